@@ -1,0 +1,177 @@
+// The AMQP edge: one connection per cluster, a pool of channels for parallel declares (amqplib
+// serialises RPCs per channel, so parallelism needs channels), and broker replies turned into
+// errors that name the cluster, the object and the reply.
+
+import { readFileSync } from "node:fs";
+import type { Channel, ChannelModel } from "amqplib";
+import { BrokerError } from "../errors.js";
+import type { ClusterTarget } from "../model.js";
+import { redactText } from "../redact.js";
+import { backoff, sleep } from "./retry.js";
+
+export interface AmqpOptions {
+  insecure?: boolean;
+  /** Attempts to connect while the broker refuses connections (a node booting). */
+  connectAttempts?: number;
+}
+
+/** Connection-level failures worth retrying: the broker is starting, restarting or overloaded. */
+const TRANSIENT_NET = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Socket closed abruptly/;
+
+export class AmqpSession {
+  /** AMQP RPCs sent (declares, binds, deletes, channel opens); the benchmark reports it. */
+  rpcs = 0;
+  private closed = false;
+  /** Set when the broker or an operator closed the connection under us. */
+  lost: Error | undefined;
+
+  private constructor(
+    readonly cluster: string,
+    readonly conn: ChannelModel,
+  ) {
+    conn.on("error", (e: Error) => {
+      this.lost ??= e;
+    });
+    conn.on("close", (e?: Error) => {
+      if (!this.closed) this.lost ??= e ?? new Error("connection closed");
+    });
+  }
+
+  static async open(target: ClusterTarget, opts: AmqpOptions = {}): Promise<AmqpSession> {
+    const amqplib = await import("amqplib");
+    const { amqp, tls } = target;
+    const attempts = opts.connectAttempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const conn = await amqplib.connect(
+          {
+            protocol: amqp.protocol,
+            hostname: amqp.hostname,
+            port: amqp.port,
+            username: amqp.username,
+            password: amqp.password,
+            vhost: amqp.vhost,
+            heartbeat: 30,
+          },
+          {
+            ca: tls.ca ? [readFileSync(tls.ca)] : undefined,
+            cert: tls.cert ? readFileSync(tls.cert) : undefined,
+            key: tls.key ? readFileSync(tls.key) : undefined,
+            rejectUnauthorized: !(tls.insecure || opts.insecure),
+            timeout: 15_000,
+            clientProperties: { connection_name: `topo ${target.name}` },
+          },
+        );
+        return new AmqpSession(target.name, conn);
+      } catch (e) {
+        const err = connectError(target, e as Error);
+        if (!err.transient || attempt >= attempts) throw err;
+        await sleep(backoff(attempt));
+      }
+    }
+  }
+
+  async channel(): Promise<Channel> {
+    this.rpcs++;
+    const ch = await this.conn.createChannel();
+    // A channel closed by the broker (406, 404, ...) emits 'error'; the failing call rejects with
+    // the same error, which is where topo handles it.
+    ch.on("error", () => undefined);
+    return ch;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.conn.close();
+    } catch {
+      // Already gone: nothing to release.
+    }
+  }
+
+  /**
+   * Run `fn` on every item over up to `size` channels in parallel. Stops at the first failure,
+   * lets the calls in flight finish, and throws that failure with the number done.
+   */
+  async runAll<T>(
+    items: readonly T[],
+    size: number,
+    fn: (ch: Channel, item: T) => Promise<unknown>,
+    what: (item: T) => string,
+    onDone: (item: T) => void = () => undefined,
+  ): Promise<void> {
+    if (items.length === 0) return;
+    let next = 0;
+    let failure: BrokerError | undefined;
+    const worker = async (): Promise<void> => {
+      let ch: Channel | undefined;
+      try {
+        while (!failure && next < items.length) {
+          const item = items[next++] as T;
+          ch ??= await this.channel();
+          try {
+            this.rpcs++;
+            await fn(ch, item);
+            onDone(item);
+          } catch (e) {
+            failure ??= amqpError(this.cluster, what(item), e as Error, this.lost);
+            ch = undefined;
+          }
+        }
+      } catch (e) {
+        failure ??= amqpError(this.cluster, "open channel", e as Error, this.lost);
+      } finally {
+        if (ch) await ch.close().catch(() => undefined);
+      }
+    };
+    const workers = Math.max(1, Math.min(size, items.length));
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (failure) throw failure;
+  }
+}
+
+const CODE_HINTS: Record<number, string> = {
+  403: "the user lacks configure/write/read permission on this vhost, or the name is reserved (amq.*)",
+  404: "the object does not exist (yet); run topo plan to see the broker's state",
+  405: "the queue is exclusive to another connection",
+  406: "the object exists with other properties (or, for a delete, still holds messages); topo plan shows what differs",
+  320: "the broker closed the connection (restart, or an operator closed it); run topo apply again: it finishes what is left",
+  530: "the vhost does not exist or the user may not use it",
+  541: "the broker failed internally; on RabbitMQ 4 this is what a denied deprecated feature (transient non-exclusive queues) looks like: permit it with deprecated_features.permit.transient_nonexcl_queues = true, or make the queue durable",
+};
+
+/** The broker's words from an amqplib error: `406 PRECONDITION_FAILED - inequivalent arg ...`. */
+export function replyText(e: Error & { code?: unknown }): { code?: number; text: string } {
+  const m = /with message "([^"]*)"/.exec(e.message);
+  const code = typeof e.code === "number" ? e.code : undefined;
+  if (m) return { code, text: `${code ?? ""} ${m[1]}`.trim() };
+  return { code, text: e.message };
+}
+
+export function amqpError(cluster: string, what: string, e: Error, lost?: Error): BrokerError {
+  const { code, text } = replyText(e as Error & { code?: unknown });
+  const lostText = lost && lost !== e ? `; connection lost: ${replyText(lost as Error & { code?: unknown }).text}` : "";
+  const connectionGone = !!lost || /Connection closed|Channel ended|IllegalOperationError|Socket closed/.test(`${e.name} ${e.message}`);
+  const hint = code !== undefined ? CODE_HINTS[code] : connectionGone ? CODE_HINTS[320] : undefined;
+  return new BrokerError(cluster, redactText(`${what} -> ${text}${lostText}`), {
+    status: code,
+    transient: connectionGone,
+    hints: hint ? [hint] : [],
+  });
+}
+
+function connectError(target: ClusterTarget, e: Error): BrokerError {
+  const { code, text } = replyText(e as Error & { code?: unknown });
+  const where = `connect ${target.amqp.display}`;
+  const hints: string[] = [];
+  let transient = false;
+  if (/ACCESS.REFUSED|403/.test(e.message)) hints.push(`the broker refused user "${target.amqp.username}"; check the user and password in clusters.${target.name}.url`);
+  else if (/NOT.ALLOWED|530|vhost/.test(e.message)) hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);
+  else if (/CERT|SSL|certificate|self.signed|wrong version number/i.test(e.message)) hints.push(`TLS failed; check clusters.${target.name}.tls.ca (and the port: amqps is usually 5671)`);
+  else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
+    transient = true;
+    hints.push(`nothing accepts AMQP connections at ${target.amqp.hostname}:${target.amqp.port}; is the broker up?`);
+  }
+  return new BrokerError(target.name, redactText(`${where} -> ${text}`), { status: code, transient, hints });
+}

@@ -1,0 +1,186 @@
+// Carry out one cluster's plan, and nothing else (Terraform: "the actions during apply must be
+// described entirely by the Changes field"). Phases keep the order correctness needs: the vhost
+// first, policies before the queues they mirror, unbinds before deletes, objects before their
+// bindings, and user-visible deletes of policies last. Within a phase, writes run in parallel.
+
+import type { Channel } from "amqplib";
+import { ApplyError, BrokerError } from "../errors.js";
+import type { Action, Binding, ClusterPlan, ClusterTarget, Exchange, Policy, Queue, Resource } from "../model.js";
+import { assertNever } from "../model.js";
+import { describe, keyOf } from "../plan/keys.js";
+import { renderAction } from "../plan/render.js";
+import type { AmqpSession } from "./amqp.js";
+import type { ManagementClient } from "./http.js";
+import { vh } from "./http.js";
+
+export interface ExecuteOptions {
+  /** Delete queues even when they hold messages. Without it every queue delete is if-empty. */
+  allowDataLoss: boolean;
+  /** Channels used in parallel. */
+  concurrency: number;
+}
+
+export interface ExecuteContext {
+  target: ClusterTarget;
+  http: ManagementClient;
+  /** Opens the AMQP session on first use (after the vhost exists). */
+  amqp: () => Promise<AmqpSession>;
+}
+
+export function queueDeclareArgs(q: Queue): Record<string, unknown> {
+  // Classic queues are declared without x-queue-type, exactly like a kombu worker does, so a
+  // worker's redeclare is equivalent on 3.x and 4.x alike.
+  return q.type === "classic" ? { ...q.arguments } : { ...q.arguments, "x-queue-type": q.type };
+}
+
+export function declareQueue(ch: Channel, q: Queue): Promise<unknown> {
+  return ch.assertQueue(q.name, { durable: q.durable, autoDelete: q.autoDelete, exclusive: q.exclusive, arguments: queueDeclareArgs(q) });
+}
+
+export function declareExchange(ch: Channel, e: Exchange): Promise<unknown> {
+  return ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: e.autoDelete, internal: e.internal, arguments: e.arguments });
+}
+
+export function bind(ch: Channel, b: Binding): Promise<unknown> {
+  return b.destinationType === "queue"
+    ? ch.bindQueue(b.destination, b.source, b.routingKey, b.arguments)
+    : ch.bindExchange(b.destination, b.source, b.routingKey, b.arguments);
+}
+
+function unbind(ch: Channel, b: Binding): Promise<unknown> {
+  return b.destinationType === "queue"
+    ? ch.unbindQueue(b.destination, b.source, b.routingKey, b.arguments)
+    : ch.unbindExchange(b.destination, b.source, b.routingKey, b.arguments);
+}
+
+function policyBody(p: Policy): Record<string, unknown> {
+  return { pattern: p.pattern, definition: p.definition, priority: p.priority, "apply-to": p.applyTo };
+}
+
+export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions): Promise<void> {
+  const { http, target } = ctx;
+  const v = vh(target.amqp.vhost);
+  const done = new Set<Action>();
+  const remaining = (): Action[] => plan.actions.filter((a) => !done.has(a));
+
+  const creates = (kind: Resource["kind"]) => plan.actions.filter((a) => a.op === "create" && a.after.kind === kind);
+
+  const replaces = plan.actions.filter((a): a is Extract<Action, { op: "replace" }> => a.op === "replace");
+  const deletes = plan.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete");
+
+  try {
+    // 1. The vhost, over HTTP (AMQP cannot create one). The creating user gets full permissions
+    //    on it; a different AMQP user needs them granted to connect at all.
+    for (const a of creates("vhost")) {
+      await http.put(`/api/vhosts/${v}`, {});
+      if (target.amqp.username !== target.management.username) {
+        await http.put(`/api/permissions/${v}/${encodeURIComponent(target.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" });
+      }
+      done.add(a);
+    }
+
+    // 2. Policies first, so a mirrored queue is mirrored from the moment it exists.
+    for (const a of plan.actions) {
+      if ((a.op === "create" || a.op === "update" || a.op === "replace") && a.after.kind === "policy") {
+        await http.put(`/api/policies/${v}/${encodeURIComponent(a.after.name)}`, policyBody(a.after));
+        done.add(a);
+      }
+    }
+
+    const needsAmqp = plan.actions.some((a) => !done.has(a) && actionResource(a).kind !== "policy");
+    if (!needsAmqp) {
+      await deletePolicies();
+      return;
+    }
+    const amqp = await ctx.amqp();
+    const n = opts.concurrency;
+
+    // 3. Bindings to delete, before the objects at their ends.
+    const unbinds = deletes.filter((a) => a.before.kind === "binding");
+    await amqp.runAll(unbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, (a) => done.add(a));
+
+    // 4. Deletes of queues and exchanges, and the old side of replaces. Queues are deleted
+    //    if-empty unless data loss was allowed: the broker itself refuses to drop messages, even
+    //    ones published after plan read the counts.
+    const removals: { a: Action; r: Queue | Exchange }[] = [];
+    for (const a of [...deletes, ...replaces]) {
+      if (a.before.kind === "queue" || a.before.kind === "exchange") removals.push({ a, r: a.before });
+    }
+    await amqp.runAll(
+      removals,
+      n,
+      (ch, { r }) => (r.kind === "queue" ? ch.deleteQueue(r.name, { ifEmpty: !opts.allowDataLoss }) : ch.deleteExchange(r.name)),
+      ({ r }) => `delete ${r.kind} ${r.name}`,
+      ({ a }) => {
+        if (a.op === "delete") done.add(a);
+      },
+    );
+
+    // 5. Exchanges and queues: the new ones and the new side of replaces.
+    const declares = plan.actions.filter(
+      (a): a is Extract<Action, { op: "create" | "replace" }> =>
+        (a.op === "create" || a.op === "replace") && (a.after.kind === "queue" || a.after.kind === "exchange"),
+    );
+    await amqp.runAll(
+      declares,
+      n,
+      (ch, a) => (a.after.kind === "queue" ? declareQueue(ch, a.after) : declareExchange(ch, a.after as Exchange)),
+      (a) => `declare ${a.after.kind} ${describe(a.after)}`,
+      (a) => {
+        if (a.op === "create") done.add(a);
+      },
+    );
+
+    // 6. Bindings: the new ones, and every binding a replaced object had (they vanished with it).
+    const binds = new Map<string, Binding>();
+    for (const a of creates("binding")) if (a.op === "create") binds.set(keyOf(a.after), a.after as Binding);
+    for (const a of replaces) for (const b of a.rebind) binds.set(keyOf(b), b);
+    await amqp.runAll([...binds.values()], n, (ch, b) => bind(ch, b), (b) => `bind ${describe(b)}`);
+    for (const a of [...creates("binding"), ...replaces]) done.add(a);
+
+    // 7. Policies the file no longer asks for.
+    await deletePolicies();
+  } catch (e) {
+    throw partialFailure(plan, e, remaining());
+  }
+
+  async function deletePolicies(): Promise<void> {
+    for (const a of deletes) {
+      if (a.before.kind === "policy") {
+        await http.delete(`/api/policies/${v}/${encodeURIComponent(a.before.name)}`);
+        done.add(a);
+      }
+    }
+  }
+}
+
+/** Say what was done and what was not, so the user knows a re-run finishes the job. */
+function partialFailure(plan: ClusterPlan, e: unknown, left: Action[]): Error {
+  if (!(e instanceof BrokerError)) return e as Error;
+  const doneCount = plan.actions.length - left.length;
+  const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
+  const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
+  const msg = [
+    e.message,
+    `  cluster ${plan.cluster}: ${doneCount} of ${plan.actions.length} changes were made before the failure; not done:`,
+    ...shown,
+    ...more,
+  ].join("\n");
+  return new ApplyError(msg, [
+    ...e.hints,
+    "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)",
+  ]);
+}
+
+export function actionResource(a: Action): Resource {
+  switch (a.op) {
+    case "create":
+    case "update":
+    case "replace":
+      return a.after;
+    case "delete":
+      return a.before;
+    default:
+      return assertNever(a);
+  }
+}

@@ -1,0 +1,78 @@
+// One apply at a time per cluster. The lock is an exclusive queue on the broker itself: it lives
+// exactly as long as the connection that declared it, so a crashed apply never leaves it behind.
+
+import { hostname } from "node:os";
+import { LockError } from "../errors.js";
+import type { AmqpSession } from "./amqp.js";
+import { amqpError, replyText } from "./amqp.js";
+import type { ManagementClient } from "./http.js";
+import { vh } from "./http.js";
+import { sleep } from "./retry.js";
+
+export const LOCK_QUEUE = "topo.lock";
+
+export interface LockOptions {
+  timeoutMs: number;
+  /** How often to try again while another apply holds the lock. */
+  pollMs?: number;
+  log: (msg: string) => void;
+}
+
+interface LockHolder {
+  holder?: string;
+  since?: string;
+}
+
+export async function acquireLock(session: AmqpSession, http: ManagementClient, vhost: string, opts: LockOptions): Promise<void> {
+  const started = Date.now();
+  const me = `${hostname()} pid ${process.pid}`;
+  let announced = false;
+  for (;;) {
+    const ch = await session.channel();
+    try {
+      session.rpcs++;
+      await ch.assertQueue(LOCK_QUEUE, {
+        exclusive: true,
+        durable: false,
+        autoDelete: true,
+        // Stored with the queue (RabbitMQ keeps unknown arguments), so a waiting apply can say who
+        // holds the lock and since when.
+        arguments: { "x-topo-holder": me, "x-topo-since": new Date().toISOString() },
+      });
+      await ch.close().catch(() => undefined);
+      return;
+    } catch (e) {
+      const { code } = replyText(e as Error & { code?: unknown });
+      // 405 RESOURCE_LOCKED: another connection holds the exclusive queue.
+      if (code !== 405) throw amqpError(session.cluster, `take lock ${LOCK_QUEUE}`, e as Error, session.lost);
+    }
+    const info = await holderOf(http, vhost);
+    const waited = Date.now() - started;
+    const who = `${info.holder ?? "another topo apply"}${info.since ? ` since ${info.since}` : ""}`;
+    if (waited >= opts.timeoutMs) {
+      throw new LockError(
+        `cluster ${session.cluster}: the apply lock (queue ${LOCK_QUEUE} in vhost ${vhost}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
+        ["another apply is running against this cluster: wait for it to finish, or raise --lock-timeout", "the lock disappears by itself when its holder's connection closes"],
+      );
+    }
+    if (!announced) {
+      opts.log(`cluster ${session.cluster}: waiting for the apply lock held by ${who} (up to ${Math.round(opts.timeoutMs / 1000)} s)`);
+      announced = true;
+    }
+    await sleep(Math.min(opts.pollMs ?? 500, Math.max(50, opts.timeoutMs - waited)));
+  }
+}
+
+async function holderOf(http: ManagementClient, vhost: string): Promise<LockHolder> {
+  try {
+    const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${LOCK_QUEUE}?disable_stats=true`);
+    const args = q?.arguments ?? {};
+    return {
+      holder: typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : undefined,
+      since: typeof args["x-topo-since"] === "string" ? args["x-topo-since"] : undefined,
+    };
+  } catch {
+    // Who holds it is only for the message; not knowing must not fail the wait.
+    return {};
+  }
+}

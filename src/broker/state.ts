@@ -1,0 +1,128 @@
+// Pure: what the management API returns → the model, normalised exactly like the desired state
+// (defaults filled, x-queue-type folded into `type`, argument keys sorted).
+
+import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource } from "../model.js";
+import { sortArgs, sortResources } from "../config/normalize.js";
+
+export interface ApiExchange {
+  name: string;
+  type: string;
+  durable: boolean;
+  auto_delete: boolean;
+  internal: boolean;
+  arguments?: Args;
+}
+export interface ApiQueue {
+  name: string;
+  type?: string;
+  durable: boolean;
+  auto_delete: boolean;
+  exclusive?: boolean;
+  arguments?: Args;
+  messages?: number;
+  consumers?: number;
+  node?: string;
+  policy?: string;
+  slave_nodes?: string[];
+  synchronised_slave_nodes?: string[];
+}
+export interface ApiBinding {
+  source: string;
+  destination: string;
+  destination_type: "queue" | "exchange";
+  routing_key: string;
+  arguments?: Args;
+}
+export interface ApiPolicy {
+  name: string;
+  pattern: string;
+  "apply-to": Policy["applyTo"];
+  priority: number;
+  definition: Args;
+}
+
+export function exchangeFrom(e: ApiExchange): Exchange {
+  return {
+    kind: "exchange",
+    name: e.name,
+    type: e.type,
+    durable: e.durable,
+    autoDelete: e.auto_delete,
+    internal: e.internal,
+    arguments: sortArgs(e.arguments ?? {}),
+  };
+}
+
+export function queueFrom(q: ApiQueue): Queue {
+  const { "x-queue-type": declaredType, ...rest } = q.arguments ?? {};
+  // RabbitMQ 4 reports x-queue-type: classic even when a queue was declared without it, and 3.x
+  // keeps whatever the client sent; the queue's type is what counts, wherever it is written.
+  const type = (q.type ?? (typeof declaredType === "string" ? declaredType : "classic")) as QueueType;
+  return {
+    kind: "queue",
+    name: q.name,
+    type,
+    durable: q.durable,
+    autoDelete: q.auto_delete,
+    exclusive: q.exclusive ?? false,
+    arguments: sortArgs(rest),
+  };
+}
+
+export function bindingFrom(b: ApiBinding): Binding {
+  return {
+    kind: "binding",
+    source: b.source,
+    destination: b.destination,
+    destinationType: b.destination_type,
+    routingKey: b.routing_key,
+    arguments: sortArgs(b.arguments ?? {}),
+  };
+}
+
+export function policyFrom(p: ApiPolicy): Policy {
+  return {
+    kind: "policy",
+    name: p.name,
+    pattern: p.pattern,
+    applyTo: p["apply-to"],
+    priority: p.priority,
+    definition: sortArgs(p.definition ?? {}),
+  };
+}
+
+export function factsFrom(q: ApiQueue): QueueFacts {
+  return {
+    messages: q.messages,
+    consumers: q.consumers,
+    node: q.node,
+    policy: q.policy || undefined,
+    mirrors: q.slave_nodes,
+    synchronisedMirrors: q.synchronised_slave_nodes,
+  };
+}
+
+export interface ApiSnapshot {
+  version: string;
+  nodes: string[];
+  vhost?: string;
+  exchanges: ApiExchange[];
+  queues: ApiQueue[];
+  bindings: ApiBinding[];
+  policies: ApiPolicy[];
+}
+
+/** The default exchange, amq.* and the implicit default-exchange bindings are never topo's. */
+export function actualFrom(s: ApiSnapshot): ActualCluster {
+  const resources: Resource[] = [];
+  const queueFacts: Record<string, QueueFacts> = {};
+  if (s.vhost !== undefined) resources.push({ kind: "vhost", name: s.vhost });
+  for (const e of s.exchanges) if (e.name !== "" && !e.name.startsWith("amq.")) resources.push(exchangeFrom(e));
+  for (const q of s.queues) {
+    resources.push(queueFrom(q));
+    queueFacts[q.name] = factsFrom(q);
+  }
+  for (const b of s.bindings) if (b.source !== "") resources.push(bindingFrom(b));
+  for (const p of s.policies) resources.push(policyFrom(p));
+  return { vhostExists: s.vhost !== undefined, version: s.version, nodes: s.nodes, resources: sortResources(resources), queueFacts };
+}

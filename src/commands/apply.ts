@@ -1,0 +1,183 @@
+import { loadConfig, type Env } from "../config/load.js";
+import { ApplyError, UnsafePlanError } from "../errors.js";
+import type { Action, ClusterPlan, DesiredCluster, Plan } from "../model.js";
+import { AmqpSession } from "../broker/amqp.js";
+import { executePlan } from "../broker/execute.js";
+import type { ManagementClient } from "../broker/http.js";
+import { acquireLock } from "../broker/lock.js";
+import { destructiveActions } from "../plan/diff.js";
+import { renderAction, renderText } from "../plan/render.js";
+import { forEachCluster, managementClient, planCluster, selectClusters, type ConnectionOptions } from "./clusters.js";
+
+export interface ApplyOptions extends ConnectionOptions {
+  file: string;
+  cluster?: string;
+  env?: Env;
+  allowDestructive: boolean;
+  allowDataLoss: boolean;
+  lockTimeoutMs: number;
+  /** Channels per cluster used for parallel writes. */
+  concurrency?: number;
+  /** Progress for people (stderr). */
+  log: (msg: string) => void;
+  /** Called with the plan before anything is written. */
+  onPlan?: (plan: Plan) => void;
+}
+
+export interface ClusterOutcome {
+  name: string;
+  status: "unchanged" | "applied";
+  changes: number;
+}
+
+export interface ApplyResult {
+  plan: Plan;
+  clusters: ClusterOutcome[];
+  stats: { httpRequests: number; amqpRpcs: number };
+}
+
+export const DEFAULT_CONCURRENCY = 64;
+
+export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
+  const { desired } = loadConfig(opts.file, opts.env);
+  const clusters = selectClusters(desired, opts.cluster, opts.file);
+  const clients = new Map<string, ManagementClient>(clusters.map((c) => [c.target.name, managementClient(c, opts)]));
+  const sessions = new Map<string, AmqpSession>();
+  const stats = { httpRequests: 0, amqpRpcs: 0 };
+  const client = (c: DesiredCluster) => clients.get(c.target.name) as ManagementClient;
+  const session = async (c: DesiredCluster): Promise<AmqpSession> => {
+    let s = sessions.get(c.target.name);
+    if (!s) {
+      s = await AmqpSession.open(c.target, opts);
+      sessions.set(c.target.name, s);
+    }
+    return s;
+  };
+
+  try {
+    const plans = await forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix));
+    const plan: Plan = { clusters: plans };
+    opts.onPlan?.(plan);
+
+    // Refuse before anything is written, on any cluster.
+    guardDestructive(plans, opts.allowDestructive);
+    await forEachCluster(clusters, async (c) => {
+      const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
+      if (hasQueueRemovals(p)) await countMessages(p, await session(c));
+    });
+    guardDataLoss(plans, opts.allowDataLoss);
+
+    const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
+      const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
+      if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
+      const http = client(c);
+      // The lock lives in the vhost, so the vhost comes first (an idempotent PUT).
+      const isVhostCreate = (a: Action) => a.op === "create" && a.after.kind === "vhost";
+      const vhostActions = first.actions.filter(isVhostCreate);
+      if (vhostActions.length) {
+        await executePlan({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
+      }
+      const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
+      const s = await session(c);
+      await acquireLock(s, http, c.target.amqp.vhost, { timeoutMs: opts.lockTimeoutMs, log: opts.log });
+
+      // Plan again under the lock: another apply may have changed the broker while we waited.
+      const current = await planCluster(c, http, desired.prefix);
+      if (current.actions.length === 0) {
+        if (rest.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
+        return { name: c.target.name, status: "applied", changes: vhostActions.length };
+      }
+      if (!samePlan(rest, current)) {
+        opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
+        guardDestructive([current], opts.allowDestructive);
+        if (hasQueueRemovals(current)) await countMessages(current, s);
+        guardDataLoss([current], opts.allowDataLoss);
+      }
+      opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
+      await executePlan(current, ctx(c), execOpts(opts));
+
+      // An apply whose re-plan is not empty has failed.
+      const after = await planCluster(c, http, desired.prefix);
+      if (after.actions.length) {
+        throw new ApplyError(
+          `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,
+          ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],
+        );
+      }
+      opts.log(`cluster ${c.target.name}: ${current.actions.length} change${current.actions.length === 1 ? "" : "s"} applied; the broker matches the file`);
+      return { name: c.target.name, status: "applied", changes: vhostActions.length + current.actions.length };
+    });
+    return { plan, clusters: outcomes, stats };
+  } finally {
+    await Promise.all([...sessions.values()].map((s) => s.close()));
+    for (const s of sessions.values()) stats.amqpRpcs += s.rpcs;
+    for (const c of clients.values()) {
+      stats.httpRequests += c.requests;
+      c.close();
+    }
+  }
+
+  function ctx(c: DesiredCluster) {
+    return { target: c.target, http: client(c), amqp: () => session(c) };
+  }
+}
+
+function execOpts(opts: ApplyOptions) {
+  return { allowDataLoss: opts.allowDataLoss, concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY };
+}
+
+function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {
+  const keys = (p: ClusterPlan) => p.actions.map((x) => `${x.op}|${x.key}`).join("\n");
+  return keys(a) === keys(b);
+}
+
+function hasQueueRemovals(p: ClusterPlan): boolean {
+  return destructiveActions(p).some((a) => a.before.kind === "queue");
+}
+
+/**
+ * Message counts from the management API lag by up to 5 s; a passive declare gives the broker's
+ * count now. Used to refuse a data-losing plan before anything is written.
+ */
+async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
+  const targets = destructiveActions(p).filter((a) => a.before.kind === "queue");
+  await s.runAll(
+    targets,
+    16,
+    async (ch, a) => {
+      try {
+        const r = await ch.checkQueue(a.before.kind === "queue" ? a.before.name : "");
+        a.messages = r.messageCount;
+      } catch (e) {
+        // 404: the queue is already gone, so it holds nothing.
+        if ((e as { code?: number }).code === 404) a.messages = 0;
+        else throw e;
+      }
+    },
+    (a) => `count messages of queue ${a.before.kind === "queue" ? a.before.name : ""}`,
+  );
+}
+
+function guardDestructive(plans: ClusterPlan[], allowed: boolean): void {
+  if (allowed) return;
+  const lines = plans.flatMap((p) => destructiveActions(p).map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`));
+  if (lines.length === 0) return;
+  throw new UnsafePlanError(`refusing to apply ${lines.length} destructive change${lines.length === 1 ? "" : "s"} without --allow-destructive:\n${lines.join("\n")}`, [
+    "a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists",
+    "review the plan, then run topo apply --allow-destructive; nothing was changed",
+  ]);
+}
+
+function guardDataLoss(plans: ClusterPlan[], allowed: boolean): void {
+  if (allowed) return;
+  const lines = plans.flatMap((p) =>
+    destructiveActions(p)
+      .filter((a) => (a.messages ?? 0) > 0)
+      .map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`),
+  );
+  if (lines.length === 0) return;
+  throw new UnsafePlanError(`refusing to drop messages: ${lines.length} queue${lines.length === 1 ? "" : "s"} to delete or replace still hold${lines.length === 1 ? "s" : ""} messages:\n${lines.join("\n")}`, [
+    "let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed",
+  ]);
+}
+

@@ -1,0 +1,365 @@
+// Read the file, parse it keeping node positions, interpolate ${VAR}, validate it against the
+// schema, normalise it, and report every problem at once as FILE:LINE:COL: message.
+
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import type { ErrorObject, ValidateFunction } from "ajv";
+import { ConfigError, type ConfigProblem } from "../errors.js";
+import type { DesiredState } from "../model.js";
+import { registerSecret } from "../redact.js";
+import { normalize, type PathProblem, type RawConfig } from "./normalize.js";
+
+/** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** Deeper YAML is refused: the real shape is 6 levels deep. */
+export const MAX_DEPTH = 64;
+
+export type Env = Record<string, string | undefined>;
+
+export interface LoadResult {
+  file: string;
+  desired: DesiredState;
+}
+
+const require = createRequire(import.meta.url);
+let validator: ValidateFunction | undefined;
+
+function schemaValidator(): ValidateFunction {
+  if (!validator) {
+    // Loaded on first use, so `topo --help` never pays for compiling the schema.
+    const Ajv = require("ajv") as typeof import("ajv").default;
+    const schema = require("../../schemas/topology.schema.json") as object;
+    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+    validator = ajv.compile(schema);
+  }
+  return validator;
+}
+
+export function loadConfig(file: string, env: Env = process.env): LoadResult {
+  let text: string;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw problemsError(file, [{ line: 1, col: 1, message: `not a regular file` }]);
+    if (st.size > MAX_FILE_BYTES) {
+      throw problemsError(file, [{ line: 1, col: 1, message: `file is ${st.size} bytes; topo reads at most ${MAX_FILE_BYTES}` }]);
+    }
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file; pass the file with -f FILE" : code === "EACCES" ? "permission denied" : String((e as Error).message);
+    throw problemsError(file, [{ line: 1, col: 1, message: why }]);
+  }
+  return { file, desired: parseConfig(text, file, env) };
+}
+
+/** Parse, validate and normalise a file's text. Throws ConfigError with every problem found. */
+export function parseConfig(text: string, file: string, env: Env = process.env): DesiredState {
+  const lc = new LineCounter();
+  const at = (offset: number): { line: number; col: number } => lc.linePos(Math.max(0, offset));
+  const fail = (problems: { line: number; col: number; message: string }[]): never => {
+    throw problemsError(file, problems);
+  };
+
+  const binary = text.search(/[\u0000-\u0008\u000e-\u001f\ufffd]/);
+  if (binary >= 0) {
+    const lineOf = text.slice(0, binary).split("\n").length;
+    const col = binary - text.lastIndexOf("\n", binary - 1);
+    fail([{ line: lineOf, col, message: `file contains binary data (byte ${binary}); a topology is UTF-8 YAML text` }]);
+  }
+  if (text.trim() === "") fail([{ line: 1, col: 1, message: `file is empty; a topology needs version, clusters and services` }]);
+
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  } catch (e) {
+    // The parser recurses; absurd nesting exhausts the stack before any rule applies.
+    fail([{ line: 1, col: 1, message: `cannot parse YAML: ${e instanceof RangeError ? "nesting is too deep" : (e as Error).message}` }]);
+    throw e;
+  }
+  if (doc.errors.length > 0) {
+    fail(doc.errors.map((e) => ({ ...at(e.pos[0]), message: `YAML: ${firstLine(e.message)}` })));
+  }
+  const depthProblem = tooDeep(doc.contents as YamlNode | null, 0);
+  if (depthProblem) fail([{ ...at(depthProblem.range?.[0] ?? 0), message: `nesting deeper than ${MAX_DEPTH} levels; a topology is a few levels deep` }]);
+
+  if (!isMap(doc.contents)) {
+    const node = doc.contents as YamlNode | null;
+    const what = node === null ? "empty" : isSeq(node) ? "a list" : "a single value";
+    fail([{ ...at(node?.range?.[0] ?? 0), message: `the file must be a mapping (version:, clusters:, services:), not ${what}` }]);
+  }
+
+  // ${VAR} and ${VAR:-default} in values, each problem at its scalar.
+  const problems: ConfigProblem[] = [];
+  visit(doc, {
+    Scalar(key, node) {
+      if (key === "key" || typeof node.value !== "string") return;
+      const r = interpolate(node.value, env);
+      if ("error" in r) problems.push({ file, ...at(node.range?.[0] ?? 0), message: r.error });
+      else node.value = r.value;
+    },
+  });
+  if (problems.length) throw new ConfigError(problems);
+
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    fail([{ line: 1, col: 1, message: `cannot read YAML: ${firstLine((e as Error).message)}` }]);
+  }
+
+  const validate = schemaValidator();
+  if (!validate(data)) {
+    const seen = new Set<string>();
+    for (const err of relevantErrors(validate.errors ?? [])) {
+      const p = schemaProblem(err, doc, at, file);
+      const id = formatKey(p);
+      if (!seen.has(id)) {
+        seen.add(id);
+        problems.push(p);
+      }
+    }
+    throw new ConfigError(sortProblems(problems));
+  }
+
+  const { desired, problems: crossProblems } = normalize(data as RawConfig);
+  for (const p of crossProblems) problems.push(placePathProblem(p, doc, at, file));
+  for (const c of desired.clusters) {
+    for (const [field, path] of [["ca", c.target.tls.ca], ["cert", c.target.tls.cert], ["key", c.target.tls.key]] as const) {
+      if (path !== undefined && !existsSync(path)) {
+        problems.push(placePathProblem({ path: ["clusters", c.target.name, "tls", field], message: `no such file: ${path}` }, doc, at, file));
+      }
+    }
+  }
+  if (problems.length) throw new ConfigError(sortProblems(problems));
+
+  for (const c of desired.clusters) {
+    registerSecret(c.target.amqp.password);
+    registerSecret(c.target.management.password);
+  }
+  return desired;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function problemsError(file: string, ps: { line: number; col: number; message: string }[]): ConfigError {
+  return new ConfigError(ps.map((p) => ({ file, ...p })));
+}
+
+function firstLine(s: string): string {
+  return s.split("\n")[0] ?? s;
+}
+
+function formatKey(p: ConfigProblem): string {
+  return `${p.line}:${p.col}:${p.message}`;
+}
+
+function sortProblems(ps: ConfigProblem[]): ConfigProblem[] {
+  return [...ps].sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+function tooDeep(node: YamlNode | null, depth: number): YamlNode | undefined {
+  if (!node) return undefined;
+  if (depth > MAX_DEPTH) return node;
+  if (isMap(node) || isSeq(node)) {
+    for (const item of node.items as unknown[]) {
+      const child = isPair(item) ? (item.value as YamlNode | null) : (item as YamlNode | null);
+      const deep = tooDeep(child, depth + 1);
+      if (deep) return deep;
+    }
+  }
+  return undefined;
+}
+
+const VAR = /\$\$|\$\{([^}]*)\}|\$\{/g;
+const VAR_NAME = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
+
+/** Compose-style interpolation: ${VAR}, ${VAR:-default} (default when unset or empty), $$ for $. */
+export function interpolate(value: string, env: Env): { value: string } | { error: string } {
+  let error: string | undefined;
+  const out = value.replace(VAR, (m, body: string | undefined) => {
+    if (m === "$$") return "$";
+    if (body === undefined) {
+      error ??= `unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
+      return m;
+    }
+    const parsed = VAR_NAME.exec(body);
+    if (!parsed) {
+      error ??= `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}`;
+      return m;
+    }
+    const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
+    const v = env[name];
+    if (v !== undefined && v !== "") return v;
+    if (fallback !== undefined) return fallback;
+    error ??= `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`;
+    return m;
+  });
+  return error ? { error } : { value: out };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema errors → places and words
+
+/** Drop the noise ajv adds for if/then/else and keep one error per place. */
+function relevantErrors(errors: ErrorObject[]): ErrorObject[] {
+  return errors.filter((e) => e.keyword !== "if");
+}
+
+function jsonPointerToPath(pointer: string): (string | number)[] {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+export function displayPath(path: (string | number)[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(p)) out += out ? `.${p}` : p;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out || "(top level)";
+}
+
+function schemaProblem(
+  err: ErrorObject,
+  doc: Document.Parsed,
+  at: (o: number) => { line: number; col: number },
+  file: string,
+): ConfigProblem {
+  const path = jsonPointerToPath(err.instancePath);
+  const where = displayPath(path);
+  const params = err.params as Record<string, unknown>;
+  let message: string;
+  let atKey = false;
+  let target = path;
+  switch (err.keyword) {
+    case "additionalProperties": {
+      const extra = String(params.additionalProperty);
+      target = [...path, extra];
+      atKey = true;
+      const known = Object.keys(propertiesAt(err.parentSchema));
+      const guess = closest(extra, known);
+      const isArgs = path[path.length - 1] === "arguments";
+      if (isArgs && extra === "x-queue-type") message = `${where}: set the queue type with type: (classic, quorum, stream), not x-queue-type`;
+      else if (isArgs) message = `${where}: unknown queue argument "${extra}"${guess ? `; did you mean "${guess}"?` : ""} (RabbitMQ knows: ${known.join(", ")})`;
+      else message = `${where}: unknown key "${extra}"${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
+      break;
+    }
+    case "required":
+      message = `${where}: missing required key "${String(params.missingProperty)}"`;
+      break;
+    case "type":
+      message = `${where}: must be ${article(String(params.type))}, not ${describeValue(valueAt(doc, path))}`;
+      break;
+    case "enum":
+      message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path))}`;
+      break;
+    case "const":
+      message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
+      break;
+    case "pattern":
+      message = `${where}: ${JSON.stringify(valueAt(doc, path))} must match ${String(params.pattern)}`;
+      break;
+    case "propertyNames":
+      target = [...path, String(params.propertyName)];
+      atKey = true;
+      message = `${where}: name "${String(params.propertyName)}" must be lowercase letters, digits, - and _ (starting with a letter)`;
+      break;
+    default:
+      message = `${where}: ${err.message ?? "is invalid"}`;
+  }
+  return placePathProblem({ path: target, message, atKey }, doc, at, file, true);
+}
+
+function propertiesAt(schema: unknown): Record<string, unknown> {
+  const s = schema as { properties?: Record<string, unknown> } | undefined;
+  return s?.properties ?? {};
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return "empty";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function valueAt(doc: Document.Parsed, path: (string | number)[]): unknown {
+  const node = doc.getIn(path, true) as YamlNode | undefined;
+  if (node && isScalar(node)) return (node as Scalar).value;
+  if (isMap(node)) return {};
+  if (isSeq(node)) return [];
+  return node;
+}
+
+/** The nearest known name, for "did you mean"; only when it is close. */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return bestD <= Math.max(1, Math.floor(word.length / 4)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** Find the node a path names (its key, when asked) and turn it into FILE:LINE:COL. */
+function placePathProblem(
+  p: PathProblem,
+  doc: Document.Parsed,
+  at: (o: number) => { line: number; col: number },
+  file: string,
+  messageHasPath = false,
+): ConfigProblem {
+  let offset = 0;
+  // Walk down as far as the path exists; a missing key is reported at its parent.
+  for (let n = p.path.length; n >= 0; n--) {
+    const prefix = p.path.slice(0, n);
+    if (p.atKey && n === p.path.length && n > 0) {
+      const parent = doc.getIn(prefix.slice(0, -1), true) as YamlNode | undefined;
+      if (isMap(parent)) {
+        const pair = (parent as YAMLMap).items.find((it: Pair) => isScalar(it.key) && (it.key as Scalar).value === prefix[prefix.length - 1]);
+        const keyNode = pair?.key as YamlNode | undefined;
+        if (keyNode?.range) {
+          offset = keyNode.range[0];
+          break;
+        }
+      }
+      continue;
+    }
+    const node = n === 0 ? (doc.contents as YamlNode | null) : (doc.getIn(prefix, true) as YamlNode | undefined);
+    if (node?.range) {
+      offset = node.range[0];
+      break;
+    }
+  }
+  const message = messageHasPath || p.path.length === 0 ? p.message : `${displayPath(p.path)}: ${p.message}`;
+  return { file, ...at(offset), message };
+}

@@ -1,0 +1,445 @@
+// Pure: the validated file → the exact objects wanted on each cluster. Also the cross-checks the
+// schema cannot express (the router rule with the file's prefix, unknown clusters, duplicates,
+// settings that contradict each other). No IO here: a unit test runs it on plain objects.
+
+import type {
+  Args,
+  Binding,
+  ClusterTarget,
+  DesiredCluster,
+  DesiredState,
+  Endpoint,
+  Exchange,
+  Kind,
+  ManagementEndpoint,
+  Policy,
+  Queue,
+  QueueSpec,
+  QueueType,
+  Resource,
+  TlsOptions,
+} from "../model.js";
+import { KINDS } from "../model.js";
+import { keyOf } from "../plan/keys.js";
+
+/** The shape the schema guarantees (after ${VAR} interpolation). */
+export interface RawQueueSettings {
+  cluster?: string;
+  durable?: boolean;
+  mirrored?: boolean;
+  type?: QueueType;
+  arguments?: Args;
+}
+export interface RawService {
+  name: string;
+  sync?: boolean | RawQueueSettings;
+  async?: boolean | RawQueueSettings;
+}
+export interface RawCluster {
+  url: string;
+  management?: string;
+  tls?: TlsOptions;
+}
+export interface RawConfig {
+  version: 1;
+  prefix?: string;
+  clusters: Record<string, RawCluster>;
+  defaults?: Partial<Record<Kind, RawQueueSettings>>;
+  services: (string | RawService)[];
+}
+
+/** A problem found by normalize, placed by its path in the file. */
+export interface PathProblem {
+  path: (string | number)[];
+  message: string;
+  /** Point at the key of the last path element rather than its value. */
+  atKey?: boolean;
+}
+
+export const DEFAULT_PREFIX = "mp";
+
+export const BUILT_IN: Record<Kind, Required<RawQueueSettings>> = {
+  sync: { cluster: "sync", durable: false, mirrored: true, type: "classic", arguments: {} },
+  async: { cluster: "async", durable: true, mirrored: false, type: "classic", arguments: {} },
+};
+
+/** The policy that mirrors a kind's queues. topo owns every policy whose name starts with this. */
+export const POLICY_PREFIX = "topo.";
+export const MIRROR_DEFINITION = { "ha-mode": "all", "ha-sync-mode": "automatic" } as const;
+
+export function mirrorPolicyName(kind: Kind): string {
+  return `${POLICY_PREFIX}mirror.${kind}`;
+}
+
+/** x-arguments each queue type accepts; anything else is refused before it reaches the broker. */
+const ARGS_BY_TYPE: Record<QueueType, ReadonlySet<string>> = {
+  classic: new Set([
+    "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority", "x-queue-mode",
+    "x-queue-version", "x-queue-master-locator", "x-queue-leader-locator",
+    "x-single-active-consumer", "x-consumer-timeout",
+  ]),
+  quorum: new Set([
+    "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
+    "x-delivery-limit", "x-quorum-initial-group-size", "x-max-in-memory-length",
+    "x-max-in-memory-bytes", "x-queue-leader-locator", "x-single-active-consumer",
+    "x-consumer-timeout",
+  ]),
+  stream: new Set([
+    "x-max-length-bytes", "x-max-age", "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size", "x-queue-leader-locator",
+  ]),
+};
+
+export function serviceNamePattern(prefix: string): RegExp {
+  return new RegExp(`^${escapeRegex(prefix)}[a-z_]+$`);
+}
+
+export function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Sort object keys so that both sides of a diff compare equal regardless of order. */
+export function sortArgs(args: Args): Args {
+  const out: Args = {};
+  for (const k of Object.keys(args).sort()) out[k] = args[k] as Args[string];
+  return out;
+}
+
+export function sortResources(rs: Resource[]): Resource[] {
+  const byKey = new Map<string, Resource>();
+  for (const r of rs) byKey.set(keyOf(r), r);
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+const DEFAULT_PORT = { amqp: 5672, amqps: 5671 } as const;
+
+function parseEndpoint(url: string, path: (string | number)[], problems: PathProblem[]): Endpoint | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    problems.push({ path, message: `"${maskUserinfo(url)}" is not a valid URL; write amqp://user:password@host:5672/vhost` });
+    return undefined;
+  }
+  const protocol = u.protocol.replace(/:$/, "");
+  if (protocol !== "amqp" && protocol !== "amqps") {
+    problems.push({ path, message: `unsupported scheme "${protocol}://"; use amqp:// or amqps:// (TLS)` });
+    return undefined;
+  }
+  if (!u.hostname) {
+    problems.push({ path, message: `URL has no host; write ${protocol}://user:password@host:port/vhost` });
+    return undefined;
+  }
+  if (u.search || u.hash) {
+    problems.push({ path, message: `URL query and fragment are not supported (found "${u.search}${u.hash}"); put TLS settings under tls:` });
+    return undefined;
+  }
+  const rawPath = u.pathname.replace(/^\//, "");
+  if (rawPath.includes("/")) {
+    problems.push({ path, message: `the URL path is the vhost and may not contain "/"; write %2F for a slash (vhost "/" is %2F or no path)` });
+    return undefined;
+  }
+  let vhost: string;
+  let username: string;
+  let password: string;
+  try {
+    vhost = rawPath === "" ? "/" : decodeURIComponent(rawPath);
+    username = decodeURIComponent(u.username) || "guest";
+    password = decodeURIComponent(u.password) || (u.username ? "" : "guest");
+  } catch {
+    problems.push({ path, message: `URL has a malformed %-escape` });
+    return undefined;
+  }
+  const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
+  const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath}`.replace(/\/$/, "");
+  return { protocol, hostname: stripBrackets(u.hostname), port, username, password, vhost, display };
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
+function maskUserinfo(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}
+
+function parseManagement(
+  raw: string | undefined,
+  amqp: Endpoint,
+  path: (string | number)[],
+  problems: PathProblem[],
+): ManagementEndpoint | undefined {
+  if (raw === undefined) {
+    const scheme = amqp.protocol === "amqps" ? "https" : "http";
+    const port = amqp.protocol === "amqps" ? 15671 : 15672;
+    const host = amqp.hostname.includes(":") ? `[${amqp.hostname}]` : amqp.hostname;
+    const baseUrl = `${scheme}://${host}:${port}`;
+    return { baseUrl, username: amqp.username, password: amqp.password, display: baseUrl };
+  }
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    problems.push({ path, message: `"${maskUserinfo(raw)}" is not a valid URL; write http://host:15672` });
+    return undefined;
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    problems.push({ path, message: `unsupported scheme "${u.protocol}//"; the management API is http:// or https://` });
+    return undefined;
+  }
+  if (u.search || u.hash) {
+    problems.push({ path, message: `management URL may not have a query or fragment` });
+    return undefined;
+  }
+  let username: string;
+  let password: string;
+  try {
+    username = u.username ? decodeURIComponent(u.username) : amqp.username;
+    password = u.username ? decodeURIComponent(u.password) : amqp.password;
+  } catch {
+    problems.push({ path, message: `URL has a malformed %-escape` });
+    return undefined;
+  }
+  const baseUrl = `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
+  return { baseUrl, username, password, display: baseUrl };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue settings: built-in < defaults.<kind> < services[i].<kind>
+
+interface Resolved {
+  cluster: string;
+  clusterPath: (string | number)[];
+  durable: boolean;
+  mirrored: boolean;
+  type: QueueType;
+  arguments: Args;
+}
+
+function resolveSettings(
+  kind: Kind,
+  layers: { settings: RawQueueSettings; path: (string | number)[] }[],
+  problems: PathProblem[],
+): Resolved {
+  // Remember which layer (0 = built-in) set each field: a later layer that sets `type: quorum`
+  // overrides a durable:false or mirrored:true it inherited, but not one written beside it.
+  const builtIn = BUILT_IN[kind];
+  let cluster = builtIn.cluster;
+  let clusterPath: (string | number)[] = ["clusters"];
+  let type: QueueType = builtIn.type;
+  let typeLevel = 0;
+  let durable = builtIn.durable;
+  let durableLevel = 0;
+  let mirrored = builtIn.mirrored;
+  let mirroredLevel = 0;
+  let args: Args = {};
+  let durablePath: (string | number)[] = [];
+  let mirroredPath: (string | number)[] = [];
+  layers.forEach(({ settings, path }, i) => {
+    const level = i + 1;
+    if (settings.cluster !== undefined) {
+      cluster = settings.cluster;
+      clusterPath = [...path, "cluster"];
+    }
+    if (settings.type !== undefined) {
+      type = settings.type;
+      typeLevel = level;
+    }
+    if (settings.durable !== undefined) {
+      durable = settings.durable;
+      durableLevel = level;
+      durablePath = [...path, "durable"];
+    }
+    if (settings.mirrored !== undefined) {
+      mirrored = settings.mirrored;
+      mirroredLevel = level;
+      mirroredPath = [...path, "mirrored"];
+    }
+    if (settings.arguments) args = { ...args, ...settings.arguments };
+  });
+  if (type !== "classic") {
+    if (!durable) {
+      if (durableLevel > typeLevel || (durableLevel === typeLevel && durableLevel > 0)) {
+        problems.push({ path: durablePath, message: `durable: false contradicts type: ${type}; ${type} queues are always durable` });
+      }
+      durable = true;
+    }
+    if (mirrored) {
+      if (mirroredLevel > typeLevel || (mirroredLevel === typeLevel && mirroredLevel > 0)) {
+        problems.push({
+          path: mirroredPath,
+          message: `mirrored: true needs a classic queue; ${type} queues replicate themselves (drop mirrored, or use type: classic)`,
+        });
+      }
+      mirrored = false;
+    }
+  }
+  return { cluster, clusterPath, durable, mirrored, type, arguments: args };
+}
+
+function checkArguments(
+  type: QueueType,
+  args: Args,
+  layers: { settings: RawQueueSettings; path: (string | number)[] }[],
+  problems: PathProblem[],
+): void {
+  const allowed = ARGS_BY_TYPE[type];
+  for (const name of Object.keys(args)) {
+    if (allowed.has(name)) continue;
+    // Point at the most specific layer that wrote the argument.
+    const layer = [...layers].reverse().find((l) => l.settings.arguments && name in l.settings.arguments);
+    const path = layer ? [...layer.path, "arguments", name] : [];
+    problems.push({ path, atKey: true, message: `argument ${name} does not apply to ${type} queues` });
+  }
+  if (type === "quorum" && args["x-overflow"] === "reject-publish-dlx") {
+    const layer = [...layers].reverse().find((l) => l.settings.arguments && "x-overflow" in l.settings.arguments);
+    problems.push({
+      path: layer ? [...layer.path, "arguments", "x-overflow"] : [],
+      message: `x-overflow: reject-publish-dlx is not supported by quorum queues; use drop-head or reject-publish`,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface NormalizeResult {
+  desired: DesiredState;
+  problems: PathProblem[];
+}
+
+export function normalize(raw: RawConfig): NormalizeResult {
+  const problems: PathProblem[] = [];
+  const prefix = raw.prefix ?? DEFAULT_PREFIX;
+  const namePattern = serviceNamePattern(prefix);
+
+  // Clusters
+  const targets = new Map<string, ClusterTarget>();
+  const seenVhost = new Map<string, string>();
+  for (const [name, c] of Object.entries(raw.clusters)) {
+    const amqp = parseEndpoint(c.url, ["clusters", name, "url"], problems);
+    if (!amqp) continue;
+    const management = parseManagement(c.management, amqp, ["clusters", name, "management"], problems);
+    if (!management) continue;
+    const where = `${amqp.hostname.toLowerCase()}:${amqp.port}/${amqp.vhost}`;
+    const other = seenVhost.get(where);
+    if (other !== undefined) {
+      problems.push({
+        path: ["clusters", name, "url"],
+        message: `cluster ${name} names the same vhost as cluster ${other} (${where}); each cluster needs its own vhost, or topo would delete one cluster's queues as the other's drift`,
+      });
+      continue;
+    }
+    seenVhost.set(where, name);
+    targets.set(name, { name, amqp, management, tls: c.tls ?? {} });
+  }
+
+  // Services
+  const specs: QueueSpec[] = [];
+  const firstSeen = new Map<string, number>();
+  raw.services.forEach((entry, i) => {
+    const svc: RawService = typeof entry === "string" ? { name: entry } : entry;
+    const namePath: (string | number)[] = typeof entry === "string" ? ["services", i] : ["services", i, "name"];
+    if (!namePattern.test(svc.name)) {
+      problems.push({
+        path: namePath,
+        message: `service name "${svc.name}" must match ${namePattern.source} (the prefix "${prefix}" then lowercase letters and underscores)`,
+      });
+      return;
+    }
+    const first = firstSeen.get(svc.name);
+    if (first !== undefined) {
+      problems.push({ path: namePath, message: `duplicate service "${svc.name}" (also services[${first}])` });
+      return;
+    }
+    firstSeen.set(svc.name, i);
+    for (const kind of KINDS) {
+      const own = svc[kind];
+      if (own === false) continue;
+      const layers: { settings: RawQueueSettings; path: (string | number)[] }[] = [];
+      const d = raw.defaults?.[kind];
+      if (d) layers.push({ settings: d, path: ["defaults", kind] });
+      if (own && typeof own === "object") layers.push({ settings: own, path: ["services", i, kind] });
+      const r = resolveSettings(kind, layers, problems);
+      checkArguments(r.type, r.arguments, layers, problems);
+      if (!raw.clusters[r.cluster]) {
+        const known = Object.keys(raw.clusters).join(", ");
+        const msg =
+          r.clusterPath[0] === "clusters"
+            ? `no cluster named "${r.cluster}" for ${svc.name}.${kind}; add clusters.${r.cluster} or set defaults.${kind}.cluster (clusters: ${known})`
+            : `unknown cluster "${r.cluster}" (clusters: ${known})`;
+        // One problem per place, not one per service using a missing default.
+        if (!problems.some((p) => p.message === msg || (p.path.join(".") === r.clusterPath.join(".") && p.message.startsWith("unknown cluster")))) {
+          problems.push({ path: r.clusterPath[0] === "clusters" ? namePath : r.clusterPath, message: msg });
+        }
+        continue;
+      }
+      const queue: Queue = {
+        kind: "queue",
+        name: `${svc.name}.${kind}`,
+        type: r.type,
+        durable: r.durable,
+        autoDelete: false,
+        exclusive: false,
+        arguments: sortArgs(r.arguments),
+      };
+      specs.push({ service: svc.name, kind, cluster: r.cluster, queue, mirrored: r.mirrored });
+    }
+  });
+
+  const clusters: DesiredCluster[] = [];
+  for (const target of targets.values()) {
+    const mine = specs.filter((s) => s.cluster === target.name);
+    clusters.push({ target, queues: mine, resources: desiredResources(target, mine, prefix) });
+  }
+  return { desired: { prefix, clusters }, problems };
+}
+
+/** Exchanges, queues, bindings and mirror policies one cluster must hold. */
+function desiredResources(target: ClusterTarget, mine: QueueSpec[], prefix: string): Resource[] {
+  const rs: Resource[] = [{ kind: "vhost", name: target.amqp.vhost }];
+  for (const s of mine) {
+    const exchange: Exchange = {
+      kind: "exchange",
+      name: s.service,
+      type: "topic",
+      durable: true,
+      autoDelete: false,
+      internal: false,
+      arguments: {},
+    };
+    const binding: Binding = {
+      kind: "binding",
+      source: s.service,
+      destination: s.queue.name,
+      destinationType: "queue",
+      routingKey: `${s.queue.name}.#`,
+      arguments: {},
+    };
+    rs.push(exchange, s.queue, binding);
+  }
+  for (const kind of KINDS) {
+    const ofKind = mine.filter((s) => s.kind === kind);
+    const mirrored = ofKind.filter((s) => s.mirrored);
+    if (mirrored.length === 0) continue;
+    // When every queue of this kind on the cluster is mirrored, one short pattern covers them all
+    // (and any queue a worker adds later); otherwise list the names exactly.
+    const pattern = mirrored.length === ofKind.length
+      ? `^${escapeRegex(prefix)}[a-z_]+\\.${kind}$`
+      : `^(?:${mirrored.map((s) => escapeRegex(s.queue.name)).sort().join("|")})$`;
+    const policy: Policy = {
+      kind: "policy",
+      name: mirrorPolicyName(kind),
+      pattern,
+      applyTo: "queues",
+      priority: 0,
+      definition: sortArgs({ ...MIRROR_DEFINITION }),
+    };
+    rs.push(policy);
+  }
+  return sortResources(rs);
+}

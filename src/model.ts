@@ -1,0 +1,175 @@
+// The core types. Everything the pure core (normalize, diff, render) works on is defined here,
+// as plain data: no classes, no IO.
+
+export type Kind = "sync" | "async";
+export const KINDS: readonly Kind[] = ["sync", "async"];
+
+export type QueueType = "classic" | "quorum" | "stream";
+
+/** Argument values keep their YAML/JSON types: a number stays a number on the wire. */
+export type ArgValue = string | number | boolean | null | ArgValue[] | { [k: string]: ArgValue };
+export type Args = Record<string, ArgValue>;
+
+export interface Vhost {
+  kind: "vhost";
+  name: string;
+}
+
+export interface Exchange {
+  kind: "exchange";
+  name: string;
+  type: string;
+  durable: boolean;
+  autoDelete: boolean;
+  internal: boolean;
+  arguments: Args;
+}
+
+export interface Queue {
+  kind: "queue";
+  name: string;
+  type: QueueType;
+  durable: boolean;
+  autoDelete: boolean;
+  exclusive: boolean;
+  /** x-arguments without x-queue-type (that one is `type`), keys sorted. */
+  arguments: Args;
+}
+
+export interface Binding {
+  kind: "binding";
+  source: string;
+  destination: string;
+  destinationType: "queue" | "exchange";
+  routingKey: string;
+  arguments: Args;
+}
+
+export interface Policy {
+  kind: "policy";
+  name: string;
+  pattern: string;
+  applyTo: "queues" | "exchanges" | "all" | "classic_queues" | "quorum_queues" | "streams";
+  priority: number;
+  definition: Args;
+}
+
+export type Resource = Vhost | Exchange | Queue | Binding | Policy;
+export type ResourceKind = Resource["kind"];
+
+/** Where a cluster lives. Passwords are kept here and nowhere else; `display` is safe to print. */
+export interface Endpoint {
+  protocol: "amqp" | "amqps";
+  hostname: string;
+  port: number;
+  username: string;
+  password: string;
+  vhost: string;
+  /** The AMQP URL with its password masked. */
+  display: string;
+}
+
+export interface ManagementEndpoint {
+  /** Base URL without credentials, no trailing slash, e.g. http://localhost:15672 */
+  baseUrl: string;
+  username: string;
+  password: string;
+  display: string;
+}
+
+export interface TlsOptions {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  insecure?: boolean;
+}
+
+export interface ClusterTarget {
+  name: string;
+  amqp: Endpoint;
+  management: ManagementEndpoint;
+  tls: TlsOptions;
+}
+
+/** One queue that topo wants, with why it exists (for messages and mirroring). */
+export interface QueueSpec {
+  service: string;
+  kind: Kind;
+  cluster: string;
+  queue: Queue;
+  mirrored: boolean;
+}
+
+/** What the file asks for on one cluster: its vhost and every object in it. */
+export interface DesiredCluster {
+  target: ClusterTarget;
+  /** Sorted, de-duplicated, keyed by keyOf. */
+  resources: Resource[];
+  queues: QueueSpec[];
+}
+
+export interface DesiredState {
+  prefix: string;
+  clusters: DesiredCluster[];
+}
+
+/** Per-queue facts the broker reports that are not part of the wanted state. */
+export interface QueueFacts {
+  messages?: number;
+  consumers?: number;
+  node?: string;
+  policy?: string;
+  /** Mirror nodes (3.x classic mirroring); undefined when the broker did not report them. */
+  mirrors?: string[];
+  synchronisedMirrors?: string[];
+}
+
+/** What a cluster holds, normalised the same way as the desired state. */
+export interface ActualCluster {
+  vhostExists: boolean;
+  version: string;
+  nodes: string[];
+  resources: Resource[];
+  queueFacts: Record<string, QueueFacts>;
+}
+
+export type Action =
+  | { op: "create"; key: string; after: Resource }
+  | { op: "update"; key: string; before: Resource; after: Resource; changed: string[] }
+  | {
+      op: "replace";
+      key: string;
+      before: Resource;
+      after: Resource;
+      because: string[];
+      /** Bindings that vanish with the old object and are re-created in the same apply. */
+      rebind: Binding[];
+      messages?: number;
+    }
+  | { op: "delete"; key: string; before: Resource; messages?: number };
+
+export type Op = Action["op"];
+
+export interface ClusterPlan {
+  cluster: string;
+  endpoint: string;
+  vhost: string;
+  version?: string;
+  actions: Action[];
+  warnings: string[];
+}
+
+export interface Plan {
+  clusters: ClusterPlan[];
+}
+
+export interface Summary {
+  create: number;
+  update: number;
+  replace: number;
+  delete: number;
+}
+
+export function assertNever(x: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(x)}`);
+}

@@ -1,0 +1,166 @@
+// Pure: desired and actual state of one cluster → the actions that make actual equal desired.
+
+import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Plan, Resource, ResourceKind, Summary } from "../model.js";
+import { assertNever } from "../model.js";
+import { describe, keyOf, stableJson } from "./keys.js";
+import { escapeRegex, POLICY_PREFIX } from "../config/normalize.js";
+
+/**
+ * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
+ * arguments such as x-consumer-timeout, silently keeps the old ones). A difference in any of them
+ * means delete and re-create: this is the Terraform provider's ForceNew.
+ */
+export const IMMUTABLE: Record<ResourceKind, readonly string[]> = {
+  vhost: [],
+  exchange: ["type", "durable", "autoDelete", "internal", "arguments"],
+  queue: ["type", "durable", "autoDelete", "exclusive", "arguments"],
+  binding: [],
+  policy: [],
+};
+
+/** Fields that can be changed in place (a policy is simply PUT again). */
+export const MUTABLE: Record<ResourceKind, readonly string[]> = {
+  vhost: [],
+  exchange: [],
+  queue: [],
+  binding: [],
+  policy: ["pattern", "applyTo", "priority", "definition"],
+};
+
+/** Order in which plan lists actions, and the order of kinds within a cluster. */
+const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4 };
+
+/** What topo may change or delete: only its own namespace, never amq.*, the default exchange or user policies. */
+export class Ownership {
+  private readonly exchange: RegExp;
+  private readonly queue: RegExp;
+  constructor(prefix: string) {
+    const p = escapeRegex(prefix);
+    this.exchange = new RegExp(`^${p}[a-z_]+$`);
+    this.queue = new RegExp(`^${p}[a-z_]+\\.(?:sync|async)$`);
+  }
+  owns(r: Resource): boolean {
+    switch (r.kind) {
+      case "vhost":
+        return false;
+      case "exchange":
+        return this.exchange.test(r.name);
+      case "queue":
+        return this.queue.test(r.name);
+      case "binding":
+        return r.destinationType === "queue" && this.exchange.test(r.source) && this.queue.test(r.destination);
+      case "policy":
+        return r.name.startsWith(POLICY_PREFIX);
+      default:
+        return assertNever(r);
+    }
+  }
+}
+
+function fieldDiff(before: Resource, after: Resource, fields: readonly string[]): string[] {
+  const out: string[] = [];
+  const b = before as unknown as Record<string, unknown>;
+  const a = after as unknown as Record<string, unknown>;
+  for (const f of fields) {
+    const bv = b[f];
+    const av = a[f];
+    if (f === "arguments" || f === "definition") {
+      const bo = (bv ?? {}) as Record<string, unknown>;
+      const ao = (av ?? {}) as Record<string, unknown>;
+      for (const k of [...new Set([...Object.keys(bo), ...Object.keys(ao)])].sort()) {
+        const x = stableJson(bo[k] as never);
+        const y = stableJson(ao[k] as never);
+        if (x !== y) out.push(`${f}.${k}: ${bo[k] === undefined ? "(none)" : x} -> ${ao[k] === undefined ? "(none)" : y}`);
+      }
+    } else if (stableJson(bv as never) !== stableJson(av as never)) {
+      out.push(`${f}: ${stableJson(bv as never)} -> ${stableJson(av as never)}`);
+    }
+  }
+  return out;
+}
+
+/** Bindings that disappear when `r` is deleted, so a replace can put them back. */
+function bindingsOf(r: Resource, actual: Resource[]): Binding[] {
+  const bs = actual.filter((x): x is Binding => x.kind === "binding" && x.source !== "");
+  if (r.kind === "queue") return bs.filter((b) => b.destinationType === "queue" && b.destination === r.name);
+  if (r.kind === "exchange") {
+    return bs.filter((b) => b.source === r.name || (b.destinationType === "exchange" && b.destination === r.name));
+  }
+  return [];
+}
+
+export function diffCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {
+  const owner = new Ownership(prefix);
+  const have = new Map<string, Resource>();
+  for (const r of actual.resources) have.set(keyOf(r), r);
+  const want = new Map<string, Resource>();
+  for (const r of desired.resources) want.set(keyOf(r), r);
+
+  const actions: Action[] = [];
+  const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
+
+  for (const [key, after] of want) {
+    const before = have.get(key);
+    if (!before) {
+      actions.push({ op: "create", key, after });
+      continue;
+    }
+    const because = fieldDiff(before, after, IMMUTABLE[after.kind]);
+    if (because.length) {
+      actions.push({ op: "replace", key, before, after, because, rebind: [], messages: messagesOf(before) });
+      continue;
+    }
+    const changed = fieldDiff(before, after, MUTABLE[after.kind]);
+    if (changed.length) actions.push({ op: "update", key, before, after, changed });
+  }
+  const deleted = new Set<string>();
+  for (const [key, before] of have) {
+    if (want.has(key) || !owner.owns(before)) continue;
+    deleted.add(key);
+    actions.push({ op: "delete", key, before, messages: messagesOf(before) });
+  }
+  // A replace re-creates every binding the old object had (also bindings topo does not own),
+  // except those this plan deletes anyway.
+  for (const a of actions) {
+    if (a.op === "replace") a.rebind = bindingsOf(a.before, actual.resources).filter((b) => !deleted.has(keyOf(b)));
+  }
+
+  actions.sort(compareActions);
+  return {
+    cluster: desired.target.name,
+    endpoint: desired.target.amqp.display,
+    vhost: desired.target.amqp.vhost,
+    version: actual.version || undefined,
+    actions,
+    warnings: [],
+  };
+}
+
+function resourceOf(a: Action): Resource {
+  return a.op === "create" ? a.after : a.before;
+}
+
+function compareActions(x: Action, y: Action): number {
+  const rx = resourceOf(x);
+  const ry = resourceOf(y);
+  const k = KIND_ORDER[rx.kind] - KIND_ORDER[ry.kind];
+  if (k !== 0) return k;
+  const dx = describe(rx);
+  const dy = describe(ry);
+  return dx < dy ? -1 : dx > dy ? 1 : 0;
+}
+
+export function summarize(plan: Plan): Summary {
+  const s: Summary = { create: 0, update: 0, replace: 0, delete: 0 };
+  for (const c of plan.clusters) for (const a of c.actions) s[a.op]++;
+  return s;
+}
+
+export function isEmpty(plan: Plan): boolean {
+  return plan.clusters.every((c) => c.actions.length === 0);
+}
+
+/** Replaces and deletes: the actions apply refuses without --allow-destructive. */
+export function destructiveActions(plan: ClusterPlan): Extract<Action, { op: "replace" | "delete" }>[] {
+  return plan.actions.filter((a): a is Extract<Action, { op: "replace" | "delete" }> => a.op === "replace" || a.op === "delete");
+}

@@ -1,0 +1,106 @@
+// Pure: Plan → text (for people) and Plan → JSON (for pipelines).
+
+import type { Action, ClusterPlan, Plan, Resource } from "../model.js";
+import { assertNever } from "../model.js";
+import { describe } from "./keys.js";
+import { summarize } from "./diff.js";
+
+const SYMBOL = { create: "+", update: "~", replace: "-/+", delete: "-" } as const;
+
+function details(r: Resource): string {
+  switch (r.kind) {
+    case "vhost":
+    case "binding":
+      return "";
+    case "exchange":
+      return ` (${r.type}${r.durable ? ", durable" : ", transient"}${r.autoDelete ? ", auto-delete" : ""}${r.internal ? ", internal" : ""}${argsText(r.arguments)})`;
+    case "queue":
+      return ` (${r.type}, ${r.durable ? "durable" : "transient"}${r.autoDelete ? ", auto-delete" : ""}${r.exclusive ? ", exclusive" : ""}${argsText(r.arguments)})`;
+    case "policy":
+      return ` (pattern ${r.pattern}, ${Object.entries(r.definition).map(([k, v]) => `${k}=${String(v)}`).join(", ")}, priority ${r.priority})`;
+    default:
+      return assertNever(r);
+  }
+}
+
+function argsText(args: Record<string, unknown>): string {
+  const entries = Object.entries(args);
+  return entries.length ? `, ${entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}` : "";
+}
+
+function holds(messages: number | undefined): string {
+  return messages ? ` [holds ${messages} message${messages === 1 ? "" : "s"}]` : "";
+}
+
+export function renderAction(a: Action): string[] {
+  switch (a.op) {
+    case "create":
+      return [`+ create ${a.after.kind} ${describe(a.after)}${details(a.after)}`];
+    case "update":
+      return [`~ update ${a.after.kind} ${describe(a.after)}`, ...a.changed.map((c) => `    ${c}`)];
+    case "replace":
+      return [
+        `-/+ replace ${a.after.kind} ${describe(a.after)}${holds(a.messages)}`,
+        ...a.because.map((c) => `    because ${c}`),
+        ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
+      ];
+    case "delete":
+      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a.messages)}`];
+    default:
+      return assertNever(a);
+  }
+}
+
+export function renderClusterHeader(c: ClusterPlan): string {
+  return `cluster ${c.cluster}: ${c.endpoint}${c.version ? ` (RabbitMQ ${c.version})` : ""}`;
+}
+
+export function renderText(plan: Plan): string {
+  const lines: string[] = [];
+  for (const c of plan.clusters) {
+    lines.push(renderClusterHeader(c));
+    for (const w of c.warnings) lines.push(`  ! warning: ${w}`);
+    if (c.actions.length === 0) lines.push("  no changes");
+    for (const a of c.actions) for (const l of renderAction(a)) lines.push(`  ${l}`);
+    lines.push("");
+  }
+  lines.push(renderSummary(plan));
+  return lines.join("\n");
+}
+
+export function renderSummary(plan: Plan): string {
+  const s = summarize(plan);
+  if (s.create + s.update + s.replace + s.delete === 0) return "No changes.";
+  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.`;
+}
+
+function actionJson(a: Action): Record<string, unknown> {
+  const r = a.op === "create" ? a.after : a.before;
+  const base: Record<string, unknown> = { op: a.op, kind: r.kind, name: describe(r) };
+  switch (a.op) {
+    case "create":
+      return { ...base, after: a.after };
+    case "update":
+      return { ...base, changed: a.changed, before: a.before, after: a.after };
+    case "replace":
+      return { ...base, because: a.because, messages: a.messages ?? null, rebind: a.rebind.map(describe), before: a.before, after: a.after };
+    case "delete":
+      return { ...base, messages: a.messages ?? null, before: a.before };
+    default:
+      return assertNever(a);
+  }
+}
+
+export function planJson(plan: Plan): Record<string, unknown> {
+  return {
+    clusters: plan.clusters.map((c) => ({
+      name: c.cluster,
+      endpoint: c.endpoint,
+      vhost: c.vhost,
+      version: c.version ?? null,
+      warnings: c.warnings,
+      actions: c.actions.map(actionJson),
+    })),
+    summary: summarize(plan),
+  };
+}
