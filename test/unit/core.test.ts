@@ -1,0 +1,270 @@
+// The pure core on plain objects: no broker, no files.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { normalize, type RawConfig } from "../../src/config/normalize.js";
+import { interpolate, parseConfig } from "../../src/config/load.js";
+import { ConfigError } from "../../src/errors.js";
+import type { ActualCluster, Binding, DesiredCluster, Exchange, Policy, Queue, Resource } from "../../src/model.js";
+import { diffCluster, Ownership } from "../../src/plan/diff.js";
+import { keyOf } from "../../src/plan/keys.js";
+import { planJson, renderText } from "../../src/plan/render.js";
+import { actualFrom, queueFrom } from "../../src/broker/state.js";
+import { compatibility } from "../../src/plan/compat.js";
+import { redactText, redactUrl, registerSecret } from "../../src/redact.js";
+
+const ROOT = join(import.meta.dirname, "../..");
+
+// --- builders -------------------------------------------------------------------------------
+const queue = (o: Partial<Queue> & { name: string }): Queue => ({ kind: "queue", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {}, ...o });
+const exchange = (o: Partial<Exchange> & { name: string }): Exchange => ({ kind: "exchange", type: "topic", durable: true, autoDelete: false, internal: false, arguments: {}, ...o });
+const binding = (o: Partial<Binding> & { source: string; destination: string }): Binding => ({ kind: "binding", destinationType: "queue", routingKey: `${o.destination}.#`, arguments: {}, ...o });
+const raw = (o: Partial<RawConfig> = {}): RawConfig => ({
+  version: 1,
+  clusters: { sync: { url: "amqp://u:p@h:5672/s" }, async: { url: "amqp://u:p@h:5672/a" } },
+  services: ["mplogin"],
+  ...o,
+});
+const actual = (resources: Resource[], o: Partial<ActualCluster> = {}): ActualCluster => ({ vhostExists: true, version: "3.10.8", nodes: [], resources, queueFacts: {}, ...o });
+
+function desiredOf(r: RawConfig, cluster: string): DesiredCluster {
+  const { desired, problems } = normalize(r);
+  expect(problems).toEqual([]);
+  return desired.clusters.find((c) => c.target.name === cluster)!;
+}
+
+// --- normalize ------------------------------------------------------------------------------
+describe("normalize", () => {
+  it("gives each service the kombu-compatible objects on the right cluster", () => {
+    const sync = desiredOf(raw(), "sync");
+    expect(sync.resources).toEqual([
+      binding({ source: "mplogin", destination: "mplogin.sync" }),
+      exchange({ name: "mplogin" }),
+      { kind: "policy", name: "topo.mirror.sync", pattern: "^mp[a-z_]+\\.sync$", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } },
+      queue({ name: "mplogin.sync", durable: false }),
+      { kind: "vhost", name: "s" },
+    ]);
+    const async = desiredOf(raw(), "async");
+    expect(async.resources.filter((r) => r.kind === "queue")).toEqual([queue({ name: "mplogin.async" })]);
+    expect(async.resources.some((r) => r.kind === "policy")).toBe(false);
+  });
+
+  it("layers built-in < defaults < service, and merges arguments", () => {
+    const r = raw({
+      defaults: { async: { arguments: { "x-message-ttl": 1000, "x-max-length": 5 } } },
+      services: [{ name: "mpa", sync: false, async: { arguments: { "x-max-length": 100000 } } }],
+    });
+    const q = desiredOf(r, "async").queues[0]!.queue;
+    expect(q.arguments).toEqual({ "x-max-length": 100000, "x-message-ttl": 1000 });
+    expect(Object.keys(q.arguments)).toEqual(["x-max-length", "x-message-ttl"]);
+  });
+
+  it("lists mirrored queues by name when only some of a kind are mirrored", () => {
+    const r = raw({ services: ["mpa", { name: "mpb", sync: { mirrored: false } }, "mpc"] });
+    const p = desiredOf(r, "sync").resources.find((x): x is Policy => x.kind === "policy")!;
+    expect(p.pattern).toBe("^(?:mpa\\.sync|mpc\\.sync)$");
+  });
+
+  it("quorum implies durable and no classic mirroring", () => {
+    const r = raw({ defaults: { sync: { type: "quorum" } } });
+    const s = desiredOf(r, "sync");
+    expect(s.queues[0]!.queue).toMatchObject({ type: "quorum", durable: true });
+    expect(s.queues[0]!.mirrored).toBe(false);
+    expect(s.resources.some((x) => x.kind === "policy")).toBe(false);
+  });
+
+  it("reports every cross-reference problem with its path", () => {
+    const { problems } = normalize(
+      raw({
+        defaults: { sync: { cluster: "nope" }, async: { type: "quorum", durable: false, mirrored: true } },
+        services: ["MpBad", "mplogin", "mplogin", { name: "mpx", async: { type: "classic", arguments: { "x-delivery-limit": 3 } } }],
+      }),
+    );
+    const got = problems.map((p) => `${p.path.join(".")}: ${p.message}`);
+    expect(got).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^services\.0: service name "MpBad" must match/),
+        expect.stringMatching(/^services\.2: duplicate service "mplogin"/),
+        expect.stringMatching(/^defaults\.sync\.cluster: unknown cluster "nope"/),
+        expect.stringMatching(/^defaults\.async\.durable: durable: false contradicts type: quorum/),
+        expect.stringMatching(/^defaults\.async\.mirrored: mirrored: true needs a classic queue/),
+        expect.stringMatching(/^services\.3\.async\.arguments\.x-delivery-limit: argument x-delivery-limit does not apply to classic queues/),
+      ]),
+    );
+  });
+
+  it("refuses two clusters on the same vhost, and bad URLs", () => {
+    const { problems } = normalize(
+      raw({ clusters: { sync: { url: "amqp://h/v" }, async: { url: "amqp://H:5672/v" }, third: { url: "http://h/x" }, fourth: { url: "amqp://h/a/b" } } }),
+    );
+    expect(problems.map((p) => p.message)).toEqual([
+      expect.stringMatching(/cluster async names the same vhost as cluster sync/),
+      expect.stringMatching(/unsupported scheme "http:\/\/"/),
+      expect.stringMatching(/may not contain "\/"/),
+    ]);
+  });
+
+  it("parses vhosts, ports and default management endpoints", () => {
+    const { desired } = normalize(raw({ clusters: { sync: { url: "amqps://u:p%40ss@broker/%2F" }, async: { url: "amqp://broker:5673" } } }));
+    const [s, a] = desired.clusters;
+    expect(s!.target.amqp).toMatchObject({ protocol: "amqps", port: 5671, vhost: "/", username: "u", password: "p@ss" });
+    expect(s!.target.management.baseUrl).toBe("https://broker:15671");
+    expect(a!.target.amqp).toMatchObject({ port: 5673, vhost: "/", username: "guest", password: "guest" });
+    expect(a!.target.management.baseUrl).toBe("http://broker:15672");
+    expect(s!.target.amqp.display).not.toContain("p@ss");
+  });
+});
+
+// --- load -----------------------------------------------------------------------------------
+describe("load", () => {
+  it("the root topology.yaml is valid", () => {
+    const text = readFileSync(join(ROOT, "topology.yaml"), "utf8");
+    const d = parseConfig(text, "topology.yaml", {});
+    expect(d.clusters.map((c) => [c.target.name, c.queues.map((q) => q.queue.name)])).toEqual([
+      ["sync", ["mplogin.sync", "mpwallet.sync"]],
+      ["async", ["mplogin.async", "mpwallet.async", "mppayment.async"]],
+    ]);
+  });
+
+  it("interpolates ${VAR} and ${VAR:-default}", () => {
+    expect(interpolate("a${X}b${Y:-dflt}c$${Z}", { X: "1" })).toEqual({ value: "a1bdfltc${Z}" });
+    expect(interpolate("${X:-d}", { X: "" })).toEqual({ value: "d" });
+    expect(interpolate("${MISSING}", {})).toEqual({ error: expect.stringMatching(/MISSING is not set and has no default/) });
+    expect(interpolate("${bad name}", {})).toEqual({ error: expect.stringMatching(/not a variable reference/) });
+  });
+
+  it("reports every problem at once with line and column", () => {
+    const text = ["version: 1", "clusters:", "  sync: { url: amqp://h/s }", "  async: { url: amqp://h/a, extra: 1 }", "services:", "  - mplogin", "  - MpBad", "  - name: mpx", "    async: { arguments: { x-max-length: \"10\" } }", ""].join("\n");
+    try {
+      parseConfig(text, "t.yaml", {});
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      const lines = (e as ConfigError).problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`);
+      expect(lines).toEqual([
+        expect.stringMatching(/^t\.yaml:4:29: clusters\.async: unknown key "extra"/),
+        expect.stringMatching(/^t\.yaml:9:41: services\[2\]\.async\.arguments\.x-max-length: must be an integer, not string "10"/),
+      ]);
+    }
+  });
+
+  it("puts cross-check problems at their node", () => {
+    const text = ["version: 1", "clusters:", "  sync: { url: amqp://h/s }", "  async: { url: amqp://h/a }", "services:", "  - mplogin", "  - MpBad", ""].join("\n");
+    expect(() => parseConfig(text, "t.yaml", {})).toThrow(/t\.yaml:7:5: services\[1\]: service name "MpBad" must match \^mp\[a-z_\]\+\$/);
+  });
+});
+
+// --- state (what the broker returns) ---------------------------------------------------------
+describe("state", () => {
+  it("folds x-queue-type into type, so 4.x's explicit classic compares equal", () => {
+    expect(queueFrom({ name: "q", type: "classic", durable: true, auto_delete: false, arguments: { "x-queue-type": "classic", "x-b": 1, "x-a": 2 } })).toEqual(
+      queue({ name: "q", arguments: { "x-a": 2, "x-b": 1 } }),
+    );
+  });
+
+  it("drops the default exchange, amq.* and implicit bindings", () => {
+    const a = actualFrom({
+      version: "3.10.8",
+      nodes: [],
+      vhost: "v",
+      exchanges: [
+        { name: "", type: "direct", durable: true, auto_delete: false, internal: false },
+        { name: "amq.topic", type: "topic", durable: true, auto_delete: false, internal: false },
+        { name: "mpa", type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} },
+      ],
+      queues: [{ name: "mpa.sync", durable: false, auto_delete: false, messages: 4 }],
+      bindings: [
+        { source: "", destination: "mpa.sync", destination_type: "queue", routing_key: "mpa.sync" },
+        { source: "mpa", destination: "mpa.sync", destination_type: "queue", routing_key: "mpa.sync.#" },
+      ],
+      policies: [],
+    });
+    expect(a.resources.map(keyOf)).toEqual(["binding|mpa|queue|mpa.sync|mpa.sync.#|{}", "exchange|mpa", "queue|mpa.sync", "vhost|v"]);
+    expect(a.queueFacts["mpa.sync"]?.messages).toBe(4);
+  });
+});
+
+// --- diff -----------------------------------------------------------------------------------
+describe("diff", () => {
+  const d = desiredOf(raw({ services: [{ name: "mplogin", sync: false }] }), "async");
+
+  it("creates everything on an empty vhost and nothing when equal", () => {
+    expect(diffCluster(d, actual([], { vhostExists: false }), "mp").actions.map((a) => `${a.op} ${a.key}`)).toEqual([
+      "create vhost|a",
+      "create exchange|mplogin",
+      "create queue|mplogin.async",
+      "create binding|mplogin|queue|mplogin.async|mplogin.async.#|{}",
+    ]);
+    expect(diffCluster(d, actual(d.resources), "mp").actions).toEqual([]);
+  });
+
+  it("replaces on an immutable difference, says why, and re-creates all the queue's bindings", () => {
+    const before = queue({ name: "mplogin.async", durable: false, arguments: { "x-max-length": 1 } });
+    const userBinding = binding({ source: "edge", destination: "mplogin.async", routingKey: "x" });
+    const a = actual([...d.resources.filter((r) => r.kind !== "queue"), before, userBinding], { queueFacts: { "mplogin.async": { messages: 7 } } });
+    const plan = diffCluster(d, a, "mp");
+    expect(plan.actions).toHaveLength(1);
+    const r = plan.actions[0]!;
+    expect(r.op).toBe("replace");
+    if (r.op !== "replace") return;
+    expect(r.because).toEqual(["durable: false -> true", "arguments.x-max-length: 1 -> (none)"]);
+    expect(r.messages).toBe(7);
+    expect(r.rebind.map(keyOf).sort()).toEqual([keyOf(userBinding), "binding|mplogin|queue|mplogin.async|mplogin.async.#|{}"].sort());
+    expect(renderText({ clusters: [plan] })).toContain("  -/+ replace queue mplogin.async [holds 7 messages]\n      because durable: false -> true");
+  });
+
+  it("deletes only what it owns", () => {
+    const extra: Resource[] = [
+      exchange({ name: "mpold" }),
+      queue({ name: "mpold.async" }),
+      binding({ source: "mpold", destination: "mpold.async" }),
+      exchange({ name: "billing" }),
+      queue({ name: "billing.q" }),
+      queue({ name: "topo.lock", exclusive: true }),
+      binding({ source: "billing", destination: "mplogin.async", routingKey: "r" }),
+      { kind: "policy", name: "user-policy", pattern: ".*", applyTo: "queues", priority: 9, definition: {} },
+      { kind: "policy", name: "topo.mirror.async", pattern: ".*", applyTo: "queues", priority: 0, definition: {} },
+    ];
+    const plan = diffCluster(d, actual([...d.resources, ...extra]), "mp");
+    expect(plan.actions.map((a) => `${a.op} ${a.key}`)).toEqual([
+      "delete policy|topo.mirror.async",
+      "delete exchange|mpold",
+      "delete queue|mpold.async",
+      "delete binding|mpold|queue|mpold.async|mpold.async.#|{}",
+    ]);
+    const own = new Ownership("mp");
+    expect(own.owns(exchange({ name: "amq.topic" }))).toBe(false);
+    expect(own.owns(exchange({ name: "" }))).toBe(false);
+  });
+
+  it("updates a policy in place", () => {
+    const p = d.resources.find((r) => r.kind === "vhost")!;
+    const desired = desiredOf(raw(), "sync");
+    const pol = desired.resources.find((r): r is Policy => r.kind === "policy")!;
+    const plan = diffCluster(desired, actual([...desired.resources.filter((r) => r.kind !== "policy"), { ...pol, priority: 5 }, p]), "mp");
+    expect(plan.actions.map((a) => a.op)).toEqual(["update"]);
+    const j = planJson({ clusters: [plan] }) as any;
+    expect(j.summary).toEqual({ create: 0, update: 1, replace: 0, delete: 0 });
+    expect(j.clusters[0].actions[0]).toMatchObject({ op: "update", kind: "policy", name: "topo.mirror.sync", changed: ["priority: 5 -> 0"] });
+  });
+});
+
+describe("compatibility", () => {
+  it("refuses classic mirroring on 4.x and names quorum queues", () => {
+    const d = desiredOf(raw(), "sync");
+    const c = compatibility(d, actual([], { version: "4.0.5" }));
+    expect(c.errors[0]).toMatch(/no classic queue mirroring/);
+    expect(c.hints[0]).toMatch(/quorum/);
+    expect(c.warnings[0]).toMatch(/transient non-exclusive queues are deprecated/);
+    expect(compatibility(d, actual([], { version: "3.10.8" }))).toEqual({ errors: [], warnings: [], hints: [] });
+  });
+});
+
+describe("redact", () => {
+  it("masks URL passwords and registered secrets", () => {
+    registerSecret("s3cr3t-Zebra");
+    expect(redactUrl("amqp://u:s3cr3t-Zebra@h/v")).toBe("amqp://u:***@h/v");
+    expect(redactText("failed for http://x:y@h:1/a and s3cr3t-Zebra")).toBe("failed for http://x:***@h:1/a and ***");
+  });
+});
