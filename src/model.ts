@@ -145,6 +145,8 @@ export type Action =
       /** Bindings that vanish with the old object and are re-created in the same apply. */
       rebind: Binding[];
       messages?: number;
+      /** A lossless replace of this queue was interrupted: its holding queue still exists. */
+      resume?: { hold: Queue; holdBindings: Binding[]; messages?: number };
     }
   | { op: "delete"; key: string; before: Resource; messages?: number };
 

@@ -11,6 +11,7 @@ import { describe, keyOf } from "../plan/keys.js";
 import { renderAction } from "../plan/render.js";
 import type { AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
+import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
 
 export interface ExecuteOptions {
@@ -25,6 +26,14 @@ export interface ExecuteContext {
   http: ManagementClient;
   /** Opens the AMQP session on first use (after the vhost exists). */
   amqp: () => Promise<AmqpSession>;
+  log: (msg: string) => void;
+}
+
+type Replace = Extract<Action, { op: "replace" }>;
+
+/** Queue replaces that keep their messages: all of them, unless data loss was allowed. */
+export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
+  return a.before.kind === "queue" && a.after.kind === "queue" && (!opts.allowDataLoss || a.resume !== undefined);
 }
 
 export function queueDeclareArgs(q: Queue): Record<string, unknown> {
@@ -65,7 +74,9 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
   const creates = (kind: Resource["kind"]) => plan.actions.filter((a) => a.op === "create" && a.after.kind === kind);
 
-  const replaces = plan.actions.filter((a): a is Extract<Action, { op: "replace" }> => a.op === "replace");
+  const allReplaces = plan.actions.filter((a): a is Replace => a.op === "replace");
+  const lossless = allReplaces.filter((a) => isLossless(a, opts));
+  const replaces = allReplaces.filter((a) => !isLossless(a, opts));
   const deletes = plan.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete");
 
   try {
@@ -117,7 +128,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     );
 
     // 5. Exchanges and queues: the new ones and the new side of replaces.
-    const declares = plan.actions.filter(
+    const declares = [...creates("queue"), ...creates("exchange"), ...replaces].filter(
       (a): a is Extract<Action, { op: "create" | "replace" }> =>
         (a.op === "create" || a.op === "replace") && (a.after.kind === "queue" || a.after.kind === "exchange"),
     );
@@ -130,6 +141,17 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         if (a.op === "create") done.add(a);
       },
     );
+
+    // 5b. Queues replaced without losing a message, a few at a time (each moves messages).
+    await runLimited(lossless, 4, async (a) => {
+      const r = await replaceQueueLossless(
+        amqp,
+        { after: a.after as Queue, bindings: a.rebind, holdBindings: a.resume?.holdBindings ?? [] },
+        ctx.log,
+      );
+      if (r.moved) ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${r.moved} message${r.moved === 1 ? "" : "s"} kept`);
+      done.add(a);
+    });
 
     // 6. Bindings: the new ones, and every binding a replaced object had (they vanished with it).
     const binds = new Map<string, Binding>();
@@ -152,6 +174,23 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       }
     }
   }
+}
+
+async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
 }
 
 /** Say what was done and what was not, so the user knows a re-run finishes the job. */

@@ -118,7 +118,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   }
 
   function ctx(c: DesiredCluster) {
-    return { target: c.target, http: client(c), amqp: () => session(c) };
+    return { target: c.target, http: client(c), amqp: () => session(c), log: opts.log };
   }
 }
 
@@ -170,13 +170,14 @@ function guardDestructive(plans: ClusterPlan[], allowed: boolean): void {
 
 function guardDataLoss(plans: ClusterPlan[], allowed: boolean): void {
   if (allowed) return;
+  // Replaces keep their messages (see broker/replace.ts); only a delete can lose them.
   const lines = plans.flatMap((p) =>
     destructiveActions(p)
-      .filter((a) => (a.messages ?? 0) > 0)
+      .filter((a) => a.op === "delete" && (a.messages ?? 0) > 0)
       .map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`),
   );
   if (lines.length === 0) return;
-  throw new UnsafePlanError(`refusing to drop messages: ${lines.length} queue${lines.length === 1 ? "" : "s"} to delete or replace still hold${lines.length === 1 ? "s" : ""} messages:\n${lines.join("\n")}`, [
+  throw new UnsafePlanError(`refusing to drop messages: ${lines.length} queue${lines.length === 1 ? "" : "s"} to delete still hold${lines.length === 1 ? "s" : ""} messages:\n${lines.join("\n")}`, [
     "let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed",
   ]);
 }

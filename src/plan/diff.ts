@@ -30,6 +30,20 @@ export const MUTABLE: Record<ResourceKind, readonly string[]> = {
 /** Order in which plan lists actions, and the order of kinds within a cluster. */
 const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4 };
 
+/** A lossless replace parks a queue's messages here; the name says which queue they belong to. */
+export const HOLD_PREFIX = "topo.hold.";
+
+export function holdingQueueName(queue: string): string {
+  return `${HOLD_PREFIX}${queue}`;
+}
+
+/** The queue a holding queue holds messages for, when `r` is one of topo's holding queues. */
+export function holdingQueueOf(r: Resource, owner: Ownership): string | undefined {
+  if (r.kind !== "queue" || !r.name.startsWith(HOLD_PREFIX)) return undefined;
+  const base = r.name.slice(HOLD_PREFIX.length);
+  return owner.owns({ ...r, name: base }) ? base : undefined;
+}
+
 /** What topo may change or delete: only its own namespace, never amq.*, the default exchange or user policies. */
 export class Ownership {
   private readonly exchange: RegExp;
@@ -115,14 +129,18 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   }
   const deleted = new Set<string>();
   for (const [key, before] of have) {
-    if (want.has(key) || !owner.owns(before)) continue;
+    if (want.has(key) || !owner.owns(before) || holdingQueueOf(before, owner)) continue;
     deleted.add(key);
     actions.push({ op: "delete", key, before, messages: messagesOf(before) });
   }
+  resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
   for (const a of actions) {
-    if (a.op === "replace") a.rebind = bindingsOf(a.before, actual.resources).filter((b) => !deleted.has(keyOf(b)));
+    if (a.op === "replace") {
+      const base = a.resume ? { ...a.after } : a.before;
+      a.rebind = bindingsOf(base, actual.resources).filter((b) => !deleted.has(keyOf(b)));
+    }
   }
 
   actions.sort(compareActions);
@@ -148,6 +166,56 @@ function compareActions(x: Action, y: Action): number {
   const dx = describe(rx);
   const dy = describe(ry);
   return dx < dy ? -1 : dx > dy ? 1 : 0;
+}
+
+/**
+ * A holding queue left behind means a lossless replace stopped half-way. Plan shows it as a
+ * replace of the queue it belongs to, and apply's replace finishes the job from whatever step it
+ * reached. A holding queue whose queue the file no longer lists is deleted like any other queue
+ * (and its messages guard that delete).
+ */
+function resumeInterruptedReplaces(
+  actions: Action[],
+  want: Map<string, Resource>,
+  have: Map<string, Resource>,
+  actual: ActualCluster,
+  deleted: Set<string>,
+  owner: Ownership,
+): void {
+  for (const r of have.values()) {
+    const base = holdingQueueOf(r, owner);
+    if (!base || r.kind !== "queue") continue;
+    const baseKey = keyOf({ ...r, name: base });
+    const after = want.get(baseKey);
+    const holdMessages = actual.queueFacts[r.name]?.messages;
+    if (!after) {
+      deleted.add(keyOf(r));
+      actions.push({ op: "delete", key: keyOf(r), before: r, messages: holdMessages });
+      continue;
+    }
+    const resume = {
+      hold: r,
+      holdBindings: actual.resources.filter((b): b is Binding => b.kind === "binding" && b.destinationType === "queue" && b.destination === r.name),
+      messages: holdMessages,
+    };
+    const why = `finishing an interrupted replace: ${holdMessages ?? "some"} message${holdMessages === 1 ? "" : "s"} wait in ${r.name}`;
+    const i = actions.findIndex((a) => a.key === baseKey);
+    const existing = actions[i];
+    const before = have.get(baseKey) ?? r;
+    const messages = (actual.queueFacts[base]?.messages ?? 0) + (holdMessages ?? 0);
+    const action: Action = {
+      op: "replace",
+      key: baseKey,
+      before,
+      after,
+      because: [why, ...(existing?.op === "replace" ? existing.because : [])],
+      rebind: [],
+      messages,
+      resume,
+    };
+    if (existing) actions[i] = action;
+    else actions.push(action);
+  }
 }
 
 export function summarize(plan: Plan): Summary {
