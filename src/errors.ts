@@ -4,10 +4,13 @@ export class TopoError extends Error {
   readonly exitCode: number = 1;
   /** Lines of advice printed after the message. */
   readonly hints: string[];
-  constructor(message: string, hints: string[] = []) {
+  /** True when retrying later may help (connection refused, 503, a connection lost to a restart). */
+  readonly transient: boolean;
+  constructor(message: string, hints: string[] = [], transient = false) {
     super(message);
     this.name = new.target.name;
     this.hints = hints;
+    this.transient = transient;
   }
 }
 
@@ -34,13 +37,10 @@ export class ConfigError extends TopoError {
 /** The broker refused or could not be reached. The message names cluster, object and reply. */
 export class BrokerError extends TopoError {
   readonly cluster: string;
-  /** True when retrying later may help (connection refused, 503, channel closed by a restart). */
-  readonly transient: boolean;
   readonly status?: number | string;
   constructor(cluster: string, message: string, opts: { transient?: boolean; status?: number | string; hints?: string[] } = {}) {
-    super(`cluster ${cluster}: ${message}`, opts.hints ?? []);
+    super(`cluster ${cluster}: ${message}`, opts.hints ?? [], opts.transient ?? false);
     this.cluster = cluster;
-    this.transient = opts.transient ?? false;
     this.status = opts.status;
   }
 }

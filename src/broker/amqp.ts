@@ -40,7 +40,7 @@ export class AmqpSession {
   static async open(target: ClusterTarget, opts: AmqpOptions = {}): Promise<AmqpSession> {
     const amqplib = await import("amqplib");
     const { amqp, tls } = target;
-    const attempts = opts.connectAttempts ?? 5;
+    const attempts = opts.connectAttempts ?? 8;
     for (let attempt = 1; ; attempt++) {
       try {
         const conn = await amqplib.connect(
@@ -153,10 +153,12 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   const { code, text } = replyText(e as Error & { code?: unknown });
   const lostText = lost && lost !== e ? `; connection lost: ${replyText(lost as Error & { code?: unknown }).text}` : "";
   const connectionGone = !!lost || /Connection closed|Channel ended|IllegalOperationError|Socket closed/.test(`${e.name} ${e.message}`);
+  // An operator closing the connection (management UI or API) means "stop", not "retry".
+  const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
   const hint = code !== undefined ? CODE_HINTS[code] : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${text}${lostText}`), {
     status: code,
-    transient: connectionGone,
+    transient: connectionGone && !byOperator,
     hints: hint ? [hint] : [],
   });
 }

@@ -205,10 +205,11 @@ function partialFailure(plan: ClusterPlan, e: unknown, left: Action[]): Error {
     ...shown,
     ...more,
   ].join("\n");
-  return new ApplyError(msg, [
-    ...e.hints,
-    "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)",
-  ]);
+  return new ApplyError(
+    msg,
+    [...e.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
+    e.transient,
+  );
 }
 
 export function actionResource(a: Action): Resource {

@@ -1,5 +1,6 @@
 import { loadConfig, type Env } from "../config/load.js";
-import { ApplyError, UnsafePlanError } from "../errors.js";
+import { ApplyError, TopoError, UnsafePlanError } from "../errors.js";
+import { backoff, sleep } from "../broker/retry.js";
 import type { Action, ClusterPlan, DesiredCluster, Plan } from "../model.js";
 import { AmqpSession } from "../broker/amqp.js";
 import { executePlan } from "../broker/execute.js";
@@ -37,6 +38,8 @@ export interface ApplyResult {
 }
 
 export const DEFAULT_CONCURRENCY = 64;
+/** Attempts per cluster when the connection is lost to a broker restart. */
+const RECONNECTS = 3;
 
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const { desired } = loadConfig(opts.file, opts.env);
@@ -70,7 +73,6 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
-      const http = client(c);
       // The lock lives in the vhost, so the vhost comes first (an idempotent PUT).
       const isVhostCreate = (a: Action) => a.op === "create" && a.after.kind === "vhost";
       const vhostActions = first.actions.filter(isVhostCreate);
@@ -78,34 +80,20 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         await executePlan({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
-      const s = await session(c);
-      await acquireLock(s, http, c.target.amqp.vhost, { timeoutMs: opts.lockTimeoutMs, log: opts.log });
-
-      // Plan again under the lock: another apply may have changed the broker while we waited.
-      const current = await planCluster(c, http, desired.prefix);
-      if (current.actions.length === 0) {
-        if (rest.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
-        return { name: c.target.name, status: "applied", changes: vhostActions.length };
+      // A connection lost to a broker restart is retried from the top (lock, plan, execute):
+      // every step is idempotent, and the new plan holds only what is left.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const changes = await applyUnderLock(c, attempt === 1 ? rest : undefined);
+          return { name: c.target.name, status: "applied", changes: vhostActions.length + changes };
+        } catch (e) {
+          if (!(e instanceof TopoError) || !e.transient || attempt >= RECONNECTS) throw e;
+          const delay = backoff(attempt + 2);
+          opts.log(`cluster ${c.target.name}: ${e.message.split("\n")[0]}\ncluster ${c.target.name}: reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${RECONNECTS})`);
+          await dropSession(c);
+          await sleep(delay);
+        }
       }
-      if (!samePlan(rest, current)) {
-        opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
-        guardDestructive([current], opts.allowDestructive);
-        if (hasQueueRemovals(current)) await countMessages(current, s);
-        guardDataLoss([current], opts.allowDataLoss);
-      }
-      opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
-      await executePlan(current, ctx(c), execOpts(opts));
-
-      // An apply whose re-plan is not empty has failed.
-      const after = await planCluster(c, http, desired.prefix);
-      if (after.actions.length) {
-        throw new ApplyError(
-          `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,
-          ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],
-        );
-      }
-      opts.log(`cluster ${c.target.name}: ${current.actions.length} change${current.actions.length === 1 ? "" : "s"} applied; the broker matches the file`);
-      return { name: c.target.name, status: "applied", changes: vhostActions.length + current.actions.length };
     });
     return { plan, clusters: outcomes, stats };
   } finally {
@@ -115,6 +103,47 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       stats.httpRequests += c.requests;
       c.close();
     }
+  }
+
+  /** Lock, plan again, carry out the plan, read back. Returns the number of changes made. */
+  async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined): Promise<number> {
+    const http = client(c);
+    const s = await session(c);
+    await acquireLock(s, http, c.target.amqp.vhost, { timeoutMs: opts.lockTimeoutMs, log: opts.log });
+
+    // Plan again under the lock: another apply may have changed the broker while we waited.
+    const current = await planCluster(c, http, desired.prefix);
+    if (current.actions.length === 0) {
+      if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
+      return 0;
+    }
+    if (expected && !samePlan(expected, current)) {
+      opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
+    }
+    guardDestructive([current], opts.allowDestructive);
+    if (hasQueueRemovals(current)) await countMessages(current, s);
+    guardDataLoss([current], opts.allowDataLoss);
+    opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
+    await executePlan(current, ctx(c), execOpts(opts));
+
+    // An apply whose re-plan is not empty has failed.
+    const after = await planCluster(c, http, desired.prefix);
+    if (after.actions.length) {
+      throw new ApplyError(
+        `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,
+        ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],
+      );
+    }
+    opts.log(`cluster ${c.target.name}: ${current.actions.length} change${current.actions.length === 1 ? "" : "s"} applied; the broker matches the file`);
+    return current.actions.length;
+  }
+
+  async function dropSession(c: DesiredCluster): Promise<void> {
+    const s = sessions.get(c.target.name);
+    if (!s) return;
+    sessions.delete(c.target.name);
+    stats.amqpRpcs += s.rpcs;
+    await s.close();
   }
 
   function ctx(c: DesiredCluster) {

@@ -41,13 +41,14 @@ export function uniqueName(tag: string): string {
 }
 
 /** Management API call as the test's admin user; returns status and parsed body. */
-export async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+export async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   const b = broker();
   const r = await fetch(`${b.mgmtBase}${path}`, {
     method,
     headers: {
       authorization: `Basic ${Buffer.from(`${b.user}:${b.password}`).toString("base64")}`,
       "content-type": "application/json",
+      ...headers,
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });

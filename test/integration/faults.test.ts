@@ -1,0 +1,196 @@
+// Concurrency and faults: one apply at a time per cluster, a connection closed mid-apply, and
+// which failures are retried.
+
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createTcpServer } from "node:net";
+import amqplib from "amqplib";
+import { afterEach, describe, expect, it } from "vitest";
+import { AmqpSession } from "../../src/broker/amqp.js";
+import { ManagementClient } from "../../src/broker/http.js";
+import { BrokerError } from "../../src/errors.js";
+import { amqpUrl, api, createVhost, deleteVhost, messageCount, publish, runCli, uniqueName, writeTopology } from "../helpers/broker.js";
+import { spawn } from "node:child_process";
+import { CLI } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+function names(n: number): string[] {
+  // Service names are letters only: encode the index in base 26.
+  return Array.from({ length: n }, (_, i) => {
+    let s = "";
+    let x = i;
+    do {
+      s = String.fromCharCode(97 + (x % 26)) + s;
+      x = Math.floor(x / 26) - 1;
+    } while (x >= 0);
+    return `mpsvc_${s}`;
+  });
+}
+
+function fresh(services: unknown[]) {
+  const sync = uniqueName("sync");
+  const async = uniqueName("async");
+  vhosts.push(sync, async);
+  return { sync, async, file: writeTopology({ sync, async, services }) };
+}
+
+describe("one apply at a time", () => {
+  it("two applies started together both end cleanly and the broker ends as the file says", async () => {
+    const { file } = fresh(names(150));
+    const [a, b] = await Promise.all([runCli(["apply", "-f", file]), runCli(["apply", "-f", file])]);
+    expect(a.stderr + b.stderr).not.toMatch(/Error/);
+    expect([a.code, b.code]).toEqual([0, 0]);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a second apply waits for the lock, says who holds it since when, then gives up; plan takes no lock", async () => {
+    const { sync, async, file } = fresh(["mplogin"]);
+    await createVhost(sync);
+    await createVhost(async);
+    const holder = await amqplib.connect(amqpUrl(async));
+    try {
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.lock", { exclusive: true, arguments: { "x-topo-holder": "ci-runner-7 pid 42", "x-topo-since": "2026-11-24T01:02:03.000Z" } });
+      const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+      expect(plan.code).toBe(2);
+      const started = Date.now();
+      const r = await runCli(["apply", "-f", file, "--cluster", "async", "--lock-timeout", "2"]);
+      expect(r.code).toBe(1);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+      expect(r.stderr).toMatch(/waiting for the apply lock held by ci-runner-7 pid 42 since 2026-11-24T01:02:03.000Z/);
+      expect(r.stderr).toMatch(/gave up after 2 s/);
+      expect(r.stderr).toMatch(/hint: .*--lock-timeout/);
+    } finally {
+      await holder.close();
+    }
+    // The lock went with its connection: nothing stale is left.
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+  });
+});
+
+/**
+ * Start a large apply on the async cluster and close its AMQP connection through the management
+ * API as soon as it starts writing. Returns the exit code and stderr.
+ */
+async function applyAndCloseConnection(file: string, reason?: string): Promise<{ code: number; stderr: string; closed: boolean }> {
+  const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.resume();
+  const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+
+  // Find topo's connection while it takes the lock, and close it as soon as writes start.
+  let connection: string | undefined;
+  let closed = false;
+  for (let i = 0; i < 2000 && !closed; i++) {
+    if (!connection) {
+      const conns = (await api("GET", "/api/connections?columns=name,client_properties")).body as any[];
+      connection = conns.find((c) => c.client_properties?.connection_name === "topo async")?.name;
+    } else if (stderr.includes("applying")) {
+      const headers: Record<string, string> = reason ? { "x-reason": reason } : {};
+      closed = (await api("DELETE", `/api/connections/${encodeURIComponent(connection)}`, undefined, headers)).status === 204;
+    }
+    if (!closed) await new Promise((r) => setTimeout(r, 5));
+  }
+  return { code: await exited, stderr, closed };
+}
+
+describe("faults mid-apply", () => {
+  function bigTopology() {
+    const { async, file: small } = fresh(["mpkeep"]);
+    const big = writeTopology({ sync: uniqueName("unused"), async, services: ["mpkeep", ...names(2000).map((name) => ({ name, sync: false }))] });
+    return { async, small, big };
+  }
+
+  it("a connection closed by an operator stops apply with what was and was not done; a re-run converges and no message is lost", async () => {
+    const { async, small, big } = bigTopology();
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    await publish(async, "mpkeep", "mpkeep.async.job", ["k1", "k2", "k3", "k4"]);
+    const { code, stderr, closed } = await applyAndCloseConnection(big);
+    expect(closed).toBe(true);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/CONNECTION_FORCED - Closed via management plugin/);
+    expect(stderr).toMatch(/cluster async: \d+ of \d+ changes were made before the failure; not done:/);
+    expect(stderr).toMatch(/hint: every step is idempotent/);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(await messageCount(async, "mpkeep.async")).toBe(4);
+
+    const again = await runCli(["apply", "-f", big, "--cluster", "async"]);
+    expect(again.code).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+    expect(await messageCount(async, "mpkeep.async")).toBe(4);
+  });
+
+  it("a connection lost to a broker restart is retried: apply reconnects, takes the lock again and finishes", async () => {
+    const { async, small, big } = bigTopology();
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    await publish(async, "mpkeep", "mpkeep.async.job", ["k1", "k2"]);
+    // The reason a shutting-down node gives its clients.
+    const { code, stderr, closed } = await applyAndCloseConnection(big, "broker forced connection closure with reason 'shutdown'");
+    expect(closed).toBe(true);
+    expect(stderr).toMatch(/CONNECTION_FORCED - broker forced connection closure/);
+    expect(stderr).toMatch(/cluster async: reconnecting in \d+\.\d s \(attempt 2 of 3\)/);
+    expect(code).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+    expect(await messageCount(async, "mpkeep.async")).toBe(2);
+  });
+});
+
+describe("retries", () => {
+  it("HTTP 503 is retried with backoff; 403 is not, and says what to do", async () => {
+    let calls = 0;
+    const server = createHttpServer((req, res) => {
+      calls++;
+      if (req.url?.startsWith("/api/flaky")) {
+        res.writeHead(calls < 3 ? 503 : 200, { "content-type": "application/json" });
+        res.end(calls < 3 ? JSON.stringify({ error: "unavailable" }) : JSON.stringify({ ok: true }));
+      } else {
+        res.writeHead(403, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "not_authorised", reason: "Access refused." }));
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const client = new ManagementClient("sync", { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` }, {});
+    try {
+      expect(await client.get("/api/flaky")).toEqual({ ok: true });
+      expect(calls).toBe(3);
+      calls = 0;
+      const err = await client.get("/api/forbidden").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BrokerError);
+      expect(calls).toBe(1);
+      expect((err as BrokerError).message).toMatch(/cluster sync: GET .*\/api\/forbidden -> 403 not_authorised: Access refused\./);
+      expect((err as BrokerError).hints.join(" ")).toMatch(/monitoring tag/);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
+  it("an AMQP connection refused while a node boots is retried within a bound", async () => {
+    let accepted = 0;
+    const server = createTcpServer((sock) => {
+      accepted++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const target = {
+      name: "async",
+      amqp: { protocol: "amqp" as const, hostname: "127.0.0.1", port, username: "u", password: "p", vhost: "/", display: `amqp://u:***@127.0.0.1:${port}` },
+      management: { baseUrl: "http://127.0.0.1:1", username: "u", password: "p", display: "http://127.0.0.1:1" },
+      tls: {},
+    };
+    try {
+      const err = await AmqpSession.open(target, { connectAttempts: 3 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BrokerError);
+      expect(accepted).toBe(3);
+      expect((err as BrokerError).message).toMatch(/cluster async: connect amqp:\/\/u:\*\*\*@127\.0\.0\.1/);
+    } finally {
+      server.close();
+    }
+  });
+});
