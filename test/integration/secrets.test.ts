@@ -1,0 +1,117 @@
+// Secrets never reach output, and plan works with a read-only (monitoring) user.
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { api, broker, deleteVhost, runCli, uniqueName, writeFile, writeTopology } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+// A password with characters that URLs encode, so both forms must be masked.
+const SECRET = "Zebra-S3cret/Pass:42";
+const ADMIN = `topo_admin_${process.pid}`;
+const MONITOR = `topo_monitor_${process.pid}`;
+
+async function user(name: string, tags: string): Promise<void> {
+  const r = await api("PUT", `/api/users/${name}`, { password: SECRET, tags });
+  expect([201, 204]).toContain(r.status);
+}
+
+beforeAll(async () => {
+  await user(ADMIN, "administrator");
+  await user(MONITOR, "monitoring");
+});
+afterAll(async () => {
+  await api("DELETE", `/api/users/${ADMIN}`);
+  await api("DELETE", `/api/users/${MONITOR}`);
+});
+
+/** A topology whose password comes from the environment (percent-encoded, as URLs need). */
+function topology(sync: string, async: string, name: string): string {
+  const b = broker();
+  const url = (v: string) => `amqp://${name}:\${TOPO_TEST_PASSWORD}@${b.host}:${b.amqpPort}/${encodeURIComponent(v)}`;
+  const doc = { version: 1, clusters: { sync: { url: url(sync), management: b.mgmtBase }, async: { url: url(async), management: b.mgmtBase } }, services: ["mplogin"] };
+  return writeFile("topology.yaml", JSON.stringify(doc, null, 2));
+}
+
+const ENV = { TOPO_TEST_PASSWORD: encodeURIComponent(SECRET) };
+
+describe("secrets", () => {
+  it("no command prints the password, whether it succeeds or fails", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const env = ENV;
+    const good = writeTopology({ sync, async, services: ["mplogin"], credentials: { user: ADMIN, password: SECRET } });
+    const changed = writeTopology({ sync, async, services: [{ name: "mplogin", async: { durable: false } }], credentials: { user: ADMIN, password: SECRET } });
+    const wrong = writeTopology({ sync, async, services: ["mplogin"], credentials: { user: ADMIN, password: `${SECRET}x` } });
+    const invalid = writeFile("bad.yaml", `version: 1\nclusters:\n  sync: { url: "amqp://${ADMIN}:${encodeURIComponent(SECRET)}@localhost:notaport/x" }\n  async: { url: "amqp://${ADMIN}:${encodeURIComponent(SECRET)}@[bad/x" }\nservices: [mplogin]\n`);
+    const unreachable = writeFile(
+      "down.yaml",
+      `version: 1\nclusters:\n  sync: { url: "amqp://${ADMIN}:${encodeURIComponent(SECRET)}@127.0.0.1:1/x", management: "http://${ADMIN}:${encodeURIComponent(SECRET)}@127.0.0.1:1" }\n  async: { url: "amqp://${ADMIN}:${encodeURIComponent(SECRET)}@127.0.0.1:1/y" }\nservices: [mplogin]\n`,
+    );
+    const runs = [
+      ["validate", "-f", good],
+      ["validate", "-f", invalid],
+      ["plan", "-f", good],
+      ["plan", "-f", good, "--json"],
+      ["apply", "-f", good],
+      ["apply", "-f", good, "--json"],
+      ["apply", "-f", changed],
+      ["apply", "-f", changed, "--json"],
+      ["plan", "-f", wrong],
+      ["apply", "-f", wrong, "--json"],
+      ["plan", "-f", invalid],
+      ["plan", "-f", unreachable],
+      ["apply", "-f", unreachable],
+      ["plan", "-f", good, "--cluster", "missing"],
+      ["--help"],
+    ];
+    const codes: number[] = [];
+    for (const args of runs) {
+      const r = await runCli(args, env);
+      codes.push(r.code);
+      const all = r.stdout + r.stderr;
+      expect(all.length, args.join(" ")).toBeGreaterThan(0);
+      expect(all, args.join(" ")).not.toContain(SECRET);
+      expect(all, args.join(" ")).not.toContain(encodeURIComponent(SECRET));
+      expect(all, args.join(" ")).not.toContain("Zebra-S3cret");
+    }
+    // The runs include successes and failures of every command.
+    expect(codes).toContain(0);
+    expect(codes).toContain(1);
+  });
+});
+
+describe("least privilege", () => {
+  it("plan works for a monitoring user with read permission; apply is refused with a hint", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const admin = topology(sync, async, ADMIN);
+    const env = ENV;
+    // Permissions for the admin user on the vhosts it will create are granted at creation.
+    expect((await runCli(["apply", "-f", admin], env)).code).toBe(0);
+    for (const v of [sync, async]) {
+      const r = await api("PUT", `/api/permissions/${encodeURIComponent(v)}/${MONITOR}`, { configure: "^$", write: "^$", read: ".*" });
+      expect([201, 204]).toContain(r.status);
+      // The test's own user, to make drift by hand below.
+      await api("PUT", `/api/permissions/${encodeURIComponent(v)}/${broker().user}`, { configure: ".*", write: ".*", read: ".*" });
+    }
+    const monitor = topology(sync, async, MONITOR);
+    const plan = await runCli(["plan", "-f", monitor, "--detailed-exitcode"], env);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain("No changes.");
+
+    expect((await api("DELETE", `/api/queues/${encodeURIComponent(async)}/mplogin.async`)).status).toBe(204);
+    const drift = await runCli(["plan", "-f", monitor, "--detailed-exitcode"], env);
+    expect(drift.code).toBe(2);
+    const refused = await runCli(["apply", "-f", monitor], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/ACCESS_REFUSED|403|401/);
+    expect(refused.stderr).toMatch(/hint: /);
+    expect(refused.stdout + refused.stderr).not.toContain(SECRET);
+  });
+});
