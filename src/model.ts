@@ -128,7 +128,10 @@ export interface QueueFacts {
 export interface ActualCluster {
   vhostExists: boolean;
   version: string;
+  /** Running nodes of the cluster. */
   nodes: string[];
+  /** Nodes the cluster knows of that are not running. */
+  downNodes?: string[];
   resources: Resource[];
   queueFacts: Record<string, QueueFacts>;
 }
@@ -158,6 +161,8 @@ export interface ClusterPlan {
   vhost: string;
   version?: string;
   actions: Action[];
+  /** Drift topo sees but cannot repair (a mirror missing, a policy shadowing topo's). */
+  degraded: string[];
   warnings: string[];
 }
 

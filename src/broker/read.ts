@@ -10,8 +10,10 @@ import { actualFrom } from "./state.js";
 
 export async function readCluster(client: ManagementClient, target: ClusterTarget): Promise<ActualCluster> {
   const v = vh(target.amqp.vhost);
-  const [overview, exchanges, queues, bindings, policies] = await Promise.all([
+  const [overview, nodes, exchanges, queues, bindings, policies] = await Promise.all([
     client.get<{ rabbitmq_version?: string }>(`/api/overview?columns=rabbitmq_version`),
+    // Which nodes run decides where mirrors must be.
+    client.get<{ name: string; running: boolean }[]>(`/api/nodes?columns=name,running`),
     // A missing vhost answers 404 here: that is how topo learns it must create it.
     client.getOptional<ApiExchange[]>(`/api/exchanges/${v}?disable_stats=true`),
     client.getOptional<ApiQueue[]>(`/api/queues/${v}?disable_stats=true&enable_queue_totals=true`),
@@ -21,7 +23,8 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   const exists = exchanges !== undefined;
   return actualFrom({
     version: overview.rabbitmq_version ?? "",
-    nodes: [],
+    nodes: nodes.filter((n) => n.running).map((n) => n.name),
+    downNodes: nodes.filter((n) => !n.running).map((n) => n.name),
     vhost: exists ? target.amqp.vhost : undefined,
     exchanges: exchanges ?? [],
     queues: exists ? (queues ?? []) : [],

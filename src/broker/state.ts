@@ -105,6 +105,7 @@ export function factsFrom(q: ApiQueue): QueueFacts {
 export interface ApiSnapshot {
   version: string;
   nodes: string[];
+  downNodes?: string[];
   vhost?: string;
   exchanges: ApiExchange[];
   queues: ApiQueue[];
@@ -124,5 +125,12 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
   }
   for (const b of s.bindings) if (b.source !== "") resources.push(bindingFrom(b));
   for (const p of s.policies) resources.push(policyFrom(p));
-  return { vhostExists: s.vhost !== undefined, version: s.version, nodes: s.nodes, resources: sortResources(resources), queueFacts };
+  return {
+    vhostExists: s.vhost !== undefined,
+    version: s.version,
+    nodes: s.nodes,
+    downNodes: s.downNodes ?? [],
+    resources: sortResources(resources),
+    queueFacts,
+  };
 }

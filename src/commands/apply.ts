@@ -135,6 +135,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       );
     }
     opts.log(`cluster ${c.target.name}: ${current.actions.length} change${current.actions.length === 1 ? "" : "s"} applied; the broker matches the file`);
+    // Drift topo cannot repair does not fail a deploy (the queues exist and work); plan
+    // --detailed-exitcode reports it.
+    for (const d of after.degraded) opts.log(`cluster ${c.target.name}: warning: degraded: ${d}`);
     return current.actions.length;
   }
 

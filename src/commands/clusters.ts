@@ -6,6 +6,7 @@ import { ManagementClient } from "../broker/http.js";
 import { readCluster } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
+import { mirroring } from "../plan/mirroring.js";
 
 export interface ConnectionOptions {
   insecure?: boolean;
@@ -32,7 +33,9 @@ export async function planCluster(c: DesiredCluster, client: ManagementClient, p
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints });
   }
-  plan.warnings.push(...compat.warnings);
+  const mirrors = mirroring(c, actual);
+  plan.warnings.push(...compat.warnings, ...mirrors.warnings);
+  plan.degraded.push(...mirrors.degraded);
   return plan;
 }
 

@@ -150,6 +150,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     vhost: desired.target.amqp.vhost,
     version: actual.version || undefined,
     actions,
+    degraded: [],
     warnings: [],
   };
 }
@@ -224,8 +225,9 @@ export function summarize(plan: Plan): Summary {
   return s;
 }
 
+/** No action and no drift topo cannot repair: what --detailed-exitcode reports as 0. */
 export function isEmpty(plan: Plan): boolean {
-  return plan.clusters.every((c) => c.actions.length === 0);
+  return plan.clusters.every((c) => c.actions.length === 0 && c.degraded.length === 0);
 }
 
 /** Replaces and deletes: the actions apply refuses without --allow-destructive. */

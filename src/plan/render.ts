@@ -60,6 +60,7 @@ export function renderText(plan: Plan): string {
   for (const c of plan.clusters) {
     lines.push(renderClusterHeader(c));
     for (const w of c.warnings) lines.push(`  ! warning: ${w}`);
+    for (const d of c.degraded) lines.push(`  ! degraded: ${d}`);
     if (c.actions.length === 0) lines.push("  no changes");
     for (const a of c.actions) for (const l of renderAction(a)) lines.push(`  ${l}`);
     lines.push("");
@@ -70,8 +71,10 @@ export function renderText(plan: Plan): string {
 
 export function renderSummary(plan: Plan): string {
   const s = summarize(plan);
-  if (s.create + s.update + s.replace + s.delete === 0) return "No changes.";
-  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.`;
+  const degraded = plan.clusters.reduce((n, c) => n + c.degraded.length, 0);
+  const drift = degraded ? ` ${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" above).` : "";
+  if (s.create + s.update + s.replace + s.delete === 0) return `No changes.${drift}`;
+  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${drift}`;
 }
 
 function actionJson(a: Action): Record<string, unknown> {
@@ -99,8 +102,9 @@ export function planJson(plan: Plan): Record<string, unknown> {
       vhost: c.vhost,
       version: c.version ?? null,
       warnings: c.warnings,
+      degraded: c.degraded,
       actions: c.actions.map(actionJson),
     })),
-    summary: summarize(plan),
+    summary: { ...summarize(plan), degraded: plan.clusters.reduce((n, c) => n + c.degraded.length, 0) },
   };
 }

@@ -80,7 +80,7 @@ describe("apply then plan", () => {
     const r = await runCli(["plan", "-f", file, "--json", "--detailed-exitcode"]);
     expect(r.code).toBe(2);
     const j = JSON.parse(r.stdout);
-    expect(j.summary).toEqual({ create: 9, update: 0, replace: 0, delete: 0 });
+    expect(j.summary).toEqual({ create: 9, update: 0, replace: 0, delete: 0, degraded: 0 });
     expect(j.clusters.map((c: any) => c.name)).toEqual(["sync", "async"]);
     expect(j.clusters[0].actions[0]).toMatchObject({ op: "create", kind: "vhost" });
     for (const c of j.clusters) for (const a of c.actions) expect(Object.keys(a)).toEqual(expect.arrayContaining(["op", "kind", "name"]));

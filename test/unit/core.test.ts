@@ -12,6 +12,7 @@ import { keyOf } from "../../src/plan/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
+import { mirroring } from "../../src/plan/mirroring.js";
 import { redactText, redactUrl, registerSecret } from "../../src/redact.js";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -245,7 +246,7 @@ describe("diff", () => {
     const plan = diffCluster(desired, actual([...desired.resources.filter((r) => r.kind !== "policy"), { ...pol, priority: 5 }, p]), "mp");
     expect(plan.actions.map((a) => a.op)).toEqual(["update"]);
     const j = planJson({ clusters: [plan] }) as any;
-    expect(j.summary).toEqual({ create: 0, update: 1, replace: 0, delete: 0 });
+    expect(j.summary).toEqual({ create: 0, update: 1, replace: 0, delete: 0, degraded: 0 });
     expect(j.clusters[0].actions[0]).toMatchObject({ op: "update", kind: "policy", name: "topo.mirror.sync", changed: ["priority: 5 -> 0"] });
   });
 });
@@ -258,6 +259,46 @@ describe("compatibility", () => {
     expect(c.hints[0]).toMatch(/quorum/);
     expect(c.warnings[0]).toMatch(/transient non-exclusive queues are deprecated/);
     expect(compatibility(d, actual([], { version: "3.10.8" }))).toEqual({ errors: [], warnings: [], hints: [] });
+  });
+});
+
+describe("mirroring", () => {
+  const d = desiredOf(raw({ services: ["mplogin", "mpwallet"] }), "sync");
+  const nodes = ["a@h", "b@h", "c@h"];
+  const base = (facts: ActualCluster["queueFacts"], more: Partial<ActualCluster> = {}) =>
+    mirroring(d, actual(d.resources, { nodes, queueFacts: facts, ...more }));
+
+  it("is quiet when every mirror is there and synchronised", () => {
+    const ok = { node: "a@h", policy: "topo.mirror.sync", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h", "c@h"] };
+    expect(base({ "mplogin.sync": ok, "mpwallet.sync": ok })).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("reports a missing mirror and a down node as degraded, a synchronising one as a warning", () => {
+    const r = base(
+      {
+        "mplogin.sync": { node: "a@h", policy: "topo.mirror.sync", mirrors: ["b@h"], synchronisedMirrors: ["b@h"] },
+        "mpwallet.sync": { node: "a@h", policy: "topo.mirror.sync", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h"] },
+      },
+      { downNodes: [] },
+    );
+    expect(r.degraded).toEqual([expect.stringMatching(/^1 mirrored queue has no mirror on node c@h: mplogin\.sync/)]);
+    expect(r.warnings).toEqual([expect.stringMatching(/1 mirror is still synchronising: mpwallet\.sync/)]);
+    const down = base({}, { nodes: ["a@h", "b@h"], downNodes: ["c@h"] });
+    expect(down.degraded).toEqual([expect.stringMatching(/^node c@h is down/)]);
+  });
+
+  it("warns when a user policy shadows topo's, and counts the unmirrored queues as degraded", () => {
+    const user: Policy = { kind: "policy", name: "limits", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "max-length": 10 } };
+    const a = actual([...d.resources, user], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "limits" } } });
+    const r = mirroring(d, a);
+    expect(r.warnings).toEqual([expect.stringMatching(/policy "limits" \(priority 5\) shadows topo's mirroring policy \(priority 0\) on 1 queue \(mplogin\.sync\)/)]);
+    expect(r.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "limits"\)/)]);
+    const low = mirroring(d, actual([...d.resources, { ...user, priority: 0 }], { nodes }));
+    expect(low.warnings[0]).toMatch(/topo's mirroring policy takes precedence, so "limits"'s settings do not apply/);
+  });
+
+  it("does nothing on RabbitMQ 4, which has no classic mirroring", () => {
+    expect(mirroring(d, actual(d.resources, { version: "4.0.5", nodes }))).toEqual({ degraded: [], warnings: [] });
   });
 });
 
