@@ -57,10 +57,10 @@ export class ManagementClient {
     this.agent.destroy();
   }
 
-  /** GET that turns 404 into undefined (a missing object is an answer, not an error). */
-  async getOptional<T>(path: string): Promise<T | undefined> {
-    const r = await this.request("GET", path, undefined, [404]);
-    return r.status === 404 ? undefined : (r.body as T);
+  /** GET that turns 404 (or the other given statuses) into undefined: an answer, not an error. */
+  async getOptional<T>(path: string, absent: number[] = [404]): Promise<T | undefined> {
+    const r = await this.request("GET", path, undefined, absent);
+    return absent.includes(r.status) ? undefined : (r.body as T);
   }
 
   async get<T>(path: string): Promise<T> {
