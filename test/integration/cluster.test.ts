@@ -1,0 +1,154 @@
+// Mirroring on a real 3-node RabbitMQ 3.10 cluster (scripts/cluster.sh): after apply every sync
+// queue has synchronised mirrors; when the node holding a queue's master stops, the queue and its
+// messages live on, plan says what is degraded, and once the node is back plan is clean again.
+// TOPO_SKIP_CLUSTER=1 skips this file on machines that cannot start extra nodes; CI runs it.
+
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import amqplib from "amqplib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT, runCli, uniqueName, writeFile } from "../helpers/broker.js";
+
+const SCRIPT = join(ROOT, "scripts/cluster.sh");
+const NODES = ["topo-a@localhost", "topo-b@localhost", "topo-c@localhost"];
+const AMQP_PORTS = [5681, 5682, 5683];
+const MGMT_PORTS = [15681, 15682, 15683];
+const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
+
+async function api(node: number, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const r = await fetch(`http://127.0.0.1:${MGMT_PORTS[node]}${path}`, {
+    method,
+    headers: { authorization: AUTH, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** The topology, reaching the cluster through node `via`. */
+function topology(sync: string, async: string, via: number): string {
+  const url = (v: string) => `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[via]}/${v}`;
+  const management = `http://127.0.0.1:${MGMT_PORTS[via]}`;
+  return writeFile(
+    "topology.yaml",
+    JSON.stringify({ version: 1, clusters: { sync: { url: url(sync), management }, async: { url: url(async), management } }, services: ["mplogin", "mpwallet"] }),
+  );
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
+  let startedHere = false;
+  const sync = uniqueName("csync");
+  const async = uniqueName("casync");
+
+  beforeAll(() => {
+    let running = false;
+    try {
+      running = execFileSync(SCRIPT, ["status"], { encoding: "utf8" }).includes(NODES[2]!);
+    } catch {
+      running = false;
+    }
+    if (!running) {
+      execFileSync(SCRIPT, ["start"], { stdio: "inherit", timeout: 300_000 });
+      startedHere = true;
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const v of [sync, async]) await api(1, "DELETE", `/api/vhosts/${v}`).catch(() => undefined);
+    if (startedHere) execFileSync(SCRIPT, ["stop"], { stdio: "inherit", timeout: 300_000 });
+  }, 300_000);
+
+  it("mirrors every sync queue, survives the loss of the master's node, reports it, and heals", async () => {
+    const viaA = topology(sync, async, 0);
+    const applied = await runCli(["apply", "-f", viaA]);
+    expect(applied.stderr).not.toMatch(/Error/);
+    expect(applied.code).toBe(0);
+
+    // Every sync queue has synchronised mirrors on the two other nodes.
+    for (const q of ["mplogin.sync", "mpwallet.sync"]) {
+      const info = await eventually(`mirrors of ${q}`, async () => {
+        const r = (await api(0, "GET", `/api/queues/${sync}/${q}`)).body;
+        return r?.synchronised_slave_nodes?.length === 2 ? r : undefined;
+      });
+      expect(info.policy).toBe("topo.mirror.sync");
+      expect([info.node, ...info.synchronised_slave_nodes].sort()).toEqual(NODES);
+    }
+    // The async queues are durable and not mirrored.
+    expect((await api(0, "GET", `/api/queues/${async}/mplogin.async`)).body.slave_nodes).toBeUndefined();
+    expect((await runCli(["plan", "-f", viaA, "--detailed-exitcode"])).code).toBe(0);
+
+    // Messages in a transient, mirrored queue.
+    const conn = await amqplib.connect(`amqp://guest:guest@127.0.0.1:${AMQP_PORTS[0]}/${sync}`);
+    const ch = await conn.createConfirmChannel();
+    for (let i = 0; i < 10; i++) ch.publish("mplogin", "mplogin.sync.register", Buffer.from(`m${i}`));
+    await ch.waitForConfirms();
+    await conn.close();
+
+    const master = (await api(0, "GET", `/api/queues/${sync}/mplogin.sync`)).body.node as string;
+    const index = NODES.indexOf(master);
+    expect(index).toBeGreaterThanOrEqual(0);
+    // Reach the cluster through a node that stays up.
+    const survivor = index === 0 ? 1 : 0;
+    const via = topology(sync, async, survivor);
+    execFileSync(SCRIPT, ["stop-node", String(index + 1)], { stdio: "inherit", timeout: 120_000 });
+    try {
+      // The queue moved to another node and kept its messages.
+      const moved = await eventually("the queue on a surviving node", async () => {
+        const r = await api(survivor, "GET", `/api/queues/${sync}/mplogin.sync`);
+        return r.status === 200 && r.body.node !== master ? r.body : undefined;
+      });
+      expect(moved.node).not.toBe(master);
+      const c2 = await amqplib.connect(`amqp://guest:guest@127.0.0.1:${AMQP_PORTS[survivor]}/${sync}`);
+      try {
+        const ch2 = await c2.createChannel();
+        expect((await ch2.checkQueue("mplogin.sync")).messageCount).toBe(10);
+      } finally {
+        await c2.close();
+      }
+      // plan says what is degraded, and that is drift.
+      const degraded = await runCli(["plan", "-f", via, "--detailed-exitcode"]);
+      expect(degraded.code).toBe(2);
+      expect(degraded.stdout).toContain(`! degraded: node ${master} is down`);
+      expect(degraded.stdout).toMatch(/No changes\. \d+ degraded/);
+    } finally {
+      execFileSync(SCRIPT, ["start-node", String(index + 1)], { stdio: "inherit", timeout: 180_000 });
+    }
+    // Back: mirrors are re-added and synchronised, and plan is clean again.
+    const clean = await eventually("a clean plan", async () => {
+      const r = await runCli(["plan", "-f", via, "--detailed-exitcode"]);
+      return r.code === 0 ? r : undefined;
+    });
+    expect(clean.stdout).toContain("No changes.");
+  });
+
+  it("a user policy that shadows topo's is left alone and reported", async () => {
+    const file = topology(sync, async, 0);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api(0, "PUT", `/api/policies/${sync}/team-limits`, { pattern: "^mplogin\\.", definition: { "max-length": 1000 }, "apply-to": "queues", priority: 10 });
+    expect([201, 204]).toContain(put.status);
+    try {
+      const r = await eventually("the shadowing policy to take effect", async () => {
+        const p = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+        return p.code === 2 ? p : undefined;
+      });
+      expect(r.stdout).toMatch(/! warning: policy "team-limits" \(priority 10\) shadows topo's mirroring policy/);
+      expect(r.stdout).toMatch(/! degraded: 1 queue is not mirrored because another policy applies to them: mplogin\.sync/);
+      // apply neither changes nor deletes the user's policy.
+      const applied = await runCli(["apply", "-f", file]);
+      expect(applied.code).toBe(0);
+      expect((await api(0, "GET", `/api/policies/${sync}/team-limits`)).body.priority).toBe(10);
+    } finally {
+      await api(0, "DELETE", `/api/policies/${sync}/team-limits`);
+    }
+  });
+});
