@@ -16,6 +16,7 @@
 #   TOPO_RMQ4_ROOT    chroot location (default /var/cache/topo/rabbitmq4-trixie)
 #   TOPO_RMQ4_MIRROR  Debian mirror (default: read from this host's apt sources)
 #   TOPO_RMQ4_WAIT    seconds to wait for the node to answer (default 60)
+#   TOPO_RMQ4_EXTRA_CONF  lines appended to the node's rabbitmq.conf for this start
 #
 # Needs root (chroot, mount). Safe to run without a TTY (CI=true).
 set -euo pipefail
@@ -218,6 +219,10 @@ management.tcp.port = ${MGMT_PORT}
 # Test machines often have little free disk; don't block publishers over it.
 disk_free_limit.absolute = 50MB
 EOF
+  # Extra rabbitmq.conf lines for one start, e.g. a test that denies a deprecated feature.
+  if [[ -n "${TOPO_RMQ4_EXTRA_CONF:-}" ]]; then
+    printf '%s\n' "$TOPO_RMQ4_EXTRA_CONF" >>"$ROOT$CONF_DIR/rabbitmq.conf"
+  fi
   echo '[rabbitmq_management].' >"$ROOT$CONF_DIR/enabled_plugins"
   chmod 0644 "$ROOT$CONF_DIR"/*
 }

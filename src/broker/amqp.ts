@@ -150,15 +150,21 @@ export function replyText(e: Error & { code?: unknown }): { code?: number; text:
 }
 
 export function amqpError(cluster: string, what: string, e: Error, lost?: Error): BrokerError {
-  const { code, text } = replyText(e as Error & { code?: unknown });
-  const lostText = lost && lost !== e ? `; connection lost: ${replyText(lost as Error & { code?: unknown }).text}` : "";
+  const own = replyText(e as Error & { code?: unknown });
+  const gone = lost && lost !== e ? replyText(lost as Error & { code?: unknown }) : undefined;
+  const lostText = gone ? `; connection lost: ${gone.text}` : "";
+  // When the broker closed the whole connection, its reply (e.g. 541 for a denied deprecated
+  // feature) says more than the channel's "Channel ended".
+  const code = own.code ?? gone?.code;
   const connectionGone = !!lost || /Connection closed|Channel ended|IllegalOperationError|Socket closed/.test(`${e.name} ${e.message}`);
-  // An operator closing the connection (management UI or API) means "stop", not "retry".
+  // Retry only what a restart explains: a forced close or a dropped socket. An operator closing
+  // the connection (management UI or API) means "stop", and any other reply is permanent.
   const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
+  const transient = connectionGone && !byOperator && (code === undefined || code === 320);
   const hint = code !== undefined ? CODE_HINTS[code] : connectionGone ? CODE_HINTS[320] : undefined;
-  return new BrokerError(cluster, redactText(`${what} -> ${text}${lostText}`), {
+  return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     status: code,
-    transient: connectionGone && !byOperator,
+    transient,
     hints: hint ? [hint] : [],
   });
 }

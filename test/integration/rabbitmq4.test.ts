@@ -119,6 +119,27 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
     expect(r.stdout).toMatch(/! warning: transient non-exclusive queues are deprecated in RabbitMQ 4 .*deprecated_features\.permit\.transient_nonexcl_queues = true/);
   });
 
+  it("names the setting that permits transient queues where the broker denies them", async () => {
+    // Restart the node with the deprecated feature denied (the default from 4.3 on), then restore it.
+    execFileSync(SCRIPT, ["stop"], { stdio: "inherit", timeout: 120_000 });
+    try {
+      execFileSync(SCRIPT, ["start"], {
+        stdio: "inherit",
+        timeout: 300_000,
+        env: { ...process.env, TOPO_RMQ4_EXTRA_CONF: "deprecated_features.permit.transient_nonexcl_queues = false" },
+      });
+      const { file } = topology({ sync: { mirrored: false } }, ["mplogin"]);
+      const r = await runCli(["apply", "-f", file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/cluster sync: .*mplogin\.sync/);
+      expect(r.stderr).toMatch(/deprecated_features\.permit\.transient_nonexcl_queues = true/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      execFileSync(SCRIPT, ["stop"], { stdio: "inherit", timeout: 120_000 });
+      execFileSync(SCRIPT, ["start"], { stdio: "inherit", timeout: 300_000 });
+    }
+  }, 600_000);
+
   it("migrates a sync queue from classic to quorum without losing its messages", async () => {
     const { file: classic, sync, async } = topology({ sync: { mirrored: false, durable: true } }, ["mplogin"]);
     expect((await runCli(["apply", "-f", classic])).code).toBe(0);
