@@ -27,13 +27,9 @@ const require = createRequire(import.meta.url);
 let validator: ValidateFunction | undefined;
 
 function schemaValidator(): ValidateFunction {
-  if (!validator) {
-    // Loaded on first use, so `topo --help` never pays for compiling the schema.
-    const Ajv = require("ajv") as typeof import("ajv").default;
-    const schema = require("../../schemas/topology.schema.json") as object;
-    const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-    validator = ajv.compile(schema);
-  }
+  // ajv's standalone code for the schema, generated at build time (scripts/build-validator.mjs):
+  // compiling the schema at run time cost more than everything else `topo validate` does.
+  validator ??= require("../../schemas/topology.validate.cjs") as ValidateFunction;
   return validator;
 }
 
