@@ -3,7 +3,7 @@
 import { BrokerError, TopoError } from "../errors.js";
 import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
 import { ManagementClient } from "../broker/http.js";
-import { readCluster } from "../broker/read.js";
+import { readCluster, readMessageCounts } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
@@ -28,7 +28,12 @@ export function managementClient(c: DesiredCluster, opts: ConnectionOptions): Ma
 /** Read one cluster and diff it against the file. */
 export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string): Promise<ClusterPlan> {
   const actual = await readCluster(client, c.target);
-  const plan = diffCluster(c, actual, prefix);
+  let plan = diffCluster(c, actual, prefix);
+  // Counts are worth their cost only where a queue would be deleted or replaced.
+  if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue")) {
+    await readMessageCounts(client, c.target, actual);
+    plan = diffCluster(c, actual, prefix);
+  }
   const compat = compatibility(c, actual);
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints });
