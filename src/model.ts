@@ -118,6 +118,8 @@ export interface QueueFacts {
   messages?: number;
   consumers?: number;
   node?: string;
+  /** "running", or "down" while the node of a queue without mirrors is down. */
+  state?: string;
   policy?: string;
   /** Mirror nodes (3.x classic mirroring); undefined when the broker did not report them. */
   mirrors?: string[];

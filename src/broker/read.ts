@@ -10,7 +10,7 @@ import { actualFrom } from "./state.js";
 const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
 // whole listing, so they are read only when a plan needs them (see readMessageCounts).
-const QUEUE_COLUMNS = "name,type,durable,auto_delete,exclusive,arguments,node,policy,slave_nodes,synchronised_slave_nodes";
+const QUEUE_COLUMNS = "name,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
 const BINDING_COLUMNS = "source,destination,destination_type,routing_key,arguments";
 
 interface ApiNode {

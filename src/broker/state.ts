@@ -22,6 +22,7 @@ export interface ApiQueue {
   messages?: number;
   consumers?: number;
   node?: string;
+  state?: string;
   policy?: string;
   slave_nodes?: string[];
   synchronised_slave_nodes?: string[];
@@ -96,6 +97,7 @@ export function factsFrom(q: ApiQueue): QueueFacts {
     messages: q.messages,
     consumers: q.consumers,
     node: q.node,
+    state: q.state,
     policy: q.policy || undefined,
     mirrors: q.slave_nodes,
     synchronisedMirrors: q.synchronised_slave_nodes,

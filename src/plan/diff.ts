@@ -113,7 +113,13 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   const actions: Action[] = [];
   const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
 
+  // While a queue's node is down (a durable queue without mirrors waits for it), the broker lists
+  // the queue but none of its bindings: they are unknown, not missing.
+  const down = new Set(Object.entries(actual.queueFacts).filter(([, f]) => f.state === "down").map(([name]) => name));
+  const unknown = (r: Resource) => r.kind === "binding" && r.destinationType === "queue" && down.has(r.destination);
+
   for (const [key, after] of want) {
+    if (unknown(after)) continue;
     const before = have.get(key);
     if (!before) {
       actions.push({ op: "create", key, after });
@@ -144,13 +150,16 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   }
 
   actions.sort(compareActions);
+  const degraded = down.size
+    ? [`${down.size} queue${down.size === 1 ? " is" : "s are"} unavailable because ${down.size === 1 ? "its node is" : "their nodes are"} down (${[...down].sort().slice(0, 5).join(", ")}${down.size > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`]
+    : [];
   return {
     cluster: desired.target.name,
     endpoint: desired.target.amqp.display,
     vhost: desired.target.amqp.vhost,
     version: actual.version || undefined,
     actions,
-    degraded: [],
+    degraded,
     warnings: [],
   };
 }

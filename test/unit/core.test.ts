@@ -239,6 +239,13 @@ describe("diff", () => {
     expect(own.owns(exchange({ name: "" }))).toBe(false);
   });
 
+  it("does not plan the bindings of a queue whose node is down: they are unknown, not missing", () => {
+    const withoutBindings = d.resources.filter((r) => r.kind !== "binding");
+    const plan = diffCluster(d, actual(withoutBindings, { queueFacts: { "mplogin.async": { state: "down", node: "a@h" } } }), "mp");
+    expect(plan.actions).toEqual([]);
+    expect(plan.degraded).toEqual([expect.stringMatching(/^1 queue is unavailable because its node is down \(mplogin\.async\)/)]);
+  });
+
   it("updates a policy in place", () => {
     const p = d.resources.find((r) => r.kind === "vhost")!;
     const desired = desiredOf(raw(), "sync");
