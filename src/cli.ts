@@ -84,8 +84,18 @@ program
   .addOption(new Option("--lock-timeout <seconds>", "how long to wait for another apply on the same cluster").argParser(seconds).default(60))
   .option("--json", "print the plan and the outcome as JSON")
   .option("--insecure", "do not verify TLS certificates (tests only)")
+  .option("--verbose", "print how long each step takes, on stderr")
   .action(
-    async (o: { file: string; cluster?: string; allowDestructive?: boolean; allowDataLoss?: boolean; lockTimeout: number; json?: boolean; insecure?: boolean }) => {
+    async (o: {
+      file: string;
+      cluster?: string;
+      allowDestructive?: boolean;
+      allowDataLoss?: boolean;
+      lockTimeout: number;
+      json?: boolean;
+      insecure?: boolean;
+      verbose?: boolean;
+    }) => {
       try {
         const [{ apply }, render] = await Promise.all([import("./commands/apply.js"), import("./plan/render.js")]);
         const r = await apply({
@@ -96,6 +106,7 @@ program
           lockTimeoutMs: o.lockTimeout * 1000,
           insecure: o.insecure,
           log: err,
+          trace: o.verbose ? err : undefined,
           onPlan: (p) => {
             if (!o.json) out(render.renderText(p));
           },

@@ -22,6 +22,8 @@ export class AmqpSession {
   /** AMQP RPCs sent (declares, binds, deletes, channel opens); the benchmark reports it. */
   rpcs = 0;
   private closed = false;
+  /** Channels kept open between phases: opening one is a round trip, and apply has several phases. */
+  private readonly idle: Channel[] = [];
   /** Set when the broker or an operator closed the connection under us. */
   lost: Error | undefined;
 
@@ -109,12 +111,13 @@ export class AmqpSession {
       try {
         while (!failure && next < items.length) {
           const item = items[next++] as T;
-          ch ??= await this.channel();
+          ch ??= this.idle.pop() ?? (await this.channel());
           try {
             this.rpcs++;
             await fn(ch, item);
             onDone(item);
           } catch (e) {
+            // The broker closes a channel on any error: it is not reused.
             failure ??= amqpError(this.cluster, what(item), e as Error, this.lost);
             ch = undefined;
           }
@@ -122,7 +125,7 @@ export class AmqpSession {
       } catch (e) {
         failure ??= amqpError(this.cluster, "open channel", e as Error, this.lost);
       } finally {
-        if (ch) await ch.close().catch(() => undefined);
+        if (ch) this.idle.push(ch);
       }
     };
     const workers = Math.max(1, Math.min(size, items.length));

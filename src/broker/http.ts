@@ -26,8 +26,9 @@ const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDO
 const TRANSIENT_STATUS = new Set([502, 503, 504]);
 
 export class ManagementClient {
-  /** Requests sent, retries included; the benchmark reports it. */
+  /** Requests sent, retries included, and how many of them were writes; the benchmark reports them. */
   requests = 0;
+  writes = 0;
   private readonly agent: http.Agent;
   private readonly base: URL;
   private readonly auth: string;
@@ -98,6 +99,7 @@ export class ManagementClient {
 
   private once(method: string, path: string, body?: unknown): Promise<HttpResponse> {
     this.requests++;
+    if (method !== "GET") this.writes++;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const url = new URL(this.base.pathname.replace(/\/$/, "") + path, this.base);
     const lib = url.protocol === "https:" ? https : http;

@@ -21,6 +21,8 @@ export interface ApplyOptions extends ConnectionOptions {
   concurrency?: number;
   /** Progress for people (stderr). */
   log: (msg: string) => void;
+  /** Timings of each step (--verbose), for finding where an apply spends its time. */
+  trace?: (msg: string) => void;
   /** Called with the plan before anything is written. */
   onPlan?: (plan: Plan) => void;
 }
@@ -34,7 +36,7 @@ export interface ClusterOutcome {
 export interface ApplyResult {
   plan: Plan;
   clusters: ClusterOutcome[];
-  stats: { httpRequests: number; amqpRpcs: number };
+  stats: { httpRequests: number; httpWrites: number; amqpRpcs: number };
 }
 
 export const DEFAULT_CONCURRENCY = 64;
@@ -46,7 +48,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const clusters = selectClusters(desired, opts.cluster, opts.file);
   const clients = new Map<string, ManagementClient>(clusters.map((c) => [c.target.name, managementClient(c, opts)]));
   const sessions = new Map<string, AmqpSession>();
-  const stats = { httpRequests: 0, amqpRpcs: 0 };
+  const stats = { httpRequests: 0, httpWrites: 0, amqpRpcs: 0 };
   const client = (c: DesiredCluster) => clients.get(c.target.name) as ManagementClient;
   const session = async (c: DesiredCluster): Promise<AmqpSession> => {
     let s = sessions.get(c.target.name);
@@ -58,7 +60,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   };
 
   try {
+    const started = stopwatch("all", opts.trace);
     const plans = await forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix));
+    started("read and planned every cluster");
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
 
@@ -78,6 +82,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
         await executePlan({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
+        opts.trace?.(`cluster ${c.target.name}: created the vhost`);
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
       // A connection lost to a broker restart is retried from the top (lock, plan, execute):
@@ -101,6 +106,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     for (const s of sessions.values()) stats.amqpRpcs += s.rpcs;
     for (const c of clients.values()) {
       stats.httpRequests += c.requests;
+      stats.httpWrites += c.writes;
       c.close();
     }
   }
@@ -108,11 +114,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   /** Lock, plan again, carry out the plan, read back. Returns the number of changes made. */
   async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined): Promise<number> {
     const http = client(c);
+    const step = stopwatch(c.target.name, opts.trace);
     const s = await session(c);
+    step("connected over AMQP");
     await acquireLock(s, http, c.target.amqp.vhost, { timeoutMs: opts.lockTimeoutMs, log: opts.log });
+    step("took the lock");
 
     // Plan again under the lock: another apply may have changed the broker while we waited.
     const current = await planCluster(c, http, desired.prefix);
+    step("planned again under the lock");
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
       return 0;
@@ -125,9 +135,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     guardDataLoss([current], opts.allowDataLoss);
     opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
     await executePlan(current, ctx(c), execOpts(opts));
+    step(`made ${current.actions.length} changes`);
 
     // An apply whose re-plan is not empty has failed.
     const after = await planCluster(c, http, desired.prefix);
+    step("read back");
     if (after.actions.length) {
       throw new ApplyError(
         `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,
@@ -152,6 +164,16 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   function ctx(c: DesiredCluster) {
     return { target: c.target, http: client(c), amqp: () => session(c), log: opts.log };
   }
+}
+
+/** Reports the time since the previous step, when tracing. */
+function stopwatch(cluster: string, trace: ((msg: string) => void) | undefined): (what: string) => void {
+  let last = performance.now();
+  return (what) => {
+    const now = performance.now();
+    trace?.(`cluster ${cluster}: ${what} (${Math.round(now - last)} ms)`);
+    last = now;
+  };
 }
 
 function execOpts(opts: ApplyOptions) {
