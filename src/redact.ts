@@ -28,7 +28,8 @@ const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]*):([^\s@/]*)@/gi;
 
 /** Mask every registered secret and any user:password@ in URLs inside free text. */
 export function redactText(text: string): string {
-  let out = text.replace(USERINFO, (_m, scheme: string, user: string) => `${scheme}${user}:***@`);
+  // "<password>" in advice text is a placeholder, not a secret.
+  let out = text.replace(USERINFO, (m, scheme: string, user: string, pass: string) => (pass === "<password>" ? m : `${scheme}${user}:***@`));
   // Longest first, so a secret that contains another is masked whole.
   for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
     if (s.length < 3 && !/[^a-z0-9]/i.test(s)) {

@@ -76,7 +76,13 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
     throw e;
   }
   if (doc.errors.length > 0) {
-    fail(doc.errors.map((e) => ({ ...at(e.pos[0]), message: `YAML: ${firstLine(e.message)}` })));
+    fail(
+      doc.errors.map((e) => ({
+        ...at(e.pos[0]),
+        // The parser recurses; absurd nesting exhausts its stack before any rule of ours applies.
+        message: /call stack/i.test(e.message) ? `nesting is too deep to read; a topology is a few levels deep` : `YAML: ${firstLine(e.message)}`,
+      })),
+    );
   }
   const depthProblem = tooDeep(doc.contents as YamlNode | null, 0);
   if (depthProblem) fail([{ ...at(depthProblem.range?.[0] ?? 0), message: `nesting deeper than ${MAX_DEPTH} levels; a topology is a few levels deep` }]);
@@ -199,9 +205,12 @@ export function interpolate(value: string, env: Env): { value: string } | { erro
 // ---------------------------------------------------------------------------------------------
 // Schema errors → places and words
 
-/** Drop the noise ajv adds for if/then/else and keep one error per place. */
+/**
+ * Drop the noise ajv adds: the "if" of if/then/else, and the inner pattern error of a
+ * propertyNames failure (the propertyNames error itself says it better).
+ */
 function relevantErrors(errors: ErrorObject[]): ErrorObject[] {
-  return errors.filter((e) => e.keyword !== "if");
+  return errors.filter((e) => e.keyword !== "if" && (e as ErrorObject & { propertyName?: string }).propertyName === undefined);
 }
 
 function jsonPointerToPath(pointer: string): (string | number)[] {
@@ -251,8 +260,17 @@ function schemaProblem(
     case "required":
       message = `${where}: missing required key "${String(params.missingProperty)}"`;
       break;
-    case "type":
-      message = `${where}: must be ${article(String(params.type))}, not ${describeValue(valueAt(doc, path))}`;
+    case "type": {
+      // A services entry is either a name or a mapping (if/then/else in the schema).
+      const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
+      const wanted = isServiceEntry ? "a service name or a mapping with name:" : article(String(params.type));
+      message = `${where}: must be ${wanted}, not ${describeValue(valueAt(doc, path))}`;
+      break;
+    }
+    case "minProperties":
+    case "minLength":
+    case "minItems":
+      message = `${where}: must not be empty`;
       break;
     case "enum":
       message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path))}`;

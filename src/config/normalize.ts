@@ -123,7 +123,7 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
   try {
     u = new URL(url);
   } catch {
-    problems.push({ path, message: `"${maskUserinfo(url)}" is not a valid URL; write amqp://user:password@host:5672/vhost` });
+    problems.push({ path, message: `"${maskUserinfo(url)}" is not a valid URL; write amqp://<user>:<password>@<host>:5672/<vhost>` });
     return undefined;
   }
   const protocol = u.protocol.replace(/:$/, "");
@@ -132,7 +132,7 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     return undefined;
   }
   if (!u.hostname) {
-    problems.push({ path, message: `URL has no host; write ${protocol}://user:password@host:port/vhost` });
+    problems.push({ path, message: `URL has no host; write ${protocol}://<user>:<password>@<host>:<port>/<vhost>` });
     return undefined;
   }
   if (u.search || u.hash) {
