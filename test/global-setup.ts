@@ -8,7 +8,7 @@ async function answers(mgmtUrl: string): Promise<boolean> {
   try {
     const u = new URL(mgmtUrl);
     const auth = Buffer.from(`${decodeURIComponent(u.username || "guest")}:${decodeURIComponent(u.password || "guest")}`).toString("base64");
-    const r = await fetch(`${u.origin}/api/overview`, { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(3000) });
+    const r = await fetch(`${u.origin}/api/overview`, { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(20_000) });
     return r.ok;
   } catch {
     return false;

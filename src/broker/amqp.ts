@@ -7,6 +7,7 @@ import type { Channel, ChannelModel } from "amqplib";
 import { BrokerError } from "../errors.js";
 import type { ClusterTarget } from "../model.js";
 import { redactText } from "../redact.js";
+import { tlsProblem } from "./http.js";
 import { backoff, sleep } from "./retry.js";
 
 export interface AmqpOptions {
@@ -173,13 +174,14 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
 }
 
 function connectError(target: ClusterTarget, e: Error): BrokerError {
-  const { code, text } = replyText(e as Error & { code?: unknown });
+  const tls = tlsProblem(target.name, e as Error & { code?: unknown });
+  const { code, text } = tls ? { code: undefined, text: tls.text } : replyText(e as Error & { code?: unknown });
   const where = `connect ${target.amqp.display}`;
   const hints: string[] = [];
   let transient = false;
-  if (/ACCESS.REFUSED|403/.test(e.message)) hints.push(`the broker refused user "${target.amqp.username}"; check the user and password in clusters.${target.name}.url`);
+  if (tls) hints.push(tls.hint);
+  else if (/ACCESS.REFUSED|403/.test(e.message)) hints.push(`the broker refused user "${target.amqp.username}"; check the user and password in clusters.${target.name}.url`);
   else if (/NOT.ALLOWED|530|vhost/.test(e.message)) hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);
-  else if (/CERT|SSL|certificate|self.signed|wrong version number/i.test(e.message)) hints.push(`TLS failed; check clusters.${target.name}.tls.ca (and the port: amqps is usually 5671)`);
   else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
     transient = true;
     hints.push(`nothing accepts AMQP connections at ${target.amqp.hostname}:${target.amqp.port}; is the broker up?`);

@@ -164,14 +164,41 @@ export class ManagementClient {
     const code = e.code ?? "";
     const hints: string[] = [];
     if (code === "ECONNREFUSED") hints.push(`nothing answers at ${this.endpoint.display}; is the broker up and the management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?`);
-    if (/CERT|SSL|TLS|self.signed|certificate/i.test(`${code} ${e.message}`)) hints.push(`TLS verification failed; set clusters.${this.cluster}.tls.ca to the CA that signed the broker's certificate (or --insecure, for tests only)`);
+    const tls = tlsProblem(this.cluster, e);
+    if (tls) hints.push(tls.hint);
     if (code === "ENOTFOUND") hints.push(`the host name does not resolve; check clusters.${this.cluster}`);
-    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${code || "error"} ${e.message}`), {
+    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${code || "error"} ${tls?.text ?? e.message}`), {
       transient: TRANSIENT_CODES.has(code),
       status: code,
       hints,
     });
   }
+}
+
+/**
+ * What a failed TLS handshake means, from Node's error: our check of the broker's certificate
+ * failed, the broker refused our client certificate, or the port does not speak TLS. `text` is
+ * the error without OpenSSL's internal dump. Shared by the AMQP side (same Node TLS errors).
+ */
+export function tlsProblem(cluster: string, e: Error & { code?: unknown; reason?: unknown }): { text: string; hint: string } | undefined {
+  const code = typeof e.code === "string" ? e.code : "";
+  const reason = typeof e.reason === "string" && e.reason ? e.reason : undefined;
+  const text = reason ?? e.message.trim();
+  const at = `clusters.${cluster}.tls`;
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return { text, hint: `TLS verification failed: the broker's certificate does not name the host in clusters.${cluster}; use a host name the certificate lists (or --insecure, for tests only)` };
+  }
+  // An alert from the broker: it refused us, usually our client certificate (or its absence).
+  if (/^ERR_SSL_(TLSV1|TLSV13|SSLV3)_ALERT_/.test(code)) {
+    return { text, hint: `the broker refused the TLS handshake (${reason ?? code}); set ${at}.cert and ${at}.key to a client certificate signed by a CA the broker trusts` };
+  }
+  if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(e.message)) {
+    return { text, hint: `the port does not speak TLS; use the broker's TLS port, or http:// / amqp:// for a plain one` };
+  }
+  if (/CERT|SSL|TLS/.test(code) || /self.signed|certificate/i.test(e.message)) {
+    return { text, hint: `TLS verification failed; set ${at}.ca to the CA that signed the broker's certificate (or --insecure, for tests only)` };
+  }
+  return undefined;
 }
 
 export function vh(vhost: string): string {

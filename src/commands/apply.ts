@@ -60,19 +60,21 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   };
 
   try {
-    const started = stopwatch("all", opts.trace);
+    const started = stopwatch("every cluster", opts.trace);
     const plans = await forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix));
-    started("read and planned every cluster");
+    started("read and planned");
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
 
     // Refuse before anything is written, on any cluster.
     guardDestructive(plans, opts.allowDestructive);
-    await forEachCluster(clusters, async (c) => {
-      const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
-      if (hasQueueRemovals(p)) await countMessages(p, await session(c));
-    });
-    guardDataLoss(plans, opts.allowDataLoss);
+    if (!opts.allowDataLoss) {
+      await forEachCluster(clusters, async (c) => {
+        const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
+        if (deletesQueues(p)) await countMessages(p, await session(c));
+      });
+      guardDataLoss(plans);
+    }
 
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
@@ -114,7 +116,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   /** Lock, plan again, carry out the plan, read back. Returns the number of changes made. */
   async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined): Promise<number> {
     const http = client(c);
-    const step = stopwatch(c.target.name, opts.trace);
+    const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     const s = await session(c);
     step("connected over AMQP");
     await acquireLock(s, http, c.target.amqp.vhost, { timeoutMs: opts.lockTimeoutMs, log: opts.log });
@@ -131,8 +133,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
     }
     guardDestructive([current], opts.allowDestructive);
-    if (hasQueueRemovals(current)) await countMessages(current, s);
-    guardDataLoss([current], opts.allowDataLoss);
+    if (!opts.allowDataLoss && deletesQueues(current)) {
+      await countMessages(current, s);
+      guardDataLoss([current]);
+    }
     opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
     await executePlan(current, ctx(c), execOpts(opts));
     step(`made ${current.actions.length} changes`);
@@ -167,11 +171,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 }
 
 /** Reports the time since the previous step, when tracing. */
-function stopwatch(cluster: string, trace: ((msg: string) => void) | undefined): (what: string) => void {
+function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (what: string) => void {
   let last = performance.now();
   return (what) => {
     const now = performance.now();
-    trace?.(`cluster ${cluster}: ${what} (${Math.round(now - last)} ms)`);
+    trace?.(`${label}: ${what} (${Math.round(now - last)} ms)`);
     last = now;
   };
 }
@@ -185,8 +189,9 @@ function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {
   return keys(a) === keys(b);
 }
 
-function hasQueueRemovals(p: ClusterPlan): boolean {
-  return destructiveActions(p).some((a) => a.before.kind === "queue");
+/** Only a delete can lose messages: replaces keep them (see broker/replace.ts). */
+function deletesQueues(p: ClusterPlan): boolean {
+  return p.actions.some((a) => a.op === "delete" && a.before.kind === "queue");
 }
 
 /**
@@ -194,7 +199,7 @@ function hasQueueRemovals(p: ClusterPlan): boolean {
  * count now. Used to refuse a data-losing plan before anything is written.
  */
 async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
-  const targets = destructiveActions(p).filter((a) => a.before.kind === "queue");
+  const targets = p.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && a.before.kind === "queue");
   await s.runAll(
     targets,
     16,
@@ -222,9 +227,7 @@ function guardDestructive(plans: ClusterPlan[], allowed: boolean): void {
   ]);
 }
 
-function guardDataLoss(plans: ClusterPlan[], allowed: boolean): void {
-  if (allowed) return;
-  // Replaces keep their messages (see broker/replace.ts); only a delete can lose them.
+function guardDataLoss(plans: ClusterPlan[]): void {
   const lines = plans.flatMap((p) =>
     destructiveActions(p)
       .filter((a) => a.op === "delete" && (a.messages ?? 0) > 0)

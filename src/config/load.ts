@@ -3,6 +3,7 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, resolve } from "node:path";
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { ErrorObject, ValidateFunction } from "ajv";
@@ -128,10 +129,15 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
 
   const { desired, problems: crossProblems } = normalize(data as RawConfig);
   for (const p of crossProblems) problems.push(placePathProblem(p, doc, at, file));
+  // TLS files are named relative to the topology file, like every path a config file holds.
   for (const c of desired.clusters) {
-    for (const [field, path] of [["ca", c.target.tls.ca], ["cert", c.target.tls.cert], ["key", c.target.tls.key]] as const) {
-      if (path !== undefined && !existsSync(path)) {
-        problems.push(placePathProblem({ path: ["clusters", c.target.name, "tls", field], message: `no such file: ${path}` }, doc, at, file));
+    const tls = c.target.tls;
+    for (const field of ["ca", "cert", "key"] as const) {
+      const path = tls[field];
+      if (path === undefined) continue;
+      tls[field] = resolve(dirname(file), path);
+      if (!existsSync(tls[field])) {
+        problems.push(placePathProblem({ path: ["clusters", c.target.name, "tls", field], message: `no such file: ${tls[field]}` }, doc, at, file));
       }
     }
   }
