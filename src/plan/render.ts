@@ -5,8 +5,6 @@ import { assertNever } from "../model.js";
 import { describe } from "./keys.js";
 import { summarize } from "./diff.js";
 
-const SYMBOL = { create: "+", update: "~", replace: "-/+", delete: "-" } as const;
-
 function details(r: Resource): string {
   switch (r.kind) {
     case "vhost":
