@@ -8,7 +8,7 @@
 //   (b) amqplib over one channel per cluster, each declare awaited in turn (what a worker does).
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -290,7 +290,9 @@ async function main() {
   const results = {};
   try {
     for (const n of SIZES) results[n] = await measureSize(n);
-    const md = report(machine, results, start);
+    // The hand-written analysis of the figures (bench/notes.md) follows the generated tables.
+    const notes = existsSync(join(ROOT, "bench/notes.md")) ? `\n${readFileSync(join(ROOT, "bench/notes.md"), "utf8").replace(/^<!--.*-->\n/, "")}` : "";
+    const md = report(machine, results, start) + notes;
     writeFileSync(join(ROOT, "BENCHMARKS.md"), md);
     process.stdout.write(`${md}\n`);
   } finally {
