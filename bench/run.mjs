@@ -13,6 +13,7 @@ import { cpus, totalmem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import amqplib from "amqplib";
+import { serviceNames } from "./services.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const AMQP = process.env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
@@ -40,18 +41,7 @@ async function api(method, path, body) {
   return text ? JSON.parse(text) : undefined;
 }
 
-/** Service names are letters and underscores only: the index in base 26. */
-function names(n) {
-  return Array.from({ length: n }, (_, i) => {
-    let s = "";
-    let x = i;
-    do {
-      s = String.fromCharCode(97 + (x % 26)) + s;
-      x = Math.floor(x / 26) - 1;
-    } while (x >= 0);
-    return `mpsvc_${s}`;
-  });
-}
+const names = serviceNames;
 
 const vhostsMade = new Set();
 function vhostName(tag) {

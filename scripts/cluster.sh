@@ -77,7 +77,9 @@ EOF
 }
 
 is_running() {
-  ctl "$1" -q ping >/dev/null 2>&1
+  # Without the private HOME the CLI would try to create a cookie there, fail, and leave an
+  # erl_crash.dump in the current directory.
+  [[ -d "$BASE/home" ]] && ctl "$1" -q ping >/dev/null 2>&1
 }
 
 start_server() {

@@ -1,7 +1,7 @@
 // Integration-test helpers: each test works in vhosts of its own (rascal's namespace = uuid()) and
 // removes them afterwards; the CLI is run as a real subprocess so exit codes and output are real.
 
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -171,4 +171,22 @@ export async function publish(v: string, exchange: string, routingKey: string, b
 /** Count messages right now (a passive declare; the management API lags by up to 5 s). */
 export async function messageCount(v: string, queue: string): Promise<number> {
   return withChannel(v, async (ch) => (await ch.checkQueue(queue)).messageCount);
+}
+
+/**
+ * Start one of the project's test brokers (scripts/*.sh start) unless it already runs, e.g.
+ * started by .ci/run. Returns what stops it again: nothing, when it was running before.
+ */
+export function startTestBroker(script: string, timeoutMs: number, running: (status: string) => boolean = (s) => s.includes("running")): () => void {
+  let status = "";
+  try {
+    status = execFileSync(script, ["status"], { encoding: "utf8" });
+  } catch {
+    // status exits non-zero when stopped
+  }
+  if (running(status)) return () => undefined;
+  execFileSync(script, ["start"], { stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
+  return () => {
+    execFileSync(script, ["stop"], { stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
+  };
 }

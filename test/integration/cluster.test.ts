@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import amqplib from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, runCli, uniqueName, writeFile } from "../helpers/broker.js";
+import { ROOT, runCli, startTestBroker, uniqueName, writeFile } from "../helpers/broker.js";
 
 const SCRIPT = join(ROOT, "scripts/cluster.sh");
 const NODES = ["topo-a@localhost", "topo-b@localhost", "topo-c@localhost"];
@@ -46,26 +46,18 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, tim
 }
 
 describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
-  let startedHere = false;
+  let stopCluster = () => undefined as void;
   const sync = uniqueName("csync");
   const async = uniqueName("casync");
 
   beforeAll(() => {
-    let running = false;
-    try {
-      running = execFileSync(SCRIPT, ["status"], { encoding: "utf8" }).includes(NODES[2]!);
-    } catch {
-      running = false;
-    }
-    if (!running) {
-      execFileSync(SCRIPT, ["start"], { stdio: "inherit", timeout: 300_000 });
-      startedHere = true;
-    }
+    // Running means all three nodes: status prints one line per node.
+    stopCluster = startTestBroker(SCRIPT, 300_000, (status) => status.includes("running") && !status.includes("stopped"));
   }, 300_000);
 
   afterAll(async () => {
     for (const v of [sync, async]) await api(1, "DELETE", `/api/vhosts/${v}`).catch(() => undefined);
-    if (startedHere) execFileSync(SCRIPT, ["stop"], { stdio: "inherit", timeout: 300_000 });
+    stopCluster();
   }, 300_000);
 
   it("mirrors every sync queue, survives the loss of the master's node, reports it, and heals", async () => {

@@ -10,6 +10,8 @@ import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError } from "../../src/errors.js";
 import { amqpUrl, api, createVhost, deleteVhost, messageCount, publish, runCli, uniqueName, writeTopology } from "../helpers/broker.js";
 import { spawn } from "node:child_process";
+// @ts-expect-error: a plain ESM module of the benchmark, without type declarations
+import { serviceNames } from "../../bench/services.mjs";
 import { CLI } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
@@ -17,18 +19,7 @@ afterEach(async () => {
   await Promise.all(vhosts.splice(0).map(deleteVhost));
 });
 
-function names(n: number): string[] {
-  // Service names are letters only: encode the index in base 26.
-  return Array.from({ length: n }, (_, i) => {
-    let s = "";
-    let x = i;
-    do {
-      s = String.fromCharCode(97 + (x % 26)) + s;
-      x = Math.floor(x / 26) - 1;
-    } while (x >= 0);
-    return `mpsvc_${s}`;
-  });
-}
+const names = serviceNames as (n: number) => string[];
 
 function fresh(services: unknown[]) {
   const sync = uniqueName("sync");

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import amqplib from "amqplib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, runCli, uniqueName, writeFile } from "../helpers/broker.js";
+import { ROOT, runCli, startTestBroker, uniqueName, writeFile } from "../helpers/broker.js";
 
 const SCRIPT = join(ROOT, "scripts/rabbitmq4.sh");
 const AMQP = "amqp://guest:guest@127.0.0.1:5690";
@@ -21,7 +21,7 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
 }
 
 const vhosts: string[] = [];
-let startedHere = false;
+let stopBroker = () => undefined as void;
 
 function topology(defaults: unknown, services: unknown[] = ["mplogin", "mpwallet"]): { file: string; sync: string; async: string } {
   const sync = uniqueName("r4sync");
@@ -38,18 +38,8 @@ function topology(defaults: unknown, services: unknown[] = ["mplogin", "mpwallet
 
 describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
   beforeAll(() => {
-    const running = (() => {
-      try {
-        return execFileSync(SCRIPT, ["status"], { encoding: "utf8" }).includes("running");
-      } catch {
-        return false;
-      }
-    })();
-    if (!running) {
-      // The first run builds the chroot (about 2 minutes); later runs start in seconds.
-      execFileSync(SCRIPT, ["start"], { stdio: "inherit", timeout: 900_000 });
-      startedHere = true;
-    }
+    // The first run builds the chroot (about 2 minutes); later runs start in seconds.
+    stopBroker = startTestBroker(SCRIPT, 900_000);
   }, 900_000);
 
   afterEach(async () => {
@@ -57,7 +47,7 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
   });
 
   afterAll(() => {
-    if (startedHere) execFileSync(SCRIPT, ["stop"], { stdio: "inherit", timeout: 120_000 });
+    stopBroker();
   }, 120_000);
 
   it("refuses mirrored classic queues at plan time, says why and names quorum queues", async () => {

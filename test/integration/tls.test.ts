@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, runCli, uniqueName, writeFile, type CliResult } from "../helpers/broker.js";
+import { ROOT, runCli, startTestBroker, uniqueName, writeFile, type CliResult } from "../helpers/broker.js";
 
 const SCRIPT = join(ROOT, "scripts/tls-node.sh");
 // A password that cannot appear in any output by accident: if it shows up, topo printed it.
@@ -16,7 +16,7 @@ const USER = "topo-tls-admin";
 const PASSWORD = "Tls-S3cret-Quokka";
 
 let env: Record<string, string> = {};
-let startedHere = false;
+let stopNode = () => undefined as void;
 let ca: Buffer;
 /** Every CLI output of this file, checked for the password at the end. */
 const outputs: CliResult[] = [];
@@ -116,17 +116,7 @@ const VERIFY_FAILED = /TLS verification failed; set clusters\.(sync|async)\.tls\
 
 describe.runIf(!process.env.TOPO_SKIP_TLS)("TLS (amqps:// and https://)", () => {
   beforeAll(() => {
-    const running = (() => {
-      try {
-        return execFileSync(SCRIPT, ["status"], { encoding: "utf8" }).includes("running");
-      } catch {
-        return false;
-      }
-    })();
-    if (!running) {
-      execFileSync(SCRIPT, ["start"], { stdio: ["ignore", "inherit", "inherit"], timeout: 110_000 });
-      startedHere = true;
-    }
+    stopNode = startTestBroker(SCRIPT, 110_000);
     const out = execFileSync(SCRIPT, ["env"], { encoding: "utf8" });
     env = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
     ca = readFileSync(env.TOPO_TLS_CA!);
@@ -143,8 +133,9 @@ describe.runIf(!process.env.TOPO_SKIP_TLS)("TLS (amqps:// and https://)", () => 
   }, 120_000);
 
   afterAll(() => {
-    if (startedHere) execFileSync(SCRIPT, ["stop"], { stdio: ["ignore", "inherit", "inherit"], timeout: 110_000 });
-    else if (Object.keys(env).length) execFileSync(SCRIPT, ["ctl", "-q", "delete_user", USER], { stdio: "ignore", timeout: 30_000 });
+    // A node that was running before keeps running, without the test's user.
+    if (Object.keys(env).length) execFileSync(SCRIPT, ["ctl", "-q", "delete_user", USER], { stdio: "ignore", timeout: 30_000 });
+    stopNode();
   }, 120_000);
 
   it("verifies the broker with tls.ca: apply, then plan finds no changes", async () => {
