@@ -341,6 +341,7 @@ export function normalize(raw: RawConfig): NormalizeResult {
   // Services
   const specs: QueueSpec[] = [];
   const firstSeen = new Map<string, number>();
+  const missingClusters = new Set<string>();
   raw.services.forEach((entry, i) => {
     const svc: RawService = typeof entry === "string" ? { name: entry } : entry;
     const namePath: (string | number)[] = typeof entry === "string" ? ["services", i] : ["services", i, "name"];
@@ -367,14 +368,18 @@ export function normalize(raw: RawConfig): NormalizeResult {
       const r = resolveSettings(kind, layers, problems);
       checkArguments(r.type, r.arguments, layers, problems);
       if (!raw.clusters[r.cluster]) {
-        const known = Object.keys(raw.clusters).join(", ");
-        const msg =
-          r.clusterPath[0] === "clusters"
-            ? `no cluster named "${r.cluster}" for ${svc.name}.${kind}; add clusters.${r.cluster} or set defaults.${kind}.cluster (clusters: ${known})`
-            : `unknown cluster "${r.cluster}" (clusters: ${known})`;
-        // One problem per place, not one per service using a missing default.
-        if (!problems.some((p) => p.message === msg || (p.path.join(".") === r.clusterPath.join(".") && p.message.startsWith("unknown cluster")))) {
-          problems.push({ path: r.clusterPath[0] === "clusters" ? namePath : r.clusterPath, message: msg });
+        // One problem per place that names the cluster (or per kind, for the built-in default,
+        // at the first service that needs it), not one per service.
+        const builtIn = r.clusterPath[0] === "clusters";
+        const place = builtIn ? `built-in|${kind}` : r.clusterPath.join(".");
+        if (!missingClusters.has(place)) {
+          missingClusters.add(place);
+          const known = Object.keys(raw.clusters).join(", ");
+          problems.push(
+            builtIn
+              ? { path: namePath, message: `no cluster named "${r.cluster}" for ${svc.name}.${kind} and the other ${kind} queues; add clusters.${r.cluster} or set defaults.${kind}.cluster (clusters: ${known})` }
+              : { path: r.clusterPath, message: `unknown cluster "${r.cluster}" (clusters: ${known})` },
+          );
         }
         continue;
       }

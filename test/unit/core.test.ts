@@ -95,6 +95,14 @@ describe("normalize", () => {
     );
   });
 
+  it("reports a missing built-in cluster once per kind, not once per service", () => {
+    const { problems } = normalize(raw({ clusters: { main: { url: "amqp://h/m" } }, services: ["mpa", "mpb", "mpc"] }));
+    expect(problems.map((p) => `${p.path.join(".")}: ${p.message}`)).toEqual([
+      expect.stringMatching(/^services\.0: no cluster named "sync" for mpa\.sync and the other sync queues/),
+      expect.stringMatching(/^services\.0: no cluster named "async" for mpa\.async and the other async queues/),
+    ]);
+  });
+
   it("refuses two clusters on the same vhost, and bad URLs", () => {
     const { problems } = normalize(
       raw({ clusters: { sync: { url: "amqp://h/v" }, async: { url: "amqp://H:5672/v" }, third: { url: "http://h/x" }, fourth: { url: "amqp://h/a/b" } } }),
