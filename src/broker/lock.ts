@@ -28,8 +28,9 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
   const me = `${hostname()} pid ${process.pid}`;
   let announced = false;
   for (;;) {
-    const ch = await session.channel();
     try {
+      // Inside the try: a connection lost while waiting is a broker error like any other.
+      const ch = await session.channel();
       session.rpcs++;
       await ch.assertQueue(LOCK_QUEUE, {
         exclusive: true,

@@ -52,14 +52,17 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const toQueue = (b: Binding): Binding => ({ ...b, destination: name });
   const routes = dedupeBindings([...r.bindings.map(toQueue), ...r.holdBindings.map(toQueue)]);
   const step = async <T>(what: string, fn: (ch: Channel) => Promise<T>): Promise<T> => {
-    const ch = await session.channel();
+    let ch: Channel | undefined;
     try {
+      // Opening the channel is inside the try: a connection closed under us fails here, and must
+      // be reported like any other broker reply, with the step it stopped at.
+      ch = await session.channel();
       session.rpcs++;
       return await fn(ch);
     } catch (e) {
       throw amqpError(session.cluster, `replace queue ${name}: ${what}`, e as Error, session.lost);
     } finally {
-      await ch.close().catch(() => undefined);
+      await ch?.close().catch(() => undefined);
     }
   };
   let moved = 0;
@@ -163,8 +166,9 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
 /** Ids of the messages a queue holds right now, leaving them where they are. */
 async function peekKeys(session: AmqpSession, queue: string): Promise<Set<string>> {
   const keys = new Set<string>();
-  const ch = await session.channel();
+  let ch: Channel | undefined;
   try {
+    ch = await session.channel();
     const { messageCount } = await ch.checkQueue(queue);
     for (let i = 0; i < messageCount; i++) {
       session.rpcs++;
@@ -178,7 +182,7 @@ async function peekKeys(session: AmqpSession, queue: string): Promise<Set<string
   } catch (e) {
     throw amqpError(session.cluster, `replace queue ${queue}: peek`, e as Error, session.lost);
   } finally {
-    await ch.close().catch(() => undefined);
+    await ch?.close().catch(() => undefined);
   }
 }
 

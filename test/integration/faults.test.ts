@@ -66,7 +66,7 @@ describe("one apply at a time", () => {
  * Start a large apply on the async cluster and close its AMQP connection through the management
  * API as soon as it starts writing. Returns the exit code and stderr.
  */
-async function applyAndCloseConnection(file: string, reason?: string): Promise<{ code: number; stderr: string; closed: boolean }> {
+async function applyAndCloseConnection(file: string, vhost: string, reason?: string): Promise<{ code: number; stderr: string; closed: boolean }> {
   const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async"], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -78,8 +78,10 @@ async function applyAndCloseConnection(file: string, reason?: string): Promise<{
   let closed = false;
   for (let i = 0; i < 2000 && !closed; i++) {
     if (!connection) {
-      const conns = (await api("GET", "/api/connections?columns=name,client_properties")).body as any[];
-      connection = conns.find((c) => c.client_properties?.connection_name === "topo async")?.name;
+      // Other test files run applies on clusters named "async" at the same time: the vhost tells
+      // this test's connection from theirs.
+      const conns = (await api("GET", "/api/connections?columns=name,vhost,client_properties")).body as any[];
+      connection = conns.find((c) => c.vhost === vhost && c.client_properties?.connection_name === "topo async")?.name;
     } else if (stderr.includes("applying")) {
       const headers: Record<string, string> = reason ? { "x-reason": reason } : {};
       closed = (await api("DELETE", `/api/connections/${encodeURIComponent(connection)}`, undefined, headers)).status === 204;
@@ -100,7 +102,7 @@ describe("faults mid-apply", () => {
     const { async, small, big } = bigTopology();
     expect((await runCli(["apply", "-f", small])).code).toBe(0);
     await publish(async, "mpkeep", "mpkeep.async.job", ["k1", "k2", "k3", "k4"]);
-    const { code, stderr, closed } = await applyAndCloseConnection(big);
+    const { code, stderr, closed } = await applyAndCloseConnection(big, async);
     expect(closed).toBe(true);
     expect(code).toBe(1);
     expect(stderr).toMatch(/CONNECTION_FORCED - Closed via management plugin/);
@@ -120,7 +122,7 @@ describe("faults mid-apply", () => {
     expect((await runCli(["apply", "-f", small])).code).toBe(0);
     await publish(async, "mpkeep", "mpkeep.async.job", ["k1", "k2"]);
     // The reason a shutting-down node gives its clients.
-    const { code, stderr, closed } = await applyAndCloseConnection(big, "broker forced connection closure with reason 'shutdown'");
+    const { code, stderr, closed } = await applyAndCloseConnection(big, async, "broker forced connection closure with reason 'shutdown'");
     expect(closed).toBe(true);
     expect(stderr).toMatch(/CONNECTION_FORCED - broker forced connection closure/);
     expect(stderr).toMatch(/cluster async: reconnecting in \d+\.\d s \(attempt 2 of 3\)/);
