@@ -85,6 +85,8 @@ async function applyAndCloseConnection(file: string, vhost: string, reason?: str
     } else if (stderr.includes("applying")) {
       const headers: Record<string, string> = reason ? { "x-reason": reason } : {};
       closed = (await api("DELETE", `/api/connections/${encodeURIComponent(connection)}`, undefined, headers)).status === 204;
+      // Gone already (apply reconnected under a new name): look it up again.
+      if (!closed) connection = undefined;
     }
     if (!closed) await new Promise((r) => setTimeout(r, 5));
   }
