@@ -2,12 +2,18 @@
 // The command line: commander wiring, output and exit codes. The only place that prints final
 // results or calls process.exit. Commands are imported lazily so `topo --help` starts fast.
 
+import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { ConfigError, TopoError } from "./errors.js";
+import { paintFor } from "./output.js";
 import { redactText } from "./redact.js";
 
 const out = (s: string) => process.stdout.write(`${redactText(s)}\n`);
 const err = (s: string) => process.stderr.write(`${redactText(s)}\n`);
+/** Colour for stdout / stderr: only on a terminal, never with NO_COLOR or --no-color. */
+const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>().color);
+const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>().color);
+const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
 function seconds(v: string): number {
   const n = Number(v);
@@ -16,15 +22,16 @@ function seconds(v: string): number {
 }
 
 function fail(e: unknown, json: boolean): never {
+  const paint = paintErr();
   if (e instanceof ConfigError) {
     for (const p of e.problems) err(`${p.file}:${p.line}:${p.col}: ${p.message}`);
-    err(`${e.problems.length} problem${e.problems.length === 1 ? "" : "s"} found; nothing was sent to any broker.`);
+    err(paint("error", `${e.problems.length} problem${e.problems.length === 1 ? "" : "s"} found; nothing was sent to any broker.`));
   } else if (e instanceof TopoError) {
-    err(`Error: ${e.message}`);
+    err(`${paint("error", "Error:")} ${e.message}`);
     for (const h of e.hints) err(`  hint: ${h}`);
   } else {
     // Not one of ours: still no stack trace for users, but enough to report it.
-    err(`Error: ${e instanceof Error ? e.message : String(e)}`);
+    err(`${paint("error", "Error:")} ${e instanceof Error ? e.message : String(e)}`);
     err("  hint: this looks like a bug in topo; please report it with the command you ran");
   }
   if (json) out(JSON.stringify({ error: redactText(e instanceof Error ? e.message : String(e)) }));
@@ -35,7 +42,8 @@ const program = new Command();
 program
   .name("topo")
   .description("Provision RabbitMQ topology for Celery-style services from one declarative YAML file.")
-  .version("0.1.0")
+  .version(version)
+  .option("--no-color", "no colour in the output (also: NO_COLOR=1); colour is only ever used on a terminal")
   .showHelpAfterError()
   .configureOutput({ writeErr: (s) => process.stderr.write(redactText(s)) });
 
@@ -45,13 +53,15 @@ program
   .command("validate")
   .description("check the file against the schema and its cross-references; no network")
   .addOption(fileOption())
-  .action(async (o: { file: string }) => {
+  .option("--json", "print the result as JSON")
+  .action(async (o: { file: string; json?: boolean }) => {
     try {
       const { validate } = await import("./commands/validate.js");
       const r = validate(o.file);
-      out(`${r.file} is valid: ${r.services} service${r.services === 1 ? "" : "s"} on ${r.clusters.map((c) => `${c.name} (${c.queues} queues)`).join(", ")}.`);
+      if (o.json) out(JSON.stringify({ valid: true, ...r }, null, 2));
+      else out(`${r.file} is valid: ${r.services} service${r.services === 1 ? "" : "s"} on ${r.clusters.map((c) => `${c.name} (${c.queues} queues)`).join(", ")}.`);
     } catch (e) {
-      fail(e, false);
+      fail(e, !!o.json);
     }
   });
 
@@ -67,7 +77,7 @@ program
     try {
       const [{ plan }, render, diff] = await Promise.all([import("./commands/plan.js"), import("./plan/render.js"), import("./plan/diff.js")]);
       const p = await plan({ file: o.file, cluster: o.cluster, insecure: o.insecure });
-      out(o.json ? JSON.stringify(render.planJson(p), null, 2) : render.renderText(p));
+      out(o.json ? JSON.stringify(render.planJson(p), null, 2) : render.renderText(p, paintOut()));
       process.exit(o.detailedExitcode && !diff.isEmpty(p) ? 2 : 0);
     } catch (e) {
       fail(e, !!o.json);
@@ -96,6 +106,8 @@ program
       insecure?: boolean;
       verbose?: boolean;
     }) => {
+      const { Progress } = await import("./output.js");
+      const progress = new Progress((s) => process.stderr.write(redactText(s)), process.stderr.isTTY === true);
       try {
         const [{ apply }, render] = await Promise.all([import("./commands/apply.js"), import("./plan/render.js")]);
         const r = await apply({
@@ -105,12 +117,14 @@ program
           allowDataLoss: !!o.allowDataLoss,
           lockTimeoutMs: o.lockTimeout * 1000,
           insecure: o.insecure,
-          log: err,
-          trace: o.verbose ? err : undefined,
+          log: progress.log,
+          trace: o.verbose ? progress.log : undefined,
+          progress: progress.update,
           onPlan: (p) => {
-            if (!o.json) out(render.renderText(p));
+            if (!o.json) out(render.renderText(p, paintOut()));
           },
         });
+        progress.end();
         if (o.json) {
           out(JSON.stringify({ ...render.planJson(r.plan), applied: r.clusters }, null, 2));
         } else if (r.clusters.some((c) => c.status === "applied")) {
@@ -119,9 +133,105 @@ program
         }
         process.exit(0);
       } catch (e) {
+        progress.end();
         fail(e, !!o.json);
       }
     },
   );
+
+program
+  .command("route")
+  .description("say where a task name lands: cluster, exchange, routing key and the queues that get it")
+  .argument("<task>", "a task name, <service>.<sync|async>.<task>")
+  .addOption(fileOption())
+  .option("--live", "also check against the broker's actual bindings")
+  .option("--json", "print the route as JSON")
+  .option("--insecure", "do not verify TLS certificates (tests only)")
+  .action(async (task: string, o: { file: string; live?: boolean; json?: boolean; insecure?: boolean }) => {
+    try {
+      const { route } = await import("./commands/route.js");
+      const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure });
+      if (o.json) {
+        out(JSON.stringify({ ...r.route, endpoint: r.endpoint, live: r.live ?? null }, null, 2));
+        return;
+      }
+      const lines = [
+        `${r.route.task}`,
+        `  cluster:     ${r.route.cluster} (${r.endpoint})`,
+        `  exchange:    ${r.route.exchange} (topic)`,
+        `  routing key: ${r.route.routingKey}`,
+        `  queues:      ${r.route.queues.join(", ")}`,
+      ];
+      if (r.live) {
+        lines.push(
+          r.live.differs
+            ? `  live:        the broker routes it to ${r.live.queues.join(", ")}, not as the file says (topo plan shows the drift)`
+            : `  live:        the broker's bindings agree`,
+        );
+      }
+      out(lines.join("\n"));
+    } catch (e) {
+      fail(e, !!o.json);
+    }
+  });
+
+const exportCmd = program.command("export").description("write the file's desired state in another tool's format");
+
+exportCmd
+  .command("definitions")
+  .description("RabbitMQ definitions JSON of a cluster's desired state (rabbitmqctl import_definitions, POST /api/definitions/{vhost})")
+  .addOption(fileOption())
+  .option("--cluster <name>", "the cluster to export (needed when the file has more than one)")
+  .option("-o, --output <file>", "write to this file instead of stdout")
+  .action(async (o: { file: string; cluster?: string; output?: string }) => {
+    try {
+      const [{ loadConfig }, { selectOneCluster }, { definitionsOf }] = await Promise.all([
+        import("./config/load.js"),
+        import("./commands/clusters.js"),
+        import("./export/definitions.js"),
+      ]);
+      const { desired } = loadConfig(o.file);
+      const cluster = selectOneCluster(desired, o.cluster, o.file, "export definitions");
+      await emit(`${JSON.stringify(definitionsOf(cluster), null, 2)}\n`, o.output);
+    } catch (e) {
+      fail(e, false);
+    }
+  });
+
+/** Write a generated file to -o FILE, or to stdout. */
+async function emit(text: string, file: string | undefined): Promise<void> {
+  if (file === undefined) {
+    process.stdout.write(text);
+    return;
+  }
+  const { writeFileSync } = await import("node:fs");
+  try {
+    writeFileSync(file, text);
+  } catch (e) {
+    throw new TopoError(`cannot write ${file}: ${(e as Error).message}`, ["check that the directory exists and is writable"]);
+  }
+  err(`wrote ${file}`);
+}
+
+program
+  .command("graph")
+  .description("draw the clusters, exchanges, queues and bindings of the file (Mermaid or Graphviz DOT)")
+  .addOption(fileOption())
+  .addOption(new Option("--format <format>", "diagram language").choices(["mermaid", "dot"]).default("mermaid"))
+  .option("--cluster <name>", "only this cluster")
+  .action(async (o: { file: string; format: "mermaid" | "dot"; cluster?: string }) => {
+    try {
+      const [{ loadConfig }, { selectClusters }, { renderGraph }] = await Promise.all([
+        import("./config/load.js"),
+        import("./commands/clusters.js"),
+        import("./plan/graph.js"),
+      ]);
+      const { desired } = loadConfig(o.file);
+      const clusters = selectClusters(desired, o.cluster, o.file);
+      process.stdout.write(renderGraph({ ...desired, clusters }, o.format));
+    } catch (e) {
+      fail(e, false);
+    }
+  });
 
 program.parseAsync(process.argv).catch((e: unknown) => fail(e, false));

@@ -179,6 +179,15 @@ export interface Summary {
   delete: number;
 }
 
+/**
+ * The x-arguments a queue is declared with. Classic queues are declared without x-queue-type,
+ * exactly like a kombu worker does, so a worker's redeclare is equivalent on 3.x and 4.x alike;
+ * every export that a client or the broker reads (Celery config, definitions) uses the same.
+ */
+export function queueDeclareArgs(q: Queue): Args {
+  return q.type === "classic" ? { ...q.arguments } : { ...q.arguments, "x-queue-type": q.type };
+}
+
 export function assertNever(x: never): never {
   throw new Error(`unexpected value: ${JSON.stringify(x)}`);
 }

@@ -6,7 +6,7 @@
 import type { Channel } from "amqplib";
 import { ApplyError, BrokerError } from "../errors.js";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Exchange, Policy, Queue, Resource } from "../model.js";
-import { assertNever } from "../model.js";
+import { assertNever, queueDeclareArgs } from "../model.js";
 import { describe, keyOf } from "../plan/keys.js";
 import { renderAction } from "../plan/render.js";
 import type { AmqpSession } from "./amqp.js";
@@ -27,6 +27,8 @@ export interface ExecuteContext {
   /** Opens the AMQP session on first use (after the vhost exists). */
   amqp: () => Promise<AmqpSession>;
   log: (msg: string) => void;
+  /** Called as changes complete, with how many of the plan's are done. */
+  progress?: (done: number, total: number) => void;
 }
 
 type Replace = Extract<Action, { op: "replace" }>;
@@ -36,11 +38,6 @@ export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
   return a.before.kind === "queue" && a.after.kind === "queue" && (!opts.allowDataLoss || a.resume !== undefined);
 }
 
-export function queueDeclareArgs(q: Queue): Record<string, unknown> {
-  // Classic queues are declared without x-queue-type, exactly like a kombu worker does, so a
-  // worker's redeclare is equivalent on 3.x and 4.x alike.
-  return q.type === "classic" ? { ...q.arguments } : { ...q.arguments, "x-queue-type": q.type };
-}
 
 export function declareQueue(ch: Channel, q: Queue): Promise<unknown> {
   return ch.assertQueue(q.name, { durable: q.durable, autoDelete: q.autoDelete, exclusive: q.exclusive, arguments: queueDeclareArgs(q) });
@@ -70,6 +67,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   const { http, target } = ctx;
   const v = vh(target.amqp.vhost);
   const done = new Set<Action>();
+  const mark = (a: Action) => {
+    done.add(a);
+    ctx.progress?.(done.size, plan.actions.length);
+  };
   const remaining = (): Action[] => plan.actions.filter((a) => !done.has(a));
 
   const creates = (kind: Resource["kind"]) => plan.actions.filter((a) => a.op === "create" && a.after.kind === kind);
@@ -87,14 +88,14 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       if (target.amqp.username !== target.management.username) {
         await http.put(`/api/permissions/${v}/${encodeURIComponent(target.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" });
       }
-      done.add(a);
+      mark(a);
     }
 
     // 2. Policies first, so a mirrored queue is mirrored from the moment it exists.
     for (const a of plan.actions) {
       if ((a.op === "create" || a.op === "update" || a.op === "replace") && a.after.kind === "policy") {
         await http.put(`/api/policies/${v}/${encodeURIComponent(a.after.name)}`, policyBody(a.after));
-        done.add(a);
+        mark(a);
       }
     }
 
@@ -108,7 +109,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 3. Bindings to delete, before the objects at their ends.
     const unbinds = deletes.filter((a) => a.before.kind === "binding");
-    await amqp.runAll(unbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, (a) => done.add(a));
+    await amqp.runAll(unbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, mark);
 
     // 4. Deletes of queues and exchanges, and the old side of replaces. Queues are deleted
     //    if-empty unless data loss was allowed: the broker itself refuses to drop messages, even
@@ -123,7 +124,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       (ch, { r }) => (r.kind === "queue" ? ch.deleteQueue(r.name, { ifEmpty: !opts.allowDataLoss }) : ch.deleteExchange(r.name)),
       ({ r }) => `delete ${r.kind} ${r.name}`,
       ({ a }) => {
-        if (a.op === "delete") done.add(a);
+        if (a.op === "delete") mark(a);
       },
     );
 
@@ -138,7 +139,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       (ch, a) => (a.after.kind === "queue" ? declareQueue(ch, a.after) : declareExchange(ch, a.after as Exchange)),
       (a) => `declare ${a.after.kind} ${describe(a.after)}`,
       (a) => {
-        if (a.op === "create") done.add(a);
+        if (a.op === "create") mark(a);
       },
     );
 
@@ -150,15 +151,19 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         ctx.log,
       );
       if (r.moved) ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${r.moved} message${r.moved === 1 ? "" : "s"} kept`);
-      done.add(a);
+      mark(a);
     });
 
     // 6. Bindings: the new ones, and every binding a replaced object had (they vanished with it).
     const binds = new Map<string, Binding>();
     for (const a of creates("binding")) if (a.op === "create") binds.set(keyOf(a.after), a.after as Binding);
     for (const a of replaces) for (const b of a.rebind) binds.set(keyOf(b), b);
-    await amqp.runAll([...binds.values()], n, (ch, b) => bind(ch, b), (b) => `bind ${describe(b)}`);
-    for (const a of [...creates("binding"), ...replaces]) done.add(a);
+    const bindActions = new Map(creates("binding").map((a) => [keyOf(actionResource(a)), a]));
+    await amqp.runAll([...binds.values()], n, (ch, b) => bind(ch, b), (b) => `bind ${describe(b)}`, (b) => {
+      const a = bindActions.get(keyOf(b));
+      if (a) mark(a);
+    });
+    for (const a of replaces) mark(a);
 
     // 7. Policies the file no longer asks for.
     await deletePolicies();
@@ -170,7 +175,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     for (const a of deletes) {
       if (a.before.kind === "policy") {
         await http.delete(`/api/policies/${v}/${encodeURIComponent(a.before.name)}`);
-        done.add(a);
+        mark(a);
       }
     }
   }

@@ -23,6 +23,8 @@ export interface ApplyOptions extends ConnectionOptions {
   log: (msg: string) => void;
   /** Timings of each step (--verbose), for finding where an apply spends its time. */
   trace?: (msg: string) => void;
+  /** Called as a cluster's changes complete (a counter or a bar for people, on stderr). */
+  progress?: (cluster: string, done: number, total: number) => void;
   /** Called with the plan before anything is written. */
   onPlan?: (plan: Plan) => void;
 }
@@ -166,7 +168,14 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   }
 
   function ctx(c: DesiredCluster) {
-    return { target: c.target, http: client(c), amqp: () => session(c), log: opts.log };
+    const progress = opts.progress;
+    return {
+      target: c.target,
+      http: client(c),
+      amqp: () => session(c),
+      log: opts.log,
+      progress: progress && ((done: number, total: number) => progress(c.target.name, done, total)),
+    };
   }
 }
 

@@ -30,6 +30,22 @@ function holds(messages: number | undefined): string {
   return messages ? ` [holds ${messages} message${messages === 1 ? "" : "s"}]` : "";
 }
 
+/** What a line of output means; a terminal shows it in colour, a pipe gets the plain text. */
+export type Style = "create" | "update" | "replace" | "delete" | "warning" | "error" | "strong";
+export type Paint = (style: Style, text: string) => string;
+export const plain: Paint = (_style, text) => text;
+
+const ANSI: Record<Style, string> = {
+  create: "\x1b[32m",
+  update: "\x1b[33m",
+  replace: "\x1b[35m",
+  delete: "\x1b[31m",
+  warning: "\x1b[33m",
+  error: "\x1b[31m",
+  strong: "\x1b[1m",
+};
+export const ansi: Paint = (style, text) => `${ANSI[style]}${text}\x1b[0m`;
+
 export function renderAction(a: Action): string[] {
   switch (a.op) {
     case "create":
@@ -53,17 +69,20 @@ export function renderClusterHeader(c: ClusterPlan): string {
   return `cluster ${c.cluster}: ${c.endpoint}${c.version ? ` (RabbitMQ ${c.version})` : ""}`;
 }
 
-export function renderText(plan: Plan): string {
+export function renderText(plan: Plan, paint: Paint = plain): string {
   const lines: string[] = [];
   for (const c of plan.clusters) {
-    lines.push(renderClusterHeader(c));
-    for (const w of c.warnings) lines.push(`  ! warning: ${w}`);
-    for (const d of c.degraded) lines.push(`  ! degraded: ${d}`);
+    lines.push(paint("strong", renderClusterHeader(c)));
+    for (const w of c.warnings) lines.push(paint("warning", `  ! warning: ${w}`));
+    for (const d of c.degraded) lines.push(paint("warning", `  ! degraded: ${d}`));
     if (c.actions.length === 0) lines.push("  no changes");
-    for (const a of c.actions) for (const l of renderAction(a)) lines.push(`  ${l}`);
+    for (const a of c.actions) {
+      const [first, ...rest] = renderAction(a);
+      lines.push(paint(a.op, `  ${first}`), ...rest.map((l) => `  ${l}`));
+    }
     lines.push("");
   }
-  lines.push(renderSummary(plan));
+  lines.push(paint("strong", renderSummary(plan)));
   return lines.join("\n");
 }
 

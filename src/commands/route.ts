@@ -1,0 +1,57 @@
+import { loadConfig, type Env } from "../config/load.js";
+import { TopoError } from "../errors.js";
+import type { DesiredCluster } from "../model.js";
+import { readCluster } from "../broker/read.js";
+import { matchingQueues, routeTask, type Route } from "../plan/route.js";
+import { managementClient, type ConnectionOptions } from "./clusters.js";
+
+export interface RouteOptions extends ConnectionOptions {
+  file: string;
+  task: string;
+  /** Also check against the broker's actual bindings. */
+  live?: boolean;
+  env?: Env;
+}
+
+export interface LiveRoute {
+  exchangeExists: boolean;
+  queues: string[];
+  /** The broker routes the task to other queues than the file says. */
+  differs: boolean;
+}
+
+export interface RouteReport {
+  route: Route;
+  endpoint: string;
+  live?: LiveRoute;
+}
+
+/** Where a task lands according to the file and, with live, according to the broker. */
+export async function route(opts: RouteOptions): Promise<RouteReport> {
+  const { desired } = loadConfig(opts.file, opts.env);
+  const r = routeTask(desired, opts.task);
+  if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : []);
+  const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;
+  const report: RouteReport = { route: r.route, endpoint: home.target.amqp.display };
+  if (!opts.live) return report;
+
+  const client = managementClient(home, opts);
+  try {
+    const actual = await readCluster(client, home.target);
+    const exchangeExists = actual.resources.some((x) => x.kind === "exchange" && x.name === r.route.exchange);
+    const queues = exchangeExists ? matchingQueues(actual.resources, r.route.exchange, r.route.routingKey) : [];
+    report.live = { exchangeExists, queues, differs: queues.join("\n") !== r.route.queues.join("\n") };
+  } finally {
+    client.close();
+  }
+  const live = report.live;
+  if (!live.exchangeExists || live.queues.length === 0) {
+    const why = live.exchangeExists
+      ? `no binding of exchange ${r.route.exchange} matches ${opts.task}`
+      : `exchange ${r.route.exchange} does not exist (publishing to it closes the publisher's channel with 404 NOT_FOUND)`;
+    throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} is unroutable on the broker: ${why}; the broker would drop it (or return it to a mandatory publisher)`, [
+      "topo plan shows what is missing; topo apply creates it",
+    ]);
+  }
+  return report;
+}

@@ -1,0 +1,59 @@
+// Pure: one cluster's desired state as RabbitMQ definitions JSON, the format of
+// `rabbitmqctl export_definitions` / `import_definitions` and GET/POST /api/definitions.
+
+import type { Binding, DesiredCluster, Exchange, Policy, Queue } from "../model.js";
+import { queueDeclareArgs } from "../model.js";
+
+export interface Definitions {
+  vhosts: { name: string }[];
+  exchanges: Record<string, unknown>[];
+  queues: Record<string, unknown>[];
+  bindings: Record<string, unknown>[];
+  policies: Record<string, unknown>[];
+}
+
+/**
+ * Every object carries its vhost, so the file imports as it is with rabbitmqctl import_definitions
+ * (whole broker); POST /api/definitions/{vhost} puts the objects in that vhost whatever they say.
+ * Queues carry the same arguments topo declares (x-queue-type only for non-classic queues, as a
+ * kombu worker declares them), so an import and a worker's redeclare agree.
+ */
+export function definitionsOf(c: DesiredCluster): Definitions {
+  const vhost = c.target.amqp.vhost;
+  const out: Definitions = { vhosts: [{ name: vhost }], exchanges: [], queues: [], bindings: [], policies: [] };
+  for (const r of c.resources) {
+    switch (r.kind) {
+      case "vhost":
+        break;
+      case "exchange":
+        out.exchanges.push(exchangeDef(r, vhost));
+        break;
+      case "queue":
+        out.queues.push(queueDef(r, vhost));
+        break;
+      case "binding":
+        out.bindings.push(bindingDef(r, vhost));
+        break;
+      case "policy":
+        out.policies.push(policyDef(r, vhost));
+        break;
+    }
+  }
+  return out;
+}
+
+function exchangeDef(e: Exchange, vhost: string): Record<string, unknown> {
+  return { name: e.name, vhost, type: e.type, durable: e.durable, auto_delete: e.autoDelete, internal: e.internal, arguments: e.arguments };
+}
+
+function queueDef(q: Queue, vhost: string): Record<string, unknown> {
+  return { name: q.name, vhost, durable: q.durable, auto_delete: q.autoDelete, arguments: queueDeclareArgs(q) };
+}
+
+function bindingDef(b: Binding, vhost: string): Record<string, unknown> {
+  return { source: b.source, vhost, destination: b.destination, destination_type: b.destinationType, routing_key: b.routingKey, arguments: b.arguments };
+}
+
+function policyDef(p: Policy, vhost: string): Record<string, unknown> {
+  return { vhost, name: p.name, pattern: p.pattern, "apply-to": p.applyTo, definition: p.definition, priority: p.priority };
+}

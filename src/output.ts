@@ -1,0 +1,77 @@
+// Output for people: colour only on a terminal (NO_COLOR and --no-color honoured), and apply's
+// progress: one line redrawn in place on a terminal, a few plain lines in a pipe or a CI log.
+
+import { ansi, plain, type Paint } from "./plan/render.js";
+
+/** https://no-color.org: any non-empty NO_COLOR turns colour off. */
+export function paintFor(stream: { isTTY?: boolean }, colorFlag: boolean, env: NodeJS.ProcessEnv = process.env): Paint {
+  const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== "";
+  return colorFlag && !noColor && stream.isTTY === true ? ansi : plain;
+}
+
+/** Below this many changes an apply is over in a moment and plain logs say enough. */
+const PLAIN_MIN_CHANGES = 100;
+/** A terminal counter appears only once an apply has taken this long. */
+const TTY_DELAY_MS = 300;
+const TTY_REDRAW_MS = 100;
+
+export class Progress {
+  private readonly clusters = new Map<string, { done: number; total: number; reported: number }>();
+  private readonly started: number;
+  private lastDraw = 0;
+  private drawn = false;
+
+  constructor(
+    /** Writes raw text (no newline added) to stderr. */
+    private readonly write: (text: string) => void,
+    private readonly tty: boolean,
+    private readonly now: () => number = () => Date.now(),
+  ) {
+    this.started = now();
+  }
+
+  /** A log line: on a terminal the counter is cleared first and drawn again after it. */
+  readonly log = (msg: string): void => {
+    this.clear();
+    this.write(`${msg}\n`);
+    if (this.tty && this.clusters.size) this.draw();
+  };
+
+  readonly update = (cluster: string, done: number, total: number): void => {
+    const c = this.clusters.get(cluster) ?? { done, total, reported: 0 };
+    c.done = done;
+    c.total = total;
+    this.clusters.set(cluster, c);
+    if (this.tty) {
+      const t = this.now();
+      if (t - this.started >= TTY_DELAY_MS && (t - this.lastDraw >= TTY_REDRAW_MS || done === total)) this.draw();
+      return;
+    }
+    // In a log, a line at each quarter of a large apply: enough to see it move, never a flood.
+    if (total < PLAIN_MIN_CHANGES) return;
+    const quarter = Math.floor((done * 4) / total);
+    if (quarter > c.reported && quarter < 4) {
+      c.reported = quarter;
+      this.write(`cluster ${cluster}: ${done} of ${total} changes made (${quarter * 25}%)\n`);
+    }
+  };
+
+  /** Take the counter off the screen before the final result is printed. */
+  end(): void {
+    this.clear();
+    this.clusters.clear();
+  }
+
+  private draw(): void {
+    const parts = [...this.clusters].map(([name, c]) => `${name} ${c.done}/${c.total}`);
+    this.write(`\r\x1b[Kapplying: ${parts.join(", ")}`);
+    this.lastDraw = this.now();
+    this.drawn = true;
+  }
+
+  private clear(): void {
+    if (!this.drawn) return;
+    this.write("\r\x1b[K");
+    this.drawn = false;
+  }
+}

@@ -1,0 +1,87 @@
+// Pure: the desired state as a diagram (clusters, exchanges, queues, bindings) for docs and
+// reviews. Mermaid renders in GitHub and GitLab markdown; DOT goes through Graphviz.
+
+import type { Binding, DesiredCluster, DesiredState, Exchange, QueueSpec } from "../model.js";
+
+export type GraphFormat = "mermaid" | "dot";
+export const GRAPH_FORMATS: readonly GraphFormat[] = ["mermaid", "dot"];
+
+interface Node {
+  id: string;
+  label: string;
+  shape: "exchange" | "queue";
+}
+
+interface Edge {
+  from: string;
+  to: string;
+  label: string;
+}
+
+interface Group {
+  id: string;
+  label: string;
+  nodes: Node[];
+  edges: Edge[];
+}
+
+/** Ids must be unique across clusters (the same exchange exists on both) and safe in both syntaxes. */
+function nodeId(cluster: string, kind: "x" | "q", name: string): string {
+  return `${kind}_${cluster}_${name}`.replace(/[^A-Za-z0-9_]/g, "_");
+}
+
+function queueLabel(q: QueueSpec): string {
+  const flags = [q.queue.type, q.queue.durable ? "durable" : "transient"];
+  if (q.mirrored) flags.push("mirrored");
+  for (const [k, v] of Object.entries(q.queue.arguments)) flags.push(`${k}=${JSON.stringify(v)}`);
+  return `${q.queue.name}\n${flags.join(", ")}`;
+}
+
+function groupOf(c: DesiredCluster): Group {
+  const name = c.target.name;
+  const exchanges = c.resources.filter((r): r is Exchange => r.kind === "exchange");
+  const bindings = c.resources.filter((r): r is Binding => r.kind === "binding");
+  const nodes: Node[] = [
+    ...exchanges.map((e): Node => ({ id: nodeId(name, "x", e.name), label: `${e.name}\n${e.type} exchange`, shape: "exchange" })),
+    ...c.queues.map((q): Node => ({ id: nodeId(name, "q", q.queue.name), label: queueLabel(q), shape: "queue" })),
+  ];
+  const edges = bindings.map((b): Edge => ({ from: nodeId(name, "x", b.source), to: nodeId(name, b.destinationType === "queue" ? "q" : "x", b.destination), label: b.routingKey }));
+  return { id: `c_${name}`.replace(/[^A-Za-z0-9_]/g, "_"), label: `cluster ${name} (vhost ${c.target.amqp.vhost})`, nodes, edges };
+}
+
+// Mermaid labels are quoted; a quote inside is written as its HTML entity, a line break as <br/>.
+const mermaidText = (s: string) => s.replace(/"/g, "#quot;").replace(/\n/g, "<br/>");
+
+function mermaid(groups: Group[]): string {
+  const lines = ["flowchart LR"];
+  for (const g of groups) {
+    lines.push(`  subgraph ${g.id}["${mermaidText(g.label)}"]`, "    direction LR");
+    for (const n of g.nodes) {
+      lines.push(n.shape === "exchange" ? `    ${n.id}{{"${mermaidText(n.label)}"}}` : `    ${n.id}[("${mermaidText(n.label)}")]`);
+    }
+    for (const e of g.edges) lines.push(`    ${e.from} -->|"${mermaidText(e.label)}"| ${e.to}`);
+    lines.push("  end");
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+// JSON string escaping is DOT's too: \" for a quote, \n for a line break.
+const dotText = (s: string) => JSON.stringify(s);
+
+function dot(groups: Group[]): string {
+  const lines = ["digraph topo {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=9];'];
+  for (const g of groups) {
+    // Graphviz draws a box around a subgraph only when its name starts with "cluster".
+    lines.push(`  subgraph cluster_${g.id} {`, `    label=${dotText(g.label)};`);
+    for (const n of g.nodes) lines.push(`    ${n.id} [label=${dotText(n.label)}, shape=${n.shape === "exchange" ? "hexagon" : "cylinder"}];`);
+    for (const e of g.edges) lines.push(`    ${e.from} -> ${e.to} [label=${dotText(e.label)}];`);
+    lines.push("  }");
+  }
+  lines.push("}");
+  return `${lines.join("\n")}\n`;
+}
+
+export function renderGraph(desired: DesiredState, format: GraphFormat): string {
+  const groups = desired.clusters.map(groupOf);
+  return format === "mermaid" ? mermaid(groups) : dot(groups);
+}

@@ -1,0 +1,162 @@
+// export definitions, route --live, and the conventions of a command-line tool (colour only on a
+// terminal, progress on stderr), against the real broker.
+
+import { execFile } from "node:child_process";
+import { chmodSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+// @ts-expect-error: a plain ESM module of the benchmark, without type declarations
+import { serviceNames } from "../../bench/services.mjs";
+import { api, CLI, createVhost, deleteVhost, runCli, uniqueName, vh, withChannel, writeFile, writeTopology } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+function fresh(services: unknown[], defaults?: Record<string, unknown>) {
+  const sync = uniqueName("sync");
+  const async = uniqueName("async");
+  vhosts.push(sync, async);
+  return { sync, async, file: writeTopology({ sync, async, services, defaults }) };
+}
+
+const SERVICES = ["mplogin", { name: "mppayment", sync: false, async: { type: "quorum", arguments: { "x-delivery-limit": 5, "x-max-length": 100000 } } }];
+
+/** Run a command on a pseudo-terminal (util-linux script), as a person at a terminal would. */
+function onTerminal(args: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
+  const cmd = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  return new Promise((resolve) => {
+    execFile("script", ["-qec", cmd, "/dev/null"], { env: { ...process.env, NO_COLOR: "", ...env }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, output: stdout });
+    });
+  });
+}
+
+describe("export definitions", () => {
+  it("imports into an empty vhost (POST /api/definitions/{vhost}) and plan then says No changes", async () => {
+    const { async, file } = fresh(SERVICES);
+    const out = await runCli(["export", "definitions", "-f", file, "--cluster", "async"]);
+    expect(out.stderr).toBe("");
+    expect(out.code).toBe(0);
+    await createVhost(async);
+    const imported = await api("POST", `/api/definitions/${vh(async)}`, JSON.parse(out.stdout));
+    expect(imported.status).toBe(204);
+    const plan = await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"]);
+    expect(plan.stdout).toMatch(/No changes\./);
+    expect(plan.code).toBe(0);
+  });
+
+  it("imports as a whole-broker file (rabbitmqctl import_definitions, vhost and mirror policy included)", async () => {
+    const { sync, file } = fresh(SERVICES);
+    const out = writeFile("sync.json", "");
+    const r = await runCli(["export", "definitions", "-f", file, "--cluster", "sync", "-o", out]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/wrote .*sync\.json/);
+    const defs = JSON.parse(readFileSync(out, "utf8"));
+    expect(defs.vhosts).toEqual([{ name: sync }]);
+    expect(defs.policies.map((p: { name: string }) => p.name)).toEqual(["topo.mirror.sync"]);
+    if (process.env.RABBITMQ_URL) {
+      // A broker elsewhere: its own rabbitmqctl is out of reach; the HTTP whole-broker import is the same code path.
+      expect((await api("POST", "/api/definitions", defs)).status).toBe(204);
+    } else {
+      // rabbitmqctl runs as the rabbitmq user, who may not read the test's private temp dir.
+      chmodSync(dirname(out), 0o755);
+      chmodSync(out, 0o644);
+      await new Promise<void>((resolve, reject) =>
+        execFile("rabbitmqctl", ["-q", "import_definitions", out], (e, _o, stderr) => (e ? reject(new Error(`rabbitmqctl import_definitions: ${stderr}`)) : resolve())),
+      );
+    }
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
+    expect(plan.stdout).toMatch(/No changes\./);
+    expect(plan.code).toBe(0);
+  });
+
+  it("asks which cluster when the file has several", async () => {
+    const { file } = fresh(SERVICES);
+    const r = await runCli(["export", "definitions", "-f", file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/export definitions describes one cluster, and .* has 2: pass --cluster NAME/);
+    expect(r.stderr).toMatch(/hint: clusters in the file: sync, async/);
+  });
+});
+
+describe("route", () => {
+  it("says where a task lands, and --live checks it against the broker's bindings", async () => {
+    const { async, file } = fresh(SERVICES);
+    const before = await runCli(["route", "mppayment.async.charge", "-f", file, "--live"]);
+    expect(before.code).toBe(1);
+    expect(before.stderr).toMatch(/cluster async: mppayment.async.charge is unroutable on the broker: exchange mppayment does not exist/);
+
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const r = await runCli(["route", "mppayment.async.charge", "-f", file, "--live", "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      task: "mppayment.async.charge",
+      cluster: "async",
+      vhost: async,
+      exchange: "mppayment",
+      routingKey: "mppayment.async.charge",
+      queues: ["mppayment.async"],
+      live: { exchangeExists: true, queues: ["mppayment.async"], differs: false },
+    });
+
+    // A binding added by hand also takes the task: --live says the broker disagrees with the file.
+    await withChannel(async, async (ch) => {
+      await ch.assertQueue("audit", { durable: true });
+      await ch.bindQueue("audit", "mppayment", "*.async.charge");
+    });
+    const drift = await runCli(["route", "mppayment.async.charge", "-f", file, "--live"]);
+    expect(drift.code).toBe(0);
+    expect(drift.stdout).toMatch(/queues: {6}mppayment.async\n/);
+    expect(drift.stdout).toMatch(/live: {8}the broker routes it to audit, mppayment.async, not as the file says/);
+
+    // Its binding removed by hand: the task would be dropped.
+    await withChannel(async, (ch) => ch.unbindQueue("mppayment.async", "mppayment", "mppayment.async.#"));
+    await withChannel(async, (ch) => ch.unbindQueue("audit", "mppayment", "*.async.charge"));
+    const gone = await runCli(["route", "mppayment.async.charge", "-f", file, "--live"]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/unroutable on the broker: no binding of exchange mppayment matches mppayment.async.charge/);
+  });
+
+  it("refuses a name that breaks the router rule, with no connection needed", async () => {
+    const { file } = fresh(SERVICES);
+    const r = await runCli(["route", "MpLogin.sync.register", "-f", file, "--live"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/service "MpLogin" breaks the router rule/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("a terminal and a pipe", () => {
+  it("colours plan on a terminal only, and never with NO_COLOR or --no-color", async () => {
+    const { file } = fresh(["mplogin"]);
+    const tty = await onTerminal(["plan", "-f", file]);
+    expect(tty.output).toContain("\x1b[32m  + create exchange mplogin");
+    const noColor = await onTerminal(["plan", "-f", file], { NO_COLOR: "1" });
+    expect(noColor.output).toMatch(/\+ create exchange mplogin/);
+    expect(noColor.output).not.toContain("\x1b[");
+    const flag = await onTerminal(["--no-color", "plan", "-f", file]);
+    expect(flag.output).toMatch(/\+ create exchange mplogin/);
+    expect(flag.output).not.toContain("\x1b[");
+    const pipe = await runCli(["plan", "-f", file]);
+    expect(pipe.stdout).toMatch(/\+ create exchange mplogin/);
+    expect(pipe.stdout + pipe.stderr).not.toContain("\x1b[");
+  });
+
+  it("shows progress of a large apply on stderr: plain lines in a log, a counter on a terminal", async () => {
+    const names = (serviceNames as (n: number) => string[])(500);
+    const { file } = fresh(names.map((name) => ({ name, sync: false })));
+    const log = await runCli(["apply", "-f", file]);
+    expect(log.code).toBe(0);
+    // 500 services on the async cluster: 500 exchanges, queues and bindings (the vhost comes first, before the lock).
+    expect(log.stderr).toMatch(/cluster async: 375 of 1500 changes made \(25%\)\ncluster async: 750 of 1500 changes made \(50%\)\ncluster async: 1125 of 1500 changes made \(75%\)/);
+    expect(log.stdout).toMatch(/Apply complete/);
+
+    const again = fresh(names.map((name) => ({ name, sync: false })));
+    const tty = await onTerminal(["apply", "-f", again.file]);
+    expect(tty.code).toBe(0);
+    expect(tty.output).toMatch(/\r\x1b\[Kapplying: async \d+\/1500/);
+    expect(tty.output).not.toMatch(/changes made \(25%\)/);
+  });
+});

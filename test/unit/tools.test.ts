@@ -1,0 +1,197 @@
+// The pure parts of route, graph, definitions export and the output helpers, on plain objects.
+
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { normalize, type RawConfig } from "../../src/config/normalize.js";
+import { loadConfig } from "../../src/config/load.js";
+import { definitionsOf } from "../../src/export/definitions.js";
+import { renderGraph } from "../../src/plan/graph.js";
+import { parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
+import { renderText } from "../../src/plan/render.js";
+import { paintFor, Progress } from "../../src/output.js";
+import { ansi } from "../../src/plan/render.js";
+
+const ROOT = join(import.meta.dirname, "../..");
+
+const raw = (o: Partial<RawConfig> = {}): RawConfig => ({
+  version: 1,
+  clusters: { sync: { url: "amqp://u:secretpw@h:5672/s" }, async: { url: "amqp://u:secretpw@h:5672/a" } },
+  services: ["mplogin", { name: "mppayment", sync: false, async: { type: "quorum", arguments: { "x-delivery-limit": 5 } } }],
+  ...o,
+});
+
+function desired(r: RawConfig = raw()) {
+  const n = normalize(r);
+  expect(n.problems).toEqual([]);
+  return n.desired;
+}
+
+describe("topic matching", () => {
+  // RabbitMQ's rules: words split on ".", "*" exactly one word, "#" zero or more words.
+  it.each([
+    ["mplogin.sync.#", "mplogin.sync.register", true],
+    ["mplogin.sync.#", "mplogin.sync", true],
+    ["mplogin.sync.#", "mplogin.sync.a.b.c", true],
+    ["mplogin.sync.#", "mplogin.async.register", false],
+    ["mplogin.sync.#", "mplogin.syncx.register", false],
+    ["*.sync.*", "mplogin.sync.register", true],
+    ["*.sync.*", "mplogin.sync", false],
+    ["*.sync.*", "mplogin.sync.a.b", false],
+    ["#", "", true],
+    ["#", "a.b.c", true],
+    ["#.register", "mplogin.sync.register", true],
+    ["#.register", "register", true],
+    ["a.#.b", "a.b", true],
+    ["a.#.b", "a.x.y.b", true],
+    ["a.#.b", "a.x.y.c", false],
+    ["#.#", "a", true],
+    ["a.*.#", "a", false],
+    ["a.*.#", "a.b", true],
+    ["exact", "exact", true],
+    ["exact", "exactly", false],
+  ])("%s against %s: %s", (pattern, key, want) => {
+    expect(topicMatches(pattern, key)).toBe(want);
+  });
+
+  it("stays fast on patterns full of # (no exponential backtracking)", () => {
+    const pattern = Array.from({ length: 60 }, () => "#").join(".") + ".z";
+    const key = Array.from({ length: 200 }, () => "a").join(".");
+    expect(topicMatches(pattern, key)).toBe(false);
+  });
+});
+
+describe("route", () => {
+  it("splits a task name by the router rule, or says which part breaks it", () => {
+    expect(parseTaskName("mplogin.sync.register", "mp")).toEqual({ ok: true, service: "mplogin", kind: "sync", task: "register" });
+    expect(parseTaskName("mplogin.async.a.b", "mp")).toEqual({ ok: true, service: "mplogin", kind: "async", task: "a.b" });
+    expect(parseTaskName("mplogin.sync", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/has 2 words/) });
+    expect(parseTaskName("MpLogin.sync.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/service "MpLogin" breaks the router rule: it must match \^mp\[a-z_\]\+\$/) });
+    expect(parseTaskName("login.sync.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/prefix "mp"/) });
+    expect(parseTaskName("mplogin.later.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/kind "later" is neither sync nor async/) });
+    expect(parseTaskName("mplogin.sync..x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/empty word/) });
+  });
+
+  it("finds the cluster, exchange, routing key and matching queues from the desired state", () => {
+    expect(routeTask(desired(), "mplogin.sync.register")).toEqual({
+      ok: true,
+      route: { task: "mplogin.sync.register", service: "mplogin", kind: "sync", cluster: "sync", vhost: "s", exchange: "mplogin", routingKey: "mplogin.sync.register", queues: ["mplogin.sync"] },
+    });
+    expect(routeTask(desired(), "mppayment.async.charge")).toMatchObject({ ok: true, route: { cluster: "async", vhost: "a", queues: ["mppayment.async"] } });
+  });
+
+  it("says why a name would be unroutable", () => {
+    expect(routeTask(desired(), "mppayment.sync.charge")).toMatchObject({ ok: false, why: expect.stringMatching(/mppayment has no sync queue/), hint: expect.stringMatching(/mppayment.async.charge/) });
+    expect(routeTask(desired(), "mpnobody.sync.x")).toMatchObject({ ok: false, why: expect.stringMatching(/no service mpnobody in the file/) });
+  });
+});
+
+describe("graph", () => {
+  it("draws every cluster, exchange, queue and binding of the example in Mermaid", () => {
+    const { desired: d } = loadConfig(join(ROOT, "topology.yaml"), {});
+    const g = renderGraph(d, "mermaid");
+    expect(g.startsWith("flowchart LR\n")).toBe(true);
+    expect(g).toContain('subgraph c_sync["cluster sync (vhost sync)"]');
+    expect(g).toContain('subgraph c_async["cluster async (vhost async)"]');
+    expect(g).toContain('x_sync_mplogin -->|"mplogin.sync.#"| q_sync_mplogin_sync');
+    expect(g).toContain('q_async_mppayment_async[("mppayment.async<br/>classic, durable, x-max-length=100000")]');
+    expect(g).toContain('q_sync_mplogin_sync[("mplogin.sync<br/>classic, transient, mirrored")]');
+    expect(g).not.toContain("mppayment.sync");
+    // One subgraph per cluster, one edge per binding.
+    expect(g.match(/subgraph /g)).toHaveLength(2);
+    expect(g.match(/-->/g)).toHaveLength(5);
+  });
+
+  it("draws the same in Graphviz DOT, with a box per cluster", () => {
+    const g = renderGraph(desired(), "dot");
+    expect(g).toMatch(/^digraph topo \{/);
+    expect(g).toContain("subgraph cluster_c_sync {");
+    expect(g).toContain('x_async_mppayment -> q_async_mppayment_async [label="mppayment.async.#"];');
+    expect(g).toContain('q_async_mppayment_async [label="mppayment.async\\nquorum, durable, x-delivery-limit=5", shape=cylinder];');
+    expect(g.trim().endsWith("}")).toBe(true);
+  });
+});
+
+describe("definitions export", () => {
+  it("holds exactly the desired objects of one cluster, in RabbitMQ's format, with no password", () => {
+    const d = desired();
+    const async = definitionsOf(d.clusters.find((c) => c.target.name === "async")!);
+    expect(async.vhosts).toEqual([{ name: "a" }]);
+    expect(async.exchanges).toEqual([
+      { name: "mplogin", vhost: "a", type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} },
+      { name: "mppayment", vhost: "a", type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} },
+    ]);
+    expect(async.queues).toEqual([
+      { name: "mplogin.async", vhost: "a", durable: true, auto_delete: false, arguments: {} },
+      // Non-classic types carry x-queue-type, exactly as topo (and a kombu worker) declares them.
+      { name: "mppayment.async", vhost: "a", durable: true, auto_delete: false, arguments: { "x-delivery-limit": 5, "x-queue-type": "quorum" } },
+    ]);
+    expect(async.bindings).toContainEqual({ source: "mppayment", vhost: "a", destination: "mppayment.async", destination_type: "queue", routing_key: "mppayment.async.#", arguments: {} });
+    expect(async.policies).toEqual([]);
+    const sync = definitionsOf(d.clusters.find((c) => c.target.name === "sync")!);
+    expect(sync.policies).toEqual([
+      { vhost: "s", name: "topo.mirror.sync", pattern: "^mp[a-z_]+\\.sync$", "apply-to": "queues", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, priority: 0 },
+    ]);
+    expect(JSON.stringify([sync, async])).not.toContain("secretpw");
+  });
+});
+
+describe("output", () => {
+  it("colours only a terminal, and never with NO_COLOR or --no-color", () => {
+    const tty = { isTTY: true };
+    expect(paintFor(tty, true, {})("create", "x")).toBe("\x1b[32mx\x1b[0m");
+    expect(paintFor({ isTTY: false }, true, {})("create", "x")).toBe("x");
+    expect(paintFor({}, true, {})("create", "x")).toBe("x");
+    expect(paintFor(tty, true, { NO_COLOR: "1" })("create", "x")).toBe("x");
+    // The spec: an empty NO_COLOR does not count.
+    expect(paintFor(tty, true, { NO_COLOR: "" })("create", "x")).toBe("\x1b[32mx\x1b[0m");
+    expect(paintFor(tty, false, {})("create", "x")).toBe("x");
+  });
+
+  it("colours each plan line by what it does", () => {
+    const text = renderText(
+      {
+        clusters: [
+          {
+            cluster: "sync",
+            endpoint: "amqp://u:***@h/s",
+            vhost: "s",
+            warnings: ["w"],
+            degraded: [],
+            actions: [{ op: "create", key: "exchange|mpa", after: { kind: "exchange", name: "mpa", type: "topic", durable: true, autoDelete: false, internal: false, arguments: {} } }],
+          },
+        ],
+      },
+      ansi,
+    );
+    expect(text).toContain("\x1b[32m  + create exchange mpa (topic, durable)\x1b[0m");
+    expect(text).toContain("\x1b[33m  ! warning: w\x1b[0m");
+    expect(text).toContain("\x1b[1mPlan: 1 to create, 0 to update, 0 to replace, 0 to delete.\x1b[0m");
+  });
+
+  it("reports a large apply in a log at each quarter, and a small one not at all", () => {
+    const lines: string[] = [];
+    const p = new Progress((s) => lines.push(s), false);
+    for (let i = 1; i <= 50; i++) p.update("small", i, 50);
+    for (let i = 1; i <= 400; i++) p.update("big", i, 400);
+    expect(lines).toEqual(["cluster big: 100 of 400 changes made (25%)\n", "cluster big: 200 of 400 changes made (50%)\n", "cluster big: 300 of 400 changes made (75%)\n"]);
+  });
+
+  it("on a terminal, draws one counter line after a moment, clears it for log lines and at the end", () => {
+    let now = 0;
+    const written: string[] = [];
+    const p = new Progress((s) => written.push(s), true, () => now);
+    p.update("async", 1, 10);
+    expect(written).toEqual([]); // not within the first moment
+    now = 400;
+    p.update("async", 2, 10);
+    p.update("sync", 1, 5);
+    expect(written).toEqual(["\r\x1b[Kapplying: async 2/10"]);
+    now = 600;
+    p.update("sync", 2, 5);
+    expect(written.at(-1)).toBe("\r\x1b[Kapplying: async 2/10, sync 2/5");
+    p.log("cluster sync: something to say");
+    expect(written.slice(-3)).toEqual(["\r\x1b[K", "cluster sync: something to say\n", "\r\x1b[Kapplying: async 2/10, sync 2/5"]);
+    p.end();
+    expect(written.at(-1)).toBe("\r\x1b[K");
+  });
+});
