@@ -3,6 +3,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
+import { renderGraph } from "../../src/plan/graph.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -40,6 +42,11 @@ describe("docs", () => {
     };
     walk(schema, "");
     expect(undocumented).toEqual([]);
+  });
+
+  it("shows the graph of the example file exactly as topo graph draws it", () => {
+    const { desired } = loadConfig(join(ROOT, "topology.yaml"), {});
+    expect(readme).toContain("```mermaid\n" + renderGraph(desired, "mermaid") + "```");
   });
 
   it("keeps the README's set-up commands", () => {
