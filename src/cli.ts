@@ -234,4 +234,25 @@ program
     }
   });
 
+// The `export` command is created above, with `export definitions`.
+exportCmd
+  .command("celery")
+  .description("write a Celery 5 config module (queues, routes, result backend) for one cluster")
+  .addOption(fileOption())
+  .option("--cluster <name>", "the cluster whose broker the Celery app connects to (required when queues are on more than one)")
+  .option("-o, --output <file>", "write the module here (default: stdout)")
+  .option("--broker-env <name>", "environment variable the module reads the broker URL from (default: TOPO_BROKER_URL_<CLUSTER>)")
+  .option("--default-queue <queue>", "queue for task names that are not <service>.<kind>.<task> (default: the cluster's first queue)")
+  .action(async (o: { file: string; cluster?: string; output?: string; brokerEnv?: string; defaultQueue?: string }) => {
+    try {
+      const { exportCelery } = await import("./commands/export-celery.js");
+      const r = exportCelery({ file: o.file, cluster: o.cluster, output: o.output, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue });
+      for (const w of r.warnings) err(`warning: ${w}`);
+      if (r.written === undefined) out(r.text.replace(/\n$/, ""));
+      else err(`wrote ${r.written}: cluster ${r.cluster}, ${r.queues.length} queue${r.queues.length === 1 ? "" : "s"}, default queue ${r.defaultQueue}; the broker URL is read from $${r.brokerEnv}`);
+    } catch (e) {
+      fail(e, false);
+    }
+  });
+
 program.parseAsync(process.argv).catch((e: unknown) => fail(e, false));

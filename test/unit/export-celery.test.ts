@@ -1,0 +1,278 @@
+// The Celery config generator on plain objects: no broker, no Python (the integration test loads
+// the module into a real worker).
+
+import { describe, expect, it } from "vitest";
+import { normalize, type RawConfig } from "../../src/config/normalize.js";
+import { TopoError } from "../../src/errors.js";
+import { brokerEnvName, celeryModule, exportCluster, py, type CeleryExportOptions } from "../../src/export/celery.js";
+import type { DesiredState } from "../../src/model.js";
+
+// --- builders -------------------------------------------------------------------------------
+const raw = (o: Partial<RawConfig> = {}): RawConfig => ({
+  version: 1,
+  clusters: { sync: { url: "amqp://topo:Sync-Pa55word@rabbit-sync:5672/sync" }, async: { url: "amqp://topo:Async-Pa55word@rabbit-async:5672/async" } },
+  services: ["mplogin", { name: "mppayment", sync: false, async: { arguments: { "x-max-length": 100000 } } }],
+  ...o,
+});
+
+function desired(r: RawConfig = raw()): DesiredState {
+  const n = normalize(r);
+  expect(n.problems).toEqual([]);
+  return n.desired;
+}
+
+const generate = (d: DesiredState, o: Partial<CeleryExportOptions> = {}) => celeryModule(d, { source: "topology.yaml", cluster: "sync", ...o });
+
+/** The source of one Queue(...) entry of task_queues. */
+function queueBlock(text: string, name: string): string {
+  const start = text.indexOf(`    Queue(\n        ${JSON.stringify(name)},\n`);
+  expect(start, `no Queue ${name} in the module`).toBeGreaterThanOrEqual(0);
+  return text.slice(start, text.indexOf("\n    ),", start));
+}
+
+function topLevel(text: string, setting: string): string | undefined {
+  return text.split("\n").find((l) => l.startsWith(`${setting} = `))?.slice(setting.length + 3);
+}
+
+function thrown(fn: () => unknown): TopoError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(TopoError);
+    return e as TopoError;
+  }
+  throw new Error("expected a TopoError");
+}
+
+// --- tests ----------------------------------------------------------------------------------
+describe("export celery: queues", () => {
+  it("declares each queue with exactly topo's flags, exchange and binding key", () => {
+    const sync = generate(desired()).text;
+    const async = generate(desired(), { cluster: "async" }).text;
+    expect(queueBlock(sync, "mplogin.sync")).toBe(
+      [
+        `    Queue(`,
+        `        "mplogin.sync",`,
+        `        Exchange("mplogin", type="topic", durable=True, auto_delete=False, delivery_mode=1),`,
+        `        routing_key="mplogin.sync.#",`,
+        `        durable=False,`,
+        `        auto_delete=False,`,
+        `        exclusive=False,`,
+        `        queue_arguments={},`,
+      ].join("\n"),
+    );
+    expect(queueBlock(async, "mplogin.async")).toContain(`        durable=True,\n`);
+    expect(queueBlock(async, "mplogin.async")).toContain(`delivery_mode=2),`);
+    // Only the cluster's own queues: a Celery app connects to one broker.
+    expect(sync).not.toContain(`Queue(\n        "mplogin.async"`);
+    expect(async).not.toContain(`Queue(\n        "mplogin.sync"`);
+    expect(async).not.toContain(`Queue(\n        "mppayment.sync"`);
+  });
+
+  it("sends x-arguments with their types, and x-queue-type only for non-classic queues", () => {
+    const d = desired(
+      raw({
+        services: [
+          { name: "mplogin", sync: { arguments: { "x-max-length": 1000, "x-overflow": "reject-publish", "x-single-active-consumer": true } } },
+          { name: "mpwallet", sync: { type: "quorum", arguments: { "x-delivery-limit": 5 } }, async: false },
+        ],
+      }),
+    );
+    const text = generate(d).text;
+    expect(queueBlock(text, "mplogin.sync")).toContain(`queue_arguments={"x-max-length": 1000, "x-overflow": "reject-publish", "x-single-active-consumer": True},`);
+    const quorum = queueBlock(text, "mpwallet.sync");
+    expect(quorum).toContain(`queue_arguments={"x-delivery-limit": 5, "x-queue-type": "quorum"},`);
+    expect(quorum).toContain(`        durable=True,\n`);
+    expect(queueBlock(text, "mplogin.sync")).not.toContain("x-queue-type");
+  });
+
+  it("makes prefetch per consumer only when a queue is quorum or stream (they refuse global QoS)", () => {
+    const classic = generate(desired()).text;
+    expect(classic).not.toContain("broker_transport");
+    const quorum = generate(desired(raw({ defaults: { sync: { type: "quorum" } } }))).text;
+    expect(topLevel(quorum, "broker_transport")).toBe("_PerConsumerQosTransport");
+    expect(quorum).toContain("from kombu.transport.pyamqp import Transport as _AmqpTransport");
+    expect(quorum).toMatch(/def qos_semantics_matches_spec\(self, connection\):\n {8}return True/);
+    const tlsQuorum = generate(
+      desired(raw({ clusters: { sync: { url: "amqps://u:p@h/sync" }, async: { url: "amqp://u:p@h/a" } }, defaults: { sync: { type: "quorum" } } })),
+    ).text;
+    expect(tlsQuorum).toContain("from kombu.transport.pyamqp import SSLTransport as _AmqpTransport");
+  });
+
+  it("never creates missing queues and keeps Celery from adding x-max-priority", () => {
+    const text = generate(desired()).text;
+    expect(topLevel(text, "task_create_missing_queues")).toBe("False");
+    expect(topLevel(text, "task_queue_max_priority")).toBe("None");
+  });
+});
+
+describe("export celery: routes and results", () => {
+  it("routes every queue of the cluster by name, with the delivery mode of its kind", () => {
+    const d = desired(raw({ services: ["mplogin", "mpwallet"], defaults: { async: { cluster: "sync" } }, clusters: { sync: { url: "amqp://u:p@h/s" } } }));
+    const text = generate(d).text;
+    expect(text).toContain(
+      [
+        `_ROUTES = {`,
+        `    "mplogin.sync": ("mplogin", 1),`,
+        `    "mplogin.async": ("mplogin", 2),`,
+        `    "mpwallet.sync": ("mpwallet", 1),`,
+        `    "mpwallet.async": ("mpwallet", 2),`,
+        `}`,
+      ].join("\n"),
+    );
+    expect(text).toContain(`_OTHER_CLUSTERS = {\n}`);
+    expect(topLevel(text, "task_routes")).toBe("(route_task,)");
+    expect(text).toContain(`return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode}`);
+    // Both kinds on one broker: rpc:// for the sync tasks, ignore_result set per task by kind.
+    expect(topLevel(text, "result_backend")).toBe(`"rpc://"`);
+    expect(topLevel(text, "task_annotations")).toBe("(_ResultsByKind(),)");
+    expect(text).toContain(`return {"ignore_result": parts[1] == "async"}`);
+  });
+
+  it("names the cluster of every other queue, so a misrouted task says where it belongs", () => {
+    const text = generate(desired()).text;
+    expect(text).toContain(`_OTHER_CLUSTERS = {\n    "mplogin.async": "async",\n    "mppayment.async": "async",\n}`);
+    expect(text).toContain(`_SERVICE = re.compile(r"\\A" + re.escape("mp") + r"[a-z_]+\\Z")`);
+    expect(generate(desired(raw({ prefix: "shop_" , services: ["shop_cart"] }))).text).toContain(`re.escape("shop_")`);
+  });
+
+  it("gives the sync side rpc:// results and the async side none", () => {
+    const sync = generate(desired()).text;
+    expect(topLevel(sync, "result_backend")).toBe(`"rpc://"`);
+    expect(topLevel(sync, "result_persistent")).toBe("False");
+    expect(topLevel(sync, "task_ignore_result")).toBe("False");
+    const async = generate(desired(), { cluster: "async" }).text;
+    expect(topLevel(async, "result_backend")).toBe("None");
+    expect(topLevel(async, "task_ignore_result")).toBe("True");
+  });
+
+  it("defaults to the cluster's first queue, or the one asked for", () => {
+    const d = desired(raw({ services: ["mpzeta", "mpalpha"] }));
+    const first = generate(d);
+    expect(first.defaultQueue).toBe("mpzeta.sync");
+    expect(topLevel(first.text, "task_default_queue")).toBe(`"mpzeta.sync"`);
+    expect(topLevel(first.text, "task_default_exchange")).toBe(`"mpzeta"`);
+    expect(topLevel(first.text, "task_default_exchange_type")).toBe(`"topic"`);
+    expect(topLevel(first.text, "task_default_delivery_mode")).toBe(`"transient"`);
+    const chosen = generate(d, { defaultQueue: "mpalpha.sync" });
+    expect(topLevel(chosen.text, "task_default_queue")).toBe(`"mpalpha.sync"`);
+    expect(chosen.text).toContain("--default-queue mpalpha.sync -o <this file>");
+    expect(topLevel(generate(d, { cluster: "async" }).text, "task_default_delivery_mode")).toBe(`"persistent"`);
+    const e = thrown(() => generate(d, { defaultQueue: "mpalpha.async" }));
+    expect(e.message).toBe("--default-queue mpalpha.async: cluster sync has no such queue");
+    expect(e.hints).toEqual(["queues on cluster sync: mpzeta.sync, mpalpha.sync"]);
+  });
+});
+
+describe("export celery: broker, header and secrets", () => {
+  it("reads the broker URL from TOPO_BROKER_URL_<CLUSTER>, or the variable asked for", () => {
+    expect(brokerEnvName("sync")).toBe("TOPO_BROKER_URL_SYNC");
+    expect(brokerEnvName("eu-west_2")).toBe("TOPO_BROKER_URL_EU_WEST_2");
+    const text = generate(desired()).text;
+    expect(text).toContain(`broker_url = os.environ.get("TOPO_BROKER_URL_SYNC")\nif not broker_url:\n    raise RuntimeError(`);
+    expect(text).toContain(`amqp://<user>:<password>@rabbit-sync:5672/sync`);
+    const custom = generate(desired(), { brokerEnv: "CELERY_BROKER" });
+    expect(custom.brokerEnv).toBe("CELERY_BROKER");
+    expect(custom.text).toContain(`os.environ.get("CELERY_BROKER")`);
+    expect(custom.text).toContain(`--broker-env CELERY_BROKER -o <this file>`);
+    expect(thrown(() => generate(desired(), { brokerEnv: "1BAD-NAME" })).message).toMatch(/not an environment variable name/);
+  });
+
+  it("writes no password, from the AMQP URL or the management URL", () => {
+    const d = desired(
+      raw({
+        clusters: {
+          sync: { url: "amqp://topo:Sync-Pa55word@rabbit-sync:5672/sync", management: "http://admin:Mgmt-Pa55word@rabbit-sync:15672" },
+          async: { url: "amqps://topo:Async%2FPa55@rabbit-async/async" },
+        },
+      }),
+    );
+    for (const cluster of ["sync", "async"]) {
+      const text = generate(d, { cluster }).text;
+      for (const secret of ["Sync-Pa55word", "Mgmt-Pa55word", "Async/Pa55", "Async%2FPa55", "Pa55"]) expect(text).not.toContain(secret);
+      // Nor a user name: the comment shows where the URL points, with placeholders for both.
+      expect(text).not.toMatch(/topo:|admin:/);
+    }
+  });
+
+  it("says in its header that topo made it, from which file, and not to edit it", () => {
+    const text = generate(desired(), { source: "deploy/topology.yaml" }).text;
+    const header = text.split("\n").slice(0, 3);
+    expect(header[0]).toBe(`# Celery configuration for cluster "sync" of "deploy/topology.yaml".`);
+    expect(header[1]).toMatch(/^# Generated by topo\. Do not edit/);
+    expect(header[2]).toBe(`#   topo export celery -f "deploy/topology.yaml" --cluster sync -o <this file>`);
+  });
+
+  it("keeps a file name with a line break inside its comment and strings", () => {
+    const text = generate(desired(), { source: 'x.yaml\nimport os; os.system("boom")' }).text;
+    expect(text.split("\n").some((l) => l.startsWith("import os;"))).toBe(false);
+    expect(text).toContain(`"x.yaml\\nimport os; os.system(\\"boom\\")"`);
+    expect(/^[\x20-\x7e\n]*$/.test(text)).toBe(true);
+  });
+
+  it("configures TLS for amqps clusters from the file's tls settings", () => {
+    const tls = (t: object) =>
+      generate(desired(raw({ clusters: { sync: { url: "amqps://u:p@rabbit/sync", tls: t }, async: { url: "amqp://u:p@h/a" } } }))).text;
+    const verified = tls({ ca: "/etc/topo/ca.pem", cert: "/etc/topo/client.pem", key: "/etc/topo/client.key" });
+    expect(verified).toContain(
+      `broker_use_ssl = {\n    "cert_reqs": ssl.CERT_REQUIRED,\n    "server_hostname": None,\n    "ca_certs": "/etc/topo/ca.pem",\n    "certfile": "/etc/topo/client.pem",\n    "keyfile": "/etc/topo/client.key",\n}`,
+    );
+    expect(verified).toContain("\nimport ssl\n");
+    expect(verified).toContain("amqps://<user>:<password>@rabbit:5671/sync");
+    expect(tls({ insecure: true })).toContain(`broker_use_ssl = {\n    "cert_reqs": ssl.CERT_NONE,\n}`);
+    expect(generate(desired()).text).not.toContain("broker_use_ssl");
+  });
+});
+
+describe("export celery: which cluster", () => {
+  it("asks for --cluster when queues are on more than one, with the commands to run", () => {
+    const e = thrown(() => celeryModule(desired(), { source: "topology.yaml" }));
+    expect(e.message).toBe("topology.yaml has queues on 2 clusters (sync, async), and a Celery app connects to one broker; choose one with --cluster");
+    expect(e.hints).toEqual([
+      "topo export celery -f topology.yaml --cluster sync -o celeryconfig_sync.py",
+      "topo export celery -f topology.yaml --cluster async -o celeryconfig_async.py",
+      "an edge that sends both kinds of task loads each module into a Celery app of its own",
+    ]);
+  });
+
+  it("takes the only cluster that holds queues without --cluster", () => {
+    const d = desired(raw({ services: [{ name: "mplogin", sync: false }] }));
+    expect(exportCluster(d, undefined, "topology.yaml").target.name).toBe("async");
+    expect(celeryModule(d, { source: "topology.yaml" }).cluster).toBe("async");
+  });
+
+  it("refuses an unknown cluster and one without queues", () => {
+    const unknown = thrown(() => generate(desired(), { cluster: "eu" }));
+    expect(unknown.message).toBe(`no cluster named "eu" in topology.yaml`);
+    expect(unknown.hints).toEqual(["clusters in the file: sync, async"]);
+    const empty = thrown(() => generate(desired(raw({ services: [{ name: "mplogin", sync: false }] }))));
+    expect(empty.message).toMatch(/^cluster sync holds no queues in topology\.yaml/);
+  });
+});
+
+describe("python literals", () => {
+  it.each([
+    [null, "None"],
+    [true, "True"],
+    [false, "False"],
+    [0, "0"],
+    [-5, "-5"],
+    [100000, "100000"],
+    [2 ** 53, "9007199254740992"],
+    // amqplib sends any number at or above 2^50 as an integer, below 2^63.
+    [2 ** 62, "4611686018427387904"],
+    [1.5, "1.5"],
+    [1e-7, "1e-7"],
+    [2 ** 63, "9223372036854776000.0"],
+    [1e21, "1e+21"],
+    [Infinity, `float("inf")`],
+    ["plain", `"plain"`],
+    [`q"uote\\back`, `"q\\"uote\\\\back"`],
+    ["line\nbreak\ttab\r", `"line\\nbreak\\ttab\\r"`],
+    ["é日😀\u0000\u2028", `"\\xe9\\u65e5\\U0001f600\\x00\\u2028"`],
+    [[1, "a", [true]], `[1, "a", [True]]`],
+    [{ "x-a": 1, b: { c: null } }, `{"x-a": 1, "b": {"c": None}}`],
+  ])("%j → %s", (value, literal) => {
+    expect(py(value as never)).toBe(literal);
+  });
+});
