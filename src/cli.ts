@@ -255,4 +255,58 @@ exportCmd
     }
   });
 
+{
+  // topo import: a broker's topology → a topology file (stdout or -o).
+  // Repeatable options; no commander default, or help would print "(default: [])".
+  const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+  program
+    .command("import")
+    .description("read brokers and write the topology file that describes them (stdout, or -o FILE)")
+    .addOption(fileOption())
+    .option("--cluster <name>", "read this cluster of the file; repeat for more (default: every cluster of the file)", collect)
+    .option("--url <[name=]url>", "read this vhost instead, e.g. sync=amqp://USER@HOST:5672/VHOST; repeat for more clusters", collect)
+    .option("--management <[name=]url>", "management API of the --url clusters (default http://<host>:15672)", collect)
+    .option("--password-env <var>", "the variable that holds the --url password; the file refers to it as ${VAR}", "RABBITMQ_PASSWORD")
+    .option("--prefix <prefix>", "service name prefix, topo's namespace (default: the file's, else mp)")
+    .option("-o, --output <file>", "write the file here instead of stdout")
+    .option("--force", "replace the -o file if it exists")
+    .option("--insecure", "do not verify TLS certificates (tests only)")
+    .action(
+      async (
+        o: { file: string; cluster?: string[]; url?: string[]; management?: string[]; passwordEnv: string; prefix?: string; output?: string; force?: boolean; insecure?: boolean },
+        cmd: Command,
+      ) => {
+        try {
+          const { importTopology } = await import("./commands/import.js");
+          const r = await importTopology({
+            file: o.file,
+            fileGiven: cmd.getOptionValueSource("file") === "cli",
+            clusters: o.cluster,
+            urls: o.url,
+            managements: o.management,
+            passwordEnv: o.passwordEnv,
+            prefix: o.prefix,
+            output: o.output,
+            force: o.force,
+            insecure: o.insecure,
+          });
+          for (const n of r.notices) err(`note: ${n}`);
+          // Written as is, not through out(): masking would garble ${VAR:-default} references,
+          // and the text holds no password by construction (commands/import.ts).
+          if (!r.output) await new Promise<void>((done) => process.stdout.write(r.text, () => done()));
+          const s = (n: number, w: string) => `${n} ${w}${n === 1 ? "" : "s"}`;
+          err(
+            `Imported ${s(r.services, "service")} (${s(r.queues, "queue")}) from ${r.clusters.length === 1 ? "cluster" : "clusters"} ${r.clusters.join(", ")}${r.output ? ` into ${r.output}` : ""}. ` +
+              (r.changes ? `topo plan on it shows ${s(r.changes, "change")} the file cannot avoid` : "topo plan on it shows no changes") +
+              (r.kept ? `; ${s(r.kept, "object")} it cannot describe ${r.kept === 1 ? "is" : "are"} left alone` : "") +
+              (r.changes || r.kept ? " (listed at its top)." : "."),
+          );
+          process.exit(0);
+        } catch (e) {
+          fail(e, false);
+        }
+      },
+    );
+}
+
 program.parseAsync(process.argv).catch((e: unknown) => fail(e, false));

@@ -1,0 +1,442 @@
+// topo import: read brokers and write the topology file that describes them. The connection comes
+// from a file's clusters (-f, --cluster) or straight from --url; the file written keeps each
+// cluster's section as the user wrote it, and never holds a password.
+
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { isAlias, isMap, isScalar, parseDocument, visit, type Node as YamlNode } from "yaml";
+import { interpolate, loadConfig, parseConfig, type Env } from "../config/load.js";
+import { DEFAULT_PREFIX, normalize, type RawCluster } from "../config/normalize.js";
+import { BrokerError, ConfigError, TopoError } from "../errors.js";
+import type { ActualCluster, ClusterTarget, DesiredCluster } from "../model.js";
+import { readCluster } from "../broker/read.js";
+import { diffCluster } from "../plan/diff.js";
+import { redactText, registerSecret } from "../redact.js";
+import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
+import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
+import { forEachCluster, managementClient, type ConnectionOptions } from "./clusters.js";
+
+export interface ImportOptions extends ConnectionOptions {
+  /** The topology file whose clusters say where to connect (default topology.yaml). */
+  file: string;
+  /** Whether -f was given: with --url, only an explicit -f is a contradiction. */
+  fileGiven?: boolean;
+  /** Clusters of the file to read; none means every cluster of the file. */
+  clusters?: string[];
+  /** `[NAME=]amqp://USER@HOST:PORT/VHOST`, read instead of a file's clusters. */
+  urls?: string[];
+  /** `[NAME=]http://HOST:15672`, the management API of the --url clusters. */
+  managements?: string[];
+  /** The variable that holds the password; the file written refers to it as ${VAR}. */
+  passwordEnv?: string;
+  prefix?: string;
+  output?: string;
+  force?: boolean;
+  env?: Env;
+}
+
+export interface ImportResult {
+  /** The topology file's text. */
+  text: string;
+  /** Where it was written; undefined when the caller prints it. */
+  output?: string;
+  clusters: string[];
+  services: number;
+  queues: number;
+  /** Changes topo plan on the file will show. */
+  changes: number;
+  /** Objects the file leaves out that topo never changes. */
+  kept: number;
+  /** Things the user must know (a password the file now reads from a variable). */
+  notices: string[];
+}
+
+export const DEFAULT_PASSWORD_ENV = "RABBITMQ_PASSWORD";
+const CLUSTER_NAME = /^[a-z][a-z0-9_-]*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A cluster to read: where it is, and the section the file written gives it. */
+interface Source {
+  name: string;
+  target: ClusterTarget;
+  section: unknown;
+  /** A bare --url: named after what it holds once read. */
+  unnamed?: boolean;
+}
+
+interface Prepared {
+  sources: Source[];
+  prefix: string;
+  schemaLine: string;
+  schemaKey?: string;
+  notices: string[];
+  /** Variables the file written refers to that import introduced, with the values it used. */
+  introduced: Record<string, string>;
+  /** The path TLS files in the sections are relative to, for reading the output back. */
+  checkPath: string;
+}
+
+export async function importTopology(opts: ImportOptions): Promise<ImportResult> {
+  const env = opts.env ?? process.env;
+  const passwordEnv = opts.passwordEnv ?? DEFAULT_PASSWORD_ENV;
+  if (!ENV_NAME.test(passwordEnv)) {
+    throw new TopoError(`--password-env "${passwordEnv}" is not an environment variable name`, ["use letters, digits and _, not starting with a digit, e.g. RABBITMQ_PASSWORD"]);
+  }
+  if (opts.prefix !== undefined && !/^[a-z_]*$/.test(opts.prefix)) {
+    throw new TopoError(`--prefix "${opts.prefix}" is not a service prefix`, ["a prefix is lowercase letters and _ (the router rule is ^<prefix>[a-z_]+$)"]);
+  }
+  if (opts.output && existsSync(opts.output) && !opts.force) {
+    // Checked before reading any broker, so the mistake costs nothing.
+    throw new TopoError(`${opts.output} exists; import does not overwrite a file unless told to`, ["pass --force to replace it, or write to another file with -o"]);
+  }
+  const p = opts.urls?.length ? fromUrls(opts, env, passwordEnv) : fromFile(opts, env, passwordEnv);
+
+  const desired: DesiredCluster[] = p.sources.map((s) => ({ target: s.target, resources: [], queues: [] }));
+  const actuals = await forEachCluster(desired, async (c): Promise<ActualCluster> => {
+    const client = managementClient(c, opts);
+    try {
+      const actual = await readCluster(client, c.target);
+      if (!actual.vhostExists) {
+        throw new BrokerError(c.target.name, `vhost ${JSON.stringify(c.target.amqp.vhost)} does not exist at ${c.target.management.display}; there is nothing to import`, {
+          hints: ["check the vhost, the path of the url (%2F or no path for /); GET /api/vhosts or rabbitmqctl list_vhosts lists them"],
+        });
+      }
+      return actual;
+    } finally {
+      client.close();
+    }
+  });
+  nameUnnamed(p.sources, actuals, p.prefix);
+
+  const argumentSchemas = (createRequire(import.meta.url)("../../schemas/topology.schema.json") as { definitions: { arguments: { properties: Record<string, ArgumentSchema> } } })
+    .definitions.arguments.properties;
+  const inference = inferTopology(
+    p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster })),
+    { prefix: p.prefix, argumentSchemas },
+  );
+  const text = emitTopology({
+    inference,
+    clusters: p.sources.map((s) => ({ name: s.name, section: s.section })),
+    schemaLine: p.schemaLine,
+    schemaKey: p.schemaKey,
+    notices: p.notices,
+    redact: redactText,
+  });
+  readBack(text, p, actuals, inference, env);
+
+  let output: string | undefined;
+  if (opts.output) {
+    output = opts.output;
+    const tmp = `${resolve(output)}.${process.pid}.tmp`;
+    try {
+      // Written whole or not at all: a half-written topology would be read as one.
+      writeFileSync(tmp, text, { mode: 0o644 });
+      renameSync(tmp, output);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw new TopoError(`cannot write ${output}: ${(e as Error).message}`, ["check that its directory exists and is writable"]);
+    }
+  }
+  return {
+    text,
+    output,
+    clusters: p.sources.map((s) => s.name),
+    services: inference.services,
+    queues: inference.queues,
+    changes: inference.clusters.reduce((n, c) => n + c.changes.length, 0),
+    kept: inference.clusters.reduce((n, c) => n + c.kept.length, 0),
+    notices: p.notices,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters from a topology file
+
+function fromFile(opts: ImportOptions, env: Env, passwordEnv: string): Prepared {
+  const file = opts.file;
+  if (!opts.fileGiven && !existsSync(file)) {
+    throw new TopoError(`no ${file} here to take the clusters from`, [
+      "pass the file with -f FILE",
+      `or read a broker without a file: topo import --url amqp://USER@HOST:5672/VHOST, with the password in $${passwordEnv}`,
+    ]);
+  }
+  const { desired } = loadConfig(file, env);
+  // The sections are copied as written: ${VAR} references, not the values they had here.
+  const text = readFileSync(file, "utf8");
+  const src = parseDocument(text);
+  const known = desired.clusters.map((c) => c.target.name);
+  const wanted = opts.clusters?.length ? [...new Set(opts.clusters)] : known;
+  const unknown = wanted.filter((n) => !known.includes(n));
+  if (unknown.length) {
+    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, [`clusters in the file: ${known.join(", ")}`]);
+  }
+
+  const outDir = opts.output ? dirname(resolve(opts.output)) : undefined;
+  const srcDir = dirname(resolve(file));
+  // Paths in a topology file are relative to it; a file written elsewhere needs them rebased.
+  const rebase = (p: string): string => {
+    if (!outDir || outDir === srcDir || isAbsolute(p) || p.includes("$") || /^[a-z][a-z0-9+.-]*:/i.test(p)) return p;
+    const r = relative(outDir, resolve(srcDir, p));
+    return r.startsWith(".") || isAbsolute(r) ? r : `./${r}`;
+  };
+
+  const notices: string[] = [];
+  const introduced: Record<string, string> = {};
+  const varFor = new Map<string, string>();
+  /** The places whose written password now reads from each variable. */
+  const replaced = new Map<string, string[]>();
+  const sources: Source[] = wanted.map((name) => {
+    const target = (desired.clusters.find((c) => c.target.name === name) as DesiredCluster).target;
+    const node = src.getIn(["clusters", name], true) as YamlNode;
+    let aliased = false;
+    visit(node, { Alias: () => void (aliased = true) });
+    // An alias points into the rest of the user's file; its plain value is what it means here.
+    const section = (aliased || isAlias(node) ? src.createNode(node.toJS(src)) : node.clone()) as YamlNode;
+    if (isMap(section)) {
+      for (const field of ["url", "management"] as const) {
+        const scalar = section.get(field, true);
+        if (!isScalar(scalar) || typeof scalar.value !== "string") continue;
+        const split = splitPassword(scalar.value);
+        if (!split || !isLiteral(split.password)) continue;
+        // A password written in the file is still a password: the output reads it from a variable.
+        let v = varFor.get(split.password);
+        if (!v) {
+          v = varFor.size === 0 ? passwordEnv : `${passwordEnv}_${name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}${field === "management" ? "_MANAGEMENT" : ""}`;
+          varFor.set(split.password, v);
+          introduced[v] = split.password;
+        }
+        scalar.value = `${split.before}\${${v}}${split.after}`;
+        replaced.set(v, [...(replaced.get(v) ?? []), `clusters.${name}.${field}`]);
+      }
+      const tls = section.get("tls", true);
+      if (isMap(tls)) {
+        for (const field of ["ca", "cert", "key"]) {
+          const scalar = tls.get(field, true);
+          if (isScalar(scalar) && typeof scalar.value === "string") scalar.value = rebase(scalar.value);
+        }
+      }
+    }
+    return { name, target, section };
+  });
+
+  for (const [v, places] of replaced) {
+    notices.push(
+      `${places.join(" and ")} in ${file} ${places.length === 1 ? "holds a password" : "hold passwords"}, which import does not copy: this file reads ${places.length === 1 ? "it" : "them"} from \${${v}}, so export ${v} (percent-encoded as in a URL) before running topo on it.`,
+    );
+  }
+
+  // Keep the file's schema reference (rebased like any path), else the default one. Read from the
+  // text: the parser hangs a leading comment on the document or on its first key, by blank lines.
+  const lines = text.split("\n", 50);
+  const firstContent = lines.findIndex((l) => !l.startsWith("#"));
+  const leading = firstContent < 0 ? lines : lines.slice(0, firstContent);
+  const schemaComment = leading.map((l) => /^#\s*yaml-language-server:\s*\$schema=(\S+)/.exec(l)).find(Boolean);
+  const schemaKey = src.get("$schema");
+  return {
+    sources,
+    prefix: opts.prefix ?? desired.prefix,
+    schemaLine: schemaComment ? `yaml-language-server: $schema=${rebase(schemaComment[1] as string)}` : DEFAULT_SCHEMA_LINE,
+    schemaKey: typeof schemaKey === "string" ? rebase(schemaKey) : undefined,
+    notices,
+    introduced,
+    checkPath: opts.output ? resolve(opts.output) : resolve(file),
+  };
+}
+
+/** Where the userinfo password of a URL sits, as written (before ${VAR} interpolation). */
+export function splitPassword(url: string): { before: string; password: string; after: string } | undefined {
+  // Skip ${...} and $$ while looking for delimiters: a reference may hold ":" or "@" (${P:-a@b}).
+  const outside: number[] = [];
+  for (let i = 0; i < url.length; i++) {
+    if (url.startsWith("$$", i)) {
+      i++;
+      continue;
+    }
+    if (url.startsWith("${", i)) {
+      const end = url.indexOf("}", i);
+      if (end < 0) return undefined;
+      i = end;
+      continue;
+    }
+    outside.push(i);
+  }
+  const at = (s: string, from: number) => outside.find((i) => i >= from && url.startsWith(s, i));
+  const scheme = at("://", 0);
+  if (scheme === undefined) return undefined;
+  const start = scheme + 3;
+  const end = outside.find((i) => i >= start && "/?#".includes(url[i] as string)) ?? url.length;
+  const ats = outside.filter((i) => i >= start && i < end && url[i] === "@");
+  const last = ats[ats.length - 1];
+  if (last === undefined) return undefined;
+  const colon = outside.find((i) => i >= start && i < last && url[i] === ":");
+  if (colon === undefined) return undefined;
+  return { before: url.slice(0, colon + 1), password: url.slice(colon + 1, last), after: url.slice(last) };
+}
+
+/** Whether a password as written holds anything but ${VAR} references (which are kept). */
+function isLiteral(password: string): boolean {
+  return password.replace(/\$\{[^}]*\}/g, "") !== "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters from --url
+
+interface UrlSpec {
+  name?: string;
+  value: string;
+}
+
+function parseSpec(s: string): UrlSpec {
+  // A URL starts with a scheme and ":", so NAME= before it cannot be part of it.
+  const m = /^([^:/=]+)=(.*)$/s.exec(s);
+  if (!m) return { value: s };
+  const name = m[1] as string;
+  if (!CLUSTER_NAME.test(name)) throw new TopoError(`"${name}" is not a cluster name`, ["a cluster name is lowercase letters, digits, - and _, starting with a letter: --url sync=amqp://..."]);
+  return { name, value: m[2] as string };
+}
+
+/** `$` is special in a topology file's values (${VAR}); one written from a URL is doubled. */
+const literal = (s: string) => s.replace(/\$/g, "$$$$");
+
+function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared {
+  if (opts.fileGiven) throw new TopoError("-f and --url cannot be used together", ["-f takes the connection from a file's clusters; --url reads a broker directly"]);
+  if (opts.clusters?.length) {
+    throw new TopoError("--cluster names a cluster of a file, so it does not go with --url", ["name a --url cluster in the URL option itself: --url sync=amqp://USER@HOST:5672/VHOST"]);
+  }
+  const specs = (opts.urls ?? []).map(parseSpec);
+  const mgmt = (opts.managements ?? []).map(parseSpec);
+  const named = specs.filter((s) => s.name).map((s) => s.name as string);
+  const dup = named.find((n, i) => named.indexOf(n) !== i);
+  if (dup) throw new TopoError(`two --url options name cluster "${dup}"`, ["give each cluster its own name"]);
+  const unnamedMgmt = mgmt.filter((m) => !m.name);
+  if (unnamedMgmt.length > 1) throw new TopoError("more than one --management without a cluster name", ["with several clusters, say which is whose: --management sync=http://HOST:15672"]);
+  for (const m of mgmt) {
+    if (m.name && !named.includes(m.name)) throw new TopoError(`--management names cluster "${m.name}", which no --url names`, [`--url names: ${named.join(", ") || "(none)"}`]);
+  }
+
+  const notices: string[] = [];
+  const introduced: Record<string, string> = {};
+  const raw: Record<string, RawCluster> = {};
+  const sections = new Map<string, { section: RawCluster; unnamed: boolean; shown: string }>();
+  specs.forEach((spec, i) => {
+    let u: URL;
+    try {
+      u = new URL(spec.value);
+    } catch {
+      throw new TopoError(`--url ${redactText(spec.value)} is not a URL`, ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /)"]);
+    }
+    // Read with the password given on the command line, if any, but write only the reference.
+    const inline = u.password;
+    if (inline) {
+      registerSecret(inline);
+      try {
+        registerSecret(decodeURIComponent(inline));
+      } catch {
+        // a malformed %-escape: normalize reports it below
+      }
+    }
+    const user = u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
+    const written = `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`;
+    const shown = redactText(spec.value);
+    if (inline) {
+      introduced[passwordEnv] = inline;
+      notices.push(
+        `The password given in --url is not written: this file reads it from \${${passwordEnv}}; export ${passwordEnv} before running topo on it (and prefer exporting it to typing it in a command line, where other users of the machine can see it).`,
+      );
+    }
+    const connectEnv: Env = inline ? { ...env, [passwordEnv]: inline } : env;
+    const url = interpolate(written, connectEnv);
+    if ("error" in url) {
+      throw new TopoError(`--url ${shown}: the password of user "${decodeURIComponent(u.username)}" is read from $${passwordEnv}, which is not set`, [
+        `export ${passwordEnv}=<password> (percent-encoded where a URL needs it) and run import again; the file written reads it from \${${passwordEnv}} too`,
+        "or name another variable with --password-env NAME",
+      ]);
+    }
+    // A --management named for this cluster, else the one without a name, which serves them all.
+    const m = (spec.name ? mgmt.find((x) => x.name === spec.name) : undefined) ?? unnamedMgmt[0];
+    const section: RawCluster = { url: written };
+    const connect: RawCluster = { url: url.value };
+    if (m) {
+      let mu: URL;
+      try {
+        mu = new URL(m.value);
+      } catch {
+        throw new TopoError(`--management ${redactText(m.value)} is not a URL`, ["write http://HOST:15672 (https:// for TLS)"]);
+      }
+      if (mu.username || mu.password) {
+        throw new TopoError(`--management ${redactText(m.value)} holds credentials`, [
+          "give the management API without them (http://HOST:15672): import uses the --url user; to use another management user, write the cluster in a file and use -f",
+        ]);
+      }
+      section.management = literal(m.value);
+      connect.management = m.value;
+    }
+    const key = spec.name ?? `url-${i + 1}`;
+    raw[key] = connect;
+    sections.set(key, { section, unnamed: !spec.name, shown });
+  });
+
+  const prefix = opts.prefix ?? DEFAULT_PREFIX;
+  const { desired, problems } = normalize({ version: 1, prefix, clusters: raw, services: [] });
+  if (problems.length) {
+    throw new TopoError(
+      problems.map((p) => `--url ${sections.get(String(p.path[1]))?.shown ?? ""}: ${redactText(p.message)}`).join("\n"),
+      ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /), with the password in $" + passwordEnv],
+    );
+  }
+  const sources = desired.clusters.map((c): Source => {
+    registerSecret(c.target.amqp.password);
+    registerSecret(c.target.management.password);
+    const s = sections.get(c.target.name) as { section: RawCluster; unnamed: boolean; shown: string };
+    // Until it is named, messages about the cluster name its URL.
+    return { name: c.target.name, target: s.unnamed ? { ...c.target, name: c.target.amqp.display } : c.target, section: s.section, unnamed: s.unnamed };
+  });
+  return { sources, prefix, schemaLine: DEFAULT_SCHEMA_LINE, notices, introduced, checkPath: resolve("topology.yaml") };
+}
+
+/**
+ * A bare --url cluster is named after the one kind of queue it holds (sync or async, the names
+ * the built-in defaults use), else "main".
+ */
+function nameUnnamed(sources: Source[], actuals: ActualCluster[], prefix: string): void {
+  const taken = new Set(sources.filter((s) => !s.unnamed).map((s) => s.name));
+  sources.forEach((s, i) => {
+    if (!s.unnamed) return;
+    const kinds = kindsHeld(actuals[i] as ActualCluster, prefix);
+    const name = kinds.length === 1 ? (kinds[0] as string) : "main";
+    if (taken.has(name)) {
+      throw new TopoError(`two clusters would be named "${name}" (${s.target.amqp.display} is one)`, ["name them: --url sync=amqp://... --url async=amqp://..."]);
+    }
+    taken.add(name);
+    s.name = name;
+    s.target = { ...s.target, name };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Read the text back as topo validate and plan will, and diff it against what was read: it must
+ * validate, and plan must show exactly the changes the file's comments list. Anything else is a
+ * bug in import, and no file is written.
+ */
+function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference: Inference, env: Env): void {
+  const bug = (what: string) =>
+    new TopoError(`the file import made ${what}; this is a bug in topo, and nothing was written`, ["please report it with the command you ran; topo plan on the brokers still works"]);
+  let back;
+  try {
+    back = parseConfig(text, p.checkPath, { ...env, ...p.introduced });
+  } catch (e) {
+    if (e instanceof ConfigError) throw bug(`does not validate:\n${e.message}`);
+    throw e;
+  }
+  p.sources.forEach((s, i) => {
+    const dc = back.clusters.find((c) => c.target.name === s.name);
+    if (!dc) throw bug(`has no cluster ${s.name}`);
+    const keys = (as: { op: string; key: string }[]) => as.map((a) => `${a.op} ${a.key}`).sort().join("\n");
+    const planned = diffCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
+    const listed = inference.clusters[i]?.changes.map((c) => c.action) ?? [];
+    if (keys(planned) !== keys(listed)) throw bug(`would plan other changes on cluster ${s.name} than its comments list`);
+  });
+}

@@ -1,0 +1,184 @@
+// Pure: an import's inference → the text of a topology file. Values go through the yaml library
+// (so a string "100" stays a string and 100 a number); what the file cannot describe becomes the
+// comment at its top, in the words `topo plan` will print.
+
+import { Document, isNode, type YAMLMap, type YAMLSeq } from "yaml";
+import type { RawQueueSettings, RawService } from "../config/normalize.js";
+import { renderAction } from "../plan/render.js";
+import type { ClusterImport, Inference } from "./infer.js";
+
+export const DEFAULT_SCHEMA_LINE = "yaml-language-server: $schema=./schemas/topology.schema.json";
+
+export interface EmitInput {
+  inference: Inference;
+  /**
+   * Each cluster's section, in order: a yaml node copied from the user's file (its comments and
+   * ${VAR} references kept) or plain data. Written as given: the caller has made sure neither
+   * holds a password.
+   */
+  clusters: { name: string; section: unknown }[];
+  /** The first comment line, e.g. "yaml-language-server: $schema=./schemas/topology.schema.json". */
+  schemaLine?: string;
+  /** A `$schema:` key to keep from the user's file. */
+  schemaKey?: string;
+  /** Said right after the first lines, e.g. that a password written in a file became a variable. */
+  notices?: string[];
+  /** Applied to every comment line: comments quote names and values the broker holds. */
+  redact?: (s: string) => string;
+}
+
+/** Settings that fit on a line are written { like: this }, as in the README; longer ones as blocks. */
+const FLOW_MAX = 100;
+
+/**
+ * topo interpolates ${VAR} in every string value it reads, so a `$` from the broker (an
+ * x-dead-letter-exchange named "a$b") is written `$$`, which topo reads back as one `$`.
+ */
+function escapeDollars<T>(value: T): T {
+  if (typeof value === "string") return value.replace(/\$/g, "$$$$") as T;
+  if (Array.isArray(value)) return value.map(escapeDollars) as T;
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, escapeDollars(v)])) as T;
+  }
+  return value;
+}
+
+/**
+ * A YAML parser ends a comment at \n or \r (and YAML 1.1 ones at NEL, LS and PS too); a name
+ * from the broker holding one would start a line of YAML. Every such character is shown escaped.
+ */
+function safeComment(line: string): string {
+  return line.replace(/[\u0000-\u001f\u007f\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** Break prose at spaces so comment lines stay readable; `indent` starts every continuation line. */
+function wrap(text: string, first: string, indent: string, width = 100): string[] {
+  const words = text.split(" ");
+  const lines: string[] = [];
+  let line = first;
+  for (const w of words) {
+    if (line.length + w.length + 1 > width && line.trim().length > first.trim().length) {
+      lines.push(line.trimEnd());
+      line = indent;
+    }
+    line += (line === first || line === indent ? "" : " ") + w;
+  }
+  lines.push(line.trimEnd());
+  return lines;
+}
+
+function list(xs: string[], max = 10): string {
+  return xs.length <= max ? xs.join(", ") : `${xs.slice(0, max).join(", ")} and ${xs.length - max} more`;
+}
+
+function sourceText(c: ClusterImport): string {
+  return `cluster ${c.name} (vhost ${JSON.stringify(c.vhost)}${c.version ? `, RabbitMQ ${c.version}` : ""})`;
+}
+
+function header(input: EmitInput): string[] {
+  const inf = input.inference;
+  const lines: string[] = [input.schemaLine ?? DEFAULT_SCHEMA_LINE];
+  const from = inf.clusters.map(sourceText);
+  lines.push(
+    ...wrap(
+      `Written by \`topo import\` from ${from.length > 1 ? `${from.slice(0, -1).join(", ")} and ${from[from.length - 1]}` : from[0] ?? "no cluster"}: ${inf.services} service${inf.services === 1 ? "" : "s"}, ${inf.queues} queue${inf.queues === 1 ? "" : "s"}.`,
+      "",
+      "",
+    ),
+  );
+  for (const n of input.notices ?? []) lines.push("", ...wrap(n, "", ""));
+
+  const changed = inf.clusters.filter((c) => c.changes.length);
+  lines.push("");
+  if (changed.length === 0) {
+    lines.push(...wrap("Everything in topo's namespace is described as the broker holds it: topo plan on this file plans no changes.", "", ""));
+  } else {
+    const n = changed.reduce((s, c) => s + c.changes.length, 0);
+    lines.push(
+      ...wrap(
+        `topo plan on this file shows ${n} change${n === 1 ? "" : "s"}: the file cannot describe these objects as the broker holds them (topo apply needs --allow-destructive for replaces and deletes, and never drops messages without --allow-data-loss):`,
+        "",
+        "",
+      ),
+    );
+    for (const c of changed) {
+      lines.push("", `cluster ${c.name}:`);
+      for (const ch of c.changes) {
+        lines.push(...renderAction(ch.action).map((l) => `  ${l}`));
+        lines.push(...wrap(ch.why, "      why: ", "           "));
+      }
+    }
+  }
+
+  const kept = inf.clusters.filter((c) => c.kept.length);
+  if (kept.length) {
+    lines.push("", "Left alone: the file cannot describe these, and topo never changes them:");
+    for (const c of kept) {
+      lines.push("", `cluster ${c.name}:`);
+      for (const k of c.kept) lines.push(...wrap(k, "  ", "    "));
+    }
+  }
+
+  const outside = inf.clusters.filter((c) => c.outside.exchanges.length || c.outside.queues.length);
+  if (outside.length) {
+    lines.push("", `Outside topo's namespace (prefix ${JSON.stringify(inf.body.prefix)}), so not in this file; topo never touches them:`);
+    for (const c of outside) {
+      const parts = [
+        c.outside.exchanges.length ? `exchanges ${list(c.outside.exchanges)}` : "",
+        c.outside.queues.length ? `queues ${list(c.outside.queues)}` : "",
+      ].filter(Boolean);
+      lines.push(...wrap(`cluster ${c.name}: ${parts.join("; ")}`, "  ", "    "));
+    }
+  }
+  const redact = input.redact ?? ((s: string) => s);
+  // The yaml library writes each line as "#<line>"; the space makes it "# <line>".
+  return lines.map((l) => (l === "" ? "" : ` ${safeComment(redact(l))}`));
+}
+
+export function emitTopology(input: EmitInput): string {
+  const { body } = input.inference;
+  const doc = new Document();
+  const root = doc.createNode({}) as YAMLMap;
+  if (input.schemaKey !== undefined) root.set("$schema", escapeDollars(input.schemaKey));
+  root.set("version", 1);
+  root.set("prefix", body.prefix);
+
+  const clusters = doc.createNode({}) as YAMLMap;
+  for (const c of input.clusters) clusters.set(c.name, isNode(c.section) ? c.section.clone() : doc.createNode(c.section));
+  root.set("clusters", clusters);
+
+  const settingsNode = (s: RawQueueSettings) => {
+    const node = doc.createNode(escapeDollars(s)) as YAMLMap;
+    node.flow = JSON.stringify(s).length <= FLOW_MAX;
+    return node;
+  };
+  const kinds = Object.entries(body.defaults) as [string, RawQueueSettings][];
+  if (kinds.length) {
+    const defaults = doc.createNode({}) as YAMLMap;
+    for (const [kind, s] of kinds) defaults.set(kind, settingsNode(s));
+    root.set("defaults", defaults);
+  }
+
+  const services = doc.createNode([]) as YAMLSeq;
+  for (const s of body.services) {
+    if (typeof s === "string") {
+      services.add(doc.createNode(s));
+      continue;
+    }
+    const entry = doc.createNode({}) as YAMLMap;
+    entry.set("name", s.name);
+    for (const kind of ["sync", "async"] as const) {
+      const v: RawService[typeof kind] = s[kind];
+      if (v === undefined) continue;
+      entry.set(kind, typeof v === "boolean" ? v : settingsNode(v));
+    }
+    services.add(entry);
+  }
+  root.set("services", services);
+
+  doc.contents = root;
+  doc.commentBefore = header(input).join("\n");
+  // No folding: a long URL or argument value stays on one line, as people write them.
+  return doc.toString({ lineWidth: 0 });
+}
+

@@ -1,0 +1,296 @@
+// topo import against the real broker: what topo made imports to a file that plans no changes; a
+// broker made by hand imports to a file whose comments list exactly what plan then shows; and no
+// password reaches any output.
+
+import type { Channel } from "amqplib";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseDocument } from "yaml";
+import { api, broker, deleteVhost, runCli, uniqueName, vh, withChannel, writeFile, type CliResult } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+function pair(): { sync: string; async: string } {
+  const sync = uniqueName("isync");
+  const async = uniqueName("iasync");
+  vhosts.push(sync, async);
+  return { sync, async };
+}
+
+/** A topology file whose urls read the password from $TOPO_IMPORT_PW, as a real one would. */
+function topology(v: { sync: string; async: string }, services: unknown[], user = broker().user): string {
+  const b = broker();
+  const url = (name: string) => `amqp://${user}:\${TOPO_IMPORT_PW}@${b.host}:${b.amqpPort}/${encodeURIComponent(name)}`;
+  const text = [
+    "# yaml-language-server: $schema=./schemas/topology.schema.json",
+    "version: 1",
+    "clusters:",
+    "  sync:",
+    `    url: ${url(v.sync)}   # the sync cluster`,
+    `    management: ${b.mgmtBase}`,
+    `  async: { url: "${url(v.async)}", management: "${b.mgmtBase}" }`,
+    `services: ${JSON.stringify(services)}`,
+    "",
+  ].join("\n");
+  return writeFile("topology.yaml", text);
+}
+const ENV = () => ({ TOPO_IMPORT_PW: encodeURIComponent(broker().password) });
+const out = (file: string) => join(dirname(file), "imported.yaml");
+
+/** The first line of every action plan prints, per cluster, in order. */
+function planLines(stdout: string): string[] {
+  return stdout.split("\n").filter((l) => /^ {2}(\+ create|- delete|~ update|-\/\+ replace) /.test(l)).map((l) => l.trim());
+}
+/** An imported file's comments as one line of prose, so that matches do not depend on wrapping. */
+function prose(text: string): string {
+  return text.split("\n").filter((l) => l.startsWith("#")).map((l) => l.replace(/^#\s*/, "")).join(" ");
+}
+/** The same lines as an imported file's comments list them. */
+function commentLines(text: string): string[] {
+  return text.split("\n").filter((l) => /^# {3}(\+ create|- delete|~ update|-\/\+ replace) /.test(l)).map((l) => l.slice(4));
+}
+
+describe("import of what topo made", () => {
+  it("writes a file that keeps the clusters as written and plans no changes", async () => {
+    const v = pair();
+    const file = topology(v, [
+      "mplogin",
+      "mpwallet",
+      { name: "mppayment", sync: false, async: { arguments: { "x-max-length": 100000, "x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "123" } } },
+      { name: "mpquorum", sync: { type: "quorum", arguments: { "x-delivery-limit": 5 } } },
+    ]);
+    const applied = await runCli(["apply", "-f", file], ENV());
+    expect(applied.stderr).not.toMatch(/Error/);
+    expect(applied.code).toBe(0);
+
+    const imported = await runCli(["import", "-f", file, "-o", out(file)], ENV());
+    expect(imported.stderr).toMatch(/^Imported 4 services \(7 queues\) from clusters sync, async into .*imported\.yaml\. topo plan on it shows no changes\.$/m);
+    expect(imported.code).toBe(0);
+    expect(imported.stdout).toBe("");
+    const text = readFileSync(out(file), "utf8");
+    expect(text.split("\n")[0]).toBe("# yaml-language-server: $schema=./schemas/topology.schema.json");
+    expect(text).toContain("# Everything in topo's namespace is described as the broker holds it");
+    // Minimal: plain names where a service matches the defaults, only the differences elsewhere.
+    expect(text).toContain("  sync: { cluster: sync, durable: false, mirrored: true }\n");
+    expect(text).toContain("  - mplogin\n");
+    expect(text).toContain("  - mpwallet\n");
+    expect(text).toMatch(/ {2}- name: mppayment\n {4}sync: false\n/);
+    expect(text).toContain("x-max-length: 100000");
+    expect(text).toContain('x-dead-letter-routing-key: "123"');
+    expect(text).toMatch(/ {2}- name: mpquorum\n {4}sync: \{ type: quorum, arguments: \{ x-delivery-limit: 5 \} \}\n/);
+    // The clusters exactly as the user wrote them: the ${VAR} reference, not the password.
+    const back = parseDocument(text).toJS();
+    const original = parseDocument(readFileSync(file, "utf8")).toJS();
+    expect(back.clusters).toEqual(original.clusters);
+    expect(text).toContain("# the sync cluster");
+
+    expect((await runCli(["validate", "-f", out(file)], ENV())).code).toBe(0);
+    const plan = await runCli(["plan", "-f", out(file), "--detailed-exitcode"], ENV());
+    expect(plan.stdout.trim().endsWith("No changes.")).toBe(true);
+    expect(plan.code).toBe(0);
+
+    // -o does not overwrite unless told to.
+    const again = await runCli(["import", "-f", file, "-o", out(file)], ENV());
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/imported\.yaml exists; .*\n {2}hint: pass --force/);
+    expect((await runCli(["import", "-f", file, "-o", out(file), "--force"], ENV())).code).toBe(0);
+  });
+
+  it("reads one cluster of the file with --cluster, into a file of that cluster only", async () => {
+    const v = pair();
+    const file = topology(v, ["mplogin", { name: "mpwallet", sync: false }]);
+    expect((await runCli(["apply", "-f", file], ENV())).code).toBe(0);
+    const r = await runCli(["import", "-f", file, "--cluster", "sync"], ENV());
+    expect(r.code).toBe(0);
+    const doc = parseDocument(r.stdout).toJS();
+    expect(Object.keys(doc.clusters)).toEqual(["sync"]);
+    expect(doc.services).toEqual([{ name: "mplogin", async: false }]);
+    const cut = writeFile("sync-only.yaml", r.stdout);
+    const plan = await runCli(["plan", "-f", cut, "--detailed-exitcode"], ENV());
+    expect(plan.code).toBe(0);
+    const unknown = await runCli(["import", "-f", file, "--cluster", "nope"], ENV());
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no cluster named "nope" in .*\n {2}hint: clusters in the file: sync, async/);
+  });
+
+  it("adopts brokers with no file: --url, the password from the environment, clusters named by their queues", async () => {
+    const v = pair();
+    const file = topology(v, ["mplogin", { name: "mppayment", sync: false, async: { arguments: { "x-max-length": 7 } } }]);
+    expect((await runCli(["apply", "-f", file], ENV())).code).toBe(0);
+    const b = broker();
+    const url = (name: string) => `amqp://${b.user}@${b.host}:${b.amqpPort}/${encodeURIComponent(name)}`;
+    const env = { RABBITMQ_PASSWORD: encodeURIComponent(b.password) };
+    const r = await runCli(["import", "--url", url(v.async), "--url", url(v.sync), "--management", b.mgmtBase], env);
+    expect(r.stderr).toMatch(/^Imported 2 services \(3 queues\) from clusters async, sync\./m);
+    expect(r.code).toBe(0);
+    const doc = parseDocument(r.stdout).toJS();
+    expect(doc.clusters).toEqual({
+      async: { url: `amqp://${b.user}:\${RABBITMQ_PASSWORD}@${b.host}:${b.amqpPort}/${encodeURIComponent(v.async)}`, management: b.mgmtBase },
+      sync: { url: `amqp://${b.user}:\${RABBITMQ_PASSWORD}@${b.host}:${b.amqpPort}/${encodeURIComponent(v.sync)}`, management: b.mgmtBase },
+    });
+    const adopted = writeFile("topology.yaml", r.stdout);
+    const plan = await runCli(["plan", "-f", adopted, "--detailed-exitcode"], env);
+    expect(plan.stdout.trim().endsWith("No changes.")).toBe(true);
+    expect(plan.code).toBe(0);
+
+    const noPassword = await runCli(["import", "--url", url(v.sync)], { RABBITMQ_PASSWORD: "" });
+    expect(noPassword.code).toBe(1);
+    expect(noPassword.stderr).toMatch(/is read from \$RABBITMQ_PASSWORD, which is not set\n {2}hint: export RABBITMQ_PASSWORD=/);
+    const missing = await runCli(["import", "--url", url(uniqueName("missing")), "--management", b.mgmtBase], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/vhost "topo-test-missing-[0-9a-f]+" does not exist at .*; there is nothing to import\n {2}hint: /);
+  });
+});
+
+describe("import of a broker made by hand", () => {
+  it("lists what the file cannot describe, and plan shows exactly those changes", async () => {
+    const v = pair();
+    for (const name of [v.sync, v.async]) expect([201, 204]).toContain((await api("PUT", `/api/vhosts/${vh(name)}`, {})).status);
+    // What kombu workers declare: Queue('<s>.sync', Exchange('<s>', 'topic'), routing_key='<s>.sync.#', durable=False).
+    const worker = async (ch: Channel, svc: string, kind: "sync" | "async", q: Record<string, unknown> = {}) => {
+      await ch.assertExchange(svc, "topic", { durable: true, autoDelete: false });
+      await ch.assertQueue(`${svc}.${kind}`, { durable: kind === "async", ...q });
+      await ch.bindQueue(`${svc}.${kind}`, svc, `${svc}.${kind}.#`);
+    };
+    await withChannel(v.sync, async (ch) => {
+      await worker(ch, "mplogin", "sync");
+      await worker(ch, "mpwallet", "sync");
+      await worker(ch, "mpauto", "sync", { autoDelete: true });
+      await ch.assertExchange("mpold", "topic", { durable: true });
+      await ch.assertQueue("mpnoex.sync", { durable: false });
+      // Outside the namespace, and a user's binding into a service queue.
+      await ch.assertExchange("billing", "direct", { durable: true });
+      await ch.assertQueue("billing.jobs", { durable: true });
+      await ch.bindQueue("billing.jobs", "billing", "job");
+      await ch.bindQueue("mplogin.sync", "billing", "login");
+    });
+    await withChannel(v.async, async (ch) => {
+      await worker(ch, "mplogin", "async");
+      await worker(ch, "mpwallet", "async");
+      await worker(ch, "mppayment", "async", { arguments: { "x-max-length": 100000, "x-custom": "k" } });
+      await worker(ch, "mpquorum", "async", { arguments: { "x-queue-type": "quorum" } });
+    });
+    const policy = (name: string, body: unknown) => api("PUT", `/api/policies/${vh(v.sync)}/${name}`, body);
+    expect([201, 204]).toContain((await policy("ha-sync", { pattern: "^mp.*\\.sync$", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, "apply-to": "queues", priority: 0 })).status);
+    expect([201, 204]).toContain((await policy("user-limits", { pattern: "^billing", definition: { "max-length": 10 }, "apply-to": "queues", priority: 1 })).status);
+
+    const file = topology(v, []);
+    const imported = await runCli(["import", "-f", file, "-o", out(file)], ENV());
+    expect(imported.stderr).toMatch(/Imported 6 services \(8 queues\) .* topo plan on it shows 6 changes the file cannot avoid; 3 objects it cannot describe are left alone \(listed at its top\)\./);
+    expect(imported.code).toBe(0);
+    const text = readFileSync(out(file), "utf8");
+
+    const expected = [
+      "+ create policy topo.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)",
+      "+ create exchange mpnoex (topic, durable)",
+      "- delete exchange mpold",
+      "-/+ replace queue mpauto.sync",
+      "+ create binding mpnoex -> mpnoex.sync [mpnoex.sync.#]",
+      "-/+ replace queue mppayment.async",
+    ];
+    expect(commentLines(text)).toEqual(expected);
+    const plan = await runCli(["plan", "-f", out(file), "--detailed-exitcode"], ENV());
+    expect(plan.code).toBe(2);
+    expect(planLines(plan.stdout)).toEqual(expected);
+    expect(plan.stdout).toContain("because autoDelete: true -> false");
+    expect(plan.stdout).toContain('because arguments.x-custom: "k" -> (none)');
+
+    // Each with its reason, and what topo leaves alone.
+    const said = prose(text);
+    expect(said).toMatch(/why: the user's policy ha-sync \(mpauto\.sync, mplogin\.sync, mpnoex\.sync, mpwallet\.sync\) mirrors sync queues/);
+    expect(said).toMatch(/why: the file cannot describe auto-delete queues/);
+    expect(said).toMatch(/why: argument x-custom="k" cannot be written in the file \(topo does not know argument x-custom\)/);
+    expect(said).toMatch(/why: no queue of service mpold is on this cluster in the file/);
+    expect(said).toMatch(/policy user-limits \(pattern \^billing, apply-to queues, priority 1, max-length=10\): a user's policy\./);
+    expect(said).toMatch(/binding billing -> mplogin\.sync \[login\]: its source is not a service's exchange/);
+    expect(said).toMatch(/Outside topo's namespace \(prefix "mp"\), so not in this file; topo never touches them: cluster sync: exchanges billing; queues billing\.jobs/);
+    // What it can describe, it describes: types and the number kept, quorum as a type.
+    const doc = parseDocument(text).toJS();
+    expect(doc.defaults).toEqual({ sync: { cluster: "sync", durable: false, mirrored: true }, async: { cluster: "async", durable: true, mirrored: false } });
+    expect(doc.services).toEqual([
+      { name: "mpauto", async: false },
+      "mplogin",
+      { name: "mpnoex", async: false },
+      { name: "mppayment", sync: false, async: { arguments: { "x-max-length": 100000 } } },
+      { name: "mpquorum", sync: false, async: { type: "quorum" } },
+      "mpwallet",
+    ]);
+
+    // Adopting: apply makes the broker what the file says, and the namespace is then all topo's.
+    const applied = await runCli(["apply", "-f", out(file), "--allow-destructive"], ENV());
+    expect(applied.stderr).not.toMatch(/Error/);
+    expect(applied.code).toBe(0);
+    const after = await runCli(["plan", "-f", out(file)], ENV());
+    expect(planLines(after.stdout)).toEqual([]);
+    expect(after.stdout).toContain("No changes.");
+    // The user's objects are untouched.
+    expect((await api("GET", `/api/queues/${vh(v.sync)}/billing.jobs`)).status).toBe(200);
+    expect((await api("GET", `/api/policies/${vh(v.sync)}/user-limits`)).status).toBe(200);
+  });
+});
+
+describe("secrets", () => {
+  // A password with characters that URLs encode, so both forms must stay out of every output.
+  const SECRET = "Imp0rt-S3cret/Pass:42";
+  const USER = `topo_import_${process.pid}`;
+  beforeAll(async () => {
+    expect([201, 204]).toContain((await api("PUT", `/api/users/${USER}`, { password: SECRET, tags: "administrator" })).status);
+  });
+  afterAll(async () => {
+    await api("DELETE", `/api/users/${USER}`);
+  });
+
+  it("no import prints or writes the password, whatever the source of the connection", async () => {
+    const v = pair();
+    const b = broker();
+    const encoded = encodeURIComponent(SECRET);
+    const file = topology(v, ["mplogin", { name: "mppayment", sync: false }], USER);
+    const env = { TOPO_IMPORT_PW: encoded, RABBITMQ_PASSWORD: encoded };
+    expect((await runCli(["apply", "-f", file], env)).code).toBe(0);
+    for (const name of [v.sync, v.async]) {
+      expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(name)}/${USER}`, { configure: ".*", write: ".*", read: ".*" })).status);
+    }
+    const url = (name: string, pw?: string) => `amqp://${USER}${pw ? `:${pw}` : ""}@${b.host}:${b.amqpPort}/${encodeURIComponent(name)}`;
+    // The password written into a file, as the README's example does with guest.
+    const literal = writeFile("literal.yaml", `version: 1\nclusters:\n  sync: { url: "${url(v.sync, encoded)}", management: "${b.mgmtBase}" }\nservices: []\n`);
+    const wrong = writeFile("wrong.yaml", `version: 1\nclusters:\n  sync: { url: "${url(v.sync, `${encoded}x`)}", management: "${b.mgmtBase}" }\nservices: []\n`);
+
+    const runs: { args: string[]; env: Record<string, string>; code: number }[] = [
+      { args: ["import", "-f", file], env, code: 0 },
+      { args: ["import", "-f", file, "-o", join(dirname(file), "a.yaml")], env, code: 0 },
+      { args: ["import", "--url", url(v.sync), "--management", b.mgmtBase], env, code: 0 },
+      { args: ["import", "--url", url(v.sync, encoded), "--management", b.mgmtBase, "-o", join(dirname(file), "b.yaml")], env: { RABBITMQ_PASSWORD: "" }, code: 0 },
+      { args: ["import", "-f", literal, "-o", join(dirname(literal), "c.yaml")], env, code: 0 },
+      { args: ["import", "-f", wrong], env, code: 1 },
+      { args: ["import", "--url", url(uniqueName("missing"), encoded), "--management", b.mgmtBase], env, code: 1 },
+      { args: ["import", "--url", url(v.sync, encoded), "--management", `http://${USER}:${encoded}@${b.host}:15672`], env, code: 1 },
+    ];
+    const results: CliResult[] = [];
+    for (const run of runs) {
+      const r = await runCli(run.args, run.env);
+      results.push(r);
+      expect(r.code, `${run.args.join(" ")}\n${r.stderr}`).toBe(run.code);
+    }
+    const files = ["a.yaml", "b.yaml"].map((f) => readFileSync(join(dirname(file), f), "utf8")).concat(readFileSync(join(dirname(literal), "c.yaml"), "utf8"));
+    for (const text of [...results.flatMap((r) => [r.stdout, r.stderr]), ...files]) {
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain(encoded);
+      expect(text).not.toContain("Imp0rt-S3cret");
+    }
+    // Where the password came from the command line or the file, the file says where to put it.
+    const [fromCli, fromLiteral] = [files[1] as string, files[2] as string];
+    expect(fromCli).toContain(`url: amqp://${USER}:\${RABBITMQ_PASSWORD}@`);
+    expect(results[3]!.stderr).toMatch(/note: The password given in --url is not written: this file reads it from \$\{RABBITMQ_PASSWORD\}/);
+    expect(fromLiteral).toContain(`url: "amqp://${USER}:\${RABBITMQ_PASSWORD}@`);
+    expect(prose(fromLiteral)).toMatch(/clusters\.sync\.url in .*literal\.yaml holds a password, which import does not copy: this file reads it from \$\{RABBITMQ_PASSWORD\}/);
+    expect(results[5]!.stderr).toMatch(/401/);
+    expect(results[7]!.stderr).toMatch(/--management .* holds credentials/);
+    // And the files work once the variable is exported.
+    const plan = await runCli(["plan", "-f", join(dirname(literal), "c.yaml"), "--detailed-exitcode"], { RABBITMQ_PASSWORD: encoded });
+    expect(plan.code).toBe(0);
+  });
+});

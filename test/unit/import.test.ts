@@ -1,0 +1,366 @@
+// topo import's pure core on plain objects: what a broker holds → the file that describes it, and
+// the list of what the file cannot describe. No broker, no files but the schema.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseDocument } from "yaml";
+import { normalize, type RawConfig } from "../../src/config/normalize.js";
+import { parseConfig } from "../../src/config/load.js";
+import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, Resource } from "../../src/model.js";
+import { keyOf } from "../../src/plan/keys.js";
+import { renderAction } from "../../src/plan/render.js";
+import { inferTopology, kindsHeld, valueProblem, type ImportSource, type Inference } from "../../src/import/infer.js";
+import { emitTopology } from "../../src/import/emit.js";
+import { splitPassword } from "../../src/commands/import.js";
+
+const ROOT = join(import.meta.dirname, "../..");
+const SCHEMA = JSON.parse(readFileSync(join(ROOT, "schemas/topology.schema.json"), "utf8"));
+const ARG_SCHEMAS = SCHEMA.definitions.arguments.properties;
+
+// --- builders -------------------------------------------------------------------------------
+const queue = (o: Partial<Queue> & { name: string }): Queue => ({ kind: "queue", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {}, ...o });
+const exchange = (o: Partial<Exchange> & { name: string }): Exchange => ({ kind: "exchange", type: "topic", durable: true, autoDelete: false, internal: false, arguments: {}, ...o });
+const binding = (o: Partial<Binding> & { source: string; destination: string }): Binding => ({ kind: "binding", destinationType: "queue", routingKey: `${o.destination}.#`, arguments: {}, ...o });
+const policy = (o: Partial<Policy> & { name: string; pattern: string }): Policy => ({ kind: "policy", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, ...o });
+const TOPO_MIRROR = policy({ name: "topo.mirror.sync", pattern: "^mp[a-z_]+\\.sync$" });
+const actual = (resources: Resource[], o: Partial<ActualCluster> = {}): ActualCluster => ({ vhostExists: true, version: "3.10.8", nodes: [], resources, queueFacts: {}, ...o });
+
+/** What a kombu worker declares for one service's queue of a kind (exchange, queue, binding). */
+function service(name: string, kind: "sync" | "async", q: Partial<Queue> = {}): Resource[] {
+  return [exchange({ name }), queue({ name: `${name}.${kind}`, durable: kind === "async", ...q }), binding({ source: name, destination: `${name}.${kind}` })];
+}
+const src = (name: string, resources: Resource[], o: Partial<ActualCluster> = {}): ImportSource => ({ name, vhost: name, actual: actual([{ kind: "vhost", name }, ...resources], o) });
+const infer = (sources: ImportSource[], prefix = "mp"): Inference => inferTopology(sources, { prefix, argumentSchemas: ARG_SCHEMAS });
+
+/** The clusters section import would write for these sources, pointing at their vhosts. */
+const sections = (sources: ImportSource[]) => sources.map((s, i) => ({ name: s.name, section: { url: `amqp://guest:\${RABBITMQ_PASSWORD}@host${i}:5672/${encodeURIComponent(s.vhost)}` } }));
+const emit = (inf: Inference, sources: ImportSource[]) => emitTopology({ inference: inf, clusters: sections(sources) });
+
+/** Every change plan will show, as plan prints its first line, per cluster. */
+const changes = (inf: Inference) => Object.fromEntries(inf.clusters.map((c) => [c.name, c.changes.map((ch) => renderAction(ch.action)[0])]));
+const FALLBACK = /differs from anything the file can describe/;
+
+/** Apply a file in imagination: the objects normalize wants become what the broker holds. */
+function brokerFor(raw: RawConfig): ImportSource[] {
+  const { desired, problems } = normalize(raw);
+  expect(problems).toEqual([]);
+  return desired.clusters.map((c) => ({ name: c.target.name, vhost: c.target.amqp.vhost, actual: actual(c.resources) }));
+}
+const CLUSTERS = { sync: { url: "amqp://h/sync" }, async: { url: "amqp://h/async" } };
+
+// --- round trip -----------------------------------------------------------------------------
+describe("import of what topo made", () => {
+  const files: [string, RawConfig][] = [
+    ["the README example", { version: 1, clusters: CLUSTERS, services: ["mplogin", "mpwallet", { name: "mppayment", sync: false, async: { arguments: { "x-max-length": 100000 } } }] }],
+    [
+      "quorum sync queues, shared arguments and a mirrored classic exception",
+      {
+        version: 1,
+        clusters: CLUSTERS,
+        defaults: { sync: { type: "quorum", arguments: { "x-max-length": 1000 } }, async: { arguments: { "x-message-ttl": 60000 } } },
+        services: ["mpa", { name: "mpb", sync: { arguments: { "x-delivery-limit": 5 } } }, { name: "mpc", sync: { type: "classic", durable: false, mirrored: true, arguments: { "x-max-length": 10 } }, async: { arguments: { "x-message-ttl": 1 } } }],
+      },
+    ],
+    [
+      "one cluster holding both kinds, renamed, with another prefix",
+      { version: 1, prefix: "svc_", clusters: { main: { url: "amqp://h/%2F" } }, defaults: { sync: { cluster: "main", mirrored: false }, async: { cluster: "main" } }, services: ["svc_a", { name: "svc_b", async: false }] },
+    ],
+    ["some sync queues mirrored, by name", { version: 1, clusters: CLUSTERS, services: ["mpa", { name: "mpb", sync: { mirrored: false } }, "mpc", { name: "mpd", sync: { type: "stream", arguments: { "x-max-age": "7D" } } }] }],
+  ];
+  it.each(files)("reads %s back to the same objects, with nothing to change", (_label, raw) => {
+    const sources = brokerFor(raw);
+    const inf = infer(sources, raw.prefix ?? "mp");
+    expect(changes(inf)).toEqual(Object.fromEntries(sources.map((s) => [s.name, []])));
+    expect(inf.clusters.every((c) => c.kept.length === 0)).toBe(true);
+    // The emitted text, read as topo reads files, wants exactly what the broker holds.
+    const text = emit(inf, sources);
+    const back = parseConfig(text, "imported.yaml", { RABBITMQ_PASSWORD: "x" });
+    for (const s of sources) {
+      const dc = back.clusters.find((c) => c.target.name === s.name)!;
+      expect(dc.resources.map(keyOf)).toEqual(s.actual.resources.map(keyOf));
+      expect(dc.resources).toEqual(s.actual.resources.map((r) => (r.kind === "vhost" ? { ...r, name: s.vhost } : r)));
+    }
+  });
+});
+
+// --- defaults and overrides -----------------------------------------------------------------
+describe("defaults", () => {
+  it("are the common settings, so matching services are plain names and missing kinds are false", () => {
+    const sync = src("sync", [...service("mpa", "sync"), ...service("mpb", "sync"), ...service("mpc", "sync", { durable: true }), TOPO_MIRROR]);
+    const async = src("async", [...service("mpa", "async"), ...service("mpb", "async"), ...service("mpd", "async")]);
+    const { body } = infer([sync, async]);
+    expect(body.defaults).toEqual({
+      sync: { cluster: "sync", durable: false, mirrored: true },
+      async: { cluster: "async", durable: true, mirrored: false },
+    });
+    expect(body.services).toEqual(["mpa", "mpb", { name: "mpc", sync: { durable: true }, async: false }, { name: "mpd", sync: false }]);
+  });
+
+  it("hold an argument only when every queue of the kind has it, with the most common value", () => {
+    const ttl = (n: number, extra: Args = {}) => ({ arguments: { "x-message-ttl": n, ...extra } });
+    const async = src("async", [
+      ...service("mpa", "async", ttl(1000)),
+      ...service("mpb", "async", ttl(1000, { "x-max-length": 5 })),
+      ...service("mpc", "async", ttl(2000)),
+      ...service("mpd", "async", ttl(1000, { "x-max-length": 5 })),
+    ]);
+    const { body } = infer([async]);
+    // x-max-length cannot be a default: a service cannot remove a default argument.
+    expect(body.defaults.async).toEqual({ cluster: "async", durable: true, mirrored: false, arguments: { "x-message-ttl": 1000 } });
+    expect(body.services).toEqual([
+      { name: "mpa", sync: false },
+      { name: "mpb", sync: false, async: { arguments: { "x-max-length": 5 } } },
+      { name: "mpc", sync: false, async: { arguments: { "x-message-ttl": 2000 } } },
+      { name: "mpd", sync: false, async: { arguments: { "x-max-length": 5 } } },
+    ]);
+  });
+
+  it("put a lone service's arguments on the service, not in the defaults", () => {
+    const { body } = infer([src("async", service("mpa", "async", { arguments: { "x-max-length": 5 } }))]);
+    expect(body.defaults.async?.arguments).toBeUndefined();
+    expect(body.services).toEqual([{ name: "mpa", sync: false, async: { arguments: { "x-max-length": 5 } } }]);
+  });
+
+  it("take the majority's queue type; a classic exception says all it is", () => {
+    const sync = src("sync", [
+      ...service("mpa", "sync", { type: "quorum", durable: true }),
+      ...service("mpb", "sync", { type: "quorum", durable: true }),
+      ...service("mpc", "sync"),
+      TOPO_MIRROR,
+    ]);
+    const { body } = infer([sync]);
+    expect(body.defaults.sync).toEqual({ cluster: "sync", type: "quorum" });
+    expect(body.services).toEqual([
+      { name: "mpa", async: false },
+      { name: "mpb", async: false },
+      { name: "mpc", sync: { type: "classic", durable: false, mirrored: true }, async: false },
+    ]);
+  });
+
+  it("put each kind on the cluster that holds most of its queues, and name the cluster where a queue differs", () => {
+    const a = src("rabbit-a", [...service("mpa", "sync"), ...service("mpb", "sync"), ...service("mpc", "async")]);
+    const b = src("rabbit-b", [...service("mpc", "sync"), ...service("mpa", "async"), ...service("mpb", "async")]);
+    const { body } = infer([a, b]);
+    expect(body.defaults.sync?.cluster).toBe("rabbit-a");
+    expect(body.defaults.async?.cluster).toBe("rabbit-b");
+    expect(body.services).toEqual(["mpa", "mpb", { name: "mpc", sync: { cluster: "rabbit-b" }, async: { cluster: "rabbit-a" } }]);
+  });
+});
+
+// --- mirroring ------------------------------------------------------------------------------
+describe("mirroring", () => {
+  it("a queue topo's policy covers is mirrored; with no policy it is not", () => {
+    expect(infer([src("sync", [...service("mpa", "sync"), TOPO_MIRROR])]).body.defaults.sync?.mirrored).toBe(true);
+    expect(infer([src("sync", service("mpa", "sync"))]).body.defaults.sync?.mirrored).toBe(false);
+  });
+
+  it("a user's ha-mode all policy counts as mirrored, and plan creates topo's policy, saying why", () => {
+    const user = policy({ name: "ha-sync", pattern: "\\.sync$", priority: 1 });
+    const inf = infer([src("sync", [...service("mpa", "sync"), ...service("mpb", "sync"), user])]);
+    expect(inf.body.defaults.sync?.mirrored).toBe(true);
+    const [create] = inf.clusters[0]!.changes;
+    expect(renderAction(create!.action)[0]).toBe("+ create policy topo.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)");
+    expect(create!.why).toMatch(/user's policy ha-sync \(mpa\.sync, mpb\.sync\) mirrors sync queues with ha-mode all/);
+    expect(inf.clusters[0]!.kept).toEqual([expect.stringMatching(/^policy ha-sync .*it mirrors mpa\.sync, mpb\.sync, which the file marks mirrored: true/)]);
+  });
+
+  it("the policy the broker reports wins over pattern matching (only one policy applies on 3.x)", () => {
+    const limits = policy({ name: "limits", pattern: "^mpa", priority: 5, definition: { "max-length": 10 } });
+    const inf = infer([src("sync", [...service("mpa", "sync"), ...service("mpb", "sync"), TOPO_MIRROR, limits], { queueFacts: { "mpa.sync": { policy: "limits" } } })]);
+    expect(inf.body.services).toEqual([{ name: "mpa", sync: { mirrored: false }, async: false }, { name: "mpb", async: false }]);
+    // topo's policy now names the one mirrored queue: an update plan shows.
+    expect(changes(inf).sync).toEqual(["~ update policy topo.mirror.sync"]);
+  });
+
+  it("another ha-mode is not what mirrored: true means: the file says false and leaves the user's policy be", () => {
+    const two = policy({ name: "ha-two", pattern: "^mp", definition: { "ha-mode": "exactly", "ha-params": 2 } });
+    const inf = infer([src("sync", [...service("mpa", "sync"), two])]);
+    expect(inf.body.defaults.sync?.mirrored).toBe(false);
+    expect(changes(inf).sync).toEqual([]);
+    expect(inf.clusters[0]!.kept).toEqual([expect.stringMatching(/^policy ha-two .*mirrors mpa\.sync with ha-mode "exactly".*the file says mirrored: false/)]);
+  });
+});
+
+// --- what the file cannot describe ----------------------------------------------------------
+describe("what the file cannot describe", () => {
+  const sync = src("sync", [
+    ...service("mpok", "sync"),
+    ...service("mpauto", "sync", { autoDelete: true }),
+    exchange({ name: "mpold" }),
+    queue({ name: "mpnoex.sync", durable: false }),
+    ...service("mpkeys", "sync").filter((r) => r.kind !== "binding"),
+    binding({ source: "mpkeys", destination: "mpkeys.sync", routingKey: "mpkeys.sync.*" }),
+    binding({ source: "mpok", destination: "mpauto.sync", routingKey: "x" }),
+    ...service("mpdirect", "sync").map((r) => (r.kind === "exchange" ? { ...r, type: "direct", arguments: { "alternate-exchange": "ae" } } : r)),
+    exchange({ name: "billing", type: "direct" }),
+    queue({ name: "billing.jobs" }),
+    binding({ source: "billing", destination: "mpok.sync", routingKey: "b" }),
+    binding({ source: "mpold", destination: "billing.jobs", routingKey: "b" }),
+    policy({ name: "user-limits", pattern: "^billing", priority: 1, definition: { "max-length": 10 } }),
+    policy({ name: "topo.custom", pattern: "^x$", definition: { "max-length": 1 } }),
+    TOPO_MIRROR,
+  ]);
+  const async = src("async", [
+    ...service("mpok", "async", { arguments: { "x-custom": "k", "x-max-length": 5 } }),
+    ...service("mptimeout", "async", { arguments: { "x-consumer-timeout": "60000" } }),
+    ...service("mpauto", "sync", { autoDelete: true }),
+  ]);
+  const inf = infer([sync, async]);
+
+  it("lists exactly the changes plan will show, each with why", () => {
+    expect(changes(inf)).toEqual({
+      sync: [
+        "- delete policy topo.custom",
+        "-/+ replace exchange mpdirect",
+        "+ create exchange mpnoex (topic, durable)",
+        "- delete exchange mpold",
+        "-/+ replace queue mpauto.sync",
+        "+ create binding mpkeys -> mpkeys.sync [mpkeys.sync.#]",
+        "- delete binding mpkeys -> mpkeys.sync [mpkeys.sync.*]",
+        "+ create binding mpnoex -> mpnoex.sync [mpnoex.sync.#]",
+        "- delete binding mpok -> mpauto.sync [x]",
+      ],
+      async: [
+        "- delete exchange mpauto",
+        "- delete queue mpauto.sync",
+        "-/+ replace queue mpok.async",
+        "-/+ replace queue mptimeout.async",
+        "- delete binding mpauto -> mpauto.sync [mpauto.sync.#]",
+      ],
+    });
+    for (const c of inf.clusters) for (const ch of c.changes) expect(ch.why, renderAction(ch.action)[0]).not.toMatch(FALLBACK);
+    const why = (cluster: string, line: string) => inf.clusters.find((c) => c.name === cluster)!.changes.find((ch) => renderAction(ch.action)[0] === line)!.why;
+    expect(why("sync", "-/+ replace queue mpauto.sync")).toMatch(/cannot describe auto-delete queues/);
+    expect(why("sync", "- delete exchange mpold")).toMatch(/no queue of service mpold is on this cluster/);
+    expect(why("sync", "+ create exchange mpnoex (topic, durable)")).toMatch(/queue mpnoex\.sync has no exchange mpnoex/);
+    expect(why("sync", "-/+ replace exchange mpdirect")).toMatch(/cannot describe exchange properties/);
+    expect(why("sync", "- delete binding mpok -> mpauto.sync [x]")).toMatch(/from one service's exchange to another service's queue/);
+    expect(why("sync", "+ create binding mpkeys -> mpkeys.sync [mpkeys.sync.#]")).toMatch(/only with \[mpkeys\.sync\.\*\]/);
+    expect(why("async", "-/+ replace queue mpok.async")).toMatch(/argument x-custom="k" cannot be written in the file \(topo does not know argument x-custom\)/);
+    expect(why("async", "-/+ replace queue mptimeout.async")).toMatch(/x-consumer-timeout "60000" is not an integer/);
+    expect(why("async", "- delete queue mpauto.sync")).toMatch(/the file puts mpauto\.sync on cluster sync/);
+    expect(why("sync", "- delete policy topo.custom")).toMatch(/not a policy topo makes/);
+  });
+
+  it("describes every queue it can, with the arguments it can write", () => {
+    expect(inf.body.services).toEqual([
+      { name: "mpauto", async: false },
+      { name: "mpdirect", async: false },
+      { name: "mpkeys", async: false },
+      { name: "mpnoex", async: false },
+      { name: "mpok", async: { arguments: { "x-max-length": 5 } } },
+      { name: "mptimeout", sync: false },
+    ]);
+  });
+
+  it("lists what topo leaves alone, and what is outside the namespace", () => {
+    const s = inf.clusters.find((c) => c.name === "sync")!;
+    expect(s.kept).toEqual([
+      expect.stringMatching(/^policy user-limits \(pattern \^billing, apply-to queues, priority 1, max-length=10\): a user's policy\.$/),
+      expect.stringMatching(/^binding billing -> mpok\.sync \[b\]: its source is not a service's exchange, .*topo leaves it alone/),
+      expect.stringMatching(/^binding mpold -> billing\.jobs \[b\]: its destination is not a service's sync or async queue, .*it goes when topo apply deletes exchange mpold/),
+    ]);
+    expect(s.outside).toEqual({ exchanges: ["billing"], queues: ["billing.jobs"] });
+  });
+
+  it("says it all in comments at the top of a file that validates", () => {
+    const text = emit(inf, [sync, async]);
+    expect(text.split("\n")[0]).toBe("# yaml-language-server: $schema=./schemas/topology.schema.json");
+    const comments = text.split("\n").filter((l) => l.startsWith("#")).join("\n");
+    for (const c of inf.clusters) for (const ch of c.changes) expect(comments).toContain(`#   ${renderAction(ch.action)[0]}`);
+    expect(comments).toContain("#   policy user-limits (pattern ^billing");
+    expect(comments).toMatch(/# Outside topo's namespace \(prefix "mp"\).*\n#   cluster sync: exchanges billing; queues billing\.jobs/);
+    expect(() => parseConfig(text, "imported.yaml", { RABBITMQ_PASSWORD: "x" })).not.toThrow();
+  });
+});
+
+describe("an interrupted replace", () => {
+  it("is shown as the replace apply finishes, not as objects to delete", () => {
+    const async = src("async", [
+      exchange({ name: "mpa" }),
+      queue({ name: "mpa.async" }),
+      queue({ name: "topo.hold.mpa.async" }),
+      binding({ source: "mpa", destination: "topo.hold.mpa.async", routingKey: "mpa.async.#" }),
+    ]);
+    const inf = infer([async]);
+    expect(inf.body.services).toEqual([{ name: "mpa", sync: false }]);
+    const c = inf.clusters[0]!;
+    expect(c.changes.map((ch) => renderAction(ch.action)[0])).toEqual(["-/+ replace queue mpa.async", "+ create binding mpa -> mpa.async [mpa.async.#]"]);
+    expect(c.changes[0]!.why).toMatch(/a replace by topo apply was interrupted; topo apply finishes it/);
+    expect(c.changes[1]!.why).not.toMatch(FALLBACK);
+    expect(c.kept).toEqual([]);
+    expect(c.outside).toEqual({ exchanges: [], queues: [] });
+  });
+});
+
+// --- emission -------------------------------------------------------------------------------
+describe("emission", () => {
+  it("keeps argument types: a number stays a number, a string that looks like one stays a string, $ stays $", () => {
+    const args = { "x-max-length": 100000, "x-dead-letter-exchange": "dlx$1${HOME}", "x-dead-letter-routing-key": "123", "x-single-active-consumer": true };
+    const sources = [src("async", service("mpa", "async", { arguments: args }))];
+    const inf = infer(sources);
+    const text = emit(inf, sources);
+    expect(text).toContain("x-max-length: 100000");
+    expect(text).toContain('x-dead-letter-routing-key: "123"');
+    const back = parseConfig(text, "imported.yaml", { RABBITMQ_PASSWORD: "x", HOME: "/root" });
+    expect(back.clusters[0]!.queues[0]!.queue.arguments).toEqual(args);
+  });
+
+  it("writes short settings in flow style and a plain name for a service that matches the defaults", () => {
+    const sources = brokerFor({ version: 1, clusters: CLUSTERS, services: ["mplogin", { name: "mppay", sync: false, async: { arguments: { "x-max-length": 1 } } }] });
+    const text = emit(infer(sources), sources);
+    expect(text).toContain("  sync: { cluster: sync, durable: false, mirrored: true }\n");
+    expect(text).toContain("  - mplogin\n  - name: mppay\n    sync: false\n    async: { arguments: { x-max-length: 1 } }\n");
+  });
+
+  it("cannot be broken out of a comment by a name the broker holds", () => {
+    const sources = [src("sync", [...service("mpa", "sync"), queue({ name: "evil\r\nservices: []\u2028x" }), TOPO_MIRROR])];
+    const text = emit(infer(sources), sources);
+    const doc = parseDocument(text);
+    expect(doc.errors).toEqual([]);
+    expect(doc.toJS().services).toEqual([{ name: "mpa", async: false }]);
+    expect(text).toContain("evil\\u000d\\u000aservices: []\\u2028x");
+  });
+
+  it("masks what the redactor masks in comments, e.g. credentials in a policy value", () => {
+    const p = policy({ name: "fed", pattern: "^billing", definition: { "federation-upstream": "amqp://u:Secr3t@up" } });
+    const sources = [src("sync", [...service("mpa", "sync"), p])];
+    const text = emitTopology({ inference: infer(sources), clusters: sections(sources), redact: (s) => s.replace("Secr3t", "***") });
+    expect(text).not.toContain("Secr3t");
+    expect(text).toContain("amqp://u:***@up");
+  });
+
+  it("keeps a cluster section given as a yaml node, with its comments and ${VAR} references", () => {
+    const node = parseDocument("url: amqp://topo:${PW}@h:5672/sync   # the sync cluster\nmanagement: http://h:15672\n").contents;
+    const sources = [src("sync", [...service("mpa", "sync"), TOPO_MIRROR])];
+    const text = emitTopology({ inference: infer(sources), clusters: [{ name: "sync", section: node }] });
+    expect(text).toContain("  sync:\n    url: amqp://topo:${PW}@h:5672/sync # the sync cluster\n    management: http://h:15672\n");
+  });
+});
+
+// --- smaller pieces -------------------------------------------------------------------------
+describe("pieces", () => {
+  it("checks argument values against the schema's fragments", () => {
+    expect(valueProblem(ARG_SCHEMAS["x-max-length"], 5)).toBeUndefined();
+    expect(valueProblem(ARG_SCHEMAS["x-max-length"], "5")).toBe('"5" is not an integer');
+    expect(valueProblem(ARG_SCHEMAS["x-max-priority"], 0)).toBe("0 is below the minimum 1");
+    expect(valueProblem(ARG_SCHEMAS["x-overflow"], "drop-tail")).toMatch(/is not one of "drop-head"/);
+    expect(valueProblem(ARG_SCHEMAS["x-max-age"], "7 days")).toMatch(/does not match/);
+  });
+
+  it("knows which kinds a cluster holds", () => {
+    expect(kindsHeld(actual(service("mpa", "sync")), "mp")).toEqual(["sync"]);
+    expect(kindsHeld(actual([...service("mpa", "sync"), ...service("mpa", "async")]), "mp")).toEqual(["sync", "async"]);
+    expect(kindsHeld(actual([queue({ name: "other.sync" })]), "mp")).toEqual([]);
+  });
+
+  it("finds a URL's password as written, skipping ${VAR} references", () => {
+    expect(splitPassword("amqp://u:p%40ss@h:5672/v")).toEqual({ before: "amqp://u:", password: "p%40ss", after: "@h:5672/v" });
+    expect(splitPassword("amqp://u:${P:-a@b}@h/v")).toEqual({ before: "amqp://u:", password: "${P:-a@b}", after: "@h/v" });
+    expect(splitPassword("amqp://u@h/v")).toBeUndefined();
+    expect(splitPassword("amqp://h/v")).toBeUndefined();
+    expect(splitPassword("${SYNC_URL}")).toBeUndefined();
+    expect(splitPassword("http://u:pw@h:15672")).toEqual({ before: "http://u:", password: "pw", after: "@h:15672" });
+  });
+});
