@@ -204,12 +204,8 @@ async function emit(text: string, file: string | undefined): Promise<void> {
     process.stdout.write(text);
     return;
   }
-  const { writeFileSync } = await import("node:fs");
-  try {
-    writeFileSync(file, text);
-  } catch (e) {
-    throw new TopoError(`cannot write ${file}: ${(e as Error).message}`, ["check that the directory exists and is writable"]);
-  }
+  const { writeWhole } = await import("./commands/write-file.js");
+  writeWhole(file, text);
   err(`wrote ${file}`);
 }
 

@@ -1,12 +1,12 @@
 // Glue for `topo export celery`: load the file, generate the module, write it where asked.
 // No network: the module is made from the file alone, like validate.
 
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { loadConfig, type Env } from "../config/load.js";
 import { TopoError } from "../errors.js";
 import { celeryModule, type CeleryModule } from "../export/celery.js";
 import { redactText } from "../redact.js";
+import { writeWhole } from "./write-file.js";
 
 export interface ExportCeleryOptions {
   file: string;
@@ -44,21 +44,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {
     warnings.push(`${basename(o.output)} cannot be imported by config_from_object under that name; a Python module is named like celeryconfig_${m.cluster.replace(/-/g, "_")}.py`);
   }
-  // Write then rename, so a worker importing the module never reads half of it.
-  const tmp = `${o.output}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, m.text, { mode: 0o644 });
-    renameSync(tmp, o.output);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing was created
-    }
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such directory" : code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
-    throw new TopoError(`cannot write ${o.output}: ${why}`, ["pass -o a path in a directory you can write to, or leave -o out to print the module"]);
-  }
+  writeWhole(o.output, m.text);
   return { ...m, written: o.output, warnings };
 }
 

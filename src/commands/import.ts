@@ -2,7 +2,7 @@
 // from a file's clusters (-f, --cluster) or straight from --url; the file written keeps each
 // cluster's section as the user wrote it, and never holds a password.
 
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { isAlias, isMap, isScalar, parseDocument, visit, type Node as YamlNode } from "yaml";
@@ -16,6 +16,7 @@ import { redactText, registerSecret } from "../redact.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { forEachCluster, managementClient, type ConnectionOptions } from "./clusters.js";
+import { writeWhole } from "./write-file.js";
 
 export interface ImportOptions extends ConnectionOptions {
   /** The topology file whose clusters say where to connect (default topology.yaml). */
@@ -128,15 +129,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   let output: string | undefined;
   if (opts.output) {
     output = opts.output;
-    const tmp = `${resolve(output)}.${process.pid}.tmp`;
-    try {
-      // Written whole or not at all: a half-written topology would be read as one.
-      writeFileSync(tmp, text, { mode: 0o644 });
-      renameSync(tmp, output);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw new TopoError(`cannot write ${output}: ${(e as Error).message}`, ["check that its directory exists and is writable"]);
-    }
+    writeWhole(output, text);
   }
   return {
     text,
