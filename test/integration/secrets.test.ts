@@ -66,6 +66,19 @@ describe("secrets", () => {
       ["plan", "-f", unreachable],
       ["apply", "-f", unreachable],
       ["plan", "-f", good, "--cluster", "missing"],
+      ["route", "mplogin.sync.register", "-f", good, "--live"],
+      ["route", "mplogin.sync.register", "-f", good, "--live", "--json"],
+      ["route", "mplogin.sync.register", "-f", wrong, "--live"],
+      ["route", "mplogin.sync.register", "-f", unreachable, "--live", "--json"],
+      ["graph", "-f", good],
+      ["export", "definitions", "-f", good, "--cluster", "sync"],
+      ["export", "definitions", "-f", good],
+      ["export", "celery", "-f", good, "--cluster", "sync"],
+      ["export", "celery", "-f", good],
+      ["import", "-f", good],
+      ["import", "-f", wrong],
+      ["import", "-f", unreachable],
+      ["import", "--url", `amqp://${ADMIN}:${encodeURIComponent(SECRET)}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}`, "--management", broker().mgmtBase],
       ["--help"],
     ];
     const codes: number[] = [];
@@ -104,6 +117,11 @@ describe("least privilege", () => {
     expect(plan.stderr).toBe("");
     expect(plan.code).toBe(0);
     expect(plan.stdout).toContain("No changes.");
+
+    // route --live reads like plan.
+    const route = await runCli(["route", "mplogin.async.charge", "-f", monitor, "--live"], env);
+    expect(route.stderr).toBe("");
+    expect(route.stdout).toMatch(/live: {8}the broker's bindings agree/);
 
     expect((await api("DELETE", `/api/queues/${encodeURIComponent(async)}/mplogin.async`)).status).toBe(204);
     const drift = await runCli(["plan", "-f", monitor, "--detailed-exitcode"], env);
