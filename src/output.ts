@@ -41,7 +41,9 @@ export class Progress {
     const c = this.clusters.get(cluster) ?? { done, total, reported: 0 };
     c.done = done;
     c.total = total;
-    this.clusters.set(cluster, c);
+    // A cluster whose changes are all made leaves the counter (its own log line says so).
+    if (done >= total) this.clusters.delete(cluster);
+    else this.clusters.set(cluster, c);
     if (this.tty) {
       const t = this.now();
       if (t - this.started >= TTY_DELAY_MS && (t - this.lastDraw >= TTY_REDRAW_MS || done === total)) this.draw();
@@ -63,6 +65,10 @@ export class Progress {
   }
 
   private draw(): void {
+    if (this.clusters.size === 0) {
+      this.clear();
+      return;
+    }
     const parts = [...this.clusters].map(([name, c]) => `${name} ${c.done}/${c.total}`);
     this.write(`\r\x1b[Kapplying: ${parts.join(", ")}`);
     this.lastDraw = this.now();

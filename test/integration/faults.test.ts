@@ -65,30 +65,45 @@ describe("one apply at a time", () => {
 /**
  * Start a large apply on the async cluster and close its AMQP connection through the management
  * API as soon as it starts writing. Returns the exit code and stderr.
+ *
+ * The management API lists a new connection only with its next statistics round (every 5 s by
+ * default), and a busy machine can finish the apply before that. So the test holds the apply
+ * lock until the apply's connection is listed, then lets it go: the apply is caught writing.
  */
 async function applyAndCloseConnection(file: string, vhost: string, reason?: string): Promise<{ code: number; stderr: string; closed: boolean }> {
+  const holder = await amqplib.connect(amqpUrl(vhost));
+  const lock = await holder.createChannel();
+  await lock.assertQueue("topo.lock", { exclusive: true, arguments: { "x-topo-holder": "the fault test" } });
+
   const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async"], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   child.stdout.resume();
   const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
 
-  // Find topo's connection while it takes the lock, and close it as soon as writes start.
+  // Other test files run applies on clusters named "async" at the same time: the vhost tells this
+  // test's connection from theirs.
+  const findConnection = async (): Promise<string | undefined> => {
+    const conns = (await api("GET", "/api/connections?columns=name,vhost,client_properties")).body as any[];
+    return conns.find((c) => c.vhost === vhost && c.client_properties?.connection_name === "topo async")?.name;
+  };
   let connection: string | undefined;
+  const deadline = Date.now() + 30_000;
+  try {
+    while (!(connection = await findConnection()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await holder.close();
+  }
+
   let closed = false;
-  for (let i = 0; i < 2000 && !closed; i++) {
-    if (!connection) {
-      // Other test files run applies on clusters named "async" at the same time: the vhost tells
-      // this test's connection from theirs.
-      const conns = (await api("GET", "/api/connections?columns=name,vhost,client_properties")).body as any[];
-      connection = conns.find((c) => c.vhost === vhost && c.client_properties?.connection_name === "topo async")?.name;
-    } else if (stderr.includes("applying")) {
+  while (connection && !closed && Date.now() < deadline) {
+    if (stderr.includes("applying")) {
       const headers: Record<string, string> = reason ? { "x-reason": reason } : {};
       closed = (await api("DELETE", `/api/connections/${encodeURIComponent(connection)}`, undefined, headers)).status === 204;
-      // Gone already (apply reconnected under a new name): look it up again.
-      if (!closed) connection = undefined;
+      if (!closed) break;
+    } else {
+      await new Promise((r) => setTimeout(r, 5));
     }
-    if (!closed) await new Promise((r) => setTimeout(r, 5));
   }
   return { code: await exited, stderr, closed };
 }
