@@ -22,6 +22,7 @@ import {
 } from "../config/normalize.js";
 import { diffCluster, HOLD_PREFIX, holdingQueueOf, Ownership } from "../plan/diff.js";
 import { describe, keyOf, stableJson } from "../plan/keys.js";
+import { names } from "../plan/words.js";
 
 /** One cluster as read: its name in the file to be written, its vhost, and its objects. */
 export interface ImportSource {
@@ -117,10 +118,6 @@ function modelExchange(name: string): Exchange {
 
 function modelBinding(service: string, queue: string): Binding {
   return { kind: "binding", source: service, destination: queue, destinationType: "queue", routingKey: `${queue}.#`, arguments: {} };
-}
-
-function names(list: string[], max = 5): string {
-  return list.length <= max ? list.join(", ") : `${list.slice(0, max).join(", ")} and ${list.length - max} more`;
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {

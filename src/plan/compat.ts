@@ -1,6 +1,7 @@
 // Pure: what the cluster's RabbitMQ version can do, checked against what the file asks of it.
 
 import type { ActualCluster, DesiredCluster } from "../model.js";
+import { names } from "./words.js";
 
 export interface Compatibility {
   errors: string[];
@@ -11,10 +12,6 @@ export interface Compatibility {
 export function majorMinor(version: string): [number, number] {
   const m = /^(\d+)\.(\d+)/.exec(version);
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
-
-function names(list: string[], max = 5): string {
-  return list.length <= max ? list.join(", ") : `${list.slice(0, max).join(", ")} and ${list.length - max} more`;
 }
 
 export function compatibility(desired: DesiredCluster, actual: ActualCluster): Compatibility {

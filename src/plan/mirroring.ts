@@ -5,6 +5,7 @@
 import type { ActualCluster, DesiredCluster, Policy } from "../model.js";
 import { POLICY_PREFIX } from "../config/normalize.js";
 import { majorMinor } from "./compat.js";
+import { names } from "./words.js";
 
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */
@@ -21,10 +22,6 @@ function matcher(pattern: string): RegExp | undefined {
   } catch {
     return undefined;
   }
-}
-
-function names(list: string[], max = 5): string {
-  return list.length <= max ? list.join(", ") : `${list.slice(0, max).join(", ")} and ${list.length - max} more`;
 }
 
 export function mirroring(desired: DesiredCluster, actual: ActualCluster): MirrorReport {
