@@ -181,17 +181,21 @@ exportCmd
   .command("definitions")
   .description("RabbitMQ definitions JSON of a cluster's desired state (rabbitmqctl import_definitions, POST /api/definitions/{vhost})")
   .addOption(fileOption())
-  .option("--cluster <name>", "the cluster to export (needed when the file has more than one)")
+  .option("--cluster <name>", "the cluster to export (required when queues are on more than one)")
   .option("-o, --output <file>", "write to this file instead of stdout")
   .action(async (o: { file: string; cluster?: string; output?: string }) => {
     try {
-      const [{ loadConfig }, { selectOneCluster }, { definitionsOf }] = await Promise.all([
+      const [{ loadConfig }, { exportCluster }, { definitionsOf }] = await Promise.all([
         import("./config/load.js"),
-        import("./commands/clusters.js"),
+        import("./export/cluster.js"),
         import("./export/definitions.js"),
       ]);
       const { desired } = loadConfig(o.file);
-      const cluster = selectOneCluster(desired, o.cluster, o.file, "export definitions");
+      const cluster = exportCluster(desired, o.cluster, o.file, {
+        why: "a definitions file is imported into one broker",
+        emptyWhy: "its definitions would hold only the vhost",
+        command: (c) => `topo export definitions -f ${o.file} --cluster ${c} -o ${c}.json`,
+      });
       await emit(`${JSON.stringify(definitionsOf(cluster), null, 2)}\n`, o.output);
     } catch (e) {
       fail(e, false);

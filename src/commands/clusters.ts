@@ -21,17 +21,6 @@ export function selectClusters(desired: DesiredState, name: string | undefined, 
   return found;
 }
 
-/** The one cluster an export is about: the named one, or the file's only cluster. */
-export function selectOneCluster(desired: DesiredState, name: string | undefined, file: string, what: string): DesiredCluster {
-  const [only, ...more] = selectClusters(desired, name, file);
-  if (!only || more.length) {
-    throw new TopoError(`${what} describes one cluster, and ${file} has ${desired.clusters.length}: pass --cluster NAME`, [
-      `clusters in the file: ${desired.clusters.map((c) => c.target.name).join(", ")}`,
-    ]);
-  }
-  return only;
-}
-
 export function managementClient(c: DesiredCluster, opts: ConnectionOptions): ManagementClient {
   return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure });
 }

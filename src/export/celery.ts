@@ -9,6 +9,7 @@
 import { TopoError } from "../errors.js";
 import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Kind, QueueSpec } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
+import { exportCluster as pickCluster } from "./cluster.js";
 
 export interface CeleryExportOptions {
   /** The topology file as the user named it; written into the header. */
@@ -39,27 +40,12 @@ export function brokerEnvName(cluster: string): string {
 
 /** Pick the one cluster to export: a Celery app connects to one broker. */
 export function exportCluster(desired: DesiredState, name: string | undefined, source: string): DesiredCluster {
-  const names = desired.clusters.map((c) => c.target.name);
-  if (name !== undefined) {
-    const found = desired.clusters.find((c) => c.target.name === name);
-    if (!found) throw new TopoError(`no cluster named "${name}" in ${source}`, [`clusters in the file: ${names.join(", ")}`]);
-    if (found.queues.length === 0) {
-      throw new TopoError(`cluster ${name} holds no queues in ${source}; a Celery app on it would have nothing to consume or route to`, [
-        `clusters that hold queues: ${desired.clusters.filter((c) => c.queues.length > 0).map((c) => c.target.name).join(", ") || "none"}`,
-      ]);
-    }
-    return found;
-  }
-  const withQueues = desired.clusters.filter((c) => c.queues.length > 0);
-  if (withQueues.length === 1) return withQueues[0]!;
-  if (withQueues.length === 0) throw new TopoError(`${source} lists no queues on any cluster; there is nothing to export`);
-  throw new TopoError(
-    `${source} has queues on ${withQueues.length} clusters (${withQueues.map((c) => c.target.name).join(", ")}), and a Celery app connects to one broker; choose one with --cluster`,
-    [
-      ...withQueues.map((c) => `topo export celery -f ${source} --cluster ${c.target.name} -o celeryconfig_${c.target.name.replace(/-/g, "_")}.py`),
-      "an edge that sends both kinds of task loads each module into a Celery app of its own",
-    ],
-  );
+  return pickCluster(desired, name, source, {
+    why: "a Celery app connects to one broker",
+    emptyWhy: "a Celery app on it would have nothing to consume or route to",
+    command: (c) => `topo export celery -f ${source} --cluster ${c} -o celeryconfig_${c.replace(/-/g, "_")}.py`,
+    hints: ["an edge that sends both kinds of task loads each module into a Celery app of its own"],
+  });
 }
 
 export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): CeleryModule {

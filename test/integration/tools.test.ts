@@ -76,8 +76,8 @@ describe("export definitions", () => {
     const { file } = fresh(SERVICES);
     const r = await runCli(["export", "definitions", "-f", file]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/export definitions describes one cluster, and .* has 2: pass --cluster NAME/);
-    expect(r.stderr).toMatch(/hint: clusters in the file: sync, async/);
+    expect(r.stderr).toMatch(/has queues on 2 clusters \(sync, async\), and a definitions file is imported into one broker; choose one with --cluster/);
+    expect(r.stderr).toMatch(/hint: topo export definitions -f .* --cluster sync -o sync.json\n {2}hint: topo export definitions -f .* --cluster async -o async.json/);
   });
 });
 
