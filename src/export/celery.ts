@@ -217,15 +217,31 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
 
 // ---------------------------------------------------------------------------------------------
 
+/** A cluster's exchanges by name and queue bindings by queue, built once: a lookup per queue would be quadratic. */
+const indexes = new WeakMap<DesiredCluster, { exchanges: Map<string, Exchange>; bindings: Map<string, Binding> }>();
+
+function indexOf(c: DesiredCluster): { exchanges: Map<string, Exchange>; bindings: Map<string, Binding> } {
+  let ix = indexes.get(c);
+  if (!ix) {
+    ix = { exchanges: new Map(), bindings: new Map() };
+    for (const r of c.resources) {
+      if (r.kind === "exchange") ix.exchanges.set(r.name, r);
+      else if (r.kind === "binding" && r.destinationType === "queue") ix.bindings.set(`${r.source}\0${r.destination}`, r);
+    }
+    indexes.set(c, ix);
+  }
+  return ix;
+}
+
 function exchangeOf(c: DesiredCluster, s: QueueSpec): Exchange {
-  const e = c.resources.find((r): r is Exchange => r.kind === "exchange" && r.name === s.service);
+  const e = indexOf(c).exchanges.get(s.service);
   // normalize makes one for every queue; its absence is a bug, not a user error.
   if (!e) throw new Error(`no exchange ${s.service} in the desired state of cluster ${c.target.name}`);
   return e;
 }
 
 function bindingOf(c: DesiredCluster, s: QueueSpec): Binding {
-  const b = c.resources.find((r): r is Binding => r.kind === "binding" && r.source === s.service && r.destination === s.queue.name && r.destinationType === "queue");
+  const b = indexOf(c).bindings.get(`${s.service}\0${s.queue.name}`);
   if (!b) throw new Error(`no binding ${s.service} -> ${s.queue.name} in the desired state of cluster ${c.target.name}`);
   return b;
 }
