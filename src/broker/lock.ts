@@ -9,9 +9,9 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 
-export const LOCK_QUEUE = "topo.lock";
-
 export interface LockOptions {
+  /** The lock queue's name: topo.<prefix>.lock, so files with different prefixes never wait on each other. */
+  queue: string;
   timeoutMs: number;
   /** How often to try again while another apply holds the lock. */
   pollMs?: number;
@@ -26,13 +26,14 @@ interface LockHolder {
 export async function acquireLock(session: AmqpSession, http: ManagementClient, vhost: string, opts: LockOptions): Promise<void> {
   const started = Date.now();
   const me = `${hostname()} pid ${process.pid}`;
+  const lock = opts.queue;
   let announced = false;
   for (;;) {
     try {
       // Inside the try: a connection lost while waiting is a broker error like any other.
       const ch = await session.channel();
       session.rpcs++;
-      await ch.assertQueue(LOCK_QUEUE, {
+      await ch.assertQueue(lock, {
         exclusive: true,
         durable: false,
         autoDelete: true,
@@ -45,14 +46,14 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
     } catch (e) {
       const { code } = replyText(e as Error & { code?: unknown });
       // 405 RESOURCE_LOCKED: another connection holds the exclusive queue.
-      if (code !== 405) throw amqpError(session.cluster, `take lock ${LOCK_QUEUE}`, e as Error, session.lost);
+      if (code !== 405) throw amqpError(session.cluster, `take lock ${lock}`, e as Error, session.lost);
     }
-    const info = await holderOf(http, vhost);
+    const info = await holderOf(http, vhost, lock);
     const waited = Date.now() - started;
     const who = `${info.holder ?? "another topo apply"}${info.since ? ` since ${info.since}` : ""}`;
     if (waited >= opts.timeoutMs) {
       throw new LockError(
-        `cluster ${session.cluster}: the apply lock (queue ${LOCK_QUEUE} in vhost ${vhost}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
+        `cluster ${session.cluster}: the apply lock (queue ${lock} in vhost ${vhost}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
         ["another apply is running against this cluster: wait for it to finish, or raise --lock-timeout", "the lock disappears by itself when its holder's connection closes"],
       );
     }
@@ -64,9 +65,9 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
   }
 }
 
-async function holderOf(http: ManagementClient, vhost: string): Promise<LockHolder> {
+async function holderOf(http: ManagementClient, vhost: string, lock: string): Promise<LockHolder> {
   try {
-    const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${LOCK_QUEUE}?disable_stats=true`);
+    const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`);
     const args = q?.arguments ?? {};
     return {
       holder: typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : undefined,

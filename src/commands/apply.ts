@@ -6,9 +6,10 @@ import { AmqpSession } from "../broker/amqp.js";
 import { executePlan } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
+import { lockQueueName } from "../core/naming.js";
 import { destructiveActions } from "../plan/diff.js";
 import { renderAction, renderText } from "../plan/render.js";
-import { forEachCluster, managementClient, planCluster, selectClusters, type ConnectionOptions } from "./clusters.js";
+import { forEachCluster, managementClient, planCluster, selectClusters, verifyClusters, type ConnectionOptions } from "./clusters.js";
 
 export interface ApplyOptions extends ConnectionOptions {
   file: string;
@@ -63,7 +64,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 
   try {
     const started = stopwatch("every cluster", opts.trace);
-    const plans = await forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix));
+    const [plans] = await Promise.all([
+      forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix)),
+      verifyClusters(desired.clusters, clusters, client, opts),
+    ]);
     started("read and planned");
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
@@ -121,7 +125,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     const s = await session(c);
     step("connected over AMQP");
-    await acquireLock(s, http, c.target.amqp.vhost, { timeoutMs: opts.lockTimeoutMs, log: opts.log });
+    await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log });
     step("took the lock");
 
     // Plan again under the lock: another apply may have changed the broker while we waited.

@@ -11,6 +11,7 @@ import { DEFAULT_PREFIX, normalize, type RawCluster } from "../config/normalize.
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
 import type { ActualCluster, ClusterTarget, DesiredCluster } from "../model.js";
 import { readCluster } from "../broker/read.js";
+import { prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
 import { redactText, registerSecret } from "../redact.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
@@ -84,8 +85,9 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   if (!ENV_NAME.test(passwordEnv)) {
     throw new TopoError(`--password-env "${passwordEnv}" is not an environment variable name`, ["use letters, digits and _, not starting with a digit, e.g. RABBITMQ_PASSWORD"]);
   }
-  if (opts.prefix !== undefined && !/^[a-z_]*$/.test(opts.prefix)) {
-    throw new TopoError(`--prefix "${opts.prefix}" is not a service prefix`, ["a prefix is lowercase letters and _ (the router rule is ^<prefix>[a-z_]+$)"]);
+  const badPrefix = opts.prefix === undefined ? undefined : prefixProblem(opts.prefix);
+  if (badPrefix) {
+    throw new TopoError(`--prefix "${opts.prefix}" cannot be topo's namespace: ${badPrefix}`, ["a prefix is a lowercase letter then lowercase letters and _ (the router rule is ^<prefix>[a-z_]+$)"]);
   }
   if (opts.output && existsSync(opts.output) && !opts.force) {
     // Checked before reading any broker, so the mistake costs nothing.

@@ -11,6 +11,7 @@ import { ConfigError, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import { registerSecret } from "../redact.js";
 import { normalize, type PathProblem, type RawConfig } from "./normalize.js";
+import { prefixProblem } from "../core/naming.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -284,9 +285,13 @@ function schemaProblem(
     case "const":
       message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
       break;
-    case "pattern":
-      message = `${where}: ${JSON.stringify(valueAt(doc, path))} must match ${String(params.pattern)}`;
+    case "pattern": {
+      const value = valueAt(doc, path);
+      // The prefix's rule has reasons worth saying (an empty one would own the whole vhost).
+      const why = path.length === 1 && path[0] === "prefix" && typeof value === "string" ? prefixProblem(value) : undefined;
+      message = why ? `${where}: ${why}` : `${where}: ${JSON.stringify(value)} must match ${String(params.pattern)}`;
       break;
+    }
     case "propertyNames":
       target = [...path, String(params.propertyName)];
       atKey = true;

@@ -20,7 +20,10 @@ import type {
   TlsOptions,
 } from "../model.js";
 import { KINDS } from "../model.js";
+import { DEFAULT_PREFIX, escapeRegex, mirrorPolicyName, prefixProblem, serviceNamePattern } from "../core/naming.js";
 import { keyOf } from "../plan/keys.js";
+
+export { DEFAULT_PREFIX, escapeRegex, serviceNamePattern };
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -56,20 +59,13 @@ export interface PathProblem {
   atKey?: boolean;
 }
 
-export const DEFAULT_PREFIX = "mp";
-
 export const BUILT_IN: Record<Kind, Required<RawQueueSettings>> = {
   sync: { cluster: "sync", durable: false, mirrored: true, type: "classic", arguments: {} },
   async: { cluster: "async", durable: true, mirrored: false, type: "classic", arguments: {} },
 };
 
-/** The policy that mirrors a kind's queues. topo owns every policy whose name starts with this. */
-export const POLICY_PREFIX = "topo.";
+/** What topo's mirror policies (topo.<prefix>.mirror.<kind>) set. */
 export const MIRROR_DEFINITION = { "ha-mode": "all", "ha-sync-mode": "automatic" } as const;
-
-export function mirrorPolicyName(kind: Kind): string {
-  return `${POLICY_PREFIX}mirror.${kind}`;
-}
 
 /** x-arguments each queue type accepts; anything else is refused before it reaches the broker. */
 const ARGS_BY_TYPE: Record<QueueType, ReadonlySet<string>> = {
@@ -91,14 +87,6 @@ const ARGS_BY_TYPE: Record<QueueType, ReadonlySet<string>> = {
     "x-initial-cluster-size", "x-queue-leader-locator",
   ]),
 };
-
-export function serviceNamePattern(prefix: string): RegExp {
-  return new RegExp(`^${escapeRegex(prefix)}[a-z_]+$`);
-}
-
-export function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
 
 /** Sort object keys so that both sides of a diff compare equal regardless of order. */
 export function sortArgs(args: Args): Args {
@@ -315,6 +303,8 @@ export interface NormalizeResult {
 export function normalize(raw: RawConfig): NormalizeResult {
   const problems: PathProblem[] = [];
   const prefix = raw.prefix ?? DEFAULT_PREFIX;
+  const badPrefix = prefixProblem(prefix);
+  if (badPrefix) problems.push({ path: ["prefix"], message: badPrefix });
   const namePattern = serviceNamePattern(prefix);
 
   // Clusters
@@ -438,7 +428,7 @@ function desiredResources(target: ClusterTarget, mine: QueueSpec[], prefix: stri
       : `^(?:${mirrored.map((s) => escapeRegex(s.queue.name)).sort().join("|")})$`;
     const policy: Policy = {
       kind: "policy",
-      name: mirrorPolicyName(kind),
+      name: mirrorPolicyName(prefix, kind),
       pattern,
       applyTo: "queues",
       priority: 0,

@@ -12,15 +12,14 @@ import { KINDS } from "../model.js";
 import {
   escapeRegex,
   MIRROR_DEFINITION,
-  mirrorPolicyName,
   normalize,
-  POLICY_PREFIX,
   sortArgs,
   type RawConfig,
   type RawQueueSettings,
   type RawService,
 } from "../config/normalize.js";
-import { diffCluster, HOLD_PREFIX, holdingQueueOf, Ownership } from "../plan/diff.js";
+import { isTopoName, lockQueueName, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { diffCluster, HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
 import { describe, keyOf, stableJson } from "../plan/keys.js";
 import { names } from "../plan/words.js";
 
@@ -310,11 +309,11 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
       const p = effectivePolicy(policiesOf.get(cluster) ?? [], q, f.source.actual.queueFacts[q.name]?.policy);
       const haMode = p?.definition["ha-mode"];
       if (p && haMode !== undefined) {
-        if (p.name.startsWith(POLICY_PREFIX) || haMode === "all") {
+        if (owner.ownsPolicy(p) || haMode === "all") {
           // topo's own policy (whatever someone made of it) or one that mirrors like it: the
           // queue is mirrored, and from now on by topo's policy.
           mirrored = true;
-          if (!p.name.startsWith(POLICY_PREFIX)) {
+          if (!owner.ownsPolicy(p)) {
             const byKind = userMirrors.get(cluster) ?? new Map<string, string[]>();
             userMirrors.set(cluster, byKind);
             const k = `${f.kind}|${p.name}`;
@@ -518,19 +517,25 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     // Mirroring: topo's policies follow from the file's mirrored queues.
     const users = userMirrors.get(source.name) ?? new Map<string, string[]>();
     for (const kind of KINDS) {
-      const policy: Policy = { kind: "policy", name: mirrorPolicyName(kind), pattern: "", applyTo: "queues", priority: 0, definition: { ...MIRROR_DEFINITION } };
+      const policy: Policy = { kind: "policy", name: mirrorPolicyName(prefix, kind), pattern: "", applyTo: "queues", priority: 0, definition: { ...MIRROR_DEFINITION } };
       const via = [...users.entries()].filter(([k]) => k.startsWith(`${kind}|`)).map(([k, qs]) => `${k.slice(kind.length + 1)} (${names(qs)})`);
       because(
         source.name,
         policy,
         via.length
           ? `the user's policy ${via.join(" and ")} mirrors ${kind} queues with ha-mode all; the file says mirrored: true, which topo makes with its own policy; after topo apply, delete the user's policy (topo never changes it), or it keeps applying instead of topo's and plan reports those queues as degraded`
-          : `topo's mirroring policy follows from the file: its pattern covers exactly the ${kind} queues with mirrored: true, with ${Object.entries(MIRROR_DEFINITION).map(([k, v]) => `${k}=${v}`).join(", ")}; a topo.* policy the file does not imply is deleted`,
+          : `topo's mirroring policy follows from the file: its pattern covers exactly the ${kind} queues with mirrored: true, with ${Object.entries(MIRROR_DEFINITION).map(([k, v]) => `${k}=${v}`).join(", ")}; a topo.${prefix}.* policy the file does not imply is deleted`,
       );
     }
     for (const p of policiesOf.get(source.name) ?? []) {
-      if (p.name.startsWith(POLICY_PREFIX) && p.name !== mirrorPolicyName("sync") && p.name !== mirrorPolicyName("async")) {
-        because(source.name, p, `it is in topo's namespace (topo.*) but is not a policy topo makes`);
+      if (owner.ownsPolicy(p) && p.name !== mirrorPolicyName(prefix, "sync") && p.name !== mirrorPolicyName(prefix, "async")) {
+        because(
+          source.name,
+          p,
+          p.name.startsWith("topo.mirror.")
+            ? `older versions of topo named their mirroring policy ${p.name}; it becomes ${mirrorPolicyName(prefix, p.name.endsWith(".sync") ? "sync" : "async")}, created before the old one goes, so the queues stay mirrored`
+            : `it is in topo's namespace (topo.${prefix}.*) but is not a policy topo makes`,
+        );
       }
     }
   }
@@ -550,7 +555,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     const notes = kept.get(source.name) as string[];
     const imported = (bySource.get(source.name) ?? []).map((c) => c.queue);
     for (const p of policiesOf.get(source.name) ?? []) {
-      if (p.name.startsWith(POLICY_PREFIX)) continue;
+      if (isTopoName(p.name)) continue;
       const partial = partialMirrors.get(source.name)?.get(p);
       const mirrorsAll = [...(userMirrors.get(source.name)?.entries() ?? [])].filter(([k]) => k.slice(k.indexOf("|") + 1) === p.name).flatMap(([, qs]) => qs);
       let text = `${policyText(p)}: a user's policy`;
@@ -593,7 +598,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     for (const r of source.actual.resources) {
       if (r.kind === "exchange" && !owner.owns(r)) outsideExchanges.push(r.name);
       // topo.lock is topo's apply lock, held only while an apply runs: not part of any topology.
-      if (r.kind === "queue" && !owner.owns(r) && !holdingQueueOf(r, owner) && r.name !== "topo.lock") outsideQueues.push(r.name);
+      if (r.kind === "queue" && !owner.owns(r) && !holdingQueueOf(r, owner) && r.name !== lockQueueName(prefix)) outsideQueues.push(r.name);
     }
     return {
       name: source.name,

@@ -1,9 +1,8 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
 import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Plan, Resource, ResourceKind, Summary } from "../model.js";
-import { assertNever } from "../model.js";
+import { HOLD_PREFIX, holdingQueueName, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson } from "./keys.js";
-import { escapeRegex, POLICY_PREFIX } from "../config/normalize.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -30,45 +29,13 @@ export const MUTABLE: Record<ResourceKind, readonly string[]> = {
 /** Order in which plan lists actions, and the order of kinds within a cluster. */
 const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4 };
 
-/** A lossless replace parks a queue's messages here; the name says which queue they belong to. */
-export const HOLD_PREFIX = "topo.hold.";
+export { HOLD_PREFIX, holdingQueueName, Ownership };
 
-export function holdingQueueName(queue: string): string {
-  return `${HOLD_PREFIX}${queue}`;
-}
-
-/** The queue a holding queue holds messages for, when `r` is one of topo's holding queues. */
+/** The queue a holding queue holds messages for, when `r` is one of this prefix's holding queues. */
 export function holdingQueueOf(r: Resource, owner: Ownership): string | undefined {
   if (r.kind !== "queue" || !r.name.startsWith(HOLD_PREFIX)) return undefined;
   const base = r.name.slice(HOLD_PREFIX.length);
-  return owner.owns({ ...r, name: base }) ? base : undefined;
-}
-
-/** What topo may change or delete: only its own namespace, never amq.*, the default exchange or user policies. */
-export class Ownership {
-  private readonly exchange: RegExp;
-  private readonly queue: RegExp;
-  constructor(prefix: string) {
-    const p = escapeRegex(prefix);
-    this.exchange = new RegExp(`^${p}[a-z_]+$`);
-    this.queue = new RegExp(`^${p}[a-z_]+\\.(?:sync|async)$`);
-  }
-  owns(r: Resource): boolean {
-    switch (r.kind) {
-      case "vhost":
-        return false;
-      case "exchange":
-        return this.exchange.test(r.name);
-      case "queue":
-        return this.queue.test(r.name);
-      case "binding":
-        return r.destinationType === "queue" && this.exchange.test(r.source) && this.queue.test(r.destination);
-      case "policy":
-        return r.name.startsWith(POLICY_PREFIX);
-      default:
-        return assertNever(r);
-    }
-  }
+  return owner.isServiceQueue(base) ? base : undefined;
 }
 
 function fieldDiff(before: Resource, after: Resource, fields: readonly string[]): string[] {
@@ -104,7 +71,7 @@ function bindingsOf(r: Resource, actual: Resource[]): Binding[] {
 }
 
 export function diffCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {
-  const owner = new Ownership(prefix);
+  const owner = Ownership.of(prefix, actual.resources);
   const have = new Map<string, Resource>();
   for (const r of actual.resources) have.set(keyOf(r), r);
   const want = new Map<string, Resource>();

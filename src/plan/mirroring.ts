@@ -3,7 +3,7 @@
 // it sees and what to do.
 
 import type { ActualCluster, DesiredCluster, Policy } from "../model.js";
-import { POLICY_PREFIX } from "../config/normalize.js";
+import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
 import { names } from "./words.js";
 
@@ -32,13 +32,13 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   if (mirrored.length === 0) return out;
 
   const policies = actual.resources.filter((r): r is Policy => r.kind === "policy");
-  const ours = new Map(policies.filter((p) => p.name.startsWith(POLICY_PREFIX)).map((p) => [p.name, p]));
+  const ours = new Map(policies.filter((p) => isTopoName(p.name)).map((p) => [p.name, p]));
   const existing = new Set(actual.resources.filter((r) => r.kind === "queue").map((r) => r.name));
 
   // User policies that match queues topo mirrors: in 3.x only one policy applies to a queue, so
   // either the user's policy or topo's mirroring is lost for them.
   for (const p of policies) {
-    if (p.name.startsWith(POLICY_PREFIX) || !APPLIES_TO_CLASSIC.has(p.applyTo)) continue;
+    if (isTopoName(p.name) || !APPLIES_TO_CLASSIC.has(p.applyTo)) continue;
     const re = matcher(p.pattern);
     if (!re) continue;
     const hit = mirrored.filter((q) => re.test(q.queue.name));
@@ -66,7 +66,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     const facts = actual.queueFacts[name] ?? {};
     // `policy` is reported a few seconds after a declare: an empty one is not yet known, only a
     // different one is evidence.
-    if (facts.policy && !facts.policy.startsWith(POLICY_PREFIX)) {
+    if (facts.policy && !isTopoName(facts.policy)) {
       notMirrored.push(`${name} (effective policy "${facts.policy}")`);
       continue;
     }

@@ -73,7 +73,7 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
         // The policy name is reported with the queue's stats, a few seconds after the declare.
         return r?.synchronised_slave_nodes?.length === 2 && r.policy ? r : undefined;
       });
-      expect(info.policy).toBe("topo.mirror.sync");
+      expect(info.policy).toBe("topo.mp.mirror.sync");
       expect([info.node, ...info.synchronised_slave_nodes].sort()).toEqual(NODES);
     }
     // The async queues are durable and not mirrored.

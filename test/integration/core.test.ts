@@ -60,7 +60,7 @@ describe("apply then plan", () => {
     ]);
     const policies = (await api("GET", `/api/policies/${vh(sync)}`)).body as any[];
     expect(policies).toEqual([
-      expect.objectContaining({ name: "topo.mirror.sync", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, "apply-to": "queues" }),
+      expect.objectContaining({ name: "topo.mp.mirror.sync", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, "apply-to": "queues" }),
     ]);
     expect((await api("GET", `/api/policies/${vh(async)}`)).body).toEqual([]);
 
@@ -132,9 +132,9 @@ describe("drift", () => {
   it("a changed mirror policy is an update, not a replace, and needs no flag", async () => {
     const { file, sync } = fresh(["mplogin"]);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
-    await api("PUT", `/api/policies/${vh(sync)}/topo.mirror.sync`, { pattern: "^nothing$", definition: { "ha-mode": "all" }, "apply-to": "queues", priority: 0 });
+    await api("PUT", `/api/policies/${vh(sync)}/topo.mp.mirror.sync`, { pattern: "^nothing$", definition: { "ha-mode": "all" }, "apply-to": "queues", priority: 0 });
     const plan = await runCli(["plan", "-f", file]);
-    expect(plan.stdout).toContain("~ update policy topo.mirror.sync");
+    expect(plan.stdout).toContain("~ update policy topo.mp.mirror.sync");
     expect(plan.stdout).toMatch(/Plan: 0 to create, 1 to update, 0 to replace, 0 to delete\./);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);

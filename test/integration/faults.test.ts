@@ -44,7 +44,7 @@ describe("one apply at a time", () => {
     const holder = await amqplib.connect(amqpUrl(async));
     try {
       const ch = await holder.createChannel();
-      await ch.assertQueue("topo.lock", { exclusive: true, arguments: { "x-topo-holder": "ci-runner-7 pid 42", "x-topo-since": "2026-11-24T01:02:03.000Z" } });
+      await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "ci-runner-7 pid 42", "x-topo-since": "2026-11-24T01:02:03.000Z" } });
       const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
       expect(plan.code).toBe(2);
       const started = Date.now();
@@ -73,7 +73,7 @@ describe("one apply at a time", () => {
 async function applyAndCloseConnection(file: string, vhost: string, reason?: string): Promise<{ code: number; stderr: string; closed: boolean }> {
   const holder = await amqplib.connect(amqpUrl(vhost));
   const lock = await holder.createChannel();
-  await lock.assertQueue("topo.lock", { exclusive: true, arguments: { "x-topo-holder": "the fault test" } });
+  await lock.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the fault test" } });
 
   const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async"], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";

@@ -55,7 +55,7 @@ describe("export definitions", () => {
     expect(r.stderr).toMatch(/wrote .*sync\.json/);
     const defs = JSON.parse(readFileSync(out, "utf8"));
     expect(defs.vhosts).toEqual([{ name: sync }]);
-    expect(defs.policies.map((p: { name: string }) => p.name)).toEqual(["topo.mirror.sync"]);
+    expect(defs.policies.map((p: { name: string }) => p.name)).toEqual(["topo.mp.mirror.sync"]);
     if (process.env.RABBITMQ_URL) {
       // A broker elsewhere: its own rabbitmqctl is out of reach; the HTTP whole-broker import is the same code path.
       expect((await api("POST", "/api/definitions", defs)).status).toBe(204);

@@ -42,7 +42,7 @@ describe("normalize", () => {
     expect(sync.resources).toEqual([
       binding({ source: "mplogin", destination: "mplogin.sync" }),
       exchange({ name: "mplogin" }),
-      { kind: "policy", name: "topo.mirror.sync", pattern: "^mp[a-z_]+\\.sync$", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } },
+      { kind: "policy", name: "topo.mp.mirror.sync", pattern: "^mp[a-z_]+\\.sync$", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } },
       queue({ name: "mplogin.sync", durable: false }),
       { kind: "vhost", name: "s" },
     ]);
@@ -233,11 +233,11 @@ describe("diff", () => {
       queue({ name: "topo.lock", exclusive: true }),
       binding({ source: "billing", destination: "mplogin.async", routingKey: "r" }),
       { kind: "policy", name: "user-policy", pattern: ".*", applyTo: "queues", priority: 9, definition: {} },
-      { kind: "policy", name: "topo.mirror.async", pattern: ".*", applyTo: "queues", priority: 0, definition: {} },
+      { kind: "policy", name: "topo.mp.mirror.async", pattern: ".*", applyTo: "queues", priority: 0, definition: {} },
     ];
     const plan = diffCluster(d, actual([...d.resources, ...extra]), "mp");
     expect(plan.actions.map((a) => `${a.op} ${a.key}`)).toEqual([
-      "delete policy|topo.mirror.async",
+      "delete policy|topo.mp.mirror.async",
       "delete exchange|mpold",
       "delete queue|mpold.async",
       "delete binding|mpold|queue|mpold.async|mpold.async.#|{}",
@@ -262,7 +262,7 @@ describe("diff", () => {
     expect(plan.actions.map((a) => a.op)).toEqual(["update"]);
     const j = planJson({ clusters: [plan] }) as any;
     expect(j.summary).toEqual({ create: 0, update: 1, replace: 0, delete: 0, degraded: 0 });
-    expect(j.clusters[0].actions[0]).toMatchObject({ op: "update", kind: "policy", name: "topo.mirror.sync", changed: ["priority: 5 -> 0"] });
+    expect(j.clusters[0].actions[0]).toMatchObject({ op: "update", kind: "policy", name: "topo.mp.mirror.sync", changed: ["priority: 5 -> 0"] });
   });
 });
 
@@ -284,15 +284,15 @@ describe("mirroring", () => {
     mirroring(d, actual(d.resources, { nodes, queueFacts: facts, ...more }));
 
   it("is quiet when every mirror is there and synchronised", () => {
-    const ok = { node: "a@h", policy: "topo.mirror.sync", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h", "c@h"] };
+    const ok = { node: "a@h", policy: "topo.mp.mirror.sync", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h", "c@h"] };
     expect(base({ "mplogin.sync": ok, "mpwallet.sync": ok })).toEqual({ degraded: [], warnings: [] });
   });
 
   it("reports a missing mirror and a down node as degraded, a synchronising one as a warning", () => {
     const r = base(
       {
-        "mplogin.sync": { node: "a@h", policy: "topo.mirror.sync", mirrors: ["b@h"], synchronisedMirrors: ["b@h"] },
-        "mpwallet.sync": { node: "a@h", policy: "topo.mirror.sync", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h"] },
+        "mplogin.sync": { node: "a@h", policy: "topo.mp.mirror.sync", mirrors: ["b@h"], synchronisedMirrors: ["b@h"] },
+        "mpwallet.sync": { node: "a@h", policy: "topo.mp.mirror.sync", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h"] },
       },
       { downNodes: [] },
     );

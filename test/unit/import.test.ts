@@ -23,7 +23,7 @@ const queue = (o: Partial<Queue> & { name: string }): Queue => ({ kind: "queue",
 const exchange = (o: Partial<Exchange> & { name: string }): Exchange => ({ kind: "exchange", type: "topic", durable: true, autoDelete: false, internal: false, arguments: {}, ...o });
 const binding = (o: Partial<Binding> & { source: string; destination: string }): Binding => ({ kind: "binding", destinationType: "queue", routingKey: `${o.destination}.#`, arguments: {}, ...o });
 const policy = (o: Partial<Policy> & { name: string; pattern: string }): Policy => ({ kind: "policy", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, ...o });
-const TOPO_MIRROR = policy({ name: "topo.mirror.sync", pattern: "^mp[a-z_]+\\.sync$" });
+const TOPO_MIRROR = policy({ name: "topo.mp.mirror.sync", pattern: "^mp[a-z_]+\\.sync$" });
 const actual = (resources: Resource[], o: Partial<ActualCluster> = {}): ActualCluster => ({ vhostExists: true, version: "3.10.8", nodes: [], resources, queueFacts: {}, ...o });
 
 /** What a kombu worker declares for one service's queue of a kind (exchange, queue, binding). */
@@ -160,7 +160,7 @@ describe("mirroring", () => {
     const inf = infer([src("sync", [...service("mpa", "sync"), ...service("mpb", "sync"), user])]);
     expect(inf.body.defaults.sync?.mirrored).toBe(true);
     const [create] = inf.clusters[0]!.changes;
-    expect(renderAction(create!.action)[0]).toBe("+ create policy topo.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)");
+    expect(renderAction(create!.action)[0]).toBe("+ create policy topo.mp.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)");
     expect(create!.why).toMatch(/user's policy ha-sync \(mpa\.sync, mpb\.sync\) mirrors sync queues with ha-mode all/);
     expect(inf.clusters[0]!.kept).toEqual([expect.stringMatching(/^policy ha-sync .*it mirrors mpa\.sync, mpb\.sync, which the file marks mirrored: true/)]);
   });
@@ -170,7 +170,7 @@ describe("mirroring", () => {
     const inf = infer([src("sync", [...service("mpa", "sync"), ...service("mpb", "sync"), TOPO_MIRROR, limits], { queueFacts: { "mpa.sync": { policy: "limits" } } })]);
     expect(inf.body.services).toEqual([{ name: "mpa", sync: { mirrored: false }, async: false }, { name: "mpb", async: false }]);
     // topo's policy now names the one mirrored queue: an update plan shows.
-    expect(changes(inf).sync).toEqual(["~ update policy topo.mirror.sync"]);
+    expect(changes(inf).sync).toEqual(["~ update policy topo.mp.mirror.sync"]);
   });
 
   it("another ha-mode is not what mirrored: true means: the file says false and leaves the user's policy be", () => {
@@ -198,7 +198,7 @@ describe("what the file cannot describe", () => {
     binding({ source: "billing", destination: "mpok.sync", routingKey: "b" }),
     binding({ source: "mpold", destination: "billing.jobs", routingKey: "b" }),
     policy({ name: "user-limits", pattern: "^billing", priority: 1, definition: { "max-length": 10 } }),
-    policy({ name: "topo.custom", pattern: "^x$", definition: { "max-length": 1 } }),
+    policy({ name: "topo.mp.custom", pattern: "^x$", definition: { "max-length": 1 } }),
     TOPO_MIRROR,
   ]);
   const async = src("async", [
@@ -211,7 +211,7 @@ describe("what the file cannot describe", () => {
   it("lists exactly the changes plan will show, each with why", () => {
     expect(changes(inf)).toEqual({
       sync: [
-        "- delete policy topo.custom",
+        "- delete policy topo.mp.custom",
         "-/+ replace exchange mpdirect",
         "+ create exchange mpnoex (topic, durable)",
         "- delete exchange mpold",
@@ -240,7 +240,7 @@ describe("what the file cannot describe", () => {
     expect(why("async", "-/+ replace queue mpok.async")).toMatch(/argument x-custom="k" cannot be written in the file \(topo does not know argument x-custom\)/);
     expect(why("async", "-/+ replace queue mptimeout.async")).toMatch(/x-consumer-timeout "60000" is not an integer/);
     expect(why("async", "- delete queue mpauto.sync")).toMatch(/the file puts mpauto\.sync on cluster sync/);
-    expect(why("sync", "- delete policy topo.custom")).toMatch(/not a policy topo makes/);
+    expect(why("sync", "- delete policy topo.mp.custom")).toMatch(/not a policy topo makes/);
   });
 
   it("describes every queue it can, with the arguments it can write", () => {

@@ -1,0 +1,169 @@
+// The naming rules, in one place: the prefix that is topo's namespace, the service-name rule, and
+// the names of topo's own objects (mirror policies, the apply lock, holding queues). Everything
+// topo creates for itself carries the file's prefix, so two files with different prefixes on one
+// vhost never touch each other's objects, and a renamed prefix leaves the old objects alone
+// instead of taking them over.
+
+import type { Kind, Policy, Resource } from "../model.js";
+import { assertNever } from "../model.js";
+
+export const DEFAULT_PREFIX = "mp";
+
+/**
+ * A prefix is a namespace: at least one lowercase letter first. An empty prefix would make every
+ * lowercase exchange and every `<name>.sync` queue of the vhost topo's to delete.
+ */
+export const PREFIX_RULE = /^[a-z][a-z_]*$/;
+
+/** Words topo uses inside its own namespace (topo.hold.<queue>, the old topo.mirror.<kind>). */
+const RESERVED_PREFIXES = new Set(["hold", "mirror"]);
+
+/** Why `prefix` cannot be topo's namespace, or undefined when it can. */
+export function prefixProblem(prefix: string): string | undefined {
+  if (prefix === "") {
+    return `an empty prefix is no namespace: topo would own (and delete) every lowercase exchange and <name>.sync/.async queue of the vhost; use the prefix your services share, e.g. "mp"`;
+  }
+  if (!PREFIX_RULE.test(prefix)) return `${JSON.stringify(prefix)} must match ${PREFIX_RULE.source} (lowercase letters and _, starting with a letter)`;
+  if (RESERVED_PREFIXES.has(prefix)) return `${JSON.stringify(prefix)} is reserved: topo.${prefix}.* names topo's own objects of every prefix; choose another`;
+  return undefined;
+}
+
+export function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** The router rule: a service is the prefix then lowercase letters and underscores. */
+export function serviceNamePattern(prefix: string): RegExp {
+  return new RegExp(`^${escapeRegex(prefix)}[a-z_]+$`);
+}
+
+/** A service's queue: `<service>.sync` or `<service>.async`. */
+export function serviceQueuePattern(prefix: string): RegExp {
+  return new RegExp(`^${escapeRegex(prefix)}[a-z_]+\\.(?:sync|async)$`);
+}
+
+/** Every object topo makes for itself starts with this, then the prefix. */
+export const TOPO_NAMESPACE = "topo.";
+
+/** The namespace of one prefix's own objects: `topo.<prefix>.` */
+export function ownNamespace(prefix: string): string {
+  return `${TOPO_NAMESPACE}${prefix}.`;
+}
+
+export function mirrorPolicyName(prefix: string, kind: Kind): string {
+  return `${ownNamespace(prefix)}mirror.${kind}`;
+}
+
+/** Before policies carried the prefix, topo named them `topo.mirror.<kind>`. */
+const LEGACY_MIRROR_POLICY = /^topo\.mirror\.(sync|async)$/;
+
+/** The apply lock: an exclusive queue that lives as long as the apply's connection. */
+export function lockQueueName(prefix: string): string {
+  return `${ownNamespace(prefix)}lock`;
+}
+
+/** A lossless replace parks a queue's messages here; the queue's name carries the prefix. */
+export const HOLD_PREFIX = "topo.hold.";
+
+export function holdingQueueName(queue: string): string {
+  return `${HOLD_PREFIX}${queue}`;
+}
+
+/** The prefix a `topo.<prefix>.…` name belongs to, if it is one. */
+export function prefixOfOwnName(name: string): string | undefined {
+  if (!name.startsWith(TOPO_NAMESPACE)) return undefined;
+  const rest = name.slice(TOPO_NAMESPACE.length);
+  const dot = rest.indexOf(".");
+  if (dot <= 0) return undefined;
+  const p = rest.slice(0, dot);
+  return PREFIX_RULE.test(p) && !RESERVED_PREFIXES.has(p) ? p : undefined;
+}
+
+/**
+ * What topo may change or delete for one prefix: its services' exchanges, queues and bindings, and
+ * its own `topo.<prefix>.*` policies. Never amq.*, the default exchange, a user's policy, or the
+ * objects of another prefix, including a longer prefix that starts with this one ("mp" and "mpx")
+ * when the broker shows that prefix is in use (it holds a `topo.mpx.*` policy).
+ */
+export class Ownership {
+  private readonly exchange: RegExp;
+  private readonly queue: RegExp;
+  private readonly legacyPattern: Record<Kind, string>;
+  /** Longer prefixes in use on the broker whose names this prefix's patterns would also match. */
+  readonly nested: string[];
+  private readonly nestedRe: RegExp | undefined;
+
+  constructor(
+    readonly prefix: string,
+    others: Iterable<string> = [],
+  ) {
+    this.exchange = serviceNamePattern(prefix);
+    this.queue = serviceQueuePattern(prefix);
+    const p = escapeRegex(prefix);
+    this.legacyPattern = { sync: `^${p}[a-z_]+\\.sync$`, async: `^${p}[a-z_]+\\.async$` };
+    this.nested = [...new Set(others)].filter((o) => o !== prefix && o.startsWith(prefix)).sort();
+    this.nestedRe = this.nested.length ? new RegExp(`^(?:${this.nested.map(escapeRegex).join("|")})`) : undefined;
+  }
+
+  /** Ownership for what a vhost holds: other prefixes' `topo.<p>.*` policies mark their namespaces. */
+  static of(prefix: string, resources: Resource[]): Ownership {
+    const others: string[] = [];
+    for (const r of resources) {
+      if (r.kind !== "policy") continue;
+      const p = prefixOfOwnName(r.name);
+      if (p) others.push(p);
+    }
+    return new Ownership(prefix, others);
+  }
+
+  private mine(name: string, re: RegExp): boolean {
+    return re.test(name) && !this.nestedRe?.test(name);
+  }
+
+  isService(name: string): boolean {
+    return this.mine(name, this.exchange);
+  }
+
+  isServiceQueue(name: string): boolean {
+    return this.mine(name, this.queue);
+  }
+
+  owns(r: Resource): boolean {
+    switch (r.kind) {
+      case "vhost":
+        return false;
+      case "exchange":
+        return this.isService(r.name);
+      case "queue":
+        return this.isServiceQueue(r.name);
+      case "binding":
+        return r.destinationType === "queue" && this.isService(r.source) && this.isServiceQueue(r.destination);
+      case "policy":
+        return this.ownsPolicy(r);
+      default:
+        return assertNever(r);
+    }
+  }
+
+  /**
+   * This prefix's policies, and the unprefixed `topo.mirror.<kind>` of older versions when its
+   * pattern is the one they wrote for this prefix (plan replaces it with the prefixed one).
+   */
+  ownsPolicy(p: Policy): boolean {
+    if (p.name.startsWith(ownNamespace(this.prefix))) return true;
+    const legacy = LEGACY_MIRROR_POLICY.exec(p.name);
+    if (!legacy) return false;
+    const kind = legacy[1] as Kind;
+    if (p.pattern === this.legacyPattern[kind]) return true;
+    // The exact-list form: ^(?:a\.sync|b\.sync)$, every name one of this prefix's queues.
+    const list = /^\^\(\?:(.*)\)\$$/.exec(p.pattern);
+    if (!list) return false;
+    const names = (list[1] as string).split("|").map((n) => n.replace(/\\(.)/g, "$1"));
+    return names.length > 0 && names.every((n) => this.isServiceQueue(n) && n.endsWith(`.${kind}`));
+  }
+}
+
+/** Is `name` one of topo's own objects (of any prefix), as opposed to a user's? */
+export function isTopoName(name: string): boolean {
+  return name.startsWith(TOPO_NAMESPACE);
+}

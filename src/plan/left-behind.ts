@@ -1,0 +1,62 @@
+// Pure: what a vhost holds that looks like topo's work but is outside this file's prefix. topo
+// never changes or deletes it (it is not this prefix's), but plan says it is there: after a prefix
+// is renamed, the old queues still hold messages and nobody else would notice them.
+
+import type { ActualCluster, Binding, Queue } from "../model.js";
+import type { Ownership } from "../core/naming.js";
+import { HOLD_PREFIX, prefixOfOwnName } from "../core/naming.js";
+import { names } from "./words.js";
+
+export interface LeftBehind {
+  /** Services of the shape topo makes (topic exchange E, queue E.<kind> bound with E.<kind>.#), not this prefix's. */
+  services: { name: string; queues: string[]; prefix?: string }[];
+  /** Holding queues of another prefix's interrupted replace. */
+  holding: string[];
+}
+
+export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind {
+  const exchanges = new Set(actual.resources.flatMap((r) => (r.kind === "exchange" && r.type === "topic" ? [r.name] : [])));
+  const queues = new Map(actual.resources.filter((r): r is Queue => r.kind === "queue").map((q) => [q.name, q]));
+  const others = actual.resources.flatMap((r) => (r.kind === "policy" ? [prefixOfOwnName(r.name)] : [])).filter((p): p is string => !!p && p !== owner.prefix);
+  const byService = new Map<string, string[]>();
+  for (const r of actual.resources) {
+    if (r.kind !== "binding") continue;
+    const b = r as Binding;
+    if (b.destinationType !== "queue" || !exchanges.has(b.source) || owner.owns(b) || owner.isService(b.source)) continue;
+    const kind = b.destination.slice(b.source.length + 1);
+    if (b.destination !== `${b.source}.${kind}` || (kind !== "sync" && kind !== "async") || b.routingKey !== `${b.destination}.#`) continue;
+    if (!queues.has(b.destination)) continue;
+    byService.set(b.source, [...(byService.get(b.source) ?? []), b.destination]);
+  }
+  const services = [...byService.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, qs]) => ({ name, queues: qs.sort(), prefix: others.filter((p) => name.startsWith(p)).sort((a, b) => b.length - a.length)[0] }));
+  const holding = [...queues.keys()].filter((n) => n.startsWith(HOLD_PREFIX) && !owner.isServiceQueue(n.slice(HOLD_PREFIX.length))).sort();
+  return { services, holding };
+}
+
+/** Plan's warnings about what it leaves alone, with the messages the queues hold when known. */
+export function leftBehindWarnings(lb: LeftBehind, actual: ActualCluster, prefix: string): string[] {
+  const out: string[] = [];
+  const held = (qs: string[]) => {
+    const counts = qs.map((q) => actual.queueFacts[q]?.messages).filter((n): n is number => n !== undefined);
+    const total = counts.reduce((a, b) => a + b, 0);
+    return counts.length ? `; ${qs.length === 1 ? "its queue holds" : "their queues hold"} ${total} message${total === 1 ? "" : "s"}` : "";
+  };
+  const tail = (old: string) =>
+    `topo changes only prefix "${prefix}"'s objects and never these. If they are another file's, nothing needs doing; if the prefix was renamed, they are the old ones: move their workers, let the queues drain, then run topo apply with prefix ${old} and no services to remove them`;
+  const count = (n: number) => `${n} service${n === 1 ? "" : "s"}`;
+  for (const p of [...new Set(lb.services.flatMap((s) => (s.prefix ? [s.prefix] : [])))].sort()) {
+    const svcs = lb.services.filter((s) => s.prefix === p);
+    out.push(`left alone: ${count(svcs.length)} of prefix "${p}" (${names(svcs.map((s) => s.name))}${held(svcs.flatMap((s) => s.queues))}); ${tail(`"${p}"`)}`);
+  }
+  const unclaimed = lb.services.filter((s) => !s.prefix);
+  if (unclaimed.length) {
+    const look = unclaimed.length === 1 ? "looks" : "look";
+    out.push(`left alone: ${count(unclaimed.length)} outside prefix "${prefix}" ${look} like topo's (${names(unclaimed.map((s) => s.name))}${held(unclaimed.flatMap((s) => s.queues))}); ${tail("the old one")}`);
+  }
+  if (lb.holding.length) {
+    out.push(`left alone: ${names(lb.holding)} ${lb.holding.length === 1 ? "holds" : "hold"} messages of another prefix's interrupted replace${held(lb.holding)}; topo apply with that prefix finishes it`);
+  }
+  return out;
+}
