@@ -1,12 +1,15 @@
 // Glue shared by plan and apply: pick the clusters, open their management clients, read and diff.
 
 import { BrokerError, TopoError } from "../errors.js";
+import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
 import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
 import { ManagementClient } from "../broker/http.js";
 import { readCluster, readMessageCounts } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
+import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
+import { Ownership } from "../core/naming.js";
 
 export interface ConnectionOptions {
   insecure?: boolean;
@@ -25,15 +28,88 @@ export function managementClient(c: DesiredCluster, opts: ConnectionOptions): Ma
   return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure });
 }
 
+/**
+ * Make sure the cluster's AMQP URL and management API reach the same broker, before anything it
+ * reads is reported or anything is written. Returns who answered.
+ */
+export async function identify(c: DesiredCluster, client: ManagementClient, opts: ConnectionOptions): Promise<BrokerIdentity> {
+  const [amqp, mgmt] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client)]);
+  const differ = identityMismatch(amqp, mgmt);
+  if (differ.length) {
+    throw new BrokerError(
+      c.target.name,
+      `the AMQP URL and the management API reach different brokers (their ${differ.join(" and ")} differ):\n` +
+        `  ${c.target.amqp.display} is ${describeIdentity(amqp)}\n` +
+        `  ${c.target.management.display} is ${describeIdentity(mgmt)}\n` +
+        `  topo reads through the management API and writes through AMQP, so it refuses to report one broker and change another; nothing was changed`,
+      {
+        hints: [
+          `set clusters.${c.target.name}.management to the management API of the broker at ${c.target.amqp.hostname}:${c.target.amqp.port} (without it, topo uses http://<url host>:15672)`,
+        ],
+      },
+    );
+  }
+  return amqp;
+}
+
+/**
+ * Two clusters of the file that are one vhost of one broker (the same broker under two host
+ * names, say) would each delete the other's queues as drift: refuse, naming both.
+ */
+export function checkDistinctVhosts(found: { cluster: DesiredCluster; identity: BrokerIdentity }[]): void {
+  for (let i = 0; i < found.length; i++) {
+    for (let j = i + 1; j < found.length; j++) {
+      const a = found[i] as (typeof found)[number];
+      const b = found[j] as (typeof found)[number];
+      if (!a.identity.clusterName || a.identity.clusterName !== b.identity.clusterName) continue;
+      if (a.cluster.target.amqp.vhost !== b.cluster.target.amqp.vhost) continue;
+      throw new TopoError(
+        `clusters ${a.cluster.target.name} and ${b.cluster.target.name} are the same vhost "${a.cluster.target.amqp.vhost}" of one broker (RabbitMQ cluster "${a.identity.clusterName}"), reached as ${a.cluster.target.amqp.display} and ${b.cluster.target.amqp.display}; each cluster's plan would delete the other's queues as drift, so topo refuses; nothing was changed`,
+        [
+          "give each cluster its own vhost (the path of its url), or point them at different brokers",
+          `if these really are two brokers, give them distinct cluster names (rabbitmqctl set_cluster_name NAME on one of them)`,
+        ],
+      );
+    }
+  }
+}
+
+/**
+ * identify() for every selected cluster, and checkDistinctVhosts() over every cluster of the file:
+ * a cluster left out with --cluster can still be the same vhost. Those are only probed over AMQP,
+ * and one that does not answer is not this command's business.
+ */
+export async function verifyClusters(
+  all: DesiredCluster[],
+  selected: DesiredCluster[],
+  client: (c: DesiredCluster) => ManagementClient,
+  opts: ConnectionOptions,
+): Promise<void> {
+  const ids = await forEachCluster(selected, async (c) => ({ cluster: c, identity: await identify(c, client(c), opts) }));
+  const others = all.filter((c) => !selected.includes(c));
+  const extra = await Promise.all(
+    others.map(async (c) => {
+      try {
+        return [{ cluster: c, identity: await amqpIdentity(c.target, opts) }];
+      } catch {
+        return [];
+      }
+    }),
+  );
+  checkDistinctVhosts([...ids, ...extra.flat()]);
+}
+
 /** Read one cluster and diff it against the file. */
 export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string): Promise<ClusterPlan> {
   const actual = await readCluster(client, c.target);
   let plan = diffCluster(c, actual, prefix);
-  // Counts are worth their cost only where a queue would be deleted or replaced.
-  if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue")) {
+  const alone = leftBehind(actual, Ownership.of(prefix, actual.resources));
+  // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
+  if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue") || alone.services.length || alone.holding.length) {
     await readMessageCounts(client, c.target, actual);
     plan = diffCluster(c, actual, prefix);
   }
+  plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
   const compat = compatibility(c, actual);
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints });

@@ -1,6 +1,7 @@
 import { loadConfig, type Env } from "../config/load.js";
-import type { Plan } from "../model.js";
-import { forEachCluster, managementClient, planCluster, selectClusters, type ConnectionOptions } from "./clusters.js";
+import type { DesiredCluster, Plan } from "../model.js";
+import type { ManagementClient } from "../broker/http.js";
+import { forEachCluster, managementClient, planCluster, selectClusters, verifyClusters, type ConnectionOptions } from "./clusters.js";
 
 export interface PlanOptions extends ConnectionOptions {
   file: string;
@@ -16,14 +17,19 @@ export interface PlanStats {
 export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> {
   const { desired } = loadConfig(opts.file, opts.env);
   const clusters = selectClusters(desired, opts.cluster, opts.file);
-  const plans = await forEachCluster(clusters, async (c) => {
-    const client = managementClient(c, opts);
-    try {
-      return await planCluster(c, client, desired.prefix);
-    } finally {
-      if (stats) stats.httpRequests += client.requests;
-      client.close();
+  const clients = new Map(clusters.map((c) => [c, managementClient(c, opts)]));
+  const client = (c: DesiredCluster) => clients.get(c) as ManagementClient;
+  try {
+    // Who answers is checked beside the reads, and before any plan is returned.
+    const [plans] = await Promise.all([
+      forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix)),
+      verifyClusters(desired.clusters, clusters, client, opts),
+    ]);
+    return { clusters: plans };
+  } finally {
+    for (const c of clients.values()) {
+      if (stats) stats.httpRequests += c.requests;
+      c.close();
     }
-  });
-  return { clusters: plans };
+  }
 }

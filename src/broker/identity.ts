@@ -1,0 +1,160 @@
+// Which broker answers at a cluster's two endpoints. topo reads through the management API and
+// writes through AMQP; when the two reach different brokers (a `url` on another port, with the
+// management URL left to its default), a plan would describe one broker and apply would change
+// another. AMQP's connection.start carries the server's properties (cluster name, version,
+// Erlang) before any login, so the AMQP side is identified without credentials, permissions or
+// an existing vhost: it works for a read-only plan user and for a vhost apply has yet to create.
+
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import net from "node:net";
+import { dirname, join } from "node:path";
+import tls from "node:tls";
+import { BrokerError } from "../errors.js";
+import type { ClusterTarget } from "../model.js";
+import { tlsProblem, type ManagementClient } from "./http.js";
+
+export interface BrokerIdentity {
+  clusterName?: string;
+  version?: string;
+  /** Erlang/OTP version, e.g. "25.2.3". */
+  erlang?: string;
+}
+
+/** Where the connection.start frame is decoded: amqplib's own codec, not a second one of ours. */
+interface AmqpDefs {
+  decode(id: number, buf: Buffer): { serverProperties?: Record<string, unknown> };
+  ConnectionStart: number;
+}
+let defs: AmqpDefs | undefined;
+function amqpDefs(): AmqpDefs {
+  // amqplib's package exports hide lib/; the file is loaded by path from the installed package.
+  const require = createRequire(import.meta.url);
+  defs ??= require(join(dirname(require.resolve("amqplib")), "lib", "defs.js")) as AmqpDefs;
+  return defs;
+}
+
+/** AMQP 0-9-1's protocol header: the client speaks first. */
+const PROTOCOL_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]);
+const FRAME_METHOD = 1;
+const FRAME_END = 0xce;
+
+/** Decode the broker's first frame, or say why it is not connection.start. Exported for tests. */
+export function parseConnectionStart(buf: Buffer): { identity: BrokerIdentity } | { need: true } | { notAmqp: string } {
+  if (buf.length >= 4 && buf.subarray(0, 4).toString("latin1") === "AMQP") {
+    return { notAmqp: `it answered with an AMQP protocol header for another version (${[...buf.subarray(4, 8)].join("-")})` };
+  }
+  if (buf.length >= 4 && /^(HTTP|<|\{|SSH|\x15\x03)/.test(buf.subarray(0, 4).toString("latin1"))) {
+    const head = buf.subarray(0, 4).toString("latin1");
+    const what = head.startsWith("HTTP") ? "HTTP" : head.startsWith("SSH") ? "SSH" : head.startsWith("\x15") ? "TLS (use amqps://)" : "something else";
+    return { notAmqp: `it answered in ${what}, not AMQP` };
+  }
+  if (buf.length < 7) return { need: true };
+  if (buf[0] !== FRAME_METHOD || buf.readUInt16BE(1) !== 0) return { notAmqp: "its first bytes are not an AMQP method frame" };
+  const size = buf.readUInt32BE(3);
+  if (size > 1 << 20) return { notAmqp: "its first frame is not an AMQP connection.start" };
+  if (buf.length < 8 + size) return { need: true };
+  if (buf[7 + size] !== FRAME_END) return { notAmqp: "its first frame is malformed" };
+  const payload = buf.subarray(7, 7 + size);
+  const d = amqpDefs();
+  const id = payload.readUInt32BE(0);
+  if (id !== d.ConnectionStart) return { notAmqp: "its first frame is not connection.start" };
+  const props = d.decode(id, payload.subarray(4)).serverProperties ?? {};
+  const text = (v: unknown): string | undefined => (Buffer.isBuffer(v) ? v.toString("utf8") : typeof v === "string" ? v : undefined);
+  const platform = text(props.platform);
+  return {
+    identity: {
+      clusterName: text(props.cluster_name),
+      version: text(props.version),
+      erlang: platform ? /([0-9][0-9.]*)\s*$/.exec(platform)?.[1] : undefined,
+    },
+  };
+}
+
+/**
+ * Open the AMQP port, send the protocol header, read connection.start and hang up: no login, so
+ * nothing is logged on the broker as a failed authentication.
+ */
+export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; timeoutMs?: number } = {}): Promise<BrokerIdentity> {
+  const { amqp } = target;
+  const where = `connect ${amqp.display}`;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const done = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      fn();
+    };
+    const fail = (text: string, hints: string[], status?: string) => done(() => reject(new BrokerError(target.name, `${where} -> ${text}`, { hints, status })));
+    const socket =
+      amqp.protocol === "amqps"
+        ? tls.connect({
+            host: amqp.hostname,
+            port: amqp.port,
+            servername: net.isIP(amqp.hostname) ? undefined : amqp.hostname,
+            ca: target.tls.ca ? [readFileSync(target.tls.ca)] : undefined,
+            cert: target.tls.cert ? readFileSync(target.tls.cert) : undefined,
+            key: target.tls.key ? readFileSync(target.tls.key) : undefined,
+            rejectUnauthorized: !(target.tls.insecure || opts.insecure),
+          })
+        : net.connect({ host: amqp.hostname, port: amqp.port });
+    const timer = setTimeout(
+      () => fail(`no AMQP answer within ${timeoutMs / 1000} s`, [`${amqp.hostname}:${amqp.port} accepted the connection but did not answer as an AMQP broker; check the port in clusters.${target.name}.url (AMQP is 5672, or 5671 with TLS)`]),
+      timeoutMs,
+    );
+    socket.once(amqp.protocol === "amqps" ? "secureConnect" : "connect", () => socket.write(PROTOCOL_HEADER));
+    socket.on("data", (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const r = parseConnectionStart(buf);
+      if ("need" in r) return;
+      if ("notAmqp" in r) {
+        fail(`not an AMQP broker: ${r.notAmqp}`, [`check the port in clusters.${target.name}.url: AMQP is 5672 (5671 with TLS); the management API (15672) is set with management:`]);
+        return;
+      }
+      done(() => resolve(r.identity));
+    });
+    socket.on("error", (e: NodeJS.ErrnoException) => {
+      const t = tlsProblem(target.name, e);
+      if (t) return fail(t.text, [t.hint], e.code);
+      const hints =
+        e.code === "ECONNREFUSED"
+          ? [`nothing accepts AMQP connections at ${amqp.hostname}:${amqp.port}; is the broker up, and is the port in clusters.${target.name}.url right?`]
+          : e.code === "ENOTFOUND"
+            ? [`the host name does not resolve; check clusters.${target.name}.url`]
+            : [];
+      fail(e.code && !e.message.includes(e.code) ? `${e.code} ${e.message}` : e.message, hints, e.code);
+    });
+    socket.on("end", () =>
+      fail(`not an AMQP broker: it closed the connection without answering in AMQP`, [`check the port in clusters.${target.name}.url: AMQP is 5672 (5671 with TLS); the management API (15672) is set with management:`]),
+    );
+  });
+}
+
+/** The broker behind the management API, from the overview every management user may read. */
+export async function managementIdentity(client: ManagementClient): Promise<BrokerIdentity> {
+  const o = await client.get<{ cluster_name?: string; rabbitmq_version?: string; erlang_version?: string }>(
+    "/api/overview?columns=cluster_name,rabbitmq_version,erlang_version",
+  );
+  return { clusterName: o.cluster_name, version: o.rabbitmq_version, erlang: o.erlang_version };
+}
+
+export function describeIdentity(i: BrokerIdentity): string {
+  const parts = [i.version ? `RabbitMQ ${i.version}` : "RabbitMQ", i.clusterName ? `cluster "${i.clusterName}"` : "", i.erlang ? `Erlang ${i.erlang}` : ""];
+  return parts.filter(Boolean).join(", ");
+}
+
+/** The fields both sides report that differ; empty when they can be one broker. */
+export function identityMismatch(a: BrokerIdentity, b: BrokerIdentity): string[] {
+  const out: string[] = [];
+  const cmp = (what: string, x: string | undefined, y: string | undefined) => {
+    if (x !== undefined && y !== undefined && x !== y) out.push(what);
+  };
+  cmp("cluster name", a.clusterName, b.clusterName);
+  cmp("version", a.version, b.version);
+  cmp("Erlang version", a.erlang, b.erlang);
+  return out;
+}

@@ -1,0 +1,197 @@
+// The promises a deploy pipeline relies on, against the real broker: topo never touches what is
+// not its prefix's, and never reports one broker while it reads or writes another. Each refusal is
+// checked by comparing the broker's state before and after.
+
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { api, createVhost, deleteVhost, messageCount, publish, ROOT, runCli, startTestBroker, uniqueName, vh, withChannel, writeFile, writeTopology } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+function pair(): { sync: string; async: string } {
+  const p = { sync: uniqueName("tsync"), async: uniqueName("tasync") };
+  vhosts.push(p.sync, p.async);
+  return p;
+}
+
+/** Everything in a vhost that a plan could change, for before/after comparisons. */
+async function state(v: string): Promise<unknown> {
+  const get = async (what: string) => {
+    const r = await api("GET", `/api/${what}/${vh(v)}`);
+    if (r.status === 404) return "absent";
+    return (r.body as Record<string, unknown>[])
+      .map((o) => JSON.stringify([o.name, o.source, o.destination, o.routing_key, o.pattern, o.definition, o.arguments, o.type]))
+      .sort();
+  };
+  return { exchanges: await get("exchanges"), queues: await get("queues"), bindings: await get("bindings"), policies: await get("policies") };
+}
+
+describe("the prefix is a namespace", () => {
+  it("an empty prefix is refused before any broker is read, and the user's objects stay", async () => {
+    const { sync, async } = pair();
+    await createVhost(sync);
+    await withChannel(sync, async (ch) => {
+      await ch.assertExchange("billing", "topic", { durable: true });
+      await ch.assertQueue("billing.jobs", { durable: true });
+      await ch.bindQueue("billing.jobs", "billing", "billing.#");
+    });
+    const before = await state(sync);
+    const file = writeTopology({ sync, async, prefix: "", services: [] });
+    for (const cmd of [["validate"], ["plan"], ["apply", "--allow-destructive", "--allow-data-loss"]]) {
+      const r = await runCli([...cmd, "-f", file]);
+      expect(r.code, `${cmd[0]}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(/prefix: an empty prefix is no namespace/);
+      expect(r.stderr).toMatch(/nothing was sent to any broker/);
+    }
+    expect(await state(sync)).toEqual(before);
+    const imp = await runCli(["import", "--prefix", "", "--url", `sync=amqp://guest:guest@127.0.0.1:5672/${sync}`, "-o", join(writeFile("x", ""), "..", "imported.yaml")]);
+    expect(imp.code).toBe(1);
+    expect(imp.stderr).toMatch(/--prefix "" cannot be topo's namespace/);
+  });
+
+  it("a renamed prefix leaves the old queues, their messages and their mirroring alone, and plan says so", async () => {
+    const { sync, async } = pair();
+    const oldFile = writeTopology({ sync, async, prefix: "mp", services: ["mplogin"] });
+    expect((await runCli(["apply", "-f", oldFile])).code).toBe(0);
+    await publish(async, "mplogin", "mplogin.async.register", ["a", "b", "c"]);
+    const oldPolicy = (await api("GET", `/api/policies/${vh(sync)}/topo.mp.mirror.sync`)).body;
+    expect(oldPolicy.pattern).toBe("^mp[a-z_]+\\.sync$");
+
+    const newFile = writeTopology({ sync, async, prefix: "sh", services: ["shlogin"] });
+    const plan = await runCli(["plan", "-f", newFile]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).not.toMatch(/- delete|~ update/);
+    expect(plan.stdout).toContain("+ create policy topo.sh.mirror.sync");
+    // The async vhost has nothing that names the old prefix; the sync vhost has its mirror policy.
+    expect(plan.stdout).toMatch(/left alone: 1 service outside prefix "sh" looks like topo's \(mplogin; its queue holds 3 messages\)/);
+    expect(plan.stdout).toMatch(/left alone: 1 service of prefix "mp" \(mplogin; its queue holds 0 messages\); topo changes only prefix "sh"'s objects/);
+    expect(plan.stdout).toMatch(/if the prefix was renamed, they are the old ones/);
+
+    expect((await runCli(["apply", "-f", newFile])).code).toBe(0);
+    expect(await messageCount(async, "mplogin.async")).toBe(3);
+    expect((await api("GET", `/api/policies/${vh(sync)}/topo.mp.mirror.sync`)).body.pattern).toBe("^mp[a-z_]+\\.sync$");
+    expect((await api("GET", `/api/policies/${vh(sync)}/topo.sh.mirror.sync`)).body.pattern).toBe("^sh[a-z_]+\\.sync$");
+    // Both files now hold their own namespace on the same vhosts, and neither wants a change.
+    const again = await runCli(["plan", "-f", oldFile, "--detailed-exitcode"]);
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.stdout).toMatch(/left alone: 1 service of prefix "sh" \(shlogin; its queue holds 0 messages\)/);
+    expect((await runCli(["plan", "-f", newFile, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a vhost set up by an older topo (topo.mirror.sync) moves to the prefixed policy without a gap in mirroring", async () => {
+    const { sync, async } = pair();
+    const file = writeTopology({ sync, async, services: ["mplogin"] });
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // What an older topo made: the same policy under the unprefixed name.
+    await api("DELETE", `/api/policies/${vh(sync)}/topo.mp.mirror.sync`);
+    await api("PUT", `/api/policies/${vh(sync)}/topo.mirror.sync`, { pattern: "^mp[a-z_]+\\.sync$", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, "apply-to": "queues", priority: 0 });
+    const plan = await runCli(["plan", "-f", file]);
+    expect(plan.stdout).toContain("+ create policy topo.mp.mirror.sync");
+    expect(plan.stdout).toContain("- delete policy topo.mirror.sync");
+    expect((await runCli(["apply", "-f", file, "--allow-destructive"])).code).toBe(0);
+    const names = ((await api("GET", `/api/policies/${vh(sync)}`)).body as { name: string }[]).map((p) => p.name);
+    expect(names).toEqual(["topo.mp.mirror.sync"]);
+  });
+});
+
+describe("the broker named is the broker read", () => {
+  it("refuses two clusters that are one vhost under two host names, before writing anything", async () => {
+    const v = uniqueName("onevhost");
+    vhosts.push(v);
+    const file = writeFile(
+      "topology.yaml",
+      JSON.stringify({
+        version: 1,
+        clusters: {
+          sync: { url: `amqp://guest:guest@127.0.0.1:5672/${v}`, management: "http://127.0.0.1:15672" },
+          async: { url: `amqp://guest:guest@localhost/${v}`, management: "http://localhost:15672" },
+        },
+        services: ["mplogin"],
+      }),
+    );
+    for (const cmd of [["plan"], ["apply", "--allow-destructive"]]) {
+      const r = await runCli([...cmd, "-f", file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`clusters sync and async are the same vhost "${v}" of one broker`));
+      expect(r.stderr).toMatch(/nothing was changed/);
+    }
+    expect((await api("GET", `/api/vhosts/${vh(v)}`)).status).toBe(404);
+  });
+
+  it("checks who answers for a read-only plan user and a vhost that does not exist yet", async () => {
+    const { sync, async } = pair();
+    const user = uniqueName("reader");
+    await api("PUT", `/api/users/${user}`, { password: "read-only-pw", tags: "monitoring" });
+    try {
+      const file = writeTopology({ sync, async, services: ["mplogin"], credentials: { user, password: "read-only-pw" } });
+      const r = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toMatch(/\+ create vhost/);
+    } finally {
+      await api("DELETE", `/api/users/${user}`);
+    }
+  });
+
+  it("fails at once, in plan, when nothing speaks AMQP at the url", async () => {
+    const { sync, async } = pair();
+    const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: {} });
+    const text = JSON.parse(await import("node:fs").then((fs) => fs.readFileSync(file, "utf8")));
+    text.clusters.async.url = text.clusters.async.url.replace(/:5672\//, ":5999/");
+    const bad = writeFile("topology.yaml", JSON.stringify(text));
+    const started = Date.now();
+    const r = await runCli(["plan", "-f", bad, "--detailed-exitcode"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cluster async: connect amqp:\/\/.*:5999\/.* -> .*ECONNREFUSED/);
+    expect(r.stderr).toMatch(/nothing accepts AMQP connections at 127\.0\.0\.1:5999/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    const http = { ...text };
+    http.clusters.async.url = text.clusters.async.url.replace(/:5999\//, ":15672/");
+    const r2 = await runCli(["plan", "-f", writeFile("topology.yaml", JSON.stringify(http))]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/cluster async: connect .*:15672\/.* -> not an AMQP broker/);
+    expect(r2.stderr).toMatch(/AMQP is 5672/);
+  });
+});
+
+// A second, real broker: RabbitMQ 4.0 from scripts/rabbitmq4.sh (CI starts it).
+describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("a cluster read through another broker's management API", () => {
+  let stopBroker = () => undefined as void;
+  beforeAll(() => {
+    stopBroker = startTestBroker(join(ROOT, "scripts/rabbitmq4.sh"), 600_000);
+  }, 600_000);
+  afterAll(() => stopBroker());
+
+  it("is refused with both identities named, and neither broker is written", async () => {
+    const { sync, async } = pair();
+    const file = writeFile(
+      "topology.yaml",
+      JSON.stringify({
+        version: 1,
+        clusters: {
+          sync: { url: `amqp://guest:guest@127.0.0.1:5672/${sync}` },
+          // No management key: the default is http://127.0.0.1:15672, the 3.10 broker's.
+          async: { url: `amqp://guest:guest@127.0.0.1:5690/${async}` },
+        },
+        defaults: { sync: { mirrored: false } },
+        services: ["mplogin"],
+      }),
+    );
+    for (const cmd of [["plan", "--detailed-exitcode"], ["apply"]]) {
+      const r = await runCli([...cmd, "-f", file]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).not.toMatch(/no changes|No changes/);
+      expect(r.stderr).toMatch(/cluster async: the AMQP URL and the management API reach different brokers/);
+      expect(r.stderr).toMatch(/127\.0\.0\.1:5690\/.* is RabbitMQ 4\.0\.\d+, cluster "[^"]+"/);
+      expect(r.stderr).toMatch(/http:\/\/127\.0\.0\.1:15672 is RabbitMQ 3\.10\.\d+, cluster "[^"]+"/);
+      expect(r.stderr).toMatch(/set clusters\.async\.management/);
+    }
+    // Nothing was created, on either broker.
+    expect((await api("GET", `/api/vhosts/${vh(sync)}`)).status).toBe(404);
+    expect((await api("GET", `/api/vhosts/${vh(async)}`)).status).toBe(404);
+    const r4 = await fetch(`http://127.0.0.1:15690/api/vhosts/${vh(async)}`, { headers: { authorization: `Basic ${Buffer.from("guest:guest").toString("base64")}` } });
+    expect(r4.status).toBe(404);
+  });
+});

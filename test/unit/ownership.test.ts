@@ -1,0 +1,132 @@
+// What topo owns: one prefix's namespace and nothing else, and the broker it names is the broker
+// it reads. Pure functions on plain objects; the broker-side proof is test/integration/trust.test.ts.
+
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { normalize } from "../../src/config/normalize.js";
+import { mirrorPolicyName, Ownership, prefixProblem } from "../../src/core/naming.js";
+import { identityMismatch, parseConnectionStart } from "../../src/broker/identity.js";
+import { checkDistinctVhosts } from "../../src/commands/clusters.js";
+import { diffCluster } from "../../src/plan/diff.js";
+import { leftBehind, leftBehindWarnings } from "../../src/plan/left-behind.js";
+import { actual, desiredOf, exchange, policy, raw, service } from "../helpers/builders.js";
+
+const ops = (d: ReturnType<typeof diffCluster>) => d.actions.map((a) => `${a.op} ${a.key}`);
+
+describe("the prefix is a namespace", () => {
+  it("refuses an empty prefix, and words topo uses for itself", () => {
+    expect(prefixProblem("")).toMatch(/empty prefix is no namespace/);
+    expect(prefixProblem("hold")).toMatch(/reserved/);
+    expect(prefixProblem("_x")).toMatch(/must match/);
+    expect(prefixProblem("mp")).toBeUndefined();
+    const { problems } = normalize(raw({ prefix: "", services: [] }));
+    expect(problems).toEqual([expect.objectContaining({ path: ["prefix"], message: expect.stringMatching(/empty prefix/) })]);
+  });
+
+  it("names every object topo makes for itself after the prefix", () => {
+    expect(mirrorPolicyName("mp", "sync")).toBe("topo.mp.mirror.sync");
+    const d = desiredOf(raw({ prefix: "sh", services: ["shlogin"] }), "sync");
+    expect(d.resources.filter((r) => r.kind === "policy").map((r) => (r.kind === "policy" ? r.name : ""))).toEqual(["topo.sh.mirror.sync"]);
+  });
+});
+
+describe("a renamed prefix leaves the old objects alone and says so", () => {
+  // What a file with prefix mp made with an older topo: two services, mirrored by topo.mirror.sync.
+  const old = [
+    ...service("mplogin", "sync", { durable: false }),
+    ...service("mpwallet", "sync", { durable: false }),
+    policy({ name: "topo.mirror.sync", pattern: "^mp[a-z_]+\\.sync$" }),
+  ];
+
+  it("plans only the new prefix's objects: no delete, no re-pointed policy", () => {
+    const d = desiredOf(raw({ prefix: "sh", services: ["shlogin"] }), "sync");
+    const a = actual([{ kind: "vhost", name: "s" }, ...old], { queueFacts: { "mplogin.sync": { messages: 7 }, "mpwallet.sync": { messages: 8 } } });
+    const plan = diffCluster(d, a, "sh");
+    expect(plan.actions.every((x) => x.op === "create")).toBe(true);
+    expect(ops(plan)).toContain("create policy|topo.sh.mirror.sync");
+    const lb = leftBehind(a, Ownership.of("sh", a.resources));
+    expect(lb.services.map((s) => s.name)).toEqual(["mplogin", "mpwallet"]);
+    const [w] = leftBehindWarnings(lb, a, "sh");
+    expect(w).toMatch(/left alone: 2 services outside prefix "sh" look like topo's \(mplogin, mpwallet; their queues hold 15 messages\)/);
+  });
+
+  it("an older topo's topo.mirror.sync of the same prefix becomes topo.mp.mirror.sync, created before the old one goes", () => {
+    const d = desiredOf(raw({ services: ["mplogin", "mpwallet"] }), "sync");
+    const plan = diffCluster(d, actual([{ kind: "vhost", name: "s" }, ...old]), "mp");
+    // Apply writes policies before anything else and deletes them last (broker/execute.ts), so the
+    // queues are mirrored by one policy or the other throughout.
+    expect(ops(plan).sort()).toEqual(["create policy|topo.mp.mirror.sync", "delete policy|topo.mirror.sync"]);
+  });
+
+  it("an older topo.mirror.sync that lists another prefix's queues is not this prefix's", () => {
+    const own = new Ownership("mp");
+    expect(own.ownsPolicy(policy({ name: "topo.mirror.sync", pattern: "^(?:mpa\\.sync|mpb\\.sync)$" }))).toBe(true);
+    expect(own.ownsPolicy(policy({ name: "topo.mirror.sync", pattern: "^(?:sha\\.sync|mpb\\.sync)$" }))).toBe(false);
+    expect(own.ownsPolicy(policy({ name: "topo.mirror.sync", pattern: "^sh[a-z_]+\\.sync$" }))).toBe(false);
+    expect(own.ownsPolicy(policy({ name: "topo.custom" }))).toBe(false);
+  });
+});
+
+describe("two prefixes on one vhost", () => {
+  it("never touch each other's policies or services", () => {
+    const theirs = [...service("shcart", "sync", { durable: false }), policy({ name: "topo.sh.mirror.sync", pattern: "^sh[a-z_]+\\.sync$" })];
+    const d = desiredOf(raw({ services: ["mplogin"] }), "sync");
+    const mine = d.resources;
+    const plan = diffCluster(d, actual([...mine, ...theirs]), "mp");
+    expect(plan.actions).toEqual([]);
+  });
+
+  it("a longer prefix that starts with this one is another namespace once the broker shows it in use", () => {
+    const theirs = [...service("mpxcart", "sync", { durable: false }), policy({ name: "topo.mpx.mirror.sync", pattern: "^mpx[a-z_]+\\.sync$" })];
+    const d = desiredOf(raw({ services: ["mplogin"] }), "sync");
+    const a = actual([...d.resources, ...theirs]);
+    expect(diffCluster(d, a, "mp").actions).toEqual([]);
+    const lb = leftBehind(a, Ownership.of("mp", a.resources));
+    expect(leftBehindWarnings(lb, a, "mp")).toEqual([expect.stringMatching(/^left alone: 1 service of prefix "mpx" \(mpxcart\); topo changes only prefix "mp"'s objects and never these/)]);
+    // Without that evidence, mpxcart is an mp service the file no longer lists: plan deletes it.
+    const bare = actual([...d.resources, ...service("mpxcart", "sync", { durable: false })]);
+    expect(ops(diffCluster(d, bare, "mp"))).toContain("delete exchange|mpxcart");
+  });
+
+  it("a user's exchange that is not topo-shaped is never reported", () => {
+    const a = actual([exchange({ name: "billing" }), ...service("mplogin", "async")]);
+    expect(leftBehind(a, Ownership.of("sh", a.resources)).services.map((s) => s.name)).toEqual(["mplogin"]);
+  });
+});
+
+describe("which broker answers", () => {
+  const require = createRequire(import.meta.url);
+  const defs = require(join(dirname(require.resolve("amqplib")), "lib", "defs.js")) as { encodeMethod(id: number, ch: number, f: object): Buffer; ConnectionStart: number };
+  const start = defs.encodeMethod(defs.ConnectionStart, 0, {
+    versionMajor: 0,
+    versionMinor: 9,
+    serverProperties: { cluster_name: "rabbit@vm", version: "3.10.8", platform: "Erlang/OTP 25.2.3", capabilities: { publisher_confirms: true } },
+    mechanisms: Buffer.from("PLAIN AMQPLAIN"),
+    locales: Buffer.from("en_US"),
+  });
+
+  it("reads connection.start with amqplib's codec, also when it arrives in pieces", () => {
+    expect(parseConnectionStart(start)).toEqual({ identity: { clusterName: "rabbit@vm", version: "3.10.8", erlang: "25.2.3" } });
+    expect(parseConnectionStart(start.subarray(0, 5))).toEqual({ need: true });
+    expect(parseConnectionStart(start.subarray(0, start.length - 1))).toEqual({ need: true });
+  });
+
+  it("knows what is not an AMQP broker", () => {
+    expect(parseConnectionStart(Buffer.from("HTTP/1.1 400 Bad Request\r\n"))).toEqual({ notAmqp: "it answered in HTTP, not AMQP" });
+    expect(parseConnectionStart(Buffer.from([0x41, 0x4d, 0x51, 0x50, 1, 1, 0, 10]))).toMatchObject({ notAmqp: expect.stringMatching(/another version/) });
+  });
+
+  it("compares only what both sides report", () => {
+    expect(identityMismatch({ clusterName: "a", version: "3.10.8" }, { clusterName: "a", version: "3.10.8", erlang: "25" })).toEqual([]);
+    expect(identityMismatch({ clusterName: "rabbit4@vm", version: "4.0.5" }, { clusterName: "rabbit@vm", version: "3.10.8" })).toEqual(["cluster name", "version"]);
+  });
+
+  it("refuses two clusters that are one vhost of one broker, whatever their host names", () => {
+    const { desired } = normalize(raw({ clusters: { sync: { url: "amqp://u:p@127.0.0.1:5672/v" }, async: { url: "amqp://u:p@localhost/v" } } }));
+    const [s, a] = desired.clusters;
+    const id = { clusterName: "rabbit@vm", version: "3.10.8" };
+    expect(() => checkDistinctVhosts([{ cluster: s!, identity: id }, { cluster: a!, identity: id }])).toThrow(/clusters sync and async are the same vhost "v" of one broker/);
+    expect(() => checkDistinctVhosts([{ cluster: s!, identity: id }, { cluster: a!, identity: { ...id, clusterName: "other@vm" } }])).not.toThrow();
+  });
+});
