@@ -4,7 +4,7 @@
 
 import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { ConfigError, TopoError } from "./errors.js";
+import { ConfigError, errorJson, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { redactText } from "./redact.js";
 
@@ -34,7 +34,7 @@ function fail(e: unknown, json: boolean): never {
     err(`${paint("error", "Error:")} ${e instanceof Error ? e.message : String(e)}`);
     err("  hint: this looks like a bug in topo; please report it with the command you ran");
   }
-  if (json) out(JSON.stringify({ error: redactText(e instanceof Error ? e.message : String(e)) }));
+  if (json) out(JSON.stringify(errorJson(e, redactText)));
   process.exit(e instanceof TopoError ? e.exitCode : 1);
 }
 

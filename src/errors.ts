@@ -1,16 +1,50 @@
-// Errors are classes; only cli.ts turns them into output and an exit code.
+// Errors are classes; only cli.ts turns them into output and an exit code. Each carries a stable
+// code, so a pipeline can tell a refused plan from a lock timeout from an unreachable broker
+// without reading the words (`--json` prints {"error": {"code", "message", ...}}).
+
+/** The stable error codes; docs/errors table in README lists what each means. */
+export type ErrorCode =
+  | "usage"
+  | "config_invalid"
+  | "broker_unreachable"
+  | "endpoint_mismatch"
+  | "auth_failed"
+  | "permission_denied"
+  | "broker_refused"
+  | "version_unsupported"
+  | "refused_destructive"
+  | "refused_data_loss"
+  | "lock_timeout"
+  | "apply_incomplete";
+
+export const ERROR_CODES: Record<ErrorCode, string> = {
+  usage: "the command line or its arguments are wrong (an unknown cluster, an option out of range)",
+  config_invalid: "the topology file is wrong; every problem is listed with FILE:LINE:COL and nothing was sent to a broker",
+  broker_unreachable: "a broker did not answer (connection refused, timed out, name not found, not AMQP / not a management API)",
+  endpoint_mismatch: "a cluster's AMQP URL and management API reach different brokers, or two clusters are one vhost",
+  auth_failed: "a broker refused the user name or password",
+  permission_denied: "the user lacks a tag or a permission the command needs",
+  broker_refused: "the broker refused a request (the reply is in the message)",
+  version_unsupported: "the file asks for something this RabbitMQ version cannot do",
+  refused_destructive: "apply refused a replace or delete without --allow-destructive; nothing was written",
+  refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
+  lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
+  apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
+};
 
 export class TopoError extends Error {
   readonly exitCode: number = 1;
+  readonly code: ErrorCode;
   /** Lines of advice printed after the message. */
   readonly hints: string[];
   /** True when retrying later may help (connection refused, 503, a connection lost to a restart). */
   readonly transient: boolean;
-  constructor(message: string, hints: string[] = [], transient = false) {
+  constructor(message: string, hints: string[] = [], transient = false, code: ErrorCode = "usage") {
     super(message);
     this.name = new.target.name;
     this.hints = hints;
     this.transient = transient;
+    this.code = code;
   }
 }
 
@@ -29,27 +63,75 @@ export function formatProblem(p: ConfigProblem): string {
 export class ConfigError extends TopoError {
   readonly problems: ConfigProblem[];
   constructor(problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join("\n"));
+    super(problems.map(formatProblem).join("\n"), [], false, "config_invalid");
     this.problems = problems;
   }
+}
+
+const UNREACHABLE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ESOCKETTIMEDOUT", "UND_ERR_SOCKET"]);
+
+/** The code a broker's answer means, when the caller does not know better. */
+function brokerCode(status: number | string | undefined, transient: boolean): ErrorCode {
+  if (status === 401) return "auth_failed";
+  if (status === 403) return "permission_denied";
+  if (typeof status === "string" && UNREACHABLE.has(status)) return "broker_unreachable";
+  if (transient && status === undefined) return "broker_unreachable";
+  return "broker_refused";
 }
 
 /** The broker refused or could not be reached. The message names cluster, object and reply. */
 export class BrokerError extends TopoError {
   readonly cluster: string;
   readonly status?: number | string;
-  constructor(cluster: string, message: string, opts: { transient?: boolean; status?: number | string; hints?: string[] } = {}) {
-    super(`cluster ${cluster}: ${message}`, opts.hints ?? [], opts.transient ?? false);
+  /** The object or request the broker answered about, when there is one. */
+  readonly object?: string;
+  constructor(
+    cluster: string,
+    message: string,
+    opts: { transient?: boolean; status?: number | string; hints?: string[]; code?: ErrorCode; object?: string } = {},
+  ) {
+    super(`cluster ${cluster}: ${message}`, opts.hints ?? [], opts.transient ?? false, opts.code ?? brokerCode(opts.status, opts.transient ?? false));
     this.cluster = cluster;
     this.status = opts.status;
+    this.object = opts.object;
   }
 }
 
 /** The plan holds actions the user has not allowed (destructive, or losing messages). */
-export class UnsafePlanError extends TopoError {}
+export class UnsafePlanError extends TopoError {
+  constructor(message: string, hints: string[], code: "refused_destructive" | "refused_data_loss" = "refused_destructive") {
+    super(message, hints, false, code);
+  }
+}
 
 /** Apply could not take the cluster's lock in time. */
-export class LockError extends TopoError {}
+export class LockError extends TopoError {
+  constructor(message: string, hints: string[] = []) {
+    super(message, hints, false, "lock_timeout");
+  }
+}
 
 /** Apply stopped part way; the message says what was done and what was not. */
-export class ApplyError extends TopoError {}
+export class ApplyError extends TopoError {
+  constructor(message: string, hints: string[] = [], transient = false) {
+    super(message, hints, transient, "apply_incomplete");
+  }
+}
+
+/** What `--json` prints for an error: stable fields a pipeline can branch on. */
+export interface ErrorJson {
+  error: { code: ErrorCode | "internal"; message: string; cluster?: string; object?: string; hints?: string[]; problems?: ConfigProblem[] };
+}
+
+export function errorJson(e: unknown, redact: (s: string) => string): ErrorJson {
+  if (!(e instanceof TopoError)) return { error: { code: "internal", message: redact(e instanceof Error ? e.message : String(e)) } };
+  return {
+    error: {
+      code: e.code,
+      message: redact(e.message),
+      ...(e instanceof ConfigError ? { problems: e.problems.map((p) => ({ ...p, message: redact(p.message) })) } : {}),
+      ...(e instanceof BrokerError ? { cluster: e.cluster, ...(e.object ? { object: redact(e.object) } : {}) } : {}),
+      ...(e.hints.length ? { hints: e.hints.map(redact) } : {}),
+    },
+  };
+}

@@ -4,7 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import type { Channel, ChannelModel } from "amqplib";
-import { BrokerError } from "../errors.js";
+import { BrokerError, type ErrorCode } from "../errors.js";
 import type { ClusterTarget } from "../model.js";
 import { redactText } from "../redact.js";
 import { tlsProblem } from "./http.js";
@@ -167,6 +167,7 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   const transient = connectionGone && !byOperator && (code === undefined || code === 320);
   const hint = code !== undefined ? CODE_HINTS[code] : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
+    object: what,
     status: code,
     transient,
     hints: hint ? [hint] : [],
@@ -179,12 +180,18 @@ function connectError(target: ClusterTarget, e: Error): BrokerError {
   const where = `connect ${target.amqp.display}`;
   const hints: string[] = [];
   let transient = false;
+  let kind: ErrorCode | undefined;
   if (tls) hints.push(tls.hint);
-  else if (/ACCESS.REFUSED|403/.test(e.message)) hints.push(`the broker refused user "${target.amqp.username}"; check the user and password in clusters.${target.name}.url`);
-  else if (/NOT.ALLOWED|530|vhost/.test(e.message)) hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);
-  else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
+  else if (/ACCESS.REFUSED|403/.test(e.message)) {
+    kind = "auth_failed";
+    hints.push(`the broker refused user "${target.amqp.username}"; check the user and password in clusters.${target.name}.url`);
+  } else if (/NOT.ALLOWED|530|vhost/.test(e.message)) {
+    kind = "permission_denied";
+    hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);
+  } else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
+    kind = "broker_unreachable";
     transient = true;
     hints.push(`nothing accepts AMQP connections at ${target.amqp.hostname}:${target.amqp.port}; is the broker up?`);
   }
-  return new BrokerError(target.name, redactText(`${where} -> ${text}`), { status: code, transient, hints });
+  return new BrokerError(target.name, redactText(`${where} -> ${text}`), { status: code, transient, hints, code: kind ?? (tls ? "broker_unreachable" : undefined) });
 }

@@ -89,7 +89,8 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
       socket.destroy();
       fn();
     };
-    const fail = (text: string, hints: string[], status?: string) => done(() => reject(new BrokerError(target.name, `${where} -> ${text}`, { hints, status })));
+    const fail = (text: string, hints: string[], status?: string) =>
+      done(() => reject(new BrokerError(target.name, `${where} -> ${text}`, { hints, status, code: "broker_unreachable" })));
     const socket =
       amqp.protocol === "amqps"
         ? tls.connect({

@@ -46,6 +46,7 @@ export async function identify(c: DesiredCluster, client: ManagementClient, opts
         hints: [
           `set clusters.${c.target.name}.management to the management API of the broker at ${c.target.amqp.hostname}:${c.target.amqp.port} (without it, topo uses http://<url host>:15672)`,
         ],
+        code: "endpoint_mismatch",
       },
     );
   }
@@ -69,6 +70,8 @@ export function checkDistinctVhosts(found: { cluster: DesiredCluster; identity: 
           "give each cluster its own vhost (the path of its url), or point them at different brokers",
           `if these really are two brokers, give them distinct cluster names (rabbitmqctl set_cluster_name NAME on one of them)`,
         ],
+        false,
+        "endpoint_mismatch",
       );
     }
   }
@@ -112,7 +115,7 @@ export async function planCluster(c: DesiredCluster, client: ManagementClient, p
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
   const compat = compatibility(c, actual);
   if (compat.errors.length) {
-    throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints });
+    throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
   }
   const mirrors = mirroring(c, actual);
   plan.warnings.push(...compat.warnings, ...mirrors.warnings);

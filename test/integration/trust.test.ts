@@ -46,6 +46,8 @@ describe("the prefix is a namespace", () => {
       expect(r.stderr).toMatch(/prefix: an empty prefix is no namespace/);
       expect(r.stderr).toMatch(/nothing was sent to any broker/);
     }
+    const json = await runCli(["validate", "-f", file, "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "config_invalid", problems: [{ line: expect.any(Number), col: expect.any(Number), message: expect.stringMatching(/empty prefix/) }] } });
     expect(await state(sync)).toEqual(before);
     const imp = await runCli(["import", "--prefix", "", "--url", `sync=amqp://guest:guest@127.0.0.1:5672/${sync}`, "-o", join(writeFile("x", ""), "..", "imported.yaml")]);
     expect(imp.code).toBe(1);
@@ -118,6 +120,8 @@ describe("the broker named is the broker read", () => {
       expect(r.stderr).toMatch(new RegExp(`clusters sync and async are the same vhost "${v}" of one broker`));
       expect(r.stderr).toMatch(/nothing was changed/);
     }
+    const json = await runCli(["plan", "-f", file, "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "endpoint_mismatch", message: expect.stringMatching(/same vhost/) } });
     expect((await api("GET", `/api/vhosts/${vh(v)}`)).status).toBe(404);
   });
 
@@ -147,6 +151,8 @@ describe("the broker named is the broker read", () => {
     expect(r.stderr).toMatch(/cluster async: connect amqp:\/\/.*:5999\/.* -> .*ECONNREFUSED/);
     expect(r.stderr).toMatch(/nothing accepts AMQP connections at 127\.0\.0\.1:5999/);
     expect(Date.now() - started).toBeLessThan(20_000);
+    const json = await runCli(["plan", "-f", bad, "--json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "broker_unreachable", cluster: "async" } });
     const http = { ...text };
     http.clusters.async.url = text.clusters.async.url.replace(/:5999\//, ":15672/");
     const r2 = await runCli(["plan", "-f", writeFile("topology.yaml", JSON.stringify(http))]);

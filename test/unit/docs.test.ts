@@ -54,3 +54,11 @@ describe("docs", () => {
     expect(readme).toContain("npm test");
   });
 });
+
+describe("error codes", () => {
+  it("are listed, each with its meaning, in docs/errors.md", async () => {
+    const { ERROR_CODES } = await import("../../src/errors.js");
+    const doc = readFileSync(join(ROOT, "docs/errors.md"), "utf8");
+    for (const [code, meaning] of Object.entries(ERROR_CODES)) expect(doc).toContain(`| \`${code}\` | ${meaning} |`);
+  });
+});
