@@ -7,6 +7,8 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { ConfigError, errorJson, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { redactText } from "./redact.js";
+import { GRAPH_FORMATS } from "./plan/graph.js";
+import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 
 const out = (s: string) => process.stdout.write(`${redactText(s)}\n`);
 const err = (s: string) => process.stderr.write(`${redactText(s)}\n`);
@@ -149,27 +151,9 @@ program
   .option("--insecure", "do not verify TLS certificates (tests only)")
   .action(async (task: string, o: { file: string; live?: boolean; json?: boolean; insecure?: boolean }) => {
     try {
-      const { route } = await import("./commands/route.js");
+      const { route, routeJson, routeText } = await import("./commands/route.js");
       const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure });
-      if (o.json) {
-        out(JSON.stringify({ ...r.route, endpoint: r.endpoint, live: r.live ?? null }, null, 2));
-        return;
-      }
-      const lines = [
-        `${r.route.task}`,
-        `  cluster:     ${r.route.cluster} (${r.endpoint})`,
-        `  exchange:    ${r.route.exchange} (topic)`,
-        `  routing key: ${r.route.routingKey}`,
-        `  queues:      ${r.route.queues.join(", ")}`,
-      ];
-      if (r.live) {
-        lines.push(
-          r.live.differs
-            ? `  live:        the broker routes it to ${r.live.queues.join(", ")}, not as the file says (topo plan shows the drift)`
-            : `  live:        the broker's bindings agree`,
-        );
-      }
-      out(lines.join("\n"));
+      out(o.json ? JSON.stringify(routeJson(r), null, 2) : routeText(r));
     } catch (e) {
       fail(e, !!o.json);
     }
@@ -185,18 +169,8 @@ exportCmd
   .option("-o, --output <file>", "write to this file instead of stdout")
   .action(async (o: { file: string; cluster?: string; output?: string }) => {
     try {
-      const [{ loadConfig }, { exportCluster }, { definitionsOf }] = await Promise.all([
-        import("./config/load.js"),
-        import("./export/cluster.js"),
-        import("./export/definitions.js"),
-      ]);
-      const { desired } = loadConfig(o.file);
-      const cluster = exportCluster(desired, o.cluster, o.file, {
-        why: "a definitions file is imported into one broker",
-        emptyWhy: "its definitions would hold only the vhost",
-        command: (c) => `topo export definitions -f ${o.file} --cluster ${c} -o ${c}.json`,
-      });
-      await emit(`${JSON.stringify(definitionsOf(cluster), null, 2)}\n`, o.output);
+      const { exportDefinitions } = await import("./commands/export-definitions.js");
+      await emit(exportDefinitions({ file: o.file, cluster: o.cluster }).text, o.output);
     } catch (e) {
       fail(e, false);
     }
@@ -208,7 +182,7 @@ async function emit(text: string, file: string | undefined): Promise<void> {
     process.stdout.write(text);
     return;
   }
-  const { writeWhole } = await import("./commands/write-file.js");
+  const { writeWhole } = await import("./files/write-file.js");
   writeWhole(file, text);
   err(`wrote ${file}`);
 }
@@ -217,18 +191,12 @@ program
   .command("graph")
   .description("draw the clusters, exchanges, queues and bindings of the file (Mermaid or Graphviz DOT)")
   .addOption(fileOption())
-  .addOption(new Option("--format <format>", "diagram language").choices(["mermaid", "dot"]).default("mermaid"))
+  .addOption(new Option("--format <format>", "diagram language").choices([...GRAPH_FORMATS]).default("mermaid"))
   .option("--cluster <name>", "only this cluster")
   .action(async (o: { file: string; format: "mermaid" | "dot"; cluster?: string }) => {
     try {
-      const [{ loadConfig }, { selectClusters }, { renderGraph }] = await Promise.all([
-        import("./config/load.js"),
-        import("./commands/clusters.js"),
-        import("./plan/graph.js"),
-      ]);
-      const { desired } = loadConfig(o.file);
-      const clusters = selectClusters(desired, o.cluster, o.file);
-      process.stdout.write(renderGraph({ ...desired, clusters }, o.format));
+      const { graph } = await import("./commands/graph.js");
+      process.stdout.write(graph({ file: o.file, format: o.format, cluster: o.cluster }));
     } catch (e) {
       fail(e, false);
     }
@@ -266,7 +234,7 @@ exportCmd
     .option("--cluster <name>", "read this cluster of the file; repeat for more (default: every cluster of the file)", collect)
     .option("--url <[name=]url>", "read this vhost instead, e.g. sync=amqp://USER@HOST:5672/VHOST; repeat for more clusters", collect)
     .option("--management <[name=]url>", "management API of the --url clusters (default http://<host>:15672)", collect)
-    .option("--password-env <var>", "the variable that holds the --url password; the file refers to it as ${VAR}", "RABBITMQ_PASSWORD")
+    .option("--password-env <var>", "the variable that holds the --url password; the file refers to it as ${VAR}", DEFAULT_PASSWORD_ENV)
     .option("--prefix <prefix>", "service name prefix, topo's namespace (default: the file's, else mp)")
     .option("-o, --output <file>", "write the file here instead of stdout")
     .option("--force", "replace the -o file if it exists")

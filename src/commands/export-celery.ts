@@ -6,7 +6,7 @@ import { loadConfig, type Env } from "../config/load.js";
 import { TopoError } from "../errors.js";
 import { celeryModule, type CeleryModule } from "../export/celery.js";
 import { redactText } from "../redact.js";
-import { writeWhole } from "./write-file.js";
+import { writeWhole } from "../files/write-file.js";
 
 export interface ExportCeleryOptions {
   file: string;

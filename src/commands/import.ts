@@ -11,13 +11,13 @@ import { DEFAULT_PREFIX, normalize, type RawCluster } from "../config/normalize.
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
 import type { ActualCluster, ClusterTarget, DesiredCluster } from "../model.js";
 import { readCluster } from "../broker/read.js";
-import { prefixProblem } from "../core/naming.js";
+import { DEFAULT_PASSWORD_ENV, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
 import { redactText, registerSecret } from "../redact.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { forEachCluster, managementClient, type ConnectionOptions } from "./clusters.js";
-import { writeWhole } from "./write-file.js";
+import { writeWhole } from "../files/write-file.js";
 
 export interface ImportOptions extends ConnectionOptions {
   /** The topology file whose clusters say where to connect (default topology.yaml). */
@@ -54,9 +54,9 @@ export interface ImportResult {
   notices: string[];
 }
 
-export const DEFAULT_PASSWORD_ENV = "RABBITMQ_PASSWORD";
+
 const CLUSTER_NAME = /^[a-z][a-z0-9_-]*$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 
 /** A cluster to read: where it is, and the section the file written gives it. */
 interface Source {

@@ -55,3 +55,27 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   }
   return report;
 }
+
+/** The report as people read it. */
+export function routeText(r: RouteReport): string {
+  const lines = [
+    `${r.route.task}`,
+    `  cluster:     ${r.route.cluster} (${r.endpoint})`,
+    `  exchange:    ${r.route.exchange} (topic)`,
+    `  routing key: ${r.route.routingKey}`,
+    `  queues:      ${r.route.queues.join(", ")}`,
+  ];
+  if (r.live) {
+    lines.push(
+      r.live.differs
+        ? `  live:        the broker routes it to ${r.live.queues.join(", ")}, not as the file says (topo plan shows the drift)`
+        : `  live:        the broker's bindings agree`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The report for --json. */
+export function routeJson(r: RouteReport): Record<string, unknown> {
+  return { ...r.route, endpoint: r.endpoint, live: r.live ?? null };
+}

@@ -11,7 +11,7 @@ import { ConfigError, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import { registerSecret } from "../redact.js";
 import { normalize, type PathProblem, type RawConfig } from "./normalize.js";
-import { prefixProblem } from "../core/naming.js";
+import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -183,7 +183,7 @@ function tooDeep(node: YamlNode | null, depth: number): YamlNode | undefined {
 }
 
 const VAR = /\$\$|\$\{([^}]*)\}|\$\{/g;
-const VAR_NAME = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
+const VAR_NAME = new RegExp(`^(${ENV_NAME_SOURCE})(?::-(.*))?$`, "s");
 
 /** Compose-style interpolation: ${VAR}, ${VAR:-default} (default when unset or empty), $$ for $. */
 export function interpolate(value: string, env: Env): { value: string } | { error: string } {

@@ -9,6 +9,13 @@ import { assertNever } from "../model.js";
 
 export const DEFAULT_PREFIX = "mp";
 
+/** An environment variable's name, as ${NAME} in the file and --password-env / --broker-env take it. */
+export const ENV_NAME_SOURCE = "[A-Za-z_][A-Za-z0-9_]*";
+export const ENV_NAME = new RegExp(`^${ENV_NAME_SOURCE}$`);
+
+/** The variable topo's examples and `topo import` use for the broker password. */
+export const DEFAULT_PASSWORD_ENV = "RABBITMQ_PASSWORD";
+
 /**
  * A prefix is a namespace: at least one lowercase letter first. An empty prefix would make every
  * lowercase exchange and every `<name>.sync` queue of the vhost topo's to delete.

@@ -9,7 +9,8 @@
 import { TopoError } from "../errors.js";
 import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Kind, QueueSpec } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
-import { exportCluster as pickCluster } from "./cluster.js";
+import { ENV_NAME } from "../core/naming.js";
+import { pickExportCluster } from "./cluster.js";
 
 export interface CeleryExportOptions {
   /** The topology file as the user named it; written into the header. */
@@ -39,8 +40,8 @@ export function brokerEnvName(cluster: string): string {
 }
 
 /** Pick the one cluster to export: a Celery app connects to one broker. */
-export function exportCluster(desired: DesiredState, name: string | undefined, source: string): DesiredCluster {
-  return pickCluster(desired, name, source, {
+export function celeryCluster(desired: DesiredState, name: string | undefined, source: string): DesiredCluster {
+  return pickExportCluster(desired, name, source, {
     why: "a Celery app connects to one broker",
     emptyWhy: "a Celery app on it would have nothing to consume or route to",
     command: (c) => `topo export celery -f ${source} --cluster ${c} -o celeryconfig_${c.replace(/-/g, "_")}.py`,
@@ -49,10 +50,10 @@ export function exportCluster(desired: DesiredState, name: string | undefined, s
 }
 
 export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): CeleryModule {
-  const c = exportCluster(desired, opts.cluster, opts.source);
+  const c = celeryCluster(desired, opts.cluster, opts.source);
   const cluster = c.target.name;
   const brokerEnv = opts.brokerEnv ?? brokerEnvName(cluster);
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(brokerEnv)) {
+  if (!ENV_NAME.test(brokerEnv)) {
     throw new TopoError(`--broker-env "${brokerEnv}" is not an environment variable name`, ["use letters, digits and _, not starting with a digit"]);
   }
   const queueNames = c.queues.map((s) => s.queue.name);

@@ -15,7 +15,7 @@ export interface ExportPurpose {
 }
 
 /** The named cluster, or the only one that holds queues; otherwise say which to choose. */
-export function exportCluster(desired: DesiredState, name: string | undefined, source: string, purpose: ExportPurpose): DesiredCluster {
+export function pickExportCluster(desired: DesiredState, name: string | undefined, source: string, purpose: ExportPurpose): DesiredCluster {
   const names = desired.clusters.map((c) => c.target.name);
   if (name !== undefined) {
     const found = desired.clusters.find((c) => c.target.name === name);

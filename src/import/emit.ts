@@ -5,6 +5,7 @@
 import { Document, isNode, type YAMLMap, type YAMLSeq } from "yaml";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
 import { renderAction } from "../plan/render.js";
+import { names } from "../plan/words.js";
 import type { ClusterImport, Inference } from "./infer.js";
 
 export const DEFAULT_SCHEMA_LINE = "yaml-language-server: $schema=./schemas/topology.schema.json";
@@ -67,9 +68,6 @@ function wrap(text: string, first: string, indent: string, width = 100): string[
   return lines;
 }
 
-function list(xs: string[], max = 10): string {
-  return xs.length <= max ? xs.join(", ") : `${xs.slice(0, max).join(", ")} and ${xs.length - max} more`;
-}
 
 function sourceText(c: ClusterImport): string {
   return `cluster ${c.name} (vhost ${JSON.stringify(c.vhost)}${c.version ? `, RabbitMQ ${c.version}` : ""})`;
@@ -124,8 +122,8 @@ function header(input: EmitInput): string[] {
     lines.push("", `Outside topo's namespace (prefix ${JSON.stringify(inf.body.prefix)}), so not in this file; topo never touches them:`);
     for (const c of outside) {
       const parts = [
-        c.outside.exchanges.length ? `exchanges ${list(c.outside.exchanges)}` : "",
-        c.outside.queues.length ? `queues ${list(c.outside.queues)}` : "",
+        c.outside.exchanges.length ? `exchanges ${names(c.outside.exchanges, 10)}` : "",
+        c.outside.queues.length ? `queues ${names(c.outside.queues, 10)}` : "",
       ].filter(Boolean);
       lines.push(...wrap(`cluster ${c.name}: ${parts.join("; ")}`, "  ", "    "));
     }

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { TopoError } from "../../src/errors.js";
-import { brokerEnvName, celeryModule, exportCluster, py, type CeleryExportOptions } from "../../src/export/celery.js";
+import { brokerEnvName, celeryCluster, celeryModule, py, type CeleryExportOptions } from "../../src/export/celery.js";
 import type { DesiredState } from "../../src/model.js";
 
 // --- builders -------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ describe("export celery: which cluster", () => {
 
   it("takes the only cluster that holds queues without --cluster", () => {
     const d = desired(raw({ services: [{ name: "mplogin", sync: false }] }));
-    expect(exportCluster(d, undefined, "topology.yaml").target.name).toBe("async");
+    expect(celeryCluster(d, undefined, "topology.yaml").target.name).toBe("async");
     expect(celeryModule(d, { source: "topology.yaml" }).cluster).toBe("async");
   });
 

@@ -1,0 +1,22 @@
+// Glue for `topo export definitions`: one cluster's desired state as RabbitMQ definitions JSON,
+// for rabbitmqctl import_definitions or POST /api/definitions/{vhost}. No network.
+
+import { loadConfig, type Env } from "../config/load.js";
+import { definitionsOf } from "../export/definitions.js";
+import { pickExportCluster } from "../export/cluster.js";
+
+export interface ExportDefinitionsOptions {
+  file: string;
+  cluster?: string;
+  env?: Env;
+}
+
+export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: string; text: string } {
+  const { desired } = loadConfig(o.file, o.env);
+  const cluster = pickExportCluster(desired, o.cluster, o.file, {
+    why: "a definitions file is imported into one broker",
+    emptyWhy: "its definitions would hold only the vhost",
+    command: (c) => `topo export definitions -f ${o.file} --cluster ${c} -o ${c}.json`,
+  });
+  return { cluster: cluster.target.name, text: `${JSON.stringify(definitionsOf(cluster), null, 2)}\n` };
+}
