@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
-import { isAlias, isMap, isScalar, parseDocument, visit, type Node as YamlNode } from "yaml";
+import { parseDocument } from "yaml";
 import { interpolate, loadConfig, parseConfig, type Env } from "../config/load.js";
 import { DEFAULT_PREFIX, normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
@@ -16,6 +16,7 @@ import { diffCluster } from "../plan/diff.js";
 import { redactText, registerSecret } from "../redact.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
+import { literal, PasswordVariables, rewriteSection, schemaReference, urlSection } from "../import/sections.js";
 import { forEachCluster, managementClient, type ConnectionOptions } from "./clusters.js";
 import { writeWhole } from "../files/write-file.js";
 
@@ -176,102 +177,19 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
     return r.startsWith(".") || isAbsolute(r) ? r : `./${r}`;
   };
 
-  const notices: string[] = [];
-  const introduced: Record<string, string> = {};
-  const varFor = new Map<string, string>();
-  /** The places whose written password now reads from each variable. */
-  const replaced = new Map<string, string[]>();
+  const vars = new PasswordVariables(passwordEnv);
   const sources: Source[] = wanted.map((name) => {
     const target = (desired.clusters.find((c) => c.target.name === name) as DesiredCluster).target;
-    const node = src.getIn(["clusters", name], true) as YamlNode;
-    let aliased = false;
-    visit(node, { Alias: () => void (aliased = true) });
-    // An alias points into the rest of the user's file; its plain value is what it means here.
-    const section = (aliased || isAlias(node) ? src.createNode(node.toJS(src)) : node.clone()) as YamlNode;
-    if (isMap(section)) {
-      for (const field of ["url", "management"] as const) {
-        const scalar = section.get(field, true);
-        if (!isScalar(scalar) || typeof scalar.value !== "string") continue;
-        const split = splitPassword(scalar.value);
-        if (!split || !isLiteral(split.password)) continue;
-        // A password written in the file is still a password: the output reads it from a variable.
-        let v = varFor.get(split.password);
-        if (!v) {
-          v = varFor.size === 0 ? passwordEnv : `${passwordEnv}_${name.toUpperCase().replace(/[^A-Z0-9]/g, "_")}${field === "management" ? "_MANAGEMENT" : ""}`;
-          varFor.set(split.password, v);
-          introduced[v] = split.password;
-        }
-        scalar.value = `${split.before}\${${v}}${split.after}`;
-        replaced.set(v, [...(replaced.get(v) ?? []), `clusters.${name}.${field}`]);
-      }
-      const tls = section.get("tls", true);
-      if (isMap(tls)) {
-        for (const field of ["ca", "cert", "key"]) {
-          const scalar = tls.get(field, true);
-          if (isScalar(scalar) && typeof scalar.value === "string") scalar.value = rebase(scalar.value);
-        }
-      }
-    }
-    return { name, target, section };
+    return { name, target, section: rewriteSection(src, name, vars, rebase) };
   });
-
-  for (const [v, places] of replaced) {
-    notices.push(
-      `${places.join(" and ")} in ${file} ${places.length === 1 ? "holds a password" : "hold passwords"}, which import does not copy: this file reads ${places.length === 1 ? "it" : "them"} from \${${v}}, so export ${v} (percent-encoded as in a URL) before running topo on it.`,
-    );
-  }
-
-  // Keep the file's schema reference (rebased like any path), else the default one. Read from the
-  // text: the parser hangs a leading comment on the document or on its first key, by blank lines.
-  const lines = text.split("\n", 50);
-  const firstContent = lines.findIndex((l) => !l.startsWith("#"));
-  const leading = firstContent < 0 ? lines : lines.slice(0, firstContent);
-  const schemaComment = leading.map((l) => /^#\s*yaml-language-server:\s*\$schema=(\S+)/.exec(l)).find(Boolean);
-  const schemaKey = src.get("$schema");
   return {
     sources,
     prefix: opts.prefix ?? desired.prefix,
-    schemaLine: schemaComment ? `yaml-language-server: $schema=${rebase(schemaComment[1] as string)}` : DEFAULT_SCHEMA_LINE,
-    schemaKey: typeof schemaKey === "string" ? rebase(schemaKey) : undefined,
-    notices,
-    introduced,
+    ...schemaReference(text, src, rebase),
+    notices: vars.notices(file),
+    introduced: vars.introduced,
     checkPath: opts.output ? resolve(opts.output) : resolve(file),
   };
-}
-
-/** Where the userinfo password of a URL sits, as written (before ${VAR} interpolation). */
-export function splitPassword(url: string): { before: string; password: string; after: string } | undefined {
-  // Skip ${...} and $$ while looking for delimiters: a reference may hold ":" or "@" (${P:-a@b}).
-  const outside: number[] = [];
-  for (let i = 0; i < url.length; i++) {
-    if (url.startsWith("$$", i)) {
-      i++;
-      continue;
-    }
-    if (url.startsWith("${", i)) {
-      const end = url.indexOf("}", i);
-      if (end < 0) return undefined;
-      i = end;
-      continue;
-    }
-    outside.push(i);
-  }
-  const at = (s: string, from: number) => outside.find((i) => i >= from && url.startsWith(s, i));
-  const scheme = at("://", 0);
-  if (scheme === undefined) return undefined;
-  const start = scheme + 3;
-  const end = outside.find((i) => i >= start && "/?#".includes(url[i] as string)) ?? url.length;
-  const ats = outside.filter((i) => i >= start && i < end && url[i] === "@");
-  const last = ats[ats.length - 1];
-  if (last === undefined) return undefined;
-  const colon = outside.find((i) => i >= start && i < last && url[i] === ":");
-  if (colon === undefined) return undefined;
-  return { before: url.slice(0, colon + 1), password: url.slice(colon + 1, last), after: url.slice(last) };
-}
-
-/** Whether a password as written holds anything but ${VAR} references (which are kept). */
-function isLiteral(password: string): boolean {
-  return password.replace(/\$\{[^}]*\}/g, "") !== "";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,9 +208,6 @@ function parseSpec(s: string): UrlSpec {
   if (!CLUSTER_NAME.test(name)) throw new TopoError(`"${name}" is not a cluster name`, ["a cluster name is lowercase letters, digits, - and _, starting with a letter: --url sync=amqp://..."]);
   return { name, value: m[2] as string };
 }
-
-/** `$` is special in a topology file's values (${VAR}); one written from a URL is doubled. */
-const literal = (s: string) => s.replace(/\$/g, "$$$$");
 
 function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared {
   if (opts.fileGiven) throw new TopoError("-f and --url cannot be used together", ["-f takes the connection from a file's clusters; --url reads a broker directly"]);
@@ -315,14 +230,12 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
   const raw: Record<string, RawCluster> = {};
   const sections = new Map<string, { section: RawCluster; unnamed: boolean; shown: string }>();
   specs.forEach((spec, i) => {
-    let u: URL;
-    try {
-      u = new URL(spec.value);
-    } catch {
+    const parsed = urlSection(spec.value, passwordEnv);
+    if (!parsed) {
       throw new TopoError(`--url ${redactText(spec.value)} is not a URL`, ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /)"]);
     }
     // Read with the password given on the command line, if any, but write only the reference.
-    const inline = u.password;
+    const inline = parsed.password;
     if (inline) {
       registerSecret(inline);
       try {
@@ -331,8 +244,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
         // a malformed %-escape: normalize reports it below
       }
     }
-    const user = u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
-    const written = `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`;
+    const written = parsed.written;
     const shown = redactText(spec.value);
     if (inline) {
       introduced[passwordEnv] = inline;
@@ -343,7 +255,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
     const connectEnv: Env = inline ? { ...env, [passwordEnv]: inline } : env;
     const url = interpolate(written, connectEnv);
     if ("error" in url) {
-      throw new TopoError(`--url ${shown}: the password of user "${decodeURIComponent(u.username)}" is read from $${passwordEnv}, which is not set`, [
+      throw new TopoError(`--url ${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, which is not set`, [
         `export ${passwordEnv}=<password> (percent-encoded where a URL needs it) and run import again; the file written reads it from \${${passwordEnv}} too`,
         "or name another variable with --password-env NAME",
       ]);
@@ -434,4 +346,12 @@ function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference
     const listed = inference.clusters[i]?.changes.map((c) => c.action) ?? [];
     if (keys(planned) !== keys(listed)) throw bug(`would plan other changes on cluster ${s.name} than its comments list`);
   });
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }

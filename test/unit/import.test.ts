@@ -12,7 +12,7 @@ import { keyOf } from "../../src/plan/keys.js";
 import { renderAction } from "../../src/plan/render.js";
 import { inferTopology, kindsHeld, valueProblem, type ImportSource, type Inference } from "../../src/import/infer.js";
 import { emitTopology } from "../../src/import/emit.js";
-import { splitPassword } from "../../src/commands/import.js";
+import { splitPassword } from "../../src/import/sections.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const SCHEMA = JSON.parse(readFileSync(join(ROOT, "schemas/topology.schema.json"), "utf8"));
@@ -362,5 +362,61 @@ describe("pieces", () => {
     expect(splitPassword("amqp://h/v")).toBeUndefined();
     expect(splitPassword("${SYNC_URL}")).toBeUndefined();
     expect(splitPassword("http://u:pw@h:15672")).toEqual({ before: "http://u:", password: "pw", after: "@h:15672" });
+  });
+});
+
+describe("the cluster sections import writes", async () => {
+  const { Document, parseDocument } = await import("yaml");
+  const yamlOf = (n: unknown) => {
+    const d = new Document();
+    d.contents = n as never;
+    return d.toString();
+  };
+  const { PasswordVariables, rewriteSection, schemaReference, urlSection } = await import("../../src/import/sections.js");
+  const text = [
+    "# yaml-language-server: $schema=../schemas/topology.schema.json",
+    "version: 1",
+    "base: &conn { url: 'amqp://u:s3cret@h/a' }",
+    "clusters:",
+    "  sync:",
+    "    url: amqp://u:s3cret@h:5672/s   # the sync vhost",
+    "    management: http://admin:other@h:15672",
+    "    tls: { ca: ca.pem }",
+    "  async: *conn",
+    "  ref:",
+    "    url: amqp://u:${PW}@h/r",
+    "services: []",
+  ].join("\n");
+  const doc = parseDocument(text);
+
+  it("replaces each literal password by a variable, one per password, keeps references and comments", () => {
+    const vars = new PasswordVariables("RABBITMQ_PASSWORD");
+    const sync = rewriteSection(doc, "sync", vars, (p) => `../x/${p}`);
+    const async = rewriteSection(doc, "async", vars, (p) => p);
+    const ref = rewriteSection(doc, "ref", vars, (p) => p);
+    expect(yamlOf(sync)).toContain("url: amqp://u:${RABBITMQ_PASSWORD}@h:5672/s # the sync vhost");
+    expect(yamlOf(sync)).toContain("management: http://admin:${RABBITMQ_PASSWORD_SYNC_MANAGEMENT}@h:15672");
+    expect(yamlOf(sync)).toContain("ca: ../x/ca.pem");
+    // The alias is resolved to what it means here, and its password is the first one again.
+    expect(yamlOf(async)).toContain("url: amqp://u:${RABBITMQ_PASSWORD}@h/a");
+    expect(yamlOf(ref)).toContain("url: amqp://u:${PW}@h/r");
+    expect(vars.introduced).toEqual({ RABBITMQ_PASSWORD: "s3cret", RABBITMQ_PASSWORD_SYNC_MANAGEMENT: "other" });
+    expect(vars.notices("t.yaml")).toEqual([
+      expect.stringMatching(/^clusters\.sync\.url and clusters\.async\.url in t\.yaml hold passwords, which import does not copy: this file reads them from \$\{RABBITMQ_PASSWORD\}/),
+      expect.stringMatching(/^clusters\.sync\.management in t\.yaml holds a password/),
+    ]);
+    // The user's document itself is left as it was.
+    expect(doc.toString()).toContain("amqp://u:s3cret@h:5672/s");
+  });
+
+  it("keeps the schema reference, rebased", () => {
+    expect(schemaReference(text, doc, (p) => `../${p}`)).toEqual({ schemaLine: "yaml-language-server: $schema=../../schemas/topology.schema.json", schemaKey: undefined });
+    expect(schemaReference("version: 1\n", parseDocument("version: 1\n"), (p) => p).schemaLine).toBe("yaml-language-server: $schema=./schemas/topology.schema.json");
+  });
+
+  it("writes a --url with its password as a reference, and $ doubled", () => {
+    expect(urlSection("amqp://u:p%2Fw@h:5672/v$x", "PW")).toEqual({ written: "amqp://u:${PW}@h:5672/v$$x", password: "p%2Fw", user: "u" });
+    expect(urlSection("amqp://h/v", "PW")).toEqual({ written: "amqp://h/v", password: undefined, user: "" });
+    expect(urlSection("not a url", "PW")).toBeUndefined();
   });
 });

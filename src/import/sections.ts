@@ -1,0 +1,145 @@
+// Pure: the `clusters:` sections `topo import` writes. A section is copied from the user's file as
+// written (its comments and ${VAR} references kept), except that a password written in it becomes
+// a ${VAR} reference, and TLS paths follow the file to where it is written. From --url, a section
+// is the URL with its password replaced by a reference. The file written never holds a password.
+
+import { isAlias, isMap, isScalar, visit, type Document, type Node as YamlNode } from "yaml";
+import { DEFAULT_SCHEMA_LINE } from "./emit.js";
+
+/** Where the userinfo password of a URL sits, as written (before ${VAR} interpolation). */
+export function splitPassword(url: string): { before: string; password: string; after: string } | undefined {
+  // Skip ${...} and $$ while looking for delimiters: a reference may hold ":" or "@" (${P:-a@b}).
+  const outside: number[] = [];
+  for (let i = 0; i < url.length; i++) {
+    if (url.startsWith("$$", i)) {
+      i++;
+      continue;
+    }
+    if (url.startsWith("${", i)) {
+      const end = url.indexOf("}", i);
+      if (end < 0) return undefined;
+      i = end;
+      continue;
+    }
+    outside.push(i);
+  }
+  const at = (s: string, from: number) => outside.find((i) => i >= from && url.startsWith(s, i));
+  const scheme = at("://", 0);
+  if (scheme === undefined) return undefined;
+  const start = scheme + 3;
+  const end = outside.find((i) => i >= start && "/?#".includes(url[i] as string)) ?? url.length;
+  const ats = outside.filter((i) => i >= start && i < end && url[i] === "@");
+  const last = ats[ats.length - 1];
+  if (last === undefined) return undefined;
+  const colon = outside.find((i) => i >= start && i < last && url[i] === ":");
+  if (colon === undefined) return undefined;
+  return { before: url.slice(0, colon + 1), password: url.slice(colon + 1, last), after: url.slice(last) };
+}
+
+/** Whether a password as written holds anything but ${VAR} references (which are kept). */
+export function isLiteral(password: string): boolean {
+  return password.replace(/\$\{[^}]*\}/g, "") !== "";
+}
+
+/**
+ * The variables that replace passwords written in a file: one per distinct password, the first
+ * named `passwordEnv`, the next after their cluster and field. Remembers where each was used, for
+ * the notice that tells the user what to export.
+ */
+export class PasswordVariables {
+  /** Variable → the password it stands for (to read the written file back before writing it). */
+  readonly introduced: Record<string, string> = {};
+  private readonly byPassword = new Map<string, string>();
+  private readonly places = new Map<string, string[]>();
+
+  constructor(private readonly passwordEnv: string) {}
+
+  variableFor(password: string, cluster: string, field: "url" | "management"): string {
+    let v = this.byPassword.get(password);
+    if (!v) {
+      v = this.byPassword.size === 0 ? this.passwordEnv : `${this.passwordEnv}_${cluster.toUpperCase().replace(/[^A-Z0-9]/g, "_")}${field === "management" ? "_MANAGEMENT" : ""}`;
+      this.byPassword.set(password, v);
+      this.introduced[v] = password;
+    }
+    this.places.set(v, [...(this.places.get(v) ?? []), `clusters.${cluster}.${field}`]);
+    return v;
+  }
+
+  /** What the user must do before running topo on the written file. */
+  notices(file: string): string[] {
+    return [...this.places].map(([v, places]) => {
+      const one = places.length === 1;
+      return `${places.join(" and ")} in ${file} ${one ? "holds a password" : "hold passwords"}, which import does not copy: this file reads ${one ? "it" : "them"} from \${${v}}, so export ${v} (percent-encoded as in a URL) before running topo on it.`;
+    });
+  }
+}
+
+/**
+ * One cluster's section of the user's file, ready to be written: a copy (an alias resolved to the
+ * value it means here), with literal passwords in url and management replaced by ${VAR}, and TLS
+ * file paths passed through `rebase`.
+ */
+export function rewriteSection(doc: Document, name: string, vars: PasswordVariables, rebase: (path: string) => string): YamlNode {
+  const node = doc.getIn(["clusters", name], true) as YamlNode;
+  let aliased = false;
+  visit(node, { Alias: () => void (aliased = true) });
+  // An alias points into the rest of the user's file; its plain value is what it means here.
+  const section = (aliased || isAlias(node) ? doc.createNode(node.toJS(doc)) : node.clone()) as YamlNode;
+  if (!isMap(section)) return section;
+  for (const field of ["url", "management"] as const) {
+    const scalar = section.get(field, true);
+    if (!isScalar(scalar) || typeof scalar.value !== "string") continue;
+    const split = splitPassword(scalar.value);
+    if (!split || !isLiteral(split.password)) continue;
+    // A password written in the file is still a password: the output reads it from a variable.
+    scalar.value = `${split.before}\${${vars.variableFor(split.password, name, field)}}${split.after}`;
+  }
+  const tls = section.get("tls", true);
+  if (isMap(tls)) {
+    for (const field of ["ca", "cert", "key"]) {
+      const scalar = tls.get(field, true);
+      if (isScalar(scalar) && typeof scalar.value === "string") scalar.value = rebase(scalar.value);
+    }
+  }
+  return section;
+}
+
+/**
+ * The file's schema reference, kept (rebased like any path), else the default one. Read from the
+ * text: the parser hangs a leading comment on the document or on its first key, by blank lines.
+ */
+export function schemaReference(text: string, doc: Document, rebase: (path: string) => string): { schemaLine: string; schemaKey?: string } {
+  const lines = text.split("\n", 50);
+  const firstContent = lines.findIndex((l) => !l.startsWith("#"));
+  const leading = firstContent < 0 ? lines : lines.slice(0, firstContent);
+  const comment = leading.map((l) => /^#\s*yaml-language-server:\s*\$schema=(\S+)/.exec(l)).find(Boolean);
+  const key = doc.get("$schema");
+  return {
+    schemaLine: comment ? `yaml-language-server: $schema=${rebase(comment[1] as string)}` : DEFAULT_SCHEMA_LINE,
+    schemaKey: typeof key === "string" ? rebase(key) : undefined,
+  };
+}
+
+/** `$` is special in a topology file's values (${VAR}); one written from a URL is doubled. */
+export function literal(s: string): string {
+  return s.replace(/\$/g, "$$$$");
+}
+
+/**
+ * A --url as the file writes it: the password, if the URL had one, replaced by ${passwordEnv}.
+ * Returns undefined when the text is not a URL.
+ */
+export function urlSection(value: string, passwordEnv: string): { written: string; password?: string; user: string } | undefined {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return undefined;
+  }
+  const user = u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
+  return {
+    written: `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`,
+    password: u.password || undefined,
+    user: u.username,
+  };
+}
