@@ -7,7 +7,7 @@ import type { Channel } from "amqplib";
 import { ApplyError, BrokerError } from "../errors.js";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Exchange, Policy, Queue, Resource } from "../model.js";
 import { assertNever, queueDeclareArgs } from "../model.js";
-import { describe, keyOf } from "../plan/keys.js";
+import { describe, keyOf } from "../core/keys.js";
 import { renderAction } from "../plan/render.js";
 import type { AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";

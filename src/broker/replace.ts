@@ -24,7 +24,7 @@ import type { Channel, ConfirmChannel, GetMessage } from "amqplib";
 import { BrokerError } from "../errors.js";
 import type { Binding, Queue } from "../model.js";
 import { holdingQueueName } from "../plan/diff.js";
-import { keyOf } from "../plan/keys.js";
+import { keyOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
 import { bind, declareQueue } from "./execute.js";

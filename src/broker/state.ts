@@ -2,7 +2,7 @@
 // (defaults filled, x-queue-type folded into `type`, argument keys sorted).
 
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource } from "../model.js";
-import { sortArgs, sortResources } from "../config/normalize.js";
+import { sortArgs, sortResources } from "../core/keys.js";
 
 export interface ApiExchange {
   name: string;

@@ -21,9 +21,9 @@ import type {
 } from "../model.js";
 import { KINDS } from "../model.js";
 import { DEFAULT_PREFIX, escapeRegex, mirrorPolicyName, prefixProblem, serviceNamePattern } from "../core/naming.js";
-import { keyOf } from "../plan/keys.js";
+import { sortArgs, sortResources } from "../core/keys.js";
 
-export { DEFAULT_PREFIX, escapeRegex, serviceNamePattern };
+export { DEFAULT_PREFIX, escapeRegex, serviceNamePattern, sortArgs, sortResources };
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -88,18 +88,6 @@ const ARGS_BY_TYPE: Record<QueueType, ReadonlySet<string>> = {
   ]),
 };
 
-/** Sort object keys so that both sides of a diff compare equal regardless of order. */
-export function sortArgs(args: Args): Args {
-  const out: Args = {};
-  for (const k of Object.keys(args).sort()) out[k] = args[k] as Args[string];
-  return out;
-}
-
-export function sortResources(rs: Resource[]): Resource[] {
-  const byKey = new Map<string, Resource>();
-  for (const r of rs) byKey.set(keyOf(r), r);
-  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Endpoints

@@ -20,7 +20,7 @@ import {
 } from "../config/normalize.js";
 import { isTopoName, lockQueueName, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { diffCluster, HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
-import { describe, keyOf, stableJson } from "../plan/keys.js";
+import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../plan/words.js";
 
 /** One cluster as read: its name in the file to be written, its vhost, and its objects. */

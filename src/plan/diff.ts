@@ -2,7 +2,7 @@
 
 import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Plan, Resource, ResourceKind, Summary } from "../model.js";
 import { HOLD_PREFIX, holdingQueueName, Ownership } from "../core/naming.js";
-import { describe, keyOf, stableJson } from "./keys.js";
+import { describe, keyOf, stableJson } from "../core/keys.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for

@@ -2,7 +2,7 @@
 
 import type { Action, ClusterPlan, Plan, Resource } from "../model.js";
 import { assertNever } from "../model.js";
-import { describe } from "./keys.js";
+import { describe } from "../core/keys.js";
 import { summarize } from "./diff.js";
 
 function details(r: Resource): string {

@@ -4,7 +4,7 @@
 
 import type { Binding, DesiredState, Kind, Resource } from "../model.js";
 import { KINDS } from "../model.js";
-import { serviceNamePattern } from "../config/normalize.js";
+import { serviceNamePattern } from "../core/naming.js";
 
 /**
  * AMQP topic matching: words are separated by dots, `*` matches exactly one word, `#` zero or

@@ -8,7 +8,7 @@ import { interpolate, parseConfig } from "../../src/config/load.js";
 import { ConfigError } from "../../src/errors.js";
 import type { ActualCluster, Binding, DesiredCluster, Exchange, Policy, Queue, Resource } from "../../src/model.js";
 import { diffCluster, Ownership } from "../../src/plan/diff.js";
-import { keyOf } from "../../src/plan/keys.js";
+import { keyOf } from "../../src/core/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";

@@ -8,7 +8,7 @@ import { parseDocument } from "yaml";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, Resource } from "../../src/model.js";
-import { keyOf } from "../../src/plan/keys.js";
+import { keyOf } from "../../src/core/keys.js";
 import { renderAction } from "../../src/plan/render.js";
 import { inferTopology, kindsHeld, valueProblem, type ImportSource, type Inference } from "../../src/import/infer.js";
 import { emitTopology } from "../../src/import/emit.js";

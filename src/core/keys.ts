@@ -1,4 +1,4 @@
-import type { ArgValue, Resource } from "../model.js";
+import type { Args, ArgValue, Resource } from "../model.js";
 
 /** JSON with object keys sorted at every depth, so equal values always give equal strings. */
 export function stableJson(value: ArgValue | undefined): string {
@@ -40,4 +40,18 @@ export function describe(r: Resource): string {
       return `${r.source || "(default)"} -> ${dest} [${r.routingKey}]${args}`;
     }
   }
+}
+
+/** Sort object keys so that both sides of a diff compare equal regardless of order. */
+export function sortArgs(args: Args): Args {
+  const out: Args = {};
+  for (const k of Object.keys(args).sort()) out[k] = args[k] as Args[string];
+  return out;
+}
+
+/** De-duplicated by keyOf and sorted by it: the order of every resource list topo compares. */
+export function sortResources(rs: Resource[]): Resource[] {
+  const byKey = new Map<string, Resource>();
+  for (const r of rs) byKey.set(keyOf(r), r);
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }
