@@ -17,7 +17,7 @@ import { redactText, registerSecret } from "../redact.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { literal, PasswordVariables, rewriteSection, schemaReference, urlSection } from "../import/sections.js";
-import { forEachCluster, managementClient, type ConnectionOptions } from "./clusters.js";
+import { forEachCluster, identify, managementClient, type ConnectionOptions } from "./clusters.js";
 import { writeWhole } from "../files/write-file.js";
 
 export interface ImportOptions extends ConnectionOptions {
@@ -100,7 +100,8 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   const actuals = await forEachCluster(desired, async (c): Promise<ActualCluster> => {
     const client = managementClient(c, opts);
     try {
-      const actual = await readCluster(client, c.target);
+      // A file describing another broker than the one named would be adopted as the truth.
+      const [actual] = await Promise.all([readCluster(client, c.target), identify(c, client, opts)]);
       if (!actual.vhostExists) {
         throw new BrokerError(c.target.name, `vhost ${JSON.stringify(c.target.amqp.vhost)} does not exist at ${c.target.management.display}; there is nothing to import`, {
           hints: ["check the vhost, the path of the url (%2F or no path for /); GET /api/vhosts or rabbitmqctl list_vhosts lists them"],

@@ -3,7 +3,7 @@ import { TopoError } from "../errors.js";
 import type { DesiredCluster } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { matchingQueues, routeTask, type Route } from "../plan/route.js";
-import { managementClient, type ConnectionOptions } from "./clusters.js";
+import { identify, managementClient, type ConnectionOptions } from "./clusters.js";
 
 export interface RouteOptions extends ConnectionOptions {
   file: string;
@@ -37,7 +37,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
 
   const client = managementClient(home, opts);
   try {
-    const actual = await readCluster(client, home.target);
+    const [actual] = await Promise.all([readCluster(client, home.target), identify(home, client, opts)]);
     const exchangeExists = actual.resources.some((x) => x.kind === "exchange" && x.name === r.route.exchange);
     const queues = exchangeExists ? matchingQueues(actual.resources, r.route.exchange, r.route.routingKey) : [];
     report.live = { exchangeExists, queues, differs: queues.join("\n") !== r.route.queues.join("\n") };

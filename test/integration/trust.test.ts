@@ -194,6 +194,14 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("a cluster read through another
       expect(r.stderr).toMatch(/http:\/\/127\.0\.0\.1:15672 is RabbitMQ 3\.10\.\d+, cluster "[^"]+"/);
       expect(r.stderr).toMatch(/set clusters\.async\.management/);
     }
+    // The commands that only read a cluster check it too: a route or an import of the wrong
+    // broker would be as wrong as its plan.
+    const route = await runCli(["route", "mplogin.async.register", "-f", file, "--live"]);
+    expect(route.code).toBe(1);
+    expect(route.stderr).toMatch(/cluster async: the AMQP URL and the management API reach different brokers/);
+    const imp = await runCli(["import", "-f", file, "--cluster", "async"]);
+    expect(imp.code).toBe(1);
+    expect(imp.stderr).toMatch(/cluster async: the AMQP URL and the management API reach different brokers/);
     // Nothing was created, on either broker.
     expect((await api("GET", `/api/vhosts/${vh(sync)}`)).status).toBe(404);
     expect((await api("GET", `/api/vhosts/${vh(async)}`)).status).toBe(404);
