@@ -109,7 +109,10 @@ ctl_argv() {
   CTL_ARGV=(env "${NODE_ENV[@]}" "$CTL" -n "$(node_name "$1")")
 }
 
+# Only while the nodes' epmd listens: without one, rabbitmqctl starts an `epmd -daemon` of its own
+# on that port, which nobody records or stops.
 ctl() {
+  port_in_use "$EPMD_PORT" || return 1
   ctl_argv "$1"
   shift
   "${CTL_ARGV[@]}" "$@"
@@ -117,6 +120,7 @@ ctl() {
 
 # A graceful stop of node $1, with a bound on how long it may take.
 ctl_stop() {
+  port_in_use "$EPMD_PORT" || return 1
   ctl_argv "$1"
   timeout 60 "${CTL_ARGV[@]}" -q stop >/dev/null 2>&1
 }

@@ -423,8 +423,9 @@ cmd_start() {
 # the old script's node, recognised by its pid file): another instance may run in this chroot.
 stop_node() {
   local pid
+  # rabbitmqctl only while the node's epmd listens: without one it would start one of its own.
   if { pid_live "$PIDS/beam" >/dev/null || legacy_pid_here >/dev/null; } &&
-    [[ -x $ROOT/usr/lib/rabbitmq/bin/rabbitmqctl ]]; then
+    [[ -x $ROOT/usr/lib/rabbitmq/bin/rabbitmqctl ]] && port_in_use "$EPMD_PORT"; then
     # Graceful first so quorum queues/khepri shut down cleanly. Needs /proc.
     mount_proc 2>/dev/null || true
     local -a envv

@@ -102,13 +102,17 @@ node_env() {
   )
 }
 
+# Only while the node's epmd listens: without one, rabbitmqctl starts an `epmd -daemon` of its own
+# on that port, which nobody records or stops.
 ctl() {
+  port_in_use "$EPMD_PORT" || return 1
   node_env
   env "${NODE_ENV[@]}" "$CTL" -n "$NODE" "$@"
 }
 
 # A graceful stop, with a bound on how long it may take.
 ctl_stop() {
+  port_in_use "$EPMD_PORT" || return 1
   node_env
   timeout 60 env "${NODE_ENV[@]}" "$CTL" -n "$NODE" -q stop >/dev/null 2>&1
 }
