@@ -135,7 +135,10 @@ take_lock() {
 prepare() {
   mkdir -p "$BASE/home" "$BASE/pids"
   : >"$BASE/.topo-test-broker"
-  printf 'AMQP_PORT=%s\nMGMT_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT" >"$BASE/instance"
+  {
+    printf 'AMQP_PORT=%s\nMGMT_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT"
+    owner_lines
+  } >"$BASE/instance"
   # One private cookie for the three nodes and for rabbitmqctl; never the machine broker's.
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32 >"$BASE/home/.erlang.cookie"
   chmod 600 "$BASE/home/.erlang.cookie"
@@ -266,11 +269,22 @@ on_start_exit() {
   fi
 }
 
+# A cluster in our state folder that another checkout's run still uses is not ours: its ports are
+# taken. Exit 75 like any taken port, so that run's tests go on and ours skip.
+refuse_foreign() {
+  local user
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$BASE/instance"); then
+    log "port taken: 127.0.0.1:$(amqp_port 0)-$(amqp_port 2) and the cluster in $BASE are in use by $user; $1. Choose other ports with $HINT"
+    exit "$EXIT_PORT_TAKEN"
+  fi
+}
+
 cmd_start() {
   [[ -x "$SERVER" ]] || die "$SERVER not found: install the rabbitmq-server package"
   [[ $(id -u) -eq 0 ]] || die "must run as root"
   take_lock
   load_recorded
+  refuse_foreign "nothing started"
   if [[ -n "$(own_pids)" ]]; then
     if [[ $RECORDED != "$WANTED" ]]; then
       die "a cluster from $BASE runs on other ports (AMQP, management, distribution: $RECORDED); stop it first, or set TOPO_CLUSTER_DIR"
@@ -317,6 +331,7 @@ cmd_stop() {
   local started=$SECONDS left
   take_lock
   load_recorded
+  refuse_foreign "not stopping it"
   stop_all
   left=$(own_pids)
   [[ -z $left ]] || die "still alive, state kept in $BASE: $(tr '\n' ' ' <<<"$left")"
@@ -334,6 +349,7 @@ cmd_stop_node() {
   i=$(index_of "${1:-}")
   take_lock
   load_recorded
+  refuse_foreign "not stopping a node of it"
   [[ -n $RECORDED ]] || die "no cluster in $BASE"
   ctl_stop "$i" || log "rabbitmqctl stop $(node_name "$i") failed; stopping it by its PIDs"
   stop_node_pids "$i"
@@ -345,6 +361,7 @@ cmd_start_node() {
   i=$(index_of "${1:-}")
   take_lock
   load_recorded
+  refuse_foreign "not starting a node of it"
   [[ -n $RECORDED ]] || die "no cluster in $BASE; run $0 start"
   if is_running "$i"; then
     log "$(node_name "$i") is already running"
@@ -361,10 +378,15 @@ cmd_start_node() {
   log "started $(node_name "$i"); 3 nodes running"
 }
 
-# Exit 0 only when all three nodes of this state folder answer.
+# Exit 0 only when all three nodes of this state folder answer, and they are not another
+# checkout's while its run still goes on.
 cmd_status() {
-  local i up=0
+  local i up=0 user
   load_recorded
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$BASE/instance"); then
+    echo "stopped for this checkout: the cluster in $BASE is in use by $user"
+    return 3
+  fi
   for i in 0 1 2; do
     if is_running "$i"; then
       echo "$(node_name "$i") running"

@@ -343,11 +343,22 @@ on_start_exit() {
   fi
 }
 
+# A node in our run folder that another checkout's run still uses is not ours: its ports are
+# taken. Exit 75 like any taken port, so that run's tests go on and ours skip.
+refuse_foreign() {
+  local user
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$RUN/instance"); then
+    log "port taken: 127.0.0.1:$AMQP_PORT, $MGMT_PORT and the node in $RUN are in use by $user; $1. Choose other ports with $HINT"
+    exit "$EXIT_PORT_TAKEN"
+  fi
+}
+
 cmd_start() {
   require_root
   take_lock
   local version
   load_recorded
+  refuse_foreign "nothing started"
   if [[ -n "$(own_pids)" ]]; then
     if [[ $RECORDED != "$WANTED" ]]; then
       die "a node from $RUN runs on other ports (AMQP, management, distribution, epmd: $RECORDED); stop it first, or set TOPO_RMQ4_RUN_DIR"
@@ -371,7 +382,10 @@ cmd_start() {
   wipe_run_dir
   mkdir -p "$RUN/log" "$PIDS"
   : >"$RUN/.topo-test-broker"
-  printf 'AMQP_PORT=%s\nMGMT_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT" >"$RUN/instance"
+  {
+    printf 'AMQP_PORT=%s\nMGMT_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT"
+    owner_lines
+  } >"$RUN/instance"
   write_config
   chroot "$ROOT" chown -R rabbitmq:rabbitmq "$RUN_DIR"
   mount_proc
@@ -449,6 +463,7 @@ cmd_stop() {
   take_lock
   local start=$SECONDS left
   load_recorded
+  refuse_foreign "not stopping it"
   stop_node
   left=$(own_pids)
   [[ -z $left ]] || die "still alive: $(tr '\n' ' ' <<<"$left")"
@@ -461,8 +476,12 @@ cmd_stop() {
 
 # Exit 0 only when this script's node answers.
 cmd_status() {
-  local version
+  local version user
   load_recorded
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$RUN/instance"); then
+    echo "stopped for this checkout: the node in $RUN is in use by $user"
+    return 3
+  fi
   if [[ -n "$(own_pids)" ]] && version="$(api_version)"; then
     echo "running: RabbitMQ $version ($AMQP_URL, management $MGMT_URL)"
     return 0

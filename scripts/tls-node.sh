@@ -177,8 +177,11 @@ make_certs() {
 prepare() {
   mkdir -p "$BASE/home" "$BASE/mnesia" "$BASE/log" "$BASE/pids"
   : >"$BASE/.topo-test-broker"
-  printf 'AMQP_PORT=%s\nAMQPS_PORT=%s\nHTTPS_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' \
-    "$AMQP_PORT" "$AMQPS_PORT" "$HTTPS_PORT" "$DIST_PORT" "$EPMD_PORT" >"$BASE/instance"
+  {
+    printf 'AMQP_PORT=%s\nAMQPS_PORT=%s\nHTTPS_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' \
+      "$AMQP_PORT" "$AMQPS_PORT" "$HTTPS_PORT" "$DIST_PORT" "$EPMD_PORT"
+    owner_lines
+  } >"$BASE/instance"
   # A private cookie for the node and rabbitmqctl; never the machine broker's.
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32 >"$BASE/home/.erlang.cookie"
   chmod 600 "$BASE/home/.erlang.cookie"
@@ -254,11 +257,22 @@ on_start_exit() {
   fi
 }
 
+# A node in our state folder that another checkout's run still uses is not ours: its ports are
+# taken. Exit 75 like any taken port, so that run's tests go on and ours skip.
+refuse_foreign() {
+  local user
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$BASE/instance"); then
+    log "port taken: 127.0.0.1:$AMQP_PORT, $AMQPS_PORT, $HTTPS_PORT and the node in $BASE are in use by $user; $1. Choose other ports with $HINT"
+    exit "$EXIT_PORT_TAKEN"
+  fi
+}
+
 cmd_start() {
   [[ -x "$SERVER" ]] || die "$SERVER not found: install the rabbitmq-server package"
   [[ $(id -u) -eq 0 ]] || die "must run as root"
   take_lock
   load_recorded
+  refuse_foreign "nothing started"
   if [[ -n "$(own_pids)" ]]; then
     if [[ $RECORDED != "$WANTED" ]]; then
       die "a node from $BASE runs on other ports (AMQP, AMQPS, HTTPS, distribution: $RECORDED); stop it first, or set TOPO_TLS_DIR"
@@ -320,6 +334,7 @@ cmd_stop() {
   local started=$SECONDS left
   take_lock
   load_recorded
+  refuse_foreign "not stopping it"
   stop_all
   left=$(own_pids)
   [[ -z $left ]] || die "still alive, state kept in $BASE: $(tr '\n' ' ' <<<"$left")"
@@ -328,7 +343,12 @@ cmd_stop() {
 }
 
 cmd_status() {
+  local user
   load_recorded
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$BASE/instance"); then
+    echo "$NODE stopped for this checkout: it is in use by $user"
+    exit 3
+  fi
   if is_running; then
     echo "$NODE running"
   else

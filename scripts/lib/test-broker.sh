@@ -184,6 +184,34 @@ safe_rm_state() {
   fi
 }
 
+# The checkout these scripts belong to. `start` writes it into the state folder with the process
+# that asked for the start (its parent: the test run's worker, .ci/run, a shell), so that another
+# checkout can tell a broker that is still in use by someone else's run from one a finished or
+# killed run left behind.
+CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+
+owner_lines() {
+  local start
+  start=$(proc_start_time "$PPID") || start=0
+  printf 'OWNER=%s\nHOLDER=%s %s\n' "$CHECKOUT" "$PPID" "$start"
+}
+
+# foreign_user INSTANCE_FILE: print "the checkout at DIR (its run, pid N, is still going)" when the
+# broker was started from another checkout whose run is still alive; else fail. Such a broker is
+# not ours to use, restart or stop, even though it uses our default state folder.
+foreign_user() {
+  local owner holder pid start now
+  [[ -f $1 ]] || return 1
+  owner=$(sed -n 's/^OWNER=//p' "$1" | head -n1)
+  holder=$(sed -n 's/^HOLDER=//p' "$1" | head -n1)
+  [[ -n $owner && $owner != "$CHECKOUT" ]] || return 1
+  read -r pid start <<<"$holder"
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  now=$(proc_start_time "$pid") || return 1
+  [[ $now == "$start" ]] || return 1
+  echo "the checkout at $owner (its run, pid $pid, is still going)"
+}
+
 # Numbers only, so a port can go into a config file and a URL.
 require_port() {
   [[ $2 =~ ^[0-9]+$ ]] && (($2 > 0 && $2 < 65536)) || die "$1 must be a port number (got '$2')"
