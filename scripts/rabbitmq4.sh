@@ -17,9 +17,30 @@
 #   TOPO_RMQ4_MIRROR  Debian mirror (default: read from this host's apt sources)
 #   TOPO_RMQ4_WAIT    seconds to wait for the node to answer (default 60)
 #   TOPO_RMQ4_EXTRA_CONF  lines appended to the node's rabbitmq.conf for this start
+#   TOPO_RMQ4_AMQP_PORT   AMQP port (default 5690)
+#   TOPO_RMQ4_MGMT_PORT   management port (default AMQP + 10000)
+#   TOPO_RMQ4_DIST_PORT   distribution port (default AMQP + 20000)
+#   TOPO_RMQ4_EPMD_PORT   the node's own epmd (default AMQP - 1300)
+#   TOPO_RMQ4_RUN_DIR     the node's run folder, a path inside the chroot (default
+#                         /var/lib/topo-rmq4, or /var/lib/topo-rmq4-PORT when the AMQP
+#                         port is not 5690); so one chroot can serve two instances
+#
+# The run folder holds the node's config, data and logs, the ports it was started
+# with and the PIDs (with start times) of the processes `start` started: epmd, the
+# launcher and beam.smp. `stop` stops exactly those, after checking each still is
+# the process started, never every process in the chroot (another instance may run
+# there). `start` first stops what a killed or failed earlier run left, stops what
+# it started when it fails, and exits 75 without starting anything when a port is
+# in use by a process it did not start.
 #
 # Needs root (chroot, mount). Safe to run without a TTY (CI=true).
 set -euo pipefail
+
+log() { printf 'rabbitmq4: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# shellcheck source=lib/test-broker.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/test-broker.sh"
 
 ROOT_DEFAULT=/var/cache/topo/rabbitmq4-trixie
 # Canonical path: it is compared against /proc/PID/root and /proc/mounts.
@@ -27,30 +48,65 @@ ROOT="$(realpath -m "${TOPO_RMQ4_ROOT:-$ROOT_DEFAULT}")"
 MARKER="$ROOT/.topo-rabbitmq4-complete"
 WAIT_SECS="${TOPO_RMQ4_WAIT:-60}"
 SUITE=trixie
+HINT="TOPO_RMQ4_AMQP_PORT (and TOPO_RMQ4_MGMT_PORT, TOPO_RMQ4_DIST_PORT, TOPO_RMQ4_EPMD_PORT)"
 
 NODENAME=rabbit4@localhost
-AMQP_PORT=5690
-MGMT_PORT=15690
-DIST_PORT=25690
-EPMD_PORT=4390
+AMQP_PORT="${TOPO_RMQ4_AMQP_PORT:-5690}"
+require_port TOPO_RMQ4_AMQP_PORT "$AMQP_PORT"
+MGMT_PORT="${TOPO_RMQ4_MGMT_PORT:-$((AMQP_PORT + 10000))}"
+DIST_PORT="${TOPO_RMQ4_DIST_PORT:-$((AMQP_PORT + 20000))}"
+EPMD_PORT="${TOPO_RMQ4_EPMD_PORT:-$((AMQP_PORT - 1300))}"
+require_port TOPO_RMQ4_MGMT_PORT "$MGMT_PORT"
+require_port TOPO_RMQ4_DIST_PORT "$DIST_PORT"
+require_port TOPO_RMQ4_EPMD_PORT "$EPMD_PORT"
+WANTED="$AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
 
 # Paths *inside* the chroot. RUN_DIR is wiped on every start so each test run
 # gets a fresh broker (empty mnesia/khepri, only guest/guest and vhost "/").
-RUN_DIR=/var/lib/topo-rmq4
-CONF_DIR=/etc/topo-rmq4
+if [[ $AMQP_PORT == 5690 ]]; then RUN_DIR_DEFAULT=/var/lib/topo-rmq4; else RUN_DIR_DEFAULT=/var/lib/topo-rmq4-$AMQP_PORT; fi
+RUN_DIR="${TOPO_RMQ4_RUN_DIR:-$RUN_DIR_DEFAULT}"
+[[ $RUN_DIR =~ ^(/[A-Za-z0-9._-]+){2,}$ && $RUN_DIR != */..* ]] ||
+  die "TOPO_RMQ4_RUN_DIR must be an absolute path at least two folders deep, without '..' (got '$RUN_DIR')"
+CONF_DIR=$RUN_DIR/conf
+RUN="$ROOT$RUN_DIR"         # the run folder, seen from the host
+PIDS="$RUN/pids"
 RMQ_HOME=/var/lib/rabbitmq   # the package's home for `rabbitmq`; holds the erlang cookie
 
-AMQP_URL="amqp://guest:guest@127.0.0.1:${AMQP_PORT}"
-MGMT_URL="http://guest:guest@127.0.0.1:${MGMT_PORT}"
+# A running node keeps the ports it was started with, whatever the environment says now: every
+# command but `start` talks to the node its run folder describes. A run folder an older version
+# of this script left (no `instance` file) had the default ports.
+RECORDED=""
+load_recorded() {
+  local key value
+  if [[ -f $RUN/instance ]]; then
+    while IFS='=' read -r key value; do
+      [[ $value =~ ^[0-9]+$ ]] || continue
+      case $key in
+        AMQP_PORT) AMQP_PORT=$value ;;
+        MGMT_PORT) MGMT_PORT=$value ;;
+        DIST_PORT) DIST_PORT=$value ;;
+        EPMD_PORT) EPMD_PORT=$value ;;
+      esac
+    done <"$RUN/instance"
+    RECORDED="$AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
+  elif [[ -f $RUN/rabbit4.pid ]]; then
+    AMQP_PORT=5690 MGMT_PORT=15690 DIST_PORT=25690 EPMD_PORT=4390
+    RECORDED="$AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
+  fi
+  set_urls
+}
+
+set_urls() {
+  AMQP_URL="amqp://guest:guest@127.0.0.1:${AMQP_PORT}"
+  MGMT_URL="http://guest:guest@127.0.0.1:${MGMT_PORT}"
+}
+set_urls
 
 export DEBIAN_FRONTEND=noninteractive
 # Turn Ctrl-C / CI cancellation into a normal exit so the EXIT traps below
 # (which kill the node and unmount) also run then.
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
-
-log() { printf 'rabbitmq4: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 require_root() {
   [[ $(id -u) -eq 0 ]] || die "must run as root (needs chroot and mount)"
@@ -99,6 +155,33 @@ chroot_env() {
     RABBITMQ_PID_FILE="$RUN_DIR/rabbit4.pid"
 }
 
+# Every process of ours still alive, as "label pid" lines: those this script recorded, and the
+# node (and the epmd it spawned) of an older version of it, recognised by the pid file it was
+# told to write into our run folder and by running in our chroot.
+legacy_pid_here() {
+  local pid
+  pid=$(legacy_pid "$RUN/rabbit4.pid" "$RUN_DIR/rabbit4.pid") && [[ /proc/$pid/root -ef $ROOT ]] && echo "$pid"
+}
+
+legacy_epmd() {
+  local pid
+  [[ ! -f $RUN/instance ]] || return 1
+  pid=$(port_holder "$EPMD_PORT" | sed -n 's/^pid \([0-9]*\),.*/\1/p')
+  [[ -n $pid ]] && [[ /proc/$pid/root -ef $ROOT ]] && environ_has "$pid" "RABBITMQ_PID_FILE=$RUN_DIR/rabbit4.pid" &&
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == epmd ]] && echo "$pid"
+}
+
+own_pids() {
+  local f pid
+  for f in "$PIDS"/*; do
+    [[ -f $f ]] || continue
+    if pid=$(pid_live "$f"); then echo "${f##*/} $pid"; fi
+  done
+  if pid=$(legacy_pid_here); then echo "pidfile $pid"; fi
+  if pid=$(legacy_epmd); then echo "epmd.legacy $pid"; fi
+  return 0
+}
+
 # PIDs whose root directory is the chroot: beam.smp, epmd, erl_child_setup,
 # inet_gethost... Matching on /proc/PID/root (not process names) is what keeps
 # the host's own beam/epmd safe.
@@ -129,6 +212,8 @@ unmount_all() {
   done < <(chroot_mounts)
 }
 
+# Only for an unfinished build (no marker yet, so no node can run from it): debootstrap and
+# apt leftovers. A running node is stopped by its recorded PIDs (stop_node), never this way.
 kill_chroot_pids() {
   local pids i
   pids="$(chroot_pids)"
@@ -206,7 +291,8 @@ build_chroot() {
   log "chroot ready: rabbitmq-server $version ($((SECONDS - start)) s)"
 }
 
-# Static config, rewritten on every start so edits here take effect.
+# Static config, rewritten on every start so edits here take effect. It lives in the run folder:
+# two instances in one chroot never share it.
 write_config() {
   mkdir -p "$ROOT$CONF_DIR"
   # Our own env file instead of the package's /etc/rabbitmq/rabbitmq-env.conf.
@@ -229,42 +315,96 @@ EOF
 
 # ---------------------------------------------------------------- commands
 
+# The run folder is emptied on every start; only ever one of ours (or the old default one).
+wipe_run_dir() {
+  [[ -e $RUN ]] || return 0
+  [[ -f $RUN/.topo-test-broker || $RUN_DIR == /var/lib/topo-rmq4 ]] ||
+    die "refusing to empty $RUN: it is not a run folder of this script (no .topo-test-broker in it)"
+  rm -rf --one-file-system "${RUN:?}"
+}
+
+start_epmd() {
+  local -a envv
+  mapfile -t envv < <(chroot_env)
+  setsid chroot --userspec=rabbitmq:rabbitmq "$ROOT" "${envv[@]}" \
+    /usr/bin/epmd -port "$EPMD_PORT" </dev/null >"$RUN/log/epmd.log" 2>&1 8>&- 9>&- &
+  pid_record "$PIDS/epmd" $! || die "epmd exited at once: $(cat "$RUN/log/epmd.log")"
+  await_port "$EPMD_PORT" 10 || die "epmd does not listen on 127.0.0.1:$EPMD_PORT: $(cat "$RUN/log/epmd.log")"
+}
+
+# A start that fails part-way (or is interrupted) stops what it started. A signal can land while
+# a command's output goes to /dev/null: say it on the real stderr (fd 8).
+on_start_exit() {
+  local rc=$?
+  exec 2>&8
+  if ((rc != 0)); then
+    log "start failed (exit $rc): stopping the processes it started"
+    stop_node
+  fi
+}
+
+# A node in our run folder that another checkout's run still uses is not ours: its ports are
+# taken. Exit 75 like any taken port, so that run's tests go on and ours skip.
+refuse_foreign() {
+  local user
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$RUN/instance"); then
+    log "port taken: 127.0.0.1:$AMQP_PORT, $MGMT_PORT and the node in $RUN are in use by $user; $1. Choose other ports with $HINT"
+    exit "$EXIT_PORT_TAKEN"
+  fi
+}
+
 cmd_start() {
   require_root
   take_lock
   local version
-  if version="$(api_version)"; then
-    case $version in
-      4.*) log "already running: RabbitMQ $version on :$AMQP_PORT/:$MGMT_PORT"; return 0 ;;
-      *) die "port $MGMT_PORT answers with RabbitMQ $version, not 4.x; something else owns it" ;;
-    esac
+  load_recorded
+  refuse_foreign "nothing started"
+  if [[ -n "$(own_pids)" ]]; then
+    if [[ $RECORDED != "$WANTED" ]]; then
+      die "a node from $RUN runs on other ports (AMQP, management, distribution, epmd: $RECORDED); stop it first, or set TOPO_RMQ4_RUN_DIR"
+    fi
+    if version="$(api_version)"; then
+      case $version in
+        4.*) log "already running: RabbitMQ $version on :$AMQP_PORT/:$MGMT_PORT"; return 0 ;;
+      esac
+    fi
+    log "an earlier run left processes in $RUN: stopping them first"
+    stop_node
+    [[ -z "$(own_pids)" ]] || die "processes of an earlier run are still alive: $(own_pids | tr '\n' ' ')"
   fi
+  read -r AMQP_PORT MGMT_PORT DIST_PORT EPMD_PORT <<<"$WANTED"
+  set_urls
+  require_ports_free "$HINT" "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT"
 
   build_chroot
-  # Leftovers from a crashed/failed earlier start would hold ports and mounts.
-  if [[ -n "$(chroot_pids)" ]]; then
-    log "cleaning up a stale node from an earlier run"
-    stop_node
-  fi
 
-  write_config
   # Fresh node data each start: tests expect an empty broker.
-  rm -rf --one-file-system "${ROOT:?}$RUN_DIR"
-  mkdir -p "$ROOT$RUN_DIR/log"
+  wipe_run_dir
+  mkdir -p "$RUN/log" "$PIDS"
+  : >"$RUN/.topo-test-broker"
+  {
+    printf 'AMQP_PORT=%s\nMGMT_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT"
+    owner_lines
+  } >"$RUN/instance"
+  write_config
   chroot "$ROOT" chown -R rabbitmq:rabbitmq "$RUN_DIR"
   mount_proc
 
-  # Any failure from here on must leave no process and no mount behind.
-  trap 'rc=$?; if (( rc != 0 )); then stop_node; fi' EXIT
+  # Any failure from here on must leave no process of ours behind.
+  exec 8>&2
+  trap on_start_exit EXIT
 
-  local console="$ROOT$RUN_DIR/log/console.log"
+  start_epmd
+  local console="$RUN/log/console.log"
   local -a envv
   mapfile -t envv < <(chroot_env)
   # setsid + nohup: detach from this shell/CI step so the node outlives it;
-  # stdin from /dev/null and fd 9 (the lock) closed so nothing is inherited.
+  # stdin from /dev/null and fds 8 and 9 (stderr's copy, the lock) closed so nothing is inherited.
   setsid nohup chroot --userspec=rabbitmq:rabbitmq "$ROOT" "${envv[@]}" \
-    /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >"$console" 2>&1 9>&- &
+    /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >"$console" 2>&1 8>&- 9>&- &
   local launcher=$!
+  pid_record "$PIDS/launcher" "$launcher" || true # exited at once: the wait below says so
+  await_child "$PIDS/beam" "$launcher" beam.smp || log "no beam.smp under the launcher (pid $launcher)"
   log "starting $NODENAME (pid $launcher), waiting up to ${WAIT_SECS}s"
 
   local deadline=$((SECONDS + WAIT_SECS))
@@ -278,7 +418,7 @@ cmd_start() {
         *) log "unexpected version $version"; break ;;
       esac
     fi
-    if ! kill -0 "$launcher" 2>/dev/null; then
+    if ! pid_live "$PIDS/launcher" >/dev/null; then
       log "node process exited early"
       break
     fi
@@ -287,47 +427,69 @@ cmd_start() {
 
   log "node did not become ready; last lines of its logs:"
   local f
-  for f in "$console" "$ROOT$RUN_DIR/log/${NODENAME}.log"; do
+  for f in "$console" "$RUN/log/${NODENAME}.log"; do
     if [[ -s $f ]]; then echo "--- $f" >&2; tail -n 40 "$f" >&2; fi
   done
-  exit 1   # EXIT trap stops the node and unmounts
+  exit 1   # EXIT trap stops the node
 }
 
-# Stop without taking the lock (callers hold it). Never fails.
+# Stop without taking the lock (callers hold it). Never fails. Only our recorded processes (or
+# the old script's node, recognised by its pid file): another instance may run in this chroot.
 stop_node() {
-  if [[ -n "$(chroot_pids)" ]] && [[ -x $ROOT/usr/lib/rabbitmq/bin/rabbitmqctl ]]; then
+  local pid
+  # rabbitmqctl only while the node's epmd listens: without one it would start one of its own.
+  if { pid_live "$PIDS/beam" >/dev/null || legacy_pid_here >/dev/null; } &&
+    [[ -x $ROOT/usr/lib/rabbitmq/bin/rabbitmqctl ]] && port_in_use "$EPMD_PORT"; then
     # Graceful first so quorum queues/khepri shut down cleanly. Needs /proc.
     mount_proc 2>/dev/null || true
     local -a envv
     mapfile -t envv < <(chroot_env)
     timeout 30 chroot --userspec=rabbitmq:rabbitmq "$ROOT" "${envv[@]}" \
       /usr/lib/rabbitmq/bin/rabbitmqctl -q stop </dev/null >/dev/null 2>&1 \
-      || log "rabbitmqctl stop failed or timed out; killing processes"
+      || log "rabbitmqctl stop failed or timed out; stopping the node by its PIDs"
   fi
-  # rabbitmqctl stop leaves the chroot's epmd (and maybe more) running.
-  kill_chroot_pids
-  unmount_all
+  stop_recorded "$PIDS/beam" 20
+  stop_recorded "$PIDS/launcher" 5
+  if pid=$(legacy_pid_here); then kill_pid "$pid" 20 legacy_pid_here; fi
+  # rabbitmqctl stop leaves epmd running.
+  stop_recorded "$PIDS/epmd" 5
+  if pid=$(legacy_epmd); then kill_pid "$pid" 5 legacy_epmd; fi
+  # /proc stays mounted while anything (another instance) still runs in the chroot.
+  if [[ -z "$(chroot_pids)" ]]; then unmount_all; fi
 }
 
 cmd_stop() {
   require_root
   take_lock
-  local start=$SECONDS
+  local start=$SECONDS left
+  load_recorded
+  refuse_foreign "not stopping it"
   stop_node
-  if [[ -n "$(chroot_pids)" || -n "$(chroot_mounts)" ]]; then
-    die "processes or mounts remain under $ROOT"
+  left=$(own_pids)
+  [[ -z $left ]] || die "still alive: $(tr '\n' ' ' <<<"$left")"
+  if [[ -n "$(chroot_pids)" ]]; then
+    log "stopped ($((SECONDS - start)) s); another instance still runs in $ROOT, so its /proc stays mounted"
+  else
+    log "stopped ($((SECONDS - start)) s); cache kept at $ROOT"
   fi
-  log "stopped ($((SECONDS - start)) s); cache kept at $ROOT"
 }
 
+# Exit 0 only when this script's node answers.
 cmd_status() {
-  local version
-  if version="$(api_version)"; then
+  local version user
+  load_recorded
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$RUN/instance"); then
+    echo "stopped for this checkout: the node in $RUN is in use by $user"
+    return 3
+  fi
+  if [[ -n "$(own_pids)" ]] && version="$(api_version)"; then
     echo "running: RabbitMQ $version ($AMQP_URL, management $MGMT_URL)"
     return 0
   fi
-  if [[ $(id -u) -eq 0 && -n "$(chroot_pids)" ]]; then
-    echo "not ready: processes exist in $ROOT but the management API does not answer"
+  if [[ -n "$(own_pids)" ]]; then
+    echo "not ready: processes of $RUN are alive but the management API does not answer"
+  elif version="$(api_version)"; then
+    echo "stopped; 127.0.0.1:$MGMT_PORT answers with RabbitMQ $version, which this script did not start"
   else
     echo "stopped"
   fi
@@ -336,6 +498,7 @@ cmd_status() {
 }
 
 cmd_env() {
+  load_recorded
   echo "export RABBITMQ4_URL=$AMQP_URL"
   echo "export RABBITMQ4_MANAGEMENT_URL=$MGMT_URL"
 }

@@ -1,57 +1,131 @@
 #!/usr/bin/env bash
 # A single TLS-enabled RabbitMQ node of the installed package, loopback only, with a throw-away
 # CA, for the TLS tests (test/integration/tls.test.ts). It never touches the machine's own broker
-# (rabbit@localhost, 5672/15672, /etc/rabbitmq): the node has its own name, ports, data, logs,
-# config, plugins file and a private Erlang cookie in a private HOME.
+# (rabbit@localhost, 5672/15672, /etc/rabbitmq, epmd 4369): the node has its own name, ports,
+# data, logs, config, plugins file, a private Erlang cookie in a private HOME, and a private epmd
+# that this script starts.
 #
 # Usage: scripts/tls-node.sh start|stop|status|env|ctl ARGS...
 #
-#   node                  AMQP (plain)   AMQPS   management (HTTPS only)   distribution
-#   topo-tls@localhost    5695           5696    15696                     25695
+#   node                  AMQP (plain)   AMQPS   management (HTTPS only)   distribution   epmd
+#   topo-tls@localhost    5695           5696    15696                     25695          4395
+#
+# Environment (the defaults are the ports above):
+#   TOPO_TLS_AMQP_PORT    plain AMQP port (default 5695)
+#   TOPO_TLS_AMQPS_PORT   AMQPS port (default AMQP + 1)
+#   TOPO_TLS_HTTPS_PORT   management HTTPS port (default AMQPS + 10000)
+#   TOPO_TLS_DIST_PORT    distribution port (default AMQP + 20000)
+#   TOPO_TLS_EPMD_PORT    the private epmd's port (default AMQP - 1300)
+#   TOPO_TLS_DIR          state folder (default /tmp/topo-tls, or /tmp/topo-tls-PORT when
+#                         TOPO_TLS_AMQP_PORT is not 5695)
+#   TOPO_TLS_WAIT         seconds to wait for the node (default 90)
 #
 # Both TLS listeners verify a client certificate when one is presented (signed by the test CA),
-# and do not require one. State (certificates, data, logs) lives in ${TOPO_TLS_DIR:-/tmp/topo-tls};
-# `stop` removes it. Needs root (the package's server script is run directly: no user switch).
+# and do not require one. The state folder holds the certificates, data, logs, the ports the node
+# was started with and the PIDs of the processes `start` started (the launcher, beam.smp and
+# epmd); `stop` stops exactly those, after checking each still is the process started, and
+# removes the folder. `start` first stops what a killed or failed earlier run left, stops what it
+# started when it fails, and exits 75 without starting anything when a port is in use by a
+# process it did not start. Needs root (the package's server script is run directly).
 set -euo pipefail
-
-BASE="${TOPO_TLS_DIR:-/tmp/topo-tls}"
-WAIT="${TOPO_TLS_WAIT:-90}"
-NODE=topo-tls@localhost
-AMQP_PORT=5695
-AMQPS_PORT=5696
-HTTPS_PORT=15696
-DIST_PORT=25695
-SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
-CTL=/usr/lib/rabbitmq/bin/rabbitmqctl
-CERTS="$BASE/certs"
 
 log() { printf 'tls-node: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# The environment the server and every rabbitmqctl call run with: the same HOME (hence the same
-# cookie) on both sides, and never the machine broker's env file, config or data.
-node_env() {
-  echo HOME="$BASE/home" \
-    RABBITMQ_NODENAME="$NODE" \
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-    RABBITMQ_NODE_PORT="$AMQP_PORT" \
-    RABBITMQ_DIST_PORT="$DIST_PORT" \
-    RABBITMQ_MNESIA_BASE="$BASE/mnesia" \
-    RABBITMQ_LOG_BASE="$BASE/log" \
-    RABBITMQ_PID_FILE="$BASE/pid" \
-    RABBITMQ_CONFIG_FILE="$BASE/rabbitmq.conf" \
-    RABBITMQ_ENABLED_PLUGINS_FILE="$BASE/enabled_plugins" \
-    RABBITMQ_CONF_ENV_FILE="$BASE/rabbitmq-env.conf"
+# shellcheck source=lib/test-broker.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/test-broker.sh"
+
+WAIT="${TOPO_TLS_WAIT:-90}"
+NODE=topo-tls@localhost
+SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
+CTL=/usr/lib/rabbitmq/bin/rabbitmqctl
+HINT="TOPO_TLS_AMQP_PORT (and TOPO_TLS_AMQPS_PORT, TOPO_TLS_HTTPS_PORT, TOPO_TLS_DIST_PORT, TOPO_TLS_EPMD_PORT)"
+
+# What the environment asks for.
+AMQP_PORT="${TOPO_TLS_AMQP_PORT:-5695}"
+require_port TOPO_TLS_AMQP_PORT "$AMQP_PORT"
+AMQPS_PORT="${TOPO_TLS_AMQPS_PORT:-$((AMQP_PORT + 1))}"
+require_port TOPO_TLS_AMQPS_PORT "$AMQPS_PORT"
+HTTPS_PORT="${TOPO_TLS_HTTPS_PORT:-$((AMQPS_PORT + 10000))}"
+DIST_PORT="${TOPO_TLS_DIST_PORT:-$((AMQP_PORT + 20000))}"
+EPMD_PORT="${TOPO_TLS_EPMD_PORT:-$((AMQP_PORT - 1300))}"
+require_port TOPO_TLS_HTTPS_PORT "$HTTPS_PORT"
+require_port TOPO_TLS_DIST_PORT "$DIST_PORT"
+require_port TOPO_TLS_EPMD_PORT "$EPMD_PORT"
+if [[ $AMQP_PORT == 5695 ]]; then BASE_DEFAULT=/tmp/topo-tls; else BASE_DEFAULT=/tmp/topo-tls-$AMQP_PORT; fi
+BASE="${TOPO_TLS_DIR:-$BASE_DEFAULT}"
+CERTS="$BASE/certs"
+WANTED="$AMQP_PORT $AMQPS_PORT $HTTPS_PORT $DIST_PORT"
+
+# A running node keeps the ports it was started with, whatever the environment says now: every
+# command but `start` talks to the node the state folder describes. A folder an older version of
+# this script left (no `instance` file) had the default ports and the machine's epmd.
+RECORDED=""
+load_recorded() {
+  local key value
+  if [[ -f $BASE/instance ]]; then
+    while IFS='=' read -r key value; do
+      [[ $value =~ ^[0-9]+$ ]] || continue
+      case $key in
+        AMQP_PORT) AMQP_PORT=$value ;;
+        AMQPS_PORT) AMQPS_PORT=$value ;;
+        HTTPS_PORT) HTTPS_PORT=$value ;;
+        DIST_PORT) DIST_PORT=$value ;;
+        EPMD_PORT) EPMD_PORT=$value ;;
+      esac
+    done <"$BASE/instance"
+    RECORDED="$AMQP_PORT $AMQPS_PORT $HTTPS_PORT $DIST_PORT"
+  elif [[ -f $BASE/rabbitmq-env.conf && -d $BASE/home ]]; then
+    AMQP_PORT=5695 AMQPS_PORT=5696 HTTPS_PORT=15696 DIST_PORT=25695 EPMD_PORT=4369
+    RECORDED="$AMQP_PORT $AMQPS_PORT $HTTPS_PORT $DIST_PORT"
+  fi
 }
 
+# The environment the server and every rabbitmqctl call run with, in NODE_ENV: the same HOME
+# (hence the same cookie) on both sides, the private epmd, and never the machine broker's env
+# file, config or data. The distribution listener stays on loopback.
+node_env() {
+  NODE_ENV=(
+    HOME="$BASE/home"
+    RABBITMQ_NODENAME="$NODE"
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    RABBITMQ_NODE_PORT="$AMQP_PORT"
+    RABBITMQ_DIST_PORT="$DIST_PORT"
+    RABBITMQ_MNESIA_BASE="$BASE/mnesia"
+    RABBITMQ_LOG_BASE="$BASE/log"
+    RABBITMQ_PID_FILE="$BASE/pid"
+    RABBITMQ_CONFIG_FILE="$BASE/rabbitmq.conf"
+    RABBITMQ_ENABLED_PLUGINS_FILE="$BASE/enabled_plugins"
+    RABBITMQ_CONF_ENV_FILE="$BASE/rabbitmq-env.conf"
+    ERL_EPMD_PORT="$EPMD_PORT"
+    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
+  )
+}
+
+# Only while the node's epmd listens: without one, rabbitmqctl starts an `epmd -daemon` of its own
+# on that port, which nobody records or stops.
 ctl() {
-  # The distribution listener stays on loopback, for rabbitmqctl as for the server.
-  env $(node_env) RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
-    "$CTL" -n "$NODE" "$@"
+  port_in_use "$EPMD_PORT" || return 1
+  node_env
+  env "${NODE_ENV[@]}" "$CTL" -n "$NODE" "$@"
+}
+
+# A graceful stop, with a bound on how long it may take.
+ctl_stop() {
+  port_in_use "$EPMD_PORT" || return 1
+  node_env
+  timeout 60 env "${NODE_ENV[@]}" "$CTL" -n "$NODE" -q stop >/dev/null 2>&1
 }
 
 is_running() {
-  [[ -d "$BASE/home" ]] && ctl -q ping >/dev/null 2>&1
+  [[ -f "$BASE/home/.erlang.cookie" ]] && ctl -q ping >/dev/null 2>&1
+}
+
+# One lock per state folder: a start and a stop never interleave.
+take_lock() {
+  mkdir -p "$(dirname "$BASE")"
+  exec 9>"$BASE.lock"
+  flock -w 600 9 || die "timed out waiting for the lock $BASE.lock"
 }
 
 # openssl x509 -req reads extensions only from a file: one small file per kind of certificate.
@@ -101,12 +175,16 @@ make_certs() {
 }
 
 prepare() {
-  mkdir -p "$BASE/home" "$BASE/mnesia" "$BASE/log"
+  mkdir -p "$BASE/home" "$BASE/mnesia" "$BASE/log" "$BASE/pids"
+  : >"$BASE/.topo-test-broker"
+  {
+    printf 'AMQP_PORT=%s\nAMQPS_PORT=%s\nHTTPS_PORT=%s\nDIST_PORT=%s\nEPMD_PORT=%s\n' \
+      "$AMQP_PORT" "$AMQPS_PORT" "$HTTPS_PORT" "$DIST_PORT" "$EPMD_PORT"
+    owner_lines
+  } >"$BASE/instance"
   # A private cookie for the node and rabbitmqctl; never the machine broker's.
-  if [[ ! -f "$BASE/home/.erlang.cookie" ]]; then
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32 >"$BASE/home/.erlang.cookie"
-    chmod 600 "$BASE/home/.erlang.cookie"
-  fi
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32 >"$BASE/home/.erlang.cookie"
+  chmod 600 "$BASE/home/.erlang.cookie"
   # An empty env file, so /etc/rabbitmq/rabbitmq-env.conf cannot rename the node.
   : >"$BASE/rabbitmq-env.conf"
   make_certs
@@ -139,23 +217,101 @@ show_logs() {
   tail -n 30 "$BASE/log/"*.log "$BASE/server.out" 2>/dev/null >&2 || true
 }
 
-cmd_start() {
-  if is_running; then
-    log "$NODE already running (AMQPS 127.0.0.1:$AMQPS_PORT, HTTPS 127.0.0.1:$HTTPS_PORT)"
-    return 0
+# Every process of ours still alive, as "label pid" lines: those this script recorded, and a node
+# an older version of it started (told to write its pid file into our state folder; it recorded
+# its launcher in launcher.pid).
+own_pids() {
+  local f pid
+  for f in "$BASE"/pids/*; do
+    [[ -f $f ]] || continue
+    if pid=$(pid_live "$f"); then echo "${f##*/} $pid"; fi
+  done
+  if pid=$(legacy_pid "$BASE/pid"); then echo "pidfile $pid"; fi
+  if pid=$(legacy_pid "$BASE/launcher.pid" "$BASE/pid"); then echo "launcher.pidfile $pid"; fi
+  return 0
+}
+
+# Stop everything of ours: gracefully when the node answers, then by recorded PID.
+stop_all() {
+  local pid
+  if pid_live "$BASE/pids/beam" >/dev/null || legacy_pid "$BASE/pid" >/dev/null; then
+    ctl_stop || true
   fi
+  stop_recorded "$BASE/pids/beam" 20
+  stop_recorded "$BASE/pids/launcher" 5
+  if pid=$(legacy_pid "$BASE/pid"); then kill_pid "$pid" 20 legacy_pid "$BASE/pid"; fi
+  if pid=$(legacy_pid "$BASE/launcher.pid" "$BASE/pid"); then
+    kill_pid "$pid" 5 legacy_pid "$BASE/launcher.pid" "$BASE/pid"
+  fi
+  stop_recorded "$BASE/pids/epmd" 5
+}
+
+# A start that fails part-way (or is interrupted) stops what it started; the logs stay for a look.
+# A signal can land while a command's output goes to /dev/null: say it on the real stderr (fd 8).
+on_start_exit() {
+  local rc=$?
+  exec 2>&8
+  if ((rc != 0)); then
+    log "start failed (exit $rc): stopping the processes it started"
+    stop_all
+  fi
+}
+
+# A node in our state folder that another checkout's run still uses is not ours: its ports are
+# taken. Exit 75 like any taken port, so that run's tests go on and ours skip.
+refuse_foreign() {
+  local user
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$BASE/instance"); then
+    log "port taken: 127.0.0.1:$AMQP_PORT, $AMQPS_PORT, $HTTPS_PORT and the node in $BASE are in use by $user; $1. Choose other ports with $HINT"
+    exit "$EXIT_PORT_TAKEN"
+  fi
+}
+
+cmd_start() {
   [[ -x "$SERVER" ]] || die "$SERVER not found: install the rabbitmq-server package"
   [[ $(id -u) -eq 0 ]] || die "must run as root"
-  local started=$SECONDS deadline=$((SECONDS + WAIT))
+  take_lock
+  load_recorded
+  refuse_foreign "nothing started"
+  if [[ -n "$(own_pids)" ]]; then
+    if [[ $RECORDED != "$WANTED" ]]; then
+      die "a node from $BASE runs on other ports (AMQP, AMQPS, HTTPS, distribution: $RECORDED); stop it first, or set TOPO_TLS_DIR"
+    fi
+    if is_running && curl -fsS --cacert "$CERTS/ca.pem" -u guest:guest -o /dev/null "https://localhost:$HTTPS_PORT/api/overview" 2>/dev/null; then
+      log "$NODE already running (AMQPS 127.0.0.1:$AMQPS_PORT, HTTPS 127.0.0.1:$HTTPS_PORT)"
+      return 0
+    fi
+    log "an earlier run left processes in $BASE: stopping them first"
+    stop_all
+    [[ -z "$(own_pids)" ]] || die "processes of an earlier run are still alive: $(own_pids | tr '\n' ' ')"
+  fi
+  read -r AMQP_PORT AMQPS_PORT HTTPS_PORT DIST_PORT <<<"$WANTED"
+  EPMD_PORT="${TOPO_TLS_EPMD_PORT:-$((AMQP_PORT - 1300))}"
+  # Each run starts from an empty folder: no data, cookie, certificate or PID from an earlier one.
+  safe_rm_state "$BASE"
+  require_ports_free "$HINT" "$AMQP_PORT" "$AMQPS_PORT" "$HTTPS_PORT" "$DIST_PORT" "$EPMD_PORT"
+
+  local started=$SECONDS deadline=$((SECONDS + WAIT)) epmd launcher
+  exec 8>&2
+  trap on_start_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM HUP
   prepare
-  # setsid: the node outlives this script and is not killed with the caller's process group. It
-  # also makes the node the leader of a process group of its own, which `stop` can end exactly
-  # even if the node never got as far as writing its pid file.
-  env $(node_env) RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
-    setsid "$SERVER" >"$BASE/server.out" 2>&1 </dev/null &
-  echo $! >"$BASE/launcher.pid"
+  epmd=$(find_epmd)
+  ERL_EPMD_ADDRESS=127.0.0.1 setsid "$epmd" -port "$EPMD_PORT" </dev/null >"$BASE/epmd.out" 2>&1 8>&- 9>&- &
+  pid_record "$BASE/pids/epmd" $! || die "epmd exited at once: $(cat "$BASE/epmd.out")"
+  await_port "$EPMD_PORT" 10 || die "epmd does not listen on 127.0.0.1:$EPMD_PORT: $(cat "$BASE/epmd.out")"
+  # setsid: the node outlives this script and is not killed with the caller's process group.
+  node_env
+  env "${NODE_ENV[@]}" setsid "$SERVER" >"$BASE/server.out" 2>&1 </dev/null 8>&- 9>&- &
+  launcher=$!
+  pid_record "$BASE/pids/launcher" "$launcher" || true # exited at once: the wait below says why
+  await_child "$BASE/pids/beam" "$launcher" beam.smp || log "no beam.smp under the launcher (pid $launcher)"
   # await_startup gives up at once while the Erlang VM has not registered yet: wait for a ping.
-  until is_running || ((SECONDS >= deadline)); do sleep 0.5; done
+  until is_running || ((SECONDS >= deadline)); do
+    pid_live "$BASE/pids/launcher" >/dev/null || break
+    sleep 0.5
+  done
   if ! ctl -q await_startup --timeout "$WAIT" >/dev/null 2>&1; then
     log "$NODE did not start within ${WAIT} s; last lines of its log:"
     show_logs
@@ -170,31 +326,29 @@ cmd_start() {
     fi
     sleep 0.5
   done
-  log "$NODE up after $((SECONDS - started)) s (AMQP $AMQP_PORT, AMQPS $AMQPS_PORT, HTTPS $HTTPS_PORT)"
+  trap - EXIT INT TERM HUP
+  log "$NODE up after $((SECONDS - started)) s (AMQP $AMQP_PORT, AMQPS $AMQPS_PORT, HTTPS $HTTPS_PORT, state $BASE)"
 }
 
 cmd_stop() {
-  local started=$SECONDS pid="" group=""
-  [[ -f "$BASE/pid" ]] && pid=$(cat "$BASE/pid" 2>/dev/null || true)
-  [[ -f "$BASE/launcher.pid" ]] && group=$(cat "$BASE/launcher.pid" 2>/dev/null || true)
-  if is_running; then ctl -q stop >/dev/null 2>&1 || true; fi
-  # A node that never finished booting does not answer rabbitmqctl: end it by its own pid and
-  # process group, never by name (a pattern could match the machine's broker or another node).
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  if [[ -n "$group" ]] && kill -0 -- "-$group" 2>/dev/null; then
-    kill -- "-$group" 2>/dev/null || true
-    sleep 1
-    kill -9 -- "-$group" 2>/dev/null || true
-  fi
-  rm -rf "$BASE"
+  local started=$SECONDS left
+  take_lock
+  load_recorded
+  refuse_foreign "not stopping it"
+  stop_all
+  left=$(own_pids)
+  [[ -z $left ]] || die "still alive, state kept in $BASE: $(tr '\n' ' ' <<<"$left")"
+  safe_rm_state "$BASE"
   log "stopped after $((SECONDS - started)) s"
 }
 
 cmd_status() {
+  local user
+  load_recorded
+  if [[ -n "$(own_pids)" ]] && user=$(foreign_user "$BASE/instance"); then
+    echo "$NODE stopped for this checkout: it is in use by $user"
+    exit 3
+  fi
   if is_running; then
     echo "$NODE running"
   else
@@ -204,6 +358,7 @@ cmd_status() {
 }
 
 cmd_env() {
+  load_recorded
   echo "export TOPO_TLS_DIR=$BASE"
   echo "export TOPO_TLS_NODE=$NODE"
   echo "export TOPO_TLS_CA=$CERTS/ca.pem"
@@ -215,10 +370,13 @@ cmd_env() {
   echo "export TOPO_TLS_AMQP_PORT=$AMQP_PORT"
   echo "export TOPO_TLS_AMQPS_PORT=$AMQPS_PORT"
   echo "export TOPO_TLS_HTTPS_PORT=$HTTPS_PORT"
+  echo "export TOPO_TLS_DIST_PORT=$DIST_PORT"
+  echo "export TOPO_TLS_EPMD_PORT=$EPMD_PORT"
 }
 
 # rabbitmqctl against this node, with its cookie: scripts/tls-node.sh ctl add_user NAME PASSWORD
 cmd_ctl() {
+  load_recorded
   is_running || die "$NODE is not running; run $0 start"
   ctl "$@"
 }

@@ -1,13 +1,13 @@
 // Integration-test helpers: each test works in vhosts of its own (rascal's namespace = uuid()) and
 // removes them afterwards; the CLI is run as a real subprocess so exit codes and output are real.
 
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import amqplib from "amqplib";
-import { inject } from "vitest";
+import { inject, type TestContext } from "vitest";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/cli.js");
@@ -173,20 +173,67 @@ export async function messageCount(v: string, queue: string): Promise<number> {
   return withChannel(v, async (ch) => (await ch.checkQueue(queue)).messageCount);
 }
 
+/** What `scripts/*.sh start` exits with when a port it needs is held by a process it did not start. */
+export const EXIT_PORT_TAKEN = 75;
+
+export interface TestBroker {
+  /** Stops the broker if startTestBroker started it; does nothing when it was running before. */
+  stop(): void;
+  /** Set when the broker's ports belong to something else: the reason to skip its tests. */
+  unavailable?: string;
+}
+
+/** CI=true (or any value but "false"/"0"): the machine is ours, so a taken port is a failure. */
+export function inCI(): boolean {
+  const ci = process.env.CI;
+  return !!ci && ci !== "false" && ci !== "0";
+}
+
 /**
  * Start one of the project's test brokers (scripts/*.sh start) unless it already runs, e.g.
- * started by .ci/run. Returns what stops it again: nothing, when it was running before.
+ * started by .ci/run (`status` exits 0 only for the script's own, running broker).
+ *
+ * When `start` exits 75 because a port belongs to something else (another checkout's broker, any
+ * other program), the result carries the script's one-line reason in `unavailable`, and the test
+ * file skips its tests with it (skipWhenUnavailable). Under CI=true that throws instead: CI
+ * machines have those ports to themselves, so a taken port there is a real failure, never a
+ * silent skip. Any other failed start throws. The script stops whatever it started when it fails
+ * or is killed by the timeout.
  */
-export function startTestBroker(script: string, timeoutMs: number, running: (status: string) => boolean = (s) => s.includes("running")): () => void {
-  let status = "";
-  try {
-    status = execFileSync(script, ["status"], { encoding: "utf8" });
-  } catch {
-    // status exits non-zero when stopped
+export function startTestBroker(script: string, timeoutMs: number): TestBroker {
+  const status = spawnSync(script, ["status"], { encoding: "utf8", timeout: 60_000 });
+  if (status.status === 0) return { stop: () => undefined };
+  // stderr is read for the reason, and passed on.
+  const r = spawnSync(script, ["start"], { stdio: ["ignore", "inherit", "pipe"], encoding: "utf8", timeout: timeoutMs });
+  if (r.stderr) process.stderr.write(r.stderr);
+  const name = basename(script);
+  if (r.status === EXIT_PORT_TAKEN) {
+    const lines = (r.stderr ?? "").split("\n").filter((l) => l.trim());
+    // The script's own line, e.g. "cluster: port taken: 127.0.0.1:5681 (pid 123, python3) in use by ...".
+    const reason = (lines.find((l) => l.includes("port taken")) ?? lines.at(-1) ?? `${name}: a port it needs is taken`).trim();
+    if (inCI()) throw new Error(`${reason}\nUnder CI=true a taken test-broker port fails the tests instead of skipping them.`);
+    return { stop: () => undefined, unavailable: reason };
   }
-  if (running(status)) return () => undefined;
-  execFileSync(script, ["start"], { stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
-  return () => {
-    execFileSync(script, ["stop"], { stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
+  if (r.error || r.status !== 0) {
+    throw new Error(`${name} start failed: ${r.error?.message ?? (r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`)}`);
+  }
+  return {
+    stop: () => {
+      execFileSync(script, ["stop"], { stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
+    },
   };
+}
+
+/** A beforeEach hook that skips each test, with the reason, when the broker's ports are taken. */
+export function skipWhenUnavailable(broker: () => TestBroker | undefined): (ctx: TestContext) => void {
+  return (ctx) => {
+    const reason = broker()?.unavailable;
+    if (reason) ctx.skip(reason);
+  };
+}
+
+/** The `export NAME=value` lines of `SCRIPT env`, as an object. */
+export function scriptEnv(script: string): Record<string, string> {
+  const out = execFileSync(script, ["env"], { encoding: "utf8" });
+  return Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
 }

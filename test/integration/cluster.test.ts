@@ -1,18 +1,21 @@
 // Mirroring on a real 3-node RabbitMQ 3.10 cluster (scripts/cluster.sh): after apply every sync
 // queue has synchronised mirrors; when the node holding a queue's master stops, the queue and its
 // messages live on, plan says what is degraded, and once the node is back plan is clean again.
-// TOPO_SKIP_CLUSTER=1 skips this file on machines that cannot start extra nodes; CI runs it.
+// TOPO_SKIP_CLUSTER=1 skips this file on machines that cannot start extra nodes; CI runs it. The
+// ports come from the script (TOPO_CLUSTER_AMQP_PORT...); when they belong to something else the
+// tests skip with the script's reason, and fail under CI=true.
 
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import amqplib from "amqplib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, runCli, startTestBroker, uniqueName, writeFile } from "../helpers/broker.js";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
 
 const SCRIPT = join(ROOT, "scripts/cluster.sh");
-const NODES = ["topo-a@localhost", "topo-b@localhost", "topo-c@localhost"];
-const AMQP_PORTS = [5681, 5682, 5683];
-const MGMT_PORTS = [15681, 15682, 15683];
+// Filled in from `scripts/cluster.sh env` once the cluster runs.
+let NODES: string[] = [];
+let AMQP_PORTS: number[] = [];
+let MGMT_PORTS: number[] = [];
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
 async function api(node: number, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
@@ -46,18 +49,26 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, tim
 }
 
 describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
-  let stopCluster = () => undefined as void;
+  let cluster: TestBroker | undefined;
   const sync = uniqueName("csync");
   const async = uniqueName("casync");
 
   beforeAll(() => {
-    // Running means all three nodes: status prints one line per node.
-    stopCluster = startTestBroker(SCRIPT, 300_000, (status) => status.includes("running") && !status.includes("stopped"));
+    // Running means all three nodes: status exits 0 only then.
+    cluster = startTestBroker(SCRIPT, 300_000);
+    if (cluster.unavailable) return;
+    const env = scriptEnv(SCRIPT);
+    NODES = env.TOPO_CLUSTER_NODES!.split(",");
+    AMQP_PORTS = env.TOPO_CLUSTER_AMQP_PORTS!.split(",").map(Number);
+    MGMT_PORTS = env.TOPO_CLUSTER_MGMT_PORTS!.split(",").map(Number);
   }, 300_000);
 
+  beforeEach(skipWhenUnavailable(() => cluster));
+
   afterAll(async () => {
+    if (!cluster || cluster.unavailable) return;
     for (const v of [sync, async]) await api(1, "DELETE", `/api/vhosts/${v}`).catch(() => undefined);
-    stopCluster();
+    cluster.stop();
   }, 300_000);
 
   it("mirrors every sync queue, survives the loss of the master's node, reports it, and heals", async () => {

@@ -1,17 +1,20 @@
 // RabbitMQ 4.0 (Debian trixie's package, run in a chroot by scripts/rabbitmq4.sh): no classic
 // mirroring, quorum queues for sync traffic, x-queue-type reported on classic queues.
 // TOPO_SKIP_RABBITMQ4=1 skips this file on machines that cannot build the chroot (it needs root
-// and Debian's mirror); CI runs it.
+// and Debian's mirror); CI runs it. The ports come from the script (TOPO_RMQ4_AMQP_PORT...); when
+// they belong to something else the tests skip with the script's reason, and fail under CI=true.
 
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import amqplib from "amqplib";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, runCli, startTestBroker, uniqueName, writeFile } from "../helpers/broker.js";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
 
 const SCRIPT = join(ROOT, "scripts/rabbitmq4.sh");
-const AMQP = "amqp://guest:guest@127.0.0.1:5690";
-const MGMT = "http://127.0.0.1:15690";
+// Filled in from `scripts/rabbitmq4.sh env` once the broker runs, e.g. amqp://guest:guest@127.0.0.1:5690
+// and http://127.0.0.1:15690.
+let AMQP = "";
+let MGMT = "";
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
@@ -21,7 +24,7 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
 }
 
 const vhosts: string[] = [];
-let stopBroker = () => undefined as void;
+let broker: TestBroker | undefined;
 
 function topology(defaults: unknown, services: unknown[] = ["mplogin", "mpwallet"]): { file: string; sync: string; async: string } {
   const sync = uniqueName("r4sync");
@@ -39,15 +42,22 @@ function topology(defaults: unknown, services: unknown[] = ["mplogin", "mpwallet
 describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
   beforeAll(() => {
     // The first run builds the chroot (about 2 minutes); later runs start in seconds.
-    stopBroker = startTestBroker(SCRIPT, 900_000);
+    broker = startTestBroker(SCRIPT, 900_000);
+    if (broker.unavailable) return;
+    const env = scriptEnv(SCRIPT);
+    AMQP = env.RABBITMQ4_URL!;
+    MGMT = new URL(env.RABBITMQ4_MANAGEMENT_URL!).origin;
   }, 900_000);
 
+  beforeEach(skipWhenUnavailable(() => broker));
+
   afterEach(async () => {
+    if (broker?.unavailable) return;
     await Promise.all(vhosts.splice(0).map((v) => api("DELETE", `/api/vhosts/${encodeURIComponent(v)}`)));
   });
 
   afterAll(() => {
-    stopBroker();
+    broker?.stop();
   }, 120_000);
 
   it("refuses mirrored classic queues at plan time, says why and names quorum queues", async () => {
