@@ -20,7 +20,7 @@ import type {
   TlsOptions,
 } from "../model.js";
 import { KINDS } from "../model.js";
-import { DEFAULT_PREFIX, escapeRegex, mirrorPolicyName, prefixProblem, serviceNamePattern } from "../core/naming.js";
+import { DEFAULT_PREFIX, escapeRegex, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern } from "../core/naming.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 
 export { DEFAULT_PREFIX, escapeRegex, serviceNamePattern, sortArgs, sortResources };
@@ -412,7 +412,7 @@ function desiredResources(target: ClusterTarget, mine: QueueSpec[], prefix: stri
     // When every queue of this kind on the cluster is mirrored, one short pattern covers them all
     // (and any queue a worker adds later); otherwise list the names exactly.
     const pattern = mirrored.length === ofKind.length
-      ? `^${escapeRegex(prefix)}[a-z_]+\\.${kind}$`
+      ? kindQueuesPattern(prefix, kind)
       : `^(?:${mirrored.map((s) => escapeRegex(s.queue.name)).sort().join("|")})$`;
     const policy: Policy = {
       kind: "policy",

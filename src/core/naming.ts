@@ -39,14 +39,24 @@ export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-/** The router rule: a service is the prefix then lowercase letters and underscores. */
+/**
+ * The router rule: a service is the prefix then this. Written once; the regexes below, the mirror
+ * policies' patterns and the Python router `export celery` writes are all made from it.
+ */
+export const SERVICE_NAME_BODY = "[a-z_]+";
+
 export function serviceNamePattern(prefix: string): RegExp {
-  return new RegExp(`^${escapeRegex(prefix)}[a-z_]+$`);
+  return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}$`);
 }
 
 /** A service's queue: `<service>.sync` or `<service>.async`. */
 export function serviceQueuePattern(prefix: string): RegExp {
-  return new RegExp(`^${escapeRegex(prefix)}[a-z_]+\\.(?:sync|async)$`);
+  return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}\\.(?:sync|async)$`);
+}
+
+/** The pattern of a mirror policy that covers every `<kind>` queue of the prefix. */
+export function kindQueuesPattern(prefix: string, kind: Kind): string {
+  return `^${escapeRegex(prefix)}${SERVICE_NAME_BODY}\\.${kind}$`;
 }
 
 /** Every object topo makes for itself starts with this, then the prefix. */
@@ -106,8 +116,7 @@ export class Ownership {
   ) {
     this.exchange = serviceNamePattern(prefix);
     this.queue = serviceQueuePattern(prefix);
-    const p = escapeRegex(prefix);
-    this.legacyPattern = { sync: `^${p}[a-z_]+\\.sync$`, async: `^${p}[a-z_]+\\.async$` };
+    this.legacyPattern = { sync: kindQueuesPattern(prefix, "sync"), async: kindQueuesPattern(prefix, "async") };
     this.nested = [...new Set(others)].filter((o) => o !== prefix && o.startsWith(prefix)).sort();
     this.nestedRe = this.nested.length ? new RegExp(`^(?:${this.nested.map(escapeRegex).join("|")})`) : undefined;
   }

@@ -9,7 +9,7 @@
 import { TopoError } from "../errors.js";
 import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Kind, QueueSpec } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
-import { ENV_NAME } from "../core/naming.js";
+import { ENV_NAME, SERVICE_NAME_BODY } from "../core/naming.js";
 import { pickExportCluster } from "./cluster.js";
 
 export interface CeleryExportOptions {
@@ -128,7 +128,8 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `_OTHER_CLUSTERS = {`,
     ...others.map(([q, on]) => `    ${py(q)}: ${py(on)},`),
     `}`,
-    `_SERVICE = re.compile(r"\\A" + re.escape(${py(desired.prefix)}) + r"[a-z_]+\\Z")`,
+    // The router rule of core/naming.ts, in Python: the same character class, anchored the same way.
+    `_SERVICE = re.compile(r"\\A" + re.escape(${py(desired.prefix)}) + r"${SERVICE_NAME_BODY}\\Z")`,
     ``,
     ``,
     `class TopoRouteError(LookupError):`,
