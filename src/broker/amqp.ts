@@ -2,12 +2,11 @@
 // serialises RPCs per channel, so parallelism needs channels), and broker replies turned into
 // errors that name the cluster, the object and the reply.
 
-import { readFileSync } from "node:fs";
 import type { Channel, ChannelModel } from "amqplib";
 import { BrokerError, type ErrorCode } from "../errors.js";
 import type { ClusterTarget } from "../model.js";
 import { redactText } from "../redact.js";
-import { tlsProblem } from "./http.js";
+import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 
 export interface AmqpOptions {
@@ -57,10 +56,7 @@ export class AmqpSession {
             heartbeat: 30,
           },
           {
-            ca: tls.ca ? [readFileSync(tls.ca)] : undefined,
-            cert: tls.cert ? readFileSync(tls.cert) : undefined,
-            key: tls.key ? readFileSync(tls.key) : undefined,
-            rejectUnauthorized: !(tls.insecure || opts.insecure),
+            ...tlsOptions(tls, opts.insecure),
             timeout: 15_000,
             clientProperties: { connection_name: `topo ${target.name}` },
           },

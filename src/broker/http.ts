@@ -1,12 +1,12 @@
 // The management HTTP API client: keep-alive, bounded retries of transient failures, and errors
 // that name the cluster, the request and the broker's reply (never a bare "fetch failed").
 
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { BrokerError } from "../errors.js";
 import type { ManagementEndpoint, TlsOptions } from "../model.js";
 import { redactText } from "../redact.js";
+import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 
 export interface HttpOptions {
@@ -44,13 +44,7 @@ export class ManagementClient {
     const keepAlive = { keepAlive: true, maxSockets: 8 };
     this.agent =
       this.base.protocol === "https:"
-        ? new https.Agent({
-            ...keepAlive,
-            ca: tls.ca ? readFileSync(tls.ca) : undefined,
-            cert: tls.cert ? readFileSync(tls.cert) : undefined,
-            key: tls.key ? readFileSync(tls.key) : undefined,
-            rejectUnauthorized: !(tls.insecure || opts.insecure),
-          })
+        ? new https.Agent({ ...keepAlive, ...tlsOptions(tls, opts.insecure) })
         : new http.Agent(keepAlive);
   }
 
@@ -173,32 +167,6 @@ export class ManagementClient {
       hints,
     });
   }
-}
-
-/**
- * What a failed TLS handshake means, from Node's error: our check of the broker's certificate
- * failed, the broker refused our client certificate, or the port does not speak TLS. `text` is
- * the error without OpenSSL's internal dump. Shared by the AMQP side (same Node TLS errors).
- */
-export function tlsProblem(cluster: string, e: Error & { code?: unknown; reason?: unknown }): { text: string; hint: string } | undefined {
-  const code = typeof e.code === "string" ? e.code : "";
-  const reason = typeof e.reason === "string" && e.reason ? e.reason : undefined;
-  const text = reason ?? e.message.trim();
-  const at = `clusters.${cluster}.tls`;
-  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
-    return { text, hint: `TLS verification failed: the broker's certificate does not name the host in clusters.${cluster}; use a host name the certificate lists (or --insecure, for tests only)` };
-  }
-  // An alert from the broker: it refused us, usually our client certificate (or its absence).
-  if (/^ERR_SSL_(TLSV1|TLSV13|SSLV3)_ALERT_/.test(code)) {
-    return { text, hint: `the broker refused the TLS handshake (${reason ?? code}); set ${at}.cert and ${at}.key to a client certificate signed by a CA the broker trusts` };
-  }
-  if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(e.message)) {
-    return { text, hint: `the port does not speak TLS; use the broker's TLS port, or http:// / amqp:// for a plain one` };
-  }
-  if (/CERT|SSL|TLS/.test(code) || /self.signed|certificate/i.test(e.message)) {
-    return { text, hint: `TLS verification failed; set ${at}.ca to the CA that signed the broker's certificate (or --insecure, for tests only)` };
-  }
-  return undefined;
 }
 
 export function vh(vhost: string): string {

@@ -5,14 +5,14 @@
 // Erlang) before any login, so the AMQP side is identified without credentials, permissions or
 // an existing vhost: it works for a read-only plan user and for a vhost apply has yet to create.
 
-import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import { dirname, join } from "node:path";
 import tls from "node:tls";
 import { BrokerError } from "../errors.js";
 import type { ClusterTarget } from "../model.js";
-import { tlsProblem, type ManagementClient } from "./http.js";
+import type { ManagementClient } from "./http.js";
+import { tlsOptions, tlsProblem } from "./tls.js";
 
 export interface BrokerIdentity {
   clusterName?: string;
@@ -97,10 +97,7 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
             host: amqp.hostname,
             port: amqp.port,
             servername: net.isIP(amqp.hostname) ? undefined : amqp.hostname,
-            ca: target.tls.ca ? [readFileSync(target.tls.ca)] : undefined,
-            cert: target.tls.cert ? readFileSync(target.tls.cert) : undefined,
-            key: target.tls.key ? readFileSync(target.tls.key) : undefined,
-            rejectUnauthorized: !(target.tls.insecure || opts.insecure),
+            ...tlsOptions(target.tls, opts.insecure),
           })
         : net.connect({ host: amqp.hostname, port: amqp.port });
     const timer = setTimeout(

@@ -1,0 +1,41 @@
+// TLS for both of topo's connections to a broker (AMQP and the management API): the files a
+// cluster's tls: section names, and what a failed handshake means in words a user can act on.
+
+import { readFileSync } from "node:fs";
+import type { TlsOptions } from "../model.js";
+
+/** Node's TLS options for a cluster: its CA, client certificate and key, read from their files. */
+export function tlsOptions(tls: TlsOptions, insecure?: boolean): { ca?: Buffer[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } {
+  return {
+    ca: tls.ca ? [readFileSync(tls.ca)] : undefined,
+    cert: tls.cert ? readFileSync(tls.cert) : undefined,
+    key: tls.key ? readFileSync(tls.key) : undefined,
+    rejectUnauthorized: !(tls.insecure || insecure),
+  };
+}
+
+/**
+ * What a failed TLS handshake means, from Node's error: our check of the broker's certificate
+ * failed, the broker refused our client certificate, or the port does not speak TLS. `text` is
+ * the error without OpenSSL's internal dump. Shared by the AMQP side (same Node TLS errors).
+ */
+export function tlsProblem(cluster: string, e: Error & { code?: unknown; reason?: unknown }): { text: string; hint: string } | undefined {
+  const code = typeof e.code === "string" ? e.code : "";
+  const reason = typeof e.reason === "string" && e.reason ? e.reason : undefined;
+  const text = reason ?? e.message.trim();
+  const at = `clusters.${cluster}.tls`;
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return { text, hint: `TLS verification failed: the broker's certificate does not name the host in clusters.${cluster}; use a host name the certificate lists (or --insecure, for tests only)` };
+  }
+  // An alert from the broker: it refused us, usually our client certificate (or its absence).
+  if (/^ERR_SSL_(TLSV1|TLSV13|SSLV3)_ALERT_/.test(code)) {
+    return { text, hint: `the broker refused the TLS handshake (${reason ?? code}); set ${at}.cert and ${at}.key to a client certificate signed by a CA the broker trusts` };
+  }
+  if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(e.message)) {
+    return { text, hint: `the port does not speak TLS; use the broker's TLS port, or http:// / amqp:// for a plain one` };
+  }
+  if (/CERT|SSL|TLS/.test(code) || /self.signed|certificate/i.test(e.message)) {
+    return { text, hint: `TLS verification failed; set ${at}.ca to the CA that signed the broker's certificate (or --insecure, for tests only)` };
+  }
+  return undefined;
+}
