@@ -17,6 +17,9 @@ const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>
 const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>().color);
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
+/** A repeatable option; no commander default, or help would print "(default: [])". */
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
 function seconds(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number of seconds");
@@ -71,11 +74,11 @@ program
   .command("plan")
   .description("show what apply would change on each cluster")
   .addOption(fileOption())
-  .option("--cluster <name>", "only this cluster")
+  .option("--cluster <name>", "only this cluster; repeat for more", collect)
   .option("--json", "print the plan as JSON")
   .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
   .option("--insecure", "do not verify TLS certificates (tests only)")
-  .action(async (o: { file: string; cluster?: string; json?: boolean; detailedExitcode?: boolean; insecure?: boolean }) => {
+  .action(async (o: { file: string; cluster?: string[]; json?: boolean; detailedExitcode?: boolean; insecure?: boolean }) => {
     try {
       const [{ plan }, render, diff] = await Promise.all([import("./commands/plan.js"), import("./plan/render.js"), import("./plan/diff.js")]);
       const p = await plan({ file: o.file, cluster: o.cluster, insecure: o.insecure });
@@ -225,8 +228,6 @@ exportCmd
 
 {
   // topo import: a broker's topology → a topology file (stdout or -o).
-  // Repeatable options; no commander default, or help would print "(default: [])".
-  const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
   program
     .command("import")
     .description("read brokers and write the topology file that describes them (stdout, or -o FILE)")

@@ -3,6 +3,7 @@
 import { BrokerError, TopoError } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
 import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
+import { loadConfig, type Env } from "../config/load.js";
 import { ManagementClient } from "../broker/http.js";
 import { readCluster, readMessageCounts } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
@@ -15,13 +16,29 @@ export interface ConnectionOptions {
   insecure?: boolean;
 }
 
-export function selectClusters(desired: DesiredState, name: string | undefined, file: string): DesiredCluster[] {
-  if (name === undefined) return desired.clusters;
-  const found = desired.clusters.filter((c) => c.target.name === name);
-  if (found.length === 0) {
-    throw new TopoError(`no cluster named "${name}" in ${file}`, [`clusters in the file: ${desired.clusters.map((c) => c.target.name).join(", ")}`]);
+/** Where a command's topology comes from: a file it loads, or one the caller has loaded already. */
+export interface TopologySource {
+  file?: string;
+  topology?: DesiredState;
+  /** For ${VAR} in the file (default: process.env). */
+  env?: Env;
+}
+
+export function topologyOf(o: TopologySource): { desired: DesiredState; source: string } {
+  if (o.topology) return { desired: o.topology, source: o.file ?? "the topology" };
+  if (o.file === undefined) throw new TopoError("no topology given: pass a file, or a topology loaded with loadTopology()");
+  return { desired: loadConfig(o.file, o.env).desired, source: o.file };
+}
+
+/** The clusters named (each once, in the file's order), or every cluster when none is. */
+export function selectClusters(desired: DesiredState, names: string | readonly string[] | undefined, file: string): DesiredCluster[] {
+  const wanted = typeof names === "string" ? [names] : (names ?? []);
+  if (wanted.length === 0) return desired.clusters;
+  const unknown = wanted.filter((n) => !desired.clusters.some((c) => c.target.name === n));
+  if (unknown.length) {
+    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, [`clusters in the file: ${desired.clusters.map((c) => c.target.name).join(", ")}`]);
   }
-  return found;
+  return desired.clusters.filter((c) => wanted.includes(c.target.name));
 }
 
 export function managementClient(c: DesiredCluster, opts: ConnectionOptions): ManagementClient {

@@ -1,12 +1,10 @@
-import { loadConfig, type Env } from "../config/load.js";
 import type { DesiredCluster, Plan } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
-import { forEachCluster, managementClient, planCluster, selectClusters, verifyClusters, type ConnectionOptions } from "./clusters.js";
+import { forEachCluster, managementClient, planCluster, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
 
-export interface PlanOptions extends ConnectionOptions {
-  file: string;
-  cluster?: string;
-  env?: Env;
+export interface PlanOptions extends ConnectionOptions, TopologySource {
+  /** Only these clusters (default: every cluster of the topology). */
+  cluster?: string | readonly string[];
 }
 
 export interface PlanStats {
@@ -15,8 +13,8 @@ export interface PlanStats {
 
 /** Read every selected cluster (in parallel, with no lock and no writes) and diff it. */
 export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> {
-  const { desired } = loadConfig(opts.file, opts.env);
-  const clusters = selectClusters(desired, opts.cluster, opts.file);
+  const { desired, source } = topologyOf(opts);
+  const clusters = selectClusters(desired, opts.cluster, source);
   const clients = new Map(clusters.map((c) => [c, managementClient(c, opts)]));
   const client = (c: DesiredCluster) => clients.get(c) as ManagementClient;
   try {
