@@ -5,13 +5,13 @@ const [op, file] = process.argv.slice(2);
 const started = performance.now();
 let result;
 if (op === "plan") {
-  const { plan } = await import("../dist/commands/plan.js");
+  const { plan } = await import("../dist/index.js");
   const stats = { httpRequests: 0 };
   const p = await plan({ file }, stats);
   const actions = p.clusters.reduce((n, c) => n + c.actions.length, 0);
   result = { httpRequests: stats.httpRequests, httpWrites: 0, amqpRpcs: 0, changes: actions };
 } else if (op === "apply") {
-  const { apply } = await import("../dist/commands/apply.js");
+  const { apply } = await import("../dist/index.js");
   const r = await apply({ file, allowDestructive: false, allowDataLoss: false, lockTimeoutMs: 60_000, log: () => undefined });
   result = { ...r.stats, changes: r.clusters.reduce((n, c) => n + c.changes, 0) };
 } else {
