@@ -17,6 +17,16 @@ const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>
 const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>().color);
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+/** A reader that stops early (`topo graph | head`) is not an error: exit quietly, as it asked. */
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
+}
+
 /** A repeatable option; no commander default, or help would print "(default: [])". */
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
@@ -64,7 +74,7 @@ program
       const { validate } = await import("./commands/validate.js");
       const r = validate(o.file);
       if (o.json) out(JSON.stringify({ valid: true, ...r }, null, 2));
-      else out(`${r.file} is valid: ${r.services} service${r.services === 1 ? "" : "s"} on ${r.clusters.map((c) => `${c.name} (${c.queues} queues)`).join(", ")}.`);
+      else out(`${r.file} is valid: ${count(r.services, "service")} on ${r.clusters.map((c) => `${c.name} (${count(c.queues, "queue")})`).join(", ")}.`);
     } catch (e) {
       fail(e, !!o.json);
     }

@@ -3,10 +3,14 @@
 
 import { ansi, plain, type Paint } from "./plan/render.js";
 
-/** https://no-color.org: any non-empty NO_COLOR turns colour off. */
+/**
+ * https://no-color.org: any non-empty NO_COLOR turns colour off. So does CI (CI=true, as every CI
+ * service sets it): a CI runner may give the job a terminal, but what it prints ends in a log.
+ */
 export function paintFor(stream: { isTTY?: boolean }, colorFlag: boolean, env: NodeJS.ProcessEnv = process.env): Paint {
   const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== "";
-  return colorFlag && !noColor && stream.isTTY === true ? ansi : plain;
+  const ci = env.CI !== undefined && env.CI !== "" && env.CI !== "false" && env.CI !== "0";
+  return colorFlag && !noColor && !ci && stream.isTTY === true ? ansi : plain;
 }
 
 /** Below this many changes an apply is over in a moment and plain logs say enough. */
