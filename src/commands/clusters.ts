@@ -3,8 +3,9 @@
 import { BrokerError, TopoError } from "../errors.js";
 import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
 import { ManagementClient } from "../broker/http.js";
-import { readCluster, readMessageCounts } from "../broker/read.js";
-import { diffCluster } from "../plan/diff.js";
+import type { AmqpSession } from "../broker/amqp.js";
+import { readCluster, readLiveCounts, readMessageCounts, readQueueStats } from "../broker/read.js";
+import { diffCluster, holdingQueueName } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
 
@@ -25,13 +26,26 @@ export function managementClient(c: DesiredCluster, opts: ConnectionOptions): Ma
   return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure });
 }
 
-/** Read one cluster and diff it against the file. */
-export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string): Promise<ClusterPlan> {
+/**
+ * Read one cluster and diff it against the file. With `live` (apply), the queues a replace
+ * moves are counted by the broker now, so apply judges the replace on what they hold now.
+ */
+export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string, live?: () => Promise<AmqpSession>): Promise<ClusterPlan> {
   const actual = await readCluster(client, c.target);
   let plan = diffCluster(c, actual, prefix);
   // Counts are worth their cost only where a queue would be deleted or replaced.
   if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue")) {
     await readMessageCounts(client, c.target, actual);
+    // What a replace could lose depends on ready and unacknowledged messages, consumers and bytes:
+    // read for the replaced queues (and the holding queues of interrupted replaces) only.
+    const moved = plan.actions.flatMap((a) =>
+      a.op === "replace" && a.after.kind === "queue" && a.before.kind === "queue"
+        ? [{ name: a.after.name, stream: a.before.type === "stream" }, { name: holdingQueueName(a.after.name), stream: false }]
+        : [],
+    );
+    const present = moved.filter((q) => actual.queueFacts[q.name] !== undefined);
+    await readQueueStats(client, c.target, actual, present.map((q) => q.name));
+    if (live && present.length) await readLiveCounts(await live(), actual, present);
     plan = diffCluster(c, actual, prefix);
   }
   const compat = compatibility(c, actual);
