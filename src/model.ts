@@ -141,6 +141,8 @@ export interface ActualCluster {
   downNodes?: string[];
   resources: Resource[];
   queueFacts: Record<string, QueueFacts>;
+  /** The vhost's operator policies: read only when a plan replaces a queue, and only if the user may. */
+  operatorPolicies?: Policy[];
 }
 
 export type Action =

@@ -8,7 +8,7 @@ import { amqpError } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import type { ApiBinding, ApiExchange, ApiPolicy, ApiQueue } from "./state.js";
-import { actualFrom } from "./state.js";
+import { actualFrom, policyFrom } from "./state.js";
 
 const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
@@ -59,6 +59,15 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
     const facts = (actual.queueFacts[q.name] ??= {});
     facts.messages = q.messages;
   }
+}
+
+/**
+ * Operator policies cap what a queue holds whatever its arguments (the lower value wins), so a
+ * replace must know them. Only administrators may read them: for other users they stay unknown.
+ */
+export async function readOperatorPolicies(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
+  const ps = await client.getOptional<ApiPolicy[]>(`/api/operator-policies/${vh(target.amqp.vhost)}`, [401, 403, 404]);
+  actual.operatorPolicies = (ps ?? []).map(policyFrom);
 }
 
 const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes";

@@ -4,7 +4,7 @@ import { BrokerError, TopoError } from "../errors.js";
 import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
 import { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
-import { readCluster, readLiveCounts, readMessageCounts, readQueueStats } from "../broker/read.js";
+import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readQueueStats } from "../broker/read.js";
 import { diffCluster, holdingQueueName } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
@@ -44,7 +44,7 @@ export async function planCluster(c: DesiredCluster, client: ManagementClient, p
         : [],
     );
     const present = moved.filter((q) => actual.queueFacts[q.name] !== undefined);
-    await readQueueStats(client, c.target, actual, present.map((q) => q.name));
+    await Promise.all([readQueueStats(client, c.target, actual, present.map((q) => q.name)), moved.length ? readOperatorPolicies(client, c.target, actual) : undefined]);
     if (live && present.length) await readLiveCounts(await live(), actual, present);
     plan = diffCluster(c, actual, prefix);
   }

@@ -184,12 +184,13 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
   for (const a of actions) {
     if (a.op !== "replace" || a.before.kind !== "queue" || a.after.kind !== "queue") continue;
     const hold = holdingQueue(a.after.name);
-    a.limits = { queue: queueLimits(a.after, policies), hold: queueLimits(hold, policies) };
+    const operatorPolicies = actual.operatorPolicies ?? [];
+    a.limits = { queue: queueLimits(a.after, policies, operatorPolicies), hold: queueLimits(hold, policies, operatorPolicies) };
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
     if (!held) continue;
     const deletesQueue = !a.resume || (queueExists && !a.resume.queueDone);
-    a.risks = replaceRisks({ before: a.before, after: a.after, hold, held, deletesQueue, policies });
+    a.risks = replaceRisks({ before: a.before, after: a.after, hold, held, deletesQueue, policies, operatorPolicies });
   }
 }
 

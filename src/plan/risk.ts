@@ -7,7 +7,7 @@
 // Limits come from the queue's arguments and from the policy that applies to it, combined the
 // way RabbitMQ combines them (rabbit_amqqueue_process: the lower of argument and policy for
 // max-length, max-length-bytes, message-ttl and expires; the argument wins for overflow and
-// dead-letter-exchange).
+// dead-letter-exchange; an operator policy's value caps whatever the others give).
 
 import type { Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
 
@@ -36,6 +36,8 @@ export interface ReplaceCase {
   deletesQueue: boolean;
   /** The vhost's policies as they will be while the replace runs. */
   policies: readonly Policy[];
+  /** The vhost's operator policies. */
+  operatorPolicies?: readonly Policy[];
 }
 
 const OVERFLOWS: readonly string[] = ["drop-head", "reject-publish", "reject-publish-dlx"];
@@ -85,16 +87,20 @@ function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-export function queueLimits(q: Queue, policies: readonly Policy[]): QueueLimits {
+export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolicies: readonly Policy[] = []): QueueLimits {
   const p = policyFor(q, policies);
-  const d = p?.definition ?? {};
+  const op = policyFor(q, operatorPolicies);
+  const lowest = (...ls: (Limit | undefined)[]): Limit | undefined =>
+    ls.reduce<Limit | undefined>((m, l) => (l !== undefined && (m === undefined || l.value < m.value) ? l : m), undefined);
+  const from = (pol: Policy | undefined, kind: string, key: string): Limit | undefined => {
+    const v = num(pol?.definition[key]);
+    return v !== undefined && pol ? { value: v, from: `${kind} ${pol.name}'s ${key}` } : undefined;
+  };
   const lower = (arg: string, key: string): Limit | undefined => {
     const a = num(q.arguments[arg]);
-    const b = num(d[key]);
-    if (a !== undefined && (b === undefined || a <= b)) return { value: a, from: arg };
-    if (b !== undefined && p) return { value: b, from: `policy ${p.name}'s ${key}` };
-    return undefined;
+    return lowest(a === undefined ? undefined : { value: a, from: arg }, from(p, "policy", key), from(op, "operator policy", key));
   };
+  const d = p?.definition ?? {};
   const overflow = str(q.arguments["x-overflow"]) ?? str(d.overflow);
   return {
     maxLength: lower("x-max-length", "max-length"),
@@ -137,8 +143,8 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
   const risks: ReplaceRisk[] = [];
   const { held } = c;
   const total = held.ready + held.unacked;
-  const after = queueLimits(c.after, c.policies);
-  const before = queueLimits(c.before, c.policies);
+  const after = queueLimits(c.after, c.policies, c.operatorPolicies);
+  const before = queueLimits(c.before, c.policies, c.operatorPolicies);
 
   if (c.deletesQueue) {
     if (held.consumers > 0) {
@@ -205,7 +211,7 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
   }
 
   // The holding queue has no arguments, but a policy can still reach it.
-  const hold = queueLimits(c.hold, c.policies);
+  const hold = queueLimits(c.hold, c.policies, c.operatorPolicies);
   const holdAdvice = `change the policy's pattern so that it does not match ${c.hold.name}`;
   if (total > 0) {
     if (hold.maxLength && total > hold.maxLength.value) {

@@ -139,6 +139,17 @@ describe("replace risks", () => {
     expect(rules(replace({ policies, held: held({ ready: 60 }) }))).toEqual(["x-max-length", "hold-policy"]);
   });
 
+  it("an operator policy caps the limits whatever the arguments and policies say", () => {
+    const operatorPolicies = [policy({ name: "cap", pattern: "^mplogin\\.", definition: { "max-length": 20, "message-ttl": 100000 } })];
+    expect(queueLimits(queue({ arguments: { "x-max-length": 100 } }), [], operatorPolicies)).toMatchObject({
+      maxLength: { value: 20, from: "operator policy cap's max-length" },
+      messageTtl: { value: 100000, from: "operator policy cap's message-ttl" },
+    });
+    expect(queueLimits(queue({ arguments: { "x-max-length": 10 } }), [], operatorPolicies).maxLength).toEqual({ value: 10, from: "x-max-length" });
+    // It applies to the old queue as well: its TTL is no news, its length is.
+    expect(rules(replace({ operatorPolicies, held: held({ ready: 30 }) }))).toEqual(["x-max-length"]);
+  });
+
   it("no risk from changes that drop nothing: priority, overflow or a dead-letter exchange alone, durability, queue type", () => {
     const h = held({ ready: 50, bytes: 5000 });
     for (const args of [{ "x-max-priority": 10 }, { "x-overflow": "reject-publish" }, { "x-dead-letter-exchange": "dlx" }, { "x-single-active-consumer": true }, { "x-max-length": 50 }]) {
