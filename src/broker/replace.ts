@@ -166,6 +166,17 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     return l.maxLength.value - n >= 2 * n + BATCH;
   });
   const already = peekable ? await peek(session, name) : { keys: new Set<string>(), bytes: 0 };
+  const maxBytes = r.limits?.queue.maxLengthBytes;
+  if (maxBytes && r.queueDone) {
+    // Finishing a replace into a queue that already holds messages: their bytes can only be
+    // counted by taking them, so topo moves back only into an empty one. (A new queue holds just
+    // what was published since the switch, and the move counts what it adds.)
+    const [n, waiting] = await step(`count ${name}`, async (ch) => [(await ch.checkQueue(name)).messageCount, (await ch.checkQueue(hold)).messageCount]);
+    if (n > 0 && waiting > 0) {
+      const why = `${name} has ${maxBytes.from} ${maxBytes.value} and holds ${n} message${n === 1 ? "" : "s"}, whose bytes topo cannot count without taking them`;
+      throw stopped(session.cluster, name, { moved: 0, dropped: 0, stopped: why, left: waiting }, `they wait in ${hold}`, [`let the workers drain ${name}, then run topo apply again: it moves the rest`]);
+    }
+  }
 
   // 5. Back into the new queue, then the holding queue goes.
   const back = await move(session, hold, name, { skip: already.keys, limits: r.limits?.queue, bytesInTarget: already.bytes });
