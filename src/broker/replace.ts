@@ -154,29 +154,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   });
   await sleep(SETTLE_MS);
   // A copy of a message routed to both queues during the switch is recognised by peeking at the
-  // new queue (get, then requeue). Not where that is unsafe: a stream cannot be read with
-  // basic.get, and near a length limit the requeue can push the queue over it while new
-  // publishes arrive (unacknowledged messages do not count against it), dropping the oldest.
-  // There a copy stays: at-least-once, never at-most-once.
-  const peekable = await step(`count ${name}`, async (ch) => {
-    const l = r.limits?.queue;
-    if (r.after.type === "stream" || l?.maxLengthBytes) return false;
-    if (!l?.maxLength) return true;
-    const n = (await ch.checkQueue(name)).messageCount;
-    return l.maxLength.value - n >= 2 * n + BATCH;
-  });
-  const already = peekable ? await peek(session, name) : { keys: new Set<string>(), bytes: 0 };
-  const maxBytes = r.limits?.queue.maxLengthBytes;
-  if (maxBytes && r.queueDone) {
-    // Finishing a replace into a queue that already holds messages: their bytes can only be
-    // counted by taking them, so topo moves back only into an empty one. (A new queue holds just
-    // what was published since the switch, and the move counts what it adds.)
-    const [n, waiting] = await step(`count ${name}`, async (ch) => [(await ch.checkQueue(name)).messageCount, (await ch.checkQueue(hold)).messageCount]);
-    if (n > 0 && waiting > 0) {
-      const why = `${name} has ${maxBytes.from} ${maxBytes.value} and holds ${n} message${n === 1 ? "" : "s"}, whose bytes topo cannot count without taking them`;
-      throw stopped(session.cluster, name, { moved: 0, dropped: 0, stopped: why, left: waiting }, `they wait in ${hold}`, [`let the workers drain ${name}, then run topo apply again: it moves the rest`]);
-    }
-  }
+  // new queue (get, then requeue), which also gives the bytes it holds. The requeue cannot make
+  // a length limit drop more than the live publishes alone would: what the peek takes out comes
+  // back. A stream cannot be read with basic.get: there a copy stays (at-least-once).
+  const already = r.after.type === "stream" ? { keys: new Set<string>(), bytes: 0 } : await peek(session, name);
 
   // 5. Back into the new queue, then the holding queue goes.
   const back = await move(session, hold, name, { skip: already.keys, limits: r.limits?.queue, bytesInTarget: already.bytes });
