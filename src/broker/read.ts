@@ -84,12 +84,12 @@ export async function readQueueStats(client: ManagementClient, target: ClusterTa
       const q = await client.getOptional<{ messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number }>(
         `/api/queues/${v}/${encodeURIComponent(name)}?columns=${STATS_COLUMNS}`,
       );
-      if (!q) return;
+      // Right after a declare the statistics are not there yet: the counts stay unknown.
+      if (!q || q.messages === undefined) return;
       const facts = (actual.queueFacts[name] ??= {});
-      // Right after a declare the statistics are not there yet: nothing counted is nothing held.
-      facts.ready = q.messages_ready ?? 0;
+      facts.messages = q.messages;
+      facts.ready = q.messages_ready ?? q.messages;
       facts.unacked = q.messages_unacknowledged ?? 0;
-      facts.messages = q.messages ?? facts.ready + facts.unacked;
       facts.consumers = q.consumers ?? 0;
       facts.bytes = q.message_bytes;
     }),

@@ -157,10 +157,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // new queue (get, then requeue), which also gives the bytes it holds. The requeue cannot make
   // a length limit drop more than the live publishes alone would: what the peek takes out comes
   // back. A stream cannot be read with basic.get: there a copy stays (at-least-once).
-  const already = r.after.type === "stream" ? { keys: new Set<string>(), bytes: 0 } : await peek(session, name);
+  const already = r.after.type === "stream" ? { keys: new Set<string>(), count: 0, bytes: 0 } : await peek(session, name);
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { skip: already.keys, limits: r.limits?.queue, bytesInTarget: already.bytes });
+  const back = await move(session, hold, name, { skip: already.keys, limits: r.limits?.queue, inTarget: already.count, bytesInTarget: already.bytes });
   duplicatesDropped += back.dropped;
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
@@ -236,9 +236,10 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
 }
 
 /** Ids and body bytes of the messages a queue holds right now, leaving them where they are. */
-async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<string>; bytes: number }> {
+async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<string>; count: number; bytes: number }> {
   const keys = new Set<string>();
   let bytes = 0;
+  let count = 0;
   let ch: Channel | undefined;
   try {
     ch = await session.channel();
@@ -247,12 +248,13 @@ async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<st
       session.rpcs++;
       const m = await ch.get(queue, { noAck: false });
       if (!m) break;
+      count++;
       bytes += m.content.length;
       const k = identity(m);
       if (k) keys.add(k);
     }
     ch.nackAll(true);
-    return { keys, bytes };
+    return { keys, count, bytes };
   } catch (e) {
     throw amqpError(session.cluster, `replace queue ${queue}: peek`, e as Error, session.lost);
   } finally {
@@ -265,7 +267,8 @@ interface MoveOptions {
   skip: Set<string>;
   /** The target's limits: the move never fills it past them. */
   limits?: QueueLimits;
-  /** Body bytes the target holds when the move starts. */
+  /** Messages and body bytes the target holds when the move starts (the peek counted them). */
+  inTarget?: number;
   bytesInTarget?: number;
 }
 
@@ -311,16 +314,27 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const maxLength = o.limits?.maxLength;
       if (maxLength) {
         session.rpcs++;
-        const room = maxLength.value - (await get.checkQueue(to)).messageCount;
-        if (room <= 0) return { moved, dropped, stopped: `${to} is full at ${maxLength.from} ${maxLength.value}`, left: await count(get, from) };
+        const now = await get.checkQueue(to);
+        // A passive declare is answered ahead of requeues still queued at the queue (RabbitMQ
+        // prioritises it), so right after the peek it can miss what the peek put back. With no
+        // consumer, what the peek saw plus what was moved is certainly there.
+        const known = now.consumerCount === 0 ? Math.max(now.messageCount, (o.inTarget ?? 0) + moved) : now.messageCount;
+        const room = maxLength.value - known;
+        if (room <= 0) {
+          const left = await count(get, from);
+          return left === 0 ? { moved, dropped } : { moved, dropped, stopped: `${to} is full at ${maxLength.from} ${maxLength.value}`, left };
+        }
         want = Math.min(want, room);
       }
       const batch: GetMessage[] = [];
+      // Ready messages the source still holds after the last get (basic.get-ok says it).
+      let remaining = 0;
       for (let i = 0; i < want; i++) {
         session.rpcs++;
         const m = await get.get(from, { noAck: false });
         if (!m) break;
         batch.push(m);
+        remaining = m.fields.messageCount;
       }
       if (batch.length === 0) return { moved, dropped };
 
@@ -375,9 +389,11 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       });
       for (const m of back) get.nack(m, false, true);
       if (lost) throw new Error(`the confirms of ${lost} moved message${lost === 1 ? "" : "s"} were lost with the channel`);
-      if (returned) return { moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left: await count(get, from) };
-      if (refused) return { moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left: await count(get, from) };
-      if (full) return { moved, dropped, stopped: full, left: await count(get, from) };
+      // Counted, not read back: a passive declare could be answered before the requeues land.
+      const left = remaining + back.length;
+      if (returned) return { moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left };
+      if (refused) return { moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left };
+      if (full) return { moved, dropped, stopped: full, left };
     }
   } catch (e) {
     if (e instanceof BrokerError) throw e;
@@ -393,9 +409,9 @@ async function count(ch: Channel, queue: string): Promise<number> {
   return (await ch.checkQueue(queue)).messageCount;
 }
 
-/** The queue's own reason for a nack, as far as its limits tell it. */
+/** The queue's own reason for a nack, as far as its limits tell it (a nack carries no text). */
 function limitCause(l: QueueLimits | undefined): string {
-  if (!l || l.overflow === "drop-head") return "";
-  const at = [l.maxLength, l.maxLengthBytes].filter((x) => x !== undefined).map((x) => `${x.from} ${x.value}`);
-  return at.length ? `: x-overflow ${l.overflow} at ${at.join(" and ")}` : "";
+  const at = l ? [l.maxLength, l.maxLengthBytes].filter((x) => x !== undefined).map((x) => `${x.from} ${x.value}`) : [];
+  if (l && l.overflow !== "drop-head" && at.length) return `: x-overflow ${l.overflow} at ${at.join(" and ")}`;
+  return " (the broker gives no reason with a nack: a limit topo did not foresee, or the broker refusing publishes)";
 }
