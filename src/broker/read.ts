@@ -124,7 +124,13 @@ export async function readLiveCounts(session: AmqpSession, actual: ActualCluster
     if ((facts.consumers ?? 0) > live.consumerCount) facts.unacked = 0;
     facts.consumers = live.consumerCount;
     // A stream's passive declare always says 0 messages; its statistics are the only count.
-    if (!q.stream) facts.ready = live.messageCount;
+    if (!q.stream) {
+      const stale = facts.ready;
+      facts.ready = live.messageCount;
+      // Bytes have no live count. Statistics that counted other messages give an average per
+      // message at best; with none counted, the bytes are unknown (and a byte limit cannot be judged).
+      if (stale !== facts.ready) facts.bytes = stale && facts.bytes !== undefined ? Math.round((facts.bytes / stale) * facts.ready) : facts.ready === 0 ? 0 : undefined;
+    }
     facts.ready ??= 0;
     facts.unacked ??= 0;
     facts.messages = facts.ready + facts.unacked;

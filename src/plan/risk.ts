@@ -189,6 +189,14 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
         reason: `${l.from} ${l.value} is below the ${held.bytes} bytes it holds: ${overflowEffect(after, undefined)}`,
         advice: `raise ${l.from} to at least ${held.bytes}, or ${DRAIN}`,
       });
+    } else if (after.maxLengthBytes && held.bytes === undefined && total > 0 && c.before.type !== "stream") {
+      // The statistics (emitted every 5 s) have not counted these messages yet.
+      const l = after.maxLengthBytes;
+      risks.push({
+        rule: "x-max-length-bytes",
+        reason: `${l.from} ${l.value} applies, and the broker's statistics do not count the bytes of the ${plural(total, "message")} it holds yet`,
+        advice: "run topo apply again in a few seconds, once the statistics count them",
+      });
     }
     // A moved message enters the new queue afresh, so its TTL counts from the move: a TTL the
     // queue already had is no risk, a new or shorter one puts a deadline on what it holds.
