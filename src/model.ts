@@ -115,8 +115,13 @@ export interface DesiredState {
 
 /** Per-queue facts the broker reports that are not part of the wanted state. */
 export interface QueueFacts {
+  /** Ready and unacknowledged together, as the management API counts them. */
   messages?: number;
+  ready?: number;
+  unacked?: number;
   consumers?: number;
+  /** Bytes of the message bodies the queue holds (ready and unacknowledged). */
+  bytes?: number;
   node?: string;
   /** "running", or "down" while the node of a queue without mirrors is down. */
   state?: string;
@@ -136,6 +141,8 @@ export interface ActualCluster {
   downNodes?: string[];
   resources: Resource[];
   queueFacts: Record<string, QueueFacts>;
+  /** The vhost's operator policies: read only when a plan replaces a queue, and only if the user may. */
+  operatorPolicies?: Policy[];
 }
 
 export type Action =
@@ -150,12 +157,45 @@ export type Action =
       /** Bindings that vanish with the old object and are re-created in the same apply. */
       rebind: Binding[];
       messages?: number;
-      /** A lossless replace of this queue was interrupted: its holding queue still exists. */
-      resume?: { hold: Queue; holdBindings: Binding[]; messages?: number };
+      /** Why this queue replace could lose messages (plan/risk.ts); apply refuses it unless data loss is allowed. */
+      risks?: ReplaceRisk[];
+      /** What the new queue and its holding queue will enforce, so the move never overfills them. */
+      limits?: { queue: QueueLimits; hold: QueueLimits };
+      /**
+       * A lossless replace of this queue was interrupted: its holding queue still exists.
+       * `queueDone`: the queue already has its new properties, so only the move back is left.
+       */
+      resume?: { hold: Queue; holdBindings: Binding[]; messages?: number; queueDone: boolean };
     }
   | { op: "delete"; key: string; before: Resource; messages?: number };
 
 export type Op = Action["op"];
+
+/** One reason a queue replace could lose messages, and what the user can do about it. */
+export interface ReplaceRisk {
+  /** The rule that found it: "consumers", "x-max-length", "x-message-ttl", ... */
+  rule: string;
+  reason: string;
+  advice: string;
+}
+
+export type Overflow = "drop-head" | "reject-publish" | "reject-publish-dlx";
+
+/** A limit and what set it: a queue argument (`x-max-length`) or a policy (`policy p's max-length`). */
+export interface Limit {
+  value: number;
+  from: string;
+}
+
+/** What a queue does with messages, from its arguments and the policy that applies to it. */
+export interface QueueLimits {
+  maxLength?: Limit;
+  maxLengthBytes?: Limit;
+  overflow: Overflow;
+  messageTtl?: Limit;
+  expires?: Limit;
+  deadLetterExchange?: string;
+}
 
 export interface ClusterPlan {
   cluster: string;

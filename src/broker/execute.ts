@@ -7,6 +7,7 @@ import type { Channel } from "amqplib";
 import { ApplyError, BrokerError } from "../errors.js";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Exchange, Policy, Queue, Resource } from "../model.js";
 import { assertNever, queueDeclareArgs } from "../model.js";
+import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf } from "../core/keys.js";
 import { renderAction } from "../plan/render.js";
 import type { AmqpSession } from "./amqp.js";
@@ -121,7 +122,12 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     await amqp.runAll(
       removals,
       n,
-      (ch, { r }) => (r.kind === "queue" ? ch.deleteQueue(r.name, { ifEmpty: !opts.allowDataLoss }) : ch.deleteExchange(r.name)),
+      async (ch, { a, r }) => {
+        if (r.kind === "exchange") return ch.deleteExchange(r.name);
+        const { messageCount } = await ch.deleteQueue(r.name, { ifEmpty: !opts.allowDataLoss });
+        // The broker's count of what went with the queue (only --allow-data-loss lets any go).
+        if (messageCount > 0) ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${messageCount} message${messageCount === 1 ? "" : "s"} dropped (--allow-data-loss)`);
+      },
       ({ r }) => `delete ${r.kind} ${r.name}`,
       ({ a }) => {
         if (a.op === "delete") mark(a);
@@ -147,10 +153,19 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     await runLimited(lossless, 4, async (a) => {
       const r = await replaceQueueLossless(
         amqp,
-        { after: a.after as Queue, bindings: a.rebind, holdBindings: a.resume?.holdBindings ?? [] },
+        {
+          after: a.after as Queue,
+          bindings: a.rebind,
+          holdBindings: a.resume?.holdBindings ?? [],
+          queueDone: a.resume?.queueDone ?? false,
+          old: a.before.kind === "queue" && a.before.name === (a.after as Queue).name ? a.before : undefined,
+          limits: a.limits,
+        },
         ctx.log,
       );
-      if (r.moved) ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${r.moved} message${r.moved === 1 ? "" : "s"} kept`);
+      const dups = r.duplicatesDropped ? `, ${r.duplicatesDropped} duplicate cop${r.duplicatesDropped === 1 ? "y" : "ies"} dropped` : "";
+      const holds = r.holds === undefined ? "" : `; the broker counts ${plural(r.holds, "message")} in it now`;
+      ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${plural(r.movedBack, "message")} moved back through ${holdingQueueName(describe(a.after))}${dups}${holds}`);
       mark(a);
     });
 
@@ -180,6 +195,8 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     }
   }
 }
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

@@ -2,10 +2,13 @@
 // number of services (never one request per object), stats off and only the columns topo uses.
 
 import type { ActualCluster, ClusterTarget } from "../model.js";
+import type { Channel } from "amqplib";
+import type { AmqpSession } from "./amqp.js";
+import { amqpError } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import type { ApiBinding, ApiExchange, ApiPolicy, ApiQueue } from "./state.js";
-import { actualFrom } from "./state.js";
+import { actualFrom, policyFrom } from "./state.js";
 
 const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
@@ -55,5 +58,81 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
   for (const q of qs ?? []) {
     const facts = (actual.queueFacts[q.name] ??= {});
     facts.messages = q.messages;
+  }
+}
+
+/**
+ * Operator policies cap what a queue holds whatever its arguments (the lower value wins), so a
+ * replace must know them. Only administrators may read them: for other users they stay unknown.
+ */
+export async function readOperatorPolicies(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
+  const ps = await client.getOptional<ApiPolicy[]>(`/api/operator-policies/${vh(target.amqp.vhost)}`, [401, 403, 404]);
+  actual.operatorPolicies = (ps ?? []).map(policyFrom);
+}
+
+const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes";
+
+/**
+ * What the queues a plan replaces hold: ready and unacknowledged messages, consumers and bytes.
+ * One request per queue (a replace is rare, a listing with stats costs seconds at 5,000 queues).
+ * The figures are the broker's statistics, up to 5 s old; readLiveCounts corrects them.
+ */
+export async function readQueueStats(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, names: readonly string[]): Promise<void> {
+  const v = vh(target.amqp.vhost);
+  await Promise.all(
+    names.map(async (name) => {
+      const q = await client.getOptional<{ messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number }>(
+        `/api/queues/${v}/${encodeURIComponent(name)}?columns=${STATS_COLUMNS}`,
+      );
+      // Right after a declare the statistics are not there yet: the counts stay unknown.
+      if (!q || q.messages === undefined) return;
+      const facts = (actual.queueFacts[name] ??= {});
+      facts.messages = q.messages;
+      facts.ready = q.messages_ready ?? q.messages;
+      facts.unacked = q.messages_unacknowledged ?? 0;
+      facts.consumers = q.consumers ?? 0;
+      facts.bytes = q.message_bytes;
+    }),
+  );
+}
+
+/**
+ * The broker's counts now, from a passive declare: ready messages and consumers. Apply judges a
+ * replace on these, not on statistics that lag by up to 5 s. Unacknowledged messages have no live
+ * count; the statistics' figure is kept unless it is stale (it counts consumers that are gone).
+ */
+export async function readLiveCounts(session: AmqpSession, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<void> {
+  for (const q of queues) {
+    // A channel of its own: a 404 closes it, and it must not go back to the session's pool.
+    let ch: Channel | undefined;
+    let live: { messageCount: number; consumerCount: number } | undefined;
+    try {
+      ch = await session.channel();
+      session.rpcs++;
+      live = await ch.checkQueue(q.name);
+    } catch (e) {
+      // 404: the queue is gone, so it holds nothing.
+      if ((e as { code?: number }).code !== 404) throw amqpError(session.cluster, `count messages of queue ${q.name}`, e as Error, session.lost);
+    } finally {
+      await ch?.close().catch(() => undefined);
+    }
+    const facts = (actual.queueFacts[q.name] ??= {});
+    if (!live) {
+      Object.assign(facts, { ready: 0, unacked: 0, messages: 0, consumers: 0, bytes: 0 });
+      continue;
+    }
+    if ((facts.consumers ?? 0) > live.consumerCount) facts.unacked = 0;
+    facts.consumers = live.consumerCount;
+    // A stream's passive declare always says 0 messages; its statistics are the only count.
+    if (!q.stream) {
+      const stale = facts.ready;
+      facts.ready = live.messageCount;
+      // Bytes have no live count. Statistics that counted other messages give an average per
+      // message at best; with none counted, the bytes are unknown (and a byte limit cannot be judged).
+      if (stale !== facts.ready) facts.bytes = stale && facts.bytes !== undefined ? Math.round((facts.bytes / stale) * facts.ready) : facts.ready === 0 ? 0 : undefined;
+    }
+    facts.ready ??= 0;
+    facts.unacked ??= 0;
+    facts.messages = facts.ready + facts.unacked;
   }
 }

@@ -4,10 +4,18 @@
 //   1. a holding queue topo.hold.<queue> gets the queue's bindings, then the queue loses them:
 //      from here on new publishes land in the holding queue;
 //   2. what the old queue holds is moved into the holding queue (publisher confirms, mandatory);
-//   3. the old queue is deleted (if-empty: the broker itself refuses to drop a message) and
-//      declared again with its new properties;
+//   3. the old queue is deleted (if-empty and if-unused: the broker itself refuses to drop a
+//      message, or to take a consumer's unacknowledged ones with it) and declared again with its
+//      new properties;
 //   4. the new queue gets every binding, then the holding queue loses them;
 //   5. the holding queue's messages are moved back, and the holding queue is deleted (if-empty).
+//
+// A message is acknowledged at its source only once its target confirmed it, one by one: what
+// the target refuses (reject-publish at a limit) goes back to the source, so no message is ever
+// in two places, and the move stops with the broker's reason. A move into a queue with a length
+// limit never fills it past the limit (drop-head would silently discard the oldest): what does
+// not fit waits in the holding queue, and apply stops saying so. Whether the messages the queue
+// holds fit at all is decided before apply writes anything (plan/risk.ts).
 //
 // Between "bind the new side" and "unbind the old side" (steps 1 and 4) a message can be routed to
 // both queues. Both copies of a step-1 message end up in the holding queue and step 5 moves one;
@@ -22,11 +30,11 @@
 import { createHash } from "node:crypto";
 import type { Channel, ConfirmChannel, GetMessage } from "amqplib";
 import { BrokerError } from "../errors.js";
-import type { Binding, Queue } from "../model.js";
-import { holdingQueueName } from "../plan/diff.js";
+import type { Binding, Queue, QueueLimits } from "../model.js";
+import { holdingQueue } from "../core/naming.js";
 import { keyOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError } from "./amqp.js";
+import { amqpError, replyText } from "./amqp.js";
 import { bind, declareQueue } from "./execute.js";
 import { sleep } from "./retry.js";
 
@@ -37,6 +45,21 @@ export interface LosslessReplace {
   bindings: Binding[];
   /** Bindings the holding queue has now (when resuming). */
   holdBindings: Binding[];
+  /** Resuming, and the queue already has its new properties: only the move back is left. */
+  queueDone: boolean;
+  /** The queue as it is now; undefined when it is gone (an interrupted replace). */
+  old?: Queue;
+  /** What the new queue and the holding queue enforce (plan/risk.ts). */
+  limits?: { queue: QueueLimits; hold: QueueLimits };
+}
+
+export interface ReplaceOutcome {
+  /** Messages moved from the holding queue into the new queue, each confirmed by the broker. */
+  movedBack: number;
+  /** Copies of a message routed to both queues while bindings switched, dropped. */
+  duplicatesDropped: number;
+  /** The broker's count of the new queue right after the move (undefined for a stream: it has none). */
+  holds?: number;
 }
 
 /** Messages moved per confirm round trip. */
@@ -44,10 +67,10 @@ const BATCH = 256;
 /** Time for messages routed just before an unbind to reach their queue before it is peeked. */
 const SETTLE_MS = 100;
 
-export async function replaceQueueLossless(session: AmqpSession, r: LosslessReplace, log: (m: string) => void): Promise<{ moved: number; duplicatesDropped: number }> {
+export async function replaceQueueLossless(session: AmqpSession, r: LosslessReplace, log: (m: string) => void): Promise<ReplaceOutcome> {
   const name = r.after.name;
-  const hold = holdingQueueName(name);
-  const holdQueue: Queue = { kind: "queue", name: hold, type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} };
+  const holdQueue = holdingQueue(name);
+  const hold = holdQueue.name;
   const toHold = (b: Binding): Binding => ({ ...b, destination: hold });
   const toQueue = (b: Binding): Binding => ({ ...b, destination: name });
   const routes = dedupeBindings([...r.bindings.map(toQueue), ...r.holdBindings.map(toQueue)]);
@@ -60,42 +83,67 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       session.rpcs++;
       return await fn(ch);
     } catch (e) {
+      if (e instanceof BrokerError) throw e;
       throw amqpError(session.cluster, `replace queue ${name}: ${what}`, e as Error, session.lost);
     } finally {
       await ch?.close().catch(() => undefined);
     }
   };
-  let moved = 0;
   let duplicatesDropped = 0;
 
-  // 1. New publishes go to the holding queue.
-  await step(`declare ${hold}`, (ch) => declareQueue(ch, holdQueue));
-  await step(`bind ${hold}`, async (ch) => {
-    for (const b of routes) await bind(ch, toHold(b));
-  });
-  const oldExists = await step(`look up ${name}`, async (ch) => {
-    try {
-      return await ch.checkQueue(name);
-    } catch (e) {
-      if ((e as { code?: number }).code === 404) return undefined;
-      throw e;
-    }
-  });
-  if (oldExists) {
-    await step(`unbind ${name}`, async (ch) => {
-      for (const b of routes) await unbindQueue(ch, b);
+  if (!r.queueDone) {
+    // 1. New publishes go to the holding queue.
+    await step(`declare ${hold}`, (ch) => declareQueue(ch, holdQueue));
+    await step(`bind ${hold}`, async (ch) => {
+      for (const b of routes) await bind(ch, toHold(b));
     });
-    await sleep(SETTLE_MS);
-    // 2. The old queue's messages join the holding queue. No de-duplication here: both copies of
-    //    a message routed during step 1's switch are now in the holding queue, and step 5 keeps one.
-    const s = await move(session, name, hold, new Set(), new Set());
-    moved += s.moved;
-    duplicatesDropped += s.dropped;
-    // 3. Gone only if empty: a publish straight to the queue's name would make this fail, not vanish.
-    await step(`delete old ${name}`, (ch) => ch.deleteQueue(name, { ifEmpty: true }));
+    const oldExists = await step(`look up ${name}`, async (ch) => {
+      try {
+        return await ch.checkQueue(name);
+      } catch (e) {
+        if ((e as { code?: number }).code === 404) return undefined;
+        throw e;
+      }
+    });
+    if (oldExists) {
+      await step(`unbind ${name}`, async (ch) => {
+        for (const b of routes) await unbindQueue(ch, b);
+      });
+      await sleep(SETTLE_MS);
+      // 2. The old queue's messages join the holding queue. No de-duplication here: both copies
+      //    of a message routed during step 1's switch are now in the holding queue, and step 5
+      //    keeps one. A stream cannot be read with basic.get (it closes the connection), so
+      //    nothing is moved out of one: plan refuses to replace a stream without --allow-data-loss.
+      if (r.old?.type !== "stream") {
+        const s = await move(session, name, hold, { skip: new Set(), limits: r.limits?.hold });
+        duplicatesDropped += s.dropped;
+        if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
+      }
+      // 3. Gone only if empty and unused: a publish straight to the queue's name, or a consumer
+      //    that attached during the move (its unacknowledged messages would go with the queue),
+      //    makes the broker refuse, and apply stops with every message still in a queue.
+      await step(`delete old ${name}`, async (ch) => {
+        if (r.old?.type === "quorum") {
+          // RabbitMQ 3.10 closes the whole connection (540) on an if-empty or if-unused delete of
+          // a quorum queue, so topo checks itself, one round trip before the delete.
+          const now = await ch.checkQueue(name);
+          if (now.messageCount > 0 || now.consumerCount > 0) {
+            throw refusedDelete(session.cluster, name, hold, now.consumerCount > 0 ? `${now.consumerCount} consumer(s), in use` : `${now.messageCount} message(s), not empty`);
+          }
+          await ch.deleteQueue(name);
+          return;
+        }
+        try {
+          await ch.deleteQueue(name, { ifEmpty: true, ifUnused: true });
+        } catch (e) {
+          if ((e as { code?: number }).code !== 406) throw e;
+          throw refusedDelete(session.cluster, name, hold, replyText(e as Error & { code?: unknown }).text);
+        }
+      });
+    }
   }
   await step(`declare ${name}`, (ch) => declareQueue(ch, r.after));
-  log(`cluster ${session.cluster}: queue ${name} re-created; moving its messages back from ${hold}`);
+  if (!r.queueDone) log(`cluster ${session.cluster}: queue ${name} re-created; moving its messages back from ${hold}`);
 
   // 4. Routes back to the new queue, then off the holding queue.
   await step(`bind ${name}`, async (ch) => {
@@ -105,14 +153,38 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     for (const b of routes) await unbindQueue(ch, toHold(b));
   });
   await sleep(SETTLE_MS);
-  const already = await peekKeys(session, name);
+  // A copy of a message routed to both queues during the switch is recognised by peeking at the
+  // new queue (get, then requeue), which also gives the bytes it holds. The requeue cannot make
+  // a length limit drop more than the live publishes alone would: what the peek takes out comes
+  // back. A stream cannot be read with basic.get: there a copy stays (at-least-once).
+  const already = r.after.type === "stream" ? { keys: new Set<string>(), count: 0, bytes: 0 } : await peek(session, name);
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, new Set(), already);
-  moved += back.moved;
+  const back = await move(session, hold, name, { skip: already.keys, limits: r.limits?.queue, inTarget: already.count, bytesInTarget: already.bytes });
   duplicatesDropped += back.dropped;
-  await step(`delete ${hold}`, (ch) => ch.deleteQueue(hold, { ifEmpty: true }));
-  return { moved, duplicatesDropped };
+  if (back.stopped) {
+    throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
+  }
+  await step(`delete ${hold}`, (ch) => ch.deleteQueue(hold, { ifEmpty: true, ifUnused: true }));
+  const holds = r.after.type === "stream" ? undefined : await step(`count ${name}`, async (ch) => (await ch.checkQueue(name)).messageCount);
+  return { movedBack: back.moved, duplicatesDropped, holds };
+}
+
+function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
+  const n = m.left ?? 0;
+  return new BrokerError(cluster, `replace queue ${queue}: ${m.stopped}; ${n} message${n === 1 ? "" : "s"} could not be moved and ${where}; none was lost or copied`, { hints });
+}
+
+/** The broker refused the if-empty, if-unused delete of the old queue: say why and what to do. */
+function refusedDelete(cluster: string, queue: string, hold: string, reply: string): BrokerError {
+  const inUse = /in use/.test(reply);
+  const cause = inUse ? "a consumer attached to it during the replace" : "messages arrived in it during the replace (published straight to its name)";
+  return new BrokerError(cluster, `replace queue ${queue}: the broker refused to delete the old queue (${reply}): ${cause}; no message was lost: the ones moved so far wait in ${hold}`, {
+    status: 406,
+    hints: [
+      inUse ? `stop the workers that consume from ${queue}, then run topo apply again: it finishes the replace` : "run topo apply again: it moves them too and finishes the replace",
+    ],
+  });
 }
 
 function unbindQueue(ch: Channel, b: Binding): Promise<unknown> {
@@ -163,9 +235,11 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
   };
 }
 
-/** Ids of the messages a queue holds right now, leaving them where they are. */
-async function peekKeys(session: AmqpSession, queue: string): Promise<Set<string>> {
+/** Ids and body bytes of the messages a queue holds right now, leaving them where they are. */
+async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<string>; count: number; bytes: number }> {
   const keys = new Set<string>();
+  let bytes = 0;
+  let count = 0;
   let ch: Channel | undefined;
   try {
     ch = await session.channel();
@@ -174,11 +248,13 @@ async function peekKeys(session: AmqpSession, queue: string): Promise<Set<string
       session.rpcs++;
       const m = await ch.get(queue, { noAck: false });
       if (!m) break;
+      count++;
+      bytes += m.content.length;
       const k = identity(m);
       if (k) keys.add(k);
     }
     ch.nackAll(true);
-    return keys;
+    return { keys, count, bytes };
   } catch (e) {
     throw amqpError(session.cluster, `replace queue ${queue}: peek`, e as Error, session.lost);
   } finally {
@@ -186,50 +262,139 @@ async function peekKeys(session: AmqpSession, queue: string): Promise<Set<string
   }
 }
 
+interface MoveOptions {
+  /** Identities the target already holds: a message with one of them is a copy, dropped. */
+  skip: Set<string>;
+  /** The target's limits: the move never fills it past them. */
+  limits?: QueueLimits;
+  /** Messages and body bytes the target holds when the move starts (the peek counted them). */
+  inTarget?: number;
+  bytesInTarget?: number;
+}
+
+interface MoveResult {
+  moved: number;
+  dropped: number;
+  /** Why the move stopped before the source was empty (the rest is still in the source). */
+  stopped?: string;
+  /** The broker's count of the source when the move stopped. */
+  left?: number;
+}
+
+type Confirm = "ok" | "nacked" | "lost";
+
 /**
- * Move every message from one queue to another: a batch is published with confirms (and
- * mandatory, so a missing target is an error, not a silent drop) before the batch is acked at
- * the source. A crash between the two leaves a copy in both, never in neither.
+ * Move every message from one queue to another. Each message is published with confirms (and
+ * mandatory, so a missing target is a return, not a silent drop) and acknowledged at the source
+ * only once the target confirmed it; one the target refused or returned goes back to the source.
+ * A connection lost between a publish and its confirm can leave that message in both queues:
+ * at-least-once, never at-most-once.
  */
-async function move(session: AmqpSession, from: string, to: string, seen: Set<string>, skip: Set<string>): Promise<{ moved: number; dropped: number }> {
+async function move(session: AmqpSession, from: string, to: string, o: MoveOptions): Promise<MoveResult> {
   let moved = 0;
   let dropped = 0;
+  let bytesInTarget = o.bytesInTarget ?? 0;
+  const seen = new Set<string>();
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
-  let returned: string | undefined;
+  let inflight: { m: GetMessage; returned: boolean }[] = [];
   try {
     get = await session.channel();
     session.rpcs++;
     pub = await session.conn.createConfirmChannel();
     pub.on("error", () => undefined);
-    pub.on("return", (m: { fields: { replyText: string } }) => {
-      returned ??= m.fields.replyText;
+    // A return comes before the confirm of the same message. It carries no delivery tag: the
+    // message is found by its content and id (identical messages are interchangeable).
+    pub.on("return", (ret: GetMessage) => {
+      const hit = inflight.find((x) => !x.returned && x.m.content.equals(ret.content) && x.m.properties.messageId === ret.properties.messageId);
+      if (hit) hit.returned = true;
     });
     for (;;) {
+      let want = BATCH;
+      const maxLength = o.limits?.maxLength;
+      if (maxLength) {
+        session.rpcs++;
+        const now = await get.checkQueue(to);
+        // A passive declare is answered ahead of requeues still queued at the queue (RabbitMQ
+        // prioritises it), so right after the peek it can miss what the peek put back. With no
+        // consumer, what the peek saw plus what was moved is certainly there.
+        const known = now.consumerCount === 0 ? Math.max(now.messageCount, (o.inTarget ?? 0) + moved) : now.messageCount;
+        const room = maxLength.value - known;
+        if (room <= 0) {
+          const left = await count(get, from);
+          return left === 0 ? { moved, dropped } : { moved, dropped, stopped: `${to} is full at ${maxLength.from} ${maxLength.value}`, left };
+        }
+        want = Math.min(want, room);
+      }
       const batch: GetMessage[] = [];
-      for (let i = 0; i < BATCH; i++) {
+      // Ready messages the source still holds after the last get (basic.get-ok says it).
+      let remaining = 0;
+      for (let i = 0; i < want; i++) {
         session.rpcs++;
         const m = await get.get(from, { noAck: false });
         if (!m) break;
         batch.push(m);
+        remaining = m.fields.messageCount;
       }
-      if (batch.length === 0) break;
+      if (batch.length === 0) return { moved, dropped };
+
+      const publish: GetMessage[] = [];
+      const back: GetMessage[] = [];
+      let full: string | undefined;
+      const maxBytes = o.limits?.maxLengthBytes;
       for (const m of batch) {
         const k = identity(m);
-        if (k && (seen.has(k) || skip.has(k))) {
+        if (k && (seen.has(k) || o.skip.has(k))) {
+          get.ack(m);
           dropped++;
           continue;
         }
-        if (k) seen.add(k);
-        pub.publish("", to, m.content, publishOptions(m));
-        moved++;
+        if (full || (maxBytes && bytesInTarget + m.content.length > maxBytes.value)) {
+          full ??= `${to} is full at ${maxBytes?.from} ${maxBytes?.value}`;
+          back.push(m);
+          continue;
+        }
+        bytesInTarget += m.content.length;
+        publish.push(m);
       }
+
+      inflight = publish.map((m) => ({ m, returned: false }));
+      const confirms = await Promise.all(
+        publish.map(
+          (m) =>
+            new Promise<Confirm>((resolve) => {
+              (pub as ConfirmChannel).publish("", to, m.content, publishOptions(m), (err: Error | null) => {
+                resolve(err ? (/nacked/.test(err.message) ? "nacked" : "lost") : "ok");
+              });
+            }),
+        ),
+      );
       session.rpcs++;
-      await pub.waitForConfirms();
-      if (returned) throw new Error(`a moved message was returned (${returned}): queue ${to} is missing`);
-      get.ack(batch[batch.length - 1] as GetMessage, true);
+      let refused = 0;
+      let returned = 0;
+      let lost = 0;
+      inflight.forEach(({ m, returned: r }, i) => {
+        const c = confirms[i];
+        if (c === "ok" && !r) {
+          get?.ack(m);
+          moved++;
+          const k = identity(m);
+          if (k) seen.add(k);
+          return;
+        }
+        if (c === "nacked") refused++;
+        else if (c === "lost") lost++;
+        else returned++;
+        back.push(m);
+      });
+      for (const m of back) get.nack(m, false, true);
+      if (lost) throw new Error(`the confirms of ${lost} moved message${lost === 1 ? "" : "s"} were lost with the channel`);
+      // Counted, not read back: a passive declare could be answered before the requeues land.
+      const left = remaining + back.length;
+      if (returned) return { moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left };
+      if (refused) return { moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left };
+      if (full) return { moved, dropped, stopped: full, left };
     }
-    return { moved, dropped };
   } catch (e) {
     if (e instanceof BrokerError) throw e;
     throw amqpError(session.cluster, `move messages from ${from} to ${to}`, e as Error, session.lost);
@@ -237,4 +402,16 @@ async function move(session: AmqpSession, from: string, to: string, seen: Set<st
     await get?.close().catch(() => undefined);
     await pub?.close().catch(() => undefined);
   }
+}
+
+/** The broker's count, read after the refused messages went back (same channel, so in order). */
+async function count(ch: Channel, queue: string): Promise<number> {
+  return (await ch.checkQueue(queue)).messageCount;
+}
+
+/** The queue's own reason for a nack, as far as its limits tell it (a nack carries no text). */
+function limitCause(l: QueueLimits | undefined): string {
+  const at = l ? [l.maxLength, l.maxLengthBytes].filter((x) => x !== undefined).map((x) => `${x.from} ${x.value}`) : [];
+  if (l && l.overflow !== "drop-head" && at.length) return `: x-overflow ${l.overflow} at ${at.join(" and ")}`;
+  return " (the broker gives no reason with a nack: a limit topo did not foresee, or the broker refusing publishes)";
 }

@@ -8,6 +8,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { lockQueueName } from "../core/naming.js";
 import { destructiveActions } from "../plan/diff.js";
+import { describe } from "../core/keys.js";
 import { renderAction, renderText } from "../plan/render.js";
 import { forEachCluster, managementClient, planCluster, selectClusters, verifyClusters, type ConnectionOptions } from "./clusters.js";
 
@@ -64,10 +65,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 
   try {
     const started = stopwatch("every cluster", opts.trace);
-    const [plans] = await Promise.all([
-      forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix)),
-      verifyClusters(desired.clusters, clusters, client, opts),
-    ]);
+    // Who answers is checked before a session is opened for live counts, and before any write.
+    await verifyClusters(desired.clusters, clusters, client, opts);
+    const plans = await forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix, () => session(c)));
     started("read and planned");
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
@@ -80,6 +80,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         if (deletesQueues(p)) await countMessages(p, await session(c));
       });
       guardDataLoss(plans);
+      guardReplaceRisks(plans);
     }
 
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
@@ -129,7 +130,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     step("took the lock");
 
     // Plan again under the lock: another apply may have changed the broker while we waited.
-    const current = await planCluster(c, http, desired.prefix);
+    const current = await planCluster(c, http, desired.prefix, async () => s);
     step("planned again under the lock");
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
@@ -143,6 +144,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       await countMessages(current, s);
       guardDataLoss([current]);
     }
+    if (!opts.allowDataLoss) guardReplaceRisks([current]);
+    else for (const line of dataLossLines(current)) opts.log(line);
     opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
     await executePlan(current, ctx(c), execOpts(opts));
     step(`made ${current.actions.length} changes`);
@@ -202,7 +205,7 @@ function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {
   return keys(a) === keys(b);
 }
 
-/** Only a delete can lose messages: replaces keep them (see broker/replace.ts). */
+/** Deletes of queues, whose messages guardDataLoss protects (replaces: guardReplaceRisks). */
 function deletesQueues(p: ClusterPlan): boolean {
   return p.actions.some((a) => a.op === "delete" && a.before.kind === "queue");
 }
@@ -238,6 +241,37 @@ function guardDestructive(plans: ClusterPlan[], allowed: boolean): void {
     "a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists",
     "review the plan, then run topo apply --allow-destructive; nothing was changed",
   ]);
+}
+
+type Replace = Extract<Action, { op: "replace" }>;
+
+/**
+ * A replace moves the queue's messages aside and back; refuse, before anything is written, one
+ * that the broker would make lose messages on the way (plan/risk.ts says how). The counts are
+ * the broker's live ones (planCluster with a session).
+ */
+function guardReplaceRisks(plans: ClusterPlan[]): void {
+  const risky = plans.flatMap((p) => p.actions.filter((a): a is Replace => a.op === "replace" && (a.risks?.length ?? 0) > 0).map((a) => ({ cluster: p.cluster, a })));
+  if (risky.length === 0) return;
+  const lines = risky.flatMap(({ cluster, a }) => [
+    `  cluster ${cluster}: queue ${describe(a.after)}${a.messages ? ` (holds ${a.messages} message${a.messages === 1 ? "" : "s"})` : ""}:`,
+    ...(a.risks ?? []).map((r) => `    ${r.reason}`),
+  ]);
+  const advice = [...new Set(risky.flatMap(({ a }) => (a.risks ?? []).map((r) => r.advice)))];
+  const n = risky.length;
+  throw new UnsafePlanError(`refusing to replace ${n} queue${n === 1 ? "" : "s"} that could lose messages:\n${lines.join("\n")}`, [
+    ...advice,
+    "or pass --allow-data-loss to replace it by a plain delete and re-create, dropping what it holds; nothing was changed",
+  ]);
+}
+
+/** With --allow-data-loss a queue replace is a plain delete and re-create: what goes with it. */
+function dataLossLines(p: ClusterPlan): string[] {
+  return p.actions.flatMap((a) =>
+    a.op === "replace" && a.after.kind === "queue" && !a.resume && (a.messages ?? 0) > 0
+      ? [`cluster ${p.cluster}: --allow-data-loss: queue ${describe(a.after)} is deleted with the ${a.messages} message${a.messages === 1 ? "" : "s"} it holds, and re-created empty`]
+      : [],
+  );
 }
 
 function guardDataLoss(plans: ClusterPlan[]): void {

@@ -5,12 +5,13 @@ import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, t
 import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
 import { loadConfig, type Env } from "../config/load.js";
 import { ManagementClient } from "../broker/http.js";
-import { readCluster, readMessageCounts } from "../broker/read.js";
+import type { AmqpSession } from "../broker/amqp.js";
+import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
-import { Ownership } from "../core/naming.js";
+import { holdingQueueName, Ownership } from "../core/naming.js";
 
 export interface ConnectionOptions {
   insecure?: boolean;
@@ -119,14 +120,27 @@ export async function verifyClusters(
   checkDistinctVhosts([...ids, ...extra.flat()]);
 }
 
-/** Read one cluster and diff it against the file. */
-export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string): Promise<ClusterPlan> {
+/**
+ * Read one cluster and diff it against the file. With `live` (apply), the queues a replace
+ * moves are counted by the broker now, so apply judges the replace on what they hold now.
+ */
+export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string, live?: () => Promise<AmqpSession>): Promise<ClusterPlan> {
   const actual = await readCluster(client, c.target);
   let plan = diffCluster(c, actual, prefix);
   const alone = leftBehind(actual, Ownership.of(prefix, actual.resources));
   // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
   if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue") || alone.services.length || alone.holding.length) {
     await readMessageCounts(client, c.target, actual);
+    // What a replace could lose depends on ready and unacknowledged messages, consumers and bytes:
+    // read for the replaced queues (and the holding queues of interrupted replaces) only.
+    const moved = plan.actions.flatMap((a) =>
+      a.op === "replace" && a.after.kind === "queue" && a.before.kind === "queue"
+        ? [{ name: a.after.name, stream: a.before.type === "stream" }, { name: holdingQueueName(a.after.name), stream: false }]
+        : [],
+    );
+    const present = moved.filter((q) => actual.queueFacts[q.name] !== undefined);
+    await Promise.all([readQueueStats(client, c.target, actual, present.map((q) => q.name)), moved.length ? readOperatorPolicies(client, c.target, actual) : undefined]);
+    if (live && present.length) await readLiveCounts(await live(), actual, present);
     plan = diffCluster(c, actual, prefix);
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));

@@ -4,7 +4,7 @@
 // vhost never touch each other's objects, and a renamed prefix leaves the old objects alone
 // instead of taking them over.
 
-import type { Kind, Policy, Resource } from "../model.js";
+import type { Kind, Policy, Queue, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 
 export const DEFAULT_PREFIX = "mp";
@@ -84,6 +84,11 @@ export const HOLD_PREFIX = "topo.hold.";
 
 export function holdingQueueName(queue: string): string {
   return `${HOLD_PREFIX}${queue}`;
+}
+
+/** The holding queue itself: durable and plain, so nothing but a policy limits what it holds. */
+export function holdingQueue(queue: string): Queue {
+  return { kind: "queue", name: holdingQueueName(queue), type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} };
 }
 
 /** The prefix a `topo.<prefix>.…` name belongs to, if it is one. */

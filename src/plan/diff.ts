@@ -1,8 +1,9 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
-import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Plan, Resource, ResourceKind, Summary } from "../model.js";
-import { HOLD_PREFIX, holdingQueueName, Ownership } from "../core/naming.js";
+import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary } from "../model.js";
+import { HOLD_PREFIX, holdingQueue, holdingQueueName, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
+import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -29,7 +30,7 @@ export const MUTABLE: Record<ResourceKind, readonly string[]> = {
 /** Order in which plan lists actions, and the order of kinds within a cluster. */
 const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4 };
 
-export { HOLD_PREFIX, holdingQueueName, Ownership };
+export { HOLD_PREFIX, holdingQueue, holdingQueueName, Ownership };
 
 /** The queue a holding queue holds messages for, when `r` is one of this prefix's holding queues. */
 export function holdingQueueOf(r: Resource, owner: Ownership): string | undefined {
@@ -115,6 +116,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       a.rebind = bindingsOf(base, actual.resources).filter((b) => !deleted.has(keyOf(b)));
     }
   }
+  judgeQueueReplaces(actions, desired, actual, owner);
 
   actions.sort(compareActions);
   const degraded = down.size
@@ -128,6 +130,42 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     actions,
     degraded,
     warnings: [],
+  };
+}
+
+/**
+ * Each queue replace gets the limits the move must respect and, when the broker's counts were
+ * read, the ways it could lose messages. Policies are those the vhost will have while the
+ * replace runs: the file's, plus the ones topo does not own.
+ */
+function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: ActualCluster, owner: Ownership): void {
+  const policies = [
+    ...desired.resources.filter((r): r is Policy => r.kind === "policy"),
+    ...actual.resources.filter((r): r is Policy => r.kind === "policy" && !owner.owns(r)),
+  ];
+  for (const a of actions) {
+    if (a.op !== "replace" || a.before.kind !== "queue" || a.after.kind !== "queue") continue;
+    const hold = holdingQueue(a.after.name);
+    const operatorPolicies = actual.operatorPolicies ?? [];
+    a.limits = { queue: queueLimits(a.after, policies, operatorPolicies), hold: queueLimits(hold, policies, operatorPolicies) };
+    const queueExists = a.before.name === a.after.name;
+    const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
+    if (!held) continue;
+    const deletesQueue = !a.resume || (queueExists && !a.resume.queueDone);
+    a.risks = replaceRisks({ before: a.before, after: a.after, hold, held, deletesQueue, policies, operatorPolicies });
+  }
+}
+
+/** What the queue and its holding queue hold together; undefined unless the broker's counts were read. */
+function heldTogether(queue: QueueFacts | undefined, hold: QueueFacts | undefined): HeldMessages | undefined {
+  const facts = [queue, hold].filter((f): f is QueueFacts => f !== undefined);
+  if (facts.length === 0 || facts.some((f) => f.ready === undefined)) return undefined;
+  const sum = (pick: (f: QueueFacts) => number | undefined) => facts.reduce((n, f) => n + (pick(f) ?? 0), 0);
+  return {
+    ready: sum((f) => f.ready),
+    unacked: sum((f) => f.unacked),
+    consumers: queue?.consumers ?? 0,
+    bytes: facts.some((f) => f.bytes === undefined) ? undefined : sum((f) => f.bytes),
   };
 }
 
@@ -170,14 +208,16 @@ function resumeInterruptedReplaces(
       actions.push({ op: "delete", key: keyOf(r), before: r, messages: holdMessages });
       continue;
     }
+    const i = actions.findIndex((a) => a.key === baseKey);
+    const existing = actions[i];
     const resume = {
       hold: r,
       holdBindings: actual.resources.filter((b): b is Binding => b.kind === "binding" && b.destinationType === "queue" && b.destination === r.name),
       messages: holdMessages,
+      // The queue exists and nothing about it differs: it was re-created, only the move back is left.
+      queueDone: have.has(baseKey) && existing?.op !== "replace",
     };
     const why = `finishing an interrupted replace: ${holdMessages ?? "some"} message${holdMessages === 1 ? "" : "s"} wait in ${r.name}`;
-    const i = actions.findIndex((a) => a.key === baseKey);
-    const existing = actions[i];
     const before = have.get(baseKey) ?? r;
     const messages = (actual.queueFacts[base]?.messages ?? 0) + (holdMessages ?? 0);
     const action: Action = {

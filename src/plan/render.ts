@@ -56,6 +56,7 @@ export function renderAction(a: Action): string[] {
       return [
         `-/+ replace ${a.after.kind} ${describe(a.after)}${holds(a.messages)}`,
         ...a.because.map((c) => `    because ${c}`),
+        ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
       ];
     case "delete":
@@ -78,7 +79,7 @@ export function renderText(plan: Plan, paint: Paint = plain): string {
     if (c.actions.length === 0) lines.push("  no changes");
     for (const a of c.actions) {
       const [first, ...rest] = renderAction(a);
-      lines.push(paint(a.op, `  ${first}`), ...rest.map((l) => `  ${l}`));
+      lines.push(paint(a.op, `  ${first}`), ...rest.map((l) => (l.trimStart().startsWith("!") ? paint("warning", `  ${l}`) : `  ${l}`)));
     }
     lines.push("");
   }
@@ -103,7 +104,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after };
     case "replace":
-      return { ...base, because: a.because, messages: a.messages ?? null, rebind: a.rebind.map(describe), before: a.before, after: a.after };
+      return { ...base, because: a.because, messages: a.messages ?? null, risks: a.risks ?? null, rebind: a.rebind.map(describe), before: a.before, after: a.after };
     case "delete":
       return { ...base, messages: a.messages ?? null, before: a.before };
     default:

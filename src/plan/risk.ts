@@ -1,0 +1,239 @@
+// Pure: could replacing a queue lose messages? A lossless replace moves what the queue holds
+// aside into topo.hold.<queue>, re-creates the queue and moves everything back (broker/replace.ts).
+// Each rule below names a way the broker itself would drop, refuse, expire or strand a moved
+// message. Apply refuses a replace with any of them before it writes anything, unless data loss
+// is allowed; plan shows them under the replace.
+//
+// Limits come from the queue's arguments and from the policy that applies to it, combined the
+// way RabbitMQ combines them (rabbit_amqqueue_process: the lower of argument and policy for
+// max-length, max-length-bytes, message-ttl and expires; the argument wins for overflow and
+// dead-letter-exchange; an operator policy's value caps whatever the others give).
+
+import type { Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
+
+/** What a queue holds, as the broker counts it. */
+export interface HeldMessages {
+  ready: number;
+  unacked: number;
+  consumers: number;
+  /** Body bytes of what it holds; undefined when the broker did not say (streams). */
+  bytes?: number;
+}
+
+export interface ReplaceCase {
+  /** The queue as it is now (the holding queue, when an interrupted replace left no queue). */
+  before: Queue;
+  after: Queue;
+  /** The holding queue the messages pass through. */
+  hold: Queue;
+  /** What the queue holds, plus what its holding queue holds when finishing a replace. */
+  held: HeldMessages;
+  /**
+   * The replace deletes the old queue. False when finishing an interrupted replace whose queue
+   * is gone or already new: then messages only move back, and the move stops (never drops) when
+   * the queue is full, so the rules about the old queue and the new limits do not apply.
+   */
+  deletesQueue: boolean;
+  /** The vhost's policies as they will be while the replace runs. */
+  policies: readonly Policy[];
+  /** The vhost's operator policies. */
+  operatorPolicies?: readonly Policy[];
+}
+
+const OVERFLOWS: readonly string[] = ["drop-head", "reject-publish", "reject-publish-dlx"];
+
+function appliesTo(p: Policy, q: Queue): boolean {
+  switch (p.applyTo) {
+    case "all":
+    case "queues":
+      return true;
+    case "classic_queues":
+      return q.type === "classic";
+    case "quorum_queues":
+      return q.type === "quorum";
+    case "streams":
+      return q.type === "stream";
+    case "exchanges":
+      return false;
+    default:
+      return false;
+  }
+}
+
+function matches(pattern: string, name: string): boolean {
+  try {
+    return new RegExp(pattern).test(name);
+  } catch {
+    // A pattern JavaScript cannot read (PCRE-only syntax) is taken as not matching.
+    return false;
+  }
+}
+
+/** The policy RabbitMQ applies to a queue: the matching one with the highest priority. */
+export function policyFor(q: Queue, policies: readonly Policy[]): Policy | undefined {
+  let best: Policy | undefined;
+  for (const p of policies) {
+    if (!appliesTo(p, q) || !matches(p.pattern, q.name)) continue;
+    if (!best || p.priority > best.priority) best = p;
+  }
+  return best;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolicies: readonly Policy[] = []): QueueLimits {
+  const p = policyFor(q, policies);
+  const op = policyFor(q, operatorPolicies);
+  const lowest = (...ls: (Limit | undefined)[]): Limit | undefined =>
+    ls.reduce<Limit | undefined>((m, l) => (l !== undefined && (m === undefined || l.value < m.value) ? l : m), undefined);
+  const from = (pol: Policy | undefined, kind: string, key: string): Limit | undefined => {
+    const v = num(pol?.definition[key]);
+    return v !== undefined && pol ? { value: v, from: `${kind} ${pol.name}'s ${key}` } : undefined;
+  };
+  const lower = (arg: string, key: string): Limit | undefined => {
+    const a = num(q.arguments[arg]);
+    return lowest(a === undefined ? undefined : { value: a, from: arg }, from(p, "policy", key), from(op, "operator policy", key));
+  };
+  const d = p?.definition ?? {};
+  const overflow = str(q.arguments["x-overflow"]) ?? str(d.overflow);
+  return {
+    maxLength: lower("x-max-length", "max-length"),
+    maxLengthBytes: lower("x-max-length-bytes", "max-length-bytes"),
+    overflow: overflow && OVERFLOWS.includes(overflow) ? (overflow as Overflow) : "drop-head",
+    messageTtl: lower("x-message-ttl", "message-ttl"),
+    expires: lower("x-expires", "expires"),
+    deadLetterExchange: str(q.arguments["x-dead-letter-exchange"]) ?? str(d["dead-letter-exchange"]),
+  };
+}
+
+/** "60 s", "10 min": a duration in milliseconds, for people. */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120_000) return `${+(ms / 1000).toFixed(1)} s`;
+  if (ms < 7_200_000) return `${+(ms / 60_000).toFixed(1)} min`;
+  if (ms < 172_800_000) return `${+(ms / 3_600_000).toFixed(1)} h`;
+  return `${+(ms / 86_400_000).toFixed(1)} days`;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** What the queue does with `n` messages over its limit ("some" when the number is unknown). */
+function overflowEffect(l: QueueLimits, n: number | undefined): string {
+  const what = n === undefined ? "some" : String(n);
+  const dlx = l.deadLetterExchange ? ` to exchange "${l.deadLetterExchange}"` : "";
+  switch (l.overflow) {
+    case "drop-head":
+      return l.deadLetterExchange ? `drop-head would dead-letter the oldest ${what}${dlx}` : `drop-head would discard the oldest ${what}`;
+    case "reject-publish":
+      return `with x-overflow reject-publish the queue would refuse ${what} of them`;
+    case "reject-publish-dlx":
+      return `with x-overflow reject-publish-dlx the queue would refuse ${what} of them and dead-letter them${dlx}`;
+  }
+}
+
+const DRAIN = "let the workers drain the queue first";
+
+export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
+  const risks: ReplaceRisk[] = [];
+  const { held } = c;
+  const total = held.ready + held.unacked;
+  const after = queueLimits(c.after, c.policies, c.operatorPolicies);
+  const before = queueLimits(c.before, c.policies, c.operatorPolicies);
+
+  if (c.deletesQueue) {
+    if (held.consumers > 0) {
+      const unacked = held.unacked > 0 ? `, holding ${plural(held.unacked, "unacknowledged message")}` : "";
+      risks.push({
+        rule: "consumers",
+        reason: `${plural(held.consumers, "consumer")} ${held.consumers === 1 ? "is" : "are"} attached${unacked}: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue`,
+        advice: `stop the workers that consume from ${c.after.name} first`,
+      });
+    } else if (held.unacked > 0) {
+      // basic.get without ack holds messages with no consumer attached; a delete, even if-empty
+      // and if-unused, takes them with the queue (measured on 3.10).
+      risks.push({
+        rule: "unacked",
+        reason: `${plural(held.unacked, "message")} ${held.unacked === 1 ? "is" : "are"} fetched but not acknowledged: ${held.unacked === 1 ? "it is" : "they are"} lost with the old queue`,
+        advice: `let the client that fetched them from ${c.after.name} acknowledge them or close its channel first`,
+      });
+    }
+    if (c.before.type === "stream") {
+      // basic.get on a stream closes the whole connection (540 NOT_IMPLEMENTED), a passive
+      // declare counts 0 messages whatever it holds, and an if-empty delete removes it anyway
+      // (measured on 3.10): topo can neither move its messages nor make sure there are none.
+      const holding = total > 0 ? ` holding ${plural(total, "message")} (the statistics' count)` : "";
+      risks.push({
+        rule: "stream",
+        reason: `it is a stream${holding}: topo cannot move a stream's messages, and cannot make sure it holds none`,
+        advice: `only --allow-data-loss replaces a stream, deleting it with its messages`,
+      });
+    }
+    if (after.maxLength && total > after.maxLength.value) {
+      const l = after.maxLength;
+      risks.push({
+        rule: "x-max-length",
+        reason: `${l.from} ${l.value} is below the ${plural(total, "message")} it holds: ${overflowEffect(after, total - l.value)}`,
+        advice: `raise ${l.from} to at least ${total}, or ${DRAIN} (below ${l.value})`,
+      });
+    }
+    if (after.maxLengthBytes && held.bytes !== undefined && held.bytes > after.maxLengthBytes.value) {
+      const l = after.maxLengthBytes;
+      risks.push({
+        rule: "x-max-length-bytes",
+        reason: `${l.from} ${l.value} is below the ${held.bytes} bytes it holds: ${overflowEffect(after, undefined)}`,
+        advice: `raise ${l.from} to at least ${held.bytes}, or ${DRAIN}`,
+      });
+    } else if (after.maxLengthBytes && held.bytes === undefined && total > 0 && c.before.type !== "stream") {
+      // The statistics (emitted every 5 s) have not counted these messages yet.
+      const l = after.maxLengthBytes;
+      risks.push({
+        rule: "x-max-length-bytes",
+        reason: `${l.from} ${l.value} applies, and the broker's statistics do not count the bytes of the ${plural(total, "message")} it holds yet`,
+        advice: "run topo apply again in a few seconds, once the statistics count them",
+      });
+    }
+    // A moved message enters the new queue afresh, so its TTL counts from the move: a TTL the
+    // queue already had is no risk, a new or shorter one puts a deadline on what it holds.
+    const ttl = after.messageTtl;
+    if (ttl && total > 0 && (!before.messageTtl || ttl.value < before.messageTtl.value)) {
+      const was = before.messageTtl ? `is shorter than the ${before.messageTtl.value} ms it has now` : "is new";
+      const dlx = after.deadLetterExchange ? ` (dead-lettered to exchange "${after.deadLetterExchange}")` : "";
+      const fate = ttl.value === 0 ? `would expire${dlx} as they are moved back, with no consumer to take them` : `expire${dlx} unless consumed within ${duration(ttl.value)} of the replace`;
+      risks.push({ rule: "x-message-ttl", reason: `${ttl.from} ${ttl.value} ${was}: the ${plural(total, "message")} it holds ${fate}`, advice: DRAIN });
+    }
+    const exp = after.expires;
+    if (exp && total > 0 && (!before.expires || exp.value < before.expires.value)) {
+      const was = before.expires ? `is shorter than the ${before.expires.value} ms it has now` : "is new";
+      risks.push({
+        rule: "x-expires",
+        reason: `${exp.from} ${exp.value} ${was}: the queue is deleted with the ${plural(total, "message")} it holds if no worker uses it within ${duration(exp.value)} of the replace`,
+        advice: DRAIN,
+      });
+    }
+  }
+
+  // The holding queue has no arguments, but a policy can still reach it.
+  const hold = queueLimits(c.hold, c.policies, c.operatorPolicies);
+  const holdAdvice = `change the policy's pattern so that it does not match ${c.hold.name}`;
+  if (total > 0) {
+    if (hold.maxLength && total > hold.maxLength.value) {
+      risks.push({ rule: "hold-policy", reason: `${hold.maxLength.from} ${hold.maxLength.value} applies to ${c.hold.name}, which would hold the ${plural(total, "message")}: ${overflowEffect(hold, total - hold.maxLength.value)}`, advice: holdAdvice });
+    }
+    if (hold.maxLengthBytes && held.bytes !== undefined && held.bytes > hold.maxLengthBytes.value) {
+      risks.push({ rule: "hold-policy", reason: `${hold.maxLengthBytes.from} ${hold.maxLengthBytes.value} applies to ${c.hold.name}, which would hold ${held.bytes} bytes: ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
+    }
+    if (hold.messageTtl) {
+      risks.push({ rule: "hold-policy", reason: `${hold.messageTtl.from} ${hold.messageTtl.value} applies to ${c.hold.name}: the ${plural(total, "message")} waiting there expire after ${duration(hold.messageTtl.value)}`, advice: holdAdvice });
+    }
+    if (hold.expires) {
+      risks.push({ rule: "hold-policy", reason: `${hold.expires.from} ${hold.expires.value} applies to ${c.hold.name}: it is deleted with the messages waiting there after ${duration(hold.expires.value)} unused`, advice: holdAdvice });
+    }
+  }
+  return risks;
+}

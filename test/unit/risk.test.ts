@@ -1,0 +1,250 @@
+// The replace-risk rules on plain objects: one test per rule, and the changes that are no risk.
+
+import { describe, expect, it } from "vitest";
+import type { ActualCluster, Binding, DesiredCluster, Exchange, Policy, Queue, Resource } from "../../src/model.js";
+import { normalize, type RawConfig } from "../../src/config/normalize.js";
+import { diffCluster, holdingQueue } from "../../src/plan/diff.js";
+import { planJson, renderText } from "../../src/plan/render.js";
+import { duration, policyFor, queueLimits, replaceRisks, type HeldMessages, type ReplaceCase } from "../../src/plan/risk.js";
+
+// --- builders -------------------------------------------------------------------------------
+const queue = (o: Partial<Queue> = {}): Queue => ({ kind: "queue", name: "mplogin.async", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {}, ...o });
+const policy = (o: Partial<Policy> & { name: string }): Policy => ({ kind: "policy", pattern: ".*", applyTo: "queues", priority: 0, definition: {}, ...o });
+const held = (o: Partial<HeldMessages> = {}): HeldMessages => ({ ready: 0, unacked: 0, consumers: 0, bytes: 0, ...o });
+const replace = (o: Partial<ReplaceCase> = {}): ReplaceCase => ({
+  before: queue(),
+  after: queue({ arguments: { "x-queue-version": 2 } }),
+  hold: holdingQueue("mplogin.async"),
+  held: held(),
+  deletesQueue: true,
+  policies: [],
+  ...o,
+});
+const rules = (c: ReplaceCase) => replaceRisks(c).map((r) => r.rule);
+
+describe("replace risks", () => {
+  it("none for an empty, unused queue, whatever the new arguments", () => {
+    const after = queue({ arguments: { "x-max-length": 0, "x-message-ttl": 0, "x-expires": 1, "x-overflow": "reject-publish", "x-max-length-bytes": 0 } });
+    expect(replaceRisks(replace({ after }))).toEqual([]);
+  });
+
+  it("consumers: any consumer attached, naming the unacknowledged messages it holds", () => {
+    const r = replaceRisks(replace({ held: held({ ready: 6, unacked: 4, consumers: 1 }) }));
+    expect(r).toEqual([
+      {
+        rule: "consumers",
+        reason: "1 consumer is attached, holding 4 unacknowledged messages: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
+        advice: "stop the workers that consume from mplogin.async first",
+      },
+    ]);
+    // Idle workers too: they take what is published while the queue is moved.
+    expect(rules(replace({ held: held({ consumers: 2 }) }))).toEqual(["consumers"]);
+  });
+
+  it("unacked: messages fetched with basic.get and not acknowledged, with no consumer", () => {
+    const r = replaceRisks(replace({ held: held({ ready: 1, unacked: 2 }) }));
+    expect(r.map((x) => x.rule)).toEqual(["unacked"]);
+    expect(r[0]!.reason).toBe("2 messages are fetched but not acknowledged: they are lost with the old queue");
+  });
+
+  it("x-max-length: below what the queue holds (ready and unacknowledged), with what the overflow does", () => {
+    const at = (args: Queue["arguments"], h = held({ ready: 100 })) => replaceRisks(replace({ before: queue({ arguments: { "x-max-length": 1000 } }), after: queue({ arguments: args }), held: h }));
+    expect(at({ "x-max-length": 10 })[0]).toEqual({
+      rule: "x-max-length",
+      reason: "x-max-length 10 is below the 100 messages it holds: drop-head would discard the oldest 90",
+      advice: "raise x-max-length to at least 100, or let the workers drain the queue first (below 10)",
+    });
+    expect(at({ "x-max-length": 5, "x-overflow": "reject-publish" }, held({ ready: 15 }))[0]!.reason).toBe(
+      "x-max-length 5 is below the 15 messages it holds: with x-overflow reject-publish the queue would refuse 10 of them",
+    );
+    expect(at({ "x-max-length": 5, "x-overflow": "reject-publish-dlx", "x-dead-letter-exchange": "dlx" }, held({ ready: 6 }))[0]!.reason).toBe(
+      'x-max-length 5 is below the 6 messages it holds: with x-overflow reject-publish-dlx the queue would refuse 1 of them and dead-letter them to exchange "dlx"',
+    );
+    expect(at({ "x-max-length": 5, "x-dead-letter-exchange": "dlx" }, held({ ready: 7 }))[0]!.reason).toMatch(/drop-head would dead-letter the oldest 2 to exchange "dlx"$/);
+    // Unacknowledged messages count: they are ready again once the workers stop.
+    expect(rules(replace({ after: queue({ arguments: { "x-max-length": 10 } }), held: held({ ready: 8, unacked: 3, consumers: 1 }) }))).toEqual(["consumers", "x-max-length"]);
+    // Exactly at the limit fits.
+    expect(at({ "x-max-length": 100 })).toEqual([]);
+  });
+
+  it("x-max-length-bytes: below the bytes it holds, or bytes the statistics do not know yet", () => {
+    const after = queue({ arguments: { "x-max-length-bytes": 1000 } });
+    expect(replaceRisks(replace({ after, held: held({ ready: 3, bytes: 1500 }) }))).toEqual([
+      { rule: "x-max-length-bytes", reason: "x-max-length-bytes 1000 is below the 1500 bytes it holds: drop-head would discard the oldest some", advice: "raise x-max-length-bytes to at least 1500, or let the workers drain the queue first" },
+    ]);
+    expect(rules(replace({ after, held: held({ ready: 3, bytes: 1000 }) }))).toEqual([]);
+    // Bytes the statistics have not counted yet: not guessed, but not passed either.
+    expect(replaceRisks(replace({ after, held: held({ ready: 3, bytes: undefined }) }))).toEqual([
+      {
+        rule: "x-max-length-bytes",
+        reason: "x-max-length-bytes 1000 applies, and the broker's statistics do not count the bytes of the 3 messages it holds yet",
+        advice: "run topo apply again in a few seconds, once the statistics count them",
+      },
+    ]);
+    expect(rules(replace({ after, held: held({ bytes: undefined }) }))).toEqual([]);
+  });
+
+  it("x-message-ttl: new or shorter while the queue holds messages, 0 included", () => {
+    const h = held({ ready: 20 });
+    expect(replaceRisks(replace({ after: queue({ arguments: { "x-message-ttl": 0 } }), held: h }))[0]!.reason).toBe(
+      "x-message-ttl 0 is new: the 20 messages it holds would expire as they are moved back, with no consumer to take them",
+    );
+    expect(replaceRisks(replace({ before: queue({ arguments: { "x-message-ttl": 600000 } }), after: queue({ arguments: { "x-message-ttl": 60000 } }), held: h }))[0]!.reason).toBe(
+      "x-message-ttl 60000 is shorter than the 600000 ms it has now: the 20 messages it holds expire unless consumed within 60 s of the replace",
+    );
+    // The same or a longer TTL: a moved message's TTL counts from the move, so it only gains time.
+    expect(rules(replace({ before: queue({ arguments: { "x-message-ttl": 60000 } }), after: queue({ arguments: { "x-message-ttl": 60000, "x-max-priority": 5 } }), held: h }))).toEqual([]);
+    expect(rules(replace({ before: queue({ arguments: { "x-message-ttl": 60000 } }), after: queue({ arguments: { "x-message-ttl": 90000 } }), held: h }))).toEqual([]);
+    // Nothing held: nothing to expire.
+    expect(rules(replace({ after: queue({ arguments: { "x-message-ttl": 0 } }) }))).toEqual([]);
+  });
+
+  it("x-expires: new or shorter while the queue holds messages", () => {
+    const r = replaceRisks(replace({ after: queue({ arguments: { "x-expires": 3600000 } }), held: held({ ready: 2 }) }));
+    expect(r.map((x) => x.reason)).toEqual(["x-expires 3600000 is new: the queue is deleted with the 2 messages it holds if no worker uses it within 60 min of the replace"]);
+    expect(rules(replace({ before: queue({ arguments: { "x-expires": 1000 } }), after: queue({ arguments: { "x-expires": 5000 } }), held: held({ ready: 2 }) }))).toEqual([]);
+  });
+
+  it("stream: topo can neither move a stream's messages nor make sure it holds none", () => {
+    const before = queue({ type: "stream", arguments: { "x-max-age": "1D" } });
+    const after = queue({ type: "stream", arguments: { "x-max-age": "7D" } });
+    expect(rules(replace({ before, after, held: held({ ready: 3, bytes: undefined }) }))).toEqual(["stream"]);
+    expect(rules(replace({ before, after }))).toEqual(["stream"]);
+    // Into a stream is fine: it is published to like any queue.
+    expect(rules(replace({ after: queue({ type: "stream" }), held: held({ ready: 3 }) }))).toEqual([]);
+  });
+
+  it("hold-policy: a policy that limits the holding queue", () => {
+    const policies = [policy({ name: "cap", pattern: "^topo\\.", definition: { "max-length": 10, "message-ttl": 1000 } })];
+    const r = replaceRisks(replace({ policies, held: held({ ready: 11 }) }));
+    expect(r.map((x) => x.reason)).toEqual([
+      "policy cap's max-length 10 applies to topo.hold.mplogin.async, which would hold the 11 messages: drop-head would discard the oldest 1",
+      "policy cap's message-ttl 1000 applies to topo.hold.mplogin.async: the 11 messages waiting there expire after 1 s",
+    ]);
+    expect(r[0]!.advice).toBe("change the policy's pattern so that it does not match topo.hold.mplogin.async");
+    expect(rules(replace({ policies }))).toEqual([]);
+  });
+
+  it("limits from a policy combine with the arguments as RabbitMQ does", () => {
+    const policies = [
+      policy({ name: "low", priority: 1, definition: { "max-length": 3, overflow: "reject-publish" } }),
+      policy({ name: "high", priority: 2, pattern: "^mp", definition: { "max-length": 50, "message-ttl": 5000 } }),
+      policy({ name: "exchanges", priority: 9, applyTo: "exchanges", definition: { "max-length": 1 } }),
+    ];
+    expect(policyFor(queue(), policies)?.name).toBe("high");
+    // The lower of argument and policy for lengths and TTLs, the argument for overflow.
+    expect(queueLimits(queue({ arguments: { "x-max-length": 100, "x-overflow": "drop-head" } }), policies)).toEqual({
+      maxLength: { value: 50, from: "policy high's max-length" },
+      maxLengthBytes: undefined,
+      overflow: "drop-head",
+      messageTtl: { value: 5000, from: "policy high's message-ttl" },
+      expires: undefined,
+      deadLetterExchange: undefined,
+    });
+    expect(queueLimits(queue({ arguments: { "x-max-length": 10 } }), policies).maxLength).toEqual({ value: 10, from: "x-max-length" });
+    expect(queueLimits(queue({ name: "other" }), policies)).toMatchObject({ maxLength: { value: 3 }, overflow: "reject-publish" });
+    // 60 messages: over "high" on the queue, and over "low" (pattern .*) on the holding queue.
+    expect(rules(replace({ policies, held: held({ ready: 60 }) }))).toEqual(["x-max-length", "hold-policy"]);
+  });
+
+  it("an operator policy caps the limits whatever the arguments and policies say", () => {
+    const operatorPolicies = [policy({ name: "cap", pattern: "^mplogin\\.", definition: { "max-length": 20, "message-ttl": 100000 } })];
+    expect(queueLimits(queue({ arguments: { "x-max-length": 100 } }), [], operatorPolicies)).toMatchObject({
+      maxLength: { value: 20, from: "operator policy cap's max-length" },
+      messageTtl: { value: 100000, from: "operator policy cap's message-ttl" },
+    });
+    expect(queueLimits(queue({ arguments: { "x-max-length": 10 } }), [], operatorPolicies).maxLength).toEqual({ value: 10, from: "x-max-length" });
+    // It applies to the old queue as well: its TTL is no news, its length is.
+    expect(rules(replace({ operatorPolicies, held: held({ ready: 30 }) }))).toEqual(["x-max-length"]);
+  });
+
+  it("no risk from changes that drop nothing: priority, overflow or a dead-letter exchange alone, durability, queue type", () => {
+    const h = held({ ready: 50, bytes: 5000 });
+    const changes: Queue["arguments"][] = [{ "x-max-priority": 10 }, { "x-overflow": "reject-publish" }, { "x-dead-letter-exchange": "dlx" }, { "x-single-active-consumer": true }, { "x-max-length": 50 }];
+    for (const args of changes) {
+      expect(rules(replace({ before: queue({ arguments: { "x-max-priority": 2 } }), after: queue({ arguments: args }), held: h }))).toEqual([]);
+    }
+    expect(rules(replace({ after: queue({ type: "quorum" }), held: h }))).toEqual([]);
+    expect(rules(replace({ after: queue({ durable: false }), held: h }))).toEqual([]);
+  });
+
+  it("finishing an interrupted replace whose queue is gone or new only moves back: the mover stops when full", () => {
+    const after = queue({ arguments: { "x-max-length": 5, "x-message-ttl": 0 } });
+    expect(rules(replace({ before: holdingQueue("mplogin.async"), after, held: held({ ready: 15, consumers: 2 }), deletesQueue: false }))).toEqual([]);
+  });
+
+  it("duration reads as people say it", () => {
+    expect([0, 999, 1500, 60000, 3600000, 7200000, 86400000 * 3].map(duration)).toEqual(["0 ms", "999 ms", "1.5 s", "60 s", "60 min", "2 h", "3 days"]);
+  });
+});
+
+// --- diff and render ----------------------------------------------------------------------------
+const raw = (o: Partial<RawConfig> = {}): RawConfig => ({
+  version: 1,
+  clusters: { sync: { url: "amqp://u:p@h:5672/s" }, async: { url: "amqp://u:p@h:5672/a" } },
+  services: ["mplogin"],
+  ...o,
+});
+const actual = (resources: Resource[], o: Partial<ActualCluster> = {}): ActualCluster => ({ vhostExists: true, version: "3.10.8", nodes: [], resources, queueFacts: {}, ...o });
+function desiredOf(r: RawConfig, cluster: string): DesiredCluster {
+  const { desired, problems } = normalize(r);
+  expect(problems).toEqual([]);
+  return desired.clusters.find((c) => c.target.name === cluster)!;
+}
+
+describe("plan shows the risks of a replace", () => {
+  const d = desiredOf(raw({ services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 10 } } }] }), "async");
+  const others = d.resources.filter((r) => r.kind !== "queue");
+  const before = queue({ arguments: { "x-max-length": 1000 } });
+
+  it("under the replace line, in text and JSON, once the broker's counts are known", () => {
+    const a = actual([...others, before], { queueFacts: { "mplogin.async": { messages: 100, ready: 96, unacked: 4, consumers: 1, bytes: 900 } } });
+    const plan = diffCluster(d, a, "mp");
+    const r = plan.actions[0]!;
+    expect(r.op === "replace" && r.risks?.map((x) => x.rule)).toEqual(["consumers", "x-max-length"]);
+    expect(renderText({ clusters: [plan] })).toContain(
+      [
+        "  -/+ replace queue mplogin.async [holds 100 messages]",
+        "      because arguments.x-max-length: 1000 -> 10",
+        "      ! messages at risk: 1 consumer is attached, holding 4 unacknowledged messages: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
+        "      ! messages at risk: x-max-length 10 is below the 100 messages it holds: drop-head would discard the oldest 90",
+        "      then re-creates its 1 binding",
+      ].join("\n"),
+    );
+    const j = planJson({ clusters: [plan] }) as any;
+    expect(j.clusters[0].actions[0].risks.map((x: { rule: string }) => x.rule)).toEqual(["consumers", "x-max-length"]);
+  });
+
+  it("not at all when only the totals were read (nothing claimed without the broker's numbers)", () => {
+    const plan = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": { messages: 100 } } }), "mp");
+    const r = plan.actions[0]!;
+    expect(r.op === "replace" && r.risks).toBeUndefined();
+    expect(planJson({ clusters: [plan] }) as any).toMatchObject({ clusters: [{ actions: [{ risks: null }] }] });
+  });
+
+  it("judges an interrupted replace on the queue and its holding queue together", () => {
+    const hold = holdingQueue("mplogin.async");
+    const holdBinding: Binding = { kind: "binding", source: "mplogin", destination: hold.name, destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
+    const ex = others.filter((r): r is Exchange => r.kind === "exchange");
+    const facts = { "mplogin.async": { messages: 6, ready: 6, unacked: 0, consumers: 0, bytes: 60 }, [hold.name]: { messages: 7, ready: 7, unacked: 0, consumers: 0, bytes: 70 } };
+    // The queue still has its old properties: the replace starts over, and 13 do not fit in 10.
+    const plan = diffCluster(d, actual([...others, before, hold, holdBinding, ...ex], { queueFacts: facts }), "mp");
+    const r = plan.actions.find((a) => a.op === "replace")!;
+    expect(r.op === "replace" && r.resume?.queueDone).toBe(false);
+    expect(r.op === "replace" && r.risks?.map((x) => x.reason)).toEqual(["x-max-length 10 is below the 13 messages it holds: drop-head would discard the oldest 3"]);
+    // The queue is already new: only the move back is left, which stops rather than overfill.
+    const done = diffCluster(d, actual([...others, queue({ arguments: { "x-max-length": 10 } }), hold, holdBinding], { queueFacts: facts }), "mp");
+    const r2 = done.actions.find((a) => a.op === "replace")!;
+    expect(r2.op === "replace" && r2.resume?.queueDone).toBe(true);
+    expect(r2.op === "replace" && r2.risks).toEqual([]);
+    expect(r2.op === "replace" && r2.limits?.queue.maxLength).toEqual({ value: 10, from: "x-max-length" });
+  });
+
+  it("counts the policies the vhost will have: the file's and the user's, not topo's that go", () => {
+    const user = policy({ name: "user-cap", pattern: "^mplogin", definition: { "max-length": 5 } });
+    const stale = policy({ name: "topo.old", pattern: "^mplogin", definition: { "max-length": 1 } });
+    const plan = diffCluster(d, actual([...others, before, user, stale], { queueFacts: { "mplogin.async": { messages: 8, ready: 8, unacked: 0, consumers: 0, bytes: 8 } } }), "mp");
+    const r = plan.actions.find((a) => a.op === "replace")!;
+    expect(r.op === "replace" && r.risks?.map((x) => x.reason)).toEqual(["policy user-cap's max-length 5 is below the 8 messages it holds: drop-head would discard the oldest 3"]);
+  });
+});
