@@ -3,15 +3,15 @@
 // first, policies before the queues they mirror, unbinds before deletes, objects before their
 // bindings, and user-visible deletes of policies last. Within a phase, writes run in parallel.
 
-import type { Channel } from "amqplib";
 import { ApplyError, BrokerError } from "../errors.js";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Exchange, Policy, Queue, Resource } from "../model.js";
-import { assertNever, queueDeclareArgs } from "../model.js";
+import { assertNever } from "../model.js";
 import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf } from "../core/keys.js";
 import { renderAction } from "../plan/render.js";
 import type { AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
+import { bind, declareExchange, declareQueue, unbind } from "./declare.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
 
@@ -39,26 +39,6 @@ export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
   return a.before.kind === "queue" && a.after.kind === "queue" && (!opts.allowDataLoss || a.resume !== undefined);
 }
 
-
-export function declareQueue(ch: Channel, q: Queue): Promise<unknown> {
-  return ch.assertQueue(q.name, { durable: q.durable, autoDelete: q.autoDelete, exclusive: q.exclusive, arguments: queueDeclareArgs(q) });
-}
-
-export function declareExchange(ch: Channel, e: Exchange): Promise<unknown> {
-  return ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: e.autoDelete, internal: e.internal, arguments: e.arguments });
-}
-
-export function bind(ch: Channel, b: Binding): Promise<unknown> {
-  return b.destinationType === "queue"
-    ? ch.bindQueue(b.destination, b.source, b.routingKey, b.arguments)
-    : ch.bindExchange(b.destination, b.source, b.routingKey, b.arguments);
-}
-
-function unbind(ch: Channel, b: Binding): Promise<unknown> {
-  return b.destinationType === "queue"
-    ? ch.unbindQueue(b.destination, b.source, b.routingKey, b.arguments)
-    : ch.unbindExchange(b.destination, b.source, b.routingKey, b.arguments);
-}
 
 function policyBody(p: Policy): Record<string, unknown> {
   return { pattern: p.pattern, definition: p.definition, priority: p.priority, "apply-to": p.applyTo };

@@ -35,7 +35,7 @@ import { holdingQueue } from "../core/naming.js";
 import { keyOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, replyText } from "./amqp.js";
-import { bind, declareQueue } from "./execute.js";
+import { bind, declareQueue, unbind } from "./declare.js";
 import { sleep } from "./retry.js";
 
 export interface LosslessReplace {
@@ -107,7 +107,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     });
     if (oldExists) {
       await step(`unbind ${name}`, async (ch) => {
-        for (const b of routes) await unbindQueue(ch, b);
+        for (const b of routes) await unbind(ch, b);
       });
       await sleep(SETTLE_MS);
       // 2. The old queue's messages join the holding queue. No de-duplication here: both copies
@@ -150,7 +150,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     for (const b of routes) await bind(ch, b);
   });
   await step(`unbind ${hold}`, async (ch) => {
-    for (const b of routes) await unbindQueue(ch, toHold(b));
+    for (const b of routes) await unbind(ch, toHold(b));
   });
   await sleep(SETTLE_MS);
   // A copy of a message routed to both queues during the switch is recognised by peeking at the
@@ -185,10 +185,6 @@ function refusedDelete(cluster: string, queue: string, hold: string, reply: stri
       inUse ? `stop the workers that consume from ${queue}, then run topo apply again: it finishes the replace` : "run topo apply again: it moves them too and finishes the replace",
     ],
   });
-}
-
-function unbindQueue(ch: Channel, b: Binding): Promise<unknown> {
-  return ch.unbindQueue(b.destination, b.source, b.routingKey, b.arguments);
 }
 
 function dedupeBindings(bs: Binding[]): Binding[] {
