@@ -81,7 +81,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
       doc.errors.map((e) => ({
         ...at(e.pos[0]),
         // The parser recurses; absurd nesting exhausts its stack before any rule of ours applies.
-        message: /call stack/i.test(e.message) ? `nesting is too deep to read; a topology is a few levels deep` : `YAML: ${firstLine(e.message)}`,
+        message: /call stack/i.test(e.message) ? `nesting is too deep to read; a topology is a few levels deep` : `YAML: ${safeYamlMessage(firstLine(e.message))}`,
       })),
     );
   }
@@ -99,8 +99,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   visit(doc, {
     Scalar(key, node) {
       if (key === "key" || typeof node.value !== "string") return;
-      const r = interpolate(node.value, env);
-      if ("error" in r) problems.push({ file, ...at(node.range?.[0] ?? 0), message: r.error });
+      const r = interpolateAll(node.value, env);
+      if ("errors" in r) for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
       else node.value = r.value;
     },
   });
@@ -110,7 +110,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    fail([{ line: 1, col: 1, message: `cannot read YAML: ${firstLine((e as Error).message)}` }]);
+    fail([{ line: 1, col: 1, message: `cannot read YAML: ${safeYamlMessage(firstLine((e as Error).message))}` }]);
   }
 
   const validate = schemaValidator();
@@ -160,6 +160,14 @@ function firstLine(s: string): string {
   return s.split("\n")[0] ?? s;
 }
 
+/**
+ * The YAML parser quotes the token it stumbled on. A token may be a URL with its password, so only
+ * a punctuation mark or a plain word is shown.
+ */
+export function safeYamlMessage(message: string): string {
+  return message.replace(/"((?:[^"\\]|\\.)*)"/g, (m, inner: string) => (/^(?:[^\sA-Za-z0-9]|\w+)$/.test(inner) ? m : "(a value not shown)"));
+}
+
 function formatKey(p: ConfigProblem): string {
   return `${p.line}:${p.col}:${p.message}`;
 }
@@ -186,26 +194,43 @@ const VAR_NAME = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 
 /** Compose-style interpolation: ${VAR}, ${VAR:-default} (default when unset or empty), $$ for $. */
 export function interpolate(value: string, env: Env): { value: string } | { error: string } {
-  let error: string | undefined;
+  const r = interpolateAll(value, env);
+  return "errors" in r ? { error: r.errors[0] as string } : r;
+}
+
+/** interpolate, with every problem of the value rather than the first. */
+export function interpolateAll(value: string, env: Env): { value: string } | { errors: string[] } {
+  const errors: string[] = [];
   const out = value.replace(VAR, (m, body: string | undefined) => {
     if (m === "$$") return "$";
     if (body === undefined) {
-      error ??= `unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
+      errors.push(`unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`);
       return m;
     }
     const parsed = VAR_NAME.exec(body);
     if (!parsed) {
-      error ??= `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}`;
+      errors.push(notAReference(body));
       return m;
     }
     const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
     const v = env[name];
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
-    error ??= `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`;
+    errors.push(`environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`);
     return m;
   });
-  return error ? { error } : { value: out };
+  return errors.length ? { errors: [...new Set(errors)] } : { value: out };
+}
+
+/**
+ * The message for "${...}" that is not a reference. Its text is shown only when it is one word (a
+ * mistyped name): anything else may be a default, or a password that happens to hold "${".
+ */
+function notAReference(body: string): string {
+  if (/^\w+$/.test(body)) return `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}`;
+  const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(body)?.[0];
+  if (name) return `"\${${name}" is followed by something other than } or :-default; write \${${name}} or \${${name}:-default} (use $$ for a literal $)`;
+  return `a "\${" is not followed by a variable name; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,8 +284,8 @@ function schemaProblem(
       const guess = closest(extra, known);
       const isArgs = path[path.length - 1] === "arguments";
       if (isArgs && extra === "x-queue-type") message = `${where}: set the queue type with type: (classic, quorum, stream), not x-queue-type`;
-      else if (isArgs) message = `${where}: unknown queue argument "${extra}"${guess ? `; did you mean "${guess}"?` : ""} (RabbitMQ knows: ${known.join(", ")})`;
-      else message = `${where}: unknown key "${extra}"${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
+      else if (isArgs) message = `${where}: unknown queue argument ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (RabbitMQ knows: ${known.join(", ")})`;
+      else message = `${where}: unknown key ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
       break;
     }
     case "required":
@@ -270,7 +295,7 @@ function schemaProblem(
       // A services entry is either a name or a mapping (if/then/else in the schema).
       const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
       const wanted = isServiceEntry ? "a service name or a mapping with name:" : article(String(params.type));
-      message = `${where}: must be ${wanted}, not ${describeValue(valueAt(doc, path))}`;
+      message = `${where}: must be ${wanted}, not ${describeValue(valueAt(doc, path), path)}`;
       break;
     }
     case "minProperties":
@@ -279,7 +304,7 @@ function schemaProblem(
       message = `${where}: must not be empty`;
       break;
     case "enum":
-      message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path))}`;
+      message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path), path)}`;
       break;
     case "const":
       message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
@@ -290,7 +315,7 @@ function schemaProblem(
     case "propertyNames":
       target = [...path, String(params.propertyName)];
       atKey = true;
-      message = `${where}: name "${String(params.propertyName)}" must be lowercase letters, digits, - and _ (starting with a letter)`;
+      message = `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
       break;
     default:
       message = `${where}: ${err.message ?? "is invalid"}`;
@@ -307,11 +332,18 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
-function describeValue(v: unknown): string {
+function describeValue(v: unknown, path: (string | number)[]): string {
   if (v === null || v === undefined) return "empty";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
+  // A string under clusters may be a URL with its password: its text is never shown.
+  if (typeof v === "string" && path[0] === "clusters") return "a string";
   return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** A key as safe to show: one that looks like a URL or user@host may hold a password. */
+function shownKey(key: string): string {
+  return /@|:\/\//.test(key) ? "(a key not shown, it looks like a URL)" : JSON.stringify(key);
 }
 
 function valueAt(doc: Document.Parsed, path: (string | number)[]): unknown {

@@ -21,6 +21,7 @@ import type {
 } from "../model.js";
 import { KINDS } from "../model.js";
 import { keyOf } from "../plan/keys.js";
+import { badEscapeIn, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -119,11 +120,13 @@ export function sortResources(rs: Resource[]): Resource[] {
 const DEFAULT_PORT = { amqp: 5672, amqps: 5671 } as const;
 
 function parseEndpoint(url: string, path: (string | number)[], problems: PathProblem[]): Endpoint | undefined {
+  const example = "amqp://<user>:<password>@<host>:5672/<vhost>";
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    problems.push({ path, message: `"${maskUserinfo(url)}" is not a valid URL; write amqp://<user>:<password>@<host>:5672/<vhost>` });
+    // Never echoed, not even masked: see url.ts.
+    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(url)}; write ${example}` });
     return undefined;
   }
   const protocol = u.protocol.replace(/:$/, "");
@@ -135,8 +138,13 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `URL has no host; write ${protocol}://<user>:<password>@<host>:<port>/<vhost>` });
     return undefined;
   }
+  const misplaced = userinfoAfterHost(u);
+  if (misplaced) {
+    problems.push({ path, message: misplaced });
+    return undefined;
+  }
   if (u.search || u.hash) {
-    problems.push({ path, message: `URL query and fragment are not supported (found "${u.search}${u.hash}"); put TLS settings under tls:` });
+    problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}; put TLS settings under tls:` });
     return undefined;
   }
   const rawPath = u.pathname.replace(/^\//, "");
@@ -144,17 +152,14 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `the URL path is the vhost and may not contain "/"; write %2F for a slash (vhost "/" is %2F or no path)` });
     return undefined;
   }
-  let vhost: string;
-  let username: string;
-  let password: string;
-  try {
-    vhost = rawPath === "" ? "/" : decodeURIComponent(rawPath);
-    username = decodeURIComponent(u.username) || "guest";
-    password = decodeURIComponent(u.password) || (u.username ? "" : "guest");
-  } catch {
-    problems.push({ path, message: `URL has a malformed %-escape` });
+  const badEscape = badEscapeIn({ vhost: rawPath, username: u.username, password: u.password });
+  if (badEscape) {
+    problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });
     return undefined;
   }
+  const vhost = rawPath === "" ? "/" : decodeURIComponent(rawPath);
+  const username = decodeURIComponent(u.username) || "guest";
+  const password = decodeURIComponent(u.password) || (u.username ? "" : "guest");
   const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
   const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath}`.replace(/\/$/, "");
   return { protocol, hostname: stripBrackets(u.hostname), port, username, password, vhost, display };
@@ -162,10 +167,6 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
 
 function stripBrackets(host: string): string {
   return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-}
-
-function maskUserinfo(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }
 
 function parseManagement(
@@ -185,26 +186,29 @@ function parseManagement(
   try {
     u = new URL(raw);
   } catch {
-    problems.push({ path, message: `"${maskUserinfo(raw)}" is not a valid URL; write http://host:15672` });
+    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(raw)}; write http://host:15672` });
     return undefined;
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     problems.push({ path, message: `unsupported scheme "${u.protocol}//"; the management API is http:// or https://` });
     return undefined;
   }
+  const misplaced = userinfoAfterHost(u);
+  if (misplaced) {
+    problems.push({ path, message: misplaced });
+    return undefined;
+  }
   if (u.search || u.hash) {
     problems.push({ path, message: `management URL may not have a query or fragment` });
     return undefined;
   }
-  let username: string;
-  let password: string;
-  try {
-    username = u.username ? decodeURIComponent(u.username) : amqp.username;
-    password = u.username ? decodeURIComponent(u.password) : amqp.password;
-  } catch {
-    problems.push({ path, message: `URL has a malformed %-escape` });
+  const badEscape = badEscapeIn({ username: u.username, password: u.password });
+  if (badEscape) {
+    problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });
     return undefined;
   }
+  const username = u.username ? decodeURIComponent(u.username) : amqp.username;
+  const password = u.username ? decodeURIComponent(u.password) : amqp.password;
   const baseUrl = `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
   return { baseUrl, username, password, display: baseUrl };
 }
