@@ -229,8 +229,8 @@ export function interpolateAll(value: string, env: Env): { value: string } | { e
 function notAReference(body: string): string {
   if (/^\w+$/.test(body)) return `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}`;
   const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(body)?.[0];
-  if (name) return `"\${${name}" is followed by something other than } or :-default; write \${${name}} or \${${name}:-default} (use $$ for a literal $)`;
-  return `a "\${" is not followed by a variable name; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
+  if (name) return `"\${${name}..." is not a variable reference (after the name comes } or :-default); write \${${name}} or \${${name}:-default} (use $$ for a literal $)`;
+  return `"\${..." is not a variable reference (it starts with a name); write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
 }
 
 // ---------------------------------------------------------------------------------------------
