@@ -10,6 +10,7 @@ import type { ErrorObject, ValidateFunction } from "ajv";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import { registerSecret } from "../redact.js";
+import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig } from "./normalize.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
@@ -172,8 +173,10 @@ function formatKey(p: ConfigProblem): string {
   return `${p.line}:${p.col}:${p.message}`;
 }
 
+/** By place, each once: a rule broken in defaults is found once per service that inherits it. */
 function sortProblems(ps: ConfigProblem[]): ConfigProblem[] {
-  return [...ps].sort((a, b) => a.line - b.line || a.col - b.col);
+  const unique = new Map(ps.map((p) => [formatKey(p), p]));
+  return [...unique.values()].sort((a, b) => a.line - b.line || a.col - b.col);
 }
 
 function tooDeep(node: YamlNode | null, depth: number): YamlNode | undefined {
@@ -310,7 +313,10 @@ function schemaProblem(
       message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
       break;
     case "pattern":
-      message = `${where}: ${JSON.stringify(valueAt(doc, path))} must match ${String(params.pattern)}`;
+      message = `${where}: ${argumentMessage(err, path, doc) ?? `${JSON.stringify(valueAt(doc, path))} must match ${String(params.pattern)}`}`;
+      break;
+    case "maximum":
+      message = `${where}: ${argumentMessage(err, path, doc) ?? err.message ?? "is too large"}`;
       break;
     case "propertyNames":
       target = [...path, String(params.propertyName)];
@@ -321,6 +327,12 @@ function schemaProblem(
       message = `${where}: ${err.message ?? "is invalid"}`;
   }
   return placePathProblem({ path: target, message, atKey }, doc, at, file, true);
+}
+
+/** The argument table's words for a value the schema refused, when it has better ones than ajv. */
+function argumentMessage(err: ErrorObject, path: (string | number)[], doc: Document.Parsed): string | undefined {
+  if (path.length < 2 || path[path.length - 2] !== "arguments") return undefined;
+  return argumentValueMessage(String(path[path.length - 1]), err.keyword, valueAt(doc, path));
 }
 
 function propertiesAt(schema: unknown): Record<string, unknown> {

@@ -21,6 +21,7 @@ import type {
 } from "../model.js";
 import { KINDS } from "../model.js";
 import { keyOf } from "../plan/keys.js";
+import { checkArguments } from "./arguments.js";
 import { badEscapeIn, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
@@ -71,27 +72,6 @@ export const MIRROR_DEFINITION = { "ha-mode": "all", "ha-sync-mode": "automatic"
 export function mirrorPolicyName(kind: Kind): string {
   return `${POLICY_PREFIX}mirror.${kind}`;
 }
-
-/** x-arguments each queue type accepts; anything else is refused before it reaches the broker. */
-const ARGS_BY_TYPE: Record<QueueType, ReadonlySet<string>> = {
-  classic: new Set([
-    "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
-    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority", "x-queue-mode",
-    "x-queue-version", "x-queue-master-locator", "x-queue-leader-locator",
-    "x-single-active-consumer", "x-consumer-timeout",
-  ]),
-  quorum: new Set([
-    "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
-    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
-    "x-delivery-limit", "x-quorum-initial-group-size", "x-max-in-memory-length",
-    "x-max-in-memory-bytes", "x-queue-leader-locator", "x-single-active-consumer",
-    "x-consumer-timeout",
-  ]),
-  stream: new Set([
-    "x-max-length-bytes", "x-max-age", "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size", "x-queue-leader-locator",
-  ]),
-};
 
 export function serviceNamePattern(prefix: string): RegExp {
   return new RegExp(`^${escapeRegex(prefix)}[a-z_]+$`);
@@ -286,29 +266,6 @@ function resolveSettings(
   return { cluster, clusterPath, durable, mirrored, type, arguments: args };
 }
 
-function checkArguments(
-  type: QueueType,
-  args: Args,
-  layers: { settings: RawQueueSettings; path: (string | number)[] }[],
-  problems: PathProblem[],
-): void {
-  const allowed = ARGS_BY_TYPE[type];
-  for (const name of Object.keys(args)) {
-    if (allowed.has(name)) continue;
-    // Point at the most specific layer that wrote the argument.
-    const layer = [...layers].reverse().find((l) => l.settings.arguments && name in l.settings.arguments);
-    const path = layer ? [...layer.path, "arguments", name] : [];
-    problems.push({ path, atKey: true, message: `argument ${name} does not apply to ${type} queues` });
-  }
-  if (type === "quorum" && args["x-overflow"] === "reject-publish-dlx") {
-    const layer = [...layers].reverse().find((l) => l.settings.arguments && "x-overflow" in l.settings.arguments);
-    problems.push({
-      path: layer ? [...layer.path, "arguments", "x-overflow"] : [],
-      message: `x-overflow: reject-publish-dlx is not supported by quorum queues; use drop-head or reject-publish`,
-    });
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 export interface NormalizeResult {
@@ -370,7 +327,7 @@ export function normalize(raw: RawConfig): NormalizeResult {
       if (d) layers.push({ settings: d, path: ["defaults", kind] });
       if (own && typeof own === "object") layers.push({ settings: own, path: ["services", i, kind] });
       const r = resolveSettings(kind, layers, problems);
-      checkArguments(r.type, r.arguments, layers, problems);
+      problems.push(...checkArguments(r.type, r.arguments, layers.map((l) => ({ arguments: l.settings.arguments, path: l.path }))));
       if (!raw.clusters[r.cluster]) {
         // One problem per place that names the cluster (or per kind, for the built-in default,
         // at the first service that needs it), not one per service.
