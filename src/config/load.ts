@@ -8,10 +8,10 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } fro
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { ConfigError, type ConfigProblem } from "../errors.js";
-import type { DesiredState } from "../model.js";
+import { KINDS, type DesiredState } from "../model.js";
 import { registerSecret } from "../redact.js";
 import { argumentValueMessage } from "./arguments.js";
-import { normalize, type PathProblem, type RawConfig } from "./normalize.js";
+import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -95,17 +95,20 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
     fail([{ ...at(node?.range?.[0] ?? 0), message: `the file must be a mapping (version:, clusters:, services:), not ${what}` }]);
   }
 
-  // ${VAR} and ${VAR:-default} in values, each problem at its scalar.
+  // ${VAR} and ${VAR:-default} in values, each problem at its scalar. A scalar that cannot be
+  // interpolated is refused like a value the schema refuses, and the checks go on without it.
   const problems: ConfigProblem[] = [];
+  const uninterpolated: Path[] = [];
   visit(doc, {
-    Scalar(key, node) {
+    Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string") return;
       const r = interpolateAll(node.value, env);
-      if ("errors" in r) for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
-      else node.value = r.value;
+      if ("errors" in r) {
+        for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
+        uninterpolated.push(yamlPath(ancestors, node));
+      } else node.value = r.value;
     },
   });
-  if (problems.length) throw new ConfigError(problems);
 
   let data: unknown;
   try {
@@ -114,21 +117,20 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
     fail([{ line: 1, col: 1, message: `cannot read YAML: ${safeYamlMessage(firstLine((e as Error).message))}` }]);
   }
 
+  // The schema, then the cross-checks on what the schema did not refuse: every problem in one run.
+  const refusedPaths = [...uninterpolated];
   const validate = schemaValidator();
   if (!validate(data)) {
-    const seen = new Set<string>();
     for (const err of relevantErrors(validate.errors ?? [])) {
-      const p = schemaProblem(err, doc, at, file);
-      const id = formatKey(p);
-      if (!seen.has(id)) {
-        seen.add(id);
-        problems.push(p);
-      }
+      const path = refusedPath(err);
+      // The text of an uninterpolated ${VAR} is no value to judge.
+      if (uninterpolated.some((u) => startsWith(path, u))) continue;
+      problems.push(schemaProblem(err, doc, at, file));
+      refusedPaths.push(path);
     }
-    throw new ConfigError(sortProblems(problems));
   }
-
-  const { desired, problems: crossProblems } = normalize(data as RawConfig);
+  const { raw, refused } = wellFormed(data as Record<string, unknown>, refusedPaths);
+  const { desired, problems: crossProblems } = normalize(raw, refused);
   for (const p of crossProblems) problems.push(placePathProblem(p, doc, at, file));
   // TLS files are named relative to the topology file, like every path a config file holds.
   for (const c of desired.clusters) {
@@ -142,12 +144,12 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
       }
     }
   }
-  if (problems.length) throw new ConfigError(sortProblems(problems));
-
+  // Before any problem is thrown: nothing printed after this may show them.
   for (const c of desired.clusters) {
     registerSecret(c.target.amqp.password);
     registerSecret(c.target.management.password);
   }
+  if (problems.length) throw new ConfigError(sortProblems(problems));
   return desired;
 }
 
@@ -234,6 +236,94 @@ function notAReference(body: string): string {
   const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(body)?.[0];
   if (name) return `"\${${name}..." is not a variable reference (after the name comes } or :-default); write \${${name}} or \${${name}:-default} (use $$ for a literal $)`;
   return `"\${..." is not a variable reference (it starts with a name); write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is still well-formed once refused values are taken out
+
+type Path = (string | number)[];
+
+/** The keys and indexes from the document down to a node, as ajv's instancePath names them. */
+function yamlPath(ancestors: readonly unknown[], node: unknown): Path {
+  const chain = [...ancestors, node];
+  const out: Path = [];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const a = chain[i];
+    if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
+    else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
+  }
+  return out;
+}
+
+function startsWith(path: Path, head: Path): boolean {
+  return head.length <= path.length && head.every((h, i) => String(h) === String(path[i]));
+}
+
+/** The part of the data a schema error refuses: the extra key, the value, or the incomplete object. */
+function refusedPath(err: ErrorObject): Path {
+  const path = jsonPointerToPath(err.instancePath);
+  const params = err.params as Record<string, unknown>;
+  if (err.keyword === "additionalProperties") return [...path, String(params.additionalProperty)];
+  if (err.keyword === "propertyNames") return [...path, String(params.propertyName)];
+  return path;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function removeAt(data: unknown, path: Path): void {
+  if (path.length === 0) return;
+  let node = data;
+  for (const k of path.slice(0, -1)) {
+    node = Array.isArray(node) ? node[Number(k)] : isObject(node) ? node[String(k)] : undefined;
+    if (node === undefined) return;
+  }
+  const last = path[path.length - 1] as string | number;
+  // A hole, not a splice: services[i] keeps its index for the messages that name it.
+  if (Array.isArray(node)) delete node[Number(last)];
+  else if (isObject(node)) delete node[String(last)];
+}
+
+/**
+ * The file without the values refused, as normalize reads it, and what was refused: a broken
+ * cluster still counts as a known name, a broken service entry is checked only by its name, a
+ * kind whose defaults are broken is not resolved, a bad version stops nothing.
+ */
+function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw: RawConfig; refused: Refused } {
+  const at = (head: string) => paths.filter((p) => String(p[0]) === head);
+  const clusterNames = isObject(data.clusters) ? Object.keys(data.clusters) : undefined;
+  for (const p of paths) removeAt(data, p);
+
+  const clusters = isObject(data.clusters) ? data.clusters : {};
+  const readable = Object.fromEntries(Object.entries(clusters).filter(([, c]) => isObject(c) && typeof c.url === "string")) as RawConfig["clusters"];
+  const clustersRefused = !clusterNames || at("clusters").some((p) => p.length === 1);
+
+  const brokenServices = new Set(at("services").filter((p) => p.length > 1).map((p) => Number(p[1])));
+  const services: RawConfig["services"] = [];
+  if (Array.isArray(data.services)) {
+    data.services.forEach((entry: unknown, i) => {
+      if (!brokenServices.has(i)) services[i] = entry as RawConfig["services"][number];
+      // Pruned down to what the name checks need; a refused name leaves a hole.
+      else if (isObject(entry) && typeof entry.name === "string") services[i] = { name: entry.name };
+    });
+  }
+  services.length = Array.isArray(data.services) ? data.services.length : 0;
+
+  const raw: RawConfig = {
+    version: 1,
+    prefix: typeof data.prefix === "string" ? data.prefix : undefined,
+    clusters: readable,
+    defaults: isObject(data.defaults) ? (data.defaults as RawConfig["defaults"]) : undefined,
+    services,
+  };
+  const refused: Refused = {
+    clusters: clustersRefused || !clusterNames ? "any" : clusterNames,
+    prefix: at("prefix").length > 0,
+    defaults: KINDS.filter((k) => at("defaults").some((p) => p.length === 1 || p[1] === k)),
+    services: [...brokenServices],
+  };
+  return { raw, refused };
 }
 
 // ---------------------------------------------------------------------------------------------

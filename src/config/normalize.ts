@@ -268,13 +268,29 @@ function resolveSettings(
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Parts of the file the schema (or ${VAR} interpolation) refused, so that the cross-checks run on
+ * the rest and report nothing that only follows from a refused value (load.ts).
+ */
+export interface Refused {
+  /** Names that count as clusters though their settings were refused; "any" when clusters itself was. */
+  clusters?: string[] | "any";
+  /** The prefix was refused: service names are not checked against it. */
+  prefix?: boolean;
+  /** Kinds whose defaults were refused: their queues are not resolved. */
+  defaults?: Kind[];
+  /** Service entries with a refused part: their names are checked, their queues are not resolved. */
+  services?: number[];
+}
+
 export interface NormalizeResult {
   desired: DesiredState;
   problems: PathProblem[];
 }
 
-export function normalize(raw: RawConfig): NormalizeResult {
+export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResult {
   const problems: PathProblem[] = [];
+  const knownClusters = refused.clusters === "any" ? undefined : [...new Set([...(refused.clusters ?? []), ...Object.keys(raw.clusters)])];
   const prefix = raw.prefix ?? DEFAULT_PREFIX;
   const namePattern = serviceNamePattern(prefix);
 
@@ -306,7 +322,7 @@ export function normalize(raw: RawConfig): NormalizeResult {
   raw.services.forEach((entry, i) => {
     const svc: RawService = typeof entry === "string" ? { name: entry } : entry;
     const namePath: (string | number)[] = typeof entry === "string" ? ["services", i] : ["services", i, "name"];
-    if (!namePattern.test(svc.name)) {
+    if (!refused.prefix && !namePattern.test(svc.name)) {
       problems.push({
         path: namePath,
         message: `service name "${svc.name}" must match ${namePattern.source} (the prefix "${prefix}" then lowercase letters and underscores)`,
@@ -319,23 +335,24 @@ export function normalize(raw: RawConfig): NormalizeResult {
       return;
     }
     firstSeen.set(svc.name, i);
+    if (refused.services?.includes(i)) return;
     for (const kind of KINDS) {
       const own = svc[kind];
-      if (own === false) continue;
+      if (own === false || refused.defaults?.includes(kind)) continue;
       const layers: { settings: RawQueueSettings; path: (string | number)[] }[] = [];
       const d = raw.defaults?.[kind];
       if (d) layers.push({ settings: d, path: ["defaults", kind] });
       if (own && typeof own === "object") layers.push({ settings: own, path: ["services", i, kind] });
       const r = resolveSettings(kind, layers, problems);
       problems.push(...checkArguments(r.type, r.arguments, layers.map((l) => ({ arguments: l.settings.arguments, path: l.path }))));
-      if (!raw.clusters[r.cluster]) {
+      if (knownClusters && !knownClusters.includes(r.cluster)) {
         // One problem per place that names the cluster (or per kind, for the built-in default,
         // at the first service that needs it), not one per service.
         const builtIn = r.clusterPath[0] === "clusters";
         const place = builtIn ? `built-in|${kind}` : r.clusterPath.join(".");
         if (!missingClusters.has(place)) {
           missingClusters.add(place);
-          const known = Object.keys(raw.clusters).join(", ");
+          const known = knownClusters.join(", ");
           problems.push(
             builtIn
               ? { path: namePath, message: `no cluster named "${r.cluster}" for ${svc.name}.${kind} and the other ${kind} queues; add clusters.${r.cluster} or set defaults.${kind}.cluster (clusters: ${known})` }
