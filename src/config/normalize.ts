@@ -141,7 +141,8 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
   const username = decodeURIComponent(u.username) || "guest";
   const password = decodeURIComponent(u.password) || (u.username ? "" : "guest");
   const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
-  const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath}`.replace(/\/$/, "");
+  // An "@" in the vhost is shown encoded: the redactor masks a URL's user-info up to its last "@".
+  const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath.replace(/@/g, "%40")}`.replace(/\/$/, "");
   return { protocol, hostname: stripBrackets(u.hostname), port, username, password, vhost, display };
 }
 

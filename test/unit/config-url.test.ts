@@ -96,3 +96,13 @@ describe("YAML errors", () => {
     expect(ps.join("\n")).toMatch(/\(a value not shown\)/);
   });
 });
+
+describe("display", () => {
+  it("survives the redactor whole, also with an @ in the vhost", async () => {
+    const { redactText } = await import("../../src/redact.js");
+    const d = parseConfig(file("amqp://user:pw@127.0.0.1:5672/team@prod"), "t.yaml", {});
+    const display = d.clusters.find((c) => c.target.name === "sync")?.target.amqp.display as string;
+    expect(display).toBe("amqp://user:***@127.0.0.1:5672/team%40prod");
+    expect(redactText(`connect ${display} -> refused`)).toBe(`connect ${display} -> refused`);
+  });
+});
