@@ -22,7 +22,7 @@ import type {
 import { KINDS } from "../model.js";
 import { keyOf } from "../plan/keys.js";
 import { checkArguments } from "./arguments.js";
-import { badEscapeIn, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
+import { badEscapeIn, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -137,9 +137,17 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });
     return undefined;
   }
-  const vhost = rawPath === "" ? "/" : decodeURIComponent(rawPath);
-  const username = decodeURIComponent(u.username) || "guest";
-  const password = decodeURIComponent(u.password) || (u.username ? "" : "guest");
+  let vhost: string;
+  let username: string;
+  let password: string;
+  try {
+    vhost = rawPath === "" ? "/" : decodeURIComponent(rawPath);
+    username = decodeURIComponent(u.username) || "guest";
+    password = decodeURIComponent(u.password) || (u.username ? "" : "guest");
+  } catch {
+    problems.push({ path, message: `URL has a malformed %-escape: ${NOT_UTF8}` });
+    return undefined;
+  }
   const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
   // An "@" in the vhost is shown encoded: the redactor masks a URL's user-info up to its last "@".
   const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath.replace(/@/g, "%40")}`.replace(/\/$/, "");
@@ -188,8 +196,15 @@ function parseManagement(
     problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });
     return undefined;
   }
-  const username = u.username ? decodeURIComponent(u.username) : amqp.username;
-  const password = u.username ? decodeURIComponent(u.password) : amqp.password;
+  let username: string;
+  let password: string;
+  try {
+    username = u.username ? decodeURIComponent(u.username) : amqp.username;
+    password = u.username ? decodeURIComponent(u.password) : amqp.password;
+  } catch {
+    problems.push({ path, message: `URL has a malformed %-escape: ${NOT_UTF8}` });
+    return undefined;
+  }
   const baseUrl = `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
   return { baseUrl, username, password, display: baseUrl };
 }

@@ -57,6 +57,9 @@ export function badEscapeIn(parts: { vhost?: string; username?: string; password
   return undefined;
 }
 
+/** When %-escapes decode to bytes that are not UTF-8 text ("%C3" alone). */
+export const NOT_UTF8 = `the user name, password or vhost has %-escapes that are not UTF-8 text; ${PERCENT_ENCODE}`;
+
 /**
  * A URL that parsed but has an "@" after its host and no user-info: a password with an unencoded
  * "/", "?" or "#" moved the user-info into the path ("amqp://u:12/ab@host" is host u, port 12).

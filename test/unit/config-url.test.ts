@@ -106,3 +106,12 @@ describe("display", () => {
     expect(redactText(`connect ${display} -> refused`)).toBe(`connect ${display} -> refused`);
   });
 });
+
+describe("%-escapes", () => {
+  it("that are not UTF-8 text are a problem, not a crash", () => {
+    expect(problemsOf(file("amqp://user:pw%C3@127.0.0.1/vh"))).toEqual([
+      "4:10: clusters.sync.url: URL has a malformed %-escape: the user name, password or vhost has %-escapes that are not UTF-8 text; percent-encode the password (e.g. / as %2F, @ as %40, % as %25)",
+    ]);
+    expect(problemsOf(file("amqp://guest:guest@127.0.0.1/vh", "http://user:pw%FF@127.0.0.1:15672"))).toHaveLength(1);
+  });
+});
