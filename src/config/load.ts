@@ -438,8 +438,8 @@ function describeValue(v: unknown, path: (string | number)[]): string {
   if (v === null || v === undefined) return "empty";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  // A string under clusters may be a URL with its password: its text is never shown.
-  if (typeof v === "string" && path[0] === "clusters") return "a string";
+  // A string under clusters, or one that looks like a URL or user@host, may hold a password.
+  if (typeof v === "string" && (path[0] === "clusters" || /@|:\/\//.test(v))) return "a string";
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 

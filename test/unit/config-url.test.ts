@@ -79,6 +79,8 @@ describe("bad URLs in the file", () => {
     expect(plain).toEqual(['4:10: clusters.sync.url: URL query and fragment are not supported (found "?heartbeat=10"); put TLS settings under tls:']);
     const asString = problemsOf("version: 1\nclusters:\n  sync: amqp://u:Xy7/kP9+qR==@h/v\nservices: []\n");
     expect(asString).toEqual(["3:9: clusters.sync: must be an object, not a string"]);
+    const elsewhere = problemsOf("version: 1\nclusters:\n  sync: { url: amqp://h/s }\nservices: amqp://u:Xy7/kP9+qR==@h/v\n");
+    expect(elsewhere).toEqual(["4:11: services: must be an array, not a string"]);
   });
 
   it("accept a percent-encoded password and keep it whole", () => {
