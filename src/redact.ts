@@ -5,11 +5,24 @@ const secrets = new Set<string>();
 
 /** Remember a secret so that redactText masks it wherever it shows up. */
 export function registerSecret(secret: string | undefined): void {
-  if (secret && secret.length >= 1) {
-    secrets.add(secret);
-    // A password can also appear percent-encoded inside a URL.
-    const encoded = encodeURIComponent(secret);
-    if (encoded !== secret) secrets.add(encoded);
+  if (!secret) return;
+  // A password can also appear percent-encoded inside a URL (encodeURIComponent's way, or the
+  // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
+  for (const form of new Set([secret, encodeURIComponent(secret), userinfoEncoded(secret)])) {
+    if (!form) continue;
+    secrets.add(form);
+    const json = JSON.stringify(form).slice(1, -1);
+    if (json !== form) secrets.add(json);
+  }
+}
+
+function userinfoEncoded(secret: string): string | undefined {
+  try {
+    const u = new URL("amqp://host");
+    u.password = secret;
+    return u.password;
+  } catch {
+    return undefined;
   }
 }
 
@@ -24,12 +37,26 @@ export function redactUrl(url: string): string {
   }
 }
 
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]*):([^\s@/]*)@/gi;
+/** scheme:// and the rest of the URL-like token: up to white space or a JSON string's end. */
+const URL_TOKEN = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s"]*)/gi;
+/** A user name as it may stand in a URL without encoding. */
+const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 
 /** Mask every registered secret and any user:password@ in URLs inside free text. */
 export function redactText(text: string): string {
-  // "<password>" in advice text is a placeholder, not a secret.
-  let out = text.replace(USERINFO, (m, scheme: string, user: string, pass: string) => (pass === "<password>" ? m : `${scheme}${user}:***@`));
+  let out = text.replace(URL_TOKEN, (m, scheme: string, rest: string) => {
+    // A password may hold "@", "/", ":" or "%" (unencoded, or in a URL that did not parse), so
+    // the user-info runs to the LAST "@" of the token: masking too much beats printing a piece.
+    const at = rest.lastIndexOf("@");
+    if (at < 0) return m;
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(":");
+    const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+    // "<password>" in advice text is a placeholder, not a secret.
+    if (colon >= 0 && userinfo.slice(colon + 1) === "<password>") return m;
+    if (!PLAIN_USER.test(user)) return `${scheme}***${rest.slice(at)}`;
+    return colon < 0 ? m : `${scheme}${user}:***${rest.slice(at)}`;
+  });
   // Longest first, so a secret that contains another is masked whole.
   for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
     if (s.length < 3 && !/[^a-z0-9]/i.test(s)) {

@@ -8,9 +8,10 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } fro
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { ConfigError, type ConfigProblem } from "../errors.js";
-import type { DesiredState } from "../model.js";
+import { KINDS, type DesiredState } from "../model.js";
 import { registerSecret } from "../redact.js";
-import { normalize, type PathProblem, type RawConfig } from "./normalize.js";
+import { argumentValueMessage } from "./arguments.js";
+import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
@@ -82,7 +83,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
       doc.errors.map((e) => ({
         ...at(e.pos[0]),
         // The parser recurses; absurd nesting exhausts its stack before any rule of ours applies.
-        message: /call stack/i.test(e.message) ? `nesting is too deep to read; a topology is a few levels deep` : `YAML: ${firstLine(e.message)}`,
+        message: /call stack/i.test(e.message) ? `nesting is too deep to read; a topology is a few levels deep` : `YAML: ${safeYamlMessage(firstLine(e.message))}`,
       })),
     );
   }
@@ -95,40 +96,42 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
     fail([{ ...at(node?.range?.[0] ?? 0), message: `the file must be a mapping (version:, clusters:, services:), not ${what}` }]);
   }
 
-  // ${VAR} and ${VAR:-default} in values, each problem at its scalar.
+  // ${VAR} and ${VAR:-default} in values, each problem at its scalar. A scalar that cannot be
+  // interpolated is refused like a value the schema refuses, and the checks go on without it.
   const problems: ConfigProblem[] = [];
+  const uninterpolated: Path[] = [];
   visit(doc, {
-    Scalar(key, node) {
+    Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string") return;
-      const r = interpolate(node.value, env);
-      if ("error" in r) problems.push({ file, ...at(node.range?.[0] ?? 0), message: r.error });
-      else node.value = r.value;
+      const r = interpolateAll(node.value, env);
+      if ("errors" in r) {
+        for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
+        uninterpolated.push(yamlPath(ancestors, node));
+      } else node.value = r.value;
     },
   });
-  if (problems.length) throw new ConfigError(problems);
 
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    fail([{ line: 1, col: 1, message: `cannot read YAML: ${firstLine((e as Error).message)}` }]);
+    fail([{ line: 1, col: 1, message: `cannot read YAML: ${safeYamlMessage(firstLine((e as Error).message))}` }]);
   }
 
+  // The schema, then the cross-checks on what the schema did not refuse: every problem in one run.
+  const refusedPaths = [...uninterpolated];
   const validate = schemaValidator();
   if (!validate(data)) {
-    const seen = new Set<string>();
     for (const err of relevantErrors(validate.errors ?? [])) {
-      const p = schemaProblem(err, doc, at, file);
-      const id = formatKey(p);
-      if (!seen.has(id)) {
-        seen.add(id);
-        problems.push(p);
-      }
+      const path = refusedPath(err);
+      // The text of an uninterpolated ${VAR} is no value to judge.
+      if (uninterpolated.some((u) => startsWith(path, u))) continue;
+      problems.push(schemaProblem(err, doc, at, file));
+      refusedPaths.push(path);
     }
-    throw new ConfigError(sortProblems(problems));
   }
-
-  const { desired, problems: crossProblems } = normalize(data as RawConfig);
+  const { raw, refused } = wellFormed(data as Record<string, unknown>, refusedPaths);
+  const { desired, problems: crossProblems } = normalize(raw, refused);
   for (const p of crossProblems) problems.push(placePathProblem(p, doc, at, file));
   // TLS files are named relative to the topology file, like every path a config file holds.
   for (const c of desired.clusters) {
@@ -142,12 +145,12 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
       }
     }
   }
-  if (problems.length) throw new ConfigError(sortProblems(problems));
-
+  // Before any problem is thrown: nothing printed after this may show them.
   for (const c of desired.clusters) {
     registerSecret(c.target.amqp.password);
     registerSecret(c.target.management.password);
   }
+  if (problems.length) throw new ConfigError(sortProblems(problems));
   return desired;
 }
 
@@ -161,12 +164,22 @@ function firstLine(s: string): string {
   return s.split("\n")[0] ?? s;
 }
 
+/**
+ * The YAML parser quotes the token it stumbled on. A token may be a URL with its password, so only
+ * a punctuation mark or a plain word is shown.
+ */
+export function safeYamlMessage(message: string): string {
+  return message.replace(/"((?:[^"\\]|\\.)*)"/g, (m, inner: string) => (/^(?:[^\sA-Za-z0-9]|\w+)$/.test(inner) ? m : "(a value not shown)"));
+}
+
 function formatKey(p: ConfigProblem): string {
   return `${p.line}:${p.col}:${p.message}`;
 }
 
+/** By place, each once: a rule broken in defaults is found once per service that inherits it. */
 function sortProblems(ps: ConfigProblem[]): ConfigProblem[] {
-  return [...ps].sort((a, b) => a.line - b.line || a.col - b.col);
+  const unique = new Map(ps.map((p) => [formatKey(p), p]));
+  return [...unique.values()].sort((a, b) => a.line - b.line || a.col - b.col);
 }
 
 function tooDeep(node: YamlNode | null, depth: number): YamlNode | undefined {
@@ -187,26 +200,131 @@ const VAR_NAME = new RegExp(`^(${ENV_NAME_SOURCE})(?::-(.*))?$`, "s");
 
 /** Compose-style interpolation: ${VAR}, ${VAR:-default} (default when unset or empty), $$ for $. */
 export function interpolate(value: string, env: Env): { value: string } | { error: string } {
-  let error: string | undefined;
+  const r = interpolateAll(value, env);
+  return "errors" in r ? { error: r.errors[0] as string } : r;
+}
+
+/** interpolate, with every problem of the value rather than the first. */
+export function interpolateAll(value: string, env: Env): { value: string } | { errors: string[] } {
+  const errors: string[] = [];
   const out = value.replace(VAR, (m, body: string | undefined) => {
     if (m === "$$") return "$";
     if (body === undefined) {
-      error ??= `unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
+      errors.push(`unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`);
       return m;
     }
     const parsed = VAR_NAME.exec(body);
     if (!parsed) {
-      error ??= `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}`;
+      errors.push(notAReference(body));
       return m;
     }
     const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
     const v = env[name];
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
-    error ??= `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`;
+    errors.push(`environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`);
     return m;
   });
-  return error ? { error } : { value: out };
+  return errors.length ? { errors: [...new Set(errors)] } : { value: out };
+}
+
+/**
+ * The message for "${...}" that is not a reference. Its text is shown only when it is one word (a
+ * mistyped name): anything else may be a default, or a password that happens to hold "${".
+ */
+function notAReference(body: string): string {
+  if (/^\w+$/.test(body)) return `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}`;
+  const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(body)?.[0];
+  if (name) return `"\${${name}..." is not a variable reference (after the name comes } or :-default); write \${${name}} or \${${name}:-default} (use $$ for a literal $)`;
+  return `"\${..." is not a variable reference (it starts with a name); write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is still well-formed once refused values are taken out
+
+type Path = (string | number)[];
+
+/** The keys and indexes from the document down to a node, as ajv's instancePath names them. */
+function yamlPath(ancestors: readonly unknown[], node: unknown): Path {
+  const chain = [...ancestors, node];
+  const out: Path = [];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const a = chain[i];
+    if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
+    else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
+  }
+  return out;
+}
+
+function startsWith(path: Path, head: Path): boolean {
+  return head.length <= path.length && head.every((h, i) => String(h) === String(path[i]));
+}
+
+/** The part of the data a schema error refuses: the extra key, the value, or the incomplete object. */
+function refusedPath(err: ErrorObject): Path {
+  const path = jsonPointerToPath(err.instancePath);
+  const params = err.params as Record<string, unknown>;
+  if (err.keyword === "additionalProperties") return [...path, String(params.additionalProperty)];
+  if (err.keyword === "propertyNames") return [...path, String(params.propertyName)];
+  return path;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function removeAt(data: unknown, path: Path): void {
+  if (path.length === 0) return;
+  let node = data;
+  for (const k of path.slice(0, -1)) {
+    node = Array.isArray(node) ? node[Number(k)] : isObject(node) ? node[String(k)] : undefined;
+    if (node === undefined) return;
+  }
+  const last = path[path.length - 1] as string | number;
+  // A hole, not a splice: services[i] keeps its index for the messages that name it.
+  if (Array.isArray(node)) delete node[Number(last)];
+  else if (isObject(node)) delete node[String(last)];
+}
+
+/**
+ * The file without the values refused, as normalize reads it, and what was refused: a broken
+ * cluster still counts as a known name, a broken service entry is checked only by its name, a
+ * kind whose defaults are broken is not resolved, a bad version stops nothing.
+ */
+function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw: RawConfig; refused: Refused } {
+  const at = (head: string) => paths.filter((p) => String(p[0]) === head);
+  const clusterNames = isObject(data.clusters) ? Object.keys(data.clusters) : undefined;
+  for (const p of paths) removeAt(data, p);
+
+  const clusters = isObject(data.clusters) ? data.clusters : {};
+  const readable = Object.fromEntries(Object.entries(clusters).filter(([, c]) => isObject(c) && typeof c.url === "string")) as RawConfig["clusters"];
+  const clustersRefused = !clusterNames || at("clusters").some((p) => p.length === 1);
+
+  const brokenServices = new Set(at("services").filter((p) => p.length > 1).map((p) => Number(p[1])));
+  const services: RawConfig["services"] = [];
+  if (Array.isArray(data.services)) {
+    data.services.forEach((entry: unknown, i) => {
+      if (!brokenServices.has(i)) services[i] = entry as RawConfig["services"][number];
+      // Pruned down to what the name checks need; a refused name leaves a hole.
+      else if (isObject(entry) && typeof entry.name === "string") services[i] = { name: entry.name };
+    });
+  }
+  services.length = Array.isArray(data.services) ? data.services.length : 0;
+
+  const raw: RawConfig = {
+    version: 1,
+    prefix: typeof data.prefix === "string" ? data.prefix : undefined,
+    clusters: readable,
+    defaults: isObject(data.defaults) ? (data.defaults as RawConfig["defaults"]) : undefined,
+    services,
+  };
+  const refused: Refused = {
+    clusters: clustersRefused || !clusterNames ? "any" : clusterNames,
+    prefix: at("prefix").length > 0,
+    defaults: KINDS.filter((k) => at("defaults").some((p) => p.length === 1 || p[1] === k)),
+    services: [...brokenServices],
+  };
+  return { raw, refused };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,8 +378,8 @@ function schemaProblem(
       const guess = closest(extra, known);
       const isArgs = path[path.length - 1] === "arguments";
       if (isArgs && extra === "x-queue-type") message = `${where}: set the queue type with type: (classic, quorum, stream), not x-queue-type`;
-      else if (isArgs) message = `${where}: unknown queue argument "${extra}"${guess ? `; did you mean "${guess}"?` : ""} (RabbitMQ knows: ${known.join(", ")})`;
-      else message = `${where}: unknown key "${extra}"${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
+      else if (isArgs) message = `${where}: unknown queue argument ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (RabbitMQ knows: ${known.join(", ")})`;
+      else message = `${where}: unknown key ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
       break;
     }
     case "required":
@@ -271,7 +389,7 @@ function schemaProblem(
       // A services entry is either a name or a mapping (if/then/else in the schema).
       const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
       const wanted = isServiceEntry ? "a service name or a mapping with name:" : article(String(params.type));
-      message = `${where}: must be ${wanted}, not ${describeValue(valueAt(doc, path))}`;
+      message = `${where}: must be ${wanted}, not ${describeValue(valueAt(doc, path), path)}`;
       break;
     }
     case "minProperties":
@@ -280,7 +398,7 @@ function schemaProblem(
       message = `${where}: must not be empty`;
       break;
     case "enum":
-      message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path))}`;
+      message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path), path)}`;
       break;
     case "const":
       message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
@@ -289,18 +407,27 @@ function schemaProblem(
       const value = valueAt(doc, path);
       // The prefix's rule has reasons worth saying (an empty one would own the whole vhost).
       const why = path.length === 1 && path[0] === "prefix" && typeof value === "string" ? prefixProblem(value) : undefined;
-      message = why ? `${where}: ${why}` : `${where}: ${JSON.stringify(value)} must match ${String(params.pattern)}`;
+      message = `${where}: ${why ?? argumentMessage(err, path, doc) ?? `${JSON.stringify(value)} must match ${String(params.pattern)}`}`;
       break;
     }
+    case "maximum":
+      message = `${where}: ${argumentMessage(err, path, doc) ?? err.message ?? "is too large"}`;
+      break;
     case "propertyNames":
       target = [...path, String(params.propertyName)];
       atKey = true;
-      message = `${where}: name "${String(params.propertyName)}" must be lowercase letters, digits, - and _ (starting with a letter)`;
+      message = `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
       break;
     default:
       message = `${where}: ${err.message ?? "is invalid"}`;
   }
   return placePathProblem({ path: target, message, atKey }, doc, at, file, true);
+}
+
+/** The argument table's words for a value the schema refused, when it has better ones than ajv. */
+function argumentMessage(err: ErrorObject, path: (string | number)[], doc: Document.Parsed): string | undefined {
+  if (path.length < 2 || path[path.length - 2] !== "arguments") return undefined;
+  return argumentValueMessage(String(path[path.length - 1]), err.keyword, valueAt(doc, path));
 }
 
 function propertiesAt(schema: unknown): Record<string, unknown> {
@@ -312,11 +439,18 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
-function describeValue(v: unknown): string {
+function describeValue(v: unknown, path: (string | number)[]): string {
   if (v === null || v === undefined) return "empty";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
+  // A string under clusters, or one that looks like a URL or user@host, may hold a password.
+  if (typeof v === "string" && (path[0] === "clusters" || /@|:\/\//.test(v))) return "a string";
   return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** A key as safe to show: one that looks like a URL or user@host may hold a password. */
+function shownKey(key: string): string {
+  return /@|:\/\//.test(key) ? "(a key not shown, it looks like a URL)" : JSON.stringify(key);
 }
 
 function valueAt(doc: Document.Parsed, path: (string | number)[]): unknown {

@@ -22,6 +22,8 @@ import type {
 import { KINDS } from "../model.js";
 import { DEFAULT_PREFIX, escapeRegex, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern } from "../core/naming.js";
 import { sortArgs, sortResources } from "../core/keys.js";
+import { checkArguments } from "./arguments.js";
+import { badEscapeIn, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 export { DEFAULT_PREFIX, escapeRegex, serviceNamePattern, sortArgs, sortResources };
 
@@ -67,27 +69,6 @@ export const BUILT_IN: Record<Kind, Required<RawQueueSettings>> = {
 /** What topo's mirror policies (topo.<prefix>.mirror.<kind>) set. */
 export const MIRROR_DEFINITION = { "ha-mode": "all", "ha-sync-mode": "automatic" } as const;
 
-/** x-arguments each queue type accepts; anything else is refused before it reaches the broker. */
-const ARGS_BY_TYPE: Record<QueueType, ReadonlySet<string>> = {
-  classic: new Set([
-    "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
-    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority", "x-queue-mode",
-    "x-queue-version", "x-queue-master-locator", "x-queue-leader-locator",
-    "x-single-active-consumer", "x-consumer-timeout",
-  ]),
-  quorum: new Set([
-    "x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
-    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
-    "x-delivery-limit", "x-quorum-initial-group-size", "x-max-in-memory-length",
-    "x-max-in-memory-bytes", "x-queue-leader-locator", "x-single-active-consumer",
-    "x-consumer-timeout",
-  ]),
-  stream: new Set([
-    "x-max-length-bytes", "x-max-age", "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size", "x-queue-leader-locator",
-  ]),
-};
-
 
 // ---------------------------------------------------------------------------------------------
 // Endpoints
@@ -95,11 +76,13 @@ const ARGS_BY_TYPE: Record<QueueType, ReadonlySet<string>> = {
 const DEFAULT_PORT = { amqp: 5672, amqps: 5671 } as const;
 
 function parseEndpoint(url: string, path: (string | number)[], problems: PathProblem[]): Endpoint | undefined {
+  const example = "amqp://<user>:<password>@<host>:5672/<vhost>";
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    problems.push({ path, message: `"${maskUserinfo(url)}" is not a valid URL; write amqp://<user>:<password>@<host>:5672/<vhost>` });
+    // Never echoed, not even masked: see url.ts.
+    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(url)}; write ${example}` });
     return undefined;
   }
   const protocol = u.protocol.replace(/:$/, "");
@@ -111,13 +94,23 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `URL has no host; write ${protocol}://<user>:<password>@<host>:<port>/<vhost>` });
     return undefined;
   }
+  const misplaced = userinfoAfterHost(u);
+  if (misplaced) {
+    problems.push({ path, message: misplaced });
+    return undefined;
+  }
   if (u.search || u.hash) {
-    problems.push({ path, message: `URL query and fragment are not supported (found "${u.search}${u.hash}"); put TLS settings under tls:` });
+    problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}; put TLS settings under tls:` });
     return undefined;
   }
   const rawPath = u.pathname.replace(/^\//, "");
   if (rawPath.includes("/")) {
     problems.push({ path, message: `the URL path is the vhost and may not contain "/"; write %2F for a slash (vhost "/" is %2F or no path)` });
+    return undefined;
+  }
+  const badEscape = badEscapeIn({ vhost: rawPath, username: u.username, password: u.password });
+  if (badEscape) {
+    problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });
     return undefined;
   }
   let vhost: string;
@@ -128,20 +121,17 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     username = decodeURIComponent(u.username) || "guest";
     password = decodeURIComponent(u.password) || (u.username ? "" : "guest");
   } catch {
-    problems.push({ path, message: `URL has a malformed %-escape` });
+    problems.push({ path, message: `URL has a malformed %-escape: ${NOT_UTF8}` });
     return undefined;
   }
   const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
-  const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath}`.replace(/\/$/, "");
+  // An "@" in the vhost is shown encoded: the redactor masks a URL's user-info up to its last "@".
+  const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath.replace(/@/g, "%40")}`.replace(/\/$/, "");
   return { protocol, hostname: stripBrackets(u.hostname), port, username, password, vhost, display };
 }
 
 function stripBrackets(host: string): string {
   return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-}
-
-function maskUserinfo(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }
 
 function parseManagement(
@@ -161,15 +151,25 @@ function parseManagement(
   try {
     u = new URL(raw);
   } catch {
-    problems.push({ path, message: `"${maskUserinfo(raw)}" is not a valid URL; write http://host:15672` });
+    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(raw)}; write http://host:15672` });
     return undefined;
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     problems.push({ path, message: `unsupported scheme "${u.protocol}//"; the management API is http:// or https://` });
     return undefined;
   }
+  const misplaced = userinfoAfterHost(u);
+  if (misplaced) {
+    problems.push({ path, message: misplaced });
+    return undefined;
+  }
   if (u.search || u.hash) {
     problems.push({ path, message: `management URL may not have a query or fragment` });
+    return undefined;
+  }
+  const badEscape = badEscapeIn({ username: u.username, password: u.password });
+  if (badEscape) {
+    problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });
     return undefined;
   }
   let username: string;
@@ -178,7 +178,7 @@ function parseManagement(
     username = u.username ? decodeURIComponent(u.username) : amqp.username;
     password = u.username ? decodeURIComponent(u.password) : amqp.password;
   } catch {
-    problems.push({ path, message: `URL has a malformed %-escape` });
+    problems.push({ path, message: `URL has a malformed %-escape: ${NOT_UTF8}` });
     return undefined;
   }
   const baseUrl = `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
@@ -258,38 +258,31 @@ function resolveSettings(
   return { cluster, clusterPath, durable, mirrored, type, arguments: args };
 }
 
-function checkArguments(
-  type: QueueType,
-  args: Args,
-  layers: { settings: RawQueueSettings; path: (string | number)[] }[],
-  problems: PathProblem[],
-): void {
-  const allowed = ARGS_BY_TYPE[type];
-  for (const name of Object.keys(args)) {
-    if (allowed.has(name)) continue;
-    // Point at the most specific layer that wrote the argument.
-    const layer = [...layers].reverse().find((l) => l.settings.arguments && name in l.settings.arguments);
-    const path = layer ? [...layer.path, "arguments", name] : [];
-    problems.push({ path, atKey: true, message: `argument ${name} does not apply to ${type} queues` });
-  }
-  if (type === "quorum" && args["x-overflow"] === "reject-publish-dlx") {
-    const layer = [...layers].reverse().find((l) => l.settings.arguments && "x-overflow" in l.settings.arguments);
-    problems.push({
-      path: layer ? [...layer.path, "arguments", "x-overflow"] : [],
-      message: `x-overflow: reject-publish-dlx is not supported by quorum queues; use drop-head or reject-publish`,
-    });
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * Parts of the file the schema (or ${VAR} interpolation) refused, so that the cross-checks run on
+ * the rest and report nothing that only follows from a refused value (load.ts).
+ */
+export interface Refused {
+  /** Names that count as clusters though their settings were refused; "any" when clusters itself was. */
+  clusters?: string[] | "any";
+  /** The prefix was refused: service names are not checked against it. */
+  prefix?: boolean;
+  /** Kinds whose defaults were refused: their queues are not resolved. */
+  defaults?: Kind[];
+  /** Service entries with a refused part: their names are checked, their queues are not resolved. */
+  services?: number[];
+}
 
 export interface NormalizeResult {
   desired: DesiredState;
   problems: PathProblem[];
 }
 
-export function normalize(raw: RawConfig): NormalizeResult {
+export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResult {
   const problems: PathProblem[] = [];
+  const knownClusters = refused.clusters === "any" ? undefined : [...new Set([...(refused.clusters ?? []), ...Object.keys(raw.clusters)])];
   const prefix = raw.prefix ?? DEFAULT_PREFIX;
   const badPrefix = prefixProblem(prefix);
   if (badPrefix) problems.push({ path: ["prefix"], message: badPrefix });
@@ -323,7 +316,7 @@ export function normalize(raw: RawConfig): NormalizeResult {
   raw.services.forEach((entry, i) => {
     const svc: RawService = typeof entry === "string" ? { name: entry } : entry;
     const namePath: (string | number)[] = typeof entry === "string" ? ["services", i] : ["services", i, "name"];
-    if (!namePattern.test(svc.name)) {
+    if (!refused.prefix && !namePattern.test(svc.name)) {
       problems.push({
         path: namePath,
         message: `service name "${svc.name}" must match ${namePattern.source} (the prefix "${prefix}" then lowercase letters and underscores)`,
@@ -336,23 +329,24 @@ export function normalize(raw: RawConfig): NormalizeResult {
       return;
     }
     firstSeen.set(svc.name, i);
+    if (refused.services?.includes(i)) return;
     for (const kind of KINDS) {
       const own = svc[kind];
-      if (own === false) continue;
+      if (own === false || refused.defaults?.includes(kind)) continue;
       const layers: { settings: RawQueueSettings; path: (string | number)[] }[] = [];
       const d = raw.defaults?.[kind];
       if (d) layers.push({ settings: d, path: ["defaults", kind] });
       if (own && typeof own === "object") layers.push({ settings: own, path: ["services", i, kind] });
       const r = resolveSettings(kind, layers, problems);
-      checkArguments(r.type, r.arguments, layers, problems);
-      if (!raw.clusters[r.cluster]) {
+      problems.push(...checkArguments(r.type, r.arguments, layers.map((l) => ({ arguments: l.settings.arguments, path: l.path }))));
+      if (knownClusters && !knownClusters.includes(r.cluster)) {
         // One problem per place that names the cluster (or per kind, for the built-in default,
         // at the first service that needs it), not one per service.
         const builtIn = r.clusterPath[0] === "clusters";
         const place = builtIn ? `built-in|${kind}` : r.clusterPath.join(".");
         if (!missingClusters.has(place)) {
           missingClusters.add(place);
-          const known = Object.keys(raw.clusters).join(", ");
+          const known = knownClusters.join(", ");
           problems.push(
             builtIn
               ? { path: namePath, message: `no cluster named "${r.cluster}" for ${svc.name}.${kind} and the other ${kind} queues; add clusters.${r.cluster} or set defaults.${kind}.cluster (clusters: ${known})` }

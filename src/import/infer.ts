@@ -18,6 +18,7 @@ import {
   type RawQueueSettings,
   type RawService,
 } from "../config/normalize.js";
+import { ARGUMENTS } from "../config/arguments.js";
 import { isTopoName, lockQueueName, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { diffCluster, HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
@@ -135,6 +136,12 @@ export function kindsHeld(actual: ActualCluster, prefix: string): Kind[] {
 }
 
 /** Why a value does not fit the schema fragment of its argument, or undefined when it does. */
+/** The argument a probe of `name` needs beside it, with a value its type accepts. */
+function partnerOf(name: string): Args {
+  const needs = ARGUMENTS[name]?.requires;
+  return needs ? { [needs.name]: "" } : {};
+}
+
 export function valueProblem(schema: ArgumentSchema, value: ArgValue): string | undefined {
   const shown = stableJson(value);
   if (schema.const !== undefined && stableJson(schema.const as ArgValue) !== shown) return `${shown} is not ${stableJson(schema.const as ArgValue)}`;
@@ -277,7 +284,9 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
         version: 1,
         prefix,
         clusters: { probe: { url: "amqp://probe.invalid/probe" } },
-        services: [{ name: `${prefix}probe`, [other]: false, [kind]: { cluster: "probe", type, arguments: { [name]: value } } }],
+        // One argument at a time; one that needs another (x-dead-letter-routing-key) brings it,
+        // since the broker refuses the one without the other, so a queue read from it has both.
+        services: [{ name: `${prefix}probe`, [other]: false, [kind]: { cluster: "probe", type, arguments: { ...partnerOf(name), [name]: value } } }],
       };
       const problem = normalize(probe).problems.find((p) => p.path.includes("arguments"));
       probeCache.set(cacheKey, problem?.message);

@@ -1,7 +1,8 @@
 // Secrets never reach output, and plan works with a read-only (monitoring) user.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { api, broker, deleteVhost, runCli, uniqueName, writeFile, writeTopology } from "../helpers/broker.js";
+import { api, broker, deleteVhost, runCli, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
+import { fragments } from "../helpers/fragments.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -94,7 +95,8 @@ describe("secrets", () => {
     // The runs include successes and failures of every command.
     expect(codes).toContain(0);
     expect(codes).toContain(1);
-  });
+    // 28 runs of the CLI: on a loaded 2-core machine they can pass the default 60 s.
+  }, 240_000);
 });
 
 describe("least privilege", () => {
@@ -132,4 +134,85 @@ describe("least privilege", () => {
     expect(refused.stderr).toMatch(/hint: /);
     expect(refused.stdout + refused.stderr).not.toContain(SECRET);
   });
+});
+
+// Passwords with the characters URLs reserve, written literally (wrong unless the URL parser can
+// still read it), percent-encoded (right), through ${VAR} and through a ${VAR:-default}. Wherever
+// they get that far, they meet the real broker, with a user that has that password.
+describe("passwords holding /, +, =, @, : and %", () => {
+  const PASSWORDS = ["Xy7/kP9+qR==", "p@ss:w/rd%1", "a:b@c"];
+  const users = PASSWORDS.map((_, i) => `topo_pw${i}_${process.pid}`);
+
+  beforeAll(async () => {
+    for (const [i, password] of PASSWORDS.entries()) {
+      const r = await api("PUT", `/api/users/${users[i]}`, { password, tags: "administrator" });
+      expect([201, 204]).toContain(r.status);
+    }
+  });
+  afterAll(async () => {
+    for (const u of users) await api("DELETE", `/api/users/${u}`);
+  });
+
+  /** Fails with the run when any output stream holds the password, its encoding, or a 4-character piece of either. */
+  function expectNoPiece(password: string, args: string[], r: CliResult): void {
+    const all = `${r.stdout}\n${r.stderr}`;
+    expect(all.trim().length, args.join(" ")).toBeGreaterThan(0);
+    for (const f of [...fragments(password), ...fragments(encodeURIComponent(password))]) {
+      expect(all.includes(f), `${args.join(" ")} prints ${JSON.stringify(f)}:\n${all}`).toBe(false);
+    }
+  }
+
+  it("never reach any output of validate, plan or apply, literal, encoded, or from the environment", async () => {
+    const b = broker();
+    for (const [i, password] of PASSWORDS.entries()) {
+      const user = users[i] as string;
+      const sync = uniqueName("sync");
+      const async = uniqueName("async");
+      vhosts.push(sync, async);
+      const encoded = encodeURIComponent(password);
+      const file = (userinfo: string, management = b.mgmtBase) =>
+        writeFile(
+          "topology.yaml",
+          `version: 1\nclusters:\n` +
+            `  sync: { url: ${JSON.stringify(`amqp://${user}:${userinfo}@${b.host}:${b.amqpPort}/${encodeURIComponent(sync)}`)}, management: ${JSON.stringify(management)} }\n` +
+            `  async: { url: ${JSON.stringify(`amqp://${user}:${userinfo}@${b.host}:${b.amqpPort}/${encodeURIComponent(async)}`)}, management: ${JSON.stringify(management)} }\n` +
+            `services: [mplogin]\n`,
+        );
+      const mgmt = new URL(b.mgmtBase);
+      const cases: { name: string; file: string; env: Record<string, string>; works: boolean }[] = [
+        // Only a:b@c can be read as written: the URL parser takes user-info up to the last "@".
+        { name: "literal", file: file(password), env: {}, works: password === "a:b@c" },
+        { name: "encoded", file: file(encoded), env: {}, works: true },
+        { name: "${VAR} literal", file: file("${TOPO_TEST_PW}"), env: { TOPO_TEST_PW: password }, works: password === "a:b@c" },
+        { name: "${VAR} encoded", file: file("${TOPO_TEST_PW}"), env: { TOPO_TEST_PW: encoded }, works: true },
+        { name: "${VAR:-default} literal", file: file(`\${TOPO_TEST_UNSET_PW:-${password}}`), env: {}, works: password === "a:b@c" },
+        { name: "${VAR:-default} encoded", file: file(`\${TOPO_TEST_UNSET_PW:-${encoded}}`), env: {}, works: true },
+        {
+          name: "management URL with the encoded password",
+          file: file(encoded, `${mgmt.protocol}//${user}:${encoded}@${mgmt.host}`),
+          env: {},
+          works: true,
+        },
+        { name: "wrong password", file: file(`${encoded}x`), env: {}, works: false },
+      ];
+      for (const c of cases) {
+        const wrong = c.name === "wrong password";
+        const runs = c.works
+          ? [["validate"], ["validate", "--json"], ["plan", "--json"], ["apply"], ["apply", "--json"]]
+          : wrong
+            ? [["plan"], ["plan", "--json"], ["apply"], ["apply", "--json"]]
+            : [["validate"], ["validate", "--json"], ["plan"], ["apply", "--json"]];
+        for (const args of runs.map((a) => [...a, "-f", c.file])) {
+          const r = await runCli(args, c.env);
+          expectNoPiece(password, [c.name, ...args], r);
+          const what = `${password} ${c.name}: ${args.join(" ")}\n${r.stdout}${r.stderr}`;
+          expect(r.code, what).toBe(c.works ? 0 : 1);
+          if (wrong) expect(r.stdout + r.stderr, what).toMatch(/401|ACCESS_REFUSED|not_authorised|authenticat/i);
+          else if (!c.works) expect(r.stdout + r.stderr, what).toMatch(/percent-encode the password \(e\.g\. \/ as %2F/);
+        }
+      }
+      // The encoded runs did reach the broker: the queues are there.
+      expect((await api("GET", `/api/queues/${encodeURIComponent(async)}/mplogin.async`)).status).toBe(200);
+    }
+  }, 600_000);
 });

@@ -153,6 +153,7 @@ describe("load", () => {
       const lines = (e as ConfigError).problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`);
       expect(lines).toEqual([
         expect.stringMatching(/^t\.yaml:4:29: clusters\.async: unknown key "extra"/),
+        expect.stringMatching(/^t\.yaml:7:5: services\[1\]: service name "MpBad" must match/),
         expect.stringMatching(/^t\.yaml:9:41: services\[2\]\.async\.arguments\.x-max-length: must be an integer, not string "10"/),
       ]);
     }

@@ -1,0 +1,188 @@
+// Pure: the queue x-arguments topo accepts and what RabbitMQ refuses of them, in one table. The
+// schema's `arguments` section is generated from it (scripts/schema-arguments.ts; a unit test keeps
+// the two equal), so ajv and editors check the types and ranges; checkArguments checks what a
+// schema cannot see: the queue type and the arguments merged from defaults and the service.
+//
+// Every limit here was measured by declaring queues on RabbitMQ 3.10.8 and 4.0.5 (amqplib, as
+// apply does), and holds on both. Rules that differ between versions are not here.
+
+import { assertNever, type Args, type QueueType } from "../model.js";
+
+/** Larger integers lose precision in YAML and JavaScript: the broker would get another number. */
+export const MAX_EXACT = Number.MAX_SAFE_INTEGER;
+/** RabbitMQ refuses a larger x-message-ttl or x-expires ({value_too_large, N}): 10 years in ms. */
+export const MAX_EXPIRY_MS = 315_360_000_000;
+/** RabbitMQ refuses a larger x-stream-max-segment-size-bytes ("Exceeded max value"). */
+export const MAX_SEGMENT_BYTES = 3_000_000_000;
+
+export type ArgumentValue =
+  /** `limit` says why the maximum is what it is, for the message when it is exceeded. */
+  | { kind: "integer"; min: number; max: number; limit: string }
+  | { kind: "enum"; values: readonly (string | number)[] }
+  | { kind: "string" }
+  | { kind: "boolean" }
+  /** A whole number above 0 and one unit: RabbitMQ refuses "0s", "1d", "1W" (invalid_max_age). */
+  | { kind: "duration" };
+
+export interface ArgumentRule {
+  description: string;
+  /** Queue types that accept it: RabbitMQ refuses it on the others ("invalid arg ... of queue type"). */
+  types: readonly QueueType[];
+  value: ArgumentValue;
+  /** Another argument the queue must have with it, and what to write. */
+  requires?: { name: string; why: string; fix: string };
+  /** Values refused on some queue type, with the message. */
+  refusedOn?: { type: QueueType; value: string | number; message: string }[];
+}
+
+const exact = (min: number): ArgumentValue => ({
+  kind: "integer",
+  min,
+  max: MAX_EXACT,
+  limit: "larger numbers (above 2^53-1) lose precision in YAML, so RabbitMQ would get another number",
+});
+const expiry = (min: number): ArgumentValue => ({
+  kind: "integer",
+  min,
+  max: MAX_EXPIRY_MS,
+  limit: "RabbitMQ refuses more (value_too_large), 10 years in milliseconds",
+});
+const CQ: QueueType[] = ["classic", "quorum"];
+
+/** In the schema's order: "RabbitMQ knows: ..." lists them so. */
+export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
+  "x-message-ttl": { types: CQ, value: expiry(0), description: "Milliseconds a message may stay in the queue (at most 315360000000, 10 years)." },
+  "x-expires": { types: CQ, value: expiry(1), description: "Milliseconds of disuse after which the queue is deleted (at most 315360000000, 10 years)." },
+  "x-max-length": { types: CQ, value: exact(0), description: "Most messages the queue holds." },
+  "x-max-length-bytes": { types: ["classic", "quorum", "stream"], value: exact(0), description: "Most bytes of message bodies the queue holds." },
+  "x-overflow": {
+    types: CQ,
+    value: { kind: "enum", values: ["drop-head", "reject-publish", "reject-publish-dlx"] },
+    description: "What happens when a limit is reached.",
+    refusedOn: [
+      { type: "quorum", value: "reject-publish-dlx", message: "x-overflow: reject-publish-dlx is not supported by quorum queues; use drop-head or reject-publish" },
+    ],
+  },
+  "x-dead-letter-exchange": { types: CQ, value: { kind: "string" }, description: "Exchange that receives dead-lettered messages (\"\" is the default exchange)." },
+  "x-dead-letter-routing-key": {
+    types: CQ,
+    value: { kind: "string" },
+    description: "Routing key of dead-lettered messages. Needs x-dead-letter-exchange.",
+    requires: {
+      name: "x-dead-letter-exchange",
+      why: "RabbitMQ refuses a dead-letter routing key on a queue without a dead-letter exchange (routing_key_but_no_dlx_defined)",
+      fix: 'add x-dead-letter-exchange (in defaults or the service; "" is the default exchange) or drop x-dead-letter-routing-key',
+    },
+  },
+  "x-dead-letter-strategy": { types: ["quorum"], value: { kind: "enum", values: ["at-most-once", "at-least-once"] }, description: "Quorum queues: how dead-lettering is done." },
+  "x-max-priority": {
+    types: ["classic"],
+    value: { kind: "integer", min: 1, max: 255, limit: "RabbitMQ refuses a higher priority (max_value_exceeded)" },
+    description: "Classic queues: highest message priority (1 to 255).",
+  },
+  "x-queue-mode": { types: ["classic"], value: { kind: "enum", values: ["default", "lazy"] }, description: "Classic queues (3.x): keep messages on disk (lazy)." },
+  "x-queue-version": { types: ["classic"], value: { kind: "enum", values: [1, 2] }, description: "Classic queues: storage version." },
+  "x-queue-master-locator": {
+    types: ["classic"],
+    value: { kind: "enum", values: ["client-local", "min-masters", "random"] },
+    description: "Classic queues (3.x): where the master is placed.",
+  },
+  "x-queue-leader-locator": {
+    types: ["classic", "quorum", "stream"],
+    value: { kind: "enum", values: ["client-local", "balanced"] },
+    description: "Quorum and stream queues: where the leader is placed.",
+  },
+  "x-single-active-consumer": { types: CQ, value: { kind: "boolean" }, description: "Only one consumer receives at a time." },
+  "x-consumer-timeout": { types: CQ, value: exact(1), description: "Milliseconds a delivery may stay unacknowledged. RabbitMQ never compares it on redeclare; topo does." },
+  "x-delivery-limit": { types: ["quorum"], value: exact(0), description: "Quorum queues: deliveries before a message is dead-lettered or dropped." },
+  "x-quorum-initial-group-size": { types: ["quorum"], value: exact(1), description: "Quorum queues: number of replicas at creation." },
+  "x-max-in-memory-length": { types: ["quorum"], value: exact(0), description: "Quorum queues (3.x): most messages kept in memory." },
+  "x-max-in-memory-bytes": { types: ["quorum"], value: exact(0), description: "Quorum queues (3.x): most bytes kept in memory." },
+  "x-max-age": { types: ["stream"], value: { kind: "duration" }, description: "Streams: how long messages are kept, a whole number above 0 and a unit Y, M, D, h, m or s, e.g. 7D." },
+  "x-stream-max-segment-size-bytes": {
+    types: ["stream"],
+    value: { kind: "integer", min: 1, max: MAX_SEGMENT_BYTES, limit: "RabbitMQ refuses a larger segment (Exceeded max value)" },
+    description: "Streams: size of a segment file (at most 3000000000).",
+  },
+  "x-initial-cluster-size": { types: ["stream"], value: exact(1), description: "Streams: number of replicas at creation." },
+};
+
+const DURATION = "^0*[1-9][0-9]*(Y|M|D|h|m|s)$";
+
+/** The JSON Schema of one argument, as schemas/topology.schema.json holds it. */
+function valueSchema(rule: ArgumentRule): Record<string, unknown> {
+  const v = rule.value;
+  switch (v.kind) {
+    case "integer":
+      return { type: "integer", minimum: v.min, maximum: v.max, description: rule.description };
+    case "enum":
+      return { enum: [...v.values], description: rule.description };
+    case "string":
+      return { type: "string", description: rule.description };
+    case "boolean":
+      return { type: "boolean", description: rule.description };
+    case "duration":
+      return { type: "string", pattern: DURATION, description: rule.description };
+    default:
+      return assertNever(v);
+  }
+}
+
+/** The schema's definitions.arguments, generated from ARGUMENTS. */
+export function argumentsSchema(): Record<string, unknown> {
+  return {
+    type: "object",
+    description: "Queue x-arguments, sent with the types written here. Only arguments RabbitMQ knows are allowed, each within the values RabbitMQ accepts; set the queue type with type, not x-queue-type.",
+    additionalProperties: false,
+    properties: Object.fromEntries(Object.entries(ARGUMENTS).map(([name, rule]) => [name, valueSchema(rule)])),
+  };
+}
+
+/** The message for a schema error on an argument's value, when the table says it better than ajv. */
+export function argumentValueMessage(name: string, keyword: string, value: unknown): string | undefined {
+  const rule = ARGUMENTS[name];
+  if (!rule) return undefined;
+  const v = rule.value;
+  if (keyword === "maximum" && v.kind === "integer") return `must be at most ${v.max}: ${v.limit}; write a smaller number`;
+  if (keyword === "pattern" && v.kind === "duration") {
+    return `${JSON.stringify(value)} is not a duration RabbitMQ accepts; write a whole number above 0 and one unit, Y, M, D, h, m or s (e.g. 7D)`;
+  }
+  return undefined;
+}
+
+/** A layer of queue settings that may set arguments: defaults.<kind>, then the service's own. */
+export interface ArgumentLayer {
+  arguments?: Args;
+  path: (string | number)[];
+}
+
+export interface ArgumentProblem {
+  path: (string | number)[];
+  message: string;
+  atKey?: boolean;
+}
+
+/** What RabbitMQ would refuse of a queue's merged arguments, placed where each was written. */
+export function checkArguments(type: QueueType, args: Args, layers: ArgumentLayer[]): ArgumentProblem[] {
+  const problems: ArgumentProblem[] = [];
+  // Point at the most specific layer that wrote the argument.
+  const pathOf = (name: string): (string | number)[] => {
+    const layer = [...layers].reverse().find((l) => l.arguments && name in l.arguments);
+    return layer ? [...layer.path, "arguments", name] : [];
+  };
+  for (const [name, value] of Object.entries(args)) {
+    const rule = ARGUMENTS[name];
+    if (!rule) continue; // the schema refuses unknown arguments
+    if (!rule.types.includes(type)) {
+      problems.push({ path: pathOf(name), atKey: true, message: `argument ${name} does not apply to ${type} queues` });
+      continue;
+    }
+    for (const r of rule.refusedOn ?? []) {
+      if (r.type === type && r.value === value) problems.push({ path: pathOf(name), message: r.message });
+    }
+    if (rule.requires && !(rule.requires.name in args)) {
+      problems.push({ path: pathOf(name), atKey: true, message: `${name} needs ${rule.requires.name}: ${rule.requires.why}; ${rule.requires.fix}` });
+    }
+  }
+  return problems;
+}

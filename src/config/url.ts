@@ -1,0 +1,77 @@
+// Pure: say what is wrong with a URL of the file without printing any piece of it. A URL that
+// fails to parse may hold a password written unencoded ("p@ss:w/rd"); no pattern can tell where
+// such a password ends, so these messages name the part that is wrong, never its text.
+
+export const PERCENT_ENCODE = "percent-encode the password (e.g. / as %2F, @ as %40, % as %25)";
+
+/** Characters that end a URL's host part: in a password they cut it short. */
+const ENDS_AUTHORITY = /[/?#\\]/;
+const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
+
+/** Why `new URL(raw)` refused raw: a clause such as "the port is not a number". */
+export function whyNotAUrl(raw: string): string {
+  if (raw.trim() === "") return "it is empty";
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(raw);
+  if (!scheme) return "it does not start with a scheme and :// (amqp://, amqps://, http://, https://)";
+  const rest = raw.slice(scheme[0].length);
+  // The user-info, if any, runs to the last "@": a password may hold "@" itself.
+  const at = rest.lastIndexOf("@");
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(":");
+    const part = colon >= 0 && !ENDS_AUTHORITY.test(userinfo.slice(0, colon)) ? "the password" : "the user name or password";
+    if (ENDS_AUTHORITY.test(userinfo)) return `${part} holds "/", "?", "#" or "\\" unencoded, which end a URL's host part; ${PERCENT_ENCODE}`;
+    if (/\s/.test(userinfo)) return `${part} holds white space; ${PERCENT_ENCODE}`;
+  }
+  const hostPart = at >= 0 ? rest.slice(at + 1) : rest;
+  const authority = hostPart.split(/[/?#]/, 1)[0] ?? "";
+  if (/\s/.test(raw)) return "it holds white space; a URL has none (percent-encode it, as %20)";
+  if (authority === "") return "it has no host";
+  let port: string | undefined;
+  if (authority.startsWith("[")) {
+    const close = authority.indexOf("]");
+    if (close < 0) return "the IPv6 address has no closing ]";
+    const after = authority.slice(close + 1);
+    if (after !== "" && !after.startsWith(":")) return "the IPv6 address in brackets is followed by something other than :port";
+    port = after === "" ? undefined : after.slice(1);
+  } else {
+    const colon = authority.lastIndexOf(":");
+    if (colon >= 0) port = authority.slice(colon + 1);
+    const host = colon >= 0 ? authority.slice(0, colon) : authority;
+    if (!/^[A-Za-z0-9._~!$&'()*+,;=%-]*$/.test(host)) return "the host name holds characters a host name cannot have";
+  }
+  if (port !== undefined && !/^[0-9]*$/.test(port)) {
+    return at >= 0
+      ? "the port is not a number"
+      : `the port is not a number (a user and password go before an @: scheme://<user>:<password>@<host>); ${PERCENT_ENCODE}`;
+  }
+  if (port !== undefined && Number(port) > 65535) return "the port is more than 65535";
+  return "it is not a valid URL";
+}
+
+/** Which part of a parsed URL holds a "%" not followed by two hex digits, if any. */
+export function badEscapeIn(parts: { vhost?: string; username?: string; password?: string }): string | undefined {
+  if (parts.password !== undefined && BAD_ESCAPE.test(parts.password)) return `the password has a "%" not followed by two hex digits; ${PERCENT_ENCODE}`;
+  if (parts.username !== undefined && BAD_ESCAPE.test(parts.username)) return `the user name has a "%" not followed by two hex digits; write % as %25`;
+  if (parts.vhost !== undefined && BAD_ESCAPE.test(parts.vhost)) return `the vhost has a "%" not followed by two hex digits; write % as %25`;
+  return undefined;
+}
+
+/** When %-escapes decode to bytes that are not UTF-8 text ("%C3" alone). */
+export const NOT_UTF8 = `the user name, password or vhost has %-escapes that are not UTF-8 text; ${PERCENT_ENCODE}`;
+
+/**
+ * A URL that parsed but has an "@" after its host and no user-info: a password with an unencoded
+ * "/", "?" or "#" moved the user-info into the path ("amqp://u:12/ab@host" is host u, port 12).
+ */
+export function userinfoAfterHost(u: URL): string | undefined {
+  if (u.username || u.password) return undefined;
+  if (!`${u.pathname}${u.search}${u.hash}`.includes("@")) return undefined;
+  return `an "@" follows the host, so the user and password were not read as such: if the password holds "/", "?" or "#", ${PERCENT_ENCODE} (an "@" in the vhost is %40)`;
+}
+
+/** The query or fragment of a URL as safe to show: only plain parameters, else nothing. */
+export function shownQuery(u: URL): string {
+  const q = `${u.search}${u.hash}`;
+  return /^[?#][A-Za-z0-9_.=&+-]*$/.test(q) ? ` (found "${q}")` : "";
+}

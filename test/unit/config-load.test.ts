@@ -1,0 +1,132 @@
+// validate reports every problem of a file in one run: interpolation, schema and cross-checks,
+// with the cross-checks run on what the schema did not refuse, and nothing that only follows
+// from a refused value.
+
+import { describe, expect, it } from "vitest";
+import { interpolateAll, parseConfig } from "../../src/config/load.js";
+import { ConfigError } from "../../src/errors.js";
+
+function problemsOf(text: string, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig(text, "t.yaml", env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+    throw e;
+  }
+  return [];
+}
+
+const CLUSTERS = `clusters:
+  sync:
+    url: amqp://guest:guest@127.0.0.1:1/s
+  async:
+    url: amqp://guest:guest@127.0.0.1:1/a
+`;
+
+describe("interpolateAll", () => {
+  it("reports every unset variable and bad reference of a value, once each", () => {
+    const r = interpolateAll("${A}:${B}@${A}/${C:-c}${bad name}", {});
+    expect(r).toEqual({
+      errors: [
+        expect.stringMatching(/^environment variable A is not set/),
+        expect.stringMatching(/^environment variable B is not set/),
+        expect.stringMatching(/^"\$\{bad\.\.\." is not a variable reference/),
+      ],
+    });
+    expect(interpolateAll("${A}/${C:-c}", { A: "a" })).toEqual({ value: "a/c" });
+  });
+});
+
+describe("every problem at once", () => {
+  it("version, a bad URL, a duplicate service and an unset variable, sorted by line", () => {
+    const text = `version: 2
+clusters:
+  sync:
+    url: amqp://u:Xy7/kP9+qR==@127.0.0.1/s
+  async:
+    url: amqp://guest:\${TOPO_UNSET_PW}@127.0.0.1/a
+services: [mplogin, mplogin]
+`;
+    const ps = problemsOf(text);
+    expect(ps).toHaveLength(4);
+    expect(ps[0]).toBe("1:10: version: must be 1");
+    expect(ps[1]).toMatch(/^4:10: clusters\.sync\.url: not a valid URL: the password holds/);
+    expect(ps[2]).toMatch(/^6:10: environment variable TOPO_UNSET_PW is not set/);
+    expect(ps[3]).toBe('7:21: services[1]: duplicate service "mplogin" (also services[0])');
+  });
+
+  it("a broken cluster still counts as a known cluster name", () => {
+    const ps = problemsOf(`version: 1
+clusters:
+  sync: { url: 5 }
+  async: { url: "amqp://h/a", port: 1 }
+services:
+  - { name: mplogin, async: { cluster: sync } }
+`);
+    expect(ps).toEqual([
+      "3:16: clusters.sync.url: must be a string, not number 5",
+      '4:31: clusters.async: unknown key "port" (allowed: url, management, tls)',
+    ]);
+  });
+
+  it("a broken service entry is checked by its name only; the others fully", () => {
+    const ps = problemsOf(`version: 1
+${CLUSTERS}services:
+  - { name: mplogin, sync: { cluster: nowhere, durable: maybe } }
+  - { name: mplogin, async: { cluster: elsewhere } }
+  - { name: MpBad, sync: { mirrored: 1 } }
+`);
+    expect(ps).toEqual([
+      '8:57: services[0].sync.durable: must be a boolean, not string "maybe"',
+      '9:13: services[1].name: duplicate service "mplogin" (also services[0])',
+      '10:13: services[2].name: service name "MpBad" must match ^mp[a-z_]+$ (the prefix "mp" then lowercase letters and underscores)',
+      "10:38: services[2].sync.mirrored: must be a boolean, not number 1",
+    ]);
+  });
+
+  it("argument against queue type and unknown cluster appear beside schema problems", () => {
+    const ps = problemsOf(`version: 1
+${CLUSTERS}defaults:
+  async: { type: quorum, arguments: { x-max-priority: 5 } }
+services:
+  - name: mplogin
+    sync: { cluster: nowhere }
+  - name: mpwallet
+    sync: { durable: maybe }
+`);
+    expect(ps).toEqual([
+      "8:39: defaults.async.arguments.x-max-priority: argument x-max-priority does not apply to quorum queues",
+      '11:22: services[0].sync.cluster: unknown cluster "nowhere" (clusters: sync, async)',
+      '13:22: services[1].sync.durable: must be a boolean, not string "maybe"',
+    ]);
+  });
+
+  it("reports nothing that only follows from a refused value", () => {
+    // A refused type would make x-delivery-limit look like a classic queue's; a refused cluster
+    // would make the built-in one look missing; a refused prefix would fail every name; an
+    // uninterpolated number is not "a string".
+    const ps = problemsOf(`version: 1
+prefix: MP
+clusters:
+  main:
+    url: amqp://guest:guest@127.0.0.1:1/m
+defaults:
+  sync: { cluster: 7, type: quorum }
+  async: { cluster: main, type: lazy, arguments: { x-delivery-limit: 3 } }
+services:
+  - name: mplogin
+    async: { arguments: { x-max-length: "\${TOPO_UNSET_N}" } }
+`);
+    expect(ps).toEqual([
+      '2:9: prefix: "MP" must match ^[a-z][a-z_]*$ (lowercase letters and _, starting with a letter)',
+      "7:20: defaults.sync.cluster: must be a string, not number 7",
+      '8:33: defaults.async.type: must be one of "classic", "quorum", "stream", not string "lazy"',
+      expect.stringMatching(/^11:41: environment variable TOPO_UNSET_N is not set/),
+    ]);
+  });
+
+  it("still loads a good file, and stops early only where nothing can be read", () => {
+    expect(problemsOf(`version: 1\n${CLUSTERS}services: [mplogin]\n`)).toEqual([]);
+    expect(problemsOf("version: 1\nclusters: [\n")).toEqual([expect.stringMatching(/YAML/)]);
+  });
+});

@@ -1,0 +1,119 @@
+// URLs of the file that are wrong are explained by the part that is wrong, never echoed: not the
+// URL, not a piece of its password, whatever the password holds.
+
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/errors.js";
+import { parseConfig } from "../../src/config/load.js";
+import { whyNotAUrl } from "../../src/config/url.js";
+import { fragments } from "../helpers/fragments.js";
+
+function problemsOf(text: string, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig(text, "t.yaml", env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+    throw e;
+  }
+  return [];
+}
+
+function file(sync: string, management?: string): string {
+  const m = management === undefined ? "" : `\n    management: ${JSON.stringify(management)}`;
+  return `version: 1\nclusters:\n  sync:\n    url: ${JSON.stringify(sync)}${m}\n  async:\n    url: amqp://guest:guest@127.0.0.1:1/a\nservices: [mplogin]\n`;
+}
+
+describe("whyNotAUrl", () => {
+  it("names the part that is wrong", () => {
+    expect(whyNotAUrl("")).toBe("it is empty");
+    expect(whyNotAUrl("localhost:5672")).toMatch(/does not start with a scheme/);
+    expect(whyNotAUrl("amqp://u:Xy7/kP9+qR==@host/vh")).toMatch(/^the password holds .* percent-encode the password \(e\.g\. \/ as %2F/);
+    expect(whyNotAUrl("amqp://u:p@ss:w/rd%1@127.0.0.1/a")).toMatch(/^the password holds/);
+    expect(whyNotAUrl("amqp://us/er:pw@host/vh")).toMatch(/^the user name or password holds/);
+    expect(whyNotAUrl("amqp://u:pw@[::1/v")).toBe("the IPv6 address has no closing ]");
+    expect(whyNotAUrl("amqp://u:pw@host:56x/v")).toBe("the port is not a number");
+    expect(whyNotAUrl("amqp://u:pw@host:99999/v")).toBe("the port is more than 65535");
+    expect(whyNotAUrl("amqp://user:secret")).toMatch(/^the port is not a number \(a user and password go before an @/);
+    expect(whyNotAUrl("amqp://u:pw@ho^st/v")).toMatch(/host name holds characters/);
+  });
+});
+
+describe("bad URLs in the file", () => {
+  const passwords = ["Xy7/kP9+qR==", "p@ss:w/rd%1", "a:b@c", "s3cr#et?x", "p%zzQ7x!", "12/kP9abc"];
+  it("are refused without any piece of the password, and say to percent-encode it", () => {
+    for (const pw of passwords) {
+      for (const text of [
+        file(`amqp://user:${pw}@127.0.0.1:5672/vh`),
+        file("amqp://guest:guest@127.0.0.1:5672/vh", `http://user:${pw}@127.0.0.1:15672`),
+      ]) {
+        const ps = problemsOf(text);
+        // a:b@c is a valid password in a URL as written; the others are not.
+        if (pw === "a:b@c") {
+          expect(ps).toEqual([]);
+          continue;
+        }
+        expect(ps.length, `${pw}: ${text}`).toBe(1);
+        expect(ps[0]).toMatch(/^4:10: clusters\.sync\.url: |^5:17: clusters\.sync\.management: /);
+        expect(ps[0]).toMatch(/percent-encode the password/);
+        for (const f of fragments(pw)) expect(ps[0], f).not.toContain(f);
+      }
+    }
+  });
+
+  it("are refused the same way when the password comes from ${VAR} or a ${VAR:-default}", () => {
+    const pw = "Xy7/kP9+qR==";
+    for (const [url, env] of [
+      ["amqp://user:${PW}@127.0.0.1/vh", { PW: pw }],
+      [`amqp://user:\${PW:-${pw}}@127.0.0.1/vh`, {}],
+    ] as const) {
+      const ps = problemsOf(file(url), env);
+      expect(ps).toHaveLength(1);
+      expect(ps[0]).toMatch(/percent-encode the password/);
+      for (const f of fragments(pw)) expect(ps[0], f).not.toContain(f);
+    }
+  });
+
+  it("do not show a query that is not plain parameters, nor a cluster written as a URL string", () => {
+    const q = problemsOf(file("amqp://u:pw@127.0.0.1/vh?password=Zq8@kP"));
+    expect(q).toEqual(["4:10: clusters.sync.url: URL query and fragment are not supported; put TLS settings under tls:"]);
+    const plain = problemsOf(file("amqp://u:pw@127.0.0.1/vh?heartbeat=10"));
+    expect(plain).toEqual(['4:10: clusters.sync.url: URL query and fragment are not supported (found "?heartbeat=10"); put TLS settings under tls:']);
+    const asString = problemsOf("version: 1\nclusters:\n  sync: amqp://u:Xy7/kP9+qR==@h/v\nservices: []\n");
+    expect(asString).toEqual(["3:9: clusters.sync: must be an object, not a string"]);
+    const elsewhere = problemsOf("version: 1\nclusters:\n  sync: { url: amqp://h/s }\nservices: amqp://u:Xy7/kP9+qR==@h/v\n");
+    expect(elsewhere).toEqual(["4:11: services: must be an array, not a string"]);
+  });
+
+  it("accept a percent-encoded password and keep it whole", () => {
+    const pw = "p@ss:w/rd%1";
+    const d = parseConfig(file(`amqp://user:${encodeURIComponent(pw)}@127.0.0.1:5672/vh`), "t.yaml", {});
+    expect(d.clusters.find((c) => c.target.name === "sync")?.target.amqp.password).toBe(pw);
+    expect(d.clusters.find((c) => c.target.name === "sync")?.target.amqp.display).toBe("amqp://user:***@127.0.0.1:5672/vh");
+  });
+});
+
+describe("YAML errors", () => {
+  it("show a token only when it is a word or a mark, never a URL", () => {
+    const ps = problemsOf("- a\nb: amqp://u:Xy7/kP9+qR==@h/v\n");
+    expect(ps.join("\n")).not.toMatch(/Xy7|kP9|qR==/);
+    expect(ps.join("\n")).toMatch(/\(a value not shown\)/);
+  });
+});
+
+describe("display", () => {
+  it("survives the redactor whole, also with an @ in the vhost", async () => {
+    const { redactText } = await import("../../src/redact.js");
+    const d = parseConfig(file("amqp://user:pw@127.0.0.1:5672/team@prod"), "t.yaml", {});
+    const display = d.clusters.find((c) => c.target.name === "sync")?.target.amqp.display as string;
+    expect(display).toBe("amqp://user:***@127.0.0.1:5672/team%40prod");
+    expect(redactText(`connect ${display} -> refused`)).toBe(`connect ${display} -> refused`);
+  });
+});
+
+describe("%-escapes", () => {
+  it("that are not UTF-8 text are a problem, not a crash", () => {
+    expect(problemsOf(file("amqp://user:pw%C3@127.0.0.1/vh"))).toEqual([
+      "4:10: clusters.sync.url: URL has a malformed %-escape: the user name, password or vhost has %-escapes that are not UTF-8 text; percent-encode the password (e.g. / as %2F, @ as %40, % as %25)",
+    ]);
+    expect(problemsOf(file("amqp://guest:guest@127.0.0.1/vh", "http://user:pw%FF@127.0.0.1:15672"))).toHaveLength(1);
+  });
+});

@@ -1,0 +1,55 @@
+// The redactor: user-info in URLs is masked up to the last "@" before the host, whatever the
+// password holds, and registered secrets are masked in every form they can take in output.
+
+import { describe, expect, it } from "vitest";
+import { redactText, redactUrl, registerSecret } from "../../src/redact.js";
+import { fragments } from "../helpers/fragments.js";
+
+// White space ends a URL in free text, so a password with a space is masked only once registered.
+const PASSWORDS = ["Xy7/kP9+qR==", "p@ss:w/rd%1", "a:b@c", "q#u?e\\s!t"];
+
+describe("redactText", () => {
+  it("masks user-info up to the last @, for passwords holding @, /, :, % and the like", () => {
+    for (const pw of PASSWORDS) {
+      for (const url of [`amqp://u:${pw}@127.0.0.1:5672/vh`, `http://u:${pw}@h:15672`, `amqps://u:${pw}@[::1]/v`]) {
+        const out = redactText(`cannot connect to ${url} (refused)`);
+        expect(out, url).toMatch(/^cannot connect to [a-z]+:\/\/u:\*\*\*@/);
+        for (const f of fragments(pw)) expect(out, `${url}: ${f}`).not.toContain(f);
+      }
+    }
+  });
+
+  it("masks the whole user-info when the user name part is not a plain name", () => {
+    expect(redactText("amqp://Xy7/kP9@host/v")).toBe("amqp://***@host/v");
+    expect(redactText("amqp://us/er:pw@host/v")).toBe("amqp://***@host/v");
+  });
+
+  it("leaves URLs without user-info, plain user names and advice placeholders alone", () => {
+    expect(redactText("http://127.0.0.1:15672/api/queues/v")).toBe("http://127.0.0.1:15672/api/queues/v");
+    expect(redactText("write amqp://USER@HOST:5672/VHOST")).toBe("write amqp://USER@HOST:5672/VHOST");
+    expect(redactText("write amqp://<user>:<password>@<host>:5672/<vhost>")).toBe("write amqp://<user>:<password>@<host>:5672/<vhost>");
+    expect(redactText("connect amqp://guest:***@h/v")).toBe("connect amqp://guest:***@h/v");
+  });
+
+  it("stops at a JSON string's end, so JSON output stays JSON", () => {
+    const json = JSON.stringify({ a: "amqp://u:p@ss@h/v", b: "me@example.com" });
+    const out = redactText(json);
+    expect(JSON.parse(out)).toEqual({ a: "amqp://u:***@h/v", b: "me@example.com" });
+  });
+
+  it("masks a registered secret raw, percent-encoded both ways, and JSON-escaped", () => {
+    const pw = 'Zq"8/k\\P+w=';
+    registerSecret(pw);
+    const u = new URL("amqp://h");
+    u.password = pw;
+    for (const form of [pw, encodeURIComponent(pw), u.password, JSON.stringify(pw).slice(1, -1)]) {
+      expect(redactText(`x ${form} y`), form).toBe("x *** y");
+    }
+    expect(redactText(JSON.stringify({ error: `bad ${pw}` }))).toBe('{"error":"bad ***"}');
+  });
+
+  it("redactUrl masks a URL that parses and one that does not", () => {
+    expect(redactUrl("amqp://u:s3cr3t-Zebra@h/v")).toBe("amqp://u:***@h/v");
+    expect(redactUrl("amqp://u:p@ss:w/rd%1@127.0.0.1/a")).toBe("amqp://u:***@127.0.0.1/a");
+  });
+});
