@@ -7,14 +7,13 @@
 // read (diffCluster). So the changes listed are exactly those plan will show, never a guess.
 // No IO here: unit tests run it on plain objects.
 
-import type { Action, ActualCluster, ArgValue, Args, Binding, DesiredState, Exchange, Kind, Policy, Queue, QueueType, Resource } from "../model.js";
+import type { ActualCluster, ArgValue, Args, Binding, DesiredState, Exchange, Kind, Policy, Queue, QueueType, Resource } from "../model.js";
 import { KINDS } from "../model.js";
 import {
   escapeRegex,
   MIRROR_DEFINITION,
   normalize,
   sortArgs,
-  type RawConfig,
   type RawQueueSettings,
   type RawService,
 } from "../config/normalize.js";
@@ -22,87 +21,11 @@ import { isTopoName, lockQueueName, mirrorPolicyName, Ownership } from "../core/
 import { diffCluster, HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../plan/words.js";
+import { argumentChecker } from "./arguments.js";
+import type { Chosen, ClusterImport, Found, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody, Wanted } from "./types.js";
 
-/** One cluster as read: its name in the file to be written, its vhost, and its objects. */
-export interface ImportSource {
-  name: string;
-  vhost: string;
-  actual: ActualCluster;
-}
-
-/** The JSON-schema fragment of one x-argument (schema `definitions.arguments.properties.<name>`). */
-export interface ArgumentSchema {
-  type?: string;
-  minimum?: number;
-  maximum?: number;
-  enum?: unknown[];
-  pattern?: string;
-  const?: unknown;
-}
-
-export interface InferOptions {
-  prefix: string;
-  /**
-   * The schema's x-argument definitions, so values the file could not hold (a string
-   * x-consumer-timeout, which RabbitMQ stores without checking) are reported, not written.
-   * Without it only the argument names and queue types are checked (by normalize).
-   */
-  argumentSchemas?: Record<string, ArgumentSchema>;
-}
-
-/** A change `topo plan` will show on the written file, and why the file cannot avoid it. */
-export interface PlannedChange {
-  action: Action;
-  why: string;
-}
-
-export interface ClusterImport {
-  name: string;
-  vhost: string;
-  version: string;
-  /** Queues of the file on this cluster. */
-  queues: number;
-  changes: PlannedChange[];
-  /** Objects that touch topo's namespace but that topo never changes, so the file leaves them out. */
-  kept: string[];
-  /** Exchanges and queues outside topo's namespace, left out of the file. */
-  outside: { exchanges: string[]; queues: string[] };
-}
-
-/** The part of a topology file import writes besides `clusters` (which come from the user). */
-export interface TopologyBody {
-  prefix: string;
-  defaults: Partial<Record<Kind, RawQueueSettings>>;
-  services: (string | RawService)[];
-}
-
-export interface Inference {
-  body: TopologyBody;
-  clusters: ClusterImport[];
-  services: number;
-  queues: number;
-}
-
-/** What one queue of the file must be, as the file's settings say it. */
-interface Wanted {
-  cluster: string;
-  type: QueueType;
-  durable: boolean;
-  mirrored: boolean;
-  arguments: Args;
-}
-
-interface Found {
-  source: ImportSource;
-  order: number;
-  service: string;
-  kind: Kind;
-  queue: Queue;
-}
-
-interface Chosen extends Found {
-  wanted: Wanted;
-}
+export type { ArgumentSchema, ClusterImport, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody } from "./types.js";
+export { valueProblem } from "./arguments.js";
 
 const APPLIES_TO: Record<QueueType, ReadonlySet<string>> = {
   classic: new Set(["queues", "all", "classic_queues"]),
@@ -132,39 +55,6 @@ export function kindsHeld(actual: ActualCluster, prefix: string): Kind[] {
     if (m) kinds.add(m[1] as Kind);
   }
   return KINDS.filter((k) => kinds.has(k));
-}
-
-/** Why a value does not fit the schema fragment of its argument, or undefined when it does. */
-export function valueProblem(schema: ArgumentSchema, value: ArgValue): string | undefined {
-  const shown = stableJson(value);
-  if (schema.const !== undefined && stableJson(schema.const as ArgValue) !== shown) return `${shown} is not ${stableJson(schema.const as ArgValue)}`;
-  if (schema.enum && !schema.enum.some((e) => stableJson(e as ArgValue) === shown)) {
-    return `${shown} is not one of ${schema.enum.map((e) => stableJson(e as ArgValue)).join(", ")}`;
-  }
-  switch (schema.type) {
-    case "integer":
-      if (typeof value !== "number" || !Number.isInteger(value)) return `${shown} is not an integer`;
-      break;
-    case "number":
-      if (typeof value !== "number") return `${shown} is not a number`;
-      break;
-    case "string":
-      if (typeof value !== "string") return `${shown} is not a string`;
-      break;
-    case "boolean":
-      if (typeof value !== "boolean") return `${shown} is not a boolean`;
-      break;
-    default:
-      break;
-  }
-  if (typeof value === "number") {
-    if (schema.minimum !== undefined && value < schema.minimum) return `${shown} is below the minimum ${schema.minimum}`;
-    if (schema.maximum !== undefined && value > schema.maximum) return `${shown} is above the maximum ${schema.maximum}`;
-  }
-  if (typeof value === "string" && schema.pattern !== undefined && !new RegExp(schema.pattern, "u").test(value)) {
-    return `${shown} does not match ${schema.pattern}`;
-  }
-  return undefined;
 }
 
 /** The policy RabbitMQ applies to a queue: the one it reports, else the highest-priority match. */
@@ -260,30 +150,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   }
 
   // 4. What each queue is, as far as the file can say it.
-  const probeCache = new Map<string, string | undefined>();
-  const argumentProblem = (kind: Kind, type: QueueType, name: string, value: ArgValue): string | undefined => {
-    const schemas = opts.argumentSchemas;
-    if (schemas) {
-      const schema = schemas[name];
-      if (!schema) return `topo does not know argument ${name}`;
-      const p = valueProblem(schema, value);
-      if (p) return `${name} ${p}`;
-    }
-    // Which arguments suit which queue type is normalize's rule; ask it rather than copy it.
-    const cacheKey = `${kind}|${type}|${name}|${stableJson(value)}`;
-    if (!probeCache.has(cacheKey)) {
-      const other: Kind = kind === "sync" ? "async" : "sync";
-      const probe: RawConfig = {
-        version: 1,
-        prefix,
-        clusters: { probe: { url: "amqp://probe.invalid/probe" } },
-        services: [{ name: `${prefix}probe`, [other]: false, [kind]: { cluster: "probe", type, arguments: { [name]: value } } }],
-      };
-      const problem = normalize(probe).problems.find((p) => p.path.includes("arguments"));
-      probeCache.set(cacheKey, problem?.message);
-    }
-    return probeCache.get(cacheKey);
-  };
+  const argumentProblem = argumentChecker(opts.argumentSchemas);
 
   const policiesOf = new Map<string, Policy[]>(sources.map((s) => [s.name, s.actual.resources.filter((r): r is Policy => r.kind === "policy")]));
   /** User policies that mirror queues the file now mirrors with topo's own policy, per cluster and kind. */
