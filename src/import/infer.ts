@@ -22,16 +22,13 @@ import { diffCluster, HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../plan/words.js";
 import { argumentChecker } from "./arguments.js";
-import type { Chosen, ClusterImport, Found, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody, Wanted } from "./types.js";
+import { APPLIES_TO, collectUserMirrors, describeQueue } from "./describe-queue.js";
+import { chooseKindClusters, findServiceQueues, pickOneQueuePerService, serviceQueueReader } from "./queues.js";
+import { mostCommon } from "./tally.js";
+import type { Chosen, ClusterImport, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody, Wanted } from "./types.js";
 
 export type { ArgumentSchema, ClusterImport, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody } from "./types.js";
 export { valueProblem } from "./arguments.js";
-
-const APPLIES_TO: Record<QueueType, ReadonlySet<string>> = {
-  classic: new Set(["queues", "all", "classic_queues"]),
-  quorum: new Set(["queues", "all", "quorum_queues"]),
-  stream: new Set(["queues", "all", "streams"]),
-};
 
 /** The model's exchange: the only one the file can describe. */
 function modelExchange(name: string): Exchange {
@@ -57,52 +54,15 @@ export function kindsHeld(actual: ActualCluster, prefix: string): Kind[] {
   return KINDS.filter((k) => kinds.has(k));
 }
 
-/** The policy RabbitMQ applies to a queue: the one it reports, else the highest-priority match. */
-function effectivePolicy(policies: Policy[], queue: Queue, reported: string | undefined): Policy | undefined {
-  // The broker's own answer wins, but it is filled in only some seconds after a declare.
-  const named = reported ? policies.find((p) => p.name === reported) : undefined;
-  if (named) return named;
-  const matching = policies.filter((p) => {
-    if (!APPLIES_TO[queue.type].has(p.applyTo)) return false;
-    try {
-      return new RegExp(p.pattern).test(queue.name);
-    } catch {
-      return false; // a PCRE pattern JavaScript cannot read: it cannot be judged here
-    }
-  });
-  matching.sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return matching[0];
-}
-
 function policyText(p: Policy): string {
   const def = Object.entries(p.definition).map(([k, v]) => `${k}=${stableJson(v)}`).join(", ");
   return `policy ${p.name} (pattern ${p.pattern}, apply-to ${p.applyTo}, priority ${p.priority}${def ? `, ${def}` : ""})`;
 }
 
-/** The most frequent value by stableJson; ties go to the first of `prefer` that occurs, then to the first seen. */
-function mode<T>(values: T[], prefer: T[] = []): { value: T; count: number } | undefined {
-  const counts = new Map<string, { value: T; count: number; first: number }>();
-  values.forEach((v, i) => {
-    const k = stableJson(v as ArgValue);
-    const c = counts.get(k);
-    if (c) c.count++;
-    else counts.set(k, { value: v, count: 1, first: i });
-  });
-  let best: { value: T; count: number; first: number } | undefined;
-  const rank = (v: T) => {
-    const i = prefer.findIndex((p) => stableJson(p as ArgValue) === stableJson(v as ArgValue));
-    return i < 0 ? prefer.length : i;
-  };
-  for (const c of counts.values()) {
-    if (!best || c.count > best.count || (c.count === best.count && (rank(c.value) < rank(best.value) || (rank(c.value) === rank(best.value) && c.first < best.first)))) best = c;
-  }
-  return best && { value: best.value, count: best.count };
-}
-
 export function inferTopology(sources: ImportSource[], opts: InferOptions): Inference {
   const { prefix } = opts;
   const owner = new Ownership(prefix);
-  const queueName = new RegExp(`^(${escapeRegex(prefix)}[a-z_]+)\\.(sync|async)$`);
+  const readQueueName = serviceQueueReader(prefix);
   /** Why the file cannot avoid a change, by cluster then by keyOf the object. */
   const why = new Map<string, Map<string, string>>(sources.map((s) => [s.name, new Map()]));
   const because = (cluster: string, r: Resource, text: string) => {
@@ -112,108 +72,35 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   };
   const kept = new Map<string, string[]>(sources.map((s) => [s.name, []]));
 
-  // 1. Every queue of the namespace, on every cluster.
-  const found: Found[] = [];
-  sources.forEach((source, order) => {
-    for (const r of source.actual.resources) {
-      if (r.kind !== "queue") continue;
-      const m = queueName.exec(r.name);
-      if (m) found.push({ source, order, service: m[1] as string, kind: m[2] as Kind, queue: r });
-    }
-  });
+  // 1-3. Which queues the file describes: one per service and kind, the rest are changes.
+  const found = findServiceQueues(sources, prefix);
+  const kindClusters = chooseKindClusters(found, sources.map((s) => s.name));
+  const { picked, reasons: duplicates } = pickOneQueuePerService(found, kindClusters);
+  for (const r of duplicates) because(r.cluster, r.resource, r.text);
 
-  // 2. The cluster of each kind: where most of its queues are (ties: the cluster named like the
-  // kind, as in the built-in defaults, then the first given).
-  const defaultCluster = new Map<Kind, string>();
-  for (const kind of KINDS) {
-    const m = mode(
-      found.filter((f) => f.kind === kind).map((f) => f.source.name),
-      [kind, ...sources.map((s) => s.name)],
-    );
-    if (m) defaultCluster.set(kind, m.value);
-  }
-
-  // 3. One queue per service and kind: a service has one <kind> queue, on one cluster.
-  const groups = new Map<string, Found[]>();
-  for (const f of found) {
-    const k = `${f.service}.${f.kind}`;
-    groups.set(k, [...(groups.get(k) ?? []), f]);
-  }
-  const picked: Found[] = [];
-  for (const list of groups.values()) {
-    const sorted = [...list].sort((a, b) => Number(b.source.name === defaultCluster.get(b.kind)) - Number(a.source.name === defaultCluster.get(a.kind)) || a.order - b.order);
-    const first = sorted[0] as Found;
-    picked.push(first);
-    for (const other of sorted.slice(1)) {
-      because(other.source.name, other.queue, `a service has one ${other.kind} queue, on one cluster: the file puts ${first.queue.name} on cluster ${first.source.name}, which holds one too`);
-    }
-  }
-
-  // 4. What each queue is, as far as the file can say it.
+  // 4. What the file can say about each of them.
   const argumentProblem = argumentChecker(opts.argumentSchemas);
-
-  const policiesOf = new Map<string, Policy[]>(sources.map((s) => [s.name, s.actual.resources.filter((r): r is Policy => r.kind === "policy")]));
-  /** User policies that mirror queues the file now mirrors with topo's own policy, per cluster and kind. */
-  const userMirrors = new Map<string, Map<string, string[]>>();
-  /** User ha- policies the file cannot follow (ha-mode other than all), with the queues they mirror. */
-  const partialMirrors = new Map<string, Map<Policy, string[]>>();
-
-  const chosen: Chosen[] = picked.map((f) => {
-    const q = f.queue;
-    const cluster = f.source.name;
-    const reasons: string[] = [];
-    if (q.autoDelete || q.exclusive) {
-      reasons.push(`the file cannot describe ${[q.autoDelete ? "auto-delete" : "", q.exclusive ? "exclusive" : ""].filter(Boolean).join(" or ")} queues: topo's queues outlive their consumers and connections`);
-    }
-    const args: Args = {};
-    for (const [name, value] of Object.entries(q.arguments)) {
-      const problem = argumentProblem(f.kind, q.type, name, value);
-      if (problem) reasons.push(`argument ${name}=${stableJson(value)} cannot be written in the file (${problem})`);
-      else args[name] = value;
-    }
-    let mirrored = false;
-    if (q.type === "classic") {
-      const p = effectivePolicy(policiesOf.get(cluster) ?? [], q, f.source.actual.queueFacts[q.name]?.policy);
-      const haMode = p?.definition["ha-mode"];
-      if (p && haMode !== undefined) {
-        if (owner.ownsPolicy(p) || haMode === "all") {
-          // topo's own policy (whatever someone made of it) or one that mirrors like it: the
-          // queue is mirrored, and from now on by topo's policy.
-          mirrored = true;
-          if (!owner.ownsPolicy(p)) {
-            const byKind = userMirrors.get(cluster) ?? new Map<string, string[]>();
-            userMirrors.set(cluster, byKind);
-            const k = `${f.kind}|${p.name}`;
-            const list = byKind.get(k) ?? [];
-            list.push(q.name);
-            byKind.set(k, list);
-          }
-        } else {
-          const byPolicy = partialMirrors.get(cluster) ?? new Map<Policy, string[]>();
-          partialMirrors.set(cluster, byPolicy);
-          const list = byPolicy.get(p) ?? [];
-          list.push(q.name);
-          byPolicy.set(p, list);
-        }
-      }
-    }
-    if (reasons.length) because(cluster, q, reasons.join("; "));
-    return { ...f, wanted: { cluster, type: q.type, durable: q.type === "classic" ? q.durable : true, mirrored, arguments: sortArgs(args) } };
-  });
-  chosen.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.kind < b.kind ? -1 : 1));
+  const policiesOf = new Map(sources.map((s) => [s.name, s.actual.resources.filter((r): r is Policy => r.kind === "policy")]));
+  const described = picked.map((f) => ({ ...f, ...describeQueue(f, { owner, policies: policiesOf.get(f.source.name) ?? [], argumentProblem }) }));
+  for (const d of described) if (d.cannot.length) because(d.source.name, d.queue, d.cannot.join("; "));
+  // Collected in the order the queues were found, so the notes name policies and queues in that order.
+  const mirrors = collectUserMirrors(described);
+  const chosen: Chosen[] = described
+    .map(({ source, order, service, kind, queue, wanted }) => ({ source, order, service, kind, queue, wanted }))
+    .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.kind < b.kind ? -1 : 1));
 
   // 5. Defaults that leave the fewest per-service settings.
   const defaults: Partial<Record<Kind, RawQueueSettings>> = {};
   for (const kind of KINDS) {
     const ofKind = chosen.filter((c) => c.kind === kind);
     if (ofKind.length === 0) continue;
-    const type = (mode(ofKind.map((c) => c.wanted.type), ["classic"]) as { value: QueueType }).value;
-    const d: RawQueueSettings = { cluster: defaultCluster.get(kind) as string };
+    const type = (mostCommon(ofKind.map((c) => c.wanted.type), ["classic"]) as { value: QueueType }).value;
+    const d: RawQueueSettings = { cluster: kindClusters[kind] as string };
     if (type === "classic") {
       const classic = ofKind.filter((c) => c.wanted.type === "classic");
       const builtIn = kind === "sync" ? { durable: false, mirrored: true } : { durable: true, mirrored: false };
-      d.durable = (mode(classic.map((c) => c.wanted.durable), [builtIn.durable]) as { value: boolean }).value;
-      d.mirrored = (mode(classic.map((c) => c.wanted.mirrored), [builtIn.mirrored]) as { value: boolean }).value;
+      d.durable = (mostCommon(classic.map((c) => c.wanted.durable), [builtIn.durable]) as { value: boolean }).value;
+      d.mirrored = (mostCommon(classic.map((c) => c.wanted.mirrored), [builtIn.mirrored]) as { value: boolean }).value;
     } else {
       d.type = type;
     }
@@ -223,7 +110,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     const first = ofKind[0] as Chosen;
     for (const name of Object.keys(first.wanted.arguments)) {
       if (!ofKind.every((c) => name in c.wanted.arguments)) continue;
-      const m = mode(ofKind.map((c) => c.wanted.arguments[name] as ArgValue));
+      const m = mostCommon(ofKind.map((c) => c.wanted.arguments[name] as ArgValue));
       if (m && m.count >= 2) args[name] = m.value;
     }
     if (Object.keys(args).length) d.arguments = sortArgs(args);
@@ -364,8 +251,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     const queuesHere = new Set(here.map((c) => c.queue.name));
     for (const b of bindings) {
       if (!owner.owns(b)) continue;
-      const m = queueName.exec(b.destination);
-      const ownService = m !== null && m[1] === b.source;
+      const ownService = readQueueName(b.destination)?.service === b.source;
       if (ownService && keyOf(b) === keyOf(modelBinding(b.source, b.destination))) {
         if (!queuesHere.has(b.destination)) because(source.name, b, `its queue ${b.destination} is not in the file on this cluster`);
         continue;
@@ -382,10 +268,9 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
       if (r.kind === "queue" && holdingQueueOf(r, owner)) because(source.name, r, `a replace by topo apply was interrupted; topo apply finishes it`);
     }
     // Mirroring: topo's policies follow from the file's mirrored queues.
-    const users = userMirrors.get(source.name) ?? new Map<string, string[]>();
     for (const kind of KINDS) {
       const policy: Policy = { kind: "policy", name: mirrorPolicyName(prefix, kind), pattern: "", applyTo: "queues", priority: 0, definition: { ...MIRROR_DEFINITION } };
-      const via = [...users.entries()].filter(([k]) => k.startsWith(`${kind}|`)).map(([k, qs]) => `${k.slice(kind.length + 1)} (${names(qs)})`);
+      const via = mirrors.all.filter((m) => m.cluster === source.name && m.kind === kind).map((m) => `${m.policy} (${names(m.queues)})`);
       because(
         source.name,
         policy,
@@ -423,8 +308,8 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     const imported = (bySource.get(source.name) ?? []).map((c) => c.queue);
     for (const p of policiesOf.get(source.name) ?? []) {
       if (isTopoName(p.name)) continue;
-      const partial = partialMirrors.get(source.name)?.get(p);
-      const mirrorsAll = [...(userMirrors.get(source.name)?.entries() ?? [])].filter(([k]) => k.slice(k.indexOf("|") + 1) === p.name).flatMap(([, qs]) => qs);
+      const partial = mirrors.partial.find((m) => m.cluster === source.name && m.policy === p.name)?.queues;
+      const mirrorsAll = mirrors.all.filter((m) => m.cluster === source.name && m.policy === p.name).flatMap((m) => m.queues);
       let text = `${policyText(p)}: a user's policy`;
       if (partial) {
         text += `; it mirrors ${names(partial)} with ha-mode ${stableJson(p.definition["ha-mode"] as ArgValue)}, but mirrored: true in the file means ha-mode all, so the file says mirrored: false and the policy keeps mirroring them as it does`;
@@ -443,7 +328,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
       notes.push(`${text}.`);
     }
     const ownsExchange = (n: string) => owner.owns(modelExchange(n));
-    const ownsQueue = (n: string) => queueName.test(n);
+    const ownsQueue = (n: string) => readQueueName(n) !== undefined;
     for (const b of source.actual.resources) {
       if (b.kind !== "binding" || owner.owns(b)) continue;
       const touches = ownsExchange(b.source) || (b.destinationType === "queue" ? ownsQueue(b.destination) : ownsExchange(b.destination));

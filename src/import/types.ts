@@ -1,7 +1,7 @@
 // The data import works on: what it is given, what it returns, and what one step of inferTopology
 // hands to the next. Every step is a pure function of these plain values.
 
-import type { Action, ActualCluster, Args, Kind, Queue, QueueType } from "../model.js";
+import type { Action, ActualCluster, Args, Kind, Queue, QueueType, Resource } from "../model.js";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
 
 /** One cluster as read: its name in the file to be written, its vhost, and its objects. */
@@ -89,4 +89,25 @@ export interface Wanted {
 /** A queue the file describes: as found, and as the file will say it. */
 export interface Chosen extends Found {
   wanted: Wanted;
+}
+
+/** The cluster each kind's queues go to by default. */
+export type KindClusters = Partial<Record<Kind, string>>;
+
+/** Why the file cannot avoid a change to one object on one cluster. */
+export interface Reason {
+  cluster: string;
+  resource: Resource;
+  text: string;
+}
+
+/**
+ * Users' mirroring policies that the file's queues fall under, each with the queues it mirrors,
+ * in the order first met.
+ */
+export interface UserMirrors {
+  /** ha-mode all: the file marks these queues mirrored: true, which topo's own policy then does. */
+  all: { cluster: string; kind: Kind; policy: string; queues: string[] }[];
+  /** Another ha-mode, which mirrored: true cannot mean: the file says false and the policy stays. */
+  partial: { cluster: string; policy: string; queues: string[] }[];
 }
