@@ -7,25 +7,19 @@
 // read (diffCluster). So the changes listed are exactly those plan will show, never a guess.
 // No IO here: unit tests run it on plain objects.
 
-import type { ActualCluster, ArgValue, Args, Binding, DesiredState, Exchange, Kind, Policy, Queue, QueueType, Resource } from "../model.js";
+import type { ActualCluster, ArgValue, Binding, DesiredState, Exchange, Kind, Policy, Resource } from "../model.js";
 import { KINDS } from "../model.js";
-import {
-  escapeRegex,
-  MIRROR_DEFINITION,
-  normalize,
-  sortArgs,
-  type RawQueueSettings,
-  type RawService,
-} from "../config/normalize.js";
+import { escapeRegex, MIRROR_DEFINITION } from "../config/normalize.js";
 import { isTopoName, lockQueueName, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { diffCluster, HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../plan/words.js";
 import { argumentChecker } from "./arguments.js";
 import { APPLIES_TO, collectUserMirrors, describeQueue } from "./describe-queue.js";
+import { chooseDefaults } from "./defaults.js";
 import { chooseKindClusters, findServiceQueues, pickOneQueuePerService, serviceQueueReader } from "./queues.js";
-import { mostCommon } from "./tally.js";
-import type { Chosen, ClusterImport, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody, Wanted } from "./types.js";
+import { spellServices } from "./spell.js";
+import type { Chosen, ClusterImport, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody } from "./types.js";
 
 export type { ArgumentSchema, ClusterImport, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody } from "./types.js";
 export { valueProblem } from "./arguments.js";
@@ -89,125 +83,11 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     .map(({ source, order, service, kind, queue, wanted }) => ({ source, order, service, kind, queue, wanted }))
     .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.kind < b.kind ? -1 : 1));
 
-  // 5. Defaults that leave the fewest per-service settings.
-  const defaults: Partial<Record<Kind, RawQueueSettings>> = {};
-  for (const kind of KINDS) {
-    const ofKind = chosen.filter((c) => c.kind === kind);
-    if (ofKind.length === 0) continue;
-    const type = (mostCommon(ofKind.map((c) => c.wanted.type), ["classic"]) as { value: QueueType }).value;
-    const d: RawQueueSettings = { cluster: kindClusters[kind] as string };
-    if (type === "classic") {
-      const classic = ofKind.filter((c) => c.wanted.type === "classic");
-      const builtIn = kind === "sync" ? { durable: false, mirrored: true } : { durable: true, mirrored: false };
-      d.durable = (mostCommon(classic.map((c) => c.wanted.durable), [builtIn.durable]) as { value: boolean }).value;
-      d.mirrored = (mostCommon(classic.map((c) => c.wanted.mirrored), [builtIn.mirrored]) as { value: boolean }).value;
-    } else {
-      d.type = type;
-    }
-    // A service can override a default argument but not remove it, so only arguments every
-    // queue of the kind has can be defaults; one is worth it when at least two share its value.
-    const args: Args = {};
-    const first = ofKind[0] as Chosen;
-    for (const name of Object.keys(first.wanted.arguments)) {
-      if (!ofKind.every((c) => name in c.wanted.arguments)) continue;
-      const m = mostCommon(ofKind.map((c) => c.wanted.arguments[name] as ArgValue));
-      if (m && m.count >= 2) args[name] = m.value;
-    }
-    if (Object.keys(args).length) d.arguments = sortArgs(args);
-    defaults[kind] = d;
-  }
-
-  const plainOf = (kind: Kind): Wanted => {
-    const d = defaults[kind] as RawQueueSettings;
-    const type = d.type ?? "classic";
-    return {
-      cluster: d.cluster as string,
-      type,
-      durable: type === "classic" ? (d.durable as boolean) : true,
-      mirrored: type === "classic" ? (d.mirrored as boolean) : false,
-      arguments: d.arguments ?? {},
-    };
-  };
-
-  /** The fewest settings that turn the kind's defaults into what the queue is. */
-  const override = (kind: Kind, w: Wanted): RawQueueSettings => {
-    const plain = plainOf(kind);
-    const o: RawQueueSettings = {};
-    if (w.cluster !== plain.cluster) o.cluster = w.cluster;
-    if (w.type !== plain.type) {
-      o.type = w.type;
-      // Which durable/mirrored a type change inherits depends on the layers; say them outright.
-      if (w.type === "classic") Object.assign(o, { durable: w.durable, mirrored: w.mirrored });
-    } else if (w.type === "classic") {
-      if (w.durable !== plain.durable) o.durable = w.durable;
-      if (w.mirrored !== plain.mirrored) o.mirrored = w.mirrored;
-    }
-    const args: Args = {};
-    for (const [k, v] of Object.entries(w.arguments)) if (stableJson(v) !== stableJson(plain.arguments[k])) args[k] = v;
-    if (Object.keys(args).length) o.arguments = args;
-    return o;
-  };
-  /** Every setting written out: what a service falls back to if the short form does not come out right. */
-  const explicit = (w: Wanted): RawQueueSettings => ({
-    cluster: w.cluster,
-    type: w.type,
-    ...(w.type === "classic" ? { durable: w.durable, mirrored: w.mirrored } : {}),
-    ...(Object.keys(w.arguments).length ? { arguments: w.arguments } : {}),
-  });
-
-  const services = [...new Set(chosen.map((c) => c.service))].sort();
+  // 5-6. The file's body, read back as topo will read it.
+  const defaults = chooseDefaults(chosen, kindClusters);
+  const { services, desired } = spellServices(chosen, defaults, sources, prefix);
+  const body: TopologyBody = { prefix, defaults, services };
   const bySK = new Map(chosen.map((c) => [`${c.service}.${c.kind}`, c]));
-  const entry = (service: string, spelledOut: boolean): string | RawService => {
-    const e: RawService = { name: service };
-    let plainEntry = true;
-    for (const kind of KINDS) {
-      const c = bySK.get(`${service}.${kind}`);
-      if (!c) {
-        e[kind] = false;
-        plainEntry = false;
-        continue;
-      }
-      const o = spelledOut ? explicit(c.wanted) : override(kind, c.wanted);
-      if (Object.keys(o).length) {
-        e[kind] = o;
-        plainEntry = false;
-      }
-    }
-    return plainEntry ? service : e;
-  };
-
-  // 6. Read the body back the way topo will, and spell out any service that did not come out as
-  // the broker has it.
-  const placeholderClusters = Object.fromEntries(
-    // normalize needs a URL per cluster; the vhost must be the real one so the diff below compares
-    // like with like. The host is never contacted.
-    sources.map((s, i) => [s.name, { url: `amqp://import-${i}.invalid/${encodeURIComponent(s.vhost)}` }]),
-  );
-  const spelled = new Set<string>();
-  let body: TopologyBody = { prefix, defaults, services: [] };
-  let desired: DesiredState | undefined;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    body = { prefix, defaults, services: services.map((s) => entry(s, spelled.has(s))) };
-    const r = normalize({ version: 1, prefix, clusters: placeholderClusters, defaults, services: body.services });
-    const wrong = new Set<string>();
-    for (const p of r.problems) {
-      const i = p.path[0] === "services" && typeof p.path[1] === "number" ? p.path[1] : -1;
-      if (i < 0) throw new Error(`import produced defaults topo refuses: ${p.path.join(".")}: ${p.message}`);
-      wrong.add(services[i] as string);
-    }
-    const specs = new Map(r.desired.clusters.flatMap((dc) => dc.queues.map((q) => [`${q.cluster}|${q.queue.name}`, q])));
-    for (const c of chosen) {
-      const spec = specs.get(`${c.wanted.cluster}|${c.queue.name}`);
-      const want: Queue = { kind: "queue", name: c.queue.name, type: c.wanted.type, durable: c.wanted.durable, autoDelete: false, exclusive: false, arguments: c.wanted.arguments };
-      if (!spec || stableJson(spec.queue as never) !== stableJson(want as never) || spec.mirrored !== c.wanted.mirrored) wrong.add(c.service);
-    }
-    if (wrong.size === 0 && r.desired.clusters.reduce((n, dc) => n + dc.queues.length, 0) === chosen.length) {
-      desired = r.desired;
-      break;
-    }
-    for (const s of wrong) spelled.add(s);
-  }
-  if (!desired) throw new Error(`import could not describe services ${names([...spelled])} so that topo reads them back as they are`);
 
   // 7. Why each object of the namespace differs from the file, where it does.
   const bySource = new Map<string, Chosen[]>();
@@ -363,5 +243,5 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
     };
   });
 
-  return { body, clusters, services: services.length, queues: chosen.length };
+  return { body, clusters, services: new Set(chosen.map((c) => c.service)).size, queues: chosen.length };
 }

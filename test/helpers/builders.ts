@@ -3,7 +3,7 @@
 import { expect } from "vitest";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import type { ActualCluster, Binding, DesiredCluster, Exchange, Kind, Policy, Queue, Resource } from "../../src/model.js";
-import type { Found, ImportSource } from "../../src/import/types.js";
+import type { Found, ImportSource, Wanted } from "../../src/import/types.js";
 
 export const queue = (o: Partial<Queue> & { name: string }): Queue => ({ kind: "queue", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {}, ...o });
 export const exchange = (o: Partial<Exchange> & { name: string }): Exchange => ({ kind: "exchange", type: "topic", durable: true, autoDelete: false, internal: false, arguments: {}, ...o });
@@ -29,6 +29,7 @@ export const found = (source: ImportSource, q: Queue, order = 0): Found => {
   const dot = q.name.lastIndexOf(".");
   return { source, order, service: q.name.slice(0, dot), kind: q.name.slice(dot + 1) as Kind, queue: q };
 };
+export const wanted = (o: Partial<Wanted> = {}): Wanted => ({ cluster: "sync", type: "classic", durable: true, mirrored: false, arguments: {}, ...o });
 
 /** A service as topo makes it: its topic exchange, its queue and the binding between them. */
 export const service = (name: string, kind: "sync" | "async", q: Partial<Queue> = {}): Resource[] => [
