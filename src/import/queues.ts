@@ -3,13 +3,13 @@
 // kind (the file has room for one).
 
 import { KINDS, type Kind } from "../model.js";
-import { escapeRegex } from "../core/naming.js";
+import { escapeRegex, SERVICE_NAME_BODY } from "../core/naming.js";
 import { mostCommon } from "./tally.js";
 import type { Found, ImportSource, KindClusters, Reason } from "./types.js";
 
 /** Reads a service queue's name (`<service>.<kind>`) for one prefix; undefined for any other name. */
 export function serviceQueueReader(prefix: string): (name: string) => { service: string; kind: Kind } | undefined {
-  const re = new RegExp(`^(${escapeRegex(prefix)}[a-z_]+)\\.(sync|async)$`);
+  const re = new RegExp(`^(${escapeRegex(prefix)}${SERVICE_NAME_BODY})\\.(sync|async)$`);
   return (name) => {
     const m = re.exec(name);
     return m ? { service: m[1] as string, kind: m[2] as Kind } : undefined;
