@@ -5,620 +5,76 @@
 // The file is checked the way topo itself will read it: the body goes through normalize (the
 // same layering of built-in < defaults < service) and the result is diffed against what was
 // read (diffCluster). So the changes listed are exactly those plan will show, never a guess.
-// No IO here: unit tests run it on plain objects.
+// No IO here: unit tests run it, and each of its steps, on plain objects.
 
-import type { Action, ActualCluster, ArgValue, Args, Binding, DesiredState, Exchange, Kind, Policy, Queue, QueueType, Resource } from "../model.js";
+import type { ActualCluster, Kind, Policy } from "../model.js";
 import { KINDS } from "../model.js";
-import {
-  escapeRegex,
-  MIRROR_DEFINITION,
-  normalize,
-  sortArgs,
-  type RawConfig,
-  type RawQueueSettings,
-  type RawService,
-} from "../config/normalize.js";
-import { ARGUMENTS } from "../config/arguments.js";
-import { isTopoName, lockQueueName, mirrorPolicyName, Ownership } from "../core/naming.js";
-import { diffCluster, HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
-import { describe, keyOf, stableJson } from "../core/keys.js";
-import { names } from "../plan/words.js";
+import { Ownership } from "../core/naming.js";
+import { diffCluster } from "../plan/diff.js";
+import { argumentChecker } from "./arguments.js";
+import { collectUserMirrors, describeQueue } from "./describe-queue.js";
+import { chooseDefaults } from "./defaults.js";
+import { annotateChanges, explainDifferences, reasonsOf } from "./explain.js";
+import { listLeftAlone, listOutside } from "./left-alone.js";
+import { chooseKindClusters, findServiceQueues, pickOneQueuePerService, serviceQueueReader } from "./queues.js";
+import { spellServices } from "./spell.js";
+import type { Chosen, ClusterImport, ImportSource, Inference, InferOptions, Reason } from "./types.js";
 
-/** One cluster as read: its name in the file to be written, its vhost, and its objects. */
-export interface ImportSource {
-  name: string;
-  vhost: string;
-  actual: ActualCluster;
-}
-
-/** The JSON-schema fragment of one x-argument (schema `definitions.arguments.properties.<name>`). */
-export interface ArgumentSchema {
-  type?: string;
-  minimum?: number;
-  maximum?: number;
-  enum?: unknown[];
-  pattern?: string;
-  const?: unknown;
-}
-
-export interface InferOptions {
-  prefix: string;
-  /**
-   * The schema's x-argument definitions, so values the file could not hold (a string
-   * x-consumer-timeout, which RabbitMQ stores without checking) are reported, not written.
-   * Without it only the argument names and queue types are checked (by normalize).
-   */
-  argumentSchemas?: Record<string, ArgumentSchema>;
-}
-
-/** A change `topo plan` will show on the written file, and why the file cannot avoid it. */
-export interface PlannedChange {
-  action: Action;
-  why: string;
-}
-
-export interface ClusterImport {
-  name: string;
-  vhost: string;
-  version: string;
-  /** Queues of the file on this cluster. */
-  queues: number;
-  changes: PlannedChange[];
-  /** Objects that touch topo's namespace but that topo never changes, so the file leaves them out. */
-  kept: string[];
-  /** Exchanges and queues outside topo's namespace, left out of the file. */
-  outside: { exchanges: string[]; queues: string[] };
-}
-
-/** The part of a topology file import writes besides `clusters` (which come from the user). */
-export interface TopologyBody {
-  prefix: string;
-  defaults: Partial<Record<Kind, RawQueueSettings>>;
-  services: (string | RawService)[];
-}
-
-export interface Inference {
-  body: TopologyBody;
-  clusters: ClusterImport[];
-  services: number;
-  queues: number;
-}
-
-/** What one queue of the file must be, as the file's settings say it. */
-interface Wanted {
-  cluster: string;
-  type: QueueType;
-  durable: boolean;
-  mirrored: boolean;
-  arguments: Args;
-}
-
-interface Found {
-  source: ImportSource;
-  order: number;
-  service: string;
-  kind: Kind;
-  queue: Queue;
-}
-
-interface Chosen extends Found {
-  wanted: Wanted;
-}
-
-const APPLIES_TO: Record<QueueType, ReadonlySet<string>> = {
-  classic: new Set(["queues", "all", "classic_queues"]),
-  quorum: new Set(["queues", "all", "quorum_queues"]),
-  stream: new Set(["queues", "all", "streams"]),
-};
-
-/** The model's exchange: the only one the file can describe. */
-function modelExchange(name: string): Exchange {
-  return { kind: "exchange", name, type: "topic", durable: true, autoDelete: false, internal: false, arguments: {} };
-}
-
-function modelBinding(service: string, queue: string): Binding {
-  return { kind: "binding", source: service, destination: queue, destinationType: "queue", routingKey: `${queue}.#`, arguments: {} };
-}
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
+export type { ArgumentSchema, ClusterImport, ImportSource, Inference, InferOptions, PlannedChange, TopologyBody } from "./types.js";
+export { valueProblem } from "./arguments.js";
 
 /** The kinds of topo queue a cluster holds (to name a cluster read from a bare --url). */
 export function kindsHeld(actual: ActualCluster, prefix: string): Kind[] {
-  const re = new RegExp(`^${escapeRegex(prefix)}[a-z_]+\\.(sync|async)$`);
+  const read = serviceQueueReader(prefix);
   const kinds = new Set<Kind>();
   for (const r of actual.resources) {
-    const m = r.kind === "queue" ? re.exec(r.name) : null;
-    if (m) kinds.add(m[1] as Kind);
+    const n = r.kind === "queue" ? read(r.name) : undefined;
+    if (n) kinds.add(n.kind);
   }
   return KINDS.filter((k) => kinds.has(k));
-}
-
-/** Why a value does not fit the schema fragment of its argument, or undefined when it does. */
-/** The argument a probe of `name` needs beside it, with a value its type accepts. */
-function partnerOf(name: string): Args {
-  const needs = ARGUMENTS[name]?.requires;
-  return needs ? { [needs.name]: "" } : {};
-}
-
-export function valueProblem(schema: ArgumentSchema, value: ArgValue): string | undefined {
-  const shown = stableJson(value);
-  if (schema.const !== undefined && stableJson(schema.const as ArgValue) !== shown) return `${shown} is not ${stableJson(schema.const as ArgValue)}`;
-  if (schema.enum && !schema.enum.some((e) => stableJson(e as ArgValue) === shown)) {
-    return `${shown} is not one of ${schema.enum.map((e) => stableJson(e as ArgValue)).join(", ")}`;
-  }
-  switch (schema.type) {
-    case "integer":
-      if (typeof value !== "number" || !Number.isInteger(value)) return `${shown} is not an integer`;
-      break;
-    case "number":
-      if (typeof value !== "number") return `${shown} is not a number`;
-      break;
-    case "string":
-      if (typeof value !== "string") return `${shown} is not a string`;
-      break;
-    case "boolean":
-      if (typeof value !== "boolean") return `${shown} is not a boolean`;
-      break;
-    default:
-      break;
-  }
-  if (typeof value === "number") {
-    if (schema.minimum !== undefined && value < schema.minimum) return `${shown} is below the minimum ${schema.minimum}`;
-    if (schema.maximum !== undefined && value > schema.maximum) return `${shown} is above the maximum ${schema.maximum}`;
-  }
-  if (typeof value === "string" && schema.pattern !== undefined && !new RegExp(schema.pattern, "u").test(value)) {
-    return `${shown} does not match ${schema.pattern}`;
-  }
-  return undefined;
-}
-
-/** The policy RabbitMQ applies to a queue: the one it reports, else the highest-priority match. */
-function effectivePolicy(policies: Policy[], queue: Queue, reported: string | undefined): Policy | undefined {
-  // The broker's own answer wins, but it is filled in only some seconds after a declare.
-  const named = reported ? policies.find((p) => p.name === reported) : undefined;
-  if (named) return named;
-  const matching = policies.filter((p) => {
-    if (!APPLIES_TO[queue.type].has(p.applyTo)) return false;
-    try {
-      return new RegExp(p.pattern).test(queue.name);
-    } catch {
-      return false; // a PCRE pattern JavaScript cannot read: it cannot be judged here
-    }
-  });
-  matching.sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return matching[0];
-}
-
-function policyText(p: Policy): string {
-  const def = Object.entries(p.definition).map(([k, v]) => `${k}=${stableJson(v)}`).join(", ");
-  return `policy ${p.name} (pattern ${p.pattern}, apply-to ${p.applyTo}, priority ${p.priority}${def ? `, ${def}` : ""})`;
-}
-
-/** The most frequent value by stableJson; ties go to the first of `prefer` that occurs, then to the first seen. */
-function mode<T>(values: T[], prefer: T[] = []): { value: T; count: number } | undefined {
-  const counts = new Map<string, { value: T; count: number; first: number }>();
-  values.forEach((v, i) => {
-    const k = stableJson(v as ArgValue);
-    const c = counts.get(k);
-    if (c) c.count++;
-    else counts.set(k, { value: v, count: 1, first: i });
-  });
-  let best: { value: T; count: number; first: number } | undefined;
-  const rank = (v: T) => {
-    const i = prefer.findIndex((p) => stableJson(p as ArgValue) === stableJson(v as ArgValue));
-    return i < 0 ? prefer.length : i;
-  };
-  for (const c of counts.values()) {
-    if (!best || c.count > best.count || (c.count === best.count && (rank(c.value) < rank(best.value) || (rank(c.value) === rank(best.value) && c.first < best.first)))) best = c;
-  }
-  return best && { value: best.value, count: best.count };
 }
 
 export function inferTopology(sources: ImportSource[], opts: InferOptions): Inference {
   const { prefix } = opts;
   const owner = new Ownership(prefix);
-  const queueName = new RegExp(`^(${escapeRegex(prefix)}[a-z_]+)\\.(sync|async)$`);
-  /** Why the file cannot avoid a change, by cluster then by keyOf the object. */
-  const why = new Map<string, Map<string, string>>(sources.map((s) => [s.name, new Map()]));
-  const because = (cluster: string, r: Resource, text: string) => {
-    const m = why.get(cluster) as Map<string, string>;
-    const k = keyOf(r);
-    m.set(k, m.has(k) ? `${m.get(k)}; ${text}` : text);
-  };
-  const kept = new Map<string, string[]>(sources.map((s) => [s.name, []]));
 
-  // 1. Every queue of the namespace, on every cluster.
-  const found: Found[] = [];
-  sources.forEach((source, order) => {
-    for (const r of source.actual.resources) {
-      if (r.kind !== "queue") continue;
-      const m = queueName.exec(r.name);
-      if (m) found.push({ source, order, service: m[1] as string, kind: m[2] as Kind, queue: r });
-    }
-  });
+  // Which queues the file describes: one per service and kind, the rest are changes.
+  const found = findServiceQueues(sources, prefix);
+  const kindClusters = chooseKindClusters(found, sources.map((s) => s.name));
+  const { picked, reasons: duplicates } = pickOneQueuePerService(found, kindClusters);
 
-  // 2. The cluster of each kind: where most of its queues are (ties: the cluster named like the
-  // kind, as in the built-in defaults, then the first given).
-  const defaultCluster = new Map<Kind, string>();
-  for (const kind of KINDS) {
-    const m = mode(
-      found.filter((f) => f.kind === kind).map((f) => f.source.name),
-      [kind, ...sources.map((s) => s.name)],
-    );
-    if (m) defaultCluster.set(kind, m.value);
-  }
+  // What the file can say about each of them.
+  const argumentProblem = argumentChecker(opts.argumentSchemas);
+  const policiesOf = new Map(sources.map((s) => [s.name, s.actual.resources.filter((r): r is Policy => r.kind === "policy")]));
+  const described = picked.map((f) => ({ ...f, ...describeQueue(f, { owner, policies: policiesOf.get(f.source.name) ?? [], argumentProblem }) }));
+  const undescribable: Reason[] = described.filter((d) => d.cannot.length).map((d) => ({ cluster: d.source.name, resource: d.queue, text: d.cannot.join("; ") }));
+  // Collected in the order the queues were found, so the notes name policies and queues in that order.
+  const mirrors = collectUserMirrors(described);
+  const chosen: Chosen[] = described
+    .map(({ source, order, service, kind, queue, wanted }) => ({ source, order, service, kind, queue, wanted }))
+    .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.kind < b.kind ? -1 : 1));
 
-  // 3. One queue per service and kind: a service has one <kind> queue, on one cluster.
-  const groups = new Map<string, Found[]>();
-  for (const f of found) {
-    const k = `${f.service}.${f.kind}`;
-    groups.set(k, [...(groups.get(k) ?? []), f]);
-  }
-  const picked: Found[] = [];
-  for (const list of groups.values()) {
-    const sorted = [...list].sort((a, b) => Number(b.source.name === defaultCluster.get(b.kind)) - Number(a.source.name === defaultCluster.get(a.kind)) || a.order - b.order);
-    const first = sorted[0] as Found;
-    picked.push(first);
-    for (const other of sorted.slice(1)) {
-      because(other.source.name, other.queue, `a service has one ${other.kind} queue, on one cluster: the file puts ${first.queue.name} on cluster ${first.source.name}, which holds one too`);
-    }
-  }
+  // The file's body, read back as topo will read it.
+  const defaults = chooseDefaults(chosen, kindClusters);
+  const { services, desired } = spellServices(chosen, defaults, sources, prefix);
 
-  // 4. What each queue is, as far as the file can say it.
-  const probeCache = new Map<string, string | undefined>();
-  const argumentProblem = (kind: Kind, type: QueueType, name: string, value: ArgValue): string | undefined => {
-    const schemas = opts.argumentSchemas;
-    if (schemas) {
-      const schema = schemas[name];
-      if (!schema) return `topo does not know argument ${name}`;
-      const p = valueProblem(schema, value);
-      if (p) return `${name} ${p}`;
-    }
-    // Which arguments suit which queue type is normalize's rule; ask it rather than copy it.
-    const cacheKey = `${kind}|${type}|${name}|${stableJson(value)}`;
-    if (!probeCache.has(cacheKey)) {
-      const other: Kind = kind === "sync" ? "async" : "sync";
-      const probe: RawConfig = {
-        version: 1,
-        prefix,
-        clusters: { probe: { url: "amqp://probe.invalid/probe" } },
-        // One argument at a time; one that needs another (x-dead-letter-routing-key) brings it,
-        // since the broker refuses the one without the other, so a queue read from it has both.
-        services: [{ name: `${prefix}probe`, [other]: false, [kind]: { cluster: "probe", type, arguments: { ...partnerOf(name), [name]: value } } }],
-      };
-      const problem = normalize(probe).problems.find((p) => p.path.includes("arguments"));
-      probeCache.set(cacheKey, problem?.message);
-    }
-    return probeCache.get(cacheKey);
-  };
-
-  const policiesOf = new Map<string, Policy[]>(sources.map((s) => [s.name, s.actual.resources.filter((r): r is Policy => r.kind === "policy")]));
-  /** User policies that mirror queues the file now mirrors with topo's own policy, per cluster and kind. */
-  const userMirrors = new Map<string, Map<string, string[]>>();
-  /** User ha- policies the file cannot follow (ha-mode other than all), with the queues they mirror. */
-  const partialMirrors = new Map<string, Map<Policy, string[]>>();
-
-  const chosen: Chosen[] = picked.map((f) => {
-    const q = f.queue;
-    const cluster = f.source.name;
-    const reasons: string[] = [];
-    if (q.autoDelete || q.exclusive) {
-      reasons.push(`the file cannot describe ${[q.autoDelete ? "auto-delete" : "", q.exclusive ? "exclusive" : ""].filter(Boolean).join(" or ")} queues: topo's queues outlive their consumers and connections`);
-    }
-    const args: Args = {};
-    for (const [name, value] of Object.entries(q.arguments)) {
-      const problem = argumentProblem(f.kind, q.type, name, value);
-      if (problem) reasons.push(`argument ${name}=${stableJson(value)} cannot be written in the file (${problem})`);
-      else args[name] = value;
-    }
-    let mirrored = false;
-    if (q.type === "classic") {
-      const p = effectivePolicy(policiesOf.get(cluster) ?? [], q, f.source.actual.queueFacts[q.name]?.policy);
-      const haMode = p?.definition["ha-mode"];
-      if (p && haMode !== undefined) {
-        if (owner.ownsPolicy(p) || haMode === "all") {
-          // topo's own policy (whatever someone made of it) or one that mirrors like it: the
-          // queue is mirrored, and from now on by topo's policy.
-          mirrored = true;
-          if (!owner.ownsPolicy(p)) {
-            const byKind = userMirrors.get(cluster) ?? new Map<string, string[]>();
-            userMirrors.set(cluster, byKind);
-            const k = `${f.kind}|${p.name}`;
-            const list = byKind.get(k) ?? [];
-            list.push(q.name);
-            byKind.set(k, list);
-          }
-        } else {
-          const byPolicy = partialMirrors.get(cluster) ?? new Map<Policy, string[]>();
-          partialMirrors.set(cluster, byPolicy);
-          const list = byPolicy.get(p) ?? [];
-          list.push(q.name);
-          byPolicy.set(p, list);
-        }
-      }
-    }
-    if (reasons.length) because(cluster, q, reasons.join("; "));
-    return { ...f, wanted: { cluster, type: q.type, durable: q.type === "classic" ? q.durable : true, mirrored, arguments: sortArgs(args) } };
-  });
-  chosen.sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : a.kind < b.kind ? -1 : 1));
-
-  // 5. Defaults that leave the fewest per-service settings.
-  const defaults: Partial<Record<Kind, RawQueueSettings>> = {};
-  for (const kind of KINDS) {
-    const ofKind = chosen.filter((c) => c.kind === kind);
-    if (ofKind.length === 0) continue;
-    const type = (mode(ofKind.map((c) => c.wanted.type), ["classic"]) as { value: QueueType }).value;
-    const d: RawQueueSettings = { cluster: defaultCluster.get(kind) as string };
-    if (type === "classic") {
-      const classic = ofKind.filter((c) => c.wanted.type === "classic");
-      const builtIn = kind === "sync" ? { durable: false, mirrored: true } : { durable: true, mirrored: false };
-      d.durable = (mode(classic.map((c) => c.wanted.durable), [builtIn.durable]) as { value: boolean }).value;
-      d.mirrored = (mode(classic.map((c) => c.wanted.mirrored), [builtIn.mirrored]) as { value: boolean }).value;
-    } else {
-      d.type = type;
-    }
-    // A service can override a default argument but not remove it, so only arguments every
-    // queue of the kind has can be defaults; one is worth it when at least two share its value.
-    const args: Args = {};
-    const first = ofKind[0] as Chosen;
-    for (const name of Object.keys(first.wanted.arguments)) {
-      if (!ofKind.every((c) => name in c.wanted.arguments)) continue;
-      const m = mode(ofKind.map((c) => c.wanted.arguments[name] as ArgValue));
-      if (m && m.count >= 2) args[name] = m.value;
-    }
-    if (Object.keys(args).length) d.arguments = sortArgs(args);
-    defaults[kind] = d;
-  }
-
-  const plainOf = (kind: Kind): Wanted => {
-    const d = defaults[kind] as RawQueueSettings;
-    const type = d.type ?? "classic";
-    return {
-      cluster: d.cluster as string,
-      type,
-      durable: type === "classic" ? (d.durable as boolean) : true,
-      mirrored: type === "classic" ? (d.mirrored as boolean) : false,
-      arguments: d.arguments ?? {},
-    };
-  };
-
-  /** The fewest settings that turn the kind's defaults into what the queue is. */
-  const override = (kind: Kind, w: Wanted): RawQueueSettings => {
-    const plain = plainOf(kind);
-    const o: RawQueueSettings = {};
-    if (w.cluster !== plain.cluster) o.cluster = w.cluster;
-    if (w.type !== plain.type) {
-      o.type = w.type;
-      // Which durable/mirrored a type change inherits depends on the layers; say them outright.
-      if (w.type === "classic") Object.assign(o, { durable: w.durable, mirrored: w.mirrored });
-    } else if (w.type === "classic") {
-      if (w.durable !== plain.durable) o.durable = w.durable;
-      if (w.mirrored !== plain.mirrored) o.mirrored = w.mirrored;
-    }
-    const args: Args = {};
-    for (const [k, v] of Object.entries(w.arguments)) if (stableJson(v) !== stableJson(plain.arguments[k])) args[k] = v;
-    if (Object.keys(args).length) o.arguments = args;
-    return o;
-  };
-  /** Every setting written out: what a service falls back to if the short form does not come out right. */
-  const explicit = (w: Wanted): RawQueueSettings => ({
-    cluster: w.cluster,
-    type: w.type,
-    ...(w.type === "classic" ? { durable: w.durable, mirrored: w.mirrored } : {}),
-    ...(Object.keys(w.arguments).length ? { arguments: w.arguments } : {}),
-  });
-
-  const services = [...new Set(chosen.map((c) => c.service))].sort();
-  const bySK = new Map(chosen.map((c) => [`${c.service}.${c.kind}`, c]));
-  const entry = (service: string, spelledOut: boolean): string | RawService => {
-    const e: RawService = { name: service };
-    let plainEntry = true;
-    for (const kind of KINDS) {
-      const c = bySK.get(`${service}.${kind}`);
-      if (!c) {
-        e[kind] = false;
-        plainEntry = false;
-        continue;
-      }
-      const o = spelledOut ? explicit(c.wanted) : override(kind, c.wanted);
-      if (Object.keys(o).length) {
-        e[kind] = o;
-        plainEntry = false;
-      }
-    }
-    return plainEntry ? service : e;
-  };
-
-  // 6. Read the body back the way topo will, and spell out any service that did not come out as
-  // the broker has it.
-  const placeholderClusters = Object.fromEntries(
-    // normalize needs a URL per cluster; the vhost must be the real one so the diff below compares
-    // like with like. The host is never contacted.
-    sources.map((s, i) => [s.name, { url: `amqp://import-${i}.invalid/${encodeURIComponent(s.vhost)}` }]),
-  );
-  const spelled = new Set<string>();
-  let body: TopologyBody = { prefix, defaults, services: [] };
-  let desired: DesiredState | undefined;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    body = { prefix, defaults, services: services.map((s) => entry(s, spelled.has(s))) };
-    const r = normalize({ version: 1, prefix, clusters: placeholderClusters, defaults, services: body.services });
-    const wrong = new Set<string>();
-    for (const p of r.problems) {
-      const i = p.path[0] === "services" && typeof p.path[1] === "number" ? p.path[1] : -1;
-      if (i < 0) throw new Error(`import produced defaults topo refuses: ${p.path.join(".")}: ${p.message}`);
-      wrong.add(services[i] as string);
-    }
-    const specs = new Map(r.desired.clusters.flatMap((dc) => dc.queues.map((q) => [`${q.cluster}|${q.queue.name}`, q])));
-    for (const c of chosen) {
-      const spec = specs.get(`${c.wanted.cluster}|${c.queue.name}`);
-      const want: Queue = { kind: "queue", name: c.queue.name, type: c.wanted.type, durable: c.wanted.durable, autoDelete: false, exclusive: false, arguments: c.wanted.arguments };
-      if (!spec || stableJson(spec.queue as never) !== stableJson(want as never) || spec.mirrored !== c.wanted.mirrored) wrong.add(c.service);
-    }
-    if (wrong.size === 0 && r.desired.clusters.reduce((n, dc) => n + dc.queues.length, 0) === chosen.length) {
-      desired = r.desired;
-      break;
-    }
-    for (const s of wrong) spelled.add(s);
-  }
-  if (!desired) throw new Error(`import could not describe services ${names([...spelled])} so that topo reads them back as they are`);
-
-  // 7. Why each object of the namespace differs from the file, where it does.
-  const bySource = new Map<string, Chosen[]>();
-  for (const c of chosen) bySource.set(c.wanted.cluster, [...(bySource.get(c.wanted.cluster) ?? []), c]);
-  for (const source of sources) {
-    const here = bySource.get(source.name) ?? [];
-    const serviceHere = new Set(here.map((c) => c.service));
-    const exchanges = new Map(source.actual.resources.filter((r): r is Exchange => r.kind === "exchange").map((e) => [e.name, e]));
-    const bindings = source.actual.resources.filter((r): r is Binding => r.kind === "binding");
-    // Indexed: a broker of 5,000 services holds 10,000 bindings, too many to scan per queue.
-    const bindingKeys = new Set(bindings.map(keyOf));
-    const toQueue = new Map<string, Binding[]>();
-    for (const b of bindings) if (b.destinationType === "queue") toQueue.set(b.destination, [...(toQueue.get(b.destination) ?? []), b]);
-    for (const e of exchanges.values()) {
-      if (!owner.owns(e)) continue;
-      if (!serviceHere.has(e.name)) {
-        const elsewhere = KINDS.flatMap((k) => bySK.get(`${e.name}.${k}`) ?? []).map((c) => `${c.queue.name} on cluster ${c.wanted.cluster}`);
-        because(
-          source.name,
-          e,
-          `no queue of service ${e.name} is on this cluster in the file${elsewhere.length ? ` (it has ${elsewhere.join(", ")})` : ""}, and the file describes a service's exchange only beside one of its queues`,
-        );
-      } else if (stableJson(e as never) !== stableJson(modelExchange(e.name) as never)) {
-        because(source.name, e, `the file cannot describe exchange properties: topo's service exchanges are durable topic exchanges without arguments`);
-      }
-    }
-    for (const c of here) {
-      if (!exchanges.has(c.service)) because(source.name, modelExchange(c.service), `queue ${c.queue.name} has no exchange ${c.service}; the file gives every queue its service's topic exchange`);
-      const model = modelBinding(c.service, c.queue.name);
-      if (!bindingKeys.has(keyOf(model))) {
-        const other = (toQueue.get(c.queue.name) ?? []).filter((b) => b.source === c.service);
-        because(
-          source.name,
-          model,
-          exchanges.has(c.service)
-            ? `queue ${c.queue.name} is not bound to ${c.service} with ${model.routingKey}${other.length ? ` (only with ${other.map((b) => `[${b.routingKey}]`).join(", ")})` : ""}; the file binds every queue to its service's exchange with <queue>.#`
-            : `queue ${c.queue.name} has no exchange ${c.service} to be bound to; the file binds every queue to its service's exchange with <queue>.#`,
-        );
-      }
-    }
-    const queuesHere = new Set(here.map((c) => c.queue.name));
-    for (const b of bindings) {
-      if (!owner.owns(b)) continue;
-      const m = queueName.exec(b.destination);
-      const ownService = m !== null && m[1] === b.source;
-      if (ownService && keyOf(b) === keyOf(modelBinding(b.source, b.destination))) {
-        if (!queuesHere.has(b.destination)) because(source.name, b, `its queue ${b.destination} is not in the file on this cluster`);
-        continue;
-      }
-      because(
-        source.name,
-        b,
-        ownService
-          ? `the file describes only the binding [${b.destination}.#] between a service's exchange and its queue`
-          : `the file cannot describe a binding from one service's exchange to another service's queue`,
-      );
-    }
-    for (const r of source.actual.resources) {
-      if (r.kind === "queue" && holdingQueueOf(r, owner)) because(source.name, r, `a replace by topo apply was interrupted; topo apply finishes it`);
-    }
-    // Mirroring: topo's policies follow from the file's mirrored queues.
-    const users = userMirrors.get(source.name) ?? new Map<string, string[]>();
-    for (const kind of KINDS) {
-      const policy: Policy = { kind: "policy", name: mirrorPolicyName(prefix, kind), pattern: "", applyTo: "queues", priority: 0, definition: { ...MIRROR_DEFINITION } };
-      const via = [...users.entries()].filter(([k]) => k.startsWith(`${kind}|`)).map(([k, qs]) => `${k.slice(kind.length + 1)} (${names(qs)})`);
-      because(
-        source.name,
-        policy,
-        via.length
-          ? `the user's policy ${via.join(" and ")} mirrors ${kind} queues with ha-mode all; the file says mirrored: true, which topo makes with its own policy; after topo apply, delete the user's policy (topo never changes it), or it keeps applying instead of topo's and plan reports those queues as degraded`
-          : `topo's mirroring policy follows from the file: its pattern covers exactly the ${kind} queues with mirrored: true, with ${Object.entries(MIRROR_DEFINITION).map(([k, v]) => `${k}=${v}`).join(", ")}; a topo.${prefix}.* policy the file does not imply is deleted`,
-      );
-    }
-    for (const p of policiesOf.get(source.name) ?? []) {
-      if (owner.ownsPolicy(p) && p.name !== mirrorPolicyName(prefix, "sync") && p.name !== mirrorPolicyName(prefix, "async")) {
-        because(
-          source.name,
-          p,
-          p.name.startsWith("topo.mirror.")
-            ? `older versions of topo named their mirroring policy ${p.name}; it becomes ${mirrorPolicyName(prefix, p.name.endsWith(".sync") ? "sync" : "async")}, created before the old one goes, so the queues stay mirrored`
-            : `it is in topo's namespace (topo.${prefix}.*) but is not a policy topo makes`,
-        );
-      }
-    }
-  }
-
-  // 8. What plan will do on the written file, and what topo leaves alone.
-  const clusters: ClusterImport[] = sources.map((source) => {
-    const dc = (desired as DesiredState).clusters.find((c) => c.target.name === source.name);
+  // What plan will do on the written file and why, and what topo leaves alone.
+  const reasons = [...duplicates, ...undescribable, ...explainDifferences(sources, chosen, mirrors, prefix)];
+  const clusters = sources.map((source): ClusterImport => {
+    const dc = desired.clusters.find((c) => c.target.name === source.name);
     const actions = dc ? diffCluster(dc, source.actual, prefix).actions : [];
-    const reasons = why.get(source.name) as Map<string, string>;
-    const changes = actions.map((action): PlannedChange => {
-      const r = action.op === "create" ? action.after : action.before;
-      const text = action.op === "replace" && action.resume ? reasons.get(keyOf(action.resume.hold)) : reasons.get(action.key) ?? reasons.get(keyOf(r));
-      return { action, why: text ?? `the broker differs from anything the file can describe` };
-    });
+    const imported = chosen.filter((c) => c.wanted.cluster === source.name).map((c) => c.queue);
     const gone = new Set(actions.filter((a) => a.op === "delete").map((a) => a.key));
-
-    const notes = kept.get(source.name) as string[];
-    const imported = (bySource.get(source.name) ?? []).map((c) => c.queue);
-    for (const p of policiesOf.get(source.name) ?? []) {
-      if (isTopoName(p.name)) continue;
-      const partial = partialMirrors.get(source.name)?.get(p);
-      const mirrorsAll = [...(userMirrors.get(source.name)?.entries() ?? [])].filter(([k]) => k.slice(k.indexOf("|") + 1) === p.name).flatMap(([, qs]) => qs);
-      let text = `${policyText(p)}: a user's policy`;
-      if (partial) {
-        text += `; it mirrors ${names(partial)} with ha-mode ${stableJson(p.definition["ha-mode"] as ArgValue)}, but mirrored: true in the file means ha-mode all, so the file says mirrored: false and the policy keeps mirroring them as it does`;
-      } else if (mirrorsAll.length) {
-        text += `; it mirrors ${names(mirrorsAll)}, which the file marks mirrored: true, the job of topo's own policy: once that exists, delete this one or narrow its pattern`;
-      } else {
-        let re: RegExp | undefined;
-        try {
-          re = new RegExp(p.pattern);
-        } catch {
-          re = undefined;
-        }
-        const hits = re ? imported.filter((q) => APPLIES_TO[q.type].has(p.applyTo) && (re as RegExp).test(q.name)).map((q) => q.name) : [];
-        if (hits.length) text += `; it applies to ${plural(hits.length, "queue")} of this file (${names(hits)})`;
-      }
-      notes.push(`${text}.`);
-    }
-    const ownsExchange = (n: string) => owner.owns(modelExchange(n));
-    const ownsQueue = (n: string) => queueName.test(n);
-    for (const b of source.actual.resources) {
-      if (b.kind !== "binding" || owner.owns(b)) continue;
-      const touches = ownsExchange(b.source) || (b.destinationType === "queue" ? ownsQueue(b.destination) : ownsExchange(b.destination));
-      // A holding queue's bindings belong to the interrupted replace listed above.
-      if (!touches || (b.destinationType === "queue" && b.destination.startsWith(HOLD_PREFIX))) continue;
-      const lostWith = [keyOf(modelExchange(b.source)), b.destinationType === "queue" ? `queue|${b.destination}` : keyOf(modelExchange(b.destination))].find((k) => gone.has(k));
-      const notTopos = !ownsExchange(b.source)
-        ? "its source is not a service's exchange"
-        : b.destinationType === "exchange"
-          ? "it binds an exchange, not a queue"
-          : "its destination is not a service's sync or async queue";
-      notes.push(
-        `binding ${describe(b)}: ${notTopos}, so it is not topo's; ${lostWith ? `it goes when topo apply deletes ${lostWith.replace("|", " ")}` : "topo leaves it alone (and keeps it when it replaces the queue)"}.`,
-      );
-    }
-
-    const outsideExchanges: string[] = [];
-    const outsideQueues: string[] = [];
-    for (const r of source.actual.resources) {
-      if (r.kind === "exchange" && !owner.owns(r)) outsideExchanges.push(r.name);
-      // topo.lock is topo's apply lock, held only while an apply runs: not part of any topology.
-      if (r.kind === "queue" && !owner.owns(r) && !holdingQueueOf(r, owner) && r.name !== lockQueueName(prefix)) outsideQueues.push(r.name);
-    }
     return {
       name: source.name,
       vhost: source.vhost,
       version: source.actual.version,
       queues: imported.length,
-      changes,
-      kept: notes,
-      outside: { exchanges: outsideExchanges, queues: outsideQueues },
+      changes: annotateChanges(actions, reasonsOf(source.name, reasons)),
+      kept: listLeftAlone(source, imported, gone, mirrors, prefix),
+      outside: listOutside(source, prefix),
     };
   });
 
-  return { body, clusters, services: services.length, queues: chosen.length };
+  return { body: { prefix, defaults, services }, clusters, services: new Set(chosen.map((c) => c.service)).size, queues: chosen.length };
 }

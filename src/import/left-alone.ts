@@ -1,0 +1,94 @@
+// Pure: what a broker holds that the file leaves out and topo leaves alone: users' policies, and
+// bindings that touch topo's objects but are not topo's (both listed, with what becomes of them),
+// and the exchanges and queues outside topo's namespace (only named).
+
+import type { ArgValue, Policy, Queue } from "../model.js";
+import { isTopoName, lockQueueName, Ownership } from "../core/naming.js";
+import { HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
+import { describe, keyOf, stableJson } from "../core/keys.js";
+import { names } from "../plan/words.js";
+import { APPLIES_TO } from "./describe-queue.js";
+import { modelExchange } from "./file-objects.js";
+import { serviceQueueReader } from "./queues.js";
+import type { ImportSource, UserMirrors } from "./types.js";
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function policyText(p: Policy): string {
+  const def = Object.entries(p.definition).map(([k, v]) => `${k}=${stableJson(v)}`).join(", ");
+  return `policy ${p.name} (pattern ${p.pattern}, apply-to ${p.applyTo}, priority ${p.priority}${def ? `, ${def}` : ""})`;
+}
+
+/**
+ * One note per user's policy and per binding that touches topo's objects without being topo's,
+ * saying how it bears on the file. `imported` are the file's queues on this cluster; `gone` the
+ * keys of what plan deletes there.
+ */
+export function listLeftAlone(source: ImportSource, imported: Queue[], gone: ReadonlySet<string>, mirrors: UserMirrors, prefix: string): string[] {
+  return [...userPolicyNotes(source, imported, mirrors), ...foreignBindingNotes(source, gone, prefix)];
+}
+
+function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserMirrors): string[] {
+  const notes: string[] = [];
+  for (const p of source.actual.resources) {
+    if (p.kind !== "policy" || isTopoName(p.name)) continue;
+    const partial = mirrors.partial.find((m) => m.cluster === source.name && m.policy === p.name);
+    const mirrorsAll = mirrors.all.filter((m) => m.cluster === source.name && m.policy === p.name).flatMap((m) => m.queues);
+    let text = `${policyText(p)}: a user's policy`;
+    if (partial) {
+      text += `; it mirrors ${names(partial.queues)} with ha-mode ${stableJson(p.definition["ha-mode"] as ArgValue)}, but mirrored: true in the file means ha-mode all, so the file says mirrored: false and the policy keeps mirroring them as it does`;
+    } else if (mirrorsAll.length) {
+      text += `; it mirrors ${names(mirrorsAll)}, which the file marks mirrored: true, the job of topo's own policy: once that exists, delete this one or narrow its pattern`;
+    } else {
+      let re: RegExp | undefined;
+      try {
+        re = new RegExp(p.pattern);
+      } catch {
+        re = undefined;
+      }
+      const hits = re ? imported.filter((q) => APPLIES_TO[q.type].has(p.applyTo) && (re as RegExp).test(q.name)).map((q) => q.name) : [];
+      if (hits.length) text += `; it applies to ${plural(hits.length, "queue")} of this file (${names(hits)})`;
+    }
+    notes.push(`${text}.`);
+  }
+  return notes;
+}
+
+function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, prefix: string): string[] {
+  const owner = new Ownership(prefix);
+  const read = serviceQueueReader(prefix);
+  const ownsExchange = (n: string) => owner.owns(modelExchange(n));
+  const ownsQueue = (n: string) => read(n) !== undefined;
+  const notes: string[] = [];
+  for (const b of source.actual.resources) {
+    if (b.kind !== "binding" || owner.owns(b)) continue;
+    const touches = ownsExchange(b.source) || (b.destinationType === "queue" ? ownsQueue(b.destination) : ownsExchange(b.destination));
+    // A holding queue's bindings belong to the interrupted replace listed among the changes.
+    if (!touches || (b.destinationType === "queue" && b.destination.startsWith(HOLD_PREFIX))) continue;
+    const lostWith = [keyOf(modelExchange(b.source)), b.destinationType === "queue" ? `queue|${b.destination}` : keyOf(modelExchange(b.destination))].find((k) => gone.has(k));
+    const notTopos = !ownsExchange(b.source)
+      ? "its source is not a service's exchange"
+      : b.destinationType === "exchange"
+        ? "it binds an exchange, not a queue"
+        : "its destination is not a service's sync or async queue";
+    notes.push(
+      `binding ${describe(b)}: ${notTopos}, so it is not topo's; ${lostWith ? `it goes when topo apply deletes ${lostWith.replace("|", " ")}` : "topo leaves it alone (and keeps it when it replaces the queue)"}.`,
+    );
+  }
+  return notes;
+}
+
+/** The exchanges and queues outside topo's namespace, by name. */
+export function listOutside(source: ImportSource, prefix: string): { exchanges: string[]; queues: string[] } {
+  const owner = new Ownership(prefix);
+  const exchanges: string[] = [];
+  const queues: string[] = [];
+  for (const r of source.actual.resources) {
+    if (r.kind === "exchange" && !owner.owns(r)) exchanges.push(r.name);
+    // topo.lock is topo's apply lock, held only while an apply runs: not part of any topology.
+    if (r.kind === "queue" && !owner.owns(r) && !holdingQueueOf(r, owner) && r.name !== lockQueueName(prefix)) queues.push(r.name);
+  }
+  return { exchanges, queues };
+}

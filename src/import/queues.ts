@@ -1,0 +1,76 @@
+// Pure: which queues of the brokers the file describes. The first three steps of inferTopology:
+// find the namespace's queues, put each kind on a cluster, and keep one queue per service and
+// kind (the file has room for one).
+
+import { KINDS, type Kind } from "../model.js";
+import { escapeRegex, SERVICE_NAME_BODY } from "../core/naming.js";
+import { mostCommon } from "./tally.js";
+import type { Found, ImportSource, KindClusters, Reason } from "./types.js";
+
+/** Reads a service queue's name (`<service>.<kind>`) for one prefix; undefined for any other name. */
+export function serviceQueueReader(prefix: string): (name: string) => { service: string; kind: Kind } | undefined {
+  const re = new RegExp(`^(${escapeRegex(prefix)}${SERVICE_NAME_BODY})\\.(sync|async)$`);
+  return (name) => {
+    const m = re.exec(name);
+    return m ? { service: m[1] as string, kind: m[2] as Kind } : undefined;
+  };
+}
+
+/** Every queue of the namespace, on every cluster, in the order the sources and brokers give them. */
+export function findServiceQueues(sources: ImportSource[], prefix: string): Found[] {
+  const read = serviceQueueReader(prefix);
+  const found: Found[] = [];
+  sources.forEach((source, order) => {
+    for (const r of source.actual.resources) {
+      if (r.kind !== "queue") continue;
+      const n = read(r.name);
+      if (n) found.push({ source, order, ...n, queue: r });
+    }
+  });
+  return found;
+}
+
+/**
+ * The cluster of each kind: where most of its queues are. Ties go to the cluster named like the
+ * kind, as in the built-in defaults, then to the first of `clusters`. A kind with no queue has none.
+ */
+export function chooseKindClusters(found: Found[], clusters: string[]): KindClusters {
+  const chosen: KindClusters = {};
+  for (const kind of KINDS) {
+    const m = mostCommon(
+      found.filter((f) => f.kind === kind).map((f) => f.source.name),
+      [kind, ...clusters],
+    );
+    if (m) chosen[kind] = m.value;
+  }
+  return chosen;
+}
+
+/**
+ * One queue per service and kind, since a service has one <kind> queue, on one cluster: the one on
+ * its kind's cluster, else the one on the first cluster. The others are changes plan will show,
+ * each with its reason.
+ */
+export function pickOneQueuePerService(found: Found[], kindClusters: KindClusters): { picked: Found[]; reasons: Reason[] } {
+  const groups = new Map<string, Found[]>();
+  for (const f of found) {
+    const k = `${f.service}.${f.kind}`;
+    groups.set(k, [...(groups.get(k) ?? []), f]);
+  }
+  const onKindCluster = (f: Found) => Number(f.source.name === kindClusters[f.kind]);
+  const picked: Found[] = [];
+  const reasons: Reason[] = [];
+  for (const list of groups.values()) {
+    const sorted = [...list].sort((a, b) => onKindCluster(b) - onKindCluster(a) || a.order - b.order);
+    const first = sorted[0] as Found;
+    picked.push(first);
+    for (const other of sorted.slice(1)) {
+      reasons.push({
+        cluster: other.source.name,
+        resource: other.queue,
+        text: `a service has one ${other.kind} queue, on one cluster: the file puts ${first.queue.name} on cluster ${first.source.name}, which holds one too`,
+      });
+    }
+  }
+  return { picked, reasons };
+}
