@@ -103,7 +103,7 @@ program
   .command("apply")
   .description("make each cluster match the file, then read it back to confirm")
   .addOption(fileOption())
-  .option("--cluster <name>", "only this cluster")
+  .option("--cluster <name>", "only this cluster; repeat for more", collect)
   .option("--allow-destructive", "allow replacing and deleting objects (never drops messages by itself)")
   .option("--allow-data-loss", "allow deleting or replacing queues that hold messages, losing them")
   .addOption(new Option("--lock-timeout <seconds>", "how long to wait for another apply on the same cluster").argParser(seconds).default(60))
@@ -113,7 +113,7 @@ program
   .action(
     async (o: {
       file: string;
-      cluster?: string;
+      cluster?: string[];
       allowDestructive?: boolean;
       allowDataLoss?: boolean;
       lockTimeout: number;

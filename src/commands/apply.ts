@@ -1,5 +1,4 @@
-import { loadConfig, type Env } from "../config/load.js";
-import { ApplyError, TopoError, UnsafePlanError } from "../errors.js";
+import { ApplyError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import type { Action, ClusterPlan, DesiredCluster, Plan } from "../model.js";
 import { AmqpSession } from "../broker/amqp.js";
@@ -7,15 +6,13 @@ import { executePlan } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { lockQueueName } from "../core/naming.js";
-import { destructiveActions } from "../plan/diff.js";
-import { describe } from "../core/keys.js";
+import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { renderAction, renderText } from "../plan/render.js";
-import { forEachCluster, managementClient, planCluster, selectClusters, verifyClusters, type ConnectionOptions } from "./clusters.js";
+import { forEachCluster, managementClient, planCluster, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
 
-export interface ApplyOptions extends ConnectionOptions {
-  file: string;
-  cluster?: string;
-  env?: Env;
+export interface ApplyOptions extends ConnectionOptions, TopologySource {
+  /** Only these clusters (default: every cluster of the topology). */
+  cluster?: string | readonly string[];
   allowDestructive: boolean;
   allowDataLoss: boolean;
   lockTimeoutMs: number;
@@ -48,8 +45,8 @@ export const DEFAULT_CONCURRENCY = 64;
 const RECONNECTS = 3;
 
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
-  const { desired } = loadConfig(opts.file, opts.env);
-  const clusters = selectClusters(desired, opts.cluster, opts.file);
+  const { desired, source } = topologyOf(opts);
+  const clusters = selectClusters(desired, opts.cluster, source);
   const clients = new Map<string, ManagementClient>(clusters.map((c) => [c.target.name, managementClient(c, opts)]));
   const sessions = new Map<string, AmqpSession>();
   const stats = { httpRequests: 0, httpWrites: 0, amqpRpcs: 0 };
@@ -72,15 +69,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
 
-    // Refuse before anything is written, on any cluster.
-    guardDestructive(plans, opts.allowDestructive);
+    // Refuse before anything is written, on any cluster; queue deletes are judged on the
+    // broker's live counts.
+    guardPlans(plans, { allowDestructive: opts.allowDestructive, allowDataLoss: true });
     if (!opts.allowDataLoss) {
       await forEachCluster(clusters, async (c) => {
         const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
         if (deletesQueues(p)) await countMessages(p, await session(c));
       });
-      guardDataLoss(plans);
-      guardReplaceRisks(plans);
+      guardPlans(plans, { allowDestructive: true, allowDataLoss: false });
     }
 
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
@@ -139,13 +136,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     if (expected && !samePlan(expected, current)) {
       opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
     }
-    guardDestructive([current], opts.allowDestructive);
-    if (!opts.allowDataLoss && deletesQueues(current)) {
-      await countMessages(current, s);
-      guardDataLoss([current]);
-    }
-    if (!opts.allowDataLoss) guardReplaceRisks([current]);
-    else for (const line of dataLossLines(current)) opts.log(line);
+    if (!opts.allowDataLoss && deletesQueues(current)) await countMessages(current, s);
+    guardPlans([current], opts);
+    if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
     opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
     await executePlan(current, ctx(c), execOpts(opts));
     step(`made ${current.actions.length} changes`);
@@ -205,11 +198,6 @@ function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {
   return keys(a) === keys(b);
 }
 
-/** Deletes of queues, whose messages guardDataLoss protects (replaces: guardReplaceRisks). */
-function deletesQueues(p: ClusterPlan): boolean {
-  return p.actions.some((a) => a.op === "delete" && a.before.kind === "queue");
-}
-
 /**
  * Message counts from the management API lag by up to 5 s; a passive declare gives the broker's
  * count now. Used to refuse a data-losing plan before anything is written.
@@ -232,57 +220,3 @@ async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
     (a) => `count messages of queue ${a.before.kind === "queue" ? a.before.name : ""}`,
   );
 }
-
-function guardDestructive(plans: ClusterPlan[], allowed: boolean): void {
-  if (allowed) return;
-  const lines = plans.flatMap((p) => destructiveActions(p).map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`));
-  if (lines.length === 0) return;
-  throw new UnsafePlanError(`refusing to apply ${lines.length} destructive change${lines.length === 1 ? "" : "s"} without --allow-destructive:\n${lines.join("\n")}`, [
-    "a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists",
-    "review the plan, then run topo apply --allow-destructive; nothing was changed",
-  ]);
-}
-
-type Replace = Extract<Action, { op: "replace" }>;
-
-/**
- * A replace moves the queue's messages aside and back; refuse, before anything is written, one
- * that the broker would make lose messages on the way (plan/risk.ts says how). The counts are
- * the broker's live ones (planCluster with a session).
- */
-function guardReplaceRisks(plans: ClusterPlan[]): void {
-  const risky = plans.flatMap((p) => p.actions.filter((a): a is Replace => a.op === "replace" && (a.risks?.length ?? 0) > 0).map((a) => ({ cluster: p.cluster, a })));
-  if (risky.length === 0) return;
-  const lines = risky.flatMap(({ cluster, a }) => [
-    `  cluster ${cluster}: queue ${describe(a.after)}${a.messages ? ` (holds ${a.messages} message${a.messages === 1 ? "" : "s"})` : ""}:`,
-    ...(a.risks ?? []).map((r) => `    ${r.reason}`),
-  ]);
-  const advice = [...new Set(risky.flatMap(({ a }) => (a.risks ?? []).map((r) => r.advice)))];
-  const n = risky.length;
-  throw new UnsafePlanError(`refusing to replace ${n} queue${n === 1 ? "" : "s"} that could lose messages:\n${lines.join("\n")}`, [
-    ...advice,
-    "or pass --allow-data-loss to replace it by a plain delete and re-create, dropping what it holds; nothing was changed",
-  ]);
-}
-
-/** With --allow-data-loss a queue replace is a plain delete and re-create: what goes with it. */
-function dataLossLines(p: ClusterPlan): string[] {
-  return p.actions.flatMap((a) =>
-    a.op === "replace" && a.after.kind === "queue" && !a.resume && (a.messages ?? 0) > 0
-      ? [`cluster ${p.cluster}: --allow-data-loss: queue ${describe(a.after)} is deleted with the ${a.messages} message${a.messages === 1 ? "" : "s"} it holds, and re-created empty`]
-      : [],
-  );
-}
-
-function guardDataLoss(plans: ClusterPlan[]): void {
-  const lines = plans.flatMap((p) =>
-    destructiveActions(p)
-      .filter((a) => a.op === "delete" && (a.messages ?? 0) > 0)
-      .map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`),
-  );
-  if (lines.length === 0) return;
-  throw new UnsafePlanError(`refusing to drop messages: ${lines.length} queue${lines.length === 1 ? "" : "s"} to delete still hold${lines.length === 1 ? "s" : ""} messages:\n${lines.join("\n")}`, [
-    "let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed",
-  ]);
-}
-

@@ -1,0 +1,85 @@
+// Pure: what apply refuses to do unless it is told it may. A destructive change (a replace or a
+// delete) needs --allow-destructive; anything that can lose messages (deleting a queue that holds
+// some, a replace the broker would make drop some) needs --allow-data-loss. Each refusal lists
+// every offending change on every cluster, before anything is written anywhere.
+
+import { UnsafePlanError } from "../errors.js";
+import type { Action, ClusterPlan } from "../model.js";
+import { describe } from "../core/keys.js";
+import { destructiveActions } from "./diff.js";
+import { renderAction } from "./render.js";
+
+export interface Allowed {
+  allowDestructive: boolean;
+  allowDataLoss: boolean;
+}
+
+/** Throw the first refusal the plans earn: destructive changes, then message loss. */
+export function guardPlans(plans: ClusterPlan[], allowed: Allowed): void {
+  if (!allowed.allowDestructive) guardDestructive(plans);
+  if (!allowed.allowDataLoss) {
+    guardDataLoss(plans);
+    guardReplaceRisks(plans);
+  }
+}
+
+/** Deletes of queues, whose message counts guardDataLoss needs (replaces: guardReplaceRisks). */
+export function deletesQueues(p: ClusterPlan): boolean {
+  return p.actions.some((a) => a.op === "delete" && a.before.kind === "queue");
+}
+
+export function guardDestructive(plans: ClusterPlan[]): void {
+  const lines = plans.flatMap((p) => destructiveActions(p).map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`));
+  if (lines.length === 0) return;
+  throw new UnsafePlanError(`refusing to apply ${lines.length} destructive change${lines.length === 1 ? "" : "s"} without --allow-destructive:\n${lines.join("\n")}`, [
+    "a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists",
+    "review the plan, then run topo apply --allow-destructive; nothing was changed",
+  ]);
+}
+
+type Replace = Extract<Action, { op: "replace" }>;
+
+/**
+ * A replace moves the queue's messages aside and back; refuse, before anything is written, one
+ * that the broker would make lose messages on the way (plan/risk.ts says how). The counts are
+ * the broker's live ones (planCluster with a session).
+ */
+export function guardReplaceRisks(plans: ClusterPlan[]): void {
+  const risky = plans.flatMap((p) => p.actions.filter((a): a is Replace => a.op === "replace" && (a.risks?.length ?? 0) > 0).map((a) => ({ cluster: p.cluster, a })));
+  if (risky.length === 0) return;
+  const lines = risky.flatMap(({ cluster, a }) => [
+    `  cluster ${cluster}: queue ${describe(a.after)}${a.messages ? ` (holds ${a.messages} message${a.messages === 1 ? "" : "s"})` : ""}:`,
+    ...(a.risks ?? []).map((r) => `    ${r.reason}`),
+  ]);
+  const advice = [...new Set(risky.flatMap(({ a }) => (a.risks ?? []).map((r) => r.advice)))];
+  const n = risky.length;
+  throw new UnsafePlanError(
+    `refusing to replace ${n} queue${n === 1 ? "" : "s"} that could lose messages:\n${lines.join("\n")}`,
+    [...advice, "or pass --allow-data-loss to replace it by a plain delete and re-create, dropping what it holds; nothing was changed"],
+    "refused_data_loss",
+  );
+}
+
+/** With --allow-data-loss a queue replace is a plain delete and re-create: what goes with it. */
+export function dataLossLines(p: ClusterPlan): string[] {
+  return p.actions.flatMap((a) =>
+    a.op === "replace" && a.after.kind === "queue" && !a.resume && (a.messages ?? 0) > 0
+      ? [`cluster ${p.cluster}: --allow-data-loss: queue ${describe(a.after)} is deleted with the ${a.messages} message${a.messages === 1 ? "" : "s"} it holds, and re-created empty`]
+      : [],
+  );
+}
+
+export function guardDataLoss(plans: ClusterPlan[]): void {
+  const lines = plans.flatMap((p) =>
+    destructiveActions(p)
+      .filter((a) => a.op === "delete" && (a.messages ?? 0) > 0)
+      .map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`),
+  );
+  if (lines.length === 0) return;
+  throw new UnsafePlanError(
+    `refusing to drop messages: ${lines.length} queue${lines.length === 1 ? "" : "s"} to delete still hold${lines.length === 1 ? "s" : ""} messages:\n${lines.join("\n")}`,
+    ["let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed"],
+    "refused_data_loss",
+  );
+}
+

@@ -1,0 +1,65 @@
+// What apply refuses without being told it may, on plain plans: no broker, no files.
+
+import { describe, expect, it } from "vitest";
+import { UnsafePlanError } from "../../src/errors.js";
+import type { Action, ClusterPlan } from "../../src/model.js";
+import { dataLossLines, deletesQueues, guardPlans } from "../../src/plan/guards.js";
+import { exchange, queue } from "../helpers/builders.js";
+
+const plan = (actions: Action[], cluster = "async"): ClusterPlan => ({ cluster, endpoint: "amqp://u:***@h/a", vhost: "a", actions, degraded: [], warnings: [] });
+const q = queue({ name: "mplogin.async" });
+const longer = queue({ name: "mplogin.async", arguments: { "x-max-length": 10 } });
+const create: Action = { op: "create", key: "exchange|mpnew", after: exchange({ name: "mpnew" }) };
+const deleteFull: Action = { op: "delete", key: "queue|mpold.async", before: queue({ name: "mpold.async" }), messages: 3 };
+const deleteEmpty: Action = { op: "delete", key: "queue|mpold.async", before: queue({ name: "mpold.async" }), messages: 0 };
+const replace = (o: Partial<Extract<Action, { op: "replace" }>> = {}): Action => ({ op: "replace", key: "queue|mplogin.async", before: q, after: longer, because: ["arguments.x-max-length: (none) -> 10"], rebind: [], ...o });
+const refusal = (f: () => void): UnsafePlanError => {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof UnsafePlanError) return e;
+    throw e;
+  }
+  throw new Error("nothing was refused");
+};
+const none = { allowDestructive: false, allowDataLoss: false };
+
+describe("guardPlans", () => {
+  it("lets creates and updates through", () => {
+    expect(() => guardPlans([plan([create])], none)).not.toThrow();
+  });
+
+  it("refuses every destructive change of every cluster at once, naming each", () => {
+    const e = refusal(() => guardPlans([plan([deleteEmpty]), plan([replace()], "sync")], none));
+    expect(e.code).toBe("refused_destructive");
+    expect(e.message).toMatch(/^refusing to apply 2 destructive changes without --allow-destructive:/);
+    expect(e.message).toContain("cluster async: - delete queue mpold.async");
+    expect(e.message).toContain("cluster sync: -/+ replace queue mplogin.async");
+    expect(e.hints.join("\n")).toMatch(/nothing was changed/);
+  });
+
+  it("refuses to delete a queue that holds messages without --allow-data-loss, even when destruction is allowed", () => {
+    const e = refusal(() => guardPlans([plan([deleteFull])], { allowDestructive: true, allowDataLoss: false }));
+    expect(e.code).toBe("refused_data_loss");
+    expect(e.message).toMatch(/1 queue to delete still holds messages/);
+    expect(() => guardPlans([plan([deleteEmpty])], { allowDestructive: true, allowDataLoss: false })).not.toThrow();
+    expect(() => guardPlans([plan([deleteFull])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
+  });
+
+  it("refuses a replace that could lose messages, with the rule and its advice", () => {
+    const risky = replace({ messages: 100, risks: [{ rule: "x-max-length", reason: "x-max-length 10 is below the 100 messages it holds", advice: "raise x-max-length, or drain the queue first" }] });
+    const e = refusal(() => guardPlans([plan([risky])], { allowDestructive: true, allowDataLoss: false }));
+    expect(e.code).toBe("refused_data_loss");
+    expect(e.message).toContain("queue mplogin.async (holds 100 messages):");
+    expect(e.message).toContain("x-max-length 10 is below the 100 messages it holds");
+    expect(e.hints).toContain("raise x-max-length, or drain the queue first");
+  });
+
+  it("says what --allow-data-loss drops, and which plans need live counts", () => {
+    expect(dataLossLines(plan([replace({ messages: 5 })]))).toEqual([
+      "cluster async: --allow-data-loss: queue mplogin.async is deleted with the 5 messages it holds, and re-created empty",
+    ]);
+    expect(deletesQueues(plan([deleteEmpty]))).toBe(true);
+    expect(deletesQueues(plan([replace()]))).toBe(false);
+  });
+});
