@@ -6,12 +6,15 @@ import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { ConfigError, errorJson, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
-import { redactText } from "./redact.js";
+import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 
-const out = (s: string) => process.stdout.write(`${redactText(s)}\n`);
-const err = (s: string) => process.stderr.write(`${redactText(s)}\n`);
+/** Learns every password a command reads; everything printed goes through it. */
+const redactor = new Redactor();
+const redact = (s: string) => redactor.text(s);
+const out = (s: string) => process.stdout.write(`${redact(s)}\n`);
+const err = (s: string) => process.stderr.write(`${redact(s)}\n`);
 /** Colour for stdout / stderr: only on a terminal, never with NO_COLOR or --no-color. */
 const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>().color);
 const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>().color);
@@ -49,7 +52,7 @@ function fail(e: unknown, json: boolean): never {
     err(`${paint("error", "Error:")} ${e instanceof Error ? e.message : String(e)}`);
     err("  hint: this looks like a bug in topo; please report it with the command you ran");
   }
-  if (json) out(JSON.stringify(errorJson(e, redactText)));
+  if (json) out(JSON.stringify(errorJson(e, redact)));
   process.exit(e instanceof TopoError ? e.exitCode : 1);
 }
 
@@ -60,7 +63,7 @@ program
   .version(version)
   .option("--no-color", "no colour in the output (also: NO_COLOR=1); colour is only ever used on a terminal")
   .showHelpAfterError()
-  .configureOutput({ writeErr: (s) => process.stderr.write(redactText(s)) });
+  .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) });
 
 const fileOption = () => new Option("-f, --file <file>", "topology file").default("topology.yaml");
 
@@ -72,7 +75,7 @@ program
   .action(async (o: { file: string; json?: boolean }) => {
     try {
       const { validate } = await import("./commands/validate.js");
-      const r = validate(o.file);
+      const r = validate(o.file, undefined, redactor);
       if (o.json) out(JSON.stringify({ valid: true, ...r }, null, 2));
       else out(`${r.file} is valid: ${count(r.services, "service")} on ${r.clusters.map((c) => `${c.name} (${count(c.queues, "queue")})`).join(", ")}.`);
     } catch (e) {
@@ -91,7 +94,7 @@ program
   .action(async (o: { file: string; cluster?: string[]; json?: boolean; detailedExitcode?: boolean; insecure?: boolean }) => {
     try {
       const [{ plan }, render, diff] = await Promise.all([import("./commands/plan.js"), import("./plan/render.js"), import("./plan/diff.js")]);
-      const p = await plan({ file: o.file, cluster: o.cluster, insecure: o.insecure });
+      const p = await plan({ file: o.file, cluster: o.cluster, insecure: o.insecure, redactor });
       out(o.json ? JSON.stringify(render.planJson(p), null, 2) : render.renderText(p, paintOut()));
       process.exit(o.detailedExitcode && !diff.isEmpty(p) ? 2 : 0);
     } catch (e) {
@@ -122,11 +125,12 @@ program
       verbose?: boolean;
     }) => {
       const { Progress } = await import("./output.js");
-      const progress = new Progress((s) => process.stderr.write(redactText(s)), process.stderr.isTTY === true);
+      const progress = new Progress((s) => process.stderr.write(redact(s)), process.stderr.isTTY === true);
       try {
         const [{ apply }, render] = await Promise.all([import("./commands/apply.js"), import("./plan/render.js")]);
         const r = await apply({
           file: o.file,
+          redactor,
           cluster: o.cluster,
           allowDestructive: !!o.allowDestructive,
           allowDataLoss: !!o.allowDataLoss,
@@ -165,7 +169,7 @@ program
   .action(async (task: string, o: { file: string; live?: boolean; json?: boolean; insecure?: boolean }) => {
     try {
       const { route, routeJson, routeText } = await import("./commands/route.js");
-      const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure });
+      const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure, redactor });
       out(o.json ? JSON.stringify(routeJson(r), null, 2) : routeText(r));
     } catch (e) {
       fail(e, !!o.json);
@@ -183,7 +187,7 @@ exportCmd
   .action(async (o: { file: string; cluster?: string; output?: string }) => {
     try {
       const { exportDefinitions } = await import("./commands/export-definitions.js");
-      await emit(exportDefinitions({ file: o.file, cluster: o.cluster }).text, o.output);
+      await emit(exportDefinitions({ file: o.file, cluster: o.cluster, redactor }).text, o.output);
     } catch (e) {
       fail(e, false);
     }
@@ -209,7 +213,7 @@ program
   .action(async (o: { file: string; format: "mermaid" | "dot"; cluster?: string }) => {
     try {
       const { graph } = await import("./commands/graph.js");
-      process.stdout.write(graph({ file: o.file, format: o.format, cluster: o.cluster }));
+      process.stdout.write(graph({ file: o.file, format: o.format, cluster: o.cluster, redactor }));
     } catch (e) {
       fail(e, false);
     }
@@ -227,7 +231,7 @@ exportCmd
   .action(async (o: { file: string; cluster?: string; output?: string; brokerEnv?: string; defaultQueue?: string }) => {
     try {
       const { exportCelery } = await import("./commands/export-celery.js");
-      const r = exportCelery({ file: o.file, cluster: o.cluster, output: o.output, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue });
+      const r = exportCelery({ file: o.file, cluster: o.cluster, output: o.output, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue, redactor });
       for (const w of r.warnings) err(`warning: ${w}`);
       if (r.written === undefined) out(r.text.replace(/\n$/, ""));
       else err(`wrote ${r.written}: cluster ${r.cluster}, ${r.queues.length} queue${r.queues.length === 1 ? "" : "s"}, default queue ${r.defaultQueue}; the broker URL is read from $${r.brokerEnv}`);
@@ -258,6 +262,7 @@ exportCmd
         try {
           const { importTopology } = await import("./commands/import.js");
           const r = await importTopology({
+            redactor,
             file: o.file,
             fileGiven: cmd.getOptionValueSource("file") === "cli",
             clusters: o.cluster,

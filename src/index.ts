@@ -8,6 +8,7 @@
 
 import { loadConfig, parseConfig, type Env } from "./config/load.js";
 import type { DesiredState } from "./model.js";
+import type { Redactor } from "./redact.js";
 
 export type { Env } from "./config/load.js";
 export type {
@@ -36,14 +37,20 @@ export type Topology = DesiredState;
  * Read, validate and normalise a topology file (${VAR} from `env`, default process.env). Throws
  * ConfigError with every problem, each with its file, line and column.
  */
-export function loadTopology(file: string, env?: Env): Topology {
-  return loadConfig(file, env).desired;
+export function loadTopology(file: string, env?: Env, redactor?: Redactor): Topology {
+  return loadConfig(file, env, redactor).desired;
 }
 
 /** The same from text already read; `file` names it in problems. */
-export function parseTopology(text: string, file = "topology.yaml", env?: Env): Topology {
-  return parseConfig(text, file, env);
+export function parseTopology(text: string, file = "topology.yaml", env?: Env, redactor?: Redactor): Topology {
+  return parseConfig(text, file, env, redactor);
 }
+
+/**
+ * Pass a Redactor to loadTopology, plan or apply and it learns every password they read; then
+ * `redactor.text(message)` masks them (and any URL's password) in what you print or log.
+ */
+export { Redactor } from "./redact.js";
 
 export { validate, type ValidateResult } from "./commands/validate.js";
 export { plan, type PlanOptions } from "./commands/plan.js";

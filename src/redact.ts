@@ -1,18 +1,37 @@
 // Every URL and every message that reaches output passes through here first (rule: never print a
-// password). Secrets are registered as they are read from the file or the environment.
+// password). A Redactor holds the secrets one run has read (from the file, the environment or the
+// command line) and masks them, in every form they can take, wherever they show up; the URL
+// user-info masking needs no secrets and is a plain function. No module state: the CLI makes one
+// Redactor and hands it to what it runs, and a library user makes their own.
 
-const secrets = new Set<string>();
+export class Redactor {
+  private readonly secrets = new Set<string>();
 
-/** Remember a secret so that redactText masks it wherever it shows up. */
-export function registerSecret(secret: string | undefined): void {
-  if (!secret) return;
-  // A password can also appear percent-encoded inside a URL (encodeURIComponent's way, or the
-  // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
-  for (const form of new Set([secret, encodeURIComponent(secret), userinfoEncoded(secret)])) {
-    if (!form) continue;
-    secrets.add(form);
-    const json = JSON.stringify(form).slice(1, -1);
-    if (json !== form) secrets.add(json);
+  /** Remember a secret so that text() masks it wherever it shows up. */
+  add(secret: string | undefined): void {
+    if (!secret) return;
+    // A password can also appear percent-encoded inside a URL (encodeURIComponent's way, or the
+    // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
+    for (const form of new Set([secret, encodeURIComponent(secret), userinfoEncoded(secret)])) {
+      if (!form) continue;
+      this.secrets.add(form);
+      const json = JSON.stringify(form).slice(1, -1);
+      if (json !== form) this.secrets.add(json);
+    }
+  }
+
+  /** `text` with every URL's password and every secret masked. */
+  text(text: string): string {
+    return redactText(text, this);
+  }
+
+  url(url: string): string {
+    return redactUrl(url, this);
+  }
+
+  /** Longest first, so a secret that contains another is masked whole. */
+  known(): string[] {
+    return [...this.secrets].sort((a, b) => b.length - a.length);
   }
 }
 
@@ -27,13 +46,13 @@ function userinfoEncoded(secret: string): string | undefined {
 }
 
 /** Mask the password of a URL; a string that is not a URL is returned with secrets masked. */
-export function redactUrl(url: string): string {
+export function redactUrl(url: string, secrets?: Redactor): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
-    return redactText(u.toString().replace(/\/$/, url.endsWith("/") ? "/" : ""));
+    return redactText(u.toString().replace(/\/$/, url.endsWith("/") ? "/" : ""), secrets);
   } catch {
-    return redactText(url);
+    return redactText(url, secrets);
   }
 }
 
@@ -42,8 +61,8 @@ const URL_TOKEN = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s"]*)/gi;
 /** A user name as it may stand in a URL without encoding. */
 const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 
-/** Mask every registered secret and any user:password@ in URLs inside free text. */
-export function redactText(text: string): string {
+/** Mask any user:password@ in URLs inside free text, and every secret `secrets` knows. */
+export function redactText(text: string, secrets?: Redactor): string {
   let out = text.replace(URL_TOKEN, (m, scheme: string, rest: string) => {
     // A password may hold "@", "/", ":" or "%" (unencoded, or in a URL that did not parse), so
     // the user-info runs to the LAST "@" of the token: masking too much beats printing a piece.
@@ -57,8 +76,7 @@ export function redactText(text: string): string {
     if (!PLAIN_USER.test(user)) return `${scheme}***${rest.slice(at)}`;
     return colon < 0 ? m : `${scheme}${user}:***${rest.slice(at)}`;
   });
-  // Longest first, so a secret that contains another is masked whole.
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
+  for (const s of secrets?.known() ?? []) {
     if (s.length < 3 && !/[^a-z0-9]/i.test(s)) {
       // Very short secrets ("a") would mask innocent text; they are still caught inside URLs above.
       continue;

@@ -4,6 +4,7 @@ import { BrokerError, TopoError } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
 import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
 import { loadConfig, type Env } from "../config/load.js";
+import type { Redactor } from "../redact.js";
 import { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readQueueStats } from "../broker/read.js";
@@ -23,12 +24,14 @@ export interface TopologySource {
   topology?: DesiredState;
   /** For ${VAR} in the file (default: process.env). */
   env?: Env;
+  /** Learns the file's passwords, to mask them in whatever the caller prints. */
+  redactor?: Redactor;
 }
 
 export function topologyOf(o: TopologySource): { desired: DesiredState; source: string } {
   if (o.topology) return { desired: o.topology, source: o.file ?? "the topology" };
   if (o.file === undefined) throw new TopoError("no topology given: pass a file, or a topology loaded with loadTopology()");
-  return { desired: loadConfig(o.file, o.env).desired, source: o.file };
+  return { desired: loadConfig(o.file, o.env, o.redactor).desired, source: o.file };
 }
 
 /** The clusters named (each once, in the file's order), or every cluster when none is. */

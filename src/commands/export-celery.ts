@@ -5,7 +5,7 @@ import { basename } from "node:path";
 import { loadConfig, type Env } from "../config/load.js";
 import { TopoError } from "../errors.js";
 import { celeryModule, type CeleryModule } from "../export/celery.js";
-import { redactText } from "../redact.js";
+import { Redactor } from "../redact.js";
 import { writeWhole } from "../files/write-file.js";
 
 export interface ExportCeleryOptions {
@@ -16,6 +16,8 @@ export interface ExportCeleryOptions {
   /** Write here; undefined or "-" means the caller prints `text`. */
   output?: string;
   env?: Env;
+  /** Learns the file's passwords, to mask them in what the caller prints. */
+  redactor?: Redactor;
 }
 
 export interface ExportCeleryResult extends CeleryModule {
@@ -26,13 +28,15 @@ export interface ExportCeleryResult extends CeleryModule {
 }
 
 export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
-  const { desired } = loadConfig(o.file, o.env);
+  // The module is checked against the passwords the file holds (the caller's redactor learns them).
+  const secrets = o.redactor ?? new Redactor();
+  const { desired } = loadConfig(o.file, o.env, secrets);
   const m = celeryModule(desired, { source: o.file, cluster: o.cluster, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue });
 
   // The generator never reads a password. Should a password still show up (one equal to a name in
   // the topology, say), refuse rather than write a secret or a module mangled by masking.
-  if (redactText(m.text) !== m.text) {
-    const line = firstDifferentLine(m.text, redactText(m.text));
+  if (secrets.text(m.text) !== m.text) {
+    const line = firstDifferentLine(m.text, secrets.text(m.text));
     throw new TopoError(`line ${line} of the generated module contains a password read from ${o.file}; nothing was written`, [
       "topo writes no password into the module; this happens when a password equals a name the module holds (a service, queue, host or vhost): change that password",
     ]);

@@ -2,6 +2,7 @@
 // for rabbitmqctl import_definitions or POST /api/definitions/{vhost}. No network.
 
 import { loadConfig, type Env } from "../config/load.js";
+import type { Redactor } from "../redact.js";
 import { definitionsOf } from "../export/definitions.js";
 import { pickExportCluster } from "../export/cluster.js";
 
@@ -9,10 +10,12 @@ export interface ExportDefinitionsOptions {
   file: string;
   cluster?: string;
   env?: Env;
+  /** Learns the file's passwords, to mask them in what the caller prints. */
+  redactor?: Redactor;
 }
 
 export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: string; text: string } {
-  const { desired } = loadConfig(o.file, o.env);
+  const { desired } = loadConfig(o.file, o.env, o.redactor);
   const cluster = pickExportCluster(desired, o.cluster, o.file, {
     why: "a definitions file is imported into one broker",
     emptyWhy: "its definitions would hold only the vhost",

@@ -13,7 +13,7 @@ import type { ActualCluster, ClusterTarget, DesiredCluster } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
-import { redactText, registerSecret } from "../redact.js";
+import { Redactor } from "../redact.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { literal, PasswordVariables, rewriteSection, schemaReference, urlSection } from "../import/sections.js";
@@ -37,6 +37,8 @@ export interface ImportOptions extends ConnectionOptions {
   output?: string;
   force?: boolean;
   env?: Env;
+  /** Learns every password read (the file's, the --url's), to mask them in what the caller prints. */
+  redactor?: Redactor;
 }
 
 export interface ImportResult {
@@ -81,6 +83,7 @@ interface Prepared {
 }
 
 export async function importTopology(opts: ImportOptions): Promise<ImportResult> {
+  const redactor = opts.redactor ?? new Redactor();
   const env = opts.env ?? process.env;
   const passwordEnv = opts.passwordEnv ?? DEFAULT_PASSWORD_ENV;
   if (!ENV_NAME.test(passwordEnv)) {
@@ -94,7 +97,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     // Checked before reading any broker, so the mistake costs nothing.
     throw new TopoError(`${opts.output} exists; import does not overwrite a file unless told to`, ["pass --force to replace it, or write to another file with -o"]);
   }
-  const p = opts.urls?.length ? fromUrls(opts, env, passwordEnv) : fromFile(opts, env, passwordEnv);
+  const p = opts.urls?.length ? fromUrls(opts, env, passwordEnv, redactor) : fromFile(opts, env, passwordEnv, redactor);
 
   const desired: DesiredCluster[] = p.sources.map((s) => ({ target: s.target, resources: [], queues: [] }));
   const actuals = await forEachCluster(desired, async (c): Promise<ActualCluster> => {
@@ -126,7 +129,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     schemaLine: p.schemaLine,
     schemaKey: p.schemaKey,
     notices: p.notices,
-    redact: redactText,
+    redact: (t) => redactor.text(t),
   });
   readBack(text, p, actuals, inference, env);
 
@@ -150,7 +153,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
 // ---------------------------------------------------------------------------------------------
 // Clusters from a topology file
 
-function fromFile(opts: ImportOptions, env: Env, passwordEnv: string): Prepared {
+function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: Redactor): Prepared {
   const file = opts.file;
   if (!opts.fileGiven && !existsSync(file)) {
     throw new TopoError(`no ${file} here to take the clusters from`, [
@@ -158,7 +161,7 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
       `or read a broker without a file: topo import --url amqp://USER@HOST:5672/VHOST, with the password in $${passwordEnv}`,
     ]);
   }
-  const { desired } = loadConfig(file, env);
+  const { desired } = loadConfig(file, env, redactor);
   // The sections are copied as written: ${VAR} references, not the values they had here.
   const text = readFileSync(file, "utf8");
   const src = parseDocument(text);
@@ -210,7 +213,7 @@ function parseSpec(s: string): UrlSpec {
   return { name, value: m[2] as string };
 }
 
-function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared {
+function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: Redactor): Prepared {
   if (opts.fileGiven) throw new TopoError("-f and --url cannot be used together", ["-f takes the connection from a file's clusters; --url reads a broker directly"]);
   if (opts.clusters?.length) {
     throw new TopoError("--cluster names a cluster of a file, so it does not go with --url", ["name a --url cluster in the URL option itself: --url sync=amqp://USER@HOST:5672/VHOST"]);
@@ -233,20 +236,20 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
   specs.forEach((spec, i) => {
     const parsed = urlSection(spec.value, passwordEnv);
     if (!parsed) {
-      throw new TopoError(`--url ${redactText(spec.value)} is not a URL`, ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /)"]);
+      throw new TopoError(`--url ${redactor.text(spec.value)} is not a URL`, ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /)"]);
     }
     // Read with the password given on the command line, if any, but write only the reference.
     const inline = parsed.password;
     if (inline) {
-      registerSecret(inline);
+      redactor.add(inline);
       try {
-        registerSecret(decodeURIComponent(inline));
+        redactor.add(decodeURIComponent(inline));
       } catch {
         // a malformed %-escape: normalize reports it below
       }
     }
     const written = parsed.written;
-    const shown = redactText(spec.value);
+    const shown = redactor.text(spec.value);
     if (inline) {
       introduced[passwordEnv] = inline;
       notices.push(
@@ -270,10 +273,10 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
       try {
         mu = new URL(m.value);
       } catch {
-        throw new TopoError(`--management ${redactText(m.value)} is not a URL`, ["write http://HOST:15672 (https:// for TLS)"]);
+        throw new TopoError(`--management ${redactor.text(m.value)} is not a URL`, ["write http://HOST:15672 (https:// for TLS)"]);
       }
       if (mu.username || mu.password) {
-        throw new TopoError(`--management ${redactText(m.value)} holds credentials`, [
+        throw new TopoError(`--management ${redactor.text(m.value)} holds credentials`, [
           "give the management API without them (http://HOST:15672): import uses the --url user; to use another management user, write the cluster in a file and use -f",
         ]);
       }
@@ -289,13 +292,13 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string): Prepared 
   const { desired, problems } = normalize({ version: 1, prefix, clusters: raw, services: [] });
   if (problems.length) {
     throw new TopoError(
-      problems.map((p) => `--url ${sections.get(String(p.path[1]))?.shown ?? ""}: ${redactText(p.message)}`).join("\n"),
+      problems.map((p) => `--url ${sections.get(String(p.path[1]))?.shown ?? ""}: ${redactor.text(p.message)}`).join("\n"),
       ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /), with the password in $" + passwordEnv],
     );
   }
   const sources = desired.clusters.map((c): Source => {
-    registerSecret(c.target.amqp.password);
-    registerSecret(c.target.management.password);
+    redactor.add(c.target.amqp.password);
+    redactor.add(c.target.management.password);
     const s = sections.get(c.target.name) as { section: RawCluster; unnamed: boolean; shown: string };
     // Until it is named, messages about the cluster name its URL.
     return { name: c.target.name, target: s.unnamed ? { ...c.target, name: c.target.amqp.display } : c.target, section: s.section, unnamed: s.unnamed };

@@ -1,4 +1,5 @@
 import { loadConfig, type Env } from "../config/load.js";
+import type { Redactor } from "../redact.js";
 import { TopoError } from "../errors.js";
 import type { DesiredCluster } from "../model.js";
 import { readCluster } from "../broker/read.js";
@@ -11,6 +12,8 @@ export interface RouteOptions extends ConnectionOptions {
   /** Also check against the broker's actual bindings. */
   live?: boolean;
   env?: Env;
+  /** Learns the file's passwords, to mask them in what the caller prints. */
+  redactor?: Redactor;
 }
 
 export interface LiveRoute {
@@ -28,7 +31,7 @@ export interface RouteReport {
 
 /** Where a task lands according to the file and, with live, according to the broker. */
 export async function route(opts: RouteOptions): Promise<RouteReport> {
-  const { desired } = loadConfig(opts.file, opts.env);
+  const { desired } = loadConfig(opts.file, opts.env, opts.redactor);
   const r = routeTask(desired, opts.task);
   if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : []);
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;

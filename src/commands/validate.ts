@@ -1,4 +1,5 @@
 import { loadConfig, type Env } from "../config/load.js";
+import type { Redactor } from "../redact.js";
 
 export interface ValidateResult {
   file: string;
@@ -7,8 +8,8 @@ export interface ValidateResult {
 }
 
 /** Schema and cross-checks only; never opens a connection. */
-export function validate(file: string, env?: Env): ValidateResult {
-  const { desired } = loadConfig(file, env);
+export function validate(file: string, env?: Env, redactor?: Redactor): ValidateResult {
+  const { desired } = loadConfig(file, env, redactor);
   const services = new Set(desired.clusters.flatMap((c) => c.queues.map((q) => q.service)));
   return {
     file,

@@ -9,7 +9,7 @@ import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { ConfigError, type ConfigProblem } from "../errors.js";
 import { KINDS, type DesiredState } from "../model.js";
-import { registerSecret } from "../redact.js";
+import type { Redactor } from "../redact.js";
 import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
@@ -36,7 +36,8 @@ function schemaValidator(): ValidateFunction {
   return validator;
 }
 
-export function loadConfig(file: string, env: Env = process.env): LoadResult {
+/** `redactor`, when given, learns every password the file holds, before any problem is thrown. */
+export function loadConfig(file: string, env: Env = process.env, redactor?: Redactor): LoadResult {
   let text: string;
   try {
     const st = statSync(file);
@@ -51,11 +52,11 @@ export function loadConfig(file: string, env: Env = process.env): LoadResult {
     const why = code === "ENOENT" ? "no such file; pass the file with -f FILE" : code === "EACCES" ? "permission denied" : String((e as Error).message);
     throw problemsError(file, [{ line: 1, col: 1, message: why }]);
   }
-  return { file, desired: parseConfig(text, file, env) };
+  return { file, desired: parseConfig(text, file, env, redactor) };
 }
 
 /** Parse, validate and normalise a file's text. Throws ConfigError with every problem found. */
-export function parseConfig(text: string, file: string, env: Env = process.env): DesiredState {
+export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor): DesiredState {
   const lc = new LineCounter();
   const at = (offset: number): { line: number; col: number } => lc.linePos(Math.max(0, offset));
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
@@ -147,8 +148,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env):
   }
   // Before any problem is thrown: nothing printed after this may show them.
   for (const c of desired.clusters) {
-    registerSecret(c.target.amqp.password);
-    registerSecret(c.target.management.password);
+    redactor?.add(c.target.amqp.password);
+    redactor?.add(c.target.management.password);
   }
   if (problems.length) throw new ConfigError(sortProblems(problems));
   return desired;

@@ -13,7 +13,7 @@ import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
 import { mirroring } from "../../src/plan/mirroring.js";
-import { redactText, redactUrl, registerSecret } from "../../src/redact.js";
+import { Redactor } from "../../src/redact.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -320,8 +320,9 @@ describe("mirroring", () => {
 
 describe("redact", () => {
   it("masks URL passwords and registered secrets", () => {
-    registerSecret("s3cr3t-Zebra");
-    expect(redactUrl("amqp://u:s3cr3t-Zebra@h/v")).toBe("amqp://u:***@h/v");
-    expect(redactText("failed for http://x:y@h:1/a and s3cr3t-Zebra")).toBe("failed for http://x:***@h:1/a and ***");
+    const secrets = new Redactor();
+    secrets.add("s3cr3t-Zebra");
+    expect(secrets.url("amqp://u:s3cr3t-Zebra@h/v")).toBe("amqp://u:***@h/v");
+    expect(secrets.text("failed for http://x:y@h:1/a and s3cr3t-Zebra")).toBe("failed for http://x:***@h:1/a and ***");
   });
 });

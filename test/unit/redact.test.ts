@@ -2,7 +2,7 @@
 // password holds, and registered secrets are masked in every form they can take in output.
 
 import { describe, expect, it } from "vitest";
-import { redactText, redactUrl, registerSecret } from "../../src/redact.js";
+import { Redactor, redactText, redactUrl } from "../../src/redact.js";
 import { fragments } from "../helpers/fragments.js";
 
 // White space ends a URL in free text, so a password with a space is masked only once registered.
@@ -39,13 +39,16 @@ describe("redactText", () => {
 
   it("masks a registered secret raw, percent-encoded both ways, and JSON-escaped", () => {
     const pw = 'Zq"8/k\\P+w=';
-    registerSecret(pw);
+    const secrets = new Redactor();
+    secrets.add(pw);
     const u = new URL("amqp://h");
     u.password = pw;
     for (const form of [pw, encodeURIComponent(pw), u.password, JSON.stringify(pw).slice(1, -1)]) {
-      expect(redactText(`x ${form} y`), form).toBe("x *** y");
+      expect(secrets.text(`x ${form} y`), form).toBe("x *** y");
     }
-    expect(redactText(JSON.stringify({ error: `bad ${pw}` }))).toBe('{"error":"bad ***"}');
+    expect(secrets.text(JSON.stringify({ error: `bad ${pw}` }))).toBe('{"error":"bad ***"}');
+    // Each Redactor knows only its own secrets: nothing is kept between runs or users.
+    expect(new Redactor().text(`x ${pw} y`)).toBe(`x ${pw} y`);
   });
 
   it("redactUrl masks a URL that parses and one that does not", () => {
