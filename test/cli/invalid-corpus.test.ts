@@ -1,0 +1,95 @@
+// The CLI on the invalid corpus (the pure half is test/unit/invalid-corpus.test.ts): every file
+// makes validate and plan exit 1 with each problem as FILE:LINE:COL: message, no stack trace,
+// and no connection opened (a TCP server stands where the files point, and counts).
+
+import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = join(import.meta.dirname, "../..");
+const CLI = join(ROOT, "dist/cli.js");
+const DIR = join(ROOT, "test/fixtures/invalid");
+const expected = JSON.parse(readFileSync(join(DIR, "expected.json"), "utf8")) as Record<string, string[]>;
+
+let server: Server;
+let connections = 0;
+let port = 0;
+
+beforeAll(async () => {
+  server = createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  port = (server.address() as { port: number }).port;
+});
+afterAll(() => {
+  server.close();
+});
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, TOPO_TEST_PORT: String(port) }, cwd: ROOT }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function expectPreciseFailure(file: string, r: { code: number; stdout: string; stderr: string }, problems?: string[]): void {
+  expect(r.code, `${file}: exit code`).toBe(1);
+  expect(r.stdout).toBe("");
+  const lines = r.stderr.trimEnd().split("\n");
+  const summary = lines.pop();
+  expect(summary).toMatch(/^\d+ problems? found; nothing was sent to any broker\.$/);
+  expect(lines.length).toBeGreaterThan(0);
+  for (const l of lines) expect(l.startsWith(`${file}:`) && /^:\d+:\d+: \S/.test(l.slice(file.length)), l).toBe(true);
+  if (problems) expect(lines.map((l) => l.slice(file.length + 1))).toEqual(problems);
+  expect(r.stderr).not.toMatch(/\n\s+at |node:internal|TypeError|RangeError/);
+}
+
+describe("the invalid corpus", () => {
+  const files = readdirSync(DIR).filter((f) => f !== "expected.json").sort();
+
+  it("has at least 30 files, each with its expected problems", () => {
+    expect(files.length).toBeGreaterThanOrEqual(30);
+    expect(Object.keys(expected).sort()).toEqual(files);
+  });
+
+  it("validate and plan answer every file precisely and never connect", async () => {
+    const jobs = files.flatMap((f) => ["validate", "plan"].map((cmd) => ({ f, cmd })));
+    // Four at a time: each is a Node process of its own.
+    for (let i = 0; i < jobs.length; i += 4) {
+      await Promise.all(
+        jobs.slice(i, i + 4).map(async ({ f, cmd }) => {
+          const file = `test/fixtures/invalid/${f}`;
+          expectPreciseFailure(file, await run([cmd, "-f", file]), expected[f]);
+        }),
+      );
+    }
+    expect(connections).toBe(0);
+  }, 120_000);
+
+  it("refuses a file over the size limit and absurd nesting, also made at run time", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "topo-invalid-"));
+    const big = join(dir, "huge.yaml");
+    const base = readFileSync(join(ROOT, "topology.yaml"), "utf8");
+    writeFileSync(big, base + `# ${"x".repeat(17 * 1024 * 1024)}\n`);
+    const r1 = await run(["validate", "-f", big]);
+    expectPreciseFailure(big, r1);
+    expect(r1.stderr).toMatch(/:1:1: file is \d+ bytes; topo reads at most 16777216/);
+
+    const deep = join(dir, "deep.yaml");
+    writeFileSync(deep, `version: 1\nservices: ${"[".repeat(10_000)}${"]".repeat(10_000)}\n`);
+    const r2 = await run(["plan", "-f", deep]);
+    expectPreciseFailure(deep, r2);
+    expect(r2.stderr).toMatch(/nesting/);
+
+    const missing = join(dir, "nope.yaml");
+    const r3 = await run(["plan", "-f", missing]);
+    expectPreciseFailure(missing, r3, ["1:1: no such file; pass the file with -f FILE"]);
+    expect(connections).toBe(0);
+  }, 60_000);
+});
