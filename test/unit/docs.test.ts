@@ -15,7 +15,7 @@ const read = (file: string) => readFileSync(join(ROOT, file), "utf8");
 const DOCS = ["README.md", "CONTRIBUTING.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)].filter((f) => existsSync(join(ROOT, f)));
 
 /** Where each checked thing is documented. */
-const FILE_REFERENCE = "README.md";
+const FILE_REFERENCE = "docs/file-format.md";
 const GRAPH_SECTION = "README.md";
 
 function keysOf(node: unknown, out = new Set<string>()): Set<string> {
