@@ -16,7 +16,7 @@ const DOCS = ["README.md", "CONTRIBUTING.md", ...readdirSync(join(ROOT, "docs"))
 
 /** Where each checked thing is documented. */
 const FILE_REFERENCE = "docs/file-format.md";
-const GRAPH_SECTION = "README.md";
+const GRAPH_SECTION = "docs/commands.md";
 
 function keysOf(node: unknown, out = new Set<string>()): Set<string> {
   if (Array.isArray(node)) for (const n of node) keysOf(n, out);
