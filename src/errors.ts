@@ -2,7 +2,7 @@
 // code, so a pipeline can tell a refused plan from a lock timeout from an unreachable broker
 // without reading the words (`--json` prints {"error": {"code", "message", ...}}).
 
-/** The stable error codes; docs/errors table in README lists what each means. */
+/** The stable error codes; docs/errors.md lists what each means (a test keeps it equal). */
 export type ErrorCode =
   | "usage"
   | "config_invalid"

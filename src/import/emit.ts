@@ -28,7 +28,7 @@ export interface EmitInput {
   redact?: (s: string) => string;
 }
 
-/** Settings that fit on a line are written { like: this }, as in the README; longer ones as blocks. */
+/** Settings that fit on a line are written { like: this }, as in the docs; longer ones as blocks. */
 const FLOW_MAX = 100;
 
 /**

@@ -23,7 +23,7 @@ export function compatibility(desired: DesiredCluster, actual: ActualCluster): C
     out.errors.push(
       `RabbitMQ ${actual.version} has no classic queue mirroring (removed in 4.0), but the file mirrors ${mirrored.length} classic queue${mirrored.length === 1 ? "" : "s"}: ${names(mirrored)}`,
     );
-    out.hints.push("use quorum queues, which replicate themselves: set type: quorum (e.g. defaults: { sync: { type: quorum } }); the README's migration section shows how to move existing queues without losing messages");
+    out.hints.push("use quorum queues, which replicate themselves: set type: quorum (e.g. defaults: { sync: { type: quorum } }); docs/rabbitmq-versions.md (Migrating sync queues) shows how to move existing queues without losing messages");
   }
   const newer = (maj: number, min: number) => major > maj || (major === maj && minor >= min);
   const quorum = desired.queues.filter((q) => q.queue.type === "quorum").map((q) => q.queue.name);
