@@ -20,7 +20,7 @@ export type {
   DesiredCluster,
   DesiredState,
   Exchange,
-  Kind,
+  Traffic,
   Plan,
   Policy,
   Queue,

@@ -1,8 +1,12 @@
 // The core types. Everything the pure core (normalize, diff, render) works on is defined here,
 // as plain data: no classes, no IO.
 
-export type Kind = "sync" | "async";
-export const KINDS: readonly Kind[] = ["sync", "async"];
+/**
+ * A queue's traffic class: sync (the caller waits for the answer) or async (fire and forget). Not
+ * to be confused with a resource's `kind` (vhost, exchange, queue, binding, policy).
+ */
+export type Traffic = "sync" | "async";
+export const TRAFFIC: readonly Traffic[] = ["sync", "async"];
 
 export type QueueType = "classic" | "quorum" | "stream";
 
@@ -94,7 +98,7 @@ export interface ClusterTarget {
 /** One queue that topo wants, with why it exists (for messages and mirroring). */
 export interface QueueSpec {
   service: string;
-  kind: Kind;
+  traffic: Traffic;
   cluster: string;
   queue: Queue;
   mirrored: boolean;

@@ -3,12 +3,10 @@
 // first, policies before the queues they mirror, unbinds before deletes, objects before their
 // bindings, and user-visible deletes of policies last. Within a phase, writes run in parallel.
 
-import { ApplyError, BrokerError } from "../errors.js";
+import { BrokerError } from "../errors.js";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Exchange, Policy, Queue, Resource } from "../model.js";
-import { assertNever } from "../model.js";
 import { holdingQueueName } from "../core/naming.js";
-import { describe, keyOf } from "../core/keys.js";
-import { renderAction } from "../plan/render.js";
+import { describe, keyOf, subjectOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { bind, declareExchange, declareQueue, unbind } from "./declare.js";
@@ -80,7 +78,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       }
     }
 
-    const needsAmqp = plan.actions.some((a) => !done.has(a) && actionResource(a).kind !== "policy");
+    const needsAmqp = plan.actions.some((a) => !done.has(a) && subjectOf(a).kind !== "policy");
     if (!needsAmqp) {
       await deletePolicies();
       return;
@@ -153,7 +151,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     const binds = new Map<string, Binding>();
     for (const a of creates("binding")) if (a.op === "create") binds.set(keyOf(a.after), a.after as Binding);
     for (const a of replaces) for (const b of a.rebind) binds.set(keyOf(b), b);
-    const bindActions = new Map(creates("binding").map((a) => [keyOf(actionResource(a)), a]));
+    const bindActions = new Map(creates("binding").map((a) => [keyOf(subjectOf(a)), a]));
     await amqp.runAll([...binds.values()], n, (ch, b) => bind(ch, b), (b) => `bind ${describe(b)}`, (b) => {
       const a = bindActions.get(keyOf(b));
       if (a) mark(a);
@@ -163,7 +161,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     // 7. Policies the file no longer asks for.
     await deletePolicies();
   } catch (e) {
-    throw partialFailure(plan, e, remaining());
+    throw e instanceof BrokerError ? new ExecutionStopped(e, plan, remaining()) : e;
   }
 
   async function deletePolicies(): Promise<void> {
@@ -195,34 +193,13 @@ async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise
   if (failure !== undefined) throw failure;
 }
 
-/** Say what was done and what was not, so the user knows a re-run finishes the job. */
-function partialFailure(plan: ClusterPlan, e: unknown, left: Action[]): Error {
-  if (!(e instanceof BrokerError)) return e as Error;
-  const doneCount = plan.actions.length - left.length;
-  const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
-  const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
-  const msg = [
-    e.message,
-    `  cluster ${plan.cluster}: ${doneCount} of ${plan.actions.length} changes were made before the failure; not done:`,
-    ...shown,
-    ...more,
-  ].join("\n");
-  return new ApplyError(
-    msg,
-    [...e.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
-    e.transient,
-  );
-}
-
-export function actionResource(a: Action): Resource {
-  switch (a.op) {
-    case "create":
-    case "update":
-    case "replace":
-      return a.after;
-    case "delete":
-      return a.before;
-    default:
-      return assertNever(a);
+/** A broker error stopped the plan part-way: the error, and the actions not done. */
+export class ExecutionStopped extends Error {
+  constructor(
+    readonly failure: BrokerError,
+    readonly plan: ClusterPlan,
+    readonly left: Action[],
+  ) {
+    super(failure.message);
   }
 }

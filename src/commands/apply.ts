@@ -2,7 +2,7 @@ import { ApplyError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import type { Action, ClusterPlan, DesiredCluster, Plan } from "../model.js";
 import { AmqpSession } from "../broker/amqp.js";
-import { executePlan } from "../broker/execute.js";
+import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { lockQueueName } from "../core/naming.js";
@@ -87,7 +87,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const isVhostCreate = (a: Action) => a.op === "create" && a.after.kind === "vhost";
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
-        await executePlan({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
+        await execute({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
         opts.trace?.(`cluster ${c.target.name}: created the vhost`);
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
@@ -140,7 +140,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     guardPlans([current], opts);
     if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
     opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
-    await executePlan(current, ctx(c), execOpts(opts));
+    await execute(current, ctx(c), execOpts(opts));
     step(`made ${current.actions.length} changes`);
 
     // An apply whose re-plan is not empty has failed.
@@ -189,7 +189,25 @@ function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (
   };
 }
 
-function execOpts(opts: ApplyOptions) {
+/** Carry out a plan; one a broker error stopped part-way says what was and was not done. */
+async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions): Promise<void> {
+  try {
+    await executePlan(plan, ctx, opts);
+  } catch (e) {
+    if (!(e instanceof ExecutionStopped)) throw e;
+    const { failure, left } = e;
+    const doneCount = plan.actions.length - left.length;
+    const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
+    const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
+    throw new ApplyError(
+      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${plan.actions.length} changes were made before the failure; not done:`, ...shown, ...more].join("\n"),
+      [...failure.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
+      failure.transient,
+    );
+  }
+}
+
+function execOpts(opts: ApplyOptions): ExecuteOptions {
   return { allowDataLoss: opts.allowDataLoss, concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY };
 }
 

@@ -8,7 +8,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } fro
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { ConfigError, type ConfigProblem } from "../errors.js";
-import { KINDS, type DesiredState } from "../model.js";
+import { TRAFFIC, type DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
@@ -322,7 +322,7 @@ function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw: RawCon
   const refused: Refused = {
     clusters: clustersRefused || !clusterNames ? "any" : clusterNames,
     prefix: at("prefix").length > 0,
-    defaults: KINDS.filter((k) => at("defaults").some((p) => p.length === 1 || p[1] === k)),
+    defaults: TRAFFIC.filter((k) => at("defaults").some((p) => p.length === 1 || p[1] === k)),
     services: [...brokenServices],
   };
   return { raw, refused };

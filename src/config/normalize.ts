@@ -10,7 +10,7 @@ import type {
   DesiredState,
   Endpoint,
   Exchange,
-  Kind,
+  Traffic,
   ManagementEndpoint,
   Policy,
   Queue,
@@ -19,13 +19,11 @@ import type {
   Resource,
   TlsOptions,
 } from "../model.js";
-import { KINDS } from "../model.js";
+import { TRAFFIC } from "../model.js";
 import { DEFAULT_PREFIX, escapeRegex, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern } from "../core/naming.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
 import { badEscapeIn, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
-
-export { DEFAULT_PREFIX, escapeRegex, serviceNamePattern, sortArgs, sortResources };
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -49,7 +47,7 @@ export interface RawConfig {
   version: 1;
   prefix?: string;
   clusters: Record<string, RawCluster>;
-  defaults?: Partial<Record<Kind, RawQueueSettings>>;
+  defaults?: Partial<Record<Traffic, RawQueueSettings>>;
   services: (string | RawService)[];
 }
 
@@ -61,7 +59,7 @@ export interface PathProblem {
   atKey?: boolean;
 }
 
-export const BUILT_IN: Record<Kind, Required<RawQueueSettings>> = {
+export const BUILT_IN: Record<Traffic, Required<RawQueueSettings>> = {
   sync: { cluster: "sync", durable: false, mirrored: true, type: "classic", arguments: {} },
   async: { cluster: "async", durable: true, mirrored: false, type: "classic", arguments: {} },
 };
@@ -198,7 +196,7 @@ interface Resolved {
 }
 
 function resolveSettings(
-  kind: Kind,
+  kind: Traffic,
   layers: { settings: RawQueueSettings; path: (string | number)[] }[],
   problems: PathProblem[],
 ): Resolved {
@@ -270,7 +268,7 @@ export interface Refused {
   /** The prefix was refused: service names are not checked against it. */
   prefix?: boolean;
   /** Kinds whose defaults were refused: their queues are not resolved. */
-  defaults?: Kind[];
+  defaults?: Traffic[];
   /** Service entries with a refused part: their names are checked, their queues are not resolved. */
   services?: number[];
 }
@@ -330,7 +328,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     }
     firstSeen.set(svc.name, i);
     if (refused.services?.includes(i)) return;
-    for (const kind of KINDS) {
+    for (const kind of TRAFFIC) {
       const own = svc[kind];
       if (own === false || refused.defaults?.includes(kind)) continue;
       const layers: { settings: RawQueueSettings; path: (string | number)[] }[] = [];
@@ -364,7 +362,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
         exclusive: false,
         arguments: sortArgs(r.arguments),
       };
-      specs.push({ service: svc.name, kind, cluster: r.cluster, queue, mirrored: r.mirrored });
+      specs.push({ service: svc.name, traffic: kind, cluster: r.cluster, queue, mirrored: r.mirrored });
     }
   });
 
@@ -399,8 +397,8 @@ function desiredResources(target: ClusterTarget, mine: QueueSpec[], prefix: stri
     };
     rs.push(exchange, s.queue, binding);
   }
-  for (const kind of KINDS) {
-    const ofKind = mine.filter((s) => s.kind === kind);
+  for (const kind of TRAFFIC) {
+    const ofKind = mine.filter((s) => s.traffic === kind);
     const mirrored = ofKind.filter((s) => s.mirrored);
     if (mirrored.length === 0) continue;
     // When every queue of this kind on the cluster is mirrored, one short pattern covers them all

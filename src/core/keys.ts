@@ -1,4 +1,5 @@
-import type { Args, ArgValue, Resource } from "../model.js";
+import type { Action, Args, ArgValue, Resource } from "../model.js";
+import { assertNever } from "../model.js";
 
 /** JSON with object keys sorted at every depth, so equal values always give equal strings. */
 export function stableJson(value: ArgValue | undefined): string {
@@ -54,4 +55,21 @@ export function sortResources(rs: Resource[]): Resource[] {
   const byKey = new Map<string, Resource>();
   for (const r of rs) byKey.set(keyOf(r), r);
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+}
+
+/**
+ * The object an action is about: what it creates or makes (create, update, replace) or what it
+ * removes (delete). A replace's before and after share kind, name and key, so either names it.
+ */
+export function subjectOf(a: Action): Resource {
+  switch (a.op) {
+    case "create":
+    case "update":
+    case "replace":
+      return a.after;
+    case "delete":
+      return a.before;
+    default:
+      return assertNever(a);
+  }
 }

@@ -4,7 +4,7 @@
 // vhost never touch each other's objects, and a renamed prefix leaves the old objects alone
 // instead of taking them over.
 
-import type { Kind, Policy, Queue, Resource } from "../model.js";
+import type { Traffic, Policy, Queue, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 
 export const DEFAULT_PREFIX = "mp";
@@ -55,7 +55,7 @@ export function serviceQueuePattern(prefix: string): RegExp {
 }
 
 /** The pattern of a mirror policy that covers every `<kind>` queue of the prefix. */
-export function kindQueuesPattern(prefix: string, kind: Kind): string {
+export function kindQueuesPattern(prefix: string, kind: Traffic): string {
   return `^${escapeRegex(prefix)}${SERVICE_NAME_BODY}\\.${kind}$`;
 }
 
@@ -67,7 +67,7 @@ export function ownNamespace(prefix: string): string {
   return `${TOPO_NAMESPACE}${prefix}.`;
 }
 
-export function mirrorPolicyName(prefix: string, kind: Kind): string {
+export function mirrorPolicyName(prefix: string, kind: Traffic): string {
   return `${ownNamespace(prefix)}mirror.${kind}`;
 }
 
@@ -110,7 +110,7 @@ export function prefixOfOwnName(name: string): string | undefined {
 export class Ownership {
   private readonly exchange: RegExp;
   private readonly queue: RegExp;
-  private readonly legacyPattern: Record<Kind, string>;
+  private readonly legacyPattern: Record<Traffic, string>;
   /** Longer prefixes in use on the broker whose names this prefix's patterns would also match. */
   readonly nested: string[];
   private readonly nestedRe: RegExp | undefined;
@@ -174,7 +174,7 @@ export class Ownership {
     if (p.name.startsWith(ownNamespace(this.prefix))) return true;
     const legacy = LEGACY_MIRROR_POLICY.exec(p.name);
     if (!legacy) return false;
-    const kind = legacy[1] as Kind;
+    const kind = legacy[1] as Traffic;
     if (p.pattern === this.legacyPattern[kind]) return true;
     // The exact-list form: ^(?:a\.sync|b\.sync)$, every name one of this prefix's queues.
     const list = /^\^\(\?:(.*)\)\$$/.exec(p.pattern);

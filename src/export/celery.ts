@@ -7,7 +7,7 @@
 // nothing below reads Endpoint.password.
 
 import { TopoError } from "../errors.js";
-import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Kind, QueueSpec } from "../model.js";
+import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Traffic, QueueSpec } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
 import { ENV_NAME, SERVICE_NAME_BODY } from "../core/naming.js";
 import { pickExportCluster } from "./cluster.js";
@@ -32,7 +32,7 @@ export interface CeleryModule {
 }
 
 /** Celery's delivery modes: sync requests are worthless after a broker restart, async ones are not. */
-const DELIVERY_MODE: Record<Kind, 1 | 2> = { sync: 1, async: 2 };
+const DELIVERY_MODE: Record<Traffic, 1 | 2> = { sync: 1, async: 2 };
 
 export function brokerEnvName(cluster: string): string {
   // Cluster names are [a-z][a-z0-9_-]*, so this is always a valid variable name.
@@ -61,7 +61,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   if (!defaultSpec) {
     throw new TopoError(`--default-queue ${opts.defaultQueue}: cluster ${cluster} has no such queue`, [`queues on cluster ${cluster}: ${queueNames.join(", ")}`]);
   }
-  const kinds = new Set(c.queues.map((s) => s.kind));
+  const kinds = new Set(c.queues.map((s) => s.traffic));
   const others = desired.clusters.filter((o) => o !== c).flatMap((o) => o.queues.map((s) => [s.queue.name, o.target.name] as const));
 
   const L: string[] = [];
@@ -122,7 +122,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `# <service>, with the task name as routing key. Sync messages are transient (the caller waits; a`,
     `# request is worth nothing after a broker restart), async ones persistent.`,
     `_ROUTES = {`,
-    ...c.queues.map((s) => `    ${py(s.queue.name)}: (${py(s.service)}, ${DELIVERY_MODE[s.kind]}),`),
+    ...c.queues.map((s) => `    ${py(s.queue.name)}: (${py(s.service)}, ${DELIVERY_MODE[s.traffic]}),`),
     `}`,
     `# Queues of the topology on other clusters: their tasks are sent with that cluster's module.`,
     `_OTHER_CLUSTERS = {`,
@@ -181,7 +181,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `task_default_exchange = ${py(d.service)}`,
     `task_default_exchange_type = ${py(exchangeOf(c, d).type)}`,
     `task_default_routing_key = ${py(d.queue.name)}`,
-    `task_default_delivery_mode = ${py(DELIVERY_MODE[d.kind] === 1 ? "transient" : "persistent")}`,
+    `task_default_delivery_mode = ${py(DELIVERY_MODE[d.traffic] === 1 ? "transient" : "persistent")}`,
   );
 
   // --- results
@@ -257,7 +257,7 @@ function queueLines(c: DesiredCluster, s: QueueSpec): string[] {
   const lines = [
     `    Queue(`,
     `        ${py(q.name)},`,
-    `        Exchange(${py(e.name)}, type=${py(e.type)}, durable=${py(e.durable)}, auto_delete=${py(e.autoDelete)}${exArgs}, delivery_mode=${DELIVERY_MODE[s.kind]}),`,
+    `        Exchange(${py(e.name)}, type=${py(e.type)}, durable=${py(e.durable)}, auto_delete=${py(e.autoDelete)}${exArgs}, delivery_mode=${DELIVERY_MODE[s.traffic]}),`,
     `        routing_key=${py(b.routingKey)},`,
     `        durable=${py(q.durable)},`,
     `        auto_delete=${py(q.autoDelete)},`,

@@ -3,7 +3,7 @@
 // (config/arguments.ts), and import must agree with it exactly: a file that writes an argument
 // topo then refuses is a file that does not load. So import asks the rule rather than copy it.
 
-import type { ArgValue, Kind, QueueType } from "../model.js";
+import type { ArgValue, Traffic, QueueType } from "../model.js";
 import { ARGUMENTS, checkArguments } from "../config/arguments.js";
 
 /**
@@ -12,7 +12,7 @@ import { ARGUMENTS, checkArguments } from "../config/arguments.js";
  * that needs another (x-dead-letter-routing-key) is judged beside it: the broker refuses the one
  * without the other, so a queue read from a broker that has the one has both.
  */
-export function argumentRuleProblem(_kind: Kind, type: QueueType, name: string, value: ArgValue): string | undefined {
+export function argumentRuleProblem(_kind: Traffic, type: QueueType, name: string, value: ArgValue): string | undefined {
   // The schema refuses an argument the table does not know; to the rule it applies to no type.
   if (!ARGUMENTS[name]) return `argument ${name} does not apply to ${type} queues`;
   const needs = ARGUMENTS[name]?.requires;

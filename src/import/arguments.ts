@@ -2,13 +2,13 @@
 // the argument (its type and range, which RabbitMQ itself does not always check), then config's
 // rule of which arguments suit which queue type.
 
-import type { ArgValue, Kind, QueueType } from "../model.js";
+import type { ArgValue, Traffic, QueueType } from "../model.js";
 import { stableJson } from "../core/keys.js";
 import { argumentRuleProblem } from "./argument-rule.js";
 import type { ArgumentSchema } from "./types.js";
 
 /** Why the file cannot hold argument `name` = `value` on such a queue, or undefined when it can. */
-export type ArgumentProblem = (kind: Kind, type: QueueType, name: string, value: ArgValue) => string | undefined;
+export type ArgumentProblem = (kind: Traffic, type: QueueType, name: string, value: ArgValue) => string | undefined;
 
 /** Why a value does not fit the schema fragment of its argument, or undefined when it does. */
 export function valueProblem(schema: ArgumentSchema, value: ArgValue): string | undefined {
@@ -57,7 +57,7 @@ export function argumentChecker(schemas: Record<string, ArgumentSchema> | undefi
   };
 }
 
-function uncached(schemas: Record<string, ArgumentSchema> | undefined, rule: ArgumentProblem, kind: Kind, type: QueueType, name: string, value: ArgValue): string | undefined {
+function uncached(schemas: Record<string, ArgumentSchema> | undefined, rule: ArgumentProblem, kind: Traffic, type: QueueType, name: string, value: ArgValue): string | undefined {
   if (schemas) {
     const schema = schemas[name];
     if (!schema) return `topo does not know argument ${name}`;

@@ -1,7 +1,8 @@
 // Pure: the file's `defaults`, chosen so that the services need the fewest settings of their own.
 
-import { KINDS, type ArgValue, type Args, type Kind, type QueueType } from "../model.js";
-import { BUILT_IN, sortArgs, type RawQueueSettings } from "../config/normalize.js";
+import { TRAFFIC, type ArgValue, type Args, type Traffic, type QueueType } from "../model.js";
+import { BUILT_IN, type RawQueueSettings } from "../config/normalize.js";
+import { sortArgs } from "../core/keys.js";
 import { mostCommon } from "./tally.js";
 import type { KindClusters, Wanted } from "./types.js";
 
@@ -10,9 +11,9 @@ import type { KindClusters, Wanted } from "./types.js";
  * most common durable and mirrored, ties going to the built-in defaults; then the arguments worth
  * sharing. `queues` must be in a stable order: ties among arguments go to the first seen.
  */
-export function chooseDefaults(queues: { kind: Kind; wanted: Wanted }[], kindClusters: KindClusters): Partial<Record<Kind, RawQueueSettings>> {
-  const defaults: Partial<Record<Kind, RawQueueSettings>> = {};
-  for (const kind of KINDS) {
+export function chooseDefaults(queues: { kind: Traffic; wanted: Wanted }[], kindClusters: KindClusters): Partial<Record<Traffic, RawQueueSettings>> {
+  const defaults: Partial<Record<Traffic, RawQueueSettings>> = {};
+  for (const kind of TRAFFIC) {
     const ofKind = queues.filter((c) => c.kind === kind).map((c) => c.wanted);
     if (ofKind.length === 0) continue;
     const type = (mostCommon(ofKind.map((w) => w.type), ["classic"]) as { value: QueueType }).value;

@@ -2,7 +2,7 @@
 // the file can hold), and why it cannot say the rest.
 
 import type { Args, Policy, Queue, QueueType } from "../model.js";
-import { sortArgs } from "../config/normalize.js";
+import { sortArgs } from "../core/keys.js";
 import type { Ownership } from "../core/naming.js";
 import { stableJson } from "../core/keys.js";
 import type { ArgumentProblem } from "./arguments.js";

@@ -4,8 +4,7 @@
 
 import { Document, isNode, type YAMLMap, type YAMLSeq } from "yaml";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
-import { renderAction } from "../plan/render.js";
-import { names } from "../plan/words.js";
+import { names, renderAction } from "../plan/render.js";
 import type { ClusterImport, Inference } from "./infer.js";
 
 export const DEFAULT_SCHEMA_LINE = "yaml-language-server: $schema=./schemas/topology.schema.json";

@@ -2,12 +2,12 @@
 // it does, in words a user can act on. plan's diff decides what changes; these say why the file
 // could not avoid it. annotateChanges pairs the two.
 
-import { KINDS, type Action, type Binding, type Exchange, type Policy } from "../model.js";
+import { TRAFFIC, type Action, type Binding, type Exchange, type Policy } from "../model.js";
 import { MIRROR_DEFINITION } from "../config/normalize.js";
 import { mirrorPolicyName, Ownership } from "../core/naming.js";
 import { holdingQueueOf } from "../plan/diff.js";
-import { keyOf, stableJson } from "../core/keys.js";
-import { names } from "../plan/words.js";
+import { keyOf, stableJson, subjectOf } from "../core/keys.js";
+import { names } from "../plan/render.js";
 import { modelBinding, modelExchange } from "./file-objects.js";
 import { serviceQueueReader } from "./queues.js";
 import type { Chosen, ImportSource, PlannedChange, Reason, UserMirrors } from "./types.js";
@@ -39,7 +39,7 @@ function explainExchanges(source: ImportSource, here: Chosen[], byServiceKind: R
   for (const e of exchanges.values()) {
     if (!owner.owns(e)) continue;
     if (!serviceHere.has(e.name)) {
-      const elsewhere = KINDS.flatMap((k) => byServiceKind.get(`${e.name}.${k}`) ?? []).map((c) => `${c.queue.name} on cluster ${c.wanted.cluster}`);
+      const elsewhere = TRAFFIC.flatMap((k) => byServiceKind.get(`${e.name}.${k}`) ?? []).map((c) => `${c.queue.name} on cluster ${c.wanted.cluster}`);
       reasons.push({
         cluster: source.name,
         resource: e,
@@ -112,7 +112,7 @@ function explainInterruptedReplaces(source: ImportSource, owner: Ownership): Rea
 function explainPolicies(source: ImportSource, mirrors: UserMirrors, owner: Ownership): Reason[] {
   const prefix = owner.prefix;
   const reasons: Reason[] = [];
-  for (const kind of KINDS) {
+  for (const kind of TRAFFIC) {
     const policy: Policy = { kind: "policy", name: mirrorPolicyName(prefix, kind), pattern: "", applyTo: "queues", priority: 0, definition: { ...MIRROR_DEFINITION } };
     const via = mirrors.all.filter((m) => m.cluster === source.name && m.kind === kind).map((m) => `${m.policy} (${names(m.queues)})`);
     reasons.push({
@@ -150,7 +150,7 @@ export function reasonsOf(cluster: string, reasons: Reason[]): Map<string, strin
 /** Each action plan will take, with the reason for it. An interrupted replace is explained by its holding queue. */
 export function annotateChanges(actions: Action[], reasons: ReadonlyMap<string, string>): PlannedChange[] {
   return actions.map((action) => {
-    const r = action.op === "create" ? action.after : action.before;
+    const r = subjectOf(action);
     const text = action.op === "replace" && action.resume ? reasons.get(keyOf(action.resume.hold)) : reasons.get(action.key) ?? reasons.get(keyOf(r));
     return { action, why: text ?? `the broker differs from anything the file can describe` };
   });

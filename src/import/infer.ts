@@ -7,8 +7,8 @@
 // read (diffCluster). So the changes listed are exactly those plan will show, never a guess.
 // No IO here: unit tests run it, and each of its steps, on plain objects.
 
-import type { ActualCluster, Kind, Policy } from "../model.js";
-import { KINDS } from "../model.js";
+import type { ActualCluster, Traffic, Policy } from "../model.js";
+import { TRAFFIC } from "../model.js";
 import { Ownership } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
 import { argumentChecker } from "./arguments.js";
@@ -24,14 +24,14 @@ export type { ArgumentSchema, ClusterImport, ImportSource, Inference, InferOptio
 export { valueProblem } from "./arguments.js";
 
 /** The kinds of topo queue a cluster holds (to name a cluster read from a bare --url). */
-export function kindsHeld(actual: ActualCluster, prefix: string): Kind[] {
+export function kindsHeld(actual: ActualCluster, prefix: string): Traffic[] {
   const read = serviceQueueReader(prefix);
-  const kinds = new Set<Kind>();
+  const kinds = new Set<Traffic>();
   for (const r of actual.resources) {
     const n = r.kind === "queue" ? read(r.name) : undefined;
     if (n) kinds.add(n.kind);
   }
-  return KINDS.filter((k) => kinds.has(k));
+  return TRAFFIC.filter((k) => kinds.has(k));
 }
 
 export function inferTopology(sources: ImportSource[], opts: InferOptions): Inference {

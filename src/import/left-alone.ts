@@ -6,7 +6,7 @@ import type { ArgValue, Policy, Queue } from "../model.js";
 import { isTopoName, lockQueueName, Ownership } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../plan/diff.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
-import { names } from "../plan/words.js";
+import { names } from "../plan/render.js";
 import { APPLIES_TO } from "./describe-queue.js";
 import { modelExchange } from "./file-objects.js";
 import { serviceQueueReader } from "./queues.js";

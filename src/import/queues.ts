@@ -2,17 +2,17 @@
 // find the namespace's queues, put each kind on a cluster, and keep one queue per service and
 // kind (the file has room for one).
 
-import { KINDS, type Kind } from "../model.js";
+import { TRAFFIC, type Traffic } from "../model.js";
 import { escapeRegex, SERVICE_NAME_BODY } from "../core/naming.js";
 import { mostCommon } from "./tally.js";
 import type { Found, ImportSource, KindClusters, Reason } from "./types.js";
 
 /** Reads a service queue's name (`<service>.<kind>`) for one prefix; undefined for any other name. */
-export function serviceQueueReader(prefix: string): (name: string) => { service: string; kind: Kind } | undefined {
+export function serviceQueueReader(prefix: string): (name: string) => { service: string; kind: Traffic } | undefined {
   const re = new RegExp(`^(${escapeRegex(prefix)}${SERVICE_NAME_BODY})\\.(sync|async)$`);
   return (name) => {
     const m = re.exec(name);
-    return m ? { service: m[1] as string, kind: m[2] as Kind } : undefined;
+    return m ? { service: m[1] as string, kind: m[2] as Traffic } : undefined;
   };
 }
 
@@ -36,7 +36,7 @@ export function findServiceQueues(sources: ImportSource[], prefix: string): Foun
  */
 export function chooseKindClusters(found: Found[], clusters: string[]): KindClusters {
   const chosen: KindClusters = {};
-  for (const kind of KINDS) {
+  for (const kind of TRAFFIC) {
     const m = mostCommon(
       found.filter((f) => f.kind === kind).map((f) => f.source.name),
       [kind, ...clusters],

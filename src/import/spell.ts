@@ -2,16 +2,16 @@
 // defaults, make its queues what the broker holds. Then read back the way topo will read the file
 // (normalize): a service that does not come out as the broker has it is spelled out in full.
 
-import { KINDS, type Args, type DesiredState, type Kind, type Queue } from "../model.js";
+import { TRAFFIC, type Args, type DesiredState, type Traffic, type Queue } from "../model.js";
 import { normalize, type NormalizeResult, type RawQueueSettings, type RawService } from "../config/normalize.js";
 import { stableJson } from "../core/keys.js";
-import { names } from "../plan/words.js";
+import { names } from "../plan/render.js";
 import type { Wanted } from "./types.js";
 
 /** A queue of the file: its service, its kind, and what it must be. Its name is `<service>.<kind>`. */
 export interface QueueToSpell {
   service: string;
-  kind: Kind;
+  kind: Traffic;
   wanted: Wanted;
 }
 
@@ -23,7 +23,7 @@ export interface SpelledServices {
 }
 
 /** What a queue of `kind` is when its service says nothing: the defaults over the built-in ones. */
-export function settingsUnder(defaults: Partial<Record<Kind, RawQueueSettings>>, kind: Kind): Wanted {
+export function settingsUnder(defaults: Partial<Record<Traffic, RawQueueSettings>>, kind: Traffic): Wanted {
   const d = defaults[kind] as RawQueueSettings;
   const type = d.type ?? "classic";
   return {
@@ -64,10 +64,10 @@ export function allSettings(w: Wanted): RawQueueSettings {
 }
 
 /** One entry of `services`: `false` for a kind it lacks, and its plain name when nothing else is said. */
-function serviceEntry(service: string, byKind: Partial<Record<Kind, Wanted>>, settings: (kind: Kind, w: Wanted) => RawQueueSettings): string | RawService {
+function serviceEntry(service: string, byKind: Partial<Record<Traffic, Wanted>>, settings: (kind: Traffic, w: Wanted) => RawQueueSettings): string | RawService {
   const e: RawService = { name: service };
   let plain = true;
-  for (const kind of KINDS) {
+  for (const kind of TRAFFIC) {
     const w = byKind[kind];
     if (!w) {
       e[kind] = false;
@@ -111,7 +111,7 @@ function misread(read: NormalizeResult, services: string[], queues: QueueToSpell
  */
 export function spellServices(
   queues: QueueToSpell[],
-  defaults: Partial<Record<Kind, RawQueueSettings>>,
+  defaults: Partial<Record<Traffic, RawQueueSettings>>,
   clusters: { name: string; vhost: string }[],
   prefix: string,
 ): SpelledServices {
@@ -121,9 +121,9 @@ export function spellServices(
     clusters.map((s, i) => [s.name, { url: `amqp://import-${i}.invalid/${encodeURIComponent(s.vhost)}` }]),
   );
   const services = [...new Set(queues.map((c) => c.service))].sort();
-  const byService = new Map<string, Partial<Record<Kind, Wanted>>>();
+  const byService = new Map<string, Partial<Record<Traffic, Wanted>>>();
   for (const c of queues) byService.set(c.service, { ...byService.get(c.service), [c.kind]: c.wanted });
-  const short = (kind: Kind, w: Wanted) => fewestSettings(settingsUnder(defaults, kind), w);
+  const short = (kind: Traffic, w: Wanted) => fewestSettings(settingsUnder(defaults, kind), w);
 
   const spelled = new Set<string>();
   for (let attempt = 0; attempt < 2; attempt++) {

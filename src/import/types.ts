@@ -1,7 +1,7 @@
 // The data import works on: what it is given, what it returns, and what one step of inferTopology
 // hands to the next. Every step is a pure function of these plain values.
 
-import type { Action, ActualCluster, Args, Kind, Queue, QueueType, Resource } from "../model.js";
+import type { Action, ActualCluster, Args, Traffic, Queue, QueueType, Resource } from "../model.js";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
 
 /** One cluster as read: its name in the file to be written, its vhost, and its objects. */
@@ -53,7 +53,7 @@ export interface ClusterImport {
 /** The part of a topology file import writes besides `clusters` (which come from the user). */
 export interface TopologyBody {
   prefix: string;
-  defaults: Partial<Record<Kind, RawQueueSettings>>;
+  defaults: Partial<Record<Traffic, RawQueueSettings>>;
   services: (string | RawService)[];
 }
 
@@ -73,7 +73,7 @@ export interface Found {
   /** The source's place in the list given: ties go to the first. */
   order: number;
   service: string;
-  kind: Kind;
+  kind: Traffic;
   queue: Queue;
 }
 
@@ -92,7 +92,7 @@ export interface Chosen extends Found {
 }
 
 /** The cluster each kind's queues go to by default. */
-export type KindClusters = Partial<Record<Kind, string>>;
+export type KindClusters = Partial<Record<Traffic, string>>;
 
 /** Why the file cannot avoid a change to one object on one cluster. */
 export interface Reason {
@@ -107,7 +107,7 @@ export interface Reason {
  */
 export interface UserMirrors {
   /** ha-mode all: the file marks these queues mirrored: true, which topo's own policy then does. */
-  all: { cluster: string; kind: Kind; policy: string; queues: string[] }[];
+  all: { cluster: string; kind: Traffic; policy: string; queues: string[] }[];
   /** Another ha-mode, which mirrored: true cannot mean: the file says false and the policy stays. */
   partial: { cluster: string; policy: string; queues: string[] }[];
 }

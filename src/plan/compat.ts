@@ -1,7 +1,7 @@
 // Pure: what the cluster's RabbitMQ version can do, checked against what the file asks of it.
 
 import type { ActualCluster, DesiredCluster } from "../model.js";
-import { names } from "./words.js";
+import { names } from "./render.js";
 
 export interface Compatibility {
   errors: string[];

@@ -2,7 +2,7 @@
 
 import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary } from "../model.js";
 import { HOLD_PREFIX, holdingQueue, holdingQueueName, Ownership } from "../core/naming.js";
-import { describe, keyOf, stableJson } from "../core/keys.js";
+import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 
 /**
@@ -169,13 +169,9 @@ function heldTogether(queue: QueueFacts | undefined, hold: QueueFacts | undefine
   };
 }
 
-function resourceOf(a: Action): Resource {
-  return a.op === "create" ? a.after : a.before;
-}
-
 function compareActions(x: Action, y: Action): number {
-  const rx = resourceOf(x);
-  const ry = resourceOf(y);
+  const rx = subjectOf(x);
+  const ry = subjectOf(y);
   const k = KIND_ORDER[rx.kind] - KIND_ORDER[ry.kind];
   if (k !== 0) return k;
   const dx = describe(rx);

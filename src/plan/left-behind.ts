@@ -5,7 +5,7 @@
 import type { ActualCluster, Binding, Queue } from "../model.js";
 import type { Ownership } from "../core/naming.js";
 import { HOLD_PREFIX, prefixOfOwnName } from "../core/naming.js";
-import { names } from "./words.js";
+import { names } from "./render.js";
 
 export interface LeftBehind {
   /** Services of the shape topo makes (topic exchange E, queue E.<kind> bound with E.<kind>.#), not this prefix's. */

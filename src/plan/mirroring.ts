@@ -5,7 +5,7 @@
 import type { ActualCluster, DesiredCluster, Policy } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
-import { names } from "./words.js";
+import { names } from "./render.js";
 
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */

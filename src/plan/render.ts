@@ -2,8 +2,13 @@
 
 import type { Action, ClusterPlan, Plan, Resource } from "../model.js";
 import { assertNever } from "../model.js";
-import { describe } from "../core/keys.js";
+import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
+
+/** "a, b, c and 4 more": a long list of names cut to a readable length. */
+export function names(list: readonly string[], max = 5): string {
+  return list.length <= max ? list.join(", ") : `${list.slice(0, max).join(", ")} and ${list.length - max} more`;
+}
 
 function details(r: Resource): string {
   switch (r.kind) {
@@ -96,7 +101,7 @@ export function renderSummary(plan: Plan): string {
 }
 
 function actionJson(a: Action): Record<string, unknown> {
-  const r = a.op === "create" ? a.after : a.before;
+  const r = subjectOf(a);
   const base: Record<string, unknown> = { op: a.op, kind: r.kind, name: describe(r) };
   switch (a.op) {
     case "create":

@@ -2,8 +2,8 @@
 // service's topic exchange with the task name as routing key; which queues get it is decided by
 // AMQP topic matching of that key against the exchange's bindings.
 
-import type { Binding, DesiredState, Kind, Resource } from "../model.js";
-import { KINDS } from "../model.js";
+import type { Binding, DesiredState, Traffic, Resource } from "../model.js";
+import { TRAFFIC } from "../model.js";
 import { serviceNamePattern } from "../core/naming.js";
 
 /**
@@ -32,7 +32,7 @@ export function topicMatches(pattern: string, key: string): boolean {
 }
 
 /** A task name split by the router rule, or why it breaks it. */
-export type ParsedTask = { ok: true; service: string; kind: Kind; task: string } | { ok: false; why: string };
+export type ParsedTask = { ok: true; service: string; kind: Traffic; task: string } | { ok: false; why: string };
 
 export function parseTaskName(name: string, prefix: string): ParsedTask {
   const words = name.split(".");
@@ -50,7 +50,7 @@ export function parseTaskName(name: string, prefix: string): ParsedTask {
 export interface Route {
   task: string;
   service: string;
-  kind: Kind;
+  kind: Traffic;
   cluster: string;
   vhost: string;
   exchange: string;
@@ -75,10 +75,10 @@ export function routeTask(desired: DesiredState, name: string): RouteResult {
   const parsed = parseTaskName(name, desired.prefix);
   if (!parsed.ok) return parsed;
   const { service, kind } = parsed;
-  const home = desired.clusters.find((c) => c.queues.some((q) => q.service === service && q.kind === kind));
+  const home = desired.clusters.find((c) => c.queues.some((q) => q.service === service && q.traffic === kind));
   if (!home) {
     const known = desired.clusters.some((c) => c.queues.some((q) => q.service === service));
-    const other = KINDS.find((k) => k !== kind) as Kind;
+    const other = TRAFFIC.find((k) => k !== kind) as Traffic;
     return known
       ? { ok: false, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} a ${kind} queue` }
       : { ok: false, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: `add ${service} to services:` };

@@ -2,7 +2,7 @@
 
 import { expect } from "vitest";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
-import type { ActualCluster, Binding, DesiredCluster, Exchange, Kind, Policy, Queue, Resource } from "../../src/model.js";
+import type { ActualCluster, Binding, DesiredCluster, Exchange, Traffic, Policy, Queue, Resource } from "../../src/model.js";
 import type { Chosen, Found, ImportSource, Wanted } from "../../src/import/types.js";
 
 export const queue = (o: Partial<Queue> & { name: string }): Queue => ({ kind: "queue", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {}, ...o });
@@ -27,7 +27,7 @@ export const importSource = (name: string, resources: Resource[], o: Partial<Act
 /** A queue `<service>.<kind>` as import finds it on `source`. */
 export const found = (source: ImportSource, q: Queue, order = 0): Found => {
   const dot = q.name.lastIndexOf(".");
-  return { source, order, service: q.name.slice(0, dot), kind: q.name.slice(dot + 1) as Kind, queue: q };
+  return { source, order, service: q.name.slice(0, dot), kind: q.name.slice(dot + 1) as Traffic, queue: q };
 };
 export const wanted = (o: Partial<Wanted> = {}): Wanted => ({ cluster: "sync", type: "classic", durable: true, mirrored: false, arguments: {}, ...o });
 /** A queue the file describes as the broker holds it, unless `o` says otherwise. */

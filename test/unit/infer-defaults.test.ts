@@ -1,14 +1,14 @@
 // The file's defaults: the settings most queues share, so services need the fewest of their own.
 
 import { describe, expect, it } from "vitest";
-import type { Kind } from "../../src/model.js";
+import type { Traffic } from "../../src/model.js";
 import { chooseDefaults } from "../../src/import/defaults.js";
 import { mostCommon } from "../../src/import/tally.js";
 import type { Wanted } from "../../src/import/types.js";
 import { wanted } from "../helpers/builders.js";
 
-const sync = (o: Partial<Wanted> = {}) => ({ kind: "sync" as Kind, wanted: wanted({ cluster: "s", durable: false, mirrored: true, ...o }) });
-const async = (o: Partial<Wanted> = {}) => ({ kind: "async" as Kind, wanted: wanted({ cluster: "a", ...o }) });
+const sync = (o: Partial<Wanted> = {}) => ({ kind: "sync" as Traffic, wanted: wanted({ cluster: "s", durable: false, mirrored: true, ...o }) });
+const async = (o: Partial<Wanted> = {}) => ({ kind: "async" as Traffic, wanted: wanted({ cluster: "a", ...o }) });
 
 describe("mostCommon", () => {
   it("is the most frequent value, with its count", () => {

@@ -1,7 +1,7 @@
 // The file's services: the fewest settings over the defaults, checked by reading them back.
 
 import { describe, expect, it } from "vitest";
-import type { Kind } from "../../src/model.js";
+import type { Traffic } from "../../src/model.js";
 import { allSettings, fewestSettings, settingsUnder, spellServices, type QueueToSpell } from "../../src/import/spell.js";
 import type { Wanted } from "../../src/import/types.js";
 import { wanted } from "../helpers/builders.js";
@@ -11,7 +11,7 @@ const CLUSTERS = [
   { name: "async", vhost: "/" },
 ];
 const DEFAULTS = { sync: { cluster: "sync", durable: false, mirrored: true }, async: { cluster: "async", durable: true, mirrored: false } };
-const q = (service: string, kind: Kind, o: Partial<Wanted> = {}): QueueToSpell => ({
+const q = (service: string, kind: Traffic, o: Partial<Wanted> = {}): QueueToSpell => ({
   service,
   kind,
   wanted: wanted(kind === "sync" ? { cluster: "sync", durable: false, mirrored: true, ...o } : { cluster: "async", ...o }),
