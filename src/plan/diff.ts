@@ -1,6 +1,6 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
-import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary } from "../model.js";
+import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary } from "../model.js";
 import { HOLD_PREFIX, holdingQueue, holdingQueueName, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
@@ -31,6 +31,11 @@ export const MUTABLE: Record<ResourceKind, readonly string[]> = {
 const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4 };
 
 export { HOLD_PREFIX, holdingQueue, holdingQueueName, Ownership };
+
+/** The one exchange shape topo makes for a service: what it may delete when the file drops it. */
+function madeByTopo(e: Exchange): boolean {
+  return e.type === "topic" && e.durable && !e.autoDelete && !e.internal && Object.keys(e.arguments).length === 0;
+}
 
 /** The queue a holding queue holds messages for, when `r` is one of this prefix's holding queues. */
 export function holdingQueueOf(r: Resource, owner: Ownership): string | undefined {
@@ -102,8 +107,14 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     if (changed.length) actions.push({ op: "update", key, before, after, changed });
   }
   const deleted = new Set<string>();
+  // An exchange named like a service but not of the one shape topo makes is someone else's, even
+  // inside the namespace (prefix "a" and a user's fanout "accounting"): never deleted, and nor are
+  // its bindings. Plan says it leaves it.
+  const spared = [...have.values()].filter((r): r is Exchange => r.kind === "exchange" && !want.has(keyOf(r)) && owner.owns(r) && !madeByTopo(r));
+  const sparedNames = new Set(spared.map((e) => e.name));
   for (const [key, before] of have) {
     if (want.has(key) || !owner.owns(before) || holdingQueueOf(before, owner)) continue;
+    if (before.kind === "exchange" ? sparedNames.has(before.name) : before.kind === "binding" && sparedNames.has(before.source)) continue;
     deleted.add(key);
     actions.push({ op: "delete", key, before, messages: messagesOf(before) });
   }
@@ -129,7 +140,11 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     version: actual.version || undefined,
     actions,
     degraded,
-    warnings: [],
+    warnings: spared.length
+      ? [
+          `left alone: exchange${spared.length === 1 ? "" : "s"} ${spared.map((e) => `${e.name} (${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""})`).join(", ")} ${spared.length === 1 ? "is" : "are"} named like a service of prefix "${prefix}" but ${spared.length === 1 ? "is not one" : "are not ones"} topo makes (a durable topic exchange without arguments), so topo does not delete ${spared.length === 1 ? "it" : "them"}; a prefix that your own exchanges do not start with avoids the doubt`,
+        ]
+      : [],
   };
 }
 

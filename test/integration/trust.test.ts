@@ -54,6 +54,22 @@ describe("the prefix is a namespace", () => {
     expect(imp.stderr).toMatch(/--prefix "" cannot be topo's namespace/);
   });
 
+  it("an exchange named like a service but not made like one is never deleted, nor its bindings", async () => {
+    const { sync, async } = pair();
+    const file = writeTopology({ sync, async, prefix: "a", services: ["alogin"] });
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("accounting", "fanout", { durable: true });
+      await ch.bindQueue("alogin.async", "accounting", "");
+    });
+    const before = await state(async);
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stdout).toBe(0);
+    expect(plan.stdout).toMatch(/left alone: exchange accounting \(fanout\) is named like a service of prefix "a" but is not one topo makes/);
+    expect((await runCli(["apply", "-f", file, "--allow-destructive", "--allow-data-loss"])).code).toBe(0);
+    expect(await state(async)).toEqual(before);
+  });
+
   it("a renamed prefix leaves the old queues, their messages and their mirroring alone, and plan says so", async () => {
     const { sync, async } = pair();
     const oldFile = writeTopology({ sync, async, prefix: "mp", services: ["mplogin"] });

@@ -10,7 +10,7 @@ import { identityMismatch, parseConnectionStart } from "../../src/broker/identit
 import { checkDistinctVhosts } from "../../src/commands/clusters.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { leftBehind, leftBehindWarnings } from "../../src/plan/left-behind.js";
-import { actual, desiredOf, exchange, policy, raw, service } from "../helpers/builders.js";
+import { actual, binding, desiredOf, exchange, policy, raw, service } from "../helpers/builders.js";
 
 const ops = (d: ReturnType<typeof diffCluster>) => d.actions.map((a) => `${a.op} ${a.key}`);
 
@@ -87,6 +87,15 @@ describe("two prefixes on one vhost", () => {
     // Without that evidence, mpxcart is an mp service the file no longer lists: plan deletes it.
     const bare = actual([...d.resources, ...service("mpxcart", "sync", { durable: false })]);
     expect(ops(diffCluster(d, bare, "mp"))).toContain("delete exchange|mpxcart");
+  });
+
+  it("an exchange inside the namespace that topo would not have made is spared, with its bindings, and plan says so", () => {
+    const d = desiredOf(raw({ services: ["mplogin"] }), "sync");
+    const audit = exchange({ name: "mpaudit", type: "fanout" });
+    const toLogin = binding({ source: "mpaudit", destination: "mplogin.sync", routingKey: "" });
+    const plan = diffCluster(d, actual([...d.resources, audit, toLogin, ...service("mpold", "sync")]), "mp");
+    expect(ops(plan).sort()).toEqual(["delete binding|mpold|queue|mpold.sync|mpold.sync.#|{}", "delete exchange|mpold", "delete queue|mpold.sync"]);
+    expect(plan.warnings).toEqual([expect.stringMatching(/^left alone: exchange mpaudit \(fanout\) is named like a service of prefix "mp" but is not one topo makes/)]);
   });
 
   it("a user's exchange that is not topo-shaped is never reported", () => {
