@@ -27,7 +27,8 @@ const SERVICES = ["mplogin", { name: "mppayment", sync: false, async: { type: "q
 function onTerminal(args: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
   const cmd = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
   return new Promise((resolve) => {
-    execFile("script", ["-qec", cmd, "/dev/null"], { env: { ...process.env, NO_COLOR: "", ...env }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
+    // A person at a terminal: no NO_COLOR, and not a CI job (the tests themselves may run in one).
+    execFile("script", ["-qec", cmd, "/dev/null"], { env: { ...process.env, NO_COLOR: "", CI: "", ...env }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
       resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, output: stdout });
     });
   });
@@ -129,13 +130,17 @@ describe("route", () => {
 });
 
 describe("a terminal and a pipe", () => {
-  it("colours plan on a terminal only, and never with NO_COLOR or --no-color", async () => {
+  it("colours plan on a terminal only, and never with NO_COLOR, --no-color or in CI", async () => {
     const { file } = fresh(["mplogin"]);
     const tty = await onTerminal(["plan", "-f", file]);
     expect(tty.output).toContain("\x1b[32m  + create exchange mplogin");
     const noColor = await onTerminal(["plan", "-f", file], { NO_COLOR: "1" });
     expect(noColor.output).toMatch(/\+ create exchange mplogin/);
     expect(noColor.output).not.toContain("\x1b[");
+    // A CI runner may give the job a terminal; its output still ends in a log.
+    const ci = await onTerminal(["plan", "-f", file], { CI: "true" });
+    expect(ci.output).toMatch(/\+ create exchange mplogin/);
+    expect(ci.output).not.toContain("\x1b[");
     const flag = await onTerminal(["--no-color", "plan", "-f", file]);
     expect(flag.output).toMatch(/\+ create exchange mplogin/);
     expect(flag.output).not.toContain("\x1b[");
