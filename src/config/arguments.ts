@@ -163,7 +163,8 @@ export interface ArgumentProblem {
 }
 
 /** What RabbitMQ would refuse of a queue's merged arguments, placed where each was written. */
-export function checkArguments(type: QueueType, args: Args, layers: ArgumentLayer[]): ArgumentProblem[] {
+/** `refused`: arguments written but refused elsewhere, which no other argument is faulted for lacking. */
+export function checkArguments(type: QueueType, args: Args, layers: ArgumentLayer[], refused: readonly string[] = []): ArgumentProblem[] {
   const problems: ArgumentProblem[] = [];
   // Point at the most specific layer that wrote the argument.
   const pathOf = (name: string): (string | number)[] => {
@@ -180,7 +181,7 @@ export function checkArguments(type: QueueType, args: Args, layers: ArgumentLaye
     for (const r of rule.refusedOn ?? []) {
       if (r.type === type && r.value === value) problems.push({ path: pathOf(name), message: r.message });
     }
-    if (rule.requires && !(rule.requires.name in args)) {
+    if (rule.requires && !(rule.requires.name in args) && !refused.includes(rule.requires.name)) {
       problems.push({ path: pathOf(name), atKey: true, message: `${name} needs ${rule.requires.name}: ${rule.requires.why}; ${rule.requires.fix}` });
     }
   }

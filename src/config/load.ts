@@ -8,7 +8,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } fro
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { ConfigError, type ConfigProblem } from "../errors.js";
-import { TRAFFIC, type DesiredState } from "../model.js";
+import { TRAFFIC, type DesiredState, type Traffic } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
@@ -301,7 +301,27 @@ function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw: RawCon
   const readable = Object.fromEntries(Object.entries(clusters).filter(([, c]) => isObject(c) && typeof c.url === "string")) as RawConfig["clusters"];
   const clustersRefused = !clusterNames || at("clusters").some((p) => p.length === 1);
 
-  const brokenServices = new Set(at("services").filter((p) => p.length > 1).map((p) => Number(p[1])));
+  // How much a refusal takes with it: an argument's value only itself; another setting of a
+  // service's queue that queue; the entry itself or its name the whole entry.
+  const isKind = (k: unknown): k is Traffic => TRAFFIC.includes(k as Traffic);
+  const argumentsRefused: Record<string, string[]> = {};
+  const refuseArgument = (key: string, name: string) => (argumentsRefused[key] = [...(argumentsRefused[key] ?? []), name]);
+  const brokenQueues = new Set<string>();
+  const brokenServices = new Set<number>();
+  for (const p of at("services")) {
+    if (p.length < 2) continue;
+    const i = Number(p[1]);
+    if (p.length >= 3 && isKind(p[2])) {
+      if (p.length === 5 && p[3] === "arguments") refuseArgument(`${i}.${p[2]}`, String(p[4]));
+      else brokenQueues.add(`${i}.${p[2]}`);
+    } else brokenServices.add(i);
+  }
+  const brokenDefaults = new Set<Traffic>();
+  for (const p of at("defaults")) {
+    if (p.length >= 2 && isKind(p[1]) && p.length === 4 && p[2] === "arguments") refuseArgument(`defaults.${p[1]}`, String(p[3]));
+    else if (p.length >= 2 && isKind(p[1])) brokenDefaults.add(p[1]);
+    else TRAFFIC.forEach((k) => brokenDefaults.add(k));
+  }
   const services: RawConfig["services"] = [];
   if (Array.isArray(data.services)) {
     data.services.forEach((entry: unknown, i) => {
@@ -322,8 +342,10 @@ function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw: RawCon
   const refused: Refused = {
     clusters: clustersRefused || !clusterNames ? "any" : clusterNames,
     prefix: at("prefix").length > 0,
-    defaults: TRAFFIC.filter((k) => at("defaults").some((p) => p.length === 1 || p[1] === k)),
+    defaults: [...brokenDefaults],
     services: [...brokenServices],
+    queues: [...brokenQueues],
+    arguments: argumentsRefused,
   };
   return { raw, refused };
 }

@@ -269,8 +269,15 @@ export interface Refused {
   prefix?: boolean;
   /** Kinds whose defaults were refused: their queues are not resolved. */
   defaults?: Traffic[];
-  /** Service entries with a refused part: their names are checked, their queues are not resolved. */
+  /** Service entries refused as a whole (or by name): their names are checked, nothing more. */
   services?: number[];
+  /** Queues (`<service index>.<kind>`) with a refused setting: not resolved, the rest of the entry is. */
+  queues?: string[];
+  /**
+   * Argument values refused (`<service index>.<kind>` or `defaults.<kind>` → names): taken out,
+   * and no other argument is faulted for lacking them.
+   */
+  arguments?: Record<string, string[]>;
 }
 
 export interface NormalizeResult {
@@ -330,13 +337,14 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     if (refused.services?.includes(i)) return;
     for (const kind of TRAFFIC) {
       const own = svc[kind];
-      if (own === false || refused.defaults?.includes(kind)) continue;
+      if (own === false || refused.defaults?.includes(kind) || refused.queues?.includes(`${i}.${kind}`)) continue;
       const layers: { settings: RawQueueSettings; path: (string | number)[] }[] = [];
       const d = raw.defaults?.[kind];
       if (d) layers.push({ settings: d, path: ["defaults", kind] });
       if (own && typeof own === "object") layers.push({ settings: own, path: ["services", i, kind] });
       const r = resolveSettings(kind, layers, problems);
-      problems.push(...checkArguments(r.type, r.arguments, layers.map((l) => ({ arguments: l.settings.arguments, path: l.path }))));
+      const missing = [...(refused.arguments?.[`defaults.${kind}`] ?? []), ...(refused.arguments?.[`${i}.${kind}`] ?? [])];
+      problems.push(...checkArguments(r.type, r.arguments, layers.map((l) => ({ arguments: l.settings.arguments, path: l.path })), missing));
       if (knownClusters && !knownClusters.includes(r.cluster)) {
         // One problem per place that names the cluster (or per kind, for the built-in default,
         // at the first service that needs it), not one per service.
