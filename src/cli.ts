@@ -9,6 +9,7 @@ import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
+import type { Plan } from "./model.js";
 
 /** Learns every password a command reads; everything printed goes through it. */
 const redactor = new Redactor();
@@ -113,7 +114,7 @@ program
     }
   });
 
-async function renderPlan(p: import("./model.js").Plan, format: PlanFormat, extra: Record<string, unknown> = {}, source?: string): Promise<string> {
+async function renderPlan(p: Plan, format: PlanFormat, extra: Record<string, unknown> = {}, source?: string): Promise<string> {
   const render = await import("./plan/render.js");
   switch (format) {
     case "json":
@@ -134,12 +135,10 @@ program
   .action(async (planFile: string, o: { format: PlanFormat; json?: boolean }) => {
     const format = formatOf(o);
     try {
-      const { readSavedPlan, planOf } = await import("./commands/saved.js");
-      const s = readSavedPlan(planFile);
-      const meta = { saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])) } };
-      const source = `saved plan of ${s.file}, made ${s.createdAt} by topo ${s.topoVersion}`;
-      if (format === "text") out(`${source}\n`);
-      out(await renderPlan(planOf(s), format, meta, source));
+      const { show } = await import("./commands/saved.js");
+      const s = show(planFile);
+      if (format === "text") out(`${s.source}\n`);
+      out(await renderPlan(s.plan, format, { saved: s.saved }, s.source));
     } catch (e) {
       fail(e, format === "json");
     }

@@ -39,7 +39,10 @@ export function readSavedPlan(planFile: string): SavedPlan {
     return parseSavedPlan(text);
   } catch (e) {
     if (!(e instanceof SavedPlanFormatError)) throw e;
-    throw new TopoError(`${planFile} is not a saved plan topo can apply: ${e.message}`, ["write it again with topo plan -o FILE"]);
+    throw new TopoError(`${planFile} is not a saved plan topo can apply: ${e.message}`, [
+      "write it again with topo plan -o FILE",
+      ...(/\.ya?ml$/i.test(planFile) ? [`to plan and apply a topology file, name it with -f: topo apply -f ${planFile}`] : []),
+    ]);
   }
 }
 
@@ -94,4 +97,12 @@ function afterVhostCreate(saved: SavedPlan, fresh: FreshCluster[]): SavedPlan {
   };
 }
 
-export { planOf };
+/** A saved plan for `topo show`: the plan, what it was made from, and a line that says so. */
+export function show(planFile: string): { plan: Plan; source: string; saved: Record<string, unknown> } {
+  const s = readSavedPlan(planFile);
+  return {
+    plan: planOf(s),
+    source: `saved plan of ${s.file}, made ${s.createdAt} by topo ${s.topoVersion}`,
+    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])) },
+  };
+}

@@ -124,6 +124,9 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const bad = await runCli(["apply", t.out]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`${t.out} is not a saved plan topo can apply: it is not a plan saved by topo plan -o`);
+    const yaml = await runCli(["apply", t.file]);
+    expect(yaml.code).toBe(1);
+    expect(yaml.stderr).toContain(`hint: to plan and apply a topology file, name it with -f: topo apply -f ${t.file}`);
     expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
   });
 
