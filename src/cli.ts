@@ -9,6 +9,7 @@ import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
+import type { Plan } from "./model.js";
 
 /** Learns every password a command reads; everything printed goes through it. */
 const redactor = new Redactor();
@@ -83,28 +84,70 @@ program
     }
   });
 
+const PLAN_FORMATS = ["text", "json", "markdown"] as const;
+type PlanFormat = (typeof PLAN_FORMATS)[number];
+const formatOption = () => new Option("--format <format>", "how to print the plan (markdown: for a pull-request comment)").choices([...PLAN_FORMATS]).default("text");
+/** --json stays an alias of --format json. */
+const formatOf = (o: { format: PlanFormat; json?: boolean }): PlanFormat => (o.json ? "json" : o.format);
+
 program
   .command("plan")
   .description("show what apply would change on each cluster")
   .addOption(fileOption())
   .option("--cluster <name>", "only this cluster; repeat for more", collect)
-  .option("--json", "print the plan as JSON")
+  .addOption(formatOption())
+  .option("--json", "print the plan as JSON (--format json)")
+  .option("-o, --output <planfile>", "also save the plan to this file, for topo apply PLANFILE (it holds no password)")
   .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
   .option("--insecure", "do not verify TLS certificates (tests only)")
-  .action(async (o: { file: string; cluster?: string[]; json?: boolean; detailedExitcode?: boolean; insecure?: boolean }) => {
+  .action(async (o: { file: string; cluster?: string[]; format: PlanFormat; json?: boolean; output?: string; detailedExitcode?: boolean; insecure?: boolean }) => {
+    const format = formatOf(o);
     try {
-      const [{ plan }, render, diff] = await Promise.all([import("./commands/plan.js"), import("./plan/render.js"), import("./plan/diff.js")]);
-      const p = await plan({ file: o.file, cluster: o.cluster, insecure: o.insecure, redactor });
-      out(o.json ? JSON.stringify(render.planJson(p), null, 2) : render.renderText(p, paintOut()));
+      const [{ plan }, { planAndSave }, diff] = await Promise.all([import("./commands/plan.js"), import("./commands/saved.js"), import("./plan/diff.js")]);
+      const opts = { file: o.file, cluster: o.cluster, insecure: o.insecure, redactor };
+      const p = o.output === undefined ? await plan(opts) : (await planAndSave({ ...opts, output: o.output, version })).plan;
+      out(await renderPlan(p, format));
+      if (o.output !== undefined) err(`wrote ${o.output}: apply exactly this plan with topo apply ${o.output}`);
       process.exit(o.detailedExitcode && !diff.isEmpty(p) ? 2 : 0);
     } catch (e) {
-      fail(e, !!o.json);
+      fail(e, format === "json");
+    }
+  });
+
+async function renderPlan(p: Plan, format: PlanFormat, extra: Record<string, unknown> = {}, source?: string): Promise<string> {
+  const render = await import("./plan/render.js");
+  switch (format) {
+    case "json":
+      return JSON.stringify({ ...extra, ...render.planJson(p) }, null, 2);
+    case "markdown":
+      return (await import("./plan/markdown.js")).renderMarkdown(p, { source });
+    case "text":
+      return render.renderText(p, paintOut());
+  }
+}
+
+program
+  .command("show")
+  .description("print a plan saved with topo plan -o (no network)")
+  .argument("<planfile>", "a plan written by topo plan -o")
+  .addOption(formatOption())
+  .option("--json", "print the plan as JSON (--format json)")
+  .action(async (planFile: string, o: { format: PlanFormat; json?: boolean }) => {
+    const format = formatOf(o);
+    try {
+      const { show } = await import("./commands/saved.js");
+      const s = show(planFile);
+      if (format === "text") out(`${s.source}\n`);
+      out(await renderPlan(s.plan, format, { saved: s.saved }, s.source));
+    } catch (e) {
+      fail(e, format === "json");
     }
   });
 
 program
   .command("apply")
-  .description("make each cluster match the file, then read it back to confirm")
+  .description("make each cluster match the file, then read it back to confirm; or apply a saved plan exactly")
+  .argument("[planfile]", "a plan saved with topo plan -o: apply exactly it, or refuse (stale_plan) when the broker or the file changed since")
   .addOption(fileOption())
   .option("--cluster <name>", "only this cluster; repeat for more", collect)
   .option("--allow-destructive", "allow replacing and deleting objects (never drops messages by itself)")
@@ -114,7 +157,7 @@ program
   .option("--insecure", "do not verify TLS certificates (tests only)")
   .option("--verbose", "print how long each step takes, on stderr")
   .action(
-    async (o: {
+    async (planFile: string | undefined, o: {
       file: string;
       cluster?: string[];
       allowDestructive?: boolean;
@@ -123,12 +166,16 @@ program
       json?: boolean;
       insecure?: boolean;
       verbose?: boolean;
-    }) => {
+    }, cmd: Command) => {
       const { Progress } = await import("./output.js");
       const progress = new Progress((s) => process.stderr.write(redact(s)), process.stderr.isTTY === true);
       try {
-        const [{ apply }, render] = await Promise.all([import("./commands/apply.js"), import("./plan/render.js")]);
-        const r = await apply({
+        const [{ apply }, { applySaved }, render] = await Promise.all([import("./commands/apply.js"), import("./commands/saved.js"), import("./plan/render.js")]);
+        if (planFile !== undefined && (o.cluster || cmd.getOptionValueSource("file") === "cli")) {
+          throw new TopoError("a saved plan names its topology file and its clusters: leave out -f and --cluster with topo apply PLANFILE");
+        }
+        const run = planFile === undefined ? apply : (x: Parameters<typeof apply>[0]) => applySaved({ ...x, planFile, version });
+        const r = await run({
           file: o.file,
           redactor,
           cluster: o.cluster,

@@ -15,7 +15,8 @@ export type ErrorCode =
   | "refused_destructive"
   | "refused_data_loss"
   | "lock_timeout"
-  | "apply_incomplete";
+  | "apply_incomplete"
+  | "stale_plan";
 
 export const ERROR_CODES: Record<ErrorCode, string> = {
   usage: "the command line or its arguments are wrong (an unknown cluster, an option out of range)",
@@ -30,6 +31,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
+  stale_plan: "a saved plan no longer matches the broker, the topology file or topo's version (topo apply PLANFILE); nothing was written",
 };
 
 export class TopoError extends Error {
@@ -101,6 +103,13 @@ export class BrokerError extends TopoError {
 export class UnsafePlanError extends TopoError {
   constructor(message: string, hints: string[], code: "refused_destructive" | "refused_data_loss" = "refused_destructive") {
     super(message, hints, false, code);
+  }
+}
+
+/** A saved plan is not what apply would do now: the broker, the file or topo changed since it was made. */
+export class StalePlanError extends TopoError {
+  constructor(message: string, hints: string[] = ["run topo plan -o FILE again, review it, and apply that"]) {
+    super(message, hints, false, "stale_plan");
   }
 }
 

@@ -8,7 +8,8 @@ import { acquireLock } from "../broker/lock.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { renderAction, renderText } from "../plan/render.js";
-import { forEachCluster, managementClient, planCluster, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
+import type { FreshCluster } from "../plan/saved.js";
+import { forEachCluster, managementClient, planCluster, readAndPlan, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
 
 export interface ApplyOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
@@ -26,6 +27,12 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
   progress?: (cluster: string, done: number, total: number) => void;
   /** Called with the plan before anything is written. */
   onPlan?: (plan: Plan) => void;
+  /**
+   * A saved plan's check (topo apply PLANFILE): throws when fresh reads are not what was saved.
+   * Called with every cluster's read before anything is written, and again with each cluster's
+   * read under its lock (`underLock`: by then apply may have created the cluster's vhost).
+   */
+  expect?: (fresh: FreshCluster[], underLock: boolean) => void;
 }
 
 export interface ClusterOutcome {
@@ -64,8 +71,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const started = stopwatch("every cluster", opts.trace);
     // Who answers is checked before a session is opened for live counts, and before any write.
     await verifyClusters(desired.clusters, clusters, client, opts);
-    const plans = await forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix, () => session(c)));
+    const reads = await forEachCluster(clusters, (c) => readAndPlan(c, client(c), desired.prefix, () => session(c)));
+    const plans = reads.map((r) => r.plan);
     started("read and planned");
+    opts.expect?.(reads, false);
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
 
@@ -127,8 +136,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     step("took the lock");
 
     // Plan again under the lock: another apply may have changed the broker while we waited.
-    const current = await planCluster(c, http, desired.prefix, async () => s);
+    const read = await readAndPlan(c, http, desired.prefix, async () => s);
+    const current = read.plan;
     step("planned again under the lock");
+    // A retry after a lost connection carries on with what is left of the checked plan.
+    if (expected) opts.expect?.([read], true);
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
       return 0;

@@ -13,6 +13,8 @@ import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
+import { stateText } from "../plan/saved.js";
+import { sha256 } from "../files/digest.js";
 
 export interface ConnectionOptions {
   insecure?: boolean;
@@ -128,7 +130,18 @@ export async function verifyClusters(
  * moves are counted by the broker now, so apply judges the replace on what they hold now.
  */
 export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string, live?: () => Promise<AmqpSession>): Promise<ClusterPlan> {
+  return (await readAndPlan(c, client, prefix, live)).plan;
+}
+
+/** planCluster, and the digest of the state the plan was computed from (a saved plan keeps it). */
+export async function readAndPlan(
+  c: DesiredCluster,
+  client: ManagementClient,
+  prefix: string,
+  live?: () => Promise<AmqpSession>,
+): Promise<{ plan: ClusterPlan; stateDigest: string }> {
   const actual = await readCluster(client, c.target);
+  const stateDigest = sha256(stateText(c, actual, prefix));
   let plan = diffCluster(c, actual, prefix);
   const alone = leftBehind(actual, Ownership.of(prefix, actual.resources));
   // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
@@ -154,7 +167,7 @@ export async function planCluster(c: DesiredCluster, client: ManagementClient, p
   const mirrors = mirroring(c, actual);
   plan.warnings.push(...compat.warnings, ...mirrors.warnings);
   plan.degraded.push(...mirrors.degraded);
-  return plan;
+  return { plan, stateDigest };
 }
 
 /**

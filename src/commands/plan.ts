@@ -1,10 +1,12 @@
 import type { DesiredCluster, Plan } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
-import { forEachCluster, managementClient, planCluster, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
+import { forEachCluster, managementClient, readAndPlan, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
 
 export interface PlanOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
   cluster?: string | readonly string[];
+  /** Told the digest of the state each cluster's plan was computed from (plan -o keeps it). */
+  onRead?: (cluster: string, stateDigest: string) => void;
 }
 
 export interface PlanStats {
@@ -20,7 +22,11 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
   try {
     // Who answers is checked beside the reads, and before any plan is returned.
     const [plans] = await Promise.all([
-      forEachCluster(clusters, (c) => planCluster(c, client(c), desired.prefix)),
+      forEachCluster(clusters, async (c) => {
+        const r = await readAndPlan(c, client(c), desired.prefix);
+        opts.onRead?.(c.target.name, r.stateDigest);
+        return r.plan;
+      }),
       verifyClusters(desired.clusters, clusters, client, opts),
     ]);
     return { clusters: plans };

@@ -1,0 +1,108 @@
+// Saved plans: `topo plan -o FILE` writes one, `topo apply FILE` applies exactly it or nothing,
+// `topo show FILE` reads it. The checks that do not need a broker (format, topo's version, the
+// topology file's digest) come first; the broker's are made by apply, before any write and again
+// under each cluster's lock.
+
+import { readFileSync } from "node:fs";
+import { StalePlanError, TopoError } from "../errors.js";
+import type { Plan } from "../model.js";
+import { compareToSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
+import { fileDigest } from "../files/digest.js";
+import { writeWhole } from "../files/write-file.js";
+import { plan, type PlanOptions } from "./plan.js";
+import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
+import { topologyOf } from "./clusters.js";
+
+/** Plan, and write the plan with what apply needs to check it is still current. */
+export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
+  // The digest is taken before the file is read for the plan: a change in between makes the
+  // saved plan stale, never wrongly current.
+  const digest = fileDigest(opts.file);
+  const { desired } = topologyOf(opts);
+  const stateDigests: Record<string, string> = {};
+  const p = await plan({ ...opts, topology: desired, onRead: (c, d) => (stateDigests[c] = d) });
+  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, stateDigests, createdAt: new Date().toISOString() });
+  writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`);
+  return { plan: p, saved };
+}
+
+/** Read a saved plan, or say clearly why this is not one. */
+export function readSavedPlan(planFile: string): SavedPlan {
+  let text: string;
+  try {
+    text = readFileSync(planFile, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new TopoError(`cannot read the saved plan ${planFile}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`, ["write one with topo plan -o FILE"]);
+  }
+  try {
+    return parseSavedPlan(text);
+  } catch (e) {
+    if (!(e instanceof SavedPlanFormatError)) throw e;
+    throw new TopoError(`${planFile} is not a saved plan topo can apply: ${e.message}`, [
+      "write it again with topo plan -o FILE",
+      ...(/\.ya?ml$/i.test(planFile) ? [`to plan and apply a topology file, name it with -f: topo apply -f ${planFile}`] : []),
+    ]);
+  }
+}
+
+export interface ApplySavedOptions extends Omit<ApplyOptions, "file" | "topology" | "cluster" | "expect"> {
+  planFile: string;
+  version: string;
+}
+
+/**
+ * Apply exactly the saved plan. The topology file it names is loaded again (its credentials come
+ * from the file and the environment, as they are now); any difference from what was saved
+ * refuses the whole apply before anything is written.
+ */
+export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult & { saved: SavedPlan }> {
+  const saved = readSavedPlan(opts.planFile);
+  if (saved.topoVersion !== opts.version) {
+    throw new StalePlanError(`the saved plan ${opts.planFile} was made by topo ${saved.topoVersion}, and this is topo ${opts.version}; nothing was written`, [
+      `run topo plan -o FILE again with topo ${opts.version}, or apply with topo ${saved.topoVersion}`,
+    ]);
+  }
+  if (fileDigest(saved.file) !== saved.fileDigest) {
+    throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made; nothing was written`, [
+      `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`,
+    ]);
+  }
+  const check = (fresh: FreshCluster[], underLock: boolean) => {
+    const changed = compareToSaved(underLock ? afterVhostCreate(saved, fresh) : saved, fresh);
+    if (changed.length === 0) return;
+    const where = underLock ? `cluster ${fresh.map((f) => f.plan.cluster).join(", ")}` : "any cluster";
+    throw new StalePlanError(
+      `the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${changed.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`,
+    );
+  };
+  const r = await apply({ ...opts, file: saved.file, cluster: saved.clusters.map((c) => c.cluster), expect: check });
+  return { ...r, saved };
+}
+
+/**
+ * Under its lock a cluster is compared with the saved plan less the vhost apply created just
+ * before taking the lock (the lock lives in the vhost). The state digest of a vhost that did not
+ * exist cannot be compared then: it is the new vhost's, which apply itself just made.
+ */
+function afterVhostCreate(saved: SavedPlan, fresh: FreshCluster[]): SavedPlan {
+  return {
+    ...saved,
+    clusters: saved.clusters.map((c) => {
+      const rest = c.actions.filter((a) => !(a.op === "create" && a.after.kind === "vhost"));
+      if (rest.length === c.actions.length) return c;
+      const now = fresh.find((f) => f.plan.cluster === c.cluster);
+      return { ...c, actions: rest, stateDigest: now?.stateDigest ?? c.stateDigest };
+    }),
+  };
+}
+
+/** A saved plan for `topo show`: the plan, what it was made from, and a line that says so. */
+export function show(planFile: string): { plan: Plan; source: string; saved: Record<string, unknown> } {
+  const s = readSavedPlan(planFile);
+  return {
+    plan: planOf(s),
+    source: `saved plan of ${s.file}, made ${s.createdAt} by topo ${s.topoVersion}`,
+    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])) },
+  };
+}

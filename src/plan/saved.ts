@@ -1,0 +1,195 @@
+// Pure: a plan saved to a file (`topo plan -o plan.json`) and read back (`topo apply plan.json`,
+// `topo show plan.json`). Terraform's contract: what is applied is what was reviewed, or nothing.
+// The file holds the actions, the digests of the topology file and of the broker state each
+// cluster's plan was computed from, and topo's version; never a password (endpoints are the
+// masked `display` form, and credentials are read again from the file and the environment).
+
+import type { Action, ActualCluster, ClusterPlan, DesiredCluster, Plan, Resource } from "../model.js";
+import { assertNever } from "../model.js";
+import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
+import { HOLD_PREFIX, Ownership } from "../core/naming.js";
+
+/** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
+export const SAVED_PLAN_FORMAT = 1;
+const KIND = "topo-saved-plan";
+
+export interface SavedCluster extends ClusterPlan {
+  /** sha256 of stateText() of what the plan was computed from (see stateText). */
+  stateDigest: string;
+}
+
+export interface SavedPlan {
+  format: typeof KIND;
+  formatVersion: number;
+  topoVersion: string;
+  createdAt: string;
+  /** The topology file as named on the command line; apply loads it again. */
+  file: string;
+  fileDigest: string;
+  prefix: string;
+  clusters: SavedCluster[];
+}
+
+export interface SavedPlanMeta {
+  topoVersion: string;
+  file: string;
+  fileDigest: string;
+  prefix: string;
+  /** Cluster name → state digest. */
+  stateDigests: Record<string, string>;
+  createdAt: string;
+}
+
+/** Not a saved plan, or one this topo cannot read. */
+export class SavedPlanFormatError extends Error {}
+
+export function savedPlan(plan: Plan, meta: SavedPlanMeta): SavedPlan {
+  return {
+    format: KIND,
+    formatVersion: SAVED_PLAN_FORMAT,
+    topoVersion: meta.topoVersion,
+    createdAt: meta.createdAt,
+    file: meta.file,
+    fileDigest: meta.fileDigest,
+    prefix: meta.prefix,
+    clusters: plan.clusters.map((c) => {
+      const stateDigest = meta.stateDigests[c.cluster];
+      if (stateDigest === undefined) throw new Error(`no state digest for cluster ${c.cluster}`);
+      return { ...c, stateDigest };
+    }),
+  };
+}
+
+export function planOf(saved: SavedPlan): Plan {
+  return { clusters: saved.clusters.map(({ stateDigest: _, ...c }) => c) };
+}
+
+const OPS = new Set(["create", "update", "replace", "delete"]);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** Parse and check a saved plan's shape; anything else is a SavedPlanFormatError that says what is wrong. */
+export function parseSavedPlan(text: string): SavedPlan {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new SavedPlanFormatError(`it is not JSON (${(e as Error).message})`);
+  }
+  if (!isObject(j) || j.format !== KIND) throw new SavedPlanFormatError(`it is not a plan saved by topo plan -o (no "format": "${KIND}")`);
+  if (j.formatVersion !== SAVED_PLAN_FORMAT) {
+    throw new SavedPlanFormatError(`it is in saved-plan format ${String(j.formatVersion)}, and this topo reads format ${SAVED_PLAN_FORMAT} (it was made by topo ${String(j.topoVersion)})`);
+  }
+  const bad: string[] = [];
+  for (const f of ["topoVersion", "createdAt", "file", "fileDigest", "prefix"]) if (typeof j[f] !== "string") bad.push(`${f} is not a string`);
+  if (!Array.isArray(j.clusters)) bad.push("clusters is not a list");
+  else {
+    j.clusters.forEach((c: unknown, i) => {
+      const at = `clusters[${i}]`;
+      if (!isObject(c)) return void bad.push(`${at} is not an object`);
+      for (const f of ["cluster", "endpoint", "vhost", "stateDigest"]) if (typeof c[f] !== "string") bad.push(`${at}.${f} is not a string`);
+      if (!isStrings(c.warnings)) bad.push(`${at}.warnings is not a list of strings`);
+      if (!isStrings(c.degraded)) bad.push(`${at}.degraded is not a list of strings`);
+      if (!Array.isArray(c.actions)) return void bad.push(`${at}.actions is not a list`);
+      c.actions.forEach((a: unknown, k) => {
+        const where = `${at}.actions[${k}]`;
+        if (!isObject(a) || !OPS.has(a.op as string) || typeof a.key !== "string") return void bad.push(`${where} is not an action`);
+        const needs = a.op === "create" ? ["after"] : a.op === "delete" ? ["before"] : ["before", "after"];
+        for (const f of needs) if (!isObject(a[f]) || typeof (a[f] as Record<string, unknown>).kind !== "string") bad.push(`${where}.${f} is not a resource`);
+        if (a.op === "update" && !isStrings(a.changed)) bad.push(`${where}.changed is not a list of strings`);
+        if (a.op === "replace" && (!isStrings(a.because) || !Array.isArray(a.rebind))) bad.push(`${where} lacks because or rebind`);
+      });
+    });
+  }
+  if (bad.length) throw new SavedPlanFormatError(`it is damaged: ${bad.slice(0, 5).join("; ")}${bad.length > 5 ? `; and ${bad.length - 5} more` : ""}`);
+  return j as unknown as SavedPlan;
+}
+
+/**
+ * The part of the broker's state a cluster's plan depends on, as one canonical string (its
+ * sha256 is the state digest): whether the vhost exists, every object topo owns or the file
+ * wants, holding queues, the bindings of the services' exchanges and queues, and every policy
+ * (a user's policy limits what a replace may do). Not message counts, consumers or other facts
+ * that change by themselves, and not objects outside topo's view (a Celery worker's reply
+ * queues, topo's own lock queue), which come and go without changing the plan.
+ */
+export function stateText(desired: DesiredCluster, actual: ActualCluster, prefix: string): string {
+  const owner = Ownership.of(prefix, actual.resources);
+  const wanted = new Set(desired.resources.map(keyOf));
+  const service = (name: string) => owner.isService(name) || owner.isServiceQueue(name) || name.startsWith(HOLD_PREFIX);
+  const inView = (r: Resource): boolean => {
+    if (wanted.has(keyOf(r)) || owner.owns(r)) return true;
+    switch (r.kind) {
+      case "queue":
+        return r.name.startsWith(HOLD_PREFIX);
+      case "binding":
+        return service(r.source) || service(r.destination);
+      case "policy":
+        return true;
+      default:
+        return false;
+    }
+  };
+  const resources = actual.resources.filter(inView).map((r) => [keyOf(r), canonical(r)] as const);
+  resources.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `vhost ${actual.vhostExists ? "exists" : "absent"}\n${resources.map(([k, r]) => `${k} ${r}`).join("\n")}`;
+}
+
+const canonical = (v: unknown): string => stableJson(v as never);
+
+/**
+ * An action as the reviewer saw it: what it does to which object and why. Message counts and
+ * the risks judged on them are left out: they change by themselves, and apply judges them again
+ * on the broker's live counts (--allow-data-loss) however old the plan is.
+ */
+function actionShape(a: Action): string {
+  switch (a.op) {
+    case "create":
+      return canonical({ op: a.op, after: a.after });
+    case "update":
+      return canonical({ op: a.op, before: a.before, after: a.after, changed: a.changed });
+    case "replace":
+      return canonical({ op: a.op, before: a.before, after: a.after, because: a.because, rebind: a.rebind.map(keyOf).sort(), resume: a.resume !== undefined });
+    case "delete":
+      return canonical({ op: a.op, before: a.before });
+    default:
+      return assertNever(a);
+  }
+}
+
+const label = (a: Action) => `${a.op} ${subjectOf(a).kind} ${describe(subjectOf(a))}`;
+/** An endpoint without its user: the plan job may read as a read-only user, apply writes as another. */
+const place = (endpoint: string) => endpoint.replace(/^([a-z]+:\/\/)[^@/]*@/, "$1");
+
+export interface FreshCluster {
+  plan: ClusterPlan;
+  stateDigest: string;
+}
+
+/**
+ * What differs between the saved plan and fresh plans of its clusters: one line per difference,
+ * naming the cluster; empty when the saved plan still holds. A cluster the fresh read did not
+ * cover is not compared (apply reads every cluster of a saved plan).
+ */
+export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[]): string[] {
+  const out: string[] = [];
+  for (const f of fresh) {
+    const name = f.plan.cluster;
+    const s = saved.clusters.find((c) => c.cluster === name);
+    if (!s) {
+      out.push(`cluster ${name}: not in the saved plan`);
+      continue;
+    }
+    if (place(s.endpoint) !== place(f.plan.endpoint)) out.push(`cluster ${name}: its endpoint is now ${place(f.plan.endpoint)}, the plan was made for ${place(s.endpoint)}`);
+    const before = new Map(s.actions.map((a) => [a.key, a]));
+    const now = new Map(f.plan.actions.map((a) => [a.key, a]));
+    for (const [key, a] of before) {
+      const b = now.get(key);
+      if (!b) out.push(`cluster ${name}: no longer needed: ${label(a)}`);
+      else if (actionShape(a) !== actionShape(b)) out.push(`cluster ${name}: now ${label(b)}, the plan says ${label(a)}${a.op === b.op ? " (its details differ)" : ""}`);
+    }
+    for (const [key, b] of now) if (!before.has(key)) out.push(`cluster ${name}: not in the plan: ${label(b)}`);
+    if (s.stateDigest !== f.stateDigest) out.push(`cluster ${name}: the broker's objects changed since the plan was made`);
+  }
+  return out;
+}

@@ -1,0 +1,220 @@
+// Saved plans end to end (issue #11): plan -o in one job, apply PLANFILE in another, and nothing
+// but the reviewed plan is ever applied. Each test runs the real CLI against the real broker.
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { api, deleteVhost, getQueue, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+function fresh(services: unknown[], extra: Partial<TopologyOptions> = {}): { file: string; sync: string; async: string; out: string } {
+  const sync = uniqueName("sync");
+  const async = uniqueName("async");
+  vhosts.push(sync, async);
+  const file = writeTopology({ sync, async, services, ...extra });
+  return { file, sync, async, out: join(dirname(file), "plan.json") };
+}
+
+/** Rewrite the topology file in place with other services (same clusters). */
+function rewrite(t: { file: string; sync: string; async: string }, services: unknown[]): void {
+  writeFileSync(t.file, readFileSync(writeTopology({ sync: t.sync, async: t.async, services }), "utf8"));
+}
+
+/** Everything a vhost holds that apply could change, for before/after comparisons. */
+async function snapshot(...vs: string[]): Promise<unknown> {
+  const pick = async (what: string, v: string, fields: string[]) => {
+    const r = await api("GET", `/api/${what}/${vh(v)}`);
+    if (r.status !== 200) return `${what}: ${r.status}`;
+    return (r.body as Record<string, unknown>[]).map((o) => Object.fromEntries(fields.map((f) => [f, o[f]]))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  };
+  return Promise.all(
+    vs.map(async (v) => ({
+      queues: await pick("queues", v, ["name", "durable", "arguments"]),
+      exchanges: await pick("exchanges", v, ["name", "type"]),
+      bindings: await pick("bindings", v, ["source", "destination", "routing_key"]),
+      policies: await pick("policies", v, ["name", "pattern", "definition"]),
+    })),
+  );
+}
+
+describe("topo plan -o, then topo apply PLANFILE", () => {
+  it("applies the saved plan, and the broker then matches the file", async () => {
+    const t = fresh(["mplogin"]);
+    const plan = await runCli(["plan", "-f", t.file, "-o", t.out, "--detailed-exitcode"]);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toMatch(/Plan: 9 to create, 0 to update, 0 to replace, 0 to delete\./);
+    expect(plan.stderr).toContain(`wrote ${t.out}`);
+    const saved = JSON.parse(readFileSync(t.out, "utf8"));
+    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 1, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(saved.clusters.map((c: any) => c.cluster)).toEqual(["sync", "async"]);
+    for (const c of saved.clusters) expect(c.stateDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    const r = await runCli(["apply", t.out]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Apply complete: 9 changes made/);
+    expect(await getQueue(t.async, "mplogin.async")).toMatchObject({ durable: true });
+    expect((await runCli(["plan", "-f", t.file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("refuses with stale_plan when the broker changed since the plan, names what changed, and writes nothing", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    rewrite(t, ["mplogin", "mpwallet"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    // Someone deletes a queue by hand between the review and the apply.
+    expect((await api("DELETE", `/api/queues/${vh(t.async)}/mplogin.async`)).status).toBe(204);
+    const before = await snapshot(t.sync, t.async);
+
+    const r = await runCli(["apply", t.out, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toMatch(/the saved plan is stale; run topo plan again/);
+    expect(e.message).toContain("cluster async: not in the plan: create queue mplogin.async");
+    expect(e.message).toContain("cluster async: the broker's objects changed since the plan was made");
+    expect(e.message).not.toContain("cluster sync");
+    expect(e.message).toMatch(/nothing was written to any cluster/);
+    expect(r.stderr).toMatch(/Error: the saved plan is stale/);
+    // Not even the unchanged cluster sync got mpwallet.
+    expect(await snapshot(t.sync, t.async)).toEqual(before);
+    expect(await getQueue(t.sync, "mpwallet.sync")).toBeUndefined();
+  });
+
+  it("refuses when a queue appears in topo's namespace since the plan, though the plan's own actions still hold", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    rewrite(t, ["mplogin", "mpwallet"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    expect((await api("PUT", `/api/queues/${vh(t.async)}/mpstray.async`, { durable: true })).status).toBe(201);
+    const before = await snapshot(t.sync, t.async);
+    const r = await runCli(["apply", t.out, "--allow-destructive"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("cluster async: not in the plan: delete queue mpstray.async");
+    expect(await snapshot(t.sync, t.async)).toEqual(before);
+  });
+
+  it("refuses when the topology file changed since the plan, before reading any broker", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    writeFileSync(t.file, `${readFileSync(t.file, "utf8")}\n# an edit after the review\n`);
+    const r = await runCli(["apply", t.out, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toBe(`the saved plan is stale: ${t.file} changed since the plan was made; nothing was written`);
+    expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
+    expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+  });
+
+  it("refuses a plan made by another topo version, and a file that is not a saved plan", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    const saved = JSON.parse(readFileSync(t.out, "utf8"));
+    writeFileSync(t.out, JSON.stringify({ ...saved, topoVersion: "0.0.1" }));
+    const old = await runCli(["apply", t.out, "--json"]);
+    expect(old.code).toBe(1);
+    expect(JSON.parse(old.stdout).error).toMatchObject({ code: "stale_plan", message: expect.stringMatching(/was made by topo 0\.0\.1, and this is topo \d+\.\d+\.\d+; nothing was written/) });
+
+    writeFileSync(t.out, '{"clusters": []}');
+    const bad = await runCli(["apply", t.out]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`${t.out} is not a saved plan topo can apply: it is not a plan saved by topo plan -o`);
+    const yaml = await runCli(["apply", t.file]);
+    expect(yaml.code).toBe(1);
+    expect(yaml.stderr).toContain(`hint: to plan and apply a topology file, name it with -f: topo apply -f ${t.file}`);
+    expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
+  });
+
+  it("still needs --allow-destructive for a saved plan that replaces, and -f or --cluster beside a plan file is a usage error", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    rewrite(t, [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000 } } }]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+
+    const refused = await runCli(["apply", t.out, "--json"]);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout).error.code).toBe("refused_destructive");
+    const usage = await runCli(["apply", t.out, "-f", t.file]);
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toMatch(/a saved plan names its topology file and its clusters/);
+
+    const r = await runCli(["apply", t.out, "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect((await getQueue(t.async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000 });
+  });
+});
+
+describe("topo show PLANFILE and --format markdown", () => {
+  it("prints a saved plan as text, JSON and markdown, replaces first with their reasons", async () => {
+    const t = fresh(["mplogin", "mpwallet"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    rewrite(t, [{ name: "mplogin", async: { arguments: { "x-max-length": 1000 } } }, "mpcart"]);
+    const planned = await runCli(["plan", "-f", t.file, "-o", t.out, "--format", "markdown"]);
+    expect(planned.code).toBe(0);
+
+    const text = await runCli(["show", t.out]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`saved plan of ${t.file}, made `);
+    expect(text.stdout).toContain("-/+ replace queue mplogin.async");
+    expect(text.stdout).toContain("because arguments.x-max-length: (none) -> 1000");
+    expect(text.stdout).toMatch(/Plan: 6 to create, 0 to update, 1 to replace, 6 to delete\./);
+
+    const json = await runCli(["show", t.out, "--json"]);
+    expect(json.code).toBe(0);
+    const j = JSON.parse(json.stdout);
+    expect(j.summary).toEqual({ create: 6, update: 0, replace: 1, delete: 6, degraded: 0 });
+    expect(j.saved).toMatchObject({ file: t.file, fileDigest: expect.stringMatching(/^sha256:/), stateDigests: { sync: expect.any(String), async: expect.any(String) } });
+    expect(JSON.parse((await runCli(["show", t.out, "--format", "json"])).stdout)).toEqual(j);
+
+    const md = await runCli(["show", t.out, "--format", "markdown"]);
+    expect(md.code).toBe(0);
+    expect(md.stdout).toMatch(/^\*\*topo plan\*\*: Plan: 6 to create, 0 to update, 1 to replace, 6 to delete\./);
+    expect(md.stdout).toContain("<details open><summary>cluster async: 7 changes (4 destructive)</summary>");
+    const asyncBody = md.stdout.slice(md.stdout.indexOf("cluster async:"));
+    const lines = asyncBody.slice(asyncBody.indexOf("```diff")).split("\n");
+    expect(lines.slice(0, 4)).toEqual(["```diff", "-/+ replace queue mplogin.async", "    because arguments.x-max-length: (none) -> 1000", "    then re-creates its 1 binding"]);
+    expect(lines[4]).toMatch(/^- delete /);
+    expect(asyncBody.indexOf("+ create")).toBeGreaterThan(asyncBody.lastIndexOf("- delete"));
+    // plan --format markdown prints the same plan (without the saved plan's provenance line; plan
+    // knows the password "guest", so it masks the user "guest" too).
+    const user = (s: string) => s.replace(/amqp:\/\/[^:@/]*:/g, "amqp://USER:");
+    expect(user(planned.stdout)).toBe(user(md.stdout.replace(/\n\n<sub>saved plan of [^\n]*<\/sub>/, "")));
+  });
+
+  it("show of a file that is not there says so", async () => {
+    const r = await runCli(["show", "/nonexistent/plan.json", "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error.message).toBe("cannot read the saved plan /nonexistent/plan.json: no such file");
+  });
+});
+
+describe("a saved plan holds no secret", () => {
+  const SECRET = "Zebra-S3cret/Pass:42";
+  const USER = `topo_saved_${process.pid}`;
+  beforeAll(async () => {
+    const r = await api("PUT", `/api/users/${USER}`, { password: SECRET, tags: "administrator" });
+    expect([201, 204]).toContain(r.status);
+  });
+  afterAll(async () => {
+    await api("DELETE", `/api/users/${USER}`);
+  });
+
+  it("masks the password, which apply reads again from the file", async () => {
+    const t = fresh(["mplogin"], { credentials: { user: USER, password: SECRET } });
+    const plan = await runCli(["plan", "-f", t.file, "-o", t.out, "--json"]);
+    expect(plan.code).toBe(0);
+    const text = readFileSync(t.out, "utf8");
+    for (const form of [SECRET, encodeURIComponent(SECRET), "S3cret"]) expect(text).not.toContain(form);
+    expect(text).toContain(`${USER}:***@`);
+    const r = await runCli(["apply", t.out]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain("S3cret");
+  });
+});

@@ -1,0 +1,157 @@
+// Saved plans and their markdown, on plain objects: no broker, no files.
+
+import { describe, expect, it } from "vitest";
+import type { Action, ClusterPlan, Plan } from "../../src/model.js";
+import { compareToSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type SavedPlan } from "../../src/plan/saved.js";
+import { renderMarkdown } from "../../src/plan/markdown.js";
+import { actual, binding, desiredOf, exchange, queue, raw, service } from "../helpers/builders.js";
+
+const cluster = (actions: Action[], name = "async", o: Partial<ClusterPlan> = {}): ClusterPlan => ({
+  cluster: name,
+  endpoint: `amqp://topo-ci:***@rabbit:5672/${name}`,
+  vhost: name,
+  version: "3.10.8",
+  actions,
+  degraded: [],
+  warnings: [],
+  ...o,
+});
+const create = (name: string): Action => ({ op: "create", key: `queue|${name}`, after: queue({ name }) });
+const del = (name: string, messages?: number): Action => ({ op: "delete", key: `queue|${name}`, before: queue({ name }), messages });
+const replace: Action = {
+  op: "replace",
+  key: "queue|mppayment.async",
+  before: queue({ name: "mppayment.async" }),
+  after: queue({ name: "mppayment.async", arguments: { "x-max-length": 10 } }),
+  because: ["arguments.x-max-length: (none) -> 10"],
+  rebind: [binding({ source: "mppayment", destination: "mppayment.async" })],
+  messages: 3,
+  risks: [{ rule: "x-max-length", reason: "x-max-length 10 is below the 30 messages it holds", advice: "raise it" }],
+};
+
+const meta = { topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a", sync: "sha256:s" }, createdAt: "2026-01-01T00:00:00.000Z" };
+const plan: Plan = { clusters: [cluster([create("mpnew.async"), replace], "async"), cluster([], "sync")] };
+const saved = (): SavedPlan => parseSavedPlan(JSON.stringify(savedPlan(plan, meta)));
+const fresh = (p: ClusterPlan, stateDigest = meta.stateDigests[p.cluster as "async"]) => ({ plan: p, stateDigest });
+
+describe("savedPlan / parseSavedPlan", () => {
+  it("round-trips through JSON to the same plan", () => {
+    const s = saved();
+    expect(s).toMatchObject({ format: "topo-saved-plan", formatVersion: 1, topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp" });
+    expect(s.clusters.map((c) => [c.cluster, c.stateDigest])).toEqual([["async", "sha256:a"], ["sync", "sha256:s"]]);
+    expect(planOf(s)).toEqual(JSON.parse(JSON.stringify(plan)));
+  });
+
+  it("refuses text that is not a saved plan, or is damaged, or of another format version, saying which", () => {
+    const why = (text: string) => {
+      try {
+        parseSavedPlan(text);
+      } catch (e) {
+        expect(e).toBeInstanceOf(SavedPlanFormatError);
+        return (e as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    expect(why("{not json")).toMatch(/not JSON/);
+    expect(why(JSON.stringify({ clusters: [] }))).toMatch(/not a plan saved by topo plan -o/);
+    const good = savedPlan(plan, meta);
+    expect(why(JSON.stringify({ ...good, formatVersion: 2, topoVersion: "9.0.0" }))).toMatch(/format 2, and this topo reads format 1 \(it was made by topo 9\.0\.0\)/);
+    const broken = JSON.parse(JSON.stringify(good));
+    broken.clusters[0].actions[0] = { op: "explode", key: "x" };
+    delete broken.clusters[1].stateDigest;
+    expect(why(JSON.stringify(broken))).toMatch(/damaged: clusters\[0\]\.actions\[0\] is not an action; clusters\[1\]\.stateDigest is not a string/);
+  });
+});
+
+describe("compareToSaved", () => {
+  it("finds nothing when the fresh plans are the saved ones, whatever the message counts and the user", () => {
+    const counted = { ...replace, messages: 7, risks: [] } as Action;
+    const asAdmin = (p: ClusterPlan) => ({ ...p, endpoint: p.endpoint.replace("topo-ci", "admin") });
+    expect(compareToSaved(saved(), [fresh(asAdmin(cluster([create("mpnew.async"), counted], "async"))), fresh(asAdmin(cluster([], "sync")))])).toEqual([]);
+  });
+
+  it("names actions added, removed and different, and a changed broker state, per cluster", () => {
+    const different = { ...replace, after: queue({ name: "mppayment.async", arguments: { "x-max-length": 20 } }), because: ["arguments.x-max-length: (none) -> 20"] } as Action;
+    const changes = compareToSaved(saved(), [fresh(cluster([different, del("mpold.async")], "async"), "sha256:other"), fresh(cluster([], "sync"))]);
+    expect(changes).toEqual([
+      "cluster async: no longer needed: create queue mpnew.async",
+      "cluster async: now replace queue mppayment.async, the plan says replace queue mppayment.async (its details differ)",
+      "cluster async: not in the plan: delete queue mpold.async",
+      "cluster async: the broker's objects changed since the plan was made",
+    ]);
+  });
+
+  it("notices an endpoint that points elsewhere, and a cluster the plan does not hold", () => {
+    const moved = cluster([], "sync", { endpoint: "amqp://topo-ci:***@other:5672/sync" });
+    expect(compareToSaved(saved(), [fresh(moved), fresh(cluster([], "extra"), "x")])).toEqual([
+      "cluster sync: its endpoint is now amqp://other:5672/sync, the plan was made for amqp://rabbit:5672/sync",
+      "cluster extra: not in the saved plan",
+    ]);
+  });
+});
+
+describe("stateText", () => {
+  const desired = desiredOf(raw({ services: [{ name: "mplogin", sync: false }] }), "async");
+  const base = [{ kind: "vhost", name: "a" } as const, ...service("mplogin", "async")];
+
+  it("ignores message counts and objects outside topo's view (a worker's reply queue, the apply lock)", () => {
+    const before = stateText(desired, actual(base, { queueFacts: { "mplogin.async": { messages: 1 } } }), "mp");
+    const after = stateText(
+      desired,
+      actual([...base, queue({ name: "celery@host.reply", exclusive: true }), queue({ name: "topo.mp.lock" }), exchange({ name: "celery.pidbox", type: "fanout" })], {
+        queueFacts: { "mplogin.async": { messages: 99, consumers: 3 } },
+      }),
+      "mp",
+    );
+    expect(after).toBe(before);
+  });
+
+  it("changes with a queue in the namespace, a binding on a service's exchange, a policy, or the vhost", () => {
+    const before = stateText(desired, actual(base), "mp");
+    expect(stateText(desired, actual([...base, queue({ name: "mpnew.async" })]), "mp")).not.toBe(before);
+    expect(stateText(desired, actual([...base, binding({ source: "mplogin", destination: "audit", routingKey: "#" })]), "mp")).not.toBe(before);
+    expect(stateText(desired, actual([...base, { kind: "policy", name: "limits", pattern: ".*", applyTo: "queues", priority: 5, definition: { "max-length": 5 } }]), "mp")).not.toBe(before);
+    expect(stateText(desired, actual(base, { vhostExists: false }), "mp")).not.toBe(before);
+  });
+});
+
+describe("renderMarkdown", () => {
+  it("prints a summary line, a section per cluster, replaces and deletes first with their reasons, in a diff fence", () => {
+    const md = renderMarkdown({ clusters: [cluster([create("mpnew.async"), del("mpold.async", 2), replace], "async", { warnings: ["w1"] }), cluster([], "sync")] }, { source: "saved plan of topology.yaml" });
+    expect(md).toBe(
+      [
+        "**topo plan**: Plan: 1 to create, 0 to update, 1 to replace, 1 to delete.",
+        "",
+        "<sub>saved plan of topology.yaml</sub>",
+        "",
+        "<details open><summary>cluster async: 3 changes (2 destructive)</summary>",
+        "",
+        "`cluster async: amqp://topo-ci:***@rabbit:5672/async (RabbitMQ 3.10.8)`",
+        "",
+        "```diff",
+        "! warning: w1",
+        "-/+ replace queue mppayment.async [holds 3 messages]",
+        "    because arguments.x-max-length: (none) -> 10",
+        "    ! messages at risk: x-max-length 10 is below the 30 messages it holds",
+        "    then re-creates its 1 binding",
+        "- delete queue mpold.async [holds 2 messages]",
+        "+ create queue mpnew.async (classic, durable)",
+        "```",
+        "",
+        "</details>",
+        "",
+        "<details><summary>cluster sync: no changes</summary>",
+        "",
+        "`cluster sync: amqp://topo-ci:***@rabbit:5672/sync (RabbitMQ 3.10.8)`",
+        "",
+        "No changes.",
+        "",
+        "</details>",
+      ].join("\n"),
+    );
+  });
+
+  it("escapes HTML in the summary", () => {
+    expect(renderMarkdown({ clusters: [cluster([], "a<b>")] })).toContain("<summary>cluster a&lt;b&gt;: no changes</summary>");
+  });
+});
