@@ -89,6 +89,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       guardPlans(plans, { allowDestructive: true, allowDataLoss: false });
     }
 
+    // With a saved plan, no cluster writes until every cluster with changes has been checked
+    // again under its lock: one that went stale in the meantime stops them all.
+    const checked = opts.expect ? new Barrier(plans.filter((p) => p.actions.length > 0).length) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
@@ -96,7 +99,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const isVhostCreate = (a: Action) => a.op === "create" && a.after.kind === "vhost";
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
-        await execute({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
+        try {
+          await execute({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
+        } catch (e) {
+          checked?.fail(e);
+          throw e;
+        }
         opts.trace?.(`cluster ${c.target.name}: created the vhost`);
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
@@ -104,7 +112,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // every step is idempotent, and the new plan holds only what is left.
       for (let attempt = 1; ; attempt++) {
         try {
-          const changes = await applyUnderLock(c, attempt === 1 ? rest : undefined);
+          const changes = await applyUnderLock(c, attempt === 1 ? rest : undefined, attempt === 1 ? checked : undefined);
           return { name: c.target.name, status: "applied", changes: vhostActions.length + changes };
         } catch (e) {
           if (!(e instanceof TopoError) || !e.transient || attempt >= RECONNECTS) throw e;
@@ -127,20 +135,27 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   }
 
   /** Lock, plan again, carry out the plan, read back. Returns the number of changes made. */
-  async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined): Promise<number> {
+  async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined, checked: Barrier | undefined): Promise<number> {
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
-    const s = await session(c);
-    step("connected over AMQP");
-    await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log });
-    step("took the lock");
-
-    // Plan again under the lock: another apply may have changed the broker while we waited.
-    const read = await readAndPlan(c, http, desired.prefix, async () => s);
+    let read: Awaited<ReturnType<typeof readAndPlan>>;
+    let s: AmqpSession;
+    try {
+      s = await session(c);
+      step("connected over AMQP");
+      await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log });
+      step("took the lock");
+      // Plan again under the lock: another apply may have changed the broker while we waited.
+      read = await readAndPlan(c, http, desired.prefix, async () => s);
+      step("planned again under the lock");
+      // A retry after a lost connection carries on with what is left of the checked plan.
+      if (expected) opts.expect?.([read], true);
+    } catch (e) {
+      checked?.fail(e);
+      throw e;
+    }
+    await checked?.arrive();
     const current = read.plan;
-    step("planned again under the lock");
-    // A retry after a lost connection carries on with what is left of the checked plan.
-    if (expected) opts.expect?.([read], true);
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
       return 0;
@@ -188,6 +203,35 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       log: opts.log,
       progress: progress && ((done: number, total: number) => progress(c.target.name, done, total)),
     };
+  }
+}
+
+/**
+ * Waits until `count` parties have arrived, or rejects them all when one fails: every cluster of a
+ * saved plan is checked before any writes.
+ */
+class Barrier {
+  private arrived = 0;
+  private readonly done: Promise<void>;
+  private release!: () => void;
+  private reject!: (e: unknown) => void;
+
+  constructor(private readonly count: number) {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.release = resolve;
+      this.reject = reject;
+    });
+    // A failure nobody waits for is not an unhandled rejection: the failing cluster throws it.
+    this.done.catch(() => undefined);
+  }
+
+  arrive(): Promise<void> {
+    if (++this.arrived >= this.count) this.release();
+    return this.done;
+  }
+
+  fail(e: unknown): void {
+    this.reject(e);
   }
 }
 

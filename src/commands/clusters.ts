@@ -176,7 +176,8 @@ export async function readAndPlan(
  */
 export async function forEachCluster<T>(clusters: DesiredCluster[], fn: (c: DesiredCluster) => Promise<T>): Promise<T[]> {
   const settled = await Promise.allSettled(clusters.map(fn));
-  const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
+  // One error can stop several clusters (a saved plan gone stale stops them all): said once.
+  const failures = [...new Set(settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown))];
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {
     const errs = failures.map((f) => (f instanceof Error ? f : new Error(String(f))));

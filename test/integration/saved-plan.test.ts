@@ -1,10 +1,12 @@
 // Saved plans end to end (issue #11): plan -o in one job, apply PLANFILE in another, and nothing
 // but the reviewed plan is ever applied. Each test runs the real CLI against the real broker.
 
+import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import amqplib from "amqplib";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { api, deleteVhost, getQueue, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, CLI, deleteVhost, getQueue, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -97,6 +99,41 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(r.stderr).toContain("cluster async: not in the plan: delete queue mpstray.async");
     expect(await snapshot(t.sync, t.async)).toEqual(before);
   });
+
+  it("checks every cluster again under its lock, and a cluster gone stale while apply waited stops every cluster's writes", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    rewrite(t, ["mplogin", "mpwallet"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    // Another apply holds the async cluster's lock: this one reads, checks, takes sync's lock and waits.
+    const holder = await amqplib.connect(amqpUrl(t.async));
+    const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.resume();
+    const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+    try {
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
+      for (let i = 0; i < 200 && !/waiting for the apply lock/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(stderr).toMatch(/cluster async: waiting for the apply lock held by the saved-plan test/);
+      // While it waits, the async cluster changes under it.
+      expect((await api("DELETE", `/api/queues/${vh(t.async)}/mplogin.async`)).status).toBe(204);
+      // The locks (this apply's on sync, the holder's on async) come and go; the rest must not.
+      const withoutLocks = (x: unknown) => JSON.stringify(x, (_k, v) => (Array.isArray(v) ? v.filter((o) => !/^topo\.mp\.lock$/.test(o?.name ?? o?.destination ?? "")) : v));
+      const before = withoutLocks(await snapshot(t.sync, t.async));
+      await holder.close();
+      expect(await exited).toBe(1);
+      expect(stderr).toMatch(/the saved plan is stale; run topo plan again/);
+      expect(stderr).toContain("cluster async: not in the plan: create queue mplogin.async");
+      // sync was checked and locked first, but wrote nothing: the barrier held it.
+      expect(withoutLocks(await snapshot(t.sync, t.async))).toEqual(before);
+      expect(before).not.toContain("mpwallet");
+    } finally {
+      child.kill();
+      await holder.close().catch(() => undefined);
+    }
+  }, 60_000);
 
   it("refuses when the topology file changed since the plan, before reading any broker", async () => {
     const t = fresh(["mplogin"]);
