@@ -56,5 +56,8 @@ export { validate, type ValidateResult } from "./commands/validate.js";
 export { plan, type PlanOptions } from "./commands/plan.js";
 export { apply, type ApplyOptions, type ApplyResult, type ClusterOutcome } from "./commands/apply.js";
 export { renderText as renderPlan, planJson } from "./plan/render.js";
+export { renderMarkdown as renderPlanMarkdown } from "./plan/markdown.js";
+export { applySaved, planAndSave, readSavedPlan, type ApplySavedOptions } from "./commands/saved.js";
+export type { SavedPlan } from "./plan/saved.js";
 export { isEmpty, summarize } from "./plan/diff.js";
 export { ApplyError, BrokerError, ConfigError, ERROR_CODES, LockError, TopoError, UnsafePlanError, type ConfigProblem, type ErrorCode } from "./errors.js";
