@@ -77,17 +77,8 @@ RMQ_HOME=/var/lib/rabbitmq   # the package's home for `rabbitmq`; holds the erla
 # of this script left (no `instance` file) had the default ports.
 RECORDED=""
 load_recorded() {
-  local key value
   if [[ -f $RUN/instance ]]; then
-    while IFS='=' read -r key value; do
-      [[ $value =~ ^[0-9]+$ ]] || continue
-      case $key in
-        AMQP_PORT) AMQP_PORT=$value ;;
-        MGMT_PORT) MGMT_PORT=$value ;;
-        DIST_PORT) DIST_PORT=$value ;;
-        EPMD_PORT) EPMD_PORT=$value ;;
-      esac
-    done <"$RUN/instance"
+    read_ports "$RUN/instance" AMQP_PORT MGMT_PORT DIST_PORT EPMD_PORT
     RECORDED="$AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
   elif [[ -f $RUN/rabbit4.pid ]]; then
     AMQP_PORT=5690 MGMT_PORT=15690 DIST_PORT=25690 EPMD_PORT=4390

@@ -62,18 +62,8 @@ WANTED="$AMQP_PORT $AMQPS_PORT $HTTPS_PORT $DIST_PORT"
 # this script left (no `instance` file) had the default ports and the machine's epmd.
 RECORDED=""
 load_recorded() {
-  local key value
   if [[ -f $BASE/instance ]]; then
-    while IFS='=' read -r key value; do
-      [[ $value =~ ^[0-9]+$ ]] || continue
-      case $key in
-        AMQP_PORT) AMQP_PORT=$value ;;
-        AMQPS_PORT) AMQPS_PORT=$value ;;
-        HTTPS_PORT) HTTPS_PORT=$value ;;
-        DIST_PORT) DIST_PORT=$value ;;
-        EPMD_PORT) EPMD_PORT=$value ;;
-      esac
-    done <"$BASE/instance"
+    read_ports "$BASE/instance" AMQP_PORT AMQPS_PORT HTTPS_PORT DIST_PORT EPMD_PORT
     RECORDED="$AMQP_PORT $AMQPS_PORT $HTTPS_PORT $DIST_PORT"
   elif [[ -f $BASE/rabbitmq-env.conf && -d $BASE/home ]]; then
     AMQP_PORT=5695 AMQPS_PORT=5696 HTTPS_PORT=15696 DIST_PORT=25695 EPMD_PORT=4369

@@ -216,3 +216,16 @@ foreign_user() {
 require_port() {
   [[ $2 =~ ^[0-9]+$ ]] && (($2 > 0 && $2 < 65536)) || die "$1 must be a port number (got '$2')"
 }
+
+# read_ports FILE NAME...: set each named port variable from the NAME=number lines of FILE (the
+# instance file a start wrote), leaving the others as they are.
+read_ports() {
+  local file=$1 key value name
+  shift
+  while IFS='=' read -r key value; do
+    [[ $value =~ ^[0-9]+$ ]] || continue
+    for name in "$@"; do
+      if [[ $key == "$name" ]]; then printf -v "$name" '%s' "$value"; fi
+    done
+  done <"$file"
+}
