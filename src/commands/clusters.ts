@@ -12,6 +12,7 @@ import { diffCluster } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
+import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
 
 export interface ConnectionOptions {
@@ -147,6 +148,7 @@ export async function planCluster(c: DesiredCluster, client: ManagementClient, p
     plan = diffCluster(c, actual, prefix);
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
+  plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, Ownership.of(prefix, actual.resources))));
   const compat = compatibility(c, actual);
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });

@@ -37,3 +37,34 @@ describe("one truth about mirroring", () => {
     expect(imported.stdout).toMatch(/sync: \{ cluster: sync, durable: false, mirrored: true \}/);
   });
 });
+
+describe("bindings topo does not manage", () => {
+  it("plan names a user's binding from a service exchange, and route --live points to it in the same words", async () => {
+    const { file, async } = fresh([{ name: "mppayment", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertQueue("audit", { durable: true });
+      await ch.bindQueue("audit", "mppayment", "*.async.charge");
+    });
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(
+      /cluster async: .*\n {2}! warning: 1 binding from service exchanges that topo does not manage: mppayment -> audit \[\*\.async\.charge\]; the broker routes the tasks it matches there too/,
+    );
+    expect(plan.stdout).toMatch(/No changes\./);
+    const json = JSON.parse((await runCli(["plan", "-f", file, "--json"])).stdout);
+    expect(json.clusters.find((c: { name: string }) => c.name === "async").warnings).toEqual([expect.stringContaining("mppayment -> audit [*.async.charge]")]);
+
+    const route = await runCli(["route", "mppayment.async.charge", "-f", file, "--live"]);
+    expect(route.code).toBe(0);
+    expect(route.stdout).toMatch(
+      /live: {8}the broker routes it to audit, mppayment\.async, not as the file says \(mppayment -> audit \[\*\.async\.charge\] is a binding topo does not manage: topo plan lists it and leaves it alone\)/,
+    );
+    expect(route.stdout).not.toMatch(/shows the drift/);
+
+    // A task the user's binding does not take: the broker agrees with the file.
+    const other = await runCli(["route", "mppayment.async.refund", "-f", file, "--live"]);
+    expect(other.stdout).toMatch(/live: {8}the broker's bindings agree/);
+  });
+});
