@@ -1,8 +1,9 @@
 // Issue #11, against the real broker: plan, route and import say the same thing about the same
 // broker, and the files people really write (merge keys, typed ${VAR}) load and apply.
 
+import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
-import { api, deleteVhost, getQueue, runCli, uniqueName, vh, withChannel, writeFile, writeTopology } from "../helpers/broker.js";
+import { amqpUrl, api, broker, deleteVhost, getQueue, runCli, uniqueName, vh, withChannel, writeFile, writeTopology } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -66,5 +67,92 @@ describe("bindings topo does not manage", () => {
     // A task the user's binding does not take: the broker agrees with the file.
     const other = await runCli(["route", "mppayment.async.refund", "-f", file, "--live"]);
     expect(other.stdout).toMatch(/live: {8}the broker's bindings agree/);
+  });
+});
+
+describe("a replace under Celery workers", () => {
+  it("plan says, beside the replace, that workers on the old module stop with PRECONDITION_FAILED, and the broker agrees", async () => {
+    const { file, sync, async } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // A worker consuming the queue, as kombu declared it from the old module.
+    const conn = await amqplib.connect(amqpUrl(async));
+    try {
+      const ch = await conn.createChannel();
+      await ch.assertQueue("mplogin.async", { durable: true, arguments: {} });
+      await ch.consume("mplogin.async", () => undefined);
+      const changed = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-priority": 5 } } }] });
+
+      // The broker's statistics count a new consumer within about 5 s.
+      let plan = await runCli(["plan", "-f", changed, "--cluster", "async", "--detailed-exitcode"]);
+      for (let i = 0; i < 20 && !/consumer is attached/.test(plan.stdout); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        plan = await runCli(["plan", "-f", changed, "--cluster", "async", "--detailed-exitcode"]);
+      }
+      expect(plan.code).toBe(2);
+      expect(plan.stdout).toContain(
+        [
+          "  -/+ replace queue mplogin.async",
+          "      because arguments.x-max-priority: (none) -> 5",
+          "      ! messages at risk: 1 consumer is attached: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
+          "      then re-creates its 1 binding",
+          "      ! the consumers may be Celery workers: export the new `topo export celery` module, stop the workers, apply, then start them on the new module; a worker still on the old module re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)",
+        ].join("\n"),
+      );
+
+      // What the note warns of: after the replace, the old module's declare is refused.
+      const applied = await runCli(["apply", "-f", changed, "--cluster", "async", "--allow-destructive", "--allow-data-loss"]);
+      expect(applied.code).toBe(0);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    const refused = await withChannel(async, (ch) => ch.assertQueue("mplogin.async", { durable: true, arguments: {} }).then(() => "declared", (e: Error) => e.message));
+    expect(refused).toMatch(/PRECONDITION_FAILED - inequivalent arg 'x-max-priority'/);
+  });
+});
+
+describe("files people really write, through the CLI", () => {
+  it("a merge key and a typed ${VAR} apply, and the broker gets a number", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = writeFile(
+      "topology.yaml",
+      `version: 1
+clusters:
+  sync: &conn
+    url: ${amqpUrl(sync)}
+    management: \${MGMT}
+  async:
+    <<: *conn
+    url: ${amqpUrl(async)}
+services:
+  - name: mplogin
+    sync: false
+    async:
+      arguments:
+        x-max-length: \${LEN}
+`,
+    );
+    const mgmt = broker().mgmtBase;
+    const bad = await runCli(["validate", "-f", file], { MGMT: mgmt, LEN: "abc" });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/topology\.yaml:14:23: services\[0\]\.async\.arguments\.x-max-length: \$\{LEN\} is "abc", not an integer/);
+    const empty = await runCli(["validate", "-f", file], { MGMT: mgmt, LEN: "" });
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/14:23: environment variable LEN is set but empty/);
+
+    const applied = await runCli(["apply", "-f", file], { MGMT: mgmt, LEN: "100" });
+    expect(applied.stderr).not.toMatch(/Error|problem/);
+    expect(applied.code).toBe(0);
+    expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 100 });
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"], { MGMT: mgmt, LEN: "100" })).code).toBe(0);
+  });
+
+  it("two YAML documents: exit 1, one YAML document per file", async () => {
+    const file = writeFile("topology.yaml", "version: 1\nclusters: { sync: { url: amqp://h/s } }\nservices: [mplogin]\n---\nservices: [mpwallet]\n");
+    const r = await runCli(["validate", "-f", file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/topology\.yaml:4:1: a second YAML document starts here \("---"\); topo reads one YAML document per file/);
+    expect(r.stderr).not.toMatch(/parseAllDocuments/);
   });
 });
