@@ -105,7 +105,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   // ${VAR} and ${VAR:-default} in values, each problem at its scalar. A scalar that cannot be
   // interpolated is refused like a value the schema refuses, and the checks go on without it.
   const problems: ConfigProblem[] = [];
-  const uninterpolated: Path[] = [];
+  // Marked while the document becomes data, to find every place an alias or merge key takes them.
+  const unread = new Map<Scalar, string>();
   // A value that is exactly one ${VAR}, by its path: named when the schema refuses what it became.
   const fromVariable = new Map<string, string>();
   visit(doc, {
@@ -115,7 +116,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
       const r = interpolateAll(source, env);
       if ("errors" in r) {
         for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
-        uninterpolated.push(yamlPath(ancestors, node));
+        unread.set(node, source);
+        node.value = UNINTERPOLATED;
         return;
       }
       node.value = r.value;
@@ -135,6 +137,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   } catch (e) {
     fail([{ line: 1, col: 1, message: `cannot read YAML: ${safeYamlMessage(firstLine((e as Error).message))}` }]);
   }
+  const uninterpolated = pathsOf(data, UNINTERPOLATED);
+  for (const [node, source] of unread) node.value = source;
 
   // The schema, then the cross-checks on what the schema did not refuse: every problem in one run.
   const refusedPaths = [...uninterpolated];
@@ -218,6 +222,17 @@ function tooDeep(node: YamlNode | null, depth: number): YamlNode | undefined {
 
 /** A value that is one reference and nothing else: `${LEN}` or `${LEN:-100}`. */
 const WHOLE_VAR = new RegExp(`^\\$\\{(${ENV_NAME_SOURCE})(?::-[^}]*)?\\}$`);
+
+/** Stands in for a value that could not be interpolated, until its places in the data are known. */
+const UNINTERPOLATED = Symbol("uninterpolated");
+
+/** Every path at which `data` holds `marker`. */
+function pathsOf(data: unknown, marker: unknown, path: Path = [], out: Path[] = []): Path[] {
+  if (data === marker) out.push(path);
+  else if (Array.isArray(data)) data.forEach((v, i) => pathsOf(v, marker, [...path, i], out));
+  else if (isObject(data)) for (const [k, v] of Object.entries(data)) pathsOf(v, marker, [...path, k], out);
+  return out;
+}
 
 function pathKey(path: Path): string {
   return JSON.stringify(path.map(String));

@@ -157,6 +157,11 @@ clusters:
     expect(ps).toEqual(['5:5: clusters.sync: unknown key "port" (allowed: url, management, tls)', '5:5: clusters.async: unknown key "port" (allowed: url, management, tls)']);
   });
 
+  it("an unset variable in merged settings is one problem, not one more per place it is merged", () => {
+    const ps = problemsOf(`${SHARED.replace("tls: { insecure: true }", "management: \${TOPO_UNSET_MGMT}")}services: [mplogin]\n`);
+    expect(ps).toEqual([expect.stringMatching(/^5:17: environment variable TOPO_UNSET_MGMT is not set/)]);
+  });
+
   it("a merge that aliases its way to a bomb is still refused", () => {
     const ps = problemsOf(`${SHARED}a: &a { x: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
 b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
