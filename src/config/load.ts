@@ -244,6 +244,7 @@ interface SchemaNode {
   properties?: Record<string, SchemaNode>;
   additionalProperties?: SchemaNode | boolean;
   items?: SchemaNode;
+  const?: unknown;
   then?: SchemaNode;
   else?: SchemaNode;
   definitions?: Record<string, SchemaNode>;
@@ -268,7 +269,9 @@ function schemaTypesAt(path: Path): Set<string> {
       return typeof n.additionalProperties === "object" ? expand(n.additionalProperties) : [];
     });
   }
-  return new Set(here.flatMap((n) => (n.type === undefined ? [] : Array.isArray(n.type) ? n.type : [n.type])));
+  // `version: 1` is a const, not a type.
+  const typeOf = (n: SchemaNode): string[] => (n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : []);
+  return new Set(here.flatMap(typeOf));
 }
 
 /** A variable's text as the type the schema wants there, when it reads as one; else undefined. */

@@ -190,6 +190,7 @@ services: [mplogin]
   it("a value that is exactly one ${VAR} takes the type the schema wants there", () => {
     const qs = argsOf(LEN, { LEN: "100" });
     expect(qs.find((q) => q.name === "mplogin.async")).toEqual({ name: "mplogin.async", durable: false, args: { "x-max-length": 100, "x-overflow": "reject-publish" } });
+    expect(parseConfig(`version: \${V}\n${SHARED.slice("version: 1\n".length)}services: [mplogin]\n`, "t.yaml", { V: "1" }).clusters).toHaveLength(2);
     // A URL stays a string, even one made of digits only.
     expect(argsOf(SHARED.replace("/a\n", "/${VH}\n") + "services: [mplogin]\n", { VH: "1" }).length).toBe(2);
   });
