@@ -131,7 +131,8 @@ export async function verifyClusters(
 export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string, live?: () => Promise<AmqpSession>): Promise<ClusterPlan> {
   const actual = await readCluster(client, c.target);
   let plan = diffCluster(c, actual, prefix);
-  const alone = leftBehind(actual, Ownership.of(prefix, actual.resources));
+  const owner = Ownership.of(prefix, actual.resources);
+  const alone = leftBehind(actual, owner);
   // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
   if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue") || alone.services.length || alone.holding.length) {
     await readMessageCounts(client, c.target, actual);
@@ -148,7 +149,7 @@ export async function planCluster(c: DesiredCluster, client: ManagementClient, p
     plan = diffCluster(c, actual, prefix);
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
-  plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, Ownership.of(prefix, actual.resources))));
+  plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
   const compat = compatibility(c, actual);
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
