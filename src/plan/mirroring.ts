@@ -3,6 +3,7 @@
 // it sees and what to do.
 
 import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource } from "../model.js";
+import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
 import { names } from "./render.js";
@@ -127,8 +128,13 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
       case "user-partial":
         out.warnings.push(`${head}: its "ha-mode": "${how.mode}" mirrors them to some nodes, not to every node as mirrored: true means; set "ha-mode": "all" in "${policy}", or narrow its pattern`);
         break;
-      default:
+      case "none":
         out.warnings.push(`${head}: they are not mirrored, since "${policy}" has no ha-mode; add "ha-mode": "all", "ha-sync-mode": "automatic" to "${policy}", or narrow its pattern`);
+        break;
+      case "topo":
+        break; // never here: topo's own policy shadows nothing
+      default:
+        assertNever(how);
     }
   }
   for (const [policy, queues] of outranked) {
