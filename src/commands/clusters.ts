@@ -12,6 +12,7 @@ import { diffCluster } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
+import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
 import { stateText } from "../plan/saved.js";
 import { sha256 } from "../files/digest.js";
@@ -143,7 +144,8 @@ export async function readAndPlan(
   const actual = await readCluster(client, c.target);
   const stateDigest = sha256(stateText(c, actual, prefix));
   let plan = diffCluster(c, actual, prefix);
-  const alone = leftBehind(actual, Ownership.of(prefix, actual.resources));
+  const owner = Ownership.of(prefix, actual.resources);
+  const alone = leftBehind(actual, owner);
   // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
   if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue") || alone.services.length || alone.holding.length) {
     await readMessageCounts(client, c.target, actual);
@@ -160,6 +162,7 @@ export async function readAndPlan(
     plan = diffCluster(c, actual, prefix);
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
+  plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
   const compat = compatibility(c, actual);
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });

@@ -3,7 +3,9 @@ import type { Redactor } from "../redact.js";
 import { TopoError } from "../errors.js";
 import type { DesiredCluster } from "../model.js";
 import { readCluster } from "../broker/read.js";
-import { matchingQueues, routeTask, type Route } from "../plan/route.js";
+import { matchingBindings, routeTask, type Route } from "../plan/route.js";
+import { describe } from "../core/keys.js";
+import { Ownership } from "../core/naming.js";
 import { identify, managementClient, type ConnectionOptions } from "./clusters.js";
 
 export interface RouteOptions extends ConnectionOptions {
@@ -21,6 +23,8 @@ export interface LiveRoute {
   queues: string[];
   /** The broker routes the task to other queues than the file says. */
   differs: boolean;
+  /** Bindings that take the task and are not topo's: plan lists them, and no action changes them. */
+  unmanaged: { binding: string; queue: string }[];
 }
 
 export interface RouteReport {
@@ -42,8 +46,14 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   try {
     const [actual] = await Promise.all([readCluster(client, home.target), identify(home, client, opts)]);
     const exchangeExists = actual.resources.some((x) => x.kind === "exchange" && x.name === r.route.exchange);
-    const queues = exchangeExists ? matchingQueues(actual.resources, r.route.exchange, r.route.routingKey) : [];
-    report.live = { exchangeExists, queues, differs: queues.join("\n") !== r.route.queues.join("\n") };
+    const bindings = exchangeExists ? matchingBindings(actual.resources, r.route.exchange, r.route.routingKey) : [];
+    const queues = [...new Set(bindings.map((b) => b.destination))].sort();
+    const owner = Ownership.of(desired.prefix, actual.resources);
+    const unmanaged = bindings
+      .filter((b) => !owner.owns(b))
+      .map((b) => ({ binding: describe(b), queue: b.destination }))
+      .sort((a, b) => (a.binding < b.binding ? -1 : 1));
+    report.live = { exchangeExists, queues, differs: queues.join("\n") !== r.route.queues.join("\n"), unmanaged };
   } finally {
     client.close();
   }
@@ -69,13 +79,25 @@ export function routeText(r: RouteReport): string {
     `  queues:      ${r.route.queues.join(", ")}`,
   ];
   if (r.live) {
-    lines.push(
-      r.live.differs
-        ? `  live:        the broker routes it to ${r.live.queues.join(", ")}, not as the file says (topo plan shows the drift)`
-        : `  live:        the broker's bindings agree`,
-    );
+    lines.push(r.live.differs ? `  live:        the broker routes it to ${r.live.queues.join(", ")}, not as the file says (${liveWhy(r)})` : `  live:        the broker's bindings agree`);
   }
   return lines.join("\n");
+}
+
+/** Why the broker differs, in the words plan uses for the same bindings. */
+function liveWhy(r: RouteReport): string {
+  const live = r.live as LiveRoute;
+  const extra = live.queues.filter((q) => !r.route.queues.includes(q));
+  const unmanagedQueues = new Set(live.unmanaged.map((u) => u.queue));
+  const drift = extra.some((q) => !unmanagedQueues.has(q)) || r.route.queues.some((q) => !live.queues.includes(q));
+  const why: string[] = [];
+  if (live.unmanaged.length) {
+    const n = live.unmanaged.length;
+    const them = n === 1 ? "it" : "them";
+    why.push(`${live.unmanaged.map((u) => u.binding).join(", ")} ${n === 1 ? "is a binding" : "are bindings"} topo does not manage: topo plan lists ${them} and leaves ${them} alone`);
+  }
+  if (drift || why.length === 0) why.push("topo plan shows the drift");
+  return why.join("; ");
 }
 
 /** The report for --json. */

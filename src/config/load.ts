@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { ConfigError, type ConfigProblem } from "../errors.js";
@@ -73,7 +73,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
 
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+    // merge: YAML 1.1 merge keys (`<<: *conn`), how people share one cluster's settings with another.
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
   } catch (e) {
     // The parser recurses; absurd nesting exhausts the stack before any rule applies.
     fail([{ line: 1, col: 1, message: `cannot parse YAML: ${e instanceof RangeError ? "nesting is too deep" : (e as Error).message}` }]);
@@ -84,7 +85,11 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
       doc.errors.map((e) => ({
         ...at(e.pos[0]),
         // The parser recurses; absurd nesting exhausts its stack before any rule of ours applies.
-        message: /call stack/i.test(e.message) ? `nesting is too deep to read; a topology is a few levels deep` : `YAML: ${safeYamlMessage(firstLine(e.message))}`,
+        message: /call stack/i.test(e.message)
+          ? `nesting is too deep to read; a topology is a few levels deep`
+          : e.code === "MULTIPLE_DOCS"
+            ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
+            : `YAML: ${safeYamlMessage(firstLine(e.message))}`,
       })),
     );
   }
@@ -100,15 +105,29 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   // ${VAR} and ${VAR:-default} in values, each problem at its scalar. A scalar that cannot be
   // interpolated is refused like a value the schema refuses, and the checks go on without it.
   const problems: ConfigProblem[] = [];
-  const uninterpolated: Path[] = [];
+  // Marked while the document becomes data, to find every place an alias or merge key takes them.
+  const unread = new Map<Scalar, string>();
+  // A value that is exactly one ${VAR}, by its path: named when the schema refuses what it became.
+  const fromVariable = new Map<string, string>();
   visit(doc, {
     Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string") return;
-      const r = interpolateAll(node.value, env);
+      const source = node.value;
+      const r = interpolateAll(source, env);
       if ("errors" in r) {
         for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
-        uninterpolated.push(yamlPath(ancestors, node));
-      } else node.value = r.value;
+        unread.set(node, source);
+        node.value = UNINTERPOLATED;
+        return;
+      }
+      node.value = r.value;
+      const whole = WHOLE_VAR.exec(source);
+      if (!whole) return;
+      // Environment variables are strings; `x-max-length: ${LEN}` means the number LEN holds.
+      const path = yamlPath(ancestors, node);
+      fromVariable.set(pathKey(path), whole[1] as string);
+      const typed = typedScalar(r.value, schemaTypesAt(path));
+      if (typed !== undefined) node.value = typed;
     },
   });
 
@@ -118,6 +137,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   } catch (e) {
     fail([{ line: 1, col: 1, message: `cannot read YAML: ${safeYamlMessage(firstLine((e as Error).message))}` }]);
   }
+  const uninterpolated = pathsOf(data, UNINTERPOLATED);
+  for (const [node, source] of unread) node.value = source;
 
   // The schema, then the cross-checks on what the schema did not refuse: every problem in one run.
   const refusedPaths = [...uninterpolated];
@@ -127,7 +148,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
       const path = refusedPath(err);
       // The text of an uninterpolated ${VAR} is no value to judge.
       if (uninterpolated.some((u) => startsWith(path, u))) continue;
-      problems.push(schemaProblem(err, doc, at, file));
+      problems.push(schemaProblem(err, doc, at, file, fromVariable));
       refusedPaths.push(path);
     }
   }
@@ -196,6 +217,72 @@ function tooDeep(node: YamlNode | null, depth: number): YamlNode | undefined {
   return undefined;
 }
 
+// ---------------------------------------------------------------------------------------------
+// ${VAR}
+
+/** A value that is one reference and nothing else: `${LEN}` or `${LEN:-100}`. */
+const WHOLE_VAR = new RegExp(`^\\$\\{(${ENV_NAME_SOURCE})(?::-[^}]*)?\\}$`);
+
+/** Stands in for a value that could not be interpolated, until its places in the data are known. */
+const UNINTERPOLATED = Symbol("uninterpolated");
+
+/** Every path at which `data` holds `marker`. */
+function pathsOf(data: unknown, marker: unknown, path: Path = [], out: Path[] = []): Path[] {
+  if (data === marker) out.push(path);
+  else if (Array.isArray(data)) data.forEach((v, i) => pathsOf(v, marker, [...path, i], out));
+  else if (isObject(data)) for (const [k, v] of Object.entries(data)) pathsOf(v, marker, [...path, k], out);
+  return out;
+}
+
+function pathKey(path: Path): string {
+  return JSON.stringify(path.map(String));
+}
+
+interface SchemaNode {
+  type?: string | string[];
+  $ref?: string;
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: SchemaNode | boolean;
+  items?: SchemaNode;
+  const?: unknown;
+  then?: SchemaNode;
+  else?: SchemaNode;
+  definitions?: Record<string, SchemaNode>;
+}
+let schemaRoot: SchemaNode | undefined;
+
+/** The types the schema allows at a path (both branches of an if/then/else). */
+function schemaTypesAt(path: Path): Set<string> {
+  schemaRoot ??= require("../../schemas/topology.schema.json") as SchemaNode;
+  const root = schemaRoot;
+  const expand = (n: SchemaNode | undefined, seen = 0): SchemaNode[] => {
+    if (!n || seen > 8) return [];
+    if (n.$ref) return expand(root.definitions?.[n.$ref.replace("#/definitions/", "")], seen + 1);
+    return [n, ...expand(n.then, seen + 1), ...expand(n.else, seen + 1)];
+  };
+  let here = expand(root);
+  for (const seg of path) {
+    here = here.flatMap((n) => {
+      if (typeof seg === "number") return expand(n.items);
+      const p = n.properties?.[seg];
+      if (p) return expand(p);
+      return typeof n.additionalProperties === "object" ? expand(n.additionalProperties) : [];
+    });
+  }
+  // `version: 1` is a const, not a type.
+  const typeOf = (n: SchemaNode): string[] => (n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : []);
+  return new Set(here.flatMap(typeOf));
+}
+
+/** A variable's text as the type the schema wants there, when it reads as one; else undefined. */
+function typedScalar(text: string, types: Set<string>): number | boolean | undefined {
+  if (types.has("string")) return undefined;
+  const t = text.trim();
+  if ((types.has("integer") || types.has("number")) && /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/.test(t)) return Number(t);
+  if (types.has("boolean") && (t === "true" || t === "false")) return t === "true";
+  return undefined;
+}
+
 const VAR = /\$\$|\$\{([^}]*)\}|\$\{/g;
 const VAR_NAME = new RegExp(`^(${ENV_NAME_SOURCE})(?::-(.*))?$`, "s");
 
@@ -223,7 +310,11 @@ export function interpolateAll(value: string, env: Env): { value: string } | { e
     const v = env[name];
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
-    errors.push(`environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`);
+    errors.push(
+      v === ""
+        ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
+        : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
+    );
     return m;
   });
   return errors.length ? { errors: [...new Set(errors)] } : { value: out };
@@ -385,8 +476,10 @@ function schemaProblem(
   doc: Document.Parsed,
   at: (o: number) => { line: number; col: number },
   file: string,
+  fromVariable: ReadonlyMap<string, string> = new Map(),
 ): ConfigProblem {
   const path = jsonPointerToPath(err.instancePath);
+  const variable = fromVariable.get(pathKey(path));
   const where = displayPath(path);
   const params = err.params as Record<string, unknown>;
   let message: string;
@@ -412,7 +505,10 @@ function schemaProblem(
       // A services entry is either a name or a mapping (if/then/else in the schema).
       const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
       const wanted = isServiceEntry ? "a service name or a mapping with name:" : article(String(params.type));
-      message = `${where}: must be ${wanted}, not ${describeValue(valueAt(doc, path), path)}`;
+      const value = valueAt(doc, path);
+      message = variable
+        ? `${where}: \${${variable}} is ${typeof value === "string" && path[0] !== "clusters" ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}`;
       break;
     }
     case "minProperties":
@@ -476,8 +572,40 @@ function shownKey(key: string): string {
   return /@|:\/\//.test(key) ? "(a key not shown, it looks like a URL)" : JSON.stringify(key);
 }
 
+/**
+ * The node a path names, as toJS() reads the document: through aliases, and into the maps a
+ * `<<` merge key brings in, so a problem in shared settings points at the line that holds it.
+ */
+function nodeAt(doc: Document.Parsed, path: readonly (string | number)[]): YamlNode | undefined {
+  let node = doc.contents as YamlNode | null | undefined;
+  const deref = (n: unknown): YamlNode | undefined => (isAlias(n) ? (n.resolve(doc) as YamlNode | undefined) : (n as YamlNode | undefined)) ?? undefined;
+  for (const seg of path) {
+    node = deref(node);
+    if (isSeq(node)) node = node.items[Number(seg)] as YamlNode | undefined;
+    else if (isMap(node)) node = pairIn(doc, node, String(seg), deref)?.value as YamlNode | undefined;
+    else return undefined;
+  }
+  return deref(node);
+}
+
+/** The pair of a key in a map, or in what its merge keys bring in (own keys first, then merges in order). */
+function pairIn(doc: Document.Parsed, map: YAMLMap, key: string, deref: (n: unknown) => YamlNode | undefined, depth = 0): Pair | undefined {
+  const own = map.items.find((it: Pair) => isScalar(it.key) && String((it.key as Scalar).value) === key);
+  if (own || depth > 8) return own;
+  for (const it of map.items) {
+    if (!(isScalar(it.key) && typeof (it.key as Scalar).value === "symbol")) continue; // `<<`
+    const v = deref(it.value);
+    const sources = isSeq(v) ? v.items.map(deref) : [v];
+    for (const src of sources) {
+      const found = isMap(src) ? pairIn(doc, src, key, deref, depth + 1) : undefined;
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
 function valueAt(doc: Document.Parsed, path: (string | number)[]): unknown {
-  const node = doc.getIn(path, true) as YamlNode | undefined;
+  const node = nodeAt(doc, path);
   if (node && isScalar(node)) return (node as Scalar).value;
   if (isMap(node)) return {};
   if (isSeq(node)) return [];
@@ -525,9 +653,10 @@ function placePathProblem(
   for (let n = p.path.length; n >= 0; n--) {
     const prefix = p.path.slice(0, n);
     if (p.atKey && n === p.path.length && n > 0) {
-      const parent = doc.getIn(prefix.slice(0, -1), true) as YamlNode | undefined;
+      const parent = nodeAt(doc, prefix.slice(0, -1));
       if (isMap(parent)) {
-        const pair = (parent as YAMLMap).items.find((it: Pair) => isScalar(it.key) && (it.key as Scalar).value === prefix[prefix.length - 1]);
+        const deref = (x: unknown): YamlNode | undefined => (isAlias(x) ? (x.resolve(doc) as YamlNode | undefined) : (x as YamlNode | undefined));
+        const pair = pairIn(doc, parent as YAMLMap, String(prefix[prefix.length - 1]), deref);
         const keyNode = pair?.key as YamlNode | undefined;
         if (keyNode?.range) {
           offset = keyNode.range[0];
@@ -536,7 +665,7 @@ function placePathProblem(
       }
       continue;
     }
-    const node = n === 0 ? (doc.contents as YamlNode | null) : (doc.getIn(prefix, true) as YamlNode | undefined);
+    const node = n === 0 ? (doc.contents as YamlNode | null) : nodeAt(doc, prefix);
     if (node?.range) {
       offset = node.range[0];
       break;

@@ -119,7 +119,7 @@ function explainPolicies(source: ImportSource, mirrors: UserMirrors, owner: Owne
       cluster: source.name,
       resource: policy,
       text: via.length
-        ? `the user's policy ${via.join(" and ")} mirrors ${kind} queues with ha-mode all; the file says mirrored: true, which topo makes with its own policy; after topo apply, delete the user's policy (topo never changes it), or it keeps applying instead of topo's and plan reports those queues as degraded`
+        ? `the user's policy ${via.join(" and ")} mirrors ${kind} queues with ha-mode all; the file says mirrored: true, which topo makes with its own policy; after topo apply, delete the user's policy (topo never changes it), or plan keeps warning that it matches the queues topo mirrors (they stay mirrored either way)`
         : `topo's mirroring policy follows from the file: its pattern covers exactly the ${kind} queues with mirrored: true, with ${Object.entries(MIRROR_DEFINITION).map(([k, v]) => `${k}=${v}`).join(", ")}; a topo.${prefix}.* policy the file does not imply is deleted`,
     });
   }

@@ -2,7 +2,8 @@
 // the user's own policies collide with topo's? topo never changes a user's policy; it says what
 // it sees and what to do.
 
-import type { ActualCluster, DesiredCluster, Policy } from "../model.js";
+import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource } from "../model.js";
+import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
 import { names } from "./render.js";
@@ -13,71 +14,153 @@ export interface MirrorReport {
   warnings: string[];
 }
 
-const APPLIES_TO_CLASSIC = new Set(["queues", "all", "classic_queues"]);
+/** Which queues a policy's apply-to reaches, by queue type. */
+export const APPLIES_TO: Record<QueueType, ReadonlySet<string>> = {
+  classic: new Set(["queues", "all", "classic_queues"]),
+  quorum: new Set(["queues", "all", "quorum_queues"]),
+  stream: new Set(["queues", "all", "streams"]),
+};
 
 /** RabbitMQ patterns are PCRE; JavaScript's RegExp reads the ones people write the same way. */
-function matcher(pattern: string): RegExp | undefined {
+function matches(pattern: string, name: string): boolean {
   try {
-    return new RegExp(pattern);
+    return new RegExp(pattern).test(name);
   } catch {
-    return undefined;
+    return false; // a PCRE pattern JavaScript cannot read: it cannot be judged here
   }
 }
+
+/**
+ * Policies that reach a queue by apply-to and pattern, the one RabbitMQ applies first. RabbitMQ
+ * leaves the order of equal priorities unspecified; topo's own policy (`ours`) is taken first,
+ * then names in order, so that plan and import at least agree with each other.
+ */
+function policiesMatching(policies: readonly Policy[], queue: Queue, ours: (p: Policy) => boolean = () => false): Policy[] {
+  const rank = (p: Policy) => (ours(p) ? 0 : 1);
+  return policies
+    .filter((p) => APPLIES_TO[queue.type].has(p.applyTo) && matches(p.pattern, queue.name))
+    .sort((a, b) => b.priority - a.priority || rank(a) - rank(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The policy RabbitMQ applies to a queue: the one it reports, else the highest-priority match. */
+export function effectivePolicy(policies: readonly Policy[], queue: Queue, reported: string | undefined, ours?: (p: Policy) => boolean): Policy | undefined {
+  // The broker's own answer wins, but it is filled in only some seconds after a declare.
+  const named = reported ? policies.find((p) => p.name === reported) : undefined;
+  return named ?? policiesMatching(policies, queue, ours)[0];
+}
+
+/** Who mirrors a classic queue (RabbitMQ 3.x: only the effective policy's ha- keys count). */
+export type Mirroring =
+  /** No policy with an ha-mode applies. */
+  | { by: "none" }
+  /** topo's own policy (whatever someone made of it). */
+  | { by: "topo" }
+  /** A user's policy that mirrors like topo's (ha-mode all): the queue is mirrored to every node. */
+  | { by: "user-all"; policy: string }
+  /** A user's policy with another ha-mode: mirrored, but not to every node as mirrored: true means. */
+  | { by: "user-partial"; policy: string; mode: string };
+
+/**
+ * The one answer to "is this queue mirrored, and by which policy": plan and import both ask it.
+ * `ours` says which policies are topo's.
+ */
+export function mirroringOf(queue: Queue, policies: readonly Policy[], reported: string | undefined, ours: (p: Policy) => boolean): Mirroring {
+  if (queue.type !== "classic") return { by: "none" };
+  const p = effectivePolicy(policies, queue, reported, ours);
+  const haMode = p?.definition["ha-mode"];
+  if (!p || haMode === undefined) return { by: "none" };
+  if (ours(p)) return { by: "topo" };
+  return haMode === "all" ? { by: "user-all", policy: p.name } : { by: "user-partial", policy: p.name, mode: String(haMode) };
+}
+
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 export function mirroring(desired: DesiredCluster, actual: ActualCluster): MirrorReport {
   const out: MirrorReport = { degraded: [], warnings: [] };
   const [major] = majorMinor(actual.version);
   if (major === 0 || major >= 4) return out;
-  const mirrored = desired.queues.filter((q) => q.mirrored);
+  const mirrored = desired.queues.filter((q) => q.mirrored && q.queue.type === "classic");
   if (mirrored.length === 0) return out;
 
-  const policies = actual.resources.filter((r): r is Policy => r.kind === "policy");
-  const ours = new Map(policies.filter((p) => isTopoName(p.name)).map((p) => [p.name, p]));
+  const ours = (p: Policy) => isTopoName(p.name);
+  const isPolicy = (r: Resource): r is Policy => r.kind === "policy";
+  // The policies as they will be after apply: the user's as they are, topo's as the file says.
+  const policies = [...actual.resources.filter(isPolicy).filter((p) => !ours(p)), ...desired.resources.filter(isPolicy).filter(ours)];
   const existing = new Set(actual.resources.filter((r) => r.kind === "queue").map((r) => r.name));
+  const byName = new Map(policies.map((p) => [p.name, p]));
+  const topoPriority = (q: Queue) => policiesMatching(policies.filter(ours), q)[0]?.priority ?? 0;
 
-  // User policies that match queues topo mirrors: in 3.x only one policy applies to a queue, so
-  // either the user's policy or topo's mirroring is lost for them.
-  for (const p of policies) {
-    if (isTopoName(p.name) || !APPLIES_TO_CLASSIC.has(p.applyTo)) continue;
-    const re = matcher(p.pattern);
-    if (!re) continue;
-    const hit = mirrored.filter((q) => re.test(q.queue.name));
-    if (hit.length === 0) continue;
-    const topo = [...ours.values()].find((t) => hit.some((q) => matcher(t.pattern)?.test(q.queue.name)));
-    const topoPriority = topo?.priority ?? 0;
-    if (p.priority > topoPriority) {
-      out.warnings.push(
-        `policy "${p.name}" (priority ${p.priority}) shadows topo's mirroring policy (priority ${topoPriority}) on ${hit.length} queue${hit.length === 1 ? "" : "s"} (${names(hit.map((q) => q.queue.name))}): they are not mirrored; add "ha-mode": "all", "ha-sync-mode": "automatic" to "${p.name}", or narrow its pattern`,
-      );
-    } else {
-      out.warnings.push(
-        `policy "${p.name}" (priority ${p.priority}) matches ${hit.length} queue${hit.length === 1 ? "" : "s"} topo mirrors (${names(hit.map((q) => q.queue.name))}), but topo's mirroring policy takes precedence, so "${p.name}"'s settings do not apply to them; narrow its pattern, or give it a higher priority and add the ha- keys to it`,
-      );
+  // In 3.x only one policy applies to a queue: a user's policy that wins decides its mirroring.
+  const shadowing = new Map<string, { how: Mirroring; queues: string[]; topo: number }>();
+  const outranked = new Map<string, string[]>();
+  const notMirrored: string[] = [];
+  const partly: string[] = [];
+  const judged: string[] = [];
+  for (const spec of mirrored) {
+    const name = spec.queue.name;
+    const facts = existing.has(name) ? (actual.queueFacts[name] ?? {}) : {};
+    // `policy` is reported a few seconds after a declare: an empty one is not yet known. One of
+    // topo's is not taken at its word, since apply may be about to change topo's policies.
+    const reported = facts.policy && !isTopoName(facts.policy) ? facts.policy : undefined;
+    const m = mirroringOf(spec.queue, policies, reported, ours);
+    const applies = effectivePolicy(policies, spec.queue, reported, ours);
+    if (m.by === "topo") {
+      for (const p of policiesMatching(policies, spec.queue)) if (!ours(p)) outranked.set(p.name, [...(outranked.get(p.name) ?? []), name]);
+      judged.push(name);
+      continue;
     }
+    if (!applies || ours(applies)) continue; // topo's policy without an ha-mode: plan updates it
+    const entry = shadowing.get(applies.name) ?? { how: m, queues: [], topo: topoPriority(spec.queue) };
+    entry.queues.push(name);
+    shadowing.set(applies.name, entry);
+    if (m.by === "user-all") judged.push(name);
+    else if (existing.has(name) && m.by === "user-partial") partly.push(`${name} (effective policy "${applies.name}", ha-mode ${m.mode})`);
+    else if (existing.has(name)) notMirrored.push(`${name} (effective policy "${applies.name}")`);
+  }
+
+  for (const [policy, { how, queues, topo }] of shadowing) {
+    const p = byName.get(policy);
+    const head = `policy "${policy}" (priority ${p?.priority ?? "?"}) shadows topo's mirroring policy (priority ${topo}) on ${count(queues.length, "queue")} (${names(queues)})`;
+    switch (how.by) {
+      case "user-all":
+        out.warnings.push(`${head}: it has "ha-mode": "all", so they are mirrored, by "${policy}" rather than by topo; delete "${policy}" or narrow its pattern to let topo's policy apply`);
+        break;
+      case "user-partial":
+        out.warnings.push(`${head}: its "ha-mode": "${how.mode}" mirrors them to some nodes, not to every node as mirrored: true means; set "ha-mode": "all" in "${policy}", or narrow its pattern`);
+        break;
+      case "none":
+        out.warnings.push(`${head}: they are not mirrored, since "${policy}" has no ha-mode; add "ha-mode": "all", "ha-sync-mode": "automatic" to "${policy}", or narrow its pattern`);
+        break;
+      case "topo":
+        break; // never here: topo's own policy shadows nothing
+      default:
+        assertNever(how);
+    }
+  }
+  for (const [policy, queues] of outranked) {
+    const p = byName.get(policy);
+    out.warnings.push(
+      `policy "${policy}" (priority ${p?.priority ?? "?"}) matches ${count(queues.length, "queue")} topo mirrors (${names(queues)}), but topo's mirroring policy takes precedence, so "${policy}"'s settings do not apply to them; narrow its pattern, or give it a higher priority and add the ha- keys to it`,
+    );
+  }
+  if (notMirrored.length) {
+    out.degraded.push(`${notMirrored.length} queue${notMirrored.length === 1 ? " is" : "s are"} not mirrored because another policy applies to them: ${names(notMirrored)}; see the policy warning above`);
+  }
+  if (partly.length) {
+    out.degraded.push(`${partly.length} queue${partly.length === 1 ? " is" : "s are"} not mirrored to every node because another policy applies to them: ${names(partly)}; see the policy warning above`);
   }
 
   const running = actual.nodes;
-  const notMirrored: string[] = [];
   const missing = new Map<string, string[]>();
   const syncing: string[] = [];
-  for (const spec of mirrored) {
-    const name = spec.queue.name;
+  for (const name of judged) {
     if (!existing.has(name)) continue; // plan creates it; nothing to judge yet
     const facts = actual.queueFacts[name] ?? {};
-    // `policy` is reported a few seconds after a declare: an empty one is not yet known, only a
-    // different one is evidence.
-    if (facts.policy && !isTopoName(facts.policy)) {
-      notMirrored.push(`${name} (effective policy "${facts.policy}")`);
-      continue;
-    }
     if (running.length < 2 || facts.mirrors === undefined) continue;
     const others = running.filter((n) => n !== facts.node);
     const absent = others.filter((n) => !facts.mirrors?.includes(n));
     for (const n of absent) missing.set(n, [...(missing.get(n) ?? []), name]);
     if (absent.length === 0 && others.some((n) => !facts.synchronisedMirrors?.includes(n))) syncing.push(name);
-  }
-  if (notMirrored.length) {
-    out.degraded.push(`${notMirrored.length} queue${notMirrored.length === 1 ? " is" : "s are"} not mirrored because another policy applies to them: ${names(notMirrored)}; see the policy warning above`);
   }
   for (const [node, qs] of missing) {
     out.degraded.push(`${qs.length} mirrored queue${qs.length === 1 ? " has" : "s have"} no mirror on node ${node}: ${names(qs)}; RabbitMQ adds it when the node is up and the policy applies (check rabbitmqctl list_queues name policy slave_pids)`);

@@ -51,6 +51,14 @@ const ANSI: Record<Style, string> = {
 };
 export const ansi: Paint = (style, text) => `${ANSI[style]}${text}\x1b[0m`;
 
+/**
+ * Under a replace of a queue with consumers. A replace cancels them; a Celery worker then
+ * re-declares its queue with the arguments of the module it runs: the old module's are refused
+ * by the new queue (406 PRECONDITION_FAILED), and the worker stops.
+ */
+export const CELERY_CONSUMERS =
+  "the consumers may be Celery workers: export the new `topo export celery` module, stop the workers, apply, then start them on the new module; a worker still on the old module re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)";
+
 export function renderAction(a: Action): string[] {
   switch (a.op) {
     case "create":
@@ -63,6 +71,7 @@ export function renderAction(a: Action): string[] {
         ...a.because.map((c) => `    because ${c}`),
         ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
+        ...(a.risks?.some((r) => r.rule === "consumers") ? [`    ! ${CELERY_CONSUMERS}`] : []),
       ];
     case "delete":
       return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a.messages)}`];

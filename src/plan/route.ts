@@ -2,9 +2,11 @@
 // service's topic exchange with the task name as routing key; which queues get it is decided by
 // AMQP topic matching of that key against the exchange's bindings.
 
-import type { Binding, DesiredState, Traffic, Resource } from "../model.js";
+import type { ActualCluster, Binding, DesiredCluster, DesiredState, Traffic, Resource } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { serviceNamePattern } from "../core/naming.js";
+import { serviceNamePattern, type Ownership } from "../core/naming.js";
+import { describe } from "../core/keys.js";
+import { names } from "./render.js";
 
 /**
  * AMQP topic matching: words are separated by dots, `*` matches exactly one word, `#` zero or
@@ -61,13 +63,37 @@ export interface Route {
 
 export type RouteResult = { ok: true; route: Route } | { ok: false; why: string; hint?: string };
 
+/** Bindings of `exchange` to queues (direct ones) whose binding key matches `routingKey`. */
+export function matchingBindings(resources: readonly Resource[], exchange: string, routingKey: string): Binding[] {
+  return resources
+    .filter((r): r is Binding => r.kind === "binding" && r.source === exchange && r.destinationType === "queue")
+    .filter((b) => topicMatches(b.routingKey, routingKey));
+}
+
 /** Queues bound to `exchange` (directly) whose binding key matches `routingKey`. */
 export function matchingQueues(resources: readonly Resource[], exchange: string, routingKey: string): string[] {
-  const hits = resources
-    .filter((r): r is Binding => r.kind === "binding" && r.source === exchange && r.destinationType === "queue")
-    .filter((b) => topicMatches(b.routingKey, routingKey))
-    .map((b) => b.destination);
-  return [...new Set(hits)].sort();
+  return [...new Set(matchingBindings(resources, exchange, routingKey).map((b) => b.destination))].sort();
+}
+
+/**
+ * Bindings on the broker from a service exchange the file wants on this cluster to something
+ * topo does not manage (a user's `audit` queue, say). The broker routes the service's tasks there
+ * too, but they are outside topo's namespace: no action plans them, so plan names them instead,
+ * and route --live points there when it finds one.
+ */
+export function foreignBindings(desired: DesiredCluster, actual: ActualCluster, owner: Ownership): Binding[] {
+  const services = new Set(desired.resources.flatMap((r) => (r.kind === "exchange" ? [r.name] : [])));
+  return actual.resources
+    .filter((r): r is Binding => r.kind === "binding" && services.has(r.source) && !owner.owns(r))
+    .sort((a, b) => (describe(a) < describe(b) ? -1 : 1));
+}
+
+export function foreignBindingWarnings(bindings: readonly Binding[]): string[] {
+  if (bindings.length === 0) return [];
+  const n = bindings.length;
+  return [
+    `${n} binding${n === 1 ? "" : "s"} from service exchanges that topo does not manage: ${names(bindings.map(describe))}; the broker routes the tasks ${n === 1 ? "it matches" : "they match"} there too, beside the file's queues; topo neither changes nor deletes ${n === 1 ? "it" : "them"} (delete ${n === 1 ? "it" : "them"} by hand if not wanted)`,
+  ];
 }
 
 /** Where the file says a task name lands: cluster, exchange, routing key and queues. */

@@ -130,3 +130,80 @@ services:
     expect(problemsOf("version: 1\nclusters: [\n")).toEqual([expect.stringMatching(/YAML/)]);
   });
 });
+
+describe("files people really write", () => {
+  const SHARED = `version: 1
+clusters:
+  sync: &conn
+    url: amqp://guest:guest@127.0.0.1:1/s
+    tls: { insecure: true }
+  async:
+    <<: *conn
+    url: amqp://guest:guest@127.0.0.1:1/a
+`;
+  const argsOf = (text: string, env: Record<string, string> = {}) =>
+    parseConfig(text, "t.yaml", env).clusters.flatMap((c) => c.queues.map((q) => ({ name: q.queue.name, durable: q.queue.durable, args: q.queue.arguments })));
+
+  it("a YAML merge key shares one cluster's settings with another", () => {
+    const desired = parseConfig(`${SHARED}services: [mplogin]\n`, "t.yaml", {});
+    expect(desired.clusters.map((c) => [c.target.name, c.target.amqp.vhost, c.target.tls.insecure])).toEqual([
+      ["sync", "s", true],
+      ["async", "a", true],
+    ]);
+  });
+
+  it("a problem inside merged settings points at the line that holds it", () => {
+    const ps = problemsOf(`${SHARED.replace("tls: { insecure: true }", "port: 1")}services: [mplogin]\n`);
+    expect(ps).toEqual(['5:5: clusters.sync: unknown key "port" (allowed: url, management, tls)', '5:5: clusters.async: unknown key "port" (allowed: url, management, tls)']);
+  });
+
+  it("an unset variable in merged settings is one problem, not one more per place it is merged", () => {
+    const ps = problemsOf(`${SHARED.replace("tls: { insecure: true }", "management: \${TOPO_UNSET_MGMT}")}services: [mplogin]\n`);
+    expect(ps).toEqual([expect.stringMatching(/^5:17: environment variable TOPO_UNSET_MGMT is not set/)]);
+  });
+
+  it("a merge that aliases its way to a bomb is still refused", () => {
+    const ps = problemsOf(`${SHARED}a: &a { x: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: { <<: *a, y: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c] }
+services: [mplogin]
+`);
+    expect(ps).toEqual(["1:1: cannot read YAML: Excessive alias count indicates a resource exhaustion attack"]);
+  });
+
+  it("two YAML documents in one file: one YAML document per file, in topo's words", () => {
+    const ps = problemsOf(`${SHARED}services: [mplogin]\n---\nservices: [mpwallet]\n`);
+    expect(ps).toEqual(['10:1: a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file']);
+    expect(ps.join("")).not.toMatch(/parseAllDocuments/);
+  });
+
+  const LEN = `${SHARED}services:
+  - name: mplogin
+    async:
+      durable: \${DURABLE:-false}
+      arguments:
+        x-max-length: \${LEN}
+        x-overflow: \${OVERFLOW:-reject-publish}
+`;
+
+  it("a value that is exactly one ${VAR} takes the type the schema wants there", () => {
+    const qs = argsOf(LEN, { LEN: "100" });
+    expect(qs.find((q) => q.name === "mplogin.async")).toEqual({ name: "mplogin.async", durable: false, args: { "x-max-length": 100, "x-overflow": "reject-publish" } });
+    expect(parseConfig(`version: \${V}\n${SHARED.slice("version: 1\n".length)}services: [mplogin]\n`, "t.yaml", { V: "1" }).clusters).toHaveLength(2);
+    // A URL stays a string, even one made of digits only.
+    expect(argsOf(SHARED.replace("/a\n", "/${VH}\n") + "services: [mplogin]\n", { VH: "1" }).length).toBe(2);
+  });
+
+  it("a variable that is not what the schema wants there says so, with its name and value", () => {
+    expect(problemsOf(LEN, { LEN: "abc" })).toEqual(['14:23: services[0].async.arguments.x-max-length: ${LEN} is "abc", not an integer']);
+    expect(problemsOf(LEN, { LEN: "2.5" })).toEqual(["14:23: services[0].async.arguments.x-max-length: ${LEN} is number 2.5, not an integer"]);
+  });
+
+  it("an empty variable is set but empty, not unset", () => {
+    expect(problemsOf(LEN, { LEN: "" })).toEqual([
+      "14:23: environment variable LEN is set but empty, and has no default; give LEN a value or write ${LEN:-default}",
+    ]);
+    expect(problemsOf(LEN, {})).toEqual([expect.stringMatching(/^14:23: environment variable LEN is not set and has no default/)]);
+  });
+});

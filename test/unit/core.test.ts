@@ -12,7 +12,7 @@ import { keyOf } from "../../src/core/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
-import { mirroring } from "../../src/plan/mirroring.js";
+import { mirroring, mirroringOf } from "../../src/plan/mirroring.js";
 import { Redactor } from "../../src/redact.js";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -311,6 +311,39 @@ describe("mirroring", () => {
     expect(r.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "limits"\)/)]);
     const low = mirroring(d, actual([...d.resources, { ...user, priority: 0 }], { nodes }));
     expect(low.warnings[0]).toMatch(/topo's mirroring policy takes precedence, so "limits"'s settings do not apply/);
+  });
+
+  it("a user policy with ha-mode all that applies mirrors the queue: not degraded, and the warning says so", () => {
+    const ha: Policy = { kind: "policy", name: "ha", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "ha-mode": "all" } };
+    const ok = { node: "a@h", policy: "ha", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h", "c@h"] };
+    const r = mirroring(d, actual([...d.resources, ha], { nodes, queueFacts: { "mplogin.sync": ok } }));
+    expect(r.degraded).toEqual([]);
+    expect(r.warnings).toEqual([expect.stringMatching(/^policy "ha" \(priority 5\) shadows topo's mirroring policy \(priority 0\) on 1 queue \(mplogin\.sync\): it has "ha-mode": "all", so they are mirrored/)]);
+    expect(r.warnings.join("")).not.toMatch(/not mirrored|add "ha-mode"/);
+    // Its mirrors are still checked like topo's.
+    const short = mirroring(d, actual([...d.resources, ha], { nodes, queueFacts: { "mplogin.sync": { ...ok, mirrors: ["b@h"] } } }));
+    expect(short.degraded).toEqual([expect.stringMatching(/^1 mirrored queue has no mirror on node c@h: mplogin\.sync/)]);
+  });
+
+  it("a user policy with another ha-mode mirrors to some nodes only: degraded", () => {
+    const two: Policy = { kind: "policy", name: "ha-two", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "ha-mode": "exactly", "ha-params": 2 } };
+    const r = mirroring(d, actual([...d.resources, two], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "ha-two" } } }));
+    expect(r.warnings).toEqual([expect.stringMatching(/its "ha-mode": "exactly" mirrors them to some nodes, not to every node/)]);
+    expect(r.degraded).toEqual([expect.stringMatching(/^1 queue is not mirrored to every node because another policy applies to them: mplogin\.sync \(effective policy "ha-two", ha-mode exactly\)/)]);
+  });
+
+  it("plan and import give one answer: mirroringOf", () => {
+    const q = d.queues[0]!.queue;
+    const topo = d.resources.filter((r): r is Policy => r.kind === "policy");
+    const ours = (p: Policy) => p.name.startsWith("topo.");
+    const user = (priority: number, definition: Policy["definition"]): Policy => ({ kind: "policy", name: "u", pattern: ".", applyTo: "queues", priority, definition });
+    expect(mirroringOf(q, topo, undefined, ours)).toEqual({ by: "topo" });
+    expect(mirroringOf(q, [...topo, user(1, { "ha-mode": "all" })], undefined, ours)).toEqual({ by: "user-all", policy: "u" });
+    expect(mirroringOf(q, [...topo, user(0, { "ha-mode": "all" })], undefined, ours)).toEqual({ by: "topo" });
+    expect(mirroringOf(q, [...topo, user(1, { "ha-mode": "nodes" })], undefined, ours)).toEqual({ by: "user-partial", policy: "u", mode: "nodes" });
+    expect(mirroringOf(q, [...topo, user(1, { "max-length": 1 })], undefined, ours)).toEqual({ by: "none" });
+    expect(mirroringOf(q, [...topo, { ...user(1, { "ha-mode": "all" }), applyTo: "quorum_queues" }], undefined, ours)).toEqual({ by: "topo" });
+    expect(mirroringOf(q, [...topo, user(0, { "ha-mode": "all" })], "u", ours)).toEqual({ by: "user-all", policy: "u" });
   });
 
   it("does nothing on RabbitMQ 4, which has no classic mirroring", () => {

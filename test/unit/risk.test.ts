@@ -215,6 +215,20 @@ describe("plan shows the risks of a replace", () => {
     expect(j.clusters[0].actions[0].risks.map((x: { rule: string }) => x.rule)).toEqual(["consumers", "x-max-length"]);
   });
 
+  it("with consumers attached, says that Celery workers on the old module stop, and the order that avoids it", () => {
+    const withConsumers = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": { messages: 0, ready: 0, unacked: 0, consumers: 2, bytes: 0 } } }), "mp");
+    const text = renderText({ clusters: [withConsumers] });
+    expect(text).toContain(
+      [
+        "      ! messages at risk: 2 consumers are attached: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
+        "      then re-creates its 1 binding",
+        "      ! the consumers may be Celery workers: export the new `topo export celery` module, stop the workers, apply, then start them on the new module; a worker still on the old module re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)",
+      ].join("\n"),
+    );
+    const idle = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": { messages: 0, ready: 0, unacked: 0, consumers: 0, bytes: 0 } } }), "mp");
+    expect(renderText({ clusters: [idle] })).not.toMatch(/Celery/);
+  });
+
   it("not at all when only the totals were read (nothing claimed without the broker's numbers)", () => {
     const plan = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": { messages: 100 } } }), "mp");
     const r = plan.actions[0]!;

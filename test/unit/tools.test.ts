@@ -6,7 +6,9 @@ import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { loadConfig } from "../../src/config/load.js";
 import { definitionsOf } from "../../src/export/definitions.js";
 import { renderGraph } from "../../src/plan/graph.js";
-import { parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
+import { foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
+import { Ownership } from "../../src/core/naming.js";
+import type { ActualCluster, Binding } from "../../src/model.js";
 import { renderText } from "../../src/plan/render.js";
 import { paintFor, Progress } from "../../src/output.js";
 import { ansi } from "../../src/plan/render.js";
@@ -82,6 +84,32 @@ describe("route", () => {
   it("says why a name would be unroutable", () => {
     expect(routeTask(desired(), "mppayment.sync.charge")).toMatchObject({ ok: false, why: expect.stringMatching(/mppayment has no sync queue/), hint: expect.stringMatching(/mppayment.async.charge/) });
     expect(routeTask(desired(), "mpnobody.sync.x")).toMatchObject({ ok: false, why: expect.stringMatching(/no service mpnobody in the file/) });
+  });
+});
+
+describe("bindings topo does not manage", () => {
+  it("are the bindings from a service exchange of the cluster that topo does not own, named in one warning", () => {
+    const d = desired().clusters.find((c) => c.target.name === "async")!;
+    const b = (source: string, destination: string, routingKey: string, destinationType: Binding["destinationType"] = "queue"): Binding => ({ kind: "binding", source, destination, destinationType, routingKey, arguments: {} });
+    const actual: ActualCluster = {
+      vhostExists: true,
+      version: "3.10.8",
+      nodes: [],
+      queueFacts: {},
+      resources: [
+        ...d.resources,
+        b("mppayment", "audit", "*.async.charge"),
+        b("mplogin", "archive", "#", "exchange"),
+        b("billing", "mplogin.async", "x"), // not from a service exchange: not plan's business
+        b("mpgone", "audit", "#"), // a service exchange the file does not want here
+      ],
+    };
+    const found = foreignBindings(d, actual, Ownership.of("mp", actual.resources));
+    expect(found.map((x) => `${x.source}>${x.destination}`)).toEqual(["mplogin>archive", "mppayment>audit"]);
+    expect(foreignBindingWarnings(found)).toEqual([
+      "2 bindings from service exchanges that topo does not manage: mplogin -> exchange archive [#], mppayment -> audit [*.async.charge]; the broker routes the tasks they match there too, beside the file's queues; topo neither changes nor deletes them (delete them by hand if not wanted)",
+    ]);
+    expect(foreignBindingWarnings([])).toEqual([]);
   });
 });
 

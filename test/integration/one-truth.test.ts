@@ -1,0 +1,158 @@
+// Issue #11, against the real broker: plan, route and import say the same thing about the same
+// broker, and the files people really write (merge keys, typed ${VAR}) load and apply.
+
+import amqplib from "amqplib";
+import { afterEach, describe, expect, it } from "vitest";
+import { amqpUrl, api, broker, deleteVhost, getQueue, runCli, uniqueName, vh, withChannel, writeFile, writeTopology } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+function fresh(services: unknown[]): { file: string; sync: string; async: string } {
+  const sync = uniqueName("sync");
+  const async = uniqueName("async");
+  vhosts.push(sync, async);
+  return { file: writeTopology({ sync, async, services }), sync, async };
+}
+
+describe("one truth about mirroring", () => {
+  it("a user policy with ha-mode all mirrors the queue: plan does not call it unmirrored, and import agrees", async () => {
+    const { file, sync } = fresh(["mpha"]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/policies/${vh(sync)}/team-ha`, { pattern: "^mpha\\.sync$", definition: { "ha-mode": "all" }, "apply-to": "queues", priority: 10 });
+    expect([201, 204]).toContain(put.status);
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(/! warning: policy "team-ha" \(priority 10\) shadows topo's mirroring policy \(priority 0\) on 1 queue \(mpha\.sync\): it has "ha-mode": "all", so they are mirrored/);
+    expect(plan.stdout).not.toMatch(/not mirrored|add "ha-mode"|degraded/);
+    expect(plan.stdout).toMatch(/No changes\./);
+
+    const imported = await runCli(["import", "-f", file, "--cluster", "sync"]);
+    expect(imported.code).toBe(0);
+    const said = imported.stdout.replace(/\n#\s+/g, " ");
+    expect(said).toMatch(/policy team-ha \(pattern .*, priority 10, ha-mode="all"\): a user's policy; it mirrors mpha\.sync, which the file marks mirrored: true/);
+    expect(imported.stdout).toMatch(/sync: \{ cluster: sync, durable: false, mirrored: true \}/);
+  });
+});
+
+describe("bindings topo does not manage", () => {
+  it("plan names a user's binding from a service exchange, and route --live points to it in the same words", async () => {
+    const { file, async } = fresh([{ name: "mppayment", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertQueue("audit", { durable: true });
+      await ch.bindQueue("audit", "mppayment", "*.async.charge");
+    });
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(
+      /cluster async: .*\n {2}! warning: 1 binding from service exchanges that topo does not manage: mppayment -> audit \[\*\.async\.charge\]; the broker routes the tasks it matches there too/,
+    );
+    expect(plan.stdout).toMatch(/No changes\./);
+    const json = JSON.parse((await runCli(["plan", "-f", file, "--json"])).stdout);
+    expect(json.clusters.find((c: { name: string }) => c.name === "async").warnings).toEqual([expect.stringContaining("mppayment -> audit [*.async.charge]")]);
+
+    const route = await runCli(["route", "mppayment.async.charge", "-f", file, "--live"]);
+    expect(route.code).toBe(0);
+    expect(route.stdout).toMatch(
+      /live: {8}the broker routes it to audit, mppayment\.async, not as the file says \(mppayment -> audit \[\*\.async\.charge\] is a binding topo does not manage: topo plan lists it and leaves it alone\)/,
+    );
+    expect(route.stdout).not.toMatch(/shows the drift/);
+
+    // A task the user's binding does not take: the broker agrees with the file.
+    const other = await runCli(["route", "mppayment.async.refund", "-f", file, "--live"]);
+    expect(other.stdout).toMatch(/live: {8}the broker's bindings agree/);
+  });
+});
+
+describe("a replace under Celery workers", () => {
+  it("plan says, beside the replace, that workers on the old module stop with PRECONDITION_FAILED, and the broker agrees", async () => {
+    const { file, sync, async } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // A worker consuming the queue, as kombu declared it from the old module.
+    const conn = await amqplib.connect(amqpUrl(async));
+    try {
+      const ch = await conn.createChannel();
+      await ch.assertQueue("mplogin.async", { durable: true, arguments: {} });
+      await ch.consume("mplogin.async", () => undefined);
+      const changed = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-priority": 5 } } }] });
+
+      // The broker's statistics count a new consumer within about 5 s.
+      let plan = await runCli(["plan", "-f", changed, "--cluster", "async", "--detailed-exitcode"]);
+      for (let i = 0; i < 20 && !/consumer is attached/.test(plan.stdout); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        plan = await runCli(["plan", "-f", changed, "--cluster", "async", "--detailed-exitcode"]);
+      }
+      expect(plan.code).toBe(2);
+      expect(plan.stdout).toContain(
+        [
+          "  -/+ replace queue mplogin.async",
+          "      because arguments.x-max-priority: (none) -> 5",
+          "      ! messages at risk: 1 consumer is attached: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
+          "      then re-creates its 1 binding",
+          "      ! the consumers may be Celery workers: export the new `topo export celery` module, stop the workers, apply, then start them on the new module; a worker still on the old module re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)",
+        ].join("\n"),
+      );
+
+      // What the note warns of: after the replace, the old module's declare is refused.
+      const applied = await runCli(["apply", "-f", changed, "--cluster", "async", "--allow-destructive", "--allow-data-loss"]);
+      expect(applied.code).toBe(0);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    const refused = await withChannel(async, (ch) => ch.assertQueue("mplogin.async", { durable: true, arguments: {} }).then(() => "declared", (e: Error) => e.message));
+    expect(refused).toMatch(/PRECONDITION_FAILED - inequivalent arg 'x-max-priority'/);
+  });
+});
+
+describe("files people really write, through the CLI", () => {
+  it("a merge key and a typed ${VAR} apply, and the broker gets a number", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = writeFile(
+      "topology.yaml",
+      `version: 1
+clusters:
+  sync: &conn
+    url: ${amqpUrl(sync)}
+    management: \${MGMT}
+  async:
+    <<: *conn
+    url: ${amqpUrl(async)}
+services:
+  - name: mplogin
+    sync: false
+    async:
+      arguments:
+        x-max-length: \${LEN}
+`,
+    );
+    const mgmt = broker().mgmtBase;
+    const bad = await runCli(["validate", "-f", file], { MGMT: mgmt, LEN: "abc" });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/topology\.yaml:14:23: services\[0\]\.async\.arguments\.x-max-length: \$\{LEN\} is "abc", not an integer/);
+    const empty = await runCli(["validate", "-f", file], { MGMT: mgmt, LEN: "" });
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/14:23: environment variable LEN is set but empty/);
+
+    const applied = await runCli(["apply", "-f", file], { MGMT: mgmt, LEN: "100" });
+    expect(applied.stderr).not.toMatch(/Error|problem/);
+    expect(applied.code).toBe(0);
+    expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 100 });
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"], { MGMT: mgmt, LEN: "100" })).code).toBe(0);
+  });
+
+  it("two YAML documents: exit 1, one YAML document per file", async () => {
+    const file = writeFile("topology.yaml", "version: 1\nclusters: { sync: { url: amqp://h/s } }\nservices: [mplogin]\n---\nservices: [mpwallet]\n");
+    const r = await runCli(["validate", "-f", file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/topology\.yaml:4:1: a second YAML document starts here \("---"\); topo reads one YAML document per file/);
+    expect(r.stderr).not.toMatch(/parseAllDocuments/);
+  });
+});
