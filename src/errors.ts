@@ -15,7 +15,8 @@ export type ErrorCode =
   | "refused_destructive"
   | "refused_data_loss"
   | "lock_timeout"
-  | "apply_incomplete";
+  | "apply_incomplete"
+  | "interrupted";
 
 export const ERROR_CODES: Record<ErrorCode, string> = {
   usage: "the command line or its arguments are wrong (an unknown cluster, an option out of range)",
@@ -30,6 +31,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
+  interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got, and a re-run finishes it",
 };
 
 export class TopoError extends Error {
@@ -115,6 +117,14 @@ export class LockError extends TopoError {
 export class ApplyError extends TopoError {
   constructor(message: string, hints: string[] = [], transient = false) {
     super(message, hints, transient, "apply_incomplete");
+  }
+}
+
+/** Ctrl-C or SIGTERM stopped an apply; exit 130, as a shell reports a SIGINT. */
+export class InterruptedError extends TopoError {
+  override readonly exitCode: number = 130;
+  constructor(message: string) {
+    super(message, [], false, "interrupted");
   }
 }
 

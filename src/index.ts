@@ -57,4 +57,4 @@ export { plan, type PlanOptions } from "./commands/plan.js";
 export { apply, type ApplyOptions, type ApplyResult, type ClusterOutcome } from "./commands/apply.js";
 export { renderText as renderPlan, planJson } from "./plan/render.js";
 export { isEmpty, summarize } from "./plan/diff.js";
-export { ApplyError, BrokerError, ConfigError, ERROR_CODES, LockError, TopoError, UnsafePlanError, type ConfigProblem, type ErrorCode } from "./errors.js";
+export { ApplyError, BrokerError, ConfigError, ERROR_CODES, InterruptedError, LockError, TopoError, UnsafePlanError, type ConfigProblem, type ErrorCode } from "./errors.js";
