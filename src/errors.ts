@@ -115,8 +115,9 @@ export class LockError extends TopoError {
 
 /** Apply stopped part way; the message says what was done and what was not. */
 export class ApplyError extends TopoError {
-  constructor(message: string, hints: string[] = [], transient = false) {
-    super(message, hints, transient, "apply_incomplete");
+  /** `code`: when nothing was done, the cause's own code (a missing right) says more. */
+  constructor(message: string, hints: string[] = [], transient = false, code: ErrorCode = "apply_incomplete") {
+    super(message, hints, transient, code);
   }
 }
 

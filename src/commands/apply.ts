@@ -259,6 +259,7 @@ async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOpti
       [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${plan.actions.length} changes were made before the failure; not done:`, ...shown, ...more].join("\n"),
       [...failure.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
       failure.transient,
+      doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",
     );
   }
 }
