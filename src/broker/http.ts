@@ -105,7 +105,7 @@ export class ManagementClient {
         if (e instanceof BrokerError) {
           if (!e.transient || attempt >= attempts) throw e;
         } else {
-          const err = this.networkError(method, path, e as NodeJS.ErrnoException, timeoutMs);
+          const err = this.networkError(method, path, e as NodeJS.ErrnoException, timeoutMs, ro.probe === true);
           const bound = ro.probe && err.status !== "ECONNREFUSED" ? 1 : err.status === "ETIMEDOUT" ? Math.min(attempts, TIMEOUT_ATTEMPTS) : attempts;
           if (!err.transient || attempt >= bound) throw err;
         }
@@ -216,7 +216,7 @@ export class ManagementClient {
     return { code: "auth_failed", hints: [`the management API refused the user name or password of "${user}"; check them in clusters.${this.cluster} (url or management)`] };
   }
 
-  private networkError(method: string, path: string, e: NodeJS.ErrnoException, timeoutMs: number): BrokerError {
+  private networkError(method: string, path: string, e: NodeJS.ErrnoException, timeoutMs: number, probe: boolean): BrokerError {
     const code = e.code ?? "";
     const hints: string[] = [];
     const mgmtHint = `set clusters.${this.cluster}.management to the management API, usually http://${this.base.hostname}:15672 (https on 15671); AMQP (5672) and Erlang distribution (25672) ports do not speak HTTP`;
@@ -228,8 +228,9 @@ export class ManagementClient {
         code: "broker_unreachable",
       });
     }
-    // Erlang distribution (25672) takes the connection and drops it some seconds later.
-    if (code === "ECONNRESET" && /socket hang up/.test(e.message)) {
+    // Erlang distribution (25672) takes the connection and drops it some seconds later. Later in a
+    // run the same reset is more likely a restart: only the first request says "wrong port".
+    if (probe && code === "ECONNRESET" && /socket hang up/.test(e.message)) {
       return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> the port accepted the connection and closed it without an HTTP answer (socket hang up); is this a management API?`), {
         status: code,
         transient: true,
@@ -238,10 +239,10 @@ export class ManagementClient {
       });
     }
     if (code === "ETIMEDOUT") {
-      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s; a port that accepts connections and never answers is not a management API`), {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s${probe ? "; a port that accepts connections and never answers is not a management API" : ""}`), {
         status: code,
         transient: true,
-        hints: [mgmtHint],
+        hints: probe ? [mgmtHint] : [`the broker did not answer within ${timeoutMs / 1000} s; is it overloaded? topo's reads of very large vhosts take a few seconds`],
         code: "broker_unreachable",
       });
     }

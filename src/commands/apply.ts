@@ -120,7 +120,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const isVhostCreate = (a: Action) => a.op === "create" && a.after.kind === "vhost";
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
-        await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts));
+        await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
         opts.trace?.(`cluster ${c.target.name}: created the vhost`);
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
@@ -187,7 +187,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     t.total = t.made + current.actions.length;
     opts.log(`cluster ${c.target.name}: applying ${changes(t.total)}${t.made ? ` (${t.made} made already)` : ""}`);
     checkInterrupted();
-    await execute(current, ctx(c, t), execOpts(opts));
+    await execute(current, ctx(c, t), execOpts(opts), t);
     step(`made ${changes(current.actions.length)}`);
 
     // An apply whose re-plan is not empty has failed.
@@ -246,17 +246,18 @@ function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (
 }
 
 /** Carry out a plan; one a broker error stopped part-way says what was and was not done. */
-async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions): Promise<void> {
+async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions, t: { made: number; total: number }): Promise<void> {
   try {
     await executePlan(plan, ctx, opts);
   } catch (e) {
     if (!(e instanceof ExecutionStopped)) throw e;
     const { failure, left } = e;
-    const doneCount = plan.actions.length - left.length;
+    // Counted over the cluster's whole plan, as plan and the progress lines count.
+    const doneCount = t.made;
     const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
     const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
     throw new ApplyError(
-      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${plan.actions.length} changes were made before the failure; not done:`, ...shown, ...more].join("\n"),
+      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure; not done:`, ...shown, ...more].join("\n"),
       [...failure.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
       failure.transient,
       doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",
