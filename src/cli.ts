@@ -45,6 +45,9 @@ function fail(e: unknown, json: boolean): never {
   if (e instanceof ConfigError) {
     for (const p of e.problems) err(`${p.file}:${p.line}:${p.col}: ${p.message}`);
     err(paint("error", `${e.problems.length} problem${e.problems.length === 1 ? "" : "s"} found; nothing was sent to any broker.`));
+  } else if (e instanceof TopoError && e.code === "interrupted") {
+    // Not an error the user has to fix: they asked for it.
+    err(e.message);
   } else if (e instanceof TopoError) {
     err(`${paint("error", "Error:")} ${e.message}`);
     for (const h of e.hints) err(`  hint: ${h}`);
@@ -169,6 +172,16 @@ program
     }, cmd: Command) => {
       const { Progress } = await import("./output.js");
       const progress = new Progress((s) => process.stderr.write(redact(s)), process.stderr.isTTY === true);
+      // Ctrl-C or SIGTERM: apply stops starting work, closes its connections (releasing the
+      // locks) and throws InterruptedError; a second signal does not wait for that.
+      const stop = new AbortController();
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stop.signal.aborted) process.exit(130);
+        progress.log(`${signal}: stopping; changes in flight finish or fail, nothing new starts`);
+        stop.abort();
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
       try {
         const [{ apply }, { applySaved }, render] = await Promise.all([import("./commands/apply.js"), import("./commands/saved.js"), import("./plan/render.js")]);
         if (planFile !== undefined && (o.cluster || cmd.getOptionValueSource("file") === "cli")) {
@@ -186,6 +199,7 @@ program
           log: progress.log,
           trace: o.verbose ? progress.log : undefined,
           progress: progress.update,
+          signal: stop.signal,
           onPlan: (p) => {
             if (!o.json) out(render.renderText(p, paintOut()));
           },

@@ -16,7 +16,8 @@ export type ErrorCode =
   | "refused_data_loss"
   | "lock_timeout"
   | "apply_incomplete"
-  | "stale_plan";
+  | "stale_plan"
+  | "interrupted";
 
 export const ERROR_CODES: Record<ErrorCode, string> = {
   usage: "the command line or its arguments are wrong (an unknown cluster, an option out of range)",
@@ -32,6 +33,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
   stale_plan: "a saved plan no longer matches the broker, the topology file or topo's version (topo apply PLANFILE); nothing was written",
+  interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got, and a re-run finishes it",
 };
 
 export class TopoError extends Error {
@@ -122,8 +124,17 @@ export class LockError extends TopoError {
 
 /** Apply stopped part way; the message says what was done and what was not. */
 export class ApplyError extends TopoError {
-  constructor(message: string, hints: string[] = [], transient = false) {
-    super(message, hints, transient, "apply_incomplete");
+  /** `code`: when nothing was done, the cause's own code (a missing right) says more. */
+  constructor(message: string, hints: string[] = [], transient = false, code: ErrorCode = "apply_incomplete") {
+    super(message, hints, transient, code);
+  }
+}
+
+/** Ctrl-C or SIGTERM stopped an apply; exit 130, as a shell reports a SIGINT. */
+export class InterruptedError extends TopoError {
+  override readonly exitCode: number = 130;
+  constructor(message: string) {
+    super(message, [], false, "interrupted");
   }
 }
 

@@ -60,4 +60,4 @@ export { renderMarkdown as renderPlanMarkdown } from "./plan/markdown.js";
 export { applySaved, planAndSave, readSavedPlan, type ApplySavedOptions } from "./commands/saved.js";
 export type { SavedPlan } from "./plan/saved.js";
 export { isEmpty, summarize } from "./plan/diff.js";
-export { ApplyError, BrokerError, ConfigError, ERROR_CODES, LockError, TopoError, UnsafePlanError, type ConfigProblem, type ErrorCode } from "./errors.js";
+export { ApplyError, BrokerError, ConfigError, ERROR_CODES, InterruptedError, LockError, TopoError, UnsafePlanError, type ConfigProblem, type ErrorCode } from "./errors.js";

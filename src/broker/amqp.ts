@@ -3,6 +3,10 @@
 // errors that name the cluster, the object and the reply.
 
 import type { Channel, ChannelModel } from "amqplib";
+import { createRequire } from "node:module";
+import net from "node:net";
+import { dirname, join } from "node:path";
+import tls from "node:tls";
 import { BrokerError, type ErrorCode } from "../errors.js";
 import type { ClusterTarget } from "../model.js";
 import { redactText } from "../redact.js";
@@ -63,7 +67,8 @@ export class AmqpSession {
         );
         return new AmqpSession(target.name, conn);
       } catch (e) {
-        const err = connectError(target, e as Error);
+        const refusal = OPEN_REFUSED.test((e as Error).message) ? await openRefusal(target, opts).catch(() => undefined) : undefined;
+        const err = connectError(target, e as Error, refusal);
         if (!err.transient || attempt >= attempts) throw err;
         await sleep(backoff(attempt));
       }
@@ -170,17 +175,100 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   });
 }
 
-function connectError(target: ClusterTarget, e: Error): BrokerError {
+/** How amqplib words a connection.close sent in answer to connection.open (a vhost refused). */
+const OPEN_REFUSED = /Expected ConnectionOpenOk; got <ConnectionClose/;
+
+interface AmqplibInternals {
+  Connection: new (stream: net.Socket) => {
+    step(cb: (err: Error | null, frame: { id?: number; fields?: Record<string, unknown> } | null) => void): void;
+    open(fields: Record<string, unknown>, cb: (err: Error | null) => void): void;
+  };
+  ConnectionClose: number;
+}
+let internals: AmqplibInternals | undefined;
+function amqplibInternals(): AmqplibInternals {
+  // amqplib's package exports hide lib/; the files are loaded by path from the installed package.
+  const require = createRequire(import.meta.url);
+  const lib = join(dirname(require.resolve("amqplib")), "lib");
+  internals ??= {
+    Connection: (require(join(lib, "connection.js")) as Pick<AmqplibInternals, "Connection">).Connection,
+    ConnectionClose: (require(join(lib, "defs.js")) as { ConnectionClose: number }).ConnectionClose,
+  };
+  return internals;
+}
+
+/**
+ * amqplib reports a connection.close sent in answer to connection.open only as "Expected
+ * ConnectionOpenOk; got <ConnectionClose channel:0>": the frame that carries the broker's words
+ * (530 NOT_ALLOWED - access to vhost 'v' refused for user 'u', or vhost 'v' not found) is not
+ * kept. So after such a failure, open once more through amqplib's own Connection, watching the
+ * frames it reads, and return that reply.
+ */
+function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<{ code: number; text: string } | undefined> {
+  const { Connection, ConnectionClose } = amqplibInternals();
+  const { amqp } = target;
+  return new Promise((resolve) => {
+    const socket =
+      amqp.protocol === "amqps"
+        ? tls.connect({ host: amqp.hostname, port: amqp.port, servername: net.isIP(amqp.hostname) ? undefined : amqp.hostname, ...tlsOptions(target.tls, opts.insecure) })
+        : net.connect({ host: amqp.hostname, port: amqp.port });
+    const timer = setTimeout(() => finish(undefined), 5_000);
+    function finish(r: { code: number; text: string } | undefined): void {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    }
+    socket.on("error", () => finish(undefined));
+    socket.once(amqp.protocol === "amqps" ? "secureConnect" : "connect", () => {
+      const c = new Connection(socket);
+      let close: Record<string, unknown> | undefined;
+      const step = c.step.bind(c);
+      c.step = (cb) =>
+        step((err, frame) => {
+          if (frame?.id === ConnectionClose) close = frame.fields;
+          cb(err, frame);
+        });
+      c.open(
+        {
+          clientProperties: { connection_name: `topo ${target.name} (why was the connection refused?)` },
+          mechanism: "PLAIN",
+          response: Buffer.from(["", amqp.username, amqp.password].join("\0")),
+          locale: "en_US",
+          channelMax: 0,
+          frameMax: 131072,
+          heartbeat: 0,
+          virtualHost: amqp.vhost,
+          capabilities: "",
+          insist: 0,
+        },
+        () => finish(close ? { code: Number(close.replyCode), text: `${String(close.replyCode)} ${String(close.replyText)}` } : undefined),
+      );
+    });
+  });
+}
+
+function connectError(target: ClusterTarget, e: Error, refusal?: { code: number; text: string }): BrokerError {
   const tls = tlsProblem(target.name, e as Error & { code?: unknown });
-  const { code, text } = tls ? { code: undefined, text: tls.text } : replyText(e as Error & { code?: unknown });
+  const { code, text } = tls ? { code: undefined, text: tls.text } : (refusal ?? replyText(e as Error & { code?: unknown }));
   const where = `connect ${target.amqp.display}`;
   const hints: string[] = [];
   let transient = false;
   let kind: ErrorCode | undefined;
+  const { username: user, vhost } = target.amqp;
+  const q = (s: string) => (/^[A-Za-z0-9._@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   if (tls) hints.push(tls.hint);
-  else if (/ACCESS.REFUSED|403/.test(e.message)) {
+  else if (refusal && /refused for user/.test(refusal.text)) {
+    kind = "permission_denied";
+    hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${q(vhost)} ${q(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);
+  } else if (refusal && /not found/.test(refusal.text)) {
+    kind = "permission_denied";
+    hints.push(`vhost "${vhost}" does not exist: topo apply creates it when the management user is an administrator; or: rabbitmqctl add_vhost ${q(vhost)} && rabbitmqctl set_permissions -p ${q(vhost)} ${q(user)} '.*' '.*' '.*'`);
+  } else if (refusal) {
+    kind = "broker_refused";
+    if (refusal.code in CODE_HINTS) hints.push(CODE_HINTS[refusal.code] as string);
+  } else if (/ACCESS.REFUSED|403/.test(e.message)) {
     kind = "auth_failed";
-    hints.push(`the broker refused user "${target.amqp.username}"; check the user and password in clusters.${target.name}.url`);
+    hints.push(`the broker refused the user name or password of "${user}"; check them in clusters.${target.name}.url`);
   } else if (/NOT.ALLOWED|530|vhost/.test(e.message)) {
     kind = "permission_denied";
     hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);

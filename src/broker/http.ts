@@ -12,9 +12,25 @@ import { backoff, sleep } from "./retry.js";
 export interface HttpOptions {
   /** Attempts for transient failures (connection refused, reset, 502/503/504, timeouts). */
   attempts?: number;
+  /** Bound on each request, from sending it to the last byte of the answer (default 30 s). */
   timeoutMs?: number;
   insecure?: boolean;
 }
+
+/** Per request: the identity probe uses a shorter bound than a large read. */
+export interface RequestOptions {
+  timeoutMs?: number;
+  attempts?: number;
+  /**
+   * The first request to an endpoint: only "connection refused" (a node booting) is tried again.
+   * A port that accepts and then hangs up or says nothing is a wrong URL, not a busy broker.
+   */
+  probe?: boolean;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** A request that timed out is tried once more at most: a port that never answers is not busy. */
+const TIMEOUT_ATTEMPTS = 2;
 
 export interface HttpResponse {
   status: number;
@@ -52,14 +68,19 @@ export class ManagementClient {
     this.agent.destroy();
   }
 
+  /** The management URL, password masked, for messages. */
+  get display(): string {
+    return this.endpoint.display;
+  }
+
   /** GET that turns 404 (or the other given statuses) into undefined: an answer, not an error. */
   async getOptional<T>(path: string, absent: number[] = [404]): Promise<T | undefined> {
     const r = await this.request("GET", path, undefined, absent);
     return absent.includes(r.status) ? undefined : (r.body as T);
   }
 
-  async get<T>(path: string): Promise<T> {
-    return (await this.request("GET", path)).body as T;
+  async get<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+    return (await this.request("GET", path, undefined, [], opts)).body as T;
   }
 
   async put(path: string, body: unknown): Promise<void> {
@@ -71,11 +92,12 @@ export class ManagementClient {
     await this.request("DELETE", path, undefined, [404]);
   }
 
-  async request(method: string, path: string, body?: unknown, okStatus: number[] = []): Promise<HttpResponse> {
-    const attempts = this.opts.attempts ?? 5;
+  async request(method: string, path: string, body?: unknown, okStatus: number[] = [], ro: RequestOptions = {}): Promise<HttpResponse> {
+    const attempts = ro.attempts ?? this.opts.attempts ?? 5;
+    const timeoutMs = ro.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await this.once(method, path, body);
+        const r = await this.once(method, path, body, timeoutMs);
         if ((r.status >= 200 && r.status < 300) || okStatus.includes(r.status)) return r;
         const err = this.statusError(method, path, r);
         if (!err.transient || attempt >= attempts) throw err;
@@ -83,15 +105,16 @@ export class ManagementClient {
         if (e instanceof BrokerError) {
           if (!e.transient || attempt >= attempts) throw e;
         } else {
-          const err = this.networkError(method, path, e as NodeJS.ErrnoException);
-          if (!err.transient || attempt >= attempts) throw err;
+          const err = this.networkError(method, path, e as NodeJS.ErrnoException, timeoutMs, ro.probe === true);
+          const bound = ro.probe && err.status !== "ECONNREFUSED" ? 1 : err.status === "ETIMEDOUT" ? Math.min(attempts, TIMEOUT_ATTEMPTS) : attempts;
+          if (!err.transient || attempt >= bound) throw err;
         }
       }
       await sleep(backoff(attempt));
     }
   }
 
-  private once(method: string, path: string, body?: unknown): Promise<HttpResponse> {
+  private once(method: string, path: string, body: unknown, timeoutMs: number): Promise<HttpResponse> {
     this.requests++;
     if (method !== "GET") this.writes++;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -108,7 +131,6 @@ export class ManagementClient {
             accept: "application/json",
             ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
           },
-          timeout: this.opts.timeoutMs ?? 60_000,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -128,7 +150,10 @@ export class ManagementClient {
           });
         },
       );
-      req.on("timeout", () => req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })));
+      // The socket's idle timeout would let a server that trickles bytes hold a request forever;
+      // this bounds the whole request.
+      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT" })), timeoutMs);
+      req.on("close", () => clearTimeout(timer));
       req.on("error", reject);
       if (payload) req.write(payload);
       req.end();
@@ -143,7 +168,8 @@ export class ManagementClient {
     const b = r.body as { error?: string; reason?: unknown } | string | undefined;
     const reason = typeof b === "object" && b ? `${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}` : String(b ?? "").slice(0, 300);
     const hints: string[] = [];
-    if (r.status === 401) hints.push(`the management API refused the credentials; check the user and password in clusters.${this.cluster} (url or management)`);
+    const refusal = r.status === 401 ? this.unauthorised(path, typeof b === "object" && b ? String(b.reason ?? "") : String(b ?? "")) : undefined;
+    if (refusal) hints.push(...refusal.hints);
     if (r.status === 403) hints.push(`user "${this.endpoint.username}" lacks a tag or permission for this; plan needs the monitoring tag, apply needs the administrator tag (or policymaker with configure/write/read on the vhost)`);
     if (r.status === 404) hints.push(`the object or vhost does not exist; run topo plan to see what is there`);
     if (r.status === 400 && /inequivalent/.test(reason)) hints.push(`the object exists with other properties; topo plan shows it as a replace, and apply --allow-destructive carries it out`);
@@ -151,12 +177,75 @@ export class ManagementClient {
       transient: TRANSIENT_STATUS.has(r.status),
       status: r.status,
       hints,
+      code: refusal?.code,
     });
   }
 
-  private networkError(method: string, path: string, e: NodeJS.ErrnoException): BrokerError {
+  /**
+   * RabbitMQ answers 401 both to a wrong password and to a missing right; only the reason tells
+   * them apart (3.10: "Login failed", "Not management user", "Not administrator user", "User not
+   * authorised to access virtual host").
+   */
+  private unauthorised(path: string, reason: string): { code: "auth_failed" | "permission_denied"; hints: string[] } {
+    const user = this.endpoint.username;
+    const q = (s: string) => (/^[A-Za-z0-9._@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+    const tag = /^Not (\w+) user/i.exec(reason)?.[1]?.toLowerCase();
+    if (tag === "management") {
+      return {
+        code: "permission_denied",
+        hints: [
+          `user "${user}" may not use the management API: it has no management tag. topo plan needs the monitoring tag; apply needs administrator to create vhosts, or policymaker to write policies: rabbitmqctl set_user_tags ${q(user)} monitoring (set_user_tags replaces the user's tags: list every tag it should keep)`,
+        ],
+      };
+    }
+    if (tag) {
+      return {
+        code: "permission_denied",
+        hints: [
+          `user "${user}" lacks the ${tag} tag this request needs${tag === "administrator" && /\/api\/vhosts\//.test(path) ? " (only an administrator may create a vhost)" : ""}: rabbitmqctl set_user_tags ${q(user)} ${tag} (set_user_tags replaces the user's tags: list every tag it should keep)${tag === "administrator" && /\/api\/vhosts\//.test(path) ? `, or have an administrator create it: rabbitmqctl add_vhost ${q(vhostOf(path) ?? "VHOST")} && rabbitmqctl set_permissions -p ${q(vhostOf(path) ?? "VHOST")} ${q(user)} '.*' '.*' '.*'` : ""}`,
+        ],
+      };
+    }
+    if (/virtual host|vhost/i.test(reason)) {
+      const v = vhostOf(path) ?? "VHOST";
+      return {
+        code: "permission_denied",
+        hints: [`user "${user}" has no permissions on vhost "${v}": rabbitmqctl set_permissions -p ${q(v)} ${q(user)} '.*' '.*' '.*' (or narrower patterns; plan needs read access to list the vhost)`],
+      };
+    }
+    return { code: "auth_failed", hints: [`the management API refused the user name or password of "${user}"; check them in clusters.${this.cluster} (url or management)`] };
+  }
+
+  private networkError(method: string, path: string, e: NodeJS.ErrnoException, timeoutMs: number, probe: boolean): BrokerError {
     const code = e.code ?? "";
     const hints: string[] = [];
+    const mgmtHint = `set clusters.${this.cluster}.management to the management API, usually http://${this.base.hostname}:15672 (https on 15671); AMQP (5672) and Erlang distribution (25672) ports do not speak HTTP`;
+    // An AMQP port answers an HTTP request with its protocol header, which Node cannot parse.
+    if (code.startsWith("HPE_")) {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> not a management API: the answer is not HTTP (${code})`), {
+        status: code,
+        hints: [mgmtHint],
+        code: "broker_unreachable",
+      });
+    }
+    // Erlang distribution (25672) takes the connection and drops it some seconds later. Later in a
+    // run the same reset is more likely a restart: only the first request says "wrong port".
+    if (probe && code === "ECONNRESET" && /socket hang up/.test(e.message)) {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> the port accepted the connection and closed it without an HTTP answer (socket hang up); is this a management API?`), {
+        status: code,
+        transient: true,
+        hints: [mgmtHint],
+        code: "broker_unreachable",
+      });
+    }
+    if (code === "ETIMEDOUT") {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s${probe ? "; a port that accepts connections and never answers is not a management API" : ""}`), {
+        status: code,
+        transient: true,
+        hints: probe ? [mgmtHint] : [`the broker did not answer within ${timeoutMs / 1000} s; is it overloaded? topo's reads of very large vhosts take a few seconds`],
+        code: "broker_unreachable",
+      });
+    }
     if (code === "ECONNREFUSED") hints.push(`nothing answers at ${this.endpoint.display}; is the broker up and the management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?`);
     const tls = tlsProblem(this.cluster, e);
     if (tls) hints.push(tls.hint);
@@ -167,6 +256,12 @@ export class ManagementClient {
       hints,
     });
   }
+}
+
+/** The vhost a per-vhost API path names: /api/queues/{vhost}/..., /api/vhosts/{vhost}. */
+function vhostOf(path: string): string | undefined {
+  const m = /^\/api\/(?:exchanges|queues|bindings|policies|operator-policies|permissions|vhosts|definitions)\/([^/?]+)/.exec(path);
+  return m?.[1] === undefined ? undefined : decodeURIComponent(m[1]);
 }
 
 export function vh(vhost: string): string {

@@ -78,7 +78,7 @@ export function parseConnectionStart(buf: Buffer): { identity: BrokerIdentity } 
 export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; timeoutMs?: number } = {}): Promise<BrokerIdentity> {
   const { amqp } = target;
   const where = `connect ${amqp.display}`;
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     let settled = false;
@@ -101,7 +101,10 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
           })
         : net.connect({ host: amqp.hostname, port: amqp.port });
     const timer = setTimeout(
-      () => fail(`no AMQP answer within ${timeoutMs / 1000} s`, [`${amqp.hostname}:${amqp.port} accepted the connection but did not answer as an AMQP broker; check the port in clusters.${target.name}.url (AMQP is 5672, or 5671 with TLS)`]),
+      () =>
+        fail(`not an AMQP broker: it accepted the connection but sent nothing within ${timeoutMs / 1000} s`, [
+          `check the port in clusters.${target.name}.url: AMQP is 5672 (5671 with TLS); 25672 is Erlang distribution and 15672 the management API`,
+        ]),
       timeoutMs,
     );
     socket.once(amqp.protocol === "amqps" ? "secureConnect" : "connect", () => socket.write(PROTOCOL_HEADER));
@@ -132,12 +135,24 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
   });
 }
 
-/** The broker behind the management API, from the overview every management user may read. */
-export async function managementIdentity(client: ManagementClient): Promise<BrokerIdentity> {
-  const o = await client.get<{ cluster_name?: string; rabbitmq_version?: string; erlang_version?: string }>(
-    "/api/overview?columns=cluster_name,rabbitmq_version,erlang_version",
-  );
-  return { clusterName: o.cluster_name, version: o.rabbitmq_version, erlang: o.erlang_version };
+/** How long either probe waits for a port that accepts a connection and then says nothing. */
+export const PROBE_TIMEOUT_MS = 8_000;
+
+/**
+ * The broker behind the management API, from the overview every management user may read. The
+ * probe has its own short bound, tried once: a port that accepts and never answers (Erlang
+ * distribution, 25672) is a wrong URL, not a busy broker.
+ */
+export async function managementIdentity(client: ManagementClient, timeoutMs = PROBE_TIMEOUT_MS): Promise<BrokerIdentity> {
+  const o = await client.get<unknown>("/api/overview?columns=cluster_name,rabbitmq_version,erlang_version", { timeoutMs, probe: true });
+  if (typeof o !== "object" || o === null || Array.isArray(o) || !("rabbitmq_version" in o || "cluster_name" in o)) {
+    throw new BrokerError(client.cluster, `${client.display}/api/overview -> not a management API: it answered HTTP, but not as RabbitMQ's management plugin`, {
+      hints: [`set clusters.${client.cluster}.management to the management API, usually http://<host>:15672 (https on 15671)`],
+      code: "broker_unreachable",
+    });
+  }
+  const ov = o as { cluster_name?: string; rabbitmq_version?: string; erlang_version?: string };
+  return { clusterName: ov.cluster_name, version: ov.rabbitmq_version, erlang: ov.erlang_version };
 }
 
 export function describeIdentity(i: BrokerIdentity): string {

@@ -1,4 +1,4 @@
-import { ApplyError, TopoError } from "../errors.js";
+import { ApplyError, InterruptedError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import type { Action, ClusterPlan, DesiredCluster, Plan } from "../model.js";
 import { AmqpSession } from "../broker/amqp.js";
@@ -33,6 +33,11 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
    * read under its lock (`underLock`: by then apply may have created the cluster's vhost).
    */
   expect?: (fresh: FreshCluster[], underLock: boolean) => void;
+  /**
+   * Aborted on Ctrl-C or SIGTERM: no new work starts, the AMQP connections close (which releases
+   * the lock queues), and apply throws InterruptedError saying how far each cluster got.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ClusterOutcome {
@@ -58,11 +63,33 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const sessions = new Map<string, AmqpSession>();
   const stats = { httpRequests: 0, httpWrites: 0, amqpRpcs: 0 };
   const client = (c: DesiredCluster) => clients.get(c.target.name) as ManagementClient;
+  /** Changes made and planned per cluster, for the progress counter and an interrupted apply's report. */
+  const tally = new Map<string, { made: number; total: number }>();
+  const interrupted = () => {
+    const lines = clusters.flatMap((c) => {
+      const t = tally.get(c.target.name);
+      return t && t.total ? [`interrupted: cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made; run topo apply again to finish (topo plan shows what is left)`] : [];
+    });
+    return new InterruptedError(lines.length ? lines.join("\n") : "interrupted before any change was made; run topo apply again (topo plan shows what it would do)");
+  };
+  const checkInterrupted = () => {
+    if (opts.signal?.aborted) throw interrupted();
+  };
+  // Closing the connections is what stops the writes in flight, and it releases the lock queues.
+  const onAbort = () => void Promise.all([...sessions.values()].map((s) => s.close()));
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  /** Whether a cluster's connection was ever open: a connect that never opened is not a restart. */
+  const opened = new Set<string>();
   const session = async (c: DesiredCluster): Promise<AmqpSession> => {
+    checkInterrupted();
     let s = sessions.get(c.target.name);
     if (!s) {
-      s = await AmqpSession.open(c.target, opts);
+      // A first connect gets a few quick attempts (the identity probe has just reached the port);
+      // a reconnect after a restart waits for a booting node.
+      s = await AmqpSession.open(c.target, { ...opts, connectAttempts: opened.has(c.target.name) ? 8 : 3 });
+      opened.add(c.target.name);
       sessions.set(c.target.name, s);
+      if (opts.signal?.aborted) onAbort();
     }
     return s;
   };
@@ -71,12 +98,14 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const started = stopwatch("every cluster", opts.trace);
     // Who answers is checked before a session is opened for live counts, and before any write.
     await verifyClusters(desired.clusters, clusters, client, opts);
+    checkInterrupted();
     const reads = await forEachCluster(clusters, (c) => readAndPlan(c, client(c), desired.prefix, () => session(c)));
     const plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads, false);
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
+    checkInterrupted();
 
     // Refuse before anything is written, on any cluster; queue deletes are judged on the
     // broker's live counts.
@@ -95,12 +124,16 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
+      checkInterrupted();
+      // One count for the whole cluster, the vhost included, as plan showed it.
+      const t = { made: 0, total: first.actions.length };
+      tally.set(c.target.name, t);
       // The lock lives in the vhost, so the vhost comes first (an idempotent PUT).
       const isVhostCreate = (a: Action) => a.op === "create" && a.after.kind === "vhost";
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
         try {
-          await execute({ ...first, actions: vhostActions }, ctx(c), execOpts(opts));
+          await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
         } catch (e) {
           checked?.fail(e);
           throw e;
@@ -112,19 +145,30 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // every step is idempotent, and the new plan holds only what is left.
       for (let attempt = 1; ; attempt++) {
         try {
-          const changes = await applyUnderLock(c, attempt === 1 ? rest : undefined, attempt === 1 ? checked : undefined);
-          return { name: c.target.name, status: "applied", changes: vhostActions.length + changes };
+          await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined);
+          return { name: c.target.name, status: "applied", changes: t.made };
         } catch (e) {
-          if (!(e instanceof TopoError) || !e.transient || attempt >= RECONNECTS) throw e;
+          checkInterrupted();
+          // Only a connection that was open and then lost is a restart worth waiting for; one
+          // that never opened (a wrong port, a refused login) fails at once.
+          const lost = sessions.get(c.target.name)?.lost !== undefined;
+          if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS) throw e;
           const delay = backoff(attempt + 2);
-          opts.log(`cluster ${c.target.name}: ${e.message.split("\n")[0]}\ncluster ${c.target.name}: reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${RECONNECTS})`);
+          // The error's message already starts with "cluster NAME:".
+          opts.log(`${e.message.split("\n")[0]}\ncluster ${c.target.name}: reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${RECONNECTS})`);
           await dropSession(c);
           await sleep(delay);
+          checkInterrupted();
         }
       }
     });
     return { plan, clusters: outcomes, stats };
+  } catch (e) {
+    // Whatever a closed connection made the writes in flight throw, the cause was the signal.
+    checkInterrupted();
+    throw e;
   } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
     await Promise.all([...sessions.values()].map((s) => s.close()));
     for (const s of sessions.values()) stats.amqpRpcs += s.rpcs;
     for (const c of clients.values()) {
@@ -135,7 +179,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   }
 
   /** Lock, plan again, carry out the plan, read back. Returns the number of changes made. */
-  async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined, checked: Barrier | undefined): Promise<number> {
+  async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined, t: { made: number; total: number }, checked: Barrier | undefined): Promise<number> {
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     let read: Awaited<ReturnType<typeof readAndPlan>>;
@@ -166,9 +210,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     if (!opts.allowDataLoss && deletesQueues(current)) await countMessages(current, s);
     guardPlans([current], opts);
     if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
-    opts.log(`cluster ${c.target.name}: applying ${current.actions.length} change${current.actions.length === 1 ? "" : "s"}`);
-    await execute(current, ctx(c), execOpts(opts));
-    step(`made ${current.actions.length} changes`);
+    // Counted with what this apply made before (the vhost, or a run cut short by a restart).
+    t.total = t.made + current.actions.length;
+    opts.log(`cluster ${c.target.name}: applying ${changes(t.total)}${t.made ? ` (${t.made} made already)` : ""}`);
+    checkInterrupted();
+    await execute(current, ctx(c, t), execOpts(opts), t);
+    step(`made ${changes(current.actions.length)}`);
 
     // An apply whose re-plan is not empty has failed.
     const after = await planCluster(c, http, desired.prefix);
@@ -179,7 +226,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],
       );
     }
-    opts.log(`cluster ${c.target.name}: ${current.actions.length} change${current.actions.length === 1 ? "" : "s"} applied; the broker matches the file`);
+    opts.log(`cluster ${c.target.name}: ${changes(t.made)} applied; the broker matches the file`);
     // Drift topo cannot repair does not fail a deploy (the queues exist and work); plan
     // --detailed-exitcode reports it.
     for (const d of after.degraded) opts.log(`cluster ${c.target.name}: warning: degraded: ${d}`);
@@ -194,14 +241,19 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     await s.close();
   }
 
-  function ctx(c: DesiredCluster) {
+  /** Progress counts the cluster's whole plan: what earlier steps made plus this step's done. */
+  function ctx(c: DesiredCluster, t: { made: number; total: number }) {
     const progress = opts.progress;
+    const base = t.made;
     return {
       target: c.target,
       http: client(c),
       amqp: () => session(c),
       log: opts.log,
-      progress: progress && ((done: number, total: number) => progress(c.target.name, done, total)),
+      progress: (done: number) => {
+        t.made = base + done;
+        progress?.(c.target.name, t.made, t.total);
+      },
     };
   }
 }
@@ -235,6 +287,10 @@ class Barrier {
   }
 }
 
+function changes(n: number): string {
+  return `${n} change${n === 1 ? "" : "s"}`;
+}
+
 /** Reports the time since the previous step, when tracing. */
 function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (what: string) => void {
   let last = performance.now();
@@ -246,19 +302,21 @@ function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (
 }
 
 /** Carry out a plan; one a broker error stopped part-way says what was and was not done. */
-async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions): Promise<void> {
+async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions, t: { made: number; total: number }): Promise<void> {
   try {
     await executePlan(plan, ctx, opts);
   } catch (e) {
     if (!(e instanceof ExecutionStopped)) throw e;
     const { failure, left } = e;
-    const doneCount = plan.actions.length - left.length;
+    // Counted over the cluster's whole plan, as plan and the progress lines count.
+    const doneCount = t.made;
     const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
     const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
     throw new ApplyError(
-      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${plan.actions.length} changes were made before the failure; not done:`, ...shown, ...more].join("\n"),
+      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure; not done:`, ...shown, ...more].join("\n"),
       [...failure.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
       failure.transient,
+      doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",
     );
   }
 }

@@ -19,6 +19,8 @@ import { sha256 } from "../files/digest.js";
 
 export interface ConnectionOptions {
   insecure?: boolean;
+  /** Bound on each management API request (default 30 s). */
+  requestTimeoutMs?: number;
 }
 
 /** Where a command's topology comes from: a file it loads, or one the caller has loaded already. */
@@ -49,7 +51,7 @@ export function selectClusters(desired: DesiredState, names: string | readonly s
 }
 
 export function managementClient(c: DesiredCluster, opts: ConnectionOptions): ManagementClient {
-  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure });
+  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs });
 }
 
 /**

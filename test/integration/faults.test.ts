@@ -143,6 +143,7 @@ describe("faults mid-apply", () => {
     expect(closed).toBe(true);
     expect(stderr).toMatch(/CONNECTION_FORCED - broker forced connection closure/);
     expect(stderr).toMatch(/cluster async: reconnecting in \d+\.\d s \(attempt 2 of 3\)/);
+    expect(stderr).not.toMatch(/cluster async: cluster async:/);
     expect(code).toBe(0);
     expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
     expect(await messageCount(async, "mpkeep.async")).toBe(2);

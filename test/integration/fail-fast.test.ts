@@ -1,0 +1,195 @@
+// Fail fast, and say exactly what is wrong (issue #11): wrong ports, missing rights, Ctrl-C and
+// one change count. Each test runs the real CLI against the real broker and checks the exit code,
+// the words and, for the fail-fast cases, the time taken (bounds generous for a busy machine).
+
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { api, broker, CLI, createVhost, deleteVhost, runCli, uniqueName, vh, writeTopology } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+const users: string[] = [];
+afterEach(async () => {
+  await Promise.all([...vhosts.splice(0).map(deleteVhost), ...users.splice(0).map((u) => api("DELETE", `/api/users/${encodeURIComponent(u)}`))]);
+});
+
+function fresh(services: unknown[], o: Partial<Parameters<typeof writeTopology>[0]> = {}) {
+  const sync = uniqueName("sync");
+  const async = uniqueName("async");
+  vhosts.push(sync, async);
+  return { sync, async, file: writeTopology({ sync, async, services, ...o }) };
+}
+
+async function user(tags: string): Promise<{ user: string; password: string }> {
+  const name = uniqueName("user");
+  users.push(name);
+  expect((await api("PUT", `/api/users/${name}`, { password: "pw-secret", tags })).status).toBeLessThan(300);
+  return { user: name, password: "pw-secret" };
+}
+
+async function timed(args: string[]) {
+  const started = Date.now();
+  const r = await runCli(args);
+  return { ...r, ms: Date.now() - started };
+}
+
+/** A local port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+describe("wrong ports fail at once", () => {
+  it("an AMQP url where nothing listens fails plan and apply at once, without reconnecting", async () => {
+    const port = await closedPort();
+    const b = broker();
+    const { file } = fresh(["mplogin"], { clusterExtra: { sync: { url: `amqp://${b.user}:${b.password}@${b.host}:${port}/x` } } });
+    for (const cmd of ["plan", "apply"]) {
+      const r = await timed([cmd, "-f", file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`cluster sync: connect amqp://.*:${port}/x -> .*ECONNREFUSED`));
+      expect(r.stderr).toMatch(/hint: nothing accepts AMQP connections/);
+      expect(r.stderr).not.toMatch(/reconnecting|cluster sync: cluster sync:/);
+      expect(r.ms).toBeLessThan(15_000);
+    }
+  });
+
+  it("a management URL on the AMQP port says it is not a management API and suggests 15672", async () => {
+    const b = broker();
+    const { file } = fresh(["mplogin"], { clusterExtra: { sync: { management: `http://${b.host}:${b.amqpPort}` } } });
+    for (const cmd of ["plan", "apply"]) {
+      const r = await timed([cmd, "-f", file, "--cluster", "sync", "--json"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/not a management API/);
+      expect(r.stderr).toMatch(/hint: set clusters\.sync\.management to the management API, usually http:\/\/.*:15672/);
+      expect(r.stderr).not.toMatch(/Parse Error/);
+      expect(JSON.parse(r.stdout).error.code).toBe("broker_unreachable");
+      expect(r.ms).toBeLessThan(15_000);
+    }
+  });
+
+  it("a port that accepts and never answers (Erlang distribution, 25672) fails within the probe's bound", async () => {
+    const b = broker();
+    const { file: mgmt } = fresh(["mplogin"], { clusterExtra: { sync: { management: `http://${b.host}:25672` } } });
+    const m = await timed(["plan", "-f", mgmt, "--cluster", "sync"]);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toMatch(/is this a management API\?|not a management API/);
+    expect(m.stderr).toMatch(/:15672/);
+    expect(m.ms).toBeLessThan(15_000);
+
+    const { file: amqp } = fresh(["mplogin"], { clusterExtra: { sync: { url: `amqp://${b.user}:${b.password}@${b.host}:25672/x`, management: b.mgmtBase } } });
+    const a = await timed(["apply", "-f", amqp, "--cluster", "sync"]);
+    expect(a.code).toBe(1);
+    expect(a.stderr).toMatch(/not an AMQP broker/);
+    expect(a.ms).toBeLessThan(15_000);
+  });
+});
+
+describe("a missing right is named, with the command that grants it", () => {
+  it("a user without the management tag: permission_denied and set_user_tags ... monitoring", async () => {
+    const u = await user("");
+    const { sync, file } = fresh(["mplogin"], { credentials: u });
+    await createVhost(sync);
+    await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    const r = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/401 not_authorised: Not management user/);
+    expect(r.stderr).toContain(`rabbitmqctl set_user_tags ${u.user} monitoring`);
+    expect(r.stderr).not.toMatch(/check the user and password|check them/);
+    expect(JSON.parse(r.stdout).error.code).toBe("permission_denied");
+  });
+
+  it("a wrong password is still auth_failed", async () => {
+    const u = await user("monitoring");
+    const { file } = fresh(["mplogin"], { credentials: { user: u.user, password: "wrong" } });
+    const r = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Login failed/);
+    expect(JSON.parse(r.stdout).error.code).toBe("auth_failed");
+  });
+
+  it("a management user without permission on the vhost: set_permissions -p VHOST USER", async () => {
+    const u = await user("management");
+    const { sync, file } = fresh(["mplogin"], { credentials: u });
+    await createVhost(sync);
+    for (const cmd of ["plan", "apply"]) {
+      const r = await runCli([cmd, "-f", file, "--cluster", "sync", "--json"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`rabbitmqctl set_permissions -p ${sync} ${u.user} '.*' '.*' '.*'`);
+      expect(JSON.parse(r.stdout).error.code).toBe("permission_denied");
+    }
+  });
+
+  it("a non-administrator whose vhost does not exist yet: add_vhost, or the administrator tag", async () => {
+    const u = await user("management");
+    const { sync, file } = fresh(["mplogin"], { credentials: u });
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Not administrator user/);
+    expect(r.stderr).toContain(`rabbitmqctl add_vhost ${sync} && rabbitmqctl set_permissions -p ${sync} ${u.user} '.*' '.*' '.*'`);
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+  });
+
+  it("an AMQP user without permission on the vhost gets the broker's 530 words, not 'Expected ConnectionOpenOk'", async () => {
+    const u = await user("");
+    const b = broker();
+    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: `http://${b.user}:${b.password}@${b.host}:${new URL(b.mgmtBase).port}` } } });
+    await createVhost(sync);
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`530 NOT_ALLOWED - access to vhost '${sync}' refused for user '${u.user}'`));
+    expect(r.stderr).not.toMatch(/Expected ConnectionOpenOk/);
+    expect(r.stderr).toContain(`rabbitmqctl set_permissions -p ${sync} ${u.user} '.*' '.*' '.*'`);
+    expect(r.stderr).not.toContain("pw-secret");
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+  });
+});
+
+describe("one count", () => {
+  it("the first apply of 8 services counts the vhost as plan does, with plurals right", async () => {
+    const { file } = fresh(["mpa", "mpb", "mpc", "mpd", "mpe", "mpf", "mpg", "mph"]);
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
+    const n = (JSON.parse(plan.stdout) as { clusters: { actions: unknown[] }[] }).clusters[0]!.actions.length;
+    expect(n).toBeGreaterThan(1);
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--verbose"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`cluster sync: applying ${n} changes`);
+    expect(r.stderr).toContain(`cluster sync: ${n} changes applied`);
+    expect(r.stdout).toContain(`Apply complete: ${n} changes made`);
+    expect(r.stderr).not.toMatch(/\b1 changes\b/);
+  });
+});
+
+describe("Ctrl-C during apply", () => {
+  it("says what was interrupted, releases the lock, exits 130; a re-run converges", async () => {
+    const services = Array.from({ length: 300 }, (_, i) => `mp${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
+    const { async, file } = fresh(services);
+    const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async"], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    let sent = false;
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      // Progress shows at each quarter of a large apply.
+      if (!sent && /changes made \(25%\)/.test(stderr)) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(sent).toBe(true);
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted: cluster async: \d+ of \d+ changes were made; run topo apply again to finish \(topo plan shows what is left\)/);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    const [, made, total] = /(\d+) of (\d+) changes were made/.exec(stderr)!.map(Number);
+    expect(made).toBeGreaterThan(0);
+    expect(made).toBeLessThan(total!);
+    // The lock queue went with the connection.
+    expect((await api("GET", `/api/queues/${vh(async)}/topo.mp.lock`)).status).toBe(404);
+
+    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+});
