@@ -140,18 +140,33 @@ const CODE_HINTS: Record<number, string> = {
   403: "the user lacks configure/write/read permission on this vhost, or the name is reserved (amq.*)",
   404: "the object does not exist (yet); run topo plan to see the broker's state",
   405: "the queue is exclusive to another connection",
-  406: "the object exists with other properties (or, for a delete, still holds messages); topo plan shows what differs",
+  // 406 has several causes; hintFor() tells them apart by the broker's words.
   320: "the broker closed the connection (restart, or an operator closed it); run topo apply again: it finishes what is left",
   530: "the vhost does not exist or the user may not use it",
-  541: "the broker failed internally; on RabbitMQ 4 this is what a denied deprecated feature (transient non-exclusive queues) looks like: permit it with deprecated_features.permit.transient_nonexcl_queues = true, or make the queue durable",
+  541: "the broker failed internally; on RabbitMQ 4 this is what a denied deprecated feature looks like, and rabbitmqctl list_deprecated_features shows which this broker denies: transient non-exclusive queues (permit with deprecated_features.permit.transient_nonexcl_queues = true, or make the queue durable), x-queue-master-locator (deprecated_features.permit.queue_master_locator = true, or drop the argument)",
 };
 
 /** The broker's words from an amqplib error: `406 PRECONDITION_FAILED - inequivalent arg ...`. */
 export function replyText(e: Error & { code?: unknown }): { code?: number; text: string } {
-  const m = /with message "([^"]*)"/.exec(e.message);
+  // Greedy: the broker's words can hold quotes of their own (<<"k">> in a refused argument).
+  const m = /with message "(.*)"\s*$/s.exec(e.message);
   const code = typeof e.code === "number" ? e.code : undefined;
   if (m) return { code, text: `${code ?? ""} ${m[1]}`.trim() };
   return { code, text: e.message };
+}
+
+/**
+ * Advice for a broker reply, only where the reply says what caused it: a 406 is an existing
+ * object with other properties, a refused argument, or a queue that is not empty or in use, and
+ * each needs different advice; one topo cannot place gets none rather than a wrong one.
+ */
+export function hintFor(code: number, text: string): string | undefined {
+  if (code !== 406) return CODE_HINTS[code];
+  if (/inequivalent arg/i.test(text)) return "the object exists with other properties; topo plan shows it as a replace, and apply --allow-destructive carries it out";
+  if (/invalid arg/i.test(text)) return "this broker refuses the argument, for the reason its reply gives (a value it does not take, an argument this queue type or RabbitMQ version does not know, or one that needs another beside it); fix it in the file";
+  if (/not empty/i.test(text)) return "the queue still holds messages; let the workers drain it (topo plan shows the count), or pass --allow-data-loss";
+  if (/in use/i.test(text)) return "the queue has consumers; stop the workers that consume it, then run topo apply again";
+  return undefined;
 }
 
 export function amqpError(cluster: string, what: string, e: Error, lost?: Error): BrokerError {
@@ -166,7 +181,7 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   // the connection (management UI or API) means "stop", and any other reply is permanent.
   const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
   const transient = connectionGone && !byOperator && (code === undefined || code === 320);
-  const hint = code !== undefined ? CODE_HINTS[code] : connectionGone ? CODE_HINTS[320] : undefined;
+  const hint = code !== undefined ? hintFor(code, own.text) : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     object: what,
     status: code,
@@ -268,7 +283,7 @@ function connectError(target: ClusterTarget, e: Error, refusal?: { code: number;
     if (refusal.code in CODE_HINTS) hints.push(CODE_HINTS[refusal.code] as string);
   } else if (/ACCESS.REFUSED|403/.test(e.message)) {
     kind = "auth_failed";
-    hints.push(`the broker refused the user name or password of "${user}"; check them in clusters.${target.name}.url`);
+    hints.push(`the broker refused the credentials (user name or password) of "${user}"; check them in clusters.${target.name}.url`);
   } else if (/NOT.ALLOWED|530|vhost/.test(e.message)) {
     kind = "permission_denied";
     hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);

@@ -213,7 +213,7 @@ export class ManagementClient {
         hints: [`user "${user}" has no permissions on vhost "${v}": rabbitmqctl set_permissions -p ${q(v)} ${q(user)} '.*' '.*' '.*' (or narrower patterns; plan needs read access to list the vhost)`],
       };
     }
-    return { code: "auth_failed", hints: [`the management API refused the user name or password of "${user}"; check them in clusters.${this.cluster} (url or management)`] };
+    return { code: "auth_failed", hints: [`the management API refused the credentials (user name or password) of "${user}"; check them in clusters.${this.cluster} (url or management)`] };
   }
 
   private networkError(method: string, path: string, e: NodeJS.ErrnoException, timeoutMs: number, probe: boolean): BrokerError {
