@@ -4,7 +4,7 @@
 
 import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { ConfigError, errorJson, TopoError } from "./errors.js";
+import { ConfigError, errorJson, formatProblem, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
@@ -43,7 +43,7 @@ function seconds(v: string): number {
 function fail(e: unknown, json: boolean): never {
   const paint = paintErr();
   if (e instanceof ConfigError) {
-    for (const p of e.problems) err(`${p.file}:${p.line}:${p.col}: ${p.message}`);
+    for (const p of e.problems) err(formatProblem(p));
     err(paint("error", `${e.problems.length} problem${e.problems.length === 1 ? "" : "s"} found; nothing was sent to any broker.`));
   } else if (e instanceof TopoError && e.code === "interrupted") {
     // Not an error the user has to fix: they asked for it.
