@@ -160,13 +160,17 @@ export function describeIdentity(i: BrokerIdentity): string {
   return parts.filter(Boolean).join(", ");
 }
 
-/** The fields both sides report that differ; empty when they can be one broker. */
+/**
+ * The fields both sides report that differ; empty when they can be one broker. The cluster name,
+ * when both give it, decides alone: the nodes of one cluster may run different versions during a
+ * rolling upgrade, and AMQP and the management API may well reach different nodes.
+ */
 export function identityMismatch(a: BrokerIdentity, b: BrokerIdentity): string[] {
+  if (a.clusterName !== undefined && b.clusterName !== undefined) return a.clusterName === b.clusterName ? [] : ["cluster name"];
   const out: string[] = [];
   const cmp = (what: string, x: string | undefined, y: string | undefined) => {
     if (x !== undefined && y !== undefined && x !== y) out.push(what);
   };
-  cmp("cluster name", a.clusterName, b.clusterName);
   cmp("version", a.version, b.version);
   cmp("Erlang version", a.erlang, b.erlang);
   return out;

@@ -110,9 +110,9 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         for (const b of routes) await unbind(ch, b);
       });
       await sleep(SETTLE_MS);
-      // 2. The old queue's messages join the holding queue. No de-duplication here: both copies
-      //    of a message routed during step 1's switch are now in the holding queue, and step 5
-      //    keeps one. A stream cannot be read with basic.get (it closes the connection), so
+      // 2. The old queue's messages join the holding queue. A copy of a message already moved
+      //    in an earlier batch is dropped here; copies within one batch both go, and step 5
+      //    keeps one of each (a message is never dropped unless a copy is kept). A stream cannot be read with basic.get (it closes the connection), so
       //    nothing is moved out of one: plan refuses to replace a stream without --allow-data-loss.
       if (r.old?.type !== "stream") {
         const s = await move(session, name, hold, { skip: new Set(), limits: r.limits?.hold });

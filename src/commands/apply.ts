@@ -143,16 +143,18 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
       // A connection lost to a broker restart is retried from the top (lock, plan, execute):
       // every step is idempotent, and the new plan holds only what is left.
+      const passed = { barrier: false };
       for (let attempt = 1; ; attempt++) {
         try {
-          await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined);
+          await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed);
           return { name: c.target.name, status: "applied", changes: t.made };
         } catch (e) {
           checkInterrupted();
           // Only a connection that was open and then lost is a restart worth waiting for; one
-          // that never opened (a wrong port, a refused login) fails at once.
+          // that never opened (a wrong port, a refused login) fails at once. A saved plan that
+          // had not yet been checked under every lock is not retried: a retry would not check it.
           const lost = sessions.get(c.target.name)?.lost !== undefined;
-          if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS) throw e;
+          if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) throw e;
           const delay = backoff(attempt + 2);
           // The error's message already starts with "cluster NAME:".
           opts.log(`${e.message.split("\n")[0]}\ncluster ${c.target.name}: reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${RECONNECTS})`);
@@ -179,7 +181,13 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   }
 
   /** Lock, plan again, carry out the plan, read back. Returns the number of changes made. */
-  async function applyUnderLock(c: DesiredCluster, expected: ClusterPlan | undefined, t: { made: number; total: number }, checked: Barrier | undefined): Promise<number> {
+  async function applyUnderLock(
+    c: DesiredCluster,
+    expected: ClusterPlan | undefined,
+    t: { made: number; total: number },
+    checked: Barrier | undefined,
+    passed: { barrier: boolean },
+  ): Promise<number> {
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     let read: Awaited<ReturnType<typeof readAndPlan>>;
@@ -194,11 +202,16 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       step("planned again under the lock");
       // A retry after a lost connection carries on with what is left of the checked plan.
       if (expected) opts.expect?.([read], true);
+      // Refusals on live counts come before the barrier too: no cluster writes while another
+      // may still refuse.
+      if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s);
+      guardPlans([read.plan], opts);
     } catch (e) {
       checked?.fail(e);
       throw e;
     }
     await checked?.arrive();
+    passed.barrier = true;
     const current = read.plan;
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
@@ -207,8 +220,6 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     if (expected && !samePlan(expected, current)) {
       opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
     }
-    if (!opts.allowDataLoss && deletesQueues(current)) await countMessages(current, s);
-    guardPlans([current], opts);
     if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
     // Counted with what this apply made before (the vhost, or a run cut short by a restart).
     t.total = t.made + current.actions.length;

@@ -186,7 +186,13 @@ export async function forEachCluster<T>(clusters: DesiredCluster[], fn: (c: Desi
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {
     const errs = failures.map((f) => (f instanceof Error ? f : new Error(String(f))));
-    throw new TopoError(errs.map((e) => e.message).join("\n"), [...new Set(errs.flatMap((e) => (e instanceof TopoError ? e.hints : [])))]);
+    const ours = errs.filter((e): e is TopoError => e instanceof TopoError);
+    // One code when every cluster failed the same way (two unreachable brokers are
+    // broker_unreachable), else the first cluster's; retryable only if every failure is.
+    const codes = new Set(ours.map((e) => e.code));
+    const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
+    const transient = ours.length === errs.length && ours.every((e) => e.transient);
+    throw new TopoError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code);
   }
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }

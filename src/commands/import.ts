@@ -14,6 +14,7 @@ import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
+import { whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { literal, PasswordVariables, rewriteSection, schemaReference, urlSection } from "../import/sections.js";
@@ -236,7 +237,8 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   specs.forEach((spec, i) => {
     const parsed = urlSection(spec.value, passwordEnv);
     if (!parsed) {
-      throw new TopoError(`--url ${redactor.text(spec.value)} is not a URL`, ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /)"]);
+      // Never echoed, not even masked: a value that does not parse cannot be masked reliably.
+      throw new TopoError(`--url${spec.name ? ` ${spec.name}=` : ""} is not a URL: ${whyNotAUrl(spec.value)}`, ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /)"]);
     }
     // Read with the password given on the command line, if any, but write only the reference.
     const inline = parsed.password;
@@ -273,7 +275,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
       try {
         mu = new URL(m.value);
       } catch {
-        throw new TopoError(`--management ${redactor.text(m.value)} is not a URL`, ["write http://HOST:15672 (https:// for TLS)"]);
+        throw new TopoError(`--management${m.name ? ` ${m.name}=` : ""} is not a URL: ${whyNotAUrl(m.value)}`, ["write http://HOST:15672 (https:// for TLS)"]);
       }
       if (mu.username || mu.password) {
         throw new TopoError(`--management ${redactor.text(m.value)} holds credentials`, [

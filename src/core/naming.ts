@@ -91,6 +91,13 @@ export function holdingQueue(queue: string): Queue {
   return { kind: "queue", name: holdingQueueName(queue), type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} };
 }
 
+/** The queue a holding queue holds messages for, when `r` is one of this prefix's holding queues. */
+export function holdingQueueOf(r: Resource, owner: Ownership): string | undefined {
+  if (r.kind !== "queue" || !r.name.startsWith(HOLD_PREFIX)) return undefined;
+  const base = r.name.slice(HOLD_PREFIX.length);
+  return owner.isServiceQueue(base) ? base : undefined;
+}
+
 /** The prefix a `topo.<prefix>.…` name belongs to, if it is one. */
 export function prefixOfOwnName(name: string): string | undefined {
   if (!name.startsWith(TOPO_NAMESPACE)) return undefined;

@@ -5,7 +5,7 @@
 import { TRAFFIC, type Action, type Binding, type Exchange, type Policy } from "../model.js";
 import { MIRROR_DEFINITION } from "../config/normalize.js";
 import { mirrorPolicyName, Ownership } from "../core/naming.js";
-import { holdingQueueOf } from "../plan/diff.js";
+import { holdingQueueOf } from "../core/naming.js";
 import { keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { names } from "../plan/render.js";
 import { modelBinding, modelExchange } from "./file-objects.js";

@@ -1,7 +1,7 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
 import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary } from "../model.js";
-import { HOLD_PREFIX, holdingQueue, holdingQueueName, Ownership } from "../core/naming.js";
+import { holdingQueue, holdingQueueOf, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 
@@ -30,18 +30,9 @@ export const MUTABLE: Record<ResourceKind, readonly string[]> = {
 /** Order in which plan lists actions, and the order of kinds within a cluster. */
 const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4 };
 
-export { HOLD_PREFIX, holdingQueue, holdingQueueName, Ownership };
-
 /** The one exchange shape topo makes for a service: what it may delete when the file drops it. */
 function madeByTopo(e: Exchange): boolean {
   return e.type === "topic" && e.durable && !e.autoDelete && !e.internal && Object.keys(e.arguments).length === 0;
-}
-
-/** The queue a holding queue holds messages for, when `r` is one of this prefix's holding queues. */
-export function holdingQueueOf(r: Resource, owner: Ownership): string | undefined {
-  if (r.kind !== "queue" || !r.name.startsWith(HOLD_PREFIX)) return undefined;
-  const base = r.name.slice(HOLD_PREFIX.length);
-  return owner.isServiceQueue(base) ? base : undefined;
 }
 
 function fieldDiff(before: Resource, after: Resource, fields: readonly string[]): string[] {

@@ -128,7 +128,10 @@ describe("which broker answers", () => {
 
   it("compares only what both sides report", () => {
     expect(identityMismatch({ clusterName: "a", version: "3.10.8" }, { clusterName: "a", version: "3.10.8", erlang: "25" })).toEqual([]);
-    expect(identityMismatch({ clusterName: "rabbit4@vm", version: "4.0.5" }, { clusterName: "rabbit@vm", version: "3.10.8" })).toEqual(["cluster name", "version"]);
+    expect(identityMismatch({ clusterName: "rabbit4@vm", version: "4.0.5" }, { clusterName: "rabbit@vm", version: "3.10.8" })).toEqual(["cluster name"]);
+    // One cluster mid-way through a rolling upgrade: its nodes differ in version, not in name.
+    expect(identityMismatch({ clusterName: "prod", version: "3.13.7", erlang: "26.2" }, { clusterName: "prod", version: "4.0.5", erlang: "27.3" })).toEqual([]);
+    expect(identityMismatch({ version: "4.0.5" }, { version: "3.10.8" })).toEqual(["version"]);
   });
 
   it("refuses two clusters that are one vhost of one broker, whatever their host names", () => {

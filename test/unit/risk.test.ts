@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import type { ActualCluster, Binding, DesiredCluster, Exchange, Policy, Queue, Resource } from "../../src/model.js";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
-import { diffCluster, holdingQueue } from "../../src/plan/diff.js";
+import { diffCluster } from "../../src/plan/diff.js";
+import { holdingQueue } from "../../src/core/naming.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { duration, policyFor, queueLimits, replaceRisks, type HeldMessages, type ReplaceCase } from "../../src/plan/risk.js";
 
