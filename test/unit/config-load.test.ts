@@ -4,17 +4,8 @@
 
 import { describe, expect, it } from "vitest";
 import { interpolateAll, parseConfig } from "../../src/config/load.js";
-import { ConfigError } from "../../src/errors.js";
+import { problemsOf } from "../helpers/problems.js";
 
-function problemsOf(text: string, env: Record<string, string> = {}): string[] {
-  try {
-    parseConfig(text, "t.yaml", env);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
-    throw e;
-  }
-  return [];
-}
 
 const CLUSTERS = `clusters:
   sync:

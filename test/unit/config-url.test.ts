@@ -2,20 +2,11 @@
 // URL, not a piece of its password, whatever the password holds.
 
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/errors.js";
 import { parseConfig } from "../../src/config/load.js";
 import { whyNotAUrl } from "../../src/config/url.js";
 import { fragments } from "../helpers/fragments.js";
+import { problemsOf } from "../helpers/problems.js";
 
-function problemsOf(text: string, env: Record<string, string> = {}): string[] {
-  try {
-    parseConfig(text, "t.yaml", env);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
-    throw e;
-  }
-  return [];
-}
 
 function file(sync: string, management?: string): string {
   const m = management === undefined ? "" : `\n    management: ${JSON.stringify(management)}`;

@@ -3,10 +3,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { normalize, type RawConfig } from "../../src/config/normalize.js";
+import { normalize } from "../../src/config/normalize.js";
 import { interpolate, parseConfig } from "../../src/config/load.js";
 import { ConfigError } from "../../src/errors.js";
-import type { ActualCluster, Binding, DesiredCluster, Exchange, Policy, Queue, Resource } from "../../src/model.js";
+import type { ActualCluster, Policy, Resource } from "../../src/model.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { Ownership } from "../../src/core/naming.js";
 import { keyOf } from "../../src/core/keys.js";
@@ -15,26 +15,12 @@ import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
 import { mirroring, mirroringOf } from "../../src/plan/mirroring.js";
 import { Redactor } from "../../src/redact.js";
+import { actual, binding, desiredOf, exchange, queue, raw } from "../helpers/builders.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 
 // --- builders -------------------------------------------------------------------------------
-const queue = (o: Partial<Queue> & { name: string }): Queue => ({ kind: "queue", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {}, ...o });
-const exchange = (o: Partial<Exchange> & { name: string }): Exchange => ({ kind: "exchange", type: "topic", durable: true, autoDelete: false, internal: false, arguments: {}, ...o });
-const binding = (o: Partial<Binding> & { source: string; destination: string }): Binding => ({ kind: "binding", destinationType: "queue", routingKey: `${o.destination}.#`, arguments: {}, ...o });
-const raw = (o: Partial<RawConfig> = {}): RawConfig => ({
-  version: 1,
-  clusters: { sync: { url: "amqp://u:p@h:5672/s" }, async: { url: "amqp://u:p@h:5672/a" } },
-  services: ["mplogin"],
-  ...o,
-});
-const actual = (resources: Resource[], o: Partial<ActualCluster> = {}): ActualCluster => ({ vhostExists: true, version: "3.10.8", nodes: [], resources, queueFacts: {}, ...o });
 
-function desiredOf(r: RawConfig, cluster: string): DesiredCluster {
-  const { desired, problems } = normalize(r);
-  expect(problems).toEqual([]);
-  return desired.clusters.find((c) => c.target.name === cluster)!;
-}
 
 // --- normalize ------------------------------------------------------------------------------
 describe("normalize", () => {
