@@ -276,6 +276,8 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       [`${vars}_DIST_PORT`]: String(port + 20000),
       [`${vars}_EPMD_PORT`]: String(port - 1300),
       [`${vars}_EXTRA_CONF`]: "deprecated_features.permit.transient_nonexcl_queues = false",
+      // It boots while the rest of the suite runs on two cores.
+      [`${vars}_WAIT`]: "180",
     };
     delete env[`${vars}_RUN_DIR`];
     const started = spawnSync(SCRIPT, ["start"], { env, stdio: ["ignore", "inherit", "pipe"], encoding: "utf8", timeout: 300_000 });
