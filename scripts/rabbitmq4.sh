@@ -13,7 +13,10 @@
 #   dist        25690              epmd        4390 (127.0.0.1 only)
 #
 # Environment:
-#   TOPO_RMQ4_ROOT    chroot location (default /var/cache/topo/rabbitmq4-trixie)
+#   TOPO_RMQ4_SUITE   Debian suite: trixie (default, 4.0.x) or sid (4.3.x, Erlang 29: chroot
+#                     rabbitmq4-sid, AMQP 5693, node rabbit43@localhost, run folder
+#                     /var/lib/topo-rmq43); scripts/rabbitmq43.sh sets it
+#   TOPO_RMQ4_ROOT    chroot location (default /var/cache/topo/rabbitmq4-SUITE)
 #   TOPO_RMQ4_MIRROR  Debian mirror (default: read from this host's apt sources)
 #   TOPO_RMQ4_WAIT    seconds to wait for the node to answer (default 60)
 #   TOPO_RMQ4_EXTRA_CONF  lines appended to the node's rabbitmq.conf for this start
