@@ -13,7 +13,10 @@
 #   dist        25690              epmd        4390 (127.0.0.1 only)
 #
 # Environment:
-#   TOPO_RMQ4_ROOT    chroot location (default /var/cache/topo/rabbitmq4-trixie)
+#   TOPO_RMQ4_SUITE   Debian suite: trixie (default, 4.0.x) or sid (4.3.x, Erlang 29: chroot
+#                     rabbitmq4-sid, AMQP 5693, node rabbit43@localhost, run folder
+#                     /var/lib/topo-rmq43); scripts/rabbitmq43.sh sets it
+#   TOPO_RMQ4_ROOT    chroot location (default /var/cache/topo/rabbitmq4-SUITE)
 #   TOPO_RMQ4_MIRROR  Debian mirror (default: read from this host's apt sources)
 #   TOPO_RMQ4_WAIT    seconds to wait for the node to answer (default 60)
 #   TOPO_RMQ4_EXTRA_CONF  lines appended to the node's rabbitmq.conf for this start
@@ -42,16 +45,24 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=lib/test-broker.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/test-broker.sh"
 
-ROOT_DEFAULT=/var/cache/topo/rabbitmq4-trixie
+# The Debian suite decides the version, and with it everything two instances must not share: the
+# cached chroot, the default ports, the node name and the run folder. trixie gives 4.0.x, sid
+# (unstable) 4.3.x; scripts/rabbitmq43.sh runs this with TOPO_RMQ4_SUITE=sid.
+SUITE="${TOPO_RMQ4_SUITE:-trixie}"
+case $SUITE in
+  trixie) ROOT_DEFAULT=/var/cache/topo/rabbitmq4-trixie NODENAME=rabbit4@localhost
+    PORT_DEFAULT=5690 RUN_BASE=/var/lib/topo-rmq4 VARS=TOPO_RMQ4 ;;
+  sid) ROOT_DEFAULT=/var/cache/topo/rabbitmq4-sid NODENAME=rabbit43@localhost
+    PORT_DEFAULT=5693 RUN_BASE=/var/lib/topo-rmq43 VARS=TOPO_RMQ43 ;;
+  *) die "TOPO_RMQ4_SUITE must be trixie or sid (got '$SUITE')" ;;
+esac
 # Canonical path: it is compared against /proc/PID/root and /proc/mounts.
 ROOT="$(realpath -m "${TOPO_RMQ4_ROOT:-$ROOT_DEFAULT}")"
 MARKER="$ROOT/.topo-rabbitmq4-complete"
 WAIT_SECS="${TOPO_RMQ4_WAIT:-60}"
-SUITE=trixie
-HINT="TOPO_RMQ4_AMQP_PORT (and TOPO_RMQ4_MGMT_PORT, TOPO_RMQ4_DIST_PORT, TOPO_RMQ4_EPMD_PORT)"
+HINT="${VARS}_AMQP_PORT (and ${VARS}_MGMT_PORT, ${VARS}_DIST_PORT, ${VARS}_EPMD_PORT)"
 
-NODENAME=rabbit4@localhost
-AMQP_PORT="${TOPO_RMQ4_AMQP_PORT:-5690}"
+AMQP_PORT="${TOPO_RMQ4_AMQP_PORT:-$PORT_DEFAULT}"
 require_port TOPO_RMQ4_AMQP_PORT "$AMQP_PORT"
 MGMT_PORT="${TOPO_RMQ4_MGMT_PORT:-$((AMQP_PORT + 10000))}"
 DIST_PORT="${TOPO_RMQ4_DIST_PORT:-$((AMQP_PORT + 20000))}"
@@ -63,7 +74,7 @@ WANTED="$AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
 
 # Paths *inside* the chroot. RUN_DIR is wiped on every start so each test run
 # gets a fresh broker (empty mnesia/khepri, only guest/guest and vhost "/").
-if [[ $AMQP_PORT == 5690 ]]; then RUN_DIR_DEFAULT=/var/lib/topo-rmq4; else RUN_DIR_DEFAULT=/var/lib/topo-rmq4-$AMQP_PORT; fi
+if [[ $AMQP_PORT == "$PORT_DEFAULT" ]]; then RUN_DIR_DEFAULT=$RUN_BASE; else RUN_DIR_DEFAULT=$RUN_BASE-$AMQP_PORT; fi
 RUN_DIR="${TOPO_RMQ4_RUN_DIR:-$RUN_DIR_DEFAULT}"
 [[ $RUN_DIR =~ ^(/[A-Za-z0-9._-]+){2,}$ && $RUN_DIR != */..* ]] ||
   die "TOPO_RMQ4_RUN_DIR must be an absolute path at least two folders deep, without '..' (got '$RUN_DIR')"
@@ -80,7 +91,7 @@ load_recorded() {
   if [[ -f $RUN/instance ]]; then
     read_ports "$RUN/instance" AMQP_PORT MGMT_PORT DIST_PORT EPMD_PORT
     RECORDED="$AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
-  elif [[ -f $RUN/rabbit4.pid ]]; then
+  elif [[ $SUITE == trixie && -f $RUN/rabbit4.pid ]]; then
     AMQP_PORT=5690 MGMT_PORT=15690 DIST_PORT=25690 EPMD_PORT=4390
     RECORDED="$AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
   fi
@@ -232,12 +243,22 @@ api_version() {
 
 # ---------------------------------------------------------------- build
 
+# A minimal debootstrap of sid has no /etc/hosts, and the node then dies at boot with
+# {epmd_error,"localhost",nxdomain}: give the chroot the host's, which resolves localhost.
+# Also run on every start, so a chroot built without one is mended.
+ensure_hosts() {
+  if [[ ! -s $ROOT/etc/hosts ]]; then
+    cp -L /etc/hosts "$ROOT/etc/hosts" 2>/dev/null || printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$ROOT/etc/hosts"
+    chmod 0644 "$ROOT/etc/hosts"
+  fi
+}
+
 build_chroot() {
   if [[ -f $MARKER ]]; then return 0; fi
   local mirror start
   mirror="$(detect_mirror)"
   start=$SECONDS
-  log "building $SUITE chroot in $ROOT from $mirror (first run only, ~1.5 min, ~350 MB)"
+  log "building $SUITE chroot in $ROOT from $mirror (first run only, ~1.5-3 min, ~350 MB)"
 
   # A previous build was interrupted: never reuse a half-installed tree.
   if [[ -e $ROOT ]]; then
@@ -265,10 +286,15 @@ build_chroot() {
   printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
   chmod +x "$ROOT/usr/sbin/policy-rc.d"
   cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+  ensure_hosts
+  # Only unstable's Release file can be past its Valid-Until date on a mirror (it is re-signed
+  # often, mirrors lag): accept it there, for this chroot's apt only, never for the host's.
+  local apt_opts=""
+  if [[ $SUITE == sid ]]; then apt_opts="-o Acquire::Check-Valid-Until=false"; fi
 
   mount_proc
   chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
-    sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends rabbitmq-server curl ca-certificates && apt-get clean' \
+    sh -c "apt-get $apt_opts update -qq && apt-get install -y -qq --no-install-recommends rabbitmq-server curl ca-certificates && apt-get clean" \
     >"${ROOT}.apt.log" 2>&1 \
     || { tail -n 30 "${ROOT}.apt.log" >&2; die "apt-get install rabbitmq-server in chroot failed (log: ${ROOT}.apt.log)"; }
   # Postinst may have spawned an epmd despite policy-rc.d; clean up before marking.
@@ -368,6 +394,7 @@ cmd_start() {
   require_ports_free "$HINT" "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT"
 
   build_chroot
+  ensure_hosts
 
   # Fresh node data each start: tests expect an empty broker.
   wipe_run_dir

@@ -1,47 +1,182 @@
-// RabbitMQ 4.0 (Debian trixie's package, run in a chroot by scripts/rabbitmq4.sh): no classic
-// mirroring, quorum queues for sync traffic, x-queue-type reported on classic queues.
-// TOPO_SKIP_RABBITMQ4=1 skips this file on machines that cannot build the chroot (it needs root
-// and Debian's mirror); CI runs it. The ports come from the script (TOPO_RMQ4_AMQP_PORT...); when
-// they belong to something else the tests skip with the script's reason, and fail under CI=true.
+// RabbitMQ 4.x, each version from its Debian package run in a chroot: 4.0 (trixie) by
+// scripts/rabbitmq4.sh and 4.3 (sid) by scripts/rabbitmq43.sh. No classic mirroring, quorum queues
+// for sync traffic, x-queue-type reported on classic queues. The same suites run on both: core
+// plan/apply, a lossless replace, the classic-to-quorum migration, Celery export with real workers
+// and the import round trip.
+// TOPO_SKIP_RABBITMQ4=1 skips this file on machines that cannot build the chroots (they need root
+// and Debian's mirror), TOPO_SKIP_RABBITMQ43=1 only the 4.3 half; CI runs both. The ports come
+// from the scripts (TOPO_RMQ4_AMQP_PORT..., TOPO_RMQ43_AMQP_PORT...); when they belong to something
+// else the tests skip with the script's reason, and fail under CI=true.
 
-import { execFileSync } from "node:child_process";
-import { join } from "node:path";
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import amqplib from "amqplib";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
+import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
 
-const SCRIPT = join(ROOT, "scripts/rabbitmq4.sh");
-// Filled in from `scripts/rabbitmq4.sh env` once the broker runs, e.g. amqp://guest:guest@127.0.0.1:5690
-// and http://127.0.0.1:15690.
-let AMQP = "";
-let MGMT = "";
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const r = await fetch(`${MGMT}${path}`, { method, headers: { authorization: AUTH, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
+interface Version {
+  version: string;
+  script: string;
+  /** The prefix of the script's settings: TOPO_RMQ4_EXTRA_CONF, TOPO_RMQ43_EXTRA_CONF. */
+  vars: string;
+  skip: boolean;
 }
 
-const vhosts: string[] = [];
-let broker: TestBroker | undefined;
+const VERSIONS: Version[] = [
+  { version: "4.0", script: join(ROOT, "scripts/rabbitmq4.sh"), vars: "TOPO_RMQ4", skip: !!process.env.TOPO_SKIP_RABBITMQ4 },
+  { version: "4.3", script: join(ROOT, "scripts/rabbitmq43.sh"), vars: "TOPO_RMQ43", skip: !!(process.env.TOPO_SKIP_RABBITMQ4 || process.env.TOPO_SKIP_RABBITMQ43) },
+];
 
-function topology(defaults: unknown, services: unknown[] = ["mplogin", "mpwallet"]): { file: string; sync: string; async: string } {
-  const sync = uniqueName("r4sync");
-  const async = uniqueName("r4async");
-  vhosts.push(sync, async);
-  const doc = {
-    version: 1,
-    clusters: { sync: { url: `${AMQP}/${sync}`, management: MGMT }, async: { url: `${AMQP}/${async}`, management: MGMT } },
-    ...(defaults ? { defaults } : {}),
-    services,
-  };
-  return { file: writeFile("topology.yaml", JSON.stringify(doc, null, 2)), sync, async };
+// Debian's python3-celery (5.2.6), as in celery.test.ts: /usr/bin/python3, not the first python3 on
+// PATH. .ci/run installs it; without it the Celery test fails under CI and skips elsewhere.
+const PYTHON = "/usr/bin/python3";
+const HAS_CELERY = (() => {
+  try {
+    execFileSync(PYTHON, ["-c", "import celery, kombu"], { timeout: 30_000, stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+// A worker's startup declares failing, in any of the ways Celery reports it.
+const DECLARE_FAILED = /PreconditionFailed|PRECONDITION_FAILED|NOT_IMPLEMENTED|Connection to broker lost|Unrecoverable error/;
+
+const TASKS_SYNC = `
+from celery import Celery
+
+app = Celery("tasks_sync")
+app.config_from_object("celeryconfig_sync")
+
+
+@app.task(name="mplogin.sync.register")
+def register(user):
+    return "registered " + user
+
+
+@app.task(name="mpwallet.sync.balance")
+def balance(user):
+    return "balance of " + user
+`;
+
+const TASKS_ASYNC = `
+import os
+
+from celery import Celery
+
+app = Celery("tasks_async")
+app.config_from_object("celeryconfig_async")
+
+
+@app.task(name="mplogin.async.audit")
+def audit(event):
+    tmp = os.environ["AUDIT_FILE"] + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(event)
+    os.replace(tmp, os.environ["AUDIT_FILE"])
+`;
+
+const EDGE = `
+import json
+
+from celery import Celery
+
+sync = Celery("edge_sync")
+sync.config_from_object("celeryconfig_sync")
+answers = [
+    sync.send_task("mplogin.sync.register", args=["alice"]).get(timeout=20),
+    sync.send_task("mpwallet.sync.balance", args=["bob"]).get(timeout=20),
+]
+asynchronous = Celery("edge_async")
+asynchronous.config_from_object("celeryconfig_async")
+asynchronous.send_task("mplogin.async.audit", args=["login alice"])
+print(json.dumps(answers))
+`;
+
+function pyEnv(dir: string, extra: Record<string, string>): Record<string, string> {
+  return { PATH: "/usr/bin:/bin", HOME: dir, LANG: "C.UTF-8", PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1", PYTHONUNBUFFERED: "1", ...extra };
 }
 
-describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
+async function until(what: string, ok: () => boolean, timeoutMs: number, log: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; log:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Warm shutdown, bounded; SIGKILL if it hangs. */
+function stopProc(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    proc.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    proc.kill("SIGTERM");
+  });
+}
+
+for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`RabbitMQ ${version}`, () => {
+  // Filled in from `SCRIPT env` once the broker runs, e.g. amqp://guest:guest@127.0.0.1:5690 and
+  // http://127.0.0.1:15690 (4.0), :5693 and :15693 (4.3).
+  let AMQP = "";
+  let MGMT = "";
+  const vhosts: string[] = [];
+  const workers: ChildProcess[] = [];
+  const dirs: string[] = [];
+  let broker: TestBroker | undefined;
+
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const r = await fetch(`${MGMT}${path}`, { method, headers: { authorization: AUTH, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  function topology(defaults: unknown, services: unknown[] = ["mplogin", "mpwallet"]): { file: string; sync: string; async: string } {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    return { file: topologyFile(sync, async, defaults, services), sync, async };
+  }
+
+  function topologyFile(sync: string, async: string, defaults: unknown, services: unknown[], on = { amqp: AMQP, mgmt: MGMT }): string {
+    const doc = {
+      version: 1,
+      clusters: { sync: { url: `${on.amqp}/${sync}`, management: on.mgmt }, async: { url: `${on.amqp}/${async}`, management: on.mgmt } },
+      ...(defaults ? { defaults } : {}),
+      services,
+    };
+    return writeFile("topology.yaml", JSON.stringify(doc, null, 2));
+  }
+
+  async function messageCount(v: string, queue: string): Promise<number> {
+    const conn = await amqplib.connect(`${AMQP}/${v}`);
+    try {
+      return (await (await conn.createChannel()).checkQueue(queue)).messageCount;
+    } finally {
+      await conn.close();
+    }
+  }
+
+  async function publish(v: string, exchange: string, routingKey: string, n: number): Promise<void> {
+    const conn = await amqplib.connect(`${AMQP}/${v}`);
+    try {
+      const ch = await conn.createConfirmChannel();
+      for (let i = 0; i < n; i++) ch.publish(exchange, routingKey, Buffer.from(String(i)), { persistent: true, messageId: `m${i}` });
+      await ch.waitForConfirms();
+    } finally {
+      await conn.close();
+    }
+  }
+
   beforeAll(() => {
-    // The first run builds the chroot (about 2 minutes); later runs start in seconds.
+    if (skip) return;
+    // The first run builds the chroot (2 to 3 minutes); later runs start in seconds.
     broker = startTestBroker(SCRIPT, 900_000);
     if (broker.unavailable) return;
     const env = scriptEnv(SCRIPT);
@@ -49,16 +184,26 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
     MGMT = new URL(env.RABBITMQ4_MANAGEMENT_URL!).origin;
   }, 900_000);
 
+  beforeEach((ctx) => {
+    if (skip) ctx.skip(`TOPO_SKIP_RABBITMQ4${version === "4.3" ? " or TOPO_SKIP_RABBITMQ43" : ""} is set`);
+  });
   beforeEach(skipWhenUnavailable(() => broker));
 
   afterEach(async () => {
-    if (broker?.unavailable) return;
+    await Promise.all(workers.splice(0).map(stopProc));
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    if (skip || broker?.unavailable) return;
     await Promise.all(vhosts.splice(0).map((v) => api("DELETE", `/api/vhosts/${encodeURIComponent(v)}`)));
   });
 
   afterAll(() => {
     broker?.stop();
   }, 120_000);
+
+  it("runs the version it is named for", async () => {
+    const o = (await api("GET", "/api/overview")).body;
+    expect(o.rabbitmq_version.startsWith(`${version}.`)).toBe(true);
+  });
 
   it("refuses mirrored classic queues at plan time, says why and names quorum queues", async () => {
     const { file, sync } = topology(undefined);
@@ -119,24 +264,39 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
     expect(r.stdout).toMatch(/! warning: transient non-exclusive queues are deprecated in RabbitMQ 4 .*deprecated_features\.permit\.transient_nonexcl_queues = true/);
   });
 
-  it("names the setting that permits transient queues where the broker denies them", async () => {
-    // Restart the node with the deprecated feature denied (the default from 4.3 on), then restore it.
-    execFileSync(SCRIPT, ["stop"], { stdio: "inherit", timeout: 120_000 });
+  it("names the setting that permits transient queues where the broker denies them", async (ctx) => {
+    // A second node of this version with the deprecated feature denied (4.0 and 4.3.6 permit it by
+    // default), on the next ports and its own run folder: the shared node is never restarted under
+    // the other test files that use it.
+    const port = Number(new URL(AMQP).port) + 1;
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      [`${vars}_AMQP_PORT`]: String(port),
+      [`${vars}_MGMT_PORT`]: String(port + 10000),
+      [`${vars}_DIST_PORT`]: String(port + 20000),
+      [`${vars}_EPMD_PORT`]: String(port - 1300),
+      [`${vars}_EXTRA_CONF`]: "deprecated_features.permit.transient_nonexcl_queues = false",
+      // It boots while the rest of the suite runs on two cores.
+      [`${vars}_WAIT`]: "180",
+    };
+    delete env[`${vars}_RUN_DIR`];
+    const started = spawnSync(SCRIPT, ["start"], { env, stdio: ["ignore", "inherit", "pipe"], encoding: "utf8", timeout: 300_000 });
+    if (started.stderr) process.stderr.write(started.stderr);
+    if (started.status === EXIT_PORT_TAKEN && !inCI()) return ctx.skip(started.stderr.trim().split("\n").at(-1));
     try {
-      execFileSync(SCRIPT, ["start"], {
-        stdio: "inherit",
-        timeout: 300_000,
-        env: { ...process.env, TOPO_RMQ4_EXTRA_CONF: "deprecated_features.permit.transient_nonexcl_queues = false" },
+      expect(started.status, started.stderr).toBe(0);
+      const sync = uniqueName("r4sync");
+      const file = topologyFile(sync, uniqueName("r4async"), { sync: { mirrored: false } }, ["mplogin"], {
+        amqp: `amqp://guest:guest@127.0.0.1:${port}`,
+        mgmt: `http://127.0.0.1:${port + 10000}`,
       });
-      const { file } = topology({ sync: { mirrored: false } }, ["mplogin"]);
       const r = await runCli(["apply", "-f", file]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/cluster sync: .*mplogin\.sync/);
       expect(r.stderr).toMatch(/deprecated_features\.permit\.transient_nonexcl_queues = true/);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     } finally {
-      execFileSync(SCRIPT, ["stop"], { stdio: "inherit", timeout: 120_000 });
-      execFileSync(SCRIPT, ["start"], { stdio: "inherit", timeout: 300_000 });
+      execFileSync(SCRIPT, ["stop"], { env, stdio: "inherit", timeout: 120_000 });
     }
   }, 600_000);
 
@@ -177,4 +337,119 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("RabbitMQ 4.0", () => {
     }
     expect((await runCli(["plan", "-f", quorum, "--detailed-exitcode"])).code).toBe(0);
   });
+
+  it("replaces a queue whose arguments changed without losing its messages, then plans clean", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const before = topologyFile(sync, async, undefined, [{ name: "mplogin", sync: false }]);
+    const after = topologyFile(sync, async, undefined, [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000000 } } }]);
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await publish(async, "mplogin", "mplogin.async.audit", 30);
+    expect(await messageCount(async, "mplogin.async")).toBe(30);
+    const refused = await runCli(["apply", "-f", after]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/--allow-destructive/);
+    const plan = await runCli(["plan", "-f", after]);
+    expect(plan.stdout).toMatch(/-\/\+ replace queue mplogin\.async/);
+    const r = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect((await api("GET", `/api/queues/${async}/mplogin.async`)).body.arguments).toMatchObject({ "x-max-length": 1000000 });
+    expect(await messageCount(async, "mplogin.async")).toBe(30);
+    // The binding came back with the queue: a new message is routed to it.
+    await publish(async, "mplogin", "mplogin.async.audit", 1);
+    expect(await messageCount(async, "mplogin.async")).toBe(31);
+    expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("imports what topo made into a file that plans no changes", async () => {
+    const { file } = topology({ sync: { mirrored: false } }, [
+      "mplogin",
+      { name: "mppayment", sync: false, async: { arguments: { "x-max-length": 100000, "x-dead-letter-exchange": "dlx" } } },
+      { name: "mpquorum", sync: { type: "quorum", arguments: { "x-delivery-limit": 5 } } },
+    ]);
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.stderr).not.toMatch(/Error/);
+    expect(applied.code).toBe(0);
+    const out = join(dirname(file), "imported.yaml");
+    const imported = await runCli(["import", "-f", file, "-o", out]);
+    expect(imported.stderr).toMatch(/^Imported 3 services \(5 queues\) from clusters sync, async into .*imported\.yaml\./m);
+    expect(imported.code).toBe(0);
+    const text = readFileSync(out, "utf8");
+    expect(text).toMatch(/ {2}- name: mpquorum\n {4}sync: \{ type: quorum, arguments: \{ x-delivery-limit: 5 \} \}\n/);
+    // 4.x reports x-queue-type: classic on classic queues; the import does not write it back.
+    expect(text).not.toContain("x-queue-type");
+    // The password in the file's URLs becomes a reference to $RABBITMQ_PASSWORD.
+    expect(text).not.toContain(":guest@");
+    const plan = await runCli(["plan", "-f", out, "--detailed-exitcode"], { RABBITMQ_PASSWORD: "guest" });
+    expect(plan.stderr).toBe("");
+    expect(plan.stdout.trim().endsWith("No changes.")).toBe(true);
+    expect(plan.code).toBe(0);
+  });
+
+  it.skipIf(!HAS_CELERY && !process.env.CI)("Celery workers on the exported modules answer sync tasks and consume async ones; plan stays clean", async () => {
+    expect(HAS_CELERY, `${PYTHON} cannot import celery; install Debian's python3-celery (.ci/run does)`).toBe(true);
+    const { file, sync, async } = topology({ sync: { mirrored: false } }, [
+      { name: "mplogin", async: { arguments: { "x-max-length": 100000 } } },
+      // A quorum sync queue: Celery 5.2's global QoS is refused there, and the module handles it.
+      { name: "mpwallet", sync: { type: "quorum", arguments: { "x-delivery-limit": 5 } }, async: false },
+    ]);
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.stderr).not.toMatch(/Error/);
+    expect(applied.code).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), "topo-celery4-"));
+    dirs.push(dir);
+    for (const cluster of ["sync", "async"]) {
+      const r = await runCli(["export", "celery", "-f", file, "--cluster", cluster, "-o", join(dir, `celeryconfig_${cluster}.py`)]);
+      expect(r.code).toBe(0);
+    }
+    writeFileSync(join(dir, "tasks_sync.py"), TASKS_SYNC);
+    writeFileSync(join(dir, "tasks_async.py"), TASKS_ASYNC);
+    writeFileSync(join(dir, "edge.py"), EDGE);
+    const audit = join(dir, "audit.txt");
+    const env = { TOPO_BROKER_URL_SYNC: `${AMQP}/${sync}`, TOPO_BROKER_URL_ASYNC: `${AMQP}/${async}`, AUDIT_FILE: audit };
+
+    const start = (app: string, queues: string[]) => {
+      const proc = spawn(PYTHON, ["-m", "celery", "-A", app, "worker", "-Q", queues.join(","), "-P", "solo", "-l", "info", "-n", `${app}@%h`], {
+        cwd: dir,
+        env: pyEnv(dir, env),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      workers.push(proc);
+      let log = "";
+      proc.stdout!.on("data", (b: Buffer) => (log += b.toString()));
+      proc.stderr!.on("data", (b: Buffer) => (log += b.toString()));
+      return { proc, log: () => log };
+    };
+    const syncWorker = start("tasks_sync", ["mplogin.sync", "mpwallet.sync"]);
+    const asyncWorker = start("tasks_async", ["mplogin.async"]);
+    for (const w of [syncWorker, asyncWorker]) {
+      // A worker whose consumer fails keeps retrying and never says ready: stop at the first failure.
+      await until("the worker to be ready", () => / ready\.\s*$/m.test(w.log()) || DECLARE_FAILED.test(w.log()) || w.proc.exitCode !== null, 60_000, w.log);
+      expect(w.log()).not.toMatch(DECLARE_FAILED);
+      expect(w.proc.exitCode).toBeNull();
+    }
+
+    const edge = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(PYTHON, ["edge.py"], { cwd: dir, env: pyEnv(dir, env), timeout: 90_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+      });
+    });
+    expect(edge.stderr, syncWorker.log()).toBe("");
+    expect(edge.code).toBe(0);
+    expect(JSON.parse(edge.stdout)).toEqual(["registered alice", "balance of bob"]);
+    await until("the async task to run", () => existsSync(audit), 30_000, asyncWorker.log);
+    expect(readFileSync(audit, "utf8")).toBe("login alice");
+
+    for (const w of [syncWorker, asyncWorker]) {
+      expect(w.log()).not.toMatch(DECLARE_FAILED);
+      expect(w.proc.exitCode).toBeNull();
+    }
+    await Promise.all([stopProc(syncWorker.proc), stopProc(asyncWorker.proc)]);
+    // The workers' declares (and Celery's own objects: pidbox, reply queues) changed nothing topo owns.
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stdout).toMatch(/No changes\./);
+    expect(plan.code).toBe(0);
+  }, 180_000);
 });
