@@ -54,7 +54,7 @@ export function compatibility(desired: DesiredCluster, actual: ActualCluster, pe
   const transient = deprecated.get("transient_nonexcl_queues");
   if (transient) {
     out.warnings.push(
-      `transient non-exclusive queues are deprecated in RabbitMQ 4; ${version} permits them ${where} (${names(transient)}); a broker whose rabbitmq.conf sets deprecated_features.permit.transient_nonexcl_queues = false refuses them (541 INTERNAL_ERROR), and topo cannot see that setting: make them durable or quorum to be safe`,
+      `transient non-exclusive queues are deprecated in RabbitMQ 4 (${names(transient)}): ${version} permits them ${where}, but a broker whose rabbitmq.conf denies them refuses them (541 INTERNAL_ERROR) and the management API does not show that setting; there, set deprecated_features.permit.transient_nonexcl_queues = true, or make them durable or quorum`,
     );
   }
   const locator = deprecated.get("queue_master_locator");
