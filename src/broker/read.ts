@@ -9,6 +9,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import type { ApiBinding, ApiExchange, ApiPolicy, ApiQueue } from "./state.js";
 import { actualFrom, policyFrom } from "./state.js";
+import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 
 const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
@@ -48,6 +49,18 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     bindings: exists ? (bindings ?? []) : [],
     policies: exists ? (policies ?? []) : [],
   });
+}
+
+/**
+ * What the broker permits beyond its version: on RabbitMQ 4, its deprecated features and their
+ * phases (one request). 3.x has no deprecated features, and a user who may not read the list
+ * gets the version's defaults. The list gives each feature's default phase: a rabbitmq.conf
+ * override (deprecated_features.permit.X) is not shown there (measured on 4.0.5).
+ */
+export async function readPermits(client: ManagementClient, version: string): Promise<BrokerPermits> {
+  if (!atLeast(version, 4, 0)) return permitsOf(version);
+  const list = await client.getOptional<{ name: string; deprecation_phase?: string }[]>(`/api/deprecated-features`, [401, 403, 404]);
+  return permitsOf(version, Array.isArray(list) ? list : undefined);
 }
 
 /** Message totals of every queue (one request), for plans that delete or replace queues. */

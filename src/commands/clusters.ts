@@ -7,7 +7,7 @@ import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
-import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readQueueStats } from "../broker/read.js";
+import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
@@ -165,7 +165,9 @@ export async function readAndPlan(
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
-  const compat = compatibility(c, actual);
+  // What the broker permits (its deprecated features, on 4.x) decides what it refuses: checked
+  // here, so that apply never finds a refusal half-way through.
+  const compat = compatibility(c, actual, await readPermits(client, actual.version));
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
   }

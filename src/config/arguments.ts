@@ -4,7 +4,9 @@
 // schema cannot see: the queue type and the arguments merged from defaults and the service.
 //
 // Every limit here was measured by declaring queues on RabbitMQ 3.10.8 and 4.0.5 (amqplib, as
-// apply does), and holds on both. Rules that differ between versions are not here.
+// apply does). Rules that differ between versions (x-queue-leader-locator on classic queues before
+// 4.0, x-consumer-timeout on classic queues from 4.3, ...) are plan/broker-rules.ts's, which plan
+// checks against the broker; test/integration/broker-rules.test.ts proves both tables on real brokers.
 
 import { assertNever, type Args, type QueueType } from "../model.js";
 

@@ -1,0 +1,206 @@
+// Pure: what a given broker refuses of a queue declare, as data. The rules common to every version
+// (config/arguments.ts, checked by validate) come first; then the rules that differ by version, or
+// by the state of a RabbitMQ 4 deprecated feature. plan reports every refusal, before anything is
+// written. test/integration/broker-rules.test.ts declares every argument on every queue type on
+// each real broker and checks that brokerRefuses predicted exactly what it accepted and refused:
+// a new RabbitMQ version is added by running that test, not by reading release notes.
+
+import { ARGUMENTS } from "../config/arguments.js";
+import type { ArgValue, Args, QueueType } from "../model.js";
+
+/** GET /api/deprecated-features (RabbitMQ 4) reports each feature's phase. */
+export type DeprecationPhase = "permitted_by_default" | "denied_by_default" | "disconnected" | "removed";
+
+/**
+ * What a broker permits. The management API reports each deprecated feature's phase, that is the
+ * version's default; it does not show a rabbitmq.conf override (deprecated_features.permit.X):
+ * measured on 4.0.5 with transient_nonexcl_queues denied in rabbitmq.conf, the API still said
+ * permitted_by_default. So topo goes by the default, and says so where it matters.
+ */
+export interface BrokerPermits {
+  version: string;
+  deprecated: Readonly<Record<string, DeprecationPhase>>;
+  /** "broker": read from the broker; "version": the defaults of its version (3.x, or a user who may not read the list). */
+  source: "broker" | "version";
+}
+
+export function majorMinor(version: string): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+/** Is `version` at least maj.min? An unknown version ("") is none. */
+export function atLeast(version: string, maj: number, min: number): boolean {
+  const [a, b] = majorMinor(version);
+  return a > maj || (a === maj && b >= min);
+}
+
+/**
+ * The deprecated-feature phases of a version, as measured: 4.0.5 permits all but mirroring by
+ * default; 4.3.6 denies queue_master_locator and global_qos and still permits transient
+ * non-exclusive queues. 4.1 and 4.2 are unmeasured and are given 4.0's defaults.
+ */
+export function defaultDeprecations(version: string): Record<string, DeprecationPhase> {
+  if (!atLeast(version, 4, 0)) return {};
+  const late = atLeast(version, 4, 3);
+  return {
+    classic_queue_mirroring: "removed",
+    ram_node_type: late ? "removed" : "permitted_by_default",
+    transient_nonexcl_queues: "permitted_by_default",
+    queue_master_locator: late ? "denied_by_default" : "permitted_by_default",
+    global_qos: late ? "denied_by_default" : "permitted_by_default",
+    management_metrics_collection: "permitted_by_default",
+    amqp_address_v1: late ? "denied_by_default" : "permitted_by_default",
+    ...(late ? { amqp_filter_set_bug: "denied_by_default" as const } : {}),
+  };
+}
+
+const PHASES: readonly string[] = ["permitted_by_default", "denied_by_default", "disconnected", "removed"];
+
+/** The broker's own list where it gave one, else its version's defaults. */
+export function permitsOf(version: string, read?: readonly { name: string; deprecation_phase?: string }[]): BrokerPermits {
+  if (!read) return { version, deprecated: defaultDeprecations(version), source: "version" };
+  const deprecated: Record<string, DeprecationPhase> = {};
+  for (const f of read) if (f.deprecation_phase && PHASES.includes(f.deprecation_phase)) deprecated[f.name] = f.deprecation_phase as DeprecationPhase;
+  return { version, deprecated, source: "broker" };
+}
+
+/** Is this deprecated feature refused by default on this broker? */
+export function denied(permits: BrokerPermits, feature: string): boolean {
+  const phase = permits.deprecated[feature];
+  return phase !== undefined && phase !== "permitted_by_default";
+}
+
+/** A queue as it is declared. */
+export interface QueueDeclare {
+  type: QueueType;
+  durable: boolean;
+  autoDelete: boolean;
+  exclusive: boolean;
+  /** Without x-queue-type. */
+  arguments: Args;
+}
+
+/** One thing the broker refuses: the setting, the broker's rule, and what to write instead. */
+export interface Refusal {
+  setting: string;
+  rule: string;
+  fix: string;
+  /**
+   * "common": every version refuses it, and validate reports it. "version": it depends on the
+   * RabbitMQ version or a deprecated feature's state, and plan reports it. "topo": the broker
+   * accepts it but it does nothing there, so validate refuses it rather than pretend.
+   */
+  scope: "common" | "version" | "topo";
+}
+
+/**
+ * What RabbitMQ accepts on a queue type and then ignores, up to the version `before` where given
+ * (measured on 3.10.8, 4.0.5 and 4.3.6): topo's table refuses them, and the proving test checks
+ * that it is topo refusing, not the broker.
+ */
+const IGNORED: readonly { type: QueueType; name: string; value?: ArgValue; before?: [number, number]; why: string }[] = [
+  { type: "quorum", name: "x-overflow", value: "reject-publish-dlx", why: "quorum queues accept x-overflow: reject-publish-dlx and do not dead-letter refused messages" },
+  // 4.3.6 refuses it: invalid arg 'x-consumer-timeout' ... of queue type rabbit_stream_queue.
+  { type: "stream", name: "x-consumer-timeout", before: [4, 3], why: "streams accept x-consumer-timeout and never time a consumer out" },
+];
+
+/**
+ * Refusals that hold on every version topo supports (validate reports them with the file's
+ * places; they are here so that the proving test checks them on real brokers too).
+ */
+function commonRefusals(version: string, q: QueueDeclare): Refusal[] {
+  const out: Refusal[] = [];
+  const common = (setting: string, rule: string, fix: string, arg?: string) => {
+    const value = arg === undefined ? undefined : q.arguments[arg];
+    const ignored = IGNORED.find(
+      (i) => i.type === q.type && i.name === arg && (i.value === undefined || i.value === value) && (!i.before || !atLeast(version, ...i.before)),
+    );
+    out.push({ setting, rule: ignored ? `${rule} (RabbitMQ: ${ignored.why})` : rule, fix, scope: ignored ? "topo" : "common" });
+  };
+  if (q.type !== "classic") {
+    if (!q.durable) common("durable: false", `${q.type} queues are always durable (RabbitMQ: invalid property 'non-durable')`, "drop durable: false");
+    if (q.autoDelete) common("auto-delete", `${q.type} queues cannot be auto-delete`, "drop auto-delete");
+    if (q.exclusive) common("exclusive", `${q.type} queues cannot be exclusive`, "drop exclusive");
+  }
+  for (const [name, value] of Object.entries(q.arguments)) {
+    const rule = ARGUMENTS[name];
+    if (!rule) continue;
+    if (!rule.types.includes(q.type)) {
+      common(name, `${name} does not apply to ${q.type} queues`, `drop it, or use type: ${rule.types.join(" or ")}`, name);
+      continue;
+    }
+    for (const r of rule.refusedOn ?? []) if (r.type === q.type && r.value === value) common(`${name}: ${String(value)}`, r.message, "use another value", name);
+    if (rule.requires && !(rule.requires.name in q.arguments)) common(name, rule.requires.why, rule.requires.fix);
+  }
+  return out;
+}
+
+/**
+ * The rules that differ by version or deprecated-feature state, each as measured on a real
+ * broker. `applies` says when the broker refuses; the rest is what plan prints.
+ */
+interface VersionRule {
+  setting: string;
+  applies: (p: BrokerPermits, q: QueueDeclare) => boolean;
+  rule: (p: BrokerPermits) => string;
+  fix: string;
+}
+
+const VERSION_RULES: readonly VersionRule[] = [
+  {
+    // 3.10.8: 406 PRECONDITION_FAILED - invalid arg 'x-queue-leader-locator' ... of queue type
+    // rabbit_classic_queue. 4.0.5 accepts it (it replaced x-queue-master-locator there).
+    setting: "x-queue-leader-locator",
+    applies: (p, q) => !atLeast(p.version, 4, 0) && q.type === "classic" && "x-queue-leader-locator" in q.arguments,
+    rule: (p) => `RabbitMQ ${p.version} takes x-queue-leader-locator on quorum and stream queues only; classic queues take it from RabbitMQ 4.0 (invalid arg 'x-queue-leader-locator' of queue type rabbit_classic_queue)`,
+    fix: "drop it and use x-queue-master-locator (its 3.x name for classic queues), or use type: quorum",
+  },
+  {
+    // 4.3.6: 406 PRECONDITION_FAILED - invalid arg 'x-consumer-timeout' ... of queue type rabbit_classic_queue.
+    // 4.0.5 and 3.10.8 accept it. Unmeasured in between: 4.1 and 4.2 are given 4.0's rule.
+    setting: "x-consumer-timeout",
+    applies: (p, q) => atLeast(p.version, 4, 3) && q.type === "classic" && "x-consumer-timeout" in q.arguments,
+    rule: (p) => `RabbitMQ ${p.version} takes x-consumer-timeout on quorum queues only (invalid arg 'x-consumer-timeout' of queue type rabbit_classic_queue)`,
+    fix: "drop the argument and set consumer-timeout in a policy (rabbitmqctl set_policy NAME PATTERN '{\"consumer-timeout\": MS}'), or use type: quorum",
+  },
+  {
+    // 4.3.6: 406 PRECONDITION_FAILED - invalid arg 'x-queue-version' ...: "unsupported queue version '1'".
+    setting: "x-queue-version: 1",
+    applies: (p, q) => atLeast(p.version, 4, 3) && q.type === "classic" && q.arguments["x-queue-version"] === 1,
+    rule: (p) => `RabbitMQ ${p.version} stores classic queues in version 2 only (unsupported queue version '1')`,
+    fix: "write x-queue-version: 2, or drop the argument",
+  },
+  {
+    // 4.3.6 denies queue_master_locator by default: the declare fails with an internal error.
+    setting: "x-queue-master-locator",
+    applies: (p, q) => denied(p, "queue_master_locator") && "x-queue-master-locator" in q.arguments,
+    rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature queue_master_locator (${p.deprecated.queue_master_locator}), so it refuses x-queue-master-locator`,
+    fix: "drop x-queue-master-locator (x-queue-leader-locator places classic queues on RabbitMQ 4), or permit it with deprecated_features.permit.queue_master_locator = true in rabbitmq.conf",
+  },
+  {
+    // A denied transient_nonexcl_queues closes the whole connection with 541 INTERNAL_ERROR.
+    setting: "durable: false",
+    applies: (p, q) => q.type === "classic" && !q.durable && !q.exclusive && denied(p, "transient_nonexcl_queues"),
+    rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature transient_nonexcl_queues (${p.deprecated.transient_nonexcl_queues}), so it refuses transient non-exclusive queues`,
+    fix: "make the queue durable (durable: true) or quorum (type: quorum), or permit it with deprecated_features.permit.transient_nonexcl_queues = true in rabbitmq.conf",
+  },
+];
+
+/** Everything this broker refuses of this declare, common rules first. */
+export function brokerRefuses(permits: BrokerPermits, q: QueueDeclare): Refusal[] {
+  const out = commonRefusals(permits.version, q);
+  for (const r of VERSION_RULES) if (r.applies(permits, q)) out.push({ setting: r.setting, rule: r.rule(permits), fix: r.fix, scope: "version" });
+  return out;
+}
+
+/**
+ * Settings this broker accepts now but marks deprecated: a broker whose rabbitmq.conf denies the
+ * feature refuses them, and the management API does not show that.
+ */
+export function deprecatedUse(permits: BrokerPermits, q: QueueDeclare): string[] {
+  const out: string[] = [];
+  if (q.type === "classic" && !q.durable && !q.exclusive && permits.deprecated.transient_nonexcl_queues === "permitted_by_default") out.push("transient_nonexcl_queues");
+  if ("x-queue-master-locator" in q.arguments && permits.deprecated.queue_master_locator === "permitted_by_default") out.push("queue_master_locator");
+  return out;
+}

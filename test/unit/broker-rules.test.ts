@@ -1,0 +1,76 @@
+// The per-version rule table (plan/broker-rules.ts) as plan uses it. test/integration/
+// broker-rules.test.ts proves the table itself on real brokers.
+
+import { describe, expect, it } from "vitest";
+import { permitsOf, type QueueDeclare } from "../../src/plan/broker-rules.js";
+import { compatibility } from "../../src/plan/compat.js";
+import type { ActualCluster, DesiredCluster } from "../../src/model.js";
+
+function queue(o: Partial<QueueDeclare> & { name?: string } = {}) {
+  return { kind: "queue" as const, name: o.name ?? "mplogin.sync", type: o.type ?? "classic", durable: o.durable ?? true, autoDelete: false, exclusive: false, arguments: o.arguments ?? {} };
+}
+
+function desired(...qs: ReturnType<typeof queue>[]): DesiredCluster {
+  return {
+    target: {} as DesiredCluster["target"],
+    resources: qs,
+    queues: qs.map((q) => ({ service: q.name.split(".")[0] as string, traffic: "sync", cluster: "sync", queue: q, mirrored: false })),
+  };
+}
+
+const actual = (version: string): ActualCluster => ({ vhostExists: true, version, nodes: [], resources: [], queueFacts: {} });
+
+/** The phases 4.3.6 reports at GET /api/deprecated-features. */
+const REPORTED_436 = [
+  { name: "queue_master_locator", deprecation_phase: "denied_by_default" },
+  { name: "global_qos", deprecation_phase: "denied_by_default" },
+  { name: "transient_nonexcl_queues", deprecation_phase: "permitted_by_default" },
+  { name: "classic_queue_mirroring", deprecation_phase: "removed" },
+];
+
+describe("plan checks what the broker permits", () => {
+  it("refuses x-consumer-timeout on a classic queue on 4.3, naming the queue, the rule and the fix", () => {
+    const d = desired(queue({ arguments: { "x-consumer-timeout": 60000 } }));
+    const c = compatibility(d, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
+    expect(c.errors).toHaveLength(1);
+    expect(c.errors[0]).toMatch(/^queue mplogin\.sync: x-consumer-timeout: RabbitMQ 4\.3\.6 takes x-consumer-timeout on quorum queues only/);
+    expect(c.errors[0]).toMatch(/fix: .*consumer-timeout.* in a policy.*type: quorum/);
+    expect(compatibility(d, actual("4.0.5")).errors).toEqual([]);
+    expect(compatibility(d, actual("3.10.8")).errors).toEqual([]);
+  });
+
+  it("refuses x-queue-master-locator where the broker denies queue_master_locator, and warns where it permits it", () => {
+    const d = desired(queue({ arguments: { "x-queue-master-locator": "min-masters" } }), queue({ name: "mpwallet.sync", arguments: { "x-queue-master-locator": "client-local" } }));
+    const c = compatibility(d, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
+    // One line for both queues: one rule.
+    expect(c.errors).toEqual([expect.stringMatching(/^queues mplogin\.sync, mpwallet\.sync: x-queue-master-locator: .*denies the deprecated feature queue_master_locator.*fix: drop x-queue-master-locator/)]);
+    const on40 = compatibility(d, actual("4.0.5"), permitsOf("4.0.5", [{ name: "queue_master_locator", deprecation_phase: "permitted_by_default" }]));
+    expect(on40.errors).toEqual([]);
+    expect(on40.warnings).toEqual([expect.stringMatching(/x-queue-master-locator is deprecated.*4\.0\.5 permits it by default \(as it reports\)/)]);
+  });
+
+  it("says 4.3.6 permits transient non-exclusive queues by default, and refuses them where the broker reports them denied", () => {
+    const d = desired(queue({ durable: false }));
+    const c = compatibility(d, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
+    expect(c.errors).toEqual([]);
+    expect(c.warnings).toEqual([expect.stringMatching(/4\.3\.6 permits them by default \(as it reports\), but a broker whose rabbitmq\.conf denies them refuses them/)]);
+    expect(c.warnings[0]).not.toMatch(/denied by default from 4\.3/);
+    const deny = permitsOf("4.4.0", [{ name: "transient_nonexcl_queues", deprecation_phase: "denied_by_default" }]);
+    expect(compatibility(d, actual("4.4.0"), deny).errors).toEqual([expect.stringMatching(/durable: false: .*denies .*transient_nonexcl_queues.*fix: make the queue durable/)]);
+    expect(compatibility(d, actual("3.10.8")).warnings).toEqual([]);
+  });
+
+  it("refuses x-queue-leader-locator on a classic queue before 4.0", () => {
+    const d = desired(queue({ arguments: { "x-queue-leader-locator": "balanced" } }));
+    expect(compatibility(d, actual("3.10.8")).errors).toEqual([expect.stringMatching(/x-queue-leader-locator: .*fix: drop it and use x-queue-master-locator/)]);
+    expect(compatibility(d, actual("4.0.5")).errors).toEqual([]);
+  });
+
+  it("falls back to the version's defaults when the broker's list cannot be read", () => {
+    expect(permitsOf("4.3.6")).toMatchObject({ source: "version", deprecated: { queue_master_locator: "denied_by_default", transient_nonexcl_queues: "permitted_by_default" } });
+    expect(permitsOf("4.0.5").deprecated.queue_master_locator).toBe("permitted_by_default");
+    expect(permitsOf("3.10.8").deprecated).toEqual({});
+    // Phases topo does not know are left out rather than guessed.
+    expect(permitsOf("5.0.0", [{ name: "x", deprecation_phase: "someday" }]).deprecated).toEqual({});
+  });
+});

@@ -1,0 +1,49 @@
+// The version table of docs/rabbitmq-versions.md, between its markers, is this rendering of the
+// rule table (plan/broker-rules.ts), which test/integration/broker-rules.test.ts proves on real
+// brokers: a changed rule changes the doc in the same commit.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { brokerRefuses, deprecatedUse, permitsOf, type BrokerPermits, type QueueDeclare } from "../../src/plan/broker-rules.js";
+import type { Args, QueueType } from "../../src/model.js";
+
+const ROOT = join(import.meta.dirname, "../..");
+
+const VERSIONS = ["3.10.8", "4.0.5", "4.3.6"];
+const ROWS: { label: string; type: QueueType; durable?: boolean; arguments?: Args }[] = [
+  { label: "classic, `durable: false` (the seed's sync queues)", type: "classic", durable: false },
+  { label: "classic, `x-consumer-timeout`", type: "classic", arguments: { "x-consumer-timeout": 60000 } },
+  { label: "classic, `x-queue-master-locator`", type: "classic", arguments: { "x-queue-master-locator": "min-masters" } },
+  { label: "classic, `x-queue-leader-locator`", type: "classic", arguments: { "x-queue-leader-locator": "balanced" } },
+  { label: "classic, `x-queue-version: 1`", type: "classic", arguments: { "x-queue-version": 1 } },
+  { label: "quorum, `x-overflow: reject-publish-dlx`", type: "quorum", arguments: { "x-overflow": "reject-publish-dlx" } },
+  { label: "stream, `x-consumer-timeout`", type: "stream", arguments: { "x-consumer-timeout": 60000 } },
+];
+
+function cell(p: BrokerPermits, q: QueueDeclare): string {
+  const refusals = brokerRefuses(p, q);
+  if (refusals.some((r) => r.scope !== "topo")) return refusals.some((r) => r.scope === "version") ? "**refused**: plan error" : "**refused**: validate error";
+  if (refusals.length) return "accepted and ignored: validate error";
+  if (deprecatedUse(p, q).length) return "yes, deprecated: plan warns";
+  return "yes";
+}
+
+function renderTable(): string {
+  const permits = VERSIONS.map((v) => permitsOf(v));
+  const lines = [`| declare | ${VERSIONS.map((v) => `RabbitMQ ${v}`).join(" | ")} |`, `|---|${VERSIONS.map(() => "---|").join("")}`];
+  for (const row of ROWS) {
+    const q: QueueDeclare = { type: row.type, durable: row.durable ?? true, autoDelete: false, exclusive: false, arguments: row.arguments ?? {} };
+    lines.push(`| ${row.label} | ${permits.map((p) => cell(p, q)).join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+describe("docs/rabbitmq-versions.md", () => {
+  it("holds the version table rendered from the rule table", () => {
+    const doc = readFileSync(join(ROOT, "docs/rabbitmq-versions.md"), "utf8");
+    const m = /<!-- version table: test\/unit\/version-table\.test\.ts renders it -->\n([\s\S]*?)\n<!-- end of version table -->/.exec(doc);
+    expect(m, "the doc's version-table markers").not.toBeNull();
+    expect(m?.[1]).toBe(renderTable());
+  });
+});
