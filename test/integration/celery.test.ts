@@ -3,7 +3,7 @@
 // answer and an async task that a worker consumes. The workers' own declares must not fail, and
 // topo plan must still find nothing to change after them.
 
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,10 +11,8 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { normalize } from "../../src/config/normalize.js";
 import { celeryModule } from "../../src/export/celery.js";
 import { amqpUrl, deleteVhost, getQueue, runCli, uniqueName, writeTopology, type TopologyOptions } from "../helpers/broker.js";
+import { PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
-// Debian's python3-celery installs into /usr/bin/python3's dist-packages; the python3 first on
-// PATH may be another interpreter (a pyenv one) without it.
-const PYTHON = "/usr/bin/python3";
 const INSTALL = "apt-get install -y --no-install-recommends python3-celery";
 
 function celeryVersion(): string | undefined {
@@ -31,7 +29,7 @@ const vhosts: string[] = [];
 const workers: ChildProcess[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
-  await Promise.all(workers.splice(0).map(stop));
+  await Promise.all(workers.splice(0).map(stopWorker));
   await Promise.all(vhosts.splice(0).map(deleteVhost));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -50,10 +48,6 @@ function fresh(services: unknown[], extra: Partial<TopologyOptions> = {}) {
   return { file: writeTopology({ sync, async, services, ...extra }), sync, async };
 }
 
-/** A clean environment for Python: no PYTHONHOME or pyenv settings leak in from the test runner. */
-function pyEnv(dir: string, extra: Record<string, string>): Record<string, string> {
-  return { PATH: "/usr/bin:/bin", HOME: dir, LANG: "C.UTF-8", PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1", PYTHONUNBUFFERED: "1", ...extra };
-}
 
 function python(dir: string, argv: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -63,32 +57,13 @@ function python(dir: string, argv: string[], env: Record<string, string>, timeou
   });
 }
 
-interface Worker {
-  proc: ChildProcess;
-  log: () => string;
-}
-
 /** Start `celery worker` and wait (bounded) until it says it is ready, or has exited. */
 function startWorker(dir: string, app: string, queues: string[], env: Record<string, string>): Worker {
-  const proc = spawn(PYTHON, ["-m", "celery", "-A", app, "worker", "-Q", queues.join(","), "-P", "solo", "-l", "info", "-n", `${app}@%h`], {
-    cwd: dir,
-    env: pyEnv(dir, env),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  workers.push(proc);
-  let log = "";
-  proc.stdout!.on("data", (b: Buffer) => (log += b.toString()));
-  proc.stderr!.on("data", (b: Buffer) => (log += b.toString()));
-  return { proc, log: () => log };
+  const w = spawnWorker(dir, app, queues, env);
+  workers.push(w.proc);
+  return w;
 }
 
-async function until(what: string, ok: () => boolean, timeoutMs: number, log: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; log:\n${log()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function ready(w: Worker, timeoutMs = 30_000): Promise<void> {
   // A worker whose consumer fails keeps retrying and never says ready: stop at the first failure.
@@ -96,18 +71,6 @@ async function ready(w: Worker, timeoutMs = 30_000): Promise<void> {
   if (DECLARE_FAILED.test(w.log()) || w.proc.exitCode !== null) throw new Error(`the worker did not start cleanly (exit code ${w.proc.exitCode}):\n${w.log()}`);
 }
 
-/** Warm shutdown, bounded; SIGKILL if it hangs. */
-function stop(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-    proc.once("exit", () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    proc.kill("SIGTERM");
-  });
-}
 
 // A worker's startup declares failing, in any of the ways Celery reports it.
 const DECLARE_FAILED = /PreconditionFailed|PRECONDITION_FAILED|NOT_IMPLEMENTED|Connection to broker lost|Unrecoverable error/;
@@ -307,7 +270,7 @@ describe.skipIf(SKIP)(`export celery with a real Celery worker (${CELERY ? `cele
       expect(w.log()).not.toMatch(DECLARE_FAILED);
       expect(w.proc.exitCode).toBeNull();
     }
-    await Promise.all([stop(syncWorker.proc), stop(asyncWorker.proc)]);
+    await Promise.all([stopWorker(syncWorker.proc), stopWorker(asyncWorker.proc)]);
     expect(syncWorker.log()).toMatch(/Task mplogin\.sync\.register\[[0-9a-f-]+\] succeeded/);
     expect(asyncWorker.log()).toMatch(/Task mplogin\.async\.audit\[[0-9a-f-]+\] succeeded/);
 

@@ -8,13 +8,14 @@
 // from the scripts (TOPO_RMQ4_AMQP_PORT..., TOPO_RMQ43_AMQP_PORT...); when they belong to something
 // else the tests skip with the script's reason, and fail under CI=true.
 
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import amqplib from "amqplib";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
+import { PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
 
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
@@ -33,7 +34,6 @@ const VERSIONS: Version[] = [
 
 // Debian's python3-celery (5.2.6), as in celery.test.ts: /usr/bin/python3, not the first python3 on
 // PATH. .ci/run installs it; without it the Celery test fails under CI and skips elsewhere.
-const PYTHON = "/usr/bin/python3";
 const HAS_CELERY = (() => {
   try {
     execFileSync(PYTHON, ["-c", "import celery, kombu"], { timeout: 30_000, stdio: "ignore" });
@@ -96,30 +96,8 @@ asynchronous.send_task("mplogin.async.audit", args=["login alice"])
 print(json.dumps(answers))
 `;
 
-function pyEnv(dir: string, extra: Record<string, string>): Record<string, string> {
-  return { PATH: "/usr/bin:/bin", HOME: dir, LANG: "C.UTF-8", PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1", PYTHONUNBUFFERED: "1", ...extra };
-}
 
-async function until(what: string, ok: () => boolean, timeoutMs: number, log: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; log:\n${log()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
-/** Warm shutdown, bounded; SIGKILL if it hangs. */
-function stopProc(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-    proc.once("exit", () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    proc.kill("SIGTERM");
-  });
-}
 
 for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`RabbitMQ ${version}`, () => {
   // Filled in from `SCRIPT env` once the broker runs, e.g. amqp://guest:guest@127.0.0.1:5690 and
@@ -190,7 +168,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
   beforeEach(skipWhenUnavailable(() => broker));
 
   afterEach(async () => {
-    await Promise.all(workers.splice(0).map(stopProc));
+    await Promise.all(workers.splice(0).map(stopWorker));
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
     if (skip || broker?.unavailable) return;
     await Promise.all(vhosts.splice(0).map((v) => api("DELETE", `/api/vhosts/${encodeURIComponent(v)}`)));
@@ -411,16 +389,9 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     const env = { TOPO_BROKER_URL_SYNC: `${AMQP}/${sync}`, TOPO_BROKER_URL_ASYNC: `${AMQP}/${async}`, AUDIT_FILE: audit };
 
     const start = (app: string, queues: string[]) => {
-      const proc = spawn(PYTHON, ["-m", "celery", "-A", app, "worker", "-Q", queues.join(","), "-P", "solo", "-l", "info", "-n", `${app}@%h`], {
-        cwd: dir,
-        env: pyEnv(dir, env),
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      workers.push(proc);
-      let log = "";
-      proc.stdout!.on("data", (b: Buffer) => (log += b.toString()));
-      proc.stderr!.on("data", (b: Buffer) => (log += b.toString()));
-      return { proc, log: () => log };
+      const w = spawnWorker(dir, app, queues, env);
+      workers.push(w.proc);
+      return w;
     };
     const syncWorker = start("tasks_sync", ["mplogin.sync", "mpwallet.sync"]);
     const asyncWorker = start("tasks_async", ["mplogin.async"]);
@@ -446,7 +417,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       expect(w.log()).not.toMatch(DECLARE_FAILED);
       expect(w.proc.exitCode).toBeNull();
     }
-    await Promise.all([stopProc(syncWorker.proc), stopProc(asyncWorker.proc)]);
+    await Promise.all([stopWorker(syncWorker.proc), stopWorker(asyncWorker.proc)]);
     // The workers' declares (and Celery's own objects: pidbox, reply queues) changed nothing topo owns.
     const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
     expect(plan.stdout).toMatch(/No changes\./);

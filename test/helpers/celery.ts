@@ -1,0 +1,52 @@
+// Real Celery workers for the export tests: Debian's python3-celery under a clean environment,
+// started, waited for and stopped the same way by every test file that runs them.
+
+import { spawn, type ChildProcess } from "node:child_process";
+
+/** Debian's python3-celery installs into /usr/bin/python3's dist-packages; the python3 first on PATH may be another (a pyenv one). */
+export const PYTHON = "/usr/bin/python3";
+
+/** A clean environment for Python: no PYTHONHOME or pyenv settings leak in from the test runner. */
+export function pyEnv(dir: string, extra: Record<string, string>): Record<string, string> {
+  return { PATH: "/usr/bin:/bin", HOME: dir, LANG: "C.UTF-8", PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1", PYTHONUNBUFFERED: "1", ...extra };
+}
+
+export interface Worker {
+  proc: ChildProcess;
+  log: () => string;
+}
+
+/** `celery -A APP worker -Q QUEUES`, solo pool, its output collected. */
+export function spawnWorker(dir: string, app: string, queues: string[], env: Record<string, string>): Worker {
+  const proc = spawn(PYTHON, ["-m", "celery", "-A", app, "worker", "-Q", queues.join(","), "-P", "solo", "-l", "info", "-n", `${app}@%h`], {
+    cwd: dir,
+    env: pyEnv(dir, env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  proc.stdout!.on("data", (b: Buffer) => (log += b.toString()));
+  proc.stderr!.on("data", (b: Buffer) => (log += b.toString()));
+  return { proc, log: () => log };
+}
+
+/** Wait (bounded) until `ok`, or fail with the log. */
+export async function until(what: string, ok: () => boolean, timeoutMs: number, log: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; log:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Warm shutdown, bounded; SIGKILL if it hangs. */
+export function stopWorker(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    proc.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    proc.kill("SIGTERM");
+  });
+}
