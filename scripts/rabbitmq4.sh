@@ -349,16 +349,8 @@ start_epmd() {
   await_port "$EPMD_PORT" 10 || die "epmd does not listen on 127.0.0.1:$EPMD_PORT: $(cat "$RUN/log/epmd.log")"
 }
 
-# A start that fails part-way (or is interrupted) stops what it started. A signal can land while
-# a command's output goes to /dev/null: say it on the real stderr (fd 8).
-on_start_exit() {
-  local rc=$?
-  exec 2>&8
-  if ((rc != 0)); then
-    log "start failed (exit $rc): stopping the processes it started"
-    stop_node
-  fi
-}
+# A start that fails part-way (or is interrupted) stops what it started: see on_start_failure.
+on_start_exit() { on_start_failure stop_node; }
 
 # A node in our run folder that another checkout's run still uses is not ours: its ports are
 # taken. Exit 75 like any taken port, so that run's tests go on and ours skip.

@@ -236,16 +236,8 @@ stop_all() {
   stop_recorded "$BASE/pids/epmd" 5
 }
 
-# A start that fails part-way (or is interrupted) stops what it started; the logs stay for a look.
-# A signal can land while a command's output goes to /dev/null: say it on the real stderr (fd 8).
-on_start_exit() {
-  local rc=$?
-  exec 2>&8
-  if ((rc != 0)); then
-    log "start failed (exit $rc): stopping the processes it started"
-    stop_all
-  fi
-}
+# A start that fails part-way (or is interrupted) stops what it started: see on_start_failure.
+on_start_exit() { on_start_failure stop_all; }
 
 # A node in our state folder that another checkout's run still uses is not ours: its ports are
 # taken. Exit 75 like any taken port, so that run's tests go on and ours skip.

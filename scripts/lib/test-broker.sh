@@ -229,3 +229,15 @@ read_ports() {
     done
   done <"$file"
 }
+
+# on_start_failure STOP: the EXIT trap of a start. When the start failed part-way (or was
+# interrupted), run STOP (the script's own stop of what it started); the logs stay for a look.
+# A signal can land while a command's output goes to /dev/null: say it on the real stderr (fd 8).
+on_start_failure() {
+  local rc=$?
+  exec 2>&8
+  if ((rc != 0)); then
+    log "start failed (exit $rc): stopping the processes it started"
+    "$1"
+  fi
+}
