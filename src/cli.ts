@@ -10,6 +10,7 @@ import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import type { Plan } from "./model.js";
+import { plural } from "./core/words.js";
 
 /** Learns every password a command reads; everything printed goes through it. */
 const redactor = new Redactor();
@@ -21,7 +22,6 @@ const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>
 const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>().color);
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
-const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 /** A reader that stops early (`topo graph | head`) is not an error: exit quietly, as it asked. */
 for (const stream of [process.stdout, process.stderr]) {
@@ -81,7 +81,7 @@ program
       const { validate } = await import("./commands/validate.js");
       const r = validate(o.file, undefined, redactor);
       if (o.json) out(JSON.stringify({ valid: true, ...r }, null, 2));
-      else out(`${r.file} is valid: ${count(r.services, "service")} on ${r.clusters.map((c) => `${c.name} (${count(c.queues, "queue")})`).join(", ")}.`);
+      else out(`${r.file} is valid: ${plural(r.services, "service")} on ${r.clusters.map((c) => `${c.name} (${plural(c.queues, "queue")})`).join(", ")}.`);
     } catch (e) {
       fail(e, !!o.json);
     }

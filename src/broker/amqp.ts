@@ -3,15 +3,14 @@
 // errors that name the cluster, the object and the reply.
 
 import type { Channel, ChannelModel } from "amqplib";
-import { createRequire } from "node:module";
 import net from "node:net";
-import { dirname, join } from "node:path";
-import tls from "node:tls";
 import { BrokerError, type ErrorCode } from "../errors.js";
 import type { ClusterTarget } from "../model.js";
 import { redactText } from "../redact.js";
+import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
+import { shellWord } from "../core/words.js";
 
 export interface AmqpOptions {
   insecure?: boolean;
@@ -200,16 +199,11 @@ interface AmqplibInternals {
   };
   ConnectionClose: number;
 }
-let internals: AmqplibInternals | undefined;
 function amqplibInternals(): AmqplibInternals {
-  // amqplib's package exports hide lib/; the files are loaded by path from the installed package.
-  const require = createRequire(import.meta.url);
-  const lib = join(dirname(require.resolve("amqplib")), "lib");
-  internals ??= {
-    Connection: (require(join(lib, "connection.js")) as Pick<AmqplibInternals, "Connection">).Connection,
-    ConnectionClose: (require(join(lib, "defs.js")) as { ConnectionClose: number }).ConnectionClose,
+  return {
+    Connection: amqplibModule<Pick<AmqplibInternals, "Connection">>("connection.js").Connection,
+    ConnectionClose: amqplibModule<{ ConnectionClose: number }>("defs.js").ConnectionClose,
   };
-  return internals;
 }
 
 /**
@@ -223,10 +217,7 @@ function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<{ code: 
   const { Connection, ConnectionClose } = amqplibInternals();
   const { amqp } = target;
   return new Promise((resolve) => {
-    const socket =
-      amqp.protocol === "amqps"
-        ? tls.connect({ host: amqp.hostname, port: amqp.port, servername: net.isIP(amqp.hostname) ? undefined : amqp.hostname, ...tlsOptions(target.tls, opts.insecure) })
-        : net.connect({ host: amqp.hostname, port: amqp.port });
+    const { socket, ready } = amqpSocket(target, opts.insecure);
     const timer = setTimeout(() => finish(undefined), 5_000);
     function finish(r: { code: number; text: string } | undefined): void {
       clearTimeout(timer);
@@ -234,7 +225,7 @@ function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<{ code: 
       resolve(r);
     }
     socket.on("error", () => finish(undefined));
-    socket.once(amqp.protocol === "amqps" ? "secureConnect" : "connect", () => {
+    socket.once(ready, () => {
       const c = new Connection(socket);
       let close: Record<string, unknown> | undefined;
       const step = c.step.bind(c);
@@ -270,14 +261,13 @@ function connectError(target: ClusterTarget, e: Error, refusal?: { code: number;
   let transient = false;
   let kind: ErrorCode | undefined;
   const { username: user, vhost } = target.amqp;
-  const q = (s: string) => (/^[A-Za-z0-9._@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   if (tls) hints.push(tls.hint);
   else if (refusal && /refused for user/.test(refusal.text)) {
     kind = "permission_denied";
-    hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${q(vhost)} ${q(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);
+    hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);
   } else if (refusal && /not found/.test(refusal.text)) {
     kind = "permission_denied";
-    hints.push(`vhost "${vhost}" does not exist: topo apply creates it when the management user is an administrator; or: rabbitmqctl add_vhost ${q(vhost)} && rabbitmqctl set_permissions -p ${q(vhost)} ${q(user)} '.*' '.*' '.*'`);
+    hints.push(`vhost "${vhost}" does not exist: topo apply creates it when the management user is an administrator; or: rabbitmqctl add_vhost ${shellWord(vhost)} && rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*'`);
   } else if (refusal) {
     kind = "broker_refused";
     if (refusal.code in CODE_HINTS) hints.push(CODE_HINTS[refusal.code] as string);

@@ -12,6 +12,7 @@ import type { ManagementClient } from "./http.js";
 import { bind, declareExchange, declareQueue, unbind } from "./declare.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
+import { plural } from "../core/words.js";
 
 export interface ExecuteOptions {
   /** Delete queues even when they hold messages. Without it every queue delete is if-empty. */
@@ -174,7 +175,6 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   }
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

@@ -8,6 +8,7 @@ import type { ManagementEndpoint, TlsOptions } from "../model.js";
 import { redactText } from "../redact.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
+import { shellWord } from "../core/words.js";
 
 export interface HttpOptions {
   /** Attempts for transient failures (connection refused, reset, 502/503/504, timeouts). */
@@ -188,13 +189,12 @@ export class ManagementClient {
    */
   private unauthorised(path: string, reason: string): { code: "auth_failed" | "permission_denied"; hints: string[] } {
     const user = this.endpoint.username;
-    const q = (s: string) => (/^[A-Za-z0-9._@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
     const tag = /^Not (\w+) user/i.exec(reason)?.[1]?.toLowerCase();
     if (tag === "management") {
       return {
         code: "permission_denied",
         hints: [
-          `user "${user}" may not use the management API: it has no management tag. topo plan needs the monitoring tag; apply needs administrator to create vhosts, or policymaker to write policies: rabbitmqctl set_user_tags ${q(user)} monitoring (set_user_tags replaces the user's tags: list every tag it should keep)`,
+          `user "${user}" may not use the management API: it has no management tag. topo plan needs the monitoring tag; apply needs administrator to create vhosts, or policymaker to write policies: rabbitmqctl set_user_tags ${shellWord(user)} monitoring (set_user_tags replaces the user's tags: list every tag it should keep)`,
         ],
       };
     }
@@ -202,7 +202,7 @@ export class ManagementClient {
       return {
         code: "permission_denied",
         hints: [
-          `user "${user}" lacks the ${tag} tag this request needs${tag === "administrator" && /\/api\/vhosts\//.test(path) ? " (only an administrator may create a vhost)" : ""}: rabbitmqctl set_user_tags ${q(user)} ${tag} (set_user_tags replaces the user's tags: list every tag it should keep)${tag === "administrator" && /\/api\/vhosts\//.test(path) ? `, or have an administrator create it: rabbitmqctl add_vhost ${q(vhostOf(path) ?? "VHOST")} && rabbitmqctl set_permissions -p ${q(vhostOf(path) ?? "VHOST")} ${q(user)} '.*' '.*' '.*'` : ""}`,
+          `user "${user}" lacks the ${tag} tag this request needs${tag === "administrator" && /\/api\/vhosts\//.test(path) ? " (only an administrator may create a vhost)" : ""}: rabbitmqctl set_user_tags ${shellWord(user)} ${tag} (set_user_tags replaces the user's tags: list every tag it should keep)${tag === "administrator" && /\/api\/vhosts\//.test(path) ? `, or have an administrator create it: rabbitmqctl add_vhost ${shellWord(vhostOf(path) ?? "VHOST")} && rabbitmqctl set_permissions -p ${shellWord(vhostOf(path) ?? "VHOST")} ${shellWord(user)} '.*' '.*' '.*'` : ""}`,
         ],
       };
     }
@@ -210,7 +210,7 @@ export class ManagementClient {
       const v = vhostOf(path) ?? "VHOST";
       return {
         code: "permission_denied",
-        hints: [`user "${user}" has no permissions on vhost "${v}": rabbitmqctl set_permissions -p ${q(v)} ${q(user)} '.*' '.*' '.*' (or narrower patterns; plan needs read access to list the vhost)`],
+        hints: [`user "${user}" has no permissions on vhost "${v}": rabbitmqctl set_permissions -p ${shellWord(v)} ${shellWord(user)} '.*' '.*' '.*' (or narrower patterns; plan needs read access to list the vhost)`],
       };
     }
     return { code: "auth_failed", hints: [`the management API refused the credentials (user name or password) of "${user}"; check them in clusters.${this.cluster} (url or management)`] };

@@ -5,14 +5,11 @@
 // Erlang) before any login, so the AMQP side is identified without credentials, permissions or
 // an existing vhost: it works for a read-only plan user and for a vhost apply has yet to create.
 
-import { createRequire } from "node:module";
-import net from "node:net";
-import { dirname, join } from "node:path";
-import tls from "node:tls";
 import { BrokerError } from "../errors.js";
 import type { ClusterTarget } from "../model.js";
 import type { ManagementClient } from "./http.js";
-import { tlsOptions, tlsProblem } from "./tls.js";
+import { amqplibModule, amqpSocket } from "./raw-amqp.js";
+import { tlsProblem } from "./tls.js";
 
 export interface BrokerIdentity {
   clusterName?: string;
@@ -26,13 +23,7 @@ interface AmqpDefs {
   decode(id: number, buf: Buffer): { serverProperties?: Record<string, unknown> };
   ConnectionStart: number;
 }
-let defs: AmqpDefs | undefined;
-function amqpDefs(): AmqpDefs {
-  // amqplib's package exports hide lib/; the file is loaded by path from the installed package.
-  const require = createRequire(import.meta.url);
-  defs ??= require(join(dirname(require.resolve("amqplib")), "lib", "defs.js")) as AmqpDefs;
-  return defs;
-}
+const amqpDefs = () => amqplibModule<AmqpDefs>("defs.js");
 
 /** AMQP 0-9-1's protocol header: the client speaks first. */
 const PROTOCOL_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]);
@@ -91,15 +82,7 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
     };
     const fail = (text: string, hints: string[], status?: string) =>
       done(() => reject(new BrokerError(target.name, `${where} -> ${text}`, { hints, status, code: "broker_unreachable" })));
-    const socket =
-      amqp.protocol === "amqps"
-        ? tls.connect({
-            host: amqp.hostname,
-            port: amqp.port,
-            servername: net.isIP(amqp.hostname) ? undefined : amqp.hostname,
-            ...tlsOptions(target.tls, opts.insecure),
-          })
-        : net.connect({ host: amqp.hostname, port: amqp.port });
+    const { socket, ready } = amqpSocket(target, opts.insecure);
     const timer = setTimeout(
       () =>
         fail(`not an AMQP broker: it accepted the connection but sent nothing within ${timeoutMs / 1000} s`, [
@@ -107,7 +90,7 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
         ]),
       timeoutMs,
     );
-    socket.once(amqp.protocol === "amqps" ? "secureConnect" : "connect", () => socket.write(PROTOCOL_HEADER));
+    socket.once(ready, () => socket.write(PROTOCOL_HEADER));
     socket.on("data", (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       const r = parseConnectionStart(buf);

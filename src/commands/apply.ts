@@ -8,6 +8,7 @@ import { acquireLock } from "../broker/lock.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { renderAction, renderText } from "../plan/render.js";
+import { plural } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
 import { forEachCluster, managementClient, planCluster, readAndPlan, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
 
@@ -223,10 +224,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
     // Counted with what this apply made before (the vhost, or a run cut short by a restart).
     t.total = t.made + current.actions.length;
-    opts.log(`cluster ${c.target.name}: applying ${changes(t.total)}${t.made ? ` (${t.made} made already)` : ""}`);
+    opts.log(`cluster ${c.target.name}: applying ${plural(t.total, "change")}${t.made ? ` (${t.made} made already)` : ""}`);
     checkInterrupted();
     await execute(current, ctx(c, t), execOpts(opts), t);
-    step(`made ${changes(current.actions.length)}`);
+    step(`made ${plural(current.actions.length, "change")}`);
 
     // An apply whose re-plan is not empty has failed.
     const after = await planCluster(c, http, desired.prefix);
@@ -237,7 +238,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],
       );
     }
-    opts.log(`cluster ${c.target.name}: ${changes(t.made)} applied; the broker matches the file`);
+    opts.log(`cluster ${c.target.name}: ${plural(t.made, "change")} applied; the broker matches the file`);
     // Drift topo cannot repair does not fail a deploy (the queues exist and work); plan
     // --detailed-exitcode reports it.
     for (const d of after.degraded) opts.log(`cluster ${c.target.name}: warning: degraded: ${d}`);
@@ -298,9 +299,6 @@ class Barrier {
   }
 }
 
-function changes(n: number): string {
-  return `${n} change${n === 1 ? "" : "s"}`;
-}
 
 /** Reports the time since the previous step, when tracing. */
 function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (what: string) => void {

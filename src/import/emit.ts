@@ -4,7 +4,8 @@
 
 import { Document, isNode, type YAMLMap, type YAMLSeq } from "yaml";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
-import { names, renderAction } from "../plan/render.js";
+import { renderAction } from "../plan/render.js";
+import { names } from "../core/words.js";
 import type { ClusterImport, Inference } from "./infer.js";
 
 export const DEFAULT_SCHEMA_LINE = "yaml-language-server: $schema=./schemas/topology.schema.json";

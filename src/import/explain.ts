@@ -7,7 +7,7 @@ import { MIRROR_DEFINITION } from "../config/normalize.js";
 import { mirrorPolicyName, Ownership } from "../core/naming.js";
 import { holdingQueueOf } from "../core/naming.js";
 import { keyOf, stableJson, subjectOf } from "../core/keys.js";
-import { names } from "../plan/render.js";
+import { names } from "../core/words.js";
 import { modelBinding, modelExchange } from "./file-objects.js";
 import { serviceQueueReader } from "./queues.js";
 import type { Chosen, ImportSource, PlannedChange, Reason, UserMirrors } from "./types.js";

@@ -6,7 +6,7 @@ import type { ArgValue, Policy, Queue } from "../model.js";
 import { isTopoName, lockQueueName, Ownership } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
-import { names } from "../plan/render.js";
+import { names } from "../core/words.js";
 import { APPLIES_TO } from "./describe-queue.js";
 import { modelExchange } from "./file-objects.js";
 import { serviceQueueReader } from "./queues.js";

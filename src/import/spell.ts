@@ -5,7 +5,7 @@
 import { TRAFFIC, type Args, type DesiredState, type Traffic, type Queue } from "../model.js";
 import { normalize, type NormalizeResult, type RawQueueSettings, type RawService } from "../config/normalize.js";
 import { stableJson } from "../core/keys.js";
-import { names } from "../plan/render.js";
+import { names } from "../core/words.js";
 import type { Wanted } from "./types.js";
 
 /** A queue of the file: its service, its kind, and what it must be. Its name is `<service>.<kind>`. */

@@ -3,7 +3,7 @@
 
 import type { ActualCluster, DesiredCluster } from "../model.js";
 import { atLeast, brokerRefuses, deprecatedUse, majorMinor, permitsOf, type BrokerPermits } from "./broker-rules.js";
-import { names } from "./render.js";
+import { names, plural } from "../core/words.js";
 
 export { majorMinor } from "./broker-rules.js";
 
@@ -13,7 +13,6 @@ export interface Compatibility {
   hints: string[];
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /**
  * `permits`: what the broker says it permits (read.ts readPermits); without it, the defaults of

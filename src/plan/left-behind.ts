@@ -5,7 +5,7 @@
 import type { ActualCluster, Binding, Queue } from "../model.js";
 import type { Ownership } from "../core/naming.js";
 import { HOLD_PREFIX, prefixOfOwnName } from "../core/naming.js";
-import { names } from "./render.js";
+import { names, plural } from "../core/words.js";
 
 export interface LeftBehind {
   /** Services of the shape topo makes (topic exchange E, queue E.<kind> bound with E.<kind>.#), not this prefix's. */
@@ -45,15 +45,14 @@ export function leftBehindWarnings(lb: LeftBehind, actual: ActualCluster, prefix
   };
   const tail = (old: string) =>
     `topo changes only prefix "${prefix}"'s objects and never these. If they are another file's, nothing needs doing; if the prefix was renamed, they are the old ones: move their workers, let the queues drain, then run topo apply with prefix ${old} and no services to remove them`;
-  const count = (n: number) => `${n} service${n === 1 ? "" : "s"}`;
   for (const p of [...new Set(lb.services.flatMap((s) => (s.prefix ? [s.prefix] : [])))].sort()) {
     const svcs = lb.services.filter((s) => s.prefix === p);
-    out.push(`left alone: ${count(svcs.length)} of prefix "${p}" (${names(svcs.map((s) => s.name))}${held(svcs.flatMap((s) => s.queues))}); ${tail(`"${p}"`)}`);
+    out.push(`left alone: ${plural(svcs.length, "service")} of prefix "${p}" (${names(svcs.map((s) => s.name))}${held(svcs.flatMap((s) => s.queues))}); ${tail(`"${p}"`)}`);
   }
   const unclaimed = lb.services.filter((s) => !s.prefix);
   if (unclaimed.length) {
     const look = unclaimed.length === 1 ? "looks" : "look";
-    out.push(`left alone: ${count(unclaimed.length)} outside prefix "${prefix}" ${look} like topo's (${names(unclaimed.map((s) => s.name))}${held(unclaimed.flatMap((s) => s.queues))}); ${tail("the old one")}`);
+    out.push(`left alone: ${plural(unclaimed.length, "service")} outside prefix "${prefix}" ${look} like topo's (${names(unclaimed.map((s) => s.name))}${held(unclaimed.flatMap((s) => s.queues))}); ${tail("the old one")}`);
   }
   if (lb.holding.length) {
     out.push(`left alone: ${names(lb.holding)} ${lb.holding.length === 1 ? "holds" : "hold"} messages of another prefix's interrupted replace${held(lb.holding)}; topo apply with that prefix finishes it`);

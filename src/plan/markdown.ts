@@ -6,6 +6,7 @@
 import type { Action, ClusterPlan, Plan } from "../model.js";
 import { destructiveActions } from "./diff.js";
 import { renderAction, renderClusterHeader, renderSummary } from "./render.js";
+import { plural } from "../core/words.js";
 
 export interface MarkdownMeta {
   /** Where the plan comes from, e.g. "saved plan of topology.yaml, made by topo 0.1.0". */
@@ -13,12 +14,11 @@ export interface MarkdownMeta {
 }
 
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 function clusterSummary(c: ClusterPlan): string {
   if (c.actions.length === 0) return `cluster ${c.cluster}: no changes`;
   const risky = destructiveActions(c).length;
-  return `cluster ${c.cluster}: ${count(c.actions.length, "change")}${risky ? ` (${risky} destructive)` : ""}`;
+  return `cluster ${c.cluster}: ${plural(c.actions.length, "change")}${risky ? ` (${risky} destructive)` : ""}`;
 }
 
 /** Replaces first, then deletes, then creates and updates, each group in the plan's order. */

@@ -6,7 +6,7 @@ import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource 
 import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
-import { names } from "./render.js";
+import { names, plural } from "../core/words.js";
 
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */
@@ -73,7 +73,6 @@ export function mirroringOf(queue: Queue, policies: readonly Policy[], reported:
   return haMode === "all" ? { by: "user-all", policy: p.name } : { by: "user-partial", policy: p.name, mode: String(haMode) };
 }
 
-const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 export function mirroring(desired: DesiredCluster, actual: ActualCluster): MirrorReport {
   const out: MirrorReport = { degraded: [], warnings: [] };
@@ -120,7 +119,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
 
   for (const [policy, { how, queues, topo }] of shadowing) {
     const p = byName.get(policy);
-    const head = `policy "${policy}" (priority ${p?.priority ?? "?"}) shadows topo's mirroring policy (priority ${topo}) on ${count(queues.length, "queue")} (${names(queues)})`;
+    const head = `policy "${policy}" (priority ${p?.priority ?? "?"}) shadows topo's mirroring policy (priority ${topo}) on ${plural(queues.length, "queue")} (${names(queues)})`;
     switch (how.by) {
       case "user-all":
         out.warnings.push(`${head}: it has "ha-mode": "all", so they are mirrored, by "${policy}" rather than by topo; delete "${policy}" or narrow its pattern to let topo's policy apply`);
@@ -140,7 +139,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   for (const [policy, queues] of outranked) {
     const p = byName.get(policy);
     out.warnings.push(
-      `policy "${policy}" (priority ${p?.priority ?? "?"}) matches ${count(queues.length, "queue")} topo mirrors (${names(queues)}), but topo's mirroring policy takes precedence, so "${policy}"'s settings do not apply to them; narrow its pattern, or give it a higher priority and add the ha- keys to it`,
+      `policy "${policy}" (priority ${p?.priority ?? "?"}) matches ${plural(queues.length, "queue")} topo mirrors (${names(queues)}), but topo's mirroring policy takes precedence, so "${policy}"'s settings do not apply to them; narrow its pattern, or give it a higher priority and add the ha- keys to it`,
     );
   }
   if (notMirrored.length) {

@@ -5,10 +5,6 @@ import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
 
-/** "a, b, c and 4 more": a long list of names cut to a readable length. */
-export function names(list: readonly string[], max = 5): string {
-  return list.length <= max ? list.join(", ") : `${list.slice(0, max).join(", ")} and ${list.length - max} more`;
-}
 
 function details(r: Resource): string {
   switch (r.kind) {

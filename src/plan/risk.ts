@@ -10,6 +10,7 @@
 // dead-letter-exchange; an operator policy's value caps whatever the others give).
 
 import type { Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
+import { plural } from "../core/words.js";
 
 /** What a queue holds, as the broker counts it. */
 export interface HeldMessages {
@@ -121,7 +122,6 @@ export function duration(ms: number): string {
   return `${+(ms / 86_400_000).toFixed(1)} days`;
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** What the queue does with `n` messages over its limit ("some" when the number is unknown). */
 function overflowEffect(l: QueueLimits, n: number | undefined): string {

@@ -6,7 +6,7 @@ import type { ActualCluster, Binding, DesiredCluster, DesiredState, Traffic, Res
 import { TRAFFIC } from "../model.js";
 import { serviceNamePattern, type Ownership } from "../core/naming.js";
 import { describe } from "../core/keys.js";
-import { names } from "./render.js";
+import { names } from "../core/words.js";
 
 /**
  * AMQP topic matching: words are separated by dots, `*` matches exactly one word, `#` zero or
