@@ -66,6 +66,8 @@ export interface ReplaceOutcome {
 const BATCH = 256;
 /** Time for messages routed just before an unbind to reach their queue before it is peeked. */
 const SETTLE_MS = 100;
+/** The most settled() waits for a queue's count to stop growing. */
+const SETTLE_MAX_MS = 3_000;
 
 export async function replaceQueueLossless(session: AmqpSession, r: LosslessReplace, log: (m: string) => void): Promise<ReplaceOutcome> {
   const name = r.after.name;
@@ -152,7 +154,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   await step(`unbind ${hold}`, async (ch) => {
     for (const b of routes) await unbind(ch, toHold(b));
   });
-  await sleep(SETTLE_MS);
+  await step(`settle ${hold}`, (ch) => settled(ch, hold));
   // A copy of a message routed to both queues during the switch is recognised by peeking at the
   // new queue (get, then requeue), which also gives the bytes it holds. The requeue cannot make
   // a length limit drop more than the live publishes alone would: what the peek takes out comes
@@ -397,6 +399,25 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   } finally {
     await get?.close().catch(() => undefined);
     await pub?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Wait until messages routed just before the holding queue lost its bindings have reached it:
+ * its count stops growing (nothing new is routed to it after the unbind, and the copy of a message
+ * routed to both queues lands in each about together). A fixed pause was too short on a busy
+ * broker, and a late copy then went back as a duplicate. Bounded: a copy later than that still
+ * arrives twice, never not at all.
+ */
+async function settled(ch: Channel, queue: string): Promise<void> {
+  const deadline = Date.now() + SETTLE_MAX_MS;
+  await sleep(SETTLE_MS);
+  let last = await count(ch, queue);
+  while (Date.now() < deadline) {
+    await sleep(SETTLE_MS / 2);
+    const now = await count(ch, queue);
+    if (now === last) return;
+    last = now;
   }
 }
 
