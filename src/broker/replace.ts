@@ -113,9 +113,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       });
       await sleep(SETTLE_MS);
       // 2. The old queue's messages join the holding queue. A copy of a message already moved
-      //    in an earlier batch is dropped here; copies within one batch both go, and step 5
-      //    keeps one of each (a message is never dropped unless a copy is kept). A stream cannot be read with basic.get (it closes the connection), so
-      //    nothing is moved out of one: plan refuses to replace a stream without --allow-data-loss.
+      //    is dropped here (a message is never dropped unless a copy is kept), and step 5 drops
+      //    the copies of step 1's messages that are already in the holding queue. A stream cannot
+      //    be read with basic.get (it closes the connection), so nothing is moved out of one:
+      //    plan refuses to replace a stream without --allow-data-loss.
       if (r.old?.type !== "stream") {
         const s = await move(session, name, hold, { skip: new Set(), limits: r.limits?.hold });
         duplicatesDropped += s.dropped;
@@ -241,11 +242,17 @@ async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<st
   let ch: Channel | undefined;
   try {
     ch = await session.channel();
-    const { messageCount } = await ch.checkQueue(queue);
-    for (let i = 0; i < messageCount; i++) {
+    // How many to look at comes from the first basic.get-ok, not from a passive declare: a
+    // classic queue answers a passive declare ahead of the deliveries waiting in its mailbox
+    // (stat has priority 7, basic.get 0), so under a live publisher the declare's count can miss
+    // the very copies routed to both queues during the switch. basic.get is answered in mailbox
+    // order, after every delivery routed before the unbind. Publishes after that only follow.
+    let total: number | undefined;
+    while (total === undefined || count < total) {
       session.rpcs++;
       const m = await ch.get(queue, { noAck: false });
       if (!m) break;
+      total ??= m.fields.messageCount + 1;
       count++;
       bytes += m.content.length;
       const k = identity(m);
@@ -342,6 +349,9 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const maxBytes = o.limits?.maxLengthBytes;
       for (const m of batch) {
         const k = identity(m);
+        // A copy of a message already moved, or being moved in this batch, is dropped: the one
+        // being moved stays unacknowledged at the source until its target confirms it, and goes
+        // back to the source (and out of `seen`) if it is refused, so one copy always remains.
         if (k && (seen.has(k) || o.skip.has(k))) {
           get.ack(m);
           dropped++;
@@ -353,6 +363,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           continue;
         }
         bytesInTarget += m.content.length;
+        if (k) seen.add(k);
         publish.push(m);
       }
 
@@ -376,13 +387,13 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         if (c === "ok" && !r) {
           get?.ack(m);
           moved++;
-          const k = identity(m);
-          if (k) seen.add(k);
           return;
         }
         if (c === "nacked") refused++;
         else if (c === "lost") lost++;
         else returned++;
+        const k = identity(m);
+        if (k) seen.delete(k);
         back.push(m);
       });
       for (const m of back) get.nack(m, false, true);

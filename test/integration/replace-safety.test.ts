@@ -323,6 +323,37 @@ describe("replace stops rather than lose or copy a message", () => {
     expect((await runCli(["plan", "-f", f.after(after), "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("copies routed to both queues while bindings switch are kept once, also two in one batch and one already in the new queue", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    // An interrupted replace whose new queue exists: the holding queue has a copy of "a" twice
+    // (step 1's window: one routed there, one moved from the old queue) and of "b", which the
+    // switch back (step 4) also routed to the new queue. "c" is a different message with no id.
+    const send = (ch: amqplib.Channel, q: string, body: string, messageId?: string) => ch.sendToQueue(q, Buffer.from(body), { persistent: true, messageId });
+    await withChannel(f.async, async (ch) => {
+      await ch.assertQueue(HOLD, { durable: true });
+      send(ch, HOLD, "a", "a");
+      send(ch, HOLD, "b", "b");
+      send(ch, HOLD, "a", "a");
+      send(ch, HOLD, "c");
+      send(ch, Q, "b", "b");
+      send(ch, Q, "c");
+      await ch.checkQueue(Q);
+    });
+    const session = await AmqpSession.open(target(f.async));
+    const out = await replaceQueueLossless(session, { after: queue({}), bindings: [route], holdBindings: [], queueDone: true, old: queue({}) }, () => undefined);
+    await session.close();
+    expect(out).toEqual({ movedBack: 2, duplicatesDropped: 2, holds: 4 });
+    expect(await getQueue(f.async, HOLD)).toBeUndefined();
+    const bodies = await withChannel(f.async, async (ch) => {
+      const got: string[] = [];
+      for (let m = await ch.get(Q, { noAck: true }); m; m = await ch.get(Q, { noAck: true })) got.push(m.content.toString());
+      return got;
+    });
+    // A message without an id is never taken for a copy: "c" may arrive twice, never not at all.
+    expect(bodies.sort()).toEqual(["a", "b", "c", "c"]);
+  });
+
   it("a consumer that attaches during the replace makes the broker refuse the delete; its messages are kept", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
