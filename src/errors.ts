@@ -12,6 +12,7 @@ export type ErrorCode =
   | "permission_denied"
   | "broker_refused"
   | "version_unsupported"
+  | "user_conflict"
   | "refused_destructive"
   | "refused_data_loss"
   | "lock_timeout"
@@ -28,6 +29,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   permission_denied: "the user lacks a tag or a permission the command needs",
   broker_refused: "the broker refused a request (the reply is in the message)",
   version_unsupported: "the file asks for something this RabbitMQ version cannot do",
+  user_conflict: "a user the file names exists on the broker and topo did not create it (no topo.<prefix> tag); nothing was changed, adopt: true takes it over",
   refused_destructive: "apply refused a replace or delete without --allow-destructive; nothing was written",
   refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",

@@ -58,7 +58,37 @@ export interface Policy {
   definition: Args;
 }
 
-export type Resource = Vhost | Exchange | Queue | Binding | Policy;
+/**
+ * A broker user topo manages. Never holds a password or a hash: what the file gives is kept by
+ * DesiredCluster.credentials, what the broker stores by ActualCluster.userHashes, and plan says
+ * only whether they differ.
+ */
+export interface User {
+  kind: "user";
+  name: string;
+  /** Sorted; topo's marker tag (topo.<prefix>) included. */
+  tags: string[];
+}
+
+/** A user's configure/write/read regexes on the cluster's vhost. */
+export interface Permission {
+  kind: "permission";
+  user: string;
+  configure: string;
+  write: string;
+  read: string;
+}
+
+/** A user's routing-key regexes on one topic exchange of the cluster's vhost. */
+export interface TopicPermission {
+  kind: "topic-permission";
+  user: string;
+  exchange: string;
+  write: string;
+  read: string;
+}
+
+export type Resource = Vhost | Exchange | Queue | Binding | Policy | User | Permission | TopicPermission;
 export type ResourceKind = Resource["kind"];
 
 /** Where a cluster lives. Passwords are kept here and nowhere else; `display` is safe to print. */
@@ -110,6 +140,45 @@ export interface DesiredCluster {
   /** Sorted, de-duplicated, keyed by keyOf. */
   resources: Resource[];
   queues: QueueSpec[];
+  /** The file's users as far as this cluster's broker is concerned; absent when the file has no users section. */
+  users?: DesiredUsers;
+}
+
+/**
+ * Users are per broker, not per vhost: two clusters of the file on one broker share them. Each
+ * cluster creates and updates the users it grants rights to; a user topo marked that no cluster
+ * of the broker wants is deleted by the first of them (`deletes`), once.
+ */
+export interface DesiredUsers {
+  /** Every user of the file that some cluster on the same broker wants. */
+  onBroker: string[];
+  /** This cluster deletes the broker's marked users that no cluster of the file wants there. */
+  deletes: boolean;
+  /**
+   * The vhosts of the file's clusters on this broker. A marked user with permissions on another
+   * vhost is another topology's (one that shares the prefix, on its own vhosts): never deleted.
+   */
+  vhosts: string[];
+  /** Users the file adopts: they exist without topo's tag, and topo takes them over. */
+  adopt: string[];
+  credentials: Credentials;
+}
+
+/** A user's password as the broker stores it (GET /api/users). */
+export interface StoredHash {
+  hash: string;
+  algorithm: string;
+}
+
+/**
+ * The passwords of the file's users, behind methods: nothing here is enumerable data, so no
+ * serialisation of a plan or a desired state can carry a password or a hash.
+ */
+export interface Credentials {
+  /** Does what the file gives for `user` match what the broker stores? */
+  matches(user: string, stored: StoredHash): boolean;
+  /** The body fields that set `user`'s password: a freshly salted hash, never the password itself. */
+  hashFor(user: string): { password_hash: string; hashing_algorithm: string };
 }
 
 export interface DesiredState {
@@ -147,6 +216,12 @@ export interface ActualCluster {
   queueFacts: Record<string, QueueFacts>;
   /** The vhost's operator policies: read only when a plan replaces a queue, and only if the user may. */
   operatorPolicies?: Policy[];
+  /** The vhosts each user has permissions on, across the broker. */
+  userVhosts?: Record<string, string[]>;
+  /** Stored password hashes by user (never printed); undefined when users could not be read. */
+  userHashes?: Record<string, StoredHash>;
+  /** Why users and permissions could not be read (the management user may not list them). */
+  usersUnreadable?: string;
 }
 
 export type Action =

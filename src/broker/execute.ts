@@ -4,7 +4,7 @@
 // bindings, and user-visible deletes of policies last. Within a phase, writes run in parallel.
 
 import { BrokerError } from "../errors.js";
-import type { Action, Binding, ClusterPlan, ClusterTarget, Exchange, Policy, Queue, Resource } from "../model.js";
+import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, Policy, Queue, Resource, User } from "../model.js";
 import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
@@ -29,7 +29,12 @@ export interface ExecuteContext {
   log: (msg: string) => void;
   /** Called as changes complete, with how many of the plan's are done. */
   progress?: (done: number, total: number) => void;
+  /** The file's user passwords, for the users a plan creates or whose password it changes. */
+  credentials?: Credentials;
 }
+
+/** Kinds written over HTTP alone: a plan of only these opens no AMQP connection. */
+const HTTP_ONLY = new Set<Resource["kind"]>(["policy", "user", "permission", "topic-permission"]);
 
 type Replace = Extract<Action, { op: "replace" }>;
 
@@ -79,9 +84,27 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       }
     }
 
-    const needsAmqp = plan.actions.some((a) => !done.has(a) && subjectOf(a).kind !== "policy");
+    // 2b. Users, then their permissions: each user exists before anything is granted to it.
+    for (const a of plan.actions) {
+      if ((a.op === "create" || a.op === "update") && a.after.kind === "user") {
+        await putUser(a.after, a.op === "create" || a.changed.includes("password"));
+        mark(a);
+      }
+    }
+    for (const a of plan.actions) {
+      if ((a.op === "create" || a.op === "update") && (a.after.kind === "permission" || a.after.kind === "topic-permission")) {
+        const r = a.after;
+        const user = encodeURIComponent(r.user);
+        if (r.kind === "permission") await http.put(`/api/permissions/${v}/${user}`, { configure: r.configure, write: r.write, read: r.read });
+        else await http.put(`/api/topic-permissions/${v}/${user}`, { exchange: r.exchange, write: r.write, read: r.read });
+        mark(a);
+      }
+    }
+
+    const needsAmqp = plan.actions.some((a) => !done.has(a) && !HTTP_ONLY.has(subjectOf(a).kind));
     if (!needsAmqp) {
       await deletePolicies();
+      await deleteUsers();
       return;
     }
     const amqp = await ctx.amqp();
@@ -159,10 +182,52 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     });
     for (const a of replaces) mark(a);
 
-    // 7. Policies the file no longer asks for.
+    // 7. Policies the file no longer asks for, then users and permissions.
     await deletePolicies();
+    await deleteUsers();
   } catch (e) {
     throw e instanceof BrokerError ? new ExecutionStopped(e, plan, remaining()) : e;
+  }
+
+  /**
+   * PUT a user with its tags. The API sets tags and password together, so a tags-only update
+   * sends the hash the broker stores now; a new password goes as a freshly salted hash, never as
+   * the password itself.
+   */
+  async function putUser(u: User, newPassword: boolean): Promise<void> {
+    const path = `/api/users/${encodeURIComponent(u.name)}`;
+    let secret: { password_hash: string; hashing_algorithm: string };
+    if (newPassword) {
+      if (!ctx.credentials) throw new Error(`no credentials for user ${u.name}`);
+      secret = ctx.credentials.hashFor(u.name);
+    } else {
+      const now = await http.get<{ password_hash?: string; hashing_algorithm?: string }>(path);
+      secret = { password_hash: now.password_hash ?? "", hashing_algorithm: now.hashing_algorithm ?? "rabbit_password_hashing_sha256" };
+    }
+    await http.put(path, { tags: u.tags.join(","), ...secret });
+  }
+
+  /**
+   * Topic permissions first (the API clears all of a user's in the vhost at once: diff asks for
+   * that only when none of them stays), then permissions, then users (which takes the rest).
+   */
+  async function deleteUsers(): Promise<void> {
+    const cleared = new Set<string>();
+    for (const kind of ["topic-permission", "permission", "user"] as const) {
+      for (const a of deletes) {
+        const r = a.before;
+        if (r.kind !== kind) continue;
+        if (r.kind === "topic-permission") {
+          if (!cleared.has(r.user)) await http.delete(`/api/topic-permissions/${v}/${encodeURIComponent(r.user)}`);
+          cleared.add(r.user);
+        } else if (r.kind === "permission") {
+          await http.delete(`/api/permissions/${v}/${encodeURIComponent(r.user)}`);
+        } else if (r.kind === "user") {
+          await http.delete(`/api/users/${encodeURIComponent(r.name)}`);
+        }
+        mark(a);
+      }
+    }
   }
 
   async function deletePolicies(): Promise<void> {

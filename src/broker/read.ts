@@ -7,7 +7,7 @@ import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
-import type { ApiBinding, ApiExchange, ApiPolicy, ApiQueue } from "./state.js";
+import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
 import { actualFrom, policyFrom } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 
@@ -15,6 +15,7 @@ const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
 // whole listing, so they are read only when a plan needs them (see readMessageCounts).
 const QUEUE_COLUMNS = "name,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
+const USER_COLUMNS = "name,password_hash,hashing_algorithm,tags";
 const BINDING_COLUMNS = "source,destination,destination_type,routing_key,arguments";
 
 interface ApiNode {
@@ -23,9 +24,11 @@ interface ApiNode {
   applications?: { name: string; version: string }[];
 }
 
-export async function readCluster(client: ManagementClient, target: ClusterTarget): Promise<ActualCluster> {
+/** `users`: also read the broker's users and the vhost's permissions (the file manages users, or import writes them). */
+export async function readCluster(client: ManagementClient, target: ClusterTarget, users = false): Promise<ActualCluster> {
   const v = vh(target.amqp.vhost);
-  const [nodes, exchanges, queues, bindings, policies] = await Promise.all([
+  const none = Promise.resolve(undefined);
+  const [nodes, exchanges, queues, bindings, policies, userList, permissions, topicPermissions, allPermissions] = await Promise.all([
     // Which nodes run decides where mirrors must be, and the rabbit application gives the
     // version (cheaper than /api/overview). Only monitoring and administrator users may list
     // nodes; for others the version comes from the overview and the mirror check is skipped.
@@ -35,6 +38,13 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     client.getOptional<ApiQueue[]>(`/api/queues/${v}?disable_stats=true&columns=${QUEUE_COLUMNS}`),
     client.getOptional<ApiBinding[]>(`/api/bindings/${v}?columns=${BINDING_COLUMNS}`),
     client.getOptional<ApiPolicy[]>(`/api/policies/${v}`),
+    // Users, and the vhost's permissions: only administrators may list them. For anyone else
+    // (a monitoring user running plan) users are not compared, and plan says so.
+    users ? client.getOptional<ApiUser[]>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
+    users ? client.getOptional<ApiPermission[]>(`/api/vhosts/${v}/permissions`, [401, 403, 404]) : none,
+    users ? client.getOptional<ApiTopicPermission[]>(`/api/vhosts/${v}/topic-permissions`, [401, 403, 404]) : none,
+    // Which vhosts each user may use: a marked user with rights elsewhere is another file's.
+    users ? client.getOptional<{ user: string; vhost: string }[]>(`/api/permissions?columns=user,vhost`, [401, 403]) : none,
   ]);
   let version = nodes?.flatMap((n) => n.applications ?? []).find((a) => a.name === "rabbit")?.version;
   version ??= (await client.get<{ rabbitmq_version?: string }>(`/api/overview?columns=rabbitmq_version`)).rabbitmq_version;
@@ -48,6 +58,11 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     queues: exists ? (queues ?? []) : [],
     bindings: exists ? (bindings ?? []) : [],
     policies: exists ? (policies ?? []) : [],
+    users: userList,
+    usersUnreadable: userList || !users ? undefined : `the management user ${target.management.username} may not list users (it needs the administrator tag)`,
+    permissions: exists ? (permissions ?? []) : [],
+    topicPermissions: exists ? (topicPermissions ?? []) : [],
+    allPermissions,
   });
 }
 

@@ -1,7 +1,7 @@
 // Pure: what the management API returns → the model, normalised exactly like the desired state
 // (defaults filled, x-queue-type folded into `type`, argument keys sorted).
 
-import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource } from "../model.js";
+import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource, StoredHash } from "../model.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 
 export interface ApiExchange {
@@ -104,6 +104,28 @@ export function factsFrom(q: ApiQueue): QueueFacts {
   };
 }
 
+export interface ApiUser {
+  name: string;
+  password_hash?: string;
+  hashing_algorithm?: string;
+  /** A list on 3.9 and later; a comma-separated string before. */
+  tags?: string[] | string;
+}
+
+export interface ApiPermission {
+  user: string;
+  configure: string;
+  write: string;
+  read: string;
+}
+
+export interface ApiTopicPermission {
+  user: string;
+  exchange: string;
+  write: string;
+  read: string;
+}
+
 export interface ApiSnapshot {
   version: string;
   nodes: string[];
@@ -113,6 +135,19 @@ export interface ApiSnapshot {
   queues: ApiQueue[];
   bindings: ApiBinding[];
   policies: ApiPolicy[];
+  /** Every user of the broker; undefined when the management user may not list them. */
+  users?: ApiUser[];
+  /** Why users could not be read. */
+  usersUnreadable?: string;
+  permissions?: ApiPermission[];
+  topicPermissions?: ApiTopicPermission[];
+  /** Every user's permissions on every vhost (user and vhost only). */
+  allPermissions?: { user: string; vhost: string }[];
+}
+
+export function tagsOf(u: ApiUser): string[] {
+  const t = Array.isArray(u.tags) ? u.tags : (u.tags ?? "").split(",");
+  return [...new Set(t.map((x) => x.trim()).filter(Boolean))].sort();
 }
 
 /** The default exchange, amq.* and the implicit default-exchange bindings are never topo's. */
@@ -127,6 +162,18 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
   }
   for (const b of s.bindings) if (b.source !== "") resources.push(bindingFrom(b));
   for (const p of s.policies) resources.push(policyFrom(p));
+  // Users are the broker's; their hashes stay out of the resources, so no plan can print one.
+  const userHashes: Record<string, StoredHash> = {};
+  for (const u of s.users ?? []) {
+    resources.push({ kind: "user", name: u.name, tags: tagsOf(u) });
+    if (u.password_hash) userHashes[u.name] = { hash: u.password_hash, algorithm: u.hashing_algorithm ?? "rabbit_password_hashing_sha256" };
+  }
+  const userVhosts: Record<string, string[]> = {};
+  for (const p of s.allPermissions ?? []) (userVhosts[p.user] ??= []).push(p.vhost);
+  if (s.users) {
+    for (const p of s.permissions ?? []) resources.push({ kind: "permission", user: p.user, configure: p.configure, write: p.write, read: p.read });
+    for (const t of s.topicPermissions ?? []) resources.push({ kind: "topic-permission", user: t.user, exchange: t.exchange, write: t.write, read: t.read });
+  }
   return {
     vhostExists: s.vhost !== undefined,
     version: s.version,
@@ -134,5 +181,7 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     downNodes: s.downNodes ?? [],
     resources: sortResources(resources),
     queueFacts,
+    ...(s.users ? { userHashes, userVhosts } : {}),
+    ...(s.usersUnreadable ? { usersUnreadable: s.usersUnreadable } : {}),
   };
 }

@@ -262,6 +262,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       http: client(c),
       amqp: () => session(c),
       log: opts.log,
+      credentials: c.users?.credentials,
       progress: (done: number) => {
         t.made = base + done;
         progress?.(c.target.name, t.made, t.total);

@@ -9,6 +9,7 @@ import { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
+import { userConflicts } from "../plan/users.js";
 import { compatibility } from "../plan/compat.js";
 import { mirroring } from "../plan/mirroring.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
@@ -143,7 +144,18 @@ export async function readAndPlan(
   prefix: string,
   live?: () => Promise<AmqpSession>,
 ): Promise<{ plan: ClusterPlan; stateDigest: string }> {
-  const actual = await readCluster(client, c.target);
+  const actual = await readCluster(client, c.target, c.users !== undefined);
+  const conflicts = userConflicts(c, actual, prefix);
+  if (conflicts.length) {
+    throw new BrokerError(c.target.name, `${conflicts.map((x) => x.message).join("\n  ")}; nothing was changed`, { hints: conflicts.map((x) => x.hint), code: "user_conflict" });
+  }
+  // Plan may run as a monitoring user and says what it could not compare; apply may not guess.
+  if (live && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
+    throw new BrokerError(c.target.name, `cannot manage the file's users: ${actual.usersUnreadable}; nothing was changed`, {
+      hints: [`give ${c.target.management.username} the administrator tag (docs/users.md, topo's own rights), or apply with a user that has it`],
+      code: "permission_denied",
+    });
+  }
   const stateDigest = sha256(stateText(c, actual, prefix));
   let plan = diffCluster(c, actual, prefix);
   const owner = Ownership.of(prefix, actual.resources);

@@ -139,6 +139,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   }
   const uninterpolated = pathsOf(data, UNINTERPOLATED);
   for (const [node, source] of unread) node.value = source;
+  // Users' passwords and hashes are secrets from here on, whatever else is wrong with the file.
+  for (const secret of userSecrets(data)) redactor?.add(secret);
 
   // The schema, then the cross-checks on what the schema did not refuse: every problem in one run.
   const refusedPaths = [...uninterpolated];
@@ -174,6 +176,12 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   }
   if (problems.length) throw new ConfigError(sortProblems(problems));
   return desired;
+}
+
+/** Every string under users.<name>.password and .password_hash, however malformed the rest is. */
+function userSecrets(data: unknown): string[] {
+  if (!isObject(data) || !isObject(data.users)) return [];
+  return Object.values(data.users).flatMap((u) => (isObject(u) ? [u.password, u.password_hash].filter((v): v is string => typeof v === "string") : []));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,12 +431,16 @@ function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw: RawCon
   }
   services.length = Array.isArray(data.services) ? data.services.length : 0;
 
+  // A refused setting of a user refuses that user (its rights would be guessed otherwise).
+  const usersRefused = at("users").some((p) => p.length === 1) || (data.users !== undefined && !isObject(data.users));
+  const brokenUsers = [...new Set(at("users").filter((p) => p.length >= 2).map((p) => String(p[1])))];
   const raw: RawConfig = {
     version: 1,
     prefix: typeof data.prefix === "string" ? data.prefix : undefined,
     clusters: readable,
     defaults: isObject(data.defaults) ? (data.defaults as RawConfig["defaults"]) : undefined,
     services,
+    users: isObject(data.users) ? (data.users as RawConfig["users"]) : undefined,
   };
   const refused: Refused = {
     clusters: clustersRefused || !clusterNames ? "any" : clusterNames,
@@ -437,6 +449,7 @@ function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw: RawCon
     services: [...brokenServices],
     queues: [...brokenQueues],
     arguments: argumentsRefused,
+    users: usersRefused ? ["*"] : brokenUsers,
   };
   return { raw, refused };
 }
@@ -507,7 +520,7 @@ function schemaProblem(
       const wanted = isServiceEntry ? "a service name or a mapping with name:" : article(String(params.type));
       const value = valueAt(doc, path);
       message = variable
-        ? `${where}: \${${variable}} is ${typeof value === "string" && path[0] !== "clusters" ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
+        ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
         : `${where}: must be ${wanted}, not ${describeValue(value, path)}`;
       break;
     }
@@ -526,7 +539,7 @@ function schemaProblem(
       const value = valueAt(doc, path);
       // The prefix's rule has reasons worth saying (an empty one would own the whole vhost).
       const why = path.length === 1 && path[0] === "prefix" && typeof value === "string" ? prefixProblem(value) : undefined;
-      message = `${where}: ${why ?? argumentMessage(err, path, doc) ?? `${JSON.stringify(value)} must match ${String(params.pattern)}`}`;
+      message = `${where}: ${why ?? argumentMessage(err, path, doc) ?? `${holdsSecrets(path) ? "the value" : JSON.stringify(value)} must match ${String(params.pattern)}`}`;
       break;
     }
     case "maximum":
@@ -563,8 +576,15 @@ function describeValue(v: unknown, path: (string | number)[]): string {
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
   // A string under clusters, or one that looks like a URL or user@host, may hold a password.
-  if (typeof v === "string" && (path[0] === "clusters" || /@|:\/\//.test(v))) return "a string";
+  if (typeof v === "string" && (holdsSecrets(path) || /@|:\/\//.test(v))) return "a string";
+  // A users value may be a password given as a number (password: 12345).
+  if (path[0] === "users") return typeof v;
   return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Values under clusters (URLs with passwords) and users (passwords, hashes) are never echoed. */
+function holdsSecrets(path: readonly (string | number)[]): boolean {
+  return path[0] === "clusters" || path[0] === "users";
 }
 
 /** A key as safe to show: one that looks like a URL or user@host may hold a password. */

@@ -20,7 +20,9 @@ import type {
   TlsOptions,
 } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { DEFAULT_PREFIX, escapeRegex, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern } from "../core/naming.js";
+import { DEFAULT_PREFIX, escapeRegex, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
+import { rightsOn, type Grant } from "../core/permissions.js";
+import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
 import { badEscapeIn, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
@@ -43,12 +45,21 @@ export interface RawCluster {
   management?: string;
   tls?: TlsOptions;
 }
+export interface RawUser {
+  password?: string;
+  password_hash?: string;
+  consumes?: string[];
+  publishes?: string[] | "all";
+  tags?: string[];
+  adopt?: boolean;
+}
 export interface RawConfig {
   version: 1;
   prefix?: string;
   clusters: Record<string, RawCluster>;
   defaults?: Partial<Record<Traffic, RawQueueSettings>>;
   services: (string | RawService)[];
+  users?: Record<string, RawUser>;
 }
 
 /** A problem found by normalize, placed by its path in the file. */
@@ -278,6 +289,8 @@ export interface Refused {
    * and no other argument is faulted for lacking them.
    */
   arguments?: Record<string, string[]>;
+  /** Users whose entry was refused ("*": the whole users section). */
+  users?: string[];
 }
 
 export interface NormalizeResult {
@@ -379,7 +392,91 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     const mine = specs.filter((s) => s.cluster === target.name);
     clusters.push({ target, queues: mine, resources: desiredResources(target, mine, prefix) });
   }
+  // Only a file with a users section manages users (`users: {}` deletes every user it marked).
+  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems);
   return { desired: { prefix, clusters }, problems };
+}
+
+/**
+ * The users section: each user's rights on each cluster (core/permissions.ts), as resources of
+ * that cluster, and what every cluster needs to know about the users of its broker.
+ */
+function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], services: string[], prefix: string, refused: string[], problems: PathProblem[]): void {
+  const marker = userMarkerTag(prefix);
+  const sources = new Map<string, PasswordSource>();
+  const grants: Grant[] = [];
+  const adopt: string[] = [];
+  const own = new Set(clusters.flatMap((c) => [c.target.amqp.username, c.target.management.username]));
+  for (const [name, u] of Object.entries(users)) {
+    if (refused.includes(name)) continue;
+    const path = ["users", name];
+    if (own.has(name)) {
+      problems.push({ path, atKey: true, message: `user ${name} is the user topo itself connects as (a cluster's url or management); managing it would take topo's own rights away: give the services users of their own` });
+      continue;
+    }
+    const given = [u.password !== undefined && "password", u.password_hash !== undefined && "password_hash"].filter(Boolean);
+    if (given.length !== 1) {
+      problems.push({ path, atKey: true, message: given.length ? `user ${name} has both password and password_hash; give one` : `user ${name} needs a password (password: \${VAR}) or a password_hash (RabbitMQ's rabbit_password_hashing_sha256 form)` });
+      continue;
+    }
+    if (u.password_hash !== undefined && !isSha256Hash(u.password_hash)) {
+      problems.push({ path: [...path, "password_hash"], message: `not a RabbitMQ sha256 password hash (base64 of a 4-byte salt and a 32-byte SHA-256 digest, as rabbitmqctl hash_password prints it)` });
+      continue;
+    }
+    let ok = true;
+    for (const field of ["consumes", "publishes"] as const) {
+      const list = u[field];
+      if (!Array.isArray(list)) continue;
+      list.forEach((svc, i) => {
+        if (services.includes(svc)) return;
+        ok = false;
+        problems.push({ path: [...path, field, i], message: `no service named "${svc}" in the file (services: ${services.slice(0, 8).join(", ")}${services.length > 8 ? ", ..." : ""})` });
+      });
+    }
+    if (!ok) continue;
+    const grant: Grant = { user: name, consumes: u.consumes ?? [], publishes: u.publishes ?? [] };
+    if (grant.consumes.length === 0 && grant.publishes.length === 0) {
+      problems.push({ path, atKey: true, message: `user ${name} neither consumes nor publishes anything: give it consumes: [<service>] or publishes: [<service>] (or all)` });
+      continue;
+    }
+    sources.set(name, u.password !== undefined ? { password: u.password } : { hash: u.password_hash as string });
+    grants.push(grant);
+    if (u.adopt) adopt.push(name);
+  }
+  const creds = credentials(sources);
+  // Users live on a broker: clusters that share one (the same management API) share its users.
+  const brokerOf = (c: DesiredCluster) => c.target.management.baseUrl.toLowerCase();
+  const wanted = new Map<DesiredCluster, string[]>();
+  for (const c of clusters) {
+    const names: string[] = [];
+    const rs: Resource[] = [];
+    for (const g of grants) {
+      const r = rightsOn(c, g, prefix);
+      if (!r) continue;
+      names.push(g.user);
+      const tags = [...new Set([marker, ...(users[g.user]?.tags ?? [])])].sort();
+      rs.push({ kind: "user", name: g.user, tags });
+      rs.push({ kind: "permission", user: g.user, configure: r.configure, write: r.write, read: r.read });
+      for (const t of r.topics) rs.push({ kind: "topic-permission", user: g.user, exchange: t.exchange, write: t.write, read: t.read });
+    }
+    wanted.set(c, names);
+    c.resources = sortResources([...c.resources, ...rs]);
+  }
+  for (const g of grants) {
+    if (!clusters.some((c) => wanted.get(c)?.includes(g.user))) {
+      problems.push({ path: ["users", g.user], atKey: true, message: `user ${g.user} gets rights on no cluster: none of the services it consumes or publishes to has a queue` });
+    }
+  }
+  clusters.forEach((c, i) => {
+    const group = clusters.filter((o) => brokerOf(o) === brokerOf(c));
+    c.users = {
+      onBroker: [...new Set(group.flatMap((o) => wanted.get(o) ?? []))].sort(),
+      vhosts: group.map((o) => o.target.amqp.vhost),
+      deletes: clusters.findIndex((o) => brokerOf(o) === brokerOf(c)) === i,
+      adopt,
+      credentials: creds,
+    };
+  });
 }
 
 /** Exchanges, queues, bindings and mirror policies one cluster must hold. */

@@ -24,6 +24,12 @@ export function keyOf(r: Resource): string {
       return `${r.kind}|${r.name}`;
     case "binding":
       return `binding|${r.source}|${r.destinationType}|${r.destination}|${r.routingKey}|${stableJson(r.arguments)}`;
+    case "user":
+      return `user|${r.name}`;
+    case "permission":
+      return `permission|${r.user}`;
+    case "topic-permission":
+      return `topic-permission|${r.user}|${r.exchange}`;
   }
 }
 
@@ -40,6 +46,12 @@ export function describe(r: Resource): string {
       const dest = r.destinationType === "exchange" ? `exchange ${r.destination}` : r.destination;
       return `${r.source || "(default)"} -> ${dest} [${r.routingKey}]${args}`;
     }
+    case "user":
+      return r.name;
+    case "permission":
+      return `of ${r.user}`;
+    case "topic-permission":
+      return `of ${r.user} on ${r.exchange}`;
   }
 }
 

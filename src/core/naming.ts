@@ -4,7 +4,7 @@
 // vhost never touch each other's objects, and a renamed prefix leaves the old objects alone
 // instead of taking them over.
 
-import type { Traffic, Policy, Queue, Resource } from "../model.js";
+import type { Traffic, Policy, Queue, Resource, User } from "../model.js";
 import { assertNever } from "../model.js";
 
 export const DEFAULT_PREFIX = "mp";
@@ -79,6 +79,14 @@ export function lockQueueName(prefix: string): string {
   return `${ownNamespace(prefix)}lock`;
 }
 
+/**
+ * The tag that marks a broker user as topo's, for one prefix. RabbitMQ ignores tags it does not
+ * know for AMQP; a user without this tag is never changed or deleted unless the file adopts it.
+ */
+export function userMarkerTag(prefix: string): string {
+  return `${TOPO_NAMESPACE}${prefix}`;
+}
+
 /** A lossless replace parks a queue's messages here; the queue's name carries the prefix. */
 export const HOLD_PREFIX = "topo.hold.";
 
@@ -122,10 +130,15 @@ export class Ownership {
   readonly nested: string[];
   private readonly nestedRe: RegExp | undefined;
 
+  /** Users this prefix manages: marked with its tag on the broker, or adopted by the file. */
+  private readonly users: Set<string>;
+
   constructor(
     readonly prefix: string,
     others: Iterable<string> = [],
+    users: Iterable<string> = [],
   ) {
+    this.users = new Set(users);
     this.exchange = serviceNamePattern(prefix);
     this.queue = serviceQueuePattern(prefix);
     this.legacyPattern = { sync: kindQueuesPattern(prefix, "sync"), async: kindQueuesPattern(prefix, "async") };
@@ -134,14 +147,22 @@ export class Ownership {
   }
 
   /** Ownership for what a vhost holds: other prefixes' `topo.<p>.*` policies mark their namespaces. */
-  static of(prefix: string, resources: Resource[]): Ownership {
+  static of(prefix: string, resources: Resource[], adopted: readonly string[] = []): Ownership {
     const others: string[] = [];
+    const users: string[] = [...adopted];
+    const marker = userMarkerTag(prefix);
     for (const r of resources) {
+      if (r.kind === "user" && r.tags.includes(marker)) users.push(r.name);
       if (r.kind !== "policy") continue;
       const p = prefixOfOwnName(r.name);
       if (p) others.push(p);
     }
-    return new Ownership(prefix, others);
+    return new Ownership(prefix, others, users);
+  }
+
+  /** A user topo manages for this prefix (its permissions in the vhost with it). */
+  ownsUser(name: string): boolean {
+    return this.users.has(name);
   }
 
   private mine(name: string, re: RegExp): boolean {
@@ -168,6 +189,11 @@ export class Ownership {
         return r.destinationType === "queue" && this.isService(r.source) && this.isServiceQueue(r.destination);
       case "policy":
         return this.ownsPolicy(r);
+      case "user":
+        return this.ownsUser((r as User).name);
+      case "permission":
+      case "topic-permission":
+        return this.ownsUser(r.user);
       default:
         return assertNever(r);
     }

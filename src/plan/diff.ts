@@ -1,6 +1,6 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
-import type { Action, ActualCluster, Binding, ClusterPlan, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary } from "../model.js";
+import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
 import { holdingQueue, holdingQueueOf, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
@@ -16,6 +16,9 @@ export const IMMUTABLE: Record<ResourceKind, readonly string[]> = {
   queue: ["type", "durable", "autoDelete", "exclusive", "arguments"],
   binding: [],
   policy: [],
+  user: [],
+  permission: [],
+  "topic-permission": [],
 };
 
 /** Fields that can be changed in place (a policy is simply PUT again). */
@@ -25,10 +28,17 @@ export const MUTABLE: Record<ResourceKind, readonly string[]> = {
   queue: [],
   binding: [],
   policy: ["pattern", "applyTo", "priority", "definition"],
+  // A user's password is compared apart (userDiff): its value is never a field of the resource.
+  user: ["tags"],
+  permission: ["configure", "write", "read"],
+  "topic-permission": ["write", "read"],
 };
 
 /** Order in which plan lists actions, and the order of kinds within a cluster. */
-const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4 };
+const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange: 2, queue: 3, binding: 4, user: 5, permission: 6, "topic-permission": 7 };
+
+/** Resources about users: compared only when the file manages users and the broker let topo read them. */
+const USER_KINDS: ReadonlySet<ResourceKind> = new Set(["user", "permission", "topic-permission"]);
 
 /** The one exchange shape topo makes for a service: what it may delete when the file drops it. */
 function madeByTopo(e: Exchange): boolean {
@@ -68,11 +78,16 @@ function bindingsOf(r: Resource, actual: Resource[]): Binding[] {
 }
 
 export function diffCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {
-  const owner = Ownership.of(prefix, actual.resources);
+  const users = desired.users;
+  const owner = Ownership.of(prefix, actual.resources, users?.adopt);
+  // Without a users section (a desired state built by hand), or when the broker would not list
+  // users, nothing about users is compared, created or deleted.
+  const comparesUsers = users !== undefined && actual.userHashes !== undefined;
+  const compared = (r: Resource) => comparesUsers || !USER_KINDS.has(r.kind);
   const have = new Map<string, Resource>();
-  for (const r of actual.resources) have.set(keyOf(r), r);
+  for (const r of actual.resources) if (compared(r)) have.set(keyOf(r), r);
   const want = new Map<string, Resource>();
-  for (const r of desired.resources) want.set(keyOf(r), r);
+  for (const r of desired.resources) if (compared(r)) want.set(keyOf(r), r);
 
   const actions: Action[] = [];
   const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
@@ -95,9 +110,12 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       continue;
     }
     const changed = fieldDiff(before, after, MUTABLE[after.kind]);
+    if (after.kind === "user" && users && passwordDiffers(after.name, users.credentials, actual)) changed.push("password");
     if (changed.length) actions.push({ op: "update", key, before, after, changed });
   }
   const deleted = new Set<string>();
+  /** Marked users the file no longer lists that hold rights on vhosts the file does not manage. */
+  const foreign: string[] = [];
   // An exchange named like a service but not of the one shape topo makes is someone else's, even
   // inside the namespace (prefix "a" and a user's fanout "accounting"): never deleted, and nor are
   // its bindings. Plan says it leaves it.
@@ -106,6 +124,21 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   for (const [key, before] of have) {
     if (want.has(key) || !owner.owns(before) || holdingQueueOf(before, owner)) continue;
     if (before.kind === "exchange" ? sparedNames.has(before.name) : before.kind === "binding" && sparedNames.has(before.source)) continue;
+    // A user is the broker's, not the vhost's: kept while any cluster of the file on this broker
+    // wants it, and deleted by one of them only.
+    if (before.kind === "user" && (!users?.deletes || users.onBroker.includes(before.name))) continue;
+    if (before.kind === "user" && usedElsewhere(before.name, users, actual).length) {
+      foreign.push(before.name);
+      continue;
+    }
+    if (before.kind === "topic-permission") {
+      const revoke = revokeTopicPermission(before, want);
+      if (revoke === "none") continue;
+      if (revoke) {
+        actions.push({ op: "update", key, before, after: revoke, changed: fieldDiff(before, revoke, MUTABLE["topic-permission"]) });
+        continue;
+      }
+    }
     deleted.add(key);
     actions.push({ op: "delete", key, before, messages: messagesOf(before) });
   }
@@ -121,6 +154,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   judgeQueueReplaces(actions, desired, actual, owner);
 
   actions.sort(compareActions);
+  const userWarnings = users && actual.usersUnreadable !== undefined && users.onBroker.length
+    ? [`users and permissions not compared: ${actual.usersUnreadable}; apply will refuse to run until topo may read them`]
+    : [];
   const degraded = down.size
     ? [`${down.size} queue${down.size === 1 ? " is" : "s are"} unavailable because ${down.size === 1 ? "its node is" : "their nodes are"} down (${[...down].sort().slice(0, 5).join(", ")}${down.size > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`]
     : [];
@@ -131,12 +167,45 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     version: actual.version || undefined,
     actions,
     degraded,
-    warnings: spared.length
+    warnings: [
+      ...userWarnings,
+      ...foreign.map((u) => `left alone: user ${u} carries topo's tag but has permissions on vhost${usedElsewhere(u, users, actual).length === 1 ? "" : "s"} ${usedElsewhere(u, users, actual).join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
+      ...(spared.length
       ? [
           `left alone: exchange${spared.length === 1 ? "" : "s"} ${spared.map((e) => `${e.name} (${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""})`).join(", ")} ${spared.length === 1 ? "is" : "are"} named like a service of prefix "${prefix}" but ${spared.length === 1 ? "is not one" : "are not ones"} topo makes (a durable topic exchange without arguments), so topo does not delete ${spared.length === 1 ? "it" : "them"}; a prefix that your own exchanges do not start with avoids the doubt`,
         ]
-      : [],
+      : []),
+    ],
   };
+}
+
+/** Topic permissions that allow nothing: what topo leaves to revoke one exchange (see below). */
+export const DENY_ALL = "^$";
+
+/**
+ * The management API clears a user's topic permissions in a vhost all at once, never one
+ * exchange's: clearing them all and putting the others back would leave the user free to use any
+ * routing key for a moment. So one exchange's entry is revoked by making it allow nothing (an
+ * update to ^$), and a user's entries are cleared only when none of them is wanted any more.
+ * Returns "none" when nothing is to be done (the entry already allows nothing), the revoking
+ * entry, or undefined for a delete.
+ */
+function revokeTopicPermission(before: TopicPermission, want: Map<string, Resource>): TopicPermission | "none" | undefined {
+  const othersWanted = [...want.values()].some((r) => r.kind === "topic-permission" && r.user === before.user);
+  if (!othersWanted) return undefined;
+  if (before.write === DENY_ALL && before.read === DENY_ALL) return "none";
+  return { ...before, write: DENY_ALL, read: DENY_ALL };
+}
+
+/** The vhosts outside the file's (on this broker) where `user` has permissions. */
+function usedElsewhere(user: string, users: DesiredCluster["users"], actual: ActualCluster): string[] {
+  return (actual.userVhosts?.[user] ?? []).filter((v) => !users?.vhosts.includes(v)).sort();
+}
+
+/** The password the file gives differs from the broker's stored hash (unknown counts as different). */
+function passwordDiffers(user: string, credentials: Credentials, actual: ActualCluster): boolean {
+  const stored = actual.userHashes?.[user];
+  return stored === undefined || !credentials.matches(user, stored);
 }
 
 /**

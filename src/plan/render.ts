@@ -17,6 +17,13 @@ function details(r: Resource): string {
       return ` (${r.type}, ${r.durable ? "durable" : "transient"}${r.autoDelete ? ", auto-delete" : ""}${r.exclusive ? ", exclusive" : ""}${argsText(r.arguments)})`;
     case "policy":
       return ` (pattern ${r.pattern}, ${Object.entries(r.definition).map(([k, v]) => `${k}=${String(v)}`).join(", ")}, priority ${r.priority})`;
+    // A user's password is never shown, not even masked: plan says only that it changes.
+    case "user":
+      return ` (tags ${r.tags.join(", ")})`;
+    case "permission":
+      return ` (configure ${r.configure}, write ${r.write}, read ${r.read})`;
+    case "topic-permission":
+      return ` (write ${r.write}, read ${r.read})`;
     default:
       return assertNever(r);
   }
@@ -60,6 +67,11 @@ export function renderAction(a: Action): string[] {
     case "create":
       return [`+ create ${a.after.kind} ${describe(a.after)}${details(a.after)}`];
     case "update":
+      // A user's password change is a word, never a value: "~ update user mplogin (password)".
+      if (a.after.kind === "user") {
+        const fields = a.changed.map((c) => c.split(":")[0] as string);
+        return [`~ update user ${describe(a.after)} (${fields.join(", ")})`, ...a.changed.filter((c) => c !== "password").map((c) => `    ${c}`)];
+      }
       return [`~ update ${a.after.kind} ${describe(a.after)}`, ...a.changed.map((c) => `    ${c}`)];
     case "replace":
       return [

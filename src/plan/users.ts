@@ -1,0 +1,32 @@
+// Pure: the users the file names that topo may not take: a broker user topo did not create (no
+// marker tag topo.<prefix>) is never changed or deleted, unless the file adopts it.
+
+import type { ActualCluster, DesiredCluster } from "../model.js";
+import { TOPO_NAMESPACE, userMarkerTag } from "../core/naming.js";
+
+export interface UserConflict {
+  user: string;
+  message: string;
+  hint: string;
+}
+
+export function userConflicts(desired: DesiredCluster, actual: ActualCluster, prefix: string): UserConflict[] {
+  if (!desired.users || actual.usersUnreadable !== undefined) return [];
+  const marker = userMarkerTag(prefix);
+  const existing = new Map(actual.resources.flatMap((r) => (r.kind === "user" ? [[r.name, r.tags] as const] : [])));
+  const out: UserConflict[] = [];
+  for (const r of desired.resources) {
+    if (r.kind !== "user") continue;
+    const tags = existing.get(r.name);
+    if (!tags || tags.includes(marker) || desired.users.adopt.includes(r.name)) continue;
+    const other = tags.find((t) => t.startsWith(TOPO_NAMESPACE));
+    out.push({
+      user: r.name,
+      message: other
+        ? `user ${r.name} exists and belongs to another topology (its tag is ${other}, not ${marker}); topo does not take it over`
+        : `user ${r.name} exists and topo did not create it (it has no tag ${marker}); topo never changes a user it does not manage`,
+      hint: `to let topo manage user ${r.name} (its password, tags and permissions in this file's vhosts), set users.${r.name}.adopt: true; or give the service a user name of its own`,
+    });
+  }
+  return out;
+}
