@@ -10,6 +10,10 @@ export interface Definitions {
   queues: Record<string, unknown>[];
   bindings: Record<string, unknown>[];
   policies: Record<string, unknown>[];
+  /** Only when the file has a users section. Hashes freshly salted: the file's passwords never appear. */
+  users?: Record<string, unknown>[];
+  permissions?: Record<string, unknown>[];
+  topic_permissions?: Record<string, unknown>[];
 }
 
 /**
@@ -21,6 +25,8 @@ export interface Definitions {
 export function definitionsOf(c: DesiredCluster): Definitions {
   const vhost = c.target.amqp.vhost;
   const out: Definitions = { vhosts: [{ name: vhost }], exchanges: [], queues: [], bindings: [], policies: [] };
+  const users = c.users;
+  if (users) Object.assign(out, { users: [], permissions: [], topic_permissions: [] });
   for (const r of c.resources) {
     switch (r.kind) {
       case "vhost":
@@ -36,6 +42,16 @@ export function definitionsOf(c: DesiredCluster): Definitions {
         break;
       case "policy":
         out.policies.push(policyDef(r, vhost));
+        break;
+      // A definitions import (rabbitmqctl import_definitions) creates users from their hash.
+      case "user":
+        out.users?.push({ name: r.name, ...users?.credentials.hashFor(r.name), tags: r.tags.join(","), limits: {} });
+        break;
+      case "permission":
+        out.permissions?.push({ user: r.user, vhost, configure: r.configure, write: r.write, read: r.read });
+        break;
+      case "topic-permission":
+        out.topic_permissions?.push({ user: r.user, vhost, exchange: r.exchange, write: r.write, read: r.read });
         break;
     }
   }

@@ -1,0 +1,222 @@
+// Users from the file: normalize's checks, the password comparison against RabbitMQ's salted
+// hashes, and how diff plans users, permissions and topic permissions (never a password or hash).
+
+import { describe, expect, it } from "vitest";
+import { normalize } from "../../src/config/normalize.js";
+import { credentials, isSha256Hash, rabbitHash } from "../../src/config/credentials.js";
+import { diffCluster } from "../../src/plan/diff.js";
+import { planJson, renderText } from "../../src/plan/render.js";
+import { userConflicts } from "../../src/plan/users.js";
+import type { ActualCluster, DesiredCluster, Permission, Resource, TopicPermission, User } from "../../src/model.js";
+import { actual, raw, service } from "../helpers/builders.js";
+
+const SECRET = "s3cret/with:chars@";
+
+function users(extra: Record<string, unknown> = {}) {
+  return raw({
+    services: ["mplogin", "mpwallet"],
+    users: {
+      edge: { password: "edge-pass", publishes: "all" },
+      mplogin: { password: SECRET, consumes: ["mplogin"], publishes: ["mpwallet"], ...extra },
+    },
+  });
+}
+
+function cluster(r = users(), name = "sync"): DesiredCluster {
+  const { desired, problems } = normalize(r);
+  expect(problems).toEqual([]);
+  return desired.clusters.find((c) => c.target.name === name)!;
+}
+
+/** The broker as topo left it after applying `c`, with `hashes` for the users' stored passwords. */
+function applied(c: DesiredCluster, hashes: Record<string, string>, more: Resource[] = []): ActualCluster {
+  return actual([...c.resources, ...more], {
+    userHashes: Object.fromEntries(Object.entries(hashes).map(([u, hash]) => [u, { hash, algorithm: "rabbit_password_hashing_sha256" }])),
+    userVhosts: Object.fromEntries(c.resources.filter((r): r is User => r.kind === "user").map((u) => [u.name, [c.target.amqp.vhost]])),
+  });
+}
+
+describe("passwords against RabbitMQ's stored hash", () => {
+  it("matches a hash RabbitMQ made (rabbitmqctl hash_password guest), whatever its salt, and nothing else", () => {
+    // GET /api/users/guest on a fresh Debian 3.10 node.
+    const stored = { hash: "myVe/f9ovJL0FbtylAqb/aTGAQZavgkT0ARey3aOWRhBp7Bw", algorithm: "rabbit_password_hashing_sha256" };
+    const c = credentials(new Map([["guest", { password: "guest" }], ["other", { password: "guest2" }]]));
+    expect(c.matches("guest", stored)).toBe(true);
+    expect(c.matches("other", stored)).toBe(false);
+    // Two hashes of one password differ by their salt, and each matches.
+    const a = rabbitHash("guest");
+    const b = rabbitHash("guest");
+    expect(a).not.toBe(b);
+    expect(c.matches("guest", { hash: a, algorithm: stored.algorithm })).toBe(true);
+    expect(c.matches("guest", { hash: rabbitHash("guest", undefined, "rabbit_password_hashing_sha512"), algorithm: "rabbit_password_hashing_sha512" })).toBe(true);
+    expect(c.matches("guest", { hash: "", algorithm: stored.algorithm })).toBe(false);
+    expect(c.matches("guest", { hash: stored.hash, algorithm: "some_plugin" })).toBe(false);
+  });
+
+  it("compares a password_hash as is, and sends a freshly salted hash for a password, never the password", () => {
+    const h = rabbitHash("x");
+    expect(isSha256Hash(h)).toBe(true);
+    const c = credentials(new Map([["a", { hash: h }], ["b", { password: SECRET }]]));
+    expect(c.matches("a", { hash: h, algorithm: "rabbit_password_hashing_sha256" })).toBe(true);
+    expect(c.matches("a", { hash: rabbitHash("x"), algorithm: "rabbit_password_hashing_sha256" })).toBe(false);
+    expect(c.hashFor("a")).toEqual({ password_hash: h, hashing_algorithm: "rabbit_password_hashing_sha256" });
+    const sent = c.hashFor("b");
+    expect(JSON.stringify(sent)).not.toContain(SECRET);
+    expect(c.matches("b", { hash: sent.password_hash, algorithm: sent.hashing_algorithm })).toBe(true);
+    // Nothing enumerable: serialising the object shows no password.
+    expect(JSON.stringify(c)).toBe("{}");
+  });
+});
+
+describe("normalize: the users section", () => {
+  it("grants a user rights only on clusters where its services have queues", () => {
+    const r = raw({
+      services: ["mplogin", { name: "mppay", sync: false }],
+      users: { pay: { password: "p", consumes: ["mppay"] } },
+    });
+    const sync = cluster(r, "sync");
+    const async = cluster(r, "async");
+    expect(sync.resources.filter((x) => x.kind === "user")).toEqual([]);
+    expect(async.resources.filter((x) => x.kind === "user")).toEqual([{ kind: "user", name: "pay", tags: ["topo.mp"] }]);
+    expect(async.resources.find((x) => x.kind === "permission")).toMatchObject({ user: "pay", read: "^(?:mppay\\.async)$", configure: "^$" });
+  });
+
+  it("refuses what cannot be a user, each at its place", () => {
+    const { problems } = normalize(
+      raw({
+        clusters: { sync: { url: "amqp://topo:p@h:5672/s" }, async: { url: "amqp://topo:p@h:5672/a" } },
+        services: ["mplogin"],
+        users: {
+          both: { password: "a", password_hash: rabbitHash("a"), consumes: ["mplogin"] },
+          none: { consumes: ["mplogin"] },
+          badhash: { password_hash: "abc", consumes: ["mplogin"] },
+          ghost: { password: "a", consumes: ["mpnothere"] },
+          idle: { password: "a" },
+          topo: { password: "a", consumes: ["mplogin"] },
+        },
+      }),
+    );
+    const by = (u: string) => problems.filter((p) => p.path[1] === u).map((p) => p.message);
+    expect(by("both")).toEqual(["user both has both password and password_hash; give one"]);
+    expect(by("none")[0]).toMatch(/^user none needs a password \(password: \$\{VAR\}\) or a password_hash/);
+    expect(by("badhash")[0]).toMatch(/not a RabbitMQ sha256 password hash/);
+    expect(by("ghost")).toEqual(['no service named "mpnothere" in the file (services: mplogin)']);
+    expect(by("idle")[0]).toMatch(/neither consumes nor publishes/);
+    expect(by("topo")[0]).toMatch(/is the user topo itself connects as/);
+    // No problem quotes a password or a hash.
+    expect(JSON.stringify(problems)).not.toMatch(/"a"|abc/);
+  });
+
+  it("shares users between clusters of one broker: both create them, only the first deletes", () => {
+    const r = users();
+    expect(cluster(r, "sync").users).toMatchObject({ onBroker: ["edge", "mplogin"], deletes: true, vhosts: ["s", "a"] });
+    expect(cluster(r, "async").users).toMatchObject({ onBroker: ["edge", "mplogin"], deletes: false });
+    const apart = cluster({ ...r, clusters: { sync: { url: "amqp://u:p@h1:5672/s" }, async: { url: "amqp://u:p@h2:5672/a" } } }, "async");
+    expect(apart.users).toMatchObject({ deletes: true, vhosts: ["a"] });
+  });
+
+  it("manages no user without a users section", () => {
+    expect(cluster(raw({ services: ["mplogin"] })).users).toBeUndefined();
+  });
+});
+
+describe("diff: users, permissions and topic permissions", () => {
+  it("creates them, then sees no change once the broker stores the same password under any salt", () => {
+    const c = cluster();
+    const fresh = diffCluster(c, actual([{ kind: "vhost", name: "s" }], { userHashes: {}, userVhosts: {} }), "mp");
+    expect(fresh.actions.filter((a) => a.op === "create" && a.after.kind === "user").map((a) => a.key)).toEqual(["user|edge", "user|mplogin"]);
+    const same = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) });
+    expect(diffCluster(c, same, "mp").actions).toEqual([]);
+  });
+
+  it("shows a changed password as the word (password), nowhere its value or either hash", () => {
+    const c = cluster();
+    const old = rabbitHash("the-old-one");
+    const plan = diffCluster(c, applied(c, { edge: rabbitHash("edge-pass"), mplogin: old }), "mp");
+    expect(plan.actions.map((a) => [a.op, a.key, a.op === "update" ? a.changed : []])).toEqual([["update", "user|mplogin", ["password"]]]);
+    const text = renderText({ clusters: [plan] });
+    expect(text).toContain("~ update user mplogin (password)");
+    const json = JSON.stringify(planJson({ clusters: [plan] }));
+    for (const out of [text, json]) {
+      expect(out).not.toContain(SECRET);
+      expect(out).not.toContain(old);
+      expect(out).not.toContain("the-old-one");
+    }
+  });
+
+  it("updates tags and permissions in place, listing old and new regexes", () => {
+    const c = cluster(users({ tags: ["management"] }));
+    const now = applied(cluster(), { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) });
+    const loose = now.resources.map((r) => (r.kind === "permission" && r.user === "mplogin" ? { ...r, read: ".*" } : r));
+    const plan = diffCluster(c, { ...now, resources: loose }, "mp");
+    expect(plan.actions.map((a) => [a.op, a.key])).toEqual([
+      ["update", "user|mplogin"],
+      ["update", "permission|mplogin"],
+    ]);
+    const text = renderText({ clusters: [plan] });
+    expect(text).toContain('~ update user mplogin (tags)\n      tags: ["topo.mp"] -> ["management","topo.mp"]');
+    expect(text).toMatch(/~ update permission of mplogin\n\s+read: "\.\*" -> "\^\(\?:/);
+  });
+
+  it("revokes one exchange's topic permission to ^$ while others stay, and clears them when none stays", () => {
+    const c = cluster();
+    const stray: TopicPermission = { kind: "topic-permission", user: "mplogin", exchange: "mpold", write: "^mpold\\..*$", read: "^$" };
+    const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [stray]);
+    const plan = diffCluster(c, now, "mp");
+    expect(plan.actions).toMatchObject([{ op: "update", key: "topic-permission|mplogin|mpold", after: { write: "^$", read: "^$" } }]);
+    // Revoked: no more changes.
+    const revoked = { ...now, resources: now.resources.map((r) => (r.kind === "topic-permission" && r.exchange === "mpold" ? { ...r, write: "^$" } : r)) };
+    expect(diffCluster(c, revoked, "mp").actions).toEqual([]);
+    // The user no longer publishes anything: every entry of it goes, in one clear.
+    const noPub = cluster(users({ publishes: [] }));
+    const gone = diffCluster(noPub, revoked, "mp").actions.filter((a) => a.key.startsWith("topic-permission|mplogin"));
+    expect(gone.map((a) => a.op)).toEqual(["delete", "delete"]);
+  });
+
+  it("deletes a marked user the file dropped, with its rights, but never an unmarked one or another topology's", () => {
+    const c = cluster();
+    const mine = { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) };
+    const dropped: Resource[] = [
+      { kind: "user", name: "mpold", tags: ["topo.mp"] },
+      { kind: "permission", user: "mpold", configure: "^$", write: "^$", read: "^mpold\\.sync$" } satisfies Permission,
+      { kind: "user", name: "alice", tags: ["administrator"] },
+      { kind: "permission", user: "alice", configure: ".*", write: ".*", read: ".*" },
+      { kind: "user", name: "otherteam", tags: ["topo.mp"] },
+    ];
+    const now = applied(c, mine, dropped);
+    now.userVhosts = { ...now.userVhosts, mpold: ["s"], alice: ["s"], otherteam: ["teamb"] };
+    const plan = diffCluster(c, now, "mp");
+    expect(plan.actions.map((a) => `${a.op} ${a.key}`)).toEqual(["delete user|mpold", "delete permission|mpold"]);
+    expect(plan.warnings.join("\n")).toContain("left alone: user otherteam carries topo's tag but has permissions on vhost teamb that this file does not manage");
+    // The second cluster of the same broker does not delete (the first does).
+    const second = cluster(users(), "async");
+    expect(diffCluster(second, { ...now, resources: now.resources }, "mp").actions.filter((a) => a.op === "delete" && a.key.startsWith("user|"))).toEqual([]);
+  });
+
+  it("names a file user that exists unmarked (or is another prefix's) as a conflict, unless adopted", () => {
+    const c = cluster();
+    const now = actual([{ kind: "user", name: "mplogin", tags: [] }, { kind: "user", name: "edge", tags: ["topo.mpx"] }], { userHashes: {}, userVhosts: {} });
+    expect(userConflicts(c, now, "mp").map((x) => x.message)).toEqual([
+      "user edge exists and belongs to another topology (its tag is topo.mpx, not topo.mp); topo does not take it over",
+      "user mplogin exists and topo did not create it (it has no tag topo.mp); topo never changes a user it does not manage",
+    ]);
+    const adopted = cluster(users({ adopt: true }));
+    expect(userConflicts(adopted, now, "mp").map((x) => x.user)).toEqual(["edge"]);
+    // Adopting marks it: tags and password are updated.
+    const plan = diffCluster(adopted, { ...now, userHashes: { mplogin: { hash: rabbitHash("x"), algorithm: "rabbit_password_hashing_sha256" } } }, "mp");
+    expect(plan.actions.find((a) => a.key === "user|mplogin")).toMatchObject({ op: "update", changed: ['tags: [] -> ["topo.mp"]', "password"] });
+  });
+
+  it("compares nothing about users when the broker would not list them, and says so", () => {
+    const c = cluster();
+    const plan = diffCluster(c, actual(c.resources.filter((r) => !["user", "permission", "topic-permission"].includes(r.kind)), { usersUnreadable: "the management user mon may not list users (it needs the administrator tag)" }), "mp");
+    expect(plan.actions).toEqual([]);
+    expect(plan.warnings).toEqual(["users and permissions not compared: the management user mon may not list users (it needs the administrator tag); apply will refuse to run until topo may read them"]);
+  });
+
+  it("leaves everything about users alone for a desired state without users (a file without the section)", () => {
+    const c = cluster(raw({ services: ["mplogin"] }));
+    const now = actual([...c.resources, ...service("mplogin", "sync").slice(0, 0), { kind: "user", name: "x", tags: ["topo.mp"] }], { userHashes: {}, userVhosts: {} });
+    expect(diffCluster(c, now, "mp").actions).toEqual([]);
+  });
+});
