@@ -3,6 +3,7 @@
 // topology file's digest) come first; the broker's are made by apply, before any write and again
 // under each cluster's lock.
 
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { StalePlanError, TopoError } from "../errors.js";
 import type { Plan } from "../model.js";
@@ -21,7 +22,10 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const { desired } = topologyOf(opts);
   const stateDigests: Record<string, string> = {};
   const p = await plan({ ...opts, topology: desired, onRead: (c, d) => (stateDigests[c] = d) });
-  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, stateDigests, createdAt: new Date().toISOString() });
+  const users = desired.clusters.find((c) => c.users)?.users;
+  const key = randomBytes(16).toString("hex");
+  const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
+  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, stateDigests, createdAt: new Date().toISOString(), credentials });
   writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`);
   return { plan: p, saved };
 }
@@ -68,6 +72,15 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`,
     ]);
   }
+  // The file is the same; the passwords its ${VAR}s give must be the same too.
+  const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor });
+  const users = desired.clusters.find((c) => c.users)?.users;
+  const now = users && saved.credentials ? users.credentials.fingerprint(saved.credentials.key) : undefined;
+  if (now !== saved.credentials?.digest) {
+    throw new StalePlanError(`the saved plan is stale: the passwords of the users in ${saved.file} (from its environment variables) are not those the plan was made with; nothing was written`, [
+      `apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again and apply that`,
+    ]);
+  }
   const check = (fresh: FreshCluster[], underLock: boolean) => {
     const changed = compareToSaved(underLock ? afterVhostCreate(saved, fresh) : saved, fresh);
     if (changed.length === 0) return;
@@ -76,7 +89,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       `the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${changed.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`,
     );
   };
-  const r = await apply({ ...opts, file: saved.file, cluster: saved.clusters.map((c) => c.cluster), expect: check });
+  const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check });
   return { ...r, saved };
 }
 

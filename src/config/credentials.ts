@@ -3,7 +3,7 @@
 // RabbitMQ stores base64(salt + H(salt + password)) with a 4-byte salt; two hashes of one password
 // differ by their salt, so a comparison re-hashes the file's password with the stored salt.
 
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Credentials, StoredHash } from "../model.js";
 
 /** The hashing RabbitMQ uses by default since 3.6, and what topo sends. */
@@ -54,6 +54,14 @@ export function credentials(sources: ReadonlyMap<string, PasswordSource>): Crede
     hashFor(user) {
       const s = of(user);
       return { password_hash: "password" in s ? rabbitHash(s.password) : s.hash, hashing_algorithm: SHA256 };
+    },
+    fingerprint(key) {
+      const h = createHmac("sha256", key);
+      for (const user of [...sources.keys()].sort()) {
+        const s = of(user);
+        h.update(JSON.stringify([user, "password" in s ? "password" : "hash", "password" in s ? s.password : s.hash]));
+      }
+      return h.digest("hex");
     },
   };
 }

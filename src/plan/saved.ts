@@ -28,6 +28,11 @@ export interface SavedPlan {
   fileDigest: string;
   prefix: string;
   clusters: SavedCluster[];
+  /**
+   * When the file has users: an HMAC of their passwords under a random key (never a password or
+   * a hash), so that apply refuses if the environment now gives other passwords than at plan time.
+   */
+  credentials?: { key: string; digest: string };
 }
 
 export interface SavedPlanMeta {
@@ -38,6 +43,7 @@ export interface SavedPlanMeta {
   /** Cluster name → state digest. */
   stateDigests: Record<string, string>;
   createdAt: string;
+  credentials?: { key: string; digest: string };
 }
 
 /** Not a saved plan, or one this topo cannot read. */
@@ -52,6 +58,7 @@ export function savedPlan(plan: Plan, meta: SavedPlanMeta): SavedPlan {
     file: meta.file,
     fileDigest: meta.fileDigest,
     prefix: meta.prefix,
+    ...(meta.credentials ? { credentials: meta.credentials } : {}),
     clusters: plan.clusters.map((c) => {
       const stateDigest = meta.stateDigests[c.cluster];
       if (stateDigest === undefined) throw new Error(`no state digest for cluster ${c.cluster}`);
@@ -82,6 +89,7 @@ export function parseSavedPlan(text: string): SavedPlan {
   }
   const bad: string[] = [];
   for (const f of ["topoVersion", "createdAt", "file", "fileDigest", "prefix"]) if (typeof j[f] !== "string") bad.push(`${f} is not a string`);
+  if (j.credentials !== undefined && !(isObject(j.credentials) && typeof j.credentials.key === "string" && typeof j.credentials.digest === "string")) bad.push("credentials is not a key and a digest");
   if (!Array.isArray(j.clusters)) bad.push("clusters is not a list");
   else {
     j.clusters.forEach((c: unknown, i) => {

@@ -1,0 +1,268 @@
+// Users from the file against the real broker: created with exactly the derived rights, refused
+// by the broker for anything else, passwords compared with the broker's salted hashes, never
+// printed by any command, users topo did not make never touched.
+
+import { readFileSync } from "node:fs";
+import amqplib from "amqplib";
+import { afterEach, describe, expect, it } from "vitest";
+import { amqpUrl, api, broker, deleteVhost, runCli, uniqueName, vh, writeFile, type CliResult } from "../helpers/broker.js";
+
+// A prefix of this file's own: users are the broker's, and other test files run beside this one.
+const PREFIX = "ut";
+const vhosts: string[] = [];
+const users: string[] = [];
+afterEach(async () => {
+  await Promise.all([...vhosts.splice(0).map(deleteVhost), ...users.splice(0).map((u) => api("DELETE", `/api/users/${encodeURIComponent(u)}`))]);
+});
+
+interface Setup {
+  sync: string;
+  async: string;
+  edge: string;
+  login: string;
+  file: (o?: FileOptions) => string;
+  env: Record<string, string>;
+}
+
+interface FileOptions {
+  /** The login user's secret line, instead of password: ${UT_LOGIN_PASSWORD}. */
+  loginSecret?: string;
+  drop?: boolean;
+  adopt?: boolean;
+}
+
+/** Two clusters (vhosts), three services, an edge and one service's user, with unique names. */
+function setup(): Setup {
+  const sync = uniqueName("usync");
+  const async = uniqueName("uasync");
+  vhosts.push(sync, async);
+  const tag = sync.slice(-8);
+  const edge = `edge-${tag}`;
+  const login = `login-${tag}`;
+  users.push(edge, login);
+  const b = broker();
+  const env = { UT_EDGE_PASSWORD: `edge/${tag}:p@ss%`, UT_LOGIN_PASSWORD: `login-${tag}-secret` };
+  const file = (o: FileOptions = {}) =>
+    writeFile(
+      "topology.yaml",
+      [
+        "version: 1",
+        `prefix: ${PREFIX}`,
+        "clusters:",
+        `  sync: { url: "${amqpUrl(sync)}", management: "${b.mgmtBase}" }`,
+        `  async: { url: "${amqpUrl(async)}", management: "${b.mgmtBase}" }`,
+        "services:",
+        "  - utlogin",
+        "  - utwallet",
+        "  - { name: utpay, sync: false }",
+        "users:",
+        `  ${edge}:`,
+        "    password: ${UT_EDGE_PASSWORD}",
+        "    publishes: all",
+        ...(o.drop
+          ? []
+          : [
+              `  ${login}:`,
+              `    ${o.loginSecret ?? "password: ${UT_LOGIN_PASSWORD}"}`,
+              "    consumes: [utlogin]",
+              "    publishes: [utwallet]",
+              ...(o.adopt ? ["    adopt: true"] : []),
+            ]),
+      ].join("\n"),
+    );
+  return { sync, async, edge, login, file, env };
+}
+
+async function connect(v: string, user: string, password: string) {
+  const conn = await amqplib.connect(amqpUrl(v, { user, password }));
+  conn.on("error", () => undefined);
+  return conn;
+}
+
+/** Run `fn` on a fresh channel and return the broker's refusal text, or "ok". */
+async function attempt(conn: amqplib.Connection, fn: (ch: amqplib.Channel) => Promise<unknown>): Promise<string> {
+  const ch = await conn.createChannel();
+  const closed = new Promise<string>((resolve) => ch.on("error", (e: Error) => resolve(e.message)));
+  try {
+    await fn(ch);
+    // A refused publish shows only on the next call on the channel.
+    await ch.checkExchange("amq.direct");
+    await ch.close();
+    return "ok";
+  } catch (e) {
+    return (await Promise.race([closed, new Promise<string>((r) => setTimeout(() => r((e as Error).message), 200))])) || (e as Error).message;
+  }
+}
+
+async function canLogIn(v: string, user: string, password: string): Promise<string> {
+  try {
+    const c = await connect(v, user, password);
+    await c.close();
+    return "ok";
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function secretsIn(r: CliResult, secrets: string[]): string[] {
+  return secrets.filter((s) => r.stdout.includes(s) || r.stderr.includes(s));
+}
+
+describe("users from the file", () => {
+  it("creates each user with exactly its role's rights, and the broker refuses everything else", async () => {
+    const s = setup();
+    const applied = await runCli(["apply", "-f", s.file()], s.env);
+    expect(applied.stderr).not.toMatch(/Error/);
+    expect(applied.code).toBe(0);
+    expect((await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], s.env)).code).toBe(0);
+
+    // Tagged as topo's, and with permissions only where its services have queues.
+    const u = (await api("GET", `/api/users/${s.login}`)).body;
+    expect(u.tags).toEqual([`topo.${PREFIX}`]);
+    const perms = (await api("GET", `/api/users/${s.login}/permissions`)).body as { vhost: string; read: string }[];
+    expect(perms.map((p) => p.vhost).sort()).toEqual([s.async, s.sync].sort());
+
+    const worker = await connect(s.async, s.login, s.env.UT_LOGIN_PASSWORD);
+    const edge = await connect(s.async, s.edge, s.env.UT_EDGE_PASSWORD);
+    try {
+      // Allowed: consume its own queue, publish a task of a service it calls.
+      expect(await attempt(worker, (ch) => ch.consume("utlogin.async", () => undefined))).toBe("ok");
+      expect(await attempt(worker, async (ch) => ch.publish("utwallet", "utwallet.async.charge", Buffer.from("{}")))).toBe("ok");
+      expect(await attempt(edge, async (ch) => ch.publish("utpay", "utpay.async.refund", Buffer.from("{}")))).toBe("ok");
+      // Refused by the broker itself, each with its own words.
+      expect(await attempt(worker, (ch) => ch.consume("utwallet.async", () => undefined))).toMatch(/ACCESS_REFUSED - access to queue 'utwallet\.async' in vhost '[^']+' refused for user 'login-/);
+      expect(await attempt(worker, (ch) => ch.deleteQueue("utwallet.async"))).toMatch(/ACCESS_REFUSED - access to queue 'utwallet\.async' in vhost '[^']+' refused/);
+      expect(await attempt(worker, (ch) => ch.assertQueue("utwallet.async", { durable: true }))).toMatch(/ACCESS_REFUSED - access to queue 'utwallet\.async'/);
+      // Purging needs read, like consuming: a worker may purge its own queue, never another's.
+      expect(await attempt(worker, (ch) => ch.purgeQueue("utwallet.async"))).toMatch(/ACCESS_REFUSED - access to queue 'utwallet\.async'/);
+      expect(await attempt(worker, async (ch) => ch.publish("utpay", "utpay.async.refund", Buffer.from("{}")))).toMatch(/ACCESS_REFUSED - access to exchange 'utpay' in vhost '[^']+' refused/);
+      expect(await attempt(worker, async (ch) => ch.publish("utwallet", "utwallet.sync.charge", Buffer.from("{}")))).toMatch(/ACCESS_REFUSED - access to topic 'utwallet\.sync\.charge' in exchange 'utwallet' in vhost '[^']+' refused for user 'login-/);
+      expect(await attempt(edge, async (ch) => ch.publish("utpay", "utpay.async.x.y", Buffer.from("{}")))).toMatch(/ACCESS_REFUSED - access to topic 'utpay\.async\.x\.y' in exchange 'utpay'/);
+      expect(await attempt(edge, (ch) => ch.consume("utpay.async", () => undefined))).toMatch(/ACCESS_REFUSED - access to queue 'utpay\.async'/);
+    } finally {
+      await worker.close().catch(() => undefined);
+      await edge.close().catch(() => undefined);
+    }
+  });
+
+  it("shows a changed password as (password) without its value, applies it, and the new one logs in", async () => {
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    const env = { ...s.env, UT_LOGIN_PASSWORD: `${s.env.UT_LOGIN_PASSWORD}-rotated` };
+    const plan = await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], env);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(`~ update user ${s.login} (password)`);
+    expect(plan.stdout).not.toContain(`~ update user ${s.edge}`);
+    const apply = await runCli(["apply", "-f", s.file()], env);
+    expect(apply.code).toBe(0);
+    expect(await canLogIn(s.async, s.login, env.UT_LOGIN_PASSWORD)).toBe("ok");
+    expect(await canLogIn(s.async, s.login, s.env.UT_LOGIN_PASSWORD)).toMatch(/ACCESS.REFUSED/);
+    expect((await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], env)).code).toBe(0);
+  });
+
+  it("a password_hash is applied as is, and the password it was made from logs in", async () => {
+    const s = setup();
+    const password = "from-a-hash";
+    // The management API stores a password the way rabbitmqctl hash_password prints it.
+    const helper = `hash-${s.sync.slice(-8)}`;
+    users.push(helper);
+    await api("PUT", `/api/users/${helper}`, { password, tags: "" });
+    const hash = (await api("GET", `/api/users/${helper}`)).body.password_hash as string;
+    const f = s.file({ loginSecret: `password_hash: "${hash}"` });
+    const r = await runCli(["apply", "-f", f], s.env);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect((await api("GET", `/api/users/${s.login}`)).body.password_hash).toBe(hash);
+    expect(await canLogIn(s.async, s.login, password)).toBe("ok");
+    expect((await runCli(["plan", "-f", f, "--detailed-exitcode"], s.env)).code).toBe(0);
+  });
+
+  it("never changes a user it did not create, unless adopted; deletes a dropped one only when allowed", async () => {
+    const s = setup();
+    // Someone made the login user by hand, with rights of their own.
+    await api("PUT", `/api/users/${s.login}`, { password: "by-hand", tags: "management" });
+    const conflict = await runCli(["plan", "-f", s.file(), "--json"], s.env);
+    expect(conflict.code).toBe(1);
+    const err = JSON.parse(conflict.stdout).error;
+    expect(err.code).toBe("user_conflict");
+    expect(err.message).toContain(`user ${s.login} exists and topo did not create it (it has no tag topo.${PREFIX})`);
+    expect(err.hints.join("\n")).toContain(`set users.${s.login}.adopt: true`);
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(1);
+    expect((await api("GET", `/api/users/${s.login}`)).body.tags).toEqual(["management"]);
+
+    // Adopted: marked, its password and rights set from the file.
+    const adopt = await runCli(["apply", "-f", s.file({ adopt: true })], s.env);
+    expect(adopt.code).toBe(0);
+    expect((await api("GET", `/api/users/${s.login}`)).body.tags).toEqual([`topo.${PREFIX}`]);
+    expect(await canLogIn(s.async, s.login, s.env.UT_LOGIN_PASSWORD)).toBe("ok");
+
+    // Dropped from the file: a guarded delete.
+    const plan = await runCli(["plan", "-f", s.file({ drop: true })], s.env);
+    expect(plan.stdout).toContain(`- delete user ${s.login}`);
+    const refused = await runCli(["apply", "-f", s.file({ drop: true })], s.env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("without --allow-destructive");
+    expect((await api("GET", `/api/users/${s.login}`)).status).toBe(200);
+    expect((await runCli(["apply", "-f", s.file({ drop: true }), "--allow-destructive"], s.env)).code).toBe(0);
+    expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
+  });
+
+  it("plans as a monitoring user (users not compared, said), and apply as one refuses before writing", async () => {
+    const s = setup();
+    const mon = `mon-${s.sync.slice(-8)}`;
+    users.push(mon);
+    await api("PUT", `/api/users/${mon}`, { password: "monitor-pass-1", tags: "monitoring" });
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    for (const v of [s.sync, s.async]) await api("PUT", `/api/permissions/${vh(v)}/${mon}`, { configure: ".*", write: ".*", read: ".*" });
+    const text = readFileSync(s.file(), "utf8").replace(/amqp:\/\/[^@]+@/g, `amqp://${mon}:monitor-pass-1@`);
+    const f = writeFile("topology.yaml", text);
+    const plan = await runCli(["plan", "-f", f], s.env);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain(`! warning: users and permissions not compared: the management user ${mon} may not list users (it needs the administrator tag)`);
+    const apply = await runCli(["apply", "-f", f, "--json"], s.env);
+    expect(apply.code).toBe(1);
+    expect(JSON.parse(apply.stdout).error.code).toBe("permission_denied");
+  });
+
+  it("no command prints a password or the broker's hash, and a saved plan refuses other passwords", async () => {
+    const s = setup();
+    const f = s.file();
+    const outputs: CliResult[] = [];
+    const run = async (args: string[], env = s.env) => {
+      const r = await runCli(args, env);
+      outputs.push(r);
+      return r;
+    };
+    await run(["validate", "-f", f]);
+    await run(["plan", "-f", f]);
+    await run(["plan", "-f", f, "--json"]);
+    await run(["plan", "-f", f, "--format", "markdown"]);
+    expect((await run(["apply", "-f", f, "--verbose"])).code).toBe(0);
+    await run(["apply", "-f", f, "--json"]);
+    const rotated = { ...s.env, UT_LOGIN_PASSWORD: "rotated-secret-1" };
+    const planFile = `${f}.plan.json`;
+    await run(["plan", "-f", f, "-o", planFile], rotated);
+    await run(["show", planFile]);
+    await run(["show", planFile, "--json"]);
+    // The environment now gives yet another password: the saved plan is stale.
+    const stale = await run(["apply", planFile, "--json"], { ...s.env, UT_LOGIN_PASSWORD: "rotated-secret-2" });
+    expect(JSON.parse(stale.stdout).error.code).toBe("stale_plan");
+    expect(JSON.parse(stale.stdout).error.message).toContain("the passwords of the users");
+    expect((await run(["apply", planFile], rotated)).code).toBe(0);
+    await run(["graph", "-f", f]);
+    await run(["route", "-f", f, "utlogin.sync.register"]);
+    await run(["export", "celery", "-f", f, "--cluster", "sync"]);
+    await run(["import", "-f", f]);
+    // A file that is wrong about a user's password still never shows it.
+    await run(["validate", "-f", writeFile("t.yaml", readFileSync(f, "utf8").replace("publishes: all", "publishes: all\n    password_hash: ${UT_EDGE_PASSWORD}"))]);
+
+    const stored = ((await api("GET", `/api/users?columns=name,password_hash`)).body as { name: string; password_hash: string }[])
+      .filter((u) => u.name === s.edge || u.name === s.login)
+      .map((u) => u.password_hash);
+    expect(stored).toHaveLength(2);
+    const secrets = [...Object.values(s.env), "rotated-secret-1", "rotated-secret-2", encodeURIComponent(s.env.UT_EDGE_PASSWORD), ...stored];
+    for (const r of outputs) expect(secretsIn(r, secrets), `${r.stdout}\n${r.stderr}`).toEqual([]);
+    // The saved plan holds neither a password nor a hash.
+    const saved = readFileSync(planFile, "utf8");
+    expect(secrets.filter((x) => saved.includes(x))).toEqual([]);
+  });
+});
