@@ -11,7 +11,7 @@
 // running node. Where a node's ports belong to something else the tests skip with the script's
 // reason (and fail under CI=true); TOPO_SKIP_RABBITMQ4=1 skips both 4.x, TOPO_SKIP_RABBITMQ43=1 4.3.
 
-import { execFile, execFileSync, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,16 +22,9 @@ import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { queueDeclareArgs } from "../../src/model.js";
 import { rightsOn, type Grant, type VhostRights } from "../../src/plan/permissions.js";
 import { broker as suiteBroker, inCI, ROOT, runCli, scriptEnv, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
-import { PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
+import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
-const HAS_CELERY = (() => {
-  try {
-    execFileSync(PYTHON, ["-c", "import celery, kombu"], { timeout: 30_000, stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const HAS_CELERY = hasCelery();
 const NO_CELERY = `${PYTHON} cannot import celery; install Debian's python3-celery: apt-get install -y --no-install-recommends python3-celery`;
 
 interface Endpoint {
