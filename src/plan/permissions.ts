@@ -68,6 +68,10 @@ export function rightsOn(cluster: DesiredCluster, grant: Grant, prefix: string):
   // A caller of a sync task waits for the answer on its own reply queue: it declares it (configure)
   // and consumes it (read). Declaring it binds it to nothing: replies come by the default exchange.
   const calls = published.some((q) => q.traffic === "sync");
+  // Where the cluster has a sync queue, export celery sets result_backend rpc://, and Celery's
+  // send_task then declares the sender's reply queue before every send, async tasks included (it
+  // reads ignore_result before routing): any sender there needs configure on it, if not read.
+  const declaresReplyQueue = published.length > 0 && cluster.queues.some((q) => q.traffic === "sync");
   // A worker of a sync queue answers through the default exchange, routing key the reply queue.
   const answers = consumed.some((q) => q.traffic === "sync");
 
@@ -76,7 +80,7 @@ export function rightsOn(cluster: DesiredCluster, grant: Grant, prefix: string):
   const exchanges = [...kindsOf.keys()].sort();
 
   return {
-    configure: anyOf(calls ? [REPLY_QUEUE] : []),
+    configure: anyOf(declaresReplyQueue ? [REPLY_QUEUE] : []),
     write: anyOf([...(answers ? [escapeRegex(DEFAULT_EXCHANGE)] : []), ...exchanges.map(escapeRegex)]),
     read: anyOf([...unique(consumed.map((q) => q.queue.name)).map(escapeRegex), ...(calls ? [REPLY_QUEUE] : [])]),
     topics: exchanges.map((exchange) => ({

@@ -157,34 +157,52 @@ for (const target of TARGETS) {
       await Promise.all([...vhosts.splice(0).map((v) => mgmt(ep, "DELETE", `/api/vhosts/${encodeURIComponent(v)}`)), ...users.splice(0).map((u) => mgmt(ep, "DELETE", `/api/users/${encodeURIComponent(u)}`))]);
     });
 
-    it("each role works end to end under exactly its rights, and everything else is refused by the broker", async (ctx) => {
-      if (!found || "unavailable" in found) return ctx.skip(found && "unavailable" in found ? found.unavailable : "no broker");
-      const ep = found;
-      const overview = (await mgmt(ep, "GET", "/api/overview")).body;
-      expect(overview.rabbitmq_version, `${ep.mgmt} is not RabbitMQ ${target.version}`).toMatch(new RegExp(`^${target.version.replace(".", "\\.")}\\.`));
+    /** The node, checked to be the version named, or a skip with the reason it is not here. */
+    async function node(ctx: { skip: (why?: string) => void }): Promise<Endpoint | undefined> {
+      if (!found || "unavailable" in found) {
+        ctx.skip(found && "unavailable" in found ? found.unavailable : "no broker");
+        return undefined;
+      }
+      const overview = (await mgmt(found, "GET", "/api/overview")).body;
+      expect(overview.rabbitmq_version, `${found.mgmt} is not RabbitMQ ${target.version}`).toMatch(new RegExp(`^${target.version.replace(".", "\\.")}\\.`));
+      return found;
+    }
 
-      // --- apply the topology, as guest
-      const sync = uniqueName("lpsync");
-      const async = uniqueName("lpasync");
-      vhosts.push(sync, async);
+    /** Write the file with a fresh vhost per cluster, topo apply it as guest, and normalise it. */
+    async function apply(ep: Endpoint, clusters: string[], defaults: RawConfig["defaults"], services: RawConfig["services"]) {
+      const vhost: Record<string, string> = {};
+      for (const c of clusters) vhosts.push((vhost[c] = uniqueName(`lp${c}`)));
       const doc: RawConfig = {
         version: 1,
-        clusters: { sync: { url: `${ep.amqp}/${sync}`, management: ep.mgmt }, async: { url: `${ep.amqp}/${async}`, management: ep.mgmt } },
-        ...(target.defaults ? { defaults: target.defaults } : {}),
-        services: SERVICES as RawConfig["services"],
+        clusters: Object.fromEntries(clusters.map((c) => [c, { url: `${ep.amqp}/${vhost[c]}`, management: ep.mgmt }])),
+        ...(defaults ? { defaults } : {}),
+        services,
       };
       const file = writeFile("topology.yaml", JSON.stringify(doc, null, 2));
       const applied = await runCli(["apply", "-f", file]);
       expect(applied.stderr).not.toMatch(/Error/);
       expect(applied.code).toBe(0);
-
-      // --- the users, with exactly rightsOn's rights on each cluster
       const { desired, problems } = normalize(doc);
       expect(problems).toEqual([]);
-      const cluster = (name: string) => desired.clusters.find((c) => c.target.name === name)!;
-      const tag = randomBytes(3).toString("hex");
+      const dir = mkdtempSync(join(tmpdir(), "topo-lp-"));
+      dirs.push(dir);
+      for (const c of clusters) expect((await runCli(["export", "celery", "-f", file, "--cluster", c, "-o", join(dir, `celeryconfig_${c}.py`)])).code).toBe(0);
+      return { file, dir, vhost, desired, cluster: (name: string) => desired.clusters.find((c) => c.target.name === name)! };
+    }
+
+    const tag = randomBytes(3).toString("hex");
+    const password = randomBytes(12).toString("hex");
+    const userUrl = (ep: Endpoint, name: string, vhost: string) => `${ep.amqp.replace(/\/\/[^@]*@/, `//${encodeURIComponent(name)}:${password}@`)}/${vhost}`;
+
+    it("each role works end to end under exactly its rights, and everything else is refused by the broker", async (ctx) => {
+      const ep = await node(ctx);
+      if (!ep) return;
+      // --- apply the topology, as guest, and export a module per cluster
+      const { file, dir, vhost, desired, cluster } = await apply(ep, ["sync", "async"], target.defaults, SERVICES as RawConfig["services"]);
+      const { sync, async } = vhost as { sync: string; async: string };
+
+      // --- the users, with exactly rightsOn's rights on each cluster
       const user = (role: Role) => `topo-test-lp-${tag}-${role}`;
-      const password = randomBytes(12).toString("hex");
       const granted: Record<string, Partial<Record<Role, VhostRights>>> = { sync: {}, async: {} };
       for (const role of Object.keys(ROLES) as Role[]) {
         users.push(user(role));
@@ -198,13 +216,10 @@ for (const target of TARGETS) {
       // mpwallet has no queue on the async cluster, mpaudit none on the sync one: no rights there.
       expect(Object.keys(granted.sync!).sort()).toEqual(["edge", "mplogin", "mpwallet"]);
       expect(Object.keys(granted.async!).sort()).toEqual(["edge", "mpaudit", "mplogin"]);
-      const url = (role: Role, vhost: string) => `${ep.amqp.replace(/\/\/[^@]*@/, `//${encodeURIComponent(user(role))}:${password}@`)}/${vhost}`;
+      const url = (role: Role, v: string) => userUrl(ep, user(role), v);
       const envOf = (role: Role) => ({ TOPO_BROKER_URL_SYNC: url(role, sync), TOPO_BROKER_URL_ASYNC: url(role, async) });
 
-      // --- export, and run the services' workers as their own users
-      const dir = mkdtempSync(join(tmpdir(), "topo-lp-"));
-      dirs.push(dir);
-      for (const c of ["sync", "async"]) expect((await runCli(["export", "celery", "-f", file, "--cluster", c, "-o", join(dir, `celeryconfig_${c}.py`)])).code).toBe(0);
+      // --- run the services' workers as their own users
       for (const [name, text] of Object.entries(TASKS)) writeFileSync(join(dir, `${name}.py`), text);
       const auditFile = join(dir, "audit.txt");
       const start = (app: string, role: Role, queue: string) => {
@@ -288,6 +303,41 @@ for (const target of TARGETS) {
       }
       expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
     }, 180_000);
+
+    it("where one cluster holds both kinds, a sender of async tasks only still declares a reply queue, and its rights cover that alone", async (ctx) => {
+      const ep = await node(ctx);
+      if (!ep) return;
+      const { dir, vhost, desired, cluster } = await apply(ep, ["main"], { sync: { ...target.defaults?.sync, cluster: "main" }, async: { cluster: "main" } }, ["mplogin", { name: "mpaudit", sync: false }]);
+      const main = vhost.main!;
+      const name = `topo-test-lp-${tag}-sender`;
+      users.push(name);
+      const rights = rightsOn(cluster("main"), { user: name, consumes: [], publishes: ["mpaudit"] }, desired.prefix)!;
+      // rpc:// results on this cluster: Celery's send_task declares the reply queue even for a
+      // task whose result nobody waits for (it reads ignore_result before routing).
+      expect([rights.configure, rights.read]).toEqual([expect.stringMatching(/^\^\[0-9a-f\]/), "^$"]);
+      await grantForTest(ep, main, name, password, rights);
+      writeFileSync(
+        join(dir, "send.py"),
+        ["import json", "from celery import Celery", 'app = Celery("sender")', 'app.config_from_object("celeryconfig_main")', "for i in range(2):", '    app.send_task("mpaudit.async.record", args=[i])', "print(json.dumps(app.thread_oid))", ""].join("\n"),
+      );
+      const sent = await python(dir, ["send.py"], { TOPO_BROKER_URL_MAIN: userUrl(ep, name, main) });
+      expect(sent.stderr).toBe("");
+      expect(sent.code).toBe(0);
+      const replyQueue = JSON.parse(sent.stdout) as string;
+      // Both tasks arrived (a refused first publish would have failed the second send).
+      const conn = await amqplib.connect(`${ep.amqp}/${main}`);
+      try {
+        expect((await (await conn.createChannel()).checkQueue("mpaudit.async")).messageCount).toBe(2);
+      } finally {
+        await conn.close();
+      }
+      // The reply queue it declared is left behind until x-expires (a day): nobody consumes it.
+      const left = await mgmt(ep, "GET", `/api/queues/${encodeURIComponent(main)}/${replyQueue}`);
+      expect(left.status).toBe(200);
+      expect(left.body.arguments).toMatchObject({ "x-expires": 86400000 });
+      // It may declare that queue, not read it.
+      expect(await attempt(userUrl(ep, name, main), (ch) => ch.consume(replyQueue, () => undefined))).toMatch(refused("queue", replyQueue, main, name, "read"));
+    }, 120_000);
   });
 }
 

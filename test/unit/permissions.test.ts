@@ -86,6 +86,17 @@ describe("rightsOn: a worker", () => {
     expect(r.topics).toEqual([{ exchange: "mpwallet", write: "^mpwallet\\.(?:async|sync)\\.[A-Za-z0-9_]+$", read: NOTHING }]);
     expect(allows(r.topics[0]!.write, "mpwallet.async.credit") && allows(r.topics[0]!.write, "mpwallet.sync.balance")).toBe(true);
     expect(allows(r.topics[0]!.write, "mpwallet.other.x")).toBe(false);
+    // The module of a cluster with sync queues has rpc:// results, and Celery declares the
+    // sender's reply queue before sending even an async task: configure on it, but no read, for
+    // a user that sends async tasks only. A worker that sends nothing declares nothing.
+    const asyncOnly = raw({ clusters: { main: { url: "amqp://u:p@h:5672/m" } }, defaults: { sync: { cluster: "main" }, async: { cluster: "main" } }, services: ["mplogin", { name: "mpwallet", sync: false }] });
+    expect(rights(desiredOf(asyncOnly, "main"), grant("mplogin", ["mplogin"], ["mpwallet"]))).toEqual({
+      configure: `^${REPLY_QUEUE}$`,
+      write: "^(?:amq\\.default|mpwallet)$",
+      read: "^(?:mplogin\\.async|mplogin\\.sync)$",
+      topics: [{ exchange: "mpwallet", write: "^mpwallet\\.async\\.[A-Za-z0-9_]+$", read: NOTHING }],
+    });
+    expect(rights(c, grant("mpwallet", ["mpwallet"])).configure).toBe(NOTHING);
   });
 });
 
