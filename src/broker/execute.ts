@@ -84,25 +84,17 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       }
     }
 
-    // 2b. Users, then their permissions: each user exists before anything is granted to it.
+    // 2b. Users: each exists before anything is granted to it. Their rights come at the end.
     for (const a of plan.actions) {
       if ((a.op === "create" || a.op === "update") && a.after.kind === "user") {
         await putUser(a.after, a.op === "create" || a.changed.includes("password"));
         mark(a);
       }
     }
-    for (const a of plan.actions) {
-      if ((a.op === "create" || a.op === "update") && (a.after.kind === "permission" || a.after.kind === "topic-permission")) {
-        const r = a.after;
-        const user = encodeURIComponent(r.user);
-        if (r.kind === "permission") await http.put(`/api/permissions/${v}/${user}`, { configure: r.configure, write: r.write, read: r.read });
-        else await http.put(`/api/topic-permissions/${v}/${user}`, { exchange: r.exchange, write: r.write, read: r.read });
-        mark(a);
-      }
-    }
 
     const needsAmqp = plan.actions.some((a) => !done.has(a) && !HTTP_ONLY.has(subjectOf(a).kind));
     if (!needsAmqp) {
+      await grantRights();
       await deletePolicies();
       await deleteUsers();
       return;
@@ -182,11 +174,30 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     });
     for (const a of replaces) mark(a);
 
-    // 7. Policies the file no longer asks for, then users and permissions.
+    // 7. Rights, once the exchanges they name exist; then what the file no longer asks for.
+    await grantRights();
     await deletePolicies();
     await deleteUsers();
   } catch (e) {
     throw e instanceof BrokerError ? new ExecutionStopped(e, plan, remaining()) : e;
+  }
+
+  /**
+   * Topic permissions before permissions: RabbitMQ 4 refuses a topic permission on an exchange
+   * that does not exist yet, and a user granted write on an exchange before its topic permission
+   * is set could publish any routing key there in between.
+   */
+  async function grantRights(): Promise<void> {
+    for (const kind of ["topic-permission", "permission"] as const) {
+      for (const a of plan.actions) {
+        if ((a.op !== "create" && a.op !== "update") || a.after.kind !== kind) continue;
+        const r = a.after;
+        const user = encodeURIComponent(r.user);
+        if (r.kind === "permission") await http.put(`/api/permissions/${v}/${user}`, { configure: r.configure, write: r.write, read: r.read });
+        else if (r.kind === "topic-permission") await http.put(`/api/topic-permissions/${v}/${user}`, { exchange: r.exchange, write: r.write, read: r.read });
+        mark(a);
+      }
+    }
   }
 
   /**
@@ -204,7 +215,15 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       const now = await http.get<{ password_hash?: string; hashing_algorithm?: string }>(path);
       secret = { password_hash: now.password_hash ?? "", hashing_algorithm: now.hashing_algorithm ?? "rabbit_password_hashing_sha256" };
     }
-    await http.put(path, { tags: u.tags.join(","), ...secret });
+    const body = { tags: u.tags.join(","), ...secret };
+    try {
+      await http.put(path, body);
+    } catch (e) {
+      // Two clusters of one broker create the same user at once: RabbitMQ 4 answers the loser
+      // 400 user_already_exists. The user is there now, and a PUT again updates it.
+      if (!(e instanceof BrokerError) || !/user_already_exists/.test(e.message)) throw e;
+      await http.put(path, body);
+    }
   }
 
   /**

@@ -45,6 +45,13 @@ export function escapeRegex(s: string): string {
  */
 export const SERVICE_NAME_BODY = "[a-z_]+";
 
+/**
+ * The task part of a task name `<service>.<kind>.<task>`: letters, digits and _, as in a Python
+ * function's name. The Python router `export celery` writes refuses other names, and the topic
+ * permissions of topo's users allow only these routing keys (core/permissions.ts).
+ */
+export const TASK_NAME_BODY = "[A-Za-z0-9_]+";
+
 export function serviceNamePattern(prefix: string): RegExp {
   return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}$`);
 }

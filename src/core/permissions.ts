@@ -1,16 +1,26 @@
-// Pure: who may do what, derived from the topology. A user's rights on one cluster's vhost follow
-// from the services it consumes and publishes to; nothing is granted on a cluster where none of
-// them has a queue.
+// Pure: the least RabbitMQ rights a user of the topology needs on one cluster's vhost, derived from
+// what it consumes and what it publishes. Found by experiment with Celery 5.2 workers and clients
+// on the module `topo export celery` writes (no_declare queues, remote control and events off,
+// workers started --without-mingle --without-gossip --without-heartbeat), on RabbitMQ 3.10, 4.0
+// and 4.3; docs/celery.md ("Least privilege") says what each regex allows and what stays open.
+//
+// RabbitMQ checks configure (declare, delete), write (publish to an exchange, bind a queue) and
+// read (consume, get, purge a queue; bind from an exchange) against one regex each, and, on a topic
+// exchange, the routing key of a publish against the user's topic permission for that exchange.
+// A user with write on a topic exchange and no topic permission for it may publish any routing
+// key, so every exchange a user may write to gets one.
 
-import type { DesiredCluster, Traffic } from "../model.js";
-import { escapeRegex } from "../core/naming.js";
+import type { DesiredCluster, QueueSpec, Traffic } from "../model.js";
+import { escapeRegex, serviceNamePattern, TASK_NAME_BODY } from "./naming.js";
 
+/** What the file says of one user: the services whose queues its workers consume, and whose tasks it sends. */
 export interface Grant {
   user: string;
   consumes: readonly string[];
   publishes: readonly string[] | "all";
 }
 
+/** A topic permission: the routing keys the user may publish to (write) and bind from (read) `exchange`. */
 export interface TopicRights {
   exchange: string;
   write: string;
@@ -21,40 +31,79 @@ export interface VhostRights {
   configure: string;
   write: string;
   read: string;
+  /** One per exchange that `write` allows and that is a topic exchange (every service's exchange), sorted by exchange. */
   topics: TopicRights[];
 }
 
-/** Celery's rpc:// reply queue: named by the client app's oid, a UUID. */
-const REPLY_QUEUE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
-/** A task's own part of its name: <service>.<kind>.<task>. */
-const TASK = "[A-Za-z0-9_]+";
-const NOTHING = "^$";
+/** RabbitMQ's regex for "no object at all" (the empty string means the same; this one reads better in a plan). */
+export const NOTHING = "^$";
 
-const anyOf = (alternatives: string[]): string => (alternatives.length ? `^(?:${[...new Set(alternatives)].sort().join("|")})$` : NOTHING);
+/**
+ * The rpc:// reply queue of a Celery client: the app's oid, a bare lower-case UUID (kombu's
+ * uuid3, uuid5 as fallback), not exclusive, auto-delete, x-expires one day. Nothing in the name
+ * says whose it is, so this pattern matches every client's reply queue (a residual risk the docs
+ * describe).
+ */
+export const REPLY_QUEUE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 
-/** The rights a user needs on one cluster's vhost, or undefined when it needs none there. */
-export function rightsOn(cluster: DesiredCluster, grant: Grant, _prefix: string): VhostRights | undefined {
-  const consumed = cluster.queues.filter((s) => grant.consumes.includes(s.service));
-  const published = cluster.queues.filter((s) => grant.publishes === "all" || grant.publishes.includes(s.service));
-  if (consumed.length === 0 && published.length === 0) return undefined;
-  const callsSync = published.some((s) => s.traffic === "sync");
-  const answersSync = consumed.some((s) => s.traffic === "sync");
+/** Celery's rpc:// backend publishes every answer to the default exchange, which permissions name `amq.default`. */
+export const DEFAULT_EXCHANGE = "amq.default";
+
+/** The rights a user needs on one cluster's vhost, or undefined when it needs none there (none of its services has a queue on that cluster). */
+export function rightsOn(cluster: DesiredCluster, grant: Grant, prefix: string): VhostRights | undefined {
+  const service = serviceNamePattern(prefix);
+  const publishes = grant.publishes === "all" ? undefined : new Set(grant.publishes);
+  const consumes = new Set(grant.consumes);
+  const consumed: QueueSpec[] = [];
+  const published: QueueSpec[] = [];
+  for (const q of cluster.queues) {
+    // normalize makes every service name match the prefix; a name that did not would be put
+    // into a regex unchecked.
+    if (!service.test(q.service)) throw new Error(`service ${q.service} of cluster ${cluster.target.name} is not a service name of prefix ${prefix}`);
+    if (consumes.has(q.service)) consumed.push(q);
+    if (publishes === undefined || publishes.has(q.service)) published.push(q);
+  }
+  if (!consumed.length && !published.length) return undefined;
+
+  // A caller of a sync task waits for the answer on its own reply queue: it declares it (configure)
+  // and consumes it (read). Declaring it binds it to nothing: replies come by the default exchange.
+  const calls = published.some((q) => q.traffic === "sync");
+  // Where the cluster has a sync queue, export celery sets result_backend rpc://, and Celery's
+  // send_task then declares the sender's reply queue before every send, async tasks included (it
+  // reads ignore_result before routing): any sender there needs configure on it, if not read.
+  const declaresReplyQueue = published.length > 0 && cluster.queues.some((q) => q.traffic === "sync");
+  // A worker of a sync queue answers through the default exchange, routing key the reply queue.
+  const answers = consumed.some((q) => q.traffic === "sync");
 
   const kindsOf = new Map<string, Set<Traffic>>();
-  for (const s of published) (kindsOf.get(s.service) ?? kindsOf.set(s.service, new Set()).get(s.service)!).add(s.traffic);
+  for (const q of published) (kindsOf.get(q.service) ?? kindsOf.set(q.service, new Set()).get(q.service)!).add(q.traffic);
+  const exchanges = [...kindsOf.keys()].sort();
 
-  const configure = callsSync ? [REPLY_QUEUE] : [];
-  const write = [...kindsOf.keys()].map(escapeRegex);
-  if (answersSync) write.push("amq\\.default");
-  const read = consumed.map((s) => escapeRegex(s.queue.name));
-  if (callsSync) read.push(REPLY_QUEUE);
+  return {
+    configure: anyOf(declaresReplyQueue ? [REPLY_QUEUE] : []),
+    write: anyOf([...(answers ? [escapeRegex(DEFAULT_EXCHANGE)] : []), ...exchanges.map(escapeRegex)]),
+    read: anyOf([...unique(consumed.map((q) => q.queue.name)).map(escapeRegex), ...(calls ? [REPLY_QUEUE] : [])]),
+    topics: exchanges.map((exchange) => ({
+      exchange,
+      // The task names of the kinds this cluster takes, and nothing else: not `<service>.<kind>`
+      // (Celery's default route), not the other kind's names, not another service's.
+      write: `^${escapeRegex(exchange)}\\.${anyKind([...kindsOf.get(exchange)!].sort())}\\.${TASK_NAME_BODY}$`,
+      // Binding from the exchange needs read on it, which no user has; say so here too.
+      read: NOTHING,
+    })),
+  };
+}
 
-  const topics = [...kindsOf.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([service, kinds]) => {
-      const k = [...kinds].sort();
-      const kind = k.length === 1 ? k[0]! : `(?:${k.join("|")})`;
-      return { exchange: service, write: `^${escapeRegex(service)}\\.${kind}\\.${TASK}$`, read: NOTHING };
-    });
-  return { configure: anyOf(configure), write: anyOf(write), read: anyOf(read), topics };
+/** An anchored alternation of regex sources (already escaped), or NOTHING. */
+function anyOf(sources: string[]): string {
+  if (!sources.length) return NOTHING;
+  return sources.length === 1 ? `^${sources[0]}$` : `^(?:${sources.join("|")})$`;
+}
+
+function anyKind(kinds: Traffic[]): string {
+  return kinds.length === 1 ? kinds[0]! : `(?:${kinds.join("|")})`;
+}
+
+function unique(names: string[]): string[] {
+  return [...new Set(names)].sort();
 }

@@ -1,7 +1,9 @@
 // Pure: the desired state of one cluster → a Python module that a Celery 5 app loads with
 // app.config_from_object(...). The queues in it carry exactly the flags and arguments topo
-// provisions, so a worker's (or an edge client's) own declare is equivalent and never fails with
-// PRECONDITION_FAILED. No IO here: a unit test runs it on plain objects.
+// provisions (and say which exchange and binding they have), but are marked no_declare: workers and
+// clients never declare the service queues and exchanges, topo does (`topo apply` before any worker
+// starts). So a service's user needs no configure permission on them, which would also let it
+// delete them (docs/celery.md, "Least privilege"). No IO here: a unit test runs it on plain objects.
 //
 // The module never holds a password: the broker URL is read from an environment variable, and
 // nothing below reads Endpoint.password.
@@ -9,7 +11,7 @@
 import { TopoError } from "../errors.js";
 import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Traffic, QueueSpec } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
-import { ENV_NAME, SERVICE_NAME_BODY } from "../core/naming.js";
+import { ENV_NAME, SERVICE_NAME_BODY, TASK_NAME_BODY } from "../core/naming.js";
 import { pickExportCluster } from "./cluster.js";
 
 export interface CeleryExportOptions {
@@ -30,6 +32,13 @@ export interface CeleryModule {
   defaultQueue: string;
   queues: string[];
 }
+
+/**
+ * The options a worker must be started with under topo's users: mingle asks the other workers over
+ * remote control (pidbox), gossip and heartbeats publish to the celeryev exchange. Celery 5.2 has
+ * no setting for them, only these command-line options.
+ */
+export const WORKER_OPTIONS: readonly string[] = ["--without-mingle", "--without-gossip", "--without-heartbeat"];
 
 /** Celery's delivery modes: sync requests are worthless after a broker restart, async ones are not. */
 const DELIVERY_MODE: Record<Traffic, 1 | 2> = { sync: 1, async: 2 };
@@ -77,8 +86,10 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `#   ${regen.join(" ")} -o <this file>`,
     `#`,
     `# Worker and edge client alike: app = Celery(...); app.config_from_object("<this module>").`,
-    `# A worker consumes its own service's queue: celery -A <app> worker -Q <service>.<kind>`,
+    `# A worker consumes its own service's queue, started with these options (see "Least privilege"):`,
+    `#   celery -A <app> worker -Q <service>.<kind> ${WORKER_OPTIONS.join(" ")}`,
     `# The broker URL comes from the environment variable ${brokerEnv}; no password is ever written here.`,
+    `# Nothing here declares the service queues and exchanges: run topo apply before starting workers.`,
     ``,
     `import os`,
     `import re`,
@@ -103,8 +114,9 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   // --- queues
   push(
     ``,
-    `# The queues exactly as topo provisions them, so that a worker's or client's own declare is`,
-    `# equivalent and never fails with PRECONDITION_FAILED. Change them in the topology file.`,
+    `# The queues exactly as topo provisions them. no_declare: workers and clients never declare them`,
+    `# (topo apply does), so their broker users need no configure permission, which would also let`,
+    `# them delete the queues. Change them in the topology file.`,
     `task_queues = (`,
   );
   for (const s of c.queues) push(...queueLines(c, s));
@@ -113,6 +125,19 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `task_create_missing_queues = False`,
     `# x-max-priority would change every queue's arguments; set it per queue in the topology file.`,
     `task_queue_max_priority = None`,
+  );
+
+  // --- least privilege
+  push(
+    ``,
+    `# Least privilege: a service's broker user may read its own queues and send the tasks it calls,`,
+    `# nothing more (topo's users:, docs/celery.md). Remote control (the pidbox exchanges every worker`,
+    `# shares) would let one service's worker shut down another's, and events need write on celeryev,`,
+    `# an exchange every worker shares: both off. Mingle (which asks the other workers over remote control), gossip and`,
+    `# heartbeats can only be turned off on the worker's command line: ${WORKER_OPTIONS.join(" ")}.`,
+    `worker_enable_remote_control = False`,
+    `worker_send_task_events = False`,
+    `task_send_sent_event = False`,
   );
 
   // --- routes
@@ -130,6 +155,8 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `}`,
     // The router rule of core/naming.ts, in Python: the same character class, anchored the same way.
     `_SERVICE = re.compile(r"\\A" + re.escape(${py(desired.prefix)}) + r"${SERVICE_NAME_BODY}\\Z")`,
+    // The task part's rule of core/naming.ts: topo's users may publish no other routing key.
+    `_TASK = re.compile(r"\\A${TASK_NAME_BODY}\\Z")`,
     ``,
     ``,
     `class TopoRouteError(LookupError):`,
@@ -161,8 +188,11 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `                " configured from the module of cluster %r" % (name, queue, other, ${py(cluster)}, other)`,
     `            )`,
     `        raise TopoRouteError("task %r: the topology %r has no queue %r" % (name, ${py(opts.source)}, queue))`,
-    `    if not task_name:`,
-    `        raise TopoRouteError("task %r has no task part; name tasks <service>.<kind>.<task>" % (name,))`,
+    `    if not _TASK.match(task_name):`,
+    `        raise TopoRouteError(`,
+    `            "task %r: the part after %r must be letters, digits and _ (name tasks <service>.<kind>.<task>);"`,
+    `            " the broker users topo makes may publish no other name" % (name, queue + ".")`,
+    `        )`,
     `    exchange, delivery_mode = _ROUTES[queue]`,
     `    # A new dict each time: Celery pops "queue" out of the route it is given.`,
     `    return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode}`,
@@ -177,6 +207,8 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     ``,
     `# Names that are not topology names (Celery's own tasks, such as celery.chord_unlock) go to one`,
     `# queue of this cluster: ${d.queue.name}${opts.defaultQueue === undefined ? " (the first in the file; --default-queue chooses another)" : " (--default-queue)"}.`,
+    `# Only a user allowed every routing key on that exchange may send them: the broker refuses the`,
+    `# routing key ${d.queue.name} to the users topo makes.`,
     `task_default_queue = ${py(d.queue.name)}`,
     `task_default_exchange = ${py(d.service)}`,
     `task_default_exchange_type = ${py(exchangeOf(c, d).type)}`,
@@ -257,7 +289,7 @@ function queueLines(c: DesiredCluster, s: QueueSpec): string[] {
   const lines = [
     `    Queue(`,
     `        ${py(q.name)},`,
-    `        Exchange(${py(e.name)}, type=${py(e.type)}, durable=${py(e.durable)}, auto_delete=${py(e.autoDelete)}${exArgs}, delivery_mode=${DELIVERY_MODE[s.traffic]}),`,
+    `        Exchange(${py(e.name)}, type=${py(e.type)}, durable=${py(e.durable)}, auto_delete=${py(e.autoDelete)}${exArgs}, delivery_mode=${DELIVERY_MODE[s.traffic]}, no_declare=True),`,
     `        routing_key=${py(b.routingKey)},`,
     `        durable=${py(q.durable)},`,
     `        auto_delete=${py(q.autoDelete)},`,
@@ -265,7 +297,7 @@ function queueLines(c: DesiredCluster, s: QueueSpec): string[] {
     `        queue_arguments=${py(queueDeclareArgs(q))},`,
   ];
   if (Object.keys(b.arguments).length) lines.push(`        binding_arguments=${py(b.arguments)},`);
-  lines.push(`    ),`);
+  lines.push(`        no_declare=True,`, `    ),`);
   return lines;
 }
 

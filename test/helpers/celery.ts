@@ -1,10 +1,21 @@
 // Real Celery workers for the export tests: Debian's python3-celery under a clean environment,
 // started, waited for and stopped the same way by every test file that runs them.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { WORKER_OPTIONS } from "../../src/export/celery.js";
 
 /** Debian's python3-celery installs into /usr/bin/python3's dist-packages; the python3 first on PATH may be another (a pyenv one). */
 export const PYTHON = "/usr/bin/python3";
+
+/** Can Debian's python3-celery be imported? .ci/run installs it; without it Celery tests skip, or fail under CI. */
+export function hasCelery(): boolean {
+  try {
+    execFileSync(PYTHON, ["-c", "import celery, kombu"], { timeout: 30_000, stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A clean environment for Python: no PYTHONHOME or pyenv settings leak in from the test runner. */
 export function pyEnv(dir: string, extra: Record<string, string>): Record<string, string> {
@@ -16,9 +27,13 @@ export interface Worker {
   log: () => string;
 }
 
-/** `celery -A APP worker -Q QUEUES`, solo pool, its output collected. */
+/**
+ * `celery -A APP worker -Q QUEUES` with the options the exported module's header asks for
+ * (WORKER_OPTIONS: no mingle, gossip or heartbeat), solo pool, its output collected.
+ */
 export function spawnWorker(dir: string, app: string, queues: string[], env: Record<string, string>): Worker {
-  const proc = spawn(PYTHON, ["-m", "celery", "-A", app, "worker", "-Q", queues.join(","), "-P", "solo", "-l", "info", "-n", `${app}@%h`], {
+  const argv = ["-m", "celery", "-A", app, "worker", "-Q", queues.join(","), ...WORKER_OPTIONS, "-P", "solo", "-l", "info", "-n", `${app}@%h`];
+  const proc = spawn(PYTHON, argv, {
     cwd: dir,
     env: pyEnv(dir, env),
     stdio: ["ignore", "pipe", "pipe"],

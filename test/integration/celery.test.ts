@@ -1,6 +1,7 @@
 // topo export celery, end to end: apply a topology, export a module per cluster, start real Celery
 // workers on them, and have an edge client (a second Python process) send a sync task and get its
-// answer and an async task that a worker consumes. The workers' own declares must not fail, and
+// answer and an async task that a worker consumes. The module's queues are no_declare (topo apply
+// declares them); were a worker to declare them anyway, its declare must be equivalent, and
 // topo plan must still find nothing to change after them.
 
 import { execFile, execFileSync, type ChildProcess } from "node:child_process";
@@ -158,7 +159,7 @@ answers = {
     "ping": sync.send_task("health.ping").get(timeout=20),
 }
 refused = {}
-for name in ("mplogin.async.audit", "mpnobody.sync.x"):
+for name in ("mplogin.async.audit", "mpnobody.sync.x", "mplogin.sync.log-in"):
     try:
         sync.send_task(name)
         refused[name] = None
@@ -256,6 +257,10 @@ describe.skipIf(SKIP)(`export celery with a real Celery worker (${CELERY ? `cele
       "task 'mplogin.async.audit' goes to queue 'mplogin.async' on cluster 'async', not on cluster 'sync': send it with a Celery app configured from the module of cluster 'async'",
     );
     expect(refused["mpnobody.sync.x"]).toMatch(/^task 'mpnobody\.sync\.x': the topology '.*topology\.yaml' has no queue 'mpnobody\.sync'$/);
+    // The users topo makes may publish no other routing key: the router says so before the broker does.
+    expect(refused["mplogin.sync.log-in"]).toBe(
+      "task 'mplogin.sync.log-in': the part after 'mplogin.sync.' must be letters, digits and _ (name tasks <service>.<kind>.<task>); the broker users topo makes may publish no other name",
+    );
 
     await until("the async task to run", () => existsSync(audit), 20_000, asyncWorker.log);
     expect(JSON.parse(readFileSync(audit, "utf8"))).toEqual({
@@ -274,7 +279,7 @@ describe.skipIf(SKIP)(`export celery with a real Celery worker (${CELERY ? `cele
     expect(syncWorker.log()).toMatch(/Task mplogin\.sync\.register\[[0-9a-f-]+\] succeeded/);
     expect(asyncWorker.log()).toMatch(/Task mplogin\.async\.audit\[[0-9a-f-]+\] succeeded/);
 
-    // The workers' declares (and Celery's own objects: pidbox, reply queues) changed nothing topo owns.
+    // The workers (and Celery's own objects: reply queues) changed nothing topo owns.
     expect((await getQueue(sync, "mplogin.sync")).durable).toBe(false);
     const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
     expect(plan.stdout).toMatch(/No changes\./);

@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import amqplib from "amqplib";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
-import { PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
+import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
 
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
@@ -34,14 +34,7 @@ const VERSIONS: Version[] = [
 
 // Debian's python3-celery (5.2.6), as in celery.test.ts: /usr/bin/python3, not the first python3 on
 // PATH. .ci/run installs it; without it the Celery test fails under CI and skips elsewhere.
-const HAS_CELERY = (() => {
-  try {
-    execFileSync(PYTHON, ["-c", "import celery, kombu"], { timeout: 30_000, stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const HAS_CELERY = hasCelery();
 // A worker's startup declares failing, in any of the ways Celery reports it.
 const DECLARE_FAILED = /PreconditionFailed|PRECONDITION_FAILED|NOT_IMPLEMENTED|Connection to broker lost|Unrecoverable error/;
 

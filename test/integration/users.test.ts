@@ -80,7 +80,7 @@ async function connect(v: string, user: string, password: string) {
 }
 
 /** Run `fn` on a fresh channel and return the broker's refusal text, or "ok". */
-async function attempt(conn: amqplib.Connection, fn: (ch: amqplib.Channel) => Promise<unknown>): Promise<string> {
+async function attempt(conn: amqplib.ChannelModel, fn: (ch: amqplib.Channel) => Promise<unknown>): Promise<string> {
   const ch = await conn.createChannel();
   const closed = new Promise<string>((resolve) => ch.on("error", (e: Error) => resolve(e.message)));
   try {

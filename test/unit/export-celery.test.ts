@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { TopoError } from "../../src/errors.js";
-import { brokerEnvName, celeryCluster, celeryModule, py, type CeleryExportOptions } from "../../src/export/celery.js";
+import { brokerEnvName, celeryCluster, celeryModule, py, WORKER_OPTIONS, type CeleryExportOptions } from "../../src/export/celery.js";
+import { TASK_NAME_BODY } from "../../src/core/naming.js";
 import type { DesiredState } from "../../src/model.js";
 
 // --- builders -------------------------------------------------------------------------------
@@ -46,23 +47,24 @@ function thrown(fn: () => unknown): TopoError {
 
 // --- tests ----------------------------------------------------------------------------------
 describe("export celery: queues", () => {
-  it("declares each queue with exactly topo's flags, exchange and binding key", () => {
+  it("describes each queue with exactly topo's flags, exchange and binding key, and never declares it", () => {
     const sync = generate(desired()).text;
     const async = generate(desired(), { cluster: "async" }).text;
     expect(queueBlock(sync, "mplogin.sync")).toBe(
       [
         `    Queue(`,
         `        "mplogin.sync",`,
-        `        Exchange("mplogin", type="topic", durable=True, auto_delete=False, delivery_mode=1),`,
+        `        Exchange("mplogin", type="topic", durable=True, auto_delete=False, delivery_mode=1, no_declare=True),`,
         `        routing_key="mplogin.sync.#",`,
         `        durable=False,`,
         `        auto_delete=False,`,
         `        exclusive=False,`,
         `        queue_arguments={},`,
+        `        no_declare=True,`,
       ].join("\n"),
     );
     expect(queueBlock(async, "mplogin.async")).toContain(`        durable=True,\n`);
-    expect(queueBlock(async, "mplogin.async")).toContain(`delivery_mode=2),`);
+    expect(queueBlock(async, "mplogin.async")).toContain(`delivery_mode=2, no_declare=True),`);
     // Only the cluster's own queues: a Celery app connects to one broker.
     expect(sync).not.toContain(`Queue(\n        "mplogin.async"`);
     expect(async).not.toContain(`Queue(\n        "mplogin.sync"`);
@@ -103,6 +105,29 @@ describe("export celery: queues", () => {
     const text = generate(desired()).text;
     expect(topLevel(text, "task_create_missing_queues")).toBe("False");
     expect(topLevel(text, "task_queue_max_priority")).toBe("None");
+  });
+});
+
+describe("export celery: least privilege", () => {
+  it("turns off remote control and events, and names the worker options Celery has no setting for", () => {
+    for (const cluster of ["sync", "async"]) {
+      const text = generate(desired(), { cluster }).text;
+      expect(topLevel(text, "worker_enable_remote_control")).toBe("False");
+      expect(topLevel(text, "worker_send_task_events")).toBe("False");
+      expect(topLevel(text, "task_send_sent_event")).toBe("False");
+      expect(text).toContain(`#   celery -A <app> worker -Q <service>.<kind> ${WORKER_OPTIONS.join(" ")}\n`);
+      expect(text).toContain("# Nothing here declares the service queues and exchanges: run topo apply before starting workers.\n");
+      // Every Queue and every Exchange of the module: none is declared by Celery.
+      expect(text.match(/^ {4}Queue\(/gm)?.length).toBe(text.match(/^ {8}no_declare=True,$/gm)?.length);
+      expect(text.match(/Exchange\("/g)?.length).toBe(text.match(/delivery_mode=\d, no_declare=True\)/g)?.length);
+    }
+    expect(WORKER_OPTIONS).toEqual(["--without-mingle", "--without-gossip", "--without-heartbeat"]);
+  });
+
+  it("routes only task names whose task part the users' topic permissions allow", () => {
+    const text = generate(desired()).text;
+    expect(text).toContain(`_TASK = re.compile(r"\\A${TASK_NAME_BODY}\\Z")`);
+    expect(text).toMatch(/ {4}if not _TASK\.match\(task_name\):\n {8}raise TopoRouteError\(/);
   });
 });
 

@@ -1,0 +1,163 @@
+// The least rights of topo's users, on plain objects: the exact regexes, and what they let through
+// when RabbitMQ matches names against them (Erlang's re and JavaScript's RegExp agree on these:
+// anchors, (?:|), classes and counts). The integration test (least-privilege.test.ts) shows the
+// same rules working, and refusing, with real Celery workers.
+
+import { describe, expect, it } from "vitest";
+import type { RawConfig } from "../../src/config/normalize.js";
+import type { DesiredCluster } from "../../src/model.js";
+import { DEFAULT_EXCHANGE, NOTHING, REPLY_QUEUE, rightsOn, type Grant, type VhostRights } from "../../src/core/permissions.js";
+import { desiredOf, raw } from "../helpers/builders.js";
+
+// mplogin has both kinds (sync on cluster sync, async on cluster async), mpwallet only sync,
+// mpaudit only async.
+const THREE: RawConfig = raw({ services: ["mplogin", { name: "mpwallet", async: false }, { name: "mpaudit", sync: false }] });
+const SYNC = desiredOf(THREE, "sync");
+const ASYNC = desiredOf(THREE, "async");
+
+const grant = (user: string, consumes: string[], publishes: string[] | "all" = []): Grant => ({ user, consumes, publishes });
+const rights = (c: DesiredCluster, g: Grant, prefix = "mp"): VhostRights => {
+  const r = rightsOn(c, g, prefix);
+  expect(r, `${g.user} on ${c.target.name}`).toBeDefined();
+  return r!;
+};
+
+/** Does RabbitMQ's check `name =~ regex` pass? */
+const allows = (regex: string, name: string) => new RegExp(regex).test(name);
+const topic = (r: VhostRights, exchange: string) => r.topics.find((t) => t.exchange === exchange);
+
+// A Celery 5.2 client's reply queue name, as the experiments saw it (kombu's uuid3 of the app).
+const OID = "287e2d36-a4da-3806-85c8-b4ea1c610663";
+
+describe("rightsOn: a worker", () => {
+  it("reads its own queue, answers through the default exchange, and sends the sync tasks it lists", () => {
+    const r = rights(SYNC, grant("mplogin", ["mplogin"], ["mpwallet"]));
+    expect(r).toEqual({
+      configure: `^${REPLY_QUEUE}$`,
+      write: "^(?:amq\\.default|mpwallet)$",
+      read: `^(?:mplogin\\.sync|${REPLY_QUEUE})$`,
+      topics: [{ exchange: "mpwallet", write: "^mpwallet\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING }],
+    });
+    expect(allows(r.read, "mplogin.sync")).toBe(true);
+    expect(allows(r.read, OID)).toBe(true);
+    expect(allows(r.configure, OID)).toBe(true);
+    for (const other of ["mpwallet.sync", "mplogin.async", "mplogin.sync.x", "xmplogin.sync", "mploginXsync", `${OID}.reply.celery.pidbox`, "celeryev.abc"]) {
+      expect(allows(r.read, other), other).toBe(false);
+    }
+    // No configure on any service object: it can neither re-declare nor delete them.
+    for (const name of ["mplogin.sync", "mpwallet.sync", "mplogin", "mpwallet", "celery.pidbox", "celeryev"]) expect(allows(r.configure, name), name).toBe(false);
+    expect(allows(r.write, DEFAULT_EXCHANGE)).toBe(true);
+    for (const name of ["mplogin", "amq.topic", "amqXdefault", "mpwallet2", "celery"]) expect(allows(r.write, name), name).toBe(false);
+    const keys = topic(r, "mpwallet")!.write;
+    expect(allows(keys, "mpwallet.sync.balance")).toBe(true);
+    for (const key of ["mpwallet.sync", "mpwallet.sync.", "mpwallet.async.credit", "mpwallet.sync.a.b", "mpwallet.sync.log-in", "mpwallet.sync.#", "mplogin.sync.register", "mpwalletXsyncXbalance"]) {
+      expect(allows(keys, key), key).toBe(false);
+    }
+  });
+
+  it("needs no reply queue when it calls nothing sync, and no default exchange when it answers nothing", () => {
+    // mplogin on the async cluster: consumes mplogin.async, sends mpaudit's async tasks.
+    expect(rights(ASYNC, grant("mplogin", ["mplogin"], ["mpwallet", "mpaudit"]))).toEqual({
+      configure: NOTHING,
+      write: "^mpaudit$",
+      read: "^mplogin\\.async$",
+      topics: [{ exchange: "mpaudit", write: "^mpaudit\\.async\\.[A-Za-z0-9_]+$", read: NOTHING }],
+    });
+    // A sync-only worker that calls nothing: read its queue, answer; nothing else.
+    expect(rights(SYNC, grant("mpwallet", ["mpwallet"]))).toEqual({ configure: NOTHING, write: "^amq\\.default$", read: "^mpwallet\\.sync$", topics: [] });
+    // An async-only worker that calls nothing: read its queue, and that is all.
+    expect(rights(ASYNC, grant("mpaudit", ["mpaudit"]))).toEqual({ configure: NOTHING, write: NOTHING, read: "^mpaudit\\.async$", topics: [] });
+  });
+
+  it("gets nothing on a cluster where none of its services has a queue", () => {
+    expect(rightsOn(ASYNC, grant("mpwallet", ["mpwallet"]), "mp")).toBeUndefined();
+    expect(rightsOn(SYNC, grant("mpaudit", ["mpaudit"], ["mpaudit"]), "mp")).toBeUndefined();
+    // Names the topology does not have grant nothing, and never reach a regex.
+    expect(rightsOn(SYNC, grant("ghost", ["mpghost"], ["mpnobody", "amq.default", ".*"]), "mp")).toBeUndefined();
+    const r = rights(SYNC, grant("mplogin", ["mplogin", ".*"], ["mpnobody", ".*"]));
+    expect(r).toEqual({ configure: NOTHING, write: "^amq\\.default$", read: "^mplogin\\.sync$", topics: [] });
+  });
+
+  it("consumes both kinds where one cluster holds both, and sends either kind where it may", () => {
+    const one = raw({ clusters: { main: { url: "amqp://u:p@h:5672/m" } }, defaults: { sync: { cluster: "main" }, async: { cluster: "main" } }, services: ["mplogin", "mpwallet"] });
+    const c = desiredOf(one, "main");
+    const r = rights(c, grant("mplogin", ["mplogin"], ["mpwallet"]));
+    expect(r.read).toBe(`^(?:mplogin\\.async|mplogin\\.sync|${REPLY_QUEUE})$`);
+    expect(r.topics).toEqual([{ exchange: "mpwallet", write: "^mpwallet\\.(?:async|sync)\\.[A-Za-z0-9_]+$", read: NOTHING }]);
+    expect(allows(r.topics[0]!.write, "mpwallet.async.credit") && allows(r.topics[0]!.write, "mpwallet.sync.balance")).toBe(true);
+    expect(allows(r.topics[0]!.write, "mpwallet.other.x")).toBe(false);
+    // The module of a cluster with sync queues has rpc:// results, and Celery declares the
+    // sender's reply queue before sending even an async task: configure on it, but no read, for
+    // a user that sends async tasks only. A worker that sends nothing declares nothing.
+    const asyncOnly = raw({ clusters: { main: { url: "amqp://u:p@h:5672/m" } }, defaults: { sync: { cluster: "main" }, async: { cluster: "main" } }, services: ["mplogin", { name: "mpwallet", sync: false }] });
+    expect(rights(desiredOf(asyncOnly, "main"), grant("mplogin", ["mplogin"], ["mpwallet"]))).toEqual({
+      configure: `^${REPLY_QUEUE}$`,
+      write: "^(?:amq\\.default|mpwallet)$",
+      read: "^(?:mplogin\\.async|mplogin\\.sync)$",
+      topics: [{ exchange: "mpwallet", write: "^mpwallet\\.async\\.[A-Za-z0-9_]+$", read: NOTHING }],
+    });
+    expect(rights(c, grant("mpwallet", ["mpwallet"])).configure).toBe(NOTHING);
+  });
+});
+
+describe("rightsOn: the edge", () => {
+  it("publishes every service's task names on the cluster and reads only its reply queue", () => {
+    const edge = grant("edge", [], "all");
+    expect(rights(SYNC, edge)).toEqual({
+      configure: `^${REPLY_QUEUE}$`,
+      write: "^(?:mplogin|mpwallet)$",
+      read: `^${REPLY_QUEUE}$`,
+      topics: [
+        { exchange: "mplogin", write: "^mplogin\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING },
+        { exchange: "mpwallet", write: "^mpwallet\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING },
+      ],
+    });
+    // Async only: fire and forget, so no reply queue at all.
+    expect(rights(ASYNC, edge)).toEqual({
+      configure: NOTHING,
+      write: "^(?:mpaudit|mplogin)$",
+      read: NOTHING,
+      topics: [
+        { exchange: "mpaudit", write: "^mpaudit\\.async\\.[A-Za-z0-9_]+$", read: NOTHING },
+        { exchange: "mplogin", write: "^mplogin\\.async\\.[A-Za-z0-9_]+$", read: NOTHING },
+      ],
+    });
+    const r = rights(SYNC, edge);
+    for (const q of ["mplogin.sync", "mpwallet.sync"]) expect(allows(r.read, q) || allows(r.configure, q), q).toBe(false);
+    expect(allows(r.write, DEFAULT_EXCHANGE)).toBe(false);
+  });
+
+  it("gives every exchange it may write to a topic permission (without one, any routing key goes)", () => {
+    for (const c of [SYNC, ASYNC]) {
+      for (const g of [grant("edge", [], "all"), grant("mplogin", ["mplogin"], ["mpwallet", "mpaudit", "mplogin"]), grant("mpwallet", ["mpwallet"])]) {
+        const r = rightsOn(c, g, "mp");
+        if (!r) continue;
+        const exchanges = c.resources.filter((x) => x.kind === "exchange").map((x) => x.name);
+        for (const e of exchanges.filter((e) => allows(r.write, e))) expect(topic(r, e), `${g.user} on ${c.target.name}: ${e}`).toBeDefined();
+        expect(r.topics.map((t) => t.exchange)).toEqual(exchanges.filter((e) => allows(r.write, e)));
+      }
+    }
+  });
+});
+
+describe("rightsOn: names in regexes", () => {
+  it("anchors every regex and escapes the dots of queue names", () => {
+    const r = rights(SYNC, grant("mplogin", ["mplogin"], "all"));
+    for (const re of [r.configure, r.write, r.read, ...r.topics.flatMap((t) => [t.write, t.read])]) expect(re).toMatch(/^\^.*\$$/);
+    expect(allows(r.read, "mploginxsync")).toBe(false);
+    expect(allows(r.write, "amqxdefault")).toBe(false);
+  });
+
+  it("matches a Celery client's reply queue and nothing named like a service or Celery's own objects", () => {
+    const reply = new RegExp(`^${REPLY_QUEUE}$`);
+    expect(reply.test(OID)).toBe(true);
+    for (const name of [OID.toUpperCase(), `${OID}.reply.celery.pidbox`, `x${OID}`, "mplogin.sync", "celery", "celeryev.0b2d"]) expect(reply.test(name), name).toBe(false);
+  });
+
+  it("takes service names of the prefix only: a prefix is lowercase letters and _, so a name holds no regex metacharacter but the escaped dot", () => {
+    // normalize never lets another name through; rightsOn refuses to put one into a regex anyway.
+    expect(() => rightsOn(SYNC, grant("mplogin", ["mplogin"]), "zz")).toThrow("service mplogin of cluster sync is not a service name of prefix zz");
+    const prefixed = raw({ prefix: "ab_", services: ["ab_login"] });
+    expect(rights(desiredOf(prefixed, "sync"), grant("u", ["ab_login"]), "ab_").read).toBe("^ab_login\\.sync$");
+  });
+});
