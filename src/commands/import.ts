@@ -16,6 +16,7 @@ import { diffCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
 import { whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
+import { importUsers } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { literal, PasswordVariables, rewriteSection, schemaReference, urlSection } from "../import/sections.js";
 import { forEachCluster, identify, managementClient, type ConnectionOptions } from "./clusters.js";
@@ -105,7 +106,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     const client = managementClient(c, opts);
     try {
       // A file describing another broker than the one named would be adopted as the truth.
-      const [actual] = await Promise.all([readCluster(client, c.target), identify(c, client, opts)]);
+      const [actual] = await Promise.all([readCluster(client, c.target, true), identify(c, client, opts)]);
       if (!actual.vhostExists) {
         throw new BrokerError(c.target.name, `vhost ${JSON.stringify(c.target.amqp.vhost)} does not exist at ${c.target.management.display}; there is nothing to import`, {
           hints: ["check the vhost, the path of the url (%2F or no path for /); GET /api/vhosts or rabbitmqctl list_vhosts lists them"],
@@ -124,15 +125,30 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster })),
     { prefix: p.prefix, argumentSchemas },
   );
+  const sources = p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster }));
+  const serviceNames = inference.body.services.map((s) => (typeof s === "string" ? s : s.name));
+  const imported = importUsers(sources, serviceNames, p.prefix);
+  const unreadable = actuals.find((a) => a.usersUnreadable !== undefined)?.usersUnreadable;
+  const notices = [
+    ...(p.notices ?? []),
+    ...(imported.users.length
+      ? [
+          `users: each user's password is read from a variable (${imported.users.map((u) => `\${${u.passwordEnv}}`).join(", ")}); the broker keeps only a hash, so export each with the user's current password before running topo, or plan shows (password) and apply sets the variable's value.`,
+        ]
+      : []),
+    ...imported.skipped,
+    ...(unreadable ? [`users were not imported: ${unreadable}.`] : []),
+  ];
   const text = emitTopology({
+    users: imported.users,
     inference,
     clusters: p.sources.map((s) => ({ name: s.name, section: s.section })),
     schemaLine: p.schemaLine,
     schemaKey: p.schemaKey,
-    notices: p.notices,
+    notices,
     redact: (t) => redactor.text(t),
   });
-  readBack(text, p, actuals, inference, env);
+  readBack(text, p, actuals, inference, { ...env, ...Object.fromEntries(imported.users.map((u) => [u.passwordEnv, "import-read-back"])) });
 
   let output: string | undefined;
   if (opts.output) {
@@ -147,7 +163,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     queues: inference.queues,
     changes: inference.clusters.reduce((n, c) => n + c.changes.length, 0),
     kept: inference.clusters.reduce((n, c) => n + c.kept.length, 0),
-    notices: p.notices,
+    notices,
   };
 }
 
@@ -347,7 +363,14 @@ function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference
   p.sources.forEach((s, i) => {
     const dc = back.clusters.find((c) => c.target.name === s.name);
     if (!dc) throw bug(`has no cluster ${s.name}`);
-    const keys = (as: { op: string; key: string }[]) => as.map((a) => `${a.op} ${a.key}`).sort().join("\n");
+    // Users are compared on their own (their passwords are variables here): the comments list
+    // the changes to exchanges, queues, bindings and policies.
+    const keys = (as: { op: string; key: string }[]) =>
+      as
+        .filter((a) => !/^(user|permission|topic-permission)\|/.test(a.key))
+        .map((a) => `${a.op} ${a.key}`)
+        .sort()
+        .join("\n");
     const planned = diffCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
     const listed = inference.clusters[i]?.changes.map((c) => c.action) ?? [];
     if (keys(planned) !== keys(listed)) throw bug(`would plan other changes on cluster ${s.name} than its comments list`);

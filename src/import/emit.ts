@@ -7,6 +7,7 @@ import type { RawQueueSettings, RawService } from "../config/normalize.js";
 import { renderAction } from "../plan/render.js";
 import { names } from "../core/words.js";
 import type { ClusterImport, Inference } from "./infer.js";
+import type { ImportedUser } from "./users.js";
 
 export const DEFAULT_SCHEMA_LINE = "yaml-language-server: $schema=./schemas/topology.schema.json";
 
@@ -26,6 +27,8 @@ export interface EmitInput {
   notices?: string[];
   /** Applied to every comment line: comments quote names and values the broker holds. */
   redact?: (s: string) => string;
+  /** The users section, when the brokers hold users topo marked. */
+  users?: ImportedUser[];
 }
 
 /** Settings that fit on a line are written { like: this }, as in the docs; longer ones as blocks. */
@@ -136,6 +139,11 @@ function header(input: EmitInput): string[] {
 export function emitTopology(input: EmitInput): string {
   const { body } = input.inference;
   const doc = new Document();
+  const flowList = (items: string[]) => {
+    const node = doc.createNode(items) as YAMLSeq;
+    node.flow = true;
+    return node;
+  };
   const root = doc.createNode({}) as YAMLMap;
   if (input.schemaKey !== undefined) root.set("$schema", escapeDollars(input.schemaKey));
   root.set("version", 1);
@@ -173,6 +181,20 @@ export function emitTopology(input: EmitInput): string {
     services.add(entry);
   }
   root.set("services", services);
+
+  if (input.users?.length) {
+    const users = doc.createNode({}) as YAMLMap;
+    for (const u of input.users) {
+      const entry = doc.createNode({}) as YAMLMap;
+      // A reference, not a value: written as is (escapeDollars would make it a literal).
+      entry.set("password", `\${${u.passwordEnv}}`);
+      if (u.consumes.length) entry.set("consumes", flowList(u.consumes));
+      if (u.publishes === "all" || u.publishes.length) entry.set("publishes", u.publishes === "all" ? "all" : flowList(u.publishes));
+      if (u.tags.length) entry.set("tags", flowList(escapeDollars(u.tags)));
+      users.set(u.name, entry);
+    }
+    root.set("users", users);
+  }
 
   doc.contents = root;
   doc.commentBefore = header(input).join("\n");

@@ -7,8 +7,9 @@ import { credentials, isSha256Hash, rabbitHash } from "../../src/config/credenti
 import { diffCluster } from "../../src/plan/diff.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { userConflicts } from "../../src/plan/users.js";
+import { importUsers, passwordVariable } from "../../src/import/users.js";
 import type { ActualCluster, DesiredCluster, Permission, Resource, TopicPermission, User } from "../../src/model.js";
-import { actual, raw, service } from "../helpers/builders.js";
+import { actual, importSource, raw, service } from "../helpers/builders.js";
 
 const SECRET = "s3cret/with:chars@";
 
@@ -218,5 +219,33 @@ describe("diff: users, permissions and topic permissions", () => {
     const c = cluster(raw({ services: ["mplogin"] }));
     const now = actual([...c.resources, ...service("mplogin", "sync").slice(0, 0), { kind: "user", name: "x", tags: ["topo.mp"] }], { userHashes: {}, userVhosts: {} });
     expect(diffCluster(c, now, "mp").actions).toEqual([]);
+  });
+});
+
+describe("import: the users section from the broker", () => {
+  it("reads what each marked user consumes and publishes off its regexes, and never a password", () => {
+    const c = cluster();
+    const sync = importSource("s", [...c.resources.filter((r) => r.kind !== "vhost"), ...service("mplogin", "sync"), ...service("mpwallet", "sync")]);
+    const other: Resource[] = [
+      { kind: "user", name: "alice", tags: ["administrator"] },
+      { kind: "permission", user: "alice", configure: ".*", write: ".*", read: ".*" },
+      { kind: "user", name: "elsewhere", tags: ["topo.mp"] },
+      { kind: "user", name: "idle", tags: ["topo.mp", "monitoring"] },
+      { kind: "permission", user: "idle", configure: "^$", write: "^$", read: "^$" },
+    ];
+    sync.actual.resources.push(...other);
+    const out = importUsers([sync], ["mplogin", "mpwallet"], "mp");
+    expect(out.users).toEqual([
+      { name: "edge", passwordEnv: "EDGE_PASSWORD", consumes: [], publishes: "all", tags: [] },
+      { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: [] },
+    ]);
+    // alice is not topo's; elsewhere has rights only on vhosts not imported; idle has none here.
+    expect(out.skipped).toEqual([expect.stringMatching(/^user idle carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/)]);
+  });
+
+  it("names the password variable after the user, as an environment variable can be named", () => {
+    expect(passwordVariable("mplogin")).toBe("MPLOGIN_PASSWORD");
+    expect(passwordVariable("edge-1.prod@x")).toBe("EDGE_1_PROD_X_PASSWORD");
+    expect(passwordVariable("1st")).toBe("U_1ST_PASSWORD");
   });
 });

@@ -1,0 +1,76 @@
+// Pure: the users section of an imported file. A user topo marked (tag topo.<prefix>) is written
+// with what it consumes and publishes, read off its permissions on each cluster: a service is
+// consumed where the user's read regex matches one of its queues there, and published to where
+// its write regex matches the service's exchange. Its password is never read (the broker has
+// only a hash): the file refers to a variable, which the user exports before running topo.
+
+import type { Permission, User } from "../model.js";
+import { userMarkerTag } from "../core/naming.js";
+import type { ImportSource } from "./types.js";
+
+export interface ImportedUser {
+  name: string;
+  passwordEnv: string;
+  consumes: string[];
+  publishes: string[] | "all";
+  tags: string[];
+}
+
+export interface ImportedUsers {
+  users: ImportedUser[];
+  /** Marked users import leaves out, and why. */
+  skipped: string[];
+}
+
+/** The variable a user's password is read from: USER_PASSWORD, upper case, other characters as _. */
+export function passwordVariable(user: string): string {
+  const v = `${user.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_PASSWORD`;
+  return /^[0-9]/.test(v) ? `U_${v}` : v;
+}
+
+/** RabbitMQ's permission regexes are PCRE; one JavaScript cannot read matches nothing here. */
+function matcher(source: string): (name: string) => boolean {
+  try {
+    const re = new RegExp(source);
+    return (name) => re.test(name);
+  } catch {
+    return () => false;
+  }
+}
+
+export function importUsers(sources: ImportSource[], services: string[], prefix: string): ImportedUsers {
+  const marker = userMarkerTag(prefix);
+  const marked = new Map<string, User>();
+  for (const s of sources) for (const r of s.actual.resources) if (r.kind === "user" && r.tags.includes(marker)) marked.set(r.name, r);
+  const users: ImportedUser[] = [];
+  const skipped: string[] = [];
+  for (const u of [...marked.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const consumes = new Set<string>();
+    const publishes = new Set<string>();
+    // A marked user with no rights on these vhosts is another topology's (same prefix, other vhosts).
+    if (!sources.some((s) => s.actual.resources.some((r) => r.kind === "permission" && r.user === u.name))) continue;
+    for (const s of sources) {
+      const p = s.actual.resources.find((r): r is Permission => r.kind === "permission" && r.user === u.name);
+      if (!p) continue;
+      const read = matcher(p.read);
+      const write = matcher(p.write);
+      const names = new Set(s.actual.resources.flatMap((r) => (r.kind === "queue" || r.kind === "exchange" ? [r.name] : [])));
+      for (const svc of services) {
+        if ([`${svc}.sync`, `${svc}.async`].some((q) => names.has(q) && read(q))) consumes.add(svc);
+        if (names.has(svc) && write(svc)) publishes.add(svc);
+      }
+    }
+    if (consumes.size === 0 && publishes.size === 0) {
+      skipped.push(`user ${u.name} carries topo's tag ${marker} but its permissions on these vhosts let it consume or publish to no service of the file, so import leaves it out (a plan of the file would delete it: add it to users: by hand if it must stay)`);
+      continue;
+    }
+    users.push({
+      name: u.name,
+      passwordEnv: passwordVariable(u.name),
+      consumes: [...consumes].sort(),
+      publishes: services.length > 0 && services.every((s) => publishes.has(s)) ? "all" : [...publishes].sort(),
+      tags: u.tags.filter((t) => t !== marker),
+    });
+  }
+  return { users, skipped };
+}
