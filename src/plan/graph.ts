@@ -1,7 +1,7 @@
 // Pure: the desired state as a diagram (clusters, exchanges, queues, bindings) for docs and
 // reviews. Mermaid renders in GitHub and GitLab markdown; DOT goes through Graphviz.
 
-import type { Binding, DesiredCluster, DesiredState, Exchange, QueueSpec } from "../model.js";
+import type { Binding, DesiredCluster, DesiredState, Exchange, Permission, QueueSpec, TopicPermission, User } from "../model.js";
 
 export type GraphFormat = "mermaid" | "dot";
 export const GRAPH_FORMATS: readonly GraphFormat[] = ["mermaid", "dot"];
@@ -9,7 +9,7 @@ export const GRAPH_FORMATS: readonly GraphFormat[] = ["mermaid", "dot"];
 interface Node {
   id: string;
   label: string;
-  shape: "exchange" | "queue";
+  shape: "exchange" | "queue" | "user";
 }
 
 interface Edge {
@@ -26,7 +26,7 @@ interface Group {
 }
 
 /** Ids must be unique across clusters (the same exchange exists on both) and safe in both syntaxes. */
-function nodeId(cluster: string, kind: "x" | "q", name: string): string {
+function nodeId(cluster: string, kind: "x" | "q" | "u", name: string): string {
   return `${kind}_${cluster}_${name}`.replace(/[^A-Za-z0-9_]/g, "_");
 }
 
@@ -46,6 +46,19 @@ function groupOf(c: DesiredCluster): Group {
     ...c.queues.map((q): Node => ({ id: nodeId(name, "q", q.queue.name), label: queueLabel(q), shape: "queue" })),
   ];
   const edges = bindings.map((b): Edge => ({ from: nodeId(name, "x", b.source), to: nodeId(name, b.destinationType === "queue" ? "q" : "x", b.destination), label: b.routingKey }));
+  // Users with rights on this cluster: what each may publish to (its topic permissions) and
+  // consume (the queues its read regex allows). Never a password.
+  const users = c.resources.filter((r): r is User => r.kind === "user");
+  for (const u of users) {
+    const id = nodeId(name, "u", u.name);
+    nodes.push({ id, label: `user ${u.name}`, shape: "user" });
+    const perm = c.resources.find((r): r is Permission => r.kind === "permission" && r.user === u.name);
+    const read = perm ? new RegExp(perm.read) : undefined;
+    for (const q of c.queues) if (read?.test(q.queue.name)) edges.push({ from: nodeId(name, "q", q.queue.name), to: id, label: "consumes" });
+    for (const t of c.resources.filter((r): r is TopicPermission => r.kind === "topic-permission" && r.user === u.name)) {
+      edges.push({ from: id, to: nodeId(name, "x", t.exchange), label: "publishes" });
+    }
+  }
   return { id: `c_${name}`.replace(/[^A-Za-z0-9_]/g, "_"), label: `cluster ${name} (vhost ${c.target.amqp.vhost})`, nodes, edges };
 }
 
@@ -57,7 +70,8 @@ function mermaid(groups: Group[]): string {
   for (const g of groups) {
     lines.push(`  subgraph ${g.id}["${mermaidText(g.label)}"]`, "    direction LR");
     for (const n of g.nodes) {
-      lines.push(n.shape === "exchange" ? `    ${n.id}{{"${mermaidText(n.label)}"}}` : `    ${n.id}[("${mermaidText(n.label)}")]`);
+      const text = mermaidText(n.label);
+      lines.push(n.shape === "exchange" ? `    ${n.id}{{"${text}"}}` : n.shape === "queue" ? `    ${n.id}[("${text}")]` : `    ${n.id}(["${text}"])`);
     }
     for (const e of g.edges) lines.push(`    ${e.from} -->|"${mermaidText(e.label)}"| ${e.to}`);
     lines.push("  end");
@@ -73,7 +87,7 @@ function dot(groups: Group[]): string {
   for (const g of groups) {
     // Graphviz draws a box around a subgraph only when its name starts with "cluster".
     lines.push(`  subgraph cluster_${g.id} {`, `    label=${dotText(g.label)};`);
-    for (const n of g.nodes) lines.push(`    ${n.id} [label=${dotText(n.label)}, shape=${n.shape === "exchange" ? "hexagon" : "cylinder"}];`);
+    for (const n of g.nodes) lines.push(`    ${n.id} [label=${dotText(n.label)}, shape=${{ exchange: "hexagon", queue: "cylinder", user: "oval" }[n.shape]}];`);
     for (const e of g.edges) lines.push(`    ${e.from} -> ${e.to} [label=${dotText(e.label)}];`);
     lines.push("  }");
   }

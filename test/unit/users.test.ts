@@ -8,6 +8,8 @@ import { diffCluster } from "../../src/plan/diff.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { userConflicts } from "../../src/plan/users.js";
 import { importUsers, passwordVariable } from "../../src/import/users.js";
+import { definitionsOf } from "../../src/export/definitions.js";
+import { renderGraph } from "../../src/plan/graph.js";
 import type { ActualCluster, DesiredCluster, Permission, Resource, TopicPermission, User } from "../../src/model.js";
 import { actual, importSource, raw, service } from "../helpers/builders.js";
 
@@ -247,5 +249,32 @@ describe("import: the users section from the broker", () => {
     expect(passwordVariable("mplogin")).toBe("MPLOGIN_PASSWORD");
     expect(passwordVariable("edge-1.prod@x")).toBe("EDGE_1_PROD_X_PASSWORD");
     expect(passwordVariable("1st")).toBe("U_1ST_PASSWORD");
+  });
+});
+
+describe("export definitions and graph know users", () => {
+  it("definitions carry each user with a freshly salted hash of its password, its permissions and topic permissions", () => {
+    const c = cluster();
+    const d = definitionsOf(c);
+    const text = JSON.stringify(d);
+    expect(text).not.toContain(SECRET);
+    expect(d.users?.map((u) => [u.name, u.tags, u.hashing_algorithm])).toEqual([
+      ["edge", "topo.mp", "rabbit_password_hashing_sha256"],
+      ["mplogin", "topo.mp", "rabbit_password_hashing_sha256"],
+    ]);
+    const mine = d.users?.find((u) => u.name === "mplogin") as { password_hash: string };
+    expect(credentials(new Map([["x", { password: SECRET }]])).matches("x", { hash: mine.password_hash, algorithm: "rabbit_password_hashing_sha256" })).toBe(true);
+    expect(d.permissions?.map((p) => p.user)).toEqual(["edge", "mplogin"]);
+    expect(d.topic_permissions?.map((p) => `${p.user} ${p.exchange}`)).toEqual(["edge mplogin", "edge mpwallet", "mplogin mpwallet"]);
+    expect(definitionsOf(cluster(raw({ services: ["mplogin"] }))).users).toBeUndefined();
+  });
+
+  it("graph draws who consumes which queue and publishes to which exchange", () => {
+    const { desired } = normalize(users());
+    const g = renderGraph(desired, "mermaid");
+    expect(g).toContain('u_sync_mplogin(["user mplogin"])');
+    expect(g).toContain('q_sync_mplogin_sync -->|"consumes"| u_sync_mplogin');
+    expect(g).toContain('u_sync_mplogin -->|"publishes"| x_sync_mpwallet');
+    expect(g).not.toContain(SECRET);
   });
 });
