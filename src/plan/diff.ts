@@ -127,6 +127,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     // A user is the broker's, not the vhost's: kept while any cluster of the file on this broker
     // wants it, and deleted by one of them only.
     if (before.kind === "user" && (!users?.deletes || users.onBroker.includes(before.name))) continue;
+    // The user topo itself connects as is never deleted or stripped of its rights, even if
+    // someone gave it topo's tag.
+    if (isOwnUser(before, desired)) continue;
     if (before.kind === "user" && usedElsewhere(before.name, users, actual).length) {
       foreign.push(before.name);
       continue;
@@ -195,6 +198,11 @@ function revokeTopicPermission(before: TopicPermission, want: Map<string, Resour
   if (!othersWanted) return undefined;
   if (before.write === DENY_ALL && before.read === DENY_ALL) return "none";
   return { ...before, write: DENY_ALL, read: DENY_ALL };
+}
+
+function isOwnUser(r: Resource, desired: DesiredCluster): boolean {
+  const name = r.kind === "user" ? r.name : r.kind === "permission" || r.kind === "topic-permission" ? r.user : undefined;
+  return name !== undefined && (name === desired.target.amqp.username || name === desired.target.management.username);
 }
 
 /** The vhosts outside the file's (on this broker) where `user` has permissions. */

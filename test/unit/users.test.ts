@@ -196,6 +196,16 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(diffCluster(second, { ...now, resources: now.resources }, "mp").actions.filter((a) => a.op === "delete" && a.key.startsWith("user|"))).toEqual([]);
   });
 
+  it("never deletes or strips the user topo itself connects as, even when it carries topo's tag", () => {
+    const c = cluster();
+    const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
+      { kind: "user", name: "u", tags: ["administrator", "topo.mp"] },
+      { kind: "permission", user: "u", configure: ".*", write: ".*", read: ".*" },
+    ]);
+    now.userVhosts = { ...now.userVhosts, u: ["s"] };
+    expect(diffCluster(c, now, "mp").actions).toEqual([]);
+  });
+
   it("names a file user that exists unmarked (or is another prefix's) as a conflict, unless adopted", () => {
     const c = cluster();
     const now = actual([{ kind: "user", name: "mplogin", tags: [] }, { kind: "user", name: "edge", tags: ["topo.mpx"] }], { userHashes: {}, userVhosts: {} });
