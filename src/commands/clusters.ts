@@ -144,7 +144,6 @@ export async function readAndPlan(
   live?: () => Promise<AmqpSession>,
 ): Promise<{ plan: ClusterPlan; stateDigest: string }> {
   const actual = await readCluster(client, c.target);
-  const stateDigest = sha256(stateText(c, actual, prefix));
   let plan = diffCluster(c, actual, prefix);
   const owner = Ownership.of(prefix, actual.resources);
   const alone = leftBehind(actual, owner);
@@ -174,7 +173,15 @@ export async function readAndPlan(
   const mirrors = mirroring(c, actual);
   plan.warnings.push(...compat.warnings, ...mirrors.warnings);
   plan.degraded.push(...mirrors.degraded);
-  return { plan, stateDigest };
+  // Only a saved plan needs the digest (plan -o, apply PLANFILE): worked out when asked for. It
+  // depends on actual.resources alone, which nothing above changes.
+  let digest: string | undefined;
+  return {
+    plan,
+    get stateDigest() {
+      return (digest ??= sha256(stateText(c, actual, prefix)));
+    },
+  };
 }
 
 /**
