@@ -70,6 +70,10 @@ export function report(results) {
         `| ${op} | ${m.runs} | ${fmt(m.wallMs)} | ${fmt(m.cpuMs)} | ${fmt(m.cpuPerObjectUs)} | ${fmt(m.brokerCpuMs)} | ${fmt(m.brokerPerObjectUs)} | ${fmt(m.maxRssMB, 1)} | ${fmt(m.httpRequests)} | ${fmt(m.httpWrites)} | ${fmt(m.amqpRpcs)} | ${base ? "" : ratio(m.wallMs, a)} | ${op.startsWith("plan") ? ratio(m.wallMs, floor) : ""} |`,
       );
     }
+    const imports = results.sizes[n].rounds.map((x) => x.ops["(a) definitions import"]).filter(Boolean);
+    if (imports.some((i) => i.cliStartMs !== undefined)) {
+      lines.push("", `(a) went through \`rabbitmqctl import_definitions\` at this size (over HTTP this broker refuses bodies over 10 MB and gives up on a request after 60 s); the command line's own start, measured alone, took ${fmt(median(imports.map((i) => i.cliStartMs)))} ms of that time.`);
+    }
     const slowest = results.sizes[n].rounds.map((x) => x.ops["read floor"]?.slowestMs).filter(Boolean);
     if (slowest.length) {
       const kinds = Object.keys(slowest[0]);

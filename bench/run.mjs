@@ -23,7 +23,7 @@
 //   sent alone, both clusters at once, timed to the last byte and not parsed.
 
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -171,7 +171,10 @@ function definitionsOf(n, kind, vhost) {
  * the broker): this broker refuses HTTP bodies over 10 MB (max_http_body_size), and its HTTP
  * server gives up on a request after 60 s, which stops a long import or vhost delete half-way.
  */
-const HTTP_IMPORT_MAX = 5000;
+const HTTP_IMPORT_MAX = Number(process.env.BENCH_HTTP_IMPORT_MAX ?? 5000);
+/** rabbitmqctl reads the file as the rabbitmq user: a folder of its own that others may read. */
+const SHARED = mkdtempSync(join(tmpdir(), "topo-bench-definitions-"));
+chmodSync(SHARED, 0o755);
 
 function rabbitmqctl(args) {
   return new Promise((resolve, reject) => {
@@ -184,8 +187,8 @@ async function baselineDefinitions(n, vhosts) {
   const files = {};
   if (viaCli) {
     for (const kind of ["sync", "async"]) {
-      files[kind] = join(DIR, `definitions-${vhosts[kind]}.json`);
-      writeFileSync(files[kind], JSON.stringify({ vhosts: [{ name: vhosts[kind] }], ...definitionsOf(n, kind, vhosts[kind]) }));
+      files[kind] = join(SHARED, `definitions-${vhosts[kind]}.json`);
+      writeFileSync(files[kind], JSON.stringify({ vhosts: [{ name: vhosts[kind] }], ...definitionsOf(n, kind, vhosts[kind]) }), { mode: 0o644 });
     }
   }
   const r = await measured(async () => {
@@ -202,8 +205,8 @@ async function baselineDefinitions(n, vhosts) {
   });
   // The command line's own start (an Erlang VM) is in that time: measured alone, to be told apart.
   if (viaCli) {
-    const empty = join(DIR, "definitions-empty.json");
-    writeFileSync(empty, "{}");
+    const empty = join(SHARED, "definitions-empty.json");
+    writeFileSync(empty, "{}", { mode: 0o644 });
     r.cliStartMs = (await measured(() => rabbitmqctl(["import_definitions", empty]))).wallMs;
   }
   return r;
@@ -308,6 +311,9 @@ async function emptyVhost(v) {
     api("GET", `/api/exchanges/${v}?disable_stats=true&columns=name`),
   ]);
   if (!queues) return;
+  // A vhost that rabbitmqctl import_definitions made grants nobody anything yet.
+  const user = (process.env.BENCH_CREDENTIALS ?? "guest:guest").split(":")[0];
+  await api("PUT", `/api/permissions/${v}/${encodeURIComponent(user)}`, { configure: ".*", write: ".*", read: ".*" });
   const conn = await amqplib.connect(`${AMQP}/${v}`);
   try {
     const work = async (items, fn) => {
@@ -413,7 +419,7 @@ function contenders(n) {
   return list.filter((c) => !c.skip);
 }
 
-async function measureSize(n, runs) {
+async function measureSize(n, runs, save) {
   const rounds = [];
   for (let round = 1; round <= runs; round++) {
     const list = contenders(n);
@@ -429,6 +435,8 @@ async function measureSize(n, runs) {
         log(`  ${op}: ${Math.round(r.wallMs)} ms${r.brokerCpuMs === undefined ? "" : `, broker CPU ${Math.round(r.brokerCpuMs)} ms`}`);
       });
       settles[c.name] = await removeAndSettle(vhosts);
+      // Kept after every contender: a run stopped part-way keeps what it measured.
+      save([...rounds, { round, order: order.map((x) => x.name), loadAverage: load, ops, settles, partial: true }]);
       log(`  removed, broker settled in ${settles[c.name].settleMs} ms${settles[c.name].settled ? "" : ` (gave up waiting: ${JSON.stringify(settles[c.name])})`}`);
     }
     rounds.push({ round, order: order.map((c) => c.name), loadAverage: load, ops, settles });
@@ -490,10 +498,12 @@ async function main() {
   results.file = file.replace(`${ROOT}/`, "");
   try {
     for (const { n, runs } of SIZES) {
-      results.sizes[n] = await measureSize(n, runs);
-      // Kept after every size: a run stopped part-way keeps what it measured.
-      results.conditions.loadAverageAtEnd = loadavg();
-      writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`);
+      const save = (rounds) => {
+        results.sizes[n] = { rounds };
+        results.conditions.loadAverageAtEnd = loadavg();
+        writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`);
+      };
+      save((await measureSize(n, runs, save)).rounds);
     }
     const md = writeReport(merge([file]));
     process.stdout.write(`${md}\n`);
