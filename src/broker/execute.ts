@@ -153,11 +153,13 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 6. Bindings: the new ones, and every binding a replaced object had (they vanished with it).
     const binds = new Map<string, Binding>();
-    for (const a of creates("binding")) if (a.op === "create") binds.set(keyOf(a.after), a.after as Binding);
-    for (const a of replaces) for (const b of a.rebind) binds.set(keyOf(b), b);
-    const bindActions = new Map(creates("binding").map((a) => [keyOf(subjectOf(a)), a]));
+    // An action's key is keyOf(its object) already: not worked out again for every binding. A
+    // create's own object is kept, so that its completion finds its action.
+    for (const a of creates("binding")) if (a.op === "create") binds.set(a.key, a.after as Binding);
+    for (const a of replaces) for (const b of a.rebind) if (!binds.has(keyOf(b))) binds.set(keyOf(b), b);
+    const bindActions = new Map(creates("binding").map((a) => [subjectOf(a), a]));
     await writePipelined(amqp, [...binds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, (b) => {
-      const a = bindActions.get(keyOf(b));
+      const a = bindActions.get(b);
       if (a) mark(a);
     });
     for (const a of replaces) mark(a);
