@@ -11,7 +11,8 @@ const ratio = (a, b) => (a === undefined || b === undefined ? "–" : `${(a / b)
 const perObject = (ms, objects) => (ms === undefined || !objects ? undefined : (ms * 1000) / objects);
 
 const FIELDS = ["wallMs", "cpuMs", "brokerCpuMs", "maxRssMB", "httpRequests", "httpWrites", "amqpRpcs", "objects"];
-const BASELINES = ["(a) definitions import", "(b) sequential declares"];
+/** What is not topo: the two baselines, and the read floor (the broker answering alone). */
+const BASELINES = ["(a) definitions import", "(b) sequential declares", "read floor"];
 
 /** Per operation, the median of each figure over the rounds that have it. */
 export function medians(size) {
@@ -45,7 +46,7 @@ export function report(results) {
     "",
   );
   lines.push(
-    `Machine: ${machine.cpus} × ${machine.cpuModel}, ${fmt(machine.memGiB, 0)} GiB, Node ${machine.node}, RabbitMQ ${machine.rabbit} (the local broker, two vhosts as the two clusters). Run started ${results.startedAt}; load average ${conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(", ")} at the start and ${(conditions.loadAverageAtEnd ?? []).map((x) => x.toFixed(2)).join(", ")} at the end; ${conditions.otherBeamProcesses} other Erlang nodes ran on the same 2 cores (other engineers' tests), so figures move from round to round: compare ratios and medians.`,
+    `Machine: ${machine.cpus} × ${machine.cpuModel}, ${fmt(machine.memGiB, 0)} GiB, Node ${machine.node}, RabbitMQ ${machine.rabbit} (the local broker, two vhosts as the two clusters). ${(results.files ?? []).length > 1 ? `${results.files.length} runs, the first started` : "Run started"} ${results.startedAt}; load average ${conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(", ")} at the start and ${(conditions.loadAverageAtEnd ?? []).map((x) => x.toFixed(2)).join(", ")} at the end; ${conditions.otherBeamProcesses} other Erlang nodes ran on the same 2 cores (other engineers' tests), so figures move from round to round: compare ratios and medians.`,
     "",
   );
   lines.push("## How the comparison is kept fair", "");
@@ -65,7 +66,7 @@ export function report(results) {
     lines.push("| operation | runs | wall ms | topo CPU ms | topo CPU µs/object | broker CPU ms | broker CPU µs/object | peak RSS MB | HTTP requests | HTTP writes | AMQP methods | ÷ (a) import | ÷ read floor |");
     lines.push("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (const [op, m] of Object.entries(r)) {
-      const base = BASELINES.includes(op) || op === "read floor";
+      const base = BASELINES.includes(op);
       lines.push(
         `| ${op} | ${m.runs} | ${fmt(m.wallMs)} | ${fmt(m.cpuMs)} | ${fmt(m.cpuPerObjectUs)} | ${fmt(m.brokerCpuMs)} | ${fmt(m.brokerPerObjectUs)} | ${fmt(m.maxRssMB, 1)} | ${fmt(m.httpRequests)} | ${fmt(m.httpWrites)} | ${fmt(m.amqpRpcs)} | ${base ? "" : ratio(m.wallMs, a)} | ${op.startsWith("plan") ? ratio(m.wallMs, floor) : ""} |`,
       );
@@ -168,6 +169,7 @@ function raw(results) {
       lines.push(`| ${op} | ${rounds.map((r) => (r.ops[op] ? `${fmt(r.ops[op].wallMs)} / ${fmt(r.ops[op].cpuMs)} / ${fmt(r.ops[op].brokerCpuMs)}` : "–")).join(" | ")} |`);
     }
     lines.push(`| order | ${rounds.map((r) => r.order.join(" → ")).join(" | ")} |`);
+    if ((results.files ?? []).length > 1) lines.push(`| results file | ${rounds.map((r) => `\`${r.file}\``).join(" | ")} |`);
     lines.push(`| settle ms | ${rounds.map((r) => Object.values(r.settles).map((s) => `${fmt(s.settleMs)}${s.settled ? "" : " (gave up)"}`).join(", ")).join(" | ")} |`);
     lines.push("");
   }

@@ -463,11 +463,32 @@ function writeReport(results) {
   return md;
 }
 
-/** Results of several runs as one: a size in a later file replaces the same size in an earlier. */
-function merge(files) {
-  const all = files.map((f) => JSON.parse(readFileSync(f, "utf8")));
-  const last = all[all.length - 1];
-  return { ...last, files: files.map((f) => f.replace(`${ROOT}/`, "")), sizes: Object.assign({}, ...all.map((r) => r.sizes)), runs: all.map((r) => ({ file: r.file, startedAt: r.startedAt, machine: r.machine, conditions: r.conditions })) };
+/**
+ * Results of several runs as one. Each argument is a results file, optionally with the sizes to
+ * take from it (`FILE:100,1000`); the rounds of one size from several files are pooled, each
+ * keeping the name of its file.
+ */
+function merge(args) {
+  const runs = args.map((arg) => {
+    const [file, only] = arg.split(/:(?=[\d,]+$)/);
+    return { file, only: only?.split(",").map(Number), r: JSON.parse(readFileSync(file, "utf8")) };
+  });
+  const sizes = {};
+  for (const { file, only, r } of runs) {
+    for (const [n, size] of Object.entries(r.sizes)) {
+      if (only && !only.includes(Number(n))) continue;
+      const rounds = (sizes[n] ??= { rounds: [] }).rounds;
+      for (const round of size.rounds.filter((x) => !x.partial)) rounds.push({ ...round, round: rounds.length + 1, file: file.replace(`${ROOT}/`, "") });
+    }
+  }
+  const first = runs[0].r;
+  const last = runs[runs.length - 1].r;
+  return {
+    ...first,
+    files: runs.map(({ file }) => file.replace(`${ROOT}/`, "")),
+    sizes: Object.fromEntries(Object.entries(sizes).sort(([a], [b]) => Number(a) - Number(b))),
+    conditions: { ...first.conditions, loadAverageAtEnd: last.conditions.loadAverageAtEnd },
+  };
 }
 
 async function main() {
