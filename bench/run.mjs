@@ -1,34 +1,52 @@
-// topo's benchmark against the broker's own bulk import and against sequential declares.
-// Usage: npm run bench      (BENCH_SIZES=100,1000,5000 BENCH_RUNS=3 to choose; writes BENCHMARKS.md)
+// topo's benchmark against the broker's own bulk import and against sequential declares, fair by
+// construction, with the broker's own CPU time beside topo's.
 //
-// Each topo operation runs in a process of its own (bench/worker.mjs): wall time is the whole
-// process, as a pipeline sees it; CPU time and peak RSS are topo's own. The baselines create the
-// same objects in fresh vhosts of the same broker, two clusters at once like topo does:
-//   (a) one POST /api/definitions/{vhost} per cluster, the broker's bulk import;
-//   (b) amqplib over one channel per cluster, each declare awaited in turn (what a worker does).
+// Usage: npm run bench                          writes bench/results/<time>.json and BENCHMARKS.md
+//        BENCH_SIZES=100,1000,5000,25000:1      sizes, each with its rounds after ':' (default 3)
+//        BENCH_RUNS=3                           rounds of every size without its own
+//        node bench/run.mjs --report A.json B.json    BENCHMARKS.md again from kept results (a
+//                                               size in a later file replaces the same in an earlier)
+//
+// Fairness:
+// - Contenders: topo (plan, apply from empty, plan and apply with no changes, the read floor, 1%
+//   drift), topo on one cluster, (a) one definitions import per cluster, (b) sequential awaited
+//   declares. Each creates its own two vhosts, both at once, the vhost's creation timed.
+// - Before every contender the broker holds none of the others' objects: the previous contender's
+//   vhosts are deleted and the broker is waited for until it has finished removing them (the
+//   vhosts are gone, /api/overview's object totals are back to where they were when the
+//   benchmark started, and beam.smp is quiet again).
+// - The order of the contenders reverses from one round to the next; medians of the rounds, and
+//   every round's own figures kept in bench/results/.
+// - The broker's CPU (beam.smp's user+system time from /proc) is read before and after every
+//   operation; topo's own CPU and peak RSS come from its process's resource usage.
+// - The read floor: the requests topo's read makes (the same paths, stats off, the same columns),
+//   sent alone, both clusters at once, timed to the last byte and not parsed.
 
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem, tmpdir } from "node:os";
+import { execFile, execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import amqplib from "amqplib";
-import { serviceNames } from "./services.mjs";
+import { serviceNames as names } from "./services.mjs";
+import { report } from "./report.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const AMQP = process.env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const MGMT = process.env.BENCH_MANAGEMENT_URL ?? "http://127.0.0.1:15672";
 const AUTH = `Basic ${Buffer.from(process.env.BENCH_CREDENTIALS ?? "guest:guest").toString("base64")}`;
-const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000").split(",").map(Number);
-const RUNS = (n) => Number(process.env.BENCH_RUNS ?? (n > 1000 ? 1 : 3));
+const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000").split(",").map((s) => {
+  const [n, runs] = s.split(":").map(Number);
+  return { n, runs: runs || Number(process.env.BENCH_RUNS ?? 3) };
+});
+/** Above this size, topo on one cluster and (b) are left out: they would add most of an hour. */
+const LARGE = 5000;
 const DIR = mkdtempSync(join(tmpdir(), "topo-bench-"));
 const RUN_ID = Date.now().toString(36);
 
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function api(method, path, body) {
   const r = await fetch(`${MGMT}${path}`, {
@@ -41,14 +59,59 @@ async function api(method, path, body) {
   return text ? JSON.parse(text) : undefined;
 }
 
-const names = serviceNames;
+// ----- the broker's process ------------------------------------------------------------------
 
-const vhostsMade = new Set();
-function vhostName(tag) {
-  const v = `bench_${RUN_ID}_${tag}`;
-  vhostsMade.add(v);
-  return v;
+/**
+ * The pid of the broker's beam.smp: BENCH_BROKER_PID, else the node's own answer through
+ * rabbitmqctl (several Erlang nodes may run on the machine: only the broker's own word is sure).
+ * Only a broker on this machine can be measured; without one, broker CPU is left out.
+ */
+function brokerPid() {
+  const given = process.env.BENCH_BROKER_PID;
+  let pid = given ? Number(given) : undefined;
+  if (pid === undefined) {
+    try {
+      pid = Number(execFileSync("rabbitmqctl", ["eval", "os:getpid()."], { encoding: "utf8", timeout: 30_000 }).trim().replace(/"/g, ""));
+    } catch (e) {
+      log(`broker CPU not measured: rabbitmqctl eval failed (${e.message.split("\n")[0]}); set BENCH_BROKER_PID`);
+      return undefined;
+    }
+  }
+  const comm = existsSync(`/proc/${pid}/comm`) ? readFileSync(`/proc/${pid}/comm`, "utf8").trim() : "";
+  if (!comm.startsWith("beam")) {
+    log(`broker CPU not measured: pid ${pid} is not a beam process (${comm || "no such process"})`);
+    return undefined;
+  }
+  return pid;
 }
+
+const BROKER = brokerPid();
+const TICK_MS = 1000 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim() || 100);
+
+/** beam.smp's user + system CPU time so far, ms. */
+function brokerCpu() {
+  if (BROKER === undefined) return undefined;
+  const stat = readFileSync(`/proc/${BROKER}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * TICK_MS;
+}
+
+/** Run an operation, adding the broker's CPU time over it (and its wall time, if it has none). */
+async function measured(fn) {
+  const b0 = brokerCpu();
+  const t0 = performance.now();
+  const r = await fn();
+  const wallMs = performance.now() - t0;
+  const b1 = brokerCpu();
+  return { wallMs, ...r, brokerCpuMs: b0 === undefined ? undefined : b1 - b0 };
+}
+
+async function objectTotals() {
+  const o = await api("GET", "/api/overview?columns=object_totals");
+  return { queues: o.object_totals.queues, exchanges: o.object_totals.exchanges };
+}
+
+// ----- contenders ----------------------------------------------------------------------------
 
 function topologyFile(n, sync, async, { syncOnly = false } = {}) {
   const doc = {
@@ -61,20 +124,30 @@ function topologyFile(n, sync, async, { syncOnly = false } = {}) {
   return file;
 }
 
-function timedProcess(args) {
+function child(args, env = {}) {
   return new Promise((resolve, reject) => {
-    const started = performance.now();
-    execFile(process.execPath, args, { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const wallMs = performance.now() - started;
+    execFile(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${args.join(" ")} failed: ${stderr || err.message}`));
-      else resolve({ wallMs, stdout });
+      else resolve(stdout);
     });
   });
 }
 
+/** One topo operation through the library, in a process of its own (bench/worker.mjs). */
 async function topo(op, file) {
-  const { wallMs, stdout } = await timedProcess([join(ROOT, "bench/worker.mjs"), op, file]);
-  return { wallMs, ...JSON.parse(stdout.trim().split("\n").pop()) };
+  return measured(async () => {
+    const stdout = await child([join(ROOT, "bench/worker.mjs"), op, file]);
+    return JSON.parse(stdout.trim().split("\n").pop());
+  });
+}
+
+/** `topo plan` as a user runs it: the CLI, whole process; bench/usage.mjs reports its usage. */
+async function topoCli(file) {
+  const usage = join(DIR, `usage-${Math.random().toString(36).slice(2)}.json`);
+  return measured(async () => {
+    await child(["--import", join(ROOT, "bench/usage.mjs"), join(ROOT, "dist/cli.js"), "plan", "-f", file], { BENCH_USAGE_FILE: usage });
+    return JSON.parse(readFileSync(usage, "utf8"));
+  });
 }
 
 /** The objects one cluster holds for n services of one kind. */
@@ -82,45 +155,124 @@ function objects(n, kind) {
   return names(n).map((s) => ({ exchange: s, queue: `${s}.${kind}`, durable: kind === "async", key: `${s}.${kind}.#` }));
 }
 
-async function baselineDefinitions(n, tag) {
-  const clusters = ["sync", "async"].map((kind) => ({ kind, vhost: vhostName(`${tag}_defs_${kind}`) }));
-  const started = performance.now();
-  await Promise.all(
-    clusters.map(async ({ kind, vhost }) => {
-      // The vhost is part of the end state apply from empty reaches, so its creation is timed too.
-      await api("PUT", `/api/vhosts/${vhost}`, {});
-      const objs = objects(n, kind);
-      return api("POST", `/api/definitions/${vhost}`, {
-        exchanges: objs.map((o) => ({ name: o.exchange, vhost, type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} })),
-        queues: objs.map((o) => ({ name: o.queue, vhost, durable: o.durable, auto_delete: false, arguments: {} })),
-        bindings: objs.map((o) => ({ source: o.exchange, vhost, destination: o.queue, destination_type: "queue", routing_key: o.key, arguments: {} })),
-        policies:
-          kind === "sync" ? [{ name: "topo.mirror.sync", vhost, pattern: "^mp[a-z_]+\\.sync$", "apply-to": "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } }] : [],
-      });
-    }),
-  );
-  return { wallMs: performance.now() - started, httpRequests: 4 };
+/** The broker's own definitions of one cluster's objects, in the import's format. */
+function definitionsOf(n, kind, vhost) {
+  const objs = objects(n, kind);
+  return {
+    exchanges: objs.map((o) => ({ name: o.exchange, vhost, type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} })),
+    queues: objs.map((o) => ({ name: o.queue, vhost, durable: o.durable, auto_delete: false, arguments: {} })),
+    bindings: objs.map((o) => ({ source: o.exchange, vhost, destination: o.queue, destination_type: "queue", routing_key: o.key, arguments: {} })),
+    policies: kind === "sync" ? [{ name: "topo.mirror.sync", vhost, pattern: "^mp[a-z_]+\\.sync$", "apply-to": "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } }] : [],
+  };
 }
 
-async function baselineSequential(n, tag) {
-  const clusters = ["sync", "async"].map((kind) => ({ kind, vhost: vhostName(`${tag}_seq_${kind}`) }));
-  const started = performance.now();
-  let rpcs = 0;
-  await Promise.all(
-    clusters.map(async ({ kind, vhost }) => {
-      await api("PUT", `/api/vhosts/${vhost}`, {});
-      const conn = await amqplib.connect(`${AMQP}/${vhost}`);
-      const ch = await conn.createChannel();
-      for (const o of objects(n, kind)) {
-        await ch.assertExchange(o.exchange, "topic", { durable: true });
-        await ch.assertQueue(o.queue, { durable: o.durable });
-        await ch.bindQueue(o.queue, o.exchange, o.key);
-        rpcs += 3;
+/**
+ * Above this size the import goes through `rabbitmqctl import_definitions` (the same import in
+ * the broker): this broker refuses HTTP bodies over 10 MB (max_http_body_size), and its HTTP
+ * server gives up on a request after 60 s, which stops a long import or vhost delete half-way.
+ */
+const HTTP_IMPORT_MAX = Number(process.env.BENCH_HTTP_IMPORT_MAX ?? 5000);
+/** rabbitmqctl reads the file as the rabbitmq user: a folder of its own that others may read. */
+const SHARED = mkdtempSync(join(tmpdir(), "topo-bench-definitions-"));
+chmodSync(SHARED, 0o755);
+
+function rabbitmqctl(args) {
+  return new Promise((resolve, reject) => {
+    execFile("rabbitmqctl", args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`rabbitmqctl ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout)));
+  });
+}
+
+async function baselineDefinitions(n, vhosts) {
+  const viaCli = n > HTTP_IMPORT_MAX;
+  const files = {};
+  if (viaCli) {
+    for (const kind of ["sync", "async"]) {
+      files[kind] = join(SHARED, `definitions-${vhosts[kind]}.json`);
+      writeFileSync(files[kind], JSON.stringify({ vhosts: [{ name: vhosts[kind] }], ...definitionsOf(n, kind, vhosts[kind]) }), { mode: 0o644 });
+    }
+  }
+  const r = await measured(async () => {
+    await Promise.all(
+      ["sync", "async"].map(async (kind) => {
+        const vhost = vhosts[kind];
+        // The vhost is part of the end state apply from empty reaches, so its creation is timed too.
+        if (viaCli) return rabbitmqctl(["import_definitions", files[kind], "--timeout", "7200"]);
+        await api("PUT", `/api/vhosts/${vhost}`, {});
+        return api("POST", `/api/definitions/${vhost}`, definitionsOf(n, kind, vhost));
+      }),
+    );
+    return { httpRequests: viaCli ? 0 : 4, objects: 6 * n, method: viaCli ? "rabbitmqctl import_definitions" : "POST /api/definitions/{vhost}" };
+  });
+  // The command line's own start (an Erlang VM) is in that time: measured alone, to be told apart.
+  if (viaCli) {
+    const empty = join(SHARED, "definitions-empty.json");
+    writeFileSync(empty, "{}", { mode: 0o644 });
+    r.cliStartMs = (await measured(() => rabbitmqctl(["import_definitions", empty]))).wallMs;
+  }
+  return r;
+}
+
+async function baselineSequential(n, vhosts) {
+  return measured(async () => {
+    let rpcs = 0;
+    await Promise.all(
+      ["sync", "async"].map(async (kind) => {
+        const vhost = vhosts[kind];
+        await api("PUT", `/api/vhosts/${vhost}`, {});
+        const conn = await amqplib.connect(`${AMQP}/${vhost}`);
+        const ch = await conn.createChannel();
+        for (const o of objects(n, kind)) {
+          await ch.assertExchange(o.exchange, "topic", { durable: true });
+          await ch.assertQueue(o.queue, { durable: o.durable });
+          await ch.bindQueue(o.queue, o.exchange, o.key);
+          rpcs += 3;
+        }
+        await conn.close();
+      }),
+    );
+    return { amqpRpcs: rpcs, objects: 6 * n };
+  });
+}
+
+/**
+ * The read floor: the requests of topo's read (broker/read.ts, the same paths and columns), both
+ * clusters at once as topo sends them, each timed to its last byte; nothing is parsed.
+ */
+async function readFloor(vhosts) {
+  const { BINDING_COLUMNS, EXCHANGE_COLUMNS, QUEUE_COLUMNS } = await import("../dist/broker/read.js");
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const get = (path) =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const req = http.get(`${MGMT}${path}`, { agent, headers: { authorization: AUTH, accept: "application/json" } }, (res) => {
+        let bytes = 0;
+        res.on("data", (c) => (bytes += c.length));
+        res.on("end", () => resolve({ path, ms: performance.now() - t0, bytes }));
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+    });
+  try {
+    return await measured(async () => {
+      const answers = await Promise.all(
+        Object.values(vhosts).flatMap((v) => [
+          get(`/api/nodes?columns=name,running,applications`),
+          get(`/api/exchanges/${v}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`),
+          get(`/api/queues/${v}?disable_stats=true&columns=${QUEUE_COLUMNS}`),
+          get(`/api/bindings/${v}?columns=${BINDING_COLUMNS}`),
+          get(`/api/policies/${v}`),
+        ]),
+      );
+      const byKind = {};
+      for (const a of answers) {
+        const kind = /^\/api\/(\w+)/.exec(a.path)[1];
+        byKind[kind] = Math.max(byKind[kind] ?? 0, a.ms);
       }
-      await conn.close();
-    }),
-  );
-  return { wallMs: performance.now() - started, amqpRpcs: rpcs };
+      return { httpRequests: answers.length, bytes: answers.reduce((s, a) => s + a.bytes, 0), slowestMs: byKind };
+    });
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** 1% drift: every 100th queue deleted, and the binding of every 100th other service. */
@@ -135,62 +287,168 @@ async function drift(n, sync, async) {
   await Promise.all(jobs);
 }
 
-/** One at a time: a vhost of 15,000 objects takes the broker ~25 s to delete. */
-async function deleteVhosts(list) {
-  for (const v of list) {
-    try {
-      await api("DELETE", `/api/vhosts/${v}`);
-      vhostsMade.delete(v);
-    } catch (e) {
-      log(`could not remove vhost ${v}: ${e.message}; remove it by hand`);
+// ----- a clean broker between contenders ------------------------------------------------------
+
+const made = new Set();
+let baseline;
+
+/** The two vhosts of one contender in one round. */
+function vhostsOf(tag) {
+  const v = { sync: `bench_${RUN_ID}_${tag}_sync`, async: `bench_${RUN_ID}_${tag}_async` };
+  made.add(v.sync);
+  made.add(v.async);
+  return v;
+}
+
+/**
+ * Empty a vhost quickly before deleting it: the broker deletes a vhost's queues one after the
+ * other (about a hundred durable queues a second here, and it goes on after DELETE /api/vhosts
+ * has answered), so its queues and exchanges are deleted first over many channels at once.
+ */
+async function emptyVhost(v) {
+  const [queues, exchanges] = await Promise.all([
+    api("GET", `/api/queues/${v}?disable_stats=true&columns=name`),
+    api("GET", `/api/exchanges/${v}?disable_stats=true&columns=name`),
+  ]);
+  if (!queues) return;
+  // A vhost that rabbitmqctl import_definitions made grants nobody anything yet.
+  const user = (process.env.BENCH_CREDENTIALS ?? "guest:guest").split(":")[0];
+  await api("PUT", `/api/permissions/${v}/${encodeURIComponent(user)}`, { configure: ".*", write: ".*", read: ".*" });
+  const conn = await amqplib.connect(`${AMQP}/${v}`);
+  try {
+    const work = async (items, fn) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          const ch = await conn.createChannel();
+          while (next < items.length) await fn(ch, items[next++]);
+          await ch.close();
+        }),
+      );
+    };
+    await work(queues.map((q) => q.name), (ch, q) => ch.deleteQueue(q));
+    await work(exchanges.map((e) => e.name).filter((e) => e !== "" && !e.startsWith("amq.")), (ch, e) => ch.deleteExchange(e));
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Delete the vhosts and wait until the broker has finished: they are gone, the object totals are
+ * back to the benchmark's starting point (give or take what other users of the shared broker do
+ * meanwhile), and beam.smp uses less than a third of a core over a second. Returns how long that
+ * took and what was left when the wait gave up (after 10 minutes).
+ */
+async function removeAndSettle(vhosts) {
+  const t0 = performance.now();
+  await Promise.all(
+    vhosts.map(async (v) => {
+      await emptyVhost(v);
+      // Over HTTP a delete that takes more than 60 s stops half-way; rabbitmqctl has no such bound.
+      await api("DELETE", `/api/vhosts/${v}`).catch(() => rabbitmqctl(["delete_vhost", v]));
+      made.delete(v);
+    }),
+  );
+  const slack = Number(process.env.BENCH_SETTLE_SLACK ?? 200);
+  let residue;
+  for (;;) {
+    const listed = new Set((await api("GET", "/api/vhosts?columns=name")).map((v) => v.name));
+    const t = await objectTotals();
+    residue = { queues: t.queues - baseline.queues, exchanges: t.exchanges - baseline.exchanges };
+    const b0 = brokerCpu();
+    await sleep(1000);
+    const busy = b0 === undefined ? 0 : (brokerCpu() - b0) / 1000;
+    const gone = vhosts.every((v) => !listed.has(v)) && residue.queues <= slack && residue.exchanges <= slack;
+    if ((gone && busy < 0.34) || performance.now() - t0 > 600_000) {
+      return { settleMs: Math.round(performance.now() - t0), residue, brokerBusy: Number(busy.toFixed(2)), settled: gone && busy < 0.34 };
     }
   }
 }
 
-async function measureSize(n) {
-  const rows = {};
-  const add = (op, r) => (rows[op] ??= []).push(r);
-  for (let run = 1; run <= RUNS(n); run++) {
-    const tag = `${n}_${run}`;
-    log(`N=${n} run ${run}/${RUNS(n)}`);
-    const sync = vhostName(`${tag}_sync`);
-    const async = vhostName(`${tag}_async`);
-    const file = topologyFile(n, sync, async);
-    add("plan, empty broker", await topo("plan", file));
-    add("apply from empty", await topo("apply", file));
-    add("plan, no changes", await topo("plan", file));
-    add("apply, no changes", await topo("apply", file));
-    await drift(n, sync, async);
-    add("apply, 1% drift", await topo("apply", file));
-    const one = vhostName(`${tag}_one`);
-    add("apply from empty, one cluster", await topo("apply", topologyFile(n, one, vhostName(`${tag}_one_unused`), { syncOnly: true })));
-    add("plan, no changes, one cluster", await topo("plan", topologyFile(n, one, vhostName(`${tag}_one_unused2`), { syncOnly: true })));
-    add("(a) definitions import", await baselineDefinitions(n, tag));
-    add("(b) sequential declares", await baselineSequential(n, tag));
-    log(`N=${n} run ${run}: removing its vhosts`);
-    await deleteVhosts([...vhostsMade].filter((v) => v.includes(`_${tag}_`)));
+// ----- rounds --------------------------------------------------------------------------------
+
+/** The contenders. Each returns its operations' figures; its vhosts are removed after it. */
+function contenders(n) {
+  const list = [
+    {
+      name: "topo",
+      async run(tag, add) {
+        const { sync, async } = vhostsOf(`${tag}_topo`);
+        const file = topologyFile(n, sync, async);
+        add("plan, empty broker", await topo("plan", file));
+        add("apply from empty", { ...(await topo("apply", file)), objects: 6 * n });
+        add("plan, no changes", await topo("plan", file));
+        add("plan, no changes (CLI)", await topoCli(file));
+        add("read floor", await readFloor({ sync, async }));
+        add("apply, no changes", await topo("apply", file));
+        await drift(n, sync, async);
+        add("apply, 1% drift", await topo("apply", file));
+        return [sync, async];
+      },
+    },
+    {
+      name: "topo, one cluster",
+      skip: n > LARGE,
+      async run(tag, add) {
+        const { sync, async } = vhostsOf(`${tag}_one`);
+        // The file's second cluster is never written: only sync is applied.
+        const file = topologyFile(n, sync, async, { syncOnly: true });
+        add("apply from empty, one cluster", { ...(await topo("apply", file)), objects: 3 * n });
+        add("plan, no changes, one cluster", await topo("plan", file));
+        return [sync, async];
+      },
+    },
+    {
+      name: "(a) definitions import",
+      async run(tag, add) {
+        const v = vhostsOf(`${tag}_defs`);
+        add("(a) definitions import", await baselineDefinitions(n, v));
+        return [v.sync, v.async];
+      },
+    },
+    {
+      name: "(b) sequential declares",
+      skip: n > LARGE,
+      async run(tag, add) {
+        const v = vhostsOf(`${tag}_seq`);
+        add("(b) sequential declares", await baselineSequential(n, v));
+        return [v.sync, v.async];
+      },
+    },
+  ];
+  return list.filter((c) => !c.skip);
+}
+
+async function measureSize(n, runs, save) {
+  const rounds = [];
+  for (let round = 1; round <= runs; round++) {
+    const list = contenders(n);
+    // The order reverses every round: no contender always follows the same one.
+    const order = round % 2 ? list : [...list].reverse();
+    const ops = {};
+    const settles = {};
+    const load = loadavg()[0];
+    for (const c of order) {
+      log(`N=${n} round ${round}/${runs}: ${c.name}`);
+      const vhosts = await c.run(`${n}_${round}`, (op, r) => {
+        ops[op] = r;
+        log(`  ${op}: ${Math.round(r.wallMs)} ms${r.brokerCpuMs === undefined ? "" : `, broker CPU ${Math.round(r.brokerCpuMs)} ms`}`);
+      });
+      settles[c.name] = await removeAndSettle(vhosts);
+      // Kept after every contender: a run stopped part-way keeps what it measured.
+      save([...rounds, { round, order: order.map((x) => x.name), loadAverage: load, ops, settles, partial: true }]);
+      log(`  removed, broker settled in ${settles[c.name].settleMs} ms${settles[c.name].settled ? "" : ` (gave up waiting: ${JSON.stringify(settles[c.name])})`}`);
+    }
+    rounds.push({ round, order: order.map((c) => c.name), loadAverage: load, ops, settles });
   }
-  const out = {};
-  for (const [op, rs] of Object.entries(rows)) {
-    const pick = (k) => (rs.every((r) => r[k] !== undefined) ? median(rs.map((r) => r[k])) : undefined);
-    out[op] = {
-      wallMs: pick("wallMs"),
-      cpuMs: pick("cpuMs"),
-      maxRssMB: pick("maxRssMB"),
-      httpRequests: pick("httpRequests"),
-      httpWrites: pick("httpWrites"),
-      amqpRpcs: pick("amqpRpcs"),
-      runs: rs.length,
-    };
-  }
-  return out;
+  return { rounds };
 }
 
 async function startup() {
   const times = async (args) => {
     const ts = [];
-    for (let i = 0; i < 5; i++) ts.push((await timedProcess(args)).wallMs);
-    return median(ts);
+    for (let i = 0; i < 5; i++) ts.push((await measured(() => child(args))).wallMs);
+    return ts.sort((a, b) => a - b)[2];
   };
   return {
     help: await times([join(ROOT, "dist/cli.js"), "--help"]),
@@ -198,97 +456,83 @@ async function startup() {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
+function writeReport(results) {
+  const notes = existsSync(join(ROOT, "bench/notes.md")) ? `\n${readFileSync(join(ROOT, "bench/notes.md"), "utf8").replace(/^<!--.*-->\n/, "")}` : "";
+  const md = report(results) + notes;
+  writeFileSync(join(ROOT, "BENCHMARKS.md"), md);
+  return md;
+}
 
-const fmt = (x, d = 0) => (x === undefined ? "–" : x.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d }));
-const ratio = (a, b) => (a === undefined || b === undefined ? "–" : `${(a / b).toFixed(2)}×`);
-
-function report(machine, results, start) {
-  const lines = [];
-  lines.push("# Benchmarks", "");
-  lines.push("Written by `npm run bench` (bench/run.mjs); do not edit by hand. Reproduce with:", "", "```sh", "npm run bench                      # BENCH_SIZES=100,1000,5000 BENCH_RUNS=3 by default", "```", "");
-  lines.push(`Machine: ${machine.cpus} × ${machine.cpuModel}, ${fmt(machine.memGiB, 0)} GiB, Node ${process.version}, RabbitMQ ${machine.rabbit} (local broker, two vhosts as the two clusters). Run: ${new Date().toISOString()}.`, "");
-  lines.push(
-    "N services = per cluster N topic exchanges, N queues and N bindings (the sync cluster also gets the mirroring policy): 6N objects in all. Wall times are whole processes, as a pipeline sees them; CPU and peak RSS are topo's own. Medians of the runs shown. Ratios are to the baselines, which reach the same end state from nothing (the vhost's creation included, as in apply from empty), two clusters at once: (a) one definitions import per cluster, (b) sequential awaited declares over one channel per cluster. These machines are noisy: compare ratios.",
-    "",
-  );
-  for (const [n, r] of Object.entries(results)) {
-    const a = r["(a) definitions import"]?.wallMs;
-    const b = r["(b) sequential declares"]?.wallMs;
-    lines.push(`## N = ${fmt(Number(n))}`, "");
-    lines.push("| operation | runs | wall ms | CPU ms | peak RSS MB | HTTP requests | HTTP writes | AMQP RPCs | ÷ (a) import | ÷ (b) sequential |");
-    lines.push("|---|---|---|---|---|---|---|---|---|---|");
-    for (const [op, m] of Object.entries(r)) {
-      lines.push(
-        `| ${op} | ${m.runs} | ${fmt(m.wallMs)} | ${fmt(m.cpuMs)} | ${fmt(m.maxRssMB, 1)} | ${fmt(m.httpRequests)} | ${fmt(m.httpWrites)} | ${fmt(m.amqpRpcs)} | ${op.startsWith("(") ? "" : ratio(m.wallMs, a)} | ${op.startsWith("(") ? "" : ratio(m.wallMs, b)} |`,
-      );
+/**
+ * Results of several runs as one. Each argument is a results file, optionally with the sizes to
+ * take from it (`FILE:100,1000`); the rounds of one size from several files are pooled, each
+ * keeping the name of its file.
+ */
+function merge(args) {
+  const runs = args.map((arg) => {
+    const [file, only] = arg.split(/:(?=[\d,]+$)/);
+    return { file, only: only?.split(",").map(Number), r: JSON.parse(readFileSync(file, "utf8")) };
+  });
+  const sizes = {};
+  for (const { file, only, r } of runs) {
+    for (const [n, size] of Object.entries(r.sizes)) {
+      if (only && !only.includes(Number(n))) continue;
+      const rounds = (sizes[n] ??= { rounds: [] }).rounds;
+      for (const round of size.rounds.filter((x) => !x.partial)) rounds.push({ ...round, round: rounds.length + 1, file: file.replace(`${ROOT}/`, "") });
     }
-    lines.push("");
   }
-  lines.push("## Targets", "");
-  lines.push("| target | measured | verdict |", "|---|---|---|");
-  const t = (name, measured, ok) => lines.push(`| ${name} | ${measured} | ${ok === undefined ? "not measured" : ok ? "met" : "**missed**"} |`);
-  const r1 = results[1000];
-  const r5 = results[5000];
-  if (r1) {
-    const ap = r1["apply from empty"].wallMs;
-    const im = r1["(a) definitions import"].wallMs;
-    t("apply from empty at N = 1,000 ≤ 0.6× the definitions import", `${fmt(ap)} ms vs ${fmt(im)} ms: ${ratio(ap, im)}`, ap / im <= 0.6);
-    const pl = r1["plan, no changes"].wallMs;
-    t("plan with no changes at N = 1,000 ≤ 0.5 s wall", `${fmt(pl)} ms (whole process, two clusters)`, pl <= 500);
-  }
-  const reads = Object.entries(results).map(([n, r]) => `N=${n}: ${r["plan, no changes"].httpRequests}`);
-  const constant = new Set(Object.values(results).map((r) => r["plan, no changes"].httpRequests)).size === 1;
-  t("constant number of reads per cluster, whatever N", `HTTP requests of a plan (two clusters): ${reads.join(", ")}`, constant);
-  const noWrites = Object.values(results).every((r) => r["apply, no changes"].httpWrites === 0 && r["apply, no changes"].amqpRpcs === 0);
-  t("apply with no changes makes no writes", `HTTP writes and AMQP RPCs of apply, no changes: ${Object.entries(results).map(([n, r]) => `N=${n}: ${r["apply, no changes"].httpWrites} + ${r["apply, no changes"].amqpRpcs}`).join(", ")}`, noWrites);
-  if (r1 && r5) {
-    const growth = Object.keys(r5)
-      .filter((op) => !op.startsWith("(") && r1[op])
-      .map((op) => [op, r5[op].wallMs / r1[op].wallMs]);
-    const worst = growth.reduce((w, g) => (g[1] > w[1] ? g : w));
-    t("t(5,000) / t(1,000) ≤ 6 for every operation", growth.map(([op, g]) => `${op}: ${g.toFixed(1)}`).join("; "), worst[1] <= 6);
-    const rss = Math.max(...Object.entries(r5).filter(([op]) => !op.startsWith("(")).map(([, m]) => m.maxRssMB ?? 0));
-    t("peak RSS at N = 5,000 ≤ 200 MB", `${fmt(rss, 1)} MB (largest of all operations)`, rss <= 200);
-  } else {
-    t("t(5,000) / t(1,000) ≤ 6 for every operation", "needs N = 1,000 and 5,000", undefined);
-    t("peak RSS at N = 5,000 ≤ 200 MB", "needs N = 5,000", undefined);
-  }
-  const big = r5 ?? r1;
-  if (big) {
-    const two = big["apply from empty"].wallMs;
-    const one = big["apply from empty, one cluster"].wallMs;
-    const twoPlan = big["plan, no changes"].wallMs;
-    const onePlan = big["plan, no changes, one cluster"].wallMs;
-    t(
-      "two clusters take about as long as the slower one, not the sum",
-      `apply from empty: two clusters ${fmt(two)} ms, one ${fmt(one)} ms (${ratio(two, one)}); plan: two ${fmt(twoPlan)} ms, one ${fmt(onePlan)} ms (${ratio(twoPlan, onePlan)}). Here both clusters are vhosts of one 2-core broker, so they share its CPU.`,
-      twoPlan / onePlan <= 1.5,
-    );
-  }
-  t("`topo --help` ≤ 0.3 s", `${fmt(start.help)} ms`, start.help <= 300);
-  t("`topo validate` on the example ≤ 0.3 s", `${fmt(start.validate)} ms`, start.validate <= 300);
-  lines.push("");
-  return lines.join("\n");
+  const first = runs[0].r;
+  const last = runs[runs.length - 1].r;
+  return {
+    ...first,
+    files: runs.map(({ file }) => file.replace(`${ROOT}/`, "")),
+    sizes: Object.fromEntries(Object.entries(sizes).sort(([a], [b]) => Number(a) - Number(b))),
+    conditions: { ...first.conditions, loadAverageAtEnd: last.conditions.loadAverageAtEnd },
+  };
 }
 
 async function main() {
+  const args = process.argv.slice(2);
+  if (args[0] === "--report") {
+    writeReport(merge(args.slice(1)));
+    log("wrote BENCHMARKS.md");
+    return;
+  }
   const overview = await api("GET", "/api/overview?columns=rabbitmq_version");
-  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown CPU", memGiB: totalmem() / 2 ** 30, rabbit: overview.rabbitmq_version };
-  log(`RabbitMQ ${machine.rabbit}, sizes ${SIZES.join(", ")}`);
-  const start = await startup();
-  const results = {};
+  const results = {
+    startedAt: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown CPU", memGiB: totalmem() / 2 ** 30, node: process.version, rabbit: overview.rabbitmq_version },
+    conditions: {
+      loadAverageAtStart: loadavg(),
+      // Other Erlang nodes (other brokers, other engineers' tests) share the machine's 2 cores.
+      otherBeamProcesses: Number(execFileSync("sh", ["-c", "pgrep -c beam.smp || true"], { encoding: "utf8" }).trim()) - (BROKER ? 1 : 0),
+      brokerPid: BROKER,
+    },
+    sizes: {},
+  };
+  log(`RabbitMQ ${results.machine.rabbit}, sizes ${SIZES.map((s) => `${s.n}×${s.runs}`).join(", ")}, broker pid ${BROKER ?? "unknown"}`);
+  baseline = await objectTotals();
+  results.conditions.baselineObjectTotals = baseline;
+  results.startup = await startup();
+  mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+  const file = join(ROOT, "bench/results", `${results.startedAt.replace(/[:.]/g, "-")}.json`);
+  results.file = file.replace(`${ROOT}/`, "");
   try {
-    for (const n of SIZES) results[n] = await measureSize(n);
-    // The hand-written analysis of the figures (bench/notes.md) follows the generated tables.
-    const notes = existsSync(join(ROOT, "bench/notes.md")) ? `\n${readFileSync(join(ROOT, "bench/notes.md"), "utf8").replace(/^<!--.*-->\n/, "")}` : "";
-    const md = report(machine, results, start) + notes;
-    writeFileSync(join(ROOT, "BENCHMARKS.md"), md);
+    for (const { n, runs } of SIZES) {
+      const save = (rounds) => {
+        results.sizes[n] = { rounds };
+        results.conditions.loadAverageAtEnd = loadavg();
+        writeFileSync(file, `${JSON.stringify(results, null, 1)}\n`);
+      };
+      save((await measureSize(n, runs, save)).rounds);
+    }
+    const md = writeReport(merge([file]));
     process.stdout.write(`${md}\n`);
+    log(`wrote ${results.file} and BENCHMARKS.md`);
   } finally {
-    if (vhostsMade.size) {
-      log(`removing ${vhostsMade.size} vhosts`);
-      await deleteVhosts([...vhostsMade]);
+    if (made.size) {
+      log(`removing ${made.size} vhosts`);
+      for (const v of made) await api("DELETE", `/api/vhosts/${v}`).catch((e) => log(`could not remove vhost ${v}: ${e.message}; remove it by hand`));
     }
   }
 }

@@ -1,16 +1,27 @@
 // The AMQP writes of one object each: what apply and a lossless replace both declare, bind and
 // unbind, in the one form the broker and kombu agree on (classic queues without x-queue-type).
+// Each declare and bind also has a no-wait form for the pipeline (broker/pipeline.ts): the same
+// fields, built by amqplib's own argument code, with nowait set and no reply expected.
 
-import type { Channel } from "amqplib";
+import type { Channel, Options } from "amqplib";
 import type { Binding, Exchange, Queue } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
+import { amqplibModule } from "./raw-amqp.js";
+
+function queueOptions(q: Queue): Options.AssertQueue {
+  return { durable: q.durable, autoDelete: q.autoDelete, exclusive: q.exclusive, arguments: queueDeclareArgs(q) };
+}
+
+function exchangeOptions(e: Exchange): Options.AssertExchange {
+  return { durable: e.durable, autoDelete: e.autoDelete, internal: e.internal, arguments: e.arguments };
+}
 
 export function declareQueue(ch: Channel, q: Queue): Promise<unknown> {
-  return ch.assertQueue(q.name, { durable: q.durable, autoDelete: q.autoDelete, exclusive: q.exclusive, arguments: queueDeclareArgs(q) });
+  return ch.assertQueue(q.name, queueOptions(q));
 }
 
 export function declareExchange(ch: Channel, e: Exchange): Promise<unknown> {
-  return ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: e.autoDelete, internal: e.internal, arguments: e.arguments });
+  return ch.assertExchange(e.name, e.type, exchangeOptions(e));
 }
 
 export function bind(ch: Channel, b: Binding): Promise<unknown> {
@@ -23,4 +34,40 @@ export function unbind(ch: Channel, b: Binding): Promise<unknown> {
   return b.destinationType === "queue"
     ? ch.unbindQueue(b.destination, b.source, b.routingKey, b.arguments)
     : ch.unbindExchange(b.destination, b.source, b.routingKey, b.arguments);
+}
+
+type Fields = Record<string, unknown>;
+interface Args {
+  assertQueue(name: string, o: Options.AssertQueue): Fields;
+  assertExchange(name: string, type: string, o: Options.AssertExchange): Fields;
+  bindQueue(queue: string, source: string, key: string, args: unknown): Fields;
+  bindExchange(dest: string, source: string, key: string, args: unknown): Fields;
+}
+type Defs = Record<"QueueDeclare" | "ExchangeDeclare" | "QueueBind" | "ExchangeBind", number>;
+/** The channel's frame writer, which amqplib's typings leave out. */
+type Sender = { sendImmediately(method: number, fields: Fields): unknown };
+
+/**
+ * Send a declare or bind without waiting for its reply (nowait: the broker sends none). A refusal
+ * still closes the channel, and the next synchronous call on it sees that (the pipeline's barrier).
+ */
+export function sendNowait(ch: Channel, w: Queue | Exchange | Binding): void {
+  const args = amqplibModule<Args>("api_args.js");
+  const defs = amqplibModule<Defs>("defs.js");
+  const send = (method: number, fields: Fields) => void (ch as unknown as Sender).sendImmediately(method, { ...fields, nowait: true });
+  switch (w.kind) {
+    case "queue":
+      return send(defs.QueueDeclare, args.assertQueue(w.name, queueOptions(w)));
+    case "exchange":
+      return send(defs.ExchangeDeclare, args.assertExchange(w.name, w.type, exchangeOptions(w)));
+    case "binding":
+      return w.destinationType === "queue"
+        ? send(defs.QueueBind, args.bindQueue(w.destination, w.source, w.routingKey, w.arguments))
+        : send(defs.ExchangeBind, args.bindExchange(w.destination, w.source, w.routingKey, w.arguments));
+  }
+}
+
+/** The awaited form of what sendNowait sends. */
+export function write(ch: Channel, w: Queue | Exchange | Binding): Promise<unknown> {
+  return w.kind === "queue" ? declareQueue(ch, w) : w.kind === "exchange" ? declareExchange(ch, w) : bind(ch, w);
 }

@@ -1,7 +1,8 @@
 // Carry out one cluster's plan, and nothing else (Terraform: "the actions during apply must be
 // described entirely by the Changes field"). Phases keep the order correctness needs: the vhost
 // first, policies before the queues they mirror, unbinds before deletes, objects before their
-// bindings, and user-visible deletes of policies last. Within a phase, writes run in parallel.
+// bindings, and user-visible deletes of policies last. Within a phase, writes run in parallel;
+// declares and binds are pipelined (broker/pipeline.ts).
 
 import { BrokerError } from "../errors.js";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, Policy, Queue, Resource, User } from "../model.js";
@@ -9,7 +10,8 @@ import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
-import { bind, declareExchange, declareQueue, unbind } from "./declare.js";
+import { unbind } from "./declare.js";
+import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
 import { plural } from "../core/words.js";
@@ -133,10 +135,11 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       (a): a is Extract<Action, { op: "create" | "replace" }> =>
         (a.op === "create" || a.op === "replace") && (a.after.kind === "queue" || a.after.kind === "exchange"),
     );
-    await amqp.runAll(
+    await writePipelined(
+      amqp,
       declares,
       n,
-      (ch, a) => (a.after.kind === "queue" ? declareQueue(ch, a.after) : declareExchange(ch, a.after as Exchange)),
+      (a) => a.after as Queue | Exchange,
       (a) => `declare ${a.after.kind} ${describe(a.after)}`,
       (a) => {
         if (a.op === "create") mark(a);
@@ -165,11 +168,13 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 6. Bindings: the new ones, and every binding a replaced object had (they vanished with it).
     const binds = new Map<string, Binding>();
-    for (const a of creates("binding")) if (a.op === "create") binds.set(keyOf(a.after), a.after as Binding);
-    for (const a of replaces) for (const b of a.rebind) binds.set(keyOf(b), b);
-    const bindActions = new Map(creates("binding").map((a) => [keyOf(subjectOf(a)), a]));
-    await amqp.runAll([...binds.values()], n, (ch, b) => bind(ch, b), (b) => `bind ${describe(b)}`, (b) => {
-      const a = bindActions.get(keyOf(b));
+    // An action's key is keyOf(its object) already: not worked out again for every binding. A
+    // create's own object is kept, so that its completion finds its action.
+    for (const a of creates("binding")) if (a.op === "create") binds.set(a.key, a.after as Binding);
+    for (const a of replaces) for (const b of a.rebind) if (!binds.has(keyOf(b))) binds.set(keyOf(b), b);
+    const bindActions = new Map(creates("binding").map((a) => [subjectOf(a), a]));
+    await writePipelined(amqp, [...binds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, (b) => {
+      const a = bindActions.get(b);
       if (a) mark(a);
     });
     for (const a of replaces) mark(a);

@@ -1,7 +1,8 @@
 // What topo does with AMQP below amqplib's public API, in one place: a plain socket to a cluster's
 // AMQP port (TLS where the URL says amqps), and amqplib's own codec and connection class, loaded
 // by path because the package's exports hide lib/. broker/identity.ts reads connection.start
-// with them; broker/amqp.ts reads the connection.close a refused open sends.
+// with them; broker/amqp.ts reads the connection.close a refused open sends; broker/declare.ts
+// builds no-wait declares with amqplib's own argument code.
 
 import { createRequire } from "node:module";
 import net from "node:net";
@@ -22,8 +23,8 @@ export function amqpSocket(target: ClusterTarget, insecure?: boolean): { socket:
 
 const cache = new Map<string, unknown>();
 
-/** A module of amqplib's lib/ ("defs.js", "connection.js"), loaded once. */
-export function amqplibModule<T>(file: "defs.js" | "connection.js"): T {
+/** A module of amqplib's lib/ ("defs.js", "connection.js", "api_args.js"), loaded once. */
+export function amqplibModule<T>(file: "defs.js" | "connection.js" | "api_args.js"): T {
   if (!cache.has(file)) {
     const require = createRequire(import.meta.url);
     cache.set(file, require(join(dirname(require.resolve("amqplib")), "lib", file)));

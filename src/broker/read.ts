@@ -11,12 +11,12 @@ import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTo
 import { actualFrom, policyFrom } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 
-const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
+export const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
 // whole listing, so they are read only when a plan needs them (see readMessageCounts).
-const QUEUE_COLUMNS = "name,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
+export const QUEUE_COLUMNS = "name,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
+export const BINDING_COLUMNS = "source,destination,destination_type,routing_key,arguments";
 const USER_COLUMNS = "name,password_hash,hashing_algorithm,tags";
-const BINDING_COLUMNS = "source,destination,destination_type,routing_key,arguments";
 
 interface ApiNode {
   name: string;

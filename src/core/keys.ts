@@ -7,6 +7,8 @@ export function stableJson(value: ArgValue | undefined): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
   const keys = Object.keys(value).sort();
+  // Nearly every binding's and queue's arguments: no need to build the JSON.
+  if (keys.length === 0) return "{}";
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(value[k])}`).join(",")}}`;
 }
 

@@ -1,0 +1,102 @@
+// Declares and binds pipelined: on each channel, a batch of no-wait methods closed by one awaited
+// method, the barrier. The broker handles a channel's methods in order and closes the channel at
+// the first refusal, so the barrier's reply means the whole batch is done, and a refusal makes
+// the barrier fail with the broker's reply.
+//
+// Measured on the 2-core test machine (3,000 durable objects in one vhost, RabbitMQ 3.10): 64
+// channels of 16-method batches took 1.0 s of wall and 1.5 s of broker CPU, against 1.3 s and
+// 1.8 s for 64 channels awaiting every declare, with half of topo's CPU. Large batches are slower
+// and cost the broker more (one channel of 500-method batches: 3.0 s, 2.8 s of broker CPU): a
+// channel process with a long mailbox works harder on every message.
+
+import type { Channel } from "amqplib";
+import type { Binding, Exchange, Queue } from "../model.js";
+import type { AmqpSession } from "./amqp.js";
+import { sendNowait, write } from "./declare.js";
+
+/** Methods per batch, the barrier included. */
+export const PIPELINE_BATCH = 16;
+
+type Write = Queue | Exchange | Binding;
+
+/**
+ * Write every item over up to `channels` channels, batches of PIPELINE_BATCH at a time. When a
+ * batch fails, its writes are done again one at a time, each awaited, on a channel of their own
+ * (every declare and bind is idempotent), and the first that fails is the one reported, with its
+ * own reply, exactly as without the pipeline. Should none fail the second time (something else
+ * changed the broker in between), the batch's own failure is reported.
+ */
+export async function writePipelined<T>(
+  session: AmqpSession,
+  items: readonly T[],
+  channels: number,
+  writeOf: (item: T) => Write,
+  what: (item: T) => string,
+  onDone: (item: T) => void,
+): Promise<void> {
+  const batches: T[][] = [];
+  for (let i = 0; i < items.length; i += PIPELINE_BATCH) batches.push(items.slice(i, i + PIPELINE_BATCH));
+  /** The item a failed batch was narrowed down to, for the error's wording. */
+  const culprit = new Map<T[], T>();
+  await session.runAll(
+    batches,
+    channels,
+    async (ch, batch) => {
+      try {
+        await sendBatch(ch, batch.map(writeOf));
+        session.rpcs += batch.length - 1;
+      } catch (e) {
+        // The channel is closed now; runAll does not reuse a channel whose call threw.
+        for (const item of batch) {
+          culprit.set(batch, item);
+          await writeAlone(session, writeOf(item));
+          onDone(item);
+        }
+        culprit.delete(batch);
+        throw e;
+      }
+      for (const item of batch) onDone(item);
+    },
+    (batch) => {
+      const item = culprit.get(batch);
+      return item !== undefined ? what(item) : `${what(batch[0] as T)} or one of the ${batch.length - 1} writes pipelined after it`;
+    },
+  );
+}
+
+/** Sockets corked until the writes of this turn of the event loop have reached them. */
+const corked = new WeakSet<object>();
+
+/**
+ * amqplib writes every frame to the socket on its own; at a few thousand frames a second that was
+ * a third of topo's CPU (a system call and a stream write each). The socket is corked while a
+ * turn's frames arrive and uncorked after amqplib's muxer has written them (it writes on
+ * setImmediate, so the uncork waits one turn more): they leave in one writev.
+ */
+function coalesce(ch: Channel): void {
+  const socket = (ch as unknown as { connection?: { stream?: { cork(): void; uncork(): void } } }).connection?.stream;
+  if (!socket || corked.has(socket)) return;
+  corked.add(socket);
+  socket.cork();
+  setImmediate(() =>
+    setImmediate(() => {
+      corked.delete(socket);
+      socket.uncork();
+    }),
+  );
+}
+
+async function sendBatch(ch: Channel, writes: Write[]): Promise<void> {
+  coalesce(ch);
+  const last = writes.length - 1;
+  for (let i = 0; i < last; i++) sendNowait(ch, writes[i] as Write);
+  await write(ch, writes[last] as Write);
+}
+
+/** One awaited write on a channel of its own, closed after. */
+async function writeAlone(session: AmqpSession, w: Write): Promise<void> {
+  const ch = await session.channel();
+  session.rpcs++;
+  await write(ch, w);
+  await ch.close().catch(() => undefined);
+}
