@@ -122,6 +122,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   const deleted = new Set<string>();
   /** Marked users the file no longer lists that hold rights on vhosts the file does not manage. */
   const foreign: string[] = [];
+  /** Marked users the file no longer lists that hold no permissions at all. */
+  const orphans: string[] = [];
   // An exchange named like a service but not of the one shape topo makes is someone else's, even
   // inside the namespace (prefix "a" and a user's fanout "accounting"): never deleted, and nor are
   // its bindings. Plan says it leaves it.
@@ -138,6 +140,12 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     if (isOwnUser(before, desired)) continue;
     if (before.kind === "user" && usedElsewhere(before.name, users, actual).length) {
       foreign.push(before.name);
+      continue;
+    }
+    // Without permissions anywhere, nothing says which topology a marked user belongs to: another
+    // apply may be creating it right now (users first, their rights last). Left alone.
+    if (before.kind === "user" && (actual.userVhosts?.[before.name] ?? []).length === 0) {
+      orphans.push(before.name);
       continue;
     }
     if (before.kind === "topic-permission") {
@@ -178,6 +186,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     degraded,
     warnings: [
       ...userWarnings,
+      ...orphans.map((u) => `left alone: user ${u} carries topo's tag but has permissions on no vhost, so nothing says which topology it belongs to (another apply may be creating it); delete it by hand if it is no longer used`),
       ...foreign.map((u) => `left alone: user ${u} carries topo's tag but has permissions on vhost${usedElsewhere(u, users, actual).length === 1 ? "" : "s"} ${usedElsewhere(u, users, actual).join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
       ...(spared.length
       ? [
