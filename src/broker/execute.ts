@@ -15,6 +15,7 @@ import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
 import { plural } from "../core/words.js";
+import { DENY_ALL } from "../plan/diff.js";
 
 export interface ExecuteOptions {
   /** Delete queues even when they hold messages. Without it every queue delete is if-empty. */
@@ -86,13 +87,16 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       }
     }
 
-    // 2b. Users: each exists before anything is granted to it. Their rights come at the end.
+    // 2b. Users: each exists before anything is granted to it. Their rights come at the end,
+    //     except topic permissions revoked to ^$: now, while their exchange still exists (this
+    //     plan may delete it, and RabbitMQ 4 refuses a topic permission on a missing exchange).
     for (const a of plan.actions) {
       if ((a.op === "create" || a.op === "update") && a.after.kind === "user") {
         await putUser(a.after, a.op === "create" || a.changed.includes("password"));
         mark(a);
       }
     }
+    await grantRights((r) => r.kind === "topic-permission" && r.write === DENY_ALL && r.read === DENY_ALL);
 
     const needsAmqp = plan.actions.some((a) => !done.has(a) && !HTTP_ONLY.has(subjectOf(a).kind));
     if (!needsAmqp) {
@@ -192,10 +196,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
    * that does not exist yet, and a user granted write on an exchange before its topic permission
    * is set could publish any routing key there in between.
    */
-  async function grantRights(): Promise<void> {
+  async function grantRights(only: (r: Resource) => boolean = () => true): Promise<void> {
     for (const kind of ["topic-permission", "permission"] as const) {
       for (const a of plan.actions) {
-        if ((a.op !== "create" && a.op !== "update") || a.after.kind !== kind) continue;
+        if ((a.op !== "create" && a.op !== "update") || a.after.kind !== kind || done.has(a) || !only(a.after)) continue;
         const r = a.after;
         const user = encodeURIComponent(r.user);
         if (r.kind === "permission") await http.put(`/api/permissions/${v}/${user}`, { configure: r.configure, write: r.write, read: r.read });

@@ -149,7 +149,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       continue;
     }
     if (before.kind === "topic-permission") {
-      const revoke = revokeTopicPermission(before, want);
+      const revoke = revokeTopicPermission(before, want, have);
       if (revoke === "none") continue;
       if (revoke) {
         actions.push({ op: "update", key, before, after: revoke, changed: fieldDiff(before, revoke, MUTABLE["topic-permission"]) });
@@ -208,10 +208,13 @@ export const DENY_ALL = "^$";
  * Returns "none" when nothing is to be done (the entry already allows nothing), the revoking
  * entry, or undefined for a delete.
  */
-function revokeTopicPermission(before: TopicPermission, want: Map<string, Resource>): TopicPermission | "none" | undefined {
+function revokeTopicPermission(before: TopicPermission, want: Map<string, Resource>, have: Map<string, Resource>): TopicPermission | "none" | undefined {
   const othersWanted = [...want.values()].some((r) => r.kind === "topic-permission" && r.user === before.user);
   if (!othersWanted) return undefined;
   if (before.write === DENY_ALL && before.read === DENY_ALL) return "none";
+  // RabbitMQ 4 refuses a topic permission on a missing exchange; and without the exchange, and
+  // without write on it (the user's permission no longer names it), the entry allows nothing.
+  if (!have.has(`exchange|${before.exchange}`)) return "none";
   return { ...before, write: DENY_ALL, read: DENY_ALL };
 }
 
