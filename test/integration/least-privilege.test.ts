@@ -212,6 +212,14 @@ for (const target of TARGETS) {
     const password = randomBytes(12).toString("hex");
     const userUrl = (ep: Endpoint, name: string, vhost: string) => `${ep.amqp.replace(/\/\/[^@]*@/, `//${encodeURIComponent(name)}:${password}@`)}/${vhost}`;
 
+    /** The node, a user that only sends tasks (`publishes`), and the topology applied with it. */
+    async function withSender(ctx: { skip: (why?: string) => void }, suffix: string, publishes: Grant["publishes"], clusters: string[], defaults: RawConfig["defaults"], services: RawConfig["services"]) {
+      const ep = await node(ctx);
+      if (!ep) return undefined;
+      const grant: Grant = { user: `topo-test-lp-${tag}-${suffix}`, consumes: [], publishes };
+      return { ep, grant, ...(await apply(ep, clusters, defaults, services, [grant])) };
+    }
+
     it("each role works end to end under exactly its rights, and everything else is refused by the broker", async (ctx) => {
       const ep = await node(ctx);
       if (!ep) return;
@@ -320,11 +328,10 @@ for (const target of TARGETS) {
     }, 180_000);
 
     it("a service dropped from the file: its exchange goes, and the edge's topic permission on it is revoked first, while the exchange exists", async (ctx) => {
-      const ep = await node(ctx);
-      if (!ep) return;
-      const edge = `topo-test-lp-${tag}-edge2`;
-      const grant: Grant = { user: edge, consumes: [], publishes: "all" };
-      const { file, vhost } = await apply(ep, ["sync", "async"], target.defaults, SERVICES as RawConfig["services"], [grant]);
+      const s = await withSender(ctx, "edge2", "all", ["sync", "async"], target.defaults, SERVICES as RawConfig["services"]);
+      if (!s) return;
+      const { ep, file, vhost } = s;
+      const edge = s.grant.user;
       const topics = async () =>
         ((await mgmt(ep, "GET", `/api/vhosts/${encodeURIComponent(vhost.async!)}/topic-permissions`)).body as { user: string; exchange: string; write: string }[])
           .filter((t) => t.user === edge)
@@ -344,11 +351,10 @@ for (const target of TARGETS) {
     }, 120_000);
 
     it("where one cluster holds both kinds, a sender of async tasks only still declares a reply queue, and its rights cover that alone", async (ctx) => {
-      const ep = await node(ctx);
-      if (!ep) return;
-      const name = `topo-test-lp-${tag}-sender`;
-      const grant: Grant = { user: name, consumes: [], publishes: ["mpaudit"] };
-      const { dir, vhost, desired, cluster } = await apply(ep, ["main"], { sync: { ...target.defaults?.sync, cluster: "main" }, async: { cluster: "main" } }, ["mplogin", { name: "mpaudit", sync: false }], [grant]);
+      const s = await withSender(ctx, "sender", ["mpaudit"], ["main"], { sync: { ...target.defaults?.sync, cluster: "main" }, async: { cluster: "main" } }, ["mplogin", { name: "mpaudit", sync: false }]);
+      if (!s) return;
+      const { ep, grant, dir, vhost, desired, cluster } = s;
+      const name = grant.user;
       const main = vhost.main!;
       const rights = rightsOn(cluster("main"), grant, desired.prefix)!;
       // rpc:// results on this cluster: Celery's send_task declares the reply queue even for a
