@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import amqplib from "amqplib";
-import { inject, type TestContext } from "vitest";
+import { afterEach, inject, type TestContext } from "vitest";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/cli.js");
@@ -111,6 +111,31 @@ export function writeTopology(o: TopologyOptions): string {
     services: o.services,
   };
   return writeFile("topology.yaml", JSON.stringify(doc, null, 2));
+}
+
+export interface FreshTopology {
+  file: string;
+  sync: string;
+  async: string;
+}
+
+/**
+ * For a test file, called at its top level: `fresh` writes a topology on two new vhosts of the
+ * test broker, and every vhost in `vhosts` (fresh's, and any a test adds) is deleted after each
+ * test.
+ */
+export function testVhosts(): { vhosts: string[]; fresh: (services: unknown[], extra?: Partial<TopologyOptions>) => FreshTopology } {
+  const vhosts: string[] = [];
+  afterEach(async () => {
+    await Promise.all(vhosts.splice(0).map(deleteVhost));
+  });
+  const fresh = (services: unknown[], extra: Partial<TopologyOptions> = {}): FreshTopology => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    return { file: writeTopology({ sync, async, services, ...extra }), sync, async };
+  };
+  return { vhosts, fresh };
 }
 
 export function writeFile(name: string, text: string): string {

@@ -2,20 +2,10 @@
 // repeated --cluster, and counts said in words that agree with the number.
 
 import { execFile } from "node:child_process";
-import { afterEach, describe, expect, it } from "vitest";
-import { CLI, deleteVhost, runCli, uniqueName, writeTopology } from "../helpers/broker.js";
+import { describe, expect, it } from "vitest";
+import { CLI, runCli, testVhosts } from "../helpers/broker.js";
 
-const vhosts: string[] = [];
-afterEach(async () => {
-  await Promise.all(vhosts.splice(0).map(deleteVhost));
-});
-
-function fresh(services: unknown[]): { file: string; sync: string; async: string } {
-  const sync = uniqueName("csync");
-  const async = uniqueName("casync");
-  vhosts.push(sync, async);
-  return { file: writeTopology({ sync, async, services }), sync, async };
-}
+const { fresh } = testVhosts();
 
 /** `topo ARGS | head -1` through a real shell pipe: the exit status of topo, and what it said on stderr. */
 function piped(args: string[]): Promise<{ status: number; stderr: string; first: string }> {

@@ -1,10 +1,9 @@
 // plan / apply end to end against the real broker: round trip, drift, the destructive guard,
 // the namespace, Celery compatibility and routing of the edge's task names.
 
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   api,
-  deleteVhost,
   getQueue,
   listBindings,
   messageCount,
@@ -14,20 +13,10 @@ import {
   vh,
   withChannel,
   writeTopology,
-  type TopologyOptions,
+  testVhosts,
 } from "../helpers/broker.js";
 
-const vhosts: string[] = [];
-afterEach(async () => {
-  await Promise.all(vhosts.splice(0).map(deleteVhost));
-});
-
-function fresh(services: unknown[], extra: Partial<TopologyOptions> = {}): { file: string; sync: string; async: string } {
-  const sync = uniqueName("sync");
-  const async = uniqueName("async");
-  vhosts.push(sync, async);
-  return { file: writeTopology({ sync, async, services, ...extra }), sync, async };
-}
+const { vhosts, fresh } = testVhosts();
 
 const EXAMPLE_SERVICES = ["mplogin", "mpwallet", { name: "mppayment", sync: false, async: { arguments: { "x-max-length": 100000 } } }];
 

@@ -5,20 +5,13 @@
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { api, broker, CLI, createVhost, deleteVhost, runCli, uniqueName, vh, writeTopology } from "../helpers/broker.js";
+import { api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts } from "../helpers/broker.js";
 
-const vhosts: string[] = [];
+const { fresh } = testVhosts();
 const users: string[] = [];
 afterEach(async () => {
-  await Promise.all([...vhosts.splice(0).map(deleteVhost), ...users.splice(0).map((u) => api("DELETE", `/api/users/${encodeURIComponent(u)}`))]);
+  await Promise.all(users.splice(0).map((u) => api("DELETE", `/api/users/${encodeURIComponent(u)}`)));
 });
-
-function fresh(services: unknown[], o: Partial<Parameters<typeof writeTopology>[0]> = {}) {
-  const sync = uniqueName("sync");
-  const async = uniqueName("async");
-  vhosts.push(sync, async);
-  return { sync, async, file: writeTopology({ sync, async, services, ...o }) };
-}
 
 async function user(tags: string): Promise<{ user: string; password: string }> {
   const name = uniqueName("user");

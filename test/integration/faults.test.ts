@@ -4,29 +4,19 @@
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createTcpServer } from "node:net";
 import amqplib from "amqplib";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError } from "../../src/errors.js";
-import { amqpUrl, api, createVhost, deleteVhost, messageCount, publish, runCli, uniqueName, writeTopology } from "../helpers/broker.js";
+import { amqpUrl, api, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
 import { spawn } from "node:child_process";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames } from "../../bench/services.mjs";
 import { CLI } from "../helpers/broker.js";
 
-const vhosts: string[] = [];
-afterEach(async () => {
-  await Promise.all(vhosts.splice(0).map(deleteVhost));
-});
+const { fresh } = testVhosts();
 
 const names = serviceNames as (n: number) => string[];
-
-function fresh(services: unknown[]) {
-  const sync = uniqueName("sync");
-  const async = uniqueName("async");
-  vhosts.push(sync, async);
-  return { sync, async, file: writeTopology({ sync, async, services }) };
-}
 
 describe("one apply at a time", () => {
   it("two applies started together both end cleanly and the broker ends as the file says", async () => {

@@ -2,20 +2,10 @@
 // broker, and the files people really write (merge keys, typed ${VAR}) load and apply.
 
 import amqplib from "amqplib";
-import { afterEach, describe, expect, it } from "vitest";
-import { amqpUrl, api, broker, deleteVhost, getQueue, runCli, uniqueName, vh, withChannel, writeFile, writeTopology } from "../helpers/broker.js";
+import { describe, expect, it } from "vitest";
+import { amqpUrl, api, broker, getQueue, runCli, uniqueName, vh, withChannel, writeFile, writeTopology, testVhosts } from "../helpers/broker.js";
 
-const vhosts: string[] = [];
-afterEach(async () => {
-  await Promise.all(vhosts.splice(0).map(deleteVhost));
-});
-
-function fresh(services: unknown[]): { file: string; sync: string; async: string } {
-  const sync = uniqueName("sync");
-  const async = uniqueName("async");
-  vhosts.push(sync, async);
-  return { file: writeTopology({ sync, async, services }), sync, async };
-}
+const { vhosts, fresh } = testVhosts();
 
 describe("one truth about mirroring", () => {
   it("a user policy with ha-mode all mirrors the queue: plan does not call it unmirrored, and import agrees", async () => {

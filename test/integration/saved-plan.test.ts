@@ -5,20 +5,15 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { dirname, join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { amqpUrl, api, CLI, deleteVhost, getQueue, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { amqpUrl, api, CLI, getQueue, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
-const vhosts: string[] = [];
-afterEach(async () => {
-  await Promise.all(vhosts.splice(0).map(deleteVhost));
-});
+const { fresh: freshTopology } = testVhosts();
 
-function fresh(services: unknown[], extra: Partial<TopologyOptions> = {}): { file: string; sync: string; async: string; out: string } {
-  const sync = uniqueName("sync");
-  const async = uniqueName("async");
-  vhosts.push(sync, async);
-  const file = writeTopology({ sync, async, services, ...extra });
-  return { file, sync, async, out: join(dirname(file), "plan.json") };
+/** A fresh topology, and where its saved plan goes. */
+function fresh(services: unknown[], extra: Partial<TopologyOptions> = {}): FreshTopology & { out: string } {
+  const t = freshTopology(services, extra);
+  return { ...t, out: join(dirname(t.file), "plan.json") };
 }
 
 /** Rewrite the topology file in place with other services (same clusters). */

@@ -4,22 +4,12 @@
 import { execFile } from "node:child_process";
 import { chmodSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames } from "../../bench/services.mjs";
-import { api, CLI, createVhost, deleteVhost, runCli, uniqueName, vh, withChannel, writeFile, writeTopology } from "../helpers/broker.js";
+import { api, CLI, createVhost, runCli, vh, withChannel, writeFile, testVhosts } from "../helpers/broker.js";
 
-const vhosts: string[] = [];
-afterEach(async () => {
-  await Promise.all(vhosts.splice(0).map(deleteVhost));
-});
-
-function fresh(services: unknown[], defaults?: Record<string, unknown>) {
-  const sync = uniqueName("sync");
-  const async = uniqueName("async");
-  vhosts.push(sync, async);
-  return { sync, async, file: writeTopology({ sync, async, services, defaults }) };
-}
+const { fresh } = testVhosts();
 
 const SERVICES = ["mplogin", { name: "mppayment", sync: false, async: { type: "quorum", arguments: { "x-delivery-limit": 5, "x-max-length": 100000 } } }];
 
