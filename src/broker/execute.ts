@@ -15,7 +15,8 @@ import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
 import { plural } from "../core/words.js";
-import { DENY_ALL } from "../plan/diff.js";
+import { allowsNothing } from "../core/permissions.js";
+import { SHA256 } from "../config/credentials.js";
 
 export interface ExecuteOptions {
   /** Delete queues even when they hold messages. Without it every queue delete is if-empty. */
@@ -96,7 +97,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         mark(a);
       }
     }
-    await grantRights((r) => r.kind === "topic-permission" && r.write === DENY_ALL && r.read === DENY_ALL);
+    await grantRights((r) => r.kind === "topic-permission" && allowsNothing(r));
 
     const needsAmqp = plan.actions.some((a) => !done.has(a) && !HTTP_ONLY.has(subjectOf(a).kind));
     if (!needsAmqp) {
@@ -222,7 +223,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       secret = ctx.credentials.hashFor(u.name);
     } else {
       const now = await http.get<{ password_hash?: string; hashing_algorithm?: string }>(path);
-      secret = { password_hash: now.password_hash ?? "", hashing_algorithm: now.hashing_algorithm ?? "rabbit_password_hashing_sha256" };
+      secret = { password_hash: now.password_hash ?? "", hashing_algorithm: now.hashing_algorithm ?? SHA256 };
     }
     const body = { tags: u.tags.join(","), ...secret };
     try {

@@ -3,6 +3,7 @@
 
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource, StoredHash } from "../model.js";
 import { sortArgs, sortResources } from "../core/keys.js";
+import { SHA256 } from "../config/credentials.js";
 
 export interface ApiExchange {
   name: string;
@@ -166,7 +167,7 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
   const userHashes: Record<string, StoredHash> = {};
   for (const u of s.users ?? []) {
     resources.push({ kind: "user", name: u.name, tags: tagsOf(u) });
-    if (u.password_hash) userHashes[u.name] = { hash: u.password_hash, algorithm: u.hashing_algorithm ?? "rabbit_password_hashing_sha256" };
+    if (u.password_hash) userHashes[u.name] = { hash: u.password_hash, algorithm: u.hashing_algorithm ?? SHA256 };
   }
   const userVhosts: Record<string, string[]> = {};
   for (const p of s.allPermissions ?? []) (userVhosts[p.user] ??= []).push(p.vhost);

@@ -38,6 +38,11 @@ export interface VhostRights {
 /** RabbitMQ's regex for "no object at all" (the empty string means the same; this one reads better in a plan). */
 export const NOTHING = "^$";
 
+/** A topic permission that allows no routing key: how topo revokes one exchange's entry. */
+export function allowsNothing(t: { write: string; read: string }): boolean {
+  return t.write === NOTHING && t.read === NOTHING;
+}
+
 /**
  * The rpc:// reply queue of a Celery client: the app's oid, a bare lower-case UUID (kombu's
  * uuid3, uuid5 as fallback), not exclusive, auto-delete, x-expires one day. Nothing in the name

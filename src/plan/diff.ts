@@ -3,6 +3,7 @@
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
 import { holdingQueue, holdingQueueOf, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
+import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 
 /**
@@ -28,7 +29,7 @@ export const MUTABLE: Record<ResourceKind, readonly string[]> = {
   queue: [],
   binding: [],
   policy: ["pattern", "applyTo", "priority", "definition"],
-  // A user's password is compared apart (userDiff): its value is never a field of the resource.
+  // A user's password is compared apart (passwordDiffers): its value is never a field of the resource.
   user: ["tags"],
   permission: ["configure", "write", "read"],
   "topic-permission": ["write", "read"],
@@ -120,8 +121,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     if (changed.length) actions.push({ op: "update", key, before, after, changed });
   }
   const deleted = new Set<string>();
-  /** Marked users the file no longer lists that hold rights on vhosts the file does not manage. */
-  const foreign: string[] = [];
+  /** Marked users the file no longer lists that hold rights on vhosts the file does not manage, and those vhosts. */
+  const foreign: { user: string; vhosts: string[] }[] = [];
+  let topics: TopicView | undefined;
   /** Marked users the file no longer lists that hold no permissions at all. */
   const orphans: string[] = [];
   // An exchange named like a service but not of the one shape topo makes is someone else's, even
@@ -138,8 +140,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     // The user topo itself connects as is never deleted or stripped of its rights, even if
     // someone gave it topo's tag.
     if (isOwnUser(before, desired)) continue;
-    if (before.kind === "user" && usedElsewhere(before.name, users, actual).length) {
-      foreign.push(before.name);
+    const elsewhere = before.kind === "user" ? usedElsewhere(before.name, users, actual) : [];
+    if (elsewhere.length) {
+      foreign.push({ user: describe(before), vhosts: elsewhere });
       continue;
     }
     // Without permissions anywhere, nothing says which topology a marked user belongs to: another
@@ -149,7 +152,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       continue;
     }
     if (before.kind === "topic-permission") {
-      const revoke = revokeTopicPermission(before, want, have);
+      topics ??= topicView(want, have);
+      const revoke = revokeTopicPermission(before, topics);
       if (revoke === "none") continue;
       if (revoke) {
         actions.push({ op: "update", key, before, after: revoke, changed: fieldDiff(before, revoke, MUTABLE["topic-permission"]) });
@@ -187,7 +191,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     warnings: [
       ...userWarnings,
       ...orphans.map((u) => `left alone: user ${u} carries topo's tag but has permissions on no vhost, so nothing says which topology it belongs to (another apply may be creating it); delete it by hand if it is no longer used`),
-      ...foreign.map((u) => `left alone: user ${u} carries topo's tag but has permissions on vhost${usedElsewhere(u, users, actual).length === 1 ? "" : "s"} ${usedElsewhere(u, users, actual).join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
+      ...foreign.map((f) => `left alone: user ${f.user} carries topo's tag but has permissions on vhost${f.vhosts.length === 1 ? "" : "s"} ${f.vhosts.join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
       ...(spared.length
       ? [
           `left alone: exchange${spared.length === 1 ? "" : "s"} ${spared.map((e) => `${e.name} (${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""})`).join(", ")} ${spared.length === 1 ? "is" : "are"} named like a service of prefix "${prefix}" but ${spared.length === 1 ? "is not one" : "are not ones"} topo makes (a durable topic exchange without arguments), so topo does not delete ${spared.length === 1 ? "it" : "them"}; a prefix that your own exchanges do not start with avoids the doubt`,
@@ -197,9 +201,6 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   };
 }
 
-/** Topic permissions that allow nothing: what topo leaves to revoke one exchange (see below). */
-export const DENY_ALL = "^$";
-
 /**
  * The management API clears a user's topic permissions in a vhost all at once, never one
  * exchange's: clearing them all and putting the others back would leave the user free to use any
@@ -208,14 +209,29 @@ export const DENY_ALL = "^$";
  * Returns "none" when nothing is to be done (the entry already allows nothing), the revoking
  * entry, or undefined for a delete.
  */
-function revokeTopicPermission(before: TopicPermission, want: Map<string, Resource>, have: Map<string, Resource>): TopicPermission | "none" | undefined {
-  const othersWanted = [...want.values()].some((r) => r.kind === "topic-permission" && r.user === before.user);
-  if (!othersWanted) return undefined;
-  if (before.write === DENY_ALL && before.read === DENY_ALL) return "none";
+function revokeTopicPermission(before: TopicPermission, topics: TopicView): TopicPermission | "none" | undefined {
+  if (!topics.wantedBy.has(before.user)) return undefined;
+  if (allowsNothing(before)) return "none";
   // RabbitMQ 4 refuses a topic permission on a missing exchange; and without the exchange, and
   // without write on it (the user's permission no longer names it), the entry allows nothing.
-  if (!have.has(`exchange|${before.exchange}`)) return "none";
-  return { ...before, write: DENY_ALL, read: DENY_ALL };
+  if (!topics.exchanges.has(before.exchange)) return "none";
+  return { ...before, write: NOTHING, read: NOTHING };
+}
+
+/** What revokeTopicPermission needs, worked out once per plan. */
+interface TopicView {
+  /** Users with at least one topic permission the file wants here. */
+  wantedBy: Set<string>;
+  /** Exchanges the vhost holds now. */
+  exchanges: Set<string>;
+}
+
+function topicView(want: Map<string, Resource>, have: Map<string, Resource>): TopicView {
+  const wantedBy = new Set<string>();
+  for (const r of want.values()) if (r.kind === "topic-permission") wantedBy.add(r.user);
+  const exchanges = new Set<string>();
+  for (const r of have.values()) if (r.kind === "exchange") exchanges.add(r.name);
+  return { wantedBy, exchanges };
 }
 
 function isOwnUser(r: Resource, desired: DesiredCluster): boolean {
