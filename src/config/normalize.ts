@@ -467,12 +467,12 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
       problems.push({ path: ["users", g.user], atKey: true, message: `user ${g.user} gets rights on no cluster: none of the services it consumes or publishes to has a queue` });
     }
   }
-  clusters.forEach((c, i) => {
+  clusters.forEach((c) => {
     const group = clusters.filter((o) => brokerOf(o) === brokerOf(c));
     c.users = {
       onBroker: [...new Set(group.flatMap((o) => wanted.get(o) ?? []))].sort(),
       vhosts: group.map((o) => o.target.amqp.vhost),
-      deletes: clusters.findIndex((o) => brokerOf(o) === brokerOf(c)) === i,
+      deletes: group[0] === c,
       adopt,
       credentials: creds,
     };

@@ -38,23 +38,39 @@ function matcher(source: string): (name: string) => boolean {
   }
 }
 
+/** One cluster as importUsers reads it: the names of its queues and exchanges, its permissions by user. */
+interface SourceView {
+  names: Set<string>;
+  permissions: Map<string, Permission>;
+}
+
+function viewOf(s: ImportSource): SourceView {
+  const names = new Set<string>();
+  const permissions = new Map<string, Permission>();
+  for (const r of s.actual.resources) {
+    if (r.kind === "queue" || r.kind === "exchange") names.add(r.name);
+    else if (r.kind === "permission") permissions.set(r.user, r);
+  }
+  return { names, permissions };
+}
+
 export function importUsers(sources: ImportSource[], services: string[], prefix: string): ImportedUsers {
   const marker = userMarkerTag(prefix);
   const marked = new Map<string, User>();
   for (const s of sources) for (const r of s.actual.resources) if (r.kind === "user" && r.tags.includes(marker)) marked.set(r.name, r);
+  const views = sources.map(viewOf);
   const users: ImportedUser[] = [];
   const skipped: string[] = [];
   for (const u of [...marked.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const consumes = new Set<string>();
     const publishes = new Set<string>();
     // A marked user with no rights on these vhosts is another topology's (same prefix, other vhosts).
-    if (!sources.some((s) => s.actual.resources.some((r) => r.kind === "permission" && r.user === u.name))) continue;
-    for (const s of sources) {
-      const p = s.actual.resources.find((r): r is Permission => r.kind === "permission" && r.user === u.name);
+    if (!views.some((v) => v.permissions.has(u.name))) continue;
+    for (const { names, permissions } of views) {
+      const p = permissions.get(u.name);
       if (!p) continue;
       const read = matcher(p.read);
       const write = matcher(p.write);
-      const names = new Set(s.actual.resources.flatMap((r) => (r.kind === "queue" || r.kind === "exchange" ? [r.name] : [])));
       for (const svc of services) {
         if ([`${svc}.sync`, `${svc}.async`].some((q) => names.has(q) && read(q))) consumes.add(svc);
         if (names.has(svc) && write(svc)) publishes.add(svc);
