@@ -1,0 +1,136 @@
+// A JSON topology is read by JSON.parse (fromJson), and by the YAML path as soon as anything is
+// wrong with it. Both must read every file the same way: the same state when it loads, the same
+// problems when it does not, and every problem at its line and column of the JSON text.
+
+import { readFileSync } from "node:fs";
+import { parseDocument, stringify } from "yaml";
+import { describe, expect, it } from "vitest";
+import { fromJson, parseConfig } from "../../src/config/load.js";
+import { ConfigError } from "../../src/errors.js";
+import { Redactor } from "../../src/redact.js";
+import { cases } from "../helpers/fuzz.js";
+
+const EXAMPLE = readFileSync(new URL("../../topology.yaml", import.meta.url), "utf8");
+const ENV = { RABBITMQ_PASSWORD: "pw" };
+
+/** The data a YAML text means (aliases and merge keys resolved, ${VAR} left as written), as JSON. */
+function asJson(yamlText: string, space?: number): string | undefined {
+  const doc = parseDocument(yamlText, { merge: true, uniqueKeys: true });
+  if (doc.errors.length) return undefined;
+  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  return typeof data === "object" && data !== null && !Array.isArray(data) ? JSON.stringify(data, null, space) : undefined;
+}
+
+type Outcome = { loaded: unknown } | { refused: string[] };
+
+function outcome(text: string, file: string): Outcome {
+  try {
+    return { loaded: parseConfig(text, file, ENV) };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return { refused: e.problems.map((p) => p.message).sort() };
+  }
+}
+
+/** The example's data with one change made to it, as JSON (or as YAML). */
+function exampleWith(change: (d: Record<string, any>) => void, format: "json" | "yaml" = "json"): string {
+  const d = JSON.parse(asJson(EXAMPLE) as string) as Record<string, any>;
+  change(d);
+  return format === "json" ? JSON.stringify(d, null, 2) : stringify(d);
+}
+
+describe("a JSON topology", () => {
+  it("is read without the YAML parser when nothing is wrong with it", () => {
+    const json = asJson(EXAMPLE) as string;
+    const fast = fromJson(json, "topology.json", ENV, undefined);
+    expect(fast).toBeDefined();
+    expect(fast).toEqual(parseConfig(EXAMPLE, "topology.yaml", ENV));
+  });
+
+  it("loads to the same state as the YAML it was made from, or is refused with the same problems (fuzzed files)", () => {
+    let compared = 0;
+    let loaded = 0;
+    for (const [i, text] of [EXAMPLE, ...cases()].entries()) {
+      const json = asJson(text, i % 2 ? 2 : undefined);
+      if (json === undefined) continue;
+      compared++;
+      const a = outcome(text, "t.yaml");
+      const b = outcome(json, "t.json");
+      expect(b, `case ${i}\n${text}`).toEqual(a);
+      if ("loaded" in a) loaded++;
+    }
+    // Both kinds of outcome must be met, or the comparison proves little.
+    expect(compared).toBeGreaterThan(50);
+    expect(loaded).toBeGreaterThan(10);
+    expect(compared - loaded).toBeGreaterThan(10);
+  });
+
+  it("reports a problem at its line and column of the JSON text", () => {
+    const text = exampleWith((d) => {
+      d.services[2].async.arguments["x-max-length"] = "lots";
+    });
+    expect(fromJson(text, "t.json", ENV, undefined)).toBeUndefined();
+    const e = (() => {
+      try {
+        parseConfig(text, "t.json", ENV);
+      } catch (x) {
+        return x as ConfigError;
+      }
+      throw new Error("loaded");
+    })();
+    const line = text.split("\n").findIndex((l) => l.includes('"lots"')) + 1;
+    expect(e.problems).toHaveLength(1);
+    expect(e.problems[0]).toMatchObject({ file: "t.json", line, message: expect.stringMatching(/x-max-length/) });
+  });
+
+  it("refuses a key given twice, which JSON.parse alone would let pass, at the second one", () => {
+    const good = asJson(EXAMPLE) as string;
+    const twice = good.replace('"prefix":"mp"', '"prefix":"mp",\n"prefix":"other"');
+    expect(twice).not.toBe(good);
+    expect(fromJson(twice, "t.json", ENV, undefined)).toBeUndefined();
+    expect(() => parseConfig(twice, "t.json", ENV)).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ line: 2, message: expect.stringMatching(/unique/i) })] }));
+    // The same key written with an escape is the same key.
+    const escaped = good.replace('"prefix":"mp"', '"prefix":"mp","\\u0070refix":"other"');
+    expect(fromJson(escaped, "t.json", ENV, undefined)).toBeUndefined();
+    expect(() => parseConfig(escaped, "t.json", ENV)).toThrow(ConfigError);
+  });
+
+  it("counts colons and quotes inside strings as text, not as structure", () => {
+    const add = (d: Record<string, any>) => d.services.push({ name: "mpcolon", async: { arguments: { "x-dead-letter-exchange": 'a:"b":\\c:{' } } });
+    // Loads by the JSON path, to what the YAML path reads from the same data.
+    const fast = fromJson(exampleWith(add), "t.json", ENV, undefined);
+    expect(fast).toBeDefined();
+    expect(fast).toEqual(parseConfig(exampleWith(add, "yaml"), "t.yaml", ENV));
+    expect(JSON.stringify(fast)).toContain('a:\\"b\\":\\\\c:{');
+  });
+
+  it("interpolates ${VAR} in values only, typed where the schema wants a number", () => {
+    const text = exampleWith((d) => {
+      d.services[2].async.arguments["x-max-length"] = "${LEN}";
+    });
+    const fast = fromJson(text, "t.json", { ...ENV, LEN: "7" }, undefined);
+    const q = fast?.clusters.find((c) => c.target.name === "async")?.resources.find((r) => r.kind === "queue" && r.name === "mppayment.async");
+    expect(q).toMatchObject({ arguments: { "x-max-length": 7 } });
+    // Unset: the YAML path says which variable, where.
+    expect(fromJson(text, "t.json", ENV, undefined)).toBeUndefined();
+    expect(() => parseConfig(text, "t.json", ENV)).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ message: expect.stringMatching(/LEN is not set/) })] }));
+  });
+
+  it("teaches the redactor the file's passwords on either path", () => {
+    const secret = "s3cr/t+pw";
+    const text = asJson(EXAMPLE.replaceAll("${RABBITMQ_PASSWORD:-guest}", encodeURIComponent(secret))) as string;
+    const r = new Redactor();
+    expect(fromJson(text, "t.json", {}, r)).toBeDefined();
+    expect(r.text(`amqp://guest:${secret}@host and ${encodeURIComponent(secret)}`)).not.toContain("s3cr");
+  });
+
+  it("takes the YAML path for nesting deeper than the limit, and refuses it there", () => {
+    const deep = exampleWith((d) => {
+      let node: Record<string, unknown> = {};
+      d.services[2].async.arguments["x-deep"] = node;
+      for (let i = 0; i < 80; i++) node = node.x = {};
+    });
+    expect(fromJson(deep, "t.json", ENV, undefined)).toBeUndefined();
+    expect(() => parseConfig(deep, "t.json", ENV)).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ message: expect.stringMatching(/nesting deeper/) })] }));
+  });
+});
