@@ -11,6 +11,9 @@ import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import type { Plan } from "./model.js";
 import { plural } from "./core/words.js";
+import { limitHeapGrowth } from "./heap.js";
+
+limitHeapGrowth();
 
 /** Learns every password a command reads; everything printed goes through it. */
 const redactor = new Redactor();
