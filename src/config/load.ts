@@ -179,23 +179,9 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const { raw, refused } = wellFormed(data as Record<string, unknown>, refusedPaths);
   const { desired, problems: crossProblems } = normalize(raw, refused);
   for (const p of crossProblems) problems.push(placePathProblem(p, doc, at, file));
-  // TLS files are named relative to the topology file, like every path a config file holds.
-  for (const c of desired.clusters) {
-    const tls = c.target.tls;
-    for (const field of ["ca", "cert", "key"] as const) {
-      const path = tls[field];
-      if (path === undefined) continue;
-      tls[field] = resolve(dirname(file), path);
-      if (!existsSync(tls[field])) {
-        problems.push(placePathProblem({ path: ["clusters", c.target.name, "tls", field], message: `no such file: ${tls[field]}` }, doc, at, file));
-      }
-    }
-  }
+  for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
-  for (const c of desired.clusters) {
-    redactor?.add(c.target.amqp.password);
-    redactor?.add(c.target.management.password);
-  }
+  learnPasswords(desired, redactor);
   if (problems.length) throw new ConfigError(sortProblems(problems));
   return desired;
 }
@@ -226,21 +212,35 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   if (!schemaValidator()(data)) return undefined;
   const { raw, refused } = wellFormed(data as Record<string, unknown>, []);
   const { desired, problems } = normalize(raw, refused);
-  if (problems.length) return undefined;
+  if (problems.length || resolveTlsFiles(desired, file).length) return undefined;
+  learnPasswords(desired, redactor);
+  return desired;
+}
+
+/**
+ * TLS files are named relative to the topology file, like every path a config file holds: made
+ * absolute in place, with a problem for each that does not exist.
+ */
+function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
+  const problems: PathProblem[] = [];
   for (const c of desired.clusters) {
     const tls = c.target.tls;
     for (const field of ["ca", "cert", "key"] as const) {
       const path = tls[field];
       if (path === undefined) continue;
       tls[field] = resolve(dirname(file), path);
-      if (!existsSync(tls[field])) return undefined;
+      if (!existsSync(tls[field])) problems.push({ path: ["clusters", c.target.name, "tls", field], message: `no such file: ${tls[field]}` });
     }
   }
+  return problems;
+}
+
+/** The redactor learns the clusters' passwords (the users' are learnt as soon as the data is read). */
+function learnPasswords(desired: DesiredState, redactor: Redactor | undefined): void {
   for (const c of desired.clusters) {
     redactor?.add(c.target.amqp.password);
     redactor?.add(c.target.management.password);
   }
-  return desired;
 }
 
 /** The members of every object in parsed JSON; undefined when nested deeper than MAX_DEPTH. */
