@@ -45,7 +45,17 @@ export function report(results) {
     "```",
     "",
   );
-  lines.push(
+  const load = (c) => `load average ${c.loadAverageAtStart.map((x) => x.toFixed(2)).join(", ")} at the start and ${(c.loadAverageAtEnd ?? []).map((x) => x.toFixed(2)).join(", ")} at the end; ${c.otherBeamProcesses} other Erlang nodes ran on the same 2 cores`;
+  if ((results.runs ?? []).length > 1) {
+    lines.push(
+      "Runs (each size's figures come from the runs that list it; runs on other days or machines are not comparable in absolute terms, only in ratios):",
+      "",
+      ...results.runs.map((r) => `- \`${r.file}\`: N = ${r.sizes.join(", ")}; started ${r.startedAt}; ${r.machine.cpus} × ${r.machine.cpuModel}, ${fmt(r.machine.memGiB, 0)} GiB, Node ${r.machine.node}, RabbitMQ ${r.machine.rabbit}; ${load(r.conditions)}.`),
+      "",
+      "Other engineers' tests share the machine, so figures move from round to round: compare ratios and medians.",
+      "",
+    );
+  } else lines.push(
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${fmt(machine.memGiB, 0)} GiB, Node ${machine.node}, RabbitMQ ${machine.rabbit} (the local broker, two vhosts as the two clusters). ${(results.files ?? []).length > 1 ? `${results.files.length} runs, the first started` : "Run started"} ${results.startedAt}; load average ${conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(", ")} at the start and ${(conditions.loadAverageAtEnd ?? []).map((x) => x.toFixed(2)).join(", ")} at the end; ${conditions.otherBeamProcesses} other Erlang nodes ran on the same 2 cores (other engineers' tests), so figures move from round to round: compare ratios and medians.`,
     "",
   );
@@ -54,7 +64,7 @@ export function report(results) {
     "- **The same end state, the same work.** N services = per cluster N topic exchanges, N queues and N bindings (the sync cluster also gets the mirroring policy): 6N objects. Every contender creates its own two vhosts, both at once, and their creation is timed: topo (`apply` from an empty broker), (a) one `POST /api/definitions/{vhost}` per cluster, (b) awaited declares over one channel per cluster (what a worker does).",
     "- **The same broker state at the start.** After each contender its vhosts are deleted, and the next waits until the broker has finished removing them: the vhosts are gone, `/api/overview`'s object totals are back to where they were when the benchmark started, and `beam.smp` uses less than a third of a core over a second. The raw figures record how long that took.",
     "- **Alternating order.** The contenders run in one order in odd rounds and the reverse in even rounds. Figures are medians of the rounds; the raw figures of every round are below and in the results file.",
-    "- **Whole processes.** topo runs in a process of its own (bench/worker.mjs, the library; `plan, no changes (CLI)` is `node dist/cli.js plan` itself), so wall time includes Node's start and loading topo; topo's CPU and peak RSS are that process's own.",
+    "- **Whole processes.** topo runs in a process of its own (bench/worker.mjs, the library; `plan, no changes (CLI)` is `node dist/cli.js plan` itself; the worker sets up its process as the command line does), so wall time includes Node's start and loading topo; topo's CPU and peak RSS are that process's own. The topology file is JSON, as a script that generates one writes it; `plan, no changes (CLI, YAML file)` plans from the same document written as YAML, as people write it.",
     "- **The broker's own work.** Broker CPU is the `beam.smp` process's user+system time from `/proc/<pid>/stat` before and after each operation (the pid from `rabbitmqctl eval 'os:getpid().'`). It counts everything the broker did meanwhile, other engineers' tests included.",
     "- **The read floor** is the set of requests topo's read makes (the same paths, `disable_stats`, the same `columns`), both clusters at once, timed alone to the last byte, unparsed: the time the broker takes to describe the state, with nothing of topo's in it.",
     "",

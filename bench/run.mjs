@@ -29,6 +29,7 @@ import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import amqplib from "amqplib";
+import { stringify as stringifyYaml } from "yaml";
 import { serviceNames as names } from "./services.mjs";
 import { report } from "./report.mjs";
 
@@ -113,14 +114,18 @@ async function objectTotals() {
 
 // ----- contenders ----------------------------------------------------------------------------
 
-function topologyFile(n, sync, async, { syncOnly = false } = {}) {
+/**
+ * The topology of n services, as JSON (how a script that generates one would write it), or with
+ * `yaml` the same document as YAML, as people write it.
+ */
+function topologyFile(n, sync, async, { syncOnly = false, yaml = false } = {}) {
   const doc = {
     version: 1,
     clusters: { sync: { url: `${AMQP}/${sync}`, management: MGMT }, async: { url: `${AMQP}/${async}`, management: MGMT } },
     services: syncOnly ? names(n).map((name) => ({ name, async: false })) : names(n),
   };
-  const file = join(DIR, `topology-${sync}.json`);
-  writeFileSync(file, JSON.stringify(doc));
+  const file = join(DIR, `topology-${sync}.${yaml ? "yaml" : "json"}`);
+  writeFileSync(file, yaml ? stringifyYaml(doc) : JSON.stringify(doc));
   return file;
 }
 
@@ -379,6 +384,7 @@ function contenders(n) {
         add("apply from empty", { ...(await topo("apply", file)), objects: 6 * n });
         add("plan, no changes", await topo("plan", file));
         add("plan, no changes (CLI)", await topoCli(file));
+        add("plan, no changes (CLI, YAML file)", await topoCli(topologyFile(n, sync, async, { yaml: true })));
         add("read floor", await readFloor({ sync, async }));
         add("apply, no changes", await topo("apply", file));
         await drift(n, sync, async);
@@ -486,6 +492,15 @@ function merge(args) {
   return {
     ...first,
     files: runs.map(({ file }) => file.replace(`${ROOT}/`, "")),
+    // Each run's own conditions: runs made at different times (or on different machines) are
+    // told apart in the report.
+    runs: runs.map(({ file, only, r }) => ({
+      file: file.replace(`${ROOT}/`, ""),
+      startedAt: r.startedAt,
+      sizes: Object.keys(r.sizes).map(Number).filter((n) => !only || only.includes(n)),
+      machine: r.machine,
+      conditions: r.conditions,
+    })),
     sizes: Object.fromEntries(Object.entries(sizes).sort(([a], [b]) => Number(a) - Number(b))),
     conditions: { ...first.conditions, loadAverageAtEnd: last.conditions.loadAverageAtEnd },
   };
