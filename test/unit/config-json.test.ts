@@ -95,6 +95,22 @@ describe("a JSON topology", () => {
     expect(() => parseConfig(escaped, "t.json", ENV)).toThrow(ConfigError);
   });
 
+  it("reads a key \"__proto__\" as the YAML path does (refused), never as an object's prototype", () => {
+    const yamlText = `version: 1
+clusters: { sync: { url: "amqp://u:p@h/s" }, async: { url: "amqp://u:p@h/a" } }
+services:
+  - name: mpa
+    async: { arguments: { __proto__: { x: 1 } } }
+`;
+    const yamlOutcome = outcome(yamlText, "t.yaml");
+    expect(yamlOutcome).toMatchObject({ refused: [expect.stringMatching(/unknown queue argument "__proto__"/)] });
+    for (const key of ['"__proto__"', '"\\u005f_proto__"']) {
+      const text = `{"version":1,"clusters":{"sync":{"url":"amqp://u:p@h/s"},"async":{"url":"amqp://u:p@h/a"}},"services":[{"name":"mpa","async":{"arguments":{${key}:{"x":1}}}}]}`;
+      expect(fromJson(text, "t.json", ENV, undefined), key).toBeUndefined();
+      expect(outcome(text, "t.json"), key).toEqual(yamlOutcome);
+    }
+  });
+
   it("counts colons and quotes inside strings as text, not as structure", () => {
     const add = (d: Record<string, any>) => d.services.push({ name: "mpcolon", async: { arguments: { "x-dead-letter-exchange": 'a:"b":\\c:{' } } });
     // Loads by the JSON path, to what the YAML path reads from the same data.
