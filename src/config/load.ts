@@ -30,8 +30,9 @@ let validator: ValidateFunction | undefined;
 let yamlLibrary: typeof import("yaml") | undefined;
 
 /**
- * The YAML library, loaded on first use: a JSON file that holds no problem never needs it, and
- * loading its seventy modules is a sixth of a small plan's CPU.
+ * The YAML library, loaded on first use: a JSON file that holds no problem never needs it.
+ * Loading its seventy-odd modules and building a node for every value was about a sixth of a
+ * 1,000-service plan's CPU (0.11 s of 0.66 s, measured against reading the same file as JSON).
  */
 function yaml(): typeof import("yaml") {
   yamlLibrary ??= require("yaml") as typeof import("yaml");
