@@ -136,7 +136,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string") return;
       const source = node.value;
-      const r = interpolateAll(source, env);
+      const r = interpolateValue(source, env, () => yamlPath(ancestors, node));
       if ("errors" in r) {
         for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
         unread.set(node, source);
@@ -144,13 +144,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
         return;
       }
       node.value = r.value;
-      const whole = WHOLE_VAR.exec(source);
-      if (!whole) return;
-      // Environment variables are strings; `x-max-length: ${LEN}` means the number LEN holds.
-      const path = yamlPath(ancestors, node);
-      fromVariable.set(pathKey(path), whole[1] as string);
-      const typed = typedScalar(r.value, schemaTypesAt(path));
-      if (typed !== undefined) node.value = typed;
+      if (r.variable) fromVariable.set(pathKey(r.variable.path), r.variable.name);
     },
   });
 
@@ -282,10 +276,8 @@ const FAILED = Symbol("failed");
 function interpolateData(v: unknown, path: Path, env: Env): unknown {
   if (typeof v === "string") {
     if (!v.includes("$")) return v;
-    const r = interpolateAll(v, env);
-    if ("errors" in r) return FAILED;
-    if (!WHOLE_VAR.test(v)) return r.value;
-    return typedScalar(r.value, schemaTypesAt(path)) ?? r.value;
+    const r = interpolateValue(v, env, () => path);
+    return "errors" in r ? FAILED : r.value;
   }
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
@@ -406,6 +398,25 @@ function schemaTypesAt(path: Path): Set<string> {
   // `version: 1` is a const, not a type.
   const typeOf = (n: SchemaNode): string[] => (n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : []);
   return new Set(here.flatMap(typeOf));
+}
+
+/**
+ * One value's ${VAR}s put in, as both paths interpolate: a value that is exactly one ${VAR} is
+ * also typed as the schema wants at its place (environment variables are strings;
+ * `x-max-length: ${LEN}` means the number LEN holds), and says which variable it came from.
+ * `pathOf` is asked for the value's place only then.
+ */
+function interpolateValue(
+  source: string,
+  env: Env,
+  pathOf: () => Path,
+): { errors: string[] } | { value: string | number | boolean; variable?: { name: string; path: Path } } {
+  const r = interpolateAll(source, env);
+  if ("errors" in r) return r;
+  const whole = WHOLE_VAR.exec(source);
+  if (!whole) return r;
+  const path = pathOf();
+  return { value: typedScalar(r.value, schemaTypesAt(path)) ?? r.value, variable: { name: whole[1] as string, path } };
 }
 
 /** A variable's text as the type the schema wants there, when it reads as one; else undefined. */
