@@ -176,7 +176,12 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     // An action's key is keyOf(its object) already: not worked out again for every binding. A
     // create's own object is kept, so that its completion finds its action.
     for (const a of creates("binding")) if (a.op === "create") binds.set(a.key, a.after as Binding);
-    for (const a of replaces) for (const b of a.rebind) if (!binds.has(keyOf(b))) binds.set(keyOf(b), b);
+    for (const a of replaces) {
+      for (const b of a.rebind) {
+        const key = keyOf(b);
+        if (!binds.has(key)) binds.set(key, b);
+      }
+    }
     const bindActions = new Map(creates("binding").map((a) => [subjectOf(a), a]));
     await writePipelined(amqp, [...binds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, (b) => {
       const a = bindActions.get(b);
