@@ -45,18 +45,19 @@ export function report(results) {
     "```",
     "",
   );
+  const machineText = (m) => `${m.cpus} × ${m.cpuModel}, ${fmt(m.memGiB, 0)} GiB, Node ${m.node}, RabbitMQ ${m.rabbit}`;
   const load = (c) => `load average ${c.loadAverageAtStart.map((x) => x.toFixed(2)).join(", ")} at the start and ${(c.loadAverageAtEnd ?? []).map((x) => x.toFixed(2)).join(", ")} at the end; ${c.otherBeamProcesses} other Erlang nodes ran on the same 2 cores`;
   if ((results.runs ?? []).length > 1) {
     lines.push(
       "Runs (each size's figures come from the runs that list it; runs on other days or machines are not comparable in absolute terms, only in ratios):",
       "",
-      ...results.runs.map((r) => `- \`${r.file}\`: N = ${r.sizes.join(", ")}; started ${r.startedAt}; ${r.machine.cpus} × ${r.machine.cpuModel}, ${fmt(r.machine.memGiB, 0)} GiB, Node ${r.machine.node}, RabbitMQ ${r.machine.rabbit}; ${load(r.conditions)}.`),
+      ...results.runs.map((r) => `- \`${r.file}\`: N = ${r.sizes.join(", ")}; started ${r.startedAt}; ${machineText(r.machine)}; ${load(r.conditions)}.`),
       "",
       "Other engineers' tests share the machine, so figures move from round to round: compare ratios and medians.",
       "",
     );
   } else lines.push(
-    `Machine: ${machine.cpus} × ${machine.cpuModel}, ${fmt(machine.memGiB, 0)} GiB, Node ${machine.node}, RabbitMQ ${machine.rabbit} (the local broker, two vhosts as the two clusters). ${(results.files ?? []).length > 1 ? `${results.files.length} runs, the first started` : "Run started"} ${results.startedAt}; load average ${conditions.loadAverageAtStart.map((x) => x.toFixed(2)).join(", ")} at the start and ${(conditions.loadAverageAtEnd ?? []).map((x) => x.toFixed(2)).join(", ")} at the end; ${conditions.otherBeamProcesses} other Erlang nodes ran on the same 2 cores (other engineers' tests), so figures move from round to round: compare ratios and medians.`,
+    `Machine: ${machineText(machine)} (the local broker, two vhosts as the two clusters). Run started ${results.startedAt}; ${load(conditions)} (other engineers' tests), so figures move from round to round: compare ratios and medians.`,
     "",
   );
   lines.push("## How the comparison is kept fair", "");
