@@ -23,8 +23,11 @@ export function amqpSocket(target: ClusterTarget, insecure?: boolean): { socket:
 
 const cache = new Map<string, unknown>();
 
-/** A module of amqplib's lib/ ("defs.js", "connection.js", "api_args.js"), loaded once. */
-export function amqplibModule<T>(file: "defs.js" | "connection.js" | "api_args.js"): T {
+/**
+ * A module of amqplib's lib/, loaded once. codec.js (12 KB, field tables) is what a plan needs;
+ * defs.js (142 KB, every method) takes about 60 ms to load and is left to apply's writes.
+ */
+export function amqplibModule<T>(file: "codec.js" | "defs.js" | "connection.js" | "api_args.js"): T {
   if (!cache.has(file)) {
     const require = createRequire(import.meta.url);
     cache.set(file, require(join(dirname(require.resolve("amqplib")), "lib", file)));

@@ -121,6 +121,16 @@ describe("which broker answers", () => {
     expect(parseConnectionStart(start.subarray(0, start.length - 1))).toEqual({ need: true });
   });
 
+  it("refuses a first frame that is another method, or whose property table overruns it", () => {
+    const defs2 = defs as typeof defs & { ConnectionClose: number };
+    const close = defs.encodeMethod(defs2.ConnectionClose, 0, { replyCode: 320, replyText: "CONNECTION_FORCED", classId: 0, methodId: 0 });
+    expect(parseConnectionStart(close)).toEqual({ notAmqp: "its first frame is not connection.start" });
+    // The table's size is the 4 bytes after the method id and the two version octets.
+    const overrun = Buffer.from(start);
+    overrun.writeUInt32BE(overrun.length, 7 + 6);
+    expect(parseConnectionStart(overrun)).toEqual({ notAmqp: "its first frame is malformed" });
+  });
+
   it("knows what is not an AMQP broker", () => {
     expect(parseConnectionStart(Buffer.from("HTTP/1.1 400 Bad Request\r\n"))).toEqual({ notAmqp: "it answered in HTTP, not AMQP" });
     expect(parseConnectionStart(Buffer.from([0x41, 0x4d, 0x51, 0x50, 1, 1, 0, 10]))).toMatchObject({ notAmqp: expect.stringMatching(/another version/) });
