@@ -109,12 +109,17 @@ program
   .action(async (o: { file: string; cluster?: string[]; format: PlanFormat; json?: boolean; output?: string; detailedExitcode?: boolean; insecure?: boolean }) => {
     const format = formatOf(o);
     try {
-      const [{ plan }, { planAndSave }, diff] = await Promise.all([import("./commands/plan.js"), import("./commands/saved.js"), import("./plan/diff.js")]);
       const opts = { file: o.file, cluster: o.cluster, insecure: o.insecure, redactor };
-      const p = o.output === undefined ? await plan(opts) : (await planAndSave({ ...opts, output: o.output, version })).plan;
+      // A plain plan loads neither saved plans nor apply.
+      const output = o.output;
+      const p =
+        output === undefined
+          ? await (await import("./commands/plan.js")).plan(opts)
+          : (await (await import("./commands/saved.js")).planAndSave({ ...opts, output, version })).plan;
       out(await renderPlan(p, format));
-      if (o.output !== undefined) err(`wrote ${o.output}: apply exactly this plan with topo apply ${o.output}`);
-      process.exit(o.detailedExitcode && !diff.isEmpty(p) ? 2 : 0);
+      if (output !== undefined) err(`wrote ${output}: apply exactly this plan with topo apply ${output}`);
+      const { isEmpty } = await import("./plan/diff.js");
+      process.exit(o.detailedExitcode && !isEmpty(p) ? 2 : 0);
     } catch (e) {
       fail(e, format === "json");
     }

@@ -10,7 +10,8 @@ import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { renderAction, renderText } from "../plan/render.js";
 import { plural } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
-import { forEachCluster, freshOf, managementClient, planCluster, readAndPlan, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
+import { forEachCluster, freshOf, planCluster, readAndPlan, verifyClusters } from "./clusters.js";
+import { managementClient, selectClusters, topologyOf, type ConnectionOptions, type TopologySource } from "./source.js";
 
 export interface ApplyOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
@@ -100,7 +101,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // Who answers is checked before a session is opened for live counts, and before any write.
     await verifyClusters(desired.clusters, clusters, client, opts);
     checkInterrupted();
-    const reads = await forEachCluster(clusters, (c) => readAndPlan(c, client(c), desired.prefix, () => session(c), opts.expect !== undefined));
+    const reads = await forEachCluster(clusters, (c) => readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined }));
     const plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads.map(freshOf), false);
@@ -199,7 +200,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log });
       step("took the lock");
       // Plan again under the lock: another apply may have changed the broker while we waited.
-      read = await readAndPlan(c, http, desired.prefix, async () => s, opts.expect !== undefined);
+      read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined });
       step("planned again under the lock");
       // A retry after a lost connection carries on with what is left of the checked plan.
       if (expected) opts.expect?.([freshOf(read)], true);

@@ -1,11 +1,9 @@
-// Glue shared by plan and apply: pick the clusters, open their management clients, read and diff.
+// Glue shared by plan and apply: check who answers, read and diff.
 
 import { BrokerError, TopoError } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
-import type { ClusterPlan, DesiredCluster, DesiredState } from "../model.js";
-import { loadConfig, type Env } from "../config/load.js";
-import type { Redactor } from "../redact.js";
-import { ManagementClient } from "../broker/http.js";
+import type { ClusterPlan, DesiredCluster } from "../model.js";
+import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
@@ -17,43 +15,7 @@ import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
 import { stateText, type FreshCluster } from "../plan/saved.js";
 import { sha256 } from "../files/digest.js";
-
-export interface ConnectionOptions {
-  insecure?: boolean;
-  /** Bound on each management API request (default 30 s). */
-  requestTimeoutMs?: number;
-}
-
-/** Where a command's topology comes from: a file it loads, or one the caller has loaded already. */
-export interface TopologySource {
-  file?: string;
-  topology?: DesiredState;
-  /** For ${VAR} in the file (default: process.env). */
-  env?: Env;
-  /** Learns the file's passwords, to mask them in whatever the caller prints. */
-  redactor?: Redactor;
-}
-
-export function topologyOf(o: TopologySource): { desired: DesiredState; source: string } {
-  if (o.topology) return { desired: o.topology, source: o.file ?? "the topology" };
-  if (o.file === undefined) throw new TopoError("no topology given: pass a file, or a topology loaded with loadTopology()");
-  return { desired: loadConfig(o.file, o.env, o.redactor).desired, source: o.file };
-}
-
-/** The clusters named (each once, in the file's order), or every cluster when none is. */
-export function selectClusters(desired: DesiredState, names: string | readonly string[] | undefined, file: string): DesiredCluster[] {
-  const wanted = typeof names === "string" ? [names] : (names ?? []);
-  if (wanted.length === 0) return desired.clusters;
-  const unknown = wanted.filter((n) => !desired.clusters.some((c) => c.target.name === n));
-  if (unknown.length) {
-    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, [`clusters in the file: ${desired.clusters.map((c) => c.target.name).join(", ")}`]);
-  }
-  return desired.clusters.filter((c) => wanted.includes(c.target.name));
-}
-
-export function managementClient(c: DesiredCluster, opts: ConnectionOptions): ManagementClient {
-  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs });
-}
+import type { ConnectionOptions } from "./source.js";
 
 /**
  * Make sure the cluster's AMQP URL and management API reach the same broker, before anything it
@@ -129,25 +91,32 @@ export async function verifyClusters(
   checkDistinctVhosts([...ids, ...extra.flat()]);
 }
 
-/**
- * Read one cluster and diff it against the file. With `live` (apply), the queues a replace
- * moves are counted by the broker now, so apply judges the replace on what they hold now.
- */
-export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string, live?: () => Promise<AmqpSession>): Promise<ClusterPlan> {
-  return (await readAndPlan(c, client, prefix, live)).plan;
+/** How a read is planned: besides the cluster, what apply and saved plans need. */
+export interface ReadPlanOptions {
+  /**
+   * apply: the queues a replace moves are counted by the broker now, through this session, so
+   * apply judges the replace on what they hold now.
+   */
+  live?: () => Promise<AmqpSession>;
+  /**
+   * The digest of the state the plan was computed from (a saved plan keeps it; plan -o and apply
+   * PLANFILE ask for it). Hashing a canonical text of the whole state was a seventh of a
+   * no-change plan's CPU, so other reads skip it.
+   */
+  digest?: boolean;
 }
 
-/**
- * planCluster, and with `digest` the digest of the state the plan was computed from (a saved plan
- * keeps it; plan -o and apply PLANFILE ask for it). Hashing a canonical text of the whole state
- * was a seventh of a no-change plan's CPU, so other reads skip it.
- */
+/** Read one cluster and diff it against the file (apply's read back). */
+export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string): Promise<ClusterPlan> {
+  return (await readAndPlan(c, client, prefix)).plan;
+}
+
+/** Read one cluster and diff it against the file. */
 export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  live?: () => Promise<AmqpSession>,
-  digest = false,
+  { live, digest = false }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; stateDigest?: string }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   const conflicts = userConflicts(c, actual, prefix);

@@ -3,7 +3,7 @@
 import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { renderGraph, type GraphFormat } from "../plan/graph.js";
-import { selectClusters } from "./clusters.js";
+import { selectClusters } from "./source.js";
 
 export interface GraphOptions {
   file: string;

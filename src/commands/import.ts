@@ -19,7 +19,8 @@ import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from ".
 import { importUsers } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { literal, PasswordVariables, rewriteSection, schemaReference, urlSection } from "../import/sections.js";
-import { forEachCluster, identify, managementClient, type ConnectionOptions } from "./clusters.js";
+import { forEachCluster, identify } from "./clusters.js";
+import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
 
 export interface ImportOptions extends ConnectionOptions {

@@ -1,6 +1,7 @@
 import type { DesiredCluster, Plan } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
-import { forEachCluster, freshOf, managementClient, readAndPlan, selectClusters, topologyOf, verifyClusters, type ConnectionOptions, type TopologySource } from "./clusters.js";
+import { forEachCluster, freshOf, readAndPlan, verifyClusters } from "./clusters.js";
+import { managementClient, selectClusters, topologyOf, type ConnectionOptions, type TopologySource } from "./source.js";
 
 export interface PlanOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
@@ -23,7 +24,7 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
     // Who answers is checked beside the reads, and before any plan is returned.
     const [plans] = await Promise.all([
       forEachCluster(clusters, async (c) => {
-        const r = await readAndPlan(c, client(c), desired.prefix, undefined, opts.onRead !== undefined);
+        const r = await readAndPlan(c, client(c), desired.prefix, { digest: opts.onRead !== undefined });
         if (opts.onRead) opts.onRead(c.target.name, freshOf(r).stateDigest);
         return r.plan;
       }),

@@ -6,7 +6,8 @@ import { readCluster } from "../broker/read.js";
 import { matchingBindings, routeTask, type Route } from "../plan/route.js";
 import { describe } from "../core/keys.js";
 import { Ownership } from "../core/naming.js";
-import { identify, managementClient, type ConnectionOptions } from "./clusters.js";
+import { identify } from "./clusters.js";
+import { managementClient, type ConnectionOptions } from "./source.js";
 
 export interface RouteOptions extends ConnectionOptions {
   file: string;

@@ -12,7 +12,7 @@ import { fileDigest } from "../files/digest.js";
 import { writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
-import { topologyOf } from "./clusters.js";
+import { topologyOf } from "./source.js";
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {

@@ -1,0 +1,45 @@
+// Which topology a command works on, which of its clusters, and each cluster's management client.
+
+import type { DesiredCluster, DesiredState } from "../model.js";
+import { TopoError } from "../errors.js";
+import { loadConfig, type Env } from "../config/load.js";
+import type { Redactor } from "../redact.js";
+import { ManagementClient } from "../broker/http.js";
+
+export interface ConnectionOptions {
+  insecure?: boolean;
+  /** Bound on each management API request (default 30 s). */
+  requestTimeoutMs?: number;
+}
+
+/** Where a command's topology comes from: a file it loads, or one the caller has loaded already. */
+export interface TopologySource {
+  file?: string;
+  topology?: DesiredState;
+  /** For ${VAR} in the file (default: process.env). */
+  env?: Env;
+  /** Learns the file's passwords, to mask them in whatever the caller prints. */
+  redactor?: Redactor;
+}
+
+export function topologyOf(o: TopologySource): { desired: DesiredState; source: string } {
+  if (o.topology) return { desired: o.topology, source: o.file ?? "the topology" };
+  if (o.file === undefined) throw new TopoError("no topology given: pass a file, or a topology loaded with loadTopology()");
+  return { desired: loadConfig(o.file, o.env, o.redactor).desired, source: o.file };
+}
+
+/** The clusters named (each once, in the file's order), or every cluster when none is. */
+export function selectClusters(desired: DesiredState, names: string | readonly string[] | undefined, file: string): DesiredCluster[] {
+  const wanted = typeof names === "string" ? [names] : (names ?? []);
+  if (wanted.length === 0) return desired.clusters;
+  const unknown = wanted.filter((n) => !desired.clusters.some((c) => c.target.name === n));
+  if (unknown.length) {
+    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, [`clusters in the file: ${desired.clusters.map((c) => c.target.name).join(", ")}`]);
+  }
+  return desired.clusters.filter((c) => wanted.includes(c.target.name));
+}
+
+export function managementClient(c: DesiredCluster, opts: ConnectionOptions): ManagementClient {
+  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs });
+}
+
