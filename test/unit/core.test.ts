@@ -9,7 +9,7 @@ import { ConfigError } from "../../src/errors.js";
 import type { ActualCluster, Policy, Resource } from "../../src/model.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { Ownership } from "../../src/core/naming.js";
-import { keyOf } from "../../src/core/keys.js";
+import { keyOf, sortResources } from "../../src/core/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
@@ -153,6 +153,19 @@ describe("load", () => {
 });
 
 // --- state (what the broker returns) ---------------------------------------------------------
+describe("sortResources", () => {
+  it("orders by key as string comparison does, in UTF-16 code units, and keeps one object per key", () => {
+    // Names from outside the service rule too (users' own objects are read and compared): upper
+    // case, digits, an accented letter, a character beyond the BMP and one just below its end.
+    const names = ["b", "a.sync", "a", "A", "a1", "é", "\u{1F600}", "\uFFFF", "a-b", "a_b", "a.async"];
+    const rs: Resource[] = names.flatMap((n) => [queue({ name: n }), exchange({ name: n }), binding({ source: n, destination: "a" })]);
+    const twice = [...rs, ...rs.slice(0, 5).map((r) => ({ ...r }))].reverse();
+    const keys = sortResources(twice).map(keyOf);
+    expect(keys).toEqual([...new Set(rs.map(keyOf))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    expect(keys.length).toBe(rs.length);
+  });
+});
+
 describe("state", () => {
   it("folds x-queue-type into type, so 4.x's explicit classic compares equal", () => {
     expect(queueFrom({ name: "q", type: "classic", durable: true, auto_delete: false, arguments: { "x-queue-type": "classic", "x-b": 1, "x-a": 2 } })).toEqual(
