@@ -2,9 +2,12 @@
 // not its prefix's, and never reports one broker while it reads or writes another. Each refusal is
 // checked by comparing the broker's state before and after.
 
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { api, createVhost, deleteVhost, messageCount, publish, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, vh, withChannel, writeFile, writeTopology, type TestBroker } from "../helpers/broker.js";
+import { apply } from "../../src/index.js";
+import { ApplyError } from "../../src/errors.js";
+import { api, broker, createVhost, deleteVhost, messageCount, publish, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, vh, withChannel, writeFile, writeTopology, type TestBroker } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -232,5 +235,44 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("a cluster read through another
     expect((await api("GET", `/api/vhosts/${vh(async)}`)).status).toBe(404);
     const r4 = await fetch(`${mgmt4}/api/vhosts/${vh(async)}`, { headers: { authorization: `Basic ${Buffer.from("guest:guest").toString("base64")}` } });
     expect(r4.status).toBe(404);
+  });
+});
+
+describe("apply reads back what it made", () => {
+  it("fails, naming what differs, when the broker does not hold the file's state after the writes", async () => {
+    const { sync, async } = pair();
+    const file = writeTopology({ sync, async, services: ["mplogin", "mpbilling"] });
+    const b = broker();
+    // Something else deletes a queue between apply's writes and its read back: a synchronous
+    // request made from the trace callback, which apply calls between the two.
+    const deleteQueue = (v: string, q: string) =>
+      execFileSync(process.execPath, [
+        "-e",
+        `fetch(${JSON.stringify(`${b.mgmtBase}/api/queues/${vh(v)}/${encodeURIComponent(q)}`)}, { method: "DELETE", headers: { authorization: ${JSON.stringify(`Basic ${Buffer.from(`${b.user}:${b.password}`).toString("base64")}`)} } }).then((r) => process.exit(r.status === 204 ? 0 : 1))`,
+      ]);
+    const traced: string[] = [];
+    const err = await apply({
+      file,
+      allowDestructive: false,
+      allowDataLoss: false,
+      lockTimeoutMs: 30_000,
+      log: () => undefined,
+      trace: (m) => {
+        traced.push(m);
+        if (/^cluster async: made \d+ changes/.test(m)) deleteQueue(async, "mplogin.async");
+      },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(traced.some((m) => m.startsWith("cluster async: made "))).toBe(true);
+    expect(err).toBeInstanceOf(ApplyError);
+    const message = (err as ApplyError).message;
+    expect(message).toMatch(/^cluster async: apply made its changes, but the broker still differs from the file:\n {4}\+ create queue mplogin\.async\b/);
+    expect(message).not.toMatch(/cluster sync/);
+    expect((err as ApplyError).hints.join("\n")).toMatch(/run topo plan to see the current state/);
+    // The queue is declared again by the next apply, and then the broker matches.
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
   });
 });
