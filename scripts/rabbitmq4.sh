@@ -271,9 +271,17 @@ build_chroot() {
 
   if ! command -v debootstrap >/dev/null; then
     log "installing debootstrap on the host"
-    # Some third-party apt sources may be unreachable; the Debian ones suffice.
-    apt-get update -qq || log "warning: apt-get update reported errors; continuing"
-    apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    # The 4.0 and 4.3 builds can run side by side (.ci/run starts them together), and apt takes
+    # one lock for the host: the second apt-get failed at once with "Could not get lock". One
+    # install at a time (flock), and apt itself waits for a lock held by anyone else.
+    (
+      flock -w 600 9 || die "waited 600 s for another install of debootstrap on the host"
+      if ! command -v debootstrap >/dev/null; then
+        # Some third-party apt sources may be unreachable; the Debian ones suffice.
+        apt-get -o DPkg::Lock::Timeout=600 update -qq || log "warning: apt-get update reported errors; continuing"
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends debootstrap >/dev/null
+      fi
+    ) 9>/var/lock/topo-host-apt.lock
   fi
 
   # Unmount on any exit during the build (failure, Ctrl-C, CI cancel).
