@@ -52,7 +52,14 @@ export function parseConnectionStart(buf: Buffer): { identity: BrokerIdentity } 
   if (payload.length < 10 || payload.readUInt32BE(0) !== CONNECTION_START) return { notAmqp: "its first frame is not connection.start" };
   const tableSize = payload.readUInt32BE(6);
   if (10 + tableSize > payload.length) return { notAmqp: "its first frame is malformed" };
-  const props = decodeFields(payload.subarray(10, 10 + tableSize));
+  let props: Record<string, unknown>;
+  try {
+    props = decodeFields(payload.subarray(10, 10 + tableSize));
+  } catch {
+    // An unknown type tag, or a field that runs past the table: thrown from a socket's data
+    // handler, it would end the process with a stack trace.
+    return { notAmqp: "its connection.start is malformed" };
+  }
   const text = (v: unknown): string | undefined => (Buffer.isBuffer(v) ? v.toString("utf8") : typeof v === "string" ? v : undefined);
   const platform = text(props.platform);
   return {

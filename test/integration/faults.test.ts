@@ -6,6 +6,9 @@ import { createServer as createTcpServer } from "node:net";
 import amqplib from "amqplib";
 import { describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
+import { amqpIdentity } from "../../src/broker/identity.js";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError } from "../../src/errors.js";
 import { amqpUrl, api, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
@@ -190,6 +193,36 @@ describe("retries", () => {
       expect(err).toBeInstanceOf(BrokerError);
       expect(accepted).toBe(3);
       expect((err as BrokerError).message).toMatch(/cluster async: connect amqp:\/\/u:\*\*\*@127\.0\.0\.1/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("a port that answers with a connection.start amqplib cannot decode is refused with a message, not a crash", async () => {
+    const require = createRequire(import.meta.url);
+    const defs = require(join(dirname(require.resolve("amqplib")), "lib", "defs.js")) as { encodeMethod(id: number, ch: number, f: object): Buffer; ConnectionStart: number };
+    const frame = defs.encodeMethod(defs.ConnectionStart, 0, {
+      versionMajor: 0,
+      versionMinor: 9,
+      serverProperties: { product: "not quite RabbitMQ" },
+      mechanisms: Buffer.from("PLAIN"),
+      locales: Buffer.from("en_US"),
+    });
+    // The first property's type tag (after its name) becomes one no AMQP table uses.
+    frame.writeUInt8("Z".charCodeAt(0), 7 + 10 + 1 + frame.readUInt8(7 + 10));
+    const server = createTcpServer((sock) => sock.once("data", () => sock.write(frame)));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const target = {
+      name: "async",
+      amqp: { protocol: "amqp" as const, hostname: "127.0.0.1", port, username: "u", password: "p", vhost: "/", display: `amqp://u:***@127.0.0.1:${port}` },
+      management: { baseUrl: "http://127.0.0.1:1", username: "u", password: "p", display: "http://127.0.0.1:1" },
+      tls: {},
+    };
+    try {
+      const err = await amqpIdentity(target).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BrokerError);
+      expect((err as BrokerError).message).toBe(`cluster async: connect amqp://u:***@127.0.0.1:${port} -> not an AMQP broker: its connection.start is malformed`);
     } finally {
       server.close();
     }

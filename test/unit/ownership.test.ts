@@ -129,6 +129,11 @@ describe("which broker answers", () => {
     const overrun = Buffer.from(start);
     overrun.writeUInt32BE(overrun.length, 7 + 6);
     expect(parseConnectionStart(overrun)).toEqual({ notAmqp: "its first frame is malformed" });
+    // A property table amqplib cannot decode (a type tag it does not know) is refused, not thrown.
+    const badTag = Buffer.from(start);
+    const firstTag = 7 + 10 + 1 + badTag.readUInt8(7 + 10);
+    badTag.writeUInt8("Z".charCodeAt(0), firstTag);
+    expect(parseConnectionStart(badTag)).toEqual({ notAmqp: "its connection.start is malformed" });
   });
 
   it("knows what is not an AMQP broker", () => {
