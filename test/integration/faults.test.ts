@@ -2,7 +2,8 @@
 // which failures are retried.
 
 import { createServer as createHttpServer } from "node:http";
-import { createServer as createTcpServer } from "node:net";
+import { createServer as createTcpServer, type Server, type Socket } from "node:net";
+import type { ClusterTarget } from "../../src/model.js";
 import amqplib from "amqplib";
 import { describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
@@ -176,18 +177,10 @@ describe("retries", () => {
 
   it("an AMQP connection refused while a node boots is retried within a bound", async () => {
     let accepted = 0;
-    const server = createTcpServer((sock) => {
+    const { server, target } = await fakeAmqpPort((sock) => {
       accepted++;
       sock.destroy();
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    const target = {
-      name: "async",
-      amqp: { protocol: "amqp" as const, hostname: "127.0.0.1", port, username: "u", password: "p", vhost: "/", display: `amqp://u:***@127.0.0.1:${port}` },
-      management: { baseUrl: "http://127.0.0.1:1", username: "u", password: "p", display: "http://127.0.0.1:1" },
-      tls: {},
-    };
     try {
       const err = await AmqpSession.open(target, { connectAttempts: 3 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(BrokerError);
@@ -210,15 +203,7 @@ describe("retries", () => {
     });
     // The first property's type tag (after its name) becomes one no AMQP table uses.
     frame.writeUInt8("Z".charCodeAt(0), 7 + 10 + 1 + frame.readUInt8(7 + 10));
-    const server = createTcpServer((sock) => sock.once("data", () => sock.write(frame)));
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    const target = {
-      name: "async",
-      amqp: { protocol: "amqp" as const, hostname: "127.0.0.1", port, username: "u", password: "p", vhost: "/", display: `amqp://u:***@127.0.0.1:${port}` },
-      management: { baseUrl: "http://127.0.0.1:1", username: "u", password: "p", display: "http://127.0.0.1:1" },
-      tls: {},
-    };
+    const { server, target, port } = await fakeAmqpPort((sock) => sock.once("data", () => sock.write(frame)));
     try {
       const err = await amqpIdentity(target).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(BrokerError);
@@ -228,3 +213,17 @@ describe("retries", () => {
     }
   });
 });
+
+/** A TCP server on a free port of 127.0.0.1, and a cluster whose AMQP url points at it. */
+async function fakeAmqpPort(onConnection: (sock: Socket) => void): Promise<{ server: Server; port: number; target: ClusterTarget }> {
+  const server = createTcpServer(onConnection);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const target: ClusterTarget = {
+    name: "async",
+    amqp: { protocol: "amqp", hostname: "127.0.0.1", port, username: "u", password: "p", vhost: "/", display: `amqp://u:***@127.0.0.1:${port}` },
+    management: { baseUrl: "http://127.0.0.1:1", username: "u", password: "p", display: "http://127.0.0.1:1" },
+    tls: {},
+  };
+  return { server, port, target };
+}
