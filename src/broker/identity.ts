@@ -20,7 +20,7 @@ export interface BrokerIdentity {
 
 /**
  * The server properties are an AMQP field table, decoded by amqplib's own codec, not a second one
- * of ours. Its codec.js alone: the method table (defs.js) costs a plan about 60 ms to load.
+ * of ours. Its codec.js alone: the method table (defs.js) is not needed for a plan (raw-amqp.ts).
  */
 const decodeFields = (buf: Buffer) => amqplibModule<{ decodeFields(buf: Buffer): Record<string, unknown> }>("codec.js").decodeFields(buf);
 /** connection.start: class 10, method 10. */

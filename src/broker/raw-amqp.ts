@@ -25,7 +25,8 @@ const cache = new Map<string, unknown>();
 
 /**
  * A module of amqplib's lib/, loaded once. codec.js (12 KB, field tables) is what a plan needs;
- * defs.js (142 KB, every method) takes about 60 ms to load and is left to apply's writes.
+ * defs.js (142 KB, every method: about 9 ms to load with the file cached, 60 ms on a first run)
+ * is left to apply's writes.
  */
 export function amqplibModule<T>(file: "codec.js" | "defs.js" | "connection.js" | "api_args.js"): T {
   if (!cache.has(file)) {
