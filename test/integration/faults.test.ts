@@ -8,8 +8,7 @@ import amqplib from "amqplib";
 import { describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { amqpIdentity } from "../../src/broker/identity.js";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError } from "../../src/errors.js";
 import { amqpUrl, api, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
@@ -192,8 +191,7 @@ describe("retries", () => {
   });
 
   it("a port that answers with a connection.start amqplib cannot decode is refused with a message, not a crash", async () => {
-    const require = createRequire(import.meta.url);
-    const defs = require(join(dirname(require.resolve("amqplib")), "lib", "defs.js")) as { encodeMethod(id: number, ch: number, f: object): Buffer; ConnectionStart: number };
+    const defs = amqplibModule<{ encodeMethod(id: number, ch: number, f: object): Buffer; ConnectionStart: number }>("defs.js");
     const frame = defs.encodeMethod(defs.ConnectionStart, 0, {
       versionMajor: 0,
       versionMinor: 9,

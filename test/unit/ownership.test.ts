@@ -1,12 +1,11 @@
 // What topo owns: one prefix's namespace and nothing else, and the broker it names is the broker
 // it reads. Pure functions on plain objects; the broker-side proof is test/integration/trust.test.ts.
 
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { normalize } from "../../src/config/normalize.js";
 import { mirrorPolicyName, Ownership, prefixProblem } from "../../src/core/naming.js";
 import { identityMismatch, parseConnectionStart } from "../../src/broker/identity.js";
+import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { checkDistinctVhosts } from "../../src/commands/clusters.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { leftBehind, leftBehindWarnings } from "../../src/plan/left-behind.js";
@@ -105,8 +104,7 @@ describe("two prefixes on one vhost", () => {
 });
 
 describe("which broker answers", () => {
-  const require = createRequire(import.meta.url);
-  const defs = require(join(dirname(require.resolve("amqplib")), "lib", "defs.js")) as { encodeMethod(id: number, ch: number, f: object): Buffer; ConnectionStart: number };
+  const defs = amqplibModule<{ encodeMethod(id: number, ch: number, f: object): Buffer; ConnectionStart: number; ConnectionClose: number }>("defs.js");
   const start = defs.encodeMethod(defs.ConnectionStart, 0, {
     versionMajor: 0,
     versionMinor: 9,
@@ -122,8 +120,7 @@ describe("which broker answers", () => {
   });
 
   it("refuses a first frame that is another method, or whose property table overruns it", () => {
-    const defs2 = defs as typeof defs & { ConnectionClose: number };
-    const close = defs.encodeMethod(defs2.ConnectionClose, 0, { replyCode: 320, replyText: "CONNECTION_FORCED", classId: 0, methodId: 0 });
+    const close = defs.encodeMethod(defs.ConnectionClose, 0, { replyCode: 320, replyText: "CONNECTION_FORCED", classId: 0, methodId: 0 });
     expect(parseConnectionStart(close)).toEqual({ notAmqp: "its first frame is not connection.start" });
     // The table's size is the 4 bytes after the method id and the two version octets.
     const overrun = Buffer.from(start);
