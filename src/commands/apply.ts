@@ -1,6 +1,6 @@
 import { ApplyError, InterruptedError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
-import type { Action, ClusterPlan, DesiredCluster, Plan } from "../model.js";
+import type { Action, ClusterPlan, ClusterTarget, DesiredCluster, Plan } from "../model.js";
 import { AmqpSession } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
@@ -122,7 +122,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 
     // With a saved plan, no cluster writes until every cluster with changes has been checked
     // again under its lock: one that went stale in the meantime stops them all.
-    const checked = opts.expect ? new Barrier(plans.filter((p) => p.actions.length > 0).length) : undefined;
+    // It holds each lock while it waits for the others, so it takes them one at a time in one order.
+    const checked = opts.expect ? new Barrier(lockOrder(clusters.filter((c) => plans.some((p) => p.cluster === c.target.name && p.actions.length > 0)).map((c) => c.target))) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
@@ -149,6 +150,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       for (let attempt = 1; ; attempt++) {
         try {
           await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed);
+          // Closing the connection lets go of the lock now, not when every cluster is done: two
+          // applies that each took one cluster first would otherwise wait on each other.
+          await dropSession(c);
           return { name: c.target.name, status: "applied", changes: t.made };
         } catch (e) {
           checkInterrupted();
@@ -156,7 +160,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           // that never opened (a wrong port, a refused login) fails at once. A saved plan that
           // had not yet been checked under every lock is not retried: a retry would not check it.
           const lost = sessions.get(c.target.name)?.lost !== undefined;
-          if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) throw e;
+          if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) {
+            // Another cluster may go on for a while: this one's lock goes now.
+            await dropSession(c);
+            throw e;
+          }
           const delay = backoff(attempt + 2);
           // The error's message already starts with "cluster NAME:".
           opts.log(`${e.message.split("\n")[0]}\ncluster ${c.target.name}: reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${RECONNECTS})`);
@@ -197,7 +205,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     try {
       s = await session(c);
       step("connected over AMQP");
+      await checked?.turn(c.target.name);
       await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log });
+      checked?.taken(c.target.name);
       step("took the lock");
       // Plan again under the lock: another apply may have changed the broker while we waited.
       read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined });
@@ -276,23 +286,42 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
  * Waits until `count` parties have arrived, or rejects them all when one fails: every cluster of a
  * saved plan is checked before any writes.
  */
+/**
+ * A saved plan's clusters write only once every one of them has been checked under its lock. Each
+ * holds its lock while it waits for the others, so the locks are taken one after another in the
+ * order of lockOrder, which every apply agrees on: two applies can then never each hold a lock the
+ * other is waiting for.
+ */
 class Barrier {
   private arrived = 0;
   private readonly done: Promise<void>;
   private release!: () => void;
   private reject!: (e: unknown) => void;
+  private readonly locked = new Map<string, () => void>();
+  private readonly turns: Map<string, Promise<void>>;
 
-  constructor(private readonly count: number) {
+  constructor(private readonly order: readonly string[]) {
     this.done = new Promise<void>((resolve, reject) => {
       this.release = resolve;
       this.reject = reject;
     });
     // A failure nobody waits for is not an unhandled rejection: the failing cluster throws it.
     this.done.catch(() => undefined);
+    this.turns = new Map(order.map((name) => [name, new Promise<void>((resolve) => this.locked.set(name, resolve))]));
+  }
+
+  /** Resolves once the cluster before this one in the order holds its lock; rejects when any cluster failed. */
+  async turn(cluster: string): Promise<void> {
+    const before = this.order[this.order.indexOf(cluster) - 1];
+    if (before !== undefined) await Promise.race([this.turns.get(before), this.done]);
+  }
+
+  taken(cluster: string): void {
+    this.locked.get(cluster)?.();
   }
 
   arrive(): Promise<void> {
-    if (++this.arrived >= this.count) this.release();
+    if (++this.arrived >= this.order.length) this.release();
     return this.done;
   }
 
@@ -301,6 +330,21 @@ class Barrier {
   }
 }
 
+/**
+ * The order in which an apply takes several locks at once: by the broker's address and the vhost
+ * (where the lock lives), then the cluster's name. Two applies of one file, or of two files that
+ * reach the same brokers by the same addresses, agree on it.
+ */
+export function lockOrder(targets: readonly ClusterTarget[]): string[] {
+  const key = (t: ClusterTarget) => [t.amqp.hostname.toLowerCase(), String(t.amqp.port).padStart(5, "0"), t.amqp.vhost, t.name];
+  return [...targets]
+    .sort((x, y) => {
+      const [kx, ky] = [key(x), key(y)];
+      const i = kx.findIndex((part, n) => part !== ky[n]);
+      return i < 0 ? 0 : (kx[i] as string) < (ky[i] as string) ? -1 : 1;
+    })
+    .map((t) => t.name);
+}
 
 /** Reports the time since the previous step, when tracing. */
 function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (what: string) => void {

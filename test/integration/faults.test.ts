@@ -13,6 +13,9 @@ import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError } from "../../src/errors.js";
 import { amqpUrl, api, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
 import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames } from "../../bench/services.mjs";
 import { CLI } from "../helpers/broker.js";
@@ -24,9 +27,73 @@ const names = serviceNames as (n: number) => string[];
 describe("one apply at a time", () => {
   it("two applies started together both end cleanly and the broker ends as the file says", async () => {
     const { file } = fresh(names(150));
-    const [a, b] = await Promise.all([runCli(["apply", "-f", file]), runCli(["apply", "-f", file])]);
-    expect(a.stderr + b.stderr).not.toMatch(/Error/);
+    // Two applies that wait on each other give up after --lock-timeout with "gave up", well
+    // before the test's own timeout.
+    const [a, b] = await Promise.all([runCli(["apply", "-f", file, "--lock-timeout", "30"]), runCli(["apply", "-f", file, "--lock-timeout", "30"])]);
+    expect(a.stderr + b.stderr).not.toMatch(/Error|gave up/);
     expect([a.code, b.code]).toEqual([0, 0]);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("two saved plans applied together: one applies, the other finds the broker changed; neither waits out the lock", async () => {
+    const { file } = fresh(names(50));
+    const dir = mkdtempSync(join(tmpdir(), "topo-test-"));
+    const outs = [join(dir, "a.json"), join(dir, "b.json")];
+    for (const out of outs) expect((await runCli(["plan", "-f", file, "-o", out])).code).toBe(0);
+    const runs = await Promise.all(outs.map((out) => runCli(["apply", out, "--lock-timeout", "30"])));
+    const all = runs.map((r) => r.stderr).join("\n");
+    expect(all).not.toMatch(/gave up/);
+    expect(runs.map((r) => r.code).sort()).toEqual([0, 1]);
+    expect(all).toMatch(/the saved plan is stale/);
+    // Every action of the plan differs; the refusal lists a few per cluster and counts the rest.
+    expect(all).toMatch(/\.\.\. and \d+ more differences \(topo plan shows the plan as it is now\)/);
+    expect(all.split("\n").filter((l) => /no longer needed/.test(l)).length).toBeLessThanOrEqual(2 * 20);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  // Two applies of one file each took one cluster's lock first and then waited for the other's,
+  // until --lock-timeout. A cluster's lock now goes as soon as that cluster is done.
+  it("lets go of a cluster's lock as soon as that cluster is done, so two applies never wait on each other", async () => {
+    const { sync, async, file } = fresh(["mplogin"]);
+    await createVhost(sync);
+    await createVhost(async);
+    const other = await holdLock(async);
+    const a = startCli(["apply", "-f", file]);
+    try {
+      await a.waitFor(/cluster sync: \d+ changes applied/);
+      await a.waitFor(/cluster async: waiting for the apply lock held by the other apply/);
+      // The sync cluster is done: its lock is free while the apply still waits for async.
+      expect((await api("GET", `/api/queues/${encodeURIComponent(sync)}/topo.mp.lock`)).status).toBe(404);
+      const b = await runCli(["apply", "-f", file, "--cluster", "sync", "--lock-timeout", "5"]);
+      expect(b.stderr).not.toMatch(/waiting for the apply lock/);
+      expect(b.code).toBe(0);
+    } finally {
+      await other.release();
+    }
+    expect(await a.exited).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  // A saved plan holds every cluster's lock until every cluster has been checked under its lock,
+  // so it must take them in one order that every apply agrees on, or two would deadlock.
+  it("a saved plan takes the locks one after another in one order, holding none while it waits for the first", async () => {
+    const { sync, async, file } = fresh(["mplogin"]);
+    await createVhost(sync);
+    await createVhost(async);
+    const out = join(mkdtempSync(join(tmpdir(), "topo-test-")), "plan.json");
+    expect((await runCli(["plan", "-f", file, "-o", out])).code).toBe(0);
+    // The vhosts sort async before sync (same broker), so async's lock is the first.
+    const other = await holdLock(async);
+    const a = startCli(["apply", out]);
+    try {
+      await a.waitFor(/cluster async: waiting for the apply lock held by the other apply/);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(a.stderr()).not.toMatch(/cluster sync: waiting/);
+      expect((await api("GET", `/api/queues/${encodeURIComponent(sync)}/topo.mp.lock`)).status).toBe(404);
+    } finally {
+      await other.release();
+    }
+    expect(await a.exited).toBe(0);
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
   });
 
@@ -54,6 +121,31 @@ describe("one apply at a time", () => {
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
   });
 });
+
+/** A CLI run in the background, whose stderr can be waited on while it runs. */
+function startCli(args: string[]): { stderr: () => string; waitFor: (re: RegExp) => Promise<void>; exited: Promise<number> } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.resume();
+  const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+  const waitFor = async (re: RegExp) => {
+    const deadline = Date.now() + 30_000;
+    while (!re.test(stderr)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`never printed ${re}; stderr:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { stderr: () => stderr, waitFor, exited };
+}
+
+/** Holds the apply lock of a vhost, as another apply would, until released. */
+async function holdLock(vhost: string): Promise<{ release: () => Promise<void> }> {
+  const conn = await amqplib.connect(amqpUrl(vhost));
+  const ch = await conn.createChannel();
+  await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the other apply" } });
+  return { release: () => conn.close() };
+}
 
 /**
  * Start a large apply on the async cluster and close its AMQP connection through the management
