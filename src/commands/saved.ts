@@ -55,6 +55,9 @@ export interface ApplySavedOptions extends Omit<ApplyOptions, "file" | "topology
   version: string;
 }
 
+/** How many of a stale plan's differences the refusal lists. */
+const STALE_LINES = 20;
+
 /**
  * Apply exactly the saved plan. The topology file it names is loaded again (its credentials come
  * from the file and the environment, as they are now); any difference from what was saved
@@ -85,8 +88,10 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     const changed = compareToSaved(underLock ? afterVhostCreate(saved, fresh) : saved, fresh);
     if (changed.length === 0) return;
     const where = underLock ? `cluster ${fresh.map((f) => f.plan.cluster).join(", ")}` : "any cluster";
+    // A plan another apply carried out meanwhile differs in every action: a few say what happened.
+    const shown = changed.length > STALE_LINES + 1 ? [...changed.slice(0, STALE_LINES), `... and ${changed.length - STALE_LINES} more differences (topo plan shows the plan as it is now)`] : changed;
     throw new StalePlanError(
-      `the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${changed.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`,
+      `the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${shown.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`,
     );
   };
   const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check });
