@@ -18,6 +18,12 @@ export interface AmqpOptions {
   connectAttempts?: number;
 }
 
+/**
+ * Connects to a vhost that is not running yet, or not yet open to its creator's user (just
+ * created): waits of 0.2 to 3.2 s, about 6 s in all.
+ */
+const VHOST_START_ATTEMPTS = 6;
+
 /** Connection-level failures worth retrying: the broker is starting, restarting or overloaded. */
 const TRANSIENT_NET = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Socket closed abruptly/;
 
@@ -68,7 +74,12 @@ export class AmqpSession {
       } catch (e) {
         const refusal = OPEN_REFUSED.test((e as Error).message) ? await openRefusal(target, opts).catch(() => undefined) : undefined;
         const err = connectError(target, e as Error, refusal);
-        if (!err.transient || attempt >= attempts) throw err;
+        // A vhost that is starting gets about 6 s, even on a first connect. So does a vhost that
+        // refuses the user: that is also what a vhost another client is creating answers until
+        // its creator has been granted rights on it (two applies started together: the second
+        // sees the vhost and connects). A vhost that truly refuses is reported 6 s later.
+        const starting = refusal !== undefined && ("opened" in refusal || /refused for user|is down/.test(refusal.text));
+        if (!(err.transient || starting) || attempt >= (starting ? Math.max(attempts, VHOST_START_ATTEMPTS) : attempts)) throw err;
         await sleep(backoff(attempt));
       }
     }
@@ -206,6 +217,9 @@ function amqplibInternals(): AmqplibInternals {
   };
 }
 
+/** Why connection.open was refused, or that it was accepted when tried again. */
+type Refusal = { code: number; text: string } | { opened: true };
+
 /**
  * amqplib reports a connection.close sent in answer to connection.open only as "Expected
  * ConnectionOpenOk; got <ConnectionClose channel:0>": the frame that carries the broker's words
@@ -213,13 +227,13 @@ function amqplibInternals(): AmqplibInternals {
  * kept. So after such a failure, open once more through amqplib's own Connection, watching the
  * frames it reads, and return that reply.
  */
-function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<{ code: number; text: string } | undefined> {
+function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<Refusal | undefined> {
   const { Connection, ConnectionClose } = amqplibInternals();
   const { amqp } = target;
   return new Promise((resolve) => {
     const { socket, ready } = amqpSocket(target, opts.insecure);
     const timer = setTimeout(() => finish(undefined), 5_000);
-    function finish(r: { code: number; text: string } | undefined): void {
+    function finish(r: Refusal | undefined): void {
       clearTimeout(timer);
       socket.destroy();
       resolve(r);
@@ -247,14 +261,15 @@ function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<{ code: 
           capabilities: "",
           insist: 0,
         },
-        () => finish(close ? { code: Number(close.replyCode), text: `${String(close.replyCode)} ${String(close.replyText)}` } : undefined),
+        (err) => finish(close ? { code: Number(close.replyCode), text: `${String(close.replyCode)} ${String(close.replyText)}` } : err ? undefined : { opened: true }),
       );
     });
   });
 }
 
-function connectError(target: ClusterTarget, e: Error, refusal?: { code: number; text: string }): BrokerError {
+function connectError(target: ClusterTarget, e: Error, reason?: Refusal): BrokerError {
   const tls = tlsProblem(target.name, e as Error & { code?: unknown });
+  const refusal = reason && "code" in reason ? reason : undefined;
   const { code, text } = tls ? { code: undefined, text: tls.text } : (refusal ?? replyText(e as Error & { code?: unknown }));
   const where = `connect ${target.amqp.display}`;
   const hints: string[] = [];
@@ -262,7 +277,14 @@ function connectError(target: ClusterTarget, e: Error, refusal?: { code: number;
   let kind: ErrorCode | undefined;
   const { username: user, vhost } = target.amqp;
   if (tls) hints.push(tls.hint);
-  else if (refusal && /refused for user/.test(refusal.text)) {
+  else if ((refusal && /vhost '.*' is down/.test(refusal.text)) || (reason && "opened" in reason)) {
+    // 541 "vhost 'v' is down": the vhost exists but does not run on this node yet. RabbitMQ 3.10
+    // says so to a connection that comes just after another client created the vhost (two
+    // applies of one file started together). A refusal that is gone when tried again is the same.
+    kind = "broker_refused";
+    transient = true;
+    hints.push(`vhost "${vhost}" is not running on the node (it was just created, or it failed there); rabbitmqctl list_vhosts name cluster_state shows its state on each node`);
+  } else if (refusal && /refused for user/.test(refusal.text)) {
     kind = "permission_denied";
     hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);
   } else if (refusal && /not found/.test(refusal.text)) {

@@ -6,6 +6,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// @ts-expect-error: a plain ESM module of the benchmark, without type declarations
+import { serviceNames as benchNames } from "../../bench/services.mjs";
 import { amqpUrl, api, CLI, getQueue, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const { fresh: freshTopology } = testVhosts();
@@ -56,6 +58,19 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(r.stdout).toMatch(/Apply complete: 9 changes made/);
     expect(await getQueue(t.async, "mplogin.async")).toMatchObject({ durable: true });
     expect((await runCli(["plan", "-f", t.file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a plan another apply carried out meanwhile is refused with 20 differences per cluster listed and the rest counted", async () => {
+    const t = fresh((benchNames as (n: number) => string[])(30));
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    const r = await runCli(["apply", t.out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the saved plan is stale; run topo plan again/);
+    // 185 differences: every action (sync: its vhost, the mirror policy and 90 objects; async: its
+    // vhost and 90 objects) is no longer needed, and each cluster's objects changed.
+    expect(r.stderr.split("\n").filter((l) => /^  cluster \w+: no longer needed: /.test(l))).toHaveLength(20);
+    expect(r.stderr).toMatch(/^  \.\.\. and 165 more differences \(topo plan shows the plan as it is now\)$/m);
   });
 
   it("refuses with stale_plan when the broker changed since the plan, names what changed, and writes nothing", async () => {

@@ -202,8 +202,9 @@ describe("users from the file", () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("without --allow-destructive");
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(200);
-    // stderr in the message: this step failed once in a loaded CI dry run and passed on every
-    // run alone; the next failure must say why.
+    // This step once failed in a CI dry run: the async cluster's DELETE of the login's permissions
+    // raced with the sync cluster's DELETE of the user, and RabbitMQ answered 500 (faults.test.ts,
+    // "a permission delete answered 500"). stderr stays in the message for any next failure.
     const dropped = await runCli(["apply", "-f", s.file({ drop: true }), "--allow-destructive"], s.env);
     expect(dropped.code, dropped.stderr).toBe(0);
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
