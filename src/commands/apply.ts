@@ -123,7 +123,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // With a saved plan, no cluster writes until every cluster with changes has been checked
     // again under its lock: one that went stale in the meantime stops them all.
     // It holds each lock while it waits for the others, so it takes them one at a time in one order.
-    const checked = opts.expect ? new Barrier(lockOrder(clusters.filter((c) => plans.some((p) => p.cluster === c.target.name && p.actions.length > 0)).map((c) => c.target))) : undefined;
+    const changing = clusters.filter((c) => plans.some((p) => p.cluster === c.target.name && p.actions.length > 0));
+    const checked = opts.expect ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
@@ -282,10 +283,6 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   }
 }
 
-/**
- * Waits until `count` parties have arrived, or rejects them all when one fails: every cluster of a
- * saved plan is checked before any writes.
- */
 /**
  * A saved plan's clusters write only once every one of them has been checked under its lock. Each
  * holds its lock while it waits for the others, so the locks are taken one after another in the
