@@ -1,4 +1,4 @@
-import { ApplyError, InterruptedError, TopoError } from "../errors.js";
+import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import type { Action, ClusterPlan, ClusterTarget, DesiredCluster, Plan } from "../model.js";
 import { AmqpSession } from "../broker/amqp.js";
@@ -35,6 +35,12 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
    * read under its lock (`underLock`: by then apply may have created the cluster's vhost).
    */
   expect?: (fresh: FreshCluster[], underLock: boolean) => void;
+  /**
+   * A saved plan's check of a retry after a lost connection: the differences between what is left
+   * of the cluster's plan and the saved plan (actions the saved plan does not hold). Any stops the
+   * cluster: what is left is no longer the plan that was reviewed.
+   */
+  expectWithin?: (plan: ClusterPlan) => string[];
   /**
    * Aborted on Ctrl-C or SIGTERM: no new work starts, the AMQP connections close (which releases
    * the lock queues), and apply throws InterruptedError saying how far each cluster got.
@@ -213,8 +219,18 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // Plan again under the lock: another apply may have changed the broker while we waited.
       read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined });
       step("planned again under the lock");
-      // A retry after a lost connection carries on with what is left of the checked plan.
       if (expected) opts.expect?.([freshOf(read)], true);
+      else {
+        // A retry after a lost connection carries on with what is left of the checked plan, and
+        // with nothing else.
+        const outside = opts.expectWithin?.(read.plan) ?? [];
+        if (outside.length) {
+          throw new StalePlanError(
+            `cluster ${c.target.name}: the connection was lost after ${plural(t.made, "change")} of the saved plan ${t.made === 1 ? "was" : "were"} made, and what is left is no longer part of the plan:\n${outside.map((l) => `  ${l}`).join("\n")}\nnothing more was written to cluster ${c.target.name}`,
+            ["run topo plan -o FILE again, review what is left, and apply that"],
+          );
+        }
+      }
       // Refusals on live counts come before the barrier too: no cluster writes while another
       // may still refuse.
       if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s);

@@ -6,8 +6,8 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { StalePlanError, TopoError } from "../errors.js";
-import type { Plan } from "../model.js";
-import { compareToSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
+import type { ClusterPlan, Plan } from "../model.js";
+import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
 import { fileDigest } from "../files/digest.js";
 import { writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
@@ -50,7 +50,7 @@ export function readSavedPlan(planFile: string): SavedPlan {
   }
 }
 
-export interface ApplySavedOptions extends Omit<ApplyOptions, "file" | "topology" | "cluster" | "expect"> {
+export interface ApplySavedOptions extends Omit<ApplyOptions, "file" | "topology" | "cluster" | "expect" | "expectWithin"> {
   planFile: string;
   version: string;
 }
@@ -94,7 +94,8 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       `the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${shown.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`,
     );
   };
-  const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check });
+  const within = (plan: ClusterPlan) => outsideSaved(saved, plan);
+  const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
   return { ...r, saved };
 }
 

@@ -175,6 +175,25 @@ export interface FreshCluster {
 }
 
 /**
+ * After a lost connection apply plans again what is left of a cluster: every action of that plan
+ * must be one the saved plan holds, the same operation on the same object with the same result
+ * (a replace may now resume, and re-create a binding added since). One line per action that is
+ * not; empty when what is left is part of the saved plan. Actions of the saved plan no longer in
+ * the fresh one were made before the connection was lost.
+ */
+export function outsideSaved(saved: SavedPlan, fresh: ClusterPlan): string[] {
+  const s = saved.clusters.find((c) => c.cluster === fresh.cluster);
+  const before = new Map((s?.actions ?? []).map((a) => [a.key, a]));
+  const result = (a: Action) => canonical({ op: a.op, subject: a.op === "delete" ? a.before : a.after });
+  return fresh.actions.flatMap((a) => {
+    const b = before.get(a.key);
+    if (!b) return [`cluster ${fresh.cluster}: not in the plan: ${label(a)}`];
+    if (result(a) === result(b)) return [];
+    return [a.op === b.op ? `cluster ${fresh.cluster}: ${label(a)}, with another result than the plan's` : `cluster ${fresh.cluster}: now ${label(a)}, the plan says ${label(b)}`];
+  });
+}
+
+/**
  * What differs between the saved plan and fresh plans of its clusters: one line per difference,
  * naming the cluster; empty when the saved plan still holds. A cluster the fresh read did not
  * cover is not compared (apply reads every cluster of a saved plan).

@@ -212,12 +212,17 @@ async function holdLock(vhost: string): Promise<{ release: () => Promise<void> }
  * default), and a busy machine can finish the apply before that. So the test holds the apply
  * lock until the apply's connection is listed, then lets it go: the apply is caught writing.
  */
-async function applyAndCloseConnection(file: string, vhost: string, reason?: string): Promise<{ code: number; stderr: string; closed: boolean }> {
+async function applyAndCloseConnection(
+  args: string[],
+  vhost: string,
+  reason?: string,
+  afterClose?: () => Promise<void>,
+): Promise<{ code: number; stderr: string; closed: boolean }> {
   const holder = await amqplib.connect(amqpUrl(vhost));
   const lock = await holder.createChannel();
   await lock.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the fault test" } });
 
-  const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "apply", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   child.stdout.resume();
@@ -243,12 +248,16 @@ async function applyAndCloseConnection(file: string, vhost: string, reason?: str
       const headers: Record<string, string> = reason ? { "x-reason": reason } : {};
       closed = (await api("DELETE", `/api/connections/${encodeURIComponent(connection)}`, undefined, headers)).status === 204;
       if (!closed) break;
+      await afterClose?.();
     } else {
       await new Promise((r) => setTimeout(r, 5));
     }
   }
   return { code: await exited, stderr, closed };
 }
+
+/** The reason a shutting-down node gives its clients: apply takes it for a restart and reconnects. */
+const SHUTDOWN = "broker forced connection closure with reason 'shutdown'";
 
 describe("faults mid-apply", () => {
   function bigTopology() {
@@ -261,7 +270,7 @@ describe("faults mid-apply", () => {
     const { async, small, big } = bigTopology();
     expect((await runCli(["apply", "-f", small])).code).toBe(0);
     await publish(async, "mpkeep", "mpkeep.async.job", ["k1", "k2", "k3", "k4"]);
-    const { code, stderr, closed } = await applyAndCloseConnection(big, async);
+    const { code, stderr, closed } = await applyAndCloseConnection(["-f", big, "--cluster", "async"], async);
     expect(closed).toBe(true);
     expect(code).toBe(1);
     expect(stderr).toMatch(/CONNECTION_FORCED - Closed via management plugin/);
@@ -280,8 +289,7 @@ describe("faults mid-apply", () => {
     const { async, small, big } = bigTopology();
     expect((await runCli(["apply", "-f", small])).code).toBe(0);
     await publish(async, "mpkeep", "mpkeep.async.job", ["k1", "k2"]);
-    // The reason a shutting-down node gives its clients.
-    const { code, stderr, closed } = await applyAndCloseConnection(big, async, "broker forced connection closure with reason 'shutdown'");
+    const { code, stderr, closed } = await applyAndCloseConnection(["-f", big, "--cluster", "async"], async, SHUTDOWN);
     expect(closed).toBe(true);
     expect(stderr).toMatch(/CONNECTION_FORCED - broker forced connection closure/);
     expect(stderr).toMatch(/cluster async: reconnecting in \d+\.\d s \(attempt 2 of 3\)/);
@@ -289,6 +297,44 @@ describe("faults mid-apply", () => {
     expect(code).toBe(0);
     expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
     expect(await messageCount(async, "mpkeep.async")).toBe(2);
+  });
+});
+
+describe("a saved plan across a lost connection", () => {
+  function bigPlan() {
+    const { async, file: small } = fresh(["mpkeep"]);
+    const big = writeTopology({ sync: uniqueName("unused"), async, services: ["mpkeep", ...names(2000).map((name) => ({ name, sync: false }))] });
+    const out = join(mkdtempSync(join(tmpdir(), "topo-test-")), "plan.json");
+    return { async, small, big, out };
+  }
+
+  it("reconnects and finishes what is left of the saved plan", async () => {
+    const { async, small, big, out } = bigPlan();
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "-o", out])).code).toBe(0);
+    const { code, stderr, closed } = await applyAndCloseConnection([out], async, SHUTDOWN);
+    expect(closed).toBe(true);
+    expect(stderr).toMatch(/cluster async: reconnecting in/);
+    expect(code, stderr).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("stops when what is left after the reconnect holds a change the saved plan does not", async () => {
+    const { async, small, big, out } = bigPlan();
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "-o", out])).code).toBe(0);
+    // While apply waits to reconnect, someone deletes a binding the plan did not touch.
+    const unbind = async () => {
+      expect((await api("DELETE", `/api/bindings/${encodeURIComponent(async)}/e/mpkeep/q/mpkeep.async/${encodeURIComponent("mpkeep.async.#")}`)).status).toBe(204);
+    };
+    const { code, stderr, closed } = await applyAndCloseConnection([out], async, SHUTDOWN, unbind);
+    expect(closed).toBe(true);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/cluster async: the connection was lost after \d+ changes? of the saved plan (was|were) made, and what is left is no longer part of the plan:\n  cluster async: not in the plan: create binding mpkeep -> mpkeep\.async/);
+    expect(stderr).toMatch(/nothing more was written to cluster async/);
+    expect(stderr).toMatch(/hint: run topo plan -o FILE again, review what is left, and apply that/);
+    // The binding stays deleted: the retry wrote nothing.
+    expect((await api("GET", `/api/bindings/${encodeURIComponent(async)}/e/mpkeep/q/mpkeep.async`)).body).toEqual([]);
   });
 });
 

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from "vitest";
 import type { Action, ClusterPlan, Plan } from "../../src/model.js";
-import { compareToSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type SavedPlan } from "../../src/plan/saved.js";
+import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type SavedPlan } from "../../src/plan/saved.js";
 import { renderMarkdown } from "../../src/plan/markdown.js";
 import { actual, binding, desiredOf, exchange, queue, raw, service } from "../helpers/builders.js";
 
@@ -153,5 +153,23 @@ describe("renderMarkdown", () => {
 
   it("escapes HTML in the summary", () => {
     expect(renderMarkdown({ clusters: [cluster([], "a<b>")] })).toContain("<summary>cluster a&lt;b&gt;: no changes</summary>");
+  });
+});
+
+describe("outsideSaved (a retry after a lost connection)", () => {
+  it("accepts what is left of the saved plan, a replace that now resumes or re-creates another binding included", () => {
+    const resumed: Action = { ...replace, before: queue({ name: "mppayment.async", arguments: { "x-max-length": 10 } }), rebind: [], messages: 0, resume: { hold: queue({ name: "topo.hold.mppayment.async" }), holdBindings: [], queueDone: true } };
+    expect(outsideSaved(saved(), cluster([resumed], "async"))).toEqual([]);
+    expect(outsideSaved(saved(), cluster([], "async"))).toEqual([]);
+  });
+
+  it("names every action the saved plan does not hold, or holds with another result", () => {
+    const otherLimit: Action = { ...replace, after: queue({ name: "mppayment.async", arguments: { "x-max-length": 99 } }) };
+    expect(outsideSaved(saved(), cluster([create("mpnew.async"), del("mpold.async"), otherLimit], "async"))).toEqual([
+      "cluster async: not in the plan: delete queue mpold.async",
+      "cluster async: replace queue mppayment.async, with another result than the plan's",
+    ]);
+    expect(outsideSaved(saved(), cluster([del("mpnew.async")], "async"))).toEqual(["cluster async: now delete queue mpnew.async, the plan says create queue mpnew.async"]);
+    expect(outsideSaved(saved(), cluster([create("mpnew.sync")], "sync"))).toEqual(["cluster sync: not in the plan: create queue mpnew.sync"]);
   });
 });
