@@ -87,7 +87,10 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   const check = (fresh: FreshCluster[], underLock: boolean) => {
     const changed = compareToSaved(underLock ? afterVhostCreate(saved, fresh) : saved, fresh);
     if (changed.length === 0) return;
-    const where = underLock ? `cluster ${fresh.map((f) => f.plan.cluster).join(", ")}` : "any cluster";
+    // Under its lock a cluster's vhost is there already: apply made it first when the plan
+    // creates it (the lock lives in the vhost), and the message must not say nothing was written.
+    const createsVhost = (name: string) => saved.clusters.some((c) => c.cluster === name && c.actions.some((a) => a.op === "create" && a.after.kind === "vhost"));
+    const where = underLock ? fresh.map((f) => `cluster ${f.plan.cluster}${createsVhost(f.plan.cluster) ? " but the vhost the plan creates, where its lock lives" : ""}`).join(", ") : "any cluster";
     // A plan another apply carried out meanwhile differs in every action: a few say what happened.
     const shown = changed.length > STALE_LINES + 1 ? [...changed.slice(0, STALE_LINES), `... and ${changed.length - STALE_LINES} more differences (topo plan shows the plan as it is now)`] : changed;
     throw new StalePlanError(

@@ -115,7 +115,8 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
     rewrite(t, ["mplogin", "mpwallet"]);
     expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
-    // Another apply holds the async cluster's lock: this one reads, checks, takes sync's lock and waits.
+    // Another apply holds the async cluster's lock, the first in lock order (vhost topo-test-async-*
+    // before topo-test-sync-*): this one reads, checks, and waits for it.
     const holder = await amqplib.connect(amqpUrl(t.async));
     const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
@@ -136,7 +137,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
       expect(await exited).toBe(1);
       expect(stderr).toMatch(/the saved plan is stale; run topo plan again/);
       expect(stderr).toContain("cluster async: not in the plan: create queue mplogin.async");
-      // sync was checked and locked first, but wrote nothing: the barrier held it.
+      // sync wrote nothing: its lock comes after async's, and the barrier holds its writes.
       expect(withoutLocks(await snapshot(t.sync, t.async))).toEqual(before);
       expect(before).not.toContain("mpwallet");
     } finally {
