@@ -16,13 +16,16 @@ export interface AmqpOptions {
   insecure?: boolean;
   /** Attempts to connect while the broker refuses connections (a node booting). */
   connectAttempts?: number;
+  /** Progress for people (stderr): said once when a vhost's refusal is waited out. */
+  log?: (msg: string) => void;
 }
 
 /**
  * Connects to a vhost that is not running yet, or not yet open to its creator's user (just
- * created): waits of 0.2 to 3.2 s, about 6 s in all.
+ * created): waits of 0.2 to 5 s, about 11 s in all. A node under load (the test suite's, a
+ * 3-node cluster) can take several seconds to start a vhost.
  */
-const VHOST_START_ATTEMPTS = 6;
+const VHOST_START_ATTEMPTS = 7;
 
 /** Connection-level failures worth retrying: the broker is starting, restarting or overloaded. */
 const TRANSIENT_NET = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Socket closed abruptly/;
@@ -74,12 +77,16 @@ export class AmqpSession {
       } catch (e) {
         const refusal = OPEN_REFUSED.test((e as Error).message) ? await openRefusal(target, opts).catch(() => undefined) : undefined;
         const err = connectError(target, e as Error, refusal);
-        // A vhost that is starting gets about 6 s, even on a first connect. So does a vhost that
+        // A vhost that is starting gets about 11 s, even on a first connect. So does a vhost that
         // refuses the user: that is also what a vhost another client is creating answers until
         // its creator has been granted rights on it (two applies started together: the second
-        // sees the vhost and connects). A vhost that truly refuses is reported 6 s later.
+        // sees the vhost and connects). A vhost that truly refuses is reported 11 s later.
         const starting = refusal !== undefined && ("opened" in refusal || /refused for user|is down/.test(refusal.text));
         if (!(err.transient || starting) || attempt >= (starting ? Math.max(attempts, VHOST_START_ATTEMPTS) : attempts)) throw err;
+        if (starting && attempt === 1) {
+          const why = "code" in refusal ? refusal.text : "refused, then accepted";
+          opts.log?.(`cluster ${target.name}: vhost "${amqp.vhost}" refused the connection (${redactText(why)}); trying again for up to 11 s, as a vhost another client has just created does`);
+        }
         await sleep(backoff(attempt));
       }
     }

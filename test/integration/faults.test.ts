@@ -134,6 +134,7 @@ describe("one apply at a time", () => {
       expect(a.stderr()).not.toMatch(/Error/);
       await api("PUT", `/api/permissions/${encodeURIComponent(async)}/${name}`, { configure: ".*", write: ".*", read: ".*" });
       expect(await a.exited, a.stderr()).toBe(0);
+      expect(a.stderr()).toContain(`cluster async: vhost "${async}" refused the connection (530 NOT_ALLOWED - access to vhost '${async}' refused for user '${name}'); trying again for up to 11 s`);
     } finally {
       await api("DELETE", `/api/users/${name}`);
     }
