@@ -83,6 +83,7 @@ program
     try {
       const { validate } = await import("./commands/validate.js");
       const r = validate(o.file, undefined, redactor);
+      for (const w of r.warnings) err(`warning: ${w}`);
       if (o.json) out(JSON.stringify({ valid: true, ...r }, null, 2));
       else out(`${r.file} is valid: ${plural(r.services, "service")} on ${r.clusters.map((c) => `${c.name} (${plural(c.queues, "queue")})`).join(", ")}.`);
     } catch (e) {
@@ -238,7 +239,7 @@ program
   .action(async (task: string, o: { file: string; live?: boolean; json?: boolean; insecure?: boolean }) => {
     try {
       const { route, routeJson, routeText } = await import("./commands/route.js");
-      const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure, redactor });
+      const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure, redactor, warn: (w) => err(`warning: ${w}`) });
       out(o.json ? JSON.stringify(routeJson(r), null, 2) : routeText(r));
     } catch (e) {
       fail(e, !!o.json);
@@ -282,7 +283,7 @@ program
   .action(async (o: { file: string; format: "mermaid" | "dot"; cluster?: string }) => {
     try {
       const { graph } = await import("./commands/graph.js");
-      process.stdout.write(graph({ file: o.file, format: o.format, cluster: o.cluster, redactor }));
+      process.stdout.write(graph({ file: o.file, format: o.format, cluster: o.cluster, redactor, warn: (w) => err(`warning: ${w}`) }));
     } catch (e) {
       fail(e, false);
     }

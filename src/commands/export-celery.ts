@@ -2,7 +2,7 @@
 // No network: the module is made from the file alone, like validate.
 
 import { basename } from "node:path";
-import { loadConfig, type Env } from "../config/load.js";
+import { loadConfig, unsetPasswordWarnings, type Env } from "../config/load.js";
 import { TopoError } from "../errors.js";
 import { celeryModule, type CeleryModule } from "../export/celery.js";
 import { Redactor } from "../redact.js";
@@ -30,7 +30,7 @@ export interface ExportCeleryResult extends CeleryModule {
 export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   // The module is checked against the passwords the file holds (the caller's redactor learns them).
   const secrets = o.redactor ?? new Redactor();
-  const { desired } = loadConfig(o.file, o.env, secrets);
+  const { desired, unsetPasswords } = loadConfig(o.file, o.env, secrets, { passwordsOptional: true });
   const m = celeryModule(desired, { source: o.file, cluster: o.cluster, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue });
 
   // The generator never reads a password. Should a password still show up (one equal to a name in
@@ -42,7 +42,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
     ]);
   }
 
-  const warnings: string[] = [];
+  const warnings: string[] = unsetPasswordWarnings(unsetPasswords);
   if (o.output === undefined || o.output === "-") return { ...m, warnings };
 
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {

@@ -1,4 +1,4 @@
-import { loadConfig, type Env } from "../config/load.js";
+import { loadConfig, unsetPasswordWarnings, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { TopoError } from "../errors.js";
 import type { DesiredCluster } from "../model.js";
@@ -17,6 +17,8 @@ export interface RouteOptions extends ConnectionOptions {
   env?: Env;
   /** Learns the file's passwords, to mask them in what the caller prints. */
   redactor?: Redactor;
+  /** Told of each user's password variable that is not set (a route needs none). */
+  warn?: (msg: string) => void;
 }
 
 export interface LiveRoute {
@@ -36,7 +38,9 @@ export interface RouteReport {
 
 /** Where a task lands according to the file and, with live, according to the broker. */
 export async function route(opts: RouteOptions): Promise<RouteReport> {
-  const { desired } = loadConfig(opts.file, opts.env, opts.redactor);
+  // A route needs no user's password, even --live (it reads the bindings as the management user).
+  const { desired, unsetPasswords } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
+  for (const w of unsetPasswordWarnings(unsetPasswords)) opts.warn?.(w);
   const r = routeTask(desired, opts.task);
   if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : []);
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;

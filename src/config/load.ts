@@ -23,6 +23,18 @@ export type Env = Record<string, string | undefined>;
 export interface LoadResult {
   file: string;
   desired: DesiredState;
+  /** With passwordsOptional: each users.NAME.password whose variable is not set, and which. */
+  unsetPasswords: string[];
+}
+
+export interface LoadOptions {
+  /**
+   * For the commands that never use a user's password (validate, graph, route, export celery),
+   * so they run in a CI job that holds no secrets: a users.NAME.password whose ${VAR} is not set
+   * stands for a password and is listed in unsetPasswords, instead of refusing the file. plan,
+   * apply and export definitions need the password and refuse.
+   */
+  passwordsOptional?: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -47,7 +59,7 @@ function schemaValidator(): ValidateFunction {
 }
 
 /** `redactor`, when given, learns every password the file holds, before any problem is thrown. */
-export function loadConfig(file: string, env: Env = process.env, redactor?: Redactor): LoadResult {
+export function loadConfig(file: string, env: Env = process.env, redactor?: Redactor, options: LoadOptions = {}): LoadResult {
   let text: string;
   try {
     const st = statSync(file);
@@ -62,11 +74,12 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
     const why = code === "ENOENT" ? "no such file; pass the file with -f FILE" : code === "EACCES" ? "permission denied" : String((e as Error).message);
     throw problemsError(file, [{ line: 1, col: 1, message: why }]);
   }
-  return { file, desired: parseConfig(text, file, env, redactor) };
+  const unset = options.passwordsOptional ? new Set<string>() : undefined;
+  return { file, desired: parseConfig(text, file, env, redactor, unset), unsetPasswords: [...(unset ?? [])] };
 }
 
 /** Parse, validate and normalise a file's text. Throws ConfigError with every problem found. */
-export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor): DesiredState {
+export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor, unsetPasswords?: Set<string>): DesiredState {
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
     throw problemsError(file, problems);
   };
@@ -79,14 +92,14 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   }
   if (text.trim() === "") fail([{ line: 1, col: 1, message: `file is empty; a topology needs version, clusters and services` }]);
 
-  return fromJson(text, file, env, redactor) ?? fromYaml(text, file, env, redactor);
+  return fromJson(text, file, env, redactor, unsetPasswords) ?? fromYaml(text, file, env, redactor, unsetPasswords);
 }
 
 /**
  * The YAML path: every node keeps its position, so every problem is reported at its line and
  * column. Used for every YAML file, and for a JSON file in which fromJson found a problem.
  */
-function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined): DesiredState {
+function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>): DesiredState {
   const { isMap, isSeq, LineCounter, parseDocument, visit } = yaml();
   const lc = new LineCounter();
   const at = (offset: number): { line: number; col: number } => lc.linePos(Math.max(0, offset));
@@ -136,7 +149,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string") return;
       const source = node.value;
-      const r = interpolateValue(source, env, () => yamlPath(ancestors, node));
+      const r = interpolateValue(source, env, () => yamlPath(ancestors, node), unsetPasswords);
       if ("errors" in r) {
         for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
         unread.set(node, source);
@@ -190,7 +203,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
  * keeps the last of a key given twice, where YAML refuses it: a file with a repeated key, or
  * nested deeper than MAX_DEPTH, takes the YAML path too.
  */
-export function fromJson(text: string, file: string, env: Env, redactor: Redactor | undefined): DesiredState | undefined {
+export function fromJson(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>): DesiredState | undefined {
   if (!/^\s*\{/.test(text)) return undefined;
   let data: unknown;
   try {
@@ -200,7 +213,7 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   }
   const members = membersOf(data, 0);
   if (members === undefined || members !== separatorsOf(text)) return undefined;
-  const interpolated = interpolateData(data, [], env);
+  const interpolated = interpolateData(data, [], env, unsetPasswords);
   if (interpolated === FAILED) return undefined;
   data = interpolated;
   for (const secret of userSecrets(data)) redactor?.add(secret);
@@ -273,21 +286,21 @@ function separatorsOf(text: string): number {
 const FAILED = Symbol("failed");
 
 /** ${VAR} in every string value (not in keys), as fromYaml interpolates scalars; FAILED at the first problem. */
-function interpolateData(v: unknown, path: Path, env: Env): unknown {
+function interpolateData(v: unknown, path: Path, env: Env, unsetPasswords?: Set<string>): unknown {
   if (typeof v === "string") {
     if (!v.includes("$")) return v;
-    const r = interpolateValue(v, env, () => path);
+    const r = interpolateValue(v, env, () => path, unsetPasswords);
     return "errors" in r ? FAILED : r.value;
   }
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const x = interpolateData(v[i], [...path, i], env);
+      const x = interpolateData(v[i], [...path, i], env, unsetPasswords);
       if (x === FAILED) return FAILED;
       v[i] = x;
     }
   } else if (isObject(v)) {
     for (const k of Object.keys(v)) {
-      const x = interpolateData(v[k], [...path, k], env);
+      const x = interpolateData(v[k], [...path, k], env, unsetPasswords);
       if (x === FAILED) return FAILED;
       v[k] = x;
     }
@@ -404,15 +417,27 @@ function schemaTypesAt(path: Path): Set<string> {
  * One value's ${VAR}s put in, as both paths interpolate: a value that is exactly one ${VAR} is
  * also typed as the schema wants at its place (environment variables are strings;
  * `x-max-length: ${LEN}` means the number LEN holds), and says which variable it came from.
- * `pathOf` is asked for the value's place only then.
+ * `pathOf` is asked for the value's place only then. With `unsetPasswords` (LoadOptions'
+ * passwordsOptional), a users.NAME.password whose only problem is unset variables becomes
+ * UNSET_PASSWORD, and the set learns which.
  */
 function interpolateValue(
   source: string,
   env: Env,
   pathOf: () => Path,
+  unsetPasswords?: Set<string>,
 ): { errors: string[] } | { value: string | number | boolean; variable?: { name: string; path: Path } } {
   const r = interpolateAll(source, env);
-  if ("errors" in r) return r;
+  if ("errors" in r) {
+    if (!unsetPasswords) return r;
+    const path = pathOf();
+    if (!(path.length === 3 && path[0] === "users" && path[2] === "password")) return r;
+    const unset = unsetVariables(source, env);
+    const filled = { ...env, ...Object.fromEntries(unset.map((n) => [n, "set"])) };
+    if (unset.length === 0 || "errors" in interpolateAll(source, filled)) return r;
+    unsetPasswords.add(`${displayPath(path)}: ${unset.map((n) => `\${${n}}`).join(", ")} ${unset.length === 1 ? "is" : "are"} not set`);
+    return { value: UNSET_PASSWORD };
+  }
   const whole = WHOLE_VAR.exec(source);
   if (!whole) return r;
   const path = pathOf();
@@ -429,6 +454,24 @@ function typedScalar(text: string, types: Set<string>): number | boolean | undef
 }
 
 const VAR = /\$\$|\$\{([^}]*)\}|\$\{/g;
+
+/** The warning for each password whose variable is unset, for the commands that do not need it. */
+export function unsetPasswordWarnings(unset: readonly string[]): string[] {
+  return unset.map((u) => `${u}; plan, apply and export definitions need it`);
+}
+
+/** What a password whose variable is unset stands for, with passwordsOptional. Never sent. */
+const UNSET_PASSWORD = "(password variable not set)";
+
+/** The variables of a value that are unset or empty and have no default. */
+function unsetVariables(value: string, env: Env): string[] {
+  const names = new Set<string>();
+  for (const m of value.matchAll(VAR)) {
+    const parsed = m[1] === undefined ? null : VAR_NAME.exec(m[1]);
+    if (parsed && parsed[2] === undefined && !env[parsed[1] as string]) names.add(parsed[1] as string);
+  }
+  return [...names];
+}
 const VAR_NAME = new RegExp(`^(${ENV_NAME_SOURCE})(?::-(.*))?$`, "s");
 
 /** Compose-style interpolation: ${VAR}, ${VAR:-default} (default when unset or empty), $$ for $. */

@@ -210,6 +210,29 @@ describe("users from the file", () => {
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
   });
 
+  // A CI lint job holds no production secrets: the commands that never use a user's password run
+  // without its variable, and say which is missing; those that need it refuse, naming the place.
+  it("validate, graph, route (also --live) and export celery need no user's password; plan, apply and export definitions refuse without it", async () => {
+    const s = setup();
+    const f = s.file();
+    expect((await runCli(["apply", "-f", f], s.env)).code).toBe(0);
+    const missing = [
+      `warning: users.${s.edge}.password: \${UT_EDGE_PASSWORD} is not set; plan, apply and export definitions need it`,
+      `warning: users.${s.login}.password: \${UT_LOGIN_PASSWORD} is not set; plan, apply and export definitions need it`,
+    ];
+    for (const args of [["validate"], ["graph"], ["route", "utlogin.sync.register"], ["route", "utlogin.sync.register", "--live"], ["export", "celery", "--cluster", "sync"]]) {
+      const r = await runCli([...args, "-f", f]);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
+      for (const line of missing) expect(r.stderr, args.join(" ")).toContain(line);
+      expect(r.stdout).not.toMatch(/password variable not set/);
+    }
+    for (const args of [["plan"], ["apply"], ["export", "definitions", "--cluster", "sync"]]) {
+      const r = await runCli([...args, "-f", f]);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr).toMatch(/:\d+:\d+: environment variable UT_LOGIN_PASSWORD is not set/);
+    }
+  });
+
   it("plans as a monitoring user (users not compared, said), and apply as one refuses before writing", async () => {
     const s = setup();
     const mon = `mon-${s.sync.slice(-8)}`;

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { interpolateAll, parseConfig } from "../../src/config/load.js";
 import { problemsOf } from "../helpers/problems.js";
+import { ConfigError } from "../../src/errors.js";
 
 
 const CLUSTERS = `clusters:
@@ -196,5 +197,59 @@ services: [mplogin]
       "14:23: environment variable LEN is set but empty, and has no default; give LEN a value or write ${LEN:-default}",
     ]);
     expect(problemsOf(LEN, {})).toEqual([expect.stringMatching(/^14:23: environment variable LEN is not set and has no default/)]);
+  });
+});
+
+describe("users' passwords for the commands that do not need them", () => {
+  const problems = (load: () => unknown): string[] => {
+    try {
+      load();
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+      throw e;
+    }
+    return [];
+  };
+  const text = (ext = "") => `version: 1
+${CLUSTERS}services: [mplogin]
+users:
+  login:
+    password: \${TOPO_UNSET_LOGIN_PW}
+    consumes: [mplogin]
+  edge:
+    password: "edge-\${TOPO_UNSET_EDGE}\${TOPO_SET_PART}"
+    publishes: all
+${ext}`;
+
+  it("stand in for an unset variable and are listed, with passwordsOptional; refused without it", () => {
+    const unset = new Set<string>();
+    const desired = parseConfig(text(), "t.yaml", { TOPO_SET_PART: "x" }, undefined, unset);
+    expect(desired.clusters.map((c) => c.target.name)).toEqual(["sync", "async"]);
+    expect([...unset]).toEqual(["users.login.password: ${TOPO_UNSET_LOGIN_PW} is not set", "users.edge.password: ${TOPO_UNSET_EDGE} is not set"]);
+    expect(problems(() => parseConfig(text(), "t.yaml", { TOPO_SET_PART: "x" }))).toEqual([
+      expect.stringMatching(/^10:15: environment variable TOPO_UNSET_LOGIN_PW is not set/),
+      expect.stringMatching(/^13:15: environment variable TOPO_UNSET_EDGE is not set/),
+    ]);
+  });
+
+  it("the same from a JSON file, whose fast path reads it", () => {
+    const json = JSON.stringify({
+      version: 1,
+      clusters: { sync: { url: "amqp://guest:guest@127.0.0.1:1/s" }, async: { url: "amqp://guest:guest@127.0.0.1:1/a" } },
+      services: ["mplogin"],
+      users: { login: { password: "${TOPO_UNSET_LOGIN_PW}", consumes: ["mplogin"] } },
+    });
+    const unset = new Set<string>();
+    parseConfig(json, "t.json", {}, undefined, unset);
+    expect([...unset]).toEqual(["users.login.password: ${TOPO_UNSET_LOGIN_PW} is not set"]);
+  });
+
+  it("only there: an unset variable anywhere else, or a bad reference in a password, is still a problem", () => {
+    const elsewhere = text().replace("url: amqp://guest:guest@127.0.0.1:1/a", "url: amqp://guest:${TOPO_UNSET_URL_PW}@127.0.0.1:1/a");
+    expect(problems(() => parseConfig(elsewhere, "t.yaml", { TOPO_SET_PART: "x" }, undefined, new Set()))).toEqual([
+      expect.stringMatching(/environment variable TOPO_UNSET_URL_PW is not set/),
+    ]);
+    const bad = text().replace("${TOPO_UNSET_LOGIN_PW}", "${TOPO_UNSET_LOGIN_PW");
+    expect(problems(() => parseConfig(bad, "t.yaml", { TOPO_SET_PART: "x" }, undefined, new Set()))).toEqual([expect.stringMatching(/unterminated "\$\{"/)]);
   });
 });
