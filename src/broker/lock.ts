@@ -1,7 +1,9 @@
 // One apply at a time per cluster. The lock is an exclusive queue on the broker itself: it lives
 // exactly as long as the connection that declared it, so a crashed apply never leaves it behind.
 
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { BrokerError } from "../errors.js";
 import { LockError } from "../errors.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, replyText } from "./amqp.js";
@@ -16,6 +18,8 @@ export interface LockOptions {
   /** How often to try again while another apply holds the lock. */
   pollMs?: number;
   log: (msg: string) => void;
+  /** The AMQP URL the lock is taken through, password masked, for the look-alike refusal. */
+  amqpDisplay?: string;
 }
 
 interface LockHolder {
@@ -27,6 +31,9 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
   const started = Date.now();
   const me = `${hostname()} pid ${process.pid}`;
   const lock = opts.queue;
+  // Names this lock among all others: the management API must show the very lock AMQP took.
+  const nonce = randomUUID();
+  let taken = false;
   let announced = false;
   for (;;) {
     try {
@@ -39,15 +46,16 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
         autoDelete: true,
         // Stored with the queue (RabbitMQ keeps unknown arguments), so a waiting apply can say who
         // holds the lock and since when.
-        arguments: { "x-topo-holder": me, "x-topo-since": new Date().toISOString() },
+        arguments: { "x-topo-holder": me, "x-topo-since": new Date().toISOString(), "x-topo-nonce": nonce },
       });
       await ch.close().catch(() => undefined);
-      return;
+      taken = true;
     } catch (e) {
       const { code } = replyText(e as Error & { code?: unknown });
       // 405 RESOURCE_LOCKED: another connection holds the exclusive queue.
       if (code !== 405) throw amqpError(session.cluster, `take lock ${lock}`, e as Error, session.lost);
     }
+    if (taken) return confirmSameBroker(session.cluster, http, vhost, lock, nonce, opts.amqpDisplay);
     const info = await holderOf(http, vhost, lock);
     const waited = Date.now() - started;
     const who = `${info.holder ?? "another topo apply"}${info.since ? ` since ${info.since}` : ""}`;
@@ -63,6 +71,30 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
     }
     await sleep(Math.min(opts.pollMs ?? 500, Math.max(50, opts.timeoutMs - waited)));
   }
+}
+
+/**
+ * The identity check before any read compares what AMQP's connection.start and the management
+ * API say of their broker: two distinct brokers alike in cluster name, version and Erlang pass it.
+ * Before apply writes, the lock it just took over AMQP must be there through the management API,
+ * with this apply's own nonce; otherwise the two reach different brokers, and apply would write
+ * to one while it reads and checks the other.
+ */
+async function confirmSameBroker(cluster: string, http: ManagementClient, vhost: string, lock: string, nonce: string, amqpDisplay = "the cluster's url"): Promise<void> {
+  const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`);
+  if (q?.arguments?.["x-topo-nonce"] === nonce) return;
+  throw new BrokerError(
+    cluster,
+    `the management API ${http.display} does not see the apply lock (queue ${lock} in vhost ${vhost}) this apply has just taken through ${amqpDisplay}: ` +
+      `${q ? "it shows a lock of another apply" : "it has no such queue"}, so the two reach different brokers that look alike (same cluster name, version and Erlang); ` +
+      `topo reads through the management API and writes through AMQP, so it refuses; nothing was written through AMQP`,
+    {
+      code: "endpoint_mismatch",
+      hints: [
+        `set clusters.${cluster}.management to the management API of the broker the url reaches; give distinct brokers distinct cluster names (rabbitmqctl set_cluster_name) so plan tells them apart too`,
+      ],
+    },
+  );
 }
 
 async function holderOf(http: ManagementClient, vhost: string, lock: string): Promise<LockHolder> {

@@ -213,7 +213,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       s = await session(c);
       step("connected over AMQP");
       await checked?.turn(c.target.name);
-      await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log });
+      await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log, amqpDisplay: c.target.amqp.display });
       checked?.taken(c.target.name);
       step("took the lock");
       // Plan again under the lock: another apply may have changed the broker while we waited.

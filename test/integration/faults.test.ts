@@ -1,7 +1,7 @@
 // Concurrency and faults: one apply at a time per cluster, a connection closed mid-apply, and
 // which failures are retried.
 
-import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import type { ClusterPlan, ClusterTarget } from "../../src/model.js";
 import { executePlan, ExecutionStopped } from "../../src/broker/execute.js";
@@ -14,7 +14,7 @@ import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError } from "../../src/errors.js";
 import { amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
@@ -336,6 +336,51 @@ describe("a saved plan across a lost connection", () => {
     expect(stderr).toMatch(/hint: run topo plan -o FILE again, review what is left, and apply that/);
     // The binding stays deleted: the retry wrote nothing.
     expect((await api("GET", `/api/bindings/${encodeURIComponent(async)}/e/mpkeep/q/mpkeep.async`)).body).toEqual([]);
+  });
+});
+
+describe("brokers that look alike", () => {
+  // Two brokers alike in cluster name, version and Erlang pass the identity check. Here the
+  // management API is a proxy that shows another vhost of the test broker in place of the url's:
+  // to topo it is a look-alike broker that holds the same vhost name.
+  it("apply refuses before any AMQP write when the management API does not see the lock AMQP took", async () => {
+    const { async, file } = fresh(["mplogin"]);
+    const shadow = uniqueName("shadow");
+    await createVhost(async);
+    await createVhost(shadow);
+    const b = broker();
+    const upstream = new URL(b.mgmtBase);
+    const proxy = createHttpServer((req, res) => {
+      const path = (req.url ?? "/").split(encodeURIComponent(async)).join(encodeURIComponent(shadow));
+      const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      fwd.on("error", () => res.destroy());
+      req.pipe(fwd);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const port = (proxy.address() as { port: number }).port;
+      const text = readFileSync(file, "utf8").replace(
+        new RegExp(`("async": \\{\\s*"url": "[^"]+",\\s*"management": )"[^"]+"`),
+        `$1"http://${b.user}:${b.password}@127.0.0.1:${port}"`,
+      );
+      expect(text).toContain(`127.0.0.1:${port}`);
+      writeFileSync(file, text);
+      const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("endpoint_mismatch");
+      expect(r.stderr).toMatch(/cluster async: the management API http:\/\/127\.0\.0\.1:\d+ does not see the apply lock \(queue topo\.mp\.lock in vhost topo-test-async-\w+\) this apply has just taken through amqp:\/\/.*: it has no such queue/);
+      expect(r.stderr).toMatch(/nothing was written through AMQP/);
+      // The url's vhost holds nothing of the topology: no exchange, no queue.
+      const exchanges = (await api("GET", `/api/exchanges/${encodeURIComponent(async)}`)).body as { name: string }[];
+      expect(exchanges.map((e) => e.name).filter((n) => n !== "" && !n.startsWith("amq."))).toEqual([]);
+      expect((await api("GET", `/api/queues/${encodeURIComponent(async)}`)).body).toEqual([]);
+    } finally {
+      proxy.close();
+      await api("DELETE", `/api/vhosts/${encodeURIComponent(shadow)}`);
+    }
   });
 });
 
