@@ -3,8 +3,7 @@
 
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { BrokerError } from "../errors.js";
-import { LockError } from "../errors.js";
+import { BrokerError, LockError } from "../errors.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, replyText } from "./amqp.js";
 import type { ManagementClient } from "./http.js";

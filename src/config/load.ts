@@ -78,7 +78,11 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
   return { file, desired: parseConfig(text, file, env, redactor, unset), unsetPasswords: [...(unset ?? [])] };
 }
 
-/** Parse, validate and normalise a file's text. Throws ConfigError with every problem found. */
+/**
+ * Parse, validate and normalise a file's text. Throws ConfigError with every problem found. With
+ * `unsetPasswords` (LoadOptions' passwordsOptional), a user's password whose variable is unset is
+ * added there instead of being a problem.
+ */
 export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor, unsetPasswords?: Set<string>): DesiredState {
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
     throw problemsError(file, problems);
