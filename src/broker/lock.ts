@@ -80,12 +80,12 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
  * to one while it reads and checks the other.
  */
 async function confirmSameBroker(cluster: string, http: ManagementClient, vhost: string, lock: string, nonce: string, amqpDisplay = "the cluster's url"): Promise<void> {
-  const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`);
-  if (q?.arguments?.["x-topo-nonce"] === nonce) return;
+  const args = await lockArguments(http, vhost, lock);
+  if (args?.["x-topo-nonce"] === nonce) return;
   throw new BrokerError(
     cluster,
     `the management API ${http.display} does not see the apply lock (queue ${lock} in vhost ${vhost}) this apply has just taken through ${amqpDisplay}: ` +
-      `${q ? "it shows a lock of another apply" : "it has no such queue"}, so the two reach different brokers that look alike (same cluster name, version and Erlang); ` +
+      `${args ? "it shows a lock of another apply" : "it has no such queue"}, so the two reach different brokers that look alike (same cluster name, version and Erlang); ` +
       `topo reads through the management API and writes through AMQP, so it refuses; nothing was written through AMQP`,
     {
       code: "endpoint_mismatch",
@@ -96,10 +96,15 @@ async function confirmSameBroker(cluster: string, http: ManagementClient, vhost:
   );
 }
 
+/** The arguments the lock queue was declared with, as the management API shows them; undefined when there is no lock. */
+async function lockArguments(http: ManagementClient, vhost: string, lock: string): Promise<Record<string, unknown> | undefined> {
+  const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`);
+  return q && (q.arguments ?? {});
+}
+
 async function holderOf(http: ManagementClient, vhost: string, lock: string): Promise<LockHolder> {
   try {
-    const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`);
-    const args = q?.arguments ?? {};
+    const args = (await lockArguments(http, vhost, lock)) ?? {};
     return {
       holder: typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : undefined,
       since: typeof args["x-topo-since"] === "string" ? args["x-topo-since"] : undefined,
