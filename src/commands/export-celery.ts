@@ -2,7 +2,7 @@
 // No network: the module is made from the file alone, like validate.
 
 import { basename } from "node:path";
-import { loadConfig, unsetPasswordWarnings, type Env } from "../config/load.js";
+import { loadConfig, type Env } from "../config/load.js";
 import { TopoError } from "../errors.js";
 import { celeryModule, type CeleryModule } from "../export/celery.js";
 import { Redactor } from "../redact.js";
@@ -42,7 +42,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
     ]);
   }
 
-  const warnings: string[] = unsetPasswordWarnings(unsetPasswords);
+  const warnings: string[] = [...unsetPasswords];
   if (o.output === undefined || o.output === "-") return { ...m, warnings };
 
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {

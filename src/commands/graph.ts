@@ -1,6 +1,6 @@
 // Glue for `topo graph`: the file's desired state as a diagram. No network.
 
-import { loadConfig, unsetPasswordWarnings, type Env } from "../config/load.js";
+import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { renderGraph, type GraphFormat } from "../plan/graph.js";
 import { selectClusters } from "./source.js";
@@ -18,7 +18,7 @@ export interface GraphOptions {
 
 export function graph(o: GraphOptions): string {
   const { desired, unsetPasswords } = loadConfig(o.file, o.env, o.redactor, { passwordsOptional: true });
-  for (const w of unsetPasswordWarnings(unsetPasswords)) o.warn?.(w);
+  for (const w of unsetPasswords) o.warn?.(w);
   const clusters = selectClusters(desired, o.cluster, o.file);
   return renderGraph({ ...desired, clusters }, o.format);
 }

@@ -1,4 +1,4 @@
-import { loadConfig, unsetPasswordWarnings, type Env } from "../config/load.js";
+import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { TopoError } from "../errors.js";
 import type { DesiredCluster } from "../model.js";
@@ -40,7 +40,7 @@ export interface RouteReport {
 export async function route(opts: RouteOptions): Promise<RouteReport> {
   // A route needs no user's password, even --live (it reads the bindings as the management user).
   const { desired, unsetPasswords } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
-  for (const w of unsetPasswordWarnings(unsetPasswords)) opts.warn?.(w);
+  for (const w of unsetPasswords) opts.warn?.(w);
   const r = routeTask(desired, opts.task);
   if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : []);
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;

@@ -1,4 +1,4 @@
-import { loadConfig, unsetPasswordWarnings, type Env } from "../config/load.js";
+import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 
 export interface ValidateResult {
@@ -17,6 +17,6 @@ export function validate(file: string, env?: Env, redactor?: Redactor): Validate
     file,
     services: services.size,
     clusters: desired.clusters.map((c) => ({ name: c.target.name, queues: c.queues.length })),
-    warnings: unsetPasswordWarnings(unsetPasswords),
+    warnings: unsetPasswords,
   };
 }

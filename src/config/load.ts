@@ -23,7 +23,10 @@ export type Env = Record<string, string | undefined>;
 export interface LoadResult {
   file: string;
   desired: DesiredState;
-  /** With passwordsOptional: each users.NAME.password whose variable is not set, and which. */
+  /**
+   * With passwordsOptional: a warning for each users.NAME.password whose variable is not set,
+   * naming the variables and the commands that need them.
+   */
   unsetPasswords: string[];
 }
 
@@ -75,7 +78,8 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
     throw problemsError(file, [{ line: 1, col: 1, message: why }]);
   }
   const unset = options.passwordsOptional ? new Set<string>() : undefined;
-  return { file, desired: parseConfig(text, file, env, redactor, unset), unsetPasswords: [...(unset ?? [])] };
+  const desired = parseConfig(text, file, env, redactor, unset);
+  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; plan, apply and export definitions need it`) };
 }
 
 /**
@@ -431,15 +435,12 @@ function interpolateValue(
   pathOf: () => Path,
   unsetPasswords?: Set<string>,
 ): { errors: string[] } | { value: string | number | boolean; variable?: { name: string; path: Path } } {
-  const r = interpolateAll(source, env);
+  const r = substitute(source, env);
   if ("errors" in r) {
-    if (!unsetPasswords) return r;
+    if (!unsetPasswords || !r.onlyUnset) return { errors: r.errors };
     const path = pathOf();
-    if (!(path.length === 3 && path[0] === "users" && path[2] === "password")) return r;
-    const unset = unsetVariables(source, env);
-    const filled = { ...env, ...Object.fromEntries(unset.map((n) => [n, "set"])) };
-    if (unset.length === 0 || "errors" in interpolateAll(source, filled)) return r;
-    unsetPasswords.add(`${displayPath(path)}: ${unset.map((n) => `\${${n}}`).join(", ")} ${unset.length === 1 ? "is" : "are"} not set`);
+    if (!(path.length === 3 && path[0] === "users" && path[2] === "password")) return { errors: r.errors };
+    unsetPasswords.add(`${displayPath(path)}: ${r.unset.map((n) => `\${${n}}`).join(", ")} ${r.unset.length === 1 ? "is" : "are"} not set`);
     return { value: UNSET_PASSWORD };
   }
   const whole = WHOLE_VAR.exec(source);
@@ -459,23 +460,9 @@ function typedScalar(text: string, types: Set<string>): number | boolean | undef
 
 const VAR = /\$\$|\$\{([^}]*)\}|\$\{/g;
 
-/** The warning for each password whose variable is unset, for the commands that do not need it. */
-export function unsetPasswordWarnings(unset: readonly string[]): string[] {
-  return unset.map((u) => `${u}; plan, apply and export definitions need it`);
-}
-
 /** What a password whose variable is unset stands for, with passwordsOptional. Never sent. */
 const UNSET_PASSWORD = "(password variable not set)";
 
-/** The variables of a value that are unset or empty and have no default. */
-function unsetVariables(value: string, env: Env): string[] {
-  const names = new Set<string>();
-  for (const m of value.matchAll(VAR)) {
-    const parsed = m[1] === undefined ? null : VAR_NAME.exec(m[1]);
-    if (parsed && parsed[2] === undefined && !env[parsed[1] as string]) names.add(parsed[1] as string);
-  }
-  return [...names];
-}
 const VAR_NAME = new RegExp(`^(${ENV_NAME_SOURCE})(?::-(.*))?$`, "s");
 
 /** Compose-style interpolation: ${VAR}, ${VAR:-default} (default when unset or empty), $$ for $. */
@@ -486,15 +473,28 @@ export function interpolate(value: string, env: Env): { value: string } | { erro
 
 /** interpolate, with every problem of the value rather than the first. */
 export function interpolateAll(value: string, env: Env): { value: string } | { errors: string[] } {
+  const r = substitute(value, env);
+  return "errors" in r ? { errors: r.errors } : r;
+}
+
+/**
+ * interpolateAll, also saying which variables are unset (or empty) without a default, and
+ * whether they are the value's only problems (what passwordsOptional lets through).
+ */
+function substitute(value: string, env: Env): { value: string } | { errors: string[]; unset: string[]; onlyUnset: boolean } {
   const errors: string[] = [];
+  const unset = new Set<string>();
+  let onlyUnset = true;
   const out = value.replace(VAR, (m, body: string | undefined) => {
     if (m === "$$") return "$";
     if (body === undefined) {
+      onlyUnset = false;
       errors.push(`unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`);
       return m;
     }
     const parsed = VAR_NAME.exec(body);
     if (!parsed) {
+      onlyUnset = false;
       errors.push(notAReference(body));
       return m;
     }
@@ -502,6 +502,7 @@ export function interpolateAll(value: string, env: Env): { value: string } | { e
     const v = env[name];
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
+    unset.add(name);
     errors.push(
       v === ""
         ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
@@ -509,7 +510,7 @@ export function interpolateAll(value: string, env: Env): { value: string } | { e
     );
     return m;
   });
-  return errors.length ? { errors: [...new Set(errors)] } : { value: out };
+  return errors.length ? { errors: [...new Set(errors)], unset: [...unset], onlyUnset } : { value: out };
 }
 
 /**
