@@ -16,8 +16,8 @@ const CAP_ABOVE_BYTES = 96 * 1024 * 1024;
  * container's memory (275 MB). From the start, though, the cap cost smaller runs extra
  * collections of a heap that never passes 100 MB (a no-change plan of 5,000 services: 734 ms of
  * CPU against 694 ms with the cap set late); so it is set after the first collection that finds
- * the heap larger than that. V8 reads the flag whenever it
- * sets a new limit, that is after every collection, so setting it late takes effect.
+ * the heap larger than that. V8 reads the flag whenever it sets a new limit, that is after every
+ * collection, so setting it late takes effect.
  */
 export function limitHeapGrowth(): void {
   const watch = new PerformanceObserver(() => {
