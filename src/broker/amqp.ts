@@ -81,7 +81,7 @@ export class AmqpSession {
         // refuses the user: that is also what a vhost another client is creating answers until
         // its creator has been granted rights on it (two applies started together: the second
         // sees the vhost and connects). A vhost that truly refuses is reported 11 s later.
-        const starting = refusal !== undefined && ("opened" in refusal || /refused for user|is down/.test(refusal.text));
+        const starting = refusal !== undefined && ("opened" in refusal || VHOST_DOWN.test(refusal.text) || REFUSED_FOR_USER.test(refusal.text));
         if (!(err.transient || starting) || attempt >= (starting ? Math.max(attempts, VHOST_START_ATTEMPTS) : attempts)) throw err;
         if (starting && attempt === 1) {
           const why = "code" in refusal ? refusal.text : "refused, then accepted";
@@ -209,6 +209,10 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
 
 /** How amqplib words a connection.close sent in answer to connection.open (a vhost refused). */
 const OPEN_REFUSED = /Expected ConnectionOpenOk; got <ConnectionClose/;
+/** The broker's words when a vhost exists but does not run on the node yet (541). */
+const VHOST_DOWN = /vhost '.*' is down/;
+/** The broker's words when the user has no rights on the vhost, or has none yet (530). */
+const REFUSED_FOR_USER = /refused for user/;
 
 interface AmqplibInternals {
   Connection: new (stream: net.Socket) => {
@@ -284,14 +288,14 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   let kind: ErrorCode | undefined;
   const { username: user, vhost } = target.amqp;
   if (tls) hints.push(tls.hint);
-  else if ((refusal && /vhost '.*' is down/.test(refusal.text)) || (reason && "opened" in reason)) {
+  else if ((refusal && VHOST_DOWN.test(refusal.text)) || (reason && "opened" in reason)) {
     // 541 "vhost 'v' is down": the vhost exists but does not run on this node yet. RabbitMQ 3.10
     // says so to a connection that comes just after another client created the vhost (two
     // applies of one file started together). A refusal that is gone when tried again is the same.
     kind = "broker_refused";
     transient = true;
     hints.push(`vhost "${vhost}" is not running on the node (it was just created, or it failed there); rabbitmqctl list_vhosts name cluster_state shows its state on each node`);
-  } else if (refusal && /refused for user/.test(refusal.text)) {
+  } else if (refusal && REFUSED_FOR_USER.test(refusal.text)) {
     kind = "permission_denied";
     hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);
   } else if (refusal && /not found/.test(refusal.text)) {
