@@ -27,7 +27,8 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   endpoint_mismatch: "a cluster's AMQP URL and management API reach different brokers, or two clusters are one vhost",
   auth_failed: "a broker refused the user name or password",
   permission_denied: "the user lacks a tag or a permission the command needs",
-  broker_refused: "the broker refused a request (the reply is in the message)",
+  broker_refused:
+    "the broker refused a request (the reply is in the message); when one of its limits refused it (a vhost's or a user's max-connections, max-channels or max-queues, or a node's), the hint names the limit, the command that shows it and the one that raises it",
   version_unsupported: "the file asks for something this RabbitMQ version cannot do",
   user_conflict: "a user the file names exists on the broker and topo did not create it (no topo.<prefix> tag); nothing was changed, adopt: true takes it over",
   refused_destructive: "apply refused a replace or delete without --allow-destructive; nothing was written",

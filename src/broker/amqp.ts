@@ -27,6 +27,9 @@ export interface AmqpOptions {
  */
 const VHOST_START_ATTEMPTS = 7;
 
+/** Channels apply writes over in parallel, per cluster (its lock holds one more). */
+export const DEFAULT_CHANNELS = 64;
+
 /** Connection-level failures worth retrying: the broker is starting, restarting or overloaded. */
 const TRANSIENT_NET = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Socket closed abruptly/;
 
@@ -81,7 +84,10 @@ export class AmqpSession {
         // refuses the user: that is also what a vhost another client is creating answers until
         // its creator has been granted rights on it (two applies started together: the second
         // sees the vhost and connects). A vhost that truly refuses is reported 11 s later.
-        const starting = refusal !== undefined && ("opened" in refusal || VHOST_DOWN.test(refusal.text) || REFUSED_FOR_USER.test(refusal.text));
+        // A limit (the vhost's or the user's connections) also says "refused for user": it is not a
+        // vhost that is starting, and is reported at once.
+        const starting =
+          refusal !== undefined && ("opened" in refusal || VHOST_DOWN.test(refusal.text) || (REFUSED_FOR_USER.test(refusal.text) && !limitHint(refusal.text)));
         if (!(err.transient || starting) || attempt >= (starting ? Math.max(attempts, VHOST_START_ATTEMPTS) : attempts)) throw err;
         if (starting && attempt === 1) {
           const why = "code" in refusal ? refusal.text : "refused, then accepted";
@@ -178,11 +184,65 @@ export function replyText(e: Error & { code?: unknown }): { code?: number; text:
  * each needs different advice; one topo cannot place gets none rather than a wrong one.
  */
 export function hintFor(code: number, text: string): string | undefined {
+  const limit = limitHint(text);
+  if (limit) return limit.hint;
   if (code !== 406) return CODE_HINTS[code];
   if (/inequivalent arg/i.test(text)) return "the object exists with other properties; topo plan shows it as a replace, and apply --allow-destructive carries it out";
   if (/invalid arg/i.test(text)) return "this broker refuses the argument, for the reason its reply gives (a value it does not take, an argument this queue type or RabbitMQ version does not know, or one that needs another beside it); fix it in the file";
   if (/not empty/i.test(text)) return "the queue still holds messages; let the workers drain it (topo plan shows the count), or pass --allow-data-loss";
   if (/in use/i.test(text)) return "the queue has consumers; stop the workers that consume it, then run topo apply again";
+  return undefined;
+}
+
+/**
+ * The broker's words when one of its limits stopped topo: a vhost's or a user's limit
+ * (rabbitmqctl set_vhost_limits / set_user_limits) or a node's (rabbitmq.conf). Each says which
+ * limit, where it is set and what to do; `transient` where only the check itself failed. The
+ * texts are those of RabbitMQ 3.10 to 4.3 (rabbit_reader, rabbit_channel, rabbit_queue_type).
+ */
+export function limitHint(text: string): { hint: string; transient?: boolean } | undefined {
+  let m: RegExpExecArray | null;
+  if ((m = /access to vhost '(.*)' refused for user '.*': connection limit \((\d+)\) is reached/.exec(text))) {
+    const [, vhost = "", n = ""] = m;
+    return {
+      hint: `vhost "${vhost}" has reached its limit of ${n} connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it${n === "0" ? ", and 0 means the vhost accepts none" : ""}); topo needs one connection per cluster while it writes: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-connections": ${Number(n) + 1}}', or close another client's connection, then run topo apply again`,
+    };
+  }
+  if (/connection limit cannot be queried/.test(text)) {
+    return { hint: "the broker could not check the vhost's connection limit in time (a busy or partitioned cluster); topo tried again, and a later run may pass", transient: true };
+  }
+  if ((m = /connection refused for user '(.*)': user connection limit \((\d+)\) is reached/.exec(text))) {
+    const [, user = "", n = ""] = m;
+    return {
+      hint: `user "${user}" has reached its limit of ${n} open connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_user_limits --user ${shellWord(user)} shows it); topo needs one per cluster while it writes: raise it with rabbitmqctl set_user_limits ${shellWord(user)} '{"max-connections": ${Number(n) + 1}}', close one of that user's connections, or run topo as another user`,
+    };
+  }
+  if ((m = /node connection limit \((\d+)\) is reached/.exec(text))) {
+    return { hint: `the node accepts at most ${m[1]} connections (connection_max in rabbitmq.conf) and has them all; raise it, or close connections, then run topo apply again` };
+  }
+  if ((m = /channels opened for user '(.*)' has reached the maximum allowed user limit of \(?(\d+)\)?/.exec(text))) {
+    const [, user = "", n = ""] = m;
+    return {
+      hint: `user "${user}" may have at most ${n} channels open (max-channels; rabbitmqctl list_user_limits --user ${shellWord(user)} shows it), counting those of its other connections; topo opens up to ${DEFAULT_CHANNELS + 1} per cluster while it writes (${DEFAULT_CHANNELS} to write in parallel, one for its lock): raise the limit with rabbitmqctl set_user_limits ${shellWord(user)} '{"max-channels": ${DEFAULT_CHANNELS + 1 + Number(n)}}', clear it, or run topo as a user without it`,
+    };
+  }
+  if ((m = /channels opened on node '(.*)' has reached the maximum allowed limit of \(?(\d+)\)?/.exec(text))) {
+    return { hint: `node ${m[1]} accepts at most ${m[2]} open channels (channel_max_per_node in rabbitmq.conf) and has them all; topo opens up to ${DEFAULT_CHANNELS + 1} per cluster while it writes: raise the setting, or close channels` };
+  }
+  if ((m = /cannot declare queue '(.*)': queue limit in vhost '(.*)' \((\d+)\) is reached/.exec(text))) {
+    const [, queue = "", vhost = "", n = ""] = m;
+    // topo's own queues count too: its lock while apply runs, and a holding queue for each queue
+    // a replace moves messages through.
+    const own = queue.startsWith("topo.")
+      ? `, and topo needs room for its own queue ${queue} beside the file's while apply runs (its lock, or where a replace holds messages)`
+      : ", and the file needs more (topo's lock takes one more while apply runs)";
+    return {
+      hint: `vhost "${vhost}" may hold at most ${n} queue${n === "1" ? "" : "s"} (max-queues; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it)${own}: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-queues": N}', or drop queues from the file`,
+    };
+  }
+  if ((m = /queue limit in cluster \((\d+)\) is reached/.exec(text))) {
+    return { hint: `the cluster may hold at most ${m[1]} queues (cluster_queue_limit in rabbitmq.conf), and the file needs more: raise the setting, or drop queues from the file` };
+  }
   return undefined;
 }
 
@@ -198,7 +258,10 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   // the connection (management UI or API) means "stop", and any other reply is permanent.
   const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
   const transient = connectionGone && !byOperator && (code === undefined || code === 320);
-  const hint = code !== undefined ? hintFor(code, own.text) : connectionGone ? CODE_HINTS[320] : undefined;
+  // A limit the broker closed the whole connection for (a user's max-channels) is named in the
+  // connection's reply; the channel itself only "ended".
+  const limit = limitHint(own.text) ?? (gone ? limitHint(gone.text) : undefined);
+  const hint = limit ? limit.hint : code !== undefined ? hintFor(code, own.text) : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     object: what,
     status: code,
@@ -295,6 +358,11 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
     kind = "broker_refused";
     transient = true;
     hints.push(`vhost "${vhost}" is not running on the node (it was just created, or it failed there); rabbitmqctl list_vhosts name cluster_state shows its state on each node`);
+  } else if (refusal && limitHint(refusal.text)) {
+    const limit = limitHint(refusal.text) as { hint: string; transient?: boolean };
+    kind = "broker_refused";
+    transient = limit.transient === true;
+    hints.push(limit.hint);
   } else if (refusal && REFUSED_FOR_USER.test(refusal.text)) {
     kind = "permission_denied";
     hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);

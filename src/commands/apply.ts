@@ -1,7 +1,7 @@
 import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import type { Action, ClusterPlan, ClusterTarget, DesiredCluster, Plan } from "../model.js";
-import { AmqpSession } from "../broker/amqp.js";
+import { AmqpSession, DEFAULT_CHANNELS } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
@@ -60,7 +60,6 @@ export interface ApplyResult {
   stats: { httpRequests: number; httpWrites: number; amqpRpcs: number };
 }
 
-export const DEFAULT_CONCURRENCY = 64;
 /** Attempts per cluster when the connection is lost to a broker restart. */
 const RECONNECTS = 3;
 
@@ -390,7 +389,7 @@ async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOpti
 }
 
 function execOpts(opts: ApplyOptions): ExecuteOptions {
-  return { allowDataLoss: opts.allowDataLoss, concurrency: opts.concurrency ?? DEFAULT_CONCURRENCY };
+  return { allowDataLoss: opts.allowDataLoss, concurrency: opts.concurrency ?? DEFAULT_CHANNELS };
 }
 
 function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {

@@ -141,6 +141,86 @@ describe("a missing right is named, with the command that grants it", () => {
   });
 });
 
+describe("a broker's limit is named, with where it is set, and never taken for a missing right", () => {
+  /** The management API as the test broker's administrator: the AMQP side is the limited user's. */
+  const adminManagement = () => {
+    const b = broker();
+    return `http://${b.user}:${b.password}@${b.host}:${new URL(b.mgmtBase).port}`;
+  };
+  /** The error object of a --json run, from the last JSON document on stdout. */
+  const errorOf = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error as { code: string };
+
+  it("a vhost's max-connections: reported at once (not waited out as a vhost being created), with set_vhost_limits", async () => {
+    const { sync, file } = fresh(["mplogin"]);
+    await createVhost(sync);
+    expect((await api("PUT", `/api/vhost-limits/${vh(sync)}/max-connections`, { value: 0 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`access to vhost '${sync}' refused for user '.*': connection limit \\(0\\) is reached`));
+    expect(r.stderr).toContain(`hint: vhost "${sync}" has reached its limit of 0 connections (max-connections; rabbitmqctl list_vhost_limits -p ${sync} shows it, and 0 means the vhost accepts none)`);
+    expect(r.stderr).toContain(`rabbitmqctl set_vhost_limits -p ${sync} '{"max-connections": 1}'`);
+    // The vhost's own refusal of a user it does not know yet is waited out; a limit is not.
+    expect(r.stderr).not.toMatch(/trying again|has no permissions/);
+    expect(errorOf(r.stdout).code).toBe("broker_refused");
+  });
+
+  it("a user's max-connections: names the user and set_user_limits, not the vhost's rights", async () => {
+    const u = await user("");
+    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagement() } } });
+    await createVhost(sync);
+    await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await api("PUT", `/api/user-limits/${u.user}/max-connections`, { value: 0 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`connection refused for user '${u.user}': user connection limit \\(0\\) is reached`));
+    expect(r.stderr).toContain(`hint: user "${u.user}" has reached its limit of 0 open connections (max-connections; rabbitmqctl list_user_limits --user ${u.user} shows it)`);
+    expect(r.stderr).not.toMatch(/trying again|has no permissions|set_permissions/);
+    expect(r.stderr).not.toContain("pw-secret");
+    expect(errorOf(r.stdout).code).toBe("broker_refused");
+  });
+
+  it("a user's max-channels below what apply opens: the limit and its command; apply finishes once it is raised", async () => {
+    const u = await user("");
+    // 300 services: 900 declares and binds, in batches of 16 over as many channels as there are batches, up to 64.
+    const services = Array.from({ length: 300 }, (_, i) => `mpch${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
+    const { async, file } = fresh(services, { credentials: u, clusterExtra: { async: { management: adminManagement() } } });
+    await createVhost(async);
+    await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 8 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file, "--cluster", "async"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`number of channels opened for user '${u.user}' has reached the maximum allowed user limit of \\(?8\\)?`));
+    expect(r.stderr).toContain(`hint: user "${u.user}" may have at most 8 channels open (max-channels; rabbitmqctl list_user_limits --user ${u.user} shows it)`);
+    expect(r.stderr).toContain(`rabbitmqctl set_user_limits ${u.user} '{"max-channels": 73}'`);
+    expect(r.stderr).not.toMatch(/the vhost does not exist or the user may not use it/);
+
+    expect((await api("DELETE", `/api/user-limits/${u.user}/max-channels`)).status).toBeLessThan(300);
+    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a vhost's max-queues: the queue the broker refused, the limit and set_vhost_limits", async () => {
+    const { async, file } = fresh(["mpqa", "mpqb", "mpqc"]);
+    await createVhost(async);
+    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 1 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file, "--cluster", "async"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`cannot declare queue 'mpq[abc]\\.async': queue limit in vhost '${async}' \\(1\\) is reached`));
+    expect(r.stderr).toContain(`hint: vhost "${async}" may hold at most 1 queue (max-queues; rabbitmqctl list_vhost_limits -p ${async} shows it), and the file needs more (topo's lock takes one more while apply runs)`);
+    expect(r.stderr).toContain(`rabbitmqctl set_vhost_limits -p ${async} '{"max-queues": N}'`);
+
+    // Room for the file's three queues, but not for topo's lock beside them.
+    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 4 })).status).toBeLessThan(300);
+    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
+    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 3 })).status).toBeLessThan(300);
+    await api("DELETE", `/api/exchanges/${vh(async)}/mpqb`);
+    const lock = await runCli(["apply", "-f", file, "--cluster", "async"]);
+    expect(lock.code).toBe(1);
+    expect(lock.stderr).toContain("take lock topo.mp.lock");
+    expect(lock.stderr).toContain("topo needs room for its own queue topo.mp.lock beside the file's while apply runs");
+  });
+});
+
 describe("one count", () => {
   it("the first apply of 8 services counts the vhost as plan does, with plurals right", async () => {
     const { file } = fresh(["mpa", "mpb", "mpc", "mpd", "mpe", "mpf", "mpg", "mph"]);

@@ -1,7 +1,7 @@
 // The broker's words, read whole, and advice only where they say what caused a refusal.
 
 import { describe, expect, it } from "vitest";
-import { hintFor, replyText } from "../../src/broker/amqp.js";
+import { hintFor, limitHint, replyText } from "../../src/broker/amqp.js";
 
 const closed = (code: number, message: string) => Object.assign(new Error(`Channel closed by server: ${code} (PRECONDITION-FAILED) with message "${message}"`), { code });
 
@@ -19,5 +19,42 @@ describe("broker replies", () => {
     expect(hintFor(406, "406 PRECONDITION_FAILED - queue 'q' in vhost 'v' in use")).toMatch(/consumers/);
     expect(hintFor(406, "406 PRECONDITION_FAILED - something new")).toBeUndefined();
     expect(hintFor(541, "541 INTERNAL_ERROR")).not.toMatch(/transient non-exclusive queues\) looks like: permit/);
+  });
+
+  it("names each of the broker's limits by the words of RabbitMQ 3.10, 4.0 and 4.3, and where it is set", () => {
+    // The texts as rabbit_reader, rabbit_channel and rabbit_queue_type word them (3.10: ~s; 4.x: ~ts;
+    // 4.3 drops the parentheses around a channel limit).
+    const vhostConns = limitHint("530 NOT_ALLOWED - access to vhost 'sync' refused for user 'svc': connection limit (5) is reached");
+    expect(vhostConns?.hint).toContain(`vhost "sync" has reached its limit of 5 connections (max-connections; rabbitmqctl list_vhost_limits -p sync shows it)`);
+    expect(vhostConns?.hint).toContain(`rabbitmqctl set_vhost_limits -p sync '{"max-connections": 6}'`);
+    expect(vhostConns?.transient).toBeUndefined();
+    expect(limitHint("530 NOT_ALLOWED - access to vhost 'a b' refused for user 'svc': connection limit (0) is reached")?.hint).toContain(
+      `0 means the vhost accepts none); topo needs one connection per cluster while it writes: raise the limit with rabbitmqctl set_vhost_limits -p 'a b'`,
+    );
+    expect(limitHint("530 NOT_ALLOWED - access to vhost 'sync' refused for user 'svc': connection limit cannot be queried, timeout")?.transient).toBe(true);
+    expect(limitHint("530 NOT_ALLOWED - connection refused for user 'svc': user connection limit (1) is reached")?.hint).toContain(
+      `user "svc" has reached its limit of 1 open connection (max-connections; rabbitmqctl list_user_limits --user svc shows it)`,
+    );
+    expect(limitHint("530 NOT_ALLOWED - connection refused: node connection limit (100) is reached")?.hint).toContain("connection_max in rabbitmq.conf");
+    for (const text of [
+      "530 NOT_ALLOWED - number of channels opened for user 'svc' has reached the maximum allowed user limit of (8)",
+      "530 NOT_ALLOWED - number of channels opened for user 'svc' has reached the maximum allowed user limit of 8",
+    ]) {
+      expect(limitHint(text)?.hint).toContain(`user "svc" may have at most 8 channels open`);
+      expect(hintFor(530, text)).toContain(`rabbitmqctl set_user_limits svc '{"max-channels": 73}'`);
+    }
+    expect(hintFor(530, "530 NOT_ALLOWED - number of channels opened on node 'rabbit@a' has reached the maximum allowed limit of 2048")).toContain("channel_max_per_node");
+    expect(hintFor(406, "406 PRECONDITION_FAILED - cannot declare queue 'mpa.async': queue limit in vhost 'async' (1) is reached")).toContain(
+      `vhost "async" may hold at most 1 queue (max-queues; rabbitmqctl list_vhost_limits -p async shows it)`,
+    );
+    expect(hintFor(406, "406 PRECONDITION_FAILED - cannot declare queue 'topo.mp.lock': queue limit in vhost 'async' (3) is reached")).toContain(
+      "topo needs room for its own queue topo.mp.lock beside the file's while apply runs",
+    );
+    expect(hintFor(406, "406 PRECONDITION_FAILED - cannot declare queue 'q': queue limit in cluster (10) is reached")).toContain("cluster_queue_limit");
+    // Not a limit: a user without rights on the vhost, a vhost that is down.
+    expect(limitHint("530 NOT_ALLOWED - access to vhost 'sync' refused for user 'svc'")).toBeUndefined();
+    expect(limitHint("541 INTERNAL_ERROR - access to vhost 'sync' refused for user 'svc': vhost 'sync' is down")).toBeUndefined();
+    // A 530 that is not a limit keeps the general advice.
+    expect(hintFor(530, "530 NOT_ALLOWED - vhost x not found")).toMatch(/does not exist/);
   });
 });
