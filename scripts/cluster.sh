@@ -5,7 +5,7 @@
 # file, the three share a private Erlang cookie through a private HOME, and they register with a
 # private epmd that this script starts.
 #
-# Usage: scripts/cluster.sh start|stop|status|stop-node N|start-node N|env     (N = 1, 2 or 3)
+# Usage: scripts/cluster.sh start|stop|status|stop-node N|start-node N|ctl N ARGS...|env   (N = 1, 2 or 3)
 #
 #   node               AMQP   management   distribution
 #   topo-a@localhost   5681   15681        25681          (epmd 4381 for all three)
@@ -390,6 +390,17 @@ cmd_env() {
   echo "export TOPO_CLUSTER_EPMD_PORT=$EPMD_PORT"
 }
 
+# rabbitmqctl against node N of the running cluster, with its private cookie: `ctl N ARGS...`.
+cmd_ctl() {
+  local i
+  i=$(index_of "${1:-}")
+  shift
+  load_recorded
+  refuse_foreign "not running rabbitmqctl against it"
+  [[ -n $RECORDED ]] || die "no cluster in $BASE"
+  ctl "$i" "$@"
+}
+
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
@@ -397,5 +408,6 @@ case "${1:-}" in
   stop-node) cmd_stop_node "${2:-}" ;;
   start-node) cmd_start_node "${2:-}" ;;
   env) cmd_env ;;
-  *) die "usage: $0 start|stop|status|stop-node N|start-node N|env" ;;
+  ctl) shift; cmd_ctl "$@" ;;
+  *) die "usage: $0 start|stop|status|stop-node N|start-node N|ctl N ARGS...|env" ;;
 esac

@@ -27,6 +27,19 @@ export interface AmqpOptions {
  */
 const VHOST_START_ATTEMPTS = 7;
 
+/**
+ * How long publishing may stay blocked (a memory or disk alarm) before a replace that moves
+ * messages gives up: a short alarm clears by itself, a long one needs an operator.
+ */
+export const PUBLISH_BLOCKED_GRACE_MS = 10_000;
+
+/** The broker blocked publishing on topo's connection for longer than the grace (connection.blocked). */
+export class PublishBlocked extends Error {
+  constructor(readonly reason: string) {
+    super(`the broker blocked publishing on topo's connection (${reason})`);
+  }
+}
+
 /** Channels apply writes over in parallel, per cluster (its lock holds one more). */
 export const DEFAULT_CHANNELS = 64;
 
@@ -41,6 +54,8 @@ export class AmqpSession {
   private readonly idle: Channel[] = [];
   /** Set when the broker or an operator closed the connection under us. */
   lost: Error | undefined;
+  /** Why the broker blocks this connection's publishing (a memory or disk alarm), while it does. */
+  private blockedBy: string | undefined;
 
   private constructor(
     readonly cluster: string,
@@ -51,6 +66,54 @@ export class AmqpSession {
     });
     conn.on("close", (e?: Error) => {
       if (!this.closed) this.lost ??= e ?? new Error("connection closed");
+    });
+    conn.on("blocked", (reason: string) => {
+      this.blockedBy = reason;
+    });
+    conn.on("unblocked", () => {
+      this.blockedBy = undefined;
+    });
+  }
+
+  /**
+   * `p`, unless the broker blocks this connection's publishing (connection.blocked: a memory or
+   * disk alarm) and does not unblock it within `graceMs`. While it is blocked the broker reads
+   * nothing more from the connection, so a publish's confirm never comes and even closing a
+   * channel would wait for ever: the connection is closed at once (amqplib does not wait for a
+   * blocked broker's reply) and a PublishBlocked rejects, naming the broker's reason.
+   */
+  unlessBlocked<T>(p: Promise<T>, graceMs = PUBLISH_BLOCKED_GRACE_MS): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const give = (reason: string) => {
+        const e = new PublishBlocked(reason);
+        this.lost ??= e;
+        void this.conn.close().catch(() => undefined);
+        reject(e);
+      };
+      const onBlocked = (reason: string) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => give(reason), graceMs);
+      };
+      const onUnblocked = () => clearTimeout(timer);
+      const done = () => {
+        clearTimeout(timer);
+        this.conn.off("blocked", onBlocked);
+        this.conn.off("unblocked", onUnblocked);
+      };
+      this.conn.on("blocked", onBlocked);
+      this.conn.on("unblocked", onUnblocked);
+      if (this.blockedBy !== undefined) onBlocked(this.blockedBy);
+      p.then(
+        (v) => {
+          done();
+          resolve(v);
+        },
+        (e: unknown) => {
+          done();
+          reject(e);
+        },
+      );
     });
   }
 

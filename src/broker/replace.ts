@@ -34,7 +34,7 @@ import type { Binding, Queue, QueueLimits } from "../model.js";
 import { holdingQueue } from "../core/naming.js";
 import { keyOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError, replyText } from "./amqp.js";
+import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked, replyText } from "./amqp.js";
 import { bind, declareQueue, unbind } from "./declare.js";
 import { sleep } from "./retry.js";
 
@@ -368,7 +368,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       }
 
       inflight = publish.map((m) => ({ m, returned: false }));
-      const confirms = await Promise.all(
+      const confirms = await session.unlessBlocked(Promise.all(
         publish.map(
           (m) =>
             new Promise<Confirm>((resolve) => {
@@ -377,7 +377,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
               });
             }),
         ),
-      );
+      ));
       session.rpcs++;
       let refused = 0;
       let returned = 0;
@@ -406,6 +406,19 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     }
   } catch (e) {
     if (e instanceof BrokerError) throw e;
+    const blocked = e instanceof PublishBlocked ? e : session.lost instanceof PublishBlocked ? session.lost : undefined;
+    if (blocked) {
+      throw new BrokerError(
+        session.cluster,
+        `move messages from ${from} to ${to}: the broker blocked topo's publishing (${blocked.reason}) for more than ${PUBLISH_BLOCKED_GRACE_MS / 1000} s, so topo closed its connection; no message was lost: those not moved yet are still in ${from}, and those whose move was under way may reach ${to} too once the alarm clears (the next apply drops such copies)`,
+        {
+          object: `move messages from ${from} to ${to}`,
+          hints: [
+            "the broker blocks every publisher while a memory or disk alarm lasts (rabbitmq-diagnostics alarms lists it, and the node's log says why); once it has cleared, run topo apply again: it finishes the replace",
+          ],
+        },
+      );
+    }
     throw amqpError(session.cluster, `move messages from ${from} to ${to}`, e as Error, session.lost);
   } finally {
     await get?.close().catch(() => undefined);

@@ -158,4 +158,64 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
       await api(0, "DELETE", `/api/policies/${sync}/team-limits`);
     }
   });
+
+  // Here, not on the machine's broker: a memory alarm blocks every publisher of the cluster, and
+  // this file's tests run one after another, so no other test publishes meanwhile.
+  it("a memory alarm during a lossless replace: apply stops after its grace, names the alarm, keeps every message; the next apply finishes", async () => {
+    const v = uniqueName("calarm");
+    const url = (vhost: string) => `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[0]}/${vhost}`;
+    const management = `http://127.0.0.1:${MGMT_PORTS[0]}`;
+    const file = (args: Record<string, number>) =>
+      writeFile(
+        "topology.yaml",
+        JSON.stringify({
+          version: 1,
+          clusters: { sync: { url: url(`${v}_unused`), management }, async: { url: url(v), management } },
+          services: [{ name: "mpalarm", sync: false, async: { arguments: args } }],
+        }),
+      );
+    const ctl = (...args: string[]) => execFileSync(SCRIPT, ["ctl", "1", ...args], { encoding: "utf8", timeout: 60_000 });
+    const alarm = async (on: boolean) =>
+      eventually(`the memory alarm ${on ? "on" : "off"}`, async () => ((await api(0, "GET", `/api/nodes/${NODES[0]}?columns=mem_alarm`)).body?.mem_alarm === on ? true : undefined), 60_000);
+    const messages = async (q: string) => (await api(0, "GET", `/api/queues/${v}/${encodeURIComponent(q)}?columns=messages`)).body?.messages as number | undefined;
+    try {
+      expect((await runCli(["apply", "-f", file({}), "--cluster", "async"])).code).toBe(0);
+      const conn = await amqplib.connect(url(v));
+      const ch = await conn.createConfirmChannel();
+      for (let i = 0; i < 300; i++) ch.sendToQueue("mpalarm.async", Buffer.from(`m${i}`), { persistent: true, messageId: `m${i}` });
+      await ch.waitForConfirms();
+      await conn.close();
+      await eventually("300 messages counted", async () => ((await messages("mpalarm.async")) === 300 ? true : undefined));
+
+      const watermark = ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").trim();
+      ctl("set_vm_memory_high_watermark", "0.00001");
+      try {
+        await alarm(true);
+        const started = Date.now();
+        const stopped = await runCli(["apply", "-f", file({ "x-max-length": 100000 }), "--cluster", "async", "--allow-destructive"]);
+        expect(stopped.code).toBe(1);
+        expect(stopped.stderr).toMatch(/move messages from mpalarm\.async to topo\.hold\.mpalarm\.async: the broker blocked topo's publishing \(low on memory\) for more than 10 s, so topo closed its connection; no message was lost/);
+        expect(stopped.stderr).toContain("rabbitmq-diagnostics alarms");
+        // Not hung until a CI job's timeout: the grace, and the time to get there.
+        expect(Date.now() - started).toBeLessThan(45_000);
+      } finally {
+        // The node's own watermark again (a relative one prints as {relative,F} on some versions).
+        const m = /([\d.]+)/.exec(watermark);
+        ctl("set_vm_memory_high_watermark", m ? m[1]! : "0.4");
+        await alarm(false);
+      }
+      // What was under way when the alarm struck may now be in both queues; the next apply
+      // finishes the replace and drops such copies: exactly the 300 messages, once each.
+      const finished = await runCli(["apply", "-f", file({ "x-max-length": 100000 }), "--cluster", "async", "--allow-destructive"]);
+      expect(finished.stderr).not.toMatch(/Error/);
+      expect(finished.code).toBe(0);
+      expect(finished.stderr).toMatch(/queue mpalarm\.async replaced; 300 messages moved back through topo\.hold\.mpalarm\.async/);
+      // The management API counts a new queue's messages a few seconds after it exists.
+      await eventually("the re-created queue's count", async () => ((await messages("mpalarm.async")) !== undefined ? true : undefined), 30_000);
+      expect(await messages("mpalarm.async")).toBe(300);
+      expect((await api(0, "GET", `/api/queues/${v}/topo.hold.mpalarm.async`)).status).toBe(404);
+    } finally {
+      await api(0, "DELETE", `/api/vhosts/${v}`);
+    }
+  }, 180_000);
 });
