@@ -2,7 +2,7 @@
 // construction, with the broker's own CPU time beside topo's.
 //
 // Usage: npm run bench                          writes bench/results/<time>.json and BENCHMARKS.md
-//        BENCH_SIZES=100,1000,5000,25000:1      sizes, each with its rounds after ':' (default 3)
+//        BENCH_SIZES=100,1000,5000,25000        sizes, each with its rounds after ':' (25000:1; default 3)
 //        BENCH_RUNS=3                           rounds of every size without its own
 //        node bench/run.mjs --report A.json B.json    BENCHMARKS.md again from kept results (a
 //                                               size in a later file replaces the same in an earlier)
