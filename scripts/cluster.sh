@@ -327,25 +327,28 @@ index_of() {
   echo $(($1 - 1))
 }
 
-cmd_stop_node() {
-  local i
-  i=$(index_of "${1:-}")
+# Node $1 (1, 2 or 3) of the cluster this script started, as its index in NODE_INDEX, under the
+# script's lock. $2 says what is not done when the cluster is someone else's; $3 is added to the
+# words when there is no cluster.
+recorded_node() {
+  NODE_INDEX=$(index_of "${1:-}")
   take_lock
   load_recorded
-  refuse_foreign "not stopping a node of it"
-  [[ -n $RECORDED ]] || die "no cluster in $BASE"
+  refuse_foreign "$2"
+  [[ -n $RECORDED ]] || die "no cluster in $BASE${3:-}"
+}
+
+cmd_stop_node() {
+  recorded_node "${1:-}" "not stopping a node of it"
+  local i=$NODE_INDEX
   ctl_stop "$i" || log "rabbitmqctl stop $(node_name "$i") failed; stopping it by its PIDs"
   stop_node_pids "$i"
   log "stopped $(node_name "$i")"
 }
 
 cmd_start_node() {
-  local i
-  i=$(index_of "${1:-}")
-  take_lock
-  load_recorded
-  refuse_foreign "not starting a node of it"
-  [[ -n $RECORDED ]] || die "no cluster in $BASE; run $0 start"
+  recorded_node "${1:-}" "not starting a node of it" "; run $0 start"
+  local i=$NODE_INDEX
   if is_running "$i"; then
     log "$(node_name "$i") is already running"
     return 0
@@ -392,13 +395,9 @@ cmd_env() {
 
 # rabbitmqctl against node N of the running cluster, with its private cookie: `ctl N ARGS...`.
 cmd_ctl() {
-  local i
-  i=$(index_of "${1:-}")
+  recorded_node "${1:-}" "not running rabbitmqctl against it"
   shift
-  load_recorded
-  refuse_foreign "not running rabbitmqctl against it"
-  [[ -n $RECORDED ]] || die "no cluster in $BASE"
-  ctl "$i" "$@"
+  ctl "$NODE_INDEX" "$@"
 }
 
 case "${1:-}" in
