@@ -413,6 +413,7 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   let transient = false;
   let kind: ErrorCode | undefined;
   const { username: user, vhost } = target.amqp;
+  const limit = refusal ? limitHint(refusal.text) : undefined;
   if (tls) hints.push(tls.hint);
   else if ((refusal && VHOST_DOWN.test(refusal.text)) || (reason && "opened" in reason)) {
     // 541 "vhost 'v' is down": the vhost exists but does not run on this node yet. RabbitMQ 3.10
@@ -421,8 +422,7 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
     kind = "broker_refused";
     transient = true;
     hints.push(`vhost "${vhost}" is not running on the node (it was just created, or it failed there); rabbitmqctl list_vhosts name cluster_state shows its state on each node`);
-  } else if (refusal && limitHint(refusal.text)) {
-    const limit = limitHint(refusal.text) as { hint: string; transient?: boolean };
+  } else if (limit) {
     kind = "broker_refused";
     transient = limit.transient === true;
     hints.push(limit.hint);

@@ -368,7 +368,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       }
 
       inflight = publish.map((m) => ({ m, returned: false }));
-      const confirms = await session.unlessBlocked(Promise.all(
+      const sent = Promise.all(
         publish.map(
           (m) =>
             new Promise<Confirm>((resolve) => {
@@ -377,7 +377,9 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
               });
             }),
         ),
-      ));
+      );
+      // During a memory or disk alarm the confirms never come: stop after a grace, not never.
+      const confirms = await session.unlessBlocked(sent);
       session.rpcs++;
       let refused = 0;
       let returned = 0;
