@@ -184,7 +184,7 @@ export interface FreshCluster {
 export function outsideSaved(saved: SavedPlan, fresh: ClusterPlan): string[] {
   const s = saved.clusters.find((c) => c.cluster === fresh.cluster);
   const before = new Map((s?.actions ?? []).map((a) => [a.key, a]));
-  const result = (a: Action) => canonical({ op: a.op, subject: a.op === "delete" ? a.before : a.after });
+  const result = (a: Action) => canonical({ op: a.op, subject: subjectOf(a) });
   return fresh.actions.flatMap((a) => {
     const b = before.get(a.key);
     if (!b) return [`cluster ${fresh.cluster}: not in the plan: ${label(a)}`];
