@@ -36,6 +36,15 @@ export function broker(): Broker {
   };
 }
 
+/**
+ * The test broker's management API with its administrator's credentials in the URL: for a file
+ * whose AMQP url is a limited user's, while topo reads and creates vhosts as the administrator.
+ */
+export function adminManagementUrl(): string {
+  const b = broker();
+  return `http://${b.user}:${b.password}@${b.host}:${new URL(b.mgmtBase).port}`;
+}
+
 export function uniqueName(tag: string): string {
   return `topo-test-${tag}-${randomBytes(4).toString("hex")}`;
 }

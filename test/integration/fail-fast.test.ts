@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts } from "../helpers/broker.js";
+import { adminManagementUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts } from "../helpers/broker.js";
 
 const { fresh } = testVhosts();
 const users: string[] = [];
@@ -128,8 +128,7 @@ describe("a missing right is named, with the command that grants it", () => {
 
   it("an AMQP user without permission on the vhost gets the broker's 530 words, not 'Expected ConnectionOpenOk'", async () => {
     const u = await user("");
-    const b = broker();
-    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: `http://${b.user}:${b.password}@${b.host}:${new URL(b.mgmtBase).port}` } } });
+    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() } } });
     await createVhost(sync);
     const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
     expect(r.code).toBe(1);
@@ -142,11 +141,6 @@ describe("a missing right is named, with the command that grants it", () => {
 });
 
 describe("a broker's limit is named, with where it is set, and never taken for a missing right", () => {
-  /** The management API as the test broker's administrator: the AMQP side is the limited user's. */
-  const adminManagement = () => {
-    const b = broker();
-    return `http://${b.user}:${b.password}@${b.host}:${new URL(b.mgmtBase).port}`;
-  };
   /** The error object of a --json run, from the last JSON document on stdout. */
   const errorOf = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error as { code: string };
 
@@ -166,7 +160,7 @@ describe("a broker's limit is named, with where it is set, and never taken for a
 
   it("a user's max-connections: names the user and set_user_limits, not the vhost's rights", async () => {
     const u = await user("");
-    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagement() } } });
+    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() } } });
     await createVhost(sync);
     await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
     expect((await api("PUT", `/api/user-limits/${u.user}/max-connections`, { value: 0 })).status).toBeLessThan(300);
@@ -183,7 +177,7 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     const u = await user("");
     // 300 services: 900 declares and binds, in batches of 16 over as many channels as there are batches, up to 64.
     const services = Array.from({ length: 300 }, (_, i) => `mpch${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
-    const { async, file } = fresh(services, { credentials: u, clusterExtra: { async: { management: adminManagement() } } });
+    const { async, file } = fresh(services, { credentials: u, clusterExtra: { async: { management: adminManagementUrl() } } });
     await createVhost(async);
     await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
     expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 8 })).status).toBeLessThan(300);

@@ -12,7 +12,7 @@ import { amqpIdentity } from "../../src/broker/identity.js";
 import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError } from "../../src/errors.js";
-import { amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
+import { adminManagementUrl, amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -122,12 +122,10 @@ describe("one apply at a time", () => {
   // The other window of the same race: the vhost exists, but its creator has not been granted
   // rights on it yet, and RabbitMQ answers 530 "refused for user".
   it("a vhost that refuses the user at first and then lets it in (its creator's rights came late) is waited for", async () => {
-    const b = broker();
     const name = uniqueName("late");
     expect((await api("PUT", `/api/users/${name}`, { password: "pw-late", tags: "" })).status).toBeLessThan(300);
     try {
-      const admin = `http://${b.user}:${b.password}@${b.host}:${new URL(b.mgmtBase).port}`;
-      const { async, file } = fresh(["mplogin"], { credentials: { user: name, password: "pw-late" }, clusterExtra: { async: { management: admin } } });
+      const { async, file } = fresh(["mplogin"], { credentials: { user: name, password: "pw-late" }, clusterExtra: { async: { management: adminManagementUrl() } } });
       await createVhost(async);
       const a = startCli(["apply", "-f", file, "--cluster", "async"]);
       await new Promise((r) => setTimeout(r, 1000));
@@ -219,15 +217,8 @@ async function applyAndCloseConnection(
   reason?: string,
   afterClose?: () => Promise<void>,
 ): Promise<{ code: number; stderr: string; closed: boolean }> {
-  const holder = await amqplib.connect(amqpUrl(vhost));
-  const lock = await holder.createChannel();
-  await lock.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the fault test" } });
-
-  const child = spawn(process.execPath, [CLI, "apply", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
-  const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+  const holder = await holdLock(vhost);
+  const child = startCli(["apply", ...args]);
 
   // Other test files run applies on clusters named "async" at the same time: the vhost tells this
   // test's connection from theirs.
@@ -240,12 +231,12 @@ async function applyAndCloseConnection(
   try {
     while (!(connection = await findConnection()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   } finally {
-    await holder.close();
+    await holder.release();
   }
 
   let closed = false;
   while (connection && !closed && Date.now() < deadline) {
-    if (stderr.includes("applying")) {
+    if (child.stderr().includes("applying")) {
       const headers: Record<string, string> = reason ? { "x-reason": reason } : {};
       closed = (await api("DELETE", `/api/connections/${encodeURIComponent(connection)}`, undefined, headers)).status === 204;
       if (!closed) break;
@@ -254,7 +245,7 @@ async function applyAndCloseConnection(
       await new Promise((r) => setTimeout(r, 5));
     }
   }
-  return { code: await exited, stderr, closed };
+  return { code: await child.exited, stderr: child.stderr(), closed };
 }
 
 /** The reason a shutting-down node gives its clients: apply takes it for a restart and reconnects. */
