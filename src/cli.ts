@@ -9,7 +9,7 @@ import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
-import type { Plan } from "./model.js";
+import { DEFAULT_CHANNELS, type Plan } from "./model.js";
 import { plural } from "./core/words.js";
 import { limitHeapGrowth } from "./heap.js";
 
@@ -40,6 +40,13 @@ const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 function seconds(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number of seconds");
+  return n;
+}
+
+/** A count of 1 to 2047 (AMQP's own bound on a connection's channels is 65,535; RabbitMQ's default is 2047). */
+function channels(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 2047) throw new InvalidArgumentError("must be a whole number from 1 to 2047");
   return n;
 }
 
@@ -165,6 +172,11 @@ program
   .option("--allow-destructive", "allow replacing and deleting objects (never drops messages by itself)")
   .option("--allow-data-loss", "allow deleting or replacing queues that hold messages, losing them")
   .addOption(new Option("--lock-timeout <seconds>", "how long to wait for another apply on the same cluster").argParser(seconds).default(60))
+  .addOption(
+    new Option("--parallelism <channels>", "AMQP channels each cluster's writes run over at once (fewer for a user or broker that limits channels; always within the broker's channel_max)")
+      .argParser(channels)
+      .default(DEFAULT_CHANNELS),
+  )
   .option("--json", "print the plan and the outcome as JSON")
   .option("--insecure", "do not verify TLS certificates (tests only)")
   .option("--verbose", "print how long each step takes, on stderr")
@@ -175,6 +187,7 @@ program
       allowDestructive?: boolean;
       allowDataLoss?: boolean;
       lockTimeout: number;
+      parallelism: number;
       json?: boolean;
       insecure?: boolean;
       verbose?: boolean;
@@ -204,6 +217,7 @@ program
           allowDestructive: !!o.allowDestructive,
           allowDataLoss: !!o.allowDataLoss,
           lockTimeoutMs: o.lockTimeout * 1000,
+          concurrency: o.parallelism,
           insecure: o.insecure,
           log: progress.log,
           trace: o.verbose ? progress.log : undefined,

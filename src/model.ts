@@ -10,6 +10,12 @@ export const TRAFFIC: readonly Traffic[] = ["sync", "async"];
 
 export type QueueType = "classic" | "quorum" | "stream";
 
+/**
+ * Channels apply writes over in parallel, per cluster (apply --parallelism): enough to keep a
+ * 2-core broker busy. One more may open beside them, for a write done again on its own.
+ */
+export const DEFAULT_CHANNELS = 64;
+
 /** Argument values keep their YAML/JSON types: a number stays a number on the wire. */
 export type ArgValue = string | number | boolean | null | ArgValue[] | { [k: string]: ArgValue };
 export type Args = Record<string, ArgValue>;

@@ -2,10 +2,10 @@
 // serialises RPCs per channel, so parallelism needs channels), and broker replies turned into
 // errors that name the cluster, the object and the reply.
 
-import type { Channel, ChannelModel } from "amqplib";
+import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import net from "node:net";
 import { BrokerError, type ErrorCode } from "../errors.js";
-import type { ClusterTarget } from "../model.js";
+import { DEFAULT_CHANNELS, type ClusterTarget } from "../model.js";
 import { redactText } from "../redact.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
@@ -40,8 +40,9 @@ export class PublishBlocked extends Error {
   }
 }
 
-/** Channels apply writes over in parallel, per cluster (its lock holds one more). */
-export const DEFAULT_CHANNELS = 64;
+
+/** How topo words a connection out of channels; limitHint() names the setting. */
+const CHANNEL_MAX_TEXT = "no channel left: the broker lets one connection open";
 
 /** Connection-level failures worth retrying: the broker is starting, restarting or overloaded. */
 const TRANSIENT_NET = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Socket closed abruptly/;
@@ -56,6 +57,8 @@ export class AmqpSession {
   lost: Error | undefined;
   /** Why the broker blocks this connection's publishing (a memory or disk alarm), while it does. */
   private blockedBy: string | undefined;
+  /** Channels open on the connection now, idle ones included. */
+  private openChannels = 0;
 
   private constructor(
     readonly cluster: string,
@@ -161,13 +164,49 @@ export class AmqpSession {
     }
   }
 
+  /**
+   * The channels the broker lets one connection open (channel_max in rabbitmq.conf, 2047 by
+   * default; a hosted broker may set far fewer), as negotiated when the connection opened.
+   */
+  get channelMax(): number {
+    return (this.conn as unknown as { connection?: { channelMax?: number } }).connection?.channelMax || 0xffff;
+  }
+
   async channel(): Promise<Channel> {
+    return this.opened(async () => this.conn.createChannel());
+  }
+
+  /** A channel in confirm mode: every publish is confirmed by the broker. */
+  async confirmChannel(): Promise<ConfirmChannel> {
+    return this.opened(async () => this.conn.createConfirmChannel());
+  }
+
+  /**
+   * Open a channel within the connection's channel_max: idle channels are closed to make room
+   * (amqplib would refuse with "No channels left to allocate"), and a channel's slot is given
+   * back when it closes, whoever closes it.
+   */
+  private async opened<C extends Channel>(create: () => Promise<C>): Promise<C> {
+    while (this.openChannels >= this.channelMax && this.idle.length) await (this.idle.pop() as Channel).close().catch(() => undefined);
+    if (this.openChannels >= this.channelMax) throw new Error(`${CHANNEL_MAX_TEXT} ${this.channelMax} (its channel_max), and topo uses them all`);
     this.rpcs++;
-    const ch = await this.conn.createChannel();
+    const ch = await create();
+    this.openChannels++;
+    ch.once("close", () => this.openChannels--);
     // A channel closed by the broker (406, 404, ...) emits 'error'; the failing call rejects with
     // the same error, which is where topo handles it.
     ch.on("error", () => undefined);
     return ch;
+  }
+
+  /**
+   * How many channels runAll may write over: what was asked, within the connection's channel_max,
+   * less the channels other work holds, and one kept spare (a failed batch's writes are done
+   * again on a channel of their own). Never below one.
+   */
+  writers(asked: number): number {
+    const held = this.openChannels - this.idle.length;
+    return Math.max(1, Math.min(asked, this.channelMax - held - 1));
   }
 
   async close(): Promise<void> {
@@ -216,7 +255,7 @@ export class AmqpSession {
         if (ch) this.idle.push(ch);
       }
     };
-    const workers = Math.max(1, Math.min(size, items.length));
+    const workers = Math.max(1, Math.min(this.writers(size), items.length));
     await Promise.all(Array.from({ length: workers }, worker));
     if (failure) throw failure;
   }
@@ -286,11 +325,16 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
   if ((m = /channels opened for user '(.*)' has reached the maximum allowed user limit of \(?(\d+)\)?/.exec(text))) {
     const [, user = "", n = ""] = m;
     return {
-      hint: `user "${user}" may have at most ${n} channels open (max-channels; rabbitmqctl list_user_limits --user ${shellWord(user)} shows it), counting those of its other connections; topo opens up to ${DEFAULT_CHANNELS + 1} per cluster while it writes (${DEFAULT_CHANNELS} to write in parallel, one for its lock): raise the limit with rabbitmqctl set_user_limits ${shellWord(user)} '{"max-channels": ${DEFAULT_CHANNELS + 1 + Number(n)}}', clear it, or run topo as a user without it`,
+      hint: `user "${user}" may have at most ${n} channels open (max-channels; rabbitmqctl list_user_limits --user ${shellWord(user)} shows it), counting those of all its connections; topo writes over ${DEFAULT_CHANNELS} channels per cluster unless told otherwise, and opens one more while it does: apply with --parallelism ${Math.max(1, Number(n) - 1)} or fewer (halve it when two clusters of the file use this user), raise the limit with rabbitmqctl set_user_limits ${shellWord(user)} '{"max-channels": ${DEFAULT_CHANNELS + 1 + Number(n)}}', clear it, or run topo as a user without it`,
+    };
+  }
+  if ((m = new RegExp(`${CHANNEL_MAX_TEXT} (\\d+)`).exec(text))) {
+    return {
+      hint: `the broker's channel_max (in rabbitmq.conf) lets a connection open ${m[1]} channel${m[1] === "1" ? "" : "s"}; topo writes within it, but replacing a queue without losing its messages needs two at once: raise channel_max (2047 by default)`,
     };
   }
   if ((m = /channels opened on node '(.*)' has reached the maximum allowed limit of \(?(\d+)\)?/.exec(text))) {
-    return { hint: `node ${m[1]} accepts at most ${m[2]} open channels (channel_max_per_node in rabbitmq.conf) and has them all; topo opens up to ${DEFAULT_CHANNELS + 1} per cluster while it writes: raise the setting, or close channels` };
+    return { hint: `node ${m[1]} accepts at most ${m[2]} open channels (channel_max_per_node in rabbitmq.conf) and has them all; topo opens up to ${DEFAULT_CHANNELS + 1} per cluster while it writes: raise the setting, close channels, or apply with a lower --parallelism` };
   }
   if ((m = /cannot declare queue '(.*)': queue limit in vhost '(.*)' \((\d+)\) is reached/.exec(text))) {
     const [, queue = "", vhost = "", n = ""] = m;

@@ -108,6 +108,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     }
     const amqp = await ctx.amqp();
     const n = opts.concurrency;
+    // A broker with a low channel_max (some hosted plans) gets fewer writers, and is told so.
+    if (amqp.writers(n) < n) {
+      ctx.log(`cluster ${plan.cluster}: the broker lets a connection open ${plural(amqp.channelMax, "channel")} (its channel_max), so topo writes over ${plural(amqp.writers(n), "channel")} at once, not ${n}`);
+    }
 
     // 3. Bindings to delete, before the objects at their ends.
     const unbinds = deletes.filter((a) => a.before.kind === "binding");

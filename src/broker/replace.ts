@@ -306,7 +306,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   try {
     get = await session.channel();
     session.rpcs++;
-    pub = await session.conn.createConfirmChannel();
+    pub = await session.confirmChannel();
     pub.on("error", () => undefined);
     // A return comes before the confirm of the same message. It carries no delivery tag: the
     // message is found by its content and id (identical messages are interchangeable).

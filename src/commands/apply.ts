@@ -1,7 +1,7 @@
 import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
-import type { Action, ClusterPlan, ClusterTarget, DesiredCluster, Plan } from "../model.js";
-import { AmqpSession, DEFAULT_CHANNELS } from "../broker/amqp.js";
+import { DEFAULT_CHANNELS, type Action, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan } from "../model.js";
+import { AmqpSession } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";

@@ -159,6 +159,62 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
     }
   });
 
+  // Here, not on the machine's broker: channel_max is read by every new connection of the node, and
+  // this file's tests run one after another, so no other test opens channels meanwhile.
+  it("a broker whose channel_max is below --parallelism: apply writes within it, says so, and a lossless replace keeps every message", async () => {
+    const v = uniqueName("cchmax");
+    const url = (vhost: string) => `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[0]}/${vhost}`;
+    const management = `http://127.0.0.1:${MGMT_PORTS[0]}`;
+    // 120 services: 8 batches of 16 declares in each phase, more than the channels the node allows.
+    const services = Array.from({ length: 120 }, (_, i) => `mpch${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
+    const file = (args: Record<string, number>) =>
+      writeFile(
+        "topology.yaml",
+        JSON.stringify({
+          version: 1,
+          clusters: { sync: { url: url(`${v}_unused`), management }, async: { url: url(v), management } },
+          services: services.map((name, i) => ({ name, sync: false, ...(i === 0 ? { async: { arguments: args } } : {}) })),
+        }),
+      );
+    const ctl = (...args: string[]) => execFileSync(SCRIPT, ["ctl", "1", ...args], { encoding: "utf8", timeout: 60_000 });
+    const before = /\{ok,(\d+)\}/.exec(ctl("eval", "application:get_env(rabbit, channel_max)."))?.[1] ?? "2047";
+    try {
+      ctl("eval", "application:set_env(rabbit, channel_max, 3).");
+      const created = await runCli(["apply", "-f", file({}), "--cluster", "async"]);
+      expect(created.stderr).not.toMatch(/Error|No channels left/);
+      expect(created.code).toBe(0);
+      expect(created.stderr).toContain("cluster async: the broker lets a connection open 3 channels (its channel_max), so topo writes over 2 channels at once, not 64");
+
+      // The replace moves messages over two channels at once, beside the idle pool's.
+      const conn = await amqplib.connect(url(v));
+      const ch = await conn.createConfirmChannel();
+      for (let i = 0; i < 50; i++) ch.sendToQueue("mpchaa.async", Buffer.from(`m${i}`), { persistent: true, messageId: `m${i}` });
+      await ch.waitForConfirms();
+      await conn.close();
+      const replaced = await runCli(["apply", "-f", file({ "x-max-length": 1000 }), "--cluster", "async", "--allow-destructive"]);
+      expect(replaced.stderr).not.toMatch(/Error|No channels left/);
+      expect(replaced.code).toBe(0);
+      expect(replaced.stderr).toMatch(/queue mpchaa\.async replaced; 50 messages moved back through topo\.hold\.mpchaa\.async; the broker counts 50 messages in it now/);
+
+      // One channel: the writes still fit, one at a time; a move, which needs two, is refused with the setting named.
+      ctl("eval", "application:set_env(rabbit, channel_max, 1).");
+      const one = await runCli(["apply", "-f", file({ "x-max-length": 2000 }), "--cluster", "async", "--allow-destructive"]);
+      expect(one.code).toBe(1);
+      expect(one.stderr).toContain("no channel left: the broker lets one connection open 1 (its channel_max)");
+      expect(one.stderr).toContain("hint: the broker's channel_max (in rabbitmq.conf) lets a connection open 1 channel");
+      expect(one.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      ctl("eval", `application:set_env(rabbit, channel_max, ${before}).`);
+    }
+    const finished = await runCli(["apply", "-f", file({ "x-max-length": 2000 }), "--cluster", "async", "--allow-destructive"]);
+    expect(finished.code).toBe(0);
+    expect(finished.stderr).toMatch(/queue mpchaa\.async replaced; 50 messages moved back through topo\.hold\.mpchaa\.async; the broker counts 50 messages in it now/);
+    const q = await api(0, "GET", `/api/queues/${v}/mpchaa.async`);
+    expect(q.body.arguments).toEqual({ "x-max-length": 2000 });
+    expect((await runCli(["plan", "-f", file({ "x-max-length": 2000 }), "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+    await api(0, "DELETE", `/api/vhosts/${v}`);
+  }, 240_000);
+
   // Here, not on the machine's broker: a memory alarm blocks every publisher of the cluster, and
   // this file's tests run one after another, so no other test publishes meanwhile.
   it("a memory alarm during a lossless replace: apply stops after its grace, names the alarm, keeps every message; the next apply finishes", async () => {

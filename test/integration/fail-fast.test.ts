@@ -173,7 +173,7 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect(errorOf(r.stdout).code).toBe("broker_refused");
   });
 
-  it("a user's max-channels below what apply opens: the limit and its command; apply finishes once it is raised", async () => {
+  it("a user's max-channels below what apply opens: the limit, its command and the --parallelism that fits; apply finishes with it", async () => {
     const u = await user("");
     // 300 services: 900 declares and binds, in batches of 16 over as many channels as there are batches, up to 64.
     const services = Array.from({ length: 300 }, (_, i) => `mpch${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
@@ -186,11 +186,23 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect(r.stderr).toMatch(new RegExp(`number of channels opened for user '${u.user}' has reached the maximum allowed user limit of \\(?8\\)?`));
     expect(r.stderr).toContain(`hint: user "${u.user}" may have at most 8 channels open (max-channels; rabbitmqctl list_user_limits --user ${u.user} shows it)`);
     expect(r.stderr).toContain(`rabbitmqctl set_user_limits ${u.user} '{"max-channels": 73}'`);
+    expect(r.stderr).toContain("apply with --parallelism 7 or fewer");
     expect(r.stderr).not.toMatch(/the vhost does not exist or the user may not use it/);
 
-    expect((await api("DELETE", `/api/user-limits/${u.user}/max-channels`)).status).toBeLessThan(300);
-    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
+    // The limit stays: fewer channels are enough, and the broker's own channel_max is not the cap.
+    const fits = await runCli(["apply", "-f", file, "--cluster", "async", "--parallelism", "7"]);
+    expect(fits.stderr).not.toMatch(/Error|channel_max/);
+    expect(fits.code).toBe(0);
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("--parallelism takes a whole number of channels from 1 to 2047, and says so otherwise", async () => {
+    const { file } = fresh(["mpa"]);
+    for (const bad of ["0", "2048", "1.5", "many"]) {
+      const r = await runCli(["apply", "-f", file, "--parallelism", bad]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`option '--parallelism <channels>' argument '${bad}' is invalid. must be a whole number from 1 to 2047`);
+    }
   });
 
   it("a vhost's max-queues: the queue the broker refused, the limit and set_vhost_limits", async () => {

@@ -42,7 +42,13 @@ describe("broker replies", () => {
     ]) {
       expect(limitHint(text)?.hint).toContain(`user "svc" may have at most 8 channels open`);
       expect(hintFor(530, text)).toContain(`rabbitmqctl set_user_limits svc '{"max-channels": 73}'`);
+      expect(limitHint(text)?.hint).toContain("apply with --parallelism 7 or fewer");
     }
+    expect(limitHint("530 NOT_ALLOWED - number of channels opened for user 'svc' has reached the maximum allowed user limit of (1)")?.hint).toContain("--parallelism 1 or fewer");
+    // topo's own words when a connection's channel_max is used up (amqplib's would be "No channels left to allocate").
+    expect(limitHint("no channel left: the broker lets one connection open 1 (its channel_max), and topo uses them all")?.hint).toContain(
+      "the broker's channel_max (in rabbitmq.conf) lets a connection open 1 channel;",
+    );
     expect(hintFor(530, "530 NOT_ALLOWED - number of channels opened on node 'rabbit@a' has reached the maximum allowed limit of 2048")).toContain("channel_max_per_node");
     expect(hintFor(406, "406 PRECONDITION_FAILED - cannot declare queue 'mpa.async': queue limit in vhost 'async' (1) is reached")).toContain(
       `vhost "async" may hold at most 1 queue (max-queues; rabbitmqctl list_vhost_limits -p async shows it)`,
