@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provide a real RabbitMQ 4.0.x broker for integration tests, without Docker.
 #
-# Usage: scripts/rabbitmq4.sh start|stop|status|env
+# Usage: scripts/rabbitmq4.sh start|stop|status|env|ctl ARGS (rabbitmqctl against the running node)
 #
 # The broker comes from Debian trixie's rabbitmq-server package (4.0.x, Erlang 27),
 # installed into a minbase chroot that is cached outside the repo so only the
@@ -515,6 +515,18 @@ cmd_status() {
   return 3   # LSB "not running"
 }
 
+# rabbitmqctl against this script's running node, e.g. `ctl eval 'application:get_env(rabbit, channel_max).'`.
+cmd_ctl() {
+  require_root
+  load_recorded
+  refuse_foreign "not running rabbitmqctl against it"
+  pid_live "$PIDS/beam" >/dev/null || die "not running: start it first"
+  mount_proc 2>/dev/null || true
+  local -a envv
+  mapfile -t envv < <(chroot_env)
+  timeout 60 chroot --userspec=rabbitmq:rabbitmq "$ROOT" "${envv[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl -q "$@" </dev/null
+}
+
 cmd_env() {
   load_recorded
   echo "export RABBITMQ4_URL=$AMQP_URL"
@@ -526,5 +538,6 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  ctl) shift; cmd_ctl "$@" ;;
+  *) echo "usage: $0 start|stop|status|env|ctl ARGS" >&2; exit 2 ;;
 esac

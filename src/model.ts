@@ -233,6 +233,12 @@ export interface ActualCluster {
   userHashes?: Record<string, StoredHash>;
   /** Why users and permissions could not be read (the management user may not list them). */
   usersUnreadable?: string;
+  /**
+   * The type a durable queue declared without x-queue-type gets in this vhost (its default queue
+   * type, RabbitMQ 3.11+; for a vhost apply creates, the broker's default): read only when the
+   * file has such queues and the broker has the setting.
+   */
+  defaultQueueType?: string;
 }
 
 export type Action =

@@ -20,6 +20,15 @@ export function declareQueue(ch: Channel, q: Queue): Promise<unknown> {
   return ch.assertQueue(q.name, queueOptions(q));
 }
 
+/**
+ * A queue of topo's own (a replace's holding queue), which no worker declares: always with its
+ * x-queue-type, classic included, so a vhost's default queue type (RabbitMQ 3.11+) cannot make it
+ * another type. RabbitMQ 3.10 and 4.x take it as equivalent to the same queue declared without.
+ */
+export function declareOwnQueue(ch: Channel, q: Queue): Promise<unknown> {
+  return ch.assertQueue(q.name, { ...queueOptions(q), arguments: { ...q.arguments, "x-queue-type": q.type } });
+}
+
 export function declareExchange(ch: Channel, e: Exchange): Promise<unknown> {
   return ch.assertExchange(e.name, e.type, exchangeOptions(e));
 }

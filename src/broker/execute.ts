@@ -155,8 +155,9 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       },
     );
 
-    // 5b. Queues replaced without losing a message, a few at a time (each moves messages).
-    await runLimited(lossless, 4, async (a) => {
+    // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
+    //     channels at once, and they stay within --parallelism and channel_max.
+    await runLimited(lossless, Math.max(1, Math.min(4, Math.floor(amqp.writers(n) / 2))), async (a) => {
       const r = await replaceQueueLossless(
         amqp,
         {
@@ -165,6 +166,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           holdBindings: a.resume?.holdBindings ?? [],
           queueDone: a.resume?.queueDone ?? false,
           old: a.before.kind === "queue" && a.before.name === (a.after as Queue).name ? a.before : undefined,
+          hold: a.resume?.hold,
           limits: a.limits,
         },
         ctx.log,

@@ -78,6 +78,20 @@ export async function readPermits(client: ManagementClient, version: string): Pr
   return permitsOf(version, Array.isArray(list) ? list : undefined);
 }
 
+/**
+ * The vhost's default queue type (RabbitMQ 3.11+): what a durable queue declared without
+ * x-queue-type becomes there. An existing vhost reports its own (or the broker's, when it has
+ * none); a vhost apply will create takes the broker's, from the overview. "undefined" (a broker
+ * default that does not name a type) counts as none.
+ */
+export async function readDefaultQueueType(client: ManagementClient, target: ClusterTarget, vhostExists: boolean): Promise<string | undefined> {
+  const answer = vhostExists
+    ? await client.getOptional<{ default_queue_type?: string }>(`/api/vhosts/${vh(target.amqp.vhost)}?columns=name,default_queue_type`)
+    : await client.get<{ default_queue_type?: string }>(`/api/overview?columns=default_queue_type`);
+  const type = answer?.default_queue_type;
+  return type && type !== "undefined" ? type : undefined;
+}
+
 /** Message totals of every queue (one request), for plans that delete or replace queues. */
 export async function readMessageCounts(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
   const qs = await client.getOptional<{ name: string; messages?: number }[]>(

@@ -35,7 +35,7 @@ import { holdingQueue } from "../core/naming.js";
 import { keyOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked, replyText } from "./amqp.js";
-import { bind, declareQueue, unbind } from "./declare.js";
+import { bind, declareOwnQueue, declareQueue, unbind } from "./declare.js";
 import { sleep } from "./retry.js";
 
 export interface LosslessReplace {
@@ -49,6 +49,8 @@ export interface LosslessReplace {
   queueDone: boolean;
   /** The queue as it is now; undefined when it is gone (an interrupted replace). */
   old?: Queue;
+  /** The holding queue as it is now (resuming an interrupted replace). */
+  hold?: Queue;
   /** What the new queue and the holding queue enforce (plan/risk.ts). */
   limits?: { queue: QueueLimits; hold: QueueLimits };
 }
@@ -62,6 +64,28 @@ export interface ReplaceOutcome {
   holds?: number;
 }
 
+/**
+ * Delete a queue only if it holds no message and has no consumer; otherwise say why not. A quorum
+ * queue cannot be deleted with if-empty or if-unused (RabbitMQ 3.10 and 4.x close the whole
+ * connection, 540), so topo checks itself, one round trip before the delete.
+ */
+async function deleteIfIdle(ch: Channel, name: string, type: Queue["type"]): Promise<string | undefined> {
+  if (type === "quorum") {
+    const now = await ch.checkQueue(name);
+    if (now.consumerCount > 0) return `${now.consumerCount} consumer(s), in use`;
+    if (now.messageCount > 0) return `${now.messageCount} message(s), not empty`;
+    await ch.deleteQueue(name);
+    return undefined;
+  }
+  try {
+    await ch.deleteQueue(name, { ifEmpty: true, ifUnused: true });
+    return undefined;
+  } catch (e) {
+    if ((e as { code?: number }).code !== 406) throw e;
+    return replyText(e as Error & { code?: unknown }).text;
+  }
+}
+
 /** Messages moved per confirm round trip. */
 const BATCH = 256;
 /** Time for messages routed just before an unbind to reach their queue before it is peeked. */
@@ -71,7 +95,9 @@ const SETTLE_MAX_MS = 3_000;
 
 export async function replaceQueueLossless(session: AmqpSession, r: LosslessReplace, log: (m: string) => void): Promise<ReplaceOutcome> {
   const name = r.after.name;
-  const holdQueue = holdingQueue(name);
+  // A holding queue an interrupted replace left is declared as it is (an earlier topo could leave
+  // a quorum one where the vhost's default queue type is quorum).
+  const holdQueue = r.hold ?? holdingQueue(name);
   const hold = holdQueue.name;
   const toHold = (b: Binding): Binding => ({ ...b, destination: hold });
   const toQueue = (b: Binding): Binding => ({ ...b, destination: name });
@@ -95,7 +121,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
 
   if (!r.queueDone) {
     // 1. New publishes go to the holding queue.
-    await step(`declare ${hold}`, (ch) => declareQueue(ch, holdQueue));
+    await step(`declare ${hold}`, (ch) => declareOwnQueue(ch, holdQueue));
     await step(`bind ${hold}`, async (ch) => {
       for (const b of routes) await bind(ch, toHold(b));
     });
@@ -126,22 +152,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    that attached during the move (its unacknowledged messages would go with the queue),
       //    makes the broker refuse, and apply stops with every message still in a queue.
       await step(`delete old ${name}`, async (ch) => {
-        if (r.old?.type === "quorum") {
-          // RabbitMQ 3.10 closes the whole connection (540) on an if-empty or if-unused delete of
-          // a quorum queue, so topo checks itself, one round trip before the delete.
-          const now = await ch.checkQueue(name);
-          if (now.messageCount > 0 || now.consumerCount > 0) {
-            throw refusedDelete(session.cluster, name, hold, now.consumerCount > 0 ? `${now.consumerCount} consumer(s), in use` : `${now.messageCount} message(s), not empty`);
-          }
-          await ch.deleteQueue(name);
-          return;
-        }
-        try {
-          await ch.deleteQueue(name, { ifEmpty: true, ifUnused: true });
-        } catch (e) {
-          if ((e as { code?: number }).code !== 406) throw e;
-          throw refusedDelete(session.cluster, name, hold, replyText(e as Error & { code?: unknown }).text);
-        }
+        const refusal = await deleteIfIdle(ch, name, r.old?.type ?? "classic");
+        if (refusal) throw refusedDelete(session.cluster, name, hold, refusal);
       });
     }
   }
@@ -168,7 +180,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
   }
-  await step(`delete ${hold}`, (ch) => ch.deleteQueue(hold, { ifEmpty: true, ifUnused: true }));
+  await step(`delete ${hold}`, async (ch) => {
+    const refusal = await deleteIfIdle(ch, hold, holdQueue.type);
+    if (refusal) throw new Error(`${hold} was not deleted: ${refusal}`);
+  });
   const holds = r.after.type === "stream" ? undefined : await step(`count ${name}`, async (ch) => (await ch.checkQueue(name)).messageCount);
   return { movedBack: back.moved, duplicatesDropped, holds };
 }

@@ -5,10 +5,11 @@ import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, t
 import type { ClusterPlan, DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
-import { readCluster, readLiveCounts, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
+import { readCluster, readDefaultQueueType, readLiveCounts, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
-import { compatibility } from "../plan/compat.js";
+import { compatibility, takesDefaultType } from "../plan/compat.js";
+import { atLeast } from "../plan/broker-rules.js";
 import { mirroring } from "../plan/mirroring.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
@@ -154,7 +155,15 @@ export async function readAndPlan(
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
   // What the broker permits (its deprecated features, on 4.x) decides what it refuses: checked
   // here, so that apply never finds a refusal half-way through.
-  const compat = compatibility(c, actual, await readPermits(client, actual.version));
+  // A vhost's default queue type decides what topo's classic queues become (3.11+): read only
+  // when the file has queues it applies to.
+  const [permits, defaultType] = await Promise.all([
+    readPermits(client, actual.version),
+    atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
+  ]);
+  actual.defaultQueueType = defaultType;
+  const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
+  const compat = compatibility(c, actual, permits, declared);
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
   }

@@ -1,9 +1,9 @@
 // Pure: what the cluster's RabbitMQ can do, checked against what the file asks of it: its version,
 // and what it permits (plan/broker-rules.ts), before anything is written.
 
-import type { ActualCluster, DesiredCluster } from "../model.js";
+import type { ActualCluster, DesiredCluster, Queue } from "../model.js";
 import { atLeast, brokerRefuses, deprecatedUse, majorMinor, permitsOf, type BrokerPermits } from "./broker-rules.js";
-import { names, plural } from "../core/words.js";
+import { names, plural, shellWord } from "../core/words.js";
 
 export { majorMinor } from "./broker-rules.js";
 
@@ -15,13 +15,30 @@ export interface Compatibility {
 
 
 /**
- * `permits`: what the broker says it permits (read.ts readPermits); without it, the defaults of
- * its version.
+ * A queue a vhost's default queue type (RabbitMQ 3.11+) applies to: topo declares classic queues
+ * without x-queue-type, as kombu does, and the broker then gives a durable, not auto-delete, not
+ * exclusive one the vhost's default type (transient, auto-delete and exclusive ones stay classic:
+ * measured on 4.0.5 and 4.3.6).
  */
-export function compatibility(desired: DesiredCluster, actual: ActualCluster, permits: BrokerPermits = permitsOf(actual.version)): Compatibility {
+export function takesDefaultType(q: Queue): boolean {
+  return q.type === "classic" && q.durable && !q.autoDelete && !q.exclusive;
+}
+
+/**
+ * `permits`: what the broker says it permits (read.ts readPermits); without it, the defaults of
+ * its version. `declared`: the queues the plan creates or replaces (a vhost's default queue type
+ * decides what they become).
+ */
+export function compatibility(
+  desired: DesiredCluster,
+  actual: ActualCluster,
+  permits: BrokerPermits = permitsOf(actual.version),
+  declared: ReadonlySet<string> = new Set(),
+): Compatibility {
   const out: Compatibility = { errors: [], warnings: [], hints: [] };
   const version = actual.version;
   if (majorMinor(version)[0] === 0) return out; // version unknown
+  defaultQueueType(desired, actual, declared, out);
   const mirrored = desired.queues.filter((q) => q.mirrored).map((q) => q.queue.name);
   if (atLeast(version, 4, 0) && mirrored.length) {
     out.errors.push(`RabbitMQ ${version} has no classic queue mirroring (removed in 4.0), but the file mirrors ${plural(mirrored.length, "classic queue")}: ${names(mirrored)}`);
@@ -63,4 +80,37 @@ export function compatibility(desired: DesiredCluster, actual: ActualCluster, pe
     );
   }
   return out;
+}
+
+/**
+ * A vhost whose default queue type is not classic turns the file's durable classic queues into
+ * that type when topo declares them: apply could never match the file. Queues that already exist
+ * as classic stay so, but a worker that declares them without x-queue-type is refused there.
+ */
+function defaultQueueType(desired: DesiredCluster, actual: ActualCluster, declared: ReadonlySet<string>, out: Compatibility): void {
+  const type = actual.defaultQueueType;
+  if (type === undefined || type === "classic") return;
+  const specs = desired.queues.filter((s) => takesDefaultType(s.queue));
+  if (!specs.length) return;
+  const vhost = desired.target.amqp.vhost;
+  const traffic = specs[0]?.traffic ?? "async";
+  const retype = `set type: ${type} for them in the file (e.g. defaults: { ${traffic}: { type: ${type} } }): topo then declares them with x-queue-type, and so do the workers that use topo export celery`;
+  const classic = actual.vhostExists
+    ? `give the vhost the classic default: rabbitmqctl update_vhost_metadata ${shellWord(vhost)} --default-queue-type classic`
+    : `create the vhost with the classic default before apply: rabbitmqctl add_vhost ${shellWord(vhost)} --default-queue-type classic (the broker's own default is default_queue_type in rabbitmq.conf)`;
+  const whose = actual.vhostExists ? `vhost "${vhost}" makes` : `the broker gives the vhost "${vhost}" apply creates its default queue type, and so makes`;
+  const rule = `${whose} a durable queue declared without x-queue-type a ${type} queue (its default queue type)`;
+  const written = specs.filter((s) => declared.has(s.queue.name)).map((s) => s.queue.name);
+  const kept = specs.filter((s) => !declared.has(s.queue.name)).map((s) => s.queue.name);
+  if (written.length) {
+    out.errors.push(
+      `${rule}; topo declares classic queues without it, as workers do, so ${written.length === 1 ? "a queue the file says is classic" : `${written.length} queues the file says are classic`} would be created as ${type} and never match the file: ${names(written)}`,
+    );
+    out.hints.push(retype, classic);
+  }
+  if (kept.length) {
+    out.warnings.push(
+      `${rule}, but ${names(kept)} ${kept.length === 1 ? "is a classic queue" : "are classic queues"}: a worker that declares ${kept.length === 1 ? "it" : "them"} without x-queue-type (kombu's default, and topo export celery's module) is refused with 406 PRECONDITION_FAILED (inequivalent arg 'x-queue-type'); ${retype} (apply --allow-destructive then replaces them, keeping their messages), or ${classic}`,
+    );
+  }
 }

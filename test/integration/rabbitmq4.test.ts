@@ -235,10 +235,67 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(r.stdout).toMatch(/! warning: transient non-exclusive queues are deprecated in RabbitMQ 4 .*deprecated_features\.permit\.transient_nonexcl_queues = true/);
   });
 
-  it("names the setting that permits transient queues where the broker denies them", async (ctx) => {
+  it("a vhost whose default queue type is quorum: the file's durable classic queues are refused before any write, existing ones warned about, typed ones applied", async () => {
+    const { file, sync, async } = topology({ sync: { mirrored: false } }, ["mplogin"]);
+    for (const v of [sync, async]) expect((await api("PUT", `/api/vhosts/${v}`, { default_queue_type: "quorum" })).status).toBeLessThan(300);
+    for (const cmd of ["plan", "apply"]) {
+      const r = await runCli([cmd, "-f", file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `cluster async: vhost "${async}" makes a durable queue declared without x-queue-type a quorum queue (its default queue type); topo declares classic queues without it, as workers do, so a queue the file says is classic would be created as quorum and never match the file: mplogin.async`,
+      );
+      expect(r.stderr).toContain("hint: set type: quorum for them in the file (e.g. defaults: { async: { type: quorum } })");
+      expect(r.stderr).toContain(`hint: give the vhost the classic default: rabbitmqctl update_vhost_metadata ${async} --default-queue-type classic`);
+      // The transient sync queue stays classic whatever the default: no error for that cluster.
+      expect(r.stderr).not.toMatch(/cluster sync: vhost/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    // apply plans every cluster before it writes to any: nothing was written, on either cluster.
+    for (const [v, q] of [[async, "mplogin.async"], [sync, "mplogin.sync"]]) expect((await api("GET", `/api/queues/${v}/${q}`)).status).toBe(404);
+
+    // Made classic under a classic default, the queue is kept, and plan warns about the workers.
+    expect((await api("PUT", `/api/vhosts/${async}`, { default_queue_type: "classic" })).status).toBeLessThan(300);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    expect((await api("PUT", `/api/vhosts/${async}`, { default_queue_type: "quorum" })).status).toBeLessThan(300);
+    const kept = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(kept.code).toBe(0);
+    expect(kept.stdout).toContain(`! warning: vhost "${async}" makes a durable queue declared without x-queue-type a quorum queue (its default queue type), but mplogin.async is a classic queue: a worker that declares it without x-queue-type (kombu's default, and topo export celery's module) is refused with 406 PRECONDITION_FAILED`);
+    // What the warning says of workers, as kombu declares.
+    const conn = await amqplib.connect(`${AMQP}/${async}`);
+    try {
+      const ch = await conn.createChannel();
+      ch.on("error", () => undefined);
+      await expect(ch.assertQueue("mplogin.async", { durable: true })).rejects.toThrow(/inequivalent arg 'x-queue-type'/);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+
+    // Typed in the file, the queue is replaced as a quorum queue, and plan is clean.
+    const typed = topologyFile(sync, async, { sync: { mirrored: false }, async: { type: "quorum" } }, ["mplogin"]);
+    const r = await runCli(["apply", "-f", typed, "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect((await api("GET", `/api/queues/${async}/mplogin.async`)).body).toMatchObject({ type: "quorum" });
+    const clean = await runCli(["plan", "-f", typed, "--detailed-exitcode"]);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).not.toMatch(/default queue type/);
+
+    // A quorum holding queue, as an earlier topo left one here (it declared it without a type, and
+    // a quorum queue refuses the if-empty delete): the next apply finishes the replace with it.
+    expect((await api("PUT", `/api/queues/${async}/topo.hold.mplogin.async`, { durable: true, arguments: { "x-queue-type": "quorum" } })).status).toBeLessThan(300);
+    await publish(async, "", "topo.hold.mplogin.async", 7);
+    const resumed = await runCli(["apply", "-f", typed, "--allow-destructive"]);
+    expect(resumed.stderr).not.toMatch(/Error/);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain("queue mplogin.async replaced; 7 messages moved back through topo.hold.mplogin.async");
+    expect(await messageCount(async, "mplogin.async")).toBe(7);
+    expect((await api("GET", `/api/queues/${async}/topo.hold.mplogin.async`)).status).toBe(404);
+  });
+
+  it("names the setting that permits transient queues where the broker denies them, and the broker's default queue type a new vhost takes", async (ctx) => {
     // A second node of this version with the deprecated feature denied (4.0 and 4.3.6 permit it by
-    // default), on the next ports and its own run folder: the shared node is never restarted under
-    // the other test files that use it.
+    // default) and quorum as the default queue type, on the next ports and its own run folder: the
+    // shared node is never restarted under the other test files that use it.
     const port = Number(new URL(AMQP).port) + 1;
     const env: Record<string, string | undefined> = {
       ...process.env,
@@ -246,7 +303,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       [`${vars}_MGMT_PORT`]: String(port + 10000),
       [`${vars}_DIST_PORT`]: String(port + 20000),
       [`${vars}_EPMD_PORT`]: String(port - 1300),
-      [`${vars}_EXTRA_CONF`]: "deprecated_features.permit.transient_nonexcl_queues = false",
+      [`${vars}_EXTRA_CONF`]: "deprecated_features.permit.transient_nonexcl_queues = false\ndefault_queue_type = quorum",
       // It boots while the rest of the suite runs on two cores.
       [`${vars}_WAIT`]: "180",
     };
@@ -256,16 +313,27 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     if (started.status === EXIT_PORT_TAKEN && !inCI()) return ctx.skip(started.stderr.trim().split("\n").at(-1));
     try {
       expect(started.status, started.stderr).toBe(0);
-      const sync = uniqueName("r4sync");
-      const file = topologyFile(sync, uniqueName("r4async"), { sync: { mirrored: false } }, ["mplogin"], {
-        amqp: `amqp://guest:guest@127.0.0.1:${port}`,
-        mgmt: `http://127.0.0.1:${port + 10000}`,
-      });
+      const on = { amqp: `amqp://guest:guest@127.0.0.1:${port}`, mgmt: `http://127.0.0.1:${port + 10000}` };
+      // The async queue typed, so that the default queue type does not stop apply before it writes.
+      const file = topologyFile(uniqueName("r4sync"), uniqueName("r4async"), { sync: { mirrored: false }, async: { type: "quorum" } }, ["mplogin"], on);
       const r = await runCli(["apply", "-f", file]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/cluster sync: .*mplogin\.sync/);
       expect(r.stderr).toMatch(/deprecated_features\.permit\.transient_nonexcl_queues = true/);
       expect(r.stderr).not.toMatch(/\n\s+at /);
+
+      // A vhost that does not exist yet takes the broker's default queue type, which the file's
+      // durable classic queue would get: refused before anything is written.
+      const async = uniqueName("r4async");
+      const untyped = topologyFile(uniqueName("r4sync"), async, { sync: { mirrored: false } }, ["mplogin"], on);
+      for (const cmd of ["plan", "apply"]) {
+        const d = await runCli([cmd, "-f", untyped]);
+        expect(d.code).toBe(1);
+        expect(d.stderr).toContain(`cluster async: the broker gives the vhost "${async}" apply creates its default queue type, and so makes a durable queue declared without x-queue-type a quorum queue`);
+        expect(d.stderr).toContain(`hint: create the vhost with the classic default before apply: rabbitmqctl add_vhost ${async} --default-queue-type classic`);
+      }
+      const vhost = await fetch(`${on.mgmt}/api/vhosts/${async}`, { headers: { authorization: AUTH } });
+      expect(vhost.status).toBe(404);
     } finally {
       execFileSync(SCRIPT, ["stop"], { env, stdio: "inherit", timeout: 120_000 });
     }

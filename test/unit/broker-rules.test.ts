@@ -6,13 +6,13 @@ import { permitsOf, type QueueDeclare } from "../../src/plan/broker-rules.js";
 import { compatibility } from "../../src/plan/compat.js";
 import type { ActualCluster, DesiredCluster } from "../../src/model.js";
 
-function queue(o: Partial<QueueDeclare> & { name?: string } = {}) {
-  return { kind: "queue" as const, name: o.name ?? "mplogin.sync", type: o.type ?? "classic", durable: o.durable ?? true, autoDelete: false, exclusive: false, arguments: o.arguments ?? {} };
+function queue(o: Partial<QueueDeclare> & { name?: string; autoDelete?: boolean } = {}) {
+  return { kind: "queue" as const, name: o.name ?? "mplogin.sync", type: o.type ?? "classic", durable: o.durable ?? true, autoDelete: o.autoDelete ?? false, exclusive: false, arguments: o.arguments ?? {} };
 }
 
 function desired(...qs: ReturnType<typeof queue>[]): DesiredCluster {
   return {
-    target: {} as DesiredCluster["target"],
+    target: { amqp: { vhost: "async" } } as DesiredCluster["target"],
     resources: qs,
     queues: qs.map((q) => ({ service: q.name.split(".")[0] as string, traffic: "sync", cluster: "sync", queue: q, mirrored: false })),
   };
@@ -72,5 +72,42 @@ describe("plan checks what the broker permits", () => {
     expect(permitsOf("3.10.8").deprecated).toEqual({});
     // Phases topo does not know are left out rather than guessed.
     expect(permitsOf("5.0.0", [{ name: "x", deprecation_phase: "someday" }]).deprecated).toEqual({});
+  });
+});
+
+describe("a vhost's default queue type", () => {
+  const d = desired(
+    queue({ name: "mpa.async" }),
+    queue({ name: "mpb.async" }),
+    queue({ name: "mpc.sync", durable: false }),
+    queue({ name: "mpd.async", autoDelete: true }),
+    queue({ name: "mpe.async", type: "quorum" }),
+  );
+  const withDefault = (type: string | undefined, vhostExists = true): ActualCluster => ({ ...actual("4.0.5"), vhostExists, defaultQueueType: type });
+  /** The warnings of this rule (4.0.5 also warns of the transient queue). */
+  const about = (ws: string[]) => ws.filter((w) => w.includes("default queue type"));
+
+  it("refuses the durable classic queues the plan declares, and only those; the others are warned about", () => {
+    const c = compatibility(d, withDefault("quorum"), undefined, new Set(["mpa.async", "mpc.sync", "mpd.async", "mpe.async"]));
+    expect(c.errors).toEqual([
+      'vhost "async" makes a durable queue declared without x-queue-type a quorum queue (its default queue type); topo declares classic queues without it, as workers do, so a queue the file says is classic would be created as quorum and never match the file: mpa.async',
+    ]);
+    expect(c.hints).toContain("give the vhost the classic default: rabbitmqctl update_vhost_metadata async --default-queue-type classic");
+    expect(about(c.warnings)).toHaveLength(1);
+    expect(about(c.warnings)[0]).toMatch(/but mpb\.async is a classic queue: a worker that declares it without x-queue-type .* is refused with 406 PRECONDITION_FAILED/);
+  });
+
+  it("names the broker's default for a vhost apply creates", () => {
+    const c = compatibility(d, withDefault("stream", false), undefined, new Set(["mpa.async", "mpb.async"]));
+    expect(c.errors[0]).toMatch(/^the broker gives the vhost "async" apply creates its default queue type, and so makes a durable queue declared without x-queue-type a stream queue .* 2 queues the file says are classic would be created as stream .*: mpa\.async, mpb\.async$/);
+    expect(c.hints.join("\n")).toContain("rabbitmqctl add_vhost async --default-queue-type classic");
+    expect(about(c.warnings)).toEqual([]);
+  });
+
+  it("says nothing where the default is classic or unknown (3.10 has none)", () => {
+    for (const type of ["classic", undefined]) {
+      const c = compatibility(d, withDefault(type), undefined, new Set(["mpa.async"]));
+      expect([...c.errors, ...about(c.warnings)]).toEqual([]);
+    }
   });
 });
