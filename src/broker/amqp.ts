@@ -40,7 +40,6 @@ export class PublishBlocked extends Error {
   }
 }
 
-
 /** How topo words a connection out of channels; limitHint() names the setting. */
 const CHANNEL_MAX_TEXT = "no channel left: the broker lets one connection open";
 
