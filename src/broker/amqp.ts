@@ -11,6 +11,7 @@ import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 import { shellWord } from "../core/words.js";
+import { hostPort } from "../config/url.js";
 
 export interface AmqpOptions {
   insecure?: boolean;
@@ -487,7 +488,7 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   } else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
     kind = "broker_unreachable";
     transient = true;
-    hints.push(`nothing accepts AMQP connections at ${target.amqp.hostname}:${target.amqp.port}; is the broker up?`);
+    hints.push(`nothing accepts AMQP connections at ${hostPort(target.amqp.hostname, target.amqp.port)}; is the broker up?`);
   }
   return new BrokerError(target.name, redactText(`${where} -> ${text}`), { status: code, transient, hints, code: kind ?? (tls ? "broker_unreachable" : undefined) });
 }

@@ -10,6 +10,7 @@ import type { ClusterTarget } from "../model.js";
 import type { ManagementClient } from "./http.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsProblem } from "./tls.js";
+import { hostPort } from "../config/url.js";
 
 export interface BrokerIdentity {
   clusterName?: string;
@@ -115,7 +116,7 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
       if (t) return fail(t.text, [t.hint], e.code);
       const hints =
         e.code === "ECONNREFUSED"
-          ? [`nothing accepts AMQP connections at ${amqp.hostname}:${amqp.port}; is the broker up, and is the port in clusters.${target.name}.url right?`]
+          ? [`nothing accepts AMQP connections at ${hostPort(amqp.hostname, amqp.port)}; is the broker up, and is the port in clusters.${target.name}.url right?`]
           : e.code === "ENOTFOUND"
             ? [`the host name does not resolve; check clusters.${target.name}.url`]
             : [];

@@ -17,6 +17,7 @@ import { holdingQueueName, Ownership } from "../core/naming.js";
 import { stateText, type FreshCluster } from "../plan/saved.js";
 import { sha256 } from "../files/digest.js";
 import type { ConnectionOptions } from "./source.js";
+import { hostPort } from "../config/url.js";
 
 /**
  * Make sure the cluster's AMQP URL and management API reach the same broker, before anything it
@@ -34,7 +35,7 @@ export async function identify(c: DesiredCluster, client: ManagementClient, opts
         `  topo reads through the management API and writes through AMQP, so it refuses to report one broker and change another; nothing was changed`,
       {
         hints: [
-          `set clusters.${c.target.name}.management to the management API of the broker at ${c.target.amqp.hostname}:${c.target.amqp.port} (without it, topo uses http://<url host>:15672)`,
+          `set clusters.${c.target.name}.management to the management API of the broker at ${hostPort(c.target.amqp.hostname, c.target.amqp.port)} (without it, topo uses http://<url host>:15672)`,
         ],
         code: "endpoint_mismatch",
       },

@@ -25,7 +25,7 @@ import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
-import { badEscapeIn, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
+import { badEscapeIn, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -152,8 +152,7 @@ function parseManagement(
   if (raw === undefined) {
     const scheme = amqp.protocol === "amqps" ? "https" : "http";
     const port = amqp.protocol === "amqps" ? 15671 : 15672;
-    const host = amqp.hostname.includes(":") ? `[${amqp.hostname}]` : amqp.hostname;
-    const baseUrl = `${scheme}://${host}:${port}`;
+    const baseUrl = `${scheme}://${hostPort(amqp.hostname, port)}`;
     return { baseUrl, username: amqp.username, password: amqp.password, display: baseUrl };
   }
   let u: URL;

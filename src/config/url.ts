@@ -4,6 +4,11 @@
 
 export const PERCENT_ENCODE = "percent-encode the password (e.g. / as %2F, @ as %40, % as %25)";
 
+/** A host and port as a URL writes them: an IPv6 address in brackets ([::1]:5672, not ::1:5672). */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 /** Characters that end a URL's host part: in a password they cut it short. */
 const ENDS_AUTHORITY = /[/?#\\]/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
-import { whyNotAUrl } from "../../src/config/url.js";
+import { hostPort, whyNotAUrl } from "../../src/config/url.js";
 import { fragments } from "../helpers/fragments.js";
 import { problemsOf } from "../helpers/problems.js";
 
@@ -106,5 +106,19 @@ describe("%-escapes", () => {
       "4:10: clusters.sync.url: URL has a malformed %-escape: the user name, password or vhost has %-escapes that are not UTF-8 text; percent-encode the password (e.g. / as %2F, @ as %40, % as %25)",
     ]);
     expect(problemsOf(file("amqp://guest:guest@127.0.0.1/vh", "http://user:pw%FF@127.0.0.1:15672"))).toHaveLength(1);
+  });
+});
+
+describe("hostPort", () => {
+  it("writes an IPv6 address in brackets, as a URL does, and other hosts as they are", () => {
+    expect(hostPort("::1", 5672)).toBe("[::1]:5672");
+    expect(hostPort("fe80::1%eth0", 15672)).toBe("[fe80::1%eth0]:15672");
+    expect(hostPort("127.0.0.1", 5672)).toBe("127.0.0.1:5672");
+    expect(hostPort("rabbit.example", 5671)).toBe("rabbit.example:5671");
+  });
+
+  it("gives the default management URL of an IPv6 broker its brackets", () => {
+    const c = parseConfig(`version: 1\nclusters:\n  sync:\n    url: amqp://guest:guest@[::1]:5672/v\nservices: [{ name: mplogin, async: false }]\n`, "topology.yaml");
+    expect(c.clusters[0]?.target.management.baseUrl).toBe("http://[::1]:15672");
   });
 });
