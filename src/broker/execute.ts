@@ -17,6 +17,7 @@ import { vh } from "./http.js";
 import { plural } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
+import { REPLACES_AT_ONCE } from "../plan/limits.js";
 
 export interface ExecuteOptions {
   /** Delete queues even when they hold messages. Without it every queue delete is if-empty. */
@@ -157,7 +158,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
     //     channels at once, and they stay within --parallelism and channel_max.
-    await runLimited(lossless, Math.max(1, Math.min(4, Math.floor(amqp.writers(n) / 2))), async (a) => {
+    await runLimited(lossless, Math.max(1, Math.min(REPLACES_AT_ONCE, Math.floor(amqp.writers(n) / 2))), async (a) => {
       const r = await replaceQueueLossless(
         amqp,
         {

@@ -92,6 +92,16 @@ export async function readDefaultQueueType(client: ManagementClient, target: Clu
   return type && type !== "undefined" ? type : undefined;
 }
 
+/**
+ * The vhost's max-queues, when it has one (monitoring and management users may read it); read
+ * only for a plan that writes to a vhost that exists.
+ */
+export async function readMaxQueues(client: ManagementClient, target: ClusterTarget): Promise<number | undefined> {
+  const limits = await client.getOptional<{ value?: Record<string, number> }[]>(`/api/vhost-limits/${vh(target.amqp.vhost)}`, [401, 403, 404]);
+  const max = Array.isArray(limits) ? limits[0]?.value?.["max-queues"] : undefined;
+  return typeof max === "number" ? max : undefined;
+}
+
 /** Message totals of every queue (one request), for plans that delete or replace queues. */
 export async function readMessageCounts(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
   const qs = await client.getOptional<{ name: string; messages?: number }[]>(

@@ -5,11 +5,12 @@ import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, t
 import type { ClusterPlan, DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
-import { readCluster, readDefaultQueueType, readLiveCounts, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
+import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
 import { compatibility, takesDefaultType } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
+import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { mirroring } from "../plan/mirroring.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
@@ -158,10 +159,14 @@ export async function readAndPlan(
   // here, so that apply never finds a refusal half-way through.
   // A vhost's default queue type decides what topo's classic queues become (3.11+): read only
   // when the file has queues it applies to.
-  const [permits, defaultType] = await Promise.all([
+  // The vhost's queue limit, for a plan that writes to a vhost that exists (a new one has none).
+  const [permits, defaultType, maxQueues] = await Promise.all([
     readPermits(client, actual.version),
     atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
+    actual.vhostExists && plan.actions.length ? readMaxQueues(client, c.target) : undefined,
   ]);
+  const room = queueRoomProblem(queueRoom(plan, actual, prefix, maxQueues), c.target.amqp.vhost);
+  if (room) throw new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" });
   actual.defaultQueueType = defaultType;
   const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
   const compat = compatibility(c, actual, permits, declared);

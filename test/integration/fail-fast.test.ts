@@ -205,25 +205,45 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     }
   });
 
-  it("a vhost's max-queues: the queue the broker refused, the limit and set_vhost_limits", async () => {
+  it("a vhost's max-queues too low for the plan: refused before anything is written, the lock and deletes counted", async () => {
     const { async, file } = fresh(["mpqa", "mpqb", "mpqc"]);
     await createVhost(async);
-    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 1 })).status).toBeLessThan(300);
-    const r = await runCli(["apply", "-f", file, "--cluster", "async"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`cannot declare queue 'mpq[abc]\\.async': queue limit in vhost '${async}' \\(1\\) is reached`));
-    expect(r.stderr).toContain(`hint: vhost "${async}" may hold at most 1 queue (max-queues; rabbitmqctl list_vhost_limits -p ${async} shows it), and the file needs more (topo's lock takes one more while apply runs)`);
-    expect(r.stderr).toContain(`rabbitmqctl set_vhost_limits -p ${async} '{"max-queues": N}'`);
+    const limit = (value: number) => api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value });
+    const objects = async () => ((await api("GET", `/api/queues/${vh(async)}?columns=name`)).body as unknown[]).length + ((await api("GET", `/api/exchanges/${vh(async)}?columns=name`)).body as { name: string }[]).filter((e) => e.name.startsWith("mpq")).length;
+    expect((await limit(1)).status).toBeLessThan(300);
+    for (const cmd of ["plan", "apply"]) {
+      const r = await runCli([cmd, "-f", file, "--cluster", "async", "--json"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `cluster async: vhost "${async}" may hold at most 1 queue (max-queues), and apply would need 4 at once: the 0 it holds now, 3 the plan creates, one for topo's lock while apply runs; the broker would refuse the queue over the limit part-way through apply, so topo refuses the plan before anything is written`,
+      );
+      expect(r.stderr).toContain(`hint: raise the limit: rabbitmqctl set_vhost_limits -p ${async} '{"max-queues": 4}'`);
+      expect(errorOf(r.stdout).code).toBe("broker_refused");
+    }
+    // Not one exchange or queue was made.
+    expect(await objects()).toBe(0);
 
-    // Room for the file's three queues, but not for topo's lock beside them.
-    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 4 })).status).toBeLessThan(300);
-    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
-    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 3 })).status).toBeLessThan(300);
-    await api("DELETE", `/api/exchanges/${vh(async)}/mpqb`);
+    // Room for the file's three queues, but not for topo's lock beside them: the same refusal.
+    expect((await limit(3)).status).toBeLessThan(300);
     const lock = await runCli(["apply", "-f", file, "--cluster", "async"]);
     expect(lock.code).toBe(1);
-    expect(lock.stderr).toContain("take lock topo.mp.lock");
-    expect(lock.stderr).toContain("topo needs room for its own queue topo.mp.lock beside the file's while apply runs");
+    expect(lock.stderr).toContain("apply would need 4 at once");
+    expect(await objects()).toBe(0);
+    expect((await limit(4)).status).toBeLessThan(300);
+    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
+
+    // At the limit with nothing to create, the lock alone would be refused: said before writing.
+    expect((await limit(3)).status).toBeLessThan(300);
+    await api("DELETE", `/api/exchanges/${vh(async)}/mpqb`);
+    const full = await runCli(["apply", "-f", file, "--cluster", "async"]);
+    expect(full.code).toBe(1);
+    expect(full.stderr).toContain("apply would need 4 at once: the 3 it holds now, one for topo's lock while apply runs");
+
+    // No plan that writes nothing reads or checks the limit.
+    expect((await limit(4)).status).toBeLessThan(300);
+    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
+    expect((await limit(0)).status).toBeLessThan(300);
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
   });
 });
 
