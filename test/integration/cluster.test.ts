@@ -38,6 +38,18 @@ function topology(sync: string, async: string, via: number): string {
   );
 }
 
+/** An AMQP URL of vhost `v` on node 1. */
+const node1 = (v: string) => `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[0]}/${v}`;
+
+/** A file whose async cluster is vhost `v` on node 1 (its sync cluster's vhost is never made), with these async-only services. */
+function asyncOnly(v: string, services: unknown[]): string {
+  const management = `http://127.0.0.1:${MGMT_PORTS[0]}`;
+  return writeFile("topology.yaml", JSON.stringify({ version: 1, clusters: { sync: { url: node1(`${v}_unused`), management }, async: { url: node1(v), management } }, services }));
+}
+
+/** rabbitmqctl against node 1 of the cluster. */
+const ctl = (...args: string[]) => execFileSync(SCRIPT, ["ctl", "1", ...args], { encoding: "utf8", timeout: 60_000 });
+
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -163,20 +175,9 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
   // this file's tests run one after another, so no other test opens channels meanwhile.
   it("a broker whose channel_max is below --parallelism: apply writes within it, says so, and a lossless replace keeps every message", async () => {
     const v = uniqueName("cchmax");
-    const url = (vhost: string) => `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[0]}/${vhost}`;
-    const management = `http://127.0.0.1:${MGMT_PORTS[0]}`;
     // 120 services: 8 batches of 16 declares in each phase, more than the channels the node allows.
     const services = Array.from({ length: 120 }, (_, i) => `mpch${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
-    const file = (args: Record<string, number>) =>
-      writeFile(
-        "topology.yaml",
-        JSON.stringify({
-          version: 1,
-          clusters: { sync: { url: url(`${v}_unused`), management }, async: { url: url(v), management } },
-          services: services.map((name, i) => ({ name, sync: false, ...(i === 0 ? { async: { arguments: args } } : {}) })),
-        }),
-      );
-    const ctl = (...args: string[]) => execFileSync(SCRIPT, ["ctl", "1", ...args], { encoding: "utf8", timeout: 60_000 });
+    const file = (args: Record<string, number>) => asyncOnly(v, services.map((name, i) => ({ name, sync: false, ...(i === 0 ? { async: { arguments: args } } : {}) })));
     const before = /\{ok,(\d+)\}/.exec(ctl("eval", "application:get_env(rabbit, channel_max)."))?.[1] ?? "2047";
     try {
       ctl("eval", "application:set_env(rabbit, channel_max, 3).");
@@ -186,7 +187,7 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
       expect(created.stderr).toContain("cluster async: the broker lets a connection open 3 channels (its channel_max), so topo writes over 2 channels at once, not 64");
 
       // The replace moves messages over two channels at once, beside the idle pool's.
-      const conn = await amqplib.connect(url(v));
+      const conn = await amqplib.connect(node1(v));
       const ch = await conn.createConfirmChannel();
       for (let i = 0; i < 50; i++) ch.sendToQueue("mpchaa.async", Buffer.from(`m${i}`), { persistent: true, messageId: `m${i}` });
       await ch.waitForConfirms();
@@ -219,24 +220,13 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
   // this file's tests run one after another, so no other test publishes meanwhile.
   it("a memory alarm during a lossless replace: apply stops after its grace, names the alarm, keeps every message; the next apply finishes", async () => {
     const v = uniqueName("calarm");
-    const url = (vhost: string) => `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[0]}/${vhost}`;
-    const management = `http://127.0.0.1:${MGMT_PORTS[0]}`;
-    const file = (args: Record<string, number>) =>
-      writeFile(
-        "topology.yaml",
-        JSON.stringify({
-          version: 1,
-          clusters: { sync: { url: url(`${v}_unused`), management }, async: { url: url(v), management } },
-          services: [{ name: "mpalarm", sync: false, async: { arguments: args } }],
-        }),
-      );
-    const ctl = (...args: string[]) => execFileSync(SCRIPT, ["ctl", "1", ...args], { encoding: "utf8", timeout: 60_000 });
+    const file = (args: Record<string, number>) => asyncOnly(v, [{ name: "mpalarm", sync: false, async: { arguments: args } }]);
     const alarm = async (on: boolean) =>
       eventually(`the memory alarm ${on ? "on" : "off"}`, async () => ((await api(0, "GET", `/api/nodes/${NODES[0]}?columns=mem_alarm`)).body?.mem_alarm === on ? true : undefined), 60_000);
     const messages = async (q: string) => (await api(0, "GET", `/api/queues/${v}/${encodeURIComponent(q)}?columns=messages`)).body?.messages as number | undefined;
     try {
       expect((await runCli(["apply", "-f", file({}), "--cluster", "async"])).code).toBe(0);
-      const conn = await amqplib.connect(url(v));
+      const conn = await amqplib.connect(node1(v));
       const ch = await conn.createConfirmChannel();
       for (let i = 0; i < 300; i++) ch.sendToQueue("mpalarm.async", Buffer.from(`m${i}`), { persistent: true, messageId: `m${i}` });
       await ch.waitForConfirms();
