@@ -16,9 +16,9 @@ export interface Compatibility {
 
 /**
  * A queue a vhost's default queue type (RabbitMQ 3.11+) applies to: topo declares classic queues
- * without x-queue-type, as kombu does, and the broker then gives a durable, not auto-delete, not
- * exclusive one the vhost's default type (transient, auto-delete and exclusive ones stay classic:
- * measured on 4.0.5 and 4.3.6).
+ * without x-queue-type, as kombu does, and the broker then gives a durable, not auto-delete one the
+ * vhost's default type (transient and auto-delete ones stay classic: measured on 4.0.5 and 4.3.6;
+ * the file's queues are never exclusive).
  */
 export function takesDefaultType(q: Queue): boolean {
   return q.type === "classic" && q.durable && !q.autoDelete && !q.exclusive;
