@@ -155,11 +155,12 @@ export async function readAndPlan(
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
-  // What the broker permits (its deprecated features, on 4.x) decides what it refuses: checked
-  // here, so that apply never finds a refusal half-way through.
-  // A vhost's default queue type decides what topo's classic queues become (3.11+): read only
-  // when the file has queues it applies to.
-  // The vhost's queue limit, for a plan that writes to a vhost that exists (a new one has none).
+  // Checked here, so that apply never finds a refusal half-way through:
+  // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
+  // - a vhost's default queue type (3.11+) decides what topo's classic queues become: read only
+  //   when the file has queues it applies to;
+  // - the vhost's max-queues, for a plan that writes: a vhost apply creates is checked by the read
+  //   under the lock, once it exists.
   const [permits, defaultType, maxQueues] = await Promise.all([
     readPermits(client, actual.version),
     atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
