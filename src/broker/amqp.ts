@@ -10,7 +10,7 @@ import { redactText } from "../redact.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
-import { shellWord } from "../core/words.js";
+import { plural, shellWord } from "../core/words.js";
 import { hostPort } from "../config/url.js";
 
 export interface AmqpOptions {
@@ -330,7 +330,7 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
   }
   if ((m = new RegExp(`${CHANNEL_MAX_TEXT} (\\d+)`).exec(text))) {
     return {
-      hint: `the broker's channel_max (in rabbitmq.conf) lets a connection open ${m[1]} channel${m[1] === "1" ? "" : "s"}; topo writes within it, but replacing a queue without losing its messages needs two at once: raise channel_max (2047 by default)`,
+      hint: `the broker's channel_max (in rabbitmq.conf) lets a connection open ${plural(Number(m[1]), "channel")}; topo writes within it, but replacing a queue without losing its messages needs two at once: raise channel_max (2047 by default)`,
     };
   }
   if ((m = /channels opened on node '(.*)' has reached the maximum allowed limit of \(?(\d+)\)?/.exec(text))) {

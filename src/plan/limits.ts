@@ -4,7 +4,8 @@
 
 import type { ActualCluster, ClusterPlan } from "../model.js";
 import { lockQueueName } from "../core/naming.js";
-import { shellWord } from "../core/words.js";
+import { subjectOf } from "../core/keys.js";
+import { plural, shellWord } from "../core/words.js";
 
 /** Lossless replaces apply runs at once (broker/execute.ts): each holds a holding queue meanwhile. */
 export const REPLACES_AT_ONCE = 4;
@@ -29,7 +30,7 @@ export function queueRoom(plan: ClusterPlan, actual: ActualCluster, prefix: stri
   if (maxQueues === undefined || maxQueues < 0 || plan.actions.length === 0) return undefined;
   const lock = lockQueueName(prefix);
   const now = Object.keys(actual.queueFacts).filter((q) => q !== lock).length;
-  const queueOps = plan.actions.filter((a) => (a.op === "create" ? a.after : a.op === "delete" ? a.before : a.op === "replace" ? a.after : undefined)?.kind === "queue");
+  const queueOps = plan.actions.filter((a) => subjectOf(a).kind === "queue");
   const creates = queueOps.filter((a) => a.op === "create").length;
   const deletes = queueOps.filter((a) => a.op === "delete").length;
   const holding = Math.min(REPLACES_AT_ONCE, queueOps.filter((a) => a.op === "replace").length);
@@ -45,10 +46,10 @@ export function queueRoomProblem(room: QueueRoom | undefined, vhost: string): { 
     room.creates ? `${room.creates} the plan creates` : "",
     room.deletes ? `less ${room.deletes} it deletes first` : "",
     "one for topo's lock while apply runs",
-    room.holding ? `${room.holding} holding queue${room.holding === 1 ? "" : "s"} for the queues it replaces` : "",
+    room.holding ? `${plural(room.holding, "holding queue")} for the queues it replaces` : "",
   ].filter(Boolean);
   return {
-    message: `vhost "${vhost}" may hold at most ${room.max} queue${room.max === 1 ? "" : "s"} (max-queues), and apply would need ${room.needed} at once: the ${room.now} it holds now, ${parts.join(", ")}; the broker would refuse the queue over the limit part-way through apply, so topo refuses the plan before anything is written`,
+    message: `vhost "${vhost}" may hold at most ${plural(room.max, "queue")} (max-queues), and apply would need ${room.needed} at once: the ${room.now} it holds now, ${parts.join(", ")}; the broker would refuse the queue over the limit part-way through apply, so topo refuses the plan before anything is written`,
     hint: `raise the limit: rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-queues": ${room.needed}}' (rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it), or remove queues the vhost no longer needs`,
   };
 }
