@@ -64,6 +64,7 @@ export function report(results) {
   lines.push(
     "- **The same end state, the same work.** N services = per cluster N topic exchanges, N queues and N bindings (the sync cluster also gets the mirroring policy): 6N objects. Every contender creates its own two vhosts, both at once, and their creation is timed: topo (`apply` from an empty broker), (a) one `POST /api/definitions/{vhost}` per cluster, (b) awaited declares over one channel per cluster (what a worker does).",
     "- **The same broker state at the start.** After each contender its vhosts are deleted, and the next waits until the broker has finished removing them: the vhosts are gone, `/api/overview`'s object totals are back to where they were when the benchmark started, and `beam.smp` uses less than a third of a core over a second. The raw figures record how long that took.",
+    "- **An idle broker before every timed operation.** After an apply the broker goes on working for tens of seconds (statistics of every new queue, mirroring). Every timed operation, topo's and the baselines', first waits until `beam.smp` uses less than a third of a core over a second, or, on a broker whose rest is busier than that (the statistics of 50,000 queues), until its load stops falling; the raw figures record the wait. The read floor is timed before topo's plans in even rounds and after them in odd rounds.",
     "- **Alternating order.** The contenders run in one order in odd rounds and the reverse in even rounds. Figures are medians of the rounds; the raw figures of every round are below and in the results file.",
     "- **Whole processes.** topo runs in a process of its own (bench/worker.mjs, the library; `plan, no changes (CLI)` is `node dist/cli.js plan` itself; the worker sets up its process as the command line does), so wall time includes Node's start and loading topo; topo's CPU and peak RSS are that process's own. The topology file is JSON, as a script that generates one writes it; `plan, no changes (CLI, YAML file)` plans from the same document written as YAML, as people write it.",
     "- **The broker's own work.** Broker CPU is the `beam.smp` process's user+system time from `/proc/<pid>/stat` before and after each operation (the pid from `rabbitmqctl eval 'os:getpid().'`). It counts everything the broker did meanwhile, other engineers' tests included.",
@@ -168,16 +169,26 @@ function targets(sizes, startup) {
   return lines;
 }
 
+/** How long an operation waited for an idle broker, for runs that recorded it. */
+function idleWait(op) {
+  return op.quietMs === undefined ? "" : `; waited ${(op.quietMs / 1000).toFixed(1)} s, ${op.brokerBusy} core`;
+}
+
 /** Every round's own figures: wall ms / topo CPU ms / broker CPU ms, and how long the broker took to settle. */
 function raw(results) {
-  const lines = ["## Raw figures of every round", "", "Each cell: wall ms / topo CPU ms / broker CPU ms. Order: the contenders in the order they ran; settle: how long deleting a contender's vhosts and waiting for the broker took.", ""];
+  const lines = [
+    "## Raw figures of every round",
+    "",
+    "Each cell: wall ms / topo CPU ms / broker CPU ms, then (where the run recorded it) how long the operation waited for an idle broker before it started, and the broker's load, in cores, over the last second of that wait. Order: the contenders in the order they ran; settle: how long deleting a contender's vhosts and waiting for the broker took.",
+    "",
+  ];
   for (const [n, size] of Object.entries(results.sizes)) {
     const rounds = size.rounds;
     lines.push(`### N = ${fmt(Number(n))}`, "");
     lines.push(`| operation | ${rounds.map((r) => `round ${r.round}`).join(" | ")} |`, `|---|${rounds.map(() => "---|").join("")}`);
     const ops = [...new Set(rounds.flatMap((r) => Object.keys(r.ops)))];
     for (const op of ops) {
-      lines.push(`| ${op} | ${rounds.map((r) => (r.ops[op] ? `${fmt(r.ops[op].wallMs)} / ${fmt(r.ops[op].cpuMs)} / ${fmt(r.ops[op].brokerCpuMs)}` : "–")).join(" | ")} |`);
+      lines.push(`| ${op} | ${rounds.map((r) => (r.ops[op] ? `${fmt(r.ops[op].wallMs)} / ${fmt(r.ops[op].cpuMs)} / ${fmt(r.ops[op].brokerCpuMs)}${idleWait(r.ops[op])}` : "–")).join(" | ")} |`);
     }
     lines.push(`| order | ${rounds.map((r) => r.order.join(" → ")).join(" | ")} |`);
     if ((results.files ?? []).length > 1) lines.push(`| results file | ${rounds.map((r) => `\`${r.file}\``).join(" | ")} |`);
