@@ -13,7 +13,7 @@ import { shellWord } from "../core/words.js";
 export interface HttpOptions {
   /** Attempts for transient failures (connection refused, reset, 502/503/504, timeouts). */
   attempts?: number;
-  /** Bound on each request, from sending it to the last byte of the answer (default 30 s). */
+  /** Bound on each request, from when it has a connection to the last byte of the answer (default 30 s). */
   timeoutMs?: number;
   insecure?: boolean;
 }
@@ -156,8 +156,12 @@ export class ManagementClient {
         },
       );
       // The socket's idle timeout would let a server that trickles bytes hold a request forever;
-      // this bounds the whole request.
-      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT" })), timeoutMs);
+      // this bounds the whole request, from when it has a connection: apply's read back may queue
+      // thousands of GETs behind the agent's eight sockets, and their wait is not the broker's.
+      let timer: NodeJS.Timeout | undefined;
+      req.on("socket", () => {
+        timer ??= setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT" })), timeoutMs);
+      });
       req.on("close", () => clearTimeout(timer));
       req.on("error", reject);
       if (payload) req.write(payload);

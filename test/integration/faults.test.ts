@@ -406,6 +406,43 @@ describe("retries", () => {
     }
   });
 
+  it("a request's time limit runs from when it has a connection, not while it waits for one of the client's eight", async () => {
+    // Each answer takes 150 ms; 48 requests over 8 connections take about 900 ms in all, so the
+    // last ones wait far longer than the 500 ms limit before they are sent.
+    let calls = 0;
+    const server = createHttpServer((_req, res) => {
+      calls++;
+      setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end("{}");
+      }, 150);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const endpoint = { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` };
+    const client = new ManagementClient("sync", endpoint, {}, { timeoutMs: 500, attempts: 1 });
+    try {
+      const started = Date.now();
+      await Promise.all(Array.from({ length: 48 }, (_, i) => client.get(`/api/queues/v/q${i}`)));
+      expect(Date.now() - started).toBeGreaterThan(800);
+      expect(calls).toBe(48);
+      // A request that has its connection and gets no answer still fails at the limit.
+      const silent = createHttpServer(() => undefined);
+      await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+      const p2 = (silent.address() as { port: number }).port;
+      const stuck = new ManagementClient("sync", { ...endpoint, baseUrl: `http://127.0.0.1:${p2}`, display: `http://127.0.0.1:${p2}` }, {}, { timeoutMs: 300, attempts: 1 });
+      const err = await stuck.get("/api/overview").catch((e: unknown) => e);
+      stuck.close();
+      silent.closeAllConnections();
+      silent.close();
+      expect(err).toBeInstanceOf(BrokerError);
+      expect((err as BrokerError).message).toMatch(/no answer within 0\.3 s/);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
   // RabbitMQ 3.10 answers 500 to a permission's DELETE when the user is deleted while the request
   // runs (seen on the test broker: 213 of 1,200 such deletes raced with the user's). One apply
   // does that when a dropped user had rights on two clusters of one broker: one cluster revokes
