@@ -151,12 +151,16 @@ export function tagsOf(u: ApiUser): string[] {
   return [...new Set(t.map((x) => x.trim()).filter(Boolean))].sort();
 }
 
-/** The default exchange, amq.* and the implicit default-exchange bindings are never topo's. */
+/** The default exchange and amq.* are never topo's (nor the default exchange's implicit bindings). */
+export function isBrokersOwn(exchange: string): boolean {
+  return exchange === "" || exchange.startsWith("amq.");
+}
+
 export function actualFrom(s: ApiSnapshot): ActualCluster {
   const resources: Resource[] = [];
   const queueFacts: Record<string, QueueFacts> = {};
   if (s.vhost !== undefined) resources.push({ kind: "vhost", name: s.vhost });
-  for (const e of s.exchanges) if (e.name !== "" && !e.name.startsWith("amq.")) resources.push(exchangeFrom(e));
+  for (const e of s.exchanges) if (!isBrokersOwn(e.name)) resources.push(exchangeFrom(e));
   for (const q of s.queues) {
     resources.push(queueFrom(q));
     queueFacts[q.name] = factsFrom(q);

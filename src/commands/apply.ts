@@ -10,7 +10,7 @@ import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { renderAction, renderText } from "../plan/render.js";
 import { plural } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
-import { forEachCluster, freshOf, planCluster, readAndPlan, verifyClusters } from "./clusters.js";
+import { forEachCluster, freshOf, readAndPlan, readBackPlan, verifyClusters } from "./clusters.js";
 import { managementClient, selectClusters, topologyOf, type ConnectionOptions, type TopologySource } from "./source.js";
 
 export interface ApplyOptions extends ConnectionOptions, TopologySource {
@@ -257,8 +257,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     step(`made ${plural(current.actions.length, "change")}`);
 
     // An apply whose re-plan is not empty has failed.
-    const after = await planCluster(c, http, desired.prefix);
-    step("read back");
+    const { plan: after, objects } = await readBackPlan(c, http, desired.prefix, read.actual, current);
+    step(objects === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(objects, "request")})`);
     if (after.actions.length) {
       throw new ApplyError(
         `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,

@@ -2,9 +2,11 @@
 
 import { BrokerError, TopoError } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
-import type { ClusterPlan, DesiredCluster } from "../model.js";
+import type { ActualCluster, ClusterPlan, DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
+import { readBack } from "../broker/read-back.js";
+import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
 import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
@@ -109,9 +111,24 @@ export interface ReadPlanOptions {
   digest?: boolean;
 }
 
-/** Read one cluster and diff it against the file (apply's read back). */
-export async function planCluster(c: DesiredCluster, client: ManagementClient, prefix: string): Promise<ClusterPlan> {
-  return (await readAndPlan(c, client, prefix)).plan;
+/**
+ * After apply carried out `executed` (computed from `before`): read back what it wrote, or the
+ * whole cluster when plan/read-back.ts says so, and diff the result against the file. An apply
+ * whose re-plan is not empty has failed.
+ */
+export async function readBackPlan(
+  c: DesiredCluster,
+  client: ManagementClient,
+  prefix: string,
+  before: ActualCluster,
+  executed: ClusterPlan,
+): Promise<{ plan: ClusterPlan; objects?: number }> {
+  const scope = readBackScope(executed, before);
+  if (!scope) return { plan: (await readAndPlan(c, client, prefix)).plan };
+  const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
+  const plan = diffCluster(c, after, prefix);
+  plan.degraded.push(...mirroring(c, after).degraded);
+  return { plan, objects: readBackGets(scope) };
 }
 
 /** Read one cluster and diff it against the file. */
@@ -120,7 +137,7 @@ export async function readAndPlan(
   client: ManagementClient,
   prefix: string,
   { live, digest = false }: ReadPlanOptions = {},
-): Promise<{ plan: ClusterPlan; stateDigest?: string }> {
+): Promise<{ plan: ClusterPlan; stateDigest?: string; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   const conflicts = userConflicts(c, actual, prefix);
   if (conflicts.length) {
@@ -177,7 +194,7 @@ export async function readAndPlan(
   const mirrors = mirroring(c, actual);
   plan.warnings.push(...compat.warnings, ...mirrors.warnings);
   plan.degraded.push(...mirrors.degraded);
-  return { plan, stateDigest };
+  return { plan, stateDigest, actual };
 }
 
 /** A read made with its digest, as a saved plan's check takes it. */

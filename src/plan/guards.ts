@@ -42,7 +42,7 @@ type Replace = Extract<Action, { op: "replace" }>;
 /**
  * A replace moves the queue's messages aside and back; refuse, before anything is written, one
  * that the broker would make lose messages on the way (plan/risk.ts says how). The counts are
- * the broker's live ones (planCluster with a session).
+ * the broker's live ones (readAndPlan with a session).
  */
 export function guardReplaceRisks(plans: ClusterPlan[]): void {
   const risky = plans.flatMap((p) => p.actions.filter((a): a is Replace => a.op === "replace" && (a.risks?.length ?? 0) > 0).map((a) => ({ cluster: p.cluster, a })));

@@ -1,0 +1,37 @@
+// Read again, one GET each, the objects an apply wrote (plan/read-back.ts decides which), with
+// the same columns as the whole read and normalised by the same functions.
+
+import type { ClusterTarget } from "../model.js";
+import type { ManagementClient } from "./http.js";
+import { vh } from "./http.js";
+import { BINDING_COLUMNS, EXCHANGE_COLUMNS, QUEUE_COLUMNS } from "./read.js";
+import type { ApiBinding, ApiExchange, ApiQueue } from "./state.js";
+import { bindingFrom, exchangeFrom, factsFrom, isBrokersOwn, queueFrom } from "./state.js";
+import type { ReadBackFound, ReadBackScope } from "../plan/read-back.js";
+
+export async function readBack(client: ManagementClient, target: ClusterTarget, scope: ReadBackScope): Promise<ReadBackFound> {
+  const v = vh(target.amqp.vhost);
+  const q = (name: string) => `/api/queues/${v}/${encodeURIComponent(name)}`;
+  const x = (name: string) => `/api/exchanges/${v}/${encodeURIComponent(name)}`;
+  // A 404 is an object that is not there (any more): its bindings are none.
+  const bindings = (path: string) => client.getOptional<ApiBinding[]>(`${path}?columns=${BINDING_COLUMNS}`).then((b) => b ?? []);
+  const exchange = (name: string) => client.getOptional<ApiExchange>(`${x(name)}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`);
+  const [queues, exchanges, sources, lists] = await Promise.all([
+    Promise.all(scope.queues.map((name) => client.getOptional<ApiQueue>(`${q(name)}?disable_stats=true&columns=${QUEUE_COLUMNS}`))),
+    Promise.all(scope.exchanges.map(exchange)),
+    Promise.all(scope.sources.filter((name) => !isBrokersOwn(name)).map(exchange)),
+    Promise.all([
+      ...scope.queues.map((name) => bindings(`${q(name)}/bindings`)),
+      ...scope.exchanges.flatMap((name) => [bindings(`${x(name)}/bindings/source`), bindings(`${x(name)}/bindings/destination`)]),
+      ...scope.pairs.map((p) =>
+        bindings(`/api/bindings/${v}/e/${encodeURIComponent(p.source)}/${p.destinationType === "queue" ? "q" : "e"}/${encodeURIComponent(p.destination)}`),
+      ),
+    ]),
+  ]);
+  const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((e): e is T => e !== undefined);
+  return {
+    queues: present(queues).map((a) => ({ queue: queueFrom(a), facts: factsFrom(a) })),
+    exchanges: present([...exchanges, ...sources]).map(exchangeFrom),
+    bindings: lists.flat().flatMap((b) => (b.source === "" ? [] : [bindingFrom(b)])),
+  };
+}

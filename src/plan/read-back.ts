@@ -1,0 +1,119 @@
+// Pure: what apply reads again after its writes, and the state it then compares with the file.
+//
+// Apply ends by reading the broker back and diffing it with the file: an apply whose re-plan is
+// not empty has failed. Reading the whole vhost again is a whole listing of every object, a
+// third of a small-drift apply's time at 150,000 objects, for a few objects written. So when a
+// plan only creates and deletes exchanges, queues and bindings, apply reads back those objects,
+// each binding of every exchange and queue it wrote, and the source exchange of every binding it
+// wrote (an auto-delete exchange goes with its last binding), one GET each. The rest of the state
+// is the one read under the lock, moments before, that the plan was computed from: apply did not
+// write it. Anything else apply writes (the vhost, policies, which change what every queue
+// reports, users and rights, a queue replaced through a holding queue) is read back whole, as is a
+// plan so large that one GET per object would cost the broker more than a whole listing.
+
+import type { ActualCluster, Binding, ClusterPlan, Exchange, Queue, QueueFacts, Resource } from "../model.js";
+import { sortResources, subjectOf } from "../core/keys.js";
+
+/** What apply reads again, object by object. */
+export interface ReadBackScope {
+  /** Each read again, with every binding to it. */
+  queues: string[];
+  /** Each read again, with every binding from it and to it. */
+  exchanges: string[];
+  /** Only the exchange itself: the source of a binding apply wrote. */
+  sources: string[];
+  /** The bindings between two ends, where neither end is read again above. */
+  pairs: Pick<Binding, "source" | "destination" | "destinationType">[];
+}
+
+/** What the GETs of a scope found; an object that is gone is absent from its list. */
+export interface ReadBackFound {
+  queues: { queue: Queue; facts: QueueFacts }[];
+  exchanges: Exchange[];
+  bindings: Binding[];
+}
+
+/**
+ * At most this many GETs, or one in eight of the objects the vhost holds, whichever is more.
+ * Measured on RabbitMQ 3.10 (1,000 services): a GET of one queue, exchange or binding pair cost
+ * the broker about 0.25 ms of CPU, a listing about 0.03 ms per object at that size and more at
+ * 25,000 services; so eight objects per GET keeps the targeted read well below a whole one.
+ */
+export const READ_BACK_MIN_GETS = 64;
+const OBJECTS_PER_GET = 8;
+
+/** The GETs a scope costs: a queue and its bindings; an exchange and its bindings either way. */
+export function readBackGets(s: ReadBackScope): number {
+  return s.queues.length * 2 + s.exchanges.length * 3 + s.sources.length + s.pairs.length;
+}
+
+/**
+ * The objects to read back after `plan` was carried out on `actual` (the state it was computed
+ * from), or undefined when the whole state must be read again.
+ */
+export function readBackScope(plan: ClusterPlan, actual: ActualCluster): ReadBackScope | undefined {
+  const queues = new Set<string>();
+  const exchanges = new Set<string>();
+  const bindings: Binding[] = [];
+  for (const a of plan.actions) {
+    if (a.op !== "create" && a.op !== "delete") return undefined;
+    const r = subjectOf(a);
+    switch (r.kind) {
+      case "queue":
+        queues.add(r.name);
+        break;
+      case "exchange":
+        exchanges.add(r.name);
+        break;
+      case "binding":
+        bindings.push(r);
+        break;
+      default:
+        return undefined;
+    }
+  }
+  const sources = new Set<string>();
+  const pairs = new Map<string, ReadBackScope["pairs"][number]>();
+  for (const b of bindings) {
+    if (!exchanges.has(b.source)) sources.add(b.source);
+    const covered = exchanges.has(b.source) || (b.destinationType === "queue" ? queues.has(b.destination) : exchanges.has(b.destination));
+    if (!covered) pairs.set(JSON.stringify([b.source, b.destinationType, b.destination]), { source: b.source, destination: b.destination, destinationType: b.destinationType });
+  }
+  const scope: ReadBackScope = { queues: [...queues], exchanges: [...exchanges], sources: [...sources], pairs: [...pairs.values()] };
+  return readBackGets(scope) <= Math.max(READ_BACK_MIN_GETS, actual.resources.length / OBJECTS_PER_GET) ? scope : undefined;
+}
+
+/**
+ * The state after apply: `before` with every object the scope covers replaced by what the GETs
+ * found (gone where they found nothing).
+ */
+export function mergeReadBack(before: ActualCluster, scope: ReadBackScope, found: ReadBackFound): ActualCluster {
+  const queues = new Set(scope.queues);
+  const exchanges = new Set([...scope.exchanges, ...scope.sources]);
+  const bindingsOf = new Set(scope.exchanges);
+  const pairs = new Set(scope.pairs.map((p) => JSON.stringify([p.source, p.destinationType, p.destination])));
+  const reread = (r: Resource): boolean => {
+    switch (r.kind) {
+      case "queue":
+        return queues.has(r.name);
+      case "exchange":
+        return exchanges.has(r.name);
+      case "binding":
+        return (
+          bindingsOf.has(r.source) ||
+          (r.destinationType === "queue" ? queues.has(r.destination) : bindingsOf.has(r.destination)) ||
+          pairs.has(JSON.stringify([r.source, r.destinationType, r.destination]))
+        );
+      default:
+        return false;
+    }
+  };
+  const queueFacts = { ...before.queueFacts };
+  for (const name of queues) delete queueFacts[name];
+  for (const q of found.queues) queueFacts[q.queue.name] = q.facts;
+  return {
+    ...before,
+    resources: sortResources([...before.resources.filter((r) => !reread(r)), ...found.queues.map((q) => q.queue), ...found.exchanges, ...found.bindings]),
+    queueFacts,
+  };
+}
