@@ -34,7 +34,8 @@ export interface ReadBackFound {
 }
 
 /**
- * At most this many GETs, or one in eight of the objects the vhost holds, whichever is more.
+ * At most this many GETs, or one for every eight objects the vhost holds after the apply,
+ * whichever is more.
  * Measured on RabbitMQ 3.10 (1,000 services): a GET of one queue, exchange or binding pair cost
  * the broker about 0.25 ms of CPU, a listing about 0.03 ms per object at that size and more at
  * 25,000 services; so eight objects per GET keeps the targeted read well below a whole one.
@@ -80,7 +81,9 @@ export function readBackScope(plan: ClusterPlan, actual: ActualCluster): ReadBac
     if (!covered) pairs.set(JSON.stringify([b.source, b.destinationType, b.destination]), { source: b.source, destination: b.destination, destinationType: b.destinationType });
   }
   const scope: ReadBackScope = { queues: [...queues], exchanges: [...exchanges], sources: [...sources], pairs: [...pairs.values()] };
-  return readBackGets(scope) <= Math.max(READ_BACK_MIN_GETS, actual.resources.length / OBJECTS_PER_GET) ? scope : undefined;
+  // A whole read would list what the vhost holds after the apply.
+  const after = actual.resources.length + plan.actions.filter((a) => a.op === "create").length;
+  return readBackGets(scope) <= Math.max(READ_BACK_MIN_GETS, after / OBJECTS_PER_GET) ? scope : undefined;
 }
 
 /**

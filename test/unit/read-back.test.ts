@@ -57,10 +57,14 @@ describe("readBackScope", () => {
     // A small vhost may take a few dozen GETs ...
     expect(readBackScope(plan(...many(READ_BACK_MIN_GETS / 2)), state())).toBeDefined();
     expect(readBackScope(plan(...many(READ_BACK_MIN_GETS / 2 + 1)), state())).toBeUndefined();
-    // ... a large one one GET for every eight objects it holds.
-    const big = state(...Array.from({ length: 8000 }, (_, i) => exchange(`mpx${i}`)));
+    // ... a large one one GET for every eight objects it will hold (a queue created: two GETs).
+    const big = state(...Array.from({ length: 7500 }, (_, i) => exchange(`mpx${i}`)));
     expect(readBackScope(plan(...many(500)), big)).toBeDefined();
     expect(readBackScope(plan(...many(501)), big)).toBeUndefined();
+    const removals = Array.from({ length: 313 }, (_, i) => remove(exchange(`mpx${i}`)));
+    // Deletes do not make it larger: three GETs for each exchange deleted, 937 at most for 7,500.
+    expect(readBackScope(plan(...removals.slice(0, 312)), big)).toBeDefined();
+    expect(readBackScope(plan(...removals.slice(0, 313)), big)).toBeUndefined();
   });
 });
 
