@@ -7,9 +7,10 @@
 // each binding of every exchange and queue it wrote, and the source exchange of every binding it
 // wrote (an auto-delete exchange goes with its last binding), one GET each. The rest of the state
 // is the one read under the lock, moments before, that the plan was computed from: apply did not
-// write it. Anything else apply writes (the vhost, policies, which change what every queue
-// reports, users and rights, a queue replaced through a holding queue) is read back whole, as is a
-// plan so large that one GET per object would cost the broker more than a whole listing.
+// write it (a vhost apply creates is created before the lock, so that read saw it). Anything
+// else apply writes (policies, which change what every queue reports, users and rights, a queue
+// replaced through a holding queue) is read back whole, as is a plan so large that one GET per
+// object would cost the broker more than a whole listing.
 
 import type { ActualCluster, Binding, ClusterPlan, Exchange, Queue, QueueFacts, Resource } from "../model.js";
 import { sortResources, subjectOf } from "../core/keys.js";

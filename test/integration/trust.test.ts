@@ -270,26 +270,24 @@ async function tracedApply(file: string, during: (m: string) => void, allowDestr
   return { traced, err };
 }
 
+/** Two new vhosts, and mplogin and mpbilling applied to them. */
+async function appliedPair(): Promise<{ sync: string; async: string; file: string }> {
+  const { sync, async } = pair();
+  const file = writeTopology({ sync, async, services: ["mplogin", "mpbilling"] });
+  expect((await runCli(["apply", "-f", file])).code).toBe(0);
+  return { sync, async, file };
+}
+
 describe("apply reads back what it made", () => {
   it("fails, naming what differs, when the broker does not hold the file's state after the writes", async () => {
     const { sync, async } = pair();
     const file = writeTopology({ sync, async, services: ["mplogin", "mpbilling"] });
-    const traced: string[] = [];
-    const err = await apply({
-      file,
-      allowDestructive: false,
-      allowDataLoss: false,
-      lockTimeoutMs: 30_000,
-      log: () => undefined,
-      trace: (m) => {
-        traced.push(m);
-        if (/^cluster async: made \d+ changes/.test(m)) deleteNow(`/api/queues/${vh(async)}/mplogin.async`);
-      },
-    }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const { traced, err } = await tracedApply(file, (m) => {
+      if (/^cluster async: made \d+ changes/.test(m)) deleteNow(`/api/queues/${vh(async)}/mplogin.async`);
+    });
     expect(traced.some((m) => m.startsWith("cluster async: made "))).toBe(true);
+    // A small apply into a new vhost reads back what it wrote: the read under the lock saw the vhost.
+    expect(traced).toContainEqual(expect.stringMatching(/^cluster async: read back what it wrote/));
     expect(err).toBeInstanceOf(ApplyError);
     const message = (err as ApplyError).message;
     expect(message).toMatch(/^cluster async: apply made its changes, but the broker still differs from the file:\n {4}\+ create queue mplogin\.async\b/);
@@ -303,9 +301,7 @@ describe("apply reads back what it made", () => {
   // A plan that only creates and deletes exchanges, queues and bindings is read back object by
   // object (plan/read-back.ts); these check that nothing it wrote escapes that read.
   it("after a drift repair, a queue it declared and that is gone again is named", async () => {
-    const { sync, async } = pair();
-    const file = writeTopology({ sync, async, services: ["mplogin", "mpbilling"] });
-    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const { async, file } = await appliedPair();
     await api("DELETE", `/api/queues/${vh(async)}/mpbilling.async`);
     const { traced, err } = await tracedApply(file, (m) => {
       if (/^cluster async: made \d+ changes/.test(m)) deleteNow(`/api/queues/${vh(async)}/mpbilling.async`);
@@ -320,9 +316,7 @@ describe("apply reads back what it made", () => {
   });
 
   it("a binding it made whose source exchange is gone again is named, exchange and binding", async () => {
-    const { sync, async } = pair();
-    const file = writeTopology({ sync, async, services: ["mplogin", "mpbilling"] });
-    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const { sync, file } = await appliedPair();
     await api("DELETE", `/api/bindings/${vh(sync)}/e/mplogin/q/mplogin.sync/${encodeURIComponent("mplogin.sync.#")}`);
     const { traced, err } = await tracedApply(file, (m) => {
       if (/^cluster sync: made \d+ change/.test(m)) deleteNow(`/api/exchanges/${vh(sync)}/mplogin`);
@@ -336,9 +330,7 @@ describe("apply reads back what it made", () => {
   });
 
   it("deleting a service's objects reads back clean: the bindings that went with them are not drift", async () => {
-    const { sync, async } = pair();
-    const file = writeTopology({ sync, async, services: ["mplogin", "mpbilling"] });
-    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const { sync, async } = await appliedPair();
     const smaller = writeTopology({ sync, async, services: ["mplogin"] });
     const { traced, err } = await tracedApply(smaller, () => undefined, true);
     expect(err).toBeUndefined();
