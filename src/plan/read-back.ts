@@ -44,6 +44,11 @@ export interface ReadBackFound {
 export const READ_BACK_MIN_GETS = 64;
 const OBJECTS_PER_GET = 8;
 
+/** Both ends of a binding: all the bindings between them are read by one GET. */
+function endsOf(b: ReadBackScope["pairs"][number]): string {
+  return JSON.stringify([b.source, b.destinationType, b.destination]);
+}
+
 /** The GETs a scope costs: a queue and its bindings; an exchange and its bindings either way. */
 export function readBackGets(s: ReadBackScope): number {
   return s.queues.length * 2 + s.exchanges.length * 3 + s.sources.length + s.pairs.length;
@@ -79,7 +84,7 @@ export function readBackScope(plan: ClusterPlan, actual: ActualCluster): ReadBac
   for (const b of bindings) {
     if (!exchanges.has(b.source)) sources.add(b.source);
     const covered = exchanges.has(b.source) || (b.destinationType === "queue" ? queues.has(b.destination) : exchanges.has(b.destination));
-    if (!covered) pairs.set(JSON.stringify([b.source, b.destinationType, b.destination]), { source: b.source, destination: b.destination, destinationType: b.destinationType });
+    if (!covered) pairs.set(endsOf(b), { source: b.source, destination: b.destination, destinationType: b.destinationType });
   }
   const scope: ReadBackScope = { queues: [...queues], exchanges: [...exchanges], sources: [...sources], pairs: [...pairs.values()] };
   // A whole read would list what the vhost holds after the apply.
@@ -95,7 +100,7 @@ export function mergeReadBack(before: ActualCluster, scope: ReadBackScope, found
   const queues = new Set(scope.queues);
   const exchanges = new Set([...scope.exchanges, ...scope.sources]);
   const bindingsOf = new Set(scope.exchanges);
-  const pairs = new Set(scope.pairs.map((p) => JSON.stringify([p.source, p.destinationType, p.destination])));
+  const pairs = new Set(scope.pairs.map(endsOf));
   const reread = (r: Resource): boolean => {
     switch (r.kind) {
       case "queue":
@@ -106,7 +111,7 @@ export function mergeReadBack(before: ActualCluster, scope: ReadBackScope, found
         return (
           bindingsOf.has(r.source) ||
           (r.destinationType === "queue" ? queues.has(r.destination) : bindingsOf.has(r.destination)) ||
-          pairs.has(JSON.stringify([r.source, r.destinationType, r.destination]))
+          pairs.has(endsOf(r))
         );
       default:
         return false;
