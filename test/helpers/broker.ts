@@ -211,8 +211,6 @@ export async function messageCount(v: string, queue: string): Promise<number> {
 export const EXIT_PORT_TAKEN = 75;
 
 export interface TestBroker {
-  /** Stops the broker if startTestBroker started it; does nothing when it was running before. */
-  stop(): void;
   /** Set when the broker's ports belong to something else: the reason to skip its tests. */
   unavailable?: string;
 }
@@ -233,10 +231,15 @@ export function inCI(): boolean {
  * machines have those ports to themselves, so a taken port there is a real failure, never a
  * silent skip. Any other failed start throws. The script stops whatever it started when it fails
  * or is killed by the timeout.
+ *
+ * A test file never stops a broker it started: test files run side by side, and several use one
+ * broker (rabbitmq4.sh serves four of them), so the first to finish would stop it under the
+ * others. test/global-setup.ts stops, after the whole run, each test broker that was not running
+ * when the run began.
  */
 export function startTestBroker(script: string, timeoutMs: number): TestBroker {
   const status = spawnSync(script, ["status"], { encoding: "utf8", timeout: 60_000 });
-  if (status.status === 0) return { stop: () => undefined };
+  if (status.status === 0) return {};
   // stderr is read for the reason, and passed on.
   const r = spawnSync(script, ["start"], { stdio: ["ignore", "inherit", "pipe"], encoding: "utf8", timeout: timeoutMs });
   if (r.stderr) process.stderr.write(r.stderr);
@@ -246,16 +249,12 @@ export function startTestBroker(script: string, timeoutMs: number): TestBroker {
     // The script's own line, e.g. "cluster: port taken: 127.0.0.1:5681 (pid 123, python3) in use by ...".
     const reason = (lines.find((l) => l.includes("port taken")) ?? lines.at(-1) ?? `${name}: a port it needs is taken`).trim();
     if (inCI()) throw new Error(`${reason}\nUnder CI=true a taken test-broker port fails the tests instead of skipping them.`);
-    return { stop: () => undefined, unavailable: reason };
+    return { unavailable: reason };
   }
   if (r.error || r.status !== 0) {
     throw new Error(`${name} start failed: ${r.error?.message ?? (r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`)}`);
   }
-  return {
-    stop: () => {
-      execFileSync(script, ["stop"], { stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
-    },
-  };
+  return {};
 }
 
 /** A beforeEach hook that skips each test, with the reason, when the broker's ports are taken. */

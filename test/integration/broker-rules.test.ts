@@ -12,7 +12,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import amqplib from "amqplib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ARGUMENTS, type ArgumentRule } from "../../src/config/arguments.js";
 import { brokerRefuses, permitsOf, type BrokerPermits, type QueueDeclare } from "../../src/plan/broker-rules.js";
 import type { ArgValue, Args, QueueType } from "../../src/model.js";
@@ -145,7 +145,7 @@ function mismatches(p: BrokerPermits, all: Case[], outcomes: Outcome[]): string[
 interface Source {
   name: string;
   /** The broker's endpoints, or why it is not here. */
-  find: () => Endpoint | { unavailable: string; stop?: () => void } | (Endpoint & { stop: () => void });
+  find: () => Endpoint | { unavailable: string };
 }
 
 /** A broker of the project's scripts: started unless it runs (CI starts it), its URLs from `env`. */
@@ -153,9 +153,9 @@ function fromScript(script: string): Source["find"] {
   return () => {
     if (!existsSync(script)) return { unavailable: `${script} is not in this checkout (RABBITMQ43_URL and RABBITMQ43_MANAGEMENT_URL name a running broker instead)` };
     const started: TestBroker = startTestBroker(script, 600_000);
-    if (started.unavailable) return { unavailable: started.unavailable, stop: started.stop };
+    if (started.unavailable) return { unavailable: started.unavailable };
     const env = scriptEnv(script);
-    return { amqp: env.RABBITMQ4_URL as string, mgmt: env.RABBITMQ4_MANAGEMENT_URL as string, stop: started.stop };
+    return { amqp: env.RABBITMQ4_URL as string, mgmt: env.RABBITMQ4_MANAGEMENT_URL as string };
   };
 }
 
@@ -184,10 +184,9 @@ for (const source of SOURCES) {
     beforeAll(() => {
       found = source.find();
     }, 600_000);
-    afterAll(() => found && "stop" in found && found.stop?.());
 
     it("predicts exactly what the broker accepts and refuses", async (ctx) => {
-      skipWhenUnavailable(() => (found && "unavailable" in found ? { unavailable: found.unavailable, stop: () => undefined } : undefined))(ctx);
+      skipWhenUnavailable(() => (found && "unavailable" in found ? { unavailable: found.unavailable } : undefined))(ctx);
       const ep = found as Endpoint;
       const p = await permits(ep);
       const all = cases();

@@ -80,7 +80,6 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
   afterAll(async () => {
     if (!cluster || cluster.unavailable) return;
     for (const v of [sync, async]) await api(1, "DELETE", `/api/vhosts/${v}`).catch(() => undefined);
-    cluster.stop();
   }, 300_000);
 
   it("mirrors every sync queue, survives the loss of the master's node, reports it, and heals", async () => {

@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqplib from "amqplib";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { queueDeclareArgs } from "../../src/model.js";
 import { rightsOn, type Grant, type VhostRights } from "../../src/core/permissions.js";
@@ -37,7 +37,7 @@ interface Endpoint {
 interface Target {
   version: string;
   /** The node's endpoints, or why it is not here (stop: what startTestBroker started). */
-  find: () => (Endpoint & { stop?: () => void }) | { unavailable: string; stop?: () => void };
+  find: () => Endpoint | { unavailable: string };
   /** Defaults for the file: mirrored classic sync queues do not exist on 4.x. */
   defaults?: RawConfig["defaults"];
 }
@@ -49,9 +49,9 @@ function node4(script: string, urlVar: string): Target["find"] {
     const mgmt = process.env[urlVar.replace(/_URL$/, "_MANAGEMENT_URL")];
     if (amqp && mgmt) return { amqp, mgmt: new URL(mgmt).origin };
     const started: TestBroker = startTestBroker(script, 900_000);
-    if (started.unavailable) return { unavailable: started.unavailable, stop: started.stop };
+    if (started.unavailable) return { unavailable: started.unavailable };
     const env = scriptEnv(script);
-    return { amqp: env.RABBITMQ4_URL!, mgmt: new URL(env.RABBITMQ4_MANAGEMENT_URL!).origin, stop: started.stop };
+    return { amqp: env.RABBITMQ4_URL!, mgmt: new URL(env.RABBITMQ4_MANAGEMENT_URL!).origin };
   };
 }
 
@@ -148,7 +148,6 @@ for (const target of TARGETS) {
       if (!HAS_CELERY) throw new Error(`${NO_CELERY} (.ci/run does this)`);
       found = target.find();
     }, 900_000);
-    afterAll(() => found?.stop?.(), 120_000);
     afterEach(async () => {
       await Promise.all(workers.splice(0).map(stopWorker));
       for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });

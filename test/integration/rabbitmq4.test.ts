@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import amqplib from "amqplib";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
 import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
 
@@ -166,10 +166,6 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     if (skip || broker?.unavailable) return;
     await Promise.all(vhosts.splice(0).map((v) => api("DELETE", `/api/vhosts/${encodeURIComponent(v)}`)));
   });
-
-  afterAll(() => {
-    broker?.stop();
-  }, 120_000);
 
   it("runs the version it is named for", async () => {
     const o = (await api("GET", "/api/overview")).body;

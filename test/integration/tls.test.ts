@@ -140,7 +140,6 @@ describe.runIf(!process.env.TOPO_SKIP_TLS)("TLS (amqps:// and https://)", () => 
     if (!node || node.unavailable) return;
     // A node that was running before keeps running, without the test's user.
     if (Object.keys(env).length) execFileSync(SCRIPT, ["ctl", "-q", "delete_user", USER], { stdio: "ignore", timeout: 30_000 });
-    node.stop();
   }, 120_000);
 
   it("verifies the broker with tls.ca: apply, then plan finds no changes", async () => {

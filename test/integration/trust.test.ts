@@ -4,7 +4,7 @@
 
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { apply } from "../../src/index.js";
 import { ApplyError } from "../../src/errors.js";
 import { api, broker, createVhost, deleteVhost, messageCount, publish, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, vh, withChannel, writeFile, writeTopology, type TestBroker } from "../helpers/broker.js";
@@ -195,7 +195,6 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("a cluster read through another
     amqp4 = new URL(env.RABBITMQ4_URL as string).host;
     mgmt4 = new URL(env.RABBITMQ4_MANAGEMENT_URL as string).origin;
   }, 600_000);
-  afterAll(() => broker?.stop());
   beforeEach(skipWhenUnavailable(() => broker));
 
   it("is refused with both identities named, and neither broker is written", async () => {
