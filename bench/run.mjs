@@ -97,25 +97,32 @@ function brokerCpu() {
   return (Number(f[11]) + Number(f[12])) * TICK_MS;
 }
 
+/** An idle broker: beam.smp uses less than this many cores over a second. */
+const IDLE_CORES = 0.34;
+
+/** How many cores beam.smp used over the next second (0 when it cannot be measured). */
+async function brokerLoad() {
+  const b0 = brokerCpu();
+  await sleep(1000);
+  return b0 === undefined ? 0 : (brokerCpu() - b0) / 1000;
+}
+
 /**
  * Wait until the broker has finished the work the previous operation left it (after an apply it
  * goes on for tens of seconds: statistics of every new queue, mirroring), so that no timed
- * operation pays for the one before it. Idle is beam.smp under a third of a core over a second,
- * as between contenders; a broker whose rest is busier than that (the statistics of 50,000
- * queues) counts as idle once its load has stopped falling. Returns how long that took and the
- * load it started from.
+ * operation pays for the one before it. Idle is as between contenders (IDLE_CORES); a broker
+ * whose rest is busier than that (the statistics of 50,000 queues) counts as idle once its load
+ * has stopped falling. Returns how long that took and the load over its last second.
  */
 async function quiet() {
   if (BROKER === undefined) return {};
   const t0 = performance.now();
   let prev;
   for (;;) {
-    const b0 = brokerCpu();
-    await sleep(1000);
-    const busy = (brokerCpu() - b0) / 1000;
+    const busy = await brokerLoad();
     const waited = performance.now() - t0;
     const steady = prev !== undefined && busy >= prev - 0.05 && waited >= 5000;
-    if (busy < 0.34 || steady || waited > 120_000) return { quietMs: Math.round(waited), brokerBusy: Number(busy.toFixed(2)) };
+    if (busy < IDLE_CORES || steady || waited > 120_000) return { quietMs: Math.round(waited), brokerBusy: Number(busy.toFixed(2)) };
     prev = busy;
   }
 }
@@ -387,12 +394,10 @@ async function removeAndSettle(vhosts) {
     const listed = new Set((await api("GET", "/api/vhosts?columns=name")).map((v) => v.name));
     const t = await objectTotals();
     residue = { queues: t.queues - baseline.queues, exchanges: t.exchanges - baseline.exchanges };
-    const b0 = brokerCpu();
-    await sleep(1000);
-    const busy = b0 === undefined ? 0 : (brokerCpu() - b0) / 1000;
+    const busy = await brokerLoad();
     const gone = vhosts.every((v) => !listed.has(v)) && residue.queues <= slack && residue.exchanges <= slack;
-    if ((gone && busy < 0.34) || performance.now() - t0 > 600_000) {
-      return { settleMs: Math.round(performance.now() - t0), residue, brokerBusy: Number(busy.toFixed(2)), settled: gone && busy < 0.34 };
+    if ((gone && busy < IDLE_CORES) || performance.now() - t0 > 600_000) {
+      return { settleMs: Math.round(performance.now() - t0), residue, brokerBusy: Number(busy.toFixed(2)), settled: gone && busy < IDLE_CORES };
     }
   }
 }
