@@ -257,8 +257,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     step(`made ${plural(current.actions.length, "change")}`);
 
     // An apply whose re-plan is not empty has failed.
-    const { plan: after, objects } = await readBackPlan(c, http, desired.prefix, read.actual, current);
-    step(objects === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(objects, "request")})`);
+    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current);
+    step(requests === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(requests, "request")})`);
     if (after.actions.length) {
       throw new ApplyError(
         `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,

@@ -114,7 +114,8 @@ export interface ReadPlanOptions {
 /**
  * After apply carried out `executed` (computed from `before`): read back what it wrote, or the
  * whole cluster when plan/read-back.ts says so, and diff the result against the file. An apply
- * whose re-plan is not empty has failed.
+ * whose re-plan is not empty has failed. `requests`: the GETs of a read back of what it wrote;
+ * undefined when it read the whole cluster.
  */
 export async function readBackPlan(
   c: DesiredCluster,
@@ -122,13 +123,13 @@ export async function readBackPlan(
   prefix: string,
   before: ActualCluster,
   executed: ClusterPlan,
-): Promise<{ plan: ClusterPlan; objects?: number }> {
+): Promise<{ plan: ClusterPlan; requests?: number }> {
   const scope = readBackScope(executed, before);
   if (!scope) return { plan: (await readAndPlan(c, client, prefix)).plan };
   const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
   const plan = diffCluster(c, after, prefix);
   plan.degraded.push(...mirroring(c, after).degraded);
-  return { plan, objects: readBackGets(scope) };
+  return { plan, requests: readBackGets(scope) };
 }
 
 /** Read one cluster and diff it against the file. */
