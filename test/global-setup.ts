@@ -3,20 +3,8 @@
 // testcontainers (imported only on that path: it is a fallback for users who have Docker).
 
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
-
-/**
- * The project's test brokers. A test file starts one it needs (startTestBroker) and never stops
- * it, since other files running beside it may use the same one; the run stops, at its end, each
- * of them that was not running when it began (and leaves alone those that were: .ci/run's, or a
- * developer's). Each script stops only the processes it recorded starting.
- */
-const TEST_BROKERS = ["cluster.sh", "rabbitmq4.sh", "rabbitmq43.sh", "tls-node.sh"].map((s) => fileURLToPath(new URL(`../scripts/${s}`, import.meta.url)));
-
-function running(script: string): boolean {
-  return spawnSync(script, ["status"], { stdio: "ignore", timeout: 60_000 }).status === 0;
-}
+import { brokerRunning, TEST_BROKERS } from "./helpers/test-brokers.js";
 
 async function answers(mgmtUrl: string): Promise<boolean> {
   try {
@@ -52,10 +40,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide("amqpUrl", amqpUrl);
   project.provide("mgmtUrl", mgmtUrl);
-  const before = new Set(TEST_BROKERS.filter(running));
+  // A test file starts a test broker it needs (startTestBroker) and never stops it, since other
+  // files running beside it may use the same one: the run stops, at its end, each that was not
+  // running when it began, and leaves alone those that were (.ci/run's, or a developer's). Each
+  // script stops only the processes it recorded starting.
+  const before = new Set(TEST_BROKERS.filter(brokerRunning));
   return async () => {
     for (const script of TEST_BROKERS) {
-      if (before.has(script) || !running(script)) continue;
+      if (before.has(script) || !brokerRunning(script)) continue;
       spawnSync(script, ["stop"], { stdio: ["ignore", "inherit", "inherit"], timeout: 300_000 });
     }
     await stop();

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import amqplib from "amqplib";
+import { brokerRunning } from "./test-brokers.js";
 import { afterEach, inject, type TestContext } from "vitest";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -238,8 +239,7 @@ export function inCI(): boolean {
  * when the run began.
  */
 export function startTestBroker(script: string, timeoutMs: number): TestBroker {
-  const status = spawnSync(script, ["status"], { encoding: "utf8", timeout: 60_000 });
-  if (status.status === 0) return {};
+  if (brokerRunning(script)) return {};
   // stderr is read for the reason, and passed on.
   const r = spawnSync(script, ["start"], { stdio: ["ignore", "inherit", "pipe"], encoding: "utf8", timeout: timeoutMs });
   if (r.stderr) process.stderr.write(r.stderr);
