@@ -2,8 +2,10 @@
 // Usage: node bench/worker.mjs plan|apply FILE   → one line of JSON on stdout.
 
 import { limitHeapGrowth } from "../dist/heap.js";
+import { skipOptimizingCompiler } from "../dist/tiering.js";
 
 // The process is set up as the command line sets up its own (src/cli.ts).
+skipOptimizingCompiler();
 limitHeapGrowth();
 const [op, file] = process.argv.slice(2);
 const started = performance.now();

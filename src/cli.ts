@@ -12,7 +12,9 @@ import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import { DEFAULT_CHANNELS, type Plan } from "./model.js";
 import { plural } from "./core/words.js";
 import { limitHeapGrowth } from "./heap.js";
+import { skipOptimizingCompiler } from "./tiering.js";
 
+skipOptimizingCompiler();
 limitHeapGrowth();
 
 /** Learns every password a command reads; everything printed goes through it. */
