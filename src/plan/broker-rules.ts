@@ -27,14 +27,14 @@ export interface BrokerPermits {
 /** Parsed versions: the queue rules ask several times per queue, for one or two versions a run. */
 const parsedVersions = new Map<string, readonly [number, number]>();
 
-export function majorMinor(version: string): [number, number] {
+export function majorMinor(version: string): readonly [number, number] {
   let mm = parsedVersions.get(version);
   if (mm === undefined) {
     const m = /^(\d+)\.(\d+)/.exec(version);
     mm = m ? [Number(m[1]), Number(m[2])] : [0, 0];
     parsedVersions.set(version, mm);
   }
-  return [mm[0], mm[1]];
+  return mm;
 }
 
 /** Is `version` at least maj.min? An unknown version ("") is none. */
