@@ -1,12 +1,10 @@
 // One measured topo operation in a process of its own, so CPU time and peak RSS are topo's alone.
 // Usage: node bench/worker.mjs plan|apply FILE   → one line of JSON on stdout.
 
-import { limitHeapGrowth } from "../dist/heap.js";
-import { skipOptimizingCompiler } from "../dist/tiering.js";
+import { setUpProcess } from "../dist/process-setup.js";
 
 // The process is set up as the command line sets up its own (src/cli.ts).
-skipOptimizingCompiler();
-limitHeapGrowth();
+setUpProcess();
 const [op, file] = process.argv.slice(2);
 const started = performance.now();
 let result;

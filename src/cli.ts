@@ -11,11 +11,9 @@ import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import { DEFAULT_CHANNELS, type Plan } from "./model.js";
 import { plural } from "./core/words.js";
-import { limitHeapGrowth } from "./heap.js";
-import { skipOptimizingCompiler } from "./tiering.js";
+import { setUpProcess } from "./process-setup.js";
 
-skipOptimizingCompiler();
-limitHeapGrowth();
+setUpProcess();
 
 /** Learns every password a command reads; everything printed goes through it. */
 const redactor = new Redactor();
