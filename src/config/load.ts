@@ -153,6 +153,8 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const unread = new Map<Scalar, string>();
   // A value that is exactly one ${VAR}, by its path: named when the schema refuses what it became.
   const fromVariable = new Map<string, string>();
+  // The text of every value with a ${VAR} in it, by its path: a problem found in it later may name its variables.
+  const putIn = new Map<string, string>();
   visit(doc, {
     Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string") return;
@@ -166,6 +168,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       }
       node.value = r.value;
       if (r.variable) fromVariable.set(pathKey(r.variable.path), r.variable.name);
+      if (source.includes("${")) putIn.set(pathKey(r.variable?.path ?? yamlPath(ancestors, node)), source);
     },
   });
 
@@ -194,7 +197,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   }
   const { raw, refused } = wellFormed(data as Record<string, unknown>, refusedPaths);
   const { desired, problems: crossProblems } = normalize(raw, refused);
-  for (const p of crossProblems) problems.push(placePathProblem(p, doc, at, file));
+  for (const p of crossProblems) problems.push(namingVariables(placePathProblem(p, doc, at, file), putIn.get(pathKey(p.path))));
   for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor);
@@ -447,6 +450,40 @@ function interpolateValue(
   if (!whole) return r;
   const path = pathOf();
   return { value: typedScalar(r.value, schemaTypesAt(path)) ?? r.value, variable: { name: whole[1] as string, path } };
+}
+
+/**
+ * The variables a URL as written puts into its user name or password, each once, in order: the
+ * references between the scheme's "://" and the last "@" outside them ($$ is no variable).
+ */
+function userinfoVariables(source: string): string[] {
+  const refs = [...source.matchAll(VAR)].filter((m) => m[1] !== undefined);
+  // The URL's own marks, with each reference blanked (a :-default may hold "@" or "://").
+  let bare = source;
+  for (const m of refs) bare = bare.slice(0, m.index) + " ".repeat(m[0].length) + bare.slice((m.index ?? 0) + m[0].length);
+  const start = bare.indexOf("://");
+  const at = bare.lastIndexOf("@");
+  if (start < 0 || at < start) return [];
+  const names = new Set<string>();
+  for (const m of refs) {
+    const name = VAR_NAME.exec(m[1] as string)?.[1];
+    if (name && (m.index ?? 0) > start && (m.index ?? 0) < at) names.add(name);
+  }
+  return [...names];
+}
+
+/**
+ * A URL refused for how its password is written, with ${VAR}s put into its user name or
+ * password: the file's text does not show the password, so the message names those variables
+ * (never what they hold) and says where to encode it. A variable's value goes in as it is set.
+ */
+function namingVariables(p: ConfigProblem, source: string | undefined): ConfigProblem {
+  if (source === undefined || !p.message.includes("percent-encode")) return p;
+  const names = userinfoVariables(source);
+  if (!names.length) return p;
+  const refs = names.map((n) => `\${${n}}`).join(", ");
+  const one = names.length === 1;
+  return { ...p, message: `${p.message}; ${refs} ${one ? "goes" : "go"} in as ${one ? "it is" : "they are"} set: percent-encode the password in ${one ? "its" : "the"} value (or in a :-default)` };
 }
 
 /** A variable's text as the type the schema wants there, when it reads as one; else undefined. */

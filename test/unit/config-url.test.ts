@@ -59,8 +59,24 @@ describe("bad URLs in the file", () => {
       const ps = problemsOf(file(url), env);
       expect(ps).toHaveLength(1);
       expect(ps[0]).toMatch(/percent-encode the password/);
+      // The file's text shows no "/": the message names the variable, and where to encode it.
+      expect(ps[0]).toMatch(/; \$\{PW\} goes in as it is set: percent-encode the password in its value \(or in a :-default\)$/);
       for (const f of fragments(pw)) expect(ps[0], f).not.toContain(f);
     }
+  });
+
+  it("name the variables of a password only, never what they hold", () => {
+    const env = { USER_: "u", PW: "Zq8k/P4xw", PORT: "5672" };
+    const ps = problemsOf(file("amqp://${USER_}:${PW}@127.0.0.1:${PORT}/vh"), env);
+    expect(ps).toHaveLength(1);
+    expect(ps[0]).toMatch(/; \$\{USER_\}, \$\{PW\} go in as they are set: percent-encode the password in the value \(or in a :-default\)$/);
+    for (const f of fragments(env.PW)) expect(ps[0], f).not.toContain(f);
+    // A password written in the file names no variable of the host part, nor does a problem the
+    // message itself shows (the port); a :-default's "@" is not the URL's.
+    expect(problemsOf(file("amqp://u:Xy7/kP9@${HOST:-a@b}:${PORT}/vh"), { PORT: "5672" })[0]).toMatch(/write [^;]*$/);
+    expect(problemsOf(file("amqp://u:${PW:-Xy7/kP9@x}@127.0.0.1/vh"))[0]).toMatch(/; \$\{PW\} goes in as it is set/);
+    expect(problemsOf(file("amqp://u:${PW}@127.0.0.1:${PORT}/vh"), { PW: "Zq8kP4xw", PORT: "56x" })[0]).toMatch(/the port is not a number; write [^;]*$/);
+    expect(problemsOf(file("amqp://u:${PW}@127.0.0.1:5672/vh"), { PW: "Zq8kP4xw" })).toEqual([]);
   });
 
   it("do not show a query that is not plain parameters, nor a cluster written as a URL string", () => {
