@@ -73,8 +73,7 @@ export function checkDistinctVhosts(found: { cluster: DesiredCluster; identity: 
 
 /**
  * identify() for every selected cluster, and checkDistinctVhosts() over every cluster of the file:
- * a cluster left out with --cluster can still be the same vhost. Those are only probed over AMQP,
- * and one that does not answer is not this command's business.
+ * a cluster left out with --cluster can still be the same vhost.
  */
 export async function verifyClusters(
   all: DesiredCluster[],
@@ -82,18 +81,28 @@ export async function verifyClusters(
   client: (c: DesiredCluster) => ManagementClient,
   opts: ConnectionOptions,
 ): Promise<void> {
+  const others = identifyOthers(all, selected, opts);
   const ids = await forEachCluster(selected, async (c) => ({ cluster: c, identity: await identify(c, client(c), opts) }));
-  const others = all.filter((c) => !selected.includes(c));
-  const extra = await Promise.all(
-    others.map(async (c) => {
-      try {
-        return [{ cluster: c, identity: await amqpIdentity(c.target, opts) }];
-      } catch {
-        return [];
-      }
-    }),
+  checkDistinctVhosts([...ids, ...(await others)]);
+}
+
+/**
+ * Who answers for the clusters of the file left out with --cluster: only probed over AMQP, and
+ * one that does not answer is not this command's business (never rejects).
+ */
+export async function identifyOthers(all: DesiredCluster[], selected: DesiredCluster[], opts: ConnectionOptions): Promise<{ cluster: DesiredCluster; identity: BrokerIdentity }[]> {
+  const found = await Promise.all(
+    all
+      .filter((c) => !selected.includes(c))
+      .map(async (c) => {
+        try {
+          return [{ cluster: c, identity: await amqpIdentity(c.target, opts) }];
+        } catch {
+          return [];
+        }
+      }),
   );
-  checkDistinctVhosts([...ids, ...extra.flat()]);
+  return found.flat();
 }
 
 /** How a read is planned: besides the cluster, what apply and saved plans need. */

@@ -50,6 +50,21 @@ describe("wrong ports fail at once", () => {
     }
   });
 
+  it("two clusters wrong in different ways (one's AMQP port, the other's management port): plan and apply name both", async () => {
+    const [amqpPort, mgmtPort] = [await closedPort(), await closedPort()];
+    const b = broker();
+    const { file } = fresh(["mplogin"], {
+      clusterExtra: { sync: { url: `amqp://${b.user}:${b.password}@${b.host}:${amqpPort}/x` }, async: { management: `http://${b.host}:${mgmtPort}` } },
+    });
+    for (const cmd of ["plan", "apply"]) {
+      const r = await timed([cmd, "-f", file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`cluster sync: connect amqp://.*:${amqpPort}/x -> .*ECONNREFUSED`));
+      expect(r.stderr).toMatch(new RegExp(`cluster async: GET http://.*:${mgmtPort}/api/.* -> ECONNREFUSED`));
+      expect(r.ms).toBeLessThan(15_000);
+    }
+  });
+
   it("a management URL on the AMQP port says it is not a management API and suggests 15672", async () => {
     const b = broker();
     const { file } = fresh(["mplogin"], { clusterExtra: { sync: { management: `http://${b.host}:${b.amqpPort}` } } });
