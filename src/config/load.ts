@@ -12,6 +12,7 @@ import type { Redactor } from "../redact.js";
 import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
+import { PERCENT_ENCODE } from "./url.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -151,15 +152,16 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const problems: ConfigProblem[] = [];
   // Marked while the document becomes data, to find every place an alias or merge key takes them.
   const unread = new Map<Scalar, string>();
-  // A value that is exactly one ${VAR}, by its path: named when the schema refuses what it became.
-  const fromVariable = new Map<string, string>();
-  // The text of every value with a ${VAR} in it, by its path: a problem found in it later may name its variables.
+  // The text of every value with a ${VAR} in it, by its path: a problem found in it later names
+  // its variables (a value that is exactly one ${VAR}, when the schema refuses what it became).
   const putIn = new Map<string, string>();
   visit(doc, {
     Scalar(key, node, ancestors) {
       if (key === "key" || typeof node.value !== "string") return;
       const source = node.value;
-      const r = interpolateValue(source, env, () => yamlPath(ancestors, node), unsetPasswords);
+      let path: Path | undefined;
+      const pathOf = () => (path ??= yamlPath(ancestors, node));
+      const r = interpolateValue(source, env, pathOf, unsetPasswords);
       if ("errors" in r) {
         for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
         unread.set(node, source);
@@ -167,8 +169,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
         return;
       }
       node.value = r.value;
-      if (r.variable) fromVariable.set(pathKey(r.variable.path), r.variable.name);
-      if (source.includes("${")) putIn.set(pathKey(r.variable?.path ?? yamlPath(ancestors, node)), source);
+      if (source.includes("${")) putIn.set(pathKey(pathOf()), source);
     },
   });
 
@@ -191,7 +192,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       const path = refusedPath(err);
       // The text of an uninterpolated ${VAR} is no value to judge.
       if (uninterpolated.some((u) => startsWith(path, u))) continue;
-      problems.push(schemaProblem(err, doc, at, file, fromVariable));
+      problems.push(schemaProblem(err, doc, at, file, putIn));
       refusedPaths.push(path);
     }
   }
@@ -427,8 +428,8 @@ function schemaTypesAt(path: Path): Set<string> {
 /**
  * One value's ${VAR}s put in, as both paths interpolate: a value that is exactly one ${VAR} is
  * also typed as the schema wants at its place (environment variables are strings;
- * `x-max-length: ${LEN}` means the number LEN holds), and says which variable it came from.
- * `pathOf` is asked for the value's place only then. With `unsetPasswords` (LoadOptions'
+ * `x-max-length: ${LEN}` means the number LEN holds). `pathOf` is asked for the value's place
+ * only then. With `unsetPasswords` (LoadOptions'
  * passwordsOptional), a users.NAME.password whose only problem is unset variables becomes
  * UNSET_PASSWORD, and the set learns which.
  */
@@ -437,7 +438,7 @@ function interpolateValue(
   env: Env,
   pathOf: () => Path,
   unsetPasswords?: Set<string>,
-): { errors: string[] } | { value: string | number | boolean; variable?: { name: string; path: Path } } {
+): { errors: string[] } | { value: string | number | boolean } {
   const r = substitute(source, env);
   if ("errors" in r) {
     if (!unsetPasswords || !r.onlyUnset) return { errors: r.errors };
@@ -446,10 +447,8 @@ function interpolateValue(
     unsetPasswords.add(`${displayPath(path)}: ${r.unset.map((n) => `\${${n}}`).join(", ")} ${r.unset.length === 1 ? "is" : "are"} not set`);
     return { value: UNSET_PASSWORD };
   }
-  const whole = WHOLE_VAR.exec(source);
-  if (!whole) return r;
-  const path = pathOf();
-  return { value: typedScalar(r.value, schemaTypesAt(path)) ?? r.value, variable: { name: whole[1] as string, path } };
+  if (!WHOLE_VAR.test(source)) return r;
+  return { value: typedScalar(r.value, schemaTypesAt(pathOf())) ?? r.value };
 }
 
 /**
@@ -478,7 +477,7 @@ function userinfoVariables(source: string): string[] {
  * (never what they hold) and says where to encode it. A variable's value goes in as it is set.
  */
 function namingVariables(p: ConfigProblem, source: string | undefined): ConfigProblem {
-  if (source === undefined || !p.message.includes("percent-encode")) return p;
+  if (source === undefined || !p.message.includes(PERCENT_ENCODE)) return p;
   const names = userinfoVariables(source);
   if (!names.length) return p;
   const refs = names.map((n) => `\${${n}}`).join(", ");
@@ -712,10 +711,11 @@ function schemaProblem(
   doc: Document.Parsed,
   at: (o: number) => { line: number; col: number },
   file: string,
-  fromVariable: ReadonlyMap<string, string> = new Map(),
+  putIn: ReadonlyMap<string, string> = new Map(),
 ): ConfigProblem {
   const path = jsonPointerToPath(err.instancePath);
-  const variable = fromVariable.get(pathKey(path));
+  const source = putIn.get(pathKey(path));
+  const variable = source === undefined ? undefined : WHOLE_VAR.exec(source)?.[1];
   const where = displayPath(path);
   const params = err.params as Record<string, unknown>;
   let message: string;
