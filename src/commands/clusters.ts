@@ -73,24 +73,31 @@ export function checkDistinctVhosts(found: { cluster: DesiredCluster; identity: 
 
 /**
  * identify() for every selected cluster, and checkDistinctVhosts() over every cluster of the file:
- * a cluster left out with --cluster can still be the same vhost.
+ * a cluster left out with --cluster can still be the same vhost. `beside` runs for each selected
+ * cluster at the same time as its check (plan's read): a cluster fails with whichever of the two
+ * fails first, and every cluster's failure is reported. Returns what `beside` returned.
  */
-export async function verifyClusters(
+export async function verifyClusters<T = undefined>(
   all: DesiredCluster[],
   selected: DesiredCluster[],
   client: (c: DesiredCluster) => ManagementClient,
   opts: ConnectionOptions,
-): Promise<void> {
+  beside?: (c: DesiredCluster) => Promise<T>,
+): Promise<T[]> {
   const others = identifyOthers(all, selected, opts);
-  const ids = await forEachCluster(selected, async (c) => ({ cluster: c, identity: await identify(c, client(c), opts) }));
-  checkDistinctVhosts([...ids, ...(await others)]);
+  const found = await forEachCluster(selected, async (c) => {
+    const [identity, result] = await Promise.all([identify(c, client(c), opts), beside?.(c)]);
+    return { cluster: c, identity, result: result as T };
+  });
+  checkDistinctVhosts([...found, ...(await others)]);
+  return found.map((f) => f.result);
 }
 
 /**
  * Who answers for the clusters of the file left out with --cluster: only probed over AMQP, and
  * one that does not answer is not this command's business (never rejects).
  */
-export async function identifyOthers(all: DesiredCluster[], selected: DesiredCluster[], opts: ConnectionOptions): Promise<{ cluster: DesiredCluster; identity: BrokerIdentity }[]> {
+async function identifyOthers(all: DesiredCluster[], selected: DesiredCluster[], opts: ConnectionOptions): Promise<{ cluster: DesiredCluster; identity: BrokerIdentity }[]> {
   const found = await Promise.all(
     all
       .filter((c) => !selected.includes(c))

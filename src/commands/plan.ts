@@ -1,6 +1,6 @@
 import type { DesiredCluster, Plan } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
-import { checkDistinctVhosts, forEachCluster, freshOf, identify, identifyOthers, readAndPlan } from "./clusters.js";
+import { freshOf, readAndPlan, verifyClusters } from "./clusters.js";
 import { managementClient, selectClusters, topologyOf, type ConnectionOptions, type TopologySource } from "./source.js";
 
 export interface PlanOptions extends ConnectionOptions, TopologySource {
@@ -21,16 +21,10 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
   const clients = new Map(clusters.map((c) => [c, managementClient(c, opts)]));
   const client = (c: DesiredCluster) => clients.get(c) as ManagementClient;
   try {
-    // Who answers is checked beside each cluster's read, and before any plan is returned. A
-    // cluster fails with whichever fails first, and every cluster's failure is reported.
-    const others = identifyOthers(desired.clusters, clusters, opts);
-    const read = await forEachCluster(clusters, async (c) => {
-      const [r, identity] = await Promise.all([readAndPlan(c, client(c), desired.prefix, { digest: opts.onRead !== undefined }), identify(c, client(c), opts)]);
-      return { cluster: c, identity, r };
-    });
-    checkDistinctVhosts([...read, ...(await others)]);
-    for (const { cluster, r } of read) if (opts.onRead) opts.onRead(cluster.target.name, freshOf(r).stateDigest);
-    return { clusters: read.map(({ r }) => r.plan) };
+    // Who answers is checked beside each cluster's read, and before any plan is returned.
+    const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) => readAndPlan(c, client(c), desired.prefix, { digest: opts.onRead !== undefined }));
+    for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).stateDigest);
+    return { clusters: reads.map((r) => r.plan) };
   } finally {
     for (const c of clients.values()) {
       if (stats) stats.httpRequests += c.requests;
