@@ -1,10 +1,11 @@
 import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
-import { DEFAULT_CHANNELS, type Action, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan } from "../model.js";
+import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan } from "../model.js";
 import { AmqpSession } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
+import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { renderAction, renderText } from "../plan/render.js";
@@ -106,7 +107,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // Who answers is checked before a session is opened for live counts, and before any write.
     await verifyClusters(desired.clusters, clusters, client, opts);
     checkInterrupted();
-    const reads = await forEachCluster(clusters, (c) => readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined }));
+    const reads = await forEachCluster(clusters, async (c) => {
+      // Before the read, what tells under the lock whether another apply wrote since (a saved
+      // plan is always read again under the lock, and checked against what was saved).
+      const mark = opts.expect ? undefined : await readApplyMark(client(c), c.target.amqp.vhost, desired.prefix);
+      return { ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined })), mark };
+    });
     const plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads.map(freshOf), false);
@@ -131,7 +137,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const changing = clusters.filter((c) => plans.some((p) => p.cluster === c.target.name && p.actions.length > 0));
     const checked = opts.expect ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
-      const first = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
+      const firstRead = reads.find((r) => r.plan.cluster === c.target.name) as (typeof reads)[number];
+      const first = firstRead.plan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
       checkInterrupted();
       // One count for the whole cluster, the vhost included, as plan showed it.
@@ -150,12 +157,16 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         opts.trace?.(`cluster ${c.target.name}: created the vhost`);
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
+      // The read may be kept under the lock if no apply wrote since it began. Not when apply
+      // created the vhost (the read found none), and not for a replace, which is judged on the
+      // queues' counts read under the lock.
+      const keepable = firstRead.mark && !vhostActions.length && !rest.actions.some((a) => a.op === "replace") ? { ...firstRead, plan: rest, mark: firstRead.mark } : undefined;
       // A connection lost to a broker restart is retried from the top (lock, plan, execute):
       // every step is idempotent, and the new plan holds only what is left.
       const passed = { barrier: false };
       for (let attempt = 1; ; attempt++) {
         try {
-          await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed);
+          await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined);
           // Closing the connection lets go of the lock now, not when every cluster is done: two
           // applies that each took one cluster first would otherwise wait on each other.
           await dropSession(c);
@@ -203,6 +214,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     t: { made: number; total: number },
     checked: Barrier | undefined,
     passed: { barrier: boolean },
+    earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark },
   ): Promise<number> {
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
@@ -215,9 +227,14 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log, amqpDisplay: c.target.amqp.display });
       checked?.taken(c.target.name);
       step("took the lock");
-      // Plan again under the lock: another apply may have changed the broker while we waited.
-      read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined });
-      step("planned again under the lock");
+      // Plan again under the lock when another apply may have changed the broker since the read.
+      if (earlier && (await unchangedSince(http, c.target.amqp.vhost, desired.prefix, earlier.mark))) {
+        read = earlier;
+        step("kept the plan it read: no apply wrote since");
+      } else {
+        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined });
+        step("planned again under the lock");
+      }
       if (expected) opts.expect?.([freshOf(read)], true);
       else {
         // A retry after a lost connection carries on with what is left of the checked plan, and
@@ -249,6 +266,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
     }
     if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
+    // Before the first write: an apply that read before this one took the lock reads again.
+    await renewApplyMark(s, desired.prefix);
     // Counted with what this apply made before (the vhost, or a run cut short by a restart).
     t.total = t.made + current.actions.length;
     opts.log(`cluster ${c.target.name}: applying ${plural(t.total, "change")}${t.made ? ` (${t.made} made already)` : ""}`);

@@ -87,6 +87,15 @@ export function lockQueueName(prefix: string): string {
 }
 
 /**
+ * The apply mark: a durable exchange with no bindings whose x-topo-generation every apply renews,
+ * under the lock and before its first write, so that a later apply can tell whether any apply
+ * wrote while it read (broker/generation.ts).
+ */
+export function applyMarkName(prefix: string): string {
+  return `${ownNamespace(prefix)}generation`;
+}
+
+/**
  * The tag that marks a broker user as topo's, for one prefix. RabbitMQ ignores tags it does not
  * know for AMQP; a user without this tag is never changed or deleted unless the file adopts it.
  */

@@ -3,7 +3,7 @@
 // and the exchanges and queues outside topo's namespace (only named).
 
 import type { ArgValue, Policy, Queue } from "../model.js";
-import { isTopoName, lockQueueName, Ownership } from "../core/naming.js";
+import { applyMarkName, isTopoName, lockQueueName, Ownership } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../core/words.js";
@@ -86,7 +86,8 @@ export function listOutside(source: ImportSource, prefix: string): { exchanges: 
   const exchanges: string[] = [];
   const queues: string[] = [];
   for (const r of source.actual.resources) {
-    if (r.kind === "exchange" && !owner.owns(r)) exchanges.push(r.name);
+    // topo.<prefix>.generation is the apply mark, renewed by every apply that writes.
+    if (r.kind === "exchange" && !owner.owns(r) && r.name !== applyMarkName(prefix)) exchanges.push(r.name);
     // topo.lock is topo's apply lock, held only while an apply runs: not part of any topology.
     if (r.kind === "queue" && !owner.owns(r) && !holdingQueueOf(r, owner) && r.name !== lockQueueName(prefix)) queues.push(r.name);
   }

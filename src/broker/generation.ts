@@ -1,0 +1,70 @@
+// Whether the plan an apply read before it took the lock still holds under the lock.
+//
+// apply reads each cluster before it takes the lock (a no-change apply takes none), then locks.
+// Only another topo apply, holding the same lock, can have written in between on topo's behalf:
+// foreign writers are never shut out, by this read or by any other. So every apply that writes
+// renews a mark under the lock, before its first write, and an apply that saw no lock and the same
+// mark before its read, and sees that mark again under its own lock, knows no apply wrote since
+// its read began: a second read of the whole cluster would find what the first found.
+//
+// Why the order of the two reads before the plan matters: the mark is read first, then the lock.
+// - An apply that took the lock after the mark was read renews the mark after it: seen under the lock.
+// - One that held the lock when the lock was read: seen as held.
+// - One that held it when the mark was read and let go before the lock was read had finished
+//   writing before the plan's read began.
+
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { applyMarkName, lockQueueName } from "../core/naming.js";
+import type { AmqpSession } from "./amqp.js";
+import { amqpError } from "./amqp.js";
+import type { ManagementClient } from "./http.js";
+import { vh } from "./http.js";
+
+/** What was seen before a plan's read: the mark's generation (none yet: undefined), and whether an apply held the lock. */
+export interface ApplyMark {
+  generation?: string;
+  locked: boolean;
+}
+
+/** The mark, then the lock: two GETs, one after the other (the order is what makes it sound). */
+export async function readApplyMark(http: ManagementClient, vhost: string, prefix: string): Promise<ApplyMark> {
+  const generation = await generationOf(http, vhost, prefix);
+  const lock = await http.getOptional(`/api/queues/${vh(vhost)}/${encodeURIComponent(lockQueueName(prefix))}?disable_stats=true`);
+  return { generation, locked: lock !== undefined };
+}
+
+/** Under the lock: true when no apply can have written since `before` was read. */
+export async function unchangedSince(http: ManagementClient, vhost: string, prefix: string, before: ApplyMark): Promise<boolean> {
+  if (before.locked) return false;
+  return (await generationOf(http, vhost, prefix)) === before.generation;
+}
+
+/**
+ * Under the lock, before the first write: a new generation. An exchange's arguments cannot change,
+ * so the mark is deleted and declared again; an apply that reads it in between finds no mark and
+ * the lock held, and reads again under its own lock.
+ */
+export async function renewApplyMark(session: AmqpSession, prefix: string): Promise<void> {
+  const name = applyMarkName(prefix);
+  try {
+    const ch = await session.channel();
+    session.rpcs += 2;
+    await ch.deleteExchange(name);
+    await ch.assertExchange(name, "fanout", {
+      durable: true,
+      autoDelete: false,
+      // Who applied last and when, for people who find the exchange; the generation is what apply compares.
+      arguments: { "x-topo-generation": randomUUID(), "x-topo-applied-by": `${hostname()} pid ${process.pid}`, "x-topo-applied-at": new Date().toISOString() },
+    });
+    await ch.close().catch(() => undefined);
+  } catch (e) {
+    throw amqpError(session.cluster, `renew topo's apply mark (exchange ${name})`, e as Error, session.lost);
+  }
+}
+
+async function generationOf(http: ManagementClient, vhost: string, prefix: string): Promise<string | undefined> {
+  const x = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/exchanges/${vh(vhost)}/${encodeURIComponent(applyMarkName(prefix))}?disable_stats=true`);
+  const g = x?.arguments?.["x-topo-generation"];
+  return typeof g === "string" ? g : undefined;
+}

@@ -1,0 +1,108 @@
+// apply reads each cluster before it takes the lock, and keeps that read under the lock only when
+// no apply can have written since it began (broker/generation.ts). Each test makes another
+// "apply" write where the kept read would not see it: the apply must read again, or the broker
+// ends unlike the file.
+
+import { afterEach, describe, expect, it } from "vitest";
+import { AmqpSession } from "../../src/broker/amqp.js";
+import { renewApplyMark } from "../../src/broker/generation.js";
+import { apply, loadTopology } from "../../src/index.js";
+import { api, runCli, testVhosts, vh } from "../helpers/broker.js";
+
+const { fresh } = testVhosts();
+
+/** A topology of two services on both clusters, applied; then one queue deleted, so apply has work. */
+async function drifted(): Promise<{ sync: string; async: string; file: string }> {
+  const t = fresh(["mplogin", "mpbilling"]);
+  expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+  expect((await api("DELETE", `/api/queues/${vh(t.async)}/mplogin.async`)).status).toBe(204);
+  return t;
+}
+
+/**
+ * Another apply of the async cluster, connected ahead: `lock()` takes the lock and renews the
+ * mark, as apply does before it writes. Its declare goes out at once, before the apply under test
+ * can open a connection of its own.
+ */
+async function otherApply(file: string): Promise<{ session: AmqpSession; lock: () => Promise<void> }> {
+  const target = loadTopology(file).clusters.find((c) => c.target.name === "async")?.target;
+  if (!target) throw new Error("no async cluster");
+  const session = await AmqpSession.open(target);
+  const ch = await session.channel();
+  const lock = async () => {
+    await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the other apply" } });
+    await renewApplyMark(session, "mp");
+  };
+  return { session, lock };
+}
+
+async function run(file: string, onPlan?: () => void): Promise<{ traced: string[]; logged: string[] }> {
+  const traced: string[] = [];
+  const logged: string[] = [];
+  await apply({ file, cluster: "async", allowDestructive: false, allowDataLoss: false, lockTimeoutMs: 30_000, log: (m) => logged.push(m), trace: (m) => traced.push(m), onPlan });
+  return { traced, logged };
+}
+
+async function generation(vhost: string): Promise<unknown> {
+  return (await api("GET", `/api/exchanges/${vh(vhost)}/topo.mp.generation`)).body?.arguments?.["x-topo-generation"];
+}
+
+describe("the read apply keeps under the lock", () => {
+  let sessions: AmqpSession[] = [];
+  afterEach(async () => {
+    await Promise.all(sessions.map((s) => s.close()));
+    sessions = [];
+  });
+
+  it("is kept when no apply wrote since it began, and every apply that writes renews the mark", async () => {
+    const { async, file } = await drifted();
+    const before = await generation(async);
+    expect(typeof before).toBe("string");
+    const { traced } = await run(file);
+    expect(traced.join("\n")).toMatch(/cluster async: kept the plan it read: no apply wrote since/);
+    expect(traced.join("\n")).not.toMatch(/planned again under the lock/);
+    const after = await generation(async);
+    expect(typeof after).toBe("string");
+    expect(after).not.toBe(before);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("is read again when another apply took the lock after the read began and wrote", async () => {
+    const { async, file } = await drifted();
+    const o = await otherApply(file);
+    sessions.push(o.session);
+    let other: Promise<void> | undefined;
+    const { traced, logged } = await run(file, () => {
+      // After the read, before this apply takes the lock: another apply locks, renews the mark,
+      // deletes a queue this apply's read saw, and lets go.
+      other = (async () => {
+        await o.lock();
+        expect((await api("DELETE", `/api/queues/${vh(async)}/mpbilling.async`)).status).toBe(204);
+        await o.session.close();
+      })();
+    });
+    // It took the lock before this apply could (or this would have thrown RESOURCE_LOCKED).
+    await other;
+    expect(logged.join("\n")).toMatch(/cluster async: the broker changed since the plan was read/);
+    expect(traced.join("\n")).toMatch(/cluster async: planned again under the lock/);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("is read again when another apply held the lock as the read began, even with the mark unchanged", async () => {
+    const { async, file } = await drifted();
+    // The other apply renewed the mark before this apply's read and is still writing.
+    const o = await otherApply(file);
+    sessions.push(o.session);
+    await o.lock();
+    let other: Promise<void> | undefined;
+    const { traced } = await run(file, () => {
+      other = (async () => {
+        expect((await api("DELETE", `/api/queues/${vh(async)}/mpbilling.async`)).status).toBe(204);
+        await o.session.close();
+      })();
+    });
+    await other;
+    expect(traced.join("\n")).toMatch(/cluster async: planned again under the lock/);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+});
