@@ -105,14 +105,14 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   try {
     const started = stopwatch("every cluster", opts.trace);
     // Who answers is checked before a session is opened for live counts, and before any write.
-    await verifyClusters(desired.clusters, clusters, client, opts);
+    // Beside it, before the read: what tells under the lock whether another apply wrote since the
+    // read began (a saved plan is always read again under the lock, and checked against the saved one).
+    const marks = await verifyClusters(desired.clusters, clusters, client, opts, async (c) => (opts.expect ? undefined : readApplyMark(client(c), c.target.amqp.vhost, desired.prefix)));
     checkInterrupted();
-    const reads = await forEachCluster(clusters, async (c) => {
-      // Before the read, what tells under the lock whether another apply wrote since (a saved
-      // plan is always read again under the lock, and checked against what was saved).
-      const mark = opts.expect ? undefined : await readApplyMark(client(c), c.target.amqp.vhost, desired.prefix);
-      return { ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined })), mark };
-    });
+    const reads = await forEachCluster(clusters, async (c) => ({
+      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined })),
+      mark: marks[clusters.indexOf(c)],
+    }));
     const plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads.map(freshOf), false);
