@@ -54,6 +54,8 @@ export async function renewApplyMark(session: AmqpSession, prefix: string): Prom
     await ch.assertExchange(name, "fanout", {
       durable: true,
       autoDelete: false,
+      // Nothing can publish to it.
+      internal: true,
       // Who applied last and when, for people who find the exchange; the generation is what apply compares.
       arguments: { "x-topo-generation": randomUUID(), "x-topo-applied-by": `${hostname()} pid ${process.pid}`, "x-topo-applied-at": new Date().toISOString() },
     });

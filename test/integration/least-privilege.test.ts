@@ -318,10 +318,11 @@ for (const target of TARGETS) {
 
       for (const w of running) await stopWorker(w.proc);
       expect(running[1]!.log()).toMatch(/Task mpwallet\.sync\.balance\[[0-9a-f-]+\] succeeded/);
-      // The workers declared nothing of their own: no pidbox, no celeryev, on either vhost.
+      // The workers declared nothing of their own: no pidbox, no celeryev, on either vhost
+      // (topo.mp.generation is apply's mark).
       for (const v of [S, A]) {
         const exchanges = (await mgmt(ep, "GET", `/api/exchanges/${encodeURIComponent(v)}?columns=name`)).body.map((e: { name: string }) => e.name);
-        expect(exchanges.filter((n: string) => !n.startsWith("amq.") && n !== "").sort()).toEqual(v === S ? ["mplogin", "mpwallet"] : ["mpaudit", "mplogin"]);
+        expect(exchanges.filter((n: string) => !n.startsWith("amq.") && n !== "").sort()).toEqual(v === S ? ["mplogin", "mpwallet", "topo.mp.generation"] : ["mpaudit", "mplogin", "topo.mp.generation"]);
       }
       expect((await runCli(["plan", "-f", file, "--detailed-exitcode"], { LP_PASSWORD: password })).code).toBe(0);
     }, 180_000);
