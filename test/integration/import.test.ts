@@ -74,6 +74,9 @@ describe("import of what topo made", () => {
     const text = readFileSync(out(file), "utf8");
     expect(text.split("\n")[0]).toBe("# yaml-language-server: $schema=./schemas/topology.schema.json");
     expect(text).toContain("# Everything in topo's namespace is described as the broker holds it");
+    // apply's mark is topo's own, not something the file leaves out.
+    expect((await api("GET", `/api/exchanges/${vh(v.async)}/topo.mp.generation`)).status).toBe(200);
+    expect(text).not.toContain("generation");
     // Minimal: plain names where a service matches the defaults, only the differences elsewhere.
     expect(text).toContain("  sync: { cluster: sync, durable: false, mirrored: true }\n");
     expect(text).toContain("  - mplogin\n");
