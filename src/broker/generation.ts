@@ -12,6 +12,9 @@
 // - One that held the lock when the lock was read: seen as held.
 // - One that held it when the mark was read and let go before the lock was read had finished
 //   writing before the plan's read began.
+// The mark is compared only after the lock's own check (broker/lock.ts): the management API has
+// shown this apply's lock, so the node that answers has every change made before the lock was
+// taken, the last apply's renewal included, even where a follower's reads may lag (Khepri).
 
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
