@@ -12,7 +12,7 @@ import type { Redactor } from "../redact.js";
 import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
-import { PERCENT_ENCODE } from "./url.js";
+import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -453,20 +453,19 @@ function interpolateValue(
 
 /**
  * The variables a URL as written puts into its user name or password, each once, in order: the
- * references between the scheme's "://" and the last "@" outside them ($$ is no variable).
+ * references in its user-info (url.ts userinfoSpan) once they are blanked ($$ is no variable).
  */
 function userinfoVariables(source: string): string[] {
   const refs = [...source.matchAll(VAR)].filter((m) => m[1] !== undefined);
   // The URL's own marks, with each reference blanked (a :-default may hold "@" or "://").
   let bare = source;
   for (const m of refs) bare = bare.slice(0, m.index) + " ".repeat(m[0].length) + bare.slice((m.index ?? 0) + m[0].length);
-  const start = bare.indexOf("://");
-  const at = bare.lastIndexOf("@");
-  if (start < 0 || at < start) return [];
+  const span = userinfoSpan(bare);
+  if (!span) return [];
   const names = new Set<string>();
   for (const m of refs) {
     const name = VAR_NAME.exec(m[1] as string)?.[1];
-    if (name && (m.index ?? 0) > start && (m.index ?? 0) < at) names.add(name);
+    if (name && (m.index ?? 0) >= span.start && (m.index ?? 0) < span.end) names.add(name);
   }
   return [...names];
 }

@@ -13,22 +13,31 @@ export function hostPort(host: string, port: number): string {
 const ENDS_AUTHORITY = /[/?#\\]/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
 
+/**
+ * Where a URL as written holds its user-info: from after the scheme's "://" to the last "@" (a
+ * password may hold "@" itself); undefined when it has none.
+ */
+export function userinfoSpan(raw: string): { start: number; end: number } | undefined {
+  const start = raw.indexOf("://") + 3;
+  const end = raw.lastIndexOf("@");
+  return start < 3 || end < start ? undefined : { start, end };
+}
+
 /** Why `new URL(raw)` refused raw: a clause such as "the port is not a number". */
 export function whyNotAUrl(raw: string): string {
   if (raw.trim() === "") return "it is empty";
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(raw);
   if (!scheme) return "it does not start with a scheme and :// (amqp://, amqps://, http://, https://)";
   const rest = raw.slice(scheme[0].length);
-  // The user-info, if any, runs to the last "@": a password may hold "@" itself.
-  const at = rest.lastIndexOf("@");
-  if (at >= 0) {
-    const userinfo = rest.slice(0, at);
+  const span = userinfoSpan(raw);
+  if (span) {
+    const userinfo = raw.slice(span.start, span.end);
     const colon = userinfo.indexOf(":");
     const part = colon >= 0 && !ENDS_AUTHORITY.test(userinfo.slice(0, colon)) ? "the password" : "the user name or password";
     if (ENDS_AUTHORITY.test(userinfo)) return `${part} holds "/", "?", "#" or "\\" unencoded, which end a URL's host part; ${PERCENT_ENCODE}`;
     if (/\s/.test(userinfo)) return `${part} holds white space; ${PERCENT_ENCODE}`;
   }
-  const hostPart = at >= 0 ? rest.slice(at + 1) : rest;
+  const hostPart = span ? raw.slice(span.end + 1) : rest;
   const authority = hostPart.split(/[/?#]/, 1)[0] ?? "";
   if (/\s/.test(raw)) return "it holds white space; a URL has none (percent-encode it, as %20)";
   if (authority === "") return "it has no host";
@@ -46,7 +55,7 @@ export function whyNotAUrl(raw: string): string {
     if (!/^[A-Za-z0-9._~!$&'()*+,;=%-]*$/.test(host)) return "the host name holds characters a host name cannot have";
   }
   if (port !== undefined && !/^[0-9]*$/.test(port)) {
-    return at >= 0
+    return span
       ? "the port is not a number"
       : `the port is not a number (a user and password go before an @: scheme://<user>:<password>@<host>); ${PERCENT_ENCODE}`;
   }
