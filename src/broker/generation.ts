@@ -21,6 +21,7 @@ import { hostname } from "node:os";
 import { applyMarkName, lockQueueName } from "../core/naming.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
+import { lockArguments } from "./lock.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 
@@ -33,7 +34,7 @@ export interface ApplyMark {
 /** The mark, then the lock: two GETs, one after the other (the order is what makes it sound). */
 export async function readApplyMark(http: ManagementClient, vhost: string, prefix: string): Promise<ApplyMark> {
   const generation = await generationOf(http, vhost, prefix);
-  const lock = await http.getOptional(`/api/queues/${vh(vhost)}/${encodeURIComponent(lockQueueName(prefix))}?disable_stats=true`);
+  const lock = await lockArguments(http, vhost, lockQueueName(prefix));
   return { generation, locked: lock !== undefined };
 }
 

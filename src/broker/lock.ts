@@ -97,7 +97,7 @@ async function confirmSameBroker(cluster: string, http: ManagementClient, vhost:
 }
 
 /** The arguments the lock queue was declared with, as the management API shows them; undefined when there is no lock. */
-async function lockArguments(http: ManagementClient, vhost: string, lock: string): Promise<Record<string, unknown> | undefined> {
+export async function lockArguments(http: ManagementClient, vhost: string, lock: string): Promise<Record<string, unknown> | undefined> {
   const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`);
   return q && (q.arguments ?? {});
 }
