@@ -160,7 +160,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // The read may be kept under the lock if no apply wrote since it began. Not when apply
       // created the vhost (the read found none), and not for a replace, which is judged on the
       // queues' counts read under the lock.
-      const keepable = firstRead.mark && !vhostActions.length && !rest.actions.some((a) => a.op === "replace") ? { ...firstRead, plan: rest, mark: firstRead.mark } : undefined;
+      const keepable = firstRead.mark && !vhostActions.length && !rest.actions.some((a) => a.op === "replace") ? { ...firstRead, mark: firstRead.mark } : undefined;
       // A connection lost to a broker restart is retried from the top (lock, plan, execute):
       // every step is idempotent, and the new plan holds only what is left.
       const passed = { barrier: false };
