@@ -80,8 +80,10 @@ export function parseSavedPlan(text: string): SavedPlan {
   let j: unknown;
   try {
     j = JSON.parse(text);
-  } catch (e) {
-    throw new SavedPlanFormatError(`it is not JSON (${(e as Error).message})`);
+  } catch {
+    // JSON.parse's message quotes the text where it stopped: the file may be anything given by
+    // mistake (a password file, a .env), so nothing of it is quoted.
+    throw new SavedPlanFormatError(`it is not JSON (a saved plan is the JSON file topo plan -o writes)`);
   }
   if (!isObject(j) || j.format !== KIND) throw new SavedPlanFormatError(`it is not a plan saved by topo plan -o (no "format": "${KIND}")`);
   if (j.formatVersion !== SAVED_PLAN_FORMAT) {

@@ -53,6 +53,11 @@ describe("savedPlan / parseSavedPlan", () => {
       throw new Error("accepted");
     };
     expect(why("{not json")).toMatch(/not JSON/);
+    // A file given by mistake (a password file, a .env) is never quoted, not even its start.
+    for (const text of ["MyVerySecretPassword\n", '{"format": "topo-saved-plan", "x": S3cretValue}', "S3cretValue"]) {
+      expect(why(text)).toMatch(/not JSON/);
+      expect(why(text)).not.toMatch(/S3cr|MyVery|My|S3/);
+    }
     expect(why(JSON.stringify({ clusters: [] }))).toMatch(/not a plan saved by topo plan -o/);
     const good = savedPlan(plan, meta);
     expect(why(JSON.stringify({ ...good, formatVersion: 2, topoVersion: "9.0.0" }))).toMatch(/format 2, and this topo reads format 1 \(it was made by topo 9\.0\.0\)/);
