@@ -5,6 +5,7 @@
 
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import { StalePlanError, TopoError } from "../errors.js";
 import type { ClusterPlan, Plan } from "../model.js";
 import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
@@ -70,7 +71,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       `run topo plan -o FILE again with topo ${opts.version}, or apply with topo ${saved.topoVersion}`,
     ]);
   }
-  if (fileDigest(saved.file) !== saved.fileDigest) {
+  if (savedFileDigest(saved, opts.planFile) !== saved.fileDigest) {
     throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made; nothing was written`, [
       `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`,
     ]);
@@ -100,6 +101,20 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   const within = (plan: ClusterPlan) => outsideSaved(saved, plan);
   const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
   return { ...r, saved };
+}
+
+/** The digest of the topology file a saved plan names, or an error that says where apply looked. */
+function savedFileDigest(saved: SavedPlan, planFile: string): string {
+  try {
+    return fileDigest(saved.file);
+  } catch (e) {
+    if (!(e instanceof TopoError)) throw e;
+    // The plan names the file as topo plan was given it, so a relative name is read from here.
+    const where = isAbsolute(saved.file) ? "" : ` (the name topo plan was given, read from ${process.cwd()})`;
+    throw new TopoError(`${e.message}${where}: the saved plan ${planFile} was made from it, and apply loads it again for its credentials; nothing was written`, [
+      `run topo apply ${planFile} from the directory topo plan ran in, or run topo plan -f FILE -o ${planFile} again and apply that`,
+    ]);
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
 // but the reviewed plan is ever applied. Each test runs the real CLI against the real broker.
 
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -58,6 +58,18 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(r.stdout).toMatch(/Apply complete: 9 changes made/);
     expect(await getQueue(t.async, "mplogin.async")).toMatchObject({ durable: true });
     expect((await runCli(["plan", "-f", t.file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a plan whose topology file is not where it was is refused before any write, saying where apply looked and what to do", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    renameSync(t.file, `${t.file}.moved`);
+    const r = await runCli(["apply", t.out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot read ${t.file}: no such file: the saved plan ${t.out} was made from it`);
+    expect(r.stderr).toMatch(/nothing was written/);
+    expect(r.stderr).toMatch(/hint: run topo apply .* from the directory topo plan ran in, or run topo plan -f FILE -o .* again and apply that/);
+    expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
   });
 
   it("a plan another apply carried out meanwhile is refused with 20 differences per cluster listed and the rest counted", async () => {
