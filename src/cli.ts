@@ -20,6 +20,9 @@ const redactor = new Redactor();
 const redact = (s: string) => redactor.text(s);
 const out = (s: string) => process.stdout.write(`${redact(s)}\n`);
 const err = (s: string) => process.stderr.write(`${redact(s)}\n`);
+/** JSON on stdout: its strings are masked before it is serialised, so it stays JSON (redact.ts). */
+const json = (v: unknown, indent?: number) => JSON.stringify(redactor.value(v), null, indent);
+const outJson = (v: unknown, indent = 2) => process.stdout.write(`${json(v, indent)}\n`);
 /** Colour for stdout / stderr: only on a terminal, never with NO_COLOR or --no-color. */
 const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>().color);
 const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>().color);
@@ -50,7 +53,7 @@ function channels(v: string): number {
   return n;
 }
 
-function fail(e: unknown, json: boolean): never {
+function fail(e: unknown, asJson: boolean): never {
   const paint = paintErr();
   if (e instanceof ConfigError) {
     for (const p of e.problems) err(formatProblem(p));
@@ -66,7 +69,7 @@ function fail(e: unknown, json: boolean): never {
     err(`${paint("error", "Error:")} ${e instanceof Error ? e.message : String(e)}`);
     err("  hint: this looks like a bug in topo; please report it with the command you ran");
   }
-  if (json) out(JSON.stringify(errorJson(e, redact)));
+  if (asJson) outJson(errorJson(e, redact), 0);
   process.exit(e instanceof TopoError ? e.exitCode : 1);
 }
 
@@ -91,7 +94,7 @@ program
       const { validate } = await import("./commands/validate.js");
       const r = validate(o.file, undefined, redactor);
       for (const w of r.warnings) err(`warning: ${w}`);
-      if (o.json) out(JSON.stringify({ valid: true, ...r }, null, 2));
+      if (o.json) outJson({ valid: true, ...r });
       else out(`${r.file} is valid: ${plural(r.services, "service")} on ${r.clusters.map((c) => `${c.name} (${plural(c.queues, "queue")})`).join(", ")}.`);
     } catch (e) {
       fail(e, !!o.json);
@@ -124,7 +127,7 @@ program
         output === undefined
           ? await (await import("./commands/plan.js")).plan(opts)
           : (await (await import("./commands/saved.js")).planAndSave({ ...opts, output, version })).plan;
-      out(await renderPlan(p, format));
+      process.stdout.write(`${await renderPlan(p, format)}\n`);
       if (output !== undefined) err(`wrote ${output}: apply exactly this plan with topo apply ${output}`);
       const { isEmpty } = await import("./plan/diff.js");
       process.exit(o.detailedExitcode && !isEmpty(p) ? 2 : 0);
@@ -133,15 +136,16 @@ program
     }
   });
 
+/** A plan as the format asks, masked (JSON through its values, so it stays JSON). */
 async function renderPlan(p: Plan, format: PlanFormat, extra: Record<string, unknown> = {}, source?: string): Promise<string> {
   const render = await import("./plan/render.js");
   switch (format) {
     case "json":
-      return JSON.stringify({ ...extra, ...render.planJson(p) }, null, 2);
+      return json({ ...extra, ...render.planJson(p) }, 2);
     case "markdown":
-      return (await import("./plan/markdown.js")).renderMarkdown(p, { source });
+      return redact((await import("./plan/markdown.js")).renderMarkdown(p, { source }));
     case "text":
-      return render.renderText(p, paintOut());
+      return redact(render.renderText(p, paintOut()));
   }
 }
 
@@ -157,7 +161,7 @@ program
       const { show } = await import("./commands/saved.js");
       const s = show(planFile);
       if (format === "text") out(`${s.source}\n`);
-      out(await renderPlan(s.plan, format, { saved: s.saved }, s.source));
+      process.stdout.write(`${await renderPlan(s.plan, format, { saved: s.saved }, s.source)}\n`);
     } catch (e) {
       fail(e, format === "json");
     }
@@ -229,7 +233,7 @@ program
         });
         progress.end();
         if (o.json) {
-          out(JSON.stringify({ ...render.planJson(r.plan), applied: r.clusters }, null, 2));
+          outJson({ ...render.planJson(r.plan), applied: r.clusters });
         } else if (r.clusters.some((c) => c.status === "applied")) {
           const n = r.clusters.reduce((s, c) => s + c.changes, 0);
           out(`Apply complete: ${n} change${n === 1 ? "" : "s"} made; every cluster matches the file.`);
@@ -254,7 +258,8 @@ program
     try {
       const { route, routeJson, routeText } = await import("./commands/route.js");
       const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure, redactor, warn: (w) => err(`warning: ${w}`) });
-      out(o.json ? JSON.stringify(routeJson(r), null, 2) : routeText(r));
+      if (o.json) outJson(routeJson(r));
+      else out(routeText(r));
     } catch (e) {
       fail(e, !!o.json);
     }

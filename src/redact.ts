@@ -25,6 +25,18 @@ export class Redactor {
     return redactText(text, this);
   }
 
+  /**
+   * `value` with every string in it, keys too, masked as text() masks them. Numbers, booleans and
+   * null stay as they are, so JSON output stays JSON whatever a password is ("true" included):
+   * masking the serialised text instead could turn `"durable": true` into `"durable": ***`.
+   */
+  value(value: unknown): unknown {
+    if (typeof value === "string") return this.text(value);
+    if (Array.isArray(value)) return value.map((v) => this.value(v));
+    if (value !== null && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [this.text(k), this.value(v)]));
+    return value;
+  }
+
   url(url: string): string {
     return redactUrl(url, this);
   }
@@ -61,6 +73,9 @@ const URL_TOKEN = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s"]*)/gi;
 /** A user name as it may stand in a URL without encoding. */
 const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 
+/** The shortest secret masked wherever it shows up in free text. */
+const MIN_FREE_TEXT_SECRET = 4;
+
 /** Mask any user:password@ in URLs inside free text, and every secret `secrets` knows. */
 export function redactText(text: string, secrets?: Redactor): string {
   let out = text.replace(URL_TOKEN, (m, scheme: string, rest: string) => {
@@ -77,10 +92,10 @@ export function redactText(text: string, secrets?: Redactor): string {
     return colon < 0 ? m : `${scheme}${user}:***${rest.slice(at)}`;
   });
   for (const s of secrets?.known() ?? []) {
-    if (s.length < 3 && !/[^a-z0-9]/i.test(s)) {
-      // Very short secrets ("a") would mask innocent text; they are still caught inside URLs above.
-      continue;
-    }
+    // A secret this short ("a", ".", "ab1") stands in innocent text everywhere (a version's dots,
+    // a port's colon): masking it there would corrupt the output and show the secret by what
+    // became "***". Such a secret is still masked where it stands as a password, in URLs above.
+    if (s.length < MIN_FREE_TEXT_SECRET) continue;
     out = out.split(s).join("***");
   }
   return out;

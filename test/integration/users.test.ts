@@ -109,6 +109,20 @@ function secretsIn(r: CliResult, secrets: string[]): string[] {
 }
 
 describe("users from the file", () => {
+  it("a password that is also a JSON word or a version's dot leaves plan --json valid and its values as they are", async () => {
+    const s = setup();
+    for (const pw of ["true", "null", "."]) {
+      const r = await runCli(["plan", "-f", s.file(), "--json"], { ...s.env, UT_EDGE_PASSWORD: pw });
+      expect(r.stderr).not.toMatch(/Error/);
+      const p = JSON.parse(r.stdout);
+      const queues = p.clusters.flatMap((c: any) => c.actions).filter((a: any) => a.after?.kind === "queue");
+      expect(queues.length).toBeGreaterThan(0);
+      for (const q of queues) expect(typeof q.after.durable, pw).toBe("boolean");
+      // Masked only where a URL's user-info stands (the test broker's guest:guest is learnt too).
+      expect(r.stdout.replace(/amqp:\/\/[^@"]*@/g, "")).not.toContain("***");
+    }
+  });
+
   it("creates each user with exactly its role's rights, and the broker refuses everything else", async () => {
     const s = setup();
     const applied = await runCli(["apply", "-f", s.file()], s.env);

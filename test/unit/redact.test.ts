@@ -51,6 +51,21 @@ describe("redactText", () => {
     expect(new Redactor().text(`x ${pw} y`)).toBe(`x ${pw} y`);
   });
 
+  it("masks the strings of a value and leaves its numbers, booleans and null alone, so JSON output stays JSON", () => {
+    const secrets = new Redactor();
+    for (const pw of ["true", "false", "null", "1234", "S3cret"]) secrets.add(pw);
+    const plan = { durable: true, autoDelete: false, dlx: null, max: 1234, url: "amqp://u:x@h/v", note: "pw S3cret and null", [`S3cret`]: [true, "S3cret"] };
+    const out = JSON.parse(JSON.stringify(secrets.value(plan)));
+    expect(out).toEqual({ durable: true, autoDelete: false, dlx: null, max: 1234, url: "amqp://u:***@h/v", note: "pw *** and ***", "***": [true, "***"] });
+  });
+
+  it("masks a secret shorter than four characters only where it stands as a password, in a URL", () => {
+    const secrets = new Redactor();
+    for (const pw of [".", ":", "ab1", "a"]) secrets.add(pw);
+    expect(secrets.text("RabbitMQ 3.10.8 at http://127.0.0.1:15672 (ab1)")).toBe("RabbitMQ 3.10.8 at http://127.0.0.1:15672 (ab1)");
+    expect(secrets.text("amqp://u:ab1@h/v")).toBe("amqp://u:***@h/v");
+  });
+
   it("redactUrl masks a URL that parses and one that does not", () => {
     expect(redactUrl("amqp://u:s3cr3t-Zebra@h/v")).toBe("amqp://u:***@h/v");
     expect(redactUrl("amqp://u:p@ss:w/rd%1@127.0.0.1/a")).toBe("amqp://u:***@127.0.0.1/a");
