@@ -39,19 +39,28 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got, and a re-run finishes it",
 };
 
+/** Where an error happened, when it was on one cluster: what --json reports as cluster and object. */
+export interface ErrorPlace {
+  cluster: string;
+  /** The object or request the broker answered about, when there is one. */
+  object?: string;
+}
+
 export class TopoError extends Error {
   readonly exitCode: number = 1;
   readonly code: ErrorCode;
+  readonly place?: ErrorPlace;
   /** Lines of advice printed after the message. */
   readonly hints: string[];
   /** True when retrying later may help (connection refused, 503, a connection lost to a restart). */
   readonly transient: boolean;
-  constructor(message: string, hints: string[] = [], transient = false, code: ErrorCode = "usage") {
+  constructor(message: string, hints: string[] = [], transient = false, code: ErrorCode = "usage", place?: ErrorPlace) {
     super(message);
     this.name = new.target.name;
     this.hints = hints;
     this.transient = transient;
     this.code = code;
+    this.place = place;
   }
 }
 
@@ -97,7 +106,7 @@ export class BrokerError extends TopoError {
     message: string,
     opts: { transient?: boolean; status?: number | string; hints?: string[]; code?: ErrorCode; object?: string } = {},
   ) {
-    super(`cluster ${cluster}: ${message}`, opts.hints ?? [], opts.transient ?? false, opts.code ?? brokerCode(opts.status, opts.transient ?? false));
+    super(`cluster ${cluster}: ${message}`, opts.hints ?? [], opts.transient ?? false, opts.code ?? brokerCode(opts.status, opts.transient ?? false), { cluster, object: opts.object });
     this.cluster = cluster;
     this.status = opts.status;
     this.object = opts.object;
@@ -120,16 +129,16 @@ export class StalePlanError extends TopoError {
 
 /** Apply could not take the cluster's lock in time. */
 export class LockError extends TopoError {
-  constructor(message: string, hints: string[] = []) {
-    super(message, hints, false, "lock_timeout");
+  constructor(message: string, hints: string[] = [], place?: ErrorPlace) {
+    super(message, hints, false, "lock_timeout", place);
   }
 }
 
 /** Apply stopped part way; the message says what was done and what was not. */
 export class ApplyError extends TopoError {
   /** `code`: when nothing was done, the cause's own code (a missing right) says more. */
-  constructor(message: string, hints: string[] = [], transient = false, code: ErrorCode = "apply_incomplete") {
-    super(message, hints, transient, code);
+  constructor(message: string, hints: string[] = [], transient = false, code: ErrorCode = "apply_incomplete", place?: ErrorPlace) {
+    super(message, hints, transient, code, place);
   }
 }
 
@@ -153,7 +162,7 @@ export function errorJson(e: unknown, redact: (s: string) => string): ErrorJson 
       code: e.code,
       message: redact(e.message),
       ...(e instanceof ConfigError ? { problems: e.problems.map((p) => ({ ...p, message: redact(p.message) })) } : {}),
-      ...(e instanceof BrokerError ? { cluster: e.cluster, ...(e.object ? { object: redact(e.object) } : {}) } : {}),
+      ...(e.place ? { cluster: e.place.cluster, ...(e.place.object ? { object: redact(e.place.object) } : {}) } : {}),
       ...(e.hints.length ? { hints: e.hints.map(redact) } : {}),
     },
   };

@@ -62,6 +62,7 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
       throw new LockError(
         `cluster ${session.cluster}: the apply lock (queue ${lock} in vhost ${vhost}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
         ["another apply is running against this cluster: wait for it to finish, or raise --lock-timeout", "the lock disappears by itself when its holder's connection closes"],
+        { cluster: session.cluster, object: `queue ${lock}` },
       );
     }
     if (!announced) {

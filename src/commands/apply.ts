@@ -282,6 +282,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       throw new ApplyError(
         `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,
         ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],
+        false,
+        "apply_incomplete",
+        { cluster: c.target.name },
       );
     }
     opts.log(`cluster ${c.target.name}: ${plural(t.made, "change")} applied; the broker matches the file`);
@@ -403,6 +406,7 @@ async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOpti
       [...failure.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
       failure.transient,
       doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",
+      failure.place,
     );
   }
 }

@@ -151,7 +151,7 @@ describe("a missing right is named, with the command that grants it", () => {
     expect(r.stderr).not.toMatch(/Expected ConnectionOpenOk/);
     expect(r.stderr).toContain(`rabbitmqctl set_permissions -p ${sync} ${u.user} '.*' '.*' '.*'`);
     expect(r.stderr).not.toContain("pw-secret");
-    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error).toMatchObject({ code: "permission_denied", cluster: "sync" });
   });
 });
 

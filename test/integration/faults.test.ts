@@ -49,6 +49,19 @@ describe("one apply at a time", () => {
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("a lock held past --lock-timeout is lock_timeout, with the cluster and the lock queue in --json", async () => {
+    const { sync, file } = fresh(["mplogin"]);
+    await createVhost(sync);
+    const other = await holdLock(sync);
+    try {
+      const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--lock-timeout", "1", "--json"]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error).toMatchObject({ code: "lock_timeout", cluster: "sync", object: "queue topo.mp.lock" });
+    } finally {
+      await other.release();
+    }
+  });
+
   // Two applies of one file each took one cluster's lock first and then waited for the other's,
   // until --lock-timeout. A cluster's lock now goes as soon as that cluster is done.
   it("lets go of a cluster's lock as soon as that cluster is done, so two applies never wait on each other", async () => {

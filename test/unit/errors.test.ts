@@ -1,0 +1,24 @@
+// What --json says of an error: the cluster and object whenever one cluster's broker answered,
+// whichever kind of error carries it (docs/errors.md).
+
+import { describe, expect, it } from "vitest";
+import { ApplyError, BrokerError, errorJson, LockError, TopoError } from "../../src/errors.js";
+
+const same = (s: string) => s;
+
+describe("errorJson", () => {
+  it("names the cluster and object of a broker error, of an apply it stopped, and of a lock timeout", () => {
+    const refused = new BrokerError("sync", "declare queue mpnew.sync -> 406 PRECONDITION_FAILED", { status: 406, object: "queue mpnew.sync" });
+    expect(errorJson(refused, same).error).toMatchObject({ code: "broker_refused", cluster: "sync", object: "queue mpnew.sync" });
+    const stopped = new ApplyError(`${refused.message}\n  not done: ...`, [], false, "apply_incomplete", refused.place);
+    expect(errorJson(stopped, same).error).toMatchObject({ code: "apply_incomplete", cluster: "sync", object: "queue mpnew.sync" });
+    const lock = new LockError("cluster async: the apply lock is held", [], { cluster: "async", object: "queue topo.mp.lock" });
+    expect(errorJson(lock, same).error).toMatchObject({ code: "lock_timeout", cluster: "async", object: "queue topo.mp.lock" });
+  });
+
+  it("names no cluster for an error of no one cluster", () => {
+    const e = errorJson(new TopoError("cluster sync: x\ncluster async: y", [], false, "broker_refused"), same).error;
+    expect(e).not.toHaveProperty("cluster");
+    expect(e).not.toHaveProperty("object");
+  });
+});
