@@ -18,11 +18,17 @@
 // holds fit at all is decided before apply writes anything (plan/risk.ts).
 //
 // Between "bind the new side" and "unbind the old side" (steps 1 and 4) a message can be routed to
-// both queues. Both copies of a step-1 message end up in the holding queue and step 5 moves one;
-// for step 4, the new queue is peeked (got and requeued) right after the switch and step 5 skips
-// what it already holds. Copies are recognised by their id (message-id, or Celery's
-// correlation-id) together with identical content; a message with no id is never dropped, so it
-// can arrive twice: at-least-once, never at-most-once.
+// both queues: one copy lands at the end of the queue losing its bindings, the other at the start
+// of the queue gaining them. So right after each switch the gaining queue is peeked (got and
+// requeued), and the move out of the losing queue drops a message as a copy only when it is among
+// its last messages (no more of them behind it than the peek saw) and the peek saw a message with
+// the same id (message-id, or Celery's correlation-id) and identical content, once per message
+// seen. Messages that were in the queue before the replace began are never taken for copies of
+// one another, however alike. A message with no id is never dropped, and neither is anything
+// when finishing an interrupted replace (a queue that existed before this run may hold moved
+// messages, which a peek cannot tell from copies), nor around a quorum queue (a peek's requeue
+// counts as a delivery, and x-delivery-limit would drop it): there a copy can arrive twice.
+// At-least-once, never at-most-once.
 //
 // Every step is idempotent and the holding queue's name says what it holds, so a re-run after a
 // failure at any point finishes the job (plan shows it as "finishing an interrupted replace").
@@ -71,7 +77,14 @@ export interface ReplaceOutcome {
  */
 async function deleteIfIdle(ch: Channel, name: string, type: Queue["type"]): Promise<string | undefined> {
   if (type === "quorum") {
-    const now = await ch.checkQueue(name);
+    // A quorum queue counts the channel that moved its messages out with basic.get as consumers
+    // until it has taken in that the channel closed (90 "consumers" just after a move, on 3.10):
+    // they go within moments, a worker does not.
+    let now = await ch.checkQueue(name);
+    for (const deadline = Date.now() + QUORUM_CONSUMERS_SETTLE_MS; now.consumerCount > 0 && Date.now() < deadline; ) {
+      await sleep(SETTLE_MS);
+      now = await ch.checkQueue(name);
+    }
     if (now.consumerCount > 0) return `${now.consumerCount} consumer(s), in use`;
     if (now.messageCount > 0) return `${now.messageCount} message(s), not empty`;
     await ch.deleteQueue(name);
@@ -85,6 +98,9 @@ async function deleteIfIdle(ch: Channel, name: string, type: Queue["type"]): Pro
     return replyText(e as Error & { code?: unknown }).text;
   }
 }
+
+/** How long a quorum queue may go on counting a closed channel's basic.get as consumers. */
+const QUORUM_CONSUMERS_SETTLE_MS = 3_000;
 
 /** Messages moved per confirm round trip. */
 const BATCH = 256;
@@ -138,13 +154,13 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         for (const b of routes) await unbind(ch, b);
       });
       await sleep(SETTLE_MS);
-      // 2. The old queue's messages join the holding queue. A copy of a message already moved
-      //    is dropped here (a message is never dropped unless a copy is kept), and step 5 drops
-      //    the copies of step 1's messages that are already in the holding queue. A stream cannot
-      //    be read with basic.get (it closes the connection), so nothing is moved out of one:
-      //    plan refuses to replace a stream without --allow-data-loss.
+      // 2. The old queue's messages join the holding queue; the copies step 1 routed to both are
+      //    dropped (the holding queue was made by this run, so it holds nothing else yet). A
+      //    stream cannot be read with basic.get (it closes the connection), so nothing is moved
+      //    out of one: plan refuses to replace a stream without --allow-data-loss.
       if (r.old?.type !== "stream") {
-        const s = await move(session, name, hold, { skip: new Set(), limits: r.limits?.hold });
+        const copies = r.hold === undefined ? await copiesIn(session, holdQueue) : NO_COPIES;
+        const s = await move(session, name, hold, { copies, limits: r.limits?.hold });
         duplicatesDropped += s.dropped;
         if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
       }
@@ -168,14 +184,14 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     for (const b of routes) await unbind(ch, toHold(b));
   });
   await step(`settle ${hold}`, (ch) => settled(ch, hold));
-  // A copy of a message routed to both queues during the switch is recognised by peeking at the
-  // new queue (get, then requeue), which also gives the bytes it holds. The requeue cannot make
-  // a length limit drop more than the live publishes alone would: what the peek takes out comes
-  // back. A stream cannot be read with basic.get: there a copy stays (at-least-once).
-  const already = r.after.type === "stream" ? { keys: new Set<string>(), count: 0, bytes: 0 } : await peek(session, name);
+  // The new queue is peeked (get, then requeue) for the copies step 4 routed to both queues and
+  // for the bytes it holds. The requeue cannot make a length limit drop more than the live
+  // publishes alone would: what the peek takes out comes back. A queue that existed before this
+  // run (finishing an interrupted replace) is only counted: what it holds may be moved messages.
+  const already = r.queueDone ? { ...(await copiesIn(session, r.after)), ids: new Map<string, number>() } : await copiesIn(session, r.after);
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { skip: already.keys, limits: r.limits?.queue, inTarget: already.count, bytesInTarget: already.bytes });
+  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, inTarget: already.count, bytesInTarget: already.bytes });
   duplicatesDropped += back.dropped;
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
@@ -249,9 +265,41 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
   };
 }
 
+/**
+ * What a queue that has just gained bindings holds: the ids of its messages (each with how many
+ * carry it), how many there are and their bytes. Found by a peek, for a classic queue only: a
+ * stream cannot be read with basic.get, and a quorum queue counts a peek's requeue as a delivery
+ * (x-delivery-limit: 0 dropped the messages a peek put back, measured on 3.10). Those are only
+ * counted, and no copy is dropped from them.
+ */
+async function copiesIn(session: AmqpSession, q: Queue): Promise<Copies> {
+  if (q.type === "classic") return peek(session, q.name);
+  if (q.type === "stream") return NO_COPIES;
+  let ch: Channel | undefined;
+  try {
+    ch = await session.channel();
+    session.rpcs++;
+    return { ids: new Map(), count: (await ch.checkQueue(q.name)).messageCount, bytes: 0 };
+  } catch (e) {
+    throw amqpError(session.cluster, `replace queue ${q.name}: count`, e as Error, session.lost);
+  } finally {
+    await ch?.close().catch(() => undefined);
+  }
+}
+
+/** What a queue holds that a move into it may find copies of. */
+interface Copies {
+  /** Ids of its messages, each with how many carry it. */
+  ids: Map<string, number>;
+  count: number;
+  bytes: number;
+}
+
+const NO_COPIES: Copies = { ids: new Map(), count: 0, bytes: 0 };
+
 /** Ids and body bytes of the messages a queue holds right now, leaving them where they are. */
-async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<string>; count: number; bytes: number }> {
-  const keys = new Set<string>();
+async function peek(session: AmqpSession, queue: string): Promise<Copies> {
+  const ids = new Map<string, number>();
   let bytes = 0;
   let count = 0;
   let ch: Channel | undefined;
@@ -271,10 +319,10 @@ async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<st
       count++;
       bytes += m.content.length;
       const k = identity(m);
-      if (k) keys.add(k);
+      if (k) ids.set(k, (ids.get(k) ?? 0) + 1);
     }
     ch.nackAll(true);
-    return { keys, count, bytes };
+    return { ids, count, bytes };
   } catch (e) {
     throw amqpError(session.cluster, `replace queue ${queue}: peek`, e as Error, session.lost);
   } finally {
@@ -283,8 +331,13 @@ async function peek(session: AmqpSession, queue: string): Promise<{ keys: Set<st
 }
 
 interface MoveOptions {
-  /** Identities the target already holds: a message with one of them is a copy, dropped. */
-  skip: Set<string>;
+  /**
+   * What the target held right after it gained bindings the source lost: a message among the
+   * source's last `copies.count` with an id the target holds is a copy, dropped (each id as many
+   * times as the target holds it). The copies of a message routed to both queues are the last
+   * the source got and among the first the target got, so nothing older is ever dropped.
+   */
+  copies: Copies;
   /** The target's limits: the move never fills it past them. */
   limits?: QueueLimits;
   /** Messages and body bytes the target holds when the move starts (the peek counted them). */
@@ -314,7 +367,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   let moved = 0;
   let dropped = 0;
   let bytesInTarget = o.bytesInTarget ?? 0;
-  const seen = new Set<string>();
+  const copies = new Map(o.copies.ids);
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
   let inflight: { m: GetMessage; returned: boolean }[] = [];
@@ -364,10 +417,11 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const maxBytes = o.limits?.maxLengthBytes;
       for (const m of batch) {
         const k = identity(m);
-        // A copy of a message already moved, or being moved in this batch, is dropped: the one
-        // being moved stays unacknowledged at the source until its target confirms it, and goes
-        // back to the source (and out of `seen`) if it is refused, so one copy always remains.
-        if (k && (seen.has(k) || o.skip.has(k))) {
+        // A copy: its twin is in the target, and it is among the source's last messages (the
+        // basic.get-ok's count is how many are behind it; the source gains none, it is unbound).
+        const twins = k ? (copies.get(k) ?? 0) : 0;
+        if (k && twins > 0 && m.fields.messageCount < o.copies.count) {
+          copies.set(k, twins - 1);
           get.ack(m);
           dropped++;
           continue;
@@ -378,7 +432,6 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           continue;
         }
         bytesInTarget += m.content.length;
-        if (k) seen.add(k);
         publish.push(m);
       }
 
@@ -409,8 +462,6 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         if (c === "nacked") refused++;
         else if (c === "lost") lost++;
         else returned++;
-        const k = identity(m);
-        if (k) seen.delete(k);
         back.push(m);
       });
       for (const m of back) get.nack(m, false, true);
@@ -427,7 +478,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     if (blocked) {
       throw new BrokerError(
         session.cluster,
-        `move messages from ${from} to ${to}: the broker blocked topo's publishing (${blocked.reason}) for more than ${PUBLISH_BLOCKED_GRACE_MS / 1000} s, so topo closed its connection; no message was lost: those not moved yet are still in ${from}, and those whose move was under way may reach ${to} too once the alarm clears (the next apply drops such copies)`,
+        `move messages from ${from} to ${to}: the broker blocked topo's publishing (${blocked.reason}) for more than ${PUBLISH_BLOCKED_GRACE_MS / 1000} s, so topo closed its connection; no message was lost: those not moved yet are still in ${from}, and those whose move was under way may reach ${to} too once the alarm clears (at-least-once: such a copy is kept)`,
         {
           object: `move messages from ${from} to ${to}`,
           hints: [
