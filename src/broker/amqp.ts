@@ -244,8 +244,9 @@ export class AmqpSession {
             await fn(ch, item);
             onDone(item);
           } catch (e) {
-            // The broker closes a channel on any error: it is not reused.
-            failure ??= amqpError(this.cluster, what(item), e as Error, this.lost);
+            // The broker closes a channel on any error: it is not reused. A refusal `fn` put in
+            // words already is kept as it is.
+            failure ??= e instanceof BrokerError ? e : amqpError(this.cluster, what(item), e as Error, this.lost);
             ch = undefined;
           }
         }

@@ -10,7 +10,7 @@ import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
-import { unbind } from "./declare.js";
+import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
@@ -118,9 +118,8 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     const unbinds = deletes.filter((a) => a.before.kind === "binding");
     await amqp.runAll(unbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, mark);
 
-    // 4. Deletes of queues and exchanges, and the old side of replaces. Queues are deleted
-    //    if-empty unless data loss was allowed: the broker itself refuses to drop messages, even
-    //    ones published after plan read the counts.
+    // 4. Deletes of queues and exchanges, and the old side of replaces. Queues are deleted only
+    //    when empty and unused unless data loss was allowed.
     const removals: { a: Action; r: Queue | Exchange }[] = [];
     for (const a of [...deletes, ...replaces]) {
       if (a.before.kind === "queue" || a.before.kind === "exchange") removals.push({ a, r: a.before });
@@ -130,8 +129,15 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       n,
       async (ch, { a, r }) => {
         if (r.kind === "exchange") return ch.deleteExchange(r.name);
-        const { messageCount } = await ch.deleteQueue(r.name, { ifEmpty: !opts.allowDataLoss });
-        // The broker's count of what went with the queue (only --allow-data-loss lets any go).
+        if (!opts.allowDataLoss) {
+          // The broker itself refuses to drop a message, even one published after plan read the
+          // counts, or a consumer's unacknowledged ones.
+          const refusal = await deleteQueueIfIdle(ch, r.name, r.type);
+          if (refusal) throw notIdle(plan.cluster, r.name, refusal);
+          return;
+        }
+        const { messageCount } = await ch.deleteQueue(r.name);
+        // The broker's count of what went with the queue.
         if (messageCount > 0) ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${messageCount} message${messageCount === 1 ? "" : "s"} dropped (--allow-data-loss)`);
       },
       ({ r }) => `delete ${r.kind} ${r.name}`,
@@ -323,4 +329,18 @@ export class ExecutionStopped extends Error {
   ) {
     super(failure.message);
   }
+}
+
+/** A queue apply was to delete holds messages or has a consumer now: it is left, and apply stops. */
+function notIdle(cluster: string, queue: string, reply: string): BrokerError {
+  const inUse = /in use|consumer/.test(reply);
+  return new BrokerError(cluster, `delete queue ${queue}: not deleted, it is ${inUse ? "in use" : "not empty"} (${reply}); nothing of it was lost`, {
+    status: 406,
+    object: `queue ${queue}`,
+    hints: [
+      inUse
+        ? `a consumer's unacknowledged messages would go with the queue: stop the workers that consume from ${queue}, then run topo apply again`
+        : `let the workers drain ${queue} (topo plan shows the count), then run topo apply again; or pass --allow-data-loss to delete the messages with it`,
+    ],
+  });
 }

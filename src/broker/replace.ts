@@ -40,8 +40,8 @@ import type { Binding, Queue, QueueLimits } from "../model.js";
 import { holdingQueue } from "../core/naming.js";
 import { keyOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked, replyText } from "./amqp.js";
-import { bind, declareOwnQueue, declareQueue, unbind } from "./declare.js";
+import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
+import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
 import { sleep } from "./retry.js";
 
 export interface LosslessReplace {
@@ -69,38 +69,6 @@ export interface ReplaceOutcome {
   /** The broker's count of the new queue right after the move (undefined for a stream: it has none). */
   holds?: number;
 }
-
-/**
- * Delete a queue only if it holds no message and has no consumer; otherwise say why not. A quorum
- * queue cannot be deleted with if-empty or if-unused (RabbitMQ 3.10 and 4.x close the whole
- * connection, 540), so topo checks itself, one round trip before the delete.
- */
-async function deleteIfIdle(ch: Channel, name: string, type: Queue["type"]): Promise<string | undefined> {
-  if (type === "quorum") {
-    // A quorum queue counts the channel that moved its messages out with basic.get as consumers
-    // until it has taken in that the channel closed (90 "consumers" just after a move, on 3.10):
-    // they go within moments, a worker does not.
-    let now = await ch.checkQueue(name);
-    for (const deadline = Date.now() + QUORUM_CONSUMERS_SETTLE_MS; now.consumerCount > 0 && Date.now() < deadline; ) {
-      await sleep(SETTLE_MS);
-      now = await ch.checkQueue(name);
-    }
-    if (now.consumerCount > 0) return `${now.consumerCount} consumer(s), in use`;
-    if (now.messageCount > 0) return `${now.messageCount} message(s), not empty`;
-    await ch.deleteQueue(name);
-    return undefined;
-  }
-  try {
-    await ch.deleteQueue(name, { ifEmpty: true, ifUnused: true });
-    return undefined;
-  } catch (e) {
-    if ((e as { code?: number }).code !== 406) throw e;
-    return replyText(e as Error & { code?: unknown }).text;
-  }
-}
-
-/** How long a quorum queue may go on counting a closed channel's basic.get as consumers. */
-const QUORUM_CONSUMERS_SETTLE_MS = 3_000;
 
 /** Messages moved per confirm round trip. */
 const BATCH = 256;
@@ -168,7 +136,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    that attached during the move (its unacknowledged messages would go with the queue),
       //    makes the broker refuse, and apply stops with every message still in a queue.
       await step(`delete old ${name}`, async (ch) => {
-        const refusal = await deleteIfIdle(ch, name, r.old?.type ?? "classic");
+        const refusal = await deleteQueueIfIdle(ch, name, r.old?.type ?? "classic");
         if (refusal) throw refusedDelete(session.cluster, name, hold, refusal);
       });
     }
@@ -197,7 +165,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
   }
   await step(`delete ${hold}`, async (ch) => {
-    const refusal = await deleteIfIdle(ch, hold, holdQueue.type);
+    const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type);
     if (refusal) throw new Error(`${hold} was not deleted: ${refusal}`);
   });
   const holds = r.after.type === "stream" ? undefined : await step(`count ${name}`, async (ch) => (await ch.checkQueue(name)).messageCount);

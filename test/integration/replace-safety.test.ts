@@ -270,6 +270,53 @@ describe("replace refuses what would lose messages", () => {
   });
 });
 
+describe("a queue apply deletes keeps what it holds unless data loss was allowed", () => {
+  it("a queue whose consumer holds every message unacknowledged is not deleted; the messages are kept", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
+    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
+    const held = ids("old", 5);
+    await publishIds(async, held);
+    const worker = await stuckConsumer(async, 10);
+    try {
+      await statsShow(async, Q, () => worker.held.length === 5);
+      const r = await runCli(["apply", "-f", file(false), "--allow-destructive"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/delete queue mplogin\.async: not deleted, it is in use \(.*\); nothing of it was lost/);
+      expect(await getQueue(async, Q)).toBeDefined();
+    } finally {
+      await worker.close();
+    }
+    // The worker gone, its 5 messages are ready again: nothing went with the queue.
+    expect(await messageCount(async, Q)).toBe(5);
+    const refused = await runCli(["apply", "-f", file(false), "--allow-destructive"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refusing to drop messages/);
+    expectExactlyOnce(await drainIds(async, Q), held);
+    const done = await runCli(["apply", "-f", file(false), "--allow-destructive"]);
+    expect(done.stderr).not.toMatch(/Error/);
+    expect(done.code).toBe(0);
+    expect(await getQueue(async, Q)).toBeUndefined();
+  });
+
+  it("a quorum queue and a stream are deleted with their service (a quorum queue takes no if-empty delete)", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = (services: unknown[]) => writeTopology({ sync, async, services });
+    const with_ = [{ name: "mpquo", sync: false, async: { type: "quorum" } }, { name: "mpstr", sync: false, async: { type: "stream" } }, "mpkeep"];
+    expect((await runCli(["apply", "-f", file(with_)])).code).toBe(0);
+    const r = await runCli(["apply", "-f", file(["mpkeep"]), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(await getQueue(async, "mpquo.async")).toBeUndefined();
+    expect(await getQueue(async, "mpstr.async")).toBeUndefined();
+    expect((await runCli(["plan", "-f", file(["mpkeep"]), "--detailed-exitcode"])).code).toBe(0);
+  });
+});
+
 describe("replace stops rather than lose or copy a message", () => {
   function target(v: string): ClusterTarget {
     const u = new URL(broker().amqpUrl);
