@@ -179,9 +179,10 @@ export async function readLiveCounts(session: AmqpSession, actual: ActualCluster
     if (!q.stream) {
       const stale = facts.ready;
       facts.ready = live.messageCount;
-      // Bytes have no live count. Statistics that counted other messages give an average per
-      // message at best; with none counted, the bytes are unknown (and a byte limit cannot be judged).
-      if (stale !== facts.ready) facts.bytes = stale && facts.bytes !== undefined ? Math.round((facts.bytes / stale) * facts.ready) : facts.ready === 0 ? 0 : undefined;
+      // Bytes have no live count. Statistics that counted other messages say nothing of these:
+      // an average per message hid ten 100 KB messages behind ten small ones, and a byte limit
+      // was judged met when it was not. So the bytes are unknown, and a byte limit cannot be judged.
+      if (stale !== facts.ready) facts.bytes = facts.ready === 0 ? 0 : undefined;
     }
     facts.ready ??= 0;
     facts.unacked ??= 0;

@@ -194,8 +194,8 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
       const l = after.maxLengthBytes;
       risks.push({
         rule: "x-max-length-bytes",
-        reason: `${l.from} ${l.value} applies, and the broker's statistics do not count the bytes of the ${plural(total, "message")} it holds yet`,
-        advice: "run topo apply again in a few seconds, once the statistics count them",
+        reason: `${l.from} ${l.value} applies, and the broker's statistics do not count the bytes of the ${plural(total, "message")} it holds now`,
+        advice: "run topo apply again once the queue's count has not changed for 5 s (the statistics count bytes every 5 s), or let the workers drain it",
       });
     }
     // A moved message enters the new queue afresh, so its TTL counts from the move: a TTL the

@@ -229,6 +229,21 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("x-max-length-bytes when the statistics counted other messages: the bytes are unknown, so refused before writing", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    await publishIds(f.async, ids("small", 10));
+    await statsShow(f.async, Q, (q) => q.messages === 10);
+    // Ten large messages the statistics have not counted yet: an average of the small ones
+    // would put the queue far below the limit.
+    await publishIds(f.async, ids("big", 10), 100_000);
+    const before = await brokerState(f.async);
+    const r = await runCli(["apply", "-f", f.after({ "x-max-length-bytes": 300_000 }), "--allow-destructive"]);
+    refusedBeforeWriting(r);
+    expect(r.stderr).toMatch(/do not count the bytes of the 20 messages it holds now/);
+    expect(await brokerState(f.async)).toEqual(before);
+  });
+
   it("a consumer holding unacknowledged messages: refused until the workers stop, then all of them kept", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);

@@ -78,8 +78,8 @@ describe("replace risks", () => {
     expect(replaceRisks(replace({ after, held: held({ ready: 3, bytes: undefined }) }))).toEqual([
       {
         rule: "x-max-length-bytes",
-        reason: "x-max-length-bytes 1000 applies, and the broker's statistics do not count the bytes of the 3 messages it holds yet",
-        advice: "run topo apply again in a few seconds, once the statistics count them",
+        reason: "x-max-length-bytes 1000 applies, and the broker's statistics do not count the bytes of the 3 messages it holds now",
+        advice: "run topo apply again once the queue's count has not changed for 5 s (the statistics count bytes every 5 s), or let the workers drain it",
       },
     ]);
     expect(rules(replace({ after, held: held({ bytes: undefined }) }))).toEqual([]);
