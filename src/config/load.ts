@@ -13,6 +13,7 @@ import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
 import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
+import { QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -128,13 +129,12 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   if (doc.errors.length > 0) {
     fail(
       doc.errors.map((e) => ({
-        ...at(e.pos[0]),
-        // The parser recurses; absurd nesting exhausts its stack before any rule of ours applies.
-        message: /call stack/i.test(e.message)
-          ? `nesting is too deep to read; a topology is a few levels deep`
-          : e.code === "MULTIPLE_DOCS"
+        // A block scalar header's error points past its | or >, at the text that follows.
+        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : e.pos[0]),
+        message:
+          e.code === "MULTIPLE_DOCS"
             ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
-            : `YAML: ${safeYamlMessage(firstLine(e.message))}`,
+            : yamlMessage(e.code, e.message),
       })),
     );
   }
@@ -155,12 +155,47 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   // The text of every value with a ${VAR} in it, by its path: a problem found in it later names
   // its variables (a value that is exactly one ${VAR}, when the schema refuses what it became).
   const putIn = new Map<string, string>();
+  // An unknown tag (topo knows none) is reported, not read past: `password: !Secret123` is "".
+  const unknownTags = doc.warnings.filter((w) => w.code === "TAG_RESOLVE_FAILED" || w.code === "BAD_COLLECTION_TYPE").map((w) => w.pos[0]);
+  // An alias is checked here, before toJS() throws at the first one with no anchor (naming it).
+  const anchors = new Set<string>();
+  const { Scalar: ScalarNode } = yaml();
+  const refuse = (node: Scalar, offset: number, message: string) => {
+    problems.push({ file, ...at(offset), message });
+    unread.set(node, node.value as string);
+    node.value = UNINTERPOLATED;
+  };
   visit(doc, {
+    Collection(_key, node) {
+      if (node.anchor) anchors.add(node.anchor);
+    },
+    Alias(_key, node, ancestors) {
+      const path = yamlPath(ancestors, node);
+      const message = holdsSecretValue(path)
+        ? `${displayPath(path)}: ${SECRET_WITH_SYNTAX}`
+        : anchors.has(node.source)
+          ? undefined
+          : `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;
+      if (message === undefined) return;
+      // In its place a value that counts as refused, so nothing else is said about it.
+      const stand = new ScalarNode(null);
+      stand.range = node.range;
+      refuse(stand, node.range?.[0] ?? 0, message);
+      return stand;
+    },
     Scalar(key, node, ancestors) {
-      if (key === "key" || typeof node.value !== "string") return;
-      const source = node.value;
+      if (node.anchor) anchors.add(node.anchor);
+      if (key === "key") return;
       let path: Path | undefined;
       const pathOf = () => (path ??= yamlPath(ancestors, node));
+      if ((node.anchor || node.tag) && holdsSecretValue(pathOf())) {
+        const start = propsStart(text, ancestors[ancestors.length - 1], node);
+        for (let i = unknownTags.length - 1; i >= 0; i--) if ((unknownTags[i] as number) >= start && (unknownTags[i] as number) <= (node.range?.[0] ?? start)) unknownTags.splice(i, 1);
+        refuse(node, start, `${displayPath(pathOf())}: ${SECRET_WITH_SYNTAX}`);
+        return;
+      }
+      if (typeof node.value !== "string") return;
+      const source = node.value;
       const r = interpolateValue(source, env, pathOf, unsetPasswords);
       if ("errors" in r) {
         for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
@@ -173,11 +208,13 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     },
   });
 
+  for (const offset of unknownTags) problems.push({ file, ...at(offset), message: STARTS_WITH_SYNTAX });
+
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    fail([{ line: 1, col: 1, message: `cannot read YAML: ${safeYamlMessage(firstLine((e as Error).message))}` }]);
+    fail([{ line: 1, col: 1, message: yamlReadMessage((e as Error).message) }]);
   }
   const uninterpolated = pathsOf(data, UNINTERPOLATED);
   for (const [node, source] of unread) node.value = source;
@@ -332,16 +369,24 @@ function problemsError(file: string, ps: { line: number; col: number; message: s
   return new ConfigError(ps.map((p) => ({ file, ...p })));
 }
 
-function firstLine(s: string): string {
-  return s.split("\n")[0] ?? s;
+/** The values that hold a password: users' passwords and hashes, and the clusters' URLs. */
+function holdsSecretValue(path: Path): boolean {
+  if (path.length !== 3) return false;
+  if (path[0] === "users") return path[2] === "password" || path[2] === "password_hash";
+  return path[0] === "clusters" && (path[2] === "url" || path[2] === "management");
 }
 
 /**
- * The YAML parser quotes the token it stumbled on. A token may be a URL with its password, so only
- * a punctuation mark or a plain word is shown.
+ * Where a value's anchor or tag starts: after its key's ":" (they come before the value's own
+ * range); the value's start when that cannot be found.
  */
-export function safeYamlMessage(message: string): string {
-  return message.replace(/"((?:[^"\\]|\\.)*)"/g, (m, inner: string) => (/^(?:[^\sA-Za-z0-9]|\w+)$/.test(inner) ? m : "(a value not shown)"));
+function propsStart(text: string, parent: unknown, node: YamlNode): number {
+  const valueStart = node.range?.[0] ?? 0;
+  const keyEnd = (yaml().isPair(parent) ? (parent.key as YamlNode | null)?.range?.[1] : undefined) ?? valueStart;
+  const colon = text.indexOf(":", keyEnd);
+  if (colon < 0 || colon >= valueStart) return valueStart;
+  const m = /[&!]/.exec(text.slice(colon + 1, valueStart));
+  return m ? colon + 1 + m.index : valueStart;
 }
 
 function formatKey(p: ConfigProblem): string {
