@@ -198,7 +198,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       const source = node.value;
       const r = interpolateValue(source, env, pathOf, unsetPasswords);
       if ("errors" in r) {
-        for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
+        for (const { message, index } of r.errors) problems.push({ file, ...at(offsetIn(text, node, index)), message });
         unread.set(node, source);
         node.value = UNINTERPOLATED;
         return;
@@ -369,6 +369,18 @@ function problemsError(file: string, ps: { line: number; col: number; message: s
   return new ConfigError(ps.map((p) => ({ file, ...p })));
 }
 
+/**
+ * Where the character at `index` of a scalar's value is in the file, when the value is written
+ * as it reads up to there (plain, or quoted with no escape before it); else the scalar's start.
+ */
+function offsetIn(text: string, node: YamlNode, index: number | undefined): number {
+  const start = node.range?.[0] ?? 0;
+  const value = (node as Scalar).value;
+  if (index === undefined || typeof value !== "string") return start;
+  const quote = text[start] === '"' || text[start] === "'" ? 1 : 0;
+  return text.slice(start + quote, start + quote + index + 2) === value.slice(0, index + 2) ? start + quote + index : start;
+}
+
 /** The values that hold a password: users' passwords and hashes, and the clusters' URLs. */
 function holdsSecretValue(path: Path): boolean {
   if (path.length !== 3) return false;
@@ -483,8 +495,8 @@ function interpolateValue(
   env: Env,
   pathOf: () => Path,
   unsetPasswords?: Set<string>,
-): { errors: string[] } | { value: string | number | boolean } {
-  const r = substitute(source, env);
+): { errors: VarProblem[] } | { value: string | number | boolean } {
+  const r = substitute(source, env, () => (holdsSecretValue(pathOf()) ? displayPath(pathOf()) : undefined));
   if ("errors" in r) {
     if (!unsetPasswords || !r.onlyUnset) return { errors: r.errors };
     const path = pathOf();
@@ -554,28 +566,47 @@ export function interpolate(value: string, env: Env): { value: string } | { erro
 /** interpolate, with every problem of the value rather than the first. */
 export function interpolateAll(value: string, env: Env): { value: string } | { errors: string[] } {
   const r = substitute(value, env);
-  return "errors" in r ? { errors: r.errors } : r;
+  return "errors" in r ? { errors: r.errors.map((e) => e.message) } : r;
+}
+
+/** A problem of a value's ${VAR}s; `index`, where in the value a "${" is not a reference. */
+interface VarProblem {
+  message: string;
+  index?: number;
 }
 
 /**
  * interpolateAll, also saying which variables are unset (or empty) without a default, and
- * whether they are the value's only problems (what passwordsOptional lets through).
+ * whether they are the value's only problems (what passwordsOptional lets through). `secretAt`
+ * names the value's place when it holds a password (a user's password, a cluster's URL): a
+ * "${" there that is no reference may be a piece of the password, so it is never quoted.
  */
-function substitute(value: string, env: Env): { value: string } | { errors: string[]; unset: string[]; onlyUnset: boolean } {
-  const errors: string[] = [];
+function substitute(
+  value: string,
+  env: Env,
+  secretAt: () => string | undefined = () => undefined,
+): { value: string } | { errors: VarProblem[]; unset: string[]; onlyUnset: boolean } {
+  const errors: VarProblem[] = [];
   const unset = new Set<string>();
   let onlyUnset = true;
-  const out = value.replace(VAR, (m, body: string | undefined) => {
+  const out = value.replace(VAR, (m, body: string | undefined, index: number) => {
     if (m === "$$") return "$";
     if (body === undefined) {
       onlyUnset = false;
-      errors.push(`unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`);
+      const where = secretAt();
+      errors.push({ message: `${where ? `${where}: ` : ""}unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`, index });
       return m;
     }
     const parsed = VAR_NAME.exec(body);
     if (!parsed) {
       onlyUnset = false;
-      errors.push(notAReference(body));
+      const where = secretAt();
+      errors.push({
+        message: where
+          ? `${where}: the "\${" here starts no variable reference (a name, then } or :-default); write \${NAME} or \${NAME:-default}, or $$ for a literal $`
+          : notAReference(body),
+        index,
+      });
       return m;
     }
     const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
@@ -583,14 +614,18 @@ function substitute(value: string, env: Env): { value: string } | { errors: stri
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
     unset.add(name);
-    errors.push(
-      v === ""
-        ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
-        : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
-    );
+    errors.push({
+      message:
+        v === ""
+          ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
+          : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
+    });
     return m;
   });
-  return errors.length ? { errors: [...new Set(errors)], unset: [...unset], onlyUnset } : { value: out };
+  // Each message once (a variable used twice is one problem), at its first place.
+  const seen = new Set<string>();
+  const once = errors.filter((e) => !seen.has(e.message) && seen.add(e.message));
+  return errors.length ? { errors: once, unset: [...unset], onlyUnset } : { value: out };
 }
 
 /**

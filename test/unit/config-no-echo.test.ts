@@ -98,3 +98,34 @@ describe("no YAML message quotes the file", () => {
     expectNoSecret(ps);
   });
 });
+
+describe("a \"${\" that is no variable reference, in a password or a URL", () => {
+  const url = (u: string) => `version: 1\nclusters:\n  sync:\n    url: ${u}\nservices: [{ name: mplogin, async: false }]\n`;
+
+  it.each([
+    ["amqp://u:Pa${9secretpart}ss@127.0.0.1:5672/v", "9secretpart", "4:21: "],
+    ["amqp://u:Pa${secret-part}ss@127.0.0.1:5672/v", "secret-part", "4:21: "],
+    ["amqp://u:Pa${}ss@127.0.0.1:5672/v", "Pa${}ss", "4:21: "],
+  ])("%s: placed at the ${, not quoted, says $$", (u, secret, at) => {
+    const ps = problemsOf(url(u));
+    expect(ps).toHaveLength(1);
+    expect(ps[0]?.startsWith(at), ps[0]).toBe(true);
+    expect(ps[0]).toMatch(/\$\$/);
+    expectNoSecret(ps, secret);
+    expect(ps[0]).not.toContain("secret");
+  });
+
+  it("in users.NAME.password, also with --json's data", () => {
+    const ps = problemsOf(withPassword("Pa${9SecretF}x"));
+    expect(ps).toHaveLength(1);
+    expect(ps[0]).toMatch(/^10:17: users\.mp-x\.password: /);
+    expect(ps[0]).toMatch(/\$\$/);
+    expectNoSecret(ps, "9SecretF");
+  });
+
+  it("elsewhere a mistyped name is still shown", () => {
+    expect(problemsOf(`version: 1\nclusters: { sync: { url: "amqp://h/s" } }\nservices: [{ name: "\${1BAD}", async: false }]\n`)).toEqual([
+      '3:21: "${1BAD}" is not a variable reference; write ${NAME} or ${NAME:-default}',
+    ]);
+  });
+});
