@@ -235,7 +235,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   }
   const { raw, refused } = wellFormed(data as Record<string, unknown>, refusedPaths);
   const { desired, problems: crossProblems } = normalize(raw, refused);
-  for (const p of crossProblems) problems.push(namingVariables(placePathProblem(p, doc, at, file), putIn.get(pathKey(p.path))));
+  for (const p of crossProblems) problems.push(namingVariables(placePathProblem(p, doc, at, file, false, text), putIn.get(pathKey(p.path))));
   for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor);
@@ -972,6 +972,8 @@ function placePathProblem(
   at: (o: number) => { line: number; col: number },
   file: string,
   messageHasPath = false,
+  /** The file's text, to place a problem at p.index of its value. */
+  text = "",
 ): ConfigProblem {
   const { isAlias, isMap } = yaml();
   let offset = 0;
@@ -998,5 +1000,9 @@ function placePathProblem(
     }
   }
   const message = messageHasPath || p.path.length === 0 ? p.message : `${displayPath(p.path)}: ${p.message}`;
+  if (p.index !== undefined) {
+    const node = nodeAt(doc, p.path);
+    if (node?.range?.[0] === offset) offset = offsetIn(text, node, p.index);
+  }
   return { file, ...at(offset), message };
 }
