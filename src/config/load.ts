@@ -1,7 +1,7 @@
 // Read the file, parse it keeping node positions, interpolate ${VAR}, validate it against the
 // schema, normalise it, and report every problem at once as FILE:LINE:COL: message.
 
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
@@ -13,6 +13,7 @@ import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
 import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
+import { tlsFileProblems } from "./tls-files.js";
 import { QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
@@ -276,7 +277,8 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
 
 /**
  * TLS files are named relative to the topology file, like every path a config file holds: made
- * absolute in place, with a problem for each that does not exist.
+ * absolute in place, with a problem for each that is not there, not readable, or not what its
+ * key says (tls-files.ts), so that validate finds it rather than a connection.
  */
 function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
   const problems: PathProblem[] = [];
@@ -284,10 +286,9 @@ function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
     const tls = c.target.tls;
     for (const field of ["ca", "cert", "key"] as const) {
       const path = tls[field];
-      if (path === undefined) continue;
-      tls[field] = resolve(dirname(file), path);
-      if (!existsSync(tls[field])) problems.push({ path: ["clusters", c.target.name, "tls", field], message: `no such file: ${tls[field]}` });
+      if (path !== undefined) tls[field] = resolve(dirname(file), path);
     }
+    for (const p of tlsFileProblems(tls)) problems.push({ path: ["clusters", c.target.name, "tls", p.field], message: p.message });
   }
   return problems;
 }
