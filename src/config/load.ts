@@ -128,6 +128,12 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     throw e;
   }
   if (doc.errors.length > 0) {
+    // ${VAR} unquoted in a flow collection breaks it into a cascade of errors: one problem instead.
+    const flow = text.includes("${") ? flowReferences(text) : undefined;
+    if (flow?.length) {
+      const before = doc.errors.filter((e) => e.pos[0] < (flow[0] as { collection: number }).collection);
+      fail([...before.map((e) => ({ ...at(e.pos[0]), message: yamlMessage(e.code, e.message) })), ...flow.map((f) => ({ ...at(f.offset), message: FLOW_REFERENCE }))]);
+    }
     fail(
       doc.errors.map((e) => ({
         // A block scalar header's error points past its | or >, at the text that follows.
@@ -135,7 +141,9 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
         message:
           e.code === "MULTIPLE_DOCS"
             ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
-            : yamlMessage(e.code, e.message),
+            : e.code === "DUPLICATE_KEY"
+              ? duplicateKeyMessage(doc, e.pos[0], (o) => at(o).line) ?? yamlMessage(e.code, e.message)
+              : yamlMessage(e.code, e.message),
       })),
     );
   }
@@ -380,6 +388,58 @@ function offsetIn(text: string, node: YamlNode, index: number | undefined): numb
   if (index === undefined || typeof value !== "string") return start;
   const quote = text[start] === '"' || text[start] === "'" ? 1 : 0;
   return text.slice(start + quote, start + quote + index + 2) === value.slice(0, index + 2) ? start + quote + index : start;
+}
+
+const FLOW_REFERENCE = `\${...} inside { } or [ ] must be quoted: write "\${NAME}" (or use block style, one key per line), since there YAML reads { and } as a mapping's start and end`;
+
+/**
+ * Every "${" outside quotes inside a flow collection ({ } or [ ]), where YAML reads its "{" as a
+ * mapping: where it is, and where its outermost collection starts. The lexer tells a flow
+ * indicator from a "{" inside a plain scalar ("a{b}" is one token) and from quoted text.
+ */
+function flowReferences(text: string): { offset: number; collection: number }[] {
+  const out: { offset: number; collection: number }[] = [];
+  let offset = 0;
+  let depth = 0;
+  let collection = 0;
+  let previous: { token: string; offset: number } | undefined;
+  for (const token of new (yaml().Lexer)().lex(text)) {
+    // The lexer's markers of document, scalar and flow end are not text of the file.
+    if (token === "\x02" || token === "\x18" || token === "\x1f") continue;
+    if (token === "{" && depth > 0 && previous?.token.endsWith("$")) out.push({ offset: previous.offset + previous.token.length - 1, collection });
+    if (token === "{" || token === "[") {
+      if (depth === 0) collection = offset;
+      depth++;
+    } else if ((token === "}" || token === "]") && depth > 0) depth--;
+    previous = { token, offset };
+    offset += token.length;
+  }
+  return out;
+}
+
+/**
+ * The words for a key given twice: the key (unless it looks like a URL, or holds a password) and
+ * the line of its first occurrence. Undefined when the duplicate cannot be found.
+ */
+function duplicateKeyMessage(doc: Document.Parsed, offset: number, lineOf: (o: number) => number): string | undefined {
+  const { isScalar, visit } = yaml();
+  let message: string | undefined;
+  visit(doc, {
+    Map(_key, map, ancestors) {
+      const i = map.items.findIndex((it: Pair) => (it.key as YamlNode | null)?.range?.[0] === offset);
+      if (i < 0) return undefined;
+      const key = map.items[i]?.key;
+      const first = isScalar(key) ? map.items.slice(0, i).find((it: Pair) => isScalar(it.key) && (it.key as Scalar).value === key.value) : undefined;
+      const firstAt = (first?.key as YamlNode | undefined)?.range?.[0];
+      if (!isScalar(key) || firstAt === undefined) return visit.BREAK;
+      const path = yamlPath(ancestors, map).map(String);
+      const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
+      const shown = secret || /@|:\/\//.test(String(key.value)) ? "a key" : `the key ${JSON.stringify(String(key.value))}`;
+      message = `${shown} is given twice in this mapping (first on line ${lineOf(firstAt)}); remove one`;
+      return visit.BREAK;
+    },
+  });
+  return message;
 }
 
 /** The values that hold a password: users' passwords and hashes, and the clusters' URLs. */
