@@ -12,7 +12,7 @@ export const QUOTE_IT = `if it is text (a password, say), put it in quotes ('...
 export const STARTS_WITH_SYNTAX = `YAML reads a value that starts with & * ! | > % @ or \` as YAML syntax (an anchor, alias, tag or block scalar, or a reserved character), not as text; ${QUOTE_IT}`;
 
 /** An anchor, alias or tag on a password or a URL: the value YAML gives it is not what is written. */
-export const SECRET_WITH_SYNTAX = `this value starts with YAML syntax (an anchor &, an alias * or a tag !), so YAML reads something other than what is written; a password or URL is plain text: ${QUOTE_IT}`;
+export const SECRET_WITH_SYNTAX = `this value starts with YAML syntax (an anchor &, an alias * or a tag !), so YAML would read something other than what is written; if the password or URL itself starts with such a character, put it in quotes ('...', or "..." with \\\\ for a backslash)`;
 
 /** The library's own sentences, which hold no text of the file (the fill-ins are its vocabulary). */
 const YAML_SENTENCES: RegExp[] = [
