@@ -1,7 +1,7 @@
 // Read the file, parse it keeping node positions, interpolate ${VAR}, validate it against the
 // schema, normalise it, and report every problem at once as FILE:LINE:COL: message.
 
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
@@ -13,6 +13,8 @@ import { argumentValueMessage } from "./arguments.js";
 import { normalize, type PathProblem, type RawConfig, type Refused } from "./normalize.js";
 import { ENV_NAME_SOURCE, prefixProblem } from "../core/naming.js";
 import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
+import { tlsFileProblems } from "./tls-files.js";
+import { QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 
 /** Larger files are refused before parsing: a topology of 100,000 services is well under this. */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -126,15 +128,22 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     throw e;
   }
   if (doc.errors.length > 0) {
+    // ${VAR} unquoted in a flow collection breaks it into a cascade of errors: one problem instead.
+    const flow = text.includes("${") ? flowReferences(text) : undefined;
+    if (flow?.length) {
+      const before = doc.errors.filter((e) => e.pos[0] < (flow[0] as { collection: number }).collection);
+      fail([...before.map((e) => ({ ...at(e.pos[0]), message: yamlMessage(e.code, e.message) })), ...flow.map((f) => ({ ...at(f.offset), message: FLOW_REFERENCE }))]);
+    }
     fail(
       doc.errors.map((e) => ({
-        ...at(e.pos[0]),
-        // The parser recurses; absurd nesting exhausts its stack before any rule of ours applies.
-        message: /call stack/i.test(e.message)
-          ? `nesting is too deep to read; a topology is a few levels deep`
-          : e.code === "MULTIPLE_DOCS"
+        // A block scalar header's error points past its | or >, at the text that follows.
+        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : e.pos[0]),
+        message:
+          e.code === "MULTIPLE_DOCS"
             ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
-            : `YAML: ${safeYamlMessage(firstLine(e.message))}`,
+            : e.code === "DUPLICATE_KEY"
+              ? duplicateKeyMessage(doc, e.pos[0], (o) => at(o).line) ?? yamlMessage(e.code, e.message)
+              : yamlMessage(e.code, e.message),
       })),
     );
   }
@@ -155,15 +164,50 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   // The text of every value with a ${VAR} in it, by its path: a problem found in it later names
   // its variables (a value that is exactly one ${VAR}, when the schema refuses what it became).
   const putIn = new Map<string, string>();
+  // An unknown tag (topo knows none) is reported, not read past: `password: !Secret123` is "".
+  const unknownTags = doc.warnings.filter((w) => w.code === "TAG_RESOLVE_FAILED" || w.code === "BAD_COLLECTION_TYPE").map((w) => w.pos[0]);
+  // An alias is checked here, before toJS() throws at the first one with no anchor (naming it).
+  const anchors = new Set<string>();
+  const { Scalar: ScalarNode } = yaml();
+  const refuse = (node: Scalar, offset: number, message: string) => {
+    problems.push({ file, ...at(offset), message });
+    unread.set(node, node.value as string);
+    node.value = UNINTERPOLATED;
+  };
   visit(doc, {
+    Collection(_key, node) {
+      if (node.anchor) anchors.add(node.anchor);
+    },
+    Alias(_key, node, ancestors) {
+      const path = yamlPath(ancestors, node);
+      const message = holdsSecretValue(path)
+        ? `${displayPath(path)}: ${SECRET_WITH_SYNTAX}`
+        : anchors.has(node.source)
+          ? undefined
+          : `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;
+      if (message === undefined) return;
+      // In its place a value that counts as refused, so nothing else is said about it.
+      const stand = new ScalarNode(null);
+      stand.range = node.range;
+      refuse(stand, node.range?.[0] ?? 0, message);
+      return stand;
+    },
     Scalar(key, node, ancestors) {
-      if (key === "key" || typeof node.value !== "string") return;
-      const source = node.value;
+      if (node.anchor) anchors.add(node.anchor);
+      if (key === "key") return;
       let path: Path | undefined;
       const pathOf = () => (path ??= yamlPath(ancestors, node));
+      if ((node.anchor || node.tag) && holdsSecretValue(pathOf())) {
+        const start = propsStart(text, ancestors[ancestors.length - 1], node);
+        for (let i = unknownTags.length - 1; i >= 0; i--) if ((unknownTags[i] as number) >= start && (unknownTags[i] as number) <= (node.range?.[0] ?? start)) unknownTags.splice(i, 1);
+        refuse(node, start, `${displayPath(pathOf())}: ${SECRET_WITH_SYNTAX}`);
+        return;
+      }
+      if (typeof node.value !== "string") return;
+      const source = node.value;
       const r = interpolateValue(source, env, pathOf, unsetPasswords);
       if ("errors" in r) {
-        for (const message of r.errors) problems.push({ file, ...at(node.range?.[0] ?? 0), message });
+        for (const { message, index } of r.errors) problems.push({ file, ...at(offsetIn(text, node, index)), message });
         unread.set(node, source);
         node.value = UNINTERPOLATED;
         return;
@@ -173,11 +217,13 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     },
   });
 
+  for (const offset of unknownTags) problems.push({ file, ...at(offset), message: STARTS_WITH_SYNTAX });
+
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    fail([{ line: 1, col: 1, message: `cannot read YAML: ${safeYamlMessage(firstLine((e as Error).message))}` }]);
+    fail([{ line: 1, col: 1, message: yamlReadMessage((e as Error).message) }]);
   }
   const uninterpolated = pathsOf(data, UNINTERPOLATED);
   for (const [node, source] of unread) node.value = source;
@@ -198,7 +244,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   }
   const { raw, refused } = wellFormed(data as Record<string, unknown>, refusedPaths);
   const { desired, problems: crossProblems } = normalize(raw, refused);
-  for (const p of crossProblems) problems.push(namingVariables(placePathProblem(p, doc, at, file), putIn.get(pathKey(p.path))));
+  for (const p of crossProblems) problems.push(namingVariables(placePathProblem(p, doc, at, file, false, text), putIn.get(pathKey(p.path))));
   for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor);
@@ -239,7 +285,8 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
 
 /**
  * TLS files are named relative to the topology file, like every path a config file holds: made
- * absolute in place, with a problem for each that does not exist.
+ * absolute in place, with a problem for each that is not there, not readable, or not what its
+ * key says (tls-files.ts), so that validate finds it rather than a connection.
  */
 function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
   const problems: PathProblem[] = [];
@@ -247,10 +294,9 @@ function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
     const tls = c.target.tls;
     for (const field of ["ca", "cert", "key"] as const) {
       const path = tls[field];
-      if (path === undefined) continue;
-      tls[field] = resolve(dirname(file), path);
-      if (!existsSync(tls[field])) problems.push({ path: ["clusters", c.target.name, "tls", field], message: `no such file: ${tls[field]}` });
+      if (path !== undefined) tls[field] = resolve(dirname(file), path);
     }
+    for (const p of tlsFileProblems(tls)) problems.push({ path: ["clusters", c.target.name, "tls", p.field], message: p.message });
   }
   return problems;
 }
@@ -332,16 +378,88 @@ function problemsError(file: string, ps: { line: number; col: number; message: s
   return new ConfigError(ps.map((p) => ({ file, ...p })));
 }
 
-function firstLine(s: string): string {
-  return s.split("\n")[0] ?? s;
+/**
+ * Where the character at `index` of a scalar's value is in the file, when the value is written
+ * as it reads up to there (plain, or quoted with no escape before it); else the scalar's start.
+ */
+function offsetIn(text: string, node: YamlNode, index: number | undefined): number {
+  const start = node.range?.[0] ?? 0;
+  const value = (node as Scalar).value;
+  if (index === undefined || typeof value !== "string") return start;
+  const quote = text[start] === '"' || text[start] === "'" ? 1 : 0;
+  return text.slice(start + quote, start + quote + index + 2) === value.slice(0, index + 2) ? start + quote + index : start;
+}
+
+const FLOW_REFERENCE = `\${...} inside { } or [ ] must be quoted: write "\${NAME}" (or use block style, one key per line), since there YAML reads { and } as a mapping's start and end`;
+
+/**
+ * Every "${" outside quotes inside a flow collection ({ } or [ ]), where YAML reads its "{" as a
+ * mapping: where it is, and where its outermost collection starts. The lexer tells a flow
+ * indicator from a "{" inside a plain scalar ("a{b}" is one token) and from quoted text.
+ */
+function flowReferences(text: string): { offset: number; collection: number }[] {
+  const out: { offset: number; collection: number }[] = [];
+  let offset = 0;
+  let depth = 0;
+  let collection = 0;
+  let previous: { token: string; offset: number } | undefined;
+  for (const token of new (yaml().Lexer)().lex(text)) {
+    // The lexer's markers of document, scalar and flow end are not text of the file.
+    if (token === "\x02" || token === "\x18" || token === "\x1f") continue;
+    if (token === "{" && depth > 0 && previous?.token.endsWith("$")) out.push({ offset: previous.offset + previous.token.length - 1, collection });
+    if (token === "{" || token === "[") {
+      if (depth === 0) collection = offset;
+      depth++;
+    } else if ((token === "}" || token === "]") && depth > 0) depth--;
+    previous = { token, offset };
+    offset += token.length;
+  }
+  return out;
 }
 
 /**
- * The YAML parser quotes the token it stumbled on. A token may be a URL with its password, so only
- * a punctuation mark or a plain word is shown.
+ * The words for a key given twice: the key (unless it looks like a URL, or holds a password) and
+ * the line of its first occurrence. Undefined when the duplicate cannot be found.
  */
-export function safeYamlMessage(message: string): string {
-  return message.replace(/"((?:[^"\\]|\\.)*)"/g, (m, inner: string) => (/^(?:[^\sA-Za-z0-9]|\w+)$/.test(inner) ? m : "(a value not shown)"));
+function duplicateKeyMessage(doc: Document.Parsed, offset: number, lineOf: (o: number) => number): string | undefined {
+  const { isScalar, visit } = yaml();
+  let message: string | undefined;
+  visit(doc, {
+    Map(_key, map, ancestors) {
+      const i = map.items.findIndex((it: Pair) => (it.key as YamlNode | null)?.range?.[0] === offset);
+      if (i < 0) return undefined;
+      const key = map.items[i]?.key;
+      const first = isScalar(key) ? map.items.slice(0, i).find((it: Pair) => isScalar(it.key) && (it.key as Scalar).value === key.value) : undefined;
+      const firstAt = (first?.key as YamlNode | undefined)?.range?.[0];
+      if (!isScalar(key) || firstAt === undefined) return visit.BREAK;
+      const path = yamlPath(ancestors, map).map(String);
+      const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
+      const shown = secret || /@|:\/\//.test(String(key.value)) ? "a key" : `the key ${JSON.stringify(String(key.value))}`;
+      message = `${shown} is given twice in this mapping (first on line ${lineOf(firstAt)}); remove one`;
+      return visit.BREAK;
+    },
+  });
+  return message;
+}
+
+/** The values that hold a password: users' passwords and hashes, and the clusters' URLs. */
+function holdsSecretValue(path: Path): boolean {
+  if (path.length !== 3) return false;
+  if (path[0] === "users") return path[2] === "password" || path[2] === "password_hash";
+  return path[0] === "clusters" && (path[2] === "url" || path[2] === "management");
+}
+
+/**
+ * Where a value's anchor or tag starts: after its key's ":" (they come before the value's own
+ * range); the value's start when that cannot be found.
+ */
+function propsStart(text: string, parent: unknown, node: YamlNode): number {
+  const valueStart = node.range?.[0] ?? 0;
+  const keyEnd = (yaml().isPair(parent) ? (parent.key as YamlNode | null)?.range?.[1] : undefined) ?? valueStart;
+  const colon = text.indexOf(":", keyEnd);
+  if (colon < 0 || colon >= valueStart) return valueStart;
+  const m = /[&!]/.exec(text.slice(colon + 1, valueStart));
+  return m ? colon + 1 + m.index : valueStart;
 }
 
 function formatKey(p: ConfigProblem): string {
@@ -438,8 +556,8 @@ function interpolateValue(
   env: Env,
   pathOf: () => Path,
   unsetPasswords?: Set<string>,
-): { errors: string[] } | { value: string | number | boolean } {
-  const r = substitute(source, env);
+): { errors: VarProblem[] } | { value: string | number | boolean } {
+  const r = substitute(source, env, () => (holdsSecretValue(pathOf()) ? displayPath(pathOf()) : undefined));
   if ("errors" in r) {
     if (!unsetPasswords || !r.onlyUnset) return { errors: r.errors };
     const path = pathOf();
@@ -509,28 +627,47 @@ export function interpolate(value: string, env: Env): { value: string } | { erro
 /** interpolate, with every problem of the value rather than the first. */
 export function interpolateAll(value: string, env: Env): { value: string } | { errors: string[] } {
   const r = substitute(value, env);
-  return "errors" in r ? { errors: r.errors } : r;
+  return "errors" in r ? { errors: r.errors.map((e) => e.message) } : r;
+}
+
+/** A problem of a value's ${VAR}s; `index`, where in the value a "${" is not a reference. */
+interface VarProblem {
+  message: string;
+  index?: number;
 }
 
 /**
  * interpolateAll, also saying which variables are unset (or empty) without a default, and
- * whether they are the value's only problems (what passwordsOptional lets through).
+ * whether they are the value's only problems (what passwordsOptional lets through). `secretAt`
+ * names the value's place when it holds a password (a user's password, a cluster's URL): a
+ * "${" there that is no reference may be a piece of the password, so it is never quoted.
  */
-function substitute(value: string, env: Env): { value: string } | { errors: string[]; unset: string[]; onlyUnset: boolean } {
-  const errors: string[] = [];
+function substitute(
+  value: string,
+  env: Env,
+  secretAt: () => string | undefined = () => undefined,
+): { value: string } | { errors: VarProblem[]; unset: string[]; onlyUnset: boolean } {
+  const errors: VarProblem[] = [];
   const unset = new Set<string>();
   let onlyUnset = true;
-  const out = value.replace(VAR, (m, body: string | undefined) => {
+  const out = value.replace(VAR, (m, body: string | undefined, index: number) => {
     if (m === "$$") return "$";
     if (body === undefined) {
       onlyUnset = false;
-      errors.push(`unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`);
+      const where = secretAt();
+      errors.push({ message: `${where ? `${where}: ` : ""}unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`, index });
       return m;
     }
     const parsed = VAR_NAME.exec(body);
     if (!parsed) {
       onlyUnset = false;
-      errors.push(notAReference(body));
+      const where = secretAt();
+      errors.push({
+        message: where
+          ? `${where}: the "\${" here starts no variable reference (a name, then } or :-default); write \${NAME} or \${NAME:-default}, or $$ for a literal $`
+          : notAReference(body),
+        index,
+      });
       return m;
     }
     const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
@@ -538,14 +675,18 @@ function substitute(value: string, env: Env): { value: string } | { errors: stri
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
     unset.add(name);
-    errors.push(
-      v === ""
-        ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
-        : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
-    );
+    errors.push({
+      message:
+        v === ""
+          ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
+          : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
+    });
     return m;
   });
-  return errors.length ? { errors: [...new Set(errors)], unset: [...unset], onlyUnset } : { value: out };
+  // Each message once (a variable used twice is one problem), at its first place.
+  const seen = new Set<string>();
+  const once = errors.filter((e) => !seen.has(e.message) && seen.add(e.message));
+  return errors.length ? { errors: once, unset: [...unset], onlyUnset } : { value: out };
 }
 
 /**
@@ -892,6 +1033,8 @@ function placePathProblem(
   at: (o: number) => { line: number; col: number },
   file: string,
   messageHasPath = false,
+  /** The file's text, to place a problem at p.index of its value. */
+  text = "",
 ): ConfigProblem {
   const { isAlias, isMap } = yaml();
   let offset = 0;
@@ -918,5 +1061,9 @@ function placePathProblem(
     }
   }
   const message = messageHasPath || p.path.length === 0 ? p.message : `${displayPath(p.path)}: ${p.message}`;
+  if (p.index !== undefined) {
+    const node = nodeAt(doc, p.path);
+    if (node?.range?.[0] === offset) offset = offsetIn(text, node, p.index);
+  }
   return { file, ...at(offset), message };
 }

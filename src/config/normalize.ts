@@ -25,7 +25,7 @@ import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
-import { badEscapeIn, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
+import { badEscapeIn, controlCharacterIn, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -68,6 +68,8 @@ export interface PathProblem {
   message: string;
   /** Point at the key of the last path element rather than its value. */
   atKey?: boolean;
+  /** Point at this character of the value, when the file writes the value as it reads. */
+  index?: number;
 }
 
 export const BUILT_IN: Record<Traffic, Required<RawQueueSettings>> = {
@@ -86,6 +88,11 @@ const DEFAULT_PORT = { amqp: 5672, amqps: 5671 } as const;
 
 function parseEndpoint(url: string, path: (string | number)[], problems: PathProblem[]): Endpoint | undefined {
   const example = "amqp://<user>:<password>@<host>:5672/<vhost>";
+  const control = controlCharacterIn(url);
+  if (control) {
+    problems.push({ path, message: control.message, index: control.index });
+    return undefined;
+  }
   let u: URL;
   try {
     u = new URL(url);
@@ -154,6 +161,11 @@ function parseManagement(
     const port = amqp.protocol === "amqps" ? 15671 : 15672;
     const baseUrl = `${scheme}://${hostPort(amqp.hostname, port)}`;
     return { baseUrl, username: amqp.username, password: amqp.password, display: baseUrl };
+  }
+  const control = controlCharacterIn(raw);
+  if (control) {
+    problems.push({ path, message: control.message, index: control.index });
+    return undefined;
   }
   let u: URL;
   try {

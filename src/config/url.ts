@@ -84,8 +84,43 @@ export function userinfoAfterHost(u: URL): string | undefined {
   return `an "@" follows the host, so the user and password were not read as such: if the password holds "/", "?" or "#", ${PERCENT_ENCODE} (an "@" in the vhost is %40)`;
 }
 
-/** The query or fragment of a URL as safe to show: only plain parameters, else nothing. */
+/**
+ * What a URL's query and fragment hold, as safe to show: the names of plain query parameters,
+ * never a value (?password=...) nor the fragment's text. "" when there is nothing plain to name.
+ */
 export function shownQuery(u: URL): string {
-  const q = `${u.search}${u.hash}`;
-  return /^[?#][A-Za-z0-9_.=&+-]*$/.test(q) ? ` (found "${q}")` : "";
+  const names = u.search
+    .slice(1)
+    .split("&")
+    .map((p) => p.split("=", 1)[0] ?? "")
+    .filter((n) => n !== "");
+  const plain = names.length > 0 && names.every((n) => /^[A-Za-z0-9_.-]+$/.test(n));
+  const found = [
+    ...(plain ? [`the query parameter${names.length > 1 ? "s" : ""} ${[...new Set(names)].map((n) => `"${n}"`).join(", ")}`] : []),
+    ...(u.hash ? ["a #fragment"] : []),
+  ];
+  return found.length ? ` (found ${found.join(" and ")})` : "";
+}
+
+/**
+ * The first control character of a URL as written (the URL parser drops a tab or a line break
+ * wherever it stands, so "Pw<TAB>secret" would silently be "Pwsecret"): where it is, and why,
+ * naming the part that holds it, never its text.
+ */
+export function controlCharacterIn(raw: string): { index: number; message: string } | undefined {
+  const index = raw.search(/[\u0000-\u001f\u007f]/);
+  if (index < 0) return undefined;
+  const span = userinfoSpan(raw);
+  const scheme = raw.indexOf("://");
+  const hostStart = span ? span.end + 1 : scheme >= 0 ? scheme + 3 : 0;
+  const pathStart = hostStart + raw.slice(hostStart).search(/[/?#]|$/);
+  let part: string;
+  if (span && index >= span.start && index < span.end) {
+    const colon = raw.indexOf(":", span.start);
+    part = colon >= 0 && colon < index ? "the password" : "the user name";
+  } else if (index < hostStart) part = "the scheme";
+  else if (index < pathStart) part = "the host or port";
+  else part = raw[pathStart] === "/" && !/[?#]/.test(raw.slice(pathStart, index)) ? "the vhost" : "the query or fragment";
+  const fix = part === "the password" ? PERCENT_ENCODE.replace("(e.g. ", "(e.g. a tab as %09, ") : "remove it, or percent-encode it (a tab is %09)";
+  return { index, message: `${part} holds a control character (a tab, a line break or another), which a URL cannot hold; ${fix}` };
 }
