@@ -3,7 +3,7 @@
 // results or calls process.exit. Commands are imported lazily so `topo --help` starts fast.
 
 import { createRequire } from "node:module";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ConfigError, errorJson, formatProblem, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
@@ -80,6 +80,8 @@ program
   .version(version)
   .option("--no-color", "no colour in the output (also: NO_COLOR=1); colour is only ever used on a terminal")
   .showHelpAfterError()
+  // A wrong command line is thrown, not exited on, so --json can say it as JSON (code usage).
+  .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) });
 
 const fileOption = () => new Option("-f, --file <file>", "topology file").default("topology.yaml");
@@ -382,4 +384,17 @@ exportCmd
     );
 }
 
-program.parseAsync(process.argv).catch((e: unknown) => fail(e, false));
+/** A command line asking for JSON, as the commands read it (--json, --format json). */
+function asksForJson(argv: readonly string[]): boolean {
+  return argv.some((a, i) => a === "--json" || a === "--format=json" || (a === "--format" && argv[i + 1] === "json"));
+}
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof CommanderError) {
+    // Help and --version end here too, successfully; commander has printed its words already.
+    if (e.exitCode === 0) process.exit(0);
+    if (asksForJson(process.argv)) outJson({ error: { code: "usage", message: e.message.replace(/^error: /, "") } }, 0);
+    process.exit(1);
+  }
+  fail(e, false);
+});

@@ -218,6 +218,14 @@ describe("a broker's limit is named, with where it is set, and never taken for a
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`option '--parallelism <channels>' argument '${bad}' is invalid. must be a whole number from 1 to 2047`);
     }
+    // With --json (or --format json) a wrong command line is the JSON code usage too.
+    for (const args of [["apply", "-f", file, "--parallelism", "0", "--json"], ["plan", "-f", file, "--format", "json", "--bogus"]]) {
+      const r = await runCli(args);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout).error).toMatchObject({ code: "usage", message: expect.stringMatching(/--parallelism|--bogus/) });
+    }
+    expect((await runCli(["--version"])).code).toBe(0);
+    expect((await runCli(["plan", "--help"])).code).toBe(0);
   });
 
   it("a vhost's max-queues too low for the plan: refused before anything is written, the lock and deletes counted", async () => {
