@@ -187,6 +187,13 @@ function parseManagement(
     problems.push({ path, message: `management URL may not have a query or fragment` });
     return undefined;
   }
+  // topo adds /api/... itself: a URL ending in /api would ask for /api/api/overview, which the
+  // management plugin answers with its web UI's 406. A path before it (a proxy's prefix) is fine.
+  const api = /\/api\/?$/.exec(u.pathname);
+  if (api) {
+    problems.push({ path, message: `management URL ends in ${api[0]}: give the management plugin's base URL (topo adds /api/... itself), e.g. ${u.protocol}//${u.host}${u.pathname.slice(0, api.index)}` });
+    return undefined;
+  }
   const badEscape = badEscapeIn({ username: u.username, password: u.password });
   if (badEscape) {
     problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });

@@ -159,6 +159,15 @@ describe("hostPort", () => {
     expect(hostPort("rabbit.example", 5671)).toBe("rabbit.example:5671");
   });
 
+  it("refuses a management URL that ends in /api, saying what to write; a proxy's path prefix is kept", () => {
+    for (const [m, base] of [["http://u:p@localhost:15672/api", "http://localhost:15672"], ["https://rmq.example/rabbitmq/api/", "https://rmq.example/rabbitmq"]] as const) {
+      const ps = problemsOf(file("amqp://guest:guest@127.0.0.1:1/s", m));
+      expect(ps).toEqual([expect.stringMatching(new RegExp(`^5:17: clusters\\.sync\\.management: management URL ends in /api/?: give the management plugin's base URL \\(topo adds /api/\\.\\.\\. itself\\), e\\.g\\. ${base.replace(/[./]/g, "\\$&")}$`))]);
+    }
+    const c = parseConfig(file("amqp://guest:guest@127.0.0.1:1/s", "https://rmq.example/rabbitmq"), "topology.yaml");
+    expect(c.clusters[0]?.target.management.baseUrl).toMatch(/^https:\/\/rmq\.example\/rabbitmq\/?$/);
+  });
+
   it("gives the default management URL of an IPv6 broker its brackets", () => {
     const c = parseConfig(`version: 1\nclusters:\n  sync:\n    url: amqp://guest:guest@[::1]:5672/v\nservices: [{ name: mplogin, async: false }]\n`, "topology.yaml");
     expect(c.clusters[0]?.target.management.baseUrl).toBe("http://[::1]:15672");
