@@ -281,14 +281,34 @@ export function replyText(e: Error & { code?: unknown }): { code?: number; text:
   return { code, text: e.message };
 }
 
+/** RabbitMQ's words for a refused resource access; they do not say which permission. */
+const ACCESS_REFUSED = /access to (queue|exchange) '(.*)' in vhost '(.*)' refused for user '(.*)'/;
+
+/**
+ * Which permission an AMQP operation needed on the object the broker named, and the commands
+ * that show and set it. The broker says only "access refused"; the operation says which: a
+ * declare or delete needs configure, a bind needs write on its destination and read on its
+ * source, a get or a move needs read (and write on the queue moved into).
+ */
+function permissionHint(text: string, what: string | undefined): string | undefined {
+  const m = ACCESS_REFUSED.exec(text);
+  if (!m) return undefined;
+  const [, kind, name, vhost, user] = m as unknown as [string, string, string, string, string];
+  const verb = (what ?? "").split(" ")[0] ?? "";
+  const source = (what ?? "").includes(`${name} -> `) || (what ?? "").includes(`from ${name} `);
+  const perm = /^(declare|delete|take)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : /^(count|peek|look)$/.test(verb) ? "read" : "configure, write or read";
+  return `user ${user}'s ${perm} permission in vhost ${vhost} does not match ${kind} ${name} (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions ${shellWord(user)} shows its patterns, and rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ sets them`;
+}
+
 /**
  * Advice for a broker reply, only where the reply says what caused it: a 406 is an existing
  * object with other properties, a refused argument, or a queue that is not empty or in use, and
  * each needs different advice; one topo cannot place gets none rather than a wrong one.
  */
-export function hintFor(code: number, text: string): string | undefined {
+export function hintFor(code: number, text: string, what?: string): string | undefined {
   const limit = limitHint(text);
   if (limit) return limit.hint;
+  if (code === 403) return permissionHint(text, what) ?? CODE_HINTS[403];
   if (code !== 406) return CODE_HINTS[code];
   if (/inequivalent arg/i.test(text)) return "the object exists with other properties; topo plan shows it as a replace, and apply --allow-destructive carries it out";
   if (/invalid arg/i.test(text)) return "this broker refuses the argument, for the reason its reply gives (a value it does not take, an argument this queue type or RabbitMQ version does not know, or one that needs another beside it); fix it in the file";
@@ -369,7 +389,7 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   // A limit the broker closed the whole connection for (a user's max-channels) is named in the
   // connection's reply; the channel itself only "ended".
   const limit = limitHint(own.text) ?? (gone ? limitHint(gone.text) : undefined);
-  const hint = limit ? limit.hint : code !== undefined ? hintFor(code, own.text) : connectionGone ? CODE_HINTS[320] : undefined;
+  const hint = limit ? limit.hint : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     object: what,
     status: code,

@@ -18,6 +18,14 @@ describe("broker replies", () => {
     expect(hintFor(406, "406 PRECONDITION_FAILED - queue 'q' in vhost 'v' not empty")).toMatch(/holds messages/);
     expect(hintFor(406, "406 PRECONDITION_FAILED - queue 'q' in vhost 'v' in use")).toMatch(/consumers/);
     expect(hintFor(406, "406 PRECONDITION_FAILED - something new")).toBeUndefined();
+    // A refused access: the broker does not say which permission, the operation does.
+    const refused = (kind: string, name: string) => `403 ACCESS_REFUSED - access to ${kind} '${name}' in vhost 'hs sync' refused for user 'svc'`;
+    expect(hintFor(403, refused("queue", "mpnew.async"), "declare queue mpnew.async")).toBe(
+      "user svc's configure permission in vhost hs sync does not match queue mpnew.async (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions svc shows its patterns, and rabbitmqctl set_permissions -p 'hs sync' svc CONFIGURE WRITE READ sets them",
+    );
+    expect(hintFor(403, refused("queue", "mpnew.async"), "bind mpnew -> mpnew.async [mpnew.async.#]")).toMatch(/^user svc's write permission .* queue mpnew\.async/);
+    expect(hintFor(403, refused("exchange", "mpnew"), "bind mpnew -> mpnew.async [mpnew.async.#]")).toMatch(/^user svc's read permission .* exchange mpnew /);
+    expect(hintFor(403, "403 ACCESS_REFUSED - something else")).toMatch(/lacks configure\/write\/read permission/);
     expect(hintFor(541, "541 INTERNAL_ERROR")).not.toMatch(/transient non-exclusive queues\) looks like: permit/);
   });
 
