@@ -1,7 +1,8 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
+import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { holdingQueue, holdingQueueOf, Ownership } from "../core/naming.js";
+import { holdingQueue, holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
@@ -95,6 +96,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   for (const r of actual.resources) if (compared(r)) have.set(keyOf(r), r);
   const want = new Map<string, Resource>();
   for (const r of desired.resources) if (compared(r)) want.set(keyOf(r), r);
+  leaveOutNested(want, owner);
 
   const actions: Action[] = [];
   const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
@@ -199,6 +201,20 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       : []),
     ],
   };
+}
+
+/**
+ * A mirror policy for every `<kind>` queue of the prefix would also match the queues of a longer
+ * prefix in use on the vhost (`^mp[a-z_]+\.sync$` matches mpxfoo.sync): the one topo writes
+ * leaves that prefix out. The file cannot know it, the broker's state does.
+ */
+function leaveOutNested(want: Map<string, Resource>, owner: Ownership): void {
+  if (!owner.nested.length) return;
+  for (const kind of TRAFFIC) {
+    const key = keyOf({ kind: "policy", name: mirrorPolicyName(owner.prefix, kind) } as Policy);
+    const p = want.get(key);
+    if (p?.kind === "policy" && p.pattern === kindQueuesPattern(owner.prefix, kind)) want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind) });
+  }
 }
 
 /**
