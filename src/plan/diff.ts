@@ -175,6 +175,13 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     }
   }
   judgeQueueReplaces(actions, desired, actual, owner);
+  // RabbitMQ removes an exchange's or a queue's bindings with it, also those someone else made
+  // (a user's `mplogin -> audit`): silently, unless the delete names them.
+  for (const a of actions) {
+    if (a.op !== "delete") continue;
+    const unmanaged = bindingsOf(a.before, actual.resources).filter((b) => !deleted.has(keyOf(b)));
+    if (unmanaged.length) a.unmanaged = unmanaged;
+  }
 
   actions.sort(compareActions);
   const userWarnings = users && actual.usersUnreadable !== undefined && users.onBroker.length
