@@ -179,7 +179,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // (a user's `mplogin -> audit`): silently, unless the delete names them.
   for (const a of actions) {
     if (a.op !== "delete") continue;
-    const unmanaged = bindingsOf(a.before, actual.resources).filter((b) => !deleted.has(keyOf(b)));
+    const unmanaged = bindingsOf(a.before, actual.resources)
+      .filter((b) => !deleted.has(keyOf(b)))
+      .sort((x, y) => (describe(x) < describe(y) ? -1 : describe(x) > describe(y) ? 1 : 0));
     if (unmanaged.length) a.unmanaged = unmanaged;
   }
 
