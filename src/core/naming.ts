@@ -194,10 +194,10 @@ export class Ownership {
    * is left out with a negative lookahead (`^mp(?!x)[a-z_]+\.sync$`), so the policy never
    * mirrors mpx's queues; RabbitMQ's patterns are PCRE (Erlang re), which reads it as JavaScript does.
    */
-  kindQueuesPattern(kind: Traffic): string {
+  kindQueuesPattern(kind: Traffic, nested: readonly string[] = this.nested): string {
     const plain = kindQueuesPattern(this.prefix, kind);
-    if (!this.nested.length) return plain;
-    const rests = this.nested.map((n) => escapeRegex(n.slice(this.prefix.length)));
+    if (!nested.length) return plain;
+    const rests = nested.map((n) => escapeRegex(n.slice(this.prefix.length)));
     return `^${escapeRegex(this.prefix)}(?!${rests.join("|")})${plain.slice(1 + escapeRegex(this.prefix).length)}`;
   }
 

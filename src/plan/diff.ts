@@ -96,7 +96,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   for (const r of actual.resources) if (compared(r)) have.set(keyOf(r), r);
   const want = new Map<string, Resource>();
   for (const r of desired.resources) if (compared(r)) want.set(keyOf(r), r);
-  leaveOutNested(want, owner);
+  const claimed = leaveOutNested(want, owner);
 
   const actions: Action[] = [];
   const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
@@ -201,6 +201,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     degraded,
     warnings: [
       ...userWarnings,
+      ...(claimed.length
+        ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${owner.nested.filter((n) => claimed.some((s) => s.startsWith(n))).map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]
+        : []),
       ...orphans.map((u) => `left alone: user ${u} carries topo's tag but has permissions on no vhost, so nothing says which topology it belongs to (another apply may be creating it); delete it by hand if it is no longer used`),
       ...foreign.map((f) => `left alone: user ${f.user} carries topo's tag but has permissions on vhost${f.vhosts.length === 1 ? "" : "s"} ${f.vhosts.join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
       ...(spared.length
@@ -217,13 +220,18 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
  * prefix in use on the vhost (`^mp[a-z_]+\.sync$` matches mpxfoo.sync): the one topo writes
  * leaves that prefix out. The file cannot know it, the broker's state does.
  */
-function leaveOutNested(want: Map<string, Resource>, owner: Ownership): void {
-  if (!owner.nested.length) return;
+function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[] {
+  if (!owner.nested.length) return [];
+  // A service of the file's own named inside the longer prefix (both files claim it) stays
+  // covered, and plan says so.
+  const claimed = [...want.values()].flatMap((r) => (r.kind === "exchange" && owner.nested.some((n) => r.name.startsWith(n)) ? [r.name] : []));
+  const nested = owner.nested.filter((n) => !claimed.some((s) => s.startsWith(n)));
   for (const kind of TRAFFIC) {
     const key = keyOf({ kind: "policy", name: mirrorPolicyName(owner.prefix, kind) } as Policy);
     const p = want.get(key);
-    if (p?.kind === "policy" && p.pattern === kindQueuesPattern(owner.prefix, kind)) want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind) });
+    if (p?.kind === "policy" && p.pattern === kindQueuesPattern(owner.prefix, kind)) want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind, nested) });
   }
+  return claimed.sort();
 }
 
 /**

@@ -195,3 +195,12 @@ describe("a longer prefix in use is another namespace, whatever marks it", () =>
     expect(diffCluster(sync, actual(sync.resources), "mp").actions).toEqual([]);
   });
 });
+
+describe("a service of the file named inside a longer prefix in use", () => {
+  it("stays mirrored by the file's policy, and plan names the clash", () => {
+    const sync = desiredOf(raw({ services: ["mplogin", "mpxbar"] }), "sync");
+    const plan = diffCluster(sync, actual([{ kind: "vhost", name: "s" }, exchange({ name: "topo.mpx.generation", type: "fanout" }), ...service("mpxfoo", "sync", { durable: false })]), "mp");
+    expect(plan.actions.find((x) => x.key === "policy|topo.mp.mirror.sync")).toMatchObject({ after: { pattern: "^mp[a-z_]+\\.sync$" } });
+    expect(plan.warnings).toEqual([expect.stringMatching(/^service mpxbar of this file is named inside prefix "mpx", which another topology uses on this vhost/)]);
+  });
+});
