@@ -263,7 +263,18 @@ export type Action =
        */
       resume?: { hold: Queue; holdBindings: Binding[]; messages?: number; queueDone: boolean };
     }
-  | { op: "delete"; key: string; before: Resource; messages?: number };
+  | {
+      op: "delete";
+      key: string;
+      before: Resource;
+      messages?: number;
+      /**
+       * Bindings topo does not manage that the broker removes with this exchange or queue (a
+       * user's `mplogin -> audit`): plan names them, and apply refuses the delete unless told it
+       * may take them (--allow-unmanaged-deletes). Absent when there are none.
+       */
+      unmanaged?: Binding[];
+    };
 
 export type Op = Action["op"];
 

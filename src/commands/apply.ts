@@ -19,6 +19,8 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
   cluster?: string | readonly string[];
   allowDestructive: boolean;
   allowDataLoss: boolean;
+  /** A delete may take bindings topo does not manage with it (the broker removes them with the object). */
+  allowUnmanagedDeletes?: boolean;
   lockTimeoutMs: number;
   /** Channels per cluster used for parallel writes. */
   concurrency?: number;
@@ -122,13 +124,13 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 
     // Refuse before anything is written, on any cluster; queue deletes are judged on the
     // broker's live counts.
-    guardPlans(plans, { allowDestructive: opts.allowDestructive, allowDataLoss: true });
+    guardPlans(plans, { allowDestructive: opts.allowDestructive, allowUnmanagedDeletes: opts.allowUnmanagedDeletes, allowDataLoss: true });
     if (!opts.allowDataLoss) {
       await forEachCluster(clusters, async (c) => {
         const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
         if (deletesQueues(p)) await countMessages(p, await session(c));
       });
-      guardPlans(plans, { allowDestructive: true, allowDataLoss: false });
+      guardPlans(plans, { allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
     }
 
     // With a saved plan, no cluster writes until every cluster with changes has been checked

@@ -133,10 +133,24 @@ export function prefixOfOwnName(name: string): string | undefined {
 }
 
 /**
+ * The prefix whose marker `r` is: its apply mark, its lock, or one of its `topo.<prefix>.*`
+ * policies. Any of them says that prefix's file manages this vhost (an apply that wrote leaves
+ * its mark; a vhost without mirrored queues has no policy).
+ */
+export function markedPrefix(r: Resource): string | undefined {
+  if (r.kind !== "policy" && r.kind !== "exchange" && r.kind !== "queue") return undefined;
+  const p = prefixOfOwnName(r.name);
+  if (p === undefined) return undefined;
+  if (r.kind === "policy") return p;
+  return r.name === (r.kind === "exchange" ? applyMarkName(p) : lockQueueName(p)) ? p : undefined;
+}
+
+/**
  * What topo may change or delete for one prefix: its services' exchanges, queues and bindings, and
  * its own `topo.<prefix>.*` policies. Never amq.*, the default exchange, a user's policy, or the
  * objects of another prefix, including a longer prefix that starts with this one ("mp" and "mpx")
- * when the broker shows that prefix is in use (it holds a `topo.mpx.*` policy).
+ * when the broker shows that prefix is in use (it holds mpx's apply mark, lock or a `topo.mpx.*`
+ * policy: markedPrefix).
  */
 export class Ownership {
   private readonly exchange: RegExp;
@@ -162,18 +176,29 @@ export class Ownership {
     this.nestedRe = this.nested.length ? new RegExp(`^(?:${this.nested.map(escapeRegex).join("|")})`) : undefined;
   }
 
-  /** Ownership for what a vhost holds: other prefixes' `topo.<p>.*` policies mark their namespaces. */
+  /** Ownership for what a vhost holds: other prefixes' markers (markedPrefix) mark their namespaces. */
   static of(prefix: string, resources: Resource[], adopted: readonly string[] = []): Ownership {
     const others: string[] = [];
     const users: string[] = [...adopted];
     const marker = userMarkerTag(prefix);
     for (const r of resources) {
       if (r.kind === "user" && r.tags.includes(marker)) users.push(r.name);
-      if (r.kind !== "policy") continue;
-      const p = prefixOfOwnName(r.name);
+      const p = markedPrefix(r);
       if (p) others.push(p);
     }
     return new Ownership(prefix, others, users);
+  }
+
+  /**
+   * The pattern of this prefix's mirror policy for every `<kind>` queue. A longer prefix in use
+   * is left out with a negative lookahead (`^mp(?!x)[a-z_]+\.sync$`), so the policy never
+   * mirrors mpx's queues; RabbitMQ's patterns are PCRE (Erlang re), which reads it as JavaScript does.
+   */
+  kindQueuesPattern(kind: Traffic, nested: readonly string[] = this.nested): string {
+    const plain = kindQueuesPattern(this.prefix, kind);
+    if (!nested.length) return plain;
+    const rests = nested.map((n) => escapeRegex(n.slice(this.prefix.length)));
+    return `^${escapeRegex(this.prefix)}(?!${rests.join("|")})${plain.slice(1 + escapeRegex(this.prefix).length)}`;
   }
 
   /** A user topo manages for this prefix (its permissions in the vhost with it). */

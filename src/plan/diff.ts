@@ -1,7 +1,8 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
+import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { holdingQueue, holdingQueueOf, Ownership } from "../core/naming.js";
+import { holdingQueue, holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
@@ -95,6 +96,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   for (const r of actual.resources) if (compared(r)) have.set(keyOf(r), r);
   const want = new Map<string, Resource>();
   for (const r of desired.resources) if (compared(r)) want.set(keyOf(r), r);
+  const claimed = leaveOutNested(want, owner);
 
   const actions: Action[] = [];
   const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
@@ -173,6 +175,15 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     }
   }
   judgeQueueReplaces(actions, desired, actual, owner);
+  // RabbitMQ removes an exchange's or a queue's bindings with it, also those someone else made
+  // (a user's `mplogin -> audit`): silently, unless the delete names them.
+  for (const a of actions) {
+    if (a.op !== "delete") continue;
+    const unmanaged = bindingsOf(a.before, actual.resources)
+      .filter((b) => !deleted.has(keyOf(b)))
+      .sort((x, y) => (describe(x) < describe(y) ? -1 : describe(x) > describe(y) ? 1 : 0));
+    if (unmanaged.length) a.unmanaged = unmanaged;
+  }
 
   actions.sort(compareActions);
   const userWarnings = users && actual.usersUnreadable !== undefined && users.onBroker.length
@@ -190,6 +201,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     degraded,
     warnings: [
       ...userWarnings,
+      ...(claimed.length
+        ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${owner.nested.filter((n) => claimed.some((s) => s.startsWith(n))).map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]
+        : []),
       ...orphans.map((u) => `left alone: user ${u} carries topo's tag but has permissions on no vhost, so nothing says which topology it belongs to (another apply may be creating it); delete it by hand if it is no longer used`),
       ...foreign.map((f) => `left alone: user ${f.user} carries topo's tag but has permissions on vhost${f.vhosts.length === 1 ? "" : "s"} ${f.vhosts.join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
       ...(spared.length
@@ -199,6 +213,25 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       : []),
     ],
   };
+}
+
+/**
+ * A mirror policy for every `<kind>` queue of the prefix would also match the queues of a longer
+ * prefix in use on the vhost (`^mp[a-z_]+\.sync$` matches mpxfoo.sync): the one topo writes
+ * leaves that prefix out. The file cannot know it, the broker's state does.
+ */
+function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[] {
+  if (!owner.nested.length) return [];
+  // A service of the file's own named inside the longer prefix (both files claim it) stays
+  // covered, and plan says so.
+  const claimed = [...want.values()].flatMap((r) => (r.kind === "exchange" && owner.nested.some((n) => r.name.startsWith(n)) ? [r.name] : []));
+  const nested = owner.nested.filter((n) => !claimed.some((s) => s.startsWith(n)));
+  for (const kind of TRAFFIC) {
+    const key = keyOf({ kind: "policy", name: mirrorPolicyName(owner.prefix, kind) } as Policy);
+    const p = want.get(key);
+    if (p?.kind === "policy" && p.pattern === kindQueuesPattern(owner.prefix, kind)) want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind, nested) });
+  }
+  return claimed.sort();
 }
 
 /**

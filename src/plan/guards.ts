@@ -1,22 +1,26 @@
 // Pure: what apply refuses to do unless it is told it may. A destructive change (a replace or a
 // delete) needs --allow-destructive; anything that can lose messages (deleting a queue that holds
-// some, a replace the broker would make drop some) needs --allow-data-loss. Each refusal lists
-// every offending change on every cluster, before anything is written anywhere.
+// some, a replace the broker would make drop some) needs --allow-data-loss; a delete that takes
+// bindings topo does not manage with it needs --allow-unmanaged-deletes. Each refusal lists every
+// offending change on every cluster, before anything is written anywhere.
 
 import { UnsafePlanError } from "../errors.js";
 import type { Action, ClusterPlan } from "../model.js";
-import { describe } from "../core/keys.js";
+import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
-import { renderAction } from "./render.js";
+import { alsoRemoves, renderAction } from "./render.js";
 
 export interface Allowed {
   allowDestructive: boolean;
   allowDataLoss: boolean;
+  /** Deletes may take bindings topo does not manage with them. */
+  allowUnmanagedDeletes?: boolean;
 }
 
-/** Throw the first refusal the plans earn: destructive changes, then message loss. */
+/** Throw the first refusal the plans earn: destructive changes, other people's bindings, then message loss. */
 export function guardPlans(plans: ClusterPlan[], allowed: Allowed): void {
   if (!allowed.allowDestructive) guardDestructive(plans);
+  if (!allowed.allowUnmanagedDeletes) guardUnmanaged(plans);
   if (!allowed.allowDataLoss) {
     guardDataLoss(plans);
     guardReplaceRisks(plans);
@@ -35,6 +39,27 @@ export function guardDestructive(plans: ClusterPlan[]): void {
     "a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists",
     "review the plan, then run topo apply --allow-destructive; nothing was changed",
   ]);
+}
+
+/**
+ * topo never touches what it does not own, but RabbitMQ removes every binding of an exchange or a
+ * queue with it: a delete that would take a binding someone else made (a user's `mplogin -> audit`)
+ * is refused unless told so. --allow-destructive is not enough: it allows deleting what left the
+ * file, and these bindings were never in it.
+ */
+export function guardUnmanaged(plans: ClusterPlan[]): void {
+  const offending = plans.flatMap((p) => p.actions.flatMap((a) => (a.op === "delete" && a.unmanaged?.length ? [{ cluster: p.cluster, a, unmanaged: a.unmanaged }] : [])));
+  if (offending.length === 0) return;
+  const bindings = new Set(offending.flatMap(({ cluster, unmanaged }) => unmanaged.map((b) => `${cluster}|${keyOf(b)}`))).size;
+  const n = offending.length;
+  const lines = offending.flatMap(({ cluster, a, unmanaged }) => [`  cluster ${cluster}: ${renderAction(a)[0]}`, `    ${alsoRemoves(unmanaged)}`]);
+  throw new UnsafePlanError(
+    `refusing to delete ${n} object${n === 1 ? "" : "s"} that take${n === 1 ? "s" : ""} ${bindings} binding${bindings === 1 ? "" : "s"} topo does not manage with ${n === 1 ? "it" : "them"}:\n${lines.join("\n")}`,
+    [
+      "the broker removes an exchange's or a queue's bindings with it, also those topo did not make: what they route stops arriving (a queue bound to a deleted exchange receives nothing more)",
+      "remove or move those bindings first, or keep the object in the file; or, once their owners agree, pass --allow-unmanaged-deletes too; nothing was changed",
+    ],
+  );
 }
 
 type Replace = Extract<Action, { op: "replace" }>;

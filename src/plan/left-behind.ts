@@ -4,7 +4,7 @@
 
 import type { ActualCluster, Binding, Queue } from "../model.js";
 import type { Ownership } from "../core/naming.js";
-import { HOLD_PREFIX, prefixOfOwnName } from "../core/naming.js";
+import { HOLD_PREFIX, markedPrefix } from "../core/naming.js";
 import { names, plural } from "../core/words.js";
 
 export interface LeftBehind {
@@ -17,7 +17,7 @@ export interface LeftBehind {
 export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind {
   const exchanges = new Set(actual.resources.flatMap((r) => (r.kind === "exchange" && r.type === "topic" ? [r.name] : [])));
   const queues = new Map(actual.resources.filter((r): r is Queue => r.kind === "queue").map((q) => [q.name, q]));
-  const others = actual.resources.flatMap((r) => (r.kind === "policy" ? [prefixOfOwnName(r.name)] : [])).filter((p): p is string => !!p && p !== owner.prefix);
+  const others = actual.resources.map(markedPrefix).filter((p): p is string => !!p && p !== owner.prefix);
   const byService = new Map<string, string[]>();
   for (const r of actual.resources) {
     if (r.kind !== "binding") continue;

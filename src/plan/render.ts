@@ -1,6 +1,6 @@
 // Pure: Plan → text (for people) and Plan → JSON (for pipelines).
 
-import type { Action, ClusterPlan, Plan, Resource } from "../model.js";
+import type { Action, Binding, ClusterPlan, Plan, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
@@ -82,10 +82,16 @@ export function renderAction(a: Action): string[] {
         ...(a.risks?.some((r) => r.rule === "consumers") ? [`    ! ${CELERY_CONSUMERS}`] : []),
       ];
     case "delete":
-      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a.messages)}`];
+      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a.messages)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : [])];
     default:
       return assertNever(a);
   }
+}
+
+/** Under a delete: the bindings topo does not manage that the broker removes with the object. */
+export function alsoRemoves(bindings: readonly Binding[]): string {
+  const n = bindings.length;
+  return `also removes ${n} binding${n === 1 ? "" : "s"} topo does not manage: ${bindings.map(describe).join(", ")}`;
 }
 
 export function renderClusterHeader(c: ClusterPlan): string {
@@ -128,7 +134,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "replace":
       return { ...base, because: a.because, messages: a.messages ?? null, risks: a.risks ?? null, rebind: a.rebind.map(describe), before: a.before, after: a.after };
     case "delete":
-      return { ...base, messages: a.messages ?? null, before: a.before };
+      return { ...base, messages: a.messages ?? null, unmanaged: (a.unmanaged ?? []).map(describe), before: a.before };
     default:
       return assertNever(a);
   }

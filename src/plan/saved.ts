@@ -108,6 +108,7 @@ export function parseSavedPlan(text: string): SavedPlan {
         for (const f of needs) if (!isObject(a[f]) || typeof (a[f] as Record<string, unknown>).kind !== "string") bad.push(`${where}.${f} is not a resource`);
         if (a.op === "update" && !isStrings(a.changed)) bad.push(`${where}.changed is not a list of strings`);
         if (a.op === "replace" && (!isStrings(a.because) || !Array.isArray(a.rebind))) bad.push(`${where} lacks because or rebind`);
+        if (a.op === "delete" && a.unmanaged !== undefined && !(Array.isArray(a.unmanaged) && a.unmanaged.every((b) => isObject(b) && b.kind === "binding"))) bad.push(`${where}.unmanaged is not a list of bindings`);
       });
     });
   }
@@ -161,7 +162,8 @@ function actionShape(a: Action): string {
     case "replace":
       return canonical({ op: a.op, before: a.before, after: a.after, because: a.because, rebind: a.rebind.map(keyOf).sort(), resume: a.resume !== undefined });
     case "delete":
-      return canonical({ op: a.op, before: a.before });
+      // The bindings topo does not manage that go with the object are part of what was reviewed.
+      return canonical({ op: a.op, before: a.before, ...(a.unmanaged?.length ? { unmanaged: a.unmanaged.map(keyOf).sort() } : {}) });
     default:
       return assertNever(a);
   }

@@ -86,8 +86,8 @@ describe("the prefix is a namespace", () => {
     expect(plan.code).toBe(0);
     expect(plan.stdout).not.toMatch(/- delete|~ update/);
     expect(plan.stdout).toContain("+ create policy topo.sh.mirror.sync");
-    // The async vhost has nothing that names the old prefix; the sync vhost has its mirror policy.
-    expect(plan.stdout).toMatch(/left alone: 1 service outside prefix "sh" looks like topo's \(mplogin; its queue holds 3 messages\)/);
+    // Both vhosts name the old prefix: its apply mark (and, on sync, its mirror policy).
+    expect(plan.stdout).toMatch(/left alone: 1 service of prefix "mp" \(mplogin; its queue holds 3 messages\); topo changes only prefix "sh"'s objects/);
     expect(plan.stdout).toMatch(/left alone: 1 service of prefix "mp" \(mplogin; its queue holds 0 messages\); topo changes only prefix "sh"'s objects/);
     expect(plan.stdout).toMatch(/if the prefix was renamed, they are the old ones/);
 
@@ -115,6 +115,77 @@ describe("the prefix is a namespace", () => {
     expect((await runCli(["apply", "-f", file, "--allow-destructive"])).code).toBe(0);
     const names = ((await api("GET", `/api/policies/${vh(sync)}`)).body as { name: string }[]).map((p) => p.name);
     expect(names).toEqual(["topo.mp.mirror.sync"]);
+  });
+});
+
+describe("what goes with a delete", () => {
+  it("plan names the bindings topo does not manage that a delete takes along, and apply refuses it until told", async () => {
+    const { sync, async } = pair();
+    const first = writeTopology({ sync, async, services: ["mplogin", "mpwallet"] });
+    expect((await runCli(["apply", "-f", first])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertQueue("audit", { durable: true });
+      await ch.assertExchange("userx", "headers", { durable: true });
+      await ch.assertExchange("userx2", "fanout", { durable: true });
+      await ch.bindQueue("audit", "mplogin", "#");
+      await ch.bindExchange("userx2", "mplogin", "");
+      await ch.bindExchange("mplogin", "userx2", "");
+      await ch.bindQueue("mplogin.async", "userx", "", { "x-match": "all", team: "x" });
+    });
+    const before = await state(async);
+    const file = writeTopology({ sync, async, services: ["mpwallet"] });
+
+    const plan = await runCli(["plan", "-f", file]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain("- delete exchange mplogin\n      ! also removes 3 bindings topo does not manage: mplogin -> audit [#], mplogin -> exchange userx2 [], userx2 -> exchange mplogin []");
+    expect(plan.stdout).toContain(`- delete queue mplogin.async\n      ! also removes 1 binding topo does not manage: userx -> mplogin.async [] {"team":"x","x-match":"all"}`);
+    expect((await runCli(["plan", "-f", file, "--format", "markdown"])).stdout).toContain("! also removes 3 bindings topo does not manage: mplogin -> audit [#]");
+    const json = JSON.parse((await runCli(["plan", "-f", file, "--json"])).stdout);
+    const asyncActions = json.clusters.find((c: { name: string }) => c.name === "async").actions;
+    expect(asyncActions.find((x: { name: string }) => x.name === "mplogin.async")).toMatchObject({ op: "delete", unmanaged: [`userx -> mplogin.async [] {"team":"x","x-match":"all"}`] });
+
+    const refused = await runCli(["apply", "-f", file, "--allow-destructive", "--allow-data-loss", "--json"]);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ error: { code: "refused_destructive", message: expect.stringMatching(/refusing to delete 2 objects that take 4 bindings topo does not manage with them/) } });
+    expect(await state(async)).toEqual(before);
+
+    // Reviewed and agreed: a saved plan carries them, and applies with the flag.
+    const saved = join(writeFile("plan.json", ""), "..", "plan.json");
+    expect((await runCli(["plan", "-f", file, "-o", saved])).code).toBe(0);
+    const done = await runCli(["apply", saved, "--allow-destructive", "--allow-unmanaged-deletes"]);
+    expect(done.code, done.stderr).toBe(0);
+    const left = ((await api("GET", `/api/bindings/${vh(async)}`)).body as { source: string }[]).filter((b) => b.source !== "");
+    expect(left.map((b) => b.source)).toEqual(["mpwallet"]);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+});
+
+describe("nested prefixes", () => {
+  it("a longer prefix's services are left alone once its apply mark is on the vhost, and the shorter prefix's mirror policy leaves them out", async () => {
+    const { sync, async } = pair();
+    const mpx = writeTopology({ sync, async, prefix: "mpx", services: ["mpxfoo"] });
+    expect((await runCli(["apply", "-f", mpx])).code).toBe(0);
+    // The async vhost holds mpx's apply mark and no topo.mpx.* policy.
+    expect((await api("GET", `/api/exchanges/${vh(async)}/topo.mpx.generation`)).status).toBe(200);
+    expect((await api("GET", `/api/policies/${vh(async)}`)).body).toEqual([]);
+    const theirs = { sync: await state(sync), async: await state(async) };
+
+    const mp = writeTopology({ sync, async, prefix: "mp", services: ["mplogin"] });
+    const plan = await runCli(["plan", "-f", mp]);
+    expect(plan.stdout).not.toMatch(/- delete/);
+    expect(plan.stdout.match(/left alone: 1 service of prefix "mpx" \(mpxfoo/g)).toHaveLength(2);
+    expect(plan.stdout).toContain("+ create policy topo.mp.mirror.sync (pattern ^mp(?!x)[a-z_]+\\.sync$");
+    const applied = await runCli(["apply", "-f", mp, "--allow-destructive", "--allow-data-loss"]);
+    expect(applied.code, applied.stderr).toBe(0);
+
+    // mpx's objects are as they were, and only mpx's policy applies to its queue.
+    const ofMpx = (s: unknown) => JSON.stringify(s).match(/mpx[a-z_.]*/g)?.sort();
+    expect(ofMpx(await state(sync))).toEqual(ofMpx(theirs.sync));
+    expect(ofMpx(await state(async))).toEqual(ofMpx(theirs.async));
+    await expect.poll(async () => (await api("GET", `/api/queues/${vh(sync)}/mplogin.sync`)).body.policy, { timeout: 15000 }).toBe("topo.mp.mirror.sync");
+    expect((await api("GET", `/api/queues/${vh(sync)}/mpxfoo.sync`)).body.policy).toBe("topo.mpx.mirror.sync");
+    expect((await runCli(["plan", "-f", mp, "--detailed-exitcode"])).code).toBe(0);
+    expect((await runCli(["plan", "-f", mpx, "--detailed-exitcode"])).code).toBe(0);
   });
 });
 

@@ -9,7 +9,7 @@ import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { checkDistinctVhosts } from "../../src/commands/clusters.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { leftBehind, leftBehindWarnings } from "../../src/plan/left-behind.js";
-import { actual, binding, desiredOf, exchange, policy, raw, service } from "../helpers/builders.js";
+import { actual, binding, desiredOf, exchange, policy, queue, raw, service } from "../helpers/builders.js";
 
 const ops = (d: ReturnType<typeof diffCluster>) => d.actions.map((a) => `${a.op} ${a.key}`);
 
@@ -80,7 +80,8 @@ describe("two prefixes on one vhost", () => {
     const theirs = [...service("mpxcart", "sync", { durable: false }), policy({ name: "topo.mpx.mirror.sync", pattern: "^mpx[a-z_]+\\.sync$" })];
     const d = desiredOf(raw({ services: ["mplogin"] }), "sync");
     const a = actual([...d.resources, ...theirs]);
-    expect(diffCluster(d, a, "mp").actions).toEqual([]);
+    // Nothing of mpx's is touched; mp's mirror policy only stops matching mpx's queues.
+    expect(ops(diffCluster(d, a, "mp"))).toEqual(["update policy|topo.mp.mirror.sync"]);
     const lb = leftBehind(a, Ownership.of("mp", a.resources));
     expect(leftBehindWarnings(lb, a, "mp")).toEqual([expect.stringMatching(/^left alone: 1 service of prefix "mpx" \(mpxcart\); topo changes only prefix "mp"'s objects and never these/)]);
     // Without that evidence, mpxcart is an mp service the file no longer lists: plan deletes it.
@@ -152,5 +153,54 @@ describe("which broker answers", () => {
     const id = { clusterName: "rabbit@vm", version: "3.10.8" };
     expect(() => checkDistinctVhosts([{ cluster: s!, identity: id }, { cluster: a!, identity: id }])).toThrow(/clusters sync and async are the same vhost "v" of one broker/);
     expect(() => checkDistinctVhosts([{ cluster: s!, identity: id }, { cluster: a!, identity: { ...id, clusterName: "other@vm" } }])).not.toThrow();
+  });
+});
+
+describe("a longer prefix in use is another namespace, whatever marks it", () => {
+  // A vhost the mpx file applied to: its apply mark, perhaps its lock, no policy (async cluster).
+  const theirs = [...service("mpxfoo", "async")];
+  const d = desiredOf(raw({ services: ["mplogin"] }), "async");
+
+  it.each([
+    ["its apply mark", exchange({ name: "topo.mpx.generation", type: "fanout", arguments: { "x-topo-generation": "g1" } })],
+    ["its lock", queue({ name: "topo.mpx.lock", exclusive: true, durable: false, autoDelete: true })],
+    ["one of its policies", policy({ name: "topo.mpx.limits", pattern: "^mpx" })],
+  ])("by %s: plan leaves its services alone and names the prefix once", (_what, marker) => {
+    const a = actual([...d.resources, ...theirs, marker]);
+    expect(diffCluster(d, a, "mp").actions).toEqual([]);
+    const owner = Ownership.of("mp", a.resources);
+    expect(owner.nested).toEqual(["mpx"]);
+    const warnings = leftBehindWarnings(leftBehind(a, owner), a, "mp");
+    expect(warnings).toEqual([expect.stringMatching(/^left alone: 1 service of prefix "mpx" \(mpxfoo\)/)]);
+  });
+
+  it("the shorter prefix's marks and those of unrelated prefixes do not count", () => {
+    const a = actual([exchange({ name: "topo.mp.generation", type: "fanout" }), exchange({ name: "topo.sh.generation", type: "fanout" }), queue({ name: "topo.hold.mpa.sync" })]);
+    expect(Ownership.of("mp", a.resources).nested).toEqual([]);
+  });
+
+  it("the mirror policy's pattern leaves out a longer prefix in use, and plan after apply is empty", () => {
+    const sync = desiredOf(raw({ services: ["mplogin"] }), "sync");
+    const mark = exchange({ name: "topo.mpx.generation", type: "fanout" });
+    const plan = diffCluster(sync, actual([{ kind: "vhost", name: "s" }, mark, ...service("mpxfoo", "sync", { durable: false })]), "mp");
+    const created = plan.actions.find((x) => x.key === "policy|topo.mp.mirror.sync");
+    expect(created).toMatchObject({ op: "create", after: { pattern: "^mp(?!x)[a-z_]+\\.sync$" } });
+    const after = created?.op === "create" ? created.after : undefined;
+    expect(new RegExp((after as { pattern: string }).pattern).test("mpxfoo.sync")).toBe(false);
+    expect(new RegExp((after as { pattern: string }).pattern).test("mplogin.sync")).toBe(true);
+    // Applied: the broker holds that pattern, and the next plan changes nothing.
+    const applied = sync.resources.map((r) => (r.kind === "policy" ? { ...r, pattern: "^mp(?!x)[a-z_]+\\.sync$" } : r));
+    expect(diffCluster(sync, actual([...applied, mark, ...service("mpxfoo", "sync", { durable: false })]), "mp").actions).toEqual([]);
+    // Without a longer prefix the pattern stays the plain one.
+    expect(diffCluster(sync, actual(sync.resources), "mp").actions).toEqual([]);
+  });
+});
+
+describe("a service of the file named inside a longer prefix in use", () => {
+  it("stays mirrored by the file's policy, and plan names the clash", () => {
+    const sync = desiredOf(raw({ services: ["mplogin", "mpxbar"] }), "sync");
+    const plan = diffCluster(sync, actual([{ kind: "vhost", name: "s" }, exchange({ name: "topo.mpx.generation", type: "fanout" }), ...service("mpxfoo", "sync", { durable: false })]), "mp");
+    expect(plan.actions.find((x) => x.key === "policy|topo.mp.mirror.sync")).toMatchObject({ after: { pattern: "^mp[a-z_]+\\.sync$" } });
+    expect(plan.warnings).toEqual([expect.stringMatching(/^service mpxbar of this file is named inside prefix "mpx", which another topology uses on this vhost/)]);
   });
 });
