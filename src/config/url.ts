@@ -84,8 +84,18 @@ export function userinfoAfterHost(u: URL): string | undefined {
   return `an "@" follows the host, so the user and password were not read as such: if the password holds "/", "?" or "#", ${PERCENT_ENCODE} (an "@" in the vhost is %40)`;
 }
 
-/** The query or fragment of a URL as safe to show: only plain parameters, else nothing. */
+/**
+ * The query and fragment of a URL as safe to show: the names of its parameters, never a value (a
+ * plain-looking "?x=Secret4" or "#Pwsecret" may be a password all the same).
+ */
 export function shownQuery(u: URL): string {
-  const q = `${u.search}${u.hash}`;
-  return /^[?#][A-Za-z0-9_.=&+-]*$/.test(q) ? ` (found "${q}")` : "";
+  if (!u.search && !u.hash) return "";
+  const params = u.search
+    .slice(1)
+    .split("&")
+    .map((p) => {
+      const name = /^([A-Za-z0-9_.-]+)=/.exec(p)?.[1];
+      return name ? `${name}=…` : "…";
+    });
+  return ` (found "${u.search ? `?${params.join("&")}` : ""}${u.hash ? "#…" : ""}")`;
 }
