@@ -54,6 +54,12 @@ export class PasswordVariables {
 
   constructor(private readonly passwordEnv: string) {}
 
+  /** `passwordEnv` already holds this password (a --url without one reads it from there). */
+  reserve(password: string): void {
+    this.byPassword.set(password, this.passwordEnv);
+    this.introduced[this.passwordEnv] = password;
+  }
+
   variableFor(password: string, cluster: string, field: "url" | "management"): string {
     let v = this.byPassword.get(password);
     if (!v) {
@@ -136,10 +142,47 @@ export function urlSection(value: string, passwordEnv: string): { written: strin
   } catch {
     return undefined;
   }
+  // Without "//" ("amqp:u:p@h") a URL parser finds no host, and reads the user-info as the path:
+  // written back as scheme:// + path, the password would be in the file.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value) || !u.host) return undefined;
   const user = u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
   return {
     written: `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`,
     password: u.password || undefined,
     user: u.username,
   };
+}
+
+/**
+ * The sections of the --url clusters, once each has its name: a password typed into a --url
+ * becomes a reference, one variable per distinct password as a file's passwords do (the first
+ * ${passwordEnv}, the next ${passwordEnv}_<CLUSTER>). A --url typed without a password reads
+ * $passwordEnv, so that name keeps the value set there (`passwordEnvValue`).
+ */
+export function urlSections(
+  clusters: { name: string; url: string; management?: string }[],
+  passwordEnv: string,
+  passwordEnvValue: string | undefined,
+): { sections: { url: string; management?: string }[]; introduced: Record<string, string>; notices: string[] } {
+  const vars = new PasswordVariables(passwordEnv);
+  const parsed = clusters.map((c) => urlSection(c.url, passwordEnv));
+  if (passwordEnvValue !== undefined && parsed.some((p) => p && p.user !== "" && !p.password)) vars.reserve(passwordEnvValue);
+  const typed = new Map<string, string[]>();
+  const sections = clusters.map((c, i) => {
+    const p = parsed[i];
+    if (!p) throw new Error(`--url of cluster ${c.name} is not a URL`);
+    let url = p.written;
+    if (p.password) {
+      const v = vars.variableFor(p.password, c.name, "url");
+      typed.set(v, [...(typed.get(v) ?? []), c.name]);
+      url = (urlSection(c.url, v) as { written: string }).written;
+    }
+    return c.management === undefined ? { url } : { url, management: literal(c.management) };
+  });
+  const named = typed.size > 1;
+  const notices = [...typed].map(([v, names]) => {
+    const which = named ? ` for ${names.length === 1 ? "cluster" : "clusters"} ${names.join(" and ")}` : "";
+    return `The password given in --url${which} is not written: this file reads it from \${${v}}; export ${v} before running topo on it (and prefer exporting it to typing it in a command line, where other users of the machine can see it).`;
+  });
+  return { sections, introduced: vars.introduced, notices };
 }

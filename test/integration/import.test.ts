@@ -297,3 +297,74 @@ describe("secrets", () => {
     expect(plan.code).toBe(0);
   });
 });
+
+describe("--url clusters", () => {
+  // Two users with different passwords, as two brokers would have.
+  const users = [
+    { name: `topo_import_a_${process.pid}`, password: "Url-A/pass:1" },
+    { name: `topo_import_b_${process.pid}`, password: "Url-B+pass=2" },
+  ];
+  beforeAll(async () => {
+    for (const u of users) expect([201, 204]).toContain((await api("PUT", `/api/users/${u.name}`, { password: u.password, tags: "administrator" })).status);
+  });
+  afterAll(async () => {
+    for (const u of users) await api("DELETE", `/api/users/${u.name}`);
+  });
+
+  it("get a variable each when their passwords differ, one note each, and plan on the file shows no changes", async () => {
+    const v = pair();
+    const b = broker();
+    const file = topology(v, ["mplogin"]);
+    expect((await runCli(["apply", "-f", file], ENV())).code).toBe(0);
+    const [ua, ub] = users as [(typeof users)[number], (typeof users)[number]];
+    for (const [u, name] of [[ua, v.sync], [ub, v.async]] as const) {
+      expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(name)}/${u.name}`, { configure: ".*", write: ".*", read: ".*" })).status);
+    }
+    const url = (u: { name: string; password: string }, name: string) => `amqp://${u.name}:${encodeURIComponent(u.password)}@${b.host}:${b.amqpPort}/${encodeURIComponent(name)}`;
+    // Named, and bare (named after what they hold): the variables follow the names either way.
+    for (const args of [
+      ["--url", `sync=${url(ua, v.sync)}`, "--url", `async=${url(ub, v.async)}`],
+      ["--url", url(ua, v.sync), "--url", url(ub, v.async)],
+    ]) {
+      const output = join(dirname(file), "from-urls.yaml");
+      const r = await runCli(["import", ...args, "--management", b.mgmtBase, "-o", output, "--force"], {});
+      expect(r.code, r.stderr).toBe(0);
+      const text = readFileSync(output, "utf8");
+      const doc = parseDocument(text).toJS();
+      expect(doc.clusters.sync.url).toBe(`amqp://${ua.name}:\${RABBITMQ_PASSWORD}@${b.host}:${b.amqpPort}/${encodeURIComponent(v.sync)}`);
+      expect(doc.clusters.async.url).toBe(`amqp://${ub.name}:\${RABBITMQ_PASSWORD_ASYNC}@${b.host}:${b.amqpPort}/${encodeURIComponent(v.async)}`);
+      const notes = r.stderr.split("\n").filter((l) => l.startsWith("note: The password"));
+      expect(notes).toEqual([
+        expect.stringMatching(/^note: The password given in --url for cluster sync is not written: this file reads it from \$\{RABBITMQ_PASSWORD\}; export RABBITMQ_PASSWORD /),
+        expect.stringMatching(/^note: The password given in --url for cluster async is not written: this file reads it from \$\{RABBITMQ_PASSWORD_ASYNC\}; export RABBITMQ_PASSWORD_ASYNC /),
+      ]);
+      expect(r.stderr).toMatch(/topo plan on it shows no changes\.$/m);
+      for (const t of [text, r.stdout, r.stderr]) for (const u of users) expect(t).not.toContain(encodeURIComponent(u.password));
+      const plan = await runCli(["plan", "-f", output, "--detailed-exitcode"], {
+        RABBITMQ_PASSWORD: encodeURIComponent(ua.password),
+        RABBITMQ_PASSWORD_ASYNC: encodeURIComponent(ub.password),
+      });
+      expect(plan.stdout.trim().endsWith("No changes."), plan.stdout + plan.stderr).toBe(true);
+      expect(plan.code).toBe(0);
+    }
+  });
+
+  it("are called by their name, or --url, and hints point at the option, not at a file key", async () => {
+    const b = broker();
+    const v = pair();
+    expect([201, 204]).toContain((await api("PUT", `/api/vhosts/${vh(v.sync)}`, {})).status);
+    const unresolved = await runCli(["import", "--url", "amqp://u:x@nonexistent.invalid:5672/hs-sync"], {});
+    expect(unresolved.code).toBe(1);
+    // The AMQP probe and the management API fail alike; whichever answers first is reported.
+    expect(unresolved.stderr).toMatch(/^Error: cluster --url: .*ENOTFOUND/m);
+    expect(unresolved.stderr).toMatch(/hint: the host name does not resolve; check --url$/m);
+    const named = await runCli(["import", "--url", "sync=amqp://u:x@nonexistent.invalid:5672/hs-sync"], {});
+    expect(named.stderr).toMatch(/^Error: cluster sync: /m);
+    expect(named.stderr).toMatch(/check --url sync=…$/m);
+    const refused = await runCli(["import", "--url", `sync=amqp://${users[0]!.name}:wrong@${b.host}:${b.amqpPort}/${encodeURIComponent(v.sync)}`, "--management", b.mgmtBase], {});
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^Error: cluster sync: .*401/m);
+    expect(refused.stderr).toMatch(/check them in --url sync=…$/m);
+    for (const r of [unresolved, named, refused]) expect(r.stderr).not.toMatch(/clusters\.|wrong/);
+  });
+});
