@@ -18,7 +18,7 @@ import { shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { importUsers } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
-import { PasswordVariables, rewriteSection, schemaReference, urlSection, urlSections } from "../import/sections.js";
+import { PasswordVariables, rewriteSection, schemaReference, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
 import { forEachCluster, identify } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
@@ -203,15 +203,34 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   };
 
   const vars = new PasswordVariables(passwordEnv);
+  // The redactor knows the file's passwords decoded (and the forms derived from that); a comment
+  // may quote one as the URL writes it.
+  for (const pw of writtenPasswords(src)) redactor.add(pw);
+  const masked: string[] = [];
   const sources: Source[] = wanted.map((name) => {
     const target = (desired.clusters.find((c) => c.target.name === name) as DesiredCluster).target;
-    return { name, target, section: rewriteSection(src, name, vars, rebase) };
+    let hit = false;
+    const mask = (comment: string) => {
+      const safe = redactor.text(comment);
+      if (safe !== comment) hit = true;
+      return safe;
+    };
+    const section = rewriteSection(src, name, vars, rebase, mask);
+    if (hit) masked.push(`clusters.${name}`);
+    return { name, target, section };
   });
   return {
     sources,
     prefix: opts.prefix ?? desired.prefix,
     ...schemaReference(text, src, rebase),
-    notices: vars.notices(file),
+    notices: [
+      ...vars.notices(file),
+      ...(masked.length
+        ? [
+            `Comments in ${masked.join(" and ")} of ${file} hold a password or a URL's user-info, which import does not copy: this file has *** in their place (the other comments are copied as written).`,
+          ]
+        : []),
+    ],
     introduced: vars.introduced,
     checkPath: opts.output ? resolve(opts.output) : resolve(file),
   };

@@ -36,6 +36,28 @@ export function splitPassword(url: string): { before: string; password: string; 
   return { before: url.slice(0, colon + 1), password: url.slice(colon + 1, last), after: url.slice(last) };
 }
 
+/**
+ * The passwords written literally in the url and management of every cluster of the file, as
+ * written: a comment may quote one in the same encoding, which need not be the one a redactor
+ * derives from the decoded password.
+ */
+export function writtenPasswords(doc: Document): string[] {
+  const clusters = doc.get("clusters", true);
+  if (!isMap(clusters)) return [];
+  const out: string[] = [];
+  for (const pair of clusters.items) {
+    const section = isAlias(pair.value) ? pair.value.resolve(doc) : pair.value;
+    if (!isMap(section)) continue;
+    for (const field of ["url", "management"]) {
+      const scalar = section.get(field, true);
+      if (!isScalar(scalar) || typeof scalar.value !== "string") continue;
+      const split = splitPassword(scalar.value);
+      if (split && isLiteral(split.password)) out.push(split.password);
+    }
+  }
+  return out;
+}
+
 /** Whether a password as written holds anything but ${VAR} references (which are kept). */
 export function isLiteral(password: string): boolean {
   return password.replace(/\$\{[^}]*\}/g, "") !== "";
@@ -82,15 +104,28 @@ export class PasswordVariables {
 
 /**
  * One cluster's section of the user's file, ready to be written: a copy (an alias resolved to the
- * value it means here), with literal passwords in url and management replaced by ${VAR}, and TLS
+ * value it means here), with literal passwords in url and management replaced by ${VAR}, every
+ * comment passed through `mask` (people note passwords beside the URL that holds them), and TLS
  * file paths passed through `rebase`.
  */
-export function rewriteSection(doc: Document, name: string, vars: PasswordVariables, rebase: (path: string) => string): YamlNode {
+export function rewriteSection(
+  doc: Document,
+  name: string,
+  vars: PasswordVariables,
+  rebase: (path: string) => string,
+  mask: (comment: string) => string = (c) => c,
+): YamlNode {
   const node = doc.getIn(["clusters", name], true) as YamlNode;
   let aliased = false;
   visit(node, { Alias: () => void (aliased = true) });
   // An alias points into the rest of the user's file; its plain value is what it means here.
   const section = (aliased || isAlias(node) ? doc.createNode(node.toJS(doc)) : node.clone()) as YamlNode;
+  visit(section, {
+    Node: (_, n) => {
+      if (n.commentBefore) n.commentBefore = mask(n.commentBefore);
+      if (n.comment) n.comment = mask(n.comment);
+    },
+  });
   if (!isMap(section)) return section;
   for (const field of ["url", "management"] as const) {
     const scalar = section.get(field, true);

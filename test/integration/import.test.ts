@@ -260,6 +260,21 @@ describe("secrets", () => {
     const url = (name: string, pw?: string) => `amqp://${USER}${pw ? `:${pw}` : ""}@${b.host}:${b.amqpPort}/${encodeURIComponent(name)}`;
     // The password written into a file, as the README's example does with guest.
     const literal = writeFile("literal.yaml", `version: 1\nclusters:\n  sync: { url: "${url(v.sync, encoded)}", management: "${b.mgmtBase}" }\nservices: []\n`);
+    const lowerEscapes = encoded.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase());
+    // Comments beside the URL, as people write them: the password, and an old URL with its user-info.
+    const commented = writeFile(
+      "commented.yaml",
+      [
+        "version: 1",
+        "clusters:",
+        "  sync:",
+        `    # ${USER} / ${encoded}, lower-case escapes: ${lowerEscapes}`,
+        `    url: "${url(v.sync, encoded)}"   # was amqp://${USER}:${encoded}@old-host, before that amqp:/${USER}:${SECRET}@older`,
+        `    management: "${b.mgmtBase}"   # the management API`,
+        "services: []",
+        "",
+      ].join("\n"),
+    );
     const wrong = writeFile("wrong.yaml", `version: 1\nclusters:\n  sync: { url: "${url(v.sync, `${encoded}x`)}", management: "${b.mgmtBase}" }\nservices: []\n`);
 
     const runs: { args: string[]; env: Record<string, string>; code: number }[] = [
@@ -269,6 +284,8 @@ describe("secrets", () => {
       { args: ["import", "--url", url(v.sync, encoded), "--management", b.mgmtBase, "-o", join(dirname(file), "b.yaml")], env: { RABBITMQ_PASSWORD: "" }, code: 0 },
       { args: ["import", "-f", literal, "-o", join(dirname(literal), "c.yaml")], env, code: 0 },
       { args: ["import", "-f", wrong], env, code: 1 },
+      { args: ["import", "-f", commented, "-o", join(dirname(commented), "d.yaml")], env, code: 0 },
+      { args: ["import", "-f", commented], env, code: 0 },
       { args: ["import", "--url", url(uniqueName("missing"), encoded), "--management", b.mgmtBase], env, code: 1 },
       { args: ["import", "--url", url(v.sync, encoded), "--management", `http://${USER}:${encoded}@${b.host}:15672`], env, code: 1 },
     ];
@@ -278,12 +295,23 @@ describe("secrets", () => {
       results.push(r);
       expect(r.code, `${run.args.join(" ")}\n${r.stderr}`).toBe(run.code);
     }
-    const files = ["a.yaml", "b.yaml"].map((f) => readFileSync(join(dirname(file), f), "utf8")).concat(readFileSync(join(dirname(literal), "c.yaml"), "utf8"));
+    const files = ["a.yaml", "b.yaml"]
+      .map((f) => readFileSync(join(dirname(file), f), "utf8"))
+      .concat(readFileSync(join(dirname(literal), "c.yaml"), "utf8"), readFileSync(join(dirname(commented), "d.yaml"), "utf8"));
     for (const text of [...results.flatMap((r) => [r.stdout, r.stderr]), ...files]) {
       expect(text).not.toContain(SECRET);
       expect(text).not.toContain(encoded);
+      expect(text).not.toContain(lowerEscapes);
       expect(text).not.toContain("Imp0rt-S3cret");
     }
+    // Comments are kept, a password in them masked, and the notes say so.
+    const fromCommented = files[3] as string;
+    expect(fromCommented).toContain(`    # ${USER} / ***, lower-case escapes: ***\n`);
+    expect(fromCommented).toContain(`# was amqp://${USER}:***@old-host, before that amqp:/${USER}:***@older\n`);
+    expect(fromCommented).toContain("# the management API");
+    expect(prose(fromCommented)).toMatch(/Comments in clusters\.sync of .*commented\.yaml hold a password or a URL's user-info, which import does not copy: this file has \*\*\* in their place/);
+    expect(results[7]!.stderr).toMatch(/^note: Comments in clusters\.sync of /m);
+    expect(results[7]!.stdout).toContain(`    # ${USER} / ***, lower-case escapes: ***\n`);
     // Where the password came from the command line or the file, the file says where to put it.
     const [fromCli, fromLiteral] = [files[1] as string, files[2] as string];
     expect(fromCli).toContain(`url: amqp://${USER}:\${RABBITMQ_PASSWORD}@`);
@@ -291,7 +319,7 @@ describe("secrets", () => {
     expect(fromLiteral).toContain(`url: "amqp://${USER}:\${RABBITMQ_PASSWORD}@`);
     expect(prose(fromLiteral)).toMatch(/clusters\.sync\.url in .*literal\.yaml holds a password, which import does not copy: this file reads it from \$\{RABBITMQ_PASSWORD\}/);
     expect(results[5]!.stderr).toMatch(/401/);
-    expect(results[7]!.stderr).toMatch(/--management .* holds credentials/);
+    expect(results[9]!.stderr).toMatch(/--management .* holds credentials/);
     // And the files work once the variable is exported.
     const plan = await runCli(["plan", "-f", join(dirname(literal), "c.yaml"), "--detailed-exitcode"], { RABBITMQ_PASSWORD: encoded });
     expect(plan.code).toBe(0);

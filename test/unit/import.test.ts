@@ -409,6 +409,44 @@ describe("the cluster sections import writes", async () => {
     expect(doc.toString()).toContain("amqp://u:s3cret@h:5672/s");
   });
 
+  it("masks a password in the section's comments, in whatever form, and keeps the other comments", async () => {
+    const { Redactor } = await import("../../src/redact.js");
+    const commented = parseDocument(
+      [
+        "version: 1",
+        "clusters:",
+        "  sync:",
+        "    # hs-p4 / S3cr3t%2BPass%3Dword (the ops vault has it)",
+        "    url: amqp://hs-p4:S3cr3t%2BPass%3Dword@localhost:5672/hs-sync   # was amqp://hs-p4:S3cr3t%2BPass%3Dword@old-host",
+        "    # old: amqp:/other:Hunter22@old",
+        "    management: http://localhost:15672 # S3cr3t+Pass=word, lower: S3cr3t%2bPass%3dword",
+        "    tls: { ca: ca.pem } # the CA",
+        "  async:",
+        "    # nothing secret here",
+        "    url: amqp://u:${PW}@h/a",
+        "services: []",
+      ].join("\n"),
+    );
+    const redactor = new Redactor();
+    redactor.add("S3cr3t+Pass=word");
+    const masked: string[] = [];
+    const mask = (c: string) => {
+      const m = redactor.text(c);
+      if (m !== c) masked.push(c);
+      return m;
+    };
+    const vars = new PasswordVariables("RABBITMQ_PASSWORD");
+    const sync = yamlOf(rewriteSection(commented, "sync", vars, (p) => p, mask));
+    const async = yamlOf(rewriteSection(commented, "async", vars, (p) => p, mask));
+    expect(sync).not.toMatch(/S3cr3t|Pass|Hunter22/);
+    expect(sync).toContain("# hs-p4 / *** (the ops vault has it)");
+    expect(sync).toContain("# was amqp://hs-p4:***@old-host");
+    expect(sync).toContain("# old: amqp:/other:***@old");
+    expect(sync).toContain("# the CA");
+    expect(async).toContain("# nothing secret here");
+    expect(masked).toHaveLength(4);
+  });
+
   it("keeps the schema reference, rebased", () => {
     expect(schemaReference(text, doc, (p) => `../${p}`)).toEqual({ schemaLine: "yaml-language-server: $schema=../../schemas/topology.schema.json", schemaKey: undefined });
     expect(schemaReference("version: 1\n", parseDocument("version: 1\n"), (p) => p).schemaLine).toBe("yaml-language-server: $schema=./schemas/topology.schema.json");
