@@ -36,7 +36,7 @@ const PLAIN_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?$/
 /**
  * A URL typed on the command line, safe to show whether it parses or not: the user-info masked
  * (user:***, or *** when the user name is not a plain one), the query and fragment as "?…" and
- * "#…", and a host part that is not a plain host[:port] as ***. The file's URLs are never shown:
+ * "#…", and a host part that is not a plain host[:port] as ***, with the path after it. The file's URLs are never shown:
  * their messages name the key instead.
  */
 export function shownUrl(raw: string): string {
@@ -53,9 +53,9 @@ export function shownUrl(raw: string): string {
   const q = rest.search(/[?#]/);
   const tail = q < 0 ? "" : `${rest[q]}…`;
   if (q >= 0) rest = rest.slice(0, q);
-  const slash = rest.indexOf("/");
-  const authority = slash < 0 ? rest : rest.slice(0, slash);
-  return `${prefix}${who}${PLAIN_AUTHORITY.test(authority) ? authority : "***"}${slash < 0 ? "" : rest.slice(slash)}${tail}`;
+  const authority = rest.split("/", 1)[0] as string;
+  // A password that lost its "@" ("amqp://u:p/ss") may run on into the path: masked with it.
+  return `${prefix}${who}${PLAIN_AUTHORITY.test(authority) ? rest : "***"}${tail}`;
 }
 
 /** Why `new URL(raw)` refused raw: a clause such as "the port is not a number". */

@@ -34,7 +34,8 @@ describe("shownUrl", () => {
   });
 
   it("masks a host part that is no host, where a password may have lost its @", () => {
-    expect(shownUrl("amqp://u:Secret1localhost:5672/v")).toBe("amqp://***/v");
+    expect(shownUrl("amqp://u:Secret1localhost:5672/v")).toBe("amqp://***");
+    expect(shownUrl("amqp://u:Sec/ret1")).toBe("amqp://***");
     expect(shownUrl("amqp://localhost:5672/v")).toBe("amqp://localhost:5672/v");
     expect(shownUrl("amqp://[::1]:5672/v")).toBe("amqp://[::1]:5672/v");
     expect(shownUrl("http://rabbit.example:15672")).toBe("http://rabbit.example:15672");
