@@ -129,6 +129,30 @@ export interface ClusterTarget {
   amqp: Endpoint;
   management: ManagementEndpoint;
   tls: TlsOptions;
+  /** Where the user sets this cluster's connection, for hints; absent: the file's clusters.<name> keys. */
+  places?: SettingPlaces;
+}
+
+/**
+ * Where hints send the user to fix a cluster's connection: the keys of a topology file, or the
+ * command-line options a cluster came from (topo import --url), which have no file key to name.
+ */
+export interface SettingPlaces {
+  /** The AMQP URL: clusters.sync.url. */
+  url: string;
+  /** The management API, to set or correct: clusters.sync.management. */
+  management: string;
+  /** Where the management API's host comes from: clusters.sync (its url, or its management). */
+  managementHost: string;
+  /** The user name and password: clusters.sync (url or management). */
+  credentials: string;
+  /** The TLS files: clusters.sync.tls; undefined where none can be given. */
+  tls?: string;
+}
+
+export function placesOf(target: { name: string; places?: SettingPlaces }): SettingPlaces {
+  const at = `clusters.${target.name}`;
+  return target.places ?? { url: `${at}.url`, management: `${at}.management`, managementHost: at, credentials: `${at} (url or management)`, tls: `${at}.tls` };
 }
 
 /** One queue that topo wants, with why it exists (for messages and mirroring). */

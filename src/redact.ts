@@ -12,7 +12,9 @@ export class Redactor {
     if (!secret) return;
     // A password can also appear percent-encoded inside a URL (encodeURIComponent's way, or the
     // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
-    for (const form of new Set([secret, encodeURIComponent(secret), userinfoEncoded(secret)])) {
+    // %-escapes may be written in lower case ("%2b"): a URL means the same by them.
+    const encoded = [encodeURIComponent(secret), userinfoEncoded(secret)];
+    for (const form of new Set([secret, ...encoded, ...encoded.map((f) => f?.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()))])) {
       if (!form) continue;
       this.secrets.add(form);
       const json = JSON.stringify(form).slice(1, -1);
@@ -68,8 +70,11 @@ export function redactUrl(url: string, secrets?: Redactor): string {
   }
 }
 
-/** scheme:// and the rest of the URL-like token: up to white space or a JSON string's end. */
-const URL_TOKEN = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s"]*)/gi;
+/**
+ * scheme:// and the rest of the URL-like token: up to white space or a JSON string's end. A URL of
+ * topo's schemes typed without its "//" ("amqp:/u:p@h", "amqp:u:p@h") holds user-info all the same.
+ */
+const URL_TOKEN = /\b([a-z][a-z0-9+.-]*:\/\/|(?:amqps?|https?):\/?(?!\/))([^\s"]*)/gi;
 /** A user name as it may stand in a URL without encoding. */
 const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 

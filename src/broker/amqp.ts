@@ -5,7 +5,7 @@
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import net from "node:net";
 import { BrokerError, type ErrorCode } from "../errors.js";
-import { DEFAULT_CHANNELS, type ClusterTarget } from "../model.js";
+import { DEFAULT_CHANNELS, placesOf, type ClusterTarget } from "../model.js";
 import { redactText } from "../redact.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
@@ -470,7 +470,8 @@ function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<Refusal 
 }
 
 function connectError(target: ClusterTarget, e: Error, reason?: Refusal): BrokerError {
-  const tls = tlsProblem(target.name, e as Error & { code?: unknown });
+  const places = placesOf(target);
+  const tls = tlsProblem({ host: places.url, tls: places.tls }, e as Error & { code?: unknown });
   const refusal = reason && "code" in reason ? reason : undefined;
   const { code, text } = tls ? { code: undefined, text: tls.text } : (refusal ?? replyText(e as Error & { code?: unknown }));
   const where = `connect ${target.amqp.display}`;
@@ -502,7 +503,7 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
     if (refusal.code in CODE_HINTS) hints.push(CODE_HINTS[refusal.code] as string);
   } else if (/ACCESS.REFUSED|403/.test(e.message)) {
     kind = "auth_failed";
-    hints.push(`the broker refused the credentials (user name or password) of "${user}"; check them in clusters.${target.name}.url`);
+    hints.push(`the broker refused the credentials (user name or password) of "${user}"; check them in ${places.url}`);
   } else if (/NOT.ALLOWED|530|vhost/.test(e.message)) {
     kind = "permission_denied";
     hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);

@@ -4,7 +4,7 @@
 import http from "node:http";
 import https from "node:https";
 import { BrokerError } from "../errors.js";
-import type { ManagementEndpoint, TlsOptions } from "../model.js";
+import { placesOf, type ManagementEndpoint, type SettingPlaces, type TlsOptions } from "../model.js";
 import { redactText } from "../redact.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
@@ -16,6 +16,8 @@ export interface HttpOptions {
   /** Bound on each request, from when it has a connection to the last byte of the answer (default 30 s). */
   timeoutMs?: number;
   insecure?: boolean;
+  /** Where the user sets this cluster's connection, for hints (default: the file's clusters.<name> keys). */
+  places?: SettingPlaces;
 }
 
 /** Per request: the identity probe uses a shorter bound than a large read. */
@@ -49,6 +51,8 @@ export class ManagementClient {
   private readonly agent: http.Agent;
   private readonly base: URL;
   private readonly auth: string;
+  /** Where hints send the user to fix this connection. */
+  readonly places: SettingPlaces;
 
   constructor(
     readonly cluster: string,
@@ -57,6 +61,7 @@ export class ManagementClient {
     private readonly opts: HttpOptions = {},
   ) {
     this.base = new URL(endpoint.baseUrl);
+    this.places = placesOf({ name: cluster, places: opts.places });
     this.auth = `Basic ${Buffer.from(`${endpoint.username}:${endpoint.password}`).toString("base64")}`;
     const keepAlive = { keepAlive: true, maxSockets: 8 };
     this.agent =
@@ -221,13 +226,13 @@ export class ManagementClient {
         hints: [`user "${user}" has no permissions on vhost "${v}": rabbitmqctl set_permissions -p ${shellWord(v)} ${shellWord(user)} '.*' '.*' '.*' (or narrower patterns; plan needs read access to list the vhost)`],
       };
     }
-    return { code: "auth_failed", hints: [`the management API refused the credentials (user name or password) of "${user}"; check them in clusters.${this.cluster} (url or management)`] };
+    return { code: "auth_failed", hints: [`the management API refused the credentials (user name or password) of "${user}"; check them in ${this.places.credentials}`] };
   }
 
   private networkError(method: string, path: string, e: NodeJS.ErrnoException, timeoutMs: number, probe: boolean): BrokerError {
     const code = e.code ?? "";
     const hints: string[] = [];
-    const mgmtHint = `set clusters.${this.cluster}.management to the management API, usually http://${this.base.hostname}:15672 (https on 15671); AMQP (5672) and Erlang distribution (25672) ports do not speak HTTP`;
+    const mgmtHint = `set ${this.places.management} to the management API, usually http://${this.base.hostname}:15672 (https on 15671); AMQP (5672) and Erlang distribution (25672) ports do not speak HTTP`;
     // An AMQP port answers an HTTP request with its protocol header, which Node cannot parse.
     if (code.startsWith("HPE_")) {
       return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> not a management API: the answer is not HTTP (${code})`), {
@@ -255,9 +260,9 @@ export class ManagementClient {
       });
     }
     if (code === "ECONNREFUSED") hints.push(`nothing answers at ${this.endpoint.display}; is the broker up and the management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?`);
-    const tls = tlsProblem(this.cluster, e);
+    const tls = tlsProblem({ host: this.places.managementHost, tls: this.places.tls }, e);
     if (tls) hints.push(tls.hint);
-    if (code === "ENOTFOUND") hints.push(`the host name does not resolve; check clusters.${this.cluster}`);
+    if (code === "ENOTFOUND") hints.push(`the host name does not resolve; check ${this.places.managementHost}`);
     return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${code || "error"} ${tls?.text ?? e.message}`), {
       transient: TRANSIENT_CODES.has(code),
       status: code,

@@ -6,7 +6,7 @@
 // an existing vhost: it works for a read-only plan user and for a vhost apply has yet to create.
 
 import { BrokerError } from "../errors.js";
-import type { ClusterTarget } from "../model.js";
+import { placesOf, type ClusterTarget } from "../model.js";
 import type { ManagementClient } from "./http.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsProblem } from "./tls.js";
@@ -78,6 +78,7 @@ export function parseConnectionStart(buf: Buffer): { identity: BrokerIdentity } 
  */
 export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; timeoutMs?: number } = {}): Promise<BrokerIdentity> {
   const { amqp } = target;
+  const places = placesOf(target);
   const where = `connect ${amqp.display}`;
   const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
@@ -96,7 +97,7 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
     const timer = setTimeout(
       () =>
         fail(`not an AMQP broker: it accepted the connection but sent nothing within ${timeoutMs / 1000} s`, [
-          `check the port in clusters.${target.name}.url: AMQP is 5672 (5671 with TLS); 25672 is Erlang distribution and 15672 the management API`,
+          `check the port in ${places.url}: AMQP is 5672 (5671 with TLS); 25672 is Erlang distribution and 15672 the management API`,
         ]),
       timeoutMs,
     );
@@ -106,24 +107,24 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
       const r = parseConnectionStart(buf);
       if ("need" in r) return;
       if ("notAmqp" in r) {
-        fail(`not an AMQP broker: ${r.notAmqp}`, [`check the port in clusters.${target.name}.url: AMQP is 5672 (5671 with TLS); the management API (15672) is set with management:`]);
+        fail(`not an AMQP broker: ${r.notAmqp}`, [`check the port in ${places.url}: AMQP is 5672 (5671 with TLS); the management API (15672) is set with management:`]);
         return;
       }
       done(() => resolve(r.identity));
     });
     socket.on("error", (e: NodeJS.ErrnoException) => {
-      const t = tlsProblem(target.name, e);
+      const t = tlsProblem({ host: places.url, tls: places.tls }, e);
       if (t) return fail(t.text, [t.hint], e.code);
       const hints =
         e.code === "ECONNREFUSED"
-          ? [`nothing accepts AMQP connections at ${hostPort(amqp.hostname, amqp.port)}; is the broker up, and is the port in clusters.${target.name}.url right?`]
+          ? [`nothing accepts AMQP connections at ${hostPort(amqp.hostname, amqp.port)}; is the broker up, and is the port in ${places.url} right?`]
           : e.code === "ENOTFOUND"
-            ? [`the host name does not resolve; check clusters.${target.name}.url`]
+            ? [`the host name does not resolve; check ${places.url}`]
             : [];
       fail(e.code && !e.message.includes(e.code) ? `${e.code} ${e.message}` : e.message, hints, e.code);
     });
     socket.on("end", () =>
-      fail(`not an AMQP broker: it closed the connection without answering in AMQP`, [`check the port in clusters.${target.name}.url: AMQP is 5672 (5671 with TLS); the management API (15672) is set with management:`]),
+      fail(`not an AMQP broker: it closed the connection without answering in AMQP`, [`check the port in ${places.url}: AMQP is 5672 (5671 with TLS); the management API (15672) is set with management:`]),
     );
   });
 }
@@ -140,7 +141,7 @@ export async function managementIdentity(client: ManagementClient, timeoutMs = P
   const o = await client.get<unknown>("/api/overview?columns=cluster_name,rabbitmq_version,erlang_version", { timeoutMs, probe: true });
   if (typeof o !== "object" || o === null || Array.isArray(o) || !("rabbitmq_version" in o || "cluster_name" in o)) {
     throw new BrokerError(client.cluster, `${client.display}/api/overview -> not a management API: it answered HTTP, but not as RabbitMQ's management plugin`, {
-      hints: [`set clusters.${client.cluster}.management to the management API, usually http://<host>:15672 (https on 15671)`],
+      hints: [`set ${client.places.management} to the management API, usually http://<host>:15672 (https on 15671)`],
       code: "broker_unreachable",
     });
   }

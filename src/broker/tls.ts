@@ -19,23 +19,30 @@ export function tlsOptions(tls: TlsOptions, insecure?: boolean): { ca?: Buffer[]
  * failed, the broker refused our client certificate, or the port does not speak TLS. `text` is
  * the error without OpenSSL's internal dump. Shared by the AMQP side (same Node TLS errors).
  */
-export function tlsProblem(cluster: string, e: Error & { code?: unknown; reason?: unknown }): { text: string; hint: string } | undefined {
+export function tlsProblem(where: { host: string; tls?: string }, e: Error & { code?: unknown; reason?: unknown }): { text: string; hint: string } | undefined {
   const code = typeof e.code === "string" ? e.code : "";
   const reason = typeof e.reason === "string" && e.reason ? e.reason : undefined;
   const text = reason ?? e.message.trim();
-  const at = `clusters.${cluster}.tls`;
+  const at = where.tls;
+  // A cluster from the command line (topo import --url) has no tls: section to point at.
+  const noFiles = "the command line takes no TLS files: write the cluster in a topology file, with tls:, and import it with -f";
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
-    return { text, hint: `TLS verification failed: the broker's certificate does not name the host in clusters.${cluster}; use a host name the certificate lists (or --insecure, for tests only)` };
+    return { text, hint: `TLS verification failed: the broker's certificate does not name the host in ${where.host}; use a host name the certificate lists (or --insecure, for tests only)` };
   }
   // An alert from the broker: it refused us, usually our client certificate (or its absence).
   if (/^ERR_SSL_(TLSV1|TLSV13|SSLV3)_ALERT_/.test(code)) {
-    return { text, hint: `the broker refused the TLS handshake (${reason ?? code}); set ${at}.cert and ${at}.key to a client certificate signed by a CA the broker trusts` };
+    return { text, hint: `the broker refused the TLS handshake (${reason ?? code}); ${at ? `set ${at}.cert and ${at}.key to` : `it wants`} a client certificate signed by a CA the broker trusts${at ? "" : `; ${noFiles}`}` };
   }
   if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(e.message)) {
     return { text, hint: `the port does not speak TLS; use the broker's TLS port, or http:// / amqp:// for a plain one` };
   }
   if (/CERT|SSL|TLS/.test(code) || /self.signed|certificate/i.test(e.message)) {
-    return { text, hint: `TLS verification failed; set ${at}.ca to the CA that signed the broker's certificate (or --insecure, for tests only)` };
+    return {
+      text,
+      hint: at
+        ? `TLS verification failed; set ${at}.ca to the CA that signed the broker's certificate (or --insecure, for tests only)`
+        : `TLS verification failed: the broker's certificate is not signed by a CA this machine trusts; ${noFiles} (or --insecure, for tests only)`,
+    };
   }
   return undefined;
 }

@@ -2,7 +2,7 @@
 
 import { BrokerError, TopoError } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
-import type { ActualCluster, ClusterPlan, DesiredCluster } from "../model.js";
+import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
@@ -38,7 +38,7 @@ export async function identify(c: DesiredCluster, client: ManagementClient, opts
         `  topo reads through the management API and writes through AMQP, so it refuses to report one broker and change another; nothing was changed`,
       {
         hints: [
-          `set clusters.${c.target.name}.management to the management API of the broker at ${hostPort(c.target.amqp.hostname, c.target.amqp.port)} (without it, topo uses http://<url host>:15672)`,
+          `set ${placesOf(c.target).management} to the management API of the broker at ${hostPort(c.target.amqp.hostname, c.target.amqp.port)} (without it, topo uses http://<url host>:15672)`,
         ],
         code: "endpoint_mismatch",
       },

@@ -9,16 +9,16 @@ import { parseDocument } from "yaml";
 import { interpolate, loadConfig, parseConfig, type Env } from "../config/load.js";
 import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
-import type { ActualCluster, ClusterTarget, DesiredCluster } from "../model.js";
+import type { ActualCluster, ClusterTarget, DesiredCluster, SettingPlaces } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
-import { whyNotAUrl } from "../config/url.js";
+import { shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { importUsers } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
-import { literal, PasswordVariables, rewriteSection, schemaReference, urlSection } from "../import/sections.js";
+import { PasswordVariables, rewriteSection, schemaReference, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
 import { forEachCluster, identify } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
@@ -83,6 +83,8 @@ interface Prepared {
   introduced: Record<string, string>;
   /** The path TLS files in the sections are relative to, for reading the output back. */
   checkPath: string;
+  /** Writes what waits for the clusters' final names (the --url sections, their variables). */
+  finish?: () => void;
 }
 
 export async function importTopology(opts: ImportOptions): Promise<ImportResult> {
@@ -119,6 +121,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     }
   });
   nameUnnamed(p.sources, actuals, p.prefix);
+  p.finish?.();
 
   const argumentSchemas = (createRequire(import.meta.url)("../../schemas/topology.schema.json") as { definitions: { arguments: { properties: Record<string, ArgumentSchema> } } })
     .definitions.arguments.properties;
@@ -200,15 +203,34 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   };
 
   const vars = new PasswordVariables(passwordEnv);
+  // The redactor knows the file's passwords decoded (and the forms derived from that); a comment
+  // may quote one as the URL writes it.
+  for (const pw of writtenPasswords(src)) redactor.add(pw);
+  const masked: string[] = [];
   const sources: Source[] = wanted.map((name) => {
     const target = (desired.clusters.find((c) => c.target.name === name) as DesiredCluster).target;
-    return { name, target, section: rewriteSection(src, name, vars, rebase) };
+    let hit = false;
+    const mask = (comment: string) => {
+      const safe = redactor.text(comment);
+      if (safe !== comment) hit = true;
+      return safe;
+    };
+    const section = rewriteSection(src, name, vars, rebase, mask);
+    if (hit) masked.push(`clusters.${name}`);
+    return { name, target, section };
   });
   return {
     sources,
     prefix: opts.prefix ?? desired.prefix,
     ...schemaReference(text, src, rebase),
-    notices: vars.notices(file),
+    notices: [
+      ...vars.notices(file),
+      ...(masked.length
+        ? [
+            `Comments in ${masked.join(" and ")} of ${file} hold a password or a URL's user-info, which import does not copy: this file has *** in their place (the other comments are copied as written).`,
+          ]
+        : []),
+    ],
     introduced: vars.introduced,
     checkPath: opts.output ? resolve(opts.output) : resolve(file),
   };
@@ -238,6 +260,8 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   }
   const specs = (opts.urls ?? []).map(parseSpec);
   const mgmt = (opts.managements ?? []).map(parseSpec);
+  // Learned before anything can fail: a URL that does not parse still carries its password.
+  for (const s of [...specs, ...mgmt]) learnTypedPassword(s.value, redactor);
   const named = specs.filter((s) => s.name).map((s) => s.name as string);
   const dup = named.find((n, i) => named.indexOf(n) !== i);
   if (dup) throw new TopoError(`two --url options name cluster "${dup}"`, ["give each cluster its own name"]);
@@ -246,83 +270,119 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   for (const m of mgmt) {
     if (m.name && !named.includes(m.name)) throw new TopoError(`--management names cluster "${m.name}", which no --url names`, [`--url names: ${named.join(", ") || "(none)"}`]);
   }
+  const unnamedUrls = specs.filter((s) => !s.name).length;
+  const URL_HINT = `write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /), with the password in $${passwordEnv}`;
+  const MGMT_HINT = "write http://HOST:15672 (https:// for TLS)";
 
-  const notices: string[] = [];
-  const introduced: Record<string, string> = {};
   const raw: Record<string, RawCluster> = {};
-  const sections = new Map<string, { section: RawCluster; unnamed: boolean; shown: string }>();
+  const byKey = new Map<string, { spec: UrlSpec; management?: UrlSpec; shown: string; places: SettingPlaces }>();
   specs.forEach((spec, i) => {
+    const shown = shownSpec("--url", spec);
     const parsed = urlSection(spec.value, passwordEnv);
-    if (!parsed) {
-      // Never echoed, not even masked: a value that does not parse cannot be masked reliably.
-      throw new TopoError(`--url${spec.name ? ` ${spec.name}=` : ""} is not a URL: ${whyNotAUrl(spec.value)}`, ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /)"]);
-    }
-    // Read with the password given on the command line, if any, but write only the reference.
+    if (!parsed) throw new TopoError(`${shown}: not a URL: ${whyNotAUrl(spec.value)}`, [URL_HINT]);
+    // Read with the password given on the command line, if any; the file gets a reference.
     const inline = parsed.password;
-    if (inline) {
-      redactor.add(inline);
-      try {
-        redactor.add(decodeURIComponent(inline));
-      } catch {
-        // a malformed %-escape: normalize reports it below
-      }
-    }
-    const written = parsed.written;
-    const shown = redactor.text(spec.value);
-    if (inline) {
-      introduced[passwordEnv] = inline;
-      notices.push(
-        `The password given in --url is not written: this file reads it from \${${passwordEnv}}; export ${passwordEnv} before running topo on it (and prefer exporting it to typing it in a command line, where other users of the machine can see it).`,
-      );
-    }
     const connectEnv: Env = inline ? { ...env, [passwordEnv]: inline } : env;
-    const url = interpolate(written, connectEnv);
+    const url = interpolate(parsed.written, connectEnv);
     if ("error" in url) {
-      throw new TopoError(`--url ${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, which is not set`, [
+      throw new TopoError(`${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, which is not set`, [
         `export ${passwordEnv}=<password> (percent-encoded where a URL needs it) and run import again; the file written reads it from \${${passwordEnv}} too`,
         "or name another variable with --password-env NAME",
       ]);
     }
     // A --management named for this cluster, else the one without a name, which serves them all.
     const m = (spec.name ? mgmt.find((x) => x.name === spec.name) : undefined) ?? unnamedMgmt[0];
-    const section: RawCluster = { url: written };
     const connect: RawCluster = { url: url.value };
     if (m) {
       let mu: URL;
       try {
         mu = new URL(m.value);
+        if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(m.value)) throw new Error("no //");
       } catch {
-        throw new TopoError(`--management${m.name ? ` ${m.name}=` : ""} is not a URL: ${whyNotAUrl(m.value)}`, ["write http://HOST:15672 (https:// for TLS)"]);
+        throw new TopoError(`${shownSpec("--management", m)}: not a URL: ${whyNotAUrl(m.value)}`, [MGMT_HINT]);
       }
-      if (mu.username || mu.password) {
-        throw new TopoError(`--management ${redactor.text(m.value)} holds credentials`, [
+      if (mu.username || mu.password || userinfoSpan(m.value)) {
+        throw new TopoError(`${shownSpec("--management", m)} holds credentials`, [
           "give the management API without them (http://HOST:15672): import uses the --url user; to use another management user, write the cluster in a file and use -f",
         ]);
       }
-      section.management = literal(m.value);
       connect.management = m.value;
     }
-    const key = spec.name ?? `url-${i + 1}`;
+    // Hints name the options the cluster came from: it has no key in any file yet.
+    const urlPlace = spec.name ? `--url ${spec.name}=…` : "--url";
+    const mgmtPlace = m ? `--management${m.name ? ` ${m.name}=…` : ""}` : spec.name ? `--management ${spec.name}=…` : "--management";
+    const places: SettingPlaces = { url: urlPlace, management: mgmtPlace, managementHost: m ? mgmtPlace : urlPlace, credentials: urlPlace };
+    let key = spec.name ?? `url-${i + 1}`;
+    while (named.includes(key) && !spec.name) key += "-";
     raw[key] = connect;
-    sections.set(key, { section, unnamed: !spec.name, shown });
+    byKey.set(key, { spec, management: m, shown, places });
   });
 
   const prefix = opts.prefix ?? DEFAULT_PREFIX;
   const { desired, problems } = normalize({ version: 1, prefix, clusters: raw, services: [] });
   if (problems.length) {
-    throw new TopoError(
-      problems.map((p) => `--url ${sections.get(String(p.path[1]))?.shown ?? ""}: ${redactor.text(p.message)}`).join("\n"),
-      ["write amqp://USER@HOST:5672/VHOST (amqps:// for TLS; %2F or no path for vhost /), with the password in $" + passwordEnv],
-    );
+    const hints = new Set<string>();
+    const lines = problems.map((p) => {
+      const c = byKey.get(String(p.path[1]));
+      // A problem of the management URL is the --management option's, not the --url's.
+      const ofManagement = p.path[2] === "management" && c?.management !== undefined;
+      hints.add(ofManagement ? MGMT_HINT : URL_HINT);
+      const where = ofManagement ? shownSpec("--management", c.management as UrlSpec) : (c?.shown ?? "--url");
+      return `${where}: ${redactor.text(p.message)}`;
+    });
+    throw new TopoError(lines.join("\n"), [...hints]);
   }
   const sources = desired.clusters.map((c): Source => {
     redactor.add(c.target.amqp.password);
     redactor.add(c.target.management.password);
-    const s = sections.get(c.target.name) as { section: RawCluster; unnamed: boolean; shown: string };
-    // Until it is named, messages about the cluster name its URL.
-    return { name: c.target.name, target: s.unnamed ? { ...c.target, name: c.target.amqp.display } : c.target, section: s.section, unnamed: s.unnamed };
+    const s = byKey.get(c.target.name) as { spec: UrlSpec; management?: UrlSpec; shown: string; places: SettingPlaces };
+    // Until a bare --url is named after what it holds, messages call it by its option.
+    const name = s.spec.name ?? (unnamedUrls === 1 ? "--url" : `--url ${shownUrl(s.spec.value)}`);
+    return { name, target: { ...c.target, name, places: s.places }, section: undefined, unnamed: !s.spec.name };
   });
-  return { sources, prefix, schemaLine: DEFAULT_SCHEMA_LINE, notices, introduced, checkPath: resolve("topology.yaml") };
+  const prepared: Prepared = {
+    sources,
+    prefix,
+    schemaLine: DEFAULT_SCHEMA_LINE,
+    notices: [],
+    introduced: {},
+    checkPath: resolve("topology.yaml"),
+    // The variables are named after the clusters, which a bare --url has only once read.
+    finish: () => {
+      const written = urlSections(
+        sources.map((src, i) => {
+          const s = byKey.get(desired.clusters[i]?.target.name as string) as { spec: UrlSpec; management?: UrlSpec };
+          return { name: src.name, url: s.spec.value, management: s.management?.value };
+        }),
+        passwordEnv,
+        env[passwordEnv] || undefined,
+      );
+      sources.forEach((src, i) => (src.section = written.sections[i]));
+      prepared.notices.push(...written.notices);
+      Object.assign(prepared.introduced, written.introduced);
+    },
+  };
+  return prepared;
+}
+
+/** `--url sync=amqp://u:***@host/vhost`: the option as typed, its password and query masked. */
+function shownSpec(option: string, spec: UrlSpec): string {
+  return `${option} ${spec.name ? `${spec.name}=` : ""}${shownUrl(spec.value)}`;
+}
+
+/**
+ * Teach the redactor the password typed into a command-line URL, found where the user-info is as
+ * typed, so that it is masked wherever it shows up, even when the URL does not parse.
+ */
+function learnTypedPassword(value: string, redactor: Redactor): void {
+  const span = userinfoSpan(value);
+  if (!span) return;
+  const userinfo = value.slice(span.start, span.end);
+  const colon = userinfo.indexOf(":");
+  const password = colon < 0 ? undefined : userinfo.slice(colon + 1);
+  if (!password) return;
+  redactor.add(password);
+  redactor.add(safeDecode(password));
 }
 
 /**

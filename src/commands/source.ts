@@ -40,5 +40,5 @@ export function selectClusters(desired: DesiredState, names: string | readonly s
 }
 
 export function managementClient(c: DesiredCluster, opts: ConnectionOptions): ManagementClient {
-  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs });
+  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs, places: c.target.places });
 }

@@ -85,6 +85,8 @@ export const MIRROR_DEFINITION = { "ha-mode": "all", "ha-sync-mode": "automatic"
 // Endpoints
 
 const DEFAULT_PORT = { amqp: 5672, amqps: 5671 } as const;
+/** A URL as topo reads one: a scheme, then "//". */
+const SCHEME_SLASHES = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 
 function parseEndpoint(url: string, path: (string | number)[], problems: PathProblem[]): Endpoint | undefined {
   const example = "amqp://<user>:<password>@<host>:5672/<vhost>";
@@ -98,6 +100,12 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     u = new URL(url);
   } catch {
     // Never echoed, not even masked: see url.ts.
+    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(url)}; write ${example}` });
+    return undefined;
+  }
+  if (!SCHEME_SLASHES.test(url)) {
+    // "amqp:/u:p@host" and "u:p@host" parse, as URLs with no host: the user-info becomes a path,
+    // the user name a scheme. Say what is missing rather than echo either.
     problems.push({ path, message: `not a valid URL: ${whyNotAUrl(url)}; write ${example}` });
     return undefined;
   }
@@ -171,6 +179,10 @@ function parseManagement(
   try {
     u = new URL(raw);
   } catch {
+    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(raw)}; write http://host:15672` });
+    return undefined;
+  }
+  if (!SCHEME_SLASHES.test(raw)) {
     problems.push({ path, message: `not a valid URL: ${whyNotAUrl(raw)}; write http://host:15672` });
     return undefined;
   }

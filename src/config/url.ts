@@ -13,19 +13,56 @@ export function hostPort(host: string, port: number): string {
 const ENDS_AUTHORITY = /[/?#\\]/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
 
+/** The schemes topo reads: after one of them, a URL without "//" still has its user-info. */
+const KNOWN_SCHEME = /^(?:amqps?|https?):\/{0,2}/i;
+
 /**
  * Where a URL as written holds its user-info: from after the scheme's "://" to the last "@" (a
- * password may hold "@" itself); undefined when it has none.
+ * password may hold "@" itself); undefined when it has none. A URL typed without its "//"
+ * ("amqp:/u:p@host", "u:p@host") still holds one: after a scheme topo reads, else from the start.
  */
 export function userinfoSpan(raw: string): { start: number; end: number } | undefined {
-  const start = raw.indexOf("://") + 3;
   const end = raw.lastIndexOf("@");
-  return start < 3 || end < start ? undefined : { start, end };
+  const slashes = raw.indexOf("://");
+  const start = slashes >= 0 && slashes < end ? slashes + 3 : (KNOWN_SCHEME.exec(raw)?.[0].length ?? 0);
+  return end < start ? undefined : { start, end };
+}
+
+/** A user name as it may stand in a URL without encoding. */
+const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
+/** host[:port] as a URL writes it; anything else may be a password that lost its "@". */
+const PLAIN_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?$/;
+
+/**
+ * A URL typed on the command line, safe to show whether it parses or not: the user-info masked
+ * (user:***, or *** when the user name is not a plain one), the query and fragment as "?…" and
+ * "#…", and a host part that is not a plain host[:port] as ***, with the path after it. The file's URLs are never shown:
+ * their messages name the key instead.
+ */
+export function shownUrl(raw: string): string {
+  const span = userinfoSpan(raw);
+  const prefix = span ? raw.slice(0, span.start) : ((/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(raw) ?? KNOWN_SCHEME.exec(raw))?.[0] ?? "");
+  let who = "";
+  if (span) {
+    const userinfo = raw.slice(span.start, span.end);
+    const colon = userinfo.indexOf(":");
+    const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+    who = `${!PLAIN_USER.test(user) ? "***" : colon < 0 ? user : `${user}:***`}@`;
+  }
+  let rest = raw.slice(span ? span.end + 1 : prefix.length);
+  const q = rest.search(/[?#]/);
+  const tail = q < 0 ? "" : `${rest[q]}…`;
+  if (q >= 0) rest = rest.slice(0, q);
+  const authority = rest.split("/", 1)[0] as string;
+  // A password that lost its "@" ("amqp://u:p/ss") may run on into the path: masked with it.
+  return `${prefix}${who}${PLAIN_AUTHORITY.test(authority) ? rest : "***"}${tail}`;
 }
 
 /** Why `new URL(raw)` refused raw: a clause such as "the port is not a number". */
 export function whyNotAUrl(raw: string): string {
   if (raw.trim() === "") return "it is empty";
+  const noSlashes = /^(amqps?|https?):(?!\/\/)/i.exec(raw);
+  if (noSlashes) return `"${noSlashes[1]}:" is not followed by "//"`;
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(raw);
   if (!scheme) return "it does not start with a scheme and :// (amqp://, amqps://, http://, https://)";
   const rest = raw.slice(scheme[0].length);

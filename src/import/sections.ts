@@ -36,6 +36,28 @@ export function splitPassword(url: string): { before: string; password: string; 
   return { before: url.slice(0, colon + 1), password: url.slice(colon + 1, last), after: url.slice(last) };
 }
 
+/**
+ * The passwords written literally in the url and management of every cluster of the file, as
+ * written: a comment may quote one in the same encoding, which need not be the one a redactor
+ * derives from the decoded password.
+ */
+export function writtenPasswords(doc: Document): string[] {
+  const clusters = doc.get("clusters", true);
+  if (!isMap(clusters)) return [];
+  const out: string[] = [];
+  for (const pair of clusters.items) {
+    const section = isAlias(pair.value) ? pair.value.resolve(doc) : pair.value;
+    if (!isMap(section)) continue;
+    for (const field of ["url", "management"]) {
+      const scalar = section.get(field, true);
+      if (!isScalar(scalar) || typeof scalar.value !== "string") continue;
+      const split = splitPassword(scalar.value);
+      if (split && isLiteral(split.password)) out.push(split.password);
+    }
+  }
+  return out;
+}
+
 /** Whether a password as written holds anything but ${VAR} references (which are kept). */
 export function isLiteral(password: string): boolean {
   return password.replace(/\$\{[^}]*\}/g, "") !== "";
@@ -53,6 +75,12 @@ export class PasswordVariables {
   private readonly places = new Map<string, string[]>();
 
   constructor(private readonly passwordEnv: string) {}
+
+  /** `passwordEnv` already holds this password (a --url without one reads it from there). */
+  reserve(password: string): void {
+    this.byPassword.set(password, this.passwordEnv);
+    this.introduced[this.passwordEnv] = password;
+  }
 
   variableFor(password: string, cluster: string, field: "url" | "management"): string {
     let v = this.byPassword.get(password);
@@ -76,15 +104,28 @@ export class PasswordVariables {
 
 /**
  * One cluster's section of the user's file, ready to be written: a copy (an alias resolved to the
- * value it means here), with literal passwords in url and management replaced by ${VAR}, and TLS
+ * value it means here), with literal passwords in url and management replaced by ${VAR}, every
+ * comment passed through `mask` (people note passwords beside the URL that holds them), and TLS
  * file paths passed through `rebase`.
  */
-export function rewriteSection(doc: Document, name: string, vars: PasswordVariables, rebase: (path: string) => string): YamlNode {
+export function rewriteSection(
+  doc: Document,
+  name: string,
+  vars: PasswordVariables,
+  rebase: (path: string) => string,
+  mask: (comment: string) => string = (c) => c,
+): YamlNode {
   const node = doc.getIn(["clusters", name], true) as YamlNode;
   let aliased = false;
   visit(node, { Alias: () => void (aliased = true) });
   // An alias points into the rest of the user's file; its plain value is what it means here.
   const section = (aliased || isAlias(node) ? doc.createNode(node.toJS(doc)) : node.clone()) as YamlNode;
+  visit(section, {
+    Node: (_, n) => {
+      if (n.commentBefore) n.commentBefore = mask(n.commentBefore);
+      if (n.comment) n.comment = mask(n.comment);
+    },
+  });
   if (!isMap(section)) return section;
   for (const field of ["url", "management"] as const) {
     const scalar = section.get(field, true);
@@ -136,10 +177,47 @@ export function urlSection(value: string, passwordEnv: string): { written: strin
   } catch {
     return undefined;
   }
+  // Without "//" ("amqp:u:p@h") a URL parser finds no host, and reads the user-info as the path:
+  // written back as scheme:// + path, the password would be in the file.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value) || !u.host) return undefined;
   const user = u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
   return {
     written: `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`,
     password: u.password || undefined,
     user: u.username,
   };
+}
+
+/**
+ * The sections of the --url clusters, once each has its name: a password typed into a --url
+ * becomes a reference, one variable per distinct password as a file's passwords do (the first
+ * ${passwordEnv}, the next ${passwordEnv}_<CLUSTER>). A --url typed without a password reads
+ * $passwordEnv, so that name keeps the value set there (`passwordEnvValue`).
+ */
+export function urlSections(
+  clusters: { name: string; url: string; management?: string }[],
+  passwordEnv: string,
+  passwordEnvValue: string | undefined,
+): { sections: { url: string; management?: string }[]; introduced: Record<string, string>; notices: string[] } {
+  const vars = new PasswordVariables(passwordEnv);
+  const parsed = clusters.map((c) => urlSection(c.url, passwordEnv));
+  if (passwordEnvValue !== undefined && parsed.some((p) => p && p.user !== "" && !p.password)) vars.reserve(passwordEnvValue);
+  const typed = new Map<string, string[]>();
+  const sections = clusters.map((c, i) => {
+    const p = parsed[i];
+    if (!p) throw new Error(`--url of cluster ${c.name} is not a URL`);
+    let url = p.written;
+    if (p.password) {
+      const v = vars.variableFor(p.password, c.name, "url");
+      typed.set(v, [...(typed.get(v) ?? []), c.name]);
+      url = (urlSection(c.url, v) as { written: string }).written;
+    }
+    return c.management === undefined ? { url } : { url, management: literal(c.management) };
+  });
+  const named = typed.size > 1;
+  const notices = [...typed].map(([v, names]) => {
+    const which = named ? ` for ${names.length === 1 ? "cluster" : "clusters"} ${names.join(" and ")}` : "";
+    return `The password given in --url${which} is not written: this file reads it from \${${v}}; export ${v} before running topo on it (and prefer exporting it to typing it in a command line, where other users of the machine can see it).`;
+  });
+  return { sections, introduced: vars.introduced, notices };
 }

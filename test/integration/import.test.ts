@@ -260,6 +260,21 @@ describe("secrets", () => {
     const url = (name: string, pw?: string) => `amqp://${USER}${pw ? `:${pw}` : ""}@${b.host}:${b.amqpPort}/${encodeURIComponent(name)}`;
     // The password written into a file, as the README's example does with guest.
     const literal = writeFile("literal.yaml", `version: 1\nclusters:\n  sync: { url: "${url(v.sync, encoded)}", management: "${b.mgmtBase}" }\nservices: []\n`);
+    const lowerEscapes = encoded.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase());
+    // Comments beside the URL, as people write them: the password, and an old URL with its user-info.
+    const commented = writeFile(
+      "commented.yaml",
+      [
+        "version: 1",
+        "clusters:",
+        "  sync:",
+        `    # ${USER} / ${encoded}, lower-case escapes: ${lowerEscapes}`,
+        `    url: "${url(v.sync, encoded)}"   # was amqp://${USER}:${encoded}@old-host, before that amqp:/${USER}:${SECRET}@older`,
+        `    management: "${b.mgmtBase}"   # the management API`,
+        "services: []",
+        "",
+      ].join("\n"),
+    );
     const wrong = writeFile("wrong.yaml", `version: 1\nclusters:\n  sync: { url: "${url(v.sync, `${encoded}x`)}", management: "${b.mgmtBase}" }\nservices: []\n`);
 
     const runs: { args: string[]; env: Record<string, string>; code: number }[] = [
@@ -269,6 +284,8 @@ describe("secrets", () => {
       { args: ["import", "--url", url(v.sync, encoded), "--management", b.mgmtBase, "-o", join(dirname(file), "b.yaml")], env: { RABBITMQ_PASSWORD: "" }, code: 0 },
       { args: ["import", "-f", literal, "-o", join(dirname(literal), "c.yaml")], env, code: 0 },
       { args: ["import", "-f", wrong], env, code: 1 },
+      { args: ["import", "-f", commented, "-o", join(dirname(commented), "d.yaml")], env, code: 0 },
+      { args: ["import", "-f", commented], env, code: 0 },
       { args: ["import", "--url", url(uniqueName("missing"), encoded), "--management", b.mgmtBase], env, code: 1 },
       { args: ["import", "--url", url(v.sync, encoded), "--management", `http://${USER}:${encoded}@${b.host}:15672`], env, code: 1 },
     ];
@@ -278,12 +295,23 @@ describe("secrets", () => {
       results.push(r);
       expect(r.code, `${run.args.join(" ")}\n${r.stderr}`).toBe(run.code);
     }
-    const files = ["a.yaml", "b.yaml"].map((f) => readFileSync(join(dirname(file), f), "utf8")).concat(readFileSync(join(dirname(literal), "c.yaml"), "utf8"));
+    const files = ["a.yaml", "b.yaml"]
+      .map((f) => readFileSync(join(dirname(file), f), "utf8"))
+      .concat(readFileSync(join(dirname(literal), "c.yaml"), "utf8"), readFileSync(join(dirname(commented), "d.yaml"), "utf8"));
     for (const text of [...results.flatMap((r) => [r.stdout, r.stderr]), ...files]) {
       expect(text).not.toContain(SECRET);
       expect(text).not.toContain(encoded);
+      expect(text).not.toContain(lowerEscapes);
       expect(text).not.toContain("Imp0rt-S3cret");
     }
+    // Comments are kept, a password in them masked, and the notes say so.
+    const fromCommented = files[3] as string;
+    expect(fromCommented).toContain(`    # ${USER} / ***, lower-case escapes: ***\n`);
+    expect(fromCommented).toContain(`# was amqp://${USER}:***@old-host, before that amqp:/${USER}:***@older\n`);
+    expect(fromCommented).toContain("# the management API");
+    expect(prose(fromCommented)).toMatch(/Comments in clusters\.sync of .*commented\.yaml hold a password or a URL's user-info, which import does not copy: this file has \*\*\* in their place/);
+    expect(results[7]!.stderr).toMatch(/^note: Comments in clusters\.sync of /m);
+    expect(results[7]!.stdout).toContain(`    # ${USER} / ***, lower-case escapes: ***\n`);
     // Where the password came from the command line or the file, the file says where to put it.
     const [fromCli, fromLiteral] = [files[1] as string, files[2] as string];
     expect(fromCli).toContain(`url: amqp://${USER}:\${RABBITMQ_PASSWORD}@`);
@@ -291,9 +319,80 @@ describe("secrets", () => {
     expect(fromLiteral).toContain(`url: "amqp://${USER}:\${RABBITMQ_PASSWORD}@`);
     expect(prose(fromLiteral)).toMatch(/clusters\.sync\.url in .*literal\.yaml holds a password, which import does not copy: this file reads it from \$\{RABBITMQ_PASSWORD\}/);
     expect(results[5]!.stderr).toMatch(/401/);
-    expect(results[7]!.stderr).toMatch(/--management .* holds credentials/);
+    expect(results[9]!.stderr).toMatch(/--management .* holds credentials/);
     // And the files work once the variable is exported.
     const plan = await runCli(["plan", "-f", join(dirname(literal), "c.yaml"), "--detailed-exitcode"], { RABBITMQ_PASSWORD: encoded });
     expect(plan.code).toBe(0);
+  });
+});
+
+describe("--url clusters", () => {
+  // Two users with different passwords, as two brokers would have.
+  const users = [
+    { name: `topo_import_a_${process.pid}`, password: "Url-A/pass:1" },
+    { name: `topo_import_b_${process.pid}`, password: "Url-B+pass=2" },
+  ];
+  beforeAll(async () => {
+    for (const u of users) expect([201, 204]).toContain((await api("PUT", `/api/users/${u.name}`, { password: u.password, tags: "administrator" })).status);
+  });
+  afterAll(async () => {
+    for (const u of users) await api("DELETE", `/api/users/${u.name}`);
+  });
+
+  it("get a variable each when their passwords differ, one note each, and plan on the file shows no changes", async () => {
+    const v = pair();
+    const b = broker();
+    const file = topology(v, ["mplogin"]);
+    expect((await runCli(["apply", "-f", file], ENV())).code).toBe(0);
+    const [ua, ub] = users as [(typeof users)[number], (typeof users)[number]];
+    for (const [u, name] of [[ua, v.sync], [ub, v.async]] as const) {
+      expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(name)}/${u.name}`, { configure: ".*", write: ".*", read: ".*" })).status);
+    }
+    const url = (u: { name: string; password: string }, name: string) => `amqp://${u.name}:${encodeURIComponent(u.password)}@${b.host}:${b.amqpPort}/${encodeURIComponent(name)}`;
+    // Named, and bare (named after what they hold): the variables follow the names either way.
+    for (const args of [
+      ["--url", `sync=${url(ua, v.sync)}`, "--url", `async=${url(ub, v.async)}`],
+      ["--url", url(ua, v.sync), "--url", url(ub, v.async)],
+    ]) {
+      const output = join(dirname(file), "from-urls.yaml");
+      const r = await runCli(["import", ...args, "--management", b.mgmtBase, "-o", output, "--force"], {});
+      expect(r.code, r.stderr).toBe(0);
+      const text = readFileSync(output, "utf8");
+      const doc = parseDocument(text).toJS();
+      expect(doc.clusters.sync.url).toBe(`amqp://${ua.name}:\${RABBITMQ_PASSWORD}@${b.host}:${b.amqpPort}/${encodeURIComponent(v.sync)}`);
+      expect(doc.clusters.async.url).toBe(`amqp://${ub.name}:\${RABBITMQ_PASSWORD_ASYNC}@${b.host}:${b.amqpPort}/${encodeURIComponent(v.async)}`);
+      const notes = r.stderr.split("\n").filter((l) => l.startsWith("note: The password"));
+      expect(notes).toEqual([
+        expect.stringMatching(/^note: The password given in --url for cluster sync is not written: this file reads it from \$\{RABBITMQ_PASSWORD\}; export RABBITMQ_PASSWORD /),
+        expect.stringMatching(/^note: The password given in --url for cluster async is not written: this file reads it from \$\{RABBITMQ_PASSWORD_ASYNC\}; export RABBITMQ_PASSWORD_ASYNC /),
+      ]);
+      expect(r.stderr).toMatch(/topo plan on it shows no changes\.$/m);
+      for (const t of [text, r.stdout, r.stderr]) for (const u of users) expect(t).not.toContain(encodeURIComponent(u.password));
+      const plan = await runCli(["plan", "-f", output, "--detailed-exitcode"], {
+        RABBITMQ_PASSWORD: encodeURIComponent(ua.password),
+        RABBITMQ_PASSWORD_ASYNC: encodeURIComponent(ub.password),
+      });
+      expect(plan.stdout.trim().endsWith("No changes."), plan.stdout + plan.stderr).toBe(true);
+      expect(plan.code).toBe(0);
+    }
+  });
+
+  it("are called by their name, or --url, and hints point at the option, not at a file key", async () => {
+    const b = broker();
+    const v = pair();
+    expect([201, 204]).toContain((await api("PUT", `/api/vhosts/${vh(v.sync)}`, {})).status);
+    const unresolved = await runCli(["import", "--url", "amqp://u:x@nonexistent.invalid:5672/hs-sync"], {});
+    expect(unresolved.code).toBe(1);
+    // The AMQP probe and the management API fail alike; whichever answers first is reported.
+    expect(unresolved.stderr).toMatch(/^Error: cluster --url: .*ENOTFOUND/m);
+    expect(unresolved.stderr).toMatch(/hint: the host name does not resolve; check --url$/m);
+    const named = await runCli(["import", "--url", "sync=amqp://u:x@nonexistent.invalid:5672/hs-sync"], {});
+    expect(named.stderr).toMatch(/^Error: cluster sync: /m);
+    expect(named.stderr).toMatch(/check --url sync=…$/m);
+    const refused = await runCli(["import", "--url", `sync=amqp://${users[0]!.name}:wrong@${b.host}:${b.amqpPort}/${encodeURIComponent(v.sync)}`, "--management", b.mgmtBase], {});
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^Error: cluster sync: .*401/m);
+    expect(refused.stderr).toMatch(/check them in --url sync=…$/m);
+    for (const r of [unresolved, named, refused]) expect(r.stderr).not.toMatch(/clusters\.|wrong/);
   });
 });

@@ -80,6 +80,15 @@ describe("secrets", () => {
       ["import", "-f", wrong],
       ["import", "-f", unreachable],
       ["import", "--url", `amqp://${ADMIN}:${encodeURIComponent(SECRET)}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}`, "--management", broker().mgmtBase],
+      // URLs typed without their "//" or scheme, or with a query or fragment, still carry a secret.
+      ...[
+        `amqp:/${ADMIN}:${encodeURIComponent(SECRET)}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}`,
+        `amqp:${ADMIN}:${encodeURIComponent(SECRET)}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}`,
+        `sync=${ADMIN}:${encodeURIComponent(SECRET)}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}`,
+        `amqp://${ADMIN}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}?x=${encodeURIComponent(SECRET)}`,
+        `amqp://${ADMIN}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}#${encodeURIComponent(SECRET)}`,
+      ].map((url) => ["import", "--url", url, "--management", broker().mgmtBase]),
+      ["import", "--url", `amqp://${ADMIN}@${broker().host}:${broker().amqpPort}/${encodeURIComponent(sync)}`, "--management", `http:/${ADMIN}:${SECRET}@${broker().host}:15672`],
       ["--help"],
     ];
     const codes: number[] = [];
@@ -95,7 +104,7 @@ describe("secrets", () => {
     // The runs include successes and failures of every command.
     expect(codes).toContain(0);
     expect(codes).toContain(1);
-    // 28 runs of the CLI: on a loaded 2-core machine they can pass the default 60 s.
+    // 34 runs of the CLI: on a loaded 2-core machine they can pass the default 60 s.
   }, 240_000);
 });
 

@@ -94,6 +94,18 @@ describe("bad URLs in the file", () => {
     expect(elsewhere).toEqual(["4:11: services: must be an array, not a string"]);
   });
 
+  it("without the // after the scheme say so, and show nothing before an @ as a scheme", () => {
+    expect(problemsOf(file("amqp:/hs-p1:Secret1@localhost:5672/hs-sync"))).toEqual([
+      '4:10: clusters.sync.url: not a valid URL: "amqp:" is not followed by "//"; write amqp://<user>:<password>@<host>:5672/<vhost>',
+    ]);
+    const noScheme = [...problemsOf(file("hs-p1:Secret1@localhost:5672/hs-sync")), ...problemsOf(file("amqp://u:p@localhost/v", "hs-p1:Secret1@localhost:15672"))];
+    expect(noScheme).toEqual([
+      expect.stringMatching(/^4:10: clusters\.sync\.url: not a valid URL: it does not start with a scheme and :\/\//),
+      expect.stringMatching(/^5:17: clusters\.sync\.management: not a valid URL: it does not start with a scheme and :\/\//),
+    ]);
+    expect(noScheme.join("\n")).not.toMatch(/hs-p1|Secret1/);
+  });
+
   it("accept a percent-encoded password and keep it whole", () => {
     const pw = "p@ss:w/rd%1";
     const d = parseConfig(file(`amqp://user:${encodeURIComponent(pw)}@127.0.0.1:5672/vh`), "t.yaml", {});

@@ -372,7 +372,7 @@ describe("the cluster sections import writes", async () => {
     d.contents = n as never;
     return d.toString();
   };
-  const { PasswordVariables, rewriteSection, schemaReference, urlSection } = await import("../../src/import/sections.js");
+  const { PasswordVariables, rewriteSection, schemaReference, urlSection, urlSections } = await import("../../src/import/sections.js");
   const text = [
     "# yaml-language-server: $schema=../schemas/topology.schema.json",
     "version: 1",
@@ -409,6 +409,44 @@ describe("the cluster sections import writes", async () => {
     expect(doc.toString()).toContain("amqp://u:s3cret@h:5672/s");
   });
 
+  it("masks a password in the section's comments, in whatever form, and keeps the other comments", async () => {
+    const { Redactor } = await import("../../src/redact.js");
+    const commented = parseDocument(
+      [
+        "version: 1",
+        "clusters:",
+        "  sync:",
+        "    # hs-p4 / S3cr3t%2BPass%3Dword (the ops vault has it)",
+        "    url: amqp://hs-p4:S3cr3t%2BPass%3Dword@localhost:5672/hs-sync   # was amqp://hs-p4:S3cr3t%2BPass%3Dword@old-host",
+        "    # old: amqp:/other:Hunter22@old",
+        "    management: http://localhost:15672 # S3cr3t+Pass=word, lower: S3cr3t%2bPass%3dword",
+        "    tls: { ca: ca.pem } # the CA",
+        "  async:",
+        "    # nothing secret here",
+        "    url: amqp://u:${PW}@h/a",
+        "services: []",
+      ].join("\n"),
+    );
+    const redactor = new Redactor();
+    redactor.add("S3cr3t+Pass=word");
+    const masked: string[] = [];
+    const mask = (c: string) => {
+      const m = redactor.text(c);
+      if (m !== c) masked.push(c);
+      return m;
+    };
+    const vars = new PasswordVariables("RABBITMQ_PASSWORD");
+    const sync = yamlOf(rewriteSection(commented, "sync", vars, (p) => p, mask));
+    const async = yamlOf(rewriteSection(commented, "async", vars, (p) => p, mask));
+    expect(sync).not.toMatch(/S3cr3t|Pass|Hunter22/);
+    expect(sync).toContain("# hs-p4 / *** (the ops vault has it)");
+    expect(sync).toContain("# was amqp://hs-p4:***@old-host");
+    expect(sync).toContain("# old: amqp:/other:***@old");
+    expect(sync).toContain("# the CA");
+    expect(async).toContain("# nothing secret here");
+    expect(masked).toHaveLength(4);
+  });
+
   it("keeps the schema reference, rebased", () => {
     expect(schemaReference(text, doc, (p) => `../${p}`)).toEqual({ schemaLine: "yaml-language-server: $schema=../../schemas/topology.schema.json", schemaKey: undefined });
     expect(schemaReference("version: 1\n", parseDocument("version: 1\n"), (p) => p).schemaLine).toBe("yaml-language-server: $schema=./schemas/topology.schema.json");
@@ -418,5 +456,34 @@ describe("the cluster sections import writes", async () => {
     expect(urlSection("amqp://u:p%2Fw@h:5672/v$x", "PW")).toEqual({ written: "amqp://u:${PW}@h:5672/v$$x", password: "p%2Fw", user: "u" });
     expect(urlSection("amqp://h/v", "PW")).toEqual({ written: "amqp://h/v", password: undefined, user: "" });
     expect(urlSection("not a url", "PW")).toBeUndefined();
+  });
+
+  it("refuses a --url without // or host, whose password a URL parser reads as a path", () => {
+    // "amqp:u:p@h" parses with no host and the user-info as its path: written as "amqp://" + path,
+    // it became a working URL with the password in it.
+    for (const raw of ["amqp:hi-u1:Secret1@127.0.0.1:5672/v", "amqp:/hi-u1:Secret1@127.0.0.1/v", "hi-u1:Secret1@127.0.0.1/v", "amqp:///v"]) {
+      expect(urlSection(raw, "PW"), raw).toBeUndefined();
+    }
+  });
+
+  it("gives --url clusters one variable per distinct password, as a file's get, and keeps $PW for a --url without one", () => {
+    const one = urlSections([{ name: "sync", url: "amqp://u:p1@h/s" }, { name: "async", url: "amqp://u:p1@h/a" }], "PW", undefined);
+    expect(one.sections).toEqual([{ url: "amqp://u:${PW}@h/s" }, { url: "amqp://u:${PW}@h/a" }]);
+    expect(one.introduced).toEqual({ PW: "p1" });
+    expect(one.notices).toEqual([expect.stringMatching(/^The password given in --url is not written: this file reads it from \$\{PW\}; export PW /)]);
+
+    const two = urlSections([{ name: "sync", url: "amqp://u:p1@h/s" }, { name: "async", url: "amqp://v:p2@h/a", management: "http://h:15672" }], "PW", undefined);
+    expect(two.sections).toEqual([{ url: "amqp://u:${PW}@h/s" }, { url: "amqp://v:${PW_ASYNC}@h/a", management: "http://h:15672" }]);
+    expect(two.introduced).toEqual({ PW: "p1", PW_ASYNC: "p2" });
+    expect(two.notices).toEqual([
+      expect.stringMatching(/^The password given in --url for cluster sync is not written: this file reads it from \$\{PW\}; export PW /),
+      expect.stringMatching(/^The password given in --url for cluster async is not written: this file reads it from \$\{PW_ASYNC\}; export PW_ASYNC /),
+    ]);
+
+    // $PW holds the password of the --url typed without one: a different typed one gets its own.
+    const mixed = urlSections([{ name: "sync", url: "amqp://u@h/s" }, { name: "async", url: "amqp://u:p2@h/a" }, { name: "main", url: "amqp://u:p0@h/m" }], "PW", "p0");
+    expect(mixed.sections.map((s) => s.url)).toEqual(["amqp://u:${PW}@h/s", "amqp://u:${PW_ASYNC}@h/a", "amqp://u:${PW}@h/m"]);
+    expect(mixed.introduced).toEqual({ PW: "p0", PW_ASYNC: "p2" });
+    expect(mixed.notices).toHaveLength(2);
   });
 });

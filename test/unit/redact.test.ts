@@ -66,6 +66,20 @@ describe("redactText", () => {
     expect(secrets.text("amqp://u:ab1@h/v")).toBe("amqp://u:***@h/v");
   });
 
+  it("masks the user-info of a URL typed without its //", () => {
+    expect(redactText("was amqp:/hs-p4:S3cr3t@old-host/v")).toBe("was amqp:/hs-p4:***@old-host/v");
+    expect(redactText("was amqp:hs-p4:S3cr3t@old-host/v")).toBe("was amqp:hs-p4:***@old-host/v");
+    expect(redactText("see http:/u:p@ss@h:15672")).toBe("see http:/u:***@h:15672");
+    // Words that only look like a scheme are no URL.
+    expect(redactText("note: mail me@example.com; https: is the default")).toBe("note: mail me@example.com; https: is the default");
+  });
+
+  it("masks a registered secret whose %-escapes are written in lower case", () => {
+    const secrets = new Redactor();
+    secrets.add("S3cr3t+Pass=word");
+    expect(secrets.text("# S3cr3t%2bPass%3dword")).toBe("# ***");
+  });
+
   it("redactUrl masks a URL that parses and one that does not", () => {
     expect(redactUrl("amqp://u:s3cr3t-Zebra@h/v")).toBe("amqp://u:***@h/v");
     expect(redactUrl("amqp://u:p@ss:w/rd%1@127.0.0.1/a")).toBe("amqp://u:***@127.0.0.1/a");
