@@ -78,6 +78,17 @@ const URL_TOKEN = /\b([a-z][a-z0-9+.-]*:\/\/|(?:amqps?|https?):\/?(?!\/))([^\s"]
 /** A user name as it may stand in a URL without encoding. */
 const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 
+/**
+ * A URL's user-info as safe to show: `user:***`; `***` when the user name is not a plain one (a
+ * password holding ":" or "/" may have run into it); as it is when it holds no password.
+ */
+export function maskUserinfo(userinfo: string): string {
+  const colon = userinfo.indexOf(":");
+  const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+  if (!PLAIN_USER.test(user)) return "***";
+  return colon < 0 ? userinfo : `${user}:***`;
+}
+
 /** The shortest secret masked wherever it shows up in free text. */
 const MIN_FREE_TEXT_SECRET = 4;
 
@@ -89,12 +100,10 @@ export function redactText(text: string, secrets?: Redactor): string {
     const at = rest.lastIndexOf("@");
     if (at < 0) return m;
     const userinfo = rest.slice(0, at);
-    const colon = userinfo.indexOf(":");
-    const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
     // "<password>" in advice text is a placeholder, not a secret.
+    const colon = userinfo.indexOf(":");
     if (colon >= 0 && userinfo.slice(colon + 1) === "<password>") return m;
-    if (!PLAIN_USER.test(user)) return `${scheme}***${rest.slice(at)}`;
-    return colon < 0 ? m : `${scheme}${user}:***${rest.slice(at)}`;
+    return `${scheme}${maskUserinfo(userinfo)}${rest.slice(at)}`;
   });
   for (const s of secrets?.known() ?? []) {
     // A secret this short ("a", ".", "ab1") stands in innocent text everywhere (a version's dots,

@@ -2,6 +2,8 @@
 // fails to parse may hold a password written unencoded ("p@ss:w/rd"); no pattern can tell where
 // such a password ends, so these messages name the part that is wrong, never its text.
 
+import { maskUserinfo } from "../redact.js";
+
 export const PERCENT_ENCODE = "percent-encode the password (e.g. / as %2F, @ as %40, % as %25)";
 
 /** A host and port as a URL writes them: an IPv6 address in brackets ([::1]:5672, not ::1:5672). */
@@ -28,8 +30,6 @@ export function userinfoSpan(raw: string): { start: number; end: number } | unde
   return end < start ? undefined : { start, end };
 }
 
-/** A user name as it may stand in a URL without encoding. */
-const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 /** host[:port] as a URL writes it; anything else may be a password that lost its "@". */
 const PLAIN_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?$/;
 
@@ -42,13 +42,7 @@ const PLAIN_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?$/
 export function shownUrl(raw: string): string {
   const span = userinfoSpan(raw);
   const prefix = span ? raw.slice(0, span.start) : ((/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(raw) ?? KNOWN_SCHEME.exec(raw))?.[0] ?? "");
-  let who = "";
-  if (span) {
-    const userinfo = raw.slice(span.start, span.end);
-    const colon = userinfo.indexOf(":");
-    const user = colon < 0 ? userinfo : userinfo.slice(0, colon);
-    who = `${!PLAIN_USER.test(user) ? "***" : colon < 0 ? user : `${user}:***`}@`;
-  }
+  const who = span ? `${maskUserinfo(raw.slice(span.start, span.end))}@` : "";
   let rest = raw.slice(span ? span.end + 1 : prefix.length);
   const q = rest.search(/[?#]/);
   const tail = q < 0 ? "" : `${rest[q]}…`;
