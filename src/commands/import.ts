@@ -14,7 +14,7 @@ import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
-import { shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
+import { hasSchemeSlashes, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { importUsers } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
@@ -297,7 +297,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
       let mu: URL;
       try {
         mu = new URL(m.value);
-        if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(m.value)) throw new Error("no //");
+        if (!hasSchemeSlashes(m.value)) throw new Error("no //");
       } catch {
         throw new TopoError(`${shownSpec("--management", m)}: not a URL: ${whyNotAUrl(m.value)}`, [MGMT_HINT]);
       }

@@ -25,7 +25,7 @@ import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
-import { badEscapeIn, controlCharacterIn, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
+import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -85,30 +85,34 @@ export const MIRROR_DEFINITION = { "ha-mode": "all", "ha-sync-mode": "automatic"
 // Endpoints
 
 const DEFAULT_PORT = { amqp: 5672, amqps: 5671 } as const;
-/** A URL as topo reads one: a scheme, then "//". */
-const SCHEME_SLASHES = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
-
-function parseEndpoint(url: string, path: (string | number)[], problems: PathProblem[]): Endpoint | undefined {
-  const example = "amqp://<user>:<password>@<host>:5672/<vhost>";
-  const control = controlCharacterIn(url);
+/**
+ * A URL of the file, parsed, or a problem that says what is wrong with it (never echoing it): a
+ * control character, a URL that does not parse, or one without its "//" ("amqp:/u:p@host" and
+ * "u:p@host" parse, as URLs with no host: the user-info becomes a path, the user name a scheme).
+ */
+function readUrl(raw: string, path: (string | number)[], problems: PathProblem[], example: string): URL | undefined {
+  const control = controlCharacterIn(raw);
   if (control) {
     problems.push({ path, message: control.message, index: control.index });
     return undefined;
   }
-  let u: URL;
+  let u: URL | undefined;
   try {
-    u = new URL(url);
+    u = new URL(raw);
   } catch {
+    u = undefined;
+  }
+  if (!u || !hasSchemeSlashes(raw)) {
     // Never echoed, not even masked: see url.ts.
-    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(url)}; write ${example}` });
+    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(raw)}; write ${example}` });
     return undefined;
   }
-  if (!SCHEME_SLASHES.test(url)) {
-    // "amqp:/u:p@host" and "u:p@host" parse, as URLs with no host: the user-info becomes a path,
-    // the user name a scheme. Say what is missing rather than echo either.
-    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(url)}; write ${example}` });
-    return undefined;
-  }
+  return u;
+}
+
+function parseEndpoint(url: string, path: (string | number)[], problems: PathProblem[]): Endpoint | undefined {
+  const u = readUrl(url, path, problems, "amqp://<user>:<password>@<host>:5672/<vhost>");
+  if (!u) return undefined;
   const protocol = u.protocol.replace(/:$/, "");
   if (protocol !== "amqp" && protocol !== "amqps") {
     problems.push({ path, message: `unsupported scheme "${protocol}://"; use amqp:// or amqps:// (TLS)` });
@@ -170,22 +174,8 @@ function parseManagement(
     const baseUrl = `${scheme}://${hostPort(amqp.hostname, port)}`;
     return { baseUrl, username: amqp.username, password: amqp.password, display: baseUrl };
   }
-  const control = controlCharacterIn(raw);
-  if (control) {
-    problems.push({ path, message: control.message, index: control.index });
-    return undefined;
-  }
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(raw)}; write http://host:15672` });
-    return undefined;
-  }
-  if (!SCHEME_SLASHES.test(raw)) {
-    problems.push({ path, message: `not a valid URL: ${whyNotAUrl(raw)}; write http://host:15672` });
-    return undefined;
-  }
+  const u = readUrl(raw, path, problems, "http://host:15672");
+  if (!u) return undefined;
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     problems.push({ path, message: `unsupported scheme "${u.protocol}//"; the management API is http:// or https://` });
     return undefined;

@@ -15,6 +15,17 @@ export function hostPort(host: string, port: number): string {
 const ENDS_AUTHORITY = /[/?#\\]/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
 
+/** A scheme, then "//": how a URL topo reads starts. */
+const SCHEME_SLASHES = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+/**
+ * Whether a URL as written starts with a scheme and "//". "amqp:/u:p@host" and "u:p@host" parse
+ * all the same, as URLs with no host whose user-info became the path: never read or written back.
+ */
+export function hasSchemeSlashes(raw: string): boolean {
+  return SCHEME_SLASHES.test(raw);
+}
+
 /** The schemes topo reads: after one of them, a URL without "//" still has its user-info. */
 const KNOWN_SCHEME = /^(?:amqps?|https?):\/{0,2}/i;
 
@@ -41,7 +52,7 @@ const PLAIN_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?$/
  */
 export function shownUrl(raw: string): string {
   const span = userinfoSpan(raw);
-  const prefix = span ? raw.slice(0, span.start) : ((/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(raw) ?? KNOWN_SCHEME.exec(raw))?.[0] ?? "");
+  const prefix = span ? raw.slice(0, span.start) : ((SCHEME_SLASHES.exec(raw) ?? KNOWN_SCHEME.exec(raw))?.[0] ?? "");
   const who = span ? `${maskUserinfo(raw.slice(span.start, span.end))}@` : "";
   let rest = raw.slice(span ? span.end + 1 : prefix.length);
   const q = rest.search(/[?#]/);

@@ -5,6 +5,7 @@
 
 import { isAlias, isMap, isScalar, visit, type Document, type Node as YamlNode } from "yaml";
 import { DEFAULT_SCHEMA_LINE } from "./emit.js";
+import { hasSchemeSlashes } from "../config/url.js";
 
 /** Where the userinfo password of a URL sits, as written (before ${VAR} interpolation). */
 export function splitPassword(url: string): { before: string; password: string; after: string } | undefined {
@@ -179,7 +180,7 @@ export function urlSection(value: string, passwordEnv: string): { written: strin
   }
   // Without "//" ("amqp:u:p@h") a URL parser finds no host, and reads the user-info as the path:
   // written back as scheme:// + path, the password would be in the file.
-  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value) || !u.host) return undefined;
+  if (!hasSchemeSlashes(value) || !u.host) return undefined;
   const user = u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
   return {
     written: `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`,
