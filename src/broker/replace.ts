@@ -101,6 +101,18 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       await ch?.close().catch(() => undefined);
     }
   };
+  /**
+   * What a queue that has just gained bindings holds: the ids of its messages (each with how many
+   * carry it), how many there are and their bytes. Found by a peek, for a classic queue only: a
+   * stream cannot be read with basic.get, and a quorum queue counts a peek's requeue as a delivery
+   * (x-delivery-limit: 0 dropped the messages a peek put back, measured on 3.10). Those are only
+   * counted, and no copy is dropped from them.
+   */
+  const copiesIn = async (q: Queue): Promise<Copies> => {
+    if (q.type === "classic") return peek(session, q.name);
+    if (q.type === "stream") return NO_COPIES;
+    return { ids: new Map(), count: await step(`count ${q.name}`, (ch) => count(ch, q.name)), bytes: 0 };
+  };
   let duplicatesDropped = 0;
 
   if (!r.queueDone) {
@@ -127,7 +139,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    stream cannot be read with basic.get (it closes the connection), so nothing is moved
       //    out of one: plan refuses to replace a stream without --allow-data-loss.
       if (r.old?.type !== "stream") {
-        const copies = r.hold === undefined ? await copiesIn(session, holdQueue) : NO_COPIES;
+        const copies = r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
         const s = await move(session, name, hold, { copies, limits: r.limits?.hold });
         duplicatesDropped += s.dropped;
         if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
@@ -156,7 +168,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // for the bytes it holds. The requeue cannot make a length limit drop more than the live
   // publishes alone would: what the peek takes out comes back. A queue that existed before this
   // run (finishing an interrupted replace) is only counted: what it holds may be moved messages.
-  const already = r.queueDone ? { ...(await copiesIn(session, r.after)), ids: new Map<string, number>() } : await copiesIn(session, r.after);
+  const inNew = await copiesIn(r.after);
+  const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
   const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, inTarget: already.count, bytesInTarget: already.bytes });
@@ -231,28 +244,6 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
     // user-id must equal the publishing user or the broker refuses it; it is not carried over.
     mandatory: true,
   };
-}
-
-/**
- * What a queue that has just gained bindings holds: the ids of its messages (each with how many
- * carry it), how many there are and their bytes. Found by a peek, for a classic queue only: a
- * stream cannot be read with basic.get, and a quorum queue counts a peek's requeue as a delivery
- * (x-delivery-limit: 0 dropped the messages a peek put back, measured on 3.10). Those are only
- * counted, and no copy is dropped from them.
- */
-async function copiesIn(session: AmqpSession, q: Queue): Promise<Copies> {
-  if (q.type === "classic") return peek(session, q.name);
-  if (q.type === "stream") return NO_COPIES;
-  let ch: Channel | undefined;
-  try {
-    ch = await session.channel();
-    session.rpcs++;
-    return { ids: new Map(), count: (await ch.checkQueue(q.name)).messageCount, bytes: 0 };
-  } catch (e) {
-    throw amqpError(session.cluster, `replace queue ${q.name}: count`, e as Error, session.lost);
-  } finally {
-    await ch?.close().catch(() => undefined);
-  }
 }
 
 /** What a queue holds that a move into it may find copies of. */
