@@ -172,7 +172,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, inTarget: already.count, bytesInTarget: already.bytes });
+  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue });
   duplicatesDropped += back.dropped;
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
@@ -294,14 +294,12 @@ interface MoveOptions {
    * What the target held right after it gained bindings the source lost: a message among the
    * source's last `copies.count` with an id the target holds is a copy, dropped (each id as many
    * times as the target holds it). The copies of a message routed to both queues are the last
-   * the source got and among the first the target got, so nothing older is ever dropped.
+   * the source got and among the first the target got, so nothing older is ever dropped. Its
+   * count and bytes are what the target holds as the move starts.
    */
   copies: Copies;
   /** The target's limits: the move never fills it past them. */
   limits?: QueueLimits;
-  /** Messages and body bytes the target holds when the move starts (the peek counted them). */
-  inTarget?: number;
-  bytesInTarget?: number;
 }
 
 interface MoveResult {
@@ -325,7 +323,7 @@ type Confirm = "ok" | "nacked" | "lost";
 async function move(session: AmqpSession, from: string, to: string, o: MoveOptions): Promise<MoveResult> {
   let moved = 0;
   let dropped = 0;
-  let bytesInTarget = o.bytesInTarget ?? 0;
+  let bytesInTarget = o.copies.bytes;
   const copies = new Map(o.copies.ids);
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
@@ -350,7 +348,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         // A passive declare is answered ahead of requeues still queued at the queue (RabbitMQ
         // prioritises it), so right after the peek it can miss what the peek put back. With no
         // consumer, what the peek saw plus what was moved is certainly there.
-        const known = now.consumerCount === 0 ? Math.max(now.messageCount, (o.inTarget ?? 0) + moved) : now.messageCount;
+        const known = now.consumerCount === 0 ? Math.max(now.messageCount, o.copies.count + moved) : now.messageCount;
         const room = maxLength.value - known;
         if (room <= 0) {
           const left = await count(get, from);
