@@ -97,19 +97,24 @@ function brokerCode(status: number | string | undefined, transient: boolean): Er
 
 /** The broker refused or could not be reached. The message names cluster, object and reply. */
 export class BrokerError extends TopoError {
-  readonly cluster: string;
+  declare readonly place: ErrorPlace;
   readonly status?: number | string;
-  /** The object or request the broker answered about, when there is one. */
-  readonly object?: string;
   constructor(
     cluster: string,
     message: string,
     opts: { transient?: boolean; status?: number | string; hints?: string[]; code?: ErrorCode; object?: string } = {},
   ) {
     super(`cluster ${cluster}: ${message}`, opts.hints ?? [], opts.transient ?? false, opts.code ?? brokerCode(opts.status, opts.transient ?? false), { cluster, object: opts.object });
-    this.cluster = cluster;
     this.status = opts.status;
-    this.object = opts.object;
+  }
+
+  get cluster(): string {
+    return this.place.cluster;
+  }
+
+  /** The object or request the broker answered about, when there is one. */
+  get object(): string | undefined {
+    return this.place.object;
   }
 }
 
