@@ -292,6 +292,8 @@ export type Action =
       key: string;
       before: Resource;
       messages?: number;
+      /** Consumers attached to this queue now (apply's passive declare; plan does not know). */
+      consumers?: number;
       /**
        * Bindings topo does not manage that the broker removes with this exchange or queue (a
        * user's `mplogin -> audit`): plan names them, and apply refuses the delete unless told it

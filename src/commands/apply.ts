@@ -424,7 +424,8 @@ function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {
 
 /**
  * Message counts from the management API lag by up to 5 s; a passive declare gives the broker's
- * count now. Used to refuse a data-losing plan before anything is written.
+ * count now, and its consumers (plan's read has none). Used to refuse a data-losing plan before
+ * anything is written.
  */
 async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
   const targets = p.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && a.before.kind === "queue");
@@ -435,6 +436,7 @@ async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
       try {
         const r = await ch.checkQueue(a.before.kind === "queue" ? a.before.name : "");
         a.messages = r.messageCount;
+        a.consumers = r.consumerCount;
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.
         if ((e as { code?: number }).code === 404) a.messages = 0;

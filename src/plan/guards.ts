@@ -9,6 +9,7 @@ import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
 import { alsoRemoves, renderAction } from "./render.js";
+import { plural } from "../core/words.js";
 
 export interface Allowed {
   allowDestructive: boolean;
@@ -94,17 +95,31 @@ export function dataLossLines(p: ClusterPlan): string[] {
   );
 }
 
+/**
+ * A queue to delete that holds messages, or has consumers: what a consumer has not acknowledged
+ * goes with the queue (the broker's if-empty counts ready messages only), so a queue in use is
+ * refused before anything is written too, not only by the if-unused delete mid-apply.
+ */
 export function guardDataLoss(plans: ClusterPlan[]): void {
-  const lines = plans.flatMap((p) =>
+  const offending = plans.flatMap((p) =>
     destructiveActions(p)
-      .filter((a) => a.op === "delete" && (a.messages ?? 0) > 0)
-      .map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`),
+      .filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && ((a.messages ?? 0) > 0 || (a.consumers ?? 0) > 0))
+      .map((a) => ({ cluster: p.cluster, a })),
   );
-  if (lines.length === 0) return;
+  if (offending.length === 0) return;
+  const n = offending.length;
+  const full = offending.some(({ a }) => (a.messages ?? 0) > 0);
+  const inUse = offending.filter(({ a }) => (a.consumers ?? 0) > 0).map(({ a }) => describe(a.before));
+  const what = [full ? (n === 1 ? "holds messages" : "hold messages") : "", inUse.length ? (n === 1 ? "has consumers" : "have consumers") : ""].filter(Boolean).join(" or ");
+  const lines = offending.map(({ cluster, a }) => `  cluster ${cluster}: ${renderAction(a)[0]}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`);
   throw new UnsafePlanError(
-    `refusing to drop messages: ${lines.length} queue${lines.length === 1 ? "" : "s"} to delete still hold${lines.length === 1 ? "s" : ""} messages:\n${lines.join("\n")}`,
-    ["let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed"],
+    `refusing to drop messages: ${plural(n, "queue")} to delete ${full && !inUse.length ? `still ${what}` : what}:\n${lines.join("\n")}`,
+    [
+      ...(inUse.length ? [`a consumer's unacknowledged messages would go with the queue: stop the workers that consume from ${inUse.join(", ")}, then run topo apply again`] : []),
+      full
+        ? "let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed"
+        : "or pass --allow-data-loss to delete it with what its consumers have not acknowledged; nothing was changed",
+    ],
     "refused_data_loss",
   );
 }
-

@@ -286,7 +286,7 @@ describe("replace refuses what would lose messages", () => {
 });
 
 describe("a queue apply deletes keeps what it holds unless data loss was allowed", () => {
-  it("a queue whose consumer holds every message unacknowledged is not deleted; the messages are kept", async () => {
+  it("a queue whose consumer holds every message unacknowledged is refused before anything is written; the messages are kept", async () => {
     const sync = uniqueName("sync");
     const async = uniqueName("async");
     vhosts.push(sync, async);
@@ -297,10 +297,14 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     const worker = await stuckConsumer(async, 10);
     try {
       await statsShow(async, Q, () => worker.held.length === 5);
+      const before = await brokerState(async);
       const r = await runCli(["apply", "-f", file(false), "--allow-destructive"]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/delete queue mplogin\.async: not deleted, it is in use \(.*\); nothing of it was lost/);
-      expect(await getQueue(async, Q)).toBeDefined();
+      expect(r.stderr).toContain("refusing to drop messages: 1 queue to delete has consumers:\n  cluster async: - delete queue mplogin.async [1 consumer]\n");
+      expect(r.stderr).toContain("hint: a consumer's unacknowledged messages would go with the queue: stop the workers that consume from mplogin.async, then run topo apply again");
+      expect(r.stderr).not.toMatch(/applying \d+ change/);
+      // Nothing was written: the exchange, the queue and its binding are all still there.
+      expect(await brokerState(async)).toEqual(before);
     } finally {
       await worker.close();
     }

@@ -46,6 +46,19 @@ describe("guardPlans", () => {
     expect(() => guardPlans([plan([deleteFull])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
   });
 
+  it("refuses to delete a queue with consumers, even an empty one: what they have not acknowledged would go with it", () => {
+    const inUse: Action = { ...deleteEmpty, consumers: 2 };
+    const e = refusal(() => guardPlans([plan([inUse, { ...deleteFull, key: "queue|mpfull.async", before: queue({ name: "mpfull.async" }) }])], { allowDestructive: true, allowDataLoss: false }));
+    expect(e.code).toBe("refused_data_loss");
+    expect(e.message).toBe(
+      "refusing to drop messages: 2 queues to delete hold messages or have consumers:\n  cluster async: - delete queue mpold.async [2 consumers]\n  cluster async: - delete queue mpfull.async [holds 3 messages]",
+    );
+    expect(e.hints[0]).toBe("a consumer's unacknowledged messages would go with the queue: stop the workers that consume from mpold.async, then run topo apply again");
+    expect(e.hints.join("\n")).toMatch(/let the workers drain the queue first/);
+    expect(refusal(() => guardPlans([plan([inUse])], { allowDestructive: true, allowDataLoss: false })).message).toMatch(/^refusing to drop messages: 1 queue to delete has consumers:\n/);
+    expect(() => guardPlans([plan([inUse])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
+  });
+
   it("refuses a replace that could lose messages, with the rule and its advice", () => {
     const risky = replace({ messages: 100, risks: [{ rule: "x-max-length", reason: "x-max-length 10 is below the 100 messages it holds", advice: "raise x-max-length, or drain the queue first" }] });
     const e = refusal(() => guardPlans([plan([risky])], { allowDestructive: true, allowDataLoss: false }));

@@ -1,0 +1,72 @@
+// The last line of defence of a queue delete (broker/declare.ts deleteQueueIfIdle): apply refuses
+// a queue in use or holding messages before it writes anything, but a worker may attach, or a
+// publisher publish, between that check and the delete. The delete itself must then refuse, for
+// every queue type, and keep every message.
+
+import amqplib from "amqplib";
+import { afterEach, describe, expect, it } from "vitest";
+import { deleteQueueIfIdle } from "../../src/broker/declare.js";
+import type { Queue } from "../../src/model.js";
+import { amqpUrl, createVhost, deleteVhost, getQueue, uniqueName, withChannel } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+afterEach(async () => {
+  await Promise.all(vhosts.splice(0).map(deleteVhost));
+});
+
+async function fresh(): Promise<string> {
+  const v = uniqueName("idle");
+  vhosts.push(v);
+  await createVhost(v);
+  return v;
+}
+
+const args = (type: Queue["type"]) => (type === "classic" ? {} : { "x-queue-type": type });
+
+async function declareWith(v: string, name: string, type: Queue["type"], messages: number): Promise<void> {
+  await withChannel(v, async (ch) => {
+    await ch.assertQueue(name, { durable: true, arguments: args(type) });
+    for (let i = 0; i < messages; i++) ch.sendToQueue(name, Buffer.from(`m${i}`), { persistent: true });
+    await ch.checkQueue(name);
+  });
+}
+
+/** A worker that takes what it is given and acknowledges nothing, until closed. */
+async function holdingWorker(v: string, name: string, expect: number) {
+  const conn = await amqplib.connect(amqpUrl(v));
+  const ch = await conn.createChannel();
+  await ch.prefetch(100);
+  let held = 0;
+  await ch.consume(name, () => void held++, { noAck: false });
+  for (let i = 0; i < 100 && held < expect; i++) await new Promise((r) => setTimeout(r, 50));
+  return { held: () => held, close: () => conn.close() };
+}
+
+const attempt = (v: string, name: string, type: Queue["type"]) => withChannel(v, (ch) => deleteQueueIfIdle(ch, name, type));
+
+describe("deleteQueueIfIdle", () => {
+  for (const type of ["classic", "quorum"] as const) {
+    it(`${type}: refuses while a consumer holds the messages unacknowledged, and the messages are kept`, async () => {
+      const v = await fresh();
+      await declareWith(v, "q", type, 3);
+      const worker = await holdingWorker(v, "q", 3);
+      try {
+        expect(worker.held()).toBe(3);
+        expect(await attempt(v, "q", type)).toMatch(/in use/);
+      } finally {
+        await worker.close();
+      }
+      expect(await withChannel(v, async (ch) => (await ch.checkQueue("q")).messageCount)).toBe(3);
+    });
+
+    it(`${type}: refuses while it holds ready messages, and deletes it once empty`, async () => {
+      const v = await fresh();
+      await declareWith(v, "q", type, 2);
+      expect(await attempt(v, "q", type)).toMatch(/not empty|2 message/);
+      expect(await getQueue(v, "q")).toBeDefined();
+      await withChannel(v, (ch) => ch.purgeQueue("q"));
+      expect(await attempt(v, "q", type)).toBeUndefined();
+      expect(await getQueue(v, "q")).toBeUndefined();
+    });
+  }
+});
