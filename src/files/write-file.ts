@@ -1,8 +1,8 @@
 // Files that topo generates (a topology, a Celery module, definitions) are written whole or not at
 // all: a worker importing a module, or a pipeline reading a topology, never sees half of one.
 
-import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { TopoError } from "../errors.js";
 
 export function writeWhole(file: string, text: string): void {
@@ -13,7 +13,10 @@ export function writeWhole(file: string, text: string): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such directory" : code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+    const dir = dirname(resolve(file));
+    // ENOENT also comes from a directory that exists but takes no new file (/proc): not "missing".
+    const missing = code === "ENOENT" ? (existsSync(dir) ? `cannot create a file in ${dir} (${code})` : `no such directory ${dir}`) : undefined;
+    const why = missing ?? (code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message);
     throw new TopoError(`cannot write ${file}: ${why}`, ["pass -o a path in a directory you can write to, or leave -o out to print to stdout"]);
   }
 }

@@ -375,6 +375,6 @@ describe("export celery on the command line", () => {
     expect(readFileSync(join(dir, "celery-sync.py"), "utf8")).toMatch(/^# Celery configuration/);
     const missing = await runCli(["export", "celery", "-f", file, "--cluster", "sync", "-o", join(dir, "no/such/dir/c.py")]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain(`Error: cannot write ${join(dir, "no/such/dir/c.py")}: no such directory`);
+    expect(missing.stderr).toContain(`Error: cannot write ${join(dir, "no/such/dir/c.py")}: no such directory ${join(dir, "no/such/dir")}`);
   });
 });

@@ -1,0 +1,55 @@
+// Files topo writes: whole or not at all, and a refusal that says which part of the path is wrong.
+
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { writeWhole } from "../../src/files/write-file.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const temp = () => {
+  const d = mkdtempSync(join(tmpdir(), "topo-write-"));
+  dirs.push(d);
+  return d;
+};
+const why = (f: () => void): string => {
+  try {
+    f();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error("nothing was refused");
+};
+
+describe("writeWhole", () => {
+  it("writes the file whole and leaves no temporary file beside it", () => {
+    const d = temp();
+    writeWhole(join(d, "out.json"), "{}\n");
+    expect(readFileSync(join(d, "out.json"), "utf8")).toBe("{}\n");
+    expect(readdirSync(d)).toEqual(["out.json"]);
+  });
+
+  it("names the directory that is missing", () => {
+    const d = temp();
+    expect(why(() => writeWhole(join(d, "no/such/x.json"), "x"))).toBe(`cannot write ${join(d, "no/such/x.json")}: no such directory ${join(d, "no/such")}`);
+  });
+
+  it("a directory that exists but takes no new file is not called missing", () => {
+    // /proc exists, and no file can be created in it.
+    expect(existsSync("/proc")).toBe(true);
+    const msg = why(() => writeWhole("/proc/version", "x"));
+    expect(msg).toMatch(/^cannot write \/proc\/version: /);
+    expect(msg).not.toMatch(/no such directory/);
+    expect(msg).toContain("/proc");
+  });
+
+  it("says when the target is a directory, and leaves it as it was", () => {
+    const d = temp();
+    mkdirSync(join(d, "sub"));
+    expect(why(() => writeWhole(join(d, "sub"), "x"))).toBe(`cannot write ${join(d, "sub")}: it is a directory`);
+    expect(readdirSync(d)).toEqual(["sub"]);
+  });
+});
