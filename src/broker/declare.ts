@@ -111,7 +111,7 @@ export async function deleteQueueIfIdle(ch: Channel, name: string, type: Queue["
   }
   try {
     // A stream's if-unused is not checked (and its if-empty passes whatever it holds, on 3.10):
-    // plan refuses to delete one that holds messages without --allow-data-loss.
+    // apply refuses to delete a stream at all without --allow-data-loss (plan/guards.ts).
     await ch.deleteQueue(name, type === "stream" ? { ifEmpty: true } : { ifEmpty: true, ifUnused: true });
     return undefined;
   } catch (e) {

@@ -435,7 +435,8 @@ async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
     async (ch, a) => {
       try {
         const r = await ch.checkQueue(a.before.kind === "queue" ? a.before.name : "");
-        a.messages = r.messageCount;
+        // A stream's passive count lags behind its statistics' (0 for messages just confirmed).
+        a.messages = a.before.kind === "queue" && a.before.type === "stream" ? Math.max(a.messages ?? 0, r.messageCount) : r.messageCount;
         a.consumers = r.consumerCount;
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.

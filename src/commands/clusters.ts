@@ -183,7 +183,13 @@ export async function readAndPlan(
         : [],
     );
     const present = moved.filter((q) => actual.queueFacts[q.name] !== undefined);
-    await Promise.all([readQueueStats(client, c.target, actual, present.map((q) => q.name)), moved.length ? readOperatorPolicies(client, c.target, actual) : undefined]);
+    // A stream has no count in the listing: the ones to delete are counted one by one, so plan
+    // shows what goes with them (apply refuses them without --allow-data-loss whatever it finds).
+    const streams = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type === "stream" ? [a.before.name] : []));
+    await Promise.all([
+      readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams]),
+      moved.length ? readOperatorPolicies(client, c.target, actual) : undefined,
+    ]);
     if (live && present.length) await readLiveCounts(await live(), actual, present);
     plan = diffCluster(c, actual, prefix);
   }

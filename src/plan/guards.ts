@@ -96,29 +96,45 @@ export function dataLossLines(p: ClusterPlan): string[] {
 }
 
 /**
- * A queue to delete that holds messages, or has consumers: what a consumer has not acknowledged
- * goes with the queue (the broker's if-empty counts ready messages only), so a queue in use is
- * refused before anything is written too, not only by the if-unused delete mid-apply.
+ * A queue to delete that holds messages, has consumers, or is a stream: what a consumer has not
+ * acknowledged goes with the queue (the broker's if-empty counts ready messages only), so a queue
+ * in use is refused before anything is written too, not only by the if-unused delete mid-apply.
+ * A stream keeps its messages after they are consumed, and both its counts lag (a passive declare
+ * answers 0 for messages just confirmed, and so does the broker's if-empty delete): topo cannot
+ * make sure one holds nothing, so only --allow-data-loss deletes it.
  */
 export function guardDataLoss(plans: ClusterPlan[]): void {
+  type Delete = Extract<Action, { op: "delete" }>;
+  const isStream = (a: Delete) => a.before.kind === "queue" && a.before.type === "stream";
+  const reasons = (a: Delete) => [(a.messages ?? 0) > 0 ? "messages" : "", (a.consumers ?? 0) > 0 ? "consumers" : "", isStream(a) ? "stream" : ""].filter(Boolean);
   const offending = plans.flatMap((p) =>
     destructiveActions(p)
-      .filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && ((a.messages ?? 0) > 0 || (a.consumers ?? 0) > 0))
+      .filter((a): a is Delete => a.op === "delete" && a.before.kind === "queue" && reasons(a).length > 0)
       .map((a) => ({ cluster: p.cluster, a })),
   );
   if (offending.length === 0) return;
   const n = offending.length;
-  const full = offending.some(({ a }) => (a.messages ?? 0) > 0);
-  const inUse = offending.filter(({ a }) => (a.consumers ?? 0) > 0).map(({ a }) => describe(a.before));
-  const what = [full ? (n === 1 ? "holds messages" : "hold messages") : "", inUse.length ? (n === 1 ? "has consumers" : "have consumers") : ""].filter(Boolean).join(" or ");
+  const all = new Set(offending.flatMap(({ a }) => reasons(a)));
+  const one = n === 1;
+  const what = [
+    all.has("messages") ? (all.size === 1 ? `still ${one ? "holds" : "hold"} messages` : one ? "holds messages" : "hold messages") : "",
+    all.has("consumers") ? (one ? "has consumers" : "have consumers") : "",
+    all.has("stream") ? (one ? "is a stream" : "are streams") : "",
+  ].filter(Boolean);
+  const named = (reason: string) => offending.filter(({ a }) => reasons(a).includes(reason)).map(({ a }) => describe(a.before));
   const lines = offending.map(({ cluster, a }) => `  cluster ${cluster}: ${renderAction(a)[0]}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`);
   throw new UnsafePlanError(
-    `refusing to drop messages: ${plural(n, "queue")} to delete ${full && !inUse.length ? `still ${what}` : what}:\n${lines.join("\n")}`,
+    `refusing to drop messages: ${plural(n, "queue")} to delete ${what.length > 1 ? `${what.slice(0, -1).join(", ")} or ${what[what.length - 1]}` : what[0]}:\n${lines.join("\n")}`,
     [
-      ...(inUse.length ? [`a consumer's unacknowledged messages would go with the queue: stop the workers that consume from ${inUse.join(", ")}, then run topo apply again`] : []),
-      full
+      ...(all.has("consumers") ? [`a consumer's unacknowledged messages would go with the queue: stop the workers that consume from ${named("consumers").join(", ")}, then run topo apply again`] : []),
+      ...(all.has("stream")
+        ? [`a stream keeps its messages after they are consumed, and its counts lag behind what was just published, so topo cannot make sure ${named("stream").join(", ")} hold${named("stream").length === 1 ? "s" : ""} none: only --allow-data-loss deletes a stream, with what it holds`]
+        : []),
+      all.has("messages")
         ? "let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed"
-        : "or pass --allow-data-loss to delete it with what its consumers have not acknowledged; nothing was changed",
+        : all.has("consumers")
+          ? "or pass --allow-data-loss to delete it with what its consumers have not acknowledged; nothing was changed"
+          : "nothing was changed",
     ],
     "refused_data_loss",
   );

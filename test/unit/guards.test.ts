@@ -59,6 +59,19 @@ describe("guardPlans", () => {
     expect(() => guardPlans([plan([inUse])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
   });
 
+  it("refuses to delete a stream without --allow-data-loss whatever its counts say: they lag, and consuming leaves its messages in it", () => {
+    const stream: Action = { op: "delete", key: "queue|mpstr.async", before: queue({ name: "mpstr.async", type: "stream" }), messages: 0 };
+    const e = refusal(() => guardPlans([plan([stream])], { allowDestructive: true, allowDataLoss: false }));
+    expect(e.code).toBe("refused_data_loss");
+    expect(e.message).toBe("refusing to drop messages: 1 queue to delete is a stream:\n  cluster async: - delete queue mpstr.async");
+    expect(e.hints[0]).toMatch(/^a stream keeps its messages after they are consumed, .* so topo cannot make sure mpstr\.async holds none: only --allow-data-loss deletes a stream, with what it holds$/);
+    const both = refusal(() => guardPlans([plan([stream, deleteFull])], { allowDestructive: true, allowDataLoss: false }));
+    expect(both.message).toMatch(/^refusing to drop messages: 2 queues to delete hold messages or are streams:\n/);
+    expect(() => guardPlans([plan([stream])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
+    // An exchange named like a stream is no queue.
+    expect(() => guardPlans([plan([{ op: "delete", key: "exchange|mpstr", before: exchange({ name: "mpstr" }) }])], { allowDestructive: true, allowDataLoss: false })).not.toThrow();
+  });
+
   it("refuses a replace that could lose messages, with the rule and its advice", () => {
     const risky = replace({ messages: 100, risks: [{ rule: "x-max-length", reason: "x-max-length 10 is below the 100 messages it holds", advice: "raise x-max-length, or drain the queue first" }] });
     const e = refusal(() => guardPlans([plan([risky])], { allowDestructive: true, allowDataLoss: false }));
