@@ -241,7 +241,10 @@ program
           outJson({ ...render.planJson(r.plan), applied: r.clusters });
         } else if (r.clusters.some((c) => c.status === "applied")) {
           const n = r.clusters.reduce((s, c) => s + c.changes, 0);
-          out(`Apply complete: ${n} change${n === 1 ? "" : "s"} made; every cluster matches the file.`);
+          // Drift topo cannot repair (plan --detailed-exitcode counts it) leaves a cluster unlike the file.
+          const degraded = r.clusters.reduce((s, c) => s + c.degraded.length, 0);
+          const state = degraded ? `${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" above)` : "every cluster matches the file";
+          out(`Apply complete: ${n} change${n === 1 ? "" : "s"} made; ${state}.`);
         }
         process.exit(0);
       } catch (e) {

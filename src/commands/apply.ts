@@ -55,6 +55,8 @@ export interface ClusterOutcome {
   name: string;
   status: "unchanged" | "applied";
   changes: number;
+  /** Drift topo cannot repair, as the cluster stands after apply (a queue a user's policy keeps unmirrored, say). */
+  degraded: string[];
 }
 
 export interface ApplyResult {
@@ -141,7 +143,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const firstRead = reads.find((r) => r.plan.cluster === c.target.name) as (typeof reads)[number];
       const first = firstRead.plan;
-      if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0 };
+      if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0, degraded: first.degraded };
       checkInterrupted();
       // One count for the whole cluster, the vhost included, as plan showed it.
       const t = { made: 0, total: first.actions.length };
@@ -168,11 +170,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const passed = { barrier: false };
       for (let attempt = 1; ; attempt++) {
         try {
-          await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined);
+          const degraded = await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined);
           // Closing the connection lets go of the lock now, not when every cluster is done: two
           // applies that each took one cluster first would otherwise wait on each other.
           await dropSession(c);
-          return { name: c.target.name, status: "applied", changes: t.made };
+          return { name: c.target.name, status: "applied", changes: t.made, degraded };
         } catch (e) {
           checkInterrupted();
           // Only a connection that was open and then lost is a restart worth waiting for; one
@@ -209,7 +211,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     }
   }
 
-  /** Lock, plan again, carry out the plan, read back. Returns the number of changes made. */
+  /** Lock, plan again, carry out the plan, read back. Returns what is degraded after it (drift topo cannot repair). */
   async function applyUnderLock(
     c: DesiredCluster,
     expected: ClusterPlan | undefined,
@@ -217,7 +219,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     checked: Barrier | undefined,
     passed: { barrier: boolean },
     earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark },
-  ): Promise<number> {
+  ): Promise<string[]> {
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     let read: Awaited<ReturnType<typeof readAndPlan>>;
@@ -262,7 +264,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const current = read.plan;
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
-      return 0;
+      return current.degraded;
     }
     if (expected && !samePlan(expected, current)) {
       opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
@@ -289,11 +291,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         { cluster: c.target.name },
       );
     }
-    opts.log(`cluster ${c.target.name}: ${plural(t.made, "change")} applied; the broker matches the file`);
     // Drift topo cannot repair does not fail a deploy (the queues exist and work); plan
-    // --detailed-exitcode reports it.
+    // --detailed-exitcode reports it. The broker then does not match the file, and apply says so.
+    const state = after.degraded.length ? `it differs from the file only by what is degraded, which topo cannot repair` : "the broker matches the file";
+    opts.log(`cluster ${c.target.name}: ${plural(t.made, "change")} applied; ${state}`);
     for (const d of after.degraded) opts.log(`cluster ${c.target.name}: warning: degraded: ${d}`);
-    return current.actions.length;
+    return after.degraded;
   }
 
   async function dropSession(c: DesiredCluster): Promise<void> {

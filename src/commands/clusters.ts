@@ -21,6 +21,7 @@ import { stateText, type FreshCluster } from "../plan/saved.js";
 import { sha256 } from "../files/digest.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
+import { usersBrokerOf } from "../config/normalize.js";
 
 /**
  * Make sure the cluster's AMQP URL and management API reach the same broker, before anything it
@@ -57,7 +58,22 @@ export function checkDistinctVhosts(found: { cluster: DesiredCluster; identity: 
       const a = found[i] as (typeof found)[number];
       const b = found[j] as (typeof found)[number];
       if (!a.identity.clusterName || a.identity.clusterName !== b.identity.clusterName) continue;
-      if (a.cluster.target.amqp.vhost !== b.cluster.target.amqp.vhost) continue;
+      if (a.cluster.target.amqp.vhost !== b.cluster.target.amqp.vhost) {
+        if (a.cluster.users && b.cluster.users && usersBrokerOf(a.cluster.target) !== usersBrokerOf(b.cluster.target)) {
+          // Users are shared by management URL: these two would each take the other's vhost for
+          // another topology's, and a user dropped from the file would never be deleted.
+          throw new TopoError(
+            `clusters ${a.cluster.target.name} and ${b.cluster.target.name} are one broker (RabbitMQ cluster "${a.identity.clusterName}") reached through two management URLs, ${a.cluster.target.management.display} and ${b.cluster.target.management.display}; users are the broker's, and topo shares them between the clusters of one management URL, so it cannot manage the file's users right; nothing was changed`,
+            [
+              `give both clusters the same management: URL`,
+              `if these really are two brokers, give them distinct cluster names (rabbitmqctl set_cluster_name NAME on one of them)`,
+            ],
+            false,
+            "endpoint_mismatch",
+          );
+        }
+        continue;
+      }
       throw new TopoError(
         `clusters ${a.cluster.target.name} and ${b.cluster.target.name} are the same vhost "${a.cluster.target.amqp.vhost}" of one broker (RabbitMQ cluster "${a.identity.clusterName}"), reached as ${a.cluster.target.amqp.display} and ${b.cluster.target.amqp.display}; each cluster's plan would delete the other's queues as drift, so topo refuses; nothing was changed`,
         [

@@ -418,6 +418,15 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
 }
 
 /**
+ * Users live on a broker: clusters that share one (the same management API) share its users.
+ * Clusters on one broker under two management URLs would not: plan and apply refuse them
+ * (commands/clusters.ts, checkDistinctVhosts).
+ */
+export function usersBrokerOf(target: ClusterTarget): string {
+  return target.management.baseUrl.toLowerCase();
+}
+
+/**
  * The users section: each user's rights on each cluster (core/permissions.ts), as resources of
  * that cluster, and what every cluster needs to know about the users of its broker.
  */
@@ -464,8 +473,7 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
     if (u.adopt) adopt.push(name);
   }
   const creds = credentials(sources);
-  // Users live on a broker: clusters that share one (the same management API) share its users.
-  const brokerOf = (c: DesiredCluster) => c.target.management.baseUrl.toLowerCase();
+  const brokerOf = (c: DesiredCluster) => usersBrokerOf(c.target);
   const wanted = new Map<DesiredCluster, string[]>();
   for (const c of clusters) {
     const names: string[] = [];

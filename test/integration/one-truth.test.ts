@@ -27,6 +27,38 @@ describe("one truth about mirroring", () => {
     expect(said).toMatch(/policy team-ha \(pattern .*, priority 10, ha-mode="all"\): a user's policy; it mirrors mpha\.sync, which the file marks mirrored: true/);
     expect(imported.stdout).toMatch(/sync: \{ cluster: sync, durable: false, mirrored: true \}/);
   });
+
+  // A queue the file marks mirrored: true that another policy keeps unmirrored is drift topo
+  // cannot repair: apply still succeeds (the queues work), but it said "every cluster matches the
+  // file", which was untrue.
+  it("apply with a degraded cluster does not say that every cluster matches the file, and its --json names what is degraded", async () => {
+    const { file, sync } = fresh(["mpdg", "mpdh"]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/policies/${vh(sync)}/team-limits`, { pattern: "^mpdg\\.sync$", definition: { "max-length": 1000 }, "apply-to": "queues", priority: 10 });
+    expect([201, 204]).toContain(put.status);
+    const unbind = async () => {
+      const del = await api("DELETE", `/api/bindings/${vh(sync)}/e/mpdh/q/mpdh.sync/mpdh.sync.%23`);
+      expect(del.status).toBe(204);
+    };
+
+    await unbind();
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toMatch(/! degraded: 1 queue is not mirrored because another policy applies to them: mpdg\.sync/);
+    expect(applied.stdout).not.toMatch(/matches the file/);
+    expect(applied.stderr).not.toMatch(/matches the file/);
+    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 1 degraded \(topo cannot repair it: see "! degraded" above\)\./);
+
+    await unbind();
+    const json = await runCli(["apply", "-f", file, "--json"]);
+    expect(json.code, json.stderr).toBe(0);
+    const j = JSON.parse(json.stdout);
+    expect(j.applied).toContainEqual({ name: "sync", status: "applied", changes: 1, degraded: [expect.stringMatching(/not mirrored because another policy applies to them: mpdg\.sync/)] });
+    expect(j.applied).toContainEqual({ name: "async", status: "unchanged", changes: 0, degraded: [] });
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code).toBe(2);
+  });
 });
 
 describe("bindings topo does not manage", () => {

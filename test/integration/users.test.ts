@@ -29,6 +29,8 @@ interface FileOptions {
   loginSecret?: string;
   drop?: boolean;
   adopt?: boolean;
+  /** The async cluster's management URL, instead of the test broker's. */
+  asyncManagement?: string;
 }
 
 /** Two clusters (vhosts), three services, an edge and one service's user, with unique names. */
@@ -50,7 +52,7 @@ function setup(): Setup {
         `prefix: ${PREFIX}`,
         "clusters:",
         `  sync: { url: "${amqpUrl(sync)}", management: "${b.mgmtBase}" }`,
-        `  async: { url: "${amqpUrl(async)}", management: "${b.mgmtBase}" }`,
+        `  async: { url: "${amqpUrl(async)}", management: "${o.asyncManagement ?? b.mgmtBase}" }`,
         "services:",
         "  - utlogin",
         "  - utwallet",
@@ -222,6 +224,30 @@ describe("users from the file", () => {
     const dropped = await runCli(["apply", "-f", s.file({ drop: true }), "--allow-destructive"], s.env);
     expect(dropped.code, dropped.stderr).toBe(0);
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
+  });
+
+  // Users are the broker's, and clusters share them by management URL: two clusters on one
+  // broker reached through two host names each took the other's vhost for another topology's,
+  // said so ("left alone ... a vhost this file does not manage"), and a user dropped from the
+  // file was never deleted.
+  it("refuses two clusters on one broker that reach its users through different management URLs", async () => {
+    const s = setup();
+    const base = new URL(broker().mgmtBase);
+    const other = new URL(base.toString());
+    other.hostname = base.hostname === "localhost" ? "127.0.0.1" : "localhost";
+    const file = s.file({ asyncManagement: other.origin });
+    for (const cmd of [["plan", "--detailed-exitcode"], ["apply", "--allow-destructive"]]) {
+      const r = await runCli([...cmd, "-f", file], s.env);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toContain("clusters sync and async are one broker");
+      expect(r.stderr).toContain(base.origin);
+      expect(r.stderr).toContain(other.origin);
+      expect(r.stderr).toMatch(/nothing was changed/);
+    }
+    const json = await runCli(["plan", "-f", file, "--json"], s.env);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "endpoint_mismatch" } });
+    expect((await api("GET", `/api/vhosts/${vh(s.sync)}`)).status).toBe(404);
+    expect((await api("GET", `/api/users/${s.edge}`)).status).toBe(404);
   });
 
   // A CI lint job holds no production secrets: the commands that never use a user's password run
