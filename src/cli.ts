@@ -29,10 +29,16 @@ const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
 
-/** A reader that stops early (`topo graph | head`) is not an error: exit quietly, as it asked. */
+/**
+ * A reader that stops early (`topo graph | head`) is not an error, and it must not stop what the
+ * command is doing either: an apply that exited there would leave its changes half made, and a
+ * `plan --detailed-exitcode` that exited 0 would tell a drift check there are none. What is
+ * written after the reader has gone is dropped; the command runs to its end and exits with its
+ * own code.
+ */
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") process.exit(0);
+    if (e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED") return;
     throw e;
   });
 }

@@ -31,6 +31,21 @@ describe("the command line", () => {
     }
   }, 120_000);
 
+  it("a reader that stops early neither stops apply half-way nor changes an exit code", async () => {
+    // Plan's output outgrows the pipe's buffer, so topo writes to a pipe head has closed.
+    const { file } = fresh(Array.from({ length: 1000 }, (_, i) => `mpsvc${String.fromCharCode(97 + (i % 26), 97 + (Math.floor(i / 26) % 26), 97 + Math.floor(i / 676))}`));
+    const planned = await piped(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(planned.first).toMatch(/^cluster sync: /);
+    expect(planned.stderr).not.toMatch(/EPIPE|Error|\n\s+at /);
+    // 2: there are changes. Not 0, which a drift check would take for "no changes".
+    expect(planned.status).toBe(2);
+    const applied = await piped(["apply", "-f", file]);
+    expect(applied.stderr).not.toMatch(/EPIPE|Error|\n\s+at /);
+    expect(applied.stderr).toMatch(/cluster async: 3001 changes applied/);
+    expect(applied.status).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  }, 120_000);
+
   it("plans every cluster named by a repeated --cluster, and refuses one it does not know", async () => {
     const { file } = fresh(["mplogin"]);
     const both = await runCli(["plan", "-f", file, "--cluster", "sync", "--cluster", "async"]);
