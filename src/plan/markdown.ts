@@ -28,7 +28,7 @@ function reviewOrder(actions: Action[]): Action[] {
 }
 
 export function renderMarkdown(plan: Plan, meta: MarkdownMeta = {}): string {
-  const lines: string[] = [`**topo plan**: ${renderSummary(plan)}`];
+  const lines: string[] = [`**topo plan**: ${renderSummary(plan, "below")}`];
   if (meta.source) lines.push("", `<sub>${escapeHtml(meta.source)}</sub>`);
   for (const c of plan.clusters) {
     // Open by default when the cluster holds something destructive, so it cannot be missed.

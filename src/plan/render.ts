@@ -115,10 +115,11 @@ export function renderText(plan: Plan, paint: Paint = plain): string {
   return lines.join("\n");
 }
 
-export function renderSummary(plan: Plan): string {
+/** The last line of a plan; `where` the "! degraded" lines are from it (markdown puts them below). */
+export function renderSummary(plan: Plan, where: "above" | "below" = "above"): string {
   const s = summarize(plan);
   const degraded = plan.clusters.reduce((n, c) => n + c.degraded.length, 0);
-  const drift = degraded ? ` ${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" above).` : "";
+  const drift = degraded ? ` ${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" ${where}).` : "";
   if (s.create + s.update + s.replace + s.delete === 0) return `No changes.${drift}`;
   return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${drift}`;
 }

@@ -156,6 +156,12 @@ describe("renderMarkdown", () => {
     );
   });
 
+  it("points down to the degraded lines, which come after its summary line", () => {
+    const md = renderMarkdown({ clusters: [cluster([], "sync", { degraded: ["queue mplogin.sync is not mirrored"] })] });
+    expect(md.split("\n")[0]).toBe('**topo plan**: No changes. 1 degraded (topo cannot repair it: see "! degraded" below).');
+    expect(md).toContain("! degraded: queue mplogin.sync is not mirrored");
+  });
+
   it("escapes HTML in the summary", () => {
     expect(renderMarkdown({ clusters: [cluster([], "a<b>")] })).toContain("<summary>cluster a&lt;b&gt;: no changes</summary>");
   });
