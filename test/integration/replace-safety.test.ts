@@ -229,6 +229,27 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("a policy whose pattern JavaScript does not read as RabbitMQ does still counts for the holding queue: refused, nothing expires", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 5);
+    await publishIds(f.async, held);
+    // PCRE (RabbitMQ) reads both; JavaScript throws on (?i) and reads [[:alnum:]] as another class.
+    for (const [name, pattern] of [
+      ["nocase", "(?i)^TOPO\\.HOLD\\."],
+      ["posix", "^topo\\.hold\\.[[:alnum:]._]+$"],
+    ]) {
+      expect((await api("PUT", `/api/policies/${vh(f.async)}/${name}`, { pattern, definition: { "message-ttl": 1 }, "apply-to": "queues", priority: 5 })).status).toBeLessThan(300);
+      const before = await brokerState(f.async);
+      const r = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+      refusedBeforeWriting(r);
+      expect(r.stderr).toContain(`policy ${name}'s message-ttl 1 applies to topo.hold.mplogin.async`);
+      expect(await brokerState(f.async)).toEqual(before);
+      await api("DELETE", `/api/policies/${vh(f.async)}/${name}`);
+    }
+    expectExactlyOnce(await drainIds(f.async, Q), held);
+  });
+
   it("x-max-length-bytes when the statistics counted other messages: the bytes are unknown, so refused before writing", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);

@@ -255,9 +255,26 @@ describe("plan shows the risks of a replace", () => {
     expect(r2.op === "replace" && r2.limits?.queue.maxLength).toEqual({ value: 10, from: "x-max-length" });
   });
 
+  it("a policy whose pattern JavaScript cannot read as PCRE, or one that ties in priority, may be the one RabbitMQ applies: its limits count", () => {
+    const hold = holdingQueue("mplogin.async");
+    const ttl = (name: string, pattern: string, priority = 0) => policy({ name, pattern, priority, definition: { "message-ttl": 1 } });
+    // (?i) and [[:alnum:]] are PCRE; JavaScript throws on the first and reads the second as another class.
+    for (const p of [ttl("nocase", "(?i)^TOPO\\.HOLD\\."), ttl("posix", "^topo\\.hold\\.[[:alnum:]._]+$")]) {
+      expect(queueLimits(hold, [p]).messageTtl).toEqual({ value: 1, from: `policy ${p.name}'s message-ttl` });
+      expect(rules(replace({ policies: [policy({ name: "lazy", pattern: "^topo", priority: 0 }), p], held: held({ ready: 3 }) }))).toEqual(["hold-policy"]);
+      // A readable policy of higher priority is the one that applies.
+      expect(queueLimits(hold, [policy({ name: "high", pattern: "^topo", priority: 9 }), p]).messageTtl).toBeUndefined();
+      expect(queueLimits(hold, [p], [p]).messageTtl).toEqual({ value: 1, from: `policy ${p.name}'s message-ttl` });
+    }
+    // Two matching policies of one priority: RabbitMQ's choice between them is not defined.
+    const tie = [policy({ name: "lazy", pattern: "^topo\\.", definition: { "queue-mode": "lazy" } }), ttl("expire", "^topo\\.hold\\.")];
+    expect(queueLimits(hold, tie).messageTtl).toEqual({ value: 1, from: "policy expire's message-ttl" });
+    expect(queueLimits(hold, tie.reverse()).messageTtl).toEqual({ value: 1, from: "policy expire's message-ttl" });
+  });
+
   it("counts the policies the vhost will have: the file's and the user's, not topo's that go", () => {
     const user = policy({ name: "user-cap", pattern: "^mplogin", definition: { "max-length": 5 } });
-    const stale = policy({ name: "topo.old", pattern: "^mplogin", definition: { "max-length": 1 } });
+    const stale = policy({ name: "topo.mp.old", pattern: "^mplogin", definition: { "max-length": 1 } });
     const plan = diffCluster(d, actual([...others, before, user, stale], { queueFacts: { "mplogin.async": { messages: 8, ready: 8, unacked: 0, consumers: 0, bytes: 8 } } }), "mp");
     const r = plan.actions.find((a) => a.op === "replace")!;
     expect(r.op === "replace" && r.risks?.map((x) => x.reason)).toEqual(["policy user-cap's max-length 5 is below the 8 messages it holds: drop-head would discard the oldest 3"]);
