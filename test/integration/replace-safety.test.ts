@@ -250,6 +250,23 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("a length limit on the holding queue alone is refused even below what the queue holds: live publishes fill the holding queue past it", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 500);
+    await publishIds(f.async, held);
+    expect((await api("PUT", `/api/policies/${vh(f.async)}/holdcap`, { pattern: "^topo\\.hold\\.", definition: { "max-length": 700 }, "apply-to": "queues", priority: 1 })).status).toBeLessThan(300);
+    // 500 held and a publisher running: the holding queue passed 700 during the move, and
+    // drop-head discarded confirmed messages while apply said none was lost.
+    const pub = startPublisher(f.async, "live", 2000);
+    const r = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+    await pub.stop();
+    refusedBeforeWriting(r);
+    expect(r.stderr).toContain("policy holdcap's max-length 700 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none)");
+    expect(await getQueue(f.async, HOLD)).toBeUndefined();
+    expectExactlyOnce(await drainIds(f.async, Q), [...held, ...pub.confirmed]);
+  });
+
   it("x-max-length-bytes when the statistics counted other messages: the bytes are unknown, so refused before writing", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);

@@ -126,6 +126,18 @@ describe("replace risks", () => {
     expect(rules(replace({ policies }))).toEqual([]);
   });
 
+  it("hold-policy: a length limit on the holding queue below the queue's own, even above what it holds (live publishes land there too)", () => {
+    const cap = (n: number, pattern = "^topo\\.hold\\.") => policy({ name: "cap", pattern, definition: { "max-length": n, "max-length-bytes": n * 10 } });
+    expect(replaceRisks(replace({ policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) })).map((x) => x.reason)).toEqual([
+      "policy cap's max-length 700 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once they pass 700 drop-head would discard the oldest some",
+      "policy cap's max-length-bytes 7000 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once their bytes pass 7000 drop-head would discard the oldest some",
+    ]);
+    // The same limit on the queue itself (a vhost-wide cap): the holding queue drops nothing the queue would keep.
+    expect(rules(replace({ policies: [cap(700, ".*")], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
+    expect(rules(replace({ before: queue({ arguments: { "x-max-length": 600, "x-max-length-bytes": 6000 } }), policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
+    expect(rules(replace({ before: queue({ arguments: { "x-max-length": 800 } }), policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual(["hold-policy", "hold-policy"]);
+  });
+
   it("limits from a policy combine with the arguments as RabbitMQ does", () => {
     const policies = [
       policy({ name: "low", priority: 1, definition: { "max-length": 3, overflow: "reject-publish" } }),
