@@ -238,19 +238,19 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
   const holdAdvice = `change the policy's pattern so that it does not match ${c.hold.name}`;
   if (total > 0) {
     // The holding queue takes what the queue holds and every message published while it is
-    // bound, with the workers stopped: a limit below the queue's own drops messages the queue
+    // bound, with the workers stopped (finishing a replace whose queue is new only empties it): a limit below the queue's own drops messages the queue
     // would have kept (measured: 500 held, a cap of 700 on topo.hold.* alone and a publisher
     // running, drop-head discarded confirmed messages during the move).
     const tighter = (h: Limit | undefined, q: Limit | undefined): h is Limit => h !== undefined && (q === undefined || h.value < q.value);
     const ownLimit = (l: Limit | undefined) => (l ? `${l.from} ${l.value}` : "none");
     if (hold.maxLength && total > hold.maxLength.value) {
       risks.push({ rule: "hold-policy", reason: `${hold.maxLength.from} ${hold.maxLength.value} applies to ${c.hold.name}, which would hold the ${plural(total, "message")}: ${overflowEffect(hold, total - hold.maxLength.value)}`, advice: holdAdvice });
-    } else if (tighter(hold.maxLength, before.maxLength)) {
+    } else if (c.deletesQueue && tighter(hold.maxLength, before.maxLength)) {
       risks.push({ rule: "hold-policy", reason: `${hold.maxLength.from} ${hold.maxLength.value} applies to ${c.hold.name} and is below the limit of ${c.before.name} (${ownLimit(before.maxLength)}): it takes the ${plural(total, "message")} the queue holds and every message published during the replace, and once they pass ${hold.maxLength.value} ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
     }
     if (hold.maxLengthBytes && held.bytes !== undefined && held.bytes > hold.maxLengthBytes.value) {
       risks.push({ rule: "hold-policy", reason: `${hold.maxLengthBytes.from} ${hold.maxLengthBytes.value} applies to ${c.hold.name}, which would hold ${held.bytes} bytes: ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
-    } else if (tighter(hold.maxLengthBytes, before.maxLengthBytes)) {
+    } else if (c.deletesQueue && tighter(hold.maxLengthBytes, before.maxLengthBytes)) {
       risks.push({ rule: "hold-policy", reason: `${hold.maxLengthBytes.from} ${hold.maxLengthBytes.value} applies to ${c.hold.name} and is below the limit of ${c.before.name} (${ownLimit(before.maxLengthBytes)}): it takes the ${plural(total, "message")} the queue holds and every message published during the replace, and once their bytes pass ${hold.maxLengthBytes.value} ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
     }
     if (hold.messageTtl) {

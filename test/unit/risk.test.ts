@@ -136,6 +136,8 @@ describe("replace risks", () => {
     expect(rules(replace({ policies: [cap(700, ".*")], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
     expect(rules(replace({ before: queue({ arguments: { "x-max-length": 600, "x-max-length-bytes": 6000 } }), policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
     expect(rules(replace({ before: queue({ arguments: { "x-max-length": 800 } }), policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual(["hold-policy", "hold-policy"]);
+    // Finishing a replace whose queue is new already only empties the holding queue.
+    expect(rules(replace({ deletesQueue: false, policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
   });
 
   it("limits from a policy combine with the arguments as RabbitMQ does", () => {
