@@ -324,6 +324,24 @@ describe("replace refuses what would lose messages", () => {
 });
 
 describe("a queue apply deletes keeps what it holds unless data loss was allowed", () => {
+  it("--allow-data-loss says what went with a queue in use: its ready messages and its consumers' unacknowledged ones, not the ready ones alone", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
+    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
+    await publishIds(async, ids("old", 10));
+    const worker = await stuckConsumer(async, 4);
+    try {
+      await statsShow(async, Q, (q) => worker.held.length === 4 && q.messages === 10);
+      const r = await runCli(["apply", "-f", file(false), "--allow-destructive", "--allow-data-loss"]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain("queue mplogin.async deleted; 6 ready messages dropped, and what its 1 consumer had not acknowledged (10 messages in all by the statistics) (--allow-data-loss)");
+    } finally {
+      await worker.close();
+    }
+  });
+
   it("a queue whose consumer holds every message unacknowledged is refused before anything is written; the messages are kept", async () => {
     const sync = uniqueName("sync");
     const async = uniqueName("async");
