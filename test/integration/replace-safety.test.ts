@@ -4,11 +4,12 @@
 // must leave the broker as it found it.
 
 import amqplib from "amqplib";
+import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
-import { amqpUrl, api, broker, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
+import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -474,6 +475,33 @@ describe("replace stops rather than lose or copy a message", () => {
       return got;
     });
     expect(bodies.sort()).toEqual(["a", "a", "b", "b", "c", "c"]);
+  });
+
+  it("SIGTERM while a batch of moved messages awaits its confirms: the batch finishes, and the next apply keeps every message once, no copies", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 20000);
+    await publishIds(f.async, held);
+    const child = execFile(process.execPath, [CLI, "apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    // The move publishes 256 messages at a time, and acknowledges them at the source once all are
+    // confirmed: a count of the holding queue between two multiples of 256 is a batch under way.
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    let midBatch = false;
+    for (const deadline = Date.now() + 30_000; !midBatch && Date.now() < deadline; ) {
+      const ch = await conn.createChannel();
+      ch.on("error", () => undefined);
+      const n = (await ch.checkQueue(HOLD).catch(() => undefined))?.messageCount ?? 0;
+      midBatch = n % 256 !== 0;
+      if (midBatch) child.kill("SIGTERM");
+      await ch.close().catch(() => undefined);
+    }
+    await conn.close();
+    expect(midBatch).toBe(true);
+    expect(await exited).toBe(130);
+    const again = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+    expect(again.code).toBe(0);
+    expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
   it("messages the queue held before the replace are never taken for copies of one another, however alike", async () => {
