@@ -209,7 +209,38 @@ export class AmqpSession {
     return Math.max(1, Math.min(asked, this.channelMax - held - 1));
   }
 
-  async close(): Promise<void> {
+  /** Move batches between their first publish and the acknowledgements at their source. */
+  private readonly moving = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+
+  /**
+   * Run one batch of a move, from its publishes to the acknowledgements at its source, to its end
+   * even when close() is asked for meanwhile: a connection closed between the confirms and the
+   * acknowledgements puts the whole batch back in its source, a copy of each message the target
+   * holds already. None starts once close() was asked for.
+   */
+  async wholeBatch<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closing) throw new Error("the connection is closing (apply was interrupted)");
+    const p = fn();
+    this.moving.add(p);
+    try {
+      return await p;
+    } finally {
+      this.moving.delete(p);
+    }
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= this.closeAfterBatches());
+  }
+
+  private async closeAfterBatches(): Promise<void> {
+    // Bounded: a batch waits for its confirms at most as long as a blocked broker is waited out.
+    if (this.moving.size) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.moving]), new Promise((r) => (timer = setTimeout(r, PUBLISH_BLOCKED_GRACE_MS)))]);
+      clearTimeout(timer);
+    }
     if (this.closed) return;
     this.closed = true;
     try {

@@ -136,9 +136,15 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           if (refusal) throw notIdle(plan.cluster, r.name, refusal);
           return;
         }
+        // The broker's count of what went with the queue: its ready messages, and its consumers
+        // (a delete-ok counts no unacknowledged message, and only the statistics count those).
+        const consumerCount = await consumersOf(amqp, r.name);
         const { messageCount } = await ch.deleteQueue(r.name);
-        // The broker's count of what went with the queue.
-        if (messageCount > 0) ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${messageCount} message${messageCount === 1 ? "" : "s"} dropped (--allow-data-loss)`);
+        const all = a.op === "delete" || a.op === "replace" ? a.messages : undefined;
+        const taken = consumerCount > 0 ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}` : "";
+        if (messageCount > 0 || taken) {
+          ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken} (--allow-data-loss)`);
+        }
       },
       ({ r }) => `delete ${r.kind} ${r.name}`,
       ({ a }) => {
@@ -302,6 +308,20 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   }
 }
 
+
+/** A queue's consumers now, on a channel of its own: a passive declare of a queue already gone closes it (404: none). */
+async function consumersOf(session: AmqpSession, queue: string): Promise<number> {
+  const ch = await session.channel();
+  ch.on("error", () => undefined);
+  try {
+    return (await ch.checkQueue(queue)).consumerCount;
+  } catch (e) {
+    if ((e as { code?: number }).code === 404) return 0;
+    throw e;
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
 
 async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

@@ -392,36 +392,45 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         publish.push(m);
       }
 
-      inflight = publish.map((m) => ({ m, returned: false }));
-      const sent = Promise.all(
-        publish.map(
-          (m) =>
-            new Promise<Confirm>((resolve) => {
-              (pub as ConfirmChannel).publish("", to, m.content, publishOptions(m), (err: Error | null) => {
-                resolve(err ? (/nacked/.test(err.message) ? "nacked" : "lost") : "ok");
-              });
-            }),
-        ),
-      );
-      // During a memory or disk alarm the confirms never come: stop after a grace, not never.
-      const confirms = await session.unlessBlocked(sent);
-      session.rpcs++;
-      let refused = 0;
-      let returned = 0;
-      let lost = 0;
-      inflight.forEach(({ m, returned: r }, i) => {
-        const c = confirms[i];
-        if (c === "ok" && !r) {
-          get?.ack(m);
-          moved++;
-          return;
-        }
-        if (c === "nacked") refused++;
-        else if (c === "lost") lost++;
-        else returned++;
-        back.push(m);
+      // The batch goes to its end even if apply is interrupted meanwhile (AmqpSession.close).
+      const { refused, returned, lost } = await session.wholeBatch(async () => {
+        inflight = publish.map((m) => ({ m, returned: false }));
+        const sent = Promise.all(
+          publish.map(
+            (m) =>
+              new Promise<Confirm>((resolve) => {
+                (pub as ConfirmChannel).publish("", to, m.content, publishOptions(m), (err: Error | null) => {
+                  resolve(err ? (/nacked/.test(err.message) ? "nacked" : "lost") : "ok");
+                });
+              }),
+          ),
+        );
+        // During a memory or disk alarm the confirms never come: stop after a grace, not never.
+        const confirms = await session.unlessBlocked(sent);
+        session.rpcs++;
+        let refused = 0;
+        let returned = 0;
+        let lost = 0;
+        inflight.forEach(({ m, returned: r }, i) => {
+          const c = confirms[i];
+          if (c === "ok" && !r) {
+            get?.ack(m);
+            moved++;
+            return;
+          }
+          if (c === "nacked") refused++;
+          else if (c === "lost") lost++;
+          else returned++;
+          back.push(m);
+        });
+        for (const m of back) get?.nack(m, false, true);
+        // A round trip on the same channel: its reply comes once the broker took the acks above,
+        // which amqplib may still hold in its buffers (a connection closed then sends its close
+        // ahead of them, and the whole batch goes back to its source, a copy of each message).
+        session.rpcs++;
+        await get?.checkQueue(from);
+        return { refused, returned, lost };
       });
-      for (const m of back) get.nack(m, false, true);
       if (lost) throw new Error(`the confirms of ${lost} moved message${lost === 1 ? "" : "s"} were lost with the channel`);
       // Counted, not read back: a passive declare could be answered before the requeues land.
       const left = remaining + back.length;

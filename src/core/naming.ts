@@ -117,8 +117,13 @@ export function holdingQueue(queue: string): Queue {
 
 /** The queue a holding queue holds messages for, when `r` is one of this prefix's holding queues. */
 export function holdingQueueOf(r: Resource, owner: Ownership): string | undefined {
-  if (r.kind !== "queue" || !r.name.startsWith(HOLD_PREFIX)) return undefined;
-  const base = r.name.slice(HOLD_PREFIX.length);
+  return r.kind === "queue" ? holdingQueueBase(r.name, owner) : undefined;
+}
+
+/** The queue a queue named `name` holds messages for, when it is one of this prefix's holding queues. */
+export function holdingQueueBase(name: string, owner: Ownership): string | undefined {
+  if (!name.startsWith(HOLD_PREFIX)) return undefined;
+  const base = name.slice(HOLD_PREFIX.length);
   return owner.isServiceQueue(base) ? base : undefined;
 }
 

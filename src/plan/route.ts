@@ -4,7 +4,7 @@
 
 import type { ActualCluster, Binding, DesiredCluster, DesiredState, Traffic, Resource } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { serviceNamePattern, type Ownership } from "../core/naming.js";
+import { holdingQueueBase, serviceNamePattern, type Ownership } from "../core/naming.js";
 import { describe } from "../core/keys.js";
 import { names } from "../core/words.js";
 
@@ -84,7 +84,10 @@ export function matchingQueues(resources: readonly Resource[], exchange: string,
 export function foreignBindings(desired: DesiredCluster, actual: ActualCluster, owner: Ownership): Binding[] {
   const services = new Set(desired.resources.flatMap((r) => (r.kind === "exchange" ? [r.name] : [])));
   return actual.resources
+    // The routes an interrupted replace parked on its holding queue are topo's own (plan shows the
+    // replace that finishes it): deleting them by hand would drop what is published meanwhile.
     .filter((r): r is Binding => r.kind === "binding" && services.has(r.source) && !owner.owns(r))
+    .filter((b) => !(b.destinationType === "queue" && holdingQueueBase(b.destination, owner)))
     .sort((a, b) => (describe(a) < describe(b) ? -1 : 1));
 }
 

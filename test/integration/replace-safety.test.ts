@@ -4,11 +4,12 @@
 // must leave the broker as it found it.
 
 import amqplib from "amqplib";
+import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
-import { amqpUrl, api, broker, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
+import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -229,6 +230,44 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("a policy whose pattern JavaScript does not read as RabbitMQ does still counts for the holding queue: refused, nothing expires", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 5);
+    await publishIds(f.async, held);
+    // PCRE (RabbitMQ) reads both; JavaScript throws on (?i) and reads [[:alnum:]] as another class.
+    for (const [name, pattern] of [
+      ["nocase", "(?i)^TOPO\\.HOLD\\."],
+      ["posix", "^topo\\.hold\\.[[:alnum:]._]+$"],
+    ]) {
+      expect((await api("PUT", `/api/policies/${vh(f.async)}/${name}`, { pattern, definition: { "message-ttl": 1 }, "apply-to": "queues", priority: 5 })).status).toBeLessThan(300);
+      const before = await brokerState(f.async);
+      const r = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+      refusedBeforeWriting(r);
+      expect(r.stderr).toContain(`policy ${name}'s message-ttl 1 applies to topo.hold.mplogin.async`);
+      expect(await brokerState(f.async)).toEqual(before);
+      await api("DELETE", `/api/policies/${vh(f.async)}/${name}`);
+    }
+    expectExactlyOnce(await drainIds(f.async, Q), held);
+  });
+
+  it("a length limit on the holding queue alone is refused even below what the queue holds: live publishes fill the holding queue past it", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 500);
+    await publishIds(f.async, held);
+    expect((await api("PUT", `/api/policies/${vh(f.async)}/holdcap`, { pattern: "^topo\\.hold\\.", definition: { "max-length": 700 }, "apply-to": "queues", priority: 1 })).status).toBeLessThan(300);
+    // 500 held and a publisher running: the holding queue passed 700 during the move, and
+    // drop-head discarded confirmed messages while apply said none was lost.
+    const pub = startPublisher(f.async, "live", 2000);
+    const r = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+    await pub.stop();
+    refusedBeforeWriting(r);
+    expect(r.stderr).toContain("policy holdcap's max-length 700 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none)");
+    expect(await getQueue(f.async, HOLD)).toBeUndefined();
+    expectExactlyOnce(await drainIds(f.async, Q), [...held, ...pub.confirmed]);
+  });
+
   it("x-max-length-bytes when the statistics counted other messages: the bytes are unknown, so refused before writing", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
@@ -286,6 +325,24 @@ describe("replace refuses what would lose messages", () => {
 });
 
 describe("a queue apply deletes keeps what it holds unless data loss was allowed", () => {
+  it("--allow-data-loss says what went with a queue in use: its ready messages and its consumers' unacknowledged ones, not the ready ones alone", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
+    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
+    await publishIds(async, ids("old", 10));
+    const worker = await stuckConsumer(async, 4);
+    try {
+      await statsShow(async, Q, (q) => worker.held.length === 4 && q.messages === 10);
+      const r = await runCli(["apply", "-f", file(false), "--allow-destructive", "--allow-data-loss"]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain("queue mplogin.async deleted; 6 ready messages dropped, and what its 1 consumer had not acknowledged (10 messages in all by the statistics) (--allow-data-loss)");
+    } finally {
+      await worker.close();
+    }
+  });
+
   it("a queue whose consumer holds every message unacknowledged is refused before anything is written; the messages are kept", async () => {
     const sync = uniqueName("sync");
     const async = uniqueName("async");
@@ -437,6 +494,33 @@ describe("replace stops rather than lose or copy a message", () => {
       return got;
     });
     expect(bodies.sort()).toEqual(["a", "a", "b", "b", "c", "c"]);
+  });
+
+  it("SIGTERM while a batch of moved messages awaits its confirms: the batch finishes, and the next apply keeps every message once, no copies", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 20000);
+    await publishIds(f.async, held);
+    const child = execFile(process.execPath, [CLI, "apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    // The move publishes 256 messages at a time, and acknowledges them at the source once all are
+    // confirmed: a count of the holding queue between two multiples of 256 is a batch under way.
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    let midBatch = false;
+    for (const deadline = Date.now() + 30_000; !midBatch && Date.now() < deadline; ) {
+      const ch = await conn.createChannel();
+      ch.on("error", () => undefined);
+      const n = (await ch.checkQueue(HOLD).catch(() => undefined))?.messageCount ?? 0;
+      midBatch = n % 256 !== 0;
+      if (midBatch) child.kill("SIGTERM");
+      await ch.close().catch(() => undefined);
+    }
+    await conn.close();
+    expect(midBatch).toBe(true);
+    expect(await exited).toBe(130);
+    const again = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
+    expect(again.code).toBe(0);
+    expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
   it("messages the queue held before the replace are never taken for copies of one another, however alike", async () => {

@@ -126,6 +126,20 @@ describe("replace risks", () => {
     expect(rules(replace({ policies }))).toEqual([]);
   });
 
+  it("hold-policy: a length limit on the holding queue below the queue's own, even above what it holds (live publishes land there too)", () => {
+    const cap = (n: number, pattern = "^topo\\.hold\\.") => policy({ name: "cap", pattern, definition: { "max-length": n, "max-length-bytes": n * 10 } });
+    expect(replaceRisks(replace({ policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) })).map((x) => x.reason)).toEqual([
+      "policy cap's max-length 700 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once they pass 700 drop-head would discard the oldest some",
+      "policy cap's max-length-bytes 7000 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once their bytes pass 7000 drop-head would discard the oldest some",
+    ]);
+    // The same limit on the queue itself (a vhost-wide cap): the holding queue drops nothing the queue would keep.
+    expect(rules(replace({ policies: [cap(700, ".*")], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
+    expect(rules(replace({ before: queue({ arguments: { "x-max-length": 600, "x-max-length-bytes": 6000 } }), policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
+    expect(rules(replace({ before: queue({ arguments: { "x-max-length": 800 } }), policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual(["hold-policy", "hold-policy"]);
+    // Finishing a replace whose queue is new already only empties the holding queue.
+    expect(rules(replace({ deletesQueue: false, policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
+  });
+
   it("limits from a policy combine with the arguments as RabbitMQ does", () => {
     const policies = [
       policy({ name: "low", priority: 1, definition: { "max-length": 3, overflow: "reject-publish" } }),
@@ -255,9 +269,26 @@ describe("plan shows the risks of a replace", () => {
     expect(r2.op === "replace" && r2.limits?.queue.maxLength).toEqual({ value: 10, from: "x-max-length" });
   });
 
+  it("a policy whose pattern JavaScript cannot read as PCRE, or one that ties in priority, may be the one RabbitMQ applies: its limits count", () => {
+    const hold = holdingQueue("mplogin.async");
+    const ttl = (name: string, pattern: string, priority = 0) => policy({ name, pattern, priority, definition: { "message-ttl": 1 } });
+    // (?i) and [[:alnum:]] are PCRE; JavaScript throws on the first and reads the second as another class.
+    for (const p of [ttl("nocase", "(?i)^TOPO\\.HOLD\\."), ttl("posix", "^topo\\.hold\\.[[:alnum:]._]+$")]) {
+      expect(queueLimits(hold, [p]).messageTtl).toEqual({ value: 1, from: `policy ${p.name}'s message-ttl` });
+      expect(rules(replace({ policies: [policy({ name: "lazy", pattern: "^topo", priority: 0 }), p], held: held({ ready: 3 }) }))).toEqual(["hold-policy"]);
+      // A readable policy of higher priority is the one that applies.
+      expect(queueLimits(hold, [policy({ name: "high", pattern: "^topo", priority: 9 }), p]).messageTtl).toBeUndefined();
+      expect(queueLimits(hold, [p], [p]).messageTtl).toEqual({ value: 1, from: `policy ${p.name}'s message-ttl` });
+    }
+    // Two matching policies of one priority: RabbitMQ's choice between them is not defined.
+    const tie = [policy({ name: "lazy", pattern: "^topo\\.", definition: { "queue-mode": "lazy" } }), ttl("expire", "^topo\\.hold\\.")];
+    expect(queueLimits(hold, tie).messageTtl).toEqual({ value: 1, from: "policy expire's message-ttl" });
+    expect(queueLimits(hold, tie.reverse()).messageTtl).toEqual({ value: 1, from: "policy expire's message-ttl" });
+  });
+
   it("counts the policies the vhost will have: the file's and the user's, not topo's that go", () => {
     const user = policy({ name: "user-cap", pattern: "^mplogin", definition: { "max-length": 5 } });
-    const stale = policy({ name: "topo.old", pattern: "^mplogin", definition: { "max-length": 1 } });
+    const stale = policy({ name: "topo.mp.old", pattern: "^mplogin", definition: { "max-length": 1 } });
     const plan = diffCluster(d, actual([...others, before, user, stale], { queueFacts: { "mplogin.async": { messages: 8, ready: 8, unacked: 0, consumers: 0, bytes: 8 } } }), "mp");
     const r = plan.actions.find((a) => a.op === "replace")!;
     expect(r.op === "replace" && r.risks?.map((x) => x.reason)).toEqual(["policy user-cap's max-length 5 is below the 8 messages it holds: drop-head would discard the oldest 3"]);
