@@ -80,18 +80,18 @@ function matches(pattern: string, name: string): boolean | undefined {
  * every one whose pattern JavaScript cannot read with at least that priority. The limits of a
  * replace count them all, so that a policy topo cannot read never lets a message expire unseen.
  */
-function policiesFor(q: Queue, policies: readonly Policy[]): Policy[] {
+function policiesFor(q: Queue, policies: readonly Policy[]): { p: Policy; unread: boolean }[] {
   const judged = policies.filter((p) => appliesTo(p, q)).map((p) => ({ p, m: matches(p.pattern, q.name) }));
   const top = Math.max(-Infinity, ...judged.filter((x) => x.m === true).map((x) => x.p.priority));
   return judged
     .filter(({ p, m }) => (m === true && p.priority === top) || (m === undefined && p.priority >= top))
     .sort((x, y) => y.p.priority - x.p.priority || Number(y.m === true) - Number(x.m === true))
-    .map((x) => x.p);
+    .map((x) => ({ p: x.p, unread: x.m === undefined }));
 }
 
 /** The policy RabbitMQ applies to a queue: the matching one with the highest priority. */
 export function policyFor(q: Queue, policies: readonly Policy[]): Policy | undefined {
-  return policiesFor(q, policies)[0];
+  return policiesFor(q, policies)[0]?.p;
 }
 
 function num(v: unknown): number | undefined {
@@ -104,13 +104,15 @@ function str(v: unknown): string | undefined {
 
 export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolicies: readonly Policy[] = []): QueueLimits {
   const ps = policiesFor(q, policies);
-  const p = ps[0];
+  const p = ps[0]?.p;
   const ops = policiesFor(q, operatorPolicies);
   const lowest = (...ls: (Limit | undefined)[]): Limit | undefined =>
     ls.reduce<Limit | undefined>((m, l) => (l !== undefined && (m === undefined || l.value < m.value) ? l : m), undefined);
-  const from = (pol: Policy | undefined, kind: string, key: string): Limit | undefined => {
-    const v = num(pol?.definition[key]);
-    return v !== undefined && pol ? { value: v, from: `${kind} ${pol.name}'s ${key}` } : undefined;
+  // A policy whose pattern JavaScript cannot read is counted as matching, and says so.
+  const from = ({ p: pol, unread }: { p: Policy; unread: boolean }, kind: string, key: string): Limit | undefined => {
+    const v = num(pol.definition[key]);
+    const judged = unread ? ` (topo cannot read its pattern "${pol.pattern}", so it counts it as matching)` : "";
+    return v !== undefined ? { value: v, from: `${kind} ${pol.name}'s ${key}${judged}` } : undefined;
   };
   const lower = (arg: string, key: string): Limit | undefined => {
     const a = num(q.arguments[arg]);
@@ -238,9 +240,10 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
   const holdAdvice = `change the policy's pattern so that it does not match ${c.hold.name}`;
   if (total > 0) {
     // The holding queue takes what the queue holds and every message published while it is
-    // bound, with the workers stopped (finishing a replace whose queue is new only empties it): a limit below the queue's own drops messages the queue
-    // would have kept (measured: 500 held, a cap of 700 on topo.hold.* alone and a publisher
-    // running, drop-head discarded confirmed messages during the move).
+    // bound, with the workers stopped (finishing a replace whose queue is new only empties it):
+    // a limit below the queue's own drops messages the queue would have kept (measured: 500
+    // held, a cap of 700 on topo.hold.* alone and a publisher running, drop-head discarded
+    // confirmed messages during the move).
     const tighter = (h: Limit | undefined, q: Limit | undefined): h is Limit => h !== undefined && (q === undefined || h.value < q.value);
     const ownLimit = (l: Limit | undefined) => (l ? `${l.from} ${l.value}` : "none");
     if (hold.maxLength && total > hold.maxLength.value) {
