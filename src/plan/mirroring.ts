@@ -23,10 +23,16 @@ export const APPLIES_TO: Record<QueueType, ReadonlySet<string>> = {
 
 /** RabbitMQ patterns are PCRE; JavaScript's RegExp reads the ones people write the same way. */
 function matches(pattern: string, name: string): boolean {
+  return readable(pattern) ? new RegExp(pattern).test(name) : false;
+}
+
+/** Whether JavaScript reads a pattern at all; one it cannot (`(?i)`) is judged by the broker alone. */
+function readable(pattern: string): boolean {
   try {
-    return new RegExp(pattern).test(name);
+    new RegExp(pattern);
+    return true;
   } catch {
-    return false; // a PCRE pattern JavaScript cannot read: it cannot be judged here
+    return false;
   }
 }
 
@@ -95,6 +101,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   const notMirrored: string[] = [];
   const partly: string[] = [];
   const judged: string[] = [];
+  const unsure = new Map<string, { queues: string[]; topo: number }>();
   for (const spec of mirrored) {
     const name = spec.queue.name;
     const facts = existing.has(name) ? (actual.queueFacts[name] ?? {}) : {};
@@ -104,6 +111,15 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     const m = mirroringOf(spec.queue, policies, reported, ours);
     const applies = effectivePolicy(policies, spec.queue, reported, ours);
     if (m.by === "topo") {
+      // A user's policy JavaScript cannot read may be the one RabbitMQ applies: only the broker's
+      // report can tell, and it comes a few seconds after a declare.
+      const mayWin = facts.policy ? undefined : policies.find((p) => !ours(p) && APPLIES_TO[spec.queue.type].has(p.applyTo) && !readable(p.pattern) && p.priority > topoPriority(spec.queue));
+      if (mayWin) {
+        const entry = unsure.get(mayWin.name) ?? { queues: [], topo: topoPriority(spec.queue) };
+        entry.queues.push(name);
+        unsure.set(mayWin.name, entry);
+        continue;
+      }
       for (const p of policiesMatching(policies, spec.queue)) if (!ours(p)) outranked.set(p.name, [...(outranked.get(p.name) ?? []), name]);
       judged.push(name);
       continue;
@@ -135,6 +151,12 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
       default:
         assertNever(how);
     }
+  }
+  for (const [policy, { queues, topo }] of unsure) {
+    const p = byName.get(policy) as Policy;
+    out.warnings.push(
+      `topo cannot tell whether ${plural(queues.length, "queue")} ${queues.length === 1 ? "is" : "are"} mirrored (${names(queues)}): policy "${policy}" (priority ${p.priority}, above topo's ${topo}) has a pattern topo cannot read ("${p.pattern}"), and RabbitMQ has not yet said which policy applies to ${queues.length === 1 ? "it" : "them"}; run topo plan again once it has (a few seconds after a declare), or write the pattern without PCRE-only syntax`,
+    );
   }
   for (const [policy, queues] of outranked) {
     const p = byName.get(policy);

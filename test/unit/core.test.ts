@@ -313,6 +313,22 @@ describe("mirroring", () => {
     expect(low.warnings[0]).toMatch(/topo's mirroring policy takes precedence, so "limits"'s settings do not apply/);
   });
 
+  it("a user policy whose pattern topo cannot read is not taken as missing the queue: until the broker names the queue's policy, topo says it cannot tell", () => {
+    // PCRE reads (?i); JavaScript cannot. RabbitMQ may apply this policy, and it has no ha-mode.
+    const odd: Policy = { kind: "policy", name: "nocase", pattern: "(?i)^MPLOGIN\\.", applyTo: "queues", priority: 5, definition: { "max-length": 10 } };
+    const fresh = mirroring(d, actual([...d.resources, odd], { nodes, queueFacts: { "mplogin.sync": { node: "a@h" } } }));
+    expect(fresh.warnings).toEqual([
+      'topo cannot tell whether 2 queues are mirrored (mplogin.sync, mpwallet.sync): policy "nocase" (priority 5, above topo\'s 0) has a pattern topo cannot read ("(?i)^MPLOGIN\\."), and RabbitMQ has not yet said which policy applies to them; run topo plan again once it has (a few seconds after a declare), or write the pattern without PCRE-only syntax',
+    ]);
+    expect(fresh.degraded).toEqual([]);
+    // Once the broker names the policy it applies, that answer decides.
+    const told = mirroring(d, actual([...d.resources, odd], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "nocase" }, "mpwallet.sync": { node: "a@h", policy: "topo.mp.mirror.sync" } } }));
+    expect(told.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "nocase"\)/)]);
+    expect(told.warnings.join("\n")).not.toMatch(/cannot tell/);
+    // Below topo's priority it cannot win.
+    expect(mirroring(d, actual([...d.resources, { ...odd, priority: -1 }], { nodes })).warnings).toEqual([]);
+  });
+
   it("a user policy with ha-mode all that applies mirrors the queue: not degraded, and the warning says so", () => {
     const ha: Policy = { kind: "policy", name: "ha", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "ha-mode": "all" } };
     const ok = { node: "a@h", policy: "ha", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h", "c@h"] };
