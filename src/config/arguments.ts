@@ -96,7 +96,13 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
   },
   "x-single-active-consumer": { types: CQ, value: { kind: "boolean" }, description: "Only one consumer receives at a time." },
   "x-consumer-timeout": { types: CQ, value: exact(1), description: "Milliseconds a delivery may stay unacknowledged. RabbitMQ never compares it on redeclare; topo does." },
-  "x-delivery-limit": { types: ["quorum"], value: exact(0), description: "Quorum queues: deliveries before a message is dead-lettered or dropped." },
+  // -1 is RabbitMQ 4's "no limit", the only way off its default of 20 (measured on 4.0.5 and
+  // 4.3.6); 3.x accepts -1 but drops a message at its first return: plan/broker-rules.ts refuses it there.
+  "x-delivery-limit": {
+    types: ["quorum"],
+    value: exact(-1),
+    description: "Quorum queues: deliveries before a message is dead-lettered or dropped; -1: no limit (RabbitMQ 4.0+, whose default is 20).",
+  },
   "x-quorum-initial-group-size": { types: ["quorum"], value: exact(1), description: "Quorum queues: number of replicas at creation." },
   "x-max-in-memory-length": { types: ["quorum"], value: exact(0), description: "Quorum queues (3.x): most messages kept in memory." },
   "x-max-in-memory-bytes": { types: ["quorum"], value: exact(0), description: "Quorum queues (3.x): most bytes kept in memory." },

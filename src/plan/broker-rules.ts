@@ -165,6 +165,15 @@ const VERSION_RULES: readonly VersionRule[] = [
     fix: "drop it and use x-queue-master-locator (its 3.x name for classic queues), or use type: quorum",
   },
   {
+    // 3.10.8 accepts x-delivery-limit -1 and drops the message at its first return (a closed
+    // channel's basic.get); 4.0.5 and 4.3.6 take -1 as no limit. The broker does not refuse it:
+    // topo does, before it writes a queue that would drop every requeued message.
+    setting: "x-delivery-limit: -1",
+    applies: (p, q) => !atLeast(p.version, 4, 0) && q.type === "quorum" && q.arguments["x-delivery-limit"] === -1,
+    rule: (p) => `RabbitMQ ${p.version} takes x-delivery-limit -1 as no delivery at all: it drops (or dead-letters) a message the first time it is returned; -1 means no limit from RabbitMQ 4.0`,
+    fix: "drop x-delivery-limit (RabbitMQ 3.x sets no limit by default), or write the highest number of deliveries to allow",
+  },
+  {
     // 4.3.6: 406 PRECONDITION_FAILED - invalid arg 'x-consumer-timeout' ... of queue type rabbit_classic_queue.
     // 4.0.5 and 3.10.8 accept it. Unmeasured in between: 4.1 and 4.2 are given 4.0's rule.
     setting: "x-consumer-timeout",

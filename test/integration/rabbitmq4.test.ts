@@ -224,6 +224,34 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("x-delivery-limit: -1 (no limit, RabbitMQ 4's way off its default of 20) is applied, plans clean, keeps a message requeued 25 times, and imports", async () => {
+    const { file, sync } = topology({ sync: { type: "quorum", arguments: { "x-delivery-limit": -1 } } }, ["mplogin"]);
+    const r = await runCli(["apply", "-f", file]);
+    expect(r.stderr).not.toMatch(/Error|problem/);
+    expect(r.code).toBe(0);
+    expect((await api("GET", `/api/queues/${sync}/mplogin.sync`)).body.arguments).toMatchObject({ "x-delivery-limit": -1 });
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    // The default (20 on 4.0) would drop it at its 21st return; -1 keeps it.
+    await publish(sync, "mplogin", "mplogin.sync.register", 1);
+    const conn = await amqplib.connect(`${AMQP}/${sync}`);
+    try {
+      for (let i = 0; i < 25; i++) {
+        const ch = await conn.createChannel();
+        expect(await ch.get("mplogin.sync", { noAck: false }), `return ${i}`).not.toBe(false);
+        await ch.close();
+      }
+    } finally {
+      await conn.close();
+    }
+    expect(await messageCount(sync, "mplogin.sync")).toBe(1);
+    const out = join(dirname(file), "imported.yaml");
+    expect((await runCli(["import", "-f", file, "-o", out])).code).toBe(0);
+    expect(readFileSync(out, "utf8")).toMatch(/x-delivery-limit: -1/);
+    const plan = await runCli(["plan", "-f", out, "--detailed-exitcode"], { RABBITMQ_PASSWORD: "guest" });
+    expect(plan.stdout.trim().endsWith("No changes.")).toBe(true);
+    expect(plan.code).toBe(0);
+  });
+
   it("warns that transient non-exclusive queues are deprecated", async () => {
     const { file } = topology({ sync: { mirrored: false } }, ["mplogin"]);
     const r = await runCli(["plan", "-f", file]);

@@ -18,7 +18,8 @@ describe("the argument table", () => {
     for (const [name, rule] of Object.entries(ARGUMENTS)) {
       if (rule.value.kind !== "integer") continue;
       expect(rule.value.max, name).toBeLessThanOrEqual(MAX_EXACT);
-      expect(rule.value.min, name).toBeGreaterThanOrEqual(0);
+      // x-delivery-limit -1 is RabbitMQ 4's "no limit"; no other argument takes a negative number.
+      expect(rule.value.min, name).toBeGreaterThanOrEqual(name === "x-delivery-limit" ? -1 : 0);
     }
   });
 

@@ -18,6 +18,7 @@ const ROWS: { label: string; type: QueueType; durable?: boolean; arguments?: Arg
   { label: "classic, `x-queue-leader-locator`", type: "classic", arguments: { "x-queue-leader-locator": "balanced" } },
   { label: "classic, `x-queue-version: 1`", type: "classic", arguments: { "x-queue-version": 1 } },
   { label: "quorum, `x-overflow: reject-publish-dlx`", type: "quorum", arguments: { "x-overflow": "reject-publish-dlx" } },
+  { label: "quorum, `x-delivery-limit: -1` (no limit on 4.x)", type: "quorum", arguments: { "x-delivery-limit": -1 } },
   { label: "stream, `x-consumer-timeout`", type: "stream", arguments: { "x-consumer-timeout": 60000 } },
 ];
 
