@@ -143,10 +143,11 @@ export function duration(ms: number): string {
 /** What the queue does with `n` messages over its limit ("some" when the number is unknown). */
 function overflowEffect(l: QueueLimits, n: number | undefined): string {
   const what = n === undefined ? "some" : String(n);
+  const oldest = n === undefined ? "the oldest messages" : `the oldest ${n}`;
   const dlx = l.deadLetterExchange ? ` to exchange "${l.deadLetterExchange}"` : "";
   switch (l.overflow) {
     case "drop-head":
-      return l.deadLetterExchange ? `drop-head would dead-letter the oldest ${what}${dlx}` : `drop-head would discard the oldest ${what}`;
+      return l.deadLetterExchange ? `drop-head would dead-letter ${oldest}${dlx}` : `drop-head would discard ${oldest}`;
     case "reject-publish":
       return `with x-overflow reject-publish the queue would refuse ${what} of them`;
     case "reject-publish-dlx":

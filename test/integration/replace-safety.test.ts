@@ -222,7 +222,7 @@ describe("replace refuses what would lose messages", () => {
     const before = await brokerState(f.async);
     const r = await runCli(["apply", "-f", f.after({ "x-max-length-bytes": 500 }), "--allow-destructive"]);
     refusedBeforeWriting(r);
-    expect(r.stderr).toContain("x-max-length-bytes 500 is below the 1000 bytes it holds: drop-head would discard the oldest some");
+    expect(r.stderr).toContain("x-max-length-bytes 500 is below the 1000 bytes it holds: drop-head would discard the oldest messages");
     expect(await brokerState(f.async)).toEqual(before);
 
     const ok = await runCli(["apply", "-f", f.after({ "x-max-length-bytes": 1000 }), "--allow-destructive"]);

@@ -71,7 +71,7 @@ describe("replace risks", () => {
   it("x-max-length-bytes: below the bytes it holds, or bytes the statistics do not know yet", () => {
     const after = queue({ arguments: { "x-max-length-bytes": 1000 } });
     expect(replaceRisks(replace({ after, held: held({ ready: 3, bytes: 1500 }) }))).toEqual([
-      { rule: "x-max-length-bytes", reason: "x-max-length-bytes 1000 is below the 1500 bytes it holds: drop-head would discard the oldest some", advice: "raise x-max-length-bytes to at least 1500, or let the workers drain the queue first" },
+      { rule: "x-max-length-bytes", reason: "x-max-length-bytes 1000 is below the 1500 bytes it holds: drop-head would discard the oldest messages", advice: "raise x-max-length-bytes to at least 1500, or let the workers drain the queue first" },
     ]);
     expect(rules(replace({ after, held: held({ ready: 3, bytes: 1000 }) }))).toEqual([]);
     // Bytes the statistics have not counted yet: not guessed, but not passed either.
@@ -129,8 +129,8 @@ describe("replace risks", () => {
   it("hold-policy: a length limit on the holding queue below the queue's own, even above what it holds (live publishes land there too)", () => {
     const cap = (n: number, pattern = "^topo\\.hold\\.") => policy({ name: "cap", pattern, definition: { "max-length": n, "max-length-bytes": n * 10 } });
     expect(replaceRisks(replace({ policies: [cap(700)], held: held({ ready: 500, bytes: 500 }) })).map((x) => x.reason)).toEqual([
-      "policy cap's max-length 700 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once they pass 700 drop-head would discard the oldest some",
-      "policy cap's max-length-bytes 7000 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once their bytes pass 7000 drop-head would discard the oldest some",
+      "policy cap's max-length 700 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once they pass 700 drop-head would discard the oldest messages",
+      "policy cap's max-length-bytes 7000 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): it takes the 500 messages the queue holds and every message published during the replace, and once their bytes pass 7000 drop-head would discard the oldest messages",
     ]);
     // The same limit on the queue itself (a vhost-wide cap): the holding queue drops nothing the queue would keep.
     expect(rules(replace({ policies: [cap(700, ".*")], held: held({ ready: 500, bytes: 500 }) }))).toEqual([]);
