@@ -79,6 +79,22 @@ describe("wrong ports fail at once", () => {
     }
   });
 
+  it("https:// or amqps:// on a plain port: says the port does not speak TLS, without OpenSSL's dump, broker_unreachable", async () => {
+    const b = broker();
+    const mgmt = new URL(b.mgmtBase);
+    const { file } = fresh(["mplogin"], {
+      clusterExtra: { sync: { management: `https://${mgmt.host}` }, async: { url: `amqps://${b.user}:${b.password}@${b.host}:${b.amqpPort}/x` } },
+    });
+    for (const cluster of ["sync", "async"]) {
+      const r = await timed(["plan", "-f", file, "--cluster", cluster, "--json"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`cluster ${cluster}: .* -> .*wrong version number`));
+      expect(r.stderr).toMatch(/hint: the port does not speak TLS/);
+      expect(r.stderr).not.toMatch(/SSL routines|openssl|0A00010B/);
+      expect(JSON.parse(r.stdout).error.code).toBe("broker_unreachable");
+    }
+  });
+
   it("a port that accepts and never answers (Erlang distribution, 25672) fails within the probe's bound", async () => {
     const b = broker();
     const { file: mgmt } = fresh(["mplogin"], { clusterExtra: { sync: { management: `http://${b.host}:25672` } } });
