@@ -263,10 +263,12 @@ export class ManagementClient {
     const tls = tlsProblem({ host: this.places.managementHost, tls: this.places.tls }, e);
     if (tls) hints.push(tls.hint);
     if (code === "ENOTFOUND") hints.push(`the host name does not resolve; check ${this.places.managementHost}`);
+    // A failed TLS handshake is a wrong URL (or CA), as on the AMQP side, not a broker's refusal.
     return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${code || "error"} ${tls?.text ?? e.message}`), {
       transient: TRANSIENT_CODES.has(code),
       status: code,
       hints,
+      code: tls ? "broker_unreachable" : undefined,
     });
   }
 }

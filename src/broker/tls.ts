@@ -22,7 +22,7 @@ export function tlsOptions(tls: TlsOptions, insecure?: boolean): { ca?: Buffer[]
 export function tlsProblem(where: { host: string; tls?: string }, e: Error & { code?: unknown; reason?: unknown }): { text: string; hint: string } | undefined {
   const code = typeof e.code === "string" ? e.code : "";
   const reason = typeof e.reason === "string" && e.reason ? e.reason : undefined;
-  const text = reason ?? e.message.trim();
+  const text = reason ?? opensslReason(e.message) ?? e.message.trim();
   const at = where.tls;
   // A cluster from the command line (topo import --url) has no tls: section to point at.
   const noFiles = "the command line takes no TLS files: write the cluster in a topology file, with tls:, and import it with -f";
@@ -45,4 +45,13 @@ export function tlsProblem(where: { host: string; tls?: string }, e: Error & { c
     };
   }
   return undefined;
+}
+
+/**
+ * The reason in OpenSSL's dump, which is all Node gives for a failed handshake of an HTTPS
+ * request ("write EPROTO 80…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:
+ * ../deps/openssl/…/ssl3_record.c:350:" -> "wrong version number").
+ */
+function opensslReason(message: string): string | undefined {
+  return /:error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+):/.exec(message)?.[1]?.trim() || undefined;
 }

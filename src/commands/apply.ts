@@ -139,6 +139,16 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // again under its lock: one that went stale in the meantime stops them all.
     // It holds each lock while it waits for the others, so it takes them one at a time in one order.
     const changing = clusters.filter((c) => plans.some((p) => p.cluster === c.target.name && p.actions.length > 0));
+    // Every cluster that will write logs in over AMQP before any cluster writes: the identity
+    // probe reads only connection.start, so a refused login (a wrong password in one url) would
+    // otherwise stop its cluster after the other one had been changed. A cluster whose vhost
+    // apply creates cannot log in before that write.
+    const createsVhost = (c: DesiredCluster) => plans.some((p) => p.cluster === c.target.name && p.actions.some((a) => a.op === "create" && a.after.kind === "vhost"));
+    await forEachCluster(
+      changing.filter((c) => !createsVhost(c)),
+      async (c) => void (await session(c)),
+    );
+    checkInterrupted();
     const checked = opts.expect ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const firstRead = reads.find((r) => r.plan.cluster === c.target.name) as (typeof reads)[number];

@@ -5,9 +5,9 @@
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { adminManagementUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts } from "../helpers/broker.js";
+import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
 
-const { fresh } = testVhosts();
+const { fresh, vhosts } = testVhosts();
 const users: string[] = [];
 afterEach(async () => {
   await Promise.all(users.splice(0).map((u) => api("DELETE", `/api/users/${encodeURIComponent(u)}`)));
@@ -79,6 +79,22 @@ describe("wrong ports fail at once", () => {
     }
   });
 
+  it("https:// or amqps:// on a plain port: says the port does not speak TLS, without OpenSSL's dump, broker_unreachable", async () => {
+    const b = broker();
+    const mgmt = new URL(b.mgmtBase);
+    const { file } = fresh(["mplogin"], {
+      clusterExtra: { sync: { management: `https://${mgmt.host}` }, async: { url: `amqps://${b.user}:${b.password}@${b.host}:${b.amqpPort}/x` } },
+    });
+    for (const cluster of ["sync", "async"]) {
+      const r = await timed(["plan", "-f", file, "--cluster", cluster, "--json"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`cluster ${cluster}: .* -> .*wrong version number`));
+      expect(r.stderr).toMatch(/hint: the port does not speak TLS/);
+      expect(r.stderr).not.toMatch(/SSL routines|openssl|0A00010B/);
+      expect(JSON.parse(r.stdout).error.code).toBe("broker_unreachable");
+    }
+  });
+
   it("a port that accepts and never answers (Erlang distribution, 25672) fails within the probe's bound", async () => {
     const b = broker();
     const { file: mgmt } = fresh(["mplogin"], { clusterExtra: { sync: { management: `http://${b.host}:25672` } } });
@@ -108,6 +124,28 @@ describe("a missing right is named, with the command that grants it", () => {
     expect(r.stderr).toContain(`rabbitmqctl set_user_tags ${u.user} monitoring`);
     expect(r.stderr).not.toMatch(/check the user and password|check them/);
     expect(JSON.parse(r.stdout).error.code).toBe("permission_denied");
+  });
+
+  it("a wrong AMQP password on one cluster (its management API logs in) stops apply before any cluster is written", async () => {
+    const b = broker();
+    const [sync, async] = [uniqueName("sync"), uniqueName("async")];
+    vhosts.push(sync, async);
+    const file = writeTopology({
+      sync,
+      async,
+      services: ["mplogin", "mpwallet"],
+      clusterExtra: { sync: { url: amqpUrl(sync, { user: b.user, password: "wrong-amqp-pw" }), management: adminManagementUrl() } },
+    });
+    await createVhost(sync);
+    await createVhost(async);
+    const r = await runCli(["apply", "-f", file, "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error.code).toBe("auth_failed");
+    expect(r.stderr).toMatch(/cluster sync: connect amqp:\/\/.* -> ACCESS_REFUSED/);
+    expect(r.stderr).not.toMatch(/applying|applied/);
+    // Nothing was written on the other cluster either: not its objects, nor topo's apply mark.
+    const exchanges = (await api("GET", `/api/exchanges/${vh(async)}?columns=name`)).body as { name: string }[];
+    expect(exchanges.map((e) => e.name).filter((n) => !n.startsWith("amq.") && n !== "")).toEqual([]);
   });
 
   it("a wrong password is still auth_failed", async () => {
