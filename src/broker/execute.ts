@@ -18,6 +18,7 @@ import { plural } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
 import { REPLACES_AT_ONCE } from "../plan/limits.js";
+import { inUseHint } from "../plan/guards.js";
 
 export interface ExecuteOptions {
   /** Delete queues even when they hold messages. Without it every queue delete is if-empty. */
@@ -359,7 +360,7 @@ function notIdle(cluster: string, queue: string, reply: string): BrokerError {
     object: `queue ${queue}`,
     hints: [
       inUse
-        ? `a consumer's unacknowledged messages would go with the queue: stop the workers that consume from ${queue}, then run topo apply again`
+        ? inUseHint([queue])
         : `let the workers drain ${queue} (topo plan shows the count), then run topo apply again; or pass --allow-data-loss to delete the messages with it`,
     ],
   });

@@ -143,7 +143,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // probe reads only connection.start, so a refused login (a wrong password in one url) would
     // otherwise stop its cluster after the other one had been changed. A cluster whose vhost
     // apply creates cannot log in before that write.
-    const createsVhost = (c: DesiredCluster) => plans.some((p) => p.cluster === c.target.name && p.actions.some((a) => a.op === "create" && a.after.kind === "vhost"));
+    const createsVhost = (c: DesiredCluster) => plans.some((p) => p.cluster === c.target.name && p.actions.some(isVhostCreate));
     await forEachCluster(
       changing.filter((c) => !createsVhost(c)),
       async (c) => void (await session(c)),
@@ -159,7 +159,6 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const t = { made: 0, total: first.actions.length };
       tally.set(c.target.name, t);
       // The lock lives in the vhost, so the vhost comes first (an idempotent PUT).
-      const isVhostCreate = (a: Action) => a.op === "create" && a.after.kind === "vhost";
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
         try {
@@ -440,6 +439,11 @@ function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {
  * count now, and its consumers (plan's read has none). Used to refuse a data-losing plan before
  * anything is written.
  */
+/** The vhost a cluster's plan creates: its first write, before its lock can be taken (the lock lives in it). */
+function isVhostCreate(a: Action): boolean {
+  return a.op === "create" && a.after.kind === "vhost";
+}
+
 async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
   const targets = p.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && a.before.kind === "queue");
   await s.runAll(

@@ -126,7 +126,7 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
   throw new UnsafePlanError(
     `refusing to drop messages: ${plural(n, "queue")} to delete ${what.length > 1 ? `${what.slice(0, -1).join(", ")} or ${what[what.length - 1]}` : what[0]}:\n${lines.join("\n")}`,
     [
-      ...(all.has("consumers") ? [`a consumer's unacknowledged messages would go with the queue: stop the workers that consume from ${named("consumers").join(", ")}, then run topo apply again`] : []),
+      ...(all.has("consumers") ? [inUseHint(named("consumers"))] : []),
       ...(all.has("stream")
         ? [`a stream keeps its messages after they are consumed, and its counts lag behind what was just published, so topo cannot make sure ${named("stream").join(", ")} hold${named("stream").length === 1 ? "s" : ""} none: only --allow-data-loss deletes a stream, with what it holds`]
         : []),
@@ -138,4 +138,9 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
     ],
     "refused_data_loss",
   );
+}
+
+/** What to do about queues to delete that have consumers: before apply writes, or when the delete itself is refused. */
+export function inUseHint(queues: readonly string[]): string {
+  return `a consumer's unacknowledged messages would go with the queue: stop the workers that consume from ${queues.join(", ")}, then run topo apply again`;
 }
