@@ -23,7 +23,11 @@ export const APPLIES_TO: Record<QueueType, ReadonlySet<string>> = {
 
 /** RabbitMQ patterns are PCRE; JavaScript's RegExp reads the ones people write the same way. */
 function matches(pattern: string, name: string): boolean {
-  return readable(pattern) ? new RegExp(pattern).test(name) : false;
+  try {
+    return new RegExp(pattern).test(name);
+  } catch {
+    return false; // a PCRE pattern JavaScript cannot read: it cannot be judged here
+  }
 }
 
 /** Whether JavaScript reads a pattern at all; one it cannot (`(?i)`) is judged by the broker alone. */
@@ -113,9 +117,10 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     if (m.by === "topo") {
       // A user's policy JavaScript cannot read may be the one RabbitMQ applies: only the broker's
       // report can tell, and it comes a few seconds after a declare.
-      const mayWin = facts.policy ? undefined : policies.find((p) => !ours(p) && APPLIES_TO[spec.queue.type].has(p.applyTo) && !readable(p.pattern) && p.priority > topoPriority(spec.queue));
+      const topo = topoPriority(spec.queue);
+      const mayWin = facts.policy ? undefined : policies.find((p) => !ours(p) && APPLIES_TO[spec.queue.type].has(p.applyTo) && p.priority > topo && !readable(p.pattern));
       if (mayWin) {
-        const entry = unsure.get(mayWin.name) ?? { queues: [], topo: topoPriority(spec.queue) };
+        const entry = unsure.get(mayWin.name) ?? { queues: [], topo };
         entry.queues.push(name);
         unsure.set(mayWin.name, entry);
         continue;
