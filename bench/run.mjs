@@ -278,7 +278,7 @@ async function baselineSequential(n, vhosts) {
  * clusters at once as topo sends them, each timed to its last byte; nothing is parsed.
  */
 async function readFloor(vhosts) {
-  const { BINDING_COLUMNS, EXCHANGE_COLUMNS, QUEUE_COLUMNS } = await import("../dist/broker/read.js");
+  const { listingPaths } = await import("../dist/broker/read.js");
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const get = (path) =>
     new Promise((resolve, reject) => {
@@ -294,13 +294,8 @@ async function readFloor(vhosts) {
   try {
     return await measured(async () => {
       const answers = await Promise.all(
-        Object.values(vhosts).flatMap((v) => [
-          get(`/api/nodes?columns=name,running,applications`),
-          get(`/api/exchanges/${v}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`),
-          get(`/api/queues/${v}?disable_stats=true&columns=${QUEUE_COLUMNS}`),
-          get(`/api/bindings/${v}?columns=${BINDING_COLUMNS}`),
-          get(`/api/policies/${v}`),
-        ]),
+        // The very requests topo's read makes (broker/read.ts listingPaths).
+        Object.values(vhosts).flatMap((v) => Object.values(listingPaths(v)).map(get)),
       );
       const byKind = {};
       for (const a of answers) {
