@@ -135,9 +135,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       guardPlans(plans, { allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
     }
 
-    // With a saved plan, no cluster writes until every cluster with changes has been checked
-    // again under its lock: one that went stale in the meantime stops them all.
-    // It holds each lock while it waits for the others, so it takes them one at a time in one order.
+    // No cluster writes until every cluster with changes holds its lock and has been checked
+    // again under it: a saved plan gone stale, a count that refuses a delete, or a user who may
+    // not declare the lock queue on one cluster stops them all before any of them writes.
+    // Each holds its lock while it waits for the others, so they take them one at a time in one order.
     const changing = clusters.filter((c) => plans.some((p) => p.cluster === c.target.name && p.actions.length > 0));
     // Every cluster that will write logs in over AMQP before any cluster writes: the identity
     // probe reads only connection.start, so a refused login (a wrong password in one url) would
@@ -149,7 +150,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       async (c) => void (await session(c)),
     );
     checkInterrupted();
-    const checked = opts.expect ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
+    const checked = opts.expect || changing.length > 1 ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const firstRead = reads.find((r) => r.plan.cluster === c.target.name) as (typeof reads)[number];
       const first = firstRead.plan;
@@ -187,8 +188,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         } catch (e) {
           checkInterrupted();
           // Only a connection that was open and then lost is a restart worth waiting for; one
-          // that never opened (a wrong port, a refused login) fails at once. A saved plan that
-          // had not yet been checked under every lock is not retried: a retry would not check it.
+          // that never opened (a wrong port, a refused login) fails at once. Nor is a cluster that
+          // had not yet passed the barrier: its failure has already stopped the others, and a
+          // retry would not check a saved plan under every lock.
           const lost = sessions.get(c.target.name)?.lost !== undefined;
           if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) {
             // Another cluster may go on for a while: this one's lock goes now.
@@ -335,7 +337,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 }
 
 /**
- * A saved plan's clusters write only once every one of them has been checked under its lock. Each
+ * Several clusters (and a saved plan's) write only once every one of them has been checked under its lock. Each
  * holds its lock while it waits for the others, so the locks are taken one after another in the
  * order of lockOrder, which every apply agrees on: two applies can then never each hold a lock the
  * other is waiting for.

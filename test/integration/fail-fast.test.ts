@@ -148,6 +148,37 @@ describe("a missing right is named, with the command that grants it", () => {
     expect(exchanges.map((e) => e.name).filter((n) => !n.startsWith("amq.") && n !== "")).toEqual([]);
   });
 
+  // The AMQP login succeeds, but the user may not configure topo's lock queue: found only when
+  // that cluster takes its lock. Whichever cluster locks first, no cluster writes.
+  for (const denied of ["sync", "async"] as const) {
+    it(`a user who may not declare topo's lock queue on the ${denied} cluster stops apply before any cluster is written`, async () => {
+      const u = await user("");
+      const [sync, async] = [uniqueName("sync"), uniqueName("async")];
+      vhosts.push(sync, async);
+      await createVhost(sync);
+      await createVhost(async);
+      const target = denied === "sync" ? sync : async;
+      // Configure only the services' own names: not topo's lock queue or apply mark.
+      expect((await api("PUT", `/api/permissions/${vh(target)}/${u.user}`, { configure: "^mp", write: ".*", read: ".*" })).status).toBeLessThan(300);
+      const file = writeTopology({
+        sync,
+        async,
+        services: ["mplogin", "mpwallet"],
+        clusterExtra: { [denied]: { url: amqpUrl(target, u), management: adminManagementUrl() } },
+      });
+      const r = await runCli(["apply", "-f", file, "--json"]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+      expect(r.stderr).toMatch(new RegExp(`access to queue 'topo\\.[\\w.]*lock' in vhost '${target}' refused for user '${u.user}'`));
+      expect(r.stderr).not.toMatch(/applying|applied/);
+      for (const v of [sync, async]) {
+        const exchanges = (await api("GET", `/api/exchanges/${vh(v)}?columns=name`)).body as { name: string }[];
+        expect(exchanges.map((e) => e.name).filter((n) => !n.startsWith("amq.") && n !== ""), v).toEqual([]);
+        expect((await api("GET", `/api/queues/${vh(v)}?columns=name`)).body, v).toEqual([]);
+      }
+    });
+  }
+
   it("a wrong password is still auth_failed", async () => {
     const u = await user("monitoring");
     const { file } = fresh(["mplogin"], { credentials: { user: u.user, password: "wrong" } });
