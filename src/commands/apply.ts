@@ -165,7 +165,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         try {
           await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
         } catch (e) {
-          checked?.fail(e);
+          checked?.fail(e, c.target.name);
           throw e;
         }
         opts.trace?.(`cluster ${c.target.name}: created the vhost`);
@@ -192,6 +192,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           // had not yet passed the barrier: its failure has already stopped the others, and a
           // retry would not check a saved plan under every lock.
           const lost = sessions.get(c.target.name)?.lost !== undefined;
+          if (checked?.failedBy !== undefined && checked.failedBy !== c.target.name && !passed.barrier) {
+            // Said once per cluster stopped by another's failure: the error itself is the other's.
+            opts.log(`cluster ${c.target.name}: stopped before writing${t.made ? ` anything but its vhost` : ""}: cluster ${checked.failedBy} failed before every cluster held its lock`);
+          }
           if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) {
             // Another cluster may go on for a while: this one's lock goes now.
             await dropSession(c);
@@ -267,7 +271,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s);
       guardPlans([read.plan], opts);
     } catch (e) {
-      checked?.fail(e);
+      checked?.fail(e, c.target.name);
       throw e;
     }
     await checked?.arrive();
@@ -375,7 +379,11 @@ class Barrier {
     return this.done;
   }
 
-  fail(e: unknown): void {
+  /** The cluster whose failure stopped the others, if one did. */
+  failedBy?: string;
+
+  fail(e: unknown, cluster: string): void {
+    this.failedBy ??= cluster;
     this.reject(e);
   }
 }
