@@ -121,7 +121,9 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   let doc: Document.Parsed;
   try {
     // merge: YAML 1.1 merge keys (`<<: *conn`), how people share one cluster's settings with another.
-    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
+    // uniqueKeys: two keys are one when JavaScript names them alike (16 and "16", true and "true"):
+    // the library's own test compares values, and toJS() would keep the second silently.
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: sameKey, merge: true });
   } catch (e) {
     // The parser recurses; absurd nesting exhausts the stack before any rule applies.
     fail([{ line: 1, col: 1, message: `cannot parse YAML: ${e instanceof RangeError ? "nesting is too deep" : (e as Error).message}` }]);
@@ -175,6 +177,17 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     node.value = UNINTERPOLATED;
   };
   visit(doc, {
+    Pair(_key, pair, ancestors) {
+      const problem = keyProblem(pair.key);
+      if (problem === undefined) return undefined;
+      const keyNode = pair.key as YamlNode;
+      problems.push({ file, ...at(keyNode.range?.[0] ?? 0), message: `${displayPath(yamlPath(ancestors, pair))}: ${problem}` });
+      // A scalar key goes on as the text written, so nothing else is said about another name;
+      // a list or a mapping as a key goes.
+      if (!yaml().isScalar(keyNode)) return visit.REMOVE;
+      (keyNode as Scalar).value = (keyNode as Scalar).source ?? "";
+      return undefined;
+    },
     Collection(_key, node) {
       if (node.anchor) anchors.add(node.anchor);
     },
@@ -429,17 +442,62 @@ function duplicateKeyMessage(doc: Document.Parsed, offset: number, lineOf: (o: n
       const i = map.items.findIndex((it: Pair) => (it.key as YamlNode | null)?.range?.[0] === offset);
       if (i < 0) return undefined;
       const key = map.items[i]?.key;
-      const first = isScalar(key) ? map.items.slice(0, i).find((it: Pair) => isScalar(it.key) && (it.key as Scalar).value === key.value) : undefined;
-      const firstAt = (first?.key as YamlNode | undefined)?.range?.[0];
-      if (!isScalar(key) || firstAt === undefined) return visit.BREAK;
+      const first = isScalar(key) ? map.items.slice(0, i).find((it: Pair) => sameKey(it.key, key)) : undefined;
+      const firstKey = first?.key as Scalar | undefined;
+      const firstAt = firstKey?.range?.[0];
+      if (!isScalar(key) || firstKey === undefined || firstAt === undefined) return visit.BREAK;
       const path = yamlPath(ancestors, map).map(String);
       const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
-      const shown = secret || /@|:\/\//.test(String(key.value)) ? "a key" : `the key ${JSON.stringify(String(key.value))}`;
-      message = `${shown} is given twice in this mapping (first on line ${lineOf(firstAt)}); remove one`;
+      const name = keyName(key.value);
+      const hidden = secret || /@|:\/\//.test(`${name ?? ""}${firstKey.source ?? ""}`);
+      const shown = hidden ? "a key" : `the key ${JSON.stringify(name)}`;
+      // 0x10 then "16": the first is written otherwise, and the reader looks for "16" in vain.
+      const written = !hidden && firstKey.source !== undefined && firstKey.source !== name ? `, where YAML reads ${firstKey.source} as ${name}` : "";
+      message = `${shown} is given twice in this mapping (first on line ${lineOf(firstAt)}${written}); remove one`;
       return visit.BREAK;
     },
   });
   return message;
+}
+
+/**
+ * The name JavaScript gives a key YAML read as this value (toJS(): null is "", 16 is "16");
+ * undefined for a merge key (<<), which is no name.
+ */
+function keyName(value: unknown): string | undefined {
+  if (typeof value === "symbol") return undefined;
+  return value === null || value === undefined ? "" : String(value);
+}
+
+/** Whether two keys of one mapping name the same member once read: the parser's uniqueKeys. */
+function sameKey(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  const { isScalar } = yaml();
+  if (!isScalar(a) || !isScalar(b)) return false;
+  if (a.value === b.value) return true;
+  const name = keyName(a.value);
+  return name !== undefined && name === keyName(b.value);
+}
+
+/**
+ * What is wrong with a key, if anything. Every key of a topology is a name, and YAML reads a
+ * plain 007, 0x10, 1e3, True or ~ as a number, a boolean or null, which JavaScript then names
+ * "7", "16", "1000", "true" or "": a user written 007 would be made as user 7. A key that reads
+ * back as written (16, true) is that name; a list or a mapping is no name at all.
+ */
+function keyProblem(key: unknown): string | undefined {
+  const { isAlias, isMap, isScalar, isSeq } = yaml();
+  if (isSeq(key) || isMap(key) || isAlias(key)) {
+    return `a key must be a name, not ${isSeq(key) ? "a list" : isMap(key) ? "a mapping" : "an alias (*name)"}; write the name as text`;
+  }
+  if (!isScalar(key) || typeof key.value === "string" || typeof key.value === "symbol") return undefined;
+  const written = key.source ?? "";
+  const name = keyName(key.value);
+  if (name === written) return undefined;
+  if (written === "") return `a key is empty; write the name`;
+  const as = key.value === null ? "null (no value)" : typeof key.value === "number" ? `the number ${name}` : typeof key.value === "boolean" ? `the boolean ${name}` : `a ${typeof key.value}`;
+  const shown = /@|:\/\//.test(written) ? "this key" : `the key ${written}`;
+  return `YAML reads ${shown} as ${as}, not as the text written; put it in quotes (${/@|:\/\//.test(written) ? '"..."' : JSON.stringify(written)}) to mean the text`;
 }
 
 /** The values that hold a password: users' passwords and hashes, and the clusters' URLs. */
@@ -911,7 +969,11 @@ function schemaProblem(
     case "propertyNames":
       target = [...path, String(params.propertyName)];
       atKey = true;
-      message = `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
+      // users' names have a rule of their own (RabbitMQ's user names), the clusters' another.
+      message =
+        path.length === 1 && path[0] === "users"
+          ? `${where}: user name ${shownKey(String(params.propertyName))} must be 1 to 128 letters, digits, _ . @ and - (starting with a letter or a digit)`
+          : `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
       break;
     default:
       message = `${where}: ${err.message ?? "is invalid"}`;
