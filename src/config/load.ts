@@ -178,6 +178,14 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   };
   visit(doc, {
     Pair(_key, pair, ancestors) {
+      if (isMergeKey(pair.key)) {
+        // toJS() throws at a merge source that is not a mapping, and overflows the stack (or
+        // counts an alias bomb) at one that holds the mapping it merges into: said here, at it.
+        const bad = mergeProblem(doc, pair.value, [...ancestors, pair]);
+        if (bad === undefined) return undefined;
+        problems.push({ file, ...at(bad.offset), message: `${displayPath(yamlPath(ancestors, pair))}: ${bad.message}` });
+        return visit.REMOVE;
+      }
       const problem = keyProblem(pair.key);
       if (problem === undefined) return undefined;
       const keyNode = pair.key as YamlNode;
@@ -195,9 +203,11 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       const path = yamlPath(ancestors, node);
       const message = holdsSecretValue(path)
         ? `${displayPath(path)}: ${SECRET_WITH_SYNTAX}`
-        : anchors.has(node.source)
-          ? undefined
-          : `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;
+        : !anchors.has(node.source)
+          ? NO_ANCHOR
+          : ancestors.includes(node.resolve(doc) as never)
+            ? `${displayPath(path)}: ${HOLDS_ITSELF}`
+            : undefined;
       if (message === undefined) return;
       // In its place a value that counts as refused, so nothing else is said about it.
       const stand = new ScalarNode(null);
@@ -770,10 +780,48 @@ function yamlPath(ancestors: readonly unknown[], node: unknown): Path {
   const out: Path = [];
   for (let i = 0; i < chain.length - 1; i++) {
     const a = chain[i];
-    if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
+    // What a merge key (<<) brings in is read as the mapping's own: no step of the path, nor
+    // the index in a list of merged mappings.
+    if (isPair(a) && isMergeKey(a.key)) {
+      if (isSeq(chain[i + 1])) i++;
+    } else if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
     else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
   }
   return out;
+}
+
+/** A YAML merge key, `<<`, as the parser marks it (merge: true). */
+function isMergeKey(key: unknown): boolean {
+  return yaml().isScalar(key) && typeof (key as Scalar).value === "symbol";
+}
+
+const NO_ANCHOR = `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;
+const HOLDS_ITSELF = `this alias (*name) is inside the node its anchor names, so it would hold itself; YAML cannot read that: write the values out`;
+const MERGE_TAKES = `a merge key (<<) takes a mapping, an alias of one (<<: *name) or a list of them ([*a, *b])`;
+
+/**
+ * What is wrong with a merge key's value, and where: each source must be a mapping (or an alias
+ * of one) that does not hold the merge key itself. `chain` is the merge key's pair and what holds it.
+ */
+function mergeProblem(doc: Document.Parsed, value: unknown, chain: readonly unknown[]): { offset: number; message: string } | undefined {
+  const { isAlias, isMap, isSeq } = yaml();
+  const check = (v: unknown, inList: boolean): { offset: number; message: string } | undefined => {
+    const offset = (v as YamlNode | null)?.range?.[0] ?? (chain[chain.length - 1] as Pair<YamlNode>).key?.range?.[0] ?? 0;
+    const source = isAlias(v) ? (v.resolve(doc) as unknown) : v;
+    if (isAlias(v) && source !== undefined && chain.includes(source)) return { offset, message: HOLDS_ITSELF };
+    if (isMap(source)) return undefined;
+    if (isAlias(v) && source === undefined) return { offset, message: NO_ANCHOR };
+    if (isSeq(source) && !inList) {
+      for (const item of source.items) {
+        const bad = check(item, true);
+        if (bad) return bad;
+      }
+      return undefined;
+    }
+    const what = isSeq(source) ? "a list" : source === null || source === undefined || (source as Scalar).value === null ? "empty" : "a single value";
+    return { offset, message: `${MERGE_TAKES}, not ${what}` };
+  };
+  return check(value, false);
 }
 
 function startsWith(path: Path, head: Path): boolean {

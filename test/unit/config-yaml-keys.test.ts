@@ -81,3 +81,39 @@ describe("names the schema refuses are described by the rule of their place", ()
     ]);
   });
 });
+
+describe("aliases and merge keys YAML cannot read into data, at their place", () => {
+  it("an alias inside the node it names is refused at the alias, not a crash", () => {
+    expect(problemsOf(`version: 1\n${CLUSTERS}services: &s [mplogin, *s]\n`)).toEqual([
+      `7:24: services[1]: this alias (*name) is inside the node its anchor names, so it would hold itself; YAML cannot read that: write the values out`,
+    ]);
+  });
+
+  it("a merge key (<<) inside the mapping it merges is refused at the alias, not as an alias bomb at 1:1", () => {
+    const ps = problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync: &d\n    durable: false\n    <<: *d\nservices: [mplogin]\n`);
+    expect(ps).toEqual([
+      `10:9: defaults.sync: this alias (*name) is inside the node its anchor names, so it would hold itself; YAML cannot read that: write the values out`,
+    ]);
+  });
+
+  it("a merge key whose value is not a mapping is refused at the value, with what it takes", () => {
+    const TAKES = "a merge key (<<) takes a mapping, an alias of one (<<: *name) or a list of them ([*a, *b])";
+    expect(problemsOf(`version: 1\n${CLUSTERS}n: &n 5\ndefaults:\n  sync:\n    <<: *n\nservices: [mplogin]\n`)).toEqual([
+      `7:1: (top level): unknown key "n" (allowed: $schema, version, prefix, clusters, defaults, services, users)`,
+      `10:9: defaults.sync: ${TAKES}, not a single value`,
+    ]);
+    expect(problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync:\n    <<: [{ durable: false }, 3]\nservices: [mplogin]\n`)).toEqual([
+      `9:30: defaults.sync: ${TAKES}, not a single value`,
+    ]);
+    expect(problemsOf(`version: 1\n${CLUSTERS}services: [mplogin]\n<<: oops\n`)).toEqual([`8:5: (top level): ${TAKES}, not a single value`]);
+    // An alias with no anchor there is said as anywhere else, with every other problem of the file.
+    expect(problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync:\n    <<: *nowhere\n    durable: 3\nservices: [mplogin]\n`)).toEqual([
+      `9:9: defaults.sync: YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; if it is text (a password, say), put it in quotes ('...', or "..." with \\\\ for a backslash)`,
+      `10:14: defaults.sync.durable: must be a boolean, not number 3`,
+    ]);
+    // What it takes is read as before: own keys win over merged ones.
+    expect(problemsOf(`version: 1\n${CLUSTERS}x: &m { durable: true }\ndefaults:\n  sync:\n    <<: [*m, { mirrored: false }]\n    durable: false\nservices: [mplogin]\n`)).toEqual([
+      `7:1: (top level): unknown key "x" (allowed: $schema, version, prefix, clusters, defaults, services, users)`,
+    ]);
+  });
+});
