@@ -1122,18 +1122,24 @@ function closest(word: string, candidates: string[]): string | undefined {
   return bestD <= Math.max(1, Math.floor(word.length / 4)) ? best : undefined;
 }
 
+/**
+ * Edits from a to b, where two neighbouring letters swapped count as one (optimal string
+ * alignment): "tpye" is one slip from "type", as "typ" is, not two.
+ */
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let before = Array.from({ length: b.length + 1 }, () => 0);
+  let last = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
+    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      let d = Math.min(last[j]! + 1, row[j - 1]! + 1, last[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
     }
+    before = last;
+    last = row;
   }
-  return row[b.length]!;
+  return last[b.length]!;
 }
 
 /** Find the node a path names (its key, when asked) and turn it into FILE:LINE:COL. */

@@ -117,3 +117,22 @@ describe("aliases and merge keys YAML cannot read into data, at their place", ()
     ]);
   });
 });
+
+describe("a mistyped key is told the key it most likely means", () => {
+  it("two letters swapped count as one slip, so short keys are suggested too", () => {
+    const ps = problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync: { durabel: false, tpye: classic, clsuter: sync }\nservices:\n  - name: mplogin\n    snyc: false\nusers:\n  u: { tgas: [x], password: p, consumes: [mplogin] }\n`);
+    expect(ps).toEqual([
+      `8:11: defaults.sync: unknown key "durabel"; did you mean "durable"? (allowed: cluster, durable, mirrored, type, arguments)`,
+      `8:27: defaults.sync: unknown key "tpye"; did you mean "type"? (allowed: cluster, durable, mirrored, type, arguments)`,
+      `8:42: defaults.sync: unknown key "clsuter"; did you mean "cluster"? (allowed: cluster, durable, mirrored, type, arguments)`,
+      `11:5: services[0]: unknown key "snyc"; did you mean "sync"? (allowed: name, sync, async)`,
+      `13:8: users.u: unknown key "tgas"; did you mean "tags"? (allowed: password, password_hash, consumes, publishes, tags, adopt)`,
+    ]);
+  });
+
+  it("a word far from every key gets no guess", () => {
+    expect(problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync: { colour: red }\nservices: [mplogin]\n`)).toEqual([
+      `8:11: defaults.sync: unknown key "colour" (allowed: cluster, durable, mirrored, type, arguments)`,
+    ]);
+  });
+});
