@@ -582,6 +582,7 @@ interface SchemaNode {
   additionalProperties?: SchemaNode | boolean;
   items?: SchemaNode;
   const?: unknown;
+  enum?: unknown[];
   then?: SchemaNode;
   else?: SchemaNode;
   definitions?: Record<string, SchemaNode>;
@@ -606,8 +607,9 @@ function schemaTypesAt(path: Path): Set<string> {
       return typeof n.additionalProperties === "object" ? expand(n.additionalProperties) : [];
     });
   }
-  // `version: 1` is a const, not a type.
-  const typeOf = (n: SchemaNode): string[] => (n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : []);
+  // `version: 1` is a const, `x-queue-version: 1 or 2` an enum: their values' types.
+  const typeOf = (n: SchemaNode): string[] =>
+    n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : n.enum !== undefined ? n.enum.map((v) => typeof v) : [];
   return new Set(here.flatMap(typeOf));
 }
 
@@ -990,7 +992,7 @@ function schemaProblem(
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${variable ? "" : typeHint(String(params.type), value, path)}`;
       break;
     }
     case "minProperties":
@@ -998,8 +1000,12 @@ function schemaProblem(
     case "minItems":
       message = `${where}: must not be empty`;
       break;
-    case "enum":
-      message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path), path)}`;
+    case "enum": {
+      const allowed = (params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ");
+      const value = describeValue(valueAt(doc, path), path);
+      message = variable ? `${where}: \${${variable}} is ${value}, not one of ${allowed}` : `${where}: must be one of ${allowed}, not ${value}`;
+      break;
+    }
       break;
     case "const":
       message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
@@ -1040,6 +1046,20 @@ function propertiesAt(schema: unknown): Record<string, unknown> {
   return s?.properties ?? {};
 }
 
+/**
+ * What to write instead, for the two values YAML 1.2 reads as text where people mean otherwise:
+ * yes/no/on/off (booleans in YAML 1.1) and a number in quotes. Never quotes a value that may be secret.
+ */
+function typeHint(wanted: string, value: unknown, path: (string | number)[]): string {
+  if (typeof value !== "string") return "";
+  if (wanted === "boolean" && /^(?:y|yes|n|no|on|off)$/i.test(value)) return ` (YAML 1.2 reads yes, no, on and off as text); write true or false`;
+  if ((wanted === "integer" || wanted === "number") && /^\s*[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*$/.test(value)) {
+    const key = path[path.length - 1];
+    return holdsSecrets(path) || typeof key !== "string" ? "; write it without quotes" : `; write it without quotes (${key}: ${value.trim()})`;
+  }
+  return "";
+}
+
 function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
@@ -1052,6 +1072,8 @@ function describeValue(v: unknown, path: (string | number)[]): string {
   if (typeof v === "string" && (holdsSecrets(path) || /@|:\/\//.test(v))) return "a string";
   // A users value may be a password given as a number (password: 12345).
   if (path[0] === "users") return typeof v;
+  // JSON has no infinity: .inf would be "null".
+  if (typeof v === "number" && !Number.isFinite(v)) return Number.isNaN(v) ? ".nan (not a number)" : `${v < 0 ? "-" : ""}.inf (infinity)`;
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
