@@ -113,7 +113,12 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
 function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>): DesiredState {
   const { isMap, isSeq, LineCounter, parseDocument, visit } = yaml();
   const lc = new LineCounter();
-  const at = (offset: number): { line: number; col: number } => lc.linePos(Math.max(0, offset));
+  // A byte order mark is no column an editor shows: the first line counts from after it.
+  const bom = text.startsWith("\ufeff") ? 1 : 0;
+  const at = (offset: number): { line: number; col: number } => {
+    const p = lc.linePos(Math.max(0, offset));
+    return p.line === 1 && bom ? { line: 1, col: Math.max(1, p.col - bom) } : p;
+  };
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
     throw problemsError(file, problems);
   };

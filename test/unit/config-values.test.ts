@@ -49,3 +49,13 @@ describe("values YAML reads otherwise than they look", () => {
     ]);
   });
 });
+
+describe("a file that starts with a byte order mark", () => {
+  it("is placed by the columns an editor shows, which do not count the mark", () => {
+    const json = `{"version": 1, "clusters": {"sync": {"url": "amqp://h/s"}, "async": {"url": "amqp://h/a"}}, "services": ["Bad"]}`;
+    const at = `1:${json.indexOf('"Bad"') + 1}: services[0]: service name "Bad"`;
+    expect(problemsOf(json)[0]).toMatch(new RegExp(`^${at.replace(/[[\]]/g, "\\$&")}`));
+    expect(problemsOf(`\ufeff${json}`)[0]).toMatch(new RegExp(`^${at.replace(/[[\]]/g, "\\$&")}`));
+    expect(problemsOf(`\ufeffversion: 2\nclusters: { sync: { url: "amqp://h/s" }, async: { url: "amqp://h/a" } }\nservices: [mplogin]\n`)).toEqual(["1:10: version: must be 1"]);
+  });
+});
