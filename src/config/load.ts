@@ -113,7 +113,12 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
 function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>): DesiredState {
   const { isMap, isSeq, LineCounter, parseDocument, visit } = yaml();
   const lc = new LineCounter();
-  const at = (offset: number): { line: number; col: number } => lc.linePos(Math.max(0, offset));
+  // A byte order mark is no column an editor shows: the first line counts from after it.
+  const bom = text.startsWith("\ufeff") ? 1 : 0;
+  const at = (offset: number): { line: number; col: number } => {
+    const p = lc.linePos(Math.max(0, offset));
+    return p.line === 1 && bom ? { line: 1, col: Math.max(1, p.col - bom) } : p;
+  };
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
     throw problemsError(file, problems);
   };
@@ -121,7 +126,9 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   let doc: Document.Parsed;
   try {
     // merge: YAML 1.1 merge keys (`<<: *conn`), how people share one cluster's settings with another.
-    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
+    // uniqueKeys: two keys are one when JavaScript names them alike (16 and "16", true and "true"):
+    // the library's own test compares values, and toJS() would keep the second silently.
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: sameKey, merge: true });
   } catch (e) {
     // The parser recurses; absurd nesting exhausts the stack before any rule applies.
     fail([{ line: 1, col: 1, message: `cannot parse YAML: ${e instanceof RangeError ? "nesting is too deep" : (e as Error).message}` }]);
@@ -175,6 +182,25 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     node.value = UNINTERPOLATED;
   };
   visit(doc, {
+    Pair(_key, pair, ancestors) {
+      if (isMergeKey(pair.key)) {
+        // toJS() throws at a merge source that is not a mapping, and overflows the stack (or
+        // counts an alias bomb) at one that holds the mapping it merges into: said here, at it.
+        const bad = mergeProblem(doc, pair.value, [...ancestors, pair]);
+        if (bad === undefined) return undefined;
+        problems.push({ file, ...at(bad.offset), message: `${displayPath(yamlPath(ancestors, pair))}: ${bad.message}` });
+        return visit.REMOVE;
+      }
+      const problem = keyProblem(pair.key);
+      if (problem === undefined) return undefined;
+      const keyNode = pair.key as YamlNode;
+      problems.push({ file, ...at(keyNode.range?.[0] ?? 0), message: `${displayPath(yamlPath(ancestors, pair))}: ${problem}` });
+      // A scalar key goes on as the text written, so nothing else is said about another name;
+      // a list or a mapping as a key goes.
+      if (!yaml().isScalar(keyNode)) return visit.REMOVE;
+      (keyNode as Scalar).value = (keyNode as Scalar).source ?? "";
+      return undefined;
+    },
     Collection(_key, node) {
       if (node.anchor) anchors.add(node.anchor);
     },
@@ -182,9 +208,11 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       const path = yamlPath(ancestors, node);
       const message = holdsSecretValue(path)
         ? `${displayPath(path)}: ${SECRET_WITH_SYNTAX}`
-        : anchors.has(node.source)
-          ? undefined
-          : `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;
+        : !anchors.has(node.source)
+          ? NO_ANCHOR
+          : ancestors.includes(node.resolve(doc) as never)
+            ? `${displayPath(path)}: ${HOLDS_ITSELF}`
+            : undefined;
       if (message === undefined) return;
       // In its place a value that counts as refused, so nothing else is said about it.
       const stand = new ScalarNode(null);
@@ -429,17 +457,62 @@ function duplicateKeyMessage(doc: Document.Parsed, offset: number, lineOf: (o: n
       const i = map.items.findIndex((it: Pair) => (it.key as YamlNode | null)?.range?.[0] === offset);
       if (i < 0) return undefined;
       const key = map.items[i]?.key;
-      const first = isScalar(key) ? map.items.slice(0, i).find((it: Pair) => isScalar(it.key) && (it.key as Scalar).value === key.value) : undefined;
-      const firstAt = (first?.key as YamlNode | undefined)?.range?.[0];
-      if (!isScalar(key) || firstAt === undefined) return visit.BREAK;
+      const first = isScalar(key) ? map.items.slice(0, i).find((it: Pair) => sameKey(it.key, key)) : undefined;
+      const firstKey = first?.key as Scalar | undefined;
+      const firstAt = firstKey?.range?.[0];
+      if (!isScalar(key) || firstKey === undefined || firstAt === undefined) return visit.BREAK;
       const path = yamlPath(ancestors, map).map(String);
       const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
-      const shown = secret || /@|:\/\//.test(String(key.value)) ? "a key" : `the key ${JSON.stringify(String(key.value))}`;
-      message = `${shown} is given twice in this mapping (first on line ${lineOf(firstAt)}); remove one`;
+      const name = keyName(key.value);
+      const hidden = secret || /@|:\/\//.test(`${name ?? ""}${firstKey.source ?? ""}`);
+      const shown = hidden ? "a key" : `the key ${JSON.stringify(name)}`;
+      // 0x10 then "16": the first is written otherwise, and the reader looks for "16" in vain.
+      const written = !hidden && firstKey.source !== undefined && firstKey.source !== name ? `, where YAML reads ${firstKey.source} as ${name}` : "";
+      message = `${shown} is given twice in this mapping (first on line ${lineOf(firstAt)}${written}); remove one`;
       return visit.BREAK;
     },
   });
   return message;
+}
+
+/**
+ * The name JavaScript gives a key YAML read as this value (toJS(): null is "", 16 is "16");
+ * undefined for a merge key (<<), which is no name.
+ */
+function keyName(value: unknown): string | undefined {
+  if (typeof value === "symbol") return undefined;
+  return value === null || value === undefined ? "" : String(value);
+}
+
+/** Whether two keys of one mapping name the same member once read: the parser's uniqueKeys. */
+function sameKey(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  const { isScalar } = yaml();
+  if (!isScalar(a) || !isScalar(b)) return false;
+  if (a.value === b.value) return true;
+  const name = keyName(a.value);
+  return name !== undefined && name === keyName(b.value);
+}
+
+/**
+ * What is wrong with a key, if anything. Every key of a topology is a name, and YAML reads a
+ * plain 007, 0x10, 1e3, True or ~ as a number, a boolean or null, which JavaScript then names
+ * "7", "16", "1000", "true" or "": a user written 007 would be made as user 7. A key that reads
+ * back as written (16, true) is that name; a list or a mapping is no name at all.
+ */
+function keyProblem(key: unknown): string | undefined {
+  const { isAlias, isMap, isScalar, isSeq } = yaml();
+  if (isSeq(key) || isMap(key) || isAlias(key)) {
+    return `a key must be a name, not ${isSeq(key) ? "a list" : isMap(key) ? "a mapping" : "an alias (*name)"}; write the name as text`;
+  }
+  if (!isScalar(key) || typeof key.value === "string" || typeof key.value === "symbol") return undefined;
+  const written = key.source ?? "";
+  const name = keyName(key.value);
+  if (name === written) return undefined;
+  if (written === "") return `a key is empty; write the name`;
+  const as = key.value === null ? "null (no value)" : typeof key.value === "number" ? `the number ${name}` : typeof key.value === "boolean" ? `the boolean ${name}` : `a ${typeof key.value}`;
+  const shown = /@|:\/\//.test(written) ? "this key" : `the key ${written}`;
+  return `YAML reads ${shown} as ${as}, not as the text written; put it in quotes (${/@|:\/\//.test(written) ? '"..."' : JSON.stringify(written)}) to mean the text`;
 }
 
 /** The values that hold a password: users' passwords and hashes, and the clusters' URLs. */
@@ -514,6 +587,7 @@ interface SchemaNode {
   additionalProperties?: SchemaNode | boolean;
   items?: SchemaNode;
   const?: unknown;
+  enum?: unknown[];
   then?: SchemaNode;
   else?: SchemaNode;
   definitions?: Record<string, SchemaNode>;
@@ -538,8 +612,9 @@ function schemaTypesAt(path: Path): Set<string> {
       return typeof n.additionalProperties === "object" ? expand(n.additionalProperties) : [];
     });
   }
-  // `version: 1` is a const, not a type.
-  const typeOf = (n: SchemaNode): string[] => (n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : []);
+  // `version: 1` is a const, `x-queue-version: 1 or 2` an enum: their values' types.
+  const typeOf = (n: SchemaNode): string[] =>
+    n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : n.enum !== undefined ? n.enum.map((v) => typeof v) : [];
   return new Set(here.flatMap(typeOf));
 }
 
@@ -712,10 +787,48 @@ function yamlPath(ancestors: readonly unknown[], node: unknown): Path {
   const out: Path = [];
   for (let i = 0; i < chain.length - 1; i++) {
     const a = chain[i];
-    if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
+    // What a merge key (<<) brings in is read as the mapping's own: no step of the path, nor
+    // the index in a list of merged mappings.
+    if (isPair(a) && isMergeKey(a.key)) {
+      if (isSeq(chain[i + 1])) i++;
+    } else if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
     else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
   }
   return out;
+}
+
+/** A YAML merge key, `<<`, as the parser marks it (merge: true). */
+function isMergeKey(key: unknown): boolean {
+  return yaml().isScalar(key) && typeof (key as Scalar).value === "symbol";
+}
+
+const NO_ANCHOR = `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;
+const HOLDS_ITSELF = `this alias (*name) is inside the node its anchor names, so it would hold itself; YAML cannot read that: write the values out`;
+const MERGE_TAKES = `a merge key (<<) takes a mapping, an alias of one (<<: *name) or a list of them ([*a, *b])`;
+
+/**
+ * What is wrong with a merge key's value, and where: each source must be a mapping (or an alias
+ * of one) that does not hold the merge key itself. `chain` is the merge key's pair and what holds it.
+ */
+function mergeProblem(doc: Document.Parsed, value: unknown, chain: readonly unknown[]): { offset: number; message: string } | undefined {
+  const { isAlias, isMap, isSeq } = yaml();
+  const check = (v: unknown, inList: boolean): { offset: number; message: string } | undefined => {
+    const offset = (v as YamlNode | null)?.range?.[0] ?? (chain[chain.length - 1] as Pair<YamlNode>).key?.range?.[0] ?? 0;
+    const source = isAlias(v) ? (v.resolve(doc) as unknown) : v;
+    if (isAlias(v) && source !== undefined && chain.includes(source)) return { offset, message: HOLDS_ITSELF };
+    if (isMap(source)) return undefined;
+    if (isAlias(v) && source === undefined) return { offset, message: NO_ANCHOR };
+    if (isSeq(source) && !inList) {
+      for (const item of source.items) {
+        const bad = check(item, true);
+        if (bad) return bad;
+      }
+      return undefined;
+    }
+    const what = isSeq(source) ? "a list" : source === null || source === undefined || (source as Scalar).value === null ? "empty" : "a single value";
+    return { offset, message: `${MERGE_TAKES}, not ${what}` };
+  };
+  return check(value, false);
 }
 
 function startsWith(path: Path, head: Path): boolean {
@@ -884,7 +997,7 @@ function schemaProblem(
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${variable ? "" : typeHint(String(params.type), value, path)}`;
       break;
     }
     case "minProperties":
@@ -892,8 +1005,12 @@ function schemaProblem(
     case "minItems":
       message = `${where}: must not be empty`;
       break;
-    case "enum":
-      message = `${where}: must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")}, not ${describeValue(valueAt(doc, path), path)}`;
+    case "enum": {
+      const allowed = (params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ");
+      const value = describeValue(valueAt(doc, path), path);
+      message = variable ? `${where}: \${${variable}} is ${value}, not one of ${allowed}` : `${where}: must be one of ${allowed}, not ${value}`;
+      break;
+    }
       break;
     case "const":
       message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
@@ -911,7 +1028,11 @@ function schemaProblem(
     case "propertyNames":
       target = [...path, String(params.propertyName)];
       atKey = true;
-      message = `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
+      // users' names have a rule of their own (RabbitMQ's user names), the clusters' another.
+      message =
+        path.length === 1 && path[0] === "users"
+          ? `${where}: user name ${shownKey(String(params.propertyName))} must be 1 to 128 letters, digits, _ . @ and - (starting with a letter or a digit)`
+          : `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
       break;
     default:
       message = `${where}: ${err.message ?? "is invalid"}`;
@@ -930,6 +1051,20 @@ function propertiesAt(schema: unknown): Record<string, unknown> {
   return s?.properties ?? {};
 }
 
+/**
+ * What to write instead, for the two values YAML 1.2 reads as text where people mean otherwise:
+ * yes/no/on/off (booleans in YAML 1.1) and a number in quotes. Never quotes a value that may be secret.
+ */
+function typeHint(wanted: string, value: unknown, path: (string | number)[]): string {
+  if (typeof value !== "string") return "";
+  if (wanted === "boolean" && /^(?:y|yes|n|no|on|off)$/i.test(value)) return ` (YAML 1.2 reads yes, no, on and off as text); write true or false`;
+  if ((wanted === "integer" || wanted === "number") && /^\s*[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*$/.test(value)) {
+    const key = path[path.length - 1];
+    return holdsSecrets(path) || typeof key !== "string" ? "; write it without quotes" : `; write it without quotes (${key}: ${value.trim()})`;
+  }
+  return "";
+}
+
 function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
@@ -942,6 +1077,8 @@ function describeValue(v: unknown, path: (string | number)[]): string {
   if (typeof v === "string" && (holdsSecrets(path) || /@|:\/\//.test(v))) return "a string";
   // A users value may be a password given as a number (password: 12345).
   if (path[0] === "users") return typeof v;
+  // JSON has no infinity: .inf would be "null".
+  if (typeof v === "number" && !Number.isFinite(v)) return Number.isNaN(v) ? ".nan (not a number)" : `${v < 0 ? "-" : ""}.inf (infinity)`;
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
@@ -1012,18 +1149,24 @@ function closest(word: string, candidates: string[]): string | undefined {
   return bestD <= Math.max(1, Math.floor(word.length / 4)) ? best : undefined;
 }
 
+/**
+ * Edits from a to b, where two neighbouring letters swapped count as one (optimal string
+ * alignment): "tpye" is one slip from "type", as "typ" is, not two.
+ */
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let before = Array.from({ length: b.length + 1 }, () => 0);
+  let last = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
+    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      let d = Math.min(last[j]! + 1, row[j - 1]! + 1, last[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
     }
+    before = last;
+    last = row;
   }
-  return row[b.length]!;
+  return last[b.length]!;
 }
 
 /** Find the node a path names (its key, when asked) and turn it into FILE:LINE:COL. */

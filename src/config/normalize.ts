@@ -122,6 +122,10 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `URL has no host; write ${protocol}://<user>:<password>@<host>:<port>/<vhost>` });
     return undefined;
   }
+  if (u.port !== "" && Number(u.port) === 0) {
+    problems.push({ path, message: `the port is 0, which no broker listens on; write the broker's port (amqp 5672, amqps 5671), or leave it out for the default` });
+    return undefined;
+  }
   const misplaced = userinfoAfterHost(u);
   if (misplaced) {
     problems.push({ path, message: misplaced });
@@ -183,6 +187,10 @@ function parseManagement(
   const misplaced = userinfoAfterHost(u);
   if (misplaced) {
     problems.push({ path, message: misplaced });
+    return undefined;
+  }
+  if (u.port !== "" && Number(u.port) === 0) {
+    problems.push({ path, message: `the port is 0, which no broker listens on; write the management API's port (http 15672, https 15671), or leave it out for the default` });
     return undefined;
   }
   if (u.search || u.hash) {

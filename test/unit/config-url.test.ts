@@ -185,3 +185,16 @@ describe("hostPort", () => {
     expect(c.clusters[0]?.target.management.baseUrl).toBe("http://[::1]:15672");
   });
 });
+
+describe("port 0", () => {
+  it("is refused by validate, in the url and in the management URL, not found by plan as a refused connection", () => {
+    expect(problemsOf(file("amqp://guest:guest@127.0.0.1:0/s"))).toEqual([
+      "4:10: clusters.sync.url: the port is 0, which no broker listens on; write the broker's port (amqp 5672, amqps 5671), or leave it out for the default",
+    ]);
+    expect(problemsOf(file("amqp://guest:guest@127.0.0.1/s", "http://127.0.0.1:0"))).toEqual([
+      "5:17: clusters.sync.management: the port is 0, which no broker listens on; write the management API's port (http 15672, https 15671), or leave it out for the default",
+    ]);
+    // A leading zero is the same port: 05672 is 5672.
+    expect(problemsOf(file("amqp://guest:guest@127.0.0.1:05672/s"))).toEqual([]);
+  });
+});
