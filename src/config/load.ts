@@ -997,7 +997,7 @@ function schemaProblem(
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${variable ? "" : typeHint(String(params.type), value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${typeHint(String(params.type), value, path)}`;
       break;
     }
     case "minProperties":
@@ -1011,7 +1011,6 @@ function schemaProblem(
       message = variable ? `${where}: \${${variable}} is ${value}, not one of ${allowed}` : `${where}: must be one of ${allowed}, not ${value}`;
       break;
     }
-      break;
     case "const":
       message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
       break;
