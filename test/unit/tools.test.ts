@@ -6,9 +6,9 @@ import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { loadConfig } from "../../src/config/load.js";
 import { definitionsOf } from "../../src/export/definitions.js";
 import { renderGraph } from "../../src/plan/graph.js";
-import { foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
+import { deliver, foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
 import { Ownership } from "../../src/core/naming.js";
-import type { ActualCluster, Binding } from "../../src/model.js";
+import type { ActualCluster, Binding, Exchange, Policy, Resource } from "../../src/model.js";
 import { renderText } from "../../src/plan/render.js";
 import { paintFor, Progress } from "../../src/output.js";
 import { ansi } from "../../src/plan/render.js";
@@ -84,6 +84,38 @@ describe("route", () => {
   it("says why a name would be unroutable", () => {
     expect(routeTask(desired(), "mppayment.sync.charge")).toMatchObject({ ok: false, why: expect.stringMatching(/mppayment has no sync queue/), hint: expect.stringMatching(/mppayment.async.charge/) });
     expect(routeTask(desired(), "mpnobody.sync.x")).toMatchObject({ ok: false, why: expect.stringMatching(/no service mpnobody in the file/) });
+  });
+});
+
+describe("where the broker delivers (deliver)", () => {
+  const x = (name: string, type = "topic", args: Record<string, string> = {}): Exchange => ({ kind: "exchange", name, type, durable: true, autoDelete: false, internal: false, arguments: args });
+  const bq = (source: string, destination: string, routingKey: string): Binding => ({ kind: "binding", source, destination, destinationType: "queue", routingKey, arguments: {} });
+  const bx = (source: string, destination: string, routingKey: string): Binding => ({ kind: "binding", source, destination, destinationType: "exchange", routingKey, arguments: {} });
+  const pol = (name: string, pattern: string, priority: number, ae: string, applyTo: Policy["applyTo"] = "exchanges"): Policy => ({ kind: "policy", name, pattern, applyTo, priority, definition: { "alternate-exchange": ae } });
+  const key = "mplogin.sync.register";
+
+  it("follows exchange-to-exchange bindings by each exchange's type, each exchange once", () => {
+    const rs: Resource[] = [x("mplogin"), x("fan", "fanout"), x("dir", "direct"), bq("mplogin", "mplogin.sync", "mplogin.sync.#"), bx("mplogin", "fan", "#"), bq("fan", "f", ""), bx("fan", "dir", ""), bq("dir", "d", key), bq("dir", "nod", "other"), bx("dir", "mplogin", key), bx("mplogin", "amq.fanout", "*.sync.*"), bq("amq.fanout", "a", "")];
+    const d = deliver(rs, "mplogin", key);
+    expect(d.queues).toEqual(["a", "d", "f", "mplogin.sync"]);
+    expect(d.unknown).toEqual([]);
+  });
+
+  it("passes a message no binding takes to the alternate exchange: the exchange's argument before any policy", () => {
+    const base: Resource[] = [x("ae1", "fanout"), x("ae2", "fanout"), bq("ae1", "q1", ""), bq("ae2", "q2", "")];
+    expect(deliver([...base, x("mplogin", "topic", { "alternate-exchange": "ae1" }), pol("p", "^mplogin$", 9, "ae2")], "mplogin", key)).toMatchObject({ queues: ["q1"], alternates: [{ from: "mplogin", to: "ae1", by: "its alternate-exchange argument" }] });
+    expect(deliver([...base, x("mplogin"), pol("low", "^mp", 1, "ae1"), pol("high", "^mplogin$", 2, "ae2")], "mplogin", key)).toMatchObject({ queues: ["q2"], alternates: [{ by: "policy high" }] });
+    // A policy for queues does not apply to exchanges; a message a binding takes never goes to the alternate.
+    expect(deliver([...base, x("mplogin"), pol("p", "^mplogin$", 1, "ae1", "queues")], "mplogin", key).queues).toEqual([]);
+    expect(deliver([...base, x("mplogin"), bq("mplogin", "m", "#"), pol("p", "^mplogin$", 1, "ae1")], "mplogin", key).queues).toEqual(["m"]);
+    // Equal priorities: RabbitMQ does not say which applies.
+    expect(deliver([...base, x("mplogin"), pol("a", "^mplogin$", 1, "ae1"), pol("b", "^mp", 1, "ae2")], "mplogin", key).unknown).toEqual([expect.stringMatching(/same priority/)]);
+  });
+
+  it("says what it cannot tell: an exchange that routes by headers", () => {
+    const d = deliver([x("mplogin"), x("h", "headers"), bx("mplogin", "h", "#"), bq("h", "hq", ""), bq("mplogin", "m", "#")], "mplogin", key);
+    expect(d.queues).toEqual(["m"]);
+    expect(d.unknown).toEqual([expect.stringMatching(/exchange h \(type headers\)/)]);
   });
 });
 

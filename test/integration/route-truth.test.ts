@@ -1,0 +1,97 @@
+// route --live against what the broker really does: each task is published to its service's
+// exchange with the task name as routing key, and the queues that received it are what route must
+// say. Exchange-to-exchange bindings, alternate exchanges and awkward binding keys included.
+
+import { describe, expect, it } from "vitest";
+import { api, publish, runCli, testVhosts, vh, withChannel } from "../helpers/broker.js";
+
+const { fresh } = testVhosts();
+
+/** The queues of the vhost that receive one message published to `exchange` with `key` (confirmed). */
+async function brokerRoutes(v: string, exchange: string, key: string): Promise<string[]> {
+  const names = ((await api("GET", `/api/queues/${vh(v)}?columns=name`)).body as { name: string }[]).map((q) => q.name);
+  await withChannel(v, async (ch) => {
+    for (const n of names) await ch.purgeQueue(n);
+  });
+  await publish(v, exchange, key, ["x"]);
+  return withChannel(v, async (ch) => {
+    const got: string[] = [];
+    for (const n of names) if ((await ch.checkQueue(n)).messageCount > 0) got.push(n);
+    for (const n of got) await ch.purgeQueue(n);
+    return got.sort();
+  });
+}
+
+async function liveRoute(file: string, task: string): Promise<{ code: number; queues: string[] | undefined; stdout: string; stderr: string }> {
+  const r = await runCli(["route", task, "-f", file, "--live", "--json"]);
+  const body = r.stdout ? JSON.parse(r.stdout) : undefined;
+  return { code: r.code, queues: body?.live?.queues, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("route --live says where the broker delivers a task", () => {
+  it("follows exchange-to-exchange bindings, as the broker does, and names them", async () => {
+    const { async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("fanx", "fanout", { durable: true });
+      await ch.assertQueue("fanq", { durable: true });
+      await ch.bindQueue("fanq", "fanx", "");
+      await ch.bindExchange("fanx", "mplogin", "mplogin.async.e2e");
+      await ch.assertExchange("dx", "direct", { durable: true });
+      await ch.assertQueue("dq", { durable: true });
+      await ch.bindQueue("dq", "dx", "mplogin.async.direct");
+      await ch.bindExchange("dx", "mplogin", "#");
+      // A cycle back to the service exchange: the broker visits each exchange once.
+      await ch.bindExchange("mplogin", "fanx", "");
+    });
+    for (const task of ["mplogin.async.e2e", "mplogin.async.direct", "mplogin.async.other"]) {
+      const truth = await brokerRoutes(async, "mplogin", task);
+      const r = await liveRoute(file, task);
+      expect({ task, queues: r.queues }).toEqual({ task, queues: truth });
+      expect(r.code).toBe(0);
+    }
+    expect(await brokerRoutes(async, "mplogin", "mplogin.async.e2e")).toEqual(["fanq", "mplogin.async"]);
+
+    const text = await runCli(["route", "mplogin.async.e2e", "-f", file, "--live"]);
+    expect(text.stdout).toMatch(/live: {8}the broker routes it to fanq, mplogin\.async, not as the file says \(/);
+    expect(text.stdout).toContain("mplogin -> exchange fanx [mplogin.async.e2e]");
+    expect(text.stdout).not.toMatch(/bindings agree/);
+  });
+
+  it("follows the alternate exchange a policy gives a service exchange when no binding takes the task", async () => {
+    const { async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const policy = { pattern: "^mplogin$", "apply-to": "exchanges", priority: 3, definition: { "alternate-exchange": "ae" } };
+    expect((await api("PUT", `/api/policies/${vh(async)}/hr-ae`, policy)).status).toBeLessThan(300);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("ae", "fanout", { durable: true });
+      await ch.assertQueue("aeq", { durable: true });
+      await ch.bindQueue("aeq", "ae", "");
+      await ch.unbindQueue("mplogin.async", "mplogin", "mplogin.async.#");
+    });
+    const truth = await brokerRoutes(async, "mplogin", "mplogin.async.charge");
+    expect(truth).toEqual(["aeq"]);
+    const r = await liveRoute(file, "mplogin.async.charge");
+    expect(r.queues).toEqual(truth);
+    expect(r.code).toBe(0);
+    const text = await runCli(["route", "mplogin.async.charge", "-f", file, "--live"]);
+    expect(text.stdout).toMatch(/the broker routes it to aeq, not as the file says/);
+    expect(text.stdout).toMatch(/alternate exchange ae of exchange mplogin \(policy hr-ae\)/);
+    expect(text.stdout).toMatch(/topo plan shows the drift/);
+  });
+
+  it("matches binding keys with empty words, leading and trailing dots, # and * as the broker does", async () => {
+    const { async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const keys = ["#.#.charge", "mplogin.async.charge.#", "mplogin.async.charge.", ".mplogin.async.charge", "*.*.*.#", "mplogin..charge", "mplogin.#.#.charge", "#.*.*.*", "*.#.*.*.*", "", "#", "MPLOGIN.async.charge", "mplogin.*.charge.*"];
+    await withChannel(async, async (ch) => {
+      for (const [i, k] of keys.entries()) {
+        await ch.assertQueue(`k${i}`, { durable: true });
+        await ch.bindQueue(`k${i}`, "mplogin", k);
+      }
+    });
+    const truth = await brokerRoutes(async, "mplogin", "mplogin.async.charge");
+    const r = await liveRoute(file, "mplogin.async.charge");
+    expect(r.queues).toEqual(truth);
+  });
+});
