@@ -4,7 +4,7 @@
 
 import type { ActualCluster, Binding, DesiredCluster, DesiredState, Exchange, Policy, Traffic, Resource } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { holdingQueueBase, serviceNamePattern, type Ownership } from "../core/naming.js";
+import { holdingQueueBase, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe } from "../core/keys.js";
 import { names } from "../core/words.js";
 
@@ -46,7 +46,17 @@ export function parseTaskName(name: string, prefix: string): ParsedTask {
   }
   if (kind !== "sync" && kind !== "async") return { ok: false, why: `kind "${kind}" is neither sync nor async; a task name is ${rule}` };
   if (rest.some((w) => w === "")) return { ok: false, why: `"${name}" has an empty word; the task part may not be empty or contain ".."` };
-  return { ok: true, service, kind, task: rest.join(".") };
+  const task = rest.join(".");
+  // The Celery router topo exports refuses any other task part, and the topic permissions of the
+  // users topo makes refuse it as a routing key: no client set up by topo can send it.
+  if (!new RegExp(`^${TASK_NAME_BODY}$`).test(task)) {
+    return { ok: false, why: `task part "${task}" breaks the router rule: it must be letters, digits and _ (${TASK_NAME_BODY}), so the Celery router of topo export celery refuses it and the broker users topo makes may not publish it; a task name is ${rule}` };
+  }
+  const bytes = new TextEncoder().encode(name).length;
+  if (bytes > MAX_ROUTING_KEY_BYTES) {
+    return { ok: false, why: `"${name.slice(0, 40)}..." is ${bytes} bytes long: a routing key is at most ${MAX_ROUTING_KEY_BYTES} bytes, so no AMQP client can publish it` };
+  }
+  return { ok: true, service, kind, task };
 }
 
 export interface Route {

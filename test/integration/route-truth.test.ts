@@ -2,8 +2,13 @@
 // exchange with the task name as routing key, and the queues that received it are what route must
 // say. Exchange-to-exchange bindings, alternate exchanges and awkward binding keys included.
 
+import { execFile } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { api, publish, runCli, testVhosts, vh, withChannel } from "../helpers/broker.js";
+import { amqpUrl, api, publish, runCli, testVhosts, vh, withChannel } from "../helpers/broker.js";
+import { PYTHON, pyEnv } from "../helpers/celery.js";
 
 const { fresh } = testVhosts();
 
@@ -93,5 +98,50 @@ describe("route --live says where the broker delivers a task", () => {
     const truth = await brokerRoutes(async, "mplogin", "mplogin.async.charge");
     const r = await liveRoute(file, "mplogin.async.charge");
     expect(r.queues).toEqual(truth);
+  });
+});
+
+describe("route and the exported Celery router agree on every name", () => {
+  const ROUTER = `
+import importlib, json, sys
+from kombu import Connection, Exchange, Producer
+m = importlib.import_module("celeryconfig_async")
+out = {}
+with Connection(m.broker_url) as conn:
+    for name in json.loads(sys.argv[1]):
+        try:
+            r = m.route_task(name)
+        except m.TopoRouteError as e:
+            out[name] = {"refused": str(e)}
+            continue
+        try:
+            # What Celery then does with the route: publish with the task name as routing key.
+            Producer(conn.channel()).publish("x", exchange=Exchange(r["exchange"], type="topic", no_declare=True), routing_key=r["routing_key"], declare=[])
+            out[name] = {"queue": r["queue"]}
+        except Exception as e:
+            out[name] = {"unpublishable": repr(e)}
+print(json.dumps(out))
+`;
+
+  it("a name topo route says lands in a queue is one the router sends there and a client can publish; every other name route refuses", async () => {
+    const { async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), "topo-route-"));
+    const mod = await runCli(["export", "celery", "-f", file, "--cluster", "async", "-o", join(dir, "celeryconfig_async.py")]);
+    expect(mod.code).toBe(0);
+    const names = ["mplogin.async.register", "mplogin.async.log-in", "mplogin.async.a.b", "mplogin.async.#", "mplogin.async.*", "mplogin.async.caf\u00e9", `mplogin.async.${"a".repeat(241)}`, `mplogin.async.${"a".repeat(242)}`];
+    const router = await new Promise<Record<string, { queue?: string; refused?: string; unpublishable?: string }>>((resolve, reject) =>
+      execFile(PYTHON, ["-c", ROUTER, JSON.stringify(names)], { cwd: dir, env: pyEnv(dir, { TOPO_BROKER_URL_ASYNC: amqpUrl(async) }) }, (e, stdout, stderr) => (e ? reject(new Error(stderr)) : resolve(JSON.parse(stdout)))),
+    );
+    for (const name of names) {
+      const r = await runCli(["route", name, "-f", file, "--json"]);
+      const says = r.code === 0 ? { queue: JSON.parse(r.stdout).queues.join(",") } : { refused: true };
+      const truth = router[name]?.queue !== undefined ? { queue: router[name]?.queue } : { refused: true };
+      expect({ name, says }).toEqual({ name, says: truth });
+    }
+    // Both sides of the length limit are there: the longest name a client can publish routes.
+    expect(router[`mplogin.async.${"a".repeat(241)}`]).toEqual({ queue: "mplogin.async" });
+    // One byte more: the router says why, rather than py-amqp's struct.error from the publish.
+    expect(router[`mplogin.async.${"a".repeat(242)}`]).toEqual({ refused: expect.stringMatching(/a routing key is at most 255 bytes/) });
   });
 });

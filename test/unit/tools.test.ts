@@ -65,7 +65,14 @@ describe("topic matching", () => {
 describe("route", () => {
   it("splits a task name by the router rule, or says which part breaks it", () => {
     expect(parseTaskName("mplogin.sync.register", "mp")).toEqual({ ok: true, service: "mplogin", kind: "sync", task: "register" });
-    expect(parseTaskName("mplogin.async.a.b", "mp")).toEqual({ ok: true, service: "mplogin", kind: "async", task: "a.b" });
+    // The task part is letters, digits and _: the exported Celery router and topo's users' topic
+    // permissions refuse any other, so no client topo sets up could send it.
+    expect(parseTaskName("mplogin.async.a.b", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/task part "a.b" breaks the router rule/) });
+    expect(parseTaskName("mplogin.sync.log-in", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/task part "log-in" breaks the router rule/) });
+    expect(parseTaskName("mplogin.sync.Reg_1", "mp")).toEqual({ ok: true, service: "mplogin", kind: "sync", task: "Reg_1" });
+    // A routing key is an AMQP short string: at most 255 bytes.
+    expect(parseTaskName(`mplogin.sync.${"a".repeat(242)}`, "mp")).toMatchObject({ ok: true });
+    expect(parseTaskName(`mplogin.sync.${"a".repeat(243)}`, "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/is 256 bytes long: a routing key is at most 255 bytes/) });
     expect(parseTaskName("mplogin.sync", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/has 2 words/) });
     expect(parseTaskName("MpLogin.sync.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/service "MpLogin" breaks the router rule: it must match \^mp\[a-z_\]\+\$/) });
     expect(parseTaskName("login.sync.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/prefix "mp"/) });
