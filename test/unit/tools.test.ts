@@ -171,6 +171,36 @@ describe("graph", () => {
     expect(g.match(/-->/g)).toHaveLength(5);
   });
 
+  it("gives every cluster, exchange, queue and user an id of its own, even when their names differ only in characters an id cannot hold", () => {
+    const d = desired(
+      raw({
+        clusters: { "a-b": { url: "amqp://u:p@h:5672/s" }, a_b: { url: "amqp://u:p@h:5672/a" } },
+        defaults: { sync: { cluster: "a-b" }, async: { cluster: "a_b" } },
+        services: ["mplogin"],
+        users: { "w.x": { password: "p1", consumes: ["mplogin"] }, w_x: { password: "p2", consumes: ["mplogin"] } },
+      } as Partial<RawConfig>),
+    );
+    const dot = renderGraph(d, "dot");
+    const boxes = [...dot.matchAll(/^ {2}subgraph (\S+) \{$/gm)].map((m) => m[1]);
+    const nodes = [...dot.matchAll(/^ {4}(\S+) \[label=/gm)].map((m) => m[1]);
+    // 2 clusters, each with its exchange, its queue and both users.
+    expect(boxes.length).toBe(2);
+    expect(new Set(boxes).size).toBe(2);
+    expect(nodes.length).toBe(8);
+    expect(new Set(nodes).size).toBe(8);
+    const mermaid = renderGraph(d, "mermaid");
+    const mBoxes = [...mermaid.matchAll(/^ {2}subgraph (\S+)\[/gm)].map((m) => m[1]);
+    const mNodes = [...mermaid.matchAll(/^ {4}([A-Za-z0-9_]+)(?:\{\{|\[\(|\(\[)/gm)].map((m) => m[1]);
+    expect(new Set(mBoxes).size).toBe(2);
+    expect(mNodes.length).toBe(8);
+    expect(new Set(mNodes).size).toBe(8);
+    // Each edge joins nodes of its own box.
+    for (const box of dot.split(/^ {2}subgraph /m).slice(1)) {
+      const own = new Set([...box.matchAll(/^ {4}(\S+) \[label=/gm)].map((m) => m[1]));
+      for (const e of box.matchAll(/^ {4}(\S+) -> (\S+) /gm)) expect([own.has(e[1]), own.has(e[2])]).toEqual([true, true]);
+    }
+  });
+
   it("draws the same in Graphviz DOT, with a box per cluster", () => {
     const g = renderGraph(desired(), "dot");
     expect(g).toMatch(/^digraph topo \{/);
