@@ -84,6 +84,14 @@ describe("normalize: the users section", () => {
     expect(async.resources.find((x) => x.kind === "permission")).toMatchObject({ user: "pay", read: "^mppay\\.async$", configure: "^$" });
   });
 
+  it("does not say a user gets rights on no cluster when the cluster of its services is itself refused", () => {
+    const r = users();
+    r.clusters = { ...r.clusters, sync: { url: "amqp://u:p@h:99999/s" }, async: { url: "amqp://u:p@h:99999/a" } };
+    const { problems } = normalize(r);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.map((p) => p.message)).not.toContainEqual(expect.stringMatching(/gets rights on no cluster/));
+  });
+
   it("refuses what cannot be a user, each at its place", () => {
     const { problems } = normalize(
       raw({
