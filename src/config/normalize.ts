@@ -413,7 +413,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     clusters.push({ target, queues: mine, resources: desiredResources(target, mine, prefix) });
   }
   // Only a file with a users section manages users (`users: {}` deletes every user it marked).
-  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems, targets.size < Object.keys(raw.clusters).length);
+  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems, !knownClusters || targets.size < knownClusters.length);
   return { desired: { prefix, clusters }, problems };
 }
 
