@@ -35,6 +35,8 @@ export interface LiveRoute {
   alternates: { from: string; to: string; by: string }[];
   /** What topo cannot tell about the broker's routing (an exchange that routes by message headers). */
   unknown: string[];
+  /** The service exchange's type on the broker, when it is not the topic exchange the file makes. */
+  exchangeType?: string;
 }
 
 export interface RouteReport {
@@ -69,10 +71,11 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
     report.live = {
       exchangeExists,
       queues: d.queues,
-      differs: d.queues.join("\n") !== r.route.queues.join("\n") || d.unknown.length > 0,
+      differs: d.queues.join("\n") !== r.route.queues.join("\n") || d.unknown.length > 0 || (service !== undefined && service.type !== "topic"),
       unmanaged,
       alternates: d.alternates,
       unknown: d.unknown,
+      ...(service && service.type !== "topic" ? { exchangeType: service.type } : {}),
     };
     if (service?.internal) internal = true;
   } finally {
@@ -90,7 +93,10 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
     ]);
   }
   if (live.queues.length === 0 && live.unknown.length === 0) {
-    const tried = [`no binding of exchange ${r.route.exchange} matches ${opts.task}`, ...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`)];
+    const tried = [
+      `no binding of exchange ${r.route.exchange} matches ${opts.task}${live.exchangeType ? ` (${typeWhy(r.route.exchange, live.exchangeType)})` : ""}`,
+      ...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`),
+    ];
     throw unroutable(tried.join(", "));
   }
   if (live.queues.length === 0) {
@@ -139,10 +145,16 @@ function liveWhy(r: RouteReport): string {
     const n = beyond.length;
     why.push(`it goes on through ${beyond.map((u) => u.binding).join(", ")}, ${n === 1 ? "a binding" : "bindings"} outside topo's namespace that topo neither lists nor changes`);
   }
+  if (live.exchangeType) why.push(typeWhy(r.route.exchange, live.exchangeType));
   for (const a of live.alternates) why.push(`no binding of exchange ${a.from} takes it, so the broker passes it to alternate exchange ${a.to} of exchange ${a.from} (${a.by})`);
   why.push(...live.unknown.map((u) => `topo cannot tell all of it: ${u}`));
   if (drift || why.length === 0) why.push("topo plan shows the drift");
   return why.join("; ");
+}
+
+/** A service exchange of another type routes by that type's rule, not by topic matching. */
+function typeWhy(exchange: string, type: string): string {
+  return `exchange ${exchange} is a ${type} exchange on the broker, not the topic exchange the file makes, and routes by the ${type} rule; topo plan shows the replace`;
 }
 
 /** The report for --json. */

@@ -7,7 +7,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { amqpUrl, api, publish, runCli, testVhosts, vh, withChannel } from "../helpers/broker.js";
+import { amqpUrl, api, createVhost, publish, runCli, testVhosts, vh, withChannel } from "../helpers/broker.js";
 import { PYTHON, pyEnv } from "../helpers/celery.js";
 
 const { fresh } = testVhosts();
@@ -83,6 +83,28 @@ describe("route --live says where the broker delivers a task", () => {
     expect(text.stdout).toMatch(/the broker routes it to aeq, not as the file says/);
     expect(text.stdout).toMatch(/alternate exchange ae of exchange mplogin \(policy hr-ae\)/);
     expect(text.stdout).toMatch(/topo plan shows the drift/);
+  });
+
+  it("routes by the type the service exchange has on the broker, when someone made it other than topic", async () => {
+    const { async, file } = fresh([{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }]);
+    await createVhost(async);
+    await withChannel(async, async (ch) => {
+      for (const [x, type] of [["mplogin", "direct"], ["mpwallet", "fanout"]] as const) {
+        await ch.assertExchange(x, type, { durable: true });
+        await ch.assertQueue(`${x}.async`, { durable: true });
+        await ch.bindQueue(`${x}.async`, x, `${x}.async.#`);
+      }
+    });
+    for (const task of ["mplogin.async.charge", "mpwallet.async.charge"]) {
+      const truth = await brokerRoutes(async, task.split(".")[0] as string, task);
+      const r = await liveRoute(file, task);
+      expect({ task, queues: r.code === 0 ? r.queues : [] }).toEqual({ task, queues: truth });
+    }
+    const direct = await runCli(["route", "mplogin.async.charge", "-f", file, "--live"]);
+    expect(direct.code).toBe(1);
+    expect(direct.stderr).toMatch(/no binding of exchange mplogin matches mplogin\.async\.charge \(exchange mplogin is a direct exchange on the broker, not the topic exchange the file makes/);
+    const fanout = await runCli(["route", "mpwallet.async.charge", "-f", file, "--live"]);
+    expect(fanout.stdout).toMatch(/live: {8}the broker routes it to mpwallet\.async, not as the file says \(exchange mpwallet is a fanout exchange on the broker/);
   });
 
   it("matches binding keys with empty words, leading and trailing dots, # and * as the broker does", async () => {
