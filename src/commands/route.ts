@@ -58,6 +58,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
 
   const client = managementClient(home, opts);
   let internal = false;
+  let vhostExists = true;
   try {
     const [actual] = await Promise.all([readCluster(client, home.target), identify(home, client, opts)]);
     const service = actual.resources.find((x): x is Exchange => x.kind === "exchange" && x.name === r.route.exchange);
@@ -78,6 +79,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
       ...(service && service.type !== "topic" ? { exchangeType: service.type } : {}),
     };
     if (service?.internal) internal = true;
+    vhostExists = actual.vhostExists;
   } finally {
     client.close();
   }
@@ -86,7 +88,13 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
     new TopoError(`cluster ${r.route.cluster}: ${opts.task} is unroutable on the broker: ${why}; the broker would drop it (or return it to a mandatory publisher)`, [
       "topo plan shows what is missing; topo apply creates it",
     ]);
-  if (!live.exchangeExists) throw unroutable(`exchange ${r.route.exchange} does not exist (publishing to it closes the publisher's channel with 404 NOT_FOUND)`);
+  if (!live.exchangeExists) {
+    throw unroutable(
+      vhostExists
+        ? `exchange ${r.route.exchange} does not exist (publishing to it closes the publisher's channel with 404 NOT_FOUND)`
+        : `exchange ${r.route.exchange} does not exist, nor does vhost ${r.route.vhost} (the broker refuses a publisher's connection to it with 530 NOT_ALLOWED)`,
+    );
+  }
   if (internal) {
     throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} cannot be published: exchange ${r.route.exchange} is internal on the broker, and publishing to it closes the publisher's channel with 403 ACCESS_REFUSED`, [
       "topo plan shows the replace that makes it a plain exchange; topo apply --allow-destructive makes it",
