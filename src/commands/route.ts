@@ -51,7 +51,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   const { desired, unsetPasswords } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
   for (const w of unsetPasswords) opts.warn?.(w);
   const r = routeTask(desired, opts.task);
-  if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : []);
+  if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : [], false, r.unroutable ? "unroutable" : "usage");
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;
   const report: RouteReport = { route: r.route, endpoint: home.target.amqp.display };
   if (!opts.live) return report;
@@ -84,10 +84,11 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
     client.close();
   }
   const live = report.live;
+  const place = { cluster: r.route.cluster, object: `exchange ${r.route.exchange}` };
   const unroutable = (why: string) =>
     new TopoError(`cluster ${r.route.cluster}: ${opts.task} is unroutable on the broker: ${why}; the broker would drop it (or return it to a mandatory publisher)`, [
       "topo plan shows what is missing; topo apply creates it",
-    ]);
+    ], false, "unroutable", place);
   if (!live.exchangeExists) {
     throw unroutable(
       vhostExists
@@ -98,7 +99,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   if (internal) {
     throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} cannot be published: exchange ${r.route.exchange} is internal on the broker, and publishing to it closes the publisher's channel with 403 ACCESS_REFUSED`, [
       "topo plan shows the replace that makes it a plain exchange; topo apply --allow-destructive makes it",
-    ]);
+    ], false, "unroutable", place);
   }
   if (live.queues.length === 0 && live.unknown.length === 0) {
     const tried = [
@@ -110,7 +111,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   if (live.queues.length === 0) {
     throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} reaches no queue that topo can see on the broker, and whether it reaches any depends on what topo cannot tell: ${live.unknown.join("; ")}`, [
       "topo plan shows what is missing from the file's topology; topo apply creates it",
-    ]);
+    ], false, "unroutable", place);
   }
   return report;
 }

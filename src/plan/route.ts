@@ -71,7 +71,8 @@ export interface Route {
   queues: string[];
 }
 
-export type RouteResult = { ok: true; route: Route } | { ok: false; why: string; hint?: string };
+/** A failure is either a name that breaks the router rule, or (unroutable) one the file gives no queue. */
+export type RouteResult = { ok: true; route: Route } | { ok: false; why: string; hint?: string; unroutable?: true };
 
 /**
  * The exchanges RabbitMQ makes in every vhost. They are never topo's and the reader leaves them
@@ -247,8 +248,8 @@ export function routeTask(desired: DesiredState, name: string): RouteResult {
     const known = desired.clusters.some((c) => c.queues.some((q) => q.service === service));
     const other = TRAFFIC.find((k) => k !== kind) as Traffic;
     return known
-      ? { ok: false, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} a ${kind} queue` }
-      : { ok: false, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: `add ${service} to services:` };
+      ? { ok: false, unroutable: true, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} a ${kind} queue` }
+      : { ok: false, unroutable: true, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: `add ${service} to services:` };
   }
   const queues = matchingQueues(home.resources, service, name);
   const route: Route = {
@@ -261,6 +262,6 @@ export function routeTask(desired: DesiredState, name: string): RouteResult {
     routingKey: name,
     queues,
   };
-  if (queues.length === 0) return { ok: false, why: `no binding of exchange ${service} on cluster ${home.target.name} matches routing key ${name}` };
+  if (queues.length === 0) return { ok: false, unroutable: true, why: `no binding of exchange ${service} on cluster ${home.target.name} matches routing key ${name}` };
   return { ok: true, route };
 }

@@ -103,6 +103,13 @@ describe("route --live says where the broker delivers a task", () => {
     const direct = await runCli(["route", "mplogin.async.charge", "-f", file, "--live"]);
     expect(direct.code).toBe(1);
     expect(direct.stderr).toMatch(/no binding of exchange mplogin matches mplogin\.async\.charge \(exchange mplogin is a direct exchange on the broker, not the topic exchange the file makes/);
+    // A pipeline tells a task the broker would drop from a wrong command line, and learns where.
+    const json = JSON.parse((await runCli(["route", "mplogin.async.charge", "-f", file, "--live", "--json"])).stdout);
+    expect(json.error).toMatchObject({ code: "unroutable", cluster: "async", object: "exchange mplogin" });
+    const notInFile = JSON.parse((await runCli(["route", "mpnobody.async.charge", "-f", file, "--json"])).stdout);
+    expect(notInFile.error.code).toBe("unroutable");
+    const badName = JSON.parse((await runCli(["route", "mplogin.async.log-in", "-f", file, "--json"])).stdout);
+    expect(badName.error.code).toBe("usage");
     const fanout = await runCli(["route", "mpwallet.async.charge", "-f", file, "--live"]);
     expect(fanout.stdout).toMatch(/live: {8}the broker routes it to mpwallet\.async, not as the file says \(exchange mpwallet is a fanout exchange on the broker/);
   });
