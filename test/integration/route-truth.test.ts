@@ -117,7 +117,7 @@ describe("route --live says where the broker delivers a task", () => {
   it("matches binding keys with empty words, leading and trailing dots, # and * as the broker does", async () => {
     const { async, file } = fresh([{ name: "mplogin", sync: false }]);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
-    const keys = ["#.#.charge", "mplogin.async.charge.#", "mplogin.async.charge.", ".mplogin.async.charge", "*.*.*.#", "mplogin..charge", "mplogin.#.#.charge", "#.*.*.*", "*.#.*.*.*", "", "#", "MPLOGIN.async.charge", "mplogin.*.charge.*"];
+    const keys = ["#.#.charge", "mplogin.async.charge.#", "mplogin.async.charge.", ".mplogin.async.charge", "*.*.*.#", "mplogin..charge", "mplogin.#.#.charge", "#.*.*.*", "*.#.*.*.*", "", "#", "MPLOGIN.async.charge", "mplogin.*.charge.*", "#.mplogin.#", "*.#.*", "mplogin.async.#.#", "#.charge.#", "*", "#.#", "mplogin.#.async.#.charge", "*.async", "mplogin.async.charge.#.#", "mplogin.async.#.charge"];
     await withChannel(async, async (ch) => {
       for (const [i, k] of keys.entries()) {
         await ch.assertQueue(`k${i}`, { durable: true });
@@ -125,6 +125,9 @@ describe("route --live says where the broker delivers a task", () => {
       }
     });
     const truth = await brokerRoutes(async, "mplogin", "mplogin.async.charge");
+    // Some of the keys take it and some do not, so the comparison says something.
+    expect(truth.length).toBeGreaterThan(5);
+    expect(truth.length).toBeLessThan(keys.length);
     const r = await liveRoute(file, "mplogin.async.charge");
     expect(r.queues).toEqual(truth);
   });
