@@ -85,8 +85,11 @@ function groupOf(c: DesiredCluster, ids: Ids): Group {
   return { id: ids.of(`c_${name}`, JSON.stringify([name])), label: `cluster ${name} (vhost ${c.target.amqp.vhost})`, nodes, edges };
 }
 
-// Mermaid labels are quoted; a quote inside is written as its HTML entity, a line break as <br/>.
-const mermaidText = (s: string) => s.replace(/"/g, "#quot;").replace(/\n/g, "<br/>");
+// Mermaid labels are quoted and rendered as HTML: a quote, <, > and & inside are written as
+// Mermaid's entity codes (#name;), and so is a # that would start one (a value "#quot;" would
+// otherwise be drawn as a quote, a vhost "<b>x</b>" as a bold x); a line break is <br/>.
+const MERMAID_ENTITY: Record<string, string> = { '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "#": "#35;" };
+const mermaidText = (s: string) => s.replace(/["<>&]|#(?=\w+;)/g, (c) => MERMAID_ENTITY[c] as string).replace(/\n/g, "<br/>");
 
 function mermaid(groups: Group[]): string {
   const lines = ["flowchart LR"];

@@ -201,6 +201,26 @@ describe("graph", () => {
     }
   });
 
+  it("writes names and values into Mermaid's HTML labels as they are, never as markup or entities", () => {
+    const d = desired(
+      raw({
+        clusters: { sync: { url: "amqp://u:p@h:5672/%3Cb%3Ex%3C%2Fb%3E" }, async: { url: "amqp://u:p@h:5672/a%26lt%3B" } },
+        services: [{ name: "mplogin", async: { arguments: { "x-dead-letter-exchange": "#quot;<i>&amp;" } } }],
+      }),
+    );
+    const mermaid = renderGraph(d, "mermaid");
+    // What Mermaid draws: its entity codes (#name; and #123;) become HTML entities, then HTML is rendered.
+    const html = (label: string) => label.replace(/#(\w+);/g, "&$1;");
+    const text = (h: string) =>
+      h.replace(/<br\/>/g, "\n").replace(/&(#?\w+);/g, (_, e: string) => ({ quot: '"', lt: "<", gt: ">", amp: "&" })[e] ?? String.fromCharCode(Number(e.replace("#", ""))));
+    const labels = [...mermaid.matchAll(/\["([^"]*)"\]|\(\["([^"]*)"\]\)|\{\{"([^"]*)"\}\}|\[\("([^"]*)"\)\]/g)].map((m) => html(m[1] ?? m[2] ?? m[3] ?? m[4] ?? ""));
+    for (const l of labels) expect(l.replace(/<br\/>/g, "")).not.toMatch(/[<>]/);
+    const shown = labels.map(text);
+    expect(shown).toContain("cluster sync (vhost <b>x</b>)");
+    expect(shown).toContain("cluster async (vhost a&lt;)");
+    expect(shown).toContain('mplogin.async\nclassic, durable, x-dead-letter-exchange="#quot;<i>&amp;"');
+  });
+
   it("draws the same in Graphviz DOT, with a box per cluster", () => {
     const g = renderGraph(desired(), "dot");
     expect(g).toMatch(/^digraph topo \{/);
