@@ -63,6 +63,21 @@ describe("route --live says where the broker delivers a task", () => {
     expect(text.stdout).not.toMatch(/bindings agree/);
   });
 
+  it("says what it cannot tell: a headers exchange bound to the service exchange routes by the message's headers", async () => {
+    const { async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("hx", "headers", { durable: true });
+      await ch.assertQueue("hq", { durable: true });
+      await ch.bindQueue("hq", "hx", "", { "x-match": "all", task: "mplogin.async.charge" });
+      await ch.bindExchange("hx", "mplogin", "#");
+    });
+    const text = await runCli(["route", "mplogin.async.charge", "-f", file, "--live"]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).not.toMatch(/bindings agree/);
+    expect(text.stdout).toMatch(/live: {8}the broker routes it to mplogin\.async, not as the file says \(mplogin -> exchange hx \[#\] is a binding topo does not manage: topo plan lists it and leaves it alone; topo cannot tell all of it: exchange hx \(type headers\) routes by what topo cannot see/);
+  });
+
   it("follows the alternate exchange a policy gives a service exchange when no binding takes the task", async () => {
     const { async, file } = fresh([{ name: "mplogin", sync: false }]);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
