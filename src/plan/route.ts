@@ -248,7 +248,7 @@ export function routeTask(desired: DesiredState, name: string): RouteResult {
     const known = desired.clusters.some((c) => c.queues.some((q) => q.service === service));
     const other = TRAFFIC.find((k) => k !== kind) as Traffic;
     return known
-      ? { ok: false, unroutable: true, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} a ${kind} queue` }
+      ? { ok: false, unroutable: true, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} ${kind === "async" ? "an" : "a"} ${kind} queue` }
       : { ok: false, unroutable: true, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: `add ${service} to services:` };
   }
   const queues = matchingQueues(home.resources, service, name);

@@ -91,6 +91,8 @@ describe("route", () => {
   it("says why a name would be unroutable", () => {
     expect(routeTask(desired(), "mppayment.sync.charge")).toMatchObject({ ok: false, why: expect.stringMatching(/mppayment has no sync queue/), hint: expect.stringMatching(/mppayment.async.charge/) });
     expect(routeTask(desired(), "mpnobody.sync.x")).toMatchObject({ ok: false, why: expect.stringMatching(/no service mpnobody in the file/) });
+    const noAsync = desired(raw({ services: [{ name: "mplogin", async: false }] }));
+    expect(routeTask(noAsync, "mplogin.async.x")).toMatchObject({ ok: false, hint: "publish it as mplogin.sync.x, or give mplogin an async queue" });
   });
 });
 
