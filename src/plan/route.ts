@@ -156,7 +156,11 @@ export function deliver(resources: readonly Resource[], exchange: string, routin
   const policies: Policy[] = [];
   for (const r of resources) {
     if (r.kind === "exchange") exchanges.set(r.name, r);
-    else if (r.kind === "binding") bindingsFrom.set(r.source, [...(bindingsFrom.get(r.source) ?? []), r]);
+    else if (r.kind === "binding") {
+      const list = bindingsFrom.get(r.source);
+      if (list) list.push(r);
+      else bindingsFrom.set(r.source, [r]);
+    }
     else if (r.kind === "policy") policies.push(r);
   }
   const lookup = (name: string): Exchange | undefined => {
