@@ -18,7 +18,8 @@ export type ErrorCode =
   | "lock_timeout"
   | "apply_incomplete"
   | "stale_plan"
-  | "interrupted";
+  | "interrupted"
+  | "unroutable";
 
 export const ERROR_CODES: Record<ErrorCode, string> = {
   usage: "the command line or its arguments are wrong (an unknown cluster, an option out of range)",
@@ -37,6 +38,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
   stale_plan: "a saved plan no longer matches the broker, the topology file or topo's version (topo apply PLANFILE); nothing was written",
   interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got, and a re-run finishes it",
+  unroutable: "topo route: the task would reach no queue: the file gives it none, or (--live) the broker would drop it or refuse its publish; the message says why",
 };
 
 /** Where an error happened, when it was on one cluster: what --json reports as cluster and object. */

@@ -1,9 +1,9 @@
 import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { TopoError } from "../errors.js";
-import type { DesiredCluster } from "../model.js";
+import type { DesiredCluster, Exchange } from "../model.js";
 import { readCluster } from "../broker/read.js";
-import { matchingBindings, routeTask, type Route } from "../plan/route.js";
+import { deliver, isTopoBinding, routeTask, type Route } from "../plan/route.js";
 import { describe } from "../core/keys.js";
 import { Ownership } from "../core/naming.js";
 import { identify } from "./clusters.js";
@@ -26,8 +26,17 @@ export interface LiveRoute {
   queues: string[];
   /** The broker routes the task to other queues than the file says. */
   differs: boolean;
-  /** Bindings that take the task and are not topo's: plan lists them, and no action changes them. */
-  unmanaged: { binding: string; queue: string }[];
+  /**
+   * Bindings the task crosses that are not topo's (to a queue, or to another exchange, and on from
+   * there): plan lists those from a service exchange, and no action changes them.
+   */
+  unmanaged: { binding: string; queue?: string; exchange?: string; listedByPlan: boolean }[];
+  /** Alternate exchanges the broker passes the task to, because an exchange had no binding that took it. */
+  alternates: { from: string; to: string; by: string }[];
+  /** What topo cannot tell about the broker's routing (an exchange that routes by message headers). */
+  unknown: string[];
+  /** The service exchange's type on the broker, when it is not the topic exchange the file makes. */
+  exchangeType?: string;
 }
 
 export interface RouteReport {
@@ -42,34 +51,67 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   const { desired, unsetPasswords } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
   for (const w of unsetPasswords) opts.warn?.(w);
   const r = routeTask(desired, opts.task);
-  if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : []);
+  if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : [], false, r.unroutable ? "unroutable" : "usage");
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;
   const report: RouteReport = { route: r.route, endpoint: home.target.amqp.display };
   if (!opts.live) return report;
 
   const client = managementClient(home, opts);
+  let internal = false;
+  let vhostExists = true;
   try {
     const [actual] = await Promise.all([readCluster(client, home.target), identify(home, client, opts)]);
-    const exchangeExists = actual.resources.some((x) => x.kind === "exchange" && x.name === r.route.exchange);
-    const bindings = exchangeExists ? matchingBindings(actual.resources, r.route.exchange, r.route.routingKey) : [];
-    const queues = [...new Set(bindings.map((b) => b.destination))].sort();
+    const service = actual.resources.find((x): x is Exchange => x.kind === "exchange" && x.name === r.route.exchange);
+    const exchangeExists = service !== undefined;
+    const d = exchangeExists ? deliver(actual.resources, r.route.exchange, r.route.routingKey) : { queues: [], bindings: [], alternates: [], unknown: [] };
     const owner = Ownership.of(desired.prefix, actual.resources);
-    const unmanaged = bindings
-      .filter((b) => !owner.owns(b))
-      .map((b) => ({ binding: describe(b), queue: b.destination }))
+    const unmanaged = d.bindings
+      .filter((b) => !isTopoBinding(b, owner))
+      .map((b) => ({ binding: describe(b), ...(b.destinationType === "queue" ? { queue: b.destination } : { exchange: b.destination }), listedByPlan: owner.isService(b.source) }))
       .sort((a, b) => (a.binding < b.binding ? -1 : 1));
-    report.live = { exchangeExists, queues, differs: queues.join("\n") !== r.route.queues.join("\n"), unmanaged };
+    report.live = {
+      exchangeExists,
+      queues: d.queues,
+      differs: d.queues.join("\n") !== r.route.queues.join("\n") || d.unknown.length > 0 || (service !== undefined && service.type !== "topic"),
+      unmanaged,
+      alternates: d.alternates,
+      unknown: d.unknown,
+      ...(service && service.type !== "topic" ? { exchangeType: service.type } : {}),
+    };
+    if (service?.internal) internal = true;
+    vhostExists = actual.vhostExists;
   } finally {
     client.close();
   }
   const live = report.live;
-  if (!live.exchangeExists || live.queues.length === 0) {
-    const why = live.exchangeExists
-      ? `no binding of exchange ${r.route.exchange} matches ${opts.task}`
-      : `exchange ${r.route.exchange} does not exist (publishing to it closes the publisher's channel with 404 NOT_FOUND)`;
-    throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} is unroutable on the broker: ${why}; the broker would drop it (or return it to a mandatory publisher)`, [
+  const place = { cluster: r.route.cluster, object: `exchange ${r.route.exchange}` };
+  const unroutable = (why: string) =>
+    new TopoError(`cluster ${r.route.cluster}: ${opts.task} is unroutable on the broker: ${why}; the broker would drop it (or return it to a mandatory publisher)`, [
       "topo plan shows what is missing; topo apply creates it",
-    ]);
+    ], false, "unroutable", place);
+  if (!live.exchangeExists) {
+    throw unroutable(
+      vhostExists
+        ? `exchange ${r.route.exchange} does not exist (publishing to it closes the publisher's channel with 404 NOT_FOUND)`
+        : `exchange ${r.route.exchange} does not exist, nor does vhost ${r.route.vhost} (the broker refuses a publisher's connection to it with 530 NOT_ALLOWED)`,
+    );
+  }
+  if (internal) {
+    throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} cannot be published: exchange ${r.route.exchange} is internal on the broker, and publishing to it closes the publisher's channel with 403 ACCESS_REFUSED`, [
+      "topo plan shows the replace that makes it a plain exchange; topo apply --allow-destructive makes it",
+    ], false, "unroutable", place);
+  }
+  if (live.queues.length === 0 && live.unknown.length === 0) {
+    const tried = [
+      `no binding of exchange ${r.route.exchange} matches ${opts.task}${live.exchangeType ? ` (${typeWhy(r.route.exchange, live.exchangeType)})` : ""}`,
+      ...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`),
+    ];
+    throw unroutable(tried.join(", "));
+  }
+  if (live.queues.length === 0) {
+    throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} reaches no queue that topo can see on the broker, and whether it reaches any depends on what topo cannot tell: ${live.unknown.join("; ")}`, [
+      "topo plan shows what is missing from the file's topology; topo apply creates it",
+    ], false, "unroutable", place);
   }
   return report;
 }
@@ -84,7 +126,9 @@ export function routeText(r: RouteReport): string {
     `  queues:      ${r.route.queues.join(", ")}`,
   ];
   if (r.live) {
-    lines.push(r.live.differs ? `  live:        the broker routes it to ${r.live.queues.join(", ")}, not as the file says (${liveWhy(r)})` : `  live:        the broker's bindings agree`);
+    const l = r.live;
+    const to = l.queues.length ? l.queues.join(", ") : "no queue topo can see";
+    lines.push(l.differs ? `  live:        the broker routes it to ${to}, not as the file says (${liveWhy(r)})` : `  live:        the broker's bindings agree`);
   }
   return lines.join("\n");
 }
@@ -93,16 +137,33 @@ export function routeText(r: RouteReport): string {
 function liveWhy(r: RouteReport): string {
   const live = r.live as LiveRoute;
   const extra = live.queues.filter((q) => !r.route.queues.includes(q));
-  const unmanagedQueues = new Set(live.unmanaged.map((u) => u.queue));
+  // A queue reached through a binding that is not topo's (directly, or through exchanges that are
+  // not topo's) is not drift; any other difference is.
+  const unmanagedQueues = new Set(live.unmanaged.flatMap((u) => (u.queue === undefined ? [] : [u.queue])));
   const drift = extra.some((q) => !unmanagedQueues.has(q)) || r.route.queues.some((q) => !live.queues.includes(q));
   const why: string[] = [];
-  if (live.unmanaged.length) {
-    const n = live.unmanaged.length;
+  const listed = live.unmanaged.filter((u) => u.listedByPlan);
+  if (listed.length) {
+    const n = listed.length;
     const them = n === 1 ? "it" : "them";
-    why.push(`${live.unmanaged.map((u) => u.binding).join(", ")} ${n === 1 ? "is a binding" : "are bindings"} topo does not manage: topo plan lists ${them} and leaves ${them} alone`);
+    why.push(`${listed.map((u) => u.binding).join(", ")} ${n === 1 ? "is a binding" : "are bindings"} topo does not manage: topo plan lists ${them} and leaves ${them} alone`);
   }
+  // Bindings from exchanges that are not services: outside topo's namespace, plan does not list them.
+  const beyond = live.unmanaged.filter((u) => !u.listedByPlan);
+  if (beyond.length) {
+    const n = beyond.length;
+    why.push(`it goes on through ${beyond.map((u) => u.binding).join(", ")}, ${n === 1 ? "a binding" : "bindings"} outside topo's namespace that topo neither lists nor changes`);
+  }
+  if (live.exchangeType) why.push(typeWhy(r.route.exchange, live.exchangeType));
+  for (const a of live.alternates) why.push(`no binding of exchange ${a.from} takes it, so the broker passes it to alternate exchange ${a.to} of exchange ${a.from} (${a.by})`);
+  why.push(...live.unknown.map((u) => `topo cannot tell all of it: ${u}`));
   if (drift || why.length === 0) why.push("topo plan shows the drift");
   return why.join("; ");
+}
+
+/** A service exchange of another type routes by that type's rule, not by topic matching. */
+function typeWhy(exchange: string, type: string): string {
+  return `exchange ${exchange} is a ${type} exchange on the broker, not the topic exchange the file makes, and routes by the ${type} rule; topo plan shows the replace`;
 }
 
 /** The report for --json. */

@@ -421,7 +421,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     clusters.push({ target, queues: mine, resources: desiredResources(target, mine, prefix) });
   }
   // Only a file with a users section manages users (`users: {}` deletes every user it marked).
-  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems);
+  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems, !knownClusters || targets.size < knownClusters.length);
   return { desired: { prefix, clusters }, problems };
 }
 
@@ -438,7 +438,7 @@ export function usersBrokerOf(target: ClusterTarget): string {
  * The users section: each user's rights on each cluster (core/permissions.ts), as resources of
  * that cluster, and what every cluster needs to know about the users of its broker.
  */
-function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], services: string[], prefix: string, refused: string[], problems: PathProblem[]): void {
+function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], services: string[], prefix: string, refused: string[], problems: PathProblem[], incomplete: boolean): void {
   const marker = userMarkerTag(prefix);
   const sources = new Map<string, PasswordSource>();
   const grants: Grant[] = [];
@@ -499,6 +499,9 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
     c.resources = sortResources([...c.resources, ...rs]);
   }
   for (const g of grants) {
+    // A cluster whose url or management was refused (reported at its place) may be the one that
+    // holds the user's services: saying it gets rights on no cluster would be untrue.
+    if (incomplete) break;
     if (!clusters.some((c) => wanted.get(c)?.includes(g.user))) {
       problems.push({ path: ["users", g.user], atKey: true, message: `user ${g.user} gets rights on no cluster: none of the services it consumes or publishes to has a queue` });
     }

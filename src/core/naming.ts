@@ -52,6 +52,13 @@ export const SERVICE_NAME_BODY = "[a-z_]+";
  */
 export const TASK_NAME_BODY = "[A-Za-z0-9_]+";
 
+/**
+ * The longest routing key, exchange or queue name AMQP carries: a short string, at most 255 bytes.
+ * Clients refuse a longer routing key before sending it (amqplib: "must be a string (up to 255
+ * chars)", py-amqp: struct.error), so a longer task name reaches no queue.
+ */
+export const MAX_ROUTING_KEY_BYTES = 255;
+
 export function serviceNamePattern(prefix: string): RegExp {
   return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}$`);
 }

@@ -11,7 +11,7 @@
 import { TopoError } from "../errors.js";
 import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Traffic, QueueSpec } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
-import { ENV_NAME, SERVICE_NAME_BODY, TASK_NAME_BODY } from "../core/naming.js";
+import { ENV_NAME, MAX_ROUTING_KEY_BYTES, SERVICE_NAME_BODY, TASK_NAME_BODY } from "../core/naming.js";
 import { pickExportCluster } from "./cluster.js";
 
 export interface CeleryExportOptions {
@@ -192,6 +192,10 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `        raise TopoRouteError(`,
     `            "task %r: the part after %r must be letters, digits and _ (name tasks <service>.<kind>.<task>);"`,
     `            " the broker users topo makes may publish no other name" % (name, queue + ".")`,
+    `        )`,
+    `    if len(name.encode("utf-8")) > ${MAX_ROUTING_KEY_BYTES}:`,
+    `        raise TopoRouteError(`,
+    `            "task %r: a routing key is at most ${MAX_ROUTING_KEY_BYTES} bytes, and the task name is the routing key" % (name,)`,
     `        )`,
     `    exchange, delivery_mode = _ROUTES[queue]`,
     `    # A new dict each time: Celery pops "queue" out of the route it is given.`,

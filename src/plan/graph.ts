@@ -25,9 +25,31 @@ interface Group {
   edges: Edge[];
 }
 
-/** Ids must be unique across clusters (the same exchange exists on both) and safe in both syntaxes. */
-function nodeId(cluster: string, kind: "x" | "q" | "u", name: string): string {
-  return `${kind}_${cluster}_${name}`.replace(/[^A-Za-z0-9_]/g, "_");
+/**
+ * Ids must be safe in both syntaxes and unique across the whole drawing: the same exchange exists
+ * on both clusters, and names that differ only in characters an id cannot hold (clusters `a-b` and
+ * `a_b`, users `a.b` and `a_b`) would otherwise share one id, and Mermaid and Graphviz would draw
+ * them as one node (or one cluster box) with the edges of both. The readable id is kept when it is
+ * free; a later object whose id is taken gets the first free `_2`, `_3`, ...
+ */
+class Ids {
+  private readonly byKey = new Map<string, string>();
+  private readonly taken = new Set<string>();
+
+  of(readable: string, key: string): string {
+    const known = this.byKey.get(key);
+    if (known) return known;
+    const base = readable.replace(/[^A-Za-z0-9_]/g, "_");
+    let id = base;
+    for (let n = 2; this.taken.has(id); n++) id = `${base}_${n}`;
+    this.taken.add(id);
+    this.byKey.set(key, id);
+    return id;
+  }
+}
+
+function nodeIdIn(ids: Ids, cluster: string, kind: "x" | "q" | "u", name: string): string {
+  return ids.of(`${kind}_${cluster}_${name}`, JSON.stringify([cluster, kind, name]));
 }
 
 function queueLabel(q: QueueSpec): string {
@@ -37,8 +59,9 @@ function queueLabel(q: QueueSpec): string {
   return `${q.queue.name}\n${flags.join(", ")}`;
 }
 
-function groupOf(c: DesiredCluster): Group {
+function groupOf(c: DesiredCluster, ids: Ids): Group {
   const name = c.target.name;
+  const nodeId = (cluster: string, kind: "x" | "q" | "u", n: string) => nodeIdIn(ids, cluster, kind, n);
   const exchanges = c.resources.filter((r): r is Exchange => r.kind === "exchange");
   const bindings = c.resources.filter((r): r is Binding => r.kind === "binding");
   const nodes: Node[] = [
@@ -59,11 +82,14 @@ function groupOf(c: DesiredCluster): Group {
       edges.push({ from: id, to: nodeId(name, "x", t.exchange), label: "publishes" });
     }
   }
-  return { id: `c_${name}`.replace(/[^A-Za-z0-9_]/g, "_"), label: `cluster ${name} (vhost ${c.target.amqp.vhost})`, nodes, edges };
+  return { id: ids.of(`c_${name}`, JSON.stringify([name])), label: `cluster ${name} (vhost ${c.target.amqp.vhost})`, nodes, edges };
 }
 
-// Mermaid labels are quoted; a quote inside is written as its HTML entity, a line break as <br/>.
-const mermaidText = (s: string) => s.replace(/"/g, "#quot;").replace(/\n/g, "<br/>");
+// Mermaid labels are quoted and rendered as HTML: a quote, <, > and & inside are written as
+// Mermaid's entity codes (#name;), and so is a # that would start one (a value "#quot;" would
+// otherwise be drawn as a quote, a vhost "<b>x</b>" as a bold x); a line break is <br/>.
+const MERMAID_ENTITY: Record<string, string> = { '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "#": "#35;" };
+const mermaidText = (s: string) => s.replace(/["<>&]|#(?=\w+;)/g, (c) => MERMAID_ENTITY[c] as string).replace(/\n/g, "<br/>");
 
 function mermaid(groups: Group[]): string {
   const lines = ["flowchart LR"];
@@ -96,6 +122,7 @@ function dot(groups: Group[]): string {
 }
 
 export function renderGraph(desired: DesiredState, format: GraphFormat): string {
-  const groups = desired.clusters.map(groupOf);
+  const ids = new Ids();
+  const groups = desired.clusters.map((c) => groupOf(c, ids));
   return format === "mermaid" ? mermaid(groups) : dot(groups);
 }

@@ -2,9 +2,9 @@
 // service's topic exchange with the task name as routing key; which queues get it is decided by
 // AMQP topic matching of that key against the exchange's bindings.
 
-import type { ActualCluster, Binding, DesiredCluster, DesiredState, Traffic, Resource } from "../model.js";
+import type { ActualCluster, Binding, DesiredCluster, DesiredState, Exchange, Policy, Traffic, Resource } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { holdingQueueBase, serviceNamePattern, type Ownership } from "../core/naming.js";
+import { holdingQueueBase, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe } from "../core/keys.js";
 import { names } from "../core/words.js";
 
@@ -46,7 +46,17 @@ export function parseTaskName(name: string, prefix: string): ParsedTask {
   }
   if (kind !== "sync" && kind !== "async") return { ok: false, why: `kind "${kind}" is neither sync nor async; a task name is ${rule}` };
   if (rest.some((w) => w === "")) return { ok: false, why: `"${name}" has an empty word; the task part may not be empty or contain ".."` };
-  return { ok: true, service, kind, task: rest.join(".") };
+  const task = rest.join(".");
+  // The Celery router topo exports refuses any other task part, and the topic permissions of the
+  // users topo makes refuse it as a routing key: no client set up by topo can send it.
+  if (!new RegExp(`^${TASK_NAME_BODY}$`).test(task)) {
+    return { ok: false, why: `task part "${task}" breaks the router rule: it must be letters, digits and _ (${TASK_NAME_BODY}), so the Celery router of topo export celery refuses it and the broker users topo makes may not publish it; a task name is ${rule}` };
+  }
+  const bytes = new TextEncoder().encode(name).length;
+  if (bytes > MAX_ROUTING_KEY_BYTES) {
+    return { ok: false, why: `"${name.slice(0, 40)}..." is ${bytes} bytes long: a routing key is at most ${MAX_ROUTING_KEY_BYTES} bytes, so no AMQP client can publish it` };
+  }
+  return { ok: true, service, kind, task };
 }
 
 export interface Route {
@@ -61,18 +71,145 @@ export interface Route {
   queues: string[];
 }
 
-export type RouteResult = { ok: true; route: Route } | { ok: false; why: string; hint?: string };
+/** A failure is either a name that breaks the router rule, or (unroutable) one the file gives no queue. */
+export type RouteResult = { ok: true; route: Route } | { ok: false; why: string; hint?: string; unroutable?: true };
 
-/** Bindings of `exchange` to queues (direct ones) whose binding key matches `routingKey`. */
-export function matchingBindings(resources: readonly Resource[], exchange: string, routingKey: string): Binding[] {
-  return resources
-    .filter((r): r is Binding => r.kind === "binding" && r.source === exchange && r.destinationType === "queue")
-    .filter((b) => topicMatches(b.routingKey, routingKey));
+/**
+ * The exchanges RabbitMQ makes in every vhost. They are never topo's and the reader leaves them
+ * out (broker/state.ts isBrokersOwn), but a binding may lead into one, so their types are known here.
+ */
+const BROKER_EXCHANGES: Record<string, string> = {
+  "amq.direct": "direct",
+  "amq.fanout": "fanout",
+  "amq.topic": "topic",
+  "amq.headers": "headers",
+  "amq.match": "headers",
+  "amq.rabbitmq.trace": "topic",
+};
+
+/** What a message published to one exchange with one routing key reaches, as the broker routes it. */
+export interface Delivery {
+  /** The queues it lands in, sorted. */
+  queues: string[];
+  /** Every binding it crosses, to a queue or to another exchange. */
+  bindings: Binding[];
+  /** Alternate exchanges it is passed to, because an exchange had no binding that took it. */
+  alternates: { from: string; to: string; by: string }[];
+  /** Why topo cannot tell all of it: an exchange whose type routes by what topo does not see. */
+  unknown: string[];
 }
 
-/** Queues bound to `exchange` (directly) whose binding key matches `routingKey`. */
+/** Does a binding of an exchange of this type take the routing key? undefined: topo cannot tell. */
+function takes(type: string, b: Binding, routingKey: string): boolean | undefined {
+  switch (type) {
+    case "topic":
+      return topicMatches(b.routingKey, routingKey);
+    case "direct":
+      return b.routingKey === routingKey;
+    case "fanout":
+      return true;
+    default:
+      return undefined; // headers (by the message's headers) and plugin types
+  }
+}
+
+/**
+ * The alternate exchange of `x`: its own `alternate-exchange` argument wins over a policy's, as in
+ * RabbitMQ (rabbit_policy:get_arg); else the policy with the highest priority among those whose
+ * pattern matches and that apply to exchanges.
+ */
+function alternateOf(x: Exchange, policies: readonly Policy[]): { to: string; by: string } | { unknown: string } | undefined {
+  const arg = x.arguments["alternate-exchange"];
+  if (typeof arg === "string") return { to: arg, by: "its alternate-exchange argument" };
+  const applying = policies.filter((p) => p.applyTo === "exchanges" || p.applyTo === "all");
+  const unreadable = applying.filter((p) => readsPattern(p.pattern) === undefined);
+  const matching = applying.filter((p) => readsPattern(p.pattern)?.test(x.name)).sort((a, b) => b.priority - a.priority);
+  const top = matching[0];
+  const topAe = top?.definition["alternate-exchange"];
+  if (unreadable.some((p) => !top || p.priority >= top.priority) && unreadable.some((p) => p.definition["alternate-exchange"] !== undefined)) {
+    return { unknown: `exchange ${x.name} may have an alternate exchange from policy ${unreadable.map((p) => p.name).join(", ")}, whose pattern topo cannot read` };
+  }
+  // RabbitMQ leaves the order of policies of equal priority unspecified.
+  const tied = matching.filter((p) => top && p.priority === top.priority && p.definition["alternate-exchange"] !== topAe);
+  if (tied.length) return { unknown: `policies ${[top, ...tied].map((p) => p?.name).join(", ")} have the same priority and give exchange ${x.name} different alternate exchanges` };
+  return top && typeof topAe === "string" ? { to: topAe, by: `policy ${top.name}` } : undefined;
+}
+
+function readsPattern(pattern: string): RegExp | undefined {
+  try {
+    return new RegExp(pattern);
+  } catch {
+    return undefined; // a PCRE pattern JavaScript cannot read
+  }
+}
+
+/**
+ * Where the broker delivers a message published to `exchange` with `routingKey`, from what it
+ * holds (RabbitMQ's rabbit_exchange:route): each exchange's bindings by its type, the exchanges
+ * those bindings lead to in turn (each exchange once, so a cycle ends), and an exchange's
+ * alternate exchange when none of its bindings takes the message. A binding's arguments do not
+ * matter to topic, direct and fanout exchanges.
+ */
+export function deliver(resources: readonly Resource[], exchange: string, routingKey: string): Delivery {
+  const exchanges = new Map<string, Exchange>();
+  const bindingsFrom = new Map<string, Binding[]>();
+  const policies: Policy[] = [];
+  for (const r of resources) {
+    if (r.kind === "exchange") exchanges.set(r.name, r);
+    else if (r.kind === "binding") {
+      const list = bindingsFrom.get(r.source);
+      if (list) list.push(r);
+      else bindingsFrom.set(r.source, [r]);
+    }
+    else if (r.kind === "policy") policies.push(r);
+  }
+  const lookup = (name: string): Exchange | undefined => {
+    const builtin = BROKER_EXCHANGES[name];
+    return exchanges.get(name) ?? (builtin ? { kind: "exchange", name, type: builtin, durable: true, autoDelete: false, internal: false, arguments: {} } : undefined);
+  };
+  const out: Delivery = { queues: [], bindings: [], alternates: [], unknown: [] };
+  const queues = new Set<string>();
+  const seen = new Set<string>([exchange]);
+  const work = [exchange];
+  const visit = (name: string) => {
+    // A missing exchange routes nothing (the broker skips it); each is visited once.
+    if (seen.has(name) || !lookup(name)) return;
+    seen.add(name);
+    work.push(name);
+  };
+  for (let name = work.shift(); name !== undefined; name = work.shift()) {
+    const x = lookup(name);
+    if (!x) continue;
+    let routed = false;
+    let unsure = false;
+    for (const b of bindingsFrom.get(name) ?? []) {
+      const t = takes(x.type, b, routingKey);
+      if (t === undefined) unsure = true;
+      if (!t) continue;
+      routed = true;
+      out.bindings.push(b);
+      if (b.destinationType === "queue") queues.add(b.destination);
+      else visit(b.destination);
+    }
+    if (unsure) {
+      out.unknown.push(`exchange ${name} (type ${x.type}) routes by what topo cannot see (message headers or a plugin's rule)`);
+      continue;
+    }
+    if (routed) continue;
+    const ae = alternateOf(x, policies);
+    if (ae && "unknown" in ae) out.unknown.push(ae.unknown);
+    else if (ae) {
+      out.alternates.push({ from: name, to: ae.to, by: ae.by });
+      visit(ae.to);
+    }
+  }
+  out.queues = [...queues].sort();
+  return out;
+}
+
+/** Queues the broker delivers a message published to `exchange` with `routingKey` to. */
 export function matchingQueues(resources: readonly Resource[], exchange: string, routingKey: string): string[] {
-  return [...new Set(matchingBindings(resources, exchange, routingKey).map((b) => b.destination))].sort();
+  return deliver(resources, exchange, routingKey).queues;
 }
 
 /**
@@ -84,11 +221,17 @@ export function matchingQueues(resources: readonly Resource[], exchange: string,
 export function foreignBindings(desired: DesiredCluster, actual: ActualCluster, owner: Ownership): Binding[] {
   const services = new Set(desired.resources.flatMap((r) => (r.kind === "exchange" ? [r.name] : [])));
   return actual.resources
-    // The routes an interrupted replace parked on its holding queue are topo's own (plan shows the
-    // replace that finishes it): deleting them by hand would drop what is published meanwhile.
-    .filter((r): r is Binding => r.kind === "binding" && services.has(r.source) && !owner.owns(r))
-    .filter((b) => !(b.destinationType === "queue" && holdingQueueBase(b.destination, owner)))
+    .filter((r): r is Binding => r.kind === "binding" && services.has(r.source) && !isTopoBinding(r, owner))
     .sort((a, b) => (describe(a) < describe(b) ? -1 : 1));
+}
+
+/**
+ * A binding of topo's: one it manages, or a route an interrupted replace parked on its holding
+ * queue (plan shows the replace that finishes it: deleting it by hand would drop what is published
+ * meanwhile).
+ */
+export function isTopoBinding(b: Binding, owner: Ownership): boolean {
+  return owner.owns(b) || (b.destinationType === "queue" && holdingQueueBase(b.destination, owner) !== undefined);
 }
 
 export function foreignBindingWarnings(bindings: readonly Binding[]): string[] {
@@ -109,8 +252,8 @@ export function routeTask(desired: DesiredState, name: string): RouteResult {
     const known = desired.clusters.some((c) => c.queues.some((q) => q.service === service));
     const other = TRAFFIC.find((k) => k !== kind) as Traffic;
     return known
-      ? { ok: false, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} a ${kind} queue` }
-      : { ok: false, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: `add ${service} to services:` };
+      ? { ok: false, unroutable: true, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} ${kind === "async" ? "an" : "a"} ${kind} queue` }
+      : { ok: false, unroutable: true, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: `add ${service} to services:` };
   }
   const queues = matchingQueues(home.resources, service, name);
   const route: Route = {
@@ -123,6 +266,6 @@ export function routeTask(desired: DesiredState, name: string): RouteResult {
     routingKey: name,
     queues,
   };
-  if (queues.length === 0) return { ok: false, why: `no binding of exchange ${service} on cluster ${home.target.name} matches routing key ${name}` };
+  if (queues.length === 0) return { ok: false, unroutable: true, why: `no binding of exchange ${service} on cluster ${home.target.name} matches routing key ${name}` };
   return { ok: true, route };
 }

@@ -78,6 +78,8 @@ describe("route", () => {
     const before = await runCli(["route", "mppayment.async.charge", "-f", file, "--live"]);
     expect(before.code).toBe(1);
     expect(before.stderr).toMatch(/cluster async: mppayment.async.charge is unroutable on the broker: exchange mppayment does not exist/);
+    // Nor does the vhost: a publisher does not even get a channel.
+    expect(before.stderr).toContain(`nor does vhost ${async} (the broker refuses a publisher's connection to it with 530 NOT_ALLOWED)`);
 
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
     const r = await runCli(["route", "mppayment.async.charge", "-f", file, "--live", "--json"]);

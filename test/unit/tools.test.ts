@@ -6,9 +6,9 @@ import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { loadConfig } from "../../src/config/load.js";
 import { definitionsOf } from "../../src/export/definitions.js";
 import { renderGraph } from "../../src/plan/graph.js";
-import { foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
+import { deliver, foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
 import { Ownership } from "../../src/core/naming.js";
-import type { ActualCluster, Binding } from "../../src/model.js";
+import type { ActualCluster, Binding, Exchange, Policy, Resource } from "../../src/model.js";
 import { renderText } from "../../src/plan/render.js";
 import { paintFor, Progress } from "../../src/output.js";
 import { ansi } from "../../src/plan/render.js";
@@ -65,7 +65,14 @@ describe("topic matching", () => {
 describe("route", () => {
   it("splits a task name by the router rule, or says which part breaks it", () => {
     expect(parseTaskName("mplogin.sync.register", "mp")).toEqual({ ok: true, service: "mplogin", kind: "sync", task: "register" });
-    expect(parseTaskName("mplogin.async.a.b", "mp")).toEqual({ ok: true, service: "mplogin", kind: "async", task: "a.b" });
+    // The task part is letters, digits and _: the exported Celery router and topo's users' topic
+    // permissions refuse any other, so no client topo sets up could send it.
+    expect(parseTaskName("mplogin.async.a.b", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/task part "a.b" breaks the router rule/) });
+    expect(parseTaskName("mplogin.sync.log-in", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/task part "log-in" breaks the router rule/) });
+    expect(parseTaskName("mplogin.sync.Reg_1", "mp")).toEqual({ ok: true, service: "mplogin", kind: "sync", task: "Reg_1" });
+    // A routing key is an AMQP short string: at most 255 bytes.
+    expect(parseTaskName(`mplogin.sync.${"a".repeat(242)}`, "mp")).toMatchObject({ ok: true });
+    expect(parseTaskName(`mplogin.sync.${"a".repeat(243)}`, "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/is 256 bytes long: a routing key is at most 255 bytes/) });
     expect(parseTaskName("mplogin.sync", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/has 2 words/) });
     expect(parseTaskName("MpLogin.sync.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/service "MpLogin" breaks the router rule: it must match \^mp\[a-z_\]\+\$/) });
     expect(parseTaskName("login.sync.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/prefix "mp"/) });
@@ -84,6 +91,40 @@ describe("route", () => {
   it("says why a name would be unroutable", () => {
     expect(routeTask(desired(), "mppayment.sync.charge")).toMatchObject({ ok: false, why: expect.stringMatching(/mppayment has no sync queue/), hint: expect.stringMatching(/mppayment.async.charge/) });
     expect(routeTask(desired(), "mpnobody.sync.x")).toMatchObject({ ok: false, why: expect.stringMatching(/no service mpnobody in the file/) });
+    const noAsync = desired(raw({ services: [{ name: "mplogin", async: false }] }));
+    expect(routeTask(noAsync, "mplogin.async.x")).toMatchObject({ ok: false, hint: "publish it as mplogin.sync.x, or give mplogin an async queue" });
+  });
+});
+
+describe("where the broker delivers (deliver)", () => {
+  const x = (name: string, type = "topic", args: Record<string, string> = {}): Exchange => ({ kind: "exchange", name, type, durable: true, autoDelete: false, internal: false, arguments: args });
+  const bq = (source: string, destination: string, routingKey: string): Binding => ({ kind: "binding", source, destination, destinationType: "queue", routingKey, arguments: {} });
+  const bx = (source: string, destination: string, routingKey: string): Binding => ({ kind: "binding", source, destination, destinationType: "exchange", routingKey, arguments: {} });
+  const pol = (name: string, pattern: string, priority: number, ae: string, applyTo: Policy["applyTo"] = "exchanges"): Policy => ({ kind: "policy", name, pattern, applyTo, priority, definition: { "alternate-exchange": ae } });
+  const key = "mplogin.sync.register";
+
+  it("follows exchange-to-exchange bindings by each exchange's type, each exchange once", () => {
+    const rs: Resource[] = [x("mplogin"), x("fan", "fanout"), x("dir", "direct"), bq("mplogin", "mplogin.sync", "mplogin.sync.#"), bx("mplogin", "fan", "#"), bq("fan", "f", ""), bx("fan", "dir", ""), bq("dir", "d", key), bq("dir", "nod", "other"), bx("dir", "mplogin", key), bx("mplogin", "amq.fanout", "*.sync.*"), bq("amq.fanout", "a", "")];
+    const d = deliver(rs, "mplogin", key);
+    expect(d.queues).toEqual(["a", "d", "f", "mplogin.sync"]);
+    expect(d.unknown).toEqual([]);
+  });
+
+  it("passes a message no binding takes to the alternate exchange: the exchange's argument before any policy", () => {
+    const base: Resource[] = [x("ae1", "fanout"), x("ae2", "fanout"), bq("ae1", "q1", ""), bq("ae2", "q2", "")];
+    expect(deliver([...base, x("mplogin", "topic", { "alternate-exchange": "ae1" }), pol("p", "^mplogin$", 9, "ae2")], "mplogin", key)).toMatchObject({ queues: ["q1"], alternates: [{ from: "mplogin", to: "ae1", by: "its alternate-exchange argument" }] });
+    expect(deliver([...base, x("mplogin"), pol("low", "^mp", 1, "ae1"), pol("high", "^mplogin$", 2, "ae2")], "mplogin", key)).toMatchObject({ queues: ["q2"], alternates: [{ by: "policy high" }] });
+    // A policy for queues does not apply to exchanges; a message a binding takes never goes to the alternate.
+    expect(deliver([...base, x("mplogin"), pol("p", "^mplogin$", 1, "ae1", "queues")], "mplogin", key).queues).toEqual([]);
+    expect(deliver([...base, x("mplogin"), bq("mplogin", "m", "#"), pol("p", "^mplogin$", 1, "ae1")], "mplogin", key).queues).toEqual(["m"]);
+    // Equal priorities: RabbitMQ does not say which applies.
+    expect(deliver([...base, x("mplogin"), pol("a", "^mplogin$", 1, "ae1"), pol("b", "^mp", 1, "ae2")], "mplogin", key).unknown).toEqual([expect.stringMatching(/same priority/)]);
+  });
+
+  it("says what it cannot tell: an exchange that routes by headers", () => {
+    const d = deliver([x("mplogin"), x("h", "headers"), bx("mplogin", "h", "#"), bq("h", "hq", ""), bq("mplogin", "m", "#")], "mplogin", key);
+    expect(d.queues).toEqual(["m"]);
+    expect(d.unknown).toEqual([expect.stringMatching(/exchange h \(type headers\)/)]);
   });
 });
 
@@ -130,6 +171,56 @@ describe("graph", () => {
     // One subgraph per cluster, one edge per binding.
     expect(g.match(/subgraph /g)).toHaveLength(2);
     expect(g.match(/-->/g)).toHaveLength(5);
+  });
+
+  it("gives every cluster, exchange, queue and user an id of its own, even when their names differ only in characters an id cannot hold", () => {
+    const d = desired(
+      raw({
+        clusters: { "a-b": { url: "amqp://u:p@h:5672/s" }, a_b: { url: "amqp://u:p@h:5672/a" } },
+        defaults: { sync: { cluster: "a-b" }, async: { cluster: "a_b" } },
+        services: ["mplogin"],
+        users: { "w.x": { password: "p1", consumes: ["mplogin"] }, w_x: { password: "p2", consumes: ["mplogin"] } },
+      } as Partial<RawConfig>),
+    );
+    const dot = renderGraph(d, "dot");
+    const boxes = [...dot.matchAll(/^ {2}subgraph (\S+) \{$/gm)].map((m) => m[1]);
+    const nodes = [...dot.matchAll(/^ {4}(\S+) \[label=/gm)].map((m) => m[1]);
+    // 2 clusters, each with its exchange, its queue and both users.
+    expect(boxes.length).toBe(2);
+    expect(new Set(boxes).size).toBe(2);
+    expect(nodes.length).toBe(8);
+    expect(new Set(nodes).size).toBe(8);
+    const mermaid = renderGraph(d, "mermaid");
+    const mBoxes = [...mermaid.matchAll(/^ {2}subgraph (\S+)\[/gm)].map((m) => m[1]);
+    const mNodes = [...mermaid.matchAll(/^ {4}([A-Za-z0-9_]+)(?:\{\{|\[\(|\(\[)/gm)].map((m) => m[1]);
+    expect(new Set(mBoxes).size).toBe(2);
+    expect(mNodes.length).toBe(8);
+    expect(new Set(mNodes).size).toBe(8);
+    // Each edge joins nodes of its own box.
+    for (const box of dot.split(/^ {2}subgraph /m).slice(1)) {
+      const own = new Set([...box.matchAll(/^ {4}(\S+) \[label=/gm)].map((m) => m[1]));
+      for (const e of box.matchAll(/^ {4}(\S+) -> (\S+) /gm)) expect([own.has(e[1]), own.has(e[2])]).toEqual([true, true]);
+    }
+  });
+
+  it("writes names and values into Mermaid's HTML labels as they are, never as markup or entities", () => {
+    const d = desired(
+      raw({
+        clusters: { sync: { url: "amqp://u:p@h:5672/%3Cb%3Ex%3C%2Fb%3E" }, async: { url: "amqp://u:p@h:5672/a%26lt%3B" } },
+        services: [{ name: "mplogin", async: { arguments: { "x-dead-letter-exchange": "#quot;<i>&amp;" } } }],
+      }),
+    );
+    const mermaid = renderGraph(d, "mermaid");
+    // What Mermaid draws: its entity codes (#name; and #123;) become HTML entities, then HTML is rendered.
+    const html = (label: string) => label.replace(/#(\w+);/g, "&$1;");
+    const text = (h: string) =>
+      h.replace(/<br\/>/g, "\n").replace(/&(#?\w+);/g, (_, e: string) => ({ quot: '"', lt: "<", gt: ">", amp: "&" })[e] ?? String.fromCharCode(Number(e.replace("#", ""))));
+    const labels = [...mermaid.matchAll(/\["([^"]*)"\]|\(\["([^"]*)"\]\)|\{\{"([^"]*)"\}\}|\[\("([^"]*)"\)\]/g)].map((m) => html(m[1] ?? m[2] ?? m[3] ?? m[4] ?? ""));
+    for (const l of labels) expect(l.replace(/<br\/>/g, "")).not.toMatch(/[<>]/);
+    const shown = labels.map(text);
+    expect(shown).toContain("cluster sync (vhost <b>x</b>)");
+    expect(shown).toContain("cluster async (vhost a&lt;)");
+    expect(shown).toContain('mplogin.async\nclassic, durable, x-dead-letter-exchange="#quot;<i>&amp;"');
   });
 
   it("draws the same in Graphviz DOT, with a box per cluster", () => {

@@ -2,7 +2,11 @@
 // hashes, and how diff plans users, permissions and topic permissions (never a password or hash).
 
 import { describe, expect, it } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { normalize } from "../../src/config/normalize.js";
+import { loadConfig } from "../../src/config/load.js";
 import { credentials, isSha256Hash, rabbitHash } from "../../src/config/credentials.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { planJson, renderText } from "../../src/plan/render.js";
@@ -82,6 +86,31 @@ describe("normalize: the users section", () => {
     expect(sync.resources.filter((x) => x.kind === "user")).toEqual([]);
     expect(async.resources.filter((x) => x.kind === "user")).toEqual([{ kind: "user", name: "pay", tags: ["topo.mp"] }]);
     expect(async.resources.find((x) => x.kind === "permission")).toMatchObject({ user: "pay", read: "^mppay\\.async$", configure: "^$" });
+  });
+
+  it("does not say a user gets rights on no cluster when the cluster of its services is itself refused", () => {
+    const r = users();
+    r.clusters = { ...r.clusters, sync: { url: "amqp://u:p@h:99999/s" }, async: { url: "amqp://u:p@h:99999/a" } };
+    const { problems } = normalize(r);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.map((p) => p.message)).not.toContainEqual(expect.stringMatching(/gets rights on no cluster/));
+  });
+
+  it("nor when the file's url was refused as it was read (an unset variable), which takes the cluster out before normalize", () => {
+    const dir = mkdtempSync(join(tmpdir(), "topo-users-"));
+    const file = join(dir, "t.yaml");
+    const text = (url: string) => `version: 1\nclusters:\n  sync:\n    url: ${url}/s\n  async:\n    url: ${url}/a\nservices: [mplogin]\nusers:\n  edge:\n    password: p\n    publishes: all\n`;
+    writeFileSync(file, text("amqp://u:${TOPO_TEST_UNSET_PW}@h:5672"));
+    const problems = (() => {
+      try {
+        loadConfig(file, {});
+        return [];
+      } catch (e) {
+        return (e as { problems: { message: string }[] }).problems.map((p) => p.message);
+      }
+    })();
+    expect(problems).toContainEqual(expect.stringMatching(/TOPO_TEST_UNSET_PW is not set/));
+    expect(problems).not.toContainEqual(expect.stringMatching(/gets rights on no cluster/));
   });
 
   it("refuses what cannot be a user, each at its place", () => {
