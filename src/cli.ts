@@ -223,6 +223,8 @@ program
         if (planFile !== undefined && (o.cluster || cmd.getOptionValueSource("file") === "cli")) {
           throw new TopoError("a saved plan names its topology file and its clusters: leave out -f and --cluster with topo apply PLANFILE");
         }
+        /** Whether the plan shown before the writes had changes: the report then says how many were made (perhaps none). */
+        let planned = false;
         const run = planFile === undefined ? apply : (x: Parameters<typeof apply>[0]) => applySaved({ ...x, planFile, version });
         const r = await run({
           file: o.file,
@@ -239,13 +241,14 @@ program
           progress: progress.update,
           signal: stop.signal,
           onPlan: (p) => {
+            planned = p.clusters.some((c) => c.actions.length > 0);
             if (!o.json) out(render.renderText(p, paintOut()));
           },
         });
         progress.end();
         if (o.json) {
           outJson({ ...render.planJson(r.plan), applied: r.clusters });
-        } else if (r.clusters.some((c) => c.status === "applied")) {
+        } else if (planned) {
           const n = r.clusters.reduce((s, c) => s + c.changes, 0);
           // Drift topo cannot repair (plan --detailed-exitcode counts it) leaves a cluster unlike the file.
           const degraded = r.clusters.reduce((s, c) => s + c.degraded.length, 0);

@@ -60,6 +60,11 @@ export interface ClusterOutcome {
 }
 
 export interface ApplyResult {
+  /**
+   * What apply did: each cluster's plan with the actions apply carried out. Under its lock a
+   * cluster is planned again, so another hand's changes made while apply waited are not in it
+   * (the plan read before the lock is the one onPlan was given).
+   */
   plan: Plan;
   clusters: ClusterOutcome[];
   stats: { httpRequests: number; httpWrites: number; amqpRpcs: number };
@@ -75,6 +80,13 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const sessions = new Map<string, AmqpSession>();
   const stats = { httpRequests: 0, httpWrites: 0, amqpRpcs: 0 };
   const client = (c: DesiredCluster) => clients.get(c.target.name) as ManagementClient;
+  /** The actions each cluster carried out, by key: a retry after a lost connection re-plans what is left. */
+  const carriedOut = new Map<string, Map<string, Action>>();
+  const carryOut = (cluster: string, actions: readonly Action[]) => {
+    const done = carriedOut.get(cluster) ?? new Map<string, Action>();
+    for (const a of actions) done.set(a.key, a);
+    carriedOut.set(cluster, done);
+  };
   /** Changes made and planned per cluster, for the progress counter and an interrupted apply's report. */
   const tally = new Map<string, { made: number; total: number }>();
   const interrupted = () => {
@@ -162,6 +174,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // The lock lives in the vhost, so the vhost comes first (an idempotent PUT).
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
+        carryOut(c.target.name, vhostActions);
         try {
           await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
         } catch (e) {
@@ -184,7 +197,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           // Closing the connection lets go of the lock now, not when every cluster is done: two
           // applies that each took one cluster first would otherwise wait on each other.
           await dropSession(c);
-          return { name: c.target.name, status: "applied", changes: t.made, degraded };
+          // Nothing made: another apply (or hand) made the changes while this one waited for the lock.
+          return { name: c.target.name, status: t.made ? "applied" : "unchanged", changes: t.made, degraded };
         } catch (e) {
           checkInterrupted();
           // Only a connection that was open and then lost is a restart worth waiting for; one
@@ -206,7 +220,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         }
       }
     });
-    return { plan, clusters: outcomes, stats };
+    const made: Plan = { clusters: plans.map((p) => ({ ...p, actions: [...(carriedOut.get(p.cluster)?.values() ?? [])] })) };
+    return { plan: made, clusters: outcomes, stats };
   } catch (e) {
     // Whatever a closed connection made the writes in flight throw, the cause was the signal.
     checkInterrupted();
@@ -287,6 +302,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     t.total = t.made + current.actions.length;
     opts.log(`cluster ${c.target.name}: applying ${plural(t.total, "change")}${t.made ? ` (${t.made} made already)` : ""}`);
     checkInterrupted();
+    carryOut(c.target.name, current.actions);
     await execute(current, ctx(c, t), execOpts(opts), t);
     step(`made ${plural(current.actions.length, "change")}`);
 

@@ -1,0 +1,73 @@
+// What apply reports is what it did: its --json plan and its summary are the changes it made,
+// not the plan it read before waiting for the lock, when the broker changed in between.
+
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import amqplib from "amqplib";
+import { describe, expect, it } from "vitest";
+import { amqpUrl, api, CLI, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
+
+const { fresh } = testVhosts();
+
+/** Run topo apply while another holder keeps the async cluster's lock; `meanwhile` runs while it waits. */
+async function applyWhileLocked(args: string[], async: string, meanwhile: () => Promise<void>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const holder = await amqplib.connect(amqpUrl(async));
+  try {
+    const ch = await holder.createChannel();
+    await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the apply-report test" } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+    for (let i = 0; i < 200 && !/waiting for the apply lock/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/cluster async: waiting for the apply lock held by the apply-report test/);
+    await meanwhile();
+    await holder.close();
+    return { code: await exited, stdout, stderr };
+  } finally {
+    await holder.close().catch(() => undefined);
+  }
+}
+
+describe("apply --json reports the changes apply made", () => {
+  it("leaves out what another hand made while apply waited for the lock", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    writeFileSync(t.file, readFileSync(writeTopology({ sync: t.sync, async: t.async, services: ["mplogin", "mpcart"] }), "utf8"));
+
+    const r = await applyWhileLocked(["apply", "-f", t.file, "--json"], t.async, async () => {
+      // While apply waits, someone (a worker, another tool) makes async's share of the plan.
+      expect((await api("PUT", `/api/exchanges/${vh(t.async)}/mpcart`, { type: "topic", durable: true })).status).toBe(201);
+      expect((await api("PUT", `/api/queues/${vh(t.async)}/mpcart.async`, { durable: true })).status).toBe(201);
+      expect((await api("POST", `/api/bindings/${vh(t.async)}/e/mpcart/q/mpcart.async`, { routing_key: "mpcart.async.#" })).status).toBe(201);
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/cluster async: nothing left to do \(another apply made the changes\)/);
+    const j = JSON.parse(r.stdout);
+    const actions = (name: string) => j.clusters.find((c: { name: string }) => c.name === name).actions.map((a: { op: string; kind: string; name: string }) => `${a.op} ${a.kind} ${a.name}`);
+    expect(actions("async")).toEqual([]);
+    expect(actions("sync")).toEqual(["create exchange mpcart", "create queue mpcart.sync", "create binding mpcart -> mpcart.sync [mpcart.sync.#]"]);
+    expect(j.summary).toEqual({ create: 3, update: 0, replace: 0, delete: 0, degraded: 0 });
+    expect(j.applied).toEqual([
+      { name: "sync", status: "applied", changes: 3, degraded: [] },
+      { name: "async", status: "unchanged", changes: 0, degraded: [] },
+    ]);
+  }, 60_000);
+
+  it("the text report ends with what was made, also when another hand made all of it", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    writeFileSync(t.file, readFileSync(writeTopology({ sync: t.sync, async: t.async, services: [{ name: "mplogin", sync: false }, { name: "mpcart", sync: false }] }), "utf8"));
+    const r = await applyWhileLocked(["apply", "-f", t.file], t.async, async () => {
+      expect((await api("PUT", `/api/exchanges/${vh(t.async)}/mpcart`, { type: "topic", durable: true })).status).toBe(201);
+      expect((await api("PUT", `/api/queues/${vh(t.async)}/mpcart.async`, { durable: true })).status).toBe(201);
+      expect((await api("POST", `/api/bindings/${vh(t.async)}/e/mpcart/q/mpcart.async`, { routing_key: "mpcart.async.#" })).status).toBe(201);
+    });
+    expect(r.code, r.stderr).toBe(0);
+    // The plan printed before the lock had 3 creates; none of them was this apply's.
+    expect(r.stdout).toMatch(/Plan: 3 to create/);
+    expect(r.stdout).toMatch(/Apply complete: 0 changes made; every cluster matches the file\.\n$/);
+  }, 60_000);
+});
