@@ -180,6 +180,16 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(old.code).toBe(1);
     expect(JSON.parse(old.stdout).error).toMatchObject({ code: "stale_plan", message: expect.stringMatching(/was made by topo 0\.0\.1, and this is topo \d+\.\d+\.\d+; nothing was written/) });
 
+    // An action added by hand, as a copy of one the plan holds: show would count it, apply do it once.
+    const copied = JSON.parse(JSON.stringify(saved));
+    copied.clusters[1].actions.push(copied.clusters[1].actions[2]);
+    writeFileSync(t.out, JSON.stringify(copied));
+    for (const cmd of ["show", "apply"]) {
+      const r = await runCli([cmd, t.out, "--json"]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout).error.message).toMatch(/is not a saved plan topo can apply: it is damaged: clusters\[1\]\.actions\[\d+\] repeats create /);
+    }
+
     writeFileSync(t.out, '{"clusters": []}');
     const bad = await runCli(["apply", t.out]);
     expect(bad.code).toBe(1);
