@@ -79,7 +79,9 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   // The file is the same; the passwords its ${VAR}s give must be the same too.
   const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor });
   const users = desired.clusters.find((c) => c.users)?.users;
-  const now = users && saved.credentials ? users.credentials.fingerprint(saved.credentials.key) : undefined;
+  // A plan of a file with users always holds the fingerprint (planAndSave): one without it was
+  // edited, and would otherwise let any password through.
+  const now = users ? users.credentials.fingerprint(saved.credentials?.key ?? "") : undefined;
   if (now !== saved.credentials?.digest) {
     throw new StalePlanError(`the saved plan is stale: the passwords of the users in ${saved.file} (from its environment variables) are not those the plan was made with; nothing was written`, [
       `apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again and apply that`,
