@@ -10,13 +10,17 @@ import { StalePlanError, TopoError } from "../errors.js";
 import type { ClusterPlan, Plan } from "../model.js";
 import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
 import { fileDigest } from "../files/digest.js";
-import { writeWhole } from "../files/write-file.js";
+import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
+  // Before any broker is read: the plan would take the place of the file it was made from.
+  if (sameFile(opts.output, opts.file)) {
+    throw new TopoError(`-o ${opts.output} is the topology file ${opts.file}: the saved plan would replace it`, ["save the plan to a file of its own, e.g. -o plan.json"]);
+  }
   // The digest is taken before the file is read for the plan: a change in between makes the
   // saved plan stale, never wrongly current.
   const digest = fileDigest(opts.file);
