@@ -4,7 +4,7 @@
 
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ConfigError, errorJson, formatProblem, TopoError } from "./errors.js";
+import { ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
@@ -212,7 +212,11 @@ program
       // locks) and throws InterruptedError; a second signal does not wait for that.
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => {
-        if (stop.signal.aborted) process.exit(130);
+        if (stop.signal.aborted) {
+          // Still one answer, as JSON under --json: a pipeline must not be left with an empty stdout.
+          progress.end();
+          fail(new InterruptedError(`${signal} again: stopped at once, without waiting for the changes in flight, some of which may have been made; topo plan shows what is left, and topo apply finishes it`), !!o.json);
+        }
         progress.log(`${signal}: stopping; changes in flight finish or fail, nothing new starts`);
         stop.abort();
       };

@@ -71,3 +71,34 @@ describe("apply --json reports the changes apply made", () => {
     expect(r.stdout).toMatch(/Apply complete: 0 changes made; every cluster matches the file\.\n$/);
   }, 60_000);
 });
+
+describe("apply --json stopped by a signal", () => {
+  it("a second SIGTERM, which stops at once, still prints one JSON error (interrupted) and exits 130", async () => {
+    const services = Array.from({ length: 300 }, (_, i) => `mp${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
+    const { file } = fresh(services);
+    const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let signals = 0;
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      // The first signal once writes are under way; the second as soon as apply says it is stopping.
+      if (signals === 0 && /cluster async: applying \d+ changes/.test(stderr)) {
+        signals++;
+        child.kill("SIGTERM");
+      } else if (signals === 1 && /SIGTERM: stopping/.test(stderr)) {
+        signals++;
+        child.kill("SIGTERM");
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(signals).toBe(2);
+    expect(code).toBe(130);
+    const e = JSON.parse(stdout).error;
+    expect(e.code).toBe("interrupted");
+    expect(e.message).toMatch(/topo plan shows what is left/);
+    // Unless the first signal's stop was over before the second came (then it says how far each cluster got).
+    expect(stderr).toMatch(/SIGTERM again: stopped at once|interrupted: cluster async: \d+ of \d+ changes were made/);
+  }, 60_000);
+});
