@@ -96,6 +96,23 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     });
     return new InterruptedError(lines.length ? lines.join("\n") : "interrupted before any change was made; run topo apply again (topo plan shows what it would do)");
   };
+  /**
+   * A cluster's error speaks of that cluster: every other cluster that made changes before apply
+   * stopped (all of its share, or its vhost before its lock) is named with how many, and the
+   * apply is then incomplete, whatever stopped it.
+   */
+  /** Clusters whose own error already says how many of their changes were made. */
+  const counted = new Set<string>();
+  const alsoMade = (e: unknown): unknown => {
+    if (!(e instanceof TopoError)) return e;
+    const lines = clusters.flatMap((c) => {
+      const t = tally.get(c.target.name);
+      if (!t || t.made === 0 || counted.has(c.target.name)) return [];
+      return [`  cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
+    });
+    if (!lines.length) return e;
+    return new ApplyError(`${e.message}\n${lines.join("\n")}`, e.hints, e.transient, "apply_incomplete", e.place);
+  };
   const checkInterrupted = () => {
     if (opts.signal?.aborted) throw interrupted();
   };
@@ -178,6 +195,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         try {
           await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
         } catch (e) {
+          if (e instanceof ApplyError) counted.add(c.target.name);
           checked?.fail(e);
           throw e;
         }
@@ -225,7 +243,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   } catch (e) {
     // Whatever a closed connection made the writes in flight throw, the cause was the signal.
     checkInterrupted();
-    throw e;
+    throw alsoMade(e);
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await Promise.all([...sessions.values()].map((s) => s.close()));
@@ -271,6 +289,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         // with nothing else.
         const outside = opts.expectWithin?.(read.plan) ?? [];
         if (outside.length) {
+          counted.add(c.target.name);
           throw new StalePlanError(
             `cluster ${c.target.name}: the connection was lost after ${plural(t.made, "change")} of the saved plan ${t.made === 1 ? "was" : "were"} made, and what is left is no longer part of the plan:\n${outside.map((l) => `  ${l}`).join("\n")}\nnothing more was written to cluster ${c.target.name}`,
             ["run topo plan -o FILE again, review what is left, and apply that"],
@@ -303,13 +322,17 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     opts.log(`cluster ${c.target.name}: applying ${plural(t.total, "change")}${t.made ? ` (${t.made} made already)` : ""}`);
     checkInterrupted();
     carryOut(c.target.name, current.actions);
-    await execute(current, ctx(c, t), execOpts(opts), t);
+    await execute(current, ctx(c, t), execOpts(opts), t).catch((e: unknown) => {
+      if (e instanceof ApplyError) counted.add(c.target.name);
+      throw e;
+    });
     step(`made ${plural(current.actions.length, "change")}`);
 
     // An apply whose re-plan is not empty has failed.
     const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current);
     step(requests === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(requests, "request")})`);
     if (after.actions.length) {
+      counted.add(c.target.name);
       throw new ApplyError(
         `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,
         ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],

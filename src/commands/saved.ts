@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { StalePlanError, TopoError } from "../errors.js";
+import { ApplyError, StalePlanError, TopoError } from "../errors.js";
 import type { ClusterPlan, Plan } from "../model.js";
 import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
 import { fileDigest } from "../files/digest.js";
@@ -105,8 +105,14 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     );
   };
   const within = (plan: ClusterPlan) => outsideSaved(saved, plan);
-  const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
-  return { ...r, saved };
+  try {
+    const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
+    return { ...r, saved };
+  } catch (e) {
+    // Part of the plan was made: applying the same file again can only be refused as stale.
+    if (!(e instanceof ApplyError) || e.code !== "apply_incomplete") throw e;
+    throw new ApplyError(e.message, [...e.hints, "the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that"], e.transient, e.code, e.place);
+  }
 }
 
 /** The digest of the topology file a saved plan names, or an error that says where apply looked. */

@@ -4,8 +4,9 @@
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
-import { describe, expect, it } from "vitest";
-import { amqpUrl, api, CLI, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
+import { dirname, join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { adminManagementUrl, amqpUrl, api, CLI, getQueue, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
 
 const { fresh } = testVhosts();
 
@@ -100,5 +101,37 @@ describe("apply --json stopped by a signal", () => {
     expect(e.message).toMatch(/topo plan shows what is left/);
     // Unless the first signal's stop was over before the second came (then it says how far each cluster got).
     expect(stderr).toMatch(/SIGTERM again: stopped at once|interrupted: cluster async: \d+ of \d+ changes were made/);
+  }, 60_000);
+});
+
+describe("one of two clusters fails", () => {
+  const USER = `topo-test-limited-${process.pid}`;
+  afterEach(async () => {
+    await api("DELETE", `/api/users/${USER}`);
+  });
+
+  it("the error names the changes the other cluster made, and is apply_incomplete; a saved plan's says to plan again", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    // async's AMQP user may configure mplogin's objects and topo's own, not mpzed's.
+    expect([201, 204]).toContain((await api("PUT", `/api/users/${USER}`, { password: "limited-pw", tags: "" })).status);
+    expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(t.async)}/${USER}`, { configure: "^(mplogin|topo)[.a-z]*$", write: ".*", read: ".*" })).status);
+    const doc = JSON.parse(readFileSync(writeTopology({ sync: t.sync, async: t.async, services: ["mplogin", "mpzed"] }), "utf8"));
+    doc.clusters.async.url = amqpUrl(t.async, { user: USER, password: "limited-pw" });
+    doc.clusters.async.management = adminManagementUrl();
+    writeFileSync(t.file, JSON.stringify(doc, null, 2));
+    const out = join(dirname(t.file), "plan.json");
+    expect((await runCli(["plan", "-f", t.file, "-o", out])).code).toBe(0);
+
+    const r = await runCli(["apply", out, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("apply_incomplete");
+    expect(e.cluster).toBe("async");
+    expect(e.message).toMatch(/^cluster async: declare \w+ mpzed.* ACCESS_REFUSED/);
+    // sync made all of its share before async failed: the answer says so.
+    expect(e.message).toMatch(/\n  cluster sync: 3 of 3 changes were made before apply stopped$/m);
+    expect(e.hints).toContain("the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that");
+    expect(await getQueue(t.sync, "mpzed.sync")).toBeDefined();
   }, 60_000);
 });
