@@ -35,13 +35,28 @@ const { version } = createRequire(import.meta.url)("../package.json") as { versi
  * `plan --detailed-exitcode` that exited 0 would tell a drift check there are none. What is
  * written after the reader has gone is dropped; the command runs to its end and exits with its
  * own code.
+ *
+ * The first failure to write stdout (EPIPE included) is judged at exit, below.
  */
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED") return;
-    throw e;
-  });
-}
+let stdoutFailed: NodeJS.ErrnoException | undefined;
+process.stdout.on("error", (e: NodeJS.ErrnoException) => void (stdoutFailed ??= e));
+// stderr has nowhere to say that it failed.
+process.stderr.on("error", () => undefined);
+
+/**
+ * A stdout that could not be written (a full disk: `topo plan --json > plan.json`) fails the
+ * command, whatever it was about to exit with: `plan --detailed-exitcode` exited 2 over a plan that
+ * was never written. Judged at exit, since the command exits right after its last write, before
+ * the stream reports the failure.
+ */
+process.on("exit", () => {
+  // The error event comes a tick after the write; a command that exits right after writing is
+  // judged on the stream's state, where the write's failure is already set.
+  const e = stdoutFailed ?? (process.stdout.errored as NodeJS.ErrnoException | null);
+  if (!e || e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED") return;
+  process.stderr.write(`Error: could not write to stdout: ${e.message}; what was printed is incomplete\n`);
+  if (process.exitCode !== 130) process.exitCode = 1;
+});
 
 /** A repeatable option; no commander default, or help would print "(default: [])". */
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];

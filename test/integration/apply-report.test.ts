@@ -2,7 +2,7 @@
 // not the plan it read before waiting for the lock, when the broker changed in between.
 
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -134,4 +134,27 @@ describe("one of two clusters fails", () => {
     expect(e.hints).toContain("the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that");
     expect(await getQueue(t.sync, "mpzed.sync")).toBeDefined();
   }, 60_000);
+});
+
+describe("a stdout that cannot be written", () => {
+  /** Run topo with stdout on /dev/full, where every write fails with ENOSPC (a full disk). */
+  function toFullDisk(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const full = openSync("/dev/full", "w");
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", full, "pipe"] });
+    closeSync(full);
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    return new Promise((r) => child.on("exit", (code) => r({ code, stderr })));
+  }
+
+  it("fails the command (exit 1, said on stderr), not plan's exit 2 over a plan that was never written", async () => {
+    const t = fresh(["mplogin"]);
+    const out = join(dirname(t.file), "plan.json");
+    for (const args of [["plan", "-f", t.file, "--detailed-exitcode", "--json"], ["plan", "-f", t.file, "-o", out], ["show", out, "--json"], ["validate", "-f", t.file]]) {
+      const r = await toFullDisk(args);
+      expect(r.code, `${args.join(" ")}\n${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(/Error: could not write to stdout: ENOSPC: no space left on device, write; what was printed is incomplete/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
 });
