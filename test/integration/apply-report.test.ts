@@ -143,7 +143,7 @@ describe("a stdout that cannot be written", () => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", full, "pipe"] });
     closeSync(full);
     let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     return new Promise((r) => child.on("exit", (code) => r({ code, stderr })));
   }
 
