@@ -4,7 +4,7 @@
 
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ConfigError, errorJson, formatProblem, TopoError } from "./errors.js";
+import { ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
@@ -35,13 +35,28 @@ const { version } = createRequire(import.meta.url)("../package.json") as { versi
  * `plan --detailed-exitcode` that exited 0 would tell a drift check there are none. What is
  * written after the reader has gone is dropped; the command runs to its end and exits with its
  * own code.
+ *
+ * The first failure to write stdout (EPIPE included) is judged at exit, below.
  */
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED") return;
-    throw e;
-  });
-}
+let stdoutFailed: NodeJS.ErrnoException | undefined;
+process.stdout.on("error", (e: NodeJS.ErrnoException) => void (stdoutFailed ??= e));
+// stderr has nowhere to say that it failed.
+process.stderr.on("error", () => undefined);
+
+/**
+ * A stdout that could not be written (a full disk: `topo plan --json > plan.json`) fails the
+ * command, whatever it was about to exit with: `plan --detailed-exitcode` exited 2 over a plan that
+ * was never written. Judged at exit, since the command exits right after its last write, before
+ * the stream reports the failure.
+ */
+process.on("exit", () => {
+  // The error event comes a tick after the write; a command that exits right after writing is
+  // judged on the stream's state, where the write's failure is already set.
+  const e = stdoutFailed ?? (process.stdout.errored as NodeJS.ErrnoException | null);
+  if (!e || e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED") return;
+  process.stderr.write(`Error: could not write to stdout: ${e.message}; what was printed is incomplete\n`);
+  if (process.exitCode !== 130) process.exitCode = 1;
+});
 
 /** A repeatable option; no commander default, or help would print "(default: [])". */
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
@@ -212,7 +227,11 @@ program
       // locks) and throws InterruptedError; a second signal does not wait for that.
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => {
-        if (stop.signal.aborted) process.exit(130);
+        if (stop.signal.aborted) {
+          // Still one answer, as JSON under --json: a pipeline must not be left with an empty stdout.
+          progress.end();
+          fail(new InterruptedError(`${signal} again: stopped at once, without waiting for the changes in flight, some of which may have been made; topo plan shows what is left, and topo apply finishes it`), !!o.json);
+        }
         progress.log(`${signal}: stopping; changes in flight finish or fail, nothing new starts`);
         stop.abort();
       };
@@ -223,6 +242,8 @@ program
         if (planFile !== undefined && (o.cluster || cmd.getOptionValueSource("file") === "cli")) {
           throw new TopoError("a saved plan names its topology file and its clusters: leave out -f and --cluster with topo apply PLANFILE");
         }
+        /** Whether the plan shown before the writes had changes: the report then says how many were made (perhaps none). */
+        let planned = false;
         const run = planFile === undefined ? apply : (x: Parameters<typeof apply>[0]) => applySaved({ ...x, planFile, version });
         const r = await run({
           file: o.file,
@@ -239,13 +260,14 @@ program
           progress: progress.update,
           signal: stop.signal,
           onPlan: (p) => {
+            planned = p.clusters.some((c) => c.actions.length > 0);
             if (!o.json) out(render.renderText(p, paintOut()));
           },
         });
         progress.end();
         if (o.json) {
           outJson({ ...render.planJson(r.plan), applied: r.clusters });
-        } else if (r.clusters.some((c) => c.status === "applied")) {
+        } else if (planned) {
           const n = r.clusters.reduce((s, c) => s + c.changes, 0);
           // Drift topo cannot repair (plan --detailed-exitcode counts it) leaves a cluster unlike the file.
           const degraded = r.clusters.reduce((s, c) => s + c.degraded.length, 0);

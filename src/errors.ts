@@ -37,7 +37,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
   stale_plan: "a saved plan no longer matches the broker, the topology file or topo's version (topo apply PLANFILE); nothing was written",
-  interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got, and a re-run finishes it",
+  interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got (a second signal stops at once, and the message then says only that some changes may have been made), and a re-run finishes it",
   unroutable: "topo route: the task would reach no queue: the file gives it none, or (--live) the broker would drop it or refuse its publish; the message says why",
 };
 

@@ -60,6 +60,11 @@ export interface ClusterOutcome {
 }
 
 export interface ApplyResult {
+  /**
+   * What apply did: each cluster's plan with the actions apply carried out. Under its lock a
+   * cluster is planned again, so another hand's changes made while apply waited are not in it
+   * (the plan read before the lock is the one onPlan was given).
+   */
   plan: Plan;
   clusters: ClusterOutcome[];
   stats: { httpRequests: number; httpWrites: number; amqpRpcs: number };
@@ -75,6 +80,13 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const sessions = new Map<string, AmqpSession>();
   const stats = { httpRequests: 0, httpWrites: 0, amqpRpcs: 0 };
   const client = (c: DesiredCluster) => clients.get(c.target.name) as ManagementClient;
+  /** The actions each cluster carried out, by key: a retry after a lost connection re-plans what is left. */
+  const carriedOut = new Map<string, Map<string, Action>>();
+  const carryOut = (cluster: string, actions: readonly Action[]) => {
+    const done = carriedOut.get(cluster) ?? new Map<string, Action>();
+    for (const a of actions) done.set(a.key, a);
+    carriedOut.set(cluster, done);
+  };
   /** Changes made and planned per cluster, for the progress counter and an interrupted apply's report. */
   const tally = new Map<string, { made: number; total: number }>();
   const interrupted = () => {
@@ -83,6 +95,23 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       return t && t.total ? [`interrupted: cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made; run topo apply again to finish (topo plan shows what is left)`] : [];
     });
     return new InterruptedError(lines.length ? lines.join("\n") : "interrupted before any change was made; run topo apply again (topo plan shows what it would do)");
+  };
+  /** Clusters whose own error already says how many of their changes were made. */
+  const counted = new Set<string>();
+  /**
+   * A cluster's error speaks of that cluster: every other cluster that made changes before apply
+   * stopped (all of its share, or its vhost before its lock) is named with how many, and the
+   * apply is then incomplete, whatever stopped it.
+   */
+  const alsoMade = (e: unknown): unknown => {
+    if (!(e instanceof TopoError)) return e;
+    const lines = clusters.flatMap((c) => {
+      const t = tally.get(c.target.name);
+      if (!t || t.made === 0 || counted.has(c.target.name)) return [];
+      return [`  cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
+    });
+    if (!lines.length) return e;
+    return new ApplyError(`${e.message}\n${lines.join("\n")}`, e.hints, e.transient, "apply_incomplete", e.place);
   };
   const checkInterrupted = () => {
     if (opts.signal?.aborted) throw interrupted();
@@ -162,9 +191,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // The lock lives in the vhost, so the vhost comes first (an idempotent PUT).
       const vhostActions = first.actions.filter(isVhostCreate);
       if (vhostActions.length) {
+        carryOut(c.target.name, vhostActions);
         try {
           await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
         } catch (e) {
+          if (e instanceof ApplyError) counted.add(c.target.name);
           checked?.fail(e, c.target.name);
           throw e;
         }
@@ -184,7 +215,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           // Closing the connection lets go of the lock now, not when every cluster is done: two
           // applies that each took one cluster first would otherwise wait on each other.
           await dropSession(c);
-          return { name: c.target.name, status: "applied", changes: t.made, degraded };
+          // Nothing made: another apply (or hand) made the changes while this one waited for the lock.
+          return { name: c.target.name, status: t.made ? "applied" : "unchanged", changes: t.made, degraded };
         } catch (e) {
           checkInterrupted();
           // Only a connection that was open and then lost is a restart worth waiting for; one
@@ -210,11 +242,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         }
       }
     });
-    return { plan, clusters: outcomes, stats };
+    const made: Plan = { clusters: plans.map((p) => ({ ...p, actions: [...(carriedOut.get(p.cluster)?.values() ?? [])] })) };
+    return { plan: made, clusters: outcomes, stats };
   } catch (e) {
     // Whatever a closed connection made the writes in flight throw, the cause was the signal.
     checkInterrupted();
-    throw e;
+    throw alsoMade(e);
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
     await Promise.all([...sessions.values()].map((s) => s.close()));
@@ -260,6 +293,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         // with nothing else.
         const outside = opts.expectWithin?.(read.plan) ?? [];
         if (outside.length) {
+          counted.add(c.target.name);
           throw new StalePlanError(
             `cluster ${c.target.name}: the connection was lost after ${plural(t.made, "change")} of the saved plan ${t.made === 1 ? "was" : "were"} made, and what is left is no longer part of the plan:\n${outside.map((l) => `  ${l}`).join("\n")}\nnothing more was written to cluster ${c.target.name}`,
             ["run topo plan -o FILE again, review what is left, and apply that"],
@@ -291,13 +325,18 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     t.total = t.made + current.actions.length;
     opts.log(`cluster ${c.target.name}: applying ${plural(t.total, "change")}${t.made ? ` (${t.made} made already)` : ""}`);
     checkInterrupted();
-    await execute(current, ctx(c, t), execOpts(opts), t);
+    carryOut(c.target.name, current.actions);
+    await execute(current, ctx(c, t), execOpts(opts), t).catch((e: unknown) => {
+      if (e instanceof ApplyError) counted.add(c.target.name);
+      throw e;
+    });
     step(`made ${plural(current.actions.length, "change")}`);
 
     // An apply whose re-plan is not empty has failed.
     const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current);
     step(requests === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(requests, "request")})`);
     if (after.actions.length) {
+      counted.add(c.target.name);
       throw new ApplyError(
         `cluster ${c.target.name}: apply made its changes, but the broker still differs from the file:\n${after.actions.flatMap(renderAction).map((l) => `    ${l}`).join("\n")}`,
         ["something else changed the broker during the apply, or the broker ignored a write; run topo plan to see the current state"],

@@ -6,17 +6,21 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { StalePlanError, TopoError } from "../errors.js";
+import { ApplyError, StalePlanError, TopoError } from "../errors.js";
 import type { ClusterPlan, Plan } from "../model.js";
 import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
 import { fileDigest } from "../files/digest.js";
-import { writeWhole } from "../files/write-file.js";
+import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
+  // Before any broker is read: the plan would take the place of the file it was made from.
+  if (sameFile(opts.output, opts.file)) {
+    throw new TopoError(`-o ${opts.output} is the topology file ${opts.file}: the saved plan would replace it`, ["save the plan to a file of its own, e.g. -o plan.json"]);
+  }
   // The digest is taken before the file is read for the plan: a change in between makes the
   // saved plan stale, never wrongly current.
   const digest = fileDigest(opts.file);
@@ -79,7 +83,9 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   // The file is the same; the passwords its ${VAR}s give must be the same too.
   const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor });
   const users = desired.clusters.find((c) => c.users)?.users;
-  const now = users && saved.credentials ? users.credentials.fingerprint(saved.credentials.key) : undefined;
+  // A plan of a file with users always holds the fingerprint (planAndSave): one without it was
+  // edited, and would otherwise let any password through.
+  const now = users ? users.credentials.fingerprint(saved.credentials?.key ?? "") : undefined;
   if (now !== saved.credentials?.digest) {
     throw new StalePlanError(`the saved plan is stale: the passwords of the users in ${saved.file} (from its environment variables) are not those the plan was made with; nothing was written`, [
       `apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again and apply that`,
@@ -99,8 +105,14 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     );
   };
   const within = (plan: ClusterPlan) => outsideSaved(saved, plan);
-  const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
-  return { ...r, saved };
+  try {
+    const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
+    return { ...r, saved };
+  } catch (e) {
+    // Part of the plan was made: applying the same file again can only be refused as stale.
+    if (!(e instanceof ApplyError) || e.code !== "apply_incomplete") throw e;
+    throw new ApplyError(e.message, [...e.hints, "the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that"], e.transient, e.code, e.place);
+  }
 }
 
 /** The digest of the topology file a saved plan names, or an error that says where apply looked. */

@@ -1,7 +1,7 @@
 // Files that topo generates (a topology, a Celery module, definitions) are written whole or not at
 // all: a worker importing a module, or a pipeline reading a topology, never sees half of one.
 
-import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TopoError } from "../errors.js";
 
@@ -19,4 +19,11 @@ export function writeWhole(file: string, text: string): void {
     const why = missing ?? (code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message);
     throw new TopoError(`cannot write ${file}: ${why}`, ["pass -o a path in a directory you can write to, or leave -o out to print to stdout"]);
   }
+}
+
+/** Whether two paths name one file (by any path, a hard link included); false when either is missing. */
+export function sameFile(a: string, b: string): boolean {
+  const x = statSync(a, { throwIfNoEntry: false });
+  const y = statSync(b, { throwIfNoEntry: false });
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
 }

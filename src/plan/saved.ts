@@ -75,6 +75,31 @@ const OPS = new Set(["create", "update", "replace", "delete"]);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
 
+type FieldType = "string" | "boolean" | "number" | "object" | "strings";
+/**
+ * The fields of each kind of resource (model.ts), as show prints them and apply compares them: a
+ * saved plan whose resource lacks one would be printed as one thing (or not at all) and compared
+ * as another.
+ */
+const RESOURCE_FIELDS: Record<Resource["kind"], Record<string, FieldType>> = {
+  vhost: { name: "string" },
+  exchange: { name: "string", type: "string", durable: "boolean", autoDelete: "boolean", internal: "boolean", arguments: "object" },
+  queue: { name: "string", type: "string", durable: "boolean", autoDelete: "boolean", exclusive: "boolean", arguments: "object" },
+  binding: { source: "string", destination: "string", destinationType: "string", routingKey: "string", arguments: "object" },
+  policy: { name: "string", pattern: "string", applyTo: "string", priority: "number", definition: "object" },
+  user: { name: "string", tags: "strings" },
+  permission: { user: "string", configure: "string", write: "string", read: "string" },
+  "topic-permission": { user: "string", exchange: "string", write: "string", read: "string" },
+};
+const hasType = (v: unknown, t: FieldType) => (t === "object" ? isObject(v) : t === "strings" ? isStrings(v) : typeof v === t);
+
+/** What is wrong with a resource of a saved plan; empty when it is whole. */
+function resourceProblems(r: unknown, where: string, kind?: Resource["kind"]): string[] {
+  const fields = isObject(r) && typeof r.kind === "string" && Object.hasOwn(RESOURCE_FIELDS, r.kind) ? RESOURCE_FIELDS[r.kind as Resource["kind"]] : undefined;
+  if (!isObject(r) || !fields || (kind !== undefined && r.kind !== kind)) return [`${where} is not a ${kind ?? "resource"}`];
+  return Object.entries(fields).flatMap(([f, t]) => (hasType(r[f], t) ? [] : [`${where}.${f} is not ${t === "object" ? "an object" : t === "strings" ? "a list of strings" : `a ${t}`}`]));
+}
+
 /** Parse and check a saved plan's shape; anything else is a SavedPlanFormatError that says what is wrong. */
 export function parseSavedPlan(text: string): SavedPlan {
   let j: unknown;
@@ -94,21 +119,40 @@ export function parseSavedPlan(text: string): SavedPlan {
   if (j.credentials !== undefined && !(isObject(j.credentials) && typeof j.credentials.key === "string" && typeof j.credentials.digest === "string")) bad.push("credentials is not a key and a digest");
   if (!Array.isArray(j.clusters)) bad.push("clusters is not a list");
   else {
+    // Apply compares a saved plan with fresh plans by cluster and by key: a cluster or an action
+    // given twice would be shown twice and carried out once.
+    const clusters = new Set<unknown>();
     j.clusters.forEach((c: unknown, i) => {
       const at = `clusters[${i}]`;
       if (!isObject(c)) return void bad.push(`${at} is not an object`);
       for (const f of ["cluster", "endpoint", "vhost", "stateDigest"]) if (typeof c[f] !== "string") bad.push(`${at}.${f} is not a string`);
+      if (clusters.has(c.cluster)) bad.push(`${at} repeats cluster ${String(c.cluster)}`);
+      clusters.add(c.cluster);
       if (!isStrings(c.warnings)) bad.push(`${at}.warnings is not a list of strings`);
       if (!isStrings(c.degraded)) bad.push(`${at}.degraded is not a list of strings`);
       if (!Array.isArray(c.actions)) return void bad.push(`${at}.actions is not a list`);
+      const keys = new Set<string>();
       c.actions.forEach((a: unknown, k) => {
         const where = `${at}.actions[${k}]`;
         if (!isObject(a) || !OPS.has(a.op as string) || typeof a.key !== "string") return void bad.push(`${where} is not an action`);
         const needs = a.op === "create" ? ["after"] : a.op === "delete" ? ["before"] : ["before", "after"];
-        for (const f of needs) if (!isObject(a[f]) || typeof (a[f] as Record<string, unknown>).kind !== "string") bad.push(`${where}.${f} is not a resource`);
+        const broken = needs.flatMap((f) => resourceProblems(a[f], `${where}.${f}`));
+        bad.push(...broken);
         if (a.op === "update" && !isStrings(a.changed)) bad.push(`${where}.changed is not a list of strings`);
         if (a.op === "replace" && (!isStrings(a.because) || !Array.isArray(a.rebind))) bad.push(`${where} lacks because or rebind`);
-        if (a.op === "delete" && a.unmanaged !== undefined && !(Array.isArray(a.unmanaged) && a.unmanaged.every((b) => isObject(b) && b.kind === "binding"))) bad.push(`${where}.unmanaged is not a list of bindings`);
+        if (a.op === "replace" && Array.isArray(a.rebind)) a.rebind.forEach((b: unknown, n) => bad.push(...resourceProblems(b, `${where}.rebind[${n}]`, "binding")));
+        if (a.op === "delete" && a.unmanaged !== undefined) {
+          if (!Array.isArray(a.unmanaged)) bad.push(`${where}.unmanaged is not a list of bindings`);
+          else a.unmanaged.forEach((b: unknown, n) => bad.push(...resourceProblems(b, `${where}.unmanaged[${n}]`, "binding")));
+        }
+        if (broken.length) return;
+        // The key is what apply compares, the resource what show prints: they must name one object.
+        const action = a as unknown as Action;
+        const subject = keyOf(subjectOf(action));
+        if (action.key !== subject) bad.push(`${where}.key is ${action.key}, and its ${subjectOf(action).kind} is ${subject}`);
+        else if ((action.op === "update" || action.op === "replace") && keyOf(action.before) !== subject) bad.push(`${where}.before is ${keyOf(action.before)}, and its after is ${subject}`);
+        else if (keys.has(action.key)) bad.push(`${where} repeats ${label(action)}`);
+        keys.add(action.key);
       });
     });
   }

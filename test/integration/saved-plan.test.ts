@@ -2,9 +2,9 @@
 // but the reviewed plan is ever applied. Each test runs the real CLI against the real broker.
 
 import { spawn } from "node:child_process";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames as benchNames } from "../../bench/services.mjs";
@@ -58,6 +58,22 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(r.stdout).toMatch(/Apply complete: 9 changes made/);
     expect(await getQueue(t.async, "mplogin.async")).toMatchObject({ durable: true });
     expect((await runCli(["plan", "-f", t.file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("refuses -o naming the topology file itself, by any path, before reading a broker: the plan would replace the file it was made from", async () => {
+    const t = fresh(["mplogin"]);
+    const text = readFileSync(t.file, "utf8");
+    const dir = dirname(t.file);
+    linkSync(t.file, join(dir, "hard-link.yaml"));
+    for (const out of [t.file, join(dir, "..", basename(dir), "topology.yaml"), join(dir, "hard-link.yaml")]) {
+      const r = await runCli(["plan", "-f", t.file, "-o", out, "--json", "--detailed-exitcode"]);
+      expect(r.code).toBe(1);
+      const e = JSON.parse(r.stdout).error;
+      expect(e.code).toBe("usage");
+      expect(e.message).toBe(`-o ${out} is the topology file ${t.file}: the saved plan would replace it`);
+      expect(readFileSync(t.file, "utf8")).toBe(text);
+    }
+    expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
   });
 
   it("a plan whose topology file is not where it was is refused before any write, saying where apply looked and what to do", async () => {
@@ -179,6 +195,16 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const old = await runCli(["apply", t.out, "--json"]);
     expect(old.code).toBe(1);
     expect(JSON.parse(old.stdout).error).toMatchObject({ code: "stale_plan", message: expect.stringMatching(/was made by topo 0\.0\.1, and this is topo \d+\.\d+\.\d+; nothing was written/) });
+
+    // An action added by hand, as a copy of one the plan holds: show would count it, apply do it once.
+    const copied = JSON.parse(JSON.stringify(saved));
+    copied.clusters[1].actions.push(copied.clusters[1].actions[2]);
+    writeFileSync(t.out, JSON.stringify(copied));
+    for (const cmd of ["show", "apply"]) {
+      const r = await runCli([cmd, t.out, "--json"]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout).error.message).toMatch(/is not a saved plan topo can apply: it is damaged: clusters\[1\]\.actions\[\d+\] repeats create /);
+    }
 
     writeFileSync(t.out, '{"clusters": []}');
     const bad = await runCli(["apply", t.out]);

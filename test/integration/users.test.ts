@@ -2,7 +2,7 @@
 // by the broker for anything else, passwords compared with the broker's salted hashes, never
 // printed by any command, users topo did not make never touched.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, deleteVhost, runCli, uniqueName, vh, writeFile, type CliResult } from "../helpers/broker.js";
@@ -288,6 +288,24 @@ describe("users from the file", () => {
     const apply = await runCli(["apply", "-f", f, "--json"], s.env);
     expect(apply.code).toBe(1);
     expect(JSON.parse(apply.stdout).error.code).toBe("permission_denied");
+  });
+
+  it("a saved plan without the fingerprint of its users' passwords is refused, not applied with whatever passwords the environment gives", async () => {
+    const s = setup();
+    const f = s.file();
+    const planFile = `${f}.plan.json`;
+    expect((await runCli(["plan", "-f", f, "-o", planFile], s.env)).code).toBe(0);
+    const saved = JSON.parse(readFileSync(planFile, "utf8"));
+    expect(saved.credentials).toBeDefined();
+    delete saved.credentials;
+    writeFileSync(planFile, JSON.stringify(saved));
+    const r = await runCli(["apply", planFile, "--json"], { ...s.env, UT_LOGIN_PASSWORD: "another-secret" });
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toContain("the passwords of the users");
+    expect((await api("GET", `/api/vhosts/${vh(s.sync)}`)).status).toBe(404);
+    expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
   });
 
   it("no command prints a password or the broker's hash, and a saved plan refuses other passwords", async () => {

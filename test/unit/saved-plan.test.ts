@@ -66,6 +66,31 @@ describe("savedPlan / parseSavedPlan", () => {
     delete broken.clusters[1].stateDigest;
     expect(why(JSON.stringify(broken))).toMatch(/damaged: clusters\[0\]\.actions\[0\] is not an action; clusters\[1\]\.stateDigest is not a string/);
   });
+
+  // What show prints must be what apply does: apply compares a saved plan with a fresh one by
+  // cluster and by key, so a repeated cluster or action, or a resource apply would not read as
+  // show prints it, would let show print more than apply carries out.
+  it("refuses a plan edited by hand that repeats a cluster or an action, or whose resources are not whole", () => {
+    const why = (edit: (j: any) => void) => {
+      const j = JSON.parse(JSON.stringify(savedPlan(plan, meta)));
+      edit(j);
+      try {
+        parseSavedPlan(JSON.stringify(j));
+      } catch (e) {
+        expect(e).toBeInstanceOf(SavedPlanFormatError);
+        return (e as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    expect(why((j) => j.clusters.push(j.clusters[0]))).toMatch(/damaged: clusters\[2\] repeats cluster async/);
+    expect(why((j) => j.clusters[0].actions.push(j.clusters[0].actions[0]))).toMatch(/damaged: clusters\[0\]\.actions\[2\] repeats create queue mpnew\.async/);
+    expect(why((j) => (j.clusters[0].actions[0].key = "queue|mpother.async"))).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.key is queue\|mpother\.async, and its queue is queue\|mpnew\.async/);
+    expect(why((j) => delete j.clusters[0].actions[0].after.arguments)).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.after\.arguments is not an object/);
+    expect(why((j) => (j.clusters[0].actions[0].after = { kind: "queue" }))).toMatch(/clusters\[0\]\.actions\[0\]\.after\.name is not a string/);
+    expect(why((j) => (j.clusters[0].actions[0].after.kind = "widget"))).toMatch(/clusters\[0\]\.actions\[0\]\.after is not a resource/);
+    expect(why((j) => (j.clusters[0].actions[1].rebind = [{ kind: "binding", source: "mppayment" }]))).toMatch(/clusters\[0\]\.actions\[1\]\.rebind\[0\]\.destination is not a string/);
+    expect(why((j) => (j.clusters[0].actions[1].after.name = "mpother.async"))).toMatch(/clusters\[0\]\.actions\[1\]\.before is queue\|mppayment\.async, and its after is queue\|mpother\.async|key is queue\|mppayment\.async, and its queue is queue\|mpother\.async/);
+  });
 });
 
 describe("compareToSaved", () => {

@@ -1,0 +1,160 @@
+// What apply reports is what it did: its --json plan and its summary are the changes it made,
+// not the plan it read before waiting for the lock, when the broker changed in between.
+
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import amqplib from "amqplib";
+import { dirname, join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { adminManagementUrl, amqpUrl, api, CLI, getQueue, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
+
+const { fresh } = testVhosts();
+
+/** Run topo apply while another holder keeps the async cluster's lock; `meanwhile` runs while it waits. */
+async function applyWhileLocked(args: string[], async: string, meanwhile: () => Promise<void>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const holder = await amqplib.connect(amqpUrl(async));
+  try {
+    const ch = await holder.createChannel();
+    await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the apply-report test" } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+    for (let i = 0; i < 200 && !/waiting for the apply lock/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/cluster async: waiting for the apply lock held by the apply-report test/);
+    await meanwhile();
+    await holder.close();
+    return { code: await exited, stdout, stderr };
+  } finally {
+    await holder.close().catch(() => undefined);
+  }
+}
+
+describe("apply --json reports the changes apply made", () => {
+  it("leaves out what another hand made while apply waited for the lock", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    writeFileSync(t.file, readFileSync(writeTopology({ sync: t.sync, async: t.async, services: ["mplogin", "mpcart"] }), "utf8"));
+
+    const r = await applyWhileLocked(["apply", "-f", t.file, "--json"], t.async, async () => {
+      // While apply waits, someone (a worker, another tool) makes async's share of the plan.
+      expect((await api("PUT", `/api/exchanges/${vh(t.async)}/mpcart`, { type: "topic", durable: true })).status).toBe(201);
+      expect((await api("PUT", `/api/queues/${vh(t.async)}/mpcart.async`, { durable: true })).status).toBe(201);
+      expect((await api("POST", `/api/bindings/${vh(t.async)}/e/mpcart/q/mpcart.async`, { routing_key: "mpcart.async.#" })).status).toBe(201);
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/cluster async: nothing left to do \(another apply made the changes\)/);
+    const j = JSON.parse(r.stdout);
+    const actions = (name: string) => j.clusters.find((c: { name: string }) => c.name === name).actions.map((a: { op: string; kind: string; name: string }) => `${a.op} ${a.kind} ${a.name}`);
+    expect(actions("async")).toEqual([]);
+    expect(actions("sync")).toEqual(["create exchange mpcart", "create queue mpcart.sync", "create binding mpcart -> mpcart.sync [mpcart.sync.#]"]);
+    expect(j.summary).toEqual({ create: 3, update: 0, replace: 0, delete: 0, degraded: 0 });
+    expect(j.applied).toEqual([
+      { name: "sync", status: "applied", changes: 3, degraded: [] },
+      { name: "async", status: "unchanged", changes: 0, degraded: [] },
+    ]);
+  }, 60_000);
+
+  it("the text report ends with what was made, also when another hand made all of it", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    writeFileSync(t.file, readFileSync(writeTopology({ sync: t.sync, async: t.async, services: [{ name: "mplogin", sync: false }, { name: "mpcart", sync: false }] }), "utf8"));
+    const r = await applyWhileLocked(["apply", "-f", t.file], t.async, async () => {
+      expect((await api("PUT", `/api/exchanges/${vh(t.async)}/mpcart`, { type: "topic", durable: true })).status).toBe(201);
+      expect((await api("PUT", `/api/queues/${vh(t.async)}/mpcart.async`, { durable: true })).status).toBe(201);
+      expect((await api("POST", `/api/bindings/${vh(t.async)}/e/mpcart/q/mpcart.async`, { routing_key: "mpcart.async.#" })).status).toBe(201);
+    });
+    expect(r.code, r.stderr).toBe(0);
+    // The plan printed before the lock had 3 creates; none of them was this apply's.
+    expect(r.stdout).toMatch(/Plan: 3 to create/);
+    expect(r.stdout).toMatch(/Apply complete: 0 changes made; every cluster matches the file\.\n$/);
+  }, 60_000);
+});
+
+describe("apply --json stopped by a signal", () => {
+  it("a second SIGTERM, which stops at once, still prints one JSON error (interrupted) and exits 130", async () => {
+    const services = Array.from({ length: 300 }, (_, i) => `mp${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
+    const { file } = fresh(services);
+    const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let signals = 0;
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      // The first signal once writes are under way; the second as soon as apply says it is stopping.
+      if (signals === 0 && /cluster async: applying \d+ changes/.test(stderr)) {
+        signals++;
+        child.kill("SIGTERM");
+      } else if (signals === 1 && /SIGTERM: stopping/.test(stderr)) {
+        signals++;
+        child.kill("SIGTERM");
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(signals).toBe(2);
+    expect(code).toBe(130);
+    const e = JSON.parse(stdout).error;
+    expect(e.code).toBe("interrupted");
+    expect(e.message).toMatch(/topo plan shows what is left/);
+    // Unless the first signal's stop was over before the second came (then it says how far each cluster got).
+    expect(stderr).toMatch(/SIGTERM again: stopped at once|interrupted: cluster async: \d+ of \d+ changes were made/);
+  }, 60_000);
+});
+
+describe("one of two clusters fails", () => {
+  const USER = `topo-test-limited-${process.pid}`;
+  afterEach(async () => {
+    await api("DELETE", `/api/users/${USER}`);
+  });
+
+  it("the error names the changes the other cluster made, and is apply_incomplete; a saved plan's says to plan again", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    // async's AMQP user may configure mplogin's objects and topo's own, not mpzed's.
+    expect([201, 204]).toContain((await api("PUT", `/api/users/${USER}`, { password: "limited-pw", tags: "" })).status);
+    expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(t.async)}/${USER}`, { configure: "^(mplogin|topo)[.a-z]*$", write: ".*", read: ".*" })).status);
+    const doc = JSON.parse(readFileSync(writeTopology({ sync: t.sync, async: t.async, services: ["mplogin", "mpzed"] }), "utf8"));
+    doc.clusters.async.url = amqpUrl(t.async, { user: USER, password: "limited-pw" });
+    doc.clusters.async.management = adminManagementUrl();
+    writeFileSync(t.file, JSON.stringify(doc, null, 2));
+    const out = join(dirname(t.file), "plan.json");
+    expect((await runCli(["plan", "-f", t.file, "-o", out])).code).toBe(0);
+
+    const r = await runCli(["apply", out, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("apply_incomplete");
+    expect(e.cluster).toBe("async");
+    expect(e.message).toMatch(/^cluster async: declare \w+ mpzed.* ACCESS_REFUSED/);
+    // sync made all of its share before async failed: the answer says so.
+    expect(e.message).toMatch(/\n  cluster sync: 3 of 3 changes were made before apply stopped$/m);
+    expect(e.hints).toContain("the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that");
+    expect(await getQueue(t.sync, "mpzed.sync")).toBeDefined();
+  }, 60_000);
+});
+
+describe("a stdout that cannot be written", () => {
+  /** Run topo with stdout on /dev/full, where every write fails with ENOSPC (a full disk). */
+  function toFullDisk(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const full = openSync("/dev/full", "w");
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", full, "pipe"] });
+    closeSync(full);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    return new Promise((r) => child.on("exit", (code) => r({ code, stderr })));
+  }
+
+  it("fails the command (exit 1, said on stderr), not plan's exit 2 over a plan that was never written", async () => {
+    const t = fresh(["mplogin"]);
+    const out = join(dirname(t.file), "plan.json");
+    for (const args of [["plan", "-f", t.file, "--detailed-exitcode", "--json"], ["plan", "-f", t.file, "-o", out], ["show", out, "--json"], ["validate", "-f", t.file]]) {
+      const r = await toFullDisk(args);
+      expect(r.code, `${args.join(" ")}\n${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(/Error: could not write to stdout: ENOSPC: no space left on device, write; what was printed is incomplete/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});
