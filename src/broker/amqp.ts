@@ -429,6 +429,21 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   });
 }
 
+/**
+ * Whether the broker accepts this cluster's AMQP login, for a cluster whose vhost apply has yet to
+ * create (a session cannot open before that write). RabbitMQ checks the credentials at
+ * connection.start-ok and the vhost only at connection.open, so "vhost not found" there means the
+ * login was accepted. Any other outcome is left to an ordinary connect, which says what is wrong
+ * exactly as it would have after the vhost was created, or which opens after all (someone else
+ * created the vhost meanwhile).
+ */
+export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<void> {
+  const r = await openRefusal(target, opts).catch(() => undefined);
+  if (r && ("opened" in r || (r.code === 530 && /not found/.test(r.text)))) return;
+  const s = await AmqpSession.open(target, { ...opts, connectAttempts: 1 });
+  await s.close();
+}
+
 /** How amqplib words a connection.close sent in answer to connection.open (a vhost refused). */
 const OPEN_REFUSED = /Expected ConnectionOpenOk; got <ConnectionClose/;
 /** The broker's words when a vhost exists but does not run on the node yet (541). */

@@ -1,7 +1,7 @@
 import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan } from "../model.js";
-import { AmqpSession } from "../broker/amqp.js";
+import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
@@ -172,12 +172,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // Every cluster that will write logs in over AMQP before any cluster writes: the identity
     // probe reads only connection.start, so a refused login (a wrong password in one url) would
     // otherwise stop its cluster after the other one had been changed. A cluster whose vhost
-    // apply creates cannot log in before that write.
+    // apply creates cannot open a session before that write: its login alone is checked.
     const createsVhost = (c: DesiredCluster) => plans.some((p) => p.cluster === c.target.name && p.actions.some(isVhostCreate));
-    await forEachCluster(
-      changing.filter((c) => !createsVhost(c)),
-      async (c) => void (await session(c)),
-    );
+    await forEachCluster(changing, async (c) => void (createsVhost(c) ? await checkLogin(c.target, opts) : await session(c)));
     checkInterrupted();
     const checked = opts.expect || changing.length > 1 ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {

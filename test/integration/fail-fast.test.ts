@@ -148,6 +148,24 @@ describe("a missing right is named, with the command that grants it", () => {
     expect(exchanges.map((e) => e.name).filter((n) => !n.startsWith("amq.") && n !== "")).toEqual([]);
   });
 
+  it("a wrong AMQP password on a cluster whose vhost apply creates stops apply before any vhost is created", async () => {
+    const b = broker();
+    const [sync, async] = [uniqueName("sync"), uniqueName("async")];
+    vhosts.push(sync, async);
+    const file = writeTopology({
+      sync,
+      async,
+      services: ["mplogin"],
+      clusterExtra: { sync: { url: amqpUrl(sync, { user: b.user, password: "wrong-amqp-pw" }), management: adminManagementUrl() } },
+    });
+    const r = await runCli(["apply", "-f", file, "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("auth_failed");
+    expect(r.stderr).toMatch(/cluster sync: connect amqp:\/\/.* -> ACCESS_REFUSED/);
+    expect(r.stderr).not.toMatch(/applying|applied|were made/);
+    for (const v of [sync, async]) expect((await api("GET", `/api/vhosts/${vh(v)}`)).status, v).toBe(404);
+  });
+
   // The AMQP login succeeds, but the user may not configure topo's lock queue: found only when
   // that cluster takes its lock. Whichever cluster locks first, no cluster writes.
   for (const denied of ["sync", "async"] as const) {
