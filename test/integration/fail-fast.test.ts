@@ -126,45 +126,40 @@ describe("a missing right is named, with the command that grants it", () => {
     expect(JSON.parse(r.stdout).error.code).toBe("permission_denied");
   });
 
-  it("a wrong AMQP password on one cluster (its management API logs in) stops apply before any cluster is written", async () => {
-    const b = broker();
-    const [sync, async] = [uniqueName("sync"), uniqueName("async")];
-    vhosts.push(sync, async);
-    const file = writeTopology({
-      sync,
-      async,
-      services: ["mplogin", "mpwallet"],
-      clusterExtra: { sync: { url: amqpUrl(sync, { user: b.user, password: "wrong-amqp-pw" }), management: adminManagementUrl() } },
+  // With the vhosts there, every cluster opens its session before any writes; where apply will
+  // create a vhost, it checks the login alone before creating it.
+  for (const vhostsExist of [true, false]) {
+    const title = vhostsExist
+      ? "a wrong AMQP password on one cluster (its management API logs in) stops apply before any cluster is written"
+      : "a wrong AMQP password on a cluster whose vhost apply creates stops apply before any vhost is created";
+    it(title, async () => {
+      const b = broker();
+      const [sync, async] = [uniqueName("sync"), uniqueName("async")];
+      vhosts.push(sync, async);
+      const file = writeTopology({
+        sync,
+        async,
+        services: ["mplogin", "mpwallet"],
+        clusterExtra: { sync: { url: amqpUrl(sync, { user: b.user, password: "wrong-amqp-pw" }), management: adminManagementUrl() } },
+      });
+      if (vhostsExist) {
+        await createVhost(sync);
+        await createVhost(async);
+      }
+      const r = await runCli(["apply", "-f", file, "--json"]);
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("auth_failed");
+      expect(r.stderr).toMatch(/cluster sync: connect amqp:\/\/.* -> ACCESS_REFUSED/);
+      expect(r.stderr).not.toMatch(/applying|applied|were made/);
+      if (!vhostsExist) {
+        for (const v of [sync, async]) expect((await api("GET", `/api/vhosts/${vh(v)}`)).status, v).toBe(404);
+        return;
+      }
+      // Nothing was written on the other cluster either: not its objects, nor topo's apply mark.
+      const exchanges = (await api("GET", `/api/exchanges/${vh(async)}?columns=name`)).body as { name: string }[];
+      expect(exchanges.map((e) => e.name).filter((n) => !n.startsWith("amq.") && n !== "")).toEqual([]);
     });
-    await createVhost(sync);
-    await createVhost(async);
-    const r = await runCli(["apply", "-f", file, "--json"]);
-    expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).error.code).toBe("auth_failed");
-    expect(r.stderr).toMatch(/cluster sync: connect amqp:\/\/.* -> ACCESS_REFUSED/);
-    expect(r.stderr).not.toMatch(/applying|applied/);
-    // Nothing was written on the other cluster either: not its objects, nor topo's apply mark.
-    const exchanges = (await api("GET", `/api/exchanges/${vh(async)}?columns=name`)).body as { name: string }[];
-    expect(exchanges.map((e) => e.name).filter((n) => !n.startsWith("amq.") && n !== "")).toEqual([]);
-  });
-
-  it("a wrong AMQP password on a cluster whose vhost apply creates stops apply before any vhost is created", async () => {
-    const b = broker();
-    const [sync, async] = [uniqueName("sync"), uniqueName("async")];
-    vhosts.push(sync, async);
-    const file = writeTopology({
-      sync,
-      async,
-      services: ["mplogin"],
-      clusterExtra: { sync: { url: amqpUrl(sync, { user: b.user, password: "wrong-amqp-pw" }), management: adminManagementUrl() } },
-    });
-    const r = await runCli(["apply", "-f", file, "--json"]);
-    expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("auth_failed");
-    expect(r.stderr).toMatch(/cluster sync: connect amqp:\/\/.* -> ACCESS_REFUSED/);
-    expect(r.stderr).not.toMatch(/applying|applied|were made/);
-    for (const v of [sync, async]) expect((await api("GET", `/api/vhosts/${vh(v)}`)).status, v).toBe(404);
-  });
+  }
 
   // The AMQP login succeeds, but the user may not configure topo's lock queue: found only when
   // that cluster takes its lock. Whichever cluster locks first, no cluster writes.
