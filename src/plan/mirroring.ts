@@ -7,6 +7,7 @@ import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
 import { names, plural } from "../core/words.js";
+import { policyRegExp } from "../core/policy-pattern.js";
 
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */
@@ -21,23 +22,14 @@ export const APPLIES_TO: Record<QueueType, ReadonlySet<string>> = {
   stream: new Set(["queues", "all", "streams"]),
 };
 
-/** RabbitMQ patterns are PCRE; JavaScript's RegExp reads the ones people write the same way. */
+/** RabbitMQ patterns are PCRE; one JavaScript cannot read cannot be judged here (no match). */
 function matches(pattern: string, name: string): boolean {
-  try {
-    return new RegExp(pattern).test(name);
-  } catch {
-    return false; // a PCRE pattern JavaScript cannot read: it cannot be judged here
-  }
+  return policyRegExp(pattern)?.test(name) ?? false;
 }
 
 /** Whether JavaScript reads a pattern at all; one it cannot (`(?i)`) is judged by the broker alone. */
 function readable(pattern: string): boolean {
-  try {
-    new RegExp(pattern);
-    return true;
-  } catch {
-    return false;
-  }
+  return policyRegExp(pattern) !== undefined;
 }
 
 /**

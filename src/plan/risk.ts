@@ -11,6 +11,7 @@
 
 import type { Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
 import { plural } from "../core/words.js";
+import { policyRegExp } from "../core/policy-pattern.js";
 
 /** What a queue holds, as the broker counts it. */
 export interface HeldMessages {
@@ -67,11 +68,7 @@ function appliesTo(p: Policy, q: Queue): boolean {
  * otherwise or not at all ((?i), [[:alnum:]], \A), instead of silently reading another pattern.
  */
 function matches(pattern: string, name: string): boolean | undefined {
-  try {
-    return new RegExp(pattern, "u").test(name);
-  } catch {
-    return undefined;
-  }
+  return policyRegExp(pattern, { unicode: true })?.test(name);
 }
 
 /**

@@ -7,6 +7,7 @@ import { TRAFFIC } from "../model.js";
 import { holdingQueueBase, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe } from "../core/keys.js";
 import { names } from "../core/words.js";
+import { policyRegExp } from "../core/policy-pattern.js";
 
 /**
  * AMQP topic matching: words are separated by dots, `*` matches exactly one word, `#` zero or
@@ -122,8 +123,8 @@ function alternateOf(x: Exchange, policies: readonly Policy[]): { to: string; by
   const arg = x.arguments["alternate-exchange"];
   if (typeof arg === "string") return { to: arg, by: "its alternate-exchange argument" };
   const applying = policies.filter((p) => p.applyTo === "exchanges" || p.applyTo === "all");
-  const unreadable = applying.filter((p) => readsPattern(p.pattern) === undefined);
-  const matching = applying.filter((p) => readsPattern(p.pattern)?.test(x.name)).sort((a, b) => b.priority - a.priority);
+  const unreadable = applying.filter((p) => policyRegExp(p.pattern) === undefined);
+  const matching = applying.filter((p) => policyRegExp(p.pattern)?.test(x.name)).sort((a, b) => b.priority - a.priority);
   const top = matching[0];
   const topAe = top?.definition["alternate-exchange"];
   if (unreadable.some((p) => !top || p.priority >= top.priority) && unreadable.some((p) => p.definition["alternate-exchange"] !== undefined)) {
@@ -135,13 +136,6 @@ function alternateOf(x: Exchange, policies: readonly Policy[]): { to: string; by
   return top && typeof topAe === "string" ? { to: topAe, by: `policy ${top.name}` } : undefined;
 }
 
-function readsPattern(pattern: string): RegExp | undefined {
-  try {
-    return new RegExp(pattern);
-  } catch {
-    return undefined; // a PCRE pattern JavaScript cannot read
-  }
-}
 
 /**
  * Where the broker delivers a message published to `exchange` with `routingKey`, from what it
