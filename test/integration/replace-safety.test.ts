@@ -251,15 +251,18 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
-  it("a length limit on the holding queue alone is refused even below what the queue holds: live publishes fill the holding queue past it", async () => {
+  it("a length limit on the holding queue alone is refused while the queue holds less than it: live publishes could fill the holding queue past it", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
     const held = ids("old", 500);
     await publishIds(f.async, held);
     expect((await api("PUT", `/api/policies/${vh(f.async)}/holdcap`, { pattern: "^topo\\.hold\\.", definition: { "max-length": 700 }, "apply-to": "queues", priority: 1 })).status).toBeLessThan(300);
-    // 500 held and a publisher running: the holding queue passed 700 during the move, and
-    // drop-head discarded confirmed messages while apply said none was lost.
-    const pub = startPublisher(f.async, "live", 2000);
+    // 500 held and a publisher running: before the fix, the holding queue passed 700 during the
+    // move with 2,000 live messages, and drop-head discarded confirmed ones while apply said none
+    // was lost. Here the publisher stops at 190, so the queue never reaches 700 while apply counts
+    // it: the refusal must come from the limit alone, not from a count already over it (a count
+    // over it is refused with other words, which a faster publisher made this test see at times).
+    const pub = startPublisher(f.async, "live", 190);
     const r = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
     await pub.stop();
     refusedBeforeWriting(r);
