@@ -147,7 +147,9 @@ describe("one apply at a time", () => {
       const { async, file } = fresh(["mplogin"], { credentials: { user: name, password: "pw-late" }, clusterExtra: { async: { management: adminManagementUrl() } } });
       await createVhost(async);
       const a = startCli(["apply", "-f", file, "--cluster", "async"]);
-      await new Promise((r) => setTimeout(r, 1000));
+      // Rights are granted once apply has been refused and waits, not after a fixed sleep: on a
+      // loaded machine apply could reach the vhost only after the grant, and never be refused.
+      await a.waitFor(/refused the connection \(530 .*\); trying again/);
       expect(a.stderr()).not.toMatch(/Error/);
       await api("PUT", `/api/permissions/${encodeURIComponent(async)}/${name}`, { configure: ".*", write: ".*", read: ".*" });
       expect(await a.exited, a.stderr()).toBe(0);
