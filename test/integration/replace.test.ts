@@ -3,7 +3,7 @@
 
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
-import { amqpUrl, api, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
+import { amqpUrl, api, broker, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -126,6 +126,36 @@ describe("lossless replace", () => {
     expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000000 });
     expect((await drainIds(async, "mplogin.async")).sort()).toEqual(["a", "b", "c"]);
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("an exchange replaced by delete and re-create gets every binding back at once: a failure further on leaves it bound, the user's bindings too", async () => {
+    const { sync, async, before } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    // A Celery that declared the service exchange transient, and a user's audit queue bound to it.
+    const b = broker();
+    await api("DELETE", `/api/exchanges/${vh(async)}/mplogin`);
+    await api("PUT", `/api/exchanges/${vh(async)}/mplogin`, { type: "topic", durable: false });
+    await api("PUT", `/api/queues/${vh(async)}/audit`, { durable: true });
+    await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/mplogin.async`, { routing_key: "mplogin.async.#" });
+    await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/audit`, { routing_key: "#" });
+    // The new service's queue is refused by the broker (configure permission), after the replace.
+    const user = encodeURIComponent(b.user);
+    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: "^(?!mpwallet\\.).*", write: ".*", read: ".*" });
+    const grown = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }] });
+    const bindings = async () => (await listBindings(async)).map((x) => `${x.source}>${x.destination}:${x.routing_key}`).sort();
+
+    const failed = await runCli(["apply", "-f", grown, "--allow-destructive"]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/declare queue mpwallet\.async -> 403 ACCESS_REFUSED/);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic", durable: true });
+    expect(await bindings()).toEqual(expect.arrayContaining(["mplogin>audit:#", "mplogin>mplogin.async:mplogin.async.#"]));
+
+    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: ".*" });
+    const r = await runCli(["apply", "-f", grown, "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(await bindings()).toEqual(["mplogin>audit:#", "mplogin>mplogin.async:mplogin.async.#", "mpwallet>mpwallet.async:mpwallet.async.#"]);
+    expect((await runCli(["plan", "-f", grown, "--detailed-exitcode"])).code).toBe(0);
   });
 
   it("--allow-data-loss replaces by delete and re-create, for a user who truly wants it", async () => {
