@@ -224,6 +224,17 @@ describe("diff", () => {
     expect(renderText({ clusters: [plan] })).toContain("  -/+ replace queue mplogin.async [holds 7 messages]\n      because durable: false -> true");
   });
 
+  it("says under an exchange replace what its publishers meet: RabbitMQ cannot re-create an exchange with its bindings atomically", () => {
+    const transient = exchange({ name: "mplogin", durable: false });
+    const plan = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "exchange"), transient]), "mp");
+    expect(renderText({ clusters: [plan] })).toContain(
+      "  -/+ replace exchange mplogin\n      because durable: false -> true\n      then re-creates its 1 binding\n      ! publishers: while it is deleted a publish to it fails (404 NOT_FOUND), and one in the instant between its re-creation and its bindings is routed nowhere and dropped, though the broker confirms it: stop the publishers first",
+    );
+    // A queue replace moves what is published meanwhile through its holding queue: no such line.
+    const queueReplace = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "queue"), queue({ name: "mplogin.async", durable: false })]), "mp");
+    expect(renderText({ clusters: [queueReplace] })).not.toMatch(/publishers:/);
+  });
+
   it("deletes only what it owns", () => {
     const extra: Resource[] = [
       exchange({ name: "mpold" }),
