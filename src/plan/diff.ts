@@ -165,6 +165,12 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     deleted.add(key);
     actions.push({ op: "delete", key, before, messages: messagesOf(before) });
   }
+  // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
+  // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
+  // it is. Plan says so rather than delete it as this file's without a word.
+  const disputed = owner.outer.length
+    ? [...new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : a.op === "delete" && a.before.kind === "queue" ? [a.before.name.replace(/\.(?:sync|async)$/, "")] : [])))].sort()
+    : [];
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
@@ -203,6 +209,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       ...userWarnings,
       ...(claimed.length
         ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${owner.nested.filter((n) => claimed.some((s) => s.startsWith(n))).map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]
+        : []),
+      ...(disputed.length
+        ? [`this plan deletes service${disputed.length === 1 ? "" : "s"} ${disputed.join(", ")} (${disputed.length === 1 ? "its" : "their"} exchange or queues), named inside prefix ${owner.outer.map((o) => `"${o}"`).join(", ")} too, which another topology uses on this vhost (its apply mark, lock or policy is here): if that file lists ${disputed.length === 1 ? "it, it is" : "them, they are"} that file's; check before applying with --allow-destructive, or choose prefixes that do not start with each other`]
         : []),
       ...orphans.map((u) => `left alone: user ${u} carries topo's tag but has permissions on no vhost, so nothing says which topology it belongs to (another apply may be creating it); delete it by hand if it is no longer used`),
       ...foreign.map((f) => `left alone: user ${f.user} carries topo's tag but has permissions on vhost${f.vhosts.length === 1 ? "" : "s"} ${f.vhosts.join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),

@@ -204,3 +204,25 @@ describe("a service of the file named inside a longer prefix in use", () => {
     expect(plan.warnings).toEqual([expect.stringMatching(/^service mpxbar of this file is named inside prefix "mpx", which another topology uses on this vhost/)]);
   });
 });
+
+describe("a shorter prefix in use names every service of the longer one", () => {
+  // The mp file applied mplogin; the mpl file, whose prefix starts with mp, arrives later.
+  const theirs = [exchange({ name: "topo.mp.generation", type: "fanout", arguments: { "x-topo-generation": "g1" } }), ...service("mplogin", "async")];
+  const d = desiredOf(raw({ prefix: "mpl", services: ["mplx"] }), "async");
+
+  it("plan says the services it deletes may be that file's, naming them and the prefix", () => {
+    const plan = diffCluster(d, actual([...d.resources, ...theirs]), "mpl");
+    expect(ops(plan)).toEqual(["delete exchange|mplogin", "delete queue|mplogin.async", "delete binding|mplogin|queue|mplogin.async|mplogin.async.#|{}"]);
+    expect(plan.warnings).toEqual([
+      'this plan deletes service mplogin (its exchange or queues), named inside prefix "mp" too, which another topology uses on this vhost (its apply mark, lock or policy is here): if that file lists it, it is that file\'s; check before applying with --allow-destructive, or choose prefixes that do not start with each other',
+    ]);
+    expect(Ownership.of("mpl", actual(theirs).resources).outer).toEqual(["mp"]);
+  });
+
+  it("without the shorter prefix's mark, or with nothing to delete, no word of it", () => {
+    expect(diffCluster(d, actual([...d.resources, ...service("mplogin", "async")]), "mpl").warnings).toEqual([]);
+    expect(diffCluster(d, actual([...d.resources, theirs[0]!]), "mpl").warnings).toEqual([]);
+    // An unrelated prefix's mark is no shorter prefix.
+    expect(Ownership.of("mpl", [exchange({ name: "topo.sh.generation", type: "fanout" })]).outer).toEqual([]);
+  });
+});
