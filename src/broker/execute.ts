@@ -150,12 +150,16 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     //     broker routes a publish to the object nowhere (confirmed, and dropped), and a failure
     //     further on must not leave it bare: the bindings of a replaced exchange are the file's
     //     and the users' (an audit queue's), and only this plan still knows the users' ones.
+    //     Ctrl-C lets the step finish (AmqpSession.close waits for it, as for a batch of moved
+    //     messages), or starts none of it.
     if (replaces.length) {
-      await amqp.runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`);
-      await writePipelined(amqp, replaces, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`, () => undefined);
-      const rebinds = new Map<string, Binding>();
-      for (const a of replaces) for (const b of a.rebind) rebinds.set(keyOf(b), b);
-      await writePipelined(amqp, [...rebinds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, () => undefined);
+      await amqp.wholeBatch(async () => {
+        await amqp.runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`);
+        await writePipelined(amqp, replaces, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`, () => undefined);
+        const rebinds = new Map<string, Binding>();
+        for (const a of replaces) for (const b of a.rebind) rebinds.set(keyOf(b), b);
+        await writePipelined(amqp, [...rebinds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, () => undefined);
+      });
       for (const a of replaces) mark(a);
     }
 
