@@ -226,3 +226,26 @@ describe("a shorter prefix in use names every service of the longer one", () => 
     expect(Ownership.of("mpl", [exchange({ name: "topo.sh.generation", type: "fanout" })]).outer).toEqual([]);
   });
 });
+
+describe("an exchange plan deletes that something left still sends to", () => {
+  const d = desiredOf(raw({ services: [{ name: "mpa", sync: false, async: { arguments: { "x-dead-letter-exchange": "mpb" } } }] }), "async");
+  const mpb = service("mpb", "async");
+
+  it("is named with what sends to it: a queue's dead-letter exchange, a policy's, an exchange's alternate exchange", () => {
+    const userPolicy = policy({ name: "dlx", pattern: "^jobs$", definition: { "dead-letter-exchange": "mpb" } });
+    const userExchange = exchange({ name: "edge", type: "fanout", arguments: { "alternate-exchange": "mpb" } });
+    const plan = diffCluster(d, actual([...d.resources, ...mpb, userPolicy, userExchange]), "mp");
+    expect(ops(plan)).toEqual(["delete exchange|mpb", "delete queue|mpb.async", "delete binding|mpb|queue|mpb.async|mpb.async.#|{}"]);
+    expect(plan.warnings).toEqual([
+      "this plan deletes exchange mpb, but queue mpa.async dead-letters to it (x-dead-letter-exchange); policy dlx makes it the dead-letter exchange of the queues it matches (^jobs$); exchange edge sends what it cannot route to it (alternate-exchange): once it is gone, RabbitMQ drops those messages without a word; point them elsewhere first, or keep the service",
+    ]);
+  });
+
+  it("is quiet when nothing sends to it, or when what sends to it goes too", () => {
+    const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
+    expect(diffCluster(plain, actual([...plain.resources, ...mpb]), "mp").warnings).toEqual([]);
+    // mpb's own queue dead-letters to mpb: both go.
+    const selfish = service("mpb", "async", { arguments: { "x-dead-letter-exchange": "mpb" } });
+    expect(diffCluster(plain, actual([...plain.resources, ...selfish]), "mp").warnings).toEqual([]);
+  });
+});
