@@ -246,31 +246,35 @@ function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[]
 }
 
 /**
- * Exchanges this plan deletes that something left on the vhost still sends messages to: a queue's
- * dead-letter exchange or an exchange's alternate exchange, as an argument or through a policy.
+ * Exchanges and queues this plan deletes that something left on the vhost still sends messages
+ * to: a queue's dead-letter exchange (or, through the default exchange, its dead-letter routing
+ * key's queue) or an exchange's alternate exchange, as an argument or through a policy.
  * RabbitMQ drops what it would send to a missing exchange without a word (its log only), so plan
  * names each one.
  */
 function routesIntoDeleted(actions: Action[], want: Map<string, Resource>, have: Map<string, Resource>, deleted: Set<string>, owner: Ownership): string[] {
   const gone = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : [])));
-  if (gone.size === 0) return [];
+  // Dead-lettering through the default exchange names the queue itself, by its routing key.
+  const goneQueues = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" ? [a.before.name] : [])));
+  if (gone.size === 0 && goneQueues.size === 0) return [];
   const after = [...want.values(), ...[...have.entries()].filter(([k, r]) => !want.has(k) && !deleted.has(k) && !(r.kind === "policy" && owner.owns(r))).map(([, r]) => r)];
   const senders = new Map<string, string[]>();
-  const add = (exchange: unknown, who: string) => {
-    if (typeof exchange !== "string" || !gone.has(exchange)) return;
-    senders.set(exchange, [...(senders.get(exchange) ?? []), who]);
+  const add = (exchange: unknown, who: string, routingKey?: unknown) => {
+    if (typeof exchange !== "string") return;
+    const target = exchange === "" && typeof routingKey === "string" && goneQueues.has(routingKey) ? `queue ${routingKey}` : gone.has(exchange) ? `exchange ${exchange}` : undefined;
+    if (target) senders.set(target, [...(senders.get(target) ?? []), who]);
   };
   for (const r of after) {
-    if (r.kind === "queue") add(r.arguments["x-dead-letter-exchange"], `queue ${r.name} dead-letters to it (x-dead-letter-exchange)`);
+    if (r.kind === "queue") add(r.arguments["x-dead-letter-exchange"], `queue ${r.name} dead-letters to it (x-dead-letter-exchange)`, r.arguments["x-dead-letter-routing-key"]);
     else if (r.kind === "exchange" && !gone.has(r.name)) add(r.arguments["alternate-exchange"], `exchange ${r.name} sends what it cannot route to it (alternate-exchange)`);
     else if (r.kind === "policy") {
-      add(r.definition["dead-letter-exchange"], `policy ${r.name} makes it the dead-letter exchange of the queues it matches (${r.pattern})`);
+      add(r.definition["dead-letter-exchange"], `policy ${r.name} dead-letters to it the messages of the queues it matches (${r.pattern})`, r.definition["dead-letter-routing-key"]);
       add(r.definition["alternate-exchange"], `policy ${r.name} makes it the alternate exchange of the exchanges it matches (${r.pattern})`);
     }
   }
   return [...senders.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([exchange, who]) => `this plan deletes exchange ${exchange}, but ${who.join("; ")}: once it is gone, RabbitMQ drops those messages without a word; point ${who.length === 1 ? "it" : "them"} elsewhere first, or keep the service`);
+    .map(([target, who]) => `this plan deletes ${target}, but ${who.join("; ")}: once it is gone, RabbitMQ drops those messages without a word; point ${who.length === 1 ? "it" : "them"} elsewhere first, or keep the service`);
 }
 
 /**

@@ -237,7 +237,16 @@ describe("an exchange plan deletes that something left still sends to", () => {
     const plan = diffCluster(d, actual([...d.resources, ...mpb, userPolicy, userExchange]), "mp");
     expect(ops(plan)).toEqual(["delete exchange|mpb", "delete queue|mpb.async", "delete binding|mpb|queue|mpb.async|mpb.async.#|{}"]);
     expect(plan.warnings).toEqual([
-      "this plan deletes exchange mpb, but queue mpa.async dead-letters to it (x-dead-letter-exchange); policy dlx makes it the dead-letter exchange of the queues it matches (^jobs$); exchange edge sends what it cannot route to it (alternate-exchange): once it is gone, RabbitMQ drops those messages without a word; point them elsewhere first, or keep the service",
+      "this plan deletes exchange mpb, but queue mpa.async dead-letters to it (x-dead-letter-exchange); policy dlx dead-letters to it the messages of the queues it matches (^jobs$); exchange edge sends what it cannot route to it (alternate-exchange): once it is gone, RabbitMQ drops those messages without a word; point them elsewhere first, or keep the service",
+    ]);
+  });
+
+  it("a queue dead-lettered to through the default exchange, by its name as the routing key, is named too", () => {
+    const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
+    const jobs = queue({ name: "jobs", arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpb.async" } });
+    const plan = diffCluster(plain, actual([...plain.resources, ...mpb, jobs]), "mp");
+    expect(plan.warnings).toEqual([
+      "this plan deletes queue mpb.async, but queue jobs dead-letters to it (x-dead-letter-exchange): once it is gone, RabbitMQ drops those messages without a word; point it elsewhere first, or keep the service",
     ]);
   });
 
