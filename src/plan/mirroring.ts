@@ -171,10 +171,13 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   }
   for (const [policy, queues] of tied) {
     const p = byName.get(policy);
-    const them = queues.length === 1 ? "it" : "them";
+    const one = queues.length === 1;
     const priority = p?.priority ?? 0;
+    const mode = p?.definition["ha-mode"];
+    const theirs =
+      mode === undefined ? `${one ? "it is" : "they are"} not mirrored` : mode === "all" ? `${one ? "it is" : "they are"} mirrored by it (ha-mode all)` : `${one ? "it is" : "they are"} mirrored to some nodes only (ha-mode ${String(mode)})`;
     out.warnings.push(
-      `policy "${policy}" (priority ${priority}) matches ${plural(queues.length, "queue")} topo mirrors (${names(queues)}) with the same priority as topo's mirroring policy: RabbitMQ applies one of the two and does not define which, so either ${queues.length === 1 ? "it is" : "they are"} not mirrored or "${policy}"'s settings do not apply to ${them}; give "${policy}" a priority above ${priority} and add the ha- keys to it, or one below ${priority}`,
+      `policy "${policy}" (priority ${priority}) matches ${plural(queues.length, "queue")} topo mirrors (${names(queues)}) with the same priority as topo's mirroring policy: RabbitMQ applies one of the two and does not define which, so either topo's applies and "${policy}"'s settings do not, or "${policy}"'s applies and ${theirs}; give "${policy}" a priority above ${priority} and add the ha- keys to it, or one below ${priority}`,
     );
   }
   if (notMirrored.length) {

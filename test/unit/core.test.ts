@@ -329,8 +329,11 @@ describe("mirroring", () => {
     const user: Policy = { kind: "policy", name: "limits", pattern: "^mplogin\\.", applyTo: "queues", priority: 0, definition: { "max-length": 10 } };
     const tied = mirroring(d, actual([...d.resources, user], { nodes }));
     expect(tied.warnings).toEqual([
-      'policy "limits" (priority 0) matches 1 queue topo mirrors (mplogin.sync) with the same priority as topo\'s mirroring policy: RabbitMQ applies one of the two and does not define which, so either it is not mirrored or "limits"\'s settings do not apply to it; give "limits" a priority above 0 and add the ha- keys to it, or one below 0',
+      'policy "limits" (priority 0) matches 1 queue topo mirrors (mplogin.sync) with the same priority as topo\'s mirroring policy: RabbitMQ applies one of the two and does not define which, so either topo\'s applies and "limits"\'s settings do not, or "limits"\'s applies and it is not mirrored; give "limits" a priority above 0 and add the ha- keys to it, or one below 0',
     ]);
+    // One that mirrors to every node too: mirrored either way, and plan does not say otherwise.
+    const ha = mirroring(d, actual([...d.resources, { ...user, definition: { "ha-mode": "all" } }], { nodes }));
+    expect(ha.warnings).toEqual([expect.stringMatching(/or "limits"'s applies and it is mirrored by it \(ha-mode all\);/)]);
     expect(tied.degraded).toEqual([]);
     // Once the broker names the user's policy as the one it applies, the queue is not mirrored.
     const told = mirroring(d, actual([...d.resources, user], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "limits" } } }));
