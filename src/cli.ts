@@ -196,7 +196,7 @@ program
   .argument("[planfile]", "a plan saved with topo plan -o: apply exactly it, or refuse (stale_plan) when the broker or the file changed since")
   .addOption(fileOption())
   .option("--cluster <name>", "only this cluster; repeat for more", collect)
-  .option("--allow-destructive", "allow replacing and deleting objects (never drops messages by itself)")
+  .option("--allow-destructive", "allow replacing and deleting objects (never drops the messages a queue holds by itself)")
   .option("--allow-data-loss", "allow deleting or replacing queues that hold messages, losing them")
   .option("--allow-unmanaged-deletes", "allow a delete to take bindings topo does not manage with it (plan names them)")
   .addOption(new Option("--lock-timeout <seconds>", "how long to wait for another apply on the same cluster").argParser(seconds).default(60))

@@ -5,6 +5,7 @@
 // declares and binds are pipelined (broker/pipeline.ts).
 
 import { BrokerError } from "../errors.js";
+import type { Channel } from "amqplib";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, Policy, Queue, Resource, User } from "../model.js";
 import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
@@ -119,44 +120,52 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     const unbinds = deletes.filter((a) => a.before.kind === "binding");
     await amqp.runAll(unbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, mark);
 
-    // 4. Deletes of queues and exchanges, and the old side of replaces. Queues are deleted only
-    //    when empty and unused unless data loss was allowed.
-    const removals: { a: Action; r: Queue | Exchange }[] = [];
-    for (const a of [...deletes, ...replaces]) {
-      if (a.before.kind === "queue" || a.before.kind === "exchange") removals.push({ a, r: a.before });
-    }
-    await amqp.runAll(
-      removals,
-      n,
-      async (ch, { a, r }) => {
-        if (r.kind === "exchange") return ch.deleteExchange(r.name);
-        if (!opts.allowDataLoss) {
-          // The broker itself refuses to drop a message, even one published after plan read the
-          // counts, or a consumer's unacknowledged ones.
-          const refusal = await deleteQueueIfIdle(ch, r.name, r.type);
-          if (refusal) throw notIdle(plan.cluster, r.name, refusal);
-          return;
-        }
-        // The broker's count of what went with the queue: its ready messages, and its consumers
-        // (a delete-ok counts no unacknowledged message, and only the statistics count those).
-        const consumerCount = await consumersOf(amqp, r.name);
-        const { messageCount } = await ch.deleteQueue(r.name);
-        const all = a.op === "delete" || a.op === "replace" ? a.messages : undefined;
-        const taken = consumerCount > 0 ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}` : "";
-        if (messageCount > 0 || taken) {
-          ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken} (--allow-data-loss)`);
-        }
-      },
-      ({ r }) => `delete ${r.kind} ${r.name}`,
-      ({ a }) => {
-        if (a.op === "delete") mark(a);
-      },
-    );
+    // 4. Deletes of queues and exchanges. Queues are deleted only when empty and unused unless
+    //    data loss was allowed.
+    const removal = async (ch: Channel, { a, r }: { a: Action; r: Queue | Exchange }): Promise<unknown> => {
+      if (r.kind === "exchange") return ch.deleteExchange(r.name);
+      if (!opts.allowDataLoss) {
+        // The broker itself refuses to drop a message, even one published after plan read the
+        // counts, or a consumer's unacknowledged ones.
+        const refusal = await deleteQueueIfIdle(ch, r.name, r.type);
+        if (refusal) throw notIdle(plan.cluster, r.name, refusal);
+        return;
+      }
+      // The broker's count of what went with the queue: its ready messages, and its consumers
+      // (a delete-ok counts no unacknowledged message, and only the statistics count those).
+      const consumerCount = await consumersOf(amqp, r.name);
+      const { messageCount } = await ch.deleteQueue(r.name);
+      const all = a.op === "delete" || a.op === "replace" ? a.messages : undefined;
+      const taken = consumerCount > 0 ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}` : "";
+      if (messageCount > 0 || taken) {
+        ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken} (--allow-data-loss)`);
+      }
+    };
+    const removed = (as: Action[]) => as.flatMap((a) => (a.op !== "create" && (a.before.kind === "queue" || a.before.kind === "exchange") ? [{ a, r: a.before }] : []));
+    await amqp.runAll(removed(deletes), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`, ({ a }) => mark(a));
 
-    // 5. Exchanges and queues: the new ones and the new side of replaces.
-    const declares = [...creates("queue"), ...creates("exchange"), ...replaces].filter(
-      (a): a is Extract<Action, { op: "create" | "replace" }> =>
-        (a.op === "create" || a.op === "replace") && (a.after.kind === "queue" || a.after.kind === "exchange"),
+    // 4b. Exchanges and queues replaced by delete and re-create (an exchange always; a queue when
+    //     data loss was allowed), as one step of their own: old sides deleted, new sides declared,
+    //     and at once every binding they had put back. Between the declare and the bindings the
+    //     broker routes a publish to the object nowhere (confirmed, and dropped), and a failure
+    //     further on must not leave it bare: the bindings of a replaced exchange are the file's
+    //     and the users' (an audit queue's), and only this plan still knows the users' ones.
+    //     Ctrl-C lets the step finish (AmqpSession.close waits for it, as for a batch of moved
+    //     messages), or starts none of it.
+    if (replaces.length) {
+      await amqp.wholeBatch(async () => {
+        await amqp.runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`);
+        await writePipelined(amqp, replaces, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`, () => undefined);
+        const rebinds = new Map<string, Binding>();
+        for (const a of replaces) for (const b of a.rebind) rebinds.set(keyOf(b), b);
+        await writePipelined(amqp, [...rebinds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, () => undefined);
+      });
+      for (const a of replaces) mark(a);
+    }
+
+    // 5. Exchanges and queues to create.
+    const declares = [...creates("queue"), ...creates("exchange")].filter(
+      (a): a is Extract<Action, { op: "create" }> => a.op === "create" && (a.after.kind === "queue" || a.after.kind === "exchange"),
     );
     await writePipelined(
       amqp,
@@ -164,9 +173,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       n,
       (a) => a.after as Queue | Exchange,
       (a) => `declare ${a.after.kind} ${describe(a.after)}`,
-      (a) => {
-        if (a.op === "create") mark(a);
-      },
+      mark,
     );
 
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
@@ -191,23 +198,9 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       mark(a);
     });
 
-    // 6. Bindings: the new ones, and every binding a replaced object had (they vanished with it).
-    const binds = new Map<string, Binding>();
-    // An action's key is keyOf(its object) already: not worked out again for every binding. A
-    // create's own object is kept, so that its completion finds its action.
-    for (const a of creates("binding")) if (a.op === "create") binds.set(a.key, a.after as Binding);
-    for (const a of replaces) {
-      for (const b of a.rebind) {
-        const key = keyOf(b);
-        if (!binds.has(key)) binds.set(key, b);
-      }
-    }
-    const bindActions = new Map(creates("binding").map((a) => [subjectOf(a), a]));
-    await writePipelined(amqp, [...binds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, (b) => {
-      const a = bindActions.get(b);
-      if (a) mark(a);
-    });
-    for (const a of replaces) mark(a);
+    // 6. Bindings: the new ones.
+    const bindActions = creates("binding").filter((a): a is Extract<Action, { op: "create" }> => a.op === "create");
+    await writePipelined(amqp, bindActions, n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
 
     // 7. Rights, once the exchanges they name exist; then what the file no longer asks for.
     await grantRights();

@@ -170,6 +170,8 @@ export class Ownership {
   private readonly legacyPattern: Record<Traffic, string>;
   /** Longer prefixes in use on the broker whose names this prefix's patterns would also match. */
   readonly nested: string[];
+  /** Shorter prefixes in use on the broker, whose patterns match every name of this one. */
+  readonly outer: string[];
   private readonly nestedRe: RegExp | undefined;
 
   /** Users this prefix manages: marked with its tag on the broker, or adopted by the file. */
@@ -185,6 +187,7 @@ export class Ownership {
     this.queue = serviceQueuePattern(prefix);
     this.legacyPattern = { sync: kindQueuesPattern(prefix, "sync"), async: kindQueuesPattern(prefix, "async") };
     this.nested = [...new Set(others)].filter((o) => o !== prefix && o.startsWith(prefix)).sort();
+    this.outer = [...new Set(others)].filter((o) => o !== prefix && prefix.startsWith(o)).sort();
     this.nestedRe = this.nested.length ? new RegExp(`^(?:${this.nested.map(escapeRegex).join("|")})`) : undefined;
   }
 

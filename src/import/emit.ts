@@ -97,7 +97,7 @@ function header(input: EmitInput): string[] {
     const n = changed.reduce((s, c) => s + c.changes.length, 0);
     lines.push(
       ...wrap(
-        `topo plan on this file shows ${n} change${n === 1 ? "" : "s"}: the file cannot describe these objects as the broker holds them (topo apply needs --allow-destructive for replaces and deletes, and never drops messages without --allow-data-loss):`,
+        `topo plan on this file shows ${n} change${n === 1 ? "" : "s"}: the file cannot describe these objects as the broker holds them (topo apply needs --allow-destructive for replaces and deletes, and never drops the messages a queue holds without --allow-data-loss):`,
         "",
         "",
       ),

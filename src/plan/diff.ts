@@ -165,6 +165,13 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     deleted.add(key);
     actions.push({ op: "delete", key, before, messages: messagesOf(before) });
   }
+  // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
+  // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
+  // it is. Plan says so rather than delete it as this file's without a word.
+  const disputed = owner.outer.length
+    ? [...new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : a.op === "delete" && a.before.kind === "queue" ? [a.before.name.replace(/\.(?:sync|async)$/, "")] : [])))].sort()
+    : [];
+  const orphanedRoutes = routesIntoDeleted(actions, want, have, deleted, owner);
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
@@ -204,6 +211,10 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       ...(claimed.length
         ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${owner.nested.filter((n) => claimed.some((s) => s.startsWith(n))).map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]
         : []),
+      ...(disputed.length
+        ? [`this plan deletes service${disputed.length === 1 ? "" : "s"} ${disputed.join(", ")} (${disputed.length === 1 ? "its" : "their"} exchange or queues), named inside prefix ${owner.outer.map((o) => `"${o}"`).join(", ")} too, which another topology uses on this vhost (its apply mark, lock or policy is here): if that file lists ${disputed.length === 1 ? "it, it is" : "them, they are"} that file's; check before applying with --allow-destructive, or choose prefixes that do not start with each other`]
+        : []),
+      ...orphanedRoutes,
       ...orphans.map((u) => `left alone: user ${u} carries topo's tag but has permissions on no vhost, so nothing says which topology it belongs to (another apply may be creating it); delete it by hand if it is no longer used`),
       ...foreign.map((f) => `left alone: user ${f.user} carries topo's tag but has permissions on vhost${f.vhosts.length === 1 ? "" : "s"} ${f.vhosts.join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
       ...(spared.length
@@ -232,6 +243,38 @@ function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[]
     if (p?.kind === "policy" && p.pattern === kindQueuesPattern(owner.prefix, kind)) want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind, nested) });
   }
   return claimed.sort();
+}
+
+/**
+ * Exchanges and queues this plan deletes that something left on the vhost still sends messages
+ * to: a queue's dead-letter exchange (or, through the default exchange, its dead-letter routing
+ * key's queue) or an exchange's alternate exchange, as an argument or through a policy.
+ * RabbitMQ drops what it would send to a missing exchange without a word (its log only), so plan
+ * names each one.
+ */
+function routesIntoDeleted(actions: Action[], want: Map<string, Resource>, have: Map<string, Resource>, deleted: Set<string>, owner: Ownership): string[] {
+  const gone = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : [])));
+  // Dead-lettering through the default exchange names the queue itself, by its routing key.
+  const goneQueues = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" ? [a.before.name] : [])));
+  if (gone.size === 0 && goneQueues.size === 0) return [];
+  const after = [...want.values(), ...[...have.entries()].filter(([k, r]) => !want.has(k) && !deleted.has(k) && !(r.kind === "policy" && owner.owns(r))).map(([, r]) => r)];
+  const senders = new Map<string, string[]>();
+  const add = (exchange: unknown, who: string, routingKey?: unknown) => {
+    if (typeof exchange !== "string") return;
+    const target = exchange === "" && typeof routingKey === "string" && goneQueues.has(routingKey) ? `queue ${routingKey}` : gone.has(exchange) ? `exchange ${exchange}` : undefined;
+    if (target) senders.set(target, [...(senders.get(target) ?? []), who]);
+  };
+  for (const r of after) {
+    if (r.kind === "queue") add(r.arguments["x-dead-letter-exchange"], `queue ${r.name} dead-letters to it (x-dead-letter-exchange)`, r.arguments["x-dead-letter-routing-key"]);
+    else if (r.kind === "exchange" && !gone.has(r.name)) add(r.arguments["alternate-exchange"], `exchange ${r.name} sends what it cannot route to it (alternate-exchange)`);
+    else if (r.kind === "policy") {
+      add(r.definition["dead-letter-exchange"], `policy ${r.name} dead-letters to it the messages of the queues it matches (${r.pattern})`, r.definition["dead-letter-routing-key"]);
+      add(r.definition["alternate-exchange"], `policy ${r.name} makes it the alternate exchange of the exchanges it matches (${r.pattern})`);
+    }
+  }
+  return [...senders.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([target, who]) => `this plan deletes ${target}, but ${who.join("; ")}: once it is gone, RabbitMQ drops those messages without a word; point ${who.length === 1 ? "it" : "them"} elsewhere first, or keep the service`);
 }
 
 /**

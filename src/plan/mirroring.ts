@@ -34,8 +34,10 @@ function readable(pattern: string): boolean {
 
 /**
  * Policies that reach a queue by apply-to and pattern, the one RabbitMQ applies first. RabbitMQ
- * leaves the order of equal priorities unspecified; topo's own policy (`ours`) is taken first,
- * then names in order, so that plan and import at least agree with each other.
+ * leaves the order of equal priorities unspecified (on 3.10 neither the names nor the order they
+ * were set in decide it); topo's own policy (`ours`) is taken first, then names in order, so that
+ * plan and import at least agree with each other, and plan warns where a user's policy ties
+ * with topo's.
  */
 function policiesMatching(policies: readonly Policy[], queue: Queue, ours: (p: Policy) => boolean = () => false): Policy[] {
   const rank = (p: Policy) => (ours(p) ? 0 : 1);
@@ -94,6 +96,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   // In 3.x only one policy applies to a queue: a user's policy that wins decides its mirroring.
   const shadowing = new Map<string, { how: Mirroring; queues: string[]; topo: number }>();
   const outranked = new Map<string, string[]>();
+  const tied = new Map<string, string[]>();
   const notMirrored: string[] = [];
   const partly: string[] = [];
   const judged: string[] = [];
@@ -117,7 +120,12 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
         unsure.set(mayWin.name, entry);
         continue;
       }
-      for (const p of policiesMatching(policies, spec.queue)) if (!ours(p)) outranked.set(p.name, [...(outranked.get(p.name) ?? []), name]);
+      // A user's policy of topo's own priority is RabbitMQ's choice as much as topo's: not outranked.
+      for (const p of policiesMatching(policies, spec.queue)) {
+        if (ours(p)) continue;
+        const into = p.priority === topo ? tied : outranked;
+        into.set(p.name, [...(into.get(p.name) ?? []), name]);
+      }
       judged.push(name);
       continue;
     }
@@ -159,6 +167,17 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     const p = byName.get(policy);
     out.warnings.push(
       `policy "${policy}" (priority ${p?.priority ?? "?"}) matches ${plural(queues.length, "queue")} topo mirrors (${names(queues)}), but topo's mirroring policy takes precedence, so "${policy}"'s settings do not apply to them; narrow its pattern, or give it a higher priority and add the ha- keys to it`,
+    );
+  }
+  for (const [policy, queues] of tied) {
+    const p = byName.get(policy);
+    const one = queues.length === 1;
+    const priority = p?.priority ?? 0;
+    const mode = p?.definition["ha-mode"];
+    const theirs =
+      mode === undefined ? `${one ? "it is" : "they are"} not mirrored` : mode === "all" ? `${one ? "it is" : "they are"} mirrored by it (ha-mode all)` : `${one ? "it is" : "they are"} mirrored to some nodes only (ha-mode ${String(mode)})`;
+    out.warnings.push(
+      `policy "${policy}" (priority ${priority}) matches ${plural(queues.length, "queue")} topo mirrors (${names(queues)}) with the same priority as topo's mirroring policy: RabbitMQ applies one of the two and does not define which, so either topo's applies and "${policy}"'s settings do not, or "${policy}"'s applies and ${theirs}; give "${policy}" a priority above ${priority} and add the ha- keys to it, or one below ${priority}`,
     );
   }
   if (notMirrored.length) {

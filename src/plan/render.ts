@@ -62,6 +62,14 @@ export const ansi: Paint = (style, text) => `${ANSI[style]}${text}\x1b[0m`;
 export const CELERY_CONSUMERS =
   "the consumers may be Celery workers: export the new `topo export celery` module, stop the workers, apply, then start them on the new module; a worker still on the old module re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)";
 
+/**
+ * Under a replace of an exchange. RabbitMQ cannot re-create an exchange with its bindings in one
+ * step: apply declares it and puts every binding back at once, but a publish that falls between
+ * the two is routed nowhere, and the broker confirms it (unless it was published mandatory).
+ */
+export const EXCHANGE_PUBLISHERS =
+  "publishers: while it is deleted a publish to it fails (404 NOT_FOUND), and one in the instant between its re-creation and its bindings is routed nowhere and dropped, though the broker confirms it: stop the publishers first (docs/safety.md)";
+
 export function renderAction(a: Action): string[] {
   switch (a.op) {
     case "create":
@@ -80,6 +88,7 @@ export function renderAction(a: Action): string[] {
         ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
         ...(a.risks?.some((r) => r.rule === "consumers") ? [`    ! ${CELERY_CONSUMERS}`] : []),
+        ...(a.after.kind === "exchange" ? [`    ! ${EXCHANGE_PUBLISHERS}`] : []),
       ];
     case "delete":
       return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a.messages)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : [])];

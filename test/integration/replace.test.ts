@@ -2,8 +2,9 @@
 // publisher keeps publishing, and an interrupted replace is finished by the next apply.
 
 import amqplib from "amqplib";
+import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { amqpUrl, api, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
+import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -126,6 +127,73 @@ describe("lossless replace", () => {
     expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000000 });
     expect((await drainIds(async, "mplogin.async")).sort()).toEqual(["a", "b", "c"]);
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("an exchange replaced by delete and re-create gets every binding back at once: a failure further on leaves it bound, the user's bindings too", async () => {
+    const { sync, async, before } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    // A Celery that declared the service exchange transient, and a user's audit queue bound to it.
+    const b = broker();
+    await api("DELETE", `/api/exchanges/${vh(async)}/mplogin`);
+    await api("PUT", `/api/exchanges/${vh(async)}/mplogin`, { type: "topic", durable: false });
+    await api("PUT", `/api/queues/${vh(async)}/audit`, { durable: true });
+    await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/mplogin.async`, { routing_key: "mplogin.async.#" });
+    await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/audit`, { routing_key: "#" });
+    // The new service's queue is refused by the broker (configure permission), after the replace.
+    const user = encodeURIComponent(b.user);
+    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: "^(?!mpwallet\\.).*", write: ".*", read: ".*" });
+    const grown = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }] });
+    const bindings = async () => (await listBindings(async)).map((x) => `${x.source}>${x.destination}:${x.routing_key}`).sort();
+
+    const failed = await runCli(["apply", "-f", grown, "--allow-destructive"]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/declare queue mpwallet\.async -> 403 ACCESS_REFUSED/);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic", durable: true });
+    expect(await bindings()).toEqual(expect.arrayContaining(["mplogin>audit:#", "mplogin>mplogin.async:mplogin.async.#"]));
+
+    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: ".*" });
+    const r = await runCli(["apply", "-f", grown, "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(await bindings()).toEqual(["mplogin>audit:#", "mplogin>mplogin.async:mplogin.async.#", "mpwallet>mpwallet.async:mpwallet.async.#"]);
+    expect((await runCli(["plan", "-f", grown, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("SIGTERM while a replaced exchange gets its bindings back: the step finishes first, so no binding of a user's is lost", async () => {
+    const { sync, async, before } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    // A transient service exchange with many bindings of a user's: putting them back takes a while.
+    await api("DELETE", `/api/exchanges/${vh(async)}/mplogin`);
+    await api("PUT", `/api/exchanges/${vh(async)}/mplogin`, { type: "topic", durable: false });
+    await api("PUT", `/api/queues/${vh(async)}/audit`, { durable: true });
+    const keys = Array.from({ length: 3000 }, (_, i) => `audit.${i}`);
+    await withChannel(async, async (ch) => {
+      await ch.bindQueue("mplogin.async", "mplogin", "mplogin.async.#");
+      for (const k of keys) await ch.bindQueue("audit", "mplogin", k);
+    });
+    const expected = (await listBindings(async)).map((x) => `${x.source}>${x.destination}:${x.routing_key}`).sort();
+    expect(expected).toHaveLength(3001);
+    // A new service too: what comes after the replace, which an interrupted apply does not start.
+    const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }] });
+
+    const child = execFile(process.execPath, [CLI, "apply", "-f", file, "--allow-destructive"]);
+    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    // The exchange gone, or back with only some of its bindings: the replace is under way.
+    let midway = false;
+    for (const deadline = Date.now() + 30_000; !midway && Date.now() < deadline; ) {
+      const x = await api("GET", `/api/exchanges/${vh(async)}/mplogin`);
+      const bound = x.status === 200 ? ((await api("GET", `/api/exchanges/${vh(async)}/mplogin/bindings/source`)).body as unknown[]).length : 0;
+      midway = x.status === 404 || (x.body.durable === true && bound < 3001);
+      if (midway) child.kill("SIGTERM");
+    }
+    expect(midway).toBe(true);
+    expect(await exited).toBe(130);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ durable: true });
+    expect((await listBindings(async)).map((x) => `${x.source}>${x.destination}:${x.routing_key}`).filter((b) => b.startsWith("mplogin>")).sort()).toEqual(expected);
+    const again = await runCli(["apply", "-f", file, "--allow-destructive"]);
+    expect(again.code).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    expect(await listBindings(async)).toHaveLength(3002);
   });
 
   it("--allow-data-loss replaces by delete and re-create, for a user who truly wants it", async () => {

@@ -224,6 +224,17 @@ describe("diff", () => {
     expect(renderText({ clusters: [plan] })).toContain("  -/+ replace queue mplogin.async [holds 7 messages]\n      because durable: false -> true");
   });
 
+  it("says under an exchange replace what its publishers meet: RabbitMQ cannot re-create an exchange with its bindings atomically", () => {
+    const transient = exchange({ name: "mplogin", durable: false });
+    const plan = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "exchange"), transient]), "mp");
+    expect(renderText({ clusters: [plan] })).toContain(
+      "  -/+ replace exchange mplogin\n      because durable: false -> true\n      then re-creates its 1 binding\n      ! publishers: while it is deleted a publish to it fails (404 NOT_FOUND), and one in the instant between its re-creation and its bindings is routed nowhere and dropped, though the broker confirms it: stop the publishers first",
+    );
+    // A queue replace moves what is published meanwhile through its holding queue: no such line.
+    const queueReplace = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "queue"), queue({ name: "mplogin.async", durable: false })]), "mp");
+    expect(renderText({ clusters: [queueReplace] })).not.toMatch(/publishers:/);
+  });
+
   it("deletes only what it owns", () => {
     const extra: Resource[] = [
       exchange({ name: "mpold" }),
@@ -309,8 +320,25 @@ describe("mirroring", () => {
     const r = mirroring(d, a);
     expect(r.warnings).toEqual([expect.stringMatching(/policy "limits" \(priority 5\) shadows topo's mirroring policy \(priority 0\) on 1 queue \(mplogin\.sync\)/)]);
     expect(r.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "limits"\)/)]);
-    const low = mirroring(d, actual([...d.resources, { ...user, priority: 0 }], { nodes }));
-    expect(low.warnings[0]).toMatch(/topo's mirroring policy takes precedence, so "limits"'s settings do not apply/);
+    const low = mirroring(d, actual([...d.resources, { ...user, priority: -1 }], { nodes }));
+    expect(low.warnings).toEqual([expect.stringMatching(/policy "limits" \(priority -1\) matches 1 queue topo mirrors \(mplogin\.sync\), but topo's mirroring policy takes precedence, so "limits"'s settings do not apply/)]);
+  });
+
+  it("a user policy of topo's priority: RabbitMQ's choice between the two is not defined, so plan says it cannot tell, not that topo's wins", () => {
+    // Measured on 3.10 with both at priority 0: "userpol" set before topo's won, "zzz" set before it lost.
+    const user: Policy = { kind: "policy", name: "limits", pattern: "^mplogin\\.", applyTo: "queues", priority: 0, definition: { "max-length": 10 } };
+    const tied = mirroring(d, actual([...d.resources, user], { nodes }));
+    expect(tied.warnings).toEqual([
+      'policy "limits" (priority 0) matches 1 queue topo mirrors (mplogin.sync) with the same priority as topo\'s mirroring policy: RabbitMQ applies one of the two and does not define which, so either topo\'s applies and "limits"\'s settings do not, or "limits"\'s applies and it is not mirrored; give "limits" a priority above 0 and add the ha- keys to it, or one below 0',
+    ]);
+    // One that mirrors to every node too: mirrored either way, and plan does not say otherwise.
+    const ha = mirroring(d, actual([...d.resources, { ...user, definition: { "ha-mode": "all" } }], { nodes }));
+    expect(ha.warnings).toEqual([expect.stringMatching(/or "limits"'s applies and it is mirrored by it \(ha-mode all\);/)]);
+    expect(tied.degraded).toEqual([]);
+    // Once the broker names the user's policy as the one it applies, the queue is not mirrored.
+    const told = mirroring(d, actual([...d.resources, user], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "limits" } } }));
+    expect(told.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "limits"\)/)]);
+    expect(told.warnings.join("\n")).not.toMatch(/takes precedence/);
   });
 
   it("a user policy whose pattern topo cannot read is not taken as missing the queue: until the broker names the queue's policy, topo says it cannot tell", () => {

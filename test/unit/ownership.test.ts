@@ -204,3 +204,57 @@ describe("a service of the file named inside a longer prefix in use", () => {
     expect(plan.warnings).toEqual([expect.stringMatching(/^service mpxbar of this file is named inside prefix "mpx", which another topology uses on this vhost/)]);
   });
 });
+
+describe("a shorter prefix in use names every service of the longer one", () => {
+  // The mp file applied mplogin; the mpl file, whose prefix starts with mp, arrives later.
+  const theirs = [exchange({ name: "topo.mp.generation", type: "fanout", arguments: { "x-topo-generation": "g1" } }), ...service("mplogin", "async")];
+  const d = desiredOf(raw({ prefix: "mpl", services: ["mplx"] }), "async");
+
+  it("plan says the services it deletes may be that file's, naming them and the prefix", () => {
+    const plan = diffCluster(d, actual([...d.resources, ...theirs]), "mpl");
+    expect(ops(plan)).toEqual(["delete exchange|mplogin", "delete queue|mplogin.async", "delete binding|mplogin|queue|mplogin.async|mplogin.async.#|{}"]);
+    expect(plan.warnings).toEqual([
+      'this plan deletes service mplogin (its exchange or queues), named inside prefix "mp" too, which another topology uses on this vhost (its apply mark, lock or policy is here): if that file lists it, it is that file\'s; check before applying with --allow-destructive, or choose prefixes that do not start with each other',
+    ]);
+    expect(Ownership.of("mpl", actual(theirs).resources).outer).toEqual(["mp"]);
+  });
+
+  it("without the shorter prefix's mark, or with nothing to delete, no word of it", () => {
+    expect(diffCluster(d, actual([...d.resources, ...service("mplogin", "async")]), "mpl").warnings).toEqual([]);
+    expect(diffCluster(d, actual([...d.resources, theirs[0]!]), "mpl").warnings).toEqual([]);
+    // An unrelated prefix's mark is no shorter prefix.
+    expect(Ownership.of("mpl", [exchange({ name: "topo.sh.generation", type: "fanout" })]).outer).toEqual([]);
+  });
+});
+
+describe("an exchange plan deletes that something left still sends to", () => {
+  const d = desiredOf(raw({ services: [{ name: "mpa", sync: false, async: { arguments: { "x-dead-letter-exchange": "mpb" } } }] }), "async");
+  const mpb = service("mpb", "async");
+
+  it("is named with what sends to it: a queue's dead-letter exchange, a policy's, an exchange's alternate exchange", () => {
+    const userPolicy = policy({ name: "dlx", pattern: "^jobs$", definition: { "dead-letter-exchange": "mpb" } });
+    const userExchange = exchange({ name: "edge", type: "fanout", arguments: { "alternate-exchange": "mpb" } });
+    const plan = diffCluster(d, actual([...d.resources, ...mpb, userPolicy, userExchange]), "mp");
+    expect(ops(plan)).toEqual(["delete exchange|mpb", "delete queue|mpb.async", "delete binding|mpb|queue|mpb.async|mpb.async.#|{}"]);
+    expect(plan.warnings).toEqual([
+      "this plan deletes exchange mpb, but queue mpa.async dead-letters to it (x-dead-letter-exchange); policy dlx dead-letters to it the messages of the queues it matches (^jobs$); exchange edge sends what it cannot route to it (alternate-exchange): once it is gone, RabbitMQ drops those messages without a word; point them elsewhere first, or keep the service",
+    ]);
+  });
+
+  it("a queue dead-lettered to through the default exchange, by its name as the routing key, is named too", () => {
+    const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
+    const jobs = queue({ name: "jobs", arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpb.async" } });
+    const plan = diffCluster(plain, actual([...plain.resources, ...mpb, jobs]), "mp");
+    expect(plan.warnings).toEqual([
+      "this plan deletes queue mpb.async, but queue jobs dead-letters to it (x-dead-letter-exchange): once it is gone, RabbitMQ drops those messages without a word; point it elsewhere first, or keep the service",
+    ]);
+  });
+
+  it("is quiet when nothing sends to it, or when what sends to it goes too", () => {
+    const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
+    expect(diffCluster(plain, actual([...plain.resources, ...mpb]), "mp").warnings).toEqual([]);
+    // mpb's own queue dead-letters to mpb: both go.
+    const selfish = service("mpb", "async", { arguments: { "x-dead-letter-exchange": "mpb" } });
+    expect(diffCluster(plain, actual([...plain.resources, ...selfish]), "mp").warnings).toEqual([]);
+  });
+});
