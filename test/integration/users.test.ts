@@ -332,7 +332,8 @@ describe("users from the file", () => {
     const stale = await run(["apply", planFile, "--json"], { ...s.env, UT_LOGIN_PASSWORD: "rotated-secret-2" });
     expect(JSON.parse(stale.stdout).error.code).toBe("stale_plan");
     expect(JSON.parse(stale.stdout).error.message).toContain("the passwords of the users");
-    expect((await run(["apply", planFile], rotated)).code).toBe(0);
+    const applied = await run(["apply", planFile], rotated);
+    expect(applied.code, applied.stderr).toBe(0);
     await run(["graph", "-f", f]);
     await run(["route", "-f", f, "utlogin.sync.register"]);
     await run(["export", "celery", "-f", f, "--cluster", "sync"]);
