@@ -113,6 +113,60 @@ describe("normalize: the users section", () => {
     expect(problems).not.toContainEqual(expect.stringMatching(/gets rights on no cluster/));
   });
 
+  it("nor when its service's queue was left out for a problem reported at its own place (a refused setting, an unknown cluster, a refused entry)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "topo-users-"));
+    const file = join(dir, "t.yaml");
+    writeFileSync(
+      file,
+      [
+        "version: 1",
+        "clusters:",
+        "  sync: { url: amqp://u:p@h:5672/s }",
+        "services:",
+        "  - { name: mplogin, sync: false, async: { durable: maybe } }",
+        "  - { name: mppay, sync: false, async: { cluster: nowhere } }",
+        "  - { name: mpwallet, sync: false }",
+        "  - { name: mpaudit, sync: false, bogus: 1 }",
+        "  - { name: MpBad }",
+        "  - { name: mpx_bad, sync: { cluster: nowhere }, async: false }",
+        "users:",
+        "  login: { password: p, consumes: [mplogin] }",
+        "  pay: { password: p, consumes: [mppay] }",
+        "  wallet: { password: p, consumes: [mpwallet] }",
+        "  audit: { password: p, consumes: [mpaudit] }",
+        "  edge: { password: p, publishes: all }",
+        "  bad: { password: p, consumes: [MpBad, mpx_bad] }",
+        "",
+      ].join("\n"),
+    );
+    let problems: string[] = [];
+    try {
+      loadConfig(file, {});
+    } catch (e) {
+      problems = (e as { problems: { message: string }[] }).problems.map((p) => p.message);
+    }
+    expect(problems).toContainEqual(expect.stringMatching(/must be a boolean/));
+    expect(problems).toContainEqual(expect.stringMatching(/unknown cluster "nowhere"/));
+    expect(problems).toContainEqual(expect.stringMatching(/service name "MpBad" must match/));
+    // Each of these users' services has a queue in the file, left out only for the problem above.
+    expect(problems.filter((m) => /gets rights on no cluster|no service named/.test(m))).toEqual([]);
+  });
+
+  it("still says it of a user whose services really have no queue", () => {
+    const dir = mkdtempSync(join(tmpdir(), "topo-users-"));
+    const file = join(dir, "t.yaml");
+    writeFileSync(file, "version: 1\nclusters:\n  sync: { url: amqp://u:p@h:5672/s }\nservices:\n  - { name: mplogin, async: false }\n  - { name: mpwallet, sync: false, async: { durable: maybe } }\nusers:\n  login: { password: p, consumes: [mplogin] }\n  ghost: { password: p, consumes: [mplogin] }\n");
+    let problems: string[] = [];
+    try {
+      loadConfig(file, {});
+    } catch (e) {
+      problems = (e as { problems: { message: string }[] }).problems.map((p) => p.message);
+    }
+    expect(problems).toEqual([expect.stringMatching(/must be a boolean/)]);
+    const r = raw({ services: [{ name: "mplogin", sync: false, async: false }], users: { login: { password: "p", consumes: ["mplogin"] } } });
+    expect(normalize(r).problems.map((p) => p.message)).toContainEqual(expect.stringMatching(/user login gets rights on no cluster/));
+  });
+
   it("refuses what cannot be a user, each at its place", () => {
     const { problems } = normalize(
       raw({
