@@ -286,6 +286,22 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(diffCluster(second, { ...now, resources: now.resources }, "mp").actions.filter((a) => a.op === "delete" && a.key.startsWith("user|"))).toEqual([]);
   });
 
+  it("the second cluster of a broker deletes a dropped user whose only rights are on its own vhost: revoking them alone (apply --cluster) would leave a user nothing can delete", () => {
+    const second = cluster(users(), "async");
+    expect(second.users?.deletes).toBe(false);
+    const now = applied(second, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
+      { kind: "user", name: "mppayold", tags: ["topo.mp"] },
+      { kind: "permission", user: "mppayold", configure: "^$", write: "^$", read: "^mppay\\.async$" } satisfies Permission,
+      { kind: "user", name: "both", tags: ["topo.mp"] },
+      { kind: "permission", user: "both", configure: "^$", write: "^$", read: "^mpold\\.async$" } satisfies Permission,
+    ]);
+    now.userVhosts = { ...now.userVhosts, mppayold: ["a"], both: ["a", "s"] };
+    const plan = diffCluster(second, now, "mp");
+    // `both` has rights on the first cluster's vhost too: the first cluster deletes it.
+    expect(plan.actions.map((a) => `${a.op} ${a.key}`)).toEqual(["delete user|mppayold", "delete permission|both", "delete permission|mppayold"]);
+    expect(plan.warnings).toEqual([]);
+  });
+
   it("never deletes or strips the user topo itself connects as, even when it carries topo's tag", () => {
     const c = cluster();
     const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
