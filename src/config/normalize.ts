@@ -20,7 +20,7 @@ import type {
   TlsOptions,
 } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { DEFAULT_PREFIX, escapeRegex, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
+import { DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
 import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
@@ -479,6 +479,13 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
       continue;
     }
     let ok = true;
+    // A topo.<prefix> tag is what makes a user that prefix's topology's: one the file sets would
+    // let another topology take the user over (or delete it).
+    (u.tags ?? []).forEach((tag, i) => {
+      if (!isTopoName(tag) || tag === marker) return;
+      ok = false;
+      problems.push({ path: [...path, "tags", i], message: `${JSON.stringify(tag)} is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker ${marker} itself: remove it` });
+    });
     for (const field of ["consumes", "publishes"] as const) {
       const list = u[field];
       if (!Array.isArray(list)) continue;

@@ -167,6 +167,15 @@ describe("normalize: the users section", () => {
     expect(normalize(r).problems.map((p) => p.message)).toContainEqual(expect.stringMatching(/user login gets rights on no cluster/));
   });
 
+  it("refuses a tag in topo's namespace other than the file's own marker: it would mark the user as another topology's, which could then take it over or delete it", () => {
+    const { problems } = normalize(users({ tags: ["management", "topo.mp", "topo.other", "topo.mpx"] }));
+    expect(problems.map((p) => `${p.path.join(".")}: ${p.message}`)).toEqual([
+      `users.mplogin.tags.2: "topo.other" is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker topo.mp itself: remove it`,
+      `users.mplogin.tags.3: "topo.mpx" is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker topo.mp itself: remove it`,
+    ]);
+    expect(cluster(users({ tags: ["management", "topo.mp"] })).resources.find((r) => r.kind === "user" && r.name === "mplogin")).toEqual({ kind: "user", name: "mplogin", tags: ["management", "topo.mp"] });
+  });
+
   it("refuses what cannot be a user, each at its place", () => {
     const { problems } = normalize(
       raw({
@@ -352,10 +361,13 @@ describe("import: the users section from the broker", () => {
       { kind: "permission", user: "idle", configure: "^$", write: "^$", read: "^$" },
     ];
     sync.actual.resources.push(...other);
+    // Another topology's marker on a user of this one is no tag the file may set (normalize refuses it).
+    const login = sync.actual.resources.find((r): r is User => r.kind === "user" && r.name === "mplogin")!;
+    login.tags = ["management", "topo.mp", "topo.other"];
     const out = importUsers([sync], ["mplogin", "mpwallet"], "mp");
     expect(out.users).toEqual([
       { name: "edge", passwordEnv: "EDGE_PASSWORD", consumes: [], publishes: "all", tags: [] },
-      { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: [] },
+      { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: ["management"] },
     ]);
     // alice is not topo's; elsewhere has rights only on vhosts not imported; idle has none here.
     expect(out.skipped).toEqual([expect.stringMatching(/^user idle carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/)]);
