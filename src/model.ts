@@ -195,6 +195,11 @@ export interface DesiredUsers {
   vhosts: string[];
   /** Users the file adopts: they exist without topo's tag, and topo takes them over. */
   adopt: string[];
+  /**
+   * The users topo connects as, to any cluster of the file (AMQP and management): never deleted
+   * or stripped of their rights, even when marked, since another cluster may run as one of them.
+   */
+  connectsAs: string[];
   credentials: Credentials;
 }
 

@@ -541,6 +541,7 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
       vhosts: group.map((o) => o.target.amqp.vhost),
       deletes: group[0] === c,
       adopt,
+      connectsAs: [...own].sort(),
       credentials: creds,
     };
   });

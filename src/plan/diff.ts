@@ -141,8 +141,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     // place the user has rights, since this plan revokes them, and a user with rights nowhere is
     // one no plan deletes (apply --cluster of this cluster alone would leave it for ever).
     if (before.kind === "user" && (!users || users.onBroker.includes(before.name) || !(users.deletes || rightsOnlyHere(before.name, desired, actual)))) continue;
-    // The user topo itself connects as is never deleted or stripped of its rights, even if
-    // someone gave it topo's tag.
+    // The users topo itself connects as, to this cluster or another of the file, are never
+    // deleted or stripped of their rights, even if someone gave them topo's tag.
     if (isOwnUser(before, desired)) continue;
     const elsewhere = before.kind === "user" ? usedElsewhere(before.name, users, actual) : [];
     if (elsewhere.length) {
@@ -271,7 +271,8 @@ function topicView(want: Map<string, Resource>, have: Map<string, Resource>): To
 
 function isOwnUser(r: Resource, desired: DesiredCluster): boolean {
   const name = r.kind === "user" ? r.name : r.kind === "permission" || r.kind === "topic-permission" ? r.user : undefined;
-  return name !== undefined && (name === desired.target.amqp.username || name === desired.target.management.username);
+  if (name === undefined) return false;
+  return name === desired.target.amqp.username || name === desired.target.management.username || (desired.users?.connectsAs.includes(name) ?? false);
 }
 
 /** `user` has permissions on this cluster's vhost and on no other. */

@@ -321,6 +321,20 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(diffCluster(c, now, "mp").actions).toEqual([]);
   });
 
+  it("nor the user another cluster of the file connects as: a cluster that deletes users would take the other's own rights away", () => {
+    // One broker, two vhosts, topo connecting to each as a different user.
+    const r = users();
+    r.clusters = { sync: { url: "amqp://opsa:p@h:5672/s" }, async: { url: "amqp://opsb:p@h:5672/a", management: "http://opsa:p@h:15672" } };
+    const sync = cluster(r, "sync");
+    expect(sync.users?.deletes).toBe(true);
+    const now = applied(sync, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
+      { kind: "user", name: "opsb", tags: ["administrator", "topo.mp"] },
+      { kind: "permission", user: "opsb", configure: ".*", write: ".*", read: ".*" },
+    ]);
+    now.userVhosts = { ...now.userVhosts, opsb: ["s", "a"] };
+    expect(diffCluster(sync, now, "mp").actions).toEqual([]);
+  });
+
   it("names a file user that exists unmarked (or is another prefix's) as a conflict, unless adopted", () => {
     const c = cluster();
     const now = actual([{ kind: "user", name: "mplogin", tags: [] }, { kind: "user", name: "edge", tags: ["topo.mpx"] }], { userHashes: {}, userVhosts: {} });
