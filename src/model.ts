@@ -177,12 +177,16 @@ export interface DesiredCluster {
 /**
  * Users are per broker, not per vhost: two clusters of the file on one broker share them. Each
  * cluster creates and updates the users it grants rights to; a user topo marked that no cluster
- * of the broker wants is deleted by the first of them (`deletes`), once.
+ * of the broker wants is deleted by the first of them (`deletes`), and also by one that holds
+ * all its rights (see DesiredUsers.deletes).
  */
 export interface DesiredUsers {
   /** Every user of the file that some cluster on the same broker wants. */
   onBroker: string[];
-  /** This cluster deletes the broker's marked users that no cluster of the file wants there. */
+  /**
+   * This cluster deletes the broker's marked users that no cluster of the file wants there. The
+   * others delete only those whose rights are on their own vhost alone (plan/diff.ts).
+   */
   deletes: boolean;
   /**
    * The vhosts of the file's clusters on this broker. A marked user with permissions on another
@@ -191,6 +195,11 @@ export interface DesiredUsers {
   vhosts: string[];
   /** Users the file adopts: they exist without topo's tag, and topo takes them over. */
   adopt: string[];
+  /**
+   * The users topo connects as, to any cluster of the file (AMQP and management): never deleted
+   * or stripped of their rights, even when marked, since another cluster may run as one of them.
+   */
+  connectsAs: string[];
   credentials: Credentials;
 }
 

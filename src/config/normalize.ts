@@ -20,7 +20,7 @@ import type {
   TlsOptions,
 } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { DEFAULT_PREFIX, escapeRegex, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
+import { DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
 import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
@@ -359,6 +359,9 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
   const specs: QueueSpec[] = [];
   const firstSeen = new Map<string, number>();
   const missingClusters = new Set<string>();
+  // Services with a queue left out for a problem reported at its own place (a refused name,
+  // setting or entry, an unknown cluster): what follows from the missing queue is not reported again.
+  const leftOut = new Set<string>();
   raw.services.forEach((entry, i) => {
     const svc: RawService = typeof entry === "string" ? { name: entry } : entry;
     const namePath: (string | number)[] = typeof entry === "string" ? ["services", i] : ["services", i, "name"];
@@ -367,6 +370,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
         path: namePath,
         message: `service name "${svc.name}" must match ${namePattern.source} (the prefix "${prefix}" then lowercase letters and underscores)`,
       });
+      leftOut.add(svc.name);
       return;
     }
     const first = firstSeen.get(svc.name);
@@ -375,10 +379,17 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
       return;
     }
     firstSeen.set(svc.name, i);
-    if (refused.services?.includes(i)) return;
+    if (refused.services?.includes(i)) {
+      leftOut.add(svc.name);
+      return;
+    }
     for (const kind of TRAFFIC) {
       const own = svc[kind];
-      if (own === false || refused.defaults?.includes(kind) || refused.queues?.includes(`${i}.${kind}`)) continue;
+      if (own === false) continue;
+      if (refused.defaults?.includes(kind) || refused.queues?.includes(`${i}.${kind}`)) {
+        leftOut.add(svc.name);
+        continue;
+      }
       const layers: { settings: RawQueueSettings; path: (string | number)[] }[] = [];
       const d = raw.defaults?.[kind];
       if (d) layers.push({ settings: d, path: ["defaults", kind] });
@@ -400,6 +411,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
               : { path: r.clusterPath, message: `unknown cluster "${r.cluster}" (clusters: ${known})` },
           );
         }
+        leftOut.add(svc.name);
         continue;
       }
       const queue: Queue = {
@@ -421,7 +433,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     clusters.push({ target, queues: mine, resources: desiredResources(target, mine, prefix) });
   }
   // Only a file with a users section manages users (`users: {}` deletes every user it marked).
-  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems, !knownClusters || targets.size < knownClusters.length);
+  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems, { clusters: !knownClusters || targets.size < knownClusters.length, services: leftOut });
   return { desired: { prefix, clusters }, problems };
 }
 
@@ -438,7 +450,13 @@ export function usersBrokerOf(target: ClusterTarget): string {
  * The users section: each user's rights on each cluster (core/permissions.ts), as resources of
  * that cluster, and what every cluster needs to know about the users of its broker.
  */
-function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], services: string[], prefix: string, refused: string[], problems: PathProblem[], incomplete: boolean): void {
+/** What the file holds beyond what normalize could resolve: a cluster refused, services whose queues were left out. */
+interface Unresolved {
+  clusters: boolean;
+  services: ReadonlySet<string>;
+}
+
+function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], services: string[], prefix: string, refused: string[], problems: PathProblem[], unresolved: Unresolved): void {
   const marker = userMarkerTag(prefix);
   const sources = new Map<string, PasswordSource>();
   const grants: Grant[] = [];
@@ -461,11 +479,18 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
       continue;
     }
     let ok = true;
+    // A topo.<prefix> tag is what makes a user that prefix's topology's: one the file sets would
+    // let another topology take the user over (or delete it).
+    (u.tags ?? []).forEach((tag, i) => {
+      if (!isTopoName(tag) || tag === marker) return;
+      ok = false;
+      problems.push({ path: [...path, "tags", i], message: `${JSON.stringify(tag)} is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker ${marker} itself: remove it` });
+    });
     for (const field of ["consumes", "publishes"] as const) {
       const list = u[field];
       if (!Array.isArray(list)) continue;
       list.forEach((svc, i) => {
-        if (services.includes(svc)) return;
+        if (services.includes(svc) || unresolved.services.has(svc)) return;
         ok = false;
         problems.push({ path: [...path, field, i], message: `no service named "${svc}" in the file (services: ${services.slice(0, 8).join(", ")}${services.length > 8 ? ", ..." : ""})` });
       });
@@ -500,8 +525,11 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
   }
   for (const g of grants) {
     // A cluster whose url or management was refused (reported at its place) may be the one that
-    // holds the user's services: saying it gets rights on no cluster would be untrue.
-    if (incomplete) break;
+    // holds the user's services, and a queue left out for a problem of its own may be the one
+    // the user needs: saying it gets rights on no cluster would be untrue.
+    if (unresolved.clusters) break;
+    const named = g.publishes === "all" ? [...unresolved.services] : [...g.consumes, ...g.publishes];
+    if (named.some((svc) => unresolved.services.has(svc))) continue;
     if (!clusters.some((c) => wanted.get(c)?.includes(g.user))) {
       problems.push({ path: ["users", g.user], atKey: true, message: `user ${g.user} gets rights on no cluster: none of the services it consumes or publishes to has a queue` });
     }
@@ -513,6 +541,7 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
       vhosts: group.map((o) => o.target.amqp.vhost),
       deletes: group[0] === c,
       adopt,
+      connectsAs: [...own].sort(),
       credentials: creds,
     };
   });

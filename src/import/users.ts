@@ -5,7 +5,7 @@
 // only a hash): the file refers to a variable, which the user exports before running topo.
 
 import type { Permission, User } from "../model.js";
-import { userMarkerTag } from "../core/naming.js";
+import { isTopoName, userMarkerTag } from "../core/naming.js";
 import type { ImportSource } from "./types.js";
 
 export interface ImportedUser {
@@ -85,7 +85,8 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
       passwordEnv: passwordVariable(u.name),
       consumes: [...consumes].sort(),
       publishes: services.length > 0 && services.every((s) => publishes.has(s)) ? "all" : [...publishes].sort(),
-      tags: u.tags.filter((t) => t !== marker),
+      // The marker is topo's to add, and another prefix's marker no tag the file may set.
+      tags: u.tags.filter((t) => !isTopoName(t)),
     });
   }
   return { users, skipped };

@@ -137,10 +137,12 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     if (want.has(key) || !owner.owns(before) || holdingQueueOf(before, owner)) continue;
     if (before.kind === "exchange" ? sparedNames.has(before.name) : before.kind === "binding" && sparedNames.has(before.source)) continue;
     // A user is the broker's, not the vhost's: kept while any cluster of the file on this broker
-    // wants it, and deleted by one of them only.
-    if (before.kind === "user" && (!users?.deletes || users.onBroker.includes(before.name))) continue;
-    // The user topo itself connects as is never deleted or stripped of its rights, even if
-    // someone gave it topo's tag.
+    // wants it, and deleted by the first of them; and by this one when its vhost is the only
+    // place the user has rights, since this plan revokes them, and a user with rights nowhere is
+    // one no plan deletes (apply --cluster of this cluster alone would leave it for ever).
+    if (before.kind === "user" && (!users || users.onBroker.includes(before.name) || !(users.deletes || rightsOnlyHere(before.name, desired, actual)))) continue;
+    // The users topo itself connects as, to this cluster or another of the file, are never
+    // deleted or stripped of their rights, even if someone gave them topo's tag.
     if (isOwnUser(before, desired)) continue;
     const elsewhere = before.kind === "user" ? usedElsewhere(before.name, users, actual) : [];
     if (elsewhere.length) {
@@ -312,7 +314,14 @@ function topicView(want: Map<string, Resource>, have: Map<string, Resource>): To
 
 function isOwnUser(r: Resource, desired: DesiredCluster): boolean {
   const name = r.kind === "user" ? r.name : r.kind === "permission" || r.kind === "topic-permission" ? r.user : undefined;
-  return name !== undefined && (name === desired.target.amqp.username || name === desired.target.management.username);
+  if (name === undefined) return false;
+  return name === desired.target.amqp.username || name === desired.target.management.username || (desired.users?.connectsAs.includes(name) ?? false);
+}
+
+/** `user` has permissions on this cluster's vhost and on no other. */
+function rightsOnlyHere(user: string, desired: DesiredCluster, actual: ActualCluster): boolean {
+  const vhosts = actual.userVhosts?.[user] ?? [];
+  return vhosts.length > 0 && vhosts.every((v) => v === desired.target.amqp.vhost);
 }
 
 /** The vhosts outside the file's (on this broker) where `user` has permissions. */

@@ -20,6 +20,7 @@ interface Setup {
   async: string;
   edge: string;
   login: string;
+  pay: string;
   file: (o?: FileOptions) => string;
   env: Record<string, string>;
 }
@@ -31,6 +32,8 @@ interface FileOptions {
   adopt?: boolean;
   /** The async cluster's management URL, instead of the test broker's. */
   asyncManagement?: string;
+  /** Also a user that consumes utpay, whose only queue is on the async cluster. */
+  pay?: boolean;
 }
 
 /** Two clusters (vhosts), three services, an edge and one service's user, with unique names. */
@@ -41,7 +44,8 @@ function setup(): Setup {
   const tag = sync.slice(-8);
   const edge = `edge-${tag}`;
   const login = `login-${tag}`;
-  users.push(edge, login);
+  const pay = `pay-${tag}`;
+  users.push(edge, login, pay);
   const b = broker();
   const env = { UT_EDGE_PASSWORD: `edge/${tag}:p@ss%`, UT_LOGIN_PASSWORD: `login-${tag}-secret` };
   const file = (o: FileOptions = {}) =>
@@ -70,9 +74,10 @@ function setup(): Setup {
               "    publishes: [utwallet]",
               ...(o.adopt ? ["    adopt: true"] : []),
             ]),
+        ...(o.pay ? [`  ${pay}:`, "    password: ${UT_EDGE_PASSWORD}", "    consumes: [utpay]"] : []),
       ].join("\n"),
     );
-  return { sync, async, edge, login, file, env };
+  return { sync, async, edge, login, pay, file, env };
 }
 
 async function connect(v: string, user: string, password: string) {
@@ -224,6 +229,31 @@ describe("users from the file", () => {
     const dropped = await runCli(["apply", "-f", s.file({ drop: true }), "--allow-destructive"], s.env);
     expect(dropped.code, dropped.stderr).toBe(0);
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
+  });
+
+  // A user's rights only on the async cluster (utpay has no sync queue). The sync cluster, first
+  // of the broker, was the only one to delete users: `apply --cluster async` of a file that
+  // dropped it revoked its rights and kept it, and from then on every plan left it alone as a
+  // user with rights nowhere ("another apply may be creating it"): never deleted.
+  it("deletes a dropped user whose rights were on one cluster, also when that cluster is applied alone", async () => {
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file({ pay: true })], s.env)).code).toBe(0);
+    expect((await api("GET", `/api/users/${s.pay}`)).status).toBe(200);
+    const alone = await runCli(["apply", "-f", s.file(), "--cluster", "async", "--allow-destructive"], s.env);
+    expect(alone.code, alone.stderr).toBe(0);
+    expect(alone.stdout).toContain(`- delete user ${s.pay}`);
+    expect((await api("GET", `/api/users/${s.pay}`)).status).toBe(404);
+    const after = await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], s.env);
+    expect(after.code, after.stdout + after.stderr).toBe(0);
+    // Other runs of this file on the shared broker may hold users of prefix ut: only this one's counts.
+    expect(after.stdout).not.toContain(s.pay);
+
+    // Both clusters plan the delete when both are applied: the second DELETE finds it gone.
+    expect((await runCli(["apply", "-f", s.file({ pay: true })], s.env)).code).toBe(0);
+    const both = await runCli(["apply", "-f", s.file(), "--allow-destructive"], s.env);
+    expect(both.code, both.stderr).toBe(0);
+    expect((await api("GET", `/api/users/${s.pay}`)).status).toBe(404);
+    expect((await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], s.env)).code).toBe(0);
   });
 
   // Users are the broker's, and clusters share them by management URL: two clusters on one

@@ -161,3 +161,26 @@ describe("rightsOn: names in regexes", () => {
     expect(rights(desiredOf(prefixed, "sync"), grant("u", ["ab_login"]), "ab_").read).toBe("^ab_login\\.sync$");
   });
 });
+
+describe("rightsOn: services whose names start with another's", () => {
+  // mplogin, mplogin_x, mplogin_sync and mploginb: each name is a prefix of, or starts like,
+  // another's, and mplogin_sync's queue ends like mplogin's. Every user must reach exactly its
+  // own queues and the exchanges it lists, and route only its listed service's task names.
+  const NAMES = ["mplogin", "mplogin_x", "mplogin_sync", "mploginb"];
+  const FILE = raw({ services: NAMES });
+  it("gives each user exactly its own queues, the exchanges it lists, and their task names", () => {
+    for (const c of [desiredOf(FILE, "sync"), desiredOf(FILE, "async")]) {
+      const queues = c.queues.map((q) => q.queue.name);
+      NAMES.forEach((svc, i) => {
+        const callee = NAMES[(i + 1) % NAMES.length]!;
+        const r = rights(c, grant(svc, [svc], [callee]));
+        expect(queues.filter((q) => allows(r.read, q)), `${svc} reads`).toEqual([`${svc}.${c.target.name}`]);
+        expect(queues.filter((q) => allows(r.configure, q))).toEqual([]);
+        expect([...NAMES, DEFAULT_EXCHANGE].filter((e) => allows(r.write, e)).sort(), `${svc} writes`).toEqual([...(c.target.name === "sync" ? [DEFAULT_EXCHANGE] : []), callee].sort());
+        expect(r.topics.map((t) => t.exchange)).toEqual([callee]);
+        const keys = NAMES.flatMap((s) => [`${s}.sync.t`, `${s}.async.t`]);
+        expect(keys.filter((k) => allows(topic(r, callee)!.write, k)), `${svc} routes`).toEqual([`${callee}.${c.target.name}.t`]);
+      });
+    }
+  });
+});

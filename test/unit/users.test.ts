@@ -113,6 +113,69 @@ describe("normalize: the users section", () => {
     expect(problems).not.toContainEqual(expect.stringMatching(/gets rights on no cluster/));
   });
 
+  it("nor when its service's queue was left out for a problem reported at its own place (a refused setting, an unknown cluster, a refused entry)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "topo-users-"));
+    const file = join(dir, "t.yaml");
+    writeFileSync(
+      file,
+      [
+        "version: 1",
+        "clusters:",
+        "  sync: { url: amqp://u:p@h:5672/s }",
+        "services:",
+        "  - { name: mplogin, sync: false, async: { durable: maybe } }",
+        "  - { name: mppay, sync: false, async: { cluster: nowhere } }",
+        "  - { name: mpwallet, sync: false }",
+        "  - { name: mpaudit, sync: false, bogus: 1 }",
+        "  - { name: MpBad }",
+        "  - { name: mpx_bad, sync: { cluster: nowhere }, async: false }",
+        "users:",
+        "  login: { password: p, consumes: [mplogin] }",
+        "  pay: { password: p, consumes: [mppay] }",
+        "  wallet: { password: p, consumes: [mpwallet] }",
+        "  audit: { password: p, consumes: [mpaudit] }",
+        "  edge: { password: p, publishes: all }",
+        "  bad: { password: p, consumes: [MpBad, mpx_bad] }",
+        "",
+      ].join("\n"),
+    );
+    let problems: string[] = [];
+    try {
+      loadConfig(file, {});
+    } catch (e) {
+      problems = (e as { problems: { message: string }[] }).problems.map((p) => p.message);
+    }
+    expect(problems).toContainEqual(expect.stringMatching(/must be a boolean/));
+    expect(problems).toContainEqual(expect.stringMatching(/unknown cluster "nowhere"/));
+    expect(problems).toContainEqual(expect.stringMatching(/service name "MpBad" must match/));
+    // Each of these users' services has a queue in the file, left out only for the problem above.
+    expect(problems.filter((m) => /gets rights on no cluster|no service named/.test(m))).toEqual([]);
+  });
+
+  it("still says it of a user whose services really have no queue", () => {
+    const dir = mkdtempSync(join(tmpdir(), "topo-users-"));
+    const file = join(dir, "t.yaml");
+    writeFileSync(file, "version: 1\nclusters:\n  sync: { url: amqp://u:p@h:5672/s }\nservices:\n  - { name: mplogin, async: false }\n  - { name: mpwallet, sync: false, async: { durable: maybe } }\nusers:\n  login: { password: p, consumes: [mplogin] }\n  ghost: { password: p, consumes: [mplogin] }\n");
+    let problems: string[] = [];
+    try {
+      loadConfig(file, {});
+    } catch (e) {
+      problems = (e as { problems: { message: string }[] }).problems.map((p) => p.message);
+    }
+    expect(problems).toEqual([expect.stringMatching(/must be a boolean/)]);
+    const r = raw({ services: [{ name: "mplogin", sync: false, async: false }], users: { login: { password: "p", consumes: ["mplogin"] } } });
+    expect(normalize(r).problems.map((p) => p.message)).toContainEqual(expect.stringMatching(/user login gets rights on no cluster/));
+  });
+
+  it("refuses a tag in topo's namespace other than the file's own marker: it would mark the user as another topology's, which could then take it over or delete it", () => {
+    const { problems } = normalize(users({ tags: ["management", "topo.mp", "topo.other", "topo.mpx"] }));
+    expect(problems.map((p) => `${p.path.join(".")}: ${p.message}`)).toEqual([
+      `users.mplogin.tags.2: "topo.other" is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker topo.mp itself: remove it`,
+      `users.mplogin.tags.3: "topo.mpx" is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker topo.mp itself: remove it`,
+    ]);
+    expect(cluster(users({ tags: ["management", "topo.mp"] })).resources.find((r) => r.kind === "user" && r.name === "mplogin")).toEqual({ kind: "user", name: "mplogin", tags: ["management", "topo.mp"] });
+  });
+
   it("refuses what cannot be a user, each at its place", () => {
     const { problems } = normalize(
       raw({
@@ -232,6 +295,22 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(diffCluster(second, { ...now, resources: now.resources }, "mp").actions.filter((a) => a.op === "delete" && a.key.startsWith("user|"))).toEqual([]);
   });
 
+  it("the second cluster of a broker deletes a dropped user whose only rights are on its own vhost: revoking them alone (apply --cluster) would leave a user nothing can delete", () => {
+    const second = cluster(users(), "async");
+    expect(second.users?.deletes).toBe(false);
+    const now = applied(second, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
+      { kind: "user", name: "mppayold", tags: ["topo.mp"] },
+      { kind: "permission", user: "mppayold", configure: "^$", write: "^$", read: "^mppay\\.async$" } satisfies Permission,
+      { kind: "user", name: "both", tags: ["topo.mp"] },
+      { kind: "permission", user: "both", configure: "^$", write: "^$", read: "^mpold\\.async$" } satisfies Permission,
+    ]);
+    now.userVhosts = { ...now.userVhosts, mppayold: ["a"], both: ["a", "s"] };
+    const plan = diffCluster(second, now, "mp");
+    // `both` has rights on the first cluster's vhost too: the first cluster deletes it.
+    expect(plan.actions.map((a) => `${a.op} ${a.key}`)).toEqual(["delete user|mppayold", "delete permission|both", "delete permission|mppayold"]);
+    expect(plan.warnings).toEqual([]);
+  });
+
   it("never deletes or strips the user topo itself connects as, even when it carries topo's tag", () => {
     const c = cluster();
     const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
@@ -240,6 +319,20 @@ describe("diff: users, permissions and topic permissions", () => {
     ]);
     now.userVhosts = { ...now.userVhosts, u: ["s"] };
     expect(diffCluster(c, now, "mp").actions).toEqual([]);
+  });
+
+  it("nor the user another cluster of the file connects as: a cluster that deletes users would take the other's own rights away", () => {
+    // One broker, two vhosts, topo connecting to each as a different user.
+    const r = users();
+    r.clusters = { sync: { url: "amqp://opsa:p@h:5672/s" }, async: { url: "amqp://opsb:p@h:5672/a", management: "http://opsa:p@h:15672" } };
+    const sync = cluster(r, "sync");
+    expect(sync.users?.deletes).toBe(true);
+    const now = applied(sync, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
+      { kind: "user", name: "opsb", tags: ["administrator", "topo.mp"] },
+      { kind: "permission", user: "opsb", configure: ".*", write: ".*", read: ".*" },
+    ]);
+    now.userVhosts = { ...now.userVhosts, opsb: ["s", "a"] };
+    expect(diffCluster(sync, now, "mp").actions).toEqual([]);
   });
 
   it("names a file user that exists unmarked (or is another prefix's) as a conflict, unless adopted", () => {
@@ -282,10 +375,13 @@ describe("import: the users section from the broker", () => {
       { kind: "permission", user: "idle", configure: "^$", write: "^$", read: "^$" },
     ];
     sync.actual.resources.push(...other);
+    // Another topology's marker on a user of this one is no tag the file may set (normalize refuses it).
+    const login = sync.actual.resources.find((r): r is User => r.kind === "user" && r.name === "mplogin")!;
+    login.tags = ["management", "topo.mp", "topo.other"];
     const out = importUsers([sync], ["mplogin", "mpwallet"], "mp");
     expect(out.users).toEqual([
       { name: "edge", passwordEnv: "EDGE_PASSWORD", consumes: [], publishes: "all", tags: [] },
-      { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: [] },
+      { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: ["management"] },
     ]);
     // alice is not topo's; elsewhere has rights only on vhosts not imported; idle has none here.
     expect(out.skipped).toEqual([expect.stringMatching(/^user idle carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/)]);
