@@ -123,11 +123,12 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   nameUnnamed(p.sources, actuals, p.prefix);
   p.finish?.();
 
-  const argumentSchemas = (createRequire(import.meta.url)("../../schemas/topology.schema.json") as { definitions: { arguments: { properties: Record<string, ArgumentSchema> } } })
-    .definitions.arguments.properties;
+  const { definitions } = createRequire(import.meta.url)("../../schemas/topology.schema.json") as {
+    definitions: { arguments: { properties: Record<string, ArgumentSchema> }; serviceName: { maxLength: number } };
+  };
   const inference = inferTopology(
     p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster })),
-    { prefix: p.prefix, argumentSchemas },
+    { prefix: p.prefix, argumentSchemas: definitions.arguments.properties, serviceNameMaxLength: definitions.serviceName.maxLength },
   );
   const sources = p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster }));
   const serviceNames = inference.body.services.map((s) => (typeof s === "string" ? s : s.name));

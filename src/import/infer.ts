@@ -16,7 +16,7 @@ import { collectUserMirrors, describeQueue } from "./describe-queue.js";
 import { chooseDefaults } from "./defaults.js";
 import { annotateChanges, explainDifferences, reasonsOf } from "./explain.js";
 import { listLeftAlone, listOutside } from "./left-alone.js";
-import { chooseKindClusters, findServiceQueues, pickOneQueuePerService, serviceQueueReader } from "./queues.js";
+import { chooseKindClusters, dropUnnamable, findServiceQueues, pickOneQueuePerService, serviceQueueReader } from "./queues.js";
 import { spellServices } from "./spell.js";
 import type { Chosen, ClusterImport, ImportSource, Inference, InferOptions, Reason } from "./types.js";
 
@@ -39,7 +39,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   const owner = new Ownership(prefix);
 
   // Which queues the file describes: one per service and kind, the rest are changes.
-  const found = findServiceQueues(sources, prefix);
+  const { named: found, reasons: unnamable } = dropUnnamable(findServiceQueues(sources, prefix), opts.serviceNameMaxLength);
   const kindClusters = chooseKindClusters(found, sources.map((s) => s.name));
   const { picked, reasons: duplicates } = pickOneQueuePerService(found, kindClusters);
 
@@ -59,7 +59,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   const { services, desired } = spellServices(chosen, defaults, sources, prefix);
 
   // What plan will do on the written file and why, and what topo leaves alone.
-  const reasons = [...duplicates, ...undescribable, ...explainDifferences(sources, chosen, mirrors, prefix)];
+  const reasons = [...unnamable, ...duplicates, ...undescribable, ...explainDifferences(sources, chosen, mirrors, prefix, opts.serviceNameMaxLength)];
   const clusters = sources.map((source): ClusterImport => {
     const dc = desired.clusters.find((c) => c.target.name === source.name);
     const actions = dc ? diffCluster(dc, source.actual, prefix).actions : [];

@@ -30,6 +30,25 @@ export function findServiceQueues(sources: ImportSource[], prefix: string): Foun
   return found;
 }
 
+/** Why the file cannot name a service, when its name is longer than a file's service name may be. */
+export function nameTooLong(service: string, max: number | undefined): string | undefined {
+  return max !== undefined && service.length > max
+    ? `the service name ${service} is ${service.length} characters long; a topology file's service names have at most ${max}, so the file cannot name it`
+    : undefined;
+}
+
+/** The queues whose service the file can name; the others are deletes plan will show, with why. */
+export function dropUnnamable(found: Found[], max: number | undefined): { named: Found[]; reasons: Reason[] } {
+  const named: Found[] = [];
+  const reasons: Reason[] = [];
+  for (const f of found) {
+    const why = nameTooLong(f.service, max);
+    if (why) reasons.push({ cluster: f.source.name, resource: f.queue, text: why });
+    else named.push(f);
+  }
+  return { named, reasons };
+}
+
 /**
  * The cluster of each kind: where most of its queues are. Ties go to the cluster named like the
  * kind, as in the built-in defaults, then to the first of `clusters`. A kind with no queue has none.

@@ -31,7 +31,8 @@ function service(name: string, kind: "sync" | "async", q: Partial<Queue> = {}): 
   return [exchange({ name }), queue({ name: `${name}.${kind}`, durable: kind === "async", ...q }), binding({ source: name, destination: `${name}.${kind}` })];
 }
 const src = (name: string, resources: Resource[], o: Partial<ActualCluster> = {}): ImportSource => ({ name, vhost: name, actual: actual([{ kind: "vhost", name }, ...resources], o) });
-const infer = (sources: ImportSource[], prefix = "mp"): Inference => inferTopology(sources, { prefix, argumentSchemas: ARG_SCHEMAS });
+const NAME_MAX: number = SCHEMA.definitions.serviceName.maxLength;
+const infer = (sources: ImportSource[], prefix = "mp"): Inference => inferTopology(sources, { prefix, argumentSchemas: ARG_SCHEMAS, serviceNameMaxLength: NAME_MAX });
 
 /** The clusters section import would write for these sources, pointing at their vhosts. */
 const sections = (sources: ImportSource[]) => sources.map((s, i) => ({ name: s.name, section: { url: `amqp://guest:\${RABBITMQ_PASSWORD}@host${i}:5672/${encodeURIComponent(s.vhost)}` } }));
@@ -272,6 +273,22 @@ describe("what the file cannot describe", () => {
     expect(comments).toContain("#   policy user-limits (pattern ^billing");
     expect(comments).toMatch(/# Outside topo's namespace \(prefix "mp"\).*\n#   cluster sync: exchanges billing; queues billing\.jobs/);
     expect(() => parseConfig(text, "imported.yaml", { RABBITMQ_PASSWORD: "x" })).not.toThrow();
+  });
+});
+
+describe("a service name longer than the file allows", () => {
+  // RabbitMQ takes names of up to 255 bytes; the schema's service names stop short of that. Import
+  // wrote such a service into the file, failed its own read-back and blamed a bug in topo.
+  const long = `mp${"a".repeat(NAME_MAX - 1)}`;
+  const sync = src("sync", [...service("mpok", "sync"), ...service(long, "sync")]);
+  const inf = infer([sync]);
+
+  it("is left out of a file that validates, and what plan does about it is listed with why", () => {
+    expect(JSON.stringify(inf.body.services)).not.toContain(long);
+    expect(inf.queues).toBe(1);
+    expect(changes(inf)).toEqual({ sync: [`- delete exchange ${long}`, `- delete queue ${long}.sync`, `- delete binding ${long} -> ${long}.sync [${long}.sync.#]`] });
+    for (const ch of inf.clusters[0]!.changes) expect(ch.why).toContain(`service name ${long} is ${NAME_MAX + 1} characters long; a topology file's service names have at most ${NAME_MAX}`);
+    expect(() => parseConfig(emit(inf, [sync]), "imported.yaml", { RABBITMQ_PASSWORD: "x" })).not.toThrow();
   });
 });
 
