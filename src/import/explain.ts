@@ -9,14 +9,14 @@ import { holdingQueueOf } from "../core/naming.js";
 import { keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { names } from "../core/words.js";
 import { modelBinding, modelExchange } from "./file-objects.js";
-import { nameTooLong, serviceQueueReader } from "./queues.js";
+import { nameTooLong, ownerOf, serviceQueueReader } from "./queues.js";
 import type { Chosen, ImportSource, PlannedChange, Reason, UserMirrors } from "./types.js";
 
 /** The reasons of every source, in order: a source's exchanges, its queues' exchanges and bindings, its bindings, its interrupted replaces, its policies. */
 export function explainDifferences(sources: ImportSource[], chosen: Chosen[], mirrors: UserMirrors, prefix: string, nameMax?: number): Reason[] {
-  const owner = new Ownership(prefix);
   const byServiceKind = new Map(chosen.map((c) => [`${c.service}.${c.kind}`, c]));
   return sources.flatMap((source) => {
+    const owner = ownerOf(source, prefix);
     const here = chosen.filter((c) => c.wanted.cluster === source.name);
     return [
       ...explainExchanges(source, here, byServiceKind, owner, nameMax),

@@ -3,13 +3,13 @@
 // and the exchanges and queues outside topo's namespace (only named).
 
 import type { ArgValue, Policy, Queue } from "../model.js";
-import { applyMarkName, isTopoName, lockQueueName, Ownership } from "../core/naming.js";
+import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../core/words.js";
 import { APPLIES_TO } from "./describe-queue.js";
 import { modelExchange } from "./file-objects.js";
-import { serviceQueueReader } from "./queues.js";
+import { ownerOf } from "./queues.js";
 import type { ImportSource, UserMirrors } from "./types.js";
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -57,10 +57,9 @@ function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserM
 }
 
 function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, prefix: string): string[] {
-  const owner = new Ownership(prefix);
-  const read = serviceQueueReader(prefix);
+  const owner = ownerOf(source, prefix);
   const ownsExchange = (n: string) => owner.owns(modelExchange(n));
-  const ownsQueue = (n: string) => read(n) !== undefined;
+  const ownsQueue = (n: string) => owner.isServiceQueue(n);
   const notes: string[] = [];
   for (const b of source.actual.resources) {
     if (b.kind !== "binding" || owner.owns(b)) continue;
@@ -82,7 +81,7 @@ function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, pr
 
 /** The exchanges and queues outside topo's namespace, by name. */
 export function listOutside(source: ImportSource, prefix: string): { exchanges: string[]; queues: string[] } {
-  const owner = new Ownership(prefix);
+  const owner = ownerOf(source, prefix);
   const exchanges: string[] = [];
   const queues: string[] = [];
   for (const r of source.actual.resources) {

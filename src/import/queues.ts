@@ -3,7 +3,7 @@
 // kind (the file has room for one).
 
 import { TRAFFIC, type Traffic } from "../model.js";
-import { escapeRegex, SERVICE_NAME_BODY } from "../core/naming.js";
+import { escapeRegex, Ownership, SERVICE_NAME_BODY } from "../core/naming.js";
 import { mostCommon } from "./tally.js";
 import type { Found, ImportSource, KindClusters, Reason } from "./types.js";
 
@@ -16,13 +16,22 @@ export function serviceQueueReader(prefix: string): (name: string) => { service:
   };
 }
 
+/**
+ * What the prefix owns on one source's vhost, as plan reads it: its names, less those of a longer
+ * prefix that the vhost shows in use (mpx's apply mark, lock or policy makes mpxfoo mpx's, not mp's).
+ */
+export function ownerOf(source: ImportSource, prefix: string): Ownership {
+  return Ownership.of(prefix, source.actual.resources);
+}
+
 /** Every queue of the namespace, on every cluster, in the order the sources and brokers give them. */
 export function findServiceQueues(sources: ImportSource[], prefix: string): Found[] {
   const read = serviceQueueReader(prefix);
   const found: Found[] = [];
   sources.forEach((source, order) => {
+    const owner = ownerOf(source, prefix);
     for (const r of source.actual.resources) {
-      if (r.kind !== "queue") continue;
+      if (r.kind !== "queue" || !owner.isServiceQueue(r.name)) continue;
       const n = read(r.name);
       if (n) found.push({ source, order, ...n, queue: r });
     }

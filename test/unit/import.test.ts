@@ -292,6 +292,38 @@ describe("a service name longer than the file allows", () => {
   });
 });
 
+describe("a longer prefix another topology uses on the vhost", () => {
+  // mpx's apply mark and policy show that mpxfoo is the mpx file's, as plan reads it. Import with
+  // prefix mp wrote mpxfoo into the mp file, whose plan then warned that both files claim it and
+  // widened mp's mirror policy over mpx's queues.
+  const mpxPolicy = policy({ name: "topo.mpx.mirror.sync", pattern: "^mpx[a-z_]+\\.sync$" });
+  const main = src("main", [
+    ...service("mplogin", "sync"),
+    ...service("mplogin", "async").filter((r) => r.kind !== "exchange"),
+    ...service("mpxfoo", "sync"),
+    ...service("mpxfoo", "async").filter((r) => r.kind !== "exchange"),
+    exchange({ name: "topo.mpx.generation", arguments: { "x-topo-generation": "1" } }),
+    mpxPolicy,
+    policy({ name: "topo.mp.mirror.sync", pattern: "^mp(?!x)[a-z_]+\\.sync$" }),
+  ]);
+  const inf = infer([main]);
+
+  it("leaves its services out of the file, which plans no changes", () => {
+    expect(inf.body.services).toEqual(["mplogin"]);
+    expect(inf.queues).toBe(2);
+    expect(changes(inf)).toEqual({ main: [] });
+    expect(inf.clusters[0]!.kept.join("\n")).not.toMatch(/mpx/);
+    expect(inf.clusters[0]!.outside).toEqual({ exchanges: ["mpxfoo", "topo.mpx.generation"], queues: ["mpxfoo.sync", "mpxfoo.async"] });
+    const back = parseConfig(emit(inf, [main]), "imported.yaml", { RABBITMQ_PASSWORD: "x" });
+    expect(back.clusters[0]!.resources.map(keyOf).filter((k) => k.includes("mpx"))).toEqual([]);
+  });
+
+  it("does not name a cluster after the kinds of its queues", () => {
+    const onlyMpx = src("main", [...service("mpxfoo", "sync"), exchange({ name: "topo.mpx.generation" })]);
+    expect(kindsHeld(onlyMpx.actual, "mp")).toEqual([]);
+  });
+});
+
 describe("an interrupted replace", () => {
   it("is shown as the replace apply finishes, not as objects to delete", () => {
     const async = src("async", [
