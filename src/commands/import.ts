@@ -18,7 +18,7 @@ import { hasSchemeSlashes, shownUrl, userinfoSpan, whyNotAUrl } from "../config/
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { importUsers } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
-import { PasswordVariables, rewriteSection, schemaReference, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
+import { PasswordVariables, rewriteSection, schemaReference, sectionVariables, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
 import { forEachCluster, identify } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
@@ -132,7 +132,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   );
   const sources = p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster }));
   const serviceNames = inference.body.services.map((s) => (typeof s === "string" ? s : s.name));
-  const imported = importUsers(sources, serviceNames, p.prefix);
+  const imported = importUsers(sources, serviceNames, p.prefix, sectionVariables(p.sources.map((s) => s.section)));
   const unreadable = actuals.find((a) => a.usersUnreadable !== undefined)?.usersUnreadable;
   const notices = [
     ...(p.notices ?? []),

@@ -54,7 +54,20 @@ function viewOf(s: ImportSource): SourceView {
   return { names, permissions };
 }
 
-export function importUsers(sources: ImportSource[], services: string[], prefix: string): ImportedUsers {
+/**
+ * `reserved`: the variables the file already reads (its clusters' urls). Each user gets a variable
+ * of its own: hi.u2 and hi-u2 would both be HI_U2_PASSWORD, and two users cannot be given two
+ * passwords through one variable (apply would set one's password to the other's).
+ */
+export function importUsers(sources: ImportSource[], services: string[], prefix: string, reserved: Iterable<string> = []): ImportedUsers {
+  const taken = new Set(reserved);
+  const variableFor = (user: string): string => {
+    const base = passwordVariable(user);
+    let v = base;
+    for (let n = 2; taken.has(v); n++) v = `${base}_${n}`;
+    taken.add(v);
+    return v;
+  };
   const marker = userMarkerTag(prefix);
   const marked = new Map<string, User>();
   for (const s of sources) for (const r of s.actual.resources) if (r.kind === "user" && r.tags.includes(marker)) marked.set(r.name, r);
@@ -82,7 +95,7 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     }
     users.push({
       name: u.name,
-      passwordEnv: passwordVariable(u.name),
+      passwordEnv: variableFor(u.name),
       consumes: [...consumes].sort(),
       publishes: services.length > 0 && services.every((s) => publishes.has(s)) ? "all" : [...publishes].sort(),
       tags: u.tags.filter((t) => t !== marker),
