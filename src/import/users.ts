@@ -4,9 +4,10 @@
 // its write regex matches the service's exchange. Its password is never read (the broker has
 // only a hash): the file refers to a variable, which the user exports before running topo.
 
-import type { Permission, User } from "../model.js";
+import type { Action, Permission, User } from "../model.js";
 import { userMarkerTag } from "../core/naming.js";
-import type { ImportSource } from "./types.js";
+import { subjectOf } from "../core/keys.js";
+import type { ImportSource, PlannedChange } from "./types.js";
 
 export interface ImportedUser {
   name: string;
@@ -102,4 +103,37 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     });
   }
   return { users, skipped };
+}
+
+const USER_KINDS = new Set(["user", "permission", "topic-permission"]);
+
+/** Is this one of plan's actions on users and their rights? */
+export function isUserAction(a: Action): boolean {
+  return USER_KINDS.has(subjectOf(a).kind);
+}
+
+/**
+ * Of plan's actions on a file import wrote, those on users and their rights, each with why the
+ * file cannot avoid it. A password is never among them: the broker holds only a hash, so the file
+ * reads each from a variable the user exports (the notes say so), and import cannot know it.
+ */
+export function userChanges(actions: Action[]): PlannedChange[] {
+  const out: PlannedChange[] = [];
+  for (const a of actions) {
+    if (!isUserAction(a)) continue;
+    const r = subjectOf(a);
+    if (a.op === "update" && r.kind === "user") {
+      const changed = a.changed.filter((c) => c !== "password");
+      if (changed.length) out.push({ action: { ...a, changed }, why: `the file gives a user topo's tag and the tags it lists` });
+      continue;
+    }
+    out.push({
+      action: a,
+      why:
+        r.kind === "user"
+          ? `it carries topo's tag, but its rights here let it consume or publish to no service of the file, so the file leaves it out`
+          : `the file gives a user the rights that follow from what it consumes and publishes, the same on every cluster where those services have queues (docs/users.md); import read those off the broker's rights, which allow more or other than that`,
+    });
+  }
+  return out;
 }
