@@ -193,7 +193,9 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
       `or read a broker without a file: topo import --url amqp://USER@HOST:5672/VHOST, with the password in $${passwordEnv}`,
     ]);
   }
-  const { desired } = loadConfig(file, env, redactor);
+  // Only the clusters are read: the users' passwords are not needed (the file written reads each
+  // from a variable of its own), as for validate.
+  const { desired } = loadConfig(file, env, redactor, { passwordsOptional: true });
   // The sections are copied as written: ${VAR} references, not the values they had here.
   const text = readFileSync(file, "utf8");
   const src = parseDocument(text);

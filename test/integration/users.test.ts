@@ -274,7 +274,7 @@ describe("users from the file", () => {
 
   // A CI lint job holds no production secrets: the commands that never use a user's password run
   // without its variable, and say which is missing; those that need it refuse, naming the place.
-  it("validate, graph, route (also --live) and export celery need no user's password; plan, apply and export definitions refuse without it", async () => {
+  it("validate, graph, route (also --live), export celery and import need no user's password; plan, apply and export definitions refuse without it", async () => {
     const s = setup();
     const f = s.file();
     expect((await runCli(["apply", "-f", f], s.env)).code).toBe(0);
@@ -288,6 +288,11 @@ describe("users from the file", () => {
       for (const line of missing) expect(r.stderr, args.join(" ")).toContain(line);
       expect(r.stdout).not.toMatch(/password variable not set/);
     }
+    // import reads only the file's clusters, and writes each user's password as a variable of its own.
+    const imported = await runCli(["import", "-f", f]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).not.toMatch(/UT_(EDGE|LOGIN)_PASSWORD/);
+    expect(imported.stdout).toContain(`  ${s.login}:\n    password: \${${s.login.toUpperCase().replace(/-/g, "_")}_PASSWORD}`);
     for (const args of [["plan"], ["apply"], ["export", "definitions", "--cluster", "sync"]]) {
       const r = await runCli([...args, "-f", f]);
       expect(r.code, args.join(" ")).toBe(1);
