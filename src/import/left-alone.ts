@@ -2,14 +2,14 @@
 // bindings that touch topo's objects but are not topo's (both listed, with what becomes of them),
 // and the exchanges and queues outside topo's namespace (only named).
 
-import type { ArgValue, Policy, Queue } from "../model.js";
+import type { ArgValue, Exchange, Policy, Queue } from "../model.js";
 import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../core/words.js";
 import { APPLIES_TO } from "./describe-queue.js";
 import { modelExchange } from "./file-objects.js";
-import { ownerOf } from "./queues.js";
+import { ownerOf, serviceQueueReader } from "./queues.js";
 import type { ImportSource, UserMirrors } from "./types.js";
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -27,7 +27,30 @@ function policyText(p: Policy): string {
  * keys of what plan deletes there.
  */
 export function listLeftAlone(source: ImportSource, imported: Queue[], gone: ReadonlySet<string>, mirrors: UserMirrors, prefix: string): string[] {
-  return [...userPolicyNotes(source, imported, mirrors), ...foreignBindingNotes(source, gone, prefix)];
+  return [...userPolicyNotes(source, imported, mirrors), ...sparedExchangeNotes(source, imported, prefix), ...foreignBindingNotes(source, gone, prefix)];
+}
+
+/**
+ * Exchanges named like a service that are not the one shape topo makes, where the file has no
+ * queue of that service: plan never deletes them or their bindings (someone else's fanout
+ * "mpaudit" under prefix "mp"), and says so; so does the file.
+ */
+function sparedExchangeNotes(source: ImportSource, imported: Queue[], prefix: string): string[] {
+  const owner = ownerOf(source, prefix);
+  const read = serviceQueueReader(prefix);
+  const servicesHere = new Set(imported.map((q) => read(q.name)?.service));
+  const spared = source.actual.resources.filter(
+    (r): r is Exchange => r.kind === "exchange" && owner.owns(r) && !servicesHere.has(r.name) && stableJson(r as never) !== stableJson(modelExchange(r.name) as never),
+  );
+  const names = new Set(spared.map((e) => e.name));
+  const shape = (e: Exchange) => `${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""}`;
+  return [
+    ...spared.map(
+      (e) =>
+        `exchange ${e.name} (${shape(e)}): named like a service of prefix "${prefix}" but not the durable topic exchange without arguments topo makes, and no queue of service ${e.name} is in the file here, so topo leaves it and its bindings alone.`,
+    ),
+    ...source.actual.resources.flatMap((b) => (b.kind === "binding" && names.has(b.source) && owner.owns(b) ? [`binding ${describe(b)}: its exchange ${b.source} is left alone, and so is it.`] : [])),
+  ];
 }
 
 function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserMirrors): string[] {

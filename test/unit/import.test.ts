@@ -292,6 +292,28 @@ describe("a service name longer than the file allows", () => {
   });
 });
 
+describe("an exchange named like a service but not of the shape topo makes, with no queue of its service", () => {
+  // plan never deletes it or its bindings, and warns that it leaves it alone; import said nothing of
+  // it and that everything in the namespace was described.
+  const sync = src("sync", [
+    ...service("mpa", "sync"),
+    exchange({ name: "mpdirect", type: "direct" }),
+    exchange({ name: "mpalt", arguments: { "alternate-exchange": "x" } }),
+    binding({ source: "mpdirect", destination: "mpa.sync", routingKey: "k" }),
+  ]);
+  const inf = infer([sync]);
+
+  it("is listed as left alone, with its bindings, and plan shows no changes", () => {
+    expect(changes(inf)).toEqual({ sync: [] });
+    expect(inf.clusters[0]!.kept).toEqual([
+      expect.stringMatching(/^exchange mpdirect \(direct\): named like a service of prefix "mp" but not the durable topic exchange without arguments topo makes, and no queue of service mpdirect is in the file here, so topo leaves it and its bindings alone\.$/),
+      expect.stringMatching(/^exchange mpalt \(topic, with arguments\): named like a service/),
+      expect.stringMatching(/^binding mpdirect -> mpa\.sync \[k\]: its exchange mpdirect is left alone, and so is it\.$/),
+    ]);
+    expect(emit(inf, [sync])).not.toContain("Everything in topo's namespace is described");
+  });
+});
+
 describe("a longer prefix another topology uses on the vhost", () => {
   // mpx's apply mark and policy show that mpxfoo is the mpx file's, as plan reads it. Import with
   // prefix mp wrote mpxfoo into the mp file, whose plan then warned that both files claim it and
