@@ -95,8 +95,13 @@ function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, pr
       : b.destinationType === "exchange"
         ? "it binds an exchange, not a queue"
         : "its destination is not a service's sync or async queue";
+    // A replace re-creates every binding of the exchange or queue it replaces, foreign ones too.
+    const ends = [
+      ...(ownsExchange(b.source) ? [`exchange ${b.source}`] : []),
+      ...(b.destinationType === "queue" ? (ownsQueue(b.destination) ? [`queue ${b.destination}`] : []) : ownsExchange(b.destination) ? [`exchange ${b.destination}`] : []),
+    ];
     notes.push(
-      `binding ${describe(b)}: ${notTopos}, so it is not topo's; ${lostWith ? `it goes when topo apply deletes ${lostWith.replace("|", " ")}` : "topo leaves it alone (and keeps it when it replaces the queue)"}.`,
+      `binding ${describe(b)}: ${notTopos}, so it is not topo's; ${lostWith ? `it goes when topo apply deletes ${lostWith.replace("|", " ")}` : `topo leaves it alone (and keeps it when it replaces ${ends.join(" or ")})`}.`,
     );
   }
   return notes;
