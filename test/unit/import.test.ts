@@ -12,7 +12,7 @@ import { keyOf } from "../../src/core/keys.js";
 import { renderAction } from "../../src/plan/render.js";
 import { inferTopology, kindsHeld, valueProblem, type ImportSource, type Inference } from "../../src/import/infer.js";
 import { emitTopology } from "../../src/import/emit.js";
-import { splitPassword } from "../../src/import/sections.js";
+import { sectionVariables, splitPassword } from "../../src/import/sections.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const SCHEMA = JSON.parse(readFileSync(join(ROOT, "schemas/topology.schema.json"), "utf8"));
@@ -433,6 +433,11 @@ describe("pieces", () => {
     expect(splitPassword("amqp://h/v")).toBeUndefined();
     expect(splitPassword("${SYNC_URL}")).toBeUndefined();
     expect(splitPassword("http://u:pw@h:15672")).toEqual({ before: "http://u:", password: "pw", after: "@h:15672" });
+  });
+
+  it("names the variables the clusters' sections read, copied from a file or written for a --url", () => {
+    const copied = parseDocument('sync: { url: "amqp://u:${SYNC_PW:-x}@h/v", management: "http://${MGMT_HOST}:15672" }').get("sync", true);
+    expect(sectionVariables([copied, { url: "amqp://u:${RABBITMQ_PASSWORD}@h/v" }])).toEqual(["SYNC_PW", "MGMT_HOST", "RABBITMQ_PASSWORD"]);
   });
 });
 
