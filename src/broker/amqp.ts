@@ -133,7 +133,9 @@ export class AmqpSession {
             port: amqp.port,
             username: amqp.username,
             password: amqp.password,
-            vhost: amqp.vhost,
+            // amqplib unescapes the vhost it is given (querystring.unescape), even in this object
+            // form: given as it is, "a%41" would open the vhost "aA". Escaped, it opens the one named.
+            vhost: encodeURIComponent(amqp.vhost),
             heartbeat: 30,
           },
           {

@@ -9,16 +9,16 @@ import { parseDocument } from "yaml";
 import { interpolate, loadConfig, parseConfig, type Env } from "../config/load.js";
 import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
-import type { ActualCluster, ClusterTarget, DesiredCluster, SettingPlaces } from "../model.js";
+import type { Action, ActualCluster, ClusterTarget, DesiredCluster, SettingPlaces } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
 import { hasSchemeSlashes, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
-import { importUsers } from "../import/users.js";
+import { importUsers, isUserAction, userChanges } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
-import { PasswordVariables, rewriteSection, schemaReference, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
+import { PasswordVariables, rewriteSection, schemaReference, sectionVariables, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
 import { forEachCluster, identify } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
@@ -123,15 +123,16 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   nameUnnamed(p.sources, actuals, p.prefix);
   p.finish?.();
 
-  const argumentSchemas = (createRequire(import.meta.url)("../../schemas/topology.schema.json") as { definitions: { arguments: { properties: Record<string, ArgumentSchema> } } })
-    .definitions.arguments.properties;
+  const { definitions } = createRequire(import.meta.url)("../../schemas/topology.schema.json") as {
+    definitions: { arguments: { properties: Record<string, ArgumentSchema> }; serviceName: { maxLength: number } };
+  };
   const inference = inferTopology(
     p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster })),
-    { prefix: p.prefix, argumentSchemas },
+    { prefix: p.prefix, argumentSchemas: definitions.arguments.properties, serviceNameMaxLength: definitions.serviceName.maxLength },
   );
   const sources = p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster }));
   const serviceNames = inference.body.services.map((s) => (typeof s === "string" ? s : s.name));
-  const imported = importUsers(sources, serviceNames, p.prefix);
+  const imported = importUsers(sources, serviceNames, p.prefix, sectionVariables(p.sources.map((s) => s.section)));
   const unreadable = actuals.find((a) => a.usersUnreadable !== undefined)?.usersUnreadable;
   const notices = [
     ...(p.notices ?? []),
@@ -143,16 +144,26 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     ...imported.skipped,
     ...(unreadable ? [`users were not imported: ${unreadable}.`] : []),
   ];
-  const text = emitTopology({
-    users: imported.users,
-    inference,
-    clusters: p.sources.map((s) => ({ name: s.name, section: s.section })),
-    schemaLine: p.schemaLine,
-    schemaKey: p.schemaKey,
-    notices,
-    redact: (t) => redactor.text(t),
-  });
-  readBack(text, p, actuals, inference, { ...env, ...Object.fromEntries(imported.users.map((u) => [u.passwordEnv, "import-read-back"])) });
+  const emit = () =>
+    emitTopology({
+      users: imported.users,
+      inference,
+      clusters: p.sources.map((s) => ({ name: s.name, section: s.section })),
+      schemaLine: p.schemaLine,
+      schemaKey: p.schemaKey,
+      notices,
+      redact: (t) => redactor.text(t),
+    });
+  const backEnv = { ...env, ...Object.fromEntries(imported.users.map((u) => [u.passwordEnv, "import-read-back"])) };
+  let text = emit();
+  // The users' rights the file gives follow from consumes and publishes; what plan changes in
+  // them is known only once the users section is read back as plan reads it.
+  const forUsers = plannedOn(text, p, actuals, backEnv).map(userChanges);
+  if (forUsers.some((c) => c.length)) {
+    forUsers.forEach((c, i) => inference.clusters[i]?.changes.push(...c));
+    text = emit();
+  }
+  readBack(text, p, actuals, inference, backEnv);
 
   let output: string | undefined;
   if (opts.output) {
@@ -182,7 +193,9 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
       `or read a broker without a file: topo import --url amqp://USER@HOST:5672/VHOST, with the password in $${passwordEnv}`,
     ]);
   }
-  const { desired } = loadConfig(file, env, redactor);
+  // Only the clusters are read: the users' passwords are not needed (the file written reads each
+  // from a variable of its own), as for validate.
+  const { desired } = loadConfig(file, env, redactor, { passwordsOptional: true });
   // The sections are copied as written: ${VAR} references, not the values they had here.
   const text = readFileSync(file, "utf8");
   const src = parseDocument(text);
@@ -411,7 +424,8 @@ function nameUnnamed(sources: Source[], actuals: ActualCluster[], prefix: string
  * validate, and plan must show exactly the changes the file's comments list. Anything else is a
  * bug in import, and no file is written.
  */
-function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference: Inference, env: Env): void {
+/** Plan's actions on each source for the text import wrote, read as topo reads a file. */
+function plannedOn(text: string, p: Prepared, actuals: ActualCluster[], env: Env): Action[][] {
   const bug = (what: string) =>
     new TopoError(`the file import made ${what}; this is a bug in topo, and nothing was written`, ["please report it with the command you ran; topo plan on the brokers still works"]);
   let back;
@@ -421,20 +435,28 @@ function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference
     if (e instanceof ConfigError) throw bug(`does not validate:\n${e.message}`);
     throw e;
   }
-  p.sources.forEach((s, i) => {
+  return p.sources.map((s, i) => {
     const dc = back.clusters.find((c) => c.target.name === s.name);
     if (!dc) throw bug(`has no cluster ${s.name}`);
-    // Users are compared on their own (their passwords are variables here): the comments list
-    // the changes to exchanges, queues, bindings and policies.
-    const keys = (as: { op: string; key: string }[]) =>
-      as
-        .filter((a) => !/^(user|permission|topic-permission)\|/.test(a.key))
+    return diffCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
+  });
+}
+
+function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference: Inference, env: Env): void {
+  const planned = plannedOn(text, p, actuals, env);
+  p.sources.forEach((s, i) => {
+    // Users' passwords are variables here, which userChanges leaves out, as the comments do.
+    const keys = (as: Action[]) =>
+      [...as.filter((a) => !isUserAction(a)), ...userChanges(as).map((c) => c.action)]
         .map((a) => `${a.op} ${a.key}`)
         .sort()
         .join("\n");
-    const planned = diffCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
     const listed = inference.clusters[i]?.changes.map((c) => c.action) ?? [];
-    if (keys(planned) !== keys(listed)) throw bug(`would plan other changes on cluster ${s.name} than its comments list`);
+    if (keys(planned[i] ?? []) !== keys(listed)) {
+      throw new TopoError(`the file import made would plan other changes on cluster ${s.name} than its comments list; this is a bug in topo, and nothing was written`, [
+        "please report it with the command you ran; topo plan on the brokers still works",
+      ]);
+    }
   });
 }
 

@@ -92,7 +92,15 @@ function header(input: EmitInput): string[] {
   const changed = inf.clusters.filter((c) => c.changes.length);
   lines.push("");
   if (changed.length === 0) {
-    lines.push(...wrap("Everything in topo's namespace is described as the broker holds it: topo plan on this file plans no changes.", "", ""));
+    lines.push(
+      ...wrap(
+        inf.clusters.some((c) => c.kept.length)
+          ? "topo plan on this file plans no changes; what the file leaves out is listed below."
+          : "Everything in topo's namespace is described as the broker holds it: topo plan on this file plans no changes.",
+        "",
+        "",
+      ),
+    );
   } else {
     const n = changed.reduce((s, c) => s + c.changes.length, 0);
     lines.push(

@@ -9,19 +9,19 @@ import { holdingQueueOf } from "../core/naming.js";
 import { keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { names } from "../core/words.js";
 import { modelBinding, modelExchange } from "./file-objects.js";
-import { serviceQueueReader } from "./queues.js";
+import { nameTooLong, ownerOf, serviceQueueReader } from "./queues.js";
 import type { Chosen, ImportSource, PlannedChange, Reason, UserMirrors } from "./types.js";
 
 /** The reasons of every source, in order: a source's exchanges, its queues' exchanges and bindings, its bindings, its interrupted replaces, its policies. */
-export function explainDifferences(sources: ImportSource[], chosen: Chosen[], mirrors: UserMirrors, prefix: string): Reason[] {
-  const owner = new Ownership(prefix);
+export function explainDifferences(sources: ImportSource[], chosen: Chosen[], mirrors: UserMirrors, prefix: string, nameMax?: number): Reason[] {
   const byServiceKind = new Map(chosen.map((c) => [`${c.service}.${c.kind}`, c]));
   return sources.flatMap((source) => {
+    const owner = ownerOf(source, prefix);
     const here = chosen.filter((c) => c.wanted.cluster === source.name);
     return [
-      ...explainExchanges(source, here, byServiceKind, owner),
+      ...explainExchanges(source, here, byServiceKind, owner, nameMax),
       ...explainQueueLinks(source, here),
-      ...explainBindings(source, here, owner),
+      ...explainBindings(source, here, owner, nameMax),
       ...explainInterruptedReplaces(source, owner),
       ...explainPolicies(source, mirrors, owner),
     ];
@@ -32,13 +32,16 @@ const exchangesOf = (source: ImportSource) => source.actual.resources.filter((r)
 const bindingsOf = (source: ImportSource) => source.actual.resources.filter((r): r is Binding => r.kind === "binding");
 
 /** The namespace's exchanges: the file has one only beside a queue of its service, and only as the model exchange. */
-function explainExchanges(source: ImportSource, here: Chosen[], byServiceKind: ReadonlyMap<string, Chosen>, owner: Ownership): Reason[] {
+function explainExchanges(source: ImportSource, here: Chosen[], byServiceKind: ReadonlyMap<string, Chosen>, owner: Ownership, nameMax: number | undefined): Reason[] {
   const serviceHere = new Set(here.map((c) => c.service));
   const reasons: Reason[] = [];
   const exchanges = new Map(exchangesOf(source).map((e) => [e.name, e]));
   for (const e of exchanges.values()) {
     if (!owner.owns(e)) continue;
-    if (!serviceHere.has(e.name)) {
+    const tooLong = nameTooLong(e.name, nameMax);
+    if (tooLong) {
+      reasons.push({ cluster: source.name, resource: e, text: tooLong });
+    } else if (!serviceHere.has(e.name)) {
       const elsewhere = TRAFFIC.flatMap((k) => byServiceKind.get(`${e.name}.${k}`) ?? []).map((c) => `${c.queue.name} on cluster ${c.wanted.cluster}`);
       reasons.push({
         cluster: source.name,
@@ -80,7 +83,7 @@ function explainQueueLinks(source: ImportSource, here: Chosen[]): Reason[] {
 }
 
 /** The namespace's bindings: the file describes only the model binding of a queue it holds here. */
-function explainBindings(source: ImportSource, here: Chosen[], owner: Ownership): Reason[] {
+function explainBindings(source: ImportSource, here: Chosen[], owner: Ownership, nameMax: number | undefined): Reason[] {
   const read = serviceQueueReader(owner.prefix);
   const queuesHere = new Set(here.map((c) => c.queue.name));
   const reasons: Reason[] = [];
@@ -88,7 +91,7 @@ function explainBindings(source: ImportSource, here: Chosen[], owner: Ownership)
     if (!owner.owns(b)) continue;
     const ownService = read(b.destination)?.service === b.source;
     if (ownService && keyOf(b) === keyOf(modelBinding(b.source, b.destination))) {
-      if (!queuesHere.has(b.destination)) reasons.push({ cluster: source.name, resource: b, text: `its queue ${b.destination} is not in the file on this cluster` });
+      if (!queuesHere.has(b.destination)) reasons.push({ cluster: source.name, resource: b, text: nameTooLong(b.source, nameMax) ?? `its queue ${b.destination} is not in the file on this cluster` });
       continue;
     }
     reasons.push({

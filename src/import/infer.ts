@@ -16,7 +16,7 @@ import { collectUserMirrors, describeQueue } from "./describe-queue.js";
 import { chooseDefaults } from "./defaults.js";
 import { annotateChanges, explainDifferences, reasonsOf } from "./explain.js";
 import { listLeftAlone, listOutside } from "./left-alone.js";
-import { chooseKindClusters, findServiceQueues, pickOneQueuePerService, serviceQueueReader } from "./queues.js";
+import { chooseKindClusters, dropUnnamable, findServiceQueues, ownerOf, pickOneQueuePerService, serviceQueueReader } from "./queues.js";
 import { spellServices } from "./spell.js";
 import type { Chosen, ClusterImport, ImportSource, Inference, InferOptions, Reason } from "./types.js";
 
@@ -26,9 +26,10 @@ export { valueProblem } from "./arguments.js";
 /** The kinds of topo queue a cluster holds (to name a cluster read from a bare --url). */
 export function kindsHeld(actual: ActualCluster, prefix: string): Traffic[] {
   const read = serviceQueueReader(prefix);
+  const owner = Ownership.of(prefix, actual.resources);
   const kinds = new Set<Traffic>();
   for (const r of actual.resources) {
-    const n = r.kind === "queue" ? read(r.name) : undefined;
+    const n = r.kind === "queue" && owner.isServiceQueue(r.name) ? read(r.name) : undefined;
     if (n) kinds.add(n.kind);
   }
   return TRAFFIC.filter((k) => kinds.has(k));
@@ -36,17 +37,16 @@ export function kindsHeld(actual: ActualCluster, prefix: string): Traffic[] {
 
 export function inferTopology(sources: ImportSource[], opts: InferOptions): Inference {
   const { prefix } = opts;
-  const owner = new Ownership(prefix);
 
   // Which queues the file describes: one per service and kind, the rest are changes.
-  const found = findServiceQueues(sources, prefix);
+  const { named: found, reasons: unnamable } = dropUnnamable(findServiceQueues(sources, prefix), opts.serviceNameMaxLength);
   const kindClusters = chooseKindClusters(found, sources.map((s) => s.name));
   const { picked, reasons: duplicates } = pickOneQueuePerService(found, kindClusters);
 
   // What the file can say about each of them.
   const argumentProblem = argumentChecker(opts.argumentSchemas);
   const policiesOf = new Map(sources.map((s) => [s.name, s.actual.resources.filter((r): r is Policy => r.kind === "policy")]));
-  const described = picked.map((f) => ({ ...f, ...describeQueue(f, { owner, policies: policiesOf.get(f.source.name) ?? [], argumentProblem }) }));
+  const described = picked.map((f) => ({ ...f, ...describeQueue(f, { owner: ownerOf(f.source, prefix), policies: policiesOf.get(f.source.name) ?? [], argumentProblem }) }));
   const undescribable: Reason[] = described.filter((d) => d.cannot.length).map((d) => ({ cluster: d.source.name, resource: d.queue, text: d.cannot.join("; ") }));
   // Collected in the order the queues were found, so the notes name policies and queues in that order.
   const mirrors = collectUserMirrors(described);
@@ -59,7 +59,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   const { services, desired } = spellServices(chosen, defaults, sources, prefix);
 
   // What plan will do on the written file and why, and what topo leaves alone.
-  const reasons = [...duplicates, ...undescribable, ...explainDifferences(sources, chosen, mirrors, prefix)];
+  const reasons = [...unnamable, ...duplicates, ...undescribable, ...explainDifferences(sources, chosen, mirrors, prefix, opts.serviceNameMaxLength)];
   const clusters = sources.map((source): ClusterImport => {
     const dc = desired.clusters.find((c) => c.target.name === source.name);
     const actions = dc ? diffCluster(dc, source.actual, prefix).actions : [];

@@ -2,14 +2,14 @@
 // bindings that touch topo's objects but are not topo's (both listed, with what becomes of them),
 // and the exchanges and queues outside topo's namespace (only named).
 
-import type { ArgValue, Policy, Queue } from "../model.js";
-import { applyMarkName, isTopoName, lockQueueName, Ownership } from "../core/naming.js";
+import type { ArgValue, Exchange, Policy, Queue } from "../model.js";
+import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../core/words.js";
 import { APPLIES_TO } from "./describe-queue.js";
 import { modelExchange } from "./file-objects.js";
-import { serviceQueueReader } from "./queues.js";
+import { ownerOf, serviceQueueReader } from "./queues.js";
 import type { ImportSource, UserMirrors } from "./types.js";
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -27,7 +27,30 @@ function policyText(p: Policy): string {
  * keys of what plan deletes there.
  */
 export function listLeftAlone(source: ImportSource, imported: Queue[], gone: ReadonlySet<string>, mirrors: UserMirrors, prefix: string): string[] {
-  return [...userPolicyNotes(source, imported, mirrors), ...foreignBindingNotes(source, gone, prefix)];
+  return [...userPolicyNotes(source, imported, mirrors), ...sparedExchangeNotes(source, imported, prefix), ...foreignBindingNotes(source, gone, prefix)];
+}
+
+/**
+ * Exchanges named like a service that are not the one shape topo makes, where the file has no
+ * queue of that service: plan never deletes them or their bindings (someone else's fanout
+ * "mpaudit" under prefix "mp"), and says so; so does the file.
+ */
+function sparedExchangeNotes(source: ImportSource, imported: Queue[], prefix: string): string[] {
+  const owner = ownerOf(source, prefix);
+  const read = serviceQueueReader(prefix);
+  const servicesHere = new Set(imported.map((q) => read(q.name)?.service));
+  const spared = source.actual.resources.filter(
+    (r): r is Exchange => r.kind === "exchange" && owner.owns(r) && !servicesHere.has(r.name) && stableJson(r as never) !== stableJson(modelExchange(r.name) as never),
+  );
+  const names = new Set(spared.map((e) => e.name));
+  const shape = (e: Exchange) => `${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""}`;
+  return [
+    ...spared.map(
+      (e) =>
+        `exchange ${e.name} (${shape(e)}): named like a service of prefix "${prefix}" but not the durable topic exchange without arguments topo makes, and no queue of service ${e.name} is in the file here, so topo leaves it and its bindings alone.`,
+    ),
+    ...source.actual.resources.flatMap((b) => (b.kind === "binding" && names.has(b.source) && owner.owns(b) ? [`binding ${describe(b)}: its exchange ${b.source} is left alone, and so is it.`] : [])),
+  ];
 }
 
 function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserMirrors): string[] {
@@ -57,10 +80,9 @@ function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserM
 }
 
 function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, prefix: string): string[] {
-  const owner = new Ownership(prefix);
-  const read = serviceQueueReader(prefix);
+  const owner = ownerOf(source, prefix);
   const ownsExchange = (n: string) => owner.owns(modelExchange(n));
-  const ownsQueue = (n: string) => read(n) !== undefined;
+  const ownsQueue = (n: string) => owner.isServiceQueue(n);
   const notes: string[] = [];
   for (const b of source.actual.resources) {
     if (b.kind !== "binding" || owner.owns(b)) continue;
@@ -73,8 +95,13 @@ function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, pr
       : b.destinationType === "exchange"
         ? "it binds an exchange, not a queue"
         : "its destination is not a service's sync or async queue";
+    // A replace re-creates every binding of the exchange or queue it replaces, foreign ones too.
+    const ends = [
+      ...(ownsExchange(b.source) ? [`exchange ${b.source}`] : []),
+      ...(b.destinationType === "queue" ? (ownsQueue(b.destination) ? [`queue ${b.destination}`] : []) : ownsExchange(b.destination) ? [`exchange ${b.destination}`] : []),
+    ];
     notes.push(
-      `binding ${describe(b)}: ${notTopos}, so it is not topo's; ${lostWith ? `it goes when topo apply deletes ${lostWith.replace("|", " ")}` : "topo leaves it alone (and keeps it when it replaces the queue)"}.`,
+      `binding ${describe(b)}: ${notTopos}, so it is not topo's; ${lostWith ? `it goes when topo apply deletes ${lostWith.replace("|", " ")}` : `topo leaves it alone (and keeps it when it replaces ${ends.join(" or ")})`}.`,
     );
   }
   return notes;
@@ -82,7 +109,7 @@ function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, pr
 
 /** The exchanges and queues outside topo's namespace, by name. */
 export function listOutside(source: ImportSource, prefix: string): { exchanges: string[]; queues: string[] } {
-  const owner = new Ownership(prefix);
+  const owner = ownerOf(source, prefix);
   const exchanges: string[] = [];
   const queues: string[] = [];
   for (const r of source.actual.resources) {

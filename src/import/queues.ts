@@ -3,7 +3,7 @@
 // kind (the file has room for one).
 
 import { TRAFFIC, type Traffic } from "../model.js";
-import { escapeRegex, SERVICE_NAME_BODY } from "../core/naming.js";
+import { escapeRegex, Ownership, SERVICE_NAME_BODY } from "../core/naming.js";
 import { mostCommon } from "./tally.js";
 import type { Found, ImportSource, KindClusters, Reason } from "./types.js";
 
@@ -16,18 +16,46 @@ export function serviceQueueReader(prefix: string): (name: string) => { service:
   };
 }
 
+/**
+ * What the prefix owns on one source's vhost, as plan reads it: its names, less those of a longer
+ * prefix that the vhost shows in use (mpx's apply mark, lock or policy makes mpxfoo mpx's, not mp's).
+ */
+export function ownerOf(source: ImportSource, prefix: string): Ownership {
+  return Ownership.of(prefix, source.actual.resources);
+}
+
 /** Every queue of the namespace, on every cluster, in the order the sources and brokers give them. */
 export function findServiceQueues(sources: ImportSource[], prefix: string): Found[] {
   const read = serviceQueueReader(prefix);
   const found: Found[] = [];
   sources.forEach((source, order) => {
+    const owner = ownerOf(source, prefix);
     for (const r of source.actual.resources) {
-      if (r.kind !== "queue") continue;
+      if (r.kind !== "queue" || !owner.isServiceQueue(r.name)) continue;
       const n = read(r.name);
       if (n) found.push({ source, order, ...n, queue: r });
     }
   });
   return found;
+}
+
+/** Why the file cannot name a service, when its name is longer than a file's service name may be. */
+export function nameTooLong(service: string, max: number | undefined): string | undefined {
+  return max !== undefined && service.length > max
+    ? `the service name ${service} is ${service.length} characters long; a topology file's service names have at most ${max}, so the file cannot name it`
+    : undefined;
+}
+
+/** The queues whose service the file can name; the others are deletes plan will show, with why. */
+export function dropUnnamable(found: Found[], max: number | undefined): { named: Found[]; reasons: Reason[] } {
+  const named: Found[] = [];
+  const reasons: Reason[] = [];
+  for (const f of found) {
+    const why = nameTooLong(f.service, max);
+    if (why) reasons.push({ cluster: f.source.name, resource: f.queue, text: why });
+    else named.push(f);
+  }
+  return { named, reasons };
 }
 
 /**

@@ -3,7 +3,7 @@
 // a ${VAR} reference, and TLS paths follow the file to where it is written. From --url, a section
 // is the URL with its password replaced by a reference. The file written never holds a password.
 
-import { isAlias, isMap, isScalar, visit, type Document, type Node as YamlNode } from "yaml";
+import { isAlias, isMap, isNode, isScalar, visit, type Document, type Node as YamlNode } from "yaml";
 import { DEFAULT_SCHEMA_LINE } from "./emit.js";
 import { hasSchemeSlashes } from "../config/url.js";
 
@@ -221,4 +221,10 @@ export function urlSections(
     return `The password given in --url${which} is not written: this file reads it from \${${v}}; export ${v} before running topo on it (and prefer exporting it to typing it in a command line, where other users of the machine can see it).`;
   });
   return { sections, introduced: vars.introduced, notices };
+}
+
+/** The variables the written sections read (`${NAME}`, `${NAME:-default}`), which no user's password variable may be. */
+export function sectionVariables(sections: unknown[]): string[] {
+  const text = sections.map((s) => JSON.stringify(isNode(s) ? s.toJSON() : s)).join("\n");
+  return [...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1] as string);
 }

@@ -29,6 +29,12 @@ export interface InferOptions {
    * Without it only the argument names and queue types are checked (by config's argument rule).
    */
   argumentSchemas?: Record<string, ArgumentSchema>;
+  /**
+   * The schema's longest service name (`definitions.serviceName.maxLength`). RabbitMQ takes names
+   * of up to 255 bytes, so a broker can hold a service of topo's namespace that no file can name:
+   * it is left out, and plan's deletes of its objects are listed. Without it, any length is written.
+   */
+  serviceNameMaxLength?: number;
 }
 
 /** A change `topo plan` will show on the written file, and why the file cannot avoid it. */

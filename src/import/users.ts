@@ -4,9 +4,10 @@
 // its write regex matches the service's exchange. Its password is never read (the broker has
 // only a hash): the file refers to a variable, which the user exports before running topo.
 
-import type { Permission, User } from "../model.js";
+import type { Action, Permission, User } from "../model.js";
 import { isTopoName, userMarkerTag } from "../core/naming.js";
-import type { ImportSource } from "./types.js";
+import { subjectOf } from "../core/keys.js";
+import type { ImportSource, PlannedChange } from "./types.js";
 
 export interface ImportedUser {
   name: string;
@@ -54,7 +55,20 @@ function viewOf(s: ImportSource): SourceView {
   return { names, permissions };
 }
 
-export function importUsers(sources: ImportSource[], services: string[], prefix: string): ImportedUsers {
+/**
+ * `reserved`: the variables the file already reads (its clusters' urls). Each user gets a variable
+ * of its own: hi.u2 and hi-u2 would both be HI_U2_PASSWORD, and two users cannot be given two
+ * passwords through one variable (apply would set one's password to the other's).
+ */
+export function importUsers(sources: ImportSource[], services: string[], prefix: string, reserved: Iterable<string> = []): ImportedUsers {
+  const taken = new Set(reserved);
+  const variableFor = (user: string): string => {
+    const base = passwordVariable(user);
+    let v = base;
+    for (let n = 2; taken.has(v); n++) v = `${base}_${n}`;
+    taken.add(v);
+    return v;
+  };
   const marker = userMarkerTag(prefix);
   const marked = new Map<string, User>();
   for (const s of sources) for (const r of s.actual.resources) if (r.kind === "user" && r.tags.includes(marker)) marked.set(r.name, r);
@@ -82,7 +96,7 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     }
     users.push({
       name: u.name,
-      passwordEnv: passwordVariable(u.name),
+      passwordEnv: variableFor(u.name),
       consumes: [...consumes].sort(),
       publishes: services.length > 0 && services.every((s) => publishes.has(s)) ? "all" : [...publishes].sort(),
       // The marker is topo's to add, and another prefix's marker no tag the file may set.
@@ -90,4 +104,37 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     });
   }
   return { users, skipped };
+}
+
+const USER_KINDS = new Set(["user", "permission", "topic-permission"]);
+
+/** Is this one of plan's actions on users and their rights? */
+export function isUserAction(a: Action): boolean {
+  return USER_KINDS.has(subjectOf(a).kind);
+}
+
+/**
+ * Of plan's actions on a file import wrote, those on users and their rights, each with why the
+ * file cannot avoid it. A password is never among them: the broker holds only a hash, so the file
+ * reads each from a variable the user exports (the notes say so), and import cannot know it.
+ */
+export function userChanges(actions: Action[]): PlannedChange[] {
+  const out: PlannedChange[] = [];
+  for (const a of actions) {
+    if (!isUserAction(a)) continue;
+    const r = subjectOf(a);
+    if (a.op === "update" && r.kind === "user") {
+      const changed = a.changed.filter((c) => c !== "password");
+      if (changed.length) out.push({ action: { ...a, changed }, why: `the file gives a user topo's tag and the tags it lists` });
+      continue;
+    }
+    out.push({
+      action: a,
+      why:
+        r.kind === "user"
+          ? `it carries topo's tag, but its rights here let it consume or publish to no service of the file, so the file leaves it out`
+          : `the file gives a user the rights that follow from what it consumes and publishes, the same on every cluster where those services have queues (docs/users.md); import read those off the broker's rights, which allow more or other than that`,
+    });
+  }
+  return out;
 }

@@ -166,6 +166,28 @@ describe("users from the file", () => {
     }
   });
 
+  it("import lists the changes to users' rights that the file cannot avoid, and plan on it shows exactly those", async () => {
+    // Someone gave the login user .* on the sync vhost. The file can only say what it consumes and
+    // publishes, on every cluster: import wrote that and said "topo plan on it shows no changes",
+    // while plan then widened the user's rights on the async cluster too.
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    expect((await api("PUT", `/api/permissions/${vh(s.sync)}/${s.login}`, { configure: ".*", write: ".*", read: ".*" })).status).toBe(204);
+    const out = s.file().replace(/topology\.yaml$/, "imported.yaml");
+    const imported = await runCli(["import", "-f", s.file(), "-o", out], s.env);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).not.toContain("shows no changes");
+    const text = readFileSync(out, "utf8");
+    const listed = text.split("\n").filter((l) => /^# {3}(\+ create|- delete|~ update|-\/\+ replace) /.test(l)).map((l) => l.slice(4));
+    expect(listed).toContain(`~ update permission of ${s.login}`);
+    const v = (u: string) => `${u.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_PASSWORD`;
+    const env = { RABBITMQ_PASSWORD: encodeURIComponent(broker().password), [v(s.edge)]: s.env.UT_EDGE_PASSWORD, [v(s.login)]: s.env.UT_LOGIN_PASSWORD };
+    const plan = await runCli(["plan", "-f", out, "--detailed-exitcode"], env);
+    expect(plan.code, plan.stderr).toBe(2);
+    const planned = plan.stdout.split("\n").filter((l) => /^ {2}(\+ create|- delete|~ update|-\/\+ replace) /.test(l)).map((l) => l.trim());
+    expect(planned).toEqual(listed);
+  });
+
   it("shows a changed password as (password) without its value, applies it, and the new one logs in", async () => {
     const s = setup();
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
@@ -282,7 +304,7 @@ describe("users from the file", () => {
 
   // A CI lint job holds no production secrets: the commands that never use a user's password run
   // without its variable, and say which is missing; those that need it refuse, naming the place.
-  it("validate, graph, route (also --live) and export celery need no user's password; plan, apply and export definitions refuse without it", async () => {
+  it("validate, graph, route (also --live), export celery and import need no user's password; plan, apply and export definitions refuse without it", async () => {
     const s = setup();
     const f = s.file();
     expect((await runCli(["apply", "-f", f], s.env)).code).toBe(0);
@@ -296,6 +318,11 @@ describe("users from the file", () => {
       for (const line of missing) expect(r.stderr, args.join(" ")).toContain(line);
       expect(r.stdout).not.toMatch(/password variable not set/);
     }
+    // import reads only the file's clusters, and writes each user's password as a variable of its own.
+    const imported = await runCli(["import", "-f", f]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).not.toMatch(/UT_(EDGE|LOGIN)_PASSWORD/);
+    expect(imported.stdout).toContain(`  ${s.login}:\n    password: \${${s.login.toUpperCase().replace(/-/g, "_")}_PASSWORD}`);
     for (const args of [["plan"], ["apply"], ["export", "definitions", "--cluster", "sync"]]) {
       const r = await runCli([...args, "-f", f]);
       expect(r.code, args.join(" ")).toBe(1);

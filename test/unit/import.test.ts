@@ -12,7 +12,7 @@ import { keyOf } from "../../src/core/keys.js";
 import { renderAction } from "../../src/plan/render.js";
 import { inferTopology, kindsHeld, valueProblem, type ImportSource, type Inference } from "../../src/import/infer.js";
 import { emitTopology } from "../../src/import/emit.js";
-import { splitPassword } from "../../src/import/sections.js";
+import { sectionVariables, splitPassword } from "../../src/import/sections.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const SCHEMA = JSON.parse(readFileSync(join(ROOT, "schemas/topology.schema.json"), "utf8"));
@@ -31,7 +31,8 @@ function service(name: string, kind: "sync" | "async", q: Partial<Queue> = {}): 
   return [exchange({ name }), queue({ name: `${name}.${kind}`, durable: kind === "async", ...q }), binding({ source: name, destination: `${name}.${kind}` })];
 }
 const src = (name: string, resources: Resource[], o: Partial<ActualCluster> = {}): ImportSource => ({ name, vhost: name, actual: actual([{ kind: "vhost", name }, ...resources], o) });
-const infer = (sources: ImportSource[], prefix = "mp"): Inference => inferTopology(sources, { prefix, argumentSchemas: ARG_SCHEMAS });
+const NAME_MAX: number = SCHEMA.definitions.serviceName.maxLength;
+const infer = (sources: ImportSource[], prefix = "mp"): Inference => inferTopology(sources, { prefix, argumentSchemas: ARG_SCHEMAS, serviceNameMaxLength: NAME_MAX });
 
 /** The clusters section import would write for these sources, pointing at their vhosts. */
 const sections = (sources: ImportSource[]) => sources.map((s, i) => ({ name: s.name, section: { url: `amqp://guest:\${RABBITMQ_PASSWORD}@host${i}:5672/${encodeURIComponent(s.vhost)}` } }));
@@ -275,6 +276,76 @@ describe("what the file cannot describe", () => {
   });
 });
 
+describe("a service name longer than the file allows", () => {
+  // RabbitMQ takes names of up to 255 bytes; the schema's service names stop short of that. Import
+  // wrote such a service into the file, failed its own read-back and blamed a bug in topo.
+  const long = `mp${"a".repeat(NAME_MAX - 1)}`;
+  const sync = src("sync", [...service("mpok", "sync"), ...service(long, "sync")]);
+  const inf = infer([sync]);
+
+  it("is left out of a file that validates, and what plan does about it is listed with why", () => {
+    expect(JSON.stringify(inf.body.services)).not.toContain(long);
+    expect(inf.queues).toBe(1);
+    expect(changes(inf)).toEqual({ sync: [`- delete exchange ${long}`, `- delete queue ${long}.sync`, `- delete binding ${long} -> ${long}.sync [${long}.sync.#]`] });
+    for (const ch of inf.clusters[0]!.changes) expect(ch.why).toContain(`service name ${long} is ${NAME_MAX + 1} characters long; a topology file's service names have at most ${NAME_MAX}`);
+    expect(() => parseConfig(emit(inf, [sync]), "imported.yaml", { RABBITMQ_PASSWORD: "x" })).not.toThrow();
+  });
+});
+
+describe("an exchange named like a service but not of the shape topo makes, with no queue of its service", () => {
+  // plan never deletes it or its bindings, and warns that it leaves it alone; import said nothing of
+  // it and that everything in the namespace was described.
+  const sync = src("sync", [
+    ...service("mpa", "sync"),
+    exchange({ name: "mpdirect", type: "direct" }),
+    exchange({ name: "mpalt", arguments: { "alternate-exchange": "x" } }),
+    binding({ source: "mpdirect", destination: "mpa.sync", routingKey: "k" }),
+  ]);
+  const inf = infer([sync]);
+
+  it("is listed as left alone, with its bindings, and plan shows no changes", () => {
+    expect(changes(inf)).toEqual({ sync: [] });
+    expect(inf.clusters[0]!.kept).toEqual([
+      expect.stringMatching(/^exchange mpdirect \(direct\): named like a service of prefix "mp" but not the durable topic exchange without arguments topo makes, and no queue of service mpdirect is in the file here, so topo leaves it and its bindings alone\.$/),
+      expect.stringMatching(/^exchange mpalt \(topic, with arguments\): named like a service/),
+      expect.stringMatching(/^binding mpdirect -> mpa\.sync \[k\]: its exchange mpdirect is left alone, and so is it\.$/),
+    ]);
+    expect(emit(inf, [sync])).not.toContain("Everything in topo's namespace is described");
+  });
+});
+
+describe("a longer prefix another topology uses on the vhost", () => {
+  // mpx's apply mark and policy show that mpxfoo is the mpx file's, as plan reads it. Import with
+  // prefix mp wrote mpxfoo into the mp file, whose plan then warned that both files claim it and
+  // widened mp's mirror policy over mpx's queues.
+  const mpxPolicy = policy({ name: "topo.mpx.mirror.sync", pattern: "^mpx[a-z_]+\\.sync$" });
+  const main = src("main", [
+    ...service("mplogin", "sync"),
+    ...service("mplogin", "async").filter((r) => r.kind !== "exchange"),
+    ...service("mpxfoo", "sync"),
+    ...service("mpxfoo", "async").filter((r) => r.kind !== "exchange"),
+    exchange({ name: "topo.mpx.generation", arguments: { "x-topo-generation": "1" } }),
+    mpxPolicy,
+    policy({ name: "topo.mp.mirror.sync", pattern: "^mp(?!x)[a-z_]+\\.sync$" }),
+  ]);
+  const inf = infer([main]);
+
+  it("leaves its services out of the file, which plans no changes", () => {
+    expect(inf.body.services).toEqual(["mplogin"]);
+    expect(inf.queues).toBe(2);
+    expect(changes(inf)).toEqual({ main: [] });
+    expect(inf.clusters[0]!.kept.join("\n")).not.toMatch(/mpx/);
+    expect(inf.clusters[0]!.outside).toEqual({ exchanges: ["mpxfoo", "topo.mpx.generation"], queues: ["mpxfoo.sync", "mpxfoo.async"] });
+    const back = parseConfig(emit(inf, [main]), "imported.yaml", { RABBITMQ_PASSWORD: "x" });
+    expect(back.clusters[0]!.resources.map(keyOf).filter((k) => k.includes("mpx"))).toEqual([]);
+  });
+
+  it("does not name a cluster after the kinds of its queues", () => {
+    const onlyMpx = src("main", [...service("mpxfoo", "sync"), exchange({ name: "topo.mpx.generation" })]);
+    expect(kindsHeld(onlyMpx.actual, "mp")).toEqual([]);
+  });
+});
+
 describe("an interrupted replace", () => {
   it("is shown as the replace apply finishes, not as objects to delete", () => {
     const async = src("async", [
@@ -362,6 +433,11 @@ describe("pieces", () => {
     expect(splitPassword("amqp://h/v")).toBeUndefined();
     expect(splitPassword("${SYNC_URL}")).toBeUndefined();
     expect(splitPassword("http://u:pw@h:15672")).toEqual({ before: "http://u:", password: "pw", after: "@h:15672" });
+  });
+
+  it("names the variables the clusters' sections read, copied from a file or written for a --url", () => {
+    const copied = parseDocument('sync: { url: "amqp://u:${SYNC_PW:-x}@h/v", management: "http://${MGMT_HOST}:15672" }').get("sync", true);
+    expect(sectionVariables([copied, { url: "amqp://u:${RABBITMQ_PASSWORD}@h/v" }])).toEqual(["SYNC_PW", "MGMT_HOST", "RABBITMQ_PASSWORD"]);
   });
 });
 

@@ -53,11 +53,15 @@ describe("listLeftAlone", () => {
       binding({ source: "billing", destination: "billing.jobs" }),
     ]);
     expect(listLeftAlone(s, [], new Set(["exchange|mpa"]), NO_MIRRORS, "mp")).toEqual([
-      "binding billing -> mpa.sync [b]: its source is not a service's exchange, so it is not topo's; topo leaves it alone (and keeps it when it replaces the queue).",
+      "binding billing -> mpa.sync [b]: its source is not a service's exchange, so it is not topo's; topo leaves it alone (and keeps it when it replaces queue mpa.sync).",
       "binding mpa -> billing.jobs [b]: its destination is not a service's sync or async queue, so it is not topo's; it goes when topo apply deletes exchange mpa.",
       "binding mpa -> exchange amq.topic [e]: it binds an exchange, not a queue, so it is not topo's; it goes when topo apply deletes exchange mpa.",
     ]);
     expect(listLeftAlone(s, [], new Set(["queue|mpa.sync"]), NO_MIRRORS, "mp")[0]).toMatch(/it goes when topo apply deletes queue mpa\.sync\.$/);
+    // Kept through a replace of the service exchange it leaves from, not of a queue it never touches.
+    expect(listLeftAlone(s, [], new Set(), NO_MIRRORS, "mp")[2]).toBe(
+      "binding mpa -> exchange amq.topic [e]: it binds an exchange, not a queue, so it is not topo's; topo leaves it alone (and keeps it when it replaces exchange mpa).",
+    );
   });
 });
 

@@ -387,6 +387,21 @@ describe("import: the users section from the broker", () => {
     expect(out.skipped).toEqual([expect.stringMatching(/^user idle carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/)]);
   });
 
+  it("gives each user a variable of its own, apart from those the clusters' urls read", () => {
+    // hi.u2 and hi-u2 both read ${HI_U2_PASSWORD}, so one of the two passwords could not be given
+    // and apply would set it to the other's; a user named rabbitmq would read the urls' variable.
+    const sync = importSource("s", [...service("mplogin", "sync")]);
+    for (const name of ["hi.u2", "hi-u2", "rabbitmq"]) {
+      sync.actual.resources.push({ kind: "user", name, tags: ["topo.mp"] }, { kind: "permission", user: name, configure: "^$", write: "^$", read: "^mplogin\\.sync$" });
+    }
+    const out = importUsers([sync], ["mplogin"], "mp", ["RABBITMQ_PASSWORD"]);
+    expect(out.users.map((u) => [u.name, u.passwordEnv])).toEqual([
+      ["hi-u2", "HI_U2_PASSWORD"],
+      ["hi.u2", "HI_U2_PASSWORD_2"],
+      ["rabbitmq", "RABBITMQ_PASSWORD_2"],
+    ]);
+  });
+
   it("names the password variable after the user, as an environment variable can be named", () => {
     expect(passwordVariable("mplogin")).toBe("MPLOGIN_PASSWORD");
     expect(passwordVariable("edge-1.prod@x")).toBe("EDGE_1_PROD_X_PASSWORD");
