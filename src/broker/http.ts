@@ -39,6 +39,9 @@ export interface HttpResponse {
   status: number;
   body: unknown;
   text: string;
+  /** The content-type and location headers: what says a reply is not the management API's. */
+  contentType?: string;
+  location?: string;
 }
 
 const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ESOCKETTIMEDOUT", "UND_ERR_SOCKET"]);
@@ -156,7 +159,7 @@ export class ManagementClient {
                 parsed = text;
               }
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed, text });
+            resolve({ status: res.statusCode ?? 0, body: parsed, text, contentType: res.headers["content-type"], location: res.headers.location });
           });
         },
       );
@@ -180,7 +183,9 @@ export class ManagementClient {
 
   private statusError(method: string, path: string, r: HttpResponse): BrokerError {
     const b = r.body as { error?: string; reason?: unknown } | string | undefined;
-    const reason = typeof b === "object" && b ? `${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}` : String(b ?? "").slice(0, 300);
+    // A server that echoes the request (a proxy's or a debug endpoint's error page) would quote
+    // the Authorization header: the credentials, base64-encoded, which no redactor knows.
+    const reason = this.unechoed(typeof b === "object" && b ? `${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}` : String(b ?? "").slice(0, 300));
     const hints: string[] = [];
     const refusal = r.status === 401 ? this.unauthorised(path, typeof b === "object" && b ? String(b.reason ?? "") : String(b ?? "")) : undefined;
     if (refusal) hints.push(...refusal.hints);
@@ -193,6 +198,12 @@ export class ManagementClient {
       hints,
       code: refusal?.code,
     });
+  }
+
+  /** `text` without the credentials this client sends, as the Authorization header carries them. */
+  unechoed(text: string): string {
+    const basic = this.auth.slice("Basic ".length);
+    return text.split(basic).join("***");
   }
 
   /**

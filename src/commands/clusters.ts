@@ -88,10 +88,29 @@ export function checkDistinctVhosts(found: { cluster: DesiredCluster; identity: 
 }
 
 /**
+ * identify() and `work` (a read through the same management API) at the same time. When both
+ * fail, identify's error is the one thrown, whichever came first: a read's "GET /api/nodes -> 404"
+ * from a web server that is not the management API, or its refusal by another broker than the
+ * AMQP URL's, would send the user after the wrong fault. A read's failure waits for identify to
+ * settle (its probes are bounded); identify's failure is thrown at once.
+ */
+export async function identifyBeside<T>(c: DesiredCluster, client: ManagementClient, opts: ConnectionOptions, work: Promise<T>): Promise<[BrokerIdentity, T]> {
+  const who = identify(c, client, opts);
+  const settled = work.then(
+    (v) => ({ ok: true as const, v }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  const [identity, r] = await Promise.all([who, settled]);
+  if (!r.ok) throw r.e;
+  return [identity, r.v];
+}
+
+/**
  * identify() for every selected cluster, and checkDistinctVhosts() over every cluster of the file:
  * a cluster left out with --cluster can still be the same vhost. `beside` runs for each selected
- * cluster at the same time as its check (plan's read): a cluster fails with whichever of the two
- * fails first, and every cluster's failure is reported. Returns what `beside` returned.
+ * cluster at the same time as its check (plan's read): a cluster that fails both is reported with
+ * identify's error (identifyBeside), and every cluster's failure is reported. Returns what
+ * `beside` returned.
  */
 export async function verifyClusters<T = undefined>(
   all: DesiredCluster[],
@@ -102,7 +121,7 @@ export async function verifyClusters<T = undefined>(
 ): Promise<T[]> {
   const others = identifyOthers(all, selected, opts);
   const found = await forEachCluster(selected, async (c) => {
-    const [identity, result] = await Promise.all([identify(c, client(c), opts), beside?.(c)]);
+    const [identity, result] = await identifyBeside(c, client(c), opts, Promise.resolve().then(() => beside?.(c)));
     return { cluster: c, identity, result: result as T };
   });
   checkDistinctVhosts([...found, ...(await others)]);
