@@ -48,7 +48,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(plan.stdout).toMatch(/Plan: 9 to create, 0 to update, 0 to replace, 0 to delete\./);
     expect(plan.stderr).toContain(`wrote ${t.out}`);
     const saved = JSON.parse(readFileSync(t.out, "utf8"));
-    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 1, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 2, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
     expect(saved.clusters.map((c: any) => c.cluster)).toEqual(["sync", "async"]);
     for (const c of saved.clusters) expect(c.stateDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
 
