@@ -202,6 +202,16 @@ export async function readAndPlan(
       code: "permission_denied",
     });
   }
+  // Nor may a saved plan leave them out: every apply of it would find the user changes it lacks
+  // and refuse it as stale, and planning again as this user would make the same plan.
+  if (digest && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
+    throw new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
+      hints: [
+        `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
+      ],
+      code: "permission_denied",
+    });
+  }
   // From what was read, before anything below adds message counts (which the digest leaves out).
   const stateDigest = digest ? sha256(stateText(c, actual, prefix)) : undefined;
   let plan = diffCluster(c, actual, prefix);
