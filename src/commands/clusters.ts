@@ -1,6 +1,6 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
-import { BrokerError, TopoError } from "../errors.js";
+import { BrokerError, ClustersError, TopoError } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
@@ -288,7 +288,7 @@ export async function forEachCluster<T>(clusters: DesiredCluster[], fn: (c: Desi
     const codes = new Set(ours.map((e) => e.code));
     const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
     const transient = ours.length === errs.length && ours.every((e) => e.transient);
-    throw new TopoError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code);
+    throw new ClustersError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code, failures);
   }
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
