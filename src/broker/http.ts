@@ -130,6 +130,8 @@ export class ManagementClient {
     const url = new URL(this.base.pathname.replace(/\/$/, "") + path, this.base);
     const lib = url.protocol === "https:" ? https : http;
     return new Promise((resolve, reject) => {
+      /** The status of an answer that has begun: a time-out then cut an answer off, not waited for one. */
+      let answered: number | undefined;
       const req = lib.request(
         url,
         {
@@ -142,6 +144,7 @@ export class ManagementClient {
           },
         },
         (res) => {
+          answered = res.statusCode;
           // Decoded as it arrives (a character split between chunks included): before it is
           // parsed, an answer is held twice at most (its pieces, and the flat string JSON.parse
           // makes of them), not three times (the chunks, their concatenation, the string). At
@@ -168,7 +171,7 @@ export class ManagementClient {
       // thousands of GETs behind the agent's eight sockets, and their wait is not the broker's.
       let timer: NodeJS.Timeout | undefined;
       req.on("socket", () => {
-        timer ??= setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT" })), timeoutMs);
+        timer ??= setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT", answered })), timeoutMs);
       });
       req.on("close", () => clearTimeout(timer));
       req.on("error", reject);
@@ -259,6 +262,15 @@ export class ManagementClient {
         status: code,
         transient: true,
         hints: [mgmtHint],
+        code: "broker_unreachable",
+      });
+    }
+    const answered = (e as { answered?: number }).answered;
+    if (code === "ETIMEDOUT" && answered !== undefined) {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${answered}, but the answer did not end within ${timeoutMs / 1000} s`), {
+        status: code,
+        transient: true,
+        hints: probe ? [mgmtHint] : [`the answer was still arriving after ${timeoutMs / 1000} s; is the broker overloaded, or is this not its management API? topo's reads of very large vhosts take a few seconds`],
         code: "broker_unreachable",
       });
     }
