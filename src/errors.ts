@@ -77,6 +77,18 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.file}:${p.line}:${p.col}: ${p.message}`;
 }
 
+/**
+ * Several clusters failed (each error is one of `causes`): the message holds every one, the code
+ * is theirs when they agree, else the first cluster's; --json lists each under `errors`.
+ */
+export class ClustersError extends TopoError {
+  readonly causes: readonly unknown[];
+  constructor(message: string, hints: string[], transient: boolean, code: ErrorCode, causes: readonly unknown[]) {
+    super(message, hints, transient, code);
+    this.causes = causes;
+  }
+}
+
 /** The file is wrong. Carries every problem found, each with its place. */
 export class ConfigError extends TopoError {
   readonly problems: ConfigProblem[];
@@ -159,7 +171,7 @@ export class InterruptedError extends TopoError {
 
 /** What `--json` prints for an error: stable fields a pipeline can branch on. */
 export interface ErrorJson {
-  error: { code: ErrorCode | "internal"; message: string; cluster?: string; object?: string; hints?: string[]; problems?: ConfigProblem[] };
+  error: { code: ErrorCode | "internal"; message: string; cluster?: string; object?: string; hints?: string[]; problems?: ConfigProblem[]; errors?: ErrorJson["error"][] };
 }
 
 export function errorJson(e: unknown, redact: (s: string) => string): ErrorJson {
@@ -171,6 +183,7 @@ export function errorJson(e: unknown, redact: (s: string) => string): ErrorJson 
       ...(e instanceof ConfigError ? { problems: e.problems.map((p) => ({ ...p, message: redact(p.message) })) } : {}),
       ...(e.place ? { cluster: e.place.cluster, ...(e.place.object ? { object: redact(e.place.object) } : {}) } : {}),
       ...(e.hints.length ? { hints: e.hints.map(redact) } : {}),
+      ...(e instanceof ClustersError ? { errors: e.causes.map((c) => errorJson(c, redact).error) } : {}),
     },
   };
 }

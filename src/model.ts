@@ -219,7 +219,7 @@ export interface Credentials {
   /** The body fields that set `user`'s password: a freshly salted hash, never the password itself. */
   hashFor(user: string): { password_hash: string; hashing_algorithm: string };
   /**
-   * HMAC-SHA256 under `key` of every user's password or hash: a saved plan keeps it (with its
+   * scrypt, salted with `key`, of every user's password or hash: a saved plan keeps it (with its
    * random key) to tell whether apply sees the passwords the plan was made with.
    */
   fingerprint(key: string): string;

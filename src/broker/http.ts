@@ -39,6 +39,9 @@ export interface HttpResponse {
   status: number;
   body: unknown;
   text: string;
+  /** The content-type and location headers: what says a reply is not the management API's. */
+  contentType?: string;
+  location?: string;
 }
 
 const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ESOCKETTIMEDOUT", "UND_ERR_SOCKET"]);
@@ -127,6 +130,8 @@ export class ManagementClient {
     const url = new URL(this.base.pathname.replace(/\/$/, "") + path, this.base);
     const lib = url.protocol === "https:" ? https : http;
     return new Promise((resolve, reject) => {
+      /** The status of an answer that has begun: a time-out then cut an answer off, not waited for one. */
+      let answered: number | undefined;
       const req = lib.request(
         url,
         {
@@ -139,6 +144,7 @@ export class ManagementClient {
           },
         },
         (res) => {
+          answered = res.statusCode;
           // Decoded as it arrives (a character split between chunks included): before it is
           // parsed, an answer is held twice at most (its pieces, and the flat string JSON.parse
           // makes of them), not three times (the chunks, their concatenation, the string). At
@@ -156,7 +162,7 @@ export class ManagementClient {
                 parsed = text;
               }
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed, text });
+            resolve({ status: res.statusCode ?? 0, body: parsed, text, contentType: res.headers["content-type"], location: res.headers.location });
           });
         },
       );
@@ -165,7 +171,7 @@ export class ManagementClient {
       // thousands of GETs behind the agent's eight sockets, and their wait is not the broker's.
       let timer: NodeJS.Timeout | undefined;
       req.on("socket", () => {
-        timer ??= setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT" })), timeoutMs);
+        timer ??= setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT", answered })), timeoutMs);
       });
       req.on("close", () => clearTimeout(timer));
       req.on("error", reject);
@@ -180,7 +186,9 @@ export class ManagementClient {
 
   private statusError(method: string, path: string, r: HttpResponse): BrokerError {
     const b = r.body as { error?: string; reason?: unknown } | string | undefined;
-    const reason = typeof b === "object" && b ? `${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}` : String(b ?? "").slice(0, 300);
+    // A server that echoes the request (a proxy's or a debug endpoint's error page) would quote
+    // the Authorization header: the credentials, base64-encoded, which no redactor knows.
+    const reason = this.unechoed(typeof b === "object" && b ? `${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}` : String(b ?? "").slice(0, 300));
     const hints: string[] = [];
     const refusal = r.status === 401 ? this.unauthorised(path, typeof b === "object" && b ? String(b.reason ?? "") : String(b ?? "")) : undefined;
     if (refusal) hints.push(...refusal.hints);
@@ -193,6 +201,12 @@ export class ManagementClient {
       hints,
       code: refusal?.code,
     });
+  }
+
+  /** `text` without the credentials this client sends, as the Authorization header carries them. */
+  unechoed(text: string): string {
+    const basic = this.auth.slice("Basic ".length);
+    return text.split(basic).join("***");
   }
 
   /**
@@ -248,6 +262,15 @@ export class ManagementClient {
         status: code,
         transient: true,
         hints: [mgmtHint],
+        code: "broker_unreachable",
+      });
+    }
+    const answered = (e as { answered?: number }).answered;
+    if (code === "ETIMEDOUT" && answered !== undefined) {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${answered}, but the answer did not end within ${timeoutMs / 1000} s`), {
+        status: code,
+        transient: true,
+        hints: probe ? [mgmtHint] : [`the answer was still arriving after ${timeoutMs / 1000} s; is the broker overloaded, or is this not its management API? topo's reads of very large vhosts take a few seconds`],
         code: "broker_unreachable",
       });
     }

@@ -7,7 +7,8 @@
 
 import { BrokerError } from "../errors.js";
 import { placesOf, type ClusterTarget } from "../model.js";
-import type { ManagementClient } from "./http.js";
+import type { HttpResponse, ManagementClient } from "./http.js";
+import { redactText } from "../redact.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsProblem } from "./tls.js";
 import { hostPort } from "../config/url.js";
@@ -129,6 +130,24 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
   });
 }
 
+const OVERVIEW = "/api/overview?columns=cluster_name,rabbitmq_version,erlang_version";
+
+/**
+ * What RabbitMQ's management API never answers to a GET of /api/overview: a redirect, or a
+ * client error other than 401 and 403 (its answers to a wrong password and to a missing tag).
+ * 5xx stay the broker's (or its proxy's) trouble, retried as such.
+ */
+const NOT_THE_API = [
+  ...Array.from({ length: 100 }, (_, i) => 300 + i),
+  ...Array.from({ length: 100 }, (_, i) => 400 + i).filter((s) => s !== 401 && s !== 403),
+];
+
+function notTheApi(r: HttpResponse): string {
+  const type = r.contentType ? ` (${r.contentType.split(";")[0]?.trim()})` : "";
+  if (r.status >= 300 && r.status < 400) return `it redirects (${r.status})${r.location ? ` to ${r.location}` : ""}`;
+  return `it answers ${r.status}${type}${r.status === 404 ? ": there is no /api/overview here" : ""}`;
+}
+
 /** How long either probe waits for a port that accepts a connection and then says nothing. */
 export const PROBE_TIMEOUT_MS = 8_000;
 
@@ -138,10 +157,14 @@ export const PROBE_TIMEOUT_MS = 8_000;
  * distribution, 25672) is a wrong URL, not a busy broker.
  */
 export async function managementIdentity(client: ManagementClient, timeoutMs = PROBE_TIMEOUT_MS): Promise<BrokerIdentity> {
-  const o = await client.get<unknown>("/api/overview?columns=cluster_name,rabbitmq_version,erlang_version", { timeoutMs, probe: true });
-  if (typeof o !== "object" || o === null || Array.isArray(o) || !("rabbitmq_version" in o || "cluster_name" in o)) {
-    throw new BrokerError(client.cluster, `${client.display}/api/overview -> not a management API: it answered HTTP, but not as RabbitMQ's management plugin`, {
-      hints: [`set ${client.places.management} to the management API, usually http://<host>:15672 (https on 15671)`],
+  const r = await client.request("GET", OVERVIEW, undefined, NOT_THE_API, { timeoutMs, probe: true });
+  const o = r.body;
+  if (NOT_THE_API.includes(r.status) || typeof o !== "object" || o === null || Array.isArray(o) || !("rabbitmq_version" in o || "cluster_name" in o)) {
+    // The reply is some other server's: its page is not quoted (it may echo the request, the
+    // Authorization header included), only what it was.
+    const what = NOT_THE_API.includes(r.status) ? notTheApi(r) : `it answered HTTP ${r.status}, but not as RabbitMQ's management plugin`;
+    throw new BrokerError(client.cluster, `GET ${client.display}/api/overview -> not a management API: ${client.unechoed(redactText(what))}`, {
+      hints: [`set ${client.places.management} to the management API, usually http://<host>:15672 (https on 15671), with the path prefix the broker's management.path_prefix sets, if any`],
       code: "broker_unreachable",
     });
   }

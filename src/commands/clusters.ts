@@ -1,6 +1,6 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
-import { BrokerError, TopoError } from "../errors.js";
+import { BrokerError, ClustersError, TopoError } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
@@ -88,10 +88,29 @@ export function checkDistinctVhosts(found: { cluster: DesiredCluster; identity: 
 }
 
 /**
+ * identify() and `work` (a read through the same management API) at the same time. When both
+ * fail, identify's error is the one thrown, whichever came first: a read's "GET /api/nodes -> 404"
+ * from a web server that is not the management API, or its refusal by another broker than the
+ * AMQP URL's, would send the user after the wrong fault. A read's failure waits for identify to
+ * settle (its probes are bounded); identify's failure is thrown at once.
+ */
+export async function identifyBeside<T>(c: DesiredCluster, client: ManagementClient, opts: ConnectionOptions, work: Promise<T>): Promise<[BrokerIdentity, T]> {
+  const who = identify(c, client, opts);
+  const settled = work.then(
+    (v) => ({ ok: true as const, v }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  const [identity, r] = await Promise.all([who, settled]);
+  if (!r.ok) throw r.e;
+  return [identity, r.v];
+}
+
+/**
  * identify() for every selected cluster, and checkDistinctVhosts() over every cluster of the file:
  * a cluster left out with --cluster can still be the same vhost. `beside` runs for each selected
- * cluster at the same time as its check (plan's read): a cluster fails with whichever of the two
- * fails first, and every cluster's failure is reported. Returns what `beside` returned.
+ * cluster at the same time as its check (plan's read): a cluster that fails both is reported with
+ * identify's error (identifyBeside), and every cluster's failure is reported. Returns what
+ * `beside` returned.
  */
 export async function verifyClusters<T = undefined>(
   all: DesiredCluster[],
@@ -102,7 +121,7 @@ export async function verifyClusters<T = undefined>(
 ): Promise<T[]> {
   const others = identifyOthers(all, selected, opts);
   const found = await forEachCluster(selected, async (c) => {
-    const [identity, result] = await Promise.all([identify(c, client(c), opts), beside?.(c)]);
+    const [identity, result] = await identifyBeside(c, client(c), opts, Promise.resolve().then(() => beside?.(c)));
     return { cluster: c, identity, result: result as T };
   });
   checkDistinctVhosts([...found, ...(await others)]);
@@ -183,6 +202,16 @@ export async function readAndPlan(
       code: "permission_denied",
     });
   }
+  // Nor may a saved plan leave them out: every apply of it would find the user changes it lacks
+  // and refuse it as stale, and planning again as this user would make the same plan.
+  if (digest && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
+    throw new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
+      hints: [
+        `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
+      ],
+      code: "permission_denied",
+    });
+  }
   // From what was read, before anything below adds message counts (which the digest leaves out).
   const stateDigest = digest ? sha256(stateText(c, actual, prefix)) : undefined;
   let plan = diffCluster(c, actual, prefix);
@@ -259,7 +288,7 @@ export async function forEachCluster<T>(clusters: DesiredCluster[], fn: (c: Desi
     const codes = new Set(ours.map((e) => e.code));
     const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
     const transient = ours.length === errs.length && ours.every((e) => e.transient);
-    throw new TopoError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code);
+    throw new ClustersError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code, failures);
   }
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }

@@ -19,7 +19,7 @@ import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from ".
 import { importUsers, isUserAction, userChanges } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { PasswordVariables, rewriteSection, schemaReference, sectionVariables, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
-import { forEachCluster, identify } from "./clusters.js";
+import { forEachCluster, identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
 
@@ -109,7 +109,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     const client = managementClient(c, opts);
     try {
       // A file describing another broker than the one named would be adopted as the truth.
-      const [actual] = await Promise.all([readCluster(client, c.target, true), identify(c, client, opts)]);
+      const [, actual] = await identifyBeside(c, client, opts, readCluster(client, c.target, true));
       if (!actual.vhostExists) {
         throw new BrokerError(c.target.name, `vhost ${JSON.stringify(c.target.amqp.vhost)} does not exist at ${c.target.management.display}; there is nothing to import`, {
           hints: ["check the vhost, the path of the url (%2F or no path for /); GET /api/vhosts or rabbitmqctl list_vhosts lists them"],

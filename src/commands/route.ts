@@ -6,7 +6,7 @@ import { readCluster } from "../broker/read.js";
 import { deliver, isTopoBinding, routeTask, type Route } from "../plan/route.js";
 import { describe } from "../core/keys.js";
 import { Ownership } from "../core/naming.js";
-import { identify } from "./clusters.js";
+import { identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 
 export interface RouteOptions extends ConnectionOptions {
@@ -60,7 +60,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   let internal = false;
   let vhostExists = true;
   try {
-    const [actual] = await Promise.all([readCluster(client, home.target), identify(home, client, opts)]);
+    const [, actual] = await identifyBeside(home, client, opts, readCluster(client, home.target));
     const service = actual.resources.find((x): x is Exchange => x.kind === "exchange" && x.name === r.route.exchange);
     const exchangeExists = service !== undefined;
     const d = exchangeExists ? deliver(actual.resources, r.route.exchange, r.route.routingKey) : { queues: [], bindings: [], alternates: [], unknown: [] };

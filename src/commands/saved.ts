@@ -82,6 +82,14 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   }
   // The file is the same; the passwords its ${VAR}s give must be the same too.
   const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor });
+  // The file is the one planned, so a cluster it lacks was put in the plan by hand.
+  const unknown = saved.clusters.map((c) => c.cluster).filter((n) => !desired.clusters.some((c) => c.target.name === n));
+  if (unknown.length) {
+    throw new StalePlanError(
+      `the saved plan ${opts.planFile} is for cluster${unknown.length === 1 ? "" : "s"} ${unknown.join(", ")}, which ${saved.file} does not have (clusters: ${desired.clusters.map((c) => c.target.name).join(", ")}); nothing was written`,
+      [`run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
+    );
+  }
   const users = desired.clusters.find((c) => c.users)?.users;
   // A plan of a file with users always holds the fingerprint (planAndSave): one without it was
   // edited, and would otherwise let any password through.

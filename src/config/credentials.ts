@@ -3,7 +3,7 @@
 // RabbitMQ stores base64(salt + H(salt + password)) with a 4-byte salt; two hashes of one password
 // differ by their salt, so a comparison re-hashes the file's password with the stored salt.
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
 import type { Credentials, StoredHash } from "../model.js";
 
 /** The hashing RabbitMQ uses by default since 3.6, and what topo sends. */
@@ -15,6 +15,14 @@ const DIGESTS: Record<string, string> = {
   rabbit_password_hashing_md5: "md5",
 };
 const SALT_BYTES = 4;
+
+/**
+ * The cost of a saved plan's fingerprint of the passwords: OWASP's scrypt setting (N=2^15, r=8,
+ * p=3; 32 MiB, under a second once per plan -o and apply PLANFILE). The plan holds the key beside
+ * the digest and travels as a CI artifact: a fast hash (an HMAC under that key) would let whoever
+ * can download it try billions of passwords a second.
+ */
+export const FINGERPRINT_SCRYPT = { N: 2 ** 15, r: 8, p: 3, maxmem: 64 * 1024 * 1024 } as const;
 
 /** What the file says about one user's password: the password itself, or a ready hash. */
 export type PasswordSource = { password: string } | { hash: string };
@@ -56,12 +64,11 @@ export function credentials(sources: ReadonlyMap<string, PasswordSource>): Crede
       return { password_hash: "password" in s ? rabbitHash(s.password) : s.hash, hashing_algorithm: SHA256 };
     },
     fingerprint(key) {
-      const h = createHmac("sha256", key);
-      for (const user of [...sources.keys()].sort()) {
+      const all = [...sources.keys()].sort().map((user) => {
         const s = of(user);
-        h.update(JSON.stringify([user, "password" in s ? "password" : "hash", "password" in s ? s.password : s.hash]));
-      }
-      return h.digest("hex");
+        return [user, "password" in s ? "password" : "hash", "password" in s ? s.password : s.hash];
+      });
+      return scryptSync(JSON.stringify(all), key, 32, FINGERPRINT_SCRYPT).toString("hex");
     },
   };
 }

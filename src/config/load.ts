@@ -755,6 +755,8 @@ function substitute(
         v === ""
           ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
           : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
+      // Inside a longer value (a URL's password), at its "${"; a value that is only the reference, at the value.
+      index: m.length === value.length ? undefined : index,
     });
     return m;
   });

@@ -1,5 +1,6 @@
 import type { Action, Args, ArgValue, Resource } from "../model.js";
 import { assertNever } from "../model.js";
+import { escapeUnsafe, shown } from "./words.js";
 
 /** JSON with object keys sorted at every depth, so equal values always give equal strings. */
 export function stableJson(value: ArgValue | undefined): string {
@@ -42,18 +43,18 @@ export function describe(r: Resource): string {
     case "exchange":
     case "queue":
     case "policy":
-      return r.name;
+      return shown(r.name);
     case "binding": {
-      const args = Object.keys(r.arguments).length ? ` ${stableJson(r.arguments)}` : "";
-      const dest = r.destinationType === "exchange" ? `exchange ${r.destination}` : r.destination;
-      return `${r.source || "(default)"} -> ${dest} [${r.routingKey}]${args}`;
+      const args = Object.keys(r.arguments).length ? ` ${escapeUnsafe(stableJson(r.arguments))}` : "";
+      const dest = r.destinationType === "exchange" ? `exchange ${shown(r.destination)}` : shown(r.destination);
+      return `${r.source ? shown(r.source) : "(default)"} -> ${dest} [${shown(r.routingKey)}]${args}`;
     }
     case "user":
-      return r.name;
+      return shown(r.name);
     case "permission":
-      return `of ${r.user}`;
+      return `of ${shown(r.user)}`;
     case "topic-permission":
-      return `of ${r.user} on ${r.exchange}`;
+      return `of ${shown(r.user)} on ${shown(r.exchange)}`;
   }
 }
 

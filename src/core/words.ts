@@ -14,3 +14,25 @@ export function shellWord(s: string): string {
 export function names(list: readonly string[], max = 5): string {
   return list.length <= max ? list.join(", ") : `${list.slice(0, max).join(", ")} and ${list.length - max} more`;
 }
+
+/**
+ * Characters that would let a name forge or hide output: line breaks and other C0 and C1 controls
+ * (terminal escapes), DEL, and the bidirectional overrides and isolates that reorder what a
+ * terminal or a pull-request page shows. A tab is allowed.
+ */
+const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, "g");
+
+/** JSON text with the unsafe characters JSON leaves as they are written as \u escapes (still JSON). */
+export function escapeUnsafe(json: string): string {
+  return json.replace(UNSAFE_ALL, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * A name as output shows it: as it is, or, when it holds an unsafe character, as a JSON string
+ * (quoted, escaped). Names come from the broker, where whoever may declare or bind chooses them: a
+ * routing key holding "\n  - delete queue x" must not add a line to the plan a reviewer reads.
+ */
+export function shown(name: string): string {
+  return UNSAFE.test(name) ? escapeUnsafe(JSON.stringify(name)) : name;
+}

@@ -6,7 +6,7 @@ import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource 
 import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
-import { names, plural } from "../core/words.js";
+import { escapeUnsafe, names, plural } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 export interface MirrorReport {
@@ -134,8 +134,8 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     entry.queues.push(name);
     shadowing.set(applies.name, entry);
     if (m.by === "user-all") judged.push(name);
-    else if (existing.has(name) && m.by === "user-partial") partly.push(`${name} (effective policy "${applies.name}", ha-mode ${m.mode})`);
-    else if (existing.has(name)) notMirrored.push(`${name} (effective policy "${applies.name}")`);
+    else if (existing.has(name) && m.by === "user-partial") partly.push(`${name} (effective policy ${escapeUnsafe(JSON.stringify(applies.name))}, ha-mode ${m.mode})`);
+    else if (existing.has(name)) notMirrored.push(`${name} (effective policy ${escapeUnsafe(JSON.stringify(applies.name))})`);
   }
 
   for (const [policy, { how, queues, topo }] of shadowing) {

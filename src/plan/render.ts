@@ -4,6 +4,7 @@ import type { Action, Binding, ClusterPlan, Plan, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
+import { escapeUnsafe, shown } from "../core/words.js";
 
 
 function details(r: Resource): string {
@@ -16,14 +17,14 @@ function details(r: Resource): string {
     case "queue":
       return ` (${r.type}, ${r.durable ? "durable" : "transient"}${r.autoDelete ? ", auto-delete" : ""}${r.exclusive ? ", exclusive" : ""}${argsText(r.arguments)})`;
     case "policy":
-      return ` (pattern ${r.pattern}, ${Object.entries(r.definition).map(([k, v]) => `${k}=${String(v)}`).join(", ")}, priority ${r.priority})`;
+      return ` (pattern ${shown(r.pattern)}, ${Object.entries(r.definition).map(([k, v]) => `${shown(k)}=${typeof v === "string" ? shown(v) : escapeUnsafe(JSON.stringify(v) ?? String(v))}`).join(", ")}, priority ${r.priority})`;
     // A user's password is never shown, not even masked: plan says only that it changes.
     case "user":
-      return ` (tags ${r.tags.join(", ")})`;
+      return ` (tags ${r.tags.map(shown).join(", ")})`;
     case "permission":
-      return ` (configure ${r.configure}, write ${r.write}, read ${r.read})`;
+      return ` (configure ${shown(r.configure)}, write ${shown(r.write)}, read ${shown(r.read)})`;
     case "topic-permission":
-      return ` (write ${r.write}, read ${r.read})`;
+      return ` (write ${shown(r.write)}, read ${shown(r.read)})`;
     default:
       return assertNever(r);
   }
@@ -31,7 +32,7 @@ function details(r: Resource): string {
 
 function argsText(args: Record<string, unknown>): string {
   const entries = Object.entries(args);
-  return entries.length ? `, ${entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}` : "";
+  return entries.length ? `, ${entries.map(([k, v]) => `${shown(k)}=${escapeUnsafe(JSON.stringify(v))}`).join(", ")}` : "";
 }
 
 function holds(messages: number | undefined): string {

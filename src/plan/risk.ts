@@ -10,7 +10,7 @@
 // dead-letter-exchange; an operator policy's value caps whatever the others give).
 
 import type { Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
-import { plural } from "../core/words.js";
+import { shown, plural } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 /** What a queue holds, as the broker counts it. */
@@ -109,7 +109,7 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
   const from = ({ p: pol, unread }: { p: Policy; unread: boolean }, kind: string, key: string): Limit | undefined => {
     const v = num(pol.definition[key]);
     const judged = unread ? ` (topo cannot read its pattern "${pol.pattern}", so it counts it as matching)` : "";
-    return v !== undefined ? { value: v, from: `${kind} ${pol.name}'s ${key}${judged}` } : undefined;
+    return v !== undefined ? { value: v, from: `${kind} ${shown(pol.name)}'s ${key}${judged}` } : undefined;
   };
   const lower = (arg: string, key: string): Limit | undefined => {
     const a = num(q.arguments[arg]);

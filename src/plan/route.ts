@@ -6,7 +6,7 @@ import type { ActualCluster, Binding, DesiredCluster, DesiredState, Exchange, Po
 import { TRAFFIC } from "../model.js";
 import { holdingQueueBase, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe } from "../core/keys.js";
-import { names } from "../core/words.js";
+import { shown, names } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 /**
@@ -128,12 +128,12 @@ function alternateOf(x: Exchange, policies: readonly Policy[]): { to: string; by
   const top = matching[0];
   const topAe = top?.definition["alternate-exchange"];
   if (unreadable.some((p) => !top || p.priority >= top.priority) && unreadable.some((p) => p.definition["alternate-exchange"] !== undefined)) {
-    return { unknown: `exchange ${x.name} may have an alternate exchange from policy ${unreadable.map((p) => p.name).join(", ")}, whose pattern topo cannot read` };
+    return { unknown: `exchange ${x.name} may have an alternate exchange from policy ${unreadable.map((p) => shown(p.name)).join(", ")}, whose pattern topo cannot read` };
   }
   // RabbitMQ leaves the order of policies of equal priority unspecified.
   const tied = matching.filter((p) => top && p.priority === top.priority && p.definition["alternate-exchange"] !== topAe);
-  if (tied.length) return { unknown: `policies ${[top, ...tied].map((p) => p?.name).join(", ")} have the same priority and give exchange ${x.name} different alternate exchanges` };
-  return top && typeof topAe === "string" ? { to: topAe, by: `policy ${top.name}` } : undefined;
+  if (tied.length) return { unknown: `policies ${[top, ...tied].map((p) => shown(p?.name ?? "")).join(", ")} have the same priority and give exchange ${x.name} different alternate exchanges` };
+  return top && typeof topAe === "string" ? { to: topAe, by: `policy ${shown(top.name)}` } : undefined;
 }
 
 

@@ -10,7 +10,8 @@ import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { HOLD_PREFIX, Ownership } from "../core/naming.js";
 
 /** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
-export const SAVED_PLAN_FORMAT = 1;
+// 2: the users' fingerprint is scrypt (format 1's fast HMAC is refused, not compared).
+export const SAVED_PLAN_FORMAT = 2;
 const KIND = "topo-saved-plan";
 
 export interface SavedCluster extends ClusterPlan {
@@ -29,8 +30,9 @@ export interface SavedPlan {
   prefix: string;
   clusters: SavedCluster[];
   /**
-   * When the file has users: an HMAC of their passwords under a random key (never a password or
-   * a hash), so that apply refuses if the environment now gives other passwords than at plan time.
+   * When the file has users: scrypt of their passwords salted with a random key (never a password,
+   * and too slow to guess passwords from), so that apply refuses if the environment now gives
+   * other passwords than at plan time.
    */
   credentials?: { key: string; digest: string };
 }

@@ -3,6 +3,7 @@
 // the words and, for the fail-fast cases, the time taken (bounds generous for a busy machine).
 
 import { spawn } from "node:child_process";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
@@ -76,6 +77,44 @@ describe("wrong ports fail at once", () => {
       expect(r.stderr).not.toMatch(/Parse Error/);
       expect(JSON.parse(r.stdout).error.code).toBe("broker_unreachable");
       expect(r.ms).toBeLessThan(15_000);
+    }
+  });
+
+  it("an HTTP server that is not RabbitMQ's management API is named as such, with neither its page nor the credentials it echoes", async () => {
+    // What a wrong management URL reaches: a web server's 404 page, a proxy's redirect to a login
+    // page, a server that allows no GET, a debug endpoint that echoes the request (Authorization included).
+    const replies: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+      "404 page": (_req, res) => res.writeHead(404, { "content-type": "text/html" }).end("<html><body><h1>404 Not Found</h1><hr>nginx</body></html>"),
+      "redirect": (req, res) => res.writeHead(302, { location: `https://sso.example.com/login?next=${req.url}` }).end(),
+      "405": (_req, res) => res.writeHead(405, { "content-type": "text/plain" }).end("Method Not Allowed"),
+      // Its other paths answer at once: whichever reply comes first, the probe's verdict is the one said.
+      "slow probe": (req, res) => {
+        const page = () => res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}');
+        if (req.url?.startsWith("/api/overview")) setTimeout(page, 500);
+        else page();
+      },
+      "echo": (req, res) => res.writeHead(400, { "content-type": "text/plain" }).end(`bad request: ${req.method} ${req.url} authorization=${req.headers.authorization}`),
+    };
+    const password = "Pw-echoed-4711";
+    const b = broker();
+    for (const [what, reply] of Object.entries(replies)) {
+      const server = createHttpServer(reply);
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      try {
+        const port = (server.address() as { port: number }).port;
+        const { file } = fresh(["mplogin"], { clusterExtra: { sync: { url: `amqp://${b.user}:${password}@${b.host}:${b.amqpPort}/x`, management: `http://127.0.0.1:${port}` } } });
+        const r = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
+        const all = r.stdout + r.stderr;
+        expect(r.code, what).toBe(1);
+        expect(JSON.parse(r.stdout).error.code, `${what}\n${all}`).toBe("broker_unreachable");
+        expect(r.stderr, what).toMatch(new RegExp(`cluster sync: GET http://127\\.0\\.0\\.1:${port}/api/overview -> not a management API: `));
+        expect(r.stderr, what).toMatch(/hint: set clusters\.sync\.management to the management API/);
+        expect(all, what).not.toMatch(/<html|the object or vhost does not exist/);
+        expect(all, what).not.toContain(Buffer.from(`${b.user}:${password}`).toString("base64"));
+        expect(all, what).not.toContain(password);
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+      }
     }
   });
 

@@ -458,6 +458,22 @@ describe("retries", () => {
       silent.close();
       expect(err).toBeInstanceOf(BrokerError);
       expect((err as BrokerError).message).toMatch(/no answer within 0\.3 s/);
+
+      // One that answers and never finishes did answer: the error says its answer was cut off.
+      const endless = createHttpServer((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write("[");
+      });
+      await new Promise<void>((r) => endless.listen(0, "127.0.0.1", r));
+      const p3 = (endless.address() as { port: number }).port;
+      const cut = new ManagementClient("sync", { ...endpoint, baseUrl: `http://127.0.0.1:${p3}`, display: `http://127.0.0.1:${p3}` }, {}, { timeoutMs: 300, attempts: 1 });
+      const err3 = await cut.get("/api/queues/v").catch((e: unknown) => e);
+      cut.close();
+      endless.closeAllConnections();
+      endless.close();
+      expect(err3).toBeInstanceOf(BrokerError);
+      expect((err3 as BrokerError).message).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/api\/queues\/v -> 200, but the answer did not end within 0\.3 s/);
+      expect((err3 as BrokerError).message).not.toMatch(/no answer/);
     } finally {
       client.close();
       server.close();

@@ -48,7 +48,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(plan.stdout).toMatch(/Plan: 9 to create, 0 to update, 0 to replace, 0 to delete\./);
     expect(plan.stderr).toContain(`wrote ${t.out}`);
     const saved = JSON.parse(readFileSync(t.out, "utf8"));
-    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 1, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 2, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
     expect(saved.clusters.map((c: any) => c.cluster)).toEqual(["sync", "async"]);
     for (const c of saved.clusters) expect(c.stateDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
 
@@ -205,6 +205,18 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
       expect(r.code).toBe(1);
       expect(JSON.parse(r.stdout).error.message).toMatch(/is not a saved plan topo can apply: it is damaged: clusters\[1\]\.actions\[\d+\] repeats create /);
     }
+
+    // A cluster the topology file does not have (the plan edited by hand, its file unchanged):
+    // the saved plan's fault, named as such, not a wrong --cluster on the command line.
+    const elsewhere = JSON.parse(JSON.stringify(saved));
+    elsewhere.clusters[0].cluster = "nope";
+    writeFileSync(t.out, JSON.stringify(elsewhere));
+    const other = await runCli(["apply", t.out, "--json"]);
+    expect(other.code).toBe(1);
+    expect(JSON.parse(other.stdout).error).toMatchObject({
+      code: "stale_plan",
+      message: `the saved plan ${t.out} is for cluster nope, which ${t.file} does not have (clusters: sync, async); nothing was written`,
+    });
 
     writeFileSync(t.out, '{"clusters": []}');
     const bad = await runCli(["apply", t.out]);

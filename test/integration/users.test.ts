@@ -345,6 +345,18 @@ describe("users from the file", () => {
     const apply = await runCli(["apply", "-f", f, "--json"], s.env);
     expect(apply.code).toBe(1);
     expect(JSON.parse(apply.stdout).error.code).toBe("permission_denied");
+
+    // A saved plan without the users would be refused by every apply as stale (an administrator
+    // sees user changes the plan lacks, and "the broker's objects changed" when nothing had), and
+    // planning again as the same user would make the same plan: plan -o refuses at once, and says why.
+    const out = `${f}.plan.json`;
+    const saved = await runCli(["plan", "-f", f, "-o", out, "--json"], s.env);
+    expect(saved.code).toBe(1);
+    const e = JSON.parse(saved.stdout).error;
+    expect(e.code).toBe("permission_denied");
+    expect(e.message).toContain(`cannot save a plan of the file's users: the management user ${mon} may not list users (it needs the administrator tag)`);
+    expect(e.hints.join("\n")).toMatch(/plan -o with a user that has the administrator tag/);
+    expect(() => readFileSync(out)).toThrow();
   });
 
   it("a saved plan without the fingerprint of its users' passwords is refused, not applied with whatever passwords the environment gives", async () => {

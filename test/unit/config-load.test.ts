@@ -43,7 +43,7 @@ services: [mplogin, mplogin]
     expect(ps).toHaveLength(4);
     expect(ps[0]).toBe("1:10: version: must be 1");
     expect(ps[1]).toMatch(/^4:10: clusters\.sync\.url: not a valid URL: the password holds/);
-    expect(ps[2]).toMatch(/^6:10: environment variable TOPO_UNSET_PW is not set/);
+    expect(ps[2]).toMatch(/^6:23: environment variable TOPO_UNSET_PW is not set/);
     expect(ps[3]).toBe('7:21: services[1]: duplicate service "mplogin" (also services[0])');
   });
 
@@ -200,6 +200,16 @@ services: [mplogin]
   });
 });
 
+describe("an unset variable inside a longer value", () => {
+  it("is placed at its ${, not at the value's start, plain or quoted", () => {
+    const file = (url: string) => `version: 1\nclusters:\n  sync:\n    url: ${url}\n  async:\n    url: amqp://guest:guest@h:5672/a\nservices: [mplogin]\n`;
+    // "    url: amqp://guest:" is 22 characters: ${PW} starts at column 23 (24 inside quotes).
+    expect(problemsOf(file("amqp://guest:${PW}@h:5672/s"))).toEqual([expect.stringMatching(/^4:23: environment variable PW is not set and has no default/)]);
+    expect(problemsOf(file('"amqp://guest:${PW}@h:5672/s"'))).toEqual([expect.stringMatching(/^4:24: environment variable PW is not set/)]);
+    expect(problemsOf(file("amqp://guest:${PW}@h:5672/s"), { PW: "" })).toEqual([expect.stringMatching(/^4:23: environment variable PW is set but empty/)]);
+  });
+});
+
 describe("users' passwords for the commands that do not need them", () => {
   const problems = (load: () => unknown): string[] => {
     try {
@@ -228,7 +238,7 @@ ${ext}`;
     expect([...unset]).toEqual(["users.login.password: ${TOPO_UNSET_LOGIN_PW} is not set", "users.edge.password: ${TOPO_UNSET_EDGE} is not set"]);
     expect(problems(() => parseConfig(text(), "t.yaml", { TOPO_SET_PART: "x" }))).toEqual([
       expect.stringMatching(/^10:15: environment variable TOPO_UNSET_LOGIN_PW is not set/),
-      expect.stringMatching(/^13:15: environment variable TOPO_UNSET_EDGE is not set/),
+      expect.stringMatching(/^13:21: environment variable TOPO_UNSET_EDGE is not set/),
     ]);
   });
 

@@ -3,6 +3,8 @@
 
 import { describe, expect, it } from "vitest";
 import { ApplyError, BrokerError, errorJson, LockError, TopoError } from "../../src/errors.js";
+import { forEachCluster } from "../../src/commands/clusters.js";
+import type { DesiredCluster } from "../../src/model.js";
 
 const same = (s: string) => s;
 
@@ -20,5 +22,23 @@ describe("errorJson", () => {
     const e = errorJson(new TopoError("cluster sync: x\ncluster async: y", [], false, "broker_refused"), same).error;
     expect(e).not.toHaveProperty("cluster");
     expect(e).not.toHaveProperty("object");
+  });
+
+  it("lists each cluster's own code when clusters fail in different ways, so a pipeline need not read the words", async () => {
+    const clusters = [{ target: { name: "sync" } }, { target: { name: "async" } }] as unknown as DesiredCluster[];
+    const failures: Record<string, Error> = {
+      sync: new BrokerError("sync", "GET /api/overview -> 401 Login failed", { status: 401, hints: ["check the password"] }),
+      async: new BrokerError("async", "connect amqp://h:1/a -> ECONNREFUSED", { status: "ECONNREFUSED", transient: true }),
+    };
+    const thrown = await forEachCluster(clusters, async (c) => Promise.reject(failures[c.target.name])).catch((e: unknown) => e);
+    const e = errorJson(thrown, same).error as { code: string; errors?: unknown[] };
+    expect(e.code).toBe("auth_failed");
+    expect(e.errors).toEqual([
+      { code: "auth_failed", message: "cluster sync: GET /api/overview -> 401 Login failed", cluster: "sync", hints: ["check the password"] },
+      { code: "broker_unreachable", message: "cluster async: connect amqp://h:1/a -> ECONNREFUSED", cluster: "async" },
+    ]);
+    // One failure is that error itself, with no list.
+    const one = await forEachCluster(clusters.slice(0, 1), async (c) => Promise.reject(failures[c.target.name])).catch((x: unknown) => x);
+    expect(errorJson(one, same).error).not.toHaveProperty("errors");
   });
 });

@@ -37,7 +37,7 @@ const fresh = (p: ClusterPlan, stateDigest = meta.stateDigests[p.cluster as "asy
 describe("savedPlan / parseSavedPlan", () => {
   it("round-trips through JSON to the same plan", () => {
     const s = saved();
-    expect(s).toMatchObject({ format: "topo-saved-plan", formatVersion: 1, topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp" });
+    expect(s).toMatchObject({ format: "topo-saved-plan", formatVersion: 2, topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp" });
     expect(s.clusters.map((c) => [c.cluster, c.stateDigest])).toEqual([["async", "sha256:a"], ["sync", "sha256:s"]]);
     expect(planOf(s)).toEqual(JSON.parse(JSON.stringify(plan)));
   });
@@ -60,7 +60,7 @@ describe("savedPlan / parseSavedPlan", () => {
     }
     expect(why(JSON.stringify({ clusters: [] }))).toMatch(/not a plan saved by topo plan -o/);
     const good = savedPlan(plan, meta);
-    expect(why(JSON.stringify({ ...good, formatVersion: 2, topoVersion: "9.0.0" }))).toMatch(/format 2, and this topo reads format 1 \(it was made by topo 9\.0\.0\)/);
+    expect(why(JSON.stringify({ ...good, formatVersion: 3, topoVersion: "9.0.0" }))).toMatch(/format 3, and this topo reads format 2 \(it was made by topo 9\.0\.0\)/);
     const broken = JSON.parse(JSON.stringify(good));
     broken.clusters[0].actions[0] = { op: "explode", key: "x" };
     delete broken.clusters[1].stateDigest;

@@ -2,12 +2,13 @@
 // hashes, and how diff plans users, permissions and topic permissions (never a password or hash).
 
 import { describe, expect, it } from "vitest";
+import { createHmac, scryptSync } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { normalize } from "../../src/config/normalize.js";
 import { loadConfig } from "../../src/config/load.js";
-import { credentials, isSha256Hash, rabbitHash } from "../../src/config/credentials.js";
+import { credentials, FINGERPRINT_SCRYPT, isSha256Hash, rabbitHash } from "../../src/config/credentials.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { userConflicts } from "../../src/plan/users.js";
@@ -72,6 +73,23 @@ describe("passwords against RabbitMQ's stored hash", () => {
     expect(c.matches("b", { hash: sent.password_hash, algorithm: sent.hashing_algorithm })).toBe(true);
     // Nothing enumerable: serialising the object shows no password.
     expect(JSON.stringify(c)).toBe("{}");
+  });
+});
+
+describe("the fingerprint a saved plan keeps of the users' passwords", () => {
+  it("is scrypt at OWASP's cost, not a fast hash that whoever holds the plan (a CI artifact) could guess the passwords against", () => {
+    const key = "00112233445566778899aabbccddeeff";
+    const one = credentials(new Map([["mplogin", { password: "hunter22" }]]));
+    // The key is in the plan beside the digest: an HMAC under it is as quick to guess against as a bare sha256.
+    expect(one.fingerprint(key)).not.toBe(createHmac("sha256", key).update(JSON.stringify(["mplogin", "password", "hunter22"])).digest("hex"));
+    // OWASP's password storage cheat sheet: scrypt with N=2^15, r=8, p=3 (or a costlier setting).
+    expect(FINGERPRINT_SCRYPT.N).toBeGreaterThanOrEqual(2 ** 15);
+    expect(FINGERPRINT_SCRYPT.r).toBeGreaterThanOrEqual(8);
+    expect(FINGERPRINT_SCRYPT.N * FINGERPRINT_SCRYPT.r * FINGERPRINT_SCRYPT.p).toBeGreaterThanOrEqual(2 ** 15 * 8 * 3);
+    expect(one.fingerprint(key)).toBe(scryptSync(JSON.stringify([["mplogin", "password", "hunter22"]]), key, 32, FINGERPRINT_SCRYPT).toString("hex"));
+    // Still tells passwords apart, and a key apart.
+    expect(credentials(new Map([["mplogin", { password: "hunter23" }]])).fingerprint(key)).not.toBe(one.fingerprint(key));
+    expect(one.fingerprint(`${key}0`)).not.toBe(one.fingerprint(key));
   });
 });
 

@@ -1,0 +1,42 @@
+// Names come from the broker, where anyone allowed to declare or bind may choose them: one that
+// holds a line break, a terminal escape or a bidirectional override must not forge or hide lines
+// of the plan a reviewer reads (text, markdown in a pull request, the warnings beside them).
+
+import { describe, expect, it } from "vitest";
+import { diffCluster } from "../../src/plan/diff.js";
+import { renderText } from "../../src/plan/render.js";
+import { renderMarkdown } from "../../src/plan/markdown.js";
+import { foreignBindingWarnings } from "../../src/plan/route.js";
+import { actual, binding, desiredOf, exchange, policy, queue, raw, service } from "../helpers/builders.js";
+
+const FORGED = "k\n  - delete queue mplogin.async\n```\n**all good** \x1b[32mgreen\x1b[0m \u202eevil\u2066 \x9b";
+
+describe("names from the broker in the plan's text", () => {
+  const c = desiredOf(raw({ services: ["mplogin"] }), "async");
+  const theirs = [
+    queue({ name: "mpevil.async" }),
+    binding({ source: "mplogin", destination: "mpevil.async", routingKey: FORGED }),
+    exchange({ name: `mpwallet${FORGED}` }),
+    policy({ name: `topo.mp.mirror.async`, pattern: `^mp${FORGED}` }),
+  ];
+  const plan = { clusters: [diffCluster(c, actual([{ kind: "vhost", name: "a" }, ...service("mplogin", "async"), ...theirs]), "mp")] };
+
+  it("are shown on their own line, control and bidi characters escaped, in text and markdown", () => {
+    expect(plan.clusters[0]!.actions.length).toBeGreaterThan(0);
+    for (const text of [renderText(plan), renderMarkdown(plan)]) {
+      expect(text).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/);
+      // The only "delete queue" lines are the plan's own: the one it really holds.
+      expect(text.split("\n").filter((l) => /^- delete queue/.test(l.trim())).map((l) => l.trim())).toEqual(["- delete queue mpevil.async"]);
+      expect(text).not.toMatch(/^\*\*all good/m);
+      expect(text).toContain("\\n  - delete queue mplogin.async\\n");
+      expect(text).toContain("\\u001b[32mgreen");
+      expect(text).toContain("\\u202eevil");
+    }
+  });
+
+  it("are escaped in the warnings that name them", () => {
+    const [w] = foreignBindingWarnings([binding({ source: "mplogin", destination: "elsewhere", routingKey: FORGED })]);
+    expect(w).not.toMatch(/[\n\x1b\u202e]/);
+    expect(w).toContain("\\n  - delete queue mplogin.async");
+  });
+});
