@@ -446,16 +446,16 @@ export function usersBrokerOf(target: ClusterTarget): string {
   return target.management.baseUrl.toLowerCase();
 }
 
-/**
- * The users section: each user's rights on each cluster (core/permissions.ts), as resources of
- * that cluster, and what every cluster needs to know about the users of its broker.
- */
 /** What the file holds beyond what normalize could resolve: a cluster refused, services whose queues were left out. */
 interface Unresolved {
   clusters: boolean;
   services: ReadonlySet<string>;
 }
 
+/**
+ * The users section: each user's rights on each cluster (core/permissions.ts), as resources of
+ * that cluster, and what every cluster needs to know about the users of its broker.
+ */
 function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], services: string[], prefix: string, refused: string[], problems: PathProblem[], unresolved: Unresolved): void {
   const marker = userMarkerTag(prefix);
   const sources = new Map<string, PasswordSource>();
