@@ -210,6 +210,12 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     actions,
     degraded,
     warnings: [
+      // Apply grants these itself (broker/execute.ts), a write the plan's actions do not list. The
+      // management user that creates a vhost gets them from RabbitMQ anyway; another AMQP user
+      // gets them only from topo, and must not get them unsaid.
+      ...(actions.some((a) => a.op === "create" && a.after.kind === "vhost") && desired.target.amqp.username !== desired.target.management.username
+        ? [`apply gives ${shown(desired.target.amqp.username)}, the user topo connects as over AMQP, configure, write and read ".*" on the vhost it creates (it declares everything there); narrow them afterwards if that user should have less`]
+        : []),
       ...userWarnings,
       ...(claimed.length
         ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${owner.nested.filter((n) => claimed.some((s) => s.startsWith(n))).map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]

@@ -209,6 +209,16 @@ describe("diff", () => {
     expect(diffCluster(d, actual(d.resources), "mp").actions).toEqual([]);
   });
 
+  it("says that apply gives the AMQP user full rights on a vhost it creates, when that user is not the one creating it", () => {
+    const grant = /apply gives svc, the user topo connects as over AMQP, configure, write and read "\.\*" on the vhost it creates/;
+    const other = desiredOf(raw({ clusters: { sync: { url: "amqp://u:p@h:5672/s" }, async: { url: "amqp://svc:p@h:5672/a", management: "http://admin:q@h:15672" } }, services: [{ name: "mplogin", sync: false }] }), "async");
+    expect(diffCluster(other, actual([], { vhostExists: false }), "mp").warnings.filter((w) => grant.test(w))).toHaveLength(1);
+    // Once the vhost exists apply grants nothing; and the user that creates a vhost gets these
+    // rights from RabbitMQ itself.
+    expect(diffCluster(other, actual(other.resources.filter((r) => r.kind === "vhost")), "mp").warnings.filter((w) => grant.test(w))).toEqual([]);
+    expect(diffCluster(d, actual([], { vhostExists: false }), "mp").warnings.filter((w) => /apply gives/.test(w))).toEqual([]);
+  });
+
   it("replaces on an immutable difference, says why, and re-creates all the queue's bindings", () => {
     const before = queue({ name: "mplogin.async", durable: false, arguments: { "x-max-length": 1 } });
     const userBinding = binding({ source: "edge", destination: "mplogin.async", routingKey: "x" });
