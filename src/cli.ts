@@ -423,6 +423,12 @@ function asksForJson(argv: readonly string[]): boolean {
   return argv.some((a, i) => a === "--json" || a === "--format=json" || (a === "--format" && argv[i + 1] === "json"));
 }
 
+// An error no command caught (a library's callback that throws, a promise nobody awaits) ends the
+// process as Node would, with exit code 1, but through fail(): masked like every other output, as
+// JSON when JSON was asked for, and without a stack trace whose messages no redactor has seen.
+process.on("uncaughtException", (e) => fail(e, asksForJson(process.argv)));
+process.on("unhandledRejection", (e) => fail(e, asksForJson(process.argv)));
+
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof CommanderError) {
     // Help and --version end here too, successfully; commander has printed its words already.

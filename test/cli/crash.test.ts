@@ -1,0 +1,70 @@
+// An error no command catches (a library callback that throws, a promise nobody awaits) still
+// ends like every other failure: exit code 1, the password masked, JSON when JSON was asked for,
+// and no stack trace. The crash is real: a module preloaded with --import throws while plan waits
+// for a management API that never answers.
+
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const CLI = join(import.meta.dirname, "../../dist/cli.js");
+const SECRET = "Sup3r-s3cret/pw";
+
+let server: Server;
+const sockets: Socket[] = [];
+let file: string;
+
+beforeAll(async () => {
+  // Accepts connections (AMQP and HTTP) and never answers: plan is still waiting when the crash comes.
+  server = createServer((s) => void sockets.push(s));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), "topo-crash-"));
+  file = join(dir, "topology.yaml");
+  const pw = encodeURIComponent(SECRET);
+  writeFileSync(
+    file,
+    `version: 1\nclusters:\n  sync: { url: "amqp://svc:${pw}@127.0.0.1:${port}/s", management: "http://svc:${pw}@127.0.0.1:${port}" }\n  async: { url: "amqp://svc:${pw}@127.0.0.1:${port}/a", management: "http://svc:${pw}@127.0.0.1:${port}" }\nservices: [ mplogin ]\n`,
+  );
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => server.close(r));
+});
+
+function run(crash: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const preload = `data:text/javascript,${encodeURIComponent(`setTimeout(() => { ${crash} }, 400);`)}`;
+  return new Promise((resolve) =>
+    execFile(process.execPath, ["--import", preload, CLI, ...args], (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+// The message carries the password as a library would: in a URL, and alone.
+const message = `socket closed: amqp://svc:${encodeURIComponent(SECRET)}@127.0.0.1:1/s (${SECRET})`;
+
+describe("an error no command caught", () => {
+  it("a throw in a callback: exit 1, the message masked, no stack trace", async () => {
+    const r = await run(`throw new Error(${JSON.stringify(message)});`, ["plan", "-f", file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("Error: socket closed: amqp://svc:***@127.0.0.1:1/s (***)");
+    expect(r.stderr).toContain("hint: this looks like a bug in topo");
+    expect(r.stderr + r.stdout).not.toContain(SECRET);
+    expect(r.stderr + r.stdout).not.toContain(encodeURIComponent(SECRET));
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("a rejected promise nobody awaits, with --json: the error as JSON on stdout", async () => {
+    const r = await run(`Promise.reject(new Error(${JSON.stringify(message)}));`, ["plan", "-f", file, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.message).toBe("socket closed: amqp://svc:***@127.0.0.1:1/s (***)");
+    expect(r.stderr + r.stdout).not.toContain(SECRET);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
