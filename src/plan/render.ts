@@ -71,6 +71,11 @@ export const CELERY_CONSUMERS =
 export const EXCHANGE_PUBLISHERS =
   "publishers: while it is deleted a publish to it fails (404 NOT_FOUND), and one in the instant between its re-creation and its bindings is routed nowhere and dropped, though the broker confirms it: stop the publishers first (docs/safety.md)";
 
+/** What a replace means for the clients of its object, beyond the messages at risk: text and JSON alike. */
+function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
+  return [...(a.risks?.some((r) => r.rule === "consumers") ? [CELERY_CONSUMERS] : []), ...(a.after.kind === "exchange" ? [EXCHANGE_PUBLISHERS] : [])];
+}
+
 export function renderAction(a: Action): string[] {
   switch (a.op) {
     case "create":
@@ -88,8 +93,7 @@ export function renderAction(a: Action): string[] {
         ...a.because.map((c) => `    because ${c}`),
         ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
-        ...(a.risks?.some((r) => r.rule === "consumers") ? [`    ! ${CELERY_CONSUMERS}`] : []),
-        ...(a.after.kind === "exchange" ? [`    ! ${EXCHANGE_PUBLISHERS}`] : []),
+        ...replaceNotes(a).map((n) => `    ! ${n}`),
       ];
     case "delete":
       return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a.messages)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : [])];
@@ -143,7 +147,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after };
     case "replace":
-      return { ...base, because: a.because, messages: a.messages ?? null, risks: a.risks ?? null, rebind: a.rebind.map(describe), before: a.before, after: a.after };
+      return { ...base, because: a.because, messages: a.messages ?? null, risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), before: a.before, after: a.after };
     case "delete":
       return { ...base, messages: a.messages ?? null, unmanaged: (a.unmanaged ?? []).map(describe), before: a.before };
     default:

@@ -243,6 +243,10 @@ describe("diff", () => {
     // A queue replace moves what is published meanwhile through its holding queue: no such line.
     const queueReplace = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "queue"), queue({ name: "mplogin.async", durable: false })]), "mp");
     expect(renderText({ clusters: [queueReplace] })).not.toMatch(/publishers:/);
+    // --json says it too, for a pipeline that reviews the plan as JSON.
+    const json = (p: typeof plan) => (planJson({ clusters: [p] }) as { clusters: { actions: { op: string; notes?: string[] }[] }[] }).clusters[0]!.actions.find((a) => a.op === "replace");
+    expect(json(plan)?.notes).toEqual([expect.stringMatching(/^publishers: while it is deleted a publish to it fails/)]);
+    expect(json(queueReplace)?.notes).toEqual([]);
   });
 
   it("deletes only what it owns", () => {
