@@ -24,7 +24,7 @@ export function userConflicts(desired: DesiredCluster, actual: ActualCluster, pr
       user: r.name,
       message: other
         ? `user ${r.name} exists and belongs to another topology (its tag is ${other}, not ${marker}); topo does not take it over`
-        : `user ${r.name} exists and topo did not create it (it has no tag ${marker}); topo never changes a user it does not manage`,
+        : `user ${r.name} exists without topo's tag ${marker} (topo did not create it, or the tag was taken off it); topo never changes a user it does not manage`,
       hint: `to let topo manage user ${r.name} (its password, tags and permissions in this file's vhosts), set users.${r.name}.adopt: true; or give the service a user name of its own`,
     });
   }

@@ -227,7 +227,7 @@ describe("users from the file", () => {
     expect(conflict.code).toBe(1);
     const err = JSON.parse(conflict.stdout).error;
     expect(err.code).toBe("user_conflict");
-    expect(err.message).toContain(`user ${s.login} exists and topo did not create it (it has no tag topo.${PREFIX})`);
+    expect(err.message).toContain(`user ${s.login} exists without topo's tag topo.${PREFIX} (topo did not create it, or the tag was taken off it)`);
     expect(err.hints.join("\n")).toContain(`set users.${s.login}.adopt: true`);
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(1);
     expect((await api("GET", `/api/users/${s.login}`)).body.tags).toEqual(["management"]);

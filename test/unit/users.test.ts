@@ -358,7 +358,7 @@ describe("diff: users, permissions and topic permissions", () => {
     const now = actual([{ kind: "user", name: "mplogin", tags: [] }, { kind: "user", name: "edge", tags: ["topo.mpx"] }], { userHashes: {}, userVhosts: {} });
     expect(userConflicts(c, now, "mp").map((x) => x.message)).toEqual([
       "user edge exists and belongs to another topology (its tag is topo.mpx, not topo.mp); topo does not take it over",
-      "user mplogin exists and topo did not create it (it has no tag topo.mp); topo never changes a user it does not manage",
+      "user mplogin exists without topo's tag topo.mp (topo did not create it, or the tag was taken off it); topo never changes a user it does not manage",
     ]);
     const adopted = cluster(users({ adopt: true }));
     expect(userConflicts(adopted, now, "mp").map((x) => x.user)).toEqual(["edge"]);
