@@ -31,7 +31,7 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const key = randomBytes(16).toString("hex");
   const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
   const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, stateDigests, createdAt: new Date().toISOString(), credentials });
-  writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`);
+  writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false);
   return { plan: p, saved };
 }
 

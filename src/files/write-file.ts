@@ -5,7 +5,8 @@ import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs
 import { dirname, resolve } from "node:path";
 import { TopoError } from "../errors.js";
 
-export function writeWhole(file: string, text: string): void {
+/** `toStdout`: the command prints the text when -o is left out (not so a saved plan, which only -o writes). */
+export function writeWhole(file: string, text: string, toStdout = true): void {
   const tmp = `${resolve(file)}.${process.pid}.tmp`;
   try {
     writeFileSync(tmp, text, { mode: 0o644 });
@@ -17,7 +18,7 @@ export function writeWhole(file: string, text: string): void {
     // ENOENT also comes from a directory that exists but takes no new file (/proc): not "missing".
     const missing = code === "ENOENT" ? (existsSync(dir) ? `cannot create a file in ${dir} (${code})` : `no such directory ${dir}`) : undefined;
     const why = missing ?? (code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message);
-    throw new TopoError(`cannot write ${file}: ${why}`, ["pass -o a path in a directory you can write to, or leave -o out to print to stdout"]);
+    throw new TopoError(`cannot write ${file}: ${why}`, [`pass -o a path in a directory you can write to${toStdout ? ", or leave -o out to print to stdout" : ""}`]);
   }
 }
 

@@ -37,6 +37,20 @@ describe("writeWhole", () => {
     expect(why(() => writeWhole(join(d, "no/such/x.json"), "x"))).toBe(`cannot write ${join(d, "no/such/x.json")}: no such directory ${join(d, "no/such")}`);
   });
 
+  it("offers stdout only to a command that prints when -o is left out (plan -o's saved plan is written by -o alone)", () => {
+    const d = temp();
+    const hints = (toStdout?: boolean) => {
+      try {
+        writeWhole(join(d, "no/x.json"), "x", toStdout);
+      } catch (e) {
+        return (e as { hints: string[] }).hints;
+      }
+      throw new Error("nothing was refused");
+    };
+    expect(hints()).toEqual(["pass -o a path in a directory you can write to, or leave -o out to print to stdout"]);
+    expect(hints(false)).toEqual(["pass -o a path in a directory you can write to"]);
+  });
+
   it("a directory that exists but takes no new file is not called missing", () => {
     // /proc exists, and no file can be created in it.
     expect(existsSync("/proc")).toBe(true);
