@@ -299,7 +299,7 @@ function resolveSettings(
 
 /**
  * Parts of the file the schema (or ${VAR} interpolation) refused, so that the cross-checks run on
- * the rest and report nothing that only follows from a refused value (load.ts).
+ * the rest and report nothing that only follows from a refused value (refused.ts).
  */
 export interface Refused {
   /** Names that count as clusters though their settings were refused; "any" when clusters itself was. */

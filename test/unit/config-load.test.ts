@@ -3,7 +3,8 @@
 // from a refused value.
 
 import { describe, expect, it } from "vitest";
-import { interpolateAll, parseConfig } from "../../src/config/load.js";
+import { interpolateAll } from "../../src/config/interpolate.js";
+import { parseConfig } from "../../src/config/load.js";
 import { problemsOf } from "../helpers/problems.js";
 import { ConfigError } from "../../src/errors.js";
 

@@ -1,0 +1,227 @@
+// ${VAR} interpolation: Compose-style references in the file's values, put in from the
+// environment, typed as the schema wants at their place, each problem with its place in the value.
+
+import { createRequire } from "node:module";
+import type { ConfigProblem } from "../errors.js";
+import { ENV_NAME_SOURCE } from "../core/naming.js";
+import { displayPath, holdsSecretValue, isObject, type Path } from "./places.js";
+import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
+
+export type Env = Record<string, string | undefined>;
+
+const require = createRequire(import.meta.url);
+
+/** A value that is one reference and nothing else: `${LEN}` or `${LEN:-100}`. */
+export const WHOLE_VAR = new RegExp(`^\\$\\{(${ENV_NAME_SOURCE})(?::-[^}]*)?\\}$`);
+
+/** Stands in for a value that could not be interpolated, until its places in the data are known. */
+export const UNINTERPOLATED = Symbol("uninterpolated");
+
+/** Every path at which `data` holds `marker`. */
+export function pathsOf(data: unknown, marker: unknown, path: Path = [], out: Path[] = []): Path[] {
+  if (data === marker) out.push(path);
+  else if (Array.isArray(data)) data.forEach((v, i) => pathsOf(v, marker, [...path, i], out));
+  else if (isObject(data)) for (const [k, v] of Object.entries(data)) pathsOf(v, marker, [...path, k], out);
+  return out;
+}
+
+interface SchemaNode {
+  type?: string | string[];
+  $ref?: string;
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: SchemaNode | boolean;
+  items?: SchemaNode;
+  const?: unknown;
+  enum?: unknown[];
+  then?: SchemaNode;
+  else?: SchemaNode;
+  definitions?: Record<string, SchemaNode>;
+}
+let schemaRoot: SchemaNode | undefined;
+
+/** The types the schema allows at a path (both branches of an if/then/else). */
+function schemaTypesAt(path: Path): Set<string> {
+  schemaRoot ??= require("../../schemas/topology.schema.json") as SchemaNode;
+  const root = schemaRoot;
+  const expand = (n: SchemaNode | undefined, seen = 0): SchemaNode[] => {
+    if (!n || seen > 8) return [];
+    if (n.$ref) return expand(root.definitions?.[n.$ref.replace("#/definitions/", "")], seen + 1);
+    return [n, ...expand(n.then, seen + 1), ...expand(n.else, seen + 1)];
+  };
+  let here = expand(root);
+  for (const seg of path) {
+    here = here.flatMap((n) => {
+      if (typeof seg === "number") return expand(n.items);
+      const p = n.properties?.[seg];
+      if (p) return expand(p);
+      return typeof n.additionalProperties === "object" ? expand(n.additionalProperties) : [];
+    });
+  }
+  // `version: 1` is a const, `x-queue-version: 1 or 2` an enum: their values' types.
+  const typeOf = (n: SchemaNode): string[] =>
+    n.type !== undefined ? [n.type].flat() : n.const !== undefined ? [typeof n.const] : n.enum !== undefined ? n.enum.map((v) => typeof v) : [];
+  return new Set(here.flatMap(typeOf));
+}
+
+
+/**
+ * One value's ${VAR}s put in, as both paths interpolate: a value that is exactly one ${VAR} is
+ * also typed as the schema wants at its place (environment variables are strings;
+ * `x-max-length: ${LEN}` means the number LEN holds). `pathOf` is asked for the value's place
+ * only then. With `unsetPasswords` (LoadOptions'
+ * passwordsOptional), a users.NAME.password whose only problem is unset variables becomes
+ * UNSET_PASSWORD, and the set learns which.
+ */
+export function interpolateValue(
+  source: string,
+  env: Env,
+  pathOf: () => Path,
+  unsetPasswords?: Set<string>,
+): { errors: VarProblem[] } | { value: string | number | boolean } {
+  const r = substitute(source, env, () => (holdsSecretValue(pathOf()) ? displayPath(pathOf()) : undefined));
+  if ("errors" in r) {
+    if (!unsetPasswords || !r.onlyUnset) return { errors: r.errors };
+    const path = pathOf();
+    if (!(path.length === 3 && path[0] === "users" && path[2] === "password")) return { errors: r.errors };
+    unsetPasswords.add(`${displayPath(path)}: ${r.unset.map((n) => `\${${n}}`).join(", ")} ${r.unset.length === 1 ? "is" : "are"} not set`);
+    return { value: UNSET_PASSWORD };
+  }
+  if (!WHOLE_VAR.test(source)) return r;
+  return { value: typedScalar(r.value, schemaTypesAt(pathOf())) ?? r.value };
+}
+
+
+/**
+ * The variables a URL as written puts into its user name or password, each once, in order: the
+ * references in its user-info (url.ts userinfoSpan) once they are blanked ($$ is no variable).
+ */
+function userinfoVariables(source: string): string[] {
+  const refs = [...source.matchAll(VAR)].filter((m) => m[1] !== undefined);
+  // The URL's own marks, with each reference blanked (a :-default may hold "@" or "://").
+  let bare = source;
+  for (const m of refs) bare = bare.slice(0, m.index) + " ".repeat(m[0].length) + bare.slice((m.index ?? 0) + m[0].length);
+  const span = userinfoSpan(bare);
+  if (!span) return [];
+  const names = new Set<string>();
+  for (const m of refs) {
+    const name = VAR_NAME.exec(m[1] as string)?.[1];
+    if (name && (m.index ?? 0) >= span.start && (m.index ?? 0) < span.end) names.add(name);
+  }
+  return [...names];
+}
+
+
+/**
+ * A URL refused for how its password is written, with ${VAR}s put into its user name or
+ * password: the file's text does not show the password, so the message names those variables
+ * (never what they hold) and says where to encode it. A variable's value goes in as it is set.
+ */
+export function namingVariables(p: ConfigProblem, source: string | undefined): ConfigProblem {
+  if (source === undefined || !p.message.includes(PERCENT_ENCODE)) return p;
+  const names = userinfoVariables(source);
+  if (!names.length) return p;
+  const refs = names.map((n) => `\${${n}}`).join(", ");
+  const one = names.length === 1;
+  return { ...p, message: `${p.message}; ${refs} ${one ? "goes" : "go"} in as ${one ? "it is" : "they are"} set: percent-encode the password in ${one ? "its" : "the"} value (or in a :-default)` };
+}
+
+
+/** A variable's text as the type the schema wants there, when it reads as one; else undefined. */
+function typedScalar(text: string, types: Set<string>): number | boolean | undefined {
+  if (types.has("string")) return undefined;
+  const t = text.trim();
+  if ((types.has("integer") || types.has("number")) && /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/.test(t)) return Number(t);
+  if (types.has("boolean") && (t === "true" || t === "false")) return t === "true";
+  return undefined;
+}
+
+const VAR = /\$\$|\$\{([^}]*)\}|\$\{/g;
+
+/** What a password whose variable is unset stands for, with passwordsOptional. Never sent. */
+const UNSET_PASSWORD = "(password variable not set)";
+
+const VAR_NAME = new RegExp(`^(${ENV_NAME_SOURCE})(?::-(.*))?$`, "s");
+
+/** Compose-style interpolation: ${VAR}, ${VAR:-default} (default when unset or empty), $$ for $. */
+export function interpolate(value: string, env: Env): { value: string } | { error: string } {
+  const r = interpolateAll(value, env);
+  return "errors" in r ? { error: r.errors[0] as string } : r;
+}
+
+/** interpolate, with every problem of the value rather than the first. */
+export function interpolateAll(value: string, env: Env): { value: string } | { errors: string[] } {
+  const r = substitute(value, env);
+  return "errors" in r ? { errors: r.errors.map((e) => e.message) } : r;
+}
+
+/** A problem of a value's ${VAR}s; `index`, where in the value a "${" is not a reference. */
+interface VarProblem {
+  message: string;
+  index?: number;
+}
+
+/**
+ * interpolateAll, also saying which variables are unset (or empty) without a default, and
+ * whether they are the value's only problems (what passwordsOptional lets through). `secretAt`
+ * names the value's place when it holds a password (a user's password, a cluster's URL): a
+ * "${" there that is no reference may be a piece of the password, so it is never quoted.
+ */
+function substitute(
+  value: string,
+  env: Env,
+  secretAt: () => string | undefined = () => undefined,
+): { value: string } | { errors: VarProblem[]; unset: string[]; onlyUnset: boolean } {
+  const errors: VarProblem[] = [];
+  const unset = new Set<string>();
+  let onlyUnset = true;
+  const out = value.replace(VAR, (m, body: string | undefined, index: number) => {
+    if (m === "$$") return "$";
+    if (body === undefined) {
+      onlyUnset = false;
+      const where = secretAt();
+      errors.push({ message: `${where ? `${where}: ` : ""}unterminated "\${" in value; write \${NAME} or \${NAME:-default} (use $$ for a literal $)`, index });
+      return m;
+    }
+    const parsed = VAR_NAME.exec(body);
+    if (!parsed) {
+      onlyUnset = false;
+      const where = secretAt();
+      errors.push({
+        message: where
+          ? `${where}: the "\${" here starts no variable reference (a name, then } or :-default); write \${NAME} or \${NAME:-default}, or $$ for a literal $`
+          : notAReference(body),
+        index,
+      });
+      return m;
+    }
+    const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
+    const v = env[name];
+    if (v !== undefined && v !== "") return v;
+    if (fallback !== undefined) return fallback;
+    unset.add(name);
+    errors.push({
+      message:
+        v === ""
+          ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
+          : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
+      // Inside a longer value (a URL's password), at its "${"; a value that is only the reference, at the value.
+      index: m.length === value.length ? undefined : index,
+    });
+    return m;
+  });
+  // Each message once (a variable used twice is one problem), at its first place.
+  const seen = new Set<string>();
+  const once = errors.filter((e) => !seen.has(e.message) && seen.add(e.message));
+  return errors.length ? { errors: once, unset: [...unset], onlyUnset } : { value: out };
+}
+
+/**
+ * The message for "${...}" that is not a reference. Its text is shown only when it is one word (a
+ * mistyped name): anything else may be a default, or a password that happens to hold "${".
+ */
+function notAReference(body: string): string {
+  if (/^\w+$/.test(body)) return `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}`;
+  const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(body)?.[0];
+  if (name) return `"\${${name}..." is not a variable reference (after the name comes } or :-default); write \${${name}} or \${${name}:-default} (use $$ for a literal $)`;
+  return `"\${..." is not a variable reference (it starts with a name); write \${NAME} or \${NAME:-default} (use $$ for a literal $)`;
+}

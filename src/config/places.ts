@@ -1,0 +1,176 @@
+// Places in the file: a path of keys and indexes (as ajv's instancePath names a value), how a
+// message shows it, and where it is in the YAML document, as FILE:LINE:COL. It holds the one
+// handle on the YAML library, loaded on first use, that finding a place needs.
+
+import { createRequire } from "node:module";
+import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import type { ConfigProblem } from "../errors.js";
+import type { PathProblem } from "./normalize.js";
+
+const require = createRequire(import.meta.url);
+let yamlLibrary: typeof import("yaml") | undefined;
+
+/**
+ * The YAML library, loaded on first use: a JSON file that holds no problem never needs it.
+ * Loading its seventy-odd modules and building a node for every value was about a sixth of a
+ * 1,000-service plan's CPU (0.11 s of 0.66 s, measured against reading the same file as JSON).
+ */
+export function yaml(): typeof import("yaml") {
+  yamlLibrary ??= require("yaml") as typeof import("yaml");
+  return yamlLibrary;
+}
+
+export type Path = (string | number)[];
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export function pathKey(path: Path): string {
+  return JSON.stringify(path.map(String));
+}
+
+export function jsonPointerToPath(pointer: string): (string | number)[] {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split("/")
+    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+export function displayPath(path: (string | number)[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(p)) out += out ? `.${p}` : p;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out || "(top level)";
+}
+
+/** The values that hold a password: users' passwords and hashes, and the clusters' URLs. */
+export function holdsSecretValue(path: Path): boolean {
+  if (path.length !== 3) return false;
+  if (path[0] === "users") return path[2] === "password" || path[2] === "password_hash";
+  return path[0] === "clusters" && (path[2] === "url" || path[2] === "management");
+}
+
+/** The keys and indexes from the document down to a node, as ajv's instancePath names them. */
+export function yamlPath(ancestors: readonly unknown[], node: unknown): Path {
+  const { isPair, isScalar, isSeq } = yaml();
+  const chain = [...ancestors, node];
+  const out: Path = [];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const a = chain[i];
+    // What a merge key (<<) brings in is read as the mapping's own: no step of the path, nor
+    // the index in a list of merged mappings.
+    if (isPair(a) && isMergeKey(a.key)) {
+      if (isSeq(chain[i + 1])) i++;
+    } else if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
+    else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
+  }
+  return out;
+}
+
+/** A YAML merge key, `<<`, as the parser marks it (merge: true). */
+export function isMergeKey(key: unknown): boolean {
+  return yaml().isScalar(key) && typeof (key as Scalar).value === "symbol";
+}
+
+/**
+ * Where the character at `index` of a scalar's value is in the file, when the value is written
+ * as it reads up to there (plain, or quoted with no escape before it); else the scalar's start.
+ */
+export function offsetIn(text: string, node: YamlNode, index: number | undefined): number {
+  const start = node.range?.[0] ?? 0;
+  const value = (node as Scalar).value;
+  if (index === undefined || typeof value !== "string") return start;
+  const quote = text[start] === '"' || text[start] === "'" ? 1 : 0;
+  return text.slice(start + quote, start + quote + index + 2) === value.slice(0, index + 2) ? start + quote + index : start;
+}
+
+/**
+ * The node a path names, as toJS() reads the document: through aliases, and into the maps a
+ * `<<` merge key brings in, so a problem in shared settings points at the line that holds it.
+ */
+export function nodeAt(doc: Document.Parsed, path: readonly (string | number)[]): YamlNode | undefined {
+  const { isAlias, isMap, isSeq } = yaml();
+  let node = doc.contents as YamlNode | null | undefined;
+  const deref = (n: unknown): YamlNode | undefined => (isAlias(n) ? (n.resolve(doc) as YamlNode | undefined) : (n as YamlNode | undefined)) ?? undefined;
+  for (const seg of path) {
+    node = deref(node);
+    if (isSeq(node)) node = node.items[Number(seg)] as YamlNode | undefined;
+    else if (isMap(node)) node = pairIn(doc, node, String(seg), deref)?.value as YamlNode | undefined;
+    else return undefined;
+  }
+  return deref(node);
+}
+
+/** The pair of a key in a map, or in what its merge keys bring in (own keys first, then merges in order). */
+function pairIn(doc: Document.Parsed, map: YAMLMap, key: string, deref: (n: unknown) => YamlNode | undefined, depth = 0): Pair | undefined {
+  const { isMap, isScalar, isSeq } = yaml();
+  const own = map.items.find((it: Pair) => isScalar(it.key) && String((it.key as Scalar).value) === key);
+  if (own || depth > 8) return own;
+  for (const it of map.items) {
+    if (!(isScalar(it.key) && typeof (it.key as Scalar).value === "symbol")) continue; // `<<`
+    const v = deref(it.value);
+    const sources = isSeq(v) ? v.items.map(deref) : [v];
+    for (const src of sources) {
+      const found = isMap(src) ? pairIn(doc, src, key, deref, depth + 1) : undefined;
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+export function valueAt(doc: Document.Parsed, path: (string | number)[]): unknown {
+  const { isMap, isScalar, isSeq } = yaml();
+  const node = nodeAt(doc, path);
+  if (node && isScalar(node)) return (node as Scalar).value;
+  if (isMap(node)) return {};
+  if (isSeq(node)) return [];
+  return node;
+}
+
+/** Find the node a path names (its key, when asked) and turn it into FILE:LINE:COL. */
+export function placePathProblem(
+  p: PathProblem,
+  doc: Document.Parsed,
+  at: (o: number) => { line: number; col: number },
+  file: string,
+  messageHasPath = false,
+  /** The file's text, to place a problem at p.index of its value. */
+  text = "",
+): ConfigProblem {
+  const { isAlias, isMap } = yaml();
+  let offset = 0;
+  // Walk down as far as the path exists; a missing key is reported at its parent.
+  for (let n = p.path.length; n >= 0; n--) {
+    const prefix = p.path.slice(0, n);
+    if (p.atKey && n === p.path.length && n > 0) {
+      const parent = nodeAt(doc, prefix.slice(0, -1));
+      if (isMap(parent)) {
+        const deref = (x: unknown): YamlNode | undefined => (isAlias(x) ? (x.resolve(doc) as YamlNode | undefined) : (x as YamlNode | undefined));
+        const pair = pairIn(doc, parent as YAMLMap, String(prefix[prefix.length - 1]), deref);
+        const keyNode = pair?.key as YamlNode | undefined;
+        if (keyNode?.range) {
+          offset = keyNode.range[0];
+          break;
+        }
+      }
+      continue;
+    }
+    const node = n === 0 ? (doc.contents as YamlNode | null) : nodeAt(doc, prefix);
+    if (node?.range) {
+      offset = node.range[0];
+      break;
+    }
+  }
+  const message = messageHasPath || p.path.length === 0 ? p.message : `${displayPath(p.path)}: ${p.message}`;
+  if (p.index !== undefined) {
+    const node = nodeAt(doc, p.path);
+    if (node?.range?.[0] === offset) offset = offsetIn(text, node, p.index);
+  }
+  return { file, ...at(offset), message };
+}

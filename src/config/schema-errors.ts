@@ -1,0 +1,184 @@
+// Schema errors in topo's words: each ajv error as a problem at its place in the file, saying
+// what is wrong and what to write instead, never echoing a value that may be secret.
+
+import type { Document } from "yaml";
+import type { ErrorObject } from "ajv";
+import type { ConfigProblem } from "../errors.js";
+import { prefixProblem } from "../core/naming.js";
+import { argumentValueMessage } from "./arguments.js";
+import { WHOLE_VAR } from "./interpolate.js";
+import { displayPath, jsonPointerToPath, pathKey, placePathProblem, valueAt } from "./places.js";
+
+/**
+ * Drop the noise ajv adds: the "if" of if/then/else, and the inner pattern error of a
+ * propertyNames failure (the propertyNames error itself says it better).
+ */
+export function relevantErrors(errors: ErrorObject[]): ErrorObject[] {
+  return errors.filter((e) => e.keyword !== "if" && (e as ErrorObject & { propertyName?: string }).propertyName === undefined);
+}
+
+export function schemaProblem(
+  err: ErrorObject,
+  doc: Document.Parsed,
+  at: (o: number) => { line: number; col: number },
+  file: string,
+  putIn: ReadonlyMap<string, string> = new Map(),
+): ConfigProblem {
+  const path = jsonPointerToPath(err.instancePath);
+  const source = putIn.get(pathKey(path));
+  const variable = source === undefined ? undefined : WHOLE_VAR.exec(source)?.[1];
+  const where = displayPath(path);
+  const params = err.params as Record<string, unknown>;
+  let message: string;
+  let atKey = false;
+  let target = path;
+  switch (err.keyword) {
+    case "additionalProperties": {
+      const extra = String(params.additionalProperty);
+      target = [...path, extra];
+      atKey = true;
+      const known = Object.keys(propertiesAt(err.parentSchema));
+      const guess = closest(extra, known);
+      const isArgs = path[path.length - 1] === "arguments";
+      if (isArgs && extra === "x-queue-type") message = `${where}: set the queue type with type: (classic, quorum, stream), not x-queue-type`;
+      else if (isArgs) message = `${where}: unknown queue argument ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (RabbitMQ knows: ${known.join(", ")})`;
+      else message = `${where}: unknown key ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
+      break;
+    }
+    case "required":
+      message = `${where}: missing required key "${String(params.missingProperty)}"`;
+      break;
+    case "type": {
+      // A services entry is either a name or a mapping (if/then/else in the schema).
+      const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
+      const wanted = isServiceEntry ? "a service name or a mapping with name:" : article(String(params.type));
+      const value = valueAt(doc, path);
+      message = variable
+        ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${typeHint(String(params.type), value, path)}`;
+      break;
+    }
+    case "minProperties":
+    case "minLength":
+    case "minItems":
+      message = `${where}: must not be empty`;
+      break;
+    case "enum": {
+      const allowed = (params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ");
+      const value = describeValue(valueAt(doc, path), path);
+      message = variable ? `${where}: \${${variable}} is ${value}, not one of ${allowed}` : `${where}: must be one of ${allowed}, not ${value}`;
+      break;
+    }
+    case "const":
+      message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
+      break;
+    case "pattern": {
+      const value = valueAt(doc, path);
+      // The prefix's rule has reasons worth saying (an empty one would own the whole vhost).
+      const why = path.length === 1 && path[0] === "prefix" && typeof value === "string" ? prefixProblem(value) : undefined;
+      message = `${where}: ${why ?? argumentMessage(err, path, doc) ?? `${holdsSecrets(path) ? "the value" : JSON.stringify(value)} must match ${String(params.pattern)}`}`;
+      break;
+    }
+    case "maximum":
+      message = `${where}: ${argumentMessage(err, path, doc) ?? err.message ?? "is too large"}`;
+      break;
+    case "propertyNames":
+      target = [...path, String(params.propertyName)];
+      atKey = true;
+      // users' names have a rule of their own (RabbitMQ's user names), the clusters' another.
+      message =
+        path.length === 1 && path[0] === "users"
+          ? `${where}: user name ${shownKey(String(params.propertyName))} must be 1 to 128 letters, digits, _ . @ and - (starting with a letter or a digit)`
+          : `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
+      break;
+    default:
+      message = `${where}: ${err.message ?? "is invalid"}`;
+  }
+  return placePathProblem({ path: target, message, atKey }, doc, at, file, true);
+}
+
+/** The argument table's words for a value the schema refused, when it has better ones than ajv. */
+function argumentMessage(err: ErrorObject, path: (string | number)[], doc: Document.Parsed): string | undefined {
+  if (path.length < 2 || path[path.length - 2] !== "arguments") return undefined;
+  return argumentValueMessage(String(path[path.length - 1]), err.keyword, valueAt(doc, path));
+}
+
+function propertiesAt(schema: unknown): Record<string, unknown> {
+  const s = schema as { properties?: Record<string, unknown> } | undefined;
+  return s?.properties ?? {};
+}
+
+/**
+ * What to write instead, for the two values YAML 1.2 reads as text where people mean otherwise:
+ * yes/no/on/off (booleans in YAML 1.1) and a number in quotes. Never quotes a value that may be secret.
+ */
+function typeHint(wanted: string, value: unknown, path: (string | number)[]): string {
+  if (typeof value !== "string") return "";
+  if (wanted === "boolean" && /^(?:y|yes|n|no|on|off)$/i.test(value)) return ` (YAML 1.2 reads yes, no, on and off as text); write true or false`;
+  if ((wanted === "integer" || wanted === "number") && /^\s*[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*$/.test(value)) {
+    const key = path[path.length - 1];
+    return holdsSecrets(path) || typeof key !== "string" ? "; write it without quotes" : `; write it without quotes (${key}: ${value.trim()})`;
+  }
+  return "";
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function describeValue(v: unknown, path: (string | number)[]): string {
+  if (v === null || v === undefined) return "empty";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  // A string under clusters, or one that looks like a URL or user@host, may hold a password.
+  if (typeof v === "string" && (holdsSecrets(path) || /@|:\/\//.test(v))) return "a string";
+  // A users value may be a password given as a number (password: 12345).
+  if (path[0] === "users") return typeof v;
+  // JSON has no infinity: .inf would be "null".
+  if (typeof v === "number" && !Number.isFinite(v)) return Number.isNaN(v) ? ".nan (not a number)" : `${v < 0 ? "-" : ""}.inf (infinity)`;
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Values under clusters (URLs with passwords) and users (passwords, hashes) are never echoed. */
+function holdsSecrets(path: readonly (string | number)[]): boolean {
+  return path[0] === "clusters" || path[0] === "users";
+}
+
+/** A key as safe to show: one that looks like a URL or user@host may hold a password. */
+function shownKey(key: string): string {
+  return /@|:\/\//.test(key) ? "(a key not shown, it looks like a URL)" : JSON.stringify(key);
+}
+
+/** The nearest known name, for "did you mean"; only when it is close. */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
+  }
+  return bestD <= Math.max(1, Math.floor(word.length / 4)) ? best : undefined;
+}
+
+/**
+ * Edits from a to b, where two neighbouring letters swapped count as one (optimal string
+ * alignment): "tpye" is one slip from "type", as "typ" is, not two.
+ */
+function editDistance(a: string, b: string): number {
+  let before = Array.from({ length: b.length + 1 }, () => 0);
+  let last = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      let d = Math.min(last[j]! + 1, row[j - 1]! + 1, last[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
+    }
+    before = last;
+    last = row;
+  }
+  return last[b.length]!;
+}
