@@ -1,7 +1,7 @@
 // An error no command catches (a library callback that throws, a promise nobody awaits) still
 // ends like every other failure: exit code 1, the password masked, JSON when JSON was asked for,
 // and no stack trace. The crash is real: a module preloaded with --import throws while plan waits
-// for a management API that never answers.
+// for a server that never answers.
 
 import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -36,8 +36,22 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
+/**
+ * Runs the CLI with a module that crashes it soon after its first connection attempt: topo
+ * connects only once the file is read, so the redactor knows the password by then (a crash on a
+ * timer could come before, when no one can know that a bare string is a password).
+ */
 function run(crash: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const preload = `data:text/javascript,${encodeURIComponent(`setTimeout(() => { ${crash} }, 400);`)}`;
+  const source = [
+    `import net from "node:net";`,
+    `const connect = net.Socket.prototype.connect;`,
+    `let armed = false;`,
+    `net.Socket.prototype.connect = function (...a) {`,
+    `  if (!armed) { armed = true; setTimeout(() => { ${crash} }, 50); }`,
+    `  return connect.apply(this, a);`,
+    `};`,
+  ].join("\n");
+  const preload = `data:text/javascript,${encodeURIComponent(source)}`;
   return new Promise((resolve) =>
     execFile(process.execPath, ["--import", preload, CLI, ...args], (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
