@@ -14,6 +14,7 @@ import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
+import { shown } from "../core/words.js";
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
@@ -154,12 +155,20 @@ function afterVhostCreate(saved: SavedPlan, fresh: FreshCluster[]): SavedPlan {
   };
 }
 
-/** A saved plan for `topo show`: the plan, what it was made from, and a line that says so. */
+/**
+ * A saved plan for `topo show`: the plan, what it was made from, and a line that says so. The file
+ * is anyone's to edit before it reaches a reviewer: its free-text strings (where it came from, the
+ * clusters' endpoints, warnings) are shown on one line each, as broker names are, so an edited
+ * plan cannot add or hide a line of what the reviewer reads. topo's own never hold such characters.
+ */
 export function show(planFile: string): { plan: Plan; source: string; saved: Record<string, unknown> } {
   const s = readSavedPlan(planFile);
+  const p = planOf(s);
   return {
-    plan: planOf(s),
-    source: `saved plan of ${s.file}, made ${s.createdAt} by topo ${s.topoVersion}`,
+    plan: {
+      clusters: p.clusters.map((c) => ({ ...c, cluster: shown(c.cluster), endpoint: shown(c.endpoint), warnings: c.warnings.map(shown), degraded: c.degraded.map(shown) })),
+    },
+    source: `saved plan of ${shown(s.file)}, made ${shown(s.createdAt)} by topo ${shown(s.topoVersion)}`,
     saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])) },
   };
 }

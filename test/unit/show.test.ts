@@ -1,0 +1,41 @@
+// topo show on a saved plan someone edited: what it prints cannot gain or lose a line.
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { show } from "../../src/commands/saved.js";
+import { savedPlan } from "../../src/plan/saved.js";
+import { renderText } from "../../src/plan/render.js";
+import type { ClusterPlan } from "../../src/model.js";
+import { queue } from "../helpers/builders.js";
+
+const dir = mkdtempSync(join(tmpdir(), "topo-show-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const FORGED = "\n  - delete queue mplogin.async";
+const cluster: ClusterPlan = {
+  cluster: "async",
+  endpoint: `amqp://ci:***@rabbit:5672/async${FORGED}`,
+  vhost: "async",
+  version: "3.10.8",
+  actions: [{ op: "create", key: "queue|mpnew.async", after: queue({ name: "mpnew.async" }) }],
+  degraded: [`a mirror is missing${FORGED}`],
+  warnings: [`a warning\x1b[2K${FORGED}`],
+};
+
+describe("topo show", () => {
+  it("prints an edited plan's free text on one line each: no forged line, no terminal escape", () => {
+    const file = join(dir, "plan.json");
+    const meta = { topoVersion: "0.1.0", file: `topology.yaml${FORGED}`, fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a" }, createdAt: "2026-01-01T00:00:00.000Z" };
+    writeFileSync(file, JSON.stringify(savedPlan({ clusters: [cluster] }, meta)));
+    const s = show(file);
+    const text = `${s.source}\n${renderText(s.plan)}`;
+    expect(text).not.toMatch(/^\s*- delete queue mplogin\.async/m);
+    expect(text).not.toContain("\x1b");
+    expect(s.source).toBe('saved plan of "topology.yaml\\n  - delete queue mplogin.async", made 2026-01-01T00:00:00.000Z by topo 0.1.0');
+    expect(text).toContain('! warning: "a warning\\u001b[2K\\n  - delete queue mplogin.async"');
+    // What topo itself wrote is shown as it is.
+    expect(text).toContain("+ create queue mpnew.async (classic, durable)");
+  });
+});
