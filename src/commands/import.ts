@@ -157,14 +157,17 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     });
   const backEnv = { ...env, ...Object.fromEntries(imported.users.map((u) => [u.passwordEnv, "import-read-back"])) };
   let text = emit();
+  let planned = plannedOn(text, p, actuals, backEnv);
   // The users' rights the file gives follow from consumes and publishes; what plan changes in
-  // them is known only once the users section is read back as plan reads it.
-  const forUsers = plannedOn(text, p, actuals, backEnv).map(userChanges);
+  // them is known only once the users section is read back as plan reads it. Listed, they change
+  // only the file's comments, which plan reads again.
+  const forUsers = planned.map(userChanges);
   if (forUsers.some((c) => c.length)) {
     forUsers.forEach((c, i) => inference.clusters[i]?.changes.push(...c));
     text = emit();
+    planned = plannedOn(text, p, actuals, backEnv);
   }
-  readBack(text, p, actuals, inference, backEnv);
+  checkListed(planned, p, inference);
 
   let output: string | undefined;
   if (opts.output) {
@@ -420,31 +423,32 @@ function nameUnnamed(sources: Source[], actuals: ActualCluster[], prefix: string
 
 // ---------------------------------------------------------------------------------------------
 
+/** A file import made that topo itself would refuse or plan otherwise than it says. */
+function importBug(what: string): TopoError {
+  return new TopoError(`the file import made ${what}; this is a bug in topo, and nothing was written`, ["please report it with the command you ran; topo plan on the brokers still works"]);
+}
+
 /**
- * Read the text back as topo validate and plan will, and diff it against what was read: it must
- * validate, and plan must show exactly the changes the file's comments list. Anything else is a
- * bug in import, and no file is written.
+ * Read the text back as topo validate and plan will, and diff it against what was read: plan's
+ * actions on each source. A text that does not validate is a bug in import.
  */
-/** Plan's actions on each source for the text import wrote, read as topo reads a file. */
 function plannedOn(text: string, p: Prepared, actuals: ActualCluster[], env: Env): Action[][] {
-  const bug = (what: string) =>
-    new TopoError(`the file import made ${what}; this is a bug in topo, and nothing was written`, ["please report it with the command you ran; topo plan on the brokers still works"]);
   let back;
   try {
     back = parseConfig(text, p.checkPath, { ...env, ...p.introduced });
   } catch (e) {
-    if (e instanceof ConfigError) throw bug(`does not validate:\n${e.message}`);
+    if (e instanceof ConfigError) throw importBug(`does not validate:\n${e.message}`);
     throw e;
   }
   return p.sources.map((s, i) => {
     const dc = back.clusters.find((c) => c.target.name === s.name);
-    if (!dc) throw bug(`has no cluster ${s.name}`);
+    if (!dc) throw importBug(`has no cluster ${s.name}`);
     return diffCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
   });
 }
 
-function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference: Inference, env: Env): void {
-  const planned = plannedOn(text, p, actuals, env);
+/** Plan must show exactly the changes the file's comments list; anything else is a bug in import, and no file is written. */
+function checkListed(planned: Action[][], p: Prepared, inference: Inference): void {
   p.sources.forEach((s, i) => {
     // Users' passwords are variables here, which userChanges leaves out, as the comments do.
     const keys = (as: Action[]) =>
@@ -453,11 +457,7 @@ function readBack(text: string, p: Prepared, actuals: ActualCluster[], inference
         .sort()
         .join("\n");
     const listed = inference.clusters[i]?.changes.map((c) => c.action) ?? [];
-    if (keys(planned[i] ?? []) !== keys(listed)) {
-      throw new TopoError(`the file import made would plan other changes on cluster ${s.name} than its comments list; this is a bug in topo, and nothing was written`, [
-        "please report it with the command you ran; topo plan on the brokers still works",
-      ]);
-    }
+    if (keys(planned[i] ?? []) !== keys(listed)) throw importBug(`would plan other changes on cluster ${s.name} than its comments list`);
   });
 }
 
