@@ -1,4 +1,4 @@
-import type { Action, Args, ArgValue, Resource } from "../model.js";
+import type { Action, Args, ArgValue, Exchange, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { escapeUnsafe, shown } from "./words.js";
 
@@ -89,4 +89,9 @@ export function subjectOf(a: Action): Resource {
     default:
       return assertNever(a);
   }
+}
+
+/** An exchange's type and what sets it apart from the durable topic exchange topo makes: "fanout, transient". */
+export function exchangeShape(e: Exchange): string {
+  return `${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""}`;
 }

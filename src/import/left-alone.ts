@@ -5,7 +5,7 @@
 import type { ArgValue, Exchange, Policy, Queue } from "../model.js";
 import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
-import { describe, keyOf, stableJson } from "../core/keys.js";
+import { describe, exchangeShape, keyOf, stableJson } from "../core/keys.js";
 import { names } from "../core/words.js";
 import { APPLIES_TO } from "./describe-queue.js";
 import { modelExchange } from "./file-objects.js";
@@ -43,11 +43,10 @@ function sparedExchangeNotes(source: ImportSource, imported: Queue[], prefix: st
     (r): r is Exchange => r.kind === "exchange" && owner.owns(r) && !servicesHere.has(r.name) && stableJson(r as never) !== stableJson(modelExchange(r.name) as never),
   );
   const names = new Set(spared.map((e) => e.name));
-  const shape = (e: Exchange) => `${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""}`;
   return [
     ...spared.map(
       (e) =>
-        `exchange ${e.name} (${shape(e)}): named like a service of prefix "${prefix}" but not the durable topic exchange without arguments topo makes, and no queue of service ${e.name} is in the file here, so topo leaves it and its bindings alone.`,
+        `exchange ${e.name} (${exchangeShape(e)}): named like a service of prefix "${prefix}" but not the durable topic exchange without arguments topo makes, and no queue of service ${e.name} is in the file here, so topo leaves it and its bindings alone.`,
     ),
     ...source.actual.resources.flatMap((b) => (b.kind === "binding" && names.has(b.source) && owner.owns(b) ? [`binding ${describe(b)}: its exchange ${b.source} is left alone, and so is it.`] : [])),
   ];

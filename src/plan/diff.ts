@@ -4,7 +4,7 @@ import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
 import { holdingQueue, holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
-import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
+import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 
@@ -228,7 +228,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       ...foreign.map((f) => `left alone: user ${f.user} carries topo's tag but has permissions on vhost${f.vhosts.length === 1 ? "" : "s"} ${f.vhosts.map(shown).join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
       ...(spared.length
       ? [
-          `left alone: exchange${spared.length === 1 ? "" : "s"} ${spared.map((e) => `${e.name} (${e.type}${e.durable ? "" : ", transient"}${e.internal ? ", internal" : ""}${e.autoDelete ? ", auto-delete" : ""}${Object.keys(e.arguments).length ? ", with arguments" : ""})`).join(", ")} ${spared.length === 1 ? "is" : "are"} named like a service of prefix "${prefix}" but ${spared.length === 1 ? "is not one" : "are not ones"} topo makes (a durable topic exchange without arguments), so topo does not delete ${spared.length === 1 ? "it" : "them"}; a prefix that your own exchanges do not start with avoids the doubt`,
+          `left alone: exchange${spared.length === 1 ? "" : "s"} ${spared.map((e) => `${e.name} (${exchangeShape(e)})`).join(", ")} ${spared.length === 1 ? "is" : "are"} named like a service of prefix "${prefix}" but ${spared.length === 1 ? "is not one" : "are not ones"} topo makes (a durable topic exchange without arguments), so topo does not delete ${spared.length === 1 ? "it" : "them"}; a prefix that your own exchanges do not start with avoids the doubt`,
         ]
       : []),
     ],
