@@ -65,7 +65,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   };
   const remaining = (): Action[] => plan.actions.filter((a) => !done.has(a));
 
-  const creates = (kind: Resource["kind"]) => plan.actions.filter((a) => a.op === "create" && a.after.kind === kind);
+  const creates = (kind: Resource["kind"]) => plan.actions.filter((a): a is Extract<Action, { op: "create" }> => a.op === "create" && a.after.kind === kind);
 
   const allReplaces = plan.actions.filter((a): a is Replace => a.op === "replace");
   const lossless = allReplaces.filter((a) => isLossless(a, opts));
@@ -164,9 +164,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     }
 
     // 5. Exchanges and queues to create.
-    const declares = [...creates("queue"), ...creates("exchange")].filter(
-      (a): a is Extract<Action, { op: "create" }> => a.op === "create" && (a.after.kind === "queue" || a.after.kind === "exchange"),
-    );
+    const declares = [...creates("queue"), ...creates("exchange")];
     await writePipelined(
       amqp,
       declares,
@@ -199,7 +197,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     });
 
     // 6. Bindings: the new ones.
-    const bindActions = creates("binding").filter((a): a is Extract<Action, { op: "create" }> => a.op === "create");
+    const bindActions = creates("binding");
     await writePipelined(amqp, bindActions, n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
 
     // 7. Rights, once the exchanges they name exist; then what the file no longer asks for.
