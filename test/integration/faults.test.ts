@@ -1,7 +1,7 @@
 // Concurrency and faults: one apply at a time per cluster, a connection closed mid-apply, and
 // which failures are retried.
 
-import { createServer as createHttpServer, request as httpRequest } from "node:http";
+import { createServer as createHttpServer, request as httpRequest, type RequestListener } from "node:http";
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import type { ClusterPlan, ClusterTarget } from "../../src/model.js";
 import { executePlan, ExecutionStopped } from "../../src/broker/execute.js";
@@ -447,30 +447,28 @@ describe("retries", () => {
       await Promise.all(Array.from({ length: 48 }, (_, i) => client.get(`/api/queues/v/q${i}`)));
       expect(Date.now() - started).toBeGreaterThan(800);
       expect(calls).toBe(48);
+      /** What a client with a 0.3 s limit meets at a server of its own that answers with `handler`. */
+      const metAt = async (handler: RequestListener, path: string): Promise<unknown> => {
+        const other = createHttpServer(handler);
+        await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+        const p = (other.address() as { port: number }).port;
+        const c = new ManagementClient("sync", { ...endpoint, baseUrl: `http://127.0.0.1:${p}`, display: `http://127.0.0.1:${p}` }, {}, { timeoutMs: 300, attempts: 1 });
+        const e = await c.get(path).catch((x: unknown) => x);
+        c.close();
+        other.closeAllConnections();
+        other.close();
+        return e;
+      };
       // A request that has its connection and gets no answer still fails at the limit.
-      const silent = createHttpServer(() => undefined);
-      await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-      const p2 = (silent.address() as { port: number }).port;
-      const stuck = new ManagementClient("sync", { ...endpoint, baseUrl: `http://127.0.0.1:${p2}`, display: `http://127.0.0.1:${p2}` }, {}, { timeoutMs: 300, attempts: 1 });
-      const err = await stuck.get("/api/overview").catch((e: unknown) => e);
-      stuck.close();
-      silent.closeAllConnections();
-      silent.close();
+      const err = await metAt(() => undefined, "/api/overview");
       expect(err).toBeInstanceOf(BrokerError);
       expect((err as BrokerError).message).toMatch(/no answer within 0\.3 s/);
 
       // One that answers and never finishes did answer: the error says its answer was cut off.
-      const endless = createHttpServer((_req, res) => {
+      const err3 = await metAt((_req, res) => {
         res.writeHead(200, { "content-type": "application/json" });
         res.write("[");
-      });
-      await new Promise<void>((r) => endless.listen(0, "127.0.0.1", r));
-      const p3 = (endless.address() as { port: number }).port;
-      const cut = new ManagementClient("sync", { ...endpoint, baseUrl: `http://127.0.0.1:${p3}`, display: `http://127.0.0.1:${p3}` }, {}, { timeoutMs: 300, attempts: 1 });
-      const err3 = await cut.get("/api/queues/v").catch((e: unknown) => e);
-      cut.close();
-      endless.closeAllConnections();
-      endless.close();
+      }, "/api/queues/v");
       expect(err3).toBeInstanceOf(BrokerError);
       expect((err3 as BrokerError).message).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/api\/queues\/v -> 200, but the answer did not end within 0\.3 s/);
       expect((err3 as BrokerError).message).not.toMatch(/no answer/);
