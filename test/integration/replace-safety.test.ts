@@ -387,7 +387,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     const file = (services: unknown[]) => writeTopology({ sync, async, services });
     const with_ = [{ name: "mpquo", sync: false, async: { type: "quorum" } }, { name: "mpstr", sync: false, async: { type: "stream" } }, "mpkeep"];
     expect((await runCli(["apply", "-f", file(with_)])).code).toBe(0);
-    // Messages confirmed into the stream just now: its passive declare and if-empty delete both
+    // Messages confirmed into the stream just now: its passive declare and if-empty delete may
     // see none yet (3.10), and consuming would leave them in it. Only --allow-data-loss deletes it.
     await withChannel(async, async (ch) => {
       for (let i = 0; i < 5; i++) ch.sendToQueue("mpstr.async", Buffer.from(`m${i}`));
@@ -395,7 +395,10 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     });
     const refused = await runCli(["apply", "-f", file(["mpkeep"]), "--allow-destructive"]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain("refusing to drop messages: 1 queue to delete is a stream:\n  cluster async: - delete queue mpstr.async");
+    // Whether the refusal also counts the 5 depends on how soon the stream's statistics catch up.
+    expect(refused.stderr).toMatch(
+      /refusing to drop messages: 1 queue to delete (holds messages or )?is a stream:\n {2}cluster async: - delete queue mpstr\.async( \[holds 5 messages\])?\n/,
+    );
     expect(refused.stderr).not.toMatch(/applying \d+ change/);
     expect(await getQueue(async, "mpquo.async")).toBeDefined();
     expect(await getQueue(async, "mpstr.async")).toBeDefined();
