@@ -7,7 +7,7 @@ import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats } from "../broker/read.js";
+import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats, settleUnacked } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
 import { compatibility, takesDefaultType } from "../plan/compat.js";
@@ -235,6 +235,8 @@ export async function readAndPlan(
       readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams]),
       moved.length ? readOperatorPolicies(client, c.target, actual) : undefined,
     ]);
+    // Statistics that still count messages a client has given back would refuse the replace.
+    await settleUnacked(client, c.target, actual, present.map((q) => q.name));
     if (live && present.length) await readLiveCounts(await live(), actual, present);
     plan = diffCluster(c, actual, prefix);
   }
