@@ -258,7 +258,7 @@ export interface ActualCluster {
   downNodes?: string[];
   resources: Resource[];
   queueFacts: Record<string, QueueFacts>;
-  /** The vhost's operator policies: read only when a plan replaces a queue, and only if the user may. */
+  /** The vhost's operator policies; undefined when the management user may not read them. */
   operatorPolicies?: Policy[];
   /** The vhosts each user has permissions on, across the broker. */
   userVhosts?: Record<string, string[]>;

@@ -136,6 +136,8 @@ export interface ApiSnapshot {
   queues: ApiQueue[];
   bindings: ApiBinding[];
   policies: ApiPolicy[];
+  /** The vhost's operator policies; undefined when the management user may not read them. */
+  operatorPolicies?: ApiPolicy[];
   /** Every user of the broker; undefined when the management user may not list them. */
   users?: ApiUser[];
   /** Why users could not be read. */
@@ -186,6 +188,7 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     downNodes: s.downNodes ?? [],
     resources: sortResources(resources),
     queueFacts,
+    ...(s.operatorPolicies ? { operatorPolicies: s.operatorPolicies.map(policyFrom) } : {}),
     ...(s.users ? { userHashes, userVhosts } : {}),
     ...(s.usersUnreadable ? { usersUnreadable: s.usersUnreadable } : {}),
   };
