@@ -240,7 +240,10 @@ export interface QueueFacts {
   /** Bytes of the message bodies the queue holds (ready and unacknowledged). */
   bytes?: number;
   node?: string;
-  /** "running", or "down" while the node of a queue without mirrors is down. */
+  /**
+   * "running" (4.x) or "live" (3.x with stats off); "down" while the node of a queue without
+   * mirrors is down; "crashed" or "stopped" when RabbitMQ cannot run it (plan/queue-state.ts).
+   */
   state?: string;
   policy?: string;
   /** Mirror nodes (3.x classic mirroring); undefined when the broker did not report them. */

@@ -426,6 +426,48 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  // A queue whose process failed until its supervisor gave up is listed with its properties and
+  // bindings as if it worked, and plan said "No changes." (exit 0), apply "the broker matches the
+  // file", while every publish routed to it was nacked.
+  it("a queue RabbitMQ reports crashed is degraded: plan does not say No changes, nor apply that the broker matches the file", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const file = topologyFile(sync, async, undefined, [
+      { name: "mpcrash", sync: false },
+      { name: "mpfine", sync: false },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // Exit signals (not kill, which skips the queue's terminate and leaves it "running" in the
+    // listing) until its supervisor gives up: RabbitMQ then marks it crashed.
+    const crash = `[begin case rabbit_amqqueue:lookup(rabbit_misc:r(<<"${async}">>, queue, <<"mpcrash.async">>)) of {ok, Q} -> exit(amqqueue:get_pid(Q), boom); _ -> ok end, timer:sleep(200) end || _ <- lists:seq(1, 10)], ok.`;
+    execFileSync(SCRIPT, ["ctl", "eval", crash], { stdio: ["ignore", "pipe", "inherit"], timeout: 120_000 });
+    const listed = (await api("GET", `/api/queues/${async}?disable_stats=true&columns=name,state`)).body as { name: string; state: string }[];
+    expect(listed).toContainEqual({ name: "mpcrash.async", state: "crashed" });
+    // The broker agrees that it does not work: a passive declare is refused.
+    const conn = await amqplib.connect(`${AMQP}/${async}`);
+    try {
+      const ch = await conn.createChannel();
+      ch.on("error", () => undefined);
+      await expect(ch.checkQueue("mpcrash.async")).rejects.toThrow(/404.*has crashed/);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toMatch(/! degraded: 1 queue has crashed and RabbitMQ gave up restarting it \(mpcrash\.async\): it refuses declares and publishes routed to it are nacked/);
+    expect(plan.stdout).toMatch(/^No changes\. 1 degraded/m);
+    const json = JSON.parse((await runCli(["plan", "-f", file, "--json"])).stdout);
+    expect(json.summary.degraded).toBe(1);
+
+    expect((await api("DELETE", `/api/bindings/${async}/e/mpfine/q/mpfine.async/mpfine.async.%23`)).status).toBe(204);
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(`${applied.stdout}${applied.stderr}`).not.toMatch(/matches the file/);
+    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 1 degraded/);
+  });
+
   it("imports what topo made into a file that plans no changes", async () => {
     const { file } = topology({ sync: { mirrored: false } }, [
       "mplogin",

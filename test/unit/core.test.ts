@@ -281,6 +281,20 @@ describe("diff", () => {
     expect(plan.degraded).toEqual([expect.stringMatching(/^1 queue is unavailable because its node is down \(mplogin\.async\)/)]);
   });
 
+  it("reports the file's queues RabbitMQ lists as crashed or stopped as degraded, and no one else's", () => {
+    const userQueue = queue({ name: "billing.jobs" });
+    const facts = { "mplogin.async": { state: "crashed", node: "a@h" }, "billing.jobs": { state: "crashed", node: "a@h" } };
+    const plan = diffCluster(d, actual([...d.resources, userQueue], { queueFacts: facts }), "mp");
+    expect(plan.actions).toEqual([]);
+    expect(plan.degraded).toEqual([
+      "1 queue has crashed and RabbitMQ gave up restarting it (mplogin.async): it refuses declares and publishes routed to it are nacked, though the management API still lists it with its bindings; the log of node a@h says why, and restarting the node starts it again",
+    ]);
+    const stopped = diffCluster(d, actual(d.resources, { queueFacts: { "mplogin.async": { state: "stopped" } } }), "mp");
+    expect(stopped.degraded).toEqual([expect.stringMatching(/^1 queue is stopped \(mplogin\.async\): vhost a is not running on its node .*rabbitmqctl restart_vhost -p a starts it again$/)]);
+    // 3.x with stats off says "live", 4.x "running": neither is degraded.
+    for (const state of ["live", "running", "flow"]) expect(diffCluster(d, actual(d.resources, { queueFacts: { "mplogin.async": { state } } }), "mp").degraded).toEqual([]);
+  });
+
   it("updates a policy in place", () => {
     const p = d.resources.find((r) => r.kind === "vhost")!;
     const desired = desiredOf(raw(), "sync");
