@@ -1,10 +1,11 @@
 // Pure: what the vhost's policies and operator policies make of the file's queues. For a queue's
-// length, bytes, message TTL and expiry RabbitMQ applies the lowest of the queue's argument, its
-// policy's value and its operator policy's value (rabbit_amqqueue_process; the quorum queue reads
-// them the same way). A policy that sets one of them where the file gives none, or a lower one,
-// makes the queue drop, expire or delete what the file says it keeps, while its arguments are
-// exactly the file's: a plan that only compares arguments said "No changes". The policy is not
-// topo's, so topo cannot repair that: plan and apply say so.
+// length, bytes, message TTL and expiry, and a quorum queue's delivery limit, RabbitMQ applies the
+// lowest of the queue's argument, its policy's value and its operator policy's value
+// (rabbit_amqqueue_process; quorum queues the same, measured on 4.0.5). A policy that sets one of
+// them where the file gives none, or a lower one, makes the queue drop, expire or delete what the
+// file says it keeps, while its arguments are exactly the file's: a plan that only compared
+// arguments said "No changes". The policy is not topo's, so topo cannot repair that: plan and
+// apply say so.
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { atLeast } from "./broker-rules.js";
@@ -25,6 +26,10 @@ interface LimitRule {
   does: (value: number, count: number) => string;
   /** The queue types RabbitMQ applies the key to, on this version. */
   types: (version: string) => readonly Queue["type"][];
+  /** The limit a queue has when the file gives no argument; none when undefined. */
+  brokerDefault?: (version: string) => number | undefined;
+  /** The argument's value that means no limit. */
+  unlimited?: number;
 }
 
 const CLASSIC_AND_QUORUM = () => ["classic", "quorum"] as const;
@@ -40,6 +45,16 @@ const RULES: readonly LimitRule[] = [
     types: (version) => (atLeast(version, 3, 10) ? ["classic", "quorum"] : ["classic"]),
   },
   { arg: "x-expires", key: "expires", does: (v, n) => `${n === 1 ? "is" : "are"} deleted, with ${n === 1 ? "its" : "their"} messages, after ${duration(v)} unused`, types: CLASSIC_AND_QUORUM },
+  {
+    // Measured on 4.0.5: a policy's delivery-limit 2 made a queue declared with x-delivery-limit
+    // 10, -1 (no limit) or none (the default, 20) report delivery_limit 2; an operator policy's the same.
+    arg: "x-delivery-limit",
+    key: "delivery-limit",
+    does: (v, n) => `${n === 1 ? "drops" : "drop"} (or dead-${n === 1 ? "letters" : "letter"}) a message returned more than ${plural(v, "time")}`,
+    types: () => ["quorum"],
+    brokerDefault: (version) => (atLeast(version, 4, 0) ? 20 : undefined),
+    unlimited: -1,
+  },
 ];
 
 /** A name or pattern from the broker, quoted and safe to print. */
@@ -88,6 +103,8 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
     for (const rule of RULES) {
       if (!rule.types(actual.version).includes(queue.type)) continue;
       const file = num(queue.arguments[rule.arg]);
+      // What the queue keeps by the file alone: its argument, or the broker's default without one.
+      const own = file === undefined ? rule.brokerDefault?.(actual.version) : file === rule.unlimited ? undefined : file;
       // The lowest value a policy surely applies, and those that may apply (only one policy and
       // one operator policy apply to a queue, and the lowest value of all wins).
       let sure: Omit<Finding, "queues"> | undefined;
@@ -95,7 +112,7 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
       for (const [kind, list] of Object.entries(candidates) as [Finding["kind"], typeof candidates.policy][]) {
         for (const { p, unread } of list) {
           const value = num(p.definition[rule.key]);
-          if (value === undefined || (file !== undefined && value >= file)) continue;
+          if (value === undefined || value === rule.unlimited || (own !== undefined && value >= own)) continue;
           const unsure = unread
             ? `topo cannot read its pattern ${quoted(p.pattern)}`
             : list.length > 1
@@ -119,7 +136,11 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
   for (const f of found.values()) {
     const n = f.queues.length;
     const them = n === 1 ? "it" : "them";
-    const file = f.file === undefined ? `the file gives ${them} no ${f.rule.arg}` : `the file gives ${f.rule.arg} ${f.file}`;
+    const byDefault = f.file === undefined ? f.rule.brokerDefault?.(actual.version) : undefined;
+    const file =
+      f.file === undefined
+        ? `the file gives ${them} no ${f.rule.arg}${byDefault === undefined ? "" : ` (RabbitMQ ${actual.version}'s default is ${byDefault})`}`
+        : `the file gives ${f.rule.arg} ${f.file}`;
     const list = f.kind === "policy" ? "list_policies" : "list_operator_policies";
     const fix = `change ${f.kind} ${quoted(f.policy.name)} (rabbitmqctl ${list} -p ${shellWord(vhost)}), or write ${f.rule.arg}: ${f.value} for ${them} in the file, so that it says what the broker does`;
     const what = `${f.kind} ${quoted(f.policy.name)} sets ${f.rule.key} ${f.value} on ${plural(n, "queue")} (${names(f.queues)}) and ${file}`;

@@ -426,6 +426,34 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  // RabbitMQ applies the lowest of a quorum queue's x-delivery-limit (20 by default on 4.x) and
+  // its policies' delivery-limit: plan said "No changes." for a queue that dropped a message at its
+  // fourth return where the file gives it ten.
+  it("an operator policy's delivery-limit below the file's is degraded, as the broker reports it", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const file = topologyFile(sync, async, { async: { type: "quorum" } }, [
+      { name: "mpten", sync: false, async: { arguments: { "x-delivery-limit": 10 } } },
+      { name: "mpdefault", sync: false },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/operator-policies/${async}/retries`, { pattern: "^mp", definition: { "delivery-limit": 3 }, "apply-to": "queues", priority: 0 });
+    expect(put.status).toBeLessThan(300);
+    // The broker's own figure (its statistics, emitted every 5 s).
+    for (let i = 0; i < 60; i++) {
+      const qs = (await api("GET", `/api/queues/${async}?columns=name,delivery_limit`)).body as { name: string; delivery_limit?: number }[];
+      if (qs.length === 2 && qs.every((q) => q.delivery_limit === 3)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect((await api("GET", `/api/queues/${async}/mpten.async?columns=delivery_limit`)).body).toEqual({ delivery_limit: 3 });
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toMatch(/! degraded: operator policy "retries" sets delivery-limit 3 on 1 queue \(mpdefault\.async\) and the file gives it no x-delivery-limit \(RabbitMQ 4\.\d+\.\d+'s default is 20\): the queue drops \(or dead-letters\) a message returned more than 3 times/);
+    expect(plan.stdout).toMatch(/! degraded: operator policy "retries" sets delivery-limit 3 on 1 queue \(mpten\.async\) and the file gives x-delivery-limit 10:/);
+  });
+
   // A queue whose process failed until its supervisor gave up is listed with its properties and
   // bindings as if it worked, and plan said "No changes." (exit 0), apply "the broker matches the
   // file", while every publish routed to it was nacked.

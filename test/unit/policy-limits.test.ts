@@ -85,4 +85,27 @@ describe("policies that limit the file's queues", () => {
     expect(r.degraded[0]).toContain('policy "x\\n  - delete queue mplogin.async"');
     expect(r.degraded[0]).not.toContain("\n");
   });
+
+  it("a quorum queue's delivery limit: below the file's, below RabbitMQ 4's default of 20 when the file gives none, and any limit where the file says -1", () => {
+    const q = desiredOf(
+      raw({
+        defaults: { async: { type: "quorum" } },
+        services: ["mplogin", { name: "mpten", async: { arguments: { "x-delivery-limit": 10 } } }, { name: "mpnone", async: { arguments: { "x-delivery-limit": -1 } } }],
+      }),
+      "async",
+    );
+    const r = policyLimits(q, actual(q.resources, { version: "4.0.5", operatorPolicies: [cap({ definition: { "delivery-limit": 5 } })] }), owns);
+    expect(r.degraded).toEqual([
+      'operator policy "cap" sets delivery-limit 5 on 1 queue (mplogin.async) and the file gives it no x-delivery-limit (RabbitMQ 4.0.5\'s default is 20): the queue drops (or dead-letters) a message returned more than 5 times, not as the file says; change operator policy "cap" (rabbitmqctl list_operator_policies -p a), or write x-delivery-limit: 5 for it in the file, so that it says what the broker does',
+      expect.stringMatching(/^operator policy "cap" sets delivery-limit 5 on 1 queue \(mpten\.async\) and the file gives x-delivery-limit 10:/),
+      expect.stringMatching(/^operator policy "cap" sets delivery-limit 5 on 1 queue \(mpnone\.async\) and the file gives x-delivery-limit -1:/),
+    ]);
+    // Above RabbitMQ 4's default, a policy only loosens what the file leaves to the broker; on 3.x there is no default limit.
+    expect(policyLimits(q, actual(q.resources, { version: "4.0.5", operatorPolicies: [cap({ pattern: "^mplogin", definition: { "delivery-limit": 50 } })] }), owns).degraded).toEqual([]);
+    expect(policyLimits(q, actual(q.resources, { version: "3.10.8", operatorPolicies: [cap({ pattern: "^mplogin", definition: { "delivery-limit": 50 } })] }), owns).degraded).toEqual([
+      expect.stringMatching(/^operator policy "cap" sets delivery-limit 50 on 1 queue \(mplogin\.async\) and the file gives it no x-delivery-limit: the queue drops/),
+    ]);
+    // Classic queues have no delivery limit.
+    expect(policyLimits(d, actual(d.resources, { version: "4.0.5", operatorPolicies: [cap({ definition: { "delivery-limit": 5 } })] }), owns).degraded).toEqual([]);
+  });
 });
