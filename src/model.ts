@@ -269,6 +269,8 @@ export interface ActualCluster {
   userHashes?: Record<string, StoredHash>;
   /** Why users and permissions could not be read (the management user may not list them). */
   usersUnreadable?: string;
+  /** Why the cluster's nodes could not be read (then which nodes run, and are down, is unknown). */
+  nodesUnreadable?: string;
   /**
    * The type a durable queue declared without x-queue-type gets in this vhost (its default queue
    * type, RabbitMQ 3.11+; for a vhost apply creates, the broker's default): read only when the

@@ -88,6 +88,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     operatorPolicies: exists ? operatorPolicies : [],
     users: userList,
     usersUnreadable: userList || !users ? undefined : `the management user ${target.management.username} may not list users (it needs the administrator tag)`,
+    nodesUnreadable: nodes ? undefined : `the management user ${target.management.username} may not list the cluster's nodes (it needs the monitoring tag)`,
     permissions: exists ? (permissions ?? []) : [],
     topicPermissions: exists ? (topicPermissions ?? []) : [],
     allPermissions,

@@ -142,6 +142,8 @@ export interface ApiSnapshot {
   users?: ApiUser[];
   /** Why users could not be read. */
   usersUnreadable?: string;
+  /** Why the cluster's nodes could not be read. */
+  nodesUnreadable?: string;
   permissions?: ApiPermission[];
   topicPermissions?: ApiTopicPermission[];
   /** Every user's permissions on every vhost (user and vhost only). */
@@ -191,5 +193,6 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     ...(s.operatorPolicies ? { operatorPolicies: s.operatorPolicies.map(policyFrom) } : {}),
     ...(s.users ? { userHashes, userVhosts } : {}),
     ...(s.usersUnreadable ? { usersUnreadable: s.usersUnreadable } : {}),
+    ...(s.nodesUnreadable ? { nodesUnreadable: s.nodesUnreadable } : {}),
   };
 }

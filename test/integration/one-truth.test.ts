@@ -28,6 +28,30 @@ describe("one truth about mirroring", () => {
     expect(imported.stdout).toMatch(/sync: \{ cluster: sync, durable: false, mirrored: true \}/);
   });
 
+  // Only monitoring users may list nodes; without them a missing mirror or a node that is down
+  // cannot be seen, and plan said "No changes." as if it had looked.
+  it("a management user that may not list the nodes: plan says mirroring was not verified", async () => {
+    const { sync, async } = fresh(["mpnv"]);
+    const user = uniqueName("policymaker");
+    expect((await api("PUT", `/api/users/${user}`, { password: "pm-pw-1", tags: "policymaker" })).status).toBeLessThan(300);
+    try {
+      for (const v of [sync, async]) {
+        expect((await api("PUT", `/api/vhosts/${vh(v)}`, {})).status).toBeLessThan(300);
+        expect((await api("PUT", `/api/permissions/${vh(v)}/${user}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+      }
+      const file = writeTopology({ sync, async, services: ["mpnv"], credentials: { user, password: "pm-pw-1" } });
+      expect((await runCli(["apply", "-f", file])).code).toBe(0);
+      const plan = await runCli(["plan", "-f", file]);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toContain(
+        `! warning: mirroring not verified: the management user ${user} may not list the cluster's nodes (it needs the monitoring tag), so topo cannot tell whether 1 queue the file mirrors (mpnv.sync) has a mirror on every running node, nor whether a node is down`,
+      );
+      expect(plan.stdout).toMatch(/^No changes\.$/m);
+    } finally {
+      await api("DELETE", `/api/users/${user}`);
+    }
+  });
+
   // A queue the file marks mirrored: true that another policy keeps unmirrored is drift topo
   // cannot repair: apply still succeeds (the queues work), but it said "every cluster matches the
   // file", which was untrue.

@@ -343,6 +343,18 @@ describe("mirroring", () => {
     expect(down.degraded).toEqual([expect.stringMatching(/^node c@h is down/)]);
   });
 
+  it("says it did not verify mirroring when the management user may not list the nodes, rather than say nothing", () => {
+    const why = "the management user u may not list the cluster's nodes (it needs the monitoring tag)";
+    const r = mirroring(d, actual(d.resources, { nodes: [], nodesUnreadable: why, queueFacts: { "mplogin.sync": { node: "a@h", policy: "topo.mp.mirror.sync" } } }));
+    expect(r.degraded).toEqual([]);
+    expect(r.warnings).toEqual([
+      `mirroring not verified: ${why}, so topo cannot tell whether 2 queues the file mirrors (mplogin.sync, mpwallet.sync) have mirrors on every running node, nor whether a node is down; give u the monitoring tag besides its others (rabbitmqctl set_user_tags u policymaker monitoring: the command replaces the user's tags)`,
+    ]);
+    // Nothing to verify: no mirrored queue, or RabbitMQ 4 (no mirroring).
+    expect(mirroring(desiredOf(raw({ defaults: { sync: { mirrored: false } } }), "sync"), actual([], { nodesUnreadable: why })).warnings).toEqual([]);
+    expect(mirroring(d, actual([], { version: "4.0.5", nodesUnreadable: why })).warnings).toEqual([]);
+  });
+
   it("warns when a user policy shadows topo's, and counts the unmirrored queues as degraded", () => {
     const user: Policy = { kind: "policy", name: "limits", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "max-length": 10 } };
     const a = actual([...d.resources, user], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "limits" } } });
