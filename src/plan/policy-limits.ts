@@ -92,8 +92,9 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
   const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   const found = new Map<string, Finding>();
   for (const { queue } of desired.queues) {
-    // The broker names the policy it applies to an existing queue (a few seconds after a
-    // declare): its word settles a pattern topo cannot read or a tie of priorities.
+    // The broker names the policy it applies to an existing queue (its listing does, at once; a
+    // single-queue GET, as apply's read back makes, does not): its word settles a pattern topo
+    // cannot read or a tie of priorities.
     const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
     const named = reported === undefined ? undefined : policies.find((p) => p.name === reported && !owns(p));
     const candidates = {
