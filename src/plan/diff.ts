@@ -201,7 +201,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     ? [`users and permissions not compared: ${actual.usersUnreadable}; apply will refuse to run until topo may read them`]
     : [];
   // Queues of the file's, and topo's own (a holding queue keeps messages), that cannot run.
-  const ours = new Set([...have.entries()].flatMap(([key, r]) => (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner)) ? [r.name] : [])));
+  const ours = new Set<string>();
+  for (const [key, r] of have) if (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner))) ours.add(r.name);
   const degraded = [
     ...(down.size
       ? [`${down.size} queue${down.size === 1 ? " is" : "s are"} unavailable because ${down.size === 1 ? "its node is" : "their nodes are"} down (${[...down].sort().slice(0, 5).join(", ")}${down.size > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`]
