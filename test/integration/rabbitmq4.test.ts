@@ -494,6 +494,12 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(applied.code, applied.stderr).toBe(0);
     expect(`${applied.stdout}${applied.stderr}`).not.toMatch(/matches the file/);
     expect(applied.stdout).toMatch(/Apply complete: 1 change made; 1 degraded/);
+
+    // route --live said the broker delivers the task there, exit 0.
+    const routed = await runCli(["route", "mpcrash.async.audit", "-f", file, "--live"]);
+    expect(routed.code).toBe(1);
+    expect(routed.stderr).toContain("cluster async: mpcrash.async.audit is routed only to queue mpcrash.async, which RabbitMQ lists as crashed: no queue takes it");
+    expect((await runCli(["route", "mpfine.async.audit", "-f", file, "--live"])).code).toBe(0);
   });
 
   it("imports what topo made into a file that plans no changes", async () => {
