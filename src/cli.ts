@@ -271,8 +271,12 @@ program
           const n = r.clusters.reduce((s, c) => s + c.changes, 0);
           // Drift topo cannot repair (plan --detailed-exitcode counts it) leaves a cluster unlike the file.
           const degraded = r.clusters.reduce((s, c) => s + c.degraded.length, 0);
-          const state = degraded ? `${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" above)` : "every cluster matches the file";
-          out(`Apply complete: ${n} change${n === 1 ? "" : "s"} made; ${state}.`);
+          // With --cluster, the clusters left out were not read: "every cluster" would claim them too.
+          const read = r.clusters.map((c) => c.name);
+          const matches = r.unread.length === 0 ? "every cluster matches the file" : `${read.length === 1 ? "cluster" : "clusters"} ${read.join(", ")} ${read.length === 1 ? "matches" : "match"} the file`;
+          const state = degraded ? `${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" above)` : matches;
+          const unread = r.unread.length ? `; ${r.unread.length === 1 ? "cluster" : "clusters"} ${r.unread.join(", ")} ${r.unread.length === 1 ? "was" : "were"} not read` : "";
+          out(`Apply complete: ${n} change${n === 1 ? "" : "s"} made; ${state}${unread}.`);
         }
         process.exit(0);
       } catch (e) {

@@ -240,7 +240,10 @@ export interface QueueFacts {
   /** Bytes of the message bodies the queue holds (ready and unacknowledged). */
   bytes?: number;
   node?: string;
-  /** "running", or "down" while the node of a queue without mirrors is down. */
+  /**
+   * "running" (4.x) or "live" (3.x with stats off); "down" while the node of a queue without
+   * mirrors is down; "crashed" or "stopped" when RabbitMQ cannot run it (plan/queue-state.ts).
+   */
   state?: string;
   policy?: string;
   /** Mirror nodes (3.x classic mirroring); undefined when the broker did not report them. */
@@ -258,7 +261,7 @@ export interface ActualCluster {
   downNodes?: string[];
   resources: Resource[];
   queueFacts: Record<string, QueueFacts>;
-  /** The vhost's operator policies: read only when a plan replaces a queue, and only if the user may. */
+  /** The vhost's operator policies; undefined when the management user may not read them. */
   operatorPolicies?: Policy[];
   /** The vhosts each user has permissions on, across the broker. */
   userVhosts?: Record<string, string[]>;
@@ -266,6 +269,8 @@ export interface ActualCluster {
   userHashes?: Record<string, StoredHash>;
   /** Why users and permissions could not be read (the management user may not list them). */
   usersUnreadable?: string;
+  /** Why the cluster's nodes could not be read (then which nodes run, and are down, is unknown). */
+  nodesUnreadable?: string;
   /**
    * The type a durable queue declared without x-queue-type gets in this vhost (its default queue
    * type, RabbitMQ 3.11+; for a vhost apply creates, the broker's default): read only when the

@@ -8,7 +8,7 @@ import { amqpError } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
-import { actualFrom, policyFrom } from "./state.js";
+import { actualFrom } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 import { sleep } from "./retry.js";
 
@@ -52,7 +52,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   const v = vh(target.amqp.vhost);
   const paths = listingPaths(target.amqp.vhost);
   const none = Promise.resolve(undefined);
-  const [nodes, exchanges, queues, bindings, policies, userList, permissions, topicPermissions, allPermissions] = await Promise.all([
+  const [nodes, exchanges, queues, bindings, policies, operatorPolicies, userList, permissions, topicPermissions, allPermissions] = await Promise.all([
     // Which nodes run decides where mirrors must be, and the rabbit application gives the
     // version (cheaper than /api/overview). Only monitoring and administrator users may list
     // nodes; for others the version comes from the overview and the mirror check is skipped.
@@ -62,6 +62,10 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     client.getOptional<ApiQueue[]>(paths.queues),
     client.getOptional<ApiBinding[]>(paths.bindings),
     client.getOptional<ApiPolicy[]>(paths.policies),
+    // Operator policies cap a queue's length, bytes, TTL and expiry whatever its arguments say
+    // (the lowest value wins). A monitoring user with rights on the vhost may read them (3.10.8,
+    // 4.0.5); for a user who may not, they stay unknown.
+    client.getOptional<ApiPolicy[]>(`/api/operator-policies/${v}`, [401, 403, 404]),
     // Users, and the vhost's permissions: only administrators may list them. For anyone else
     // (a monitoring user running plan) users are not compared, and plan says so.
     users ? client.getOptional<ApiUser[]>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
@@ -82,8 +86,10 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     queues: exists ? (queues ?? []) : [],
     bindings: exists ? (bindings ?? []) : [],
     policies: exists ? (policies ?? []) : [],
+    operatorPolicies: exists ? operatorPolicies : [],
     users: userList,
     usersUnreadable: userList || !users ? undefined : `the management user ${target.management.username} may not list users (it needs the administrator tag)`,
+    nodesUnreadable: nodes ? undefined : `the management user ${target.management.username} may not list the cluster's nodes (it needs the monitoring tag)`,
     permissions: exists ? (permissions ?? []) : [],
     topicPermissions: exists ? (topicPermissions ?? []) : [],
     allPermissions,
@@ -135,15 +141,6 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
     const facts = (actual.queueFacts[q.name] ??= {});
     facts.messages = q.messages;
   }
-}
-
-/**
- * Operator policies cap what a queue holds whatever its arguments (the lower value wins), so a
- * replace must know them. Only administrators may read them: for other users they stay unknown.
- */
-export async function readOperatorPolicies(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
-  const ps = await client.getOptional<ApiPolicy[]>(`/api/operator-policies/${vh(target.amqp.vhost)}`, [401, 403, 404]);
-  actual.operatorPolicies = (ps ?? []).map(policyFrom);
 }
 
 const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes";

@@ -136,10 +136,14 @@ export interface ApiSnapshot {
   queues: ApiQueue[];
   bindings: ApiBinding[];
   policies: ApiPolicy[];
+  /** The vhost's operator policies; undefined when the management user may not read them. */
+  operatorPolicies?: ApiPolicy[];
   /** Every user of the broker; undefined when the management user may not list them. */
   users?: ApiUser[];
   /** Why users could not be read. */
   usersUnreadable?: string;
+  /** Why the cluster's nodes could not be read. */
+  nodesUnreadable?: string;
   permissions?: ApiPermission[];
   topicPermissions?: ApiTopicPermission[];
   /** Every user's permissions on every vhost (user and vhost only). */
@@ -186,7 +190,9 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     downNodes: s.downNodes ?? [],
     resources: sortResources(resources),
     queueFacts,
+    ...(s.operatorPolicies ? { operatorPolicies: s.operatorPolicies.map(policyFrom) } : {}),
     ...(s.users ? { userHashes, userVhosts } : {}),
     ...(s.usersUnreadable ? { usersUnreadable: s.usersUnreadable } : {}),
+    ...(s.nodesUnreadable ? { nodesUnreadable: s.nodesUnreadable } : {}),
   };
 }

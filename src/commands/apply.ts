@@ -67,6 +67,8 @@ export interface ApplyResult {
    */
   plan: Plan;
   clusters: ClusterOutcome[];
+  /** The file's clusters left out (--cluster, or a saved plan of fewer clusters): not read, so not known to match. */
+  unread: string[];
   stats: { httpRequests: number; httpWrites: number; amqpRpcs: number };
 }
 
@@ -240,7 +242,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
     });
     const made: Plan = { clusters: plans.map((p) => ({ ...p, actions: [...(carriedOut.get(p.cluster)?.values() ?? [])] })) };
-    return { plan: made, clusters: outcomes, stats };
+    return { plan: made, clusters: outcomes, unread: desired.clusters.filter((c) => !clusters.includes(c)).map((c) => c.target.name), stats };
   } catch (e) {
     // Whatever a closed connection made the writes in flight throw, the cause was the signal.
     checkInterrupted();

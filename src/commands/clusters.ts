@@ -7,13 +7,14 @@ import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOperatorPolicies, readPermits, readQueueStats, settleUnacked } from "../broker/read.js";
+import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats, settleUnacked } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
 import { compatibility, takesDefaultType } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { mirroring } from "../plan/mirroring.js";
+import { policyLimits } from "../plan/policy-limits.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
@@ -179,8 +180,20 @@ export async function readBackPlan(
   if (!scope) return { plan: (await readAndPlan(c, client, prefix)).plan };
   const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
   const plan = diffCluster(c, after, prefix);
-  plan.degraded.push(...mirroring(c, after).degraded);
+  plan.degraded.push(...unrepairable(c, after, prefix).degraded);
   return { plan, requests: readBackGets(scope) };
+}
+
+/**
+ * How the broker differs from the file in ways topo cannot repair, since what causes them is not
+ * topo's (a user's policy, an operator policy, a node that is down): queues that are not mirrored
+ * as the file says, or that a policy limits where the file does not.
+ */
+function unrepairable(c: DesiredCluster, actual: ActualCluster, prefix: string): { degraded: string[]; warnings: string[] } {
+  const owner = Ownership.of(prefix, actual.resources);
+  const mirrors = mirroring(c, actual);
+  const limits = policyLimits(c, actual, (p) => owner.owns(p));
+  return { degraded: [...mirrors.degraded, ...limits.degraded], warnings: [...mirrors.warnings, ...limits.warnings] };
 }
 
 /** Read one cluster and diff it against the file. */
@@ -231,10 +244,7 @@ export async function readAndPlan(
     // A stream has no count in the listing: the ones to delete are counted one by one, so plan
     // shows what goes with them (apply refuses them without --allow-data-loss whatever it finds).
     const streams = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type === "stream" ? [a.before.name] : []));
-    await Promise.all([
-      readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams]),
-      moved.length ? readOperatorPolicies(client, c.target, actual) : undefined,
-    ]);
+    await readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams]);
     // Statistics that still count messages a client has given back would refuse the replace.
     await settleUnacked(client, c.target, actual, present.map((q) => q.name));
     if (live && present.length) await readLiveCounts(await live(), actual, present);
@@ -261,9 +271,9 @@ export async function readAndPlan(
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
   }
-  const mirrors = mirroring(c, actual);
-  plan.warnings.push(...compat.warnings, ...mirrors.warnings);
-  plan.degraded.push(...mirrors.degraded);
+  const drift = unrepairable(c, actual, prefix);
+  plan.warnings.push(...compat.warnings, ...drift.warnings);
+  plan.degraded.push(...drift.degraded);
   return { plan, stateDigest, actual };
 }
 

@@ -37,7 +37,12 @@ export interface LiveRoute {
   unknown: string[];
   /** The service exchange's type on the broker, when it is not the topic exchange the file makes. */
   exchangeType?: string;
+  /** Queues the task is routed to that cannot take it: RabbitMQ lists them crashed, stopped or down. */
+  unavailable: { queue: string; state: string }[];
 }
+
+/** Queue states in which RabbitMQ lists a queue it cannot run (plan reports them as degraded). */
+const UNAVAILABLE = new Set(["crashed", "stopped", "down"]);
 
 export interface RouteReport {
   route: Route;
@@ -69,10 +74,15 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
       .filter((b) => !isTopoBinding(b, owner))
       .map((b) => ({ binding: describe(b), ...(b.destinationType === "queue" ? { queue: b.destination } : { exchange: b.destination }), listedByPlan: owner.isService(b.source) }))
       .sort((a, b) => (a.binding < b.binding ? -1 : 1));
+    const unavailable = d.queues.flatMap((q) => {
+      const state = actual.queueFacts[q]?.state;
+      return state !== undefined && UNAVAILABLE.has(state) ? [{ queue: q, state }] : [];
+    });
     report.live = {
       exchangeExists,
       queues: d.queues,
-      differs: d.queues.join("\n") !== r.route.queues.join("\n") || d.unknown.length > 0 || (service !== undefined && service.type !== "topic"),
+      differs: d.queues.join("\n") !== r.route.queues.join("\n") || d.unknown.length > 0 || (service !== undefined && service.type !== "topic") || unavailable.length > 0,
+      unavailable,
       unmanaged,
       alternates: d.alternates,
       unknown: d.unknown,
@@ -107,6 +117,15 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
       ...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`),
     ];
     throw unroutable(tried.join(", "));
+  }
+  if (live.queues.length > 0 && live.unknown.length === 0 && live.unavailable.length === live.queues.length) {
+    throw new TopoError(
+      `cluster ${r.route.cluster}: ${opts.task} is routed only to ${live.unavailable.map((u) => `queue ${u.queue}, which RabbitMQ lists as ${u.state}`).join(", and ")}: no queue takes it (a crashed queue's publishes are nacked)`,
+      ["topo plan shows it as degraded, with what starts the queue again"],
+      false,
+      "unroutable",
+      place,
+    );
   }
   if (live.queues.length === 0) {
     throw new TopoError(`cluster ${r.route.cluster}: ${opts.task} reaches no queue that topo can see on the broker, and whether it reaches any depends on what topo cannot tell: ${live.unknown.join("; ")}`, [
@@ -155,6 +174,7 @@ function liveWhy(r: RouteReport): string {
     why.push(`it goes on through ${beyond.map((u) => u.binding).join(", ")}, ${n === 1 ? "a binding" : "bindings"} outside topo's namespace that topo neither lists nor changes`);
   }
   if (live.exchangeType) why.push(typeWhy(r.route.exchange, live.exchangeType));
+  for (const u of live.unavailable) why.push(`queue ${u.queue} is listed as ${u.state} and cannot take it; topo plan shows it as degraded`);
   for (const a of live.alternates) why.push(`no binding of exchange ${a.from} takes it, so the broker passes it to alternate exchange ${a.to} of exchange ${a.from} (${a.by})`);
   why.push(...live.unknown.map((u) => `topo cannot tell all of it: ${u}`));
   if (drift || why.length === 0) why.push("topo plan shows the drift");

@@ -135,6 +135,15 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}; put TLS settings under tls:` });
     return undefined;
   }
+  // URLs drop a path segment of "." or ".." (also %2E): "amqp://h/." is vhost "/" for the URL
+  // parser, and the management API's /api/queues/. lists every vhost's queues. Neither can name
+  // such a vhost, so topo would manage another one than the file says.
+  const dots = /^(?:\.|%2e){1,2}$/i.exec(url.slice(url.lastIndexOf("/") + 1))?.[0];
+  if (dots !== undefined && u.pathname.replace(/^\//, "") === "") {
+    const vhost = dots.replace(/%2e/gi, ".");
+    problems.push({ path, message: `the vhost "${vhost}" cannot be managed: URLs drop a path of "." or "..", so this URL names vhost "/", and the management API cannot name a vhost "${vhost}" either; rename the vhost (write %2F for vhost "/")` });
+    return undefined;
+  }
   const rawPath = u.pathname.replace(/^\//, "");
   if (rawPath.includes("/")) {
     problems.push({ path, message: `the URL path is the vhost and may not contain "/"; write %2F for a slash (vhost "/" is %2F or no path)` });

@@ -7,6 +7,7 @@ import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
+import { brokenQueues } from "./queue-state.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -199,9 +200,15 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   const userWarnings = users && actual.usersUnreadable !== undefined && users.onBroker.length
     ? [`users and permissions not compared: ${actual.usersUnreadable}; apply will refuse to run until topo may read them`]
     : [];
-  const degraded = down.size
-    ? [`${down.size} queue${down.size === 1 ? " is" : "s are"} unavailable because ${down.size === 1 ? "its node is" : "their nodes are"} down (${[...down].sort().slice(0, 5).join(", ")}${down.size > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`]
-    : [];
+  // Queues of the file's, and topo's own (a holding queue keeps messages), that cannot run.
+  const ours = new Set<string>();
+  for (const [key, r] of have) if (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner))) ours.add(r.name);
+  const degraded = [
+    ...(down.size
+      ? [`${down.size} queue${down.size === 1 ? " is" : "s are"} unavailable because ${down.size === 1 ? "its node is" : "their nodes are"} down (${[...down].sort().slice(0, 5).join(", ")}${down.size > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`]
+      : []),
+    ...brokenQueues(actual, desired.target.amqp.vhost, (name) => ours.has(name)),
+  ];
   return {
     cluster: desired.target.name,
     endpoint: desired.target.amqp.display,

@@ -6,7 +6,7 @@ import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource 
 import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
-import { escapeUnsafe, names, plural } from "../core/words.js";
+import { escapeUnsafe, names, plural, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 export interface MirrorReport {
@@ -84,6 +84,13 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   if (major === 0 || major >= 4) return out;
   const mirrored = desired.queues.filter((q) => q.mirrored && q.queue.type === "classic");
   if (mirrored.length === 0) return out;
+  // Without the nodes, a queue missing its mirror on a running node and a node that is down look
+  // like a mirrored queue on a one-node cluster: plan said "No changes." without having looked.
+  if (actual.nodesUnreadable) {
+    out.warnings.push(
+      `mirroring not verified: ${actual.nodesUnreadable}, so topo cannot tell whether ${plural(mirrored.length, "queue")} the file mirrors (${names(mirrored.map((q) => q.queue.name))}) ${mirrored.length === 1 ? "has a mirror" : "have mirrors"} on every running node, nor whether a node is down; give ${shellWord(desired.target.management.username)} the monitoring tag besides its others (rabbitmqctl set_user_tags ${shellWord(desired.target.management.username)} policymaker monitoring: the command replaces the user's tags)`,
+    );
+  }
 
   const ours = (p: Policy) => isTopoName(p.name);
   const isPolicy = (r: Resource): r is Policy => r.kind === "policy";

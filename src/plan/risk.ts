@@ -77,7 +77,7 @@ function matches(pattern: string, name: string): boolean | undefined {
  * every one whose pattern JavaScript cannot read with at least that priority. The limits of a
  * replace count them all, so that a policy topo cannot read never lets a message expire unseen.
  */
-function policiesFor(q: Queue, policies: readonly Policy[]): { p: Policy; unread: boolean }[] {
+export function policiesFor(q: Queue, policies: readonly Policy[]): { p: Policy; unread: boolean }[] {
   const judged = policies.filter((p) => appliesTo(p, q)).map((p) => ({ p, m: matches(p.pattern, q.name) }));
   const top = Math.max(-Infinity, ...judged.filter((x) => x.m === true).map((x) => x.p.priority));
   return judged

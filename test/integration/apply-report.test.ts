@@ -73,6 +73,26 @@ describe("apply --json reports the changes apply made", () => {
   }, 60_000);
 });
 
+describe("apply --cluster", () => {
+  // It said "every cluster matches the file" while the cluster it left out had drift it never read.
+  it("says which clusters match the file and which were not read, never that every cluster matches", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    for (const [v, kind] of [
+      [t.sync, "sync"],
+      [t.async, "async"],
+    ] as const) {
+      expect((await api("DELETE", `/api/bindings/${vh(v)}/e/mplogin/q/mplogin.${kind}/mplogin.${kind}.%23`)).status).toBe(204);
+    }
+    const r = await runCli(["apply", "-f", t.file, "--cluster", "sync"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Apply complete: 1 change made; cluster sync matches the file; cluster async was not read\.\n$/);
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/every cluster/);
+    // The cluster left out still differs.
+    expect((await runCli(["plan", "-f", t.file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(2);
+  });
+});
+
 describe("apply --json stopped by a signal", () => {
   it("a second SIGTERM, which stops at once, still prints one JSON error (interrupted) and exits 130", async () => {
     const services = Array.from({ length: 300 }, (_, i) => `mp${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);

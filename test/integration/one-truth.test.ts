@@ -3,7 +3,7 @@
 
 import amqplib from "amqplib";
 import { describe, expect, it } from "vitest";
-import { amqpUrl, api, broker, getQueue, runCli, uniqueName, vh, withChannel, writeFile, writeTopology, testVhosts } from "../helpers/broker.js";
+import { amqpUrl, api, broker, getQueue, messageCount, publish, runCli, uniqueName, vh, withChannel, writeFile, writeTopology, testVhosts } from "../helpers/broker.js";
 
 const { vhosts, fresh } = testVhosts();
 
@@ -28,6 +28,30 @@ describe("one truth about mirroring", () => {
     expect(imported.stdout).toMatch(/sync: \{ cluster: sync, durable: false, mirrored: true \}/);
   });
 
+  // Only monitoring users may list nodes; without them a missing mirror or a node that is down
+  // cannot be seen, and plan said "No changes." as if it had looked.
+  it("a management user that may not list the nodes: plan says mirroring was not verified", async () => {
+    const { sync, async } = fresh(["mpnv"]);
+    const user = uniqueName("policymaker");
+    expect((await api("PUT", `/api/users/${user}`, { password: "pm-pw-1", tags: "policymaker" })).status).toBeLessThan(300);
+    try {
+      for (const v of [sync, async]) {
+        expect((await api("PUT", `/api/vhosts/${vh(v)}`, {})).status).toBeLessThan(300);
+        expect((await api("PUT", `/api/permissions/${vh(v)}/${user}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+      }
+      const file = writeTopology({ sync, async, services: ["mpnv"], credentials: { user, password: "pm-pw-1" } });
+      expect((await runCli(["apply", "-f", file])).code).toBe(0);
+      const plan = await runCli(["plan", "-f", file]);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toContain(
+        `! warning: mirroring not verified: the management user ${user} may not list the cluster's nodes (it needs the monitoring tag), so topo cannot tell whether 1 queue the file mirrors (mpnv.sync) has a mirror on every running node, nor whether a node is down`,
+      );
+      expect(plan.stdout).toMatch(/^No changes\.$/m);
+    } finally {
+      await api("DELETE", `/api/users/${user}`);
+    }
+  });
+
   // A queue the file marks mirrored: true that another policy keeps unmirrored is drift topo
   // cannot repair: apply still succeeds (the queues work), but it said "every cluster matches the
   // file", which was untrue.
@@ -47,17 +71,79 @@ describe("one truth about mirroring", () => {
     expect(applied.stdout).toMatch(/! degraded: 1 queue is not mirrored because another policy applies to them: mpdg\.sync/);
     expect(applied.stdout).not.toMatch(/matches the file/);
     expect(applied.stderr).not.toMatch(/matches the file/);
-    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 1 degraded \(topo cannot repair it: see "! degraded" above\)\./);
+    // The policy's max-length is drift of its own: the file gives mpdg.sync no limit.
+    expect(applied.stdout).toMatch(/! degraded: policy "team-limits" sets max-length 1000 on 1 queue \(mpdg\.sync\)/);
+    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 2 degraded \(topo cannot repair them: see "! degraded" above\)\./);
 
     await unbind();
     const json = await runCli(["apply", "-f", file, "--json"]);
     expect(json.code, json.stderr).toBe(0);
     const j = JSON.parse(json.stdout);
-    expect(j.applied).toContainEqual({ name: "sync", status: "applied", changes: 1, degraded: [expect.stringMatching(/not mirrored because another policy applies to them: mpdg\.sync/)] });
+    expect(j.applied).toContainEqual({
+      name: "sync",
+      status: "applied",
+      changes: 1,
+      degraded: [expect.stringMatching(/not mirrored because another policy applies to them: mpdg\.sync/), expect.stringMatching(/^policy "team-limits" sets max-length 1000 on 1 queue \(mpdg\.sync\)/)],
+    });
     expect(j.applied).toContainEqual({ name: "async", status: "unchanged", changes: 0, degraded: [] });
 
     const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
     expect(plan.code).toBe(2);
+  });
+});
+
+describe("policies that limit the file's queues", () => {
+  // RabbitMQ applies the lowest of a queue's argument, its policy's and its operator policy's
+  // length, bytes, TTL and expiry. The arguments stay the file's, so a plan that compared only
+  // them said "No changes." (exit 0) for a queue that dropped what the file says it keeps.
+  it("an operator policy or a user's policy that limits a queue the file leaves unlimited is degraded, and the broker does drop what the file says it keeps", async () => {
+    const { file, sync, async } = fresh([
+      { name: "mpcap", sync: false },
+      { name: "mpttl", sync: false },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const cap = await api("PUT", `/api/operator-policies/${vh(async)}/cap`, { pattern: "^mpcap\\.async$", definition: { "max-length": 2 }, "apply-to": "queues", priority: 0 });
+    expect(cap.status).toBeLessThan(300);
+    const short = await api("PUT", `/api/policies/${vh(async)}/short`, { pattern: "^mpttl\\.async$", definition: { "message-ttl": 60000 }, "apply-to": "queues", priority: 0 });
+    expect(short.status).toBeLessThan(300);
+    // The broker applies a policy to its queues a moment after the PUT answers: publish until
+    // the cap shows, then the queue holds 2 of the 5 messages the file says it keeps.
+    for (let i = 0; i < 50; i++) {
+      await publish(async, "mpcap", "mpcap.async.x", ["1", "2", "3", "4", "5"]);
+      if ((await messageCount(async, "mpcap.async")) === 2) break;
+      await withChannel(async, (ch) => ch.purgeQueue("mpcap.async"));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await messageCount(async, "mpcap.async")).toBe(2);
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(
+      `! degraded: operator policy "cap" sets max-length 2 on 1 queue (mpcap.async) and the file gives it no x-max-length: the queue keeps at most 2 messages, not as the file says; change operator policy "cap" (rabbitmqctl list_operator_policies -p ${async}), or write x-max-length: 2 for it in the file, so that it says what the broker does`,
+    );
+    expect(plan.stdout).toContain(`! degraded: policy "short" sets message-ttl 60000 on 1 queue (mpttl.async) and the file gives it no x-message-ttl: the queue expires messages after 60 s, not as the file says`);
+    expect(plan.stdout).toMatch(/^No changes\. 2 degraded \(topo cannot repair them: see "! degraded" above\)\.$/m);
+    const json = JSON.parse((await runCli(["plan", "-f", file, "--json"])).stdout);
+    expect(json.summary.degraded).toBe(2);
+    expect(json.clusters.find((c: { name: string }) => c.name === "async").degraded).toEqual([expect.stringMatching(/^operator policy "cap" sets max-length 2/), expect.stringMatching(/^policy "short" sets message-ttl 60000/)]);
+
+    // Apply writes what differs and then says the broker differs from the file, never that it matches.
+    await api("DELETE", `/api/bindings/${vh(async)}/e/mpttl/q/mpttl.async/mpttl.async.%23`);
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(`${applied.stdout}${applied.stderr}`).not.toMatch(/matches the file/);
+    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 2 degraded/);
+
+    // A file that says what the broker does is no drift: the cap at the file's own limit.
+    await api("DELETE", `/api/policies/${vh(async)}/short`);
+    await api("PUT", `/api/operator-policies/${vh(async)}/cap`, { pattern: "^mpcap\\.async$", definition: { "max-length": 2000 }, "apply-to": "queues", priority: 0 });
+    const capped = writeTopology({ sync, async, services: [{ name: "mpcap", sync: false, async: { arguments: { "x-max-length": 2000 } } }, { name: "mpttl", sync: false }] });
+    await withChannel(async, (ch) => ch.deleteQueue("mpcap.async"));
+    expect((await runCli(["apply", "-f", capped])).code).toBe(0);
+    const clean = await runCli(["plan", "-f", capped, "--detailed-exitcode"]);
+    expect(clean.stdout).toMatch(/No changes\.$/m);
+    expect(clean.code).toBe(0);
   });
 });
 

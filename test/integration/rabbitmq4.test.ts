@@ -426,6 +426,82 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  // RabbitMQ applies the lowest of a quorum queue's x-delivery-limit (20 by default on 4.x) and
+  // its policies' delivery-limit: plan said "No changes." for a queue that dropped a message at its
+  // fourth return where the file gives it ten.
+  it("an operator policy's delivery-limit below the file's is degraded, as the broker reports it", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const file = topologyFile(sync, async, { async: { type: "quorum" } }, [
+      { name: "mpten", sync: false, async: { arguments: { "x-delivery-limit": 10 } } },
+      { name: "mpdefault", sync: false },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/operator-policies/${async}/retries`, { pattern: "^mp", definition: { "delivery-limit": 3 }, "apply-to": "queues", priority: 0 });
+    expect(put.status).toBeLessThan(300);
+    // The broker's own figure (its statistics, emitted every 5 s).
+    for (let i = 0; i < 60; i++) {
+      const qs = (await api("GET", `/api/queues/${async}?columns=name,delivery_limit`)).body as { name: string; delivery_limit?: number }[];
+      if (qs.length === 2 && qs.every((q) => q.delivery_limit === 3)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect((await api("GET", `/api/queues/${async}/mpten.async?columns=delivery_limit`)).body).toEqual({ delivery_limit: 3 });
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toMatch(/! degraded: operator policy "retries" sets delivery-limit 3 on 1 queue \(mpdefault\.async\) and the file gives it no x-delivery-limit \(RabbitMQ 4\.\d+\.\d+'s default is 20\): the queue drops \(or dead-letters\) a message returned more than 3 times/);
+    expect(plan.stdout).toMatch(/! degraded: operator policy "retries" sets delivery-limit 3 on 1 queue \(mpten\.async\) and the file gives x-delivery-limit 10:/);
+  });
+
+  // A queue whose process failed until its supervisor gave up is listed with its properties and
+  // bindings as if it worked, and plan said "No changes." (exit 0), apply "the broker matches the
+  // file", while every publish routed to it was nacked.
+  it("a queue RabbitMQ reports crashed is degraded: plan does not say No changes, nor apply that the broker matches the file", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const file = topologyFile(sync, async, undefined, [
+      { name: "mpcrash", sync: false },
+      { name: "mpfine", sync: false },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // Exit signals (not kill, which skips the queue's terminate and leaves it "running" in the
+    // listing) until its supervisor gives up: RabbitMQ then marks it crashed.
+    const crash = `[begin case rabbit_amqqueue:lookup(rabbit_misc:r(<<"${async}">>, queue, <<"mpcrash.async">>)) of {ok, Q} -> exit(amqqueue:get_pid(Q), boom); _ -> ok end, timer:sleep(200) end || _ <- lists:seq(1, 10)], ok.`;
+    execFileSync(SCRIPT, ["ctl", "eval", crash], { stdio: ["ignore", "pipe", "inherit"], timeout: 120_000 });
+    const listed = (await api("GET", `/api/queues/${async}?disable_stats=true&columns=name,state`)).body as { name: string; state: string }[];
+    expect(listed).toContainEqual({ name: "mpcrash.async", state: "crashed" });
+    // The broker agrees that it does not work: a passive declare is refused.
+    const conn = await amqplib.connect(`${AMQP}/${async}`);
+    try {
+      const ch = await conn.createChannel();
+      ch.on("error", () => undefined);
+      await expect(ch.checkQueue("mpcrash.async")).rejects.toThrow(/404.*has crashed/);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toMatch(/! degraded: 1 queue has crashed and RabbitMQ gave up restarting it \(mpcrash\.async\): it refuses declares and publishes routed to it are nacked/);
+    expect(plan.stdout).toMatch(/^No changes\. 1 degraded/m);
+    const json = JSON.parse((await runCli(["plan", "-f", file, "--json"])).stdout);
+    expect(json.summary.degraded).toBe(1);
+
+    expect((await api("DELETE", `/api/bindings/${async}/e/mpfine/q/mpfine.async/mpfine.async.%23`)).status).toBe(204);
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(`${applied.stdout}${applied.stderr}`).not.toMatch(/matches the file/);
+    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 1 degraded/);
+
+    // route --live said the broker delivers the task there, exit 0.
+    const routed = await runCli(["route", "mpcrash.async.audit", "-f", file, "--live"]);
+    expect(routed.code).toBe(1);
+    expect(routed.stderr).toContain("cluster async: mpcrash.async.audit is routed only to queue mpcrash.async, which RabbitMQ lists as crashed: no queue takes it");
+    expect((await runCli(["route", "mpfine.async.audit", "-f", file, "--live"])).code).toBe(0);
+  });
+
   it("imports what topo made into a file that plans no changes", async () => {
     const { file } = topology({ sync: { mirrored: false } }, [
       "mplogin",

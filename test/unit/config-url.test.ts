@@ -198,3 +198,16 @@ describe("port 0", () => {
     expect(problemsOf(file("amqp://guest:guest@127.0.0.1:05672/s"))).toEqual([]);
   });
 });
+
+describe("a vhost of dots", () => {
+  it('"." and ".." (also %2E) are refused: URLs drop such a path, so topo would manage vhost "/" instead', () => {
+    for (const [path, vhost] of [[".", "."], ["%2E", "."], ["..", ".."], [".%2e", ".."], ["%2e%2E", ".."]] as const) {
+      expect(problemsOf(file(`amqp://guest:guest@127.0.0.1:5672/${path}`)), path).toEqual([
+        `4:10: clusters.sync.url: the vhost "${vhost}" cannot be managed: URLs drop a path of "." or "..", so this URL names vhost "/", and the management API cannot name a vhost "${vhost}" either; rename the vhost (write %2F for vhost "/")`,
+      ]);
+    }
+    // A name that merely holds dots is a vhost like any other.
+    for (const path of [".x", "...", "a.", "%2E%2E%2E"]) expect(problemsOf(file(`amqp://guest:guest@127.0.0.1:5672/${path}`)), path).toEqual([]);
+    expect(parseConfig(file("amqp://guest:guest@127.0.0.1:5672/..."), "t.yaml", {}).clusters[0]?.target.amqp.vhost).toBe("...");
+  });
+});

@@ -281,6 +281,20 @@ describe("diff", () => {
     expect(plan.degraded).toEqual([expect.stringMatching(/^1 queue is unavailable because its node is down \(mplogin\.async\)/)]);
   });
 
+  it("reports the file's queues RabbitMQ lists as crashed or stopped as degraded, and no one else's", () => {
+    const userQueue = queue({ name: "billing.jobs" });
+    const facts = { "mplogin.async": { state: "crashed", node: "a@h" }, "billing.jobs": { state: "crashed", node: "a@h" } };
+    const plan = diffCluster(d, actual([...d.resources, userQueue], { queueFacts: facts }), "mp");
+    expect(plan.actions).toEqual([]);
+    expect(plan.degraded).toEqual([
+      "1 queue has crashed and RabbitMQ gave up restarting it (mplogin.async): it refuses declares and publishes routed to it are nacked, though the management API still lists it with its bindings; the log of node a@h says why, and restarting the node starts it again",
+    ]);
+    const stopped = diffCluster(d, actual(d.resources, { queueFacts: { "mplogin.async": { state: "stopped" } } }), "mp");
+    expect(stopped.degraded).toEqual([expect.stringMatching(/^1 queue is stopped \(mplogin\.async\): vhost a is not running on its node .*rabbitmqctl restart_vhost -p a starts it again$/)]);
+    // 3.x with stats off says "live", 4.x "running": neither is degraded.
+    for (const state of ["live", "running", "flow"]) expect(diffCluster(d, actual(d.resources, { queueFacts: { "mplogin.async": { state } } }), "mp").degraded).toEqual([]);
+  });
+
   it("updates a policy in place", () => {
     const p = d.resources.find((r) => r.kind === "vhost")!;
     const desired = desiredOf(raw(), "sync");
@@ -327,6 +341,18 @@ describe("mirroring", () => {
     expect(r.warnings).toEqual([expect.stringMatching(/1 mirror is still synchronising: mpwallet\.sync/)]);
     const down = base({}, { nodes: ["a@h", "b@h"], downNodes: ["c@h"] });
     expect(down.degraded).toEqual([expect.stringMatching(/^node c@h is down/)]);
+  });
+
+  it("says it did not verify mirroring when the management user may not list the nodes, rather than say nothing", () => {
+    const why = "the management user u may not list the cluster's nodes (it needs the monitoring tag)";
+    const r = mirroring(d, actual(d.resources, { nodes: [], nodesUnreadable: why, queueFacts: { "mplogin.sync": { node: "a@h", policy: "topo.mp.mirror.sync" } } }));
+    expect(r.degraded).toEqual([]);
+    expect(r.warnings).toEqual([
+      `mirroring not verified: ${why}, so topo cannot tell whether 2 queues the file mirrors (mplogin.sync, mpwallet.sync) have mirrors on every running node, nor whether a node is down; give u the monitoring tag besides its others (rabbitmqctl set_user_tags u policymaker monitoring: the command replaces the user's tags)`,
+    ]);
+    // Nothing to verify: no mirrored queue, or RabbitMQ 4 (no mirroring).
+    expect(mirroring(desiredOf(raw({ defaults: { sync: { mirrored: false } } }), "sync"), actual([], { nodesUnreadable: why })).warnings).toEqual([]);
+    expect(mirroring(d, actual([], { version: "4.0.5", nodesUnreadable: why })).warnings).toEqual([]);
   });
 
   it("warns when a user policy shadows topo's, and counts the unmirrored queues as degraded", () => {

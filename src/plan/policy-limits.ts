@@ -1,0 +1,152 @@
+// Pure: what the vhost's policies and operator policies make of the file's queues. For a queue's
+// length, bytes, message TTL and expiry, and a quorum queue's delivery limit, RabbitMQ applies the
+// lowest of the queue's argument, its policy's value and its operator policy's value
+// (rabbit_amqqueue_process; quorum queues the same, measured on 4.0.5). A policy that sets one of
+// them where the file gives none, or a lower one, makes the queue drop, expire or delete what the
+// file says it keeps, while its arguments are exactly the file's: a plan that only compared
+// arguments said "No changes". The policy is not topo's, so topo cannot repair that: plan and
+// apply say so.
+
+import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
+import { atLeast } from "./broker-rules.js";
+import { duration, policiesFor } from "./risk.js";
+import { escapeUnsafe, names, plural, shellWord } from "../core/words.js";
+
+export interface PolicyLimitReport {
+  /** A limit that applies for certain: drift topo cannot repair (--detailed-exitcode counts it). */
+  degraded: string[];
+  /** A limit that may apply: topo cannot tell which policy RabbitMQ picks. */
+  warnings: string[];
+}
+
+interface LimitRule {
+  arg: string;
+  key: string;
+  /** What the queue does under the limit. */
+  does: (value: number, count: number) => string;
+  /** The queue types RabbitMQ applies the key to, on this version. */
+  types: (version: string) => readonly Queue["type"][];
+  /** The limit a queue has when the file gives no argument; none when undefined. */
+  brokerDefault?: (version: string) => number | undefined;
+  /** The argument's value that means no limit. */
+  unlimited?: number;
+}
+
+const CLASSIC_AND_QUORUM = () => ["classic", "quorum"] as const;
+
+const RULES: readonly LimitRule[] = [
+  { arg: "x-max-length", key: "max-length", does: (v, n) => `${n === 1 ? "keeps" : "keep"} at most ${plural(v, "message")}`, types: CLASSIC_AND_QUORUM },
+  { arg: "x-max-length-bytes", key: "max-length-bytes", does: (v, n) => `${n === 1 ? "keeps" : "keep"} at most ${v} bytes of messages`, types: CLASSIC_AND_QUORUM },
+  {
+    arg: "x-message-ttl",
+    key: "message-ttl",
+    does: (v, n) => `${n === 1 ? "expires" : "expire"} messages after ${duration(v)}`,
+    // Quorum queues honour a message TTL from 3.10 on.
+    types: (version) => (atLeast(version, 3, 10) ? ["classic", "quorum"] : ["classic"]),
+  },
+  { arg: "x-expires", key: "expires", does: (v, n) => `${n === 1 ? "is" : "are"} deleted, with ${n === 1 ? "its" : "their"} messages, after ${duration(v)} unused`, types: CLASSIC_AND_QUORUM },
+  {
+    // Measured on 4.0.5: a policy's delivery-limit 2 made a queue declared with x-delivery-limit
+    // 10, -1 (no limit) or none (the default, 20) report delivery_limit 2; an operator policy's the same.
+    arg: "x-delivery-limit",
+    key: "delivery-limit",
+    does: (v, n) => `${n === 1 ? "drops" : "drop"} (or dead-${n === 1 ? "letters" : "letter"}) a message returned more than ${plural(v, "time")}`,
+    types: () => ["quorum"],
+    brokerDefault: (version) => (atLeast(version, 4, 0) ? 20 : undefined),
+    unlimited: -1,
+  },
+];
+
+/** A name or pattern from the broker, quoted and safe to print. */
+function quoted(s: string): string {
+  return escapeUnsafe(JSON.stringify(s));
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/** One policy setting a limit below the file's, and the queues it does it to. */
+interface Finding {
+  rule: LimitRule;
+  kind: "policy" | "operator policy";
+  policy: Policy;
+  value: number;
+  /** The file's own value, if it gives one. */
+  file?: number;
+  /** Why topo cannot be sure the policy applies; undefined when it is. */
+  unsure?: string;
+  queues: string[];
+}
+
+/**
+ * `owns`: the policies that are topo's (the file's are taken as it wants them, not as they are).
+ * Operator policies count only when they were read (actual.operatorPolicies).
+ */
+export function policyLimits(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): PolicyLimitReport {
+  const policies = [
+    ...desired.resources.filter((r): r is Policy => r.kind === "policy"),
+    ...actual.resources.filter((r): r is Policy => r.kind === "policy" && !owns(r)),
+  ];
+  const operatorPolicies = actual.operatorPolicies ?? [];
+  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  const found = new Map<string, Finding>();
+  for (const { queue } of desired.queues) {
+    // The broker names the policy it applies to an existing queue (its listing does, at once; a
+    // single-queue GET, as apply's read back makes, does not): its word settles a pattern topo
+    // cannot read or a tie of priorities.
+    const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
+    const named = reported === undefined ? undefined : policies.find((p) => p.name === reported && !owns(p));
+    const candidates = {
+      policy: named ? [{ p: named, unread: false }] : policiesFor(queue, policies),
+      "operator policy": policiesFor(queue, operatorPolicies),
+    };
+    for (const rule of RULES) {
+      if (!rule.types(actual.version).includes(queue.type)) continue;
+      const file = num(queue.arguments[rule.arg]);
+      // What the queue keeps by the file alone: its argument, or the broker's default without one.
+      const own = file === undefined ? rule.brokerDefault?.(actual.version) : file === rule.unlimited ? undefined : file;
+      // The lowest value a policy surely applies, and those that may apply (only one policy and
+      // one operator policy apply to a queue, and the lowest value of all wins).
+      let sure: Omit<Finding, "queues"> | undefined;
+      const maybe: Omit<Finding, "queues">[] = [];
+      for (const [kind, list] of Object.entries(candidates) as [Finding["kind"], typeof candidates.policy][]) {
+        for (const { p, unread } of list) {
+          const value = num(p.definition[rule.key]);
+          if (value === undefined || value === rule.unlimited || (own !== undefined && value >= own)) continue;
+          const unsure = unread
+            ? `topo cannot read its pattern ${quoted(p.pattern)}`
+            : list.length > 1
+              ? `RabbitMQ applies one of ${kind === "policy" ? "policies" : "operator policies"} ${list.map((x) => quoted(x.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read)`
+              : undefined;
+          const f = { rule, kind, policy: p, value, file, unsure };
+          if (unsure) maybe.push(f);
+          else if (!sure || value < sure.value) sure = f;
+        }
+      }
+      for (const f of [...(sure ? [sure] : []), ...maybe.filter((m) => !sure || m.value < sure.value)]) {
+        const key = JSON.stringify([rule.key, f.kind, f.policy.name, f.value, file ?? null, f.unsure ?? null]);
+        const entry = found.get(key) ?? { ...f, queues: [] };
+        entry.queues.push(queue.name);
+        found.set(key, entry);
+      }
+    }
+  }
+  const out: PolicyLimitReport = { degraded: [], warnings: [] };
+  const vhost = desired.target.amqp.vhost;
+  for (const f of found.values()) {
+    const n = f.queues.length;
+    const them = n === 1 ? "it" : "them";
+    const byDefault = f.file === undefined ? f.rule.brokerDefault?.(actual.version) : undefined;
+    const file =
+      f.file === undefined
+        ? `the file gives ${them} no ${f.rule.arg}${byDefault === undefined ? "" : ` (RabbitMQ ${actual.version}'s default is ${byDefault})`}`
+        : `the file gives ${f.rule.arg} ${f.file}`;
+    const list = f.kind === "policy" ? "list_policies" : "list_operator_policies";
+    const fix = `change ${f.kind} ${quoted(f.policy.name)} (rabbitmqctl ${list} -p ${shellWord(vhost)}), or write ${f.rule.arg}: ${f.value} for ${them} in the file, so that it says what the broker does`;
+    const what = `${f.kind} ${quoted(f.policy.name)} sets ${f.rule.key} ${f.value} on ${plural(n, "queue")} (${names(f.queues)}) and ${file}`;
+    if (f.unsure) out.warnings.push(`${what}: if it applies, ${n === 1 ? "the queue" : "they"} ${f.rule.does(f.value, n)}, not as the file says; ${f.unsure}, so topo cannot tell whether it does (rabbitmqctl list_queues -p ${shellWord(vhost)} name policy operator_policy shows it); ${fix}`);
+    else out.degraded.push(`${what}: ${n === 1 ? "the queue" : "they"} ${f.rule.does(f.value, n)}, not as the file says; ${fix}`);
+  }
+  return out;
+}

@@ -1,0 +1,42 @@
+// Pure: queues the broker lists, with their properties and bindings, but cannot run. Their
+// arguments and bindings match the file, so a plan that compared only those said "No changes."
+// while nothing could be published to them.
+
+import type { ActualCluster } from "../model.js";
+import { names, plural, shellWord } from "../core/words.js";
+
+/**
+ * The queues of `wanted` (by name) that RabbitMQ reports "crashed" or "stopped", as degraded
+ * lines. Measured on 4.0.5 (3.10 reports the same states with stats off):
+ * - "crashed": the queue's process failed and its supervisor gave up restarting it. A declare,
+ *   passive or not, is refused (404 "has crashed and failed to restart") and a publish routed to it
+ *   is nacked. Restarting the node (rabbitmqctl stop_app, start_app) started it again.
+ * - "stopped": its vhost is stopped on its node; rabbitmqctl restart_vhost starts it again.
+ * ("down", a node that is down, is diff's: the queue's bindings are unknown then.)
+ */
+export function brokenQueues(actual: ActualCluster, vhost: string, wanted: (queue: string) => boolean): string[] {
+  const by = (state: string) =>
+    Object.entries(actual.queueFacts)
+      .filter(([name, f]) => f.state === state && wanted(name))
+      .map(([name, f]) => ({ name, node: f.node }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const nodesOf = (qs: { node?: string }[]) => [...new Set(qs.flatMap((q) => (q.node ? [q.node] : [])))].sort();
+  const out: string[] = [];
+  const crashed = by("crashed");
+  if (crashed.length) {
+    const one = crashed.length === 1;
+    const nodes = nodesOf(crashed);
+    const where = nodes.length ? ` of node${nodes.length === 1 ? "" : "s"} ${nodes.join(", ")}` : "";
+    out.push(
+      `${plural(crashed.length, "queue")} ${one ? "has" : "have"} crashed and RabbitMQ gave up restarting ${one ? "it" : "them"} (${names(crashed.map((q) => q.name))}): ${one ? "it refuses" : "they refuse"} declares and publishes routed to ${one ? "it" : "them"} are nacked, though the management API still lists ${one ? "it" : "them"} with ${one ? "its" : "their"} bindings; the log${where} says why, and restarting the node starts ${one ? "it" : "them"} again`,
+    );
+  }
+  const stopped = by("stopped");
+  if (stopped.length) {
+    const one = stopped.length === 1;
+    out.push(
+      `${plural(stopped.length, "queue")} ${one ? "is" : "are"} stopped (${names(stopped.map((q) => q.name))}): vhost ${shellWord(vhost)} is not running on ${one ? "its node" : "their nodes"} (rabbitmqctl list_vhosts name cluster_state), so ${one ? "it takes" : "they take"} no messages; rabbitmqctl restart_vhost -p ${shellWord(vhost)} starts it again`,
+    );
+  }
+  return out;
+}
