@@ -21,6 +21,9 @@ export interface LockOptions {
   amqpDisplay?: string;
 }
 
+/** The fewest channels a connection must allow before the lock keeps one for its consumer. */
+export const LOCK_CONSUMER_MIN_CHANNELS = 16;
+
 interface LockHolder {
   holder?: string;
   since?: string;
@@ -47,7 +50,17 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
         // holds the lock and since when.
         arguments: { "x-topo-holder": me, "x-topo-since": new Date().toISOString(), "x-topo-nonce": nonce },
       });
-      await ch.close().catch(() => undefined);
+      // A policy's `expires` (a vhost-wide clean-up of idle queues) deletes a queue nobody uses,
+      // exclusive or not: measured on 4.0.5, expires 2000 took the lock from an apply holding it,
+      // and a second apply then took it too. A consumer makes the queue used for as long as the
+      // connection lives. Its channel stays open, so only where the broker allows channels to
+      // spare (channel_max); otherwise, as before, the lock is the queue alone.
+      if (session.channelMax >= LOCK_CONSUMER_MIN_CHANNELS) {
+        session.rpcs++;
+        await ch.consume(lock, () => undefined, { noAck: true });
+      } else {
+        await ch.close().catch(() => undefined);
+      }
       taken = true;
     } catch (e) {
       const { code } = replyText(e as Error & { code?: unknown });

@@ -11,7 +11,8 @@ import { AmqpSession } from "../../src/broker/amqp.js";
 import { amqpIdentity } from "../../src/broker/identity.js";
 import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
-import { BrokerError } from "../../src/errors.js";
+import { BrokerError, LockError } from "../../src/errors.js";
+import { acquireLock } from "../../src/broker/lock.js";
 import { adminManagementUrl, amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -47,6 +48,40 @@ describe("one apply at a time", () => {
     expect(runs.map((r) => r.code).sort()).toEqual([0, 1]);
     expect(all).toMatch(/the saved plan is stale/);
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a policy that expires idle queues does not take the lock from the apply that holds it", async () => {
+    const { sync } = fresh(["mplogin"]);
+    await createVhost(sync);
+    // A vhost-wide clean-up of idle queues, as operators set one, that matches topo's lock queue.
+    expect((await api("PUT", `/api/policies/${encodeURIComponent(sync)}/idle`, { pattern: "^topo\\.", definition: { expires: 1000 }, "apply-to": "queues" })).status).toBeLessThan(300);
+    const u = new URL(broker().amqpUrl);
+    const user = decodeURIComponent(u.username || "guest");
+    const password = decodeURIComponent(u.password || "guest");
+    const management = { baseUrl: broker().mgmtBase, username: user, password, display: broker().mgmtBase };
+    const target: ClusterTarget = {
+      name: "sync",
+      amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port || 5672), username: user, password, vhost: sync, display: `amqp://***@${u.hostname}/${sync}` },
+      management,
+      tls: {},
+    };
+    const http = new ManagementClient("sync", management, {});
+    const lock = { queue: "topo.mp.lock", log: () => undefined };
+    const holder = await AmqpSession.open(target);
+    try {
+      await acquireLock(holder, http, sync, { ...lock, timeoutMs: 5_000 });
+      // Three times the policy's expiry: an unused queue would be gone.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect((await api("GET", `/api/queues/${encodeURIComponent(sync)}/topo.mp.lock`)).status).toBe(200);
+      const other = await AmqpSession.open(target);
+      try {
+        await expect(acquireLock(other, http, sync, { ...lock, timeoutMs: 500, pollMs: 100 })).rejects.toBeInstanceOf(LockError);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await holder.close();
+    }
   });
 
   it("a lock held past --lock-timeout is lock_timeout, with the cluster and the lock queue in --json", async () => {
