@@ -49,6 +49,11 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
    * the lock queues), and apply throws InterruptedError saying how far each cluster got.
    */
   signal?: AbortSignal;
+  /**
+   * What an apply interrupted after making changes tells the user to run next (default: apply
+   * again). A saved plan's apply says to plan again: the saved plan no longer matches the brokers.
+   */
+  finish?: string;
 }
 
 export interface ClusterOutcome {
@@ -92,7 +97,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const interrupted = () => {
     const lines = clusters.flatMap((c) => {
       const t = tally.get(c.target.name);
-      return t && t.total ? [`interrupted: cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made; run topo apply again to finish (topo plan shows what is left)`] : [];
+      return t && t.total ? [`interrupted: cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made; ${opts.finish ?? "run topo apply again to finish (topo plan shows what is left)"}`] : [];
     });
     return new InterruptedError(lines.length ? lines.join("\n") : "interrupted before any change was made; run topo apply again (topo plan shows what it would do)");
   };

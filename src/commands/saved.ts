@@ -115,7 +115,16 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   };
   const within = (plan: ClusterPlan) => outsideSaved(saved, plan);
   try {
-    const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
+    const r = await apply({
+      ...opts,
+      file: saved.file,
+      topology: desired,
+      cluster: saved.clusters.map((c) => c.cluster),
+      expect: check,
+      expectWithin: within,
+      // Applying the same plan again would be refused as stale.
+      finish: `the saved plan no longer matches the brokers: run topo plan -f ${saved.file} -o FILE again, review what is left, and apply that`,
+    });
     return { ...r, saved };
   } catch (e) {
     // Part of the plan was made: applying the same file again can only be refused as stale.
