@@ -15,7 +15,7 @@ import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
-import { plural } from "../core/words.js";
+import { plural, shellWord } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
 import { REPLACES_AT_ONCE } from "../plan/limits.js";
@@ -77,10 +77,14 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     //    user, granted explicitly: the creating user's implicit grant was seen missing once,
     //    under heavy load on 3.10 (530 access refused on the first connection), and a different
     //    AMQP user needs them to connect at all.
+    //    The vhost is made once its PUT succeeds, and is counted so: a failure of the grant after
+    //    it must not report the vhost as not created, nor the apply as having written nothing.
     for (const a of creates("vhost")) {
       await http.put(`/api/vhosts/${v}`, {});
-      await http.put(`/api/permissions/${v}/${encodeURIComponent(target.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" });
       mark(a);
+      await grantCreated(target).catch((e: unknown) => {
+        throw e instanceof BrokerError ? ungranted(e, target) : e;
+      });
     }
 
     // 2. Policies first, so a mirrored queue is mirrored from the moment it exists.
@@ -206,6 +210,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     await deleteUsers();
   } catch (e) {
     throw e instanceof BrokerError ? new ExecutionStopped(e, plan, remaining()) : e;
+  }
+
+  async function grantCreated(t: ClusterTarget): Promise<void> {
+    await http.put(`/api/permissions/${v}/${encodeURIComponent(t.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" });
   }
 
   /**
@@ -341,6 +349,25 @@ export class ExecutionStopped extends Error {
   ) {
     super(failure.message);
   }
+}
+
+/**
+ * The grant that follows a vhost's creation failed: the vhost is there, so the next apply plans no
+ * vhost and grants nothing. The AMQP user has its rights only if it created the vhost (RabbitMQ
+ * grants its creator them): the hint says how to grant them by hand.
+ */
+function ungranted(e: BrokerError, target: ClusterTarget): BrokerError {
+  const { vhost, username } = target.amqp;
+  return new BrokerError(e.cluster, e.message.slice(`cluster ${e.cluster}: `.length), {
+    status: e.status,
+    transient: e.transient,
+    code: e.code,
+    object: e.object,
+    hints: [
+      ...e.hints,
+      `vhost "${vhost}" was created, but user "${username}" was not granted its rights on it; if the next apply cannot connect to it, grant them: rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(username)} '.*' '.*' '.*'`,
+    ],
+  });
 }
 
 /** A queue apply was to delete holds messages or has a consumer now: it is left, and apply stops. */

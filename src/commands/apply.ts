@@ -195,7 +195,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       if (vhostActions.length) {
         carryOut(c.target.name, vhostActions);
         try {
-          await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
+          // The rest of the plan is not done either when the vhost step fails.
+          await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t, first.actions.filter((a) => !isVhostCreate(a)));
         } catch (e) {
           if (e instanceof ApplyError) counted.add(c.target.name);
           checked?.fail(e, c.target.name);
@@ -455,13 +456,17 @@ function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (
   };
 }
 
-/** Carry out a plan; one a broker error stopped part-way says what was and was not done. */
-async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions, t: { made: number; total: number }): Promise<void> {
+/**
+ * Carry out a plan; one a broker error stopped part-way says what was and was not done (`later`:
+ * the cluster's actions that were to follow this plan's, not done either).
+ */
+async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions, t: { made: number; total: number }, later: Action[] = []): Promise<void> {
   try {
     await executePlan(plan, ctx, opts);
   } catch (e) {
     if (!(e instanceof ExecutionStopped)) throw e;
-    const { failure, left } = e;
+    const { failure } = e;
+    const left = [...e.left, ...later];
     // Counted over the cluster's whole plan, as plan and the progress lines count.
     const doneCount = t.made;
     const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);

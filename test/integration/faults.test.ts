@@ -396,6 +396,51 @@ describe("brokers that look alike", () => {
   });
 });
 
+describe("a management API that fails part-way", () => {
+  /** A proxy to the test broker's management API that answers `status` to the first request `fails` matches. */
+  async function failingProxy(fails: RegExp, status: number): Promise<{ url: string; close: () => void }> {
+    const upstream = new URL(broker().mgmtBase);
+    let failed = false;
+    const proxy = createHttpServer((req, res) => {
+      if (!failed && fails.test(`${req.method} ${req.url}`)) {
+        failed = true;
+        req.resume();
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: "internal", reason: "injected by the test" }));
+        return;
+      }
+      const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      fwd.on("error", () => res.destroy());
+      req.pipe(fwd);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    return { url: `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`, close: () => proxy.close() };
+  }
+
+  it("a grant refused after the vhost was created counts the vhost as made, lists the rest as not done, and says how to grant by hand", async () => {
+    const { async, file } = fresh(["mplogin", "mpwallet"]);
+    const proxy = await failingProxy(/^PUT \/api\/permissions\//, 500);
+    try {
+      const text = readFileSync(file, "utf8");
+      writeFileSync(file, text.replace(new RegExp(`("async": \\{\\s*"url": "[^"]+",\\s*"management": )"[^"]+"`), `$1"${proxy.url}"`));
+      const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      const e = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+      // The vhost was written: the apply is incomplete, not refused before any write.
+      expect(e.code).toBe("apply_incomplete");
+      expect(r.stderr).toMatch(/cluster async: PUT http:\/\/127\.0\.0\.1:\d+\/api\/permissions\/.* -> 500 internal: injected by the test/);
+      expect(r.stderr).toMatch(/cluster async: 1 of \d+ changes were made before the failure; not done:\n {4}\+ create exchange mplogin/);
+      expect(r.stderr).not.toMatch(/not done:\n {4}\+ create vhost/);
+      expect(r.stderr).toMatch(new RegExp(`hint: vhost "${async}" was created, but user ".*" was not granted its rights on it; if the next apply cannot connect to it, grant them: rabbitmqctl set_permissions -p ${async} `));
+      expect((await api("GET", `/api/vhosts/${encodeURIComponent(async)}`)).status).toBe(200);
+    } finally {
+      proxy.close();
+    }
+  });
+});
+
 describe("retries", () => {
   it("HTTP 503 is retried with backoff; 403 is not, and says what to do", async () => {
     let calls = 0;
