@@ -335,8 +335,19 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     });
     step(`made ${plural(current.actions.length, "change")}`);
 
-    // An apply whose re-plan is not empty has failed.
-    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current);
+    // An apply whose re-plan is not empty has failed; one that cannot re-plan has not confirmed
+    // its changes, and says so rather than leave them counted as if that were all.
+    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current).catch((e: unknown) => {
+      if (!(e instanceof TopoError)) throw e;
+      counted.add(c.target.name);
+      throw new ApplyError(
+        `${e.message}\n  cluster ${c.target.name}: apply made ${t.made === t.total ? `all ${plural(t.total, "change")}` : `${t.made} of ${plural(t.total, "change")}`}, but this failure stopped it reading the cluster back to confirm that the broker matches the file`,
+        [...e.hints, `topo plan --cluster ${c.target.name} shows whether anything is left, and topo apply finishes it`],
+        e.transient,
+        "apply_incomplete",
+        e.place ?? { cluster: c.target.name },
+      );
+    });
     step(requests === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(requests, "request")})`);
     if (after.actions.length) {
       counted.add(c.target.name);

@@ -397,12 +397,17 @@ describe("brokers that look alike", () => {
 });
 
 describe("a management API that fails part-way", () => {
-  /** A proxy to the test broker's management API that answers `status` to the first request `fails` matches. */
-  async function failingProxy(fails: RegExp, status: number): Promise<{ url: string; close: () => void }> {
+  /**
+   * A proxy to the test broker's management API that answers `status` to the first request `fails`
+   * matches, once a request `after` matches has passed.
+   */
+  async function failingProxy(fails: RegExp, status: number, after?: RegExp): Promise<{ url: string; close: () => void }> {
     const upstream = new URL(broker().mgmtBase);
     let failed = false;
+    let armed = after === undefined;
     const proxy = createHttpServer((req, res) => {
-      if (!failed && fails.test(`${req.method} ${req.url}`)) {
+      if (after?.test(`${req.method} ${req.url}`)) armed = true;
+      else if (armed && !failed && fails.test(`${req.method} ${req.url}`)) {
         failed = true;
         req.resume();
         res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: "internal", reason: "injected by the test" }));
@@ -419,12 +424,35 @@ describe("a management API that fails part-way", () => {
     return { url: `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`, close: () => proxy.close() };
   }
 
+  /** Point a cluster's management URL at `url`. */
+  function manageThrough(file: string, cluster: string, url: string): void {
+    writeFileSync(file, readFileSync(file, "utf8").replace(new RegExp(`("${cluster}": \\{\\s*"url": "[^"]+",\\s*"management": )"[^"]+"`), `$1"${url}"`));
+  }
+
+  it("a read back that fails after every change was made says that the changes were made and not confirmed, and what shows it", async () => {
+    // The mirroring policy is the last write over HTTP; the read back follows the AMQP writes.
+    const { file } = fresh(["mplogin", "mpwallet"]);
+    const proxy = await failingProxy(/^GET \/api\/bindings\//, 500, /^PUT \/api\/policies\//);
+    const direct = readFileSync(file, "utf8");
+    try {
+      manageThrough(file, "sync", proxy.url);
+      const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("apply_incomplete");
+      expect(r.stderr).toMatch(/cluster sync: GET http:\/\/127\.0\.0\.1:\d+\/api\/bindings\/.* -> 500 internal: injected by the test\n  cluster sync: apply made all \d+ changes, but this failure stopped it reading the cluster back to confirm that the broker matches the file/);
+      expect(r.stderr).toMatch(/hint: topo plan --cluster sync shows whether anything is left, and topo apply finishes it/);
+    } finally {
+      proxy.close();
+    }
+    writeFileSync(file, direct);
+    expect((await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"])).code).toBe(0);
+  });
+
   it("a grant refused after the vhost was created counts the vhost as made, lists the rest as not done, and says how to grant by hand", async () => {
     const { async, file } = fresh(["mplogin", "mpwallet"]);
     const proxy = await failingProxy(/^PUT \/api\/permissions\//, 500);
     try {
-      const text = readFileSync(file, "utf8");
-      writeFileSync(file, text.replace(new RegExp(`("async": \\{\\s*"url": "[^"]+",\\s*"management": )"[^"]+"`), `$1"${proxy.url}"`));
+      manageThrough(file, "async", proxy.url);
       const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
       expect(r.code, r.stderr).toBe(1);
       const e = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
