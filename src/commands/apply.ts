@@ -75,6 +75,9 @@ export interface ApplyResult {
   stats: { httpRequests: number; httpWrites: number; amqpRpcs: number };
 }
 
+/** What to do after an apply that stopped part-way. */
+const RERUN_HINT = "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)";
+
 /** Attempts per cluster when the connection is lost to a broker restart. */
 const RECONNECTS = 3;
 
@@ -116,7 +119,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       return [`  cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
     });
     if (!lines.length) return e;
-    return new ApplyError(`${e.message}\n${lines.join("\n")}`, e.hints, e.transient, "apply_incomplete", e.place);
+    const hints = e.hints.includes(RERUN_HINT) ? e.hints : [...e.hints, RERUN_HINT];
+    return new ApplyError(`${e.message}\n${lines.join("\n")}`, hints, e.transient, "apply_incomplete", e.place);
   };
   const checkInterrupted = () => {
     if (opts.signal?.aborted) throw interrupted();
@@ -484,7 +488,7 @@ async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOpti
     const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
     throw new ApplyError(
       [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure; not done:`, ...shown, ...more].join("\n"),
-      [...failure.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
+      [...failure.hints, RERUN_HINT],
       failure.transient,
       doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",
       failure.place,
