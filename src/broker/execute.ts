@@ -51,6 +51,33 @@ export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
 }
 
 
+/** The channels one replace without loss moves messages over at once (a basic.get one and a confirm one). */
+const MOVE_CHANNELS = 2;
+
+/**
+ * Refuse, before anything is written, a plan whose replaces without loss the connection has too
+ * few channels for (channel_max, negotiated when it opened). The replace would otherwise stop at
+ * its move, after its first writes: the queue's bindings moved to its holding queue, which new
+ * messages then fill while the queue's consumers get none, and a re-run stops at the same place.
+ */
+export function refuseShortOfChannels(plan: ClusterPlan, session: AmqpSession, opts: ExecuteOptions): void {
+  if (session.channelMax >= MOVE_CHANNELS) return;
+  const lossless = plan.actions.filter((a): a is Replace => a.op === "replace" && isLossless(a, opts));
+  if (!lossless.length) return;
+  const queues = lossless.map((a) => describe(a.after));
+  // A replace an earlier run began is always finished without loss: its holding queue may hold
+  // messages that were published meanwhile.
+  const orDrop = lossless.some((a) => a.resume !== undefined) ? "" : "; or, to drop the messages instead, apply with --allow-data-loss, which deletes and re-creates the queue";
+  throw new BrokerError(
+    plan.cluster,
+    `the broker lets a connection open ${plural(session.channelMax, "channel")} (its channel_max), and replacing ${queues.length === 1 ? "queue" : "queues"} ${queues.join(", ")} without losing ${queues.length === 1 ? "its" : "their"} messages moves them over ${MOVE_CHANNELS} at once; nothing was written`,
+    {
+      code: "broker_refused",
+      hints: [`raise channel_max in the broker's rabbitmq.conf (2047 by default) to ${MOVE_CHANNELS} or more${orDrop}`],
+    },
+  );
+}
+
 function policyBody(p: Policy): Record<string, unknown> {
   return { pattern: p.pattern, definition: p.definition, priority: p.priority, "apply-to": p.applyTo };
 }

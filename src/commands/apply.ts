@@ -2,7 +2,7 @@ import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../erro
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
-import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
+import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
@@ -311,6 +311,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // may still refuse.
       if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s);
       guardPlans([read.plan], opts);
+      refuseShortOfChannels(read.plan, s, execOpts(opts));
     } catch (e) {
       checked?.fail(e, c.target.name);
       throw e;
