@@ -5,7 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import { BrokerError } from "../errors.js";
 import { placesOf, type ManagementEndpoint, type SettingPlaces, type TlsOptions } from "../model.js";
-import { maskEcho, redactText } from "../redact.js";
+import { maskEcho, Redactor, redactText } from "../redact.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 import { shellWord } from "../core/words.js";
@@ -54,6 +54,8 @@ export class ManagementClient {
   private readonly agent: http.Agent;
   private readonly base: URL;
   private readonly auth: string;
+  /** Masks this client's own password, whatever else the run's redactor knows. */
+  private readonly own = new Redactor();
   /** Where hints send the user to fix this connection. */
   readonly places: SettingPlaces;
 
@@ -66,6 +68,7 @@ export class ManagementClient {
     this.base = new URL(endpoint.baseUrl);
     this.places = placesOf({ name: cluster, places: opts.places });
     this.auth = `Basic ${Buffer.from(`${endpoint.username}:${endpoint.password}`).toString("base64")}`;
+    this.own.add(endpoint.password);
     const keepAlive = { keepAlive: true, maxSockets: 8 };
     this.agent =
       this.base.protocol === "https:"
@@ -204,9 +207,13 @@ export class ManagementClient {
     });
   }
 
-  /** `text` without the credentials this client sends, as the Authorization header carries them (in any form an echo may take). */
+  /**
+   * `text` without the credentials this client sends, as the Authorization header carries them (in
+   * any form an echo may take) or as the password itself: masked here, before a page is cut short,
+   * since the caller's redactor finds only a whole password.
+   */
   unechoed(text: string): string {
-    return maskEcho(text, this.auth.slice("Basic ".length));
+    return maskEcho(this.own.text(text), this.auth.slice("Basic ".length));
   }
 
   /**
