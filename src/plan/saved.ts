@@ -106,7 +106,8 @@ function resourceProblems(r: unknown, where: string, kind?: Resource["kind"]): s
 export function parseSavedPlan(text: string): SavedPlan {
   let j: unknown;
   try {
-    j = JSON.parse(text);
+    // An editor on Windows may save the plan with a byte-order mark, which JSON.parse refuses.
+    j = JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch {
     // JSON.parse's message quotes the text where it stopped: the file may be anything given by
     // mistake (a password file, a .env), so nothing of it is quoted.
