@@ -9,7 +9,7 @@ import { isAbsolute } from "node:path";
 import { ApplyError, StalePlanError, TopoError } from "../errors.js";
 import type { ClusterPlan, Plan } from "../model.js";
 import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
-import { fileDigest } from "../files/digest.js";
+import { differsOnlyInLineEnds, fileDigest } from "../files/digest.js";
 import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
@@ -77,7 +77,8 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     ]);
   }
   if (savedFileDigest(saved, opts.planFile) !== saved.fileDigest) {
-    throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made; nothing was written`, [
+    const how = differsOnlyInLineEnds(saved.file, saved.fileDigest) ? " (only in its line ends or byte-order mark, as a git checkout with core.autocrlf or an editor changes them)" : "";
+    throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made${how}; nothing was written`, [
       `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`,
     ]);
   }

@@ -187,6 +187,23 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
   });
 
+  it("says so when the topology file changed only in its line ends, as a checkout with core.autocrlf changes them, and still refuses", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    const text = readFileSync(t.file, "utf8");
+    for (const edited of [text.replace(/\n/g, "\r\n"), `\uFEFF${text}`]) {
+      writeFileSync(t.file, edited);
+      const r = await runCli(["apply", t.out, "--json"]);
+      expect(r.code).toBe(1);
+      const e = JSON.parse(r.stdout).error;
+      expect(e.code).toBe("stale_plan");
+      expect(e.message).toBe(
+        `the saved plan is stale: ${t.file} changed since the plan was made (only in its line ends or byte-order mark, as a git checkout with core.autocrlf or an editor changes them); nothing was written`,
+      );
+    }
+    expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+  });
+
   it("refuses a plan made by another topo version, and a file that is not a saved plan", async () => {
     const t = fresh(["mplogin"]);
     expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
