@@ -80,6 +80,8 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     const how = differsOnlyInLineEnds(saved.file, saved.fileDigest) ? " (only in its line ends or byte-order mark, as a git checkout with core.autocrlf or an editor changes them)" : "";
     throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made${how}; nothing was written`, [
       `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`,
+      // A relative name is read from here: from another directory it may be another file.
+      ...(isAbsolute(saved.file) ? [] : [`${saved.file} is the name topo plan was given, read from ${process.cwd()}: if topo plan ran in another directory, run topo apply ${opts.planFile} from there`]),
     ]);
   }
   // The file is the same; the passwords its ${VAR}s give must be the same too.
