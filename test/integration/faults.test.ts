@@ -449,6 +449,23 @@ describe("a management API that fails part-way", () => {
     expect((await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("a failure outside the writes, after the vhost was created, counts the vhost and says a re-run finishes", async () => {
+    // The lock is looked up over HTTP once apply holds it, after the vhost it lives in was made.
+    const { async, file } = fresh(["mplogin"]);
+    const proxy = await failingProxy(/^GET \/api\/queues\/[^/]+\/topo\.mp\.lock/, 500, /^PUT \/api\/vhosts\//);
+    try {
+      manageThrough(file, "async", proxy.url);
+      const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("apply_incomplete");
+      expect(r.stderr).toMatch(/cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/queues\/.*\/topo\.mp\.lock -> 500 internal: injected by the test\n  cluster async: 1 of \d+ changes were made before apply stopped/);
+      expect(r.stderr).toMatch(/hint: every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left/);
+      expect((await api("GET", `/api/vhosts/${encodeURIComponent(async)}`)).status).toBe(200);
+    } finally {
+      proxy.close();
+    }
+  });
+
   it("a grant refused after the vhost was created counts the vhost as made, lists the rest as not done, and says how to grant by hand", async () => {
     const { async, file } = fresh(["mplogin", "mpwallet"]);
     const proxy = await failingProxy(/^PUT \/api\/permissions\//, 500);
