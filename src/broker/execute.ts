@@ -109,7 +109,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     for (const a of creates("vhost")) {
       await http.put(`/api/vhosts/${v}`, {});
       mark(a);
-      await grantCreated(target).catch((e: unknown) => {
+      await http.put(`/api/permissions/${v}/${encodeURIComponent(target.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" }).catch((e: unknown) => {
         throw e instanceof BrokerError ? ungranted(e, target) : e;
       });
     }
@@ -237,10 +237,6 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     await deleteUsers();
   } catch (e) {
     throw e instanceof BrokerError ? new ExecutionStopped(e, plan, remaining()) : e;
-  }
-
-  async function grantCreated(t: ClusterTarget): Promise<void> {
-    await http.put(`/api/permissions/${v}/${encodeURIComponent(t.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" });
   }
 
   /**
