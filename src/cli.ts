@@ -230,7 +230,7 @@ program
         if (stop.signal.aborted) {
           // Still one answer, as JSON under --json: a pipeline must not be left with an empty stdout.
           progress.end();
-          fail(new InterruptedError(`${signal} again: stopped at once, without waiting for the changes in flight, some of which may have been made; topo plan shows what is left, and topo apply finishes it`), !!o.json);
+          fail(new InterruptedError(`${signal} again: stopped at once, without waiting for the changes in flight, some of which may have been made; ${planFile === undefined ? "topo plan shows what is left, and topo apply finishes it" : "the saved plan no longer matches the brokers: topo plan -o FILE shows what is left, and topo apply FILE finishes it"}`), !!o.json);
         }
         progress.log(`${signal}: stopping; changes in flight finish or fail, nothing new starts`);
         stop.abort();

@@ -114,3 +114,28 @@ export function redactText(text: string, secrets?: Redactor): string {
   }
   return out;
 }
+
+/** The shortest piece of an echoed credential masked on its own (see maskEcho). */
+const MIN_ECHO_PIECE = 6;
+
+/**
+ * `text` without `base64` (the credentials of an Authorization: Basic header) wherever a server
+ * that echoes the request put it: as sent, percent-encoded, JSON- or HTML-escaped, or cut short
+ * (by the server, or by topo's own bound on a quoted page). Every piece of it between "+", "/"
+ * and "=" is masked too, so no other way of writing those shows the rest: each piece decodes to a
+ * piece of "user:password".
+ */
+export function maskEcho(text: string, base64: string): string {
+  if (!base64) return text;
+  const percent = encodeURIComponent(base64);
+  const forms = new Set([base64, percent, percent.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()), base64.replace(/\//g, "\\/")]);
+  for (const c of ["/", "+", "="]) {
+    const n = c.charCodeAt(0);
+    for (const entity of [`&#${n};`, `&#x${n.toString(16)};`, `&#x${n.toString(16).toUpperCase()};`]) forms.add(base64.split(c).join(entity));
+  }
+  const pieces = base64.split(/[+/=]+/).filter((p) => p.length >= MIN_ECHO_PIECE);
+  let out = text;
+  for (const f of [...forms, ...pieces].sort((a, b) => b.length - a.length)) out = out.split(f).join("***");
+  // What is left of an echo cut short is the beginning of one of its pieces.
+  return out.replace(/[A-Za-z0-9+/]{6,}/g, (run) => (base64.includes(run) ? "***" : run));
+}

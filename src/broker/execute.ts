@@ -15,7 +15,7 @@ import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { vh } from "./http.js";
-import { plural } from "../core/words.js";
+import { plural, shellWord } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
 import { REPLACES_AT_ONCE } from "../plan/limits.js";
@@ -51,6 +51,33 @@ export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
 }
 
 
+/** The channels one replace without loss moves messages over at once (a basic.get one and a confirm one). */
+const MOVE_CHANNELS = 2;
+
+/**
+ * Refuse, before anything is written, a plan whose replaces without loss the connection has too
+ * few channels for (channel_max, negotiated when it opened). The replace would otherwise stop at
+ * its move, after its first writes: the queue's bindings moved to its holding queue, which new
+ * messages then fill while the queue's consumers get none, and a re-run stops at the same place.
+ */
+export function refuseShortOfChannels(plan: ClusterPlan, session: AmqpSession, opts: ExecuteOptions): void {
+  if (session.channelMax >= MOVE_CHANNELS) return;
+  const lossless = plan.actions.filter((a): a is Replace => a.op === "replace" && isLossless(a, opts));
+  if (!lossless.length) return;
+  const queues = lossless.map((a) => describe(a.after));
+  // A replace an earlier run began is always finished without loss: its holding queue may hold
+  // messages that were published meanwhile.
+  const orDrop = lossless.some((a) => a.resume !== undefined) ? "" : "; or, to drop the messages instead, apply with --allow-data-loss, which deletes and re-creates the queue";
+  throw new BrokerError(
+    plan.cluster,
+    `the broker lets a connection open ${plural(session.channelMax, "channel")} (its channel_max), and replacing ${queues.length === 1 ? "queue" : "queues"} ${queues.join(", ")} without losing ${queues.length === 1 ? "its" : "their"} messages moves them over ${MOVE_CHANNELS} at once; nothing was written`,
+    {
+      code: "broker_refused",
+      hints: [`raise channel_max in the broker's rabbitmq.conf (2047 by default) to ${MOVE_CHANNELS} or more${orDrop}`],
+    },
+  );
+}
+
 function policyBody(p: Policy): Record<string, unknown> {
   return { pattern: p.pattern, definition: p.definition, priority: p.priority, "apply-to": p.applyTo };
 }
@@ -77,10 +104,14 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     //    user, granted explicitly: the creating user's implicit grant was seen missing once,
     //    under heavy load on 3.10 (530 access refused on the first connection), and a different
     //    AMQP user needs them to connect at all.
+    //    The vhost is made once its PUT succeeds, and is counted so: a failure of the grant after
+    //    it must not report the vhost as not created, nor the apply as having written nothing.
     for (const a of creates("vhost")) {
       await http.put(`/api/vhosts/${v}`, {});
-      await http.put(`/api/permissions/${v}/${encodeURIComponent(target.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" });
       mark(a);
+      await http.put(`/api/permissions/${v}/${encodeURIComponent(target.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" }).catch((e: unknown) => {
+        throw e instanceof BrokerError ? ungranted(e, target) : e;
+      });
     }
 
     // 2. Policies first, so a mirrored queue is mirrored from the moment it exists.
@@ -341,6 +372,25 @@ export class ExecutionStopped extends Error {
   ) {
     super(failure.message);
   }
+}
+
+/**
+ * The grant that follows a vhost's creation failed: the vhost is there, so the next apply plans no
+ * vhost and grants nothing. The AMQP user has its rights only if it created the vhost (RabbitMQ
+ * grants its creator them): the hint says how to grant them by hand.
+ */
+function ungranted(e: BrokerError, target: ClusterTarget): BrokerError {
+  const { vhost, username } = target.amqp;
+  return new BrokerError(e.cluster, e.message.slice(`cluster ${e.cluster}: `.length), {
+    status: e.status,
+    transient: e.transient,
+    code: e.code,
+    object: e.object,
+    hints: [
+      ...e.hints,
+      `vhost "${vhost}" was created, but user "${username}" was not granted its rights on it; if the next apply cannot connect to it, grant them: rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(username)} '.*' '.*' '.*'`,
+    ],
+  });
 }
 
 /** A queue apply was to delete holds messages or has a consumer now: it is left, and apply stops. */

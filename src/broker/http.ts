@@ -5,7 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import { BrokerError } from "../errors.js";
 import { placesOf, type ManagementEndpoint, type SettingPlaces, type TlsOptions } from "../model.js";
-import { redactText } from "../redact.js";
+import { maskEcho, Redactor, redactText } from "../redact.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 import { shellWord } from "../core/words.js";
@@ -54,6 +54,8 @@ export class ManagementClient {
   private readonly agent: http.Agent;
   private readonly base: URL;
   private readonly auth: string;
+  /** Masks this client's own password, whatever else the run's redactor knows. */
+  private readonly own = new Redactor();
   /** Where hints send the user to fix this connection. */
   readonly places: SettingPlaces;
 
@@ -66,6 +68,7 @@ export class ManagementClient {
     this.base = new URL(endpoint.baseUrl);
     this.places = placesOf({ name: cluster, places: opts.places });
     this.auth = `Basic ${Buffer.from(`${endpoint.username}:${endpoint.password}`).toString("base64")}`;
+    this.own.add(endpoint.password);
     const keepAlive = { keepAlive: true, maxSockets: 8 };
     this.agent =
       this.base.protocol === "https:"
@@ -188,7 +191,8 @@ export class ManagementClient {
     const b = r.body as { error?: string; reason?: unknown } | string | undefined;
     // A server that echoes the request (a proxy's or a debug endpoint's error page) would quote
     // the Authorization header: the credentials, base64-encoded, which no redactor knows.
-    const reason = this.unechoed(typeof b === "object" && b ? `${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}` : String(b ?? "").slice(0, 300));
+    // Masked before it is cut short: a piece of an echo at the cut would otherwise be left whole.
+    const reason = typeof b === "object" && b ? this.unechoed(`${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}`) : this.unechoed(String(b ?? "")).slice(0, 300);
     const hints: string[] = [];
     const refusal = r.status === 401 ? this.unauthorised(path, typeof b === "object" && b ? String(b.reason ?? "") : String(b ?? "")) : undefined;
     if (refusal) hints.push(...refusal.hints);
@@ -203,10 +207,13 @@ export class ManagementClient {
     });
   }
 
-  /** `text` without the credentials this client sends, as the Authorization header carries them. */
+  /**
+   * `text` without the credentials this client sends, as the Authorization header carries them (in
+   * any form an echo may take) or as the password itself: masked here, before a page is cut short,
+   * since the caller's redactor finds only a whole password.
+   */
   unechoed(text: string): string {
-    const basic = this.auth.slice("Basic ".length);
-    return text.split(basic).join("***");
+    return maskEcho(this.own.text(text), this.auth.slice("Basic ".length));
   }
 
   /**

@@ -2,7 +2,7 @@ import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../erro
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
-import { executePlan, ExecutionStopped, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
+import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
@@ -49,6 +49,11 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
    * the lock queues), and apply throws InterruptedError saying how far each cluster got.
    */
   signal?: AbortSignal;
+  /**
+   * What an apply interrupted after making changes tells the user to run next (default: apply
+   * again). A saved plan's apply says to plan again: the saved plan no longer matches the brokers.
+   */
+  finish?: string;
 }
 
 export interface ClusterOutcome {
@@ -72,6 +77,9 @@ export interface ApplyResult {
   stats: { httpRequests: number; httpWrites: number; amqpRpcs: number };
 }
 
+/** What to do after an apply that stopped part-way. */
+const RERUN_HINT = "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)";
+
 /** Attempts per cluster when the connection is lost to a broker restart. */
 const RECONNECTS = 3;
 
@@ -94,7 +102,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const interrupted = () => {
     const lines = clusters.flatMap((c) => {
       const t = tally.get(c.target.name);
-      return t && t.total ? [`interrupted: cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made; run topo apply again to finish (topo plan shows what is left)`] : [];
+      return t && t.total ? [`interrupted: cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made; ${opts.finish ?? "run topo apply again to finish (topo plan shows what is left)"}`] : [];
     });
     return new InterruptedError(lines.length ? lines.join("\n") : "interrupted before any change was made; run topo apply again (topo plan shows what it would do)");
   };
@@ -113,7 +121,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       return [`  cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
     });
     if (!lines.length) return e;
-    return new ApplyError(`${e.message}\n${lines.join("\n")}`, e.hints, e.transient, "apply_incomplete", e.place);
+    const hints = e.hints.includes(RERUN_HINT) ? e.hints : [...e.hints, RERUN_HINT];
+    return new ApplyError(`${e.message}\n${lines.join("\n")}`, hints, e.transient, "apply_incomplete", e.place);
   };
   const checkInterrupted = () => {
     if (opts.signal?.aborted) throw interrupted();
@@ -192,7 +201,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       if (vhostActions.length) {
         carryOut(c.target.name, vhostActions);
         try {
-          await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t);
+          // The rest of the plan is not done either when the vhost step fails.
+          await execute({ ...first, actions: vhostActions }, ctx(c, t), execOpts(opts), t, first.actions.filter((a) => !isVhostCreate(a)));
         } catch (e) {
           if (e instanceof ApplyError) counted.add(c.target.name);
           checked?.fail(e, c.target.name);
@@ -303,6 +313,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // may still refuse.
       if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s);
       guardPlans([read.plan], opts);
+      refuseShortOfChannels(read.plan, s, execOpts(opts));
     } catch (e) {
       checked?.fail(e, c.target.name);
       throw e;
@@ -331,8 +342,19 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     });
     step(`made ${plural(current.actions.length, "change")}`);
 
-    // An apply whose re-plan is not empty has failed.
-    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current);
+    // An apply whose re-plan is not empty has failed; one that cannot re-plan has not confirmed
+    // its changes, and says so rather than leave them counted as if that were all.
+    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current).catch((e: unknown) => {
+      if (!(e instanceof TopoError)) throw e;
+      counted.add(c.target.name);
+      throw new ApplyError(
+        `${e.message}\n  cluster ${c.target.name}: apply made ${t.made === t.total ? `all ${plural(t.total, "change")}` : `${t.made} of ${plural(t.total, "change")}`}, but this failure stopped it reading the cluster back to confirm that the broker matches the file`,
+        [...e.hints, `topo plan --cluster ${c.target.name} shows whether anything is left, and topo apply finishes it`],
+        e.transient,
+        "apply_incomplete",
+        e.place ?? { cluster: c.target.name },
+      );
+    });
     step(requests === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(requests, "request")})`);
     if (after.actions.length) {
       counted.add(c.target.name);
@@ -452,20 +474,24 @@ function stopwatch(label: string, trace: ((msg: string) => void) | undefined): (
   };
 }
 
-/** Carry out a plan; one a broker error stopped part-way says what was and was not done. */
-async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions, t: { made: number; total: number }): Promise<void> {
+/**
+ * Carry out a plan; one a broker error stopped part-way says what was and was not done (`later`:
+ * the cluster's actions that were to follow this plan's, not done either).
+ */
+async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOptions, t: { made: number; total: number }, later: Action[] = []): Promise<void> {
   try {
     await executePlan(plan, ctx, opts);
   } catch (e) {
     if (!(e instanceof ExecutionStopped)) throw e;
-    const { failure, left } = e;
+    const { failure } = e;
+    const left = [...e.left, ...later];
     // Counted over the cluster's whole plan, as plan and the progress lines count.
     const doneCount = t.made;
     const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
     const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
     throw new ApplyError(
       [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure; not done:`, ...shown, ...more].join("\n"),
-      [...failure.hints, "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)"],
+      [...failure.hints, RERUN_HINT],
       failure.transient,
       doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",
       failure.place,

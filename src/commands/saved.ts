@@ -9,7 +9,7 @@ import { isAbsolute } from "node:path";
 import { ApplyError, StalePlanError, TopoError } from "../errors.js";
 import type { ClusterPlan, Plan } from "../model.js";
 import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
-import { fileDigest } from "../files/digest.js";
+import { differsOnlyInLineEnds, fileDigest } from "../files/digest.js";
 import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
@@ -77,8 +77,11 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     ]);
   }
   if (savedFileDigest(saved, opts.planFile) !== saved.fileDigest) {
-    throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made; nothing was written`, [
+    const how = differsOnlyInLineEnds(saved.file, saved.fileDigest) ? " (only in its line ends or byte-order mark, as a git checkout with core.autocrlf or an editor changes them)" : "";
+    throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made${how}; nothing was written`, [
       `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`,
+      // A relative name is read from here: from another directory it may be another file.
+      ...(isAbsolute(saved.file) ? [] : [`${saved.file} is the name topo plan was given, read from ${process.cwd()}: if topo plan ran in another directory, run topo apply ${opts.planFile} from there`]),
     ]);
   }
   // The file is the same; the passwords its ${VAR}s give must be the same too.
@@ -115,7 +118,16 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   };
   const within = (plan: ClusterPlan) => outsideSaved(saved, plan);
   try {
-    const r = await apply({ ...opts, file: saved.file, topology: desired, cluster: saved.clusters.map((c) => c.cluster), expect: check, expectWithin: within });
+    const r = await apply({
+      ...opts,
+      file: saved.file,
+      topology: desired,
+      cluster: saved.clusters.map((c) => c.cluster),
+      expect: check,
+      expectWithin: within,
+      // Applying the same plan again would be refused as stale.
+      finish: `the saved plan no longer matches the brokers: run topo plan -f ${saved.file} -o FILE again, review what is left, and apply that`,
+    });
     return { ...r, saved };
   } catch (e) {
     // Part of the plan was made: applying the same file again can only be refused as stale.

@@ -11,6 +11,7 @@ import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
 import { interpolateValue, namingVariables, pathsOf, UNINTERPOLATED, type Env } from "./interpolate.js";
+import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { displayPath, holdsSecretValue, isMergeKey, isObject, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
 import { refusedPath, startsWith, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
@@ -242,6 +243,11 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     fail([{ line: 1, col: 1, message: yamlReadMessage((e as Error).message) }]);
+  }
+  // A saved plan given as the topology file (topo apply -f plan.json) is JSON that fails the schema
+  // at every key: one problem says what it is, and how it is applied.
+  if (isObject(data) && data.format === SAVED_PLAN_FORMAT_NAME) {
+    fail([{ line: 1, col: 1, message: `this is a plan saved by topo plan -o, not a topology file: apply it with topo apply ${file} (no -f), or print it with topo show ${file}` }]);
   }
   const uninterpolated = pathsOf(data, UNINTERPOLATED);
   for (const [node, source] of unread) node.value = source;

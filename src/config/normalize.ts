@@ -25,7 +25,7 @@ import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
-import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
+import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, passwordInQuery, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -132,7 +132,7 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     return undefined;
   }
   if (u.search || u.hash) {
-    problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}; put TLS settings under tls:` });
+    problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}${passwordInQuery(u)}; put TLS settings under tls:` });
     return undefined;
   }
   // URLs drop a path segment of "." or ".." (also %2E): "amqp://h/." is vhost "/" for the URL
@@ -166,8 +166,8 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     return undefined;
   }
   const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
-  // An "@" in the vhost is shown encoded: the redactor masks a URL's user-info up to its last "@".
-  const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath.replace(/@/g, "%40")}`.replace(/\/$/, "");
+  // The vhost holds no raw "@" (userinfoAfterHost): the redactor masks a URL's user-info up to its last "@".
+  const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath}`.replace(/\/$/, "");
   return { protocol, hostname: stripBrackets(u.hostname), port, username, password, vhost, display };
 }
 
@@ -203,7 +203,7 @@ function parseManagement(
     return undefined;
   }
   if (u.search || u.hash) {
-    problems.push({ path, message: `management URL may not have a query or fragment` });
+    problems.push({ path, message: `management URL may not have a query or fragment${passwordInQuery(u)}` });
     return undefined;
   }
   // topo adds /api/... itself: a URL ending in /api would ask for /api/api/overview, which the

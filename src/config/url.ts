@@ -117,13 +117,29 @@ export function badEscapeIn(parts: { vhost?: string; username?: string; password
 export const NOT_UTF8 = `the user name, password or vhost has %-escapes that are not UTF-8 text; ${PERCENT_ENCODE}`;
 
 /**
- * A URL that parsed but has an "@" after its host and no user-info: a password with an unencoded
- * "/", "?" or "#" moved the user-info into the path ("amqp://u:12/ab@host" is host u, port 12).
+ * A URL that parsed but has an "@" after its host: a password with an unencoded "/", "?" or "#"
+ * ended the host part early. Without user-info, the user-info moved into the path
+ * ("amqp://u:12/ab@host" is host u, port 12). With it, the password held an "@" before a "/", and
+ * what followed became the host and the vhost ("amqp://u:Zebra@S3cret/Pass@host" is password
+ * Zebra, host S3cret, vhost Pass@host), which every message would then show. So a vhost's "@" is
+ * written %40: a raw one cannot be told from a password's. (A "?" or "#" is refused as a query or
+ * fragment, which passwordInQuery words.)
  */
 export function userinfoAfterHost(u: URL): string | undefined {
-  if (u.username || u.password) return undefined;
+  if (u.username || u.password) {
+    if (!u.pathname.includes("@")) return undefined;
+    return `an "@" follows the host: if the password holds an "@" and then a "/", the host was read from inside the password; ${PERCENT_ENCODE}; an "@" in the vhost is written %40`;
+  }
   if (!`${u.pathname}${u.search}${u.hash}`.includes("@")) return undefined;
   return `an "@" follows the host, so the user and password were not read as such: if the password holds "/", "?" or "#", ${PERCENT_ENCODE} (an "@" in the vhost is %40)`;
+}
+
+/**
+ * Said of a URL's refused query or fragment that holds an "@": it may be the end of a password
+ * with an "@" and then a "?" or "#" ("amqp://u:pa@ss#rd@host"). Empty otherwise.
+ */
+export function passwordInQuery(u: URL): string {
+  return `${u.search}${u.hash}`.includes("@") && (u.username || u.password) ? `; if the password holds "?" or "#", ${PERCENT_ENCODE}` : "";
 }
 
 /**

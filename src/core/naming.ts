@@ -113,6 +113,9 @@ export function userMarkerTag(prefix: string): string {
 /** A lossless replace parks a queue's messages here; the queue's name carries the prefix. */
 export const HOLD_PREFIX = "topo.hold.";
 
+/** What a plan saved by topo plan -o says it is (its "format"); a topology file never says so. */
+export const SAVED_PLAN_FORMAT_NAME = "topo-saved-plan";
+
 export function holdingQueueName(queue: string): string {
   return `${HOLD_PREFIX}${queue}`;
 }

@@ -1,20 +1,36 @@
 // Files that topo generates (a topology, a Celery module, definitions) are written whole or not at
 // all: a worker importing a module, or a pipeline reading a topology, never sees half of one.
 
-import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TopoError } from "../errors.js";
 
-/** `toStdout`: the command prints the text when -o is left out (not so a saved plan, which only -o writes). */
+/**
+ * `toStdout`: the command prints the text when -o is left out (not so a saved plan, which only -o
+ * writes). A file is written beside itself and renamed into place; through a symbolic link, the
+ * file it names is. What is not a file (-o /dev/stdout, a pipe, a terminal) is written to as it
+ * is: renaming a file over it would replace it (root's /dev/stdout or /dev/full became a plain
+ * file), and the text would reach no reader.
+ */
 export function writeWhole(file: string, text: string, toStdout = true): void {
-  const tmp = `${resolve(file)}.${process.pid}.tmp`;
+  let place = file;
   try {
-    writeFileSync(tmp, text, { mode: 0o644 });
-    renameSync(tmp, file);
+    const now = statSync(file, { throwIfNoEntry: false });
+    if (now && !now.isFile() && !now.isDirectory()) {
+      writeFileSync(file, text);
+      return;
+    }
+    if (now?.isFile()) place = realpathSync(file);
+    const tmp = `${resolve(place)}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, text, { mode: 0o644 });
+      renameSync(tmp, place);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
   } catch (e) {
-    rmSync(tmp, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
-    const dir = dirname(resolve(file));
+    const dir = dirname(resolve(place));
     // ENOENT also comes from a directory that exists but takes no new file (/proc): not "missing".
     const missing = code === "ENOENT" ? (existsSync(dir) ? `cannot create a file in ${dir} (${code})` : `no such directory ${dir}`) : undefined;
     const why = missing ?? (code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message);

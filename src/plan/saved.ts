@@ -7,12 +7,12 @@
 import type { Action, ActualCluster, ClusterPlan, DesiredCluster, Plan, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
-import { HOLD_PREFIX, Ownership } from "../core/naming.js";
+import { HOLD_PREFIX, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 
 /** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
 // 2: the users' fingerprint is scrypt (format 1's fast HMAC is refused, not compared).
 export const SAVED_PLAN_FORMAT = 2;
-const KIND = "topo-saved-plan";
+const KIND = SAVED_PLAN_FORMAT_NAME;
 
 export interface SavedCluster extends ClusterPlan {
   /** sha256 of stateText() of what the plan was computed from (see stateText). */
@@ -106,7 +106,8 @@ function resourceProblems(r: unknown, where: string, kind?: Resource["kind"]): s
 export function parseSavedPlan(text: string): SavedPlan {
   let j: unknown;
   try {
-    j = JSON.parse(text);
+    // An editor on Windows may save the plan with a byte-order mark, which JSON.parse refuses.
+    j = JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch {
     // JSON.parse's message quotes the text where it stopped: the file may be anything given by
     // mistake (a password file, a .env), so nothing of it is quoted.

@@ -196,13 +196,16 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
       expect(replaced.code).toBe(0);
       expect(replaced.stderr).toMatch(/queue mpchaa\.async replaced; 50 messages moved back through topo\.hold\.mpchaa\.async; the broker counts 50 messages in it now/);
 
-      // One channel: the writes still fit, one at a time; a move, which needs two, is refused with the setting named.
+      // One channel: the writes still fit, one at a time; a move, which needs two, is refused with
+      // the setting named before anything is written (it stopped after moving the queue's bindings
+      // to its holding queue).
       ctl("eval", "application:set_env(rabbit, channel_max, 1).");
       const one = await runCli(["apply", "-f", file({ "x-max-length": 2000 }), "--cluster", "async", "--allow-destructive"]);
       expect(one.code).toBe(1);
-      expect(one.stderr).toContain("no channel left: the broker lets one connection open 1 (its channel_max)");
-      expect(one.stderr).toContain("hint: the broker's channel_max (in rabbitmq.conf) lets a connection open 1 channel");
+      expect(one.stderr).toContain("cluster async: the broker lets a connection open 1 channel (its channel_max), and replacing queue mpchaa.async without losing its messages moves them over 2 at once; nothing was written");
+      expect(one.stderr).toContain("hint: raise channel_max in the broker's rabbitmq.conf (2047 by default) to 2 or more");
       expect(one.stderr).not.toMatch(/\n\s+at /);
+      expect((await api(0, "GET", `/api/queues/${v}/topo.hold.mpchaa.async`)).status).toBe(404);
     } finally {
       ctl("eval", `application:set_env(rabbit, channel_max, ${before}).`);
     }

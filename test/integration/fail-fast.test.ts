@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer } from "node:net";
+import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
 
@@ -409,10 +410,11 @@ describe("one count", () => {
 });
 
 describe("Ctrl-C during apply", () => {
-  it("says what was interrupted, releases the lock, exits 130; a re-run converges", async () => {
-    const services = Array.from({ length: 300 }, (_, i) => `mp${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
-    const { async, file } = fresh(services);
-    const child = spawn(process.execPath, [CLI, "apply", "-f", file, "--cluster", "async"], { stdio: ["ignore", "ignore", "pipe"] });
+  const services = Array.from({ length: 300 }, (_, i) => `mp${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
+
+  /** Runs topo with `args`, sends SIGINT once a quarter of the changes are made; its exit code and stderr. */
+  async function interrupted(args: string[]): Promise<{ code: number | null; stderr: string; sent: boolean }> {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     let sent = false;
     child.stderr.on("data", (d: Buffer) => {
@@ -424,6 +426,32 @@ describe("Ctrl-C during apply", () => {
       }
     });
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    return { code, stderr, sent };
+  }
+
+  it("of a saved plan says to plan again, not to apply the plan again, which would be refused as stale", async () => {
+    const { file } = fresh(services);
+    const out = join(dirname(file), "plan.json");
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "-o", out])).code).toBe(0);
+    const { code, stderr, sent } = await interrupted(["apply", out]);
+    expect(sent).toBe(true);
+    expect(code).toBe(130);
+    expect(stderr).toMatch(
+      new RegExp(`interrupted: cluster async: \\d+ of \\d+ changes were made; the saved plan no longer matches the brokers: run topo plan -f ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} -o FILE again, review what is left, and apply that`),
+    );
+    expect(stderr).not.toMatch(/run topo apply again/);
+    // What it says holds: the plan is refused, and a new one finishes the apply.
+    const again = await runCli(["apply", out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/the saved plan is stale/);
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "-o", out])).code).toBe(0);
+    expect((await runCli(["apply", out])).code).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("says what was interrupted, releases the lock, exits 130; a re-run converges", async () => {
+    const { async, file } = fresh(services);
+    const { code, stderr, sent } = await interrupted(["apply", "-f", file, "--cluster", "async"]);
     expect(sent).toBe(true);
     expect(code).toBe(130);
     expect(stderr).toMatch(/interrupted: cluster async: \d+ of \d+ changes were made; run topo apply again to finish \(topo plan shows what is left\)/);

@@ -21,6 +21,7 @@ import { join } from "node:path";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames } from "../../bench/services.mjs";
 import { CLI } from "../helpers/broker.js";
+import { fragments } from "../helpers/fragments.js";
 
 const { fresh } = testVhosts();
 
@@ -431,6 +432,96 @@ describe("brokers that look alike", () => {
   });
 });
 
+describe("a management API that fails part-way", () => {
+  /**
+   * A proxy to the test broker's management API that answers `status` to the first request `fails`
+   * matches, once a request `after` matches has passed.
+   */
+  async function failingProxy(fails: RegExp, status: number, after?: RegExp): Promise<{ url: string; close: () => void }> {
+    const upstream = new URL(broker().mgmtBase);
+    let failed = false;
+    let armed = after === undefined;
+    const proxy = createHttpServer((req, res) => {
+      if (after?.test(`${req.method} ${req.url}`)) armed = true;
+      else if (armed && !failed && fails.test(`${req.method} ${req.url}`)) {
+        failed = true;
+        req.resume();
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: "internal", reason: "injected by the test" }));
+        return;
+      }
+      const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      fwd.on("error", () => res.destroy());
+      req.pipe(fwd);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    return { url: `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`, close: () => proxy.close() };
+  }
+
+  /** Point a cluster's management URL at `url`. */
+  function manageThrough(file: string, cluster: string, url: string): void {
+    writeFileSync(file, readFileSync(file, "utf8").replace(new RegExp(`("${cluster}": \\{\\s*"url": "[^"]+",\\s*"management": )"[^"]+"`), `$1"${url}"`));
+  }
+
+  it("a read back that fails after every change was made says that the changes were made and not confirmed, and what shows it", async () => {
+    // The mirroring policy is the last write over HTTP; the read back follows the AMQP writes.
+    const { file } = fresh(["mplogin", "mpwallet"]);
+    const proxy = await failingProxy(/^GET \/api\/bindings\//, 500, /^PUT \/api\/policies\//);
+    const direct = readFileSync(file, "utf8");
+    try {
+      manageThrough(file, "sync", proxy.url);
+      const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("apply_incomplete");
+      expect(r.stderr).toMatch(/cluster sync: GET http:\/\/127\.0\.0\.1:\d+\/api\/bindings\/.* -> 500 internal: injected by the test\n  cluster sync: apply made all \d+ changes, but this failure stopped it reading the cluster back to confirm that the broker matches the file/);
+      expect(r.stderr).toMatch(/hint: topo plan --cluster sync shows whether anything is left, and topo apply finishes it/);
+    } finally {
+      proxy.close();
+    }
+    writeFileSync(file, direct);
+    expect((await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a failure outside the writes, after the vhost was created, counts the vhost and says a re-run finishes", async () => {
+    // The lock is looked up over HTTP once apply holds it, after the vhost it lives in was made.
+    const { async, file } = fresh(["mplogin"]);
+    const proxy = await failingProxy(/^GET \/api\/queues\/[^/]+\/topo\.mp\.lock/, 500, /^PUT \/api\/vhosts\//);
+    try {
+      manageThrough(file, "async", proxy.url);
+      const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("apply_incomplete");
+      expect(r.stderr).toMatch(/cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/queues\/.*\/topo\.mp\.lock -> 500 internal: injected by the test\n  cluster async: 1 of \d+ changes were made before apply stopped/);
+      expect(r.stderr).toMatch(/hint: every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left/);
+      expect((await api("GET", `/api/vhosts/${encodeURIComponent(async)}`)).status).toBe(200);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it("a grant refused after the vhost was created counts the vhost as made, lists the rest as not done, and says how to grant by hand", async () => {
+    const { async, file } = fresh(["mplogin", "mpwallet"]);
+    const proxy = await failingProxy(/^PUT \/api\/permissions\//, 500);
+    try {
+      manageThrough(file, "async", proxy.url);
+      const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      const e = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+      // The vhost was written: the apply is incomplete, not refused before any write.
+      expect(e.code).toBe("apply_incomplete");
+      expect(r.stderr).toMatch(/cluster async: PUT http:\/\/127\.0\.0\.1:\d+\/api\/permissions\/.* -> 500 internal: injected by the test/);
+      expect(r.stderr).toMatch(/cluster async: 1 of \d+ changes were made before the failure; not done:\n {4}\+ create exchange mplogin/);
+      expect(r.stderr).not.toMatch(/not done:\n {4}\+ create vhost/);
+      expect(r.stderr).toMatch(new RegExp(`hint: vhost "${async}" was created, but user ".*" was not granted its rights on it; if the next apply cannot connect to it, grant them: rabbitmqctl set_permissions -p ${async} `));
+      expect((await api("GET", `/api/vhosts/${encodeURIComponent(async)}`)).status).toBe(200);
+    } finally {
+      proxy.close();
+    }
+  });
+});
+
 describe("retries", () => {
   it("HTTP 503 is retried with backoff; 403 is not, and says what to do", async () => {
     let calls = 0;
@@ -456,6 +547,40 @@ describe("retries", () => {
       expect(calls).toBe(1);
       expect((err as BrokerError).message).toMatch(/cluster sync: GET .*\/api\/forbidden -> 403 not_authorised: Access refused\./);
       expect((err as BrokerError).hints.join(" ")).toMatch(/monitoring tag/);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
+  it("a refusal whose page echoes the Authorization header shows no piece of it, wherever the page is cut short", async () => {
+    // A proxy's or a debug server's error page quotes the request; topo quotes 300 characters of a
+    // page that is not JSON. The credentials straddled that cut for some lengths of what came first.
+    let pad = 0;
+    let decoded = false;
+    const server = createHttpServer((req, res) => {
+      const auth = req.headers.authorization ?? "";
+      res.writeHead(500, { "content-type": "text/html" });
+      // Or a page that says which user and password it refused, decoded.
+      res.end(`${"x".repeat(pad)} Authorization: ${decoded ? Buffer.from(auth.slice("Basic ".length), "base64").toString() : auth}`);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const password = "Secret-Password-4711";
+    const client = new ManagementClient("sync", { baseUrl: `http://127.0.0.1:${port}`, username: "svc", password, display: `http://127.0.0.1:${port}` }, {}, { attempts: 1 });
+    try {
+      for (pad = 250; pad <= 300; pad++) {
+        const err = (await client.get("/api/vhosts").catch((e: unknown) => e)) as BrokerError;
+        expect(err).toBeInstanceOf(BrokerError);
+        expect(err.message).toMatch(/cluster sync: GET .*\/api\/vhosts -> 500 x+/);
+        const echoed = /Basic (\S+)/.exec(err.message)?.[1] ?? "";
+        expect(Buffer.from(echoed, "base64").toString("latin1"), err.message).not.toMatch(/Secr/);
+      }
+      decoded = true;
+      for (pad = 250; pad <= 300; pad++) {
+        const err = (await client.get("/api/vhosts").catch((e: unknown) => e)) as BrokerError;
+        for (const f of fragments(password)) expect(err.message).not.toContain(f);
+      }
     } finally {
       client.close();
       server.close();

@@ -2,7 +2,7 @@
 // but the reviewed plan is ever applied. Each test runs the real CLI against the real broker.
 
 import { spawn } from "node:child_process";
-import { linkSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -184,6 +184,43 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(e.code).toBe("stale_plan");
     expect(e.message).toBe(`the saved plan is stale: ${t.file} changed since the plan was made; nothing was written`);
     expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
+    expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+  });
+
+  it("a plan made with a relative file name, applied from another directory that holds another such file, says where it read it", async () => {
+    const t = fresh(["mplogin"]);
+    const dir = dirname(t.file);
+    const run = (cwd: string, args: string[]) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ["ignore", "ignore", "pipe"] });
+        let stderr = "";
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("exit", (code) => resolve({ code: code ?? 1, stderr }));
+      });
+    expect((await run(dir, ["plan", "-f", "topology.yaml", "-o", "plan.json"])).code).toBe(0);
+    const other = join(dir, "other");
+    mkdirSync(other);
+    writeFileSync(join(other, "topology.yaml"), `${readFileSync(t.file, "utf8")}\n# another checkout's\n`);
+    const r = await run(other, ["apply", "../plan.json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("the saved plan is stale: topology.yaml changed since the plan was made; nothing was written");
+    expect(r.stderr).toContain(`hint: topology.yaml is the name topo plan was given, read from ${other}: if topo plan ran in another directory, run topo apply ../plan.json from there`);
+  });
+
+  it("says so when the topology file changed only in its line ends, as a checkout with core.autocrlf changes them, and still refuses", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    const text = readFileSync(t.file, "utf8");
+    for (const edited of [text.replace(/\n/g, "\r\n"), `\uFEFF${text}`]) {
+      writeFileSync(t.file, edited);
+      const r = await runCli(["apply", t.out, "--json"]);
+      expect(r.code).toBe(1);
+      const e = JSON.parse(r.stdout).error;
+      expect(e.code).toBe("stale_plan");
+      expect(e.message).toBe(
+        `the saved plan is stale: ${t.file} changed since the plan was made (only in its line ends or byte-order mark, as a git checkout with core.autocrlf or an editor changes them); nothing was written`,
+      );
+    }
     expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
   });
 

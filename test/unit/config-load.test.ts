@@ -124,6 +124,15 @@ services:
   });
 });
 
+describe("a saved plan given as the topology file", () => {
+  it("is one problem that says what it is and how it is applied, not one per key of the plan", () => {
+    const plan = { format: "topo-saved-plan", formatVersion: 2, topoVersion: "0.1.0", createdAt: "2026-01-01T00:00:00.000Z", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp", clusters: [] };
+    for (const text of [JSON.stringify(plan, null, 2), JSON.stringify(plan)]) {
+      expect(problemsOf(text)).toEqual(["1:1: this is a plan saved by topo plan -o, not a topology file: apply it with topo apply t.yaml (no -f), or print it with topo show t.yaml"]);
+    }
+  });
+});
+
 describe("files people really write", () => {
   const SHARED = `version: 1
 clusters:

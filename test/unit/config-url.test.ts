@@ -50,6 +50,34 @@ describe("bad URLs in the file", () => {
     }
   });
 
+  it("holding an @ and then a /, ? or # are refused, though the URL parses, showing neither the host nor the vhost read from them", () => {
+    // "amqp://u:Zebra@S3cret/Pass@host" parses as password Zebra, host S3cret, vhost Pass@host:
+    // plan printed "connect amqp://u:***@S3cret/Pass%40host -> getaddrinfo ENOTFOUND S3cret".
+    const url = "4:10: clusters.sync.url: ";
+    const management = "5:17: clusters.sync.management: ";
+    for (const pw of ["Zebra@S3cret/Pass", "Zebra@127.0.0.1/Pass", "Zebra@S3cret?Pass", "Zebra@S3cret#Pass", "pa:ss@w#rd"]) {
+      const slash = pw.includes("/");
+      for (const [text, at] of [
+        [file(`amqp://user:${pw}@127.0.0.1:5672/vh`), url],
+        [file(`amqp://user:${pw}@127.0.0.1:5672`), url],
+        [file("amqp://guest:guest@127.0.0.1:5672/vh", `http://user:${pw}@127.0.0.1:15672`), management],
+      ] as const) {
+        const ps = problemsOf(text);
+        expect(ps, `${pw}: ${text}`).toHaveLength(1);
+        expect(ps[0]).toContain(at);
+        expect(ps[0]).toMatch(
+          slash
+            ? /an "@" follows the host: if the password holds an "@" and then a "\/", the host was read from inside the password; percent-encode the password \(e\.g\. \/ as %2F, @ as %40, % as %25\); an "@" in the vhost is written %40$/
+            : /(URL query and fragment are not supported|management URL may not have a query or fragment)( \(found [^)]*\))?; if the password holds "\?" or "#", percent-encode the password/,
+        );
+        for (const f of fragments(pw)) expect(ps[0], f).not.toContain(f);
+      }
+    }
+    // A raw "@" in the vhost reads the same as a password's: it is refused, and %40 is accepted.
+    expect(problemsOf(file("amqp://user:pw@127.0.0.1:5672/team@prod"))).toEqual([expect.stringMatching(/an "@" in the vhost is written %40$/)]);
+    expect(problemsOf(file("amqp://user:pw@127.0.0.1:5672/team%40prod"))).toEqual([]);
+  });
+
   it("are refused the same way when the password comes from ${VAR} or a ${VAR:-default}", () => {
     const pw = "Xy7/kP9+qR==";
     for (const [url, env] of [
@@ -81,7 +109,9 @@ describe("bad URLs in the file", () => {
 
   it("show a query's parameter names only, never its values nor a fragment, nor a cluster written as a URL string", () => {
     const q = problemsOf(file("amqp://u:pw@127.0.0.1/vh?password=Zq8@kP"));
-    expect(q).toEqual(['4:10: clusters.sync.url: URL query and fragment are not supported (found the query parameter "password"); put TLS settings under tls:']);
+    expect(q).toEqual([
+      '4:10: clusters.sync.url: URL query and fragment are not supported (found the query parameter "password"); if the password holds "?" or "#", percent-encode the password (e.g. / as %2F, @ as %40, % as %25); put TLS settings under tls:',
+    ]);
     const plain = problemsOf(file("amqp://u:pw@127.0.0.1/vh?heartbeat=10"));
     expect(plain).toEqual(['4:10: clusters.sync.url: URL query and fragment are not supported (found the query parameter "heartbeat"); put TLS settings under tls:']);
     const secret = problemsOf(file("amqp://u:Pw@localhost:5672/v?password=Pwsecret2&x=1#frag-Pwsecret3"));
@@ -147,7 +177,8 @@ describe("YAML errors", () => {
 describe("display", () => {
   it("survives the redactor whole, also with an @ in the vhost", async () => {
     const { redactText } = await import("../../src/redact.js");
-    const d = parseConfig(file("amqp://user:pw@127.0.0.1:5672/team@prod"), "t.yaml", {});
+    const d = parseConfig(file("amqp://user:pw@127.0.0.1:5672/team%40prod"), "t.yaml", {});
+    expect(d.clusters.find((c) => c.target.name === "sync")?.target.amqp.vhost).toBe("team@prod");
     const display = d.clusters.find((c) => c.target.name === "sync")?.target.amqp.display as string;
     expect(display).toBe("amqp://user:***@127.0.0.1:5672/team%40prod");
     expect(redactText(`connect ${display} -> refused`)).toBe(`connect ${display} -> refused`);

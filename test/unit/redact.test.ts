@@ -2,7 +2,7 @@
 // password holds, and registered secrets are masked in every form they can take in output.
 
 import { describe, expect, it } from "vitest";
-import { Redactor, redactText, redactUrl } from "../../src/redact.js";
+import { maskEcho, Redactor, redactText, redactUrl } from "../../src/redact.js";
 import { fragments } from "../helpers/fragments.js";
 
 // White space ends a URL in free text, so a password with a space is masked only once registered.
@@ -83,5 +83,43 @@ describe("redactText", () => {
   it("redactUrl masks a URL that parses and one that does not", () => {
     expect(redactUrl("amqp://u:s3cr3t-Zebra@h/v")).toBe("amqp://u:***@h/v");
     expect(redactUrl("amqp://u:p@ss:w/rd%1@127.0.0.1/a")).toBe("amqp://u:***@127.0.0.1/a");
+  });
+});
+
+describe("maskEcho", () => {
+  // A server that echoes the request quotes the Authorization header: base64 of "user:password".
+  const decodesToNoPiece = (out: string, credentials: string) => {
+    for (const run of out.match(/[A-Za-z0-9+/]{4,}={0,2}/g) ?? []) {
+      const decoded = Buffer.from(run, "base64").toString("latin1");
+      for (const f of fragments(credentials.slice(credentials.indexOf(":") + 1))) expect(decoded, `${run} in ${out}`).not.toContain(f);
+    }
+  };
+
+  it("masks the credentials as sent, percent-encoded, JSON- and HTML-escaped, and cut short anywhere", () => {
+    for (const password of [...PASSWORDS, "Secret-Password-4711", "\u00e9t\u00e9 \u2603 ~?>?"]) {
+      const credentials = `svc:${password}`;
+      const b64 = Buffer.from(credentials).toString("base64");
+      const encodings = [
+        b64,
+        encodeURIComponent(b64),
+        encodeURIComponent(b64).toLowerCase(),
+        b64.replace(/\//g, "\\/"),
+        b64.replace(/\//g, "&#x2F;").replace(/\+/g, "&#43;").replace(/=/g, "&#61;"),
+      ];
+      for (const e of encodings) {
+        for (let cut = 0; cut <= e.length; cut++) {
+          const text = `<pre>GET /api/vhosts HTTP/1.1\nAuthorization: Basic ${e.slice(0, cut)}\nAccept: */*</pre>`;
+          const out = maskEcho(text, b64);
+          expect(out).toMatch(/^<pre>GET \/api\/vhosts HTTP\/1\.1\nAuthorization: Basic /);
+          decodesToNoPiece(out.slice(out.indexOf("Basic ") + 6), credentials);
+        }
+      }
+    }
+  });
+
+  it("leaves text that holds no piece of the credentials as it is", () => {
+    const b64 = Buffer.from("svc:Secret-Password-4711").toString("base64");
+    const text = "500 Internal Server Error: upstream mgmt-01 timed out after 30000 ms (request id 7f3a9c2e)";
+    expect(maskEcho(text, b64)).toBe(text);
   });
 });

@@ -67,6 +67,13 @@ describe("savedPlan / parseSavedPlan", () => {
     expect(why(JSON.stringify(broken))).toMatch(/damaged: clusters\[0\]\.actions\[0\] is not an action; clusters\[1\]\.stateDigest is not a string/);
   });
 
+  it("reads a plan an editor saved with a byte-order mark or CRLF line ends, which is still the same JSON", () => {
+    const text = JSON.stringify(savedPlan(plan, meta), null, 2);
+    for (const edited of [`\uFEFF${text}`, text.replace(/\n/g, "\r\n"), `\uFEFF${text.replace(/\n/g, "\r\n")}\r\n`]) {
+      expect(parseSavedPlan(edited)).toEqual(parseSavedPlan(text));
+    }
+  });
+
   // What show prints must be what apply does: apply compares a saved plan with a fresh one by
   // cluster and by key, so a repeated cluster or action, or a resource apply would not read as
   // show prints it, would let show print more than apply carries out.

@@ -1,6 +1,7 @@
 // Files topo writes: whole or not at all, and a refusal that says which part of the path is wrong.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -65,5 +66,38 @@ describe("writeWhole", () => {
     mkdirSync(join(d, "sub"));
     expect(why(() => writeWhole(join(d, "sub"), "x"))).toBe(`cannot write ${join(d, "sub")}: it is a directory`);
     expect(readdirSync(d)).toEqual(["sub"]);
+  });
+});
+
+describe("writeWhole onto what is not a plain file", () => {
+  it("writes through a pipe (-o /dev/stdout into a pipe), leaving it a pipe, not a file renamed over it", async () => {
+    const d = temp();
+    const fifo = join(d, "pipe");
+    execFileSync("mkfifo", [fifo]);
+    // A reader in another process: a write to a pipe waits for one.
+    const reader = spawn("cat", [fifo]);
+    let read = "";
+    reader.stdout.on("data", (b: Buffer) => (read += b.toString()));
+    const ended = new Promise<void>((r) => reader.on("exit", () => r()));
+    try {
+      writeWhole(fifo, "module text\n");
+      await ended;
+    } finally {
+      reader.kill();
+    }
+    expect(read).toBe("module text\n");
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(readdirSync(d)).toEqual(["pipe"]);
+  });
+
+  it("replaces the file a symbolic link names, and keeps the link", () => {
+    const d = temp();
+    mkdirSync(join(d, "shared"));
+    writeFileSync(join(d, "shared", "plan.json"), "old\n");
+    symlinkSync(join(d, "shared", "plan.json"), join(d, "plan.json"));
+    writeWhole(join(d, "plan.json"), "new\n");
+    expect(lstatSync(join(d, "plan.json")).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(d, "shared", "plan.json"), "utf8")).toBe("new\n");
+    expect(readdirSync(join(d, "shared"))).toEqual(["plan.json"]);
   });
 });
