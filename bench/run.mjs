@@ -299,7 +299,7 @@ async function readFloor(vhosts) {
       );
       const byKind = {};
       for (const a of answers) {
-        const kind = /^\/api\/(\w+)/.exec(a.path)[1];
+        const kind = /^\/api\/([\w-]+)/.exec(a.path)[1];
         byKind[kind] = Math.max(byKind[kind] ?? 0, a.ms);
       }
       return { httpRequests: answers.length, bytes: answers.reduce((s, a) => s + a.bytes, 0), slowestMs: byKind };

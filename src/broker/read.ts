@@ -30,7 +30,7 @@ const UNSORTED = "sort=";
  * The requests that describe one vhost's objects: what every plan reads, and what the benchmark
  * times alone as the read floor (bench/run.mjs), so that the two are the same requests.
  */
-export function listingPaths(vhost: string): { nodes: string; exchanges: string; queues: string; bindings: string; policies: string } {
+export function listingPaths(vhost: string): { nodes: string; exchanges: string; queues: string; bindings: string; policies: string; operatorPolicies: string } {
   const v = vh(vhost);
   return {
     nodes: `/api/nodes?columns=name,running,applications`,
@@ -38,6 +38,7 @@ export function listingPaths(vhost: string): { nodes: string; exchanges: string;
     queues: `/api/queues/${v}?disable_stats=true&columns=${QUEUE_COLUMNS}&${UNSORTED}`,
     bindings: `/api/bindings/${v}?columns=${BINDING_COLUMNS}&${UNSORTED}`,
     policies: `/api/policies/${v}`,
+    operatorPolicies: `/api/operator-policies/${v}`,
   };
 }
 
@@ -65,7 +66,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     // Operator policies cap a queue's length, bytes, TTL and expiry whatever its arguments say
     // (the lowest value wins). A monitoring user with rights on the vhost may read them (3.10.8,
     // 4.0.5); for a user who may not, they stay unknown.
-    client.getOptional<ApiPolicy[]>(`/api/operator-policies/${v}`, [401, 403, 404]),
+    client.getOptional<ApiPolicy[]>(paths.operatorPolicies, [401, 403, 404]),
     // Users, and the vhost's permissions: only administrators may list them. For anyone else
     // (a monitoring user running plan) users are not compared, and plan says so.
     users ? client.getOptional<ApiUser[]>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
