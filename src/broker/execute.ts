@@ -136,7 +136,14 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       const consumerCount = await consumersOf(amqp, r.name);
       const { messageCount } = await ch.deleteQueue(r.name);
       const all = a.op === "delete" || a.op === "replace" ? a.messages : undefined;
-      const taken = consumerCount > 0 ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}` : "";
+      // A client that fetched with basic.get, or whose consumer was cancelled, is no consumer.
+      const fetched = a.op === "delete" ? (a.unacked ?? 0) : 0;
+      const taken =
+        consumerCount > 0
+          ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}`
+          : fetched > 0
+            ? `, and ${plural(fetched, "message")} fetched but not acknowledged (by the statistics)`
+            : "";
       if (messageCount > 0 || taken) {
         ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken} (--allow-data-loss)`);
       }

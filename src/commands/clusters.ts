@@ -235,7 +235,7 @@ export async function readAndPlan(
       readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams]),
       moved.length ? readOperatorPolicies(client, c.target, actual) : undefined,
     ]);
-    if (live && present.length) await readLiveCounts(await live(), actual, present);
+    if (live && present.length) await readLiveCounts(await live(), client, c.target, actual, present);
     plan = diffCluster(c, actual, prefix);
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));

@@ -86,9 +86,9 @@ async function brokerState(v: string) {
 }
 
 /** Wait until the management API's statistics (emitted every 5 s) show what the queue holds. */
-async function statsShow(v: string, queue: string, ok: (q: { messages?: number; message_bytes?: number }) => boolean): Promise<void> {
+async function statsShow(v: string, queue: string, ok: (q: { messages?: number; message_bytes?: number; messages_unacknowledged?: number; consumers?: number }) => boolean): Promise<void> {
   for (let i = 0; i < 60; i++) {
-    const r = await api("GET", `/api/queues/${vh(v)}/${encodeURIComponent(queue)}?columns=messages,message_bytes`);
+    const r = await api("GET", `/api/queues/${vh(v)}/${encodeURIComponent(queue)}?columns=messages,message_bytes,messages_unacknowledged,consumers`);
     if (r.status === 200 && ok(r.body)) return;
     await new Promise((res) => setTimeout(res, 500));
   }
@@ -310,6 +310,34 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("a consumer cancelled on a channel still open keeps its unacknowledged messages: refused, though the statistics are older than the cancel", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 10);
+    await publishIds(f.async, held);
+    // A worker's warm shutdown: its consumer is cancelled, and the messages it reserved stay
+    // unacknowledged on its channel until it exits. The statistics still count the consumer.
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    const ch = await conn.createChannel();
+    await ch.prefetch(4);
+    const reserved: string[] = [];
+    const { consumerTag } = await ch.consume(Q, (m) => void (m && reserved.push(String(m.properties.messageId))));
+    try {
+      await statsShow(f.async, Q, (q) => reserved.length === 4 && q.consumers === 1);
+      await ch.cancel(consumerTag);
+      const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+      refusedBeforeWriting(r);
+      expect(r.stderr).toContain("4 messages are fetched but not acknowledged: they are lost with the old queue");
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    // The worker exits: its 4 are ready again, and the replace keeps all 10.
+    const ok = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(ok.stderr).not.toMatch(/Error/);
+    expect(ok.code).toBe(0);
+    expectExactlyOnce(await drainIds(f.async, Q), held);
+  });
+
   it("a publisher running during the replace under a new limit: every confirmed message kept exactly once", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
@@ -378,6 +406,33 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     expect(done.stderr).not.toMatch(/Error/);
     expect(done.code).toBe(0);
     expect(await getQueue(async, Q)).toBeUndefined();
+  });
+
+  it("a queue whose messages a client fetched with basic.get and has not acknowledged is refused: no consumer, no ready message, yet they would go with it", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
+    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
+    const held = ids("old", 3);
+    await publishIds(async, held);
+    const conn = await amqplib.connect(amqpUrl(async));
+    try {
+      const ch = await conn.createChannel();
+      for (const _ of held) expect(await ch.get(Q, { noAck: false })).toBeTruthy();
+      await statsShow(async, Q, (q) => q.messages_unacknowledged === 3);
+      const before = await brokerState(async);
+      const r = await runCli(["apply", "-f", file(false), "--allow-destructive"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("refusing to drop messages: 1 queue to delete still holds messages:\n  cluster async: - delete queue mplogin.async [holds 3 messages]\n");
+      expect(r.stderr).toContain("hint: 3 messages of mplogin.async are fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open)");
+      expect(r.stderr).not.toMatch(/applying \d+ change/);
+      expect(await brokerState(async)).toEqual(before);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    // The client closed its channel without acknowledging: all 3 are back in the queue.
+    expectExactlyOnce(await drainIds(async, Q), held);
   });
 
   it("a quorum queue and a stream are deleted with their service (a quorum queue takes no if-empty delete; a stream only with --allow-data-loss)", async () => {
