@@ -231,7 +231,7 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
   return {
     contentType: p.contentType,
     contentEncoding: p.contentEncoding,
-    headers: p.headers,
+    headers: withoutSenderRoutes(p.headers),
     deliveryMode: p.deliveryMode,
     priority: p.priority,
     correlationId: p.correlationId,
@@ -244,6 +244,19 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
     // user-id must equal the publishing user or the broker refuses it; it is not carried over.
     mandatory: true,
   };
+}
+
+/**
+ * A message's headers without its sender-selected routing keys. RabbitMQ routes a message to the
+ * keys in its CC header as well as its routing key, and keeps CC in the message: moved through the
+ * default exchange, where a key is a queue's name, a message published with `CC: ["audit"]` put a
+ * copy into the vhost's queue `audit` at each move, though its own exchange had routed it to this
+ * queue alone (measured on 3.10). Its routing was done when it was first published.
+ */
+function withoutSenderRoutes(headers: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!headers || !("CC" in headers || "BCC" in headers)) return headers;
+  const { CC: _cc, BCC: _bcc, ...rest } = headers;
+  return rest;
 }
 
 /** What a queue holds that a move into it may find copies of. */

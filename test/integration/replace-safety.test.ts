@@ -488,6 +488,31 @@ describe("replace stops rather than lose or copy a message", () => {
   const queue = (args: Queue["arguments"]): Queue => ({ kind: "queue", name: Q, type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: args });
   const route: Binding = { kind: "binding", source: "mplogin", destination: Q, destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
 
+  it("a message with a CC header is moved to the new queue alone: the default exchange would route a copy to the queue its CC names", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    // A user's queue whose name a sender put in CC; the service exchange routes no key to it.
+    await withChannel(f.async, (ch) => ch.assertQueue("audit", { durable: true }));
+    const held = ids("cc", 3);
+    await withChannel(f.async, async (ch) => {
+      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, headers: { CC: ["audit"], trace: id } });
+      await ch.checkQueue(Q);
+    });
+    expect(await messageCount(f.async, "audit")).toBe(0);
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(await messageCount(f.async, "audit")).toBe(0);
+    const moved = await withChannel(f.async, async (ch) => {
+      const out: { id: string; headers: unknown }[] = [];
+      for (let m = await ch.get(Q, { noAck: true }); m; m = await ch.get(Q, { noAck: true })) out.push({ id: String(m.properties.messageId), headers: m.properties.headers });
+      return out;
+    });
+    expectExactlyOnce(moved.map((m) => m.id), held);
+    // The rest of the headers travel with the message.
+    for (const m of moved) expect(m.headers).toEqual({ trace: m.id });
+  });
+
   it("a move the broker refuses stops with its reason, leaves no message in two places, and re-runs finish it", async () => {
     const f = files({}, {});
     const after = { "x-max-length": 5, "x-overflow": "reject-publish" };
