@@ -8,6 +8,8 @@ import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
+import { ManagementClient } from "../../src/broker/http.js";
+import { unackedOf } from "../../src/broker/read.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
 import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
 
@@ -336,7 +338,7 @@ describe("replace refuses what would lose messages", () => {
     expect(ok.stderr).not.toMatch(/Error/);
     expect(ok.code).toBe(0);
     expectExactlyOnce(await drainIds(f.async, Q), held);
-  });
+  }, 120_000);
 
   it("a publisher running during the replace under a new limit: every confirmed message kept exactly once", async () => {
     const f = files({}, {});
@@ -433,7 +435,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     }
     // The client closed its channel without acknowledging: all 3 are back in the queue.
     expectExactlyOnce(await drainIds(async, Q), held);
-  });
+  }, 120_000);
 
   it("a quorum queue and a stream are deleted with their service (a quorum queue takes no if-empty delete; a stream only with --allow-data-loss)", async () => {
     const sync = uniqueName("sync");
@@ -671,6 +673,41 @@ describe("replace stops rather than lose or copy a message", () => {
     expect(r.code).toBe(0);
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
+
+  it("a client that fetched messages with basic.get and holds them unacknowledged when the old queue is to go: it is left, and nothing is lost", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 10);
+    await publishIds(f.async, held);
+    // The mover alone, with a poller holding 4 that the plan's check did not see (it came later).
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    const poller = await conn.createChannel();
+    for (let i = 0; i < 4; i++) expect(await poller.get(Q, { noAck: false })).toBeTruthy();
+    const t = target(f.async);
+    const http = new ManagementClient(t.name, t.management, {});
+    const session = await AmqpSession.open(t);
+    const err = await replaceQueueLossless(
+      session,
+      { after: queue({ "x-max-priority": 5 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}), unackedOf: (q, live) => unackedOf(http, t, q, live) },
+      () => undefined,
+    ).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    await session.close();
+    expect(err?.message).toBe(
+      "cluster async: replace queue mplogin.async: the broker's statistics count 4 messages of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in topo.hold.mplogin.async",
+    );
+    expect(await messageCount(f.async, HOLD)).toBe(6);
+
+    // The poller closes; its 4 go back to the old queue. A re-run finishes the replace with all 10.
+    await conn.close();
+    expect(await messageCount(f.async, Q)).toBe(4);
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expectExactlyOnce(await drainIds(f.async, Q), held);
+  }, 120_000);
 });
 
 // --- property: random limits, consumers and publishers -------------------------------------------
