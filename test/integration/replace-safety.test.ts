@@ -515,6 +515,29 @@ describe("replace stops rather than lose or copy a message", () => {
     for (const m of moved) expect(m.headers).toEqual({ trace: m.id });
   });
 
+  it("a message that expires while it waits in the holding queue is dead-lettered as the queue would, not dropped", async () => {
+    const f = files({ "x-dead-letter-exchange": "dlx" }, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    await withChannel(f.async, async (ch) => {
+      await ch.assertExchange("dlx", "fanout", { durable: true });
+      await ch.assertQueue("dead", { durable: true });
+      await ch.bindQueue("dead", "dlx", "");
+    });
+    // Each message's own expiration counts again from its move, and a replace holds them longer:
+    // it waits one statistics interval (5 s) before it deletes the old queue.
+    const held = ids("ttl", 20);
+    await withChannel(f.async, async (ch) => {
+      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
+      await ch.checkQueue(Q);
+    });
+    const r = await runCli(["apply", "-f", f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    // What has not expired yet in the queue does so within a second; every one is dead-lettered.
+    await until("every message to be dead-lettered", async () => (await messageCount(f.async, "dead")) === held.length);
+    expectExactlyOnce(await drainIds(f.async, "dead"), held);
+  }, 120_000);
+
   it("a move the broker refuses stops with its reason, leaves no message in two places, and re-runs finish it", async () => {
     const f = files({}, {});
     const after = { "x-max-length": 5, "x-overflow": "reject-publish" };
