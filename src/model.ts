@@ -306,6 +306,12 @@ export type Action =
       key: string;
       before: Resource;
       messages?: number;
+      /**
+       * Of `messages`, those fetched but not acknowledged (basic.get without ack, or a consumer
+       * cancelled on a channel still open), by the broker's statistics: no live count sees them,
+       * and the broker deletes them with the queue, if-empty and if-unused included.
+       */
+      unacked?: number;
       /** Consumers attached to this queue now (apply's passive declare; plan does not know). */
       consumers?: number;
       /**

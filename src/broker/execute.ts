@@ -14,6 +14,7 @@ import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
+import { unackedOf } from "./read.js";
 import { vh } from "./http.js";
 import { plural, shellWord } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
@@ -167,7 +168,14 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       const consumerCount = await consumersOf(amqp, r.name);
       const { messageCount } = await ch.deleteQueue(r.name);
       const all = a.op === "delete" || a.op === "replace" ? a.messages : undefined;
-      const taken = consumerCount > 0 ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}` : "";
+      // A client that fetched with basic.get, or whose consumer was cancelled, is no consumer.
+      const fetched = a.op === "delete" ? (a.unacked ?? 0) : 0;
+      const taken =
+        consumerCount > 0
+          ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}`
+          : fetched > 0
+            ? `, and ${plural(fetched, "message")} fetched but not acknowledged (by the statistics)`
+            : "";
       if (messageCount > 0 || taken) {
         ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken} (--allow-data-loss)`);
       }
@@ -218,6 +226,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           old: a.before.kind === "queue" && a.before.name === (a.after as Queue).name ? a.before : undefined,
           hold: a.resume?.hold,
           limits: a.limits,
+          unackedOf: (queue, live) => unackedOf(http, target, queue, live),
         },
         ctx.log,
       );

@@ -7,10 +7,10 @@ import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
+import { sleep } from "./retry.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
 import { actualFrom } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
-import { sleep } from "./retry.js";
 
 export const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
@@ -133,14 +133,20 @@ export async function readMaxQueues(client: ManagementClient, target: ClusterTar
   return typeof max === "number" ? max : undefined;
 }
 
-/** Message totals of every queue (one request), for plans that delete or replace queues. */
+/**
+ * Message totals of every queue (one request), for plans that delete or replace queues, with the
+ * unacknowledged ones apart: a passive declare counts ready messages only, so these statistics
+ * are all that sees what a basic.get without ack, or a consumer cancelled on a channel still
+ * open, holds, which a delete (if-empty and if-unused included) takes with the queue.
+ */
 export async function readMessageCounts(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
-  const qs = await client.getOptional<{ name: string; messages?: number }[]>(
-    `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,messages&${UNSORTED}`,
+  const qs = await client.getOptional<{ name: string; messages?: number; messages_unacknowledged?: number }[]>(
+    `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,messages,messages_unacknowledged&${UNSORTED}`,
   );
   for (const q of qs ?? []) {
     const facts = (actual.queueFacts[q.name] ??= {});
     facts.messages = q.messages;
+    facts.unacked = q.messages_unacknowledged;
   }
 }
 
@@ -152,82 +158,78 @@ const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,cons
  * The figures are the broker's statistics, up to 5 s old; readLiveCounts corrects them.
  */
 export async function readQueueStats(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, names: readonly string[]): Promise<void> {
-  const v = vh(target.amqp.vhost);
   await Promise.all(
     names.map(async (name) => {
-      const q = await readStats(client, v, name);
-      // Right after a declare the statistics are not there yet: the counts stay unknown.
-      if (q) statsInto((actual.queueFacts[name] ??= {}), q);
+      const stats = await queueStats(client, target, name);
+      if (stats) Object.assign((actual.queueFacts[name] ??= {}), stats);
     }),
   );
 }
 
-interface ApiQueueStats {
-  messages?: number;
-  messages_ready?: number;
-  messages_unacknowledged?: number;
-  consumers?: number;
-  message_bytes?: number;
+/** One queue's statistics; undefined right after a declare, before they are there. */
+async function queueStats(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueFacts | undefined> {
+  const q = await client.getOptional<{ messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number }>(
+    `/api/queues/${vh(target.amqp.vhost)}/${encodeURIComponent(name)}?columns=${STATS_COLUMNS}`,
+  );
+  if (!q || q.messages === undefined) return undefined;
+  return { messages: q.messages, ready: q.messages_ready ?? q.messages, unacked: q.messages_unacknowledged ?? 0, consumers: q.consumers ?? 0, bytes: q.message_bytes };
 }
 
-/** A queue's statistics, or undefined when it is gone or has none yet. */
-async function readStats(client: ManagementClient, v: string, name: string): Promise<ApiQueueStats | undefined> {
-  const q = await client.getOptional<ApiQueueStats>(`/api/queues/${v}/${encodeURIComponent(name)}?columns=${STATS_COLUMNS}`);
-  return q?.messages === undefined ? undefined : q;
-}
+/** How long apply waits for statistics that caught up with the live counts (emitted every 5 s by default). */
+const FRESH_STATS_MS = 15_000;
+const FRESH_STATS_POLL_MS = 1_000;
 
-function statsInto(facts: QueueFacts, q: ApiQueueStats): void {
-  facts.messages = q.messages;
-  facts.ready = q.messages_ready ?? q.messages;
-  facts.unacked = q.messages_unacknowledged ?? 0;
-  facts.consumers = q.consumers ?? 0;
-  facts.bytes = q.message_bytes;
+interface LiveCount {
+  messageCount: number;
+  consumerCount: number;
 }
 
 /**
- * How long statistics that count unacknowledged messages on a queue no consumer holds are read
- * again before topo believes them, and how often. A client that fetched messages with basic.get
- * and then closed its channel (or an apply stopped half-way through a move) leaves the figure
- * standing until the queue's next statistics, every 5 s by default (collect_statistics_interval):
- * measured on 3.10, a replace run at once was refused for "10 messages fetched but not
- * acknowledged" that were back in the queue. Twice the interval leaves room for a busy broker.
+ * Whether a queue's statistics may predate what its live count shows, so that their count of
+ * unacknowledged messages cannot be trusted either way: no consumer is attached now, and the
+ * statistics still count one, unacknowledged messages, or ready messages the queue no longer has.
+ * Messages that left a queue with no consumer may be back in it (a worker's channel closed), acked,
+ * or still held unacknowledged: a consumer cancelled on a channel still open (a worker's warm
+ * shutdown keeps its reserved messages until it exits) or a basic.get without ack. The broker
+ * deletes those with the queue, if-empty and if-unused included. The statistics count consumers
+ * before unacknowledged messages (measured on 3.10: a worker's exit showed as 0 consumers with 4
+ * unacknowledged, and 0 unacknowledged 1.6 s later), so no single figure says they caught up.
  */
-export const UNACKED_SETTLE_MS = 10_000;
-const UNACKED_POLL_MS = 500;
-
-/**
- * Read the statistics of `names` again while they count unacknowledged messages and no consumer,
- * until the count is 0 or UNACKED_SETTLE_MS have passed: only a figure that stands is a client
- * holding messages. No consumer and unacknowledged messages is rare (basic.get without ack), so
- * the wait is paid only where a replace would otherwise be refused.
- */
-export async function settleUnacked(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, names: readonly string[], settleMs = UNACKED_SETTLE_MS): Promise<void> {
-  // A queue gone meanwhile is left to the live count (apply) or to the next plan.
-  const gone = new Set<string>();
-  const held = () => names.filter((n) => !gone.has(n) && (actual.queueFacts[n]?.unacked ?? 0) > 0 && actual.queueFacts[n]?.consumers === 0);
-  const v = vh(target.amqp.vhost);
-  for (const deadline = Date.now() + settleMs; held().length && Date.now() < deadline; ) {
-    await sleep(UNACKED_POLL_MS);
-    await Promise.all(
-      held().map(async (name) => {
-        const q = await readStats(client, v, name);
-        if (q) statsInto(actual.queueFacts[name]!, q);
-        else gone.add(name);
-      }),
-    );
-  }
+function statsBehind(stats: QueueFacts, live: LiveCount, stream: boolean): boolean {
+  if (live.consumerCount > 0) return false;
+  return (stats.consumers ?? 0) > 0 || (stats.unacked ?? 0) > 0 || (!stream && (stats.ready ?? 0) > live.messageCount);
 }
 
 /**
  * The broker's counts now, from a passive declare: ready messages and consumers. Apply judges a
  * replace on these, not on statistics that lag by up to 5 s. Unacknowledged messages have no live
- * count; the statistics' figure is kept unless it is stale (it counts consumers that are gone).
+ * count, so the statistics' figure stands, read again until they caught up with the live count
+ * (statsBehind), within a bound: past it their figure stands, and a replace that figure puts at
+ * risk is refused.
  */
-export async function readLiveCounts(session: AmqpSession, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<void> {
+export async function readLiveCounts(
+  session: AmqpSession,
+  client: ManagementClient,
+  target: ClusterTarget,
+  actual: ActualCluster,
+  queues: readonly { name: string; stream: boolean }[],
+): Promise<void> {
+  const deadline = Date.now() + FRESH_STATS_MS;
+  for (let todo = queues; ; ) {
+    todo = await liveCounts(session, actual, todo);
+    if (todo.length === 0 || Date.now() >= deadline) return;
+    await sleep(FRESH_STATS_POLL_MS);
+    await readQueueStats(client, target, actual, todo.map((q) => q.name));
+  }
+}
+
+/** Live counts into the facts; returns the queues whose statistics are behind them. */
+async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<{ name: string; stream: boolean }[]> {
+  const behind: { name: string; stream: boolean }[] = [];
   for (const q of queues) {
     // A channel of its own: a 404 closes it, and it must not go back to the session's pool.
     let ch: Channel | undefined;
-    let live: { messageCount: number; consumerCount: number } | undefined;
+    let live: LiveCount | undefined;
     try {
       ch = await session.channel();
       session.rpcs++;
@@ -243,19 +245,33 @@ export async function readLiveCounts(session: AmqpSession, actual: ActualCluster
       Object.assign(facts, { ready: 0, unacked: 0, messages: 0, consumers: 0, bytes: 0 });
       continue;
     }
-    if ((facts.consumers ?? 0) > live.consumerCount) facts.unacked = 0;
+    if (statsBehind(facts, live, q.stream)) behind.push(q);
     facts.consumers = live.consumerCount;
     // A stream's passive declare always says 0 messages; its statistics are the only count.
     if (!q.stream) {
-      const stale = facts.ready;
+      const stats = facts.ready;
       facts.ready = live.messageCount;
       // Bytes have no live count. Statistics that counted other messages say nothing of these:
       // an average per message hid ten 100 KB messages behind ten small ones, and a byte limit
       // was judged met when it was not. So the bytes are unknown, and a byte limit cannot be judged.
-      if (stale !== facts.ready) facts.bytes = facts.ready === 0 ? 0 : undefined;
+      if (stats !== facts.ready) facts.bytes = facts.ready === 0 ? 0 : undefined;
     }
     facts.ready ??= 0;
     facts.unacked ??= 0;
     facts.messages = facts.ready + facts.unacked;
+  }
+  return behind;
+}
+
+/**
+ * What a queue to delete holds unacknowledged, by its statistics once they caught up with its live
+ * count (statsBehind), within a bound: past it, their last figure. undefined: no statistics yet.
+ */
+export async function unackedOf(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount): Promise<number | undefined> {
+  const deadline = Date.now() + FRESH_STATS_MS;
+  for (;;) {
+    const facts = await queueStats(client, target, name);
+    if (!facts || !statsBehind(facts, live, false) || Date.now() >= deadline) return facts?.unacked;
+    await sleep(FRESH_STATS_POLL_MS);
   }
 }

@@ -1,10 +1,11 @@
 import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
-import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan } from "../model.js";
+import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
+import { unackedOf } from "../broker/read.js";
 import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
@@ -170,7 +171,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     if (!opts.allowDataLoss) {
       await forEachCluster(clusters, async (c) => {
         const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
-        if (deletesQueues(p)) await countMessages(p, await session(c));
+        if (deletesQueues(p)) await countMessages(p, await session(c), client(c), c.target);
       });
       guardPlans(plans, { allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
     }
@@ -311,7 +312,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
       // Refusals on live counts come before the barrier too: no cluster writes while another
       // may still refuse.
-      if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s);
+      if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s, http, c.target);
       guardPlans([read.plan], opts);
       refuseShortOfChannels(read.plan, s, execOpts(opts));
     } catch (e) {
@@ -508,31 +509,45 @@ function samePlan(a: ClusterPlan, b: ClusterPlan): boolean {
   return keys(a) === keys(b);
 }
 
-/**
- * Message counts from the management API lag by up to 5 s; a passive declare gives the broker's
- * count now, and its consumers (plan's read has none). Used to refuse a data-losing plan before
- * anything is written.
- */
 /** The vhost a cluster's plan creates: its first write, before its lock can be taken (the lock lives in it). */
 function isVhostCreate(a: Action): boolean {
   return a.op === "create" && a.after.kind === "vhost";
 }
 
-async function countMessages(p: ClusterPlan, s: AmqpSession): Promise<void> {
+/**
+ * Message counts from the management API lag by up to 5 s; a passive declare gives the broker's
+ * count now, and its consumers (plan's read has none). Used to refuse a data-losing plan before
+ * anything is written. A passive declare counts ready messages only: what a client fetched and
+ * has not acknowledged is seen by the statistics alone, and a delete takes it with the queue, so
+ * it is added.
+ */
+async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementClient, target: ClusterTarget): Promise<void> {
   const targets = p.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && a.before.kind === "queue");
   await s.runAll(
     targets,
     16,
     async (ch, a) => {
+      const q = a.before as Queue;
       try {
-        const r = await ch.checkQueue(a.before.kind === "queue" ? a.before.name : "");
-        // A stream's passive count lags behind its statistics' (0 for messages just confirmed).
-        a.messages = a.before.kind === "queue" && a.before.type === "stream" ? Math.max(a.messages ?? 0, r.messageCount) : r.messageCount;
+        const r = await ch.checkQueue(q.name);
         a.consumers = r.consumerCount;
+        if (q.type === "stream") {
+          // A stream's passive count lags behind its statistics' (0 for messages just confirmed).
+          a.messages = Math.max(a.messages ?? 0, r.messageCount);
+          return;
+        }
+        // What consumers hold refuses the delete as theirs. Held by no consumer (basic.get, or a
+        // consumer cancelled on its open channel), it is counted from statistics read again until
+        // they caught up: older ones may count what the client has acknowledged or given back since.
+        if (r.consumerCount > 0) a.unacked = undefined;
+        else if ((a.unacked ?? 0) > 0) a.unacked = ((await unackedOf(http, target, q.name, r)) ?? a.unacked) || undefined;
+        a.messages = r.messageCount + (a.unacked ?? 0);
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.
-        if ((e as { code?: number }).code === 404) a.messages = 0;
-        else throw e;
+        if ((e as { code?: number }).code === 404) {
+          a.messages = 0;
+          a.unacked = undefined;
+        } else throw e;
       }
     },
     (a) => `count messages of queue ${a.before.kind === "queue" ? a.before.name : ""}`,

@@ -7,7 +7,7 @@ import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats, settleUnacked } from "../broker/read.js";
+import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
 import { compatibility, takesDefaultType } from "../plan/compat.js";
@@ -245,9 +245,7 @@ export async function readAndPlan(
     // shows what goes with them (apply refuses them without --allow-data-loss whatever it finds).
     const streams = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type === "stream" ? [a.before.name] : []));
     await readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams]);
-    // Statistics that still count messages a client has given back would refuse the replace.
-    await settleUnacked(client, c.target, actual, present.map((q) => q.name));
-    if (live && present.length) await readLiveCounts(await live(), actual, present);
+    if (live && present.length) await readLiveCounts(await live(), client, c.target, actual, present);
     plan = diffCluster(c, actual, prefix);
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));

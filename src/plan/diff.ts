@@ -102,6 +102,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
 
   const actions: Action[] = [];
   const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
+  const unackedOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.unacked || undefined : undefined);
 
   // While a queue's node is down (a durable queue without mirrors waits for it), the broker lists
   // the queue but none of its bindings: they are unknown, not missing.
@@ -167,7 +168,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       }
     }
     deleted.add(key);
-    actions.push({ op: "delete", key, before, messages: messagesOf(before) });
+    actions.push({ op: "delete", key, before, messages: messagesOf(before), unacked: unackedOf(before) });
   }
   // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
   // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
@@ -417,7 +418,7 @@ function resumeInterruptedReplaces(
     const holdMessages = actual.queueFacts[r.name]?.messages;
     if (!after) {
       deleted.add(keyOf(r));
-      actions.push({ op: "delete", key: keyOf(r), before: r, messages: holdMessages });
+      actions.push({ op: "delete", key: keyOf(r), before: r, messages: holdMessages, unacked: actual.queueFacts[r.name]?.unacked || undefined });
       continue;
     }
     const i = actions.findIndex((a) => a.key === baseKey);

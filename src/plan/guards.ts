@@ -123,10 +123,17 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
   ].filter(Boolean);
   const named = (reason: string) => offending.filter(({ a }) => reasons(a).includes(reason)).map(({ a }) => describe(a.before));
   const lines = offending.map(({ cluster, a }) => `  cluster ${cluster}: ${renderAction(a)[0]}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`);
+  // Held by a client that is no consumer: the if-unused delete does not see it, nor a passive declare.
+  const fetched = offending.filter(({ a }) => !a.consumers && (a.unacked ?? 0) > 0).map(({ a }) => `${plural(a.unacked ?? 0, "message")} of ${describe(a.before)}`);
   throw new UnsafePlanError(
     `refusing to drop messages: ${plural(n, "queue")} to delete ${what.length > 1 ? `${what.slice(0, -1).join(", ")} or ${what[what.length - 1]}` : what[0]}:\n${lines.join("\n")}`,
     [
       ...(all.has("consumers") ? [inUseHint(named("consumers"))] : []),
+      ...(fetched.length
+        ? [
+            `${fetched.join(", ")} ${fetched.length === 1 && fetched[0]!.startsWith("1 message ") ? "is" : "are"} fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open), by the broker's statistics: the broker deletes such messages with the queue, even if empty and unused; let that client acknowledge them or close its channel`,
+          ]
+        : []),
       ...(all.has("stream")
         ? [`a stream keeps its messages after they are consumed, and its counts lag behind what was just published, so topo cannot make sure ${named("stream").join(", ")} hold${named("stream").length === 1 ? "s" : ""} none: only --allow-data-loss deletes a stream, with what it holds`]
         : []),

@@ -8,6 +8,8 @@ import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
+import { ManagementClient } from "../../src/broker/http.js";
+import { unackedOf } from "../../src/broker/read.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
 import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
 
@@ -86,9 +88,9 @@ async function brokerState(v: string) {
 }
 
 /** Wait until the management API's statistics (emitted every 5 s) show what the queue holds. */
-async function statsShow(v: string, queue: string, ok: (q: { messages?: number; message_bytes?: number }) => boolean): Promise<void> {
+async function statsShow(v: string, queue: string, ok: (q: { messages?: number; message_bytes?: number; messages_unacknowledged?: number; consumers?: number }) => boolean): Promise<void> {
   for (let i = 0; i < 60; i++) {
-    const r = await api("GET", `/api/queues/${vh(v)}/${encodeURIComponent(queue)}?columns=messages,message_bytes`);
+    const r = await api("GET", `/api/queues/${vh(v)}/${encodeURIComponent(queue)}?columns=messages,message_bytes,messages_unacknowledged,consumers`);
     if (r.status === 200 && ok(r.body)) return;
     await new Promise((res) => setTimeout(res, 500));
   }
@@ -310,6 +312,34 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("a consumer cancelled on a channel still open keeps its unacknowledged messages: refused, though the statistics are older than the cancel", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 10);
+    await publishIds(f.async, held);
+    // A worker's warm shutdown: its consumer is cancelled, and the messages it reserved stay
+    // unacknowledged on its channel until it exits. The statistics still count the consumer.
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    const ch = await conn.createChannel();
+    await ch.prefetch(4);
+    const reserved: string[] = [];
+    const { consumerTag } = await ch.consume(Q, (m) => void (m && reserved.push(String(m.properties.messageId))));
+    try {
+      await statsShow(f.async, Q, (q) => reserved.length === 4 && q.consumers === 1);
+      await ch.cancel(consumerTag);
+      const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+      refusedBeforeWriting(r);
+      expect(r.stderr).toContain("4 messages are fetched but not acknowledged: they are lost with the old queue");
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    // The worker exits: its 4 are ready again, and the replace keeps all 10.
+    const ok = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(ok.stderr).not.toMatch(/Error/);
+    expect(ok.code).toBe(0);
+    expectExactlyOnce(await drainIds(f.async, Q), held);
+  }, 120_000);
+
   it("a client holding messages it fetched with basic.get: refused while it holds them; once it gives them back, an apply run at once keeps them all", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
@@ -336,7 +366,7 @@ describe("replace refuses what would lose messages", () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr).toContain("10 messages moved back");
     expectExactlyOnce(await drainIds(f.async, Q), held);
-  });
+  }, 120_000);
 
   it("a publisher running during the replace under a new limit: every confirmed message kept exactly once", async () => {
     const f = files({}, {});
@@ -408,6 +438,33 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     expect(await getQueue(async, Q)).toBeUndefined();
   });
 
+  it("a queue whose messages a client fetched with basic.get and has not acknowledged is refused: no consumer, no ready message, yet they would go with it", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
+    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
+    const held = ids("old", 3);
+    await publishIds(async, held);
+    const conn = await amqplib.connect(amqpUrl(async));
+    try {
+      const ch = await conn.createChannel();
+      for (const _ of held) expect(await ch.get(Q, { noAck: false })).toBeTruthy();
+      await statsShow(async, Q, (q) => q.messages_unacknowledged === 3);
+      const before = await brokerState(async);
+      const r = await runCli(["apply", "-f", file(false), "--allow-destructive"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("refusing to drop messages: 1 queue to delete still holds messages:\n  cluster async: - delete queue mplogin.async [holds 3 messages]\n");
+      expect(r.stderr).toContain("hint: 3 messages of mplogin.async are fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open)");
+      expect(r.stderr).not.toMatch(/applying \d+ change/);
+      expect(await brokerState(async)).toEqual(before);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    // The client closed its channel without acknowledging: all 3 are back in the queue.
+    expectExactlyOnce(await drainIds(async, Q), held);
+  }, 120_000);
+
   it("a quorum queue and a stream are deleted with their service (a quorum queue takes no if-empty delete; a stream only with --allow-data-loss)", async () => {
     const sync = uniqueName("sync");
     const async = uniqueName("async");
@@ -460,6 +517,54 @@ describe("replace stops rather than lose or copy a message", () => {
   }
   const queue = (args: Queue["arguments"]): Queue => ({ kind: "queue", name: Q, type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: args });
   const route: Binding = { kind: "binding", source: "mplogin", destination: Q, destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
+
+  it("a message with a CC header is moved to the new queue alone: the default exchange would route a copy to the queue its CC names", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    // A user's queue whose name a sender put in CC; the service exchange routes no key to it.
+    await withChannel(f.async, (ch) => ch.assertQueue("audit", { durable: true }));
+    const held = ids("cc", 3);
+    await withChannel(f.async, async (ch) => {
+      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, headers: { CC: ["audit"], trace: id } });
+      await ch.checkQueue(Q);
+    });
+    expect(await messageCount(f.async, "audit")).toBe(0);
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(await messageCount(f.async, "audit")).toBe(0);
+    const moved = await withChannel(f.async, async (ch) => {
+      const out: { id: string; headers: unknown }[] = [];
+      for (let m = await ch.get(Q, { noAck: true }); m; m = await ch.get(Q, { noAck: true })) out.push({ id: String(m.properties.messageId), headers: m.properties.headers });
+      return out;
+    });
+    expectExactlyOnce(moved.map((m) => m.id), held);
+    // The rest of the headers travel with the message.
+    for (const m of moved) expect(m.headers).toEqual({ trace: m.id });
+  });
+
+  it("a message that expires while it waits in the holding queue is dead-lettered as the queue would, not dropped", async () => {
+    const f = files({ "x-dead-letter-exchange": "dlx" }, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    await withChannel(f.async, async (ch) => {
+      await ch.assertExchange("dlx", "fanout", { durable: true });
+      await ch.assertQueue("dead", { durable: true });
+      await ch.bindQueue("dead", "dlx", "");
+    });
+    // Each message's own expiration counts again from its move, and a replace holds them longer:
+    // it waits one statistics interval (5 s) before it deletes the old queue.
+    const held = ids("ttl", 20);
+    await withChannel(f.async, async (ch) => {
+      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
+      await ch.checkQueue(Q);
+    });
+    const r = await runCli(["apply", "-f", f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    // What has not expired yet in the queue does so within a second; every one is dead-lettered.
+    await until("every message to be dead-lettered", async () => (await messageCount(f.async, "dead")) === held.length);
+    expectExactlyOnce(await drainIds(f.async, "dead"), held);
+  }, 120_000);
 
   it("a move the broker refuses stops with its reason, leaves no message in two places, and re-runs finish it", async () => {
     const f = files({}, {});
@@ -619,6 +724,41 @@ describe("replace stops rather than lose or copy a message", () => {
     expect(r.code).toBe(0);
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
+
+  it("a client that fetched messages with basic.get and holds them unacknowledged when the old queue is to go: it is left, and nothing is lost", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("old", 10);
+    await publishIds(f.async, held);
+    // The mover alone, with a poller holding 4 that the plan's check did not see (it came later).
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    const poller = await conn.createChannel();
+    for (let i = 0; i < 4; i++) expect(await poller.get(Q, { noAck: false })).toBeTruthy();
+    const t = target(f.async);
+    const http = new ManagementClient(t.name, t.management, {});
+    const session = await AmqpSession.open(t);
+    const err = await replaceQueueLossless(
+      session,
+      { after: queue({ "x-max-priority": 5 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}), unackedOf: (q, live) => unackedOf(http, t, q, live) },
+      () => undefined,
+    ).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    await session.close();
+    expect(err?.message).toBe(
+      "cluster async: replace queue mplogin.async: the broker's statistics count 4 messages of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in topo.hold.mplogin.async",
+    );
+    expect(await messageCount(f.async, HOLD)).toBe(6);
+
+    // The poller closes; its 4 go back to the old queue. A re-run finishes the replace with all 10.
+    await conn.close();
+    expect(await messageCount(f.async, Q)).toBe(4);
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expectExactlyOnce(await drainIds(f.async, Q), held);
+  }, 120_000);
 });
 
 // --- property: random limits, consumers and publishers -------------------------------------------

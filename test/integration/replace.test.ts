@@ -100,7 +100,7 @@ describe("lossless replace", () => {
     expect(new Set(ids).size).toBe(ids.length);
     expect(new Set(ids)).toEqual(new Set(expected));
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
-  });
+  }, 120_000); // two applies, and a replace waits one statistics interval (5 s) before it deletes the old queue
 
   it("a re-run finishes a replace that stopped half-way, and plan shows the half-done state", async () => {
     const { async, before, after } = files();

@@ -59,6 +59,16 @@ describe("guardPlans", () => {
     expect(() => guardPlans([plan([inUse])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
   });
 
+  it("names the messages a client fetched and has not acknowledged apart: no consumer holds them, and the broker deletes them with the queue", () => {
+    const fetched: Action = { ...deleteFull, messages: 1, unacked: 1 };
+    const e = refusal(() => guardPlans([plan([fetched])], { allowDestructive: true, allowDataLoss: false }));
+    expect(e.message).toBe("refusing to drop messages: 1 queue to delete still holds messages:\n  cluster async: - delete queue mpold.async [holds 1 message]");
+    expect(e.hints[0]).toMatch(/^1 message of mpold\.async is fetched but not acknowledged \(basic\.get without ack, or a consumer cancelled on a channel still open\), by the broker's statistics: /);
+    // What a consumer holds is the consumer's hint's.
+    const held = refusal(() => guardPlans([plan([{ ...fetched, unacked: 3, consumers: 1 }])], { allowDestructive: true, allowDataLoss: false }));
+    expect(held.hints.join("\n")).not.toMatch(/fetched but not acknowledged/);
+  });
+
   it("refuses to delete a stream without --allow-data-loss whatever its counts say: they lag, and consuming leaves its messages in it", () => {
     const stream: Action = { op: "delete", key: "queue|mpstr.async", before: queue({ name: "mpstr.async", type: "stream" }), messages: 0 };
     const e = refusal(() => guardPlans([plan([stream])], { allowDestructive: true, allowDataLoss: false }));
