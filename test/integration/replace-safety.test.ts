@@ -138,6 +138,15 @@ function startPublisher(v: string, prefix: string, max: number, size = 0) {
 }
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+/** A queue applied as the file has it before, holding `n` messages "old-0".. (of `size` bytes). */
+async function appliedHolding(n: number, size = 0) {
+  const f = files({}, {});
+  expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+  const held = ids("old", n);
+  await publishIds(f.async, held, size);
+  return { f, held };
+}
 const refusedBeforeWriting = (r: CliResult) => {
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/refusing to replace 1 queue that could lose messages/);
@@ -177,10 +186,7 @@ describe("replace refuses what would lose messages", () => {
   });
 
   it("x-overflow reject-publish below what the queue holds: refused on the broker's live count, nothing in two places", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 15);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(15);
     const before = await brokerState(f.async);
     // No waiting for statistics: apply counts with a passive declare.
     const r = await runCli(["apply", "-f", f.after({ "x-max-length": 5, "x-overflow": "reject-publish" }), "--allow-destructive"]);
@@ -214,10 +220,7 @@ describe("replace refuses what would lose messages", () => {
   });
 
   it("x-max-length-bytes below the bytes the queue holds: refused; a limit that holds them keeps them all", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 10);
-    await publishIds(f.async, held, 100);
+    const { f, held } = await appliedHolding(10, 100);
     // Bytes have no live count: apply judges on the statistics, so let them catch up. The
     // broker fills in a new queue's message_bytes and messages separately, in either order.
     await statsShow(f.async, Q, (q) => q.messages === 10 && q.message_bytes === 1000);
@@ -233,10 +236,7 @@ describe("replace refuses what would lose messages", () => {
   });
 
   it("a policy whose pattern JavaScript does not read as RabbitMQ does still counts for the holding queue: refused, nothing expires", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 5);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(5);
     // PCRE (RabbitMQ) reads both; JavaScript throws on (?i) and reads [[:alnum:]] as another class.
     for (const [name, pattern] of [
       ["nocase", "(?i)^TOPO\\.HOLD\\."],
@@ -254,10 +254,7 @@ describe("replace refuses what would lose messages", () => {
   });
 
   it("a length limit on the holding queue alone is refused while the queue holds less than it: live publishes could fill the holding queue past it", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 500);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(500);
     expect((await api("PUT", `/api/policies/${vh(f.async)}/holdcap`, { pattern: "^topo\\.hold\\.", definition: { "max-length": 700 }, "apply-to": "queues", priority: 1 })).status).toBeLessThan(300);
     // 500 held and a publisher running: before the fix, the holding queue passed 700 during the
     // move with 2,000 live messages, and drop-head discarded confirmed ones while apply said none
@@ -289,10 +286,7 @@ describe("replace refuses what would lose messages", () => {
   });
 
   it("a consumer holding unacknowledged messages: refused until the workers stop, then all of them kept", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 10);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(10);
     const worker = await stuckConsumer(f.async, 4);
     await statsShow(f.async, Q, () => worker.held.length === 4);
     const before = await brokerState(f.async);
@@ -313,10 +307,7 @@ describe("replace refuses what would lose messages", () => {
   });
 
   it("a consumer cancelled on a channel still open keeps its unacknowledged messages: refused, though the statistics are older than the cancel", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 10);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(10);
     // A worker's warm shutdown: its consumer is cancelled, and the messages it reserved stay
     // unacknowledged on its channel until it exits. The statistics still count the consumer.
     const conn = await amqplib.connect(amqpUrl(f.async));
@@ -341,10 +332,7 @@ describe("replace refuses what would lose messages", () => {
   }, 120_000);
 
   it("a client holding messages it fetched with basic.get: refused while it holds them; once it gives them back, an apply run at once keeps them all", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 10);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(10);
     const conn = await amqplib.connect(amqpUrl(f.async));
     const ch = await conn.createChannel();
     for (let i = 0; i < 4; i++) expect(await ch.get(Q, { noAck: false })).not.toBe(false);
@@ -369,10 +357,7 @@ describe("replace refuses what would lose messages", () => {
   }, 120_000);
 
   it("a publisher running during the replace under a new limit: every confirmed message kept exactly once", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 50);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(50);
     // 50 held + at most 150 published stay within 300: nothing the queue itself would drop.
     const pub = startPublisher(f.async, "live", 150);
     const r = await runCli(["apply", "-f", f.after({ "x-max-length": 300, "x-overflow": "reject-publish" }), "--allow-destructive"]);
@@ -636,10 +621,7 @@ describe("replace stops rather than lose or copy a message", () => {
   });
 
   it("SIGTERM while a batch of moved messages awaits its confirms: the batch finishes, and the next apply keeps every message once, no copies", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 20000);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(20000);
     const child = execFile(process.execPath, [CLI, "apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
     const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
     // The move publishes 256 messages at a time, and acknowledges them at the source once all are
@@ -700,10 +682,7 @@ describe("replace stops rather than lose or copy a message", () => {
   });
 
   it("a consumer that attaches during the replace makes the broker refuse the delete; its messages are kept", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 10);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(10);
     // The mover alone, with a worker attached that the plan's check did not see.
     const worker = await stuckConsumer(f.async, 4);
     await statsShow(f.async, Q, () => worker.held.length === 4);
@@ -726,10 +705,7 @@ describe("replace stops rather than lose or copy a message", () => {
   });
 
   it("a client that fetched messages with basic.get and holds them unacknowledged when the old queue is to go: it is left, and nothing is lost", async () => {
-    const f = files({}, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    const held = ids("old", 10);
-    await publishIds(f.async, held);
+    const { f, held } = await appliedHolding(10);
     // The mover alone, with a poller holding 4 that the plan's check did not see (it came later).
     const conn = await amqplib.connect(amqpUrl(f.async));
     const poller = await conn.createChannel();
