@@ -2,11 +2,11 @@
 
 import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { holdingQueue, holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
-import { queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
+import { holdingQueueFor, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 import { brokenQueues } from "./queue-state.js";
 
 /**
@@ -362,9 +362,10 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
   ];
   for (const a of actions) {
     if (a.op !== "replace" || a.before.kind !== "queue" || a.after.kind !== "queue") continue;
-    const hold = holdingQueue(a.after.name);
     const operatorPolicies = actual.operatorPolicies ?? [];
-    a.limits = { queue: queueLimits(a.after, policies, operatorPolicies), hold: queueLimits(hold, policies, operatorPolicies) };
+    const limits = queueLimits(a.after, policies, operatorPolicies);
+    const hold = holdingQueueFor(a.after, limits);
+    a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies) };
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
     if (!held) continue;

@@ -16,7 +16,7 @@ import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
 import { mirroring, mirroringOf } from "../../src/plan/mirroring.js";
 import { Redactor } from "../../src/redact.js";
-import { actual, binding, desiredOf, exchange, queue, raw } from "../helpers/builders.js";
+import { actual, binding, desiredOf, exchange, policy, queue, raw } from "../helpers/builders.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -233,6 +233,18 @@ describe("diff", () => {
     expect(r.messages).toBe(7);
     expect(r.rebind.map(keyOf).sort()).toEqual([keyOf(userBinding), "binding|mplogin|queue|mplogin.async|mplogin.async.#|{}"].sort());
     expect(renderText({ clusters: [plan] })).toContain("  -/+ replace queue mplogin.async [holds 7 messages]\n      because durable: false -> true");
+  });
+
+  it("judges a replace on the holding queue apply declares: one that dead-letters where the queue will", () => {
+    const dl = desiredOf(raw({ services: [{ name: "mplogin", sync: false, async: { arguments: { "x-dead-letter-exchange": "retry" } } }] }), "async");
+    const before = queue({ name: "mplogin.async" });
+    const holdCap = policy({ name: "holdcap", pattern: "^topo\\.hold\\.", definition: { "max-length": 5 }, priority: 1 });
+    const a = actual([...dl.resources.filter((r) => r.kind !== "queue"), before, holdCap], { queueFacts: { "mplogin.async": { messages: 10, ready: 10, unacked: 0, consumers: 0, bytes: 10 } } });
+    const r = diffCluster(dl, a, "mp").actions.find((x) => x.op === "replace");
+    expect(r?.op).toBe("replace");
+    if (r?.op !== "replace") return;
+    expect(r.limits?.hold.deadLetterExchange).toBe("retry");
+    expect(r.risks?.map((x) => x.reason)).toContain('policy holdcap\'s max-length 5 applies to topo.hold.mplogin.async, which would hold the 10 messages: drop-head would dead-letter the oldest 5 to exchange "retry"');
   });
 
   it("says under an exchange replace what its publishers meet: RabbitMQ cannot re-create an exchange with its bindings atomically", () => {
