@@ -6,7 +6,7 @@ import { holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
-import { holdingQueueFor, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
+import { holdingQueueFor, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 import { brokenQueues } from "./queue-state.js";
 
 /**
@@ -356,10 +356,7 @@ function passwordDiffers(user: string, credentials: Credentials, actual: ActualC
  * replace runs: the file's, plus the ones topo does not own.
  */
 function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: ActualCluster, owner: Ownership): void {
-  const policies = [
-    ...desired.resources.filter((r): r is Policy => r.kind === "policy"),
-    ...actual.resources.filter((r): r is Policy => r.kind === "policy" && !owner.owns(r)),
-  ];
+  const policies = policiesOnceApplied(desired, actual, (p) => owner.owns(p));
   for (const a of actions) {
     if (a.op !== "replace" || a.before.kind !== "queue" || a.after.kind !== "queue") continue;
     const operatorPolicies = actual.operatorPolicies ?? [];

@@ -9,7 +9,7 @@
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { atLeast } from "./broker-rules.js";
-import { duration, policiesFor } from "./risk.js";
+import { duration, policiesFor, policiesOnceApplied } from "./risk.js";
 import { escapeUnsafe, names, plural, shellWord } from "../core/words.js";
 
 export interface PolicyLimitReport {
@@ -84,10 +84,7 @@ interface Finding {
  * Operator policies count only when they were read (actual.operatorPolicies).
  */
 export function policyLimits(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): PolicyLimitReport {
-  const policies = [
-    ...desired.resources.filter((r): r is Policy => r.kind === "policy"),
-    ...actual.resources.filter((r): r is Policy => r.kind === "policy" && !owns(r)),
-  ];
+  const policies = policiesOnceApplied(desired, actual, owns);
   const operatorPolicies = actual.operatorPolicies ?? [];
   const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   const found = new Map<string, Finding>();

@@ -9,7 +9,7 @@
 // max-length, max-length-bytes, message-ttl and expires; the argument wins for overflow and
 // dead-letter-exchange; an operator policy's value caps whatever the others give).
 
-import type { Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
+import type { ActualCluster, DesiredCluster, Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
 import { shown, plural } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { holdingQueue } from "../core/naming.js";
@@ -126,6 +126,11 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
     expires: lower("x-expires", "expires"),
     deadLetterExchange: str(q.arguments["x-dead-letter-exchange"]) ?? str(d["dead-letter-exchange"]),
   };
+}
+
+/** The vhost's policies while and after apply runs: the file's, and those on the broker that are not topo's (`owns`). */
+export function policiesOnceApplied(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): Policy[] {
+  return [...desired.resources.filter((r): r is Policy => r.kind === "policy"), ...actual.resources.filter((r): r is Policy => r.kind === "policy" && !owns(r))];
 }
 
 /**
