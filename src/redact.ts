@@ -13,9 +13,7 @@ export class Redactor {
     // A password can also appear percent-encoded inside a URL (encodeURIComponent's way, or the
     // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
     // %-escapes may be written in lower case ("%2b"): a URL means the same by them.
-    const encoded = [encodeURIComponent(secret), userinfoEncoded(secret)];
-    for (const form of new Set([secret, ...encoded, ...encoded.map((f) => f?.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()))])) {
-      if (!form) continue;
+    for (const form of new Set([secret, ...percentForms(encodeURIComponent(secret), userinfoEncoded(secret))])) {
       this.secrets.add(form);
       const json = JSON.stringify(form).slice(1, -1);
       if (json !== form) this.secrets.add(json);
@@ -47,6 +45,12 @@ export class Redactor {
   known(): string[] {
     return [...this.secrets].sort((a, b) => b.length - a.length);
   }
+}
+
+/** Percent-encoded forms, and each again with its %-escapes in lower case ("%2b"): a URL means the same by them. */
+function percentForms(...encoded: (string | undefined)[]): string[] {
+  const forms = encoded.filter((f): f is string => !!f);
+  return [...forms, ...forms.map((f) => f.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()))];
 }
 
 function userinfoEncoded(secret: string): string | undefined {
@@ -127,8 +131,7 @@ const MIN_ECHO_PIECE = 6;
  */
 export function maskEcho(text: string, base64: string): string {
   if (!base64) return text;
-  const percent = encodeURIComponent(base64);
-  const forms = new Set([base64, percent, percent.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()), base64.replace(/\//g, "\\/")]);
+  const forms = new Set([base64, ...percentForms(encodeURIComponent(base64)), base64.replace(/\//g, "\\/")]);
   for (const c of ["/", "+", "="]) {
     const n = c.charCodeAt(0);
     for (const entity of [`&#${n};`, `&#x${n.toString(16)};`, `&#x${n.toString(16).toUpperCase()};`]) forms.add(base64.split(c).join(entity));

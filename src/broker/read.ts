@@ -214,13 +214,18 @@ export async function readLiveCounts(
   actual: ActualCluster,
   queues: readonly { name: string; stream: boolean }[],
 ): Promise<void> {
-  const deadline = Date.now() + FRESH_STATS_MS;
-  for (let todo = queues; ; ) {
+  let todo = queues;
+  await untilFresh(async (again) => {
+    if (again) await readQueueStats(client, target, actual, todo.map((q) => q.name));
     todo = await liveCounts(session, actual, todo);
-    if (todo.length === 0 || Date.now() >= deadline) return;
-    await sleep(FRESH_STATS_POLL_MS);
-    await readQueueStats(client, target, actual, todo.map((q) => q.name));
-  }
+    return todo.length === 0;
+  });
+}
+
+/** `attempt` again, a poll interval apart, until it says the statistics caught up or FRESH_STATS_MS have passed. */
+async function untilFresh(attempt: (again: boolean) => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + FRESH_STATS_MS;
+  for (let again = false; !(await attempt(again)) && Date.now() < deadline; again = true) await sleep(FRESH_STATS_POLL_MS);
 }
 
 /** Live counts into the facts; returns the queues whose statistics are behind them. */
@@ -268,10 +273,10 @@ async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: r
  * count (statsBehind), within a bound: past it, their last figure. undefined: no statistics yet.
  */
 export async function unackedOf(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount): Promise<number | undefined> {
-  const deadline = Date.now() + FRESH_STATS_MS;
-  for (;;) {
-    const facts = await queueStats(client, target, name);
-    if (!facts || !statsBehind(facts, live, false) || Date.now() >= deadline) return facts?.unacked;
-    await sleep(FRESH_STATS_POLL_MS);
-  }
+  let facts: QueueFacts | undefined;
+  await untilFresh(async () => {
+    facts = await queueStats(client, target, name);
+    return !facts || !statsBehind(facts, live, false);
+  });
+  return facts?.unacked;
 }

@@ -101,8 +101,6 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   const claimed = leaveOutNested(want, owner);
 
   const actions: Action[] = [];
-  const messagesOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined);
-  const unackedOf = (r: Resource): number | undefined => (r.kind === "queue" ? actual.queueFacts[r.name]?.unacked || undefined : undefined);
 
   // While a queue's node is down (a durable queue without mirrors waits for it), the broker lists
   // the queue but none of its bindings: they are unknown, not missing.
@@ -118,7 +116,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     }
     const because = fieldDiff(before, after, IMMUTABLE[after.kind]);
     if (because.length) {
-      actions.push({ op: "replace", key, before, after, because, rebind: [], messages: messagesOf(before) });
+      actions.push({ op: "replace", key, before, after, because, rebind: [], messages: messagesOf(actual, before) });
       continue;
     }
     const changed = fieldDiff(before, after, MUTABLE[after.kind]);
@@ -168,7 +166,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       }
     }
     deleted.add(key);
-    actions.push({ op: "delete", key, before, messages: messagesOf(before), unacked: unackedOf(before) });
+    actions.push({ op: "delete", key, before, messages: messagesOf(actual, before), unacked: unackedOf(actual, before) });
   }
   // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
   // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
@@ -394,6 +392,15 @@ function compareActions(x: Action, y: Action): number {
   return dx < dy ? -1 : dx > dy ? 1 : 0;
 }
 
+/** What a queue holds by the read: its messages, and those fetched but not acknowledged (undefined: none). */
+function messagesOf(actual: ActualCluster, r: Resource): number | undefined {
+  return r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined;
+}
+
+function unackedOf(actual: ActualCluster, r: Resource): number | undefined {
+  return r.kind === "queue" ? actual.queueFacts[r.name]?.unacked || undefined : undefined;
+}
+
 /**
  * A holding queue left behind means a lossless replace stopped half-way. Plan shows it as a
  * replace of the queue it belongs to, and apply's replace finishes the job from whatever step it
@@ -413,10 +420,10 @@ function resumeInterruptedReplaces(
     if (!base || r.kind !== "queue") continue;
     const baseKey = keyOf({ ...r, name: base });
     const after = want.get(baseKey);
-    const holdMessages = actual.queueFacts[r.name]?.messages;
+    const holdMessages = messagesOf(actual, r);
     if (!after) {
       deleted.add(keyOf(r));
-      actions.push({ op: "delete", key: keyOf(r), before: r, messages: holdMessages, unacked: actual.queueFacts[r.name]?.unacked || undefined });
+      actions.push({ op: "delete", key: keyOf(r), before: r, messages: holdMessages, unacked: unackedOf(actual, r) });
       continue;
     }
     const i = actions.findIndex((a) => a.key === baseKey);
