@@ -154,17 +154,10 @@ export const PROBE_TIMEOUT_MS = 8_000;
 /**
  * The broker behind the management API, from the overview every management user may read. The
  * probe has its own short bound, tried once: a port that accepts and never answers (Erlang
- * distribution, 25672) is a wrong URL, not a busy broker, unless its /api/whoami answers.
+ * distribution, 25672) is a wrong URL, not a busy broker.
  */
 export async function managementIdentity(client: ManagementClient, timeoutMs = PROBE_TIMEOUT_MS): Promise<BrokerIdentity> {
-  let r: HttpResponse;
-  try {
-    r = await client.request("GET", OVERVIEW, undefined, NOT_THE_API, { timeoutMs, probe: true });
-  } catch (e) {
-    if (!(e instanceof BrokerError) || e.status !== "ETIMEDOUT" || !(await answersAsManagement(client, timeoutMs))) throw e;
-    // A management API, busy: its overview gets a read's bound and retries.
-    r = await client.request("GET", OVERVIEW, undefined, NOT_THE_API);
-  }
+  const r = await client.request("GET", OVERVIEW, undefined, NOT_THE_API, { timeoutMs, probe: true });
   const o = r.body;
   if (NOT_THE_API.includes(r.status) || typeof o !== "object" || o === null || Array.isArray(o) || !("rabbitmq_version" in o || "cluster_name" in o)) {
     // The reply is some other server's: its page is not quoted (it may echo the request, the
@@ -177,22 +170,6 @@ export async function managementIdentity(client: ManagementClient, timeoutMs = P
   }
   const ov = o as { cluster_name?: string; rabbitmq_version?: string; erlang_version?: string };
   return { clusterName: ov.cluster_name, version: ov.rabbitmq_version, erlang: ov.erlang_version };
-}
-
-/**
- * Whether a port that kept the overview waiting past the probe's bound is a management API all the
- * same: its /api/whoami, which reads no statistics, answers as RabbitMQ's (a user name, or a 401 in
- * its JSON). The overview sums the broker's statistics: on a broker busy with them (tens of
- * thousands of queues, a large vhost being deleted) it took 3.6 s while whoami took 0.5 s.
- */
-async function answersAsManagement(client: ManagementClient, timeoutMs: number): Promise<boolean> {
-  try {
-    const r = await client.request("GET", "/api/whoami", undefined, [401], { timeoutMs, probe: true });
-    const b = r.body as { name?: unknown; error?: unknown } | null;
-    return typeof b === "object" && b !== null && typeof (r.status === 401 ? b.error : b.name) === "string";
-  } catch {
-    return false;
-  }
 }
 
 export function describeIdentity(i: BrokerIdentity): string {

@@ -3,7 +3,7 @@
 // the words and, for the fail-fast cases, the time taken (bounds generous for a busy machine).
 
 import { spawn } from "node:child_process";
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -149,41 +149,6 @@ describe("wrong ports fail at once", () => {
     expect(a.code).toBe(1);
     expect(a.stderr).toMatch(/not an AMQP broker/);
     expect(a.ms).toBeLessThan(15_000);
-  });
-});
-
-describe("a busy broker is not a wrong URL", () => {
-  // /api/overview sums the broker's statistics: on a broker busy with them (tens of thousands of
-  // queues, a large vhost being deleted) it was measured taking 3.6 s while /api/whoami took 0.5 s,
-  // and past the probe's 8 s bound plan said "not a management API" and told the user to change
-  // the URL. A management API that answers /api/whoami is there: plan waits for its overview.
-  it("an overview slower than the probe's bound, on a port whose /api/whoami answers: plan goes on and reads the broker", async () => {
-    const b = broker();
-    const upstream = new URL(b.mgmtBase);
-    let heldOverviews = 0;
-    const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
-      // The first overview gets no answer at all (the client gives up on it); the rest pass through.
-      if (req.url?.startsWith("/api/overview") && heldOverviews++ === 0) return;
-      const up = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
-      up.on("error", () => res.destroy());
-      req.pipe(up);
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    try {
-      const port = (server.address() as { port: number }).port;
-      const { file } = fresh(["mplogin"], { clusterExtra: { sync: { management: `http://127.0.0.1:${port}` } } });
-      const r = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
-      expect(r.stderr).not.toMatch(/not a management API|is this a management API/);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stdout).toMatch(/create queue mplogin\.sync/);
-      expect(heldOverviews).toBe(2);
-    } finally {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    }
   });
 });
 
