@@ -1,7 +1,7 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
 import { BrokerError, ClustersError, TopoError } from "../errors.js";
-import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
+import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
@@ -29,7 +29,9 @@ import { usersBrokerOf } from "../config/normalize.js";
  * reads is reported or anything is written. Returns who answered.
  */
 export async function identify(c: DesiredCluster, client: ManagementClient, opts: ConnectionOptions): Promise<BrokerIdentity> {
-  const [amqp, mgmt] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client)]);
+  const [amqp, named] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client)]);
+  // Every RabbitMQ's connection.start names its cluster, and the name decides alone.
+  const mgmt = amqp.clusterName === undefined ? await managementVersions(client, named) : named;
   const differ = identityMismatch(amqp, mgmt);
   if (differ.length) {
     throw new BrokerError(
