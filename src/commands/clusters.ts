@@ -31,9 +31,11 @@ import { usersBrokerOf } from "../config/normalize.js";
 export async function identify(c: DesiredCluster, client: ManagementClient, opts: ConnectionOptions): Promise<BrokerIdentity> {
   const [amqp, named] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client)]);
   // Every RabbitMQ's connection.start names its cluster, and the name decides alone.
-  const mgmt = amqp.clusterName === undefined ? await managementVersions(client, named) : named;
+  let mgmt = amqp.clusterName === undefined ? await managementVersions(client, named) : named;
   const differ = identityMismatch(amqp, mgmt);
   if (differ.length) {
+    // Both identities are named in full, the management side's version too when it answers.
+    if (mgmt.version === undefined) mgmt = await managementVersions(client, mgmt).catch(() => mgmt);
     throw new BrokerError(
       c.target.name,
       `the AMQP URL and the management API reach different brokers (their ${differ.join(" and ")} differ):\n` +
