@@ -44,7 +44,8 @@ export function readSavedPlan(planFile: string): SavedPlan {
     text = readFileSync(planFile, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new TopoError(`cannot read the saved plan ${planFile}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`, ["write one with topo plan -o FILE"]);
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+    throw new TopoError(`cannot read the saved plan ${planFile}: ${why}`, ["write one with topo plan -o FILE"]);
   }
   try {
     return parseSavedPlan(text);

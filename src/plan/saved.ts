@@ -114,12 +114,19 @@ function resourceProblems(r: unknown, where: string, kind?: Resource["kind"]): s
 /** Parse and check a saved plan's shape; anything else is a SavedPlanFormatError that says what is wrong. */
 export function parseSavedPlan(text: string): SavedPlan {
   let j: unknown;
+  // An editor on Windows may save the plan with a byte-order mark, which JSON.parse refuses.
+  const json = text.replace(/^\uFEFF/, "");
   try {
-    // An editor on Windows may save the plan with a byte-order mark, which JSON.parse refuses.
-    j = JSON.parse(text.replace(/^\uFEFF/, ""));
-  } catch {
+    j = JSON.parse(json);
+  } catch (e) {
     // JSON.parse's message quotes the text where it stopped: the file may be anything given by
-    // mistake (a password file, a .env), so nothing of it is quoted.
+    // mistake (a password file, a .env), so nothing of it is quoted. A stop at its end, inside
+    // the JSON, is said apart: a plan artifact whose upload or copy did not finish.
+    const at = /at position (\d+)/.exec(e instanceof Error ? e.message : "")?.[1];
+    const atEnd = e instanceof SyntaxError && (/end of JSON input|Unterminated string/.test(e.message) || (at !== undefined && Number(at) >= json.trimEnd().length));
+    if (atEnd && /^\s*\{/.test(json)) {
+      throw new SavedPlanFormatError(`it ends before its JSON does: the file was cut short (a copy or an upload of it that did not finish?)`);
+    }
     throw new SavedPlanFormatError(`it is not JSON (a saved plan is the JSON file topo plan -o writes)`);
   }
   if (!isObject(j) || j.format !== KIND) throw new SavedPlanFormatError(`it is not a plan saved by topo plan -o (no "format": "${KIND}")`);

@@ -61,6 +61,11 @@ describe("savedPlan / parseSavedPlan", () => {
     }
     expect(why(JSON.stringify({ clusters: [] }))).toMatch(/not a plan saved by topo plan -o/);
     const good = savedPlan(plan, meta);
+    // Cut short (an artifact's upload that did not finish), anywhere: said so, and nothing quoted.
+    const whole = JSON.stringify(good, null, 2);
+    for (const at of [1, 100, whole.indexOf('"sha256:f"') + 4, whole.length - 2]) {
+      expect(why(whole.slice(0, at)), `cut at ${at}`).toBe("it ends before its JSON does: the file was cut short (a copy or an upload of it that did not finish?)");
+    }
     expect(why(JSON.stringify({ ...good, formatVersion: 4, topoVersion: "9.0.0" }))).toMatch(/format 4, and this topo reads format 3 \(it was made by topo 9\.0\.0\)/);
     const broken = JSON.parse(JSON.stringify(good));
     broken.clusters[0].actions[0] = { op: "explode", key: "x" };
