@@ -1,7 +1,7 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
 import { BrokerError, ClustersError, TopoError } from "../errors.js";
-import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, type BrokerIdentity } from "../broker/identity.js";
+import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
@@ -29,9 +29,13 @@ import { usersBrokerOf } from "../config/normalize.js";
  * reads is reported or anything is written. Returns who answered.
  */
 export async function identify(c: DesiredCluster, client: ManagementClient, opts: ConnectionOptions): Promise<BrokerIdentity> {
-  const [amqp, mgmt] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client)]);
+  const [amqp, named] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client)]);
+  // Every RabbitMQ's connection.start names its cluster, and the name decides alone.
+  let mgmt = amqp.clusterName === undefined ? await managementVersions(client, named) : named;
   const differ = identityMismatch(amqp, mgmt);
   if (differ.length) {
+    // Both identities are named in full, the management side's version too when it answers.
+    if (mgmt.version === undefined) mgmt = await managementVersions(client, mgmt).catch(() => mgmt);
     throw new BrokerError(
       c.target.name,
       `the AMQP URL and the management API reach different brokers (their ${differ.join(" and ")} differ):\n` +

@@ -7,9 +7,9 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ApplyError, StalePlanError, TopoError } from "../errors.js";
-import type { ClusterPlan, Plan } from "../model.js";
-import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
-import { differsOnlyInLineEnds, fileDigest } from "../files/digest.js";
+import type { ClusterPlan, DesiredCluster, Plan } from "../model.js";
+import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
+import { differsOnlyInLineEnds, fileDigest, sha256 } from "../files/digest.js";
 import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
@@ -31,7 +31,8 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const users = desired.clusters.find((c) => c.users)?.users;
   const key = randomBytes(16).toString("hex");
   const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
-  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, stateDigests, createdAt: new Date().toISOString(), credentials });
+  const desiredDigests = Object.fromEntries(desired.clusters.map((c) => [c.target.name, sha256(desiredText(c))]));
+  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, stateDigests, desiredDigests, createdAt: new Date().toISOString(), credentials });
   writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false);
   return { plan: p, saved };
 }
@@ -43,7 +44,8 @@ export function readSavedPlan(planFile: string): SavedPlan {
     text = readFileSync(planFile, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new TopoError(`cannot read the saved plan ${planFile}: ${code === "ENOENT" ? "no such file" : (e as Error).message}`, ["write one with topo plan -o FILE"]);
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+    throw new TopoError(`cannot read the saved plan ${planFile}: ${why}`, ["write one with topo plan -o FILE"]);
   }
   try {
     return parseSavedPlan(text);
@@ -92,6 +94,15 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     throw new StalePlanError(
       `the saved plan ${opts.planFile} is for cluster${unknown.length === 1 ? "" : "s"} ${unknown.join(", ")}, which ${saved.file} does not have (clusters: ${desired.clusters.map((c) => c.target.name).join(", ")}); nothing was written`,
       [`run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
+    );
+  }
+  // The same bytes ask for other objects when the file's ${VAR}s take other values: Terraform keeps
+  // a plan's variables for the same reason. Said before any broker is read, naming the cause.
+  const asked = saved.clusters.filter((s) => sha256(desiredText(desired.clusters.find((c) => c.target.name === s.cluster) as DesiredCluster)) !== s.desiredDigest).map((s) => s.cluster);
+  if (asked.length) {
+    throw new StalePlanError(
+      `the saved plan is stale: ${saved.file} is unchanged, but what it asks of cluster${asked.length === 1 ? "" : "s"} ${asked.join(", ")} is not what it asked when the plan was made: its \${VAR}s take other values from the environment now; nothing was written`,
+      [`apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
     );
   }
   const users = desired.clusters.find((c) => c.users)?.users;
@@ -181,6 +192,6 @@ export function show(planFile: string): { plan: Plan; source: string; saved: Rec
       clusters: p.clusters.map((c) => ({ ...c, cluster: shown(c.cluster), endpoint: shown(c.endpoint), warnings: c.warnings.map(shown), degraded: c.degraded.map(shown) })),
     },
     source: `saved plan of ${shown(s.file)}, made ${shown(s.createdAt)} by topo ${shown(s.topoVersion)}`,
-    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])) },
+    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])), desiredDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.desiredDigest])) },
   };
 }

@@ -11,12 +11,18 @@ import { HOLD_PREFIX, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.j
 
 /** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
 // 2: the users' fingerprint is scrypt (format 1's fast HMAC is refused, not compared).
-export const SAVED_PLAN_FORMAT = 2;
+// 3: each cluster's desiredDigest.
+export const SAVED_PLAN_FORMAT = 3;
 const KIND = SAVED_PLAN_FORMAT_NAME;
 
 export interface SavedCluster extends ClusterPlan {
   /** sha256 of stateText() of what the plan was computed from (see stateText). */
   stateDigest: string;
+  /**
+   * sha256 of desiredText() of what the file asked of the cluster: the same file asks for other
+   * objects when its ${VAR}s take other values.
+   */
+  desiredDigest: string;
 }
 
 export interface SavedPlan {
@@ -44,6 +50,8 @@ export interface SavedPlanMeta {
   prefix: string;
   /** Cluster name → state digest. */
   stateDigests: Record<string, string>;
+  /** Cluster name → desired digest. */
+  desiredDigests: Record<string, string>;
   createdAt: string;
   credentials?: { key: string; digest: string };
 }
@@ -63,14 +71,15 @@ export function savedPlan(plan: Plan, meta: SavedPlanMeta): SavedPlan {
     ...(meta.credentials ? { credentials: meta.credentials } : {}),
     clusters: plan.clusters.map((c) => {
       const stateDigest = meta.stateDigests[c.cluster];
-      if (stateDigest === undefined) throw new Error(`no state digest for cluster ${c.cluster}`);
-      return { ...c, stateDigest };
+      const desiredDigest = meta.desiredDigests[c.cluster];
+      if (stateDigest === undefined || desiredDigest === undefined) throw new Error(`no state or desired digest for cluster ${c.cluster}`);
+      return { ...c, stateDigest, desiredDigest };
     }),
   };
 }
 
 export function planOf(saved: SavedPlan): Plan {
-  return { clusters: saved.clusters.map(({ stateDigest: _, ...c }) => c) };
+  return { clusters: saved.clusters.map(({ stateDigest: _, desiredDigest: __, ...c }) => c) };
 }
 
 const OPS = new Set(["create", "update", "replace", "delete"]);
@@ -105,12 +114,19 @@ function resourceProblems(r: unknown, where: string, kind?: Resource["kind"]): s
 /** Parse and check a saved plan's shape; anything else is a SavedPlanFormatError that says what is wrong. */
 export function parseSavedPlan(text: string): SavedPlan {
   let j: unknown;
+  // An editor on Windows may save the plan with a byte-order mark, which JSON.parse refuses.
+  const json = text.replace(/^\uFEFF/, "");
   try {
-    // An editor on Windows may save the plan with a byte-order mark, which JSON.parse refuses.
-    j = JSON.parse(text.replace(/^\uFEFF/, ""));
-  } catch {
+    j = JSON.parse(json);
+  } catch (e) {
     // JSON.parse's message quotes the text where it stopped: the file may be anything given by
-    // mistake (a password file, a .env), so nothing of it is quoted.
+    // mistake (a password file, a .env), so nothing of it is quoted. A stop at its end, inside
+    // the JSON, is said apart: a plan artifact whose upload or copy did not finish.
+    const at = /at position (\d+)/.exec(e instanceof Error ? e.message : "")?.[1];
+    const atEnd = e instanceof SyntaxError && (/end of JSON input|Unterminated string/.test(e.message) || (at !== undefined && Number(at) >= json.trimEnd().length));
+    if (atEnd && /^\s*\{/.test(json)) {
+      throw new SavedPlanFormatError(`it ends before its JSON does: the file was cut short (a copy or an upload of it that did not finish?)`);
+    }
     throw new SavedPlanFormatError(`it is not JSON (a saved plan is the JSON file topo plan -o writes)`);
   }
   if (!isObject(j) || j.format !== KIND) throw new SavedPlanFormatError(`it is not a plan saved by topo plan -o (no "format": "${KIND}")`);
@@ -128,7 +144,7 @@ export function parseSavedPlan(text: string): SavedPlan {
     j.clusters.forEach((c: unknown, i) => {
       const at = `clusters[${i}]`;
       if (!isObject(c)) return void bad.push(`${at} is not an object`);
-      for (const f of ["cluster", "endpoint", "vhost", "stateDigest"]) if (typeof c[f] !== "string") bad.push(`${at}.${f} is not a string`);
+      for (const f of ["cluster", "endpoint", "vhost", "stateDigest", "desiredDigest"]) if (typeof c[f] !== "string") bad.push(`${at}.${f} is not a string`);
       if (clusters.has(c.cluster)) bad.push(`${at} repeats cluster ${String(c.cluster)}`);
       clusters.add(c.cluster);
       if (!isStrings(c.warnings)) bad.push(`${at}.warnings is not a list of strings`);
@@ -194,6 +210,21 @@ export function stateText(desired: DesiredCluster, actual: ActualCluster, prefix
 }
 
 const canonical = (v: unknown): string => stableJson(v as never);
+
+/**
+ * What the file asks of a cluster, as one canonical string (its sha256 is the desired digest):
+ * every object it wants, with the values its ${VAR}s gave. Never a password: the users' are
+ * compared by their fingerprint (SavedPlan.credentials).
+ */
+export function desiredText(desired: DesiredCluster): string {
+  const resources = desired.resources.map((r) => `${keyOf(r)} ${canonical(r)}`);
+  resources.sort();
+  // Which users the cluster deletes, adopts or leaves alone: names a ${VAR} may give. Not who topo
+  // connects as: the plan job may read as a read-only user and apply write as another (a change
+  // that makes in the plan is the broker's to show).
+  const { credentials: _, connectsAs: __, ...users } = desired.users ?? { credentials: undefined, connectsAs: undefined };
+  return `${resources.join("\n")}\nusers ${canonical(users)}`;
+}
 
 /**
  * An action as the reviewer saw it: what it does to which object and why. Message counts and

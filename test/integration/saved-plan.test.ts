@@ -48,7 +48,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(plan.stdout).toMatch(/Plan: 9 to create, 0 to update, 0 to replace, 0 to delete\./);
     expect(plan.stderr).toContain(`wrote ${t.out}`);
     const saved = JSON.parse(readFileSync(t.out, "utf8"));
-    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 2, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 3, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
     expect(saved.clusters.map((c: any) => c.cluster)).toEqual(["sync", "async"]);
     for (const c of saved.clusters) expect(c.stateDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
 
@@ -185,6 +185,23 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(e.message).toBe(`the saved plan is stale: ${t.file} changed since the plan was made; nothing was written`);
     expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
     expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+  });
+
+  it("refuses when the file is the same but its ${VAR}s take other values now, saying the environment changed, before reading any broker", async () => {
+    const t = fresh(["mplogin", { name: "mpwallet", async: { arguments: { "x-max-length": "${SP_LEN}" } } }]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out], { SP_LEN: "100" })).code).toBe(0);
+    const r = await runCli(["apply", t.out, "--json"], { SP_LEN: "200" });
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toBe(
+      `the saved plan is stale: ${t.file} is unchanged, but what it asks of cluster async is not what it asked when the plan was made: its \${VAR}s take other values from the environment now; nothing was written`,
+    );
+    expect(e.hints).toEqual([`apply with the environment the plan was made in, or run topo plan -f ${t.file} -o FILE again, review it, and apply that`]);
+    expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+    // The same environment applies it.
+    expect((await runCli(["apply", t.out], { SP_LEN: "100" })).code).toBe(0);
+    expect((await getQueue(t.async, "mpwallet.async")).arguments).toEqual({ "x-max-length": 100 });
   });
 
   it("a plan made with a relative file name, applied from another directory that holds another such file, says where it read it", async () => {

@@ -2,8 +2,9 @@
 
 import { describe, expect, it } from "vitest";
 import type { Action, ClusterPlan, Plan } from "../../src/model.js";
-import { compareToSaved, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type SavedPlan } from "../../src/plan/saved.js";
+import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type SavedPlan } from "../../src/plan/saved.js";
 import { renderMarkdown } from "../../src/plan/markdown.js";
+import type { RawConfig, RawService } from "../../src/config/normalize.js";
 import { actual, binding, desiredOf, exchange, queue, raw, service } from "../helpers/builders.js";
 
 const cluster = (actions: Action[], name = "async", o: Partial<ClusterPlan> = {}): ClusterPlan => ({
@@ -29,7 +30,7 @@ const replace: Action = {
   risks: [{ rule: "x-max-length", reason: "x-max-length 10 is below the 30 messages it holds", advice: "raise it" }],
 };
 
-const meta = { topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a", sync: "sha256:s" }, createdAt: "2026-01-01T00:00:00.000Z" };
+const meta = { topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a", sync: "sha256:s" }, desiredDigests: { async: "sha256:da", sync: "sha256:ds" }, createdAt: "2026-01-01T00:00:00.000Z" };
 const plan: Plan = { clusters: [cluster([create("mpnew.async"), replace], "async"), cluster([], "sync")] };
 const saved = (): SavedPlan => parseSavedPlan(JSON.stringify(savedPlan(plan, meta)));
 const fresh = (p: ClusterPlan, stateDigest = meta.stateDigests[p.cluster as "async"]) => ({ plan: p, stateDigest });
@@ -37,7 +38,7 @@ const fresh = (p: ClusterPlan, stateDigest = meta.stateDigests[p.cluster as "asy
 describe("savedPlan / parseSavedPlan", () => {
   it("round-trips through JSON to the same plan", () => {
     const s = saved();
-    expect(s).toMatchObject({ format: "topo-saved-plan", formatVersion: 2, topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp" });
+    expect(s).toMatchObject({ format: "topo-saved-plan", formatVersion: 3, topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp" });
     expect(s.clusters.map((c) => [c.cluster, c.stateDigest])).toEqual([["async", "sha256:a"], ["sync", "sha256:s"]]);
     expect(planOf(s)).toEqual(JSON.parse(JSON.stringify(plan)));
   });
@@ -60,7 +61,12 @@ describe("savedPlan / parseSavedPlan", () => {
     }
     expect(why(JSON.stringify({ clusters: [] }))).toMatch(/not a plan saved by topo plan -o/);
     const good = savedPlan(plan, meta);
-    expect(why(JSON.stringify({ ...good, formatVersion: 3, topoVersion: "9.0.0" }))).toMatch(/format 3, and this topo reads format 2 \(it was made by topo 9\.0\.0\)/);
+    // Cut short (an artifact's upload that did not finish), anywhere: said so, and nothing quoted.
+    const whole = JSON.stringify(good, null, 2);
+    for (const at of [1, 100, whole.indexOf('"sha256:f"') + 4, whole.length - 2]) {
+      expect(why(whole.slice(0, at)), `cut at ${at}`).toBe("it ends before its JSON does: the file was cut short (a copy or an upload of it that did not finish?)");
+    }
+    expect(why(JSON.stringify({ ...good, formatVersion: 4, topoVersion: "9.0.0" }))).toMatch(/format 4, and this topo reads format 3 \(it was made by topo 9\.0\.0\)/);
     const broken = JSON.parse(JSON.stringify(good));
     broken.clusters[0].actions[0] = { op: "explode", key: "x" };
     delete broken.clusters[1].stateDigest;
@@ -149,6 +155,24 @@ describe("stateText", () => {
     expect(stateText(desired, actual([...base, binding({ source: "mplogin", destination: "audit", routingKey: "#" })]), "mp")).not.toBe(before);
     expect(stateText(desired, actual([...base, { kind: "policy", name: "limits", pattern: ".*", applyTo: "queues", priority: 5, definition: { "max-length": 5 } }]), "mp")).not.toBe(before);
     expect(stateText(desired, actual(base, { vhostExists: false }), "mp")).not.toBe(before);
+  });
+});
+
+describe("desiredText", () => {
+  it("is the same for the same file and values, and differs when a ${VAR} gives a queue another argument or a service another name", () => {
+    const of = (services: RawService[]) => desiredText(desiredOf(raw({ services }), "async"));
+    const base = of([{ name: "mplogin", async: { arguments: { "x-max-length": 100 } } }]);
+    expect(of([{ name: "mplogin", async: { arguments: { "x-max-length": 100 } } }])).toBe(base);
+    expect(of([{ name: "mplogin", async: { arguments: { "x-max-length": 200 } } }])).not.toBe(base);
+    expect(of([{ name: "mpwallet", async: { arguments: { "x-max-length": 100 } } }])).not.toBe(base);
+  });
+
+  it("is the same whoever topo connects as: the plan job may read as a read-only user and apply write as another", () => {
+    const users = { pay: { password: "p", consumes: ["mplogin"] } } as unknown as RawConfig["users"];
+    const as = (user: string) =>
+      desiredText(desiredOf(raw({ clusters: { sync: { url: `amqp://${user}:p@h:5672/s` }, async: { url: `amqp://${user}:p@h:5672/a` } }, users }), "async"));
+    expect(as("topo-apply")).toBe(as("topo-plan"));
+    expect(desiredOf(raw({ users }), "async").users?.connectsAs).toContain("u");
   });
 });
 

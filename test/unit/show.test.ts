@@ -25,9 +25,13 @@ const cluster: ClusterPlan = {
 };
 
 describe("topo show", () => {
+  it("a directory given as the plan is said to be one", () => {
+    expect(() => show(dir)).toThrow(`cannot read the saved plan ${dir}: it is a directory`);
+  });
+
   it("prints an edited plan's free text on one line each: no forged line, no terminal escape", () => {
     const file = join(dir, "plan.json");
-    const meta = { topoVersion: "0.1.0", file: `topology.yaml${FORGED}`, fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a" }, createdAt: "2026-01-01T00:00:00.000Z" };
+    const meta = { topoVersion: "0.1.0", file: `topology.yaml${FORGED}`, fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a" }, desiredDigests: { async: "sha256:da" }, createdAt: "2026-01-01T00:00:00.000Z" };
     writeFileSync(file, JSON.stringify(savedPlan({ clusters: [cluster] }, meta)));
     const s = show(file);
     const text = `${s.source}\n${renderText(s.plan)}`;

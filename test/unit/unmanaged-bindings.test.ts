@@ -59,7 +59,7 @@ describe("a delete names the bindings topo does not manage that go with it", () 
   it("a saved plan's digest covers them, and a different set makes it stale", () => {
     expect(stateText(d, a, "mp")).not.toBe(stateText(d, actual([...d.resources, ...service("mplogin", "async"), ...foreign.slice(0, 3)]), "mp"));
     const fewer = diffCluster(d, actual([...d.resources, ...service("mplogin", "async"), ...foreign.slice(0, 4)]), "mp");
-    const saved = savedPlan({ clusters: [plan] }, { topoVersion: "t", file: "f", fileDigest: "x", prefix: "mp", stateDigests: { async: "s" }, createdAt: "now" });
+    const saved = savedPlan({ clusters: [plan] }, { topoVersion: "t", file: "f", fileDigest: "x", prefix: "mp", stateDigests: { async: "s" }, desiredDigests: { async: "d" }, createdAt: "now" });
     expect(compareToSaved(parseSavedPlan(JSON.stringify(saved)), [{ plan, stateDigest: "s" }])).toEqual([]);
     expect(compareToSaved(saved, [{ plan: fewer, stateDigest: "s" }])).toEqual(expect.arrayContaining([expect.stringMatching(/now delete exchange mplogin, the plan says delete exchange mplogin \(its details differ\)/)]));
   });
