@@ -182,8 +182,8 @@ export function parseSavedPlan(text: string): SavedPlan {
 /**
  * The part of the broker's state a cluster's plan depends on, as one canonical string (its
  * sha256 is the state digest): whether the vhost exists, every object topo owns or the file
- * wants, holding queues, the bindings of the services' exchanges and queues, and every policy
- * (a user's policy limits what a replace may do). Not message counts, consumers or other facts
+ * wants, holding queues, the bindings of the services' exchanges and queues, and every policy and
+ * operator policy (either limits what a replace may do). Not message counts, consumers or other facts
  * that change by themselves, and not objects outside topo's view (a Celery worker's reply
  * queues, topo's own lock queue), which come and go without changing the plan.
  */
@@ -206,7 +206,10 @@ export function stateText(desired: DesiredCluster, actual: ActualCluster, prefix
   };
   const resources = actual.resources.filter(inView).map((r) => [keyOf(r), canonical(r)] as const);
   resources.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `vhost ${actual.vhostExists ? "exists" : "absent"}\n${resources.map(([k, r]) => `${k} ${r}`).join("\n")}`;
+  // Operator policies limit the file's queues as a user's policy does (any management user that
+  // may read the policies may read them too, measured on 3.10).
+  const operator = (actual.operatorPolicies ?? []).map((p) => canonical(p)).sort();
+  return `vhost ${actual.vhostExists ? "exists" : "absent"}\n${resources.map(([k, r]) => `${k} ${r}`).join("\n")}\noperator policies\n${operator.join("\n")}`;
 }
 
 const canonical = (v: unknown): string => stableJson(v as never);

@@ -138,6 +138,23 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(await snapshot(t.sync, t.async)).toEqual(before);
   });
 
+  it("refuses when an operator policy appears since the plan: it caps the queues the plan was reviewed for, --allow-data-loss or not", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    rewrite(t, ["mplogin", "mpwallet"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    const cap = { pattern: "^mp", definition: { "max-length": 2 }, "apply-to": "queues", priority: 0 };
+    expect((await api("PUT", `/api/operator-policies/${vh(t.async)}/cap`, cap)).status).toBeLessThan(300);
+    const before = await snapshot(t.sync, t.async);
+    const r = await runCli(["apply", t.out, "--allow-data-loss", "--allow-destructive", "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toContain("cluster async: the broker's objects changed since the plan was made");
+    expect(await snapshot(t.sync, t.async)).toEqual(before);
+    expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
+  });
+
   it("checks every cluster again under its lock, and a cluster gone stale while apply waited stops every cluster's writes", async () => {
     const t = fresh(["mplogin"]);
     expect((await runCli(["apply", "-f", t.file])).code).toBe(0);

@@ -156,6 +156,15 @@ describe("stateText", () => {
     expect(stateText(desired, actual([...base, { kind: "policy", name: "limits", pattern: ".*", applyTo: "queues", priority: 5, definition: { "max-length": 5 } }]), "mp")).not.toBe(before);
     expect(stateText(desired, actual(base, { vhostExists: false }), "mp")).not.toBe(before);
   });
+
+  it("changes with an operator policy: it limits the file's queues as a user's policy does, and what a replace may lose with them", () => {
+    const cap = { kind: "policy", name: "cap", pattern: ".*", applyTo: "queues", priority: 0, definition: { "max-length": 2 } } as const;
+    const before = stateText(desired, actual(base, { operatorPolicies: [] }), "mp");
+    expect(stateText(desired, actual(base, { operatorPolicies: [cap] }), "mp")).not.toBe(before);
+    expect(stateText(desired, actual(base, { operatorPolicies: [{ ...cap, definition: { "max-length": 3 } }] }), "mp")).not.toBe(
+      stateText(desired, actual(base, { operatorPolicies: [cap] }), "mp"),
+    );
+  });
 });
 
 describe("desiredText", () => {
