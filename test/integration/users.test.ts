@@ -253,6 +253,41 @@ describe("users from the file", () => {
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
   });
 
+  it("says that adopting a user another vhost uses changes its password there too, leaves its rights there, and never deletes it", async () => {
+    const s = setup();
+    const other = uniqueName("uother");
+    vhosts.push(other);
+    expect((await api("PUT", `/api/vhosts/${vh(other)}`)).status).toBe(201);
+    await api("PUT", `/api/users/${s.login}`, { password: "by-hand", tags: "management" });
+    await api("PUT", `/api/permissions/${vh(other)}/${s.login}`, { configure: ".*", write: ".*", read: ".*" });
+
+    const plan = await runCli(["plan", "-f", s.file({ adopt: true })], s.env);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(`~ update user ${s.login} (tags, password)`);
+    expect(plan.stdout).toContain(
+      `warning: user ${s.login} also has permissions on vhost ${other}, which this file does not manage: its new password and tags apply there too (a user is the broker's, not the vhost's), and whatever connects there as ${s.login} must then use the file's password`,
+    );
+    const json = JSON.parse((await runCli(["plan", "-f", s.file({ adopt: true }), "--json"], s.env)).stdout);
+    expect(json.clusters.flatMap((c: any) => c.warnings).join("\n")).toContain(`user ${s.login} also has permissions on vhost ${other}`);
+
+    expect((await runCli(["apply", "-f", s.file({ adopt: true })], s.env)).code).toBe(0);
+    expect(await canLogIn(other, s.login, "by-hand")).not.toBe("ok");
+    expect(await canLogIn(other, s.login, s.env.UT_LOGIN_PASSWORD)).toBe("ok");
+    expect((await api("GET", `/api/permissions/${vh(other)}/${s.login}`)).body).toMatchObject({ configure: ".*", write: ".*", read: ".*" });
+    // Once applied, nothing changes: nothing to warn about.
+    const again = await runCli(["plan", "-f", s.file({ adopt: true }), "--detailed-exitcode"], s.env);
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.stdout).not.toContain("warning");
+
+    // Dropped from the file: its rights on the file's vhosts go, the user stays for the other vhost.
+    const dropped = await runCli(["apply", "-f", s.file({ drop: true }), "--allow-destructive"], s.env);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).toContain(`left alone: user ${s.login} carries topo's tag but has permissions on vhost ${other} that this file does not manage`);
+    expect(dropped.stdout).not.toContain(`- delete user ${s.login}`);
+    expect(await canLogIn(other, s.login, s.env.UT_LOGIN_PASSWORD)).toBe("ok");
+    expect(await canLogIn(s.sync, s.login, s.env.UT_LOGIN_PASSWORD)).not.toBe("ok");
+  });
+
   // A user's rights only on the async cluster (utpay has no sync queue). The sync cluster, first
   // of the broker, was the only one to delete users: `apply --cluster async` of a file that
   // dropped it revoked its rights and kept it, and from then on every plan left it alone as a

@@ -367,6 +367,29 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(plan.actions.find((a) => a.key === "user|mplogin")).toMatchObject({ op: "update", changed: ['tags: [] -> ["topo.mp"]', "password"] });
   });
 
+  it("says when a user's new password or tags reach vhosts the file does not manage (an adopted user, or one another topology of the prefix lists too)", () => {
+    const c = cluster(users({ adopt: true }));
+    const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash("the other app's password") });
+    now.userVhosts = { ...now.userVhosts, mplogin: ["s", "teamb", "teamc"] };
+    const plan = diffCluster(c, now, "mp");
+    expect(plan.actions.map((a) => `${a.op} ${a.key}`)).toEqual(["update user|mplogin"]);
+    expect(plan.warnings).toEqual([
+      `user mplogin also has permissions on vhosts teamb, teamc, which this file does not manage: its new password applies there too (a user is the broker's, not the vhost's), and whatever connects there as mplogin must then use the file's password; give the service a user of its own if they should not share it`,
+    ]);
+    // Tags alone: the same, naming what changes.
+    now.resources = now.resources.map((r) => (r.kind === "user" && r.name === "mplogin" ? { ...r, tags: ["management", "topo.mp"] } : r));
+    now.userHashes = { ...now.userHashes, mplogin: { hash: rabbitHash(SECRET), algorithm: "rabbit_password_hashing_sha256" } };
+    expect(diffCluster(c, now, "mp").warnings).toEqual([
+      `user mplogin also has permissions on vhosts teamb, teamc, which this file does not manage: its new tags apply there too (a user is the broker's, not the vhost's); give the service a user of its own if they should not share it`,
+    ]);
+    // Rights only in the file's vhosts (the other cluster's included), or no change: nothing to say.
+    now.userVhosts = { ...now.userVhosts, mplogin: ["s", "a"] };
+    expect(diffCluster(c, now, "mp").warnings).toEqual([]);
+    now.userVhosts = { ...now.userVhosts, mplogin: ["s", "teamb"] };
+    now.resources = now.resources.map((r) => (r.kind === "user" && r.name === "mplogin" ? { ...r, tags: ["topo.mp"] } : r));
+    expect(diffCluster(c, now, "mp").warnings).toEqual([]);
+  });
+
   it("compares nothing about users when the broker would not list them, and says so", () => {
     const c = cluster();
     const plan = diffCluster(c, actual(c.resources.filter((r) => !["user", "permission", "topic-permission"].includes(r.kind)), { usersUnreadable: "the management user mon may not list users (it needs the administrator tag)" }), "mp");
