@@ -223,6 +223,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     version: actual.version || undefined,
     actions,
     degraded,
+    notCompared: userWarnings.length ? ["users and permissions"] : [],
     warnings: [
       // Apply grants these itself (broker/execute.ts), a write the plan's actions do not list. The
       // management user that creates a vhost gets them from RabbitMQ anyway; another AMQP user

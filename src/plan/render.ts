@@ -134,8 +134,12 @@ export function renderSummary(plan: Plan, where: "above" | "below" = "above"): s
   const s = summarize(plan);
   const degraded = plan.clusters.reduce((n, c) => n + c.degraded.length, 0);
   const drift = degraded ? ` ${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" ${where}).` : "";
-  if (s.create + s.update + s.replace + s.delete === 0) return `No changes.${drift}`;
-  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${drift}`;
+  // What plan could not read is no part of "No changes.": the last line, which is what a reader
+  // (or a CI log) takes away, says so.
+  const unread = [...new Set(plan.clusters.flatMap((c) => c.notCompared ?? []))];
+  const notCompared = unread.length ? `not compared: ${unread.join(", ")} (see "! warning" ${where}).` : "";
+  if (s.create + s.update + s.replace + s.delete === 0) return notCompared ? `No changes in what plan compared; ${notCompared}${drift}` : `No changes.${drift}`;
+  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${notCompared ? ` N${notCompared.slice(1)}` : ""}${drift}`;
 }
 
 function actionJson(a: Action): Record<string, unknown> {
@@ -164,6 +168,7 @@ export function planJson(plan: Plan): Record<string, unknown> {
       version: c.version ?? null,
       warnings: c.warnings,
       degraded: c.degraded,
+      notCompared: c.notCompared ?? [],
       actions: c.actions.map(actionJson),
     })),
     summary: { ...summarize(plan), degraded: plan.clusters.reduce((n, c) => n + c.degraded.length, 0) },

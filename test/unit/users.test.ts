@@ -395,6 +395,14 @@ describe("diff: users, permissions and topic permissions", () => {
     const plan = diffCluster(c, actual(c.resources.filter((r) => !["user", "permission", "topic-permission"].includes(r.kind)), { usersUnreadable: "the management user mon may not list users (it needs the administrator tag)" }), "mp");
     expect(plan.actions).toEqual([]);
     expect(plan.warnings).toEqual(["users and permissions not compared: the management user mon may not list users (it needs the administrator tag); apply will refuse to run until topo may read them"]);
+    // "No changes." would be untrue of what was not read: the last line says what was left out.
+    expect(plan.notCompared).toEqual(["users and permissions"]);
+    expect(renderText({ clusters: [plan] }).split("\n").at(-1)).toBe(`No changes in what plan compared; not compared: users and permissions (see "! warning" above).`);
+    expect(planJson({ clusters: [plan] }).clusters).toMatchObject([{ notCompared: ["users and permissions"] }]);
+    const more = { ...plan, actions: diffCluster(c, actual([], { usersUnreadable: "x" }), "mp").actions };
+    expect(renderText({ clusters: [more] }).split("\n").at(-1)).toMatch(/^Plan: \d+ to create, 0 to update, 0 to replace, 0 to delete\. Not compared: users and permissions \(see "! warning" above\)\.$/);
+    // Read and compared: nothing to add.
+    expect(diffCluster(c, applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }), "mp").notCompared).toEqual([]);
   });
 
   it("leaves everything about users alone for a desired state without users (a file without the section)", () => {
