@@ -118,7 +118,7 @@ export function renderText(plan: Plan, paint: Paint = plain): string {
     lines.push(paint("strong", renderClusterHeader(c)));
     for (const w of c.warnings) lines.push(paint("warning", `  ! warning: ${w}`));
     for (const d of c.degraded) lines.push(paint("warning", `  ! degraded: ${d}`));
-    if (c.actions.length === 0) lines.push("  no changes");
+    if (c.actions.length === 0) lines.push(`  ${noChanges(c)}`);
     for (const a of c.actions) {
       const [first, ...rest] = renderAction(a);
       lines.push(paint(a.op, `  ${first}`), ...rest.map((l) => (l.trimStart().startsWith("!") ? paint("warning", `  ${l}`) : `  ${l}`)));
@@ -127,6 +127,11 @@ export function renderText(plan: Plan, paint: Paint = plain): string {
   }
   lines.push(paint("strong", renderSummary(plan)));
   return lines.join("\n");
+}
+
+/** A cluster plan without actions: "no changes", unless plan could not compare all of it. */
+export function noChanges(c: ClusterPlan): string {
+  return c.notCompared?.length ? `no changes in what plan compared (not compared: ${c.notCompared.join(", ")})` : "no changes";
 }
 
 /** The last line of a plan; `where` the "! degraded" lines are from it (markdown puts them below). */

@@ -11,6 +11,7 @@ import { loadConfig } from "../../src/config/load.js";
 import { credentials, FINGERPRINT_SCRYPT, isSha256Hash, rabbitHash } from "../../src/config/credentials.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { planJson, renderText } from "../../src/plan/render.js";
+import { renderMarkdown } from "../../src/plan/markdown.js";
 import { userConflicts } from "../../src/plan/users.js";
 import { importUsers, passwordVariable } from "../../src/import/users.js";
 import { definitionsOf } from "../../src/export/definitions.js";
@@ -399,6 +400,8 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(plan.notCompared).toEqual(["users and permissions"]);
     expect(renderText({ clusters: [plan] }).split("\n").at(-1)).toBe(`No changes in what plan compared; not compared: users and permissions (see "! warning" above).`);
     expect(planJson({ clusters: [plan] }).clusters).toMatchObject([{ notCompared: ["users and permissions"] }]);
+    expect(renderText({ clusters: [plan] })).toContain("\n  no changes in what plan compared (not compared: users and permissions)\n");
+    expect(renderMarkdown({ clusters: [plan] })).toContain("<summary>cluster sync: no changes in what plan compared (not compared: users and permissions)</summary>");
     const more = { ...plan, actions: diffCluster(c, actual([], { usersUnreadable: "x" }), "mp").actions };
     expect(renderText({ clusters: [more] }).split("\n").at(-1)).toMatch(/^Plan: \d+ to create, 0 to update, 0 to replace, 0 to delete\. Not compared: users and permissions \(see "! warning" above\)\.$/);
     // Read and compared: nothing to add.
