@@ -188,6 +188,27 @@ describe("users from the file", () => {
     expect(planned).toEqual(listed);
   });
 
+  it("import leaves out a marked user whose name or tag a file cannot hold, says so, and writes a file that validates", async () => {
+    // Anyone may put topo's tag on a user RabbitMQ lets them name freely: import wrote it, the
+    // file did not validate, and import failed with "this is a bug in topo".
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    const odd = `svc bot+${s.sync.slice(-8)}`;
+    users.push(odd);
+    await api("PUT", `/api/users/${encodeURIComponent(odd)}`, { password: "odd-pass-1", tags: `topo.${PREFIX}` });
+    await api("PUT", `/api/permissions/${vh(s.sync)}/${encodeURIComponent(odd)}`, { configure: "^$", write: "^$", read: "^utlogin\\.sync$" });
+    await api("PUT", `/api/users/${s.login}`, { password: s.env.UT_LOGIN_PASSWORD, tags: `topo.${PREFIX},odd tag` });
+    const out = s.file().replace(/topology\.yaml$/, "imported.yaml");
+    const imported = await runCli(["import", "-f", s.file(), "-o", out], s.env);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).toContain(`note: user ${JSON.stringify(odd)} carries topo's tag topo.${PREFIX} but a file cannot name it`);
+    const text = readFileSync(out, "utf8");
+    expect(text).toMatch(new RegExp(`^ {2}${s.login}:$`, "m"));
+    expect(text).not.toContain("odd tag\n");
+    const valid = await runCli(["validate", "-f", out], { RABBITMQ_PASSWORD: "x" });
+    expect(valid.code, valid.stdout + valid.stderr).toBe(0);
+  });
+
   it("shows a changed password as (password) without its value, applies it, and the new one logs in", async () => {
     const s = setup();
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);

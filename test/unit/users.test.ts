@@ -3,10 +3,11 @@
 
 import { describe, expect, it } from "vitest";
 import { createHmac, scryptSync } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { normalize } from "../../src/config/normalize.js";
+import { USER_NAME_RULE, USER_TAG_RULE } from "../../src/core/naming.js";
 import { loadConfig } from "../../src/config/load.js";
 import { credentials, FINGERPRINT_SCRYPT, isSha256Hash, rabbitHash } from "../../src/config/credentials.js";
 import { diffCluster } from "../../src/plan/diff.js";
@@ -437,6 +438,26 @@ describe("import: the users section from the broker", () => {
     ]);
     // alice is not topo's; elsewhere has rights only on vhosts not imported; idle has none here.
     expect(out.skipped).toEqual([expect.stringMatching(/^user idle carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/)]);
+  });
+
+  it("leaves out, and says why, a marked user the file cannot hold: a name the schema refuses, or the user topo connects as; and a tag the file cannot hold", () => {
+    // Anyone may tag a user topo.mp: one named "svc bot+1", or topo's own user. Writing them made
+    // a file that did not validate, and import failed with "this is a bug in topo".
+    const sync = importSource("s", [...service("mplogin", "sync")]);
+    for (const name of ["svc bot+1", "ops", "ok"]) {
+      sync.actual.resources.push({ kind: "user", name, tags: ["topo.mp", "odd tag", "management"] }, { kind: "permission", user: name, configure: "^$", write: "^$", read: "^mplogin\\.sync$" });
+    }
+    const out = importUsers([sync], ["mplogin"], "mp", [], ["ops"]);
+    expect(out.users).toEqual([{ name: "ok", passwordEnv: "OK_PASSWORD", consumes: ["mplogin"], publishes: [], tags: ["management"] }]);
+    expect(out.skipped).toEqual([
+      `user ops carries topo's tag topo.mp but is the user topo connects as, which a file cannot list, so import leaves it out (a plan never deletes it)`,
+      `user "svc bot+1" carries topo's tag topo.mp but a file cannot name it: a user name is 1 to 128 letters, digits, _ . @ and - (starting with a letter or a digit); import leaves it out (a plan of the file would delete it: rename it, or take topo's tag off it)`,
+    ]);
+    // The file cannot hold the tag "odd tag": plan of the imported file takes it off, and import lists that change.
+    // The rules are the schema's.
+    const schema = JSON.parse(readFileSync(join(import.meta.dirname, "../../schemas/topology.schema.json"), "utf8"));
+    expect(USER_NAME_RULE.source).toBe(schema.properties.users.propertyNames.pattern);
+    expect(USER_TAG_RULE.source).toBe(schema.definitions.user.properties.tags.items.pattern);
   });
 
   it("gives each user a variable of its own, apart from those the clusters' urls read", () => {
