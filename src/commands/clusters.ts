@@ -180,7 +180,9 @@ export async function readBackPlan(
   if (!scope) return { plan: (await readAndPlan(c, client, prefix)).plan };
   const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
   const plan = diffCluster(c, after, prefix);
-  plan.degraded.push(...unrepairable(c, after, prefix).degraded);
+  const drift = unrepairable(c, after, prefix);
+  plan.degraded.push(...drift.degraded);
+  plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, requests: readBackGets(scope) };
 }
 
