@@ -274,7 +274,10 @@ program
           // With --cluster, the clusters left out were not read: "every cluster" would claim them too.
           const read = r.clusters.map((c) => c.name);
           const matches = r.unread.length === 0 ? "every cluster matches the file" : `${read.length === 1 ? "cluster" : "clusters"} ${read.join(", ")} ${read.length === 1 ? "matches" : "match"} the file`;
-          const state = degraded ? `${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" above)` : matches;
+          // What apply could not read back it does not say matches.
+          const notCompared = [...new Set(r.clusters.flatMap((c) => c.notCompared))];
+          const unverified = notCompared.length ? ` in what topo could read (not compared: ${notCompared.join(", ")}; see "! warning" above)` : "";
+          const state = degraded ? `${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" above)` : `${matches}${unverified}`;
           const unread = r.unread.length ? `; ${r.unread.length === 1 ? "cluster" : "clusters"} ${r.unread.join(", ")} ${r.unread.length === 1 ? "was" : "were"} not read` : "";
           out(`Apply complete: ${n} change${n === 1 ? "" : "s"} made; ${state}${unread}.`);
         }

@@ -359,6 +359,11 @@ export interface ClusterPlan {
   /** Drift topo sees but cannot repair (a mirror missing, a policy shadowing topo's). */
   degraded: string[];
   warnings: string[];
+  /**
+   * What plan could not read, and so did not compare ("users and permissions", "mirroring"): its
+   * warnings say why. Without it, "No changes." would say the broker matches where topo never looked.
+   */
+  notCompared?: string[];
 }
 
 export interface Plan {

@@ -63,6 +63,8 @@ export interface ClusterOutcome {
   changes: number;
   /** Drift topo cannot repair, as the cluster stands after apply (a queue a user's policy keeps unmirrored, say). */
   degraded: string[];
+  /** What topo could not read back, and so did not confirm ("mirroring"): "matches the file" is not said of it. */
+  notCompared: string[];
 }
 
 export interface ApplyResult {
@@ -192,7 +194,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
       const firstRead = reads.find((r) => r.plan.cluster === c.target.name) as (typeof reads)[number];
       const first = firstRead.plan;
-      if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0, degraded: first.degraded };
+      if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0, degraded: first.degraded, notCompared: first.notCompared ?? [] };
       checkInterrupted();
       // One count for the whole cluster, the vhost included, as plan showed it.
       const t = { made: 0, total: first.actions.length };
@@ -221,12 +223,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const passed = { barrier: false };
       for (let attempt = 1; ; attempt++) {
         try {
-          const degraded = await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined);
+          const { degraded, notCompared } = await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined);
           // Closing the connection lets go of the lock now, not when every cluster is done: two
           // applies that each took one cluster first would otherwise wait on each other.
           await dropSession(c);
           // Nothing made: another apply (or hand) made the changes while this one waited for the lock.
-          return { name: c.target.name, status: t.made ? "applied" : "unchanged", changes: t.made, degraded };
+          return { name: c.target.name, status: t.made ? "applied" : "unchanged", changes: t.made, degraded, notCompared };
         } catch (e) {
           checkInterrupted();
           // Only a connection that was open and then lost is a restart worth waiting for; one
@@ -269,7 +271,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     }
   }
 
-  /** Lock, plan again, carry out the plan, read back. Returns what is degraded after it (drift topo cannot repair). */
+  /** Lock, plan again, carry out the plan, read back. Returns what is degraded after it (drift topo cannot repair), and what it could not read back. */
   async function applyUnderLock(
     c: DesiredCluster,
     expected: ClusterPlan | undefined,
@@ -277,7 +279,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     checked: Barrier | undefined,
     passed: { barrier: boolean },
     earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark },
-  ): Promise<string[]> {
+  ): Promise<{ degraded: string[]; notCompared: string[] }> {
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     let read: Awaited<ReturnType<typeof readAndPlan>>;
@@ -324,7 +326,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const current = read.plan;
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
-      return current.degraded;
+      return { degraded: current.degraded, notCompared: current.notCompared ?? [] };
     }
     if (expected && !samePlan(expected, current)) {
       opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
@@ -369,10 +371,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     }
     // Drift topo cannot repair does not fail a deploy (the queues exist and work); plan
     // --detailed-exitcode reports it. The broker then does not match the file, and apply says so.
-    const state = after.degraded.length ? `it differs from the file only by what is degraded, which topo cannot repair` : "the broker matches the file";
+    const unread = after.notCompared?.length ? ` in what topo could read (not compared: ${after.notCompared.join(", ")})` : "";
+    const state = after.degraded.length ? `it differs from the file only by what is degraded, which topo cannot repair` : `the broker matches the file${unread}`;
     opts.log(`cluster ${c.target.name}: ${plural(t.made, "change")} applied; ${state}`);
     for (const d of after.degraded) opts.log(`cluster ${c.target.name}: warning: degraded: ${d}`);
-    return after.degraded;
+    return { degraded: after.degraded, notCompared: after.notCompared ?? [] };
   }
 
   async function dropSession(c: DesiredCluster): Promise<void> {

@@ -184,7 +184,9 @@ export async function readBackPlan(
   if (!scope) return { plan: (await readAndPlan(c, client, prefix)).plan };
   const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
   const plan = diffCluster(c, after, prefix);
-  plan.degraded.push(...unrepairable(c, after, prefix).degraded);
+  const drift = unrepairable(c, after, prefix);
+  plan.degraded.push(...drift.degraded);
+  plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, requests: readBackGets(scope) };
 }
 
@@ -193,11 +195,11 @@ export async function readBackPlan(
  * topo's (a user's policy, an operator policy, a node that is down): queues that are not mirrored
  * as the file says, or that a policy limits where the file does not.
  */
-function unrepairable(c: DesiredCluster, actual: ActualCluster, prefix: string): { degraded: string[]; warnings: string[] } {
+function unrepairable(c: DesiredCluster, actual: ActualCluster, prefix: string): { degraded: string[]; warnings: string[]; notCompared: string[] } {
   const owner = Ownership.of(prefix, actual.resources);
   const mirrors = mirroring(c, actual);
   const limits = policyLimits(c, actual, (p) => owner.owns(p));
-  return { degraded: [...mirrors.degraded, ...limits.degraded], warnings: [...mirrors.warnings, ...limits.warnings] };
+  return { degraded: [...mirrors.degraded, ...limits.degraded], warnings: [...mirrors.warnings, ...limits.warnings], notCompared: mirrors.notCompared };
 }
 
 /** Read one cluster and diff it against the file. */
@@ -276,6 +278,7 @@ export async function readAndPlan(
   const drift = unrepairable(c, actual, prefix);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   plan.degraded.push(...drift.degraded);
+  plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, stateDigest, actual };
 }
 

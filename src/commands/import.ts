@@ -133,7 +133,8 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   );
   const sources = p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster }));
   const serviceNames = inference.body.services.map((s) => (typeof s === "string" ? s : s.name));
-  const imported = importUsers(sources, serviceNames, p.prefix, sectionVariables(p.sources.map((s) => s.section)));
+  const own = p.sources.flatMap((s) => [s.target.amqp.username, s.target.management.username]);
+  const imported = importUsers(sources, serviceNames, p.prefix, sectionVariables(p.sources.map((s) => s.section)), own);
   const unreadable = actuals.find((a) => a.usersUnreadable !== undefined)?.usersUnreadable;
   const notices = [
     ...(p.notices ?? []),

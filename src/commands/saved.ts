@@ -189,7 +189,7 @@ export function show(planFile: string): { plan: Plan; source: string; saved: Rec
   const p = planOf(s);
   return {
     plan: {
-      clusters: p.clusters.map((c) => ({ ...c, cluster: shown(c.cluster), endpoint: shown(c.endpoint), warnings: c.warnings.map(shown), degraded: c.degraded.map(shown) })),
+      clusters: p.clusters.map((c) => ({ ...c, cluster: shown(c.cluster), endpoint: shown(c.endpoint), warnings: c.warnings.map(shown), degraded: c.degraded.map(shown), notCompared: c.notCompared?.map(shown) })),
     },
     source: `saved plan of ${shown(s.file)}, made ${shown(s.createdAt)} by topo ${shown(s.topoVersion)}`,
     saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])), desiredDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.desiredDigest])) },

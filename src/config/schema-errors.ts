@@ -4,7 +4,7 @@
 import type { Document } from "yaml";
 import type { ErrorObject } from "ajv";
 import type { ConfigProblem } from "../errors.js";
-import { prefixProblem } from "../core/naming.js";
+import { prefixProblem, USER_NAME_WORDS } from "../core/naming.js";
 import { argumentValueMessage } from "./arguments.js";
 import { WHOLE_VAR } from "./interpolate.js";
 import { displayPath, jsonPointerToPath, pathKey, placePathProblem, valueAt } from "./places.js";
@@ -88,7 +88,7 @@ export function schemaProblem(
       // users' names have a rule of their own (RabbitMQ's user names), the clusters' another.
       message =
         path.length === 1 && path[0] === "users"
-          ? `${where}: user name ${shownKey(String(params.propertyName))} must be 1 to 128 letters, digits, _ . @ and - (starting with a letter or a digit)`
+          ? `${where}: user name ${shownKey(String(params.propertyName))} must be ${USER_NAME_WORDS}`
           : `${where}: name ${shownKey(String(params.propertyName))} must be lowercase letters, digits, - and _ (starting with a letter)`;
       break;
     default:

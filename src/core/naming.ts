@@ -103,6 +103,15 @@ export function applyMarkName(prefix: string): string {
 }
 
 /**
+ * What a file may call a user, and what tags it may give one (the schema's users propertyNames and
+ * tags patterns, which a unit test holds these to). RabbitMQ takes any name and tag: a user made by
+ * hand may have one no file can hold.
+ */
+export const USER_NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/;
+export const USER_NAME_WORDS = "1 to 128 letters, digits, _ . @ and - (starting with a letter or a digit)";
+export const USER_TAG_RULE = /^[A-Za-z0-9_.-]+$/;
+
+/**
  * The tag that marks a broker user as topo's, for one prefix. RabbitMQ ignores tags it does not
  * know for AMQP; a user without this tag is never changed or deleted unless the file adopts it.
  */

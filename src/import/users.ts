@@ -5,7 +5,8 @@
 // only a hash): the file refers to a variable, which the user exports before running topo.
 
 import type { Action, Permission, User } from "../model.js";
-import { isTopoName, userMarkerTag } from "../core/naming.js";
+import { isTopoName, USER_NAME_RULE, USER_NAME_WORDS, USER_TAG_RULE, userMarkerTag } from "../core/naming.js";
+import { shown } from "../core/words.js";
 import { subjectOf } from "../core/keys.js";
 import type { ImportSource, PlannedChange } from "./types.js";
 
@@ -56,11 +57,13 @@ function viewOf(s: ImportSource): SourceView {
 }
 
 /**
- * `reserved`: the variables the file already reads (its clusters' urls). Each user gets a variable
+ * `own`: the users topo connects as (the clusters' url and management users), which a file may
+ * not list. `reserved`: the variables the file already reads (its clusters' urls). Each user gets a variable
  * of its own: hi.u2 and hi-u2 would both be HI_U2_PASSWORD, and two users cannot be given two
  * passwords through one variable (apply would set one's password to the other's).
  */
-export function importUsers(sources: ImportSource[], services: string[], prefix: string, reserved: Iterable<string> = []): ImportedUsers {
+export function importUsers(sources: ImportSource[], services: string[], prefix: string, reserved: Iterable<string> = [], own: Iterable<string> = []): ImportedUsers {
+  const connectsAs = new Set(own);
   const taken = new Set(reserved);
   const variableFor = (user: string): string => {
     const base = passwordVariable(user);
@@ -80,6 +83,15 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     const publishes = new Set<string>();
     // A marked user with no rights on these vhosts is another topology's (same prefix, other vhosts).
     if (!views.some((v) => v.permissions.has(u.name))) continue;
+    // Anyone may put topo's tag on a user: one the file cannot list stays out of it, said.
+    if (connectsAs.has(u.name)) {
+      skipped.push(`user ${shown(u.name)} carries topo's tag ${marker} but is the user topo connects as, which a file cannot list, so import leaves it out (a plan never deletes it)`);
+      continue;
+    }
+    if (!USER_NAME_RULE.test(u.name)) {
+      skipped.push(`user ${JSON.stringify(u.name)} carries topo's tag ${marker} but a file cannot name it: a user name is ${USER_NAME_WORDS}; import leaves it out (a plan of the file would delete it: rename it, or take topo's tag off it)`);
+      continue;
+    }
     for (const { names, permissions } of views) {
       const p = permissions.get(u.name);
       if (!p) continue;
@@ -99,8 +111,9 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
       passwordEnv: variableFor(u.name),
       consumes: [...consumes].sort(),
       publishes: services.length > 0 && services.every((s) => publishes.has(s)) ? "all" : [...publishes].sort(),
-      // The marker is topo's to add, and another prefix's marker no tag the file may set.
-      tags: u.tags.filter((t) => !isTopoName(t)),
+      // The marker is topo's to add, and another prefix's marker no tag the file may set; nor is
+      // one the schema refuses (plan of the file takes it off, and import lists that change).
+      tags: u.tags.filter((t) => !isTopoName(t) && USER_TAG_RULE.test(t)),
     });
   }
   return { users, skipped };

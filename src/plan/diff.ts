@@ -107,6 +107,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   const down = new Set(Object.entries(actual.queueFacts).filter(([, f]) => f.state === "down").map(([name]) => name));
   const unknown = (r: Resource) => r.kind === "binding" && r.destinationType === "queue" && down.has(r.destination);
 
+  /** Users this plan updates that also hold rights on vhosts the file does not manage, where the change reaches too. */
+  const shared: { user: string; vhosts: string[]; password: boolean; tags: boolean }[] = [];
   for (const [key, after] of want) {
     if (unknown(after)) continue;
     const before = have.get(key);
@@ -122,6 +124,10 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     const changed = fieldDiff(before, after, MUTABLE[after.kind]);
     if (after.kind === "user" && users && passwordDiffers(after.name, users.credentials, actual)) changed.push("password");
     if (changed.length) actions.push({ op: "update", key, before, after, changed });
+    if (after.kind === "user" && changed.length) {
+      const elsewhere = usedElsewhere(after.name, users, actual);
+      if (elsewhere.length) shared.push({ user: after.name, vhosts: elsewhere, password: changed.includes("password"), tags: changed.some((c) => c.startsWith("tags")) });
+    }
   }
   const deleted = new Set<string>();
   /** Marked users the file no longer lists that hold rights on vhosts the file does not manage, and those vhosts. */
@@ -215,6 +221,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     version: actual.version || undefined,
     actions,
     degraded,
+    notCompared: userWarnings.length ? ["users and permissions"] : [],
     warnings: [
       // Apply grants these itself (broker/execute.ts), a write the plan's actions do not list. The
       // management user that creates a vhost gets them from RabbitMQ anyway; another AMQP user
@@ -231,6 +238,10 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
         : []),
       ...orphanedRoutes,
       ...orphans.map((u) => `left alone: user ${u} carries topo's tag but has permissions on no vhost, so nothing says which topology it belongs to (another apply may be creating it); delete it by hand if it is no longer used`),
+      ...shared.map((u) => {
+        const what = u.password && u.tags ? "password and tags apply" : u.password ? "password applies" : "tags apply";
+        return `user ${u.user} also has permissions on vhost${u.vhosts.length === 1 ? "" : "s"} ${u.vhosts.map(shown).join(", ")}, which this file does not manage: its new ${what} there too (a user is the broker's, not the vhost's)${u.password ? `, and whatever connects there as ${u.user} must then use the file's password` : ""}; give the service a user of its own if they should not share it`;
+      }),
       ...foreign.map((f) => `left alone: user ${f.user} carries topo's tag but has permissions on vhost${f.vhosts.length === 1 ? "" : "s"} ${f.vhosts.map(shown).join(", ")} that this file does not manage (another topology with the same prefix?), so topo does not delete it`),
       ...(spared.length
       ? [

@@ -5,7 +5,7 @@
 
 import type { Action, ClusterPlan, Plan } from "../model.js";
 import { destructiveActions } from "./diff.js";
-import { renderAction, renderClusterHeader, renderSummary } from "./render.js";
+import { noChanges, renderAction, renderClusterHeader, renderSummary } from "./render.js";
 import { plural } from "../core/words.js";
 
 export interface MarkdownMeta {
@@ -16,7 +16,7 @@ export interface MarkdownMeta {
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 function clusterSummary(c: ClusterPlan): string {
-  if (c.actions.length === 0) return `cluster ${c.cluster}: no changes`;
+  if (c.actions.length === 0) return `cluster ${c.cluster}: ${noChanges(c)}`;
   const risky = destructiveActions(c).length;
   return `cluster ${c.cluster}: ${plural(c.actions.length, "change")}${risky ? ` (${risky} destructive)` : ""}`;
 }

@@ -13,6 +13,8 @@ export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */
   degraded: string[];
   warnings: string[];
+  /** "mirroring" when topo could not read the nodes to verify it (a warning says so). */
+  notCompared: string[];
 }
 
 /** Which queues a policy's apply-to reaches, by queue type. */
@@ -79,7 +81,7 @@ export function mirroringOf(queue: Queue, policies: readonly Policy[], reported:
 
 
 export function mirroring(desired: DesiredCluster, actual: ActualCluster): MirrorReport {
-  const out: MirrorReport = { degraded: [], warnings: [] };
+  const out: MirrorReport = { degraded: [], warnings: [], notCompared: [] };
   const [major] = majorMinor(actual.version);
   if (major === 0 || major >= 4) return out;
   const mirrored = desired.queues.filter((q) => q.mirrored && q.queue.type === "classic");
@@ -90,6 +92,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     out.warnings.push(
       `mirroring not verified: ${actual.nodesUnreadable}, so topo cannot tell whether ${plural(mirrored.length, "queue")} the file mirrors (${names(mirrored.map((q) => q.queue.name))}) ${mirrored.length === 1 ? "has a mirror" : "have mirrors"} on every running node, nor whether a node is down; give ${shellWord(desired.target.management.username)} the monitoring tag besides its others (rabbitmqctl set_user_tags ${shellWord(desired.target.management.username)} policymaker monitoring: the command replaces the user's tags)`,
     );
+    out.notCompared.push("mirroring");
   }
 
   const ours = (p: Policy) => isTopoName(p.name);

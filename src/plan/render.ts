@@ -118,7 +118,7 @@ export function renderText(plan: Plan, paint: Paint = plain): string {
     lines.push(paint("strong", renderClusterHeader(c)));
     for (const w of c.warnings) lines.push(paint("warning", `  ! warning: ${w}`));
     for (const d of c.degraded) lines.push(paint("warning", `  ! degraded: ${d}`));
-    if (c.actions.length === 0) lines.push("  no changes");
+    if (c.actions.length === 0) lines.push(`  ${noChanges(c)}`);
     for (const a of c.actions) {
       const [first, ...rest] = renderAction(a);
       lines.push(paint(a.op, `  ${first}`), ...rest.map((l) => (l.trimStart().startsWith("!") ? paint("warning", `  ${l}`) : `  ${l}`)));
@@ -129,13 +129,22 @@ export function renderText(plan: Plan, paint: Paint = plain): string {
   return lines.join("\n");
 }
 
+/** A cluster plan without actions: "no changes", unless plan could not compare all of it. */
+export function noChanges(c: ClusterPlan): string {
+  return c.notCompared?.length ? `no changes in what plan compared (not compared: ${c.notCompared.join(", ")})` : "no changes";
+}
+
 /** The last line of a plan; `where` the "! degraded" lines are from it (markdown puts them below). */
 export function renderSummary(plan: Plan, where: "above" | "below" = "above"): string {
   const s = summarize(plan);
   const degraded = plan.clusters.reduce((n, c) => n + c.degraded.length, 0);
   const drift = degraded ? ` ${degraded} degraded (topo cannot repair ${degraded === 1 ? "it" : "them"}: see "! degraded" ${where}).` : "";
-  if (s.create + s.update + s.replace + s.delete === 0) return `No changes.${drift}`;
-  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${drift}`;
+  // What plan could not read is no part of "No changes.": the last line, which is what a reader
+  // (or a CI log) takes away, says so.
+  const unread = [...new Set(plan.clusters.flatMap((c) => c.notCompared ?? []))];
+  const notCompared = unread.length ? `not compared: ${unread.join(", ")} (see "! warning" ${where}).` : "";
+  if (s.create + s.update + s.replace + s.delete === 0) return notCompared ? `No changes in what plan compared; ${notCompared}${drift}` : `No changes.${drift}`;
+  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${notCompared ? ` N${notCompared.slice(1)}` : ""}${drift}`;
 }
 
 function actionJson(a: Action): Record<string, unknown> {
@@ -164,6 +173,7 @@ export function planJson(plan: Plan): Record<string, unknown> {
       version: c.version ?? null,
       warnings: c.warnings,
       degraded: c.degraded,
+      notCompared: c.notCompared ?? [],
       actions: c.actions.map(actionJson),
     })),
     summary: { ...summarize(plan), degraded: plan.clusters.reduce((n, c) => n + c.degraded.length, 0) },

@@ -149,6 +149,7 @@ export function parseSavedPlan(text: string): SavedPlan {
       clusters.add(c.cluster);
       if (!isStrings(c.warnings)) bad.push(`${at}.warnings is not a list of strings`);
       if (!isStrings(c.degraded)) bad.push(`${at}.degraded is not a list of strings`);
+      if (c.notCompared !== undefined && !isStrings(c.notCompared)) bad.push(`${at}.notCompared is not a list of strings`);
       if (!Array.isArray(c.actions)) return void bad.push(`${at}.actions is not a list`);
       const keys = new Set<string>();
       c.actions.forEach((a: unknown, k) => {

@@ -100,6 +100,8 @@ describe("savedPlan / parseSavedPlan", () => {
     expect(why((j) => (j.clusters[0].actions[0].key = "queue|mpother.async"))).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.key is queue\|mpother\.async, and its queue is queue\|mpnew\.async/);
     expect(why((j) => delete j.clusters[0].actions[0].after.arguments)).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.after\.arguments is not an object/);
     expect(why((j) => (j.clusters[0].actions[0].after = { kind: "queue" }))).toMatch(/clusters\[0\]\.actions\[0\]\.after\.name is not a string/);
+    // What plan could not compare is printed on its last line: only a list of strings.
+    expect(why((j) => (j.clusters[0].notCompared = [{ toString: null }]))).toMatch(/damaged: clusters\[0\]\.notCompared is not a list of strings/);
     expect(why((j) => (j.clusters[0].actions[0].after.kind = "widget"))).toMatch(/clusters\[0\]\.actions\[0\]\.after is not a resource/);
     expect(why((j) => (j.clusters[0].actions[1].rebind = [{ kind: "binding", source: "mppayment" }]))).toMatch(/clusters\[0\]\.actions\[1\]\.rebind\[0\]\.destination is not a string/);
     expect(why((j) => (j.clusters[0].actions[1].after.name = "mpother.async"))).toMatch(/clusters\[0\]\.actions\[1\]\.before is queue\|mppayment\.async, and its after is queue\|mpother\.async|key is queue\|mppayment\.async, and its queue is queue\|mpother\.async/);

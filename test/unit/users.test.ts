@@ -3,14 +3,16 @@
 
 import { describe, expect, it } from "vitest";
 import { createHmac, scryptSync } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { normalize } from "../../src/config/normalize.js";
+import { USER_NAME_RULE, USER_TAG_RULE } from "../../src/core/naming.js";
 import { loadConfig } from "../../src/config/load.js";
 import { credentials, FINGERPRINT_SCRYPT, isSha256Hash, rabbitHash } from "../../src/config/credentials.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { planJson, renderText } from "../../src/plan/render.js";
+import { renderMarkdown } from "../../src/plan/markdown.js";
 import { userConflicts } from "../../src/plan/users.js";
 import { importUsers, passwordVariable } from "../../src/import/users.js";
 import { definitionsOf } from "../../src/export/definitions.js";
@@ -367,11 +369,44 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(plan.actions.find((a) => a.key === "user|mplogin")).toMatchObject({ op: "update", changed: ['tags: [] -> ["topo.mp"]', "password"] });
   });
 
+  it("says when a user's new password or tags reach vhosts the file does not manage (an adopted user, or one another topology of the prefix lists too)", () => {
+    const c = cluster(users({ adopt: true }));
+    const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash("the other app's password") });
+    now.userVhosts = { ...now.userVhosts, mplogin: ["s", "teamb", "teamc"] };
+    const plan = diffCluster(c, now, "mp");
+    expect(plan.actions.map((a) => `${a.op} ${a.key}`)).toEqual(["update user|mplogin"]);
+    expect(plan.warnings).toEqual([
+      `user mplogin also has permissions on vhosts teamb, teamc, which this file does not manage: its new password applies there too (a user is the broker's, not the vhost's), and whatever connects there as mplogin must then use the file's password; give the service a user of its own if they should not share it`,
+    ]);
+    // Tags alone: the same, naming what changes.
+    now.resources = now.resources.map((r) => (r.kind === "user" && r.name === "mplogin" ? { ...r, tags: ["management", "topo.mp"] } : r));
+    now.userHashes = { ...now.userHashes, mplogin: { hash: rabbitHash(SECRET), algorithm: "rabbit_password_hashing_sha256" } };
+    expect(diffCluster(c, now, "mp").warnings).toEqual([
+      `user mplogin also has permissions on vhosts teamb, teamc, which this file does not manage: its new tags apply there too (a user is the broker's, not the vhost's); give the service a user of its own if they should not share it`,
+    ]);
+    // Rights only in the file's vhosts (the other cluster's included), or no change: nothing to say.
+    now.userVhosts = { ...now.userVhosts, mplogin: ["s", "a"] };
+    expect(diffCluster(c, now, "mp").warnings).toEqual([]);
+    now.userVhosts = { ...now.userVhosts, mplogin: ["s", "teamb"] };
+    now.resources = now.resources.map((r) => (r.kind === "user" && r.name === "mplogin" ? { ...r, tags: ["topo.mp"] } : r));
+    expect(diffCluster(c, now, "mp").warnings).toEqual([]);
+  });
+
   it("compares nothing about users when the broker would not list them, and says so", () => {
     const c = cluster();
     const plan = diffCluster(c, actual(c.resources.filter((r) => !["user", "permission", "topic-permission"].includes(r.kind)), { usersUnreadable: "the management user mon may not list users (it needs the administrator tag)" }), "mp");
     expect(plan.actions).toEqual([]);
     expect(plan.warnings).toEqual(["users and permissions not compared: the management user mon may not list users (it needs the administrator tag); apply will refuse to run until topo may read them"]);
+    // "No changes." would be untrue of what was not read: the last line says what was left out.
+    expect(plan.notCompared).toEqual(["users and permissions"]);
+    expect(renderText({ clusters: [plan] }).split("\n").at(-1)).toBe(`No changes in what plan compared; not compared: users and permissions (see "! warning" above).`);
+    expect(planJson({ clusters: [plan] }).clusters).toMatchObject([{ notCompared: ["users and permissions"] }]);
+    expect(renderText({ clusters: [plan] })).toContain("\n  no changes in what plan compared (not compared: users and permissions)\n");
+    expect(renderMarkdown({ clusters: [plan] })).toContain("<summary>cluster sync: no changes in what plan compared (not compared: users and permissions)</summary>");
+    const more = { ...plan, actions: diffCluster(c, actual([], { usersUnreadable: "x" }), "mp").actions };
+    expect(renderText({ clusters: [more] }).split("\n").at(-1)).toMatch(/^Plan: \d+ to create, 0 to update, 0 to replace, 0 to delete\. Not compared: users and permissions \(see "! warning" above\)\.$/);
+    // Read and compared: nothing to add.
+    expect(diffCluster(c, applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }), "mp").notCompared).toEqual([]);
   });
 
   it("leaves everything about users alone for a desired state without users (a file without the section)", () => {
@@ -403,6 +438,26 @@ describe("import: the users section from the broker", () => {
     ]);
     // alice is not topo's; elsewhere has rights only on vhosts not imported; idle has none here.
     expect(out.skipped).toEqual([expect.stringMatching(/^user idle carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/)]);
+  });
+
+  it("leaves out, and says why, a marked user the file cannot hold: a name the schema refuses, or the user topo connects as; and a tag the file cannot hold", () => {
+    // Anyone may tag a user topo.mp: one named "svc bot+1", or topo's own user. Writing them made
+    // a file that did not validate, and import failed with "this is a bug in topo".
+    const sync = importSource("s", [...service("mplogin", "sync")]);
+    for (const name of ["svc bot+1", "ops", "ok"]) {
+      sync.actual.resources.push({ kind: "user", name, tags: ["topo.mp", "odd tag", "management"] }, { kind: "permission", user: name, configure: "^$", write: "^$", read: "^mplogin\\.sync$" });
+    }
+    const out = importUsers([sync], ["mplogin"], "mp", [], ["ops"]);
+    expect(out.users).toEqual([{ name: "ok", passwordEnv: "OK_PASSWORD", consumes: ["mplogin"], publishes: [], tags: ["management"] }]);
+    expect(out.skipped).toEqual([
+      `user ops carries topo's tag topo.mp but is the user topo connects as, which a file cannot list, so import leaves it out (a plan never deletes it)`,
+      `user "svc bot+1" carries topo's tag topo.mp but a file cannot name it: a user name is 1 to 128 letters, digits, _ . @ and - (starting with a letter or a digit); import leaves it out (a plan of the file would delete it: rename it, or take topo's tag off it)`,
+    ]);
+    // The file cannot hold the tag "odd tag": plan of the imported file takes it off, and import lists that change.
+    // The rules are the schema's.
+    const schema = JSON.parse(readFileSync(join(import.meta.dirname, "../../schemas/topology.schema.json"), "utf8"));
+    expect(USER_NAME_RULE.source).toBe(schema.properties.users.propertyNames.pattern);
+    expect(USER_TAG_RULE.source).toBe(schema.definitions.user.properties.tags.items.pattern);
   });
 
   it("gives each user a variable of its own, apart from those the clusters' urls read", () => {
