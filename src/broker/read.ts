@@ -116,10 +116,14 @@ export async function readPermits(client: ManagementClient, version: string): Pr
  * default that does not name a type) counts as none.
  */
 export async function readDefaultQueueType(client: ManagementClient, target: ClusterTarget, vhostExists: boolean): Promise<string | undefined> {
-  const answer = vhostExists
-    ? await client.getOptional<{ default_queue_type?: string }>(`/api/vhosts/${vh(target.amqp.vhost)}?columns=name,default_queue_type`)
-    : await client.get<{ default_queue_type?: string }>(`/api/overview?columns=default_queue_type`);
-  const type = answer?.default_queue_type;
+  // From the listing, not GET /api/vhosts/NAME: RabbitMQ 4.0.5 and 4.3.6 answer that one to
+  // administrators only ("Not administrator user"), and so refused the monitoring user a drift
+  // check runs as; the listing answers monitoring and management users alike (measured).
+  const own = vhostExists
+    ? (await client.get<{ name: string; default_queue_type?: string }[]>(`/api/vhosts?columns=name,default_queue_type`)).find((v) => v.name === target.amqp.vhost)
+    : undefined;
+  const answer = own ?? (await client.get<{ default_queue_type?: string }>(`/api/overview?columns=default_queue_type`));
+  const type = answer.default_queue_type;
   return type && type !== "undefined" ? type : undefined;
 }
 

@@ -259,6 +259,37 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(r.stdout).toMatch(/! warning: transient non-exclusive queues are deprecated in RabbitMQ 4 .*deprecated_features\.permit\.transient_nonexcl_queues = true/);
   });
 
+  it("the least users docs/safety.md names: a monitoring user plans, and a policymaker with monitoring applies, a file with durable classic queues", async () => {
+    const { file, sync, async } = topology({ sync: { type: "quorum" } }, ["mplogin"]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // GET /api/vhosts/NAME is refused to any user but an administrator on 4.0 and 4.3 ("Not
+    // administrator user"), while the listing answers a monitoring or management user.
+    const users = { reader: { tags: "monitoring", rights: ["^$", "^$", ".*"] }, writer: { tags: "policymaker,monitoring", rights: [".*", ".*", ".*"] } };
+    const names = { reader: uniqueName("r4reader"), writer: uniqueName("r4writer") };
+    try {
+      for (const [role, u] of Object.entries(users)) {
+        const name = names[role as keyof typeof names];
+        expect((await api("PUT", `/api/users/${name}`, { password: `${role}-pw`, tags: u.tags })).status).toBeLessThan(300);
+        for (const v of [sync, async]) {
+          const [configure, write, read] = u.rights;
+          expect((await api("PUT", `/api/permissions/${v}/${name}`, { configure, write, read })).status).toBeLessThan(300);
+        }
+      }
+      const as = (role: keyof typeof names, services: string[]) =>
+        writeFile("topology.yaml", readFileSync(topologyFile(sync, async, { sync: { type: "quorum" } }, services), "utf8").replaceAll("guest:guest@", `${names[role]}:${role}-pw@`));
+      const read = await runCli(["plan", "-f", as("reader", ["mplogin"]), "--detailed-exitcode"]);
+      expect(read.stderr).toBe("");
+      expect(read.stdout).toContain("No changes.");
+      expect(read.code).toBe(0);
+      const wrote = await runCli(["apply", "-f", as("writer", ["mplogin", "mpwallet"])]);
+      expect(wrote.stderr).not.toMatch(/Error/);
+      expect(wrote.code).toBe(0);
+      expect((await api("GET", `/api/queues/${async}/mpwallet.async`)).body).toMatchObject({ type: "classic", durable: true });
+    } finally {
+      for (const name of Object.values(names)) await api("DELETE", `/api/users/${name}`);
+    }
+  });
+
   it("a vhost whose default queue type is quorum: the file's durable classic queues are refused before any write, existing ones warned about, typed ones applied", async () => {
     const { file, sync, async } = topology({ sync: { mirrored: false } }, ["mplogin"]);
     for (const v of [sync, async]) expect((await api("PUT", `/api/vhosts/${v}`, { default_queue_type: "quorum" })).status).toBeLessThan(300);
