@@ -100,12 +100,12 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
 /**
  * What the broker permits beyond its version: on RabbitMQ 4, its deprecated features and their
  * phases (one request). 3.x has no deprecated features, and a user who may not read the list
- * gets the version's defaults. The list gives each feature's default phase: a rabbitmq.conf
- * override (deprecated_features.permit.X) is not shown there (measured on 4.0.5).
+ * gets the version's defaults. The list gives each feature's default phase; a rabbitmq.conf
+ * override (deprecated_features.permit.X) shows only in the `state` 4.3.6 adds (4.0.5 has none).
  */
 export async function readPermits(client: ManagementClient, version: string): Promise<BrokerPermits> {
   if (!atLeast(version, 4, 0)) return permitsOf(version);
-  const list = await client.getOptional<{ name: string; deprecation_phase?: string }[]>(`/api/deprecated-features`, [401, 403, 404]);
+  const list = await client.getOptional<{ name: string; deprecation_phase?: string; state?: string }[]>(`/api/deprecated-features`, [401, 403, 404]);
   return permitsOf(version, Array.isArray(list) ? list : undefined);
 }
 
@@ -116,10 +116,14 @@ export async function readPermits(client: ManagementClient, version: string): Pr
  * default that does not name a type) counts as none.
  */
 export async function readDefaultQueueType(client: ManagementClient, target: ClusterTarget, vhostExists: boolean): Promise<string | undefined> {
-  const answer = vhostExists
-    ? await client.getOptional<{ default_queue_type?: string }>(`/api/vhosts/${vh(target.amqp.vhost)}?columns=name,default_queue_type`)
-    : await client.get<{ default_queue_type?: string }>(`/api/overview?columns=default_queue_type`);
-  const type = answer?.default_queue_type;
+  // From the listing, not GET /api/vhosts/NAME: RabbitMQ 4.0.5 and 4.3.6 answer that one to
+  // administrators only ("Not administrator user"), and so refused the monitoring user a drift
+  // check runs as; the listing answers monitoring and management users alike (measured).
+  const own = vhostExists
+    ? (await client.get<{ name: string; default_queue_type?: string }[]>(`/api/vhosts?columns=name,default_queue_type`)).find((v) => v.name === target.amqp.vhost)
+    : undefined;
+  const answer = own ?? (await client.get<{ default_queue_type?: string }>(`/api/overview?columns=default_queue_type`));
+  const type = answer.default_queue_type;
   return type && type !== "undefined" ? type : undefined;
 }
 
@@ -151,6 +155,8 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
 }
 
 const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes";
+/** What enable_queue_totals gives, statistics or none. */
+const TOTALS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged";
 
 /**
  * What the queues a plan replaces hold: ready and unacknowledged messages, consumers and bytes.
@@ -166,13 +172,20 @@ export async function readQueueStats(client: ManagementClient, target: ClusterTa
   );
 }
 
-/** One queue's statistics; undefined right after a declare, before they are there. */
+/**
+ * One queue's statistics; undefined right after a declare, before they are there. A broker that
+ * denies management_metrics_collection (RabbitMQ 4) has none at all, but still gives the queue's
+ * totals (ready and unacknowledged, with no consumers or bytes) to enable_queue_totals (measured on
+ * 4.3.6): without them, what a client fetched and holds unacknowledged went unseen, and a replace
+ * deleted it with the old queue.
+ */
 async function queueStats(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueFacts | undefined> {
-  const q = await client.getOptional<{ messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number }>(
-    `/api/queues/${vh(target.amqp.vhost)}/${encodeURIComponent(name)}?columns=${STATS_COLUMNS}`,
-  );
+  type Stats = { messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number };
+  const path = `/api/queues/${vh(target.amqp.vhost)}/${encodeURIComponent(name)}`;
+  let q = await client.getOptional<Stats>(`${path}?columns=${STATS_COLUMNS}`);
+  if (q && q.messages === undefined) q = await client.getOptional<Stats>(`${path}?disable_stats=true&enable_queue_totals=true&columns=${TOTALS_COLUMNS}`);
   if (!q || q.messages === undefined) return undefined;
-  return { messages: q.messages, ready: q.messages_ready ?? q.messages, unacked: q.messages_unacknowledged ?? 0, consumers: q.consumers ?? 0, bytes: q.message_bytes };
+  return { messages: q.messages, ready: q.messages_ready ?? q.messages, unacked: q.messages_unacknowledged ?? 0, consumers: q.consumers, bytes: q.message_bytes };
 }
 
 /** How long apply waits for statistics that caught up with the live counts (emitted every 5 s by default). */

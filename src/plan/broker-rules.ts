@@ -11,15 +11,23 @@ import type { ArgValue, Args, QueueType } from "../model.js";
 /** GET /api/deprecated-features (RabbitMQ 4) reports each feature's phase. */
 export type DeprecationPhase = "permitted_by_default" | "denied_by_default" | "disconnected" | "removed";
 
+/** What GET /api/deprecated-features says a feature is now, its configuration included (4.3.6, not 4.0.5). */
+export type DeprecationState = "permitted" | "denied";
+
 /**
  * What a broker permits. The management API reports each deprecated feature's phase, that is the
- * version's default; it does not show a rabbitmq.conf override (deprecated_features.permit.X):
- * measured on 4.0.5 with transient_nonexcl_queues denied in rabbitmq.conf, the API still said
- * permitted_by_default. So topo goes by the default, and says so where it matters.
+ * version's default. 4.0.5 reports nothing else: with transient_nonexcl_queues denied in
+ * rabbitmq.conf (deprecated_features.permit.X) it still said permitted_by_default, so there topo
+ * goes by the default, and says so where it matters. 4.3.6 also reports each feature's `state`,
+ * the configuration included (measured: "denied" for a feature permitted by default and denied in
+ * rabbitmq.conf, "permitted" for one denied by default and permitted there): where it is given,
+ * topo goes by it.
  */
 export interface BrokerPermits {
   version: string;
   deprecated: Readonly<Record<string, DeprecationPhase>>;
+  /** The features' states, where the broker reports them (4.3.6): rabbitmq.conf included. */
+  state?: Readonly<Record<string, DeprecationState>>;
   /** "broker": read from the broker; "version": the defaults of its version (3.x, or a user who may not read the list). */
   source: "broker" | "version";
 }
@@ -66,17 +74,34 @@ export function defaultDeprecations(version: string): Record<string, Deprecation
 const PHASES: readonly string[] = ["permitted_by_default", "denied_by_default", "disconnected", "removed"];
 
 /** The broker's own list where it gave one, else its version's defaults. */
-export function permitsOf(version: string, read?: readonly { name: string; deprecation_phase?: string }[]): BrokerPermits {
+export function permitsOf(version: string, read?: readonly { name: string; deprecation_phase?: string; state?: string }[]): BrokerPermits {
   if (!read) return { version, deprecated: defaultDeprecations(version), source: "version" };
   const deprecated: Record<string, DeprecationPhase> = {};
-  for (const f of read) if (f.deprecation_phase && PHASES.includes(f.deprecation_phase)) deprecated[f.name] = f.deprecation_phase as DeprecationPhase;
-  return { version, deprecated, source: "broker" };
+  const state: Record<string, DeprecationState> = {};
+  for (const f of read) {
+    if (f.deprecation_phase && PHASES.includes(f.deprecation_phase)) deprecated[f.name] = f.deprecation_phase as DeprecationPhase;
+    if (f.state === "permitted" || f.state === "denied") state[f.name] = f.state;
+  }
+  return { version, deprecated, ...(Object.keys(state).length ? { state } : {}), source: "broker" };
 }
 
-/** Is this deprecated feature refused by default on this broker? */
+/** Is this deprecated feature refused on this broker: by its reported state, else by its phase? */
 export function denied(permits: BrokerPermits, feature: string): boolean {
+  const state = permits.state?.[feature];
+  if (state !== undefined) return state === "denied";
   const phase = permits.deprecated[feature];
   return phase !== undefined && phase !== "permitted_by_default";
+}
+
+/** Does the broker report this feature's state, its configuration included (4.3.6)? */
+export function stateKnown(permits: BrokerPermits, feature: string): boolean {
+  return permits.state?.[feature] !== undefined;
+}
+
+/** Why a feature is denied, for a refusal: its phase, or the configuration that overrides it. */
+function deniedBy(p: BrokerPermits, feature: string): string {
+  const phase = p.deprecated[feature];
+  return p.state?.[feature] === "denied" && phase === "permitted_by_default" ? `its configuration denies it: deprecated_features.permit.${feature} = false` : String(phase);
 }
 
 /** A queue as it is declared. */
@@ -192,14 +217,14 @@ const VERSION_RULES: readonly VersionRule[] = [
     // 4.3.6 denies queue_master_locator by default: the declare fails with an internal error.
     setting: "x-queue-master-locator",
     applies: (p, q) => denied(p, "queue_master_locator") && "x-queue-master-locator" in q.arguments,
-    rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature queue_master_locator (${p.deprecated.queue_master_locator}), so it refuses x-queue-master-locator`,
+    rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature queue_master_locator (${deniedBy(p, "queue_master_locator")}), so it refuses x-queue-master-locator`,
     fix: "drop x-queue-master-locator (x-queue-leader-locator places classic queues on RabbitMQ 4), or permit it with deprecated_features.permit.queue_master_locator = true in rabbitmq.conf",
   },
   {
     // A denied transient_nonexcl_queues closes the whole connection with 541 INTERNAL_ERROR.
     setting: "durable: false",
     applies: (p, q) => q.type === "classic" && !q.durable && !q.exclusive && denied(p, "transient_nonexcl_queues"),
-    rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature transient_nonexcl_queues (${p.deprecated.transient_nonexcl_queues}), so it refuses transient non-exclusive queues`,
+    rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature transient_nonexcl_queues (${deniedBy(p, "transient_nonexcl_queues")}), so it refuses transient non-exclusive queues`,
     fix: "make the queue durable (durable: true) or quorum (type: quorum), or permit it with deprecated_features.permit.transient_nonexcl_queues = true in rabbitmq.conf",
   },
 ];
@@ -212,12 +237,13 @@ export function brokerRefuses(permits: BrokerPermits, q: QueueDeclare): Refusal[
 }
 
 /**
- * Settings this broker accepts now but marks deprecated: a broker whose rabbitmq.conf denies the
- * feature refuses them, and the management API does not show that.
+ * Settings this broker accepts now but marks deprecated. Where the broker reports no state (4.0.5),
+ * one whose rabbitmq.conf denies the feature refuses them, and the management API does not show that.
  */
 export function deprecatedUse(permits: BrokerPermits, q: QueueDeclare): string[] {
   const out: string[] = [];
-  if (q.type === "classic" && !q.durable && !q.exclusive && permits.deprecated.transient_nonexcl_queues === "permitted_by_default") out.push("transient_nonexcl_queues");
-  if ("x-queue-master-locator" in q.arguments && permits.deprecated.queue_master_locator === "permitted_by_default") out.push("queue_master_locator");
+  const used = (feature: string) => permits.deprecated[feature] !== undefined && !denied(permits, feature);
+  if (q.type === "classic" && !q.durable && !q.exclusive && used("transient_nonexcl_queues")) out.push("transient_nonexcl_queues");
+  if ("x-queue-master-locator" in q.arguments && used("queue_master_locator")) out.push("queue_master_locator");
   return out;
 }

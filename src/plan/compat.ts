@@ -2,7 +2,7 @@
 // and what it permits (plan/broker-rules.ts), before anything is written.
 
 import type { ActualCluster, DesiredCluster, Queue } from "../model.js";
-import { atLeast, brokerRefuses, deprecatedUse, majorMinor, permitsOf, type BrokerPermits } from "./broker-rules.js";
+import { atLeast, brokerRefuses, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
 import { names, plural, shellWord } from "../core/words.js";
 
 export { majorMinor } from "./broker-rules.js";
@@ -64,19 +64,22 @@ export function compatibility(
   for (const r of refused.values()) {
     out.errors.push(`${r.queues.length === 1 ? "queue" : "queues"} ${names(r.queues)}: ${r.setting}: ${r.rule}; fix: ${r.fix}`);
   }
-  // Permitted by default, but a rabbitmq.conf that denies the feature makes the broker refuse it,
-  // and the management API does not show that setting.
-  const where = permits.source === "broker" ? "by default (as it reports)" : `by default (the default of ${version})`;
+  // Permitted: where the broker reports the feature's state (4.3.6), its configuration included;
+  // elsewhere by default only, and a rabbitmq.conf that denies the feature, which the management
+  // API does not show, makes the broker refuse it.
+  const where = (feature: string) =>
+    stateKnown(permits, feature) ? "(as it reports, its configuration included)" : permits.source === "broker" ? "by default (as it reports)" : `by default (the default of ${version})`;
   const transient = deprecated.get("transient_nonexcl_queues");
   if (transient) {
-    out.warnings.push(
-      `transient non-exclusive queues are deprecated in RabbitMQ 4 (${names(transient)}): ${version} permits them ${where}, but a broker whose rabbitmq.conf denies them refuses them (541 INTERNAL_ERROR) and the management API does not show that setting; there, set deprecated_features.permit.transient_nonexcl_queues = true, or make them durable or quorum`,
-    );
+    const unseen = stateKnown(permits, "transient_nonexcl_queues")
+      ? "make them durable or quorum before a release that denies them"
+      : "but a broker whose rabbitmq.conf denies them refuses them (541 INTERNAL_ERROR) and the management API does not show that setting; there, set deprecated_features.permit.transient_nonexcl_queues = true, or make them durable or quorum";
+    out.warnings.push(`transient non-exclusive queues are deprecated in RabbitMQ 4 (${names(transient)}): ${version} permits them ${where("transient_nonexcl_queues")}${stateKnown(permits, "transient_nonexcl_queues") ? ";" : ","} ${unseen}`);
   }
   const locator = deprecated.get("queue_master_locator");
   if (locator) {
     out.warnings.push(
-      `x-queue-master-locator is deprecated in RabbitMQ 4 (denied by default from 4.3); ${version} permits it ${where} (${names(locator)}); use x-queue-leader-locator instead`,
+      `x-queue-master-locator is deprecated in RabbitMQ 4 (denied by default from 4.3); ${version} permits it ${where("queue_master_locator")} (${names(locator)}); use x-queue-leader-locator instead`,
     );
   }
   return out;

@@ -16,6 +16,11 @@ import amqplib from "amqplib";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
 import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
+import { AmqpSession } from "../../src/broker/amqp.js";
+import { ManagementClient } from "../../src/broker/http.js";
+import { unackedOf } from "../../src/broker/read.js";
+import { replaceQueueLossless } from "../../src/broker/replace.js";
+import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
 
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
@@ -256,7 +261,44 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     const { file } = topology({ sync: { mirrored: false } }, ["mplogin"]);
     const r = await runCli(["plan", "-f", file]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/! warning: transient non-exclusive queues are deprecated in RabbitMQ 4 .*deprecated_features\.permit\.transient_nonexcl_queues = true/);
+    // 4.0.5 reports the default only, so the warning names the setting a broker may deny them by;
+    // 4.3.6 reports what its configuration makes of it.
+    expect(r.stdout).toMatch(
+      version === "4.3"
+        ? /! warning: transient non-exclusive queues are deprecated in RabbitMQ 4 \(mplogin\.sync\): 4\.3\.6 permits them \(as it reports, its configuration included\); make them durable or quorum/
+        : /! warning: transient non-exclusive queues are deprecated in RabbitMQ 4 .*deprecated_features\.permit\.transient_nonexcl_queues = true/,
+    );
+  });
+
+  it("the least users docs/safety.md names: a monitoring user plans, and a policymaker with monitoring applies, a file with durable classic queues", async () => {
+    const { file, sync, async } = topology({ sync: { type: "quorum" } }, ["mplogin"]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // GET /api/vhosts/NAME is refused to any user but an administrator on 4.0 and 4.3 ("Not
+    // administrator user"), while the listing answers a monitoring or management user.
+    const users = { reader: { tags: "monitoring", rights: ["^$", "^$", ".*"] }, writer: { tags: "policymaker,monitoring", rights: [".*", ".*", ".*"] } };
+    const names = { reader: uniqueName("r4reader"), writer: uniqueName("r4writer") };
+    try {
+      for (const [role, u] of Object.entries(users)) {
+        const name = names[role as keyof typeof names];
+        expect((await api("PUT", `/api/users/${name}`, { password: `${role}-pw`, tags: u.tags })).status).toBeLessThan(300);
+        for (const v of [sync, async]) {
+          const [configure, write, read] = u.rights;
+          expect((await api("PUT", `/api/permissions/${v}/${name}`, { configure, write, read })).status).toBeLessThan(300);
+        }
+      }
+      const as = (role: keyof typeof names, services: string[]) =>
+        writeFile("topology.yaml", readFileSync(topologyFile(sync, async, { sync: { type: "quorum" } }, services), "utf8").replaceAll("guest:guest@", `${names[role]}:${role}-pw@`));
+      const read = await runCli(["plan", "-f", as("reader", ["mplogin"]), "--detailed-exitcode"]);
+      expect(read.stderr).toBe("");
+      expect(read.stdout).toContain("No changes.");
+      expect(read.code).toBe(0);
+      const wrote = await runCli(["apply", "-f", as("writer", ["mplogin", "mpwallet"])]);
+      expect(wrote.stderr).not.toMatch(/Error/);
+      expect(wrote.code).toBe(0);
+      expect((await api("GET", `/api/queues/${async}/mpwallet.async`)).body).toMatchObject({ type: "classic", durable: true });
+    } finally {
+      for (const name of Object.values(names)) await api("DELETE", `/api/users/${name}`);
+    }
   });
 
   it("a vhost whose default queue type is quorum: the file's durable classic queues are refused before any write, existing ones warned about, typed ones applied", async () => {
@@ -316,9 +358,9 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await api("GET", `/api/queues/${async}/topo.hold.mplogin.async`)).status).toBe(404);
   });
 
-  it("names the setting that permits transient queues where the broker denies them, and the broker's default queue type a new vhost takes", async (ctx) => {
-    // A second node of this version with the deprecated feature denied (4.0 and 4.3.6 permit it by
-    // default) and quorum as the default queue type, on the next ports and its own run folder: the
+  it("names the setting that permits transient queues where the broker denies them, the broker's default queue type a new vhost takes, and sees fetched messages with no statistics", async (ctx) => {
+    // A second node of this version with the deprecated features transient_nonexcl_queues and
+    // management_metrics_collection denied (4.0 and 4.3.6 permit them by default) and quorum as the default queue type, on the next ports and its own run folder: the
     // shared node is never restarted under the other test files that use it.
     const port = Number(new URL(AMQP).port) + 1;
     const env: Record<string, string | undefined> = {
@@ -327,7 +369,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       [`${vars}_MGMT_PORT`]: String(port + 10000),
       [`${vars}_DIST_PORT`]: String(port + 20000),
       [`${vars}_EPMD_PORT`]: String(port - 1300),
-      [`${vars}_EXTRA_CONF`]: "deprecated_features.permit.transient_nonexcl_queues = false\ndefault_queue_type = quorum",
+      [`${vars}_EXTRA_CONF`]: "deprecated_features.permit.transient_nonexcl_queues = false\ndeprecated_features.permit.management_metrics_collection = false\ndefault_queue_type = quorum",
       // It boots while the rest of the suite runs on two cores.
       [`${vars}_WAIT`]: "180",
     };
@@ -339,12 +381,21 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       expect(started.status, started.stderr).toBe(0);
       const on = { amqp: `amqp://guest:guest@127.0.0.1:${port}`, mgmt: `http://127.0.0.1:${port + 10000}` };
       // The async queue typed, so that the default queue type does not stop apply before it writes.
-      const file = topologyFile(uniqueName("r4sync"), uniqueName("r4async"), { sync: { mirrored: false }, async: { type: "quorum" } }, ["mplogin"], on);
+      const [tsync, tasync] = [uniqueName("r4sync"), uniqueName("r4async")];
+      const file = topologyFile(tsync, tasync, { sync: { mirrored: false }, async: { type: "quorum" } }, ["mplogin"], on);
       const r = await runCli(["apply", "-f", file]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/cluster sync: .*mplogin\.sync/);
       expect(r.stderr).toMatch(/deprecated_features\.permit\.transient_nonexcl_queues = true/);
       expect(r.stderr).not.toMatch(/\n\s+at /);
+      if (version === "4.3") {
+        // 4.3.6 reports the feature's state, its configuration included: plan refuses before
+        // apply writes anything, on either cluster (4.0.5 reports the default phase only).
+        const p = await runCli(["plan", "-f", file]);
+        expect(p.code).toBe(1);
+        expect(p.stderr).toContain("cluster sync: queue mplogin.sync: durable: false: RabbitMQ 4.3.6 denies the deprecated feature transient_nonexcl_queues (its configuration denies it: deprecated_features.permit.transient_nonexcl_queues = false)");
+        for (const v of [tsync, tasync]) expect((await fetch(`${on.mgmt}/api/vhosts/${v}`, { headers: { authorization: AUTH } })).status).toBe(404);
+      }
 
       // A vhost that does not exist yet takes the broker's default queue type, which the file's
       // durable classic queue would get: refused before anything is written.
@@ -358,6 +409,48 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       }
       const vhost = await fetch(`${on.mgmt}/api/vhosts/${async}`, { headers: { authorization: AUTH } });
       expect(vhost.status).toBe(404);
+
+      // management_metrics_collection denied: a queue has no statistics. A client that fetched
+      // messages with basic.get and holds them when the old queue is to go (after plan's check) is
+      // still seen, by the queue's totals: the replace leaves the queue, and nothing is lost.
+      const cv = uniqueName("r4async");
+      const put = await fetch(`${on.mgmt}/api/vhosts/${cv}`, { method: "PUT", headers: { authorization: AUTH, "content-type": "application/json" }, body: JSON.stringify({ default_queue_type: "classic" }) });
+      expect(put.status).toBeLessThan(300);
+      expect((await runCli(["apply", "-f", topologyFile(uniqueName("r4sync"), cv, { sync: { type: "quorum" } }, ["mplogin"], on)])).code).toBe(0);
+      const conn = await amqplib.connect(`${on.amqp}/${cv}`);
+      try {
+        const pub = await conn.createConfirmChannel();
+        for (let i = 0; i < 10; i++) pub.publish("mplogin", "mplogin.async.x", Buffer.from(String(i)), { persistent: true, messageId: `m${i}` });
+        await pub.waitForConfirms();
+        const poller = await conn.createChannel();
+        for (let i = 0; i < 4; i++) expect(await poller.get("mplogin.async", { noAck: false })).toBeTruthy();
+        const u = new URL(on.amqp);
+        const t: ClusterTarget = {
+          name: "async",
+          amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port), username: "guest", password: "guest", vhost: cv, display: `amqp://***@${u.host}/${cv}` },
+          management: { baseUrl: on.mgmt, username: "guest", password: "guest", display: on.mgmt },
+          tls: {},
+        };
+        const http = new ManagementClient(t.name, t.management, {});
+        const session = await AmqpSession.open(t);
+        const old: Queue = { kind: "queue", name: "mplogin.async", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} };
+        const route: Binding = { kind: "binding", source: "mplogin", destination: "mplogin.async", destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
+        const err = await replaceQueueLossless(
+          session,
+          { after: { ...old, arguments: { "x-max-priority": 5 } }, bindings: [route], holdBindings: [], queueDone: false, old, unackedOf: (q, live) => unackedOf(http, t, q, live) },
+          () => undefined,
+        ).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+        await session.close();
+        expect(err?.message).toMatch(/count 4 messages of the old queue fetched and not acknowledged .* so it was left; no message was lost/);
+        await poller.close();
+        const check = await conn.createChannel();
+        expect((await check.checkQueue("mplogin.async")).messageCount + (await check.checkQueue("topo.hold.mplogin.async")).messageCount).toBe(10);
+      } finally {
+        await conn.close().catch(() => undefined);
+      }
     } finally {
       execFileSync(SCRIPT, ["stop"], { env, stdio: "inherit", timeout: 120_000 });
     }

@@ -60,6 +60,28 @@ describe("plan checks what the broker permits", () => {
     expect(compatibility(d, actual("3.10.8")).warnings).toEqual([]);
   });
 
+  it("goes by the state 4.3 reports, rabbitmq.conf included, where the broker gives one", () => {
+    // 4.3.6 with deprecated_features.permit.transient_nonexcl_queues = false and
+    // deprecated_features.permit.queue_master_locator = true: the phase is the default, the state what it does.
+    const reported = [
+      { name: "transient_nonexcl_queues", deprecation_phase: "permitted_by_default", state: "denied" },
+      { name: "queue_master_locator", deprecation_phase: "denied_by_default", state: "permitted" },
+    ];
+    const transient = desired(queue({ durable: false }));
+    const c = compatibility(transient, actual("4.3.6"), permitsOf("4.3.6", reported));
+    expect(c.errors).toEqual([expect.stringMatching(/^queue mplogin\.sync: durable: false: RabbitMQ 4\.3\.6 denies the deprecated feature transient_nonexcl_queues \(its configuration denies it: deprecated_features\.permit\.transient_nonexcl_queues = false\), so it refuses transient non-exclusive queues; fix: .*deprecated_features\.permit\.transient_nonexcl_queues = true/)]);
+    expect(c.warnings).toEqual([]);
+    const locator = desired(queue({ arguments: { "x-queue-master-locator": "client-local" } }));
+    const l = compatibility(locator, actual("4.3.6"), permitsOf("4.3.6", reported));
+    expect(l.errors).toEqual([]);
+    expect(l.warnings).toEqual([expect.stringMatching(/x-queue-master-locator is deprecated.*4\.3\.6 permits it \(as it reports, its configuration included\)/)]);
+    // Permitted by state: no word of a configuration the API would not show.
+    const permitted = compatibility(transient, actual("4.3.6"), permitsOf("4.3.6", [{ name: "transient_nonexcl_queues", deprecation_phase: "permitted_by_default", state: "permitted" }]));
+    expect(permitted.errors).toEqual([]);
+    expect(permitted.warnings).toEqual([expect.stringMatching(/4\.3\.6 permits them \(as it reports, its configuration included\); make them durable or quorum before a release that denies them/)]);
+    expect(permitted.warnings[0]).not.toMatch(/does not show/);
+  });
+
   it("refuses x-queue-leader-locator on a classic queue before 4.0", () => {
     const d = desired(queue({ arguments: { "x-queue-leader-locator": "balanced" } }));
     expect(compatibility(d, actual("3.10.8")).errors).toEqual([expect.stringMatching(/x-queue-leader-locator: .*fix: drop it and use x-queue-master-locator/)]);
