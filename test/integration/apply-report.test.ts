@@ -52,8 +52,8 @@ describe("apply --json reports the changes apply made", () => {
     expect(actions("sync")).toEqual(["create exchange mpcart", "create queue mpcart.sync", "create binding mpcart -> mpcart.sync [mpcart.sync.#]"]);
     expect(j.summary).toEqual({ create: 3, update: 0, replace: 0, delete: 0, degraded: 0 });
     expect(j.applied).toEqual([
-      { name: "sync", status: "applied", changes: 3, degraded: [] },
-      { name: "async", status: "unchanged", changes: 0, degraded: [] },
+      { name: "sync", status: "applied", changes: 3, degraded: [], notCompared: [] },
+      { name: "async", status: "unchanged", changes: 0, degraded: [], notCompared: [] },
     ]);
   }, 60_000);
 

@@ -90,8 +90,9 @@ describe("one truth about mirroring", () => {
       status: "applied",
       changes: 1,
       degraded: [expect.stringMatching(/not mirrored because another policy applies to them: mpdg\.sync/), expect.stringMatching(/^policy "team-limits" sets max-length 1000 on 1 queue \(mpdg\.sync\)/)],
+      notCompared: [],
     });
-    expect(j.applied).toContainEqual({ name: "async", status: "unchanged", changes: 0, degraded: [] });
+    expect(j.applied).toContainEqual({ name: "async", status: "unchanged", changes: 0, degraded: [], notCompared: [] });
 
     const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
     expect(plan.code).toBe(2);
