@@ -42,6 +42,8 @@ export function listingPaths(vhost: string): { nodes: string; exchanges: string;
   };
 }
 
+const LISTING = { listing: true } as const;
+
 interface ApiNode {
   name: string;
   running: boolean;
@@ -59,9 +61,9 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     // nodes; for others the version comes from the overview and the mirror check is skipped.
     client.getOptional<ApiNode[]>(paths.nodes, [401, 403]),
     // A missing vhost answers 404 here: that is how topo learns it must create it.
-    client.getOptional<ApiExchange[]>(paths.exchanges),
-    client.getOptional<ApiQueue[]>(paths.queues),
-    client.getOptional<ApiBinding[]>(paths.bindings),
+    client.getOptional<ApiExchange[]>(paths.exchanges, [404], LISTING),
+    client.getOptional<ApiQueue[]>(paths.queues, [404], LISTING),
+    client.getOptional<ApiBinding[]>(paths.bindings, [404], LISTING),
     client.getOptional<ApiPolicy[]>(paths.policies),
     // Operator policies cap a queue's length, bytes, TTL and expiry whatever its arguments say
     // (the lowest value wins). A monitoring user with rights on the vhost may read them (3.10.8,
