@@ -18,14 +18,19 @@ export function userConflicts(desired: DesiredCluster, actual: ActualCluster, pr
   for (const r of desired.resources) {
     if (r.kind !== "user") continue;
     const tags = existing.get(r.name);
-    if (!tags || tags.includes(marker) || desired.users.adopt.includes(r.name)) continue;
+    if (!tags || tags.includes(marker)) continue;
+    // adopt takes over a user made by hand, never one another topology manages: its apply would
+    // change the password back, or delete the user, under this file's services.
     const other = tags.find((t) => t.startsWith(TOPO_NAMESPACE));
+    if (!other && desired.users.adopt.includes(r.name)) continue;
     out.push({
       user: r.name,
       message: other
         ? `user ${r.name} exists and belongs to another topology (its tag is ${other}, not ${marker}); topo does not take it over`
         : `user ${r.name} exists without topo's tag ${marker} (topo did not create it, or the tag was taken off it); topo never changes a user it does not manage`,
-      hint: `to let topo manage user ${r.name} (its password, tags and permissions in this file's vhosts), set users.${r.name}.adopt: true; or give the service a user name of its own`,
+      hint: other
+        ? `give the service a user name of its own; or take user ${r.name} out of the topology of prefix "${other.slice(TOPO_NAMESPACE.length)}" first (its apply deletes the user), then apply this file, which creates it`
+        : `to let topo manage user ${r.name} (its password, tags and permissions in this file's vhosts), set users.${r.name}.adopt: true; or give the service a user name of its own`,
     });
   }
   return out;

@@ -369,6 +369,16 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(plan.actions.find((a) => a.key === "user|mplogin")).toMatchObject({ op: "update", changed: ['tags: [] -> ["topo.mp"]', "password"] });
   });
 
+  it("never adopts another topology's user: adopt takes a user without topo's tag, and the refusal does not advise adopt for one", () => {
+    const r = users();
+    (r.users as Record<string, Record<string, unknown>>).edge = { password: "edge-pass", publishes: "all", adopt: true };
+    const now = actual([{ kind: "user", name: "edge", tags: ["topo.mpx"] }], { userHashes: {}, userVhosts: {} });
+    const conflicts = userConflicts(cluster(r), now, "mp");
+    expect(conflicts.map((x) => x.message)).toEqual(["user edge exists and belongs to another topology (its tag is topo.mpx, not topo.mp); topo does not take it over"]);
+    expect(conflicts[0]?.hint).not.toMatch(/adopt: true/);
+    expect(conflicts[0]?.hint).toMatch(/prefix "mpx"/);
+  });
+
   it("says when a user's new password or tags reach vhosts the file does not manage (an adopted user, or one another topology of the prefix lists too)", () => {
     const c = cluster(users({ adopt: true }));
     const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash("the other app's password") });
