@@ -108,6 +108,14 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `        ${py(`${brokerEnv} is not set: export it as the AMQP URL of cluster ${cluster}, ${exampleUrl(c)}`)}`,
     `    )`,
   );
+  push(
+    ``,
+    `# A task the broker did not take must not look sent. Publisher confirms: send_task returns once the`,
+    `# broker has the message, and raises MessageNacked when a queue refuses it (x-overflow:`,
+    `# reject-publish on a full queue); the routes below also set mandatory, so a task whose queue is`,
+    `# gone (x-expires, or deleted) raises NO_ROUTE instead of being dropped.`,
+    `broker_transport_options = {"confirm_publish": True}`,
+  );
   if (c.target.amqp.protocol === "amqps") push(...tlsLines(c));
   if (nonClassic) push(...perConsumerQosLines());
 
@@ -199,7 +207,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `        )`,
     `    exchange, delivery_mode = _ROUTES[queue]`,
     `    # A new dict each time: Celery pops "queue" out of the route it is given.`,
-    `    return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode}`,
+    `    return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode, "mandatory": True}`,
     ``,
     ``,
     `task_routes = (route_task,)`,
