@@ -65,6 +65,17 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   if (!ENV_NAME.test(brokerEnv)) {
     throw new TopoError(`--broker-env "${brokerEnv}" is not an environment variable name`, ["use letters, digits and _, not starting with a digit"]);
   }
+  // A Celery 5.2 worker consumes a stream from "next" (it sets no x-stream-offset) and its acks
+  // remove nothing: a task sent while no worker runs is never run (measured on 4.0.5). No setting
+  // of the module fixes that ("first" would run every task ever sent again at each start), so refuse.
+  const stream = c.queues.find((s) => s.queue.type === "stream");
+  if (stream) {
+    const q = stream.queue.name;
+    throw new TopoError(
+      `cluster ${cluster}: queue ${q} is a stream, and a Celery worker reads a stream from its end: a task sent while no worker of it runs is never run, and a worker that restarts does not see the tasks it missed`,
+      [`give ${q} type quorum or classic (services[].${stream.traffic}.type or defaults.${stream.traffic}.type), or export only clusters without streams`],
+    );
+  }
   const queueNames = c.queues.map((s) => s.queue.name);
   const defaultSpec = opts.defaultQueue === undefined ? c.queues[0]! : c.queues.find((s) => s.queue.name === opts.defaultQueue);
   if (!defaultSpec) {
@@ -94,6 +105,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `import os`,
     `import re`,
   );
+  // Quorum only: a cluster with a stream was refused above.
   const nonClassic = c.queues.some((s) => s.queue.type !== "classic");
   if (c.target.amqp.protocol === "amqps") push(`import ssl`);
   push(``, `from kombu import Exchange, Queue`);
@@ -348,9 +360,8 @@ function perConsumerQosLines(): string[] {
     ``,
     ``,
     `# Celery before 5.5 sets its prefetch limit with global QoS on RabbitMQ, and a consumer of a quorum`,
-    `# queue is then refused ("NOT_IMPLEMENTED - ... does not support global qos"), one of a stream`,
-    `# too ("consumer prefetch count is not set"). This transport makes the limit per consumer, as`,
-    `# Celery 5.5 does for quorum queues.`,
+    `# queue is then refused ("NOT_IMPLEMENTED - ... does not support global qos"). This transport makes`,
+    `# the limit per consumer, as Celery 5.5 does for quorum queues.`,
     `class _PerConsumerQosTransport(_AmqpTransport):`,
     `    def qos_semantics_matches_spec(self, connection):`,
     `        return True`,
