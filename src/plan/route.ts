@@ -46,7 +46,7 @@ export function parseTaskName(name: string, prefix: string): ParsedTask {
   const ours = serviceNamePattern(prefix).test(words[0]!) && (words[1] === "sync" || words[1] === "async");
   const leftToDefault = (why: string) => ({
     ok: false as const,
-    why: `${why}; the Celery router of topo export celery leaves it to Celery's default: task_default_queue of the module it is sent with (that cluster's first queue, or --default-queue), with that queue's name as routing key (which the broker users topo makes may not publish), so only a worker of that queue that registers this name runs it`,
+    why: `${why}; the Celery router of topo export celery leaves it to Celery's default: task_default_queue of the module it is sent with (that cluster's first queue, or --default-queue), with that queue's binding key <service>.<kind>.# as routing key (which the broker users topo makes may not publish), so only a worker of that queue that registers this name runs it`,
   });
   if (words.length < 3) {
     const why = `"${name}" has ${words.length} word${words.length === 1 ? "" : "s"}; a task name is ${rule}`;
