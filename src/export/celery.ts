@@ -65,6 +65,17 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   if (!ENV_NAME.test(brokerEnv)) {
     throw new TopoError(`--broker-env "${brokerEnv}" is not an environment variable name`, ["use letters, digits and _, not starting with a digit"]);
   }
+  // A Celery 5.2 worker consumes a stream from "next" (it sets no x-stream-offset) and its acks
+  // remove nothing: a task sent while no worker runs is never run (measured on 4.0.5). No setting
+  // of the module fixes that ("first" would run every task ever sent again at each start), so refuse.
+  const stream = c.queues.find((s) => s.queue.type === "stream");
+  if (stream) {
+    const q = stream.queue.name;
+    throw new TopoError(
+      `cluster ${cluster}: queue ${q} is a stream, and a Celery worker reads a stream from its end: a task sent while no worker of it runs is never run, and a worker that restarts does not see the tasks it missed`,
+      [`give ${q} type quorum or classic (services[].${stream.traffic}.type or defaults.${stream.traffic}.type), or export only clusters without streams`],
+    );
+  }
   const queueNames = c.queues.map((s) => s.queue.name);
   const defaultSpec = opts.defaultQueue === undefined ? c.queues[0]! : c.queues.find((s) => s.queue.name === opts.defaultQueue);
   if (!defaultSpec) {
@@ -94,6 +105,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `import os`,
     `import re`,
   );
+  // Quorum only: a cluster with a stream was refused above.
   const nonClassic = c.queues.some((s) => s.queue.type !== "classic");
   if (c.target.amqp.protocol === "amqps") push(`import ssl`);
   push(``, `from kombu import Exchange, Queue`);
@@ -107,6 +119,14 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `    raise RuntimeError(`,
     `        ${py(`${brokerEnv} is not set: export it as the AMQP URL of cluster ${cluster}, ${exampleUrl(c)}`)}`,
     `    )`,
+  );
+  push(
+    ``,
+    `# A task the broker did not take must not look sent. Publisher confirms: send_task returns once the`,
+    `# broker has the message, and raises MessageNacked when a queue refuses it (x-overflow:`,
+    `# reject-publish on a full queue); the routes below also set mandatory, so a task whose queue is`,
+    `# gone (x-expires, or deleted) raises NO_ROUTE instead of being dropped.`,
+    `broker_transport_options = {"confirm_publish": True}`,
   );
   if (c.target.amqp.protocol === "amqps") push(...tlsLines(c));
   if (nonClassic) push(...perConsumerQosLines());
@@ -199,7 +219,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `        )`,
     `    exchange, delivery_mode = _ROUTES[queue]`,
     `    # A new dict each time: Celery pops "queue" out of the route it is given.`,
-    `    return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode}`,
+    `    return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode, "mandatory": True}`,
     ``,
     ``,
     `task_routes = (route_task,)`,
@@ -211,8 +231,9 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     ``,
     `# Names that are not topology names (Celery's own tasks, such as celery.chord_unlock) go to one`,
     `# queue of this cluster: ${d.queue.name}${opts.defaultQueue === undefined ? " (the first in the file; --default-queue chooses another)" : " (--default-queue)"}.`,
-    `# Only a user allowed every routing key on that exchange may send them: the broker refuses the`,
-    `# routing key ${d.queue.name} to the users topo makes.`,
+    `# Celery sends them with that queue's own routing key, ${bindingOf(c, d).routingKey} (task_default_routing_key`,
+    `# applies only to queues Celery makes), and without mandatory. Only a user allowed every routing`,
+    `# key on that exchange may send them: the broker refuses ${bindingOf(c, d).routingKey} to the users topo makes.`,
     `task_default_queue = ${py(d.queue.name)}`,
     `task_default_exchange = ${py(d.service)}`,
     `task_default_exchange_type = ${py(exchangeOf(c, d).type)}`,
@@ -340,9 +361,8 @@ function perConsumerQosLines(): string[] {
     ``,
     ``,
     `# Celery before 5.5 sets its prefetch limit with global QoS on RabbitMQ, and a consumer of a quorum`,
-    `# queue is then refused ("NOT_IMPLEMENTED - ... does not support global qos"), one of a stream`,
-    `# too ("consumer prefetch count is not set"). This transport makes the limit per consumer, as`,
-    `# Celery 5.5 does for quorum queues.`,
+    `# queue is then refused ("NOT_IMPLEMENTED - ... does not support global qos"). This transport makes`,
+    `# the limit per consumer, as Celery 5.5 does for quorum queues.`,
     `class _PerConsumerQosTransport(_AmqpTransport):`,
     `    def qos_semantics_matches_spec(self, connection):`,
     `        return True`,

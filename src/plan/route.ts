@@ -40,12 +40,23 @@ export type ParsedTask = { ok: true; service: string; kind: Traffic; task: strin
 export function parseTaskName(name: string, prefix: string): ParsedTask {
   const words = name.split(".");
   const rule = `<service>.<sync|async>.<task>, with <service> matching ${serviceNamePattern(prefix).source}`;
-  if (words.length < 3) return { ok: false, why: `"${name}" has ${words.length} word${words.length === 1 ? "" : "s"}; a task name is ${rule}` };
+  // The exported Celery router (_split in export/celery.ts) takes a name as the topology's when its
+  // first word is a service name and its second a kind; any other name it does not refuse but
+  // leaves to Celery, which sends it to task_default_queue. Say that, not that it is refused.
+  const ours = serviceNamePattern(prefix).test(words[0]!) && (words[1] === "sync" || words[1] === "async");
+  const leftToDefault = (why: string) => ({
+    ok: false as const,
+    why: `${why}; the Celery router of topo export celery leaves it to Celery's default: task_default_queue of the module it is sent with (that cluster's first queue, or --default-queue), with that queue's binding key <service>.<kind>.# as routing key (which the broker users topo makes may not publish), so only a worker of that queue that registers this name runs it`,
+  });
+  if (words.length < 3) {
+    const why = `"${name}" has ${words.length} word${words.length === 1 ? "" : "s"}; a task name is ${rule}`;
+    return ours ? { ok: false, why } : leftToDefault(why);
+  }
   const [service, kind, ...rest] = words as [string, string, ...string[]];
   if (!serviceNamePattern(prefix).test(service)) {
-    return { ok: false, why: `service "${service}" breaks the router rule: it must match ${serviceNamePattern(prefix).source} (the prefix "${prefix}" then lowercase letters and underscores)` };
+    return leftToDefault(`service "${service}" breaks the router rule: it must match ${serviceNamePattern(prefix).source} (the prefix "${prefix}" then lowercase letters and underscores)`);
   }
-  if (kind !== "sync" && kind !== "async") return { ok: false, why: `kind "${kind}" is neither sync nor async; a task name is ${rule}` };
+  if (kind !== "sync" && kind !== "async") return leftToDefault(`kind "${kind}" is neither sync nor async; a task name is ${rule}`);
   if (rest.some((w) => w === "")) return { ok: false, why: `"${name}" has an empty word; the task part may not be empty or contain ".."` };
   const task = rest.join(".");
   // The Celery router topo exports refuses any other task part, and the topic permissions of the

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { normalize } from "../../src/config/normalize.js";
 import { celeryModule } from "../../src/export/celery.js";
-import { amqpUrl, deleteVhost, getQueue, runCli, uniqueName, writeTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, deleteVhost, getQueue, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
 import { PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
 const INSTALL = "apt-get install -y --no-install-recommends python3-celery";
@@ -252,7 +252,8 @@ describe.skipIf(SKIP)(`export celery with a real Celery worker (${CELERY ? `cele
     // Routed by name: the service's exchange, the task name as routing key, transient messages.
     expect(answers.register).toEqual({ echo: "registered alice", exchange: "mplogin", routing_key: "mplogin.sync.register", delivery_mode: 1 });
     expect(answers.balance).toEqual({ echo: "balance of bob", exchange: "mpwallet", routing_key: "mpwallet.sync.balance", delivery_mode: 1 });
-    expect(answers.ping).toMatchObject({ echo: "pong", exchange: "mplogin", delivery_mode: 1 });
+    // Celery sends it with the default queue's own routing key, not task_default_routing_key (docs/celery.md).
+    expect(answers.ping).toEqual({ echo: "pong", exchange: "mplogin", routing_key: "mplogin.sync.#", delivery_mode: 1 });
     expect(refused["mplogin.async.audit"]).toBe(
       "task 'mplogin.async.audit' goes to queue 'mplogin.async' on cluster 'async', not on cluster 'sync': send it with a Celery app configured from the module of cluster 'async'",
     );
@@ -332,6 +333,64 @@ describe.skipIf(SKIP)(`export celery with a real Celery worker (${CELERY ? `cele
       "x-queue-mode": ["list", [1, "a", { b: 0.25 }]],
       "x-single-active-consumer": ["bool", false],
     });
+  });
+
+  // A task the broker did not take must not look sent: the edge would report success for a task
+  // nobody will run. Without publisher confirms and mandatory, both cases below returned a task id.
+  const SEND = `
+import json
+import sys
+
+from celery import Celery
+
+app = Celery("edge")
+app.config_from_object(sys.argv[1])
+out = []
+for name in sys.argv[2:]:
+    try:
+        app.send_task(name, args=[1])
+        out.append("sent")
+    except Exception as e:
+        out.append("%s: %s" % (type(e).__name__, e))
+print(json.dumps(out))
+`;
+  it.each([
+    {
+      why: "a full queue that rejects publishes (x-overflow: reject-publish) nacks the task",
+      cluster: "async",
+      tasks: ["mpfull.async.a", "mpfull.async.b"],
+      expected: ["sent", "MessageNacked: "],
+      before: async (_v: string) => {},
+    },
+    {
+      why: "a sync queue of x-max-length 0 nacks the request at once, instead of the caller waiting out its timeout",
+      cluster: "sync",
+      tasks: ["mpfull.sync.a"],
+      expected: ["MessageNacked: "],
+      before: async (_v: string) => {},
+    },
+    {
+      why: "a queue that is gone (x-expires, or deleted) leaves the task unroutable: the broker returns it",
+      cluster: "async",
+      tasks: ["mpfull.async.a"],
+      expected: ["ChannelError: Basic.return: (312) NO_ROUTE"],
+      before: async (v: string) => {
+        expect((await api("DELETE", `/api/queues/${vh(v)}/mpfull.async`)).status).toBe(204);
+      },
+    },
+  ])("send_task fails when the broker did not take the task: $why", async ({ cluster, tasks, expected, before }) => {
+    const { file, sync, async } = fresh([
+      { name: "mpfull", sync: { arguments: { "x-max-length": 0, "x-overflow": "reject-publish" } }, async: { arguments: { "x-max-length": 1, "x-overflow": "reject-publish" } } },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const dir = tempDir();
+    expect((await runCli(["export", "celery", "-f", file, "--cluster", cluster, "-o", join(dir, `celeryconfig_${cluster}.py`)])).code).toBe(0);
+    writeFileSync(join(dir, "send.py"), SEND);
+    const v = cluster === "sync" ? sync : async;
+    await before(v);
+    const r = await python(dir, ["send.py", `celeryconfig_${cluster}`, ...tasks], { [`TOPO_BROKER_URL_${cluster.toUpperCase()}`]: amqpUrl(v) }, 30_000);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual(expected);
   });
 
   it("refuses to load without the broker URL variable, and says which one to set", async () => {

@@ -88,9 +88,22 @@ describe("export celery: queues", () => {
     expect(queueBlock(text, "mplogin.sync")).not.toContain("x-queue-type");
   });
 
+  it("refuses a cluster with a stream queue: a Celery worker would never run a task sent while it was down", () => {
+    // Measured on 4.0.5 with Celery 5.2.6 on the exported module: a task sent to a stream queue
+    // while no worker ran was never delivered to the worker started afterwards (it reads from "next").
+    const d = desired(raw({ services: [{ name: "mplogin", async: { type: "stream" } }] }));
+    const e = thrown(() => generate(d, { cluster: "async" }));
+    expect(e.message).toBe(
+      "cluster async: queue mplogin.async is a stream, and a Celery worker reads a stream from its end: a task sent while no worker of it runs is never run, and a worker that restarts does not see the tasks it missed",
+    );
+    expect(e.hints).toContain("give mplogin.async type quorum or classic (services[].async.type or defaults.async.type), or export only clusters without streams");
+    // The other cluster has none: its module is written.
+    expect(generate(d, { cluster: "sync" }).queues).toEqual(["mplogin.sync"]);
+  });
+
   it("makes prefetch per consumer only when a queue is quorum or stream (they refuse global QoS)", () => {
     const classic = generate(desired()).text;
-    expect(classic).not.toContain("broker_transport");
+    expect(topLevel(classic, "broker_transport")).toBeUndefined();
     const quorum = generate(desired(raw({ defaults: { sync: { type: "quorum" } } }))).text;
     expect(topLevel(quorum, "broker_transport")).toBe("_PerConsumerQosTransport");
     expect(quorum).toContain("from kombu.transport.pyamqp import Transport as _AmqpTransport");
@@ -147,7 +160,9 @@ describe("export celery: routes and results", () => {
     );
     expect(text).toContain(`_OTHER_CLUSTERS = {\n}`);
     expect(topLevel(text, "task_routes")).toBe("(route_task,)");
-    expect(text).toContain(`return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode}`);
+    expect(text).toContain(`return {"queue": queue, "exchange": exchange, "routing_key": name, "delivery_mode": delivery_mode, "mandatory": True}`);
+    // A task the broker did not take raises instead of looking sent (celery.test.ts sends them).
+    expect(topLevel(text, "broker_transport_options")).toBe(`{"confirm_publish": True}`);
     // Both kinds on one broker: rpc:// for the sync tasks, ignore_result set per task by kind.
     expect(topLevel(text, "result_backend")).toBe(`"rpc://"`);
     expect(topLevel(text, "task_annotations")).toBe("(_ResultsByKind(),)");

@@ -78,6 +78,16 @@ describe("route", () => {
     expect(parseTaskName("login.sync.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/prefix "mp"/) });
     expect(parseTaskName("mplogin.later.x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/kind "later" is neither sync nor async/) });
     expect(parseTaskName("mplogin.sync..x", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/empty word/) });
+    // Names the exported Celery router does not take as the topology's are not refused by it: Celery
+    // sends them to task_default_queue. route must say so, not that the router refuses them.
+    const DEFAULT = /the Celery router of topo export celery leaves it to Celery's default: task_default_queue/;
+    for (const name of ["MpLogin.sync.x", "login.sync.x", "mplogin.later.x", "health.ping", "celery.chord_unlock", "mplogin"]) {
+      expect(parseTaskName(name, "mp"), name).toMatchObject({ ok: false, why: expect.stringMatching(DEFAULT) });
+    }
+    // ...while those it takes as the topology's and then refuses (TopoRouteError) say nothing of a default.
+    for (const name of ["mplogin.sync", "mplogin.sync.", "mplogin.sync..x", "mplogin.sync.log-in", `mplogin.sync.${"a".repeat(243)}`]) {
+      expect(parseTaskName(name, "mp"), name).toMatchObject({ ok: false, why: expect.not.stringMatching(DEFAULT) });
+    }
   });
 
   it("finds the cluster, exchange, routing key and matching queues from the desired state", () => {
