@@ -320,8 +320,9 @@ const ACCESS_REFUSED = /access to (queue|exchange) '(.*)' in vhost '(.*)' refuse
 /**
  * Which permission an AMQP operation needed on the object the broker named, and the commands
  * that show and set it. The broker says only "access refused"; the operation says which: a
- * declare or delete needs configure, a bind needs write on its destination and read on its
- * source, a get or a move needs read (and write on the queue moved into).
+ * declare or delete (topo's lock and apply mark too) needs configure, a bind needs write on its
+ * destination and read on its source, a get, a consume or a move needs read (and write on the
+ * queue moved into).
  */
 function permissionHint(text: string, what = ""): string | undefined {
   const m = ACCESS_REFUSED.exec(text);
@@ -329,7 +330,7 @@ function permissionHint(text: string, what = ""): string | undefined {
   const [, kind, name, vhost, user] = m as unknown as [string, string, string, string, string];
   const verb = what.split(" ")[0] ?? "";
   const source = what.includes(`${name} -> `) || what.includes(`from ${name} `);
-  const perm = /^(declare|delete|take)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : /^(count|peek|look)$/.test(verb) ? "read" : "configure, write or read";
+  const perm = /^(declare|delete|take|renew)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : /^(count|peek|look|consume)$/.test(verb) ? "read" : "configure, write or read";
   return `user ${user}'s ${perm} permission in vhost ${vhost} does not match ${kind} ${name} (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions ${shellWord(user)} shows its patterns, and rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ sets them`;
 }
 
