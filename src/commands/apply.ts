@@ -245,6 +245,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
             await dropSession(c);
             throw e;
           }
+          // The error that counted this cluster's changes is only logged: the attempt after it
+          // may fail with one that does not (a connect refused by a node still down), and the
+          // changes already made must then be counted all the same (apply_incomplete).
+          counted.delete(c.target.name);
           const delay = backoff(attempt + 2);
           // The error's message already starts with "cluster NAME:".
           opts.log(`${e.message.split("\n")[0]}\ncluster ${c.target.name}: reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${RECONNECTS})`);
