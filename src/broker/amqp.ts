@@ -34,6 +34,10 @@ const VHOST_START_ATTEMPTS = 7;
  */
 export const PUBLISH_BLOCKED_GRACE_MS = 10_000;
 
+/** What to do about a memory or disk alarm that blocked topo's publishing. */
+export const ALARM_HINT =
+  "the broker blocks every publisher while a memory or disk alarm lasts (rabbitmq-diagnostics alarms lists it, and the node's log says why); once it has cleared, run topo apply again: it finishes the replace";
+
 /** The broker blocked publishing on topo's connection for longer than the grace (connection.blocked). */
 export class PublishBlocked extends Error {
   constructor(readonly reason: string) {
@@ -320,8 +324,9 @@ const ACCESS_REFUSED = /access to (queue|exchange) '(.*)' in vhost '(.*)' refuse
 /**
  * Which permission an AMQP operation needed on the object the broker named, and the commands
  * that show and set it. The broker says only "access refused"; the operation says which: a
- * declare or delete needs configure, a bind needs write on its destination and read on its
- * source, a get or a move needs read (and write on the queue moved into).
+ * declare or delete (topo's lock and apply mark too) needs configure, a bind needs write on its
+ * destination and read on its source, a get, a consume or a move needs read (and write on the
+ * queue moved into).
  */
 function permissionHint(text: string, what = ""): string | undefined {
   const m = ACCESS_REFUSED.exec(text);
@@ -329,7 +334,7 @@ function permissionHint(text: string, what = ""): string | undefined {
   const [, kind, name, vhost, user] = m as unknown as [string, string, string, string, string];
   const verb = what.split(" ")[0] ?? "";
   const source = what.includes(`${name} -> `) || what.includes(`from ${name} `);
-  const perm = /^(declare|delete|take)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : /^(count|peek|look)$/.test(verb) ? "read" : "configure, write or read";
+  const perm = /^(declare|delete|take|renew)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : /^(count|peek|look|consume)$/.test(verb) ? "read" : "configure, write or read";
   return `user ${user}'s ${perm} permission in vhost ${vhost} does not match ${kind} ${name} (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions ${shellWord(user)} shows its patterns, and rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ sets them`;
 }
 
@@ -415,14 +420,17 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   // feature) says more than the channel's "Channel ended".
   const code = own.code ?? gone?.code;
   const connectionGone = !!lost || /Connection closed|Channel ended|IllegalOperationError|Socket closed/.test(`${e.name} ${e.message}`);
+  // topo closed a connection the broker blocked (an alarm): no restart to reconnect after. The
+  // broker reads nothing from it until the alarm clears, so it holds topo's lock till then.
+  const blocked = e instanceof PublishBlocked || lost instanceof PublishBlocked;
   // Retry only what a restart explains: a forced close or a dropped socket. An operator closing
   // the connection (management UI or API) means "stop", and any other reply is permanent.
   const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
-  const transient = connectionGone && !byOperator && (code === undefined || code === 320);
+  const transient = connectionGone && !byOperator && !blocked && (code === undefined || code === 320);
   // A limit the broker closed the whole connection for (a user's max-channels) is named in the
   // connection's reply; the channel itself only "ended".
   const limit = limitHint(own.text) ?? (gone ? limitHint(gone.text) : undefined);
-  const hint = limit ? limit.hint : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
+  const hint = limit ? limit.hint : blocked ? ALARM_HINT : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     object: what,
     status: code,

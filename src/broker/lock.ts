@@ -38,6 +38,9 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
   let taken = false;
   let announced = false;
   for (;;) {
+    // What the broker refused names the right it needs (broker/amqp.ts permissionHint): the
+    // declare needs configure, the consume read.
+    let step = `take lock ${lock}`;
     try {
       // Inside the try: a connection lost while waiting is a broker error like any other.
       const ch = await session.channel();
@@ -57,6 +60,7 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
       // spare (channel_max); otherwise, as before, the lock is the queue alone.
       if (session.channelMax >= LOCK_CONSUMER_MIN_CHANNELS) {
         session.rpcs++;
+        step = `consume lock ${lock}`;
         await ch.consume(lock, () => undefined, { noAck: true });
       } else {
         await ch.close().catch(() => undefined);
@@ -65,7 +69,7 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
     } catch (e) {
       const { code } = replyText(e as Error & { code?: unknown });
       // 405 RESOURCE_LOCKED: another connection holds the exclusive queue.
-      if (code !== 405) throw amqpError(session.cluster, `take lock ${lock}`, e as Error, session.lost);
+      if (code !== 405) throw amqpError(session.cluster, step, e as Error, session.lost);
     }
     if (taken) return confirmSameBroker(session.cluster, http, vhost, lock, nonce, opts.amqpDisplay);
     const info = await holderOf(http, vhost, lock);

@@ -157,7 +157,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const marks = await verifyClusters(desired.clusters, clusters, client, opts, async (c) => (opts.expect ? undefined : readApplyMark(client(c), c.target.amqp.vhost, desired.prefix)));
     checkInterrupted();
     const reads = await forEachCluster(clusters, async (c) => ({
-      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined })),
+      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined, file: opts.file })),
       mark: marks[clusters.indexOf(c)],
     }));
     const plans = reads.map((r) => r.plan);
@@ -245,6 +245,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
             await dropSession(c);
             throw e;
           }
+          // The error that counted this cluster's changes is only logged: the attempt after it
+          // may fail with one that does not (a connect refused by a node still down), and the
+          // changes already made must then be counted all the same (apply_incomplete).
+          counted.delete(c.target.name);
           const delay = backoff(attempt + 2);
           // The error's message already starts with "cluster NAME:".
           opts.log(`${e.message.split("\n")[0]}\ncluster ${c.target.name}: reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${RECONNECTS})`);
@@ -296,7 +300,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         read = earlier;
         step("kept the plan it read: no apply wrote since");
       } else {
-        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined });
+        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined, file: opts.file });
         step("planned again under the lock");
       }
       if (expected) opts.expect?.([freshOf(read)], true);

@@ -23,6 +23,8 @@ import { sha256 } from "../files/digest.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
+import { placeOfKey } from "../config/load.js";
+import { displayPath } from "../config/places.js";
 
 /**
  * Make sure the cluster's AMQP URL and management API reach the same broker, before anything it
@@ -165,6 +167,8 @@ export interface ReadPlanOptions {
    * no-change plan's CPU, so other reads skip it.
    */
   digest?: boolean;
+  /** The topology file, to name the place of a problem only the broker reveals (a user conflict). */
+  file?: string;
 }
 
 /**
@@ -207,12 +211,18 @@ export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  { live, digest = false }: ReadPlanOptions = {},
+  { live, digest = false, file }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; stateDigest?: string; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   const conflicts = userConflicts(c, actual, prefix);
   if (conflicts.length) {
-    throw new BrokerError(c.target.name, `${conflicts.map((x) => x.message).join("\n  ")}; nothing was changed`, { hints: conflicts.map((x) => x.hint), code: "user_conflict" });
+    // Each at the user's key in the file (users.NAME), which adopt: true goes under.
+    const where = (user: string) => (file === undefined ? undefined : placeOfKey(file, ["users", user])) ?? displayPath(["users", user]);
+    throw new BrokerError(c.target.name, `${conflicts.map((x) => `${where(x.user)}: ${x.message}`).join("\n  ")}; nothing was changed`, {
+      hints: conflicts.map((x) => x.hint),
+      code: "user_conflict",
+      object: conflicts.length === 1 ? `user ${conflicts[0]!.user}` : undefined,
+    });
   }
   // Plan may run as a monitoring user and says what it could not compare; apply may not guess.
   if (live && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {

@@ -4,15 +4,15 @@
 import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import type { Document, Node as YamlNode, Pair, Scalar } from "yaml";
+import type { Document, LineCounter, Node as YamlNode, Pair, Scalar } from "yaml";
 import type { ValidateFunction } from "ajv";
-import { ConfigError, type ConfigProblem } from "../errors.js";
+import { ConfigError, formatProblem, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
 import { interpolateValue, namingVariables, pathsOf, UNINTERPOLATED, type Env } from "./interpolate.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
-import { displayPath, holdsSecretValue, isMergeKey, isObject, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
+import { displayPath, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
 import { refusedPath, startsWith, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
@@ -76,6 +76,36 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
   return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; plan, apply and export definitions need it`) };
 }
 
+/** A line counter for the parser, and the line and column of an offset in the text. */
+function lineColumns(text: string): { lc: LineCounter; at: (offset: number) => { line: number; col: number } } {
+  const lc = new (yaml().LineCounter)();
+  // A byte order mark is no column an editor shows: the first line counts from after it.
+  const bom = text.startsWith("\ufeff") ? 1 : 0;
+  const at = (offset: number): { line: number; col: number } => {
+    const p = lc.linePos(Math.max(0, offset));
+    return p.line === 1 && bom ? { line: 1, col: Math.max(1, p.col - bom) } : p;
+  };
+  return { lc, at };
+}
+
+/**
+ * Where a key of the file is, as FILE:LINE:COL (at the key itself, e.g. users.NAME), for a problem
+ * only the broker reveals once the file has loaded (a user that exists without topo's tag). The
+ * file is read again and parsed on demand; undefined when it cannot be read, or no longer holds
+ * the key (then the caller names the key's path).
+ */
+export function placeOfKey(file: string, path: Path): string | undefined {
+  try {
+    const text = readFileSync(file, "utf8");
+    const { lc, at } = lineColumns(text);
+    const doc = yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, merge: true });
+    if (nodeAt(doc, path) === undefined) return undefined;
+    return formatProblem(placePathProblem({ path, message: "", atKey: true }, doc, at, file, true)).replace(/: $/, "");
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Parse, validate and normalise a file's text. Throws ConfigError with every problem found. With
  * `unsetPasswords` (LoadOptions' passwordsOptional), a user's password whose variable is unset is
@@ -102,14 +132,8 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
  * column. Used for every YAML file, and for a JSON file in which fromJson found a problem.
  */
 function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>): DesiredState {
-  const { isMap, isSeq, LineCounter, parseDocument, visit } = yaml();
-  const lc = new LineCounter();
-  // A byte order mark is no column an editor shows: the first line counts from after it.
-  const bom = text.startsWith("\ufeff") ? 1 : 0;
-  const at = (offset: number): { line: number; col: number } => {
-    const p = lc.linePos(Math.max(0, offset));
-    return p.line === 1 && bom ? { line: 1, col: Math.max(1, p.col - bom) } : p;
-  };
+  const { isMap, isSeq, parseDocument, visit } = yaml();
+  const { lc, at } = lineColumns(text);
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
     throw problemsError(file, problems);
   };

@@ -328,6 +328,8 @@ export interface Refused {
   arguments?: Record<string, string[]>;
   /** Users whose entry was refused ("*": the whole users section). */
   users?: string[];
+  /** Users whose password or password_hash alone was refused: their rights and tags are still checked. */
+  passwords?: string[];
 }
 
 export interface NormalizeResult {
@@ -442,7 +444,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     clusters.push({ target, queues: mine, resources: desiredResources(target, mine, prefix) });
   }
   // Only a file with a users section manages users (`users: {}` deletes every user it marked).
-  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], problems, { clusters: !knownClusters || targets.size < knownClusters.length, services: leftOut });
+  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], refused.passwords ?? [], problems, { clusters: !knownClusters || targets.size < knownClusters.length, services: leftOut });
   return { desired: { prefix, clusters }, problems };
 }
 
@@ -465,7 +467,16 @@ interface Unresolved {
  * The users section: each user's rights on each cluster (core/permissions.ts), as resources of
  * that cluster, and what every cluster needs to know about the users of its broker.
  */
-function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], services: string[], prefix: string, refused: string[], problems: PathProblem[], unresolved: Unresolved): void {
+function addUsers(
+  users: Record<string, RawUser>,
+  clusters: DesiredCluster[],
+  services: string[],
+  prefix: string,
+  refused: string[],
+  refusedSecrets: string[],
+  problems: PathProblem[],
+  unresolved: Unresolved,
+): void {
   const marker = userMarkerTag(prefix);
   const sources = new Map<string, PasswordSource>();
   const grants: Grant[] = [];
@@ -478,12 +489,15 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
       problems.push({ path, atKey: true, message: `user ${name} is the user topo itself connects as (a cluster's url or management); managing it would take topo's own rights away: give the services users of their own` });
       continue;
     }
-    const given = [u.password !== undefined && "password", u.password_hash !== undefined && "password_hash"].filter(Boolean);
+    // A secret refused at its own place: the rest of the entry is checked, and the user (whose
+    // password is not known) is left out of the result, which that problem makes no plan of.
+    const secretRefused = refusedSecrets.includes(name);
+    const given = [(u.password !== undefined || secretRefused) && "password", u.password_hash !== undefined && "password_hash"].filter(Boolean);
     if (given.length !== 1) {
       problems.push({ path, atKey: true, message: given.length ? `user ${name} has both password and password_hash; give one` : `user ${name} needs a password (password: \${VAR}) or a password_hash (RabbitMQ's rabbit_password_hashing_sha256 form)` });
       continue;
     }
-    if (u.password_hash !== undefined && !isSha256Hash(u.password_hash)) {
+    if (!secretRefused && u.password_hash !== undefined && !isSha256Hash(u.password_hash)) {
       problems.push({ path: [...path, "password_hash"], message: `not a RabbitMQ sha256 password hash (base64 of a 4-byte salt and a 32-byte SHA-256 digest, as rabbitmqctl hash_password prints it)` });
       continue;
     }
@@ -510,6 +524,7 @@ function addUsers(users: Record<string, RawUser>, clusters: DesiredCluster[], se
       problems.push({ path, atKey: true, message: `user ${name} neither consumes nor publishes anything: give it consumes: [<service>] or publishes: [<service>] (or all)` });
       continue;
     }
+    if (secretRefused) continue;
     sources.set(name, u.password !== undefined ? { password: u.password } : { hash: u.password_hash as string });
     grants.push(grant);
     if (u.adopt) adopt.push(name);

@@ -78,9 +78,12 @@ export function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw:
   }
   services.length = Array.isArray(data.services) ? data.services.length : 0;
 
-  // A refused setting of a user refuses that user (its rights would be guessed otherwise).
+  // A refused setting of a user refuses that user (its rights would be guessed otherwise); a
+  // refused password or password_hash only that secret: the user's rights are still checked.
   const usersRefused = at("users").some((p) => p.length === 1) || (data.users !== undefined && !isObject(data.users));
-  const brokenUsers = [...new Set(at("users").filter((p) => p.length >= 2).map((p) => String(p[1])))];
+  const isSecret = (p: Path) => p.length === 3 && (p[2] === "password" || p[2] === "password_hash");
+  const brokenUsers = [...new Set(at("users").filter((p) => p.length >= 2 && !isSecret(p)).map((p) => String(p[1])))];
+  const brokenSecrets = [...new Set(at("users").filter(isSecret).map((p) => String(p[1])))].filter((u) => !brokenUsers.includes(u));
   const raw: RawConfig = {
     version: 1,
     prefix: typeof data.prefix === "string" ? data.prefix : undefined,
@@ -97,6 +100,7 @@ export function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw:
     queues: [...brokenQueues],
     arguments: argumentsRefused,
     users: usersRefused ? ["*"] : brokenUsers,
+    passwords: usersRefused ? [] : brokenSecrets,
   };
   return { raw, refused };
 }

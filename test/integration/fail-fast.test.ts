@@ -302,6 +302,31 @@ describe("a missing right is named, with the command that grants it", () => {
     });
   }
 
+  // The lock is a queue declared (configure) and consumed (read): each refusal names the right it
+  // lacks, and granting it (all else as it was) lets apply through.
+  for (const [lacks, rights] of [
+    ["configure", { configure: "^mp", write: ".*", read: ".*" }],
+    ["read", { configure: ".*", write: ".*", read: "^mp" }],
+  ] as const) {
+    it(`a user whose ${lacks} permission does not match topo's lock queue is told that permission, and granting it lets apply through`, async () => {
+      const u = await user("");
+      const [sync, async] = [uniqueName("sync"), uniqueName("async")];
+      vhosts.push(sync, async);
+      await createVhost(sync);
+      await createVhost(async);
+      expect((await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, rights)).status).toBeLessThan(300);
+      const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: adminManagementUrl() } } });
+      const r = await runCli(["apply", "-f", file, "--json"]);
+      expect(r.code).toBe(1);
+      const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+      expect(err.code).toBe("permission_denied");
+      expect(err.hints.join("\n")).toMatch(new RegExp(`^user ${u.user}'s ${lacks} permission in vhost ${sync} does not match queue topo\\.[\\w.]*lock `));
+      expect((await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { ...rights, [lacks]: ".*" })).status).toBeLessThan(300);
+      const again = await runCli(["apply", "-f", file]);
+      expect(again.code, again.stderr).toBe(0);
+    });
+  }
+
   it("a wrong password is still auth_failed", async () => {
     const u = await user("monitoring");
     const { file } = fresh(["mplogin"], { credentials: { user: u.user, password: "wrong" } });

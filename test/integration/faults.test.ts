@@ -13,7 +13,7 @@ import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError, LockError } from "../../src/errors.js";
 import { acquireLock } from "../../src/broker/lock.js";
-import { adminManagementUrl, amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, writeTopology, testVhosts } from "../helpers/broker.js";
+import { adminManagementUrl, amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, vh, writeTopology, testVhosts } from "../helpers/broker.js";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -273,6 +273,8 @@ async function applyAndCloseConnection(
   vhost: string,
   reason?: string,
   afterClose?: () => Promise<void>,
+  /** What apply's stderr shows when the connection is closed: once it writes, by default. */
+  when: RegExp = /applying/,
 ): Promise<{ code: number; stderr: string; closed: boolean }> {
   const holder = await holdLock(vhost);
   const child = startCli(["apply", ...args]);
@@ -293,7 +295,7 @@ async function applyAndCloseConnection(
 
   let closed = false;
   while (connection && !closed && Date.now() < deadline) {
-    if (child.stderr().includes("applying")) {
+    if (when.test(child.stderr())) {
       const headers: Record<string, string> = reason ? { "x-reason": reason } : {};
       closed = (await api("DELETE", `/api/connections/${encodeURIComponent(connection)}`, undefined, headers)).status === 204;
       if (!closed) break;
@@ -346,6 +348,25 @@ describe("faults mid-apply", () => {
     expect(code).toBe(0);
     expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
     expect(await messageCount(async, "mpkeep.async")).toBe(2);
+  });
+});
+
+describe("a reconnect that fails", () => {
+  // A node that went down mid-apply and refuses the reconnect: the error is the reconnect's (a
+  // refused login here, a refused connect for a node still down), but the changes made before the
+  // connection was lost are counted all the same, and the apply is incomplete, not unreachable.
+  it("still counts the changes made before the connection was lost (apply_incomplete)", async () => {
+    const { async, file: small } = fresh(["mpkeep"]);
+    const big = writeTopology({ sync: uniqueName("unused"), async, services: ["mpkeep", ...names(2000).map((name) => ({ name, sync: false }))] });
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    // The test broker's guest loses its rights on this test's own vhost: the reconnect is refused.
+    const refuse = async () => void (await api("DELETE", `/api/permissions/${vh(async)}/guest`));
+    const { code, stderr, closed } = await applyAndCloseConnection(["-f", big, "--cluster", "async"], async, SHUTDOWN, refuse, /changes made \(25%\)/);
+    expect(closed).toBe(true);
+    expect(stderr).toMatch(/cluster async: reconnecting in/);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/cluster async: \d+ of \d+ changes were made before apply stopped/);
+    expect(stderr).toMatch(/hint: every step is idempotent/);
   });
 });
 

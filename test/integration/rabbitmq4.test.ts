@@ -519,6 +519,44 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  // A memory alarm blocks publishing; a replace whose move is blocked past its grace closes the
+  // connection, and the other replaces under way on it fail with "Channel ended". That is no
+  // restart to reconnect after: the broker reads nothing from the blocked connection, so it holds
+  // topo's lock until the alarm clears, and a reconnect waited for its own lock, then blamed
+  // "another apply". Here, not on the machine's broker: an alarm blocks every publisher.
+  it("a memory alarm during two replaces: apply names the alarm at once, does not wait for its own lock; the next apply finishes", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const services = (args: Record<string, number>) => ["mplogin", "mpwallet"].map((name) => ({ name, sync: false, async: { arguments: args } }));
+    const before = topologyFile(sync, async, undefined, services({}));
+    const after = topologyFile(sync, async, undefined, services({ "x-max-length": 100000 }));
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await publish(async, "mplogin", "mplogin.async.x", 50);
+    const ctl = (...args: string[]) => execFileSync(SCRIPT, ["ctl", ...args], { encoding: "utf8", timeout: 60_000 });
+    const alarm = async (on: boolean) => {
+      for (let i = 0; i < 120 && (await api("GET", `/api/nodes?columns=mem_alarm`)).body[0]?.mem_alarm !== on; i++) await new Promise((r) => setTimeout(r, 500));
+    };
+    const watermark = /([\d.]+)/.exec(ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark()."))?.[1] ?? "0.4";
+    ctl("set_vm_memory_high_watermark", "0.00001");
+    try {
+      await alarm(true);
+      const r = await runCli(["apply", "-f", after, "--allow-destructive", "--json", "--lock-timeout", "20"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).not.toMatch(/reconnecting|waiting for the apply lock/);
+      const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+      expect(err.code).not.toBe("lock_timeout");
+      expect(err.message).toMatch(/blocked/);
+      expect(err.hints.join("\n")).toContain("rabbitmq-diagnostics alarms");
+    } finally {
+      ctl("set_vm_memory_high_watermark", watermark);
+      await alarm(false);
+    }
+    const finished = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(await messageCount(async, "mplogin.async")).toBeGreaterThanOrEqual(50);
+  });
+
   // RabbitMQ applies the lowest of a quorum queue's x-delivery-limit (20 by default on 4.x) and
   // its policies' delivery-limit: plan said "No changes." for a queue that dropped a message at its
   // fourth return where the file gives it ten.

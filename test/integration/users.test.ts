@@ -244,10 +244,16 @@ describe("users from the file", () => {
     const s = setup();
     // Someone made the login user by hand, with rights of their own.
     await api("PUT", `/api/users/${s.login}`, { password: "by-hand", tags: "management" });
-    const conflict = await runCli(["plan", "-f", s.file(), "--json"], s.env);
+    const f = s.file();
+    const conflict = await runCli(["plan", "-f", f, "--json"], s.env);
     expect(conflict.code).toBe(1);
     const err = JSON.parse(conflict.stdout).error;
     expect(err.code).toBe("user_conflict");
+    // The file's place of the user concerned: its key under users.
+    const line = readFileSync(f, "utf8").split("\n").indexOf(`  ${s.login}:`) + 1;
+    expect(err.message).toContain(`${f}:${line}:3: user ${s.login} exists without`);
+    const text = await runCli(["apply", "-f", f], s.env);
+    expect(text.stderr).toContain(`${f}:${line}:3: user ${s.login} exists without`);
     expect(err.message).toContain(`user ${s.login} exists without topo's tag topo.${PREFIX} (topo did not create it, or the tag was taken off it)`);
     expect(err.hints.join("\n")).toContain(`set users.${s.login}.adopt: true`);
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(1);

@@ -302,3 +302,22 @@ describe("YAML syntax problems, in words that lead to the fix", () => {
     expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - name: mplogin\n    async: { arguments: { x-max-length: "\${LEN}" } }\n`, { LEN: "5" })).toEqual([]);
   });
 });
+
+describe("a user whose password is refused", () => {
+  // A refused password says nothing about the user's rights: they are checked in the same run, so
+  // that plan (which needs the password) and validate (which does not) report the same problems.
+  const text = (password: string) =>
+    `version: 1\n${CLUSTERS}services: [mplogin]\nusers:\n  mpbob:\n    password: ${password}\n    consumes: [nosuch]\n    tags: [topo.other]\n`;
+  it("still has its rights and tags checked, each at its place", () => {
+    expect(problemsOf(text("${BOB_PW}"))).toEqual([
+      expect.stringMatching(/^10:15: environment variable BOB_PW is not set and has no default/),
+      '11:16: users.mpbob.consumes[0]: no service named "nosuch" in the file (services: mplogin)',
+      expect.stringMatching(/^12:12: users\.mpbob\.tags\[0\]: "topo\.other" is in topo's namespace/),
+    ]);
+    expect(problemsOf(text("[not, a, string]"))).toEqual([
+      expect.stringMatching(/^10:15: users\.mpbob\.password: /),
+      '11:16: users.mpbob.consumes[0]: no service named "nosuch" in the file (services: mplogin)',
+      expect.stringMatching(/^12:12: users\.mpbob\.tags\[0\]: "topo\.other" is in topo's namespace/),
+    ]);
+  });
+});
