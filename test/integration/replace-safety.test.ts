@@ -147,6 +147,20 @@ async function appliedHolding(n: number, size = 0) {
   await publishIds(f.async, held, size);
   return { f, held };
 }
+/**
+ * A replace left half-way because a client held 4 of 10 messages: 6 wait in the holding queue.
+ * The client lets go, its 4 are back in the old queue, and apply again finishes the replace with
+ * all 10, each once.
+ */
+async function finishAfterRelease(f: ReturnType<typeof files>, held: string[], release: () => Promise<unknown>, args: Record<string, unknown>) {
+  expect(await messageCount(f.async, HOLD)).toBe(6);
+  await release();
+  expect(await messageCount(f.async, Q)).toBe(4);
+  const r = await runCli(["apply", "-f", f.after(args), "--allow-destructive"]);
+  expect(r.stderr).not.toMatch(/Error/);
+  expect(r.code).toBe(0);
+  expectExactlyOnce(await drainIds(f.async, Q), held);
+}
 const refusedBeforeWriting = (r: CliResult) => {
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/refusing to replace 1 queue that could lose messages/);
@@ -371,13 +385,23 @@ describe("replace refuses what would lose messages", () => {
 });
 
 describe("a queue apply deletes keeps what it holds unless data loss was allowed", () => {
-  it("--allow-data-loss says what went with a queue in use: its ready messages and its consumers' unacknowledged ones, not the ready ones alone", async () => {
+  /**
+   * mplogin.async applied, holding `n` messages; file(false) is the file without it (apply deletes
+   * it), file(true) the one applied.
+   */
+  async function appliedForDelete(n: number) {
     const sync = uniqueName("sync");
     const async = uniqueName("async");
     vhosts.push(sync, async);
     const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
     expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
-    await publishIds(async, ids("old", 10));
+    const held = ids("old", n);
+    await publishIds(async, held);
+    return { async, file, held };
+  }
+
+  it("--allow-data-loss says what went with a queue in use: its ready messages and its consumers' unacknowledged ones, not the ready ones alone", async () => {
+    const { async, file } = await appliedForDelete(10);
     const worker = await stuckConsumer(async, 4);
     try {
       await statsShow(async, Q, (q) => worker.held.length === 4 && q.messages === 10);
@@ -390,13 +414,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
   });
 
   it("a queue whose consumer holds every message unacknowledged is refused before anything is written; the messages are kept", async () => {
-    const sync = uniqueName("sync");
-    const async = uniqueName("async");
-    vhosts.push(sync, async);
-    const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
-    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
-    const held = ids("old", 5);
-    await publishIds(async, held);
+    const { async, file, held } = await appliedForDelete(5);
     const worker = await stuckConsumer(async, 10);
     try {
       await statsShow(async, Q, () => worker.held.length === 5);
@@ -424,13 +442,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
   });
 
   it("a queue whose messages a client fetched with basic.get and has not acknowledged is refused: no consumer, no ready message, yet they would go with it", async () => {
-    const sync = uniqueName("sync");
-    const async = uniqueName("async");
-    vhosts.push(sync, async);
-    const file = (withAsync: boolean) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, ...(withAsync ? {} : { async: false }) }, "mpwallet"] });
-    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
-    const held = ids("old", 3);
-    await publishIds(async, held);
+    const { async, file, held } = await appliedForDelete(3);
     const conn = await amqplib.connect(amqpUrl(async));
     try {
       const ch = await conn.createChannel();
@@ -693,15 +705,8 @@ describe("replace stops rather than lose or copy a message", () => {
     );
     await session.close();
     expect(err?.message).toMatch(/^cluster async: replace queue mplogin\.async: the broker refused to delete the old queue \(406 PRECONDITION_FAILED - queue 'mplogin\.async' in vhost '[^']+' in use\): a consumer attached to it during the replace; no message was lost: the ones moved so far wait in topo\.hold\.mplogin\.async$/);
-    expect(await messageCount(f.async, HOLD)).toBe(6);
-
     // The worker stops; its 4 go back to the old queue. A re-run finishes the replace with all 10.
-    await worker.close();
-    expect(await messageCount(f.async, Q)).toBe(4);
-    const r = await runCli(["apply", "-f", f.after({ "x-max-length": 1000 }), "--allow-destructive"]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.code).toBe(0);
-    expectExactlyOnce(await drainIds(f.async, Q), held);
+    await finishAfterRelease(f, held, () => worker.close(), { "x-max-length": 1000 });
   });
 
   it("a client that fetched messages with basic.get and holds them unacknowledged when the old queue is to go: it is left, and nothing is lost", async () => {
@@ -725,15 +730,8 @@ describe("replace stops rather than lose or copy a message", () => {
     expect(err?.message).toBe(
       "cluster async: replace queue mplogin.async: the broker's statistics count 4 messages of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in topo.hold.mplogin.async",
     );
-    expect(await messageCount(f.async, HOLD)).toBe(6);
-
     // The poller closes; its 4 go back to the old queue. A re-run finishes the replace with all 10.
-    await conn.close();
-    expect(await messageCount(f.async, Q)).toBe(4);
-    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.code).toBe(0);
-    expectExactlyOnce(await drainIds(f.async, Q), held);
+    await finishAfterRelease(f, held, () => conn.close(), { "x-max-priority": 5 });
   }, 120_000);
 });
 
