@@ -36,15 +36,15 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
   /**
    * A saved plan's check (topo apply PLANFILE): throws when fresh reads are not what was saved.
    * Called with every cluster's read before anything is written, and again with each cluster's
-   * read under its lock (`underLock`: by then apply may have created the cluster's vhost).
+   * read under its lock, with what apply made in it before (`made`: its vhost, where the lock lives).
    */
-  expect?: (fresh: FreshCluster[], underLock: boolean) => void;
+  expect?: (fresh: FreshCluster[], made?: readonly Action[]) => void;
   /**
-   * A saved plan's check of a retry after a lost connection: the differences between what is left
-   * of the cluster's plan and the saved plan (actions the saved plan does not hold). Any stops the
-   * cluster: what is left is no longer the plan that was reviewed.
+   * A saved plan's check of a retry after a lost connection: how the cluster differs from what
+   * the saved plan saw and makes (objects changed by another hand, actions the saved plan does not
+   * hold). Any stops the cluster: what is left is no longer the plan that was reviewed.
    */
-  expectWithin?: (plan: ClusterPlan) => string[];
+  expectWithin?: (fresh: FreshCluster) => string[];
   /**
    * Aborted on Ctrl-C or SIGTERM: no new work starts, the AMQP connections close (which releases
    * the lock queues), and apply throws InterruptedError saying how far each cluster got.
@@ -162,7 +162,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     }));
     const plans = reads.map((r) => r.plan);
     started("read and planned");
-    opts.expect?.(reads.map(freshOf), false);
+    opts.expect?.(reads.map(freshOf));
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
     checkInterrupted();
@@ -303,15 +303,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined, file: opts.file });
         step("planned again under the lock");
       }
-      if (expected) opts.expect?.([freshOf(read)], true);
-      else {
-        // A retry after a lost connection carries on with what is left of the checked plan, and
-        // with nothing else.
-        const outside = opts.expectWithin?.(read.plan) ?? [];
+      if (expected) opts.expect?.([freshOf(read)], [...(carriedOut.get(c.target.name)?.values() ?? [])]);
+      else if (opts.expectWithin) {
+        // A retry after a lost connection carries on with what is left of the checked plan, on a
+        // broker that only this plan changed since, and with nothing else.
+        const outside = opts.expectWithin(freshOf(read));
         if (outside.length) {
           counted.add(c.target.name);
           throw new StalePlanError(
-            `cluster ${c.target.name}: the connection was lost after ${plural(t.made, "change")} of the saved plan ${t.made === 1 ? "was" : "were"} made, and what is left is no longer part of the plan:\n${outside.map((l) => `  ${l}`).join("\n")}\nnothing more was written to cluster ${c.target.name}`,
+            `cluster ${c.target.name}: the connection was lost after ${plural(t.made, "change")} of the saved plan ${t.made === 1 ? "was" : "were"} made, and the broker is no longer as the plan left it:\n${outside.map((l) => `  ${l}`).join("\n")}\nnothing more was written to cluster ${c.target.name}`,
             ["run topo plan -o FILE again, review what is left, and apply that"],
           );
         }

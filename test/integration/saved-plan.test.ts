@@ -48,9 +48,10 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(plan.stdout).toMatch(/Plan: 9 to create, 0 to update, 0 to replace, 0 to delete\./);
     expect(plan.stderr).toContain(`wrote ${t.out}`);
     const saved = JSON.parse(readFileSync(t.out, "utf8"));
-    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 3, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 4, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
     expect(saved.clusters.map((c: any) => c.cluster)).toEqual(["sync", "async"]);
-    for (const c of saved.clusters) expect(c.stateDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // What each cluster's plan was computed from: the vhost is not there yet.
+    for (const c of saved.clusters) expect(c.state).toEqual({ vhostExists: false, resources: [], operatorPolicies: [] });
 
     const r = await runCli(["apply", t.out]);
     expect(r.stderr).not.toMatch(/Error/);
@@ -95,9 +96,11 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const r = await runCli(["apply", t.out]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/the saved plan is stale; run topo plan again/);
-    // 185 differences: every action (sync: its vhost, the mirror policy and 90 objects; async: its
-    // vhost and 90 objects) is no longer needed, and each cluster's objects changed.
-    expect(r.stderr.split("\n").filter((l) => /^  cluster \w+: no longer needed: /.test(l))).toHaveLength(20);
+    // 185 differences: each cluster's objects changed (sync's first, the cause named before its
+    // effect), and every action (sync: its vhost, the mirror policy and 90 objects; async: its
+    // vhost and 90 objects) is no longer needed.
+    expect(r.stderr).toMatch(/^  cluster sync: the broker's objects changed since the plan was made \(92 objects\):\n(    .*: created since the plan.*\n){10}    \.\.\. and 82 more\n  cluster sync: no longer needed: /m);
+    expect(r.stderr.split("\n").filter((l) => /^  cluster \w+: no longer needed: /.test(l))).toHaveLength(19);
     expect(r.stderr).toMatch(/^  \.\.\. and 165 more differences \(topo plan shows the plan as it is now\)$/m);
   });
 
@@ -117,6 +120,9 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(e.message).toMatch(/the saved plan is stale; run topo plan again/);
     expect(e.message).toContain("cluster async: not in the plan: create queue mplogin.async");
     expect(e.message).toContain("cluster async: the broker's objects changed since the plan was made");
+    // Which object, and how: the cause, not only its effect on the plan.
+    expect(e.message).toContain("    queue mplogin.async: deleted since the plan");
+    expect(e.hints).toEqual([`run topo plan -f ${t.file} -o FILE again, review it, and apply that`]);
     expect(e.message).not.toContain("cluster sync");
     expect(e.message).toMatch(/nothing was written to any cluster/);
     expect(r.stderr).toMatch(/Error: the saved plan is stale/);
@@ -151,6 +157,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const e = JSON.parse(r.stdout).error;
     expect(e.code).toBe("stale_plan");
     expect(e.message).toContain("cluster async: the broker's objects changed since the plan was made");
+    expect(e.message).toContain('    operator policy cap: created since the plan (pattern ^mp, apply-to queues, priority 0, definition {"max-length":2})');
     expect(await snapshot(t.sync, t.async)).toEqual(before);
     expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
   });
@@ -185,6 +192,40 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
       // sync wrote nothing: its lock comes after async's, and the barrier holds its writes.
       expect(withoutLocks(await snapshot(t.sync, t.async))).toEqual(before);
       expect(before).not.toContain("mpwallet");
+    } finally {
+      child.kill();
+      await holder.close().catch(() => undefined);
+    }
+  }, 60_000);
+
+  it("a vhost the plan creates is checked under its lock as it was planned: a policy put in it after apply made it stops every cluster's writes", async () => {
+    const t = fresh(["mplogin"]);
+    // async exists and gets a service; sync's vhost is absent when the plan is made.
+    expect((await runCli(["apply", "-f", t.file, "--cluster", "async"])).code).toBe(0);
+    rewrite(t, ["mplogin", "mpwallet"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    // async's lock comes first in lock order: held, so apply creates sync's vhost and waits.
+    const holder = await amqplib.connect(amqpUrl(t.async));
+    const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.resume();
+    const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+    try {
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
+      for (let i = 0; i < 200 && !(/waiting for the apply lock/.test(stderr) && (await api("GET", `/api/vhosts/${vh(t.sync)}`)).status === 200); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(stderr).toMatch(/cluster async: waiting for the apply lock/);
+      // In the vhost apply just made, before it holds its lock there: a policy that caps the queues the plan creates.
+      const cap = { pattern: "^mp", definition: { "max-length": 1 }, "apply-to": "queues", priority: 9 };
+      expect((await api("PUT", `/api/policies/${vh(t.sync)}/cap`, cap)).status).toBeLessThan(300);
+      await holder.close();
+      expect(await exited).toBe(1);
+      expect(stderr).toMatch(/the saved plan is stale; run topo plan again/);
+      expect(stderr).toMatch(/cluster sync: the broker's objects changed since the plan was made/);
+      expect(stderr).toContain('    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})');
+      expect(await getQueue(t.sync, "mplogin.sync")).toBeUndefined();
+      expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
     } finally {
       child.kill();
       await holder.close().catch(() => undefined);
