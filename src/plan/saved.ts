@@ -281,7 +281,8 @@ function actionShape(a: Action): string {
   }
 }
 
-const label = (a: Action) => `${a.op} ${subjectOf(a).kind} ${describe(subjectOf(a))}`;
+/** An action as a line of a refusal; an update says what it changes (a user's password as the word). */
+const label = (a: Action) => `${a.op} ${subjectOf(a).kind} ${describe(subjectOf(a))}${a.op === "update" && a.changed.length ? ` (${a.changed.map(escapeUnsafe).join(", ")})` : ""}`;
 /** An endpoint without its user: the plan job may read as a read-only user, apply writes as another. */
 const place = (endpoint: string) => endpoint.replace(/^([a-z]+:\/\/)[^@/]*@/, "$1");
 

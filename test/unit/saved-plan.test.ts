@@ -135,6 +135,16 @@ describe("compareToSaved", () => {
     ]);
   });
 
+  it("says what an update not in the plan changes: a password changed on the broker by hand shows as the word password", () => {
+    const user = { kind: "user", name: "mplogin", tags: ["topo.mp"] } as const;
+    const rotate: Action = { op: "update", key: "user|mplogin", before: user, after: user, changed: ["password"] };
+    const retag: Action = { op: "update", key: "policy|cap", before: cap, after: { ...cap, definition: { "max-length": 2 } }, changed: ["definition.max-length: 1 -> 2"] };
+    expect(compareToSaved(saved(), [fresh(cluster([create("mpnew.async"), replace, rotate, retag], "async"))])).toEqual([
+      "cluster async: not in the plan: update user mplogin (password)",
+      "cluster async: not in the plan: update policy cap (definition.max-length: 1 -> 2)",
+    ]);
+  });
+
   it("notices an endpoint that points elsewhere, and a cluster the plan does not hold", () => {
     const moved = cluster([], "sync", { endpoint: "amqp://topo-ci:***@other:5672/sync" });
     expect(compareToSaved(saved(), [fresh(moved), fresh(cluster([], "extra"))])).toEqual([
