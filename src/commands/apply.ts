@@ -44,7 +44,7 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
    * the saved plan saw and makes (objects changed by another hand, actions the saved plan does not
    * hold). Any stops the cluster: what is left is no longer the plan that was reviewed.
    */
-  expectWithin?: (fresh: FreshCluster) => string[];
+  expectWithin?: (fresh: FreshCluster, confirmed: readonly Action[]) => string[];
   /**
    * Aborted on Ctrl-C or SIGTERM: no new work starts, the AMQP connections close (which releases
    * the lock queues), and apply throws InterruptedError saying how far each cluster got.
@@ -100,6 +100,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     for (const a of actions) done.set(a.key, a);
     carriedOut.set(cluster, done);
   };
+  /** The actions the broker confirmed, per cluster: a retry after a lost connection finds them as apply made them. */
+  const confirmed = new Map<string, Action[]>();
   /** Changes made and planned per cluster, for the progress counter and an interrupted apply's report. */
   const tally = new Map<string, { made: number; total: number }>();
   const interrupted = () => {
@@ -307,7 +309,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       else if (opts.expectWithin) {
         // A retry after a lost connection carries on with what is left of the checked plan, on a
         // broker that only this plan changed since, and with nothing else.
-        const outside = opts.expectWithin(freshOf(read));
+        const outside = opts.expectWithin(freshOf(read), confirmed.get(c.target.name) ?? []);
         if (outside.length) {
           counted.add(c.target.name);
           throw new StalePlanError(
@@ -400,8 +402,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       amqp: () => session(c),
       log: opts.log,
       credentials: c.users?.credentials,
-      progress: (done: number) => {
+      progress: (done: number, _total: number, made: Action) => {
         t.made = base + done;
+        const list = confirmed.get(c.target.name) ?? [];
+        list.push(made);
+        confirmed.set(c.target.name, list);
         progress?.(c.target.name, t.made, t.total);
       },
     };

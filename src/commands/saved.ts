@@ -132,7 +132,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     const shown = changed.length > STALE_LINES + 1 ? [...changed.slice(0, STALE_LINES), `... and ${changed.length - STALE_LINES} more differences (topo plan shows the plan as it is now)`] : changed;
     throw new StalePlanError(`the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${shown.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`, [replan]);
   };
-  const within = (fresh: FreshCluster) => outsideSaved(saved, fresh, granted(fresh.plan.cluster));
+  const within = (fresh: FreshCluster, confirmed: readonly Action[]) => outsideSaved(saved, fresh, granted(fresh.plan.cluster), confirmed);
   try {
     const r = await apply({
       ...opts,

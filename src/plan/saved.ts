@@ -301,6 +301,11 @@ export interface FreshCluster {
 export interface MadeSoFar {
   made: readonly Action[];
   granted: readonly string[];
+  /**
+   * Those the broker confirmed: their objects must be as apply made them (a write in flight when
+   * the connection was lost may or may not have landed, so the others may be either).
+   */
+  confirmed?: readonly Action[];
 }
 
 const NOTHING_MADE: MadeSoFar = { made: [], granted: [] };
@@ -322,14 +327,17 @@ function details(r: Resource): string {
   }
 }
 
-/** One object as it differs between two states; `kind`: "operator policy" for those. */
-function objectChange(before: Resource | undefined, after: Resource | undefined, kind?: string): string {
+/**
+ * One object as it differs between two states; `kind`: "operator policy" for those. `since`: what
+ * `before` is, the plan's view ("the plan") or what apply made or deleted ("apply made it").
+ */
+function objectChange(before: Resource | undefined, after: Resource | undefined, kind?: string, since = "the plan"): string {
   const r = (after ?? before) as Resource;
   const name = `${kind ?? r.kind} ${describe(r)}`;
-  if (!before) return `${name}: created since the plan${details(r)}`;
-  if (!after) return `${name}: deleted since the plan`;
+  if (!before) return `${name}: created since ${since}${details(r)}`;
+  if (!after) return `${name}: deleted since ${since}`;
   const fields = Object.keys({ ...before, ...after }).filter((f) => f !== "kind");
-  return `${name}: changed since the plan: ${fieldDiff(before, after, fields).map(escapeUnsafe).join(", ")}`;
+  return `${name}: changed since ${since}: ${fieldDiff(before, after, fields).map(escapeUnsafe).join(", ")}`;
 }
 
 /**
@@ -388,6 +396,9 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
         assertNever(a);
     }
   }
+  // What the confirmed actions left, by key (a delete: nothing).
+  const left = new Map<string, Resource | undefined>();
+  for (const a of sofar.confirmed ?? []) left.set(a.key, a.op === "delete" ? undefined : a.after);
   const out: string[] = [];
   if (saved.vhostExists !== now.vhostExists && !(vhostMade && now.vhostExists)) {
     // Named by the vhost object when the cluster's view holds it (the file always wants it).
@@ -396,13 +407,22 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
   }
   const was = new Map(saved.resources.map((r) => [keyOf(r), r]));
   const is = new Map(now.resources.map((r) => [keyOf(r), r]));
-  for (const key of [...new Set([...was.keys(), ...is.keys()])].sort()) {
+  for (const key of [...new Set([...was.keys(), ...is.keys(), ...left.keys()])].sort()) {
     const b = was.get(key);
     const n = is.get(key);
     const nowText = n === undefined ? ABSENT : canonical(n);
-    if ((b === undefined ? ABSENT : canonical(b)) === nowText || may.get(key)?.has(nowText)) continue;
-    if (n === undefined && b !== undefined && mayGo.some((gone) => gone(b))) continue;
-    if (anyState.some((free) => free((n ?? b) as Resource))) continue;
+    // Gone with what the plan deletes or replaces, or a replace's own: whatever apply made of it.
+    // Asked only of an object that differs: a plan may delete thousands.
+    const withOther = () => {
+      const any = n ?? b;
+      return (n === undefined && b !== undefined && mayGo.some((gone) => gone(b))) || (any !== undefined && anyState.some((free) => free(any)));
+    };
+    if (left.has(key)) {
+      const m = left.get(key);
+      if ((m === undefined ? ABSENT : canonical(m)) !== nowText && !withOther()) out.push(objectChange(m, n, undefined, m === undefined ? "apply deleted it" : "apply made it"));
+      continue;
+    }
+    if ((b === undefined ? ABSENT : canonical(b)) === nowText || may.get(key)?.has(nowText) || withOther()) continue;
     out.push(objectChange(b, n));
   }
   const byName = (ps: Policy[]) => new Map(ps.map((p) => [p.name, p]));
@@ -431,12 +451,12 @@ function stateEntry(cluster: string, changes: readonly string[]): string[] {
  * since). Actions of the saved plan no longer in the new one were made before the connection was
  * lost. One entry per difference; empty when what is left is part of the saved plan.
  */
-export function outsideSaved(saved: SavedPlan, fresh: FreshCluster, granted: readonly string[] = []): string[] {
+export function outsideSaved(saved: SavedPlan, fresh: FreshCluster, granted: readonly string[] = [], confirmed: readonly Action[] = []): string[] {
   const s = saved.clusters.find((c) => c.cluster === fresh.plan.cluster);
   const cluster = fresh.plan.cluster;
   const before = new Map((s?.actions ?? []).map((a) => [a.key, a]));
   const result = (a: Action) => canonical({ op: a.op, subject: subjectOf(a) });
-  const objects = s ? stateEntry(cluster, stateChanges(s.state, fresh.state, { made: s.actions, granted })) : [];
+  const objects = s ? stateEntry(cluster, stateChanges(s.state, fresh.state, { made: s.actions, granted, confirmed })) : [];
   return [
     ...objects,
     ...fresh.plan.actions.flatMap((a) => {

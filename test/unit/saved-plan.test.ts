@@ -136,7 +136,7 @@ describe("compareToSaved", () => {
   });
 
   it("says what an update not in the plan changes: a password changed on the broker by hand shows as the word password", () => {
-    const user = { kind: "user", name: "mplogin", tags: ["topo.mp"] } as const;
+    const user: Resource = { kind: "user", name: "mplogin", tags: ["topo.mp"] };
     const rotate: Action = { op: "update", key: "user|mplogin", before: user, after: user, changed: ["password"] };
     const retag: Action = { op: "update", key: "policy|cap", before: cap, after: { ...cap, definition: { "max-length": 2 } }, changed: ["definition.max-length: 1 -> 2"] };
     expect(compareToSaved(saved(), [fresh(cluster([create("mpnew.async"), replace, rotate, retag], "async"))])).toEqual([
@@ -303,6 +303,20 @@ describe("outsideSaved (a retry after a lost connection)", () => {
         '    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})\n' +
         "    queue mppayment.async: changed since the plan: arguments.x-max-length: (none) -> 7",
     );
+  });
+
+  it("holds what apply confirmed made to what it made: an object another hand put back or changed after that is named", () => {
+    const made = create("mpnew.async");
+    const after = queue({ name: "mpnew.async" });
+    // Confirmed: mpnew.async was created. Another hand deleted it again while apply waited.
+    expect(outsideSaved(saved(), fresh(cluster([made, replace], "async")), [], [made])).toEqual([
+      "cluster async: the broker's objects changed since the plan was made (1 object):\n    queue mpnew.async: deleted since apply made it",
+    ]);
+    expect(outsideSaved(saved(), fresh(cluster([replace], "async"), state([...asyncSeen, { ...after, arguments: { "x-max-length": 3 } }])), [], [made])[0]).toBe(
+      "cluster async: the broker's objects changed since the plan was made (1 object):\n    queue mpnew.async: changed since apply made it: arguments.x-max-length: (none) -> 3",
+    );
+    // As apply made it: nothing to say.
+    expect(outsideSaved(saved(), fresh(cluster([replace], "async"), state([...asyncSeen, after])), [], [made])).toEqual([]);
   });
 
   it("names every action the saved plan does not hold, or holds with another result", () => {
