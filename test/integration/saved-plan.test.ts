@@ -40,6 +40,37 @@ async function snapshot(...vs: string[]): Promise<unknown> {
   );
 }
 
+/**
+ * Apply the saved plan while another apply holds the async cluster's lock, the first in lock order
+ * (vhost topo-test-async-* before topo-test-sync-*): apply reads, checks, and waits for it. Once it
+ * waits (and `ready` says so), `meanwhile` changes the broker and returns what to check of the
+ * apply's exit code after the lock is let go.
+ */
+async function whileAsyncLocked(
+  t: { async: string; out: string },
+  meanwhile: (stderr: () => string) => Promise<(code: number) => Promise<void>>,
+  ready: () => Promise<boolean> = async () => true,
+): Promise<void> {
+  const holder = await amqplib.connect(amqpUrl(t.async));
+  const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.resume();
+  const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+  try {
+    const ch = await holder.createChannel();
+    await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
+    for (let i = 0; i < 200 && !(/waiting for the apply lock/.test(stderr) && (await ready())); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/cluster async: waiting for the apply lock/);
+    const then = await meanwhile(() => stderr);
+    await holder.close();
+    await then(await exited);
+  } finally {
+    child.kill();
+    await holder.close().catch(() => undefined);
+  }
+}
+
 describe("topo plan -o, then topo apply PLANFILE", () => {
   it("applies the saved plan, and the broker then matches the file", async () => {
     const t = fresh(["mplogin"]);
@@ -167,35 +198,22 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
     rewrite(t, ["mplogin", "mpwallet"]);
     expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
-    // Another apply holds the async cluster's lock, the first in lock order (vhost topo-test-async-*
-    // before topo-test-sync-*): this one reads, checks, and waits for it.
-    const holder = await amqplib.connect(amqpUrl(t.async));
-    const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.resume();
-    const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
-    try {
-      const ch = await holder.createChannel();
-      await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
-      for (let i = 0; i < 200 && !/waiting for the apply lock/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(stderr).toMatch(/cluster async: waiting for the apply lock held by the saved-plan test/);
+    await whileAsyncLocked(t, async (stderr) => {
+      expect(stderr()).toMatch(/cluster async: waiting for the apply lock held by the saved-plan test/);
       // While it waits, the async cluster changes under it.
       expect((await api("DELETE", `/api/queues/${vh(t.async)}/mplogin.async`)).status).toBe(204);
       // The locks (this apply's on sync, the holder's on async) come and go; the rest must not.
       const withoutLocks = (x: unknown) => JSON.stringify(x, (_k, v) => (Array.isArray(v) ? v.filter((o) => !/^topo\.mp\.lock$/.test(o?.name ?? o?.destination ?? "")) : v));
       const before = withoutLocks(await snapshot(t.sync, t.async));
-      await holder.close();
-      expect(await exited).toBe(1);
-      expect(stderr).toMatch(/the saved plan is stale; run topo plan again/);
-      expect(stderr).toContain("cluster async: not in the plan: create queue mplogin.async");
-      // sync wrote nothing: its lock comes after async's, and the barrier holds its writes.
-      expect(withoutLocks(await snapshot(t.sync, t.async))).toEqual(before);
-      expect(before).not.toContain("mpwallet");
-    } finally {
-      child.kill();
-      await holder.close().catch(() => undefined);
-    }
+      return async (code) => {
+        expect(code).toBe(1);
+        expect(stderr()).toMatch(/the saved plan is stale; run topo plan again/);
+        expect(stderr()).toContain("cluster async: not in the plan: create queue mplogin.async");
+        // sync wrote nothing: its lock comes after async's, and the barrier holds its writes.
+        expect(withoutLocks(await snapshot(t.sync, t.async))).toEqual(before);
+        expect(before).not.toContain("mpwallet");
+      };
+    });
   }, 60_000);
 
   it("a vhost the plan creates is checked under its lock as it was planned: a policy put in it after apply made it stops every cluster's writes", async () => {
@@ -204,32 +222,25 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect((await runCli(["apply", "-f", t.file, "--cluster", "async"])).code).toBe(0);
     rewrite(t, ["mplogin", "mpwallet"]);
     expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
-    // async's lock comes first in lock order: held, so apply creates sync's vhost and waits.
-    const holder = await amqplib.connect(amqpUrl(t.async));
-    const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.resume();
-    const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
-    try {
-      const ch = await holder.createChannel();
-      await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
-      for (let i = 0; i < 200 && !(/waiting for the apply lock/.test(stderr) && (await api("GET", `/api/vhosts/${vh(t.sync)}`)).status === 200); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(stderr).toMatch(/cluster async: waiting for the apply lock/);
-      // In the vhost apply just made, before it holds its lock there: a policy that caps the queues the plan creates.
-      const cap = { pattern: "^mp", definition: { "max-length": 1 }, "apply-to": "queues", priority: 9 };
-      expect((await api("PUT", `/api/policies/${vh(t.sync)}/cap`, cap)).status).toBeLessThan(300);
-      await holder.close();
-      expect(await exited).toBe(1);
-      expect(stderr).toMatch(/the saved plan is stale; run topo plan again/);
-      expect(stderr).toMatch(/cluster sync: the broker's objects changed since the plan was made/);
-      expect(stderr).toContain('    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})');
-      expect(await getQueue(t.sync, "mplogin.sync")).toBeUndefined();
-      expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
-    } finally {
-      child.kill();
-      await holder.close().catch(() => undefined);
-    }
+    // sync's vhost is made before its lock, which waits for async's.
+    const made = async () => (await api("GET", `/api/vhosts/${vh(t.sync)}`)).status === 200;
+    await whileAsyncLocked(
+      t,
+      async (stderr) => {
+        // In the vhost apply just made, before it holds its lock there: a policy that caps the queues the plan creates.
+        const cap = { pattern: "^mp", definition: { "max-length": 1 }, "apply-to": "queues", priority: 9 };
+        expect((await api("PUT", `/api/policies/${vh(t.sync)}/cap`, cap)).status).toBeLessThan(300);
+        return async (code) => {
+          expect(code).toBe(1);
+          expect(stderr()).toMatch(/the saved plan is stale; run topo plan again/);
+          expect(stderr()).toMatch(/cluster sync: the broker's objects changed since the plan was made/);
+          expect(stderr()).toContain('    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})');
+          expect(await getQueue(t.sync, "mplogin.sync")).toBeUndefined();
+          expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
+        };
+      },
+      made,
+    );
   }, 60_000);
 
   it("refuses when the topology file changed since the plan, before reading any broker", async () => {
