@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames as benchNames } from "../../bench/services.mjs";
-import { amqpUrl, api, CLI, getQueue, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, CLI, createVhost, getQueue, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const { fresh: freshTopology } = testVhosts();
 
@@ -242,6 +242,23 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
       made,
     );
   }, 60_000);
+
+  it("a plan made while the vhost was absent is stale once someone made it, and names the vhost and what was put in it", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    await createVhost(t.sync);
+    expect((await api("PUT", `/api/policies/${vh(t.sync)}/cap`, { pattern: "^mp", definition: { "max-length": 1 }, "apply-to": "queues" })).status).toBeLessThan(300);
+    const r = await runCli(["apply", t.out, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toContain(
+      `  cluster sync: the broker's objects changed since the plan was made (2 objects):\n    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 0, definition {"max-length":1})\n    vhost ${t.sync}: created since the plan\n`,
+    );
+    expect(e.message).toContain(`cluster sync: no longer needed: create vhost ${t.sync}`);
+    expect(e.message).toMatch(/nothing was written to any cluster$/);
+    expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+  });
 
   it("refuses when the topology file changed since the plan, before reading any broker", async () => {
     const t = fresh(["mplogin"]);
