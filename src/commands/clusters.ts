@@ -164,7 +164,7 @@ export interface ReadPlanOptions {
    * The state the plan was computed from (a saved plan keeps it; plan -o and apply PLANFILE ask
    * for it). Other reads skip it: it costs a pass over every object.
    */
-  digest?: boolean;
+  keepState?: boolean;
   /** The topology file, to name the place of a problem only the broker reveals (a user conflict). */
   file?: string;
 }
@@ -209,7 +209,7 @@ export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  { live, digest = false, file }: ReadPlanOptions = {},
+  { live, keepState = false, file }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; state?: SavedState; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   const conflicts = userConflicts(c, actual, prefix);
@@ -231,7 +231,7 @@ export async function readAndPlan(
   }
   // Nor may a saved plan leave them out: every apply of it would find the user changes it lacks
   // and refuse it as stale, and planning again as this user would make the same plan.
-  if (digest && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
+  if (keepState && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
     throw new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
       hints: [
         `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
@@ -240,7 +240,7 @@ export async function readAndPlan(
     });
   }
   // From what was read, before anything below adds message counts (which the state leaves out).
-  const state = digest ? stateOf(c, actual, prefix) : undefined;
+  const state = keepState ? stateOf(c, actual, prefix) : undefined;
   let plan = diffCluster(c, actual, prefix);
   const owner = Ownership.of(prefix, actual.resources);
   const alone = leftBehind(actual, owner);

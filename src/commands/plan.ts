@@ -23,7 +23,7 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
   const client = (c: DesiredCluster) => clients.get(c) as ManagementClient;
   try {
     // Who answers is checked beside each cluster's read, and before any plan is returned.
-    const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) => readAndPlan(c, client(c), desired.prefix, { digest: opts.onRead !== undefined, file: opts.file }));
+    const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) => readAndPlan(c, client(c), desired.prefix, { keepState: opts.onRead !== undefined, file: opts.file }));
     for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).state);
     return { clusters: reads.map((r) => r.plan) };
   } finally {
