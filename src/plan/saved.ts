@@ -313,7 +313,7 @@ const ABSENT = "(absent)";
 /** How many of a cluster's changed objects a stale plan's refusal lists; the rest are counted. */
 const OBJECT_LINES = 10;
 
-/** A policy or a permission is named by its name: what it says is what changed. */
+/** What a created policy or permission does: its name alone does not say. */
 function details(r: Resource): string {
   switch (r.kind) {
     case "policy":
