@@ -36,7 +36,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
-  stale_plan: "a saved plan no longer matches the broker, the topology file (or the values its `${VAR}`s take) or topo's version (topo apply PLANFILE); nothing was written",
+  stale_plan: "a saved plan no longer matches the broker (the message names, per cluster, the objects that changed and how, then the plan's differences), the topology file (or the values its `${VAR}`s take) or topo's version (topo apply PLANFILE); nothing was written",
   interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got (a second signal stops at once, and the message then says only that some changes may have been made), and a re-run finishes it",
   unroutable: "topo route: the task would reach no queue: the file gives it none, or (--live) the broker would drop it or refuse its publish; the message says why",
 };

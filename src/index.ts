@@ -58,6 +58,6 @@ export { apply, type ApplyOptions, type ApplyResult, type ClusterOutcome } from 
 export { renderText as renderPlan, planJson } from "./plan/render.js";
 export { renderMarkdown as renderPlanMarkdown } from "./plan/markdown.js";
 export { applySaved, planAndSave, readSavedPlan, type ApplySavedOptions } from "./commands/saved.js";
-export type { SavedPlan } from "./plan/saved.js";
+export type { SavedPlan, SavedState } from "./plan/saved.js";
 export { isEmpty, summarize } from "./plan/diff.js";
 export { ApplyError, BrokerError, ConfigError, ERROR_CODES, InterruptedError, LockError, TopoError, UnsafePlanError, type ConfigProblem, type ErrorCode } from "./errors.js";

@@ -35,8 +35,8 @@ export interface ExecuteContext {
   /** Opens the AMQP session on first use (after the vhost exists). */
   amqp: () => Promise<AmqpSession>;
   log: (msg: string) => void;
-  /** Called as changes complete, with how many of the plan's are done. */
-  progress?: (done: number, total: number) => void;
+  /** Called as changes complete, with how many of the plan's are done and the one just confirmed. */
+  progress?: (done: number, total: number, made: Action) => void;
   /** The file's user passwords, for the users a plan creates or whose password it changes. */
   credentials?: Credentials;
 }
@@ -89,7 +89,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   const done = new Set<Action>();
   const mark = (a: Action) => {
     done.add(a);
-    ctx.progress?.(done.size, plan.actions.length);
+    ctx.progress?.(done.size, plan.actions.length, a);
   };
   const remaining = (): Action[] => plan.actions.filter((a) => !done.has(a));
 

@@ -36,15 +36,15 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
   /**
    * A saved plan's check (topo apply PLANFILE): throws when fresh reads are not what was saved.
    * Called with every cluster's read before anything is written, and again with each cluster's
-   * read under its lock (`underLock`: by then apply may have created the cluster's vhost).
+   * read under its lock, with what apply made in it before (`made`: its vhost, where the lock lives).
    */
-  expect?: (fresh: FreshCluster[], underLock: boolean) => void;
+  expect?: (fresh: FreshCluster[], made?: readonly Action[]) => void;
   /**
-   * A saved plan's check of a retry after a lost connection: the differences between what is left
-   * of the cluster's plan and the saved plan (actions the saved plan does not hold). Any stops the
-   * cluster: what is left is no longer the plan that was reviewed.
+   * A saved plan's check of a retry after a lost connection: how the cluster differs from what
+   * the saved plan saw and makes (objects changed by another hand, actions the saved plan does not
+   * hold). Any stops the cluster: what is left is no longer the plan that was reviewed.
    */
-  expectWithin?: (plan: ClusterPlan) => string[];
+  expectWithin?: (fresh: FreshCluster, confirmed: readonly Action[]) => string[];
   /**
    * Aborted on Ctrl-C or SIGTERM: no new work starts, the AMQP connections close (which releases
    * the lock queues), and apply throws InterruptedError saying how far each cluster got.
@@ -100,6 +100,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     for (const a of actions) done.set(a.key, a);
     carriedOut.set(cluster, done);
   };
+  /** The actions the broker confirmed, per cluster: a retry after a lost connection finds them as apply made them. */
+  const confirmed = new Map<string, Action[]>();
   /** Changes made and planned per cluster, for the progress counter and an interrupted apply's report. */
   const tally = new Map<string, { made: number; total: number }>();
   const interrupted = () => {
@@ -157,12 +159,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const marks = await verifyClusters(desired.clusters, clusters, client, opts, async (c) => (opts.expect ? undefined : readApplyMark(client(c), c.target.amqp.vhost, desired.prefix)));
     checkInterrupted();
     const reads = await forEachCluster(clusters, async (c) => ({
-      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined, file: opts.file })),
+      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), keepState: opts.expect !== undefined, file: opts.file })),
       mark: marks[clusters.indexOf(c)],
     }));
     const plans = reads.map((r) => r.plan);
     started("read and planned");
-    opts.expect?.(reads.map(freshOf), false);
+    opts.expect?.(reads.map(freshOf));
     const plan: Plan = { clusters: plans };
     opts.onPlan?.(plan);
     checkInterrupted();
@@ -300,18 +302,18 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         read = earlier;
         step("kept the plan it read: no apply wrote since");
       } else {
-        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined, file: opts.file });
+        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file });
         step("planned again under the lock");
       }
-      if (expected) opts.expect?.([freshOf(read)], true);
-      else {
-        // A retry after a lost connection carries on with what is left of the checked plan, and
-        // with nothing else.
-        const outside = opts.expectWithin?.(read.plan) ?? [];
+      if (expected) opts.expect?.([freshOf(read)], [...(carriedOut.get(c.target.name)?.values() ?? [])]);
+      else if (opts.expectWithin) {
+        // A retry after a lost connection carries on with what is left of the checked plan, on a
+        // broker that only this plan changed since, and with nothing else.
+        const outside = opts.expectWithin(freshOf(read), confirmed.get(c.target.name) ?? []);
         if (outside.length) {
           counted.add(c.target.name);
           throw new StalePlanError(
-            `cluster ${c.target.name}: the connection was lost after ${plural(t.made, "change")} of the saved plan ${t.made === 1 ? "was" : "were"} made, and what is left is no longer part of the plan:\n${outside.map((l) => `  ${l}`).join("\n")}\nnothing more was written to cluster ${c.target.name}`,
+            `cluster ${c.target.name}: the connection was lost after ${plural(t.made, "change")} of the saved plan ${t.made === 1 ? "was" : "were"} made, and the broker is no longer as the plan left it:\n${outside.map((l) => `  ${l}`).join("\n")}\nnothing more was written to cluster ${c.target.name}`,
             ["run topo plan -o FILE again, review what is left, and apply that"],
           );
         }
@@ -400,8 +402,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       amqp: () => session(c),
       log: opts.log,
       credentials: c.users?.credentials,
-      progress: (done: number) => {
+      progress: (done: number, _total: number, made: Action) => {
         t.made = base + done;
+        const list = confirmed.get(c.target.name) ?? [];
+        list.push(made);
+        confirmed.set(c.target.name, list);
         progress?.(c.target.name, t.made, t.total);
       },
     };

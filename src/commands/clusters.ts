@@ -18,8 +18,7 @@ import { policyLimits } from "../plan/policy-limits.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
-import { stateText, type FreshCluster } from "../plan/saved.js";
-import { sha256 } from "../files/digest.js";
+import { stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
@@ -162,11 +161,10 @@ export interface ReadPlanOptions {
    */
   live?: () => Promise<AmqpSession>;
   /**
-   * The digest of the state the plan was computed from (a saved plan keeps it; plan -o and apply
-   * PLANFILE ask for it). Hashing a canonical text of the whole state was a seventh of a
-   * no-change plan's CPU, so other reads skip it.
+   * The state the plan was computed from (a saved plan keeps it; plan -o and apply PLANFILE ask
+   * for it). Other reads skip it: it costs a pass over every object.
    */
-  digest?: boolean;
+  keepState?: boolean;
   /** The topology file, to name the place of a problem only the broker reveals (a user conflict). */
   file?: string;
 }
@@ -211,8 +209,8 @@ export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  { live, digest = false, file }: ReadPlanOptions = {},
-): Promise<{ plan: ClusterPlan; stateDigest?: string; actual: ActualCluster }> {
+  { live, keepState = false, file }: ReadPlanOptions = {},
+): Promise<{ plan: ClusterPlan; state?: SavedState; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   const conflicts = userConflicts(c, actual, prefix);
   if (conflicts.length) {
@@ -233,7 +231,7 @@ export async function readAndPlan(
   }
   // Nor may a saved plan leave them out: every apply of it would find the user changes it lacks
   // and refuse it as stale, and planning again as this user would make the same plan.
-  if (digest && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
+  if (keepState && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
     throw new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
       hints: [
         `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
@@ -241,8 +239,8 @@ export async function readAndPlan(
       code: "permission_denied",
     });
   }
-  // From what was read, before anything below adds message counts (which the digest leaves out).
-  const stateDigest = digest ? sha256(stateText(c, actual, prefix)) : undefined;
+  // From what was read, before anything below adds message counts (which the state leaves out).
+  const state = keepState ? stateOf(c, actual, prefix) : undefined;
   let plan = diffCluster(c, actual, prefix);
   const owner = Ownership.of(prefix, actual.resources);
   const alone = leftBehind(actual, owner);
@@ -289,13 +287,13 @@ export async function readAndPlan(
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
-  return { plan, stateDigest, actual };
+  return { plan, state, actual };
 }
 
-/** A read made with its digest, as a saved plan's check takes it. */
-export function freshOf(r: { plan: ClusterPlan; stateDigest?: string }): FreshCluster {
-  if (r.stateDigest === undefined) throw new Error(`cluster ${r.plan.cluster} was read without the digest a saved plan needs`);
-  return { plan: r.plan, stateDigest: r.stateDigest };
+/** A read made with its state, as a saved plan's check takes it. */
+export function freshOf(r: { plan: ClusterPlan; state?: SavedState }): FreshCluster {
+  if (r.state === undefined) throw new Error(`cluster ${r.plan.cluster} was read without the state a saved plan needs`);
+  return { plan: r.plan, state: r.state };
 }
 
 /**

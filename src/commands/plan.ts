@@ -1,4 +1,5 @@
 import type { DesiredCluster, Plan } from "../model.js";
+import type { SavedState } from "../plan/saved.js";
 import type { ManagementClient } from "../broker/http.js";
 import { freshOf, readAndPlan, verifyClusters } from "./clusters.js";
 import { managementClient, selectClusters, topologyOf, type ConnectionOptions, type TopologySource } from "./source.js";
@@ -6,8 +7,8 @@ import { managementClient, selectClusters, topologyOf, type ConnectionOptions, t
 export interface PlanOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
   cluster?: string | readonly string[];
-  /** Told the digest of the state each cluster's plan was computed from (plan -o keeps it). */
-  onRead?: (cluster: string, stateDigest: string) => void;
+  /** Told the state each cluster's plan was computed from (plan -o keeps it). */
+  onRead?: (cluster: string, state: SavedState) => void;
 }
 
 export interface PlanStats {
@@ -22,8 +23,8 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
   const client = (c: DesiredCluster) => clients.get(c) as ManagementClient;
   try {
     // Who answers is checked beside each cluster's read, and before any plan is returned.
-    const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) => readAndPlan(c, client(c), desired.prefix, { digest: opts.onRead !== undefined, file: opts.file }));
-    for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).stateDigest);
+    const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) => readAndPlan(c, client(c), desired.prefix, { keepState: opts.onRead !== undefined, file: opts.file }));
+    for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).state);
     return { clusters: reads.map((r) => r.plan) };
   } finally {
     for (const c of clients.values()) {

@@ -7,8 +7,8 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ApplyError, StalePlanError, TopoError } from "../errors.js";
-import type { ClusterPlan, DesiredCluster, Plan } from "../model.js";
-import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, type FreshCluster, type SavedPlan } from "../plan/saved.js";
+import type { Action, DesiredCluster, Plan } from "../model.js";
+import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type FreshCluster, type SavedPlan, type SavedState } from "../plan/saved.js";
 import { differsOnlyInLineEnds, fileDigest, sha256 } from "../files/digest.js";
 import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
@@ -26,13 +26,13 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   // saved plan stale, never wrongly current.
   const digest = fileDigest(opts.file);
   const { desired } = topologyOf(opts);
-  const stateDigests: Record<string, string> = {};
-  const p = await plan({ ...opts, topology: desired, onRead: (c, d) => (stateDigests[c] = d) });
+  const states: Record<string, SavedState> = {};
+  const p = await plan({ ...opts, topology: desired, onRead: (c, st) => (states[c] = st) });
   const users = desired.clusters.find((c) => c.users)?.users;
   const key = randomBytes(16).toString("hex");
   const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
   const desiredDigests = Object.fromEntries(desired.clusters.map((c) => [c.target.name, sha256(desiredText(c))]));
-  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, stateDigests, desiredDigests, createdAt: new Date().toISOString(), credentials });
+  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
   writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false);
   return { plan: p, saved };
 }
@@ -114,20 +114,25 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       `apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again and apply that`,
     ]);
   }
-  const check = (fresh: FreshCluster[], underLock: boolean) => {
-    const changed = compareToSaved(underLock ? afterVhostCreate(saved, fresh) : saved, fresh);
+  // A vhost's creation gives every right on it to the AMQP user (apply grants them) and to the
+  // management user that made it (RabbitMQ does).
+  const granted = (cluster: string) => {
+    const target = desired.clusters.find((c) => c.target.name === cluster)?.target;
+    return target ? [target.amqp.username, target.management.username] : [];
+  };
+  const replan = `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`;
+  const check = (fresh: FreshCluster[], made?: readonly Action[]) => {
+    // Under its lock (`made` given) a cluster is compared with the saved plan as apply left it
+    // just before: with the vhost apply created first when the plan creates it (the lock lives in it).
+    const changed = compareToSaved(saved, fresh, (cluster) => ({ made: made ?? [], granted: granted(cluster) }));
     if (changed.length === 0) return;
-    // Under its lock a cluster's vhost is there already: apply made it first when the plan
-    // creates it (the lock lives in the vhost), and the message must not say nothing was written.
-    const createsVhost = (name: string) => saved.clusters.some((c) => c.cluster === name && c.actions.some((a) => a.op === "create" && a.after.kind === "vhost"));
-    const where = underLock ? fresh.map((f) => `cluster ${f.plan.cluster}${createsVhost(f.plan.cluster) ? " but the vhost the plan creates, where its lock lives" : ""}`).join(", ") : "any cluster";
+    // The message must not say nothing was written where apply made the vhost.
+    const where = made ? fresh.map((f) => `cluster ${f.plan.cluster}${made.length ? " but the vhost the plan creates, where its lock lives" : ""}`).join(", ") : "any cluster";
     // A plan another apply carried out meanwhile differs in every action: a few say what happened.
     const shown = changed.length > STALE_LINES + 1 ? [...changed.slice(0, STALE_LINES), `... and ${changed.length - STALE_LINES} more differences (topo plan shows the plan as it is now)`] : changed;
-    throw new StalePlanError(
-      `the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${shown.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`,
-    );
+    throw new StalePlanError(`the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${shown.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`, [replan]);
   };
-  const within = (plan: ClusterPlan) => outsideSaved(saved, plan);
+  const within = (fresh: FreshCluster, confirmed: readonly Action[]) => outsideSaved(saved, fresh, granted(fresh.plan.cluster), confirmed);
   try {
     const r = await apply({
       ...opts,
@@ -162,23 +167,6 @@ function savedFileDigest(saved: SavedPlan, planFile: string): string {
 }
 
 /**
- * Under its lock a cluster is compared with the saved plan less the vhost apply created just
- * before taking the lock (the lock lives in the vhost). The state digest of a vhost that did not
- * exist cannot be compared then: it is the new vhost's, which apply itself just made.
- */
-function afterVhostCreate(saved: SavedPlan, fresh: FreshCluster[]): SavedPlan {
-  return {
-    ...saved,
-    clusters: saved.clusters.map((c) => {
-      const rest = c.actions.filter((a) => !(a.op === "create" && a.after.kind === "vhost"));
-      if (rest.length === c.actions.length) return c;
-      const now = fresh.find((f) => f.plan.cluster === c.cluster);
-      return { ...c, actions: rest, stateDigest: now?.stateDigest ?? c.stateDigest };
-    }),
-  };
-}
-
-/**
  * A saved plan for `topo show`: the plan, what it was made from, and a line that says so. The file
  * is anyone's to edit before it reaches a reviewer: its free-text strings (where it came from, the
  * clusters' endpoints, warnings) are shown on one line each, as broker names are, so an edited
@@ -192,6 +180,6 @@ export function show(planFile: string): { plan: Plan; source: string; saved: Rec
       clusters: p.clusters.map((c) => ({ ...c, cluster: shown(c.cluster), endpoint: shown(c.endpoint), warnings: c.warnings.map(shown), degraded: c.degraded.map(shown), notCompared: c.notCompared?.map(shown) })),
     },
     source: `saved plan of ${shown(s.file)}, made ${shown(s.createdAt)} by topo ${shown(s.topoVersion)}`,
-    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.stateDigest])), desiredDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.desiredDigest])) },
+    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, sha256(stateText(c.state))])), desiredDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.desiredDigest])) },
   };
 }

@@ -49,7 +49,7 @@ function madeByTopo(e: Exchange): boolean {
   return e.type === "topic" && e.durable && !e.autoDelete && !e.internal && Object.keys(e.arguments).length === 0;
 }
 
-function fieldDiff(before: Resource, after: Resource, fields: readonly string[]): string[] {
+export function fieldDiff(before: Resource, after: Resource, fields: readonly string[]): string[] {
   const out: string[] = [];
   const b = before as unknown as Record<string, unknown>;
   const a = after as unknown as Record<string, unknown>;

@@ -4,20 +4,37 @@
 // cluster's plan was computed from, and topo's version; never a password (endpoints are the
 // masked `display` form, and credentials are read again from the file and the environment).
 
-import type { Action, ActualCluster, ClusterPlan, DesiredCluster, Plan, Resource } from "../model.js";
+import type { Action, ActualCluster, ClusterPlan, DesiredCluster, Permission, Plan, Policy, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
-import { HOLD_PREFIX, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
+import { HOLD_PREFIX, holdingQueueName, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
+import { escapeUnsafe, plural, shown } from "../core/words.js";
+import { fieldDiff } from "./diff.js";
 
 /** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
 // 2: the users' fingerprint is scrypt (format 1's fast HMAC is refused, not compared).
 // 3: each cluster's desiredDigest.
-export const SAVED_PLAN_FORMAT = 3;
+// 4: each cluster's state (the objects its plan was computed from) in place of their digest, so
+//    that apply can say which objects changed, and check a vhost it creates and a retry.
+export const SAVED_PLAN_FORMAT = 4;
 const KIND = SAVED_PLAN_FORMAT_NAME;
 
+/**
+ * The part of a cluster's broker state its plan depends on (stateOf): the objects, as topo
+ * normalises them (names, properties, arguments, policy definitions, users' tags and rights: never
+ * a password or its hash).
+ */
+export interface SavedState {
+  vhostExists: boolean;
+  /** Sorted by key. */
+  resources: Resource[];
+  /** Sorted by name. */
+  operatorPolicies: Policy[];
+}
+
 export interface SavedCluster extends ClusterPlan {
-  /** sha256 of stateText() of what the plan was computed from (see stateText). */
-  stateDigest: string;
+  /** What the plan was computed from (see stateOf). */
+  state: SavedState;
   /**
    * sha256 of desiredText() of what the file asked of the cluster: the same file asks for other
    * objects when its ${VAR}s take other values.
@@ -48,8 +65,8 @@ export interface SavedPlanMeta {
   file: string;
   fileDigest: string;
   prefix: string;
-  /** Cluster name → state digest. */
-  stateDigests: Record<string, string>;
+  /** Cluster name → the state its plan was computed from. */
+  states: Record<string, SavedState>;
   /** Cluster name → desired digest. */
   desiredDigests: Record<string, string>;
   createdAt: string;
@@ -70,16 +87,16 @@ export function savedPlan(plan: Plan, meta: SavedPlanMeta): SavedPlan {
     prefix: meta.prefix,
     ...(meta.credentials ? { credentials: meta.credentials } : {}),
     clusters: plan.clusters.map((c) => {
-      const stateDigest = meta.stateDigests[c.cluster];
+      const state = meta.states[c.cluster];
       const desiredDigest = meta.desiredDigests[c.cluster];
-      if (stateDigest === undefined || desiredDigest === undefined) throw new Error(`no state or desired digest for cluster ${c.cluster}`);
-      return { ...c, stateDigest, desiredDigest };
+      if (state === undefined || desiredDigest === undefined) throw new Error(`no state or desired digest for cluster ${c.cluster}`);
+      return { ...c, state, desiredDigest };
     }),
   };
 }
 
 export function planOf(saved: SavedPlan): Plan {
-  return { clusters: saved.clusters.map(({ stateDigest: _, desiredDigest: __, ...c }) => c) };
+  return { clusters: saved.clusters.map(({ state: _, desiredDigest: __, ...c }) => c) };
 }
 
 const OPS = new Set(["create", "update", "replace", "delete"]);
@@ -144,7 +161,8 @@ export function parseSavedPlan(text: string): SavedPlan {
     j.clusters.forEach((c: unknown, i) => {
       const at = `clusters[${i}]`;
       if (!isObject(c)) return void bad.push(`${at} is not an object`);
-      for (const f of ["cluster", "endpoint", "vhost", "stateDigest", "desiredDigest"]) if (typeof c[f] !== "string") bad.push(`${at}.${f} is not a string`);
+      for (const f of ["cluster", "endpoint", "vhost", "desiredDigest"]) if (typeof c[f] !== "string") bad.push(`${at}.${f} is not a string`);
+      bad.push(...stateProblems(c.state, `${at}.state`));
       if (clusters.has(c.cluster)) bad.push(`${at} repeats cluster ${String(c.cluster)}`);
       clusters.add(c.cluster);
       if (!isStrings(c.warnings)) bad.push(`${at}.warnings is not a list of strings`);
@@ -180,15 +198,20 @@ export function parseSavedPlan(text: string): SavedPlan {
   return j as unknown as SavedPlan;
 }
 
+/** What is wrong with a saved cluster's state; empty when it is whole. */
+function stateProblems(st: unknown, where: string): string[] {
+  if (!isObject(st) || typeof st.vhostExists !== "boolean" || !Array.isArray(st.resources) || !Array.isArray(st.operatorPolicies)) return [`${where} is not a state (vhostExists, resources, operatorPolicies)`];
+  return [...st.resources.flatMap((r: unknown, i) => resourceProblems(r, `${where}.resources[${i}]`)), ...st.operatorPolicies.flatMap((p: unknown, i) => resourceProblems(p, `${where}.operatorPolicies[${i}]`, "policy"))];
+}
+
 /**
- * The part of the broker's state a cluster's plan depends on, as one canonical string (its
- * sha256 is the state digest): whether the vhost exists, every object topo owns or the file
- * wants, holding queues, the bindings of the services' exchanges and queues, and every policy and
- * operator policy (either limits what a replace may do). Not message counts, consumers or other facts
- * that change by themselves, and not objects outside topo's view (a Celery worker's reply
- * queues, topo's own lock queue), which come and go without changing the plan.
+ * The part of the broker's state a cluster's plan depends on: whether the vhost exists, every
+ * object topo owns or the file wants, holding queues, the bindings of the services' exchanges and
+ * queues, and every policy and operator policy (either limits what a replace may do). Not message
+ * counts, consumers or other facts that change by themselves, and not objects outside topo's view
+ * (a Celery worker's reply queues, topo's own lock queue), which come and go without changing the plan.
  */
-export function stateText(desired: DesiredCluster, actual: ActualCluster, prefix: string): string {
+export function stateOf(desired: DesiredCluster, actual: ActualCluster, prefix: string): SavedState {
   const owner = Ownership.of(prefix, actual.resources);
   const wanted = new Set(desired.resources.map(keyOf));
   const service = (name: string) => owner.isService(name) || owner.isServiceQueue(name) || name.startsWith(HOLD_PREFIX);
@@ -205,12 +228,19 @@ export function stateText(desired: DesiredCluster, actual: ActualCluster, prefix
         return false;
     }
   };
-  const resources = actual.resources.filter(inView).map((r) => [keyOf(r), canonical(r)] as const);
+  const resources = actual.resources.filter(inView).map((r) => [keyOf(r), r] as const);
   resources.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   // Operator policies limit the file's queues as a user's policy does (any management user that
   // may read the policies may read them too, measured on 3.10).
-  const operator = (actual.operatorPolicies ?? []).map((p) => canonical(p)).sort();
-  return `vhost ${actual.vhostExists ? "exists" : "absent"}\n${resources.map(([k, r]) => `${k} ${r}`).join("\n")}\noperator policies\n${operator.join("\n")}`;
+  const operatorPolicies = [...(actual.operatorPolicies ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { vhostExists: actual.vhostExists, resources: resources.map(([, r]) => r), operatorPolicies };
+}
+
+/** A state as one canonical string: its sha256 is the state digest topo show reports. */
+export function stateText(state: SavedState): string {
+  const resources = state.resources.map((r) => `${keyOf(r)} ${canonical(r)}`).sort();
+  const operator = state.operatorPolicies.map((p) => canonical(p)).sort();
+  return `vhost ${state.vhostExists ? "exists" : "absent"}\n${resources.join("\n")}\noperator policies\n${operator.join("\n")}`;
 }
 
 const canonical = (v: unknown): string => stableJson(v as never);
@@ -251,40 +281,200 @@ function actionShape(a: Action): string {
   }
 }
 
-const label = (a: Action) => `${a.op} ${subjectOf(a).kind} ${describe(subjectOf(a))}`;
+/** An action as a line of a refusal; an update says what it changes (a user's password as the word). */
+const label = (a: Action) => `${a.op} ${subjectOf(a).kind} ${describe(subjectOf(a))}${a.op === "update" && a.changed.length ? ` (${a.changed.map(escapeUnsafe).join(", ")})` : ""}`;
 /** An endpoint without its user: the plan job may read as a read-only user, apply writes as another. */
 const place = (endpoint: string) => endpoint.replace(/^([a-z]+:\/\/)[^@/]*@/, "$1");
 
 export interface FreshCluster {
   plan: ClusterPlan;
-  stateDigest: string;
+  state: SavedState;
 }
 
 /**
- * After a lost connection apply plans again what is left of a cluster: every action of that plan
- * must be one the saved plan holds, the same operation on the same object with the same result
- * (a replace may now resume, and re-create a binding added since). One line per action that is
- * not; empty when what is left is part of the saved plan. Actions of the saved plan no longer in
- * the fresh one were made before the connection was lost.
+ * What a cluster's check may find changed by apply itself. `made`: the actions apply has carried
+ * out, or may have (a retry after a lost connection does not know how far the lost connection got):
+ * each of their objects may be as the plan saw it or as the plan makes it, or, mid-way, gone with
+ * what the plan deleted or replaced. `granted`: the users a vhost's creation gives every right on it
+ * (the AMQP user apply grants them to, and the management user RabbitMQ grants them to).
  */
-export function outsideSaved(saved: SavedPlan, fresh: ClusterPlan): string[] {
-  const s = saved.clusters.find((c) => c.cluster === fresh.cluster);
+export interface MadeSoFar {
+  made: readonly Action[];
+  granted: readonly string[];
+  /**
+   * Those the broker confirmed: their objects must be as apply made them (a write in flight when
+   * the connection was lost may or may not have landed, so the others may be either).
+   */
+  confirmed?: readonly Action[];
+}
+
+const NOTHING_MADE: MadeSoFar = { made: [], granted: [] };
+const ABSENT = "(absent)";
+/** How many of a cluster's changed objects a stale plan's refusal lists; the rest are counted. */
+const OBJECT_LINES = 10;
+
+/** What a created policy or permission does: its name alone does not say. */
+function details(r: Resource): string {
+  switch (r.kind) {
+    case "policy":
+      return ` (pattern ${shown(r.pattern)}, apply-to ${r.applyTo}, priority ${r.priority}, definition ${escapeUnsafe(canonical(r.definition))})`;
+    case "permission":
+      return ` (configure ${shown(r.configure)}, write ${shown(r.write)}, read ${shown(r.read)})`;
+    case "topic-permission":
+      return ` (write ${shown(r.write)}, read ${shown(r.read)})`;
+    default:
+      return "";
+  }
+}
+
+/**
+ * One object as it differs between two states; `kind`: "operator policy" for those. `since`: what
+ * `before` is, the plan's view ("the plan") or what apply made or deleted ("apply made it").
+ */
+function objectChange(before: Resource | undefined, after: Resource | undefined, kind?: string, since = "the plan"): string {
+  const r = (after ?? before) as Resource;
+  const name = `${kind ?? r.kind} ${describe(r)}`;
+  if (!before) return `${name}: created since ${since}${details(r)}`;
+  if (!after) return `${name}: deleted since ${since}`;
+  const fields = Object.keys({ ...before, ...after }).filter((f) => f !== "kind");
+  return `${name}: changed since ${since}: ${fieldDiff(before, after, fields).map(escapeUnsafe).join(", ")}`;
+}
+
+/**
+ * How the broker's objects differ from the state a cluster's plan was computed from: one line per
+ * object, by key ("queue mplogin.async: deleted since the plan"); empty when nothing differs but
+ * what apply itself made (`sofar`).
+ */
+export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFar = NOTHING_MADE): string[] {
+  // The states an object may be in besides the one the plan saw, by key.
+  const may = new Map<string, Set<string>>();
+  const allow = (key: string, r: Resource | undefined) => {
+    const states = may.get(key) ?? new Set<string>();
+    states.add(r === undefined ? ABSENT : canonical(r));
+    may.set(key, states);
+  };
+  // Objects that go with another the plan deletes or replaces (a queue's bindings, a user's rights),
+  // and a replace's holding queue and its bindings, which live only while the replace runs.
+  const mayGo: ((r: Resource) => boolean)[] = [];
+  const anyState: ((r: Resource) => boolean)[] = [];
+  const attached = (x: Resource) => (r: Resource) =>
+    (r.kind === "binding" && x.kind === "queue" && r.destinationType === "queue" && r.destination === x.name) ||
+    (r.kind === "binding" && x.kind === "exchange" && (r.source === x.name || (r.destinationType === "exchange" && r.destination === x.name))) ||
+    (r.kind === "topic-permission" && x.kind === "exchange" && r.exchange === x.name) ||
+    ((r.kind === "permission" || r.kind === "topic-permission") && x.kind === "user" && r.user === x.name);
+  let vhostMade = false;
+  for (const a of sofar.made) {
+    switch (a.op) {
+      case "create":
+        allow(a.key, a.after);
+        if (a.after.kind === "vhost") {
+          vhostMade = true;
+          for (const user of sofar.granted) {
+            const all: Permission = { kind: "permission", user, configure: ".*", write: ".*", read: ".*" };
+            allow(keyOf(all), all);
+          }
+        }
+        break;
+      case "update":
+        allow(a.key, a.after);
+        break;
+      case "replace": {
+        allow(a.key, a.after);
+        allow(a.key, undefined);
+        for (const b of a.rebind) allow(keyOf(b), b);
+        mayGo.push(attached(a.before));
+        const hold = a.after.kind === "queue" ? holdingQueueName(a.after.name) : undefined;
+        if (hold !== undefined) anyState.push((r) => (r.kind === "queue" && r.name === hold) || (r.kind === "binding" && (r.destination === hold || r.source === hold)));
+        break;
+      }
+      case "delete":
+        allow(a.key, undefined);
+        mayGo.push(attached(a.before));
+        for (const b of a.unmanaged ?? []) allow(keyOf(b), undefined);
+        break;
+      default:
+        assertNever(a);
+    }
+  }
+  // What the confirmed actions left, by key (a delete: nothing).
+  const left = new Map<string, Resource | undefined>();
+  for (const a of sofar.confirmed ?? []) left.set(a.key, a.op === "delete" ? undefined : a.after);
+  const out: string[] = [];
+  if (saved.vhostExists !== now.vhostExists && !(vhostMade && now.vhostExists)) {
+    // Named by the vhost object when the cluster's view holds it (the file always wants it).
+    const named = [...saved.resources, ...now.resources].some((r) => r.kind === "vhost");
+    if (!named) out.push(`the vhost: ${now.vhostExists ? "created" : "deleted"} since the plan`);
+  }
+  const was = new Map(saved.resources.map((r) => [keyOf(r), r]));
+  const is = new Map(now.resources.map((r) => [keyOf(r), r]));
+  for (const key of [...new Set([...was.keys(), ...is.keys(), ...left.keys()])].sort()) {
+    const b = was.get(key);
+    const n = is.get(key);
+    const nowText = n === undefined ? ABSENT : canonical(n);
+    // Gone with what the plan deletes or replaces, or a replace's own: whatever apply made of it.
+    // Asked only of an object that differs: a plan may delete thousands.
+    const withOther = () => {
+      const any = n ?? b;
+      return (n === undefined && b !== undefined && mayGo.some((gone) => gone(b))) || (any !== undefined && anyState.some((free) => free(any)));
+    };
+    if (left.has(key)) {
+      const m = left.get(key);
+      if ((m === undefined ? ABSENT : canonical(m)) !== nowText && !withOther()) out.push(objectChange(m, n, undefined, m === undefined ? "apply deleted it" : "apply made it"));
+      continue;
+    }
+    if ((b === undefined ? ABSENT : canonical(b)) === nowText || may.get(key)?.has(nowText) || withOther()) continue;
+    out.push(objectChange(b, n));
+  }
+  const byName = (ps: Policy[]) => new Map(ps.map((p) => [p.name, p]));
+  const [opWas, opIs] = [byName(saved.operatorPolicies), byName(now.operatorPolicies)];
+  for (const name of [...new Set([...opWas.keys(), ...opIs.keys()])].sort()) {
+    const [b, n] = [opWas.get(name), opIs.get(name)];
+    if (canonical(b ?? null) !== canonical(n ?? null)) out.push(objectChange(b, n, "operator policy"));
+  }
+  return out;
+}
+
+/** A cluster's changed objects as one entry of a stale plan's refusal: the first few, and a count. */
+function stateEntry(cluster: string, changes: readonly string[]): string[] {
+  if (!changes.length) return [];
+  const more = changes.length > OBJECT_LINES + 1 ? [`... and ${changes.length - OBJECT_LINES} more`] : [];
+  const shownLines = [...(more.length ? changes.slice(0, OBJECT_LINES) : changes), ...more];
+  return [`cluster ${cluster}: the broker's objects changed since the plan was made (${plural(changes.length, "object")}):\n${shownLines.map((l) => `    ${l}`).join("\n")}`];
+}
+
+/**
+ * After a lost connection apply plans again what is left of a cluster. The broker must be as the
+ * plan left it: every object the saved plan does not change as the plan saw it, every object it
+ * changes as the plan saw it or as the plan makes it (how far the lost connection got is not
+ * known); and every action of the new plan one the saved plan holds, the same operation on the
+ * same object with the same result (a replace may now resume, and re-create a binding added
+ * since). Actions of the saved plan no longer in the new one were made before the connection was
+ * lost. One entry per difference; empty when what is left is part of the saved plan.
+ */
+export function outsideSaved(saved: SavedPlan, fresh: FreshCluster, granted: readonly string[] = [], confirmed: readonly Action[] = []): string[] {
+  const s = saved.clusters.find((c) => c.cluster === fresh.plan.cluster);
+  const cluster = fresh.plan.cluster;
   const before = new Map((s?.actions ?? []).map((a) => [a.key, a]));
   const result = (a: Action) => canonical({ op: a.op, subject: subjectOf(a) });
-  return fresh.actions.flatMap((a) => {
-    const b = before.get(a.key);
-    if (!b) return [`cluster ${fresh.cluster}: not in the plan: ${label(a)}`];
-    if (result(a) === result(b)) return [];
-    return [a.op === b.op ? `cluster ${fresh.cluster}: ${label(a)}, with another result than the plan's` : `cluster ${fresh.cluster}: now ${label(a)}, the plan says ${label(b)}`];
-  });
+  const objects = s ? stateEntry(cluster, stateChanges(s.state, fresh.state, { made: s.actions, granted, confirmed })) : [];
+  return [
+    ...objects,
+    ...fresh.plan.actions.flatMap((a) => {
+      const b = before.get(a.key);
+      if (!b) return [`cluster ${cluster}: not in the plan: ${label(a)}`];
+      if (result(a) === result(b)) return [];
+      return [a.op === b.op ? `cluster ${cluster}: ${label(a)}, with another result than the plan's` : `cluster ${cluster}: now ${label(a)}, the plan says ${label(b)}`];
+    }),
+  ];
 }
 
 /**
- * What differs between the saved plan and fresh plans of its clusters: one line per difference,
+ * What differs between the saved plan and fresh plans of its clusters: one entry per difference,
  * naming the cluster; empty when the saved plan still holds. A cluster the fresh read did not
- * cover is not compared (apply reads every cluster of a saved plan).
+ * cover is not compared (apply reads every cluster of a saved plan). `sofar`: what apply itself
+ * made in a cluster before this read (its vhost, before its lock).
  */
-export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[]): string[] {
+export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[], sofar: (cluster: string) => MadeSoFar = () => NOTHING_MADE): string[] {
   const out: string[] = [];
   for (const f of fresh) {
     const name = f.plan.cluster;
@@ -294,7 +484,11 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[])
       continue;
     }
     if (place(s.endpoint) !== place(f.plan.endpoint)) out.push(`cluster ${name}: its endpoint is now ${place(f.plan.endpoint)}, the plan was made for ${place(s.endpoint)}`);
-    const before = new Map(s.actions.map((a) => [a.key, a]));
+    // The objects that changed come first: they are the cause, the plan's differences their effect.
+    const made = sofar(name);
+    out.push(...stateEntry(name, stateChanges(s.state, f.state, made)));
+    const done = new Set(made.made.map((a) => a.key));
+    const before = new Map(s.actions.filter((a) => !done.has(a.key)).map((a) => [a.key, a]));
     const now = new Map(f.plan.actions.map((a) => [a.key, a]));
     for (const [key, a] of before) {
       const b = now.get(key);
@@ -302,7 +496,6 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[])
       else if (actionShape(a) !== actionShape(b)) out.push(`cluster ${name}: now ${label(b)}, the plan says ${label(a)}${a.op === b.op ? " (its details differ)" : ""}`);
     }
     for (const [key, b] of now) if (!before.has(key)) out.push(`cluster ${name}: not in the plan: ${label(b)}`);
-    if (s.stateDigest !== f.stateDigest) out.push(`cluster ${name}: the broker's objects changed since the plan was made`);
   }
   return out;
 }

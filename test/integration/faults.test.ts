@@ -400,11 +400,47 @@ describe("a saved plan across a lost connection", () => {
     const { code, stderr, closed } = await applyAndCloseConnection([out], async, SHUTDOWN, unbind);
     expect(closed).toBe(true);
     expect(code).toBe(1);
-    expect(stderr).toMatch(/cluster async: the connection was lost after \d+ changes? of the saved plan (was|were) made, and what is left is no longer part of the plan:\n  cluster async: not in the plan: create binding mpkeep -> mpkeep\.async/);
+    expect(stderr).toMatch(/cluster async: the connection was lost after \d+ changes? of the saved plan (was|were) made, and the broker is no longer as the plan left it:\n(.*\n)*  cluster async: not in the plan: create binding mpkeep -> mpkeep\.async/);
     expect(stderr).toMatch(/nothing more was written to cluster async/);
     expect(stderr).toMatch(/hint: run topo plan -o FILE again, review what is left, and apply that/);
     // The binding stays deleted: the retry wrote nothing.
     expect((await api("GET", `/api/bindings/${encodeURIComponent(async)}/e/mpkeep/q/mpkeep.async`)).body).toEqual([]);
+  });
+
+  it("stops when, after the reconnect, an object apply had made is gone again: what the broker confirmed must be as apply made it", async () => {
+    const { async, small, big, out } = bigPlan();
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "-o", out])).code).toBe(0);
+    // A quarter of the changes are made (queues are declared first): the first of them, long
+    // confirmed, is deleted by another hand while apply waits to reconnect.
+    let gone = "";
+    const undo = async () => {
+      const queues = ((await api("GET", `/api/queues/${vh(async)}?columns=name`)).body as { name: string }[]).map((q) => q.name).filter((n) => n.startsWith("mpsvc_"));
+      gone = queues.sort()[0] as string;
+      expect((await api("DELETE", `/api/queues/${vh(async)}/${encodeURIComponent(gone)}`)).status).toBe(204);
+    };
+    const { code, stderr, closed } = await applyAndCloseConnection([out], async, SHUTDOWN, undo, /changes made \(25%\)/);
+    expect(closed).toBe(true);
+    expect(stderr).toMatch(/cluster async: reconnecting in/);
+    expect(code, stderr).toBe(1);
+    expect(stderr).toContain(`    queue ${gone}: deleted since apply made it`);
+    expect(stderr).toMatch(/nothing more was written to cluster async/);
+  });
+
+  it("stops when, after the reconnect, an object the plan does not touch changed, though what is left of the plan is the same", async () => {
+    const { async, small, big, out } = bigPlan();
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "-o", out])).code).toBe(0);
+    // While apply waits to reconnect, someone caps every service queue with a policy of their own.
+    const cap = async () => {
+      expect((await api("PUT", `/api/policies/${vh(async)}/cap`, { pattern: "^mp", definition: { "max-length": 1 }, "apply-to": "queues", priority: 9 })).status).toBeLessThan(300);
+    };
+    const { code, stderr, closed } = await applyAndCloseConnection([out], async, SHUTDOWN, cap);
+    expect(closed).toBe(true);
+    expect(stderr).toMatch(/cluster async: reconnecting in/);
+    expect(code, stderr).toBe(1);
+    expect(stderr).toMatch(/cluster async: the connection was lost after \d+ changes? of the saved plan (was|were) made, and the broker is no longer as the plan left it:\n  cluster async: the broker's objects changed since the plan was made \(1 object\):\n    policy cap: created since the plan/);
+    expect(stderr).toMatch(/nothing more was written to cluster async/);
   });
 });
 

@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames as benchNames } from "../../bench/services.mjs";
-import { amqpUrl, api, CLI, getQueue, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, CLI, createVhost, getQueue, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const { fresh: freshTopology } = testVhosts();
 
@@ -40,6 +40,37 @@ async function snapshot(...vs: string[]): Promise<unknown> {
   );
 }
 
+/**
+ * Apply the saved plan while another apply holds the async cluster's lock, the first in lock order
+ * (vhost topo-test-async-* before topo-test-sync-*): apply reads, checks, and waits for it. Once it
+ * waits (and `ready` says so), `meanwhile` changes the broker and returns what to check of the
+ * apply's exit code after the lock is let go.
+ */
+async function whileAsyncLocked(
+  t: { async: string; out: string },
+  meanwhile: (stderr: () => string) => Promise<(code: number) => Promise<void>>,
+  ready: () => Promise<boolean> = async () => true,
+): Promise<void> {
+  const holder = await amqplib.connect(amqpUrl(t.async));
+  const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.resume();
+  const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
+  try {
+    const ch = await holder.createChannel();
+    await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
+    for (let i = 0; i < 200 && !(/waiting for the apply lock/.test(stderr) && (await ready())); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/cluster async: waiting for the apply lock/);
+    const then = await meanwhile(() => stderr);
+    await holder.close();
+    await then(await exited);
+  } finally {
+    child.kill();
+    await holder.close().catch(() => undefined);
+  }
+}
+
 describe("topo plan -o, then topo apply PLANFILE", () => {
   it("applies the saved plan, and the broker then matches the file", async () => {
     const t = fresh(["mplogin"]);
@@ -48,9 +79,10 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(plan.stdout).toMatch(/Plan: 9 to create, 0 to update, 0 to replace, 0 to delete\./);
     expect(plan.stderr).toContain(`wrote ${t.out}`);
     const saved = JSON.parse(readFileSync(t.out, "utf8"));
-    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 3, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(saved).toMatchObject({ format: "topo-saved-plan", formatVersion: 4, file: t.file, fileDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
     expect(saved.clusters.map((c: any) => c.cluster)).toEqual(["sync", "async"]);
-    for (const c of saved.clusters) expect(c.stateDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // What each cluster's plan was computed from: the vhost is not there yet.
+    for (const c of saved.clusters) expect(c.state).toEqual({ vhostExists: false, resources: [], operatorPolicies: [] });
 
     const r = await runCli(["apply", t.out]);
     expect(r.stderr).not.toMatch(/Error/);
@@ -95,9 +127,11 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const r = await runCli(["apply", t.out]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/the saved plan is stale; run topo plan again/);
-    // 185 differences: every action (sync: its vhost, the mirror policy and 90 objects; async: its
-    // vhost and 90 objects) is no longer needed, and each cluster's objects changed.
-    expect(r.stderr.split("\n").filter((l) => /^  cluster \w+: no longer needed: /.test(l))).toHaveLength(20);
+    // 185 differences: each cluster's objects changed (sync's first, the cause named before its
+    // effect), and every action (sync: its vhost, the mirror policy and 90 objects; async: its
+    // vhost and 90 objects) is no longer needed.
+    expect(r.stderr).toMatch(/^  cluster sync: the broker's objects changed since the plan was made \(92 objects\):\n(    .*: created since the plan.*\n){10}    \.\.\. and 82 more\n  cluster sync: no longer needed: /m);
+    expect(r.stderr.split("\n").filter((l) => /^  cluster \w+: no longer needed: /.test(l))).toHaveLength(19);
     expect(r.stderr).toMatch(/^  \.\.\. and 165 more differences \(topo plan shows the plan as it is now\)$/m);
   });
 
@@ -117,6 +151,9 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(e.message).toMatch(/the saved plan is stale; run topo plan again/);
     expect(e.message).toContain("cluster async: not in the plan: create queue mplogin.async");
     expect(e.message).toContain("cluster async: the broker's objects changed since the plan was made");
+    // Which object, and how: the cause, not only its effect on the plan.
+    expect(e.message).toContain("    queue mplogin.async: deleted since the plan");
+    expect(e.hints).toEqual([`run topo plan -f ${t.file} -o FILE again, review it, and apply that`]);
     expect(e.message).not.toContain("cluster sync");
     expect(e.message).toMatch(/nothing was written to any cluster/);
     expect(r.stderr).toMatch(/Error: the saved plan is stale/);
@@ -151,6 +188,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const e = JSON.parse(r.stdout).error;
     expect(e.code).toBe("stale_plan");
     expect(e.message).toContain("cluster async: the broker's objects changed since the plan was made");
+    expect(e.message).toContain('    operator policy cap: created since the plan (pattern ^mp, apply-to queues, priority 0, definition {"max-length":2})');
     expect(await snapshot(t.sync, t.async)).toEqual(before);
     expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
   });
@@ -160,36 +198,67 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
     rewrite(t, ["mplogin", "mpwallet"]);
     expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
-    // Another apply holds the async cluster's lock, the first in lock order (vhost topo-test-async-*
-    // before topo-test-sync-*): this one reads, checks, and waits for it.
-    const holder = await amqplib.connect(amqpUrl(t.async));
-    const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.stdout.resume();
-    const exited = new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1)));
-    try {
-      const ch = await holder.createChannel();
-      await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
-      for (let i = 0; i < 200 && !/waiting for the apply lock/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(stderr).toMatch(/cluster async: waiting for the apply lock held by the saved-plan test/);
+    await whileAsyncLocked(t, async (stderr) => {
+      expect(stderr()).toMatch(/cluster async: waiting for the apply lock held by the saved-plan test/);
       // While it waits, the async cluster changes under it.
       expect((await api("DELETE", `/api/queues/${vh(t.async)}/mplogin.async`)).status).toBe(204);
       // The locks (this apply's on sync, the holder's on async) come and go; the rest must not.
       const withoutLocks = (x: unknown) => JSON.stringify(x, (_k, v) => (Array.isArray(v) ? v.filter((o) => !/^topo\.mp\.lock$/.test(o?.name ?? o?.destination ?? "")) : v));
       const before = withoutLocks(await snapshot(t.sync, t.async));
-      await holder.close();
-      expect(await exited).toBe(1);
-      expect(stderr).toMatch(/the saved plan is stale; run topo plan again/);
-      expect(stderr).toContain("cluster async: not in the plan: create queue mplogin.async");
-      // sync wrote nothing: its lock comes after async's, and the barrier holds its writes.
-      expect(withoutLocks(await snapshot(t.sync, t.async))).toEqual(before);
-      expect(before).not.toContain("mpwallet");
-    } finally {
-      child.kill();
-      await holder.close().catch(() => undefined);
-    }
+      return async (code) => {
+        expect(code).toBe(1);
+        expect(stderr()).toMatch(/the saved plan is stale; run topo plan again/);
+        expect(stderr()).toContain("cluster async: not in the plan: create queue mplogin.async");
+        // sync wrote nothing: its lock comes after async's, and the barrier holds its writes.
+        expect(withoutLocks(await snapshot(t.sync, t.async))).toEqual(before);
+        expect(before).not.toContain("mpwallet");
+      };
+    });
   }, 60_000);
+
+  it("a vhost the plan creates is checked under its lock as it was planned: a policy put in it after apply made it stops every cluster's writes", async () => {
+    const t = fresh(["mplogin"]);
+    // async exists and gets a service; sync's vhost is absent when the plan is made.
+    expect((await runCli(["apply", "-f", t.file, "--cluster", "async"])).code).toBe(0);
+    rewrite(t, ["mplogin", "mpwallet"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    // sync's vhost is made before its lock, which waits for async's.
+    const made = async () => (await api("GET", `/api/vhosts/${vh(t.sync)}`)).status === 200;
+    await whileAsyncLocked(
+      t,
+      async (stderr) => {
+        // In the vhost apply just made, before it holds its lock there: a policy that caps the queues the plan creates.
+        const cap = { pattern: "^mp", definition: { "max-length": 1 }, "apply-to": "queues", priority: 9 };
+        expect((await api("PUT", `/api/policies/${vh(t.sync)}/cap`, cap)).status).toBeLessThan(300);
+        return async (code) => {
+          expect(code).toBe(1);
+          expect(stderr()).toMatch(/the saved plan is stale; run topo plan again/);
+          expect(stderr()).toMatch(/cluster sync: the broker's objects changed since the plan was made/);
+          expect(stderr()).toContain('    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})');
+          expect(await getQueue(t.sync, "mplogin.sync")).toBeUndefined();
+          expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
+        };
+      },
+      made,
+    );
+  }, 60_000);
+
+  it("a plan made while the vhost was absent is stale once someone made it, and names the vhost and what was put in it", async () => {
+    const t = fresh(["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    await createVhost(t.sync);
+    expect((await api("PUT", `/api/policies/${vh(t.sync)}/cap`, { pattern: "^mp", definition: { "max-length": 1 }, "apply-to": "queues" })).status).toBeLessThan(300);
+    const r = await runCli(["apply", t.out, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toContain(
+      `  cluster sync: the broker's objects changed since the plan was made (2 objects):\n    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 0, definition {"max-length":1})\n    vhost ${t.sync}: created since the plan\n`,
+    );
+    expect(e.message).toContain(`cluster sync: no longer needed: create vhost ${t.sync}`);
+    expect(e.message).toMatch(/nothing was written to any cluster$/);
+    expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+  });
 
   it("refuses when the topology file changed since the plan, before reading any broker", async () => {
     const t = fresh(["mplogin"]);

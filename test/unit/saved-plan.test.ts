@@ -1,8 +1,8 @@
 // Saved plans and their markdown, on plain objects: no broker, no files.
 
 import { describe, expect, it } from "vitest";
-import type { Action, ClusterPlan, Plan } from "../../src/model.js";
-import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type SavedPlan } from "../../src/plan/saved.js";
+import type { Action, ClusterPlan, Plan, Policy, Resource } from "../../src/model.js";
+import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateChanges, stateOf, stateText, type SavedPlan, type SavedState } from "../../src/plan/saved.js";
 import { renderMarkdown } from "../../src/plan/markdown.js";
 import type { RawConfig, RawService } from "../../src/config/normalize.js";
 import { actual, binding, desiredOf, exchange, queue, raw, service } from "../helpers/builders.js";
@@ -30,16 +30,20 @@ const replace: Action = {
   risks: [{ rule: "x-max-length", reason: "x-max-length 10 is below the 30 messages it holds", advice: "raise it" }],
 };
 
-const meta = { topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a", sync: "sha256:s" }, desiredDigests: { async: "sha256:da", sync: "sha256:ds" }, createdAt: "2026-01-01T00:00:00.000Z" };
+const state = (resources: Resource[], o: Partial<SavedState> = {}): SavedState => ({ vhostExists: true, resources, operatorPolicies: [], ...o });
+/** What async held when the plan was made: the queue the plan replaces, its service exchange and binding. */
+const asyncSeen: Resource[] = [{ kind: "vhost", name: "async" }, exchange({ name: "mppayment" }), replace.op === "replace" ? replace.before : queue({ name: "x" }), binding({ source: "mppayment", destination: "mppayment.async" })];
+const meta = { topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp", states: { async: state(asyncSeen), sync: state([]) }, desiredDigests: { async: "sha256:da", sync: "sha256:ds" }, createdAt: "2026-01-01T00:00:00.000Z" };
 const plan: Plan = { clusters: [cluster([create("mpnew.async"), replace], "async"), cluster([], "sync")] };
 const saved = (): SavedPlan => parseSavedPlan(JSON.stringify(savedPlan(plan, meta)));
-const fresh = (p: ClusterPlan, stateDigest = meta.stateDigests[p.cluster as "async"]) => ({ plan: p, stateDigest });
+const fresh = (p: ClusterPlan, st: SavedState = meta.states[p.cluster as "async"] ?? state([])) => ({ plan: p, state: st });
+const cap: Policy = { kind: "policy", name: "cap", pattern: "^mp", applyTo: "queues", priority: 9, definition: { "max-length": 1 } };
 
 describe("savedPlan / parseSavedPlan", () => {
   it("round-trips through JSON to the same plan", () => {
     const s = saved();
-    expect(s).toMatchObject({ format: "topo-saved-plan", formatVersion: 3, topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp" });
-    expect(s.clusters.map((c) => [c.cluster, c.stateDigest])).toEqual([["async", "sha256:a"], ["sync", "sha256:s"]]);
+    expect(s).toMatchObject({ format: "topo-saved-plan", formatVersion: 4, topoVersion: "0.1.0", file: "topology.yaml", fileDigest: "sha256:f", prefix: "mp" });
+    expect(s.clusters.map((c) => [c.cluster, c.state])).toEqual([["async", meta.states.async], ["sync", meta.states.sync]]);
     expect(planOf(s)).toEqual(JSON.parse(JSON.stringify(plan)));
   });
 
@@ -66,11 +70,16 @@ describe("savedPlan / parseSavedPlan", () => {
     for (const at of [1, 100, whole.indexOf('"sha256:f"') + 4, whole.length - 2]) {
       expect(why(whole.slice(0, at)), `cut at ${at}`).toBe("it ends before its JSON does: the file was cut short (a copy or an upload of it that did not finish?)");
     }
-    expect(why(JSON.stringify({ ...good, formatVersion: 4, topoVersion: "9.0.0" }))).toMatch(/format 4, and this topo reads format 3 \(it was made by topo 9\.0\.0\)/);
+    expect(why(JSON.stringify({ ...good, formatVersion: 5, topoVersion: "9.0.0" }))).toMatch(/format 5, and this topo reads format 4 \(it was made by topo 9\.0\.0\)/);
     const broken = JSON.parse(JSON.stringify(good));
     broken.clusters[0].actions[0] = { op: "explode", key: "x" };
-    delete broken.clusters[1].stateDigest;
-    expect(why(JSON.stringify(broken))).toMatch(/damaged: clusters\[0\]\.actions\[0\] is not an action; clusters\[1\]\.stateDigest is not a string/);
+    delete broken.clusters[1].desiredDigest;
+    expect(why(JSON.stringify(broken))).toMatch(/damaged: clusters\[0\]\.actions\[0\] is not an action; clusters\[1\]\.desiredDigest is not a string/);
+    // The state apply compares the broker with: every object whole.
+    const noState = JSON.parse(JSON.stringify(good));
+    noState.clusters[0].state.resources[2].arguments = "x";
+    noState.clusters[1].state = { vhostExists: true };
+    expect(why(JSON.stringify(noState))).toMatch(/damaged: clusters\[0\]\.state\.resources\[2\]\.arguments is not an object; clusters\[1\]\.state is not a state \(vhostExists, resources, operatorPolicies\)/);
   });
 
   it("reads a plan an editor saved with a byte-order mark or CRLF line ends, which is still the same JSON", () => {
@@ -117,18 +126,28 @@ describe("compareToSaved", () => {
 
   it("names actions added, removed and different, and a changed broker state, per cluster", () => {
     const different = { ...replace, after: queue({ name: "mppayment.async", arguments: { "x-max-length": 20 } }), because: ["arguments.x-max-length: (none) -> 20"] } as Action;
-    const changes = compareToSaved(saved(), [fresh(cluster([different, del("mpold.async")], "async"), "sha256:other"), fresh(cluster([], "sync"))]);
+    const changes = compareToSaved(saved(), [fresh(cluster([different, del("mpold.async")], "async"), state([...asyncSeen, queue({ name: "mpnew.async" }), queue({ name: "mpold.async" })])), fresh(cluster([], "sync"))]);
     expect(changes).toEqual([
+      "cluster async: the broker's objects changed since the plan was made (2 objects):\n    queue mpnew.async: created since the plan\n    queue mpold.async: created since the plan",
       "cluster async: no longer needed: create queue mpnew.async",
       "cluster async: now replace queue mppayment.async, the plan says replace queue mppayment.async (its details differ)",
       "cluster async: not in the plan: delete queue mpold.async",
-      "cluster async: the broker's objects changed since the plan was made",
+    ]);
+  });
+
+  it("says what an update not in the plan changes: a password changed on the broker by hand shows as the word password", () => {
+    const user: Resource = { kind: "user", name: "mplogin", tags: ["topo.mp"] };
+    const rotate: Action = { op: "update", key: "user|mplogin", before: user, after: user, changed: ["password"] };
+    const retag: Action = { op: "update", key: "policy|cap", before: cap, after: { ...cap, definition: { "max-length": 2 } }, changed: ["definition.max-length: 1 -> 2"] };
+    expect(compareToSaved(saved(), [fresh(cluster([create("mpnew.async"), replace, rotate, retag], "async"))])).toEqual([
+      "cluster async: not in the plan: update user mplogin (password)",
+      "cluster async: not in the plan: update policy cap (definition.max-length: 1 -> 2)",
     ]);
   });
 
   it("notices an endpoint that points elsewhere, and a cluster the plan does not hold", () => {
     const moved = cluster([], "sync", { endpoint: "amqp://topo-ci:***@other:5672/sync" });
-    expect(compareToSaved(saved(), [fresh(moved), fresh(cluster([], "extra"), "x")])).toEqual([
+    expect(compareToSaved(saved(), [fresh(moved), fresh(cluster([], "extra"))])).toEqual([
       "cluster sync: its endpoint is now amqp://other:5672/sync, the plan was made for amqp://rabbit:5672/sync",
       "cluster extra: not in the saved plan",
     ]);
@@ -140,32 +159,60 @@ describe("stateText", () => {
   const base = [{ kind: "vhost", name: "a" } as const, ...service("mplogin", "async")];
 
   it("ignores message counts and objects outside topo's view (a worker's reply queue, the apply lock)", () => {
-    const before = stateText(desired, actual(base, { queueFacts: { "mplogin.async": { messages: 1 } } }), "mp");
+    const before = stateText(stateOf(desired, actual(base, { queueFacts: { "mplogin.async": { messages: 1 } } }), "mp"));
     const after = stateText(
-      desired,
-      actual([...base, queue({ name: "celery@host.reply", exclusive: true }), queue({ name: "topo.mp.lock" }), exchange({ name: "celery.pidbox", type: "fanout" })], {
-        queueFacts: { "mplogin.async": { messages: 99, consumers: 3 } },
-      }),
-      "mp",
+      stateOf(
+        desired,
+        actual([...base, queue({ name: "celery@host.reply", exclusive: true }), queue({ name: "topo.mp.lock" }), exchange({ name: "celery.pidbox", type: "fanout" })], {
+          queueFacts: { "mplogin.async": { messages: 99, consumers: 3 } },
+        }),
+        "mp",
+      ),
     );
     expect(after).toBe(before);
   });
 
   it("changes with a queue in the namespace, a binding on a service's exchange, a policy, or the vhost", () => {
-    const before = stateText(desired, actual(base), "mp");
-    expect(stateText(desired, actual([...base, queue({ name: "mpnew.async" })]), "mp")).not.toBe(before);
-    expect(stateText(desired, actual([...base, binding({ source: "mplogin", destination: "audit", routingKey: "#" })]), "mp")).not.toBe(before);
-    expect(stateText(desired, actual([...base, { kind: "policy", name: "limits", pattern: ".*", applyTo: "queues", priority: 5, definition: { "max-length": 5 } }]), "mp")).not.toBe(before);
-    expect(stateText(desired, actual(base, { vhostExists: false }), "mp")).not.toBe(before);
+    const before = stateText(stateOf(desired, actual(base), "mp"));
+    expect(stateText(stateOf(desired, actual([...base, queue({ name: "mpnew.async" })]), "mp"))).not.toBe(before);
+    expect(stateText(stateOf(desired, actual([...base, binding({ source: "mplogin", destination: "audit", routingKey: "#" })]), "mp"))).not.toBe(before);
+    expect(stateText(stateOf(desired, actual([...base, { kind: "policy", name: "limits", pattern: ".*", applyTo: "queues", priority: 5, definition: { "max-length": 5 } }]), "mp"))).not.toBe(before);
+    expect(stateText(stateOf(desired, actual(base, { vhostExists: false }), "mp"))).not.toBe(before);
   });
 
   it("changes with an operator policy: it limits the file's queues as a user's policy does, and what a replace may lose with them", () => {
     const cap = { kind: "policy", name: "cap", pattern: ".*", applyTo: "queues", priority: 0, definition: { "max-length": 2 } } as const;
-    const before = stateText(desired, actual(base, { operatorPolicies: [] }), "mp");
-    expect(stateText(desired, actual(base, { operatorPolicies: [cap] }), "mp")).not.toBe(before);
-    expect(stateText(desired, actual(base, { operatorPolicies: [{ ...cap, definition: { "max-length": 3 } }] }), "mp")).not.toBe(
-      stateText(desired, actual(base, { operatorPolicies: [cap] }), "mp"),
+    const before = stateText(stateOf(desired, actual(base, { operatorPolicies: [] }), "mp"));
+    expect(stateText(stateOf(desired, actual(base, { operatorPolicies: [cap] }), "mp"))).not.toBe(before);
+    expect(stateText(stateOf(desired, actual(base, { operatorPolicies: [{ ...cap, definition: { "max-length": 3 } }] }), "mp"))).not.toBe(
+      stateText(stateOf(desired, actual(base, { operatorPolicies: [cap] }), "mp")),
     );
+  });
+});
+
+describe("stateChanges", () => {
+  const seen = state(asyncSeen);
+
+  it("says what changed in each object: created, deleted, or which fields, with a policy's pattern and definition", () => {
+    const lowered = { ...cap, definition: { "max-length": 5, "overflow": "reject-publish" } };
+    expect(stateChanges(state([...asyncSeen, cap]), state([...asyncSeen.slice(0, 2), asyncSeen[3] as Resource, lowered]))).toEqual([
+      'policy cap: changed since the plan: definition.max-length: 1 -> 5, definition.overflow: (none) -> "reject-publish"',
+      "queue mppayment.async: deleted since the plan",
+    ]);
+    expect(stateChanges(seen, state(asyncSeen, { operatorPolicies: [cap] }))).toEqual(['operator policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})']);
+    expect(stateChanges(state([]), state([], { vhostExists: false }))).toEqual(["the vhost: deleted since the plan"]);
+  });
+
+  it("lets a vhost apply made be there, with every right granted on it, and nothing else", () => {
+    const before = state([], { vhostExists: false });
+    const vhost: Action = { op: "create", key: "vhost|async", after: { kind: "vhost", name: "async" } };
+    const granted = [{ kind: "permission", user: "topo-ci", configure: ".*", write: ".*", read: ".*" } as const];
+    const made = { made: [vhost], granted: ["topo-ci"] };
+    expect(stateChanges(before, state([vhost.after, ...granted]), made)).toEqual([]);
+    expect(stateChanges(before, state([vhost.after, cap]), made)).toEqual(['policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})']);
+    expect(stateChanges(before, state([vhost.after, { ...granted[0], read: "^x$" }]), made)).toEqual(["permission of topo-ci: created since the plan (configure .*, write .*, read ^x$)"]);
+    // Without apply having made it, the vhost is new to the plan.
+    expect(stateChanges(before, state([vhost.after]))).toEqual(["vhost async: created since the plan"]);
   });
 });
 
@@ -235,19 +282,64 @@ describe("renderMarkdown", () => {
 });
 
 describe("outsideSaved (a retry after a lost connection)", () => {
+  const made = replace.op === "replace" ? replace.after : queue({ name: "x" });
+  const hold = queue({ name: "topo.hold.mppayment.async" });
+
   it("accepts what is left of the saved plan, a replace that now resumes or re-creates another binding included", () => {
-    const resumed: Action = { ...replace, before: queue({ name: "mppayment.async", arguments: { "x-max-length": 10 } }), rebind: [], messages: 0, resume: { hold: queue({ name: "topo.hold.mppayment.async" }), holdBindings: [], queueDone: true } };
-    expect(outsideSaved(saved(), cluster([resumed], "async"))).toEqual([]);
-    expect(outsideSaved(saved(), cluster([], "async"))).toEqual([]);
+    const resumed: Action = { ...replace, before: made, rebind: [], messages: 0, resume: { hold, holdBindings: [], queueDone: true } };
+    // The replace mid-way: the queue has its new arguments, its binding is not back yet, its messages wait in the holding queue.
+    const midway = state([...asyncSeen.slice(0, 2), made, hold, binding({ source: "mppayment", destination: hold.name })]);
+    expect(outsideSaved(saved(), fresh(cluster([resumed], "async"), midway))).toEqual([]);
+    expect(outsideSaved(saved(), fresh(cluster([], "async"), state([...asyncSeen.slice(0, 2), made, asyncSeen[3] as Resource, queue({ name: "mpnew.async" })])))).toEqual([]);
+    expect(outsideSaved(saved(), fresh(cluster([create("mpnew.async"), replace], "async")))).toEqual([]);
+  });
+
+  it("names every object another hand changed, whether the plan touches it or not", () => {
+    // The queue the plan replaces, as neither the plan saw it nor makes it; a policy nobody planned.
+    const other = queue({ name: "mppayment.async", arguments: { "x-max-length": 7 } });
+    const changed = state([...asyncSeen.slice(0, 2), other, asyncSeen[3] as Resource, cap]);
+    expect(outsideSaved(saved(), fresh(cluster([], "async"), changed))[0]).toBe(
+      "cluster async: the broker's objects changed since the plan was made (2 objects):\n" +
+        '    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})\n' +
+        "    queue mppayment.async: changed since the plan: arguments.x-max-length: (none) -> 7",
+    );
+  });
+
+  it("holds what apply confirmed made to what it made: an object another hand put back or changed after that is named", () => {
+    const made = create("mpnew.async");
+    const after = queue({ name: "mpnew.async" });
+    // Confirmed: mpnew.async was created. Another hand deleted it again while apply waited.
+    expect(outsideSaved(saved(), fresh(cluster([made, replace], "async")), [], [made])).toEqual([
+      "cluster async: the broker's objects changed since the plan was made (1 object):\n    queue mpnew.async: deleted since apply made it",
+    ]);
+    expect(outsideSaved(saved(), fresh(cluster([replace], "async"), state([...asyncSeen, { ...after, arguments: { "x-max-length": 3 } }])), [], [made])[0]).toBe(
+      "cluster async: the broker's objects changed since the plan was made (1 object):\n    queue mpnew.async: changed since apply made it: arguments.x-max-length: (none) -> 3",
+    );
+    // As apply made it: nothing to say.
+    expect(outsideSaved(saved(), fresh(cluster([replace], "async"), state([...asyncSeen, after])), [], [made])).toEqual([]);
   });
 
   it("names every action the saved plan does not hold, or holds with another result", () => {
     const otherLimit: Action = { ...replace, after: queue({ name: "mppayment.async", arguments: { "x-max-length": 99 } }) };
-    expect(outsideSaved(saved(), cluster([create("mpnew.async"), del("mpold.async"), otherLimit], "async"))).toEqual([
+    expect(outsideSaved(saved(), fresh(cluster([create("mpnew.async"), del("mpold.async"), otherLimit], "async"), state([...asyncSeen, queue({ name: "mpold.async" })])))).toEqual([
+      "cluster async: the broker's objects changed since the plan was made (1 object):\n    queue mpold.async: created since the plan",
       "cluster async: not in the plan: delete queue mpold.async",
       "cluster async: replace queue mppayment.async, with another result than the plan's",
     ]);
-    expect(outsideSaved(saved(), cluster([del("mpnew.async")], "async"))).toEqual(["cluster async: now delete queue mpnew.async, the plan says create queue mpnew.async"]);
-    expect(outsideSaved(saved(), cluster([create("mpnew.sync")], "sync"))).toEqual(["cluster sync: not in the plan: create queue mpnew.sync"]);
+    expect(outsideSaved(saved(), fresh(cluster([del("mpnew.async")], "async"), state([...asyncSeen, queue({ name: "mpnew.async", durable: false })])))).toEqual([
+      "cluster async: the broker's objects changed since the plan was made (1 object):\n    queue mpnew.async: created since the plan",
+      "cluster async: now delete queue mpnew.async, the plan says create queue mpnew.async",
+    ]);
+    expect(outsideSaved(saved(), fresh(cluster([create("mpnew.sync")], "sync")))).toEqual(["cluster sync: not in the plan: create queue mpnew.sync"]);
+  });
+
+  it("lists the first ten changed objects of a cluster and counts the rest", () => {
+    const many = Array.from({ length: 13 }, (_, i) => queue({ name: `mpx${String(i).padStart(2, "0")}.async` }));
+    const [entry] = outsideSaved(saved(), fresh(cluster([], "async"), state([...asyncSeen, ...many])));
+    expect(entry?.split("\n")).toEqual([
+      "cluster async: the broker's objects changed since the plan was made (13 objects):",
+      ...many.slice(0, 10).map((q) => `    queue ${q.name}: created since the plan`),
+      "    ... and 3 more",
+    ]);
   });
 });

@@ -31,7 +31,7 @@ describe("topo show", () => {
 
   it("prints an edited plan's free text on one line each: no forged line, no terminal escape", () => {
     const file = join(dir, "plan.json");
-    const meta = { topoVersion: "0.1.0", file: `topology.yaml${FORGED}`, fileDigest: "sha256:f", prefix: "mp", stateDigests: { async: "sha256:a" }, desiredDigests: { async: "sha256:da" }, createdAt: "2026-01-01T00:00:00.000Z" };
+    const meta = { topoVersion: "0.1.0", file: `topology.yaml${FORGED}`, fileDigest: "sha256:f", prefix: "mp", states: { async: { vhostExists: true, resources: [], operatorPolicies: [] } }, desiredDigests: { async: "sha256:da" }, createdAt: "2026-01-01T00:00:00.000Z" };
     writeFileSync(file, JSON.stringify(savedPlan({ clusters: [cluster] }, meta)));
     const s = show(file);
     const text = `${s.source}\n${renderText(s.plan)}`;

@@ -9,7 +9,7 @@ import { diffCluster } from "../../src/plan/diff.js";
 import { guardPlans } from "../../src/plan/guards.js";
 import { renderMarkdown } from "../../src/plan/markdown.js";
 import { planJson, renderText } from "../../src/plan/render.js";
-import { compareToSaved, parseSavedPlan, savedPlan, stateText } from "../../src/plan/saved.js";
+import { compareToSaved, parseSavedPlan, savedPlan, stateOf, stateText } from "../../src/plan/saved.js";
 import { actual, binding, desiredOf, exchange, queue, raw, service } from "../helpers/builders.js";
 
 const ops = (d: ReturnType<typeof diffCluster>) => d.actions.map((a) => `${a.op} ${a.key}`);
@@ -56,11 +56,15 @@ describe("a delete names the bindings topo does not manage that go with it", () 
     expect(() => guardPlans([plan], { allowDestructive: true, allowDataLoss: true, allowUnmanagedDeletes: true })).not.toThrow();
   });
 
-  it("a saved plan's digest covers them, and a different set makes it stale", () => {
-    expect(stateText(d, a, "mp")).not.toBe(stateText(d, actual([...d.resources, ...service("mplogin", "async"), ...foreign.slice(0, 3)]), "mp"));
-    const fewer = diffCluster(d, actual([...d.resources, ...service("mplogin", "async"), ...foreign.slice(0, 4)]), "mp");
-    const saved = savedPlan({ clusters: [plan] }, { topoVersion: "t", file: "f", fileDigest: "x", prefix: "mp", stateDigests: { async: "s" }, desiredDigests: { async: "d" }, createdAt: "now" });
-    expect(compareToSaved(parseSavedPlan(JSON.stringify(saved)), [{ plan, stateDigest: "s" }])).toEqual([]);
-    expect(compareToSaved(saved, [{ plan: fewer, stateDigest: "s" }])).toEqual(expect.arrayContaining([expect.stringMatching(/now delete exchange mplogin, the plan says delete exchange mplogin \(its details differ\)/)]));
+  it("a saved plan's state covers them, and a different set makes it stale", () => {
+    const three = actual([...d.resources, ...service("mplogin", "async"), ...foreign.slice(0, 3)]);
+    expect(stateText(stateOf(d, a, "mp"))).not.toBe(stateText(stateOf(d, three, "mp")));
+    const fewer = diffCluster(d, three, "mp");
+    const state = stateOf(d, a, "mp");
+    const saved = savedPlan({ clusters: [plan] }, { topoVersion: "t", file: "f", fileDigest: "x", prefix: "mp", states: { async: state }, desiredDigests: { async: "d" }, createdAt: "now" });
+    expect(compareToSaved(parseSavedPlan(JSON.stringify(saved)), [{ plan, state }])).toEqual([]);
+    const stale = compareToSaved(saved, [{ plan: fewer, state: stateOf(d, three, "mp") }]);
+    expect(stale).toEqual(expect.arrayContaining([expect.stringMatching(/now delete exchange mplogin, the plan says delete exchange mplogin \(its details differ\)/)]));
+    expect(stale[0]?.split("\n").slice(0, 2)).toEqual(["cluster async: the broker's objects changed since the plan was made (4 objects):", "    binding mplogin -> exchange userx2 []: deleted since the plan"]);
   });
 });
