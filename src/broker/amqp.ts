@@ -12,6 +12,7 @@ import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 import { plural, shellWord } from "../core/words.js";
 import { hostPort } from "../config/url.js";
+import { alarmHint, blockedKind } from "../plan/alarms.js";
 
 export interface AmqpOptions {
   insecure?: boolean;
@@ -34,9 +35,6 @@ const VHOST_START_ATTEMPTS = 7;
  */
 export const PUBLISH_BLOCKED_GRACE_MS = 10_000;
 
-/** What to do about a memory or disk alarm that blocked topo's publishing. */
-export const ALARM_HINT =
-  "the broker blocks every publisher while a memory or disk alarm lasts (rabbitmq-diagnostics alarms lists it, and the node's log says why); once it has cleared, run topo apply again: it finishes the replace";
 
 /** The broker blocked publishing on topo's connection for longer than the grace (connection.blocked). */
 export class PublishBlocked extends Error {
@@ -422,15 +420,15 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   const connectionGone = !!lost || /Connection closed|Channel ended|IllegalOperationError|Socket closed/.test(`${e.name} ${e.message}`);
   // topo closed a connection the broker blocked (an alarm): no restart to reconnect after. The
   // broker reads nothing from it until the alarm clears, so it holds topo's lock till then.
-  const blocked = e instanceof PublishBlocked || lost instanceof PublishBlocked;
+  const blockedBy = e instanceof PublishBlocked ? e : lost instanceof PublishBlocked ? lost : undefined;
   // Retry only what a restart explains: a forced close or a dropped socket. An operator closing
   // the connection (management UI or API) means "stop", and any other reply is permanent.
   const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
-  const transient = connectionGone && !byOperator && !blocked && (code === undefined || code === 320);
+  const transient = connectionGone && !byOperator && !blockedBy && (code === undefined || code === 320);
   // A limit the broker closed the whole connection for (a user's max-channels) is named in the
   // connection's reply; the channel itself only "ended".
   const limit = limitHint(own.text) ?? (gone ? limitHint(gone.text) : undefined);
-  const hint = limit ? limit.hint : blocked ? ALARM_HINT : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
+  const hint = limit ? limit.hint : blockedBy ? alarmHint(blockedKind(blockedBy.reason)) : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     object: what,
     status: code,

@@ -157,7 +157,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const marks = await verifyClusters(desired.clusters, clusters, client, opts, async (c) => (opts.expect ? undefined : readApplyMark(client(c), c.target.amqp.vhost, desired.prefix)));
     checkInterrupted();
     const reads = await forEachCluster(clusters, async (c) => ({
-      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined, file: opts.file })),
+      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), digest: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss })),
       mark: marks[clusters.indexOf(c)],
     }));
     const plans = reads.map((r) => r.plan);
@@ -300,7 +300,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         read = earlier;
         step("kept the plan it read: no apply wrote since");
       } else {
-        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined, file: opts.file });
+        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, digest: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
         step("planned again under the lock");
       }
       if (expected) opts.expect?.([freshOf(read)], true);
