@@ -176,6 +176,33 @@ export class AmqpSession {
     return (this.conn as unknown as { connection?: { channelMax?: number } }).connection?.channelMax || 0xffff;
   }
 
+  /** The AMQP user's max-channels (rabbitmqctl set_user_limits), when apply could read it. */
+  private userLimit: { user: string; max: number } | undefined;
+
+  /**
+   * Keep within the user's max-channels as within channel_max. The broker counts a user's channels
+   * over all its connections and closes the whole connection that opens one too many (530), so a
+   * replace stopped part-way. A negative limit is none.
+   */
+  limitChannels(user: string, max: number): void {
+    this.userLimit = max >= 0 ? { user, max } : undefined;
+  }
+
+  /** The channels topo may have open at once: channel_max, or the user's max-channels when lower. */
+  get channelBudget(): number {
+    return this.userLimit && this.userLimit.max < this.channelMax ? this.userLimit.max : this.channelMax;
+  }
+
+  /** The user whose max-channels sets channelBudget; undefined when channel_max does. */
+  get budgetUser(): { user: string; max: number } | undefined {
+    return this.userLimit && this.userLimit.max < this.channelMax ? this.userLimit : undefined;
+  }
+
+  /** Channels open and in use now (the lock's, a replace's), idle ones left out. */
+  get channelsHeld(): number {
+    return this.openChannels - this.idle.length;
+  }
+
   async channel(): Promise<Channel> {
     return this.opened(async () => this.conn.createChannel());
   }
@@ -191,8 +218,16 @@ export class AmqpSession {
    * back when it closes, whoever closes it.
    */
   private async opened<C extends Channel>(create: () => Promise<C>): Promise<C> {
-    while (this.openChannels >= this.channelMax && this.idle.length) await (this.idle.pop() as Channel).close().catch(() => undefined);
-    if (this.openChannels >= this.channelMax) throw new Error(`${CHANNEL_MAX_TEXT} ${this.channelMax} (its channel_max), and topo uses them all`);
+    while (this.openChannels >= this.channelBudget && this.idle.length) await (this.idle.pop() as Channel).close().catch(() => undefined);
+    if (this.openChannels >= this.channelBudget) {
+      const by = this.budgetUser;
+      // Worded as the broker words its own refusal, so limitHint() names the limit either way.
+      throw new Error(
+        by
+          ? `number of channels opened for user '${by.user}' has reached the maximum allowed user limit of (${by.max}) (topo stopped short of it)`
+          : `${CHANNEL_MAX_TEXT} ${this.channelMax} (its channel_max), and topo uses them all`,
+      );
+    }
     this.rpcs++;
     const ch = await create();
     this.openChannels++;
@@ -204,13 +239,13 @@ export class AmqpSession {
   }
 
   /**
-   * How many channels runAll may write over: what was asked, within the connection's channel_max,
+   * How many channels runAll may write over: what was asked, within the connection's channel_max
+   * (and the user's max-channels),
    * less the channels other work holds, and one kept spare (a failed batch's writes are done
    * again on a channel of their own). Never below one.
    */
   writers(asked: number): number {
-    const held = this.openChannels - this.idle.length;
-    return Math.max(1, Math.min(asked, this.channelMax - held - 1));
+    return Math.max(1, Math.min(asked, this.channelBudget - this.channelsHeld - 1));
   }
 
   /** Move batches between their first publish and the acknowledgements at their source. */

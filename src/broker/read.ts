@@ -113,6 +113,16 @@ export async function readPermits(client: ManagementClient, version: string): Pr
 }
 
 /**
+ * The AMQP user's max-channels (rabbitmqctl set_user_limits), when the management user may read
+ * it (an administrator any user's, a user its own); undefined without one.
+ */
+export async function readUserMaxChannels(client: ManagementClient, user: string): Promise<number | undefined> {
+  const limits = await client.getOptional<{ value?: Record<string, number> }[]>(`/api/user-limits/${encodeURIComponent(user)}`, [401, 403, 404]).catch(() => undefined);
+  const max = Array.isArray(limits) ? limits[0]?.value?.["max-channels"] : undefined;
+  return typeof max === "number" ? max : undefined;
+}
+
+/**
  * The memory and disk alarms the cluster's nodes have now (GET /api/nodes: a monitoring or
  * administrator user may read it; for others, none is known and apply finds out by publishing).
  */

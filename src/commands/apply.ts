@@ -5,7 +5,7 @@ import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
-import { unackedOf } from "../broker/read.js";
+import { readUserMaxChannels, unackedOf } from "../broker/read.js";
 import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
@@ -142,6 +142,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // A first connect gets a few quick attempts (the identity probe has just reached the port);
       // a reconnect after a restart waits for a booting node.
       s = await AmqpSession.open(c.target, { ...opts, connectAttempts: opened.has(c.target.name) ? 8 : 3 });
+      // The user's max-channels counts like channel_max: the lock, the writes and a replace's move
+      // keep within it, and a replace it leaves no room for is refused before anything is written.
+      const maxChannels = await readUserMaxChannels(client(c), c.target.amqp.username);
+      if (maxChannels !== undefined) s.limitChannels(c.target.amqp.username, maxChannels);
       opened.add(c.target.name);
       sessions.set(c.target.name, s);
       if (opts.signal?.aborted) onAbort();

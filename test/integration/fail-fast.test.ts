@@ -7,7 +7,7 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
+import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, publish, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
 
 const { fresh, vhosts } = testVhosts();
 const users: string[] = [];
@@ -374,7 +374,7 @@ describe("a missing right is named, with the command that grants it", () => {
 
 describe("a broker's limit is named, with where it is set, and never taken for a missing right", () => {
   /** The error object of a --json run, from the last JSON document on stdout. */
-  const errorOf = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error as { code: string };
+  const errorOf = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error as { code: string; message: string; hints: string[] };
 
   it("a vhost's max-connections: reported at once (not waited out as a vhost being created), with set_vhost_limits", async () => {
     const { sync, file } = fresh(["mplogin"]);
@@ -405,7 +405,11 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect(errorOf(r.stdout).code).toBe("broker_refused");
   });
 
-  it("a user's max-channels below what apply opens: the limit, its command and the --parallelism that fits; apply finishes with it", async () => {
+  // The broker counts a user's channels over all its connections and closes the connection that
+  // opens one too many (530), whatever was under way: apply stopped at its first 65th channel, and
+  // a replace with max-channels 2 stopped part-way with two holding queues left. apply reads the
+  // user's max-channels (GET /api/user-limits/USER) and keeps within it as within channel_max.
+  it("a user's max-channels below what apply opens: apply writes within it and says so", async () => {
     const u = await user("");
     // 300 services: 900 declares and binds, in batches of 16 over as many channels as there are batches, up to 64.
     const services = Array.from({ length: 300 }, (_, i) => `mpch${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
@@ -414,18 +418,39 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
     expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 8 })).status).toBeLessThan(300);
     const r = await runCli(["apply", "-f", file, "--cluster", "async"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`number of channels opened for user '${u.user}' has reached the maximum allowed user limit of \\(?8\\)?`));
-    expect(r.stderr).toContain(`hint: user "${u.user}" may have at most 8 channels open (max-channels; rabbitmqctl list_user_limits --user ${u.user} shows it)`);
-    expect(r.stderr).toContain(`rabbitmqctl set_user_limits ${u.user} '{"max-channels": 73}'`);
-    expect(r.stderr).toContain("apply with --parallelism 7 or fewer");
-    expect(r.stderr).not.toMatch(/the vhost does not exist or the user may not use it/);
-
-    // The limit stays: fewer channels are enough, and the broker's own channel_max is not the cap.
-    const fits = await runCli(["apply", "-f", file, "--cluster", "async", "--parallelism", "7"]);
-    expect(fits.stderr).not.toMatch(/Error|channel_max/);
-    expect(fits.code).toBe(0);
+    expect(r.stderr).not.toMatch(/Error|channel_max/);
+    expect(r.code).toBe(0);
+    // The lock's consumer holds one of the 8, and one is kept spare.
+    expect(r.stderr).toContain(`cluster async: user "${u.user}" may have 8 channels open (its max-channels), so topo writes over 6 channels at once, not 64`);
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a user's max-channels too low for a replace without loss: refused before anything is written, naming the limit and the fix; finished once it allows three", async () => {
+    const u = await user("");
+    const { async } = fresh([]);
+    const topo = (args: Record<string, number>) =>
+      writeTopology({ sync: uniqueName("unused"), async, services: [{ name: "mpcha", sync: false, async: { arguments: args } }], credentials: u, clusterExtra: { async: { management: adminManagementUrl() } } });
+    await createVhost(async);
+    await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await runCli(["apply", "-f", topo({}), "--cluster", "async"])).code).toBe(0);
+    await publish(async, "mpcha", "mpcha.async.x", Array.from({ length: 20 }, (_, i) => `m${i}`));
+    const after = topo({ "x-max-length": 1000 });
+    for (const max of [1, 2]) {
+      expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: max })).status).toBeLessThan(300);
+      const r = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive", "--json"]);
+      expect(r.code).toBe(1);
+      const err = errorOf(r.stdout);
+      expect(err.code).toBe("broker_refused");
+      expect(err.message).toContain(`user "${u.user}" may have ${max} channel${max === 1 ? "" : "s"} open at once (its max-channels, counting all its connections)`);
+      expect(err.message).toContain("replacing queue mpcha.async without losing its messages moves them over 2 at once; nothing was written");
+      expect(err.hints.join("\n")).toContain(`rabbitmqctl set_user_limits ${u.user} '{"max-channels": ${max === 1 ? 2 : 3}}'`);
+      expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mpcha.async`)).status).toBe(404);
+    }
+    expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 3 })).status).toBeLessThan(300);
+    const done = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive"]);
+    expect(done.stderr).not.toMatch(/Error/);
+    expect(done.code).toBe(0);
+    expect(done.stderr).toMatch(/queue mpcha\.async replaced; 20 messages moved back/);
   });
 
   it("--parallelism takes a whole number of channels from 1 to 2047, and says so otherwise", async () => {

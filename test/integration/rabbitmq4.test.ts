@@ -18,6 +18,8 @@ import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, st
 import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
+import { acquireLock } from "../../src/broker/lock.js";
+import { LockError } from "../../src/errors.js";
 import { unackedOf } from "../../src/broker/read.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
@@ -687,6 +689,49 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       await conn.close();
     }
     expect(Array.from({ length: 40 }, (_, i) => `m${i}`).filter((id) => !ids.has(id))).toEqual([]);
+  });
+
+  // The lock is an exclusive queue with a consumer, so that a policy's expires (an operator's clean-up
+  // of idle queues) never finds it unused. The consumer was left out below channel_max 16: at
+  // channel_max 8 on 4.0.5, a policy's expires 1500 deleted the lock of an apply that was still
+  // writing (1,500 services), and another apply could then take it too. channel_max is read by each
+  // new connection: set on the running node, as cluster.test.ts does, and set back.
+  it("channel_max 8: a policy's expires does not take the lock from the apply that holds it", async () => {
+    const v = uniqueName("r4lock");
+    vhosts.push(v);
+    expect((await api("PUT", `/api/vhosts/${v}`)).status).toBeLessThan(300);
+    expect((await api("PUT", `/api/policies/${v}/idle`, { pattern: "^topo\\.", definition: { expires: 1000 }, "apply-to": "queues" })).status).toBeLessThan(300);
+    const own = /\{ok,(\d+)\}/.exec(ctl("eval", "application:get_env(rabbit, channel_max)."))?.[1] ?? "2047";
+    ctl("eval", "application:set_env(rabbit, channel_max, 8).");
+    const u = new URL(AMQP);
+    const t: ClusterTarget = {
+      name: "async",
+      amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port), username: "guest", password: "guest", vhost: v, display: `amqp://***@${u.host}/${v}` },
+      management: { baseUrl: MGMT, username: "guest", password: "guest", display: MGMT },
+      tls: {},
+    };
+    const http = new ManagementClient(t.name, t.management, {});
+    const lock = { queue: "topo.mp.lock", log: () => undefined };
+    let holder: AmqpSession | undefined;
+    try {
+      holder = await AmqpSession.open(t);
+      expect(holder.channelMax).toBe(8);
+      await acquireLock(holder, http, v, { ...lock, timeoutMs: 5_000 });
+      // Three times the policy's expiry: an unused queue would be gone.
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect((await api("GET", `/api/queues/${v}/topo.mp.lock`)).status).toBe(200);
+      const other = await AmqpSession.open(t);
+      try {
+        await expect(acquireLock(other, http, v, { ...lock, timeoutMs: 500, pollMs: 100 })).rejects.toBeInstanceOf(LockError);
+      } finally {
+        await other.close();
+      }
+      // The lock's consumer holds one of the 8: the writes keep within the other seven, one spare.
+      expect(holder.writers(64)).toBe(6);
+    } finally {
+      await holder?.close();
+      ctl("eval", `application:set_env(rabbit, channel_max, ${own}).`);
+    }
   });
 
   // RabbitMQ applies the lowest of a quorum queue's x-delivery-limit (20 by default on 4.x) and

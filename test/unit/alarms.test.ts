@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { alarmHint, alarmProblem, blockedKind, sizeText, type NodeAlarm } from "../../src/plan/alarms.js";
 import type { Action, ActualCluster, ClusterPlan, Queue } from "../../src/model.js";
 
-const queue = (name: string, type: Queue["type"] = "classic", args: Record<string, unknown> = {}): Queue => ({ kind: "queue", name, type, durable: true, autoDelete: false, exclusive: false, arguments: args });
+const queue = (name: string, type: Queue["type"] = "classic", args: Record<string, number> = {}): Queue => ({ kind: "queue", name, type, durable: true, autoDelete: false, exclusive: false, arguments: args });
 const replace = (name: string, type: Queue["type"] = "classic"): Action => ({ op: "replace", key: `queue|${name}`, before: queue(name, type), after: queue(name, type, { "x-max-length": 10 }), because: [], rebind: [] });
 
 function plan(...actions: Action[]): ClusterPlan {
