@@ -361,7 +361,16 @@ const ACCESS_REFUSED = /access to (queue|exchange) '(.*)' in vhost '(.*)' refuse
  * destination and read on its source, a get, a consume or a move needs read (and write on the
  * queue moved into).
  */
+/** A routing key a user's topic permission refused (a bind or unbind from a topic exchange checks the read pattern, a publish the write one). */
+const TOPIC_REFUSED = /access to topic '(.*)' in exchange '(.*)' in vhost '(.*)' refused for user '(.*)'/;
+
 function permissionHint(text: string, what = ""): string | undefined {
+  const t = TOPIC_REFUSED.exec(text);
+  if (t) {
+    const [, key, exchange, vhost, user] = t as unknown as [string, string, string, string, string];
+    const pattern = /^(bind|unbind|replace)\b/.test(what) ? "read" : "write";
+    return `user ${user}'s topic permission on exchange ${exchange} in vhost ${vhost} refuses routing key ${key} (its ${pattern} pattern; a bind or unbind from a topic exchange is checked against the read one): rabbitmqctl list_user_topic_permissions ${shellWord(user)} shows it, and rabbitmqctl set_topic_permissions -p ${shellWord(vhost)} ${shellWord(user)} ${shellWord(exchange)} WRITE READ sets it; or apply as a user without topic permissions on it`;
+  }
   const m = ACCESS_REFUSED.exec(text);
   if (!m) return undefined;
   const [, kind, name, vhost, user] = m as unknown as [string, string, string, string, string];

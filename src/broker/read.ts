@@ -12,6 +12,7 @@ import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTo
 import { actualFrom } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 import type { NodeAlarm } from "../plan/alarms.js";
+import type { TopicPermissionOf } from "../plan/topic-rights.js";
 
 export const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
@@ -120,6 +121,15 @@ export async function readUserMaxChannels(client: ManagementClient, user: string
   const limits = await client.getOptional<{ value?: Record<string, number> }[]>(`/api/user-limits/${encodeURIComponent(user)}`, [401, 403, 404]).catch(() => undefined);
   const max = Array.isArray(limits) ? limits[0]?.value?.["max-channels"] : undefined;
   return typeof max === "number" ? max : undefined;
+}
+
+/**
+ * The AMQP user's topic permissions in the vhost, when the management user may read them (an
+ * administrator); undefined otherwise.
+ */
+export async function readTopicPermissions(client: ManagementClient, vhost: string, user: string): Promise<TopicPermissionOf[] | undefined> {
+  const list = await client.getOptional<TopicPermissionOf[]>(`/api/topic-permissions/${vh(vhost)}/${encodeURIComponent(user)}`, [401, 403, 404]);
+  return Array.isArray(list) ? list.map((p) => ({ exchange: p.exchange, write: p.write, read: p.read })) : undefined;
 }
 
 /**

@@ -453,6 +453,49 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect(done.stderr).toMatch(/queue mpcha\.async replaced; 20 messages moved back/);
   });
 
+  // RabbitMQ checks the routing key of every bind and unbind from a topic exchange against the read
+  // pattern of the user's topic permission for it. A replace stopped at its first bind (its holding
+  // queue made) with a hint that blamed the vhost's configure/write/read permissions. The move
+  // itself publishes through the default exchange, which topic permissions do not concern.
+  it("topic permissions that refuse a binding's key: plan warns, apply refuses before writing; where they cannot be read, the bind's refusal names the topic permission", async () => {
+    const u = await user("management");
+    const { async } = fresh([]);
+    const topo = (args: Record<string, number>, management = adminManagementUrl()) =>
+      writeTopology({ sync: uniqueName("unused"), async, services: [{ name: "mptopic", sync: false, async: { arguments: args } }], credentials: u, clusterExtra: { async: { management } } });
+    await createVhost(async);
+    await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await runCli(["apply", "-f", topo({}), "--cluster", "async"])).code).toBe(0);
+    await publish(async, "mptopic", "mptopic.async.x", Array.from({ length: 20 }, (_, i) => `m${i}`));
+    // Publishing stays open (write .*); binding from mptopic does not.
+    expect((await api("PUT", `/api/topic-permissions/${vh(async)}/${u.user}`, { exchange: "mptopic", write: ".*", read: "^mptopic\\.sync\\." })).status).toBeLessThan(300);
+    const after = topo({ "x-max-length": 1000 });
+    const words = `user "${u.user}"'s topic permissions in vhost "${async}" refuse bindings this plan makes or removes (RabbitMQ checks a binding's routing key on a topic exchange against the read pattern): on topic exchange mptopic its read pattern ^mptopic\\.sync\\. refuses routing key mptopic.async.#`;
+    const plan = await runCli(["plan", "-f", after, "--cluster", "async", "--detailed-exitcode"]);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(`! warning: ${words}`);
+    const r = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive", "--json"]);
+    expect(r.code).toBe(1);
+    const err = errorOf(r.stdout);
+    expect(err.code).toBe("permission_denied");
+    expect(err.message).toContain(`${words}; apply would stop part-way, so topo refuses before anything is written; nothing was changed`);
+    expect(err.hints.join("\n")).toContain(`rabbitmqctl set_topic_permissions -p ${async} ${u.user} EXCHANGE WRITE READ`);
+    expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mptopic.async`)).status).toBe(404);
+
+    // A management user that may not read topic permissions (no administrator tag): the broker's refusal, named.
+    const own = `http://${encodeURIComponent(u.user)}:${u.password}@${new URL(broker().mgmtBase).host}`;
+    const blind = await runCli(["apply", "-f", topo({ "x-max-length": 1000 }, own), "--cluster", "async", "--allow-destructive"]);
+    expect(blind.code).toBe(1);
+    expect(blind.stderr).toContain(`access to topic 'mptopic.async.#' in exchange 'mptopic' in vhost '${async}' refused for user '${u.user}'`);
+    expect(blind.stderr).toContain(`hint: user ${u.user}'s topic permission on exchange mptopic in vhost ${async} refuses routing key mptopic.async.# (its read pattern;`);
+    expect(blind.stderr).not.toContain("lacks configure/write/read permission");
+
+    await api("DELETE", `/api/topic-permissions/${vh(async)}/${u.user}`);
+    const done = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive"]);
+    expect(done.stderr).not.toMatch(/Error/);
+    expect(done.code).toBe(0);
+    expect(done.stderr).toMatch(/queue mptopic\.async replaced; 20 messages moved back/);
+  });
+
   it("--parallelism takes a whole number of channels from 1 to 2047, and says so otherwise", async () => {
     const { file } = fresh(["mpa"]);
     for (const bad of ["0", "2048", "1.5", "many"]) {
