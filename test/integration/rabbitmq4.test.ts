@@ -536,7 +536,11 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     for (let i = 0; i < 120 && (await api("GET", `/api/nodes?columns=${kind}`)).body[0]?.[kind] !== on; i++) await new Promise((r) => setTimeout(r, 500));
     expect((await api("GET", `/api/nodes?columns=${kind}`)).body[0]?.[kind]).toBe(on);
   }
-  /** Runs `fn` while the node has a memory or disk alarm, then restores the node's own limit and waits for the alarm to clear. */
+  /**
+   * Runs `fn` while the node has a memory or disk alarm, then restores the node's own limit and waits
+   * for the alarm to clear. Each takes up to 10 s on a busy machine (the disk monitor polls), so the
+   * tests that use it get 180 s.
+   */
   async function underAlarm<T>(kind: "memory" | "disk", fn: () => Promise<T>): Promise<T> {
     const [get, set, alarm, high] =
       kind === "memory"
@@ -562,6 +566,21 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     return { name, url: AMQP.replace("guest:guest@", `${name}:nomon-pw@`), drop: () => api("DELETE", `/api/users/${name}`) };
   }
 
+  /**
+   * Services whose async queues exist (applied as guest), the first holding `messages`, and the file
+   * that replaces them all (x-max-length), as guest (`after`) or through other endpoints (`replacing`).
+   */
+  async function queuesToReplace(names: string[], messages: number) {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const services = (args: Record<string, number>) => names.map((name) => ({ name, sync: false, async: { arguments: args } }));
+    expect((await runCli(["apply", "-f", topologyFile(sync, async, undefined, services({}))])).code).toBe(0);
+    await publish(async, names[0]!, `${names[0]}.async.x`, messages);
+    const replacing = (on?: { amqp: string; mgmt: string }) => topologyFile(sync, async, undefined, services({ "x-max-length": 100000 }), on);
+    return { sync, async, after: replacing(), replacing };
+  }
+
   // A memory alarm blocks publishing; a replace whose move is blocked past its grace closes the
   // connection, and the other replaces under way on it fail with "Channel ended". That is no
   // restart to reconnect after: the broker reads nothing from the blocked connection, so it holds
@@ -569,17 +588,10 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
   // "another apply". Here, not on the machine's broker: an alarm blocks every publisher. As a user
   // that may not read the nodes' alarms (management tag), so apply finds the alarm by publishing.
   it("a memory alarm during two replaces: apply names the alarm at once, does not wait for its own lock; the next apply finishes", async () => {
-    const sync = uniqueName("r4sync");
-    const async = uniqueName("r4async");
-    vhosts.push(sync, async);
-    const services = (args: Record<string, number>) => ["mplogin", "mpwallet"].map((name) => ({ name, sync: false, async: { arguments: args } }));
-    const before = topologyFile(sync, async, undefined, services({}));
-    const after = topologyFile(sync, async, undefined, services({ "x-max-length": 100000 }));
-    expect((await runCli(["apply", "-f", before])).code).toBe(0);
-    await publish(async, "mplogin", "mplogin.async.x", 50);
+    const { sync, async, after, replacing } = await queuesToReplace(["mplogin", "mpwallet"], 50);
     const user = await unmonitored([sync, async]);
     try {
-      const blind = topologyFile(sync, async, undefined, services({ "x-max-length": 100000 }), { amqp: user.url, mgmt: MGMT });
+      const blind = replacing({ amqp: user.url, mgmt: MGMT });
       await underAlarm("memory", async () => {
         const r = await runCli(["apply", "-f", blind, "--allow-destructive", "--json", "--lock-timeout", "20"]);
         expect(r.code).toBe(1);
@@ -598,7 +610,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     const finished = await runCli(["apply", "-f", after, "--allow-destructive"]);
     expect(finished.code, finished.stderr).toBe(0);
     expect(await messageCount(async, "mplogin.async")).toBeGreaterThanOrEqual(50);
-  });
+  }, 180_000);
 
   // A disk alarm blocks publishers as a memory alarm does. An apply that replaced a queue holding
   // messages under one moved the queue's bindings to its holding queue, waited 10 s for confirms
@@ -607,14 +619,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
   // read the nodes (monitoring, administrator) sees the alarm before anything is written: plan
   // warns, apply refuses at once, naming the node, its free space and its disk_free_limit.
   it("a disk alarm before a replace that moves messages: plan warns, apply refuses before writing, naming the alarm and the fix; the next apply finishes, every message once", async () => {
-    const sync = uniqueName("r4sync");
-    const async = uniqueName("r4async");
-    vhosts.push(sync, async);
-    const services = (args: Record<string, number>) => [{ name: "mplogin", sync: false, async: { arguments: args } }];
-    const before = topologyFile(sync, async, undefined, services({}));
-    const after = topologyFile(sync, async, undefined, services({ "x-max-length": 100000 }));
-    expect((await runCli(["apply", "-f", before])).code).toBe(0);
-    await publish(async, "mplogin", "mplogin.async.x", 40);
+    const { async, after } = await queuesToReplace(["mplogin"], 40);
     const alarm = /node \S+ has a disk alarm \(free disk space [\d.]+ [KMGT]?B, below its disk_free_limit of 1 PB\): the broker blocks every publisher while it lasts, and replacing queue mplogin\.async \(40 messages\) moves 40 messages by publishing them/;
     await underAlarm("disk", async () => {
       const plan = await runCli(["plan", "-f", after, "--detailed-exitcode"]);
@@ -646,23 +651,16 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await api("GET", `/api/queues/${async}/mplogin.async`)).body.arguments).toMatchObject({ "x-max-length": 100000 });
     // Every message once: none was in flight when the alarm struck.
     expect(await messageCount(async, "mplogin.async")).toBe(40);
-  });
+  }, 180_000);
 
   // The same alarm struck where topo could not see it before publishing (a user that may not read
   // the nodes): the move is blocked, apply stops after its grace and names the disk alarm, with
   // what to do about a disk alarm, not a memory one; the next apply finishes and keeps every message.
   it("a disk alarm met by the move itself: apply names low on disk and its fix, exits 1, loses nothing; the next apply finishes", async () => {
-    const sync = uniqueName("r4sync");
-    const async = uniqueName("r4async");
-    vhosts.push(sync, async);
-    const services = (args: Record<string, number>) => [{ name: "mplogin", sync: false, async: { arguments: args } }];
-    const before = topologyFile(sync, async, undefined, services({}));
-    const after = topologyFile(sync, async, undefined, services({ "x-max-length": 100000 }));
-    expect((await runCli(["apply", "-f", before])).code).toBe(0);
-    await publish(async, "mplogin", "mplogin.async.x", 40);
+    const { sync, async, after, replacing } = await queuesToReplace(["mplogin"], 40);
     const user = await unmonitored([sync, async]);
     try {
-      const blind = topologyFile(sync, async, undefined, services({ "x-max-length": 100000 }), { amqp: user.url, mgmt: MGMT });
+      const blind = replacing({ amqp: user.url, mgmt: MGMT });
       await underAlarm("disk", async () => {
         const r = await runCli(["apply", "-f", blind, "--allow-destructive", "--json", "--lock-timeout", "20"]);
         expect(r.code).toBe(1);
@@ -689,7 +687,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
       await conn.close();
     }
     expect(Array.from({ length: 40 }, (_, i) => `m${i}`).filter((id) => !ids.has(id))).toEqual([]);
-  });
+  }, 180_000);
 
   // The lock is an exclusive queue with a consumer, so that a policy's expires (an operator's clean-up
   // of idle queues) never finds it unused. The consumer was left out below channel_max 16: at
