@@ -12,6 +12,7 @@ import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 import { plural, shellWord } from "../core/words.js";
 import { hostPort } from "../config/url.js";
+import { alarmHint, blockedKind } from "../plan/alarms.js";
 
 export interface AmqpOptions {
   insecure?: boolean;
@@ -34,9 +35,6 @@ const VHOST_START_ATTEMPTS = 7;
  */
 export const PUBLISH_BLOCKED_GRACE_MS = 10_000;
 
-/** What to do about a memory or disk alarm that blocked topo's publishing. */
-export const ALARM_HINT =
-  "the broker blocks every publisher while a memory or disk alarm lasts (rabbitmq-diagnostics alarms lists it, and the node's log says why); once it has cleared, run topo apply again: it finishes the replace";
 
 /** The broker blocked publishing on topo's connection for longer than the grace (connection.blocked). */
 export class PublishBlocked extends Error {
@@ -178,6 +176,33 @@ export class AmqpSession {
     return (this.conn as unknown as { connection?: { channelMax?: number } }).connection?.channelMax || 0xffff;
   }
 
+  /** The AMQP user's max-channels (rabbitmqctl set_user_limits), when apply could read it. */
+  private userLimit: { user: string; max: number } | undefined;
+
+  /**
+   * Keep within the user's max-channels as within channel_max. The broker counts a user's channels
+   * over all its connections and closes the whole connection that opens one too many (530), so a
+   * replace stopped part-way. A negative limit is none.
+   */
+  limitChannels(user: string, max: number): void {
+    this.userLimit = max >= 0 ? { user, max } : undefined;
+  }
+
+  /** The channels topo may have open at once: channel_max, or the user's max-channels when lower. */
+  get channelBudget(): number {
+    return this.userLimit && this.userLimit.max < this.channelMax ? this.userLimit.max : this.channelMax;
+  }
+
+  /** The user whose max-channels sets channelBudget; undefined when channel_max does. */
+  get budgetUser(): { user: string; max: number } | undefined {
+    return this.userLimit && this.userLimit.max < this.channelMax ? this.userLimit : undefined;
+  }
+
+  /** Channels open and in use now (the lock's, a replace's), idle ones left out. */
+  get channelsHeld(): number {
+    return this.openChannels - this.idle.length;
+  }
+
   async channel(): Promise<Channel> {
     return this.opened(async () => this.conn.createChannel());
   }
@@ -193,8 +218,16 @@ export class AmqpSession {
    * back when it closes, whoever closes it.
    */
   private async opened<C extends Channel>(create: () => Promise<C>): Promise<C> {
-    while (this.openChannels >= this.channelMax && this.idle.length) await (this.idle.pop() as Channel).close().catch(() => undefined);
-    if (this.openChannels >= this.channelMax) throw new Error(`${CHANNEL_MAX_TEXT} ${this.channelMax} (its channel_max), and topo uses them all`);
+    while (this.openChannels >= this.channelBudget && this.idle.length) await (this.idle.pop() as Channel).close().catch(() => undefined);
+    if (this.openChannels >= this.channelBudget) {
+      const by = this.budgetUser;
+      // Worded as the broker words its own refusal, so limitHint() names the limit either way.
+      throw new Error(
+        by
+          ? `number of channels opened for user '${by.user}' has reached the maximum allowed user limit of (${by.max}) (topo stopped short of it)`
+          : `${CHANNEL_MAX_TEXT} ${this.channelMax} (its channel_max), and topo uses them all`,
+      );
+    }
     this.rpcs++;
     const ch = await create();
     this.openChannels++;
@@ -206,13 +239,13 @@ export class AmqpSession {
   }
 
   /**
-   * How many channels runAll may write over: what was asked, within the connection's channel_max,
+   * How many channels runAll may write over: what was asked, within the connection's channel_max
+   * (and the user's max-channels),
    * less the channels other work holds, and one kept spare (a failed batch's writes are done
    * again on a channel of their own). Never below one.
    */
   writers(asked: number): number {
-    const held = this.openChannels - this.idle.length;
-    return Math.max(1, Math.min(asked, this.channelMax - held - 1));
+    return Math.max(1, Math.min(asked, this.channelBudget - this.channelsHeld - 1));
   }
 
   /** Move batches between their first publish and the acknowledgements at their source. */
@@ -328,7 +361,16 @@ const ACCESS_REFUSED = /access to (queue|exchange) '(.*)' in vhost '(.*)' refuse
  * destination and read on its source, a get, a consume or a move needs read (and write on the
  * queue moved into).
  */
+/** A routing key a user's topic permission refused (a bind or unbind from a topic exchange checks the read pattern, a publish the write one). */
+const TOPIC_REFUSED = /access to topic '(.*)' in exchange '(.*)' in vhost '(.*)' refused for user '(.*)'/;
+
 function permissionHint(text: string, what = ""): string | undefined {
+  const t = TOPIC_REFUSED.exec(text);
+  if (t) {
+    const [, key, exchange, vhost, user] = t as unknown as [string, string, string, string, string];
+    const pattern = /^(bind|unbind|replace)\b/.test(what) ? "read" : "write";
+    return `user ${user}'s topic permission on exchange ${exchange} in vhost ${vhost} refuses routing key ${key} (its ${pattern} pattern; a bind or unbind from a topic exchange is checked against the read one): rabbitmqctl list_user_topic_permissions ${shellWord(user)} shows it, and rabbitmqctl set_topic_permissions -p ${shellWord(vhost)} ${shellWord(user)} ${shellWord(exchange)} WRITE READ sets it; or apply as a user without topic permissions on it`;
+  }
   const m = ACCESS_REFUSED.exec(text);
   if (!m) return undefined;
   const [, kind, name, vhost, user] = m as unknown as [string, string, string, string, string];
@@ -422,15 +464,15 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   const connectionGone = !!lost || /Connection closed|Channel ended|IllegalOperationError|Socket closed/.test(`${e.name} ${e.message}`);
   // topo closed a connection the broker blocked (an alarm): no restart to reconnect after. The
   // broker reads nothing from it until the alarm clears, so it holds topo's lock till then.
-  const blocked = e instanceof PublishBlocked || lost instanceof PublishBlocked;
+  const blockedBy = e instanceof PublishBlocked ? e : lost instanceof PublishBlocked ? lost : undefined;
   // Retry only what a restart explains: a forced close or a dropped socket. An operator closing
   // the connection (management UI or API) means "stop", and any other reply is permanent.
   const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
-  const transient = connectionGone && !byOperator && !blocked && (code === undefined || code === 320);
+  const transient = connectionGone && !byOperator && !blockedBy && (code === undefined || code === 320);
   // A limit the broker closed the whole connection for (a user's max-channels) is named in the
   // connection's reply; the channel itself only "ended".
   const limit = limitHint(own.text) ?? (gone ? limitHint(gone.text) : undefined);
-  const hint = limit ? limit.hint : blocked ? ALARM_HINT : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
+  const hint = limit ? limit.hint : blockedBy ? alarmHint(blockedKind(blockedBy.reason)) : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     object: what,
     status: code,

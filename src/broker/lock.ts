@@ -21,8 +21,11 @@ export interface LockOptions {
   amqpDisplay?: string;
 }
 
-/** The fewest channels a connection must allow before the lock keeps one for its consumer. */
-export const LOCK_CONSUMER_MIN_CHANNELS = 16;
+/**
+ * The fewest channels topo may open (channel_max, a user's max-channels) for the lock to keep one
+ * for its consumer: its own and one to write over. Below that the lock is the queue alone.
+ */
+export const LOCK_CONSUMER_MIN_CHANNELS = 2;
 
 interface LockHolder {
   holder?: string;
@@ -56,9 +59,11 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
       // A policy's `expires` (a vhost-wide clean-up of idle queues) deletes a queue nobody uses,
       // exclusive or not: measured on 4.0.5, expires 2000 took the lock from an apply holding it,
       // and a second apply then took it too. A consumer makes the queue used for as long as the
-      // connection lives. Its channel stays open, so only where the broker allows channels to
-      // spare (channel_max); otherwise, as before, the lock is the queue alone.
-      if (session.channelMax >= LOCK_CONSUMER_MIN_CHANNELS) {
+      // connection lives. Its channel stays open and counts against channel_max and the user's
+      // max-channels (the writes and a replace keep within what is left). Only where not even one
+      // channel would be left to write over is the lock the queue alone. (It was so below 16: at
+      // channel_max 8 on 4.0.5 a policy's expires 1500 deleted the lock of a running apply.)
+      if (session.channelBudget >= LOCK_CONSUMER_MIN_CHANNELS) {
         session.rpcs++;
         step = `consume lock ${lock}`;
         await ch.consume(lock, () => undefined, { noAck: true });

@@ -11,6 +11,8 @@ import { sleep } from "./retry.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
 import { actualFrom } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
+import type { NodeAlarm } from "../plan/alarms.js";
+import type { TopicPermissionOf } from "../plan/topic-rights.js";
 
 export const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
@@ -109,6 +111,38 @@ export async function readPermits(client: ManagementClient, version: string): Pr
   if (!atLeast(version, 4, 0)) return permitsOf(version);
   const list = await client.getOptional<{ name: string; deprecation_phase?: string; state?: string }[]>(`/api/deprecated-features`, [401, 403, 404]);
   return permitsOf(version, Array.isArray(list) ? list : undefined);
+}
+
+/**
+ * The AMQP user's max-channels (rabbitmqctl set_user_limits), when the management user may read
+ * it (an administrator any user's, a user its own); undefined without one.
+ */
+export async function readUserMaxChannels(client: ManagementClient, user: string): Promise<number | undefined> {
+  const limits = await client.getOptional<{ value?: Record<string, number> }[]>(`/api/user-limits/${encodeURIComponent(user)}`, [401, 403, 404]).catch(() => undefined);
+  const max = Array.isArray(limits) ? limits[0]?.value?.["max-channels"] : undefined;
+  return typeof max === "number" ? max : undefined;
+}
+
+/**
+ * The AMQP user's topic permissions in the vhost, when the management user may read them (an
+ * administrator); undefined otherwise.
+ */
+export async function readTopicPermissions(client: ManagementClient, vhost: string, user: string): Promise<TopicPermissionOf[] | undefined> {
+  const list = await client.getOptional<TopicPermissionOf[]>(`/api/topic-permissions/${vh(vhost)}/${encodeURIComponent(user)}`, [401, 403, 404]);
+  return Array.isArray(list) ? list.map((p) => ({ exchange: p.exchange, write: p.write, read: p.read })) : undefined;
+}
+
+/**
+ * The memory and disk alarms the cluster's nodes have now (GET /api/nodes: a monitoring or
+ * administrator user may read it; for others, none is known and apply finds out by publishing).
+ */
+export async function readAlarms(client: ManagementClient): Promise<NodeAlarm[]> {
+  type ApiNode = { name: string; mem_alarm?: boolean; disk_free_alarm?: boolean; mem_used?: number; mem_limit?: number; disk_free?: number; disk_free_limit?: number };
+  const nodes = await client.getOptional<ApiNode[]>(`/api/nodes?columns=name,mem_alarm,disk_free_alarm,mem_used,mem_limit,disk_free,disk_free_limit`, [401, 403, 404]);
+  return (Array.isArray(nodes) ? nodes : []).flatMap((n): NodeAlarm[] => [
+    ...(n.disk_free_alarm === true ? [{ node: n.name, kind: "disk" as const, value: n.disk_free, limit: n.disk_free_limit }] : []),
+    ...(n.mem_alarm === true ? [{ node: n.name, kind: "memory" as const, value: n.mem_used, limit: n.mem_limit }] : []),
+  ]);
 }
 
 /**

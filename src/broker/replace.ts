@@ -40,7 +40,8 @@ import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
 import { holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
-import { ALARM_HINT, amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
+import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
+import { alarmHint, blockedKind } from "../plan/alarms.js";
 import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
 import { sleep } from "./retry.js";
 
@@ -496,7 +497,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         `move messages from ${from} to ${to}: the broker blocked topo's publishing (${blocked.reason}) for more than ${PUBLISH_BLOCKED_GRACE_MS / 1000} s, so topo closed its connection; no message was lost: those not moved yet are still in ${from}, and those whose move was under way may reach ${to} too once the alarm clears (at-least-once: such a copy is kept)`,
         {
           object: `move messages from ${from} to ${to}`,
-          hints: [ALARM_HINT],
+          hints: [alarmHint(blockedKind(blocked.reason))],
         },
       );
     }

@@ -5,7 +5,7 @@ import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
-import { unackedOf } from "../broker/read.js";
+import { readUserMaxChannels, unackedOf } from "../broker/read.js";
 import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
@@ -144,6 +144,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // A first connect gets a few quick attempts (the identity probe has just reached the port);
       // a reconnect after a restart waits for a booting node.
       s = await AmqpSession.open(c.target, { ...opts, connectAttempts: opened.has(c.target.name) ? 8 : 3 });
+      // The user's max-channels counts like channel_max: the lock, the writes and a replace's move
+      // keep within it, and a replace it leaves no room for is refused before anything is written.
+      const maxChannels = await readUserMaxChannels(client(c), c.target.amqp.username);
+      if (maxChannels !== undefined) s.limitChannels(c.target.amqp.username, maxChannels);
       opened.add(c.target.name);
       sessions.set(c.target.name, s);
       if (opts.signal?.aborted) onAbort();
@@ -159,7 +163,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const marks = await verifyClusters(desired.clusters, clusters, client, opts, async (c) => (opts.expect ? undefined : readApplyMark(client(c), c.target.amqp.vhost, desired.prefix)));
     checkInterrupted();
     const reads = await forEachCluster(clusters, async (c) => ({
-      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), keepState: opts.expect !== undefined, file: opts.file })),
+      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss })),
       mark: marks[clusters.indexOf(c)],
     }));
     const plans = reads.map((r) => r.plan);
@@ -302,7 +306,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         read = earlier;
         step("kept the plan it read: no apply wrote since");
       } else {
-        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file });
+        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
         step("planned again under the lock");
       }
       if (expected) opts.expect?.([freshOf(read)], [...(carriedOut.get(c.target.name)?.values() ?? [])]);

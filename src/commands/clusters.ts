@@ -7,17 +7,20 @@ import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats } from "../broker/read.js";
+import { readAlarms, readTopicPermissions, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
 import { compatibility, takesDefaultType } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
+import { alarmProblem, movedMessages } from "../plan/alarms.js";
+import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { mirroring } from "../plan/mirroring.js";
 import { policyLimits } from "../plan/policy-limits.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
+import { subjectOf } from "../core/keys.js";
 import { stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
@@ -165,6 +168,8 @@ export interface ReadPlanOptions {
    * for it). Other reads skip it: it costs a pass over every object.
    */
   keepState?: boolean;
+  /** apply --allow-data-loss: a replace deletes and re-creates its queue, and moves no message. */
+  movesNothing?: boolean;
   /** The topology file, to name the place of a problem only the broker reveals (a user conflict). */
   file?: string;
 }
@@ -209,7 +214,7 @@ export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  { live, keepState = false, file }: ReadPlanOptions = {},
+  { live, keepState = false, file, movesNothing = false }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; state?: SavedState; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   const conflicts = userConflicts(c, actual, prefix);
@@ -277,6 +282,21 @@ export async function readAndPlan(
   ]);
   const room = queueRoomProblem(queueRoom(plan, actual, prefix, maxQueues), c.target.amqp.vhost);
   if (room) throw new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" });
+  // A node's memory or disk alarm blocks the publishes a replace moves messages with: apply would
+  // stop part-way, so it refuses; plan warns. Read only for a plan that moves messages.
+  if (!movesNothing && movedMessages(plan, actual).length) {
+    const alarm = alarmProblem(plan, actual, await readAlarms(client));
+    if (alarm && live) throw new BrokerError(c.target.name, `${alarm.cause}; topo refuses before anything is written; nothing was changed`, { hints: alarm.hints, code: "broker_refused" });
+    if (alarm) plan.warnings.push(`${alarm.cause}; apply refuses it until the alarm has cleared`);
+  }
+  // The AMQP user's topic permissions refuse a binding's routing key on a topic exchange: apply
+  // would stop at that bind, so it refuses first; plan warns. Readable by an administrator only.
+  if (actual.vhostExists && plan.actions.some((a) => a.op === "replace" || subjectOf(a).kind === "binding")) {
+    const { username: user, vhost } = c.target.amqp;
+    const topics = topicProblem(topicRefusals(plan, actual, (await readTopicPermissions(client, vhost, user)) ?? [], user, vhost), user, vhost);
+    if (topics && live) throw new BrokerError(c.target.name, `${topics.cause}, so topo refuses before anything is written; nothing was changed`, { hints: topics.hints, code: "permission_denied" });
+    if (topics) plan.warnings.push(`${topics.cause}: apply refuses it before writing anything`);
+  }
   actual.defaultQueueType = defaultType;
   const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
   const compat = compatibility(c, actual, permits, declared);

@@ -7,7 +7,7 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
+import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, publish, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
 
 const { fresh, vhosts } = testVhosts();
 const users: string[] = [];
@@ -374,7 +374,7 @@ describe("a missing right is named, with the command that grants it", () => {
 
 describe("a broker's limit is named, with where it is set, and never taken for a missing right", () => {
   /** The error object of a --json run, from the last JSON document on stdout. */
-  const errorOf = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error as { code: string };
+  const errorOf = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error as { code: string; message: string; hints: string[] };
 
   it("a vhost's max-connections: reported at once (not waited out as a vhost being created), with set_vhost_limits", async () => {
     const { sync, file } = fresh(["mplogin"]);
@@ -405,7 +405,11 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect(errorOf(r.stdout).code).toBe("broker_refused");
   });
 
-  it("a user's max-channels below what apply opens: the limit, its command and the --parallelism that fits; apply finishes with it", async () => {
+  // The broker counts a user's channels over all its connections and closes the connection that
+  // opens one too many (530), whatever was under way: apply stopped at its first 65th channel, and
+  // a replace with max-channels 2 stopped part-way with two holding queues left. apply reads the
+  // user's max-channels (GET /api/user-limits/USER) and keeps within it as within channel_max.
+  it("a user's max-channels below what apply opens: apply writes within it and says so", async () => {
     const u = await user("");
     // 300 services: 900 declares and binds, in batches of 16 over as many channels as there are batches, up to 64.
     const services = Array.from({ length: 300 }, (_, i) => `mpch${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
@@ -414,18 +418,82 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
     expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 8 })).status).toBeLessThan(300);
     const r = await runCli(["apply", "-f", file, "--cluster", "async"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`number of channels opened for user '${u.user}' has reached the maximum allowed user limit of \\(?8\\)?`));
-    expect(r.stderr).toContain(`hint: user "${u.user}" may have at most 8 channels open (max-channels; rabbitmqctl list_user_limits --user ${u.user} shows it)`);
-    expect(r.stderr).toContain(`rabbitmqctl set_user_limits ${u.user} '{"max-channels": 73}'`);
-    expect(r.stderr).toContain("apply with --parallelism 7 or fewer");
-    expect(r.stderr).not.toMatch(/the vhost does not exist or the user may not use it/);
-
-    // The limit stays: fewer channels are enough, and the broker's own channel_max is not the cap.
-    const fits = await runCli(["apply", "-f", file, "--cluster", "async", "--parallelism", "7"]);
-    expect(fits.stderr).not.toMatch(/Error|channel_max/);
-    expect(fits.code).toBe(0);
+    expect(r.stderr).not.toMatch(/Error|channel_max/);
+    expect(r.code).toBe(0);
+    // The lock's consumer holds one of the 8, and one is kept spare.
+    expect(r.stderr).toContain(`cluster async: user "${u.user}" may have 8 channels open (its max-channels), so topo writes over 6 channels at once, not 64`);
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a user's max-channels too low for a replace without loss: refused before anything is written, naming the limit and the fix; finished once it allows three", async () => {
+    const u = await user("");
+    const { async } = fresh([]);
+    const topo = (args: Record<string, number>) =>
+      writeTopology({ sync: uniqueName("unused"), async, services: [{ name: "mpcha", sync: false, async: { arguments: args } }], credentials: u, clusterExtra: { async: { management: adminManagementUrl() } } });
+    await createVhost(async);
+    await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await runCli(["apply", "-f", topo({}), "--cluster", "async"])).code).toBe(0);
+    await publish(async, "mpcha", "mpcha.async.x", Array.from({ length: 20 }, (_, i) => `m${i}`));
+    const after = topo({ "x-max-length": 1000 });
+    for (const max of [1, 2]) {
+      expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: max })).status).toBeLessThan(300);
+      const r = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive", "--json"]);
+      expect(r.code).toBe(1);
+      const err = errorOf(r.stdout);
+      expect(err.code).toBe("broker_refused");
+      expect(err.message).toContain(`user "${u.user}" may have ${max} channel${max === 1 ? "" : "s"} open at once (its max-channels, counting all its connections)`);
+      expect(err.message).toContain("replacing queue mpcha.async without losing its messages moves them over 2 at once; nothing was written");
+      expect(err.hints.join("\n")).toContain(`rabbitmqctl set_user_limits ${u.user} '{"max-channels": ${max === 1 ? 2 : 3}}'`);
+      expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mpcha.async`)).status).toBe(404);
+    }
+    expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 3 })).status).toBeLessThan(300);
+    const done = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive"]);
+    expect(done.stderr).not.toMatch(/Error/);
+    expect(done.code).toBe(0);
+    expect(done.stderr).toMatch(/queue mpcha\.async replaced; 20 messages moved back/);
+  });
+
+  // RabbitMQ checks the routing key of every bind and unbind from a topic exchange against the read
+  // pattern of the user's topic permission for it. A replace stopped at its first bind (its holding
+  // queue made) with a hint that blamed the vhost's configure/write/read permissions. The move
+  // itself publishes through the default exchange, which topic permissions do not concern.
+  it("topic permissions that refuse a binding's key: plan warns, apply refuses before writing; where they cannot be read, the bind's refusal names the topic permission", async () => {
+    const u = await user("management");
+    const { async } = fresh([]);
+    const topo = (args: Record<string, number>, management = adminManagementUrl()) =>
+      writeTopology({ sync: uniqueName("unused"), async, services: [{ name: "mptopic", sync: false, async: { arguments: args } }], credentials: u, clusterExtra: { async: { management } } });
+    await createVhost(async);
+    await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await runCli(["apply", "-f", topo({}), "--cluster", "async"])).code).toBe(0);
+    await publish(async, "mptopic", "mptopic.async.x", Array.from({ length: 20 }, (_, i) => `m${i}`));
+    // Publishing stays open (write .*); binding from mptopic does not.
+    expect((await api("PUT", `/api/topic-permissions/${vh(async)}/${u.user}`, { exchange: "mptopic", write: ".*", read: "^mptopic\\.sync\\." })).status).toBeLessThan(300);
+    const after = topo({ "x-max-length": 1000 });
+    const words = `user "${u.user}"'s topic permissions in vhost "${async}" refuse bindings this plan makes or removes (RabbitMQ checks a binding's routing key on a topic exchange against the read pattern): on topic exchange mptopic its read pattern ^mptopic\\.sync\\. refuses routing key mptopic.async.#`;
+    const plan = await runCli(["plan", "-f", after, "--cluster", "async", "--detailed-exitcode"]);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(`! warning: ${words}`);
+    const r = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive", "--json"]);
+    expect(r.code).toBe(1);
+    const err = errorOf(r.stdout);
+    expect(err.code).toBe("permission_denied");
+    expect(err.message).toContain(`${words}; apply would stop part-way, so topo refuses before anything is written; nothing was changed`);
+    expect(err.hints.join("\n")).toContain(`rabbitmqctl set_topic_permissions -p ${async} ${u.user} EXCHANGE WRITE READ`);
+    expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mptopic.async`)).status).toBe(404);
+
+    // A management user that may not read topic permissions (no administrator tag): the broker's refusal, named.
+    const own = `http://${encodeURIComponent(u.user)}:${u.password}@${new URL(broker().mgmtBase).host}`;
+    const blind = await runCli(["apply", "-f", topo({ "x-max-length": 1000 }, own), "--cluster", "async", "--allow-destructive"]);
+    expect(blind.code).toBe(1);
+    expect(blind.stderr).toContain(`access to topic 'mptopic.async.#' in exchange 'mptopic' in vhost '${async}' refused for user '${u.user}'`);
+    expect(blind.stderr).toContain(`hint: user ${u.user}'s topic permission on exchange mptopic in vhost ${async} refuses routing key mptopic.async.# (its read pattern;`);
+    expect(blind.stderr).not.toContain("lacks configure/write/read permission");
+
+    await api("DELETE", `/api/topic-permissions/${vh(async)}/${u.user}`);
+    const done = await runCli(["apply", "-f", after, "--cluster", "async", "--allow-destructive"]);
+    expect(done.stderr).not.toMatch(/Error/);
+    expect(done.code).toBe(0);
+    expect(done.stderr).toMatch(/queue mptopic\.async replaced; 20 messages moved back/);
   });
 
   it("--parallelism takes a whole number of channels from 1 to 2047, and says so otherwise", async () => {

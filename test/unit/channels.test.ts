@@ -15,10 +15,11 @@ const before = queue({ name: "mplogin.async" });
 const after = queue({ name: "mplogin.async", arguments: { "x-max-length": 1000 } });
 const replace = (o: Partial<Extract<Action, { op: "replace" }>> = {}): Action => ({ op: "replace", key: keyOf(after), before, after, because: ["arguments.x-max-length: (none) -> 1000"], rebind: [], ...o });
 const plan = (...actions: Action[]): ClusterPlan => ({ cluster: "async", endpoint: "amqp://u:***@h/v", vhost: "v", actions, warnings: [], degraded: [] });
-const session = (channelMax: number) => ({ channelMax }) as AmqpSession;
-const refusal = (p: ClusterPlan, channelMax: number, allowDataLoss = false) => {
+type Budget = Pick<AmqpSession, "channelBudget" | "channelsHeld" | "budgetUser">;
+const session = (channelBudget: number, channelsHeld = 0, budgetUser?: { user: string; max: number }): Budget => ({ channelBudget, channelsHeld, budgetUser });
+const refusal = (p: ClusterPlan, channels: number | Budget, allowDataLoss = false) => {
   try {
-    refuseShortOfChannels(p, session(channelMax), { allowDataLoss, concurrency: 64 });
+    refuseShortOfChannels(p, typeof channels === "number" ? session(channels) : channels, { allowDataLoss, concurrency: 64 });
     return undefined;
   } catch (e) {
     return e as BrokerError;
@@ -50,5 +51,19 @@ describe("a connection with too few channels for a replace without loss", () => 
     const x = exchange({ name: "mplogin" });
     expect(refusal(plan({ op: "replace", key: keyOf(x), before: x, after: { ...x, type: "direct" }, because: ["type"], rebind: [] }), 1)).toBeUndefined();
     expect(refusal(plan({ op: "create", key: keyOf(after), after }), 1)).toBeUndefined();
+  });
+
+  it("counts the channel topo's lock keeps open, and names a user's max-channels when that is the limit", () => {
+    const lock = refusal(plan(replace()), session(2, 1));
+    expect(lock?.message).toBe(
+      "cluster async: the broker lets a connection open 2 channels (its channel_max), topo's apply lock keeps 1 of them open, and replacing queue mplogin.async without losing its messages moves them over 2 at once; nothing was written",
+    );
+    expect(lock?.hints[0]).toMatch(/^raise channel_max in the broker's rabbitmq\.conf \(2047 by default\) to 3 or more/);
+    expect(refusal(plan(replace()), session(3, 1))).toBeUndefined();
+    const user = refusal(plan(replace()), session(2, 1, { user: "deploy", max: 2 }));
+    expect(user?.message).toBe(
+      'cluster async: user "deploy" may have 2 channels open at once (its max-channels, counting all its connections), topo\'s apply lock keeps 1 of them open, and replacing queue mplogin.async without losing its messages moves them over 2 at once; nothing was written',
+    );
+    expect(user?.hints[0]).toMatch(/^raise the limit to 3 or more: rabbitmqctl set_user_limits deploy '\{"max-channels": 3\}' \(rabbitmqctl list_user_limits --user deploy shows it\), clear it, or apply as a user without it; or, to drop the messages instead/);
   });
 });
