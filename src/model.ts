@@ -162,6 +162,11 @@ export interface QueueSpec {
   cluster: string;
   queue: Queue;
   mirrored: boolean;
+  /**
+   * Where the file writes each of the queue's arguments (defaults.async.arguments.x-max-length, or
+   * the service's own), for a problem only the broker reveals; absent when it has none.
+   */
+  argumentsAt?: Record<string, (string | number)[]>;
 }
 
 /** What the file asks for on one cluster: its vhost and every object in it. */

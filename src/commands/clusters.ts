@@ -23,7 +23,7 @@ import { sha256 } from "../files/digest.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
-import { placeOfKey } from "../config/load.js";
+import { placeOfKey, placesOfKeys } from "../config/load.js";
 import { displayPath } from "../config/places.js";
 
 /**
@@ -281,7 +281,8 @@ export async function readAndPlan(
   if (room) throw new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" });
   actual.defaultQueueType = defaultType;
   const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
-  const compat = compatibility(c, actual, permits, declared);
+  const placeOf = file === undefined ? undefined : placesOfKeys(file);
+  const compat = compatibility(c, actual, permits, declared, (path) => placeOf?.(path) ?? displayPath(path));
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
   }

@@ -651,6 +651,38 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await runCli(["route", "mpfine.async.audit", "-f", file, "--live"])).code).toBe(0);
   });
 
+  it("warns, at its place in the file, of what RabbitMQ 4 accepts and ignores; applies it as written, and plans clean", async () => {
+    const { file, sync, async } = topology(
+      { sync: { type: "quorum", arguments: { "x-max-in-memory-length": 0 } }, async: { arguments: { "x-queue-mode": "lazy", ...(version === "4.0" ? { "x-queue-version": 1 } : {}) } } },
+      ["mplogin", "mpwallet"],
+    );
+    const at = (key: string) => {
+      // The line and column of the key in the file topology() wrote (JSON, two-space indent).
+      const lines = readFileSync(file, "utf8").split("\n");
+      const line = lines.findIndex((l) => l.includes(`"${key}"`));
+      return `${file}:${line + 1}:${(lines[line] as string).indexOf('"') + 1}`;
+    };
+    const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const plan = await runCli(["plan", "-f", file]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(
+      new RegExp(`! warning: ${esc(at("x-queue-mode"))}: x-queue-mode: "lazy" \\(queues mplogin\\.async, mpwallet\\.async\\): RabbitMQ ${esc(version)}\\.\\d+ accepts x-queue-mode: lazy and ignores it: .*; fix: drop x-queue-mode`),
+    );
+    expect(plan.stdout).toMatch(
+      new RegExp(`! warning: ${esc(at("x-max-in-memory-length"))}: x-max-in-memory-length: 0 \\(queues mplogin\\.sync, mpwallet\\.sync\\): RabbitMQ ${esc(version)}\\.\\d+ accepts x-max-in-memory-length and ignores it`),
+    );
+    if (version === "4.0") expect(plan.stdout).toMatch(new RegExp(`! warning: ${esc(at("x-queue-version"))}: x-queue-version: 1 \\(queues mplogin\\.async, mpwallet\\.async\\): RabbitMQ 4\\.0\\.\\d+ accepts x-queue-version: 1 and ignores it`));
+    // A warning, not a refusal: the queues are declared as written, and the broker keeps the arguments.
+    const apply = await runCli(["apply", "-f", file]);
+    expect(apply.code).toBe(0);
+    expect((await api("GET", `/api/queues/${async}/mplogin.async`)).body.arguments).toMatchObject({ "x-queue-mode": "lazy" });
+    expect((await api("GET", `/api/queues/${sync}/mplogin.sync`)).body.arguments).toMatchObject({ "x-max-in-memory-length": 0 });
+    const again = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/no changes/);
+    expect(again.stdout).toMatch(/! warning: .*x-queue-mode: "lazy"/);
+  });
+
   it("imports what topo made into a file that plans no changes", async () => {
     const { file } = topology({ sync: { mirrored: false } }, [
       "mplogin",
