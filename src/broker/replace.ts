@@ -71,8 +71,10 @@ export interface ReplaceOutcome {
   movedBack: number;
   /** Copies of a message routed to both queues while bindings switched, dropped. */
   duplicatesDropped: number;
-  /** The broker's count of the new queue right after the move (undefined for a stream: it has none). */
+  /** The broker's count of the new queue right after the move (undefined for a stream: it has none): its ready messages. */
   holds?: number;
+  /** Consumers of the new queue then: what they hold unacknowledged is not in `holds`. */
+  consumers?: number;
 }
 
 /** Messages moved per confirm round trip. */
@@ -207,8 +209,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type);
     if (refusal) throw new Error(`${hold} was not deleted: ${refusal}`);
   });
-  const holds = r.after.type === "stream" ? undefined : await step(`count ${name}`, async (ch) => (await ch.checkQueue(name)).messageCount);
-  return { movedBack: back.moved, duplicatesDropped, holds };
+  const now = r.after.type === "stream" ? undefined : await step(`count ${name}`, (ch) => ch.checkQueue(name));
+  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, consumers: now?.consumerCount };
 }
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
