@@ -306,7 +306,7 @@ export type Action =
       /** Why this queue replace could lose messages (plan/risk.ts); apply refuses it unless data loss is allowed. */
       risks?: ReplaceRisk[];
       /** What the new queue and its holding queue will enforce, so the move never overfills them. */
-      limits?: { queue: QueueLimits; hold: QueueLimits };
+      limits?: { queue: QueueLimits; hold: QueueLimits; old?: QueueLimits };
       /**
        * A lossless replace of this queue was interrupted: its holding queue still exists.
        * `queueDone`: the queue already has its new properties, so only the move back is left.

@@ -371,7 +371,7 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     const operatorPolicies = actual.operatorPolicies ?? [];
     const limits = queueLimits(a.after, policies, operatorPolicies);
     const hold = holdingQueueFor(a.after, limits);
-    a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies) };
+    a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
     if (!held) continue;
