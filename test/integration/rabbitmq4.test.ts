@@ -21,6 +21,7 @@ import { ManagementClient } from "../../src/broker/http.js";
 import { unackedOf } from "../../src/broker/read.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
+import { stoppedQuorumMove } from "../helpers/quorum-move.js";
 
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
@@ -565,50 +566,11 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     const v = uniqueName("r4async");
     vhosts.push(v);
     expect((await api("PUT", `/api/vhosts/${v}`)).status).toBeLessThan(300);
-    const conn = await amqplib.connect(`${AMQP}/${v}`);
-    try {
-      const ch = await conn.createConfirmChannel();
-      const old: Queue = { kind: "queue", name: "mplogin.async", type: "quorum", durable: true, autoDelete: false, exclusive: false, arguments: { "x-delivery-limit": 1 } };
-      await ch.assertQueue(old.name, { durable: true, arguments: { "x-queue-type": "quorum", "x-delivery-limit": 1 } });
-      for (let i = 0; i < 10; i++) ch.sendToQueue(old.name, Buffer.alloc(100, 65 + i), { persistent: true, messageId: `m${i}` });
-      await ch.waitForConfirms();
-      // A worker got the first 3 and its channel closed: one delivery each, the last the limit allows.
-      const worker = await conn.createChannel();
-      for (let i = 0; i < 3; i++) expect(await worker.get(old.name, { noAck: false })).toBeTruthy();
-      await worker.close();
-      const u = new URL(AMQP);
-      const t: ClusterTarget = {
-        name: "async",
-        amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port), username: "guest", password: "guest", vhost: v, display: `amqp://***@${u.host}/${v}` },
-        management: { baseUrl: MGMT, username: "guest", password: "guest", display: MGMT },
-        tls: {},
-      };
-      const session = await AmqpSession.open(t);
-      // A policy's byte limit on the holding queue stops the move after 2 messages, in the middle of a batch.
-      const hold = { overflow: "drop-head" as const, maxLengthBytes: { value: 250, from: "policy p's max-length-bytes" } };
-      const err = await replaceQueueLossless(
-        session,
-        { after: { ...old, arguments: { "x-delivery-limit": 2 } }, bindings: [], holdBindings: [], queueDone: false, old, limits: { queue: { overflow: "drop-head" }, hold, old: { overflow: "drop-head" } } },
-        () => undefined,
-      ).then(
-        () => undefined,
-        (e: Error) => e,
-      );
-      await session.close();
-      expect(err?.message).toMatch(/topo\.hold\.mplogin\.async is full at policy p's max-length-bytes 250; 8 messages could not be moved and the old queue mplogin\.async keeps them; none was lost or copied/);
-      const drain = async (q: string) => {
-        const out: { id: string; count: unknown }[] = [];
-        for (let m = await ch.get(q, { noAck: true }); m; m = await ch.get(q, { noAck: true })) out.push({ id: String(m.properties.messageId), count: m.properties.headers?.["x-delivery-count"] });
-        return out;
-      };
-      const moved = await drain("topo.hold.mplogin.async");
-      const kept = await drain(old.name);
-      expect([...moved, ...kept].map((m) => m.id).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
-      // What was moved carries no delivery count of the old queue's.
-      expect(moved.map((m) => m.count)).toEqual([undefined, undefined]);
-    } finally {
-      await conn.close().catch(() => undefined);
-    }
+    const { error, moved, kept } = await stoppedQuorumMove(AMQP, MGMT, v);
+    expect(error).toMatch(/topo\.hold\.mplogin\.async is full at policy p's max-length-bytes 250; 8 messages could not be moved and the old queue mplogin\.async keeps them; none was lost or copied/);
+    expect([...moved, ...kept].map((m) => m.id).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
+    // What was moved carries no delivery count of the old queue's.
+    expect(moved.map((m) => m.count)).toEqual([undefined, undefined]);
   });
 
   // A memory alarm blocks publishing; a replace whose move is blocked past its grace closes the
