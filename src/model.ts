@@ -162,6 +162,11 @@ export interface QueueSpec {
   cluster: string;
   queue: Queue;
   mirrored: boolean;
+  /**
+   * Where the file writes each of the queue's arguments (defaults.async.arguments.x-max-length, or
+   * the service's own), for a problem only the broker reveals; absent when it has none.
+   */
+  argumentsAt?: Record<string, (string | number)[]>;
 }
 
 /** What the file asks for on one cluster: its vhost and every object in it. */
@@ -236,6 +241,11 @@ export interface QueueFacts {
   messages?: number;
   ready?: number;
   unacked?: number;
+  /**
+   * A consumer holds messages unacknowledged and the statistics, their only count, did not catch
+   * up with the queue's live count: `unacked` (0) and `messages` count the ready ones only.
+   */
+  unackedUnknown?: boolean;
   consumers?: number;
   /** Bytes of the message bodies the queue holds (ready and unacknowledged). */
   bytes?: number;
@@ -291,10 +301,12 @@ export type Action =
       /** Bindings that vanish with the old object and are re-created in the same apply. */
       rebind: Binding[];
       messages?: number;
+      /** `messages` counts the ready messages only: how many its consumers hold unacknowledged is not known. */
+      unackedUnknown?: boolean;
       /** Why this queue replace could lose messages (plan/risk.ts); apply refuses it unless data loss is allowed. */
       risks?: ReplaceRisk[];
       /** What the new queue and its holding queue will enforce, so the move never overfills them. */
-      limits?: { queue: QueueLimits; hold: QueueLimits };
+      limits?: { queue: QueueLimits; hold: QueueLimits; old?: QueueLimits };
       /**
        * A lossless replace of this queue was interrupted: its holding queue still exists.
        * `queueDone`: the queue already has its new properties, so only the move back is left.
@@ -306,6 +318,8 @@ export type Action =
       key: string;
       before: Resource;
       messages?: number;
+      /** `messages` counts the ready messages only: how many its consumers hold unacknowledged is not known. */
+      unackedUnknown?: boolean;
       /**
        * Of `messages`, those fetched but not acknowledged (basic.get without ack, or a consumer
        * cancelled on a channel still open), by the broker's statistics: no live count sees them,

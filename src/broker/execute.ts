@@ -182,7 +182,8 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       // (a delete-ok counts no unacknowledged message, and only the statistics count those).
       const consumerCount = await consumersOf(amqp, r.name);
       const { messageCount } = await ch.deleteQueue(r.name);
-      const all = a.op === "delete" || a.op === "replace" ? a.messages : undefined;
+      // Not when the statistics did not catch up with its consumers: then it is no count of all.
+      const all = (a.op === "delete" || a.op === "replace") && !a.unackedUnknown ? a.messages : undefined;
       // A client that fetched with basic.get, or whose consumer was cancelled, is no consumer.
       const fetched = a.op === "delete" ? (a.unacked ?? 0) : 0;
       const taken =
@@ -246,7 +247,13 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         ctx.log,
       );
       const dups = r.duplicatesDropped ? `, ${r.duplicatesDropped} duplicate cop${r.duplicatesDropped === 1 ? "y" : "ies"} dropped` : "";
-      const holds = r.holds === undefined ? "" : `; the broker counts ${plural(r.holds, "message")} in it now`;
+      // A passive declare counts ready messages: with consumers already attached, that is not all.
+      const holds =
+        r.holds === undefined
+          ? ""
+          : r.consumers
+            ? `; the broker counts ${plural(r.holds, "ready message")} in it now, and ${plural(r.consumers, "consumer")} already ${r.consumers === 1 ? "takes" : "take"} from it`
+            : `; the broker counts ${plural(r.holds, "message")} in it now`;
       ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${plural(r.movedBack, "message")} moved back through ${holdingQueueName(describe(a.after))}${dups}${holds}`);
       mark(a);
     });

@@ -58,8 +58,8 @@ export interface LosslessReplace {
   old?: Queue;
   /** The holding queue as it is now (resuming an interrupted replace). */
   hold?: Queue;
-  /** What the new queue and the holding queue enforce (plan/risk.ts). */
-  limits?: { queue: QueueLimits; hold: QueueLimits };
+  /** What the new queue, the holding queue and the old queue enforce (plan/risk.ts). */
+  limits?: { queue: QueueLimits; hold: QueueLimits; old?: QueueLimits };
   /**
    * What a queue holds fetched and not acknowledged, by statistics that caught up with its live
    * count (broker/read.ts unackedOf); undefined when the broker has no statistics for it.
@@ -72,8 +72,10 @@ export interface ReplaceOutcome {
   movedBack: number;
   /** Copies of a message routed to both queues while bindings switched, dropped. */
   duplicatesDropped: number;
-  /** The broker's count of the new queue right after the move (undefined for a stream: it has none). */
+  /** The broker's count of the new queue right after the move (undefined for a stream: it has none): its ready messages. */
   holds?: number;
+  /** Consumers of the new queue then: what they hold unacknowledged is not in `holds`. */
+  consumers?: number;
 }
 
 /** Messages moved per confirm round trip. */
@@ -149,7 +151,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       let emptied = 0;
       if (r.old?.type !== "stream") {
         const copies = r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
-        const s = await move(session, name, hold, { copies, limits: r.limits?.hold });
+        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old) });
         duplicatesDropped += s.dropped;
         emptied = s.moved + s.dropped;
         if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
@@ -199,7 +201,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue });
+  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined) });
   duplicatesDropped += back.dropped;
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
@@ -208,8 +210,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type);
     if (refusal) throw new Error(`${hold} was not deleted: ${refusal}`);
   });
-  const holds = r.after.type === "stream" ? undefined : await step(`count ${name}`, async (ch) => (await ch.checkQueue(name)).messageCount);
-  return { movedBack: back.moved, duplicatesDropped, holds };
+  const now = r.after.type === "stream" ? undefined : await step(`count ${name}`, (ch) => ch.checkQueue(name));
+  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}) };
 }
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
@@ -268,7 +270,7 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
   return {
     contentType: p.contentType,
     contentEncoding: p.contentEncoding,
-    headers: withoutSenderRoutes(p.headers),
+    headers: movedHeaders(p.headers),
     deliveryMode: p.deliveryMode,
     priority: p.priority,
     correlationId: p.correlationId,
@@ -284,17 +286,25 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
 }
 
 /**
- * A message's headers without its sender-selected routing keys. RabbitMQ routes a message to the
- * keys in its CC header as well as its routing key, and keeps CC in the message: moved through the
- * default exchange, where a key is a queue's name, a message published with `CC: ["audit"]` put a
- * copy into the vhost's queue `audit` at each move, though its own exchange had routed it to this
- * queue alone (measured on 3.10). Its routing was done when it was first published.
+ * The headers a message is moved with: its own, without what would route it again or speak of its
+ * deliveries from the queue it leaves.
+ * - Its sender-selected routing keys: RabbitMQ routes a message to the keys in its CC header as
+ *   well as its routing key, and keeps CC in the message: moved through the default exchange,
+ *   where a key is a queue's name, a message published with `CC: ["audit"]` put a copy into the
+ *   vhost's queue `audit` at each move, though its own exchange had routed it to this queue alone
+ *   (measured on 3.10). Its routing was done when it was first published.
+ * - The delivery counts a quorum queue adds as it delivers (x-delivery-count, and 4.3's
+ *   x-acquired-count): the queue a message is moved into counts its deliveries afresh, and its
+ *   x-delivery-limit goes by its own count (measured on 4.0.5: a message published with
+ *   x-delivery-count 5 was dropped at the limit by the queue's count; 4.3.6 kept the published 5
+ *   beside its own count). Carried over, a consumer read a count the broker does not go by.
  */
-function withoutSenderRoutes(headers: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  if (!headers || !("CC" in headers || "BCC" in headers)) return headers;
-  const { CC: _cc, BCC: _bcc, ...rest } = headers;
-  return rest;
+function movedHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!headers || !MOVE_DROPS.some((h) => h in headers)) return headers;
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !MOVE_DROPS.includes(k)));
 }
+
+const MOVE_DROPS = ["CC", "BCC", "x-delivery-count", "x-acquired-count"];
 
 /** What a queue holds that a move into it may find copies of. */
 interface Copies {
@@ -339,6 +349,21 @@ async function peek(session: AmqpSession, queue: string): Promise<Copies> {
   }
 }
 
+/**
+ * How a move gives back to its source what it fetched and could not move (the target refused it,
+ * or was full). A requeue counts as a delivery of a quorum queue's message (measured on 3.10.8 and
+ * 4.0.5; 4.3.6 counts a closed channel only): a message already at its x-delivery-limit was
+ * dropped, or dead-lettered, and one never delivered to a worker lost one of its deliveries. So
+ * out of a quorum queue the message is published back to it (confirmed, then the fetched one
+ * acknowledged): a new message at the queue's end, counted afresh. Not where the queue has a
+ * length limit: until the fetched one is acknowledged both count, and drop-head would drop
+ * another message to make room.
+ */
+function giveBackTo(source: Queue | undefined, limits: QueueLimits | undefined): "requeue" | "republish" {
+  if (source?.type !== "quorum") return "requeue";
+  return limits === undefined || limits.maxLength || limits.maxLengthBytes ? "requeue" : "republish";
+}
+
 interface MoveOptions {
   /**
    * What the target held right after it gained bindings the source lost: a message among the
@@ -350,6 +375,8 @@ interface MoveOptions {
   copies: Copies;
   /** The target's limits: the move never fills it past them. */
   limits?: QueueLimits;
+  /** How what could not be moved goes back to the source (giveBackTo). */
+  giveBack?: "requeue" | "republish";
 }
 
 interface MoveResult {
@@ -378,6 +405,32 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
   let inflight: { m: GetMessage; returned: boolean }[] = [];
+  /** Back to the source, as o.giveBack says: published anew where a requeue would count a delivery. */
+  const giveBack = async (back: GetMessage[]): Promise<void> => {
+    if (o.giveBack !== "republish" || back.length === 0) {
+      for (const m of back) get?.nack(m, false, true);
+      return;
+    }
+    const confirms = await session.unlessBlocked(
+      Promise.all(
+        back.map(
+          (m) =>
+            new Promise<boolean>((resolve) => {
+              // Not mandatory: the source exists (its messages are in hand), and a return would be
+              // taken for one of the batch's. A channel already closed takes nothing.
+              try {
+                (pub as ConfirmChannel).publish("", from, m.content, { ...publishOptions(m), mandatory: false }, (err: Error | null) => resolve(!err));
+              } catch {
+                resolve(false);
+              }
+            }),
+        ),
+      ),
+    );
+    session.rpcs++;
+    // Only a copy the source confirmed replaces the fetched message; another goes back as it came.
+    back.forEach((m, i) => (confirms[i] ? get?.ack(m) : get?.nack(m, false, true)));
+  };
   try {
     get = await session.channel();
     session.rpcs++;
@@ -473,7 +526,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           else returned++;
           back.push(m);
         });
-        for (const m of back) get?.nack(m, false, true);
+        await giveBack(back);
         // A round trip on the same channel: its reply comes once the broker took the acks above,
         // which amqplib may still hold in its buffers (a connection closed then sends its close
         // ahead of them, and the whole batch goes back to its source, a copy of each message).

@@ -5,7 +5,7 @@ import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
-import { readUserMaxChannels, unackedOf } from "../broker/read.js";
+import { readUserMaxChannels, unackedNow, unackedOf } from "../broker/read.js";
 import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
@@ -552,11 +552,16 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
           a.messages = Math.max(a.messages ?? 0, r.messageCount);
           return;
         }
-        // What consumers hold refuses the delete as theirs. Held by no consumer (basic.get, or a
-        // consumer cancelled on its open channel), it is counted from statistics read again until
-        // they caught up: older ones may count what the client has acknowledged or given back since.
-        if (r.consumerCount > 0) a.unacked = undefined;
-        else if ((a.unacked ?? 0) > 0) a.unacked = ((await unackedOf(http, target, q.name, r)) ?? a.unacked) || undefined;
+        // What consumers hold refuses the delete as theirs, and is counted from statistics that
+        // caught up with them, or said to be unknown: a count of the ready messages alone looked
+        // whole. Held by no consumer (basic.get, or a consumer cancelled on its open channel), it
+        // is counted from statistics read again until they caught up: older ones may count what
+        // the client has acknowledged or given back since.
+        if (r.consumerCount > 0) {
+          const held = await unackedNow(http, target, q.name, r);
+          a.unacked = held.fresh ? held.unacked || undefined : undefined;
+          if (!held.fresh) a.unackedUnknown = true;
+        } else if ((a.unacked ?? 0) > 0) a.unacked = ((await unackedOf(http, target, q.name, r)) ?? a.unacked) || undefined;
         a.messages = r.messageCount + (a.unacked ?? 0);
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.

@@ -25,7 +25,7 @@ import { stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
-import { placeOfKey } from "../config/load.js";
+import { placeOfKey, placesOfKeys } from "../config/load.js";
 import { displayPath } from "../config/places.js";
 
 /**
@@ -299,7 +299,8 @@ export async function readAndPlan(
   }
   actual.defaultQueueType = defaultType;
   const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
-  const compat = compatibility(c, actual, permits, declared);
+  const placeOf = file === undefined ? undefined : placesOfKeys(file);
+  const compat = compatibility(c, actual, permits, declared, (path) => placeOf?.(path) ?? displayPath(path));
   if (compat.errors.length) {
     throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
   }

@@ -82,8 +82,8 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
     value: { kind: "integer", min: 1, max: 255, limit: "RabbitMQ refuses a higher priority (max_value_exceeded)" },
     description: "Classic queues: highest message priority (1 to 255).",
   },
-  "x-queue-mode": { types: ["classic"], value: { kind: "enum", values: ["default", "lazy"] }, description: "Classic queues (3.x): keep messages on disk (lazy)." },
-  "x-queue-version": { types: ["classic"], value: { kind: "enum", values: [1, 2] }, description: "Classic queues: storage version." },
+  "x-queue-mode": { types: ["classic"], value: { kind: "enum", values: ["default", "lazy"] }, description: "Classic queues, RabbitMQ 3.11 and earlier: keep messages on disk (lazy). 3.12 and later accept it and ignore it (plan warns)." },
+  "x-queue-version": { types: ["classic"], value: { kind: "enum", values: [1, 2] }, description: "Classic queues: storage version. RabbitMQ 4.0 to 4.2 accept 1 and store version 2 (plan warns); 4.3 refuses 1." },
   "x-queue-master-locator": {
     types: ["classic"],
     value: { kind: "enum", values: ["client-local", "min-masters", "random"] },
@@ -104,8 +104,8 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
     description: "Quorum queues: deliveries before a message is dead-lettered or dropped; -1: no limit (RabbitMQ 4.0+, whose default is 20).",
   },
   "x-quorum-initial-group-size": { types: ["quorum"], value: exact(1), description: "Quorum queues: number of replicas at creation." },
-  "x-max-in-memory-length": { types: ["quorum"], value: exact(0), description: "Quorum queues (3.x): most messages kept in memory." },
-  "x-max-in-memory-bytes": { types: ["quorum"], value: exact(0), description: "Quorum queues (3.x): most bytes kept in memory." },
+  "x-max-in-memory-length": { types: ["quorum"], value: exact(0), description: "Quorum queues, RabbitMQ 3.8 and 3.9: most messages kept in memory. 3.10 and later accept it and ignore it (plan warns)." },
+  "x-max-in-memory-bytes": { types: ["quorum"], value: exact(0), description: "Quorum queues, RabbitMQ 3.8 and 3.9: most bytes kept in memory. 3.10 and later accept it and ignore it (plan warns)." },
   "x-max-age": { types: ["stream"], value: { kind: "duration" }, description: "Streams: how long messages are kept, a whole number above 0 and a unit Y, M, D, h, m or s, e.g. 7D." },
   "x-stream-max-segment-size-bytes": {
     types: ["stream"],
@@ -170,15 +170,17 @@ export interface ArgumentProblem {
   atKey?: boolean;
 }
 
+/** Where an argument was written: the most specific layer that sets it ([] when none does). */
+export function argumentPath(name: string, layers: readonly ArgumentLayer[]): (string | number)[] {
+  const layer = [...layers].reverse().find((l) => l.arguments && name in l.arguments);
+  return layer ? [...layer.path, "arguments", name] : [];
+}
+
 /** What RabbitMQ would refuse of a queue's merged arguments, placed where each was written. */
 /** `refused`: arguments written but refused elsewhere, which no other argument is faulted for lacking. */
 export function checkArguments(type: QueueType, args: Args, layers: ArgumentLayer[], refused: readonly string[] = []): ArgumentProblem[] {
   const problems: ArgumentProblem[] = [];
-  // Point at the most specific layer that wrote the argument.
-  const pathOf = (name: string): (string | number)[] => {
-    const layer = [...layers].reverse().find((l) => l.arguments && name in l.arguments);
-    return layer ? [...layer.path, "arguments", name] : [];
-  };
+  const pathOf = (name: string) => argumentPath(name, layers);
   for (const [name, value] of Object.entries(args)) {
     const rule = ARGUMENTS[name];
     if (!rule) continue; // the schema refuses unknown arguments

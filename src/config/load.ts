@@ -95,15 +95,25 @@ function lineColumns(text: string): { lc: LineCounter; at: (offset: number) => {
  * the key (then the caller names the key's path).
  */
 export function placeOfKey(file: string, path: Path): string | undefined {
-  try {
-    const text = readFileSync(file, "utf8");
-    const { lc, at } = lineColumns(text);
-    const doc = yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, merge: true });
-    if (nodeAt(doc, path) === undefined) return undefined;
-    return formatProblem(placePathProblem({ path, message: "", atKey: true }, doc, at, file, true)).replace(/: $/, "");
-  } catch {
-    return undefined;
-  }
+  return placesOfKeys(file)(path);
+}
+
+/** placeOfKey for many keys of one file: it is read and parsed once, on the first question. */
+export function placesOfKeys(file: string): (path: Path) => string | undefined {
+  let parsed: { doc: Document.Parsed; at: (offset: number) => { line: number; col: number } } | null | undefined;
+  return (path) => {
+    try {
+      if (parsed === undefined) {
+        const text = readFileSync(file, "utf8");
+        const { lc, at } = lineColumns(text);
+        parsed = { doc: yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, merge: true }), at };
+      }
+    } catch {
+      parsed = null;
+    }
+    if (!parsed || nodeAt(parsed.doc, path) === undefined) return undefined;
+    return formatProblem(placePathProblem({ path, message: "", atKey: true }, parsed.doc, parsed.at, file, true)).replace(/: $/, "");
+  };
 }
 
 /**

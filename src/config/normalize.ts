@@ -24,7 +24,7 @@ import { DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolic
 import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
-import { checkArguments } from "./arguments.js";
+import { argumentPath, checkArguments } from "./arguments.js";
 import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, passwordInQuery, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
@@ -407,7 +407,8 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
       if (own && typeof own === "object") layers.push({ settings: own, path: ["services", i, kind] });
       const r = resolveSettings(kind, layers, problems);
       const missing = [...(refused.arguments?.[`defaults.${kind}`] ?? []), ...(refused.arguments?.[`${i}.${kind}`] ?? [])];
-      problems.push(...checkArguments(r.type, r.arguments, layers.map((l) => ({ arguments: l.settings.arguments, path: l.path })), missing));
+      const argumentLayers = layers.map((l) => ({ arguments: l.settings.arguments, path: l.path }));
+      problems.push(...checkArguments(r.type, r.arguments, argumentLayers, missing));
       if (knownClusters && !knownClusters.includes(r.cluster)) {
         // One problem per place that names the cluster (or per kind, for the built-in default,
         // at the first service that needs it), not one per service.
@@ -434,7 +435,9 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
         exclusive: false,
         arguments: sortArgs(r.arguments),
       };
-      specs.push({ service: svc.name, traffic: kind, cluster: r.cluster, queue, mirrored: r.mirrored });
+      const names = Object.keys(queue.arguments);
+      const argumentsAt = names.length ? { argumentsAt: Object.fromEntries(names.map((n) => [n, argumentPath(n, argumentLayers)])) } : {};
+      specs.push({ service: svc.name, traffic: kind, cluster: r.cluster, queue, mirrored: r.mirrored, ...argumentsAt });
     }
   });
 

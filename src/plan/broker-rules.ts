@@ -229,6 +229,86 @@ const VERSION_RULES: readonly VersionRule[] = [
   },
 ];
 
+/** A setting this broker accepts and keeps in the queue's arguments, and then does nothing with. */
+export interface Ignored {
+  /** The argument that asks for it, where the file writes it. */
+  argument: string;
+  setting: string;
+  rule: string;
+  fix: string;
+}
+
+/** Dropping or changing an argument changes the queue's arguments, which RabbitMQ cannot change in place. */
+const REPLACES = "apply --allow-destructive then replaces the queues, keeping their messages";
+
+/**
+ * What RabbitMQ accepts and ignores from a version on (and up to the one that refuses it, which
+ * VERSION_RULES holds). The broker says nothing: the declare succeeds and the argument is listed
+ * with the queue, so a file, topo's read back and a worker's redeclare all agree on a setting that
+ * has no effect. topo cannot make it work, so plan warns, naming the version and what to write;
+ * where it works (an older cluster the same file serves), nothing is said. Each was measured by
+ * declaring queues on 3.10.8, 4.0.5 and 4.3.6 and reading them back.
+ */
+const IGNORED_FROM: readonly {
+  type: QueueType;
+  argument: string;
+  value?: ArgValue;
+  from: [number, number];
+  until?: [number, number];
+  rule: (version: string, value: ArgValue) => string;
+  fix: string;
+}[] = [
+  {
+    // 3.10.8: a lazy queue held 0 of 20 messages in memory, a default one 20. 4.0.5 and 4.3.6
+    // kept x-queue-mode: lazy in the queue's arguments, and the lazy queue held as many in memory
+    // as one without it (1 of 20). RabbitMQ's docs date the change to 3.12 (3.11 to 3.13 unmeasured).
+    type: "classic",
+    argument: "x-queue-mode",
+    from: [3, 12],
+    rule: (v, value) =>
+      `RabbitMQ ${v} accepts x-queue-mode: ${String(value)} and ignores it: classic queues have had one mode since 3.12, which moves messages to disk much as lazy did (they keep a few in memory whatever the mode says)`,
+    fix: `drop x-queue-mode (${REPLACES}); it still makes classic queues lazy on RabbitMQ 3.11 and earlier`,
+  },
+  {
+    // 3.10.8: a quorum queue without it held 0 of 20 messages in memory too, and its Raft machine
+    // (rabbit_fifo) has no in-memory limit any more; 4.0.5 and 4.3.6 keep the argument and hold none.
+    type: "quorum",
+    argument: "x-max-in-memory-length",
+    from: [3, 10],
+    rule: (v) => `RabbitMQ ${v} accepts x-max-in-memory-length and ignores it: quorum queues keep no message bodies in memory since 3.10, whatever the limit`,
+    fix: `drop x-max-in-memory-length (${REPLACES}); it limits memory on RabbitMQ 3.8 and 3.9 only`,
+  },
+  {
+    type: "quorum",
+    argument: "x-max-in-memory-bytes",
+    from: [3, 10],
+    rule: (v) => `RabbitMQ ${v} accepts x-max-in-memory-bytes and ignores it: quorum queues keep no message bodies in memory since 3.10, whatever the limit`,
+    fix: `drop x-max-in-memory-bytes (${REPLACES}); it limits memory on RabbitMQ 3.8 and 3.9 only`,
+  },
+  {
+    // 4.0.5: a queue declared with x-queue-version: 1 keeps the argument, and its messages were
+    // written in version 2's files (0.qi, 0.qs; 3.10.8 wrote version 1's, 0.idx and journal.jif).
+    // 4.3.6 refuses it (VERSION_RULES).
+    type: "classic",
+    argument: "x-queue-version",
+    value: 1,
+    from: [4, 0],
+    until: [4, 3],
+    rule: (v) => `RabbitMQ ${v} accepts x-queue-version: 1 and ignores it: it stores classic queues in version 2 only (and RabbitMQ 4.3 refuses version 1)`,
+    fix: `write x-queue-version: 2, or drop it (${REPLACES})`,
+  },
+];
+
+/** What this broker accepts of this declare and then ignores. */
+export function brokerIgnores(version: string, q: QueueDeclare): Ignored[] {
+  return IGNORED_FROM.filter(
+    (i) => i.type === q.type && i.argument in q.arguments && (i.value === undefined || i.value === q.arguments[i.argument]) && atLeast(version, ...i.from) && !(i.until && atLeast(version, ...i.until)),
+  ).map((i) => {
+    const value = q.arguments[i.argument] as ArgValue;
+    return { argument: i.argument, setting: `${i.argument}: ${JSON.stringify(value)}`, rule: i.rule(version, value), fix: i.fix };
+  });
+}
+
 /** Everything this broker refuses of this declare, common rules first. */
 export function brokerRefuses(permits: BrokerPermits, q: QueueDeclare): Refusal[] {
   const out = commonRefusals(permits.version, q);

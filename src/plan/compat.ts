@@ -2,7 +2,7 @@
 // and what it permits (plan/broker-rules.ts), before anything is written.
 
 import type { ActualCluster, DesiredCluster, Queue } from "../model.js";
-import { atLeast, brokerRefuses, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
+import { atLeast, brokerIgnores, brokerRefuses, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
 import { names, plural, shellWord } from "../core/words.js";
 
 export { majorMinor } from "./broker-rules.js";
@@ -34,6 +34,7 @@ export function compatibility(
   actual: ActualCluster,
   permits: BrokerPermits = permitsOf(actual.version),
   declared: ReadonlySet<string> = new Set(),
+  placeOf: (path: (string | number)[]) => string = (path) => path.join("."),
 ): Compatibility {
   const out: Compatibility = { errors: [], warnings: [], hints: [] };
   const version = actual.version;
@@ -61,6 +62,7 @@ export function compatibility(
     }
     for (const feature of deprecatedUse(permits, queue)) deprecated.set(feature, [...(deprecated.get(feature) ?? []), queue.name]);
   }
+  out.warnings.push(...ignoredSettings(desired, version, placeOf));
   for (const r of refused.values()) {
     out.errors.push(`${r.queues.length === 1 ? "queue" : "queues"} ${names(r.queues)}: ${r.setting}: ${r.rule}; fix: ${r.fix}`);
   }
@@ -83,6 +85,27 @@ export function compatibility(
     );
   }
   return out;
+}
+
+/**
+ * What the file asks of this broker that it accepts and ignores (broker-rules.ts brokerIgnores),
+ * once per place in the file that writes it, with the queues it reaches: a warning, not an error,
+ * since the queue works as declared and the same file may serve a cluster where the setting does
+ * what it says.
+ */
+function ignoredSettings(desired: DesiredCluster, version: string, placeOf: (path: (string | number)[]) => string): string[] {
+  const found = new Map<string, { place: string; setting: string; rule: string; fix: string; queues: string[] }>();
+  for (const spec of desired.queues) {
+    for (const i of brokerIgnores(version, spec.queue)) {
+      const path = spec.argumentsAt?.[i.argument];
+      const place = path ? placeOf(path) : `queue ${spec.queue.name}`;
+      const key = `${place}\n${i.setting}\n${i.rule}`;
+      const entry = found.get(key) ?? { place, ...i, queues: [] };
+      entry.queues.push(spec.queue.name);
+      found.set(key, entry);
+    }
+  }
+  return [...found.values()].map((f) => `${f.place}: ${f.setting} (${f.queues.length === 1 ? "queue" : "queues"} ${names(f.queues)}): ${f.rule}; fix: ${f.fix}`);
 }
 
 /**

@@ -118,7 +118,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     }
     const because = fieldDiff(before, after, IMMUTABLE[after.kind]);
     if (because.length) {
-      actions.push({ op: "replace", key, before, after, because, rebind: [], messages: messagesOf(actual, before) });
+      actions.push({ op: "replace", key, before, after, because, rebind: [], messages: messagesOf(actual, before), ...unknownUnacked(actual, before) });
       continue;
     }
     const changed = fieldDiff(before, after, MUTABLE[after.kind]);
@@ -371,7 +371,7 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     const operatorPolicies = actual.operatorPolicies ?? [];
     const limits = queueLimits(a.after, policies, operatorPolicies);
     const hold = holdingQueueFor(a.after, limits);
-    a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies) };
+    a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
     if (!held) continue;
@@ -388,6 +388,7 @@ function heldTogether(queue: QueueFacts | undefined, hold: QueueFacts | undefine
   return {
     ready: sum((f) => f.ready),
     unacked: sum((f) => f.unacked),
+    ...(facts.some((f) => f.unackedUnknown) ? { unackedUnknown: true } : {}),
     consumers: queue?.consumers ?? 0,
     bytes: facts.some((f) => f.bytes === undefined) ? undefined : sum((f) => f.bytes),
   };
@@ -406,6 +407,11 @@ function compareActions(x: Action, y: Action): number {
 /** What a queue holds by the read: its messages, and those fetched but not acknowledged (undefined: none). */
 function messagesOf(actual: ActualCluster, r: Resource): number | undefined {
   return r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined;
+}
+
+/** `unackedUnknown` when what a queue's consumers hold unacknowledged has no count (broker/read.ts readLiveCounts). */
+function unknownUnacked(actual: ActualCluster, ...rs: Resource[]): { unackedUnknown?: true } {
+  return rs.some((r) => r.kind === "queue" && actual.queueFacts[r.name]?.unackedUnknown) ? { unackedUnknown: true } : {};
 }
 
 function unackedOf(actual: ActualCluster, r: Resource): number | undefined {
@@ -457,6 +463,7 @@ function resumeInterruptedReplaces(
       because: [why, ...(existing?.op === "replace" ? existing.because : [])],
       rebind: [],
       messages,
+      ...unknownUnacked(actual, r, { ...r, name: base }),
       resume,
     };
     if (existing) actions[i] = action;

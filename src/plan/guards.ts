@@ -8,7 +8,7 @@ import { UnsafePlanError } from "../errors.js";
 import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
-import { alsoRemoves, renderAction } from "./render.js";
+import { alsoRemoves, messagesHeld, renderAction } from "./render.js";
 import { plural } from "../core/words.js";
 
 export interface Allowed {
@@ -74,7 +74,7 @@ export function guardReplaceRisks(plans: ClusterPlan[]): void {
   const risky = plans.flatMap((p) => p.actions.filter((a): a is Replace => a.op === "replace" && (a.risks?.length ?? 0) > 0).map((a) => ({ cluster: p.cluster, a })));
   if (risky.length === 0) return;
   const lines = risky.flatMap(({ cluster, a }) => [
-    `  cluster ${cluster}: queue ${describe(a.after)}${a.messages ? ` (holds ${a.messages} message${a.messages === 1 ? "" : "s"})` : ""}:`,
+    `  cluster ${cluster}: queue ${describe(a.after)}${a.messages || a.unackedUnknown ? ` (holds ${messagesHeld(a)})` : ""}:`,
     ...(a.risks ?? []).map((r) => `    ${r.reason}`),
   ]);
   const advice = [...new Set(risky.flatMap(({ a }) => (a.risks ?? []).map((r) => r.advice)))];
@@ -89,8 +89,8 @@ export function guardReplaceRisks(plans: ClusterPlan[]): void {
 /** With --allow-data-loss a queue replace is a plain delete and re-create: what goes with it. */
 export function dataLossLines(p: ClusterPlan): string[] {
   return p.actions.flatMap((a) =>
-    a.op === "replace" && a.after.kind === "queue" && !a.resume && (a.messages ?? 0) > 0
-      ? [`cluster ${p.cluster}: --allow-data-loss: queue ${describe(a.after)} is deleted with the ${a.messages} message${a.messages === 1 ? "" : "s"} it holds, and re-created empty`]
+    a.op === "replace" && a.after.kind === "queue" && !a.resume && ((a.messages ?? 0) > 0 || a.unackedUnknown)
+      ? [`cluster ${p.cluster}: --allow-data-loss: queue ${describe(a.after)} is deleted with the ${messagesHeld(a)} it holds, and re-created empty`]
       : [],
   );
 }

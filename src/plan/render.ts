@@ -4,7 +4,7 @@ import type { Action, Binding, ClusterPlan, Plan, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
-import { escapeUnsafe, shown } from "../core/words.js";
+import { escapeUnsafe, plural, shown } from "../core/words.js";
 
 
 function details(r: Resource): string {
@@ -35,8 +35,18 @@ function argsText(args: Record<string, unknown>): string {
   return entries.length ? `, ${entries.map(([k, v]) => `${shown(k)}=${escapeUnsafe(JSON.stringify(v))}`).join(", ")}` : "";
 }
 
-function holds(messages: number | undefined): string {
-  return messages ? ` [holds ${messages} message${messages === 1 ? "" : "s"}]` : "";
+function holds(a: { messages?: number; unackedUnknown?: boolean }): string {
+  if (a.unackedUnknown) return ` [holds ${messagesHeld(a)}]`;
+  return a.messages ? ` [holds ${messagesHeld(a)}]` : "";
+}
+
+/**
+ * What a queue holds, in words: "5 messages", or, when what its consumers hold unacknowledged has
+ * no count, "2 ready messages and an unknown number unacknowledged".
+ */
+export function messagesHeld(a: { messages?: number; unackedUnknown?: boolean }): string {
+  const n = a.messages ?? 0;
+  return a.unackedUnknown ? `${plural(n, "ready message")} and an unknown number unacknowledged` : plural(n, "message");
 }
 
 /** What a line of output means; a terminal shows it in colour, a pipe gets the plain text. */
@@ -89,14 +99,14 @@ export function renderAction(a: Action): string[] {
       return [`~ update ${a.after.kind} ${describe(a.after)}`, ...a.changed.map((c) => `    ${c}`)];
     case "replace":
       return [
-        `-/+ replace ${a.after.kind} ${describe(a.after)}${holds(a.messages)}`,
+        `-/+ replace ${a.after.kind} ${describe(a.after)}${holds(a)}`,
         ...a.because.map((c) => `    because ${c}`),
         ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
         ...replaceNotes(a).map((n) => `    ! ${n}`),
       ];
     case "delete":
-      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a.messages)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : [])];
+      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : [])];
     default:
       return assertNever(a);
   }
@@ -147,6 +157,11 @@ export function renderSummary(plan: Plan, where: "above" | "below" = "above"): s
   return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${notCompared ? ` N${notCompared.slice(1)}` : ""}${drift}`;
 }
 
+/** In --json, `messages` then counts the ready ones only. */
+function unknownJson(a: { unackedUnknown?: boolean }): { unackedUnknown?: true } {
+  return a.unackedUnknown ? { unackedUnknown: true } : {};
+}
+
 function actionJson(a: Action): Record<string, unknown> {
   const r = subjectOf(a);
   const base: Record<string, unknown> = { op: a.op, kind: r.kind, name: describe(r) };
@@ -156,9 +171,9 @@ function actionJson(a: Action): Record<string, unknown> {
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after };
     case "replace":
-      return { ...base, because: a.because, messages: a.messages ?? null, risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), before: a.before, after: a.after };
+      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), before: a.before, after: a.after };
     case "delete":
-      return { ...base, messages: a.messages ?? null, unmanaged: (a.unmanaged ?? []).map(describe), before: a.before };
+      return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), before: a.before };
     default:
       return assertNever(a);
   }

@@ -18,6 +18,8 @@ import { holdingQueue } from "../core/naming.js";
 export interface HeldMessages {
   ready: number;
   unacked: number;
+  /** `unacked` (0) is no count: what consumers hold unacknowledged is not known. */
+  unackedUnknown?: boolean;
   consumers: number;
   /** Body bytes of what it holds; undefined when the broker did not say (streams). */
   bytes?: number;
@@ -181,12 +183,18 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
   const risks: ReplaceRisk[] = [];
   const { held } = c;
   const total = held.ready + held.unacked;
+  // Without a count of what consumers hold, `total` is the least the queue holds, and said so.
+  const counted = (n: number) => (held.unackedUnknown ? `${n} or more messages` : plural(n, "message"));
   const after = queueLimits(c.after, c.policies, c.operatorPolicies);
   const before = queueLimits(c.before, c.policies, c.operatorPolicies);
 
   if (c.deletesQueue) {
     if (held.consumers > 0) {
-      const unacked = held.unacked > 0 ? `, holding ${plural(held.unacked, "unacknowledged message")}` : "";
+      const unacked = held.unackedUnknown
+        ? ", holding messages unacknowledged (how many is not known: the broker's statistics, their only count, did not catch up within 15 s)"
+        : held.unacked > 0
+          ? `, holding ${plural(held.unacked, "unacknowledged message")}`
+          : "";
       risks.push({
         rule: "consumers",
         reason: `${plural(held.consumers, "consumer")} ${held.consumers === 1 ? "is" : "are"} attached${unacked}: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue`,
@@ -205,7 +213,7 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
       // basic.get on a stream closes the whole connection (540 NOT_IMPLEMENTED), a passive
       // declare counts 0 messages whatever it holds, and an if-empty delete removes it anyway
       // (measured on 3.10): topo can neither move its messages nor make sure there are none.
-      const holding = total > 0 ? ` holding ${plural(total, "message")} (the statistics' count)` : "";
+      const holding = total > 0 ? ` holding ${counted(total)} (the statistics' count)` : "";
       risks.push({
         rule: "stream",
         reason: `it is a stream${holding}: topo cannot move a stream's messages, and cannot make sure it holds none`,
@@ -216,7 +224,7 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
       const l = after.maxLength;
       risks.push({
         rule: "x-max-length",
-        reason: `${l.from} ${l.value} is below the ${plural(total, "message")} it holds: ${overflowEffect(after, total - l.value)}`,
+        reason: `${l.from} ${l.value} is below the ${counted(total)} it holds: ${overflowEffect(after, total - l.value)}`,
         advice: `raise ${l.from} to at least ${total}, or ${DRAIN} (below ${l.value})`,
       });
     }
@@ -232,7 +240,7 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
       const l = after.maxLengthBytes;
       risks.push({
         rule: "x-max-length-bytes",
-        reason: `${l.from} ${l.value} applies, and the broker's statistics do not count the bytes of the ${plural(total, "message")} it holds now`,
+        reason: `${l.from} ${l.value} applies, and the broker's statistics do not count the bytes of the ${counted(total)} it holds now`,
         advice: "run topo apply again once the queue's count has not changed for 5 s (the statistics count bytes every 5 s), or let the workers drain it",
       });
     }
@@ -243,14 +251,14 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
       const was = before.messageTtl ? `is shorter than the ${before.messageTtl.value} ms it has now` : "is new";
       const dlx = after.deadLetterExchange ? ` (dead-lettered to exchange "${after.deadLetterExchange}")` : "";
       const fate = ttl.value === 0 ? `would expire${dlx} as they are moved back, with no consumer to take them` : `expire${dlx} unless consumed within ${duration(ttl.value)} of the replace`;
-      risks.push({ rule: "x-message-ttl", reason: `${ttl.from} ${ttl.value} ${was}: the ${plural(total, "message")} it holds ${fate}`, advice: DRAIN });
+      risks.push({ rule: "x-message-ttl", reason: `${ttl.from} ${ttl.value} ${was}: the ${counted(total)} it holds ${fate}`, advice: DRAIN });
     }
     const exp = after.expires;
     if (exp && total > 0 && (!before.expires || exp.value < before.expires.value)) {
       const was = before.expires ? `is shorter than the ${before.expires.value} ms it has now` : "is new";
       risks.push({
         rule: "x-expires",
-        reason: `${exp.from} ${exp.value} ${was}: the queue is deleted with the ${plural(total, "message")} it holds if no worker uses it within ${duration(exp.value)} of the replace`,
+        reason: `${exp.from} ${exp.value} ${was}: the queue is deleted with the ${counted(total)} it holds if no worker uses it within ${duration(exp.value)} of the replace`,
         advice: DRAIN,
       });
     }
@@ -268,17 +276,17 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
     const tighter = (h: Limit | undefined, q: Limit | undefined): h is Limit => h !== undefined && (q === undefined || h.value < q.value);
     const ownLimit = (l: Limit | undefined) => (l ? `${l.from} ${l.value}` : "none");
     if (hold.maxLength && total > hold.maxLength.value) {
-      risks.push({ rule: "hold-policy", reason: `${hold.maxLength.from} ${hold.maxLength.value} applies to ${c.hold.name}, which would hold the ${plural(total, "message")}: ${overflowEffect(hold, total - hold.maxLength.value)}`, advice: holdAdvice });
+      risks.push({ rule: "hold-policy", reason: `${hold.maxLength.from} ${hold.maxLength.value} applies to ${c.hold.name}, which would hold the ${counted(total)}: ${overflowEffect(hold, total - hold.maxLength.value)}`, advice: holdAdvice });
     } else if (c.deletesQueue && tighter(hold.maxLength, before.maxLength)) {
-      risks.push({ rule: "hold-policy", reason: `${hold.maxLength.from} ${hold.maxLength.value} applies to ${c.hold.name} and is below the limit of ${c.before.name} (${ownLimit(before.maxLength)}): it takes the ${plural(total, "message")} the queue holds and every message published during the replace, and once they pass ${hold.maxLength.value} ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
+      risks.push({ rule: "hold-policy", reason: `${hold.maxLength.from} ${hold.maxLength.value} applies to ${c.hold.name} and is below the limit of ${c.before.name} (${ownLimit(before.maxLength)}): it takes the ${counted(total)} the queue holds and every message published during the replace, and once they pass ${hold.maxLength.value} ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
     }
     if (hold.maxLengthBytes && held.bytes !== undefined && held.bytes > hold.maxLengthBytes.value) {
       risks.push({ rule: "hold-policy", reason: `${hold.maxLengthBytes.from} ${hold.maxLengthBytes.value} applies to ${c.hold.name}, which would hold ${held.bytes} bytes: ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
     } else if (c.deletesQueue && tighter(hold.maxLengthBytes, before.maxLengthBytes)) {
-      risks.push({ rule: "hold-policy", reason: `${hold.maxLengthBytes.from} ${hold.maxLengthBytes.value} applies to ${c.hold.name} and is below the limit of ${c.before.name} (${ownLimit(before.maxLengthBytes)}): it takes the ${plural(total, "message")} the queue holds and every message published during the replace, and once their bytes pass ${hold.maxLengthBytes.value} ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
+      risks.push({ rule: "hold-policy", reason: `${hold.maxLengthBytes.from} ${hold.maxLengthBytes.value} applies to ${c.hold.name} and is below the limit of ${c.before.name} (${ownLimit(before.maxLengthBytes)}): it takes the ${counted(total)} the queue holds and every message published during the replace, and once their bytes pass ${hold.maxLengthBytes.value} ${overflowEffect(hold, undefined)}`, advice: holdAdvice });
     }
     if (hold.messageTtl) {
-      risks.push({ rule: "hold-policy", reason: `${hold.messageTtl.from} ${hold.messageTtl.value} applies to ${c.hold.name}: the ${plural(total, "message")} waiting there expire after ${duration(hold.messageTtl.value)}`, advice: holdAdvice });
+      risks.push({ rule: "hold-policy", reason: `${hold.messageTtl.from} ${hold.messageTtl.value} applies to ${c.hold.name}: the ${counted(total)} waiting there expire after ${duration(hold.messageTtl.value)}`, advice: holdAdvice });
     }
     if (hold.expires) {
       risks.push({ rule: "hold-policy", reason: `${hold.expires.from} ${hold.expires.value} applies to ${c.hold.name}: it is deleted with the messages waiting there after ${duration(hold.expires.value)} unused`, advice: holdAdvice });

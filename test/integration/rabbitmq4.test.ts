@@ -23,6 +23,7 @@ import { LockError } from "../../src/errors.js";
 import { unackedOf } from "../../src/broker/read.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
+import { stoppedQuorumMove } from "../helpers/quorum-move.js";
 
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
@@ -581,6 +582,50 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     return { sync, async, after: replacing(), replacing };
   }
 
+  // A consumer holds messages unacknowledged: a passive declare counts only the ready ones, and the
+  // statistics, the only count of the others, lag (quorum queues' on 4.x by more than 5 s). Apply
+  // once printed "[holds 2 messages]" for a queue holding 5: statistics from before the consumer
+  // took its 3 were taken as fresh, since a live consumer skipped the check.
+  it("a replace refused for a consumer counts what the queue holds, the consumer's unacknowledged messages included", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const services = (args: Record<string, number>) => [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: args } }];
+    expect((await runCli(["apply", "-f", topologyFile(sync, async, undefined, services({}))])).code).toBe(0);
+    await publish(async, "mplogin", "mplogin.async.audit", 5);
+    const conn = await amqplib.connect(`${AMQP}/${async}`);
+    try {
+      const ch = await conn.createChannel();
+      await ch.prefetch(3);
+      let got = 0;
+      await ch.consume("mplogin.async", () => void got++, { noAck: false });
+      await until("the consumer takes 3 messages", () => got === 3, 10_000, () => `it took ${got}`);
+      const r = await runCli(["apply", "-f", topologyFile(sync, async, undefined, services({ "x-max-length": 1000 })), "--allow-destructive"]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/-\/\+ replace queue mplogin\.async \[holds 5 messages\]\n/);
+      expect(r.stderr).toMatch(/queue mplogin\.async \(holds 5 messages\):\n\s+1 consumer is attached, holding 3 unacknowledged messages/);
+    } finally {
+      await conn.close();
+    }
+    expect(await messageCount(async, "mplogin.async")).toBe(5);
+  });
+
+  // A move out of a quorum queue that stops half-way gives back what it fetched and could not
+  // move. Given back by a requeue, each counted as a delivery (4.0.5; 4.3.6 counts a closed channel
+  // only), and a message already at its x-delivery-limit was dropped, though apply said "none was
+  // lost". And a moved message carried the old queue's x-delivery-count header, a count the new
+  // queue does not go by (4.0.5 ignored a published one, 4.3.6 kept it beside its own).
+  it("a move out of a quorum queue that stops half-way gives back what it could not move without counting a delivery: none dropped at its x-delivery-limit", async () => {
+    const v = uniqueName("r4async");
+    vhosts.push(v);
+    expect((await api("PUT", `/api/vhosts/${v}`)).status).toBeLessThan(300);
+    const { error, moved, kept } = await stoppedQuorumMove(AMQP, MGMT, v);
+    expect(error).toMatch(/topo\.hold\.mplogin\.async is full at policy p's max-length-bytes 250; 8 messages could not be moved and the old queue mplogin\.async keeps them; none was lost or copied/);
+    expect([...moved, ...kept].map((m) => m.id).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`));
+    // What was moved carries no delivery count of the old queue's.
+    expect(moved.map((m) => m.count)).toEqual([undefined, undefined]);
+  });
+
   // A memory alarm blocks publishing; a replace whose move is blocked past its grace closes the
   // connection, and the other replaces under way on it fail with "Channel ended". That is no
   // restart to reconnect after: the broker reads nothing from the blocked connection, so it holds
@@ -815,6 +860,38 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(routed.code).toBe(1);
     expect(routed.stderr).toContain("cluster async: mpcrash.async.audit is routed only to queue mpcrash.async, which RabbitMQ lists as crashed: no queue takes it");
     expect((await runCli(["route", "mpfine.async.audit", "-f", file, "--live"])).code).toBe(0);
+  });
+
+  it("warns, at its place in the file, of what RabbitMQ 4 accepts and ignores; applies it as written, and plans clean", async () => {
+    const { file, sync, async } = topology(
+      { sync: { type: "quorum", arguments: { "x-max-in-memory-length": 0 } }, async: { arguments: { "x-queue-mode": "lazy", ...(version === "4.0" ? { "x-queue-version": 1 } : {}) } } },
+      ["mplogin", "mpwallet"],
+    );
+    const at = (key: string) => {
+      // The line and column of the key in the file topology() wrote (JSON, two-space indent).
+      const lines = readFileSync(file, "utf8").split("\n");
+      const line = lines.findIndex((l) => l.includes(`"${key}"`));
+      return `${file}:${line + 1}:${(lines[line] as string).indexOf('"') + 1}`;
+    };
+    const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const plan = await runCli(["plan", "-f", file]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(
+      new RegExp(`! warning: ${esc(at("x-queue-mode"))}: x-queue-mode: "lazy" \\(queues mplogin\\.async, mpwallet\\.async\\): RabbitMQ ${esc(version)}\\.\\d+ accepts x-queue-mode: lazy and ignores it: .*; fix: drop x-queue-mode`),
+    );
+    expect(plan.stdout).toMatch(
+      new RegExp(`! warning: ${esc(at("x-max-in-memory-length"))}: x-max-in-memory-length: 0 \\(queues mplogin\\.sync, mpwallet\\.sync\\): RabbitMQ ${esc(version)}\\.\\d+ accepts x-max-in-memory-length and ignores it`),
+    );
+    if (version === "4.0") expect(plan.stdout).toMatch(new RegExp(`! warning: ${esc(at("x-queue-version"))}: x-queue-version: 1 \\(queues mplogin\\.async, mpwallet\\.async\\): RabbitMQ 4\\.0\\.\\d+ accepts x-queue-version: 1 and ignores it`));
+    // A warning, not a refusal: the queues are declared as written, and the broker keeps the arguments.
+    const apply = await runCli(["apply", "-f", file]);
+    expect(apply.code).toBe(0);
+    expect((await api("GET", `/api/queues/${async}/mplogin.async`)).body.arguments).toMatchObject({ "x-queue-mode": "lazy" });
+    expect((await api("GET", `/api/queues/${sync}/mplogin.sync`)).body.arguments).toMatchObject({ "x-max-in-memory-length": 0 });
+    const again = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/no changes/);
+    expect(again.stdout).toMatch(/! warning: .*x-queue-mode: "lazy"/);
   });
 
   it("imports what topo made into a file that plans no changes", async () => {

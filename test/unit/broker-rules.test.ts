@@ -97,6 +97,45 @@ describe("plan checks what the broker permits", () => {
   });
 });
 
+describe("what a broker accepts and ignores", () => {
+  /** Queues whose arguments the file writes at `at` (defaults.async, say), as normalize places them. */
+  function placed(at: string, ...qs: ReturnType<typeof queue>[]): DesiredCluster {
+    const d = desired(...qs);
+    for (const s of d.queues) s.argumentsAt = Object.fromEntries(Object.keys(s.queue.arguments).map((a) => [a, [...at.split("."), "arguments", a]]));
+    return d;
+  }
+  const where = (path: (string | number)[]) => `topology.yaml:9:7 (${path.join(".")})`;
+  const lazy = placed("defaults.async", queue({ name: "mplogin.async", arguments: { "x-queue-mode": "lazy" } }), queue({ name: "mpwallet.async", arguments: { "x-queue-mode": "lazy" } }));
+  const inMemory = placed("services.0.sync", queue({ type: "quorum", arguments: { "x-max-in-memory-length": 0, "x-max-in-memory-bytes": 1024 } }));
+  const v1 = placed("services.1.async", queue({ name: "mpwallet.async", arguments: { "x-queue-version": 1 } }));
+
+  it("warns, once per place in the file, naming the queues, the version and what to write", () => {
+    const c = compatibility(lazy, actual("4.0.5"), undefined, undefined, where);
+    expect(c.errors).toEqual([]);
+    expect(c.warnings).toEqual([
+      'topology.yaml:9:7 (defaults.async.arguments.x-queue-mode): x-queue-mode: "lazy" (queues mplogin.async, mpwallet.async): RabbitMQ 4.0.5 accepts x-queue-mode: lazy and ignores it: classic queues have had one mode since 3.12, which moves messages to disk much as lazy did (they keep a few in memory whatever the mode says); fix: drop x-queue-mode (apply --allow-destructive then replaces the queues, keeping their messages); it still makes classic queues lazy on RabbitMQ 3.11 and earlier',
+    ]);
+    expect(compatibility(inMemory, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436), undefined, where).warnings).toEqual([
+      expect.stringMatching(/^topology\.yaml:9:7 \(services\.0\.sync\.arguments\.x-max-in-memory-length\): x-max-in-memory-length: 0 \(queue mplogin\.sync\): RabbitMQ 4\.3\.6 accepts x-max-in-memory-length and ignores it/),
+      expect.stringMatching(/^topology\.yaml:9:7 \(services\.0\.sync\.arguments\.x-max-in-memory-bytes\): x-max-in-memory-bytes: 1024 \(queue mplogin\.sync\): RabbitMQ 4\.3\.6 accepts x-max-in-memory-bytes and ignores it: quorum queues keep no message bodies in memory since 3\.10.*; fix: drop x-max-in-memory-bytes/),
+    ]);
+    expect(compatibility(v1, actual("4.0.5"), undefined, undefined, where).warnings).toEqual([
+      expect.stringMatching(/^topology\.yaml:9:7 \(services\.1\.async\.arguments\.x-queue-version\): x-queue-version: 1 \(queue mpwallet\.async\): RabbitMQ 4\.0\.5 accepts x-queue-version: 1 and ignores it: it stores classic queues in version 2 only.*; fix: write x-queue-version: 2/),
+    ]);
+  });
+
+  it("says nothing where the setting works, and refuses rather than warns where the broker refuses it", () => {
+    // 3.10 still has lazy classic queues and version 1 storage; it ignores in-memory limits already.
+    expect(compatibility(lazy, actual("3.10.8")).warnings).toEqual([]);
+    expect(compatibility(v1, actual("3.10.8")).warnings).toEqual([]);
+    expect(compatibility(inMemory, actual("3.10.8")).warnings).toHaveLength(2);
+    expect(compatibility(inMemory, actual("3.9.29")).warnings).toEqual([]);
+    const refused = compatibility(v1, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
+    expect(refused.warnings).toEqual([]);
+    expect(refused.errors).toEqual([expect.stringMatching(/^queue mpwallet\.async: x-queue-version: 1: RabbitMQ 4\.3\.6 stores classic queues in version 2 only/)]);
+  });
+});
+
 describe("a vhost's default queue type", () => {
   const d = desired(
     queue({ name: "mpa.async" }),

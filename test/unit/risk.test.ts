@@ -230,6 +230,24 @@ describe("plan shows the risks of a replace", () => {
     expect(j.clusters[0].actions[0].risks.map((x: { rule: string }) => x.rule)).toEqual(["consumers", "x-max-length"]);
   });
 
+  it("says the count of what consumers hold is not known, rather than give the ready messages as all it holds", () => {
+    // The statistics did not catch up within apply's bound (broker/read.ts readLiveCounts).
+    const facts = { messages: 2, ready: 2, unacked: 0, unackedUnknown: true, consumers: 1 };
+    const plan = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": facts } }), "mp");
+    expect(renderText({ clusters: [plan] })).toContain(
+      [
+        "  -/+ replace queue mplogin.async [holds 2 ready messages and an unknown number unacknowledged]",
+        "      because arguments.x-max-length: 1000 -> 10",
+        "      ! messages at risk: 1 consumer is attached, holding messages unacknowledged (how many is not known: the broker's statistics, their only count, did not catch up within 15 s): a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
+      ].join("\n"),
+    );
+    const j = planJson({ clusters: [plan] }) as any;
+    expect(j.clusters[0].actions[0]).toMatchObject({ messages: 2, unackedUnknown: true });
+    // A limit is judged on the least the queue holds, and says so.
+    const full = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": { ...facts, messages: 20, ready: 20 } } }), "mp");
+    expect(renderText({ clusters: [full] })).toContain("! messages at risk: x-max-length 10 is below the 20 or more messages it holds: drop-head would discard the oldest 10");
+  });
+
   it("with consumers attached, says that Celery workers on the old module stop, and the order that avoids it", () => {
     const withConsumers = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": { messages: 0, ready: 0, unacked: 0, consumers: 2, bytes: 0 } } }), "mp");
     const text = renderText({ clusters: [withConsumers] });

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { brokerRefuses, deprecatedUse, permitsOf, type BrokerPermits, type QueueDeclare } from "../../src/plan/broker-rules.js";
+import { brokerIgnores, brokerRefuses, deprecatedUse, permitsOf, type BrokerPermits, type QueueDeclare } from "../../src/plan/broker-rules.js";
 import type { Args, QueueType } from "../../src/model.js";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -17,6 +17,8 @@ const ROWS: { label: string; type: QueueType; durable?: boolean; arguments?: Arg
   { label: "classic, `x-queue-master-locator`", type: "classic", arguments: { "x-queue-master-locator": "min-masters" } },
   { label: "classic, `x-queue-leader-locator`", type: "classic", arguments: { "x-queue-leader-locator": "balanced" } },
   { label: "classic, `x-queue-version: 1`", type: "classic", arguments: { "x-queue-version": 1 } },
+  { label: "classic, `x-queue-mode: lazy`", type: "classic", arguments: { "x-queue-mode": "lazy" } },
+  { label: "quorum, `x-max-in-memory-length` (or `-bytes`)", type: "quorum", arguments: { "x-max-in-memory-length": 1000 } },
   { label: "quorum, `x-overflow: reject-publish-dlx`", type: "quorum", arguments: { "x-overflow": "reject-publish-dlx" } },
   { label: "quorum, `x-delivery-limit: -1` (no limit on 4.x)", type: "quorum", arguments: { "x-delivery-limit": -1 } },
   { label: "stream, `x-consumer-timeout`", type: "stream", arguments: { "x-consumer-timeout": 60000 } },
@@ -27,6 +29,7 @@ function cell(p: BrokerPermits, q: QueueDeclare): string {
   if (refusals.some((r) => r.scope !== "topo")) return refusals.some((r) => r.scope === "version") ? "**refused**: plan error" : "**refused**: validate error";
   if (refusals.length) return "accepted and ignored: validate error";
   if (deprecatedUse(p, q).length) return "yes, deprecated: plan warns";
+  if (brokerIgnores(p.version, q).length) return "accepted and ignored: plan warns";
   return "yes";
 }
 
