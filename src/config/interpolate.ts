@@ -40,7 +40,7 @@ interface SchemaNode {
 let schemaRoot: SchemaNode | undefined;
 
 /** The types the schema allows at a path (both branches of an if/then/else). */
-function schemaTypesAt(path: Path): Set<string> {
+export function schemaTypesAt(path: Path): Set<string> {
   schemaRoot ??= require("../../schemas/topology.schema.json") as SchemaNode;
   const root = schemaRoot;
   const expand = (n: SchemaNode | undefined, seen = 0): SchemaNode[] => {

@@ -10,9 +10,10 @@ import { ConfigError, formatProblem, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
-import { interpolateValue, namingVariables, pathsOf, UNINTERPOLATED, type Env } from "./interpolate.js";
+import { interpolateValue, namingVariables, pathsOf, schemaTypesAt, UNINTERPOLATED, type Env } from "./interpolate.js";
+import { maybeYaml11Number, numberProblem, numberTextProblem } from "./numbers.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
-import { displayPath, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
+import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
 import { refusedPath, startsWith, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
@@ -246,6 +247,12 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
         refuse(node, start, `${displayPath(pathOf())}: ${SECRET_WITH_SYNTAX}`);
         return;
       }
+      if (typeof node.value === "number" || (node.type === "PLAIN" && typeof node.value === "string" && maybeYaml11Number(node.value))) {
+        const written = node.source ?? String(node.value);
+        const types = schemaTypesAt(pathOf());
+        const wrong = typeof node.value === "number" ? numberProblem(written, node.value, types, holdsSecrets(pathOf())) : numberTextProblem(written, types);
+        if (wrong !== undefined) return void refuse(node, node.range?.[0] ?? 0, `${displayPath(pathOf())}: ${wrong}`);
+      }
       if (typeof node.value !== "string") return;
       const source = node.value;
       const r = interpolateValue(source, env, pathOf, unsetPasswords);
@@ -317,8 +324,10 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   } catch {
     return undefined;
   }
+  const { separators, plainNumbers } = scanJson(text);
   const members = membersOf(data, 0);
-  if (members === undefined || members !== separatorsOf(text)) return undefined;
+  // A number written 1.0 or 1e3 (numbers.ts), or one JSON.parse rounded, is placed by the YAML path.
+  if (members === undefined || members !== separators || !plainNumbers) return undefined;
   const interpolated = interpolateData(data, [], env, unsetPasswords);
   if (interpolated === FAILED) return undefined;
   data = interpolated;
@@ -373,10 +382,12 @@ function membersOf(v: unknown, depth: number): number | undefined {
 
 /**
  * The colons outside strings of a text JSON.parse accepted: exactly one per object member as
- * written, so more colons than members the parse kept means a key given twice.
+ * written, so more colons than members the parse kept means a key given twice. And whether every
+ * number is plain digits: no "." or exponent after a digit (true, false and null hold no digit).
  */
-function separatorsOf(text: string): number {
+function scanJson(text: string): { separators: number; plainNumbers: boolean } {
   let n = 0;
+  let plainNumbers = true;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -385,8 +396,9 @@ function separatorsOf(text: string): number {
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x3a) n++;
+    else if ((c === 0x2e || c === 0x65 || c === 0x45) && i > 0 && text.charCodeAt(i - 1) >= 0x30 && text.charCodeAt(i - 1) <= 0x39) plainNumbers = false;
   }
-  return n;
+  return { separators: n, plainNumbers };
 }
 
 const FAILED = Symbol("failed");
