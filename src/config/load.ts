@@ -11,6 +11,7 @@ import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
 import { interpolateValue, namingVariables, pathsOf, schemaTypesAt, UNINTERPOLATED, type Env } from "./interpolate.js";
+import { literalPasswordWarning } from "./literal-secrets.js";
 import { maybeYaml11Number, numberProblem, numberTextProblem } from "./numbers.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
@@ -34,6 +35,8 @@ export interface LoadResult {
    * naming the variables and the commands that need them.
    */
   unsetPasswords: string[];
+  /** FILE:LINE:COL: a password written in the file (literal-secrets.ts), each at its place. */
+  warnings: string[];
 }
 
 export interface LoadOptions {
@@ -73,8 +76,9 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
     throw problemsError(file, [{ line: 1, col: 1, message: why }]);
   }
   const unset = options.passwordsOptional ? new Set<string>() : undefined;
-  const desired = parseConfig(text, file, env, redactor, unset);
-  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; plan, apply and export definitions need it`) };
+  const warnings: ConfigProblem[] = [];
+  const desired = parseConfig(text, file, env, redactor, unset, warnings);
+  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; plan, apply and export definitions need it`), warnings: warnings.map(formatProblem) };
 }
 
 /** A line counter for the parser, and the line and column of an offset in the text. */
@@ -112,7 +116,7 @@ export function placeOfKey(file: string, path: Path): string | undefined {
  * `unsetPasswords` (LoadOptions' passwordsOptional), a user's password whose variable is unset is
  * added there instead of being a problem.
  */
-export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor, unsetPasswords?: Set<string>): DesiredState {
+export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor, unsetPasswords?: Set<string>, warnings?: ConfigProblem[]): DesiredState {
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
     throw problemsError(file, problems);
   };
@@ -125,14 +129,14 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   }
   if (text.trim() === "") fail([{ line: 1, col: 1, message: `file is empty; a topology needs version, clusters and services` }]);
 
-  return fromJson(text, file, env, redactor, unsetPasswords) ?? fromYaml(text, file, env, redactor, unsetPasswords);
+  return fromJson(text, file, env, redactor, unsetPasswords) ?? fromYaml(text, file, env, redactor, unsetPasswords, warnings);
 }
 
 /**
  * The YAML path: every node keeps its position, so every problem is reported at its line and
  * column. Used for every YAML file, and for a JSON file in which fromJson found a problem.
  */
-function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>): DesiredState {
+function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>, warnings?: ConfigProblem[]): DesiredState {
   const { isMap, isSeq, parseDocument, visit } = yaml();
   const { lc, at } = lineColumns(text);
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
@@ -264,6 +268,10 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       }
       node.value = r.value;
       if (source.includes("${")) putIn.set(pathKey(pathOf()), source);
+      if (warnings && typeof r.value === "string" && holdsSecretValue(pathOf())) {
+        const literal = literalPasswordWarning(source, r.value, pathOf(), env);
+        if (literal) warnings.push({ file, ...at(node.range?.[0] ?? 0), message: `${displayPath(pathOf())}: ${literal}` });
+      }
     },
   });
 
@@ -406,9 +414,12 @@ const FAILED = Symbol("failed");
 /** ${VAR} in every string value (not in keys), as fromYaml interpolates scalars; FAILED at the first problem. */
 function interpolateData(v: unknown, path: Path, env: Env, unsetPasswords?: Set<string>): unknown {
   if (typeof v === "string") {
-    if (!v.includes("$")) return v;
+    if (!v.includes("$") && !holdsSecretValue(path)) return v;
     const r = interpolateValue(v, env, () => path, unsetPasswords);
-    return "errors" in r ? FAILED : r.value;
+    if ("errors" in r) return FAILED;
+    // A password written in the file is warned about at its place, which the YAML path finds.
+    if (typeof r.value === "string" && holdsSecretValue(path) && literalPasswordWarning(v, r.value, path, env)) return FAILED;
+    return r.value;
   }
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
