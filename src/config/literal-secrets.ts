@@ -5,6 +5,9 @@
 // guest/guest, which the broker accepts only from the local machine, is no secret to keep.
 
 import { ENV_NAME_SOURCE } from "../core/naming.js";
+import { OUTPUT_WORDS } from "../core/words.js";
+import type { DesiredState } from "../model.js";
+import { standsInWords } from "../redact.js";
 import type { Env } from "./interpolate.js";
 import { userinfoSpan } from "./url.js";
 
@@ -72,4 +75,50 @@ function isGuest(url: string): boolean {
 /** A user name as the stem of a variable's name: MPLOGIN for mplogin. */
 function envName(user: string): string {
   return user.toUpperCase().replace(/[^A-Z0-9_]/g, "_").replace(/^[^A-Z_]/, "_$&");
+}
+
+/**
+ * The words output shows by design for this topology: every name it holds (clusters, hosts,
+ * ports, vhosts, URL user names, services, exchanges, queues, bindings, policies, users, tags)
+ * and the words topo prints. A password inside one of them cannot be masked in free text.
+ */
+export function shownWords(desired: DesiredState): string[] {
+  const words = new Set<string>([desired.prefix, ...OUTPUT_WORDS]);
+  const strings = (v: unknown): void => {
+    if (typeof v === "string") words.add(v);
+    else if (Array.isArray(v)) v.forEach(strings);
+    else if (typeof v === "object" && v !== null) Object.values(v).forEach(strings);
+  };
+  for (const c of desired.clusters) {
+    const { amqp, management } = c.target;
+    for (const w of [c.target.name, amqp.hostname, String(amqp.port), amqp.username, amqp.vhost, management.baseUrl, management.username]) words.add(w);
+    strings(c.resources);
+  }
+  return [...words];
+}
+
+const NAME_LIKE =
+  "is also a name in this file, or a word topo prints, so topo's output shows that word as it is (masking it would blank the word everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name";
+
+/**
+ * A warning, at its key, for each password that stands inside a name or word the output shows
+ * (shownWords): users' passwords and the clusters' URLs'. RabbitMQ's guest/guest is none to warn about.
+ */
+export function nameLikePasswords(desired: DesiredState, userPasswords: Readonly<Record<string, string>>, words: readonly string[]): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  for (const c of desired.clusters) {
+    const { amqp, management } = c.target;
+    if (!guest(amqp.username, amqp.password) && standsInWords(amqp.password, words)) out.push({ path: ["clusters", c.target.name, "url"], message: `the URL's password ${NAME_LIKE}` });
+    if (management.password !== amqp.password && !guest(management.username, management.password) && standsInWords(management.password, words)) {
+      out.push({ path: ["clusters", c.target.name, "management"], message: `the URL's password ${NAME_LIKE}` });
+    }
+  }
+  for (const [user, pw] of Object.entries(userPasswords)) {
+    if (!guest(user, pw) && standsInWords(pw, words)) out.push({ path: ["users", user, "password"], message: `the password ${NAME_LIKE}` });
+  }
+  return out;
+}
+
+function guest(user: string, pw: string): boolean {
+  return user === "guest" && pw === "guest";
 }

@@ -11,7 +11,7 @@ import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
 import { interpolateValue, namingVariables, pathsOf, schemaTypesAt, UNINTERPOLATED, type Env } from "./interpolate.js";
-import { literalPasswordWarning } from "./literal-secrets.js";
+import { literalPasswordWarning, nameLikePasswords, shownWords } from "./literal-secrets.js";
 import { maybeYaml11Number, numberProblem, numberTextProblem } from "./numbers.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
@@ -309,8 +309,10 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const { desired, problems: crossProblems } = normalize(raw, refused);
   for (const p of crossProblems) problems.push(namingVariables(placePathProblem(p, doc, at, file, false, text), putIn.get(pathKey(p.path))));
   for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
+  const words = shownWords(desired);
+  for (const p of nameLikePasswords(desired, userPasswords(data), words)) warnings?.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
-  learnPasswords(desired, redactor);
+  learnPasswords(desired, redactor, words);
   if (problems.length) throw new ConfigError(sortProblems(problems));
   return desired;
 }
@@ -344,7 +346,10 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   const { raw, refused } = wellFormed(data as Record<string, unknown>, []);
   const { desired, problems } = normalize(raw, refused);
   if (problems.length || resolveTlsFiles(desired, file).length) return undefined;
-  learnPasswords(desired, redactor);
+  const words = shownWords(desired);
+  // A password that is also a name is warned about at its place, which the YAML path finds.
+  if (nameLikePasswords(desired, userPasswords(data), words).length) return undefined;
+  learnPasswords(desired, redactor, words);
   return desired;
 }
 
@@ -366,12 +371,24 @@ function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
   return problems;
 }
 
-/** The redactor learns the clusters' passwords (the users' are learnt as soon as the data is read). */
-function learnPasswords(desired: DesiredState, redactor: Redactor | undefined): void {
+/**
+ * The redactor learns the clusters' passwords (the users' are learnt as soon as the data is read),
+ * and the words output shows by design, which it does not mask in free text (Redactor.spare).
+ */
+function learnPasswords(desired: DesiredState, redactor: Redactor | undefined, words: readonly string[]): void {
   for (const c of desired.clusters) {
     redactor?.add(c.target.amqp.password);
     redactor?.add(c.target.management.password);
   }
+  redactor?.spare(words);
+}
+
+/** Each user's password as read, by user name. */
+function userPasswords(data: unknown): Record<string, string> {
+  if (!isObject(data) || !isObject(data.users)) return {};
+  const out: Record<string, string> = {};
+  for (const [name, u] of Object.entries(data.users)) if (isObject(u) && typeof u.password === "string") out[name] = u.password;
+  return out;
 }
 
 /** The members of every object in parsed JSON; undefined when nested deeper than MAX_DEPTH. */
