@@ -20,7 +20,7 @@ const REF = new RegExp(`\\$\\$|\\$\\{(${ENV_NAME_SOURCE})(:-[^}]*)?\\}`, "g");
  */
 export function literalPasswordWarning(source: string, value: string, path: readonly (string | number)[], env: Env): string | undefined {
   if (path[0] === "users" && path[2] === "password") {
-    if (path[1] === "guest" && value === "guest") return undefined;
+    if (guest(String(path[1]), value)) return undefined;
     const why = fromFile(source, 0, source.length, env);
     if (why === undefined) return undefined;
     return `${why}: anyone who can read the file, or its history in git, has it; put it in an environment variable and write password: \${${envName(String(path[1]))}_PASSWORD} (that variable's name, or another)`;
@@ -66,7 +66,7 @@ function fromFile(source: string, start: number, end: number, env: Env): string 
 function isGuest(url: string): boolean {
   try {
     const u = new URL(url);
-    return decodeURIComponent(u.username) === "guest" && decodeURIComponent(u.password) === "guest";
+    return guest(decodeURIComponent(u.username), decodeURIComponent(u.password));
   } catch {
     return false;
   }
@@ -119,6 +119,7 @@ export function nameLikePasswords(desired: DesiredState, userPasswords: Readonly
   return out;
 }
 
+/** RabbitMQ's own guest/guest. */
 function guest(user: string, pw: string): boolean {
   return user === "guest" && pw === "guest";
 }
