@@ -86,3 +86,15 @@ describe("integers larger than can be carried exactly", () => {
     expect(problemsOf(json("100"))).toEqual([]);
   });
 });
+
+describe("a number from a variable is judged as one written in the file", () => {
+  const withVar = `${HEAD}  - name: mplogin\n    async:\n      arguments:\n        x-max-length: \${LEN}\n`;
+  it("010, 1e3 and 1.0 are refused with the decimal to set; 2^53 and above with the limit", () => {
+    expect(problemsOf(withVar, { LEN: "010" })).toEqual([`11:23: services[0].async.arguments.x-max-length: \${LEN} is "010": a whole number is written in plain decimal digits, so that every reader takes the same number; set it to 10`]);
+    expect(problemsOf(withVar, { LEN: "1e3" })).toEqual([`11:23: services[0].async.arguments.x-max-length: \${LEN} is "1e3": a whole number is written in plain decimal digits, so that every reader takes the same number; set it to 1000`]);
+    expect(problemsOf(withVar, { LEN: "9007199254740993" })).toEqual([
+      `11:23: services[0].async.arguments.x-max-length: \${LEN} is 9007199254740993, beyond 9007199254740991 (2^53-1), the largest whole number topo carries exactly: larger numbers are rounded; set it to at most 9007199254740991`,
+    ]);
+    expect(problemsOf(withVar, { LEN: "100" })).toEqual([]);
+  });
+});
