@@ -45,6 +45,6 @@ export const OUTPUT_WORDS: readonly string[] = (
   "cluster clusters create update replace delete exchange exchanges queue queues binding bindings policy policies " +
   "operator vhost vhosts user users permission permissions topic durable transient classic quorum stream mirrored " +
   "mirror changes change plan apply applied applying warning degraded error hint broker management password " +
-  "guest localhost amqp amqps http https topo sync async messages message default arguments priority pattern " +
+  "guest localhost amqp amqps http https topo sync async messages message default arguments priority " +
   "pattern tags monitoring administrator configure write read unchanged complete nothing the file with from"
 ).split(" ");
