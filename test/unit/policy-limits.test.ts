@@ -112,7 +112,7 @@ describe("policies that limit the file's queues", () => {
 
 describe("policies that set a stream's retention", () => {
   const streams = desiredOf(raw({ services: [{ name: "mpst", sync: false, async: { type: "stream", arguments: { "x-max-age": "1D", "x-max-length-bytes": 1000 } } }] }), "async");
-  const retain = (definition: Record<string, unknown>) => cap({ name: "retain", definition });
+  const retain = (definition: Policy["definition"]) => cap({ name: "retain", definition });
 
   it("the policy's value is the stream's, higher or lower: each that differs from the file's is degraded", () => {
     const r = policyLimits(streams, actual([...streams.resources, retain({ "max-age": "2D", "max-length-bytes": 500, "stream-max-segment-size-bytes": 1000 })]), owns);
