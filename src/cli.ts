@@ -143,7 +143,7 @@ program
   .action(async (o: { file: string; cluster?: string[]; format: PlanFormat; json?: boolean; output?: string; detailedExitcode?: boolean; insecure?: boolean }) => {
     const format = formatOf(o);
     try {
-      const opts = { file: o.file, cluster: o.cluster, insecure: o.insecure, redactor };
+      const opts = { file: o.file, cluster: o.cluster, insecure: o.insecure, redactor, warn: (w: string) => err(`warning: ${w}`) };
       // A plain plan loads neither saved plans nor apply.
       const output = o.output;
       const p =
@@ -248,6 +248,7 @@ program
         const r = await run({
           file: o.file,
           redactor,
+          warn: (w) => err(`warning: ${w}`),
           cluster: o.cluster,
           allowDestructive: !!o.allowDestructive,
           allowDataLoss: !!o.allowDataLoss,

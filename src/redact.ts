@@ -5,7 +5,10 @@
 // Redactor and hands it to what it runs, and a library user makes their own.
 
 export class Redactor {
-  private readonly secrets = new Set<string>();
+  /** Each form a secret takes (raw, percent-encoded, JSON-escaped), and the secret it is of. */
+  private readonly secrets = new Map<string, string>();
+  /** Words output shows by design (see spare). */
+  private readonly words = new Set<string>();
 
   /** Remember a secret so that text() masks it wherever it shows up. */
   add(secret: string | undefined): void {
@@ -14,10 +17,21 @@ export class Redactor {
     // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
     // %-escapes may be written in lower case ("%2b"): a URL means the same by them.
     for (const form of new Set([secret, ...percentForms(encodeURIComponent(secret), userinfoEncoded(secret))])) {
-      this.secrets.add(form);
+      this.secrets.set(form, secret);
       const json = JSON.stringify(form).slice(1, -1);
-      if (json !== form) this.secrets.add(json);
+      if (json !== form) this.secrets.set(json, secret);
     }
+  }
+
+  /**
+   * Words the output shows by design: the topology's names (services, queues, clusters, vhosts,
+   * hosts, users) and the words topo prints. A secret found inside one of them is masked only
+   * where it stands as a password, in a URL's user-info: masked in free text too, it would blank
+   * that word wherever it stands ("*** exchange ***.sync"), and show the secret by what was
+   * blanked. The loader warns about such a password (load.ts).
+   */
+  spare(words: Iterable<string>): void {
+    for (const w of words) this.words.add(w);
   }
 
   /** `text` with every URL's password and every secret masked. */
@@ -43,7 +57,11 @@ export class Redactor {
 
   /** Longest first, so a secret that contains another is masked whole. */
   known(): string[] {
-    return [...this.secrets].sort((a, b) => b.length - a.length);
+    const words = [...this.words];
+    return [...this.secrets]
+      .filter(([, secret]) => !standsInWords(secret, words))
+      .map(([form]) => form)
+      .sort((a, b) => b.length - a.length);
   }
 }
 
@@ -94,7 +112,16 @@ export function maskUserinfo(userinfo: string): string {
 }
 
 /** The shortest secret masked wherever it shows up in free text. */
-const MIN_FREE_TEXT_SECRET = 4;
+export const MIN_FREE_TEXT_SECRET = 4;
+
+/**
+ * Whether free text would show `secret` inside one of `words` (names and words output shows by
+ * design): then it is masked only in URLs (Redactor.spare). A secret too short for free-text
+ * masking is never masked there anyway.
+ */
+export function standsInWords(secret: string, words: readonly string[]): boolean {
+  return secret.length >= MIN_FREE_TEXT_SECRET && words.some((w) => w.includes(secret));
+}
 
 /** Mask any user:password@ in URLs inside free text, and every secret `secrets` knows. */
 export function redactText(text: string, secrets?: Redactor): string {

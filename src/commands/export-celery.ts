@@ -30,7 +30,7 @@ export interface ExportCeleryResult extends CeleryModule {
 export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   // The module is checked against the passwords the file holds (the caller's redactor learns them).
   const secrets = o.redactor ?? new Redactor();
-  const { desired, unsetPasswords } = loadConfig(o.file, o.env, secrets, { passwordsOptional: true });
+  const { desired, unsetPasswords, warnings: literal } = loadConfig(o.file, o.env, secrets, { passwordsOptional: true });
   const m = celeryModule(desired, { source: o.file, cluster: o.cluster, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue });
 
   // The generator never reads a password. Should a password still show up (one equal to a name in
@@ -42,7 +42,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
     ]);
   }
 
-  const warnings: string[] = [...unsetPasswords];
+  const warnings: string[] = [...unsetPasswords, ...literal];
   if (o.output === undefined || o.output === "-") return { ...m, warnings };
 
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {

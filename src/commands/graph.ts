@@ -17,8 +17,8 @@ export interface GraphOptions {
 }
 
 export function graph(o: GraphOptions): string {
-  const { desired, unsetPasswords } = loadConfig(o.file, o.env, o.redactor, { passwordsOptional: true });
-  for (const w of unsetPasswords) o.warn?.(w);
+  const { desired, unsetPasswords, warnings } = loadConfig(o.file, o.env, o.redactor, { passwordsOptional: true });
+  for (const w of [...unsetPasswords, ...warnings]) o.warn?.(w);
   const clusters = selectClusters(desired, o.cluster, o.file);
   return renderGraph({ ...desired, clusters }, o.format);
 }

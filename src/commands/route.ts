@@ -53,8 +53,8 @@ export interface RouteReport {
 /** Where a task lands according to the file and, with live, according to the broker. */
 export async function route(opts: RouteOptions): Promise<RouteReport> {
   // A route needs no user's password, even --live (it reads the bindings as the management user).
-  const { desired, unsetPasswords } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
-  for (const w of unsetPasswords) opts.warn?.(w);
+  const { desired, unsetPasswords, warnings } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
+  for (const w of [...unsetPasswords, ...warnings]) opts.warn?.(w);
   const r = routeTask(desired, opts.task);
   if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : [], false, r.unroutable ? "unroutable" : "usage");
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;

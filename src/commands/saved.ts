@@ -87,7 +87,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     ]);
   }
   // The file is the same; the passwords its ${VAR}s give must be the same too.
-  const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor });
+  const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor, warn: opts.warn });
   // The file is the one planned, so a cluster it lacks was put in the plan by hand.
   const unknown = saved.clusters.map((c) => c.cluster).filter((n) => !desired.clusters.some((c) => c.target.name === n));
   if (unknown.length) {

@@ -20,12 +20,16 @@ export interface TopologySource {
   env?: Env;
   /** Learns the file's passwords, to mask them in whatever the caller prints. */
   redactor?: Redactor;
+  /** Told what the file holds that works but should not be so (a password written in it), FILE:LINE:COL first. */
+  warn?: (warning: string) => void;
 }
 
 export function topologyOf(o: TopologySource): { desired: DesiredState; source: string } {
   if (o.topology) return { desired: o.topology, source: o.file ?? "the topology" };
   if (o.file === undefined) throw new TopoError("no topology given: pass a file, or a topology loaded with loadTopology()");
-  return { desired: loadConfig(o.file, o.env, o.redactor).desired, source: o.file };
+  const { desired, warnings } = loadConfig(o.file, o.env, o.redactor);
+  for (const w of warnings) o.warn?.(w);
+  return { desired, source: o.file };
 }
 
 /** The clusters named (each once, in the file's order), or every cluster when none is. */

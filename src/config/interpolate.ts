@@ -40,7 +40,7 @@ interface SchemaNode {
 let schemaRoot: SchemaNode | undefined;
 
 /** The types the schema allows at a path (both branches of an if/then/else). */
-function schemaTypesAt(path: Path): Set<string> {
+export function schemaTypesAt(path: Path): Set<string> {
   schemaRoot ??= require("../../schemas/topology.schema.json") as SchemaNode;
   const root = schemaRoot;
   const expand = (n: SchemaNode | undefined, seen = 0): SchemaNode[] => {
@@ -87,8 +87,28 @@ export function interpolateValue(
     return { value: UNSET_PASSWORD };
   }
   if (!WHOLE_VAR.test(source)) return r;
-  return { value: typedScalar(r.value, schemaTypesAt(pathOf())) ?? r.value };
+  const types = schemaTypesAt(pathOf());
+  const wrong = numberVariableProblem(source, r.value, types);
+  if (wrong) return { errors: [{ message: `${displayPath(pathOf())}: ${wrong}` }] };
+  return { value: typedScalar(r.value, types) ?? r.value };
 }
+
+/**
+ * What is wrong with a variable's text where a whole number is wanted, as the file's own numbers
+ * are judged (numbers.ts): plain decimal digits, and no more than topo carries exactly.
+ */
+function numberVariableProblem(source: string, text: string, types: Set<string>): string | undefined {
+  if (types.has("string") || !(types.has("integer") || types.has("number"))) return undefined;
+  const t = text.trim();
+  const n = Number(t);
+  if (/^-?(?:0|[1-9][0-9]*)$/.test(t)) {
+    return Number.isSafeInteger(n) ? undefined : `${source} is ${t}, beyond ${Number.MAX_SAFE_INTEGER} (2^53-1), the largest whole number topo carries exactly: larger numbers are rounded; set it to at most ${Number.MAX_SAFE_INTEGER}`;
+  }
+  if (!NUMERIC.test(t) || !Number.isSafeInteger(n)) return undefined;
+  return `${source} is ${JSON.stringify(t)}: a whole number is written in plain decimal digits, so that every reader takes the same number; set it to ${n}`;
+}
+
+const NUMERIC = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 
 
 /**
@@ -130,7 +150,7 @@ export function namingVariables(p: ConfigProblem, source: string | undefined): C
 function typedScalar(text: string, types: Set<string>): number | boolean | undefined {
   if (types.has("string")) return undefined;
   const t = text.trim();
-  if ((types.has("integer") || types.has("number")) && /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/.test(t)) return Number(t);
+  if ((types.has("integer") || types.has("number")) && NUMERIC.test(t)) return Number(t);
   if (types.has("boolean") && (t === "true" || t === "false")) return t === "true";
   return undefined;
 }

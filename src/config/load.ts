@@ -10,9 +10,11 @@ import { ConfigError, formatProblem, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
-import { interpolateValue, namingVariables, pathsOf, UNINTERPOLATED, type Env } from "./interpolate.js";
+import { interpolateValue, namingVariables, pathsOf, schemaTypesAt, UNINTERPOLATED, type Env } from "./interpolate.js";
+import { literalPasswordWarning, nameLikePasswords, shownWords } from "./literal-secrets.js";
+import { maybeYaml11Number, numberProblem, numberTextProblem } from "./numbers.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
-import { displayPath, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
+import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
 import { refusedPath, startsWith, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
@@ -33,6 +35,8 @@ export interface LoadResult {
    * naming the variables and the commands that need them.
    */
   unsetPasswords: string[];
+  /** FILE:LINE:COL: a password written in the file (literal-secrets.ts), each at its place. */
+  warnings: string[];
 }
 
 export interface LoadOptions {
@@ -72,8 +76,9 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
     throw problemsError(file, [{ line: 1, col: 1, message: why }]);
   }
   const unset = options.passwordsOptional ? new Set<string>() : undefined;
-  const desired = parseConfig(text, file, env, redactor, unset);
-  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; plan, apply and export definitions need it`) };
+  const warnings: ConfigProblem[] = [];
+  const desired = parseConfig(text, file, env, redactor, unset, warnings);
+  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; plan, apply and export definitions need it`), warnings: warnings.map(formatProblem) };
 }
 
 /** A line counter for the parser, and the line and column of an offset in the text. */
@@ -121,7 +126,7 @@ export function placesOfKeys(file: string): (path: Path) => string | undefined {
  * `unsetPasswords` (LoadOptions' passwordsOptional), a user's password whose variable is unset is
  * added there instead of being a problem.
  */
-export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor, unsetPasswords?: Set<string>): DesiredState {
+export function parseConfig(text: string, file: string, env: Env = process.env, redactor?: Redactor, unsetPasswords?: Set<string>, warnings?: ConfigProblem[]): DesiredState {
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
     throw problemsError(file, problems);
   };
@@ -134,14 +139,14 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   }
   if (text.trim() === "") fail([{ line: 1, col: 1, message: `file is empty; a topology needs version, clusters and services` }]);
 
-  return fromJson(text, file, env, redactor, unsetPasswords) ?? fromYaml(text, file, env, redactor, unsetPasswords);
+  return fromJson(text, file, env, redactor, unsetPasswords) ?? fromYaml(text, file, env, redactor, unsetPasswords, warnings);
 }
 
 /**
  * The YAML path: every node keeps its position, so every problem is reported at its line and
  * column. Used for every YAML file, and for a JSON file in which fromJson found a problem.
  */
-function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>): DesiredState {
+function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>, warnings?: ConfigProblem[]): DesiredState {
   const { isMap, isSeq, parseDocument, visit } = yaml();
   const { lc, at } = lineColumns(text);
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
@@ -256,6 +261,12 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
         refuse(node, start, `${displayPath(pathOf())}: ${SECRET_WITH_SYNTAX}`);
         return;
       }
+      if (typeof node.value === "number" || (node.type === "PLAIN" && typeof node.value === "string" && maybeYaml11Number(node.value))) {
+        const written = node.source ?? String(node.value);
+        const types = schemaTypesAt(pathOf());
+        const wrong = typeof node.value === "number" ? numberProblem(written, node.value, types, holdsSecrets(pathOf())) : numberTextProblem(written, types);
+        if (wrong !== undefined) return void refuse(node, node.range?.[0] ?? 0, `${displayPath(pathOf())}: ${wrong}`);
+      }
       if (typeof node.value !== "string") return;
       const source = node.value;
       const r = interpolateValue(source, env, pathOf, unsetPasswords);
@@ -267,6 +278,10 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       }
       node.value = r.value;
       if (source.includes("${")) putIn.set(pathKey(pathOf()), source);
+      if (warnings && typeof r.value === "string" && holdsSecretValue(pathOf())) {
+        const literal = literalPasswordWarning(source, r.value, pathOf(), env);
+        if (literal) warnings.push({ file, ...at(node.range?.[0] ?? 0), message: `${displayPath(pathOf())}: ${literal}` });
+      }
     },
   });
 
@@ -304,8 +319,10 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const { desired, problems: crossProblems } = normalize(raw, refused);
   for (const p of crossProblems) problems.push(namingVariables(placePathProblem(p, doc, at, file, false, text), putIn.get(pathKey(p.path))));
   for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
+  const words = shownWords(desired);
+  for (const p of nameLikePasswords(desired, userPasswords(data), words)) warnings?.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
-  learnPasswords(desired, redactor);
+  learnPasswords(desired, redactor, words);
   if (problems.length) throw new ConfigError(sortProblems(problems));
   return desired;
 }
@@ -327,8 +344,10 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   } catch {
     return undefined;
   }
+  const { separators, plainNumbers } = scanJson(text);
   const members = membersOf(data, 0);
-  if (members === undefined || members !== separatorsOf(text)) return undefined;
+  // A number written 1.0 or 1e3 (numbers.ts), or one JSON.parse rounded, is placed by the YAML path.
+  if (members === undefined || members !== separators || !plainNumbers) return undefined;
   const interpolated = interpolateData(data, [], env, unsetPasswords);
   if (interpolated === FAILED) return undefined;
   data = interpolated;
@@ -337,7 +356,10 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   const { raw, refused } = wellFormed(data as Record<string, unknown>, []);
   const { desired, problems } = normalize(raw, refused);
   if (problems.length || resolveTlsFiles(desired, file).length) return undefined;
-  learnPasswords(desired, redactor);
+  const words = shownWords(desired);
+  // A password that is also a name is warned about at its place, which the YAML path finds.
+  if (nameLikePasswords(desired, userPasswords(data), words).length) return undefined;
+  learnPasswords(desired, redactor, words);
   return desired;
 }
 
@@ -359,12 +381,24 @@ function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
   return problems;
 }
 
-/** The redactor learns the clusters' passwords (the users' are learnt as soon as the data is read). */
-function learnPasswords(desired: DesiredState, redactor: Redactor | undefined): void {
+/**
+ * The redactor learns the clusters' passwords (the users' are learnt as soon as the data is read),
+ * and the words output shows by design, which it does not mask in free text (Redactor.spare).
+ */
+function learnPasswords(desired: DesiredState, redactor: Redactor | undefined, words: readonly string[]): void {
   for (const c of desired.clusters) {
     redactor?.add(c.target.amqp.password);
     redactor?.add(c.target.management.password);
   }
+  redactor?.spare(words);
+}
+
+/** Each user's password as read, by user name. */
+function userPasswords(data: unknown): Record<string, string> {
+  if (!isObject(data) || !isObject(data.users)) return {};
+  const out: Record<string, string> = {};
+  for (const [name, u] of Object.entries(data.users)) if (isObject(u) && typeof u.password === "string") out[name] = u.password;
+  return out;
 }
 
 /** The members of every object in parsed JSON; undefined when nested deeper than MAX_DEPTH. */
@@ -383,10 +417,12 @@ function membersOf(v: unknown, depth: number): number | undefined {
 
 /**
  * The colons outside strings of a text JSON.parse accepted: exactly one per object member as
- * written, so more colons than members the parse kept means a key given twice.
+ * written, so more colons than members the parse kept means a key given twice. And whether every
+ * number is plain digits: no "." or exponent after a digit (true, false and null hold no digit).
  */
-function separatorsOf(text: string): number {
+function scanJson(text: string): { separators: number; plainNumbers: boolean } {
   let n = 0;
+  let plainNumbers = true;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -395,8 +431,9 @@ function separatorsOf(text: string): number {
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x3a) n++;
+    else if ((c === 0x2e || c === 0x65 || c === 0x45) && i > 0 && text.charCodeAt(i - 1) >= 0x30 && text.charCodeAt(i - 1) <= 0x39) plainNumbers = false;
   }
-  return n;
+  return { separators: n, plainNumbers };
 }
 
 const FAILED = Symbol("failed");
@@ -404,9 +441,12 @@ const FAILED = Symbol("failed");
 /** ${VAR} in every string value (not in keys), as fromYaml interpolates scalars; FAILED at the first problem. */
 function interpolateData(v: unknown, path: Path, env: Env, unsetPasswords?: Set<string>): unknown {
   if (typeof v === "string") {
-    if (!v.includes("$")) return v;
+    if (!v.includes("$") && !holdsSecretValue(path)) return v;
     const r = interpolateValue(v, env, () => path, unsetPasswords);
-    return "errors" in r ? FAILED : r.value;
+    if ("errors" in r) return FAILED;
+    // A password written in the file is warned about at its place, which the YAML path finds.
+    if (typeof r.value === "string" && holdsSecretValue(path) && literalPasswordWarning(v, r.value, path, env)) return FAILED;
+    return r.value;
   }
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {

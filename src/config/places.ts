@@ -56,6 +56,11 @@ export function holdsSecretValue(path: Path): boolean {
   return path[0] === "clusters" && (path[2] === "url" || path[2] === "management");
 }
 
+/** Values under clusters (URLs with passwords) and users (passwords, hashes) are never echoed. */
+export function holdsSecrets(path: readonly (string | number)[]): boolean {
+  return path[0] === "clusters" || path[0] === "users";
+}
+
 /** The keys and indexes from the document down to a node, as ajv's instancePath names them. */
 export function yamlPath(ancestors: readonly unknown[], node: unknown): Path {
   const { isPair, isScalar, isSeq } = yaml();

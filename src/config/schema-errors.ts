@@ -7,7 +7,7 @@ import type { ConfigProblem } from "../errors.js";
 import { prefixProblem, USER_NAME_WORDS } from "../core/naming.js";
 import { argumentValueMessage } from "./arguments.js";
 import { WHOLE_VAR } from "./interpolate.js";
-import { displayPath, jsonPointerToPath, pathKey, placePathProblem, valueAt } from "./places.js";
+import { displayPath, holdsSecrets, jsonPointerToPath, pathKey, placePathProblem, valueAt } from "./places.js";
 
 /**
  * Drop the noise ajv adds: the "if" of if/then/else, and the inner pattern error of a
@@ -139,10 +139,6 @@ function describeValue(v: unknown, path: (string | number)[]): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
-/** Values under clusters (URLs with passwords) and users (passwords, hashes) are never echoed. */
-function holdsSecrets(path: readonly (string | number)[]): boolean {
-  return path[0] === "clusters" || path[0] === "users";
-}
 
 /** A key as safe to show: one that looks like a URL or user@host may hold a password. */
 function shownKey(key: string): string {

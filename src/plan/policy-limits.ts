@@ -4,8 +4,9 @@
 // (rabbit_amqqueue_process; quorum queues the same, measured on 4.0.5). A policy that sets one of
 // them where the file gives none, or a lower one, makes the queue drop, expire or delete what the
 // file says it keeps, while its arguments are exactly the file's: a plan that only compared
-// arguments said "No changes". The policy is not topo's, so topo cannot repair that: plan and
-// apply say so.
+// arguments said "No changes". A stream's retention (max-age, max-length-bytes, segment size) is
+// the policy's wherever a policy gives it, so there any value other than the file's is drift. The
+// policy is not topo's, so topo cannot repair that: plan and apply say so.
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { atLeast } from "./broker-rules.js";
@@ -22,34 +23,62 @@ export interface PolicyLimitReport {
 interface LimitRule {
   arg: string;
   key: string;
-  /** What the queue does under the limit. */
-  does: (value: number, count: number) => string;
+  /**
+   * Which value RabbitMQ applies when the argument and a policy both give one: the lowest of
+   * all (classic and quorum queues), or the policy's, higher or lower (streams).
+   */
+  wins: "lowest" | "policy";
+  /** What the queue does under the limit; `shown` is the value as written. */
+  does: (value: number, count: number, shown: string) => string;
   /** The queue types RabbitMQ applies the key to, on this version. */
   types: (version: string) => readonly Queue["type"][];
   /** The limit a queue has when the file gives no argument; none when undefined. */
   brokerDefault?: (version: string) => number | undefined;
   /** The argument's value that means no limit. */
   unlimited?: number;
+  /** The value a policy or argument holds, in comparable units; undefined when it is none. */
+  read?: (v: unknown) => number | undefined;
 }
 
 const CLASSIC_AND_QUORUM = () => ["classic", "quorum"] as const;
 
+const STREAM = () => ["stream"] as const;
+const keeps = (n: number) => (n === 1 ? "keeps" : "keep");
+
 const RULES: readonly LimitRule[] = [
-  { arg: "x-max-length", key: "max-length", does: (v, n) => `${n === 1 ? "keeps" : "keep"} at most ${plural(v, "message")}`, types: CLASSIC_AND_QUORUM },
-  { arg: "x-max-length-bytes", key: "max-length-bytes", does: (v, n) => `${n === 1 ? "keeps" : "keep"} at most ${v} bytes of messages`, types: CLASSIC_AND_QUORUM },
+  { arg: "x-max-length", key: "max-length", wins: "lowest", does: (v, n) => `${keeps(n)} at most ${plural(v, "message")}`, types: CLASSIC_AND_QUORUM },
+  { arg: "x-max-length-bytes", key: "max-length-bytes", wins: "lowest", does: (v, n) => `${keeps(n)} at most ${v} bytes of messages`, types: CLASSIC_AND_QUORUM },
+  // A stream's retention is the policy's where a policy gives one, lower or higher than the
+  // argument (measured on 3.10.8: a stream declared with x-max-length-bytes 1000000000 under a
+  // policy's max-length-bytes 1000 kept 1 of 60 messages of 500 bytes; one declared with 1000
+  // under a policy's 1000000000 kept all 60). Only the policy counts: operator policies do not
+  // set a stream's retention.
+  { arg: "x-max-length-bytes", key: "max-length-bytes", wins: "policy", does: (v, n) => `${keeps(n)} at most ${v} bytes of messages`, types: STREAM },
+  { arg: "x-max-age", key: "max-age", wins: "policy", does: (_v, n, shown) => `${keeps(n)} messages for ${shown}`, types: STREAM, read: maxAgeSeconds },
+  {
+    arg: "x-stream-max-segment-size-bytes",
+    key: "stream-max-segment-size-bytes",
+    wins: "policy",
+    does: (v, n) => `${n === 1 ? "writes its" : "write their"} messages in segment files of ${v} bytes (and ${n === 1 ? "drops" : "drop"} them by whole segments)`,
+    types: STREAM,
+    // RabbitMQ's default segment, 500 MB: a policy that gives it changes nothing of a stream without one.
+    brokerDefault: () => 500_000_000,
+  },
   {
     arg: "x-message-ttl",
     key: "message-ttl",
+    wins: "lowest",
     does: (v, n) => `${n === 1 ? "expires" : "expire"} messages after ${duration(v)}`,
     // Quorum queues honour a message TTL from 3.10 on.
     types: (version) => (atLeast(version, 3, 10) ? ["classic", "quorum"] : ["classic"]),
   },
-  { arg: "x-expires", key: "expires", does: (v, n) => `${n === 1 ? "is" : "are"} deleted, with ${n === 1 ? "its" : "their"} messages, after ${duration(v)} unused`, types: CLASSIC_AND_QUORUM },
+  { arg: "x-expires", key: "expires", wins: "lowest", does: (v, n) => `${n === 1 ? "is" : "are"} deleted, with ${n === 1 ? "its" : "their"} messages, after ${duration(v)} unused`, types: CLASSIC_AND_QUORUM },
   {
     // Measured on 4.0.5: a policy's delivery-limit 2 made a queue declared with x-delivery-limit
     // 10, -1 (no limit) or none (the default, 20) report delivery_limit 2; an operator policy's the same.
     arg: "x-delivery-limit",
     key: "delivery-limit",
+    wins: "lowest",
     does: (v, n) => `${n === 1 ? "drops" : "drop"} (or dead-${n === 1 ? "letters" : "letter"}) a message returned more than ${plural(v, "time")}`,
     types: () => ["quorum"],
     brokerDefault: (version) => (atLeast(version, 4, 0) ? 20 : undefined),
@@ -66,14 +95,30 @@ function num(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
 }
 
+/** Seconds in each unit of a stream's max-age, as RabbitMQ counts them (a month is 30 days). */
+const AGE_UNITS: Readonly<Record<string, number>> = { Y: 365 * 86_400, M: 30 * 86_400, D: 86_400, h: 3_600, m: 60, s: 1 };
+
+/** A max-age ("7D", "1h") in seconds; undefined when it is none RabbitMQ reads. */
+function maxAgeSeconds(v: unknown): number | undefined {
+  const m = typeof v === "string" ? /^([0-9]+)(Y|M|D|h|m|s)$/.exec(v) : null;
+  return m ? Number(m[1]) * (AGE_UNITS[m[2] as string] as number) : undefined;
+}
+
+/** A value as written, for the message: a max-age as its text, a number as its digits. */
+function written(v: unknown): string {
+  return typeof v === "string" ? v : String(v);
+}
+
 /** One policy setting a limit below the file's, and the queues it does it to. */
 interface Finding {
   rule: LimitRule;
   kind: "policy" | "operator policy";
   policy: Policy;
   value: number;
-  /** The file's own value, if it gives one. */
-  file?: number;
+  /** The policy's value as it is written. */
+  shown: string;
+  /** The file's own value, if it gives one, as written. */
+  file?: string;
   /** Why topo cannot be sure the policy applies; undefined when it is. */
   unsure?: string;
   queues: string[];
@@ -100,29 +145,33 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
     };
     for (const rule of RULES) {
       if (!rule.types(actual.version).includes(queue.type)) continue;
-      const file = num(queue.arguments[rule.arg]);
+      const read = rule.read ?? num;
+      const fileValue = read(queue.arguments[rule.arg]);
+      const file = fileValue === undefined ? undefined : written(queue.arguments[rule.arg]);
       // What the queue keeps by the file alone: its argument, or the broker's default without one.
-      const own = file === undefined ? rule.brokerDefault?.(actual.version) : file === rule.unlimited ? undefined : file;
+      const own = fileValue === undefined ? rule.brokerDefault?.(actual.version) : fileValue === rule.unlimited ? undefined : fileValue;
       // The lowest value a policy surely applies, and those that may apply (only one policy and
-      // one operator policy apply to a queue, and the lowest value of all wins).
+      // one operator policy apply to a queue; the lowest value of all wins, or the policy's).
       let sure: Omit<Finding, "queues"> | undefined;
       const maybe: Omit<Finding, "queues">[] = [];
-      for (const [kind, list] of Object.entries(candidates) as [Finding["kind"], typeof candidates.policy][]) {
+      const kinds = (Object.entries(candidates) as [Finding["kind"], typeof candidates.policy][]).filter(([kind]) => rule.wins === "lowest" || kind === "policy");
+      for (const [kind, list] of kinds) {
         for (const { p, unread } of list) {
-          const value = num(p.definition[rule.key]);
-          if (value === undefined || value === rule.unlimited || (own !== undefined && value >= own)) continue;
+          const value = read(p.definition[rule.key]);
+          if (value === undefined || value === own) continue;
+          if (rule.wins === "lowest" && (value === rule.unlimited || (own !== undefined && value >= own))) continue;
           const unsure = unread
             ? `topo cannot read its pattern ${quoted(p.pattern)}`
             : list.length > 1
               ? `RabbitMQ applies one of ${kind === "policy" ? "policies" : "operator policies"} ${list.map((x) => quoted(x.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read)`
               : undefined;
-          const f = { rule, kind, policy: p, value, file, unsure };
+          const f = { rule, kind, policy: p, value, shown: written(p.definition[rule.key]), file, unsure };
           if (unsure) maybe.push(f);
           else if (!sure || value < sure.value) sure = f;
         }
       }
       for (const f of [...(sure ? [sure] : []), ...maybe.filter((m) => !sure || m.value < sure.value)]) {
-        const key = JSON.stringify([rule.key, f.kind, f.policy.name, f.value, file ?? null, f.unsure ?? null]);
+        const key = JSON.stringify([rule.arg, rule.wins, f.kind, f.policy.name, f.value, file ?? null, f.unsure ?? null]);
         const entry = found.get(key) ?? { ...f, queues: [] };
         entry.queues.push(queue.name);
         found.set(key, entry);
@@ -140,10 +189,12 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
         ? `the file gives ${them} no ${f.rule.arg}${byDefault === undefined ? "" : ` (RabbitMQ ${actual.version}'s default is ${byDefault})`}`
         : `the file gives ${f.rule.arg} ${f.file}`;
     const list = f.kind === "policy" ? "list_policies" : "list_operator_policies";
-    const fix = `change ${f.kind} ${quoted(f.policy.name)} (rabbitmqctl ${list} -p ${shellWord(vhost)}), or write ${f.rule.arg}: ${f.value} for ${them} in the file, so that it says what the broker does`;
-    const what = `${f.kind} ${quoted(f.policy.name)} sets ${f.rule.key} ${f.value} on ${plural(n, "queue")} (${names(f.queues)}) and ${file}`;
-    if (f.unsure) out.warnings.push(`${what}: if it applies, ${n === 1 ? "the queue" : "they"} ${f.rule.does(f.value, n)}, not as the file says; ${f.unsure}, so topo cannot tell whether it does (rabbitmqctl list_queues -p ${shellWord(vhost)} name policy operator_policy shows it); ${fix}`);
-    else out.degraded.push(`${what}: ${n === 1 ? "the queue" : "they"} ${f.rule.does(f.value, n)}, not as the file says; ${fix}`);
+    const fix = `change ${f.kind} ${quoted(f.policy.name)} (rabbitmqctl ${list} -p ${shellWord(vhost)}), or write ${f.rule.arg}: ${escapeUnsafe(f.shown)} for ${them} in the file, so that it says what the broker does`;
+    const what = `${f.kind} ${quoted(f.policy.name)} sets ${f.rule.key} ${escapeUnsafe(f.shown)} on ${plural(n, "queue")} (${names(f.queues)}) and ${file}`;
+    const subject = n === 1 ? (f.rule.wins === "policy" ? "the stream" : "the queue") : "they";
+    const does = f.rule.does(f.value, n, escapeUnsafe(f.shown));
+    if (f.unsure) out.warnings.push(`${what}: if it applies, ${subject} ${does}, not as the file says; ${f.unsure}, so topo cannot tell whether it does (rabbitmqctl list_queues -p ${shellWord(vhost)} name policy operator_policy shows it); ${fix}`);
+    else out.degraded.push(`${what}: ${subject} ${does}, not as the file says; ${fix}`);
   }
   return out;
 }

@@ -418,7 +418,12 @@ describe("export celery on the command line", () => {
   it("prints the module to stdout, with no password or user from the file", async () => {
     const { file } = fresh(["mplogin"], { credentials: { user: "celery_user", password: "pw-S3cret/x" } });
     const r = await runCli(["export", "celery", "-f", file, "--cluster", "sync"]);
-    expect(r.stderr).toBe("");
+    // The file holds its passwords written out: said for each URL, never shown.
+    expect(r.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(/^warning: .*:\d+:\d+: clusters\.sync\.url: the URL's password is written in the file/),
+      expect.stringMatching(/^warning: .*:\d+:\d+: clusters\.async\.url: the URL's password is written in the file/),
+    ]);
+    for (const s of ["pw-S3cret", encodeURIComponent("pw-S3cret/x")]) expect(r.stderr).not.toContain(s);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^# Celery configuration for cluster "sync" of /);
     expect(r.stdout).toContain(`broker_url = os.environ.get("TOPO_BROKER_URL_SYNC")`);

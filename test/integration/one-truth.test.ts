@@ -154,6 +154,58 @@ describe("policies that limit the file's queues", () => {
   });
 });
 
+describe("policies that set a stream's retention", () => {
+  // For a stream, a policy's max-age, max-length-bytes and stream-max-segment-size-bytes take the
+  // place of the queue's arguments, lower or higher (measured on 3.10.8: a stream declared with
+  // x-max-length-bytes 1000000000 under a policy's 1000 kept 1 of 60 messages of 500 bytes; one
+  // declared with 1000 under a policy's 1000000000 kept all 60). The arguments stay the file's, so
+  // plan compared them and said "No changes." while the stream kept 1 h, not the file's 7 days.
+  it("a policy whose retention differs from the file's is degraded on each stream it sets, and a file that says what the policy does is clean", async () => {
+    const { file, sync, async } = fresh([
+      { name: "mpst", sync: false, async: { type: "stream", arguments: { "x-max-age": "7D", "x-max-length-bytes": 1000000000 } } },
+      { name: "mpsu", sync: false, async: { type: "stream" } },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/policies/${vh(async)}/retain`, {
+      pattern: "^mps[tu]\\.async$",
+      definition: { "max-age": "1h", "max-length-bytes": 1000000000, "stream-max-segment-size-bytes": 1000000 },
+      "apply-to": "queues",
+      priority: 0,
+    });
+    expect(put.status).toBeLessThan(300);
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(
+      `! degraded: policy "retain" sets max-age 1h on 1 queue (mpst.async) and the file gives x-max-age 7D: the stream keeps messages for 1h, not as the file says; change policy "retain" (rabbitmqctl list_policies -p ${async}), or write x-max-age: 1h for it in the file, so that it says what the broker does`,
+    );
+    expect(plan.stdout).toContain(`! degraded: policy "retain" sets max-age 1h on 1 queue (mpsu.async) and the file gives it no x-max-age: the stream keeps messages for 1h`);
+    expect(plan.stdout).toContain(`! degraded: policy "retain" sets max-length-bytes 1000000000 on 1 queue (mpsu.async) and the file gives it no x-max-length-bytes: the stream keeps at most 1000000000 bytes of messages`);
+    expect(plan.stdout).toContain(`! degraded: policy "retain" sets stream-max-segment-size-bytes 1000000 on 2 queues (mpst.async, mpsu.async)`);
+    // mpst's own x-max-length-bytes is the policy's: no drift there.
+    expect(plan.stdout).not.toMatch(/sets max-length-bytes 1000000000 on 1 queue \(mpst\.async\)/);
+
+    // The file that says what the policy does ("60m" is the policy's "1h") is no drift.
+    const same = writeTopology({
+      sync,
+      async,
+      services: [
+        { name: "mpst", sync: false, async: { type: "stream", arguments: { "x-max-age": "60m", "x-max-length-bytes": 1000000000, "x-stream-max-segment-size-bytes": 1000000 } } },
+        { name: "mpsu", sync: false, async: { type: "stream", arguments: { "x-max-age": "1h", "x-max-length-bytes": 1000000000, "x-stream-max-segment-size-bytes": 1000000 } } },
+      ],
+    });
+    await withChannel(async, async (ch) => {
+      await ch.deleteQueue("mpst.async");
+      await ch.deleteQueue("mpsu.async");
+    });
+    expect((await runCli(["apply", "-f", same])).code).toBe(0);
+    const clean = await runCli(["plan", "-f", same, "--detailed-exitcode"]);
+    expect(clean.stdout).toMatch(/No changes\.$/m);
+    expect(clean.code).toBe(0);
+  });
+});
+
 describe("bindings topo does not manage", () => {
   it("plan names a user's binding from a service exchange, and route --live points to it in the same words", async () => {
     const { file, async } = fresh([{ name: "mppayment", sync: false }]);

@@ -1,5 +1,7 @@
 // Secrets never reach output, and plan works with a read-only (monitoring) user.
 
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { api, broker, deleteVhost, runCli, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
 import { fragments } from "../helpers/fragments.js";
@@ -224,4 +226,69 @@ describe("passwords holding /, +, =, @, : and %", () => {
       expect((await api("GET", `/api/queues/${encodeURIComponent(async)}/mplogin.async`)).status).toBe(200);
     }
   }, 600_000);
+});
+
+// A user's password that is also a name of the topology was masked wherever the name stood
+// ("+ create exchange ***"), and the saved plan, JSON and markdown the same; a password holding
+// "/", "@", "%", ":" or non-ASCII letters must reach none of them, in any form.
+describe("users' passwords: one that is a name, and ones holding /, @, %, : and unicode", () => {
+  it("every output keeps the names readable, warns at the name-like password's place, and holds no piece of the others", async () => {
+    const b = broker();
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const named = uniqueName("named").replace(/-/g, "_");
+    const strong = uniqueName("strong").replace(/-/g, "_");
+    const STRONG = "Wö/rd@50%:ünï-cödé";
+    const url = (v: string) => `amqp://${b.user}:\${TOPO_TEST_ADMIN_PW}@${b.host}:${b.amqpPort}/${encodeURIComponent(v)}`;
+    const doc = {
+      version: 1,
+      clusters: { sync: { url: url(sync), management: b.mgmtBase }, async: { url: url(async), management: b.mgmtBase } },
+      services: ["mplogin"],
+      users: { [named]: { password: "${TOPO_TEST_NAMED_PW}", consumes: ["mplogin"] }, [strong]: { password: "${TOPO_TEST_STRONG_PW}", consumes: ["mplogin"] } },
+    };
+    const file = writeFile("topology.yaml", JSON.stringify(doc, null, 2));
+    const env = { TOPO_TEST_ADMIN_PW: encodeURIComponent(b.password), TOPO_TEST_NAMED_PW: "mplogin", TOPO_TEST_STRONG_PW: STRONG };
+    const saved = join(dirname(file), "plan.json");
+    try {
+      const outputs: string[] = [];
+      const run = async (args: string[], code = 0) => {
+        const r = await runCli(args, env);
+        expect(r.code, `${args.join(" ")}\n${r.stdout}${r.stderr}`).toBe(code);
+        outputs.push(`${r.stdout}\n${r.stderr}`);
+        return r;
+      };
+      const plan = await run(["plan", "-f", file]);
+      expect(plan.stdout).toContain("+ create exchange mplogin");
+      expect(plan.stdout).toContain("mplogin.sync");
+      expect(plan.stdout).not.toContain("***.sync");
+      expect(plan.stderr).toMatch(new RegExp(`^warning: .*topology\\.yaml:\\d+:\\d+: users\\.${named}\\.password: the password is also a name in this file`, "m"));
+      expect(plan.stderr).not.toContain(`users.${strong}.password`);
+      await run(["plan", "-f", file, "--json"]);
+      await run(["plan", "-f", file, "--format", "markdown"]);
+      await run(["plan", "-f", file, "-o", saved]);
+      outputs.push(readFileSync(saved, "utf8"));
+      await run(["show", saved]);
+      await run(["apply", saved]);
+      await run(["apply", "-f", file, "--json"]);
+      // An error names the file's place: a wrong admin password.
+      const wrong = await runCli(["plan", "-f", file], { ...env, TOPO_TEST_ADMIN_PW: "mplogin" });
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/cluster (sync|async): .*401/);
+      expect(wrong.stderr).toMatch(/clusters\.sync\.url: the URL's password is also a name/);
+      outputs.push(wrong.stdout + wrong.stderr);
+      const all = outputs.join("\n");
+      for (const f of [...fragments(STRONG), ...fragments(encodeURIComponent(STRONG)), ...fragments(JSON.stringify(STRONG).slice(1, -1))]) {
+        expect(all.includes(f), `an output holds ${JSON.stringify(f)}`).toBe(false);
+      }
+      // The broker took both passwords as written.
+      expect((await api("GET", `/api/users/${strong}`)).status).toBe(200);
+      const auth = await fetch(`${b.mgmtBase}/api/whoami`, { headers: { authorization: `Basic ${Buffer.from(`${strong}:${STRONG}`).toString("base64")}` } });
+      expect(auth.status).toBe(401); // no management tag: refused as not authorised, not as a wrong password
+      expect(await auth.text()).toMatch(/Not management user|not_authorised/i);
+    } finally {
+      await api("DELETE", `/api/users/${named}`);
+      await api("DELETE", `/api/users/${strong}`);
+    }
+  }, 180_000);
 });

@@ -109,3 +109,32 @@ describe("policies that limit the file's queues", () => {
     expect(policyLimits(d, actual(d.resources, { version: "4.0.5", operatorPolicies: [cap({ definition: { "delivery-limit": 5 } })] }), owns).degraded).toEqual([]);
   });
 });
+
+describe("policies that set a stream's retention", () => {
+  const streams = desiredOf(raw({ services: [{ name: "mpst", sync: false, async: { type: "stream", arguments: { "x-max-age": "1D", "x-max-length-bytes": 1000 } } }] }), "async");
+  const retain = (definition: Policy["definition"]) => cap({ name: "retain", definition });
+
+  it("the policy's value is the stream's, higher or lower: each that differs from the file's is degraded", () => {
+    const r = policyLimits(streams, actual([...streams.resources, retain({ "max-age": "2D", "max-length-bytes": 500, "stream-max-segment-size-bytes": 1000 })]), owns);
+    expect(r.warnings).toEqual([]);
+    expect(r.degraded).toEqual([
+      expect.stringMatching(/^policy "retain" sets max-length-bytes 500 on 1 queue \(mpst\.async\) and the file gives x-max-length-bytes 1000: the stream keeps at most 500 bytes of messages/),
+      'policy "retain" sets max-age 2D on 1 queue (mpst.async) and the file gives x-max-age 1D: the stream keeps messages for 2D, not as the file says; change policy "retain" (rabbitmqctl list_policies -p a), or write x-max-age: 2D for it in the file, so that it says what the broker does',
+      expect.stringMatching(/^policy "retain" sets stream-max-segment-size-bytes 1000 on 1 queue \(mpst\.async\) and the file gives it no x-stream-max-segment-size-bytes \(RabbitMQ 3\.10\.8's default is 500000000\): the stream writes its messages in segment files of 1000 bytes/),
+    ]);
+  });
+
+  it("the same retention in other units, or RabbitMQ's default segment, is no drift; an operator policy does not count", () => {
+    const same = retain({ "max-age": "24h", "max-length-bytes": 1000, "stream-max-segment-size-bytes": 500000000 });
+    expect(policyLimits(streams, actual([...streams.resources, same]), owns)).toEqual({ degraded: [], warnings: [] });
+    expect(policyLimits(streams, actual(streams.resources, { operatorPolicies: [retain({ "max-length-bytes": 10 })] }), owns)).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("two policies RabbitMQ may pick between are a warning", () => {
+    const a = retain({ "max-age": "1h" });
+    const b = { ...a, name: "other", definition: { "max-age": "1D" } };
+    const r = policyLimits(streams, actual([...streams.resources, a, b]), owns);
+    expect(r.degraded).toEqual([]);
+    expect(r.warnings).toEqual([expect.stringMatching(/^policy "retain" sets max-age 1h on 1 queue \(mpst\.async\) and the file gives x-max-age 1D: if it applies, the stream keeps messages for 1h/)]);
+  });
+});

@@ -1,0 +1,125 @@
+// Pure: a password written in the file itself. A topology file lives in git, where every reader
+// of the repository and of its history has what it holds: a password belongs in the environment,
+// put in with ${VAR}. A password that comes from the file (written out, or the :-default of a
+// variable that is not set) is warned about at its place, never shown. RabbitMQ's built-in
+// guest/guest, which the broker accepts only from the local machine, is no secret to keep.
+
+import { ENV_NAME_SOURCE } from "../core/naming.js";
+import { OUTPUT_WORDS } from "../core/words.js";
+import type { DesiredState } from "../model.js";
+import { standsInWords } from "../redact.js";
+import type { Env } from "./interpolate.js";
+import { userinfoSpan } from "./url.js";
+
+const REF = new RegExp(`\\$\\$|\\$\\{(${ENV_NAME_SOURCE})(:-[^}]*)?\\}`, "g");
+
+/**
+ * The warning for a value that holds a password written in the file, or undefined. `source` is
+ * the value as written, `value` what it became; `path` is users.NAME.password or
+ * clusters.NAME.url / .management.
+ */
+export function literalPasswordWarning(source: string, value: string, path: readonly (string | number)[], env: Env): string | undefined {
+  if (path[0] === "users" && path[2] === "password") {
+    if (guest(String(path[1]), value)) return undefined;
+    const why = fromFile(source, 0, source.length, env);
+    if (why === undefined) return undefined;
+    return `${why}: anyone who can read the file, or its history in git, has it; put it in an environment variable and write password: \${${envName(String(path[1]))}_PASSWORD} (that variable's name, or another)`;
+  }
+  if (path[0] !== "clusters" || (path[2] !== "url" && path[2] !== "management")) return undefined;
+  // Where the password stands in the URL as written: after the user-info's first ":" (each
+  // reference blanked first, since a :-default may hold ":" or "@").
+  const blank = source.replace(REF, (m) => " ".repeat(m.length));
+  const span = userinfoSpan(blank);
+  if (!span) return undefined;
+  const colon = blank.indexOf(":", span.start);
+  if (colon < 0 || colon >= span.end) return undefined;
+  if (isGuest(value)) return undefined;
+  const why = fromFile(source, colon + 1, span.end, env);
+  if (why === undefined) return undefined;
+  return `the URL's password ${why.replace(/^the password /, "")}: anyone who can read the file, or its history in git, has it; put it in an environment variable and write \${RABBITMQ_PASSWORD} (that variable's name, or another) in its place in the URL`;
+}
+
+/** Why the text of source[start, end) comes from the file, or undefined when the environment gives it all. */
+function fromFile(source: string, start: number, end: number, env: Env): string | undefined {
+  let covered = start;
+  let literal = false;
+  const defaults: string[] = [];
+  for (const m of source.matchAll(REF)) {
+    const at = m.index ?? 0;
+    if (at + m[0].length <= start || at >= end) continue;
+    if (at > covered) literal = true;
+    covered = Math.max(covered, at + m[0].length);
+    if (m[0] === "$$") literal = true;
+    else {
+      const name = m[1] as string;
+      const set = env[name] !== undefined && env[name] !== "";
+      if (!set && m[2] !== undefined && m[2].length > 2) defaults.push(name);
+    }
+  }
+  if (covered < end) literal = true;
+  if (literal) return "the password is written in the file";
+  if (defaults.length) return `the password is the :-default written in the file, since ${defaults.join(", ")} ${defaults.length === 1 ? "is" : "are"} not set`;
+  return undefined;
+}
+
+/** RabbitMQ's own guest/guest, which it takes only from the local machine. */
+function isGuest(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return guest(decodeURIComponent(u.username), decodeURIComponent(u.password));
+  } catch {
+    return false;
+  }
+}
+
+/** A user name as the stem of a variable's name: MPLOGIN for mplogin. */
+function envName(user: string): string {
+  return user.toUpperCase().replace(/[^A-Z0-9_]/g, "_").replace(/^[^A-Z_]/, "_$&");
+}
+
+/**
+ * The words output shows by design for this topology: every name it holds (clusters, hosts,
+ * ports, vhosts, URL user names, services, exchanges, queues, bindings, policies, users, tags)
+ * and the words topo prints. A password inside one of them cannot be masked in free text.
+ */
+export function shownWords(desired: DesiredState): string[] {
+  const words = new Set<string>([desired.prefix, ...OUTPUT_WORDS]);
+  const strings = (v: unknown): void => {
+    if (typeof v === "string") words.add(v);
+    else if (Array.isArray(v)) v.forEach(strings);
+    else if (typeof v === "object" && v !== null) Object.values(v).forEach(strings);
+  };
+  for (const c of desired.clusters) {
+    const { amqp, management } = c.target;
+    for (const w of [c.target.name, amqp.hostname, String(amqp.port), amqp.username, amqp.vhost, management.baseUrl, management.username]) words.add(w);
+    strings(c.resources);
+  }
+  return [...words];
+}
+
+const NAME_LIKE =
+  "is also a name in this file, or a word topo prints, so topo's output shows that word as it is (masking it would blank the word everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name";
+
+/**
+ * A warning, at its key, for each password that stands inside a name or word the output shows
+ * (shownWords): users' passwords and the clusters' URLs'. RabbitMQ's guest/guest is none to warn about.
+ */
+export function nameLikePasswords(desired: DesiredState, userPasswords: Readonly<Record<string, string>>, words: readonly string[]): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  for (const c of desired.clusters) {
+    const { amqp, management } = c.target;
+    if (!guest(amqp.username, amqp.password) && standsInWords(amqp.password, words)) out.push({ path: ["clusters", c.target.name, "url"], message: `the URL's password ${NAME_LIKE}` });
+    if (management.password !== amqp.password && !guest(management.username, management.password) && standsInWords(management.password, words)) {
+      out.push({ path: ["clusters", c.target.name, "management"], message: `the URL's password ${NAME_LIKE}` });
+    }
+  }
+  for (const [user, pw] of Object.entries(userPasswords)) {
+    if (!guest(user, pw) && standsInWords(pw, words)) out.push({ path: ["users", user, "password"], message: `the password ${NAME_LIKE}` });
+  }
+  return out;
+}
+
+/** RabbitMQ's own guest/guest. */
+function guest(user: string, pw: string): boolean {
+  return user === "guest" && pw === "guest";
+}

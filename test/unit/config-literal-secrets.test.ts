@@ -1,0 +1,64 @@
+// A password written in the topology file is in git, for every reader of the repository and its
+// history: loading it worked without a word. Now each is a warning at its place (FILE:LINE:COL),
+// saying to use ${VAR}; the password itself is never in the warning. RabbitMQ's guest/guest (the
+// README's local broker) is no secret, and stays without a warning.
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
+
+function warningsOf(text: string, env: Record<string, string> = {}, ext = "yaml"): string[] {
+  const file = join(mkdtempSync(join(tmpdir(), "topo-literal-")), `t.${ext}`);
+  writeFileSync(file, text);
+  return loadConfig(file, env, undefined, { passwordsOptional: true }).warnings.map((w) => w.slice(file.length + 1));
+}
+
+const file = (sync: string, users = "") => `version: 1
+clusters:
+  sync:
+    url: ${sync}
+  async:
+    url: amqp://guest:guest@127.0.0.1:1/a
+services: [mplogin]
+${users}`;
+
+const USER_WARNING = (at: string) =>
+  `${at}: users.mplogin.password: the password is written in the file: anyone who can read the file, or its history in git, has it; put it in an environment variable and write password: \${MPLOGIN_PASSWORD} (that variable's name, or another)`;
+
+describe("passwords written in the file", () => {
+  it("a user's literal password is a warning at its place, without the password", () => {
+    const w = warningsOf(file("amqp://guest:guest@127.0.0.1:1/s", "users:\n  mplogin:\n    password: S3cretPw\n    consumes: [mplogin]\n"));
+    expect(w).toEqual([USER_WARNING("10:15")]);
+    expect(w.join("\n")).not.toContain("S3cretPw");
+  });
+
+  it("a cluster URL's literal password too, and a :-default used because its variable is unset", () => {
+    expect(warningsOf(file("amqp://topo:S3cret@rabbit:5672/s"))).toEqual([
+      `4:10: clusters.sync.url: the URL's password is written in the file: anyone who can read the file, or its history in git, has it; put it in an environment variable and write \${RABBITMQ_PASSWORD} (that variable's name, or another) in its place in the URL`,
+    ]);
+    expect(warningsOf(file("amqp://topo:${PW:-S3cret}@rabbit:5672/s"))).toEqual([
+      `4:10: clusters.sync.url: the URL's password is the :-default written in the file, since PW is not set: anyone who can read the file, or its history in git, has it; put it in an environment variable and write \${RABBITMQ_PASSWORD} (that variable's name, or another) in its place in the URL`,
+    ]);
+    expect(warningsOf(file("amqp://topo:${PW}x@rabbit:5672/s"), { PW: "a" })[0]).toContain("the URL's password is written in the file");
+  });
+
+  it("a password from the environment, guest/guest, a URL without a password and a hash are no warning", () => {
+    expect(warningsOf(file("amqp://topo:${PW}@rabbit:5672/s"), { PW: "S3cret" })).toEqual([]);
+    expect(warningsOf(file("amqp://topo:${PW:-S3cret}@rabbit:5672/s"), { PW: "S3cret2" })).toEqual([]);
+    expect(warningsOf(file("amqp://guest:${RABBITMQ_PASSWORD:-guest}@localhost:5672/s"))).toEqual([]);
+    expect(warningsOf(file("amqp://rabbit:5672/s"))).toEqual([]);
+    expect(warningsOf(file("amqp://topo@rabbit:5672/s"))).toEqual([]);
+    expect(warningsOf(file("amqp://guest:guest@127.0.0.1:1/s", "users:\n  mplogin:\n    password: ${MPLOGIN_PASSWORD}\n    consumes: [mplogin]\n  mpwallet:\n    password_hash: bjrV6CTMCjEewTxOWMUEuYppoT0nXdz9I4C2bCOdBdBd+2hb\n    consumes: [mplogin]\n"), { MPLOGIN_PASSWORD: "x" })).toEqual([]);
+  });
+
+  it("a JSON file is warned at the same place", () => {
+    const json = `{"version":1,"clusters":{"sync":{"url":"amqp://topo:S3cret@rabbit:5672/s"},"async":{"url":"amqp://guest:guest@127.0.0.1:1/a"}},"services":["mplogin"]}`;
+    expect(warningsOf(json, {}, "json")).toEqual([expect.stringMatching(/^1:40: clusters\.sync\.url: the URL's password is written in the file/)]);
+  });
+
+  it("the README's topology.yaml has none", () => {
+    expect(loadConfig(join(import.meta.dirname, "../../topology.yaml"), {}).warnings).toEqual([]);
+  });
+});

@@ -1,0 +1,64 @@
+// A password that is also a name the output shows (a service, a cluster, a vhost, a user) or a
+// word topo prints was masked wherever that word stood: "*** exchange ***.sync", unreadable, and
+// the password showed by what had been blanked. Such a password is now masked only where it
+// stands as a password (a URL's user-info), and the file is warned about it at its place.
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
+import { Redactor } from "../../src/redact.js";
+
+function load(text: string, env: Record<string, string>, ext = "yaml") {
+  const file = join(mkdtempSync(join(tmpdir(), "topo-names-")), `t.${ext}`);
+  writeFileSync(file, text);
+  const redactor = new Redactor();
+  const r = loadConfig(file, env, redactor);
+  return { redactor, warnings: r.warnings.map((w) => w.slice(file.length + 1)) };
+}
+
+const topology = `version: 1
+clusters:
+  sync:
+    url: amqp://topo:\${PW}@rabbit:5672/sync
+  async:
+    url: amqp://topo:\${PW2}@rabbit:5672/async
+services: [mplogin]
+users:
+  mplogin:
+    password: \${MPLOGIN_PASSWORD}
+    consumes: [mplogin]
+`;
+
+describe("a password that is also a name in the output", () => {
+  it("is masked only in URLs, so the names stay readable, and is warned about at its place", () => {
+    const { redactor, warnings } = load(topology, { PW: "strong-Pw-1", PW2: "sync", MPLOGIN_PASSWORD: "mplogin" });
+    expect(redactor.text("+ create exchange mplogin on cluster sync: mplogin.sync")).toBe("+ create exchange mplogin on cluster sync: mplogin.sync");
+    expect(redactor.text("cluster async: amqp://topo:sync@rabbit:5672/async")).toBe("cluster async: amqp://topo:***@rabbit:5672/async");
+    // The strong one is still masked wherever it shows up.
+    expect(redactor.text("echo strong-Pw-1 and strong%2DPw-1")).not.toContain("strong-Pw-1");
+    expect(warnings).toEqual([
+      `6:10: clusters.async.url: the URL's password is also a name in this file, or a word topo prints, so topo's output shows that word as it is (masking it would blank the word everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name`,
+      `10:15: users.mplogin.password: the password is also a name in this file, or a word topo prints, so topo's output shows that word as it is (masking it would blank the word everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name`,
+    ]);
+    for (const w of warnings) expect(w).not.toMatch(/mplogin\.password.*mplogin[^.]|strong/);
+  });
+
+  it("a password inside a name (login in mplogin) or a word topo prints (exchange) is one too", () => {
+    const { redactor, warnings } = load(topology, { PW: "exchange", PW2: "x-Strong-2", MPLOGIN_PASSWORD: "login" });
+    expect(redactor.text("+ create exchange mplogin")).toBe("+ create exchange mplogin");
+    expect(warnings.map((w) => w.split(":").slice(0, 3).join(":"))).toEqual(["4:10: clusters.sync.url", "10:15: users.mplogin.password"]);
+  });
+
+  it("a JSON file is warned at the same places", () => {
+    const json = JSON.stringify({ version: 1, clusters: { sync: { url: "amqp://topo:${PW}@rabbit:5672/sync" }, async: { url: "amqp://topo:${PW2}@rabbit:5672/async" } }, services: ["mplogin"] });
+    expect(load(json, { PW: "strong-Pw-1", PW2: "rabbit" }, "json").warnings).toEqual([expect.stringMatching(/^1:\d+: clusters\.async\.url: the URL's password is also a name/)]);
+  });
+
+  it("guest/guest, the README's local broker, is no warning, and its user name stays readable", () => {
+    const { redactor, warnings } = load(topology.replace("topo:${PW}", "guest:${PW:-guest}"), { PW2: "x-Strong-2", MPLOGIN_PASSWORD: "y-Strong-3" });
+    expect(warnings).toEqual([]);
+    expect(redactor.text("cluster sync: amqp://guest:guest@rabbit:5672/sync")).toBe("cluster sync: amqp://guest:***@rabbit:5672/sync");
+  });
+});
