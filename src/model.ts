@@ -162,6 +162,21 @@ export interface QueueSpec {
   cluster: string;
   queue: Queue;
   mirrored: boolean;
+  /** Where the file asks for it: what a refusal only the broker reveals points at. */
+  origin?: QueueOrigin;
+}
+
+/** A path of keys and indexes into the file, as config/places.ts names a place. */
+export type FilePath = (string | number)[];
+
+/**
+ * The keys of the file a queue's settings come from. `settings` holds the key that set each of
+ * type, durable, mirrored and arguments.NAME; one the file does not write is a built-in default.
+ */
+export interface QueueOrigin {
+  /** The service's entry: services[i]. */
+  service: FilePath;
+  settings: Readonly<Record<string, FilePath>>;
 }
 
 /** What the file asks for on one cluster: its vhost and every object in it. */

@@ -1,6 +1,6 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
-import { BrokerError, ClustersError, TopoError } from "../errors.js";
+import { BrokerError, ClustersError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
@@ -10,7 +10,7 @@ import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js
 import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats } from "../broker/read.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
-import { compatibility, takesDefaultType } from "../plan/compat.js";
+import { compatibility, takesDefaultType, type Compatibility } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { mirroring } from "../plan/mirroring.js";
@@ -23,7 +23,8 @@ import { sha256 } from "../files/digest.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
-import { placeOfKey } from "../config/load.js";
+import { placeOfKey, placesOfKeys } from "../config/load.js";
+import { names } from "../core/words.js";
 import { displayPath } from "../config/places.js";
 
 /**
@@ -282,14 +283,36 @@ export async function readAndPlan(
   actual.defaultQueueType = defaultType;
   const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
   const compat = compatibility(c, actual, permits, declared);
-  if (compat.errors.length) {
-    throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
-  }
+  if (compat.errors.length) throw compatError(c, compat, file);
   const drift = unrepairable(c, actual, prefix);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, stateDigest, actual };
+}
+
+/**
+ * What the broker cannot do, each refusal followed by the keys of the file that ask for it, at
+ * FILE:LINE:COL where the file still holds them (`file` undefined: a topology given as text, its
+ * keys named by path only). --json lists the places as `problems`.
+ */
+function compatError(c: DesiredCluster, compat: Compatibility, file: string | undefined): BrokerError {
+  const paths = compat.errors.flatMap((e) => e.at.map((p) => p.path));
+  const found = file === undefined ? paths.map(() => undefined) : placesOfKeys(file, paths);
+  const problems: ConfigProblem[] = [];
+  let i = 0;
+  const lines = compat.errors.map((e) => {
+    const places = e.at.map((p) => {
+      const at = found[i++];
+      const what = p.builtIn
+        ? `${displayPath(p.path)}: ${names(p.queues)} ${p.queues.length === 1 ? "takes" : "take"} the built-in default ${p.builtIn.setting} of ${p.builtIn.traffic} queues (no key of the file sets it)`
+        : `${displayPath(p.path)} (${names(p.queues)})`;
+      if (at) problems.push({ ...at, message: `${what}: ${e.message}` });
+      return `\n    ${at ? `${at.file}:${at.line}:${at.col}: ` : ""}${what}`;
+    });
+    return `${e.message}${places.join("")}`;
+  });
+  return new BrokerError(c.target.name, lines.join("\n  "), { hints: compat.hints, code: "version_unsupported", problems });
 }
 
 /** A read made with its digest, as a saved plan's check takes it. */

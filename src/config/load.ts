@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import type { Document, LineCounter, Node as YamlNode, Pair, Scalar } from "yaml";
 import type { ValidateFunction } from "ajv";
-import { ConfigError, formatProblem, type ConfigProblem } from "../errors.js";
+import { ConfigError, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
@@ -95,14 +95,32 @@ function lineColumns(text: string): { lc: LineCounter; at: (offset: number) => {
  * the key (then the caller names the key's path).
  */
 export function placeOfKey(file: string, path: Path): string | undefined {
+  const [at] = placesOfKeys(file, [path]);
+  return at && `${at.file}:${at.line}:${at.col}`;
+}
+
+/**
+ * placeOfKey for several keys, the file read and parsed once: each key's place, or undefined
+ * where the file cannot be read or no longer holds the key. A list's item (services[3], written
+ * as a plain name) is placed at the item.
+ */
+export function placesOfKeys(file: string, paths: readonly Path[]): ({ file: string; line: number; col: number } | undefined)[] {
+  let text: string;
   try {
-    const text = readFileSync(file, "utf8");
+    text = readFileSync(file, "utf8");
+  } catch {
+    return paths.map(() => undefined);
+  }
+  try {
     const { lc, at } = lineColumns(text);
     const doc = yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, merge: true });
-    if (nodeAt(doc, path) === undefined) return undefined;
-    return formatProblem(placePathProblem({ path, message: "", atKey: true }, doc, at, file, true)).replace(/: $/, "");
+    return paths.map((path) => {
+      if (nodeAt(doc, path) === undefined) return undefined;
+      const { line, col } = placePathProblem({ path, message: "", atKey: true }, doc, at, file, true);
+      return { file, line, col };
+    });
   } catch {
-    return undefined;
+    return paths.map(() => undefined);
   }
 }
 

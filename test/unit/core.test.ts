@@ -323,7 +323,7 @@ describe("compatibility", () => {
   it("refuses classic mirroring on 4.x and names quorum queues", () => {
     const d = desiredOf(raw(), "sync");
     const c = compatibility(d, actual([], { version: "4.0.5" }));
-    expect(c.errors[0]).toMatch(/no classic queue mirroring/);
+    expect(c.errors[0]?.message).toMatch(/no classic queue mirroring/);
     expect(c.hints[0]).toMatch(/quorum/);
     expect(c.warnings[0]).toMatch(/transient non-exclusive queues are deprecated/);
     expect(compatibility(d, actual([], { version: "3.10.8" }))).toEqual({ errors: [], warnings: [], hints: [] });
