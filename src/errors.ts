@@ -79,15 +79,35 @@ export function formatProblem(p: ConfigProblem): string {
 }
 
 /**
- * Several clusters failed (each error is one of `causes`): the message holds every one, the code
- * is theirs when they agree, else the first cluster's; --json lists each under `errors`.
+ * Several failures at once (each error is one of `causes`): several clusters, or one cluster's
+ * independent refusals. The message holds every one, the code is theirs when they agree, else the
+ * first's; --json lists each under `errors`.
  */
 export class ClustersError extends TopoError {
   readonly causes: readonly unknown[];
-  constructor(message: string, hints: string[], transient: boolean, code: ErrorCode, causes: readonly unknown[]) {
-    super(message, hints, transient, code);
+  constructor(message: string, hints: string[], transient: boolean, code: ErrorCode, causes: readonly unknown[], place?: ErrorPlace) {
+    super(message, hints, transient, code, place);
     this.causes = causes;
   }
+}
+
+/**
+ * One error for every failure given (none: undefined): the one itself, or a ClustersError of them
+ * all, whose code is theirs when they agree, else the first's, retryable only if every one is.
+ * A ClustersError among them gives its own causes: the list stays flat.
+ */
+export function allOf(failures: readonly unknown[]): unknown {
+  const flat = [...new Set(failures.flatMap((f) => (f instanceof ClustersError ? f.causes : [f])))];
+  if (flat.length <= 1) return flat[0];
+  const errs = flat.map((f) => (f instanceof Error ? f : new Error(String(f))));
+  const ours = errs.filter((e): e is TopoError => e instanceof TopoError);
+  const codes = new Set(ours.map((e) => e.code));
+  const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
+  const transient = ours.length === errs.length && ours.every((e) => e.transient);
+  // One cluster's refusals keep its name where --json reports it.
+  const clusters = new Set(ours.map((e) => e.place?.cluster));
+  const place = ours.length === errs.length && clusters.size === 1 && ours[0]?.place ? { cluster: ours[0].place.cluster } : undefined;
+  return new ClustersError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code, flat, place);
 }
 
 /** The file is wrong. Carries every problem found, each with its place. */

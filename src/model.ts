@@ -284,6 +284,8 @@ export interface ActualCluster {
   userHashes?: Record<string, StoredHash>;
   /** Why users and permissions could not be read (the management user may not list them). */
   usersUnreadable?: string;
+  /** The management user's tags (GET /api/whoami), where a check needed them and they could be read. */
+  managementTags?: string[];
   /** Why the cluster's nodes could not be read (then which nodes run, and are down, is unknown). */
   nodesUnreadable?: string;
   /**

@@ -1,13 +1,14 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
-import { BrokerError, ClustersError, TopoError, type ConfigProblem } from "../errors.js";
+import { allOf, BrokerError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats } from "../broker/read.js";
+import { readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readVhostPermission } from "../broker/read.js";
+import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
 import { compatibility, takesDefaultType, type Compatibility } from "../plan/compat.js";
@@ -215,36 +216,86 @@ export async function readAndPlan(
   { live, digest = false, file }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; stateDigest?: string; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
+  // Every refusal the read can know is said at once, each with its fix: they are independent
+  // (a user conflict, missing tags or permissions, a vhost's limit, what the broker cannot do),
+  // and a user who fixed one only to meet the next, one run at a time, was told them in turn.
+  const refusals: BrokerError[] = [];
   const conflicts = userConflicts(c, actual, prefix);
   if (conflicts.length) {
     // Each at the user's key in the file (users.NAME), which adopt: true goes under.
     const where = (user: string) => (file === undefined ? undefined : placeOfKey(file, ["users", user])) ?? displayPath(["users", user]);
-    throw new BrokerError(c.target.name, `${conflicts.map((x) => `${where(x.user)}: ${x.message}`).join("\n  ")}; nothing was changed`, {
-      hints: conflicts.map((x) => x.hint),
-      code: "user_conflict",
-      object: conflicts.length === 1 ? `user ${conflicts[0]!.user}` : undefined,
-    });
+    refusals.push(
+      new BrokerError(c.target.name, `${conflicts.map((x) => `${where(x.user)}: ${x.message}`).join("\n  ")}; nothing was changed`, {
+        hints: conflicts.map((x) => x.hint),
+        code: "user_conflict",
+        object: conflicts.length === 1 ? `user ${conflicts[0]!.user}` : undefined,
+      }),
+    );
   }
+  const usersUnreadable = actual.usersUnreadable !== undefined && !!c.users?.onBroker.length;
   // Plan may run as a monitoring user and says what it could not compare; apply may not guess.
-  if (live && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
-    throw new BrokerError(c.target.name, `cannot manage the file's users: ${actual.usersUnreadable}; nothing was changed`, {
-      hints: [`give ${c.target.management.username} the administrator tag (docs/users.md, topo's own rights), or apply with a user that has it`],
-      code: "permission_denied",
-    });
+  if (live && usersUnreadable) {
+    refusals.push(
+      new BrokerError(c.target.name, `cannot manage the file's users: ${actual.usersUnreadable}; nothing was changed`, {
+        hints: [`give ${c.target.management.username} the administrator tag (docs/users.md, topo's own rights), or apply with a user that has it`],
+        code: "permission_denied",
+      }),
+    );
   }
   // Nor may a saved plan leave them out: every apply of it would find the user changes it lacks
   // and refuse it as stale, and planning again as this user would make the same plan.
-  if (digest && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
-    throw new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
-      hints: [
-        `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
-      ],
-      code: "permission_denied",
-    });
+  if (digest && usersUnreadable) {
+    refusals.push(
+      new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
+        hints: [
+          `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
+        ],
+        code: "permission_denied",
+      }),
+    );
   }
   // From what was read, before anything below adds message counts (which the digest leaves out).
   const stateDigest = digest ? sha256(stateText(c, actual, prefix)) : undefined;
   let plan = diffCluster(c, actual, prefix);
+  // Checked here, so that apply never finds a refusal half-way through:
+  // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
+  // - a vhost's default queue type (3.11+) decides what topo's classic queues become: read only
+  //   when the file has queues it applies to;
+  // - the vhost's max-queues, for a plan that writes: a vhost apply creates is checked by the read
+  //   under the lock, once it exists;
+  // - for apply, the management user's tags (its writes over HTTP) and, where it may read them
+  //   (an administrator), the AMQP user's permissions on the vhost (its declares and topo's lock);
+  //   where the tags could not be read, the mirroring warning still names the tag to add.
+  const writes = plan.actions.length > 0;
+  const mirrorsUnseen = actual.nodesUnreadable !== undefined && c.queues.some((q) => q.mirrored);
+  const [permits, defaultType, maxQueues, tags] = await Promise.all([
+    readPermits(client, actual.version),
+    atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
+    actual.vhostExists && writes ? readMaxQueues(client, c.target) : undefined,
+    (live && writes) || mirrorsUnseen ? readOwnTags(client) : undefined,
+  ]);
+  actual.managementTags = tags;
+  const room = queueRoomProblem(queueRoom(plan, actual, prefix, maxQueues), c.target.amqp.vhost);
+  if (room) refusals.push(new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" }));
+  if (live && writes && tags) {
+    const user = c.target.management.username;
+    // Where users could not be read, the administrator tag is asked for above, and it covers all.
+    const tag = tagRefusal(user, tags, plan);
+    if (tag && !usersUnreadable) refusals.push(new BrokerError(c.target.name, tag.message, { hints: [tag.hint], code: "permission_denied" }));
+    // A vhost apply creates gets full rights for the AMQP user (broker/execute.ts).
+    if (tags.includes("administrator") && actual.vhostExists) {
+      const amqpUser = c.target.amqp.username;
+      const permission = await readVhostPermission(client, c.target, amqpUser);
+      const refused = permission === undefined ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission === "none" ? undefined : permission, plan, prefix);
+      if (refused) refusals.push(new BrokerError(c.target.name, refused.message, { hints: [refused.hint], code: "permission_denied" }));
+    }
+  }
+  actual.defaultQueueType = defaultType;
+  const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
+  const compat = compatibility(c, actual, permits, declared);
+  if (compat.errors.length) refusals.push(compatError(c, compat, file));
+  if (refusals.length) throw allOf(refusals);
+
   const owner = Ownership.of(prefix, actual.resources);
   const alone = leftBehind(actual, owner);
   // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
@@ -267,23 +318,6 @@ export async function readAndPlan(
   }
   plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
-  // Checked here, so that apply never finds a refusal half-way through:
-  // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
-  // - a vhost's default queue type (3.11+) decides what topo's classic queues become: read only
-  //   when the file has queues it applies to;
-  // - the vhost's max-queues, for a plan that writes: a vhost apply creates is checked by the read
-  //   under the lock, once it exists.
-  const [permits, defaultType, maxQueues] = await Promise.all([
-    readPermits(client, actual.version),
-    atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
-    actual.vhostExists && plan.actions.length ? readMaxQueues(client, c.target) : undefined,
-  ]);
-  const room = queueRoomProblem(queueRoom(plan, actual, prefix, maxQueues), c.target.amqp.vhost);
-  if (room) throw new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" });
-  actual.defaultQueueType = defaultType;
-  const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
-  const compat = compatibility(c, actual, permits, declared);
-  if (compat.errors.length) throw compatError(c, compat, file);
   const drift = unrepairable(c, actual, prefix);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   plan.degraded.push(...drift.degraded);
@@ -327,18 +361,9 @@ export function freshOf(r: { plan: ClusterPlan; stateDigest?: string }): FreshCl
  */
 export async function forEachCluster<T>(clusters: DesiredCluster[], fn: (c: DesiredCluster) => Promise<T>): Promise<T[]> {
   const settled = await Promise.allSettled(clusters.map(fn));
-  // One error can stop several clusters (a saved plan gone stale stops them all): said once.
-  const failures = [...new Set(settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown))];
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) {
-    const errs = failures.map((f) => (f instanceof Error ? f : new Error(String(f))));
-    const ours = errs.filter((e): e is TopoError => e instanceof TopoError);
-    // One code when every cluster failed the same way (two unreachable brokers are
-    // broker_unreachable), else the first cluster's; retryable only if every failure is.
-    const codes = new Set(ours.map((e) => e.code));
-    const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
-    const transient = ours.length === errs.length && ours.every((e) => e.transient);
-    throw new ClustersError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code, failures);
-  }
+  // One error can stop several clusters (a saved plan gone stale stops them all): said once. One
+  // code when every cluster failed the same way (two unreachable brokers are broker_unreachable).
+  const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
+  if (failures.length) throw allOf(failures);
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }

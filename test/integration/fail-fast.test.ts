@@ -22,6 +22,18 @@ async function user(tags: string): Promise<{ user: string; password: string }> {
   return { user: name, password: "pw-secret" };
 }
 
+/**
+ * A management URL as a user who writes policies but may not read other users' permissions (tags
+ * policymaker and monitoring, full rights on `vhosts`): apply then cannot check the AMQP user's
+ * permissions before it writes, and the broker's own refusal is what names them.
+ */
+async function policymakerManagementUrl(...vhosts: string[]): Promise<string> {
+  const u = await user("policymaker,monitoring");
+  for (const v of vhosts) expect((await api("PUT", `/api/permissions/${vh(v)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+  const b = broker();
+  return `http://${u.user}:${u.password}@${b.host}:${new URL(b.mgmtBase).port}`;
+}
+
 async function timed(args: string[]) {
   const started = Date.now();
   const r = await runCli(args);
@@ -270,7 +282,9 @@ describe("a missing right is named, with the command that grants it", () => {
   }
 
   // The AMQP login succeeds, but the user may not configure topo's lock queue: found only when
-  // that cluster takes its lock. Whichever cluster locks first, no cluster writes.
+  // that cluster takes its lock, where the management user may not read the AMQP user's
+  // permissions (an administrator's read finds it before: see "in one run" below). Whichever
+  // cluster locks first, no cluster writes.
   for (const denied of ["sync", "async"] as const) {
     it(`a user who may not declare topo's lock queue on the ${denied} cluster stops apply before any cluster is written`, async () => {
       const u = await user("");
@@ -285,7 +299,7 @@ describe("a missing right is named, with the command that grants it", () => {
         sync,
         async,
         services: ["mplogin", "mpwallet"],
-        clusterExtra: { [denied]: { url: amqpUrl(target, u), management: adminManagementUrl() } },
+        clusterExtra: { [denied]: { url: amqpUrl(target, u), management: await policymakerManagementUrl(target) } },
       });
       const r = await runCli(["apply", "-f", file, "--json"]);
       expect(r.code).toBe(1);
@@ -303,7 +317,9 @@ describe("a missing right is named, with the command that grants it", () => {
   }
 
   // The lock is a queue declared (configure) and consumed (read): each refusal names the right it
-  // lacks, and granting it (all else as it was) lets apply through.
+  // lacks, and granting it (all else as it was) lets apply through. The broker's refusal names it
+  // where the management user may not read permissions; an administrator's read, before anything
+  // is written.
   for (const [lacks, rights] of [
     ["configure", { configure: "^mp", write: ".*", read: ".*" }],
     ["read", { configure: ".*", write: ".*", read: "^mp" }],
@@ -315,12 +331,17 @@ describe("a missing right is named, with the command that grants it", () => {
       await createVhost(sync);
       await createVhost(async);
       expect((await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, rights)).status).toBeLessThan(300);
-      const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: adminManagementUrl() } } });
+      const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: await policymakerManagementUrl(sync) } } });
       const r = await runCli(["apply", "-f", file, "--json"]);
       expect(r.code).toBe(1);
       const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
       expect(err.code).toBe("permission_denied");
       expect(err.hints.join("\n")).toMatch(new RegExp(`^user ${u.user}'s ${lacks} permission in vhost ${sync} does not match queue topo\\.[\\w.]*lock `));
+      const admin = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: adminManagementUrl() } } });
+      const read = await runCli(["apply", "-f", admin, "--json"]);
+      expect(read.code).toBe(1);
+      expect(JSON.parse(read.stdout.slice(read.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+      expect(read.stderr).toMatch(new RegExp(`cluster sync: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its ${lacks} permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock\\b`));
       expect((await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { ...rights, [lacks]: ".*" })).status).toBeLessThan(300);
       const again = await runCli(["apply", "-f", file]);
       expect(again.code, again.stderr).toBe(0);
@@ -360,8 +381,16 @@ describe("a missing right is named, with the command that grants it", () => {
 
   it("an AMQP user without permission on the vhost gets the broker's 530 words, not 'Expected ConnectionOpenOk'", async () => {
     const u = await user("");
-    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() } } });
+    const sync = uniqueName("sync");
+    vhosts.push(sync);
     await createVhost(sync);
+    const file = writeTopology({ sync, async: uniqueName("async"), services: ["mplogin"], credentials: u, clusterExtra: { sync: { management: await policymakerManagementUrl(sync) } } });
+    // An administrator reads that it has no permissions there, before apply connects.
+    const admin = writeTopology({ sync, async: uniqueName("async"), services: ["mplogin"], credentials: u, clusterExtra: { sync: { management: adminManagementUrl() } } });
+    const read = await runCli(["apply", "-f", admin, "--cluster", "sync"]);
+    expect(read.code).toBe(1);
+    expect(read.stderr).toContain(`cluster sync: user ${u.user}, whom apply connects as over AMQP, has no permissions on vhost ${sync}`);
+    expect(read.stderr).toContain(`hint: rabbitmqctl set_permissions -p ${sync} ${u.user} '.*' '.*' '.*'`);
     const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`530 NOT_ALLOWED - access to vhost '${sync}' refused for user '${u.user}'`));
@@ -484,6 +513,52 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
     expect((await limit(0)).status).toBeLessThan(300);
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+});
+
+describe("every refusal the read can know is reported in one run, each with its fix", () => {
+  /** The error --json printed last, and each refusal under it (one, or several under errors). */
+  const refusals = (stdout: string) => {
+    const e = JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error;
+    return { error: e, each: (e.errors ?? [e]) as { code: string; message: string; hints?: string[] }[] };
+  };
+
+  it("a vhost's max-queues and a management user without the tag apply's writes need: both, with the tags it has kept in set_user_tags", async () => {
+    const u = await user("monitoring");
+    const { sync, file } = fresh(["mplogin", "mpwallet"], { credentials: u });
+    await createVhost(sync);
+    await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await api("PUT", `/api/vhost-limits/${vh(sync)}/max-queues`, { value: 1 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    const { each } = refusals(r.stdout);
+    expect(each.map((e) => e.code).sort()).toEqual(["broker_refused", "permission_denied"]);
+    expect(r.stderr).toContain(`cluster sync: vhost "${sync}" may hold at most 1 queue (max-queues)`);
+    expect(r.stderr).toContain(`cluster sync: user "${u.user}" has the tags monitoring, and apply's writes need policymaker (to write topo's policies: 1 to create)`);
+    expect(r.stderr).toContain(`hint: rabbitmqctl set_user_tags ${u.user} monitoring policymaker`);
+    expect(r.stderr).toContain(`hint: raise the limit: rabbitmqctl set_vhost_limits -p ${sync}`);
+    // Nothing was written.
+    expect((await api("GET", `/api/policies/${vh(sync)}`)).body).toEqual([]);
+    // Plan, which may run as a monitoring user, reports the limit alone.
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
+    expect(refusals(plan.stdout).each.map((e) => e.code)).toEqual(["broker_refused"]);
+  });
+
+  it("a vhost's max-queues and an AMQP user whose permissions do not reach topo's lock queue: both, before anything is written", async () => {
+    const u = await user("");
+    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() } } });
+    await createVhost(sync);
+    await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: "^mp", write: ".*", read: "^mp" });
+    expect((await api("PUT", `/api/vhost-limits/${vh(sync)}/max-queues`, { value: 1 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    const { each } = refusals(r.stdout);
+    expect(each.map((e) => e.code).sort()).toEqual(["broker_refused", "permission_denied"]);
+    expect(r.stderr).toContain(`cluster sync: vhost "${sync}" may hold at most 1 queue (max-queues)`);
+    expect(r.stderr).toMatch(new RegExp(`cluster sync: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its configure permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock\\b.*its read permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock`));
+    expect(r.stderr).toContain(`hint: rabbitmqctl set_permissions -p ${sync} ${u.user}`);
+    expect(r.stderr).not.toMatch(/applying|applied/);
+    expect((await api("GET", `/api/queues/${vh(sync)}?columns=name`)).body).toEqual([]);
   });
 });
 
