@@ -6,9 +6,8 @@ import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource 
 import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
-import { escapeUnsafe, names, plural, shellWord } from "../core/words.js";
+import { escapeUnsafe, names, plural, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
-import { setUserTags } from "./rights.js";
 
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */

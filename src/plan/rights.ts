@@ -7,7 +7,7 @@
 import type { ClusterPlan } from "../model.js";
 import { subjectOf } from "../core/keys.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
-import { names, plural, shellWord } from "../core/words.js";
+import { names, setUserTags, shellWord } from "../core/words.js";
 
 /** A management API tag that decides what a user may write (RabbitMQ 3.10 to 4.3). */
 type Tag = "administrator" | "policymaker";
@@ -54,15 +54,6 @@ export function tagRefusal(user: string, tags: readonly string[], plan: ClusterP
     message: `user "${user}" ${has}, and apply's writes need ${need.tag} (${need.why.join("; ")}); the broker would refuse them (401 Not ${need.tag} user), so topo refuses the plan before anything is written`,
     hint: `${setUserTags(user, tags, need.tag)}${byHand}`,
   };
-}
-
-/**
- * The command that gives `user` the tag `add` and keeps the tags it has: set_user_tags replaces a
- * user's tags, so the command lists them all.
- */
-export function setUserTags(user: string, tags: readonly string[], add: string): string {
-  const all = tags.includes(add) ? [...tags] : [...tags, add];
-  return `rabbitmqctl set_user_tags ${shellWord(user)} ${all.map(shellWord).join(" ")} (set_user_tags replaces the user's tags: this keeps the ${plural(tags.length, "tag")} it has${tags.length ? `, ${tags.join(", ")}` : ""})`;
 }
 
 export interface VhostPermission {

@@ -8,6 +8,8 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
+import { ManagementClient } from "../../src/broker/http.js";
+import type { BrokerError } from "../../src/errors.js";
 
 const { fresh, vhosts } = testVhosts();
 const users: string[] = [];
@@ -241,7 +243,8 @@ describe("a missing right is named, with the command that grants it", () => {
     const r = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/401 not_authorised: Not management user/);
-    expect(r.stderr).toContain(`rabbitmqctl set_user_tags ${u.user} monitoring`);
+    // Its tags cannot be read (not even /api/whoami answers it): the command says to keep them.
+    expect(r.stderr).toContain(`rabbitmqctl set_user_tags ${u.user} TAGS... monitoring, where TAGS are the tags it has now (rabbitmqctl list_users shows them`);
     expect(r.stderr).not.toMatch(/check the user and password|check them/);
     expect(JSON.parse(r.stdout).error.code).toBe("permission_denied");
   });
@@ -347,6 +350,20 @@ describe("a missing right is named, with the command that grants it", () => {
       expect(again.code, again.stderr).toBe(0);
     });
   }
+
+  it("a request refused for a tag the user lacks: set_user_tags keeps the tags it has", async () => {
+    const u = await user("management,deployer");
+    const b = broker();
+    const client = new ManagementClient("sync", { baseUrl: b.mgmtBase, username: u.user, password: u.password, display: b.mgmtBase }, {});
+    try {
+      const e = await client.get("/api/users").then(() => undefined, (x: unknown) => x as BrokerError);
+      expect(e?.message).toMatch(/401 not_authorised: Not administrator user/);
+      expect(e?.code).toBe("permission_denied");
+      expect(e?.hints.join("\n")).toContain(`rabbitmqctl set_user_tags ${u.user} management deployer administrator (set_user_tags replaces the user's tags: this keeps the 2 tags it has, management, deployer)`);
+    } finally {
+      client.close();
+    }
+  });
 
   it("a wrong password is still auth_failed", async () => {
     const u = await user("monitoring");

@@ -2,7 +2,8 @@
 // (plan/rights.ts), checked before anything is written.
 
 import { describe, expect, it } from "vitest";
-import { permissionRefusal, setUserTags, tagRefusal } from "../../src/plan/rights.js";
+import { permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
+import { setUserTags } from "../../src/core/words.js";
 import type { Action, ClusterPlan, Resource } from "../../src/model.js";
 
 const create = (after: Resource): Action => ({ op: "create", key: "", after });
