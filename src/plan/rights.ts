@@ -127,7 +127,7 @@ export function permissionRefusal(user: string, vhost: string, permission: Vhost
   if (!refused.size) return undefined;
   const lacks = [...refused].map(([key, objects]) => `${key} ${names(objects)}`);
   return {
-    message: `user ${user}'s permissions in vhost ${vhost} do not let apply work: ${lacks.join("; ")}; the broker would refuse the first of these part-way, so topo refuses the plan before anything is written`,
+    message: `user ${user}'s permissions in vhost ${vhost} do not let apply work: ${lacks.join("; ")}; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written`,
     hint: `${set({ configure: "CONFIGURE", write: "WRITE", read: "READ" })} sets them, each to match what is named above (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
   };
 }

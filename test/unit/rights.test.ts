@@ -42,7 +42,7 @@ describe("the AMQP user's permissions", () => {
     expect(permissionRefusal("app", "sync", all, plan(queue, binding), "mp")).toBeUndefined();
     const r = permissionRefusal("app", "sync", { configure: "^mp", write: "^x", read: "^mp" }, plan(queue, binding), "mp");
     expect(r?.message).toBe(
-      "user app's permissions in vhost sync do not let apply work: its configure permission (^mp) does not match queue topo.mp.lock, exchange topo.mp.generation; its read permission (^mp) does not match queue topo.mp.lock; its write permission (^x) does not match queue mplogin.sync; the broker would refuse the first of these part-way, so topo refuses the plan before anything is written",
+      "user app's permissions in vhost sync do not let apply work: its configure permission (^mp) does not match queue topo.mp.lock, exchange topo.mp.generation; its read permission (^mp) does not match queue topo.mp.lock; its write permission (^x) does not match queue mplogin.sync; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written",
     );
     expect(r?.hint).toMatch(/^rabbitmqctl set_permissions -p sync app CONFIGURE WRITE READ sets them/);
     // The empty pattern matches nothing; one JavaScript cannot read is not judged.
