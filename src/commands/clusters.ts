@@ -286,7 +286,8 @@ export async function readAndPlan(
     if (tags.includes("administrator") && actual.vhostExists) {
       const amqpUser = c.target.amqp.username;
       const permission = await readVhostPermission(client, c.target, amqpUser);
-      const refused = permission === undefined ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission === "none" ? undefined : permission, plan, prefix);
+      // None at all: the login says so, after waiting for rights granted late (a vhost just created).
+      const refused = permission === undefined || permission === "none" ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission, plan, prefix);
       if (refused) refusals.push(new BrokerError(c.target.name, refused.message, { hints: [refused.hint], code: "permission_denied" }));
     }
   }

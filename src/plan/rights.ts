@@ -103,18 +103,13 @@ function rightsNeeded(plan: ClusterPlan, prefix: string): { right: Right; kind: 
 }
 
 /**
- * The AMQP user's permissions on the vhost against what apply needs of them (`permission`
- * undefined: it has none there, and the broker refuses its login). undefined when they suffice,
- * or when a pattern topo cannot read leaves it unsure.
+ * The AMQP user's permissions on the vhost against what apply needs of them; undefined when they
+ * suffice, or when a pattern topo cannot read leaves it unsure. A user with no permissions there
+ * at all is not judged here: its login is refused (530), and apply's login waits a while for
+ * rights granted late to a vhost just created, then names them (broker/amqp.ts).
  */
-export function permissionRefusal(user: string, vhost: string, permission: VhostPermission | undefined, plan: ClusterPlan, prefix: string): { message: string; hint: string } | undefined {
+export function permissionRefusal(user: string, vhost: string, permission: VhostPermission, plan: ClusterPlan, prefix: string): { message: string; hint: string } | undefined {
   const set = (p: VhostPermission) => `rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} ${shellWord(p.configure)} ${shellWord(p.write)} ${shellWord(p.read)}`;
-  if (!permission) {
-    return {
-      message: `user ${user}, whom apply connects as over AMQP, has no permissions on vhost ${vhost}: the broker would refuse its login (530 NOT_ALLOWED), so topo refuses the plan before anything is written`,
-      hint: `${set({ configure: ".*", write: ".*", read: ".*" })} (or narrower patterns that still cover what docs/users.md says topo needs)`,
-    };
-  }
   const refused = new Map<string, string[]>();
   for (const need of rightsNeeded(plan, prefix)) {
     if (allows(permission[need.right], need.name) !== false) continue;

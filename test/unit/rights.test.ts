@@ -49,8 +49,4 @@ describe("the AMQP user's permissions", () => {
     expect(permissionRefusal("app", "sync", { ...all, write: "" }, plan(binding), "mp")?.message).toMatch(/its write permission \(\) does not match queue mplogin\.sync/);
     expect(permissionRefusal("app", "sync", { ...all, configure: "(?i)^MP" }, plan(queue), "mp")).toBeUndefined();
   });
-
-  it("no permissions on the vhost at all: the login would be refused", () => {
-    expect(permissionRefusal("app", "sync", undefined, plan(queue), "mp")?.hint).toMatch(/^rabbitmqctl set_permissions -p sync app '\.\*' '\.\*' '\.\*'/);
-  });
 });
