@@ -30,7 +30,8 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   permission_denied: "the user lacks a tag or a permission the command needs",
   broker_refused:
     "the broker refused a request (the reply is in the message), or would refuse one part-way through apply (a vhost's max-queues, or a node's memory or disk alarm blocking the messages a replace moves, checked before anything is written); when one of its limits refused it (a vhost's or a user's max-connections, max-channels or max-queues, or a node's), the hint names the limit, the command that shows it and the one that raises it",
-  version_unsupported: "the file asks for something this broker cannot do: its RabbitMQ version lacks it, its settings deny it, or its vhost's default queue type would turn the file's classic queues into another type",
+  version_unsupported:
+    "the file asks for something this broker cannot do: its RabbitMQ version lacks it, its settings deny it, or its vhost's default queue type would turn the file's classic queues into another type; each refusal is followed by every key of the file that asks for it, at FILE:LINE:COL",
   user_conflict: "a user the file names exists on the broker without topo's tag (topo.<prefix>): topo did not create it, or the tag was taken off it; nothing was changed, adopt: true takes it over",
   refused_destructive: "apply refused a replace or delete without --allow-destructive, or a delete that would take bindings topo does not manage with it without --allow-unmanaged-deletes; nothing was written",
   refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
@@ -78,15 +79,35 @@ export function formatProblem(p: ConfigProblem): string {
 }
 
 /**
- * Several clusters failed (each error is one of `causes`): the message holds every one, the code
- * is theirs when they agree, else the first cluster's; --json lists each under `errors`.
+ * Several failures at once (each error is one of `causes`): several clusters, or one cluster's
+ * independent refusals. The message holds every one, the code is theirs when they agree, else the
+ * first's; --json lists each under `errors`.
  */
 export class ClustersError extends TopoError {
   readonly causes: readonly unknown[];
-  constructor(message: string, hints: string[], transient: boolean, code: ErrorCode, causes: readonly unknown[]) {
-    super(message, hints, transient, code);
+  constructor(message: string, hints: string[], transient: boolean, code: ErrorCode, causes: readonly unknown[], place?: ErrorPlace) {
+    super(message, hints, transient, code, place);
     this.causes = causes;
   }
+}
+
+/**
+ * One error for every failure given (none: undefined): the one itself, or a ClustersError of them
+ * all, whose code is theirs when they agree, else the first's, retryable only if every one is.
+ * A ClustersError among them gives its own causes: the list stays flat.
+ */
+export function allOf(failures: readonly unknown[]): unknown {
+  const flat = [...new Set(failures.flatMap((f) => (f instanceof ClustersError ? f.causes : [f])))];
+  if (flat.length <= 1) return flat[0];
+  const errs = flat.map((f) => (f instanceof Error ? f : new Error(String(f))));
+  const ours = errs.filter((e): e is TopoError => e instanceof TopoError);
+  const codes = new Set(ours.map((e) => e.code));
+  const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
+  const transient = ours.length === errs.length && ours.every((e) => e.transient);
+  // One cluster's refusals keep its name where --json reports it.
+  const clusters = new Set(ours.map((e) => e.place?.cluster));
+  const place = ours.length === errs.length && clusters.size === 1 && ours[0]?.place ? { cluster: ours[0].place.cluster } : undefined;
+  return new ClustersError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code, flat, place);
 }
 
 /** The file is wrong. Carries every problem found, each with its place. */
@@ -113,13 +134,16 @@ function brokerCode(status: number | string | undefined, transient: boolean): Er
 export class BrokerError extends TopoError {
   declare readonly place: ErrorPlace;
   readonly status?: number | string;
+  /** The keys of the file that ask for what the broker refuses, each with its place (FILE:LINE:COL). */
+  readonly problems?: ConfigProblem[];
   constructor(
     cluster: string,
     message: string,
-    opts: { transient?: boolean; status?: number | string; hints?: string[]; code?: ErrorCode; object?: string } = {},
+    opts: { transient?: boolean; status?: number | string; hints?: string[]; code?: ErrorCode; object?: string; problems?: ConfigProblem[] } = {},
   ) {
     super(`cluster ${cluster}: ${message}`, opts.hints ?? [], opts.transient ?? false, opts.code ?? brokerCode(opts.status, opts.transient ?? false), { cluster, object: opts.object });
     this.status = opts.status;
+    if (opts.problems?.length) this.problems = opts.problems;
   }
 
   get cluster(): string {
@@ -180,7 +204,7 @@ export function errorJson(e: unknown, redact: (s: string) => string): ErrorJson 
     error: {
       code: e.code,
       message: redact(e.message),
-      ...(e instanceof ConfigError ? { problems: e.problems.map((p) => ({ ...p, message: redact(p.message) })) } : {}),
+      ...(e instanceof ConfigError || (e instanceof BrokerError && e.problems) ? { problems: (e.problems ?? []).map((p) => ({ ...p, message: redact(p.message) })) } : {}),
       ...(e.place ? { cluster: e.place.cluster, ...(e.place.object ? { object: redact(e.place.object) } : {}) } : {}),
       ...(e.hints.length ? { hints: e.hints.map(redact) } : {}),
       ...(e instanceof ClustersError ? { errors: e.causes.map((c) => errorJson(c, redact).error) } : {}),

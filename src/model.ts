@@ -162,11 +162,21 @@ export interface QueueSpec {
   cluster: string;
   queue: Queue;
   mirrored: boolean;
-  /**
-   * Where the file writes each of the queue's arguments (defaults.async.arguments.x-max-length, or
-   * the service's own), for a problem only the broker reveals; absent when it has none.
-   */
-  argumentsAt?: Record<string, (string | number)[]>;
+  /** Where the file asks for it: what a refusal only the broker reveals points at. */
+  origin?: QueueOrigin;
+}
+
+/** A path of keys and indexes into the file, as config/places.ts names a place. */
+export type FilePath = (string | number)[];
+
+/**
+ * The keys of the file a queue's settings come from. `settings` holds the key that set each of
+ * type, durable, mirrored and arguments.NAME; one the file does not write is a built-in default.
+ */
+export interface QueueOrigin {
+  /** The service's entry: services[i]. */
+  service: FilePath;
+  settings: Readonly<Record<string, FilePath>>;
 }
 
 /** What the file asks for on one cluster: its vhost and every object in it. */
@@ -279,6 +289,8 @@ export interface ActualCluster {
   userHashes?: Record<string, StoredHash>;
   /** Why users and permissions could not be read (the management user may not list them). */
   usersUnreadable?: string;
+  /** The management user's tags (GET /api/whoami), where a check needed them and they could be read. */
+  managementTags?: string[];
   /** Why the cluster's nodes could not be read (then which nodes run, and are down, is unknown). */
   nodesUnreadable?: string;
   /**

@@ -8,7 +8,7 @@ import { placesOf, type ManagementEndpoint, type SettingPlaces, type TlsOptions 
 import { maskEcho, Redactor, redactText } from "../redact.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
-import { shellWord } from "../core/words.js";
+import { setUserTags, shellWord } from "../core/words.js";
 
 export interface HttpOptions {
   /** Attempts for transient failures (connection refused, reset, 502/503/504, timeouts). */
@@ -120,7 +120,7 @@ export class ManagementClient {
       try {
         const r = await this.once(method, path, body, timeoutMs);
         if ((r.status >= 200 && r.status < 300) || okStatus.includes(r.status)) return r;
-        const err = this.statusError(method, path, r);
+        const err = this.statusError(method, path, r, await this.tagsIfRefused(r));
         if (!err.transient || attempt >= attempts) throw err;
       } catch (e) {
         if (e instanceof BrokerError) {
@@ -196,14 +196,32 @@ export class ManagementClient {
     return `${method} ${this.endpoint.display}${decodeURIComponent(path.split("?")[0] ?? path)}`;
   }
 
-  private statusError(method: string, path: string, r: HttpResponse): BrokerError {
+  /**
+   * The user's tags, when the broker refused a request for a tag it lacks ("Not administrator
+   * user"): the hint's set_user_tags must keep them, since it replaces them all. /api/whoami
+   * answers every user of the management API; undefined when it does not.
+   */
+  private async tagsIfRefused(r: HttpResponse): Promise<string[] | undefined> {
+    const reason = (r.body as { reason?: unknown } | undefined)?.reason;
+    if (r.status !== 401 || typeof reason !== "string" || !/^Not (\w+) user/i.test(reason) || /^Not management user/i.test(reason)) return undefined;
+    try {
+      const me = await this.once("GET", "/api/whoami", undefined, DEFAULT_REQUEST_TIMEOUT_MS);
+      const tags = (me.body as { tags?: unknown } | undefined)?.tags;
+      if (me.status !== 200) return undefined;
+      return (Array.isArray(tags) ? tags.map(String) : typeof tags === "string" ? tags.split(",") : []).map((t) => t.trim()).filter(Boolean);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private statusError(method: string, path: string, r: HttpResponse, tags?: string[]): BrokerError {
     const b = r.body as { error?: string; reason?: unknown } | string | undefined;
     // A server that echoes the request (a proxy's or a debug endpoint's error page) would quote
     // the Authorization header: the credentials, base64-encoded, which no redactor knows.
     // Masked before it is cut short: a piece of an echo at the cut would otherwise be left whole.
     const reason = typeof b === "object" && b ? this.unechoed(`${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}`) : this.unechoed(String(b ?? "")).slice(0, 300);
     const hints: string[] = [];
-    const refusal = r.status === 401 ? this.unauthorised(path, typeof b === "object" && b ? String(b.reason ?? "") : String(b ?? "")) : undefined;
+    const refusal = r.status === 401 ? this.unauthorised(path, typeof b === "object" && b ? String(b.reason ?? "") : String(b ?? ""), tags) : undefined;
     if (refusal) hints.push(...refusal.hints);
     if (r.status === 403) hints.push(`user "${this.endpoint.username}" lacks a tag or permission for this; plan needs the monitoring tag, apply needs the administrator tag (or policymaker with configure/write/read on the vhost)`);
     if (r.status === 404) hints.push(`the object or vhost does not exist; run topo plan to see what is there`);
@@ -230,14 +248,14 @@ export class ManagementClient {
    * them apart (3.10: "Login failed", "Not management user", "Not administrator user", "User not
    * authorised to access virtual host").
    */
-  private unauthorised(path: string, reason: string): { code: "auth_failed" | "permission_denied"; hints: string[] } {
+  private unauthorised(path: string, reason: string, tags?: readonly string[]): { code: "auth_failed" | "permission_denied"; hints: string[] } {
     const user = this.endpoint.username;
     const tag = /^Not (\w+) user/i.exec(reason)?.[1]?.toLowerCase();
     if (tag === "management") {
       return {
         code: "permission_denied",
         hints: [
-          `user "${user}" may not use the management API: it has no management tag. topo plan needs the monitoring tag; apply needs administrator to create vhosts, or policymaker to write policies: rabbitmqctl set_user_tags ${shellWord(user)} monitoring (set_user_tags replaces the user's tags: list every tag it should keep)`,
+          `user "${user}" may not use the management API: it has no management tag. topo plan needs the monitoring tag; apply needs administrator to create vhosts, or policymaker to write policies: rabbitmqctl set_user_tags ${shellWord(user)} TAGS... monitoring, where TAGS are the tags it has now (rabbitmqctl list_users shows them; set_user_tags replaces them all)`,
         ],
       };
     }
@@ -245,7 +263,7 @@ export class ManagementClient {
       return {
         code: "permission_denied",
         hints: [
-          `user "${user}" lacks the ${tag} tag this request needs${tag === "administrator" && /\/api\/vhosts\//.test(path) ? " (only an administrator may create a vhost)" : ""}: rabbitmqctl set_user_tags ${shellWord(user)} ${tag} (set_user_tags replaces the user's tags: list every tag it should keep)${tag === "administrator" && /\/api\/vhosts\//.test(path) ? `, or have an administrator create it: rabbitmqctl add_vhost ${shellWord(vhostOf(path) ?? "VHOST")} && rabbitmqctl set_permissions -p ${shellWord(vhostOf(path) ?? "VHOST")} ${shellWord(user)} '.*' '.*' '.*'` : ""}`,
+          `user "${user}" lacks the ${tag} tag this request needs${tag === "administrator" && /\/api\/vhosts\//.test(path) ? " (only an administrator may create a vhost)" : ""}: ${tags ? setUserTags(user, tags, tag) : `rabbitmqctl set_user_tags ${shellWord(user)} TAGS... ${tag}, where TAGS are the tags it has now (rabbitmqctl list_users shows them; set_user_tags replaces them all)`}${tag === "administrator" && /\/api\/vhosts\//.test(path) ? `, or have an administrator create it: rabbitmqctl add_vhost ${shellWord(vhostOf(path) ?? "VHOST")} && rabbitmqctl set_permissions -p ${shellWord(vhostOf(path) ?? "VHOST")} ${shellWord(user)} '.*' '.*' '.*'` : ""}`,
         ],
       };
     }

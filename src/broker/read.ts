@@ -9,7 +9,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
-import { actualFrom } from "./state.js";
+import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 import type { NodeAlarm } from "../plan/alarms.js";
 import type { TopicPermissionOf } from "../plan/topic-rights.js";
@@ -171,6 +171,27 @@ export async function readMaxQueues(client: ManagementClient, target: ClusterTar
   const limits = await client.getOptional<{ value?: Record<string, number> }[]>(`/api/vhost-limits/${vh(target.amqp.vhost)}`, [401, 403, 404]);
   const max = Array.isArray(limits) ? limits[0]?.value?.["max-queues"] : undefined;
   return typeof max === "number" ? max : undefined;
+}
+
+/**
+ * The management user's tags (GET /api/whoami, which every user of the management API may read);
+ * undefined when it cannot be read.
+ */
+export async function readOwnTags(client: ManagementClient): Promise<string[] | undefined> {
+  const me = await client.getOptional<ApiUser>(`/api/whoami`, [401, 403, 404]);
+  return me ? tagsOf(me) : undefined;
+}
+
+/**
+ * A user's permissions on the vhost, as an administrator reads them: "none" where it has none
+ * there, undefined where the management user may not read them (only administrators may).
+ */
+export async function readVhostPermission(client: ManagementClient, target: ClusterTarget, user: string): Promise<{ configure: string; write: string; read: string } | "none" | undefined> {
+  const r = await client.request("GET", `/api/permissions/${vh(target.amqp.vhost)}/${encodeURIComponent(user)}`, undefined, [401, 403, 404]);
+  if (r.status === 404) return "none";
+  const p = r.body as { configure?: unknown; write?: unknown; read?: unknown } | undefined;
+  if (r.status !== 200 || typeof p?.configure !== "string" || typeof p.write !== "string" || typeof p.read !== "string") return undefined;
+  return { configure: p.configure, write: p.write, read: p.read };
 }
 
 /**

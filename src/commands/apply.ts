@@ -1,4 +1,4 @@
-import { ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
+import { allOf, ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
@@ -174,15 +174,30 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     checkInterrupted();
 
     // Refuse before anything is written, on any cluster; queue deletes are judged on the
-    // broker's live counts.
-    guardPlans(plans, { allowDestructive: opts.allowDestructive, allowUnmanagedDeletes: opts.allowUnmanagedDeletes, allowDataLoss: true });
+    // broker's live counts. Every flag the plan lacks is named in one run: the counts are read
+    // even when a destructive change is refused, and both refusals are said together.
+    const refused: unknown[] = [];
+    const guard = (allowed: Parameters<typeof guardPlans>[1]) => {
+      try {
+        guardPlans(plans, allowed);
+      } catch (e) {
+        if (!(e instanceof TopoError) || !/^refused_/.test(e.code)) throw e;
+        refused.push(e);
+      }
+    };
+    guard({ allowDestructive: opts.allowDestructive, allowUnmanagedDeletes: opts.allowUnmanagedDeletes, allowDataLoss: true });
     if (!opts.allowDataLoss) {
-      await forEachCluster(clusters, async (c) => {
-        const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
-        if (deletesQueues(p)) await countMessages(p, await session(c), client(c), c.target);
-      });
-      guardPlans(plans, { allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
+      try {
+        await forEachCluster(clusters, async (c) => {
+          const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
+          if (deletesQueues(p)) await countMessages(p, await session(c), client(c), c.target);
+        });
+      } catch (e) {
+        throw allOf([...refused, e]);
+      }
+      guard({ allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
     }
+    if (refused.length) throw allOf(refused);
 
     // No cluster writes until every cluster with changes holds its lock and has been checked
     // again under it: a saved plan gone stale, a count that refuses a delete, or a user who may

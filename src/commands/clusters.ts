@@ -1,16 +1,17 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
-import { BrokerError, ClustersError, TopoError } from "../errors.js";
+import { allOf, BrokerError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readAlarms, readTopicPermissions, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readPermits, readQueueStats } from "../broker/read.js";
+import { readAlarms, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission } from "../broker/read.js";
+import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
-import { compatibility, takesDefaultType } from "../plan/compat.js";
+import { compatibility, takesDefaultType, type Compatibility } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { alarmProblem, movedMessages } from "../plan/alarms.js";
@@ -25,7 +26,8 @@ import { stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
-import { placeOfKey, placesOfKeys } from "../config/load.js";
+import { placeFinder } from "../config/load.js";
+import { names } from "../core/words.js";
 import { displayPath } from "../config/places.js";
 
 /**
@@ -217,36 +219,103 @@ export async function readAndPlan(
   { live, keepState = false, file, movesNothing = false }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; state?: SavedState; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
+  // Every refusal the read can know is said at once, each with its fix: they are independent
+  // (a user conflict, missing tags or permissions, a vhost's limit, what the broker cannot do),
+  // and a user who fixed one only to meet the next, one run at a time, was told them in turn.
+  const refusals: BrokerError[] = [];
+  // Where a key of the file is, for what only the broker reveals: the file is parsed once, on the first question.
+  const find = file === undefined ? undefined : placeFinder(file);
+  const placeOf = (path: (string | number)[]) => {
+    const at = find?.(path);
+    return at ? `${at.file}:${at.line}:${at.col}` : displayPath(path);
+  };
   const conflicts = userConflicts(c, actual, prefix);
   if (conflicts.length) {
     // Each at the user's key in the file (users.NAME), which adopt: true goes under.
-    const where = (user: string) => (file === undefined ? undefined : placeOfKey(file, ["users", user])) ?? displayPath(["users", user]);
-    throw new BrokerError(c.target.name, `${conflicts.map((x) => `${where(x.user)}: ${x.message}`).join("\n  ")}; nothing was changed`, {
-      hints: conflicts.map((x) => x.hint),
-      code: "user_conflict",
-      object: conflicts.length === 1 ? `user ${conflicts[0]!.user}` : undefined,
-    });
+    const where = (user: string) => placeOf(["users", user]);
+    refusals.push(
+      new BrokerError(c.target.name, `${conflicts.map((x) => `${where(x.user)}: ${x.message}`).join("\n  ")}; nothing was changed`, {
+        hints: conflicts.map((x) => x.hint),
+        code: "user_conflict",
+        object: conflicts.length === 1 ? `user ${conflicts[0]!.user}` : undefined,
+      }),
+    );
   }
+  const usersUnreadable = actual.usersUnreadable !== undefined && !!c.users?.onBroker.length;
   // Plan may run as a monitoring user and says what it could not compare; apply may not guess.
-  if (live && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
-    throw new BrokerError(c.target.name, `cannot manage the file's users: ${actual.usersUnreadable}; nothing was changed`, {
-      hints: [`give ${c.target.management.username} the administrator tag (docs/users.md, topo's own rights), or apply with a user that has it`],
-      code: "permission_denied",
-    });
+  if (live && usersUnreadable) {
+    refusals.push(
+      new BrokerError(c.target.name, `cannot manage the file's users: ${actual.usersUnreadable}; nothing was changed`, {
+        hints: [`give ${c.target.management.username} the administrator tag (docs/users.md, topo's own rights), or apply with a user that has it`],
+        code: "permission_denied",
+      }),
+    );
   }
   // Nor may a saved plan leave them out: every apply of it would find the user changes it lacks
   // and refuse it as stale, and planning again as this user would make the same plan.
-  if (keepState && actual.usersUnreadable !== undefined && c.users?.onBroker.length) {
-    throw new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
-      hints: [
-        `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
-      ],
-      code: "permission_denied",
-    });
+  if (keepState && usersUnreadable) {
+    refusals.push(
+      new BrokerError(c.target.name, `cannot save a plan of the file's users: ${actual.usersUnreadable}; a saved plan must hold every change apply would make, and nothing was saved`, {
+        hints: [
+          `run topo plan -o with a user that has the administrator tag (docs/users.md, topo's own rights), or give ${c.target.management.username} that tag; topo plan without -o still works as this user`,
+        ],
+        code: "permission_denied",
+      }),
+    );
   }
   // From what was read, before anything below adds message counts (which the state leaves out).
   const state = keepState ? stateOf(c, actual, prefix) : undefined;
   let plan = diffCluster(c, actual, prefix);
+  // Checked here, so that apply never finds a refusal half-way through:
+  // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
+  // - a vhost's default queue type (3.11+) decides what topo's classic queues become: read only
+  //   when the file has queues it applies to;
+  // - the vhost's max-queues, for a plan that writes: a vhost apply creates is checked by the read
+  //   under the lock, once it exists;
+  // - for apply, the management user's tags (its writes over HTTP) and, where it may read them
+  //   (an administrator), the AMQP user's permissions on the vhost (its declares and topo's lock);
+  //   where the tags could not be read, the mirroring warning still names the tag to add.
+  const writes = plan.actions.length > 0;
+  const mirrorsUnseen = actual.nodesUnreadable !== undefined && c.queues.some((q) => q.mirrored);
+  const [permits, defaultType, maxQueues, tags] = await Promise.all([
+    readPermits(client, actual.version),
+    atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
+    actual.vhostExists && writes ? readMaxQueues(client, c.target) : undefined,
+    (live && writes) || mirrorsUnseen ? readOwnTags(client) : undefined,
+  ]);
+  actual.managementTags = tags;
+  const room = queueRoomProblem(queueRoom(plan, actual, prefix, maxQueues), c.target.amqp.vhost);
+  if (room) refusals.push(new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" }));
+  if (live && writes && tags) {
+    const user = c.target.management.username;
+    // Where users could not be read, the administrator tag is asked for above, and it covers all.
+    const tag = tagRefusal(user, tags, plan);
+    if (tag && !usersUnreadable) refusals.push(new BrokerError(c.target.name, tag.message, { hints: [tag.hint], code: "permission_denied" }));
+    // A vhost apply creates gets full rights for the AMQP user (broker/execute.ts).
+    if (tags.includes("administrator") && actual.vhostExists) {
+      const amqpUser = c.target.amqp.username;
+      const permission = await readVhostPermission(client, c.target, amqpUser);
+      // None at all: the login says so, after waiting for rights granted late (a vhost just created).
+      const refused = permission === undefined || permission === "none" ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission, plan, prefix);
+      if (refused) refusals.push(new BrokerError(c.target.name, refused.message, { hints: [refused.hint], code: "permission_denied" }));
+    }
+  }
+  actual.defaultQueueType = defaultType;
+  const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
+  const compat = compatibility(c, actual, permits, declared, placeOf);
+  if (compat.errors.length) refusals.push(compatError(c, compat, find));
+  // The AMQP user's topic permissions refuse a binding's routing key on a topic exchange: apply
+  // would stop at that bind, so it refuses first; plan warns (below: the counts re-diff the plan).
+  // Readable by an administrator only.
+  const warnings: string[] = [];
+  if (actual.vhostExists && plan.actions.some((a) => a.op === "replace" || subjectOf(a).kind === "binding")) {
+    const { username: user, vhost } = c.target.amqp;
+    const topics = topicProblem(topicRefusals(plan, actual, (await readTopicPermissions(client, vhost, user)) ?? [], user, vhost), user, vhost);
+    if (topics && live) refusals.push(new BrokerError(c.target.name, `${topics.cause}, so topo refuses before anything is written; nothing was changed`, { hints: topics.hints, code: "permission_denied" }));
+    if (topics && !live) warnings.push(`${topics.cause}: apply refuses it before writing anything`);
+  }
+  if (refusals.length) throw allOf(refusals);
+
   const owner = Ownership.of(prefix, actual.resources);
   const alone = leftBehind(actual, owner);
   // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
@@ -267,48 +336,42 @@ export async function readAndPlan(
     if (live && present.length) await readLiveCounts(await live(), client, c.target, actual, present);
     plan = diffCluster(c, actual, prefix);
   }
-  plan.warnings.push(...leftBehindWarnings(alone, actual, prefix));
+  plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
-  // Checked here, so that apply never finds a refusal half-way through:
-  // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
-  // - a vhost's default queue type (3.11+) decides what topo's classic queues become: read only
-  //   when the file has queues it applies to;
-  // - the vhost's max-queues, for a plan that writes: a vhost apply creates is checked by the read
-  //   under the lock, once it exists.
-  const [permits, defaultType, maxQueues] = await Promise.all([
-    readPermits(client, actual.version),
-    atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
-    actual.vhostExists && plan.actions.length ? readMaxQueues(client, c.target) : undefined,
-  ]);
-  const room = queueRoomProblem(queueRoom(plan, actual, prefix, maxQueues), c.target.amqp.vhost);
-  if (room) throw new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" });
   // A node's memory or disk alarm blocks the publishes a replace moves messages with: apply would
-  // stop part-way, so it refuses; plan warns. Read only for a plan that moves messages.
+  // stop part-way, so it refuses; plan warns. Read only for a plan that moves messages (which the
+  // counts above tell).
   if (!movesNothing && movedMessages(plan, actual).length) {
     const alarm = alarmProblem(plan, actual, await readAlarms(client));
     if (alarm && live) throw new BrokerError(c.target.name, `${alarm.cause}; topo refuses before anything is written; nothing was changed`, { hints: alarm.hints, code: "broker_refused" });
     if (alarm) plan.warnings.push(`${alarm.cause}; apply refuses it until the alarm has cleared`);
-  }
-  // The AMQP user's topic permissions refuse a binding's routing key on a topic exchange: apply
-  // would stop at that bind, so it refuses first; plan warns. Readable by an administrator only.
-  if (actual.vhostExists && plan.actions.some((a) => a.op === "replace" || subjectOf(a).kind === "binding")) {
-    const { username: user, vhost } = c.target.amqp;
-    const topics = topicProblem(topicRefusals(plan, actual, (await readTopicPermissions(client, vhost, user)) ?? [], user, vhost), user, vhost);
-    if (topics && live) throw new BrokerError(c.target.name, `${topics.cause}, so topo refuses before anything is written; nothing was changed`, { hints: topics.hints, code: "permission_denied" });
-    if (topics) plan.warnings.push(`${topics.cause}: apply refuses it before writing anything`);
-  }
-  actual.defaultQueueType = defaultType;
-  const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
-  const placeOf = file === undefined ? undefined : placesOfKeys(file);
-  const compat = compatibility(c, actual, permits, declared, (path) => placeOf?.(path) ?? displayPath(path));
-  if (compat.errors.length) {
-    throw new BrokerError(c.target.name, compat.errors.join("\n  "), { hints: compat.hints, code: "version_unsupported" });
   }
   const drift = unrepairable(c, actual, prefix);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, state, actual };
+}
+
+/**
+ * What the broker cannot do, each refusal followed by the keys of the file that ask for it, at
+ * FILE:LINE:COL where the file still holds them (`find` undefined: a topology given as text, its
+ * keys named by path only). --json lists the places as `problems`.
+ */
+function compatError(c: DesiredCluster, compat: Compatibility, find: ReturnType<typeof placeFinder> | undefined): BrokerError {
+  const problems: ConfigProblem[] = [];
+  const lines = compat.errors.map((e) => {
+    const places = e.at.map((p) => {
+      const at = find?.(p.path);
+      const what = p.builtIn
+        ? `${displayPath(p.path)}: ${names(p.queues)} ${p.queues.length === 1 ? "takes" : "take"} the built-in default ${p.builtIn.setting} of ${p.builtIn.traffic} queues (no key of the file sets it)`
+        : `${displayPath(p.path)} (${names(p.queues)})`;
+      if (at) problems.push({ ...at, message: `${what}: ${e.message}` });
+      return `\n    ${at ? `${at.file}:${at.line}:${at.col}: ` : ""}${what}`;
+    });
+    return `${e.message}${places.join("")}`;
+  });
+  return new BrokerError(c.target.name, lines.join("\n  "), { hints: compat.hints, code: "version_unsupported", problems });
 }
 
 /** A read made with its state, as a saved plan's check takes it. */
@@ -323,18 +386,9 @@ export function freshOf(r: { plan: ClusterPlan; state?: SavedState }): FreshClus
  */
 export async function forEachCluster<T>(clusters: DesiredCluster[], fn: (c: DesiredCluster) => Promise<T>): Promise<T[]> {
   const settled = await Promise.allSettled(clusters.map(fn));
-  // One error can stop several clusters (a saved plan gone stale stops them all): said once.
-  const failures = [...new Set(settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown))];
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) {
-    const errs = failures.map((f) => (f instanceof Error ? f : new Error(String(f))));
-    const ours = errs.filter((e): e is TopoError => e instanceof TopoError);
-    // One code when every cluster failed the same way (two unreachable brokers are
-    // broker_unreachable), else the first cluster's; retryable only if every failure is.
-    const codes = new Set(ours.map((e) => e.code));
-    const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
-    const transient = ours.length === errs.length && ours.every((e) => e.transient);
-    throw new ClustersError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code, failures);
-  }
+  // One error can stop several clusters (a saved plan gone stale stops them all): said once. One
+  // code when every cluster failed the same way (two unreachable brokers are broker_unreachable).
+  const failures = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected").map((s) => s.reason as unknown);
+  if (failures.length) throw allOf(failures);
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }

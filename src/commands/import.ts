@@ -10,7 +10,7 @@ import { interpolate } from "../config/interpolate.js";
 import { loadConfig, parseConfig, type Env } from "../config/load.js";
 import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
-import type { Action, ActualCluster, ClusterTarget, DesiredCluster, SettingPlaces } from "../model.js";
+import type { Action, ActualCluster, ClusterTarget, DesiredCluster, DesiredState, SettingPlaces } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
@@ -425,8 +425,8 @@ function nameUnnamed(sources: Source[], actuals: ActualCluster[], prefix: string
 // ---------------------------------------------------------------------------------------------
 
 /** A file import made that topo itself would refuse or plan otherwise than it says. */
-function importBug(what: string): TopoError {
-  return new TopoError(`the file import made ${what}; this is a bug in topo, and nothing was written`, ["please report it with the command you ran; topo plan on the brokers still works"]);
+function importBug(what: string, details?: string): TopoError {
+  return new TopoError(`the file import made ${what}; this is a bug in topo, and nothing was written${details ? `\n${details}` : ""}`, ["please report it with the command you ran; topo plan on the brokers still works"]);
 }
 
 /**
@@ -434,18 +434,31 @@ function importBug(what: string): TopoError {
  * actions on each source. A text that does not validate is a bug in import.
  */
 function plannedOn(text: string, p: Prepared, actuals: ActualCluster[], env: Env): Action[][] {
-  let back;
-  try {
-    back = parseConfig(text, p.checkPath, { ...env, ...p.introduced });
-  } catch (e) {
-    if (e instanceof ConfigError) throw importBug(`does not validate:\n${e.message}`);
-    throw e;
-  }
+  const back = readBackGenerated(text, p.checkPath, { ...env, ...p.introduced });
   return p.sources.map((s, i) => {
     const dc = back.clusters.find((c) => c.target.name === s.name);
     if (!dc) throw importBug(`has no cluster ${s.name}`);
     return diffCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
   });
+}
+
+/**
+ * The text import generated, read back as topo validate reads a file (`checkPath`: where it would
+ * be written, which relative TLS paths are read from). One that does not validate is a bug in
+ * import, and its problems are places in that text, not in a file: the old message cited
+ * `checkPath`, the user's own file (-f) or one not yet written (-o), at lines that hold something
+ * else or nothing. Each problem is given at its line and column of the generated text, with that
+ * line.
+ */
+export function readBackGenerated(text: string, checkPath: string, env: Env): DesiredState {
+  try {
+    return parseConfig(text, checkPath, env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const lines = text.split("\n");
+    const where = e.problems.map((p) => `  line ${p.line}, column ${p.col} of the generated text: ${p.message}\n    ${p.line} | ${lines[p.line - 1] ?? ""}`);
+    throw importBug(`does not validate`, `the places are lines of the text import generated, which was not written (to ${checkPath} or anywhere else):\n${where.join("\n")}`);
+  }
 }
 
 /** Plan must show exactly the changes the file's comments list; anything else is a bug in import, and no file is written. */

@@ -94,17 +94,13 @@ function lineColumns(text: string): { lc: LineCounter; at: (offset: number) => {
 }
 
 /**
- * Where a key of the file is, as FILE:LINE:COL (at the key itself, e.g. users.NAME), for a problem
- * only the broker reveals once the file has loaded (a user that exists without topo's tag). The
- * file is read again and parsed on demand; undefined when it cannot be read, or no longer holds
- * the key (then the caller names the key's path).
+ * Where keys of the file are, as FILE:LINE:COL at the key itself (users.NAME), for problems only
+ * the broker reveals once the file has loaded (a user that exists without topo's tag, what the
+ * broker cannot do). The file is read again and parsed once, on the first question. Each key's
+ * place, or undefined where the file cannot be read or no longer holds the key (then the caller
+ * names the key's path). A list's item (services[3], written as a plain name) is placed at the item.
  */
-export function placeOfKey(file: string, path: Path): string | undefined {
-  return placesOfKeys(file)(path);
-}
-
-/** placeOfKey for many keys of one file: it is read and parsed once, on the first question. */
-export function placesOfKeys(file: string): (path: Path) => string | undefined {
+export function placeFinder(file: string): (path: Path) => { file: string; line: number; col: number } | undefined {
   let parsed: { doc: Document.Parsed; at: (offset: number) => { line: number; col: number } } | null | undefined;
   return (path) => {
     try {
@@ -117,7 +113,8 @@ export function placesOfKeys(file: string): (path: Path) => string | undefined {
       parsed = null;
     }
     if (!parsed || nodeAt(parsed.doc, path) === undefined) return undefined;
-    return formatProblem(placePathProblem({ path, message: "", atKey: true }, parsed.doc, parsed.at, file, true)).replace(/: $/, "");
+    const { line, col } = placePathProblem({ path, message: "", atKey: true }, parsed.doc, parsed.at, file, true);
+    return { file, line, col };
   };
 }
 

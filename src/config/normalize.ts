@@ -24,7 +24,7 @@ import { DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolic
 import { rightsOn, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
-import { argumentPath, checkArguments } from "./arguments.js";
+import { checkArguments } from "./arguments.js";
 import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, passwordInQuery, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
@@ -241,6 +241,8 @@ interface Resolved {
   mirrored: boolean;
   type: QueueType;
   arguments: Args;
+  /** The key that set each of type, durable, mirrored and arguments.NAME (absent: built in). */
+  settingPaths: Record<string, (string | number)[]>;
 }
 
 function resolveSettings(
@@ -262,6 +264,7 @@ function resolveSettings(
   let args: Args = {};
   let durablePath: (string | number)[] = [];
   let mirroredPath: (string | number)[] = [];
+  const settingPaths: Record<string, (string | number)[]> = {};
   layers.forEach(({ settings, path }, i) => {
     const level = i + 1;
     if (settings.cluster !== undefined) {
@@ -271,18 +274,24 @@ function resolveSettings(
     if (settings.type !== undefined) {
       type = settings.type;
       typeLevel = level;
+      settingPaths.type = [...path, "type"];
     }
     if (settings.durable !== undefined) {
       durable = settings.durable;
       durableLevel = level;
       durablePath = [...path, "durable"];
+      settingPaths.durable = durablePath;
     }
     if (settings.mirrored !== undefined) {
       mirrored = settings.mirrored;
       mirroredLevel = level;
       mirroredPath = [...path, "mirrored"];
+      settingPaths.mirrored = mirroredPath;
     }
-    if (settings.arguments) args = { ...args, ...settings.arguments };
+    if (settings.arguments) {
+      args = { ...args, ...settings.arguments };
+      for (const name of Object.keys(settings.arguments)) settingPaths[`arguments.${name}`] = [...path, "arguments", name];
+    }
   });
   if (type !== "classic") {
     if (!durable) {
@@ -301,7 +310,7 @@ function resolveSettings(
       mirrored = false;
     }
   }
-  return { cluster, clusterPath, durable, mirrored, type, arguments: args };
+  return { cluster, clusterPath, durable, mirrored, type, arguments: args, settingPaths };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,9 +444,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
         exclusive: false,
         arguments: sortArgs(r.arguments),
       };
-      const names = Object.keys(queue.arguments);
-      const argumentsAt = names.length ? { argumentsAt: Object.fromEntries(names.map((n) => [n, argumentPath(n, argumentLayers)])) } : {};
-      specs.push({ service: svc.name, traffic: kind, cluster: r.cluster, queue, mirrored: r.mirrored, ...argumentsAt });
+      specs.push({ service: svc.name, traffic: kind, cluster: r.cluster, queue, mirrored: r.mirrored, origin: { service: ["services", i], settings: r.settingPaths } });
     }
   });
 

@@ -153,7 +153,8 @@ export function placePathProblem(
   // Walk down as far as the path exists; a missing key is reported at its parent.
   for (let n = p.path.length; n >= 0; n--) {
     const prefix = p.path.slice(0, n);
-    if (p.atKey && n === p.path.length && n > 0) {
+    // A list's item has no key: it is placed at the item itself.
+    if (p.atKey && n === p.path.length && n > 0 && isMap(nodeAt(doc, prefix.slice(0, -1)))) {
       const parent = nodeAt(doc, prefix.slice(0, -1));
       if (isMap(parent)) {
         const deref = (x: unknown): YamlNode | undefined => (isAlias(x) ? (x.resolve(doc) as YamlNode | undefined) : (x as YamlNode | undefined));

@@ -10,6 +10,15 @@ export function shellWord(s: string): string {
   return /^[A-Za-z0-9._@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The command that gives `user` the tag `add` and keeps the tags it has: rabbitmqctl set_user_tags
+ * replaces a user's tags, so the command lists them all.
+ */
+export function setUserTags(user: string, tags: readonly string[], add: string): string {
+  const all = tags.includes(add) ? [...tags] : [...tags, add];
+  return `rabbitmqctl set_user_tags ${shellWord(user)} ${all.map(shellWord).join(" ")} (set_user_tags replaces the user's tags: this keeps the ${plural(tags.length, "tag")} it has${tags.length ? `, ${tags.join(", ")}` : ""})`;
+}
+
 /** "a, b, c and 4 more": a long list of names cut to a readable length. */
 export function names(list: readonly string[], max = 5): string {
   return list.length <= max ? list.join(", ") : `${list.slice(0, max).join(", ")} and ${list.length - max} more`;

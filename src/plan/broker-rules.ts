@@ -117,6 +117,8 @@ export interface QueueDeclare {
 /** One thing the broker refuses: the setting, the broker's rule, and what to write instead. */
 export interface Refusal {
   setting: string;
+  /** The queue setting that asks for it, as QueueOrigin names it (durable, type, arguments.NAME); none for what the file cannot set. */
+  field?: string;
   rule: string;
   fix: string;
   /**
@@ -144,15 +146,15 @@ const IGNORED: readonly { type: QueueType; name: string; value?: ArgValue; befor
  */
 function commonRefusals(version: string, q: QueueDeclare): Refusal[] {
   const out: Refusal[] = [];
-  const common = (setting: string, rule: string, fix: string, arg?: string) => {
+  const common = (setting: string, rule: string, fix: string, arg?: string, field = arg === undefined ? undefined : `arguments.${arg}`) => {
     const value = arg === undefined ? undefined : q.arguments[arg];
     const ignored = IGNORED.find(
       (i) => i.type === q.type && i.name === arg && (i.value === undefined || i.value === value) && (!i.before || !atLeast(version, ...i.before)),
     );
-    out.push({ setting, rule: ignored ? `${rule} (RabbitMQ: ${ignored.why})` : rule, fix, scope: ignored ? "topo" : "common" });
+    out.push({ setting, ...(field ? { field } : {}), rule: ignored ? `${rule} (RabbitMQ: ${ignored.why})` : rule, fix, scope: ignored ? "topo" : "common" });
   };
   if (q.type !== "classic") {
-    if (!q.durable) common("durable: false", `${q.type} queues are always durable (RabbitMQ: invalid property 'non-durable')`, "drop durable: false");
+    if (!q.durable) common("durable: false", `${q.type} queues are always durable (RabbitMQ: invalid property 'non-durable')`, "drop durable: false", undefined, "durable");
     if (q.autoDelete) common("auto-delete", `${q.type} queues cannot be auto-delete`, "drop auto-delete");
     if (q.exclusive) common("exclusive", `${q.type} queues cannot be exclusive`, "drop exclusive");
   }
@@ -164,7 +166,7 @@ function commonRefusals(version: string, q: QueueDeclare): Refusal[] {
       continue;
     }
     for (const r of rule.refusedOn ?? []) if (r.type === q.type && r.value === value) common(`${name}: ${String(value)}`, r.message, "use another value", name);
-    if (rule.requires && !(rule.requires.name in q.arguments)) common(name, rule.requires.why, rule.requires.fix);
+    if (rule.requires && !(rule.requires.name in q.arguments)) common(name, rule.requires.why, rule.requires.fix, undefined, `arguments.${name}`);
   }
   return out;
 }
@@ -175,6 +177,8 @@ function commonRefusals(version: string, q: QueueDeclare): Refusal[] {
  */
 interface VersionRule {
   setting: string;
+  /** The queue setting that asks for it (Refusal.field). */
+  field: string;
   applies: (p: BrokerPermits, q: QueueDeclare) => boolean;
   rule: (p: BrokerPermits) => string;
   fix: string;
@@ -185,6 +189,7 @@ const VERSION_RULES: readonly VersionRule[] = [
     // 3.10.8: 406 PRECONDITION_FAILED - invalid arg 'x-queue-leader-locator' ... of queue type
     // rabbit_classic_queue. 4.0.5 accepts it (it replaced x-queue-master-locator there).
     setting: "x-queue-leader-locator",
+    field: "arguments.x-queue-leader-locator",
     applies: (p, q) => !atLeast(p.version, 4, 0) && q.type === "classic" && "x-queue-leader-locator" in q.arguments,
     rule: (p) => `RabbitMQ ${p.version} takes x-queue-leader-locator on quorum and stream queues only; classic queues take it from RabbitMQ 4.0 (invalid arg 'x-queue-leader-locator' of queue type rabbit_classic_queue)`,
     fix: "drop it and use x-queue-master-locator (its 3.x name for classic queues), or use type: quorum",
@@ -194,6 +199,7 @@ const VERSION_RULES: readonly VersionRule[] = [
     // channel's basic.get); 4.0.5 and 4.3.6 take -1 as no limit. The broker does not refuse it:
     // topo does, before it writes a queue that would drop every requeued message.
     setting: "x-delivery-limit: -1",
+    field: "arguments.x-delivery-limit",
     applies: (p, q) => !atLeast(p.version, 4, 0) && q.type === "quorum" && q.arguments["x-delivery-limit"] === -1,
     rule: (p) => `RabbitMQ ${p.version} takes x-delivery-limit -1 as no delivery at all: it drops (or dead-letters) a message the first time it is returned; -1 means no limit from RabbitMQ 4.0`,
     fix: "drop x-delivery-limit (RabbitMQ 3.x sets no limit by default), or write the highest number of deliveries to allow",
@@ -202,6 +208,7 @@ const VERSION_RULES: readonly VersionRule[] = [
     // 4.3.6: 406 PRECONDITION_FAILED - invalid arg 'x-consumer-timeout' ... of queue type rabbit_classic_queue.
     // 4.0.5 and 3.10.8 accept it. Unmeasured in between: 4.1 and 4.2 are given 4.0's rule.
     setting: "x-consumer-timeout",
+    field: "arguments.x-consumer-timeout",
     applies: (p, q) => atLeast(p.version, 4, 3) && q.type === "classic" && "x-consumer-timeout" in q.arguments,
     rule: (p) => `RabbitMQ ${p.version} takes x-consumer-timeout on quorum queues only (invalid arg 'x-consumer-timeout' of queue type rabbit_classic_queue)`,
     fix: "drop the argument and set consumer-timeout in a policy (rabbitmqctl set_policy NAME PATTERN '{\"consumer-timeout\": MS}'), or use type: quorum",
@@ -209,6 +216,7 @@ const VERSION_RULES: readonly VersionRule[] = [
   {
     // 4.3.6: 406 PRECONDITION_FAILED - invalid arg 'x-queue-version' ...: "unsupported queue version '1'".
     setting: "x-queue-version: 1",
+    field: "arguments.x-queue-version",
     applies: (p, q) => atLeast(p.version, 4, 3) && q.type === "classic" && q.arguments["x-queue-version"] === 1,
     rule: (p) => `RabbitMQ ${p.version} stores classic queues in version 2 only (unsupported queue version '1')`,
     fix: "write x-queue-version: 2, or drop the argument",
@@ -216,6 +224,7 @@ const VERSION_RULES: readonly VersionRule[] = [
   {
     // 4.3.6 denies queue_master_locator by default: the declare fails with an internal error.
     setting: "x-queue-master-locator",
+    field: "arguments.x-queue-master-locator",
     applies: (p, q) => denied(p, "queue_master_locator") && "x-queue-master-locator" in q.arguments,
     rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature queue_master_locator (${deniedBy(p, "queue_master_locator")}), so it refuses x-queue-master-locator`,
     fix: "drop x-queue-master-locator (x-queue-leader-locator places classic queues on RabbitMQ 4), or permit it with deprecated_features.permit.queue_master_locator = true in rabbitmq.conf",
@@ -223,6 +232,7 @@ const VERSION_RULES: readonly VersionRule[] = [
   {
     // A denied transient_nonexcl_queues closes the whole connection with 541 INTERNAL_ERROR.
     setting: "durable: false",
+    field: "durable",
     applies: (p, q) => q.type === "classic" && !q.durable && !q.exclusive && denied(p, "transient_nonexcl_queues"),
     rule: (p) => `RabbitMQ ${p.version} denies the deprecated feature transient_nonexcl_queues (${deniedBy(p, "transient_nonexcl_queues")}), so it refuses transient non-exclusive queues`,
     fix: "make the queue durable (durable: true) or quorum (type: quorum), or permit it with deprecated_features.permit.transient_nonexcl_queues = true in rabbitmq.conf",
@@ -312,7 +322,7 @@ export function brokerIgnores(version: string, q: QueueDeclare): Ignored[] {
 /** Everything this broker refuses of this declare, common rules first. */
 export function brokerRefuses(permits: BrokerPermits, q: QueueDeclare): Refusal[] {
   const out = commonRefusals(permits.version, q);
-  for (const r of VERSION_RULES) if (r.applies(permits, q)) out.push({ setting: r.setting, rule: r.rule(permits), fix: r.fix, scope: "version" });
+  for (const r of VERSION_RULES) if (r.applies(permits, q)) out.push({ setting: r.setting, field: r.field, rule: r.rule(permits), fix: r.fix, scope: "version" });
   return out;
 }
 

@@ -1,16 +1,52 @@
 // Pure: what the cluster's RabbitMQ can do, checked against what the file asks of it: its version,
 // and what it permits (plan/broker-rules.ts), before anything is written.
 
-import type { ActualCluster, DesiredCluster, Queue } from "../model.js";
+import type { ActualCluster, DesiredCluster, FilePath, Queue, QueueSpec } from "../model.js";
 import { atLeast, brokerIgnores, brokerRefuses, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
 import { names, plural, shellWord } from "../core/words.js";
 
 export { majorMinor } from "./broker-rules.js";
 
 export interface Compatibility {
-  errors: string[];
+  errors: CompatError[];
   warnings: string[];
   hints: string[];
+}
+
+/** One thing the broker refuses, and every key of the file that asks for it. */
+export interface CompatError {
+  message: string;
+  /** Sorted as the file's keys are met (services in order); empty when no queue of the file asks for it. */
+  at: CompatPlace[];
+}
+
+/**
+ * A key of the file that asks for a refused setting, and the queues it asks it for. `builtIn`: the
+ * file writes no such key, and the queues take the built-in default of their kind; `path` is then
+ * the entry of the first service concerned, and `setting` what the built-in default sets.
+ */
+export interface CompatPlace {
+  path: FilePath;
+  queues: string[];
+  builtIn?: { traffic: string; setting: string };
+}
+
+/**
+ * The keys that ask for `field` (type, durable, mirrored, arguments.NAME) of these queues, one
+ * place per key with the queues it reaches; queues that take a built-in default share one place,
+ * per kind, at the first of their services. `setting` says what the built-in default sets.
+ */
+export function placesOf(specs: readonly QueueSpec[], field: string, setting: (s: QueueSpec) => string): CompatPlace[] {
+  const at = new Map<string, CompatPlace>();
+  for (const s of specs) {
+    if (!s.origin) continue;
+    const path = s.origin.settings[field];
+    const key = path ? JSON.stringify(path) : `built-in ${s.traffic} ${setting(s)}`;
+    const place = at.get(key) ?? { path: path ?? s.origin.service, queues: [], ...(path ? {} : { builtIn: { traffic: s.traffic, setting: setting(s) } }) };
+    place.queues.push(s.queue.name);
+    at.set(key, place);
+  }
+  return [...at.values()];
 }
 
 
@@ -40,31 +76,35 @@ export function compatibility(
   const version = actual.version;
   if (majorMinor(version)[0] === 0) return out; // version unknown
   defaultQueueType(desired, actual, declared, out);
-  const mirrored = desired.queues.filter((q) => q.mirrored).map((q) => q.queue.name);
+  const error = (message: string, specs: readonly QueueSpec[], field: string | undefined, setting: (s: QueueSpec) => string) =>
+    out.errors.push({ message, at: field === undefined ? [] : placesOf(specs, field, setting) });
+  const mirrored = desired.queues.filter((q) => q.mirrored);
   if (atLeast(version, 4, 0) && mirrored.length) {
-    out.errors.push(`RabbitMQ ${version} has no classic queue mirroring (removed in 4.0), but the file mirrors ${plural(mirrored.length, "classic queue")}: ${names(mirrored)}`);
+    error(`RabbitMQ ${version} has no classic queue mirroring (removed in 4.0), but the file mirrors ${plural(mirrored.length, "classic queue")}: ${names(mirrored.map((q) => q.queue.name))}`, mirrored, "mirrored", () => "mirrored: true");
     out.hints.push("use quorum queues, which replicate themselves: set type: quorum (e.g. defaults: { sync: { type: quorum } }); docs/rabbitmq-versions.md (Migrating sync queues) shows how to move existing queues without losing messages");
   }
-  const quorum = desired.queues.filter((q) => q.queue.type === "quorum").map((q) => q.queue.name);
-  if (quorum.length && !atLeast(version, 3, 8)) out.errors.push(`RabbitMQ ${version} has no quorum queues (3.8+): ${names(quorum)}`);
-  const streams = desired.queues.filter((q) => q.queue.type === "stream").map((q) => q.queue.name);
-  if (streams.length && !atLeast(version, 3, 9)) out.errors.push(`RabbitMQ ${version} has no streams (3.9+): ${names(streams)}`);
+  const quorum = desired.queues.filter((q) => q.queue.type === "quorum");
+  if (quorum.length && !atLeast(version, 3, 8)) error(`RabbitMQ ${version} has no quorum queues (3.8+): ${names(quorum.map((q) => q.queue.name))}`, quorum, "type", () => "type: quorum");
+  const streams = desired.queues.filter((q) => q.queue.type === "stream");
+  if (streams.length && !atLeast(version, 3, 9)) error(`RabbitMQ ${version} has no streams (3.9+): ${names(streams.map((q) => q.queue.name))}`, streams, "type", () => "type: stream");
 
   // Every setting this broker refuses, once per rule, with the queues that ask for it.
-  const refused = new Map<string, { setting: string; rule: string; fix: string; queues: string[] }>();
+  const refused = new Map<string, { setting: string; field?: string; rule: string; fix: string; specs: QueueSpec[] }>();
   const deprecated = new Map<string, string[]>();
-  for (const { queue } of desired.queues) {
+  for (const spec of desired.queues) {
+    const { queue } = spec;
     for (const r of brokerRefuses(permits, queue)) {
       const key = `${r.setting}\n${r.rule}\n${r.fix}`;
-      const entry = refused.get(key) ?? { ...r, queues: [] };
-      entry.queues.push(queue.name);
+      const entry = refused.get(key) ?? { ...r, specs: [] };
+      entry.specs.push(spec);
       refused.set(key, entry);
     }
     for (const feature of deprecatedUse(permits, queue)) deprecated.set(feature, [...(deprecated.get(feature) ?? []), queue.name]);
   }
   out.warnings.push(...ignoredSettings(desired, version, placeOf));
   for (const r of refused.values()) {
-    out.errors.push(`${r.queues.length === 1 ? "queue" : "queues"} ${names(r.queues)}: ${r.setting}: ${r.rule}; fix: ${r.fix}`);
+    const queues = r.specs.map((s) => s.queue.name);
+    error(`${queues.length === 1 ? "queue" : "queues"} ${names(queues)}: ${r.setting}: ${r.rule}; fix: ${r.fix}`, r.specs, r.field, () => r.setting);
   }
   // Permitted: where the broker reports the feature's state (4.3.6), its configuration included;
   // elsewhere by default only, and a rabbitmq.conf that denies the feature, which the management
@@ -97,7 +137,7 @@ function ignoredSettings(desired: DesiredCluster, version: string, placeOf: (pat
   const found = new Map<string, { place: string; setting: string; rule: string; fix: string; queues: string[] }>();
   for (const spec of desired.queues) {
     for (const i of brokerIgnores(version, spec.queue)) {
-      const path = spec.argumentsAt?.[i.argument];
+      const path = spec.origin?.settings[`arguments.${i.argument}`];
       const place = path ? placeOf(path) : `queue ${spec.queue.name}`;
       const key = `${place}\n${i.setting}\n${i.rule}`;
       const entry = found.get(key) ?? { place, ...i, queues: [] };
@@ -126,12 +166,15 @@ function defaultQueueType(desired: DesiredCluster, actual: ActualCluster, declar
     : `create the vhost with the classic default before apply: rabbitmqctl add_vhost ${shellWord(vhost)} --default-queue-type classic (the broker's own default is default_queue_type in rabbitmq.conf)`;
   const whose = actual.vhostExists ? `vhost "${vhost}" makes` : `the broker gives the vhost "${vhost}" apply creates its default queue type, and so makes`;
   const rule = `${whose} a durable queue declared without x-queue-type a ${type} queue (its default queue type)`;
-  const written = specs.filter((s) => declared.has(s.queue.name)).map((s) => s.queue.name);
+  const writtenSpecs = specs.filter((s) => declared.has(s.queue.name));
+  const written = writtenSpecs.map((s) => s.queue.name);
   const kept = specs.filter((s) => !declared.has(s.queue.name)).map((s) => s.queue.name);
   if (written.length) {
-    out.errors.push(
-      `${rule}; topo declares classic queues without it, as workers do, so ${written.length === 1 ? "a queue the file says is classic" : `${written.length} queues the file says are classic`} would be created as ${type} and never match the file: ${names(written)}`,
-    );
+    out.errors.push({
+      message: `${rule}; topo declares classic queues without it, as workers do, so ${written.length === 1 ? "a queue the file says is classic" : `${written.length} queues the file says are classic`} would be created as ${type} and never match the file: ${names(written)}`,
+      // Where the file makes them classic: where their type goes.
+      at: placesOf(writtenSpecs, "type", () => "type: classic"),
+    });
     out.hints.push(retype, classic);
   }
   if (kept.length) {

@@ -4,7 +4,7 @@
 // bindings topo does not manage with it needs --allow-unmanaged-deletes. Each refusal lists every
 // offending change on every cluster, before anything is written anywhere.
 
-import { UnsafePlanError } from "../errors.js";
+import { allOf, UnsafePlanError } from "../errors.js";
 import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
@@ -18,14 +18,27 @@ export interface Allowed {
   allowUnmanagedDeletes?: boolean;
 }
 
-/** Throw the first refusal the plans earn: destructive changes, other people's bindings, then message loss. */
+/**
+ * Throw every refusal the plans earn, in one error: destructive changes, other people's bindings,
+ * message loss. Thrown one at a time, a plan that needed two flags was refused once per flag, and
+ * the user learnt of the next only after adding the first.
+ */
 export function guardPlans(plans: ClusterPlan[], allowed: Allowed): void {
-  if (!allowed.allowDestructive) guardDestructive(plans);
-  if (!allowed.allowUnmanagedDeletes) guardUnmanaged(plans);
-  if (!allowed.allowDataLoss) {
-    guardDataLoss(plans);
-    guardReplaceRisks(plans);
+  const guards = [
+    ...(allowed.allowDestructive ? [] : [guardDestructive]),
+    ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged]),
+    ...(allowed.allowDataLoss ? [] : [guardDataLoss, guardReplaceRisks]),
+  ];
+  const refused: unknown[] = [];
+  for (const guard of guards) {
+    try {
+      guard(plans);
+    } catch (e) {
+      if (!(e instanceof UnsafePlanError)) throw e;
+      refused.push(e);
+    }
   }
+  if (refused.length) throw allOf(refused);
 }
 
 /** Deletes of queues, whose message counts guardDataLoss needs (replaces: guardReplaceRisks). */

@@ -6,7 +6,7 @@ import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource 
 import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
-import { escapeUnsafe, names, plural, shellWord } from "../core/words.js";
+import { escapeUnsafe, names, plural, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 export interface MirrorReport {
@@ -80,6 +80,16 @@ export function mirroringOf(queue: Queue, policies: readonly Policy[], reported:
 }
 
 
+/**
+ * The command that adds the monitoring tag: with the user's tags where they were read (set_user_tags
+ * replaces them all: the old advice, "policymaker monitoring" for everyone, took administrator
+ * from an administrator), else a placeholder for them.
+ */
+function monitoringHint(user: string, tags: readonly string[] | undefined): string {
+  if (tags) return setUserTags(user, tags, "monitoring");
+  return `rabbitmqctl set_user_tags ${shellWord(user)} TAGS... monitoring, where TAGS are the tags it has now (rabbitmqctl list_users shows them): the command replaces the user's tags`;
+}
+
 export function mirroring(desired: DesiredCluster, actual: ActualCluster): MirrorReport {
   const out: MirrorReport = { degraded: [], warnings: [], notCompared: [] };
   const [major] = majorMinor(actual.version);
@@ -90,7 +100,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   // like a mirrored queue on a one-node cluster: plan said "No changes." without having looked.
   if (actual.nodesUnreadable) {
     out.warnings.push(
-      `mirroring not verified: ${actual.nodesUnreadable}, so topo cannot tell whether ${plural(mirrored.length, "queue")} the file mirrors (${names(mirrored.map((q) => q.queue.name))}) ${mirrored.length === 1 ? "has a mirror" : "have mirrors"} on every running node, nor whether a node is down; give ${shellWord(desired.target.management.username)} the monitoring tag besides its others (rabbitmqctl set_user_tags ${shellWord(desired.target.management.username)} policymaker monitoring: the command replaces the user's tags)`,
+      `mirroring not verified: ${actual.nodesUnreadable}, so topo cannot tell whether ${plural(mirrored.length, "queue")} the file mirrors (${names(mirrored.map((q) => q.queue.name))}) ${mirrored.length === 1 ? "has a mirror" : "have mirrors"} on every running node, nor whether a node is down; give ${shellWord(desired.target.management.username)} the monitoring tag besides its others: ${monitoringHint(desired.target.management.username, actual.managementTags)}`,
     );
     out.notCompared.push("mirroring");
   }

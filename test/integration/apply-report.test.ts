@@ -128,6 +128,7 @@ describe("one of two clusters fails", () => {
   const USER = `topo-test-limited-${process.pid}`;
   afterEach(async () => {
     await api("DELETE", `/api/users/${USER}`);
+    await api("DELETE", `/api/users/${USER}-pm`);
   });
 
   it("the error names the changes the other cluster made, and is apply_incomplete; a saved plan's says to plan again", async () => {
@@ -138,7 +139,11 @@ describe("one of two clusters fails", () => {
     expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(t.async)}/${USER}`, { configure: "^(mplogin|topo)[.a-z]*$", write: ".*", read: ".*" })).status);
     const doc = JSON.parse(readFileSync(writeTopology({ sync: t.sync, async: t.async, services: ["mplogin", "mpzed"] }), "utf8"));
     doc.clusters.async.url = amqpUrl(t.async, { user: USER, password: "limited-pw" });
-    doc.clusters.async.management = adminManagementUrl();
+    // A management user who may not read permissions: an administrator's read would refuse the
+    // plan before anything is written, and this test needs the broker to refuse part-way.
+    expect([201, 204]).toContain((await api("PUT", `/api/users/${USER}-pm`, { password: "pm-pw", tags: "policymaker,monitoring" })).status);
+    expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(t.async)}/${USER}-pm`, { configure: ".*", write: ".*", read: ".*" })).status);
+    doc.clusters.async.management = adminManagementUrl().replace(/\/\/[^@]*@/, `//${USER}-pm:pm-pw@`);
     writeFileSync(t.file, JSON.stringify(doc, null, 2));
     const out = join(dirname(t.file), "plan.json");
     expect((await runCli(["plan", "-f", t.file, "-o", out])).code).toBe(0);

@@ -8,6 +8,8 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, publish, runCli, uniqueName, vh, testVhosts, writeTopology } from "../helpers/broker.js";
+import { ManagementClient } from "../../src/broker/http.js";
+import type { BrokerError } from "../../src/errors.js";
 
 const { fresh, vhosts } = testVhosts();
 const users: string[] = [];
@@ -20,6 +22,18 @@ async function user(tags: string): Promise<{ user: string; password: string }> {
   users.push(name);
   expect((await api("PUT", `/api/users/${name}`, { password: "pw-secret", tags })).status).toBeLessThan(300);
   return { user: name, password: "pw-secret" };
+}
+
+/**
+ * A management URL as a user who writes policies but may not read other users' permissions (tags
+ * policymaker and monitoring, full rights on `vhosts`): apply then cannot check the AMQP user's
+ * permissions before it writes, and the broker's own refusal is what names them.
+ */
+async function policymakerManagementUrl(...vhosts: string[]): Promise<string> {
+  const u = await user("policymaker,monitoring");
+  for (const v of vhosts) expect((await api("PUT", `/api/permissions/${vh(v)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+  const b = broker();
+  return `http://${u.user}:${u.password}@${b.host}:${new URL(b.mgmtBase).port}`;
 }
 
 async function timed(args: string[]) {
@@ -229,7 +243,8 @@ describe("a missing right is named, with the command that grants it", () => {
     const r = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/401 not_authorised: Not management user/);
-    expect(r.stderr).toContain(`rabbitmqctl set_user_tags ${u.user} monitoring`);
+    // Its tags cannot be read (not even /api/whoami answers it): the command says to keep them.
+    expect(r.stderr).toContain(`rabbitmqctl set_user_tags ${u.user} TAGS... monitoring, where TAGS are the tags it has now (rabbitmqctl list_users shows them`);
     expect(r.stderr).not.toMatch(/check the user and password|check them/);
     expect(JSON.parse(r.stdout).error.code).toBe("permission_denied");
   });
@@ -270,7 +285,9 @@ describe("a missing right is named, with the command that grants it", () => {
   }
 
   // The AMQP login succeeds, but the user may not configure topo's lock queue: found only when
-  // that cluster takes its lock. Whichever cluster locks first, no cluster writes.
+  // that cluster takes its lock, where the management user may not read the AMQP user's
+  // permissions (an administrator's read finds it before: see "in one run" below). Whichever
+  // cluster locks first, no cluster writes.
   for (const denied of ["sync", "async"] as const) {
     it(`a user who may not declare topo's lock queue on the ${denied} cluster stops apply before any cluster is written`, async () => {
       const u = await user("");
@@ -285,7 +302,7 @@ describe("a missing right is named, with the command that grants it", () => {
         sync,
         async,
         services: ["mplogin", "mpwallet"],
-        clusterExtra: { [denied]: { url: amqpUrl(target, u), management: adminManagementUrl() } },
+        clusterExtra: { [denied]: { url: amqpUrl(target, u), management: await policymakerManagementUrl(target) } },
       });
       const r = await runCli(["apply", "-f", file, "--json"]);
       expect(r.code).toBe(1);
@@ -303,7 +320,9 @@ describe("a missing right is named, with the command that grants it", () => {
   }
 
   // The lock is a queue declared (configure) and consumed (read): each refusal names the right it
-  // lacks, and granting it (all else as it was) lets apply through.
+  // lacks, and granting it (all else as it was) lets apply through. The broker's refusal names it
+  // where the management user may not read permissions; an administrator's read, before anything
+  // is written.
   for (const [lacks, rights] of [
     ["configure", { configure: "^mp", write: ".*", read: ".*" }],
     ["read", { configure: ".*", write: ".*", read: "^mp" }],
@@ -315,17 +334,36 @@ describe("a missing right is named, with the command that grants it", () => {
       await createVhost(sync);
       await createVhost(async);
       expect((await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, rights)).status).toBeLessThan(300);
-      const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: adminManagementUrl() } } });
+      const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: await policymakerManagementUrl(sync) } } });
       const r = await runCli(["apply", "-f", file, "--json"]);
       expect(r.code).toBe(1);
       const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
       expect(err.code).toBe("permission_denied");
       expect(err.hints.join("\n")).toMatch(new RegExp(`^user ${u.user}'s ${lacks} permission in vhost ${sync} does not match queue topo\\.[\\w.]*lock `));
+      const admin = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: adminManagementUrl() } } });
+      const read = await runCli(["apply", "-f", admin, "--json"]);
+      expect(read.code).toBe(1);
+      expect(JSON.parse(read.stdout.slice(read.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+      expect(read.stderr).toMatch(new RegExp(`cluster sync: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its ${lacks} permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock\\b`));
       expect((await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { ...rights, [lacks]: ".*" })).status).toBeLessThan(300);
       const again = await runCli(["apply", "-f", file]);
       expect(again.code, again.stderr).toBe(0);
     });
   }
+
+  it("a request refused for a tag the user lacks: set_user_tags keeps the tags it has", async () => {
+    const u = await user("management,deployer");
+    const b = broker();
+    const client = new ManagementClient("sync", { baseUrl: b.mgmtBase, username: u.user, password: u.password, display: b.mgmtBase }, {});
+    try {
+      const e = await client.get("/api/users").then(() => undefined, (x: unknown) => x as BrokerError);
+      expect(e?.message).toMatch(/401 not_authorised: Not administrator user/);
+      expect(e?.code).toBe("permission_denied");
+      expect(e?.hints.join("\n")).toContain(`rabbitmqctl set_user_tags ${u.user} management deployer administrator (set_user_tags replaces the user's tags: this keeps the 2 tags it has, management, deployer)`);
+    } finally {
+      client.close();
+    }
+  });
 
   it("a wrong password is still auth_failed", async () => {
     const u = await user("monitoring");
@@ -552,6 +590,52 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
     expect((await limit(0)).status).toBeLessThan(300);
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+});
+
+describe("every refusal the read can know is reported in one run, each with its fix", () => {
+  /** The error --json printed last, and each refusal under it (one, or several under errors). */
+  const refusals = (stdout: string) => {
+    const e = JSON.parse(stdout.slice(stdout.lastIndexOf('{"error"'))).error;
+    return { error: e, each: (e.errors ?? [e]) as { code: string; message: string; hints?: string[] }[] };
+  };
+
+  /** A vhost of max-queues 1: apply is refused for it and for a missing right, both in one run. */
+  async function refusedTwice(sync: string, file: string) {
+    expect((await api("PUT", `/api/vhost-limits/${vh(sync)}/max-queues`, { value: 1 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--json"]);
+    expect(r.code).toBe(1);
+    expect(refusals(r.stdout).each.map((e) => e.code).sort()).toEqual(["broker_refused", "permission_denied"]);
+    expect(r.stderr).toContain(`cluster sync: vhost "${sync}" may hold at most 1 queue (max-queues)`);
+    expect(r.stderr).toContain(`hint: raise the limit: rabbitmqctl set_vhost_limits -p ${sync}`);
+    return r;
+  }
+
+  it("a vhost's max-queues and a management user without the tag apply's writes need: both, with the tags it has kept in set_user_tags", async () => {
+    const u = await user("monitoring");
+    const { sync, file } = fresh(["mplogin", "mpwallet"], { credentials: u });
+    await createVhost(sync);
+    await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    const r = await refusedTwice(sync, file);
+    expect(r.stderr).toContain(`cluster sync: user "${u.user}" has the tags monitoring, and apply's writes need policymaker (to write topo's policies: 1 to create)`);
+    expect(r.stderr).toContain(`hint: rabbitmqctl set_user_tags ${u.user} monitoring policymaker`);
+    // Nothing was written.
+    expect((await api("GET", `/api/policies/${vh(sync)}`)).body).toEqual([]);
+    // Plan, which may run as a monitoring user, reports the limit alone.
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--json"]);
+    expect(refusals(plan.stdout).each.map((e) => e.code)).toEqual(["broker_refused"]);
+  });
+
+  it("a vhost's max-queues and an AMQP user whose permissions do not reach topo's lock queue: both, before anything is written", async () => {
+    const u = await user("");
+    const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() } } });
+    await createVhost(sync);
+    await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: "^mp", write: ".*", read: "^mp" });
+    const r = await refusedTwice(sync, file);
+    expect(r.stderr).toMatch(new RegExp(`cluster sync: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its configure permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock\\b.*its read permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock`));
+    expect(r.stderr).toContain(`hint: rabbitmqctl set_permissions -p ${sync} ${u.user}`);
+    expect(r.stderr).not.toMatch(/applying|applied/);
+    expect((await api("GET", `/api/queues/${vh(sync)}?columns=name`)).body).toEqual([]);
   });
 });
 

@@ -33,7 +33,8 @@ describe("one truth about mirroring", () => {
   it("a management user that may not list the nodes: plan says mirroring was not verified", async () => {
     const { sync, async } = fresh(["mpnv"]);
     const user = uniqueName("policymaker");
-    expect((await api("PUT", `/api/users/${user}`, { password: "pm-pw-1", tags: "policymaker" })).status).toBeLessThan(300);
+    // A tag of its own besides policymaker, which the advice to add monitoring must keep.
+    expect((await api("PUT", `/api/users/${user}`, { password: "pm-pw-1", tags: "policymaker,deployer" })).status).toBeLessThan(300);
     try {
       for (const v of [sync, async]) {
         expect((await api("PUT", `/api/vhosts/${vh(v)}`, {})).status).toBeLessThan(300);
@@ -50,6 +51,8 @@ describe("one truth about mirroring", () => {
       expect(plan.stdout).toContain(
         `! warning: mirroring not verified: the management user ${user} may not list the cluster's nodes (it needs the monitoring tag), so topo cannot tell whether 1 queue the file mirrors (mpnv.sync) has a mirror on every running node, nor whether a node is down`,
       );
+      // set_user_tags replaces a user's tags: the command keeps the ones it has.
+      expect(plan.stdout).toContain(`give ${user} the monitoring tag besides its others: rabbitmqctl set_user_tags ${user} deployer policymaker monitoring (set_user_tags replaces the user's tags`);
       // Nor does its last line say "No changes." of what it did not look at.
       expect(plan.stdout).toMatch(/^No changes in what plan compared; not compared: mirroring \(see "! warning" above\)\.$/m);
       expect(plan.stdout).not.toMatch(/^No changes\.$/m);

@@ -202,6 +202,46 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect((await api("GET", `/api/vhosts/${sync}`)).status).toBe(404);
   });
 
+  it("names every key of the file that asks for what the broker refuses, at FILE:LINE:COL: a built-in default, a service's own key", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const lines = [
+      "version: 1",
+      "clusters:",
+      `  sync: { url: "${AMQP}/${sync}", management: "${MGMT}" }`,
+      `  async: { url: "${AMQP}/${async}", management: "${MGMT}" }`,
+      "services:",
+      "  - mplogin",
+      "  - mpwallet",
+      "  - name: mppay",
+      "    sync: { mirrored: true }",
+      "    async:",
+      "      arguments: { x-consumer-timeout: 60000 }",
+    ];
+    const file = writeFile("topology.yaml", lines.join("\n") + "\n");
+    for (const cmd of ["plan", "apply"]) {
+      const r = await runCli([cmd, "-f", file, "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      // The built-in default (sync queues are mirrored) at the first service that takes it, the
+      // service that writes mirrored: true at its key.
+      expect(r.stderr).toContain(`has no classic queue mirroring (removed in 4.0), but the file mirrors 3 classic queues: mplogin.sync, mpwallet.sync, mppay.sync\n    ${file}:6:5: services[0]: mplogin.sync, mpwallet.sync take the built-in default mirrored: true of sync queues (no key of the file sets it)\n    ${file}:9:13: services[2].sync.mirrored (mppay.sync)`);
+      const error = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+      expect(error.code).toBe("version_unsupported");
+      // One cluster's error, or each cluster's under errors.
+      const where = [error, ...(error.errors ?? [])].flatMap((e) => e.problems ?? []).map((p: { file: string; line: number; col: number }) => `${p.file}:${p.line}:${p.col}`);
+      // 4.3 also refuses x-consumer-timeout on a classic queue (on the async cluster): that refusal too, at its key.
+      if (version === "4.3") {
+        expect(r.stderr).toContain(`queue mppay.async: x-consumer-timeout: RabbitMQ 4.3.`);
+        expect(r.stderr).toContain(`\n    ${file}:11:20: services[2].async.arguments.x-consumer-timeout (mppay.async)`);
+        expect(where).toEqual([`${file}:6:5`, `${file}:9:13`, `${file}:11:20`]);
+      } else {
+        expect(where).toEqual([`${file}:6:5`, `${file}:9:13`]);
+      }
+    }
+    expect((await api("GET", `/api/vhosts/${sync}`)).status).toBe(404);
+  });
+
   it("quorum sync queues: apply, plan clean, and a Celery-style declare matches", async () => {
     const { file, sync, async } = topology({ sync: { type: "quorum", arguments: { "x-delivery-limit": 5 } } });
     const r = await runCli(["apply", "-f", file]);

@@ -3,7 +3,7 @@
 
 import amqplib from "amqplib";
 import { execFile } from "node:child_process";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
@@ -142,7 +142,14 @@ describe("lossless replace", () => {
     // The new service's queue is refused by the broker (configure permission), after the replace.
     const user = encodeURIComponent(b.user);
     await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: "^(?!mpwallet\\.).*", write: ".*", read: ".*" });
-    const grown = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }] });
+    // Read through a management user that may not read permissions: an administrator's read would
+    // refuse the plan before the replace, and this test needs the broker to refuse after it.
+    const operator = uniqueName("operator");
+    onTestFinished(async () => void (await api("DELETE", `/api/users/${operator}`)));
+    expect((await api("PUT", `/api/users/${operator}`, { password: "op-pw", tags: "policymaker,monitoring" })).status).toBeLessThan(300);
+    expect((await api("PUT", `/api/permissions/${vh(async)}/${operator}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+    const management = `http://${operator}:op-pw@${b.host}:${new URL(b.mgmtBase).port}`;
+    const grown = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }], clusterExtra: { async: { management } } });
     const bindings = async () => (await listBindings(async)).map((x) => `${x.source}>${x.destination}:${x.routing_key}`).sort();
 
     const failed = await runCli(["apply", "-f", grown, "--allow-destructive"]);

@@ -149,6 +149,21 @@ describe("what goes with a delete", () => {
     expect(JSON.parse(refused.stdout)).toMatchObject({ error: { code: "refused_destructive", message: expect.stringMatching(/refusing to delete 2 objects that take 4 bindings topo does not manage with them/) } });
     expect(await state(async)).toEqual(before);
 
+    // With no flag at all, and a message in a queue to delete: every flag it lacks is named in
+    // one run (destructive changes, bindings topo does not manage, the message), not one a run.
+    const published = await api("POST", `/api/exchanges/${vh(async)}/amq.default/publish`, { properties: {}, routing_key: "mplogin.async", payload: "m", payload_encoding: "string" });
+    expect(published.body).toEqual({ routed: true });
+    const none = await runCli(["apply", "-f", file, "--json"]);
+    expect(none.code).toBe(1);
+    const error = JSON.parse(none.stdout).error;
+    expect(error.code).toBe("refused_destructive");
+    expect(error.errors.map((x: { code: string }) => x.code)).toEqual(["refused_destructive", "refused_destructive", "refused_data_loss"]);
+    expect(none.stderr).toMatch(/refusing to apply \d+ destructive changes without --allow-destructive/);
+    expect(none.stderr).toContain("refusing to delete 2 objects that take 4 bindings topo does not manage with them");
+    expect(none.stderr).toMatch(/1 queue to delete still holds messages/);
+    expect(await state(async)).toEqual(before);
+    expect((await api("DELETE", `/api/queues/${vh(async)}/mplogin.async/contents`)).status).toBeLessThan(300);
+
     // Reviewed and agreed: a saved plan carries them, and applies with the flag.
     const saved = join(writeFile("plan.json", ""), "..", "plan.json");
     expect((await runCli(["plan", "-f", file, "-o", saved])).code).toBe(0);

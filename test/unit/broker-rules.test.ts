@@ -4,7 +4,11 @@
 import { describe, expect, it } from "vitest";
 import { permitsOf, type QueueDeclare } from "../../src/plan/broker-rules.js";
 import { compatibility } from "../../src/plan/compat.js";
+import { parseConfig } from "../../src/config/load.js";
 import type { ActualCluster, DesiredCluster } from "../../src/model.js";
+
+/** The refusals' messages, without their places. */
+const messages = (c: { errors: { message: string }[] }) => c.errors.map((e) => e.message);
 
 function queue(o: Partial<QueueDeclare> & { name?: string; autoDelete?: boolean } = {}) {
   return { kind: "queue" as const, name: o.name ?? "mplogin.sync", type: o.type ?? "classic", durable: o.durable ?? true, autoDelete: o.autoDelete ?? false, exclusive: false, arguments: o.arguments ?? {} };
@@ -32,31 +36,31 @@ describe("plan checks what the broker permits", () => {
   it("refuses x-consumer-timeout on a classic queue on 4.3, naming the queue, the rule and the fix", () => {
     const d = desired(queue({ arguments: { "x-consumer-timeout": 60000 } }));
     const c = compatibility(d, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
-    expect(c.errors).toHaveLength(1);
-    expect(c.errors[0]).toMatch(/^queue mplogin\.sync: x-consumer-timeout: RabbitMQ 4\.3\.6 takes x-consumer-timeout on quorum queues only/);
-    expect(c.errors[0]).toMatch(/fix: .*consumer-timeout.* in a policy.*type: quorum/);
-    expect(compatibility(d, actual("4.0.5")).errors).toEqual([]);
-    expect(compatibility(d, actual("3.10.8")).errors).toEqual([]);
+    expect(messages(c)).toHaveLength(1);
+    expect(messages(c)[0]).toMatch(/^queue mplogin\.sync: x-consumer-timeout: RabbitMQ 4\.3\.6 takes x-consumer-timeout on quorum queues only/);
+    expect(messages(c)[0]).toMatch(/fix: .*consumer-timeout.* in a policy.*type: quorum/);
+    expect(messages(compatibility(d, actual("4.0.5")))).toEqual([]);
+    expect(messages(compatibility(d, actual("3.10.8")))).toEqual([]);
   });
 
   it("refuses x-queue-master-locator where the broker denies queue_master_locator, and warns where it permits it", () => {
     const d = desired(queue({ arguments: { "x-queue-master-locator": "min-masters" } }), queue({ name: "mpwallet.sync", arguments: { "x-queue-master-locator": "client-local" } }));
     const c = compatibility(d, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
     // One line for both queues: one rule.
-    expect(c.errors).toEqual([expect.stringMatching(/^queues mplogin\.sync, mpwallet\.sync: x-queue-master-locator: .*denies the deprecated feature queue_master_locator.*fix: drop x-queue-master-locator/)]);
+    expect(messages(c)).toEqual([expect.stringMatching(/^queues mplogin\.sync, mpwallet\.sync: x-queue-master-locator: .*denies the deprecated feature queue_master_locator.*fix: drop x-queue-master-locator/)]);
     const on40 = compatibility(d, actual("4.0.5"), permitsOf("4.0.5", [{ name: "queue_master_locator", deprecation_phase: "permitted_by_default" }]));
-    expect(on40.errors).toEqual([]);
+    expect(messages(on40)).toEqual([]);
     expect(on40.warnings).toEqual([expect.stringMatching(/x-queue-master-locator is deprecated.*4\.0\.5 permits it by default \(as it reports\)/)]);
   });
 
   it("says 4.3.6 permits transient non-exclusive queues by default, and refuses them where the broker reports them denied", () => {
     const d = desired(queue({ durable: false }));
     const c = compatibility(d, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
-    expect(c.errors).toEqual([]);
+    expect(messages(c)).toEqual([]);
     expect(c.warnings).toEqual([expect.stringMatching(/4\.3\.6 permits them by default \(as it reports\), but a broker whose rabbitmq\.conf denies them refuses them/)]);
     expect(c.warnings[0]).not.toMatch(/denied by default from 4\.3/);
     const deny = permitsOf("4.4.0", [{ name: "transient_nonexcl_queues", deprecation_phase: "denied_by_default" }]);
-    expect(compatibility(d, actual("4.4.0"), deny).errors).toEqual([expect.stringMatching(/durable: false: .*denies .*transient_nonexcl_queues.*fix: make the queue durable/)]);
+    expect(messages(compatibility(d, actual("4.4.0"), deny))).toEqual([expect.stringMatching(/durable: false: .*denies .*transient_nonexcl_queues.*fix: make the queue durable/)]);
     expect(compatibility(d, actual("3.10.8")).warnings).toEqual([]);
   });
 
@@ -69,23 +73,23 @@ describe("plan checks what the broker permits", () => {
     ];
     const transient = desired(queue({ durable: false }));
     const c = compatibility(transient, actual("4.3.6"), permitsOf("4.3.6", reported));
-    expect(c.errors).toEqual([expect.stringMatching(/^queue mplogin\.sync: durable: false: RabbitMQ 4\.3\.6 denies the deprecated feature transient_nonexcl_queues \(its configuration denies it: deprecated_features\.permit\.transient_nonexcl_queues = false\), so it refuses transient non-exclusive queues; fix: .*deprecated_features\.permit\.transient_nonexcl_queues = true/)]);
+    expect(messages(c)).toEqual([expect.stringMatching(/^queue mplogin\.sync: durable: false: RabbitMQ 4\.3\.6 denies the deprecated feature transient_nonexcl_queues \(its configuration denies it: deprecated_features\.permit\.transient_nonexcl_queues = false\), so it refuses transient non-exclusive queues; fix: .*deprecated_features\.permit\.transient_nonexcl_queues = true/)]);
     expect(c.warnings).toEqual([]);
     const locator = desired(queue({ arguments: { "x-queue-master-locator": "client-local" } }));
     const l = compatibility(locator, actual("4.3.6"), permitsOf("4.3.6", reported));
-    expect(l.errors).toEqual([]);
+    expect(messages(l)).toEqual([]);
     expect(l.warnings).toEqual([expect.stringMatching(/x-queue-master-locator is deprecated.*4\.3\.6 permits it \(as it reports, its configuration included\)/)]);
     // Permitted by state: no word of a configuration the API would not show.
     const permitted = compatibility(transient, actual("4.3.6"), permitsOf("4.3.6", [{ name: "transient_nonexcl_queues", deprecation_phase: "permitted_by_default", state: "permitted" }]));
-    expect(permitted.errors).toEqual([]);
+    expect(messages(permitted)).toEqual([]);
     expect(permitted.warnings).toEqual([expect.stringMatching(/4\.3\.6 permits them \(as it reports, its configuration included\); make them durable or quorum before a release that denies them/)]);
     expect(permitted.warnings[0]).not.toMatch(/does not show/);
   });
 
   it("refuses x-queue-leader-locator on a classic queue before 4.0", () => {
     const d = desired(queue({ arguments: { "x-queue-leader-locator": "balanced" } }));
-    expect(compatibility(d, actual("3.10.8")).errors).toEqual([expect.stringMatching(/x-queue-leader-locator: .*fix: drop it and use x-queue-master-locator/)]);
-    expect(compatibility(d, actual("4.0.5")).errors).toEqual([]);
+    expect(messages(compatibility(d, actual("3.10.8")))).toEqual([expect.stringMatching(/x-queue-leader-locator: .*fix: drop it and use x-queue-master-locator/)]);
+    expect(messages(compatibility(d, actual("4.0.5")))).toEqual([]);
   });
 
   it("falls back to the version's defaults when the broker's list cannot be read", () => {
@@ -101,7 +105,7 @@ describe("what a broker accepts and ignores", () => {
   /** Queues whose arguments the file writes at `at` (defaults.async, say), as normalize places them. */
   function placed(at: string, ...qs: ReturnType<typeof queue>[]): DesiredCluster {
     const d = desired(...qs);
-    for (const s of d.queues) s.argumentsAt = Object.fromEntries(Object.keys(s.queue.arguments).map((a) => [a, [...at.split("."), "arguments", a]]));
+    for (const s of d.queues) s.origin = { service: ["services", 0], settings: Object.fromEntries(Object.keys(s.queue.arguments).map((a) => [`arguments.${a}`, [...at.split("."), "arguments", a]])) };
     return d;
   }
   const where = (path: (string | number)[]) => `topology.yaml:9:7 (${path.join(".")})`;
@@ -132,7 +136,8 @@ describe("what a broker accepts and ignores", () => {
     expect(compatibility(inMemory, actual("3.9.29")).warnings).toEqual([]);
     const refused = compatibility(v1, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
     expect(refused.warnings).toEqual([]);
-    expect(refused.errors).toEqual([expect.stringMatching(/^queue mpwallet\.async: x-queue-version: 1: RabbitMQ 4\.3\.6 stores classic queues in version 2 only/)]);
+    expect(refused.errors.map((e) => e.message)).toEqual([expect.stringMatching(/^queue mpwallet\.async: x-queue-version: 1: RabbitMQ 4\.3\.6 stores classic queues in version 2 only/)]);
+    expect(refused.errors[0]?.at).toEqual([{ path: ["services", "1", "async", "arguments", "x-queue-version"], queues: ["mpwallet.async"] }]);
   });
 });
 
@@ -150,7 +155,7 @@ describe("a vhost's default queue type", () => {
 
   it("refuses the durable classic queues the plan declares, and only those; the others are warned about", () => {
     const c = compatibility(d, withDefault("quorum"), undefined, new Set(["mpa.async", "mpc.sync", "mpd.async", "mpe.async"]));
-    expect(c.errors).toEqual([
+    expect(messages(c)).toEqual([
       'vhost "async" makes a durable queue declared without x-queue-type a quorum queue (its default queue type); topo declares classic queues without it, as workers do, so a queue the file says is classic would be created as quorum and never match the file: mpa.async',
     ]);
     expect(c.hints).toContain("give the vhost the classic default: rabbitmqctl update_vhost_metadata async --default-queue-type classic");
@@ -160,7 +165,7 @@ describe("a vhost's default queue type", () => {
 
   it("names the broker's default for a vhost apply creates", () => {
     const c = compatibility(d, withDefault("stream", false), undefined, new Set(["mpa.async", "mpb.async"]));
-    expect(c.errors[0]).toMatch(/^the broker gives the vhost "async" apply creates its default queue type, and so makes a durable queue declared without x-queue-type a stream queue .* 2 queues the file says are classic would be created as stream .*: mpa\.async, mpb\.async$/);
+    expect(messages(c)[0]).toMatch(/^the broker gives the vhost "async" apply creates its default queue type, and so makes a durable queue declared without x-queue-type a stream queue .* 2 queues the file says are classic would be created as stream .*: mpa\.async, mpb\.async$/);
     expect(c.hints.join("\n")).toContain("rabbitmqctl add_vhost async --default-queue-type classic");
     expect(about(c.warnings)).toEqual([]);
   });
@@ -170,5 +175,46 @@ describe("a vhost's default queue type", () => {
       const c = compatibility(d, withDefault(type), undefined, new Set(["mpa.async"]));
       expect([...c.errors, ...about(c.warnings)]).toEqual([]);
     }
+  });
+});
+
+describe("every refusal names the keys of the file that ask for it", () => {
+  const CLUSTERS = "clusters:\n  sync: { url: amqp://g:g@h/s }\n  async: { url: amqp://g:g@h/a }\n";
+  const on = (text: string, cluster: string) => parseConfig(text, "t.yaml", {}).clusters.find((c) => c.target.name === cluster) as DesiredCluster;
+  const where = (c: { errors: { at: { path: (string | number)[]; queues: string[]; builtIn?: unknown }[] }[] }) => c.errors.map((e) => e.at);
+
+  it("a setting written in defaults, in a service, or taken from the built-in default: each its own place, with its queues", () => {
+    const text = `version: 1\n${CLUSTERS}defaults:\n  async: { arguments: { x-consumer-timeout: 1000 } }\nservices:\n  - mpa\n  - mpb\n  - name: mpc\n    sync: { mirrored: true, durable: true }\n    async: { arguments: { x-queue-version: 1 } }\n`;
+    const sync = on(text, "sync");
+    // 4.0: mirroring, asked by the built-in default (mpa, mpb: at the first of them) and by mpc's own key.
+    expect(where(compatibility(sync, actual("4.0.5")))).toEqual([
+      [
+        { path: ["services", 0], queues: ["mpa.sync", "mpb.sync"], builtIn: { traffic: "sync", setting: "mirrored: true" } },
+        { path: ["services", 2, "sync", "mirrored"], queues: ["mpc.sync"] },
+      ],
+    ]);
+    // 4.3 with transient queues denied: durable: false comes from the built-in default (mpc writes durable: true).
+    const deny = permitsOf("4.3.6", [...REPORTED_436.filter((f) => f.name !== "transient_nonexcl_queues"), { name: "transient_nonexcl_queues", deprecation_phase: "permitted_by_default", state: "denied" }]);
+    const c = compatibility(sync, actual("4.3.6"), deny);
+    expect(c.errors.map((e) => e.message)).toEqual([expect.stringMatching(/no classic queue mirroring/), expect.stringMatching(/^queues mpa\.sync, mpb\.sync: durable: false: /)]);
+    expect(c.errors[1]?.at).toEqual([{ path: ["services", 0], queues: ["mpa.sync", "mpb.sync"], builtIn: { traffic: "sync", setting: "durable: false" } }]);
+    // Arguments: at the key of the argument, in defaults or in the service.
+    const async = compatibility(on(text, "async"), actual("4.3.6"), permitsOf("4.3.6", REPORTED_436));
+    expect(async.errors.map((e) => [e.message.split(":")[0], e.at])).toEqual([
+      ["queues mpa.async, mpb.async, mpc.async", [{ path: ["defaults", "async", "arguments", "x-consumer-timeout"], queues: ["mpa.async", "mpb.async", "mpc.async"] }]],
+      ["queue mpc.async", [{ path: ["services", 2, "async", "arguments", "x-queue-version"], queues: ["mpc.async"] }]],
+    ]);
+  });
+
+  it("a queue type the version lacks, and a vhost's default queue type: at the type key, or the built-in classic", () => {
+    const text = `version: 1\n${CLUSTERS}defaults:\n  sync: { type: quorum }\nservices:\n  - mpa\n  - name: mpb\n    async: { type: classic }\n`;
+    expect(where(compatibility(on(text, "sync"), actual("3.7.28")))).toEqual([[{ path: ["defaults", "sync", "type"], queues: ["mpa.sync", "mpb.sync"] }]]);
+    const typed = compatibility(on(text, "async"), { ...actual("4.0.5"), defaultQueueType: "quorum" }, undefined, new Set(["mpa.async", "mpb.async"]));
+    expect(where(typed)).toEqual([
+      [
+        { path: ["services", 0], queues: ["mpa.async"], builtIn: { traffic: "async", setting: "type: classic" } },
+        { path: ["services", 1, "async", "type"], queues: ["mpb.async"] },
+      ],
+    ]);
   });
 });

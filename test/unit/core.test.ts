@@ -323,7 +323,7 @@ describe("compatibility", () => {
   it("refuses classic mirroring on 4.x and names quorum queues", () => {
     const d = desiredOf(raw(), "sync");
     const c = compatibility(d, actual([], { version: "4.0.5" }));
-    expect(c.errors[0]).toMatch(/no classic queue mirroring/);
+    expect(c.errors[0]?.message).toMatch(/no classic queue mirroring/);
     expect(c.hints[0]).toMatch(/quorum/);
     expect(c.warnings[0]).toMatch(/transient non-exclusive queues are deprecated/);
     expect(compatibility(d, actual([], { version: "3.10.8" }))).toEqual({ errors: [], warnings: [], hints: [] });
@@ -360,8 +360,12 @@ describe("mirroring", () => {
     const r = mirroring(d, actual(d.resources, { nodes: [], nodesUnreadable: why, queueFacts: { "mplogin.sync": { node: "a@h", policy: "topo.mp.mirror.sync" } } }));
     expect(r.degraded).toEqual([]);
     expect(r.warnings).toEqual([
-      `mirroring not verified: ${why}, so topo cannot tell whether 2 queues the file mirrors (mplogin.sync, mpwallet.sync) have mirrors on every running node, nor whether a node is down; give u the monitoring tag besides its others (rabbitmqctl set_user_tags u policymaker monitoring: the command replaces the user's tags)`,
+      `mirroring not verified: ${why}, so topo cannot tell whether 2 queues the file mirrors (mplogin.sync, mpwallet.sync) have mirrors on every running node, nor whether a node is down; give u the monitoring tag besides its others: rabbitmqctl set_user_tags u TAGS... monitoring, where TAGS are the tags it has now (rabbitmqctl list_users shows them): the command replaces the user's tags`,
     ]);
+    // Where its tags were read, the command keeps every one of them: set_user_tags replaces them,
+    // and "policymaker monitoring" for everyone took the tags a user had besides.
+    const tagged = mirroring(d, actual(d.resources, { nodes: [], nodesUnreadable: why, managementTags: ["deployer", "policymaker"] }));
+    expect(tagged.warnings[0]).toMatch(/give u the monitoring tag besides its others: rabbitmqctl set_user_tags u deployer policymaker monitoring \(set_user_tags replaces the user's tags: this keeps the 2 tags it has, deployer, policymaker\)$/);
     // So plan's last line does not say "No changes." of what it did not look at.
     expect(r.notCompared).toEqual(["mirroring"]);
     // Nothing to verify: no mirrored queue, or RabbitMQ 4 (no mirroring).

@@ -38,6 +38,23 @@ describe("guardPlans", () => {
     expect(e.hints.join("\n")).toMatch(/nothing was changed/);
   });
 
+  it("names every flag a plan lacks in one refusal: destructive changes, bindings topo does not manage, messages lost", () => {
+    const foreign = { kind: "binding" as const, source: "mpold", destination: "audit", destinationType: "queue" as const, routingKey: "#", arguments: {} };
+    const takesForeign: Action = { op: "delete", key: "exchange|mpold", before: exchange({ name: "mpold" }), unmanaged: [foreign] };
+    let e: unknown;
+    try {
+      guardPlans([plan([takesForeign, deleteFull])], none);
+    } catch (x) {
+      e = x;
+    }
+    const message = (e as Error).message;
+    expect(message).toMatch(/^refusing to apply 2 destructive changes without --allow-destructive:/m);
+    expect(message).toMatch(/^refusing to delete 1 object that takes 1 binding topo does not manage with it:/m);
+    expect(message).toMatch(/1 queue to delete still holds messages/);
+    expect((e as { causes?: UnsafePlanError[] }).causes?.map((c) => c.code)).toEqual(["refused_destructive", "refused_destructive", "refused_data_loss"]);
+    expect((e as UnsafePlanError).code).toBe("refused_destructive");
+  });
+
   it("refuses to delete a queue that holds messages without --allow-data-loss, even when destruction is allowed", () => {
     const e = refusal(() => guardPlans([plan([deleteFull])], { allowDestructive: true, allowDataLoss: false }));
     expect(e.code).toBe("refused_data_loss");

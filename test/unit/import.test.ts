@@ -3,6 +3,9 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { readBackGenerated } from "../../src/commands/import.js";
+import { TopoError } from "../../src/errors.js";
 import { describe, expect, it } from "vitest";
 import { parseDocument } from "yaml";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
@@ -561,5 +564,25 @@ describe("the cluster sections import writes", async () => {
     expect(mixed.sections.map((s) => s.url)).toEqual(["amqp://u:${PW}@h/s", "amqp://u:${PW_ASYNC}@h/a", "amqp://u:${PW}@h/m"]);
     expect(mixed.introduced).toEqual({ PW: "p0", PW_ASYNC: "p2" });
     expect(mixed.notices).toHaveLength(2);
+  });
+});
+
+describe("a generated text that does not validate (a bug in import)", () => {
+  it("is placed in the generated text, with its line, never at FILE:LINE:COL of a file that does not hold it", () => {
+    const checkPath = join(tmpdir(), "topo-import-check", "topology.yaml");
+    const text = "version: 1\nprefix: mp\nclusters:\n  sync:\n    url: amqp://guest:${RABBITMQ_PASSWORD}@127.0.0.1:5672/s\nservices:\n  - MpBad\n";
+    let error: unknown;
+    try {
+      readBackGenerated(text, checkPath, { RABBITMQ_PASSWORD: "pw" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TopoError);
+    const message = (error as TopoError).message;
+    expect(message).not.toContain(`${checkPath}:`);
+    expect(message).toContain(
+      `the file import made does not validate; this is a bug in topo, and nothing was written\nthe places are lines of the text import generated, which was not written (to ${checkPath} or anywhere else):\n  line 7, column 5 of the generated text: services[0]: service name "MpBad" must match `,
+    );
+    expect(message.endsWith("\n    7 |   - MpBad")).toBe(true);
   });
 });

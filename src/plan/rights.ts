@@ -1,0 +1,128 @@
+// Pure: may the users apply works as carry out this plan? The management user writes vhosts,
+// users, permissions and policies over HTTP, which its tags decide; the AMQP user declares, binds
+// and deletes, and takes topo's lock, which its permissions on the vhost decide. Without these
+// checks apply learnt of a missing right only at the write that needed it, one right a run, and
+// after every other refusal the read could have named at once.
+
+import type { ClusterPlan } from "../model.js";
+import { subjectOf } from "../core/keys.js";
+import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
+import { names, setUserTags, shellWord } from "../core/words.js";
+
+/** A management API tag that decides what a user may write (RabbitMQ 3.10 to 4.3). */
+type Tag = "administrator" | "policymaker";
+
+/**
+ * What the plan's writes over HTTP need of the management user's tags: an administrator may do
+ * everything; a policymaker may write policies on the vhosts it has rights on; creating a vhost,
+ * and writing users and their permissions, are an administrator's.
+ */
+function tagsNeeded(plan: ClusterPlan): { tag: Tag; why: string[] }[] {
+  const count = (kinds: string[]) => {
+    const ops = plan.actions.filter((a) => kinds.includes(subjectOf(a).kind)).map((a) => a.op);
+    return ["create", "update", "replace", "delete"].flatMap((op) => {
+      const n = ops.filter((o) => o === op).length;
+      return n ? [`${n} to ${op}`] : [];
+    });
+  };
+  const admin: string[] = [];
+  if (plan.actions.some((a) => a.op === "create" && a.after.kind === "vhost")) admin.push(`to create vhost ${plan.vhost}`);
+  const users = count(["user", "permission", "topic-permission"]);
+  if (users.length) admin.push(`to write users and their permissions: ${users.join(", ")}`);
+  const policies = count(["policy"]);
+  const out: { tag: Tag; why: string[] }[] = [];
+  if (admin.length) out.push({ tag: "administrator", why: [...admin, ...(policies.length ? [`to write topo's policies: ${policies.join(", ")}`] : [])] });
+  else if (policies.length) out.push({ tag: "policymaker", why: [`to write topo's policies: ${policies.join(", ")}`] });
+  return out;
+}
+
+/**
+ * The management user's missing tag for this plan, with the command that adds it and keeps the
+ * tags it has (rabbitmqctl set_user_tags replaces them all); undefined when it has what it needs.
+ */
+export function tagRefusal(user: string, tags: readonly string[], plan: ClusterPlan): { tag: string; message: string; hint: string } | undefined {
+  if (tags.includes("administrator")) return undefined;
+  const need = tagsNeeded(plan).find((n) => !tags.includes(n.tag));
+  if (!need) return undefined;
+  const has = tags.length ? `has the tags ${tags.join(", ")}` : "has no tags";
+  // Only an administrator may create a vhost; one who does lets a user without the tag go on.
+  const creates = plan.actions.some((a) => a.op === "create" && a.after.kind === "vhost");
+  const v = shellWord(plan.vhost);
+  const byHand = creates ? `, or have an administrator create the vhost: rabbitmqctl add_vhost ${v} && rabbitmqctl set_permissions -p ${v} ${shellWord(user)} '.*' '.*' '.*'` : "";
+  return {
+    tag: need.tag,
+    message: `user "${user}" ${has}, and apply's writes need ${need.tag} (${need.why.join("; ")}); the broker would refuse them (401 Not ${need.tag} user), so topo refuses the plan before anything is written`,
+    hint: `${setUserTags(user, tags, need.tag)}${byHand}`,
+  };
+}
+
+export interface VhostPermission {
+  configure: string;
+  write: string;
+  read: string;
+}
+
+type Right = keyof VhostPermission;
+
+/**
+ * Whether a permission's pattern lets `name` through, as RabbitMQ reads it: an unanchored match,
+ * and the empty pattern matches nothing. undefined where JavaScript cannot read the pattern (PCRE
+ * only): then topo does not judge it.
+ */
+function allows(pattern: string, name: string): boolean | undefined {
+  if (pattern === "") return false;
+  try {
+    return new RegExp(pattern).test(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What the AMQP user needs on the vhost to carry out the plan: configure and read on topo's lock
+ * queue (declared, then consumed), configure on topo's apply mark and on every exchange and queue
+ * the plan creates, replaces or deletes (and the holding queue of a replaced queue), write on the
+ * destination and read on the source of every binding it makes or removes.
+ */
+function rightsNeeded(plan: ClusterPlan, prefix: string): { right: Right; kind: "queue" | "exchange"; name: string }[] {
+  const out: { right: Right; kind: "queue" | "exchange"; name: string }[] = [
+    { right: "configure", kind: "queue", name: lockQueueName(prefix) },
+    { right: "read", kind: "queue", name: lockQueueName(prefix) },
+    { right: "configure", kind: "exchange", name: applyMarkName(prefix) },
+  ];
+  for (const a of plan.actions) {
+    const r = subjectOf(a);
+    if (r.kind === "queue" || r.kind === "exchange") {
+      out.push({ right: "configure", kind: r.kind, name: r.name });
+      if (a.op === "replace" && r.kind === "queue") out.push({ right: "configure", kind: "queue", name: holdingQueueName(r.name) });
+    } else if (r.kind === "binding") {
+      out.push({ right: "write", kind: r.destinationType, name: r.destination }, { right: "read", kind: "exchange", name: r.source });
+    }
+  }
+  return out;
+}
+
+/**
+ * The AMQP user's permissions on the vhost against what apply needs of them; undefined when they
+ * suffice, or when a pattern topo cannot read leaves it unsure. A user with no permissions there
+ * at all is not judged here: its login is refused (530), and apply's login waits a while for
+ * rights granted late to a vhost just created, then names them (broker/amqp.ts).
+ */
+export function permissionRefusal(user: string, vhost: string, permission: VhostPermission, plan: ClusterPlan, prefix: string): { message: string; hint: string } | undefined {
+  const set = (p: VhostPermission) => `rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} ${shellWord(p.configure)} ${shellWord(p.write)} ${shellWord(p.read)}`;
+  const refused = new Map<string, string[]>();
+  for (const need of rightsNeeded(plan, prefix)) {
+    if (allows(permission[need.right], need.name) !== false) continue;
+    const key = `its ${need.right} permission (${permission[need.right]}) does not match`;
+    const what = `${need.kind} ${need.name}`;
+    const list = refused.get(key) ?? [];
+    if (!list.includes(what)) list.push(what);
+    refused.set(key, list);
+  }
+  if (!refused.size) return undefined;
+  const lacks = [...refused].map(([key, objects]) => `${key} ${names(objects)}`);
+  return {
+    message: `user ${user}'s permissions in vhost ${vhost} do not let apply work: ${lacks.join("; ")}; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written`,
+    hint: `${set({ configure: "CONFIGURE", write: "WRITE", read: "READ" })} sets them, each to match what is named above (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
+  };
+}

@@ -1,0 +1,52 @@
+// Pure: what apply's writes need of the management user's tags and the AMQP user's permissions
+// (plan/rights.ts), checked before anything is written.
+
+import { describe, expect, it } from "vitest";
+import { permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
+import { setUserTags } from "../../src/core/words.js";
+import type { Action, ClusterPlan, Resource } from "../../src/model.js";
+
+const create = (after: Resource): Action => ({ op: "create", key: "", after });
+const plan = (...actions: Action[]): ClusterPlan => ({ cluster: "sync", endpoint: "", vhost: "sync", actions, degraded: [], warnings: [] });
+const policy = create({ kind: "policy", name: "topo.mp.mirror.sync", pattern: "^", applyTo: "queues", priority: 0, definition: {} });
+const queue = create({ kind: "queue", name: "mplogin.sync", type: "classic", durable: false, autoDelete: false, exclusive: false, arguments: {} });
+const binding = create({ kind: "binding", source: "mplogin", destination: "mplogin.sync", destinationType: "queue", routingKey: "mplogin.sync.#", arguments: {} });
+
+describe("the management user's tags", () => {
+  it("asks policymaker for policies, and keeps the tags the user has in the command", () => {
+    const r = tagRefusal("deploy", ["monitoring", "ops"], plan(policy, queue));
+    expect(r?.message).toBe(
+      `user "deploy" has the tags monitoring, ops, and apply's writes need policymaker (to write topo's policies: 1 to create); the broker would refuse them (401 Not policymaker user), so topo refuses the plan before anything is written`,
+    );
+    expect(r?.hint).toBe("rabbitmqctl set_user_tags deploy monitoring ops policymaker (set_user_tags replaces the user's tags: this keeps the 2 tags it has, monitoring, ops)");
+    expect(tagRefusal("deploy", ["policymaker"], plan(policy))).toBeUndefined();
+    expect(tagRefusal("deploy", ["administrator"], plan(policy))).toBeUndefined();
+    // Declares go over AMQP: no tag needed.
+    expect(tagRefusal("deploy", [], plan(queue, binding))).toBeUndefined();
+  });
+
+  it("asks administrator to create the vhost or write users, with add_vhost as the other way", () => {
+    const r = tagRefusal("deploy", ["policymaker"], plan(create({ kind: "vhost", name: "sync" }), policy));
+    expect(r?.message).toMatch(/need administrator \(to create vhost sync; to write topo's policies: 1 to create\)/);
+    expect(r?.hint).toBe(
+      "rabbitmqctl set_user_tags deploy policymaker administrator (set_user_tags replaces the user's tags: this keeps the 1 tag it has, policymaker), or have an administrator create the vhost: rabbitmqctl add_vhost sync && rabbitmqctl set_permissions -p sync deploy '.*' '.*' '.*'",
+    );
+    expect(tagRefusal("deploy", [], plan(create({ kind: "user", name: "u", tags: [] })))?.message).toMatch(/has no tags, and apply's writes need administrator \(to write users and their permissions: 1 to create\)/);
+    expect(setUserTags("a b", [], "monitoring")).toBe("rabbitmqctl set_user_tags 'a b' monitoring (set_user_tags replaces the user's tags: this keeps the 0 tags it has)");
+  });
+});
+
+describe("the AMQP user's permissions", () => {
+  const all = { configure: ".*", write: ".*", read: ".*" };
+  it("names each permission that misses topo's lock and mark, a declare or a binding", () => {
+    expect(permissionRefusal("app", "sync", all, plan(queue, binding), "mp")).toBeUndefined();
+    const r = permissionRefusal("app", "sync", { configure: "^mp", write: "^x", read: "^mp" }, plan(queue, binding), "mp");
+    expect(r?.message).toBe(
+      "user app's permissions in vhost sync do not let apply work: its configure permission (^mp) does not match queue topo.mp.lock, exchange topo.mp.generation; its read permission (^mp) does not match queue topo.mp.lock; its write permission (^x) does not match queue mplogin.sync; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written",
+    );
+    expect(r?.hint).toMatch(/^rabbitmqctl set_permissions -p sync app CONFIGURE WRITE READ sets them/);
+    // The empty pattern matches nothing; one JavaScript cannot read is not judged.
+    expect(permissionRefusal("app", "sync", { ...all, write: "" }, plan(binding), "mp")?.message).toMatch(/its write permission \(\) does not match queue mplogin\.sync/);
+    expect(permissionRefusal("app", "sync", { ...all, configure: "(?i)^MP" }, plan(queue), "mp")).toBeUndefined();
+  });
+});
