@@ -48,11 +48,12 @@ const keeps = (n: number) => (n === 1 ? "keeps" : "keep");
 const RULES: readonly LimitRule[] = [
   { arg: "x-max-length", key: "max-length", wins: "lowest", does: (v, n) => `${keeps(n)} at most ${plural(v, "message")}`, types: CLASSIC_AND_QUORUM },
   { arg: "x-max-length-bytes", key: "max-length-bytes", wins: "lowest", does: (v, n) => `${keeps(n)} at most ${v} bytes of messages`, types: CLASSIC_AND_QUORUM },
-  // A stream's retention is the policy's where a policy gives one, lower or higher than the
+  // A stream's retention is the policies' where a policy gives one, lower or higher than the
   // argument (measured on 3.10.8: a stream declared with x-max-length-bytes 1000000000 under a
   // policy's max-length-bytes 1000 kept 1 of 60 messages of 500 bytes; one declared with 1000
-  // under a policy's 1000000000 kept all 60). Only the policy counts: operator policies do not
-  // set a stream's retention.
+  // under a policy's 1000000000 kept all 60). An operator policy's counts the same way (under an
+  // operator policy's max-length-bytes 1000, the first kept 4 of 60), and where a policy and an
+  // operator policy both give one, the lower is the stream's.
   { arg: "x-max-length-bytes", key: "max-length-bytes", wins: "policy", does: (v, n) => `${keeps(n)} at most ${v} bytes of messages`, types: STREAM },
   { arg: "x-max-age", key: "max-age", wins: "policy", does: (_v, n, shown) => `${keeps(n)} messages for ${shown}`, types: STREAM, read: maxAgeSeconds },
   {
@@ -151,14 +152,16 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
       // What the queue keeps by the file alone: its argument, or the broker's default without one.
       const own = fileValue === undefined ? rule.brokerDefault?.(actual.version) : fileValue === rule.unlimited ? undefined : fileValue;
       // The lowest value a policy surely applies, and those that may apply (only one policy and
-      // one operator policy apply to a queue; the lowest value of all wins, or the policy's).
+      // one operator policy apply to a queue; the lowest value of all wins, or for a stream the
+      // lower of the two, whatever its argument says).
       let sure: Omit<Finding, "queues"> | undefined;
       const maybe: Omit<Finding, "queues">[] = [];
-      const kinds = (Object.entries(candidates) as [Finding["kind"], typeof candidates.policy][]).filter(([kind]) => rule.wins === "lowest" || kind === "policy");
-      for (const [kind, list] of kinds) {
+      for (const [kind, list] of Object.entries(candidates) as [Finding["kind"], typeof candidates.policy][]) {
         for (const { p, unread } of list) {
           const value = read(p.definition[rule.key]);
-          if (value === undefined || value === own) continue;
+          if (value === undefined) continue;
+          // A stream's may equal the file's and still count: it is the lower of a policy's and an operator policy's.
+          if (value === own && (unread || list.length > 1 || rule.wins === "lowest")) continue;
           if (rule.wins === "lowest" && (value === rule.unlimited || (own !== undefined && value >= own))) continue;
           const unsure = unread
             ? `topo cannot read its pattern ${quoted(p.pattern)}`
@@ -170,7 +173,10 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
           else if (!sure || value < sure.value) sure = f;
         }
       }
-      for (const f of [...(sure ? [sure] : []), ...maybe.filter((m) => !sure || m.value < sure.value)]) {
+      // What the policies surely set; for a stream the file's own value is then no drift.
+      const least = sure?.value;
+      if (sure && sure.value === own) sure = undefined;
+      for (const f of [...(sure ? [sure] : []), ...maybe.filter((m) => least === undefined || m.value < least)]) {
         const key = JSON.stringify([rule.arg, rule.wins, f.kind, f.policy.name, f.value, file ?? null, f.unsure ?? null]);
         const entry = found.get(key) ?? { ...f, queues: [] };
         entry.queues.push(queue.name);

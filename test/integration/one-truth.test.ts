@@ -209,6 +209,36 @@ describe("policies that set a stream's retention", () => {
   });
 });
 
+describe("operator policies that set a stream's retention", () => {
+  // An operator policy's max-length-bytes sets a stream's retention as a user's policy does; plan
+  // took operator policies for no part of it and said "No changes." while the stream below kept 4
+  // of 60 messages (3.10.8), not the file's 1 GB.
+  it("an operator policy whose max-length-bytes differs from the file's is degraded, and the broker keeps what it says", async () => {
+    const { file, async } = fresh([{ name: "mpst", sync: false, async: { type: "stream", arguments: { "x-max-length-bytes": 1000000000, "x-stream-max-segment-size-bytes": 1000 } } }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/operator-policies/${vh(async)}/cap`, { pattern: "^mpst\\.async$", definition: { "max-length-bytes": 1000 }, "apply-to": "queues", priority: 0 });
+    expect(put.status).toBeLessThan(300);
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.stdout).toContain(
+      `! degraded: operator policy "cap" sets max-length-bytes 1000 on 1 queue (mpst.async) and the file gives x-max-length-bytes 1000000000: the stream keeps at most 1000 bytes of messages, not as the file says; change operator policy "cap" (rabbitmqctl list_operator_policies -p ${async})`,
+    );
+    expect(plan.code).toBe(2);
+
+    // What plan says is what the broker does: 60 messages of 200 bytes, and the stream keeps a few.
+    await publish(async, "mpst", "mpst.async.t", Array.from({ length: 60 }, (_, i) => `${i}`.padEnd(200, "x")));
+    let messages: number | undefined;
+    for (let i = 0; i < 40; i++) {
+      messages = (await getQueue(async, "mpst.async"))?.messages;
+      if (typeof messages === "number" && messages > 0 && messages < 60) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(messages).toBeGreaterThan(0);
+    expect(messages).toBeLessThan(60);
+  });
+});
+
 describe("bindings topo does not manage", () => {
   it("plan names a user's binding from a service exchange, and route --live points to it in the same words", async () => {
     const { file, async } = fresh([{ name: "mppayment", sync: false }]);
