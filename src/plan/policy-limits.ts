@@ -53,7 +53,8 @@ const RULES: readonly LimitRule[] = [
   // policy's max-length-bytes 1000 kept 1 of 60 messages of 500 bytes; one declared with 1000
   // under a policy's 1000000000 kept all 60). An operator policy's counts the same way (under an
   // operator policy's max-length-bytes 1000, the first kept 4 of 60), and where a policy and an
-  // operator policy both give one, the lower is the stream's.
+  // operator policy both give one, the lower is the stream's (1000 and 1000000000 either way round:
+  // the broker's effective definition said 1000, and the stream kept 14 to 21 of 60).
   { arg: "x-max-length-bytes", key: "max-length-bytes", wins: "policy", does: (v, n) => `${keeps(n)} at most ${v} bytes of messages`, types: STREAM },
   { arg: "x-max-age", key: "max-age", wins: "policy", does: (_v, n, shown) => `${keeps(n)} messages for ${shown}`, types: STREAM, read: maxAgeSeconds },
   {
