@@ -35,7 +35,6 @@ const VHOST_START_ATTEMPTS = 7;
  */
 export const PUBLISH_BLOCKED_GRACE_MS = 10_000;
 
-
 /** The broker blocked publishing on topo's connection for longer than the grace (connection.blocked). */
 export class PublishBlocked extends Error {
   constructor(readonly reason: string) {
@@ -353,17 +352,16 @@ export function replyText(e: Error & { code?: unknown }): { code?: number; text:
 
 /** RabbitMQ's words for a refused resource access; they do not say which permission. */
 const ACCESS_REFUSED = /access to (queue|exchange) '(.*)' in vhost '(.*)' refused for user '(.*)'/;
+/** A routing key a user's topic permission refused (a bind or unbind from a topic exchange checks the read pattern, a publish the write one). */
+const TOPIC_REFUSED = /access to topic '(.*)' in exchange '(.*)' in vhost '(.*)' refused for user '(.*)'/;
 
 /**
  * Which permission an AMQP operation needed on the object the broker named, and the commands
  * that show and set it. The broker says only "access refused"; the operation says which: a
  * declare or delete (topo's lock and apply mark too) needs configure, a bind needs write on its
  * destination and read on its source, a get, a consume or a move needs read (and write on the
- * queue moved into).
+ * queue moved into). A refused routing key is a topic permission's: the pattern it checks, named.
  */
-/** A routing key a user's topic permission refused (a bind or unbind from a topic exchange checks the read pattern, a publish the write one). */
-const TOPIC_REFUSED = /access to topic '(.*)' in exchange '(.*)' in vhost '(.*)' refused for user '(.*)'/;
-
 function permissionHint(text: string, what = ""): string | undefined {
   const t = TOPIC_REFUSED.exec(text);
   if (t) {
