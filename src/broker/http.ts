@@ -255,7 +255,7 @@ export class ManagementClient {
       return {
         code: "permission_denied",
         hints: [
-          `user "${user}" may not use the management API: it has no management tag. topo plan needs the monitoring tag; apply needs administrator to create vhosts, or policymaker to write policies: rabbitmqctl set_user_tags ${shellWord(user)} TAGS... monitoring, where TAGS are the tags it has now (rabbitmqctl list_users shows them; set_user_tags replaces them all)`,
+          `user "${user}" may not use the management API: it has no management tag. topo plan needs the monitoring tag; apply needs administrator to create vhosts, or policymaker to write policies: ${setUserTags(user, undefined, "monitoring")}`,
         ],
       };
     }
@@ -263,7 +263,7 @@ export class ManagementClient {
       return {
         code: "permission_denied",
         hints: [
-          `user "${user}" lacks the ${tag} tag this request needs${tag === "administrator" && /\/api\/vhosts\//.test(path) ? " (only an administrator may create a vhost)" : ""}: ${tags ? setUserTags(user, tags, tag) : `rabbitmqctl set_user_tags ${shellWord(user)} TAGS... ${tag}, where TAGS are the tags it has now (rabbitmqctl list_users shows them; set_user_tags replaces them all)`}${tag === "administrator" && /\/api\/vhosts\//.test(path) ? `, or have an administrator create it: rabbitmqctl add_vhost ${shellWord(vhostOf(path) ?? "VHOST")} && rabbitmqctl set_permissions -p ${shellWord(vhostOf(path) ?? "VHOST")} ${shellWord(user)} '.*' '.*' '.*'` : ""}`,
+          `user "${user}" lacks the ${tag} tag this request needs${tag === "administrator" && /\/api\/vhosts\//.test(path) ? " (only an administrator may create a vhost)" : ""}: ${setUserTags(user, tags, tag)}${tag === "administrator" && /\/api\/vhosts\//.test(path) ? `, or have an administrator create it: rabbitmqctl add_vhost ${shellWord(vhostOf(path) ?? "VHOST")} && rabbitmqctl set_permissions -p ${shellWord(vhostOf(path) ?? "VHOST")} ${shellWord(user)} '.*' '.*' '.*'` : ""}`,
         ],
       };
     }

@@ -6,6 +6,8 @@ import type { ConfigProblem } from "../errors.js";
 import { ENV_NAME_SOURCE } from "../core/naming.js";
 import { displayPath, holdsSecretValue, isObject, type Path } from "./places.js";
 import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
+import { PLAIN } from "./numbers.js";
+import { MAX_EXACT } from "./arguments.js";
 
 export type Env = Record<string, string | undefined>;
 
@@ -101,8 +103,8 @@ function numberVariableProblem(source: string, text: string, types: Set<string>)
   if (types.has("string") || !(types.has("integer") || types.has("number"))) return undefined;
   const t = text.trim();
   const n = Number(t);
-  if (/^-?(?:0|[1-9][0-9]*)$/.test(t)) {
-    return Number.isSafeInteger(n) ? undefined : `${source} is ${t}, beyond ${Number.MAX_SAFE_INTEGER} (2^53-1), the largest whole number topo carries exactly: larger numbers are rounded; set it to at most ${Number.MAX_SAFE_INTEGER}`;
+  if (PLAIN.test(t)) {
+    return Number.isSafeInteger(n) ? undefined : `${source} is ${t}, beyond ${MAX_EXACT} (2^53-1), the largest whole number topo carries exactly: larger numbers are rounded; set it to at most ${MAX_EXACT}`;
   }
   if (!NUMERIC.test(t) || !Number.isSafeInteger(n)) return undefined;
   return `${source} is ${JSON.stringify(t)}: a whole number is written in plain decimal digits, so that every reader takes the same number; set it to ${n}`;

@@ -13,7 +13,8 @@
 
 import { MAX_EXACT } from "./arguments.js";
 
-const PLAIN = /^-?(?:0|[1-9][0-9]*)$/;
+/** A whole number in plain decimal digits, with a minus sign at most: the one form every reader takes alike. */
+export const PLAIN = /^-?(?:0|[1-9][0-9]*)$/;
 const PYYAML = "YAML 1.1 readers (PyYAML)";
 const TOPO = "YAML 1.2 (topo)";
 

@@ -139,7 +139,6 @@ function describeValue(v: unknown, path: (string | number)[]): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
-
 /** A key as safe to show: one that looks like a URL or user@host may hold a password. */
 function shownKey(key: string): string {
   return /@|:\/\//.test(key) ? "(a key not shown, it looks like a URL)" : JSON.stringify(key);

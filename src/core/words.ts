@@ -12,9 +12,11 @@ export function shellWord(s: string): string {
 
 /**
  * The command that gives `user` the tag `add` and keeps the tags it has: rabbitmqctl set_user_tags
- * replaces a user's tags, so the command lists them all.
+ * replaces a user's tags, so the command lists them all. `tags` undefined: they could not be read,
+ * and the command holds a placeholder for them.
  */
-export function setUserTags(user: string, tags: readonly string[], add: string): string {
+export function setUserTags(user: string, tags: readonly string[] | undefined, add: string): string {
+  if (!tags) return `rabbitmqctl set_user_tags ${shellWord(user)} TAGS... ${add}, where TAGS are the tags it has now (rabbitmqctl list_users shows them; set_user_tags replaces them all)`;
   const all = tags.includes(add) ? [...tags] : [...tags, add];
   return `rabbitmqctl set_user_tags ${shellWord(user)} ${all.map(shellWord).join(" ")} (set_user_tags replaces the user's tags: this keeps the ${plural(tags.length, "tag")} it has${tags.length ? `, ${tags.join(", ")}` : ""})`;
 }

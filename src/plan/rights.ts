@@ -8,6 +8,7 @@ import type { ClusterPlan } from "../model.js";
 import { subjectOf } from "../core/keys.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { names, setUserTags, shellWord } from "../core/words.js";
+import { policyRegExp } from "../core/policy-pattern.js";
 
 /** A management API tag that decides what a user may write (RabbitMQ 3.10 to 4.3). */
 type Tag = "administrator" | "policymaker";
@@ -71,11 +72,7 @@ type Right = keyof VhostPermission;
  */
 function allows(pattern: string, name: string): boolean | undefined {
   if (pattern === "") return false;
-  try {
-    return new RegExp(pattern).test(name);
-  } catch {
-    return undefined;
-  }
+  return policyRegExp(pattern)?.test(name);
 }
 
 /**

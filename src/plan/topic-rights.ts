@@ -9,6 +9,7 @@
 
 import type { ActualCluster, Binding, ClusterPlan } from "../model.js";
 import { names, shellWord } from "../core/words.js";
+import { policyRegExp } from "../core/policy-pattern.js";
 
 /** One of the user's topic permissions in the vhost, as GET /api/topic-permissions/VHOST/USER gives it. */
 export interface TopicPermissionOf {
@@ -39,12 +40,7 @@ function touchedBindings(plan: ClusterPlan): Binding[] {
  */
 function matches(pattern: string, key: string, user: string, vhost: string): boolean | undefined {
   if (pattern.includes("{client_id}")) return undefined;
-  const expanded = pattern.replaceAll("{username}", user).replaceAll("{vhost}", vhost);
-  try {
-    return new RegExp(expanded, "u").test(key);
-  } catch {
-    return undefined;
-  }
+  return policyRegExp(pattern.replaceAll("{username}", user).replaceAll("{vhost}", vhost), { unicode: true })?.test(key);
 }
 
 /** The bindings the user's topic permissions refuse, one per exchange and key. */
