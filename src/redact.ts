@@ -9,10 +9,17 @@ export class Redactor {
   private readonly secrets = new Map<string, string>();
   /** Words output shows by design (see spare). */
   private readonly words = new Set<string>();
+  /**
+   * known()'s answer until the next add() or spare(). Working it out looks for every secret in
+   * every word, tens of thousands of them for a large topology, and output asks for it once per
+   * string: --json of a plan of 5,000 services took minutes before it was kept.
+   */
+  private masked: string[] | undefined;
 
   /** Remember a secret so that text() masks it wherever it shows up. */
   add(secret: string | undefined): void {
     if (!secret) return;
+    this.masked = undefined;
     // A password can also appear percent-encoded inside a URL (encodeURIComponent's way, or the
     // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
     // %-escapes may be written in lower case ("%2b"): a URL means the same by them.
@@ -32,6 +39,7 @@ export class Redactor {
    */
   spare(words: Iterable<string>): void {
     for (const w of words) this.words.add(w);
+    this.masked = undefined;
   }
 
   /** `text` with every URL's password and every secret masked. */
@@ -56,12 +64,20 @@ export class Redactor {
   }
 
   /** Longest first, so a secret that contains another is masked whole. */
-  known(): string[] {
+  known(): readonly string[] {
+    if (this.masked) return this.masked;
     const words = [...this.words];
-    return [...this.secrets]
-      .filter(([, secret]) => !standsInWords(secret, words))
+    const spared = new Map<string, boolean>();
+    const stands = (secret: string): boolean => {
+      let s = spared.get(secret);
+      if (s === undefined) spared.set(secret, (s = standsInWords(secret, words)));
+      return s;
+    };
+    this.masked = [...this.secrets]
+      .filter(([, secret]) => !stands(secret))
       .map(([form]) => form)
       .sort((a, b) => b.length - a.length);
+    return this.masked;
   }
 }
 
