@@ -46,7 +46,9 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   // What the file can say about each of them.
   const argumentProblem = argumentChecker(opts.argumentSchemas);
   const policiesOf = new Map(sources.map((s) => [s.name, s.actual.resources.filter((r): r is Policy => r.kind === "policy")]));
-  const described = picked.map((f) => ({ ...f, ...describeQueue(f, { owner: ownerOf(f.source, prefix), policies: policiesOf.get(f.source.name) ?? [], argumentProblem }) }));
+  // One Ownership per source: working it out reads every object of the vhost.
+  const owners = new Map(sources.map((s) => [s.name, ownerOf(s, prefix)]));
+  const described = picked.map((f) => ({ ...f, ...describeQueue(f, { owner: owners.get(f.source.name) ?? ownerOf(f.source, prefix), policies: policiesOf.get(f.source.name) ?? [], argumentProblem }) }));
   const undescribable: Reason[] = described.filter((d) => d.cannot.length).map((d) => ({ cluster: d.source.name, resource: d.queue, text: d.cannot.join("; ") }));
   // Collected in the order the queues were found, so the notes name policies and queues in that order.
   const mirrors = collectUserMirrors(described);
