@@ -77,14 +77,27 @@ export function fieldDiff(before: Resource, after: Resource, fields: readonly st
   return out;
 }
 
-/** Bindings that disappear when `r` is deleted, so a replace can put them back. */
-function bindingsOf(r: Resource, actual: Resource[]): Binding[] {
-  const bs = actual.filter((x): x is Binding => x.kind === "binding" && x.source !== "");
-  if (r.kind === "queue") return bs.filter((b) => b.destinationType === "queue" && b.destination === r.name);
-  if (r.kind === "exchange") {
-    return bs.filter((b) => b.source === r.name || (b.destinationType === "exchange" && b.destination === r.name));
+/**
+ * The bindings that disappear when an object is deleted, so a replace can put them back and a
+ * delete can name those it takes with it: each queue's and exchange's, in the broker's order,
+ * indexed once (looking through every object for each replace or delete made a plan that deletes
+ * 4,000 of 5,000 services take 20 s).
+ */
+function bindingIndex(actual: readonly Resource[]): (r: Resource) => Binding[] {
+  const ofQueue = new Map<string, Binding[]>();
+  const ofExchange = new Map<string, Binding[]>();
+  const add = (m: Map<string, Binding[]>, name: string, b: Binding) => {
+    const list = m.get(name);
+    if (list) list.push(b);
+    else m.set(name, [b]);
+  };
+  for (const b of actual) {
+    if (b.kind !== "binding" || b.source === "") continue;
+    if (b.destinationType === "queue") add(ofQueue, b.destination, b);
+    add(ofExchange, b.source, b);
+    if (b.destinationType === "exchange" && b.destination !== b.source) add(ofExchange, b.destination, b);
   }
-  return [];
+  return (r) => (r.kind === "queue" ? ofQueue.get(r.name) : r.kind === "exchange" ? ofExchange.get(r.name) : undefined) ?? [];
 }
 
 export function diffCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {
@@ -184,10 +197,11 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
+  const bindingsOf = bindingIndex(actual.resources);
   for (const a of actions) {
     if (a.op === "replace") {
       const base = a.resume ? { ...a.after } : a.before;
-      a.rebind = bindingsOf(base, actual.resources).filter((b) => !deleted.has(keyOf(b)));
+      a.rebind = bindingsOf(base).filter((b) => !deleted.has(keyOf(b)));
     }
   }
   judgeQueueReplaces(actions, desired, actual, owner);
@@ -195,7 +209,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // (a user's `mplogin -> audit`): silently, unless the delete names them.
   for (const a of actions) {
     if (a.op !== "delete") continue;
-    const unmanaged = bindingsOf(a.before, actual.resources)
+    const unmanaged = bindingsOf(a.before)
       .filter((b) => !deleted.has(keyOf(b)))
       .sort((x, y) => (describe(x) < describe(y) ? -1 : describe(x) > describe(y) ? 1 : 0));
     if (unmanaged.length) a.unmanaged = unmanaged;
