@@ -21,7 +21,7 @@ import type {
 } from "../model.js";
 import { TRAFFIC } from "../model.js";
 import { DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
-import { rightsOn, type Grant } from "../core/permissions.js";
+import { rightsFor, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
@@ -492,8 +492,11 @@ function addUsers(
   const grants: Grant[] = [];
   const adopt: string[] = [];
   const own = new Set(clusters.flatMap((c) => [c.target.amqp.username, c.target.management.username]));
+  const fileServices = new Set(services);
+  const refusedUsers = new Set(refused);
+  const refusedSecretUsers = new Set(refusedSecrets);
   for (const [name, u] of Object.entries(users)) {
-    if (refused.includes(name)) continue;
+    if (refusedUsers.has(name)) continue;
     const path = ["users", name];
     if (own.has(name)) {
       problems.push({ path, atKey: true, message: `user ${name} is the user topo itself connects as (a cluster's url or management); managing it would take topo's own rights away: give the services users of their own` });
@@ -501,7 +504,7 @@ function addUsers(
     }
     // A secret refused at its own place: the rest of the entry is checked, and the user (whose
     // password is not known) is left out of the result, which that problem makes no plan of.
-    const secretRefused = refusedSecrets.includes(name);
+    const secretRefused = refusedSecretUsers.has(name);
     const given = [(u.password !== undefined || secretRefused) && "password", u.password_hash !== undefined && "password_hash"].filter(Boolean);
     if (given.length !== 1) {
       problems.push({ path, atKey: true, message: given.length ? `user ${name} has both password and password_hash; give one` : `user ${name} needs a password (password: \${VAR}) or a password_hash (RabbitMQ's rabbit_password_hashing_sha256 form)` });
@@ -523,7 +526,7 @@ function addUsers(
       const list = u[field];
       if (!Array.isArray(list)) continue;
       list.forEach((svc, i) => {
-        if (services.includes(svc) || unresolved.services.has(svc)) return;
+        if (fileServices.has(svc) || unresolved.services.has(svc)) return;
         ok = false;
         problems.push({ path: [...path, field, i], message: `no service named "${svc}" in the file (services: ${services.slice(0, 8).join(", ")}${services.length > 8 ? ", ..." : ""})` });
       });
@@ -545,8 +548,9 @@ function addUsers(
   for (const c of clusters) {
     const names: string[] = [];
     const rs: Resource[] = [];
+    const rightsOf = rightsFor(c, prefix);
     for (const g of grants) {
-      const r = rightsOn(c, g, prefix);
+      const r = rightsOf(g);
       if (!r) continue;
       names.push(g.user);
       const tags = [...new Set([marker, ...(users[g.user]?.tags ?? [])])].sort();
@@ -557,6 +561,7 @@ function addUsers(
     wanted.set(c, names);
     c.resources = sortResources([...c.resources, ...rs]);
   }
+  const wantedSet = new Map([...wanted].map(([c, names]) => [c, new Set(names)]));
   for (const g of grants) {
     // A cluster whose url or management was refused (reported at its place) may be the one that
     // holds the user's services, and a queue left out for a problem of its own may be the one
@@ -564,7 +569,7 @@ function addUsers(
     if (unresolved.clusters) break;
     const named = g.publishes === "all" ? [...unresolved.services] : [...g.consumes, ...g.publishes];
     if (named.some((svc) => unresolved.services.has(svc))) continue;
-    if (!clusters.some((c) => wanted.get(c)?.includes(g.user))) {
+    if (!clusters.some((c) => wantedSet.get(c)?.has(g.user))) {
       problems.push({ path: ["users", g.user], atKey: true, message: `user ${g.user} gets rights on no cluster: none of the services it consumes or publishes to has a queue` });
     }
   }

@@ -56,18 +56,33 @@ export const DEFAULT_EXCHANGE = "amq.default";
 
 /** The rights a user needs on one cluster's vhost, or undefined when it needs none there (none of its services has a queue on that cluster). */
 export function rightsOn(cluster: DesiredCluster, grant: Grant, prefix: string): VhostRights | undefined {
+  return rightsFor(cluster, prefix)(grant);
+}
+
+/**
+ * rightsOn for many users of one cluster: the cluster's queues are read once, by service (one
+ * file's users each reading every queue made 5,000 users of 5,000 services take seconds).
+ */
+export function rightsFor(cluster: DesiredCluster, prefix: string): (grant: Grant) => VhostRights | undefined {
   const service = serviceNamePattern(prefix);
-  const publishes = grant.publishes === "all" ? undefined : new Set(grant.publishes);
-  const consumes = new Set(grant.consumes);
-  const consumed: QueueSpec[] = [];
-  const published: QueueSpec[] = [];
+  const byService = new Map<string, QueueSpec[]>();
   for (const q of cluster.queues) {
     // normalize makes every service name match the prefix; a name that did not would be put
     // into a regex unchecked.
     if (!service.test(q.service)) throw new Error(`service ${q.service} of cluster ${cluster.target.name} is not a service name of prefix ${prefix}`);
-    if (consumes.has(q.service)) consumed.push(q);
-    if (publishes === undefined || publishes.has(q.service)) published.push(q);
+    const list = byService.get(q.service);
+    if (list) list.push(q);
+    else byService.set(q.service, [q]);
   }
+  const hasSync = cluster.queues.some((q) => q.traffic === "sync");
+  return (grant) => rightsOf(grant, byService, cluster.queues, hasSync);
+}
+
+function rightsOf(grant: Grant, byService: ReadonlyMap<string, QueueSpec[]>, queues: readonly QueueSpec[], clusterHasSync: boolean): VhostRights | undefined {
+  // What follows sorts what it takes from these, or only asks whether one is there: order is no matter.
+  const ofServices = (services: readonly string[]) => [...new Set(services)].flatMap((s) => byService.get(s) ?? []);
+  const consumed = ofServices(grant.consumes);
+  const published = grant.publishes === "all" ? queues : ofServices(grant.publishes);
   if (!consumed.length && !published.length) return undefined;
 
   // A caller of a sync task waits for the answer on its own reply queue: it declares it (configure)
@@ -76,7 +91,7 @@ export function rightsOn(cluster: DesiredCluster, grant: Grant, prefix: string):
   // Where the cluster has a sync queue, export celery sets result_backend rpc://, and Celery's
   // send_task then declares the sender's reply queue before every send, async tasks included (it
   // reads ignore_result before routing): any sender there needs configure on it, if not read.
-  const declaresReplyQueue = published.length > 0 && cluster.queues.some((q) => q.traffic === "sync");
+  const declaresReplyQueue = published.length > 0 && clusterHasSync;
   // A worker of a sync queue answers through the default exchange, routing key the reply queue.
   const answers = consumed.some((q) => q.traffic === "sync");
 
