@@ -23,7 +23,7 @@
 //   sent alone, both clusters at once, timed to the last byte and not parsed.
 
 import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -31,12 +31,10 @@ import { fileURLToPath } from "node:url";
 import amqplib from "amqplib";
 import { stringify as stringifyYaml } from "yaml";
 import { serviceNames as names } from "./services.mjs";
-import { report } from "./report.mjs";
+import { commandsReport, report } from "./report.mjs";
+import { AMQP, api, AUTH, BROKER, brokerCpu, brokerLoad, IDLE_CORES, log, measured, MGMT, quiet, sleep } from "./broker.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const AMQP = process.env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
-const MGMT = process.env.BENCH_MANAGEMENT_URL ?? "http://127.0.0.1:15672";
-const AUTH = `Basic ${Buffer.from(process.env.BENCH_CREDENTIALS ?? "guest:guest").toString("base64")}`;
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000").split(",").map((s) => {
   const [n, runs] = s.split(":").map(Number);
   return { n, runs: runs || Number(process.env.BENCH_RUNS ?? 3) };
@@ -46,100 +44,6 @@ const LARGE = 5000;
 const DIR = mkdtempSync(join(tmpdir(), "topo-bench-"));
 const RUN_ID = Date.now().toString(36);
 
-const log = (m) => process.stderr.write(`bench: ${m}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function api(method, path, body) {
-  const r = await fetch(`${MGMT}${path}`, {
-    method,
-    headers: { authorization: AUTH, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (r.status >= 400 && r.status !== 404) throw new Error(`${method} ${path} -> ${r.status} ${await r.text()}`);
-  const text = await r.text();
-  return text ? JSON.parse(text) : undefined;
-}
-
-// ----- the broker's process ------------------------------------------------------------------
-
-/**
- * The pid of the broker's beam.smp: BENCH_BROKER_PID, else the node's own answer through
- * rabbitmqctl (several Erlang nodes may run on the machine: only the broker's own word is sure).
- * Only a broker on this machine can be measured; without one, broker CPU is left out.
- */
-function brokerPid() {
-  const given = process.env.BENCH_BROKER_PID;
-  let pid = given ? Number(given) : undefined;
-  if (pid === undefined) {
-    try {
-      pid = Number(execFileSync("rabbitmqctl", ["eval", "os:getpid()."], { encoding: "utf8", timeout: 30_000 }).trim().replace(/"/g, ""));
-    } catch (e) {
-      log(`broker CPU not measured: rabbitmqctl eval failed (${e.message.split("\n")[0]}); set BENCH_BROKER_PID`);
-      return undefined;
-    }
-  }
-  const comm = existsSync(`/proc/${pid}/comm`) ? readFileSync(`/proc/${pid}/comm`, "utf8").trim() : "";
-  if (!comm.startsWith("beam")) {
-    log(`broker CPU not measured: pid ${pid} is not a beam process (${comm || "no such process"})`);
-    return undefined;
-  }
-  return pid;
-}
-
-const BROKER = brokerPid();
-const TICK_MS = 1000 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim() || 100);
-
-/** beam.smp's user + system CPU time so far, ms. */
-function brokerCpu() {
-  if (BROKER === undefined) return undefined;
-  const stat = readFileSync(`/proc/${BROKER}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * TICK_MS;
-}
-
-/** An idle broker: beam.smp uses less than this many cores over a second. */
-const IDLE_CORES = 0.34;
-
-/** How many cores beam.smp used over the next second (0 when it cannot be measured). */
-async function brokerLoad() {
-  const b0 = brokerCpu();
-  await sleep(1000);
-  return b0 === undefined ? 0 : (brokerCpu() - b0) / 1000;
-}
-
-/**
- * Wait until the broker has finished the work the previous operation left it (after an apply it
- * goes on for tens of seconds: statistics of every new queue, mirroring), so that no timed
- * operation pays for the one before it. Idle is as between contenders (IDLE_CORES); a broker
- * whose rest is busier than that (the statistics of 50,000 queues) counts as idle once its load
- * has stopped falling. Returns how long that took and the load over its last second.
- */
-async function quiet() {
-  if (BROKER === undefined) return {};
-  const t0 = performance.now();
-  let prev;
-  for (;;) {
-    const busy = await brokerLoad();
-    const waited = performance.now() - t0;
-    const steady = prev !== undefined && busy >= prev - 0.05 && waited >= 5000;
-    if (busy < IDLE_CORES || steady || waited > 120_000) return { quietMs: Math.round(waited), brokerBusy: Number(busy.toFixed(2)) };
-    prev = busy;
-  }
-}
-
-/**
- * Run an operation on an idle broker (see quiet), adding the broker's CPU time over it (and its
- * wall time, if it has none).
- */
-async function measured(fn) {
-  const before = await quiet();
-  const b0 = brokerCpu();
-  const t0 = performance.now();
-  const r = await fn();
-  const wallMs = performance.now() - t0;
-  const b1 = brokerCpu();
-  return { wallMs, ...r, brokerCpuMs: b0 === undefined ? undefined : b1 - b0, ...before };
-}
 
 async function objectTotals() {
   const o = await api("GET", "/api/overview?columns=object_totals");
@@ -499,9 +403,16 @@ async function startup() {
   };
 }
 
+/** The newest results of bench/commands.mjs, if any: their section goes on the page too. */
+function newestCommands() {
+  const dir = join(ROOT, "bench/results");
+  const newest = readdirSync(dir).filter((f) => /^commands-.*\.json$/.test(f)).sort().pop();
+  return newest ? `\n${commandsReport(JSON.parse(readFileSync(join(dir, newest), "utf8")))}` : "";
+}
+
 function writeReport(results) {
   const notes = existsSync(join(ROOT, "bench/notes.md")) ? `\n${readFileSync(join(ROOT, "bench/notes.md"), "utf8").replace(/^<!--.*-->\n/, "")}` : "";
-  const md = report(results) + notes;
+  const md = report(results) + newestCommands() + notes;
   writeFileSync(join(ROOT, "BENCHMARKS.md"), md);
   return md;
 }
