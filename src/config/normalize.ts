@@ -548,9 +548,9 @@ function addUsers(
   for (const c of clusters) {
     const names: string[] = [];
     const rs: Resource[] = [];
-    const rightsOf = rightsFor(c, prefix);
+    let rightsOf: ReturnType<typeof rightsFor> | undefined;
     for (const g of grants) {
-      const r = rightsOf(g);
+      const r = (rightsOf ??= rightsFor(c, prefix))(g);
       if (!r) continue;
       names.push(g.user);
       const tags = [...new Set([marker, ...(users[g.user]?.tags ?? [])])].sort();
