@@ -21,7 +21,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AMQP, api, log, measured, MGMT } from "./broker.mjs";
-import { commandsReport } from "./report.mjs";
+import { commandsReport, median } from "./report.mjs";
 import { serviceNames } from "./services.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -122,11 +122,6 @@ function commitOf(dir) {
     return undefined;
   }
 }
-
-const median = (xs) => {
-  const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : undefined;
-};
 
 async function measureSize(n) {
   const vhosts = { sync: `bench-cmd-${RUN_ID}-${n}-sync`, async: `bench-cmd-${RUN_ID}-${n}-async` };

@@ -325,7 +325,9 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         const r = a.before;
         if (r.kind !== kind) continue;
         const user = r.kind === "user" ? r.name : (r as { user: string }).user;
-        byUser.set(user, [...(byUser.get(user) ?? []), a]);
+        const list = byUser.get(user);
+        if (list) list.push(a);
+        else byUser.set(user, [a]);
       }
       await runLimited([...byUser], HTTP_WRITES_AT_ONCE, async ([user, actions]) => {
         if (kind === "topic-permission") await revoke(`/api/topic-permissions/${v}/${encodeURIComponent(user)}`, user);

@@ -544,7 +544,7 @@ function addUsers(
   }
   const creds = credentials(sources);
   const brokerOf = (c: DesiredCluster) => usersBrokerOf(c.target);
-  const wanted = new Map<DesiredCluster, string[]>();
+  const wanted = new Map<DesiredCluster, Set<string>>();
   for (const c of clusters) {
     const names: string[] = [];
     const rs: Resource[] = [];
@@ -558,10 +558,9 @@ function addUsers(
       rs.push({ kind: "permission", user: g.user, configure: r.configure, write: r.write, read: r.read });
       for (const t of r.topics) rs.push({ kind: "topic-permission", user: g.user, exchange: t.exchange, write: t.write, read: t.read });
     }
-    wanted.set(c, names);
+    wanted.set(c, new Set(names));
     c.resources = sortResources([...c.resources, ...rs]);
   }
-  const wantedSet = new Map([...wanted].map(([c, names]) => [c, new Set(names)]));
   for (const g of grants) {
     // A cluster whose url or management was refused (reported at its place) may be the one that
     // holds the user's services, and a queue left out for a problem of its own may be the one
@@ -569,14 +568,14 @@ function addUsers(
     if (unresolved.clusters) break;
     const named = g.publishes === "all" ? [...unresolved.services] : [...g.consumes, ...g.publishes];
     if (named.some((svc) => unresolved.services.has(svc))) continue;
-    if (!clusters.some((c) => wantedSet.get(c)?.has(g.user))) {
+    if (!clusters.some((c) => wanted.get(c)?.has(g.user))) {
       problems.push({ path: ["users", g.user], atKey: true, message: `user ${g.user} gets rights on no cluster: none of the services it consumes or publishes to has a queue` });
     }
   }
   clusters.forEach((c) => {
     const group = clusters.filter((o) => brokerOf(o) === brokerOf(c));
     c.users = {
-      onBroker: [...new Set(group.flatMap((o) => wanted.get(o) ?? []))].sort(),
+      onBroker: [...new Set(group.flatMap((o) => [...(wanted.get(o) ?? [])]))].sort(),
       vhosts: group.map((o) => o.target.amqp.vhost),
       deletes: group[0] === c,
       adopt,
