@@ -2,7 +2,7 @@
 
 import { allOf, BrokerError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
-import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster } from "../model.js";
+import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type Policy } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
@@ -17,6 +17,7 @@ import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { alarmProblem, movedMessages } from "../plan/alarms.js";
 import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { mirroring } from "../plan/mirroring.js";
+import { deadLettering } from "../plan/dead-lettering.js";
 import { policyLimits } from "../plan/policy-limits.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
@@ -204,11 +205,22 @@ export async function readBackPlan(
  * topo's (a user's policy, an operator policy, a node that is down): queues that are not mirrored
  * as the file says, or that a policy limits where the file does not.
  */
-function unrepairable(c: DesiredCluster, actual: ActualCluster, prefix: string): { degraded: string[]; warnings: string[]; notCompared: string[] } {
+function unrepairable(
+  c: DesiredCluster,
+  actual: ActualCluster,
+  prefix: string,
+  placeOf: (path: FilePath) => string = displayPath,
+): { degraded: string[]; warnings: string[]; notCompared: string[] } {
   const owner = Ownership.of(prefix, actual.resources);
+  const owns = (p: Policy) => owner.owns(p);
   const mirrors = mirroring(c, actual);
-  const limits = policyLimits(c, actual, (p) => owner.owns(p));
-  return { degraded: [...mirrors.degraded, ...limits.degraded], warnings: [...mirrors.warnings, ...limits.warnings], notCompared: mirrors.notCompared };
+  const limits = policyLimits(c, actual, owns);
+  const dead = deadLettering(c, actual, owns, placeOf);
+  return {
+    degraded: [...mirrors.degraded, ...limits.degraded, ...dead.degraded],
+    warnings: [...mirrors.warnings, ...limits.warnings, ...dead.warnings],
+    notCompared: mirrors.notCompared,
+  };
 }
 
 /** Read one cluster and diff it against the file. */
@@ -346,7 +358,7 @@ export async function readAndPlan(
     if (alarm && live) throw new BrokerError(c.target.name, `${alarm.cause}; topo refuses before anything is written; nothing was changed`, { hints: alarm.hints, code: "broker_refused" });
     if (alarm) plan.warnings.push(`${alarm.cause}; apply refuses it until the alarm has cleared`);
   }
-  const drift = unrepairable(c, actual, prefix);
+  const drift = unrepairable(c, actual, prefix, placeOf);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];

@@ -1,6 +1,7 @@
 // Issue #11, against the real broker: plan, route and import say the same thing about the same
 // broker, and the files people really write (merge keys, typed ${VAR}) load and apply.
 
+import { readFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, getQueue, messageCount, publish, runCli, uniqueName, vh, withChannel, writeFile, writeTopology, testVhosts } from "../helpers/broker.js";
@@ -354,5 +355,70 @@ services:
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/topology\.yaml:4:1: a second YAML document starts here \("---"\); topo reads one YAML document per file/);
     expect(r.stderr).not.toMatch(/parseAllDocuments/);
+  });
+});
+
+describe("how RabbitMQ dead-letters the file's quorum queues", () => {
+  // RabbitMQ accepts x-dead-letter-strategy: at-least-once with anything, and only logs that it
+  // falls back to at-most-once without overflow reject-publish, or does no dead-lettering at all
+  // without a dead-letter exchange; a policy's overflow wins over the queue's own. Plan said "No
+  // changes." for queues that drop the messages the file says are dead-lettered at least once.
+  it("plan warns at the argument of a strategy the broker does not honour, calls a policy's overflow degraded, and the broker does drop what the file says it keeps", async () => {
+    const quorum = (args: Record<string, unknown>) => ({ sync: false, async: { type: "quorum", arguments: args } });
+    const dlx = { "x-dead-letter-exchange": "amq.fanout", "x-dead-letter-strategy": "at-least-once" };
+    const { file, async } = fresh([
+      { name: "mpdrop", ...quorum(dlx) },
+      { name: "mpkeep", ...quorum({ ...dlx, "x-overflow": "reject-publish" }) },
+      { name: "mppol", ...quorum({ ...dlx, "x-overflow": "reject-publish" }) },
+      { name: "mpoff", ...quorum({ "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }) },
+    ]);
+    const first = await runCli(["plan", "-f", file]);
+    expect(first.code, first.stderr).toBe(0);
+    const at = (service: string) => {
+      const lines = readFileSync(file, "utf8").split("\n");
+      const from = lines.findIndex((l) => l.includes(`"${service}"`));
+      const line = lines.findIndex((l, i) => i > from && l.includes('"x-dead-letter-strategy"'));
+      return `${file}:${line + 1}:${(lines[line] as string).indexOf('"') + 1}`;
+    };
+    expect(first.stdout).toContain(
+      `! warning: ${at("mpdrop")}: x-dead-letter-strategy: "at-least-once" (queue mpdrop.async): the file gives no x-overflow, and quorum queues default to drop-head, so the queue dead-letters at most once:`,
+    );
+    expect(first.stdout).toContain(`! warning: ${at("mpoff")}: x-dead-letter-strategy: "at-least-once" (queue mpoff.async): the file gives no x-dead-letter-exchange, so the queue does not dead-letter at all:`);
+    expect(first.stdout).not.toMatch(/mpkeep\.async\)|mppol\.async\)/);
+
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/policies/${vh(async)}/ops`, { pattern: "^mppol\\.async$", definition: { overflow: "drop-head" }, "apply-to": "queues", priority: 0 });
+    expect(put.status).toBeLessThan(300);
+    for (let i = 0; i < 100 && (await getQueue(async, "mppol.async"))?.policy !== "ops"; i++) await new Promise((r) => setTimeout(r, 100));
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(
+      `! degraded: ${at("mppol")}: x-dead-letter-strategy: "at-least-once" (queue mppol.async): policy "ops" sets overflow "drop-head", which RabbitMQ applies over the queue's own x-overflow, so the queue dead-letters at most once:`,
+    );
+    expect(plan.stdout).toMatch(/fix: change policy "ops" \(rabbitmqctl list_policies -p /);
+    expect(plan.stdout).toMatch(/^No changes\. 1 degraded/m);
+
+    // What the broker does: five messages rejected from each, with nothing bound to amq.fanout.
+    for (const s of ["mpdrop", "mpkeep", "mppol"]) await publish(async, s, `${s}.async.x`, ["1", "2", "3", "4", "5"]);
+    await withChannel(async, async (ch) => {
+      for (const s of ["mpdrop", "mpkeep", "mppol"]) {
+        for (let i = 0; i < 5; i++) {
+          const m = await ch.get(`${s}.async`, { noAck: false });
+          expect(m).not.toBe(false);
+          if (m) ch.nack(m, false, false);
+        }
+      }
+      await ch.checkQueue("mpkeep.async");
+    });
+    // The management API lags by up to 5 s: the kept queue shows its five first.
+    let kept: any;
+    for (let i = 0; i < 150 && (kept = await getQueue(async, "mpkeep.async"))?.messages_dlx !== 5; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(kept.messages_dlx).toBe(5);
+    for (const s of ["mpdrop", "mppol"]) {
+      const q = await getQueue(async, `${s}.async`);
+      expect([s, q.messages, q.messages_dlx]).toEqual([s, 0, 0]);
+    }
   });
 });

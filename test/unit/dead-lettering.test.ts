@@ -1,0 +1,85 @@
+// A quorum queue's x-dead-letter-strategy is accepted whatever goes with it; RabbitMQ then
+// dead-letters at most once without overflow reject-publish, and not at all without a dead-letter
+// exchange. plan says so at the argument's place, or names the policy that decides.
+
+import { describe, expect, it } from "vitest";
+import { deadLettering } from "../../src/plan/dead-lettering.js";
+import { Ownership } from "../../src/core/naming.js";
+import { displayPath } from "../../src/config/places.js";
+import type { Args, Policy } from "../../src/model.js";
+import type { RawQueueSettings, RawService } from "../../src/config/normalize.js";
+import { actual, desiredOf, policy, raw } from "../helpers/builders.js";
+
+const owner = new Ownership("mp");
+const owns = (p: Policy) => owner.owns(p);
+const quorum = (args: Args): RawQueueSettings => ({ type: "quorum", arguments: args });
+const desired = (args: Args, services: (string | RawService)[] = ["mplogin", "mpwallet"]) => desiredOf(raw({ defaults: { async: quorum(args) }, services }), "async");
+/** The file's queues as they exist on the broker, with these policies. */
+const run = (args: Args, policies: Policy[] = [], facts = {}) => {
+  const d = desired(args);
+  return deadLettering(d, actual([...d.resources, ...policies], { queueFacts: facts }), owns, displayPath);
+};
+const foreign = (o: Partial<Policy>) => policy({ name: "ops", pattern: "^mp", definition: {}, ...o });
+const DLX = { "x-dead-letter-exchange": "dead" };
+
+describe("how RabbitMQ dead-letters the file's quorum queues", () => {
+  it("at-least-once without x-overflow: a warning at the argument's place, with both fixes", () => {
+    const r = run({ ...DLX, "x-dead-letter-strategy": "at-least-once" });
+    expect(r.degraded).toEqual([]);
+    expect(r.warnings).toEqual([
+      'defaults.async.arguments.x-dead-letter-strategy: x-dead-letter-strategy: "at-least-once" (queues mplogin.async, mpwallet.async): the file gives no x-overflow, and quorum queues default to drop-head, so they dead-letter at most once: a message dead-lettered while its target cannot take it (no queue bound, or one over its own limit) is dropped, not kept until it can; fix: add x-overflow: reject-publish beside it (a full queue then refuses publishes instead of dropping its oldest message; apply --allow-destructive then replaces the queues that exist, keeping their messages), or write x-dead-letter-strategy: at-most-once so that the file says what the broker does',
+    ]);
+    // Queues apply will create: nothing to replace.
+    const d = desired({ ...DLX, "x-dead-letter-strategy": "at-least-once" });
+    expect(deadLettering(d, actual([]), owns, displayPath).warnings).toEqual([
+      expect.stringMatching(/fix: add x-overflow: reject-publish beside it \(a full queue then refuses publishes instead of dropping its oldest message\), or write/),
+    ]);
+  });
+
+  it("at-least-once with x-overflow drop-head said so; with reject-publish nothing is said", () => {
+    expect(run({ ...DLX, "x-dead-letter-strategy": "at-least-once", "x-overflow": "drop-head" }).warnings).toEqual([
+      expect.stringContaining('(queues mplogin.async, mpwallet.async): the file gives x-overflow: "drop-head", so they dead-letter at most once'),
+    ]);
+    expect(run({ ...DLX, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" })).toEqual({ degraded: [], warnings: [] });
+    expect(run({ ...DLX, "x-dead-letter-strategy": "at-most-once" })).toEqual({ degraded: [], warnings: [] });
+    expect(run(DLX)).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("a strategy without a dead-letter exchange, either strategy: the queue does not dead-letter at all", () => {
+    for (const strategy of ["at-least-once", "at-most-once"]) {
+      const r = run({ "x-dead-letter-strategy": strategy, "x-overflow": "reject-publish" });
+      expect(r.warnings).toEqual([
+        expect.stringMatching(/: the file gives no x-dead-letter-exchange, so they do not dead-letter at all: .*; fix: add x-dead-letter-exchange beside it \(\"\" is the default exchange\), or drop x-dead-letter-strategy/),
+      ]);
+    }
+    // A policy's dead-letter exchange counts: the queue has none of its own.
+    expect(run({ "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }, [foreign({ definition: { "dead-letter-exchange": "dead" } })])).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("a foreign policy's overflow or strategy wins over the file's arguments: degraded, naming the policy", () => {
+    const args = { ...DLX, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const r = run(args, [foreign({ definition: { overflow: "drop-head" } })]);
+    expect(r.warnings).toEqual([]);
+    expect(r.degraded).toEqual([
+      expect.stringMatching(/^defaults\.async\.arguments\.x-dead-letter-strategy: .*: policy "ops" sets overflow "drop-head", which RabbitMQ applies over the queue's own x-overflow, so they dead-letter at most once: .*; fix: change policy "ops" \(rabbitmqctl list_policies -p a\), or write x-dead-letter-strategy: at-most-once/),
+    ]);
+    expect(run(args, [foreign({ definition: { "dead-letter-strategy": "at-most-once" } })]).degraded).toEqual([expect.stringContaining('policy "ops" sets dead-letter-strategy "at-most-once"')]);
+    // A policy's overflow reject-publish makes the file's at-least-once hold.
+    expect(run({ ...DLX, "x-dead-letter-strategy": "at-least-once" }, [foreign({ definition: { overflow: "reject-publish" } })])).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("a tie of policies is a warning that says topo cannot tell; the broker's word settles it", () => {
+    const args = { ...DLX, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const bad = foreign({ name: "bad", definition: { overflow: "drop-head" } });
+    const good = foreign({ name: "good", definition: { "max-length": 5 } });
+    const tie = run(args, [bad, good]);
+    expect(tie.degraded).toEqual([]);
+    expect(tie.warnings).toEqual([expect.stringMatching(/: if it applies, policy "bad" sets overflow .*; RabbitMQ applies one of policies "bad", "good" .*so topo cannot tell whether it does; fix: change policy "bad"/)]);
+    expect(run(args, [bad, good], { "mplogin.async": { policy: "good" }, "mpwallet.async": { policy: "good" } })).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("classic queues and queues without a strategy are not asked about", () => {
+    const d = desiredOf(raw({ defaults: { async: { arguments: DLX } }, services: ["mplogin"] }), "async");
+    expect(deadLettering(d, actual(d.resources), owns, displayPath)).toEqual({ degraded: [], warnings: [] });
+  });
+});
