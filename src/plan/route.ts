@@ -99,6 +99,11 @@ const BROKER_EXCHANGES: Record<string, string> = {
   "amq.rabbitmq.trace": "topic",
 };
 
+/** Is this one of the exchanges RabbitMQ makes in every vhost (which the reader leaves out)? */
+export function brokerMakes(exchange: string): boolean {
+  return exchange === "" || Object.hasOwn(BROKER_EXCHANGES, exchange);
+}
+
 /** What a message published to one exchange with one routing key reaches, as the broker routes it. */
 export interface Delivery {
   /** The queues it lands in, sorted. */

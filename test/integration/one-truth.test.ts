@@ -358,7 +358,7 @@ services:
   });
 });
 
-describe("how RabbitMQ dead-letters the file's quorum queues", () => {
+describe("where and how RabbitMQ dead-letters the file's queues", () => {
   // RabbitMQ accepts x-dead-letter-strategy: at-least-once with anything, and only logs that it
   // falls back to at-most-once without overflow reject-publish, or does no dead-lettering at all
   // without a dead-letter exchange; a policy's overflow wins over the queue's own. Plan said "No
@@ -420,5 +420,26 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
       const q = await getQueue(async, `${s}.async`);
       expect([s, q.messages, q.messages_dlx]).toEqual([s, 0, 0]);
     }
+  });
+
+  it("plan warns where the file's dead letters go to an exchange or queue that does not exist, until it does", async () => {
+    const { file, async } = fresh([
+      { name: "mplost", sync: false, async: { arguments: { "x-dead-letter-exchange": "mplost_dead" } } },
+      { name: "mpgone", sync: false, async: { arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpgone.parked" } } },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(
+      new RegExp(`! warning: ${file.replace(/[.*+?^$()|[\]\\]/g, "\\$&")}:\\d+:\\d+: x-dead-letter-exchange: "mplost_dead" \\(queue mplost\\.async\\): it dead-letters to exchange "mplost_dead", which neither vhost "${async}" nor the file has, so RabbitMQ drops every message it dead-letters, without a word`),
+    );
+    expect(plan.stdout).toMatch(/x-dead-letter-routing-key: "mpgone\.parked" \(queue mpgone\.async\): it dead-letters through the default exchange to queue "mpgone\.parked"/);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("mplost_dead", "fanout", { durable: true });
+      await ch.assertQueue("mpgone.parked", { durable: true });
+    });
+    const clean = await runCli(["plan", "-f", file]);
+    expect(clean.stdout).not.toMatch(/dead-letters/);
+    expect(clean.stdout).toMatch(/No changes\.$/m);
   });
 });

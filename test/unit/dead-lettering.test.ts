@@ -20,7 +20,7 @@ const run = (args: Args, policies: Policy[] = [], facts = {}) => {
   return deadLettering(d, actual([...d.resources, ...policies], { queueFacts: facts }), owns, displayPath);
 };
 const foreign = (o: Partial<Policy>) => policy({ name: "ops", pattern: "^mp", definition: {}, ...o });
-const DLX = { "x-dead-letter-exchange": "dead" };
+const DLX = { "x-dead-letter-exchange": "amq.fanout" };
 
 describe("how RabbitMQ dead-letters the file's quorum queues", () => {
   it("at-least-once without x-overflow: a warning at the argument's place, with both fixes", () => {
@@ -53,7 +53,7 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
       ]);
     }
     // A policy's dead-letter exchange counts: the queue has none of its own.
-    expect(run({ "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }, [foreign({ definition: { "dead-letter-exchange": "dead" } })])).toEqual({ degraded: [], warnings: [] });
+    expect(run({ "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }, [foreign({ definition: { "dead-letter-exchange": "amq.fanout" } })])).toEqual({ degraded: [], warnings: [] });
   });
 
   it("a foreign policy's overflow or strategy wins over the file's arguments: degraded, naming the policy", () => {
@@ -81,5 +81,24 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
   it("classic queues and queues without a strategy are not asked about", () => {
     const d = desiredOf(raw({ defaults: { async: { arguments: DLX } }, services: ["mplogin"] }), "async");
     expect(deadLettering(d, actual(d.resources), owns, displayPath)).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("dead letters sent to an exchange, or through the default exchange to a queue, that neither the vhost nor the file has: a warning at the argument", () => {
+    const d = desiredOf(
+      raw({
+        defaults: { async: { arguments: { "x-dead-letter-exchange": "dead" } } },
+        services: ["mplogin", "mpwallet", { name: "mppay", async: { arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mppay.parked" } } }, { name: "mpok", async: { arguments: { "x-dead-letter-exchange": "mplogin" } } }],
+      }),
+      "async",
+    );
+    const r = deadLettering(d, actual([]), owns, displayPath);
+    expect(r.degraded).toEqual([]);
+    expect(r.warnings).toEqual([
+      'defaults.async.arguments.x-dead-letter-exchange: x-dead-letter-exchange: "dead" (queues mplogin.async, mpwallet.async): they dead-letter to exchange "dead", which neither vhost "a" nor the file has, so RabbitMQ drops every message they dead-letter, without a word; fix: create it before anything is dead-lettered (rabbitmqadmin -V a declare exchange name=dead type=fanout), or point x-dead-letter-exchange at one that exists',
+      'services[2].async.arguments.x-dead-letter-routing-key: x-dead-letter-routing-key: "mppay.parked" (queue mppay.async): it dead-letters through the default exchange to queue "mppay.parked", which neither vhost "a" nor the file has, so RabbitMQ drops every message it dead-letters, without a word; fix: add the service whose queue that is, or point x-dead-letter-routing-key at a queue that exists',
+    ]);
+    // What the vhost has counts, whoever made it; so do the exchanges RabbitMQ makes in every vhost.
+    const there = actual([{ kind: "exchange", name: "dead", type: "fanout", durable: true, autoDelete: false, internal: false, arguments: {} }, { kind: "queue", name: "mppay.parked", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} }]);
+    expect(deadLettering(d, there, owns, displayPath)).toEqual({ degraded: [], warnings: [] });
   });
 });
