@@ -94,19 +94,23 @@ function fixOf(mode: Mode, o: Outcome, vhost: string, existing: boolean): string
 }
 
 /**
- * The file's quorum queues whose x-dead-letter-strategy at-least-once the broker does not honour,
- * or whose strategy it ignores for want of a dead-letter exchange. `owns`: the policies that are
- * topo's (the file's are taken as it wants them); `placeOf`: FILE:LINE:COL of a key of the file.
+ * The file's queues whose dead letters go nowhere (below), and its quorum queues whose
+ * x-dead-letter-strategy at-least-once the broker does not honour, or whose strategy it ignores
+ * for want of a dead-letter exchange. `owns`: the policies that are topo's (the file's are taken
+ * as it wants them); `placeOf`: FILE:LINE:COL of a key of the file.
  */
 export function deadLettering(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean, placeOf: (path: FilePath) => string): DeadLetterReport {
+  const out: DeadLetterReport = { degraded: [], warnings: nowhere(desired, actual, placeOf) };
+  // Most files set no strategy: the vhost's policies and queues are then not looked at.
+  const asking = desired.queues.filter((s) => s.queue.type === "quorum" && str(s.queue.arguments[STRATEGY]) !== undefined);
+  if (!asking.length) return out;
   const policies = policiesOnceApplied(desired, actual, owns);
   const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   const found = new Map<string, { sure: boolean; place: string; setting: string; outcome: Outcome; also: string; existing: boolean; queues: string[] }>();
   const vhost = desired.target.amqp.vhost;
-  for (const spec of desired.queues) {
+  for (const spec of asking) {
     const { queue } = spec;
-    const asked = str(queue.arguments[STRATEGY]);
-    if (queue.type !== "quorum" || asked === undefined) continue;
+    const asked = str(queue.arguments[STRATEGY]) as string;
     // The broker names the policy it applies to an existing queue: its word settles a pattern
     // topo cannot read or a tie of priorities (as plan/policy-limits.ts).
     const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
@@ -127,7 +131,6 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
     entry.existing ||= exists.has(queue.name);
     found.set(key, entry);
   }
-  const out: DeadLetterReport = { degraded: [], warnings: nowhere(desired, actual, placeOf) };
   for (const f of found.values()) {
     const n = f.queues.length;
     const which = `${n === 1 ? "queue" : "queues"} ${names(f.queues)}`;
@@ -154,6 +157,8 @@ function placeIn(spec: QueueSpec, placeOf: (path: FilePath) => string, argument 
  * nothing of it). An exchange or queue apply deletes is plan/diff.ts's (routesIntoDeleted).
  */
 function nowhere(desired: DesiredCluster, actual: ActualCluster, placeOf: (path: FilePath) => string): string[] {
+  const sending = desired.queues.filter((s) => str(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+  if (!sending.length) return [];
   const exchanges = new Set<string>();
   const queues = new Set<string>();
   for (const r of [...desired.resources, ...actual.resources]) {
@@ -162,7 +167,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, placeOf: (path:
   }
   const vhost = desired.target.amqp.vhost;
   const found = new Map<string, { place: string; setting: string; where: string; fix: string; queues: string[] }>();
-  for (const spec of desired.queues) {
+  for (const spec of sending) {
     const args = spec.queue.arguments;
     const exchange = str(args["x-dead-letter-exchange"]);
     const key = str(args["x-dead-letter-routing-key"]);
