@@ -133,6 +133,9 @@ interface Finding {
 export function policyLimits(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): PolicyLimitReport {
   const policies = policiesOnceApplied(desired, actual, owns);
   const operatorPolicies = actual.operatorPolicies ?? [];
+  // No policy sets a limit (topo's own mirroring policy sets none): nothing to look at per queue.
+  // Only a policy that sets one can add a finding; the others still decide which policy applies.
+  if (![...policies, ...operatorPolicies].some((p) => RULES.some((r) => r.key in p.definition))) return { degraded: [], warnings: [] };
   const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   const found = new Map<string, Finding>();
   for (const { queue } of desired.queues) {
