@@ -372,7 +372,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 
     // An apply whose re-plan is not empty has failed; one that cannot re-plan has not confirmed
     // its changes, and says so rather than leave them counted as if that were all.
-    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current).catch((e: unknown) => {
+    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current, opts.file).catch((e: unknown) => {
       if (!(e instanceof TopoError)) throw e;
       counted.add(c.target.name);
       throw new ApplyError(

@@ -189,12 +189,13 @@ export async function readBackPlan(
   prefix: string,
   before: ActualCluster,
   executed: ClusterPlan,
+  file?: string,
 ): Promise<{ plan: ClusterPlan; requests?: number }> {
   const scope = readBackScope(executed, before);
-  if (!scope) return { plan: (await readAndPlan(c, client, prefix)).plan };
+  if (!scope) return { plan: (await readAndPlan(c, client, prefix, { file })).plan };
   const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
   const plan = diffCluster(c, after, prefix);
-  const drift = unrepairable(c, after, prefix);
+  const drift = unrepairable(c, after, prefix, placesIn(file === undefined ? undefined : placeFinder(file)));
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, requests: readBackGets(scope) };
@@ -209,7 +210,7 @@ function unrepairable(
   c: DesiredCluster,
   actual: ActualCluster,
   prefix: string,
-  placeOf: (path: FilePath) => string = displayPath,
+  placeOf: (path: FilePath) => string,
 ): { degraded: string[]; warnings: string[]; notCompared: string[] } {
   const owner = Ownership.of(prefix, actual.resources);
   const owns = (p: Policy) => owner.owns(p);
@@ -220,6 +221,14 @@ function unrepairable(
     degraded: [...mirrors.degraded, ...limits.degraded, ...dead.degraded],
     warnings: [...mirrors.warnings, ...limits.warnings, ...dead.warnings],
     notCompared: mirrors.notCompared,
+  };
+}
+
+/** FILE:LINE:COL of a key of the file, where there is one to look in; else the key's path. */
+function placesIn(find: ReturnType<typeof placeFinder> | undefined): (path: FilePath) => string {
+  return (path) => {
+    const at = find?.(path);
+    return at ? `${at.file}:${at.line}:${at.col}` : displayPath(path);
   };
 }
 
@@ -237,10 +246,7 @@ export async function readAndPlan(
   const refusals: BrokerError[] = [];
   // Where a key of the file is, for what only the broker reveals: the file is parsed once, on the first question.
   const find = file === undefined ? undefined : placeFinder(file);
-  const placeOf = (path: (string | number)[]) => {
-    const at = find?.(path);
-    return at ? `${at.file}:${at.line}:${at.col}` : displayPath(path);
-  };
+  const placeOf = placesIn(find);
   const conflicts = userConflicts(c, actual, prefix);
   if (conflicts.length) {
     // Each at the user's key in the file (users.NAME), which adopt: true goes under.

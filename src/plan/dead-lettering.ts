@@ -80,7 +80,7 @@ function outcome(args: Readonly<Record<string, unknown>>, p: Policy | undefined)
 function does(mode: Mode, n: number): string {
   const one = n === 1;
   return mode === "off"
-    ? `${one ? "the queue does" : "they do"} not dead-letter at all: RabbitMQ ignores x-dead-letter-strategy without a dead-letter exchange, and drops a message the queue rejects, expires, pushes out by a length limit or takes back more often than x-delivery-limit allows`
+    ? `${one ? "the queue does" : "they do"} not dead-letter at all: RabbitMQ ignores x-dead-letter-strategy without a dead-letter exchange, and drops what it would dead-letter: a message a consumer rejects, one that expires or that a length limit pushes out, and one returned more often than x-delivery-limit allows`
     : `${one ? "the queue dead-letters" : "they dead-letter"} at most once: a message dead-lettered while its target cannot take it (no queue bound, or one over its own limit) is dropped, not kept until it can`;
 }
 

@@ -399,6 +399,12 @@ describe("where and how RabbitMQ dead-letters the file's queues", () => {
     );
     expect(plan.stdout).toMatch(/fix: change policy "ops" \(rabbitmqctl list_policies -p /);
     expect(plan.stdout).toMatch(/^No changes\. 1 degraded/m);
+    // Apply's read back says it too, at the same place.
+    await api("DELETE", `/api/bindings/${vh(async)}/e/mppol/q/mppol.async/mppol.async.%23`);
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(`${applied.stdout}${applied.stderr}`).toContain(`cluster async: warning: degraded: ${at("mppol")}: x-dead-letter-strategy: "at-least-once" (queue mppol.async): policy "ops" sets overflow`);
+    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 1 degraded/);
 
     // What the broker does: five messages rejected from each, with nothing bound to amq.fanout.
     for (const s of ["mpdrop", "mpkeep", "mppol"]) await publish(async, s, `${s}.async.x`, ["1", "2", "3", "4", "5"]);
