@@ -14,7 +14,7 @@ import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
-import { unackedOf } from "./read.js";
+import { statsNow, unackedSince } from "./read.js";
 import { vh } from "./http.js";
 import { plural, shellWord } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
@@ -241,7 +241,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           old: a.before.kind === "queue" && a.before.name === (a.after as Queue).name ? a.before : undefined,
           hold: a.resume?.hold,
           limits: a.limits,
-          unackedOf: (queue, live) => unackedOf(http, target, queue, live),
+          unacked: { before: (queue) => statsNow(http, target, queue), since: (queue, live, before) => unackedSince(http, target, queue, live, before) },
         },
         ctx.log,
       );

@@ -302,10 +302,55 @@ export async function readLiveCounts(
   }
 }
 
-/** `attempt` again, a poll interval apart, until it says the statistics caught up or FRESH_STATS_MS have passed. */
-async function untilFresh(attempt: (again: boolean) => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + FRESH_STATS_MS;
+/** `attempt` again, a poll interval apart, until it says the statistics caught up or `ms` have passed. */
+async function untilFresh(attempt: (again: boolean) => Promise<boolean>, ms = FRESH_STATS_MS): Promise<void> {
+  const deadline = Date.now() + ms;
   for (let again = false; !(await attempt(again)) && Date.now() < deadline; again = true) await sleep(FRESH_STATS_POLL_MS);
+}
+
+/** A queue's statistics as they are now: what unackedSince tells later ones from. */
+export async function statsNow(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueFacts | undefined> {
+  return queueStats(client, target, name);
+}
+
+/**
+ * How long a replace waits, after moving a queue's messages out, for statistics that show the
+ * queue as the move left it: the default statistics interval (5 s) three times, and a margin.
+ */
+const SINCE_STATS_MS = 20_000;
+
+/**
+ * What a queue holds fetched and not acknowledged after topo changed it (a replace moved its ready
+ * messages out, and nothing new is routed to it), by statistics emitted since `before`, read just
+ * before the change. Statistics that look caught up are not enough: under load a queue's last
+ * statistics can predate the messages it got (measured on 3.10.8, CI running: 5.5 s after a
+ * client fetched 4 of 10 messages and the other 6 were moved, the statistics still said 0 ready
+ * and 0 unacknowledged, as when the queue was declared, and a replace deleted the 4 with the
+ * queue). So only statistics that differ from `before` and count the ready messages the queue has
+ * now are taken (or that come after some that differ); their count of unacknowledged messages is
+ * read again until it is 0 or the bound
+ * passes (a consumer's exit shows in the statistics before the return of its messages). `fresh`
+ * is false when no such statistics came within the bound: then nobody can say what the queue
+ * holds, and the caller must not delete it.
+ */
+export async function unackedSince(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount, before: QueueFacts | undefined): Promise<{ unacked?: number; fresh: boolean }> {
+  let unacked: number | undefined;
+  let fresh = false;
+  // Statistics that differ from `before` were emitted after it, and so are all that come later,
+  // even where they say what `before` said (stale statistics of an empty queue, a big move seen
+  // half-way, then the queue empty again).
+  let since = false;
+  const same = (a: QueueFacts) => before !== undefined && a.messages === before.messages && a.ready === before.ready && a.unacked === before.unacked;
+  await untilFresh(async () => {
+    const facts = await queueStats(client, target, name);
+    if (facts === undefined) return false;
+    since ||= !same(facts);
+    if (!since || facts.ready !== live.messageCount || (facts.consumers ?? 0) !== live.consumerCount) return false;
+    fresh = true;
+    unacked = facts.unacked ?? 0;
+    return unacked === 0;
+  }, SINCE_STATS_MS);
+  return { unacked, fresh };
 }
 
 /** Live counts into the facts; returns the queues whose statistics are behind them. */

@@ -36,7 +36,7 @@
 import { createHash } from "node:crypto";
 import type { Channel, ConfirmChannel, GetMessage } from "amqplib";
 import { BrokerError } from "../errors.js";
-import type { Binding, Queue, QueueLimits } from "../model.js";
+import type { Binding, Queue, QueueFacts, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
 import { holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
@@ -61,10 +61,14 @@ export interface LosslessReplace {
   /** What the new queue, the holding queue and the old queue enforce (plan/risk.ts). */
   limits?: { queue: QueueLimits; hold: QueueLimits; old?: QueueLimits };
   /**
-   * What a queue holds fetched and not acknowledged, by statistics that caught up with its live
-   * count (broker/read.ts unackedOf); undefined when the broker has no statistics for it.
+   * What the old queue holds fetched and not acknowledged once its messages are moved out: its
+   * statistics read before the move (`before`), and then those emitted since (broker/read.ts
+   * statsNow and unackedSince). Without it, nothing is counted.
    */
-  unackedOf?: (queue: string, live: { messageCount: number; consumerCount: number }) => Promise<number | undefined>;
+  unacked?: {
+    before: (queue: string) => Promise<QueueFacts | undefined>;
+    since: (queue: string, live: { messageCount: number; consumerCount: number }, before: QueueFacts | undefined) => Promise<{ unacked?: number; fresh: boolean }>;
+  };
 }
 
 export interface ReplaceOutcome {
@@ -84,8 +88,6 @@ const BATCH = 256;
 const SETTLE_MS = 100;
 /** The most settled() waits for a queue's count to stop growing. */
 const SETTLE_MAX_MS = 3_000;
-/** RabbitMQ's default collect_statistics_interval (5 s), and a margin for the statistics to arrive. */
-const STATS_INTERVAL_MS = 5_500;
 
 export async function replaceQueueLossless(session: AmqpSession, r: LosslessReplace, log: (m: string) => void): Promise<ReplaceOutcome> {
   const name = r.after.name;
@@ -149,6 +151,9 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    stream cannot be read with basic.get (it closes the connection), so nothing is moved
       //    out of one: plan refuses to replace a stream without --allow-data-loss.
       let emptied = 0;
+      // What step 3 tells the statistics emitted after the move from.
+      const counted = r.old?.type === "classic" ? r.unacked : undefined;
+      const before = counted ? await counted.before(name) : undefined;
       if (r.old?.type !== "stream") {
         const copies = r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
         const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old) });
@@ -165,17 +170,18 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       // and apply said the replace was done). Only the statistics count them: once they show
       // the queue as the move left it, what they count unacknowledged is someone else's.
       // Statistics from before the move can show the queue empty and idle (taken before the
-      // messages came), so they are read no sooner than one statistics interval after it. A queue
-      // the move found empty had nothing for a client to take.
-      const unackedOf = r.old?.type === "classic" && emptied > 0 ? r.unackedOf : undefined;
-      const unacked = unackedOf
-        ? await step(`count what ${name} holds unacknowledged`, async (ch) => {
-            await sleep(STATS_INTERVAL_MS);
-            const live = await ch.checkQueue(name);
-            return live.consumerCount === 0 ? ((await unackedOf(name, live)) ?? 0) : 0;
-          })
-        : 0;
-      if (unacked > 0) throw fetchedDuringReplace(session.cluster, name, hold, unacked);
+      // messages came, and under load for longer than one statistics interval), so only those
+      // emitted since the move are taken, and where none come the queue is left. A queue the move
+      // found empty had nothing for a client to take; one with a consumer is refused by the delete.
+      const held =
+        counted && emptied > 0
+          ? await step(`count what ${name} holds unacknowledged`, async (ch) => {
+              const live = await ch.checkQueue(name);
+              return live.consumerCount === 0 ? counted.since(name, live, before) : { unacked: 0, fresh: true };
+            })
+          : { unacked: 0, fresh: true };
+      if (!held.fresh) throw statisticsBehind(session.cluster, name, hold);
+      if ((held.unacked ?? 0) > 0) throw fetchedDuringReplace(session.cluster, name, hold, held.unacked ?? 0);
       await step(`delete old ${name}`, async (ch) => {
         const refusal = await deleteQueueIfIdle(ch, name, r.old?.type ?? "classic");
         if (refusal) throw refusedDelete(session.cluster, name, hold, refusal);
@@ -229,6 +235,15 @@ function refusedDelete(cluster: string, queue: string, hold: string, reply: stri
       inUse ? `stop the workers that consume from ${queue}, then run topo apply again: it finishes the replace` : "run topo apply again: it moves them too and finishes the replace",
     ],
   });
+}
+
+/** The old queue's statistics never showed it as the move left it: what a client holds is unknown. */
+function statisticsBehind(cluster: string, queue: string, hold: string): BrokerError {
+  return new BrokerError(
+    cluster,
+    `replace queue ${queue}: its messages were moved out, but the broker's statistics did not show the queue as the move left it within 20 s, so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged; deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
+    { hints: ["the broker is busy (its statistics are emitted every 5 s by default, later under load): run topo apply again when it is quieter; it finishes the replace"] },
+  );
 }
 
 /** Messages of the old queue that a client fetched during the replace and has not acknowledged. */

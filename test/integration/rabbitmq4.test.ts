@@ -20,7 +20,7 @@ import { AmqpSession } from "../../src/broker/amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { acquireLock } from "../../src/broker/lock.js";
 import { LockError } from "../../src/errors.js";
-import { unackedOf } from "../../src/broker/read.js";
+import { statsNow, unackedSince } from "../../src/broker/read.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
 import { stoppedQuorumMove } from "../helpers/quorum-move.js";
@@ -491,7 +491,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
         const route: Binding = { kind: "binding", source: "mplogin", destination: "mplogin.async", destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
         const err = await replaceQueueLossless(
           session,
-          { after: { ...old, arguments: { "x-max-priority": 5 } }, bindings: [route], holdBindings: [], queueDone: false, old, unackedOf: (q, live) => unackedOf(http, t, q, live) },
+          { after: { ...old, arguments: { "x-max-priority": 5 } }, bindings: [route], holdBindings: [], queueDone: false, old, unacked: { before: (q) => statsNow(http, t, q), since: (q, live, before) => unackedSince(http, t, q, live, before) } },
           () => undefined,
         ).then(
           () => undefined,
