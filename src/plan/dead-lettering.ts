@@ -18,6 +18,7 @@
 // redeclare all agreed on arguments the broker did not honour: plan said "No changes".
 
 import type { ActualCluster, DesiredCluster, FilePath, Policy, QueueSpec } from "../model.js";
+import { atLeast } from "./broker-rules.js";
 import { policiesFor, policiesOnceApplied } from "./risk.js";
 import { brokerMakes } from "./route.js";
 import { escapeUnsafe, names, shellWord } from "../core/words.js";
@@ -100,7 +101,7 @@ function fixOf(mode: Mode, o: Outcome, vhost: string, existing: boolean): string
  * as it wants them); `placeOf`: FILE:LINE:COL of a key of the file.
  */
 export function deadLettering(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean, placeOf: (path: FilePath) => string): DeadLetterReport {
-  const out: DeadLetterReport = { degraded: [], warnings: nowhere(desired, actual, placeOf) };
+  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, placeOf), ...limitedByDefault(desired, actual, owns, placeOf)] };
   // Most files set no strategy: the vhost's policies and queues are then not looked at.
   const asking = desired.queues.filter((s) => s.queue.type === "quorum" && str(s.queue.arguments[STRATEGY]) !== undefined);
   if (!asking.length) return out;
@@ -197,5 +198,48 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, placeOf: (path:
   return [...found.values()].map((f) => {
     const one = f.queues.length === 1;
     return `${f.place}: ${f.setting} (${one ? "queue" : "queues"} ${names(f.queues)}): ${one ? "it dead-letters" : "they dead-letter"} ${f.where}, so RabbitMQ drops every message ${one ? "it dead-letters" : "they dead-letter"}, without a word; fix: ${f.fix}`;
+  });
+}
+
+/** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
+const DEFAULT_DELIVERY_LIMIT = 20;
+
+/**
+ * The file's quorum queues that RabbitMQ 4 gives its default delivery limit and nowhere to
+ * dead-letter: it drops a message once the limit is spent. Measured on 4.0.5 and 4.3.6, a quorum
+ * queue declared without arguments: a message whose consumer's connection closed with it
+ * unacknowledged (a worker that dies holding it) was delivered 21 times and then was gone, as was
+ * one rejected with requeue 21 times (a nack with requeue counted too on 4.0.5, not on 4.3.6). 3.10.8
+ * has no default limit (25 deliveries, and kept). A file that served RabbitMQ 3 unchanged
+ * loses, on 4, a task whose worker crashes 20 times, and plan said nothing. Where a policy or an
+ * operator policy sets a delivery limit (plan/policy-limits.ts) or a dead-letter exchange, the
+ * policy says what happens, and nothing is said here.
+ */
+function limitedByDefault(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean, placeOf: (path: FilePath) => string): string[] {
+  if (!atLeast(actual.version, 4, 0)) return [];
+  const bare = desired.queues.filter((s) => s.queue.type === "quorum" && !("x-delivery-limit" in s.queue.arguments) && !("x-dead-letter-exchange" in s.queue.arguments));
+  if (!bare.length) return [];
+  const policies = policiesOnceApplied(desired, actual, owns);
+  const operatorPolicies = actual.operatorPolicies ?? [];
+  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  const found = new Map<string, { queues: string[]; existing: boolean }>();
+  for (const spec of bare) {
+    const sets = (list: readonly Policy[]) => policiesFor(spec.queue, list).some(({ p }) => "delivery-limit" in p.definition || "dead-letter-exchange" in p.definition);
+    if (sets(policies) || sets(operatorPolicies)) continue;
+    const path = spec.origin?.settings.type;
+    const place = path ? `${placeOf(path)}: type: quorum` : `queue ${spec.queue.name}`;
+    const entry = found.get(place) ?? { queues: [], existing: false };
+    entry.queues.push(spec.queue.name);
+    entry.existing ||= exists.has(spec.queue.name);
+    found.set(place, entry);
+  }
+  return [...found].map(([place, f]) => {
+    const one = f.queues.length === 1;
+    const replaces = f.existing ? "; apply --allow-destructive then replaces the queues that exist, keeping their messages" : "";
+    return (
+      `${place} (${one ? "queue" : "queues"} ${names(f.queues)}): RabbitMQ ${actual.version} gives a quorum queue a delivery limit of ${DEFAULT_DELIVERY_LIMIT} where the file gives no x-delivery-limit, ` +
+      `and ${one ? "this one has" : "these have"} no dead-letter exchange, so it drops a message returned to it more than ${DEFAULT_DELIVERY_LIMIT} times: a worker that dies holding it returns it, and so does a reject with requeue ` +
+      `(RabbitMQ 3 set no limit); fix: write x-delivery-limit: -1 for no limit (RabbitMQ 4 only: 3.x takes -1 as no delivery at all), or the most deliveries to allow, or give ${one ? "it" : "them"} an x-dead-letter-exchange to keep what goes over it${replaces}`
+    );
   });
 }

@@ -936,6 +936,45 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(again.stdout).toMatch(/! warning: .*x-queue-mode: "lazy"/);
   });
 
+  it("warns where RabbitMQ 4's default delivery limit drops what a quorum queue without a dead-letter exchange holds, and the broker does drop it", async () => {
+    const { file, async } = topology({ sync: { mirrored: false }, async: { type: "quorum" } }, [
+      "mplogin",
+      { name: "mpkept", async: { type: "quorum", arguments: { "x-delivery-limit": -1 } } },
+      { name: "mpdead", async: { type: "quorum", arguments: { "x-dead-letter-exchange": "amq.fanout" } } },
+    ]);
+    const lines = readFileSync(file, "utf8").split("\n");
+    const typeLine = lines.findIndex((l) => l.includes('"type": "quorum"'));
+    const at = `${file}:${typeLine + 1}:${(lines[typeLine] as string).indexOf('"') + 1}`;
+    const plan = await runCli(["plan", "-f", file]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(
+      `! warning: ${at}: type: quorum (queue mplogin.async): RabbitMQ ${version}.`,
+    );
+    expect(plan.stdout).toMatch(/gives a quorum queue a delivery limit of 20 where the file gives no x-delivery-limit, and this one has no dead-letter exchange, so it drops a message returned to it more than 20 times: a worker that dies holding it returns it/);
+    expect(plan.stdout).not.toMatch(/\((queue|queues) [^)]*mp(kept|dead)\.async/);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+
+    // A worker that dies holding the message: after its 21st return it is gone.
+    await publish(async, "mplogin", "mplogin.async.task", 1);
+    let deliveries = 0;
+    for (let i = 0; i < 25; i++) {
+      const conn = await amqplib.connect(`${AMQP}/${async}`);
+      const ch = await conn.createChannel();
+      const got = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 3000);
+        void ch.consume("mplogin.async", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      await conn.close();
+      if (!got) break;
+      deliveries++;
+    }
+    expect(deliveries).toBe(21);
+    expect(await messageCount(async, "mplogin.async")).toBe(0);
+  }, 120_000);
+
   it("imports what topo made into a file that plans no changes", async () => {
     const { file } = topology({ sync: { mirrored: false } }, [
       "mplogin",
