@@ -317,7 +317,7 @@ export async function statsNow(client: ManagementClient, target: ClusterTarget, 
  * How long a replace waits, after moving a queue's messages out, for statistics that show the
  * queue as the move left it: the default statistics interval (5 s) three times, and a margin.
  */
-const SINCE_STATS_MS = 20_000;
+export const SINCE_STATS_MS = 20_000;
 
 /**
  * What a queue holds fetched and not acknowledged after topo changed it (a replace moved its ready

@@ -44,6 +44,7 @@ import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
 import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
 import { sleep } from "./retry.js";
+import { SINCE_STATS_MS } from "./read.js";
 
 export interface LosslessReplace {
   /** The queue as it must be afterwards. */
@@ -241,7 +242,7 @@ function refusedDelete(cluster: string, queue: string, hold: string, reply: stri
 function statisticsBehind(cluster: string, queue: string, hold: string): BrokerError {
   return new BrokerError(
     cluster,
-    `replace queue ${queue}: its messages were moved out, but the broker's statistics did not show the queue as the move left it within 20 s, so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged; deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
+    `replace queue ${queue}: its messages were moved out, but the broker's statistics did not show the queue as the move left it within ${SINCE_STATS_MS / 1000} s, so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged; deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
     { hints: ["the broker is busy (its statistics are emitted every 5 s by default, later under load): run topo apply again when it is quieter; it finishes the replace"] },
   );
 }
