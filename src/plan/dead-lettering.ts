@@ -209,8 +209,8 @@ const DEFAULT_DELIVERY_LIMIT = 20;
  * dead-letter: it drops a message once the limit is spent. Measured on 4.0.5 and 4.3.6, a quorum
  * queue declared without arguments: a message whose consumer's connection closed with it
  * unacknowledged (a worker that dies holding it) was delivered 21 times and then was gone, as was
- * one rejected with requeue 21 times (a nack with requeue counted too on 4.0.5, not on 4.3.6). 3.10.8
- * has no default limit (25 deliveries, and kept). A file that served RabbitMQ 3 unchanged
+ * one rejected with requeue 21 times (a nack with requeue counted too on 4.0.5, not on 4.3.6).
+ * 3.10.8 has no default limit (25 deliveries, and kept). A file that served RabbitMQ 3 unchanged
  * loses, on 4, a task whose worker crashes 20 times, and plan said nothing. Where a policy or an
  * operator policy sets a delivery limit (plan/policy-limits.ts) or a dead-letter exchange, the
  * policy says what happens, and nothing is said here.
@@ -239,7 +239,7 @@ function limitedByDefault(desired: DesiredCluster, actual: ActualCluster, owns: 
     return (
       `${place} (${one ? "queue" : "queues"} ${names(f.queues)}): RabbitMQ ${actual.version} gives a quorum queue a delivery limit of ${DEFAULT_DELIVERY_LIMIT} where the file gives no x-delivery-limit, ` +
       `and ${one ? "this one has" : "these have"} no dead-letter exchange, so it drops a message returned to it more than ${DEFAULT_DELIVERY_LIMIT} times: a worker that dies holding it returns it, and so does a reject with requeue ` +
-      `(RabbitMQ 3 set no limit); fix: write x-delivery-limit: -1 for no limit (RabbitMQ 4 only: 3.x takes -1 as no delivery at all), or the most deliveries to allow, or give ${one ? "it" : "them"} an x-dead-letter-exchange to keep what goes over it${replaces}`
+      `(RabbitMQ 3 sets no limit); fix: write x-delivery-limit: -1 for no limit (RabbitMQ 4 only: 3.x takes -1 as no delivery at all), or the most deliveries to allow, or give ${one ? "it" : "them"} an x-dead-letter-exchange to keep what goes over it${replaces}`
     );
   });
 }

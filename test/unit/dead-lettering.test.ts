@@ -114,7 +114,7 @@ describe("RabbitMQ 4's default delivery limit", () => {
   it("a quorum queue with neither a delivery limit nor a dead-letter exchange: warned on 4.x at its type, never on 3.x", () => {
     expect(deadLettering(d, actual([], { version: "3.13.7" }), owns, displayPath)).toEqual({ degraded: [], warnings: [] });
     expect(deadLettering(d, actual([], { version: "4.0.5" }), owns, displayPath).warnings).toEqual([
-      "defaults.async.type: type: quorum (queues mplogin.async, mpwallet.async): RabbitMQ 4.0.5 gives a quorum queue a delivery limit of 20 where the file gives no x-delivery-limit, and these have no dead-letter exchange, so it drops a message returned to it more than 20 times: a worker that dies holding it returns it, and so does a reject with requeue (RabbitMQ 3 set no limit); fix: write x-delivery-limit: -1 for no limit (RabbitMQ 4 only: 3.x takes -1 as no delivery at all), or the most deliveries to allow, or give them an x-dead-letter-exchange to keep what goes over it",
+      "defaults.async.type: type: quorum (queues mplogin.async, mpwallet.async): RabbitMQ 4.0.5 gives a quorum queue a delivery limit of 20 where the file gives no x-delivery-limit, and these have no dead-letter exchange, so it drops a message returned to it more than 20 times: a worker that dies holding it returns it, and so does a reject with requeue (RabbitMQ 3 sets no limit); fix: write x-delivery-limit: -1 for no limit (RabbitMQ 4 only: 3.x takes -1 as no delivery at all), or the most deliveries to allow, or give them an x-dead-letter-exchange to keep what goes over it",
     ]);
   });
   it("a policy or an operator policy that sets a delivery limit or a dead-letter exchange says what happens instead", () => {
