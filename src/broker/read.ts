@@ -211,7 +211,7 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
   }
 }
 
-const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes";
+const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes,reductions";
 /** What enable_queue_totals gives, statistics or none. */
 const TOTALS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged";
 
@@ -236,14 +236,29 @@ export async function readQueueStats(client: ManagementClient, target: ClusterTa
  * 4.3.6): without them, what a client fetched and holds unacknowledged went unseen, and a replace
  * deleted it with the old queue.
  */
-async function queueStats(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueFacts | undefined> {
-  type Stats = { messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number };
+async function queueStats(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueStats | undefined> {
+  type Stats = { messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number; reductions?: number };
   const path = `/api/queues/${vh(target.amqp.vhost)}/${encodeURIComponent(name)}`;
   let q = await client.getOptional<Stats>(`${path}?columns=${STATS_COLUMNS}`);
   if (q && q.messages === undefined) q = await client.getOptional<Stats>(`${path}?disable_stats=true&enable_queue_totals=true&columns=${TOTALS_COLUMNS}`);
   if (!q || q.messages === undefined) return undefined;
-  return { messages: q.messages, ready: q.messages_ready ?? q.messages, unacked: q.messages_unacknowledged ?? 0, consumers: q.consumers, bytes: q.message_bytes };
+  return {
+    messages: q.messages,
+    ready: q.messages_ready ?? q.messages,
+    unacked: q.messages_unacknowledged ?? 0,
+    consumers: q.consumers,
+    bytes: q.message_bytes,
+    ...(typeof q.reductions === "number" ? { reductions: q.reductions } : {}),
+  };
 }
+
+/**
+ * A queue's statistics, with its process's reductions where the broker gives them: the queue
+ * emits them with its message counts, and they only grow while it works, so statistics with more
+ * were emitted later (measured on 3.10.8: an idle queue's stayed 7,189 for 12 s; after 3 messages
+ * in and out, its counts said 0 as before and its reductions 10,560).
+ */
+export type QueueStats = QueueFacts & { reductions?: number };
 
 /** How long apply waits for statistics that caught up with the live counts (emitted every 5 s by default). */
 const FRESH_STATS_MS = 15_000;
@@ -309,7 +324,7 @@ async function untilFresh(attempt: (again: boolean) => Promise<boolean>, ms = FR
 }
 
 /** A queue's statistics as they are now: what unackedSince tells later ones from. */
-export async function statsNow(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueFacts | undefined> {
+export async function statsNow(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueStats | undefined> {
   return queueStats(client, target, name);
 }
 
@@ -333,14 +348,17 @@ export const SINCE_STATS_MS = 20_000;
  * is false when no such statistics came within the bound: then nobody can say what the queue
  * holds, and the caller must not delete it.
  */
-export async function unackedSince(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount, before: QueueFacts | undefined): Promise<{ unacked?: number; fresh: boolean }> {
+export async function unackedSince(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount, before: QueueStats | undefined): Promise<{ unacked?: number; fresh: boolean }> {
   let unacked: number | undefined;
   let fresh = false;
   // Statistics that differ from `before` were emitted after it, and so are all that come later,
-  // even where they say what `before` said (stale statistics of an empty queue, a big move seen
-  // half-way, then the queue empty again).
+  // even where their counts say what `before` said (statistics of the queue empty before its
+  // messages came, and empty again after the move): more reductions tell them apart; a broker
+  // that gives none (statistics denied, totals only) is judged by the counts alone.
   let since = false;
-  const same = (a: QueueFacts) => before !== undefined && a.messages === before.messages && a.ready === before.ready && a.unacked === before.unacked;
+  const same = (a: QueueStats) =>
+    before !== undefined &&
+    (a.reductions !== undefined && before.reductions !== undefined ? a.reductions === before.reductions : a.messages === before.messages && a.ready === before.ready && a.unacked === before.unacked);
   await untilFresh(async () => {
     const facts = await queueStats(client, target, name);
     if (facts === undefined) return false;

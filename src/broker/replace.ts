@@ -36,7 +36,7 @@
 import { createHash } from "node:crypto";
 import type { Channel, ConfirmChannel, GetMessage } from "amqplib";
 import { BrokerError } from "../errors.js";
-import type { Binding, Queue, QueueFacts, QueueLimits } from "../model.js";
+import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
 import { holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
@@ -44,7 +44,7 @@ import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
 import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
 import { sleep } from "./retry.js";
-import { SINCE_STATS_MS } from "./read.js";
+import { SINCE_STATS_MS, type QueueStats } from "./read.js";
 
 export interface LosslessReplace {
   /** The queue as it must be afterwards. */
@@ -67,8 +67,8 @@ export interface LosslessReplace {
    * statsNow and unackedSince). Without it, nothing is counted.
    */
   unacked?: {
-    before: (queue: string) => Promise<QueueFacts | undefined>;
-    since: (queue: string, live: { messageCount: number; consumerCount: number }, before: QueueFacts | undefined) => Promise<{ unacked?: number; fresh: boolean }>;
+    before: (queue: string) => Promise<QueueStats | undefined>;
+    since: (queue: string, live: { messageCount: number; consumerCount: number }, before: QueueStats | undefined) => Promise<{ unacked?: number; fresh: boolean }>;
   };
 }
 
