@@ -341,12 +341,11 @@ export const SINCE_STATS_MS = 20_000;
  * statistics can predate the messages it got (measured on 3.10.8, CI running: 5.5 s after a
  * client fetched 4 of 10 messages and the other 6 were moved, the statistics still said 0 ready
  * and 0 unacknowledged, as when the queue was declared, and a replace deleted the 4 with the
- * queue). So only statistics that differ from `before` and count the ready messages the queue has
- * now are taken (or that come after some that differ); their count of unacknowledged messages is
- * read again until it is 0 or the bound
- * passes (a consumer's exit shows in the statistics before the return of its messages). `fresh`
- * is false when no such statistics came within the bound: then nobody can say what the queue
- * holds, and the caller must not delete it.
+ * queue). So only statistics that differ from `before` (or come after some that do) and count the
+ * ready messages the queue has now are taken; their count of unacknowledged messages is read again
+ * until it is 0 or the bound passes (a consumer's exit shows in the statistics before the return
+ * of its messages). `fresh` is false when no such statistics came within the bound: then nobody
+ * can say what the queue holds, and the caller must not delete it.
  */
 export async function unackedSince(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount, before: QueueStats | undefined): Promise<{ unacked?: number; fresh: boolean }> {
   let unacked: number | undefined;
