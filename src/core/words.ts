@@ -39,6 +39,11 @@ export function escapeUnsafe(json: string): string {
   return json.replace(UNSAFE_ALL, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/** A name or pattern from the broker, always quoted, as JSON, and safe to print. */
+export function quoted(s: string): string {
+  return escapeUnsafe(JSON.stringify(s));
+}
+
 /**
  * A name as output shows it: as it is, or, when it holds an unsafe character, as a JSON string
  * (quoted, escaped). Names come from the broker, where whoever may declare or bind chooses them: a

@@ -21,7 +21,7 @@ import type { ActualCluster, DesiredCluster, FilePath, Policy, QueueSpec } from 
 import { atLeast } from "./broker-rules.js";
 import { policiesFor, policiesOnceApplied } from "./risk.js";
 import { brokerMakes } from "./route.js";
-import { escapeUnsafe, names, shellWord } from "../core/words.js";
+import { names, quoted, shellWord } from "../core/words.js";
 
 export interface DeadLetterReport {
   /** A policy that is not the file's makes the broker dead-letter otherwise: drift topo cannot repair. */
@@ -46,10 +46,6 @@ interface Outcome {
 
 function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
-}
-
-function quoted(s: string): string {
-  return escapeUnsafe(JSON.stringify(s));
 }
 
 /** How the broker resolves the queue's arguments under `p` (or no policy). */

@@ -6,7 +6,7 @@ import type { ActualCluster, DesiredCluster, Policy, Queue, QueueType, Resource 
 import { assertNever } from "../model.js";
 import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
-import { escapeUnsafe, names, plural, setUserTags, shellWord } from "../core/words.js";
+import { names, plural, quoted, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 export interface MirrorReport {
@@ -154,8 +154,8 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     entry.queues.push(name);
     shadowing.set(applies.name, entry);
     if (m.by === "user-all") judged.push(name);
-    else if (existing.has(name) && m.by === "user-partial") partly.push(`${name} (effective policy ${escapeUnsafe(JSON.stringify(applies.name))}, ha-mode ${m.mode})`);
-    else if (existing.has(name)) notMirrored.push(`${name} (effective policy ${escapeUnsafe(JSON.stringify(applies.name))})`);
+    else if (existing.has(name) && m.by === "user-partial") partly.push(`${name} (effective policy ${quoted(applies.name)}, ha-mode ${m.mode})`);
+    else if (existing.has(name)) notMirrored.push(`${name} (effective policy ${quoted(applies.name)})`);
   }
 
   for (const [policy, { how, queues, topo }] of shadowing) {

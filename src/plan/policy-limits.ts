@@ -11,7 +11,7 @@
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { atLeast } from "./broker-rules.js";
 import { duration, policiesFor, policiesOnceApplied } from "./risk.js";
-import { escapeUnsafe, names, plural, shellWord } from "../core/words.js";
+import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
 
 export interface PolicyLimitReport {
   /** A limit that applies for certain: drift topo cannot repair (--detailed-exitcode counts it). */
@@ -87,11 +87,6 @@ const RULES: readonly LimitRule[] = [
     unlimited: -1,
   },
 ];
-
-/** A name or pattern from the broker, quoted and safe to print. */
-function quoted(s: string): string {
-  return escapeUnsafe(JSON.stringify(s));
-}
 
 function num(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
