@@ -32,6 +32,12 @@ export interface DeadLetterReport {
 
 const STRATEGY = "x-dead-letter-strategy";
 
+/** The vhost's policies once apply has run (the file's as it wants them), and the queues it has. */
+interface Vhost {
+  policies: Policy[];
+  exists: Set<string>;
+}
+
 /** What the broker does with a queue's dead letters. */
 type Mode = "at-least-once" | "at-most-once" | "off";
 
@@ -97,12 +103,14 @@ function fixOf(mode: Mode, o: Outcome, vhost: string, existing: boolean): string
  * as it wants them); `placeOf`: FILE:LINE:COL of a key of the file.
  */
 export function deadLettering(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean, placeOf: (path: FilePath) => string): DeadLetterReport {
-  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, placeOf), ...limitedByDefault(desired, actual, owns, placeOf)] };
-  // Most files set no strategy: the vhost's policies and queues are then not looked at.
+  // The vhost's policies and queues: worked out once, by the first check that needs them (a file
+  // without quorum queues never does).
+  let known: Vhost | undefined;
+  const vhostOf = () => (known ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : []))) });
+  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)] };
   const asking = desired.queues.filter((s) => s.queue.type === "quorum" && str(s.queue.arguments[STRATEGY]) !== undefined);
   if (!asking.length) return out;
-  const policies = policiesOnceApplied(desired, actual, owns);
-  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  const { policies, exists } = vhostOf();
   const found = new Map<string, { sure: boolean; place: string; setting: string; outcome: Outcome; also: string; existing: boolean; queues: string[] }>();
   const vhost = desired.target.amqp.vhost;
   for (const spec of asking) {
@@ -211,13 +219,12 @@ const DEFAULT_DELIVERY_LIMIT = 20;
  * operator policy sets a delivery limit (plan/policy-limits.ts) or a dead-letter exchange, the
  * policy says what happens, and nothing is said here.
  */
-function limitedByDefault(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean, placeOf: (path: FilePath) => string): string[] {
+function limitedByDefault(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
   if (!atLeast(actual.version, 4, 0)) return [];
   const bare = desired.queues.filter((s) => s.queue.type === "quorum" && !("x-delivery-limit" in s.queue.arguments) && !("x-dead-letter-exchange" in s.queue.arguments));
   if (!bare.length) return [];
-  const policies = policiesOnceApplied(desired, actual, owns);
+  const { policies, exists } = vhostOf();
   const operatorPolicies = actual.operatorPolicies ?? [];
-  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   const found = new Map<string, { queues: string[]; existing: boolean }>();
   for (const spec of bare) {
     const sets = (list: readonly Policy[]) => policiesFor(spec.queue, list).some(({ p }) => "delivery-limit" in p.definition || "dead-letter-exchange" in p.definition);
