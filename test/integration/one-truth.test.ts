@@ -454,4 +454,46 @@ describe("where and how RabbitMQ dead-letters the file's queues", () => {
     expect(clean.stdout).not.toMatch(/dead-letters/);
     expect(clean.stdout).toMatch(/No changes\.$/m);
   });
+
+  it("plan warns where dead letters go through the default exchange without a routing key, and a task rejected from there is gone", async () => {
+    const { file, async } = fresh([{ name: "mpself", sync: false, async: { arguments: { "x-dead-letter-exchange": "" } } }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(
+      new RegExp(`! warning: ${file.replace(/[.*+?^$()|[\]\\]/g, "\\$&")}:\\d+:\\d+: x-dead-letter-exchange: "" \\(queue mpself\\.async\\): it dead-letters through the default exchange with each message's own routing key, .*every task \\(a key such as mpself\\.async\\.<task>\\)`),
+    );
+    // What the broker does: a task rejected from the queue goes nowhere; nothing holds it.
+    await publish(async, "mpself", "mpself.async.run", ["1"]);
+    await withChannel(async, async (ch) => {
+      const m = await ch.get("mpself.async", { noAck: false });
+      expect(m).not.toBe(false);
+      if (m) ch.nack(m, false, false);
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await ch.checkQueue("mpself.async")).messageCount).toBe(0);
+      await ch.assertQueue("mpself.parked", { durable: true });
+    });
+    // A policy's dead-letter-routing-key fills in the missing key: the warning goes, and the next
+    // rejected task is kept.
+    const put = await api("PUT", `/api/policies/${vh(async)}/park`, { pattern: "^mpself\\.async$", definition: { "dead-letter-routing-key": "mpself.parked" }, "apply-to": "queues", priority: 0 });
+    expect(put.status).toBeLessThan(300);
+    const clean = await runCli(["plan", "-f", file]);
+    expect(clean.stdout).not.toMatch(/dead-letters/);
+    await publish(async, "mpself", "mpself.async.run", ["2"]);
+    await withChannel(async, async (ch) => {
+      const m = await ch.get("mpself.async", { noAck: false });
+      expect(m).not.toBe(false);
+      if (m) ch.nack(m, false, false);
+      // A call on the same channel after the nack: the connection closes only once it is handled.
+      await ch.checkQueue("mpself.async");
+    });
+    // Dead-lettering is asynchronous: the count of the queue it reaches is read until it shows.
+    let parked = 0;
+    for (let i = 0; i < 50 && parked === 0; i++) {
+      parked = await messageCount(async, "mpself.parked");
+      if (!parked) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(parked).toBe(1);
+    expect(await messageCount(async, "mpself.async")).toBe(0);
+  });
 });

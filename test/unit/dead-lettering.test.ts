@@ -103,6 +103,26 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
   });
 });
 
+describe("dead letters through the default exchange without a routing key", () => {
+  // Each message goes with its own routing key, to the queue of that name: a task's key names none.
+  const d = desiredOf(raw({ services: ["mplogin", { name: "mpwallet", async: { arguments: { "x-dead-letter-exchange": "" } } }] }), "async");
+  it("a warning at x-dead-letter-exchange, with the fix", () => {
+    expect(deadLettering(d, actual([]), owns, displayPath)).toEqual({
+      degraded: [],
+      warnings: [
+        'services[1].async.arguments.x-dead-letter-exchange: x-dead-letter-exchange: "" (queue mpwallet.async): it dead-letters through the default exchange with each message\'s own routing key, which reaches only a queue of that name, so RabbitMQ drops every message it dead-letters whose key names no queue: every task (a key such as mpwallet.async.<task>), without a word; fix: add x-dead-letter-routing-key beside it, naming the queue to keep dead letters in (one of the file\'s, or one the vhost has), or point x-dead-letter-exchange at an exchange that routes them',
+      ],
+    });
+  });
+  it("a policy's dead-letter-routing-key fills in the key the arguments lack: nothing is said", () => {
+    const keyed = foreign({ pattern: "^mpwallet\\.", definition: { "dead-letter-routing-key": "mplogin.async" } });
+    expect(deadLettering(d, actual([keyed]), owns, displayPath).warnings).toEqual([]);
+    // A policy that matches other queues only does not.
+    const elsewhere = foreign({ pattern: "^mplogin\\.", definition: { "dead-letter-routing-key": "mplogin.async" } });
+    expect(deadLettering(d, actual([elsewhere]), owns, displayPath).warnings).toHaveLength(1);
+  });
+});
+
 describe("RabbitMQ 4's default delivery limit", () => {
   const d = desiredOf(
     raw({
