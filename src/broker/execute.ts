@@ -21,6 +21,7 @@ import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
 import { REPLACES_AT_ONCE } from "../plan/limits.js";
 import { inUseHint } from "../plan/guards.js";
+import { pushTo } from "../core/collections.js";
 
 export interface ExecuteOptions {
   /** Delete queues even when they hold messages. Without it every queue delete is if-empty. */
@@ -325,9 +326,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         const r = a.before;
         if (r.kind !== kind) continue;
         const user = r.kind === "user" ? r.name : (r as { user: string }).user;
-        const list = byUser.get(user);
-        if (list) list.push(a);
-        else byUser.set(user, [a]);
+        pushTo(byUser, user, a);
       }
       await runLimited([...byUser], HTTP_WRITES_AT_ONCE, async ([user, actions]) => {
         if (kind === "topic-permission") await revoke(`/api/topic-permissions/${v}/${encodeURIComponent(user)}`, user);

@@ -12,6 +12,7 @@
 
 import type { DesiredCluster, QueueSpec, Traffic } from "../model.js";
 import { escapeRegex, serviceNamePattern, TASK_NAME_BODY } from "./naming.js";
+import { pushTo } from "./collections.js";
 
 /** What the file says of one user: the services whose queues its workers consume, and whose tasks it sends. */
 export interface Grant {
@@ -70,9 +71,7 @@ export function rightsFor(cluster: DesiredCluster, prefix: string): (grant: Gran
     // normalize makes every service name match the prefix; a name that did not would be put
     // into a regex unchecked.
     if (!service.test(q.service)) throw new Error(`service ${q.service} of cluster ${cluster.target.name} is not a service name of prefix ${prefix}`);
-    const list = byService.get(q.service);
-    if (list) list.push(q);
-    else byService.set(q.service, [q]);
+    pushTo(byService, q.service, q);
   }
   const hasSync = cluster.queues.some((q) => q.traffic === "sync");
   return (grant) => rightsOf(grant, byService, cluster.queues, hasSync);

@@ -11,6 +11,7 @@ import { names } from "../core/words.js";
 import { modelBinding, modelExchange } from "./file-objects.js";
 import { nameTooLong, ownerOf, serviceQueueReader } from "./queues.js";
 import type { Chosen, ImportSource, PlannedChange, Reason, UserMirrors } from "./types.js";
+import { pushTo } from "../core/collections.js";
 
 /** The reasons of every source, in order: a source's exchanges, its queues' exchanges and bindings, its bindings, its interrupted replaces, its policies. */
 export function explainDifferences(sources: ImportSource[], chosen: Chosen[], mirrors: UserMirrors, prefix: string, nameMax?: number): Reason[] {
@@ -62,7 +63,7 @@ function explainQueueLinks(source: ImportSource, here: Chosen[]): Reason[] {
   // Indexed: a broker of 5,000 services holds 10,000 bindings, too many to scan per queue.
   const bindingKeys = new Set(bindings.map(keyOf));
   const toQueue = new Map<string, Binding[]>();
-  for (const b of bindings) if (b.destinationType === "queue") toQueue.set(b.destination, [...(toQueue.get(b.destination) ?? []), b]);
+  for (const b of bindings) if (b.destinationType === "queue") pushTo(toQueue, b.destination, b);
   const reasons: Reason[] = [];
   for (const c of here) {
     if (!exchanges.has(c.service)) {

@@ -6,6 +6,7 @@ import { TRAFFIC, type Traffic } from "../model.js";
 import { escapeRegex, Ownership, SERVICE_NAME_BODY } from "../core/naming.js";
 import { mostCommon } from "./tally.js";
 import type { Found, ImportSource, KindClusters, Reason } from "./types.js";
+import { pushTo } from "../core/collections.js";
 
 /** Reads a service queue's name (`<service>.<kind>`) for one prefix; undefined for any other name. */
 export function serviceQueueReader(prefix: string): (name: string) => { service: string; kind: Traffic } | undefined {
@@ -81,10 +82,7 @@ export function chooseKindClusters(found: Found[], clusters: string[]): KindClus
  */
 export function pickOneQueuePerService(found: Found[], kindClusters: KindClusters): { picked: Found[]; reasons: Reason[] } {
   const groups = new Map<string, Found[]>();
-  for (const f of found) {
-    const k = `${f.service}.${f.kind}`;
-    groups.set(k, [...(groups.get(k) ?? []), f]);
-  }
+  for (const f of found) pushTo(groups, `${f.service}.${f.kind}`, f);
   const onKindCluster = (f: Found) => Number(f.source.name === kindClusters[f.kind]);
   const picked: Found[] = [];
   const reasons: Reason[] = [];

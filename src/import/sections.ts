@@ -6,6 +6,7 @@
 import { isAlias, isMap, isNode, isScalar, visit, type Document, type Node as YamlNode } from "yaml";
 import { DEFAULT_SCHEMA_LINE } from "./emit.js";
 import { hasSchemeSlashes } from "../config/url.js";
+import { pushTo } from "../core/collections.js";
 
 /** Where the userinfo password of a URL sits, as written (before ${VAR} interpolation). */
 export function splitPassword(url: string): { before: string; password: string; after: string } | undefined {
@@ -90,7 +91,7 @@ export class PasswordVariables {
       this.byPassword.set(password, v);
       this.introduced[v] = password;
     }
-    this.places.set(v, [...(this.places.get(v) ?? []), `clusters.${cluster}.${field}`]);
+    pushTo(this.places, v, `clusters.${cluster}.${field}`);
     return v;
   }
 
@@ -210,7 +211,7 @@ export function urlSections(
     let url = p.written;
     if (p.password) {
       const v = vars.variableFor(p.password, c.name, "url");
-      typed.set(v, [...(typed.get(v) ?? []), c.name]);
+      pushTo(typed, v, c.name);
       url = (urlSection(c.url, v) as { written: string }).written;
     }
     return c.management === undefined ? { url } : { url, management: literal(c.management) };

@@ -4,6 +4,7 @@
 import type { ActualCluster, DesiredCluster, FilePath, Queue, QueueSpec } from "../model.js";
 import { atLeast, brokerIgnores, brokerRefuses, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
 import { names, plural, shellWord } from "../core/words.js";
+import { pushTo } from "../core/collections.js";
 
 export { majorMinor } from "./broker-rules.js";
 
@@ -99,7 +100,7 @@ export function compatibility(
       entry.specs.push(spec);
       refused.set(key, entry);
     }
-    for (const feature of deprecatedUse(permits, queue)) deprecated.set(feature, [...(deprecated.get(feature) ?? []), queue.name]);
+    for (const feature of deprecatedUse(permits, queue)) pushTo(deprecated, feature, queue.name);
   }
   out.warnings.push(...ignoredSettings(desired, version, placeOf));
   for (const r of refused.values()) {

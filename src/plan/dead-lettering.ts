@@ -22,6 +22,7 @@ import { atLeast } from "./broker-rules.js";
 import { policiesFor, policiesOnceApplied } from "./risk.js";
 import { brokerMakes } from "./route.js";
 import { names, quoted, shellWord } from "../core/words.js";
+import { asString } from "../core/values.js";
 
 export interface DeadLetterReport {
   /** A policy that is not the file's makes the broker dead-letter otherwise: drift topo cannot repair. */
@@ -50,16 +51,12 @@ interface Outcome {
   policy?: Policy;
 }
 
-function str(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
-
 /** How the broker resolves the queue's arguments under `p` (or no policy). */
 function outcome(args: Readonly<Record<string, unknown>>, p: Policy | undefined): Outcome {
-  const byPolicy = (key: string) => (p ? str(p.definition[key]) : undefined);
-  const strategy = byPolicy("dead-letter-strategy") ?? str(args[STRATEGY]);
-  const dlx = str(args["x-dead-letter-exchange"]) ?? byPolicy("dead-letter-exchange");
-  const overflow = byPolicy("overflow") ?? str(args["x-overflow"]);
+  const byPolicy = (key: string) => (p ? asString(p.definition[key]) : undefined);
+  const strategy = byPolicy("dead-letter-strategy") ?? asString(args[STRATEGY]);
+  const dlx = asString(args["x-dead-letter-exchange"]) ?? byPolicy("dead-letter-exchange");
+  const overflow = byPolicy("overflow") ?? asString(args["x-overflow"]);
   if (dlx === undefined) {
     return { mode: "off", cause: p && byPolicy("dead-letter-strategy") !== undefined ? `policy ${quoted(p.name)} sets dead-letter-strategy but neither it nor the file gives a dead-letter exchange` : "the file gives no x-dead-letter-exchange" };
   }
@@ -108,14 +105,14 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
   let known: Vhost | undefined;
   const vhostOf = () => (known ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : []))) });
   const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, vhostOf, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)] };
-  const asking = desired.queues.filter((s) => s.queue.type === "quorum" && str(s.queue.arguments[STRATEGY]) !== undefined);
+  const asking = desired.queues.filter((s) => s.queue.type === "quorum" && asString(s.queue.arguments[STRATEGY]) !== undefined);
   if (!asking.length) return out;
   const { policies, exists } = vhostOf();
   const found = new Map<string, { sure: boolean; place: string; setting: string; outcome: Outcome; also: string; existing: boolean; queues: string[] }>();
   const vhost = desired.target.amqp.vhost;
   for (const spec of asking) {
     const { queue } = spec;
-    const asked = str(queue.arguments[STRATEGY]) as string;
+    const asked = asString(queue.arguments[STRATEGY]) as string;
     // The broker names the policy it applies to an existing queue: its word settles a pattern
     // topo cannot read or a tie of priorities (as plan/policy-limits.ts).
     const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
@@ -167,7 +164,7 @@ function placeIn(spec: QueueSpec, placeOf: (path: FilePath) => string, argument 
  * name went to that queue.
  */
 function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
-  const sending = desired.queues.filter((s) => str(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+  const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
   if (!sending.length) return [];
   const exchanges = new Set<string>();
   const queues = new Set<string>();
@@ -179,8 +176,8 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
   const found = new Map<string, { place: string; setting: string; where: string; dropped: string; fix: string; queues: string[] }>();
   for (const spec of sending) {
     const args = spec.queue.arguments;
-    const exchange = str(args["x-dead-letter-exchange"]);
-    const key = str(args["x-dead-letter-routing-key"]);
+    const exchange = asString(args["x-dead-letter-exchange"]);
+    const key = asString(args["x-dead-letter-routing-key"]);
     // `dropped`: which of the messages the queue dead-letters are lost (all, unless said).
     let f: { argument: string; value: string; where: string; dropped?: string; fix: string } | undefined;
     if (exchange === "" && key === undefined && !policiesFor(spec.queue, vhostOf().policies).some(({ p }) => "dead-letter-routing-key" in p.definition)) {

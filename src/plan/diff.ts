@@ -8,6 +8,7 @@ import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/k
 import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { holdingQueueFor, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 import { brokenQueues } from "./queue-state.js";
+import { pushTo } from "../core/collections.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -86,16 +87,11 @@ export function fieldDiff(before: Resource, after: Resource, fields: readonly st
 function bindingIndex(actual: readonly Resource[]): (r: Resource) => Binding[] {
   const ofQueue = new Map<string, Binding[]>();
   const ofExchange = new Map<string, Binding[]>();
-  const add = (m: Map<string, Binding[]>, name: string, b: Binding) => {
-    const list = m.get(name);
-    if (list) list.push(b);
-    else m.set(name, [b]);
-  };
   for (const b of actual) {
     if (b.kind !== "binding" || b.source === "") continue;
-    if (b.destinationType === "queue") add(ofQueue, b.destination, b);
-    add(ofExchange, b.source, b);
-    if (b.destinationType === "exchange" && b.destination !== b.source) add(ofExchange, b.destination, b);
+    if (b.destinationType === "queue") pushTo(ofQueue, b.destination, b);
+    pushTo(ofExchange, b.source, b);
+    if (b.destinationType === "exchange" && b.destination !== b.source) pushTo(ofExchange, b.destination, b);
   }
   return (r) => (r.kind === "queue" ? ofQueue.get(r.name) : r.kind === "exchange" ? ofExchange.get(r.name) : undefined) ?? [];
 }
@@ -302,7 +298,7 @@ function routesIntoDeleted(actions: Action[], want: Map<string, Resource>, have:
   const add = (exchange: unknown, who: string, routingKey?: unknown) => {
     if (typeof exchange !== "string") return;
     const target = exchange === "" && typeof routingKey === "string" && goneQueues.has(routingKey) ? `queue ${routingKey}` : gone.has(exchange) ? `exchange ${exchange}` : undefined;
-    if (target) senders.set(target, [...(senders.get(target) ?? []), who]);
+    if (target) pushTo(senders, target, who);
   };
   for (const r of after) {
     if (r.kind === "queue") add(r.arguments["x-dead-letter-exchange"], `queue ${r.name} dead-letters to it (x-dead-letter-exchange)`, r.arguments["x-dead-letter-routing-key"]);

@@ -6,6 +6,7 @@ import type { ActualCluster, Binding, Queue } from "../model.js";
 import type { Ownership } from "../core/naming.js";
 import { HOLD_PREFIX, markedPrefix } from "../core/naming.js";
 import { names, plural } from "../core/words.js";
+import { pushTo } from "../core/collections.js";
 
 export interface LeftBehind {
   /** Services of the shape topo makes (topic exchange E, queue E.<kind> bound with E.<kind>.#), not this prefix's. */
@@ -26,7 +27,7 @@ export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind 
     const kind = b.destination.slice(b.source.length + 1);
     if (b.destination !== `${b.source}.${kind}` || (kind !== "sync" && kind !== "async") || b.routingKey !== `${b.destination}.#`) continue;
     if (!queues.has(b.destination)) continue;
-    byService.set(b.source, [...(byService.get(b.source) ?? []), b.destination]);
+    pushTo(byService, b.source, b.destination);
   }
   const services = [...byService.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))

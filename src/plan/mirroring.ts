@@ -8,6 +8,7 @@ import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
 import { names, plural, quoted, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
+import { pushTo } from "../core/collections.js";
 
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */
@@ -144,7 +145,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
       for (const p of policiesMatching(policies, spec.queue)) {
         if (ours(p)) continue;
         const into = p.priority === topo ? tied : outranked;
-        into.set(p.name, [...(into.get(p.name) ?? []), name]);
+        pushTo(into, p.name, name);
       }
       judged.push(name);
       continue;
@@ -216,7 +217,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     if (running.length < 2 || facts.mirrors === undefined) continue;
     const others = running.filter((n) => n !== facts.node);
     const absent = others.filter((n) => !facts.mirrors?.includes(n));
-    for (const n of absent) missing.set(n, [...(missing.get(n) ?? []), name]);
+    for (const n of absent) pushTo(missing, n, name);
     if (absent.length === 0 && others.some((n) => !facts.synchronisedMirrors?.includes(n))) syncing.push(name);
   }
   for (const [node, qs] of missing) {

@@ -12,6 +12,7 @@ import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { atLeast } from "./broker-rules.js";
 import { duration, policiesFor, policiesOnceApplied } from "./risk.js";
 import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
+import { asNumber } from "../core/values.js";
 
 export interface PolicyLimitReport {
   /** A limit that applies for certain: drift topo cannot repair (--detailed-exitcode counts it). */
@@ -88,10 +89,6 @@ const RULES: readonly LimitRule[] = [
   },
 ];
 
-function num(v: unknown): number | undefined {
-  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
-}
-
 /** Seconds in each unit of a stream's max-age, as RabbitMQ counts them (a month is 30 days). */
 const AGE_UNITS: Readonly<Record<string, number>> = { Y: 365 * 86_400, M: 30 * 86_400, D: 86_400, h: 3_600, m: 60, s: 1 };
 
@@ -145,7 +142,7 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
     };
     for (const rule of RULES) {
       if (!rule.types(actual.version).includes(queue.type)) continue;
-      const read = rule.read ?? num;
+      const read = rule.read ?? asNumber;
       const fileValue = read(queue.arguments[rule.arg]);
       const file = fileValue === undefined ? undefined : written(queue.arguments[rule.arg]);
       // What the queue keeps by the file alone: its argument, or the broker's default without one.

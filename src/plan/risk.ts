@@ -13,6 +13,7 @@ import type { ActualCluster, DesiredCluster, Limit, Overflow, Policy, Queue, Que
 import { shown, plural } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { holdingQueue } from "../core/naming.js";
+import { asNumber, asString } from "../core/values.js";
 
 /** What a queue holds, as the broker counts it. */
 export interface HeldMessages {
@@ -94,14 +95,6 @@ export function policyFor(q: Queue, policies: readonly Policy[]): Policy | undef
   return policiesFor(q, policies)[0]?.p;
 }
 
-function num(v: unknown): number | undefined {
-  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
-
 export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolicies: readonly Policy[] = []): QueueLimits {
   const ps = policiesFor(q, policies);
   const p = ps[0]?.p;
@@ -110,23 +103,23 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
     ls.reduce<Limit | undefined>((m, l) => (l !== undefined && (m === undefined || l.value < m.value) ? l : m), undefined);
   // A policy whose pattern JavaScript cannot read is counted as matching, and says so.
   const from = ({ p: pol, unread }: { p: Policy; unread: boolean }, kind: string, key: string): Limit | undefined => {
-    const v = num(pol.definition[key]);
+    const v = asNumber(pol.definition[key]);
     const judged = unread ? ` (topo cannot read its pattern "${pol.pattern}", so it counts it as matching)` : "";
     return v !== undefined ? { value: v, from: `${kind} ${shown(pol.name)}'s ${key}${judged}` } : undefined;
   };
   const lower = (arg: string, key: string): Limit | undefined => {
-    const a = num(q.arguments[arg]);
+    const a = asNumber(q.arguments[arg]);
     return lowest(a === undefined ? undefined : { value: a, from: arg }, ...ps.map((x) => from(x, "policy", key)), ...ops.map((x) => from(x, "operator policy", key)));
   };
   const d = p?.definition ?? {};
-  const overflow = str(q.arguments["x-overflow"]) ?? str(d.overflow);
+  const overflow = asString(q.arguments["x-overflow"]) ?? asString(d.overflow);
   return {
     maxLength: lower("x-max-length", "max-length"),
     maxLengthBytes: lower("x-max-length-bytes", "max-length-bytes"),
     overflow: overflow && OVERFLOWS.includes(overflow) ? (overflow as Overflow) : "drop-head",
     messageTtl: lower("x-message-ttl", "message-ttl"),
     expires: lower("x-expires", "expires"),
-    deadLetterExchange: str(q.arguments["x-dead-letter-exchange"]) ?? str(d["dead-letter-exchange"]),
+    deadLetterExchange: asString(q.arguments["x-dead-letter-exchange"]) ?? asString(d["dead-letter-exchange"]),
   };
 }
 

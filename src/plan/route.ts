@@ -8,6 +8,7 @@ import { holdingQueueBase, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_
 import { describe } from "../core/keys.js";
 import { shown, names } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
+import { pushTo } from "../core/collections.js";
 
 /**
  * AMQP topic matching: words are separated by dots, `*` matches exactly one word, `#` zero or
@@ -167,9 +168,7 @@ export function deliver(resources: readonly Resource[], exchange: string, routin
   for (const r of resources) {
     if (r.kind === "exchange") exchanges.set(r.name, r);
     else if (r.kind === "binding") {
-      const list = bindingsFrom.get(r.source);
-      if (list) list.push(r);
-      else bindingsFrom.set(r.source, [r]);
+      pushTo(bindingsFrom, r.source, r);
     }
     else if (r.kind === "policy") policies.push(r);
   }

@@ -10,6 +10,7 @@
 import type { ActualCluster, Binding, ClusterPlan } from "../model.js";
 import { names, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
+import { pushTo } from "../core/collections.js";
 
 /** One of the user's topic permissions in the vhost, as GET /api/topic-permissions/VHOST/USER gives it. */
 export interface TopicPermissionOf {
@@ -63,7 +64,7 @@ export function topicRefusals(plan: ClusterPlan, actual: ActualCluster, perms: r
 export function topicProblem(refused: readonly TopicRefusal[], user: string, vhost: string): { cause: string; hints: string[] } | undefined {
   if (!refused.length) return undefined;
   const byExchange = new Map<string, TopicRefusal[]>();
-  for (const r of refused) byExchange.set(r.exchange, [...(byExchange.get(r.exchange) ?? []), r]);
+  for (const r of refused) pushTo(byExchange, r.exchange, r);
   const parts = [...byExchange.entries()].map(
     ([x, rs]) => `on topic exchange ${x} its read pattern ${rs[0]!.read} refuses routing key${rs.length === 1 ? "" : "s"} ${names(rs.map((r) => r.routingKey))}`,
   );
