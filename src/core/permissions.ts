@@ -114,6 +114,37 @@ function rightsOf(grant: Grant, byService: ReadonlyMap<string, QueueSpec[]>, que
 }
 
 /** An anchored alternation of regex sources (already escaped), or NOTHING. */
+/**
+ * The names a pattern of anyOf's form lists (`^(?:mplogin\\.sync|mpwallet\\.async)$`), unescaped,
+ * leaving out the reply queue's pattern, which matches no name of an exchange or a service's queue;
+ * undefined for any other pattern (a user's own regex), which only testing each name can answer.
+ * Many users' patterns then cost what they list, not every user times every name.
+ */
+export function listedNames(pattern: string): string[] | undefined {
+  const body = /^\^\(\?:(.*)\)\$$/s.exec(pattern)?.[1] ?? /^\^(.*)\$$/s.exec(pattern)?.[1];
+  if (body === undefined) return undefined;
+  const names: string[] = [];
+  for (const alternative of body.split("|")) {
+    if (alternative === REPLY_QUEUE) continue;
+    // Letters, digits, _ and - stand for themselves, and escapeRegex writes a dot as \.: any
+    // other character may be regex syntax (an escaped | included), so the pattern is no list.
+    // An empty one is the empty name (NOTHING, ^$, lists just that).
+    if (!/^(?:[A-Za-z0-9_-]|\\\.)*$/.test(alternative)) return undefined;
+    names.push(alternative.replace(/\\\./g, "."));
+  }
+  return names;
+}
+
+/**
+ * The names of `among` that `pattern` allows (`allows` tests one, as RabbitMQ would): only those
+ * it lists, where it is a list; every name of `among` otherwise. In listing order, or `among`'s.
+ */
+export function allowedAmong(pattern: string, allows: (name: string) => boolean, among: ReadonlySet<string>): string[] {
+  const listed = listedNames(pattern);
+  const candidates = listed ? new Set(listed) : among;
+  return [...candidates].filter((n) => among.has(n) && allows(n));
+}
+
 function anyOf(sources: string[]): string {
   if (!sources.length) return NOTHING;
   return sources.length === 1 ? `^${sources[0]}$` : `^(?:${sources.join("|")})$`;

@@ -2,6 +2,8 @@
 // reviews. Mermaid renders in GitHub and GitLab markdown; DOT goes through Graphviz.
 
 import type { Binding, DesiredCluster, DesiredState, Exchange, Permission, QueueSpec, TopicPermission, User } from "../model.js";
+import { pushTo } from "../core/collections.js";
+import { allowedAmong } from "../core/permissions.js";
 
 export type GraphFormat = "mermaid" | "dot";
 export const GRAPH_FORMATS: readonly GraphFormat[] = ["mermaid", "dot"];
@@ -71,16 +73,26 @@ function groupOf(c: DesiredCluster, ids: Ids): Group {
   const edges = bindings.map((b): Edge => ({ from: nodeId(name, "x", b.source), to: nodeId(name, b.destinationType === "queue" ? "q" : "x", b.destination), label: b.routingKey }));
   // Users with rights on this cluster: what each may publish to (its topic permissions) and
   // consume (the queues its read regex allows). Never a password.
+  // Indexed once: looked up per user, 10,000 users of 10,000 services took 18 s.
   const users = c.resources.filter((r): r is User => r.kind === "user");
+  const permissionOf = new Map<string, Permission>();
+  const topicsOf = new Map<string, TopicPermission[]>();
+  for (const r of c.resources) {
+    if (r.kind === "permission" && !permissionOf.has(r.user)) permissionOf.set(r.user, r);
+    else if (r.kind === "topic-permission") pushTo(topicsOf, r.user, r);
+  }
+  const queueOrder = new Map(c.queues.map((q, i) => [q.queue.name, i]));
+  const queueNames = new Set(queueOrder.keys());
   for (const u of users) {
     const id = nodeId(name, "u", u.name);
     nodes.push({ id, label: `user ${u.name}`, shape: "user" });
-    const perm = c.resources.find((r): r is Permission => r.kind === "permission" && r.user === u.name);
-    const read = perm ? new RegExp(perm.read) : undefined;
-    for (const q of c.queues) if (read?.test(q.queue.name)) edges.push({ from: nodeId(name, "q", q.queue.name), to: id, label: "consumes" });
-    for (const t of c.resources.filter((r): r is TopicPermission => r.kind === "topic-permission" && r.user === u.name)) {
-      edges.push({ from: id, to: nodeId(name, "x", t.exchange), label: "publishes" });
+    const perm = permissionOf.get(u.name);
+    if (perm) {
+      const read = new RegExp(perm.read);
+      const consumed = allowedAmong(perm.read, (n) => read.test(n), queueNames).sort((a, b) => queueOrder.get(a)! - queueOrder.get(b)!);
+      for (const q of consumed) edges.push({ from: nodeId(name, "q", q), to: id, label: "consumes" });
     }
+    for (const t of topicsOf.get(u.name) ?? []) edges.push({ from: id, to: nodeId(name, "x", t.exchange), label: "publishes" });
   }
   return { id: ids.of(`c_${name}`, JSON.stringify([name])), label: `cluster ${name} (vhost ${c.target.amqp.vhost})`, nodes, edges };
 }

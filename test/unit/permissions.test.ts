@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { RawConfig } from "../../src/config/normalize.js";
 import type { DesiredCluster } from "../../src/model.js";
-import { DEFAULT_EXCHANGE, NOTHING, REPLY_QUEUE, rightsOn, type Grant, type VhostRights } from "../../src/core/permissions.js";
+import { DEFAULT_EXCHANGE, listedNames, NOTHING, REPLY_QUEUE, rightsOn, type Grant, type VhostRights } from "../../src/core/permissions.js";
 import { desiredOf, raw } from "../helpers/builders.js";
 
 // mplogin has both kinds (sync on cluster sync, async on cluster async), mpwallet only sync,
@@ -181,6 +181,39 @@ describe("rightsOn: services whose names start with another's", () => {
         const keys = NAMES.flatMap((s) => [`${s}.sync.t`, `${s}.async.t`]);
         expect(keys.filter((k) => allows(topic(r, callee)!.write, k)), `${svc} routes`).toEqual([`${callee}.${c.target.name}.t`]);
       });
+    }
+  });
+});
+
+describe("listedNames: the names a pattern of topo's lists", () => {
+  const NAMES = ["mplogin", "mplogin_x", "mplogin_sync", "mploginb"];
+  const FILE = raw({ services: NAMES });
+  // Every name an exchange or a queue of the file has, the default exchange, and names a careless
+  // unescape would let through. Not a reply queue: its pattern is left out of the list.
+  const universe = (c: DesiredCluster) => [...c.queues.map((q) => q.queue.name), ...NAMES, DEFAULT_EXCHANGE, "", "mploginXsync", "amqXdefault"];
+  it("lists exactly the names of the universe the regex allows, for every pattern rightsOn writes", () => {
+    for (const c of [desiredOf(FILE, "sync"), desiredOf(FILE, "async")]) {
+      const names = universe(c);
+      for (const [i, svc] of NAMES.entries()) {
+        for (const g of [grant(svc, [svc], [NAMES[(i + 1) % NAMES.length]!]), grant(svc, [], [svc]), grant(svc, NAMES, "all"), grant(svc, [svc], [])]) {
+          const r = rightsOn(c, g, "mp");
+          if (!r) continue;
+          for (const pattern of [r.read, r.write, r.configure]) {
+            const listed = listedNames(pattern);
+            expect(listed, pattern).toBeDefined();
+            expect(names.filter((n) => listed!.includes(n) && allows(pattern, n)).sort(), pattern).toEqual(names.filter((n) => allows(pattern, n)).sort());
+          }
+        }
+      }
+    }
+  });
+  it("says a pattern it cannot read as a list is none", () => {
+    expect(listedNames(NOTHING)).toEqual([""]);
+    const withReplies = `^(?:mplogin\\.sync|${REPLY_QUEUE})$`;
+    expect(allows(withReplies, OID)).toBe(true);
+    expect(listedNames(withReplies)).toEqual(["mplogin.sync"]);
+    for (const p of [".*", "^mp.*$", "^mplogin\\.sync$|^mpwallet\\.sync$", "^(?:a)|(?:b)$", "^(?:a\\|b)$", "^mplogin.sync$", "mplogin\\.sync", "^(?:mplogin\\.sync|mp[a-z]+)$"]) {
+      expect(listedNames(p), p).toBeUndefined();
     }
   });
 });
