@@ -66,13 +66,14 @@ export interface VhostPermission {
 type Right = keyof VhostPermission;
 
 /**
- * Whether a permission's pattern lets `name` through, as RabbitMQ reads it: an unanchored match,
- * and the empty pattern matches nothing. undefined where JavaScript cannot read the pattern (PCRE
- * only): then topo does not judge it.
+ * A test of whether a permission's pattern lets a name through, as RabbitMQ reads it: an
+ * unanchored match, and the empty pattern matches nothing. It answers undefined where JavaScript
+ * cannot read the pattern (PCRE only): then topo does not judge it.
  */
-function allows(pattern: string, name: string): boolean | undefined {
-  if (pattern === "") return false;
-  return policyRegExp(pattern)?.test(name);
+function allows(pattern: string): (name: string) => boolean | undefined {
+  if (pattern === "") return () => false;
+  const re = policyRegExp(pattern);
+  return (name) => re?.test(name);
 }
 
 /**
@@ -107,17 +108,18 @@ function rightsNeeded(plan: ClusterPlan, prefix: string): { right: Right; kind: 
  */
 export function permissionRefusal(user: string, vhost: string, permission: VhostPermission, plan: ClusterPlan, prefix: string): { message: string; hint: string } | undefined {
   const set = (p: VhostPermission) => `rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} ${shellWord(p.configure)} ${shellWord(p.write)} ${shellWord(p.read)}`;
-  const refused = new Map<string, string[]>();
+  // Each pattern compiled once, and each refused object kept once by a set: a plan of 25,000
+  // services that a user's permissions refuse took 57 s to say so.
+  const test = { configure: allows(permission.configure), write: allows(permission.write), read: allows(permission.read) };
+  const refused = new Map<string, Set<string>>();
   for (const need of rightsNeeded(plan, prefix)) {
-    if (allows(permission[need.right], need.name) !== false) continue;
+    if (test[need.right](need.name) !== false) continue;
     const key = `its ${need.right} permission (${permission[need.right]}) does not match`;
-    const what = `${need.kind} ${need.name}`;
-    const list = refused.get(key) ?? [];
-    if (!list.includes(what)) list.push(what);
-    refused.set(key, list);
+    const objects = refused.get(key) ?? refused.set(key, new Set()).get(key)!;
+    objects.add(`${need.kind} ${need.name}`);
   }
   if (!refused.size) return undefined;
-  const lacks = [...refused].map(([key, objects]) => `${key} ${names(objects)}`);
+  const lacks = [...refused].map(([key, objects]) => `${key} ${names([...objects])}`);
   return {
     message: `user ${user}'s permissions in vhost ${vhost} do not let apply work: ${lacks.join("; ")}; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written`,
     hint: `${set({ configure: "CONFIGURE", write: "WRITE", read: "READ" })} sets them, each to match what is named above (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,

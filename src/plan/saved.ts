@@ -355,13 +355,19 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
   };
   // Objects that go with another the plan deletes or replaces (a queue's bindings, a user's rights),
   // and a replace's holding queue and its bindings, which live only while the replace runs.
-  const mayGo: ((r: Resource) => boolean)[] = [];
-  const anyState: ((r: Resource) => boolean)[] = [];
-  const attached = (x: Resource) => (r: Resource) =>
-    (r.kind === "binding" && x.kind === "queue" && r.destinationType === "queue" && r.destination === x.name) ||
-    (r.kind === "binding" && x.kind === "exchange" && (r.source === x.name || (r.destinationType === "exchange" && r.destination === x.name))) ||
-    (r.kind === "topic-permission" && x.kind === "exchange" && r.exchange === x.name) ||
-    ((r.kind === "permission" || r.kind === "topic-permission") && x.kind === "user" && r.user === x.name);
+  // By name, not a test per delete asked of every object that differs: a saved plan deleting
+  // 20,000 of 25,000 services asked 60,000 tests of each.
+  const gone = { queue: new Set<string>(), exchange: new Set<string>(), user: new Set<string>() };
+  const holds = new Set<string>();
+  const deleting = (x: Resource) => {
+    if (x.kind === "queue" || x.kind === "exchange" || x.kind === "user") gone[x.kind].add(x.name);
+  };
+  const goesWithOther = (r: Resource) =>
+    (r.kind === "binding" && r.destinationType === "queue" && gone.queue.has(r.destination)) ||
+    (r.kind === "binding" && (gone.exchange.has(r.source) || (r.destinationType === "exchange" && gone.exchange.has(r.destination)))) ||
+    (r.kind === "topic-permission" && gone.exchange.has(r.exchange)) ||
+    ((r.kind === "permission" || r.kind === "topic-permission") && gone.user.has(r.user));
+  const inAnyState = (r: Resource) => (r.kind === "queue" && holds.has(r.name)) || (r.kind === "binding" && (holds.has(r.destination) || holds.has(r.source)));
   let vhostMade = false;
   for (const a of sofar.made) {
     switch (a.op) {
@@ -382,14 +388,13 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
         allow(a.key, a.after);
         allow(a.key, undefined);
         for (const b of a.rebind) allow(keyOf(b), b);
-        mayGo.push(attached(a.before));
-        const hold = a.after.kind === "queue" ? holdingQueueName(a.after.name) : undefined;
-        if (hold !== undefined) anyState.push((r) => (r.kind === "queue" && r.name === hold) || (r.kind === "binding" && (r.destination === hold || r.source === hold)));
+        deleting(a.before);
+        if (a.after.kind === "queue") holds.add(holdingQueueName(a.after.name));
         break;
       }
       case "delete":
         allow(a.key, undefined);
-        mayGo.push(attached(a.before));
+        deleting(a.before);
         for (const b of a.unmanaged ?? []) allow(keyOf(b), undefined);
         break;
       default:
@@ -415,7 +420,7 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
     // Asked only of an object that differs: a plan may delete thousands.
     const withOther = () => {
       const any = n ?? b;
-      return (n === undefined && b !== undefined && mayGo.some((gone) => gone(b))) || (any !== undefined && anyState.some((free) => free(any)));
+      return (n === undefined && b !== undefined && goesWithOther(b)) || (any !== undefined && inAnyState(any));
     };
     if (left.has(key)) {
       const m = left.get(key);

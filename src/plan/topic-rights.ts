@@ -35,13 +35,15 @@ function touchedBindings(plan: ClusterPlan): Binding[] {
 }
 
 /**
- * Whether RabbitMQ's check lets `key` through `pattern`: an unanchored regular expression, after
- * {username} and {vhost} are replaced (rabbit_auth_backend_internal). undefined when topo cannot
- * tell: a {client_id} it does not know, or a pattern JavaScript does not read as Erlang does.
+ * A test of whether RabbitMQ's check lets a key through `pattern`: an unanchored regular
+ * expression, after {username} and {vhost} are replaced (rabbit_auth_backend_internal). It answers
+ * undefined when topo cannot tell: a {client_id} it does not know, or a pattern JavaScript does
+ * not read as Erlang does.
  */
-function matches(pattern: string, key: string, user: string, vhost: string): boolean | undefined {
-  if (pattern.includes("{client_id}")) return undefined;
-  return policyRegExp(pattern.replaceAll("{username}", user).replaceAll("{vhost}", vhost), { unicode: true })?.test(key);
+function matcher(pattern: string, user: string, vhost: string): (key: string) => boolean | undefined {
+  if (pattern.includes("{client_id}")) return () => undefined;
+  const re = policyRegExp(pattern.replaceAll("{username}", user).replaceAll("{vhost}", vhost), { unicode: true });
+  return (key) => re?.test(key);
 }
 
 /** The bindings the user's topic permissions refuse, one per exchange and key. */
@@ -50,11 +52,15 @@ export function topicRefusals(plan: ClusterPlan, actual: ActualCluster, perms: r
   const types = new Map<string, string>();
   for (const r of actual.resources) if (r.kind === "exchange") types.set(r.name, r.type);
   for (const a of plan.actions) if (a.op !== "delete" && a.after.kind === "exchange") types.set(a.after.name, a.after.type);
+  // Each exchange's permission found, and its pattern compiled, once: not once per binding.
+  const permOf = new Map<string, { perm: TopicPermissionOf; reads: (key: string) => boolean | undefined }>();
+  for (const p of perms) if (!permOf.has(p.exchange)) permOf.set(p.exchange, { perm: p, reads: matcher(p.read, user, vhost) });
   const found = new Map<string, TopicRefusal>();
   for (const b of touchedBindings(plan)) {
     if (types.get(b.source) !== "topic") continue;
-    const perm = perms.find((p) => p.exchange === b.source);
-    if (!perm || matches(perm.read, b.routingKey, user, vhost) !== false) continue;
+    const of = permOf.get(b.source);
+    if (!of || of.reads(b.routingKey) !== false) continue;
+    const { perm } = of;
     found.set(`${b.source}\0${b.routingKey}`, { exchange: b.source, routingKey: b.routingKey, read: perm.read });
   }
   return [...found.values()];

@@ -15,6 +15,7 @@ export function userConflicts(desired: DesiredCluster, actual: ActualCluster, pr
   const marker = userMarkerTag(prefix);
   const existing = new Map(actual.resources.flatMap((r) => (r.kind === "user" ? [[r.name, r.tags] as const] : [])));
   const out: UserConflict[] = [];
+  const adopted = new Set(desired.users.adopt);
   for (const r of desired.resources) {
     if (r.kind !== "user") continue;
     const tags = existing.get(r.name);
@@ -22,7 +23,7 @@ export function userConflicts(desired: DesiredCluster, actual: ActualCluster, pr
     // adopt takes over a user made by hand, never one another topology manages: its apply would
     // change the password back, or delete the user, under this file's services.
     const other = tags.find((t) => t.startsWith(TOPO_NAMESPACE));
-    if (!other && desired.users.adopt.includes(r.name)) continue;
+    if (!other && adopted.has(r.name)) continue;
     out.push({
       user: r.name,
       message: other
