@@ -164,7 +164,9 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   // only the file's comments, which plan reads again.
   const forUsers = planned.map(userChanges);
   if (forUsers.some((c) => c.length)) {
-    forUsers.forEach((c, i) => inference.clusters[i]?.changes.push(...c));
+    forUsers.forEach((c, i) => {
+      for (const change of c) inference.clusters[i]?.changes.push(change);
+    });
     text = emit();
     planned = plannedOn(text, p, actuals, backEnv);
   }

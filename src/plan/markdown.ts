@@ -36,7 +36,12 @@ export function renderMarkdown(plan: Plan, meta: MarkdownMeta = {}): string {
     lines.push("", `<details${open}><summary>${escapeHtml(clusterSummary(c))}</summary>`, "", `\`${renderClusterHeader(c).replace(/`/g, "'")}\``, "");
     const notes = [...c.warnings.map((w) => `! warning: ${w}`), ...c.degraded.map((d) => `! degraded: ${d}`)];
     const body = [...notes, ...reviewOrder(c.actions).flatMap(renderAction)];
-    if (body.length) lines.push("```diff", ...body, "```", "");
+    // Appended one by one: spread into push, a plan of 150,000 actions ran out of stack.
+    if (body.length) {
+      lines.push("```diff");
+      for (const line of body) lines.push(line);
+      lines.push("```", "");
+    }
     else lines.push("No changes.", "");
     lines.push("</details>");
   }

@@ -40,3 +40,16 @@ describe("names from the broker in the plan's text", () => {
     expect(w).toContain("\\n  - delete queue mplogin.async");
   });
 });
+
+describe("a plan of many actions", () => {
+  it("renders in text and markdown whole: 200,000 actions, each on its line", () => {
+    const actions = Array.from({ length: 200_000 }, (_, i) => {
+      const after = queue({ name: `mpsvc${i}.async` });
+      return { op: "create" as const, key: `queue|${after.name}`, after };
+    });
+    const plan = { clusters: [{ ...diffCluster(desiredOf(raw({ services: [] }), "async"), actual([{ kind: "vhost", name: "a" }]), "mp"), actions }] };
+    for (const text of [renderText(plan), renderMarkdown(plan)]) {
+      expect(text.split("\n").filter((l) => l.trim().startsWith("+ create queue mpsvc")).length).toBe(200_000);
+    }
+  });
+});
