@@ -4,17 +4,19 @@
 // user-info masking needs no secrets and is a plain function. No module state: the CLI makes one
 // Redactor and hands it to what it runs, and a library user makes their own.
 
+import { pushTo } from "./core/collections.js";
+
 export class Redactor {
   /** Each form a secret takes (raw, percent-encoded, JSON-escaped), and the secret it is of. */
   private readonly secrets = new Map<string, string>();
   /** Words output shows by design (see spare). */
   private readonly words = new Set<string>();
   /**
-   * known()'s answer until the next add() or spare(). Working it out looks for every secret in
-   * every word, tens of thousands of them for a large topology, and output asks for it once per
-   * string: --json of a plan of 5,000 services took minutes before it was kept.
+   * known()'s answer, and a Finder of it, until the next add() or spare(). Working it out looks
+   * for every secret in every word, tens of thousands of them for a large topology, and output
+   * asks for it once per string: --json of a plan of 5,000 services took minutes before it was kept.
    */
-  private masked: string[] | undefined;
+  private masked: Masking | undefined;
 
   /** Remember a secret so that text() masks it wherever it shows up. */
   add(secret: string | undefined): void {
@@ -65,20 +67,48 @@ export class Redactor {
 
   /** Longest first, so a secret that contains another is masked whole. */
   known(): readonly string[] {
+    return this.masking().forms;
+  }
+
+  /** `text` with every secret known() holds masked, longest first. */
+  maskSecrets(text: string): string {
+    const { rank, starred, finder } = this.masking();
+    if (!rank.size) return text;
+    // Only the secrets the text holds are split out of it, in known()'s order: one search of the
+    // text per secret made a long text, or thousands of short ones (a plan of thousands of
+    // users), cost their length times the number of secrets. A secret with "*" in it is always
+    // tried, since "***" put in by a longer one can make it stand where it did not.
+    const present = finder.in(text);
+    if (!present.size && !starred.length) return text;
+    let out = text;
+    for (const s of [...new Set([...present, ...starred])].sort((a, b) => rank.get(a)! - rank.get(b)!)) out = out.split(s).join("***");
+    return out;
+  }
+
+  private masking(): Masking {
     if (this.masked) return this.masked;
-    const words = [...this.words];
-    const spared = new Map<string, boolean>();
-    const stands = (secret: string): boolean => {
-      let s = spared.get(secret);
-      if (s === undefined) spared.set(secret, (s = standsInWords(secret, words)));
-      return s;
-    };
-    this.masked = [...this.secrets]
-      .filter(([, secret]) => !stands(secret))
+    const secrets = new Set(this.secrets.values());
+    const spared = standingInWords(secrets, this.words);
+    const forms = [...this.secrets]
+      .filter(([, secret]) => !spared.has(secret))
       .map(([form]) => form)
       .sort((a, b) => b.length - a.length);
+    // Shorter ones are masked only in URLs (redactText).
+    const free = forms.filter((f) => f.length >= MIN_FREE_TEXT_SECRET);
+    this.masked = { forms, rank: new Map(free.map((f, i) => [f, i])), starred: free.filter((f) => f.includes("*")), finder: new Finder(free) };
     return this.masked;
   }
+}
+
+/** What a Redactor masks, worked out once (see Redactor.masked). */
+interface Masking {
+  /** Longest first. */
+  readonly forms: readonly string[];
+  /** Each form masked in free text, by its place in `forms`. */
+  readonly rank: ReadonlyMap<string, number>;
+  /** Those with "*" in them. */
+  readonly starred: readonly string[];
+  readonly finder: Finder;
 }
 
 /** Percent-encoded forms, and each again with its %-escapes in lower case ("%2b"): a URL means the same by them. */
@@ -131,17 +161,47 @@ export function maskUserinfo(userinfo: string): string {
 export const MIN_FREE_TEXT_SECRET = 4;
 
 /**
- * Whether free text would show `secret` inside one of `words` (names and words output shows by
- * design): then it is masked only in URLs (Redactor.spare). A secret too short for free-text
- * masking is never masked there anyway.
+ * Which of `secrets` free text would show inside one of `words` (names and words output shows by
+ * design): those are masked only in URLs (Redactor.spare). A secret too short for free-text
+ * masking is never masked there anyway, and is none of them. Each word is read once, whatever the
+ * number of secrets: one search of every word per secret took minutes for 10,000 users.
  */
-export function standsInWords(secret: string, words: readonly string[]): boolean {
-  return secret.length >= MIN_FREE_TEXT_SECRET && words.some((w) => w.includes(secret));
+export function standingInWords(secrets: Iterable<string>, words: Iterable<string>): Set<string> {
+  const finder = new Finder(secrets);
+  const found = new Set<string>();
+  for (const w of words) finder.in(w, found);
+  return found;
+}
+
+/**
+ * Finds which of many strings, each at least MIN_FREE_TEXT_SECRET long (shorter ones are never
+ * found), occur in a text, in one pass over it: each MIN_FREE_TEXT_SECRET-character window of the
+ * text is looked up among the strings' beginnings, and only the strings that begin so are compared.
+ */
+export class Finder {
+  private readonly byStart = new Map<string, string[]>();
+
+  constructor(strings: Iterable<string>) {
+    for (const s of new Set(strings)) {
+      if (s.length < MIN_FREE_TEXT_SECRET) continue;
+      pushTo(this.byStart, s.slice(0, MIN_FREE_TEXT_SECRET), s);
+    }
+  }
+
+  /** The strings `text` holds, added to `found`. */
+  in(text: string, found = new Set<string>()): Set<string> {
+    if (!this.byStart.size) return found;
+    for (let i = 0; i + MIN_FREE_TEXT_SECRET <= text.length; i++) {
+      const list = this.byStart.get(text.slice(i, i + MIN_FREE_TEXT_SECRET));
+      if (list) for (const s of list) if (text.startsWith(s, i)) found.add(s);
+    }
+    return found;
+  }
 }
 
 /** Mask any user:password@ in URLs inside free text, and every secret `secrets` knows. */
 export function redactText(text: string, secrets?: Redactor): string {
-  let out = text.replace(URL_TOKEN, (m, scheme: string, rest: string) => {
+  const out = text.replace(URL_TOKEN, (m, scheme: string, rest: string) => {
     // A password may hold "@", "/", ":" or "%" (unencoded, or in a URL that did not parse), so
     // the user-info runs to the LAST "@" of the token: masking too much beats printing a piece.
     const at = rest.lastIndexOf("@");
@@ -152,14 +212,11 @@ export function redactText(text: string, secrets?: Redactor): string {
     if (colon >= 0 && userinfo.slice(colon + 1) === "<password>") return m;
     return `${scheme}${maskUserinfo(userinfo)}${rest.slice(at)}`;
   });
-  for (const s of secrets?.known() ?? []) {
-    // A secret this short ("a", ".", "ab1") stands in innocent text everywhere (a version's dots,
-    // a port's colon): masking it there would corrupt the output and show the secret by what
-    // became "***". Such a secret is still masked where it stands as a password, in URLs above.
-    if (s.length < MIN_FREE_TEXT_SECRET) continue;
-    out = out.split(s).join("***");
-  }
-  return out;
+  // A secret shorter than MIN_FREE_TEXT_SECRET ("a", ".", "ab1") stands in innocent text
+  // everywhere (a version's dots, a port's colon): masking it there would corrupt the output and
+  // show the secret by what became "***". Such a secret is still masked where it stands as a
+  // password, in URLs above.
+  return secrets ? secrets.maskSecrets(out) : out;
 }
 
 /** The shortest piece of an echoed credential masked on its own (see maskEcho). */

@@ -7,7 +7,7 @@
 import { ENV_NAME_SOURCE } from "../core/naming.js";
 import { OUTPUT_WORDS } from "../core/words.js";
 import type { DesiredState } from "../model.js";
-import { standsInWords } from "../redact.js";
+import { standingInWords } from "../redact.js";
 import type { Env } from "./interpolate.js";
 import { userinfoSpan } from "./url.js";
 
@@ -105,18 +105,19 @@ const NAME_LIKE =
  * (shownWords): users' passwords and the clusters' URLs'. RabbitMQ's guest/guest is none to warn about.
  */
 export function nameLikePasswords(desired: DesiredState, userPasswords: Readonly<Record<string, string>>, words: readonly string[]): { path: string[]; message: string }[] {
-  const out: { path: string[]; message: string }[] = [];
+  const passwords: { password: string; path: string[]; message: string }[] = [];
   for (const c of desired.clusters) {
     const { amqp, management } = c.target;
-    if (!guest(amqp.username, amqp.password) && standsInWords(amqp.password, words)) out.push({ path: ["clusters", c.target.name, "url"], message: `the URL's password ${NAME_LIKE}` });
-    if (management.password !== amqp.password && !guest(management.username, management.password) && standsInWords(management.password, words)) {
-      out.push({ path: ["clusters", c.target.name, "management"], message: `the URL's password ${NAME_LIKE}` });
+    if (!guest(amqp.username, amqp.password)) passwords.push({ password: amqp.password, path: ["clusters", c.target.name, "url"], message: `the URL's password ${NAME_LIKE}` });
+    if (management.password !== amqp.password && !guest(management.username, management.password)) {
+      passwords.push({ password: management.password, path: ["clusters", c.target.name, "management"], message: `the URL's password ${NAME_LIKE}` });
     }
   }
   for (const [user, pw] of Object.entries(userPasswords)) {
-    if (!guest(user, pw) && standsInWords(pw, words)) out.push({ path: ["users", user, "password"], message: `the password ${NAME_LIKE}` });
+    if (!guest(user, pw)) passwords.push({ password: pw, path: ["users", user, "password"], message: `the password ${NAME_LIKE}` });
   }
-  return out;
+  const inWords = standingInWords(passwords.map((p) => p.password), words);
+  return passwords.filter((p) => inWords.has(p.password)).map(({ path, message }) => ({ path, message }));
 }
 
 /** RabbitMQ's own guest/guest. */
