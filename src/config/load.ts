@@ -153,15 +153,16 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   let doc: Document.Parsed;
   try {
     // merge: YAML 1.1 merge keys (`<<: *conn`), how people share one cluster's settings with another.
-    // uniqueKeys: two keys are one when JavaScript names them alike (16 and "16", true and "true"):
-    // the library's own test compares values, and toJS() would keep the second silently.
-    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: sameKey, merge: true });
+    // uniqueKeys: keys given twice are found below (duplicateKeys), since the parser's own check
+    // compares each key with every one before it in its mapping.
+    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, merge: true });
   } catch (e) {
     // The parser recurses; absurd nesting exhausts the stack before any rule applies.
     fail([{ line: 1, col: 1, message: `cannot parse YAML: ${e instanceof RangeError ? "nesting is too deep" : (e as Error).message}` }]);
     throw e;
   }
-  if (doc.errors.length > 0) {
+  const twice = duplicateKeys(doc, text, (o) => at(o).line);
+  if (doc.errors.length > 0 || twice.length > 0) {
     // ${VAR} unquoted in a flow collection breaks it into a cascade of errors: one problem instead.
     const flow = text.includes("${") ? flowReferences(text) : undefined;
     if (flow?.length) {
@@ -169,16 +170,18 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       fail([...before.map((e) => ({ ...at(e.pos[0]), message: yamlMessage(e.code, e.message) })), ...flow.map((f) => ({ ...at(f.offset), message: FLOW_REFERENCE }))]);
     }
     fail(
-      doc.errors.map((e) => ({
-        // A block scalar header's error points past its | or >, at the text that follows.
-        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : e.pos[0]),
-        message:
-          e.code === "MULTIPLE_DOCS"
-            ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
-            : e.code === "DUPLICATE_KEY"
-              ? duplicateKeyMessage(doc, e.pos[0], (o) => at(o).line) ?? yamlMessage(e.code, e.message)
+      inOrder(
+        doc.errors.map((e) => ({
+          offset: e.pos[0],
+          // A block scalar header's error points past its | or >, at the text that follows.
+          ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : e.pos[0]),
+          message:
+            e.code === "MULTIPLE_DOCS"
+              ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
               : yamlMessage(e.code, e.message),
-      })),
+        })),
+        twice.map((d) => ({ ...d, ...at(d.offset) })),
+      ).map(({ line, col, message }) => ({ line, col, message })),
     );
   }
   const depthProblem = tooDeep(doc.contents as YamlNode | null, 0);
@@ -501,33 +504,58 @@ function flowReferences(text: string): { offset: number; collection: number }[] 
 }
 
 /**
- * The words for a key given twice: the key (unless it looks like a URL, or holds a password) and
- * the line of its first occurrence. Undefined when the duplicate cannot be found.
+ * Every key given twice in one mapping, at the second (and each later) one, with the words for
+ * it: the key (unless it looks like a URL, or holds a password) and the line of its first
+ * occurrence. Two keys are one when JavaScript names them alike (16 and "16", true and "true"):
+ * the parser's own check (uniqueKeys) compares values, and toJS() would keep the second silently.
+ * Each mapping's keys are indexed once: the parser's check compares every key with each one before
+ * it, minutes for a mapping of 10,000 users.
  */
-function duplicateKeyMessage(doc: Document.Parsed, offset: number, lineOf: (o: number) => number): string | undefined {
+function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) => number): { offset: number; message: string }[] {
   const { isScalar, visit } = yaml();
-  let message: string | undefined;
+  const out: { offset: number; message: string }[] = [];
   visit(doc, {
     Map(_key, map, ancestors) {
-      const i = map.items.findIndex((it: Pair) => (it.key as YamlNode | null)?.range?.[0] === offset);
-      if (i < 0) return undefined;
-      const key = map.items[i]?.key;
-      const first = isScalar(key) ? map.items.slice(0, i).find((it: Pair) => sameKey(it.key, key)) : undefined;
-      const firstKey = first?.key as Scalar | undefined;
-      const firstAt = firstKey?.range?.[0];
-      if (!isScalar(key) || firstKey === undefined || firstAt === undefined) return visit.BREAK;
-      const path = yamlPath(ancestors, map).map(String);
-      const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
-      const name = keyName(key.value);
-      const hidden = secret || /@|:\/\//.test(`${name ?? ""}${firstKey.source ?? ""}`);
-      const shown = hidden ? "a key" : `the key ${JSON.stringify(name)}`;
-      // 0x10 then "16": the first is written otherwise, and the reader looks for "16" in vain.
-      const written = !hidden && firstKey.source !== undefined && firstKey.source !== name ? `, where YAML reads ${firstKey.source} as ${name}` : "";
-      message = `${shown} is given twice in this mapping (first on line ${lineOf(firstAt)}${written}); remove one`;
-      return visit.BREAK;
+      const seen = new Map<string, Scalar>();
+      for (const { key } of map.items as Pair[]) {
+        // A list or a mapping as a key is refused on its own (keyProblem); it names nothing.
+        if (!isScalar(key)) continue;
+        // A merge key (<<) is no name: two of them merge both, as the parser's check lets them.
+        const name = keyName(key.value);
+        if (name === undefined) continue;
+        const firstKey = seen.get(name);
+        if (firstKey === undefined) {
+          seen.set(name, key);
+          continue;
+        }
+        const path = yamlPath(ancestors, map).map(String);
+        const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
+        const shownName = keyName(key.value);
+        const hidden = secret || /@|:\/\//.test(`${shownName ?? ""}${firstKey.source ?? ""}`);
+        const shown = hidden ? "a key" : `the key ${JSON.stringify(shownName)}`;
+        // 0x10 then "16": the first is written otherwise, and the reader looks for "16" in vain.
+        const written = !hidden && firstKey.source !== undefined && firstKey.source !== shownName ? `, where YAML reads ${firstKey.source} as ${shownName}` : "";
+        // An empty key (": 2") is placed at its ":", as the parser places it.
+        const start = key.range?.[0] ?? 0;
+        const offset = key.range && start === key.range[1] ? Math.max(start, text.indexOf(":", start)) : start;
+        out.push({ offset, message: `${shown} is given twice in this mapping (first on line ${lineOf(firstKey.range?.[0] ?? 0)}${written}); remove one` });
+      }
+      return undefined;
     },
   });
-  return message;
+  // Mappings are visited outside in; the problems are told in the order of the file.
+  return out.sort((a, b) => a.offset - b.offset);
+}
+
+/** Two lists, each in the order of its offsets, as one in that order; at one offset, `a`'s first. */
+function inOrder<T extends { offset: number }>(a: T[], b: T[]): T[] {
+  const out: T[] = [];
+  let j = 0;
+  for (const x of a) {
+    while (j < b.length && b[j]!.offset < x.offset) out.push(b[j++]!);
+    out.push(x);
+  }
+  return out.concat(b.slice(j));
 }
 
 /**
@@ -537,16 +565,6 @@ function duplicateKeyMessage(doc: Document.Parsed, offset: number, lineOf: (o: n
 function keyName(value: unknown): string | undefined {
   if (typeof value === "symbol") return undefined;
   return value === null || value === undefined ? "" : String(value);
-}
-
-/** Whether two keys of one mapping name the same member once read: the parser's uniqueKeys. */
-function sameKey(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  const { isScalar } = yaml();
-  if (!isScalar(a) || !isScalar(b)) return false;
-  if (a.value === b.value) return true;
-  const name = keyName(a.value);
-  return name !== undefined && name === keyName(b.value);
 }
 
 /**

@@ -5,6 +5,7 @@
 // the second silently replacing the first.
 
 import { describe, expect, it } from "vitest";
+import { isScalar, LineCounter, parseDocument } from "yaml";
 import { parseConfig } from "../../src/config/load.js";
 import { problemsOf } from "../helpers/problems.js";
 
@@ -133,6 +134,58 @@ describe("a mistyped key is told the key it most likely means", () => {
   it("a word far from every key gets no guess", () => {
     expect(problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync: { colour: red }\nservices: [mplogin]\n`)).toEqual([
       `8:11: defaults.sync: unknown key "colour" (allowed: cluster, durable, mirrored, type, arguments)`,
+    ]);
+  });
+});
+
+describe("keys given twice are found where the YAML parser's own check finds them", () => {
+  // topo finds keys given twice itself: the parser's check (uniqueKeys) compares each key with
+  // every key before it in its mapping, minutes for 10,000 users. The parser's check, with
+  // topo's rule for one name (16 and "16"), is the measure of where each one is.
+  const sameName = (a: unknown, b: unknown): boolean => {
+    if (a === b) return true;
+    if (!isScalar(a) || !isScalar(b)) return false;
+    if (a.value === b.value) return true;
+    const name = (v: unknown) => (typeof v === "symbol" ? undefined : v === null || v === undefined ? "" : String(v));
+    return name(a.value) !== undefined && name(a.value) === name(b.value);
+  };
+  const parserPlaces = (text: string): string[] => {
+    const lc = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: sameName, merge: true, prettyErrors: false });
+    return doc.errors.filter((e) => e.code === "DUPLICATE_KEY").map((e) => `${lc.linePos(e.pos[0]).line}:${lc.linePos(e.pos[0]).col}`);
+  };
+  const topoPlaces = (text: string): string[] => problemsOf(text).filter((p) => / is given twice in this mapping /.test(p)).map((p) => p.split(":").slice(0, 2).join(":"));
+
+  it.each([
+    ["a key written alike, at the top", `${HEAD}version: 1\n`],
+    ["three times, each after the first", `${HEAD}x:\n  k: 1\n  k: 2\n  k: 3\n`],
+    ["with anchors", `${HEAD}x:\n  &a k: 1\n  &b k: 2\n`],
+    ["with a tag", `${HEAD}x:\n  !!str 16: 1\n  16: 2\n`],
+    ["as explicit keys", `${HEAD}x:\n  ? k\n  : 1\n  ? k\n  : 2\n`],
+    ["as block scalars", `${HEAD}x:\n  ? |\n    block\n  : 1\n  ? |\n    block\n  : 2\n`],
+    ["in flow mappings", `${HEAD}x: {a: 1, a: 2, b: 3, a: 4}\ny: [ {q: 1, "q": 2} ]\n`],
+    ["empty", `${HEAD}x:\n  : 1\n  : 2\n`],
+    ["null in its three spellings", `${HEAD}x:\n  ~: 1\n  null: 2\n  "": 3\n`],
+    ["nested, told in the order of the file", `${HEAD}x:\n  y:\n    z: 1\n    z: 2\n  w: 1\n  w: 2\nx: 3\n`],
+    ["quoted and plain", `${HEAD}x:\n  'k': 1\n  "k": 2\n  k: 3\n  k : 4\n`],
+    ["a number and its text", `${HEAD}x:\n  1.0: a\n  1: b\n  true: c\n  "true": d\n`],
+  ])("%s", (_what, text) => {
+    const places = parserPlaces(text);
+    expect(places.length).toBeGreaterThan(0);
+    expect(topoPlaces(text)).toEqual(places);
+  });
+
+  it("two merge keys are none: both are merged, as the parser lets them be", () => {
+    const text = `${HEAD}base: &b {a: 1}\nother: &c {b: 2}\nx:\n  <<: *b\n  <<: *c\n`;
+    expect(parserPlaces(text)).toEqual([]);
+    expect(topoPlaces(text)).toEqual([]);
+  });
+
+  it("among other YAML problems, each at its place in the order of the file", () => {
+    expect(problemsOf(`${HEAD}x:\n  k: 1\n  k: 2\ny:\n\tz: 1\nw: 1\nw: 2\n`)).toEqual([
+      '10:3: the key "k" is given twice in this mapping (first on line 9); remove one',
+      "12:1: YAML: Tabs are not allowed as indentation",
+      '14:1: the key "w" is given twice in this mapping (first on line 13); remove one',
     ]);
   });
 });
