@@ -15,7 +15,7 @@ import { literalPasswordWarning, nameLikePasswords, shownWords } from "./literal
 import { maybeYaml11Number, numberProblem, numberTextProblem } from "./numbers.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
-import { refusedPath, startsWith, wellFormed } from "./refused.js";
+import { refusedPath, underAny, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
 import { QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
@@ -307,10 +307,11 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const refusedPaths = [...uninterpolated];
   const validate = schemaValidator();
   if (!validate(data)) {
+    const notRead = underAny(uninterpolated);
     for (const err of relevantErrors(validate.errors ?? [])) {
       const path = refusedPath(err);
       // The text of an uninterpolated ${VAR} is no value to judge.
-      if (uninterpolated.some((u) => startsWith(path, u))) continue;
+      if (notRead(path)) continue;
       problems.push(schemaProblem(err, doc, at, file, putIn));
       refusedPaths.push(path);
     }

@@ -382,6 +382,9 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
   // Services with a queue left out for a problem reported at its own place (a refused name,
   // setting or entry, an unknown cluster): what follows from the missing queue is not reported again.
   const leftOut = new Set<string>();
+  const refusedServices = new Set(refused.services);
+  const refusedQueues = new Set(refused.queues);
+  const knownCluster = knownClusters && new Set(knownClusters);
   raw.services.forEach((entry, i) => {
     const svc: RawService = typeof entry === "string" ? { name: entry } : entry;
     const namePath: (string | number)[] = typeof entry === "string" ? ["services", i] : ["services", i, "name"];
@@ -399,14 +402,14 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
       return;
     }
     firstSeen.set(svc.name, i);
-    if (refused.services?.includes(i)) {
+    if (refusedServices.has(i)) {
       leftOut.add(svc.name);
       return;
     }
     for (const kind of TRAFFIC) {
       const own = svc[kind];
       if (own === false) continue;
-      if (refused.defaults?.includes(kind) || refused.queues?.includes(`${i}.${kind}`)) {
+      if (refused.defaults?.includes(kind) || refusedQueues.has(`${i}.${kind}`)) {
         leftOut.add(svc.name);
         continue;
       }
@@ -418,7 +421,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
       const missing = [...(refused.arguments?.[`defaults.${kind}`] ?? []), ...(refused.arguments?.[`${i}.${kind}`] ?? [])];
       const argumentLayers = layers.map((l) => ({ arguments: l.settings.arguments, path: l.path }));
       problems.push(...checkArguments(r.type, r.arguments, argumentLayers, missing));
-      if (knownClusters && !knownClusters.includes(r.cluster)) {
+      if (knownCluster && !knownCluster.has(r.cluster)) {
         // One problem per place that names the cluster (or per kind, for the built-in default,
         // at the first service that needs it), not one per service.
         const builtIn = r.clusterPath[0] === "clusters";

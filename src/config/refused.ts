@@ -4,10 +4,18 @@
 import type { ErrorObject } from "ajv";
 import { TRAFFIC, type Traffic } from "../model.js";
 import type { RawConfig, Refused } from "./normalize.js";
-import { isObject, jsonPointerToPath, type Path } from "./places.js";
+import { isObject, jsonPointerToPath, pathKey, type Path } from "./places.js";
 
-export function startsWith(path: Path, head: Path): boolean {
-  return head.length <= path.length && head.every((h, i) => String(h) === String(path[i]));
+/**
+ * Whether a path is one of `heads` or lies under one: asked once per schema problem, so the heads
+ * are kept by key and each of the path's beginnings looked up, not each head compared in turn.
+ */
+export function underAny(heads: readonly Path[]): (path: Path) => boolean {
+  const keys = new Set(heads.map(pathKey));
+  return (path) => {
+    for (let i = 0; i <= path.length; i++) if (keys.has(pathKey(path.slice(0, i)))) return true;
+    return false;
+  };
 }
 
 /** The part of the data a schema error refuses: the extra key, the value, or the incomplete object. */
@@ -51,7 +59,7 @@ export function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw:
   // service's queue that queue; the entry itself or its name the whole entry.
   const isKind = (k: unknown): k is Traffic => TRAFFIC.includes(k as Traffic);
   const argumentsRefused: Record<string, string[]> = {};
-  const refuseArgument = (key: string, name: string) => (argumentsRefused[key] = [...(argumentsRefused[key] ?? []), name]);
+  const refuseArgument = (key: string, name: string) => (argumentsRefused[key] ??= []).push(name);
   const brokenQueues = new Set<string>();
   const brokenServices = new Set<number>();
   for (const p of at("services")) {
@@ -82,8 +90,9 @@ export function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw:
   // refused password or password_hash only that secret: the user's rights are still checked.
   const usersRefused = at("users").some((p) => p.length === 1) || (data.users !== undefined && !isObject(data.users));
   const isSecret = (p: Path) => p.length === 3 && (p[2] === "password" || p[2] === "password_hash");
-  const brokenUsers = [...new Set(at("users").filter((p) => p.length >= 2 && !isSecret(p)).map((p) => String(p[1])))];
-  const brokenSecrets = [...new Set(at("users").filter(isSecret).map((p) => String(p[1])))].filter((u) => !brokenUsers.includes(u));
+  const brokenUser = new Set(at("users").filter((p) => p.length >= 2 && !isSecret(p)).map((p) => String(p[1])));
+  const brokenUsers = [...brokenUser];
+  const brokenSecrets = [...new Set(at("users").filter(isSecret).map((p) => String(p[1])))].filter((u) => !brokenUser.has(u));
   const raw: RawConfig = {
     version: 1,
     prefix: typeof data.prefix === "string" ? data.prefix : undefined,
