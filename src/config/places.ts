@@ -3,7 +3,7 @@
 // handle on the YAML library, loaded on first use, that finding a place needs.
 
 import { createRequire } from "node:module";
-import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap, YAMLSeq } from "yaml";
 import type { ConfigProblem } from "../errors.js";
 import type { PathProblem } from "./normalize.js";
 
@@ -73,9 +73,61 @@ export function yamlPath(ancestors: readonly unknown[], node: unknown): Path {
     if (isPair(a) && isMergeKey(a.key)) {
       if (isSeq(chain[i + 1])) i++;
     } else if (isPair(a)) out.push(isScalar(a.key) ? String((a.key as Scalar).value) : String(a.key));
-    else if (isSeq(a)) out.push(a.items.indexOf(chain[i + 1] as never));
+    else if (isSeq(a)) out.push(indexIn(a, chain[i + 1]));
   }
   return out;
+}
+
+/**
+ * Each list's items by node, and each map's pairs by key (the first of each name, as a search
+ * from the start finds it), built on the first question: a path is worked out for every number
+ * in the file and every problem is placed, and a search of a list of 10,000 services, or of
+ * 10,000 users, for each made validate of such a file take a minute and a half. An index that no
+ * longer matches its node is built again.
+ */
+const itemIndexes = new WeakMap<YAMLSeq, Map<unknown, number>>();
+const pairIndexes = new WeakMap<YAMLMap, { length: number; pairs: Map<string, { pair: Pair; at: number }> }>();
+
+/** Where `item` is in `seq`, or -1 (the index is checked at its answer, and built again when wrong). */
+function indexIn(seq: YAMLSeq, item: unknown): number {
+  const find = (fresh: boolean): number | undefined => {
+    let index = itemIndexes.get(seq);
+    if (!index || fresh) {
+      index = new Map();
+      seq.items.forEach((it, i) => index!.has(it) || index!.set(it, i));
+      itemIndexes.set(seq, index);
+    }
+    const i = index.get(item);
+    return i !== undefined && seq.items[i] === item ? i : undefined;
+  };
+  return find(false) ?? find(true) ?? -1;
+}
+
+/**
+ * The first pair of `map` whose key names `key` (its scalar value as text). A key the index does
+ * not hold is searched for from the start (a key renamed, or a pair replaced, since it was built),
+ * and the index built again when that finds it; removing or adding a pair builds it again too.
+ */
+function ownPair(map: YAMLMap, key: string): Pair | undefined {
+  const { isScalar } = yaml();
+  const name = (pair: Pair) => (isScalar(pair.key) ? String((pair.key as Scalar).value) : undefined);
+  const build = () => {
+    const pairs = new Map<string, { pair: Pair; at: number }>();
+    map.items.forEach((pair: Pair, at) => {
+      const k = name(pair);
+      if (k !== undefined && !pairs.has(k)) pairs.set(k, { pair, at });
+    });
+    const index = { length: map.items.length, pairs };
+    pairIndexes.set(map, index);
+    return index;
+  };
+  let index = pairIndexes.get(map);
+  if (!index || index.length !== map.items.length) index = build();
+  const found = index.pairs.get(key);
+  if (found && map.items[found.at] === found.pair && name(found.pair) === key) return found.pair;
+  const searched = map.items.find((pair: Pair) => name(pair) === key);
+  if (searched || found) build();
+  return searched;
 }
 
 /** A YAML merge key, `<<`, as the parser marks it (merge: true). */
@@ -115,7 +167,7 @@ export function nodeAt(doc: Document.Parsed, path: readonly (string | number)[])
 /** The pair of a key in a map, or in what its merge keys bring in (own keys first, then merges in order). */
 function pairIn(doc: Document.Parsed, map: YAMLMap, key: string, deref: (n: unknown) => YamlNode | undefined, depth = 0): Pair | undefined {
   const { isMap, isScalar, isSeq } = yaml();
-  const own = map.items.find((it: Pair) => isScalar(it.key) && String((it.key as Scalar).value) === key);
+  const own = ownPair(map, key);
   if (own || depth > 8) return own;
   for (const it of map.items) {
     if (!(isScalar(it.key) && typeof (it.key as Scalar).value === "symbol")) continue; // `<<`
