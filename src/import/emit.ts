@@ -2,7 +2,7 @@
 // (so a string "100" stays a string and 100 a number); what the file cannot describe becomes the
 // comment at its top, in the words `topo plan` will print.
 
-import { Document, isNode, type YAMLMap, type YAMLSeq } from "yaml";
+import { Document, isNode, Pair, type YAMLMap, type YAMLSeq } from "yaml";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
 import { renderAction } from "../plan/render.js";
 import { names } from "../core/words.js";
@@ -199,7 +199,9 @@ export function emitTopology(input: EmitInput): string {
       if (u.consumes.length) entry.set("consumes", flowList(u.consumes));
       if (u.publishes === "all" || u.publishes.length) entry.set("publishes", u.publishes === "all" ? "all" : flowList(u.publishes));
       if (u.tags.length) entry.set("tags", flowList(escapeDollars(u.tags)));
-      users.set(u.name, entry);
+      // Appended, not set(): set() searches the map for the key first, and 20,000 users took
+      // 2.4 s. The broker's user names are unique.
+      users.items.push(new Pair(u.name, entry));
     }
     root.set("users", users);
   }
