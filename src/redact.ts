@@ -12,7 +12,7 @@ export class Redactor {
   /** Words output shows by design (see spare). */
   private readonly words = new Set<string>();
   /**
-   * known()'s answer, and a Finder of it, until the next add() or spare(). Working it out looks
+   * What maskSecrets() masks, until the next add() or spare(). Working it out looks
    * for every secret in every word, tens of thousands of them for a large topology, and output
    * asks for it once per string: --json of a plan of 5,000 services took minutes before it was kept.
    */
@@ -65,16 +65,15 @@ export class Redactor {
     return redactUrl(url, this);
   }
 
-  /** Longest first, so a secret that contains another is masked whole. */
-  known(): readonly string[] {
-    return this.masking().forms;
-  }
-
-  /** `text` with every secret known() holds masked, longest first. */
+  /**
+   * `text` with every secret masked, in every form, except those spared (see spare) and those too
+   * short for free text (MIN_FREE_TEXT_SECRET). Longest first, so a secret that contains another
+   * is masked whole.
+   */
   maskSecrets(text: string): string {
     const { rank, starred, finder } = this.masking();
     if (!rank.size) return text;
-    // Only the secrets the text holds are split out of it, in known()'s order: one search of the
+    // Only the secrets the text holds are split out of it, longest first: one search of the
     // text per secret made a long text, or thousands of short ones (a plan of thousands of
     // users), cost their length times the number of secrets. A secret with "*" in it is always
     // tried, since "***" put in by a longer one can make it stand where it did not.
@@ -89,22 +88,19 @@ export class Redactor {
     if (this.masked) return this.masked;
     const secrets = new Set(this.secrets.values());
     const spared = standingInWords(secrets, this.words);
-    const forms = [...this.secrets]
-      .filter(([, secret]) => !spared.has(secret))
+    // Shorter ones are masked only in URLs (redactText).
+    const free = [...this.secrets]
+      .filter(([form, secret]) => form.length >= MIN_FREE_TEXT_SECRET && !spared.has(secret))
       .map(([form]) => form)
       .sort((a, b) => b.length - a.length);
-    // Shorter ones are masked only in URLs (redactText).
-    const free = forms.filter((f) => f.length >= MIN_FREE_TEXT_SECRET);
-    this.masked = { forms, rank: new Map(free.map((f, i) => [f, i])), starred: free.filter((f) => f.includes("*")), finder: new Finder(free) };
+    this.masked = { rank: new Map(free.map((f, i) => [f, i])), starred: free.filter((f) => f.includes("*")), finder: new Finder(free) };
     return this.masked;
   }
 }
 
 /** What a Redactor masks, worked out once (see Redactor.masked). */
 interface Masking {
-  /** Longest first. */
-  readonly forms: readonly string[];
-  /** Each form masked in free text, by its place in `forms`. */
+  /** Each form masked in free text, by its place in the order of masking: longest first. */
   readonly rank: ReadonlyMap<string, number>;
   /** Those with "*" in them. */
   readonly starred: readonly string[];

@@ -6,15 +6,12 @@ import type { ArgValue, Exchange, Policy, Queue } from "../model.js";
 import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, exchangeShape, keyOf, stableJson } from "../core/keys.js";
-import { names } from "../core/words.js";
+import { names, plural } from "../core/words.js";
+import { policyRegExp } from "../core/policy-pattern.js";
 import { APPLIES_TO } from "./describe-queue.js";
 import { modelExchange } from "./file-objects.js";
 import { ownerOf, serviceQueueReader } from "./queues.js";
 import type { ImportSource, UserMirrors } from "./types.js";
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
 
 function policyText(p: Policy): string {
   const def = Object.entries(p.definition).map(([k, v]) => `${k}=${stableJson(v)}`).join(", ");
@@ -64,13 +61,8 @@ function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserM
     } else if (mirrorsAll.length) {
       text += `; it mirrors ${names(mirrorsAll)}, which the file marks mirrored: true, the job of topo's own policy: once that exists, delete this one or narrow its pattern`;
     } else {
-      let re: RegExp | undefined;
-      try {
-        re = new RegExp(p.pattern);
-      } catch {
-        re = undefined;
-      }
-      const hits = re ? imported.filter((q) => APPLIES_TO[q.type].has(p.applyTo) && (re as RegExp).test(q.name)).map((q) => q.name) : [];
+      const re = policyRegExp(p.pattern);
+      const hits = re ? imported.filter((q) => APPLIES_TO[q.type].has(p.applyTo) && re.test(q.name)).map((q) => q.name) : [];
       if (hits.length) text += `; it applies to ${plural(hits.length, "queue")} of this file (${names(hits)})`;
     }
     notes.push(`${text}.`);

@@ -64,9 +64,9 @@ describe("a password that is also a name in the output", () => {
 });
 
 describe("what the redactor masks follows what it has learnt, in any order", () => {
-  // known() is kept between calls (looking for every secret in tens of thousands of names once per
-  // printed string made --json of a large plan take minutes): a secret or a name learnt after
-  // output began must still count.
+  // What is masked is worked out once and kept between calls (looking for every secret in tens of
+  // thousands of names once per printed string made --json of a large plan take minutes): a
+  // secret or a name learnt after output began must still count.
   it("a secret added after text() was called is masked from then on", () => {
     const r = new Redactor();
     r.spare(["mplogin", "mplogin.sync"]);
