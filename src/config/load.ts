@@ -163,26 +163,26 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   }
   const twice = duplicateKeys(doc, text, (o) => at(o).line);
   if (doc.errors.length > 0 || twice.length > 0) {
+    const yamlProblems = inOrder(
+      doc.errors.map((e) => ({
+        offset: e.pos[0],
+        // A block scalar header's error points past its | or >, at the text that follows.
+        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : e.pos[0]),
+        message:
+          e.code === "MULTIPLE_DOCS"
+            ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
+            : yamlMessage(e.code, e.message),
+      })),
+      twice.map((d) => ({ ...d, ...at(d.offset) })),
+    );
+    const placed = (ps: typeof yamlProblems) => ps.map(({ line, col, message }) => ({ line, col, message }));
     // ${VAR} unquoted in a flow collection breaks it into a cascade of errors: one problem instead.
     const flow = text.includes("${") ? flowReferences(text) : undefined;
     if (flow?.length) {
-      const before = doc.errors.filter((e) => e.pos[0] < (flow[0] as { collection: number }).collection);
-      fail([...before.map((e) => ({ ...at(e.pos[0]), message: yamlMessage(e.code, e.message) })), ...flow.map((f) => ({ ...at(f.offset), message: FLOW_REFERENCE }))]);
+      const before = yamlProblems.filter((p) => p.offset < (flow[0] as { collection: number }).collection);
+      fail([...placed(before), ...flow.map((f) => ({ ...at(f.offset), message: FLOW_REFERENCE }))]);
     }
-    fail(
-      inOrder(
-        doc.errors.map((e) => ({
-          offset: e.pos[0],
-          // A block scalar header's error points past its | or >, at the text that follows.
-          ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : e.pos[0]),
-          message:
-            e.code === "MULTIPLE_DOCS"
-              ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
-              : yamlMessage(e.code, e.message),
-        })),
-        twice.map((d) => ({ ...d, ...at(d.offset) })),
-      ).map(({ line, col, message }) => ({ line, col, message })),
-    );
+    fail(placed(yamlProblems));
   }
   const depthProblem = tooDeep(doc.contents as YamlNode | null, 0);
   if (depthProblem) fail([{ ...at(depthProblem.range?.[0] ?? 0), message: `nesting deeper than ${MAX_DEPTH} levels; a topology is a few levels deep` }]);
@@ -531,11 +531,10 @@ function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) =
         }
         const path = yamlPath(ancestors, map).map(String);
         const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
-        const shownName = keyName(key.value);
-        const hidden = secret || /@|:\/\//.test(`${shownName ?? ""}${firstKey.source ?? ""}`);
-        const shown = hidden ? "a key" : `the key ${JSON.stringify(shownName)}`;
+        const hidden = secret || /@|:\/\//.test(`${name}${firstKey.source ?? ""}`);
+        const shown = hidden ? "a key" : `the key ${JSON.stringify(name)}`;
         // 0x10 then "16": the first is written otherwise, and the reader looks for "16" in vain.
-        const written = !hidden && firstKey.source !== undefined && firstKey.source !== shownName ? `, where YAML reads ${firstKey.source} as ${shownName}` : "";
+        const written = !hidden && firstKey.source !== undefined && firstKey.source !== name ? `, where YAML reads ${firstKey.source} as ${name}` : "";
         // An empty key (": 2") is placed at its ":", as the parser places it.
         const start = key.range?.[0] ?? 0;
         const offset = key.range && start === key.range[1] ? Math.max(start, text.indexOf(":", start)) : start;

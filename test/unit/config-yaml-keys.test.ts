@@ -181,6 +181,14 @@ describe("keys given twice are found where the YAML parser's own check finds the
     expect(topoPlaces(text)).toEqual([]);
   });
 
+  it("before an unquoted ${VAR} in a flow mapping, still said, in its own words", () => {
+    const ps = problemsOf(`version: 1\nversion: 1\n${CLUSTERS}services:\n  - name: mplogin\n    async: { arguments: { x-max-length: \${LEN} } }\n`, { LEN: "5" });
+    expect(ps).toEqual([
+      '2:1: the key "version" is given twice in this mapping (first on line 1); remove one',
+      expect.stringMatching(/^10:41: \$\{\.\.\.\} inside \{ \} or \[ \] must be quoted/),
+    ]);
+  });
+
   it("among other YAML problems, each at its place in the order of the file", () => {
     expect(problemsOf(`${HEAD}x:\n  k: 1\n  k: 2\ny:\n\tz: 1\nw: 1\nw: 2\n`)).toEqual([
       '10:3: the key "k" is given twice in this mapping (first on line 9); remove one',
