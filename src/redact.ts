@@ -86,8 +86,7 @@ export class Redactor {
 
   private masking(): Masking {
     if (this.masked) return this.masked;
-    const secrets = new Set(this.secrets.values());
-    const spared = standingInWords(secrets, this.words);
+    const spared = standingInWords(this.secrets.values(), this.words);
     // Shorter ones are masked only in URLs (redactText).
     const free = [...this.secrets]
       .filter(([form, secret]) => form.length >= MIN_FREE_TEXT_SECRET && !spared.has(secret))
@@ -174,7 +173,7 @@ export function standingInWords(secrets: Iterable<string>, words: Iterable<strin
  * found), occur in a text, in one pass over it: each MIN_FREE_TEXT_SECRET-character window of the
  * text is looked up among the strings' beginnings, and only the strings that begin so are compared.
  */
-export class Finder {
+class Finder {
   private readonly byStart = new Map<string, string[]>();
 
   constructor(strings: Iterable<string>) {

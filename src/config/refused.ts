@@ -90,9 +90,8 @@ export function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw:
   // refused password or password_hash only that secret: the user's rights are still checked.
   const usersRefused = at("users").some((p) => p.length === 1) || (data.users !== undefined && !isObject(data.users));
   const isSecret = (p: Path) => p.length === 3 && (p[2] === "password" || p[2] === "password_hash");
-  const brokenUser = new Set(at("users").filter((p) => p.length >= 2 && !isSecret(p)).map((p) => String(p[1])));
-  const brokenUsers = [...brokenUser];
-  const brokenSecrets = [...new Set(at("users").filter(isSecret).map((p) => String(p[1])))].filter((u) => !brokenUser.has(u));
+  const brokenUsers = new Set(at("users").filter((p) => p.length >= 2 && !isSecret(p)).map((p) => String(p[1])));
+  const brokenSecrets = [...new Set(at("users").filter(isSecret).map((p) => String(p[1])))].filter((u) => !brokenUsers.has(u));
   const raw: RawConfig = {
     version: 1,
     prefix: typeof data.prefix === "string" ? data.prefix : undefined,
@@ -108,7 +107,7 @@ export function wellFormed(data: Record<string, unknown>, paths: Path[]): { raw:
     services: [...brokenServices],
     queues: [...brokenQueues],
     arguments: argumentsRefused,
-    users: usersRefused ? ["*"] : brokenUsers,
+    users: usersRefused ? ["*"] : [...brokenUsers],
     passwords: usersRefused ? [] : brokenSecrets,
   };
   return { raw, refused };
