@@ -205,7 +205,9 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   const { desired } = loadConfig(file, env, redactor, { passwordsOptional: true });
   // The sections are copied as written: ${VAR} references, not the values they had here.
   const text = readFileSync(file, "utf8");
-  const src = parseDocument(text);
+  // merge: as the loader reads it, so a section that merges another (`<<: *broker`) is the
+  // mapping it means, and the password it takes from there is rewritten like its own.
+  const src = parseDocument(text, { merge: true });
   const known = desired.clusters.map((c) => c.target.name);
   const wanted = opts.clusters?.length ? [...new Set(opts.clusters)] : known;
   const unknown = wanted.filter((n) => !known.includes(n));

@@ -44,16 +44,15 @@ export function splitPassword(url: string): { before: string; password: string; 
  * derives from the decoded password.
  */
 export function writtenPasswords(doc: Document): string[] {
-  const clusters = doc.get("clusters", true);
-  if (!isMap(clusters)) return [];
+  // As plain data: an alias or a merge key (<<) gives a section the url of another.
+  const clusters: unknown = doc.toJS()?.clusters;
+  if (typeof clusters !== "object" || clusters === null) return [];
   const out: string[] = [];
-  for (const pair of clusters.items) {
-    const section = isAlias(pair.value) ? pair.value.resolve(doc) : pair.value;
-    if (!isMap(section)) continue;
+  for (const section of Object.values(clusters)) {
+    if (typeof section !== "object" || section === null) continue;
     for (const field of ["url", "management"]) {
-      const scalar = section.get(field, true);
-      if (!isScalar(scalar) || typeof scalar.value !== "string") continue;
-      const split = splitPassword(scalar.value);
+      const value: unknown = (section as Record<string, unknown>)[field];
+      const split = typeof value === "string" ? splitPassword(value) : undefined;
       if (split && isLiteral(split.password)) out.push(split.password);
     }
   }
@@ -118,10 +117,12 @@ export function rewriteSection(
   mask: (comment: string) => string = (c) => c,
 ): YamlNode {
   const node = doc.getIn(["clusters", name], true) as YamlNode;
-  let aliased = false;
-  visit(node, { Alias: () => void (aliased = true) });
-  // An alias points into the rest of the user's file; its plain value is what it means here.
-  const section = (aliased || isAlias(node) ? doc.createNode(node.toJS(doc)) : node.clone()) as YamlNode;
+  let shared = false;
+  visit(node, { Alias: () => void (shared = true), Pair: (_, pair) => void (isScalar(pair.key) && pair.key.value === "<<" && (shared = true)) });
+  // An alias points into the rest of the user's file, and a merge key (<<) takes another section's
+  // settings, its url and password too: the plain value is what the section means here, and only
+  // there is every url and management it holds a key of its own to rewrite.
+  const section = (shared || isAlias(node) ? doc.createNode(node.toJS(doc)) : node.clone()) as YamlNode;
   visit(section, {
     Node: (_, n) => {
       if (n.commentBefore) n.commentBefore = mask(n.commentBefore);

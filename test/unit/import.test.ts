@@ -488,6 +488,33 @@ describe("the cluster sections import writes", async () => {
     expect(doc.toString()).toContain("amqp://u:s3cret@h:5672/s");
   });
 
+  it("rewrites a password a section takes through a merge key (<<), from a cluster or from elsewhere", async () => {
+    const { writtenPasswords } = await import("../../src/import/sections.js");
+    const merged = parseDocument(
+      [
+        "version: 1",
+        "shared: &mgmt { management: 'http://admin:M%2Fpw@h:15672' }",
+        "clusters:",
+        "  sync: &broker",
+        "    url: amqp://u:S3cr%2Ft@h/s",
+        "  async:",
+        "    <<: *broker",
+        "    url: amqp://u:S3cr%2Ft@h/a",
+        "  third:",
+        "    <<: [*mgmt, { url: 'amqp://u:Inl1ne@h/t' }]",
+        "services: []",
+      ].join("\n"),
+      { merge: true },
+    );
+    const vars = new PasswordVariables("RABBITMQ_PASSWORD");
+    const out = ["sync", "async", "third"].map((n) => yamlOf(rewriteSection(merged, n, vars, (p) => p))).join("\n");
+    expect(out).not.toMatch(/S3cr|M%2Fpw|Inl1ne|<</);
+    expect(out).toContain("url: amqp://u:${RABBITMQ_PASSWORD}@h/a");
+    expect(out).toContain("url: amqp://u:${RABBITMQ_PASSWORD_THIRD}@h/t");
+    expect(out).toContain("management: http://admin:${RABBITMQ_PASSWORD_THIRD_MANAGEMENT}@h:15672");
+    expect(writtenPasswords(merged).sort()).toEqual(["Inl1ne", "M%2Fpw", "S3cr%2Ft", "S3cr%2Ft"]);
+  });
+
   it("masks a password in the section's comments, in whatever form, and keeps the other comments", async () => {
     const { Redactor } = await import("../../src/redact.js");
     const commented = parseDocument(
