@@ -530,7 +530,9 @@ function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) =
           continue;
         }
         const path = yamlPath(ancestors, map).map(String);
-        const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management");
+        // Inside a cluster's or a user's section, a key that is no plain key name may be a piece of
+        // a password a slip made a key (schema-errors.ts SECRET_KEY).
+        const secret = path.some((p) => p === "password" || p === "password_hash" || p === "url" || p === "management") || (holdsSecrets(path) && path.length >= 2 && !/^[a-z_]+$/.test(name));
         const hidden = secret || /@|:\/\//.test(`${name}${firstKey.source ?? ""}`);
         const shown = hidden ? "a key" : `the key ${JSON.stringify(name)}`;
         // 0x10 then "16": the first is written otherwise, and the reader looks for "16" in vain.

@@ -42,7 +42,7 @@ export function schemaProblem(
       const isArgs = path[path.length - 1] === "arguments";
       if (isArgs && extra === "x-queue-type") message = `${where}: set the queue type with type: (classic, quorum, stream), not x-queue-type`;
       else if (isArgs) message = `${where}: unknown queue argument ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (RabbitMQ knows: ${known.join(", ")})`;
-      else message = `${where}: unknown key ${shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
+      else message = `${where}: unknown key ${holdsSecrets(path) && !KEY_SHAPE.test(extra) ? SECRET_KEY : shownKey(extra)}${guess ? `; did you mean "${guess}"?` : ""} (allowed: ${known.join(", ")})`;
       break;
     }
     case "required":
@@ -143,6 +143,16 @@ function describeValue(v: unknown, path: (string | number)[]): string {
 function shownKey(key: string): string {
   return /@|:\/\//.test(key) ? "(a key not shown, it looks like a URL)" : JSON.stringify(key);
 }
+
+/**
+ * Under clusters and users an unknown key may be a password, or a piece of one, that a slip made a
+ * key: `{password:Hunt3r}` (no space after the colon) is the key "password:Hunt3r", and
+ * `{password: Hunt3r, S3cret}` makes "S3cret" one. Such a key is shown only when it has the shape
+ * of every key these sections have (lower-case letters and "_": "port", "pasword"); else its place
+ * says where it is.
+ */
+const SECRET_KEY = "(a key not shown: here a key can be a piece of a password)";
+const KEY_SHAPE = /^[a-z_]+$/;
 
 /** The nearest known name, for "did you mean"; only when it is close. */
 function closest(word: string, candidates: string[]): string | undefined {

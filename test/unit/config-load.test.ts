@@ -289,6 +289,25 @@ describe("YAML syntax problems, in words that lead to the fix", () => {
     expect(ps[0]).not.toContain("Zq8kP4");
   });
 
+  it("under users and clusters, a key that a slip made of a password is not shown; a slip of a key's name is", () => {
+    const users = (entry: string) => problemsOf(`version: 1\n${CLUSTERS}services: [mplogin]\nusers:\n  mp-x: ${entry}\n`);
+    // No space after "password:" in flow style: the whole "password:Hunt3rS3cret" is a key.
+    const glued = users("{password:Hunt3rS3cret, consumes: [mplogin]}");
+    // A password holding ", " unquoted in flow style: its tail is a key.
+    const split = users("{password: Hunt3r, S3cret, consumes: [mplogin]}");
+    for (const ps of [glued, split]) {
+      expect(ps.join("\n")).not.toMatch(/Hunt3r|S3cret/);
+      expect(ps.join("\n")).toMatch(/^9:\d+: users\.mp-x: unknown key \(a key not shown: here a key can be a piece of a password\)/m);
+    }
+    expect(users("{pasword: Hunt3rS3cret, consumes: [mplogin]}")).toEqual([expect.stringMatching(/^9:10: users\.mp-x: unknown key "pasword"; did you mean "password"\?/)]);
+    const cluster = problemsOf(`version: 1\nclusters:\n  sync: {url: amqp://u:Hunt3r, S3cret@h/s}\n  async: {url: amqp://h/a}\nservices: [mplogin]\n`);
+    expect(cluster.join("\n")).not.toMatch(/S3cret/);
+    // Given twice, the same rule.
+    const twice = users("{password: Hunt3r, S3cret, S3cret, consumes: [mplogin]}");
+    expect(twice.join("\n")).not.toMatch(/S3cret/);
+    expect(twice.join("\n")).toMatch(/a key is given twice/);
+  });
+
   it("${VAR} unquoted in a flow mapping is one problem that says to quote it or use block style", () => {
     const ps = problemsOf(`version: 1\n${CLUSTERS}services:\n  - name: mplogin\n    async: { arguments: { x-max-length: \${LEN} } }\n`, { LEN: "5" });
     expect(ps).toEqual([
