@@ -16,7 +16,10 @@ export function stableJson(value: ArgValue | undefined): string {
 /**
  * The one identity function. A binding is identified by everything RabbitMQ uses to tell two
  * bindings apart: both ends, the routing key and the arguments (the broker's properties_key
- * encodes the same).
+ * encodes the same). Two objects have one key only if they are one: a name or routing key may hold
+ * "|", so every part but the last is written with "|" and "\\" escaped (field), or
+ * `mplogin -> audit [x|k]` and `mplogin -> audit|x [k]` would be one binding, and a list made
+ * unique by key (sortResources) would lose one: a replace would not restore it.
  */
 export function keyOf(r: Resource): string {
   switch (r.kind) {
@@ -26,14 +29,19 @@ export function keyOf(r: Resource): string {
     case "policy":
       return `${r.kind}|${r.name}`;
     case "binding":
-      return `binding|${r.source}|${r.destinationType}|${r.destination}|${r.routingKey}|${stableJson(r.arguments)}`;
+      return `binding|${field(r.source)}|${r.destinationType}|${field(r.destination)}|${field(r.routingKey)}|${stableJson(r.arguments)}`;
     case "user":
       return `user|${r.name}`;
     case "permission":
       return `permission|${r.user}`;
     case "topic-permission":
-      return `topic-permission|${r.user}|${r.exchange}`;
+      return `topic-permission|${field(r.user)}|${r.exchange}`;
   }
+}
+
+/** A part of a key followed by others: "|" and "\\" escaped, and as it is when it holds neither (nearly always). */
+function field(s: string): string {
+  return s.includes("|") || s.includes("\\") ? s.replace(/[\\|]/g, "\\$&") : s;
 }
 
 /** A short human name for an object, as plan prints it. */

@@ -51,7 +51,7 @@ export function valueProblem(schema: ArgumentSchema, value: ArgValue): string | 
 export function argumentChecker(schemas: Record<string, ArgumentSchema> | undefined, rule: ArgumentProblem = argumentRuleProblem): ArgumentProblem {
   const seen = new Map<string, string | undefined>();
   return (kind, type, name, value) => {
-    const k = `${kind}|${type}|${name}|${stableJson(value)}`;
+    const k = `${kind}|${type}|${JSON.stringify(name)}|${stableJson(value)}`;
     if (!seen.has(k)) seen.set(k, uncached(schemas, rule, kind, type, name, value));
     return seen.get(k);
   };

@@ -166,6 +166,30 @@ describe("lossless replace", () => {
     expect((await runCli(["plan", "-f", grown, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("a replaced exchange gets back foreign bindings whose names and keys run into each other through \"|\"", async () => {
+    const { async, before } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    // Someone re-made the service exchange as a direct one, and bound two queues of their own:
+    // audit with key "x|k", and "audit|x" with key "k".
+    await api("DELETE", `/api/exchanges/${vh(async)}/mplogin`);
+    await api("PUT", `/api/exchanges/${vh(async)}/mplogin`, { type: "direct", durable: true });
+    for (const q of ["audit", "audit|x"]) await api("PUT", `/api/queues/${vh(async)}/${encodeURIComponent(q)}`, { durable: true });
+    await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/audit`, { routing_key: "x|k" });
+    await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/${encodeURIComponent("audit|x")}`, { routing_key: "k" });
+    await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/mplogin.async`, { routing_key: "mplogin.async.#" });
+    const bindings = async () => (await listBindings(async)).filter((x) => x.source === "mplogin").map((x) => `${x.destination}:${x.routing_key}`).sort();
+    const had = await bindings();
+    expect(had).toEqual(["audit:x|k", "audit|x:k", "mplogin.async:mplogin.async.#"]);
+
+    const plan = await runCli(["plan", "-f", before]);
+    expect(plan.stdout).toMatch(/mplogin -> audit \[x\|k\]/);
+    expect(plan.stdout).toMatch(/mplogin -> audit\|x \[k\]/);
+    const r = await runCli(["apply", "-f", before, "--allow-destructive"]);
+    expect(r.code).toBe(0);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic" });
+    expect(await bindings()).toEqual(had);
+  });
+
   it("SIGTERM while a replaced exchange gets its bindings back: the step finishes first, so no binding of a user's is lost", async () => {
     const { sync, async, before } = files();
     expect((await runCli(["apply", "-f", before])).code).toBe(0);

@@ -165,6 +165,26 @@ describe("sortResources", () => {
     expect(keys).toEqual([...new Set(rs.map(keyOf))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
     expect(keys.length).toBe(rs.length);
   });
+
+  it("keeps two objects whose names or routing keys run into each other through \"|\" or \"\\\\\"", () => {
+    // Each pair differs, and would share one key if the parts were only joined with "|".
+    const pairs: [Resource, Resource][] = [
+      [binding({ source: "mplogin", destination: "audit", routingKey: "x|k" }), binding({ source: "mplogin", destination: "audit|x", routingKey: "k" })],
+      [binding({ source: "a|b", destination: "c" }), binding({ source: "a", destination: "b|c" })],
+      [binding({ source: "a\\", destination: "q", routingKey: "|k" }), binding({ source: "a\\|", destination: "q", routingKey: "k" })],
+      [binding({ source: "e", destination: "q", routingKey: "k|{}" }), binding({ source: "e", destination: "q|k", routingKey: "" })],
+      [
+        { kind: "topic-permission", user: "u|x", exchange: "e", write: "", read: "" },
+        { kind: "topic-permission", user: "u", exchange: "x|e", write: "", read: "" },
+      ],
+    ];
+    for (const [a, b] of pairs) {
+      expect(keyOf(a)).not.toBe(keyOf(b));
+      expect(sortResources([a, b])).toHaveLength(2);
+    }
+    // Names without either character keep the keys they had (saved plans hold them).
+    expect(keyOf(binding({ source: "mpa", destination: "mpa.sync", routingKey: "mpa.sync.#" }))).toBe("binding|mpa|queue|mpa.sync|mpa.sync.#|{}");
+  });
 });
 
 describe("state", () => {
