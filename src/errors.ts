@@ -24,7 +24,7 @@ export type ErrorCode =
 export const ERROR_CODES: Record<ErrorCode, string> = {
   usage: "the command line or its arguments are wrong (an unknown cluster, an option out of range)",
   config_invalid: "the topology file is wrong; every problem is listed with FILE:LINE:COL and nothing was sent to a broker",
-  broker_unreachable: "a broker did not answer (connection refused, timed out, name not found, not AMQP / not a management API)",
+  broker_unreachable: "a broker did not answer (connection refused, timed out, name not found, not AMQP / not a management API: a gateway's 502, 503 or 504, a redirect, or an answer that is not the management API's JSON, such as a proxy's or a login page's)",
   endpoint_mismatch: "a cluster's AMQP URL and management API reach different brokers, or two clusters are one vhost, or (with a `users:` section) two clusters are one broker under two management URLs",
   auth_failed: "a broker refused the user name or password",
   permission_denied: "the user lacks a tag or a permission the command needs",

@@ -293,6 +293,8 @@ export interface ActualCluster {
   managementTags?: string[];
   /** Why the cluster's nodes could not be read (then which nodes run, and are down, is unknown). */
   nodesUnreadable?: string;
+  /** Why the vhost's operator policies could not be read (then whether one caps a queue is unknown). */
+  operatorPoliciesUnreadable?: string;
   /**
    * The type a durable queue declared without x-queue-type gets in this vhost (its default queue
    * type, RabbitMQ 3.11+; for a vhost apply creates, the broker's default): read only when the

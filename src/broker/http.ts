@@ -56,6 +56,11 @@ export interface HttpResponse {
 const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ESOCKETTIMEDOUT", "UND_ERR_SOCKET"]);
 const TRANSIENT_STATUS = new Set([502, 503, 504]);
 
+/** RabbitMQ's management plugin refuses in JSON: {"error": "Object Not Found", "reason": "Not Found"}. */
+function rabbitRefusal(body: unknown): boolean {
+  return typeof body === "object" && body !== null && typeof (body as { error?: unknown }).error === "string";
+}
+
 export class ManagementClient {
   /** Requests sent, retries included, and how many of them were writes; the benchmark reports them. */
   requests = 0;
@@ -94,14 +99,54 @@ export class ManagementClient {
     return this.endpoint.display;
   }
 
-  /** GET that turns 404 (or the other given statuses) into undefined: an answer, not an error. */
+  /**
+   * GET that turns 404 (or the other given statuses) into undefined: an answer, not an error, when
+   * it is RabbitMQ's own (see rabbitRefusal). Whatever it answers is JSON: an object, or a list.
+   */
   async getOptional<T>(path: string, absent: number[] = [404], opts: RequestOptions = {}): Promise<T | undefined> {
     const r = await this.request("GET", path, undefined, absent, opts);
-    return absent.includes(r.status) ? undefined : (r.body as T);
+    if (absent.includes(r.status)) {
+      if (!rabbitRefusal(r.body)) throw this.foreignAnswer("GET", path, r, "");
+      return undefined;
+    }
+    if (typeof r.body !== "object" || r.body === null) throw this.foreignAnswer("GET", path, r, "JSON");
+    return r.body as T;
+  }
+
+  /** getOptional of a listing: a JSON list, or undefined for an absent status. */
+  async list<T>(path: string, absent: number[] = [404], opts: RequestOptions = {}): Promise<T[] | undefined> {
+    const body = await this.getOptional<unknown>(path, absent, opts);
+    if (body !== undefined && !Array.isArray(body)) throw this.foreignAnswer("GET", path, { status: 200, body, text: "" }, "a list");
+    return body as T[] | undefined;
   }
 
   async get<T>(path: string, opts: RequestOptions = {}): Promise<T> {
-    return (await this.request("GET", path, undefined, [], opts)).body as T;
+    return (await this.getOptional<T>(path, [], opts)) as T;
+  }
+
+  /**
+   * An answer that is not the management API's: a 404 or 401 that is some other server's page
+   * (a proxy's, a login page's) is no word on the vhost or the user, and a body that is not the
+   * JSON asked for (`wanted`; "" for an error body) is no listing, empty or not. The page is not
+   * quoted: it may echo the request, the Authorization header included.
+   */
+  private foreignAnswer(method: string, path: string, r: HttpResponse, wanted: string): BrokerError {
+    const type = r.contentType ? ` (${r.contentType.split(";")[0]?.trim()})` : "";
+    const what =
+      wanted === ""
+        ? `it answered ${r.status}${type}, not as RabbitMQ's management plugin does (a JSON error)`
+        : r.text === "" && r.body === undefined
+          ? `it answered ${r.status} with nothing, where RabbitMQ answers ${wanted}`
+          : typeof r.body === "string"
+            ? `it answered ${r.status}${type} with text that is not JSON, where RabbitMQ answers ${wanted} (a page of another server's, or an answer cut short)`
+            : `it answered ${r.status} with JSON that is not ${wanted}`;
+    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> not a management API answer: ${what}`), {
+      hints: [
+        `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or login page in between answers for it, and topo cannot tell what the broker holds`,
+      ],
+      code: "broker_unreachable",
+      status: r.status,
+    });
   }
 
   async put(path: string, body: unknown): Promise<void> {
@@ -226,11 +271,22 @@ export class ManagementClient {
     if (r.status === 403) hints.push(`user "${this.endpoint.username}" lacks a tag or permission for this; plan needs the monitoring tag, apply needs the administrator tag (or policymaker with configure/write/read on the vhost)`);
     if (r.status === 404) hints.push(`the object or vhost does not exist; run topo plan to see what is there`);
     if (r.status === 400 && /inequivalent/.test(reason)) hints.push(`the object exists with other properties; topo plan shows it as a replace, and apply --allow-destructive carries it out`);
-    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${r.status} ${reason}`.trim()), {
-      transient: TRANSIENT_STATUS.has(r.status),
+    // A redirect is some other server's (RabbitMQ's API redirects nowhere): a login page, a moved
+    // URL. Where it goes says which; its page says nothing more.
+    const redirect = r.status >= 300 && r.status < 400;
+    // 502, 503 and 504 are a gateway's words: the broker behind it did not answer.
+    const gateway = TRANSIENT_STATUS.has(r.status);
+    if (redirect || gateway) {
+      hints.push(
+        `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or login page in between answers for it${gateway ? `, and the broker behind it did not answer: check that it runs, and try again` : ""}`,
+      );
+    }
+    const said = redirect ? `: it redirects to ${r.location ?? "(no location)"}` : ` ${reason}`;
+    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${r.status}${said}`.trim()), {
+      transient: gateway,
       status: r.status,
       hints,
-      code: refusal?.code,
+      code: refusal?.code ?? (gateway || redirect ? "broker_unreachable" : undefined),
     });
   }
 

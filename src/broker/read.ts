@@ -8,6 +8,7 @@ import { amqpError } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
+import { BrokerError } from "../errors.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
 import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
@@ -61,27 +62,38 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     // Which nodes run decides where mirrors must be, and the rabbit application gives the
     // version (cheaper than /api/overview). Only monitoring and administrator users may list
     // nodes; for others the version comes from the overview and the mirror check is skipped.
-    client.getOptional<ApiNode[]>(paths.nodes, [401, 403]),
+    client.list<ApiNode>(paths.nodes, [401, 403]),
     // A missing vhost answers 404 here: that is how topo learns it must create it.
-    client.getOptional<ApiExchange[]>(paths.exchanges, [404], LISTING),
-    client.getOptional<ApiQueue[]>(paths.queues, [404], LISTING),
-    client.getOptional<ApiBinding[]>(paths.bindings, [404], LISTING),
-    client.getOptional<ApiPolicy[]>(paths.policies),
+    client.list<ApiExchange>(paths.exchanges, [404], LISTING),
+    client.list<ApiQueue>(paths.queues, [404], LISTING),
+    client.list<ApiBinding>(paths.bindings, [404], LISTING),
+    client.list<ApiPolicy>(paths.policies),
     // Operator policies cap a queue's length, bytes, TTL and expiry whatever its arguments say
     // (the lowest value wins). A monitoring user with rights on the vhost may read them (3.10.8,
     // 4.0.5); for a user who may not, they stay unknown.
-    client.getOptional<ApiPolicy[]>(paths.operatorPolicies, [401, 403, 404]),
+    client.list<ApiPolicy>(paths.operatorPolicies, [401, 403, 404]),
     // Users, and the vhost's permissions: only administrators may list them. For anyone else
     // (a monitoring user running plan) users are not compared, and plan says so.
-    users ? client.getOptional<ApiUser[]>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
-    users ? client.getOptional<ApiPermission[]>(`/api/vhosts/${v}/permissions`, [401, 403, 404]) : none,
-    users ? client.getOptional<ApiTopicPermission[]>(`/api/vhosts/${v}/topic-permissions`, [401, 403, 404]) : none,
+    users ? client.list<ApiUser>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
+    users ? client.list<ApiPermission>(`/api/vhosts/${v}/permissions`, [401, 403, 404]) : none,
+    users ? client.list<ApiTopicPermission>(`/api/vhosts/${v}/topic-permissions`, [401, 403, 404]) : none,
     // Which vhosts each user may use: a marked user with rights elsewhere is another file's.
-    users ? client.getOptional<{ user: string; vhost: string }[]>(`/api/permissions?columns=user,vhost`, [401, 403]) : none,
+    users ? client.list<{ user: string; vhost: string }>(`/api/permissions?columns=user,vhost`, [401, 403]) : none,
   ]);
   let version = nodes?.flatMap((n) => n.applications ?? []).find((a) => a.name === "rabbit")?.version;
   version ??= (await client.get<{ rabbitmq_version?: string }>(`/api/overview?columns=rabbitmq_version`)).rabbitmq_version;
   const exists = exchanges !== undefined;
+  // The vhost's listings answer alike: all of them, or 404 for all (it does not exist). A mix means
+  // it was created or deleted while topo read it, and half a vhost is no state to plan from.
+  const listed = { exchanges, queues, bindings, policies };
+  const mixed = Object.entries(listed).filter(([, l]) => (l !== undefined) !== exists);
+  if (mixed.length) {
+    throw new BrokerError(
+      target.name,
+      `vhost ${target.amqp.vhost}: ${mixed.map(([k]) => k).join(", ")} ${exists ? "answered 404 (no such vhost) where the exchanges were listed" : "were listed where the exchanges answered 404 (no such vhost)"}: it was created or deleted while topo read it`,
+      { hints: ["run the command again once whatever creates or deletes that vhost has finished"], code: "broker_refused" },
+    );
+  }
   return actualFrom({
     version: version ?? "",
     nodes: (nodes ?? []).filter((n) => n.running).map((n) => n.name),
@@ -92,6 +104,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     bindings: exists ? (bindings ?? []) : [],
     policies: exists ? (policies ?? []) : [],
     operatorPolicies: exists ? operatorPolicies : [],
+    operatorPoliciesUnreadable: !exists || operatorPolicies ? undefined : `the management user ${target.management.username} could not read the vhost's operator policies (RabbitMQ shows them to monitoring and administrator users with permissions on the vhost)`,
     users: userList,
     usersUnreadable: userList || !users ? undefined : `the management user ${target.management.username} may not list users (it needs the administrator tag)`,
     nodesUnreadable: nodes ? undefined : `the management user ${target.management.username} may not list the cluster's nodes (it needs the monitoring tag)`,

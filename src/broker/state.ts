@@ -144,6 +144,8 @@ export interface ApiSnapshot {
   usersUnreadable?: string;
   /** Why the cluster's nodes could not be read. */
   nodesUnreadable?: string;
+  /** Why the vhost's operator policies could not be read. */
+  operatorPoliciesUnreadable?: string;
   permissions?: ApiPermission[];
   topicPermissions?: ApiTopicPermission[];
   /** Every user's permissions on every vhost (user and vhost only). */
@@ -194,5 +196,6 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     ...(s.users ? { userHashes, userVhosts } : {}),
     ...(s.usersUnreadable ? { usersUnreadable: s.usersUnreadable } : {}),
     ...(s.nodesUnreadable ? { nodesUnreadable: s.nodesUnreadable } : {}),
+    ...(s.operatorPoliciesUnreadable ? { operatorPoliciesUnreadable: s.operatorPoliciesUnreadable } : {}),
   };
 }

@@ -220,7 +220,7 @@ function unrepairable(
   return {
     degraded: [...mirrors.degraded, ...limits.degraded, ...dead.degraded],
     warnings: [...mirrors.warnings, ...limits.warnings, ...dead.warnings],
-    notCompared: mirrors.notCompared,
+    notCompared: [...mirrors.notCompared, ...limits.notCompared],
   };
 }
 

@@ -19,6 +19,8 @@ export interface PolicyLimitReport {
   degraded: string[];
   /** A limit that may apply: topo cannot tell which policy RabbitMQ picks. */
   warnings: string[];
+  /** "operator policies", when they could not be read: then no plan may say "No changes." alone. */
+  notCompared: string[];
 }
 
 interface LimitRule {
@@ -125,9 +127,19 @@ interface Finding {
 export function policyLimits(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): PolicyLimitReport {
   const policies = policiesOnceApplied(desired, actual, owns);
   const operatorPolicies = actual.operatorPolicies ?? [];
+  const out: PolicyLimitReport = { degraded: [], warnings: [], notCompared: [] };
+  // Unread, they are not none: one may cap every queue of the file, and a plan that took them for
+  // none said "No changes." of a vhost whose queues drop messages.
+  if (actual.operatorPoliciesUnreadable && desired.queues.length) {
+    const n = desired.queues.length;
+    out.warnings.push(
+      `operator policies not compared: ${actual.operatorPoliciesUnreadable}, so topo cannot tell whether one caps the length, bytes, message TTL or expiry of the file's ${plural(n, "queue")} (${names(desired.queues.map((q) => q.queue.name))}); give ${shellWord(desired.target.management.username)} the monitoring tag and permissions on vhost ${shellWord(desired.target.amqp.vhost)}, or check with rabbitmqctl list_operator_policies -p ${shellWord(desired.target.amqp.vhost)}`,
+    );
+    out.notCompared.push("operator policies");
+  }
   // No policy sets a limit (topo's own mirroring policy sets none): nothing to look at per queue.
   // Only a policy that sets one can add a finding; the others still decide which policy applies.
-  if (![...policies, ...operatorPolicies].some((p) => RULES.some((r) => r.key in p.definition))) return { degraded: [], warnings: [] };
+  if (![...policies, ...operatorPolicies].some((p) => RULES.some((r) => r.key in p.definition))) return out;
   const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   const found = new Map<string, Finding>();
   for (const { queue } of desired.queues) {
@@ -180,7 +192,6 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
       }
     }
   }
-  const out: PolicyLimitReport = { degraded: [], warnings: [] };
   const vhost = desired.target.amqp.vhost;
   for (const f of found.values()) {
     const n = f.queues.length;

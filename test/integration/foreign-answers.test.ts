@@ -1,0 +1,112 @@
+// A plan must not take what it could not read for what the broker holds. Between topo and the
+// management API there may be a proxy, a gateway or a login page: their 404 is no word on the
+// vhost, their 200 page is no listing, and a listing refused is not an empty one. Each case is
+// answered by a proxy in front of the real management API, which passes every other request on.
+
+import { createServer, request as httpRequest } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { broker, runCli, testVhosts } from "../helpers/broker.js";
+
+const { fresh } = testVhosts();
+
+/** What the proxy answers itself: for requests whose "METHOD /path" matches, this status, type and body. */
+let rule: { match: RegExp; status: number; type: string; body: string; headers?: Record<string, string> } | undefined;
+let proxyUrl = "";
+let close = (): void => {};
+
+beforeAll(async () => {
+  const upstream = new URL(broker().mgmtBase);
+  const proxy = createServer((req, res) => {
+    if (rule?.match.test(`${req.method} ${req.url}`)) {
+      req.resume();
+      res.writeHead(rule.status, { "content-type": rule.type, ...rule.headers }).end(rule.body);
+      return;
+    }
+    const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    fwd.on("error", () => res.destroy());
+    req.pipe(fwd);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  proxyUrl = `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`;
+  close = () => proxy.close();
+});
+afterAll(() => close());
+
+/** An applied async-only topology (no mirrored queue: nothing else is left uncompared), planned through the proxy. */
+async function applied(): Promise<{ file: string; async: string }> {
+  const direct = fresh([{ name: "mplogin", sync: false }]);
+  expect((await runCli(["apply", "-f", direct.file])).code).toBe(0);
+  const { file } = fresh([{ name: "mplogin", sync: false }], { async: direct.async, sync: direct.sync, clusterExtra: { async: { management: proxyUrl } } });
+  return { file, async: direct.async };
+}
+
+const HTML = "text/html";
+const NGINX_404 = "<html><h1>404 Not Found</h1>nginx</html>";
+
+describe("what a plan could not read is not what the broker holds", () => {
+  it("operator policies refused: plan says they were not compared, never a bare \"No changes.\"", async () => {
+    const { file } = await applied();
+    rule = { match: /^GET \/api\/operator-policies\//, status: 403, type: "application/json", body: JSON.stringify({ error: "not_authorised", reason: "Not administrator user" }) };
+    try {
+      const r = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+      expect(r.stdout).not.toMatch(/^No changes\.$/m);
+      expect(r.stdout).toMatch(/No changes in what plan compared; not compared: operator policies/);
+      expect(r.stdout + r.stderr).toMatch(/operator policies not compared: the management user \S+ could not read the vhost's operator policies/);
+      const json = JSON.parse((await runCli(["plan", "-f", file, "--json"])).stdout);
+      expect(json.clusters.find((c: { name: string }) => c.name === "async").notCompared).toEqual(["operator policies"]);
+    } finally {
+      rule = undefined;
+    }
+  });
+
+  for (const [what, match, status, type, body] of [
+    ["a proxy's 404 page for the policies", /^GET \/api\/policies\//, 404, HTML, NGINX_404],
+    ["a proxy's 404 page for the vhost's listings", /^GET \/api\/(exchanges|queues|bindings|policies)\//, 404, HTML, NGINX_404],
+    ["a login page answered 200 for the exchanges", /^GET \/api\/exchanges\//, 200, HTML, "<html>Sign in</html>"],
+    ["a queue listing cut short", /^GET \/api\/queues\//, 200, "application/json", '[{"name":"mplogin.async","type":"classic","durable":true,"excl'],
+    ["an empty answer for the exchanges", /^GET \/api\/exchanges\//, 200, "application/json", ""],
+    ["JSON that is no list for the queues", /^GET \/api\/queues\//, 200, "application/json", "{}"],
+    ["null for the bindings", /^GET \/api\/bindings\//, 200, "application/json", "null"],
+    ["a proxy's 401 page for the operator policies", /^GET \/api\/operator-policies\//, 401, HTML, "<html>401 Authorization Required</html>"],
+  ] as const) {
+    it(`${what}: broker_unreachable, naming the cluster and the request; no plan`, async () => {
+      const { file } = await applied();
+      rule = { match, status, type, body };
+      try {
+        const r = await runCli(["plan", "-f", file, "--detailed-exitcode", "--json"]);
+        expect(r.code).toBe(1);
+        const err = JSON.parse(r.stdout).error;
+        expect(err.code).toBe("broker_unreachable");
+        expect(err.message).toMatch(/^cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/\S+ -> not a management API answer: it answered /);
+        expect(err.message).not.toMatch(/nginx|Sign in|Authorization Required/);
+        const text = await runCli(["plan", "-f", file]);
+        expect(text.stdout).not.toMatch(/create|No changes/);
+        expect(text.stderr).toMatch(/hint: clusters\.async\.management must reach RabbitMQ's management API itself/);
+      } finally {
+        rule = undefined;
+      }
+    });
+  }
+
+  it("a gateway's 503 after every retry is broker_unreachable, and a redirect says where it goes", async () => {
+    const { file } = await applied();
+    rule = { match: /^GET \/api\/queues\//, status: 503, type: HTML, body: "<html><body>503 Service Temporarily Unavailable</body></html>" };
+    try {
+      const r = await runCli(["plan", "-f", file, "--json"]);
+      expect(r.code).toBe(1);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.code).toBe("broker_unreachable");
+      expect(err.message).toMatch(/\/api\/queues\/\S+ -> 503/);
+      rule = { match: /^GET \/api\/queues\//, status: 302, type: HTML, body: "", headers: { location: "https://sso.example/login?next=/api/queues" } };
+      const moved = await runCli(["plan", "-f", file]);
+      expect(moved.code).toBe(1);
+      expect(moved.stderr).toMatch(/\/api\/queues\/\S+ -> 302: it redirects to https:\/\/sso\.example\/login\?next=\/api\/queues/);
+      expect(moved.stderr).toMatch(/hint: clusters\.async\.management must reach RabbitMQ's management API itself/);
+    } finally {
+      rule = undefined;
+    }
+  });
+});
