@@ -3,6 +3,7 @@
 // printed by any command, users topo did not make never touched.
 
 import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, request as httpRequest } from "node:http";
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, deleteVhost, runCli, uniqueName, vh, writeFile, type CliResult } from "../helpers/broker.js";
@@ -32,6 +33,8 @@ interface FileOptions {
   adopt?: boolean;
   /** The async cluster's management URL, instead of the test broker's. */
   asyncManagement?: string;
+  /** Both clusters' management URL, instead of the test broker's. */
+  management?: string;
   /** Also a user that consumes utpay, whose only queue is on the async cluster. */
   pay?: boolean;
 }
@@ -55,8 +58,8 @@ function setup(): Setup {
         "version: 1",
         `prefix: ${PREFIX}`,
         "clusters:",
-        `  sync: { url: "${amqpUrl(sync)}", management: "${b.mgmtBase}" }`,
-        `  async: { url: "${amqpUrl(async)}", management: "${o.asyncManagement ?? b.mgmtBase}" }`,
+        `  sync: { url: "${amqpUrl(sync)}", management: "${o.management ?? b.mgmtBase}" }`,
+        `  async: { url: "${amqpUrl(async)}", management: "${o.asyncManagement ?? o.management ?? b.mgmtBase}" }`,
         "services:",
         "  - utlogin",
         "  - utwallet",
@@ -278,6 +281,35 @@ describe("users from the file", () => {
     const dropped = await runCli(["apply", "-f", s.file({ drop: true }), "--allow-destructive"], s.env);
     expect(dropped.code, dropped.stderr).toBe(0);
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
+  });
+
+  it("a dropped user loses its permission before its topic permissions: never free to publish any routing key", async () => {
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    // The requests go through a proxy that records them.
+    const upstream = new URL(broker().mgmtBase);
+    const seen: string[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(`${req.method} ${decodeURIComponent((req.url ?? "").split("?")[0] ?? "")}`);
+      const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      fwd.on("error", () => res.destroy());
+      req.pipe(fwd);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const through = `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      const r = await runCli(["apply", "-f", s.file({ drop: true, management: through }), "--allow-destructive"], s.env);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      proxy.close();
+    }
+    const permission = seen.indexOf(`DELETE /api/permissions/${s.async}/${s.login}`);
+    const topic = seen.indexOf(`DELETE /api/topic-permissions/${s.async}/${s.login}`);
+    expect(permission).toBeGreaterThanOrEqual(0);
+    expect(topic).toBeGreaterThan(permission);
   });
 
   it("says that adopting a user another vhost uses changes its password there too, leaves its rights there, and never deletes it", async () => {
