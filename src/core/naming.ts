@@ -221,11 +221,16 @@ export class Ownership {
    * is left out with a negative lookahead (`^mp(?!x)[a-z_]+\.sync$`), so the policy never
    * mirrors mpx's queues; RabbitMQ's patterns are PCRE (Erlang re), which reads it as JavaScript does.
    */
-  kindQueuesPattern(kind: Traffic, nested: readonly string[] = this.nested): string {
+  kindQueuesPattern(kind: Traffic, nested: readonly string[] = this.nested, services: readonly string[] = []): string {
     const plain = kindQueuesPattern(this.prefix, kind);
     if (!nested.length) return plain;
     const rests = nested.map((n) => escapeRegex(n.slice(this.prefix.length)));
-    return `^${escapeRegex(this.prefix)}(?!${rests.join("|")})${plain.slice(1 + escapeRegex(this.prefix).length)}`;
+    const head = `${escapeRegex(this.prefix)}(?!${rests.join("|")})`;
+    const tail = plain.slice(1 + escapeRegex(this.prefix).length);
+    if (!services.length) return `^${head}${tail}`;
+    // The file's own services inside a longer prefix, by name: `^(?:mp(?!x)[a-z_]+|mpxbar)\.sync$`.
+    const body = tail.slice(0, tail.length - `\\.${kind}$`.length);
+    return `^(?:${head}${body}|${services.map(escapeRegex).join("|")})\\.${kind}$`;
   }
 
   /** A user topo manages for this prefix (its permissions in the vhost with it). */

@@ -1,7 +1,7 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
 import { TRAFFIC } from "../model.js";
-import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
+import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
 import { holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
@@ -272,13 +272,15 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
 function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[] {
   if (!owner.nested.length) return [];
   // A service of the file's own named inside the longer prefix (both files claim it) stays
-  // covered, and plan says so.
+  // covered, by name, and plan says so; the rest of that prefix's queues stay left out (dropping
+  // the whole prefix from the lookahead mirrored every queue of the other file's).
   const claimed = [...want.values()].flatMap((r) => (r.kind === "exchange" && owner.nested.some((n) => r.name.startsWith(n)) ? [r.name] : []));
-  const nested = owner.nested.filter((n) => !claimed.some((s) => s.startsWith(n)));
   for (const kind of TRAFFIC) {
     const key = keyOf({ kind: "policy", name: mirrorPolicyName(owner.prefix, kind) } as Policy);
     const p = want.get(key);
-    if (p?.kind === "policy" && p.pattern === kindQueuesPattern(owner.prefix, kind)) want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind, nested) });
+    if (p?.kind !== "policy" || p.pattern !== kindQueuesPattern(owner.prefix, kind)) continue;
+    const own = claimed.filter((s) => want.has(keyOf({ kind: "queue", name: `${s}.${kind}` } as Queue)));
+    want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind, owner.nested, own) });
   }
   return claimed.sort();
 }

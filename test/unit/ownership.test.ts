@@ -197,11 +197,18 @@ describe("a longer prefix in use is another namespace, whatever marks it", () =>
 });
 
 describe("a service of the file named inside a longer prefix in use", () => {
-  it("stays mirrored by the file's policy, and plan names the clash", () => {
+  it("stays mirrored by the file's policy, by name, the other prefix's queues still left out; plan names the clash", () => {
     const sync = desiredOf(raw({ services: ["mplogin", "mpxbar"] }), "sync");
-    const plan = diffCluster(sync, actual([{ kind: "vhost", name: "s" }, exchange({ name: "topo.mpx.generation", type: "fanout" }), ...service("mpxfoo", "sync", { durable: false })]), "mp");
-    expect(plan.actions.find((x) => x.key === "policy|topo.mp.mirror.sync")).toMatchObject({ after: { pattern: "^mp[a-z_]+\\.sync$" } });
+    const theirs = [exchange({ name: "topo.mpx.generation", type: "fanout" }), ...service("mpxfoo", "sync", { durable: false })];
+    const plan = diffCluster(sync, actual([{ kind: "vhost", name: "s" }, ...theirs]), "mp");
+    const pattern = "^(?:mp(?!x)[a-z_]+|mpxbar)\\.sync$";
+    expect(plan.actions.find((x) => x.key === "policy|topo.mp.mirror.sync")).toMatchObject({ after: { pattern } });
+    const re = new RegExp(pattern);
+    expect(["mplogin.sync", "mpxbar.sync", "mpxfoo.sync", "mpxbar.async", "mpxbarx.sync"].map((q) => re.test(q))).toEqual([true, true, false, false, false]);
     expect(plan.warnings).toEqual([expect.stringMatching(/^service mpxbar of this file is named inside prefix "mpx", which another topology uses on this vhost/)]);
+    // Applied: the next plan changes nothing.
+    const applied = sync.resources.map((r) => (r.kind === "policy" ? { ...r, pattern } : r));
+    expect(diffCluster(sync, actual([...applied, ...theirs]), "mp").actions).toEqual([]);
   });
 });
 
