@@ -38,6 +38,7 @@ import type { Channel, ConfirmChannel, GetMessage } from "amqplib";
 import { BrokerError } from "../errors.js";
 import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
+import { shown } from "../core/words.js";
 import { holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
@@ -223,7 +224,12 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
   const n = m.left ?? 0;
-  return new BrokerError(cluster, `replace queue ${queue}: ${m.stopped}; ${n} message${n === 1 ? "" : "s"} could not be moved and ${where}; none was lost or copied`, { hints });
+  const stuck = m.unmovable
+    ? [
+        `topo cannot move that message, so every apply stops at it: let a worker consume it (or take it off the queue yourself), then run topo apply again; or replace with --allow-data-loss, which deletes the queue with what it holds`,
+      ]
+    : hints;
+  return new BrokerError(cluster, `replace queue ${queue}: ${m.stopped}; ${n} message${n === 1 ? "" : "s"} could not be moved and ${where}; none was lost or copied`, { hints: stuck });
 }
 
 /** The broker refused the if-empty, if-unused delete of the old queue: say why and what to do. */
@@ -316,8 +322,29 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
  *   beside its own count). Carried over, a consumer read a count the broker does not go by.
  */
 function movedHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  if (!headers || !MOVE_DROPS.some((h) => h in headers)) return headers;
-  return Object.fromEntries(Object.entries(headers).filter(([k]) => !MOVE_DROPS.includes(k)));
+  if (!headers) return headers;
+  const kept = MOVE_DROPS.some((h) => h in headers) ? Object.fromEntries(Object.entries(headers).filter(([k]) => !MOVE_DROPS.includes(k))) : headers;
+  return writable(kept) as Record<string, unknown>;
+}
+
+/**
+ * A header value as amqplib can write it back. amqplib reads a double that holds a whole number
+ * as a number, and writes a whole number below -2^63 (a double -1e300, or -Infinity) as a 64-bit
+ * integer: it throws, and the message could not be moved. Such a number goes back as the double
+ * it was. Everything else is returned as it is (the same object when nothing changes).
+ */
+function writable(v: unknown): unknown {
+  if (typeof v === "number") return v < -0x8000000000000000 ? { "!": "double", value: v } : v;
+  if (Array.isArray(v)) {
+    const out = v.map(writable);
+    return out.some((x, i) => x !== v[i]) ? out : v;
+  }
+  if (v !== null && typeof v === "object" && !Buffer.isBuffer(v) && !(v instanceof Date) && !("!" in v)) {
+    const entries = Object.entries(v);
+    const out = entries.map(([k, x]) => [k, writable(x)] as const);
+    return out.some(([, x], i) => x !== entries[i]![1]) ? Object.fromEntries(out) : v;
+  }
+  return v;
 }
 
 const MOVE_DROPS = ["CC", "BCC", "x-delivery-count", "x-acquired-count"];
@@ -402,9 +429,18 @@ interface MoveResult {
   stopped?: string;
   /** The broker's count of the source when the move stopped. */
   left?: number;
+  /** A message the move cannot carry stopped it: another apply will not get past it. */
+  unmovable?: boolean;
 }
 
-type Confirm = "ok" | "nacked" | "lost";
+/** " (message_id X)", or "" for a message without one. */
+function describeMessage(m: GetMessage): string {
+  const id = m.properties.messageId ?? m.properties.correlationId;
+  return id === undefined || id === null || id === "" ? "" : ` (message_id ${shown(String(id))})`;
+}
+
+/** "unwritable": amqplib could not encode the message (it threw, and sent nothing). */
+type Confirm = "ok" | "nacked" | "lost" | "unwritable";
 
 /**
  * Move every message from one queue to another. Each message is published with confirms (and
@@ -421,6 +457,8 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
   let inflight: { m: GetMessage; returned: boolean }[] = [];
+  /** The first message of a batch amqplib could not encode, and why. */
+  let unwritable: { m: GetMessage; reason: string } | undefined;
   /** Back to the source, as o.giveBack says: published anew where a requeue would count a delivery. */
   const giveBack = async (back: GetMessage[]): Promise<void> => {
     if (o.giveBack !== "republish" || back.length === 0) {
@@ -518,9 +556,18 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           publish.map(
             (m) =>
               new Promise<Confirm>((resolve) => {
-                (pub as ConfirmChannel).publish("", to, m.content, publishOptions(m), (err: Error | null) => {
-                  resolve(err ? (/nacked/.test(err.message) ? "nacked" : "lost") : "ok");
-                });
+                // A message amqplib cannot encode makes publish throw before anything is sent (and
+                // before its confirm is awaited): it stays with the source, and the rest of the
+                // batch goes on. Thrown out of the batch, the batch's confirmed messages were
+                // given back too, a copy of each left in the target at every try.
+                try {
+                  (pub as ConfirmChannel).publish("", to, m.content, publishOptions(m), (err: Error | null) => {
+                    resolve(err ? (/nacked/.test(err.message) ? "nacked" : "lost") : "ok");
+                  });
+                } catch (e) {
+                  unwritable ??= { m, reason: (e as Error).message };
+                  resolve("unwritable");
+                }
               }),
           ),
         );
@@ -539,7 +586,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           }
           if (c === "nacked") refused++;
           else if (c === "lost") lost++;
-          else returned++;
+          else if (c !== "unwritable") returned++;
           back.push(m);
         });
         await giveBack(back);
@@ -553,6 +600,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       if (lost) throw new Error(`the confirms of ${lost} moved message${lost === 1 ? "" : "s"} were lost with the channel`);
       // Counted, not read back: a passive declare could be answered before the requeues land.
       const left = remaining + back.length;
+      if (unwritable) return { moved, dropped, stopped: `a message${describeMessage(unwritable.m)} cannot be moved: topo's AMQP client cannot write it back (${unwritable.reason})`, left, unmovable: true };
       if (returned) return { moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left };
       if (refused) return { moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left };
       if (full) return { moved, dropped, stopped: full, left };

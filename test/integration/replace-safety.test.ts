@@ -65,6 +65,21 @@ async function drainIds(v: string, queue: string): Promise<string[]> {
   });
 }
 
+/** The ids of every ready message a queue holds (missing queue: none), leaving them there. */
+async function drainIdsKeep(v: string, queue: string): Promise<string[]> {
+  return withChannel(v, async (ch) => {
+    const ids: string[] = [];
+    try {
+      await ch.checkQueue(queue);
+    } catch {
+      return ids;
+    }
+    for (let m = await ch.get(queue, { noAck: false }); m; m = await ch.get(queue, { noAck: false })) ids.push(String(m.properties.messageId));
+    ch.nackAll(true);
+    return ids;
+  });
+}
+
 /** Each id exactly once. */
 function expectExactlyOnce(got: string[], expected: string[]): void {
   const dup = got.filter((id, i) => got.indexOf(id) !== i);
@@ -586,6 +601,60 @@ describe("replace stops rather than lose or copy a message", () => {
     expectExactlyOnce(moved.map((m) => m.id), held);
     // The rest of the headers travel with the message.
     for (const m of moved) expect(m.headers).toEqual({ trace: m.id });
+  });
+
+  it("a header amqplib reads but cannot write as it read it (a double of -1e300) is moved as the double it was, no copy left", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("dbl", 300);
+    await withChannel(f.async, async (ch) => {
+      held.forEach((id, i) =>
+        ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, headers: i === 150 ? { score: { "!": "double", value: -1e300 } } : { n: i } }),
+      );
+      await ch.checkQueue(Q);
+    });
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(await messageCount(f.async, HOLD).catch(() => 0)).toBe(0);
+    const moved = await withChannel(f.async, async (ch) => {
+      const out: { id: string; headers: unknown }[] = [];
+      for (let m = await ch.get(Q, { noAck: true }); m; m = await ch.get(Q, { noAck: true })) out.push({ id: String(m.properties.messageId), headers: m.properties.headers });
+      return out;
+    });
+    expectExactlyOnce(moved.map((m) => m.id), held);
+    expect(moved.find((m) => m.id === held[150])?.headers).toEqual({ score: -1e300 });
+  });
+
+  it("a message amqplib cannot write back at all stops the replace at it: none lost, none copied, each try the same", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("big", 50);
+    await withChannel(f.async, async (ch) => {
+      for (const id of held.slice(0, 25)) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id });
+      await ch.checkQueue(Q);
+    });
+    // Headers larger than amqplib's 64 KiB encoding buffer, within the broker's frame size: another
+    // client (py-amqp here) publishes them, amqplib reads them and cannot write them again.
+    const py = `import amqp, sys
+c = amqp.Connection(host="${broker().host}:${new URL(amqpUrl(f.async)).port || 5672}", userid="${broker().user}", password="${broker().password}", virtual_host=sys.argv[1])
+c.connect(); ch = c.channel()
+ch.basic_publish(amqp.Message(b"${held[25]}", message_id="${held[25]}", application_headers={"blob": "x" * 70000}, delivery_mode=2), exchange="mplogin", routing_key="mplogin.async.x")
+ch.close(); c.close()`;
+    await new Promise<void>((resolve, reject) => execFile("/usr/bin/python3", ["-c", py, f.async], (err, _o, e) => (err ? reject(new Error(e)) : resolve())));
+    await withChannel(f.async, async (ch) => {
+      for (const id of held.slice(26)) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id });
+      await ch.checkQueue(Q);
+    });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`replace queue ${Q.replace(".", "\\.")}: a message \\(message_id ${held[25]}\\) cannot be moved: topo's AMQP client cannot write it back \\(.*\\); \\d+ messages? could not be moved and the old queue ${Q.replace(".", "\\.")} keeps them; none was lost or copied`));
+      expect(r.stderr).toMatch(/hint: topo cannot move that message, so every apply stops at it/);
+      // Everything is in the old queue or the holding queue, each message once.
+      const all = [...(await drainIdsKeep(f.async, Q)), ...(await drainIdsKeep(f.async, HOLD))];
+      expectExactlyOnce(all, held);
+    }
   });
 
   it("a message that expires while it waits in the holding queue is dead-lettered as the queue would, not dropped", async () => {
