@@ -101,6 +101,9 @@ load_recorded() {
 set_urls() {
   AMQP_URL="amqp://guest:guest@127.0.0.1:${AMQP_PORT}"
   MGMT_URL="http://guest:guest@127.0.0.1:${MGMT_PORT}"
+  # What the log and status print: the same addresses with the password masked. Only `env`
+  # prints the URLs whole, for eval.
+  SHOWN_URLS="amqp://guest:***@127.0.0.1:${AMQP_PORT}, management http://guest:***@127.0.0.1:${MGMT_PORT}"
 }
 set_urls
 
@@ -431,7 +434,7 @@ cmd_start() {
       case $version in
         4.*)
           trap - EXIT
-          log "RabbitMQ $version ready on $AMQP_URL (management $MGMT_URL)"
+          log "RabbitMQ $version ready on $SHOWN_URLS"
           return 0 ;;
         *) log "unexpected version $version"; break ;;
       esac
@@ -501,7 +504,7 @@ cmd_status() {
     return 3
   fi
   if [[ -n "$(own_pids)" ]] && version="$(api_version)"; then
-    echo "running: RabbitMQ $version ($AMQP_URL, management $MGMT_URL)"
+    echo "running: RabbitMQ $version ($SHOWN_URLS)"
     return 0
   fi
   if [[ -n "$(own_pids)" ]]; then
