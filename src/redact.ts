@@ -87,6 +87,7 @@ export class Redactor {
   private masking(): Masking {
     if (this.masked) return this.masked;
     const spared = standingInWords(this.secrets.values(), this.words);
+    for (const secret of new Set(this.secrets.values())) if (isWordLike(secret)) spared.add(secret);
     // Shorter ones are masked only in URLs (redactText).
     const free = [...this.secrets]
       .filter(([form, secret]) => form.length >= MIN_FREE_TEXT_SECRET && !spared.has(secret))
@@ -154,6 +155,21 @@ export function maskUserinfo(userinfo: string): string {
 
 /** The shortest secret masked wherever it shows up in free text. */
 export const MIN_FREE_TEXT_SECRET = 4;
+
+/**
+ * A secret that is a word: letters, and "_" or "-" between them, at most WORD_LIKE_MAX long
+ * ("rabbitmq", "Rabbit", "management", "not_found"). Any sentence that reaches output may hold it,
+ * topo's own ("rabbitmqctl set_user_tags", "(RabbitMQ 3.10.8)"), the broker's ("Not management
+ * user", "Login failed") or Node's, and no list of them is whole: blanked there, it shows itself by
+ * the sentence around it ("***ctl", "Not *** user"). Such a secret is masked only where it
+ * stands as a password, in URLs, and the loader warns about it (literal-secrets.ts).
+ */
+export function isWordLike(secret: string): boolean {
+  return secret.length <= WORD_LIKE_MAX && /^\p{L}+(?:[_-]\p{L}+)*$/u.test(secret);
+}
+
+/** The longest secret taken for a word: longer runs of letters are in no sentence. */
+const WORD_LIKE_MAX = 24;
 
 /**
  * Which of `secrets` free text would show inside one of `words` (names and words output shows by

@@ -18,6 +18,11 @@ export interface HttpOptions {
   insecure?: boolean;
   /** Where the user sets this cluster's connection, for hints (default: the file's clusters.<name> keys). */
   places?: SettingPlaces;
+  /**
+   * The run's redactor: the client masks its password with it, so that it spares what the run
+   * spares (the names output shows, Redactor.spare). Without one, a redactor of its own.
+   */
+  redactor?: Redactor;
 }
 
 /** Per request: the identity probe uses a shorter bound than a large read. */
@@ -68,8 +73,8 @@ export class ManagementClient {
   private readonly agent: http.Agent;
   private readonly base: URL;
   private readonly auth: string;
-  /** Masks this client's own password, whatever else the run's redactor knows. */
-  private readonly own = new Redactor();
+  /** Masks this client's own password (with the run's redactor, when it was given one). */
+  private readonly own: Redactor;
   /** Where hints send the user to fix this connection. */
   readonly places: SettingPlaces;
 
@@ -82,6 +87,7 @@ export class ManagementClient {
     this.base = new URL(endpoint.baseUrl);
     this.places = placesOf({ name: cluster, places: opts.places });
     this.auth = `Basic ${Buffer.from(`${endpoint.username}:${endpoint.password}`).toString("base64")}`;
+    this.own = opts.redactor ?? new Redactor();
     this.own.add(endpoint.password);
     const keepAlive = { keepAlive: true, maxSockets: 8 };
     this.agent =

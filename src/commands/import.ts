@@ -107,7 +107,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
 
   const desired: DesiredCluster[] = p.sources.map((s) => ({ target: s.target, resources: [], queues: [] }));
   const actuals = await forEachCluster(desired, async (c): Promise<ActualCluster> => {
-    const client = managementClient(c, opts);
+    const client = managementClient(c, { ...opts, redactor });
     try {
       // A file describing another broker than the one named would be adopted as the truth.
       const [, actual] = await identifyBeside(c, client, opts, readCluster(client, c.target, true));

@@ -5,9 +5,8 @@
 // guest/guest, which the broker accepts only from the local machine, is no secret to keep.
 
 import { ENV_NAME_SOURCE } from "../core/naming.js";
-import { OUTPUT_WORDS } from "../core/words.js";
 import type { DesiredState } from "../model.js";
-import { standingInWords } from "../redact.js";
+import { isWordLike, MIN_FREE_TEXT_SECRET, standingInWords } from "../redact.js";
 import type { Env } from "./interpolate.js";
 import { userinfoSpan } from "./url.js";
 
@@ -79,11 +78,12 @@ function envName(user: string): string {
 
 /**
  * The words output shows by design for this topology: every name it holds (clusters, hosts,
- * ports, vhosts, URL user names, services, exchanges, queues, bindings, policies, users, tags)
- * and the words topo prints. A password inside one of them cannot be masked in free text.
+ * ports, vhosts, URL user names, services, exchanges, queues, bindings, policies, users, tags).
+ * A password inside one of them cannot be masked in free text. (A password inside a word of the
+ * sentences topo prints is a word itself, letters only: redact.ts isWordLike.)
  */
 export function shownWords(desired: DesiredState): string[] {
-  const words = new Set<string>([desired.prefix, ...OUTPUT_WORDS]);
+  const words = new Set<string>([desired.prefix]);
   const strings = (v: unknown): void => {
     if (typeof v === "string") words.add(v);
     else if (Array.isArray(v)) v.forEach(strings);
@@ -98,26 +98,32 @@ export function shownWords(desired: DesiredState): string[] {
 }
 
 const NAME_LIKE =
-  "is also a name in this file, or a word topo prints, so topo's output shows that word as it is (masking it would blank the word everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name";
+  "is also a name in this file, so topo's output shows that name as it is (masking it would blank the name everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name";
+
+const WORD_LIKE =
+  "is a word (letters only), which a sentence of topo's, the broker's or Node's may hold (\"RabbitMQ\", \"Not management user\"), so output shows it as it is there (masking it would show it by the sentence around it); it is masked only where it stands as a password, in URLs: choose a password with a digit or a sign in it";
 
 /**
  * A warning, at its key, for each password that stands inside a name or word the output shows
  * (shownWords): users' passwords and the clusters' URLs'. RabbitMQ's guest/guest is none to warn about.
  */
 export function nameLikePasswords(desired: DesiredState, userPasswords: Readonly<Record<string, string>>, words: readonly string[]): { path: string[]; message: string }[] {
-  const passwords: { password: string; path: string[]; message: string }[] = [];
+  const passwords: { password: string; path: string[]; subject: string }[] = [];
   for (const c of desired.clusters) {
     const { amqp, management } = c.target;
-    if (!guest(amqp.username, amqp.password)) passwords.push({ password: amqp.password, path: ["clusters", c.target.name, "url"], message: `the URL's password ${NAME_LIKE}` });
+    if (!guest(amqp.username, amqp.password)) passwords.push({ password: amqp.password, path: ["clusters", c.target.name, "url"], subject: "the URL's password" });
     if (management.password !== amqp.password && !guest(management.username, management.password)) {
-      passwords.push({ password: management.password, path: ["clusters", c.target.name, "management"], message: `the URL's password ${NAME_LIKE}` });
+      passwords.push({ password: management.password, path: ["clusters", c.target.name, "management"], subject: "the URL's password" });
     }
   }
   for (const [user, pw] of Object.entries(userPasswords)) {
-    if (!guest(user, pw)) passwords.push({ password: pw, path: ["users", user, "password"], message: `the password ${NAME_LIKE}` });
+    if (!guest(user, pw)) passwords.push({ password: pw, path: ["users", user, "password"], subject: "the password" });
   }
   const inWords = standingInWords(passwords.map((p) => p.password), words);
-  return passwords.filter((p) => inWords.has(p.password)).map(({ path, message }) => ({ path, message }));
+  return passwords.flatMap(({ password, path, subject }) =>
+    // A shorter one is masked only in URLs anyway (redact.ts MIN_FREE_TEXT_SECRET).
+    isWordLike(password) && password.length >= MIN_FREE_TEXT_SECRET ? [{ path, message: `${subject} ${WORD_LIKE}` }] : inWords.has(password) ? [{ path, message: `${subject} ${NAME_LIKE}` }] : [],
+  );
 }
 
 /** RabbitMQ's own guest/guest. */

@@ -52,15 +52,3 @@ export function quoted(s: string): string {
 export function shown(name: string): string {
   return UNSAFE.test(name) ? escapeUnsafe(JSON.stringify(name)) : name;
 }
-
-/**
- * Words topo's output is made of (plan, apply, errors and hints): a password that is one of them,
- * or inside one, cannot be masked in free text without blanking them (redact.ts spare).
- */
-export const OUTPUT_WORDS: readonly string[] = (
-  "cluster clusters create update replace delete exchange exchanges queue queues binding bindings policy policies " +
-  "operator vhost vhosts user users permission permissions topic durable transient classic quorum stream mirrored " +
-  "mirror changes change plan apply applied applying warning degraded error hint broker management password " +
-  "guest localhost amqp amqps http https topo sync async messages message default arguments priority " +
-  "pattern tags monitoring administrator configure write read unchanged complete nothing the file with from"
-).split(" ");

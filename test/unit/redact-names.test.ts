@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import { MIN_FREE_TEXT_SECRET, Redactor, standingInWords } from "../../src/redact.js";
+import { isWordLike, MIN_FREE_TEXT_SECRET, Redactor, standingInWords } from "../../src/redact.js";
 
 function load(text: string, env: Record<string, string>, ext = "yaml") {
   const file = join(mkdtempSync(join(tmpdir(), "topo-names-")), `t.${ext}`);
@@ -17,6 +17,9 @@ function load(text: string, env: Record<string, string>, ext = "yaml") {
   const r = loadConfig(file, env, redactor);
   return { redactor, warnings: r.warnings.map((w) => w.slice(file.length + 1)) };
 }
+
+const NAME = `the URL's password is also a name in this file, so topo's output shows that name as it is (masking it would blank the name everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name`;
+const WORD = `the password is a word (letters only), which a sentence of topo's, the broker's or Node's may hold ("RabbitMQ", "Not management user"), so output shows it as it is there (masking it would show it by the sentence around it); it is masked only where it stands as a password, in URLs: choose a password with a digit or a sign in it`;
 
 const topology = `version: 1
 clusters:
@@ -33,27 +36,47 @@ users:
 
 describe("a password that is also a name in the output", () => {
   it("is masked only in URLs, so the names stay readable, and is warned about at its place", () => {
-    const { redactor, warnings } = load(topology, { PW: "strong-Pw-1", PW2: "sync", MPLOGIN_PASSWORD: "mplogin" });
+    const { redactor, warnings } = load(topology, { PW: "strong-Pw-1", PW2: "mplogin.sync", MPLOGIN_PASSWORD: "mplogin" });
     expect(redactor.text("+ create exchange mplogin on cluster sync: mplogin.sync")).toBe("+ create exchange mplogin on cluster sync: mplogin.sync");
-    expect(redactor.text("cluster async: amqp://topo:sync@rabbit:5672/async")).toBe("cluster async: amqp://topo:***@rabbit:5672/async");
+    expect(redactor.text("cluster async: amqp://topo:mplogin.sync@rabbit:5672/async")).toBe("cluster async: amqp://topo:***@rabbit:5672/async");
     // The strong one is still masked wherever it shows up.
     expect(redactor.text("echo strong-Pw-1 and strong%2DPw-1")).not.toContain("strong-Pw-1");
     expect(warnings).toEqual([
-      `6:10: clusters.async.url: the URL's password is also a name in this file, or a word topo prints, so topo's output shows that word as it is (masking it would blank the word everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name`,
-      `10:15: users.mplogin.password: the password is also a name in this file, or a word topo prints, so topo's output shows that word as it is (masking it would blank the word everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name`,
+      `6:10: clusters.async.url: ${NAME}`,
+      `10:15: users.mplogin.password: ${WORD}`,
     ]);
     for (const w of warnings) expect(w).not.toMatch(/mplogin\.password.*mplogin[^.]|strong/);
   });
 
-  it("a password inside a name (login in mplogin) or a word topo prints (exchange) is one too", () => {
-    const { redactor, warnings } = load(topology, { PW: "exchange", PW2: "x-Strong-2", MPLOGIN_PASSWORD: "login" });
-    expect(redactor.text("+ create exchange mplogin")).toBe("+ create exchange mplogin");
-    expect(warnings.map((w) => w.split(":").slice(0, 3).join(":"))).toEqual(["4:10: clusters.sync.url", "10:15: users.mplogin.password"]);
+  it("a password inside a name (gin.sy in mplogin.sync) is one too", () => {
+    const { redactor, warnings } = load(topology, { PW: "gin.sy", PW2: "x-Strong-2", MPLOGIN_PASSWORD: "y-Strong-3" });
+    expect(redactor.text("+ create queue mplogin.sync")).toBe("+ create queue mplogin.sync");
+    expect(warnings.map((w) => w.split(":").slice(0, 3).join(":"))).toEqual(["4:10: clusters.sync.url"]);
+  });
+
+  it("a password that is a word is masked only in URLs, whatever sentence holds it, and is warned about", () => {
+    // Inside words topo prints (rabbitmqctl, RabbitMQ), the broker's reply (Not management user),
+    // and a name (login in mplogin): blanked there, each would show the password.
+    const { redactor, warnings } = load(topology, { PW: "rabbitmq", PW2: "Rabbit", MPLOGIN_PASSWORD: "login" });
+    const texts = ["hint: rabbitmqctl set_user_tags topo TAGS... monitoring", "cluster sync: amqp://topo:***@rabbit:5672/sync (RabbitMQ 3.10.8)", "+ create exchange mplogin"];
+    for (const t of texts) expect(redactor.text(t)).toBe(t);
+    expect(redactor.text("amqp://topo:rabbitmq@h/v amqp://topo:Rabbit@h/v")).toBe("amqp://topo:***@h/v amqp://topo:***@h/v");
+    expect(warnings.map((w) => w.split(":").slice(0, 3).join(":"))).toEqual(["4:10: clusters.sync.url", "6:10: clusters.async.url", "10:15: users.mplogin.password"]);
+    for (const w of warnings) expect(w).toMatch(/is a word \(letters only\)/);
+    const management = new Redactor();
+    management.add("management");
+    expect(management.text("401 not_authorised: Not management user")).toBe("401 not_authorised: Not management user");
+    // With a digit or a sign, masked in free text as before.
+    const strong = new Redactor();
+    strong.add("rabbitmq1");
+    strong.add("not-found!");
+    expect(strong.text("x rabbitmq1 y not-found! z")).toBe("x *** y *** z");
   });
 
   it("a JSON file is warned at the same places", () => {
     const json = JSON.stringify({ version: 1, clusters: { sync: { url: "amqp://topo:${PW}@rabbit:5672/sync" }, async: { url: "amqp://topo:${PW2}@rabbit:5672/async" } }, services: ["mplogin"] });
-    expect(load(json, { PW: "strong-Pw-1", PW2: "rabbit" }, "json").warnings).toEqual([expect.stringMatching(/^1:\d+: clusters\.async\.url: the URL's password is also a name/)]);
+    expect(load(json, { PW: "strong-Pw-1", PW2: "rabbit" }, "json").warnings).toEqual([expect.stringMatching(/^1:\d+: clusters\.async\.url: the URL's password is a word/)]);
+    expect(load(json, { PW: "strong-Pw-1", PW2: "gin.sy" }, "json").warnings).toEqual([expect.stringMatching(/^1:\d+: clusters\.async\.url: the URL's password is also a name/)]);
   });
 
   it("guest/guest, the README's local broker, is no warning, and its user name stays readable", () => {
@@ -77,11 +100,11 @@ describe("what the redactor masks follows what it has learnt, in any order", () 
 
   it("a name spared after text() was called stays readable from then on", () => {
     const r = new Redactor();
-    r.add("login");
-    expect(r.text("create exchange mplogin")).toBe("create exchange mp***");
-    r.spare(["mplogin"]);
-    expect(r.text("create exchange mplogin")).toBe("create exchange mplogin");
-    expect(r.text("amqp://topo:login@rabbit/sync")).toBe("amqp://topo:***@rabbit/sync");
+    r.add("log1n");
+    expect(r.text("create exchange mplog1n")).toBe("create exchange mp***");
+    r.spare(["mplog1n"]);
+    expect(r.text("create exchange mplog1n")).toBe("create exchange mplog1n");
+    expect(r.text("amqp://topo:log1n@rabbit/sync")).toBe("amqp://topo:***@rabbit/sync");
   });
 });
 
@@ -90,7 +113,7 @@ describe("many secrets and many names", () => {
   // validate of 10,000 users took minutes. The text and the names are now read once, and what
   // comes out must be what the one-by-one masking gave.
   function oneByOne(text: string, secrets: string[], words: string[]): string {
-    const spared = (s: string) => s.length >= MIN_FREE_TEXT_SECRET && words.some((w) => w.includes(s));
+    const spared = (s: string) => s.length >= MIN_FREE_TEXT_SECRET && (isWordLike(s) || words.some((w) => w.includes(s)));
     let out = text;
     for (const s of secrets.filter((s) => !spared(s)).sort((a, b) => b.length - a.length)) if (s.length >= MIN_FREE_TEXT_SECRET) out = out.split(s).join("***");
     return out;
@@ -100,7 +123,7 @@ describe("many secrets and many names", () => {
     // A small alphabet, so secrets overlap, contain each other and stand inside names.
     let seed = 7;
     const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
-    const word = (min: number, max: number) => Array.from({ length: min + random(max - min + 1) }, () => "ab*."[random(4)]).join("");
+    const word = (min: number, max: number) => Array.from({ length: min + random(max - min + 1) }, () => "a1*."[random(4)]).join("");
     for (let round = 0; round < 2000; round++) {
       const secrets = Array.from({ length: 1 + random(8) }, () => word(1, 7));
       const words = Array.from({ length: random(6) }, () => word(3, 12));
@@ -114,9 +137,9 @@ describe("many secrets and many names", () => {
 
   it("a secret made by masking a longer one is masked too, as before", () => {
     const r = new Redactor();
-    r.add("abcdef");
+    r.add("abc1ef");
     r.add("x***y");
-    expect(r.text("xabcdefy")).toBe("***");
+    expect(r.text("xabc1efy")).toBe("***");
   });
 
   it("finds a secret inside a name, at either end or in the middle, and never across two names", () => {
