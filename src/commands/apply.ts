@@ -113,6 +113,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   };
   /** Clusters whose own error already says how many of their changes were made. */
   const counted = new Set<string>();
+  /** Clusters whose AMQP connection was lost under the writes. */
+  const lostWith = new Set<string>();
   /**
    * A cluster's error speaks of that cluster: every other cluster that made changes before apply
    * stopped (all of its share, or its vhost before its lock) is named with how many, and the
@@ -121,9 +123,19 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const alsoMade = (e: unknown): unknown => {
     if (!(e instanceof TopoError)) return e;
     const lines = clusters.flatMap((c) => {
-      const t = tally.get(c.target.name);
-      if (!t || t.made === 0 || counted.has(c.target.name)) return [];
-      return [`  cluster ${c.target.name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
+      const name = c.target.name;
+      const t = tally.get(name);
+      if (!t || t.made === 0 || counted.has(name)) return [];
+      if (t.made >= t.total) return [`  cluster ${name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
+      // What the broker did not confirm. Writes go out in pipelined batches: those sent when the
+      // connection was lost may have been made (a run cut that way made 324 where 302 were
+      // confirmed), so the count is a floor, and the list what may still be to do.
+      const done = new Set((confirmed.get(name) ?? []).map((a) => a.key));
+      const left = [...(carriedOut.get(name)?.values() ?? [])].filter((a) => !done.has(a.key) && !(isVhostCreate(a) && t.made > 0));
+      const maybe = lostWith.has(name) ? ` (writes sent when the connection was lost may have been made too: topo plan --cluster ${name} shows what is left)` : "";
+      const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
+      const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
+      return [`  cluster ${name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} confirmed made before apply stopped${maybe}${left.length ? "; not confirmed:" : ""}`, ...shown, ...more];
     });
     if (!lines.length) return e;
     const hints = e.hints.includes(RERUN_HINT) ? e.hints : [...e.hints, RERUN_HINT];
@@ -257,6 +269,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           // had not yet passed the barrier: its failure has already stopped the others, and a
           // retry would not check a saved plan under every lock.
           const lost = sessions.get(c.target.name)?.lost !== undefined;
+          if (lost) lostWith.add(c.target.name);
           if (checked?.failedBy !== undefined && checked.failedBy !== c.target.name && !passed.barrier) {
             // Said once per cluster stopped by another's failure: the error itself is the other's.
             opts.log(`cluster ${c.target.name}: stopped before writing${t.made ? ` anything but its vhost` : ""}: cluster ${checked.failedBy} failed before every cluster held its lock`);
