@@ -77,25 +77,53 @@ export function rightsFor(cluster: DesiredCluster, prefix: string): (grant: Gran
   return (grant) => rightsOf(grant, byService, cluster.queues, hasSync);
 }
 
-function rightsOf(grant: Grant, byService: ReadonlyMap<string, QueueSpec[]>, queues: readonly QueueSpec[], clusterHasSync: boolean): VhostRights | undefined {
+/** What the rights of a user follow from, of one queue of the cluster. */
+export type QueueRef = Pick<QueueSpec, "service" | "traffic"> & { queue: { name: string } };
+
+/**
+ * rightsOn for a cluster known only by its queues' names (import, which reads a broker): each
+ * `<service>.<kind>` of `names` is a queue of that service.
+ */
+export function rightsAmong(services: Iterable<string>, names: ReadonlySet<string>, grant: Grant): VhostRights | undefined {
+  const byService = new Map<string, QueueRef[]>();
+  const queues: QueueRef[] = [];
+  for (const service of services) {
+    for (const traffic of ["sync", "async"] as const) {
+      const name = `${service}.${traffic}`;
+      if (!names.has(name)) continue;
+      const q = { service, traffic, queue: { name } };
+      queues.push(q);
+      pushTo(byService, service, q);
+    }
+  }
+  return rightsOf(grant, byService, queues, queues.some((q) => q.traffic === "sync"));
+}
+
+function rightsOf(grant: Grant, byService: ReadonlyMap<string, QueueRef[]>, queues: readonly QueueRef[], clusterHasSync: boolean): VhostRights | undefined {
   // What follows sorts what it takes from these, or only asks whether one is there: order is no matter.
   const ofServices = (services: readonly string[]) => [...new Set(services)].flatMap((s) => byService.get(s) ?? []);
   const consumed = ofServices(grant.consumes);
   const published = grant.publishes === "all" ? queues : ofServices(grant.publishes);
   if (!consumed.length && !published.length) return undefined;
+  // A worker sends the tasks of the queues it consumes again: Celery's Task.retry() (and
+  // autoretry_for) publishes the task to the exchange and routing key it came by. Refused, the
+  // worker rejects the task, and it is gone. So a consumer may publish its own queues' task
+  // names, and nothing else of its service (not the other kind's).
+  const sent = [...published, ...consumed];
 
   // A caller of a sync task waits for the answer on its own reply queue: it declares it (configure)
   // and consumes it (read). Declaring it binds it to nothing: replies come by the default exchange.
   const calls = published.some((q) => q.traffic === "sync");
   // Where the cluster has a sync queue, export celery sets result_backend rpc://, and Celery's
   // send_task then declares the sender's reply queue before every send, async tasks included (it
-  // reads ignore_result before routing): any sender there needs configure on it, if not read.
-  const declaresReplyQueue = published.length > 0 && clusterHasSync;
+  // reads ignore_result before routing): any sender there needs configure on it, if not read, and
+  // every user here sends (a consumer its retries).
+  const declaresReplyQueue = clusterHasSync;
   // A worker of a sync queue answers through the default exchange, routing key the reply queue.
   const answers = consumed.some((q) => q.traffic === "sync");
 
   const kindsOf = new Map<string, Set<Traffic>>();
-  for (const q of published) (kindsOf.get(q.service) ?? kindsOf.set(q.service, new Set()).get(q.service)!).add(q.traffic);
+  for (const q of sent) (kindsOf.get(q.service) ?? kindsOf.set(q.service, new Set()).get(q.service)!).add(q.traffic);
   const exchanges = [...kindsOf.keys()].sort();
 
   return {

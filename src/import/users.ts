@@ -9,7 +9,7 @@ import { isTopoName, USER_NAME_RULE, USER_NAME_WORDS, USER_TAG_RULE, userMarkerT
 import { shown } from "../core/words.js";
 import { subjectOf } from "../core/keys.js";
 import type { ImportSource, PlannedChange } from "./types.js";
-import { allowedAmong } from "../core/permissions.js";
+import { allowedAmong, rightsAmong } from "../core/permissions.js";
 
 export interface ImportedUser {
   name: string;
@@ -107,6 +107,19 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     if (consumes.size === 0 && publishes.size === 0) {
       skipped.push(`user ${u.name} carries topo's tag ${marker} but its permissions on these vhosts let it consume or publish to no service of the file, so import leaves it out (a plan of the file would delete it: add it to users: by hand if it must stay)`);
       continue;
+    }
+    // A consumer may publish its own queues' task names (its retries): write on its own service's
+    // exchange is no sign that it publishes to it, where the rights without it are exactly the
+    // broker's.
+    const own = [...publishes].filter((svc) => consumes.has(svc));
+    if (own.length) {
+      const fewer = { user: u.name, consumes: [...consumes], publishes: [...publishes].filter((svc) => !consumes.has(svc)) };
+      const same = views.every(({ names, permissions }) => {
+        const p = permissions.get(u.name);
+        const r = p && rightsAmong(services, names, fewer);
+        return !p || (r !== undefined && r.configure === p.configure && r.write === p.write && r.read === p.read);
+      });
+      if (same) for (const svc of own) publishes.delete(svc);
     }
     users.push({
       name: u.name,

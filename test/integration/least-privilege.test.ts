@@ -89,8 +89,12 @@ from celery import Celery
 app = Celery("wallet_sync")
 app.config_from_object("celeryconfig_sync")
 
-@app.task(name="mpwallet.sync.balance")
-def balance(user):
+# Retried once: Task.retry() sends the task again by the exchange and routing key it came by,
+# under the worker's own rights (refused, the worker drops the task).
+@app.task(name="mpwallet.sync.balance", bind=True, max_retries=2)
+def balance(self, user):
+    if self.request.retries == 0:
+        raise self.retry(countdown=0.2)
     return "balance of " + user
 `,
   tasks_login_async: `
@@ -108,8 +112,10 @@ from celery import Celery
 app = Celery("audit_async")
 app.config_from_object("celeryconfig_async")
 
-@app.task(name="mpaudit.async.record")
-def record(event):
+@app.task(name="mpaudit.async.record", bind=True, max_retries=2)
+def record(self, event):
+    if self.request.retries == 0:
+        raise self.retry(countdown=0.2)
     with open(os.environ["AUDIT_FILE"], "a") as f:
         f.write(event + "\\n")
 `,
@@ -290,7 +296,8 @@ for (const target of TARGETS) {
         ["a worker publishes a routing key that is no task name", attempt(url("mplogin", S), (ch) => ch.publish("mpwallet", "mpwallet.sync", Buffer.from("{}"))), refusedTopic("mpwallet.sync", "mpwallet", S, user("mplogin"))],
         ["a worker publishes the other kind's task name", attempt(url("mplogin", S), (ch) => ch.publish("mpwallet", "mpwallet.async.credit", Buffer.from("{}"))), refusedTopic("mpwallet.async.credit", "mpwallet", S, user("mplogin"))],
         ["a worker binds its queue to another exchange", attempt(url("mplogin", S), (ch) => ch.bindQueue("mplogin.sync", "mpwallet", "#")), refused("queue", "mplogin.sync", S, user("mplogin"), "write")],
-        ["an async worker publishes anything", attempt(url("mpaudit", A), (ch) => ch.publish("mpaudit", "mpaudit.async.record", Buffer.from("{}"))), refused("exchange", "mpaudit", A, user("mpaudit"), "write")],
+        ["an async worker publishes to another service", attempt(url("mpaudit", A), (ch) => ch.publish("mplogin", "mplogin.async.audit", Buffer.from("{}"))), refused("exchange", "mplogin", A, user("mpaudit"), "write")],
+        ["a worker publishes its own service's other kind", attempt(url("mpwallet", S), (ch) => ch.publish("mpwallet", "mpwallet.async.credit", Buffer.from("{}"))), refusedTopic("mpwallet.async.credit", "mpwallet", S, user("mpwallet"))],
         ["the edge consumes a sync service queue", attempt(url("edge", S), (ch) => ch.consume("mplogin.sync", () => undefined)), refused("queue", "mplogin.sync", S, user("edge"), "read")],
         ["the edge consumes an async service queue", attempt(url("edge", A), (ch) => ch.consume("mpaudit.async", () => undefined)), refused("queue", "mpaudit.async", A, user("edge"), "read")],
         ["the edge publishes straight into a queue by the default exchange", attempt(url("edge", S), (ch) => ch.publish("", "mplogin.sync", Buffer.from("{}"))), refused("exchange", "amq.default", S, user("edge"), "write")],
@@ -318,6 +325,9 @@ for (const target of TARGETS) {
 
       for (const w of running) await stopWorker(w.proc);
       expect(running[1]!.log()).toMatch(/Task mpwallet\.sync\.balance\[[0-9a-f-]+\] succeeded/);
+      // Each retried once, under its worker's own rights.
+      expect(running[1]!.log()).toMatch(/Task mpwallet\.sync\.balance\[[0-9a-f-]+\] retry: Retry in/);
+      expect(running[3]!.log()).toMatch(/Task mpaudit\.async\.record\[[0-9a-f-]+\] retry: Retry in/);
       // The workers declared nothing of their own: no pidbox, no celeryev, on either vhost
       // (topo.mp.generation is apply's mark).
       for (const v of [S, A]) {

@@ -30,14 +30,20 @@ const topic = (r: VhostRights, exchange: string) => r.topics.find((t) => t.excha
 const OID = "287e2d36-a4da-3806-85c8-b4ea1c610663";
 
 describe("rightsOn: a worker", () => {
-  it("reads its own queue, answers through the default exchange, and sends the sync tasks it lists", () => {
+  it("reads its own queue, answers through the default exchange, sends the sync tasks it lists, and its own again (retries)", () => {
     const r = rights(SYNC, grant("mplogin", ["mplogin"], ["mpwallet"]));
     expect(r).toEqual({
       configure: `^${REPLY_QUEUE}$`,
-      write: "^(?:amq\\.default|mpwallet)$",
+      write: "^(?:amq\\.default|mplogin|mpwallet)$",
       read: `^(?:mplogin\\.sync|${REPLY_QUEUE})$`,
-      topics: [{ exchange: "mpwallet", write: "^mpwallet\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING }],
+      topics: [
+        { exchange: "mplogin", write: "^mplogin\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING },
+        { exchange: "mpwallet", write: "^mpwallet\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING },
+      ],
     });
+    // Its retries: its own queue's task names, not the other kind's (its async queue is another cluster's).
+    expect(allows(topic(r, "mplogin")!.write, "mplogin.sync.register")).toBe(true);
+    expect(allows(topic(r, "mplogin")!.write, "mplogin.async.audit")).toBe(false);
     expect(allows(r.read, "mplogin.sync")).toBe(true);
     expect(allows(r.read, OID)).toBe(true);
     expect(allows(r.configure, OID)).toBe(true);
@@ -47,7 +53,7 @@ describe("rightsOn: a worker", () => {
     // No configure on any service object: it can neither re-declare nor delete them.
     for (const name of ["mplogin.sync", "mpwallet.sync", "mplogin", "mpwallet", "celery.pidbox", "celeryev"]) expect(allows(r.configure, name), name).toBe(false);
     expect(allows(r.write, DEFAULT_EXCHANGE)).toBe(true);
-    for (const name of ["mplogin", "amq.topic", "amqXdefault", "mpwallet2", "celery"]) expect(allows(r.write, name), name).toBe(false);
+    for (const name of ["mpaudit", "amq.topic", "amqXdefault", "mpwallet2", "mplogin2", "celery"]) expect(allows(r.write, name), name).toBe(false);
     const keys = topic(r, "mpwallet")!.write;
     expect(allows(keys, "mpwallet.sync.balance")).toBe(true);
     for (const key of ["mpwallet.sync", "mpwallet.sync.", "mpwallet.async.credit", "mpwallet.sync.a.b", "mpwallet.sync.log-in", "mpwallet.sync.#", "mplogin.sync.register", "mpwalletXsyncXbalance"]) {
@@ -55,18 +61,32 @@ describe("rightsOn: a worker", () => {
     }
   });
 
-  it("needs no reply queue when it calls nothing sync, and no default exchange when it answers nothing", () => {
-    // mplogin on the async cluster: consumes mplogin.async, sends mpaudit's async tasks.
+  it("needs no reply queue where the cluster has no sync queue, and no default exchange when it answers nothing", () => {
+    // mplogin on the async cluster: consumes mplogin.async, sends mpaudit's async tasks, and its own again.
     expect(rights(ASYNC, grant("mplogin", ["mplogin"], ["mpwallet", "mpaudit"]))).toEqual({
       configure: NOTHING,
-      write: "^mpaudit$",
+      write: "^(?:mpaudit|mplogin)$",
       read: "^mplogin\\.async$",
+      topics: [
+        { exchange: "mpaudit", write: "^mpaudit\\.async\\.[A-Za-z0-9_]+$", read: NOTHING },
+        { exchange: "mplogin", write: "^mplogin\\.async\\.[A-Za-z0-9_]+$", read: NOTHING },
+      ],
+    });
+    // A sync-only worker that calls nothing: read its queue, answer, and send its own tasks again,
+    // which on a cluster with sync queues (rpc:// results) declares its reply queue first.
+    expect(rights(SYNC, grant("mpwallet", ["mpwallet"]))).toEqual({
+      configure: `^${REPLY_QUEUE}$`,
+      write: "^(?:amq\\.default|mpwallet)$",
+      read: "^mpwallet\\.sync$",
+      topics: [{ exchange: "mpwallet", write: "^mpwallet\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING }],
+    });
+    // An async-only worker that calls nothing: read its queue, and send its own tasks again.
+    expect(rights(ASYNC, grant("mpaudit", ["mpaudit"]))).toEqual({
+      configure: NOTHING,
+      write: "^mpaudit$",
+      read: "^mpaudit\\.async$",
       topics: [{ exchange: "mpaudit", write: "^mpaudit\\.async\\.[A-Za-z0-9_]+$", read: NOTHING }],
     });
-    // A sync-only worker that calls nothing: read its queue, answer; nothing else.
-    expect(rights(SYNC, grant("mpwallet", ["mpwallet"]))).toEqual({ configure: NOTHING, write: "^amq\\.default$", read: "^mpwallet\\.sync$", topics: [] });
-    // An async-only worker that calls nothing: read its queue, and that is all.
-    expect(rights(ASYNC, grant("mpaudit", ["mpaudit"]))).toEqual({ configure: NOTHING, write: NOTHING, read: "^mpaudit\\.async$", topics: [] });
   });
 
   it("gets nothing on a cluster where none of its services has a queue", () => {
@@ -75,7 +95,12 @@ describe("rightsOn: a worker", () => {
     // Names the topology does not have grant nothing, and never reach a regex.
     expect(rightsOn(SYNC, grant("ghost", ["mpghost"], ["mpnobody", "amq.default", ".*"]), "mp")).toBeUndefined();
     const r = rights(SYNC, grant("mplogin", ["mplogin", ".*"], ["mpnobody", ".*"]));
-    expect(r).toEqual({ configure: NOTHING, write: "^amq\\.default$", read: "^mplogin\\.sync$", topics: [] });
+    expect(r).toEqual({
+      configure: `^${REPLY_QUEUE}$`,
+      write: "^(?:amq\\.default|mplogin)$",
+      read: "^mplogin\\.sync$",
+      topics: [{ exchange: "mplogin", write: "^mplogin\\.sync\\.[A-Za-z0-9_]+$", read: NOTHING }],
+    });
   });
 
   it("consumes both kinds where one cluster holds both, and sends either kind where it may", () => {
@@ -83,20 +108,26 @@ describe("rightsOn: a worker", () => {
     const c = desiredOf(one, "main");
     const r = rights(c, grant("mplogin", ["mplogin"], ["mpwallet"]));
     expect(r.read).toBe(`^(?:mplogin\\.async|mplogin\\.sync|${REPLY_QUEUE})$`);
-    expect(r.topics).toEqual([{ exchange: "mpwallet", write: "^mpwallet\\.(?:async|sync)\\.[A-Za-z0-9_]+$", read: NOTHING }]);
-    expect(allows(r.topics[0]!.write, "mpwallet.async.credit") && allows(r.topics[0]!.write, "mpwallet.sync.balance")).toBe(true);
-    expect(allows(r.topics[0]!.write, "mpwallet.other.x")).toBe(false);
+    expect(r.topics).toEqual([
+      { exchange: "mplogin", write: "^mplogin\\.(?:async|sync)\\.[A-Za-z0-9_]+$", read: NOTHING },
+      { exchange: "mpwallet", write: "^mpwallet\\.(?:async|sync)\\.[A-Za-z0-9_]+$", read: NOTHING },
+    ]);
+    expect(allows(r.topics[1]!.write, "mpwallet.async.credit") && allows(r.topics[1]!.write, "mpwallet.sync.balance")).toBe(true);
+    expect(allows(r.topics[1]!.write, "mpwallet.other.x")).toBe(false);
     // The module of a cluster with sync queues has rpc:// results, and Celery declares the
     // sender's reply queue before sending even an async task: configure on it, but no read, for
-    // a user that sends async tasks only. A worker that sends nothing declares nothing.
+    // a user that sends async tasks only, and for a worker, which sends its retries.
     const asyncOnly = raw({ clusters: { main: { url: "amqp://u:p@h:5672/m" } }, defaults: { sync: { cluster: "main" }, async: { cluster: "main" } }, services: ["mplogin", { name: "mpwallet", sync: false }] });
     expect(rights(desiredOf(asyncOnly, "main"), grant("mplogin", ["mplogin"], ["mpwallet"]))).toEqual({
       configure: `^${REPLY_QUEUE}$`,
-      write: "^(?:amq\\.default|mpwallet)$",
+      write: "^(?:amq\\.default|mplogin|mpwallet)$",
       read: "^(?:mplogin\\.async|mplogin\\.sync)$",
-      topics: [{ exchange: "mpwallet", write: "^mpwallet\\.async\\.[A-Za-z0-9_]+$", read: NOTHING }],
+      topics: [
+        { exchange: "mplogin", write: "^mplogin\\.(?:async|sync)\\.[A-Za-z0-9_]+$", read: NOTHING },
+        { exchange: "mpwallet", write: "^mpwallet\\.async\\.[A-Za-z0-9_]+$", read: NOTHING },
+      ],
     });
-    expect(rights(c, grant("mpwallet", ["mpwallet"])).configure).toBe(NOTHING);
+    expect(rights(c, grant("mpwallet", ["mpwallet"])).configure).toBe(`^${REPLY_QUEUE}$`);
   });
 });
 
@@ -176,10 +207,11 @@ describe("rightsOn: services whose names start with another's", () => {
         const r = rights(c, grant(svc, [svc], [callee]));
         expect(queues.filter((q) => allows(r.read, q)), `${svc} reads`).toEqual([`${svc}.${c.target.name}`]);
         expect(queues.filter((q) => allows(r.configure, q))).toEqual([]);
-        expect([...NAMES, DEFAULT_EXCHANGE].filter((e) => allows(r.write, e)).sort(), `${svc} writes`).toEqual([...(c.target.name === "sync" ? [DEFAULT_EXCHANGE] : []), callee].sort());
-        expect(r.topics.map((t) => t.exchange)).toEqual([callee]);
+        expect([...NAMES, DEFAULT_EXCHANGE].filter((e) => allows(r.write, e)).sort(), `${svc} writes`).toEqual([...(c.target.name === "sync" ? [DEFAULT_EXCHANGE] : []), callee, svc].sort());
+        expect(r.topics.map((t) => t.exchange)).toEqual([callee, svc].sort());
         const keys = NAMES.flatMap((s) => [`${s}.sync.t`, `${s}.async.t`]);
         expect(keys.filter((k) => allows(topic(r, callee)!.write, k)), `${svc} routes`).toEqual([`${callee}.${c.target.name}.t`]);
+        expect(keys.filter((k) => allows(topic(r, svc)!.write, k)), `${svc} retries`).toEqual([`${svc}.${c.target.name}.t`]);
       });
     }
   });

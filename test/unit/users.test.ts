@@ -286,10 +286,15 @@ describe("diff: users, permissions and topic permissions", () => {
     const gone0 = { ...now, resources: now.resources.filter((r) => !(r.kind === "exchange" && r.name === "mpold")) };
     expect(gone0.resources.some((r) => r.kind === "exchange" && r.name === "mpold")).toBe(false);
     expect(diffCluster(c, gone0, "mp").actions.filter((a) => a.key.startsWith("topic-permission"))).toEqual([]);
-    // The user no longer publishes anything: every entry of it goes, in one clear.
+    // The user no longer publishes to other services: every entry but its own service's (its
+    // retries) is revoked.
     const noPub = cluster(users({ publishes: [] }));
-    const gone = diffCluster(noPub, revoked, "mp").actions.filter((a) => a.key.startsWith("topic-permission|mplogin"));
-    expect(gone.map((a) => a.op)).toEqual(["delete", "delete"]);
+    const fewer = diffCluster(noPub, revoked, "mp").actions.filter((a) => a.key.startsWith("topic-permission|mplogin"));
+    expect(fewer.map((a) => `${a.op} ${a.key}`)).toEqual(["update topic-permission|mplogin|mpwallet"]);
+    // A user whose services have no queue on this cluster keeps no entry here: they go in one clear.
+    const elsewhere = cluster(raw({ services: ["mplogin", "mpwallet", { name: "mpaudit", sync: false }], users: { edge: { password: "edge-pass", publishes: "all" }, mplogin: { password: SECRET, consumes: ["mpaudit"] } } }));
+    const gone = diffCluster(elsewhere, revoked, "mp").actions.filter((a) => a.key.startsWith("topic-permission|mplogin"));
+    expect(gone.map((a) => a.op)).toEqual(["delete", "delete", "delete"]);
   });
 
   it("deletes a marked user the file dropped, with its rights, but never an unmarked one or another topology's", () => {
@@ -505,7 +510,7 @@ describe("export definitions and graph know users", () => {
     const mine = d.users?.find((u) => u.name === "mplogin") as { password_hash: string };
     expect(credentials(new Map([["x", { password: SECRET }]])).matches("x", { hash: mine.password_hash, algorithm: "rabbit_password_hashing_sha256" })).toBe(true);
     expect(d.permissions?.map((p) => p.user)).toEqual(["edge", "mplogin"]);
-    expect(d.topic_permissions?.map((p) => `${p.user} ${p.exchange}`)).toEqual(["edge mplogin", "edge mpwallet", "mplogin mpwallet"]);
+    expect(d.topic_permissions?.map((p) => `${p.user} ${p.exchange}`)).toEqual(["edge mplogin", "edge mpwallet", "mplogin mplogin", "mplogin mpwallet"]);
     expect(definitionsOf(cluster(raw({ services: ["mplogin"] }))).users).toBeUndefined();
   });
 
