@@ -376,6 +376,8 @@ export interface QueueLimits {
   messageTtl?: Limit;
   expires?: Limit;
   deadLetterExchange?: string;
+  /** The key dead-lettering routes by: the argument's, else the policy's; none: each message's own. */
+  deadLetterRoutingKey?: string;
 }
 
 export interface ClusterPlan {

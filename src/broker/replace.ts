@@ -158,10 +158,20 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       const before = counted ? await counted.before(name) : undefined;
       if (r.old?.type !== "stream") {
         const copies = r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
-        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old) });
+        // Through a fanout exchange of the holding queue's name, bound to it alone, each message
+        // keeps its own routing key: one that expires there is dead-lettered by that key, as the
+        // queue would have. Sent by the default exchange, its key was the holding queue's name,
+        // which a dead-letter exchange that routes by task name did not route (measured: 768 of
+        // 20,000 gone). The exchange deletes itself once unbound (auto-delete).
+        await step(`declare exchange ${hold}`, async (ch) => {
+          await ch.assertExchange(hold, "fanout", { durable: false, autoDelete: true });
+          await ch.bindQueue(hold, hold, "");
+        });
+        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold });
         duplicatesDropped += s.dropped;
         emptied = s.moved + s.dropped;
         if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
+        await step(`unbind exchange ${hold}`, (ch) => ch.unbindQueue(hold, hold, ""));
       }
       // 3. Gone only if empty and unused: a publish straight to the queue's name, or a consumer
       //    that attached during the move (its unacknowledged messages would go with the queue),
@@ -420,6 +430,11 @@ interface MoveOptions {
   limits?: QueueLimits;
   /** How what could not be moved goes back to the source (giveBackTo). */
   giveBack?: "requeue" | "republish";
+  /**
+   * A fanout exchange bound to the target alone, to publish through with each message's own
+   * routing key; without it, the default exchange, by the target's name.
+   */
+  via?: string;
 }
 
 interface MoveResult {
@@ -561,7 +576,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
                 // batch goes on. Thrown out of the batch, the batch's confirmed messages were
                 // given back too, a copy of each left in the target at every try.
                 try {
-                  (pub as ConfirmChannel).publish("", to, m.content, publishOptions(m), (err: Error | null) => {
+                  (pub as ConfirmChannel).publish(o.via ?? "", o.via === undefined ? to : m.fields.routingKey, m.content, publishOptions(m), (err: Error | null) => {
                     resolve(err ? (/nacked/.test(err.message) ? "nacked" : "lost") : "ok");
                   });
                 } catch (e) {

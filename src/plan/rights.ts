@@ -79,8 +79,9 @@ function allows(pattern: string): (name: string) => boolean | undefined {
 /**
  * What the AMQP user needs on the vhost to carry out the plan: configure and read on topo's lock
  * queue (declared, then consumed), configure on topo's apply mark and on every exchange and queue
- * the plan creates, replaces or deletes (and the holding queue of a replaced queue), write on the
- * destination and read on the source of every binding it makes or removes.
+ * the plan creates, replaces or deletes (and the holding queue of a replaced queue, and the
+ * exchange of that name a replace moves messages through), write on the destination and read on
+ * the source of every binding it makes or removes.
  */
 function rightsNeeded(plan: ClusterPlan, prefix: string): { right: Right; kind: "queue" | "exchange"; name: string }[] {
   const out: { right: Right; kind: "queue" | "exchange"; name: string }[] = [
@@ -92,7 +93,12 @@ function rightsNeeded(plan: ClusterPlan, prefix: string): { right: Right; kind: 
     const r = subjectOf(a);
     if (r.kind === "queue" || r.kind === "exchange") {
       out.push({ right: "configure", kind: r.kind, name: r.name });
-      if (a.op === "replace" && r.kind === "queue") out.push({ right: "configure", kind: "queue", name: holdingQueueName(r.name) });
+      if (a.op === "replace" && r.kind === "queue") {
+        // The holding queue, and the exchange of its name the old queue's messages reach it by.
+        const hold = holdingQueueName(r.name);
+        out.push({ right: "configure", kind: "queue", name: hold }, { right: "write", kind: "queue", name: hold });
+        out.push({ right: "configure", kind: "exchange", name: hold }, { right: "write", kind: "exchange", name: hold }, { right: "read", kind: "exchange", name: hold });
+      }
     } else if (r.kind === "binding") {
       out.push({ right: "write", kind: r.destinationType, name: r.destination }, { right: "read", kind: "exchange", name: r.source });
     }

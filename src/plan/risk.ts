@@ -120,6 +120,7 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
     messageTtl: lower("x-message-ttl", "message-ttl"),
     expires: lower("x-expires", "expires"),
     deadLetterExchange: asString(q.arguments["x-dead-letter-exchange"]) ?? asString(d["dead-letter-exchange"]),
+    deadLetterRoutingKey: asString(q.arguments["x-dead-letter-routing-key"]) ?? asString(d["dead-letter-routing-key"]),
   };
 }
 
@@ -130,19 +131,20 @@ export function policiesOnceApplied(desired: DesiredCluster, actual: ActualClust
 
 /**
  * The holding queue a replace of `after` declares: it dead-letters where the queue will (its
- * argument or its policy's dead-letter exchange), so that a message that expires while it waits
- * there, or that a policy's length limit pushes out, is dead-lettered as the queue would, not
- * dropped. Measured on 3.10: of 5,000 delayed retries (expiration 4000) in a queue that
- * dead-letters to a fanout, 4,084 expired in a holding queue without one and were gone. A moved
- * message's routing key is the holding queue's name, so the queue's x-dead-letter-routing-key
- * goes with it. Plan judges the replace on this queue, and apply declares it.
+ * argument's or its policy's dead-letter exchange, and routing key), so that a message that
+ * expires while it waits there, or that a policy's length limit pushes out, is dead-lettered as
+ * the queue would, not dropped. Measured on 3.10: of 5,000 delayed retries (expiration 4000) in a
+ * queue that dead-letters to a fanout, 4,084 expired in a holding queue without one and were gone.
+ * Without a dead-letter routing key a message is dead-lettered by its own routing key, which the
+ * move into the holding queue keeps (broker/replace.ts). Plan judges the replace on this queue,
+ * and apply declares it.
  */
 export function holdingQueueFor(after: Queue, limits: QueueLimits): Queue {
   const hold = holdingQueue(after.name);
   const dlx = limits.deadLetterExchange;
   if (dlx === undefined) return hold;
-  const key = after.arguments["x-dead-letter-routing-key"];
-  return { ...hold, arguments: { "x-dead-letter-exchange": dlx, ...(typeof key === "string" ? { "x-dead-letter-routing-key": key } : {}) } };
+  const key = limits.deadLetterRoutingKey;
+  return { ...hold, arguments: { "x-dead-letter-exchange": dlx, ...(key !== undefined ? { "x-dead-letter-routing-key": key } : {}) } };
 }
 
 /** "60 s", "10 min": a duration in milliseconds, for people. */

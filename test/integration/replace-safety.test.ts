@@ -680,6 +680,61 @@ ch.close(); c.close()`;
     expectExactlyOnce(await drainIds(f.async, "dead"), held);
   }, 120_000);
 
+  it("a message that expires in the holding queue is dead-lettered by its own routing key, which a topic dead-letter exchange routes", async () => {
+    const f = files({ "x-dead-letter-exchange": "dlx" }, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    await withChannel(f.async, async (ch) => {
+      await ch.assertExchange("dlx", "topic", { durable: true });
+      await ch.assertQueue("dead", { durable: true });
+      await ch.bindQueue("dead", "dlx", "mplogin.async.#");
+      // What a dead-letter by the holding queue's name would reach, were it used.
+      await ch.assertQueue("strays", { durable: true });
+      await ch.bindQueue("strays", "dlx", "topo.#");
+    });
+    const held = ids("tkey", 200);
+    await withChannel(f.async, async (ch) => {
+      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
+      await ch.checkQueue(Q);
+    });
+    const r = await runCli(["apply", "-f", f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    await until("every message to be dead-lettered", async () => (await messageCount(f.async, "dead")) === held.length);
+    const dead = await withChannel(f.async, async (ch) => {
+      const out: { id: string; key: string; from: unknown }[] = [];
+      for (let m = await ch.get("dead", { noAck: true }); m; m = await ch.get("dead", { noAck: true })) {
+        out.push({ id: String(m.properties.messageId), key: m.fields.routingKey, from: (m.properties.headers?.["x-death"] as { queue: string }[] | undefined)?.[0]?.queue });
+      }
+      return out;
+    });
+    expectExactlyOnce(dead.map((d) => d.id), held);
+    // Some expired while they waited in the holding queue, by their own key.
+    expect(dead.filter((d) => d.from === HOLD).length).toBeGreaterThan(0);
+    for (const d of dead.filter((x) => x.from === HOLD)) expect(d.key).toBe("mplogin.async.x");
+    expect(await messageCount(f.async, "strays")).toBe(0);
+  }, 120_000);
+
+  it("a policy's dead-letter routing key goes to the holding queue too: what expires there reaches the policy's target", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    await withChannel(f.async, async (ch) => {
+      await ch.assertExchange("retry", "direct", { durable: true });
+      await ch.assertQueue("retryq", { durable: true });
+      await ch.bindQueue("retryq", "retry", "retry");
+    });
+    await api("PUT", `/api/policies/${vh(f.async)}/userdlx`, { pattern: "^mplogin\\.async$", "apply-to": "queues", definition: { "dead-letter-exchange": "retry", "dead-letter-routing-key": "retry" }, priority: 1 });
+    const held = ids("pkey", 200);
+    await withChannel(f.async, async (ch) => {
+      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
+      await ch.checkQueue(Q);
+    });
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    await until("every message to be dead-lettered", async () => (await messageCount(f.async, "retryq")) === held.length);
+    expectExactlyOnce(await drainIds(f.async, "retryq"), held);
+  }, 120_000);
+
   it("a move the broker refuses stops with its reason, leaves no message in two places, and re-runs finish it", async () => {
     const f = files({}, {});
     const after = { "x-max-length": 5, "x-overflow": "reject-publish" };
