@@ -12,7 +12,7 @@ import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { atLeast } from "./broker-rules.js";
 import { duration, policiesFor, policiesOnceApplied } from "./risk.js";
 import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
-import { asNumber } from "../core/values.js";
+import { asNumber, maxAgeSeconds } from "../core/values.js";
 
 export interface PolicyLimitReport {
   /** A limit that applies for certain: drift topo cannot repair (--detailed-exitcode counts it). */
@@ -90,15 +90,6 @@ const RULES: readonly LimitRule[] = [
     unlimited: -1,
   },
 ];
-
-/** Seconds in each unit of a stream's max-age, as RabbitMQ counts them (a month is 30 days). */
-const AGE_UNITS: Readonly<Record<string, number>> = { Y: 365 * 86_400, M: 30 * 86_400, D: 86_400, h: 3_600, m: 60, s: 1 };
-
-/** A max-age ("7D", "1h") in seconds; undefined when it is none RabbitMQ reads. */
-function maxAgeSeconds(v: unknown): number | undefined {
-  const m = typeof v === "string" ? /^([0-9]+)(Y|M|D|h|m|s)$/.exec(v) : null;
-  return m ? Number(m[1]) * (AGE_UNITS[m[2] as string] as number) : undefined;
-}
 
 /** A value as written, for the message: a max-age as its text, a number as its digits. */
 function written(v: unknown): string {
