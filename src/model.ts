@@ -366,6 +366,8 @@ export type Overflow = "drop-head" | "reject-publish" | "reject-publish-dlx";
 export interface Limit {
   value: number;
   from: string;
+  /** The value as written, where it is not the number (a stream's max-age "2s", whose value is in ms). */
+  shown?: string;
 }
 
 /** What a queue does with messages, from its arguments and the policy that applies to it. */
@@ -375,6 +377,8 @@ export interface QueueLimits {
   overflow: Overflow;
   messageTtl?: Limit;
   expires?: Limit;
+  /** A stream's max-age, in milliseconds. */
+  maxAge?: Limit;
   deadLetterExchange?: string;
   /** The key dead-lettering routes by: the argument's, else the policy's; none: each message's own. */
   deadLetterRoutingKey?: string;

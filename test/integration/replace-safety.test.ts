@@ -267,6 +267,60 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("into a stream with a max-age (argument or policy): refused while the queue holds messages, whose age would count from the move", async () => {
+    // Measured on 3.10.8: 1,000 messages moved into a stream with x-max-age 2s and 2000-byte
+    // segments were all there after the move; 600 publishes 5 s later, none were.
+    const { f, held } = await appliedHolding(200);
+    const sync = uniqueName("sync");
+    vhosts.push(sync);
+    const stream = (args: Args) => writeTopology({ sync, async: f.async, services: [{ name: "mplogin", sync: false, async: { type: "stream", arguments: args } }] });
+    await statsShow(f.async, Q, (q) => q.messages === 200);
+    const args = { "x-max-age": "2s", "x-stream-max-segment-size-bytes": 2000 };
+    const risk =
+      "x-max-age 2s of the stream: the 200 messages it holds are written into it as they are moved back, and its retention deletes them once they are older than 2 s (counted from the move) and a later publish starts a new segment: a consumer that has not read them within 2 s of the replace never gets them";
+    const plan = await runCli(["plan", "-f", stream(args)]);
+    expect(plan.stdout).toContain(`  -/+ replace queue mplogin.async [holds 200 messages]\n      because type: "classic" -> "stream"`);
+    expect(plan.stdout).toContain(`      ! messages at risk: ${risk}`);
+    const json = JSON.parse((await runCli(["plan", "-f", stream(args), "--json"])).stdout);
+    expect(json.clusters[1].actions[0].risks).toEqual([expect.objectContaining({ rule: "x-max-age" })]);
+
+    const before = await brokerState(f.async);
+    const r = await runCli(["apply", "-f", stream(args), "--allow-destructive"]);
+    refusedBeforeWriting(r);
+    expect(r.stderr).toContain(`cluster async: queue mplogin.async (holds 200 messages):\n    ${risk}`);
+    expect(r.stderr).toContain("hint: let the workers drain the queue first");
+    expect(await brokerState(f.async)).toEqual(before);
+
+    // A user's policy gives streams their max-age, whatever the file says.
+    expect((await api("PUT", `/api/policies/${vh(f.async)}/retain`, { pattern: "^mplogin\\.", "apply-to": "queues", definition: { "max-age": "1h" } })).status).toBe(201);
+    const byPolicy = await runCli(["apply", "-f", stream({ "x-max-age": "7D" }), "--allow-destructive"]);
+    refusedBeforeWriting(byPolicy);
+    expect(byPolicy.stderr).toContain("policy retain's max-age 1h of the stream: the 200 messages it holds are written into it as they are moved back");
+    expect(await brokerState(f.async)).toEqual(before);
+
+    // The workers drained it: nothing to delete, so the replace goes ahead.
+    expectExactlyOnce(await drainIds(f.async, Q), held);
+    const ok = await runCli(["apply", "-f", stream({ "x-max-age": "1h" }), "--allow-destructive"]);
+    expect(ok.code).toBe(0);
+    expect((await getQueue(f.async, Q)).type).toBe("stream");
+  });
+
+  it("into a stream whose max-length-bytes only the messages' bodies fit: refused, since the stream stores their properties and headers too", async () => {
+    // Measured on 3.10.8: 1,000 bodies of 100 bytes moved into a stream with x-max-length-bytes
+    // 100000 and 2000-byte segments: it kept 450, and apply said all 1,000 were moved back.
+    const { f } = await appliedHolding(1000, 100);
+    await statsShow(f.async, Q, (q) => q.messages === 1000 && q.message_bytes === 100_000);
+    const sync = uniqueName("sync");
+    vhosts.push(sync);
+    const file = writeTopology({ sync, async: f.async, services: [{ name: "mplogin", sync: false, async: { type: "stream", arguments: { "x-max-length-bytes": 100_000, "x-stream-max-segment-size-bytes": 2000 } } }] });
+    const before = await brokerState(f.async);
+    const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
+    refusedBeforeWriting(r);
+    expect(r.stderr).toContain("x-max-length-bytes 100000 of the stream may not keep the 1000 messages it holds: their bodies are 100000 bytes by the broker's statistics");
+    expect(r.stderr).toContain("hint: raise x-max-length-bytes to at least 131172000, or let the workers drain the queue first");
+    expect(await brokerState(f.async)).toEqual(before);
+  });
+
   it("a policy whose pattern JavaScript does not read as RabbitMQ does still counts for the holding queue: refused, nothing expires", async () => {
     const { f, held } = await appliedHolding(5);
     // PCRE (RabbitMQ) reads both; JavaScript throws on (?i) and reads [[:alnum:]] as another class.

@@ -115,6 +115,61 @@ describe("replace risks", () => {
     expect(rules(replace({ after: queue({ type: "stream" }), held: held({ ready: 3 }) }))).toEqual([]);
   });
 
+  it("x-max-age: replacing a queue that holds messages by a stream with a max-age (argument or policy), whose retention deletes them by their age since the move", () => {
+    const into = (args: Queue["arguments"], o: Partial<ReplaceCase> = {}) => replaceRisks(replace({ after: queue({ type: "stream", arguments: args }), held: held({ ready: 1000, bytes: 7000 }), ...o }));
+    expect(into({ "x-max-age": "2s", "x-stream-max-segment-size-bytes": 2000 })).toEqual([
+      {
+        rule: "x-max-age",
+        reason:
+          "x-max-age 2s of the stream: the 1000 messages it holds are written into it as they are moved back, and its retention deletes them once they are older than 2 s (counted from the move) and a later publish starts a new segment: a consumer that has not read them within 2 s of the replace never gets them",
+        advice: "let the workers drain the queue first",
+      },
+    ]);
+    // However long: moved messages are deleted max-age after the move, read or not.
+    expect(into({ "x-max-age": "7D" }).map((r) => r.reason)).toEqual([expect.stringMatching(/^x-max-age 7D of the stream: .* older than 7 days \(counted from the move\)/)]);
+    // A policy's max-age is the stream's, higher or lower than the argument.
+    const policies = [policy({ name: "retain", applyTo: "streams", definition: { "max-age": "1h" } })];
+    expect(into({}, { policies }).map((r) => r.reason)).toEqual([expect.stringMatching(/^policy retain's max-age 1h of the stream: .* older than 60 min/)]);
+    expect(into({ "x-max-age": "7D" }, { policies }).map((r) => r.reason)).toEqual([expect.stringMatching(/^policy retain's max-age 1h /)]);
+    expect(into({ "x-max-age": "1s" }, { policies }).map((r) => r.reason)).toEqual([expect.stringMatching(/^policy retain's max-age 1h /)]);
+    // A policy for classic queues does not reach the stream.
+    expect(into({ "x-max-age": "1D" }, { policies: [policy({ name: "classic", applyTo: "classic_queues", definition: { "max-age": "1s" } })] }).map((r) => r.reason)).toEqual([expect.stringMatching(/^x-max-age 1D /)]);
+    // Two policies of one priority: either may apply, so the shorter counts.
+    const tie = [policy({ name: "a", definition: { "max-age": "1h" } }), policy({ name: "b", definition: { "max-age": "10m" } })];
+    expect(into({ "x-max-age": "1m" }, { policies: tie }).map((r) => r.reason)).toEqual([expect.stringMatching(/^policy b's max-age 10m /)]);
+    // Nothing held, no max-age, or an old queue whose own TTL was no longer: no risk.
+    expect(rules(replace({ after: queue({ type: "stream", arguments: { "x-max-age": "2s" } }) }))).toEqual([]);
+    expect(rules(replace({ after: queue({ type: "stream", arguments: { "x-stream-max-segment-size-bytes": 2000 } }), held: held({ ready: 3 }) }))).toEqual([]);
+    expect(into({ "x-max-age": "1h" }, { before: queue({ arguments: { "x-message-ttl": 60000 } }) })).toEqual([]);
+    expect(into({ "x-max-age": "1h" }, { before: queue({ arguments: { "x-message-ttl": 3600000 } }) })).toEqual([]);
+    expect(rules(replace({ before: queue({ arguments: { "x-message-ttl": 3600001 } }), after: queue({ type: "stream", arguments: { "x-max-age": "1h" } }), held: held({ ready: 3 }) }))).toEqual(["x-max-age"]);
+    // An unknown unit is none RabbitMQ reads.
+    expect(into({ "x-max-age": "2w" })).toEqual([]);
+  });
+
+  it("x-max-length-bytes of a stream: it counts what it stores (bodies, properties and headers), the statistics bodies only", () => {
+    const after = queue({ type: "stream", arguments: { "x-max-length-bytes": 100000, "x-stream-max-segment-size-bytes": 2000 } });
+    // As measured: 1,000 bodies of 100 bytes, exactly the limit, and the stream kept 450.
+    expect(replaceRisks(replace({ after, held: held({ ready: 1000, bytes: 100000 }) }))).toEqual([
+      {
+        rule: "x-max-length-bytes",
+        reason:
+          "x-max-length-bytes 100000 of the stream may not keep the 1000 messages it holds: their bodies are 100000 bytes by the broker's statistics, and a stream counts each message with its properties and headers (up to 131072 bytes more a message at RabbitMQ's default frame_max), which no statistic counts; past the limit its retention deletes the oldest segments, with the moved messages in them",
+        advice: "raise x-max-length-bytes to at least 131172000, or let the workers drain the queue first",
+      },
+    ]);
+    // Bytes not counted yet: not guessed.
+    expect(replaceRisks(replace({ after, held: held({ ready: 3, bytes: undefined }) }))[0]!.reason).toMatch(/the broker's statistics do not count their bytes yet/);
+    // Room for the bodies and a frame of headers each: no risk.
+    const big = queue({ type: "stream", arguments: { "x-max-length-bytes": 20_000_000_000 } });
+    expect(rules(replace({ after: big, held: held({ ready: 1000, bytes: 100000 }) }))).toEqual([]);
+    // A policy's is the stream's, higher or lower than the argument.
+    const policies = [policy({ name: "cap", definition: { "max-length-bytes": 1000 } })];
+    expect(replaceRisks(replace({ after: big, policies, held: held({ ready: 1, bytes: 10 }) })).map((r) => r.reason)).toEqual([expect.stringMatching(/^policy cap's max-length-bytes 1000 of the stream may not keep the 1 message it holds/)]);
+    expect(rules(replace({ after: queue({ type: "stream", arguments: { "x-max-length-bytes": 1000 } }), policies: [policy({ name: "roomy", definition: { "max-length-bytes": 20_000_000_000 } })], held: held({ ready: 1000, bytes: 100000 }) }))).toEqual([]);
+    expect(rules(replace({ after, held: held() }))).toEqual([]);
+  });
+
   it("hold-policy: a policy that limits the holding queue", () => {
     const policies = [policy({ name: "cap", pattern: "^topo\\.", definition: { "max-length": 10, "message-ttl": 1000 } })];
     const r = replaceRisks(replace({ policies, held: held({ ready: 11 }) }));
