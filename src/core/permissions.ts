@@ -6,7 +6,8 @@
 //
 // RabbitMQ checks configure (declare, delete), write (publish to an exchange, bind a queue) and
 // read (consume, get, purge a queue; bind from an exchange) against one regex each, and, on a topic
-// exchange, the routing key of a publish against the user's topic permission for that exchange.
+// exchange, the routing key of a publish against the user's topic permission for that exchange
+// (and, from 4.0.3 on, the keys of its CC and BCC headers; 3.10 routes those unchecked).
 // A user with write on a topic exchange and no topic permission for it may publish any routing
 // key, so every exchange a user may write to gets one.
 
