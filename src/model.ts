@@ -296,6 +296,11 @@ export interface ActualCluster {
   /** Why the vhost's operator policies could not be read (then whether one caps a queue is unknown). */
   operatorPoliciesUnreadable?: string;
   /**
+   * The queues' message counts were read (broker/read.ts readMessageCounts): a queue whose
+   * `messages` is still undefined then holds a number the broker did not give, not one unread.
+   */
+  messagesCounted?: boolean;
+  /**
    * The type a durable queue declared without x-queue-type gets in this vhost (its default queue
    * type, RabbitMQ 3.11+; for a vhost apply creates, the broker's default): read only when the
    * file has such queues and the broker has the setting.
@@ -304,8 +309,22 @@ export interface ActualCluster {
 }
 
 export type Action =
-  | { op: "create"; key: string; after: Resource }
-  | { op: "update"; key: string; before: Resource; after: Resource; changed: string[] }
+  | {
+      op: "create";
+      key: string;
+      after: Resource;
+      /** A policy create: queues that would lose messages once it applies (plan/policy-shifts.ts). */
+      losses?: PolicyLoss[];
+    }
+  | {
+      op: "update";
+      key: string;
+      before: Resource;
+      after: Resource;
+      changed: string[];
+      /** A policy update: queues that would lose messages once it is made (plan/policy-shifts.ts). */
+      losses?: PolicyLoss[];
+    }
   | {
       op: "replace";
       key: string;
@@ -348,6 +367,8 @@ export type Action =
        * may take them (--allow-unmanaged-deletes). Absent when there are none.
        */
       unmanaged?: Binding[];
+      /** A policy delete: queues that would lose messages once it is gone (plan/policy-shifts.ts). */
+      losses?: PolicyLoss[];
     };
 
 export type Op = Action["op"];
@@ -358,6 +379,17 @@ export interface ReplaceRisk {
   rule: string;
   reason: string;
   advice: string;
+}
+
+/**
+ * A queue that a change to topo's policies would make lose messages: another policy's limit (a
+ * user's, that topo's shadowed) applies to it once the change is made, and it holds more than
+ * that limit lets it keep. apply refuses the change unless data loss is allowed.
+ */
+export interface PolicyLoss extends ReplaceRisk {
+  queue: string;
+  /** What the queue holds, by the read; undefined when the broker did not count it. */
+  messages?: number;
 }
 
 export type Overflow = "drop-head" | "reject-publish" | "reject-publish-dlx";

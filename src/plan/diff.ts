@@ -8,6 +8,7 @@ import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/k
 import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { holdingQueueFor, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 import { brokenQueues } from "./queue-state.js";
+import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
 
 /**
@@ -212,6 +213,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       .sort((x, y) => (describe(x) < describe(y) ? -1 : describe(x) > describe(y) ? 1 : 0));
     if (unmanaged.length) a.unmanaged = unmanaged;
   }
+  // A change to topo's policies can hand a queue that holds messages to another policy's limit.
+  judgePolicyChanges(actions, actual);
 
   actions.sort(compareActions);
   const userWarnings = users && actual.usersUnreadable !== undefined && users.onBroker.length

@@ -1,6 +1,7 @@
 // Pure: what apply refuses to do unless it is told it may. A destructive change (a replace or a
 // delete) needs --allow-destructive; anything that can lose messages (deleting a queue that holds
-// some, a replace the broker would make drop some) needs --allow-data-loss; a delete that takes
+// some, a replace the broker would make drop some, a policy change that hands a queue to a limit
+// below what it holds) needs --allow-data-loss; a delete that takes
 // bindings topo does not manage with it needs --allow-unmanaged-deletes. Each refusal lists every
 // offending change on every cluster, before anything is written anywhere.
 
@@ -27,7 +28,7 @@ export function guardPlans(plans: ClusterPlan[], allowed: Allowed): void {
   const guards = [
     ...(allowed.allowDestructive ? [] : [guardDestructive]),
     ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged]),
-    ...(allowed.allowDataLoss ? [] : [guardDataLoss, guardReplaceRisks]),
+    ...(allowed.allowDataLoss ? [] : [guardDataLoss, guardReplaceRisks, guardPolicyLosses]),
   ];
   const refused: unknown[] = [];
   for (const guard of guards) {
@@ -99,12 +100,37 @@ export function guardReplaceRisks(plans: ClusterPlan[]): void {
   );
 }
 
-/** With --allow-data-loss a queue replace is a plain delete and re-create: what goes with it. */
+/**
+ * A change to topo's policies that makes another policy's limit apply to a queue holding more than
+ * it lets the queue keep (plan/policy-shifts.ts): the broker cuts the queue the moment the change
+ * is made. --allow-destructive allows deleting topo's policy, never the messages.
+ */
+export function guardPolicyLosses(plans: ClusterPlan[]): void {
+  const risky = plans.flatMap((p) => p.actions.flatMap((a) => (a.op !== "replace" && a.losses?.length ? [{ cluster: p.cluster, a, losses: a.losses }] : [])));
+  if (risky.length === 0) return;
+  const lines = risky.flatMap(({ cluster, a, losses }) => [`  cluster ${cluster}: ${renderAction(a)[0]}`, ...losses.map((l) => `    ${l.reason}`)]);
+  const queues = new Set(risky.flatMap(({ cluster, losses }) => losses.map((l) => `${cluster}|${l.queue}`))).size;
+  const n = risky.length;
+  const advice = [...new Set(risky.flatMap(({ losses }) => losses.map((l) => l.advice)))];
+  throw new UnsafePlanError(
+    `refusing to make ${plural(n, "policy change")} that would make ${plural(queues, "queue")} lose messages:\n${lines.join("\n")}`,
+    [
+      ...advice,
+      "or change the other policy so that it does not limit the queue (its pattern, or its priority above topo's), or keep the file's policy as it was",
+      "or pass --allow-data-loss to make the change and let the broker drop what the limit does not keep; nothing was changed",
+    ],
+    "refused_data_loss",
+  );
+}
+
+/** With --allow-data-loss a queue replace is a plain delete and re-create, and a policy change may cut queues: what goes. */
 export function dataLossLines(p: ClusterPlan): string[] {
   return p.actions.flatMap((a) =>
     a.op === "replace" && a.after.kind === "queue" && !a.resume && ((a.messages ?? 0) > 0 || a.unackedUnknown)
       ? [`cluster ${p.cluster}: --allow-data-loss: queue ${describe(a.after)} is deleted with the ${messagesHeld(a)} it holds, and re-created empty`]
-      : [],
+      : a.op !== "replace" && a.losses?.length
+        ? a.losses.map((l) => `cluster ${p.cluster}: --allow-data-loss: ${renderAction(a)[0]}: ${l.reason}`)
+        : [],
   );
 }
 

@@ -1,6 +1,6 @@
 // Pure: Plan → text (for people) and Plan → JSON (for pipelines).
 
-import type { Action, Binding, ClusterPlan, Plan, Resource } from "../model.js";
+import type { Action, Binding, ClusterPlan, Plan, PolicyLoss, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
@@ -89,14 +89,14 @@ function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
 export function renderAction(a: Action): string[] {
   switch (a.op) {
     case "create":
-      return [`+ create ${a.after.kind} ${describe(a.after)}${details(a.after)}`];
+      return [`+ create ${a.after.kind} ${describe(a.after)}${details(a.after)}`, ...lossLines(a)];
     case "update":
       // A user's password change is a word, never a value: "~ update user mplogin (password)".
       if (a.after.kind === "user") {
         const fields = a.changed.map((c) => c.split(":")[0] as string);
         return [`~ update user ${describe(a.after)} (${fields.join(", ")})`, ...a.changed.filter((c) => c !== "password").map((c) => `    ${c}`)];
       }
-      return [`~ update ${a.after.kind} ${describe(a.after)}`, ...a.changed.map((c) => `    ${c}`)];
+      return [`~ update ${a.after.kind} ${describe(a.after)}`, ...a.changed.map((c) => `    ${c}`), ...lossLines(a)];
     case "replace":
       return [
         `-/+ replace ${a.after.kind} ${describe(a.after)}${holds(a)}`,
@@ -106,10 +106,15 @@ export function renderAction(a: Action): string[] {
         ...replaceNotes(a).map((n) => `    ! ${n}`),
       ];
     case "delete":
-      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : [])];
+      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []), ...lossLines(a)];
     default:
       return assertNever(a);
   }
+}
+
+/** Under a policy change: the queues it would make lose messages (plan/policy-shifts.ts). */
+function lossLines(a: { losses?: readonly PolicyLoss[] }): string[] {
+  return (a.losses ?? []).map((l) => `    ! messages at risk: ${l.reason}`);
 }
 
 /** Under a delete: the bindings topo does not manage that the broker removes with the object. */
@@ -162,18 +167,23 @@ function unknownJson(a: { unackedUnknown?: boolean }): { unackedUnknown?: true }
   return a.unackedUnknown ? { unackedUnknown: true } : {};
 }
 
+/** A policy change's queues that would lose messages, as `losses`; absent when there are none. */
+function lossJson(a: { losses?: PolicyLoss[] }): { losses?: PolicyLoss[] } {
+  return a.losses?.length ? { losses: a.losses } : {};
+}
+
 function actionJson(a: Action): Record<string, unknown> {
   const r = subjectOf(a);
   const base: Record<string, unknown> = { op: a.op, kind: r.kind, name: describe(r) };
   switch (a.op) {
     case "create":
-      return { ...base, after: a.after };
+      return { ...base, after: a.after, ...lossJson(a) };
     case "update":
-      return { ...base, changed: a.changed, before: a.before, after: a.after };
+      return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a) };
     case "replace":
       return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), before: a.before, after: a.after };
     case "delete":
-      return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), before: a.before };
+      return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), before: a.before, ...lossJson(a) };
     default:
       return assertNever(a);
   }

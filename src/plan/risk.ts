@@ -172,7 +172,7 @@ export function duration(ms: number): string {
 
 
 /** What the queue does with `n` messages over its limit ("some" when the number is unknown). */
-function overflowEffect(l: QueueLimits, n: number | undefined): string {
+export function overflowEffect(l: QueueLimits, n: number | undefined): string {
   const what = n === undefined ? "some" : String(n);
   const oldest = n === undefined ? "the oldest messages" : `the oldest ${n}`;
   const dlx = l.deadLetterExchange ? ` to exchange "${l.deadLetterExchange}"` : "";
