@@ -222,6 +222,7 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
     facts.messages = q.messages;
     facts.unacked = q.messages_unacknowledged;
   }
+  actual.messagesCounted = true;
 }
 
 const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes,reductions";

@@ -9,6 +9,7 @@ import { readUserMaxChannels, unackedNow, unackedOf } from "../broker/read.js";
 import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { lockQueueName } from "../core/naming.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
+import { limitShifts } from "../plan/policy-shifts.js";
 import { renderAction, renderText } from "../plan/render.js";
 import { plural } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
@@ -248,9 +249,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
       // The read may be kept under the lock if no apply wrote since it began. Not when apply
-      // created the vhost (the read found none), and not for a replace, which is judged on the
-      // queues' counts read under the lock.
-      const keepable = firstRead.mark && !vhostActions.length && !rest.actions.some((a) => a.op === "replace") ? { ...firstRead, mark: firstRead.mark } : undefined;
+      // created the vhost (the read found none), and not for a replace or a policy change that
+      // tightens a queue's limits, which are judged on the queues' counts read under the lock.
+      const keepable =
+        firstRead.mark && !vhostActions.length && !rest.actions.some((a) => a.op === "replace") && limitShifts(rest.actions, firstRead.actual).length === 0
+          ? { ...firstRead, mark: firstRead.mark }
+          : undefined;
       // A connection lost to a broker restart is retried from the top (lock, plan, execute):
       // every step is idempotent, and the new plan holds only what is left.
       const passed = { barrier: false };

@@ -19,6 +19,7 @@ import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { mirroring } from "../plan/mirroring.js";
 import { deadLettering } from "../plan/dead-lettering.js";
 import { policyLimits } from "../plan/policy-limits.js";
+import { limitShifts } from "../plan/policy-shifts.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
@@ -336,8 +337,12 @@ export async function readAndPlan(
 
   const owner = Ownership.of(prefix, actual.resources);
   const alone = leftBehind(actual, owner);
-  // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind.
-  if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue") || alone.services.length || alone.holding.length) {
+  // A change to topo's policies that tightens a queue's limits (another policy's max-length applies
+  // once topo's no longer shadows it) is judged on what the queue holds.
+  const shifts = limitShifts(plan.actions, actual);
+  // Counts are worth their cost only where a queue would be deleted or replaced, or is left behind,
+  // or a policy change tightens its limits.
+  if (plan.actions.some((a) => (a.op === "delete" || a.op === "replace") && a.before.kind === "queue") || alone.services.length || alone.holding.length || shifts.length) {
     await readMessageCounts(client, c.target, actual);
     // What a replace could lose depends on ready and unacknowledged messages, consumers and bytes:
     // read for the replaced queues (and the holding queues of interrupted replaces) only.
@@ -350,8 +355,12 @@ export async function readAndPlan(
     // A stream has no count in the listing: the ones to delete are counted one by one, so plan
     // shows what goes with them (apply refuses them without --allow-data-loss whatever it finds).
     const streams = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type === "stream" ? [a.before.name] : []));
-    await readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams]);
-    if (live && present.length) await readLiveCounts(await live(), client, c.target, actual, present);
+    // The listing has no bytes: a byte limit a policy change brings is judged on the queue's
+    // statistics, and apply counts every queue a policy change reaches live, as it does a replace's.
+    const shifted = shifts.filter((s) => live || s.after.maxLengthBytes).map((s) => ({ name: s.queue.name, stream: false }));
+    await readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams, ...shifted.map((q) => q.name)]);
+    const counted = live ? [...present, ...shifted] : [];
+    if (live && counted.length) await readLiveCounts(await live(), client, c.target, actual, counted);
     plan = diffCluster(c, actual, prefix);
   }
   plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix));
