@@ -1,7 +1,7 @@
 // Concurrency and faults: one apply at a time per cluster, a connection closed mid-apply, and
 // which failures are retried.
 
-import { createServer as createHttpServer, request as httpRequest, type RequestListener } from "node:http";
+import { createServer as createHttpServer, type RequestListener } from "node:http";
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import type { ClusterPlan, ClusterTarget } from "../../src/model.js";
 import { executePlan, ExecutionStopped } from "../../src/broker/execute.js";
@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { serviceNames } from "../../bench/services.mjs";
 import { CLI } from "../helpers/broker.js";
 import { fragments } from "../helpers/fragments.js";
+import { managementProxy } from "../helpers/proxy.js";
 
 const { fresh } = testVhosts();
 
@@ -458,25 +459,10 @@ describe("brokers that look alike", () => {
     const shadow = uniqueName("shadow");
     await createVhost(async);
     await createVhost(shadow);
-    const b = broker();
-    const upstream = new URL(b.mgmtBase);
-    const proxy = createHttpServer((req, res) => {
-      const path = (req.url ?? "/").split(encodeURIComponent(async)).join(encodeURIComponent(shadow));
-      const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      fwd.on("error", () => res.destroy());
-      req.pipe(fwd);
-    });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const proxy = await managementProxy({ rewrite: (path) => path.split(encodeURIComponent(async)).join(encodeURIComponent(shadow)) });
     try {
-      const port = (proxy.address() as { port: number }).port;
-      const text = readFileSync(file, "utf8").replace(
-        new RegExp(`("async": \\{\\s*"url": "[^"]+",\\s*"management": )"[^"]+"`),
-        `$1"http://${b.user}:${b.password}@127.0.0.1:${port}"`,
-      );
-      expect(text).toContain(`127.0.0.1:${port}`);
+      const text = readFileSync(file, "utf8").replace(new RegExp(`("async": \\{\\s*"url": "[^"]+",\\s*"management": )"[^"]+"`), `$1"${proxy.url}"`);
+      expect(text).toContain(`127.0.0.1:${proxy.port}`);
       writeFileSync(file, text);
       const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
       expect(r.code).toBe(1);
@@ -500,26 +486,20 @@ describe("a management API that fails part-way", () => {
    * matches, once a request `after` matches has passed.
    */
   async function failingProxy(fails: RegExp, status: number, after?: RegExp): Promise<{ url: string; close: () => void }> {
-    const upstream = new URL(broker().mgmtBase);
     let failed = false;
     let armed = after === undefined;
-    const proxy = createHttpServer((req, res) => {
-      if (after?.test(`${req.method} ${req.url}`)) armed = true;
-      else if (armed && !failed && fails.test(`${req.method} ${req.url}`)) {
-        failed = true;
-        req.resume();
-        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: "internal", reason: "injected by the test" }));
-        return;
-      }
-      const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      fwd.on("error", () => res.destroy());
-      req.pipe(fwd);
+    return managementProxy({
+      answer: (req, res) => {
+        if (after?.test(`${req.method} ${req.url}`)) armed = true;
+        else if (armed && !failed && fails.test(`${req.method} ${req.url}`)) {
+          failed = true;
+          req.resume();
+          res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error: "internal", reason: "injected by the test" }));
+          return true;
+        }
+        return false;
+      },
     });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-    return { url: `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`, close: () => proxy.close() };
   }
 
   /** Point a cluster's management URL at `url`. */

@@ -3,9 +3,9 @@
 // vhost, their 200 page is no listing, and a listing refused is not an empty one. Each case is
 // answered by a proxy in front of the real management API, which passes every other request on.
 
-import { createServer, request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { broker, runCli, testVhosts } from "../helpers/broker.js";
+import { runCli, testVhosts } from "../helpers/broker.js";
+import { managementProxy } from "../helpers/proxy.js";
 
 const { fresh } = testVhosts();
 
@@ -15,23 +15,16 @@ let proxyUrl = "";
 let close = (): void => {};
 
 beforeAll(async () => {
-  const upstream = new URL(broker().mgmtBase);
-  const proxy = createServer((req, res) => {
-    if (rule?.match.test(`${req.method} ${req.url}`)) {
+  const proxy = await managementProxy({
+    answer: (req, res) => {
+      if (!rule?.match.test(`${req.method} ${req.url}`)) return false;
       req.resume();
       res.writeHead(rule.status, { "content-type": rule.type, ...rule.headers }).end(rule.body);
-      return;
-    }
-    const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    fwd.on("error", () => res.destroy());
-    req.pipe(fwd);
+      return true;
+    },
   });
-  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-  proxyUrl = `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`;
-  close = () => proxy.close();
+  proxyUrl = proxy.url;
+  close = proxy.close;
 });
 afterAll(() => close());
 

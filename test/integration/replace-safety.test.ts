@@ -48,8 +48,8 @@ async function publishIds(v: string, ids: string[], size = 0): Promise<void> {
   }
 }
 
-/** Take every ready message out of a queue (missing queue: none) and return their ids. */
-async function drainIds(v: string, queue: string): Promise<string[]> {
+/** Take every ready message out of a queue (missing queue: none) and return their ids; `keep`: leave them there. */
+async function drainIds(v: string, queue: string, keep = false): Promise<string[]> {
   return withChannel(v, async (ch) => {
     const ids: string[] = [];
     try {
@@ -57,27 +57,25 @@ async function drainIds(v: string, queue: string): Promise<string[]> {
     } catch {
       return ids;
     }
-    for (;;) {
-      const m = await ch.get(queue, { noAck: true });
-      if (!m) return ids;
-      ids.push(String(m.properties.messageId));
-    }
+    for (let m = await ch.get(queue, { noAck: !keep }); m; m = await ch.get(queue, { noAck: !keep })) ids.push(String(m.properties.messageId));
+    if (keep) ch.nackAll(true);
+    return ids;
   });
 }
 
-/** The ids of every ready message a queue holds (missing queue: none), leaving them there. */
-async function drainIdsKeep(v: string, queue: string): Promise<string[]> {
-  return withChannel(v, async (ch) => {
-    const ids: string[] = [];
-    try {
-      await ch.checkQueue(queue);
-    } catch {
-      return ids;
-    }
-    for (let m = await ch.get(queue, { noAck: false }); m; m = await ch.get(queue, { noAck: false })) ids.push(String(m.properties.messageId));
-    ch.nackAll(true);
-    return ids;
+/** Publish messages with ids that expire one second after they are enqueued (each move counts again). */
+async function publishExpiring(v: string, ids: string[]): Promise<void> {
+  await withChannel(v, async (ch) => {
+    for (const id of ids) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
+    await ch.checkQueue(Q);
   });
+}
+
+/** `topo apply --allow-destructive` of `file`, which must succeed. */
+async function replaced(file: string): Promise<void> {
+  const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
+  expect(r.stderr).not.toMatch(/Error/);
+  expect(r.code).toBe(0);
 }
 
 /** Each id exactly once. */
@@ -643,9 +641,7 @@ describe("replace stops rather than lose or copy a message", () => {
       await ch.checkQueue(Q);
     });
     expect(await messageCount(f.async, "audit")).toBe(0);
-    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.code).toBe(0);
+    await replaced(f.after({ "x-max-priority": 5 }));
     expect(await messageCount(f.async, "audit")).toBe(0);
     const moved = await withChannel(f.async, async (ch) => {
       const out: { id: string; headers: unknown }[] = [];
@@ -667,9 +663,7 @@ describe("replace stops rather than lose or copy a message", () => {
       );
       await ch.checkQueue(Q);
     });
-    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.code).toBe(0);
+    await replaced(f.after({ "x-max-priority": 5 }));
     expect(await messageCount(f.async, HOLD).catch(() => 0)).toBe(0);
     const moved = await withChannel(f.async, async (ch) => {
       const out: { id: string; headers: unknown }[] = [];
@@ -706,7 +700,7 @@ ch.close(); c.close()`;
       expect(r.stderr).toMatch(new RegExp(`replace queue ${Q.replace(".", "\\.")}: a message \\(message_id ${held[25]}\\) cannot be moved: topo's AMQP client cannot write it back \\(.*\\); \\d+ messages? could not be moved and the old queue ${Q.replace(".", "\\.")} keeps them; none was lost or copied`));
       expect(r.stderr).toMatch(/hint: topo cannot move that message, so every apply stops at it/);
       // Everything is in the old queue or the holding queue, each message once.
-      const all = [...(await drainIdsKeep(f.async, Q)), ...(await drainIdsKeep(f.async, HOLD))];
+      const all = [...(await drainIds(f.async, Q, true)), ...(await drainIds(f.async, HOLD, true))];
       expectExactlyOnce(all, held);
     }
   });
@@ -722,13 +716,8 @@ ch.close(); c.close()`;
     // Each message's own expiration counts again from its move, and a replace holds them longer:
     // it waits one statistics interval (5 s) before it deletes the old queue.
     const held = ids("ttl", 20);
-    await withChannel(f.async, async (ch) => {
-      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
-      await ch.checkQueue(Q);
-    });
-    const r = await runCli(["apply", "-f", f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }), "--allow-destructive"]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.code).toBe(0);
+    await publishExpiring(f.async, held);
+    await replaced(f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }));
     // What has not expired yet in the queue does so within a second; every one is dead-lettered.
     await until("every message to be dead-lettered", async () => (await messageCount(f.async, "dead")) === held.length);
     expectExactlyOnce(await drainIds(f.async, "dead"), held);
@@ -746,13 +735,8 @@ ch.close(); c.close()`;
       await ch.bindQueue("strays", "dlx", "topo.#");
     });
     const held = ids("tkey", 200);
-    await withChannel(f.async, async (ch) => {
-      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
-      await ch.checkQueue(Q);
-    });
-    const r = await runCli(["apply", "-f", f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }), "--allow-destructive"]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.code).toBe(0);
+    await publishExpiring(f.async, held);
+    await replaced(f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }));
     await until("every message to be dead-lettered", async () => (await messageCount(f.async, "dead")) === held.length);
     const dead = await withChannel(f.async, async (ch) => {
       const out: { id: string; key: string; from: unknown }[] = [];
@@ -778,13 +762,8 @@ ch.close(); c.close()`;
     });
     await api("PUT", `/api/policies/${vh(f.async)}/userdlx`, { pattern: "^mplogin\\.async$", "apply-to": "queues", definition: { "dead-letter-exchange": "retry", "dead-letter-routing-key": "retry" }, priority: 1 });
     const held = ids("pkey", 200);
-    await withChannel(f.async, async (ch) => {
-      for (const id of held) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id, expiration: "1000" });
-      await ch.checkQueue(Q);
-    });
-    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.code).toBe(0);
+    await publishExpiring(f.async, held);
+    await replaced(f.after({ "x-max-priority": 5 }));
     await until("every message to be dead-lettered", async () => (await messageCount(f.async, "retryq")) === held.length);
     expectExactlyOnce(await drainIds(f.async, "retryq"), held);
   }, 120_000);

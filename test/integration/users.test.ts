@@ -3,10 +3,10 @@
 // printed by any command, users topo did not make never touched.
 
 import { readFileSync, writeFileSync } from "node:fs";
-import { createServer, request as httpRequest } from "node:http";
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, deleteVhost, runCli, uniqueName, vh, writeFile, type CliResult } from "../helpers/broker.js";
+import { managementProxy } from "../helpers/proxy.js";
 
 // A prefix of this file's own: users are the broker's, and other test files run beside this one.
 const PREFIX = "ut";
@@ -287,21 +287,15 @@ describe("users from the file", () => {
     const s = setup();
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
     // The requests go through a proxy that records them.
-    const upstream = new URL(broker().mgmtBase);
     const seen: string[] = [];
-    const proxy = createServer((req, res) => {
-      seen.push(`${req.method} ${decodeURIComponent((req.url ?? "").split("?")[0] ?? "")}`);
-      const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      fwd.on("error", () => res.destroy());
-      req.pipe(fwd);
+    const proxy = await managementProxy({
+      answer: (req) => {
+        seen.push(`${req.method} ${decodeURIComponent((req.url ?? "").split("?")[0] ?? "")}`);
+        return false;
+      },
     });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
     try {
-      const through = `http://${broker().user}:${broker().password}@127.0.0.1:${(proxy.address() as { port: number }).port}`;
-      const r = await runCli(["apply", "-f", s.file({ drop: true, management: through }), "--allow-destructive"], s.env);
+      const r = await runCli(["apply", "-f", s.file({ drop: true, management: proxy.url }), "--allow-destructive"], s.env);
       expect(r.code, r.stderr).toBe(0);
     } finally {
       proxy.close();
