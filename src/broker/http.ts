@@ -156,12 +156,22 @@ export class ManagementClient {
   }
 
   async put(path: string, body: unknown): Promise<void> {
-    await this.request("PUT", path, body);
+    this.written("PUT", path, await this.request("PUT", path, body));
   }
 
-  /** DELETE; 404 counts as done (rule: idempotent steps). */
+  /** DELETE; 404 counts as done (rule: idempotent steps), when it is RabbitMQ's. */
   async delete(path: string): Promise<void> {
-    await this.request("DELETE", path, undefined, [404]);
+    const r = await this.request("DELETE", path, undefined, [404]);
+    if (r.status === 404 && !rabbitRefusal(r.body)) throw this.foreignAnswer("DELETE", path, r, "");
+    this.written("DELETE", path, r);
+  }
+
+  /**
+   * A write RabbitMQ took answers 201 or 204 with nothing, or JSON: a page (a login page a proxy
+   * answers 200 with) is no word that the write was made, and apply would count it as made.
+   */
+  private written(method: string, path: string, r: HttpResponse): void {
+    if (typeof r.body === "string") throw this.foreignAnswer(method, path, r, "nothing or JSON");
   }
 
   async request(method: string, path: string, body?: unknown, okStatus: number[] = [], ro: RequestOptions = {}): Promise<HttpResponse> {

@@ -4,7 +4,7 @@
 // answered by a proxy in front of the real management API, which passes every other request on.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, testVhosts } from "../helpers/broker.js";
+import { api, runCli, testVhosts } from "../helpers/broker.js";
 import { managementProxy } from "../helpers/proxy.js";
 
 const { fresh } = testVhosts();
@@ -83,6 +83,21 @@ describe("what a plan could not read is not what the broker holds", () => {
       }
     });
   }
+
+  it("a write answered by a page is not taken for made: apply stops there, naming the request", async () => {
+    const { file, async } = fresh([{ name: "mplogin", sync: false }], { clusterExtra: { async: { management: proxyUrl } } });
+    rule = { match: /^PUT \/api\/vhosts\//, status: 200, type: HTML, body: "<html>Sign in</html>" };
+    try {
+      const r = await runCli(["apply", "-f", file, "--cluster", "async"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/cluster async: PUT http:\/\/127\.0\.0\.1:\d+\/api\/vhosts\/\S+ -> not a management API answer: it answered 200 \(text\/html\) with text that is not JSON/);
+      expect(r.stderr).toMatch(/cluster async: 0 of \d+ changes were made before the failure; not done:\n {4}\+ create vhost /);
+      expect(r.stderr).not.toMatch(/Sign in/);
+      expect((await api("GET", `/api/vhosts/${encodeURIComponent(async)}`)).status).toBe(404);
+    } finally {
+      rule = undefined;
+    }
+  });
 
   it("a gateway's 503 after every retry is broker_unreachable, and a redirect says where it goes", async () => {
     const { file } = await applied();
