@@ -99,7 +99,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const hold = holdQueue.name;
   const toHold = (b: Binding): Binding => ({ ...b, destination: hold });
   const toQueue = (b: Binding): Binding => ({ ...b, destination: name });
-  const routes = dedupeBindings([...r.bindings.map(toQueue), ...r.holdBindings.map(toQueue)]);
+  // The binding from the exchange of the holding queue's name is the move's own, never a route.
+  const routes = dedupeBindings([...r.bindings.map(toQueue), ...r.holdBindings.filter((b) => b.source !== hold).map(toQueue)]);
   const step = async <T>(what: string, fn: (ch: Channel) => Promise<T>): Promise<T> => {
     let ch: Channel | undefined;
     try {

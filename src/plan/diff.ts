@@ -480,7 +480,9 @@ function resumeInterruptedReplaces(
     const existing = i === undefined ? undefined : actions[i];
     const resume = {
       hold: r,
-      holdBindings: [...(bindingsTo.get(r.name) ?? [])],
+      // Not the one from the exchange of the holding queue's own name, which the move into it
+      // goes through (broker/replace.ts): that is topo's, and goes with the move.
+      holdBindings: (bindingsTo.get(r.name) ?? []).filter((b) => b.source !== r.name),
       messages: holdMessages,
       // The queue exists and nothing about it differs: it was re-created, only the move back is left.
       queueDone: have.has(baseKey) && existing?.op !== "replace",
