@@ -157,15 +157,15 @@ export function maskUserinfo(userinfo: string): string {
 export const MIN_FREE_TEXT_SECRET = 4;
 
 /**
- * A secret that is a word: letters, and "_" or "-" between them, at most WORD_LIKE_MAX long
- * ("rabbitmq", "Rabbit", "management", "not_found"). Any sentence that reaches output may hold it,
+ * A secret that is a word: letters only, at most WORD_LIKE_MAX long ("rabbitmq", "Rabbit",
+ * "management"). Any sentence that reaches output may hold it,
  * topo's own ("rabbitmqctl set_user_tags", "(RabbitMQ 3.10.8)"), the broker's ("Not management
  * user", "Login failed") or Node's, and no list of them is whole: blanked there, it shows itself by
  * the sentence around it ("***ctl", "Not *** user"). Such a secret is masked only where it
  * stands as a password, in URLs, and the loader warns about it (literal-secrets.ts).
  */
 export function isWordLike(secret: string): boolean {
-  return secret.length <= WORD_LIKE_MAX && /^\p{L}+(?:[_-]\p{L}+)*$/u.test(secret);
+  return secret.length <= WORD_LIKE_MAX && /^\p{L}+$/u.test(secret);
 }
 
 /** The longest secret taken for a word: longer runs of letters are in no sentence. */

@@ -248,7 +248,7 @@ describe("users' passwords: one that is a name, and ones holding /, @, %, : and 
       users: { [named]: { password: "${TOPO_TEST_NAMED_PW}", consumes: ["mplogin"] }, [strong]: { password: "${TOPO_TEST_STRONG_PW}", consumes: ["mplogin"] } },
     };
     const file = writeFile("topology.yaml", JSON.stringify(doc, null, 2));
-    const env = { TOPO_TEST_ADMIN_PW: encodeURIComponent(b.password), TOPO_TEST_NAMED_PW: "mplogin", TOPO_TEST_STRONG_PW: STRONG };
+    const env = { TOPO_TEST_ADMIN_PW: encodeURIComponent(b.password), TOPO_TEST_NAMED_PW: "mplogin.sync", TOPO_TEST_STRONG_PW: STRONG };
     const saved = join(dirname(file), "plan.json");
     try {
       const outputs: string[] = [];
@@ -272,7 +272,7 @@ describe("users' passwords: one that is a name, and ones holding /, @, %, : and 
       await run(["apply", saved]);
       await run(["apply", "-f", file, "--json"]);
       // An error names the file's place: a wrong admin password.
-      const wrong = await runCli(["plan", "-f", file], { ...env, TOPO_TEST_ADMIN_PW: "mplogin" });
+      const wrong = await runCli(["plan", "-f", file], { ...env, TOPO_TEST_ADMIN_PW: "mplogin.sync" });
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toMatch(/cluster (sync|async): .*401/);
       expect(wrong.stderr).toMatch(/clusters\.sync\.url: the URL's password is also a name/);
