@@ -721,12 +721,13 @@ describe("retries", () => {
     const ctx = { target, http, amqp: () => Promise.reject(new Error("no AMQP for rights")), log: () => undefined };
     try {
       await executePlan(plan, ctx, { allowDataLoss: false, concurrency: 1 });
-      expect(seen).toEqual(["DELETE /api/topic-permissions/v/login", "GET /api/users/login", "DELETE /api/permissions/v/login", "GET /api/users/login"]);
+      // The permission first, then the topic permissions (a user without the first cannot publish at all).
+      expect(seen).toEqual(["DELETE /api/permissions/v/login", "GET /api/users/login", "DELETE /api/topic-permissions/v/login", "GET /api/users/login"]);
       userExists = true;
       const err = await executePlan(plan, ctx, { allowDataLoss: false, concurrency: 1 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ExecutionStopped);
       expect((err as ExecutionStopped).failure.status).toBe(500);
-      expect((err as ExecutionStopped).message).toMatch(/DELETE .*\/api\/topic-permissions\/v\/login -> 500/);
+      expect((err as ExecutionStopped).message).toMatch(/DELETE .*\/api\/permissions\/v\/login -> 500/);
       expect((err as ExecutionStopped).left).toHaveLength(2);
     } finally {
       http.close();
