@@ -23,6 +23,7 @@ import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
 import { lockArguments } from "./lock.js";
 import type { ManagementClient } from "./http.js";
+import { namedItem } from "./answers.js";
 import { vh } from "./http.js";
 
 /** What was seen before a plan's read: the mark's generation (none yet: undefined), and whether an apply held the lock. */
@@ -70,7 +71,8 @@ export async function renewApplyMark(session: AmqpSession, prefix: string): Prom
 }
 
 async function generationOf(http: ManagementClient, vhost: string, prefix: string): Promise<string | undefined> {
-  const x = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/exchanges/${vh(vhost)}/${encodeURIComponent(applyMarkName(prefix))}?disable_stats=true`);
+  const mark = applyMarkName(prefix);
+  const x = await http.one<{ arguments?: Record<string, unknown> }>(`/api/exchanges/${vh(vhost)}/${encodeURIComponent(mark)}?disable_stats=true`, namedItem(vhost, mark), `exchange ${mark} of vhost ${vhost}`);
   const g = x?.arguments?.["x-topo-generation"];
   return typeof g === "string" ? g : undefined;
 }

@@ -6,6 +6,7 @@ import https from "node:https";
 import { BrokerError } from "../errors.js";
 import { placesOf, type ManagementEndpoint, type SettingPlaces, type TlsOptions } from "../model.js";
 import { maskEcho, Redactor, redactText } from "../redact.js";
+import type { ItemCheck } from "./answers.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
 import { setUserTags, shellWord } from "../core/words.js";
@@ -116,14 +117,38 @@ export class ManagementClient {
       return undefined;
     }
     if (typeof r.body !== "object" || r.body === null) throw this.foreignAnswer("GET", path, r, "JSON");
+    // RabbitMQ answers an error with an error status, never 200.
+    if (rabbitRefusal(r.body)) throw this.notTheBrokers("GET", path, `it answered ${r.status} with an error (${redactText(this.unechoed(String((r.body as { error: string }).error))).slice(0, 100)})`);
     return r.body as T;
   }
 
-  /** getOptional of a listing: a JSON list, or undefined for an absent status. */
-  async list<T>(path: string, absent: number[] = [404], opts: RequestOptions = {}): Promise<T[] | undefined> {
+  /**
+   * getOptional of a listing: a JSON list, each item of which passes `item` (of the kind and the
+   * vhost asked for), or undefined for an absent status.
+   */
+  async list<T>(path: string, absent: number[] = [404], opts: RequestOptions = {}, item?: { check: ItemCheck; of: string }): Promise<T[] | undefined> {
     const body = await this.getOptional<unknown>(path, absent, opts);
     if (body !== undefined && !Array.isArray(body)) throw this.foreignAnswer("GET", path, { status: 200, body, text: "" }, "a list");
+    if (body && item) {
+      const bad = body.findIndex((x) => !item.check(x));
+      if (bad >= 0) throw this.notTheBrokers("GET", path, `its item ${bad + 1} of ${body.length} is none of the ${item.of} asked for (another request's answer, or another vhost's)`);
+    }
     return body as T[] | undefined;
+  }
+
+  /** getOptional of one object, which must pass `check` (the object asked for, of the vhost asked for). */
+  async one<T>(path: string, check: ItemCheck, what: string): Promise<T | undefined> {
+    const body = await this.getOptional<unknown>(path);
+    if (body !== undefined && !check(body)) throw this.notTheBrokers("GET", path, `it is not ${what} (another request's answer, or an error with status 200)`);
+    return body as T | undefined;
+  }
+
+  /** An answer in JSON that is not the broker's word on what was asked. */
+  notTheBrokers(method: string, path: string, why: string): BrokerError {
+    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> not a management API answer: ${why}`), {
+      hints: [`${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or cache in between answers for it, and topo cannot tell what the broker holds`],
+      code: "broker_unreachable",
+    });
   }
 
   async get<T>(path: string, opts: RequestOptions = {}): Promise<T> {
@@ -292,9 +317,12 @@ export class ManagementClient {
     const redirect = r.status >= 300 && r.status < 400;
     // 502, 503 and 504 are a gateway's words: the broker behind it did not answer.
     const gateway = TRANSIENT_STATUS.has(r.status);
-    if (redirect || gateway) {
+    // RabbitMQ refuses in JSON; an error without it comes from in between, or from RabbitMQ
+    // asked a path topo did not send (a proxy that decodes %2F: 406 for a vhost "a/b").
+    const foreign = !redirect && !gateway && !rabbitRefusal(r.body);
+    if (redirect || gateway || foreign) {
       hints.push(
-        `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or login page in between answers for it${gateway ? `, and the broker behind it did not answer: check that it runs, and try again` : ""}`,
+        `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or login page in between answers for it${gateway ? `, and the broker behind it did not answer: check that it runs, and try again` : foreign ? `, or changes the path it asks (one that decodes %2F in a vhost's name)` : ""}`,
       );
     }
     const said = redirect ? `: it redirects to ${r.location ?? "(no location)"}` : ` ${reason}`;
@@ -302,7 +330,7 @@ export class ManagementClient {
       transient: gateway,
       status: r.status,
       hints,
-      code: refusal?.code ?? (gateway || redirect ? "broker_unreachable" : undefined),
+      code: refusal?.code ?? (gateway || redirect || foreign ? "broker_unreachable" : undefined),
     });
   }
 

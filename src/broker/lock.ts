@@ -8,6 +8,7 @@ import type { AmqpSession } from "./amqp.js";
 import { amqpError, replyText } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
+import { namedItem } from "./answers.js";
 import { sleep } from "./retry.js";
 
 export interface LockOptions {
@@ -121,7 +122,7 @@ async function confirmSameBroker(cluster: string, http: ManagementClient, vhost:
 
 /** The arguments the lock queue was declared with, as the management API shows them; undefined when there is no lock. */
 export async function lockArguments(http: ManagementClient, vhost: string, lock: string): Promise<Record<string, unknown> | undefined> {
-  const q = await http.getOptional<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`);
+  const q = await http.one<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`, namedItem(vhost, lock), `queue ${lock} of vhost ${vhost}`);
   return q && (q.arguments ?? {});
 }
 

@@ -5,6 +5,7 @@ import type { ClusterTarget } from "../model.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { BINDING_COLUMNS, EXCHANGE_COLUMNS, QUEUE_COLUMNS } from "./read.js";
+import { bindingItem, namedItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiQueue } from "./state.js";
 import { bindingFrom, exchangeFrom, factsFrom, isBrokersOwn, queueFrom } from "./state.js";
 import type { ReadBackFound, ReadBackScope } from "../plan/read-back.js";
@@ -14,10 +15,14 @@ export async function readBack(client: ManagementClient, target: ClusterTarget, 
   const q = (name: string) => `/api/queues/${v}/${encodeURIComponent(name)}`;
   const x = (name: string) => `/api/exchanges/${v}/${encodeURIComponent(name)}`;
   // A 404 is an object that is not there (any more): its bindings are none.
-  const bindings = (path: string) => client.getOptional<ApiBinding[]>(`${path}?columns=${BINDING_COLUMNS}`).then((b) => b ?? []);
-  const exchange = (name: string) => client.getOptional<ApiExchange>(`${x(name)}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`);
+  // Each answer must be the object asked for (broker/answers.ts): an error with status 200 or
+  // another request's answer was taken for a read back that found the object gone, or crashed.
+  const of = `bindings of vhost ${target.amqp.vhost}`;
+  const bindings = (path: string) => client.list<ApiBinding>(`${path}?columns=${BINDING_COLUMNS}`, [404], {}, { check: bindingItem(target.amqp.vhost), of }).then((b) => b ?? []);
+  const exchange = (name: string) => client.one<ApiExchange>(`${x(name)}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, namedItem(target.amqp.vhost, name), `exchange ${name} of vhost ${target.amqp.vhost}`);
+  const queue = (name: string) => client.one<ApiQueue>(`${q(name)}?disable_stats=true&columns=${QUEUE_COLUMNS}`, namedItem(target.amqp.vhost, name), `queue ${name} of vhost ${target.amqp.vhost}`);
   const [queues, exchanges, sources, lists] = await Promise.all([
-    Promise.all(scope.queues.map((name) => client.getOptional<ApiQueue>(`${q(name)}?disable_stats=true&columns=${QUEUE_COLUMNS}`))),
+    Promise.all(scope.queues.map(queue)),
     Promise.all(scope.exchanges.map(exchange)),
     Promise.all(scope.sources.filter((name) => !isBrokersOwn(name)).map(exchange)),
     Promise.all([

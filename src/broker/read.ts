@@ -9,17 +9,18 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { BrokerError } from "../errors.js";
+import { bindingItem, exchangeItem, nodeItem, policyItem, queueItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
 import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 import type { NodeAlarm } from "../plan/alarms.js";
 import type { TopicPermissionOf } from "../plan/topic-rights.js";
 
-export const EXCHANGE_COLUMNS = "name,type,durable,auto_delete,internal,arguments";
+export const EXCHANGE_COLUMNS = "name,vhost,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
 // whole listing, so they are read only when a plan needs them (see readMessageCounts).
-export const QUEUE_COLUMNS = "name,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
-export const BINDING_COLUMNS = "source,destination,destination_type,routing_key,arguments";
+export const QUEUE_COLUMNS = "name,vhost,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
+export const BINDING_COLUMNS = "source,vhost,destination,destination_type,routing_key,arguments";
 const USER_COLUMNS = "name,password_hash,hashing_algorithm,tags";
 /**
  * An empty `sort` turns off the broker's own sort (RabbitMQ 3.8 to 4.x alike): without it, it
@@ -62,16 +63,17 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     // Which nodes run decides where mirrors must be, and the rabbit application gives the
     // version (cheaper than /api/overview). Only monitoring and administrator users may list
     // nodes; for others the version comes from the overview and the mirror check is skipped.
-    client.list<ApiNode>(paths.nodes, [401, 403]),
-    // A missing vhost answers 404 here: that is how topo learns it must create it.
-    client.list<ApiExchange>(paths.exchanges, [404], LISTING),
-    client.list<ApiQueue>(paths.queues, [404], LISTING),
-    client.list<ApiBinding>(paths.bindings, [404], LISTING),
-    client.list<ApiPolicy>(paths.policies),
+    client.list<ApiNode>(paths.nodes, [401, 403], {}, { check: nodeItem, of: "nodes" }),
+    // A missing vhost answers 404 here: that is how topo learns it must create it. Each item
+    // must be of the kind and the vhost asked for (broker/answers.ts).
+    client.list<ApiExchange>(paths.exchanges, [404], LISTING, { check: exchangeItem(target.amqp.vhost), of: `exchanges of vhost ${target.amqp.vhost}` }),
+    client.list<ApiQueue>(paths.queues, [404], LISTING, { check: queueItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` }),
+    client.list<ApiBinding>(paths.bindings, [404], LISTING, { check: bindingItem(target.amqp.vhost), of: `bindings of vhost ${target.amqp.vhost}` }),
+    client.list<ApiPolicy>(paths.policies, [404], {}, { check: policyItem(target.amqp.vhost), of: `policies of vhost ${target.amqp.vhost}` }),
     // Operator policies cap a queue's length, bytes, TTL and expiry whatever its arguments say
     // (the lowest value wins). A monitoring user with rights on the vhost may read them (3.10.8,
     // 4.0.5); for a user who may not, they stay unknown.
-    client.list<ApiPolicy>(paths.operatorPolicies, [401, 403, 404]),
+    client.list<ApiPolicy>(paths.operatorPolicies, [401, 403, 404], {}, { check: policyItem(target.amqp.vhost), of: `operator policies of vhost ${target.amqp.vhost}` }),
     // Users, and the vhost's permissions: only administrators may list them. For anyone else
     // (a monitoring user running plan) users are not compared, and plan says so.
     users ? client.list<ApiUser>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
@@ -82,7 +84,27 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   ]);
   let version = nodes?.flatMap((n) => n.applications ?? []).find((a) => a.name === "rabbit")?.version;
   version ??= (await client.get<{ rabbitmq_version?: string }>(`/api/overview?columns=rabbitmq_version`)).rabbitmq_version;
+  // Every check that depends on the version (mirroring on 3.x, queue types on 4.x) would be skipped
+  // in silence without it.
+  if (typeof version !== "string" || !/^\d+\.\d+/.test(version)) throw client.notTheBrokers("GET", `/api/overview`, `it does not say which RabbitMQ version it is (rabbitmq_version)`);
+  // A running cluster has a node; an empty list is no answer about them.
+  if (nodes && nodes.length === 0) throw client.notTheBrokers("GET", paths.nodes, `it lists no node`);
   const exists = exchanges !== undefined;
+  // Every vhost has the default exchange: a listing without it is not all of the vhost's.
+  if (exchanges && !exchanges.some((e) => e.name === "")) throw client.notTheBrokers("GET", paths.exchanges, `it lacks the default exchange every vhost has`);
+  // The vhost looks missing: a proxy that decodes %2F in paths ("a/b", and "/") makes RabbitMQ
+  // answer 404 for a vhost that exists, and apply would then create another. The list of vhosts
+  // names none in its path, so it says whether the vhost is there.
+  if (!exists) {
+    const all = await client.list<{ name: string }>(`/api/vhosts?columns=name`);
+    if (all?.some((x) => x.name === target.amqp.vhost)) {
+      throw client.notTheBrokers(
+        "GET",
+        paths.exchanges,
+        `404 for vhost ${target.amqp.vhost}, which /api/vhosts lists: something between topo and RabbitMQ changes the path (a proxy that decodes %2F), and topo cannot read the vhost through it`,
+      );
+    }
+  }
   // The vhost's listings answer alike: all of them, or 404 for all (it does not exist). A mix means
   // it was created or deleted while topo read it, and half a vhost is no state to plan from.
   const listed = { exchanges, queues, bindings, policies };

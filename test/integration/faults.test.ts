@@ -466,9 +466,10 @@ describe("brokers that look alike", () => {
       writeFileSync(file, text);
       const r = await runCli(["apply", "-f", file, "--cluster", "async", "--json"]);
       expect(r.code).toBe(1);
-      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("endpoint_mismatch");
-      expect(r.stderr).toMatch(/cluster async: the management API http:\/\/127\.0\.0\.1:\d+ does not see the apply lock \(queue topo\.mp\.lock in vhost topo-test-async-\w+\) this apply has just taken through amqp:\/\/.*: it has no such queue/);
-      expect(r.stderr).toMatch(/nothing was written through AMQP/);
+      // Each item of a listing names its vhost: the look-alike's are not the url's vhost's, and
+      // apply stops at its first read, before it takes the lock or writes.
+      expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("broker_unreachable");
+      expect(r.stderr).toMatch(/cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/\w+\/topo-test-async-\w+ -> not a management API answer: its item \d+ of \d+ is none of the \w+ of vhost topo-test-async-\w+ asked for \(another request's answer, or another vhost's\)/);
       // The url's vhost holds nothing of the topology: no exchange, no queue.
       const exchanges = (await api("GET", `/api/exchanges/${encodeURIComponent(async)}`)).body as { name: string }[];
       expect(exchanges.map((e) => e.name).filter((n) => n !== "" && !n.startsWith("amq."))).toEqual([]);

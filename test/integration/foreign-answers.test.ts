@@ -84,6 +84,55 @@ describe("what a plan could not read is not what the broker holds", () => {
     });
   }
 
+  it("another request's listing, or another vhost's, is no answer: broker_unreachable, never a plan", async () => {
+    const { file, async } = await applied();
+    const other = fresh([{ name: "mpother", sync: false }]);
+    expect((await runCli(["apply", "-f", other.file])).code).toBe(0);
+    const listing = async (path: string) => JSON.stringify((await api("GET", path)).body);
+    const v = encodeURIComponent(async);
+    const cases: [RegExp, string, RegExp][] = [
+      // A cache that keys by vhost only: the queues for the exchanges, the exchanges for the queues.
+      [/^GET \/api\/exchanges\//, await listing(`/api/queues/${v}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments`), /lacks the default exchange every vhost has/],
+      [/^GET \/api\/queues\//, await listing(`/api/exchanges/${v}?columns=name,vhost,type,durable,auto_delete,internal,arguments`), /its item 1 of \d+ is none of the queues of vhost/],
+      [/^GET \/api\/bindings\//, await listing(`/api/queues/${v}?columns=name,vhost`), /its item 1 of \d+ is none of the bindings of vhost/],
+      // Another vhost's, which would have planned its objects for this one (or "No changes.").
+      [/^GET \/api\/exchanges\//, await listing(`/api/exchanges/${encodeURIComponent(other.async)}?columns=name,vhost,type`), /is none of the exchanges of vhost/],
+    ];
+    for (const [match, body, why] of cases) {
+      rule = { match, status: 200, type: "application/json", body };
+      try {
+        const r = await runCli(["plan", "-f", file, "--detailed-exitcode", "--json"]);
+        expect(r.code).toBe(1);
+        const err = JSON.parse(r.stdout).error;
+        expect(err.code).toBe("broker_unreachable");
+        expect(err.message).toMatch(why);
+      } finally {
+        rule = undefined;
+      }
+    }
+  });
+
+  it("a proxy that decodes %2F in paths: the vhost it cannot reach is not taken for missing", async () => {
+    const vhost = `fa-${Date.now().toString(36)}/x`;
+    const { file } = fresh([{ name: "mplogin", sync: false }], { async: vhost });
+    expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
+    const decoding = await managementProxy({ rewrite: (path) => path.replace(/%2F/gi, "/") });
+    try {
+      const through = fresh([{ name: "mplogin", sync: false }], { async: vhost, clusterExtra: { async: { management: decoding.url } } });
+      const r = await runCli(["plan", "-f", through.file, "--cluster", "async", "--json"]);
+      expect(r.code).toBe(1);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.code, err.message).toBe("broker_unreachable");
+      // RabbitMQ, asked /api/bindings/VHOST/x, answers 406 without its JSON error; the listings it
+      // answers 404 are checked against /api/vhosts, which names the vhost.
+      expect(err.message).toMatch(/-> 406|which \/api\/vhosts lists: something between topo and RabbitMQ changes the path \(a proxy that decodes %2F\)/);
+      expect(err.hints.join("\n")).toMatch(/changes the path it asks \(one that decodes %2F in a vhost's name\)|a proxy or cache in between answers for it/);
+    } finally {
+      decoding.close();
+      await api("DELETE", `/api/vhosts/${encodeURIComponent(vhost)}`);
+    }
+  });
+
   it("a write answered by a page is not taken for made: apply stops there, naming the request", async () => {
     const { file, async } = fresh([{ name: "mplogin", sync: false }], { clusterExtra: { async: { management: proxyUrl } } });
     rule = { match: /^PUT \/api\/vhosts\//, status: 200, type: HTML, body: "<html>Sign in</html>" };
