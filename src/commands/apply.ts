@@ -366,6 +366,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     await checked?.arrive();
     passed.barrier = true;
     const current = read.plan;
+    // After a lost connection (no plan expected: a retry), what the new plan no longer holds was
+    // made, confirmed or not (writes in flight landed): the count keeps the first plan's total.
+    if (!expected) t.made = Math.max(t.made, t.total - current.actions.length);
     if (current.actions.length === 0) {
       if (expected?.actions.length) opts.log(`cluster ${c.target.name}: nothing left to do (another apply made the changes)`);
       return { degraded: current.degraded, notCompared: current.notCompared ?? [] };
