@@ -1,7 +1,7 @@
 // Read one cluster's state through the management API: a constant number of requests whatever the
 // number of services (never one request per object), stats off and only the columns topo uses.
 
-import type { ActualCluster, ClusterTarget, QueueFacts } from "../model.js";
+import type { ActualCluster, ClusterTarget, Queue, QueueFacts, Resource } from "../model.js";
 import type { Channel } from "amqplib";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
@@ -236,9 +236,18 @@ export async function readVhostPermission(client: ManagementClient, target: Clus
  * open, holds, which a delete (if-empty and if-unused included) takes with the queue.
  */
 export async function readMessageCounts(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
-  const qs = await client.getOptional<{ name: string; messages?: number; messages_unacknowledged?: number }[]>(
-    `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,messages,messages_unacknowledged&${UNSORTED}`,
-  );
+  const path = `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,vhost,messages,messages_unacknowledged&${UNSORTED}`;
+  const qs = await client.list<{ name: string; messages?: number; messages_unacknowledged?: number }>(path, [404], {}, { check: queueItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` });
+  // Each queue the vhost's listing holds is in this one too: one missing would be shown as a
+  // queue without a count, like an empty one, under a delete that takes what it holds. Not those
+  // that go away by themselves between two reads (auto-delete, exclusive, x-expires: a Celery
+  // client's reply queue); the queues topo deletes or replaces are none of them.
+  const counted = new Set((qs ?? []).map((q) => q.name));
+  const lasting = (r: Resource): r is Queue => r.kind === "queue" && !r.autoDelete && !r.exclusive && r.arguments["x-expires"] === undefined;
+  const missing = actual.resources.find((r) => lasting(r) && !counted.has(r.name));
+  if (missing?.kind === "queue") {
+    throw client.notTheBrokers("GET", path, `it lacks queue ${missing.name}, which the vhost's queue listing holds (deleted while topo read the vhost, or an answer cut short or another's); run the command again`);
+  }
   for (const q of qs ?? []) {
     const facts = (actual.queueFacts[q.name] ??= {});
     facts.messages = q.messages;

@@ -133,6 +133,23 @@ describe("what a plan could not read is not what the broker holds", () => {
     }
   });
 
+  it("a message-total listing that lacks a queue the plan deletes: no plan shows it as empty", async () => {
+    const { async } = await applied();
+    // Another service's file on the same vhost would delete mplogin's queue.
+    const { file } = fresh([{ name: "mpother", sync: false }], { async, clusterExtra: { async: { management: proxyUrl } } });
+    const totals = (await api("GET", `/api/queues/${encodeURIComponent(async)}?columns=name,vhost,messages,messages_unacknowledged`)).body as { name: string }[];
+    rule = { match: /enable_queue_totals=true/, status: 200, type: "application/json", body: JSON.stringify(totals.filter((q) => q.name !== "mplogin.async")) };
+    try {
+      const r = await runCli(["plan", "-f", file, "--json"]);
+      expect(r.code).toBe(1);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.code).toBe("broker_unreachable");
+      expect(err.message).toMatch(/GET http:\/\/127\.0\.0\.1:\d+\/api\/queues\/\S+ -> not a management API answer: it lacks queue mplogin\.async, which the vhost's queue listing holds/);
+    } finally {
+      rule = undefined;
+    }
+  });
+
   it("a write answered by a page is not taken for made: apply stops there, naming the request", async () => {
     const { file, async } = fresh([{ name: "mplogin", sync: false }], { clusterExtra: { async: { management: proxyUrl } } });
     rule = { match: /^PUT \/api\/vhosts\//, status: 200, type: HTML, body: "<html>Sign in</html>" };
