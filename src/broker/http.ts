@@ -143,12 +143,18 @@ export class ManagementClient {
     return body as T | undefined;
   }
 
-  /** An answer in JSON that is not the broker's word on what was asked. */
-  notTheBrokers(method: string, path: string, why: string): BrokerError {
+  /** An answer that is not the broker's word on what was asked (`between`: what may have answered instead). */
+  notTheBrokers(method: string, path: string, why: string, o: { between?: string; status?: number } = {}): BrokerError {
     return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> not a management API answer: ${why}`), {
-      hints: [`${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or cache in between answers for it, and topo cannot tell what the broker holds`],
+      hints: [this.throughHint(o.between ?? "a proxy or cache", ", and topo cannot tell what the broker holds")],
       code: "broker_unreachable",
+      status: o.status,
     });
+  }
+
+  /** The hint for an answer from something between topo and RabbitMQ's management API. */
+  private throughHint(between: string, more: string): string {
+    return `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); ${between} in between answers for it${more}`;
   }
 
   async get<T>(path: string, opts: RequestOptions = {}): Promise<T> {
@@ -171,13 +177,7 @@ export class ManagementClient {
           : typeof r.body === "string"
             ? `it answered ${r.status}${type} with text that is not JSON, where RabbitMQ answers ${wanted} (a page of another server's, or an answer cut short)`
             : `it answered ${r.status} with JSON that is not ${wanted}`;
-    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> not a management API answer: ${what}`), {
-      hints: [
-        `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or login page in between answers for it, and topo cannot tell what the broker holds`,
-      ],
-      code: "broker_unreachable",
-      status: r.status,
-    });
+    return this.notTheBrokers(method, path, what, { between: "a proxy or login page", status: r.status });
   }
 
   async put(path: string, body: unknown): Promise<void> {
@@ -322,7 +322,7 @@ export class ManagementClient {
     const foreign = !redirect && !gateway && !rabbitRefusal(r.body);
     if (redirect || gateway || foreign) {
       hints.push(
-        `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); a proxy or login page in between answers for it${gateway ? `, and the broker behind it did not answer: check that it runs, and try again` : foreign ? `, or changes the path it asks (one that decodes %2F in a vhost's name)` : ""}`,
+        this.throughHint("a proxy or login page", gateway ? ", and the broker behind it did not answer: check that it runs, and try again" : foreign ? ", or changes the path it asks (one that decodes %2F in a vhost's name)" : ""),
       );
     }
     const said = redirect ? `: it redirects to ${r.location ?? "(no location)"}` : ` ${reason}`;
