@@ -82,10 +82,11 @@ export function rightsFor(cluster: DesiredCluster, prefix: string): (grant: Gran
 export type QueueRef = Pick<QueueSpec, "service" | "traffic"> & { queue: { name: string } };
 
 /**
- * rightsOn for a cluster known only by its queues' names (import, which reads a broker): each
- * `<service>.<kind>` of `names` is a queue of that service.
+ * rightsFor for a cluster known only by its queues' names (import, which reads a broker): each
+ * `<service>.<kind>` of `names` is a queue of that service. Its queues are gathered once, for
+ * every user asked about.
  */
-export function rightsAmong(services: Iterable<string>, names: ReadonlySet<string>, grant: Grant): VhostRights | undefined {
+export function rightsAmong(services: Iterable<string>, names: ReadonlySet<string>): (grant: Grant) => VhostRights | undefined {
   const byService = new Map<string, QueueRef[]>();
   const queues: QueueRef[] = [];
   for (const service of services) {
@@ -97,7 +98,8 @@ export function rightsAmong(services: Iterable<string>, names: ReadonlySet<strin
       pushTo(byService, service, q);
     }
   }
-  return rightsOf(grant, byService, queues, queues.some((q) => q.traffic === "sync"));
+  const hasSync = queues.some((q) => q.traffic === "sync");
+  return (grant) => rightsOf(grant, byService, queues, hasSync);
 }
 
 function rightsOf(grant: Grant, byService: ReadonlyMap<string, QueueRef[]>, queues: readonly QueueRef[], clusterHasSync: boolean): VhostRights | undefined {

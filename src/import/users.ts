@@ -77,6 +77,8 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
   const marked = new Map<string, User>();
   for (const s of sources) for (const r of s.actual.resources) if (r.kind === "user" && r.tags.includes(marker)) marked.set(r.name, r);
   const views = sources.map(viewOf);
+  // Each cluster's queues gathered once, not once per user (import of thousands of users).
+  const rightsIn = views.map(({ names }) => rightsAmong(services, names));
   const serviceNames = new Set(services);
   const serviceOfQueue = new Map<string, string>(services.flatMap((svc) => [[`${svc}.sync`, svc], [`${svc}.async`, svc]]));
   const queueNames = new Set(serviceOfQueue.keys());
@@ -114,9 +116,9 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     const own = [...publishes].filter((svc) => consumes.has(svc));
     if (own.length) {
       const fewer = { user: u.name, consumes: [...consumes], publishes: [...publishes].filter((svc) => !consumes.has(svc)) };
-      const same = views.every(({ names, permissions }) => {
+      const same = views.every(({ permissions }, i) => {
         const p = permissions.get(u.name);
-        const r = p && rightsAmong(services, names, fewer);
+        const r = p && rightsIn[i]!(fewer);
         return !p || (r !== undefined && r.configure === p.configure && r.write === p.write && r.read === p.read);
       });
       if (same) for (const svc of own) publishes.delete(svc);
