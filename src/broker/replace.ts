@@ -472,6 +472,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   const copies = new Map(o.copies.ids);
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
+  let pubClosed: Error | undefined;
   let inflight: { m: GetMessage; returned: boolean }[] = [];
   /** The first message of a batch amqplib could not encode, and why. */
   let unwritable: { m: GetMessage; reason: string } | undefined;
@@ -505,7 +506,8 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     get = await session.channel();
     session.rpcs++;
     pub = await session.confirmChannel();
-    pub.on("error", () => undefined);
+    // The broker's reason when it closes this channel (a refused publish: 403 on amq.default).
+    pub.on("error", (e: Error) => (pubClosed ??= e));
     // A return comes before the confirm of the same message. It carries no delivery tag: the
     // message is found by its content and id (identical messages are interchangeable).
     pub.on("return", (ret: GetMessage) => {
@@ -613,7 +615,8 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         await get?.checkQueue(from);
         return { refused, returned, lost };
       });
-      if (lost) throw new Error(`the confirms of ${lost} moved message${lost === 1 ? "" : "s"} were lost with the channel`);
+      // The broker's reply, where it closed the channel, says why (amqpError names its code and hint).
+      if (lost) throw pubClosed ?? new Error(`the confirms of ${lost} moved message${lost === 1 ? "" : "s"} were lost with the channel`);
       // Counted, not read back: a passive declare could be answered before the requeues land.
       const left = remaining + back.length;
       if (unwritable) return { moved, dropped, stopped: `a message${describeMessage(unwritable.m)} cannot be moved: topo's AMQP client cannot write it back (${unwritable.reason})`, left, unmovable: true };

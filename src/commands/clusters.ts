@@ -315,7 +315,7 @@ export async function readAndPlan(
       const amqpUser = c.target.amqp.username;
       const permission = await readVhostPermission(client, c.target, amqpUser);
       // None at all: the login says so, after waiting for rights granted late (a vhost just created).
-      const refused = permission === undefined || permission === "none" ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission, plan, prefix);
+      const refused = permission === undefined || permission === "none" ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission, plan, prefix, movesNothing);
       if (refused) refusals.push(new BrokerError(c.target.name, refused.message, { hints: [refused.hint], code: "permission_denied" }));
     }
   }

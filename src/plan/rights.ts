@@ -4,7 +4,7 @@
 // checks apply learnt of a missing right only at the write that needed it, one right a run, and
 // after every other refusal the read could have named at once.
 
-import type { ClusterPlan } from "../model.js";
+import type { Binding, ClusterPlan } from "../model.js";
 import { subjectOf } from "../core/keys.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { names, setUserTags, shellWord } from "../core/words.js";
@@ -79,32 +79,43 @@ function allows(pattern: string): (name: string) => boolean | undefined {
 /**
  * What the AMQP user needs on the vhost to carry out the plan: configure and read on topo's lock
  * queue (declared, then consumed), configure on topo's apply mark and on every exchange and queue
- * the plan creates, replaces or deletes (and the holding queue of a replaced queue, and the
- * exchange of that name a replace moves messages through), write on the destination and read on
- * the source of every binding it makes or removes.
+ * the plan creates, replaces or deletes, write on the destination and read on the source of every
+ * binding it makes, removes or makes again after a replace, and what a replace without loss moves
+ * messages with (`movesNothing`: apply --allow-data-loss, which moves none).
  */
-function rightsNeeded(plan: ClusterPlan, prefix: string): { right: Right; kind: "queue" | "exchange"; name: string }[] {
+function rightsNeeded(plan: ClusterPlan, prefix: string, movesNothing: boolean): { right: Right; kind: "queue" | "exchange"; name: string }[] {
   const out: { right: Right; kind: "queue" | "exchange"; name: string }[] = [
     { right: "configure", kind: "queue", name: lockQueueName(prefix) },
     { right: "read", kind: "queue", name: lockQueueName(prefix) },
     { right: "configure", kind: "exchange", name: applyMarkName(prefix) },
   ];
+  const bind = (b: Binding) => out.push({ right: "write", kind: b.destinationType, name: b.destination }, { right: "read", kind: "exchange", name: b.source });
   for (const a of plan.actions) {
     const r = subjectOf(a);
     if (r.kind === "queue" || r.kind === "exchange") {
       out.push({ right: "configure", kind: r.kind, name: r.name });
-      if (a.op === "replace" && r.kind === "queue") {
-        // The holding queue, and the exchange of its name the old queue's messages reach it by.
+      if (a.op !== "replace") continue;
+      // The bindings the old object took with it are made again.
+      a.rebind.forEach(bind);
+      // A queue replaced without loss (broker/replace.ts): its messages are read from it, go by
+      // an exchange of the holding queue's name into that queue, are read from there and published
+      // back by the default exchange (whose name in a permission is amq.default).
+      if (r.kind === "queue" && (!movesNothing || a.resume)) {
         const hold = holdingQueueName(r.name);
-        out.push({ right: "configure", kind: "queue", name: hold }, { right: "write", kind: "queue", name: hold });
+        out.push({ right: "read", kind: "queue", name: r.name }, { right: "write", kind: "queue", name: r.name });
+        out.push({ right: "configure", kind: "queue", name: hold }, { right: "write", kind: "queue", name: hold }, { right: "read", kind: "queue", name: hold });
         out.push({ right: "configure", kind: "exchange", name: hold }, { right: "write", kind: "exchange", name: hold }, { right: "read", kind: "exchange", name: hold });
+        out.push({ right: "write", kind: "exchange", name: DEFAULT_EXCHANGE });
       }
     } else if (r.kind === "binding") {
-      out.push({ right: "write", kind: r.destinationType, name: r.destination }, { right: "read", kind: "exchange", name: r.source });
+      bind(r);
     }
   }
   return out;
 }
+
+/** The default exchange, as RabbitMQ names it when it checks a permission. */
+const DEFAULT_EXCHANGE = "amq.default";
 
 /**
  * The AMQP user's permissions on the vhost against what apply needs of them; undefined when they
@@ -112,13 +123,20 @@ function rightsNeeded(plan: ClusterPlan, prefix: string): { right: Right; kind: 
  * at all is not judged here: its login is refused (530), and apply's login waits a while for
  * rights granted late to a vhost just created, then names them (broker/amqp.ts).
  */
-export function permissionRefusal(user: string, vhost: string, permission: VhostPermission, plan: ClusterPlan, prefix: string): { message: string; hint: string } | undefined {
+export function permissionRefusal(
+  user: string,
+  vhost: string,
+  permission: VhostPermission,
+  plan: ClusterPlan,
+  prefix: string,
+  movesNothing = false,
+): { message: string; hint: string } | undefined {
   const set = (p: VhostPermission) => `rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} ${shellWord(p.configure)} ${shellWord(p.write)} ${shellWord(p.read)}`;
   // Each pattern compiled once, and each refused object kept once by a set: a plan of 25,000
   // services that a user's permissions refuse took 57 s to say so.
   const test = { configure: allows(permission.configure), write: allows(permission.write), read: allows(permission.read) };
   const refused = new Map<string, Set<string>>();
-  for (const need of rightsNeeded(plan, prefix)) {
+  for (const need of rightsNeeded(plan, prefix, movesNothing)) {
     if (test[need.right](need.name) !== false) continue;
     const key = `its ${need.right} permission (${permission[need.right]}) does not match`;
     const objects = refused.get(key) ?? refused.set(key, new Set()).get(key)!;

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
 import { setUserTags } from "../../src/core/words.js";
+import { subjectOf } from "../../src/core/keys.js";
 import type { Action, ClusterPlan, Resource } from "../../src/model.js";
 
 const create = (after: Resource): Action => ({ op: "create", key: "", after });
@@ -48,5 +49,19 @@ describe("the AMQP user's permissions", () => {
     // The empty pattern matches nothing; one JavaScript cannot read is not judged.
     expect(permissionRefusal("app", "sync", { ...all, write: "" }, plan(binding), "mp")?.message).toMatch(/its write permission \(\) does not match queue mplogin\.sync/);
     expect(permissionRefusal("app", "sync", { ...all, configure: "(?i)^MP" }, plan(queue), "mp")).toBeUndefined();
+  });
+
+  it("asks for what a replace without loss moves messages with, and for the bindings it makes again", () => {
+    const old = subjectOf(queue) as Extract<Resource, { kind: "queue" }>;
+    const bound = subjectOf(binding) as Extract<Resource, { kind: "binding" }>;
+    const replace: Action = { op: "replace", key: "", before: old, after: { ...old, arguments: { "x-max-length": 10 } }, because: ["arguments"], rebind: [bound] };
+    // A deploy user that may write its own namespace only: the move back goes by the default exchange.
+    const own = { configure: ".*", write: "^(?:mp[a-z_]*(\\.sync)?|topo\\..*)$", read: ".*" };
+    expect(permissionRefusal("app", "sync", own, plan(replace), "mp")?.message).toMatch(/its write permission \(.*\) does not match exchange amq\.default;/);
+    // --allow-data-loss deletes and re-creates the queue: no message moves, no default exchange.
+    expect(permissionRefusal("app", "sync", own, plan(replace), "mp", true)).toBeUndefined();
+    // The old queue and its holding queue are read; the bindings made again need read on their source.
+    const r = permissionRefusal("app", "sync", { ...all, read: "^topo\\.mp\\.lock$" }, plan(replace), "mp");
+    expect(r?.message).toMatch(/its read permission \(\^topo\\\.mp\\\.lock\$\) does not match exchange mplogin, queue mplogin\.sync, queue topo\.hold\.mplogin\.sync, exchange topo\.hold\.mplogin\.sync;/);
   });
 });
