@@ -333,6 +333,13 @@ export type Action =
       because: string[];
       /** Bindings that vanish with the old object and are re-created in the same apply. */
       rebind: Binding[];
+      /**
+       * An exchange's topic permissions, every user's, that RabbitMQ 4 deletes with it (3.x keeps
+       * them): apply puts them back as they were right after the re-declare (plan/topic-keep.ts).
+       */
+      topics?: KeptTopicPermission[];
+      /** Why an exchange's topic permissions could not be read on a broker that deletes them with it: apply refuses the replace. */
+      topicsUnread?: string;
       messages?: number;
       /** `messages` counts the ready messages only: how many its consumers hold unacknowledged is not known. */
       unackedUnknown?: boolean;
@@ -374,6 +381,14 @@ export type Action =
 export type Op = Action["op"];
 
 /** One reason a queue replace could lose messages, and what the user can do about it. */
+/** A topic permission of any user, as a replace of its exchange puts it back. */
+export interface KeptTopicPermission {
+  user: string;
+  exchange: string;
+  write: string;
+  read: string;
+}
+
 export interface ReplaceRisk {
   /** The rule that found it: "consumers", "x-max-length", "x-message-ttl", ... */
   rule: string;

@@ -19,6 +19,7 @@ export const queueItem = (vhost: string): ItemCheck => (q) => isItem(q) && q.vho
 export const bindingItem = (vhost: string): ItemCheck => (b) =>
   isItem(b) && b.vhost === vhost && text(b.source) && text(b.destination) && text(b.routing_key) && (b.destination_type === "queue" || b.destination_type === "exchange");
 export const policyItem = (vhost: string): ItemCheck => (p) => isItem(p) && p.vhost === vhost && text(p.name) && text(p.pattern) && isItem(p.definition);
+export const topicPermissionItem = (vhost: string): ItemCheck => (t) => isItem(t) && t.vhost === vhost && text(t.user) && text(t.exchange) && text(t.write) && text(t.read);
 export const nodeItem: ItemCheck = (n) => isItem(n) && text(n.name) && typeof n.running === "boolean";
 /** One object of the vhost, by name, as a GET of it answers. */
 export const namedItem = (vhost: string, name: string): ItemCheck => (o) => isItem(o) && o.vhost === vhost && o.name === name;

@@ -211,6 +211,13 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       await amqp.wholeBatch(async () => {
         await amqp.runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`);
         await writePipelined(amqp, replaces, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`, () => undefined);
+        // RabbitMQ 4 deleted every user's topic permission on a replaced exchange with it: put
+        // back before its bindings, so that no routing key it restricts is routed meanwhile.
+        await runLimited(
+          replaces.flatMap((a) => a.topics ?? []),
+          HTTP_WRITES_AT_ONCE,
+          (t) => http.put(`/api/topic-permissions/${v}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read }),
+        );
         const rebinds = new Map<string, Binding>();
         for (const a of replaces) for (const b of a.rebind) rebinds.set(keyOf(b), b);
         await writePipelined(amqp, [...rebinds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, () => undefined);

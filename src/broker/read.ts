@@ -1,7 +1,7 @@
 // Read one cluster's state through the management API: a constant number of requests whatever the
 // number of services (never one request per object), stats off and only the columns topo uses.
 
-import type { ActualCluster, ClusterTarget, Queue, QueueFacts, Resource } from "../model.js";
+import type { ActualCluster, ClusterTarget, KeptTopicPermission, Queue, QueueFacts, Resource } from "../model.js";
 import type { Channel } from "amqplib";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
@@ -9,7 +9,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { BrokerError } from "../errors.js";
-import { bindingItem, exchangeItem, nodeItem, policyItem, queueItem } from "./answers.js";
+import { bindingItem, exchangeItem, nodeItem, policyItem, queueItem, topicPermissionItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
 import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
@@ -165,6 +165,15 @@ export async function readUserMaxChannels(client: ManagementClient, user: string
 export async function readTopicPermissions(client: ManagementClient, vhost: string, user: string): Promise<TopicPermissionOf[] | undefined> {
   const list = await client.getOptional<TopicPermissionOf[]>(`/api/topic-permissions/${vh(vhost)}/${encodeURIComponent(user)}`, [401, 403, 404]);
   return Array.isArray(list) ? list.map((p) => ({ exchange: p.exchange, write: p.write, read: p.read })) : undefined;
+}
+
+/**
+ * Every user's topic permissions in the vhost, when the management user may read them (an
+ * administrator); undefined otherwise.
+ */
+export async function readVhostTopicPermissions(client: ManagementClient, vhost: string): Promise<KeptTopicPermission[] | undefined> {
+  const list = await client.list<ApiTopicPermission>(`/api/vhosts/${vh(vhost)}/topic-permissions`, [401, 403], {}, { check: topicPermissionItem(vhost), of: `topic permissions of vhost ${vhost}` });
+  return list?.map((p) => ({ user: p.user, exchange: p.exchange, write: p.write, read: p.read }));
 }
 
 /**

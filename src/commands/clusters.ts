@@ -7,7 +7,8 @@ import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readAlarms, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission } from "../broker/read.js";
+import { readAlarms, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
+import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { diffCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
@@ -29,7 +30,7 @@ import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
 import { placeFinder } from "../config/load.js";
-import { names } from "../core/words.js";
+import { names, setUserTags } from "../core/words.js";
 import { displayPath } from "../config/places.js";
 
 /**
@@ -333,6 +334,21 @@ export async function readAndPlan(
     if (topics && live) refusals.push(new BrokerError(c.target.name, `${topics.cause}, so topo refuses before anything is written; nothing was changed`, { hints: topics.hints, code: "permission_denied" }));
     if (topics && !live) warnings.push(`${topics.cause}: apply refuses it before writing anything`);
   }
+  // RabbitMQ 4 deletes every user's topic permission on an exchange with it: a replace puts them
+  // back, so it reads them (an administrator may), and apply refuses one it cannot put back.
+  let vhostTopics: Parameters<typeof keepTopics>[1] | undefined;
+  if (actual.vhostExists && dropsTopicsWithExchange(actual.version) && replacedExchanges(plan).length) {
+    const user = c.target.management.username;
+    vhostTopics = (await readVhostTopicPermissions(client, c.target.amqp.vhost)) ?? { unread: `the management user ${user} may not read them: it needs the administrator tag` };
+    keepTopics(plan, vhostTopics);
+    const unkept = unkeptTopics(plan);
+    if (unkept) {
+      const cause = `${UNREAD_TOPICS} (${unkept.why}): replacing exchange${unkept.exchanges.length === 1 ? "" : "s"} ${names(unkept.exchanges)} would let any user who may write to ${unkept.exchanges.length === 1 ? "it" : "them"} publish any routing key`;
+      const hints = [`apply as a management user with the administrator tag, so topo reads the topic permissions and puts them back: ${setUserTags(user, actual.managementTags, "administrator")}`];
+      if (live) refusals.push(new BrokerError(c.target.name, `${cause}, so topo refuses before anything is written; nothing was changed`, { hints, code: "permission_denied" }));
+      else warnings.push(`${cause}: apply refuses it`);
+    }
+  }
   if (refusals.length) throw allOf(refusals);
 
   const owner = Ownership.of(prefix, actual.resources);
@@ -362,6 +378,7 @@ export async function readAndPlan(
     const counted = live ? [...present, ...shifted] : [];
     if (live && counted.length) await readLiveCounts(await live(), client, c.target, actual, counted);
     plan = diffCluster(c, actual, prefix);
+    if (vhostTopics) keepTopics(plan, vhostTopics);
   }
   plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));

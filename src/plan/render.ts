@@ -1,5 +1,6 @@
 // Pure: Plan → text (for people) and Plan → JSON (for pipelines).
 
+import { keptTopicsLine, UNREAD_TOPICS } from "./topic-keep.js";
 import type { Action, Binding, ClusterPlan, Plan, PolicyLoss, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
@@ -103,6 +104,8 @@ export function renderAction(a: Action): string[] {
         ...a.because.map((c) => `    because ${c}`),
         ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
+        ...(a.topics?.length ? [`    ${keptTopicsLine(a.topics)}`] : []),
+        ...(a.topicsUnread ? [`    ! ${UNREAD_TOPICS}: ${a.topicsUnread}`] : []),
         ...replaceNotes(a).map((n) => `    ! ${n}`),
       ];
     case "delete":
@@ -181,7 +184,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a) };
     case "replace":
-      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), before: a.before, after: a.after };
+      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
       return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), before: a.before, ...lossJson(a) };
     default:

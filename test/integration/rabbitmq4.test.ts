@@ -363,6 +363,55 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     }
   });
 
+  it("an exchange replace puts back every user's topic permission on it, which RabbitMQ 4 deletes with the exchange; a management user who cannot read them is refused before any write", async () => {
+    const { file, async } = topology({ sync: { type: "quorum" } }, ["mplogin"]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // A worker declared the exchange direct: the file's topic exchange is a replace.
+    expect((await api("DELETE", `/api/exchanges/${async}/mplogin`)).status).toBeLessThan(300);
+    expect((await api("PUT", `/api/exchanges/${async}/mplogin`, { type: "direct", durable: true })).status).toBeLessThan(300);
+    // A user topo does not manage, who may write to the exchange with one routing key only.
+    const names = { hand: uniqueName("r4hand"), writer: uniqueName("r4writer") };
+    try {
+      expect((await api("PUT", `/api/users/${names.hand}`, { password: "hand-pw", tags: "" })).status).toBeLessThan(300);
+      expect((await api("PUT", `/api/permissions/${async}/${names.hand}`, { configure: "^$", write: "^mplogin$", read: "^$" })).status).toBeLessThan(300);
+      const kept = { exchange: "mplogin", write: "^mplogin\\.async\\.safe$", read: "^$" };
+      expect((await api("PUT", `/api/topic-permissions/${async}/${names.hand}`, kept)).status).toBeLessThan(300);
+      const topics = async () => (await api("GET", `/api/topic-permissions/${async}/${names.hand}`)).body;
+      expect(await topics()).toMatchObject([kept]);
+
+      // A policymaker may write policies but not read (nor put back) topic permissions.
+      expect((await api("PUT", `/api/users/${names.writer}`, { password: "writer-pw", tags: "policymaker,monitoring" })).status).toBeLessThan(300);
+      expect((await api("PUT", `/api/permissions/${async}/${names.writer}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+      const asWriter = writeFile("writer.yaml", readFileSync(file, "utf8").replaceAll("guest:guest@", `${names.writer}:writer-pw@`));
+      const refused = await runCli(["apply", "-f", asWriter, "--allow-destructive", "--cluster", "async"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/RabbitMQ 4 deletes every user's topic permission on an exchange with it, and topo could not read them to put them back \(the management user \S+r4writer\S+ may not read them: it needs the administrator tag\): replacing exchange mplogin would let any user who may write to it publish any routing key, so topo refuses before anything is written/);
+      expect((await api("GET", `/api/exchanges/${async}/mplogin`)).body.type).toBe("direct");
+      expect(await topics()).toMatchObject([kept]);
+
+      const plan = await runCli(["plan", "-f", file, "--cluster", "async"]);
+      expect(plan.stdout).toContain(`then puts back the topic permission of user ${names.hand} on it (RabbitMQ 4 deletes them with the exchange)`);
+      const applied = await runCli(["apply", "-f", file, "--allow-destructive", "--cluster", "async"]);
+      expect(applied.stderr).not.toMatch(/Error/);
+      expect(applied.code).toBe(0);
+      expect((await api("GET", `/api/exchanges/${async}/mplogin`)).body.type).toBe("topic");
+      expect(await topics()).toMatchObject([kept]);
+      // The restriction holds: a key it does not allow is refused.
+      const conn = await amqplib.connect(`${AMQP.replace("guest:guest@", `${names.hand}:hand-pw@`)}/${async}`);
+      try {
+        const ch = await conn.createConfirmChannel();
+        const closed = new Promise<string>((resolve) => ch.on("error", (e: Error) => resolve(e.message)));
+        ch.publish("mplogin", "mplogin.async.evil", Buffer.from("x"));
+        expect(await closed).toMatch(/ACCESS_REFUSED.*mplogin\.async\.evil/);
+      } finally {
+        await conn.close().catch(() => undefined);
+      }
+      expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+    } finally {
+      for (const name of Object.values(names)) await api("DELETE", `/api/users/${name}`);
+    }
+  });
+
   it("a vhost whose default queue type is quorum: the file's durable classic queues are refused before any write, existing ones warned about, typed ones applied", async () => {
     const { file, sync, async } = topology({ sync: { mirrored: false } }, ["mplogin"]);
     for (const v of [sync, async]) expect((await api("PUT", `/api/vhosts/${v}`, { default_queue_type: "quorum" })).status).toBeLessThan(300);
