@@ -4,7 +4,7 @@
 
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
+import { BUG_HINT, ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
@@ -110,7 +110,7 @@ function fail(e: unknown, asJson: boolean): void {
   } else {
     // Not one of ours: still no stack trace for users, but enough to report it.
     err(`${paint("error", "Error:")} ${e instanceof Error ? e.message : String(e)}`);
-    err("  hint: this looks like a bug in topo; please report it with the command you ran");
+    err(`  hint: ${BUG_HINT}`);
   }
   if (asJson) outJson(errorJson(e, redact), 0);
   exit(e instanceof TopoError ? e.exitCode : 1);

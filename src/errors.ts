@@ -91,6 +91,9 @@ export class ClustersError extends TopoError {
   }
 }
 
+/** Said under an error that is not one of topo's own. */
+export const BUG_HINT = "this looks like a bug in topo; please report it with the command you ran";
+
 /**
  * One error for every failure given (none: undefined): the one itself, or a ClustersError of them
  * all, whose code is theirs when they agree, else the first's, retryable only if every one is.
@@ -101,13 +104,16 @@ export function allOf(failures: readonly unknown[]): unknown {
   if (flat.length <= 1) return flat[0];
   const errs = flat.map((f) => (f instanceof Error ? f : new Error(String(f))));
   const ours = errs.filter((e): e is TopoError => e instanceof TopoError);
-  const codes = new Set(ours.map((e) => e.code));
-  const code = ours.length === errs.length && codes.size === 1 ? (ours[0] as TopoError).code : (ours[0]?.code ?? "usage");
+  // None of ours: each a bug, and together one too (reported as internal, with the bug hint), not
+  // a mistake of the command line's.
+  if (!ours.length) return new Error(errs.map((e) => e.message).join("\n"));
+  const code = (ours[0] as TopoError).code;
   const transient = ours.length === errs.length && ours.every((e) => e.transient);
   // One cluster's refusals keep its name where --json reports it.
   const clusters = new Set(ours.map((e) => e.place?.cluster));
   const place = ours.length === errs.length && clusters.size === 1 && ours[0]?.place ? { cluster: ours[0].place.cluster } : undefined;
-  return new ClustersError(errs.map((e) => e.message).join("\n"), [...new Set(ours.flatMap((e) => e.hints))], transient, code, flat, place);
+  const hints = [...new Set(ours.flatMap((e) => e.hints)), ...(ours.length < errs.length ? [BUG_HINT] : [])];
+  return new ClustersError(errs.map((e) => e.message).join("\n"), hints, transient, code, flat, place);
 }
 
 /** The file is wrong. Carries every problem found, each with its place. */

@@ -2,7 +2,7 @@
 // whichever kind of error carries it (docs/errors.md).
 
 import { describe, expect, it } from "vitest";
-import { ApplyError, BrokerError, errorJson, LockError, TopoError } from "../../src/errors.js";
+import { allOf, ApplyError, BrokerError, BUG_HINT, errorJson, LockError, TopoError } from "../../src/errors.js";
 import { forEachCluster } from "../../src/commands/clusters.js";
 import type { DesiredCluster } from "../../src/model.js";
 
@@ -40,5 +40,16 @@ describe("errorJson", () => {
     // One failure is that error itself, with no list.
     const one = await forEachCluster(clusters.slice(0, 1), async (c) => Promise.reject(failures[c.target.name])).catch((x: unknown) => x);
     expect(errorJson(one, same).error).not.toHaveProperty("errors");
+  });
+});
+
+describe("allOf: one error for several clusters' failures", () => {
+  it("failures that are not topo's own are a bug together too: no usage code, and the bug hint", () => {
+    const both = allOf([new TypeError("a.split is not a function"), new TypeError("a.split is not a function (2)")]);
+    expect(both).not.toBeInstanceOf(TopoError);
+    expect(errorJson(both, (t) => t).error.code).toBe("internal");
+    const mixed = allOf([new BrokerError("sync", "GET /api/nodes -> 500", { code: "broker_refused" }), new TypeError("x is undefined")]) as TopoError;
+    expect(mixed.code).toBe("broker_refused");
+    expect(mixed.hints).toContain(BUG_HINT);
   });
 });
