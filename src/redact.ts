@@ -4,6 +4,7 @@
 // user-info masking needs no secrets and is a plain function. No module state: the CLI makes one
 // Redactor and hands it to what it runs, and a library user makes their own.
 
+import { escapeRegex } from "./core/naming.js";
 import { pushTo } from "./core/collections.js";
 
 export class Redactor {
@@ -25,10 +26,11 @@ export class Redactor {
     // A password can also appear percent-encoded inside a URL (encodeURIComponent's way, or the
     // URL parser's, which leaves "+", "=" and the like alone), and JSON-escaped in --json output.
     // %-escapes may be written in lower case ("%2b"): a URL means the same by them.
-    for (const form of new Set([secret, ...percentForms(encodeURIComponent(secret), userinfoEncoded(secret))])) {
-      this.secrets.set(form, secret);
-      const json = JSON.stringify(form).slice(1, -1);
-      if (json !== form) this.secrets.set(json, secret);
+    // Other encoders escape more: RFC 3986's strict way (Python's quote(pw, safe="") escapes
+    // ' ( ) ! * too), and a form body's (a space as "+"); what a user exported is one of these.
+    // An error page may echo any of them HTML-escaped.
+    for (const form of new Set([secret, ...percentForms(encodeURIComponent(secret), userinfoEncoded(secret), strictEncoded(secret), formEncoded(secret))])) {
+      for (const shown of new Set([form, JSON.stringify(form).slice(1, -1), ...htmlEscaped(form)])) this.secrets.set(shown, secret);
     }
   }
 
@@ -111,6 +113,24 @@ interface Masking {
 function percentForms(...encoded: (string | undefined)[]): string[] {
   const forms = encoded.filter((f): f is string => !!f);
   return [...forms, ...forms.map((f) => f.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()))];
+}
+
+/** Every character but RFC 3986's unreserved ones (letters, digits, - . _ ~) %-escaped. */
+function strictEncoded(secret: string): string {
+  return encodeURIComponent(secret).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** As an HTML form sends it (application/x-www-form-urlencoded): a space is "+". */
+function formEncoded(secret: string): string {
+  return new URLSearchParams({ p: secret }).toString().slice(2);
+}
+
+/** `text` as HTML escapes it: & < > " and ' as entities, in the ways servers write them. */
+function htmlEscaped(text: string): string[] {
+  if (!/[&<>"']/.test(text)) return [];
+  const named: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  const forms = [named, { ...named, "'": "&#x27;" }, { ...named, '"': "&#34;" }];
+  return forms.map((m) => text.replace(/[&<>"']/g, (c) => m[c] as string));
 }
 
 function userinfoEncoded(secret: string): string | undefined {
@@ -249,7 +269,10 @@ export function maskEcho(text: string, base64: string): string {
   }
   const pieces = base64.split(/[+/=]+/).filter((p) => p.length >= MIN_ECHO_PIECE);
   let out = text;
-  for (const f of [...forms, ...pieces].sort((a, b) => b.length - a.length)) out = out.split(f).join("***");
+  // In any case: a server that lower-cases the header it echoes leaves base64 that can be read
+  // back by trying the case of each letter.
+  for (const f of [...forms, ...pieces].sort((a, b) => b.length - a.length)) out = out.replace(new RegExp(escapeRegex(f), "gi"), "***");
   // What is left of an echo cut short is the beginning of one of its pieces.
-  return out.replace(/[A-Za-z0-9+/]{6,}/g, (run) => (base64.includes(run) ? "***" : run));
+  const lower = base64.toLowerCase();
+  return out.replace(/[A-Za-z0-9+/]{6,}/g, (run) => (lower.includes(run.toLowerCase()) ? "***" : run));
 }

@@ -118,9 +118,34 @@ describe("maskEcho", () => {
     }
   });
 
+  it("masks the credentials in another case (a server that lower-cases the header it echoes)", () => {
+    const b64 = Buffer.from("svc:Zx9@/:%2F #?&=+'\"").toString("base64");
+    for (const e of [b64.toLowerCase(), b64.toUpperCase()]) {
+      const out = maskEcho(`headers: {"authorization": "basic ${e}"}`, b64);
+      expect(out).toBe(`headers: {"authorization": "basic ***"}`);
+    }
+  });
+
   it("leaves text that holds no piece of the credentials as it is", () => {
     const b64 = Buffer.from("svc:Secret-Password-4711").toString("base64");
     const text = "500 Internal Server Error: upstream mgmt-01 timed out after 30000 ms (request id 7f3a9c2e)";
     expect(maskEcho(text, b64)).toBe(text);
   });
 });
+
+describe("a password in the forms other encoders and error pages give it", () => {
+  it("masks RFC 3986's strict escapes (Python's quote), a form body's, and HTML-escaped forms", () => {
+    const pw = "Kx8'Lm3(Qp7)!*~ &<>\"";
+    const r = new Redactor();
+    r.add(pw);
+    const shown = [
+      "Kx8%27Lm3%28Qp7%29%21%2A~%20%26%3C%3E%22", // urllib.parse.quote(pw, safe="")
+      "Kx8%27lm3%28qp7%29%21%2a~%20%26%3c%3e%22".replace("lm3", "Lm3").replace("qp7", "Qp7"), // lower-case escapes
+      "Kx8%27Lm3%28Qp7%29%21*%7E+%26%3C%3E%22", // a form body (URLSearchParams)
+      "Kx8&#39;Lm3(Qp7)!*~ &amp;&lt;&gt;&quot;", // HTML-escaped
+      "Kx8&#x27;Lm3(Qp7)!*~ &amp;&lt;&gt;&quot;",
+    ];
+    for (const form of shown) expect(r.text(`Login failed for deploy:${form} (page)`), form).toBe("Login failed for deploy:*** (page)");
+  });
+});
+
