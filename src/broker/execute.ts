@@ -38,6 +38,8 @@ export interface ExecuteContext {
   log: (msg: string) => void;
   /** Called as changes complete, with how many of the plan's are done and the one just confirmed. */
   progress?: (done: number, total: number, made: Action) => void;
+  /** Called as a replace starts: until progress confirms it, its object may be half-way (a queue's bindings on its holding queue). */
+  begun?: (a: Action) => void;
   /** The file's user passwords, for the users a plan creates or whose password it changes. */
   credentials?: Credentials;
 }
@@ -208,6 +210,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     //     Ctrl-C lets the step finish (AmqpSession.close waits for it, as for a batch of moved
     //     messages), or starts none of it.
     if (replaces.length) {
+      replaces.forEach((a) => ctx.begun?.(a));
       await amqp.wholeBatch(async () => {
         await amqp.runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`);
         await writePipelined(amqp, replaces, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`, () => undefined);
@@ -239,6 +242,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
     //     channels at once, and they stay within --parallelism and channel_max.
     await runLimited(lossless, Math.max(1, Math.min(REPLACES_AT_ONCE, Math.floor(amqp.writers(n) / 2))), async (a) => {
+      ctx.begun?.(a);
       const r = await replaceQueueLossless(
         amqp,
         {

@@ -682,7 +682,7 @@ describe("Ctrl-C during apply", () => {
     expect(sent).toBe(true);
     expect(code).toBe(130);
     expect(stderr).toMatch(
-      new RegExp(`interrupted: cluster async: \\d+ of \\d+ changes were made; the saved plan no longer matches the brokers: run topo plan -f ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} -o FILE again, review what is left, and apply that`),
+      new RegExp(`interrupted: cluster async: \\d+ of \\d+ changes were confirmed made \\(writes sent when it stopped may have been made too\\); the saved plan no longer matches the brokers: run topo plan -f ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} -o FILE again, review what is left, and apply that`),
     );
     expect(stderr).not.toMatch(/run topo apply again/);
     // What it says holds: the plan is refused, and a new one finishes the apply.
@@ -699,9 +699,9 @@ describe("Ctrl-C during apply", () => {
     const { code, stderr, sent } = await interrupted(["apply", "-f", file, "--cluster", "async"]);
     expect(sent).toBe(true);
     expect(code).toBe(130);
-    expect(stderr).toMatch(/interrupted: cluster async: \d+ of \d+ changes were made; run topo apply again to finish \(topo plan shows what is left\)/);
+    expect(stderr).toMatch(/interrupted: cluster async: \d+ of \d+ changes were confirmed made \(writes sent when it stopped may have been made too\); run topo apply again to finish \(topo plan shows what is left\)/);
     expect(stderr).not.toMatch(/\n\s+at /);
-    const [, made, total] = /(\d+) of (\d+) changes were made/.exec(stderr)!.map(Number);
+    const [, made, total] = /(\d+) of (\d+) changes were confirmed made/.exec(stderr)!.map(Number);
     expect(made).toBeGreaterThan(0);
     expect(made).toBeLessThan(total!);
     // The lock queue went with the connection.

@@ -841,7 +841,9 @@ ch.close(); c.close()`;
   it("SIGTERM while a batch of moved messages awaits its confirms: the batch finishes, and the next apply keeps every message once, no copies", async () => {
     const { f, held } = await appliedHolding(20000);
     const child = execFile(process.execPath, [CLI, "apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
-    const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
     // The move publishes 256 messages at a time, and acknowledges them at the source once all are
     // confirmed: a count of the holding queue between two multiples of 256 is a batch under way.
     const conn = await amqplib.connect(amqpUrl(f.async));
@@ -857,6 +859,9 @@ ch.close(); c.close()`;
     await conn.close();
     expect(midBatch).toBe(true);
     expect(await exited).toBe(130);
+    // The queue is left half-way (its bindings on the holding queue): the report says so, not only a count.
+    expect(stderr).toMatch(/interrupted: cluster async: \d+ of 1 change was confirmed made \(writes sent when it stopped may have been made too\); run topo apply again now to finish/);
+    expect(stderr).toContain(`queue ${Q} was being replaced: its bindings and messages may be on ${HOLD}, where new messages wait and no worker takes them, until apply finishes the replace`);
     const again = await runCli(["apply", "-f", f.after({ "x-queue-version": 2 }), "--allow-destructive"]);
     expect(again.code, again.stderr).toBe(0);
     expectExactlyOnce(await drainIds(f.async, Q), held);
