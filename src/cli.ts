@@ -461,12 +461,26 @@ function asksForJson(argv: readonly string[]): boolean {
 process.on("uncaughtException", (e) => fail(e, asksForJson(process.argv)));
 process.on("unhandledRejection", (e) => fail(e, asksForJson(process.argv)));
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  if (e instanceof CommanderError) {
-    // Help and --version end here too, successfully; commander has printed its words already.
-    if (e.exitCode === 0) return exit(0);
-    if (asksForJson(process.argv)) outJson({ error: { code: "usage", message: e.message.replace(/^error: /, "") } }, 0);
-    return exit(1);
-  }
-  fail(e, false);
+// The event loop emptied while the command still awaited something: an answer that can no longer
+// come (amqplib drops a basic.get whose message it cannot decode, and its connection with it).
+// Node would end the process with exit code 0, a deploy pipeline's "done", with the work half-way.
+let settled = false;
+process.on("beforeExit", () => {
+  if (settled || ending) return;
+  settled = true;
+  fail(new Error("topo stopped part-way: it was waiting for an answer that can no longer come (its connection or a request ended without one); what it did before is not confirmed: run topo plan to see the brokers' state"), asksForJson(process.argv));
 });
+
+program.parseAsync(process.argv).then(
+  () => (settled = true),
+  (e: unknown) => {
+    settled = true;
+    if (e instanceof CommanderError) {
+      // Help and --version end here too, successfully; commander has printed its words already.
+      if (e.exitCode === 0) return exit(0);
+      if (asksForJson(process.argv)) outJson({ error: { code: "usage", message: e.message.replace(/^error: /, "") } }, 0);
+      return exit(1);
+    }
+    fail(e, false);
+  },
+);

@@ -64,12 +64,17 @@ export class AmqpSession {
   private constructor(
     readonly cluster: string,
     readonly conn: ChannelModel,
+    /** The user it logged in as (a message published with its user-id must name it). */
+    readonly user: string,
   ) {
+    this.gone.catch(() => undefined);
     conn.on("error", (e: Error) => {
       this.lost ??= e;
+      this.loseAll?.(e);
     });
     conn.on("close", (e?: Error) => {
       if (!this.closed) this.lost ??= e ?? new Error("connection closed");
+      this.loseAll?.(this.lost ?? new Error("connection closed"));
     });
     conn.on("blocked", (reason: string) => {
       this.blockedBy = reason;
@@ -77,6 +82,21 @@ export class AmqpSession {
     conn.on("unblocked", () => {
       this.blockedBy = undefined;
     });
+  }
+
+  // In this order: a field declared after `gone` would be defined again, as undefined, after
+  // gone's executor set it.
+  private loseAll: ((e: Error) => void) | undefined;
+  /** Rejects once the connection is lost; never resolves. */
+  private readonly gone = new Promise<never>((_, reject) => (this.loseAll = reject));
+
+  /**
+   * `p`, or the connection's loss. A basic.get whose message amqplib cannot decode (a header of a
+   * type it does not know, as py-amqp writes a 64-bit integer: tag "L") ends the connection and
+   * never settles: awaited alone, the apply waited for nothing, and Node ended it with exit code 0.
+   */
+  orLost<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.gone]);
   }
 
   /**
@@ -145,7 +165,7 @@ export class AmqpSession {
             clientProperties: { connection_name: `topo ${target.name}` },
           },
         );
-        return new AmqpSession(target.name, conn);
+        return new AmqpSession(target.name, conn, amqp.username);
       } catch (e) {
         const refusal = OPEN_REFUSED.test((e as Error).message) ? await openRefusal(target, opts).catch(() => undefined) : undefined;
         const err = connectError(target, e as Error, refusal);
@@ -452,6 +472,11 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
   return undefined;
 }
 
+/** amqplib's words for a field of a type it cannot read (codec.js). */
+const UNDECODABLE = /Unexpected type tag/;
+const UNDECODABLE_HINT =
+  "a message holds a header value that topo's AMQP client (amqplib) cannot read, though RabbitMQ took it from another client (py-amqp writes an integer beyond 32 bits with the tag L): the broker put the message back in its queue, unchanged; topo cannot move it, so move or consume that message with another client (it is among the first of the queue), then run topo apply again";
+
 export function amqpError(cluster: string, what: string, e: Error, lost?: Error): BrokerError {
   const own = replyText(e as Error & { code?: unknown });
   const gone = lost && lost !== e ? replyText(lost as Error & { code?: unknown }) : undefined;
@@ -466,11 +491,14 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   // Retry only what a restart explains: a forced close or a dropped socket. An operator closing
   // the connection (management UI or API) means "stop", and any other reply is permanent.
   const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
-  const transient = connectionGone && !byOperator && !blockedBy && (code === undefined || code === 320);
+  // amqplib could not decode a frame the broker sent (a message header of a type it does not
+  // know): every try meets the same message, so no reconnect helps.
+  const undecodable = UNDECODABLE.test(`${e.message} ${lost?.message ?? ""}`);
+  const transient = connectionGone && !byOperator && !blockedBy && !undecodable && (code === undefined || code === 320);
   // A limit the broker closed the whole connection for (a user's max-channels) is named in the
   // connection's reply; the channel itself only "ended".
   const limit = limitHint(own.text) ?? (gone ? limitHint(gone.text) : undefined);
-  const hint = limit ? limit.hint : blockedBy ? alarmHint(blockedKind(blockedBy.reason)) : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
+  const hint = undecodable ? UNDECODABLE_HINT : limit ? limit.hint : blockedBy ? alarmHint(blockedKind(blockedBy.reason)) : code !== undefined ? hintFor(code, own.text, what) : connectionGone ? CODE_HINTS[320] : undefined;
   return new BrokerError(cluster, redactText(`${what} -> ${own.text}${lostText}`), {
     object: what,
     status: code,

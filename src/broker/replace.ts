@@ -298,7 +298,33 @@ function identity(m: GetMessage): string | undefined {
   return h.digest("hex");
 }
 
-function publishOptions(m: GetMessage): Record<string, unknown> {
+/**
+ * Why topo cannot publish this message unchanged, or undefined. amqplib reads a header's 64-bit
+ * integer as a JavaScript number (one beyond 2^53 rounded: three messages with distinct event ids
+ * came back with one) and a string's bytes as UTF-8 (bytes that are not UTF-8 text, as .NET and
+ * py-amqp send a byte array, came back as U+FFFD): moved, the message would be another. Such a
+ * message is not moved; the replace stops at it, losing nothing. What amqplib's reading hides
+ * entirely (a double 3.0 read as 3, an int read as the number it holds) is not seen here:
+ * docs/safety.md says so.
+ */
+export function unfaithful(m: { properties: { headers?: Record<string, unknown> } }): string | undefined {
+  const find = (v: unknown, at: string): string | undefined => {
+    if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) <= 2 ** 63) {
+      return `its header ${at} holds an integer beyond 2^53, which topo's AMQP client reads rounded (${v}) and would write back changed`;
+    }
+    if (typeof v === "string" && v.includes("\uFFFD")) return `its header ${at} holds bytes that are not UTF-8 text, which topo's AMQP client reads as text and would write back changed`;
+    if (Array.isArray(v)) return v.map((x, i) => find(x, `${at}[${i}]`)).find((r) => r !== undefined);
+    if (v !== null && typeof v === "object" && !Buffer.isBuffer(v) && !(v instanceof Date)) {
+      return Object.entries(v).map(([k, x]) => find(x, `${at}.${k}`)).find((r) => r !== undefined);
+    }
+    return undefined;
+  };
+  const h = m.properties.headers;
+  return h ? Object.entries(h).map(([k, v]) => find(v, k)).find((r) => r !== undefined) : undefined;
+}
+
+/** A moved message as published: `user` is topo's AMQP user, whose user-id the broker lets through. */
+function publishOptions(m: GetMessage, user: string): Record<string, unknown> {
   const p = m.properties;
   return {
     contentType: p.contentType,
@@ -313,7 +339,9 @@ function publishOptions(m: GetMessage): Record<string, unknown> {
     timestamp: p.timestamp,
     type: p.type,
     appId: p.appId,
-    // user-id must equal the publishing user or the broker refuses it; it is not carried over.
+    // user-id must equal the publishing user or the broker refuses the publish: kept when it is
+    // topo's own user, and otherwise not carried over (docs/safety.md).
+    ...(p.userId !== undefined && p.userId === user ? { userId: p.userId } : {}),
     mandatory: true,
   };
 }
@@ -386,7 +414,7 @@ async function peek(session: AmqpSession, queue: string): Promise<Copies> {
     let total: number | undefined;
     while (total === undefined || count < total) {
       session.rpcs++;
-      const m = await ch.get(queue, { noAck: false });
+      const m = await session.orLost(ch.get(queue, { noAck: false }));
       if (!m) break;
       total ??= m.fields.messageCount + 1;
       count++;
@@ -489,8 +517,10 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
             new Promise<boolean>((resolve) => {
               // Not mandatory: the source exists (its messages are in hand), and a return would be
               // taken for one of the batch's. A channel already closed takes nothing.
+              // One topo cannot publish unchanged goes back by requeue, as it came.
+              if (unfaithful(m) !== undefined) return resolve(false);
               try {
-                (pub as ConfirmChannel).publish("", from, m.content, { ...publishOptions(m), mandatory: false }, (err: Error | null) => resolve(!err));
+                (pub as ConfirmChannel).publish("", from, m.content, { ...publishOptions(m, session.user), mandatory: false }, (err: Error | null) => resolve(!err));
               } catch {
                 resolve(false);
               }
@@ -543,7 +573,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       let remaining = 0;
       for (let i = 0; i < want; i++) {
         session.rpcs++;
-        const m = await get.get(from, { noAck: false });
+        const m = await session.orLost(get.get(from, { noAck: false }));
         if (!m) break;
         batch.push(m);
         remaining = m.fields.messageCount;
@@ -585,8 +615,13 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
                 // before its confirm is awaited): it stays with the source, and the rest of the
                 // batch goes on. Thrown out of the batch, the batch's confirmed messages were
                 // given back too, a copy of each left in the target at every try.
+                const changed = unfaithful(m);
+                if (changed !== undefined) {
+                  unwritable ??= { m, reason: changed };
+                  return resolve("unwritable");
+                }
                 try {
-                  (pub as ConfirmChannel).publish(o.via ?? "", o.via === undefined ? to : m.fields.routingKey, m.content, publishOptions(m), (err: Error | null) => {
+                  (pub as ConfirmChannel).publish(o.via ?? "", o.via === undefined ? to : m.fields.routingKey, m.content, publishOptions(m, session.user), (err: Error | null) => {
                     resolve(err ? (/nacked/.test(err.message) ? "nacked" : "lost") : "ok");
                   });
                 } catch (e) {

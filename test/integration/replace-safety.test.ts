@@ -705,6 +705,64 @@ ch.close(); c.close()`;
     }
   });
 
+  it("a message whose header topo's AMQP client would change (an integer beyond 2^53) is not moved: the replace stops at it, and it stays as it was", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("hdr", 30);
+    const publishAll = async (special: (id: string) => Promise<void>) => {
+      await withChannel(f.async, async (ch) => {
+        for (const id of held.slice(0, 10)) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id });
+        await ch.checkQueue(Q);
+      });
+      await special(held[10]!);
+      await withChannel(f.async, async (ch) => {
+        for (const id of held.slice(11)) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id });
+        await ch.checkQueue(Q);
+      });
+    };
+    // The management API writes a JSON integer as a signed 64-bit one, exactly.
+    await publishAll(async (id) => {
+      const body = { properties: { message_id: id, delivery_mode: 2, headers: { eventid: 1234567890123456789n } }, routing_key: "mplogin.async.x", payload: id, payload_encoding: "string" };
+      const res = await fetch(`${broker().mgmtBase}/api/exchanges/${vh(f.async)}/mplogin/publish`, {
+        method: "POST",
+        headers: { authorization: `Basic ${Buffer.from(`${broker().user}:${broker().password}`).toString("base64")}`, "content-type": "application/json" },
+        body: JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(\d+)@@"/g, "$1"),
+      });
+      expect(await res.json()).toEqual({ routed: true });
+    });
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`a message (message_id ${held[10]}) cannot be moved: topo's AMQP client cannot write it back (its header eventid holds an integer beyond 2^53, which topo's AMQP client reads rounded`);
+    expect(r.stderr).toMatch(/none was lost or copied/);
+    // The message is as it was published: the management API shows the exact integer.
+    const got = await fetch(`${broker().mgmtBase}/api/queues/${vh(f.async)}/${encodeURIComponent(Q)}/get`, {
+      method: "POST",
+      headers: { authorization: `Basic ${Buffer.from(`${broker().user}:${broker().password}`).toString("base64")}`, "content-type": "application/json" },
+      body: JSON.stringify({ count: 100, ackmode: "ack_requeue_true", encoding: "auto" }),
+    });
+    expect(await got.text()).toContain('"eventid":1234567890123456789');
+    expectExactlyOnce([...(await drainIds(f.async, Q, true)), ...(await drainIds(f.async, HOLD, true))], held);
+  });
+
+  it("a message with a header amqplib cannot read at all (py-amqp's 64-bit integer, tag L) stops the replace with what to do, exit 1: never a silent exit 0", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const held = ids("tagL", 12);
+    const py = `import amqp, sys
+c = amqp.Connection(host="${broker().host}:${new URL(amqpUrl(f.async)).port || 5672}", userid="${broker().user}", password="${broker().password}", virtual_host=sys.argv[1])
+c.connect(); ch = c.channel()
+for i, id in enumerate(sys.argv[2:]):
+    ch.basic_publish(amqp.Message(id.encode(), message_id=id, application_headers={"eventid": 1234567890123456789} if i == 5 else {"n": i}, delivery_mode=2), exchange="mplogin", routing_key="mplogin.async.x")
+ch.close(); c.close()`;
+    await new Promise<void>((resolve, reject) => execFile("/usr/bin/python3", ["-c", py, f.async, ...held], (err, _o, e) => (err ? reject(new Error(e)) : resolve())));
+    const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/move messages from mplogin\.async to topo\.hold\.mplogin\.async -> Unexpected type tag "L"/);
+    expect(r.stderr).toContain("hint: a message holds a header value that topo's AMQP client (amqplib) cannot read");
+    // Nothing lost: what was fetched went back with the connection.
+    expect((await messageCount(f.async, Q)) + (await messageCount(f.async, HOLD))).toBe(12);
+  });
+
   it("a message that expires while it waits in the holding queue is dead-lettered as the queue would, not dropped", async () => {
     const f = files({ "x-dead-letter-exchange": "dlx" }, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
