@@ -33,7 +33,9 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
   const desiredDigests = Object.fromEntries(desired.clusters.map((c) => [c.target.name, sha256(desiredText(c))]));
   const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
-  writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false);
+  // Readable by its owner alone: it holds the users' password fingerprint (slow to guess from,
+  // but a guess to try all the same).
+  writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false, 0o600);
   return { plan: p, saved };
 }
 

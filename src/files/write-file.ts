@@ -1,7 +1,7 @@
 // Files that topo generates (a topology, a Celery module, definitions) are written whole or not at
 // all: a worker importing a module, or a pipeline reading a topology, never sees half of one.
 
-import { existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TopoError } from "../errors.js";
 
@@ -10,9 +10,11 @@ import { TopoError } from "../errors.js";
  * writes). A file is written beside itself and renamed into place; through a symbolic link, the
  * file it names is. What is not a file (-o /dev/stdout, a pipe, a terminal) is written to as it
  * is: renaming a file over it would replace it (root's /dev/stdout or /dev/full became a plain
- * file), and the text would reach no reader.
+ * file), and the text would reach no reader. `mode`: a new file's (less the umask); a file that
+ * exists keeps its own, since whoever made it 0600 meant it (a saved plan holds a password
+ * fingerprint, definitions hold password hashes).
  */
-export function writeWhole(file: string, text: string, toStdout = true): void {
+export function writeWhole(file: string, text: string, toStdout = true, mode = 0o644): void {
   let place = file;
   try {
     const now = statSync(file, { throwIfNoEntry: false });
@@ -23,7 +25,9 @@ export function writeWhole(file: string, text: string, toStdout = true): void {
     if (now?.isFile()) place = realpathSync(file);
     const tmp = `${resolve(place)}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, text, { mode: 0o644 });
+      writeFileSync(tmp, text, { mode });
+      // The temporary file is new, so it has `mode`; the file it takes the place of had its own.
+      if (now?.isFile()) chmodSync(tmp, now.mode & 0o7777);
       renameSync(tmp, place);
     } finally {
       rmSync(tmp, { force: true });

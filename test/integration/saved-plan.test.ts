@@ -2,7 +2,7 @@
 // but the reviewed plan is ever applied. Each test runs the real CLI against the real broker.
 
 import { spawn } from "node:child_process";
-import { linkSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -450,6 +450,11 @@ describe("a saved plan holds no secret", () => {
     const text = readFileSync(t.out, "utf8");
     for (const form of [SECRET, encodeURIComponent(SECRET), "S3cret"]) expect(text).not.toContain(form);
     expect(text).toContain(`${USER}:***@`);
+    // It holds the password fingerprint: its owner's alone, and a mode chosen for it is kept.
+    expect(statSync(t.out).mode & 0o777).toBe(0o600);
+    chmodSync(t.out, 0o640);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    expect(statSync(t.out).mode & 0o777).toBe(0o640);
     const r = await runCli(["apply", t.out]);
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.code).toBe(0);

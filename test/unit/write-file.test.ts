@@ -1,7 +1,7 @@
 // Files topo writes: whole or not at all, and a refusal that says which part of the path is wrong.
 
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -31,6 +31,21 @@ describe("writeWhole", () => {
     writeWhole(join(d, "out.json"), "{}\n");
     expect(readFileSync(join(d, "out.json"), "utf8")).toBe("{}\n");
     expect(readdirSync(d)).toEqual(["out.json"]);
+  });
+
+  it("keeps the mode of the file it replaces, and gives a new file the mode asked for", () => {
+    const d = temp();
+    const mode = (f: string) => statSync(join(d, f)).mode & 0o777;
+    // A saved plan holds a password fingerprint: its owner made it 0600, and plan -o again kept 0644.
+    writeFileSync(join(d, "plan.json"), "old\n");
+    chmodSync(join(d, "plan.json"), 0o600);
+    writeWhole(join(d, "plan.json"), "new\n", false, 0o644);
+    expect(mode("plan.json")).toBe(0o600);
+    chmodSync(join(d, "plan.json"), 0o640);
+    writeWhole(join(d, "plan.json"), "newer\n");
+    expect(mode("plan.json")).toBe(0o640);
+    writeWhole(join(d, "new.json"), "x\n", false, 0o600);
+    expect(mode("new.json")).toBe(0o600);
   });
 
   it("names the directory that is missing", () => {
