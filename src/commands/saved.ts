@@ -98,6 +98,14 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       [`run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
     );
   }
+  // The prefix decides what topo owns (what it may delete, the lock it takes, the mark it leaves)
+  // and is no object of desiredText's: a ${VAR} gives it too.
+  if (desired.prefix !== saved.prefix) {
+    throw new StalePlanError(
+      `the saved plan is stale: ${saved.file} is unchanged, but its prefix is now "${desired.prefix}", and the plan was made for prefix "${saved.prefix}": its \${VAR}s take other values from the environment now; nothing was written`,
+      [`apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
+    );
+  }
   // The same bytes ask for other objects when the file's ${VAR}s take other values: Terraform keeps
   // a plan's variables for the same reason. Said before any broker is read, naming the cause.
   const asked = saved.clusters.filter((s) => sha256(desiredText(desired.clusters.find((c) => c.target.name === s.cluster) as DesiredCluster)) !== s.desiredDigest).map((s) => s.cluster);

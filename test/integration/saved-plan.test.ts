@@ -290,6 +290,21 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect((await getQueue(t.async, "mpwallet.async")).arguments).toEqual({ "x-max-length": 100 });
   });
 
+  it("refuses when a ${VAR} gives the prefix another value now: it decides what topo owns, the lock it takes and the mark it leaves", async () => {
+    // Async only: the sync cluster's mirror policy names the prefix, and would differ anyway.
+    const t = fresh([{ name: "mpxlogin", sync: false }], { prefix: "${SP_PFX}" });
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out], { SP_PFX: "mpx" })).code).toBe(0);
+    const r = await runCli(["apply", t.out, "--json"], { SP_PFX: "mp" });
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toBe(
+      `the saved plan is stale: ${t.file} is unchanged, but its prefix is now "mp", and the plan was made for prefix "mpx": its \${VAR}s take other values from the environment now; nothing was written`,
+    );
+    expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
+    expect((await runCli(["apply", t.out], { SP_PFX: "mpx" })).code).toBe(0);
+  });
+
   it("a plan made with a relative file name, applied from another directory that holds another such file, says where it read it", async () => {
     const t = fresh(["mplogin"]);
     const dir = dirname(t.file);
