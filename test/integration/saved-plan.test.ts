@@ -175,6 +175,34 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     expect(await snapshot(t.sync, t.async)).toEqual(before);
   });
 
+  it("refuses when the fresh plan warns of what the reviewer never saw: a dead-letter exchange gone, a service another prefix now claims", async () => {
+    const t = fresh([{ name: "mpdead", sync: false, async: { arguments: { "x-dead-letter-exchange": "dlx-of-mine" } } }]);
+    await createVhost(t.async);
+    expect((await api("PUT", `/api/exchanges/${vh(t.async)}/dlx-of-mine`, { type: "fanout", durable: true })).status).toBe(201);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    // Outside topo's view, and no object of the saved state: only the fresh plan's warning says it.
+    expect((await api("DELETE", `/api/exchanges/${vh(t.async)}/dlx-of-mine`)).status).toBe(204);
+    const r = await runCli(["apply", t.out, "--json"]);
+    expect(r.code).toBe(1);
+    const e = JSON.parse(r.stdout).error;
+    expect(e.code).toBe("stale_plan");
+    expect(e.message).toMatch(/cluster async: a warning the plan did not show: .*dlx-of-mine/);
+    expect(await getQueue(t.async, "mpdead.async")).toBeUndefined();
+
+    // A plan of prefix mpx deletes mpxlogin, which a file of prefix mp, applied after the review
+    // (it writes, so it leaves its mark), now lists too.
+    const u = fresh([{ name: "mpxlogin", sync: false }, { name: "mpxkeep", sync: false }], { prefix: "mpx" });
+    expect((await runCli(["apply", "-f", u.file])).code).toBe(0);
+    writeFileSync(u.file, readFileSync(writeTopology({ sync: u.sync, async: u.async, prefix: "mpx", services: [{ name: "mpxkeep", sync: false }] }), "utf8"));
+    expect((await runCli(["plan", "-f", u.file, "-o", u.out])).code).toBe(0);
+    const other = writeTopology({ sync: u.sync, async: u.async, services: [{ name: "mpxlogin", sync: false }, { name: "mpnew", sync: false }] });
+    expect((await runCli(["apply", "-f", other])).code).toBe(0);
+    const d = await runCli(["apply", u.out, "--allow-destructive", "--json"]);
+    expect(d.code).toBe(1);
+    expect(JSON.parse(d.stdout).error.message).toMatch(/cluster async: a warning the plan did not show: this plan deletes service mpxlogin .*named inside prefix "mp" too/);
+    expect(await getQueue(u.async, "mpxlogin.async")).toMatchObject({ durable: true });
+  });
+
   it("refuses when an operator policy appears since the plan: it caps the queues the plan was reviewed for, --allow-data-loss or not", async () => {
     const t = fresh(["mplogin"]);
     expect((await runCli(["apply", "-f", t.file])).code).toBe(0);

@@ -145,6 +145,21 @@ describe("compareToSaved", () => {
     ]);
   });
 
+  it("names each warning, degraded and not-compared line the reviewer did not see, but not a count that changed by itself", () => {
+    const held = (n: number) => `left alone: 1 service of prefix "mpx" (mpxlogin; its queue holds ${n} messages); topo changes only prefix "mp"'s objects and never these`;
+    const claimed = `this plan deletes service mpxlogin (its exchange or queues), named inside prefix "mpx" too, which another topology uses on this vhost (its apply mark, lock or policy is here): if that file lists it, it is that file's; check before applying with --allow-destructive, or choose prefixes that do not start with each other`;
+    const made = savedPlan({ clusters: [cluster([create("mpnew.async"), replace], "async", { warnings: [held(3), "gone since"], degraded: ["queue mp1.async is down"] }), cluster([], "sync")] }, meta);
+    const s = parseSavedPlan(JSON.stringify(made));
+    const now = (o: Partial<ClusterPlan>) => compareToSaved(s, [fresh(cluster([create("mpnew.async"), replace], "async", { degraded: ["queue mp1.async is down"], ...o }))]);
+    // The same warnings, with another message count (and one gone since): the plan holds.
+    expect(now({ warnings: [held(4000)] })).toEqual([]);
+    expect(now({ warnings: [held(3), claimed], degraded: ["queue mp1.async is down", "queue mp2.async is down"], notCompared: ["users and permissions"] })).toEqual([
+      `cluster async: a warning the plan did not show: ${claimed}`,
+      "cluster async: degraded, which the plan did not show: queue mp2.async is down",
+      "cluster async: not compared, which the plan compared: users and permissions",
+    ]);
+  });
+
   it("notices an endpoint that points elsewhere, and a cluster the plan does not hold", () => {
     const moved = cluster([], "sync", { endpoint: "amqp://topo-ci:***@other:5672/sync" });
     expect(compareToSaved(saved(), [fresh(moved), fresh(cluster([], "extra"))])).toEqual([
