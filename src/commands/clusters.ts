@@ -25,7 +25,7 @@ import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
 import { subjectOf } from "../core/keys.js";
-import { stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
+import { outsideView, stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
 import { usersBrokerOf } from "../config/normalize.js";
@@ -240,7 +240,7 @@ export async function readAndPlan(
   client: ManagementClient,
   prefix: string,
   { live, keepState = false, file, movesNothing = false }: ReadPlanOptions = {},
-): Promise<{ plan: ClusterPlan; state?: SavedState; actual: ActualCluster }> {
+): Promise<{ plan: ClusterPlan; state?: SavedState; outside?: FreshCluster["outside"]; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   // Every refusal the read can know is said at once, each with its fix: they are independent
   // (a user conflict, missing tags or permissions, a vhost's limit, what the broker cannot do),
@@ -285,6 +285,7 @@ export async function readAndPlan(
   }
   // From what was read, before anything below adds message counts (which the state leaves out).
   const state = keepState ? stateOf(c, actual, prefix) : undefined;
+  const outside = keepState ? outsideView(actual, prefix) : undefined;
   let plan = diffCluster(c, actual, prefix);
   // Checked here, so that apply never finds a refusal half-way through:
   // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
@@ -394,7 +395,7 @@ export async function readAndPlan(
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
-  return { plan, state, actual };
+  return { plan, state, outside, actual };
 }
 
 /**
@@ -419,9 +420,9 @@ function compatError(c: DesiredCluster, compat: Compatibility, find: ReturnType<
 }
 
 /** A read made with its state, as a saved plan's check takes it. */
-export function freshOf(r: { plan: ClusterPlan; state?: SavedState }): FreshCluster {
+export function freshOf(r: { plan: ClusterPlan; state?: SavedState; outside?: FreshCluster["outside"] }): FreshCluster {
   if (r.state === undefined) throw new Error(`cluster ${r.plan.cluster} was read without the state a saved plan needs`);
-  return { plan: r.plan, state: r.state };
+  return { plan: r.plan, state: r.state, outside: r.outside };
 }
 
 /**

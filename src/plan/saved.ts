@@ -289,6 +289,30 @@ const place = (endpoint: string) => endpoint.replace(/^([a-z]+:\/\/)[^@/]*@/, "$
 export interface FreshCluster {
   plan: ClusterPlan;
   state: SavedState;
+  /** Why an object the broker still holds is out of the state's view (outsideView); undefined: not held. */
+  outside?: (key: string) => string | undefined;
+}
+
+/**
+ * Why an object the broker holds is not in a cluster's state (stateOf), by key; undefined when the
+ * broker does not hold it. An object of the saved state missing from a fresh one may still be
+ * there: a file of a longer prefix applied since marked it as its own (mp's mpxfoo.async is mpx's
+ * once mpx's apply mark is on the vhost), and "deleted" would send the reader after the wrong cause.
+ */
+export function outsideView(actual: ActualCluster, prefix: string): (key: string) => string | undefined {
+  const owner = Ownership.of(prefix, actual.resources);
+  let held: Map<string, Resource> | undefined;
+  return (key) => {
+    // Asked only of objects that differ: the map is built on the first question.
+    held ??= new Map(actual.resources.map((r) => [keyOf(r), r]));
+    const r = held.get(key);
+    if (!r) return undefined;
+    const names = r.kind === "binding" ? [r.source, r.destination] : "name" in r ? [r.name] : [];
+    const other = owner.nested.find((p) => names.some((n) => n.startsWith(p)));
+    return other !== undefined
+      ? `still there, but prefix "${other}"'s since the plan (another topology's apply mark, lock or policy is on the vhost now), so topo leaves it alone`
+      : "still there, but no longer one topo manages since the plan, so topo leaves it alone";
+  };
 }
 
 /**
@@ -345,7 +369,7 @@ function objectChange(before: Resource | undefined, after: Resource | undefined,
  * object, by key ("queue mplogin.async: deleted since the plan"); empty when nothing differs but
  * what apply itself made (`sofar`).
  */
-export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFar = NOTHING_MADE): string[] {
+export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFar = NOTHING_MADE, outside?: FreshCluster["outside"]): string[] {
   // The states an object may be in besides the one the plan saw, by key.
   const may = new Map<string, Set<string>>();
   const allow = (key: string, r: Resource | undefined) => {
@@ -428,7 +452,8 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
       continue;
     }
     if ((b === undefined ? ABSENT : canonical(b)) === nowText || may.get(key)?.has(nowText) || withOther()) continue;
-    out.push(objectChange(b, n));
+    const why = b !== undefined && n === undefined ? outside?.(key) : undefined;
+    out.push(why !== undefined && b ? `${b.kind} ${describe(b)}: ${why}` : objectChange(b, n));
   }
   const byName = (ps: Policy[]) => new Map(ps.map((p) => [p.name, p]));
   const [opWas, opIs] = [byName(saved.operatorPolicies), byName(now.operatorPolicies)];
@@ -461,7 +486,7 @@ export function outsideSaved(saved: SavedPlan, fresh: FreshCluster, granted: rea
   const cluster = fresh.plan.cluster;
   const before = new Map((s?.actions ?? []).map((a) => [a.key, a]));
   const result = (a: Action) => canonical({ op: a.op, subject: subjectOf(a) });
-  const objects = s ? stateEntry(cluster, stateChanges(s.state, fresh.state, { made: s.actions, granted, confirmed })) : [];
+  const objects = s ? stateEntry(cluster, stateChanges(s.state, fresh.state, { made: s.actions, granted, confirmed }, fresh.outside)) : [];
   return [
     ...objects,
     ...fresh.plan.actions.flatMap((a) => {
@@ -517,7 +542,7 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[],
     if (place(s.endpoint) !== place(f.plan.endpoint)) out.push(`cluster ${name}: its endpoint is now ${place(f.plan.endpoint)}, the plan was made for ${place(s.endpoint)}`);
     // The objects that changed come first: they are the cause, the plan's differences their effect.
     const made = sofar(name);
-    out.push(...stateEntry(name, stateChanges(s.state, f.state, made)));
+    out.push(...stateEntry(name, stateChanges(s.state, f.state, made, f.outside)));
     const done = new Set(made.made.map((a) => a.key));
     const before = new Map(s.actions.filter((a) => !done.has(a.key)).map((a) => [a.key, a]));
     const now = new Map(f.plan.actions.map((a) => [a.key, a]));

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from "vitest";
 import type { Action, ClusterPlan, Plan, Policy, Resource } from "../../src/model.js";
-import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateChanges, stateOf, stateText, type SavedPlan, type SavedState } from "../../src/plan/saved.js";
+import { compareToSaved, desiredText, outsideSaved, outsideView, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateChanges, stateOf, stateText, type SavedPlan, type SavedState } from "../../src/plan/saved.js";
 import { renderMarkdown } from "../../src/plan/markdown.js";
 import type { RawConfig, RawService } from "../../src/config/normalize.js";
 import { actual, binding, desiredOf, exchange, queue, raw, service } from "../helpers/builders.js";
@@ -216,6 +216,22 @@ describe("stateChanges", () => {
     ]);
     expect(stateChanges(seen, state(asyncSeen, { operatorPolicies: [cap] }))).toEqual(['operator policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})']);
     expect(stateChanges(state([]), state([], { vhostExists: false }))).toEqual(["the vhost: deleted since the plan"]);
+  });
+
+  it("says of an object still there but now another prefix's that it is left alone, not deleted", () => {
+    const mine = [exchange({ name: "mpxfoo" }), queue({ name: "mpxfoo.async" }), binding({ source: "mpxfoo", destination: "mpxfoo.async" })];
+    // A file of prefix mpx applied since: its apply mark makes mpxfoo its own, out of mp's view.
+    const mark = exchange({ name: "topo.mpx.generation" });
+    const now = actual([...asyncSeen, ...mine, mark]);
+    const desired = desiredOf(raw({ services: ["mppayment"] }), "async");
+    const [was, fresh] = [stateOf(desired, actual([...asyncSeen, ...mine]), "mp"), stateOf(desired, now, "mp")];
+    expect(was.resources).toContainEqual(mine[1]);
+    expect(fresh.resources).not.toContainEqual(mine[1]);
+    expect(stateChanges(was, fresh, undefined, outsideView(now, "mp"))).toEqual([
+      `binding mpxfoo -> mpxfoo.async [mpxfoo.async.#]: still there, but prefix "mpx"'s since the plan (another topology's apply mark, lock or policy is on the vhost now), so topo leaves it alone`,
+      `exchange mpxfoo: still there, but prefix "mpx"'s since the plan (another topology's apply mark, lock or policy is on the vhost now), so topo leaves it alone`,
+      `queue mpxfoo.async: still there, but prefix "mpx"'s since the plan (another topology's apply mark, lock or policy is on the vhost now), so topo leaves it alone`,
+    ]);
   });
 
   it("lets a vhost apply made be there, with every right granted on it, and nothing else", () => {
