@@ -57,6 +57,11 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
    * again). A saved plan's apply says to plan again: the saved plan no longer matches the brokers.
    */
   finish?: string;
+  /**
+   * What an apply interrupted before any change tells the user to run (default: apply again). A
+   * saved plan's names the plan file: it still holds, and plain topo apply would apply the file unreviewed.
+   */
+  restart?: string;
 }
 
 export interface ClusterOutcome {
@@ -83,7 +88,7 @@ export interface ApplyResult {
 }
 
 /** What to do after an apply that stopped part-way. */
-const RERUN_HINT = "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)";
+export const RERUN_HINT = "every step is idempotent: once the cause is fixed, run topo apply again and it does only what is left (topo plan shows it)";
 
 /** Attempts per cluster when the connection is lost to a broker restart. */
 const RECONNECTS = 3;
@@ -119,7 +124,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const next = opts.finish ?? `run topo apply again${half.length ? " now" : ""} to finish (topo plan shows what is left)`;
       return [`interrupted: cluster ${c.target.name}: ${made}; ${next}`, ...half];
     });
-    return new InterruptedError(lines.length ? lines.join("\n") : "interrupted before any change was made; run topo apply again (topo plan shows what it would do)");
+    return new InterruptedError(lines.length ? lines.join("\n") : `interrupted before any change was made; ${opts.restart ?? "run topo apply again (topo plan shows what it would do)"}`);
   };
   /** Clusters whose own error already says how many of their changes were made. */
   const counted = new Set<string>();
@@ -350,7 +355,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
         step("planned again under the lock");
       }
-      if (expected) opts.expect?.([freshOf(read)], [...(carriedOut.get(c.target.name)?.values() ?? [])]);
+      if (expected) {
+        try {
+          opts.expect?.([freshOf(read)], [...(carriedOut.get(c.target.name)?.values() ?? [])]);
+        } catch (e) {
+          // Its refusal says what was written to this cluster (nothing, or the vhost): said once.
+          counted.add(c.target.name);
+          throw e;
+        }
+      }
       else if (opts.expectWithin) {
         // A retry after a lost connection carries on with what is left of the checked plan, on a
         // broker that only this plan changed since, and with nothing else.

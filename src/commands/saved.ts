@@ -6,13 +6,13 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { ApplyError, StalePlanError, TopoError } from "../errors.js";
+import { ClustersError, StalePlanError, TopoError } from "../errors.js";
 import type { Action, DesiredCluster, Plan } from "../model.js";
 import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type FreshCluster, type SavedPlan, type SavedState } from "../plan/saved.js";
 import { differsOnlyInLineEnds, fileDigest, sha256 } from "../files/digest.js";
 import { sameFile, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
-import { apply, type ApplyOptions, type ApplyResult } from "./apply.js";
+import { apply, RERUN_HINT, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
 import { shown } from "../core/words.js";
 
@@ -153,13 +153,35 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       expectWithin: within,
       // Applying the same plan again would be refused as stale.
       finish: `the saved plan no longer matches the brokers: run topo plan -f ${saved.file} -o FILE again, review what is left, and apply that`,
+      restart: `run topo apply ${opts.planFile} again: nothing was written, so the plan still holds`,
     });
     return { ...r, saved };
   } catch (e) {
     // Part of the plan was made: applying the same file again can only be refused as stale.
-    if (!(e instanceof ApplyError) || e.code !== "apply_incomplete") throw e;
-    throw new ApplyError(e.message, [...e.hints, "the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that"], e.transient, e.code, e.place);
+    const written = e instanceof TopoError && e.code === "apply_incomplete";
+    hintsForSaved(e, opts.planFile, written);
+    if (written) e.hints.push("the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that");
+    throw e;
   }
+}
+
+/**
+ * apply's hints name plain `topo apply`, which applies the current file unreviewed: for a saved
+ * plan they are said of it. Before anything was written the plan still holds, and is applied again
+ * (with the flag a refusal names); once something was, it matches the brokers no more, and what is
+ * left is planned and reviewed again (the hint saying so is added once). Rewritten in place, a
+ * ClustersError's causes too (--json lists them), so that each error keeps its class and code.
+ */
+function hintsForSaved(e: unknown, planFile: string, written: boolean): void {
+  if (!(e instanceof TopoError) || e instanceof StalePlanError) return;
+  const rewritten = e.hints.flatMap((h) => {
+    if (!/\btopo apply\b/.test(h)) return [h];
+    if (!written) return [h.replace(/\btopo apply\b/g, `topo apply ${planFile}`)];
+    if (h === RERUN_HINT) return [];
+    return [h.replace(/\brun topo apply again\b/g, "run topo plan -o FILE again, review what is left, and apply that").replace(/,? and topo apply finishes it/, "")];
+  });
+  e.hints.splice(0, e.hints.length, ...new Set(rewritten));
+  if (e instanceof ClustersError) for (const c of e.causes) hintsForSaved(c, planFile, written);
 }
 
 /** The digest of the topology file a saved plan names, or an error that says where apply looked. */

@@ -157,6 +157,8 @@ describe("one of two clusters fails", () => {
     // sync made all of its share before async failed: the answer says so.
     expect(e.message).toMatch(/\n  cluster sync: 3 of 3 changes were made before apply stopped$/m);
     expect(e.hints).toContain("the saved plan no longer matches what the brokers hold: run topo plan -o FILE again, review it, and apply that");
+    // Not plain topo apply, which would apply the file as it is now, unreviewed.
+    expect(e.hints.join("\n")).not.toMatch(/topo apply(?! \S*plan)/);
     expect(await getQueue(t.sync, "mpzed.sync")).toBeDefined();
   }, 60_000);
 });

@@ -263,6 +263,9 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
           expect(stderr()).toMatch(/the saved plan is stale; run topo plan again/);
           expect(stderr()).toMatch(/cluster sync: the broker's objects changed since the plan was made/);
           expect(stderr()).toContain('    policy cap: created since the plan (pattern ^mp, apply-to queues, priority 9, definition {"max-length":1})');
+          // What was written to sync (its vhost) is said once, by the refusal.
+          expect(stderr()).toContain("nothing was written to cluster sync but the vhost the plan creates, where its lock lives");
+          expect(stderr()).not.toMatch(/cluster sync: \d+ of \d+ changes? (was|were)/);
           expect(await getQueue(t.sync, "mplogin.sync")).toBeUndefined();
           expect(await getQueue(t.async, "mpwallet.async")).toBeUndefined();
         };
@@ -420,6 +423,9 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const refused = await runCli(["apply", t.out, "--json"]);
     expect(refused.code).toBe(1);
     expect(JSON.parse(refused.stdout).error.code).toBe("refused_destructive");
+    // The reviewed plan, again with the flag: plain topo apply would apply the file unreviewed.
+    expect(JSON.parse(refused.stdout).error.hints).toContain(`review the plan, then run topo apply ${t.out} --allow-destructive; nothing was changed`);
+    expect(JSON.parse(refused.stdout).error.hints.join("\n")).not.toMatch(/topo apply (?!\S*plan\.json)/);
     const usage = await runCli(["apply", t.out, "-f", t.file]);
     expect(usage.code).toBe(1);
     expect(usage.stderr).toMatch(/a saved plan names its topology file and its clusters/);
