@@ -340,6 +340,11 @@ export type Action =
       topics?: KeptTopicPermission[];
       /** Why an exchange's topic permissions could not be read on a broker that deletes them with it: apply refuses the replace. */
       topicsUnread?: string;
+      /**
+       * Of `rebind`, those the broker will not let topo make again: apply refuses the replace
+       * unless --allow-unmanaged-deletes, and then does not count their failure. Absent when none.
+       */
+      lost?: LostBinding[];
       messages?: number;
       /** `messages` counts the ready messages only: how many its consumers hold unacknowledged is not known. */
       unackedUnknown?: boolean;
@@ -374,11 +379,30 @@ export type Action =
        * may take them (--allow-unmanaged-deletes). Absent when there are none.
        */
       unmanaged?: Binding[];
+      /** Of `unmanaged`, those whose auto-delete source exchange the broker deletes with them (why: "auto-delete"). */
+      lost?: LostBinding[];
       /** A policy delete: queues that would lose messages once it is gone (plan/policy-shifts.ts). */
       losses?: PolicyLoss[];
     };
 
 export type Op = Action["op"];
+
+/**
+ * A binding that goes with a replaced or deleted object and that topo cannot make again. Its
+ * source is an auto-delete exchange that loses its last binding in this apply, and so is deleted
+ * by the broker with it ("auto-delete"). Or its destination is an exclusive queue, which only the
+ * connection that declared it may bind (405 RESOURCE_LOCKED otherwise) ("exclusive").
+ */
+export interface LostBinding {
+  binding: Binding;
+  why: "auto-delete" | "exclusive";
+  /**
+   * Only when queue replaces are a plain delete and re-create (--allow-data-loss): a replace
+   * without loss binds the holding queue before it unbinds the queue, so the exchange keeps a
+   * binding throughout.
+   */
+  plainOnly?: true;
+}
 
 /** One reason a queue replace could lose messages, and what the user can do about it. */
 /** A topic permission of any user, as a replace of its exchange puts it back. */

@@ -212,7 +212,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         refused.push(e);
       }
     };
-    guard({ allowDestructive: opts.allowDestructive, allowUnmanagedDeletes: opts.allowUnmanagedDeletes, allowDataLoss: true });
+    guard({ allowDestructive: opts.allowDestructive, allowUnmanagedDeletes: opts.allowUnmanagedDeletes, allowDataLoss: true, plainReplaces: opts.allowDataLoss });
     if (!opts.allowDataLoss) {
       try {
         await forEachCluster(clusters, async (c) => {

@@ -10,6 +10,7 @@ import { holdingQueueFor, policiesOnceApplied, queueLimits, replaceRisks, type H
 import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
+import { markLostBindings } from "./lost-bindings.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -213,6 +214,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       .sort((x, y) => (describe(x) < describe(y) ? -1 : describe(x) > describe(y) ? 1 : 0));
     if (unmanaged.length) a.unmanaged = unmanaged;
   }
+  // Of those bindings, the ones the broker will not let topo put back (an auto-delete exchange's
+  // last, an exclusive queue's): named, and refused unless told.
+  markLostBindings(actions, actual.resources, deleted);
   // A change to topo's policies can hand a queue that holds messages to another policy's limit.
   judgePolicyChanges(actions, actual);
 

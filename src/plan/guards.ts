@@ -9,14 +9,20 @@ import { allOf, UnsafePlanError } from "../errors.js";
 import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
-import { alsoRemoves, messagesHeld, renderAction } from "./render.js";
-import { plural } from "../core/words.js";
+import { alsoRemoves, lostReason, messagesHeld, renderAction } from "./render.js";
+import { lostNow } from "./lost-bindings.js";
+import { plural, shown } from "../core/words.js";
 
 export interface Allowed {
   allowDestructive: boolean;
   allowDataLoss: boolean;
-  /** Deletes may take bindings topo does not manage with them. */
+  /** Deletes may take bindings topo does not manage with them, and replaces those it cannot put back. */
   allowUnmanagedDeletes?: boolean;
+  /**
+   * Queue replaces are a plain delete and re-create (apply --allow-data-loss); undefined: as
+   * allowDataLoss. Apply sets it apart where it judges the data loss later, on live counts.
+   */
+  plainReplaces?: boolean;
 }
 
 /**
@@ -27,7 +33,7 @@ export interface Allowed {
 export function guardPlans(plans: ClusterPlan[], allowed: Allowed): void {
   const guards = [
     ...(allowed.allowDestructive ? [] : [guardDestructive]),
-    ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged]),
+    ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged, (ps: ClusterPlan[]) => guardLostBindings(ps, allowed.plainReplaces ?? allowed.allowDataLoss)]),
     ...(allowed.allowDataLoss ? [] : [guardDataLoss, guardReplaceRisks, guardPolicyLosses]),
   ];
   const refused: unknown[] = [];
@@ -67,7 +73,13 @@ export function guardUnmanaged(plans: ClusterPlan[]): void {
   if (offending.length === 0) return;
   const bindings = new Set(offending.flatMap(({ cluster, unmanaged }) => unmanaged.map((b) => `${cluster}|${keyOf(b)}`))).size;
   const n = offending.length;
-  const lines = offending.flatMap(({ cluster, a, unmanaged }) => [`  cluster ${cluster}: ${renderAction(a)[0]}`, `    ${alsoRemoves(unmanaged)}`]);
+  const lines = offending.flatMap(({ cluster, a, unmanaged }) => [
+    `  cluster ${cluster}: ${renderAction(a)[0]}`,
+    `    ${alsoRemoves(unmanaged)}`,
+    ...[...new Map((a.lost ?? []).map((l) => [l.binding.source, l.plainOnly]))].map(
+      ([x, plainOnly]) => `    ${plainOnly ? "with --allow-data-loss, " : ""}RabbitMQ deletes exchange ${shown(x)} with it too (auto-delete: its last binding goes)`,
+    ),
+  ]);
   throw new UnsafePlanError(
     `refusing to delete ${n} object${n === 1 ? "" : "s"} that take${n === 1 ? "s" : ""} ${bindings} binding${bindings === 1 ? "" : "s"} topo does not manage with ${n === 1 ? "it" : "them"}:\n${lines.join("\n")}`,
     [
@@ -78,6 +90,34 @@ export function guardUnmanaged(plans: ClusterPlan[]): void {
 }
 
 type Replace = Extract<Action, { op: "replace" }>;
+
+/**
+ * A replace puts back every binding its object had, but the broker does not let it put back some
+ * (plan/lost-bindings.ts): an auto-delete exchange's last binding (RabbitMQ deletes the exchange
+ * with it) and an exclusive queue's (only its own connection may bind it). Those are someone
+ * else's, and no later plan knows them: refused, as a delete that takes them is, unless told.
+ * `plainReplaces`: queue replaces are a plain delete and re-create, which loses an auto-delete
+ * exchange's last binding; without loss, the holding queue keeps the exchange bound.
+ */
+export function guardLostBindings(plans: ClusterPlan[], plainReplaces: boolean): void {
+  const offending = plans.flatMap((p) =>
+    p.actions.flatMap((a) => {
+      const lost = a.op === "replace" ? lostNow(a.lost, plainReplaces) : [];
+      return lost.length ? [{ cluster: p.cluster, a, lost }] : [];
+    }),
+  );
+  if (offending.length === 0) return;
+  const n = offending.length;
+  const lines = offending.flatMap(({ cluster, a, lost }) => [`  cluster ${cluster}: ${renderAction(a)[0]}`, ...lost.map((l) => `    ${describe(l.binding)}: ${lostReason(l)}`)]);
+  const count = offending.reduce((k, { lost }) => k + lost.length, 0);
+  throw new UnsafePlanError(
+    `refusing to replace ${plural(n, "object")} whose ${plural(count, "binding")} topo cannot put back:\n${lines.join("\n")}`,
+    [
+      "a replace deletes the object, and RabbitMQ its bindings with it; topo makes them again, but not these, and no later plan knows them: what they route stops arriving",
+      "remove those bindings first (their owners can make them again afterwards), or stop the client whose exclusive queue it is; or, once their owners agree, pass --allow-unmanaged-deletes too; nothing was changed",
+    ],
+  );
+}
 
 /**
  * A replace moves the queue's messages aside and back; refuse, before anything is written, one

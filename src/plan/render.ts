@@ -1,7 +1,7 @@
 // Pure: Plan → text (for people) and Plan → JSON (for pipelines).
 
 import { keptTopicsLine, UNREAD_TOPICS } from "./topic-keep.js";
-import type { Action, Binding, ClusterPlan, Plan, PolicyLoss, Resource } from "../model.js";
+import type { Action, Binding, ClusterPlan, LostBinding, Plan, PolicyLoss, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
@@ -104,12 +104,18 @@ export function renderAction(a: Action): string[] {
         ...a.because.map((c) => `    because ${c}`),
         ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
+        ...cannotPutBack(a).map((l) => `    ! ${l}`),
         ...(a.topics?.length ? [`    ${keptTopicsLine(a.topics)}`] : []),
         ...(a.topicsUnread ? [`    ! ${UNREAD_TOPICS}: ${a.topicsUnread}`] : []),
         ...replaceNotes(a).map((n) => `    ! ${n}`),
       ];
     case "delete":
-      return [`- delete ${a.before.kind} ${describe(a.before)}${holds(a)}`, ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []), ...lossLines(a)];
+      return [
+        `- delete ${a.before.kind} ${describe(a.before)}${holds(a)}`,
+        ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
+        ...alsoDeletes(a).map((l) => `    ! ${l}`),
+        ...lossLines(a),
+      ];
     default:
       return assertNever(a);
   }
@@ -118,6 +124,44 @@ export function renderAction(a: Action): string[] {
 /** Under a policy change: the queues it would make lose messages (plan/policy-shifts.ts). */
 function lossLines(a: { losses?: readonly PolicyLoss[] }): string[] {
   return (a.losses ?? []).map((l) => `    ! messages at risk: ${l.reason}`);
+}
+
+/** Why the broker will not let topo make a binding again. */
+export function lostReason(l: LostBinding): string {
+  return l.why === "auto-delete"
+    ? `exchange ${shown(l.binding.source)} is auto-delete, and this is its last binding: RabbitMQ deletes it with the binding`
+    : `queue ${shown(l.binding.destination)} is exclusive: only the connection that declared it may bind it`;
+}
+
+/**
+ * Under a replace: the bindings it re-creates that the broker will not let it (an auto-delete
+ * exchange's last, an exclusive queue's). A queue replace loses them only as a plain delete and
+ * re-create: without loss, its holding queue keeps the exchange bound.
+ */
+export function cannotPutBack(a: { lost?: readonly LostBinding[] }): string[] {
+  const line = (ls: readonly LostBinding[], when: string) =>
+    ls.length ? [`${when}cannot re-create ${plural(ls.length, "binding")}: ${ls.map((l) => `${describe(l.binding)} (${lostReason(l)})`).join(", ")}; apply refuses this without --allow-unmanaged-deletes`] : [];
+  const lost = a.lost ?? [];
+  return [
+    ...line(lost.filter((l) => !l.plainOnly), ""),
+    ...line(lost.filter((l) => l.plainOnly), "with --allow-data-loss (a plain delete and re-create), "),
+  ];
+}
+
+/** Under a delete: the auto-delete exchanges RabbitMQ deletes with it, their last binding gone. */
+function alsoDeletes(a: { lost?: readonly LostBinding[] }): string[] {
+  const names = (ls: readonly LostBinding[]) => [...new Set(ls.map((l) => shown(l.binding.source)))];
+  const line = (ls: readonly LostBinding[], when: string) => {
+    const n = names(ls);
+    return n.length ? [`${when}RabbitMQ also deletes auto-delete exchange${n.length === 1 ? "" : "s"} ${n.join(", ")}, whose last binding${n.length === 1 ? " goes" : "s go"} with it; apply refuses this without --allow-unmanaged-deletes`] : [];
+  };
+  const lost = a.lost ?? [];
+  return [...line(lost.filter((l) => !l.plainOnly), ""), ...line(lost.filter((l) => l.plainOnly), "with --allow-data-loss (queues replaced by a plain delete and re-create), ")];
+}
+
+/** In --json: a replace's or a delete's bindings topo cannot make again. */
+function lostJson(a: { lost?: readonly LostBinding[] }): { lost?: { binding: string; why: string; reason: string; plainOnly: boolean }[] } {
+  return a.lost?.length ? { lost: a.lost.map((l) => ({ binding: describe(l.binding), why: l.why, reason: lostReason(l), plainOnly: l.plainOnly === true })) } : {};
 }
 
 /** Under a delete: the bindings topo does not manage that the broker removes with the object. */
@@ -184,9 +228,9 @@ function actionJson(a: Action): Record<string, unknown> {
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a) };
     case "replace":
-      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), topics: a.topics ?? [], before: a.before, after: a.after };
+      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
-      return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), before: a.before, ...lossJson(a) };
+      return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
     default:
       return assertNever(a);
   }

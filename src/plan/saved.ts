@@ -4,7 +4,7 @@
 // cluster's plan was computed from, and topo's version; never a password (endpoints are the
 // masked `display` form, and credentials are read again from the file and the environment).
 
-import type { Action, ActualCluster, ClusterPlan, DesiredCluster, Permission, Plan, Policy, Resource } from "../model.js";
+import type { Action, ActualCluster, ClusterPlan, DesiredCluster, Exchange, LostBinding, Permission, Plan, Policy, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { HOLD_PREFIX, holdingQueueName, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
@@ -179,6 +179,14 @@ export function parseSavedPlan(text: string): SavedPlan {
         if (a.op === "update" && !isStrings(a.changed)) bad.push(`${where}.changed is not a list of strings`);
         if (a.op === "replace" && (!isStrings(a.because) || !Array.isArray(a.rebind))) bad.push(`${where} lacks because or rebind`);
         if (a.op === "replace" && Array.isArray(a.rebind)) a.rebind.forEach((b: unknown, n) => bad.push(...resourceProblems(b, `${where}.rebind[${n}]`, "binding")));
+        if ((a.op === "replace" || a.op === "delete") && a.lost !== undefined) {
+          if (!Array.isArray(a.lost)) bad.push(`${where}.lost is not a list`);
+          else
+            a.lost.forEach((l: unknown, n) => {
+              if (!isObject(l) || (l.why !== "auto-delete" && l.why !== "exclusive") || (l.plainOnly !== undefined && l.plainOnly !== true)) bad.push(`${where}.lost[${n}] is not a lost binding`);
+              else bad.push(...resourceProblems(l.binding, `${where}.lost[${n}].binding`, "binding"));
+            });
+        }
         if (a.op === "delete" && a.unmanaged !== undefined) {
           if (!Array.isArray(a.unmanaged)) bad.push(`${where}.unmanaged is not a list of bindings`);
           else a.unmanaged.forEach((b: unknown, n) => bad.push(...resourceProblems(b, `${where}.unmanaged[${n}]`, "binding")));
@@ -272,13 +280,18 @@ function actionShape(a: Action): string {
     case "update":
       return canonical({ op: a.op, before: a.before, after: a.after, changed: a.changed });
     case "replace":
-      return canonical({ op: a.op, before: a.before, after: a.after, because: a.because, rebind: a.rebind.map(keyOf).sort(), resume: a.resume !== undefined });
+      return canonical({ op: a.op, before: a.before, after: a.after, because: a.because, rebind: a.rebind.map(keyOf).sort(), resume: a.resume !== undefined, ...lostShape(a.lost) });
     case "delete":
       // The bindings topo does not manage that go with the object are part of what was reviewed.
-      return canonical({ op: a.op, before: a.before, ...(a.unmanaged?.length ? { unmanaged: a.unmanaged.map(keyOf).sort() } : {}) });
+      return canonical({ op: a.op, before: a.before, ...(a.unmanaged?.length ? { unmanaged: a.unmanaged.map(keyOf).sort() } : {}), ...lostShape(a.lost) });
     default:
       return assertNever(a);
   }
+}
+
+/** The bindings a replace or delete cannot have put back, as reviewed: absent when none. */
+function lostShape(lost: readonly LostBinding[] | undefined): { lost?: string[] } {
+  return lost?.length ? { lost: lost.map((l) => `${l.why}${l.plainOnly ? " plain" : ""} ${keyOf(l.binding)}`).sort() } : {};
 }
 
 /** An action as a line of a refusal; an update says what it changes (a user's password as the word). */
@@ -392,6 +405,12 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
     (r.kind === "topic-permission" && gone.exchange.has(r.exchange)) ||
     ((r.kind === "permission" || r.kind === "topic-permission") && gone.user.has(r.user));
   const inAnyState = (r: Resource) => (r.kind === "queue" && holds.has(r.name)) || (r.kind === "binding" && (holds.has(r.destination) || holds.has(r.source)));
+  const lostWith = (lost: readonly LostBinding[] | undefined) => {
+    for (const l of lost ?? []) {
+      allow(keyOf(l.binding), undefined);
+      if (l.why === "auto-delete") allow(keyOf({ kind: "exchange", name: l.binding.source } as Exchange), undefined);
+    }
+  };
   let vhostMade = false;
   for (const a of sofar.made) {
     switch (a.op) {
@@ -412,6 +431,8 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
         allow(a.key, a.after);
         allow(a.key, undefined);
         for (const b of a.rebind) allow(keyOf(b), b);
+        // What the broker would not let it put back may be gone, an auto-delete source with it.
+        lostWith(a.lost);
         deleting(a.before);
         if (a.after.kind === "queue") holds.add(holdingQueueName(a.after.name));
         break;
@@ -420,6 +441,7 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
         allow(a.key, undefined);
         deleting(a.before);
         for (const b of a.unmanaged ?? []) allow(keyOf(b), undefined);
+        lostWith(a.lost);
         break;
       default:
         assertNever(a);
