@@ -6,13 +6,13 @@
 
 import { BrokerError } from "../errors.js";
 import type { Channel } from "amqplib";
-import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, Policy, Queue, Resource, User } from "../model.js";
+import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, LostBinding, Policy, Queue, Resource, User } from "../model.js";
 import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import type { AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
-import { writePipelined } from "./pipeline.js";
+import { writeEach, writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { statsNow, unackedSince } from "./read.js";
 import { vh } from "./http.js";
@@ -21,6 +21,8 @@ import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
 import { REPLACES_AT_ONCE } from "../plan/limits.js";
 import { inUseHint } from "../plan/guards.js";
+import { lostNow } from "../plan/lost-bindings.js";
+import { lostReason } from "../plan/render.js";
 import { pushTo } from "../core/collections.js";
 
 export interface ExecuteOptions {
@@ -201,31 +203,96 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     const removed = (as: Action[]) => as.flatMap((a) => (a.op !== "create" && (a.before.kind === "queue" || a.before.kind === "exchange") ? [{ a, r: a.before }] : []));
     await amqp.runAll(removed(deletes), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`, ({ a }) => mark(a));
 
+    /**
+     * Delete the old sides (a refusal stops the deletes not begun: those objects keep their
+     * bindings), declare again each one deleted, then put back every binding they had. The
+     * bindings the plan said the broker would not let topo make (an auto-delete exchange's last, an
+     * exclusive queue's: `lost`, allowed by --allow-unmanaged-deletes) are tried too, and only
+     * logged when refused. A replace is made once its object is deleted and declared again; what it
+     * could not put back is the error.
+     */
+    const replaceByDeleteAndCreate = async (replaces: Replace[]): Promise<{ made: Replace[]; refusals?: BrokerError }> => {
+      const named = (r: Replace) => `${r.after.kind} ${describe(r.after)}`;
+      const failures: string[] = [];
+      let first: BrokerError | undefined;
+      const failed = (e: BrokerError, line: string) => {
+        first ??= e;
+        failures.push(line);
+     };
+        const deleted = new Set<Replace>();
+        await amqp
+          .runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`, ({ a }) => deleted.add(a as Replace))
+          .catch((e: unknown) => {
+            if (!(e instanceof BrokerError) || amqp.lost) throw e;
+            failed(e, e.message.replace(/^cluster [^:]*: /, ""));
+          });
+        const gone = replaces.filter((a) => deleted.has(a));
+        const undeclared = new Set<Replace>();
+        for (const { item, error } of await writeEach(amqp, gone, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`)) {
+          undeclared.add(item);
+          failed(error, `${named(item)} was deleted and not declared again: ${reply(error)}`);
+        }
+        // RabbitMQ 4 deleted every user's topic permission on a replaced exchange with it: put
+        // back before its bindings, so that no routing key it restricts is routed meanwhile.
+        await runLimited(
+          gone.filter((a) => !undeclared.has(a)).flatMap((a) => a.topics ?? []),
+          HTTP_WRITES_AT_ONCE,
+          (t) =>
+            http.put(`/api/topic-permissions/${v}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read }).catch((e: unknown) => {
+              if (!(e instanceof BrokerError)) throw e;
+              failed(e, `the topic permission of user ${t.user} on exchange ${t.exchange} was not put back: ${reply(e)}`);
+            }),
+        );
+        const rebinds = new Map<string, { b: Binding; of: Replace }>();
+        const foreseen = new Map<string, LostBinding>();
+        for (const r of gone) {
+          for (const b of r.rebind) rebinds.set(keyOf(b), { b, of: r });
+          // A plan's queue replace counts the losses of a plain delete and re-create only (plainOnly):
+          // in this step an exchange's replace meets them only when the queues' replaces are plain too.
+          for (const l of lostNow(r.lost, opts.allowDataLoss)) foreseen.set(keyOf(l.binding), l);
+        }
+        const unbound = await writeEach(amqp, [...rebinds.values()], n, ({ b }) => b, ({ b }) => `bind ${describe(b)}`);
+        for (const { item, error } of unbound) {
+          const l = foreseen.get(keyOf(item.b));
+          if (l) ctx.log(`cluster ${plan.cluster}: binding ${describe(item.b)} of ${named(item.of)} not put back, as plan said (--allow-unmanaged-deletes): ${lostReason(l)} (${reply(error)})`);
+          else failed(error, `binding ${describe(item.b)} of ${named(item.of)} not put back: ${reply(error)}`);
+        }
+        const made = gone.filter((r) => !undeclared.has(r));
+        if (!first) return { made };
+        const e: BrokerError = first;
+        const notBack = unbound.filter(({ item }) => !foreseen.has(keyOf(item.b))).length;
+        return {
+          made,
+          refusals: new BrokerError(plan.cluster, failures.length === 1 ? (failures[0] as string) : `replacing ${plural(replaces.length, "object")} by delete and re-create met ${plural(failures.length, "refusal")}:\n    ${failures.join("\n    ")}`, {
+            status: e.status,
+            object: e.object,
+            hints: [
+              ...e.hints,
+              ...(notBack
+                ? [
+                    "every other binding was put back; the next topo apply re-creates the file's, but not those topo does not manage: no later plan knows them, so make them again by hand (listed above) once their ends exist",
+                  ]
+                : []),
+            ],
+          }),
+        };
+       };
+
     // 4b. Exchanges and queues replaced by delete and re-create (an exchange always; a queue when
     //     data loss was allowed), as one step of their own: old sides deleted, new sides declared,
     //     and at once every binding they had put back. Between the declare and the bindings the
     //     broker routes a publish to the object nowhere (confirmed, and dropped), and a failure
     //     further on must not leave it bare: the bindings of a replaced exchange are the file's
-    //     and the users' (an audit queue's), and only this plan still knows the users' ones.
+    //     and the users' (an audit queue's), and only this plan still knows the users' ones. So
+    //     no refusal stops the step: every object deleted is declared again and every binding
+    //     that can be put back is, and only then are the refusals reported, each by name.
     //     Ctrl-C lets the step finish (AmqpSession.close waits for it, as for a batch of moved
     //     messages), or starts none of it.
     if (replaces.length) {
       replaces.forEach((a) => ctx.begun?.(a));
-      await amqp.wholeBatch(async () => {
-        await amqp.runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`);
-        await writePipelined(amqp, replaces, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`, () => undefined);
-        // RabbitMQ 4 deleted every user's topic permission on a replaced exchange with it: put
-        // back before its bindings, so that no routing key it restricts is routed meanwhile.
-        await runLimited(
-          replaces.flatMap((a) => a.topics ?? []),
-          HTTP_WRITES_AT_ONCE,
-          (t) => http.put(`/api/topic-permissions/${v}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read }),
-        );
-        const rebinds = new Map<string, Binding>();
-        for (const a of replaces) for (const b of a.rebind) rebinds.set(keyOf(b), b);
-        await writePipelined(amqp, [...rebinds.values()], n, (b) => b, (b) => `bind ${describe(b)}`, () => undefined);
-      });
-      for (const a of replaces) mark(a);
+      const { made, refusals } = await amqp.wholeBatch(() => replaceByDeleteAndCreate(replaces));
+      for (const a of made) mark(a);
+      if (refusals) throw refusals;
     }
 
     // 5. Exchanges and queues to create.
@@ -444,6 +511,12 @@ function ungranted(e: BrokerError, target: ClusterTarget): BrokerError {
       `vhost "${vhost}" was created, but user "${username}" was not granted its rights on it; if the next apply cannot connect to it, grant them: rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(username)} '.*' '.*' '.*'`,
     ],
   });
+}
+
+/** The broker's own words in an error amqpError made ("bind X -> 404 NOT_FOUND - ..."): what follows its object. */
+function reply(e: BrokerError): string {
+  const head = `cluster ${e.cluster}: ${e.object ?? ""} -> `;
+  return e.message.startsWith(head) ? e.message.slice(head.length) : e.message.slice(`cluster ${e.cluster}: `.length);
 }
 
 /** A queue apply was to delete holds messages or has a consumer now: it is left, and apply stops. */

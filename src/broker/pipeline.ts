@@ -13,6 +13,8 @@ import type { Channel } from "amqplib";
 import type { Binding, Exchange, Queue } from "../model.js";
 import type { AmqpSession } from "./amqp.js";
 import { sendNowait, write } from "./declare.js";
+import { amqpError } from "./amqp.js";
+import { BrokerError } from "../errors.js";
 
 /** Methods per batch, the barrier included. */
 export const PIPELINE_BATCH = 16;
@@ -62,6 +64,65 @@ export async function writePipelined<T>(
       return item !== undefined ? what(item) : `${what(batch[0] as T)} or one of the ${batch.length - 1} writes pipelined after it`;
     },
   );
+}
+
+/** A write the broker refused, with its reply in words. */
+export interface Refused<T> {
+  item: T;
+  error: BrokerError;
+}
+
+/**
+ * Write every item, as writePipelined does, but never stop at a refusal: a failed batch's writes
+ * are done again one at a time, each on a channel of its own, and every one the broker refuses is
+ * returned with its reply. For writes that must all be tried (the bindings a replace puts back:
+ * one the broker refuses must not cost the others). A lost connection still stops it: nothing
+ * more can be written then.
+ */
+export async function writeEach<T>(session: AmqpSession, items: readonly T[], channels: number, writeOf: (item: T) => Write, what: (item: T) => string): Promise<Refused<T>[]> {
+  const refused: Refused<T>[] = [];
+  const batches: T[][] = [];
+  for (let i = 0; i < items.length; i += PIPELINE_BATCH) batches.push(items.slice(i, i + PIPELINE_BATCH));
+  // Not AmqpSession.runAll: it stops at the first failure, and here a refusal is an answer.
+  let next = 0;
+  let stopped: { error: unknown; what: string } | undefined;
+  const worker = async (): Promise<void> => {
+    let ch: Channel | undefined;
+    let doing = "open channel";
+    try {
+      while (!stopped && next < batches.length) {
+        const batch = batches[next++] as T[];
+        doing = what(batch[0] as T);
+        ch ??= await session.channel();
+        session.rpcs++;
+        try {
+          await sendBatch(ch, batch.map(writeOf));
+          session.rpcs += batch.length - 1;
+          continue;
+        } catch (e) {
+          // The broker closed the channel at the refusal.
+          ch = undefined;
+          if (session.lost) throw e;
+        }
+        for (const item of batch) {
+          doing = what(item);
+          try {
+            await writeAlone(session, writeOf(item));
+          } catch (e) {
+            if (session.lost) throw e;
+            refused.push({ item, error: amqpError(session.cluster, what(item), e as Error) });
+          }
+        }
+      }
+    } catch (e) {
+      stopped ??= { error: e, what: doing };
+    } finally {
+      await ch?.close().catch(() => undefined);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(session.writers(channels), batches.length)) }, worker));
+  if (stopped) throw stopped.error instanceof BrokerError ? stopped.error : amqpError(session.cluster, stopped.what, stopped.error as Error, session.lost);
+  return refused;
 }
 
 /** Sockets corked until the writes of this turn of the event loop have reached them. */

@@ -579,7 +579,7 @@ async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOpti
     const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
     const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
     throw new ApplyError(
-      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure; not done:`, ...shown, ...more].join("\n"),
+      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure${left.length ? "; not done:" : ""}`, ...shown, ...more].join("\n"),
       [...failure.hints, RERUN_HINT],
       failure.transient,
       doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",

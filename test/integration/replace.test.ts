@@ -237,3 +237,129 @@ describe("lossless replace", () => {
     expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000000 });
   });
 });
+
+describe("bindings a replace cannot put back", () => {
+  const edges = async (v: string) => (await listBindings(v)).map((x) => `${x.source}>${x.destination}:${x.routing_key}`).sort();
+  /** The service exchange as a Celery worker declared it (direct), where the file wants topic. */
+  async function celeryExchange(v: string): Promise<void> {
+    await api("DELETE", `/api/exchanges/${vh(v)}/mplogin`);
+    await api("PUT", `/api/exchanges/${vh(v)}/mplogin`, { type: "direct", durable: true });
+    await api("POST", `/api/bindings/${vh(v)}/e/mplogin/q/mplogin.async`, { routing_key: "mplogin.async.#" });
+    await api("PUT", `/api/queues/${vh(v)}/audit`, { durable: true });
+    await api("POST", `/api/bindings/${vh(v)}/e/mplogin/q/audit`, { routing_key: "mplogin.async" });
+  }
+  /**
+   * A management user that may not read permissions: an administrator's read would refuse the
+   * plan before anything is written, and these tests need the broker to refuse a bind after the
+   * replace. Returns the cluster's `management` key.
+   */
+  async function operator(v: string): Promise<string> {
+    const b = broker();
+    const name = uniqueName("operator");
+    onTestFinished(async () => void (await api("DELETE", `/api/users/${name}`)));
+    expect((await api("PUT", `/api/users/${name}`, { password: "op-pw", tags: "policymaker,monitoring" })).status).toBeLessThan(300);
+    expect((await api("PUT", `/api/permissions/${vh(v)}/${name}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+    return `http://${name}:op-pw@${b.host}:${new URL(b.mgmtBase).port}`;
+  }
+
+  it("an exchange replace that would lose an auto-delete exchange's last binding and an exclusive tap's is refused before anything is written, and made with --allow-unmanaged-deletes", async () => {
+    const { sync, async, before } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await celeryExchange(async);
+    // A user's auto-delete exchange whose only binding is to the service's, and a live tap.
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("feeder", "topic", { durable: true, autoDelete: true });
+      await ch.bindExchange("mplogin", "feeder", "#");
+    });
+    const conn = await amqplib.connect(amqpUrl(async));
+    onTestFinished(async () => void (await conn.close().catch(() => undefined)));
+    const ch = await conn.createChannel();
+    const tap = (await ch.assertQueue("", { exclusive: true })).queue;
+    await ch.bindQueue(tap, "mplogin", "mplogin.async");
+    const had = await edges(async);
+
+    const plan = await runCli(["plan", "-f", before]);
+    expect(plan.stdout).toContain(`! cannot re-create 2 bindings: feeder -> exchange mplogin [#] (exchange feeder is auto-delete, and this is its last binding: RabbitMQ deletes it with the binding), mplogin -> ${tap} [mplogin.async] (queue ${tap} is exclusive`);
+    const refused = await runCli(["apply", "-f", before, "--allow-destructive", "--allow-data-loss"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refusing to replace 1 object whose 2 bindings topo cannot put back/);
+    expect(refused.stderr).toContain("feeder -> exchange mplogin [#]: exchange feeder is auto-delete");
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "direct" });
+    expect(await edges(async)).toEqual(had);
+
+    const r = await runCli(["apply", "-f", before, "--allow-destructive", "--allow-unmanaged-deletes"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/binding feeder -> exchange mplogin \[#\] of exchange mplogin not put back, as plan said \(--allow-unmanaged-deletes\)/);
+    expect(r.stderr + r.stdout).toContain(`binding mplogin -> ${tap} [mplogin.async] of exchange mplogin not put back, as plan said`);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic" });
+    expect(await edges(async)).toEqual(["mplogin>audit:mplogin.async", "mplogin>mplogin.async:mplogin.async.#"]);
+    expect((await runCli(["plan", "-f", before, "--detailed-exitcode"])).code).toBe(0);
+    void sync;
+  });
+
+  it("a bind the broker refuses after the delete costs no other binding: every one that can be is put back, and the refusal is named", async () => {
+    const { sync, async, before } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await celeryExchange(async);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("feeder", "topic", { durable: true });
+      await ch.bindExchange("mplogin", "feeder", "#");
+    });
+    // The broker refuses the bind from feeder (read on the source), and nothing else.
+    const user = encodeURIComponent(broker().user);
+    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: "^(?!feeder$).*" });
+    onTestFinished(async () => void (await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: ".*" })));
+    const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }], clusterExtra: { async: { management: await operator(async) } } });
+
+    const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/binding feeder -> exchange mplogin \[#\] of exchange mplogin not put back: 403 ACCESS_REFUSED/);
+    expect(r.stderr).toMatch(/1 of 1 change was made before the failure/);
+    expect(r.stderr).toMatch(/make them again by hand/);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic" });
+    expect(await edges(async)).toEqual(["mplogin>audit:mplogin.async", "mplogin>mplogin.async:mplogin.async.#"]);
+  });
+
+  it("a queue replaced by a plain delete and re-create is counted made, with every binding that can be put back", async () => {
+    const { sync, async, before } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("userx", "direct", { durable: true });
+      await ch.bindQueue("mplogin.async", "userx", "k");
+    });
+    const user = encodeURIComponent(broker().user);
+    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: "^(?!userx$).*" });
+    onTestFinished(async () => void (await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: ".*" })));
+    const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000000 } } }], clusterExtra: { async: { management: await operator(async) } } });
+
+    const r = await runCli(["apply", "-f", file, "--allow-destructive", "--allow-data-loss"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/binding userx -> mplogin\.async \[k\] of queue mplogin\.async not put back: 403 ACCESS_REFUSED/);
+    expect(r.stderr).toMatch(/1 of 1 change was made before the failure/);
+    expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000000 });
+    expect(await edges(async)).toEqual(["mplogin>mplogin.async:mplogin.async.#"]);
+  });
+
+  it("a queue replace keeps an auto-delete exchange's only binding without loss, and refuses to lose it with --allow-data-loss alone", async () => {
+    const { async, before, after } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("ad_x", "direct", { durable: true, autoDelete: true });
+      await ch.bindQueue("mplogin.async", "ad_x", "k");
+    });
+    const had = await edges(async);
+
+    const refused = await runCli(["apply", "-f", after, "--allow-destructive", "--allow-data-loss"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refusing to replace 1 object whose 1 binding topo cannot put back:[\s\S]*ad_x -> mplogin\.async \[k\]: exchange ad_x is auto-delete/);
+    expect(await edges(async)).toEqual(had);
+
+    const r = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000000 });
+    expect((await api("GET", `/api/exchanges/${vh(async)}/ad_x`)).status).toBe(200);
+    expect(await edges(async)).toEqual(had);
+  });
+});
