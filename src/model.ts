@@ -52,7 +52,39 @@ export interface Binding {
   destination: string;
   destinationType: "queue" | "exchange";
   routingKey: string;
+  /** As the management API shows them: without their AMQP types (see `exact`). */
   arguments: Args;
+  /**
+   * The broker's name of a binding read with arguments (its `properties_key`): routing key and a
+   * hash of the arguments with their AMQP types, so it tells apart bindings whose arguments JSON
+   * shows alike (`long 1` and `byte 1`), which RabbitMQ holds as distinct bindings.
+   */
+  propertiesKey?: string;
+  /**
+   * Of a binding read with arguments: those arguments with the AMQP types and order the broker
+   * holds them in, found by their hash (broker/exact-args.ts). What re-creates the binding exactly.
+   */
+  exact?: TypedField[];
+  /** Of a binding read with arguments: why topo cannot re-create it exactly (`exact` is then absent). */
+  inexact?: string;
+}
+
+/** An AMQP field-table integer type, as RabbitMQ names it. */
+export type IntegerType = "byte" | "unsignedbyte" | "short" | "unsignedshort" | "signedint" | "unsignedint" | "long" | "timestamp";
+
+/** A field-table value with its AMQP type: what the management API's JSON does not show. */
+export type TypedValue =
+  | { type: "longstr"; value: string }
+  | { type: "binary"; base64: string }
+  | { type: "bool"; value: boolean }
+  | { type: "void" }
+  | { type: IntegerType | "float" | "double"; value: number }
+  | { type: "table"; fields: TypedField[] }
+  | { type: "array"; items: TypedValue[] };
+
+export interface TypedField {
+  key: string;
+  value: TypedValue;
 }
 
 export interface Policy {

@@ -4,7 +4,7 @@
 // fields, built by amqplib's own argument code, with nowait set and no reply expected.
 
 import type { Channel, Options } from "amqplib";
-import type { Binding, Exchange, Queue } from "../model.js";
+import type { Binding, Exchange, Queue, TypedField, TypedValue } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
 import { amqplibModule } from "./raw-amqp.js";
 import { replyText } from "./amqp.js";
@@ -35,16 +35,53 @@ export function declareExchange(ch: Channel, e: Exchange): Promise<unknown> {
   return ch.assertExchange(e.name, e.type, exchangeOptions(e));
 }
 
+/** amqplib's form of a typed value: `{ "!": type, value }` where its own guess could differ. */
+function wireValue(v: TypedValue): unknown {
+  switch (v.type) {
+    case "longstr":
+      return { "!": "string", value: v.value };
+    case "binary":
+      return Buffer.from(v.base64, "base64");
+    case "bool":
+      return v.value;
+    case "void":
+      return null;
+    case "table":
+      return wireTable(v.fields);
+    case "array":
+      return v.items.map(wireValue);
+    case "signedint":
+      return { "!": "int", value: v.value };
+    default:
+      return { "!": v.type, value: v.value };
+  }
+}
+
+function wireTable(fields: TypedField[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) out[f.key] = wireValue(f.value);
+  return out;
+}
+
+/**
+ * A binding's arguments as AMQP writes them: with the types the broker holds them in where they
+ * were read (broker/exact-args.ts), so that a re-created binding is the same binding and an
+ * unbind removes it; else as amqplib types them, which is what topo itself binds with.
+ */
+export function bindingArgs(b: Binding): Record<string, unknown> {
+  return b.exact ? wireTable(b.exact) : b.arguments;
+}
+
 export function bind(ch: Channel, b: Binding): Promise<unknown> {
   return b.destinationType === "queue"
-    ? ch.bindQueue(b.destination, b.source, b.routingKey, b.arguments)
-    : ch.bindExchange(b.destination, b.source, b.routingKey, b.arguments);
+    ? ch.bindQueue(b.destination, b.source, b.routingKey, bindingArgs(b))
+    : ch.bindExchange(b.destination, b.source, b.routingKey, bindingArgs(b));
 }
 
 export function unbind(ch: Channel, b: Binding): Promise<unknown> {
   return b.destinationType === "queue"
-    ? ch.unbindQueue(b.destination, b.source, b.routingKey, b.arguments)
-    : ch.unbindExchange(b.destination, b.source, b.routingKey, b.arguments);
+    ? ch.unbindQueue(b.destination, b.source, b.routingKey, bindingArgs(b))
+    : ch.unbindExchange(b.destination, b.source, b.routingKey, bindingArgs(b));
 }
 
 type Fields = Record<string, unknown>;
@@ -73,8 +110,8 @@ export function sendNowait(ch: Channel, w: Queue | Exchange | Binding): void {
       return send(defs.ExchangeDeclare, args.assertExchange(w.name, w.type, exchangeOptions(w)));
     case "binding":
       return w.destinationType === "queue"
-        ? send(defs.QueueBind, args.bindQueue(w.destination, w.source, w.routingKey, w.arguments))
-        : send(defs.ExchangeBind, args.bindExchange(w.destination, w.source, w.routingKey, w.arguments));
+        ? send(defs.QueueBind, args.bindQueue(w.destination, w.source, w.routingKey, bindingArgs(w)))
+        : send(defs.ExchangeBind, args.bindExchange(w.destination, w.source, w.routingKey, bindingArgs(w)));
   }
 }
 

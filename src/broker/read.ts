@@ -20,7 +20,7 @@ export const EXCHANGE_COLUMNS = "name,vhost,type,durable,auto_delete,internal,ar
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
 // whole listing, so they are read only when a plan needs them (see readMessageCounts).
 export const QUEUE_COLUMNS = "name,vhost,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
-export const BINDING_COLUMNS = "source,vhost,destination,destination_type,routing_key,arguments";
+export const BINDING_COLUMNS = "source,vhost,destination,destination_type,routing_key,arguments,properties_key";
 const USER_COLUMNS = "name,password_hash,hashing_algorithm,tags";
 /**
  * An empty `sort` turns off the broker's own sort (RabbitMQ 3.8 to 4.x alike): without it, it

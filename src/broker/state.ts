@@ -4,6 +4,7 @@
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource, StoredHash } from "../model.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { SHA256 } from "../config/credentials.js";
+import { exactArgs } from "./exact-args.js";
 
 export interface ApiExchange {
   name: string;
@@ -34,6 +35,8 @@ export interface ApiBinding {
   destination_type: "queue" | "exchange";
   routing_key: string;
   arguments?: Args;
+  /** The routing key and, where the binding has arguments, "~" and a hash of them with their types. */
+  properties_key?: string;
 }
 export interface ApiPolicy {
   name: string;
@@ -72,7 +75,7 @@ export function queueFrom(q: ApiQueue): Queue {
 }
 
 export function bindingFrom(b: ApiBinding): Binding {
-  return {
+  const binding: Binding = {
     kind: "binding",
     source: b.source,
     destination: b.destination,
@@ -80,6 +83,10 @@ export function bindingFrom(b: ApiBinding): Binding {
     routingKey: b.routing_key,
     arguments: sortArgs(b.arguments ?? {}),
   };
+  // Nearly every binding has no arguments: its routing key alone tells it apart, and AMQP writes
+  // it exactly. One with arguments carries what tells it apart, and what re-creates it exactly.
+  if (Object.keys(binding.arguments).length === 0) return binding;
+  return { ...binding, ...(b.properties_key !== undefined ? { propertiesKey: b.properties_key } : {}), ...exactArgs(binding.arguments, b.properties_key) };
 }
 
 export function policyFrom(p: ApiPolicy): Policy {
