@@ -14,6 +14,7 @@ import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writeEach, writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
+import { removeByKey, removedByKey } from "./remove-binding.js";
 import { statsNow, unackedSince } from "./read.js";
 import { vh } from "./http.js";
 import { plural, shellWord } from "../core/words.js";
@@ -167,9 +168,15 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       ctx.log(`cluster ${plan.cluster}: ${limit}, so topo writes over ${plural(amqp.writers(n), "channel")} at once, not ${n}`);
     }
 
-    // 3. Bindings to delete, before the objects at their ends.
+    // 3. Bindings to delete, before the objects at their ends. One with arguments goes by its
+    //    properties_key (broker/remove-binding.ts): an AMQP unbind with other types matches nothing.
     const unbinds = deletes.filter((a) => a.before.kind === "binding");
-    await amqp.runAll(unbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, mark);
+    await runLimited(unbinds.filter((a) => removedByKey(a.before as Binding)), HTTP_WRITES_AT_ONCE, async (a) => {
+      await removeByKey(http, target.amqp.vhost, a.before as Binding & { propertiesKey: string });
+      mark(a);
+    });
+    const amqpUnbinds = unbinds.filter((a) => !removedByKey(a.before as Binding));
+    await amqp.runAll(amqpUnbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, mark);
 
     // 4. Deletes of queues and exchanges. Queues are deleted only when empty and unused unless
     //    data loss was allowed.
@@ -320,6 +327,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           old: a.before.kind === "queue" && a.before.name === (a.after as Queue).name ? a.before : undefined,
           hold: a.resume?.hold,
           limits: a.limits,
+          removeByKey: (b) => removeByKey(http, target.amqp.vhost, b),
           unacked: { before: (queue) => statsNow(http, target, queue), since: (queue, live, before) => unackedSince(http, target, queue, live, before) },
         },
         ctx.log,

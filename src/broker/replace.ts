@@ -44,6 +44,7 @@ import type { AmqpSession } from "./amqp.js";
 import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
 import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
+import { copyOf, removedByKey } from "./remove-binding.js";
 import { sleep } from "./retry.js";
 import { SINCE_STATS_MS, type QueueStats } from "./read.js";
 
@@ -60,6 +61,11 @@ export interface LosslessReplace {
   old?: Queue;
   /** The holding queue as it is now (resuming an interrupted replace). */
   hold?: Queue;
+  /**
+   * Remove a binding with arguments by its properties_key (broker/remove-binding.ts). Without it
+   * such a binding is unbound over AMQP, exactly only where its types were found.
+   */
+  removeByKey?: (b: Binding & { propertiesKey: string }) => Promise<void>;
   /** What the new queue, the holding queue and the old queue enforce (plan/risk.ts). */
   limits?: { queue: QueueLimits; hold: QueueLimits; old?: QueueLimits };
   /**
@@ -97,10 +103,13 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // a quorum one where the vhost's default queue type is quorum).
   const holdQueue = r.hold ?? holdingQueueFor(r.after, r.limits?.queue ?? queueLimits(r.after, []));
   const hold = holdQueue.name;
-  const toHold = (b: Binding): Binding => ({ ...b, destination: hold });
-  const toQueue = (b: Binding): Binding => ({ ...b, destination: name });
+  const toHold = (b: Binding): Binding => copyOf(b, hold);
+  // The bindings read on the queue itself keep their properties_key, which removes them exactly.
+  const toQueue = (b: Binding): Binding => (b.destination === name ? b : copyOf(b, name));
   // The binding from the exchange of the holding queue's name is the move's own, never a route.
-  const routes = dedupeBindings([...r.bindings.map(toQueue), ...r.holdBindings.filter((b) => b.source !== hold).map(toQueue)]);
+  const routes = dedupeBindings([...r.holdBindings.filter((b) => b.source !== hold).map(toQueue), ...r.bindings.map(toQueue)]);
+  /** An unbind that matches the binding exactly, or fails: by its properties_key where it has arguments. */
+  const unbindExactly = (ch: Channel, b: Binding): Promise<unknown> => (r.removeByKey && removedByKey(b) ? r.removeByKey(b) : unbind(ch, b));
   const step = async <T>(what: string, fn: (ch: Channel) => Promise<T>): Promise<T> => {
     let ch: Channel | undefined;
     try {
@@ -146,7 +155,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     });
     if (oldExists) {
       await step(`unbind ${name}`, async (ch) => {
-        for (const b of routes) await unbind(ch, b);
+        for (const b of routes) await unbindExactly(ch, b);
       });
       await sleep(SETTLE_MS);
       // 2. The old queue's messages join the holding queue; the copies step 1 routed to both are
@@ -209,7 +218,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     for (const b of routes) await bind(ch, b);
   });
   await step(`unbind ${hold}`, async (ch) => {
-    for (const b of routes) await unbind(ch, toHold(b));
+    for (const b of routes) await unbindExactly(ch, toHold(b));
   });
   await step(`settle ${hold}`, (ch) => settled(ch, hold));
   // The new queue is peeked (get, then requeue) for the copies step 4 routed to both queues and

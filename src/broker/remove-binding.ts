@@ -1,0 +1,35 @@
+// Remove a binding that has arguments, exactly. An AMQP unbind names the arguments with the types
+// amqplib guesses (1 is a byte), and RabbitMQ answers unbind-ok whether a binding matched or not:
+// a binding whose arguments the broker holds as a long (made by the management API, rabbitmqadmin
+// or a definitions file) stayed where it was, silently (a replace's old queue kept taking copies;
+// apply could never delete one drift had given arguments). The management API deletes a binding
+// by the properties_key it was listed under, which names its arguments with their types, and a
+// 404 there means no binding of that key is left.
+
+import type { Binding } from "../model.js";
+import type { ManagementClient } from "./http.js";
+import { vh } from "./http.js";
+
+/**
+ * Is `b` removed by its properties_key? Only a binding with arguments that carries the key it was
+ * listed under (a copy topo made carries it only where it was made exactly: see copyOf).
+ */
+export function removedByKey(b: Binding): b is Binding & { propertiesKey: string } {
+  return b.propertiesKey !== undefined && Object.keys(b.arguments).length > 0;
+}
+
+/** DELETE /api/bindings/VHOST/e/SOURCE/q|e/DESTINATION/PROPERTIES_KEY; 404: already gone. */
+export async function removeByKey(http: ManagementClient, vhost: string, b: Binding & { propertiesKey: string }): Promise<void> {
+  const e = encodeURIComponent;
+  await http.delete(`/api/bindings/${vh(vhost)}/e/${e(b.source)}/${b.destinationType === "queue" ? "q" : "e"}/${e(b.destination)}/${e(b.propertiesKey)}`);
+}
+
+/**
+ * `b` bound to another destination by topo. The properties_key does not depend on the
+ * destination, so a copy made with the exact types has the original's; one made with amqplib's
+ * guess (topo could not tell the types) has another, unknown one, and is unbound as it was bound.
+ */
+export function copyOf(b: Binding, destination: string): Binding {
+  const { propertiesKey, ...rest } = b;
+  return { ...rest, destination, ...(b.exact && propertiesKey !== undefined ? { propertiesKey } : {}) };
+}
