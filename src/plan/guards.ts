@@ -9,7 +9,7 @@ import { allOf, UnsafePlanError } from "../errors.js";
 import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
-import { alsoRemoves, lostReason, messagesHeld, renderAction } from "./render.js";
+import { alsoRemoves, cannotRecreate, inexactRebinds, lostReason, messagesHeld, renderAction } from "./render.js";
 import { lostNow } from "./lost-bindings.js";
 import { plural, shown } from "../core/words.js";
 
@@ -33,7 +33,7 @@ export interface Allowed {
 export function guardPlans(plans: ClusterPlan[], allowed: Allowed): void {
   const guards = [
     ...(allowed.allowDestructive ? [] : [guardDestructive]),
-    ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged, (ps: ClusterPlan[]) => guardLostBindings(ps, allowed.plainReplaces ?? allowed.allowDataLoss)]),
+    ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged, (ps: ClusterPlan[]) => guardLostBindings(ps, allowed.plainReplaces ?? allowed.allowDataLoss), guardInexact]),
     ...(allowed.allowDataLoss ? [] : [guardDataLoss, guardReplaceRisks, guardPolicyLosses]),
   ];
   const refused: unknown[] = [];
@@ -117,6 +117,24 @@ export function guardLostBindings(plans: ClusterPlan[], plainReplaces: boolean):
       "remove those bindings first (their owners can make them again afterwards), or stop the client whose exclusive queue it is; or, once their owners agree, pass --allow-unmanaged-deletes too; nothing was changed",
     ],
   );
+}
+
+/**
+ * A replace deletes the object with its bindings and makes them again. One whose arguments topo
+ * cannot write with the types the broker holds them in (an integer above 2^53, which the
+ * management API's JSON rounds; a decimal) would come back as another binding: a headers
+ * exchange compares types too, and what it routed is then dropped. Refused like a delete that
+ * takes a binding topo does not manage, before anything is written.
+ */
+export function guardInexact(plans: ClusterPlan[]): void {
+  const offending = plans.flatMap((p) => p.actions.flatMap((a) => (a.op === "replace" && inexactRebinds(a).length ? [{ cluster: p.cluster, a, bindings: inexactRebinds(a) }] : [])));
+  if (offending.length === 0) return;
+  const n = offending.reduce((k, o) => k + o.bindings.length, 0);
+  const lines = offending.flatMap(({ cluster, a, bindings }) => [`  cluster ${cluster}: ${renderAction(a)[0]}`, ...bindings.map((b) => `    ${cannotRecreate(b)}`)]);
+  throw new UnsafePlanError(`refusing to replace ${plural(offending.length, "object")} whose ${plural(n, "binding")} topo cannot re-create exactly:\n${lines.join("\n")}`, [
+    "re-created with other argument types, a binding is another binding: what it routed (on a headers exchange, by a header's value and type) would stop arriving",
+    "re-create the binding with arguments the management API shows exactly, or remove it, before the replace; or, once its owner agrees to its arguments' types changing, pass --allow-unmanaged-deletes; nothing was changed",
+  ]);
 }
 
 /**

@@ -105,6 +105,7 @@ export function renderAction(a: Action): string[] {
         ...(a.risks ?? []).map((r) => `    ! messages at risk: ${r.reason}`),
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
         ...cannotPutBack(a).map((l) => `    ! ${l}`),
+        ...inexactRebinds(a).map((b) => `    ! ${cannotRecreate(b)}`),
         ...(a.topics?.length ? [`    ${keptTopicsLine(a.topics)}`] : []),
         ...(a.topicsUnread ? [`    ! ${UNREAD_TOPICS}: ${a.topicsUnread}`] : []),
         ...replaceNotes(a).map((n) => `    ! ${n}`),
@@ -214,6 +215,19 @@ function unknownJson(a: { unackedUnknown?: boolean }): { unackedUnknown?: true }
   return a.unackedUnknown ? { unackedUnknown: true } : {};
 }
 
+/**
+ * The bindings a replace re-creates that topo cannot make again exactly as the broker holds them
+ * (broker/exact-args.ts): made with other argument types, each would be another binding, and a
+ * headers exchange would stop routing to it what matched before.
+ */
+export function inexactRebinds(a: Extract<Action, { op: "replace" }>): Binding[] {
+  return [...a.rebind, ...(a.resume?.holdBindings ?? [])].filter((b) => b.inexact !== undefined);
+}
+
+export function cannotRecreate(b: Binding): string {
+  return `cannot re-create binding ${describe(b)} exactly: ${b.inexact}`;
+}
+
 /** A policy change's queues that would lose messages, as `losses`; absent when there are none. */
 function lossJson(a: { losses?: PolicyLoss[] }): { losses?: PolicyLoss[] } {
   return a.losses?.length ? { losses: a.losses } : {};
@@ -228,7 +242,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a) };
     case "replace":
-      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), topics: a.topics ?? [], before: a.before, after: a.after };
+      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
       return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
     default:
