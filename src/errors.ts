@@ -33,7 +33,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   version_unsupported:
     "the file asks for something this broker cannot do: its RabbitMQ version lacks it, its settings deny it, or its vhost's default queue type would turn the file's classic queues into another type; each refusal is followed by every key of the file that asks for it, at FILE:LINE:COL",
   user_conflict: "a user the file names exists on the broker without topo's tag (topo.<prefix>): topo did not create it, or the tag was taken off it; nothing was changed, adopt: true takes it over",
-  refused_destructive: "apply refused a replace or delete without --allow-destructive, or a delete that would take bindings topo does not manage with it, or a replace that cannot put such bindings back, without --allow-unmanaged-deletes; nothing was written",
+  refused_destructive: "apply refused a replace or delete without --allow-destructive, or a delete that would take bindings topo does not manage with it, or a replace that cannot put such bindings back or re-create one exactly, without --allow-unmanaged-deletes; nothing was written",
   refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
