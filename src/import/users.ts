@@ -127,7 +127,9 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
       name: u.name,
       passwordEnv: variableFor(u.name),
       consumes: [...consumes].sort(),
-      publishes: services.length > 0 && services.every((s) => publishes.has(s)) ? "all" : [...publishes].sort(),
+      // The services it may publish to, by name, even when that is every one: `all` would also
+      // grant it every service added to the file later, which the broker's rights never said.
+      publishes: [...publishes].sort(),
       // The marker is topo's to add, and another prefix's marker no tag the file may set; nor is
       // one the schema refuses (plan of the file takes it off, and import lists that change).
       tags: u.tags.filter((t) => !isTopoName(t) && USER_TAG_RULE.test(t)),

@@ -500,7 +500,7 @@ describe("users from the file", () => {
     const imported = await run(["import", "-f", f]);
     expect(imported.code).toBe(0);
     const v = (u: string) => `${u.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_PASSWORD`;
-    expect(imported.stdout).toContain(`users:\n  ${s.edge}:\n    password: \${${v(s.edge)}}\n    publishes: all\n  ${s.login}:\n    password: \${${v(s.login)}}\n    consumes: [ utlogin ]\n    publishes: [ utwallet ]\n`);
+    expect(imported.stdout).toContain(`users:\n  ${s.edge}:\n    password: \${${v(s.edge)}}\n    publishes: [ utlogin, utpay, utwallet ]\n  ${s.login}:\n    password: \${${v(s.login)}}\n    consumes: [ utlogin ]\n    publishes: [ utwallet ]\n`);
     // A file that is wrong about a user's password still never shows it.
     await run(["validate", "-f", writeFile("t.yaml", readFileSync(f, "utf8").replace("publishes: all", "publishes: all\n    password_hash: ${UT_EDGE_PASSWORD}"))]);
 

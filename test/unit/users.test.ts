@@ -448,7 +448,8 @@ describe("import: the users section from the broker", () => {
     login.tags = ["management", "topo.mp", "topo.other"];
     const out = importUsers([sync], ["mplogin", "mpwallet"], "mp");
     expect(out.users).toEqual([
-      { name: "edge", passwordEnv: "EDGE_PASSWORD", consumes: [], publishes: "all", tags: [] },
+      // Every service, by name: `all` would grant it the services added to the file later too.
+      { name: "edge", passwordEnv: "EDGE_PASSWORD", consumes: [], publishes: ["mplogin", "mpwallet"], tags: [] },
       { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: ["management"] },
     ]);
     // alice is not topo's; elsewhere has rights only on vhosts not imported; idle has none here.
