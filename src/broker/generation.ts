@@ -18,7 +18,8 @@
 
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { applyMarkName, lockQueueName } from "../core/naming.js";
+import { applyMarkName, lockQueueName, markedPrefix } from "../core/naming.js";
+import type { Resource } from "../model.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
 import { lockArguments } from "./lock.js";
@@ -75,4 +76,28 @@ async function generationOf(http: ManagementClient, vhost: string, prefix: strin
   const x = await http.one<{ arguments?: Record<string, unknown> }>(`/api/exchanges/${vh(vhost)}/${encodeURIComponent(mark)}?disable_stats=true`, namedItem(vhost, mark), `exchange ${mark} of vhost ${vhost}`);
   const g = x?.arguments?.["x-topo-generation"];
   return typeof g === "string" ? g : undefined;
+}
+
+/**
+ * Prefixes that mark the vhost now and that `read` did not see: another file's apply (a nested
+ * prefix, mpx beside mp) holds a lock of its own, and one that ran while this apply read could
+ * have its objects in the queue listing and its mark not yet in the exchange listing, so that the
+ * plan took them for this file's and deleted them. Its mark (or lock, or policy) is written before
+ * its objects, so a read whose objects include them is followed by a mark seen here. Three small
+ * requests (topo's own names, filtered by the broker); undefined when the broker lists more
+ * than one page of them, and then the caller reads again.
+ */
+export async function markersSince(http: ManagementClient, vhost: string, read: readonly Resource[]): Promise<string[] | undefined> {
+  const seen = new Set(read.map(markedPrefix).filter((p): p is string => p !== undefined));
+  const own = async (kind: "exchanges" | "queues") => {
+    const page = await http.get<{ items?: { name?: unknown }[]; filtered_count?: number; item_count?: number }>(
+      `/api/${kind}/${vh(vhost)}?page=1&page_size=500&name=${encodeURIComponent("^topo\\.")}&use_regex=true&columns=name`,
+    );
+    if (!Array.isArray(page.items) || page.item_count !== page.filtered_count) return undefined;
+    return page.items.map((i) => String(i.name)).map((name): Resource => ({ kind: kind === "exchanges" ? "exchange" : "queue", name }) as Resource);
+  };
+  const [exchanges, queues, policies] = await Promise.all([own("exchanges"), own("queues"), http.get<{ name?: unknown }[]>(`/api/policies/${vh(vhost)}`)]);
+  if (!exchanges || !queues || !Array.isArray(policies)) return undefined;
+  const now = [...exchanges, ...queues, ...policies.map((p) => ({ kind: "policy", name: String(p.name) }) as Resource)].map(markedPrefix);
+  return [...new Set(now.filter((p): p is string => p !== undefined && !seen.has(p)))];
 }

@@ -6,7 +6,7 @@ import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteConte
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { readUserMaxChannels, unackedNow, unackedOf } from "../broker/read.js";
-import { readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
+import { markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { holdingQueueName, lockQueueName } from "../core/naming.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
@@ -354,6 +354,14 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       } else {
         read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
         step("planned again under the lock");
+      }
+      // A plan that deletes or replaces is read again while another prefix's mark appears that
+      // its read did not see (broker/generation.ts): that file's apply ran while this one read.
+      for (let tries = 0; tries < 3 && read.plan.actions.some((a) => a.op === "delete" || a.op === "replace"); tries++) {
+        const appeared = await markersSince(http, c.target.amqp.vhost, read.actual.resources);
+        if (appeared !== undefined && appeared.length === 0) break;
+        opts.log(`cluster ${c.target.name}: ${appeared?.length ? `prefix ${appeared.join(", ")} marked the vhost while apply read it` : "the vhost holds more of topo's names than one page"}: reading again`);
+        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
       }
       if (expected) {
         try {

@@ -13,12 +13,18 @@ export interface ManagementProxy {
 
 /**
  * Passes every request on to the test broker's management API, at the path `rewrite` gives (as it
- * came, by default), except where `answer` answers it itself (it returns true).
+ * came, by default), after `delayMs` (none by default), except where `answer` answers it itself
+ * (it returns true).
  */
-export async function managementProxy(o: { answer?: (req: IncomingMessage, res: ServerResponse) => boolean; rewrite?: (path: string) => string } = {}): Promise<ManagementProxy> {
+export async function managementProxy(
+  o: { answer?: (req: IncomingMessage, res: ServerResponse) => boolean; rewrite?: (path: string) => string; delayMs?: (path: string) => number } = {},
+): Promise<ManagementProxy> {
   const upstream = new URL(broker().mgmtBase);
-  const proxy = createServer((req, res) => {
+  const proxy = createServer(async (req, res) => {
     if (o.answer?.(req, res)) return;
+    // A slow answer (a large vhost's listing): the request goes on only after the delay.
+    const wait = o.delayMs?.(req.url ?? "/") ?? 0;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const path = o.rewrite ? o.rewrite(req.url ?? "/") : req.url;
     const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);

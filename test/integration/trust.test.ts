@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { apply } from "../../src/index.js";
 import { ApplyError } from "../../src/errors.js";
+import { managementProxy } from "../helpers/proxy.js";
 import { api, broker, createVhost, deleteVhost, messageCount, publish, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, vh, withChannel, writeFile, writeTopology, type TestBroker } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
@@ -201,6 +202,32 @@ describe("nested prefixes", () => {
     expect((await api("GET", `/api/queues/${vh(sync)}/mpxfoo.sync`)).body.policy).toBe("topo.mpx.mirror.sync");
     expect((await runCli(["plan", "-f", mp, "--detailed-exitcode"])).code).toBe(0);
     expect((await runCli(["plan", "-f", mpx, "--detailed-exitcode"])).code).toBe(0);
+  });
+});
+
+describe("nested prefixes, applied at the same time", () => {
+  it("an apply whose read another prefix's apply tore (its queues listed, its mark not yet) reads again, and deletes nothing of that prefix", async () => {
+    const { sync, async } = pair();
+    const mpWith = writeTopology({ sync, async, prefix: "mp", services: [{ name: "mplogin", sync: false }, { name: "mpold", sync: false }] });
+    expect((await runCli(["apply", "-f", mpWith])).code).toBe(0);
+    // mp's next apply deletes mpold; its queue and binding listings of the async vhost are slow
+    // (a large vhost), so its exchange listing is taken before mpx's apply and the rest after.
+    const slow = await managementProxy({ delayMs: (path) => (/^\/api\/(queues|bindings)\/[^/?]+\?/.test(path) && path.includes(encodeURIComponent(async)) ? 3000 : 0) });
+    try {
+      const mp = writeTopology({ sync, async, prefix: "mp", services: [{ name: "mplogin", sync: false }], clusterExtra: { sync: { management: slow.url }, async: { management: slow.url } } });
+      const running = runCli(["apply", "-f", mp, "--allow-destructive"]);
+      await new Promise((r) => setTimeout(r, 1000));
+      const mpx = writeTopology({ sync, async, prefix: "mpx", services: [{ name: "mpxfoo", sync: false }] });
+      expect((await runCli(["apply", "-f", mpx])).code).toBe(0);
+      const done = await running;
+      expect(done.code, done.stderr).toBe(0);
+      expect(done.stderr).toContain('prefix mpx marked the vhost while apply read it: reading again');
+      expect((await api("GET", `/api/queues/${vh(async)}/mpxfoo.async`)).status).toBe(200);
+      expect((await api("GET", `/api/queues/${vh(async)}/mpold.async`)).status).toBe(404);
+      expect((await runCli(["plan", "-f", mpx, "--detailed-exitcode"])).code).toBe(0);
+    } finally {
+      slow.close();
+    }
   });
 });
 
