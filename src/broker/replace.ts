@@ -199,7 +199,15 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         counted && emptied > 0
           ? await step(`count what ${name} holds unacknowledged`, async (ch) => {
               const live = await ch.checkQueue(name);
-              return live.consumerCount === 0 ? counted.since(name, live, before) : { unacked: 0, fresh: true };
+              if (live.consumerCount !== 0) return { unacked: 0, fresh: true };
+              // The wait for statistics can outlast the old queue's expiry, and a queue that
+              // expired is never seen as the move left it: passive declares keep it meanwhile.
+              const renew = r.limits?.old?.expires ? setInterval(() => void ch.checkQueue(name).catch(() => undefined), 1000) : undefined;
+              try {
+                return await counted.since(name, live, before);
+              } finally {
+                clearInterval(renew);
+              }
             })
           : { unacked: 0, fresh: true };
       if (!held.fresh) throw statisticsBehind(session.cluster, name, hold);

@@ -928,24 +928,40 @@ ch.close(); c.close()`;
   }, 240_000);
 
   it("a queue with x-expires is kept alive while messages are moved back into it: a publish is no use of it, and none goes with it", async () => {
-    // Unused for 5 s the broker deletes the queue with what it holds; moving 12,000 messages back
-    // takes longer than that on this machine. Until apply starts, a worker's passive declares
-    // keep it (as its consumer would), then stop, as the workers do for a replace.
-    const f = files({ "x-expires": 5000 }, {});
+    // Unused for 3 s the broker deletes the queue with what it holds; moving 12,000 messages back
+    // takes longer than that on this machine. A worker's passive declares keep it (as its
+    // consumer would) until apply starts writing, and again once the replace is done (on a busy
+    // machine apply's read, and its read back, can each outlast the expiry): only topo keeps it
+    // alive while it moves the messages, and while it waits for the statistics of the emptied old
+    // queue (emitted every 5 s).
+    const f = files({ "x-expires": 3000 }, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
     const conn = await amqplib.connect(amqpUrl(f.async));
     try {
       const ch = await conn.createChannel();
-      const alive = setInterval(() => void ch.checkQueue(Q).catch(() => undefined), 300);
+      const keepAlive = () => setInterval(() => void ch.checkQueue(Q).catch(() => undefined), 300);
+      let alive: NodeJS.Timeout | undefined = keepAlive();
       const held = ids("old", 12000);
-      try {
-        await publishIds(f.async, held, 0);
-        expect((await ch.checkQueue(Q)).messageCount).toBe(12000);
-      } finally {
-        clearInterval(alive);
-      }
-      const r = await runCli(["apply", "-f", f.after({ "x-expires": 5000, "x-max-priority": 2 }), "--allow-destructive"]);
-      expect(r.code, r.stderr).toBe(0);
+      await publishIds(f.async, held, 0);
+      expect((await ch.checkQueue(Q)).messageCount).toBe(12000);
+      const child = execFile(process.execPath, [CLI, "apply", "-f", f.after({ "x-expires": 3000, "x-max-priority": 2 }), "--allow-destructive"]);
+      let stderr = "";
+      let back = false;
+      child.stderr?.on("data", (d: Buffer) => {
+        stderr += d.toString();
+        if (alive && stderr.includes("cluster async: applying 1 change")) {
+          clearInterval(alive);
+          alive = undefined;
+        }
+        if (!back && stderr.includes(`queue ${Q} replaced; `)) {
+          back = true;
+          alive = keepAlive();
+        }
+      });
+      const code = await new Promise<number | null>((res) => child.on("close", (c) => res(c)));
+      clearInterval(alive);
+      expect(code, stderr).toBe(0);
+      expect(stderr).toContain("12000 messages moved back");
       expectExactlyOnce(await drainIds(f.async, Q), held);
     } finally {
       await conn.close().catch(() => undefined);
