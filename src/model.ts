@@ -438,12 +438,7 @@ export interface LostBinding {
 
 /** One reason a queue replace could lose messages, and what the user can do about it. */
 /** A topic permission of any user, as a replace of its exchange puts it back. */
-export interface KeptTopicPermission {
-  user: string;
-  exchange: string;
-  write: string;
-  read: string;
-}
+export type KeptTopicPermission = Omit<TopicPermission, "kind">;
 
 export interface ReplaceRisk {
   /** The rule that found it: "consumers", "x-max-length", "x-message-ttl", ... */

@@ -225,65 +225,65 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       const failed = (e: BrokerError, line: string) => {
         first ??= e;
         failures.push(line);
-     };
-        const deleted = new Set<Replace>();
-        await amqp
-          .runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`, ({ a }) => deleted.add(a as Replace))
-          .catch((e: unknown) => {
-            if (!(e instanceof BrokerError) || amqp.lost) throw e;
-            failed(e, e.message.replace(/^cluster [^:]*: /, ""));
-          });
-        const gone = replaces.filter((a) => deleted.has(a));
-        const undeclared = new Set<Replace>();
-        for (const { item, error } of await writeEach(amqp, gone, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`)) {
-          undeclared.add(item);
-          failed(error, `${named(item)} was deleted and not declared again: ${reply(error)}`);
-        }
-        // RabbitMQ 4 deleted every user's topic permission on a replaced exchange with it: put
-        // back before its bindings, so that no routing key it restricts is routed meanwhile.
-        await runLimited(
-          gone.filter((a) => !undeclared.has(a)).flatMap((a) => a.topics ?? []),
-          HTTP_WRITES_AT_ONCE,
-          (t) =>
-            http.put(`/api/topic-permissions/${v}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read }).catch((e: unknown) => {
-              if (!(e instanceof BrokerError)) throw e;
-              failed(e, `the topic permission of user ${t.user} on exchange ${t.exchange} was not put back: ${reply(e)}`);
-            }),
-        );
-        const rebinds = new Map<string, { b: Binding; of: Replace }>();
-        const foreseen = new Map<string, LostBinding>();
-        for (const r of gone) {
-          for (const b of r.rebind) rebinds.set(keyOf(b), { b, of: r });
-          // A plan's queue replace counts the losses of a plain delete and re-create only (plainOnly):
-          // in this step an exchange's replace meets them only when the queues' replaces are plain too.
-          for (const l of lostNow(r.lost, opts.allowDataLoss)) foreseen.set(keyOf(l.binding), l);
-        }
-        const unbound = await writeEach(amqp, [...rebinds.values()], n, ({ b }) => b, ({ b }) => `bind ${describe(b)}`);
-        for (const { item, error } of unbound) {
-          const l = foreseen.get(keyOf(item.b));
-          if (l) ctx.log(`cluster ${plan.cluster}: binding ${describe(item.b)} of ${named(item.of)} not put back, as plan said (--allow-unmanaged-deletes): ${lostReason(l)} (${reply(error)})`);
-          else failed(error, `binding ${describe(item.b)} of ${named(item.of)} not put back: ${reply(error)}`);
-        }
-        const made = gone.filter((r) => !undeclared.has(r));
-        if (!first) return { made };
-        const e: BrokerError = first;
-        const notBack = unbound.filter(({ item }) => !foreseen.has(keyOf(item.b))).length;
-        return {
-          made,
-          refusals: new BrokerError(plan.cluster, failures.length === 1 ? (failures[0] as string) : `replacing ${plural(replaces.length, "object")} by delete and re-create met ${plural(failures.length, "refusal")}:\n    ${failures.join("\n    ")}`, {
-            status: e.status,
-            object: e.object,
-            hints: [
-              ...e.hints,
-              ...(notBack
-                ? [
-                    "every other binding was put back; the next topo apply re-creates the file's, but not those topo does not manage: no later plan knows them, so make them again by hand (listed above) once their ends exist",
-                  ]
-                : []),
-            ],
+      };
+      const deleted = new Set<Replace>();
+      await amqp
+        .runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`, ({ a }) => deleted.add(a as Replace))
+        .catch((e: unknown) => {
+          if (!(e instanceof BrokerError) || amqp.lost) throw e;
+          failed(e, e.message.replace(/^cluster [^:]*: /, ""));
+        });
+      const gone = replaces.filter((a) => deleted.has(a));
+      const undeclared = new Set<Replace>();
+      for (const { item, error } of await writeEach(amqp, gone, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`)) {
+        undeclared.add(item);
+        failed(error, `${named(item)} was deleted and not declared again: ${reply(error)}`);
+      }
+      const made = gone.filter((r) => !undeclared.has(r));
+      // RabbitMQ 4 deleted every user's topic permission on a replaced exchange with it: put
+      // back before its bindings, so that no routing key it restricts is routed meanwhile.
+      await runLimited(
+        made.flatMap((a) => a.topics ?? []),
+        HTTP_WRITES_AT_ONCE,
+        (t) =>
+          http.put(`/api/topic-permissions/${v}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read }).catch((e: unknown) => {
+            if (!(e instanceof BrokerError)) throw e;
+            failed(e, `the topic permission of user ${t.user} on exchange ${t.exchange} was not put back: ${reply(e)}`);
           }),
-        };
-       };
+      );
+      const rebinds = new Map<string, { b: Binding; of: Replace }>();
+      const foreseen = new Map<string, LostBinding>();
+      for (const r of gone) {
+        for (const b of r.rebind) rebinds.set(keyOf(b), { b, of: r });
+        // A plan's queue replace counts the losses of a plain delete and re-create only (plainOnly):
+        // in this step an exchange's replace meets them only when the queues' replaces are plain too.
+        for (const l of lostNow(r.lost, opts.allowDataLoss)) foreseen.set(keyOf(l.binding), l);
+      }
+      const unbound = await writeEach(amqp, [...rebinds.values()], n, ({ b }) => b, ({ b }) => `bind ${describe(b)}`);
+      for (const { item, error } of unbound) {
+        const l = foreseen.get(keyOf(item.b));
+        if (l) ctx.log(`cluster ${plan.cluster}: binding ${describe(item.b)} of ${named(item.of)} not put back, as plan said (--allow-unmanaged-deletes): ${lostReason(l)} (${reply(error)})`);
+        else failed(error, `binding ${describe(item.b)} of ${named(item.of)} not put back: ${reply(error)}`);
+      }
+      if (!first) return { made };
+      const e: BrokerError = first;
+      const notBack = unbound.filter(({ item }) => !foreseen.has(keyOf(item.b))).length;
+      return {
+        made,
+        refusals: new BrokerError(plan.cluster, failures.length === 1 ? (failures[0] as string) : `replacing ${plural(replaces.length, "object")} by delete and re-create met ${plural(failures.length, "refusal")}:\n    ${failures.join("\n    ")}`, {
+          status: e.status,
+          object: e.object,
+          hints: [
+            ...e.hints,
+            ...(notBack
+              ? [
+                  "every other binding was put back; the next topo apply re-creates the file's, but not those topo does not manage: no later plan knows them, so make them again by hand (listed above) once their ends exist",
+                ]
+              : []),
+          ],
+        }),
+      };
+    };
 
     // 4b. Exchanges and queues replaced by delete and re-create (an exchange always; a queue when
     //     data loss was allowed), as one step of their own: old sides deleted, new sides declared,

@@ -78,7 +78,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     // (a monitoring user running plan) users are not compared, and plan says so.
     users ? client.list<ApiUser>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
     users ? client.list<ApiPermission>(`/api/vhosts/${v}/permissions`, [401, 403, 404]) : none,
-    users ? client.list<ApiTopicPermission>(`/api/vhosts/${v}/topic-permissions`, [401, 403, 404]) : none,
+    users ? readVhostTopicPermissions(client, target.amqp.vhost) : none,
     // Which vhosts each user may use: a marked user with rights elsewhere is another file's.
     users ? client.list<{ user: string; vhost: string }>(`/api/permissions?columns=user,vhost`, [401, 403]) : none,
   ]);
@@ -169,10 +169,10 @@ export async function readTopicPermissions(client: ManagementClient, vhost: stri
 
 /**
  * Every user's topic permissions in the vhost, when the management user may read them (an
- * administrator); undefined otherwise.
+ * administrator) and the vhost exists; undefined otherwise.
  */
 export async function readVhostTopicPermissions(client: ManagementClient, vhost: string): Promise<KeptTopicPermission[] | undefined> {
-  const list = await client.list<ApiTopicPermission>(`/api/vhosts/${vh(vhost)}/topic-permissions`, [401, 403], {}, { check: topicPermissionItem(vhost), of: `topic permissions of vhost ${vhost}` });
+  const list = await client.list<ApiTopicPermission>(`/api/vhosts/${vh(vhost)}/topic-permissions`, [401, 403, 404], {}, { check: topicPermissionItem(vhost), of: `topic permissions of vhost ${vhost}` });
   return list?.map((p) => ({ user: p.user, exchange: p.exchange, write: p.write, read: p.read }));
 }
 

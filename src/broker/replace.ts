@@ -564,16 +564,14 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     for (;;) {
       let want = BATCH;
       const maxLength = o.limits?.maxLength;
-      // A queue with an expiry is deleted, with what was moved into it, once unused that long, and
-      // a publish is no use (a queue with x-expires 6000 went half-way through a move back of
-      // 15,000 messages, and 3,328 with it): a passive declare each batch renews it.
-      if (!maxLength && o.limits?.expires) {
-        session.rpcs++;
-        await get.checkQueue(to);
-      }
-      if (maxLength) {
-        session.rpcs++;
-        const now = await get.checkQueue(to);
+      // A passive declare of the target each batch: it counts a length limit's room, and it
+      // renews a queue with an expiry, which is deleted with what was moved into it once unused
+      // that long, a publish being no use (a queue with x-expires 6000 went half-way through a
+      // move back of 15,000 messages, and 3,328 with it).
+      const renews = maxLength !== undefined || o.limits?.expires !== undefined;
+      if (renews) session.rpcs++;
+      const now = renews ? await get.checkQueue(to) : undefined;
+      if (maxLength && now) {
         // A passive declare is answered ahead of requeues still queued at the queue (RabbitMQ
         // prioritises it), so right after the peek it can miss what the peek put back. With no
         // consumer, what the peek saw plus what was moved is certainly there.

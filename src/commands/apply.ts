@@ -347,12 +347,14 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log, amqpDisplay: c.target.amqp.display });
       checked?.taken(c.target.name);
       step("took the lock");
+      // A read under the lock, its counts live through this session.
+      const replan = () => readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
       // Plan again under the lock when another apply may have changed the broker since the read.
       if (earlier && (await unchangedSince(http, c.target.amqp.vhost, desired.prefix, earlier.mark))) {
         read = earlier;
         step("kept the plan it read: no apply wrote since");
       } else {
-        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
+        read = await replan();
         step("planned again under the lock");
       }
       // A plan that deletes or replaces is read again while another prefix's mark appears that
@@ -361,7 +363,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         const appeared = await markersSince(http, c.target.amqp.vhost, read.actual.resources);
         if (appeared !== undefined && appeared.length === 0) break;
         opts.log(`cluster ${c.target.name}: ${appeared?.length ? `prefix ${appeared.join(", ")} marked the vhost while apply read it` : "the vhost holds more of topo's names than one page"}: reading again`);
-        read = await readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
+        read = await replan();
       }
       if (expected) {
         try {

@@ -2,7 +2,7 @@
 
 import { allOf, BrokerError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
-import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type Policy } from "../model.js";
+import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type Policy, type TopicPermission } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import type { AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
@@ -336,11 +336,16 @@ export async function readAndPlan(
     if (topics && !live) warnings.push(`${topics.cause}: apply refuses it before writing anything`);
   }
   // RabbitMQ 4 deletes every user's topic permission on an exchange with it: a replace puts them
-  // back, so it reads them (an administrator may), and apply refuses one it cannot put back.
+  // back, so it reads them (an administrator may; the read above did where the file has users),
+  // and apply refuses one it cannot put back.
   let vhostTopics: Parameters<typeof keepTopics>[1] | undefined;
   if (actual.vhostExists && dropsTopicsWithExchange(actual.version) && replacedExchanges(plan).length) {
     const user = c.target.management.username;
-    vhostTopics = (await readVhostTopicPermissions(client, c.target.amqp.vhost)) ?? { unread: `the management user ${user} may not read them: it needs the administrator tag` };
+    const read =
+      c.users !== undefined && actual.usersUnreadable === undefined
+        ? actual.resources.filter((r): r is TopicPermission => r.kind === "topic-permission")
+        : await readVhostTopicPermissions(client, c.target.amqp.vhost);
+    vhostTopics = read ?? { unread: `the management user ${user} may not read them: it needs the administrator tag` };
     keepTopics(plan, vhostTopics);
     const unkept = unkeptTopics(plan);
     if (unkept) {

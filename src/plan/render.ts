@@ -140,24 +140,23 @@ export function lostReason(l: LostBinding): string {
  * re-create: without loss, its holding queue keeps the exchange bound.
  */
 export function cannotPutBack(a: { lost?: readonly LostBinding[] }): string[] {
-  const line = (ls: readonly LostBinding[], when: string) =>
-    ls.length ? [`${when}cannot re-create ${plural(ls.length, "binding")}: ${ls.map((l) => `${describe(l.binding)} (${lostReason(l)})`).join(", ")}; apply refuses this without --allow-unmanaged-deletes`] : [];
-  const lost = a.lost ?? [];
-  return [
-    ...line(lost.filter((l) => !l.plainOnly), ""),
-    ...line(lost.filter((l) => l.plainOnly), "with --allow-data-loss (a plain delete and re-create), "),
-  ];
+  return byMode(a.lost, "with --allow-data-loss (a plain delete and re-create), ", (ls, when) =>
+    ls.length ? [`${when}cannot re-create ${plural(ls.length, "binding")}: ${ls.map((l) => `${describe(l.binding)} (${lostReason(l)})`).join(", ")}; apply refuses this without --allow-unmanaged-deletes`] : [],
+  );
 }
 
 /** Under a delete: the auto-delete exchanges RabbitMQ deletes with it, their last binding gone. */
 function alsoDeletes(a: { lost?: readonly LostBinding[] }): string[] {
-  const names = (ls: readonly LostBinding[]) => [...new Set(ls.map((l) => shown(l.binding.source)))];
-  const line = (ls: readonly LostBinding[], when: string) => {
-    const n = names(ls);
+  return byMode(a.lost, "with --allow-data-loss (queues replaced by a plain delete and re-create), ", (ls, when) => {
+    const n = [...new Set(ls.map((l) => shown(l.binding.source)))];
     return n.length ? [`${when}RabbitMQ also deletes auto-delete exchange${n.length === 1 ? "" : "s"} ${n.join(", ")}, whose last binding${n.length === 1 ? " goes" : "s go"} with it; apply refuses this without --allow-unmanaged-deletes`] : [];
-  };
-  const lost = a.lost ?? [];
-  return [...line(lost.filter((l) => !l.plainOnly), ""), ...line(lost.filter((l) => l.plainOnly), "with --allow-data-loss (queues replaced by a plain delete and re-create), ")];
+  });
+}
+
+/** The lines for the bindings lost whatever the mode, then for those lost only by plain replaces (`plainWhen` says when). */
+function byMode(lost: readonly LostBinding[] | undefined, plainWhen: string, line: (ls: readonly LostBinding[], when: string) => string[]): string[] {
+  const all = lost ?? [];
+  return [...line(all.filter((l) => !l.plainOnly), ""), ...line(all.filter((l) => l.plainOnly), plainWhen)];
 }
 
 /** In --json: a replace's or a delete's bindings topo cannot make again. */
