@@ -465,11 +465,13 @@ function giveBackTo(source: Queue | undefined, limits: QueueLimits | undefined):
 
 interface MoveOptions {
   /**
-   * What the target held right after it gained bindings the source lost: a message among the
-   * source's last `copies.count` with an id the target holds is a copy, dropped (each id as many
-   * times as the target holds it). The copies of a message routed to both queues are the last
-   * the source got and among the first the target got, so nothing older is ever dropped. Its
-   * count and bytes are what the target holds as the move starts.
+   * What the target held right after it gained bindings the source lost. The copies of a message
+   * routed to both queues are the last the source got and among the first the target got, so a
+   * message among the source's last `copies.count` whose identity the target holds is taken for a
+   * copy and dropped, but only when the target holds that identity once and the whole source
+   * holds it once: a message sent more than once with one id and body (a fixed Celery task_id)
+   * also reaches the target after the unbind, and its twins prove nothing then; all of them are
+   * kept (at-least-once). Its count and bytes are what the target holds as the move starts.
    */
   copies: Copies;
   /** The target's limits: the move never fills it past them. */
@@ -514,7 +516,15 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   let moved = 0;
   let dropped = 0;
   let bytesInTarget = o.copies.bytes;
-  const copies = new Map(o.copies.ids);
+  /** Identities the target holds once: only a message with one of them can be a copy. */
+  const once = new Set([...o.copies.ids].filter(([, n]) => n === 1).map(([k]) => k));
+  /** How many messages of the source carry each identity in `once`, so far. */
+  const inSource = new Map<string, number>();
+  /**
+   * Messages taken for copies, held unacknowledged until the source is empty: a later message of
+   * the source with the same identity makes them no copy, and they are moved after all.
+   */
+  const candidates = new Map<string, GetMessage>();
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
   let pubClosed: Error | undefined;
@@ -549,6 +559,13 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     // Only a copy the source confirmed replaces the fetched message; another goes back as it came.
     back.forEach((m, i) => (confirms[i] ? get?.ack(m) : get?.nack(m, false, true)));
   };
+  /** A move that stops before the source is empty: the copies it held back go back too, uncounted as copies. */
+  const stop = async (r: MoveResult): Promise<MoveResult> => {
+    const held = [...candidates.values()];
+    candidates.clear();
+    await giveBack(held);
+    return { ...r, left: (r.left ?? 0) + held.length };
+  };
   try {
     get = await session.channel();
     session.rpcs++;
@@ -579,7 +596,8 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         const room = maxLength.value - known;
         if (room <= 0) {
           const left = await count(get, from);
-          return left === 0 ? { moved, dropped } : { moved, dropped, stopped: `${to} is full at ${maxLength.from} ${maxLength.value}`, left };
+          if (left === 0 && candidates.size === 0) return { moved, dropped };
+          return stop({ moved, dropped, stopped: `${to} is full at ${maxLength.from} ${maxLength.value}`, left });
         }
         want = Math.min(want, room);
       }
@@ -593,30 +611,48 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         batch.push(m);
         remaining = m.fields.messageCount;
       }
-      if (batch.length === 0) return { moved, dropped };
+      if (batch.length === 0) {
+        // The source is empty: each message still held back is the only one of its identity, in
+        // the source as in the target, and among the last the source got: a copy.
+        for (const m of candidates.values()) get.ack(m);
+        dropped += candidates.size;
+        candidates.clear();
+        return { moved, dropped };
+      }
 
       const publish: GetMessage[] = [];
       const back: GetMessage[] = [];
       let full: string | undefined;
       const maxBytes = o.limits?.maxLengthBytes;
-      for (const m of batch) {
-        const k = identity(m);
-        // A copy: its twin is in the target, and it is among the source's last messages (the
-        // basic.get-ok's count is how many are behind it; the source gains none, it is unbound).
-        const twins = k ? (copies.get(k) ?? 0) : 0;
-        if (k && twins > 0 && m.fields.messageCount < o.copies.count) {
-          copies.set(k, twins - 1);
-          get.ack(m);
-          dropped++;
-          continue;
-        }
+      const place = (m: GetMessage): void => {
         if (full || (maxBytes && bytesInTarget + m.content.length > maxBytes.value)) {
           full ??= `${to} is full at ${maxBytes?.from} ${maxBytes?.value}`;
           back.push(m);
-          continue;
+          return;
         }
         bytesInTarget += m.content.length;
         publish.push(m);
+      };
+      for (const m of batch) {
+        const k = identity(m);
+        if (k !== undefined && once.has(k)) {
+          const n = (inSource.get(k) ?? 0) + 1;
+          inSource.set(k, n);
+          // Maybe a copy: its twin is in the target, and it is among the source's last messages
+          // (the basic.get-ok's count is how many are behind it; the source gains none, it is
+          // unbound). Held back until the source is empty shows it is the only one.
+          if (n === 1 && m.fields.messageCount < o.copies.count) {
+            candidates.set(k, m);
+            continue;
+          }
+          // A second message of the identity: neither is a copy the switch made.
+          const held = candidates.get(k);
+          if (held) {
+            candidates.delete(k);
+            place(held);
+          }
+        }
+        place(m);
       }
 
       // The batch goes to its end even if apply is interrupted meanwhile (AmqpSession.close).
@@ -676,10 +712,10 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       if (lost) throw pubClosed ?? new Error(`the confirms of ${lost} moved message${lost === 1 ? "" : "s"} were lost with the channel`);
       // Counted, not read back: a passive declare could be answered before the requeues land.
       const left = remaining + back.length;
-      if (unwritable) return { moved, dropped, stopped: `a message${describeMessage(unwritable.m)} cannot be moved: topo's AMQP client cannot write it back (${unwritable.reason})`, left, unmovable: true };
-      if (returned) return { moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left };
-      if (refused) return { moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left };
-      if (full) return { moved, dropped, stopped: full, left };
+      if (unwritable) return stop({ moved, dropped, stopped: `a message${describeMessage(unwritable.m)} cannot be moved: topo's AMQP client cannot write it back (${unwritable.reason})`, left, unmovable: true });
+      if (returned) return stop({ moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left });
+      if (refused) return stop({ moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left });
+      if (full) return stop({ moved, dropped, stopped: full, left });
     }
   } catch (e) {
     if (e instanceof BrokerError) throw e;
