@@ -177,9 +177,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
           await ch.assertExchange(hold, "fanout", { durable: false, autoDelete: true });
           await ch.bindQueue(hold, hold, "");
         });
-        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold });
+        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true });
         duplicatesDropped += s.dropped;
         emptied = s.moved + s.dropped;
+        if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.left ?? 0);
         if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
         await step(`unbind exchange ${hold}`, (ch) => ch.unbindQueue(hold, hold, ""));
       }
@@ -200,6 +201,9 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
           ? await step(`count what ${name} holds unacknowledged`, async (ch) => {
               const live = await ch.checkQueue(name);
               if (live.consumerCount !== 0) return { unacked: 0, fresh: true };
+              // Unbound and emptied by the move, it gains messages only straight from a client:
+              // the statistics would chase a count that keeps changing, and the delete would refuse.
+              if (live.messageCount > 0) throw arrivedDuringReplace(session.cluster, name, hold, live.messageCount);
               // The wait for statistics can outlast the old queue's expiry, and a queue that
               // expired is never seen as the move left it: passive declares keep it meanwhile.
               const renew = r.limits?.old?.expires ? setInterval(() => void ch.checkQueue(name).catch(() => undefined), 1000) : undefined;
@@ -210,7 +214,11 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
               }
             })
           : { unacked: 0, fresh: true };
-      if (!held.fresh) throw statisticsBehind(session.cluster, name, hold);
+      if (!held.fresh) {
+        const now = await step(`count ${name}`, (ch) => ch.checkQueue(name));
+        if (now.messageCount > 0) throw arrivedDuringReplace(session.cluster, name, hold, now.messageCount);
+        throw statisticsBehind(session.cluster, name, hold);
+      }
       if ((held.unacked ?? 0) > 0) throw fetchedDuringReplace(session.cluster, name, hold, held.unacked ?? 0);
       await step(`delete old ${name}`, async (ch) => {
         const refusal = await deleteQueueIfIdle(ch, name, r.old?.type ?? "classic");
@@ -270,6 +278,21 @@ function refusedDelete(cluster: string, queue: string, hold: string, reply: stri
       inUse ? `stop the workers that consume from ${queue}, then run topo apply again: it finishes the replace` : "run topo apply again: it moves them too and finishes the replace",
     ],
   });
+}
+
+/**
+ * Messages reached the old queue after the move emptied it, though it has no binding left: a
+ * client publishing straight to its name, or one giving back messages it had fetched.
+ */
+function arrivedDuringReplace(cluster: string, queue: string, hold: string, n: number): BrokerError {
+  return new BrokerError(
+    cluster,
+    `replace queue ${queue}: ${n} message${n === 1 ? "" : "s"} reached the old queue during the replace, though it has no binding left (a client publishing straight to its name through the default exchange, or giving back messages it had fetched), so it was not deleted; no message was lost: the ones moved so far wait in ${hold}`,
+    {
+      status: 406,
+      hints: [`stop what publishes straight to ${queue} (publish through its exchange instead), then run topo apply again: it moves the rest and finishes the replace`],
+    },
+  );
 }
 
 /** The old queue's statistics never showed it as the move left it: what a client holds is unknown. */
@@ -483,6 +506,11 @@ interface MoveOptions {
    * routing key; without it, the default exchange, by the target's name.
    */
   via?: string;
+  /**
+   * The source has no binding left: it takes no more than it held at the first fetch, since
+   * anything later came straight from a client, which could outpace the move for ever.
+   */
+  unbound?: boolean;
 }
 
 interface MoveResult {
@@ -494,6 +522,8 @@ interface MoveResult {
   left?: number;
   /** A message the move cannot carry stopped it: another apply will not get past it. */
   unmovable?: boolean;
+  /** An unbound source held more than at the first fetch (MoveOptions.unbound): `left` of them. */
+  arrived?: boolean;
 }
 
 /** " (message_id X)", or "" for a message without one. */
@@ -525,6 +555,9 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
    * the source with the same identity makes them no copy, and they are moved after all.
    */
   const candidates = new Map<string, GetMessage>();
+  /** What the source held at the first fetch, and how many fetches since. */
+  let atFirst: number | undefined;
+  let fetched = 0;
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
   let pubClosed: Error | undefined;
@@ -604,12 +637,19 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const batch: GetMessage[] = [];
       // Ready messages the source still holds after the last get (basic.get-ok says it).
       let remaining = 0;
-      for (let i = 0; i < want; i++) {
+      const bounded = o.unbound === true;
+      for (let i = 0; i < want && !(bounded && atFirst !== undefined && fetched >= atFirst); i++) {
         session.rpcs++;
         const m = await session.orLost(get.get(from, { noAck: false }));
         if (!m) break;
+        atFirst ??= m.fields.messageCount + 1;
+        fetched++;
         batch.push(m);
         remaining = m.fields.messageCount;
+      }
+      if (batch.length === 0 && bounded && atFirst !== undefined && fetched >= atFirst) {
+        const left = await count(get, from);
+        if (left > 0) return stop({ moved, dropped, stopped: `${left} message${left === 1 ? "" : "s"} reached ${from} straight from a client during the move`, left, arrived: true });
       }
       if (batch.length === 0) {
         // The source is empty: each message still held back is the only one of its identity, in

@@ -1024,6 +1024,38 @@ ch.close(); c.close()`;
     expect(await messageCount(f.async, Q)).toBeGreaterThanOrEqual(3000 + confirmed);
   }, 120_000);
 
+  it("a client publishing straight to the queue's name during the replace is named as the cause, not a busy broker; a re-run once it stops keeps every message once", async () => {
+    // The old queue, unbound and emptied by the move, kept gaining messages: its statistics never
+    // matched a count taken once, and apply blamed a busy broker for 20 s.
+    const { f, held } = await appliedHolding(2000);
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    const confirmed: string[] = [];
+    let stop = false;
+    const publisher = (async () => {
+      const ch = await conn.createConfirmChannel();
+      for (let n = 0; !stop; ) {
+        const batch = Array.from({ length: 5 }, () => `direct-${n++}`);
+        const acks = await Promise.all(batch.map((id) => new Promise<boolean>((res) => ch.publish("", Q, Buffer.from(id), { persistent: true, messageId: id }, (e) => res(!e)))));
+        batch.forEach((id, i) => acks[i] && confirmed.push(id));
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    })();
+    let r: CliResult;
+    try {
+      r = await runCli(["apply", "-f", f.after({ "x-max-length": 1_000_000 }), "--allow-destructive"]);
+    } finally {
+      stop = true;
+      await publisher.catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    }
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/reached the old queue during the replace, though it has no binding left \(a client publishing straight to its name|messages arrived in it during the replace \(published straight to its name\)/);
+    expect(r.stderr).toContain("no message was lost");
+    expect(r.stderr).not.toMatch(/busy/);
+    await replaced(f.after({ "x-max-length": 1_000_000 }));
+    expectExactlyOnce(await drainIds(f.async, Q), [...held, ...confirmed]);
+  }, 120_000);
+
   it("a move out of a quorum queue that stops half-way gives back what it could not move without counting a delivery: none dropped at its x-delivery-limit", async () => {
     // 3.10.8 counts a requeue as a delivery, as 4.0.5 does (rabbitmq4.test.ts runs the same there).
     const v = uniqueName("async");
