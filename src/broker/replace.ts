@@ -163,11 +163,13 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    stream cannot be read with basic.get (it closes the connection), so nothing is moved
       //    out of one: plan refuses to replace a stream without --allow-data-loss.
       let emptied = 0;
+      // The peek first: what reaches the holding queue after the unbind and before the peek is
+      // counted with the copies, so the shorter that moment, the fewer twins that prove nothing.
+      const copies = r.old?.type !== "stream" && r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
       // What step 3 tells the statistics emitted after the move from.
       const counted = r.old?.type === "classic" ? r.unacked : undefined;
       const before = counted ? await counted.before(name) : undefined;
       if (r.old?.type !== "stream") {
-        const copies = r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
         // Through a fanout exchange of the holding queue's name, bound to it alone, each message
         // keeps its own routing key: one that expires there is dead-lettered by that key, as the
         // queue would have. Sent by the default exchange, its key was the holding queue's name,
