@@ -19,6 +19,7 @@ import { alarmProblem, movedMessages } from "../plan/alarms.js";
 import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { mirroring } from "../plan/mirroring.js";
 import { deadLettering } from "../plan/dead-lettering.js";
+import { policyOverflow } from "../plan/policy-overflow.js";
 import { policyLimits } from "../plan/policy-limits.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
@@ -218,10 +219,11 @@ function unrepairable(
   const owns = (p: Policy) => owner.owns(p);
   const mirrors = mirroring(c, actual);
   const limits = policyLimits(c, actual, owns);
+  const overflow = policyOverflow(c, actual, owns);
   const dead = deadLettering(c, actual, owns, placeOf);
   return {
-    degraded: [...mirrors.degraded, ...limits.degraded, ...dead.degraded],
-    warnings: [...mirrors.warnings, ...limits.warnings, ...dead.warnings],
+    degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded],
+    warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings],
     notCompared: [...mirrors.notCompared, ...limits.notCompared],
   };
 }

@@ -158,6 +158,52 @@ describe("policies that limit the file's queues", () => {
   });
 });
 
+describe("a policy's overflow on the file's queues", () => {
+  // A full queue drops its oldest message or refuses new ones by its x-overflow, or, where the
+  // file gives a classic queue none, by a policy's: plan compared arguments only and said "No
+  // changes." while the queue refused every new task (a publisher without confirms never knows).
+  it("a user's policy overflow reject-publish on a capped queue without x-overflow is degraded, and the broker does refuse what the file says it keeps", async () => {
+    const { file, sync, async } = fresh([{ name: "mppay", sync: false, async: { arguments: { "x-max-length": 5 } } }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/policies/${vh(async)}/cap`, { pattern: "^mppay\\.async$", definition: { overflow: "reject-publish" }, "apply-to": "queues", priority: 1 });
+    expect(put.status).toBeLessThan(300);
+    // The broker applies it a moment after the PUT answers: the queue then keeps the first five
+    // of ten messages, where the file has it keep the last five.
+    let first = "";
+    for (let i = 0; i < 50 && first !== "m0"; i++) {
+      await withChannel(async, (ch) => ch.purgeQueue("mppay.async"));
+      // Without confirms, as Celery publishes: the refused ones are gone without a word.
+      await withChannel(async, async (ch) => {
+        for (let k = 0; k < 10; k++) ch.publish("mppay", "mppay.async.x", Buffer.from(`m${k}`));
+        await ch.checkQueue("mppay.async");
+      });
+      first = await withChannel(async, async (ch) => {
+        const m = await ch.get("mppay.async", { noAck: false });
+        ch.nackAll(true);
+        return m ? m.content.toString() : "";
+      });
+      if (first !== "m0") await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(first).toBe("m0");
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(
+      `! degraded: policy "cap" sets overflow reject-publish on 1 queue (mppay.async) and the file gives it no x-overflow (drop-head): a full queue refuses new messages (a publisher without confirms loses them without knowing), instead of dropping its oldest message as the file says; change policy "cap" (rabbitmqctl list_policies -p ${async}), or write x-overflow: reject-publish for it in the file, so that it says what the broker does`,
+    );
+    expect(plan.stdout).toMatch(/^No changes\. 1 degraded/m);
+
+    // A file that says what the broker does is no drift.
+    const says = writeTopology({ sync, async, services: [{ name: "mppay", sync: false, async: { arguments: { "x-max-length": 5, "x-overflow": "reject-publish" } } }] });
+    await withChannel(async, (ch) => ch.deleteQueue("mppay.async"));
+    expect((await runCli(["apply", "-f", says])).code).toBe(0);
+    const clean = await runCli(["plan", "-f", says, "--detailed-exitcode"]);
+    expect(clean.stdout).toMatch(/No changes\.$/m);
+    expect(clean.code).toBe(0);
+  });
+});
+
 describe("policies that set a stream's retention", () => {
   // For a stream, a policy's max-age, max-length-bytes and stream-max-segment-size-bytes take the
   // place of the queue's arguments, lower or higher (measured on 3.10.8: a stream declared with

@@ -1,0 +1,103 @@
+// Pure: what a policy's `overflow` makes of the file's queues. A full queue drops its oldest
+// message (drop-head, the default) or refuses new ones (reject-publish; reject-publish-dlx
+// dead-letters them too): the choice decides which messages are lost, and a publisher without
+// confirms (Celery's default) never hears of a refusal. Measured on 3.10.8, five messages into
+// queues of x-max-length 2 under a user's policy `overflow: reject-publish`: a classic queue that
+// the file gives no x-overflow kept the first two and refused the rest; one declared with
+// x-overflow drop-head kept the last two (for a classic queue the argument wins, and the policy's
+// counts only where there is none); a quorum queue refused as the policy says whatever its
+// argument (there the policy wins, as dead-lettering.ts measured). A plan that compared arguments
+// only said "No changes". The policy is not topo's, so topo cannot repair it: plan says so.
+// Operator policies cannot set overflow. A quorum queue the file asks to dead-letter
+// at-least-once is dead-lettering.ts's to judge (overflow decides that too).
+
+import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
+import { policiesFor, policiesOnceApplied, queueLimits } from "./risk.js";
+import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
+import { asString } from "../core/values.js";
+
+export interface PolicyOverflowReport {
+  /** A policy surely applies an overflow the file does not say: drift topo cannot repair. */
+  degraded: string[];
+  /** One may: topo cannot tell which policy RabbitMQ picks. */
+  warnings: string[];
+}
+
+const DEFAULT = "drop-head";
+
+/** What a full queue does under each overflow, and the same as "instead of ...". */
+const EFFECT: Record<string, [string, string]> = {
+  "drop-head": ["drops its oldest message to make room", "dropping its oldest message"],
+  "reject-publish": ["refuses new messages (a publisher without confirms loses them without knowing)", "refusing new messages"],
+  "reject-publish-dlx": ["refuses new messages and dead-letters them (a publisher without confirms does not know)", "refusing and dead-lettering new messages"],
+};
+
+function effect(overflow: string, form: 0 | 1): string {
+  return EFFECT[overflow]?.[form] ?? (form === 0 ? `does what overflow ${quoted(overflow)} says` : `doing what overflow ${quoted(overflow)} says`);
+}
+
+interface Finding {
+  policy: Policy;
+  value: string;
+  /** The file's own x-overflow, if it gives one. */
+  file?: string;
+  unsure?: string;
+  queues: string[];
+}
+
+/** `owns`: the policies that are topo's (the file's are taken as it wants them). */
+export function policyOverflow(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): PolicyOverflowReport {
+  const out: PolicyOverflowReport = { degraded: [], warnings: [] };
+  const policies = policiesOnceApplied(desired, actual, owns);
+  if (!policies.some((p) => "overflow" in p.definition)) return out;
+  const operatorPolicies = actual.operatorPolicies ?? [];
+  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  const found = new Map<string, Finding>();
+  for (const { queue } of desired.queues) {
+    if (!overflowApplies(queue)) continue;
+    const file = asString(queue.arguments["x-overflow"]);
+    // A classic queue's own x-overflow wins over any policy's.
+    if (queue.type === "classic" && file !== undefined) continue;
+    const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
+    const named = reported === undefined ? undefined : policies.find((p) => p.name === reported && !owns(p));
+    const candidates = named ? [{ p: named, unread: false }] : policiesFor(queue, policies);
+    for (const { p, unread } of candidates) {
+      const value = asString(p.definition.overflow);
+      if (value === undefined || value === (file ?? DEFAULT)) continue;
+      // Without a length limit, a queue is never full: overflow changes nothing.
+      const limits = queueLimits(queue, [p], operatorPolicies);
+      if (limits.maxLength === undefined && limits.maxLengthBytes === undefined) continue;
+      const unsure = unread
+        ? `topo cannot read its pattern ${quoted(p.pattern)}`
+        : candidates.length > 1
+          ? `RabbitMQ applies one of policies ${candidates.map((x) => quoted(x.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read)`
+          : undefined;
+      const key = JSON.stringify([p.name, value, file ?? null, unsure ?? null]);
+      const entry = found.get(key) ?? { policy: p, value, ...(file !== undefined ? { file } : {}), ...(unsure ? { unsure } : {}), queues: [] };
+      entry.queues.push(queue.name);
+      found.set(key, entry);
+    }
+  }
+  const vhost = desired.target.amqp.vhost;
+  for (const f of found.values()) {
+    const n = f.queues.length;
+    const them = n === 1 ? "it" : "them";
+    const value = escapeUnsafe(f.value);
+    const file =
+      f.file === undefined
+        ? `the file gives ${them} no x-overflow (${DEFAULT})`
+        : `the file gives x-overflow ${escapeUnsafe(f.file)}, which RabbitMQ applies under a policy's for a quorum queue`;
+    const what = `policy ${quoted(f.policy.name)} sets overflow ${value} on ${plural(n, "queue")} (${names(f.queues)}) and ${file}`;
+    const does = `a full queue ${effect(f.value, 0)}, instead of ${effect(f.file ?? DEFAULT, 1)} as the file says`;
+    const fix = `change policy ${quoted(f.policy.name)} (rabbitmqctl list_policies -p ${shellWord(vhost)}), or write x-overflow: ${value} for ${them} in the file, so that it says what the broker does`;
+    if (f.unsure) out.warnings.push(`${what}: if it applies, ${does}; ${f.unsure}, so topo cannot tell whether it does (rabbitmqctl list_queues -p ${shellWord(vhost)} name policy shows it); ${fix}`);
+    else out.degraded.push(`${what}: ${does}; ${fix}`);
+  }
+  return out;
+}
+
+/** Queues whose overflow a policy decides: classic and quorum, but not a quorum queue the file dead-letters at-least-once. */
+function overflowApplies(q: Queue): boolean {
+  if (q.type === "classic") return true;
+  return q.type === "quorum" && asString(q.arguments["x-dead-letter-strategy"]) !== "at-least-once";
+}

@@ -1,0 +1,55 @@
+// What a user's policy's `overflow` makes of the file's queues: a full queue that refuses new
+// messages where the file has it drop its oldest (or the reverse) is drift topo cannot repair,
+// never "No changes".
+
+import { describe, expect, it } from "vitest";
+import { policyOverflow } from "../../src/plan/policy-overflow.js";
+import { Ownership } from "../../src/core/naming.js";
+import type { Policy } from "../../src/model.js";
+import { actual, desiredOf, policy, raw } from "../helpers/builders.js";
+
+const owner = new Ownership("mp");
+const owns = (p: Policy) => owner.owns(p);
+const d = desiredOf(
+  raw({
+    services: [
+      "mplogin",
+      { name: "mppay", async: { arguments: { "x-max-length": 5 } } },
+      { name: "mpwallet", async: { arguments: { "x-max-length": 5, "x-overflow": "drop-head" } } },
+      { name: "mpquota", async: { type: "quorum", arguments: { "x-max-length": 5, "x-overflow": "drop-head" } } },
+    ],
+  }),
+  "async",
+);
+const cap = (o: Partial<Policy>) => policy({ name: "cap", pattern: "^mp", definition: {}, ...o });
+
+describe("a policy's overflow on the file's queues", () => {
+  it("reject-publish on a capped classic queue without x-overflow, and on a quorum queue whatever its own: degraded, with the fix", () => {
+    const r = policyOverflow(d, actual([...d.resources, cap({ definition: { overflow: "reject-publish" } })]), owns);
+    expect(r.warnings).toEqual([]);
+    expect(r.degraded).toEqual([
+      'policy "cap" sets overflow reject-publish on 1 queue (mppay.async) and the file gives it no x-overflow (drop-head): a full queue refuses new messages (a publisher without confirms loses them without knowing), instead of dropping its oldest message as the file says; change policy "cap" (rabbitmqctl list_policies -p a), or write x-overflow: reject-publish for it in the file, so that it says what the broker does',
+      'policy "cap" sets overflow reject-publish on 1 queue (mpquota.async) and the file gives x-overflow drop-head, which RabbitMQ applies under a policy\'s for a quorum queue: a full queue refuses new messages (a publisher without confirms loses them without knowing), instead of dropping its oldest message as the file says; change policy "cap" (rabbitmqctl list_policies -p a), or write x-overflow: reject-publish for it in the file, so that it says what the broker does',
+    ]);
+  });
+
+  it("a queue that is never full (no length limit from the file or the policy), the file's own value, or the classic queue's own x-overflow: no drift", () => {
+    expect(policyOverflow(d, actual([...d.resources, cap({ definition: { overflow: "drop-head" } })]), owns)).toEqual({ degraded: [], warnings: [] });
+    const onlyLogin = cap({ pattern: "^mplogin\\.", definition: { overflow: "reject-publish" } });
+    expect(policyOverflow(d, actual([...d.resources, onlyLogin]), owns)).toEqual({ degraded: [], warnings: [] });
+    // A policy that caps as well: the queue is full at its limit, and overflow decides.
+    const capped = cap({ pattern: "^mplogin\\.", definition: { overflow: "reject-publish", "max-length": 10 } });
+    expect(policyOverflow(d, actual([...d.resources, capped]), owns).degraded).toEqual([expect.stringMatching(/^policy "cap" sets overflow reject-publish on 1 queue \(mplogin\.async\)/)]);
+  });
+
+  it("a tie of priorities is a warning; the policy the broker names settles it", () => {
+    const a = cap({ name: "a", pattern: "^mppay\\.", definition: { overflow: "reject-publish-dlx" }, priority: 1 });
+    const b = cap({ name: "b", pattern: "^mppay\\.", definition: { "queue-mode": "lazy" }, priority: 1 });
+    const tie = policyOverflow(d, actual([...d.resources, a, b]), owns);
+    expect(tie.degraded).toEqual([]);
+    expect(tie.warnings).toEqual([expect.stringMatching(/^policy "a" sets overflow reject-publish-dlx on 1 queue \(mppay\.async\) .*: if it applies, a full queue refuses new messages and dead-letters them .*RabbitMQ applies one of policies "a", "b"/)]);
+    const named = (name: string) => actual([...d.resources, a, b], { queueFacts: { "mppay.async": { policy: name } } });
+    expect(policyOverflow(d, named("b"), owns)).toEqual({ degraded: [], warnings: [] });
+    expect(policyOverflow(d, named("a"), owns).degraded).toHaveLength(1);
+  });
+});
