@@ -6,7 +6,7 @@ import { holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
-import { holdingQueueFor, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
+import { holdingQueueFor, holdLimitRisks, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
@@ -395,8 +395,13 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
-    if (!held) continue;
     const deletesQueue = !a.resume || (queueExists && !a.resume.queueDone);
+    // Counts not in yet (statistics of a new queue): what does not depend on them is judged now.
+    if (!held) {
+      const risks = holdLimitRisks({ before: a.before, after: a.after, hold, deletesQueue, policies, operatorPolicies }, "unknown");
+      if (risks.length) a.risks = risks;
+      continue;
+    }
     a.risks = replaceRisks({ before: a.before, after: a.after, hold, held, deletesQueue, policies, operatorPolicies });
   }
 }

@@ -354,6 +354,23 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), [...held, ...pub.confirmed]);
   });
 
+  it("a length limit on the holding queue alone is refused for an empty queue too: what is published during the replace waits there", async () => {
+    // The queue was empty when apply counted it, so the holding queue was not judged: 94 to 162
+    // of 4,000 confirmed messages published during the replace were dropped there by drop-head,
+    // and apply said the broker matched the file.
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    expect((await api("PUT", `/api/policies/${vh(f.async)}/holdcap`, { pattern: "^topo\\.hold\\.", definition: { "max-length": 5 }, "apply-to": "queues", priority: 1 })).status).toBeLessThan(300);
+    const plan = await runCli(["plan", "-f", f.after({ "x-max-length": 100000 })]);
+    // Judged whether or not the broker's statistics have counted the new queue yet.
+    expect(plan.stdout).toMatch(/! messages at risk: policy holdcap's max-length 5 applies to topo\.hold\.mplogin\.async and is below the limit of mplogin\.async \(none\): (the queue holds no message now, but )?topo\.hold\.mplogin\.async takes every message published during the replace/);
+    const r = await runCli(["apply", "-f", f.after({ "x-max-length": 100000 }), "--allow-destructive"]);
+    refusedBeforeWriting(r);
+    expect(r.stderr).toContain("policy holdcap's max-length 5 applies to topo.hold.mplogin.async");
+    expect(await getQueue(f.async, HOLD)).toBeUndefined();
+    expect((await getQueue(f.async, Q)).arguments).toEqual({});
+  });
+
   it("x-max-length-bytes when the statistics counted other messages: the bytes are unknown, so refused before writing", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);

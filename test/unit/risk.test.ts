@@ -178,7 +178,20 @@ describe("replace risks", () => {
       "policy cap's message-ttl 1000 applies to topo.hold.mplogin.async: the 11 messages waiting there expire after 1 s",
     ]);
     expect(r[0]!.advice).toBe("change the policy's pattern so that it does not match topo.hold.mplogin.async");
-    expect(rules(replace({ policies }))).toEqual([]);
+  });
+
+  it("hold-policy: a queue that holds nothing still has its publishers, whose messages wait in the holding queue during the replace", () => {
+    const policies = [policy({ name: "cap", pattern: "^topo\\.", definition: { "max-length": 10, "max-length-bytes": 100, "message-ttl": 1000, expires: 5000 } })];
+    expect(replaceRisks(replace({ policies })).map((x) => x.reason)).toEqual([
+      "policy cap's max-length 10 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): the queue holds no message now, but topo.hold.mplogin.async takes every message published during the replace, and once they pass 10 drop-head would discard the oldest messages",
+      "policy cap's max-length-bytes 100 applies to topo.hold.mplogin.async and is below the limit of mplogin.async (none): the queue holds no message now, but topo.hold.mplogin.async takes every message published during the replace, and once their bytes pass 100 drop-head would discard the oldest messages",
+      "policy cap's message-ttl 1000 applies to topo.hold.mplogin.async and is below the message TTL of mplogin.async (none): the queue holds no message now, but topo.hold.mplogin.async takes every message published during the replace, and they expire there after 1 s",
+      "policy cap's expires 5000 applies to topo.hold.mplogin.async and is below the expiry of mplogin.async (none): the queue holds no message now, but topo.hold.mplogin.async takes every message published during the replace, and it is deleted with them after 5 s unused",
+    ]);
+    // The same limits on the queue itself (a vhost-wide policy): the holding queue loses nothing the queue would keep.
+    expect(rules(replace({ policies: [{ ...policies[0]!, pattern: ".*" }] }))).toEqual([]);
+    // Finishing a replace whose queue is new already only empties the holding queue.
+    expect(rules(replace({ deletesQueue: false, policies }))).toEqual([]);
   });
 
   it("hold-policy: a length limit on the holding queue below the queue's own, even above what it holds (live publishes land there too)", () => {
