@@ -102,6 +102,11 @@ export class ManagementClient {
   }
 
   /** The management URL, password masked, for messages. */
+  /** Bytes of the Authorization header this client sends (the credentials, base64-encoded). */
+  get authBytes(): number {
+    return this.auth.length;
+  }
+
   get display(): string {
     return this.endpoint.display;
   }
@@ -391,8 +396,9 @@ export class ManagementClient {
     }
     // Erlang distribution (25672) takes the connection and drops it some seconds later. Later in a
     // run the same reset is more likely a restart: only the first request says "wrong port".
-    if (probe && code === "ECONNRESET" && /socket hang up/.test(e.message)) {
-      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> the port accepted the connection and closed it without an HTTP answer (socket hang up); is this a management API?`), {
+    // A server of another protocol may reset the connection on the request instead (an MQTT broker does).
+    if (probe && code === "ECONNRESET") {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> the port accepted the connection and closed it without an HTTP answer (${e.message}); is this a management API?`), {
         status: code,
         transient: true,
         hints: [mgmtHint],
@@ -421,7 +427,8 @@ export class ManagementClient {
     if (tls) hints.push(tls.hint);
     if (code === "ENOTFOUND") hints.push(`the host name does not resolve; check ${this.places.managementHost}`);
     // A failed TLS handshake is a wrong URL (or CA), as on the AMQP side, not a broker's refusal.
-    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${code || "error"} ${tls?.text ?? e.message}`), {
+    const said = tls?.text ?? e.message;
+    return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${code && !said.includes(code) ? `${code} ${said}` : said || code || "error"}`), {
       transient: TRANSIENT_CODES.has(code),
       status: code,
       hints,

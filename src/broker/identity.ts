@@ -116,6 +116,11 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
     socket.on("error", (e: NodeJS.ErrnoException) => {
       const t = tlsProblem({ host: places.url, tls: places.tls }, e);
       if (t) return fail(t.text, [t.hint], e.code);
+      // A server of another protocol that resets the connection on AMQP's header (an MQTT
+      // broker does), before a byte of answer: the port is wrong, not the broker down.
+      if (e.code === "ECONNRESET" && buf.length === 0) {
+        return fail(`not an AMQP broker: it reset the connection when sent AMQP's protocol header (${e.message})`, [`check the port in ${places.url}: AMQP is 5672 (5671 with TLS); the management API (15672) is set with management:`], e.code);
+      }
       const hints =
         e.code === "ECONNREFUSED"
           ? [`nothing accepts AMQP connections at ${hostPort(amqp.hostname, amqp.port)}; is the broker up, and is the port in ${places.url} right?`]
@@ -165,6 +170,15 @@ export const PROBE_TIMEOUT_MS = 8_000;
 export async function managementIdentity(client: ManagementClient, timeoutMs = PROBE_TIMEOUT_MS): Promise<BrokerIdentity> {
   const r = await client.request("GET", CLUSTER_NAME, undefined, NOT_THE_API, { timeoutMs, probe: true });
   const o = r.body;
+  // The listener refused the request's headers as too large: only the credentials make them so
+  // (a valid password of 6,000 characters was taken for a wrong URL).
+  if (r.status === 431) {
+    throw new BrokerError(client.cluster, `GET ${client.display}${CLUSTER_NAME} -> 431 Request Header Fields Too Large: the management API refuses the credentials topo sends (an Authorization header of ${client.authBytes} bytes) as longer than it accepts`, {
+      hints: [`use a shorter password (or user name) for the management API in ${client.places.credentials}; RabbitMQ's HTTP listener limits each request header to a few kilobytes`],
+      status: 431,
+      code: "auth_failed",
+    });
+  }
   if (NOT_THE_API.includes(r.status) || typeof o !== "object" || o === null || Array.isArray(o) || typeof (o as { name?: unknown }).name !== "string") {
     // The reply is some other server's: its page is not quoted (it may echo the request, the
     // Authorization header included), only what it was.

@@ -165,6 +165,12 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `URL has a malformed %-escape: ${NOT_UTF8}` });
     return undefined;
   }
+  // connection.open carries the vhost as a short string: a longer name reaches no broker.
+  const vhostBytes = Buffer.byteLength(vhost, "utf8");
+  if (vhostBytes > 255) {
+    problems.push({ path, message: `the vhost name is ${vhostBytes} bytes long, and AMQP carries at most 255 (connection.open): no client could connect to it; use a shorter vhost name` });
+    return undefined;
+  }
   const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
   // The vhost holds no raw "@" (userinfoAfterHost): the redactor masks a URL's user-info up to its last "@".
   const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath}`.replace(/\/$/, "");

@@ -8,7 +8,7 @@ import { executePlan, ExecutionStopped } from "../../src/broker/execute.js";
 import amqplib from "amqplib";
 import { describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
-import { amqpIdentity } from "../../src/broker/identity.js";
+import { amqpIdentity, managementIdentity } from "../../src/broker/identity.js";
 import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError, LockError } from "../../src/errors.js";
@@ -768,6 +768,46 @@ describe("retries", () => {
       const err = await amqpIdentity(target).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(BrokerError);
       expect((err as BrokerError).message).toBe(`cluster async: connect amqp://u:***@127.0.0.1:${port} -> not an AMQP broker: its connection.start is malformed`);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe("ports of other protocols and refusals of other kinds are named, with what to do", () => {
+  // An MQTT broker (port 1883) resets the connection on AMQP's header, and on an HTTP request:
+  // topo printed a bare "read ECONNRESET" (and "ECONNRESET read ECONNRESET") with no next step.
+  it("a port that resets the connection on AMQP's protocol header is no AMQP broker, and one that resets an HTTP request no management API", async () => {
+    const { server, target, port } = await fakeAmqpPort((sock) => sock.once("data", () => sock.resetAndDestroy()));
+    try {
+      const err = await amqpIdentity(target).catch((e: unknown) => e);
+      expect((err as BrokerError).message).toBe(`cluster async: connect amqp://u:***@127.0.0.1:${port} -> not an AMQP broker: it reset the connection when sent AMQP's protocol header (read ECONNRESET)`);
+      expect((err as BrokerError).hints[0]).toMatch(/^check the port in .*AMQP is 5672/);
+      const client = new ManagementClient("sync", { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` }, {});
+      const m = await managementIdentity(client).catch((e: unknown) => e);
+      expect((m as BrokerError).message).toBe(`cluster sync: GET http://127.0.0.1:${port}/api/cluster-name -> the port accepted the connection and closed it without an HTTP answer (read ECONNRESET); is this a management API?`);
+      expect((m as BrokerError).hints[0]).toMatch(/^set clusters\.sync\.management to the management API/);
+    } finally {
+      server.close();
+    }
+  });
+
+  // A valid password of 6,000 characters: RabbitMQ's HTTP listener answers 431, and topo took it
+  // for a wrong URL ("not a management API"), sending the user to change a URL that was right.
+  it("credentials too long for the management API (431) are named as such, not a wrong URL", async () => {
+    const server = createHttpServer((req, res) => {
+      res.writeHead((req.headers.authorization?.length ?? 0) > 4096 ? 431 : 200, { "content-type": "application/json" }).end(JSON.stringify({ name: "rabbit@x" }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const long = new ManagementClient("sync", { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p".repeat(6000), display: `http://127.0.0.1:${port}` }, {});
+      const err = await managementIdentity(long).catch((e: unknown) => e);
+      expect((err as BrokerError).message).toBe(`cluster sync: GET http://127.0.0.1:${port}/api/cluster-name -> 431 Request Header Fields Too Large: the management API refuses the credentials topo sends (an Authorization header of 8010 bytes) as longer than it accepts`);
+      expect((err as BrokerError).code).toBe("auth_failed");
+      expect((err as BrokerError).hints[0]).toMatch(/^use a shorter password \(or user name\) for the management API/);
+      const short = new ManagementClient("sync", { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` }, {});
+      expect(await managementIdentity(short)).toEqual({ clusterName: "rabbit@x" });
     } finally {
       server.close();
     }

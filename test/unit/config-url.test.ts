@@ -242,3 +242,14 @@ describe("a vhost of dots", () => {
     expect(parseConfig(file("amqp://guest:guest@127.0.0.1:5672/..."), "t.yaml", {}).clusters[0]?.target.amqp.vhost).toBe("...");
   });
 });
+
+describe("a vhost name AMQP cannot carry", () => {
+  it("more than 255 bytes (connection.open's short string) is a problem of the file at the URL, counted in bytes", () => {
+    expect(problemsOf(file(`amqp://u:p@h/${"v".repeat(256)}`))).toEqual([
+      "4:10: clusters.sync.url: the vhost name is 256 bytes long, and AMQP carries at most 255 (connection.open): no client could connect to it; use a shorter vhost name",
+    ]);
+    // 128 two-byte letters: 256 bytes, though 128 characters.
+    expect(problemsOf(file(`amqp://u:p@h/${"%C3%A9".repeat(128)}`))[0]).toMatch(/the vhost name is 256 bytes long/);
+    expect(problemsOf(file(`amqp://u:p@h/${"v".repeat(255)}`))).toEqual([]);
+  });
+});
