@@ -163,9 +163,20 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     const p = byName.get(policy);
     const head = `policy "${policy}" (priority ${p?.priority ?? "?"}) shadows topo's mirroring policy (priority ${topo}) on ${plural(queues.length, "queue")} (${names(queues)})`;
     switch (how.by) {
-      case "user-all":
+      case "user-all": {
         out.warnings.push(`${head}: it has "ha-mode": "all", so they are mirrored, by "${policy}" rather than by topo; delete "${policy}" or narrow its pattern to let topo's policy apply`);
+        // Without automatic synchronisation a mirror added later (a node restarted, one joined)
+        // holds none of what the queue held then, and losing the master loses those messages:
+        // topo's policy sets "ha-sync-mode": "automatic", and the file's mirrored: true means it.
+        const sync = p?.definition["ha-sync-mode"];
+        const held = queues.filter((q) => existing.has(q));
+        if (sync !== "automatic" && held.length) {
+          out.degraded.push(
+            `${plural(held.length, "queue")} ${held.length === 1 ? "is" : "are"} mirrored by policy "${policy}" without "ha-sync-mode": "automatic" (${sync === undefined ? "it has none, and RabbitMQ's default is manual" : `it has ${JSON.stringify(sync)}`}): ${names(held)}; a mirror added after a node restarts holds none of the messages queued before it, so a failover then loses them; add "ha-sync-mode": "automatic" to "${policy}", or narrow its pattern to let topo's policy apply`,
+          );
+        }
         break;
+      }
       case "user-partial":
         out.warnings.push(`${head}: its "ha-mode": "${how.mode}" mirrors them to some nodes, not to every node as mirrored: true means; set "ha-mode": "all" in "${policy}", or narrow its pattern`);
         break;

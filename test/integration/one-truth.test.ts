@@ -12,7 +12,15 @@ describe("one truth about mirroring", () => {
   it("a user policy with ha-mode all mirrors the queue: plan does not call it unmirrored, and import agrees", async () => {
     const { file, sync } = fresh(["mpha"]);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
-    const put = await api("PUT", `/api/policies/${vh(sync)}/team-ha`, { pattern: "^mpha\\.sync$", definition: { "ha-mode": "all" }, "apply-to": "queues", priority: 10 });
+    // Without "ha-sync-mode": "automatic" (RabbitMQ's default is manual) a mirror added later holds
+    // none of what was queued before it: mirrored, but not as mirrored: true means.
+    const manual = await api("PUT", `/api/policies/${vh(sync)}/team-ha`, { pattern: "^mpha\\.sync$", definition: { "ha-mode": "all" }, "apply-to": "queues", priority: 10 });
+    expect([201, 204]).toContain(manual.status);
+    const drift = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(drift.code).toBe(2);
+    expect(drift.stdout).toContain(`! degraded: 1 queue is mirrored by policy "team-ha" without "ha-sync-mode": "automatic" (it has none, and RabbitMQ's default is manual): mpha.sync;`);
+
+    const put = await api("PUT", `/api/policies/${vh(sync)}/team-ha`, { pattern: "^mpha\\.sync$", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, "apply-to": "queues", priority: 10 });
     expect([201, 204]).toContain(put.status);
 
     const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
@@ -25,7 +33,7 @@ describe("one truth about mirroring", () => {
     const imported = await runCli(["import", "-f", file, "--cluster", "sync"]);
     expect(imported.code).toBe(0);
     const said = imported.stdout.replace(/\n#\s+/g, " ");
-    expect(said).toMatch(/policy team-ha \(pattern .*, priority 10, ha-mode="all"\): a user's policy; it mirrors mpha\.sync, which the file marks mirrored: true/);
+    expect(said).toMatch(/policy team-ha \(pattern .*, priority 10, ha-mode="all", ha-sync-mode="automatic"\): a user's policy; it mirrors mpha\.sync, which the file marks mirrored: true/);
     expect(imported.stdout).toMatch(/sync: \{ cluster: sync, durable: false, mirrored: true \}/);
   });
 

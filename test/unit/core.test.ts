@@ -436,8 +436,21 @@ describe("mirroring", () => {
     expect(mirroring(d, actual([...d.resources, { ...odd, priority: -1 }], { nodes })).warnings).toEqual([]);
   });
 
+  it("a user policy with ha-mode all but no automatic synchronisation: degraded, since a mirror added later holds none of what was queued", () => {
+    const ok = { node: "a@h", policy: "ha", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h", "c@h"] };
+    const ha = (def: Record<string, unknown>): Policy => ({ kind: "policy", name: "ha", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "ha-mode": "all", ...def } });
+    const none = mirroring(d, actual([...d.resources, ha({})], { nodes, queueFacts: { "mplogin.sync": ok } }));
+    expect(none.degraded).toEqual([
+      'mirrored by policy "ha" without "ha-sync-mode": "automatic" (it has none, and RabbitMQ\'s default is manual): mplogin.sync; a mirror added after a node restarts holds none of the messages queued before it, so a failover then loses them; add "ha-sync-mode": "automatic" to "ha", or narrow its pattern to let topo\'s policy apply'.replace(/^/, "1 queue is "),
+    ]);
+    expect(mirroring(d, actual([...d.resources, ha({ "ha-sync-mode": "manual" })], { nodes, queueFacts: { "mplogin.sync": ok } })).degraded).toEqual([expect.stringMatching(/^1 queue is mirrored by policy "ha" without "ha-sync-mode": "automatic" \(it has "manual"\)/)]);
+    expect(mirroring(d, actual([...d.resources, ha({ "ha-sync-mode": "automatic" })], { nodes, queueFacts: { "mplogin.sync": ok } })).degraded).toEqual([]);
+    // A queue plan creates is judged once it exists.
+    expect(mirroring(d, actual([...d.resources.filter((r) => r.name !== "mplogin.sync"), ha({})], { nodes })).degraded).toEqual([]);
+  });
+
   it("a user policy with ha-mode all that applies mirrors the queue: not degraded, and the warning says so", () => {
-    const ha: Policy = { kind: "policy", name: "ha", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "ha-mode": "all" } };
+    const ha: Policy = { kind: "policy", name: "ha", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } };
     const ok = { node: "a@h", policy: "ha", mirrors: ["b@h", "c@h"], synchronisedMirrors: ["b@h", "c@h"] };
     const r = mirroring(d, actual([...d.resources, ha], { nodes, queueFacts: { "mplogin.sync": ok } }));
     expect(r.degraded).toEqual([]);
