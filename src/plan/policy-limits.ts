@@ -91,6 +91,24 @@ const RULES: readonly LimitRule[] = [
   },
 ];
 
+/**
+ * Why topo cannot be sure the policy applies to a queue, among the `list` that may: a pattern it
+ * cannot read, or a tie RabbitMQ settles its own way. Undefined when it surely applies.
+ */
+export function whyUnsure(kind: "policy" | "operator policy", p: Policy, unread: boolean, list: readonly { p: Policy }[]): string | undefined {
+  if (unread) return `topo cannot read its pattern ${quoted(p.pattern)}`;
+  if (list.length <= 1) return undefined;
+  return `RabbitMQ applies one of ${kind === "policy" ? "policies" : "operator policies"} ${list.map((x) => quoted(x.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read)`;
+}
+
+/** One finding per `key` (what its message says), with every queue it holds for. */
+export function addQueue<F extends { queues: string[] }>(found: Map<string, F>, key: unknown[], finding: Omit<F, "queues">, queue: string): void {
+  const k = JSON.stringify(key);
+  const entry = found.get(k) ?? ({ ...finding, queues: [] } as unknown as F);
+  entry.queues.push(queue);
+  found.set(k, entry);
+}
+
 /** A value as written, for the message: a max-age as its text, a number as its digits. */
 function written(v: unknown): string {
   return typeof v === "string" ? v : String(v);
@@ -162,11 +180,7 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
           // A stream's may equal the file's and still count: it is the lower of a policy's and an operator policy's.
           if (value === own && (unread || list.length > 1 || rule.wins === "lowest")) continue;
           if (rule.wins === "lowest" && (value === rule.unlimited || (own !== undefined && value >= own))) continue;
-          const unsure = unread
-            ? `topo cannot read its pattern ${quoted(p.pattern)}`
-            : list.length > 1
-              ? `RabbitMQ applies one of ${kind === "policy" ? "policies" : "operator policies"} ${list.map((x) => quoted(x.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read)`
-              : undefined;
+          const unsure = whyUnsure(kind, p, unread, list);
           const f = { rule, kind, policy: p, value, shown: written(p.definition[rule.key]), file, unsure };
           if (unsure) maybe.push(f);
           else if (!sure || value < sure.value) sure = f;
@@ -176,10 +190,7 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
       const least = sure?.value;
       if (sure && sure.value === own) sure = undefined;
       for (const f of [...(sure ? [sure] : []), ...maybe.filter((m) => least === undefined || m.value < least)]) {
-        const key = JSON.stringify([rule.arg, rule.wins, f.kind, f.policy.name, f.value, file ?? null, f.unsure ?? null]);
-        const entry = found.get(key) ?? { ...f, queues: [] };
-        entry.queues.push(queue.name);
-        found.set(key, entry);
+        addQueue(found, [rule.arg, rule.wins, f.kind, f.policy.name, f.value, file ?? null, f.unsure ?? null], f, queue.name);
       }
     }
   }

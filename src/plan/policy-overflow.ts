@@ -13,6 +13,7 @@
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { policiesFor, policiesOnceApplied, queueLimits } from "./risk.js";
+import { addQueue, whyUnsure } from "./policy-limits.js";
 import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
 import { asString } from "../core/values.js";
 
@@ -67,15 +68,8 @@ export function policyOverflow(desired: DesiredCluster, actual: ActualCluster, o
       // Without a length limit, a queue is never full: overflow changes nothing.
       const limits = queueLimits(queue, [p], operatorPolicies);
       if (limits.maxLength === undefined && limits.maxLengthBytes === undefined) continue;
-      const unsure = unread
-        ? `topo cannot read its pattern ${quoted(p.pattern)}`
-        : candidates.length > 1
-          ? `RabbitMQ applies one of policies ${candidates.map((x) => quoted(x.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read)`
-          : undefined;
-      const key = JSON.stringify([p.name, value, file ?? null, unsure ?? null]);
-      const entry = found.get(key) ?? { policy: p, value, ...(file !== undefined ? { file } : {}), ...(unsure ? { unsure } : {}), queues: [] };
-      entry.queues.push(queue.name);
-      found.set(key, entry);
+      const unsure = whyUnsure("policy", p, unread, candidates);
+      addQueue(found, [p.name, value, file ?? null, unsure ?? null], { policy: p, value, ...(file !== undefined ? { file } : {}), ...(unsure ? { unsure } : {}) }, queue.name);
     }
   }
   const vhost = desired.target.amqp.vhost;
