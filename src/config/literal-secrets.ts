@@ -83,11 +83,17 @@ function envName(user: string): string {
  * sentences topo prints is a word itself, letters only: redact.ts isWordLike.)
  */
 export function shownWords(desired: DesiredState): string[] {
-  const words = new Set<string>([desired.prefix]);
+  const words = new Set<string>([desired.prefix, ...PRINTED_TERMS]);
   const strings = (v: unknown): void => {
     if (typeof v === "string") words.add(v);
     else if (Array.isArray(v)) v.forEach(strings);
-    else if (typeof v === "object" && v !== null) Object.values(v).forEach(strings);
+    else if (typeof v === "object" && v !== null) {
+      // Keys too: a policy's and a queue's are printed as they are ("ha-sync-mode=automatic").
+      for (const [k, x] of Object.entries(v)) {
+        words.add(k);
+        strings(x);
+      }
+    }
   };
   for (const c of desired.clusters) {
     const { amqp, management } = c.target;
@@ -97,8 +103,44 @@ export function shownWords(desired: DesiredState): string[] {
   return [...words];
 }
 
+/**
+ * Terms with a sign in them that topo's or RabbitMQ's own sentences hold whatever the file says
+ * (letters-only ones are words: redact.ts isWordLike). A password equal to one, masked where the
+ * term stands, was shown by the sentence around it ("ha-mode=all, ***=automatic").
+ */
+const PRINTED_TERMS = [
+  "cluster-name",
+  "not_authorized",
+  "not_authorised",
+  "not_found",
+  "object_not_found",
+  "ACCESS_REFUSED",
+  "NOT_FOUND",
+  "NOT_ALLOWED",
+  "PRECONDITION_FAILED",
+  "RESOURCE_LOCKED",
+  "CONNECTION_FORCED",
+  "ha-mode",
+  "ha-sync-mode",
+  "ha-params",
+  "apply-to",
+  "drop-head",
+  "reject-publish",
+  "reject-publish-dlx",
+  "at-least-once",
+  "at-most-once",
+  "amq.default",
+  "--allow-destructive",
+  "--allow-data-loss",
+  "--allow-unmanaged-deletes",
+  "--detailed-exitcode",
+];
+
 const NAME_LIKE =
   "is also a name in this file, so topo's output shows that name as it is (masking it would blank the name everywhere, and show the password by what was blanked); it is masked only where it stands as a password, in URLs: choose a password that is no name";
+
+const TERM_LIKE =
+  "stands in a term that topo's or RabbitMQ's own output holds (\"ha-sync-mode\", \"not_authorized\", \"cluster-name\"), so output shows that term as it is (masking it would show the password by the sentence around it); it is masked only where it stands as a password, in URLs: choose another password";
 
 const WORD_LIKE =
   "is a word (letters only), which a sentence of topo's, the broker's or Node's may hold (\"RabbitMQ\", \"Not management user\"), so output shows it as it is there (masking it would show it by the sentence around it); it is masked only where it stands as a password, in URLs: choose a password with a digit or a sign in it";
@@ -120,9 +162,16 @@ export function nameLikePasswords(desired: DesiredState, userPasswords: Readonly
     if (!guest(user, pw)) passwords.push({ password: pw, path: ["users", user, "password"], subject: "the password" });
   }
   const inWords = standingInWords(passwords.map((p) => p.password), words);
+  const inTerms = standingInWords(passwords.map((p) => p.password), PRINTED_TERMS);
   return passwords.flatMap(({ password, path, subject }) =>
     // A shorter one is masked only in URLs anyway (redact.ts MIN_FREE_TEXT_SECRET).
-    isWordLike(password) && password.length >= MIN_FREE_TEXT_SECRET ? [{ path, message: `${subject} ${WORD_LIKE}` }] : inWords.has(password) ? [{ path, message: `${subject} ${NAME_LIKE}` }] : [],
+    isWordLike(password) && password.length >= MIN_FREE_TEXT_SECRET
+      ? [{ path, message: `${subject} ${WORD_LIKE}` }]
+      : inTerms.has(password)
+        ? [{ path, message: `${subject} ${TERM_LIKE}` }]
+        : inWords.has(password)
+          ? [{ path, message: `${subject} ${NAME_LIKE}` }]
+          : [],
   );
 }
 

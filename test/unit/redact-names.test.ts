@@ -74,6 +74,17 @@ describe("a password that is also a name in the output", () => {
     expect(strong.text("x rabbitmq1 y not-found! z reader-pw")).toBe("x *** y *** z ***");
   });
 
+  it("a password that is a term topo's or RabbitMQ's sentences hold (ha-sync-mode, not_authorized) is masked only in URLs, and is warned about", () => {
+    // Masked in "ha-mode=all, ***=automatic" or "401 ***: Login failed", it was shown by the words around it.
+    const { redactor, warnings } = load(topology, { PW: "ha-sync-mode", PW2: "not_authorized", MPLOGIN_PASSWORD: "y-Strong-3" });
+    for (const t of ["+ create policy topo.mp.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)", "GET http://h:15672/api/whoami -> 401 not_authorized: Login failed"]) {
+      expect(redactor.text(t)).toBe(t);
+    }
+    expect(redactor.text("amqp://topo:ha-sync-mode@h/v")).toBe("amqp://topo:***@h/v");
+    expect(warnings.map((w) => w.split(":").slice(0, 3).join(":"))).toEqual(["4:10: clusters.sync.url", "6:10: clusters.async.url"]);
+    for (const w of warnings) expect(w).toMatch(/stands in a term that topo's or RabbitMQ's own output holds/);
+  });
+
   it("a JSON file is warned at the same places", () => {
     const json = JSON.stringify({ version: 1, clusters: { sync: { url: "amqp://topo:${PW}@rabbit:5672/sync" }, async: { url: "amqp://topo:${PW2}@rabbit:5672/async" } }, services: ["mplogin"] });
     expect(load(json, { PW: "strong-Pw-1", PW2: "rabbit" }, "json").warnings).toEqual([expect.stringMatching(/^1:\d+: clusters\.async\.url: the URL's password is a word/)]);
