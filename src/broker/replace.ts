@@ -594,6 +594,16 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     // Only a copy the source confirmed replaces the fetched message; another goes back as it came.
     back.forEach((m, i) => (confirms[i] ? get?.ack(m) : get?.nack(m, false, true)));
   };
+  /**
+   * The source is empty: each message still held back is the only one of its identity, in the
+   * source as in the target, and among the last the source got: a copy.
+   */
+  const sourceEmpty = (): MoveResult => {
+    for (const m of candidates.values()) get?.ack(m);
+    dropped += candidates.size;
+    candidates.clear();
+    return { moved, dropped };
+  };
   /** A move that stops before the source is empty: the copies it held back go back too, uncounted as copies. */
   const stop = async (r: MoveResult): Promise<MoveResult> => {
     const held = [...candidates.values()];
@@ -628,10 +638,12 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         // prioritises it), so right after the peek it can miss what the peek put back. With no
         // consumer, what the peek saw plus what was moved is certainly there.
         const known = now.consumerCount === 0 ? Math.max(now.messageCount, o.copies.count + moved) : now.messageCount;
-        const room = maxLength.value - known;
+        // Messages held back as maybe copies go in too if a later one shows they are not: their
+        // room is kept for them (one more than room, and drop-head would drop a message).
+        const room = maxLength.value - known - candidates.size;
         if (room <= 0) {
           const left = await count(get, from);
-          if (left === 0 && candidates.size === 0) return { moved, dropped };
+          if (left === 0) return sourceEmpty();
           return stop({ moved, dropped, stopped: `${to} is full at ${maxLength.from} ${maxLength.value}`, left });
         }
         want = Math.min(want, room);
@@ -653,14 +665,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         const left = await count(get, from);
         if (left > 0) return stop({ moved, dropped, stopped: `${left} message${left === 1 ? "" : "s"} reached ${from} straight from a client during the move`, left, arrived: true });
       }
-      if (batch.length === 0) {
-        // The source is empty: each message still held back is the only one of its identity, in
-        // the source as in the target, and among the last the source got: a copy.
-        for (const m of candidates.values()) get.ack(m);
-        dropped += candidates.size;
-        candidates.clear();
-        return { moved, dropped };
-      }
+      if (batch.length === 0) return sourceEmpty();
 
       const publish: GetMessage[] = [];
       const back: GetMessage[] = [];
