@@ -182,7 +182,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true });
         duplicatesDropped += s.dropped;
         emptied = s.moved + s.dropped;
-        if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.left ?? 0);
+        if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived);
         if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
         await step(`unbind exchange ${hold}`, (ch) => ch.unbindQueue(hold, hold, ""));
       }
@@ -524,8 +524,8 @@ interface MoveResult {
   left?: number;
   /** A message the move cannot carry stopped it: another apply will not get past it. */
   unmovable?: boolean;
-  /** An unbound source held more than at the first fetch (MoveOptions.unbound): `left` of them. */
-  arrived?: boolean;
+  /** An unbound source held more than at the first fetch (MoveOptions.unbound): how many more. */
+  arrived?: number;
 }
 
 /** " (message_id X)", or "" for a message without one. */
@@ -663,7 +663,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       }
       if (batch.length === 0 && bounded && atFirst !== undefined && fetched >= atFirst) {
         const left = await count(get, from);
-        if (left > 0) return stop({ moved, dropped, stopped: `${left} message${left === 1 ? "" : "s"} reached ${from} straight from a client during the move`, left, arrived: true });
+        if (left > 0) return stop({ moved, dropped, stopped: `${left} message${left === 1 ? "" : "s"} reached ${from} straight from a client during the move`, left, arrived: left });
       }
       if (batch.length === 0) return sourceEmpty();
 
