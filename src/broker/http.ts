@@ -101,12 +101,12 @@ export class ManagementClient {
     this.agent.destroy();
   }
 
-  /** The management URL, password masked, for messages. */
   /** Bytes of the Authorization header this client sends (the credentials, base64-encoded). */
   get authBytes(): number {
     return this.auth.length;
   }
 
+  /** The management URL, password masked, for messages. */
   get display(): string {
     return this.endpoint.display;
   }
