@@ -560,6 +560,8 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   /** What the source held at the first fetch, and how many fetches since. */
   let atFirst: number | undefined;
   let fetched = 0;
+  /** An unbound source gave all it held at the first fetch: what is left came since. */
+  const tookAll = () => o.unbound === true && atFirst !== undefined && fetched >= atFirst;
   let get: Channel | undefined;
   let pub: ConfirmChannel | undefined;
   let pubClosed: Error | undefined;
@@ -651,8 +653,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const batch: GetMessage[] = [];
       // Ready messages the source still holds after the last get (basic.get-ok says it).
       let remaining = 0;
-      const bounded = o.unbound === true;
-      for (let i = 0; i < want && !(bounded && atFirst !== undefined && fetched >= atFirst); i++) {
+      for (let i = 0; i < want && !tookAll(); i++) {
         session.rpcs++;
         const m = await session.orLost(get.get(from, { noAck: false }));
         if (!m) break;
@@ -661,7 +662,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
         batch.push(m);
         remaining = m.fields.messageCount;
       }
-      if (batch.length === 0 && bounded && atFirst !== undefined && fetched >= atFirst) {
+      if (batch.length === 0 && tookAll()) {
         const left = await count(get, from);
         if (left > 0) return stop({ moved, dropped, stopped: `${left} message${left === 1 ? "" : "s"} reached ${from} straight from a client during the move`, left, arrived: left });
       }

@@ -127,7 +127,12 @@ export function guardLostBindings(plans: ClusterPlan[], plainReplaces: boolean):
  * takes a binding topo does not manage, before anything is written.
  */
 export function guardInexact(plans: ClusterPlan[]): void {
-  const offending = plans.flatMap((p) => p.actions.flatMap((a) => (a.op === "replace" && inexactRebinds(a).length ? [{ cluster: p.cluster, a, bindings: inexactRebinds(a) }] : [])));
+  const offending = plans.flatMap((p) =>
+    p.actions.flatMap((a) => {
+      const bindings = a.op === "replace" ? inexactRebinds(a) : [];
+      return bindings.length ? [{ cluster: p.cluster, a, bindings }] : [];
+    }),
+  );
   if (offending.length === 0) return;
   const n = offending.reduce((k, o) => k + o.bindings.length, 0);
   const lines = offending.flatMap(({ cluster, a, bindings }) => [`  cluster ${cluster}: ${renderAction(a)[0]}`, ...bindings.map((b) => `    ${cannotRecreate(b)}`)]);

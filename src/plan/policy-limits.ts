@@ -92,6 +92,21 @@ const RULES: readonly LimitRule[] = [
 ];
 
 /**
+ * The user's policies that may apply to one of the file's queues (policiesFor), or the one the
+ * broker names for an existing queue: its listing does at once (a single-queue GET, as apply's
+ * read back makes, does not), and its word settles a pattern topo cannot read or a tie of
+ * priorities. `policies`: as policiesOnceApplied gives them.
+ */
+export function policiesApplied(actual: ActualCluster, policies: readonly Policy[], owns: (p: Policy) => boolean): (q: Queue) => { p: Policy; unread: boolean }[] {
+  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  return (queue) => {
+    const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
+    const named = reported === undefined ? undefined : policies.find((p) => p.name === reported && !owns(p));
+    return named ? [{ p: named, unread: false }] : policiesFor(queue, policies);
+  };
+}
+
+/**
  * Why topo cannot be sure the policy applies to a queue, among the `list` that may: a pattern it
  * cannot read, or a tie RabbitMQ settles its own way. Undefined when it surely applies.
  */
@@ -149,16 +164,11 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
   // No policy sets a limit (topo's own mirroring policy sets none): nothing to look at per queue.
   // Only a policy that sets one can add a finding; the others still decide which policy applies.
   if (![...policies, ...operatorPolicies].some((p) => RULES.some((r) => r.key in p.definition))) return out;
-  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  const applied = policiesApplied(actual, policies, owns);
   const found = new Map<string, Finding>();
   for (const { queue } of desired.queues) {
-    // The broker names the policy it applies to an existing queue (its listing does, at once; a
-    // single-queue GET, as apply's read back makes, does not): its word settles a pattern topo
-    // cannot read or a tie of priorities.
-    const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
-    const named = reported === undefined ? undefined : policies.find((p) => p.name === reported && !owns(p));
     const candidates = {
-      policy: named ? [{ p: named, unread: false }] : policiesFor(queue, policies),
+      policy: applied(queue),
       "operator policy": policiesFor(queue, operatorPolicies),
     };
     for (const rule of RULES) {

@@ -12,8 +12,8 @@
 // at-least-once is dead-lettering.ts's to judge (overflow decides that too).
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
-import { policiesFor, policiesOnceApplied, queueLimits } from "./risk.js";
-import { addQueue, whyUnsure } from "./policy-limits.js";
+import { policiesOnceApplied, queueLimits } from "./risk.js";
+import { addQueue, policiesApplied, whyUnsure } from "./policy-limits.js";
 import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
 import { asString } from "../core/values.js";
 
@@ -52,16 +52,14 @@ export function policyOverflow(desired: DesiredCluster, actual: ActualCluster, o
   const policies = policiesOnceApplied(desired, actual, owns);
   if (!policies.some((p) => "overflow" in p.definition)) return out;
   const operatorPolicies = actual.operatorPolicies ?? [];
-  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  const applied = policiesApplied(actual, policies, owns);
   const found = new Map<string, Finding>();
   for (const { queue } of desired.queues) {
     if (!overflowApplies(queue)) continue;
     const file = asString(queue.arguments["x-overflow"]);
     // A classic queue's own x-overflow wins over any policy's.
     if (queue.type === "classic" && file !== undefined) continue;
-    const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
-    const named = reported === undefined ? undefined : policies.find((p) => p.name === reported && !owns(p));
-    const candidates = named ? [{ p: named, unread: false }] : policiesFor(queue, policies);
+    const candidates = applied(queue);
     for (const { p, unread } of candidates) {
       const value = asString(p.definition.overflow);
       if (value === undefined || value === (file ?? DEFAULT)) continue;
