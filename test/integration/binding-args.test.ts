@@ -30,6 +30,18 @@ function mpa(t: Pick<FreshTopology, "sync" | "async">, priority?: number): strin
   return writeTopology({ sync: t.sync, async: t.async, services: [{ name: "mpa", sync: false, ...(priority ? { async: { arguments: { "x-max-priority": priority } } } : {}) }] });
 }
 
+/**
+ * Service mpa applied, and a user's headers exchange audit2 bound to its queue through the
+ * management API with `argsJson`; `before`: the queue's user bindings by properties_key.
+ */
+async function appliedWithAuditBinding(argsJson: string): Promise<{ t: FreshTopology; before: string[] }> {
+  const t = fresh([]);
+  expect((await runCli(["apply", "-f", mpa(t)])).code).toBe(0);
+  await withChannel(t.async, (ch) => ch.assertExchange("audit2", "headers", { durable: true }));
+  await postBinding(t.async, "audit2", "mpa.async", argsJson);
+  return { t, before: await keysTo(t.async, "mpa.async") };
+}
+
 describe("bindings with arguments", () => {
   it("a queue replace re-creates a user's bindings with the types the broker held, and they still route", async () => {
     const t = fresh([]);
@@ -66,11 +78,7 @@ describe("bindings with arguments", () => {
   });
 
   it("a binding whose integer JSON cannot carry (above 2^53) makes plan say so, and apply refuse the replace", async () => {
-    const t = fresh([]);
-    expect((await runCli(["apply", "-f", mpa(t)])).code).toBe(0);
-    await withChannel(t.async, (ch) => ch.assertExchange("audit2", "headers", { durable: true }));
-    await postBinding(t.async, "audit2", "mpa.async", `{"x-match":"all","tenant":9007199254740993}`);
-    const before = await keysTo(t.async, "mpa.async");
+    const { t, before } = await appliedWithAuditBinding(`{"x-match":"all","tenant":9007199254740993}`);
     const plan = await runCli(["plan", "-f", mpa(t, 5)]);
     expect(plan.stdout).toMatch(/! cannot re-create binding audit2 -> mpa.async \[\] .*: argument tenant is an integer beyond 2\^53/);
     const r = await runCli(["apply", "-f", mpa(t, 5), "--allow-destructive"]);
@@ -81,11 +89,7 @@ describe("bindings with arguments", () => {
   });
 
   it("a lossless replace takes a long-typed binding off the old queue: no message published meanwhile arrives twice", async () => {
-    const t = fresh([]);
-    expect((await runCli(["apply", "-f", mpa(t)])).code).toBe(0);
-    await withChannel(t.async, (ch) => ch.assertExchange("audit2", "headers", { durable: true }));
-    await postBinding(t.async, "audit2", "mpa.async", `{"x-match":"all","tenant":1}`);
-    const before = await keysTo(t.async, "mpa.async");
+    const { t, before } = await appliedWithAuditBinding(`{"x-match":"all","tenant":1}`);
 
     const conn = await amqplib.connect(amqpUrl(t.async));
     const ch = await conn.createConfirmChannel();

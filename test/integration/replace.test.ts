@@ -36,6 +36,13 @@ async function drainIds(v: string, queue: string): Promise<string[]> {
 }
 
 /** Publish persistent messages with ids, with confirms, until stopped. */
+/** The test broker's user may read everything in `v` but `exchange` (so binding from it is refused), until the test ends. */
+async function refuseRead(v: string, exchange: string): Promise<void> {
+  const user = encodeURIComponent(broker().user);
+  await api("PUT", `/api/permissions/${vh(v)}/${user}`, { configure: ".*", write: ".*", read: `^(?!${exchange}$).*` });
+  onTestFinished(async () => void (await api("PUT", `/api/permissions/${vh(v)}/${user}`, { configure: ".*", write: ".*", read: ".*" })));
+}
+
 function startPublisher(v: string, exchange: string, routingKey: string) {
   const published: string[] = [];
   let stop = false;
@@ -307,9 +314,7 @@ describe("bindings a replace cannot put back", () => {
       await ch.bindExchange("mplogin", "feeder", "#");
     });
     // The broker refuses the bind from feeder (read on the source), and nothing else.
-    const user = encodeURIComponent(broker().user);
-    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: "^(?!feeder$).*" });
-    onTestFinished(async () => void (await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: ".*" })));
+    await refuseRead(async, "feeder");
     const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }], clusterExtra: { async: { management: await operator(async) } } });
 
     const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
@@ -328,9 +333,7 @@ describe("bindings a replace cannot put back", () => {
       await ch.assertExchange("userx", "direct", { durable: true });
       await ch.bindQueue("mplogin.async", "userx", "k");
     });
-    const user = encodeURIComponent(broker().user);
-    await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: "^(?!userx$).*" });
-    onTestFinished(async () => void (await api("PUT", `/api/permissions/${vh(async)}/${user}`, { configure: ".*", write: ".*", read: ".*" })));
+    await refuseRead(async, "userx");
     const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000000 } } }], clusterExtra: { async: { management: await operator(async) } } });
 
     const r = await runCli(["apply", "-f", file, "--allow-destructive", "--allow-data-loss"]);
