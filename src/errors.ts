@@ -35,7 +35,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   user_conflict: "a user the file names exists on the broker without topo's tag (topo.<prefix>): topo did not create it, or the tag was taken off it; nothing was changed, adopt: true takes it over",
   refused_destructive: "apply refused a replace or delete without --allow-destructive, or a delete that would take bindings topo does not manage with it, or a replace that cannot put such bindings back or re-create one exactly, without --allow-unmanaged-deletes; nothing was written",
   refused_data_loss: "apply refused a change that could lose messages without --allow-data-loss; nothing was written",
-  lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout",
+  lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout, or other files' applies (other prefixes) kept changing the vhost while apply read it, at every one of its reads",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
   stale_plan: "a saved plan no longer matches the broker (the message names, per cluster, the objects that changed and how, then the plan's differences), the topology file (or the values its `${VAR}`s take) or topo's version (topo apply PLANFILE); nothing was written",
   interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got (a second signal stops at once, and the message then says only that some changes may have been made), and a re-run finishes it",

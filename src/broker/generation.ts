@@ -18,7 +18,7 @@
 
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { applyMarkName, lockQueueName, markedPrefix } from "../core/naming.js";
+import { applyMarkName, lockQueueName, markedPrefix, ownNamespace, TOPO_NAMESPACE } from "../core/naming.js";
 import type { Resource } from "../model.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError } from "./amqp.js";
@@ -83,18 +83,28 @@ async function generationOf(http: ManagementClient, vhost: string, prefix: strin
  * prefix, mpx beside mp) holds a lock of its own, and one that ran while this apply read could
  * have its objects in the queue listing and its mark not yet in the exchange listing, so that the
  * plan took them for this file's and deleted them. Its mark (or lock, or policy) is written before
- * its objects, so a read whose objects include them is followed by a mark seen here. Three small
- * requests (topo's own names, filtered by the broker); undefined when the broker lists more
- * than one page of them, and then the caller reads again.
+ * its objects, so a read whose objects include them is followed by a mark seen here. Small
+ * requests: the broker filters the listings down to apply marks and locks (not the holding queues
+ * of replaces, which can be thousands), a page of 500 at a time; undefined when the pages
+ * disagree (names came or went while they were read), and then the caller reads again.
  */
 export async function markersSince(http: ManagementClient, vhost: string, read: readonly Resource[]): Promise<string[] | undefined> {
   const seen = new Set(read.map(markedPrefix).filter((p): p is string => p !== undefined));
-  const own = async (kind: "exchanges" | "queues") => {
-    const page = await http.get<{ items?: { name?: unknown }[]; filtered_count?: number; item_count?: number }>(
-      `/api/${kind}/${vh(vhost)}?page=1&page_size=500&name=${encodeURIComponent("^topo\\.")}&use_regex=true&columns=name`,
-    );
-    if (!Array.isArray(page.items) || page.item_count !== page.filtered_count) return undefined;
-    return page.items.map((i) => String(i.name)).map((name): Resource => ({ kind: kind === "exchanges" ? "exchange" : "queue", name }) as Resource);
+  const own = async (kind: "exchanges" | "queues"): Promise<Resource[] | undefined> => {
+    // The names applyMarkName and lockQueueName give, whatever the prefix.
+    const suffix = (kind === "exchanges" ? applyMarkName("p") : lockQueueName("p")).slice(ownNamespace("p").length);
+    const pattern = `^${TOPO_NAMESPACE.replace(/\./g, "\\.")}[^.]+\\.${suffix}$`;
+    const found: Resource[] = [];
+    let total: number | undefined;
+    for (let page = 1; ; page++) {
+      const answer = await http.get<{ items?: { name?: unknown }[]; filtered_count?: number; page_count?: number }>(
+        `/api/${kind}/${vh(vhost)}?page=${page}&page_size=500&name=${encodeURIComponent(pattern)}&use_regex=true&columns=name`,
+      );
+      if (!Array.isArray(answer.items) || (total !== undefined && answer.filtered_count !== total)) return undefined;
+      total = answer.filtered_count;
+      for (const i of answer.items) found.push({ kind: kind === "exchanges" ? "exchange" : "queue", name: String(i.name) } as Resource);
+      if (page >= (answer.page_count ?? 1)) return found.length === total ? found : undefined;
+    }
   };
   const [exchanges, queues, policies] = await Promise.all([own("exchanges"), own("queues"), http.get<{ name?: unknown }[]>(`/api/policies/${vh(vhost)}`)]);
   if (!exchanges || !queues || !Array.isArray(policies)) return undefined;

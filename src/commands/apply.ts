@@ -1,4 +1,4 @@
-import { allOf, ApplyError, InterruptedError, StalePlanError, TopoError } from "../errors.js";
+import { allOf, ApplyError, InterruptedError, LockError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
@@ -92,6 +92,8 @@ export const RERUN_HINT = "every step is idempotent: once the cause is fixed, ru
 
 /** Attempts per cluster when the connection is lost to a broker restart. */
 const RECONNECTS = 3;
+/** Reads of one cluster under the lock while other prefixes' marks keep appearing, before apply gives up. */
+const READS_WHILE_MARKED = 4;
 
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const { desired, source } = topologyOf(opts);
@@ -359,10 +361,19 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
       // A plan that deletes or replaces is read again while another prefix's mark appears that
       // its read did not see (broker/generation.ts): that file's apply ran while this one read.
-      for (let tries = 0; tries < 3 && read.plan.actions.some((a) => a.op === "delete" || a.op === "replace"); tries++) {
+      // Every read is checked so; one still torn after READS_WHILE_MARKED is refused, unwritten.
+      for (let reads = 1; read.plan.actions.some((a) => a.op === "delete" || a.op === "replace"); reads++) {
         const appeared = await markersSince(http, c.target.amqp.vhost, read.actual.resources);
         if (appeared !== undefined && appeared.length === 0) break;
-        opts.log(`cluster ${c.target.name}: ${appeared?.length ? `prefix ${appeared.join(", ")} marked the vhost while apply read it` : "the vhost holds more of topo's names than one page"}: reading again`);
+        const why = appeared?.length ? `prefix ${appeared.join(", ")} marked the vhost while apply read it` : "topo's marks and locks in the vhost changed while apply listed them";
+        if (reads === READS_WHILE_MARKED) {
+          throw new LockError(
+            `cluster ${c.target.name}: ${why}, at each of ${reads} reads: other files' applies keep changing the vhost, and a plan that deletes could take their objects for this file's; nothing was written`,
+            [`run topo apply again once the other applies on vhost ${c.target.amqp.vhost} have finished`],
+            { cluster: c.target.name },
+          );
+        }
+        opts.log(`cluster ${c.target.name}: ${why}: reading again`);
         read = await replan();
       }
       if (expected) {

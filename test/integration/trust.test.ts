@@ -8,6 +8,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { apply } from "../../src/index.js";
 import { ApplyError } from "../../src/errors.js";
 import { managementProxy } from "../helpers/proxy.js";
+// @ts-expect-error: a plain ESM module of the benchmark, without type declarations
+import { serviceNames } from "../../bench/services.mjs";
 import { api, broker, createVhost, deleteVhost, messageCount, publish, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, vh, withChannel, writeFile, writeTopology, type TestBroker } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
@@ -206,10 +208,17 @@ describe("nested prefixes", () => {
 });
 
 describe("nested prefixes, applied at the same time", () => {
-  it("an apply whose read another prefix's apply tore (its queues listed, its mark not yet) reads again, and deletes nothing of that prefix", async () => {
+  // With 501 marks of other prefixes (topo.a*.generation, listed before topo.mpx's), the mark
+  // that tore the read is on the second page of the broker's filtered listing: apply read the
+  // first page only, said "more of topo's names than one page", read again three times and then
+  // went on unchecked.
+  it.each([0, 501])("an apply whose read another prefix's apply tore (its queues listed, its mark not yet) reads again, and deletes nothing of that prefix (%i other marks)", async (others) => {
     const { sync, async } = pair();
     const mpWith = writeTopology({ sync, async, prefix: "mp", services: [{ name: "mplogin", sync: false }, { name: "mpold", sync: false }] });
     expect((await runCli(["apply", "-f", mpWith])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      for (const name of serviceNames(others)) await ch.assertExchange(`topo.a${name.replace(/^mpsvc_/, "")}.generation`, "fanout", { durable: false, internal: true });
+    });
     // mp's next apply deletes mpold; its queue and binding listings of the async vhost are slow
     // (a large vhost), so its exchange listing is taken before mpx's apply and the rest after.
     const slow = await managementProxy({ delayMs: (path) => (/^\/api\/(queues|bindings)\/[^/?]+\?/.test(path) && path.includes(encodeURIComponent(async)) ? 3000 : 0) });
@@ -222,11 +231,45 @@ describe("nested prefixes, applied at the same time", () => {
       const done = await running;
       expect(done.code, done.stderr).toBe(0);
       expect(done.stderr).toContain('prefix mpx marked the vhost while apply read it: reading again');
+      expect(done.stderr.match(/reading again/g)).toHaveLength(1);
       expect((await api("GET", `/api/queues/${vh(async)}/mpxfoo.async`)).status).toBe(200);
       expect((await api("GET", `/api/queues/${vh(async)}/mpold.async`)).status).toBe(404);
       expect((await runCli(["plan", "-f", mpx, "--detailed-exitcode"])).code).toBe(0);
     } finally {
       slow.close();
+    }
+  });
+});
+
+describe("other prefixes' applies that never stop", () => {
+  it("an apply whose every read finds a new prefix's mark gives up before writing anything (lock_timeout)", async () => {
+    const { sync, async } = pair();
+    const mpWith = writeTopology({ sync, async, prefix: "mp", services: [{ name: "mplogin", sync: false }, { name: "mpold", sync: false }] });
+    expect((await runCli(["apply", "-f", mpWith])).code).toBe(0);
+    const before = await state(async);
+    // Each listing of the async vhost's apply marks shows a mark no read saw: another file's apply
+    // after another.
+    let k = 0;
+    const churn = await managementProxy({
+      answer: (req, res) => {
+        if (!req.url?.includes("use_regex=true") || !req.url.includes(encodeURIComponent(async)) || !req.url.startsWith("/api/exchanges/")) return false;
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ items: [{ name: `topo.${"x".repeat(++k)}.generation` }], filtered_count: 1, item_count: 1, page: 1, page_count: 1, page_size: 500, total_count: 1 }));
+        return true;
+      },
+    });
+    try {
+      const mp = writeTopology({ sync, async, prefix: "mp", services: [{ name: "mplogin", sync: false }], clusterExtra: { async: { management: churn.url } } });
+      const r = await runCli(["apply", "-f", mp, "--allow-destructive", "--cluster", "async", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.match(/marked the vhost while apply read it: reading again/g)).toHaveLength(3);
+      const error = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+      expect(error).toMatchObject({ code: "lock_timeout", cluster: "async" });
+      expect(error.message).toContain("prefix xxxx marked the vhost while apply read it, at each of 4 reads");
+      expect(error.message).toContain("nothing was written");
+      expect(await state(async)).toEqual(before);
+    } finally {
+      churn.close();
     }
   });
 });
