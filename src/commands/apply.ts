@@ -5,7 +5,7 @@ import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
-import { readUserMaxChannels, unackedNow, unackedOf } from "../broker/read.js";
+import { readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, type QueueStats } from "../broker/read.js";
 import { markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { holdingQueueName, lockQueueName } from "../core/naming.js";
 import { describe, subjectOf } from "../core/keys.js";
@@ -399,7 +399,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
       // Refusals on live counts come before the barrier too: no cluster writes while another
       // may still refuse.
-      if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s, http, c.target);
+      if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s, http, c.target, true);
       guardPlans([read.plan], opts);
       refuseShortOfChannels(read.plan, s, execOpts(opts));
     } catch (e) {
@@ -628,16 +628,22 @@ function isVhostCreate(a: Action): boolean {
  * count now, and its consumers (plan's read has none). Used to refuse a data-losing plan before
  * anything is written. A passive declare counts ready messages only: what a client fetched and
  * has not acknowledged is seen by the statistics alone, and a delete takes it with the queue, so
- * it is added.
+ * it is added. `exact` (the count under the lock, the last before the deletes): what a client
+ * holds without a consumer (basic.get, or a consumer cancelled on its open channel) is read from
+ * statistics the queue emitted after the passive declare (the declare makes an idle queue emit
+ * them within one interval): older ones may predate the fetch and count the messages as ready,
+ * or not at all, and the delete took them (3 fetched a second before apply, lost).
  */
-async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementClient, target: ClusterTarget): Promise<void> {
+async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementClient, target: ClusterTarget, exact = false): Promise<void> {
   const targets = p.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && a.before.kind === "queue");
+  const unconsumed: { a: Extract<Action, { op: "delete" }>; live: { messageCount: number; consumerCount: number }; before: QueueStats | undefined }[] = [];
   await s.runAll(
     targets,
     16,
     async (ch, a) => {
       const q = a.before as Queue;
       try {
+        const before = exact && q.type !== "stream" ? await statsNow(http, target, q.name) : undefined;
         const r = await ch.checkQueue(q.name);
         a.consumers = r.consumerCount;
         if (q.type === "stream") {
@@ -647,14 +653,14 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         }
         // What consumers hold refuses the delete as theirs, and is counted from statistics that
         // caught up with them, or said to be unknown: a count of the ready messages alone looked
-        // whole. Held by no consumer (basic.get, or a consumer cancelled on its open channel), it
-        // is counted from statistics read again until they caught up: older ones may count what
-        // the client has acknowledged or given back since.
+        // whole. Held by no consumer, it is counted from statistics read again until they caught
+        // up: older ones may count what the client has acknowledged or given back since.
         if (r.consumerCount > 0) {
           const held = await unackedNow(http, target, q.name, r);
           a.unacked = held.fresh ? held.unacked || undefined : undefined;
           if (!held.fresh) a.unackedUnknown = true;
-        } else if ((a.unacked ?? 0) > 0) a.unacked = ((await unackedOf(http, target, q.name, r)) ?? a.unacked) || undefined;
+        } else if (exact) unconsumed.push({ a, live: r, before });
+        else if ((a.unacked ?? 0) > 0) a.unacked = ((await unackedOf(http, target, q.name, r)) ?? a.unacked) || undefined;
         a.messages = r.messageCount + (a.unacked ?? 0);
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.
@@ -665,5 +671,14 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
       }
     },
     (a) => `count messages of queue ${a.before.kind === "queue" ? a.before.name : ""}`,
+  );
+  // Every queue's wait at once (HTTP only): about one statistics interval in all.
+  await Promise.all(
+    unconsumed.map(async ({ a, live, before }) => {
+      const held = await unackedSince(http, target, (a.before as Queue).name, live, before);
+      // Past the bound (statistics that never came), their last figure, or the plan's.
+      a.unacked = (held.fresh ? held.unacked : (held.unacked ?? a.unacked)) || undefined;
+      a.messages = live.messageCount + (a.unacked ?? 0);
+    }),
   );
 }
