@@ -4,7 +4,7 @@ import { allOf, BrokerError, TopoError, type ConfigProblem } from "../errors.js"
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type Policy, type TopicPermission } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
-import type { AmqpSession } from "../broker/amqp.js";
+import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
 import { readAlarms, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
@@ -121,8 +121,9 @@ export async function identifyBeside<T>(c: DesiredCluster, client: ManagementCli
 }
 
 /**
- * identify() for every selected cluster, and checkDistinctVhosts() over every cluster of the file:
- * a cluster left out with --cluster can still be the same vhost. `beside` runs for each selected
+ * identify() and the AMQP login (refusedLogin) for every selected cluster, and
+ * checkDistinctVhosts() over every cluster of the file: a cluster left out with --cluster can
+ * still be the same vhost. `beside` runs for each selected
  * cluster at the same time as its check (plan's read): a cluster that fails both is reported with
  * identify's error (identifyBeside), and every cluster's failure is reported. Returns what
  * `beside` returned.
@@ -136,7 +137,10 @@ export async function verifyClusters<T = undefined>(
 ): Promise<T[]> {
   const others = identifyOthers(all, selected, opts);
   const found = await forEachCluster(selected, async (c) => {
+    const login = refusedLogin(c.target, opts);
     const [identity, result] = await identifyBeside(c, client(c), opts, Promise.resolve().then(() => beside?.(c)));
+    const refused = await login;
+    if (refused) throw refused;
     return { cluster: c, identity, result: result as T };
   });
   checkDistinctVhosts([...found, ...(await others)]);

@@ -284,6 +284,29 @@ describe("a missing right is named, with the command that grants it", () => {
     });
   }
 
+  // A no-change apply makes no AMQP connection, so a plan read only through the management API
+  // said "No changes." (exit 0 with --detailed-exitcode) while the file's AMQP credentials were
+  // wrong, or its user had no rights on the vhost: the next apply with a change failed.
+  it("plan checks the AMQP login too: a wrong password is auth_failed, a user without rights on the vhost permission_denied, with no changes", async () => {
+    const b = broker();
+    const u = await user("");
+    const { sync, async, file } = fresh(["mplogin"]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const withUrl = (url: string) => writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { async: { url, management: adminManagementUrl() } } });
+    const wrong = await runCli(["plan", "-f", withUrl(amqpUrl(async, { user: b.user, password: "wrong-amqp-pw" })), "--detailed-exitcode", "--json"]);
+    expect(wrong.code).toBe(1);
+    expect(JSON.parse(wrong.stdout).error).toMatchObject({ code: "auth_failed", cluster: "async" });
+    expect(wrong.stderr).toMatch(/cluster async: connect amqp:\/\/.* -> ACCESS_REFUSED/);
+    expect(wrong.stderr).not.toContain("wrong-amqp-pw");
+    const unpermitted = await runCli(["plan", "-f", withUrl(amqpUrl(async, { user: u.user, password: u.password })), "--detailed-exitcode"]);
+    expect(unpermitted.code).toBe(1);
+    expect(unpermitted.stderr).toContain(`access to vhost '${async}' refused for user '${u.user}'`);
+    expect(unpermitted.stderr).toContain(`rabbitmqctl set_permissions -p ${async} ${u.user} '.*' '.*' '.*'`);
+    // Once it may use the vhost, the same file plans as it did.
+    await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    expect((await runCli(["plan", "-f", withUrl(amqpUrl(async, { user: u.user, password: u.password })), "--detailed-exitcode"])).code).toBe(0);
+  });
+
   // The AMQP login succeeds, but the user may not configure topo's lock queue: found only when
   // that cluster takes its lock, where the management user may not read the AMQP user's
   // permissions (an administrator's read finds it before: see "in one run" below). Whichever
