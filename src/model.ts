@@ -500,6 +500,8 @@ export interface ClusterPlan {
 
 export interface Plan {
   clusters: ClusterPlan[];
+  /** The file's clusters left out with --cluster: not read, so nothing is said of them. */
+  unread?: string[];
 }
 
 export interface Summary {

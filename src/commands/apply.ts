@@ -198,7 +198,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads.map(freshOf));
-    const plan: Plan = { clusters: plans };
+    const left = desired.clusters.filter((c) => !clusters.includes(c)).map((c) => c.target.name);
+    const plan: Plan = { clusters: plans, ...(left.length ? { unread: left } : {}) };
     opts.onPlan?.(plan);
     checkInterrupted();
 

@@ -25,7 +25,8 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
     // Who answers is checked beside each cluster's read, and before any plan is returned.
     const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) => readAndPlan(c, client(c), desired.prefix, { keepState: opts.onRead !== undefined, file: opts.file }));
     for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).state);
-    return { clusters: reads.map((r) => r.plan) };
+    const unread = desired.clusters.filter((c) => !clusters.includes(c)).map((c) => c.target.name);
+    return { clusters: reads.map((r) => r.plan), ...(unread.length ? { unread } : {}) };
   } finally {
     for (const c of clients.values()) {
       if (stats) stats.httpRequests += c.requests;

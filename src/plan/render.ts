@@ -205,8 +205,11 @@ export function renderSummary(plan: Plan, where: "above" | "below" = "above"): s
   // (or a CI log) takes away, says so.
   const unread = [...new Set(plan.clusters.flatMap((c) => c.notCompared ?? []))];
   const notCompared = unread.length ? `not compared: ${unread.join(", ")} (see "! warning" ${where}).` : "";
-  if (s.create + s.update + s.replace + s.delete === 0) return notCompared ? `No changes in what plan compared; ${notCompared}${drift}` : `No changes.${drift}`;
-  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${notCompared ? ` N${notCompared.slice(1)}` : ""}${drift}`;
+  // With --cluster, "No changes." says nothing of the clusters left out: the line names them.
+  const left = plan.unread ?? [];
+  const notRead = left.length ? ` ${left.length === 1 ? "Cluster" : "Clusters"} ${left.join(", ")} ${left.length === 1 ? "was" : "were"} not read (--cluster).` : "";
+  if (s.create + s.update + s.replace + s.delete === 0) return (notCompared ? `No changes in what plan compared; ${notCompared}${drift}` : `No changes.${drift}`) + notRead;
+  return `Plan: ${s.create} to create, ${s.update} to update, ${s.replace} to replace, ${s.delete} to delete.${notCompared ? ` N${notCompared.slice(1)}` : ""}${drift}${notRead}`;
 }
 
 /** In --json, `messages` then counts the ready ones only. */
@@ -262,5 +265,6 @@ export function planJson(plan: Plan): Record<string, unknown> {
       actions: c.actions.map(actionJson),
     })),
     summary: { ...summarize(plan), degraded: plan.clusters.reduce((n, c) => n + c.degraded.length, 0) },
+    ...(plan.unread?.length ? { unread: plan.unread } : {}),
   };
 }

@@ -495,3 +495,17 @@ describe("redact", () => {
     expect(secrets.text("failed for http://x:y@h:1/a and s3cr3t-Zebra")).toBe("failed for http://x:***@h:1/a and ***");
   });
 });
+
+describe("a plan of some of the file's clusters (--cluster)", () => {
+  it("names the clusters it did not read on its last line, and in --json", () => {
+    const d = desiredOf(raw({ services: ["mplogin"] }), "sync");
+    const same = diffCluster(d, actual(d.resources), "mp");
+    expect(same.actions).toEqual([]);
+    expect(renderText({ clusters: [same], unread: ["async"] }).split("\n").at(-1)).toBe("No changes. Cluster async was not read (--cluster).");
+    expect(renderText({ clusters: [same] }).split("\n").at(-1)).toBe("No changes.");
+    const more = diffCluster(d, actual([]), "mp");
+    expect(renderText({ clusters: [more], unread: ["async", "audit"] }).split("\n").at(-1)).toMatch(/^Plan: \d+ to create, 0 to update, 0 to replace, 0 to delete\. Clusters async, audit were not read \(--cluster\)\.$/);
+    expect(planJson({ clusters: [same], unread: ["async"] })).toMatchObject({ unread: ["async"] });
+    expect(planJson({ clusters: [same] })).not.toHaveProperty("unread");
+  });
+});
