@@ -17,7 +17,7 @@ import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { alarmProblem, movedMessages } from "../plan/alarms.js";
 import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
-import { mirroring } from "../plan/mirroring.js";
+import { mirroredAgainstFile, mirroring } from "../plan/mirroring.js";
 import { deadLettering } from "../plan/dead-lettering.js";
 import { policyOverflow } from "../plan/policy-overflow.js";
 import { policyLimits } from "../plan/policy-limits.js";
@@ -222,6 +222,7 @@ function unrepairable(
   const owner = Ownership.of(prefix, actual.resources);
   const owns = (p: Policy) => owner.owns(p);
   const mirrors = mirroring(c, actual);
+  mirrors.degraded.push(...mirroredAgainstFile(c, actual, owns));
   const limits = policyLimits(c, actual, owns);
   const overflow = policyOverflow(c, actual, owns);
   const dead = deadLettering(c, actual, owns, placeOf);

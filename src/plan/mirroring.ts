@@ -240,3 +240,30 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   if (syncing.length) out.warnings.push(`${syncing.length} mirror${syncing.length === 1 ? " is" : "s are"} still synchronising: ${names(syncing)}`);
   return out;
 }
+
+/**
+ * Queues the file says are not mirrored (mirrored: false) that a policy topo does not own mirrors
+ * on a 3.x broker: a user's policy, or another prefix's mirroring policy whose pattern was written
+ * before this prefix's queues were there (a nested prefix: `^ex[a-z_]+` covers `exxtwo.sync`). The
+ * queue's mirroring is not what the file says, and topo does not change what it does not own:
+ * drift it cannot repair. The policies are as they will be after apply (this prefix's as the file
+ * says); a queue the broker reports under a policy of this prefix is judged by the patterns.
+ */
+export function mirroredAgainstFile(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): string[] {
+  const [major] = majorMinor(actual.version);
+  if (major === 0 || major >= 4) return [];
+  const isPolicy = (r: Resource): r is Policy => r.kind === "policy";
+  const policies = [...actual.resources.filter(isPolicy).filter((p) => !owns(p)), ...desired.resources.filter(isPolicy).filter(owns)];
+  const byPolicy = new Map<string, string[]>();
+  for (const spec of desired.queues) {
+    if (spec.mirrored || spec.queue.type !== "classic") continue;
+    const reported = actual.queueFacts[spec.queue.name]?.policy;
+    const p = effectivePolicy(policies, spec.queue, reported && !policies.some((x) => x.name === reported && owns(x)) ? reported : undefined, owns);
+    if (p && !owns(p) && p.definition["ha-mode"] !== undefined) pushTo(byPolicy, p.name, spec.queue.name);
+  }
+  return [...byPolicy].map(([policy, queues]) => {
+    const p = policies.find((x) => x.name === policy) as Policy;
+    const other = isTopoName(policy) ? ` (topo's for another prefix: an apply of that prefix's file narrows its pattern to leave this prefix's services out)` : "";
+    return `${plural(queues.length, "queue")} the file does not mirror (mirrored: false) ${queues.length === 1 ? "is" : "are"} mirrored by policy ${quoted(policy)}${other}, priority ${p.priority}, "ha-mode": ${JSON.stringify(p.definition["ha-mode"])}: ${names(queues)}; topo does not change a policy it does not own: narrow its pattern, or give the queue${queues.length === 1 ? "" : "s"} mirrored: true`;
+  });
+}

@@ -207,6 +207,26 @@ describe("nested prefixes", () => {
   });
 });
 
+describe("a nested prefix applied after the shorter one", () => {
+  it("a queue of the longer prefix that the file does not mirror, mirrored by the shorter prefix's older policy, is degraded until that prefix applies again", async () => {
+    const { sync, async } = pair();
+    const mp = writeTopology({ sync, async, prefix: "mp", services: ["mplogin"] });
+    expect((await runCli(["apply", "-f", mp])).code).toBe(0);
+    const mpx = writeTopology({ sync, async, prefix: "mpx", services: [{ name: "mpxfoo", sync: { mirrored: false } }] });
+    expect((await runCli(["apply", "-f", mpx])).code).toBe(0);
+    // mp's policy was written before mpx was on the vhost: its pattern covers mpxfoo.sync.
+    await expect.poll(async () => (await api("GET", `/api/queues/${vh(sync)}/mpxfoo.sync`)).body.policy, { timeout: 15000 }).toBe("topo.mp.mirror.sync");
+    const drift = await runCli(["plan", "-f", mpx, "--detailed-exitcode"]);
+    expect(drift.code, drift.stdout).toBe(2);
+    expect(drift.stdout).toContain('1 queue the file does not mirror (mirrored: false) is mirrored by policy "topo.mp.mirror.sync" (topo\'s for another prefix');
+    // mp's next apply narrows its pattern; then mpx's plan has nothing to say.
+    expect((await runCli(["apply", "-f", mp])).code).toBe(0);
+    await expect.poll(async () => (await api("GET", `/api/queues/${vh(sync)}/mpxfoo.sync`)).body.policy ?? null, { timeout: 15000 }).toBe(null);
+    const clean = await runCli(["plan", "-f", mpx, "--detailed-exitcode"]);
+    expect(clean.code, clean.stdout).toBe(0);
+  });
+});
+
 describe("nested prefixes, applied at the same time", () => {
   // With 501 marks of other prefixes (topo.a*.generation, listed before topo.mpx's), the mark
   // that tore the read is on the second page of the broker's filtered listing: apply read the

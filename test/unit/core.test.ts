@@ -14,7 +14,7 @@ import { keyOf, sortResources } from "../../src/core/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
-import { mirroring, mirroringOf } from "../../src/plan/mirroring.js";
+import { mirroredAgainstFile, mirroring, mirroringOf } from "../../src/plan/mirroring.js";
 import { Redactor } from "../../src/redact.js";
 import { actual, binding, desiredOf, exchange, policy, queue, raw } from "../helpers/builders.js";
 
@@ -351,6 +351,30 @@ describe("compatibility", () => {
 });
 
 describe("mirroring", () => {
+  it("counts a queue the file does not mirror, mirrored by a policy topo does not own, as degraded", () => {
+    const un = desiredOf(raw({ services: ["mplogin", { name: "mpwallet", sync: { mirrored: false } }] }), "sync");
+    const owner = (res: Resource[]) => {
+      const o = Ownership.of("mp", res);
+      return (p: Policy) => o.owns(p);
+    };
+    const theirs: Policy = { kind: "policy", name: "ha-everything", pattern: "^mp", applyTo: "queues", priority: 5, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } };
+    const withUser = [...un.resources, theirs];
+    expect(mirroredAgainstFile(un, actual(withUser), owner(withUser))).toEqual([
+      `1 queue the file does not mirror (mirrored: false) is mirrored by policy "ha-everything", priority 5, "ha-mode": "all": mpwallet.sync; topo does not change a policy it does not own: narrow its pattern, or give the queue mirrored: true`,
+    ]);
+    // Another prefix's mirroring policy, written before this prefix's queues were there.
+    const wider: Policy = { kind: "policy", name: "topo.m.mirror.sync", pattern: "^m[a-z_]+\\.sync$", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } };
+    const withOther = [...un.resources, wider];
+    expect(mirroredAgainstFile(un, actual(withOther, { queueFacts: { "mpwallet.sync": { policy: "topo.m.mirror.sync" } } }), owner(withOther))).toEqual([
+      expect.stringMatching(/^1 queue the file does not mirror \(mirrored: false\) is mirrored by policy "topo\.m\.mirror\.sync" \(topo's for another prefix: an apply of that prefix's file narrows its pattern/),
+    ]);
+    // A policy without ha-mode, a mirrored queue, or RabbitMQ 4 (no classic mirroring): nothing.
+    const limits: Policy = { ...theirs, definition: { "max-length": 10 } };
+    expect(mirroredAgainstFile(un, actual([...un.resources, limits]), owner([...un.resources, limits]))).toEqual([]);
+    expect(mirroredAgainstFile(un, actual(un.resources), owner(un.resources))).toEqual([]);
+    expect(mirroredAgainstFile(un, actual(withUser, { version: "4.0.5" }), owner(withUser))).toEqual([]);
+  });
+
   const d = desiredOf(raw({ services: ["mplogin", "mpwallet"] }), "sync");
   const nodes = ["a@h", "b@h", "c@h"];
   const base = (facts: ActualCluster["queueFacts"], more: Partial<ActualCluster> = {}) =>
