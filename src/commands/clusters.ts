@@ -23,7 +23,7 @@ import { policyOverflow } from "../plan/policy-overflow.js";
 import { policyLimits } from "../plan/policy-limits.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
-import { foreignBindings, foreignBindingWarnings } from "../plan/route.js";
+import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
 import { subjectOf } from "../core/keys.js";
 import { outsideView, stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
@@ -394,7 +394,7 @@ export async function readAndPlan(
     if (vhostTopics) keepTopics(plan, vhostTopics);
   }
   plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix));
-  plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)));
+  plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)), ...bindingsIntoWarnings(bindingsInto(c, actual, owner)));
   // A node's memory or disk alarm blocks the publishes a replace moves messages with: apply would
   // stop part-way, so it refuses; plan warns. Read only for a plan that moves messages (which the
   // counts above tell).

@@ -5,7 +5,7 @@
 import type { ActualCluster, Binding, DesiredCluster, DesiredState, Exchange, Policy, Traffic, Resource } from "../model.js";
 import { TRAFFIC } from "../model.js";
 import { holdingQueueBase, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
-import { describe } from "../core/keys.js";
+import { describe, keyOf } from "../core/keys.js";
 import { shown, names } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { pushTo } from "../core/collections.js";
@@ -236,6 +236,29 @@ export function foreignBindings(desired: DesiredCluster, actual: ActualCluster, 
 }
 
 /**
+ * Bindings on the broker into the file's queues and service exchanges from an exchange topo does
+ * not manage (`amq.topic -> mplogin.async [#]`, a legacy exchange): the broker routes what is
+ * published there to the service's workers too, and no action plans them, so plan names them as
+ * it names those out of a service exchange. The default exchange's are the broker's own.
+ */
+export function bindingsInto(desired: DesiredCluster, actual: ActualCluster, owner: Ownership): Binding[] {
+  const services = new Set(desired.resources.flatMap((r) => (r.kind === "exchange" ? [r.name] : [])));
+  const queues = new Set(desired.queues.map((q) => q.queue.name));
+  const wanted = new Set(desired.resources.flatMap((r) => (r.kind === "binding" ? [keyOf(r)] : [])));
+  return actual.resources
+    .filter(
+      (r): r is Binding =>
+        r.kind === "binding" &&
+        r.source !== "" &&
+        !services.has(r.source) &&
+        (r.destinationType === "queue" ? queues.has(r.destination) : services.has(r.destination)) &&
+        !wanted.has(keyOf(r)) &&
+        !isTopoBinding(r, owner),
+    )
+    .sort((a, b) => (describe(a) < describe(b) ? -1 : 1));
+}
+
+/**
  * A binding of topo's: one it manages, or a route an interrupted replace parked on its holding
  * queue (plan shows the replace that finishes it: deleting it by hand would drop what is published
  * meanwhile).
@@ -249,6 +272,14 @@ export function foreignBindingWarnings(bindings: readonly Binding[]): string[] {
   const n = bindings.length;
   return [
     `${n} binding${n === 1 ? "" : "s"} from service exchanges that topo does not manage: ${names(bindings.map(describe))}; the broker routes the tasks ${n === 1 ? "it matches" : "they match"} there too, beside the file's queues; topo neither changes nor deletes ${n === 1 ? "it" : "them"} (delete ${n === 1 ? "it" : "them"} by hand if not wanted)`,
+  ];
+}
+
+export function bindingsIntoWarnings(bindings: readonly Binding[]): string[] {
+  if (bindings.length === 0) return [];
+  const n = bindings.length;
+  return [
+    `${n} binding${n === 1 ? "" : "s"} into the file's queues or service exchanges from exchanges topo does not manage: ${names(bindings.map(describe))}; the broker routes what is published there to the service's workers too; topo neither changes nor deletes ${n === 1 ? "it" : "them"} (delete ${n === 1 ? "it" : "them"} by hand if not wanted)`,
   ];
 }
 

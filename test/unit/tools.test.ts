@@ -6,7 +6,7 @@ import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { loadConfig } from "../../src/config/load.js";
 import { definitionsOf } from "../../src/export/definitions.js";
 import { renderGraph } from "../../src/plan/graph.js";
-import { deliver, foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
+import { bindingsInto, bindingsIntoWarnings, deliver, foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
 import { Ownership } from "../../src/core/naming.js";
 import type { ActualCluster, Binding, Exchange, Policy, Resource } from "../../src/model.js";
 import { renderText } from "../../src/plan/render.js";
@@ -151,7 +151,7 @@ describe("bindings topo does not manage", () => {
         ...d.resources,
         b("mppayment", "audit", "*.async.charge"),
         b("mplogin", "archive", "#", "exchange"),
-        b("billing", "mplogin.async", "x"), // not from a service exchange: not plan's business
+        b("billing", "mplogin.async", "x"), // into a service queue: bindingsInto, below
         b("mpgone", "audit", "#"), // a service exchange the file does not want here
         // An interrupted replace's holding queue carries the queue's routes: topo's own, and
         // deleting them by hand would drop every task published until the next apply.
@@ -164,6 +164,15 @@ describe("bindings topo does not manage", () => {
       "2 bindings from service exchanges that topo does not manage: mplogin -> exchange archive [#], mppayment -> audit [*.async.charge]; the broker routes the tasks they match there too, beside the file's queues; topo neither changes nor deletes them (delete them by hand if not wanted)",
     ]);
     expect(foreignBindingWarnings([])).toEqual([]);
+    // Into the file's queues and service exchanges from exchanges topo does not manage: the
+    // broker routes what is published there to the service's workers too. Not the default
+    // exchange's (the broker's own), nor one into a queue or exchange the file does not want here.
+    const into = bindingsInto(d, { ...actual, resources: [...actual.resources, b("amq.topic", "mppayment", "#", "exchange"), b("", "mplogin.async", "mplogin.async"), b("billing", "audit", "#")] }, Ownership.of("mp", actual.resources));
+    expect(into.map((x) => `${x.source}>${x.destination}`)).toEqual(["amq.topic>mppayment", "billing>mplogin.async"]);
+    expect(bindingsIntoWarnings(into)).toEqual([
+      "2 bindings into the file's queues or service exchanges from exchanges topo does not manage: amq.topic -> exchange mppayment [#], billing -> mplogin.async [x]; the broker routes what is published there to the service's workers too; topo neither changes nor deletes them (delete them by hand if not wanted)",
+    ]);
+    expect(bindingsIntoWarnings([])).toEqual([]);
   });
 });
 
