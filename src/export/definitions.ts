@@ -12,7 +12,8 @@ export interface Definitions {
   policies: Record<string, unknown>[];
   /** Only when the file has a users section. Hashes freshly salted: the file's passwords never appear. */
   users?: Record<string, unknown>[];
-  permissions?: Record<string, unknown>[];
+  /** The cluster's AMQP user's rights on the vhost, as apply grants them; and the file's users'. */
+  permissions: Record<string, unknown>[];
   topic_permissions?: Record<string, unknown>[];
 }
 
@@ -24,9 +25,15 @@ export interface Definitions {
  */
 export function definitionsOf(c: DesiredCluster): Definitions {
   const vhost = c.target.amqp.vhost;
-  const out: Definitions = { vhosts: [{ name: vhost }], exchanges: [], queues: [], bindings: [], policies: [] };
+  const out: Definitions = { vhosts: [{ name: vhost }], exchanges: [], queues: [], bindings: [], policies: [], permissions: [] };
   const users = c.users;
-  if (users) Object.assign(out, { users: [], permissions: [], topic_permissions: [] });
+  if (users) Object.assign(out, { users: [], topic_permissions: [] });
+  // apply grants the cluster's AMQP user every right on a vhost it creates (its declares and its
+  // lock need them); an import creates the vhost, so it grants them too, unless the file's users
+  // section says what that user may do there. Without them no client of that user could connect.
+  const amqpUser = c.target.amqp.username;
+  const given = c.resources.some((r) => r.kind === "permission" && r.user === amqpUser);
+  out.permissions = given ? [] : [{ user: amqpUser, vhost, configure: ".*", write: ".*", read: ".*" }];
   for (const r of c.resources) {
     switch (r.kind) {
       case "vhost":
@@ -48,7 +55,7 @@ export function definitionsOf(c: DesiredCluster): Definitions {
         out.users?.push({ name: r.name, ...users?.credentials.hashFor(r.name), tags: r.tags.join(","), limits: {} });
         break;
       case "permission":
-        out.permissions?.push({ user: r.user, vhost, configure: r.configure, write: r.write, read: r.read });
+        out.permissions.push({ user: r.user, vhost, configure: r.configure, write: r.write, read: r.read });
         break;
       case "topic-permission":
         out.topic_permissions?.push({ user: r.user, vhost, exchange: r.exchange, write: r.write, read: r.read });

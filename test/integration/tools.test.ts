@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames } from "../../bench/services.mjs";
-import { api, CLI, createVhost, runCli, vh, withChannel, writeFile, testVhosts } from "../helpers/broker.js";
+import { api, broker, CLI, createVhost, runCli, vh, withChannel, writeFile, testVhosts } from "../helpers/broker.js";
 
 const { fresh } = testVhosts();
 
@@ -58,6 +58,10 @@ describe("export definitions", () => {
         execFile("rabbitmqctl", ["-q", "import_definitions", out], (e, _o, stderr) => (e ? reject(new Error(`rabbitmqctl import_definitions: ${stderr}`)) : resolve())),
       );
     }
+    // The vhost the import made grants the cluster's AMQP user what apply would have: without it
+    // that user could not connect, and plan (which logs in) said so.
+    const granted = (await api("GET", `/api/vhosts/${vh(sync)}/permissions`)).body as { user: string; configure: string }[];
+    expect(granted.map((p) => [p.user, p.configure])).toEqual([[broker().user, ".*"]]);
     const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
     expect(plan.stdout).toMatch(/No changes\./);
     expect(plan.code).toBe(0);

@@ -510,9 +510,14 @@ describe("export definitions and graph know users", () => {
     ]);
     const mine = d.users?.find((u) => u.name === "mplogin") as { password_hash: string };
     expect(credentials(new Map([["x", { password: SECRET }]])).matches("x", { hash: mine.password_hash, algorithm: "rabbit_password_hashing_sha256" })).toBe(true);
-    expect(d.permissions?.map((p) => p.user)).toEqual(["edge", "mplogin"]);
+    // The cluster's AMQP user (u) gets every right on the vhost, as apply grants it on a vhost it
+    // creates: without them an imported vhost refused u, and topo's plan with it.
+    expect(d.permissions.map((p) => p.user)).toEqual(["u", "edge", "mplogin"]);
+    expect(d.permissions[0]).toEqual({ user: "u", vhost: "s", configure: ".*", write: ".*", read: ".*" });
     expect(d.topic_permissions?.map((p) => `${p.user} ${p.exchange}`)).toEqual(["edge mplogin", "edge mpwallet", "mplogin mplogin", "mplogin mpwallet"]);
-    expect(definitionsOf(cluster(raw({ services: ["mplogin"] }))).users).toBeUndefined();
+    const plain = definitionsOf(cluster(raw({ services: ["mplogin"] })));
+    expect(plain.users).toBeUndefined();
+    expect(plain.permissions).toEqual([{ user: "u", vhost: "s", configure: ".*", write: ".*", read: ".*" }]);
   });
 
   it("graph draws who consumes which queue and publishes to which exchange", () => {
