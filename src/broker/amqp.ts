@@ -516,7 +516,7 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
  * created the vhost meanwhile).
  */
 export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<void> {
-  const r = await openRefusal(target, opts).catch(() => undefined);
+  const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
   if (r && ("opened" in r || (r.code === 530 && /not found/.test(r.text)))) return;
   const s = await AmqpSession.open(target, { ...opts, connectAttempts: 1 });
   await s.close();
@@ -532,7 +532,7 @@ export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}):
  * left to the read and to apply.
  */
 export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<BrokerError | undefined> {
-  const r = await openRefusal(target, opts).catch(() => undefined);
+  const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
   if (!r || "opened" in r) return undefined;
   // As a connect words it: the reply without its code.
   if (r.code === 403) return connectError(target, new Error(r.text.replace(/^\d+ /, "")));
@@ -571,7 +571,7 @@ type Refusal = { code: number; text: string } | { opened: true };
  * kept. So after such a failure, open once more through amqplib's own Connection, watching the
  * frames it reads, and return that reply.
  */
-function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<Refusal | undefined> {
+function openRefusal(target: ClusterTarget, opts: AmqpOptions, why = "why was the connection refused?"): Promise<Refusal | undefined> {
   const { Connection, ConnectionClose } = amqplibInternals();
   const { amqp } = target;
   return new Promise((resolve) => {
@@ -596,7 +596,7 @@ function openRefusal(target: ClusterTarget, opts: AmqpOptions): Promise<Refusal 
         {
           // authentication_failure_close: a refused login is answered at once with 403, not
           // by closing the socket after RabbitMQ's silent 3 s (checkLogin meets wrong passwords).
-          clientProperties: { connection_name: `topo ${target.name} (why was the connection refused?)`, capabilities: { authentication_failure_close: true } },
+          clientProperties: { connection_name: `topo ${target.name} (${why})`, capabilities: { authentication_failure_close: true } },
           mechanism: "PLAIN",
           response: Buffer.from(["", amqp.username, amqp.password].join("\0")),
           locale: "en_US",

@@ -633,7 +633,9 @@ function isVhostCreate(a: Action): boolean {
  * holds without a consumer (basic.get, or a consumer cancelled on its open channel) is read from
  * statistics the queue emitted after the passive declare (the declare makes an idle queue emit
  * them within one interval): older ones may predate the fetch and count the messages as ready,
- * or not at all, and the delete took them (3 fetched a second before apply, lost).
+ * or not at all, and the delete took them (3 fetched a second before apply, lost). Told apart by
+ * the queue's reductions; where the broker gives none (statistics denied: totals only, or none
+ * yet), as without `exact`.
  */
 async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementClient, target: ClusterTarget, exact = false): Promise<void> {
   const targets = p.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && a.before.kind === "queue");
@@ -660,7 +662,7 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
           const held = await unackedNow(http, target, q.name, r);
           a.unacked = held.fresh ? held.unacked || undefined : undefined;
           if (!held.fresh) a.unackedUnknown = true;
-        } else if (exact) unconsumed.push({ a, live: r, before });
+        } else if (exact && before?.reductions !== undefined) unconsumed.push({ a, live: r, before });
         else if ((a.unacked ?? 0) > 0) a.unacked = ((await unackedOf(http, target, q.name, r)) ?? a.unacked) || undefined;
         a.messages = r.messageCount + (a.unacked ?? 0);
       } catch (e) {
