@@ -5,6 +5,7 @@ import type { DesiredCluster, Exchange } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { deliver, isTopoBinding, routeTask, type Route } from "../plan/route.js";
 import { describe } from "../core/keys.js";
+import { plural } from "../core/words.js";
 import { Ownership } from "../core/naming.js";
 import { identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
@@ -35,6 +36,8 @@ export interface LiveRoute {
   alternates: { from: string; to: string; by: string }[];
   /** What topo cannot tell about the broker's routing (an exchange that routes by message headers). */
   unknown: string[];
+  /** Every binding the task matches on its way, topo's or not, in the order the broker follows them. */
+  matched: string[];
   /** The service exchange's type on the broker, when it is not the topic exchange the file makes. */
   exchangeType?: string;
   /** Queues the task is routed to that cannot take it: RabbitMQ lists them crashed, stopped or down. */
@@ -86,6 +89,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
       unmanaged,
       alternates: d.alternates,
       unknown: d.unknown,
+      matched: d.bindings.map(describe),
       ...(service && service.type !== "topic" ? { exchangeType: service.type } : {}),
     };
     if (service?.internal) internal = true;
@@ -112,10 +116,12 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
     ], false, "unroutable", place);
   }
   if (live.queues.length === 0 && live.unknown.length === 0) {
-    const tried = [
-      `no binding of exchange ${r.route.exchange} matches ${opts.task}${live.exchangeType ? ` (${typeWhy(r.route.exchange, live.exchangeType)})` : ""}`,
-      ...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`),
-    ];
+    // Bindings that match and lead only to exchanges that route it nowhere: the broker then
+    // passes it to no alternate exchange of the service's (a binding matched), and drops it.
+    const tried = live.matched.length
+      ? [`${plural(live.matched.length, "binding")} on its way ${live.matched.length === 1 ? "matches" : "match"} ${opts.task} (${live.matched.join(", ")}), but ${live.matched.length === 1 ? "it leads" : "they lead"} to no queue: the exchanges ${live.matched.length === 1 ? "it reaches route" : "they reach route"} it nowhere`]
+      : [`no binding of exchange ${r.route.exchange} matches ${opts.task}${live.exchangeType ? ` (${typeWhy(r.route.exchange, live.exchangeType)})` : ""}`];
+    if (!live.matched.length) tried.push(...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`));
     throw unroutable(tried.join(", "));
   }
   if (live.queues.length > 0 && live.unknown.length === 0 && live.unavailable.length === live.queues.length) {

@@ -63,6 +63,23 @@ describe("route --live says where the broker delivers a task", () => {
     expect(text.stdout).not.toMatch(/bindings agree/);
   });
 
+  // The broker passes a message to an exchange's alternate only when no binding matched: one that
+  // matched and led nowhere drops it. route said "no binding of exchange mplogin matches".
+  it("says which bindings matched a task the broker drops because they lead to no queue", async () => {
+    const { async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.unbindQueue("mplogin.async", "mplogin", "mplogin.async.#");
+      await ch.assertExchange("tie", "direct", { durable: true });
+      await ch.bindExchange("tie", "mplogin", "#.charge");
+    });
+    expect(await brokerRoutes(async, "mplogin", "mplogin.async.charge")).toEqual([]);
+    const r = await runCli(["route", "mplogin.async.charge", "-f", file, "--live"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("1 binding on its way matches mplogin.async.charge (mplogin -> exchange tie [#.charge]), but it leads to no queue: the exchanges it reaches route it nowhere");
+    expect(r.stderr).not.toContain("no binding of exchange mplogin matches");
+  });
+
   it("says what it cannot tell: a headers exchange bound to the service exchange routes by the message's headers", async () => {
     const { async, file } = fresh([{ name: "mplogin", sync: false }]);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
