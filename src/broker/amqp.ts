@@ -526,18 +526,25 @@ export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}):
  * The cluster's AMQP login, as a read checks it beside its requests: a plan that passes says the
  * file's credentials work too, not only that the broker matches (a no-change apply makes no AMQP
  * connection at all, and the first apply with something to write would fail at its connect). One
- * short connection. A refused login (403) or a vhost that refuses the user (530: no rights on it)
- * is the error a connect gives; a vhost not created yet proves the login (apply creates it and
- * grants the rights); a connection limit that is full, an unreachable port or a slow answer is
- * left to the read and to apply.
+ * short connection. A refused login (403) or a vhost that refuses the user (530: no rights on it,
+ * still after the wait a connect gives such a vhost) is the error a connect gives; a vhost not
+ * created yet proves the login (apply creates it and grants the rights); a connection limit that
+ * is full, an unreachable port or a slow answer is left to the read and to apply.
  */
 export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<BrokerError | undefined> {
   const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
   if (!r || "opened" in r) return undefined;
   // As a connect words it: the reply without its code.
   if (r.code === 403) return connectError(target, new Error(r.text.replace(/^\d+ /, "")));
-  if (r.code === 530 && REFUSED_FOR_USER.test(r.text) && !limitHint(r.text)) return connectError(target, new Error(r.text), r);
-  return undefined;
+  if (r.code !== 530 || !REFUSED_FOR_USER.test(r.text) || limitHint(r.text)) return undefined;
+  // A vhost another client has just created refuses the user until its creator is granted rights
+  // (two applies started together): a connect waits for that, about 11 s, and so does this.
+  try {
+    await (await AmqpSession.open(target, { ...opts, connectAttempts: 1 })).close();
+    return undefined;
+  } catch (e) {
+    return e instanceof BrokerError ? e : connectError(target, e as Error, r);
+  }
 }
 
 /** How amqplib words a connection.close sent in answer to connection.open (a vhost refused). */
