@@ -15,7 +15,7 @@ import { renderAction, renderText } from "../plan/render.js";
 import { plural } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
 import { forEachCluster, freshOf, readAndPlan, readBackPlan, verifyClusters } from "./clusters.js";
-import { managementClient, selectClusters, topologyOf, type ConnectionOptions, type TopologySource } from "./source.js";
+import { managementClient, selectClusters, topologyOf, unreadClusters, type ConnectionOptions, type TopologySource } from "./source.js";
 
 export interface ApplyOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
@@ -198,8 +198,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads.map(freshOf));
-    const left = desired.clusters.filter((c) => !clusters.includes(c)).map((c) => c.target.name);
-    const plan: Plan = { clusters: plans, ...(left.length ? { unread: left } : {}) };
+    const unread = unreadClusters(desired, clusters);
+    const plan: Plan = { clusters: plans, ...(unread.length ? { unread } : {}) };
     opts.onPlan?.(plan);
     checkInterrupted();
 
@@ -314,7 +314,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
     });
     const made: Plan = { clusters: plans.map((p) => ({ ...p, actions: [...(carriedOut.get(p.cluster)?.values() ?? [])] })) };
-    return { plan: made, clusters: outcomes, unread: desired.clusters.filter((c) => !clusters.includes(c)).map((c) => c.target.name), stats };
+    return { plan: made, clusters: outcomes, unread, stats };
   } catch (e) {
     // Whatever a closed connection made the writes in flight throw, the cause was the signal.
     checkInterrupted();

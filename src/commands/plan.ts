@@ -2,7 +2,7 @@ import type { DesiredCluster, Plan } from "../model.js";
 import type { SavedState } from "../plan/saved.js";
 import type { ManagementClient } from "../broker/http.js";
 import { freshOf, readAndPlan, verifyClusters } from "./clusters.js";
-import { managementClient, selectClusters, topologyOf, type ConnectionOptions, type TopologySource } from "./source.js";
+import { managementClient, selectClusters, topologyOf, unreadClusters, type ConnectionOptions, type TopologySource } from "./source.js";
 
 export interface PlanOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
@@ -25,7 +25,7 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
     // Who answers is checked beside each cluster's read, and before any plan is returned.
     const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) => readAndPlan(c, client(c), desired.prefix, { keepState: opts.onRead !== undefined, file: opts.file }));
     for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).state);
-    const unread = desired.clusters.filter((c) => !clusters.includes(c)).map((c) => c.target.name);
+    const unread = unreadClusters(desired, clusters);
     return { clusters: reads.map((r) => r.plan), ...(unread.length ? { unread } : {}) };
   } finally {
     for (const c of clients.values()) {

@@ -118,10 +118,13 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   if (live.queues.length === 0 && live.unknown.length === 0) {
     // Bindings that match and lead only to exchanges that route it nowhere: the broker then
     // passes it to no alternate exchange of the service's (a binding matched), and drops it.
+    const one = live.matched.length === 1;
     const tried = live.matched.length
-      ? [`${plural(live.matched.length, "binding")} on its way ${live.matched.length === 1 ? "matches" : "match"} ${opts.task} (${live.matched.join(", ")}), but ${live.matched.length === 1 ? "it leads" : "they lead"} to no queue: the exchanges ${live.matched.length === 1 ? "it reaches route" : "they reach route"} it nowhere`]
-      : [`no binding of exchange ${r.route.exchange} matches ${opts.task}${live.exchangeType ? ` (${typeWhy(r.route.exchange, live.exchangeType)})` : ""}`];
-    if (!live.matched.length) tried.push(...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`));
+      ? [`${plural(live.matched.length, "binding")} on its way ${one ? "matches" : "match"} ${opts.task} (${live.matched.join(", ")}), but ${one ? "it leads" : "they lead"} to no queue: the exchanges ${one ? "it reaches route" : "they reach route"} it nowhere`]
+      : [
+          `no binding of exchange ${r.route.exchange} matches ${opts.task}${live.exchangeType ? ` (${typeWhy(r.route.exchange, live.exchangeType)})` : ""}`,
+          ...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`),
+        ];
     throw unroutable(tried.join(", "));
   }
   if (live.queues.length > 0 && live.unknown.length === 0 && live.unavailable.length === live.queues.length) {

@@ -32,6 +32,11 @@ export function topologyOf(o: TopologySource): { desired: DesiredState; source: 
   return { desired, source: o.file };
 }
 
+/** The names of the file's clusters that `selected` leaves out (--cluster): not read. */
+export function unreadClusters(desired: DesiredState, selected: readonly DesiredCluster[]): string[] {
+  return desired.clusters.filter((c) => !selected.includes(c)).map((c) => c.target.name);
+}
+
 /** The clusters named (each once, in the file's order), or every cluster when none is. */
 export function selectClusters(desired: DesiredState, names: string | readonly string[] | undefined, file: string): DesiredCluster[] {
   const wanted = typeof names === "string" ? [names] : (names ?? []);

@@ -25,15 +25,15 @@ export interface Definitions {
  */
 export function definitionsOf(c: DesiredCluster): Definitions {
   const vhost = c.target.amqp.vhost;
-  const out: Definitions = { vhosts: [{ name: vhost }], exchanges: [], queues: [], bindings: [], policies: [], permissions: [] };
-  const users = c.users;
-  if (users) Object.assign(out, { users: [], topic_permissions: [] });
   // apply grants the cluster's AMQP user every right on a vhost it creates (its declares and its
   // lock need them); an import creates the vhost, so it grants them too, unless the file's users
   // section says what that user may do there. Without them no client of that user could connect.
-  const amqpUser = c.target.amqp.username;
-  const given = c.resources.some((r) => r.kind === "permission" && r.user === amqpUser);
-  out.permissions = given ? [] : [{ user: amqpUser, vhost, configure: ".*", write: ".*", read: ".*" }];
+  const user = c.target.amqp.username;
+  const given = c.resources.some((r) => r.kind === "permission" && r.user === user);
+  const permissions = given ? [] : [{ user, vhost, configure: ".*", write: ".*", read: ".*" }];
+  const out: Definitions = { vhosts: [{ name: vhost }], exchanges: [], queues: [], bindings: [], policies: [], permissions };
+  const users = c.users;
+  if (users) Object.assign(out, { users: [], topic_permissions: [] });
   for (const r of c.resources) {
     switch (r.kind) {
       case "vhost":

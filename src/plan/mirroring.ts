@@ -9,6 +9,7 @@ import { majorMinor } from "./compat.js";
 import { names, plural, quoted, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { pushTo } from "../core/collections.js";
+import { policiesOnceApplied } from "./risk.js";
 
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */
@@ -252,8 +253,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
 export function mirroredAgainstFile(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): string[] {
   const [major] = majorMinor(actual.version);
   if (major === 0 || major >= 4) return [];
-  const isPolicy = (r: Resource): r is Policy => r.kind === "policy";
-  const policies = [...actual.resources.filter(isPolicy).filter((p) => !owns(p)), ...desired.resources.filter(isPolicy).filter(owns)];
+  const policies = policiesOnceApplied(desired, actual, owns);
   const byPolicy = new Map<string, string[]>();
   for (const spec of desired.queues) {
     if (spec.mirrored || spec.queue.type !== "classic") continue;
