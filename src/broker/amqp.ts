@@ -237,7 +237,7 @@ export class AmqpSession {
    * back when it closes, whoever closes it.
    */
   private async opened<C extends Channel>(create: () => Promise<C>): Promise<C> {
-    while (this.openChannels >= this.channelBudget && this.idle.length) await (this.idle.pop() as Channel).close().catch(() => undefined);
+    while (this.openChannels >= this.channelBudget && this.idle.length) await closeChannel(this.idle.pop() as Channel);
     if (this.openChannels >= this.channelBudget) {
       const by = this.budgetUser;
       // Worded as the broker words its own refusal, so limitHint() names the limit either way.
@@ -476,6 +476,23 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
 const UNDECODABLE = /Unexpected type tag/;
 const UNDECODABLE_HINT =
   "a message holds a header value that topo's AMQP client (amqplib) cannot read, though RabbitMQ took it from another client (py-amqp writes an integer beyond 32 bits with the tag L): the broker put the message back in its queue, unchanged; topo cannot move it, so move or consume that message with another client (it is among the first of the queue), then run topo apply again";
+
+/**
+ * Close a channel, ignoring its errors, and settle even when the connection goes while the close
+ * waits for the broker's close-ok: amqplib's close() then never settles (the channel only emits
+ * "close"), and a replace awaiting it left Node nothing to run: topo stopped mid-replace with an
+ * `internal` error that named no cluster and no half-done replace.
+ */
+export function closeChannel(ch: Channel | ConfirmChannel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      ch.off("close", done);
+      resolve();
+    };
+    ch.once("close", done);
+    ch.close().then(done, done);
+  });
+}
 
 export function amqpError(cluster: string, what: string, e: Error, lost?: Error): BrokerError {
   const own = replyText(e as Error & { code?: unknown });

@@ -9,7 +9,7 @@ import type { Channel } from "amqplib";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, LostBinding, Policy, Queue, Resource, User } from "../model.js";
 import { holdingQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
-import type { AmqpSession } from "./amqp.js";
+import { closeChannel, type AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writeEach, writePipelined } from "./pipeline.js";
@@ -462,7 +462,7 @@ async function consumersOf(session: AmqpSession, queue: string): Promise<number>
     if ((e as { code?: number }).code === 404) return 0;
     throw e;
   } finally {
-    await ch.close().catch(() => undefined);
+    await closeChannel(ch);
   }
 }
 

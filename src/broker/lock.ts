@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { BrokerError, LockError } from "../errors.js";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError, replyText } from "./amqp.js";
+import { amqpError, closeChannel, replyText } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { namedItem } from "./answers.js";
@@ -69,7 +69,7 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
         step = `consume lock ${lock}`;
         await ch.consume(lock, () => undefined, { noAck: true });
       } else {
-        await ch.close().catch(() => undefined);
+        await closeChannel(ch);
       }
       taken = true;
     } catch (e) {

@@ -13,7 +13,7 @@ import type { Channel } from "amqplib";
 import type { Binding, Exchange, Queue } from "../model.js";
 import type { AmqpSession } from "./amqp.js";
 import { sendNowait, write } from "./declare.js";
-import { amqpError } from "./amqp.js";
+import { amqpError, closeChannel } from "./amqp.js";
 import { BrokerError } from "../errors.js";
 
 /** Methods per batch, the barrier included. */
@@ -117,7 +117,7 @@ export async function writeEach<T>(session: AmqpSession, items: readonly T[], ch
     } catch (e) {
       stopped ??= { error: e, what: doing };
     } finally {
-      await ch?.close().catch(() => undefined);
+      if (ch) await closeChannel(ch);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(session.writers(channels), batches.length)) }, worker));
@@ -159,5 +159,5 @@ async function writeAlone(session: AmqpSession, w: Write): Promise<void> {
   const ch = await session.channel();
   session.rpcs++;
   await write(ch, w);
-  await ch.close().catch(() => undefined);
+  await closeChannel(ch);
 }

@@ -4,7 +4,7 @@
 import type { ActualCluster, ClusterTarget, KeptTopicPermission, Queue, QueueFacts, Resource } from "../model.js";
 import type { Channel } from "amqplib";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError } from "./amqp.js";
+import { amqpError, closeChannel } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
@@ -439,7 +439,7 @@ async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: r
       // 404: the queue is gone, so it holds nothing.
       if ((e as { code?: number }).code !== 404) throw amqpError(session.cluster, `count messages of queue ${q.name}`, e as Error, session.lost);
     } finally {
-      await ch?.close().catch(() => undefined);
+      if (ch) await closeChannel(ch);
     }
     const facts = (actual.queueFacts[q.name] ??= {});
     if (!live) {

@@ -41,7 +41,7 @@ import { keyOf } from "../core/keys.js";
 import { shown } from "../core/words.js";
 import { holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
+import { amqpError, closeChannel, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
 import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
 import { copyOf, removedByKey } from "./remove-binding.js";
@@ -122,7 +122,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       if (e instanceof BrokerError) throw e;
       throw amqpError(session.cluster, `replace queue ${name}: ${what}`, e as Error, session.lost);
     } finally {
-      await ch?.close().catch(() => undefined);
+      if (ch) await closeChannel(ch);
     }
   };
   /**
@@ -469,7 +469,7 @@ async function peek(session: AmqpSession, queue: string): Promise<Copies> {
   } catch (e) {
     throw amqpError(session.cluster, `replace queue ${queue}: peek`, e as Error, session.lost);
   } finally {
-    await ch?.close().catch(() => undefined);
+    if (ch) await closeChannel(ch);
   }
 }
 
@@ -780,8 +780,8 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     }
     throw amqpError(session.cluster, `move messages from ${from} to ${to}`, e as Error, session.lost);
   } finally {
-    await get?.close().catch(() => undefined);
-    await pub?.close().catch(() => undefined);
+    if (get) await closeChannel(get);
+    if (pub) await closeChannel(pub);
   }
 }
 

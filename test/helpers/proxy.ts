@@ -37,3 +37,95 @@ export async function managementProxy(
   const port = (proxy.address() as { port: number }).port;
   return { url: `http://${broker().user}:${broker().password}@127.0.0.1:${port}`, port, close: () => proxy.close() };
 }
+
+export interface AmqpProxy {
+  port: number;
+  /** Stop passing the client's bytes on (the broker hears nothing more). */
+  stall: () => void;
+  /** Close every connection through the proxy, both sides. */
+  cut: () => void;
+  /**
+   * Pass the client's bytes on up to and including the `skip + 1`-th method frame of class
+   * `classId`, method `methodId`, then close that connection: the broker gets that frame and
+   * nothing after it, as when a connection is lost just after a write.
+   */
+  cutAfter: (classId: number, methodId: number, skip?: number) => void;
+  close: () => Promise<void>;
+}
+
+/** A TCP proxy to the test broker's AMQP port, for tests of a connection lost at a chosen moment. */
+export async function amqpProxy(): Promise<AmqpProxy> {
+  const { createServer: tcpServer, connect } = await import("node:net");
+  const b = broker();
+  const pairs: { client: import("node:net").Socket; upstream: import("node:net").Socket }[] = [];
+  let stalled = false;
+  let rule: { classId: number; methodId: number; skip: number } | undefined;
+  const server = tcpServer((client) => {
+    const upstream = connect(b.amqpPort, b.host);
+    pairs.push({ client, upstream });
+    // The protocol header, then frames: type, channel, size, payload, frame end.
+    let pending = Buffer.alloc(0);
+    let headerSeen = false;
+    let dead = false;
+    client.on("data", (d: Buffer) => {
+      if (stalled || dead) return;
+      pending = Buffer.concat([pending, d]);
+      if (!rule) {
+        upstream.write(pending);
+        pending = Buffer.alloc(0);
+        return;
+      }
+      const out: Buffer[] = [];
+      if (!headerSeen && pending.length >= 8) {
+        out.push(pending.subarray(0, 8));
+        pending = pending.subarray(8);
+        headerSeen = true;
+      }
+      while (headerSeen && pending.length >= 7) {
+        const size = pending.readUInt32BE(3);
+        if (pending.length < 8 + size) break;
+        const frame = pending.subarray(0, 8 + size);
+        pending = pending.subarray(8 + size);
+        out.push(frame);
+        const r = rule;
+        if (r && frame[0] === 1 && size >= 4 && frame.readUInt16BE(7) === r.classId && frame.readUInt16BE(9) === r.methodId) {
+          if (r.skip-- > 0) continue;
+          rule = undefined;
+          dead = true;
+          // Written, then the connection ends: the broker carries out the frame, then sees the
+          // connection gone; the client sees it gone before any answer.
+          upstream.end(Buffer.concat(out));
+          client.destroy();
+          return;
+        }
+      }
+      if (out.length) upstream.write(Buffer.concat(out));
+    });
+    upstream.on("data", (d) => {
+      if (!dead) client.write(d);
+    });
+    const end = () => {
+      client.destroy();
+      if (!dead) upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as import("node:net").AddressInfo).port,
+    stall: () => {
+      stalled = true;
+    },
+    cut: () => {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+    },
+    cutAfter: (classId, methodId, skip = 0) => {
+      rule = { classId, methodId, skip };
+    },
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
