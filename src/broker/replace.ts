@@ -183,7 +183,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         duplicatesDropped += s.dropped;
         emptied = s.moved + s.dropped;
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived);
-        if (s.stopped) throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`);
+        if (s.stopped) {
+          // The old queue is still to be deleted: the apply that finishes it is a replace as destructive as this one.
+          throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`, [`once the cause is fixed, run topo apply --allow-destructive again: it moves them and finishes the replace`]);
+        }
         await step(`unbind exchange ${hold}`, (ch) => ch.unbindQueue(hold, hold, ""));
       }
       // 3. Gone only if empty and unused: a publish straight to the queue's name, or a consumer
@@ -250,7 +253,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined) });
   duplicatesDropped += back.dropped;
   if (back.stopped) {
-    throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest`]);
+    throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest (the queue has its new shape, so this needs no --allow-destructive)`]);
   }
   await step(`delete ${hold}`, async (ch) => {
     const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type);

@@ -395,7 +395,7 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
-    const deletesQueue = !a.resume || (queueExists && !a.resume.queueDone);
+    const deletesQueue = !onlyFinishes(a);
     // Counts not in yet (statistics of a new queue): what does not depend on them is judged now.
     if (!held) {
       const risks = holdLimitRisks({ before: a.before, after: a.after, hold, deletesQueue, policies, operatorPolicies }, "unknown");
@@ -526,7 +526,18 @@ export function isEmpty(plan: Plan): boolean {
   return plan.clusters.every((c) => c.actions.length === 0 && c.degraded.length === 0);
 }
 
-/** Replaces and deletes: the actions apply refuses without --allow-destructive. */
+/**
+ * Replaces and deletes: the actions apply refuses without --allow-destructive. Not the end of an
+ * interrupted replace whose queue has its new shape already or is gone: what is left deletes
+ * nothing but topo's holding queue once it is empty (the messages move back), and an apply that
+ * left a replace half-way said "run topo apply again", which then refused it as destructive.
+ */
 export function destructiveActions(plan: ClusterPlan): Extract<Action, { op: "replace" | "delete" }>[] {
-  return plan.actions.filter((a): a is Extract<Action, { op: "replace" | "delete" }> => a.op === "replace" || a.op === "delete");
+  return plan.actions.filter((a): a is Extract<Action, { op: "replace" | "delete" }> => a.op === "delete" || (a.op === "replace" && !onlyFinishes(a)));
+}
+
+/** A replace left half-way whose queue needs no delete: only its messages move back. */
+export function onlyFinishes(a: Extract<Action, { op: "replace" }>): boolean {
+  // The queue gone, the holding queue stands in as what is there now (`before`).
+  return a.resume !== undefined && (a.resume.queueDone || keyOf(a.before) === keyOf(a.resume.hold));
 }

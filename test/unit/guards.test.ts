@@ -38,6 +38,19 @@ describe("guardPlans", () => {
     expect(e.hints.join("\n")).toMatch(/nothing was changed/);
   });
 
+  it("lets the end of an interrupted replace through when only the move back is left, not while the old queue is still to be deleted", () => {
+    const hold = queue({ name: "topo.hold.mplogin.async", arguments: { "x-max-length": 10 } });
+    const resume = (queueDone: boolean) => ({ hold, holdBindings: [], queueDone });
+    // The queue has its new shape: only the move back and the emptied holding queue's delete are left.
+    expect(() => guardPlans([plan([replace({ before: longer, resume: resume(true) })])], none)).not.toThrow();
+    // The queue is gone: it is declared, and the messages move back.
+    expect(() => guardPlans([plan([replace({ before: { ...hold }, resume: resume(false) })])], none)).not.toThrow();
+    // The old queue is still there, in its old shape: the replace deletes it.
+    const e = refusal(() => guardPlans([plan([replace({ resume: resume(false) })])], none));
+    expect(e.code).toBe("refused_destructive");
+    expect(e.message).toContain("cluster async: -/+ replace queue mplogin.async");
+  });
+
   it("names every flag a plan lacks in one refusal: destructive changes, bindings topo does not manage, messages lost", () => {
     const foreign = { kind: "binding" as const, source: "mpold", destination: "audit", destinationType: "queue" as const, routingKey: "#", arguments: {} };
     const takesForeign: Action = { op: "delete", key: "exchange|mpold", before: exchange({ name: "mpold" }), unmanaged: [foreign] };
