@@ -20,7 +20,7 @@ import type {
   TlsOptions,
 } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
+import { coveringHolds, DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
 import { rightsFor, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
@@ -623,9 +623,10 @@ function desiredResources(target: ClusterTarget, mine: QueueSpec[], prefix: stri
     if (mirrored.length === 0) continue;
     // When every queue of this kind on the cluster is mirrored, one short pattern covers them all
     // (and any queue a worker adds later); otherwise list the names exactly.
-    const pattern = mirrored.length === ofKind.length
-      ? kindQueuesPattern(prefix, kind)
-      : `^(?:${mirrored.map((s) => escapeRegex(s.queue.name)).sort().join("|")})$`;
+    // Their holding queues too (a replace parks their messages there): coveringHolds.
+    const pattern = coveringHolds(
+      mirrored.length === ofKind.length ? kindQueuesPattern(prefix, kind) : `^(?:${mirrored.map((s) => escapeRegex(s.queue.name)).sort().join("|")})$`,
+    );
     const policy: Policy = {
       kind: "policy",
       name: mirrorPolicyName(prefix, kind),

@@ -2,7 +2,7 @@
 
 import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { coveringHolds, holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
@@ -285,9 +285,9 @@ function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[]
   for (const kind of TRAFFIC) {
     const key = keyOf({ kind: "policy", name: mirrorPolicyName(owner.prefix, kind) } as Policy);
     const p = want.get(key);
-    if (p?.kind !== "policy" || p.pattern !== kindQueuesPattern(owner.prefix, kind)) continue;
+    if (p?.kind !== "policy" || p.pattern !== coveringHolds(kindQueuesPattern(owner.prefix, kind))) continue;
     const own = claimed.filter((s) => want.has(keyOf({ kind: "queue", name: `${s}.${kind}` } as Queue)));
-    want.set(key, { ...p, pattern: owner.kindQueuesPattern(kind, owner.nested, own) });
+    want.set(key, { ...p, pattern: coveringHolds(owner.kindQueuesPattern(kind, owner.nested, own)) });
   }
   return claimed.sort();
 }

@@ -30,7 +30,7 @@ describe("normalize", () => {
     expect(sync.resources).toEqual([
       binding({ source: "mplogin", destination: "mplogin.sync" }),
       exchange({ name: "mplogin" }),
-      { kind: "policy", name: "topo.mp.mirror.sync", pattern: "^mp[a-z_]+\\.sync$", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } },
+      { kind: "policy", name: "topo.mp.mirror.sync", pattern: "^(?:topo\\.hold\\.)?mp[a-z_]+\\.sync$", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" } },
       queue({ name: "mplogin.sync", durable: false }),
       { kind: "vhost", name: "s" },
     ]);
@@ -49,10 +49,18 @@ describe("normalize", () => {
     expect(Object.keys(q.arguments)).toEqual(["x-max-length", "x-message-ttl"]);
   });
 
+  it("mirrors the holding queue a replace parks a mirrored queue's messages in, and no other", () => {
+    const all = new RegExp(desiredOf(raw(), "sync").resources.find((x): x is Policy => x.kind === "policy")!.pattern);
+    expect(["mplogin.sync", "topo.hold.mplogin.sync"].map((n) => all.test(n))).toEqual([true, true]);
+    expect(["topo.hold.mplogin.async", "xtopo.hold.mplogin.sync", "topo.hold.topo.hold.mplogin.sync", "topo.mp.lock"].map((n) => all.test(n))).toEqual([false, false, false, false]);
+    const some = new RegExp(desiredOf(raw({ services: ["mpa", { name: "mpb", sync: { mirrored: false } }] }), "sync").resources.find((x): x is Policy => x.kind === "policy")!.pattern);
+    expect(["topo.hold.mpa.sync", "topo.hold.mpb.sync"].map((n) => some.test(n))).toEqual([true, false]);
+  });
+
   it("lists mirrored queues by name when only some of a kind are mirrored", () => {
     const r = raw({ services: ["mpa", { name: "mpb", sync: { mirrored: false } }, "mpc"] });
     const p = desiredOf(r, "sync").resources.find((x): x is Policy => x.kind === "policy")!;
-    expect(p.pattern).toBe("^(?:mpa\\.sync|mpc\\.sync)$");
+    expect(p.pattern).toBe("^(?:topo\\.hold\\.)?(?:mpa\\.sync|mpc\\.sync)$");
   });
 
   it("quorum implies durable and no classic mirroring", () => {

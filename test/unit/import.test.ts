@@ -26,7 +26,7 @@ const queue = (o: Partial<Queue> & { name: string }): Queue => ({ kind: "queue",
 const exchange = (o: Partial<Exchange> & { name: string }): Exchange => ({ kind: "exchange", type: "topic", durable: true, autoDelete: false, internal: false, arguments: {}, ...o });
 const binding = (o: Partial<Binding> & { source: string; destination: string }): Binding => ({ kind: "binding", destinationType: "queue", routingKey: `${o.destination}.#`, arguments: {}, ...o });
 const policy = (o: Partial<Policy> & { name: string; pattern: string }): Policy => ({ kind: "policy", applyTo: "queues", priority: 0, definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, ...o });
-const TOPO_MIRROR = policy({ name: "topo.mp.mirror.sync", pattern: "^mp[a-z_]+\\.sync$" });
+const TOPO_MIRROR = policy({ name: "topo.mp.mirror.sync", pattern: "^(?:topo\\.hold\\.)?mp[a-z_]+\\.sync$" });
 const actual = (resources: Resource[], o: Partial<ActualCluster> = {}): ActualCluster => ({ vhostExists: true, version: "3.10.8", nodes: [], resources, queueFacts: {}, ...o });
 
 /** What a kombu worker declares for one service's queue of a kind (exchange, queue, binding). */
@@ -164,7 +164,7 @@ describe("mirroring", () => {
     const inf = infer([src("sync", [...service("mpa", "sync"), ...service("mpb", "sync"), user])]);
     expect(inf.body.defaults.sync?.mirrored).toBe(true);
     const [create] = inf.clusters[0]!.changes;
-    expect(renderAction(create!.action)[0]).toBe("+ create policy topo.mp.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)");
+    expect(renderAction(create!.action)[0]).toBe("+ create policy topo.mp.mirror.sync (pattern ^(?:topo\\.hold\\.)?mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)");
     expect(create!.why).toMatch(/user's policy ha-sync \(mpa\.sync, mpb\.sync\) mirrors sync queues with ha-mode all/);
     expect(inf.clusters[0]!.kept).toEqual([expect.stringMatching(/^policy ha-sync .*it mirrors mpa\.sync, mpb\.sync, which the file marks mirrored: true/)]);
   });
@@ -321,7 +321,7 @@ describe("a longer prefix another topology uses on the vhost", () => {
   // mpx's apply mark and policy show that mpxfoo is the mpx file's, as plan reads it. Import with
   // prefix mp wrote mpxfoo into the mp file, whose plan then warned that both files claim it and
   // widened mp's mirror policy over mpx's queues.
-  const mpxPolicy = policy({ name: "topo.mpx.mirror.sync", pattern: "^mpx[a-z_]+\\.sync$" });
+  const mpxPolicy = policy({ name: "topo.mpx.mirror.sync", pattern: "^(?:topo\\.hold\\.)?mpx[a-z_]+\\.sync$" });
   const main = src("main", [
     ...service("mplogin", "sync"),
     ...service("mplogin", "async").filter((r) => r.kind !== "exchange"),
@@ -329,7 +329,7 @@ describe("a longer prefix another topology uses on the vhost", () => {
     ...service("mpxfoo", "async").filter((r) => r.kind !== "exchange"),
     exchange({ name: "topo.mpx.generation", arguments: { "x-topo-generation": "1" } }),
     mpxPolicy,
-    policy({ name: "topo.mp.mirror.sync", pattern: "^mp(?!x)[a-z_]+\\.sync$" }),
+    policy({ name: "topo.mp.mirror.sync", pattern: "^(?:topo\\.hold\\.)?mp(?!x)[a-z_]+\\.sync$" }),
   ]);
   const inf = infer([main]);
 

@@ -184,12 +184,12 @@ describe("a longer prefix in use is another namespace, whatever marks it", () =>
     const mark = exchange({ name: "topo.mpx.generation", type: "fanout" });
     const plan = diffCluster(sync, actual([{ kind: "vhost", name: "s" }, mark, ...service("mpxfoo", "sync", { durable: false })]), "mp");
     const created = plan.actions.find((x) => x.key === "policy|topo.mp.mirror.sync");
-    expect(created).toMatchObject({ op: "create", after: { pattern: "^mp(?!x)[a-z_]+\\.sync$" } });
+    expect(created).toMatchObject({ op: "create", after: { pattern: "^(?:topo\\.hold\\.)?mp(?!x)[a-z_]+\\.sync$" } });
     const after = created?.op === "create" ? created.after : undefined;
     expect(new RegExp((after as { pattern: string }).pattern).test("mpxfoo.sync")).toBe(false);
     expect(new RegExp((after as { pattern: string }).pattern).test("mplogin.sync")).toBe(true);
     // Applied: the broker holds that pattern, and the next plan changes nothing.
-    const applied = sync.resources.map((r) => (r.kind === "policy" ? { ...r, pattern: "^mp(?!x)[a-z_]+\\.sync$" } : r));
+    const applied = sync.resources.map((r) => (r.kind === "policy" ? { ...r, pattern: "^(?:topo\\.hold\\.)?mp(?!x)[a-z_]+\\.sync$" } : r));
     expect(diffCluster(sync, actual([...applied, mark, ...service("mpxfoo", "sync", { durable: false })]), "mp").actions).toEqual([]);
     // Without a longer prefix the pattern stays the plain one.
     expect(diffCluster(sync, actual(sync.resources), "mp").actions).toEqual([]);
@@ -201,7 +201,7 @@ describe("a service of the file named inside a longer prefix in use", () => {
     const sync = desiredOf(raw({ services: ["mplogin", "mpxbar"] }), "sync");
     const theirs = [exchange({ name: "topo.mpx.generation", type: "fanout" }), ...service("mpxfoo", "sync", { durable: false })];
     const plan = diffCluster(sync, actual([{ kind: "vhost", name: "s" }, ...theirs]), "mp");
-    const pattern = "^(?:mp(?!x)[a-z_]+|mpxbar)\\.sync$";
+    const pattern = "^(?:topo\\.hold\\.)?(?:mp(?!x)[a-z_]+|mpxbar)\\.sync$";
     expect(plan.actions.find((x) => x.key === "policy|topo.mp.mirror.sync")).toMatchObject({ after: { pattern } });
     const re = new RegExp(pattern);
     expect(["mplogin.sync", "mpxbar.sync", "mpxfoo.sync", "mpxbar.async", "mpxbarx.sync"].map((q) => re.test(q))).toEqual([true, true, false, false, false]);

@@ -270,7 +270,7 @@ describe("definitions export", () => {
     expect(async.policies).toEqual([]);
     const sync = definitionsOf(d.clusters.find((c) => c.target.name === "sync")!);
     expect(sync.policies).toEqual([
-      { vhost: "s", name: "topo.mp.mirror.sync", pattern: "^mp[a-z_]+\\.sync$", "apply-to": "queues", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, priority: 0 },
+      { vhost: "s", name: "topo.mp.mirror.sync", pattern: "^(?:topo\\.hold\\.)?mp[a-z_]+\\.sync$", "apply-to": "queues", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, priority: 0 },
     ]);
     expect(JSON.stringify([sync, async])).not.toContain("secretpw");
   });
