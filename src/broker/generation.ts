@@ -21,7 +21,7 @@ import { hostname } from "node:os";
 import { applyMarkName, lockQueueName, markedPrefix, ownNamespace, TOPO_NAMESPACE } from "../core/naming.js";
 import type { Resource } from "../model.js";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError } from "./amqp.js";
+import { amqpError, closeChannel } from "./amqp.js";
 import { lockArguments } from "./lock.js";
 import type { ManagementClient } from "./http.js";
 import { namedItem } from "./answers.js";
@@ -40,9 +40,13 @@ export async function readApplyMark(http: ManagementClient, vhost: string, prefi
   return { generation, locked: lock !== undefined };
 }
 
-/** Under the lock: true when no apply can have written since `before` was read. */
+/**
+ * Under the lock: true when no apply can have written since `before` was read. A read that found
+ * no mark proves nothing: the last apply of a prefix that leaves nothing on the vhost deletes its
+ * mark (deleteApplyMark), so "none" then "none" may have an apply in between.
+ */
 export async function unchangedSince(http: ManagementClient, vhost: string, prefix: string, before: ApplyMark): Promise<boolean> {
-  if (before.locked) return false;
+  if (before.locked || before.generation === undefined) return false;
   return (await generationOf(http, vhost, prefix)) === before.generation;
 }
 
@@ -65,9 +69,27 @@ export async function renewApplyMark(session: AmqpSession, prefix: string): Prom
       // Who applied last and when, for people who find the exchange; the generation is what apply compares.
       arguments: { "x-topo-generation": randomUUID(), "x-topo-applied-by": `${hostname()} pid ${process.pid}`, "x-topo-applied-at": new Date().toISOString() },
     });
-    await ch.close().catch(() => undefined);
+    await closeChannel(ch);
   } catch (e) {
     throw amqpError(session.cluster, `renew topo's apply mark (exchange ${name})`, e as Error, session.lost);
+  }
+}
+
+/**
+ * Under the lock, after an apply that left the prefix nothing on the vhost (its file has no
+ * service there any more): the mark goes too. Left, it kept telling a longer or shorter prefix's
+ * plans that this one still used the vhost (the nested-prefix warnings of plan/diff.ts), after
+ * the prefix was retired as safety.md says, by applying its file with no services.
+ */
+export async function deleteApplyMark(session: AmqpSession, prefix: string): Promise<void> {
+  const name = applyMarkName(prefix);
+  try {
+    const ch = await session.channel();
+    session.rpcs += 1;
+    await ch.deleteExchange(name);
+    await closeChannel(ch);
+  } catch (e) {
+    throw amqpError(session.cluster, `delete topo's apply mark (exchange ${name})`, e as Error, session.lost);
   }
 }
 

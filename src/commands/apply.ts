@@ -1,14 +1,14 @@
 import { allOf, ApplyError, InterruptedError, LockError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
-import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue } from "../model.js";
+import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type Resource } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, type QueueStats } from "../broker/read.js";
-import { markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
-import { holdingQueueName, lockQueueName } from "../core/naming.js";
-import { describe, subjectOf } from "../core/keys.js";
+import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
+import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
+import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { renderAction, renderText } from "../plan/render.js";
@@ -398,6 +398,12 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           );
         }
       }
+      // An exchange replace the lost connection cut after its delete took with it the bindings only
+      // its plan knew (a user's queue bound to it): they go back with the re-created exchange.
+      if (!expected) {
+        const back = carriedBindings(inFlight.get(c.target.name), read, opts.log, c.target.name);
+        if (back.length) read.plan.actions.push(...back);
+      }
       // Refusals on live counts come before the barrier too: no cluster writes while another
       // may still refuse.
       if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s, http, c.target, true);
@@ -456,6 +462,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         false,
         "apply_incomplete",
         { cluster: c.target.name },
+      );
+    }
+    // Nothing of the prefix is left on the vhost, as the broker just confirmed: nor is its mark.
+    // Left behind, it only makes other prefixes' plans warn: a failure to delete it is said, not fatal.
+    if (!c.resources.some(claimsNames)) {
+      const mark = `its apply mark (exchange ${applyMarkName(desired.prefix)})`;
+      await deleteApplyMark(s, desired.prefix).then(
+        () => opts.log(`cluster ${c.target.name}: prefix ${desired.prefix} has nothing left on vhost ${c.target.amqp.vhost}, so ${mark} was deleted too`),
+        (e: unknown) => opts.log(`cluster ${c.target.name}: warning: prefix ${desired.prefix} has nothing left on vhost ${c.target.amqp.vhost}, but ${mark} could not be deleted: ${(e as Error).message}; it only makes the plans of prefixes that start with ${desired.prefix} (or that it starts with) warn that this one still uses the vhost: delete that exchange yourself`),
       );
     }
     // Drift topo cannot repair does not fail a deploy (the queues exist and work); plan
@@ -563,6 +578,39 @@ export function lockOrder(targets: readonly ClusterTarget[]): string[] {
       return i < 0 ? 0 : (kx[i] as string) < (ky[i] as string) ? -1 : 1;
     })
     .map((t) => t.name);
+}
+
+/**
+ * The bindings that exchange replaces begun before a lost connection were to put back and the
+ * broker no longer has, as creates: the new plan cannot know those topo does not manage (the
+ * read after the cut finds the exchange gone, or bare). One whose other end is gone too cannot
+ * be made, and is said.
+ */
+function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: ClusterPlan; actual: ActualCluster }, log: (m: string) => void, cluster: string): Action[] {
+  const cut = [...(begun?.values() ?? [])].filter((a): a is Extract<Action, { op: "replace" }> => a.op === "replace" && subjectOf(a).kind === "exchange");
+  if (!cut.length) return [];
+  const have = new Set(read.actual.resources.map(keyOf));
+  const planned = new Set(read.plan.actions.filter((a) => a.op !== "delete").map((a) => a.key));
+  const there = (kind: "exchange" | "queue", name: string) => {
+    if (kind === "exchange" && (name === "" || name.startsWith("amq."))) return true;
+    const key = keyOf({ kind, name } as Resource);
+    return have.has(key) || planned.has(key);
+  };
+  const out = new Map<string, Action>();
+  for (const a of cut) {
+    for (const b of a.rebind) {
+      const key = keyOf(b);
+      if (have.has(key) || planned.has(key) || out.has(key)) continue;
+      if (there("exchange", b.source) && there(b.destinationType, b.destination)) out.set(key, { op: "create", key, after: b });
+      else log(`cluster ${cluster}: warning: binding ${describe(b)} went with exchange ${describe(subjectOf(a))} when the connection was lost, and cannot be put back: ${b.destinationType} ${b.destination} or exchange ${b.source} is gone`);
+    }
+  }
+  return [...out.values()];
+}
+
+/** The objects whose names a prefix claims on its vhost, its mark says: while the file has one there, the mark stays. */
+function claimsNames(r: Resource): boolean {
+  return r.kind === "exchange" || r.kind === "queue" || r.kind === "binding" || r.kind === "policy";
 }
 
 /** What a replace stopped half-way leaves, said under an interrupted apply. */

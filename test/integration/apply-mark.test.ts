@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { renewApplyMark } from "../../src/broker/generation.js";
 import { apply, loadTopology } from "../../src/index.js";
-import { api, runCli, testVhosts, vh } from "../helpers/broker.js";
+import { api, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
 
 const { fresh } = testVhosts();
 
@@ -104,5 +104,42 @@ describe("the read apply keeps under the lock", () => {
     await other;
     expect(traced.join("\n")).toMatch(/cluster async: planned again under the lock/);
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+});
+
+describe("a prefix retired from a vhost", () => {
+  it("takes its apply mark with its last objects, so a prefix that starts with it is no longer warned of it", async () => {
+    // Two files on the same two vhosts: `hp`, and `hpa`, whose every name is inside `hp`'s too.
+    const { sync, async, file: hp } = fresh(["hplogin"], { prefix: "hp" });
+    const hpa = writeTopology({ sync, async, prefix: "hpa", services: ["hpalogin", "hpabilling"] });
+    expect((await runCli(["apply", "-f", hp])).code).toBe(0);
+    expect((await runCli(["apply", "-f", hpa])).code).toBe(0);
+    const hpaFewer = writeTopology({ sync, async, prefix: "hpa", services: ["hpalogin"] });
+    expect((await runCli(["plan", "-f", hpaFewer])).stdout).toMatch(/warning: this plan deletes service hpabilling .*named inside prefix "hp" too/);
+
+    // Retired as safety.md says: its file applied with no services.
+    const retired = writeTopology({ sync, async, prefix: "hp", services: [] });
+    const r = await runCli(["apply", "-f", retired, "--allow-destructive"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`cluster async: prefix hp has nothing left on vhost ${async}, so its apply mark (exchange topo.hp.generation) was deleted too`);
+    for (const v of [sync, async]) {
+      expect((await api("GET", `/api/exchanges/${vh(v)}/topo.hp.generation`)).status).toBe(404);
+      // The other prefix's mark and objects stay.
+      expect((await api("GET", `/api/exchanges/${vh(v)}/topo.hpa.generation`)).status).toBe(200);
+      expect((await api("GET", `/api/exchanges/${vh(v)}/hpabilling`)).status).toBe(200);
+    }
+    const plan = await runCli(["plan", "-f", hpaFewer]);
+    expect(plan.stdout).toMatch(/- delete exchange hpabilling/);
+    expect(plan.stdout).not.toMatch(/named inside prefix/);
+    // The retired file plans no changes, and an apply of it again writes nothing.
+    expect((await runCli(["plan", "-f", retired, "--detailed-exitcode"])).code).toBe(0);
+    expect((await runCli(["plan", "-f", hpa, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("an apply whose read found no mark reads again under its lock: the mark's absence proves no apply wrote", async () => {
+    const { file } = fresh(["mplogin"]);
+    const traced: string[] = [];
+    await apply({ file, cluster: "async", allowDestructive: false, allowDataLoss: false, lockTimeoutMs: 30_000, log: () => undefined, trace: (m) => traced.push(m) });
+    expect(traced.join("\n")).toMatch(/cluster async: planned again under the lock/);
   });
 });

@@ -4,6 +4,7 @@
 import amqplib from "amqplib";
 import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
+import { amqpProxy } from "../helpers/proxy.js";
 import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
@@ -270,6 +271,28 @@ describe("bindings a replace cannot put back", () => {
     expect((await api("PUT", `/api/permissions/${vh(v)}/${name}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
     return `http://${name}:op-pw@${b.host}:${new URL(b.mgmtBase).port}`;
   }
+
+  it("a connection lost just after an exchange replace's delete: the retry puts back the user's bindings only the cut plan knew", async () => {
+    const { sync, async } = files();
+    const proxy = await amqpProxy();
+    onTestFinished(proxy.close);
+    const through = new URL(amqpUrl(async));
+    through.hostname = "127.0.0.1";
+    through.port = String(proxy.port);
+    const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }], clusterExtra: { async: { url: through.toString() } } });
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await celeryExchange(async);
+    // exchange.delete (class 40, method 20): the first is the renewal of topo's apply mark, the
+    // second the replace's own; the broker deletes the exchange, with the binding to audit.
+    proxy.cutAfter(40, 20, 1);
+    const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
+    expect(r.stderr).toMatch(/connection lost|reconnecting/);
+    expect(r.code).toBe(0);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic" });
+    const audit = (await api("GET", `/api/bindings/${vh(async)}/e/mplogin/q/audit`)).body;
+    expect(audit.map((b: { routing_key: string }) => b.routing_key)).toEqual(["mplogin.async"]);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
 
   it("an exchange replace that would lose an auto-delete exchange's last binding and an exclusive tap's is refused before anything is written, and made with --allow-unmanaged-deletes", async () => {
     const { sync, async, before } = files();
