@@ -301,6 +301,9 @@ export interface QueueFacts {
   /** Mirror nodes (3.x classic mirroring); undefined when the broker did not report them. */
   mirrors?: string[];
   synchronisedMirrors?: string[];
+  /** A quorum queue's members and those online; undefined for other types, or when not reported. */
+  members?: string[];
+  online?: string[];
 }
 
 /** What a cluster holds, normalised the same way as the desired state. */

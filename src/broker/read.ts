@@ -19,7 +19,7 @@ import type { TopicPermissionOf } from "../plan/topic-rights.js";
 export const EXCHANGE_COLUMNS = "name,vhost,type,durable,auto_delete,internal,arguments";
 // With stats off, 3.x still reports the mirror fields; message totals cost twice the time of the
 // whole listing, so they are read only when a plan needs them (see readMessageCounts).
-export const QUEUE_COLUMNS = "name,vhost,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes";
+export const QUEUE_COLUMNS = "name,vhost,type,durable,auto_delete,exclusive,arguments,node,state,policy,slave_nodes,synchronised_slave_nodes,members,online";
 export const BINDING_COLUMNS = "source,vhost,destination,destination_type,routing_key,arguments,properties_key";
 const USER_COLUMNS = "name,password_hash,hashing_algorithm,tags";
 /**

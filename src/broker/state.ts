@@ -28,6 +28,9 @@ export interface ApiQueue {
   policy?: string;
   slave_nodes?: string[];
   synchronised_slave_nodes?: string[];
+  /** A quorum queue's members, and those reachable now. */
+  members?: string[];
+  online?: string[];
 }
 export interface ApiBinding {
   source: string;
@@ -109,6 +112,7 @@ export function factsFrom(q: ApiQueue): QueueFacts {
     policy: q.policy || undefined,
     mirrors: q.slave_nodes,
     synchronisedMirrors: q.synchronised_slave_nodes,
+    ...(Array.isArray(q.members) && Array.isArray(q.online) ? { members: q.members, online: q.online } : {}),
   };
 }
 

@@ -227,10 +227,14 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // Queues of the file's, and topo's own (a holding queue keeps messages), that cannot run.
   const ours = new Set<string>();
   for (const [key, r] of have) if (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner))) ours.add(r.name);
+  // A user's queue whose node is down is no drift of the file's; its bindings are unknown all the
+  // same, and one from an exchange this plan deletes or replaces would go with it unseen.
+  const downOf = (mine: boolean) => [...down].filter((q) => ours.has(q) === mine).sort();
+  const unavailable = (qs: string[]) => `${qs.length} queue${qs.length === 1 ? " is" : "s are"} unavailable because ${qs.length === 1 ? "its node is" : "their nodes are"} down (${qs.slice(0, 5).join(", ")}${qs.length > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`;
+  const downForeign = downOf(false);
+  const takesExchange = actions.some((a) => (a.op === "delete" || a.op === "replace") && subjectOf(a).kind === "exchange");
   const degraded = [
-    ...(down.size
-      ? [`${down.size} queue${down.size === 1 ? " is" : "s are"} unavailable because ${down.size === 1 ? "its node is" : "their nodes are"} down (${[...down].sort().slice(0, 5).join(", ")}${down.size > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`]
-      : []),
+    ...(downOf(true).length ? [unavailable(downOf(true))] : []),
     ...brokenQueues(actual, desired.target.amqp.vhost, (name) => ours.has(name)),
   ];
   return {
@@ -249,6 +253,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
         ? [`apply gives ${shown(desired.target.amqp.username)}, the user topo connects as over AMQP, configure, write and read ".*" on the vhost it creates (it declares everything there); narrow them afterwards if that user should have less`]
         : []),
       ...userWarnings,
+      ...(downForeign.length
+        ? [`${unavailable(downForeign)}; topo does not manage ${downForeign.length === 1 ? "it" : "them"}${takesExchange ? `, but a binding of ${downForeign.length === 1 ? "it" : "theirs"} from an exchange this plan deletes or replaces would go with that exchange unseen: apply once the node is back` : ""}`]
+        : []),
       ...(claimed.length
         ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${owner.nested.filter((n) => claimed.some((s) => s.startsWith(n))).map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]
         : []),

@@ -321,6 +321,34 @@ describe("diff", () => {
     expect(plan.degraded).toEqual([expect.stringMatching(/^1 queue is unavailable because its node is down \(mplogin\.async\)/)]);
   });
 
+  it("reports a user's queue whose node is down as a warning, not drift, and says what a plan that takes an exchange risks", () => {
+    const userQueue = queue({ name: "audit" });
+    const facts = { audit: { state: "down", node: "c@h" } };
+    const plan = diffCluster(d, actual([...d.resources, userQueue], { queueFacts: facts }), "mp");
+    expect(plan.actions).toEqual([]);
+    expect(plan.degraded).toEqual([]);
+    expect(plan.warnings).toContainEqual("1 queue is unavailable because its node is down (audit); their bindings cannot be read until the node is back; topo does not manage it");
+    // The file drops an exchange: a binding of audit's to it would go unseen.
+    const mpold = exchange({ name: "mpold" });
+    const dropping = diffCluster(d, actual([...d.resources, mpold, userQueue], { queueFacts: facts }), "mp");
+    expect(dropping.actions.map((a) => `${a.op} ${a.key}`)).toEqual(["delete exchange|mpold"]);
+    expect(dropping.warnings.join("\n")).toMatch(/topo does not manage it, but a binding of it from an exchange this plan deletes or replaces would go with that exchange unseen: apply once the node is back/);
+  });
+
+  it("reports the file's quorum queues without a majority of members online as degraded, and no one else's", () => {
+    const members = ["a@h", "b@h", "c@h"];
+    const facts = {
+      "mplogin.async": { state: "running", node: "a@h", members, online: ["b@h"] },
+      "billing.jobs": { state: "running", node: "a@h", members, online: [] },
+    };
+    const plan = diffCluster(d, actual([...d.resources, queue({ name: "billing.jobs" })], { queueFacts: facts }), "mp");
+    expect(plan.actions).toEqual([]);
+    expect(plan.degraded).toEqual(["1 quorum queue has no majority of its members online (mplogin.async: 1 of 3 online (b@h)): it takes no messages and delivers none until enough of its nodes are back"]);
+    // Two of three online is a majority: the queue works.
+    const fine = diffCluster(d, actual(d.resources, { queueFacts: { "mplogin.async": { state: "running", node: "a@h", members, online: ["a@h", "b@h"] } } }), "mp");
+    expect(fine.degraded).toEqual([]);
+  });
+
   it("reports the file's queues RabbitMQ lists as crashed or stopped as degraded, and no one else's", () => {
     const userQueue = queue({ name: "billing.jobs" });
     const facts = { "mplogin.async": { state: "crashed", node: "a@h" }, "billing.jobs": { state: "crashed", node: "a@h" } };
