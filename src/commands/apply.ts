@@ -142,7 +142,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const lines = clusters.flatMap((c) => {
       const name = c.target.name;
       const t = tally.get(name);
-      if (!t || t.made === 0 || counted.has(name)) return [];
+      if (!t || counted.has(name)) return [];
+      // A replace under way when the connection went (and no reconnect got further): its queue's
+      // messages and bindings may be on its holding queue, which only this says.
+      const half = [...(inFlight.get(name)?.values() ?? [])].map((a) => `    ${halfWay(a)}`);
+      if (t.made === 0) return half.length ? [`  cluster ${name}: no change was confirmed made before apply stopped, but one was under way:`, ...half] : [];
       if (t.made >= t.total) return [`  cluster ${name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
       // What the broker did not confirm. Writes go out in pipelined batches: those sent when the
       // connection was lost may have been made (a run cut that way made 324 where 302 were
@@ -152,7 +156,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const maybe = lostWith.has(name) ? ` (writes sent when the connection was lost may have been made too: topo plan --cluster ${name} shows what is left)` : "";
       const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
       const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
-      return [`  cluster ${name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} confirmed made before apply stopped${maybe}${left.length ? "; not confirmed:" : ""}`, ...shown, ...more];
+      return [`  cluster ${name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} confirmed made before apply stopped${maybe}${left.length ? "; not confirmed:" : ""}`, ...shown, ...more, ...half];
     });
     if (!lines.length) return e;
     const hints = e.hints.includes(RERUN_HINT) ? e.hints : [...e.hints, RERUN_HINT];

@@ -49,7 +49,7 @@ export interface AmqpProxy {
    * `classId`, method `methodId`, then close that connection: the broker gets that frame and
    * nothing after it, as when a connection is lost just after a write.
    */
-  cutAfter: (classId: number, methodId: number, skip?: number) => void;
+  cutAfter: (classId: number, methodId: number, skip?: number) => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -59,7 +59,7 @@ export async function amqpProxy(): Promise<AmqpProxy> {
   const b = broker();
   const pairs: { client: import("node:net").Socket; upstream: import("node:net").Socket }[] = [];
   let stalled = false;
-  let rule: { classId: number; methodId: number; skip: number } | undefined;
+  let rule: { classId: number; methodId: number; skip: number; done: () => void } | undefined;
   const server = tcpServer((client) => {
     const upstream = connect(b.amqpPort, b.host);
     pairs.push({ client, upstream });
@@ -91,6 +91,7 @@ export async function amqpProxy(): Promise<AmqpProxy> {
         if (r && frame[0] === 1 && size >= 4 && frame.readUInt16BE(7) === r.classId && frame.readUInt16BE(9) === r.methodId) {
           if (r.skip-- > 0) continue;
           rule = undefined;
+          r.done();
           dead = true;
           // Written, then the connection ends: the broker carries out the frame, then sees the
           // connection gone; the client sees it gone before any answer.
@@ -123,9 +124,10 @@ export async function amqpProxy(): Promise<AmqpProxy> {
         p.upstream.destroy();
       }
     },
-    cutAfter: (classId, methodId, skip = 0) => {
-      rule = { classId, methodId, skip };
-    },
+    cutAfter: (classId, methodId, skip = 0) =>
+      new Promise<void>((done) => {
+        rule = { classId, methodId, skip, done };
+      }),
     close: () => new Promise((r) => server.close(() => r())),
   };
 }

@@ -272,6 +272,33 @@ describe("bindings a replace cannot put back", () => {
     return `http://${name}:op-pw@${b.host}:${new URL(b.mgmtBase).port}`;
   }
 
+  it("a connection lost during a replace's move, and no reconnect: the error says the queue was being replaced, and a re-run finishes it", async () => {
+    const { sync, async, after } = files();
+    const proxy = await amqpProxy();
+    const through = new URL(amqpUrl(async));
+    through.hostname = "127.0.0.1";
+    through.port = String(proxy.port);
+    const viaProxy = (args: Record<string, unknown>) =>
+      writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: args } }], clusterExtra: { async: { url: through.toString() } } });
+    expect((await runCli(["apply", "-f", viaProxy({})])).code).toBe(0);
+    await publish(async, "mplogin", "mplogin.async.x", ["a", "b", "c"]);
+    // The move's first publish reaches the broker; then the connection goes, and the proxy with it.
+    const cut = proxy.cutAfter(60, 40);
+    const run = runCli(["apply", "-f", viaProxy({ "x-max-length": 1000000 }), "--allow-destructive"]);
+    await cut;
+    const closed = proxy.close();
+    proxy.cut();
+    const r = await run;
+    await closed;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("queue mplogin.async was being replaced: its bindings and messages may be on topo.hold.mplogin.async");
+    const done = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(done.stderr).not.toMatch(/Error/);
+    expect(done.code).toBe(0);
+    // At least once: the message under way when the connection went may be there twice.
+    expect(new Set(await drainIds(async, "mplogin.async"))).toEqual(new Set(["a", "b", "c"]));
+  });
+
   it("a connection lost just after an exchange replace's delete: the retry puts back the user's bindings only the cut plan knew", async () => {
     const { sync, async } = files();
     const proxy = await amqpProxy();
