@@ -55,12 +55,31 @@ export async function identify(c: DesiredCluster, client: ManagementClient, opts
       {
         hints: [
           `set ${placesOf(c.target).management} to the management API of the broker at ${hostPort(c.target.amqp.hostname, c.target.amqp.port)} (without it, topo uses http://<url host>:15672)`,
+          ...(differ.includes("cluster name") && [amqp.clusterName, mgmt.clusterName].every((n) => n?.includes("@"))
+            ? [
+                `if both are nodes of one cluster, it has no cluster name set, so each node gives a name of its own: set one (rabbitmqctl set_cluster_name NAME), then every node gives it`,
+              ]
+            : []),
         ],
         code: "endpoint_mismatch",
       },
     );
   }
   return amqp;
+}
+
+/** The queues a plan replaces or deletes that the broker lists as down (their node is). */
+function downQueuesTaken(plan: ClusterPlan, actual: ActualCluster): { name: string; node?: string }[] {
+  const out = new Map<string, string | undefined>();
+  for (const a of plan.actions) {
+    if (a.op !== "replace" && a.op !== "delete") continue;
+    for (const r of a.op === "replace" ? [a.before, a.after] : [a.before]) {
+      if (r.kind !== "queue") continue;
+      const f = actual.queueFacts[r.name];
+      if (f?.state === "down") out.set(r.name, f.node);
+    }
+  }
+  return [...out].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([name, node]) => ({ name, node }));
 }
 
 /**
@@ -402,6 +421,16 @@ export async function readAndPlan(
     const alarm = alarmProblem(plan, actual, await readAlarms(client));
     if (alarm && live) throw new BrokerError(c.target.name, `${alarm.cause}; topo refuses before anything is written; nothing was changed`, { hints: alarm.hints, code: "broker_refused" });
     if (alarm) plan.warnings.push(`${alarm.cause}; apply refuses it until the alarm has cleared`);
+  }
+  // A queue whose node is down can be neither counted, moved nor deleted (the broker answers
+  // 404 "home node ... is down"): apply stopped part-way at it, with a misleading hint and a
+  // holding queue declared, so it refuses before writing; plan says so.
+  const down = downQueuesTaken(plan, actual);
+  if (down.length) {
+    const nodes = [...new Set(down.map((q) => q.node).filter((n): n is string => !!n))].sort();
+    const cause = `this plan replaces or deletes ${down.length === 1 ? "queue" : "queues"} ${names(down.map((q) => q.name))}, whose node${nodes.length === 1 ? "" : "s"} ${nodes.join(", ") || "(unknown)"} ${nodes.length === 1 ? "is" : "are"} down: the broker can neither count, move nor delete ${down.length === 1 ? "its" : "their"} messages until ${nodes.length === 1 ? "it is" : "they are"} back`;
+    if (live) throw new BrokerError(c.target.name, `${cause}; topo refuses before anything is written; nothing was changed`, { hints: [`start the node${nodes.length === 1 ? "" : "s"} again (or wait for ${nodes.length === 1 ? "it" : "them"}), then run topo apply again`], code: "broker_refused" });
+    plan.warnings.push(`${cause}; apply refuses it until then`);
   }
   const drift = unrepairable(c, actual, prefix, placeOf);
   plan.warnings.push(...compat.warnings, ...drift.warnings);

@@ -146,6 +146,26 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
       } finally {
         await c2.close();
       }
+      // A replace of a queue whose node is down: plan says apply refuses it, and apply does,
+      // before writing (it had declared a holding queue, then stopped at the broker's 404).
+      const limited = writeFile(
+        "topology.yaml",
+        JSON.stringify({
+          version: 1,
+          clusters: {
+            sync: { url: `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[survivor]}/${sync}`, management: `http://127.0.0.1:${MGMT_PORTS[survivor]}` },
+            async: { url: `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[survivor]}/${async}`, management: `http://127.0.0.1:${MGMT_PORTS[survivor]}` },
+          },
+          services: [{ name: "mplogin", async: { arguments: { "x-max-length": 1000 } } }, "mpwallet"],
+        }),
+      );
+      const warned = await runCli(["plan", "-f", limited]);
+      expect(warned.stdout).toContain(`this plan replaces or deletes queue mplogin.async, whose node ${master} is down`);
+      const refused = await runCli(["apply", "-f", limited, "--allow-destructive"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("topo refuses before anything is written; nothing was changed");
+      expect((await api(survivor, "GET", `/api/queues/${async}/topo.hold.mplogin.async`)).status).toBe(404);
+
       // plan says what is degraded, and that is drift.
       const degraded = await runCli(["plan", "-f", via, "--detailed-exitcode"]);
       expect(degraded.code).toBe(2);
@@ -183,6 +203,27 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
       expect((await api(0, "GET", `/api/policies/${sync}/team-limits`)).body.priority).toBe(10);
     } finally {
       await api(0, "DELETE", `/api/policies/${sync}/team-limits`);
+    }
+  });
+
+  it("the url on one node and the management API on another: refused while the cluster has no name set, which the hint says to set; one broker once it has", async () => {
+    // Without a cluster name set, each node answers with a name of its own.
+    const names = [(await api(0, "GET", "/api/cluster-name")).body.name, (await api(2, "GET", "/api/cluster-name")).body.name];
+    expect(names[0]).not.toBe(names[1]);
+    const url = (v: string) => `amqp://guest:guest@127.0.0.1:${AMQP_PORTS[0]}/${v}`;
+    const management = `http://127.0.0.1:${MGMT_PORTS[2]}`;
+    const file = writeFile("topology.yaml", JSON.stringify({ version: 1, clusters: { sync: { url: url(sync), management }, async: { url: url(async), management } }, services: ["mplogin", "mpwallet"] }));
+    const refused = await runCli(["plan", "-f", file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("if both are nodes of one cluster, it has no cluster name set, so each node gives a name of its own: set one (rabbitmqctl set_cluster_name NAME)");
+    ctl("set_cluster_name", "topo-test-cluster");
+    try {
+      const applied = await runCli(["apply", "-f", file]);
+      expect(applied.stderr).not.toMatch(/Error|different brokers/);
+      expect(applied.code).toBe(0);
+      expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    } finally {
+      ctl("clear_global_parameter", "cluster_name");
     }
   });
 
