@@ -29,7 +29,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   auth_failed: "a broker refused the user name or password",
   permission_denied: "the user lacks a tag or a permission the command needs",
   broker_refused:
-    "the broker refused a request (the reply is in the message), or would refuse one part-way through apply (a vhost's max-queues, or a node's memory or disk alarm blocking the messages a replace moves, checked before anything is written); when one of its limits refused it (a vhost's or a user's max-connections, max-channels or max-queues, or a node's), the hint names the limit, the command that shows it and the one that raises it",
+    "the broker refused a request (the reply is in the message), or would refuse one part-way through apply (a vhost's max-queues, a node's memory or disk alarm blocking the messages a replace moves, or the node of a queue to replace or delete being down, checked before anything is written); when one of its limits refused it (a vhost's or a user's max-connections, max-channels or max-queues, or a node's), the hint names the limit, the command that shows it and the one that raises it",
   version_unsupported:
     "the file asks for something this broker cannot do: its RabbitMQ version lacks it, its settings deny it, or its vhost's default queue type would turn the file's classic queues into another type; each refusal is followed by every key of the file that asks for it, at FILE:LINE:COL",
   user_conflict: "a user the file names exists on the broker without topo's tag (topo.<prefix>): topo did not create it, or the tag was taken off it; nothing was changed, adopt: true takes it over",
