@@ -426,7 +426,18 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
       const r = resolveSettings(kind, layers, problems);
       const missing = [...(refused.arguments?.[`defaults.${kind}`] ?? []), ...(refused.arguments?.[`${i}.${kind}`] ?? [])];
       const argumentLayers = layers.map((l) => ({ arguments: l.settings.arguments, path: l.path }));
-      problems.push(...checkArguments(r.type, r.arguments, argumentLayers, missing));
+      // One written in defaults is faulted there, but it is this service's queue that refuses it:
+      // said by name, with the way out (a service cannot take a default argument away).
+      // (A problem is placed at the most specific layer that sets the argument: defaults, only
+      // when the service does not set it itself.)
+      // Only where the service's own type is the cause: a type from defaults too is the defaults' own contradiction.
+      const ownType = typeof own === "object" && own.type !== undefined;
+      const fromDefaults = (p: { path: (string | number)[]; message: string }) => ownType && p.path[0] === "defaults" && p.message.includes(" does not apply to ");
+      problems.push(
+        ...checkArguments(r.type, r.arguments, argumentLayers, missing).map((p) =>
+          fromDefaults(p) ? { ...p, message: `${p.message}, and the ${kind} queue of services[${i}] (${svc.name}) is a ${r.type} queue: a service cannot take a default argument away, so set ${String(p.path[3])} on the services that take it instead of in defaults.${kind}` } : p,
+        ),
+      );
       if (knownCluster && !knownCluster.has(r.cluster)) {
         // One problem per place that names the cluster (or per kind, for the built-in default,
         // at the first service that needs it), not one per service.

@@ -94,6 +94,20 @@ services:
     ]);
   });
 
+  it("a default argument a service's own queue type refuses names that service and the way out", () => {
+    const ps = problemsOf(`version: 1
+${CLUSTERS}defaults:
+  async: { arguments: { x-message-ttl: 1000 } }
+services:
+  - mplogin
+  - name: mpevents
+    async: { type: stream }
+`);
+    expect(ps).toEqual([
+      "8:25: defaults.async.arguments.x-message-ttl: argument x-message-ttl does not apply to stream queues, and the async queue of services[1] (mpevents) is a stream queue: a service cannot take a default argument away, so set x-message-ttl on the services that take it instead of in defaults.async",
+    ]);
+  });
+
   it("reports nothing that only follows from a refused value", () => {
     // A refused type would make x-delivery-limit look like a classic queue's; a refused cluster
     // would make the built-in one look missing; a refused prefix would fail every name; an
