@@ -2,7 +2,7 @@
 // and what it permits (plan/broker-rules.ts), before anything is written.
 
 import type { ActualCluster, DesiredCluster, FilePath, Queue, QueueSpec } from "../model.js";
-import { atLeast, brokerIgnores, brokerRefuses, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
+import { atLeast, brokerIgnores, brokerRefuses, denied, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
 import { names, plural, shellWord } from "../core/words.js";
 import { pushTo } from "../core/collections.js";
 
@@ -118,6 +118,17 @@ export function compatibility(
       ? "make them durable or quorum before a release that denies them"
       : "but a broker whose rabbitmq.conf denies them refuses them (541 INTERNAL_ERROR) and the management API does not show that setting; there, set deprecated_features.permit.transient_nonexcl_queues = true, or make them durable or quorum";
     out.warnings.push(`transient non-exclusive queues are deprecated in RabbitMQ 4 (${names(transient)}): ${version} permits them ${where("transient_nonexcl_queues")}${stateKnown(permits, "transient_nonexcl_queues") ? ";" : ","} ${unseen}`);
+  }
+  // The file's sync queues are answered over rpc:// (export celery), whose reply queue per caller
+  // is declared transient and not exclusive: such a broker refuses it, and every call that waits
+  // for an answer fails (541 INTERNAL_ERROR), while the file's own queues pass (measured on 4.3.6).
+  const sync = desired.queues.filter((q) => q.traffic === "sync").map((q) => q.queue.name);
+  // Said once the file's own transient queues pass: until then their refusal says as much.
+  const ownRefused = [...refused.values()].some((r) => r.rule.includes("transient_nonexcl_queues"));
+  if (sync.length && !ownRefused && denied(permits, "transient_nonexcl_queues")) {
+    out.warnings.push(
+      `RabbitMQ ${version} denies transient non-exclusive queues, and Celery's rpc:// result backend, which topo export celery gives the sync queues (${names(sync)}), declares each caller's reply queue so: it is refused (541 INTERNAL_ERROR), and every call that waits for an answer fails; permit them (deprecated_features.permit.transient_nonexcl_queues = true in rabbitmq.conf), or give those callers another result backend`,
+    );
   }
   const locator = deprecated.get("queue_master_locator");
   if (locator) {

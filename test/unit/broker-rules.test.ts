@@ -78,12 +78,23 @@ describe("plan checks what the broker permits", () => {
     const locator = desired(queue({ arguments: { "x-queue-master-locator": "client-local" } }));
     const l = compatibility(locator, actual("4.3.6"), permitsOf("4.3.6", reported));
     expect(messages(l)).toEqual([]);
-    expect(l.warnings).toEqual([expect.stringMatching(/x-queue-master-locator is deprecated.*4\.3\.6 permits it \(as it reports, its configuration included\)/)]);
+    // Beside it, the warning that the broker refuses Celery's reply queues (the queue is durable).
+    expect(l.warnings).toEqual([expect.stringMatching(/^RabbitMQ 4\.3\.6 denies transient non-exclusive queues, and Celery's rpc:\/\//), expect.stringMatching(/x-queue-master-locator is deprecated.*4\.3\.6 permits it \(as it reports, its configuration included\)/)]);
     // Permitted by state: no word of a configuration the API would not show.
     const permitted = compatibility(transient, actual("4.3.6"), permitsOf("4.3.6", [{ name: "transient_nonexcl_queues", deprecation_phase: "permitted_by_default", state: "permitted" }]));
     expect(messages(permitted)).toEqual([]);
     expect(permitted.warnings).toEqual([expect.stringMatching(/4\.3\.6 permits them \(as it reports, its configuration included\); make them durable or quorum before a release that denies them/)]);
     expect(permitted.warnings[0]).not.toMatch(/does not show/);
+  });
+
+  it("warns that Celery's rpc:// reply queues are refused where the broker denies transient non-exclusive queues, once the file's own pass", () => {
+    const reported = [{ name: "transient_nonexcl_queues", deprecation_phase: "permitted_by_default", state: "denied" }];
+    const durableSync = desired(queue({ durable: true }));
+    const c = compatibility(durableSync, actual("4.3.6"), permitsOf("4.3.6", reported));
+    expect(messages(c)).toEqual([]);
+    expect(c.warnings).toEqual([expect.stringMatching(/^RabbitMQ 4\.3\.6 denies transient non-exclusive queues, and Celery's rpc:\/\/ result backend, .*\(mplogin\.sync\), declares each caller's reply queue so: it is refused \(541 INTERNAL_ERROR\)/)]);
+    // Permitted: nothing to say.
+    expect(compatibility(durableSync, actual("4.3.6"), permitsOf("4.3.6", REPORTED_436)).warnings).toEqual([]);
   });
 
   it("refuses x-queue-leader-locator on a classic queue before 4.0", () => {
