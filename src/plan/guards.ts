@@ -54,7 +54,11 @@ export function deletesQueues(p: ClusterPlan): boolean {
 }
 
 export function guardDestructive(plans: ClusterPlan[]): void {
-  const lines = plans.flatMap((p) => destructiveActions(p).map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}`));
+  // A replace left half-way says so: its queue's new messages wait on the holding queue, where
+  // no worker takes them, until an apply finishes it (a refusal that said only "nothing was
+  // changed" hid that).
+  const half = (a: Action) => (a.op === "replace" && a.resume ? ` (finishing an interrupted replace: ${a.resume.messages ?? "some"} message${a.resume.messages === 1 ? "" : "s"} and the queue's bindings wait on ${a.resume.hold.name}, where no worker takes them, until an apply finishes it)` : "");
+  const lines = plans.flatMap((p) => destructiveActions(p).map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}${half(a)}`));
   if (lines.length === 0) return;
   throw new UnsafePlanError(`refusing to apply ${lines.length} destructive change${lines.length === 1 ? "" : "s"} without --allow-destructive:\n${lines.join("\n")}`, [
     "a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists",

@@ -46,9 +46,9 @@ describe("guardPlans", () => {
     // The queue is gone: it is declared, and the messages move back.
     expect(() => guardPlans([plan([replace({ before: { ...hold }, resume: resume(false) })])], none)).not.toThrow();
     // The old queue is still there, in its old shape: the replace deletes it.
-    const e = refusal(() => guardPlans([plan([replace({ resume: resume(false) })])], none));
+    const e = refusal(() => guardPlans([plan([replace({ resume: { ...resume(false), messages: 7 } })])], none));
     expect(e.code).toBe("refused_destructive");
-    expect(e.message).toContain("cluster async: -/+ replace queue mplogin.async");
+    expect(e.message).toContain("cluster async: -/+ replace queue mplogin.async (finishing an interrupted replace: 7 messages and the queue's bindings wait on topo.hold.mplogin.async, where no worker takes them, until an apply finishes it)");
   });
 
   it("names every flag a plan lacks in one refusal: destructive changes, bindings topo does not manage, messages lost", () => {
