@@ -415,10 +415,14 @@ export class ManagementClient {
       });
     }
     if (code === "ETIMEDOUT") {
-      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s${probe ? "; a port that accepts connections and never answers is not a management API" : ""}`), {
+      // The probe's bound is short, and a management API under load can outlast it: both causes
+      // are named, the wrong port first (a hint to change a right URL alone misled).
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s${probe ? ": either this port accepts connections and never answers (not a management API), or the management API is too busy to answer its smallest request" : ""}`), {
         status: code,
         transient: true,
-        hints: probe ? [mgmtHint] : [`the broker did not answer within ${timeoutMs / 1000} s; is it overloaded? topo's reads of very large vhosts take a few seconds`],
+        hints: probe
+          ? [mgmtHint, `if it is the management API, it is overloaded: run topo again once it answers (curl -u USER ${this.base.origin}/api/cluster-name shows how long it takes)`]
+          : [`the broker did not answer within ${timeoutMs / 1000} s; is it overloaded? topo's reads of very large vhosts take a few seconds`],
         code: "broker_unreachable",
       });
     }
