@@ -509,10 +509,16 @@ export function outsideSaved(saved: SavedPlan, fresh: FreshCluster, granted: rea
   const before = new Map((s?.actions ?? []).map((a) => [a.key, a]));
   const result = (a: Action) => canonical({ op: a.op, subject: subjectOf(a) });
   const objects = s ? stateEntry(cluster, stateChanges(s.state, fresh.state, { made: s.actions, granted, confirmed }, fresh.outside)) : [];
+  // A queue replace of the plan's that the lost connection left half-way has moved the queue's
+  // bindings to its holding queue: the new plan binds the queue again, which the replace does
+  // anyway when it finishes. Refused as "not in the plan", it left the tasks on the holding queue.
+  const resuming = new Set(fresh.plan.actions.flatMap((a) => (a.op === "replace" && a.resume && a.after.kind === "queue" && before.get(a.key)?.op === "replace" ? [a.after.name] : [])));
+  const partOfResume = (a: Action) => a.op === "create" && a.after.kind === "binding" && a.after.destinationType === "queue" && resuming.has(a.after.destination);
   return [
     ...objects,
     ...fresh.plan.actions.flatMap((a) => {
       const b = before.get(a.key);
+      if (!b && partOfResume(a)) return [];
       if (!b) return [`cluster ${cluster}: not in the plan: ${label(a)}`];
       if (result(a) === result(b)) return [];
       return [a.op === b.op ? `cluster ${cluster}: ${label(a)}, with another result than the plan's` : `cluster ${cluster}: now ${label(a)}, the plan says ${label(b)}`];

@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from "vitest";
 import type { Action, ClusterPlan, Plan, Policy, Resource } from "../../src/model.js";
+import { keyOf } from "../../src/core/keys.js";
 import { compareToSaved, desiredText, outsideSaved, outsideView, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateChanges, stateOf, stateText, type SavedPlan, type SavedState } from "../../src/plan/saved.js";
 import { renderMarkdown } from "../../src/plan/markdown.js";
 import type { RawConfig, RawService } from "../../src/config/normalize.js";
@@ -323,6 +324,14 @@ describe("outsideSaved (a retry after a lost connection)", () => {
     expect(outsideSaved(saved(), fresh(cluster([resumed], "async"), midway))).toEqual([]);
     expect(outsideSaved(saved(), fresh(cluster([], "async"), state([...asyncSeen.slice(0, 2), made, asyncSeen[3] as Resource, queue({ name: "mpnew.async" })])))).toEqual([]);
     expect(outsideSaved(saved(), fresh(cluster([create("mpnew.async"), replace], "async")))).toEqual([]);
+    // Cut during the move out: the old queue is there, its binding on the holding queue; the new
+    // plan resumes the replace and binds the queue again, which the replace does when it finishes.
+    const moving: Action = { ...replace, rebind: [], resume: { hold, holdBindings: [], queueDone: false } };
+    const rebind = binding({ source: "mppayment", destination: "mppayment.async" });
+    const bindAgain: Action = { op: "create", key: keyOf(rebind), after: rebind };
+    expect(outsideSaved(saved(), fresh(cluster([moving, bindAgain], "async"), midway))).toEqual([]);
+    // Not so without the replace resuming.
+    expect(outsideSaved(saved(), fresh(cluster([bindAgain], "async"), midway))).toContainEqual(expect.stringMatching(/^cluster async: not in the plan: create binding mppayment -> mppayment\.async/));
   });
 
   it("names every object another hand changed, whether the plan touches it or not", () => {
