@@ -20,6 +20,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { applyMarkName, lockQueueName, markedPrefix, ownNamespace, TOPO_NAMESPACE } from "../core/naming.js";
 import type { Resource } from "../model.js";
+import type { Channel } from "amqplib";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, closeChannel } from "./amqp.js";
 import { lockArguments } from "./lock.js";
@@ -56,10 +57,7 @@ export async function unchangedSince(http: ManagementClient, vhost: string, pref
  * the lock held, and reads again under its own lock.
  */
 export async function renewApplyMark(session: AmqpSession, prefix: string): Promise<void> {
-  const name = applyMarkName(prefix);
-  try {
-    const ch = await session.channel();
-    session.rpcs += 2;
+  await onMark(session, prefix, "renew", async (ch, name) => {
     await ch.deleteExchange(name);
     await ch.assertExchange(name, "fanout", {
       durable: true,
@@ -69,10 +67,8 @@ export async function renewApplyMark(session: AmqpSession, prefix: string): Prom
       // Who applied last and when, for people who find the exchange; the generation is what apply compares.
       arguments: { "x-topo-generation": randomUUID(), "x-topo-applied-by": `${hostname()} pid ${process.pid}`, "x-topo-applied-at": new Date().toISOString() },
     });
-    await closeChannel(ch);
-  } catch (e) {
-    throw amqpError(session.cluster, `renew topo's apply mark (exchange ${name})`, e as Error, session.lost);
-  }
+    return 2;
+  });
 }
 
 /**
@@ -82,14 +78,21 @@ export async function renewApplyMark(session: AmqpSession, prefix: string): Prom
  * the prefix was retired as safety.md says, by applying its file with no services.
  */
 export async function deleteApplyMark(session: AmqpSession, prefix: string): Promise<void> {
+  await onMark(session, prefix, "delete", async (ch, name) => {
+    await ch.deleteExchange(name);
+    return 1;
+  });
+}
+
+/** `write` on a channel of its own, with the mark's name; it returns the RPCs it made. */
+async function onMark(session: AmqpSession, prefix: string, what: string, write: (ch: Channel, name: string) => Promise<number>): Promise<void> {
   const name = applyMarkName(prefix);
   try {
     const ch = await session.channel();
-    session.rpcs += 1;
-    await ch.deleteExchange(name);
+    session.rpcs += await write(ch, name);
     await closeChannel(ch);
   } catch (e) {
-    throw amqpError(session.cluster, `delete topo's apply mark (exchange ${name})`, e as Error, session.lost);
+    throw amqpError(session.cluster, `${what} topo's apply mark (exchange ${name})`, e as Error, session.lost);
   }
 }
 
