@@ -39,24 +39,26 @@ export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind 
 /** Plan's warnings about what it leaves alone, with the messages the queues hold when known. */
 export function leftBehindWarnings(lb: LeftBehind, actual: ActualCluster, prefix: string): string[] {
   const out: string[] = [];
-  const held = (qs: string[]) => {
+  /** `owners`: how many services (or holding queues) the queues are of, for "its" or "their". */
+  const held = (qs: string[], owners: number) => {
     const counts = qs.map((q) => actual.queueFacts[q]?.messages).filter((n): n is number => n !== undefined);
     const total = counts.reduce((a, b) => a + b, 0);
-    return counts.length ? `; ${qs.length === 1 ? "its queue holds" : "their queues hold"} ${total} message${total === 1 ? "" : "s"}` : "";
+    const whose = owners === 1 ? "its" : "their";
+    return counts.length ? `; ${whose} ${qs.length === 1 ? "queue holds" : "queues hold"} ${total} message${total === 1 ? "" : "s"}` : "";
   };
   const tail = (old: string) =>
     `topo changes only prefix "${prefix}"'s objects and never these. If they are another file's, nothing needs doing; if the prefix was renamed, they are the old ones: move their workers, let the queues drain, then run topo apply with prefix ${old} and no services to remove them`;
   for (const p of [...new Set(lb.services.flatMap((s) => (s.prefix ? [s.prefix] : [])))].sort()) {
     const svcs = lb.services.filter((s) => s.prefix === p);
-    out.push(`left alone: ${plural(svcs.length, "service")} of prefix "${p}" (${names(svcs.map((s) => s.name))}${held(svcs.flatMap((s) => s.queues))}); ${tail(`"${p}"`)}`);
+    out.push(`left alone: ${plural(svcs.length, "service")} of prefix "${p}" (${names(svcs.map((s) => s.name))}${held(svcs.flatMap((s) => s.queues), svcs.length)}); ${tail(`"${p}"`)}`);
   }
   const unclaimed = lb.services.filter((s) => !s.prefix);
   if (unclaimed.length) {
     const look = unclaimed.length === 1 ? "looks" : "look";
-    out.push(`left alone: ${plural(unclaimed.length, "service")} outside prefix "${prefix}" ${look} like topo's (${names(unclaimed.map((s) => s.name))}${held(unclaimed.flatMap((s) => s.queues))}); ${tail("the old one")}`);
+    out.push(`left alone: ${plural(unclaimed.length, "service")} outside prefix "${prefix}" ${look} like topo's (${names(unclaimed.map((s) => s.name))}${held(unclaimed.flatMap((s) => s.queues), unclaimed.length)}); ${tail("the old one")}`);
   }
   if (lb.holding.length) {
-    out.push(`left alone: ${names(lb.holding)} ${lb.holding.length === 1 ? "holds" : "hold"} messages of another prefix's interrupted replace${held(lb.holding)}; topo apply with that prefix finishes it`);
+    out.push(`left alone: ${names(lb.holding)} ${lb.holding.length === 1 ? "holds" : "hold"} messages of another prefix's interrupted replace${held(lb.holding, lb.holding.length)}; topo apply with that prefix finishes it`);
   }
   return out;
 }
