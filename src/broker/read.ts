@@ -183,10 +183,17 @@ export async function readVhostTopicPermissions(client: ManagementClient, vhost:
 export async function readAlarms(client: ManagementClient): Promise<NodeAlarm[]> {
   type ApiNode = { name: string; mem_alarm?: boolean; disk_free_alarm?: boolean; mem_used?: number; mem_limit?: number; disk_free?: number; disk_free_limit?: number };
   const nodes = await client.getOptional<ApiNode[]>(`/api/nodes?columns=name,mem_alarm,disk_free_alarm,mem_used,mem_limit,disk_free,disk_free_limit`, [401, 403, 404]);
-  return (Array.isArray(nodes) ? nodes : []).flatMap((n): NodeAlarm[] => [
+  const alarms = (Array.isArray(nodes) ? nodes : []).flatMap((n): NodeAlarm[] => [
     ...(n.disk_free_alarm === true ? [{ node: n.name, kind: "disk" as const, value: n.disk_free, limit: n.disk_free_limit }] : []),
     ...(n.mem_alarm === true ? [{ node: n.name, kind: "memory" as const, value: n.mem_used, limit: n.mem_limit }] : []),
   ]);
+  if (alarms.length === 0) return alarms;
+  // The nodes' figures are statistics, a few seconds behind: an alarm just cleared still showed,
+  // and apply refused for about 5 s after rabbitmq-diagnostics alarms said none. The health
+  // check asks the broker's alarm list itself (200 "ok", or 503 naming the alarms).
+  const now = await client.request("GET", "/api/health/checks/alarms", undefined, [401, 403, 404, 503], { attempts: 1 }).catch(() => undefined);
+  const body = now?.body as { status?: unknown } | undefined;
+  return now?.status === 200 && body?.status === "ok" ? [] : alarms;
 }
 
 /**

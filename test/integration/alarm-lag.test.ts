@@ -1,0 +1,59 @@
+// The nodes' alarm flags (GET /api/nodes) are statistics, a few seconds behind the broker: an
+// alarm just cleared still showed there, and apply refused a replace for about 5 s after
+// `rabbitmq-diagnostics alarms` said none. topo asks the broker's own alarm list (the health
+// check) before it takes a node's flag for an alarm. A proxy in front of the management API
+// plays the lagging statistics; the health check is the broker's own, or the proxy's 503.
+
+import { describe, expect, it, onTestFinished } from "vitest";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { publish, runCli, testVhosts, writeTopology } from "../helpers/broker.js";
+import { managementProxy } from "../helpers/proxy.js";
+
+const { fresh } = testVhosts();
+
+/** Answers GET /api/nodes with every node in a memory alarm, and the health check as `health` says (undefined: the broker answers). */
+function lagging(health?: { status: number; body: unknown }) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? "";
+    if (url.startsWith("/api/nodes?") && url.includes("mem_alarm")) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify([{ name: "rabbit@stats", mem_alarm: true, disk_free_alarm: false, mem_used: 2e9, mem_limit: 1e9, disk_free: 5e10, disk_free_limit: 5e7 }]));
+      return true;
+    }
+    if (health && url.startsWith("/api/health/checks/alarms")) {
+      res.writeHead(health.status, { "content-type": "application/json" });
+      res.end(JSON.stringify(health.body));
+      return true;
+    }
+    return false;
+  };
+}
+
+describe("a node's alarm flag", () => {
+  async function replacing(answer: (req: IncomingMessage, res: ServerResponse) => boolean): Promise<string> {
+    const proxy = await managementProxy({ answer });
+    onTestFinished(() => proxy.close());
+    const t = fresh([{ name: "mplogin", sync: false }], { clusterExtra: { async: { management: proxy.url } } });
+    const first = await runCli(["apply", "-f", t.file]);
+    expect(first.stderr).not.toMatch(/Error/);
+    expect(first.code).toBe(0);
+    await publish(t.async, "mplogin", "mplogin.async.x", ["a", "b", "c"]);
+    const after = writeTopology({ sync: t.sync, async: t.async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000 } } }], clusterExtra: { async: { management: proxy.url } } });
+    const plan = await runCli(["plan", "-f", after]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(0);
+    return plan.stdout;
+  }
+
+  it("is no alarm when the broker's own alarm list is empty", async () => {
+    const out = await replacing(lagging());
+    expect(out).toContain("-/+ replace queue mplogin.async");
+    expect(out).not.toMatch(/memory alarm|until the alarm has cleared/);
+  });
+
+  it("is an alarm when the broker's alarm list has one too", async () => {
+    const out = await replacing(lagging({ status: 503, body: { status: "failed", reason: "There are alarms in effect in the cluster", alarms: [{ node: "rabbit@stats", resource: "memory" }] } }));
+    expect(out).toMatch(/node rabbit@stats has a memory alarm/);
+    expect(out).toContain("apply refuses it until the alarm has cleared");
+  });
+});
