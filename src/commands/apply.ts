@@ -403,9 +403,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         }
       }
       // An exchange replace the lost connection cut after its delete took with it the bindings only
-      // its plan knew (a user's queue bound to it): they go back with the re-created exchange.
+      // its plan knew (a user's queue bound to it): they go back with the re-created exchange. So
+      // for a queue replaced by delete and re-create (--allow-data-loss); a lossless one keeps
+      // them on its holding queue, and its resume puts them back.
       if (!expected) {
-        const back = carriedBindings(inFlight.get(c.target.name), read, opts.log, c.target.name);
+        const back = carriedBindings(inFlight.get(c.target.name), read, opts.log, c.target.name, opts.allowDataLoss);
         if (back.length) read.plan.actions.push(...back);
       }
       // Refusals on live counts come before the barrier too: no cluster writes while another
@@ -585,13 +587,13 @@ export function lockOrder(targets: readonly ClusterTarget[]): string[] {
 }
 
 /**
- * The bindings that exchange replaces begun before a lost connection were to put back and the
- * broker no longer has, as creates: the new plan cannot know those topo does not manage (the
+ * The bindings that exchange replaces (and queue replaces by delete and re-create) begun before a
+ * lost connection were to put back and the broker no longer has, as creates: the new plan cannot know those topo does not manage (the
  * read after the cut finds the exchange gone, or bare). One whose other end is gone too cannot
  * be made, and is said.
  */
-function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: ClusterPlan; actual: ActualCluster }, log: (m: string) => void, cluster: string): Action[] {
-  const cut = [...(begun?.values() ?? [])].filter((a): a is Extract<Action, { op: "replace" }> => a.op === "replace" && subjectOf(a).kind === "exchange");
+function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: ClusterPlan; actual: ActualCluster }, log: (m: string) => void, cluster: string, plainQueues: boolean): Action[] {
+  const cut = [...(begun?.values() ?? [])].filter((a): a is Extract<Action, { op: "replace" }> => a.op === "replace" && (subjectOf(a).kind === "exchange" || (plainQueues && subjectOf(a).kind === "queue")));
   if (!cut.length) return [];
   const have = new Set(read.actual.resources.map(keyOf));
   const planned = new Set(read.plan.actions.filter((a) => a.op !== "delete").map((a) => a.key));
@@ -606,7 +608,7 @@ function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: C
       const key = keyOf(b);
       if (have.has(key) || planned.has(key) || out.has(key)) continue;
       if (there("exchange", b.source) && there(b.destinationType, b.destination)) out.set(key, { op: "create", key, after: b });
-      else log(`cluster ${cluster}: warning: binding ${describe(b)} went with exchange ${describe(subjectOf(a))} when the connection was lost, and cannot be put back: ${b.destinationType} ${b.destination} or exchange ${b.source} is gone`);
+      else log(`cluster ${cluster}: warning: binding ${describe(b)} went with ${subjectOf(a).kind} ${describe(subjectOf(a))} when the connection was lost, and cannot be put back: ${b.destinationType} ${b.destination} or exchange ${b.source} is gone`);
     }
   }
   return [...out.values()];

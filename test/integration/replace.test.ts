@@ -321,6 +321,30 @@ describe("bindings a replace cannot put back", () => {
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("a connection lost just after a queue's delete in a replace by delete and re-create: the retry puts back the user's binding to it", async () => {
+    const { sync, async } = files();
+    const proxy = await amqpProxy();
+    onTestFinished(proxy.close);
+    const through = new URL(amqpUrl(async));
+    through.hostname = "127.0.0.1";
+    through.port = String(proxy.port);
+    const file = (args: Record<string, unknown>) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: args } }], clusterExtra: { async: { url: through.toString() } } });
+    expect((await runCli(["apply", "-f", file({})])).code).toBe(0);
+    // A user's exchange feeding the service's queue: only the replace's plan knows that binding.
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("feed", "topic", { durable: true });
+      await ch.bindQueue("mplogin.async", "feed", "audit.#");
+    });
+    // queue.delete (class 50, method 40): the broker deletes the queue, with the user's binding.
+    proxy.cutAfter(50, 40);
+    const r = await runCli(["apply", "-f", file({ "x-max-length": 1000 }), "--allow-destructive", "--allow-data-loss"]);
+    expect(r.stderr).toMatch(/connection lost|reconnecting/);
+    expect(r.code).toBe(0);
+    expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000 });
+    const feed = (await api("GET", `/api/bindings/${vh(async)}/e/feed/q/mplogin.async`)).body;
+    expect(feed.map((b: { routing_key: string }) => b.routing_key)).toEqual(["audit.#"]);
+  });
+
   it("an exchange replace that would lose an auto-delete exchange's last binding and an exclusive tap's is refused before anything is written, and made with --allow-unmanaged-deletes", async () => {
     const { sync, async, before } = files();
     expect((await runCli(["apply", "-f", before])).code).toBe(0);
