@@ -188,7 +188,7 @@ describe("import of a broker made by hand", () => {
     const text = readFileSync(out(file), "utf8");
 
     const expected = [
-      "+ create policy topo.mp.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)",
+      "+ create policy topo.mp.mirror.sync (pattern ^(?:topo\\.hold\\.)?mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)",
       "+ create exchange mpnoex (topic, durable)",
       "- delete exchange mpold",
       "-/+ replace queue mpauto.sync",
