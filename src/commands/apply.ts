@@ -588,9 +588,9 @@ export function lockOrder(targets: readonly ClusterTarget[]): string[] {
 
 /**
  * The bindings that exchange replaces (and queue replaces by delete and re-create) begun before a
- * lost connection were to put back and the broker no longer has, as creates: the new plan cannot know those topo does not manage (the
- * read after the cut finds the exchange gone, or bare). One whose other end is gone too cannot
- * be made, and is said.
+ * lost connection were to put back and the broker no longer has, as creates: the new plan cannot
+ * know those topo does not manage (the read after the cut finds the object gone, or bare). One
+ * whose other end is gone too cannot be made, and is said.
  */
 function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: ClusterPlan; actual: ActualCluster }, log: (m: string) => void, cluster: string, plainQueues: boolean): Action[] {
   const cut = [...(begun?.values() ?? [])].filter((a): a is Extract<Action, { op: "replace" }> => a.op === "replace" && (subjectOf(a).kind === "exchange" || (plainQueues && subjectOf(a).kind === "queue")));

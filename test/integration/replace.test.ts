@@ -4,7 +4,7 @@
 import amqplib from "amqplib";
 import { execFile } from "node:child_process";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
-import { amqpProxy } from "../helpers/proxy.js";
+import { amqpProxy, type AmqpProxy } from "../helpers/proxy.js";
 import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
@@ -22,6 +22,23 @@ function files(): { sync: string; async: string; before: string; after: string }
     before: writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }] }),
     after: writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000000 } } }] }),
   };
+}
+
+/**
+ * Fresh vhosts whose async cluster is reached through an AMQP proxy that can cut the connection
+ * at a chosen frame; `file` writes the topology of service mplogin (async only) with these
+ * arguments. The proxy closes when the test ends.
+ */
+async function throughProxy(): Promise<{ sync: string; async: string; proxy: AmqpProxy; file: (args?: Record<string, unknown>) => string }> {
+  const { sync, async } = files();
+  const proxy = await amqpProxy();
+  onTestFinished(proxy.close);
+  const through = new URL(amqpUrl(async));
+  through.hostname = "127.0.0.1";
+  through.port = String(proxy.port);
+  const file = (args: Record<string, unknown> = {}) =>
+    writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: args } }], clusterExtra: { async: { url: through.toString() } } });
+  return { sync, async, proxy, file };
 }
 
 /** Drain a queue and return the message ids it held. */
@@ -273,14 +290,9 @@ describe("bindings a replace cannot put back", () => {
   }
 
   it("a connection lost during a replace's move, and no reconnect: the error says the queue was being replaced, and a re-run finishes it", async () => {
-    const { sync, async, after } = files();
-    const proxy = await amqpProxy();
-    const through = new URL(amqpUrl(async));
-    through.hostname = "127.0.0.1";
-    through.port = String(proxy.port);
-    const viaProxy = (args: Record<string, unknown>) =>
-      writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: args } }], clusterExtra: { async: { url: through.toString() } } });
-    expect((await runCli(["apply", "-f", viaProxy({})])).code).toBe(0);
+    const { sync, async, proxy, file: viaProxy } = await throughProxy();
+    const after = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000000 } } }] });
+    expect((await runCli(["apply", "-f", viaProxy()])).code).toBe(0);
     await publish(async, "mplogin", "mplogin.async.x", ["a", "b", "c"]);
     // The move's first publish reaches the broker; then the connection goes, and the proxy with it.
     const cut = proxy.cutAfter(60, 40);
@@ -300,13 +312,8 @@ describe("bindings a replace cannot put back", () => {
   });
 
   it("a connection lost just after an exchange replace's delete: the retry puts back the user's bindings only the cut plan knew", async () => {
-    const { sync, async } = files();
-    const proxy = await amqpProxy();
-    onTestFinished(proxy.close);
-    const through = new URL(amqpUrl(async));
-    through.hostname = "127.0.0.1";
-    through.port = String(proxy.port);
-    const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }], clusterExtra: { async: { url: through.toString() } } });
+    const { async, proxy, file: viaProxy } = await throughProxy();
+    const file = viaProxy();
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
     await celeryExchange(async);
     // exchange.delete (class 40, method 20): the first is the renewal of topo's apply mark, the
@@ -322,14 +329,8 @@ describe("bindings a replace cannot put back", () => {
   });
 
   it("a connection lost just after a queue's delete in a replace by delete and re-create: the retry puts back the user's binding to it", async () => {
-    const { sync, async } = files();
-    const proxy = await amqpProxy();
-    onTestFinished(proxy.close);
-    const through = new URL(amqpUrl(async));
-    through.hostname = "127.0.0.1";
-    through.port = String(proxy.port);
-    const file = (args: Record<string, unknown>) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: args } }], clusterExtra: { async: { url: through.toString() } } });
-    expect((await runCli(["apply", "-f", file({})])).code).toBe(0);
+    const { async, proxy, file } = await throughProxy();
+    expect((await runCli(["apply", "-f", file()])).code).toBe(0);
     // A user's exchange feeding the service's queue: only the replace's plan knows that binding.
     await withChannel(async, async (ch) => {
       await ch.assertExchange("feed", "topic", { durable: true });
