@@ -513,14 +513,25 @@ export function outsideSaved(saved: SavedPlan, fresh: FreshCluster, granted: rea
   // bindings to its holding queue: the new plan binds the queue again, which the replace does
   // anyway when it finishes. Refused as "not in the plan", it left the tasks on the holding queue.
   const resuming = new Set(fresh.plan.actions.flatMap((a) => (a.op === "replace" && a.resume && a.after.kind === "queue" && before.get(a.key)?.op === "replace" ? [a.after.name] : [])));
-  const partOfResume = (a: Action) => a.op === "create" && a.after.kind === "binding" && a.after.destinationType === "queue" && resuming.has(a.after.destination);
+  // A replace by delete and re-create (an exchange's, or a queue's with --allow-data-loss) cut
+  // after its delete: the new plan creates the object as the replace would have, and the bindings
+  // the replace puts back. Refused as another plan, it left workers without their exchange.
+  const cutAfterDelete = (a: Action, b: Action | undefined) => a.op === "create" && b?.op === "replace" && canonical(a.after) === canonical(b.after);
+  const putBack = new Set(
+    fresh.plan.actions.flatMap((a) => {
+      const b = before.get(a.key);
+      return b?.op === "replace" && cutAfterDelete(a, b) ? b.rebind.map(keyOf) : [];
+    }),
+  );
+  const partOfReplace = (a: Action) =>
+    a.op === "create" && a.after.kind === "binding" && ((a.after.destinationType === "queue" && resuming.has(a.after.destination)) || putBack.has(a.key));
   return [
     ...objects,
     ...fresh.plan.actions.flatMap((a) => {
       const b = before.get(a.key);
-      if (!b && partOfResume(a)) return [];
+      if (!b && partOfReplace(a)) return [];
       if (!b) return [`cluster ${cluster}: not in the plan: ${label(a)}`];
-      if (result(a) === result(b)) return [];
+      if (result(a) === result(b) || cutAfterDelete(a, b)) return [];
       return [a.op === b.op ? `cluster ${cluster}: ${label(a)}, with another result than the plan's` : `cluster ${cluster}: now ${label(a)}, the plan says ${label(b)}`];
     }),
   ];

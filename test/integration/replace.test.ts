@@ -3,6 +3,9 @@
 
 import amqplib from "amqplib";
 import { execFile } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { amqpProxy, type AmqpProxy } from "../helpers/proxy.js";
 import { amqpUrl, api, broker, CLI, deleteVhost, getQueue, listBindings, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
@@ -322,6 +325,26 @@ describe("bindings a replace cannot put back", () => {
     const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
     expect(r.stderr).toMatch(/connection lost|reconnecting/);
     expect(r.code).toBe(0);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic" });
+    const audit = (await api("GET", `/api/bindings/${vh(async)}/e/mplogin/q/audit`)).body;
+    expect(audit.map((b: { routing_key: string }) => b.routing_key)).toEqual(["mplogin.async"]);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a saved plan's exchange replace cut just after its delete: the retry carries on with the plan, puts back the user's binding and counts the replace", async () => {
+    const { async, proxy, file: viaProxy } = await throughProxy();
+    const file = viaProxy();
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await celeryExchange(async);
+    const out = join(mkdtempSync(join(tmpdir(), "topo-test-")), "plan.json");
+    expect((await runCli(["plan", "-f", file, "-o", out])).code).toBe(0);
+    proxy.cutAfter(40, 20, 1);
+    const r = await runCli(["apply", out, "--allow-destructive"]);
+    expect(r.stderr).toMatch(/connection lost|reconnecting/);
+    expect(r.stderr).not.toMatch(/stale|no longer as the plan left it/);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Apply complete: \d+ changes? made/);
+    expect(r.stdout).not.toMatch(/Apply complete: 0 changes/);
     expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic" });
     const audit = (await api("GET", `/api/bindings/${vh(async)}/e/mplogin/q/audit`)).body;
     expect(audit.map((b: { routing_key: string }) => b.routing_key)).toEqual(["mplogin.async"]);

@@ -334,6 +334,24 @@ describe("outsideSaved (a retry after a lost connection)", () => {
     expect(outsideSaved(saved(), fresh(cluster([bindAgain], "async"), midway))).toContainEqual(expect.stringMatching(/^cluster async: not in the plan: create binding mppayment -> mppayment\.async/));
   });
 
+  it("accepts a replace by delete and re-create cut after its delete: the object created as the replace makes it, and the bindings it puts back", () => {
+    const after = replace.op === "replace" ? replace.after : queue({ name: "x" });
+    const rebound = binding({ source: "mppayment", destination: "mppayment.async" });
+    const bindAgain: Action = { op: "create", key: keyOf(rebound), after: rebound };
+    const gone = state(asyncSeen.slice(0, 2));
+    expect(outsideSaved(saved(), fresh(cluster([{ op: "create", key: replace.key, after }, bindAgain], "async"), gone))).toEqual([]);
+    // Created with another shape than the replace's, it is another plan.
+    const other: Action = { op: "create", key: replace.key, after: queue({ name: "mppayment.async", arguments: { "x-max-length": 5 } }) };
+    expect(outsideSaved(saved(), fresh(cluster([other, bindAgain], "async"), gone))).toEqual([
+      "cluster async: now create queue mppayment.async, the plan says replace queue mppayment.async",
+      "cluster async: not in the plan: create binding mppayment -> mppayment.async [mppayment.async.#]",
+    ]);
+    // The replace done, its binding to make again is not part of it.
+    expect(outsideSaved(saved(), fresh(cluster([bindAgain], "async"), state([...asyncSeen.slice(0, 2), after])))).toContainEqual(
+      expect.stringMatching(/^cluster async: not in the plan: create binding mppayment -> mppayment\.async/),
+    );
+  });
+
   it("names every object another hand changed, whether the plan touches it or not", () => {
     // The queue the plan replaces, as neither the plan saw it nor makes it; a policy nobody planned.
     const other = queue({ name: "mppayment.async", arguments: { "x-max-length": 7 } });
