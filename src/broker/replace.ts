@@ -101,7 +101,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const name = r.after.name;
   // A holding queue an interrupted replace left is declared as it is (an earlier topo could leave
   // a quorum one where the vhost's default queue type is quorum).
-  const holdQueue = r.hold ?? holdingQueueFor(r.after, r.limits?.queue ?? queueLimits(r.after, []));
+  const holdQueue = r.hold ?? holdingQueueFor(r.after, r.limits?.queue ?? queueLimits(r.after, []), r.old);
   const hold = holdQueue.name;
   const toHold = (b: Binding): Binding => copyOf(b, hold);
   // The bindings read on the queue itself keep their properties_key, which removes them exactly.

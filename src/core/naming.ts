@@ -140,8 +140,8 @@ export function holdingQueueName(queue: string): string {
 }
 
 /** The holding queue itself: durable and plain, so nothing but a policy limits what it holds. */
-export function holdingQueue(queue: string): Queue {
-  return { kind: "queue", name: holdingQueueName(queue), type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} };
+export function holdingQueue(queue: string, type: "classic" | "quorum" = "classic"): Queue {
+  return { kind: "queue", name: holdingQueueName(queue), type, durable: true, autoDelete: false, exclusive: false, arguments: {} };
 }
 
 /** The queue a holding queue holds messages for, when `r` is one of this prefix's holding queues. */

@@ -398,7 +398,7 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     if (a.op !== "replace" || a.before.kind !== "queue" || a.after.kind !== "queue") continue;
     const operatorPolicies = actual.operatorPolicies ?? [];
     const limits = queueLimits(a.after, policies, operatorPolicies);
-    const hold = holdingQueueFor(a.after, limits);
+    const hold = holdingQueueFor(a.after, limits, a.before);
     a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);

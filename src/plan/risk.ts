@@ -150,11 +150,14 @@ export function policiesOnceApplied(desired: DesiredCluster, actual: ActualClust
  * the queue would, not dropped. Measured on 3.10: of 5,000 delayed retries (expiration 4000) in a
  * queue that dead-letters to a fanout, 4,084 expired in a holding queue without one and were gone.
  * Without a dead-letter routing key a message is dead-lettered by its own routing key, which the
- * move into the holding queue keeps (broker/replace.ts). Plan judges the replace on this queue,
- * and apply declares it.
+ * move into the holding queue keeps (broker/replace.ts). It is a quorum queue when the queue is
+ * one, before or after the replace: a classic one keeps its messages on one node, and a message
+ * sent transient (delivery mode 1), which a quorum queue keeps on disk on every member, would be
+ * lost if that node restarted while it waited there. Plan judges the replace on this queue, and
+ * apply declares it.
  */
-export function holdingQueueFor(after: Queue, limits: QueueLimits): Queue {
-  const hold = holdingQueue(after.name);
+export function holdingQueueFor(after: Queue, limits: QueueLimits, before?: Queue): Queue {
+  const hold = holdingQueue(after.name, after.type === "quorum" || before?.type === "quorum" ? "quorum" : "classic");
   const dlx = limits.deadLetterExchange;
   if (dlx === undefined) return hold;
   const key = limits.deadLetterRoutingKey;

@@ -14,6 +14,8 @@ export interface StoppedMove {
   /** Ids and x-delivery-count headers of what reached the holding queue, and of what the queue kept. */
   moved: { id: string; count: unknown }[];
   kept: { id: string; count: unknown }[];
+  /** The holding queue's type, as the broker reports it. */
+  holdType: string;
 }
 
 /** `amqp` and `mgmt`: the broker's URLs (with guest:guest), `vhost` an existing, empty vhost. */
@@ -53,7 +55,9 @@ export async function stoppedQuorumMove(amqp: string, mgmt: string, vhost: strin
       for (let g = await ch.get(q, { noAck: true }); g; g = await ch.get(q, { noAck: true })) out.push({ id: String(g.properties.messageId), count: g.properties.headers?.["x-delivery-count"] });
       return out;
     };
-    return { error, moved: await drain("topo.hold.mplogin.async"), kept: await drain(old.name) };
+    const read = await fetch(`${m.origin}/api/queues/${encodeURIComponent(vhost)}/topo.hold.mplogin.async`, { headers: { authorization: `Basic ${Buffer.from("guest:guest").toString("base64")}` } });
+    const holdType = String(((await read.json()) as { type?: unknown }).type);
+    return { error, moved: await drain("topo.hold.mplogin.async"), kept: await drain(old.name), holdType };
   } finally {
     await conn.close().catch(() => undefined);
   }

@@ -6,7 +6,7 @@ import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { holdingQueue } from "../../src/core/naming.js";
 import { planJson, renderText } from "../../src/plan/render.js";
-import { duration, policyFor, queueLimits, replaceRisks, type HeldMessages, type ReplaceCase } from "../../src/plan/risk.js";
+import { duration, holdingQueueFor, policyFor, queueLimits, replaceRisks, type HeldMessages, type ReplaceCase } from "../../src/plan/risk.js";
 
 // --- builders -------------------------------------------------------------------------------
 const queue = (o: Partial<Queue> = {}): Queue => ({ kind: "queue", name: "mplogin.async", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {}, ...o });
@@ -22,6 +22,23 @@ const replace = (o: Partial<ReplaceCase> = {}): ReplaceCase => ({
   ...o,
 });
 const rules = (c: ReplaceCase) => replaceRisks(c).map((r) => r.rule);
+
+describe("the holding queue", () => {
+  it("is a quorum queue when the queue is one before or after the replace (replicated, and keeping transient messages on disk as the quorum queue did), else classic", () => {
+    const quorum = queue({ type: "quorum" });
+    const types = (after: Queue, before?: Queue) => holdingQueueFor(after, queueLimits(after, []), before).type;
+    expect(types(queue(), queue())).toBe("classic");
+    expect(types(queue(), undefined)).toBe("classic");
+    expect(types(quorum, queue())).toBe("quorum");
+    expect(types(queue(), quorum)).toBe("quorum");
+    expect(types(quorum, undefined)).toBe("quorum");
+    // A stream's messages cannot be fetched with basic.get, so its holding queue stays classic.
+    expect(types(queue({ type: "stream" }), queue())).toBe("classic");
+    // Durable always (a quorum queue must be), with the dead-lettering the queue will have.
+    const dl = holdingQueueFor(quorum, queueLimits(queue({ arguments: { "x-dead-letter-exchange": "dlx" } }), []), queue());
+    expect(dl).toMatchObject({ name: "topo.hold.mplogin.async", type: "quorum", durable: true, autoDelete: false, arguments: { "x-dead-letter-exchange": "dlx" } });
+  });
+});
 
 describe("replace risks", () => {
   it("none for an empty, unused queue, whatever the new arguments", () => {
