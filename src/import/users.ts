@@ -10,6 +10,7 @@ import { shown } from "../core/words.js";
 import { subjectOf } from "../core/keys.js";
 import type { ImportSource, PlannedChange } from "./types.js";
 import { allowedAmong, rightsAmong } from "../core/permissions.js";
+import { policyRegExp } from "../core/policy-pattern.js";
 
 export interface ImportedUser {
   name: string;
@@ -31,14 +32,16 @@ export function passwordVariable(user: string): string {
   return /^[0-9]/.test(v) ? `U_${v}` : v;
 }
 
-/** RabbitMQ's permission regexes are PCRE; one JavaScript cannot read matches nothing here. */
-function matcher(source: string): (name: string) => boolean {
-  try {
-    const re = new RegExp(source);
-    return (name) => re.test(name);
-  } catch {
-    return () => false;
-  }
+/**
+ * A permission regex as RabbitMQ applies it: the empty string allows nothing (RabbitMQ reads it as
+ * `^$`; JavaScript's empty RegExp matches every name, and import gave a user without rights every
+ * service's). RabbitMQ's regexes are PCRE: one JavaScript cannot read, or would read as another
+ * pattern (`\A`, `(?i)`), is undefined, and the caller says so.
+ */
+function matcher(source: string): ((name: string) => boolean) | undefined {
+  if (source === "") return () => false;
+  const re = policyRegExp(source, { unicode: true });
+  return re ? (name) => re.test(name) : undefined;
 }
 
 /** One cluster as importUsers reads it: the names of its queues and exchanges, its permissions by user. */
@@ -98,13 +101,23 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
       skipped.push(`user ${JSON.stringify(u.name)} carries topo's tag ${marker} but a file cannot name it: a user name is ${USER_NAME_WORDS}; import leaves it out (a plan of the file would delete it: rename it, or take topo's tag off it)`);
       continue;
     }
-    for (const { names, permissions } of views) {
+    const unread: string[] = [];
+    for (const [i, { names, permissions }] of views.entries()) {
       const p = permissions.get(u.name);
       if (!p) continue;
+      const [read, write] = [matcher(p.read), matcher(p.write)];
+      for (const [what, re, m] of [["read", p.read, read], ["write", p.write, write]] as const) {
+        if (!m) unread.push(`${what} ${JSON.stringify(re)} on vhost ${shown(sources[i]!.vhost)}`);
+      }
       // The names each regex lists, where it is a list, rather than every service's (10,000 users
       // each testing 10,000 services' names is quadratic).
-      for (const q of allowedAmong(p.read, matcher(p.read), queueNames)) if (names.has(q)) consumes.add(serviceOfQueue.get(q)!);
-      for (const svc of allowedAmong(p.write, matcher(p.write), serviceNames)) if (names.has(svc)) publishes.add(svc);
+      if (read) for (const q of allowedAmong(p.read, read, queueNames)) if (names.has(q)) consumes.add(serviceOfQueue.get(q)!);
+      if (write) for (const svc of allowedAmong(p.write, write, serviceNames)) if (names.has(svc)) publishes.add(svc);
+    }
+    if (unread.length) {
+      skipped.push(
+        `user ${u.name}: topo cannot read its permission${unread.length === 1 ? "" : "s"} ${unread.join(", ")} (RabbitMQ reads permissions as PCRE), so import counted ${unread.length === 1 ? "it" : "them"} as allowing nothing: the broker may let it consume or publish more than the file's consumes and publishes say; a plan of the file shows the rights it would set, check them before applying`,
+      );
     }
     if (consumes.size === 0 && publishes.size === 0) {
       skipped.push(`user ${u.name} carries topo's tag ${marker} but its permissions on these vhosts let it consume or publish to no service of the file, so import leaves it out (a plan of the file would delete it: add it to users: by hand if it must stay)`);

@@ -476,6 +476,25 @@ describe("import: the users section from the broker", () => {
     expect(USER_TAG_RULE.source).toBe(schema.definitions.user.properties.tags.items.pattern);
   });
 
+  it("reads an empty permission as RabbitMQ does, allowing nothing, and names a pattern it cannot read rather than guess", () => {
+    // JavaScript's empty RegExp matches every name: a user without rights was written consuming
+    // and publishing every service, and apply gave it those rights.
+    const sync = importSource("s", [...service("mplogin", "sync"), ...service("mpcart", "sync")]);
+    const perms: [string, string, string][] = [
+      ["none", "", ""],
+      ["pub", "^mplogin$", ""],
+      ["nocase", "", "(?i)^MPLOGIN\\.sync$"],
+      ["anchors", "", "\\Ampcart\\.sync\\z"],
+    ];
+    for (const [name, write, read] of perms) sync.actual.resources.push({ kind: "user", name, tags: ["topo.mp"] }, { kind: "permission", user: name, configure: "", write, read });
+    const out = importUsers([sync], ["mplogin", "mpcart"], "mp");
+    expect(out.users.map((u) => [u.name, u.consumes, u.publishes])).toEqual([["pub", [], ["mplogin"]]]);
+    const said = out.skipped.join("\n");
+    expect(said).toMatch(/^user none carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/m);
+    expect(said).toContain(`user nocase: topo cannot read its permission read "(?i)^MPLOGIN\\\\.sync$" on vhost s (RabbitMQ reads permissions as PCRE), so import counted it as allowing nothing`);
+    expect(said).toContain(`user anchors: topo cannot read its permission read "\\\\Ampcart\\\\.sync\\\\z" on vhost s`);
+  });
+
   it("gives each user a variable of its own, apart from those the clusters' urls read", () => {
     // hi.u2 and hi-u2 both read ${HI_U2_PASSWORD}, so one of the two passwords could not be given
     // and apply would set it to the other's; a user named rabbitmq would read the urls' variable.
