@@ -107,9 +107,21 @@ function explainBindings(source: ImportSource, here: Chosen[], owner: Ownership,
 }
 
 function explainInterruptedReplaces(source: ImportSource, owner: Ownership): Reason[] {
-  return source.actual.resources
-    .filter((r) => r.kind === "queue" && holdingQueueOf(r, owner))
-    .map((r) => ({ cluster: source.name, resource: r, text: `a replace by topo apply was interrupted; topo apply finishes it` }));
+  const queues = new Set(source.actual.resources.filter((r) => r.kind === "queue").map((r) => r.name));
+  return source.actual.resources.flatMap((r) => {
+    const base = holdingQueueOf(r, owner);
+    if (base === undefined || r.kind !== "queue") return [];
+    if (queues.has(base)) return [{ cluster: source.name, resource: r, text: `a replace by topo apply was interrupted; topo apply finishes it` }];
+    const n = source.actual.queueFacts[r.name]?.messages;
+    const waiting = n === undefined ? "its messages wait" : `${n} message${n === 1 ? " waits" : "s wait"}`;
+    return [
+      {
+        cluster: source.name,
+        resource: r,
+        text: `a replace by topo apply was interrupted after it deleted queue ${base}, and ${waiting} in ${r.name}: the broker no longer says what the replace was to make of the queue, so the file lists it as its kind's plain queue; topo apply re-creates it so and moves the messages back: first set in the file the properties it must have`,
+      },
+    ];
+  });
 }
 
 /** topo's policies follow from the file's mirrored queues; any other of topo's namespace goes. */

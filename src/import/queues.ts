@@ -2,8 +2,8 @@
 // find the namespace's queues, put each kind on a cluster, and keep one queue per service and
 // kind (the file has room for one).
 
-import { TRAFFIC, type Traffic } from "../model.js";
-import { escapeRegex, Ownership, SERVICE_NAME_BODY } from "../core/naming.js";
+import { TRAFFIC, type Queue, type Traffic } from "../model.js";
+import { escapeRegex, holdingQueueOf, Ownership, SERVICE_NAME_BODY } from "../core/naming.js";
 import { mostCommon } from "./tally.js";
 import type { Found, ImportSource, KindClusters, Reason } from "./types.js";
 import { pushTo } from "../core/collections.js";
@@ -31,13 +31,32 @@ export function findServiceQueues(sources: ImportSource[], prefix: string): Foun
   const found: Found[] = [];
   sources.forEach((source, order) => {
     const owner = ownerOf(source, prefix);
+    const queues = new Set<string>();
     for (const r of source.actual.resources) {
       if (r.kind !== "queue" || !owner.isServiceQueue(r.name)) continue;
+      queues.add(r.name);
       const n = read(r.name);
       if (n) found.push({ source, order, ...n, queue: r });
     }
+    for (const r of source.actual.resources) {
+      const base = r.kind === "queue" ? holdingQueueOf(r, owner) : undefined;
+      const n = base !== undefined && !queues.has(base) ? read(base) : undefined;
+      if (r.kind === "queue" && n) found.push({ source, order, ...n, queue: cutQueue(base!, n.kind, r) });
+    }
   });
   return found;
+}
+
+/**
+ * The queue of a replace cut after its delete, which left only its holding queue and the messages
+ * there: its service is still the file's, or a plan of the file would delete the holding queue
+ * with them. What the replace was to make of it is not on the broker: the kind's plain queue (a
+ * quorum queue where the holding queue is one: topo makes one only for a quorum queue), which
+ * import's header says.
+ */
+function cutQueue(name: string, kind: Traffic, hold: Queue): Queue {
+  const quorum = hold.type === "quorum";
+  return { kind: "queue", name, type: quorum ? "quorum" : "classic", durable: quorum || kind === "async", autoDelete: false, exclusive: false, arguments: {} };
 }
 
 /** Why the file cannot name a service, when its name is longer than a file's service name may be. */

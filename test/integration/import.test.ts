@@ -103,6 +103,37 @@ describe("import of what topo made", () => {
     expect((await runCli(["import", "-f", file, "-o", out(file), "--force"], ENV())).code).toBe(0);
   });
 
+  it("keeps the service of a replace cut after its queue's delete, so that apply of the file moves the messages back rather than delete them", async () => {
+    const v = pair();
+    const file = topology(v, ["mpkeep", { name: "mpgone", sync: false }]);
+    expect((await runCli(["apply", "-f", file], ENV())).code).toBe(0);
+    // What a replace cut after its delete leaves: the holding queue, with the queue's binding and its messages.
+    await withChannel(v.async, async (ch) => {
+      await ch.assertQueue("topo.hold.mpgone.async", { durable: true, arguments: { "x-queue-type": "classic" } });
+      await ch.bindQueue("topo.hold.mpgone.async", "mpgone", "mpgone.async.#");
+      for (const id of ["t1", "t2", "t3"]) ch.sendToQueue("topo.hold.mpgone.async", Buffer.from(id), { persistent: true, messageId: id });
+      await ch.deleteQueue("mpgone.async");
+    });
+    const imported = await runCli(["import", "-f", file, "-o", out(file)], ENV());
+    expect(imported.code, imported.stderr).toBe(0);
+    const text = readFileSync(out(file), "utf8");
+    expect(parseDocument(text).toJS().services).toContainEqual({ name: "mpgone", sync: false });
+    expect(prose(text)).toContain(
+      "a replace by topo apply was interrupted after it deleted queue mpgone.async, and its messages wait in topo.hold.mpgone.async: the broker no longer says what the replace was to make of the queue, so the file lists it as its kind's plain queue; topo apply re-creates it so and moves the messages back",
+    );
+    expect(prose(text)).not.toMatch(/delete queue topo\.hold/);
+    // The file's apply finishes the replace (its queue gone, that needs no --allow-destructive).
+    const applied = await runCli(["apply", "-f", out(file)], ENV());
+    expect(applied.code, applied.stderr).toBe(0);
+    const ids = await withChannel(v.async, async (ch) => {
+      const got: string[] = [];
+      for (let m = await ch.get("mpgone.async", { noAck: true }); m; m = await ch.get("mpgone.async", { noAck: true })) got.push(String(m.properties.messageId));
+      return got.sort();
+    });
+    expect(ids).toEqual(["t1", "t2", "t3"]);
+    expect((await api("GET", `/api/queues/${vh(v.async)}/topo.hold.mpgone.async`)).status).toBe(404);
+  });
+
   it("reads one cluster of the file with --cluster, into a file of that cluster only", async () => {
     const v = pair();
     const file = topology(v, ["mplogin", { name: "mpwallet", sync: false }]);
