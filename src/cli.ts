@@ -439,8 +439,9 @@ exportCmd
           err(
             `Imported ${s(r.services, "service")} (${s(r.queues, "queue")}) from ${r.clusters.length === 1 ? "cluster" : "clusters"} ${r.clusters.join(", ")}${r.output ? ` into ${r.output}` : ""}. ` +
               (r.changes ? `topo plan on it shows ${s(r.changes, "change")} the file cannot avoid` : "topo plan on it shows no changes") +
+              (r.degraded ? `, and ${r.degraded} degraded (plan --detailed-exitcode exits 2 while ${r.degraded === 1 ? "it lasts" : "they last"})` : "") +
               (r.kept ? `; ${s(r.kept, "object")} it cannot describe ${r.kept === 1 ? "is" : "are"} left alone` : "") +
-              (r.changes || r.kept ? " (listed at its top)." : "."),
+              (r.changes || r.kept || r.degraded ? " (listed at its top)." : "."),
           );
           exit(0);
         } catch (e) {

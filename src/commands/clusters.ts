@@ -2,7 +2,7 @@
 
 import { allOf, BrokerError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
-import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type Policy, type TopicPermission } from "../model.js";
+import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type TopicPermission } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
@@ -17,10 +17,7 @@ import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { alarmProblem, movedMessages } from "../plan/alarms.js";
 import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
-import { mirroredAgainstFile, mirroring } from "../plan/mirroring.js";
-import { deadLettering } from "../plan/dead-lettering.js";
-import { policyOverflow } from "../plan/policy-overflow.js";
-import { policyLimits } from "../plan/policy-limits.js";
+import { unrepairable } from "../plan/unrepairable.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
 import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings } from "../plan/route.js";
@@ -225,31 +222,6 @@ export async function readBackPlan(
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, requests: readBackGets(scope) };
-}
-
-/**
- * How the broker differs from the file in ways topo cannot repair, since what causes them is not
- * topo's (a user's policy, an operator policy, a node that is down): queues that are not mirrored
- * as the file says, or that a policy limits where the file does not.
- */
-function unrepairable(
-  c: DesiredCluster,
-  actual: ActualCluster,
-  prefix: string,
-  placeOf: (path: FilePath) => string,
-): { degraded: string[]; warnings: string[]; notCompared: string[] } {
-  const owner = Ownership.of(prefix, actual.resources);
-  const owns = (p: Policy) => owner.owns(p);
-  const mirrors = mirroring(c, actual);
-  mirrors.degraded.push(...mirroredAgainstFile(c, actual, owns));
-  const limits = policyLimits(c, actual, owns);
-  const overflow = policyOverflow(c, actual, owns);
-  const dead = deadLettering(c, actual, owns, placeOf);
-  return {
-    degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded],
-    warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings],
-    notCompared: [...mirrors.notCompared, ...limits.notCompared],
-  };
 }
 
 /** FILE:LINE:COL of a key of the file, where there is one to look in; else the key's path. */

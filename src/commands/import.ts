@@ -55,6 +55,8 @@ export interface ImportResult {
   queues: number;
   /** Changes topo plan on the file will show. */
   changes: number;
+  /** Degraded lines topo plan on the file will report (no change fixes them). */
+  degraded: number;
   /** Objects the file leaves out that topo never changes. */
   kept: number;
   /** Things the user must know (a password the file now reads from a variable). */
@@ -184,6 +186,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     services: inference.services,
     queues: inference.queues,
     changes: inference.clusters.reduce((n, c) => n + c.changes.length, 0),
+    degraded: inference.clusters.reduce((n, c) => n + c.degraded.length, 0),
     kept: inference.clusters.reduce((n, c) => n + c.kept.length, 0),
     notices,
   };

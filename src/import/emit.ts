@@ -90,11 +90,14 @@ function header(input: EmitInput): string[] {
   for (const n of input.notices ?? []) lines.push("", ...wrap(n, "", ""));
 
   const changed = inf.clusters.filter((c) => c.changes.length);
+  const anyDegraded = inf.clusters.some((c) => c.degraded.length);
   lines.push("");
   if (changed.length === 0) {
     lines.push(
       ...wrap(
-        inf.clusters.some((c) => c.kept.length)
+        anyDegraded
+          ? "topo plan on this file plans no changes, and reports the degraded state listed below."
+          : inf.clusters.some((c) => c.kept.length)
           ? "topo plan on this file plans no changes; what the file leaves out is listed below."
           : "Everything in topo's namespace is described as the broker holds it: topo plan on this file plans no changes.",
         "",
@@ -116,6 +119,22 @@ function header(input: EmitInput): string[] {
         lines.push(...renderAction(ch.action).map((l) => `  ${l}`));
         lines.push(...wrap(ch.why, "      why: ", "           "));
       }
+    }
+  }
+
+  const degraded = inf.clusters.filter((c) => c.degraded.length);
+  if (degraded.length) {
+    lines.push(
+      "",
+      ...wrap(
+        "topo plan on this file also reports these as degraded: no change of the file or of topo's makes them as the file says, so topo plan --detailed-exitcode exits 2 until they are resolved on the broker:",
+        "",
+        "",
+      ),
+    );
+    for (const c of degraded) {
+      lines.push("", `cluster ${c.name}:`);
+      for (const d of c.degraded) lines.push(...wrap(`! degraded: ${d}`, "  ", "    "));
     }
   }
 

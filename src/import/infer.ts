@@ -11,6 +11,8 @@ import type { ActualCluster, Traffic, Policy } from "../model.js";
 import { TRAFFIC } from "../model.js";
 import { Ownership } from "../core/naming.js";
 import { diffCluster } from "../plan/diff.js";
+import { unrepairable } from "../plan/unrepairable.js";
+import { displayPath } from "../config/places.js";
 import { argumentChecker } from "./arguments.js";
 import { collectUserMirrors, describeQueue } from "./describe-queue.js";
 import { chooseDefaults } from "./defaults.js";
@@ -64,7 +66,8 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   const reasons = [...unnamable, ...duplicates, ...undescribable, ...explainDifferences(sources, chosen, mirrors, prefix, opts.serviceNameMaxLength)];
   const clusters = sources.map((source): ClusterImport => {
     const dc = desired.clusters.find((c) => c.target.name === source.name);
-    const actions = dc ? diffCluster(dc, source.actual, prefix).actions : [];
+    const plan = dc ? diffCluster(dc, source.actual, prefix) : undefined;
+    const actions = plan?.actions ?? [];
     const imported = chosen.filter((c) => c.wanted.cluster === source.name).map((c) => c.queue);
     const gone = new Set(actions.filter((a) => a.op === "delete").map((a) => a.key));
     return {
@@ -73,6 +76,8 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
       version: source.actual.version,
       queues: imported.length,
       changes: annotateChanges(actions, reasonsOf(source.name, reasons)),
+      // As plan of the written file reports them (commands/clusters.ts readAndPlan).
+      degraded: plan && dc ? [...plan.degraded, ...unrepairable(dc, source.actual, prefix, displayPath).degraded] : [],
       kept: listLeftAlone(source, imported, gone, mirrors, prefix),
       outside: listOutside(source, prefix),
     };

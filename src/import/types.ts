@@ -50,6 +50,12 @@ export interface ClusterImport {
   /** Queues of the file on this cluster. */
   queues: number;
   changes: PlannedChange[];
+  /**
+   * What plan of the file reports degraded on this cluster (an operator policy that caps the
+   * queues, a user's policy that shadows topo's): no change fixes it, and plan
+   * --detailed-exitcode exits 2 while it lasts.
+   */
+  degraded: string[];
   /** Objects that touch topo's namespace but that topo never changes, so the file leaves them out. */
   kept: string[];
   /** Exchanges and queues outside topo's namespace, left out of the file. */

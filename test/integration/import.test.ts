@@ -134,6 +134,22 @@ describe("import of what topo made", () => {
     expect((await api("GET", `/api/queues/${vh(v.async)}/topo.hold.mpgone.async`)).status).toBe(404);
   });
 
+  it("says what plan of the file will report degraded (an operator policy capping its queues), rather than that it plans no changes and nothing else", async () => {
+    const v = pair();
+    const file = topology(v, [{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file], ENV())).code).toBe(0);
+    expect((await api("PUT", `/api/operator-policies/${vh(v.async)}/op-cap`, { pattern: "^mp", definition: { "max-length": 1000 }, "apply-to": "queues" })).status).toBeLessThan(300);
+    const imported = await runCli(["import", "-f", file, "-o", out(file)], ENV());
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).toMatch(/topo plan on it shows no changes, and 1 degraded \(plan --detailed-exitcode exits 2 while it lasts\) \(listed at its top\)\./);
+    const text = prose(readFileSync(out(file), "utf8"));
+    expect(text).toContain("topo plan on this file plans no changes, and reports the degraded state listed below.");
+    expect(text).toMatch(/so topo plan --detailed-exitcode exits 2 until they are resolved on the broker: cluster async: ! degraded: operator policy "op-cap" sets max-length 1000/);
+    const plan = await runCli(["plan", "-f", out(file), "--detailed-exitcode"], ENV());
+    expect(plan.stdout).toMatch(/! degraded: operator policy "op-cap" sets max-length 1000/);
+    expect(plan.code).toBe(2);
+  });
+
   it("reads one cluster of the file with --cluster, into a file of that cluster only", async () => {
     const v = pair();
     const file = topology(v, ["mplogin", { name: "mpwallet", sync: false }]);

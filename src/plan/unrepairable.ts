@@ -1,0 +1,35 @@
+// Pure: how the broker differs from the file in ways no write of topo's repairs. Plan reports
+// them degraded (or warns); import says so of the file it writes.
+
+import type { ActualCluster, DesiredCluster, FilePath, Policy } from "../model.js";
+import { Ownership } from "../core/naming.js";
+import { mirroredAgainstFile, mirroring } from "./mirroring.js";
+import { deadLettering } from "./dead-lettering.js";
+import { policyOverflow } from "./policy-overflow.js";
+import { policyLimits } from "./policy-limits.js";
+
+/**
+ * How the broker differs from the file in ways topo cannot repair, since what causes them is not
+ * topo's (a user's policy, an operator policy, a node that is down): queues that are not mirrored
+ * as the file says, or that a policy limits where the file does not.
+ */
+export function unrepairable(
+  c: DesiredCluster,
+  actual: ActualCluster,
+  prefix: string,
+  placeOf: (path: FilePath) => string,
+): { degraded: string[]; warnings: string[]; notCompared: string[] } {
+  const owner = Ownership.of(prefix, actual.resources);
+  const owns = (p: Policy) => owner.owns(p);
+  const mirrors = mirroring(c, actual);
+  mirrors.degraded.push(...mirroredAgainstFile(c, actual, owns));
+  const limits = policyLimits(c, actual, owns);
+  const overflow = policyOverflow(c, actual, owns);
+  const dead = deadLettering(c, actual, owns, placeOf);
+  return {
+    degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded],
+    warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings],
+    notCompared: [...mirrors.notCompared, ...limits.notCompared],
+  };
+}
+
