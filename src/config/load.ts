@@ -231,8 +231,17 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       (keyNode as Scalar).value = (keyNode as Scalar).source ?? "";
       return undefined;
     },
-    Collection(_key, node) {
+    Collection(_key, node, ancestors) {
       if (node.anchor) anchors.add(node.anchor);
+      // The YAML library knows !!omap, !!set and !!pairs, and makes of them a Map or a Set that
+      // the schema took for an empty mapping: every setting under one was lost unsaid (users:
+      // !!omap [...] planned to delete the users it lists). topo reads plain mappings and lists.
+      const tag = otherTag(node.tag);
+      if (tag === undefined) return undefined;
+      const stand = new ScalarNode(null);
+      stand.range = node.range;
+      refuse(stand, propsStart(text, ancestors[ancestors.length - 1], node), `${displayPath(yamlPath(ancestors, node))}: ${otherTagMessage(tag)}`);
+      return stand;
     },
     Alias(_key, node, ancestors) {
       const path = yamlPath(ancestors, node);
@@ -255,6 +264,9 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       if (key === "key") return;
       let path: Path | undefined;
       const pathOf = () => (path ??= yamlPath(ancestors, node));
+      // !!binary and !!timestamp make bytes and a date of the text: neither is a value topo takes.
+      const tag = otherTag(node.tag);
+      if (tag !== undefined && !holdsSecretValue(pathOf())) return void refuse(node, propsStart(text, ancestors[ancestors.length - 1], node), `${displayPath(pathOf())}: ${otherTagMessage(tag)}`);
       if ((node.anchor || node.tag) && holdsSecretValue(pathOf())) {
         const start = propsStart(text, ancestors[ancestors.length - 1], node);
         for (let i = unknownTags.length - 1; i >= 0; i--) if ((unknownTags[i] as number) >= start && (unknownTags[i] as number) <= (node.range?.[0] ?? start)) unknownTags.splice(i, 1);
@@ -625,6 +637,22 @@ function tooDeep(node: YamlNode | null, depth: number): YamlNode | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The tags the YAML library resolves (so no warning says so) to something other than the core
+ * schema's values. Any other tag it cannot resolve, and says so (unknownTags above).
+ */
+const OTHER_TAGS = new Set(["omap", "pairs", "set", "binary", "timestamp"].map((t) => `tag:yaml.org,2002:${t}`));
+
+/** Such a tag, shown as written (!!omap); undefined for any other. */
+function otherTag(tag: string | undefined): string | undefined {
+  return tag !== undefined && OTHER_TAGS.has(tag) ? `!!${tag.slice("tag:yaml.org,2002:".length)}` : undefined;
+}
+
+function otherTagMessage(tag: string): string {
+  const plain = tag === "!!omap" || tag === "!!pairs" ? " (as a plain mapping: key: value lines)" : "";
+  return `the tag ${tag} makes YAML read this as something other than text, a number, true/false, a mapping or a list, the only values a topology file holds, so what it holds would be lost: write it without the tag${plain}`;
 }
 
 const NO_ANCHOR = `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;

@@ -119,6 +119,30 @@ describe("aliases and merge keys YAML cannot read into data, at their place", ()
   });
 });
 
+describe("tags YAML knows that make something other than a topology file's values", () => {
+  it("!!omap, !!set, !!pairs, !!binary and !!timestamp are refused at the tag, so nothing under them is lost unsaid", () => {
+    // The library makes a Map or a Set of !!omap and !!set: the schema took it for an empty
+    // mapping, and users: !!omap [...] planned to delete the users it lists.
+    const ps = problemsOf(
+      `${HEAD.replace("services: [mplogin]\n", "")}services:\n  - name: mplogin\n    async: !!omap\n      - durable: false\n    sync:\n      arguments: !!set {? x-max-length}\n  - name: mpbin\n    async: { arguments: { x-dead-letter-exchange: !!binary aGVsbG8=, x-message-ttl: !!timestamp 2001-12-14 } }\nusers: !!pairs\n  - bob: { password: pw, consumes: [mplogin] }\n`,
+    );
+    const tail = "makes YAML read this as something other than text, a number, true/false, a mapping or a list, the only values a topology file holds, so what it holds would be lost: write it without the tag";
+    expect(ps).toEqual([
+      `9:12: services[0].async: the tag !!omap ${tail} (as a plain mapping: key: value lines)`,
+      `12:18: services[0].sync.arguments: the tag !!set ${tail}`,
+      `14:51: services[1].async.arguments.x-dead-letter-exchange: the tag !!binary ${tail}`,
+      `14:85: services[1].async.arguments.x-message-ttl: the tag !!timestamp ${tail}`,
+      `15:8: users: the tag !!pairs ${tail} (as a plain mapping: key: value lines)`,
+    ]);
+  });
+
+  it("the core schema's own tags read as the values they name", () => {
+    const d = parseConfig(`${HEAD.replace("services: [mplogin]\n", "")}services:\n  - name: mplogin\n    async: !!map { arguments: { x-dead-letter-exchange: !!str dlx, x-max-length: !!int 5 } }\n`, "t.yaml", {});
+    const q = d.clusters.flatMap((c) => c.resources).find((r) => r.kind === "queue" && r.name === "mplogin.async");
+    expect(q).toMatchObject({ arguments: { "x-dead-letter-exchange": "dlx", "x-max-length": 5 } });
+  });
+});
+
 describe("a mistyped key is told the key it most likely means", () => {
   it("two letters swapped count as one slip, so short keys are suggested too", () => {
     const ps = problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync: { durabel: false, tpye: classic, clsuter: sync }\nservices:\n  - name: mplogin\n    snyc: false\nusers:\n  u: { tgas: [x], password: p, consumes: [mplogin] }\n`);
