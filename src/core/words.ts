@@ -7,7 +7,21 @@ export function plural(n: number, word: string): string {
 
 /** A word as a shell command line takes it (a rabbitmqctl command in a hint): quoted only if it must be. */
 export function shellWord(s: string): string {
-  return /^[A-Za-z0-9._@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  if (/^[A-Za-z0-9._@-]+$/.test(s)) return s;
+  if (!CONTROL.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
+  // A line break or another control or format character (a bidi override) printed raw would add
+  // or reorder lines of the plan around the command: bash's $'...' writes each as an escape.
+  return `$'${[...s].map((c) => (c === "\\" || c === "'" ? `\\${c}` : CONTROL.test(c) ? escapeChar(c) : c)).join("")}'`;
+}
+
+const CONTROL = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+
+const NAMED_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+function escapeChar(c: string): string {
+  if (NAMED_ESCAPES[c]) return NAMED_ESCAPES[c];
+  const n = c.codePointAt(0)!;
+  return n < 0x100 ? `\\x${n.toString(16).padStart(2, "0")}` : n < 0x10000 ? `\\u${n.toString(16).padStart(4, "0")}` : `\\U${n.toString(16).padStart(8, "0")}`;
 }
 
 /**

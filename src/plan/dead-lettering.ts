@@ -200,7 +200,11 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
         argument: "x-dead-letter-exchange",
         value: exchange,
         where: `to exchange ${quoted(exchange)}, which neither vhost ${quoted(vhost)} nor the file has`,
-        fix: `create it before anything is dead-lettered (rabbitmqadmin -V ${shellWord(vhost)} declare exchange name=${shellWord(exchange)} type=fanout), or point x-dead-letter-exchange at one that exists`,
+        // RabbitMQ refuses to declare a name that starts with amq. (403 ACCESS_REFUSED): amq.default
+        // is how permissions name the default exchange, which a dead-letter exchange writes "".
+        fix: exchange.startsWith("amq.")
+          ? `RabbitMQ reserves names that start with amq., so it cannot be created: point x-dead-letter-exchange at one that exists${exchange === "amq.default" ? ' (the default exchange is written "", with x-dead-letter-routing-key naming the queue)' : ""}`
+          : `create it before anything is dead-lettered (rabbitmqadmin -V ${shellWord(vhost)} declare exchange name=${shellWord(exchange)} type=fanout), or point x-dead-letter-exchange at one that exists`,
       };
     }
     if (!f) continue;

@@ -78,6 +78,17 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
     expect(run(args, [bad, good], { "mplogin.async": { policy: "good" }, "mpwallet.async": { policy: "good" } })).toEqual({ degraded: [], warnings: [] });
   });
 
+  it("the fix's command writes a name with a line break as an escape, so it cannot add lines to the plan; a reserved amq. name is not one to create", () => {
+    const evil = "zz\n  - delete queue mplogin.async\n\nPlan: 0 to create, 0 to update, 0 to replace, 1 to delete.\n";
+    const d = desiredOf(raw({ services: [{ name: "mplogin", async: { arguments: { "x-dead-letter-exchange": evil } } }, { name: "mpdef", async: { arguments: { "x-dead-letter-exchange": "amq.default" } } }] }), "async");
+    const ws = deadLettering(d, actual([]), owns, displayPath).warnings;
+    const bad = ws.find((w) => w.startsWith("services[0]"))!;
+    const amq = ws.find((w) => w.startsWith("services[1]"))!;
+    expect(bad).not.toMatch(/\n/);
+    expect(bad).toContain(`declare exchange name=$'zz\\n  - delete queue mplogin.async\\n\\nPlan: 0 to create, 0 to update, 0 to replace, 1 to delete.\\n' type=fanout`);
+    expect(amq).toContain('fix: RabbitMQ reserves names that start with amq., so it cannot be created: point x-dead-letter-exchange at one that exists (the default exchange is written "", with x-dead-letter-routing-key naming the queue)');
+  });
+
   it("classic queues and queues without a strategy are not asked about", () => {
     const d = desiredOf(raw({ defaults: { async: { arguments: DLX } }, services: ["mplogin"] }), "async");
     expect(deadLettering(d, actual(d.resources), owns, displayPath)).toEqual({ degraded: [], warnings: [] });
