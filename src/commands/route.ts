@@ -1,4 +1,4 @@
-import { loadConfig, type Env } from "../config/load.js";
+import { loadConfig, refuseUnsetUrls, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { TopoError } from "../errors.js";
 import type { DesiredCluster, Exchange } from "../model.js";
@@ -63,6 +63,7 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;
   const report: RouteReport = { route: r.route, endpoint: home.target.amqp.display };
   if (!opts.live) return report;
+  refuseUnsetUrls(unsetPasswords, opts.file, "topo route --live", [home.target.name]);
 
   const client = managementClient(home, opts);
   let internal = false;

@@ -71,8 +71,9 @@ export function schemaTypesAt(path: Path): Set<string> {
  * also typed as the schema wants at its place (environment variables are strings;
  * `x-max-length: ${LEN}` means the number LEN holds). `pathOf` is asked for the value's place
  * only then. With `unsetPasswords` (LoadOptions'
- * passwordsOptional), a users.NAME.password whose only problem is unset variables becomes
- * UNSET_PASSWORD, and the set learns which.
+ * passwordsOptional), a users.NAME.password (or password_hash) whose only problem is unset
+ * variables becomes UNSET_PASSWORD (UNSET_HASH), a cluster's URL whose unset variables are all in
+ * its user-info gets UNSET_USERINFO for them, and the set learns which.
  */
 export function interpolateValue(
   source: string,
@@ -84,9 +85,28 @@ export function interpolateValue(
   if ("errors" in r) {
     if (!unsetPasswords || !r.onlyUnset) return { errors: r.errors };
     const path = pathOf();
-    if (!(path.length === 3 && path[0] === "users" && path[2] === "password")) return { errors: r.errors };
-    unsetPasswords.add(`${displayPath(path)}: ${r.unset.map((n) => `\${${n}}`).join(", ")} ${r.unset.length === 1 ? "is" : "are"} not set`);
-    return { value: UNSET_PASSWORD };
+    const said = () => unsetPasswords.add(`${displayPath(path)}: ${r.unset.map((n) => `\${${n}}`).join(", ")} ${r.unset.length === 1 ? "is" : "are"} not set`);
+    const user = path.length === 3 && path[0] === "users";
+    if (user && path[2] === "password") {
+      said();
+      return { value: UNSET_PASSWORD };
+    }
+    if (user && path[2] === "password_hash") {
+      said();
+      return { value: UNSET_HASH };
+    }
+    // A cluster's URL whose unset variables are all in its user-info (a lint job has no
+    // secrets): the commands that never connect read the rest of it. docs/ci.md's workflow
+    // validated without ${RABBITMQ_PASSWORD}, and failed.
+    if (path.length === 3 && path[0] === "clusters" && (path[2] === "url" || path[2] === "management")) {
+      const inUserinfo = new Set(userinfoVariables(source));
+      if (!r.unset.every((n) => inUserinfo.has(n))) return { errors: r.errors };
+      const stand = substitute(source, { ...env, ...Object.fromEntries(r.unset.map((n) => [n, UNSET_USERINFO])) });
+      if ("errors" in stand) return { errors: r.errors };
+      said();
+      return { value: stand.value };
+    }
+    return { errors: r.errors };
   }
   if (!WHOLE_VAR.test(source)) return r;
   const types = schemaTypesAt(pathOf());
@@ -161,6 +181,10 @@ const VAR = /\$\$|\$\{([^}]*)\}|\$\{/g;
 
 /** What a password whose variable is unset stands for, with passwordsOptional. Never sent. */
 const UNSET_PASSWORD = "(password variable not set)";
+/** So for a password hash: a well-formed one (36 zero bytes), never sent. */
+const UNSET_HASH = Buffer.alloc(36).toString("base64");
+/** So for a URL's user name or password (letters a URL's user-info takes as they are). Never sent. */
+const UNSET_USERINFO = "topo-variable-not-set";
 
 const VAR_NAME = new RegExp(`^(${ENV_NAME_SOURCE})(?::-(.*))?$`, "s");
 

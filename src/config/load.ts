@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import type { Document, LineCounter, Node as YamlNode, Pair, Scalar } from "yaml";
 import type { ValidateFunction } from "ajv";
-import { ConfigError, formatProblem, type ConfigProblem } from "../errors.js";
+import { ConfigError, formatProblem, TopoError, type ConfigProblem } from "../errors.js";
 import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
@@ -78,7 +78,21 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
   const unset = options.passwordsOptional ? new Set<string>() : undefined;
   const warnings: ConfigProblem[] = [];
   const desired = parseConfig(text, file, env, redactor, unset, warnings);
-  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; plan, apply and export definitions need it`), warnings: warnings.map(formatProblem) };
+  const need = (u: string) => (u.startsWith("clusters.") ? "plan, apply, import and route --live connect with it" : "plan, apply and export definitions need it");
+  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; ${need(u)}`), warnings: warnings.map(formatProblem) };
+}
+
+/**
+ * For a command that connects after loading with passwordsOptional (import, route --live): the
+ * clusters' URLs whose user name or password variables are unset stop it, named. `clusters`: the
+ * clusters it connects to (all when undefined).
+ */
+export function refuseUnsetUrls(unsetPasswords: readonly string[], file: string, command: string, clusters?: readonly string[]): void {
+  const urls = unsetPasswords.filter((u) => u.startsWith("clusters.") && (!clusters || clusters.some((c) => u.startsWith(`clusters.${c}.`))));
+  if (!urls.length) return;
+  throw new TopoError(`${file}: ${urls.map((u) => u.replace(/; [^;]*$/, "")).join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, [
+    "export the variable (or write ${VAR:-default}), then run it again",
+  ]);
 }
 
 /** A line counter for the parser, and the line and column of an offset in the text. */

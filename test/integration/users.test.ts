@@ -416,6 +416,21 @@ describe("users from the file", () => {
       expect(r.code, args.join(" ")).toBe(1);
       expect(r.stderr).toMatch(/:\d+:\d+: environment variable UT_LOGIN_PASSWORD is not set/);
     }
+    // Nor a cluster URL's password (docs/ci.md's lint step), where the commands never connect.
+    const b = broker();
+    const viaVar = writeFile("topology.yaml", readFileSync(f, "utf8").replaceAll(`${b.user}:${encodeURIComponent(b.password)}@`, `${b.user}:\${UT_URL_PASSWORD}@`));
+    expect(readFileSync(viaVar, "utf8")).toContain("${UT_URL_PASSWORD}@");
+    for (const args of [["validate"], ["graph"], ["route", "utlogin.sync.register"], ["export", "celery", "--cluster", "sync"]]) {
+      const r = await runCli([...args, "-f", viaVar]);
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(0);
+      expect(r.stderr).toContain("warning: clusters.sync.url: ${UT_URL_PASSWORD} is not set; plan, apply, import and route --live connect with it");
+      expect(r.stdout + r.stderr).not.toMatch(/topo-variable-not-set/);
+    }
+    for (const args of [["import"], ["route", "utlogin.sync.register", "--live"], ["plan"]]) {
+      const r = await runCli([...args, "-f", viaVar]);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr).toMatch(/clusters\.sync\.url: \$\{UT_URL_PASSWORD\} is not set|environment variable UT_URL_PASSWORD is not set/);
+    }
   });
 
   it("plans as a monitoring user (users not compared, said), and apply as one refuses before writing", async () => {

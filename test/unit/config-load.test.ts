@@ -234,7 +234,7 @@ describe("an unset variable inside a longer value", () => {
   });
 });
 
-describe("users' passwords for the commands that do not need them", () => {
+describe("passwords for the commands that do not need them", () => {
   const problems = (load: () => unknown): string[] => {
     try {
       load();
@@ -278,10 +278,27 @@ ${ext}`;
     expect([...unset]).toEqual(["users.login.password: ${TOPO_UNSET_LOGIN_PW} is not set"]);
   });
 
+  it("a password hash, and a cluster URL's user name and password, stand in too: a lint job validates without secrets (docs/ci.md)", () => {
+    const withUrl = text(`  hashed:\n    password_hash: \${TOPO_UNSET_HASH}\n    consumes: [mplogin]\n`).replace(
+      "url: amqp://guest:guest@127.0.0.1:1/a",
+      "url: amqp://${TOPO_UNSET_URL_USER:-topo}:${TOPO_UNSET_URL_PW}@127.0.0.1:1/a",
+    );
+    const unset = new Set<string>();
+    const desired = parseConfig(withUrl, "t.yaml", { TOPO_SET_PART: "x" }, undefined, unset);
+    expect([...unset]).toEqual([
+      "clusters.async.url: ${TOPO_UNSET_URL_PW} is not set",
+      "users.login.password: ${TOPO_UNSET_LOGIN_PW} is not set",
+      "users.edge.password: ${TOPO_UNSET_EDGE} is not set",
+      "users.hashed.password_hash: ${TOPO_UNSET_HASH} is not set",
+    ]);
+    expect(desired.clusters.find((c) => c.target.name === "async")?.target.amqp).toMatchObject({ username: "topo", hostname: "127.0.0.1", vhost: "a" });
+  });
+
   it("only there: an unset variable anywhere else, or a bad reference in a password, is still a problem", () => {
-    const elsewhere = text().replace("url: amqp://guest:guest@127.0.0.1:1/a", "url: amqp://guest:${TOPO_UNSET_URL_PW}@127.0.0.1:1/a");
+    const elsewhere = text().replace("url: amqp://guest:guest@127.0.0.1:1/a", "url: amqp://guest:${TOPO_UNSET_URL_PW}@${TOPO_UNSET_HOST}:1/a");
     expect(problems(() => parseConfig(elsewhere, "t.yaml", { TOPO_SET_PART: "x" }, undefined, new Set()))).toEqual([
       expect.stringMatching(/environment variable TOPO_UNSET_URL_PW is not set/),
+      expect.stringMatching(/environment variable TOPO_UNSET_HOST is not set/),
     ]);
     const bad = text().replace("${TOPO_UNSET_LOGIN_PW}", "${TOPO_UNSET_LOGIN_PW");
     expect(problems(() => parseConfig(bad, "t.yaml", { TOPO_SET_PART: "x" }, undefined, new Set()))).toEqual([expect.stringMatching(/unterminated "\$\{"/)]);
