@@ -10,6 +10,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { namedItem } from "./answers.js";
 import { sleep } from "./retry.js";
+import { shellWord } from "../core/words.js";
 
 export interface LockOptions {
   /** The lock queue's name: topo.<prefix>.lock, so files with different prefixes never wait on each other. */
@@ -79,6 +80,9 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
     }
     if (taken) return confirmSameBroker(session.cluster, http, vhost, lock, nonce, opts.amqpDisplay);
     const info = await holderOf(http, vhost, lock);
+    // A lock queue no connection holds exclusively is no apply's lock, and never goes by itself:
+    // waiting for it, apply gave up saying another apply held it.
+    if (info.exclusive === false) throw notALock(session.cluster, vhost, lock);
     const waited = Date.now() - started;
     const who = `${info.holder ?? "another topo apply"}${info.since ? ` since ${info.since}` : ""}`;
     if (waited >= opts.timeoutMs) {
@@ -122,16 +126,36 @@ async function confirmSameBroker(cluster: string, http: ManagementClient, vhost:
 
 /** The arguments the lock queue was declared with, as the management API shows them; undefined when there is no lock. */
 export async function lockArguments(http: ManagementClient, vhost: string, lock: string): Promise<Record<string, unknown> | undefined> {
-  const q = await http.one<{ arguments?: Record<string, unknown> }>(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`, namedItem(vhost, lock), `queue ${lock} of vhost ${vhost}`);
+  const q = await lockQueue(http, vhost, lock);
   return q && (q.arguments ?? {});
 }
 
-async function holderOf(http: ManagementClient, vhost: string, lock: string): Promise<LockHolder> {
+/** The lock queue as the management API shows it; undefined when there is none. */
+function lockQueue(http: ManagementClient, vhost: string, lock: string): Promise<{ arguments?: Record<string, unknown>; exclusive?: unknown } | undefined> {
+  return http.one(`/api/queues/${vh(vhost)}/${encodeURIComponent(lock)}?disable_stats=true`, namedItem(vhost, lock), `queue ${lock} of vhost ${vhost}`);
+}
+
+/** A queue of the lock's name that is not exclusive: something else declared it, and it stays. */
+export function notALock(cluster: string, vhost: string, lock: string): BrokerError {
+  return new BrokerError(
+    cluster,
+    `the broker refused the apply lock (405 RESOURCE_LOCKED): queue ${lock} in vhost ${vhost} is not exclusive, so it is no apply's lock (a topo apply holds its lock as an exclusive queue of its connection), and no apply can take the lock while it is there; nothing was written`,
+    {
+      code: "broker_refused",
+      object: `queue ${lock}`,
+      hints: [`something other than topo declared it: once nothing uses it, delete it (rabbitmqadmin -V ${shellWord(vhost)} delete queue name=${shellWord(lock)}), then run topo apply again`],
+    },
+  );
+}
+
+async function holderOf(http: ManagementClient, vhost: string, lock: string): Promise<LockHolder & { exclusive?: boolean }> {
   try {
-    const args = (await lockArguments(http, vhost, lock)) ?? {};
+    const q = await lockQueue(http, vhost, lock);
+    const args = q?.arguments ?? {};
     return {
       holder: typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : undefined,
       since: typeof args["x-topo-since"] === "string" ? args["x-topo-since"] : undefined,
+      ...(typeof q?.exclusive === "boolean" ? { exclusive: q.exclusive } : {}),
     };
   } catch {
     // Who holds it is only for the message; not knowing must not fail the wait.

@@ -19,7 +19,7 @@ import { alarmProblem, movedMessages } from "../plan/alarms.js";
 import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { unrepairable } from "../plan/unrepairable.js";
 import { limitShifts } from "../plan/policy-shifts.js";
-import { leftBehind, leftBehindWarnings } from "../plan/left-behind.js";
+import { leftBehind, leftBehindWarnings, strayLockWarnings } from "../plan/left-behind.js";
 import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
 import { subjectOf } from "../core/keys.js";
@@ -384,7 +384,7 @@ export async function readAndPlan(
     plan = diffCluster(c, actual, prefix);
     if (vhostTopics) keepTopics(plan, vhostTopics);
   }
-  plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix));
+  plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix), ...strayLockWarnings(actual, prefix, c.target.amqp.vhost));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)), ...bindingsIntoWarnings(bindingsInto(c, actual, owner)));
   // A node's memory or disk alarm blocks the publishes a replace moves messages with: apply would
   // stop part-way, so it refuses; plan warns. Read only for a plan that moves messages (which the

@@ -4,8 +4,8 @@
 
 import type { ActualCluster, Binding, Queue } from "../model.js";
 import type { Ownership } from "../core/naming.js";
-import { HOLD_PREFIX, markedPrefix } from "../core/naming.js";
-import { names, plural } from "../core/words.js";
+import { HOLD_PREFIX, lockQueueName, markedPrefix } from "../core/naming.js";
+import { names, plural, shellWord } from "../core/words.js";
 import { pushTo } from "../core/collections.js";
 
 export interface LeftBehind {
@@ -61,4 +61,17 @@ export function leftBehindWarnings(lb: LeftBehind, actual: ActualCluster, prefix
     out.push(`left alone: ${names(lb.holding)} ${lb.holding.length === 1 ? "holds" : "hold"} messages of another prefix's interrupted replace${held(lb.holding, lb.holding.length)}; topo apply with that prefix finishes it`);
   }
   return out;
+}
+
+/**
+ * A queue of the prefix's lock name that is not exclusive: no apply holds it (an apply's lock is an
+ * exclusive queue of its connection), it never goes by itself, and apply stops at it.
+ */
+export function strayLockWarnings(actual: ActualCluster, prefix: string, vhost: string): string[] {
+  const name = lockQueueName(prefix);
+  const q = actual.resources.find((r): r is Queue => r.kind === "queue" && r.name === name);
+  if (!q || q.exclusive) return [];
+  return [
+    `queue ${name} is not exclusive, so it is no apply's lock, and apply cannot take its lock while it is there (it stops, writing nothing): something other than topo declared it; once nothing uses it, delete it (rabbitmqadmin -V ${shellWord(vhost)} delete queue name=${shellWord(name)})`,
+  ];
 }

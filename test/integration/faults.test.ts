@@ -13,7 +13,7 @@ import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { BrokerError, LockError } from "../../src/errors.js";
 import { acquireLock } from "../../src/broker/lock.js";
-import { adminManagementUrl, amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, vh, writeTopology, testVhosts } from "../helpers/broker.js";
+import { adminManagementUrl, amqpUrl, api, broker, createVhost, messageCount, publish, runCli, uniqueName, vh, withChannel, writeTopology, testVhosts } from "../helpers/broker.js";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -97,6 +97,22 @@ describe("one apply at a time", () => {
     } finally {
       await other.release();
     }
+  });
+
+  it("a queue of the lock's name that is not exclusive (something else declared it) is named at once, in plan and by apply: no waiting for an apply that does not exist", async () => {
+    const { sync, file } = fresh(["mplogin"]);
+    await createVhost(sync);
+    await withChannel(sync, (ch) => ch.assertQueue("topo.mp.lock", { durable: false, exclusive: false }));
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync"]);
+    expect(plan.stdout).toContain("! warning: queue topo.mp.lock is not exclusive, so it is no apply's lock, and apply cannot take its lock while it is there");
+    const started = Date.now();
+    const r = await runCli(["apply", "-f", file, "--cluster", "sync", "--lock-timeout", "60", "--json"]);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error).toMatchObject({ code: "broker_refused", cluster: "sync", object: "queue topo.mp.lock" });
+    expect(r.stderr).toMatch(/queue topo\.mp\.lock in vhost \S+ is not exclusive, so it is no apply's lock/);
+    expect(r.stderr).not.toMatch(/held by another topo apply|gave up/);
+    expect(r.stderr).toMatch(/hint: something other than topo declared it: once nothing uses it, delete it \(rabbitmqadmin -V \S+ delete queue name=topo\.mp\.lock\)/);
   });
 
   // Two applies of one file each took one cluster's lock first and then waited for the other's,
