@@ -17,10 +17,12 @@
 // reject-publish and no dead-letter exchange. topo's file, the broker's listing and a worker's
 // redeclare all agreed on arguments the broker did not honour: plan said "No changes".
 
-import type { ActualCluster, DesiredCluster, FilePath, Policy, QueueSpec } from "../model.js";
+import type { ActualCluster, Binding, DesiredCluster, Exchange, FilePath, Policy, QueueSpec } from "../model.js";
 import { atLeast } from "./broker-rules.js";
 import { policiesFor, policiesOnceApplied } from "./risk.js";
-import { brokerMakes } from "./route.js";
+import { brokerMakes, topicMatches, topicMatchesSomeTail } from "./route.js";
+import { keyOf } from "../core/keys.js";
+import { pushTo } from "../core/collections.js";
 import { names, quoted, shellWord } from "../core/words.js";
 import { asString } from "../core/values.js";
 
@@ -173,6 +175,8 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
     else if (r.kind === "queue") queues.add(r.name);
   }
   const vhost = desired.target.amqp.vhost;
+  let routes: Routing | undefined;
+  const routing = () => (routes ??= routingOf(desired, actual));
   const found = new Map<string, { place: string; setting: string; where: string; dropped: string; fix: string; queues: string[] }>();
   for (const spec of sending) {
     const args = spec.queue.arguments;
@@ -207,6 +211,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
           : `create it before anything is dead-lettered (rabbitmqadmin -V ${shellWord(vhost)} declare exchange name=${shellWord(exchange)} type=fanout), or point x-dead-letter-exchange at one that exists`,
       };
     }
+    if (!f && exchange !== undefined && exchange !== "") f = routesNone(spec, exchange, key, routing(), vhostOf());
     if (!f) continue;
     const place = placeIn(spec, placeOf, f.argument);
     const setting = `${f.argument}: ${quoted(f.value)}`;
@@ -220,7 +225,66 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
   });
 }
 
-/** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
+/** The exchanges the vhost will have once apply has run (the file's as it makes them), and the bindings from each. */
+interface Routing {
+  exchanges: Map<string, Exchange>;
+  from: Map<string, Binding[]>;
+}
+
+function routingOf(desired: DesiredCluster, actual: ActualCluster): Routing {
+  const exchanges = new Map<string, Exchange>();
+  const from = new Map<string, Binding[]>();
+  const seen = new Set<string>();
+  for (const r of [...desired.resources, ...actual.resources]) {
+    if (r.kind === "exchange" && !exchanges.has(r.name)) exchanges.set(r.name, r);
+    else if (r.kind === "binding" && !seen.has(keyOf(r))) {
+      seen.add(keyOf(r));
+      pushTo(from, r.source, r);
+    }
+  }
+  return { exchanges, from };
+}
+
+/**
+ * A dead-letter exchange that exists but routes none of the keys the queue's dead letters carry:
+ * RabbitMQ drops them as it drops those sent to a missing exchange. Measured on 3.10.8: messages
+ * expiring in a queue that dead-letters to a service's topic exchange, bound only with
+ * <service>.async.#, were gone (their own keys, mqa.async.<task>, and an explicit key
+ * mqdead.sync.failed, matched no binding), and plan said "No changes.". Judged only where topo
+ * knows how the exchange routes (fanout, direct, topic; no alternate exchange; no policy that
+ * could set one or change the queue's dead-lettering); a binding to an exchange counts as a route.
+ */
+function routesNone(spec: QueueSpec, exchange: string, key: string | undefined, routing: Routing, v: Vhost): { argument: string; value: string; where: string; fix: string } | undefined {
+  const e = routing.exchanges.get(exchange);
+  if (!e || "alternate-exchange" in e.arguments) return undefined;
+  if (v.policies.some((p) => "alternate-exchange" in p.definition)) return undefined;
+  if (policiesFor(spec.queue, v.policies).some(({ p }) => Object.keys(p.definition).some((k) => k.startsWith("dead-letter-")))) return undefined;
+  const bindings = routing.from.get(exchange) ?? [];
+  const head = [spec.service, spec.traffic];
+  const matches = (b: Binding): boolean | undefined => {
+    switch (e.type) {
+      case "fanout":
+        return true;
+      case "direct":
+        return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${head.join(".")}.`);
+      case "topic":
+        return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head);
+      default:
+        return undefined;
+    }
+  };
+  if (!["fanout", "direct", "topic"].includes(e.type) || bindings.some((b) => matches(b) !== false)) return undefined;
+  const keys = key !== undefined ? `the key ${quoted(key)} (its x-dead-letter-routing-key)` : `the messages' own routing keys (<service>.${spec.traffic}.<task>)`;
+  const bound = bindings.length ? `bound only with ${names([...new Set(bindings.map((b) => (e.type === "fanout" ? b.destination : b.routingKey)))])}` : "bound to nothing";
+  return {
+    argument: key !== undefined ? "x-dead-letter-routing-key" : "x-dead-letter-exchange",
+    value: key ?? exchange,
+    where: `to exchange ${quoted(exchange)} (${e.type}), ${bound}, which routes none of ${keys}`,
+    fix: `bind a queue to ${quoted(exchange)} with a key that matches them, ${key !== undefined ? "set x-dead-letter-routing-key to a key it routes" : "or add x-dead-letter-routing-key with a key it routes"}, or dead-letter to an exchange that routes them`,
+  };
+}
+
+/** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). *//** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
 const DEFAULT_DELIVERY_LIMIT = 20;
 
 /**

@@ -35,6 +35,28 @@ export function topicMatches(pattern: string, key: string): boolean {
   return can[k.length] === true;
 }
 
+/**
+ * Can the topic `pattern` match some key made of the words `head` followed by one or more words,
+ * whatever they are (a task name's task)? Any pattern left once `head` is matched takes some such
+ * words, so the question is whether `head` can be matched with pattern words to spare.
+ */
+export function topicMatchesSomeTail(pattern: string, head: readonly string[]): boolean {
+  const p = pattern.split(".");
+  const memo = new Map<number, boolean>();
+  const go = (i: number, j: number): boolean => {
+    if (j === head.length) return i < p.length;
+    if (i === p.length) return false;
+    const at = i * (head.length + 1) + j;
+    const known = memo.get(at);
+    if (known !== undefined) return known;
+    const w = p[i];
+    const r = w === "#" ? go(i + 1, j) || go(i, j + 1) : (w === "*" || w === head[j]) && go(i + 1, j + 1);
+    memo.set(at, r);
+    return r;
+  };
+  return go(0, 0);
+}
+
 /** A task name split by the router rule, or why it breaks it. */
 export type ParsedTask = { ok: true; service: string; kind: Traffic; task: string } | { ok: false; why: string };
 

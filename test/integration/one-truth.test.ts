@@ -504,9 +504,31 @@ describe("where and how RabbitMQ dead-letters the file's queues", () => {
       await ch.assertExchange("mplost_dead", "fanout", { durable: true });
       await ch.assertQueue("mpgone.parked", { durable: true });
     });
+    // The exchange there, bound to nothing: it routes none of them either, and the broker drops a
+    // rejected task (nothing holds it afterwards).
+    const unbound = await runCli(["plan", "-f", file]);
+    expect(unbound.stdout).toMatch(/x-dead-letter-exchange: "mplost_dead" \(queue mplost\.async\): it dead-letters to exchange "mplost_dead" \(fanout\), bound to nothing, which routes none of the messages' own routing keys/);
+    const reject = async (id: string) => {
+      await publish(async, "mplost", "mplost.async.run", [id]);
+      await withChannel(async, async (ch) => {
+        const m = await ch.get("mplost.async", { noAck: false });
+        expect(m).not.toBe(false);
+        if (m) ch.nack(m, false, false);
+        await ch.checkQueue("mplost.async");
+      });
+      let parked = 0;
+      for (let i = 0; i < 10 && parked === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        parked = await messageCount(async, "mpgone.parked");
+      }
+      return [await messageCount(async, "mplost.async"), parked];
+    };
+    expect(await reject("1")).toEqual([0, 0]);
+    await withChannel(async, (ch) => ch.bindQueue("mpgone.parked", "mplost_dead", ""));
     const clean = await runCli(["plan", "-f", file]);
     expect(clean.stdout).not.toMatch(/dead-letters/);
     expect(clean.stdout).toMatch(/No changes\.$/m);
+    expect(await reject("2")).toEqual([0, 1]);
   });
 
   it("plan warns where dead letters go through the default exchange without a routing key, and a task rejected from there is gone", async () => {

@@ -98,7 +98,7 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
     const d = desiredOf(
       raw({
         defaults: { async: { arguments: { "x-dead-letter-exchange": "dead" } } },
-        services: ["mplogin", "mpwallet", { name: "mppay", async: { arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mppay.parked" } } }, { name: "mpok", async: { arguments: { "x-dead-letter-exchange": "mplogin" } } }],
+        services: ["mplogin", "mpwallet", { name: "mppay", async: { arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mppay.parked" } } }, { name: "mpok", async: { arguments: { "x-dead-letter-exchange": "mplogin", "x-dead-letter-routing-key": "mplogin.async.retry" } } }],
       }),
       "async",
     );
@@ -109,8 +109,51 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
       'services[2].async.arguments.x-dead-letter-routing-key: x-dead-letter-routing-key: "mppay.parked" (queue mppay.async): it dead-letters through the default exchange to queue "mppay.parked", which neither vhost "a" nor the file has, so RabbitMQ drops every message it dead-letters, without a word; fix: add the service whose queue that is, or point x-dead-letter-routing-key at a queue that exists',
     ]);
     // What the vhost has counts, whoever made it; so do the exchanges RabbitMQ makes in every vhost.
-    const there = actual([{ kind: "exchange", name: "dead", type: "fanout", durable: true, autoDelete: false, internal: false, arguments: {} }, { kind: "queue", name: "mppay.parked", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} }]);
+    const there = actual([
+      { kind: "exchange", name: "dead", type: "fanout", durable: true, autoDelete: false, internal: false, arguments: {} },
+      { kind: "queue", name: "mppay.parked", type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: {} },
+      { kind: "binding", source: "dead", destination: "mppay.parked", destinationType: "queue", routingKey: "", arguments: {} },
+    ]);
     expect(deadLettering(d, there, owns, displayPath)).toEqual({ degraded: [], warnings: [] });
+  });
+});
+
+describe("dead letters sent to an exchange that routes none of their keys", () => {
+  // Measured on 3.10.8 (prefix mq there): expiring messages of mpa.async (own keys mpa.async.<task>) and of mpb.async
+  // (key mpdead.sync.failed), dead-lettered to mpdead bound only with mpdead.async.#, were gone.
+  const d = desiredOf(
+    raw({
+      services: [
+        { name: "mpa", async: { arguments: { "x-dead-letter-exchange": "mpdead" } } },
+        { name: "mpb", async: { arguments: { "x-dead-letter-exchange": "mpdead", "x-dead-letter-routing-key": "mpdead.sync.failed" } } },
+        { name: "mpc", async: { arguments: { "x-dead-letter-exchange": "mpdead", "x-dead-letter-routing-key": "mpdead.async.failed" } } },
+        { name: "mpd", async: { arguments: { "x-dead-letter-exchange": "mpd" } } },
+        "mpdead",
+      ],
+    }),
+    "async",
+  );
+  const exchange = (name: string, type: string, args = {}) => ({ kind: "exchange" as const, name, type, durable: true, autoDelete: false, internal: false, arguments: args });
+  const binding = (source: string, key: string, destination = "parked") => ({ kind: "binding" as const, source, destination, destinationType: "queue" as const, routingKey: key, arguments: {} });
+
+  it("a warning at the argument that decides, naming the exchange's bindings and the keys; a key it routes (mpc), or the queue's own exchange (mpd), is fine", () => {
+    const ws = deadLettering(d, actual([]), owns, displayPath).warnings;
+    expect(ws).toEqual([
+      'services[0].async.arguments.x-dead-letter-exchange: x-dead-letter-exchange: "mpdead" (queue mpa.async): it dead-letters to exchange "mpdead" (topic), bound only with mpdead.async.#, which routes none of the messages\' own routing keys (<service>.async.<task>), so RabbitMQ drops every message it dead-letters, without a word; fix: bind a queue to "mpdead" with a key that matches them, or add x-dead-letter-routing-key with a key it routes, or dead-letter to an exchange that routes them',
+      'services[1].async.arguments.x-dead-letter-routing-key: x-dead-letter-routing-key: "mpdead.sync.failed" (queue mpb.async): it dead-letters to exchange "mpdead" (topic), bound only with mpdead.async.#, which routes none of the key "mpdead.sync.failed" (its x-dead-letter-routing-key), so RabbitMQ drops every message it dead-letters, without a word; fix: bind a queue to "mpdead" with a key that matches them, set x-dead-letter-routing-key to a key it routes, or dead-letter to an exchange that routes them',
+    ]);
+  });
+
+  it("a binding of the vhost's that matches, an alternate exchange, or an exchange type topo cannot judge: nothing is said", () => {
+    expect(deadLettering(d, actual([binding("mpdead", "mpa.async.*"), binding("mpdead", "#.failed")]), owns, displayPath).warnings).toEqual([]);
+    expect(deadLettering(d, actual([binding("mpdead", "mpa.async.retry")]), owns, displayPath).warnings).toHaveLength(1);
+    const direct = desiredOf(raw({ services: [{ name: "mpa", async: { arguments: { "x-dead-letter-exchange": "dlx" } } }] }), "async");
+    expect(deadLettering(direct, actual([exchange("dlx", "direct"), binding("dlx", "mpa.async.retry")]), owns, displayPath).warnings).toEqual([]);
+    expect(deadLettering(direct, actual([exchange("dlx", "direct"), binding("dlx", "mpa.sync.retry")]), owns, displayPath).warnings).toHaveLength(1);
+    expect(deadLettering(direct, actual([exchange("dlx", "fanout")]), owns, displayPath).warnings[0]).toContain('to exchange "dlx" (fanout), bound to nothing');
+    expect(deadLettering(direct, actual([exchange("dlx", "fanout"), binding("dlx", "")]), owns, displayPath).warnings).toEqual([]);
+    expect(deadLettering(direct, actual([exchange("dlx", "fanout", { "alternate-exchange": "ae" })]), owns, displayPath).warnings).toEqual([]);
+    expect(deadLettering(direct, actual([exchange("dlx", "headers")]), owns, displayPath).warnings).toEqual([]);
   });
 });
 
