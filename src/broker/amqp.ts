@@ -534,7 +534,7 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
  */
 export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<void> {
   const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
-  if (r && ("opened" in r || (r.code === 530 && /not found/.test(r.text)))) return;
+  if (r && ("opened" in r || (r.code === 530 && vhostNotFound(r.text)))) return;
   const s = await AmqpSession.open(target, { ...opts, connectAttempts: 1 });
   await s.close();
 }
@@ -568,8 +568,16 @@ export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}
 const OPEN_REFUSED = /Expected ConnectionOpenOk; got <ConnectionClose/;
 /** The broker's words when a vhost exists but does not run on the node yet (541). */
 const VHOST_DOWN = /vhost '.*' is down/;
-/** The broker's words when the user has no rights on the vhost, or has none yet (530). */
-const REFUSED_FOR_USER = /refused for user/;
+/**
+ * The broker's words when the user has no rights on the vhost, or has none yet (530). A reply text
+ * is at most 255 bytes, and RabbitMQ cuts it there: with a long vhost name the words after it are
+ * gone, so how the reply starts decides too.
+ */
+const REFUSED_FOR_USER = /refused for user|^530 NOT_ALLOWED - access to vhost /;
+/** So when the vhost does not exist ("vhost X not found", cut after the name when it is long). */
+function vhostNotFound(text: string): boolean {
+  return /not found/.test(text) || (/^530 NOT_ALLOWED - vhost /.test(text) && !VHOST_DOWN.test(text));
+}
 
 interface AmqplibInternals {
   Connection: new (stream: net.Socket) => {
@@ -663,7 +671,7 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   } else if (refusal && REFUSED_FOR_USER.test(refusal.text)) {
     kind = "permission_denied";
     hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);
-  } else if (refusal && /not found/.test(refusal.text)) {
+  } else if (refusal && vhostNotFound(refusal.text)) {
     kind = "permission_denied";
     hints.push(`vhost "${vhost}" does not exist: topo apply creates it when the management user is an administrator; or: rabbitmqctl add_vhost ${shellWord(vhost)} && rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*'`);
   } else if (refusal) {
