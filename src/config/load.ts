@@ -18,7 +18,7 @@ import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, node
 import { refusedPath, underAny, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
-import { QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
+import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 
 export type { Env };
 
@@ -295,6 +295,12 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       }
       if (typeof node.value !== "string") return;
       const source = node.value;
+      // A block scalar (| or >) keeps its last line break unless written |- or >-: in a password it
+      // was sent as part of it, and a URL was refused as holding a control character in its vhost.
+      if ((node.type === "BLOCK_LITERAL" || node.type === "BLOCK_FOLDED") && source.endsWith("\n") && holdsSecretValue(pathOf())) {
+        return void refuse(node, propsStart(text, ancestors[ancestors.length - 1], node), `${displayPath(pathOf())}: ${BLOCK_LINE_BREAK}`);
+      }
+      if (warnings) for (const index of bareDollarNames(source)) warnings.push({ file, ...at(offsetIn(text, node, index)), message: `${displayPath(pathOf())}: ${BARE_DOLLAR}` });
       const r = interpolateValue(source, env, pathOf, unsetPasswords);
       if ("errors" in r) {
         for (const { message, index } of r.errors) problems.push({ file, ...at(offsetIn(text, node, index)), message });
@@ -315,7 +321,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
 
   let data: unknown;
   try {
-    data = doc.toJS({ maxAliasCount: 100 });
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
     fail([{ line: 1, col: 1, message: yamlReadMessage((e as Error).message) }]);
   }
@@ -667,6 +673,16 @@ function otherTag(tag: string | undefined): string | undefined {
 function otherTagMessage(tag: string): string {
   const plain = tag === "!!omap" || tag === "!!pairs" ? " (as a plain mapping: key: value lines)" : "";
   return `the tag ${tag} makes YAML read this as something other than text, a number, true/false, a mapping or a list, the only values a topology file holds, so what it holds would be lost: write it without the tag${plain}`;
+}
+
+const BLOCK_LINE_BREAK = `a block scalar (| or >) keeps its last line break, which would be part of the value: write |- or >- to leave it out, or put the value on the line of its key`;
+const BARE_DOLLAR = `a $ followed by a name is not read as a variable: topo reads \${NAME} (and \${NAME:-default}); if the $ is part of the value, write it $$, which reads as one $`;
+
+/** Where a value written as it is has "$" then a name (not "$$", not "\${"): meant as a variable, it is not one. */
+function bareDollarNames(source: string): number[] {
+  const out: number[] = [];
+  for (const m of source.matchAll(/\$\$|\$\{|\$([A-Za-z_][A-Za-z0-9_]*)/g)) if (m[1] !== undefined) out.push(m.index ?? 0);
+  return out;
 }
 
 const NO_ANCHOR = `YAML reads this value as an alias (*name), and no anchor (&name) of that name is set before it; ${QUOTE_IT}`;
