@@ -19,7 +19,8 @@ export type ErrorCode =
   | "apply_incomplete"
   | "stale_plan"
   | "interrupted"
-  | "unroutable";
+  | "unroutable"
+  | "messages_lost";
 
 export const ERROR_CODES: Record<ErrorCode, string> = {
   usage: "the command line or its arguments are wrong (an unknown cluster, an option out of range)",
@@ -40,6 +41,8 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   stale_plan: "a saved plan no longer matches the broker (the message names, per cluster, the objects that changed and how, then the plan's differences), the topology file (or the values its `${VAR}`s take) or topo's version (topo apply PLANFILE); nothing was written",
   interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got (a second signal stops at once, and the message then says only that some changes may have been made), and a re-run finishes it",
   unroutable: "topo route: the task would reach no queue: the file gives it none, or (--live) the broker would drop it or refuse its publish; the message says why",
+  messages_lost:
+    "a queue replace finished, but fewer messages came back out of its holding queue than it had moved in: the broker dropped the others there (a policy or operator policy that came during the replace, a length limit or a TTL); the message says how many",
 };
 
 /** Where an error happened, when it was on one cluster: what --json reports as cluster and object. */

@@ -138,6 +138,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     return { ids: new Map(), count: await step(`count ${q.name}`, (ch) => count(ch, q.name)), bytes: 0 };
   };
   let duplicatesDropped = 0;
+  /** What this run moved into a holding queue it made, and how many of those may expire there. */
+  let parked: { moved: number; expiring: number } | undefined;
 
   if (!r.queueDone) {
     // 1. New publishes go to the holding queue.
@@ -182,6 +184,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true });
         duplicatesDropped += s.dropped;
         emptied = s.moved + s.dropped;
+        if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? 0 };
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived);
         if (s.stopped) {
           // The old queue is still to be deleted: the apply that finishes it is a replace as destructive as this one.
@@ -259,6 +262,23 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type);
     if (refusal) throw new Error(`${hold} was not deleted: ${refusal}`);
   });
+  // Every message moved into the holding queue comes back out (moved, or dropped as a copy),
+  // save one that expired there. Fewer: the broker dropped them there. A policy put on the
+  // holding queue during the replace (max-length 100) left 100 of 40,000, and apply said the
+  // broker matched the file. (What publishers sent meanwhile also comes out, so this is a floor.)
+  const out = back.moved + back.dropped;
+  if (parked && out < parked.moved - parked.expiring) {
+    const gone = parked.moved - parked.expiring - out;
+    throw new BrokerError(
+      session.cluster,
+      `replace queue ${name}: the queue has its new shape, but ${gone} of the ${parked.moved} messages topo moved into ${hold} were gone when it moved them back (${out} came out): the broker dropped them there, which a policy or operator policy that came during the replace does (a length limit, a message TTL without a dead-letter exchange)`,
+      {
+        code: "messages_lost",
+        object: `queue ${name}`,
+        hints: [`rabbitmqctl list_policies and list_operator_policies (-p the vhost) show what applied; a replace needs its holding queue free of limits while it runs (plan refuses one that a policy limits then)`],
+      },
+    );
+  }
   const now = r.after.type === "stream" ? undefined : await step(`count ${name}`, (ch) => ch.checkQueue(name));
   return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}) };
 }
@@ -526,6 +546,8 @@ interface MoveOptions {
 interface MoveResult {
   moved: number;
   dropped: number;
+  /** Of `moved`, those that carry an expiration of their own. */
+  expiring?: number;
   /** Why the move stopped before the source was empty (the rest is still in the source). */
   stopped?: string;
   /** The broker's count of the source when the move stopped. */
@@ -555,6 +577,8 @@ type Confirm = "ok" | "nacked" | "lost" | "unwritable";
 async function move(session: AmqpSession, from: string, to: string, o: MoveOptions): Promise<MoveResult> {
   let moved = 0;
   let dropped = 0;
+  /** Of `moved`, those with an expiration of their own: they may leave the target by themselves. */
+  let expiring = 0;
   let bytesInTarget = o.copies.bytes;
   /** Identities the target holds once: only a message with one of them can be a copy. */
   const once = new Set([...o.copies.ids].filter(([, n]) => n === 1).map(([k]) => k));
@@ -612,14 +636,14 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     for (const m of candidates.values()) get?.ack(m);
     dropped += candidates.size;
     candidates.clear();
-    return { moved, dropped };
+    return { moved, dropped, expiring };
   };
   /** A move that stops before the source is empty: the copies it held back go back too, uncounted as copies. */
   const stop = async (r: MoveResult): Promise<MoveResult> => {
     const held = [...candidates.values()];
     candidates.clear();
     await giveBack(held);
-    return { ...r, left: (r.left ?? 0) + held.length };
+    return { ...r, expiring, left: (r.left ?? 0) + held.length };
   };
   try {
     get = await session.channel();
@@ -749,6 +773,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           if (c === "ok" && !r) {
             get?.ack(m);
             moved++;
+            if (m.properties.expiration !== undefined && m.properties.expiration !== null) expiring++;
             return;
           }
           if (c === "nacked") refused++;

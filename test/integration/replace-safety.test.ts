@@ -14,6 +14,7 @@ import { ManagementClient } from "../../src/broker/http.js";
 import { statsNow, unackedSince } from "../../src/broker/read.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
 import { amqpUrl, api, broker, CLI, createVhost, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
+import type { BrokerError } from "../../src/errors.js";
 import { stoppedQuorumMove } from "../helpers/quorum-move.js";
 
 const vhosts: string[] = [];
@@ -1134,6 +1135,23 @@ ch.close(); c.close()`;
     // At-least-once: a copy routed to both queues during the switch may stay; none may be missing.
     const got = new Set(await drainIds(async, Q));
     expect([...held, ...pub.confirmed].filter((id) => !got.has(id))).toEqual([]);
+  });
+
+  it("a policy that limits the holding queue once plan has judged it (it came during the replace) drops what topo moved there: apply says so, exit 1 (messages_lost), never that the broker matches", async () => {
+    const { f } = await appliedHolding(300);
+    // The mover alone, as apply runs it after a plan that saw no such policy (no limits given).
+    expect((await api("PUT", `/api/policies/${vh(f.async)}/holdlim`, { pattern: "^topo\\.hold\\.", definition: { "max-length": 100 }, "apply-to": "queues", priority: 50 })).status).toBeLessThan(300);
+    const session = await AmqpSession.open(target(f.async));
+    const err = await replaceQueueLossless(session, { after: queue({ "x-max-length": 1000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
+      () => undefined,
+      (e: BrokerError) => e,
+    );
+    await session.close();
+    expect(err?.code).toBe("messages_lost");
+    expect(err?.message).toBe(
+      "cluster async: replace queue mplogin.async: the queue has its new shape, but 200 of the 300 messages topo moved into topo.hold.mplogin.async were gone when it moved them back (100 came out): the broker dropped them there, which a policy or operator policy that came during the replace does (a length limit, a message TTL without a dead-letter exchange)",
+    );
+    expect(await messageCount(f.async, Q)).toBe(100);
   });
 
   it("a consumer that attaches during the replace makes the broker refuse the delete; its messages are kept", async () => {
