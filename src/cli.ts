@@ -12,6 +12,7 @@ import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import { DEFAULT_CHANNELS, type Plan } from "./model.js";
 import { plural } from "./core/words.js";
 import { setUpProcess } from "./process-setup.js";
+import { stepsUnderWay } from "./broker/in-flight.js";
 
 setUpProcess();
 
@@ -248,13 +249,33 @@ program
       // Ctrl-C or SIGTERM: apply stops starting work, closes its connections (releasing the
       // locks) and throws InterruptedError; a second signal does not wait for that.
       const stop = new AbortController();
+      /** A second signal that waits for a step only this process can finish, once said. */
+      let waitedFor: string[] | undefined;
       const onSignal = (signal: NodeJS.Signals) => {
         if (stop.signal.aborted) {
           // A third one while the last words wait for a reader that does not read: out at once.
           if (ending) process.exit(130);
+          // An exchange being re-created with its bindings: users' ones are known to this apply
+          // alone, so a second signal (a habitual double Ctrl-C) waits for that step, saying so.
+          const atRisk = stepsUnderWay();
+          if (atRisk.length && waitedFor === undefined) {
+            waitedFor = atRisk;
+            progress.log(
+              `${signal} again: waiting for ${plural(atRisk.length, "binding")} of the exchanges (or queues) being replaced to be put back (users' ones among them, which no later plan knows); ${signal} once more stops at once and may lose them`,
+            );
+            return;
+          }
+          const lost = waitedFor ?? atRisk;
+          const shown = lost.length > 20 ? [...lost.slice(0, 20), `and ${lost.length - 20} more`] : lost;
+          const losing = lost.length ? ` ${plural(lost.length, "binding")} were being put back and may be lost, and no later plan knows those topo does not manage: make them again by hand where they are missing: ${shown.join("; ")}.` : "";
           // Still one answer, as JSON under --json: a pipeline must not be left with an empty stdout.
           progress.end();
-          return fail(new InterruptedError(`${signal} again: stopped at once, without waiting for the changes in flight, some of which may have been made; ${planFile === undefined ? "topo plan shows what is left, and topo apply finishes it" : "the saved plan no longer matches the brokers: topo plan -o FILE shows what is left, and topo apply FILE finishes it"}`), !!o.json);
+          return fail(
+            new InterruptedError(
+              `${signal} again: stopped at once, without waiting for the changes in flight, some of which may have been made; ${planFile === undefined ? "topo plan shows what is left, and topo apply finishes it" : "the saved plan no longer matches the brokers: topo plan -o FILE shows what is left, and topo apply FILE finishes it"}.${losing}`,
+            ),
+            !!o.json,
+          );
         }
         progress.log(`${signal}: stopping; changes in flight finish or fail, nothing new starts`);
         stop.abort();

@@ -39,7 +39,7 @@ export const ERROR_CODES: Record<ErrorCode, string> = {
   lock_timeout: "another apply held the cluster's lock for longer than --lock-timeout, or other files' applies (other prefixes) kept changing the vhost while apply read it, at every one of its reads",
   apply_incomplete: "apply stopped part-way; the message says what was and was not done, and a re-run finishes it",
   stale_plan: "a saved plan no longer matches the broker (the message names, per cluster, the objects that changed and how, then the plan's differences), the topology file (or the values its `${VAR}`s take) or topo's version (topo apply PLANFILE); nothing was written",
-  interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got (a second signal stops at once, and the message then says only that some changes may have been made), and a re-run finishes it",
+  interrupted: "apply was stopped by Ctrl-C or SIGTERM (exit code 130); the message says how far each cluster got (a second signal stops at once, and the message then says only that some changes may have been made; during the step that puts back the bindings of an exchange being replaced, which only that apply knows, it waits for the step, saying so, and a third stops at once and names the bindings that may be lost), and a re-run finishes it",
   unroutable: "topo route: the task would reach no queue: the file gives it none, or (--live) the broker would drop it or refuse its publish; the message says why",
   messages_lost:
     "a queue replace finished, but fewer messages came back out of its holding queue than it had moved in: the broker dropped the others there (a policy or operator policy that came during the replace, a length limit or a TTL); the message says how many",

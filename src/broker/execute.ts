@@ -14,6 +14,7 @@ import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { writeEach, writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
+import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
 import { statsNow, unackedSince } from "./read.js";
 import { vh } from "./http.js";
@@ -297,7 +298,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     //     messages), or starts none of it.
     if (replaces.length) {
       replaces.forEach((a) => ctx.begun?.(a));
-      const { made, refusals } = await amqp.wholeBatch(() => replaceByDeleteAndCreate(replaces));
+      // What a process stopped inside the step would lose: every binding it is to put back.
+      const atRisk = replaces.flatMap((a) => a.rebind.map((b) => `binding ${describe(b)} (of ${subjectOf(a).kind} ${describe(subjectOf(a))})`));
+      const done = holdStep(atRisk);
+      const { made, refusals } = await amqp.wholeBatch(() => replaceByDeleteAndCreate(replaces)).finally(done);
       for (const a of made) mark(a);
       if (refusals) throw refusals;
     }

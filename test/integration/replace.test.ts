@@ -220,7 +220,10 @@ describe("lossless replace", () => {
     expect(await bindings()).toEqual(had);
   });
 
-  it("SIGTERM while a replaced exchange gets its bindings back: the step finishes first, so no binding of a user's is lost", async () => {
+  it.each([
+    ["SIGTERM", 1],
+    ["a double Ctrl-C (SIGINT twice)", 2],
+  ])("%s while a replaced exchange gets its bindings back: the step finishes first, so no binding of a user's is lost", async (_what, signals) => {
     const { sync, async, before } = files();
     expect((await runCli(["apply", "-f", before])).code).toBe(0);
     // A transient service exchange with many bindings of a user's: putting them back takes a while.
@@ -238,6 +241,8 @@ describe("lossless replace", () => {
     const file = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }] });
 
     const child = execFile(process.execPath, [CLI, "apply", "-f", file, "--allow-destructive"]);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
     // The exchange gone, or back with only some of its bindings: the replace is under way.
     let midway = false;
@@ -245,10 +250,16 @@ describe("lossless replace", () => {
       const x = await api("GET", `/api/exchanges/${vh(async)}/mplogin`);
       const bound = x.status === 200 ? ((await api("GET", `/api/exchanges/${vh(async)}/mplogin/bindings/source`)).body as unknown[]).length : 0;
       midway = x.status === 404 || (x.body.durable === true && bound < 3001);
-      if (midway) child.kill("SIGTERM");
+      if (midway && signals === 1) child.kill("SIGTERM");
+      if (midway && signals === 2) {
+        child.kill("SIGINT");
+        await new Promise((r) => setTimeout(r, 100));
+        child.kill("SIGINT");
+      }
     }
     expect(midway).toBe(true);
     expect(await exited).toBe(130);
+    if (signals === 2) expect(stderr).toMatch(/SIGINT again: waiting for 3001 bindings of the exchanges \(or queues\) being replaced to be put back/);
     expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ durable: true });
     expect((await listBindings(async)).map((x) => `${x.source}>${x.destination}:${x.routing_key}`).filter((b) => b.startsWith("mplogin>")).sort()).toEqual(expected);
     const again = await runCli(["apply", "-f", file, "--allow-destructive"]);
