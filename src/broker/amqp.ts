@@ -292,6 +292,21 @@ export class AmqpSession {
     return (this.closing ??= this.closeAfterBatches());
   }
 
+  /**
+   * The apply lock this connection held was taken from it (the broker cancelled the lock's
+   * consumer: its queue was deleted). Another apply may take the lock and write meanwhile, so this
+   * connection goes as if lost: what it was writing fails as a connection lost, and apply
+   * reconnects, takes the lock again (waiting for whoever holds it) and plans anew before it
+   * writes more.
+   */
+  loseLock(why: string): void {
+    if (this.closing || this.lost) return;
+    const e = new Error(why);
+    this.lost = e;
+    this.loseAll?.(e);
+    void this.conn.close().catch(() => undefined);
+  }
+
   private async closeAfterBatches(): Promise<void> {
     // Bounded: a batch waits for its confirms at most as long as a blocked broker is waited out.
     if (this.moving.size) {

@@ -68,7 +68,16 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
       if (session.channelBudget >= LOCK_CONSUMER_MIN_CHANNELS) {
         session.rpcs++;
         step = `consume lock ${lock}`;
-        await ch.consume(lock, () => undefined, { noAck: true });
+        // null: the broker cancelled the consumer, which it does when the queue is deleted
+        // (rabbitmqctl delete_queue takes an exclusive queue; a policy's expires cannot while it
+        // is consumed). apply then went on writing while a second apply took the lock and wrote too.
+        await ch.consume(
+          lock,
+          (m) => {
+            if (m === null) session.loseLock(`the apply lock (queue ${lock} in vhost ${vhost}) was deleted while this apply held it (rabbitmqctl delete_queue?), so another apply may write now; apply stops writing, takes the lock again and plans anew`);
+          },
+          { noAck: true },
+        );
       } else {
         await closeChannel(ch);
       }

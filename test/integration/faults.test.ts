@@ -99,6 +99,25 @@ describe("one apply at a time", () => {
     }
   });
 
+  it("a lock deleted under a running apply (rabbitmqctl delete_queue) stops its writes: it takes the lock again and plans anew before writing more", async (ctx) => {
+    const ctl = await localCtl();
+    if (!ctl) {
+      console.warn("skipped: the suite's broker is not this machine's rabbitmqctl node, so the test cannot delete the lock queue");
+      return ctx.skip();
+    }
+    const { async, file: small } = fresh(["mpkeep"]);
+    const big = writeTopology({ sync: uniqueName("unused"), async, services: ["mpkeep", ...names(2000).map((name) => ({ name, sync: false }))] });
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    const child = startCli(["apply", "-f", big, "--cluster", "async"]);
+    await child.waitFor(/applying/);
+    ctl("delete_queue", "-p", async, "topo.mp.lock");
+    const code = await child.exited;
+    expect(child.stderr()).toMatch(/the apply lock \(queue topo\.mp\.lock in vhost \S+\) was deleted while this apply held it/);
+    expect(child.stderr()).toMatch(/cluster async: reconnecting in/);
+    expect(code, child.stderr()).toBe(0);
+    expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+
   it("a queue of the lock's name that is not exclusive (something else declared it) is named at once, in plan and by apply: no waiting for an apply that does not exist", async () => {
     const { sync, file } = fresh(["mplogin"]);
     await createVhost(sync);
