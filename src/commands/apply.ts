@@ -12,7 +12,7 @@ import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { renderAction, renderText } from "../plan/render.js";
-import { plural } from "../core/words.js";
+import { plural, shown } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
 import { forEachCluster, freshOf, readAndPlan, readBackPlan, verifyClusters } from "./clusters.js";
 import { managementClient, selectClusters, topologyOf, unreadClusters, type ConnectionOptions, type TopologySource } from "./source.js";
@@ -302,7 +302,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) {
             // Another cluster may go on for a while: this one's lock goes now.
             await dropSession(c);
-            throw e;
+            throw await vhostDeleted(e, c, client(c));
           }
           // The error that counted this cluster's changes is only logged: the attempt after it
           // may fail with one that does not (a connect refused by a node still down), and the
@@ -617,6 +617,34 @@ function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: C
 /** The objects whose names a prefix claims on its vhost, its mark says: while the file has one there, the mark stays. */
 function claimsNames(r: Resource): boolean {
   return r.kind === "exchange" || r.kind === "queue" || r.kind === "binding" || r.kind === "policy";
+}
+
+/**
+ * A write refused with 403 ACCESS_REFUSED whose vhost is gone: RabbitMQ refuses every write in a
+ * vhost deleted under the connection so, and the hint to grant rights could not work (the vhost
+ * was deleted during the apply: the next apply creates it again).
+ */
+async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClient): Promise<unknown> {
+  if (!(e instanceof TopoError) || !/\b403\b|ACCESS_REFUSED/.test(e.message)) return e;
+  const vhost = c.target.amqp.vhost;
+  // From the listing, which monitoring users may read (GET /api/vhosts/NAME answers
+  // administrators only on 4.x). Read a few times: while RabbitMQ 3.10 deletes a vhost under open
+  // channels, the vhost shows for a moment again (measured: listed once right after the 403,
+  // absent before and after).
+  const listed = () => http.get<{ name: string }[]>(`/api/vhosts?columns=name`).then((vs) => vs.some((v) => v.name === vhost), () => true);
+  let gone = false;
+  for (let i = 0; i < 5 && !gone; i++) {
+    if (i) await sleep(200);
+    gone = !(await listed());
+  }
+  if (!gone) return e;
+  return new ApplyError(
+    `${e.message}\n  cluster ${c.target.name}: vhost ${shown(vhost)} no longer exists: it was deleted while apply ran, and RabbitMQ refuses every write in a deleted vhost as access refused`,
+    [`if the vhost was meant to go, remove cluster ${c.target.name} from the file; otherwise topo apply creates it again (everything in it was lost with it)`],
+    false,
+    "apply_incomplete",
+    e.place ?? { cluster: c.target.name },
+  );
 }
 
 /** What a replace stopped half-way leaves, said under an interrupted apply. */

@@ -118,6 +118,19 @@ describe("one apply at a time", () => {
     expect((await runCli(["plan", "-f", big, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("a vhost deleted under a running apply is named as deleted, not as a permission to grant", async () => {
+    const { async, file: small } = fresh(["mpkeep"]);
+    const big = writeTopology({ sync: uniqueName("unused"), async, services: ["mpkeep", ...names(2000).map((name) => ({ name, sync: false }))] });
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    const child = startCli(["apply", "-f", big, "--cluster", "async"]);
+    await child.waitFor(/applying/);
+    expect((await api("DELETE", `/api/vhosts/${vh(async)}`)).status).toBe(204);
+    expect(await child.exited).toBe(1);
+    expect(child.stderr()).toMatch(new RegExp(`cluster async: vhost ${async} no longer exists: it was deleted while apply ran`));
+    expect(child.stderr()).toMatch(/hint: if the vhost was meant to go, remove cluster async from the file; otherwise topo apply creates it again/);
+    expect(child.stderr()).not.toMatch(/set_permissions/);
+  });
+
   it("a queue of the lock's name that is not exclusive (something else declared it) is named at once, in plan and by apply: no waiting for an apply that does not exist", async () => {
     const { sync, file } = fresh(["mplogin"]);
     await createVhost(sync);
