@@ -142,8 +142,14 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   let parked: { moved: number; expiring: number } | undefined;
 
   if (!r.queueDone) {
-    // 1. New publishes go to the holding queue.
-    await step(`declare ${hold}`, (ch) => declareOwnQueue(ch, holdQueue));
+    // 1. New publishes go to the holding queue. One this run makes refuses a publish past a length
+    //    limit rather than drop its oldest (x-overflow reject-publish; a classic queue's argument
+    //    wins over a policy's overflow, measured on 3.10.8): a limit a policy puts on it during the
+    //    replace, which plan could not judge, stops the move with the rest still in the old queue.
+    //    A quorum queue takes the policy's overflow over the argument: there the count of what
+    //    comes back out says what was lost (messages_lost).
+    const declared = r.hold === undefined && holdQueue.type === "classic" && !("x-overflow" in holdQueue.arguments) ? { ...holdQueue, arguments: { ...holdQueue.arguments, "x-overflow": "reject-publish" } } : holdQueue;
+    await step(`declare ${hold}`, (ch) => declareOwnQueue(ch, declared));
     await step(`bind ${hold}`, async (ch) => {
       for (const b of routes) await bind(ch, toHold(b));
     });

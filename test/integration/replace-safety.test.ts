@@ -1137,21 +1137,36 @@ ch.close(); c.close()`;
     expect([...held, ...pub.confirmed].filter((id) => !got.has(id))).toEqual([]);
   });
 
-  it("a policy that limits the holding queue once plan has judged it (it came during the replace) drops what topo moved there: apply says so, exit 1 (messages_lost), never that the broker matches", async () => {
-    const { f } = await appliedHolding(300);
-    // The mover alone, as apply runs it after a plan that saw no such policy (no limits given).
-    expect((await api("PUT", `/api/policies/${vh(f.async)}/holdlim`, { pattern: "^topo\\.hold\\.", definition: { "max-length": 100 }, "apply-to": "queues", priority: 50 })).status).toBeLessThan(300);
+  /** The mover alone, as apply runs it after a plan that saw no policy on the holding queue (no limits given). */
+  async function moverAfterPolicy(definition: Record<string, unknown>): Promise<{ f: ReturnType<typeof files>; held: string[]; err?: BrokerError }> {
+    const { f, held } = await appliedHolding(300);
+    expect((await api("PUT", `/api/policies/${vh(f.async)}/holdlim`, { pattern: "^topo\\.hold\\.", definition, "apply-to": "queues", priority: 50 })).status).toBeLessThan(300);
     const session = await AmqpSession.open(target(f.async));
     const err = await replaceQueueLossless(session, { after: queue({ "x-max-length": 1000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
       () => undefined,
       (e: BrokerError) => e,
     );
     await session.close();
+    return { f, held, err };
+  }
+
+  it("a length limit a policy puts on the holding queue once plan has judged it (during the replace) stops the move: the holding queue refuses what does not fit, and nothing is lost", async () => {
+    const { f, held, err } = await moverAfterPolicy({ "max-length": 100 });
+    expect(err?.message).toMatch(/^cluster async: replace queue mplogin\.async: queue topo\.hold\.mplogin\.async refused \d+ messages?.*; 200 messages could not be moved and the old queue mplogin\.async keeps them; none was lost or copied$/);
+    expect(await messageCount(f.async, Q)).toBe(200);
+    expect(await messageCount(f.async, "topo.hold.mplogin.async")).toBe(100);
+    expect(held).toHaveLength(300);
+  });
+
+  it("a TTL a policy puts on the holding queue during the replace drops what topo moved there: apply says so, exit 1 (messages_lost), never that the broker matches", async () => {
+    const { f, err } = await moverAfterPolicy({ "message-ttl": 1 });
     expect(err?.code).toBe("messages_lost");
-    expect(err?.message).toBe(
-      "cluster async: replace queue mplogin.async: the queue has its new shape, but 200 of the 300 messages topo moved into topo.hold.mplogin.async were gone when it moved them back (100 came out): the broker dropped them there, which a policy or operator policy that came during the replace does (a length limit, a message TTL without a dead-letter exchange)",
+    expect(err?.message).toMatch(
+      /^cluster async: replace queue mplogin\.async: the queue has its new shape, but (\d+) of the 300 messages topo moved into topo\.hold\.mplogin\.async were gone when it moved them back \(\d+ came out\): the broker dropped them there, which a policy or operator policy that came during the replace does \(a length limit, a message TTL without a dead-letter exchange\)$/,
     );
-    expect(await messageCount(f.async, Q)).toBe(100);
+    const gone = Number(/but (\d+) of/.exec(err?.message ?? "")?.[1]);
+    expect(gone).toBeGreaterThan(0);
+    expect(await messageCount(f.async, Q)).toBe(300 - gone);
   });
 
   it("a consumer that attaches during the replace makes the broker refuse the delete; its messages are kept", async () => {
