@@ -7,8 +7,7 @@ import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, exchangeShape, keyOf, stableJson } from "../core/keys.js";
 import { names, plural } from "../core/words.js";
-import { policyRegExp } from "../core/policy-pattern.js";
-import { APPLIES_TO } from "./describe-queue.js";
+import { policiesFor } from "../plan/risk.js";
 import { modelExchange } from "./file-objects.js";
 import { ownerOf, serviceQueueReader } from "./queues.js";
 import type { ImportSource, UserMirrors } from "./types.js";
@@ -51,6 +50,7 @@ function sparedExchangeNotes(source: ImportSource, imported: Queue[], prefix: st
 
 function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserMirrors): string[] {
   const notes: string[] = [];
+  const policies = source.actual.resources.filter((r): r is Policy => r.kind === "policy");
   for (const p of source.actual.resources) {
     if (p.kind !== "policy" || isTopoName(p.name)) continue;
     const partial = mirrors.partial.find((m) => m.cluster === source.name && m.policy === p.name);
@@ -61,9 +61,12 @@ function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserM
     } else if (mirrorsAll.length) {
       text += `; it mirrors ${names(mirrorsAll)}, which the file marks mirrored: true, the job of topo's own policy: once that exists, delete this one or narrow its pattern`;
     } else {
-      const re = policyRegExp(p.pattern);
-      const hits = re ? imported.filter((q) => APPLIES_TO[q.type].has(p.applyTo) && re.test(q.name)).map((q) => q.name) : [];
+      // The queues it applies to: those it matches where no policy of higher priority does (one
+      // of equal priority may apply instead; RabbitMQ's choice between them is not defined).
+      const hits = imported.filter((q) => policiesFor(q, policies).some((x) => x.p.name === p.name)).map((q) => q.name);
+      const shadowed = imported.filter((q) => !hits.includes(q.name) && policiesFor(q, [p]).some((x) => !x.unread)).map((q) => q.name);
       if (hits.length) text += `; it applies to ${plural(hits.length, "queue")} of this file (${names(hits)})`;
+      if (shadowed.length) text += `; it matches ${hits.length ? "" : `${plural(shadowed.length, "queue")} of this file, `}${names(shadowed)}, where a policy of higher priority applies instead`;
     }
     notes.push(`${text}.`);
   }

@@ -18,7 +18,8 @@ describe("listLeftAlone", () => {
     const s = importSource("s", [a, b, limits, classicOnly, pcre, policy({ name: "topo.mp.mirror.sync", pattern: "^mp" })]);
     expect(listLeftAlone(s, [a, b], new Set(), NO_MIRRORS, "mp")).toEqual([
       "policy limits (pattern ^mp, apply-to queues, priority 1, max-length=10): a user's policy; it applies to 2 queues of this file (mpa.sync, mpb.sync).",
-      'policy lazy (pattern ^mp, apply-to classic_queues, priority 0, queue-mode="lazy"): a user\'s policy; it applies to 1 queue of this file (mpa.sync).',
+      // limits (priority 1) applies to mpa.sync, not lazy (priority 0): only one policy applies to a queue.
+      'policy lazy (pattern ^mp, apply-to classic_queues, priority 0, queue-mode="lazy"): a user\'s policy; it matches 1 queue of this file, mpa.sync, where a policy of higher priority applies instead.',
       "policy pcre (pattern (?<x, apply-to queues, priority 0): a user's policy.",
     ]);
   });
