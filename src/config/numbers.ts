@@ -51,8 +51,10 @@ export function numberProblem(source: string, value: number, types: ReadonlySet<
   if (/^[-+]?0o/i.test(source)) return `${source} is an octal number (${decimal}), which ${PYYAML} read as text; write it in decimal: ${decimal}`;
   if (/^[-+]?0x/i.test(source)) return `${source} is a hexadecimal number (${decimal}), which YAML's JSON schema reads as text; write it in decimal: ${decimal}`;
   if (/^\+[0-9]+$/.test(source)) return `YAML's JSON schema reads ${source} as text; write ${decimal} without the +`;
-  // PyYAML's float needs a "." (1.0e+3); 1e3 is text to it.
-  if (/[eE]/.test(source) && !source.includes(".")) return `${TOPO} reads ${source} as ${decimal}, but ${PYYAML} read it as text; write it in decimal: ${decimal}`;
+  // Under a %YAML 1.1 directive YAML reads 1_000, 0b101 and 1:30 as numbers, which YAML 1.2 reads as text.
+  if (yaml11Integer(source) !== undefined) return `${source} is ${decimal} to YAML 1.1 readers, and text to YAML 1.2 ones; write it in decimal: ${decimal}`;
+  // PyYAML's float needs a "." and a signed exponent (1.0e+3): 1e3 and 1.5e3 are text to it.
+  if (/[eE]/.test(source) && (!source.includes(".") || /[eE][0-9]/.test(source))) return `${TOPO} reads ${source} as ${decimal}, but ${PYYAML} read it as text; write it in decimal: ${decimal}`;
   return `${source} is a fraction to ${PYYAML}, not a whole number; write ${decimal}`;
 }
 

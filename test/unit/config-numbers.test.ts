@@ -40,6 +40,14 @@ describe("numbers written in forms YAML readers disagree on", () => {
     expect(one("x-max-length", "1_000")).toEqual([`${at("x-max-length")}: YAML 1.2 (topo) reads 1_000 as text, but YAML 1.1 readers (PyYAML) read it as 1000; write it in decimal: 1000`]);
   });
 
+  it("1.5e3, which PyYAML reads as text (its exponent takes a sign), and under %YAML 1.1 the forms only 1.1 reads as numbers", () => {
+    expect(one("x-max-length", "1.5e3")).toEqual([`${at("x-max-length")}: YAML 1.2 (topo) reads 1.5e3 as 1500, but YAML 1.1 readers (PyYAML) read it as text; write it in decimal: 1500`]);
+    const yaml11 = (written: string) => problemsOf(`%YAML 1.1\n---\n${withArg("x-max-length", written)}`).map((p) => p.replace(/^\d+:\d+: /, ""));
+    for (const [written, n] of [["1_000", 1000], ["0b101", 5], ["1:30", 90]] as const) {
+      expect(yaml11(written)).toEqual([`services[0].async.arguments.x-max-length: ${written} is ${n} to YAML 1.1 readers, and text to YAML 1.2 ones; write it in decimal: ${n}`]);
+    }
+  });
+
   it("every numeric field follows the same rule: x-queue-version and version", () => {
     expect(one("x-queue-version", "02")).toEqual([
       `${at("x-queue-version")}: YAML 1.2 (topo) reads 02 as 2, but YAML 1.1 readers (PyYAML) read it as the octal 2; write 2 without the leading zero`,
