@@ -51,11 +51,20 @@ export function schemaProblem(
     case "type": {
       // A services entry is either a name or a mapping (if/then/else in the schema).
       const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
-      const wanted = isServiceEntry ? "a service name or a mapping with name:" : article(String(params.type));
+      // sync:/async: of a service is true, false or a mapping of settings (if/then/else: the else's "object").
+      const isSwitch = path.length === 3 && path[0] === "services" && (path[2] === "sync" || path[2] === "async");
+      const wanted = isServiceEntry ? "a service name or a mapping with name:" : isSwitch ? "true, false or a mapping of settings" : article(String(params.type));
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${typeHint(String(params.type), value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
+      break;
+    }
+    case "uniqueItems": {
+      // At the second of the two, which is the one to remove.
+      const [later, earlier] = [Number(params.i), Number(params.j)].sort((a, b) => b - a);
+      target = [...path, later as number];
+      message = `${where}: item ${later! + 1} is the same as item ${earlier! + 1}; list each once`;
       break;
     }
     case "minProperties":

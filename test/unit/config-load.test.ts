@@ -312,6 +312,17 @@ ${ext}`;
   });
 });
 
+describe("schema problems in words that lead to the fix", () => {
+  it("a service's sync: or async: written as text says true, false or a mapping, with what to write; a duplicate list item is named at itself", () => {
+    const ps = problemsOf(`version: 1\n${CLUSTERS}services:\n  - name: mpa\n    sync: "false"\n  - name: mpb\n    sync: yes\nusers:\n  u1:\n    password: \${X:-pw}\n    consumes: [mpa, mpb, mpa]\n`);
+    expect(ps).toEqual([
+      '9:11: services[0].sync: must be true, false or a mapping of settings, not string "false"; write false without quotes',
+      '11:11: services[1].sync: must be true, false or a mapping of settings, not string "yes" (YAML 1.2 reads yes, no, on and off as text); write true or false',
+      "15:26: users.u1.consumes: item 3 is the same as item 1; list each once",
+    ]);
+  });
+});
+
 describe("values that do not say what they seem to", () => {
   it("a $NAME without braces is a warning at the $, never quoting the value (it may be a password)", () => {
     const warnings: ConfigProblem[] = [];
