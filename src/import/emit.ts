@@ -2,7 +2,7 @@
 // (so a string "100" stays a string and 100 a number); what the file cannot describe becomes the
 // comment at its top, in the words `topo plan` will print.
 
-import { Document, isNode, Pair, type YAMLMap, type YAMLSeq } from "yaml";
+import { Document, isNode, Pair, visit, type YAMLMap, type YAMLSeq } from "yaml";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
 import { renderAction } from "../plan/render.js";
 import { names } from "../core/words.js";
@@ -52,7 +52,20 @@ function escapeDollars<T>(value: T): T {
  * from the broker holding one would start a line of YAML. Every such character is shown escaped.
  */
 function safeComment(line: string): string {
-  return line.replace(/[\u0000-\u001f\u007f\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return line.replace(UNSEEN, unicodeEscape);
+}
+
+/**
+ * Control and format characters: a line break ends a comment, and one that shows nothing (a tab
+ * in a plain scalar, a bidirectional override U+202E) makes a line read otherwise in review, or,
+ * written raw, a file PyYAML refuses. Comments show them escaped; a value that holds one is
+ * written double-quoted, where YAML reads the same \uXXXX escape as the character.
+ */
+const UNSEEN = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+const UNSEEN_RAW = /[\u0080-\u009f\p{Cf}\u2028\u2029]/gu;
+
+function unicodeEscape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
 }
 
 /** Break prose at spaces so comment lines stay readable; `indent` starts every continuation line. */
@@ -226,8 +239,14 @@ export function emitTopology(input: EmitInput): string {
   }
 
   doc.contents = root;
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === "string" && node.value.search(UNSEEN) >= 0) node.type = "QUOTE_DOUBLE";
+    },
+  });
   doc.commentBefore = header(input).join("\n");
-  // No folding: a long URL or argument value stays on one line, as people write them.
-  return doc.toString({ lineWidth: 0 });
+  // No folding: a long URL or argument value stays on one line, as people write them. The YAML
+  // library writes C1 and format characters raw even between double quotes: escaped there.
+  return doc.toString({ lineWidth: 0 }).replace(UNSEEN_RAW, unicodeEscape);
 }
 

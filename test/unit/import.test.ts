@@ -397,6 +397,17 @@ describe("emission", () => {
     expect(text).toContain("evil\\u000d\\u000aservices: []\\u2028x");
   });
 
+  it("writes a value with a control or format character double-quoted and escaped (a bidi override, a tab, a C1 control), so it reads the same and shows what it holds", () => {
+    const odd = "dlx\u202etxt\tend\u0085x";
+    const sources = [src("async", service("mpa", "async", { arguments: { "x-dead-letter-exchange": odd } }))];
+    const text = emit(infer(sources), sources);
+    expect(text).not.toMatch(/[\u202e\u0085\t]/);
+    expect(text).toContain('"dlx\\u202etxt\\tend\\u0085x"');
+    const doc = parseDocument(text);
+    expect(doc.errors).toEqual([]);
+    expect(doc.toJS().services).toEqual([{ name: "mpa", sync: false, async: { arguments: { "x-dead-letter-exchange": odd } } }]);
+  });
+
   it("masks what the redactor masks in comments, e.g. credentials in a policy value", () => {
     const p = policy({ name: "fed", pattern: "^billing", definition: { "federation-upstream": "amqp://u:Secr3t@up" } });
     const sources = [src("sync", [...service("mpa", "sync"), p])];
