@@ -508,21 +508,7 @@ describe("where and how RabbitMQ dead-letters the file's queues", () => {
     // rejected task (nothing holds it afterwards).
     const unbound = await runCli(["plan", "-f", file]);
     expect(unbound.stdout).toMatch(/x-dead-letter-exchange: "mplost_dead" \(queue mplost\.async\): it dead-letters to exchange "mplost_dead" \(fanout\), bound to nothing, which routes none of the messages' own routing keys/);
-    const reject = async (id: string) => {
-      await publish(async, "mplost", "mplost.async.run", [id]);
-      await withChannel(async, async (ch) => {
-        const m = await ch.get("mplost.async", { noAck: false });
-        expect(m).not.toBe(false);
-        if (m) ch.nack(m, false, false);
-        await ch.checkQueue("mplost.async");
-      });
-      let parked = 0;
-      for (let i = 0; i < 10 && parked === 0; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        parked = await messageCount(async, "mpgone.parked");
-      }
-      return [await messageCount(async, "mplost.async"), parked];
-    };
+    const reject = (id: string) => rejectAndCount(async, "mplost", id, "mpgone.parked", 10);
     expect(await reject("1")).toEqual([0, 0]);
     await withChannel(async, (ch) => ch.bindQueue("mpgone.parked", "mplost_dead", ""));
     const clean = await runCli(["plan", "-f", file]);
@@ -555,21 +541,29 @@ describe("where and how RabbitMQ dead-letters the file's queues", () => {
     expect(put.status).toBeLessThan(300);
     const clean = await runCli(["plan", "-f", file]);
     expect(clean.stdout).not.toMatch(/dead-letters/);
-    await publish(async, "mpself", "mpself.async.run", ["2"]);
-    await withChannel(async, async (ch) => {
-      const m = await ch.get("mpself.async", { noAck: false });
-      expect(m).not.toBe(false);
-      if (m) ch.nack(m, false, false);
-      // A call on the same channel after the nack: the connection closes only once it is handled.
-      await ch.checkQueue("mpself.async");
-    });
-    // Dead-lettering is asynchronous: the count of the queue it reaches is read until it shows.
-    let parked = 0;
-    for (let i = 0; i < 50 && parked === 0; i++) {
-      parked = await messageCount(async, "mpself.parked");
-      if (!parked) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(parked).toBe(1);
-    expect(await messageCount(async, "mpself.async")).toBe(0);
+    expect(await rejectAndCount(async, "mpself", "2", "mpself.parked")).toEqual([0, 1]);
   });
 });
+
+/**
+ * Publish one task (id `id`) to service `service`'s exchange, reject it from its async queue
+ * without requeue, and count what `parkedIn` then holds (read until it shows, up to `polls` times:
+ * dead-lettering is asynchronous) and what the queue still holds: [in the queue, parked].
+ */
+async function rejectAndCount(v: string, service: string, id: string, parkedIn: string, polls = 50): Promise<[number, number]> {
+  const queue = `${service}.async`;
+  await publish(v, service, `${queue}.run`, [id]);
+  await withChannel(v, async (ch) => {
+    const m = await ch.get(queue, { noAck: false });
+    expect(m).not.toBe(false);
+    if (m) ch.nack(m, false, false);
+    // A call on the same channel after the nack: the connection closes only once it is handled.
+    await ch.checkQueue(queue);
+  });
+  let parked = 0;
+  for (let i = 0; i < polls && parked === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    parked = await messageCount(v, parkedIn);
+  }
+  return [await messageCount(v, queue), parked];
+}
