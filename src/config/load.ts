@@ -146,7 +146,10 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   if (binary >= 0) {
     const lineOf = text.slice(0, binary).split("\n").length;
     const col = binary - text.lastIndexOf("\n", binary - 1);
-    fail([{ line: lineOf, col, message: `file contains binary data (byte ${binary}); a topology is UTF-8 YAML text` }]);
+    // The text is decoded already: a byte UTF-8 cannot read is U+FFFD, and the place is a character's.
+    const c = text.charCodeAt(binary);
+    const what = c === 0xfffd ? "bytes that are not UTF-8 text (binary data, or a file saved as Latin-1 or UTF-16?)" : `the control character U+${c.toString(16).toUpperCase().padStart(4, "0")}${c === 0 ? " (binary data, or a file saved as UTF-16?)" : ""}`;
+    fail([{ line: lineOf, col, message: `file contains ${what} here; a topology is UTF-8 YAML text: save it as UTF-8` }]);
   }
   if (text.trim() === "") fail([{ line: 1, col: 1, message: `file is empty; a topology needs version, clusters and services` }]);
 
@@ -612,6 +615,8 @@ function keyProblem(key: unknown): string | undefined {
   if (isSeq(key) || isMap(key) || isAlias(key)) {
     return `a key must be a name, not ${isSeq(key) ? "a list" : isMap(key) ? "a mapping" : "an alias (*name)"}; write the name as text`;
   }
+  // ${VAR} is read in values only: a key is the name as written (a cluster's, a user's).
+  if (isScalar(key) && typeof key.value === "string" && /\$\{/.test(key.value)) return `\${...} is read in values only, not in keys: write the name itself`;
   if (!isScalar(key) || typeof key.value === "string" || typeof key.value === "symbol") return undefined;
   const written = key.source ?? "";
   const name = keyName(key.value);

@@ -323,6 +323,20 @@ describe("schema problems in words that lead to the fix", () => {
   });
 });
 
+describe("a file that is not UTF-8, and variables in keys", () => {
+  it("a Latin-1 byte is placed at its character and named as not UTF-8; a NUL says UTF-16 may be why", () => {
+    const latin1 = Buffer.concat([Buffer.from(`version: 1\n${CLUSTERS}services:\n  - name: mpa # caf`), Buffer.from([0xe9]), Buffer.from("\n")]).toString("utf8");
+    expect(problemsOf(latin1)).toEqual(["8:20: file contains bytes that are not UTF-8 text (binary data, or a file saved as Latin-1 or UTF-16?) here; a topology is UTF-8 YAML text: save it as UTF-8"]);
+    expect(problemsOf(`v\u0000e`)).toEqual(["1:2: file contains the control character U+0000 (binary data, or a file saved as UTF-16?) here; a topology is UTF-8 YAML text: save it as UTF-8"]);
+  });
+
+  it("a ${VAR} in a key is refused at it, saying variables are read in values only", () => {
+    expect(problemsOf(`version: 1\nclusters:\n  \${CLUSTER}:\n    url: amqp://guest:guest@127.0.0.1:1/s\nservices: [mpa]\n`)).toContainEqual(
+      "3:3: clusters: ${...} is read in values only, not in keys: write the name itself",
+    );
+  });
+});
+
 describe("values that do not say what they seem to", () => {
   it("a $NAME without braces is a warning at the $, never quoting the value (it may be a password)", () => {
     const warnings: ConfigProblem[] = [];
