@@ -620,12 +620,15 @@ function claimsNames(r: Resource): boolean {
 }
 
 /**
- * A write refused with 403 ACCESS_REFUSED whose vhost is gone: RabbitMQ refuses every write in a
- * vhost deleted under the connection so, and the hint to grant rights could not work (the vhost
- * was deleted during the apply: the next apply creates it again).
+ * A write refused with 403 ACCESS_REFUSED, or a reconnect refused with "vhost not found", whose
+ * vhost is gone: RabbitMQ refuses every write in a vhost deleted under the connection so, and the
+ * hint to grant rights (or to create the vhost by hand) missed the cause: the vhost was deleted
+ * during the apply, and the next apply creates it again.
  */
 async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClient): Promise<unknown> {
-  if (!(e instanceof TopoError) || !/\b403\b|ACCESS_REFUSED/.test(e.message)) return e;
+  // 403 on a write; or, where the vhost's deletion took the lock queue first (apply then
+  // reconnects to take it again), 530 "vhost ... not found" at the reconnect.
+  if (!(e instanceof TopoError) || !/\b403\b|ACCESS_REFUSED|530 NOT_ALLOWED - vhost /.test(e.message)) return e;
   const vhost = c.target.amqp.vhost;
   // From the listing, which monitoring users may read (GET /api/vhosts/NAME answers
   // administrators only on 4.x). Read a few times: while RabbitMQ 3.10 deletes a vhost under open
