@@ -10,7 +10,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { namedItem } from "./answers.js";
 import { sleep } from "./retry.js";
-import { shellWord } from "../core/words.js";
+import { strayLockAdvice } from "../plan/left-behind.js";
 
 export interface LockOptions {
   /** The lock queue's name: topo.<prefix>.lock, so files with different prefixes never wait on each other. */
@@ -152,7 +152,7 @@ export function notALock(cluster: string, vhost: string, lock: string): BrokerEr
     {
       code: "broker_refused",
       object: `queue ${lock}`,
-      hints: [`something other than topo declared it: once nothing uses it, delete it (rabbitmqadmin -V ${shellWord(vhost)} delete queue name=${shellWord(lock)}), then run topo apply again`],
+      hints: [`${strayLockAdvice(vhost, lock)}, then run topo apply again`],
     },
   );
 }

@@ -96,8 +96,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   // answer 404 for a vhost that exists, and apply would then create another. The list of vhosts
   // names none in its path, so it says whether the vhost is there.
   if (!exists) {
-    const all = await client.list<{ name: string }>(`/api/vhosts?columns=name`);
-    if (all?.some((x) => x.name === target.amqp.vhost)) {
+    if (await vhostListed(client, target.amqp.vhost)) {
       throw client.notTheBrokers(
         "GET",
         paths.exchanges,
@@ -194,6 +193,16 @@ export async function readAlarms(client: ManagementClient): Promise<NodeAlarm[]>
   const now = await client.request("GET", "/api/health/checks/alarms", undefined, [401, 403, 404, 503], { attempts: 1 }).catch(() => undefined);
   const body = now?.body as { status?: unknown } | undefined;
   return now?.status === 200 && body?.status === "ok" ? [] : alarms;
+}
+
+/**
+ * Whether /api/vhosts lists the vhost: the list names none in its path (a proxy that decodes %2F
+ * cannot change it), and monitoring users may read it (GET /api/vhosts/NAME answers
+ * administrators only on 4.x).
+ */
+export async function vhostListed(client: ManagementClient, vhost: string): Promise<boolean> {
+  const all = await client.list<{ name: string }>(`/api/vhosts?columns=name`);
+  return all?.some((x) => x.name === vhost) ?? false;
 }
 
 /**

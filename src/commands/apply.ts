@@ -5,7 +5,7 @@ import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
-import { readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, type QueueStats } from "../broker/read.js";
+import { readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, vhostListed, type QueueStats } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
@@ -630,11 +630,9 @@ async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClien
   // reconnects to take it again), 530 "vhost ... not found" at the reconnect.
   if (!(e instanceof TopoError) || !/\b403\b|ACCESS_REFUSED|530 NOT_ALLOWED - vhost /.test(e.message)) return e;
   const vhost = c.target.amqp.vhost;
-  // From the listing, which monitoring users may read (GET /api/vhosts/NAME answers
-  // administrators only on 4.x). Read a few times: while RabbitMQ 3.10 deletes a vhost under open
-  // channels, the vhost shows for a moment again (measured: listed once right after the 403,
-  // absent before and after).
-  const listed = () => http.get<{ name: string }[]>(`/api/vhosts?columns=name`).then((vs) => vs.some((v) => v.name === vhost), () => true);
+  // Read a few times: while RabbitMQ 3.10 deletes a vhost under open channels, the vhost shows for
+  // a moment again (measured: listed once right after the 403, absent before and after).
+  const listed = () => vhostListed(http, vhost).catch(() => true);
   let gone = false;
   for (let i = 0; i < 5 && !gone; i++) {
     if (i) await sleep(200);

@@ -205,9 +205,9 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   }
   // Only the clusters are read: the users' passwords are not needed (the file written reads each
   // from a variable of its own), as for validate.
-  const { desired, unsetPasswords } = loadConfig(file, env, redactor, { passwordsOptional: true });
+  const { desired, unsetUrls } = loadConfig(file, env, redactor, { passwordsOptional: true });
   // A cluster's URL may leave its password unset for the commands that never connect; import does.
-  refuseUnsetUrls(unsetPasswords, file, "topo import", opts.clusters?.length ? opts.clusters : undefined);
+  refuseUnsetUrls(unsetUrls, file, "topo import", opts.clusters?.length ? opts.clusters : undefined);
   // The sections are copied as written: ${VAR} references, not the values they had here.
   const text = readFileSync(file, "utf8");
   // merge: as the loader reads it, so a section that merges another (`<<: *broker`) is the

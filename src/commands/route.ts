@@ -56,14 +56,14 @@ export interface RouteReport {
 /** Where a task lands according to the file and, with live, according to the broker. */
 export async function route(opts: RouteOptions): Promise<RouteReport> {
   // A route needs no user's password, even --live (it reads the bindings as the management user).
-  const { desired, unsetPasswords, warnings } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
+  const { desired, unsetPasswords, unsetUrls, warnings } = loadConfig(opts.file, opts.env, opts.redactor, { passwordsOptional: true });
   for (const w of [...unsetPasswords, ...warnings]) opts.warn?.(w);
   const r = routeTask(desired, opts.task);
   if (!r.ok) throw new TopoError(r.why, r.hint ? [r.hint] : [], false, r.unroutable ? "unroutable" : "usage");
   const home = desired.clusters.find((c) => c.target.name === r.route.cluster) as DesiredCluster;
   const report: RouteReport = { route: r.route, endpoint: home.target.amqp.display };
   if (!opts.live) return report;
-  refuseUnsetUrls(unsetPasswords, opts.file, "topo route --live", [home.target.name]);
+  refuseUnsetUrls(unsetUrls, opts.file, "topo route --live", [home.target.name]);
 
   const client = managementClient(home, opts);
   let internal = false;

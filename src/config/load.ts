@@ -31,10 +31,13 @@ export interface LoadResult {
   file: string;
   desired: DesiredState;
   /**
-   * With passwordsOptional: a warning for each users.NAME.password whose variable is not set,
-   * naming the variables and the commands that need them.
+   * With passwordsOptional: a warning for each users.NAME.password (or password_hash) and each
+   * cluster URL's user-info whose variable is not set, naming the variables and the commands that
+   * need them.
    */
   unsetPasswords: string[];
+  /** Of those, the clusters' URLs, unworded ("clusters.sync.url: ${PW} is not set"): what a command that connects refuses. */
+  unsetUrls: string[];
   /** FILE:LINE:COL: a password written in the file (literal-secrets.ts), each at its place. */
   warnings: string[];
 }
@@ -78,8 +81,10 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
   const unset = options.passwordsOptional ? new Set<string>() : undefined;
   const warnings: ConfigProblem[] = [];
   const desired = parseConfig(text, file, env, redactor, unset, warnings);
-  const need = (u: string) => (u.startsWith("clusters.") ? "plan, apply, import and route --live connect with it" : "plan, apply and export definitions need it");
-  return { file, desired, unsetPasswords: [...(unset ?? [])].map((u) => `${u}; ${need(u)}`), warnings: warnings.map(formatProblem) };
+  const isUrl = (u: string) => u.startsWith("clusters.");
+  const need = (u: string) => (isUrl(u) ? "plan, apply, import and route --live connect with it" : "plan, apply and export definitions need it");
+  const all = [...(unset ?? [])];
+  return { file, desired, unsetPasswords: all.map((u) => `${u}; ${need(u)}`), unsetUrls: all.filter(isUrl), warnings: warnings.map(formatProblem) };
 }
 
 /**
@@ -87,10 +92,10 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
  * clusters' URLs whose user name or password variables are unset stop it, named. `clusters`: the
  * clusters it connects to (all when undefined).
  */
-export function refuseUnsetUrls(unsetPasswords: readonly string[], file: string, command: string, clusters?: readonly string[]): void {
-  const urls = unsetPasswords.filter((u) => u.startsWith("clusters.") && (!clusters || clusters.some((c) => u.startsWith(`clusters.${c}.`))));
+export function refuseUnsetUrls(unsetUrls: readonly string[], file: string, command: string, clusters?: readonly string[]): void {
+  const urls = unsetUrls.filter((u) => !clusters || clusters.some((c) => u.startsWith(`clusters.${c}.`)));
   if (!urls.length) return;
-  throw new TopoError(`${file}: ${urls.map((u) => u.replace(/; [^;]*$/, "")).join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, [
+  throw new TopoError(`${file}: ${urls.join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, [
     "export the variable (or write ${VAR:-default}), then run it again",
   ]);
 }

@@ -66,10 +66,10 @@ export function yamlMessage(code: string, libraryMessage: string): string {
   return `YAML cannot read the file here (${code}); ${QUOTE_IT}`;
 }
 
-/** What toJS() threw, in words that quote nothing of the file. */
 /** How many values aliases and merge keys may repeat in one file (the YAML library's maxAliasCount). */
 export const MAX_ALIAS_COUNT = 10_000;
 
+/** What toJS() threw, in words that quote nothing of the file. */
 export function yamlReadMessage(libraryMessage: string): string {
   if (/^Excessive alias count indicates a resource exhaustion attack/.test(libraryMessage)) {
     return `cannot read YAML: its aliases (*name) and merge keys (<<) repeat more than ${MAX_ALIAS_COUNT.toLocaleString("en-US")} values, counting those inside what they repeat, which is where topo stops as a guard against a file that grows without end; say what services share once, under defaults:`;

@@ -225,6 +225,9 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
   });
 }
 
+/** The exchange types whose routing topo can judge from the bindings alone. */
+const ROUTED_BY = new Set(["fanout", "direct", "topic"]);
+
 /** The exchanges the vhost will have once apply has run (the file's as it makes them), and the bindings from each. */
 interface Routing {
   exchanges: Map<string, Exchange>;
@@ -256,24 +259,17 @@ function routingOf(desired: DesiredCluster, actual: ActualCluster): Routing {
  */
 function routesNone(spec: QueueSpec, exchange: string, key: string | undefined, routing: Routing, v: Vhost): { argument: string; value: string; where: string; fix: string } | undefined {
   const e = routing.exchanges.get(exchange);
-  if (!e || "alternate-exchange" in e.arguments) return undefined;
+  if (!e || !ROUTED_BY.has(e.type) || "alternate-exchange" in e.arguments) return undefined;
   if (v.policies.some((p) => "alternate-exchange" in p.definition)) return undefined;
   if (policiesFor(spec.queue, v.policies).some(({ p }) => Object.keys(p.definition).some((k) => k.startsWith("dead-letter-")))) return undefined;
   const bindings = routing.from.get(exchange) ?? [];
   const head = [spec.service, spec.traffic];
-  const matches = (b: Binding): boolean | undefined => {
-    switch (e.type) {
-      case "fanout":
-        return true;
-      case "direct":
-        return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${head.join(".")}.`);
-      case "topic":
-        return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head);
-      default:
-        return undefined;
-    }
+  const matches = (b: Binding): boolean => {
+    if (e.type === "fanout") return true;
+    if (e.type === "direct") return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${head.join(".")}.`);
+    return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head);
   };
-  if (!["fanout", "direct", "topic"].includes(e.type) || bindings.some((b) => matches(b) !== false)) return undefined;
+  if (bindings.some(matches)) return undefined;
   const keys = key !== undefined ? `the key ${quoted(key)} (its x-dead-letter-routing-key)` : `the messages' own routing keys (<service>.${spec.traffic}.<task>)`;
   const bound = bindings.length ? `bound only with ${names([...new Set(bindings.map((b) => (e.type === "fanout" ? b.destination : b.routingKey)))])}` : "bound to nothing";
   return {
@@ -284,7 +280,7 @@ function routesNone(spec: QueueSpec, exchange: string, key: string | undefined, 
   };
 }
 
-/** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). *//** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
+/** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
 const DEFAULT_DELIVERY_LIMIT = 20;
 
 /**

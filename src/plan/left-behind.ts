@@ -71,7 +71,10 @@ export function strayLockWarnings(actual: ActualCluster, prefix: string, vhost: 
   const name = lockQueueName(prefix);
   const q = actual.resources.find((r): r is Queue => r.kind === "queue" && r.name === name);
   if (!q || q.exclusive) return [];
-  return [
-    `queue ${name} is not exclusive, so it is no apply's lock, and apply cannot take its lock while it is there (it stops, writing nothing): something other than topo declared it; once nothing uses it, delete it (rabbitmqadmin -V ${shellWord(vhost)} delete queue name=${shellWord(name)})`,
-  ];
+  return [`queue ${name} is not exclusive, so it is no apply's lock, and apply cannot take its lock while it is there (it stops, writing nothing): ${strayLockAdvice(vhost, name)}`];
+}
+
+/** What to do about a queue of the lock's name that is not exclusive (plan's warning, apply's refusal). */
+export function strayLockAdvice(vhost: string, lock: string): string {
+  return `something other than topo declared it: once nothing uses it, delete it (rabbitmqadmin -V ${shellWord(vhost)} delete queue name=${shellWord(lock)})`;
 }
