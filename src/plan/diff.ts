@@ -207,10 +207,15 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   judgeQueueReplaces(actions, desired, actual, owner);
   // RabbitMQ removes an exchange's or a queue's bindings with it, also those someone else made
   // (a user's `mplogin -> audit`): silently, unless the delete names them.
+  // Not the bindings of a holding queue this plan deletes (an interrupted replace of a service the
+  // file no longer lists): the service's own binding on it and the fanout of its own name are
+  // topo's, made by that replace, and go with it.
+  const holdsDeleted = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && holdingQueueOf(a.before, owner) ? [a.before.name] : [])));
+  const holdsOwn = (b: Binding) => b.destinationType === "queue" && holdsDeleted.has(b.destination) && (b.source === b.destination || owner.isService(b.source));
   for (const a of actions) {
     if (a.op !== "delete") continue;
     const unmanaged = bindingsOf(a.before)
-      .filter((b) => !deleted.has(keyOf(b)))
+      .filter((b) => !deleted.has(keyOf(b)) && !holdsOwn(b))
       .sort((x, y) => (describe(x) < describe(y) ? -1 : describe(x) > describe(y) ? 1 : 0));
     if (unmanaged.length) a.unmanaged = unmanaged;
   }

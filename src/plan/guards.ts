@@ -9,7 +9,7 @@ import { allOf, UnsafePlanError } from "../errors.js";
 import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
-import { alsoRemoves, cannotRecreate, inexactRebinds, lostReason, messagesHeld, renderAction } from "./render.js";
+import { alsoRemoves, cannotRecreate, inexactRebinds, lostReason, messagesHeld, orphanedHold, renderAction } from "./render.js";
 import { lostNow } from "./lost-bindings.js";
 import { plural, shown } from "../core/words.js";
 
@@ -243,6 +243,10 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
       ...(all.has("stream")
         ? [`a stream keeps its messages after they are consumed, and its counts lag behind what was just published, so topo cannot make sure ${named("stream").join(", ")} hold${named("stream").length === 1 ? "s" : ""} none: only --allow-data-loss deletes a stream, with what it holds`]
         : []),
+      ...offending.flatMap(({ a }) => {
+        const orphaned = orphanedHold(a);
+        return orphaned ? [`${describe(a.before)}: ${orphaned}`] : [];
+      }),
       all.has("messages")
         ? "let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed"
         : all.has("consumers")

@@ -6,6 +6,7 @@ import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
+import { HOLD_PREFIX } from "../core/naming.js";
 
 
 function details(r: Resource): string {
@@ -115,11 +116,22 @@ export function renderAction(a: Action): string[] {
         `- delete ${a.before.kind} ${describe(a.before)}${holds(a)}`,
         ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
         ...alsoDeletes(a).map((l) => `    ! ${l}`),
+        ...(orphanedHold(a) ? [`    ! ${orphanedHold(a)}`] : []),
         ...lossLines(a),
       ];
     default:
       return assertNever(a);
   }
+}
+
+/**
+ * Under the delete of a holding queue that holds messages (only this prefix's are deleted: an
+ * interrupted replace of a service the file no longer lists): no worker takes them from there.
+ */
+export function orphanedHold(a: { before: Resource; messages?: number }): string | undefined {
+  if (a.before.kind !== "queue" || !a.before.name.startsWith(HOLD_PREFIX) || !a.messages) return undefined;
+  const base = a.before.name.slice(HOLD_PREFIX.length);
+  return `it holds the messages of an interrupted replace of queue ${shown(base)}, which the file no longer lists, and no worker takes them from there: to keep them, put the service back and run topo apply, which finishes the replace, and let its workers drain ${shown(base)} before removing it`;
 }
 
 /** Under a policy change: the queues it would make lose messages (plan/policy-shifts.ts). */

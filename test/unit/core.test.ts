@@ -290,6 +290,30 @@ describe("diff", () => {
     expect(json(queueReplace)?.notes).toEqual([]);
   });
 
+  it("deletes the holding queue of a service the file dropped with its own bindings, not as bindings it does not manage", () => {
+    // A replace of mplogin.async killed half-way, then mplogin removed from the file: the holding
+    // queue has the service's binding and the auto-delete fanout of its own name, both topo's.
+    const hold = "topo.hold.mplogin.async";
+    const own = [binding({ source: "mplogin", destination: hold, routingKey: "mplogin.async.#" }), binding({ source: hold, destination: hold, routingKey: "" })];
+    const users = binding({ source: "audit", destination: hold, routingKey: "#" });
+    const d2 = desiredOf(raw({ services: [{ name: "mpwallet", sync: false }] }), "async");
+    const a = actual([...d2.resources, exchange({ name: "mplogin" }), queue({ name: hold }), exchange({ name: hold, type: "fanout", durable: false, autoDelete: true }), exchange({ name: "audit", type: "fanout" }), ...own, users], {
+      queueFacts: { [hold]: { messages: 3, ready: 3, unacked: 0, consumers: 0, bytes: 3 } },
+    });
+    const plan = diffCluster(d2, a, "mp");
+    const deletes = plan.actions.filter((x) => x.op === "delete");
+    expect(deletes.map((x) => keyOf(x.before)).sort()).toEqual(["exchange|mplogin", `queue|${hold}`]);
+    const dropExchange = deletes.find((x) => x.before.kind === "exchange");
+    const dropHold = deletes.find((x) => x.before.kind === "queue");
+    expect(dropExchange?.op === "delete" && dropExchange.unmanaged).toBeFalsy();
+    // A binding someone else made onto it is still named, and nothing is refused as lost.
+    expect(dropHold?.op === "delete" && dropHold.unmanaged?.map(keyOf)).toEqual([keyOf(users)]);
+    expect(deletes.some((x) => x.op === "delete" && x.lost?.length)).toBe(false);
+    const text = renderText({ clusters: [plan] });
+    expect(text).toContain(`  - delete queue ${hold} [holds 3 messages]\n      ! also removes 1 binding topo does not manage: audit -> ${hold} [#]\n      ! it holds the messages of an interrupted replace of queue mplogin.async, which the file no longer lists`);
+    expect(text).not.toContain("--allow-unmanaged-deletes");
+  });
+
   it("deletes only what it owns", () => {
     const extra: Resource[] = [
       exchange({ name: "mpold" }),
