@@ -45,6 +45,10 @@ export function numberProblem(source: string, value: number, types: ReadonlySet<
   const digits = source.replace(/^[-+]/, "");
   if (/^0[0-9]+$/.test(digits)) {
     const octal = /^[0-7]+$/.test(digits) ? `the octal ${parseInt(source, 8)}` : "text";
+    // Read as the octal: the file's %YAML 1.1 directive made the parser read it as PyYAML does.
+    if (/^[0-7]+$/.test(digits) && parseInt(source, 8) === value && parseInt(source, 10) !== value) {
+      return `${source} is the octal ${decimal} to YAML 1.1 readers (as this file's %YAML 1.1 directive makes topo read it), but ${parseInt(source, 10)} to YAML 1.2 ones; write ${decimal} without the leading zero`;
+    }
     const alt = /^[0-7]+$/.test(digits) && parseInt(source, 8) !== value ? ` (or ${parseInt(source, 8)})` : "";
     return `${TOPO} reads ${source} as ${decimal}, but ${PYYAML} read it as ${octal}; write ${decimal}${alt} without the leading zero`;
   }

@@ -46,6 +46,8 @@ describe("numbers written in forms YAML readers disagree on", () => {
     for (const [written, n] of [["1_000", 1000], ["0b101", 5], ["1:30", 90]] as const) {
       expect(yaml11(written)).toEqual([`services[0].async.arguments.x-max-length: ${written} is ${n} to YAML 1.1 readers, and text to YAML 1.2 ones; write it in decimal: ${n}`]);
     }
+    // A leading zero under the directive is the octal to topo too, and not "YAML 1.2 (topo)".
+    expect(yaml11("010")).toEqual(["services[0].async.arguments.x-max-length: 010 is the octal 8 to YAML 1.1 readers (as this file's %YAML 1.1 directive makes topo read it), but 10 to YAML 1.2 ones; write 8 without the leading zero"]);
   });
 
   it("every numeric field follows the same rule: x-queue-version and version", () => {
