@@ -424,13 +424,15 @@ export type Op = Action["op"];
 
 /**
  * A binding that goes with a replaced or deleted object and that topo cannot make again. Its
- * source is an auto-delete exchange that loses its last binding in this apply, and so is deleted
- * by the broker with it ("auto-delete"). Or its destination is an exclusive queue, which only the
+ * source (or, `into`, its destination) is an auto-delete exchange that loses its last binding in
+ * this apply, and so is deleted by the broker ("auto-delete"). Or its destination is an exclusive queue, which only the
  * connection that declared it may bind (405 RESOURCE_LOCKED otherwise) ("exclusive").
  */
 export interface LostBinding {
   binding: Binding;
   why: "auto-delete" | "exclusive";
+  /** "auto-delete": the exchange that goes is the binding's destination, not its source. */
+  into?: true;
   /**
    * Only when queue replaces are a plain delete and re-create (--allow-data-loss): a replace
    * without loss binds the holding queue before it unbinds the queue, so the exchange keeps a

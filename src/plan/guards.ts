@@ -10,7 +10,7 @@ import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { destructiveActions } from "./diff.js";
 import { alsoRemoves, cannotRecreate, inexactRebinds, lostReason, messagesHeld, orphanedHold, renderAction } from "./render.js";
-import { lostNow } from "./lost-bindings.js";
+import { autoDeleted, lostNow } from "./lost-bindings.js";
 import { plural, shown } from "../core/words.js";
 
 export interface Allowed {
@@ -80,7 +80,7 @@ export function guardUnmanaged(plans: ClusterPlan[]): void {
   const lines = offending.flatMap(({ cluster, a, unmanaged }) => [
     `  cluster ${cluster}: ${renderAction(a)[0]}`,
     `    ${alsoRemoves(unmanaged)}`,
-    ...[...new Map((a.lost ?? []).map((l) => [l.binding.source, l.plainOnly]))].map(
+    ...[...new Map((a.lost ?? []).map((l) => [autoDeleted(l), l.plainOnly]))].map(
       ([x, plainOnly]) => `    ${plainOnly ? "with --allow-data-loss, " : ""}RabbitMQ deletes exchange ${shown(x)} with it too (auto-delete: its last binding goes)`,
     ),
   ]);

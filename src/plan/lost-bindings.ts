@@ -56,6 +56,10 @@ export function markLostBindings(actions: Action[], actual: readonly Resource[],
   const lostOf = (b: Binding, object: Resource, plainReplace: boolean): LostBinding | undefined => {
     const fate = fates.get(b.source);
     if (fate) return { binding: b, why: "auto-delete", ...(plainReplace || fate === "plainOnly" ? { plainOnly: true as const } : {}) };
+    // Into such an exchange: RabbitMQ deletes it with the bindings to it too (a tap bound both
+    // ways to a replaced exchange: its binding back to it was put back into nothing, 404).
+    const into = b.destinationType === "exchange" ? fates.get(b.destination) : undefined;
+    if (into) return { binding: b, why: "auto-delete", into: true, ...(plainReplace || into === "plainOnly" ? { plainOnly: true as const } : {}) };
     // Only a replace would bind it again; a delete names it among the bindings it takes anyway.
     if (object.kind === "exchange" && b.destinationType === "queue" && exclusive.has(b.destination)) return { binding: b, why: "exclusive" };
     return undefined;
@@ -77,4 +81,9 @@ export function markLostBindings(actions: Action[], actual: readonly Resource[],
 /** The lost bindings that count in this apply: all of them when queue replaces are plain delete and re-create. */
 export function lostNow(lost: readonly LostBinding[] | undefined, plainReplaces: boolean): LostBinding[] {
   return (lost ?? []).filter((l) => !l.plainOnly || plainReplaces);
+}
+
+/** The auto-delete exchange RabbitMQ deletes, taking an "auto-delete" lost binding with it. */
+export function autoDeleted(l: LostBinding): string {
+  return l.into ? l.binding.destination : l.binding.source;
 }

@@ -6,6 +6,7 @@ import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
+import { autoDeleted } from "./lost-bindings.js";
 import { HOLD_PREFIX } from "../core/naming.js";
 
 
@@ -141,6 +142,7 @@ function lossLines(a: { losses?: readonly PolicyLoss[] }): string[] {
 
 /** Why the broker will not let topo make a binding again. */
 export function lostReason(l: LostBinding): string {
+  if (l.why === "auto-delete" && l.into) return `exchange ${shown(l.binding.destination)} is auto-delete and loses its last binding in this apply: RabbitMQ deletes it, and the bindings to it with it`;
   return l.why === "auto-delete"
     ? `exchange ${shown(l.binding.source)} is auto-delete, and this is its last binding: RabbitMQ deletes it with the binding`
     : `queue ${shown(l.binding.destination)} is exclusive: only the connection that declared it may bind it`;
@@ -160,7 +162,7 @@ export function cannotPutBack(a: { lost?: readonly LostBinding[] }): string[] {
 /** Under a delete: the auto-delete exchanges RabbitMQ deletes with it, their last binding gone. */
 function alsoDeletes(a: { lost?: readonly LostBinding[] }): string[] {
   return byMode(a.lost, "with --allow-data-loss (queues replaced by a plain delete and re-create), ", (ls, when) => {
-    const n = [...new Set(ls.map((l) => shown(l.binding.source)))];
+    const n = [...new Set(ls.map((l) => shown(autoDeleted(l))))];
     return n.length ? [`${when}RabbitMQ also deletes auto-delete exchange${n.length === 1 ? "" : "s"} ${n.join(", ")}, whose last binding${n.length === 1 ? " goes" : "s go"} with it; apply refuses this without --allow-unmanaged-deletes`] : [];
   });
 }

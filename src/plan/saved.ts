@@ -183,7 +183,7 @@ export function parseSavedPlan(text: string): SavedPlan {
           if (!Array.isArray(a.lost)) bad.push(`${where}.lost is not a list`);
           else
             a.lost.forEach((l: unknown, n) => {
-              if (!isObject(l) || (l.why !== "auto-delete" && l.why !== "exclusive") || (l.plainOnly !== undefined && l.plainOnly !== true)) bad.push(`${where}.lost[${n}] is not a lost binding`);
+              if (!isObject(l) || (l.why !== "auto-delete" && l.why !== "exclusive") || (l.plainOnly !== undefined && l.plainOnly !== true) || (l.into !== undefined && l.into !== true)) bad.push(`${where}.lost[${n}] is not a lost binding`);
               else bad.push(...resourceProblems(l.binding, `${where}.lost[${n}].binding`, "binding"));
             });
         }

@@ -55,6 +55,22 @@ describe("an exchange replace whose bindings the broker will not let topo put ba
     expect(json.clusters[0]?.actions.find((a) => a.name === "mpcel" && a.op === "replace")).toMatchObject({ lost: [{ binding: "feeder -> exchange mpcel [#]", why: "auto-delete", plainOnly: false }, { why: "exclusive" }] });
   });
 
+  it("also names the binding into an auto-delete exchange that goes: a tap bound both ways loses both", () => {
+    // tap's only binding as a source is back to mpcel: the replace takes it, RabbitMQ deletes tap,
+    // and with it mpcel -> tap, which apply would put back into nothing (404) and stop.
+    const out = binding({ source: "mpcel", destination: "tap", destinationType: "exchange", routingKey: "mpcel.async" });
+    const back = binding({ source: "tap", destination: "mpcel", destinationType: "exchange", routingKey: "" });
+    const both = diffCluster(d, actual([...base, exchange({ name: "tap", type: "fanout", autoDelete: true }), out, back]), "mp");
+    const lost = find(both, "exchange|mpcel").lost;
+    expect(lost).toEqual(expect.arrayContaining([{ binding: out, why: "auto-delete", into: true }, { binding: back, why: "auto-delete" }]));
+    expect(renderText({ clusters: [both] })).toContain("mpcel -> exchange tap [mpcel.async] (exchange tap is auto-delete and loses its last binding in this apply: RabbitMQ deletes it, and the bindings to it with it)");
+    expect(refusal(() => guardPlans([both], { allowDestructive: true, allowDataLoss: true })).message).toContain("mpcel -> exchange tap [mpcel.async]: exchange tap is auto-delete and loses its last binding");
+    // A saved plan carries it, and reads back the same.
+    const state = stateOf(d, actual([...base, exchange({ name: "tap", type: "fanout", autoDelete: true }), out, back]), "mp");
+    const saved = savedPlan({ clusters: [both] }, { topoVersion: "t", file: "f", fileDigest: "x", prefix: "mp", states: { async: state }, desiredDigests: { async: "d" }, createdAt: "now" });
+    expect(compareToSaved(parseSavedPlan(JSON.stringify(saved)), [{ plan: both, state }])).toEqual([]);
+  });
+
   it("an auto-delete exchange with another binding that stays loses nothing", () => {
     const kept = diffCluster(d, actual([...base, binding({ source: "feeder", destination: "audit", routingKey: "x" })]), "mp");
     expect(find(kept, "exchange|mpcel").lost).toEqual([{ binding: tap, why: "exclusive" }]);
