@@ -365,20 +365,23 @@ exportCmd
   .action(async (o: { file: string; cluster?: string; output?: string }) => {
     try {
       const { exportDefinitions } = await import("./commands/export-definitions.js");
-      await emit(exportDefinitions({ file: o.file, cluster: o.cluster, redactor }).text, o.output);
+      const d = exportDefinitions({ file: o.file, cluster: o.cluster, redactor });
+      if (o.output !== undefined) (await import("./files/write-file.js")).refuseOverTopology(o.output, o.file, "the definitions", `${d.cluster}.json`);
+      // Users' password hashes are secrets: a new file of them is the owner's alone, as a saved plan is.
+      await emit(d.text, o.output, d.secret ? 0o600 : 0o644);
     } catch (e) {
       fail(e, false);
     }
   });
 
 /** Write a generated file to -o FILE, or to stdout. */
-async function emit(text: string, file: string | undefined): Promise<void> {
+async function emit(text: string, file: string | undefined, mode = 0o644): Promise<void> {
   if (file === undefined) {
     process.stdout.write(text);
     return;
   }
   const { writeWhole } = await import("./files/write-file.js");
-  writeWhole(file, text);
+  writeWhole(file, text, true, mode);
   err(`wrote ${file}`);
 }
 

@@ -6,7 +6,7 @@ import { loadConfig, type Env } from "../config/load.js";
 import { TopoError } from "../errors.js";
 import { celeryModule, type CeleryModule } from "../export/celery.js";
 import { Redactor } from "../redact.js";
-import { writeWhole } from "../files/write-file.js";
+import { refuseOverTopology, writeWhole } from "../files/write-file.js";
 
 export interface ExportCeleryOptions {
   file: string;
@@ -48,6 +48,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {
     warnings.push(`${basename(o.output)} cannot be imported by config_from_object under that name; a Python module is named like celeryconfig_${m.cluster.replace(/-/g, "_")}.py`);
   }
+  refuseOverTopology(o.output, o.file, "the module", `celeryconfig_${m.cluster.replace(/-/g, "_")}.py`);
   writeWhole(o.output, m.text);
   return { ...m, written: o.output, warnings };
 }

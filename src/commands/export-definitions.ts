@@ -14,12 +14,14 @@ export interface ExportDefinitionsOptions {
   redactor?: Redactor;
 }
 
-export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: string; text: string } {
+/** `secret`: the definitions hold users' password hashes, so a file of them is written owner-only. */
+export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: string; text: string; secret: boolean } {
   const { desired } = loadConfig(o.file, o.env, o.redactor);
   const cluster = pickExportCluster(desired, o.cluster, o.file, {
     why: "a definitions file is imported into one broker",
     emptyWhy: "its definitions would hold only the vhost",
     command: (c) => `topo export definitions -f ${o.file} --cluster ${c} -o ${c}.json`,
   });
-  return { cluster: cluster.target.name, text: `${JSON.stringify(definitionsOf(cluster), null, 2)}\n` };
+  const definitions = definitionsOf(cluster);
+  return { cluster: cluster.target.name, text: `${JSON.stringify(definitions, null, 2)}\n`, secret: (definitions.users?.length ?? 0) > 0 };
 }

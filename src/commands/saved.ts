@@ -10,7 +10,7 @@ import { ClustersError, StalePlanError, TopoError } from "../errors.js";
 import type { Action, DesiredCluster, Plan } from "../model.js";
 import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type FreshCluster, type SavedPlan, type SavedState } from "../plan/saved.js";
 import { differsOnlyInLineEnds, fileDigest, sha256 } from "../files/digest.js";
-import { sameFile, writeWhole } from "../files/write-file.js";
+import { refuseOverTopology, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, RERUN_HINT, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
@@ -19,9 +19,7 @@ import { shown } from "../core/words.js";
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
   // Before any broker is read: the plan would take the place of the file it was made from.
-  if (sameFile(opts.output, opts.file)) {
-    throw new TopoError(`-o ${opts.output} is the topology file ${opts.file}: the saved plan would replace it`, ["save the plan to a file of its own, e.g. -o plan.json"]);
-  }
+  refuseOverTopology(opts.output, opts.file, "the saved plan", "plan.json");
   // The digest is taken before the file is read for the plan: a change in between makes the
   // saved plan stale, never wrongly current.
   const digest = fileDigest(opts.file);

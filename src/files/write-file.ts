@@ -1,6 +1,7 @@
 // Files that topo generates (a topology, a Celery module, definitions) are written whole or not at
 // all: a worker importing a module, or a pipeline reading a topology, never sees half of one.
 
+import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TopoError } from "../errors.js";
@@ -23,9 +24,8 @@ export function writeWhole(file: string, text: string, toStdout = true, mode = 0
       return;
     }
     if (now?.isFile()) place = realpathSync(file);
-    const tmp = `${resolve(place)}.${process.pid}.tmp`;
+    const tmp = newTempFile(resolve(place), text, mode);
     try {
-      writeFileSync(tmp, text, { mode });
       // The temporary file is new, so it has `mode`; the file it takes the place of had its own.
       if (now?.isFile()) chmodSync(tmp, now.mode & 0o7777);
       renameSync(tmp, place);
@@ -40,6 +40,29 @@ export function writeWhole(file: string, text: string, toStdout = true, mode = 0
     const why = missing ?? (code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (e as Error).message);
     throw new TopoError(`cannot write ${file}: ${why}`, [`pass -o a path in a directory you can write to${toStdout ? ", or leave -o out to print to stdout" : ""}`]);
   }
+}
+
+/**
+ * A new file beside `path` holding `text`, under a name nobody can foresee, created only if nothing
+ * has that name (O_EXCL: a symbolic link planted there is not followed). A name made of the
+ * process id was: a link at `plan.json.<pid>.tmp` to another file had the plan written into that
+ * file, and the saved plan a link to it.
+ */
+function newTempFile(path: string, text: string, mode: number): string {
+  for (let attempt = 0; ; attempt++) {
+    const tmp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+    try {
+      writeFileSync(tmp, text, { mode, flag: "wx" });
+      return tmp;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt >= 4) throw e;
+    }
+  }
+}
+
+/** -o naming the topology file (by any path): the output would replace the file it was made from. */
+export function refuseOverTopology(output: string, file: string, what: string, example: string): void {
+  if (sameFile(output, file)) throw new TopoError(`-o ${output} is the topology file ${file}: ${what} would replace it`, [`write it to a file of its own, e.g. -o ${example}`]);
 }
 
 /** Whether two paths name one file (by any path, a hard link included); false when either is missing. */

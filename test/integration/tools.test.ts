@@ -2,7 +2,7 @@
 // terminal, progress on stderr), against the real broker.
 
 import { execFile } from "node:child_process";
-import { chmodSync, readFileSync } from "node:fs";
+import { chmodSync, readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
@@ -65,6 +65,24 @@ describe("export definitions", () => {
     const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
     expect(plan.stdout).toMatch(/No changes\./);
     expect(plan.code).toBe(0);
+  });
+
+  it("refuses -o naming the topology file, as plan -o does, and writes users' password hashes owner-only", async () => {
+    const { file } = fresh(SERVICES);
+    const before = readFileSync(file, "utf8");
+    for (const args of [["export", "definitions", "-f", file, "--cluster", "sync", "-o", file], ["export", "celery", "-f", file, "--cluster", "sync", "-o", file]]) {
+      const r = await runCli(args);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^Error: -o .* is the topology file .*: the (definitions|module) would replace it\n {2}hint: write it to a file of its own, e\.g\. -o (sync\.json|celeryconfig_sync\.py)\n$/);
+    }
+    expect(readFileSync(file, "utf8")).toBe(before);
+    // A users section: the definitions hold each user's password hash, as secret as a saved plan.
+    const withUsers = writeFile("users.yaml", JSON.stringify({ ...JSON.parse(before), users: { edge: { password: "edge-secret-pw", publishes: "all" } } }));
+    const out = `${dirname(withUsers)}/defs.json`;
+    const r = await runCli(["export", "definitions", "-f", withUsers, "--cluster", "sync", "-o", out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(out, "utf8")).toContain("password_hash");
+    expect(statSync(out).mode & 0o777).toBe(0o600);
   });
 
   it("asks which cluster when the file has several", async () => {

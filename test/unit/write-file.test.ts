@@ -105,6 +105,19 @@ describe("writeWhole onto what is not a plain file", () => {
     expect(readdirSync(d)).toEqual(["pipe"]);
   });
 
+  it("never writes through a link planted where its temporary file goes: the name cannot be foreseen, and one that exists is not followed", () => {
+    const d = temp();
+    writeFileSync(join(d, "victim.txt"), "ORIGINAL\n");
+    chmodSync(join(d, "victim.txt"), 0o644);
+    // Links at the names a process-id temporary file took, for this process and those around it.
+    for (let pid = process.pid - 3; pid <= process.pid + 3; pid++) symlinkSync(join(d, "victim.txt"), join(d, `plan.json.${pid}.tmp`));
+    writeWhole(join(d, "plan.json"), "{\"secret\": 1}\n", false, 0o600);
+    expect(readFileSync(join(d, "victim.txt"), "utf8")).toBe("ORIGINAL\n");
+    expect(lstatSync(join(d, "plan.json")).isSymbolicLink()).toBe(false);
+    expect(statSync(join(d, "plan.json")).mode & 0o777).toBe(0o600);
+    expect(readdirSync(d).filter((f) => f.endsWith(".tmp") && !/\.\d+\.tmp$/.test(f))).toEqual([]);
+  });
+
   it("replaces the file a symbolic link names, and keeps the link", () => {
     const d = temp();
     mkdirSync(join(d, "shared"));
