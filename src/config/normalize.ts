@@ -20,7 +20,7 @@ import type {
   TlsOptions,
 } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { coveringHolds, DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
+import { CELERY_EXCHANGES, coveringHolds, DEFAULT_PREFIX, escapeRegex, isTopoName, kindQueuesPattern, mirrorPolicyName, prefixProblem, serviceNamePattern, userMarkerTag } from "../core/naming.js";
 import { rightsFor, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
@@ -399,6 +399,12 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
         path: namePath,
         message: `service name "${svc.name}" must match ${namePattern.source} (the prefix "${prefix}" then lowercase letters and underscores)`,
       });
+      leftOut.add(svc.name);
+      return;
+    }
+    const celery = CELERY_EXCHANGES.get(svc.name);
+    if (celery !== undefined) {
+      problems.push({ path: namePath, message: `service name "${svc.name}" is ${celery}, which Celery declares itself, and not as topo would: choose another name` });
       leftOut.add(svc.name);
       return;
     }

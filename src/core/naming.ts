@@ -59,6 +59,17 @@ export const TASK_NAME_BODY = "[A-Za-z0-9_]+";
  */
 export const MAX_ROUTING_KEY_BYTES = 255;
 
+/**
+ * Exchanges Celery declares by itself at run time whose names a prefix's pattern can match (its
+ * default exchange, direct, and its events exchange, a durable topic one: the very shape topo
+ * makes). No service may take them, and no prefix owns them: prefix "c" to "celery" deleted a
+ * worker's `celeryev` as a service that left the file.
+ */
+export const CELERY_EXCHANGES: ReadonlyMap<string, string> = new Map([
+  ["celery", "Celery's default exchange"],
+  ["celeryev", "the exchange of Celery's task events (celery worker -E, celery events)"],
+]);
+
 export function serviceNamePattern(prefix: string): RegExp {
   return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}$`);
 }
@@ -210,7 +221,9 @@ export class Ownership {
     this.legacyPattern = { sync: kindQueuesPattern(prefix, "sync"), async: kindQueuesPattern(prefix, "async") };
     this.nested = [...new Set(others)].filter((o) => o !== prefix && o.startsWith(prefix)).sort();
     this.outer = [...new Set(others)].filter((o) => o !== prefix && prefix.startsWith(o)).sort();
-    this.nestedRe = this.nested.length ? new RegExp(`^(?:${this.nested.map(escapeRegex).join("|")})`) : undefined;
+    // A longer prefix's names are that prefix then at least one more letter: "ab" itself is not
+    // prefix ab's (its pattern is ^ab[a-z_]+$), and was left by both files' plans as the other's.
+    this.nestedRe = this.nested.length ? namespaceOf(this.nested) : undefined;
   }
 
   /** Ownership for what a vhost holds: other prefixes' markers (markedPrefix) mark their namespaces. */
@@ -248,12 +261,17 @@ export class Ownership {
     return this.users.has(name);
   }
 
+  /** The longer prefix in use whose namespace holds `name` (a service's exchange or queue), if any. */
+  nestedOwner(name: string): string | undefined {
+    return this.nestedRe?.test(name) ? this.nested.find((n) => namespaceOf([n]).test(name)) : undefined;
+  }
+
   private mine(name: string, re: RegExp): boolean {
     return re.test(name) && !this.nestedRe?.test(name);
   }
 
   isService(name: string): boolean {
-    return this.mine(name, this.exchange);
+    return this.mine(name, this.exchange) && !CELERY_EXCHANGES.has(name);
   }
 
   isServiceQueue(name: string): boolean {
@@ -298,6 +316,11 @@ export class Ownership {
     const names = (list[1] as string).split("|").map((n) => n.replace(/\\(.)/g, "$1"));
     return names.length > 0 && names.every((n) => this.isServiceQueue(n) && n.endsWith(`.${kind}`));
   }
+}
+
+/** The services' exchanges and queues of any of `prefixes`. */
+function namespaceOf(prefixes: readonly string[]): RegExp {
+  return new RegExp(`^(?:${prefixes.map(escapeRegex).join("|")})${SERVICE_NAME_BODY}(?:\\.(?:sync|async))?$`);
 }
 
 /** Is `name` one of topo's own objects (of any prefix), as opposed to a user's? */

@@ -262,7 +262,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
         ? [`${unavailable(downForeign)}; topo does not manage ${downForeign.length === 1 ? "it" : "them"}${takesExchange ? `, but a binding of ${downForeign.length === 1 ? "it" : "theirs"} from an exchange this plan deletes or replaces would go with that exchange unseen: apply once the node is back` : ""}`]
         : []),
       ...(claimed.length
-        ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${owner.nested.filter((n) => claimed.some((s) => s.startsWith(n))).map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]
+        ? [`service${claimed.length === 1 ? "" : "s"} ${claimed.join(", ")} of this file ${claimed.length === 1 ? "is" : "are"} named inside prefix ${[...new Set(claimed.map((s) => owner.nestedOwner(s)))].map((n) => `"${n}"`).join(", ")}, which another topology uses on this vhost (its apply mark, lock or policy is here): topo creates and updates ${claimed.length === 1 ? "it" : "them"} but never deletes ${claimed.length === 1 ? "it" : "them"}, and both files may change ${claimed.length === 1 ? "it" : "them"}; rename ${claimed.length === 1 ? "it" : "them"}, or choose prefixes that do not start with each other`]
         : []),
       ...(disputed.length
         ? [`this plan deletes service${disputed.length === 1 ? "" : "s"} ${disputed.join(", ")} (${disputed.length === 1 ? "its" : "their"} exchange or queues), named inside prefix ${owner.outer.map((o) => `"${o}"`).join(", ")} too, which another topology uses on this vhost (its apply mark, lock or policy is here): if that file lists ${disputed.length === 1 ? "it, it is" : "them, they are"} that file's; check before applying with --allow-destructive, or choose prefixes that do not start with each other`]
@@ -293,15 +293,17 @@ function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[]
   // A service of the file's own named inside the longer prefix (both files claim it) stays
   // covered, by name, and plan says so; the rest of that prefix's queues stay left out (dropping
   // the whole prefix from the lookahead mirrored every queue of the other file's).
-  const claimed = [...want.values()].flatMap((r) => (r.kind === "exchange" && owner.nested.some((n) => r.name.startsWith(n)) ? [r.name] : []));
+  // By name also a service named exactly like the longer prefix (its lookahead leaves that out too),
+  // though that one is this file's alone: the longer prefix's names have one more letter at least.
+  const covered = [...want.values()].flatMap((r) => (r.kind === "exchange" && owner.nested.some((n) => r.name.startsWith(n)) ? [r.name] : []));
   for (const kind of TRAFFIC) {
     const key = keyOf({ kind: "policy", name: mirrorPolicyName(owner.prefix, kind) } as Policy);
     const p = want.get(key);
     if (p?.kind !== "policy" || p.pattern !== coveringHolds(kindQueuesPattern(owner.prefix, kind))) continue;
-    const own = claimed.filter((s) => want.has(keyOf({ kind: "queue", name: `${s}.${kind}` } as Queue)));
+    const own = covered.filter((s) => want.has(keyOf({ kind: "queue", name: `${s}.${kind}` } as Queue)));
     want.set(key, { ...p, pattern: coveringHolds(owner.kindQueuesPattern(kind, owner.nested, own)) });
   }
-  return claimed.sort();
+  return covered.filter((s) => owner.nestedOwner(s) !== undefined).sort();
 }
 
 /**

@@ -321,7 +321,7 @@ export function outsideView(actual: ActualCluster, prefix: string): (key: string
     const r = held.get(key);
     if (!r) return undefined;
     const names = r.kind === "binding" ? [r.source, r.destination] : "name" in r ? [r.name] : [];
-    const other = owner.nested.find((p) => names.some((n) => n.startsWith(p)));
+    const other = names.map((n) => owner.nestedOwner(n)).find((p) => p !== undefined);
     return other !== undefined
       ? `still there, but prefix "${other}"'s since the plan (another topology's apply mark, lock or policy is on the vhost now), so topo leaves it alone`
       : "still there, but no longer one topo manages since the plan, so topo leaves it alone";

@@ -265,3 +265,38 @@ describe("an exchange plan deletes that something left still sends to", () => {
     expect(diffCluster(plain, actual([...plain.resources, ...selfish]), "mp").warnings).toEqual([]);
   });
 });
+
+describe("names no prefix owns, and a service named exactly like a longer prefix", () => {
+  it("never takes Celery's own exchanges for services, whatever the prefix; the file may not name a service so", () => {
+    for (const prefix of ["c", "cel", "celery"]) {
+      const owner = new Ownership(prefix);
+      expect(["celery", "celeryev"].map((n) => owner.isService(n))).toEqual([false, false]);
+    }
+    expect(new Ownership("c").isService("cart")).toBe(true);
+    // A worker ran with events on: prefix c's plan of an unrelated file leaves celeryev alone.
+    const d = desiredOf(raw({ prefix: "c", services: [{ name: "cart", sync: false }] }), "async");
+    const ev = exchange({ name: "celeryev" });
+    const plan = diffCluster(d, actual([...d.resources, ev, queue({ name: "celeryev.abc", durable: false, autoDelete: true }), binding({ source: "celeryev", destination: "celeryev.abc", routingKey: "worker.#" })]), "c");
+    expect(plan.actions).toEqual([]);
+    const { problems } = normalize(raw({ prefix: "c", services: ["celeryev", { name: "celery", sync: false }] }));
+    expect(problems.map((p) => `${p.path.join(".")}: ${p.message}`)).toEqual([
+      'services.0: service name "celeryev" is the exchange of Celery\'s task events (celery worker -E, celery events), which Celery declares itself, and not as topo would: choose another name',
+      'services.1.name: service name "celery" is Celery\'s default exchange, which Celery declares itself, and not as topo would: choose another name',
+    ]);
+  });
+
+  it("a service named like a longer prefix in use is the shorter prefix's: that prefix's names have one more letter", () => {
+    const owner = new Ownership("a", ["ab"]);
+    expect([owner.isService("ab"), owner.isServiceQueue("ab.async"), owner.isService("abqux"), owner.isServiceQueue("abqux.async")]).toEqual([true, true, false, false]);
+    expect([owner.nestedOwner("ab"), owner.nestedOwner("abqux"), owner.nestedOwner("abqux.sync")]).toEqual([undefined, "ab", "ab"]);
+    // File a dropped service ab; prefix ab's apply mark is on the vhost with its service abqux.
+    const d = desiredOf(raw({ prefix: "a", services: [{ name: "afoo", sync: false }] }), "async");
+    const others = [...service("ab", "async"), ...service("abqux", "async"), exchange({ name: "topo.ab.generation", type: "fanout" })];
+    const plan = diffCluster(d, actual([...d.resources, ...others]), "a");
+    expect(plan.actions.filter((x) => x.op === "delete").map((x) => x.key).sort()).toEqual(["binding|ab|queue|ab.async|ab.async.#|{}", "exchange|ab", "queue|ab.async"]);
+    expect(plan.warnings.join("\n")).not.toMatch(/left alone: .*\bab\b/);
+    // While the file lists it, no warning calls it both files'.
+    const listing = desiredOf(raw({ prefix: "a", services: [{ name: "afoo", sync: false }, { name: "ab", sync: false }] }), "async");
+    expect(diffCluster(listing, actual([...listing.resources, ...others]), "a").warnings.join("\n")).not.toMatch(/named inside prefix/);
+  });
+});
