@@ -387,6 +387,24 @@ export async function readLiveCounts(
   }
 }
 
+/**
+ * The queues' ready messages and consumers as the broker counts them now (a passive declare each),
+ * once, through a session `open` makes and this closes: for plan, whose statistics may lag. What a
+ * consumer holds unacknowledged keeps its statistics' count. A session that cannot be had leaves
+ * the statistics' figures: plan's login check reports why.
+ */
+export async function peekLiveCounts(open: () => Promise<AmqpSession>, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<void> {
+  const session = await open().catch(() => undefined);
+  if (!session) return;
+  try {
+    await liveCounts(session, actual, queues);
+  } catch {
+    // A refusal of the passive declare (no configure right): the statistics' figures stand.
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}
+
 /** `attempt` again, a poll interval apart, until it says the statistics caught up or `ms` have passed. */
 async function untilFresh(attempt: (again: boolean) => Promise<boolean>, ms = FRESH_STATS_MS): Promise<void> {
   const deadline = Date.now() + ms;

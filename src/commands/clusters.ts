@@ -7,7 +7,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { readAlarms, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
+import { peekLiveCounts, readAlarms, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { diffCluster } from "../plan/diff.js";
@@ -190,6 +190,13 @@ export interface ReadPlanOptions {
    */
   live?: () => Promise<AmqpSession>;
   /**
+   * plan: the queues it deletes or replaces are counted once by the broker (a passive declare)
+   * through a session this opens, and their consumers with them: the statistics lag a few seconds
+   * behind (100 messages just published showed as 0, and no risk was named), and a consumer on a
+   * queue to delete showed only when apply refused it. Not waited for as apply's count is.
+   */
+  peek?: () => Promise<AmqpSession>;
+  /**
    * The state the plan was computed from (a saved plan keeps it; plan -o and apply PLANFILE ask
    * for it). Other reads skip it: it costs a pass over every object.
    */
@@ -237,7 +244,7 @@ export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  { live, keepState = false, file, movesNothing = false }: ReadPlanOptions = {},
+  { live, peek, keepState = false, file, movesNothing = false }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; state?: SavedState; outside?: FreshCluster["outside"]; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   // Every refusal the read can know is said at once, each with its fix: they are independent
@@ -381,6 +388,9 @@ export async function readAndPlan(
     await readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams, ...shifted.map((q) => q.name)]);
     const counted = live ? [...present, ...shifted] : [];
     if (live && counted.length) await readLiveCounts(await live(), client, c.target, actual, counted);
+    const deleted = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type !== "stream" && actual.queueFacts[a.before.name] ? [{ name: a.before.name, stream: false }] : []));
+    const peeked = [...present.filter((q) => !q.stream), ...deleted];
+    if (!live && peek && peeked.length) await peekLiveCounts(peek, actual, peeked);
     plan = diffCluster(c, actual, prefix);
     if (vhostTopics) keepTopics(plan, vhostTopics);
   }

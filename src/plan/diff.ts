@@ -185,7 +185,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       }
     }
     deleted.add(key);
-    actions.push({ op: "delete", key, before, messages: messagesOf(actual, before), unacked: unackedOf(actual, before) });
+    actions.push({ op: "delete", key, before, messages: messagesOf(actual, before), unacked: unackedOf(actual, before), ...consumersOf(actual, before) });
   }
   // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
   // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
@@ -452,6 +452,12 @@ function messagesOf(actual: ActualCluster, r: Resource): number | undefined {
 /** `unackedUnknown` when what a queue's consumers hold unacknowledged has no count (broker/read.ts readLiveCounts). */
 function unknownUnacked(actual: ActualCluster, ...rs: Resource[]): { unackedUnknown?: true } {
   return rs.some((r) => r.kind === "queue" && actual.queueFacts[r.name]?.unackedUnknown) ? { unackedUnknown: true } : {};
+}
+
+/** The consumers a queue has by the read (plan's passive declare, else its statistics), when any. */
+function consumersOf(actual: ActualCluster, r: Resource): { consumers?: number } {
+  const n = r.kind === "queue" ? actual.queueFacts[r.name]?.consumers : undefined;
+  return n ? { consumers: n } : {};
 }
 
 function unackedOf(actual: ActualCluster, r: Resource): number | undefined {

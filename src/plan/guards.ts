@@ -228,7 +228,7 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
     all.has("stream") ? (one ? "is a stream" : "are streams") : "",
   ].filter(Boolean);
   const named = (reason: string) => offending.filter(({ a }) => reasons(a).includes(reason)).map(({ a }) => describe(a.before));
-  const lines = offending.map(({ cluster, a }) => `  cluster ${cluster}: ${renderAction(a)[0]}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`);
+  const lines = offending.map(({ cluster, a }) => `  cluster ${cluster}: ${renderAction(a)[0]}`);
   // Held by a client that is no consumer: the if-unused delete does not see it, nor a passive declare.
   const fetched = offending.filter(({ a }) => !a.consumers && (a.unacked ?? 0) > 0).map(({ a }) => `${plural(a.unacked ?? 0, "message")} of ${describe(a.before)}`);
   throw new UnsafePlanError(

@@ -114,7 +114,8 @@ export function renderAction(a: Action): string[] {
       ];
     case "delete":
       return [
-        `- delete ${a.before.kind} ${describe(a.before)}${holds(a)}`,
+        `- delete ${a.before.kind} ${describe(a.before)}${holds(a)}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`,
+        ...(a.consumers ? [`    ! ${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it; stop the workers that consume from it first`] : []),
         ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
         ...alsoDeletes(a).map((l) => `    ! ${l}`),
         ...(orphanedHold(a) ? [`    ! ${orphanedHold(a)}`] : []),
@@ -260,7 +261,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "replace":
       return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
-      return { ...base, messages: a.messages ?? null, ...unknownJson(a), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
+      return { ...base, messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
     default:
       return assertNever(a);
   }

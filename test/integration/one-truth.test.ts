@@ -567,3 +567,30 @@ async function rejectAndCount(v: string, service: string, id: string, parkedIn: 
   }
   return [await messageCount(v, queue), parked];
 }
+
+describe("plan counts what it deletes and replaces as the broker does now", () => {
+  // The statistics plan read lag a few seconds: 100 messages published just before showed as 0
+  // (no "messages at risk"), and a worker on a queue to delete showed only when apply refused it.
+  it("messages just published and a consumer just attached are in the plan, without waiting for the statistics", async () => {
+    const { file, async } = fresh(["mpkeep", { name: "mpgo", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const after = writeFile("after.yaml", JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), services: [{ name: "mpkeep", async: { arguments: { "x-max-length": 10 } } }] }));
+    const conn = await amqplib.connect(amqpUrl(async));
+    try {
+      const ch = await conn.createConfirmChannel();
+      for (let i = 0; i < 40; i++) ch.publish("mpkeep", "mpkeep.async.x", Buffer.from(`m${i}`), { persistent: true });
+      await ch.waitForConfirms();
+      const worker = await conn.createChannel();
+      await worker.consume("mpgo.async", () => undefined);
+      const plan = await runCli(["plan", "-f", after]);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toContain("-/+ replace queue mpkeep.async [holds 40 messages]");
+      expect(plan.stdout).toContain("! messages at risk: x-max-length 10 is below the 40 messages it holds");
+      expect(plan.stdout).toContain("- delete queue mpgo.async [1 consumer]\n      ! 1 consumer is attached: apply refuses to delete it while any is");
+      const json = JSON.parse((await runCli(["plan", "-f", after, "--json"])).stdout) as { clusters: { actions: { op: string; name: string; consumers?: number }[] }[] };
+      expect(json.clusters.flatMap((c) => c.actions).find((a) => a.op === "delete" && a.name === "mpgo.async")?.consumers).toBe(1);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  });
+});
