@@ -387,6 +387,8 @@ export type Action =
       risks?: ReplaceRisk[];
       /** What the new queue and its holding queue will enforce, so the move never overfills them. */
       limits?: { queue: QueueLimits; hold: QueueLimits; old?: QueueLimits };
+      /** Messages moved back would be dead-lettered by a key the dead-letter exchange drops (plan/dead-lettering.ts). */
+      movedDeadLetters?: string;
       /**
        * A lossless replace of this queue was interrupted: its holding queue still exists.
        * `queueDone`: the queue already has its new properties, so only the move back is left.

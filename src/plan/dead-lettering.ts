@@ -280,6 +280,27 @@ function routesNone(spec: QueueSpec, exchange: string, key: string | undefined, 
   };
 }
 
+/**
+ * Under a lossless replace of a queue that dead-letters with the messages' own keys: each message
+ * moved back goes in through the default exchange, so its routing key is then the queue's name
+ * (broker/replace.ts: through a fanout exchange it would keep its own, but its exchange would read
+ * that fanout, gone after the move, where Celery's retry publishes it; the default exchange's ""
+ * makes Celery send it back to this queue). A message the workers later reject, or that expires,
+ * is dead-lettered by the queue's name, and a dead-letter exchange that routes task names only
+ * drops it. Measured on 3.10.8 with a Celery worker rejecting every task, dead-lettered to a topic
+ * exchange bound with *.async.*: the 5 tasks published after the replace were kept, the 5 it moved
+ * were gone. Undefined where the exchange routes the queue's name, or topo cannot judge it.
+ */
+export function movedDeadLetterNote(desired: DesiredCluster, actual: ActualCluster, queue: string, owns: (p: Policy) => boolean): string | undefined {
+  const spec = desired.queues.find((s) => s.queue.name === queue);
+  if (!spec) return undefined;
+  const exchange = asString(spec.queue.arguments["x-dead-letter-exchange"]);
+  if (exchange === undefined || exchange === "" || spec.queue.arguments["x-dead-letter-routing-key"] !== undefined) return undefined;
+  const vhost = { policies: policiesOnceApplied(desired, actual, owns), exists: new Set<string>() };
+  if (!routesNone(spec, exchange, queue, routingOf(desired, actual), vhost)) return undefined;
+  return `dead letters: a message this replace moves back carries routing key ${queue} (the queue's name: it comes in by the default exchange), and exchange ${quoted(exchange)}, which the queue dead-letters to by the messages' own keys, routes no ${queue}: one the workers reject later, or that expires, is dropped; bind the dead-letter queue to ${quoted(exchange)} with ${queue} too, or set x-dead-letter-routing-key (docs/safety.md)`;
+}
+
 /** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
 const DEFAULT_DELIVERY_LIMIT = 20;
 

@@ -11,6 +11,7 @@ import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
 import { markLostBindings } from "./lost-bindings.js";
+import { movedDeadLetterNote } from "./dead-lettering.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -407,6 +408,8 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     const limits = queueLimits(a.after, policies, operatorPolicies);
     const hold = holdingQueueFor(a.after, limits, a.before);
     a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
+    const deadLetters = a.after.type === "stream" ? undefined : movedDeadLetterNote(desired, actual, a.after.name, (p) => owner.owns(p));
+    if (deadLetters) a.movedDeadLetters = deadLetters;
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
     const deletesQueue = !onlyFinishes(a);

@@ -69,12 +69,19 @@ const ANSI: Record<Style, string> = {
 export const ansi: Paint = (style, text) => `${ANSI[style]}${text}\x1b[0m`;
 
 /**
- * Under a replace of a queue with consumers. A replace cancels them; a Celery worker then
- * re-declares its queue with the arguments of the module it runs: the old module's are refused
- * by the new queue (406 PRECONDITION_FAILED), and the worker stops.
+ * Under a replace of a queue with consumers. A worker on a module `topo export celery` writes now
+ * declares nothing (no_declare); one on a module from before that re-declares the old arguments
+ * against the new queue (406 PRECONDITION_FAILED) and stops. A queue made quorum needs the new
+ * module's per-consumer QoS: an old one asks for a global QoS, which a quorum queue refuses
+ * (540 NOT_IMPLEMENTED), and its worker retries for ever without becoming ready (seen with 5.2.6).
  */
-export const CELERY_CONSUMERS =
-  "the consumers may be Celery workers: export the new `topo export celery` module, stop the workers, apply, then start them on the new module; a worker still on the old module re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)";
+export function celeryConsumers(before: Resource, after: Resource): string {
+  const toQuorum = before.kind === "queue" && after.kind === "queue" && before.type !== "quorum" && after.type === "quorum";
+  const old = toQuorum
+    ? "a worker on a module written while the queue was classic asks for a global QoS, which a quorum queue refuses (NOT_IMPLEMENTED), and never becomes ready"
+    : "a worker on a module from before topo wrote no_declare re-declares the old arguments and stops with PRECONDITION_FAILED";
+  return `the consumers may be Celery workers: stop them (apply refuses while they are attached), apply, then start them on the module topo export celery writes now; ${old} (docs/safety.md, replacing a queue)`;
+}
 
 /**
  * Under a replace of an exchange. RabbitMQ cannot re-create an exchange with its bindings in one
@@ -86,7 +93,11 @@ export const EXCHANGE_PUBLISHERS =
 
 /** What a replace means for the clients of its object, beyond the messages at risk: text and JSON alike. */
 function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
-  return [...(a.risks?.some((r) => r.rule === "consumers") ? [CELERY_CONSUMERS] : []), ...(a.after.kind === "exchange" ? [EXCHANGE_PUBLISHERS] : [])];
+  return [
+    ...(a.risks?.some((r) => r.rule === "consumers") ? [celeryConsumers(a.before, a.after)] : []),
+    ...(a.movedDeadLetters ? [a.movedDeadLetters] : []),
+    ...(a.after.kind === "exchange" ? [EXCHANGE_PUBLISHERS] : []),
+  ];
 }
 
 export function renderAction(a: Action): string[] {

@@ -855,6 +855,35 @@ ch.close(); c.close()`;
     expect(await messageCount(f.async, "strays")).toBe(0);
   }, 120_000);
 
+  it("plan says when messages it moves back would be dead-lettered by the queue's name into nothing, as the broker then does", async () => {
+    const f = files({ "x-dead-letter-exchange": "dlx" }, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    await withChannel(f.async, async (ch) => {
+      await ch.assertExchange("dlx", "topic", { durable: true });
+      // Task names only, as a retry scheme per task routes them (*.async.* matches no mplogin.async).
+      await ch.assertQueue("dead", { durable: true });
+      await ch.bindQueue("dead", "dlx", "*.async.*");
+    });
+    const held = ids("dlk", 20);
+    await publishIds(f.async, held);
+    const after = f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 });
+    const plan = await runCli(["plan", "-f", after]);
+    expect(plan.stdout).toContain('! dead letters: a message this replace moves back carries routing key mplogin.async (the queue\'s name: it comes in by the default exchange), and exchange "dlx"');
+    await replaced(after);
+    // What plan said: each moved message the workers reject is dead-lettered by mplogin.async, and dropped.
+    const rejected = await withChannel(f.async, async (ch) => {
+      let n = 0;
+      for (let m = await ch.get(Q); m; m = await ch.get(Q), n++) ch.nack(m, false, false);
+      return n;
+    });
+    expect(rejected).toBe(held.length);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await messageCount(f.async, "dead")).toBe(0);
+    // Bound with the queue's name too, as the note says: plan is quiet.
+    await withChannel(f.async, (ch) => ch.bindQueue("dead", "dlx", Q));
+    expect((await runCli(["plan", "-f", f.after({ "x-dead-letter-exchange": "dlx" })])).stdout).not.toContain("dead letters:");
+  }, 120_000);
+
   it("a policy's dead-letter routing key goes to the holding queue too: what expires there reaches the policy's target", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);

@@ -9,6 +9,8 @@ import { displayPath } from "../../src/config/places.js";
 import type { Args, Policy } from "../../src/model.js";
 import type { RawQueueSettings, RawService } from "../../src/config/normalize.js";
 import { actual, desiredOf, policy, raw } from "../helpers/builders.js";
+import { diffCluster } from "../../src/plan/diff.js";
+import { renderText } from "../../src/plan/render.js";
 
 const owner = new Ownership("mp");
 const owns = (p: Policy) => owner.owns(p);
@@ -196,5 +198,36 @@ describe("RabbitMQ 4's default delivery limit", () => {
       expect(deadLettering(d, actual([foreign({ pattern: "^mplogin\\.", definition })], { version: "4.3.6" }), owns, displayPath).warnings).toEqual([expect.stringMatching(/\(queue mpwallet\.async\)/)]);
     }
     expect(deadLettering(d, actual([], { version: "4.3.6", operatorPolicies: [foreign({ definition: { "delivery-limit": 50 } })] }), owns, displayPath).warnings).toEqual([]);
+  });
+});
+
+describe("messages a replace moves back carry the queue's name as their routing key", () => {
+  // h7b's measurement: dead-lettered to a topic exchange bound with *.async.*, the 5 tasks a worker
+  // rejected after the replace that were published after it were kept, the 5 it moved were gone.
+  const file = (key?: string) =>
+    desiredOf(raw({ services: [{ name: "mpx", sync: false, async: { arguments: { "x-dead-letter-exchange": "mpdl", "x-max-length": 2000, ...(key ? { "x-dead-letter-routing-key": key } : {}) } } }, { name: "mpdl", sync: false }] }), "async");
+  const dlq = (routingKey: string) => [
+    { kind: "queue" as const, name: "deadletters", type: "classic" as const, durable: true, autoDelete: false, exclusive: false, arguments: {} },
+    { kind: "binding" as const, source: "mpdl", destination: "deadletters", destinationType: "queue" as const, routingKey, arguments: {} },
+  ];
+  const replaced = (d: ReturnType<typeof file>, extra: Parameters<typeof actual>[0]) => {
+    const before = d.resources.map((r) => (r.kind === "queue" && r.name === "mpx.async" ? { ...r, arguments: { ...r.arguments, "x-max-length": 1000 } } : r));
+    const plan = diffCluster(d, actual([...before, ...extra], { queueFacts: { "mpx.async": { messages: 5, ready: 5, unacked: 0, consumers: 0, bytes: 5 } } }), "mp");
+    return plan.actions.find((a) => a.op === "replace");
+  };
+
+  it("a note under the replace where the dead-letter exchange routes task names but not the queue's name", () => {
+    const r = replaced(file(), dlq("*.async.*"));
+    expect(r?.op === "replace" && r.movedDeadLetters).toBe(
+      'dead letters: a message this replace moves back carries routing key mpx.async (the queue\'s name: it comes in by the default exchange), and exchange "mpdl", which the queue dead-letters to by the messages\' own keys, routes no mpx.async: one the workers reject later, or that expires, is dropped; bind the dead-letter queue to "mpdl" with mpx.async too, or set x-dead-letter-routing-key (docs/safety.md)',
+    );
+    expect(renderText({ clusters: [{ cluster: "async", endpoint: "e", vhost: "a", actions: [r!], warnings: [], degraded: [] }] })).toContain("      ! dead letters: a message this replace moves back carries routing key mpx.async");
+  });
+
+  it("none where the exchange routes the queue's name (# matches no word too), or the queue names its dead-letter key", () => {
+    const none = (r: ReturnType<typeof replaced>) => (r?.op === "replace" ? r.movedDeadLetters : "no replace");
+    expect(none(replaced(file(), dlq("mpx.async.#")))).toBeUndefined();
+    expect(none(replaced(file(), dlq("#")))).toBeUndefined();
+    expect(none(replaced(file("mpx.async.failed"), dlq("*.async.*")))).toBeUndefined();
   });
 });
