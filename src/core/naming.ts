@@ -4,7 +4,7 @@
 // vhost never touch each other's objects, and a renamed prefix leaves the old objects alone
 // instead of taking them over.
 
-import type { Traffic, Policy, Queue, Resource, User } from "../model.js";
+import type { Exchange, Traffic, Policy, Queue, Resource, User } from "../model.js";
 import { assertNever } from "../model.js";
 
 export const DEFAULT_PREFIX = "mp";
@@ -321,6 +321,11 @@ export class Ownership {
 /** The services' exchanges and queues of any of `prefixes`. */
 function namespaceOf(prefixes: readonly string[]): RegExp {
   return new RegExp(`^(?:${prefixes.map(escapeRegex).join("|")})${SERVICE_NAME_BODY}(?:\\.(?:sync|async))?$`);
+}
+
+/** The one exchange shape topo makes for a service: what it may delete when the file drops it. */
+export function madeByTopo(e: Exchange): boolean {
+  return e.type === "topic" && e.durable && !e.autoDelete && !e.internal && Object.keys(e.arguments).length === 0;
 }
 
 /** Is `name` one of topo's own objects (of any prefix), as opposed to a user's? */

@@ -2,7 +2,7 @@
 
 import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { coveringHolds, holdingQueueOf, kindQueuesPattern, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { coveringHolds, holdingQueueOf, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
@@ -47,11 +47,6 @@ const KIND_ORDER: Record<ResourceKind, number> = { vhost: 0, policy: 1, exchange
 
 /** Resources about users: compared only when the file manages users and the broker let topo read them. */
 const USER_KINDS: ReadonlySet<ResourceKind> = new Set(["user", "permission", "topic-permission"]);
-
-/** The one exchange shape topo makes for a service: what it may delete when the file drops it. */
-function madeByTopo(e: Exchange): boolean {
-  return e.type === "topic" && e.durable && !e.autoDelete && !e.internal && Object.keys(e.arguments).length === 0;
-}
 
 export function fieldDiff(before: Resource, after: Resource, fields: readonly string[]): string[] {
   const out: string[] = [];

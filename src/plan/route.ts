@@ -4,7 +4,7 @@
 
 import type { ActualCluster, Binding, DesiredCluster, DesiredState, Exchange, Policy, Traffic, Resource } from "../model.js";
 import { TRAFFIC } from "../model.js";
-import { holdingQueueBase, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
+import { holdingQueueBase, madeByTopo, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe, keyOf } from "../core/keys.js";
 import { shown, names } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
@@ -267,6 +267,9 @@ export function bindingsInto(desired: DesiredCluster, actual: ActualCluster, own
   const services = new Set(desired.resources.flatMap((r) => (r.kind === "exchange" ? [r.name] : [])));
   const queues = new Set(desired.queues.map((q) => q.queue.name));
   const wanted = new Set(desired.resources.flatMap((r) => (r.kind === "binding" ? [keyOf(r)] : [])));
+  // An exchange named like a service but not of the shape topo makes is someone else's (plan
+  // leaves it, and its bindings, alone): its route into the file's queues is named like any other.
+  const spared = new Set(actual.resources.flatMap((r) => (r.kind === "exchange" && owner.owns(r) && !madeByTopo(r) ? [r.name] : [])));
   return actual.resources
     .filter(
       (r): r is Binding =>
@@ -275,7 +278,7 @@ export function bindingsInto(desired: DesiredCluster, actual: ActualCluster, own
         !services.has(r.source) &&
         (r.destinationType === "queue" ? queues.has(r.destination) : services.has(r.destination)) &&
         !wanted.has(keyOf(r)) &&
-        !isTopoBinding(r, owner),
+        (!isTopoBinding(r, owner) || spared.has(r.source)),
     )
     .sort((a, b) => (describe(a) < describe(b) ? -1 : 1));
 }

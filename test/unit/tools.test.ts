@@ -173,6 +173,13 @@ describe("bindings topo does not manage", () => {
       "2 bindings into the file's queues or service exchanges from exchanges topo does not manage: amq.topic -> exchange mppayment [#], billing -> mplogin.async [x]; the broker routes what is published there to the service's workers too; topo neither changes nor deletes them (delete them by hand if not wanted)",
     ]);
     expect(bindingsIntoWarnings([])).toEqual([]);
+    // An exchange named like a service but not of the shape topo makes (a user's direct mpold) is
+    // left alone with its bindings, so its route into a file's queue is named too; a topo-shaped
+    // one that left the file is deleted with its bindings, and plan lists that instead.
+    const ex = (name: string, type: string): Resource => ({ kind: "exchange", name, type, durable: true, autoDelete: false, internal: false, arguments: {} });
+    const named = [ex("mpold", "direct"), b("mpold", "mplogin.async", "x"), ex("mpgone", "topic"), b("mpgone", "mplogin.async", "mpgone.async.#")];
+    const withNamed = { ...actual, resources: [...actual.resources, ...named] };
+    expect(bindingsInto(d, withNamed, Ownership.of("mp", withNamed.resources)).map((x) => `${x.source}>${x.destination}`)).toEqual(["billing>mplogin.async", "mpold>mplogin.async"]);
   });
 });
 
