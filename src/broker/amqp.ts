@@ -369,7 +369,7 @@ export class AmqpSession {
 const CODE_HINTS: Record<number, string> = {
   403: "the user lacks configure/write/read permission on this vhost, or the name is reserved (amq.*)",
   404: "the object does not exist (yet); run topo plan to see the broker's state",
-  405: "the queue is exclusive to another connection",
+  405: "the queue is exclusive to another client's connection, which alone may use it, and RabbitMQ deletes it when that connection closes: close that client (rabbitmqctl list_queues name owner_pid, then close_connection), then run topo apply again",
   // 406 has several causes; hintFor() tells them apart by the broker's words.
   320: "the broker closed the connection (restart, or an operator closed it); run topo apply again: it finishes what is left",
   530: "the vhost does not exist or the user may not use it",

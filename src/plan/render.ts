@@ -91,9 +91,20 @@ export function celeryConsumers(before: Resource, after: Resource): string {
 export const EXCHANGE_PUBLISHERS =
   "publishers: while it is deleted a publish to it fails (404 NOT_FOUND), and one in the instant between its re-creation and its bindings is routed nowhere and dropped, though the broker confirms it: stop the publishers first (docs/safety.md)";
 
+/**
+ * Under a replace or delete of a queue some client declared exclusive: only that client's
+ * connection may delete, declare or count it (405 RESOURCE_LOCKED), and the broker deletes it
+ * when that connection closes, so apply stops at it.
+ */
+export function exclusiveQueueNote(before: Resource): string[] {
+  if (before.kind !== "queue" || !before.exclusive) return [];
+  return [`queue ${shown(before.name)} is exclusive to another client's connection: nothing else may delete or declare it (405 RESOURCE_LOCKED), so apply stops at it; RabbitMQ deletes it when that connection closes: close that client, then apply makes the queue as the file says`];
+}
+
 /** What a replace means for the clients of its object, beyond the messages at risk: text and JSON alike. */
 function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
   return [
+    ...exclusiveQueueNote(a.before),
     ...(a.risks?.some((r) => r.rule === "consumers") ? [celeryConsumers(a.before, a.after)] : []),
     ...(a.movedDeadLetters ? [a.movedDeadLetters] : []),
     ...(a.after.kind === "exchange" ? [EXCHANGE_PUBLISHERS] : []),
@@ -130,6 +141,7 @@ export function renderAction(a: Action): string[] {
         ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
         ...alsoDeletes(a).map((l) => `    ! ${l}`),
         ...(orphanedHold(a) ? [`    ! ${orphanedHold(a)}`] : []),
+        ...exclusiveQueueNote(a.before).map((n) => `    ! ${n}`),
         ...lossLines(a),
       ];
     default:

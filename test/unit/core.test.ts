@@ -314,6 +314,17 @@ describe("diff", () => {
     expect(text).not.toContain("--allow-unmanaged-deletes");
   });
 
+  it("says under a replace or delete of a queue another client holds exclusive that apply stops at it, and what to do", () => {
+    const mine = queue({ name: "mplogin.async", exclusive: true, durable: false, autoDelete: true });
+    const note = "! queue mplogin.async is exclusive to another client's connection: nothing else may delete or declare it (405 RESOURCE_LOCKED), so apply stops at it; RabbitMQ deletes it when that connection closes: close that client, then apply makes the queue as the file says";
+    const replaced = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "queue"), mine]), "mp");
+    expect(renderText({ clusters: [replaced] })).toContain(`  -/+ replace queue mplogin.async\n      because durable: false -> true`);
+    expect(renderText({ clusters: [replaced] })).toContain(`      ${note}`);
+    const d2 = desiredOf(raw({ services: [{ name: "mpwallet", sync: false }] }), "async");
+    const deleted = diffCluster(d2, actual([...d2.resources, exchange({ name: "mplogin" }), mine]), "mp");
+    expect(renderText({ clusters: [deleted] })).toContain(`  - delete queue mplogin.async\n      ${note}`);
+  });
+
   it("deletes only what it owns", () => {
     const extra: Resource[] = [
       exchange({ name: "mpold" }),
