@@ -4,7 +4,7 @@
 import { basename } from "node:path";
 import { loadConfig, type Env } from "../config/load.js";
 import { TopoError } from "../errors.js";
-import { celeryModule, type CeleryModule } from "../export/celery.js";
+import { brokerEnvName, celeryModule, type CeleryModule } from "../export/celery.js";
 import { Redactor } from "../redact.js";
 import { refuseOverTopology, writeWhole } from "../files/write-file.js";
 
@@ -42,7 +42,13 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
     ]);
   }
 
-  const warnings: string[] = [...unsetPasswords, ...literal];
+  // Cluster names that differ only where a variable name cannot (eu-sync and eu_sync) give their
+  // modules one variable: an app that loads both would connect both to one broker.
+  const twin = o.brokerEnv === undefined ? desired.clusters.find((c) => c.target.name !== m.cluster && brokerEnvName(c.target.name) === m.brokerEnv) : undefined;
+  const shared = twin
+    ? [`cluster ${m.cluster}'s module reads ${m.brokerEnv}, as cluster ${twin.target.name}'s does: an app that loads both would connect both to one broker; give one a variable of its own with --broker-env, or rename a cluster`]
+    : [];
+  const warnings: string[] = [...unsetPasswords, ...literal, ...shared];
   if (o.output === undefined || o.output === "-") return { ...m, warnings };
 
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {

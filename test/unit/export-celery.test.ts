@@ -316,3 +316,26 @@ describe("python literals", () => {
     expect(py(value as never)).toBe(literal);
   });
 });
+
+describe("two clusters whose names give one variable", () => {
+  it("export celery warns that an app loading both modules would connect both to one broker", async () => {
+    const { exportCelery } = await import("../../src/commands/export-celery.js");
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(join(tmpdir(), "topo-twin-"));
+    try {
+      const file = join(dir, "t.yaml");
+      writeFileSync(
+        file,
+        "version: 1\nclusters:\n  eu-sync: { url: 'amqp://u:p@h:5672/a' }\n  eu_sync: { url: 'amqp://u:p@h:5672/b' }\ndefaults:\n  sync: { cluster: eu-sync }\n  async: { cluster: eu_sync }\nservices: [mplogin]\n",
+      );
+      const warned = (cluster: string, extra = {}) => exportCelery({ file, cluster, env: {}, ...extra }).warnings;
+      expect(warned("eu-sync")).toContain("cluster eu-sync's module reads TOPO_BROKER_URL_EU_SYNC, as cluster eu_sync's does: an app that loads both would connect both to one broker; give one a variable of its own with --broker-env, or rename a cluster");
+      expect(warned("eu_sync").join("\n")).toContain("cluster eu_sync's module reads TOPO_BROKER_URL_EU_SYNC, as cluster eu-sync's does");
+      expect(warned("eu-sync", { brokerEnv: "EU_SYNC_URL" }).join("\n")).not.toContain("one broker");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
