@@ -95,7 +95,7 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
     description: "Quorum and stream queues: where the leader is placed.",
   },
   "x-single-active-consumer": { types: CQ, value: { kind: "boolean" }, description: "Only one consumer receives at a time." },
-  "x-consumer-timeout": { types: CQ, value: exact(1), description: "Milliseconds a delivery may stay unacknowledged. RabbitMQ never compares it on redeclare; topo does." },
+  "x-consumer-timeout": { types: CQ, value: exact(1), description: "Milliseconds a delivery may stay unacknowledged (RabbitMQ 3.11.15 and later; earlier ones ignore it, and plan warns). RabbitMQ never compares it on redeclare; topo does." },
   // -1 is RabbitMQ 4's "no limit", the only way off its default of 20 (measured on 4.0.5 and
   // 4.3.6); 3.x accepts -1 but drops a message at its first return: plan/broker-rules.ts refuses it there.
   "x-delivery-limit": {

@@ -51,6 +51,13 @@ export function atLeast(version: string, maj: number, min: number): boolean {
   return a > maj || (a === maj && b >= min);
 }
 
+/** Whether `version` is at least major.minor.patch (a version topo cannot read counts as older). */
+function atLeastPatch(version: string, [maj, min, patch]: readonly [number, number, number]): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  const [a, b, c] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [...majorMinor(version), 0];
+  return a !== maj ? a > maj : b !== min ? b > min : c >= patch;
+}
+
 /**
  * The deprecated-feature phases of a version, as measured: 4.0.5 permits all but mirroring by
  * default; 4.3.6 denies queue_master_locator and global_qos and still permits transient
@@ -265,9 +272,23 @@ const IGNORED_FROM: readonly {
   value?: ArgValue;
   from: [number, number];
   until?: [number, number];
+  /** Ignored only before this version (major, minor, patch): where a release brought it in. */
+  before?: [number, number, number];
   rule: (version: string, value: ArgValue) => string;
   fix: string;
 }[] = [
+  ...(["classic", "quorum"] as const).map((type) => ({
+    // 3.10.8: a consumer holding one delivery of a queue declared with x-consumer-timeout 5000
+    // was neither cancelled nor its channel closed in 150 s (classic and quorum alike; 60000 and
+    // 300 s too); the broker lists the argument with the queue. RabbitMQ reads it from 3.11.15 on
+    // (rabbitmq-server#5437).
+    type,
+    argument: "x-consumer-timeout",
+    from: [0, 0] as [number, number],
+    before: [3, 11, 15] as [number, number, number],
+    rule: (v: string) => `RabbitMQ ${v} accepts x-consumer-timeout and ignores it: a queue's own consumer timeout came in 3.11.15, and until then only the broker-wide consumer_timeout (30 minutes by default) cancels a consumer that holds a delivery too long`,
+    fix: "keep it for RabbitMQ 3.11.15 and later; on this broker only the node's consumer_timeout (rabbitmq.conf) sets the timeout",
+  })),
   {
     // 3.10.8: a lazy queue held 0 of 20 messages in memory, a default one 20. 4.0.5 and 4.3.6
     // kept x-queue-mode: lazy in the queue's arguments, and the lazy queue held as many in memory
@@ -312,7 +333,13 @@ const IGNORED_FROM: readonly {
 /** What this broker accepts of this declare and then ignores. */
 export function brokerIgnores(version: string, q: QueueDeclare): Ignored[] {
   return IGNORED_FROM.filter(
-    (i) => i.type === q.type && i.argument in q.arguments && (i.value === undefined || i.value === q.arguments[i.argument]) && atLeast(version, ...i.from) && !(i.until && atLeast(version, ...i.until)),
+    (i) =>
+      i.type === q.type &&
+      i.argument in q.arguments &&
+      (i.value === undefined || i.value === q.arguments[i.argument]) &&
+      atLeast(version, ...i.from) &&
+      !(i.until && atLeast(version, ...i.until)) &&
+      !(i.before && atLeastPatch(version, i.before)),
   ).map((i) => {
     const value = q.arguments[i.argument] as ArgValue;
     return { argument: i.argument, setting: `${i.argument}: ${JSON.stringify(value)}`, rule: i.rule(version, value), fix: i.fix };

@@ -18,6 +18,7 @@ const ROWS: { label: string; type: QueueType; durable?: boolean; arguments?: Arg
   { label: "classic, `x-queue-leader-locator`", type: "classic", arguments: { "x-queue-leader-locator": "balanced" } },
   { label: "classic, `x-queue-version: 1`", type: "classic", arguments: { "x-queue-version": 1 } },
   { label: "classic, `x-queue-mode: lazy`", type: "classic", arguments: { "x-queue-mode": "lazy" } },
+  { label: "quorum, `x-consumer-timeout`", type: "quorum", arguments: { "x-consumer-timeout": 60000 } },
   { label: "quorum, `x-max-in-memory-length` (or `-bytes`)", type: "quorum", arguments: { "x-max-in-memory-length": 1000 } },
   { label: "quorum, `x-overflow: reject-publish-dlx`", type: "quorum", arguments: { "x-overflow": "reject-publish-dlx" } },
   { label: "quorum, `x-delivery-limit: -1` (no limit on 4.x)", type: "quorum", arguments: { "x-delivery-limit": -1 } },
