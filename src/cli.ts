@@ -280,6 +280,7 @@ program
         progress.log(`${signal}: stopping; changes in flight finish or fail, nothing new starts`);
         stop.abort();
       };
+      applyHandlesSignals = true;
       process.on("SIGINT", onSignal);
       process.on("SIGTERM", onSignal);
       try {
@@ -479,6 +480,19 @@ exportCmd
 function asksForJson(argv: readonly string[]): boolean {
   return argv.some((a, i) => a === "--json" || a === "--format=json" || (a === "--format" && argv[i + 1] === "json"));
 }
+
+// Ctrl-C or SIGTERM during any other command (a plan waiting on a broker that does not answer):
+// stopped at once, with one answer as every failure has, as JSON under --json; it has written
+// nothing (only apply writes to brokers, and -o files are written whole at the end). apply
+// handles its own signals: it stops starting work and says how far each cluster got.
+let applyHandlesSignals = false;
+const onStopSignal = (signal: NodeJS.Signals) => {
+  if (applyHandlesSignals) return;
+  if (ending) process.exit(130);
+  fail(new InterruptedError(`${signal}: stopped before it finished; nothing was written`), asksForJson(process.argv));
+};
+process.on("SIGINT", onStopSignal);
+process.on("SIGTERM", onStopSignal);
 
 // An error no command caught (a library's callback that throws, a promise nobody awaits) ends the
 // process as Node would, with exit code 1, but through fail(): masked like every other output, as

@@ -82,3 +82,17 @@ describe("an error no command caught", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+describe("a signal during a command other than apply", () => {
+  // plan --json waiting on a server that never answers, stopped by the pipeline: one answer, as
+  // every failure has (it ended with exit 143 and nothing on stdout or stderr).
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    it(`${signal}: exit 130, the error as JSON on stdout, and said on stderr`, async () => {
+      const r = await run(`process.kill(process.pid, ${JSON.stringify(signal)});`, ["plan", "-f", file, "--json"]);
+      expect(r.code).toBe(130);
+      expect(JSON.parse(r.stdout)).toEqual({ error: { code: "interrupted", message: `${signal}: stopped before it finished; nothing was written` } });
+      // After the file's own warning (a password written in it).
+      expect(r.stderr).toMatch(new RegExp(`\n${signal}: stopped before it finished; nothing was written\n$`));
+    });
+  }
+});
