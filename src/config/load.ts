@@ -95,9 +95,8 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
 export function refuseUnsetUrls(unsetUrls: readonly string[], file: string, command: string, clusters?: readonly string[]): void {
   const urls = unsetUrls.filter((u) => !clusters || clusters.some((c) => u.startsWith(`clusters.${c}.`)));
   if (!urls.length) return;
-  throw new TopoError(`${file}: ${urls.join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, [
-    "export the variable (or write ${VAR:-default}), then run it again",
-  ]);
+  // config_invalid, as plan and apply say of the same unset variable.
+  throw new TopoError(`${file}: ${urls.join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, ["export the variable (or write ${VAR:-default}), then run it again"], false, "config_invalid");
 }
 
 /** A line counter for the parser, and the line and column of an offset in the text. */

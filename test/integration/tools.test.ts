@@ -95,6 +95,15 @@ describe("export definitions", () => {
 });
 
 describe("route", () => {
+  it("--live with the URL's password variable unset: config_invalid, as plan and apply say of it", async () => {
+    const { file } = fresh(SERVICES);
+    const unset = writeFile("unset.json", readFileSync(file, "utf8").replace(/guest:guest@/g, "guest:${TOPO_TEST_ROUTE_UNSET_PW}@"));
+    const r = await runCli(["route", "mplogin.sync.register", "-f", unset, "--live", "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error.code).toBe("config_invalid");
+    expect(JSON.parse((await runCli(["plan", "-f", unset, "--json"])).stdout).error.code).toBe("config_invalid");
+  });
+
   it("says where a task lands, and --live checks it against the broker's bindings", async () => {
     const { async, file } = fresh(SERVICES);
     const before = await runCli(["route", "mppayment.async.charge", "-f", file, "--live"]);
