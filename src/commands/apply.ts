@@ -193,7 +193,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // Who answers is checked before a session is opened for live counts, and before any write.
     // Beside it, before the read: what tells under the lock whether another apply wrote since the
     // read began (a saved plan is always read again under the lock, and checked against the saved one).
-    const marks = await verifyClusters(desired.clusters, clusters, client, opts, async (c) => (opts.expect ? undefined : readApplyMark(client(c), c.target.amqp.vhost, desired.prefix)));
+    const marks = await verifyClusters(
+      desired.clusters,
+      clusters,
+      client,
+      opts,
+      async (c) => (opts.expect ? undefined : readApplyMark(client(c), c.target.amqp.vhost, desired.prefix)),
+      // A login refused: what else the read refuses is said with it, as plan says both.
+      async (c) => void (await readAndPlan(c, client(c), desired.prefix, { file: opts.file })),
+    );
     checkInterrupted();
     const reads = await forEachCluster(clusters, async (c) => ({
       ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss })),

@@ -1,6 +1,6 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
-import { allOf, BrokerError, TopoError, type ConfigProblem } from "../errors.js";
+import { allOf, BrokerError, ClustersError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type TopicPermission } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
@@ -150,17 +150,39 @@ export async function verifyClusters<T = undefined>(
   client: (c: DesiredCluster) => ManagementClient,
   opts: ConnectionOptions,
   beside?: (c: DesiredCluster) => Promise<T>,
+  /** apply: what else refuses the cluster, read only when the login is refused, to be said with it. */
+  refusedBeside?: (c: DesiredCluster) => Promise<void>,
 ): Promise<T[]> {
   const others = identifyOthers(all, selected, opts);
   const found = await forEachCluster(selected, async (c) => {
     const login = refusedLogin(c.target, opts);
-    const [identity, result] = await identifyBeside(c, client(c), opts, Promise.resolve().then(() => beside?.(c)));
+    let identity: BrokerIdentity;
+    let result: T | undefined;
+    try {
+      [identity, result] = await identifyBeside(c, client(c), opts, Promise.resolve().then(() => beside?.(c)));
+    } catch (e) {
+      // The read's refusals (a vhost's queue limit, a missing tag) and the login's (no rights on
+      // the vhost) are independent: said together, so that one run names every fix. Plan said
+      // only the limit, and once it was cleared, the rights.
+      const refused = await login.catch(() => undefined);
+      if (refused && isRefusal(e)) throw allOf([refused, e]);
+      throw e;
+    }
     const refused = await login;
-    if (refused) throw refused;
+    if (refused) {
+      const more = refusedBeside ? await refusedBeside(c).then(() => undefined, (e: unknown) => (isRefusal(e) ? e : undefined)) : undefined;
+      throw more ? allOf([refused, more]) : refused;
+    }
     return { cluster: c, identity, result: result as T };
   });
   checkDistinctVhosts([...found, ...(await others)]);
   return found.map((f) => f.result);
+}
+
+/** A refusal the broker's state decides (rights, limits, tags, a user's conflict), as opposed to who answers or whether it does. */
+function isRefusal(e: unknown): boolean {
+  const codes = e instanceof ClustersError ? e.causes.map((c) => (c instanceof TopoError ? c.code : undefined)) : [e instanceof TopoError ? e.code : undefined];
+  return codes.every((code) => code === "permission_denied" || code === "broker_refused" || code === "user_conflict");
 }
 
 /**

@@ -574,6 +574,21 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect((await runCli(["plan", "--help"])).code).toBe(0);
   });
 
+  it("a vhost's max-queues too low and no rights on it: plan and apply both say both, in one run", async () => {
+    const { async, file } = fresh(["mpqa", "mpqb"]);
+    await createVhost(async);
+    await api("DELETE", `/api/permissions/${vh(async)}/${encodeURIComponent(broker().user)}`);
+    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 1 })).status).toBeLessThan(300);
+    for (const cmd of ["plan", "apply"]) {
+      const r = await runCli([cmd, "-f", file, "--cluster", "async"]);
+      expect(r.code, cmd).toBe(1);
+      // Plan said only the limit (and, once it was raised, the rights); apply only the rights.
+      expect(r.stderr, cmd).toContain(`530 NOT_ALLOWED - access to vhost '${async}' refused for user '${broker().user}'`);
+      expect(r.stderr, cmd).toContain(`vhost "${async}" may hold at most 1 queue (max-queues)`);
+      expect(r.stderr, cmd).toContain(`hint: user "${broker().user}" has no permissions on vhost "${async}"`);
+    }
+  }, 60_000);
+
   it("a vhost's max-queues too low for the plan: refused before anything is written, the lock and deletes counted", async () => {
     const { async, file } = fresh(["mpqa", "mpqb", "mpqc"]);
     await createVhost(async);
