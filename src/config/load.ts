@@ -164,7 +164,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
  * The YAML path: every node keeps its position, so every problem is reported at its line and
  * column. Used for every YAML file, and for a JSON file in which fromJson found a problem.
  */
-function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>, warnings?: ConfigProblem[]): DesiredState {
+function fromYaml(text: string, file: string, env: Env, redactor: Redactor | undefined, unsetPasswords?: Set<string>, warnings?: ConfigProblem[], duplicatesSaid = false): DesiredState {
   const { isMap, isSeq, parseDocument, visit } = yaml();
   const { lc, at } = lineColumns(text);
   const fail = (problems: { line: number; col: number; message: string }[]): never => {
@@ -182,7 +182,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     fail([{ line: 1, col: 1, message: `cannot parse YAML: ${e instanceof RangeError ? "nesting is too deep" : (e as Error).message}` }]);
     throw e;
   }
-  const twice = duplicateKeys(doc, text, (o) => at(o).line);
+  const twice = duplicatesSaid ? [] : duplicateKeys(doc, text, (o) => at(o).line);
   if (doc.errors.length > 0 || twice.length > 0) {
     const yamlProblems = inOrder(
       doc.errors.map((e) => ({
@@ -201,7 +201,19 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     const flow = text.includes("${") ? flowReferences(text) : undefined;
     if (flow?.length) {
       const before = yamlProblems.filter((p) => p.offset < (flow[0] as { collection: number }).collection);
-      fail([...placed(before), ...flow.map((f) => ({ ...at(f.offset), message: FLOW_REFERENCE }))]);
+      fail([...placed(before), ...flow.map((f) => ({ ...at(f.offset), message: flowReference(text, f.offset) }))]);
+    }
+    // Only keys given twice: the file still reads (the later one counts), so every other problem
+    // is found too, in the same run, and said with them.
+    if (doc.errors.length === 0) {
+      let rest: ConfigProblem[] = [];
+      try {
+        fromYaml(text, file, env, redactor, undefined, undefined, true);
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        rest = e.problems;
+      }
+      throw new ConfigError(sortProblems([...placed(yamlProblems).map((p) => ({ file, ...p })), ...rest]));
     }
     fail(placed(yamlProblems));
   }
@@ -516,7 +528,13 @@ function problemsError(file: string, ps: { line: number; col: number; message: s
   return new ConfigError(ps.map((p) => ({ file, ...p })));
 }
 
-const FLOW_REFERENCE = `\${...} inside { } or [ ] must be quoted: write "\${NAME}" (or use block style, one key per line), since there YAML reads { and } as a mapping's start and end`;
+/** ${VAR} unquoted inside { } or [ ]: the words, with the reference as written at `offset` (its name, never a value). */
+function flowReference(text: string, offset: number): string {
+  // Not its default, which may be a password: "${PW:-...}".
+  const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-)?/.exec(text.slice(offset));
+  const ref = m ? `\${${m[1]}${m[2] ? `${m[2]}...` : ""}}` : "${NAME}";
+  return `\${...} inside { } or [ ] must be quoted: write "${ref}" (or use block style, one key per line), since there YAML reads { and } as a mapping's start and end`;
+}
 
 /**
  * Every "${" outside quotes inside a flow collection ({ } or [ ]), where YAML reads its "{" as a

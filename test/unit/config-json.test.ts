@@ -88,7 +88,8 @@ describe("a JSON topology", () => {
     const twice = good.replace('"prefix":"mp"', '"prefix":"mp",\n"prefix":"other"');
     expect(twice).not.toBe(good);
     expect(fromJson(twice, "t.json", ENV, undefined)).toBeUndefined();
-    expect(() => parseConfig(twice, "t.json", ENV)).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ line: 2, message: expect.stringMatching(/the key "prefix" is given twice/) })] }));
+    // With what the later value makes of the rest (services outside prefix "other"), in the same run.
+    expect(() => parseConfig(twice, "t.json", ENV)).toThrow(expect.objectContaining({ problems: expect.arrayContaining([expect.objectContaining({ line: 2, message: expect.stringMatching(/the key "prefix" is given twice/) })]) }));
     // The same key written with an escape is the same key.
     const escaped = good.replace('"prefix":"mp"', '"prefix":"mp","\\u0070refix":"other"');
     expect(fromJson(escaped, "t.json", ENV, undefined)).toBeUndefined();

@@ -55,13 +55,16 @@ describe("keys YAML reads as something other than the text written", () => {
   it("two keys YAML reads as one name (16 and \"16\", true and \"true\") are a key given twice, not one silently replacing the other", () => {
     const users = problemsOf(`${HEAD}users:\n  16: { password: pw1, consumes: [mplogin] }\n  "16": { password: pw2, consumes: [mplogin] }\n`);
     expect(users).toEqual(['10:3: the key "16" is given twice in this mapping (first on line 9); remove one']);
-    const clusters = problemsOf(`version: 1\nclusters:\n  sync: { url: "amqp://h/s" }\n  true: { url: "amqp://h/a" }\n  "true": { url: "amqp://h/b" }\nservices: [mplogin]\n`);
+    const clusters = problemsOf(`version: 1\nclusters:\n  sync: { url: "amqp://h/s" }\n  true: { url: "amqp://h/a" }\n  "true": { url: "amqp://h/b" }\ndefaults: { async: { cluster: sync } }\nservices: [mplogin]\n`);
     expect(clusters).toEqual(['5:3: the key "true" is given twice in this mapping (first on line 4); remove one']);
   });
 
   it("written differently, the message says how YAML read the first", () => {
     const ps = problemsOf(`${HEAD}users:\n  0x10: { password: pw1, consumes: [mplogin] }\n  "16": { password: pw2, consumes: [mplogin] }\n`);
-    expect(ps).toEqual(['10:3: the key "16" is given twice in this mapping (first on line 9, where YAML reads 0x10 as 16); remove one']);
+    expect(ps).toEqual([
+      '9:3: users: YAML reads the key 0x10 as the number 16, not as the text written; put it in quotes ("0x10") to mean the text',
+      '10:3: the key "16" is given twice in this mapping (first on line 9, where YAML reads 0x10 as 16); remove one',
+    ]);
   });
 
   it("a list or a mapping as a key is refused at it", () => {
