@@ -66,8 +66,12 @@ function schemaValidator(): ValidateFunction {
 export function loadConfig(file: string, env: Env = process.env, redactor?: Redactor, options: LoadOptions = {}): LoadResult {
   let text: string;
   try {
+    // Read from a file only: its problems are placed by line and column, a saved plan keeps its
+    // digest, and plan and apply read it again (a pipe or stdin can be read once).
+    const fromAFile = "topo reads the topology from a file: write it to one and pass -f FILE";
+    if (file === "-") throw problemsError(file, [{ line: 1, col: 1, message: `"-" is not standard input here; ${fromAFile}` }]);
     const st = statSync(file);
-    if (!st.isFile()) throw problemsError(file, [{ line: 1, col: 1, message: `not a regular file` }]);
+    if (!st.isFile()) throw problemsError(file, [{ line: 1, col: 1, message: st.isDirectory() ? "a directory, not a file; pass the topology file with -f FILE" : `not a regular file (a pipe, a device or a socket); ${fromAFile}` }]);
     if (st.size > MAX_FILE_BYTES) {
       throw problemsError(file, [{ line: 1, col: 1, message: `file is ${st.size} bytes; topo reads at most ${MAX_FILE_BYTES}` }]);
     }
