@@ -88,6 +88,10 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   }
   // The file is the same; the passwords its ${VAR}s give must be the same too.
   const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor, warn: opts.warn });
+  // What else can make the same bytes ask otherwise: their ${VAR}s, or, in a file without any, an
+  // edit of the plan file itself.
+  const varying = readFileSync(saved.file, "utf8").includes("${");
+  const cause = varying ? "its ${VAR}s take other values from the environment now" : `it has no \${VAR}, so the plan file ${opts.planFile} was edited`;
   // The file is the one planned, so a cluster it lacks was put in the plan by hand.
   const unknown = saved.clusters.map((c) => c.cluster).filter((n) => !desired.clusters.some((c) => c.target.name === n));
   if (unknown.length) {
@@ -100,7 +104,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   // and is no object of desiredText's: a ${VAR} gives it too.
   if (desired.prefix !== saved.prefix) {
     throw new StalePlanError(
-      `the saved plan is stale: ${saved.file} is unchanged, but its prefix is now "${desired.prefix}", and the plan was made for prefix "${saved.prefix}": its \${VAR}s take other values from the environment now; nothing was written`,
+      `the saved plan is stale: ${saved.file} is unchanged, but its prefix is now "${desired.prefix}", and the plan says prefix "${saved.prefix}": ${cause}; nothing was written`,
       [`apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
     );
   }
@@ -109,7 +113,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   const asked = saved.clusters.filter((s) => sha256(desiredText(desired.clusters.find((c) => c.target.name === s.cluster) as DesiredCluster)) !== s.desiredDigest).map((s) => s.cluster);
   if (asked.length) {
     throw new StalePlanError(
-      `the saved plan is stale: ${saved.file} is unchanged, but what it asks of cluster${asked.length === 1 ? "" : "s"} ${asked.join(", ")} is not what it asked when the plan was made: its \${VAR}s take other values from the environment now; nothing was written`,
+      `the saved plan is stale: ${saved.file} is unchanged, but what it asks of cluster${asked.length === 1 ? "" : "s"} ${asked.join(", ")} is not what the plan says it asked: ${cause}; nothing was written`,
       [`apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
     );
   }
@@ -118,7 +122,10 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   // edited, and would otherwise let any password through.
   const now = users ? users.credentials.fingerprint(saved.credentials?.key ?? "") : undefined;
   if (now !== saved.credentials?.digest) {
-    throw new StalePlanError(`the saved plan is stale: the passwords of the users in ${saved.file} (from its environment variables) are not those the plan was made with; nothing was written`, [
+    const why = !users
+      ? `the plan holds a fingerprint of users' passwords, and ${saved.file} has no users: the plan file ${opts.planFile} was edited`
+      : `the passwords of the users in ${saved.file} (from its environment variables) are not those the plan was made with`;
+    throw new StalePlanError(`the saved plan is stale: ${why}; nothing was written`, [
       `apply with the environment the plan was made in, or run topo plan -f ${saved.file} -o FILE again and apply that`,
     ]);
   }
@@ -173,7 +180,8 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
 function hintsForSaved(e: unknown, planFile: string, written: boolean): void {
   if (!(e instanceof TopoError) || e instanceof StalePlanError) return;
   const rewritten = e.hints.flatMap((h) => {
-    if (!/\btopo apply\b/.test(h)) return [h];
+    // "pass --allow-data-loss" alone left the reader to guess the command: it is the plan's.
+    if (!/\btopo apply\b/.test(h)) return [!written ? h.replace(/\bpass (--allow-[a-z-]+)( too)?/g, (m) => `${m} (to topo apply ${planFile})`) : h];
     if (!written) return [h.replace(/\btopo apply\b/g, `topo apply ${planFile}`)];
     if (h === RERUN_HINT) return [];
     return [h.replace(/\brun topo apply again\b/g, "run topo plan -o FILE again, review what is left, and apply that").replace(/,? and topo apply finishes it/, "")];

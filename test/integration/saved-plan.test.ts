@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames as benchNames } from "../../bench/services.mjs";
-import { amqpUrl, api, CLI, createVhost, getQueue, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, CLI, createVhost, getQueue, publish, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const { fresh: freshTopology } = testVhosts();
 
@@ -312,7 +312,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const e = JSON.parse(r.stdout).error;
     expect(e.code).toBe("stale_plan");
     expect(e.message).toBe(
-      `the saved plan is stale: ${t.file} is unchanged, but what it asks of cluster async is not what it asked when the plan was made: its \${VAR}s take other values from the environment now; nothing was written`,
+      `the saved plan is stale: ${t.file} is unchanged, but what it asks of cluster async is not what the plan says it asked: its \${VAR}s take other values from the environment now; nothing was written`,
     );
     expect(e.hints).toEqual([`apply with the environment the plan was made in, or run topo plan -f ${t.file} -o FILE again, review it, and apply that`]);
     expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
@@ -330,10 +330,35 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const e = JSON.parse(r.stdout).error;
     expect(e.code).toBe("stale_plan");
     expect(e.message).toBe(
-      `the saved plan is stale: ${t.file} is unchanged, but its prefix is now "mp", and the plan was made for prefix "mpx": its \${VAR}s take other values from the environment now; nothing was written`,
+      `the saved plan is stale: ${t.file} is unchanged, but its prefix is now "mp", and the plan says prefix "mpx": its \${VAR}s take other values from the environment now; nothing was written`,
     );
     expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
     expect((await runCli(["apply", t.out], { SP_PFX: "mpx" })).code).toBe(0);
+  });
+
+  it("a saved plan refused for data loss names the plan in the flag's hint", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }, { name: "mpgone", sync: false }]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    await publish(t.async, "mpgone", "mpgone.async.x", ["kept"]);
+    rewrite(t, [{ name: "mplogin", sync: false }]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    const refused = await runCli(["apply", t.out, "--allow-destructive", "--json"]);
+    expect(JSON.parse(refused.stdout).error.code).toBe("refused_data_loss");
+    expect(JSON.parse(refused.stdout).error.hints).toContain(`let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss (to topo apply ${t.out}) to delete the messages with it; nothing was changed`);
+  });
+
+  it("a plan file edited by hand, of a topology without ${VAR}s, is said to be edited, not blamed on the environment", async () => {
+    const t = fresh([{ name: "mpxlogin", sync: false }]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    const saved = JSON.parse(readFileSync(t.out, "utf8"));
+    writeFileSync(t.out, JSON.stringify({ ...saved, prefix: "mpx" }));
+    const r = await runCli(["apply", t.out, "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error.message).toBe(`the saved plan is stale: ${t.file} is unchanged, but its prefix is now "mp", and the plan says prefix "mpx": it has no \${VAR}, so the plan file ${t.out} was edited; nothing was written`);
+    // A fingerprint of users' passwords in the plan of a file without users: edited too.
+    writeFileSync(t.out, JSON.stringify({ ...saved, credentials: { key: "k", digest: "d" } }));
+    const c = await runCli(["apply", t.out, "--json"]);
+    expect(JSON.parse(c.stdout).error.message).toBe(`the saved plan is stale: the plan holds a fingerprint of users' passwords, and ${t.file} has no users: the plan file ${t.out} was edited; nothing was written`);
   });
 
   it("a plan made with a relative file name, applied from another directory that holds another such file, says where it read it", async () => {
