@@ -12,7 +12,7 @@ import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import { DEFAULT_CHANNELS, type Plan } from "./model.js";
 import { plural } from "./core/words.js";
 import { setUpProcess } from "./process-setup.js";
-import { stepsUnderWay } from "./broker/in-flight.js";
+import { stepsUnderWay, writesBegun } from "./broker/in-flight.js";
 
 setUpProcess();
 
@@ -270,6 +270,10 @@ program
           const losing = lost.length ? ` ${plural(lost.length, "binding")} were being put back and may be lost, and no later plan knows those topo does not manage: make them again by hand where they are missing: ${shown.join("; ")}.` : "";
           // Still one answer, as JSON under --json: a pipeline must not be left with an empty stdout.
           progress.end();
+          // Before the first write nothing changed, and a saved plan still holds.
+          if (!writesBegun()) {
+            return fail(new InterruptedError(`${signal} again: stopped at once, before any write; nothing was changed${planFile === undefined ? "" : `: the saved plan still holds, and topo apply ${planFile} applies it`}.`), !!o.json);
+          }
           return fail(
             new InterruptedError(
               `${signal} again: stopped at once, without waiting for the changes in flight, some of which may have been made; ${planFile === undefined ? "topo plan shows what is left, and topo apply finishes it" : "the saved plan no longer matches the brokers: topo plan -o FILE shows what is left, and topo apply FILE finishes it"}.${losing}`,

@@ -17,3 +17,16 @@ export function holdStep(atRisk: readonly string[]): () => void {
 export function stepsUnderWay(): string[] {
   return [...steps.values()].flat();
 }
+
+/** Whether this process has begun writing to a broker (apply's first write of any cluster). */
+let writing = false;
+
+/** Said by apply right before its first write to a cluster. */
+export function writesBegin(): void {
+  writing = true;
+}
+
+/** Whether any write began: a signal before that stops an apply that changed nothing. */
+export function writesBegun(): boolean {
+  return writing;
+}

@@ -16,6 +16,7 @@ import { plural, shown } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
 import { forEachCluster, freshOf, readAndPlan, readBackPlan, verifyClusters } from "./clusters.js";
 import { managementClient, selectClusters, topologyOf, unreadClusters, type ConnectionOptions, type TopologySource } from "./source.js";
+import { writesBegin } from "../broker/in-flight.js";
 
 export interface ApplyOptions extends ConnectionOptions, TopologySource {
   /** Only these clusters (default: every cluster of the topology). */
@@ -105,6 +106,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   /** The actions each cluster carried out, by key: a retry after a lost connection re-plans what is left. */
   const carriedOut = new Map<string, Map<string, Action>>();
   const carryOut = (cluster: string, actions: readonly Action[]) => {
+    writesBegin();
     const done = carriedOut.get(cluster) ?? new Map<string, Action>();
     for (const a of actions) done.set(a.key, a);
     carriedOut.set(cluster, done);

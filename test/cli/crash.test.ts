@@ -96,3 +96,11 @@ describe("a signal during a command other than apply", () => {
     });
   }
 });
+
+describe("a second signal during apply, before any write", () => {
+  it("says nothing was changed, not that some changes may have been made", async () => {
+    const r = await run(`process.kill(process.pid, "SIGTERM"); setTimeout(() => process.kill(process.pid, "SIGTERM"), 200);`, ["apply", "-f", file, "--json"]);
+    expect(r.code).toBe(130);
+    expect(JSON.parse(r.stdout).error).toEqual({ code: "interrupted", message: "SIGTERM again: stopped at once, before any write; nothing was changed." });
+  });
+});
