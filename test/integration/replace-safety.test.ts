@@ -37,6 +37,23 @@ function files(before: Args, after: Args): { async: string; before: string; afte
   return { async, before: b, after: file };
 }
 
+/**
+ * The file's mplogin.async dead-lettering to exchange dlx, applied, with queue "dead" bound to dlx
+ * by `key` (and `more` bindings, queue -> key).
+ */
+async function appliedWithDeadLetters(type: "fanout" | "topic", key: string, more: Record<string, string> = {}): Promise<ReturnType<typeof files>> {
+  const f = files({ "x-dead-letter-exchange": "dlx" }, {});
+  expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+  await withChannel(f.async, async (ch) => {
+    await ch.assertExchange("dlx", type, { durable: true });
+    for (const [queue, k] of Object.entries({ dead: key, ...more })) {
+      await ch.assertQueue(queue, { durable: true });
+      await ch.bindQueue(queue, "dlx", k);
+    }
+  });
+  return f;
+}
+
 /** Publish messages whose body and message-id are the id, padded to `size` bytes. */
 async function publishIds(v: string, ids: string[], size = 0): Promise<void> {
   const conn = await amqplib.connect(amqpUrl(v));
@@ -808,13 +825,7 @@ ch.close(); c.close()`;
   });
 
   it("a message that expires while it waits in the holding queue is dead-lettered as the queue would, not dropped", async () => {
-    const f = files({ "x-dead-letter-exchange": "dlx" }, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    await withChannel(f.async, async (ch) => {
-      await ch.assertExchange("dlx", "fanout", { durable: true });
-      await ch.assertQueue("dead", { durable: true });
-      await ch.bindQueue("dead", "dlx", "");
-    });
+    const f = await appliedWithDeadLetters("fanout", "");
     // Each message's own expiration counts again from its move, and a replace holds them longer:
     // it waits one statistics interval (5 s) before it deletes the old queue.
     const held = ids("ttl", 20);
@@ -826,16 +837,8 @@ ch.close(); c.close()`;
   }, 120_000);
 
   it("a message that expires in the holding queue is dead-lettered by its own routing key, which a topic dead-letter exchange routes", async () => {
-    const f = files({ "x-dead-letter-exchange": "dlx" }, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    await withChannel(f.async, async (ch) => {
-      await ch.assertExchange("dlx", "topic", { durable: true });
-      await ch.assertQueue("dead", { durable: true });
-      await ch.bindQueue("dead", "dlx", "mplogin.async.#");
-      // What a dead-letter by the holding queue's name would reach, were it used.
-      await ch.assertQueue("strays", { durable: true });
-      await ch.bindQueue("strays", "dlx", "topo.#");
-    });
+    // "strays": what a dead-letter by the holding queue's name would reach, were it used.
+    const f = await appliedWithDeadLetters("topic", "mplogin.async.#", { strays: "topo.#" });
     const held = ids("tkey", 200);
     await publishExpiring(f.async, held);
     await replaced(f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 }));
@@ -856,14 +859,8 @@ ch.close(); c.close()`;
   }, 120_000);
 
   it("plan says when messages it moves back would be dead-lettered by the queue's name into nothing, as the broker then does", async () => {
-    const f = files({ "x-dead-letter-exchange": "dlx" }, {});
-    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
-    await withChannel(f.async, async (ch) => {
-      await ch.assertExchange("dlx", "topic", { durable: true });
-      // Task names only, as a retry scheme per task routes them (*.async.* matches no mplogin.async).
-      await ch.assertQueue("dead", { durable: true });
-      await ch.bindQueue("dead", "dlx", "*.async.*");
-    });
+    // Task names only, as a retry scheme per task routes them (*.async.* matches no mplogin.async).
+    const f = await appliedWithDeadLetters("topic", "*.async.*");
     const held = ids("dlk", 20);
     await publishIds(f.async, held);
     const after = f.after({ "x-dead-letter-exchange": "dlx", "x-max-priority": 5 });
