@@ -397,9 +397,9 @@ export async function peekLiveCounts(open: () => Promise<AmqpSession>, actual: A
   const session = await open().catch(() => undefined);
   if (!session) return;
   try {
-    await liveCounts(session, actual, queues);
-  } catch {
-    // A refusal of the passive declare (no configure right): the statistics' figures stand.
+    // One at a time: a queue another client holds exclusive (405) or a refusal leaves its
+    // statistics' figures, and the others are still counted (a passive declare needs no right).
+    for (const q of queues) await liveCounts(session, actual, [q]).catch(() => undefined);
   } finally {
     await session.close().catch(() => undefined);
   }
