@@ -109,7 +109,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   const nonClassic = c.queues.some((s) => s.queue.type !== "classic");
   if (c.target.amqp.protocol === "amqps") push(`import ssl`);
   push(``, `from kombu import Exchange, Queue`);
-  if (nonClassic) push(`from kombu.transport.pyamqp import ${c.target.amqp.protocol === "amqps" ? "SSLTransport" : "Transport"} as _AmqpTransport`);
+  push(`from kombu.transport import pyamqp as _pyamqp`);
   push(``);
 
   // --- broker
@@ -129,7 +129,7 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `broker_transport_options = {"confirm_publish": True}`,
   );
   if (c.target.amqp.protocol === "amqps") push(...tlsLines(c));
-  if (nonClassic) push(...perConsumerQosLines());
+  push(...transportLines(c.target.amqp.protocol === "amqps" ? "SSLTransport" : "Transport", nonClassic));
 
   // --- queues
   push(
@@ -356,19 +356,46 @@ function tlsLines(c: DesiredCluster): string[] {
   ];
 }
 
-function perConsumerQosLines(): string[] {
+/**
+ * kombu's AMQP transport, with what Celery 5.2's lacks. py-amqp reopens a channel the broker closed
+ * (a publish to an exchange that is gone, 404, or one the user may not make, 403) without
+ * selecting publisher confirms on it again, and then waits for ever for the confirm of every later
+ * publish (celery/py-amqp#445): measured with 5.1.1, after one send_task to a deleted exchange
+ * raised NotFound, the next one, to a service that exists, never returned, and an edge sending for
+ * every service stopped. And with a quorum queue, the prefetch limit per consumer.
+ */
+function transportLines(base: "Transport" | "SSLTransport", perConsumerQos: boolean): string[] {
   return [
     ``,
     ``,
-    `# Celery before 5.5 sets its prefetch limit with global QoS on RabbitMQ, and a consumer of a quorum`,
-    `# queue is then refused ("NOT_IMPLEMENTED - ... does not support global qos"). This transport makes`,
-    `# the limit per consumer, as Celery 5.5 does for quorum queues.`,
-    `class _PerConsumerQosTransport(_AmqpTransport):`,
-    `    def qos_semantics_matches_spec(self, connection):`,
-    `        return True`,
+    `# py-amqp reopens a channel the broker closed (a task sent to an exchange that is gone, or that the`,
+    `# user may not publish to) without turning publisher confirms on again, and every later send_task`,
+    `# then waits for ever for its confirm (celery/py-amqp#445). This channel turns them on again.`,
+    `class _ConfirmingChannel(_pyamqp.Channel):`,
+    `    def _do_revive(self):`,
+    `        self._confirm_selected = False`,
+    `        super()._do_revive()`,
     ``,
     ``,
-    `broker_transport = _PerConsumerQosTransport`,
+    `class _Connection(_pyamqp.Connection):`,
+    `    Channel = _ConfirmingChannel`,
+    ``,
+    ``,
+    `class _TopoTransport(_pyamqp.${base}):`,
+    `    Connection = _Connection`,
+    ...(perConsumerQos
+      ? [
+          ``,
+          `    # Celery before 5.5 sets its prefetch limit with global QoS on RabbitMQ, and a consumer of a`,
+          `    # quorum queue is then refused ("NOT_IMPLEMENTED - ... does not support global qos"): the`,
+          `    # limit per consumer, as Celery 5.5 does for quorum queues.`,
+          `    def qos_semantics_matches_spec(self, connection):`,
+          `        return True`,
+        ]
+      : []),
+    ``,
+    ``,
+    `broker_transport = _TopoTransport`,
   ];
 }
 

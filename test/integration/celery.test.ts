@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { normalize } from "../../src/config/normalize.js";
 import { celeryModule } from "../../src/export/celery.js";
-import { amqpUrl, api, deleteVhost, getQueue, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, deleteVhost, getQueue, messageCount, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
 import { PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
 const INSTALL = "apt-get install -y --no-install-recommends python3-celery";
@@ -311,6 +311,39 @@ describe.skipIf(SKIP)(`export celery with a real Celery worker (${CELERY ? `cele
     await until("the worker to fail", () => DECLARE_FAILED.test(w.log()), 30_000, w.log);
     expect(w.log()).toMatch(/PRECONDITION_FAILED - inequivalent arg 'x-max-length'/);
     expect(w.log()).not.toMatch(/ ready\./);
+  });
+
+  it("after a task the broker refused (its exchange gone), the next send_task returns: py-amqp's reopened channel waited for ever", async () => {
+    const { file, async } = fresh([{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const dir = tempDir();
+    expect((await runCli(["export", "celery", "-f", file, "--cluster", "async", "-o", join(dir, "celeryconfig_async.py")])).code).toBe(0);
+    // A service retired while an edge still runs the old module: its exchange is gone.
+    await api("DELETE", `/api/exchanges/${vh(async)}/mpwallet`);
+    writeFileSync(
+      join(dir, "sender.py"),
+      [
+        "import json, os, threading",
+        "from celery import Celery",
+        "app = Celery('edge')",
+        "app.config_from_object('celeryconfig_async')",
+        "threading.Timer(30, lambda: (print(json.dumps({'hung': True})), os._exit(3))).start()",
+        "out = {'first': str(bool(app.send_task('mplogin.async.a', args=[1])))}",
+        "try:",
+        "    app.send_task('mpwallet.async.a', args=[2])",
+        "    out['refused'] = None",
+        "except Exception as e:",
+        "    out['refused'] = type(e).__name__",
+        "out['after'] = str(bool(app.send_task('mplogin.async.b', args=[3])))",
+        "print(json.dumps(out))",
+        "os._exit(0)",
+        "",
+      ].join("\n"),
+    );
+    const r = await python(dir, ["sender.py"], { TOPO_BROKER_URL_ASYNC: amqpUrl(async) }, 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ first: "True", refused: "NotFound", after: "True" });
+    expect(await messageCount(async, "mplogin.async")).toBe(2);
   });
 
   it("writes every argument value as the Python literal of the same value and type", async () => {

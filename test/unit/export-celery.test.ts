@@ -103,15 +103,19 @@ describe("export celery: queues", () => {
 
   it("makes prefetch per consumer only when a queue is quorum or stream (they refuse global QoS)", () => {
     const classic = generate(desired()).text;
-    expect(topLevel(classic, "broker_transport")).toBeUndefined();
+    // Every module's transport turns publisher confirms on again on a channel the broker reopened.
+    expect(topLevel(classic, "broker_transport")).toBe("_TopoTransport");
+    expect(classic).toContain("class _TopoTransport(_pyamqp.Transport):\n    Connection = _Connection\n\n\nbroker_transport");
+    expect(classic).toMatch(/class _ConfirmingChannel\(_pyamqp\.Channel\):\n {4}def _do_revive\(self\):\n {8}self\._confirm_selected = False\n {8}super\(\)\._do_revive\(\)/);
+    expect(classic).not.toContain("qos_semantics_matches_spec");
     const quorum = generate(desired(raw({ defaults: { sync: { type: "quorum" } } }))).text;
-    expect(topLevel(quorum, "broker_transport")).toBe("_PerConsumerQosTransport");
-    expect(quorum).toContain("from kombu.transport.pyamqp import Transport as _AmqpTransport");
+    expect(topLevel(quorum, "broker_transport")).toBe("_TopoTransport");
+    expect(quorum).toContain("from kombu.transport import pyamqp as _pyamqp");
     expect(quorum).toMatch(/def qos_semantics_matches_spec\(self, connection\):\n {8}return True/);
     const tlsQuorum = generate(
       desired(raw({ clusters: { sync: { url: "amqps://u:p@h/sync" }, async: { url: "amqp://u:p@h/a" } }, defaults: { sync: { type: "quorum" } } })),
     ).text;
-    expect(tlsQuorum).toContain("from kombu.transport.pyamqp import SSLTransport as _AmqpTransport");
+    expect(tlsQuorum).toContain("class _TopoTransport(_pyamqp.SSLTransport):");
   });
 
   it("never creates missing queues and keeps Celery from adding x-max-priority", () => {
