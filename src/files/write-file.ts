@@ -2,7 +2,7 @@
 // all: a worker importing a module, or a pipeline reading a topology, never sees half of one.
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, fstatSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { TopoError } from "../errors.js";
 
@@ -21,6 +21,15 @@ export function writeWhole(file: string, text: string, toStdout = true, mode = 0
     const now = statSync(file, { throwIfNoEntry: false });
     if (now && !now.isFile() && !now.isDirectory()) {
       writeFileSync(file, text);
+      return;
+    }
+    // The file this process's stdout or stderr is (-o /dev/stdout >> ci.log): written through that
+    // descriptor, as the shell opened it (appending). Renamed over, the file lost what it held, and
+    // opened again by name it would be cut to nothing.
+    const fd = now?.isFile() ? [1, 2].find((n) => sameInode(now, n)) : undefined;
+    if (fd !== undefined) {
+      const bytes = Buffer.from(text);
+      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
       return;
     }
     if (now?.isFile()) place = realpathSync(file);
@@ -63,6 +72,16 @@ function newTempFile(path: string, text: string, mode: number): string {
 /** -o naming the topology file (by any path): the output would replace the file it was made from. */
 export function refuseOverTopology(output: string, file: string, what: string, example: string): void {
   if (sameFile(output, file)) throw new TopoError(`-o ${output} is the topology file ${file}: ${what} would replace it`, [`write it to a file of its own, e.g. -o ${example}`]);
+}
+
+/** Whether file descriptor `fd` is open on the file `st` describes. */
+function sameInode(st: Stats, fd: number): boolean {
+  try {
+    const f = fstatSync(fd);
+    return f.dev === st.dev && f.ino === st.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether two paths name one file (by any path, a hard link included); false when either is missing. */

@@ -64,3 +64,23 @@ describe("output through a pipe read late", () => {
     expect(doc.error.problems).toHaveLength(N);
   }, 60_000);
 });
+
+describe("-o /dev/stdout with stdout appending to a file (>> ci.log)", () => {
+  it("appends to the file through that descriptor, keeping what it held", async () => {
+    const { closeSync, openSync, readFileSync } = await import("node:fs");
+    const { execFileSync } = await import("node:child_process");
+    const log = join(dir, "ci.log");
+    writeFileSync(log, "earlier line\n");
+    const example = join(import.meta.dirname, "../../topology.yaml");
+    // The log opened for appending, as a shell's >> opens it: the file was renamed over, and lost what it held.
+    const fd = openSync(log, "a");
+    try {
+      execFileSync(process.execPath, [CLI, "export", "definitions", "-f", example, "--cluster", "sync", "-o", "/dev/stdout"], { stdio: ["ignore", fd, "ignore"] });
+    } finally {
+      closeSync(fd);
+    }
+    const text = readFileSync(log, "utf8");
+    expect(text.startsWith("earlier line\n{\n")).toBe(true);
+    expect(JSON.parse(text.slice("earlier line\n".length)).vhosts).toEqual([{ name: "sync" }]);
+  });
+});
