@@ -31,7 +31,8 @@ export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind 
   }
   const services = [...byService.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([name, qs]) => ({ name, queues: qs.sort(), prefix: others.filter((p) => name.startsWith(p)).sort((a, b) => b.length - a.length)[0] }));
+    // A prefix's names have at least one more letter: "ab" is prefix a's, not ab's.
+    .map(([name, qs]) => ({ name, queues: qs.sort(), prefix: others.filter((p) => name.startsWith(p) && name.length > p.length).sort((a, b) => b.length - a.length)[0] }));
   const holding = [...queues.keys()].filter((n) => n.startsWith(HOLD_PREFIX) && !owner.isServiceQueue(n.slice(HOLD_PREFIX.length))).sort();
   return { services, holding };
 }

@@ -96,15 +96,16 @@ export const EXCHANGE_PUBLISHERS =
  * connection may delete, declare or count it (405 RESOURCE_LOCKED), and the broker deletes it
  * when that connection closes, so apply stops at it.
  */
-export function exclusiveQueueNote(before: Resource): string[] {
+export function exclusiveQueueNote(before: Resource, op: "replace" | "delete"): string[] {
   if (before.kind !== "queue" || !before.exclusive) return [];
-  return [`queue ${shown(before.name)} is exclusive to another client's connection: nothing else may delete or declare it (405 RESOURCE_LOCKED), so apply stops at it; RabbitMQ deletes it when that connection closes: close that client, then apply makes the queue as the file says`];
+  const then = op === "replace" ? "close that client, then apply makes the queue as the file says" : "close that client, and the queue goes with it";
+  return [`queue ${shown(before.name)} is exclusive to another client's connection: nothing else may delete or declare it (405 RESOURCE_LOCKED), so apply stops at it; RabbitMQ deletes it when that connection closes: ${then}`];
 }
 
 /** What a replace means for the clients of its object, beyond the messages at risk: text and JSON alike. */
 function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
   return [
-    ...exclusiveQueueNote(a.before),
+    ...exclusiveQueueNote(a.before, "replace"),
     ...(a.risks?.some((r) => r.rule === "consumers") ? [celeryConsumers(a.before, a.after)] : []),
     ...(a.movedDeadLetters ? [a.movedDeadLetters] : []),
     ...(a.after.kind === "exchange" ? [EXCHANGE_PUBLISHERS] : []),
@@ -141,7 +142,7 @@ export function renderAction(a: Action): string[] {
         ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
         ...alsoDeletes(a).map((l) => `    ! ${l}`),
         ...(orphanedHold(a) ? [`    ! ${orphanedHold(a)}`] : []),
-        ...exclusiveQueueNote(a.before).map((n) => `    ! ${n}`),
+        ...exclusiveQueueNote(a.before, "delete").map((n) => `    ! ${n}`),
         ...lossLines(a),
       ];
     default:

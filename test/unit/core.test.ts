@@ -322,7 +322,7 @@ describe("diff", () => {
     expect(renderText({ clusters: [replaced] })).toContain(`      ${note}`);
     const d2 = desiredOf(raw({ services: [{ name: "mpwallet", sync: false }] }), "async");
     const deleted = diffCluster(d2, actual([...d2.resources, exchange({ name: "mplogin" }), mine]), "mp");
-    expect(renderText({ clusters: [deleted] })).toContain(`  - delete queue mplogin.async\n      ${note}`);
+    expect(renderText({ clusters: [deleted] })).toContain(`  - delete queue mplogin.async\n      ${note.replace("close that client, then apply makes the queue as the file says", "close that client, and the queue goes with it")}`);
   });
 
   it("deletes only what it owns", () => {

@@ -295,6 +295,11 @@ describe("names no prefix owns, and a service named exactly like a longer prefix
     const plan = diffCluster(d, actual([...d.resources, ...others]), "a");
     expect(plan.actions.filter((x) => x.op === "delete").map((x) => x.key).sort()).toEqual(["binding|ab|queue|ab.async|ab.async.#|{}", "exchange|ab", "queue|ab.async"]);
     expect(plan.warnings.join("\n")).not.toMatch(/left alone: .*\bab\b/);
+    // Prefix abc's plan leaves ab to prefix a, and abc to ab (it said prefix ab for all three).
+    const abcFile = desiredOf(raw({ prefix: "abc", services: [{ name: "abcd", sync: false }] }), "async");
+    const three = [...abcFile.resources, ...service("ab", "async"), ...service("abz", "async"), exchange({ name: "topo.ab.generation", type: "fanout" }), exchange({ name: "topo.a.generation", type: "fanout" })];
+    const alone = leftBehind(actual(three), Ownership.of("abc", three));
+    expect(alone.services.map((x) => `${x.name}:${x.prefix}`)).toEqual(["ab:a", "abz:ab"]);
     // While the file lists it, no warning calls it both files'.
     const listing = desiredOf(raw({ prefix: "a", services: [{ name: "afoo", sync: false }, { name: "ab", sync: false }] }), "async");
     expect(diffCluster(listing, actual([...listing.resources, ...others]), "a").warnings.join("\n")).not.toMatch(/named inside prefix/);
