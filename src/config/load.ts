@@ -217,7 +217,12 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
         if (!(e instanceof ConfigError)) throw e;
         rest = e.problems;
       }
-      throw new ConfigError(sortProblems([...placed(yamlProblems).map((p) => ({ file, ...p })), ...rest]));
+      // Not those placed in a key that no longer counts: their path finds the first of the two,
+      // whose value is not the one read (a problem of "20" was placed at 10 and said "10").
+      const before = (a: { line: number; col: number }, b: { line: number; col: number }) => a.line < b.line || (a.line === b.line && a.col <= b.col);
+      const shadows = twice.flatMap((d) => (d.shadowed ? [[at(d.shadowed[0]), at(d.shadowed[1])] as const] : []));
+      const counted = rest.filter((p) => !shadows.some(([from, to]) => before(from, p) && before(p, to)));
+      throw new ConfigError(sortProblems([...placed(yamlProblems).map((p) => ({ file, ...p })), ...counted]));
     }
     fail(placed(yamlProblems));
   }
@@ -573,13 +578,15 @@ function flowReferences(text: string): { offset: number; collection: number }[] 
  * Each mapping's keys are indexed once: the parser's check compares every key with each one before
  * it, minutes for a mapping of 10,000 users.
  */
-function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) => number): { offset: number; message: string }[] {
+function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) => number): { offset: number; message: string; shadowed?: [number, number] }[] {
   const { isScalar, visit } = yaml();
-  const out: { offset: number; message: string }[] = [];
+  const out: { offset: number; message: string; shadowed?: [number, number] }[] = [];
   visit(doc, {
     Map(_key, map, ancestors) {
       const seen = new Map<string, Scalar>();
-      for (const { key } of map.items as Pair[]) {
+      /** Each first occurrence's value, from its start to its end. */
+      const values = new Map<string, [number, number]>();
+      for (const { key, value } of map.items as Pair[]) {
         // A list or a mapping as a key is refused on its own (keyProblem); it names nothing.
         if (!isScalar(key)) continue;
         // A merge key (<<) is no name: two of them merge both, as the parser's check lets them.
@@ -588,6 +595,8 @@ function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) =
         const firstKey = seen.get(name);
         if (firstKey === undefined) {
           seen.set(name, key);
+          const r = (value as YamlNode | null)?.range;
+          if (r) values.set(name, [r[0], r[1]]);
           continue;
         }
         const path = yamlPath(ancestors, map).map(String);
@@ -601,7 +610,13 @@ function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) =
         // An empty key (": 2") is placed at its ":", as the parser places it.
         const start = key.range?.[0] ?? 0;
         const offset = key.range && start === key.range[1] ? Math.max(start, text.indexOf(":", start)) : start;
-        out.push({ offset, message: `${shown} is given twice in this mapping (first on line ${lineOf(firstKey.range?.[0] ?? 0)}${written}); remove one` });
+        out.push({
+          offset,
+          message: `${shown} is given twice in this mapping (first on line ${lineOf(firstKey.range?.[0] ?? 0)}${written}); remove one`,
+          // The value that no longer counts: what is read is the later one. (A problem of the
+          // first key itself, 0x10 read as 16, is its own.)
+          shadowed: values.get(name),
+        });
       }
       return undefined;
     },

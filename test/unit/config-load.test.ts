@@ -372,6 +372,10 @@ describe("YAML syntax problems, in words that lead to the fix", () => {
       "9:41: services[0].async.arguments.x-max-length: must be an integer, not number 1.5",
       '11:5: the key "name" is given twice in this mapping (first on line 10); remove one',
     ]);
+    // Not a problem placed in the value that no longer counts: "20" is read, and a problem of it
+    // was placed at 10 and said "not number 10".
+    const shadowed = problemsOf(`version: 1\n${CLUSTERS}services:\n  - name: mplogin\n    async:\n      arguments:\n        x-max-length: 10\n        x-max-length: "20"\n`);
+    expect(shadowed).toEqual(['12:9: the key "x-max-length" is given twice in this mapping (first on line 11); remove one']);
   });
 
   it("a key that looks like a URL is not shown", () => {
