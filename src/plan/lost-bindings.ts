@@ -36,21 +36,45 @@ export function markLostBindings(actions: Action[], actual: readonly Resource[],
   // queue is bound before the queue is unbound, and the new queue before the holding queue.
   const gone = { queue: new Set<string>(), exchange: new Set<string>() };
   const plainQueues = new Set<string>();
+  /** The action that takes each object, by kind and name: what sets off an auto-delete exchange's going. */
+  const takenBy = new Map<string, Action>();
   for (const a of actions) {
-    if (a.op === "delete" && (a.before.kind === "queue" || a.before.kind === "exchange")) gone[a.before.kind].add(a.before.name);
+    if (a.op === "delete" && (a.before.kind === "queue" || a.before.kind === "exchange")) {
+      gone[a.before.kind].add(a.before.name);
+      takenBy.set(`${a.before.kind}|${a.before.name}`, a);
+    }
     if (a.op !== "replace") continue;
     if (a.before.kind === "exchange") gone.exchange.add(a.before.name);
     else if (a.before.kind === "queue" && !a.resume) plainQueues.add(a.before.name);
+    if (a.before.kind === "exchange" || (a.before.kind === "queue" && !a.resume)) takenBy.set(`${a.before.kind}|${a.before.name}`, a);
   }
 
   const fates = new Map<string, Fate>();
+  /** Which action's object an auto-delete exchange goes with. */
+  const causes = new Map<string, Action>();
   const bySource = new Map<string, Binding[]>();
   // An auto-delete exchange topo itself replaces is re-created before the bindings are put back.
   for (const b of actual) if (b.kind === "binding" && autoDelete.has(b.source) && !gone.exchange.has(b.source)) pushTo(bySource, b.source, b);
-  for (const [source, bindings] of bySource) {
-    const kept = bindings.filter((b) => !deleted.has(keyOf(b)) && !gone[b.destinationType].has(b.destination));
-    if (kept.length === 0) fates.set(source, "deleted");
-    else if (kept.every((b) => b.destinationType === "queue" && plainQueues.has(b.destination))) fates.set(source, "plainOnly");
+  // To a fixed point: an auto-delete exchange whose last binding went into another that goes
+  // goes too (a -> b -> the replaced exchange: RabbitMQ deleted both, and plan named only b).
+  const causeOf = (b: Binding): Action | undefined => takenBy.get(`${b.destinationType}|${b.destination}`) ?? (b.destinationType === "exchange" ? causes.get(b.destination) : undefined);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [source, bindings] of bySource) {
+      if (fates.get(source) === "deleted") continue;
+      const kept = bindings.filter((b) => !deleted.has(keyOf(b)) && !gone[b.destinationType].has(b.destination) && !(b.destinationType === "exchange" && fates.get(b.destination) === "deleted"));
+      const fate: Fate | undefined =
+        kept.length === 0
+          ? "deleted"
+          : kept.every((b) => (b.destinationType === "queue" && plainQueues.has(b.destination)) || (b.destinationType === "exchange" && fates.get(b.destination) === "plainOnly"))
+            ? "plainOnly"
+            : undefined;
+      if (!fate || fate === fates.get(source)) continue;
+      fates.set(source, fate);
+      const cause = bindings.map(causeOf).find((x) => x !== undefined);
+      if (cause) causes.set(source, cause);
+      changed = true;
+    }
   }
 
   const lostOf = (b: Binding, object: Resource, plainReplace: boolean): LostBinding | undefined => {
@@ -75,6 +99,22 @@ export function markLostBindings(actions: Action[], actual: readonly Resource[],
       });
     }
     if (lost.length && (a.op === "replace" || a.op === "delete")) a.lost = lost;
+  }
+  // The bindings that go with such an exchange but belong to no replaced or deleted object (the
+  // service exchange's own route into a user's tap, or another auto-delete exchange's last
+  // binding into it), named under the action that sets it off: RabbitMQ deleted them unnamed.
+  const named = new Set(actions.flatMap((a) => (a.op === "replace" || a.op === "delete" ? (a.lost ?? []).map((l) => keyOf(l.binding)) : [])));
+  for (const b of actual) {
+    if (b.kind !== "binding" || deleted.has(keyOf(b)) || named.has(keyOf(b))) continue;
+    // One whose other end this plan deletes or replaces goes with that object, and that action names it.
+    if (gone[b.destinationType].has(b.destination) || gone.exchange.has(b.source) || (b.destinationType === "queue" && plainQueues.has(b.destination))) continue;
+    const from = fates.get(b.source);
+    const into = b.destinationType === "exchange" ? fates.get(b.destination) : undefined;
+    const cause = from ? causes.get(b.source) : into ? causes.get(b.destination) : undefined;
+    if (!cause || (cause.op !== "replace" && cause.op !== "delete")) continue;
+    const fate = from ?? into;
+    (cause.lost ??= []).push({ binding: b, why: "auto-delete", ...(from ? {} : { into: true as const }), ...(fate === "plainOnly" ? { plainOnly: true as const } : {}) });
+    named.add(keyOf(b));
   }
 }
 

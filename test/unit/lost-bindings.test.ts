@@ -71,6 +71,20 @@ describe("an exchange replace whose bindings the broker will not let topo put ba
     expect(compareToSaved(parseSavedPlan(JSON.stringify(saved)), [{ plan: both, state }])).toEqual([]);
   });
 
+  it("follows a chain of auto-delete exchanges, and names what goes with them under the replace that sets it off", () => {
+    // ada -> adb -> mpcel: adb goes with its last binding, and ada with its last one, into adb.
+    const adb = binding({ source: "adb", destination: "mpcel", destinationType: "exchange", routingKey: "k1" });
+    const ada = binding({ source: "ada", destination: "adb", destinationType: "exchange", routingKey: "" });
+    const auto = (name: string) => exchange({ name, type: "fanout", autoDelete: true });
+    const chain = diffCluster(d, actual([...base, auto("adb"), auto("ada"), adb, ada]), "mp");
+    expect(find(chain, "exchange|mpcel").lost).toEqual(expect.arrayContaining([{ binding: adb, why: "auto-delete" }, { binding: ada, why: "auto-delete" }]));
+    expect(refusal(() => guardPlans([chain], { allowDestructive: true, allowDataLoss: true })).message).toContain("ada -> exchange adb []: exchange ada is auto-delete");
+    // ada with another binding that stays is kept; only its binding into adb goes, with adb.
+    const stays = diffCluster(d, actual([...base, auto("adb"), auto("ada"), adb, ada, binding({ source: "ada", destination: "audit", routingKey: "x" })]), "mp");
+    expect(find(stays, "exchange|mpcel").lost).toContainEqual({ binding: ada, why: "auto-delete", into: true });
+    expect(renderText({ clusters: [stays] })).toContain("ada -> exchange adb [] (exchange adb is auto-delete and loses its last binding in this apply");
+  });
+
   it("an auto-delete exchange with another binding that stays loses nothing", () => {
     const kept = diffCluster(d, actual([...base, binding({ source: "feeder", destination: "audit", routingKey: "x" })]), "mp");
     expect(find(kept, "exchange|mpcel").lost).toEqual([{ binding: tap, why: "exclusive" }]);
