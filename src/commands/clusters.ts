@@ -150,11 +150,15 @@ export async function verifyClusters<T = undefined>(
   client: (c: DesiredCluster) => ManagementClient,
   opts: ConnectionOptions,
   beside?: (c: DesiredCluster) => Promise<T>,
-  /** apply: what else refuses the cluster, read only when the login is refused, to be said with it. */
+  /**
+   * apply: what else refuses a cluster, read only when a login is refused (this cluster's or
+   * another's), to be said with it: plan, whose read is `beside`, says every cluster's refusals.
+   */
   refusedBeside?: (c: DesiredCluster) => Promise<void>,
 ): Promise<T[]> {
   const others = identifyOthers(all, selected, opts);
-  const found = await forEachCluster(selected, async (c) => {
+  const alsoRefused = (c: DesiredCluster) => (refusedBeside ? refusedBeside(c).then(() => undefined, (e: unknown) => (isRefusal(e) ? e : undefined)) : Promise.resolve(undefined));
+  const settled = await Promise.allSettled(selected.map(async (c) => {
     const login = refusedLogin(c.target, opts);
     let identity: BrokerIdentity;
     let result: T | undefined;
@@ -170,11 +174,19 @@ export async function verifyClusters<T = undefined>(
     }
     const refused = await login;
     if (refused) {
-      const more = refusedBeside ? await refusedBeside(c).then(() => undefined, (e: unknown) => (isRefusal(e) ? e : undefined)) : undefined;
+      const more = await alsoRefused(c);
       throw more ? allOf([refused, more]) : refused;
     }
     return { cluster: c, identity, result: result as T };
-  });
+  }));
+  const failures = settled.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  if (failures.length) {
+    // One cluster's login refused, another's read would refuse too: said in the same run.
+    const passed = selected.filter((_, i) => settled[i]?.status === "fulfilled");
+    const more = failures.every(isRefusal) ? (await Promise.all(passed.map(alsoRefused))).filter((e) => e !== undefined) : [];
+    throw allOf([...failures, ...more]);
+  }
+  const found = settled.map((r) => (r as PromiseFulfilledResult<{ cluster: DesiredCluster; identity: BrokerIdentity; result: T }>).value);
   checkDistinctVhosts([...found, ...(await others)]);
   return found.map((f) => f.result);
 }

@@ -589,6 +589,20 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     }
   }, 60_000);
 
+  it("one cluster's login refused and another's queue limit: apply says both in one run, as plan does", async () => {
+    const { sync, async, file } = fresh(["mpqa", "mpqb"]);
+    await createVhost(sync);
+    await createVhost(async);
+    await api("DELETE", `/api/permissions/${vh(sync)}/${encodeURIComponent(broker().user)}`);
+    expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 1 })).status).toBeLessThan(300);
+    for (const cmd of ["plan", "apply"]) {
+      const r = await runCli([cmd, "-f", file]);
+      expect(r.code, cmd).toBe(1);
+      expect(r.stderr, cmd).toContain(`530 NOT_ALLOWED - access to vhost '${sync}' refused for user '${broker().user}'`);
+      expect(r.stderr, cmd).toContain(`vhost "${async}" may hold at most 1 queue (max-queues)`);
+    }
+  }, 60_000);
+
   it("a vhost's max-queues too low for the plan: refused before anything is written, the lock and deletes counted", async () => {
     const { async, file } = fresh(["mpqa", "mpqb", "mpqc"]);
     await createVhost(async);
