@@ -212,6 +212,15 @@ interface VarProblem {
  * names the value's place when it holds a password (a user's password, a cluster's URL): a
  * "${" there that is no reference may be a piece of the password, so it is never quoted.
  */
+/** Whether `index` of a secret-holding value is in a password: all of it, or a URL's password part. */
+function inPassword(value: string, index: number): boolean {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value);
+  if (!scheme) return true;
+  const at = value.indexOf("@", scheme[0].length);
+  const colon = value.indexOf(":", scheme[0].length);
+  return at >= 0 && colon >= 0 && colon < at && index > colon && index < at;
+}
+
 function substitute(
   value: string,
   env: Env,
@@ -245,11 +254,14 @@ function substitute(
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
     unset.add(name);
+    // A password's default would be a password written in the file: not offered there (a user's
+    // password, or a URL's password part; a URL's host or vhost may have one).
+    const orDefault = secretAt() !== undefined && inPassword(value, index) ? "" : ` or write \${${name}:-default}`;
     errors.push({
       message:
         v === ""
-          ? `environment variable ${name} is set but empty, and has no default; give ${name} a value or write \${${name}:-default}`
-          : `environment variable ${name} is not set and has no default; export ${name} or write \${${name}:-default}`,
+          ? `environment variable ${name} is set but empty, and has no default; give ${name} a value${orDefault}`
+          : `environment variable ${name} is not set and has no default; export ${name}${orDefault}`,
       // Inside a longer value (a URL's password), at its "${"; a value that is only the reference, at the value.
       index: m.length === value.length ? undefined : index,
     });

@@ -239,6 +239,12 @@ describe("an unset variable inside a longer value", () => {
     expect(problemsOf(file('"amqp://guest:${PW}@h:5672/s"'))).toEqual([expect.stringMatching(/^4:24: environment variable PW is not set/)]);
     expect(problemsOf(file("amqp://guest:${PW}@h:5672/s"), { PW: "" })).toEqual([expect.stringMatching(/^4:23: environment variable PW is set but empty/)]);
   });
+
+  it("offers a ${NAME:-default} only where a default is no password written in the file", () => {
+    const file = (url: string) => `version: 1\nclusters:\n  sync:\n    url: ${url}\n  async:\n    url: amqp://guest:guest@h:5672/a\nservices: [mplogin]\n`;
+    expect(problemsOf(file("amqp://guest:${PW}@h:5672/s"))).toEqual(["4:23: environment variable PW is not set and has no default; export PW"]);
+    expect(problemsOf(file("amqp://guest:guest@${HOST}:5672/s"))).toEqual(["4:29: environment variable HOST is not set and has no default; export HOST or write ${HOST:-default}"]);
+  });
 });
 
 describe("passwords for the commands that do not need them", () => {
