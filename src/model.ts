@@ -408,6 +408,8 @@ export type Action =
        * and the broker deletes them with the queue, if-empty and if-unused included.
        */
       unacked?: number;
+      /** A user's connections open now, on any vhost: RabbitMQ closes them when it deletes the user. */
+      connections?: number;
       /** Consumers attached to this queue now (apply's passive declare; plan does not know). */
       consumers?: number;
       /**

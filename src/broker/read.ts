@@ -237,6 +237,19 @@ export async function readMaxQueues(client: ManagementClient, target: ClusterTar
  * The management user's tags (GET /api/whoami, which every user of the management API may read);
  * undefined when it cannot be read.
  */
+/**
+ * How many connections each of `users` has open on the broker now (any vhost: RabbitMQ closes
+ * them all when it deletes the user); undefined when the management user may not list them.
+ */
+export async function readUserConnections(client: ManagementClient, users: readonly string[]): Promise<Map<string, number> | undefined> {
+  const list = await client.list<{ user?: unknown }>(`/api/connections?columns=user`, [401, 403, 404]).catch(() => undefined);
+  if (!list) return undefined;
+  const wanted = new Set(users);
+  const counts = new Map<string, number>();
+  for (const c of list) if (typeof c.user === "string" && wanted.has(c.user)) counts.set(c.user, (counts.get(c.user) ?? 0) + 1);
+  return counts;
+}
+
 export async function readOwnTags(client: ManagementClient): Promise<string[] | undefined> {
   const me = await client.getOptional<ApiUser>(`/api/whoami`, [401, 403, 404]);
   return me ? tagsOf(me) : undefined;

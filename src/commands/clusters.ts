@@ -7,7 +7,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { peekLiveCounts, readAlarms, readCluster, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
+import { peekLiveCounts, readAlarms, readCluster, readUserConnections, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { diffCluster } from "../plan/diff.js";
@@ -427,6 +427,16 @@ export async function readAndPlan(
     if (!live && peek && peeked.length) await peekLiveCounts(peek, actual, peeked);
     plan = diffCluster(c, actual, prefix);
     if (vhostTopics) keepTopics(plan, vhostTopics);
+  }
+  // A user deleted while workers are connected as it: RabbitMQ closes their connections, and they
+  // cannot log in again (a user renamed in the file cut its workers off with no word of it).
+  const userDeletes = plan.actions.filter((a): a is Extract<typeof a, { op: "delete" }> => a.op === "delete" && a.before.kind === "user");
+  if (userDeletes.length) {
+    const open = await readUserConnections(client, userDeletes.map((a) => (a.before as { name: string }).name));
+    for (const a of userDeletes) {
+      const n = open?.get((a.before as { name: string }).name);
+      if (n) a.connections = n;
+    }
   }
   plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix), ...strayLockWarnings(actual, prefix, c.target.amqp.vhost));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)), ...bindingsIntoWarnings(bindingsInto(c, actual, owner)));

@@ -143,6 +143,7 @@ export function renderAction(a: Action): string[] {
         ...alsoDeletes(a).map((l) => `    ! ${l}`),
         ...(orphanedHold(a) ? [`    ! ${orphanedHold(a)}`] : []),
         ...exclusiveQueueNote(a.before, "delete").map((n) => `    ! ${n}`),
+        ...(a.connections ? [`    ! ${plural(a.connections, "connection")} ${a.connections === 1 ? "is" : "are"} open as this user now (workers or clients, on any vhost): RabbitMQ closes ${a.connections === 1 ? "it" : "them"} when it deletes the user, and ${a.connections === 1 ? "it" : "they"} cannot log in again; move them to another user first`] : []),
         ...lossLines(a),
       ];
     default:
@@ -285,7 +286,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "replace":
       return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
-      return { ...base, messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
+      return { ...base, messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, ...(a.before.kind === "user" ? { connections: a.connections ?? 0 } : {}), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
     default:
       return assertNever(a);
   }

@@ -268,9 +268,14 @@ describe("users from the file", () => {
     expect((await api("GET", `/api/users/${s.login}`)).body.tags).toEqual([`topo.${PREFIX}`]);
     expect(await canLogIn(s.async, s.login, s.env.UT_LOGIN_PASSWORD)).toBe("ok");
 
-    // Dropped from the file: a guarded delete.
+    // Dropped from the file: a guarded delete. A worker connected as it is named: RabbitMQ
+    // closes its connection with the user, and it cannot log in again.
+    const worker = await connect(s.async, s.login, s.env.UT_LOGIN_PASSWORD);
+    // The management API lists a connection at its next statistics round (every 5 s).
+    for (let i = 0; i < 40 && !((await api("GET", "/api/connections?columns=user")).body as { user: string }[]).some((c) => c.user === s.login); i++) await new Promise((r) => setTimeout(r, 500));
     const plan = await runCli(["plan", "-f", s.file({ drop: true })], s.env);
-    expect(plan.stdout).toContain(`- delete user ${s.login}`);
+    expect(plan.stdout).toContain(`- delete user ${s.login}\n      ! 1 connection is open as this user now (workers or clients, on any vhost): RabbitMQ closes it when it deletes the user, and it cannot log in again; move them to another user first`);
+    await worker.close().catch(() => undefined);
     const refused = await runCli(["apply", "-f", s.file({ drop: true })], s.env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("without --allow-destructive");
