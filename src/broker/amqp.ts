@@ -10,7 +10,7 @@ import { redactText } from "../redact.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
-import { plural, shellWord } from "../core/words.js";
+import { noRightsHint, plural, shellWord } from "../core/words.js";
 import { hostPort } from "../config/url.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
 
@@ -685,7 +685,7 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
     hints.push(limit.hint);
   } else if (refusal && REFUSED_FOR_USER.test(refusal.text)) {
     kind = "permission_denied";
-    hints.push(`user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' (or the narrower patterns your policy allows)`);
+    hints.push(noRightsHint(user, vhost));
   } else if (refusal && vhostNotFound(refusal.text)) {
     kind = "permission_denied";
     hints.push(`vhost "${vhost}" does not exist: topo apply creates it when the management user is an administrator; or: rabbitmqctl add_vhost ${shellWord(vhost)} && rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*'`);

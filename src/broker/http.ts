@@ -9,7 +9,7 @@ import { maskEcho, Redactor, redactText } from "../redact.js";
 import type { ItemCheck } from "./answers.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
-import { setUserTags, shellWord } from "../core/words.js";
+import { noRightsHint, setUserTags, shellWord } from "../core/words.js";
 
 export interface HttpOptions {
   /** Attempts for transient failures (connection refused, reset, 502/503/504, timeouts). */
@@ -376,7 +376,7 @@ export class ManagementClient {
       const v = vhostOf(path) ?? "VHOST";
       return {
         code: "permission_denied",
-        hints: [`user "${user}" has no permissions on vhost "${v}": rabbitmqctl set_permissions -p ${shellWord(v)} ${shellWord(user)} '.*' '.*' '.*' (or narrower patterns; plan needs read access to list the vhost)`],
+        hints: [noRightsHint(user, v)],
       };
     }
     return { code: "auth_failed", hints: [`the management API refused the credentials (user name or password) of "${user}"; check them in ${this.places.credentials}`] };

@@ -66,3 +66,11 @@ export function quoted(s: string): string {
 export function shown(name: string): string {
   return UNSAFE.test(name) ? escapeUnsafe(JSON.stringify(name)) : name;
 }
+
+/**
+ * What to do about a user with no permissions on a vhost, said alike by the AMQP login and the
+ * management API (one hint, once): apply's rights, and the read-only ones a plan-only user needs.
+ */
+export function noRightsHint(user: string, vhost: string): string {
+  return `user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' for a user that applies, or '^$' '^$' '.*' for one that only plans (docs/ci.md)`;
+}
