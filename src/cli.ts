@@ -490,8 +490,13 @@ function asksForJson(argv: readonly string[]): boolean {
 // nothing (only apply writes to brokers, and -o files are written whole at the end). apply
 // handles its own signals: it stops starting work and says how far each cluster got.
 let applyHandlesSignals = false;
+/** Signals met while the answer was being written out. */
+let whileEnding = 0;
 const onStopSignal = (signal: NodeJS.Signals) => {
   if (applyHandlesSignals) return;
+  // The answer is whole and being written to a slow reader: cut, --json would be half a
+  // document. Finished instead; a second signal (a reader that never reads) stops at once.
+  if (ending && whileEnding++ === 0) return;
   if (ending) process.exit(130);
   fail(new InterruptedError(`${signal}: stopped before it finished; nothing was written`), asksForJson(process.argv));
 };

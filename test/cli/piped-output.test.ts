@@ -29,11 +29,12 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs the CLI with both outputs piped, and starts reading them only after `lateMs`. */
-async function runReadLate(args: string[], lateMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function runReadLate(args: string[], lateMs: number, signalAtMs?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout.pause();
   child.stderr.pause();
   const exited = new Promise<number | null>((resolve, reject) => child.on("error", reject).on("exit", (code) => resolve(code)));
+  if (signalAtMs !== undefined) setTimeout(() => child.kill("SIGTERM"), signalAtMs);
   await new Promise((r) => setTimeout(r, lateMs));
   const read = (stream: Readable) =>
     new Promise<string>((resolve) => {
@@ -62,6 +63,14 @@ describe("output through a pipe read late", () => {
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout) as { error: { problems: unknown[] } };
     expect(doc.error.problems).toHaveLength(N);
+  }, 60_000);
+
+  it("a SIGTERM while the whole answer waits for its reader does not cut it (half a JSON document)", async () => {
+    // The answer is made within the first seconds; the signal comes while it waits to be read.
+    const r = await runReadLate(["validate", "-f", file, "--json"], 4000, 3000);
+    const doc = JSON.parse(r.stdout) as { error: { problems: unknown[] } };
+    expect(doc.error.problems).toHaveLength(N);
+    expect(r.code).toBe(1);
   }, 60_000);
 });
 
