@@ -206,12 +206,6 @@ interface VarProblem {
   index?: number;
 }
 
-/**
- * interpolateAll, also saying which variables are unset (or empty) without a default, and
- * whether they are the value's only problems (what passwordsOptional lets through). `secretAt`
- * names the value's place when it holds a password (a user's password, a cluster's URL): a
- * "${" there that is no reference may be a piece of the password, so it is never quoted.
- */
 /** Whether `index` of a secret-holding value is in a password: all of it, or a URL's password part. */
 function inPassword(value: string, index: number): boolean {
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value);
@@ -221,6 +215,12 @@ function inPassword(value: string, index: number): boolean {
   return at >= 0 && colon >= 0 && colon < at && index > colon && index < at;
 }
 
+/**
+ * interpolateAll, also saying which variables are unset (or empty) without a default, and
+ * whether they are the value's only problems (what passwordsOptional lets through). `secretAt`
+ * names the value's place when it holds a password (a user's password, a cluster's URL): a
+ * "${" there that is no reference may be a piece of the password, so it is never quoted.
+ */
 function substitute(
   value: string,
   env: Env,

@@ -291,13 +291,26 @@ function routesNone(spec: QueueSpec, exchange: string, key: string | undefined, 
  * exchange bound with *.async.*: the 5 tasks published after the replace were kept, the 5 it moved
  * were gone. Undefined where the exchange routes the queue's name, or topo cannot judge it.
  */
-export function movedDeadLetterNote(desired: DesiredCluster, actual: ActualCluster, queue: string, owns: (p: Policy) => boolean): string | undefined {
-  const spec = desired.queues.find((s) => s.queue.name === queue);
-  if (!spec) return undefined;
-  const exchange = asString(spec.queue.arguments["x-dead-letter-exchange"]);
-  if (exchange === undefined || exchange === "" || spec.queue.arguments["x-dead-letter-routing-key"] !== undefined) return undefined;
-  const vhost = { policies: policiesOnceApplied(desired, actual, owns), exists: new Set<string>() };
-  if (!routesNone(spec, exchange, queue, routingOf(desired, actual), vhost)) return undefined;
+export function movedDeadLetterNotes(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): (queue: string) => string | undefined {
+  // Indexed once, and the vhost's routing and policies worked out at the first queue that needs
+  // them: asked of each of 10,000 replaced queues, a search per queue would grow with the square.
+  let specs: Map<string, QueueSpec> | undefined;
+  let vhost: Vhost | undefined;
+  let routes: Routing | undefined;
+  return (queue) => {
+    specs ??= new Map(desired.queues.map((s) => [s.queue.name, s]));
+    const spec = specs.get(queue);
+    if (!spec) return undefined;
+    const exchange = asString(spec.queue.arguments["x-dead-letter-exchange"]);
+    if (exchange === undefined || exchange === "" || spec.queue.arguments["x-dead-letter-routing-key"] !== undefined) return undefined;
+    vhost ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set<string>() };
+    routes ??= routingOf(desired, actual);
+    if (!routesNone(spec, exchange, queue, routes, vhost)) return undefined;
+    return movedNote(queue, exchange);
+  };
+}
+
+function movedNote(queue: string, exchange: string): string {
   return `dead letters: a message this replace moves back carries routing key ${queue} (the queue's name: it comes in by the default exchange), and exchange ${quoted(exchange)}, which the queue dead-letters to by the messages' own keys, routes no ${queue}: one the workers reject later, or that expires, is dropped; bind the dead-letter queue to ${quoted(exchange)} with ${queue} too, or set x-dead-letter-routing-key (docs/safety.md)`;
 }
 

@@ -11,7 +11,7 @@ import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
 import { markLostBindings } from "./lost-bindings.js";
-import { movedDeadLetterNote } from "./dead-lettering.js";
+import { movedDeadLetterNotes } from "./dead-lettering.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -397,13 +397,14 @@ function passwordDiffers(user: string, credentials: Credentials, actual: ActualC
  */
 function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: ActualCluster, owner: Ownership): void {
   const policies = policiesOnceApplied(desired, actual, (p) => owner.owns(p));
+  const movedDeadLetters = movedDeadLetterNotes(desired, actual, (p) => owner.owns(p));
   for (const a of actions) {
     if (a.op !== "replace" || a.before.kind !== "queue" || a.after.kind !== "queue") continue;
     const operatorPolicies = actual.operatorPolicies ?? [];
     const limits = queueLimits(a.after, policies, operatorPolicies);
     const hold = holdingQueueFor(a.after, limits, a.before);
     a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
-    const deadLetters = a.after.type === "stream" ? undefined : movedDeadLetterNote(desired, actual, a.after.name, (p) => owner.owns(p));
+    const deadLetters = a.after.type === "stream" ? undefined : movedDeadLetters(a.after.name);
     if (deadLetters) a.movedDeadLetters = deadLetters;
     const queueExists = a.before.name === a.after.name;
     const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
