@@ -100,7 +100,7 @@ export function refuseUnsetUrls(unsetUrls: readonly string[], file: string, comm
   const urls = unsetUrls.filter((u) => !clusters || clusters.some((c) => u.startsWith(`clusters.${c}.`)));
   if (!urls.length) return;
   // config_invalid, as plan and apply say of the same unset variable.
-  throw new TopoError(`${file}: ${urls.join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, ["export the variable (or write ${VAR:-default}), then run it again"], false, "config_invalid");
+  throw new TopoError(`${file}: ${urls.join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, ["export the variable, then run it again (a URL's user name or password, never written in the file)"], false, "config_invalid");
 }
 
 /** A line counter for the parser, and the line and column of an offset in the text. */
@@ -212,7 +212,8 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     if (doc.errors.length === 0) {
       let rest: ConfigProblem[] = [];
       try {
-        fromYaml(text, file, env, redactor, undefined, undefined, true);
+        // Unset passwords as the first reading takes them (warned of, where validate allows them).
+        fromYaml(text, file, env, redactor, unsetPasswords, undefined, true);
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         rest = e.problems;

@@ -62,3 +62,14 @@ describe("passwords written in the file", () => {
     expect(loadConfig(join(import.meta.dirname, "../../topology.yaml"), {}).warnings).toEqual([]);
   });
 });
+
+describe("a key given twice, with a user's password variable unset (validate)", () => {
+  it("says the key, not the unset password that validate allows", () => {
+    const dir = mkdtempSync(join(tmpdir(), "topo-literal-"));
+    const f = join(dir, "t.yaml");
+    writeFileSync(f, `${file("amqp://guest:guest@127.0.0.1:1/s", "users:\n  mpu:\n    password: ${MPU_PW_UNSET}\n    consumes: [mplogin]\n")}prefix: mp\nprefix: mp\n`);
+    expect(() => loadConfig(f, {}, undefined, { passwordsOptional: true })).toThrow(
+      expect.objectContaining({ problems: [expect.objectContaining({ message: 'the key "prefix" is given twice in this mapping (first on line 12); remove one' })] }),
+    );
+  });
+});
