@@ -447,7 +447,7 @@ function resolveTlsFiles(desired: DesiredState, file: string): PathProblem[] {
  * The redactor learns the clusters' passwords (the users' are learnt as soon as the data is read),
  * and the words output shows by design, which it does not mask in free text (Redactor.spare).
  */
-function learnPasswords(desired: DesiredState, redactor: Redactor | undefined, words: readonly string[]): void {
+function learnPasswords(desired: DesiredState, redactor: Redactor | undefined, words: Iterable<string>): void {
   for (const c of desired.clusters) {
     redactor?.add(c.target.amqp.password);
     redactor?.add(c.target.management.password);
