@@ -83,15 +83,21 @@ export function fieldDiff(before: Resource, after: Resource, fields: readonly st
  * 4,000 of 5,000 services take 20 s).
  */
 function bindingIndex(actual: readonly Resource[]): (r: Resource) => Binding[] {
-  const ofQueue = new Map<string, Binding[]>();
-  const ofExchange = new Map<string, Binding[]>();
-  for (const b of actual) {
-    if (b.kind !== "binding" || b.source === "") continue;
-    if (b.destinationType === "queue") pushTo(ofQueue, b.destination, b);
-    pushTo(ofExchange, b.source, b);
-    if (b.destinationType === "exchange" && b.destination !== b.source) pushTo(ofExchange, b.destination, b);
-  }
-  return (r) => (r.kind === "queue" ? ofQueue.get(r.name) : r.kind === "exchange" ? ofExchange.get(r.name) : undefined) ?? [];
+  // Indexed at the first question: a plan without replaces or deletes asks none.
+  let index: { ofQueue: Map<string, Binding[]>; ofExchange: Map<string, Binding[]> } | undefined;
+  const indexed = () => {
+    if (index) return index;
+    const ofQueue = new Map<string, Binding[]>();
+    const ofExchange = new Map<string, Binding[]>();
+    for (const b of actual) {
+      if (b.kind !== "binding" || b.source === "") continue;
+      if (b.destinationType === "queue") pushTo(ofQueue, b.destination, b);
+      pushTo(ofExchange, b.source, b);
+      if (b.destinationType === "exchange" && b.destination !== b.source) pushTo(ofExchange, b.destination, b);
+    }
+    return (index = { ofQueue, ofExchange });
+  };
+  return (r) => (r.kind === "queue" ? indexed().ofQueue.get(r.name) : r.kind === "exchange" ? indexed().ofExchange.get(r.name) : undefined) ?? [];
 }
 
 export function diffCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {
@@ -111,7 +117,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
 
   // While a queue's node is down (a durable queue without mirrors waits for it), the broker lists
   // the queue but none of its bindings: they are unknown, not missing.
-  const down = new Set(Object.entries(actual.queueFacts).filter(([, f]) => f.state === "down").map(([name]) => name));
+  const down = new Set<string>();
+  for (const name of Object.keys(actual.queueFacts)) if (actual.queueFacts[name]?.state === "down") down.add(name);
   const unknown = (r: Resource) => r.kind === "binding" && r.destinationType === "queue" && down.has(r.destination);
 
   /** Users this plan updates that also hold rights on vhosts the file does not manage, where the change reaches too. */
@@ -147,7 +154,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // An exchange named like a service but not of the one shape topo makes is someone else's, even
   // inside the namespace (prefix "a" and a user's fanout "accounting"): never deleted, and nor are
   // its bindings. Plan says it leaves it.
-  const spared = [...have.values()].filter((r): r is Exchange => r.kind === "exchange" && !want.has(keyOf(r)) && owner.owns(r) && !madeByTopo(r));
+  const spared: Exchange[] = [];
+  for (const r of have.values()) if (r.kind === "exchange" && !want.has(keyOf(r)) && owner.owns(r) && !madeByTopo(r)) spared.push(r);
   const sparedNames = new Set(spared.map((e) => e.name));
   for (const [key, before] of have) {
     if (want.has(key) || !owner.owns(before) || holdingQueueOf(before, owner)) continue;
@@ -225,9 +233,18 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   const userWarnings = users && actual.usersUnreadable !== undefined && users.onBroker.length
     ? [`users and permissions not compared: ${actual.usersUnreadable}; apply will refuse to run until topo may read them`]
     : [];
-  // Queues of the file's, and topo's own (a holding queue keeps messages), that cannot run.
-  const ours = new Set<string>();
-  for (const [key, r] of have) if (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner))) ours.add(r.name);
+  // Queues of the file's, and topo's own (a holding queue keeps messages), that cannot run: known
+  // at the first question, which only a queue that is down or broken asks.
+  let oursSet: Set<string> | undefined;
+  const ours = {
+    has(name: string): boolean {
+      if (!oursSet) {
+        oursSet = new Set<string>();
+        for (const [key, r] of have) if (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner))) oursSet.add(r.name);
+      }
+      return oursSet.has(name);
+    },
+  };
   // A user's queue whose node is down is no drift of the file's; its bindings are unknown all the
   // same, and one from an exchange this plan deletes or replaces would go with it unseen.
   const downOf = (mine: boolean) => [...down].filter((q) => ours.has(q) === mine).sort();

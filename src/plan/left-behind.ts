@@ -16,9 +16,20 @@ export interface LeftBehind {
 }
 
 export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind {
-  const exchanges = new Set(actual.resources.flatMap((r) => (r.kind === "exchange" && r.type === "topic" ? [r.name] : [])));
-  const queues = new Map(actual.resources.filter((r): r is Queue => r.kind === "queue").map((q) => [q.name, q]));
-  const others = actual.resources.map(markedPrefix).filter((p): p is string => !!p && p !== owner.prefix);
+  // One pass for what the bindings below are checked against, and the markers of other prefixes.
+  const exchanges = new Set<string>();
+  const queues = new Set<string>();
+  const holding: string[] = [];
+  const others: string[] = [];
+  for (const r of actual.resources) {
+    if (r.kind === "exchange" && r.type === "topic") exchanges.add(r.name);
+    else if (r.kind === "queue") {
+      queues.add(r.name);
+      if (r.name.startsWith(HOLD_PREFIX) && !owner.isServiceQueue(r.name.slice(HOLD_PREFIX.length))) holding.push(r.name);
+    }
+    const p = markedPrefix(r);
+    if (p && p !== owner.prefix) others.push(p);
+  }
   const byService = new Map<string, string[]>();
   for (const r of actual.resources) {
     if (r.kind !== "binding") continue;
@@ -33,8 +44,7 @@ export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind 
     .sort(([a], [b]) => (a < b ? -1 : 1))
     // A prefix's names have at least one more letter: "ab" is prefix a's, not ab's.
     .map(([name, qs]) => ({ name, queues: qs.sort(), prefix: others.filter((p) => name.startsWith(p) && name.length > p.length).sort((a, b) => b.length - a.length)[0] }));
-  const holding = [...queues.keys()].filter((n) => n.startsWith(HOLD_PREFIX) && !owner.isServiceQueue(n.slice(HOLD_PREFIX.length))).sort();
-  return { services, holding };
+  return { services, holding: holding.sort() };
 }
 
 /** Plan's warnings about what it leaves alone, with the messages the queues hold when known. */

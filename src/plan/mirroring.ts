@@ -74,7 +74,11 @@ export type Mirroring =
  */
 export function mirroringOf(queue: Queue, policies: readonly Policy[], reported: string | undefined, ours: (p: Policy) => boolean): Mirroring {
   if (queue.type !== "classic") return { by: "none" };
-  const p = effectivePolicy(policies, queue, reported, ours);
+  return mirroringBy(effectivePolicy(policies, queue, reported, ours), ours);
+}
+
+/** Who mirrors a classic queue whose effective policy is `p`. */
+function mirroringBy(p: Policy | undefined, ours: (p: Policy) => boolean): Mirroring {
   const haMode = p?.definition["ha-mode"];
   if (!p || haMode === undefined) return { by: "none" };
   if (ours(p)) return { by: "topo" };
@@ -113,7 +117,8 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
   const policies = [...actual.resources.filter(isPolicy).filter((p) => !ours(p)), ...desired.resources.filter(isPolicy).filter(ours)];
   const existing = new Set(actual.resources.filter((r) => r.kind === "queue").map((r) => r.name));
   const byName = new Map(policies.map((p) => [p.name, p]));
-  const topoPriority = (q: Queue) => policiesMatching(policies.filter(ours), q)[0]?.priority ?? 0;
+  const topos = policies.filter(ours);
+  const topoPriority = (q: Queue) => policiesMatching(topos, q)[0]?.priority ?? 0;
 
   // In 3.x only one policy applies to a queue: a user's policy that wins decides its mirroring.
   const shadowing = new Map<string, { how: Mirroring; queues: string[]; topo: number }>();
@@ -129,8 +134,9 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     // `policy` is reported a few seconds after a declare: an empty one is not yet known. One of
     // topo's is not taken at its word, since apply may be about to change topo's policies.
     const reported = facts.policy && !isTopoName(facts.policy) ? facts.policy : undefined;
-    const m = mirroringOf(spec.queue, policies, reported, ours);
+    // Worked out once per queue (mirroringOf would work it out again): 25,000 mirrored queues.
     const applies = effectivePolicy(policies, spec.queue, reported, ours);
+    const m = mirroringBy(applies, ours);
     if (m.by === "topo") {
       // A user's policy JavaScript cannot read may be the one RabbitMQ applies: only the broker's
       // report can tell, and it comes a few seconds after a declare.

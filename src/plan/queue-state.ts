@@ -2,7 +2,7 @@
 // arguments and bindings match the file, so a plan that compared only those said "No changes."
 // while nothing could be published to them.
 
-import type { ActualCluster } from "../model.js";
+import type { ActualCluster, QueueFacts } from "../model.js";
 import { names, plural, shellWord } from "../core/words.js";
 
 /**
@@ -15,11 +15,16 @@ import { names, plural, shellWord } from "../core/words.js";
  * ("down", a node that is down, is diff's: the queue's bindings are unknown then.)
  */
 export function brokenQueues(actual: ActualCluster, vhost: string, wanted: (queue: string) => boolean): string[] {
-  const by = (state: string) =>
-    Object.entries(actual.queueFacts)
-      .filter(([name, f]) => f.state === state && wanted(name))
-      .map(([name, f]) => ({ name, node: f.node }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // One pass over the facts, which hold every queue of the vhost (50,000 at 25,000 services),
+  // for the few that are in one of these states.
+  const inState: Record<string, { name: string; node?: string }[]> = { crashed: [], stopped: [] };
+  const noMajorityFacts: [string, QueueFacts][] = [];
+  for (const name of Object.keys(actual.queueFacts)) {
+    const f = actual.queueFacts[name] as QueueFacts;
+    if ((f.state === "crashed" || f.state === "stopped") && wanted(name)) inState[f.state]?.push({ name, node: f.node });
+    if (f.members?.length && f.online !== undefined && f.online.length * 2 <= f.members.length && wanted(name)) noMajorityFacts.push([name, f]);
+  }
+  const by = (state: string) => (inState[state] ?? []).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const nodesOf = (qs: { node?: string }[]) => [...new Set(qs.flatMap((q) => (q.node ? [q.node] : [])))].sort();
   const out: string[] = [];
   const crashed = by("crashed");
@@ -41,9 +46,7 @@ export function brokenQueues(actual: ActualCluster, vhost: string, wanted: (queu
   // A quorum queue with half its members or fewer online has no leader: it takes no publishes
   // (a confirm never comes) and delivers nothing, while the management API lists it with its
   // arguments and bindings. Measured on a 3-node 3.10 cluster, two nodes stopped: plan said "No changes."
-  const noMajority = Object.entries(actual.queueFacts)
-    .filter(([name, f]) => wanted(name) && f.members?.length && f.online !== undefined && f.online.length * 2 <= f.members.length)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const noMajority = noMajorityFacts.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (noMajority.length) {
     const one = noMajority.length === 1;
     const each = noMajority.map(([name, f]) => `${name}: ${f.online?.length ?? 0} of ${f.members?.length} online${f.online?.length ? ` (${f.online.join(", ")})` : ""}`);

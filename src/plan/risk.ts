@@ -140,7 +140,11 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
 
 /** The vhost's policies while and after apply runs: the file's, and those on the broker that are not topo's (`owns`). */
 export function policiesOnceApplied(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean): Policy[] {
-  return [...desired.resources.filter((r): r is Policy => r.kind === "policy"), ...actual.resources.filter((r): r is Policy => r.kind === "policy" && !owns(r))];
+  // A loop, not filter(): several checks of every plan ask, each over every object.
+  const out: Policy[] = [];
+  for (const r of desired.resources) if (r.kind === "policy") out.push(r);
+  for (const r of actual.resources) if (r.kind === "policy" && !owns(r)) out.push(r);
+  return out;
 }
 
 /**
