@@ -84,11 +84,14 @@ async function topo(op, file) {
   });
 }
 
-/** `topo plan` as a user runs it: the CLI, whole process; bench/usage.mjs reports its usage. */
-async function topoCli(file) {
+/**
+ * `topo plan` (or `topo apply`) as a user runs it: the CLI, whole process, its output to a pipe as
+ * in a deploy job; bench/usage.mjs reports its usage.
+ */
+async function topoCli(file, command = "plan") {
   const usage = join(DIR, `usage-${Math.random().toString(36).slice(2)}.json`);
   return measured(async () => {
-    await child(["--import", join(ROOT, "bench/usage.mjs"), join(ROOT, "dist/cli.js"), "plan", "-f", file], { BENCH_USAGE_FILE: usage });
+    await child(["--import", join(ROOT, "bench/usage.mjs"), join(ROOT, "dist/cli.js"), command, "-f", file], { BENCH_USAGE_FILE: usage });
     return JSON.parse(readFileSync(usage, "utf8"));
   });
 }
@@ -334,6 +337,17 @@ function contenders(n) {
         const file = topologyFile(n, sync, async, { syncOnly: true });
         add("apply from empty, one cluster", { ...(await topo("apply", file)), objects: 3 * n });
         add("plan, no changes, one cluster", await topo("plan", file));
+        return [sync, async];
+      },
+    },
+    {
+      // What a deploy job runs: apply prints its plan and its progress before it is done, work
+      // the library (the worker) does not do. Left out above 5,000 services with the others.
+      name: "topo, command line",
+      skip: n > LARGE,
+      async run(tag, add) {
+        const { sync, async } = vhostsOf(`${tag}_cli`);
+        add("apply from empty (CLI)", { ...(await topoCli(topologyFile(n, sync, async), "apply")), objects: 6 * n });
         return [sync, async];
       },
     },
