@@ -449,6 +449,8 @@ function merge(args) {
       for (const round of size.rounds.filter((x) => !x.partial)) rounds.push({ ...round, round: rounds.length + 1, file: file.replace(`${ROOT}/`, "") });
     }
   }
+  // A size whose every round was stopped part-way has no figures to report.
+  for (const [n, size] of Object.entries(sizes)) if (size.rounds.length === 0) delete sizes[n];
   const first = runs[0].r;
   const last = runs[runs.length - 1].r;
   return {
