@@ -221,8 +221,8 @@ class Finder {
   private readonly byStart = new Map<string, string[]>();
   /**
    * The strings, when they are few: then each is looked for with includes(), in V8's own code,
-   * rather than a lookup at every place of the text (a password or two against the 150,000
-   * names of 25,000 services: 107 ms of a plan's CPU, and a tenth of that so).
+   * rather than a lookup at every place of the text (two passwords against the 150,000 names of
+   * 25,000 services, without TurboFan as topo runs: 24–39 ms so, 112 ms by their beginnings).
    */
   private readonly few: string[] | undefined;
 
