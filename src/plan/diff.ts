@@ -236,24 +236,22 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // Queues of the file's, and topo's own (a holding queue keeps messages), that cannot run: known
   // at the first question, which only a queue that is down or broken asks.
   let oursSet: Set<string> | undefined;
-  const ours = {
-    has(name: string): boolean {
-      if (!oursSet) {
-        oursSet = new Set<string>();
-        for (const [key, r] of have) if (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner))) oursSet.add(r.name);
-      }
-      return oursSet.has(name);
-    },
+  const ours = (name: string): boolean => {
+    if (!oursSet) {
+      oursSet = new Set<string>();
+      for (const [key, r] of have) if (r.kind === "queue" && (want.has(key) || owner.owns(r) || holdingQueueOf(r, owner))) oursSet.add(r.name);
+    }
+    return oursSet.has(name);
   };
   // A user's queue whose node is down is no drift of the file's; its bindings are unknown all the
   // same, and one from an exchange this plan deletes or replaces would go with it unseen.
-  const downOf = (mine: boolean) => [...down].filter((q) => ours.has(q) === mine).sort();
+  const downOf = (mine: boolean) => [...down].filter((q) => ours(q) === mine).sort();
   const unavailable = (qs: string[]) => `${qs.length} queue${qs.length === 1 ? " is" : "s are"} unavailable because ${qs.length === 1 ? "its node is" : "their nodes are"} down (${qs.slice(0, 5).join(", ")}${qs.length > 5 ? ", ..." : ""}); their bindings cannot be read until the node is back`;
   const downForeign = downOf(false);
   const takesExchange = actions.some((a) => (a.op === "delete" || a.op === "replace") && subjectOf(a).kind === "exchange");
   const degraded = [
     ...(downOf(true).length ? [unavailable(downOf(true))] : []),
-    ...brokenQueues(actual, desired.target.amqp.vhost, (name) => ours.has(name)),
+    ...brokenQueues(actual, desired.target.amqp.vhost, ours),
   ];
   return {
     cluster: desired.target.name,
