@@ -170,8 +170,9 @@ function targets(sizes, startup) {
     const onePlan = r5["plan, no changes, one cluster"]?.wallMs;
     t(
       "two clusters take about as long as the slower one, not the sum",
-      `N = 5,000, apply from empty: two clusters ${fmt(two)} ms, one ${fmt(one)} ms (${ratio(two, one)}); plan: two ${fmt(twoPlan)} ms, one ${fmt(onePlan)} ms (${ratio(twoPlan, onePlan)}). Both clusters are vhosts of one 2-core broker, so they share its CPU.`,
-      onePlan === undefined ? undefined : twoPlan / onePlan <= 1.5,
+      `N = 5,000, apply from empty: two clusters ${fmt(two)} ms, one ${fmt(one)} ms (${ratio(two, one)}); plan: two ${fmt(twoPlan)} ms, one ${fmt(onePlan)} ms (${ratio(twoPlan, onePlan)}). Judged on both, each ≤ 1.5×. Both clusters are vhosts of one 2-core broker, so they share its CPU: an apply, which the broker's CPU bounds, cannot take less than the sum here.`,
+      // Both operations: a verdict on the plan alone called 1.96× for apply "met".
+      one === undefined || onePlan === undefined ? undefined : two / one <= 1.5 && twoPlan / onePlan <= 1.5,
     );
   }
   t("`topo --help` ≤ 0.3 s", `${fmt(startup.help)} ms`, startup.help <= 300);
