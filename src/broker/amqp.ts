@@ -556,8 +556,8 @@ export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}):
 
 /**
  * The cluster's AMQP login, as a read checks it beside its requests: a plan that passes says the
- * file's credentials work too, not only that the broker matches (a no-change apply makes no AMQP
- * connection at all, and the first apply with something to write would fail at its connect). One
+ * file's credentials work too, not only that the broker matches (a no-change apply opens no session,
+ * and without this the first apply with something to write would fail at its connect). One
  * short connection. A refused login (403) or a vhost that refuses the user (530: no rights on it,
  * still after the wait a connect gives such a vhost) is the error a connect gives; a vhost not
  * created yet proves the login (apply creates it and grants the rights); a connection limit that
