@@ -3,6 +3,7 @@
 
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource, StoredHash } from "../model.js";
 import { sortArgs, sortResources } from "../core/keys.js";
+import { byName } from "../core/collections.js";
 import { SHA256 } from "../config/credentials.js";
 import { exactArgs } from "./exact-args.js";
 
@@ -175,7 +176,7 @@ export function isBrokersOwn(exchange: string): boolean {
 
 export function actualFrom(s: ApiSnapshot): ActualCluster {
   const resources: Resource[] = [];
-  const queueFacts: Record<string, QueueFacts> = {};
+  const queueFacts = byName<QueueFacts>();
   if (s.vhost !== undefined) resources.push({ kind: "vhost", name: s.vhost });
   for (const e of s.exchanges) if (!isBrokersOwn(e.name)) resources.push(exchangeFrom(e));
   for (const q of s.queues) {
@@ -185,12 +186,12 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
   for (const b of s.bindings) if (b.source !== "") resources.push(bindingFrom(b));
   for (const p of s.policies) resources.push(policyFrom(p));
   // Users are the broker's; their hashes stay out of the resources, so no plan can print one.
-  const userHashes: Record<string, StoredHash> = {};
+  const userHashes = byName<StoredHash>();
   for (const u of s.users ?? []) {
     resources.push({ kind: "user", name: u.name, tags: tagsOf(u) });
     if (u.password_hash) userHashes[u.name] = { hash: u.password_hash, algorithm: u.hashing_algorithm ?? SHA256 };
   }
-  const userVhosts: Record<string, string[]> = {};
+  const userVhosts = byName<string[]>();
   for (const p of s.allPermissions ?? []) (userVhosts[p.user] ??= []).push(p.vhost);
   if (s.users) {
     for (const p of s.permissions ?? []) resources.push({ kind: "permission", user: p.user, configure: p.configure, write: p.write, read: p.read });

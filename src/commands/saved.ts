@@ -15,6 +15,7 @@ import { plan, type PlanOptions } from "./plan.js";
 import { apply, RERUN_HINT, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
 import { shown } from "../core/words.js";
+import { byName } from "../core/collections.js";
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
@@ -24,7 +25,7 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   // saved plan stale, never wrongly current.
   const digest = fileDigest(opts.file);
   const { desired } = topologyOf(opts);
-  const states: Record<string, SavedState> = {};
+  const states = byName<SavedState>();
   const p = await plan({ ...opts, topology: desired, onRead: (c, st) => (states[c] = st) });
   const users = desired.clusters.find((c) => c.users)?.users;
   const key = randomBytes(16).toString("hex");

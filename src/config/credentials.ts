@@ -29,7 +29,8 @@ export type PasswordSource = { password: string } | { hash: string };
 
 /** RabbitMQ's salted hash of `password`. */
 export function rabbitHash(password: string, salt: Buffer = randomBytes(SALT_BYTES), algorithm = SHA256): string {
-  const digest = DIGESTS[algorithm];
+  // The broker names the algorithm: only the table's own entries count (not `constructor`).
+  const digest = Object.hasOwn(DIGESTS, algorithm) ? DIGESTS[algorithm] : undefined;
   if (!digest) throw new Error(`unknown password hashing algorithm ${algorithm}`);
   const h = createHash(digest).update(salt).update(Buffer.from(password, "utf8")).digest();
   return Buffer.concat([salt, h]).toString("base64");
@@ -41,7 +42,7 @@ export function isSha256Hash(hash: string): boolean {
 }
 
 function sameHash(password: string, stored: StoredHash): boolean {
-  if (!DIGESTS[stored.algorithm]) return false;
+  if (!Object.hasOwn(DIGESTS, stored.algorithm)) return false;
   const bytes = Buffer.from(stored.hash, "base64");
   if (bytes.length <= SALT_BYTES) return false;
   const mine = Buffer.from(rabbitHash(password, bytes.subarray(0, SALT_BYTES), stored.algorithm), "base64");

@@ -6,3 +6,13 @@ export function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   if (list) list.push(value);
   else map.set(key, [value]);
 }
+
+/**
+ * An empty record for values kept by a name that a broker or a file chose: it inherits nothing,
+ * so a user, queue or cluster named `constructor`, `toString` or `__proto__` is looked up, set and
+ * listed as any other name (on a plain object, `constructor` was found before it was set, and
+ * `__proto__` was never set at all).
+ */
+export function byName<V>(): Record<string, V> {
+  return Object.create(null) as Record<string, V>;
+}

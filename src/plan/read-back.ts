@@ -14,6 +14,7 @@
 
 import type { ActualCluster, Binding, ClusterPlan, Exchange, Queue, QueueFacts, Resource } from "../model.js";
 import { sortResources, subjectOf } from "../core/keys.js";
+import { byName } from "../core/collections.js";
 
 /** What apply reads again, object by object. */
 export interface ReadBackScope {
@@ -117,7 +118,7 @@ export function mergeReadBack(before: ActualCluster, scope: ReadBackScope, found
         return false;
     }
   };
-  const queueFacts = { ...before.queueFacts };
+  const queueFacts = Object.assign(byName<QueueFacts>(), before.queueFacts);
   for (const name of queues) delete queueFacts[name];
   for (const q of found.queues) queueFacts[q.queue.name] = q.facts;
   return {

@@ -222,6 +222,43 @@ describe("state", () => {
     expect(a.resources.map(keyOf)).toEqual(["binding|mpa|queue|mpa.sync|mpa.sync.#|{}", "exchange|mpa", "queue|mpa.sync", "vhost|v"]);
     expect(a.queueFacts["mpa.sync"]?.messages).toBe(4);
   });
+
+  it("keeps facts by a name that an object's own members have: __proto__, constructor, toString", () => {
+    // On a plain object `__proto__` was never set (it set the prototype), and `constructor` or
+    // `toString` were found before they were set: a user named toString without rights crashed
+    // every plan with "userVhosts[p.user].push is not a function".
+    const a = actualFrom({
+      version: "3.10.8",
+      nodes: [],
+      vhost: "v",
+      exchanges: [],
+      queues: [
+        { name: "__proto__", durable: true, auto_delete: false, messages: 3 },
+        { name: "constructor", durable: true, auto_delete: false, messages: 5 },
+      ],
+      bindings: [],
+      policies: [],
+      users: [
+        { name: "toString", password_hash: "aGFzaA==", tags: [] },
+        { name: "constructor", tags: [] },
+      ],
+      permissions: [],
+      topicPermissions: [],
+      allPermissions: [
+        { user: "valueOf", vhost: "v" },
+        { user: "valueOf", vhost: "w" },
+      ],
+    });
+    expect(Object.keys(a.queueFacts).sort()).toEqual(["__proto__", "constructor"]);
+    expect(a.queueFacts["__proto__"]?.messages).toBe(3);
+    expect(a.queueFacts["constructor"]?.messages).toBe(5);
+    expect(a.queueFacts["toString"]).toBeUndefined();
+    expect(a.userHashes?.["toString"]?.hash).toBe("aGFzaA==");
+    expect(a.userHashes?.["constructor"]).toBeUndefined();
+    expect(a.userVhosts?.["valueOf"]).toEqual(["v", "w"]);
+    expect(a.userVhosts?.["toString"]).toBeUndefined();
+    expect(a.userVhosts?.["constructor"]).toBeUndefined();
+  });
 });
 
 // --- diff -----------------------------------------------------------------------------------

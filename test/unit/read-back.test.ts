@@ -84,6 +84,17 @@ describe("mergeReadBack", () => {
     expect(after.queueFacts["mpa.async"]).toEqual({ node: "rabbit@a" });
   });
 
+  it("keeps the facts of a queue named __proto__ or constructor, read back or not", () => {
+    // Assigned on a plain object, facts["__proto__"] set the prototype and were never the queue's.
+    const odd = state(queue("constructor"), queue("__proto__"));
+    const s = readBackScope(plan(create(queue("__proto__"))), odd);
+    const after = mergeReadBack(odd, s as NonNullable<typeof s>, { queues: [{ queue: queue("__proto__"), facts: { node: "rabbit@b" } }], exchanges: [], bindings: [] });
+    expect(Object.keys(after.queueFacts).sort()).toEqual(["__proto__", "constructor"]);
+    expect(Object.getOwnPropertyDescriptor(after.queueFacts, "__proto__")?.value).toEqual({ node: "rabbit@b" });
+    expect(after.queueFacts["constructor"]).toEqual({ node: "rabbit@a" });
+    expect(after.queueFacts["toString"]).toBeUndefined();
+  });
+
   it("an object the GETs did not find is gone, and so are the bindings that hung on it", () => {
     // Apply deleted queue mpb.async: its binding, which the plan did not name, went with it.
     const s = readBackScope(plan(remove(queue("mpb.async"))), before);
