@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { interpolate } from "../config/interpolate.js";
+import { envVar, interpolate } from "../config/interpolate.js";
 import { loadConfig, parseConfig, refuseUnsetUrls, type Env } from "../config/load.js";
 import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
@@ -382,7 +382,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
           return { name: src.name, url: s.spec.value, management: s.management?.value };
         }),
         passwordEnv,
-        env[passwordEnv] || undefined,
+        envVar(env, passwordEnv) || undefined,
       );
       sources.forEach((src, i) => (src.section = written.sections[i]));
       prepared.notices.push(...written.notices);

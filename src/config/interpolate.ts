@@ -11,6 +11,15 @@ import { MAX_EXACT } from "./arguments.js";
 
 export type Env = Record<string, string | undefined>;
 
+/**
+ * The value of the environment variable `name`, or undefined: the environment's own variables
+ * only. process.env inherits toString and constructor, and ${constructor} read as
+ * "function Object() { [native code] }".
+ */
+export function envVar(env: Env, name: string): string | undefined {
+  return Object.hasOwn(env, name) ? env[name] : undefined;
+}
+
 const require = createRequire(import.meta.url);
 
 /** A value that is one reference and nothing else: `${LEN}` or `${LEN:-100}`. */
@@ -250,7 +259,7 @@ function substitute(
       return m;
     }
     const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
-    const v = env[name];
+    const v = envVar(env, name);
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
     unset.add(name);

@@ -7,7 +7,7 @@
 import { ENV_NAME_SOURCE } from "../core/naming.js";
 import type { DesiredState } from "../model.js";
 import { isWordLike, MIN_FREE_TEXT_SECRET, standingInWords } from "../redact.js";
-import type { Env } from "./interpolate.js";
+import { envVar, type Env } from "./interpolate.js";
 import { userinfoSpan } from "./url.js";
 
 const REF = new RegExp(`\\$\\$|\\$\\{(${ENV_NAME_SOURCE})(:-[^}]*)?\\}`, "g");
@@ -51,7 +51,8 @@ function fromFile(source: string, start: number, end: number, env: Env): string 
     if (m[0] === "$$") literal = true;
     else {
       const name = m[1] as string;
-      const set = env[name] !== undefined && env[name] !== "";
+      const v = envVar(env, name);
+      const set = v !== undefined && v !== "";
       if (!set && m[2] !== undefined && m[2].length > 2) defaults.push(name);
     }
   }

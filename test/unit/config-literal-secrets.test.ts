@@ -42,6 +42,10 @@ describe("passwords written in the file", () => {
       `4:10: clusters.sync.url: the URL's password is the :-default written in the file, since PW is not set: anyone who can read the file, or its history in git, has it; put it in an environment variable and write \${RABBITMQ_PASSWORD} (that variable's name, or another) in its place in the URL`,
     ]);
     expect(warningsOf(file("amqp://topo:${PW}x@rabbit:5672/s"), { PW: "a" })[0]).toContain("the URL's password is written in the file");
+    // A variable named as an object's member is unset like any other (it read as set: Object's own constructor).
+    expect(warningsOf(file("amqp://topo:${constructor:-S3cret}@rabbit:5672/s"))).toEqual([
+      `4:10: clusters.sync.url: the URL's password is the :-default written in the file, since constructor is not set: anyone who can read the file, or its history in git, has it; put it in an environment variable and write \${RABBITMQ_PASSWORD} (that variable's name, or another) in its place in the URL`,
+    ]);
   });
 
   it("a password from the environment, guest/guest, a URL without a password and a hash are no warning", () => {

@@ -28,6 +28,16 @@ describe("interpolateAll", () => {
     });
     expect(interpolateAll("${A}/${C:-c}", { A: "a" })).toEqual({ value: "a/c" });
   });
+
+  it("reads only the environment's own variables: ${constructor} or ${toString} unset is unset", () => {
+    // process.env inherits Object's members: ${constructor} read as "function Object() { [native code] }",
+    // a password nobody chose.
+    for (const env of [process.env, {}]) {
+      expect(interpolateAll("${constructor}", env)).toEqual({ errors: [expect.stringMatching(/^environment variable constructor is not set/)] });
+      expect(interpolateAll("${toString:-t}/${valueOf:-v}", env)).toEqual({ value: "t/v" });
+    }
+    expect(interpolateAll("${constructor}", { constructor: "c" })).toEqual({ value: "c" });
+  });
 });
 
 describe("every problem at once", () => {
