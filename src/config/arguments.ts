@@ -115,6 +115,15 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
   "x-initial-cluster-size": { types: ["stream"], value: exact(1), description: "Streams: number of replicas at creation." },
 };
 
+/**
+ * The rule of argument `name`, or undefined for one the table does not know. By the table's own
+ * keys only: a queue on a broker may carry any argument, and one named `constructor` found
+ * Object's constructor (import of such a queue crashed).
+ */
+export function argumentRule(name: string): ArgumentRule | undefined {
+  return Object.hasOwn(ARGUMENTS, name) ? ARGUMENTS[name] : undefined;
+}
+
 const DURATION = "^0*[1-9][0-9]*(Y|M|D|h|m|s)$";
 
 /** The JSON Schema of one argument, as schemas/topology.schema.json holds it. */
@@ -148,7 +157,7 @@ export function argumentsSchema(): Record<string, unknown> {
 
 /** The message for a schema error on an argument's value, when the table says it better than ajv. */
 export function argumentValueMessage(name: string, keyword: string, value: unknown): string | undefined {
-  const rule = ARGUMENTS[name];
+  const rule = argumentRule(name);
   if (!rule) return undefined;
   const v = rule.value;
   if (keyword === "maximum" && v.kind === "integer") return `must be at most ${v.max}: ${v.limit}; write a smaller number`;
@@ -182,7 +191,7 @@ export function checkArguments(type: QueueType, args: Args, layers: ArgumentLaye
   const problems: ArgumentProblem[] = [];
   const pathOf = (name: string) => argumentPath(name, layers);
   for (const [name, value] of Object.entries(args)) {
-    const rule = ARGUMENTS[name];
+    const rule = argumentRule(name);
     if (!rule) continue; // the schema refuses unknown arguments
     if (!rule.types.includes(type)) {
       problems.push({ path: pathOf(name), atKey: true, message: `argument ${name} does not apply to ${type} queues` });

@@ -4,7 +4,7 @@
 // topo then refuses is a file that does not load. So import asks the rule rather than copy it.
 
 import type { ArgValue, Traffic, QueueType } from "../model.js";
-import { ARGUMENTS, checkArguments } from "../config/arguments.js";
+import { argumentRule, checkArguments } from "../config/arguments.js";
 
 /**
  * Why config's argument rule refuses argument `name` = `value` on a queue of type `type`, in
@@ -14,8 +14,9 @@ import { ARGUMENTS, checkArguments } from "../config/arguments.js";
  */
 export function argumentRuleProblem(_kind: Traffic, type: QueueType, name: string, value: ArgValue): string | undefined {
   // The schema refuses an argument the table does not know; to the rule it applies to no type.
-  if (!ARGUMENTS[name]) return `argument ${name} does not apply to ${type} queues`;
-  const needs = ARGUMENTS[name]?.requires;
+  const rule = argumentRule(name);
+  if (!rule) return `argument ${name} does not apply to ${type} queues`;
+  const needs = rule.requires;
   const args = { ...(needs ? { [needs.name]: "" } : {}), [name]: value };
   return checkArguments(type, args, [])[0]?.message;
 }

@@ -59,7 +59,8 @@ export function argumentChecker(schemas: Record<string, ArgumentSchema> | undefi
 
 function uncached(schemas: Record<string, ArgumentSchema> | undefined, rule: ArgumentProblem, kind: Traffic, type: QueueType, name: string, value: ArgValue): string | undefined {
   if (schemas) {
-    const schema = schemas[name];
+    // The schema's own arguments only: a broker's queue may carry one named `constructor`.
+    const schema = Object.hasOwn(schemas, name) ? schemas[name] : undefined;
     if (!schema) return `topo does not know argument ${name}`;
     const p = valueProblem(schema, value);
     if (p) return `${name} ${p}`;

@@ -5,7 +5,7 @@
 // each real broker and checks that brokerRefuses predicted exactly what it accepted and refused:
 // a new RabbitMQ version is added by running that test, not by reading release notes.
 
-import { ARGUMENTS } from "../config/arguments.js";
+import { argumentRule } from "../config/arguments.js";
 import type { ArgValue, Args, QueueType } from "../model.js";
 
 /** GET /api/deprecated-features (RabbitMQ 4) reports each feature's phase. */
@@ -166,7 +166,7 @@ function commonRefusals(version: string, q: QueueDeclare): Refusal[] {
     if (q.exclusive) common("exclusive", `${q.type} queues cannot be exclusive`, "drop exclusive");
   }
   for (const [name, value] of Object.entries(q.arguments)) {
-    const rule = ARGUMENTS[name];
+    const rule = argumentRule(name);
     if (!rule) continue;
     if (!rule.types.includes(q.type)) {
       common(name, `${name} does not apply to ${q.type} queues`, `drop it, or use type: ${rule.types.join(" or ")}`, name);

@@ -22,6 +22,13 @@ describe("argumentRuleProblem", () => {
     expect(argumentRuleProblem("sync", "quorum", "x-overflow", "reject-publish-dlx")).toMatch(/reject-publish-dlx is not supported by quorum queues/);
   });
 
+  it("does not know an argument named as an object's member (a broker's queue may carry one)", () => {
+    for (const name of ["constructor", "toString", "__proto__"]) {
+      expect(argumentRuleProblem("async", "classic", name, 1)).toBe(`argument ${name} does not apply to classic queues`);
+      expect(argumentChecker(ARG_SCHEMAS)("async", "classic", name, 1)).toBe(`topo does not know argument ${name}`);
+    }
+  });
+
   it("answers the same for either kind", () => {
     for (const [type, name, value] of [["classic", "x-max-priority", 5], ["quorum", "x-max-priority", 5], ["stream", "x-max-age", "1D"]] as const) {
       expect(argumentRuleProblem("sync", type, name, value)).toBe(argumentRuleProblem("async", type, name, value));
