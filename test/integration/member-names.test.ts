@@ -1,7 +1,7 @@
 // Names that a JavaScript object already has a member by (toString, constructor, __proto__): a
 // user or queue so named is one more name. topo kept the broker's facts by name on plain objects,
-// so a user named toString without rights anywhere crashed apply after its writes, and every plan
-// after it, with "userVhosts[p.user].push is not a function".
+// so a user named toString with rights on any vhost crashed apply after its writes (its read
+// back), and every plan after it, with "userVhosts[p.user].push is not a function".
 
 import { afterEach, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, createVhost, deleteVhost, runCli, uniqueName, vh, withChannel, writeFile } from "../helpers/broker.js";

@@ -225,8 +225,8 @@ describe("state", () => {
 
   it("keeps facts by a name that an object's own members have: __proto__, constructor, toString", () => {
     // On a plain object `__proto__` was never set (it set the prototype), and `constructor` or
-    // `toString` were found before they were set: a user named toString without rights crashed
-    // every plan with "userVhosts[p.user].push is not a function".
+    // `toString` were found before they were set: a user named toString with rights on any vhost
+    // crashed every read of the cluster with "userVhosts[p.user].push is not a function".
     const a = actualFrom({
       version: "3.10.8",
       nodes: [],
