@@ -196,7 +196,8 @@ export function deliver(resources: readonly Resource[], exchange: string, routin
     else if (r.kind === "policy") policies.push(r);
   }
   const lookup = (name: string): Exchange | undefined => {
-    const builtin = BROKER_EXCHANGES[name];
+    // The table's own names only: an exchange named `constructor` that does not exist is missing.
+    const builtin = Object.hasOwn(BROKER_EXCHANGES, name) ? BROKER_EXCHANGES[name] : undefined;
     return exchanges.get(name) ?? (builtin ? { kind: "exchange", name, type: builtin, durable: true, autoDelete: false, internal: false, arguments: {} } : undefined);
   };
   const out: Delivery = { queues: [], bindings: [], alternates: [], unknown: [] };

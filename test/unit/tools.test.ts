@@ -120,6 +120,13 @@ describe("where the broker delivers (deliver)", () => {
     expect(d.unknown).toEqual([]);
   });
 
+  it("an exchange named as an object's member that does not exist routes nothing, as any missing one", () => {
+    // The broker's own exchanges were looked up on a plain object: `constructor` was found there.
+    // A binding from it, as a state read part-way may hold, was followed by a "type" that was a function.
+    const rs: Resource[] = [x("mplogin"), bx("mplogin", "constructor", "#"), bq("constructor", "c", "#"), bx("mplogin", "toString", "#"), bq("toString", "t", "#")];
+    expect(deliver(rs, "mplogin", key)).toMatchObject({ queues: [], unknown: [] });
+  });
+
   it("passes a message no binding takes to the alternate exchange: the exchange's argument before any policy", () => {
     const base: Resource[] = [x("ae1", "fanout"), x("ae2", "fanout"), bq("ae1", "q1", ""), bq("ae2", "q2", "")];
     expect(deliver([...base, x("mplogin", "topic", { "alternate-exchange": "ae1" }), pol("p", "^mplogin$", 9, "ae2")], "mplogin", key)).toMatchObject({ queues: ["q1"], alternates: [{ from: "mplogin", to: "ae1", by: "its alternate-exchange argument" }] });
