@@ -14,6 +14,17 @@ afterEach(async () => {
 
 const NAMES = ["toString", "constructor"];
 
+/** A file of prefix mn on two new vhosts (removed after the test), with these services and more lines. */
+function topology(services: string, more: string[] = []): { file: string; sync: string; async: string } {
+  const sync = uniqueName("mnsync");
+  const async = uniqueName("mnasync");
+  vhosts.push(sync, async);
+  const b = broker();
+  const clusters = [`  sync: { url: "${amqpUrl(sync)}", management: "${b.mgmtBase}" }`, `  async: { url: "${amqpUrl(async)}", management: "${b.mgmtBase}" }`];
+  const file = writeFile("topology.yaml", ["version: 1", "prefix: mn", "clusters:", ...clusters, `services: ${services}`, ...more, ""].join("\n"));
+  return { file, sync, async };
+}
+
 describe("users and queues named as an object's members", () => {
   it("users toString and constructor are applied, planned with no changes, and a changed password is an update", async (ctx) => {
     // Users are the broker's, not a vhost's: another program's user of the same name is left alone.
@@ -21,25 +32,11 @@ describe("users and queues named as an object's members", () => {
       if ((await api("GET", `/api/users/${u}`)).status !== 404) ctx.skip(`user ${u} exists on the test broker already, and it is not this test's`);
     }
     users.push(...NAMES);
-    const sync = uniqueName("mnsync");
-    const async = uniqueName("mnasync");
-    vhosts.push(sync, async);
-    const b = broker();
-    const file = writeFile(
-      "topology.yaml",
-      [
-        "version: 1",
-        "prefix: mn",
-        "clusters:",
-        `  sync: { url: "${amqpUrl(sync)}", management: "${b.mgmtBase}" }`,
-        `  async: { url: "${amqpUrl(async)}", management: "${b.mgmtBase}" }`,
-        "services: [mnsvc]",
-        "users:",
-        "  toString: { password: \"${MN_PASSWORD}\", consumes: [mnsvc] }",
-        "  constructor: { password: \"${MN_PASSWORD}\", publishes: all }",
-        "",
-      ].join("\n"),
-    );
+    const { file, sync, async } = topology("[mnsvc]", [
+      "users:",
+      '  toString: { password: "${MN_PASSWORD}", consumes: [mnsvc] }',
+      '  constructor: { password: "${MN_PASSWORD}", publishes: all }',
+    ]);
     const env = { MN_PASSWORD: "mn-secret-1" };
 
     const applied = await runCli(["apply", "-f", file], env);
@@ -62,25 +59,10 @@ describe("users and queues named as an object's members", () => {
   it("a queue named __proto__ counts against the vhost's queue limit like any other", async () => {
     // Its facts set the prototype of the plan's record, so Object.keys left it out: plan counted
     // one queue too few, passed, and the broker refused a declare part-way through apply.
-    const sync = uniqueName("mnsync");
-    const async = uniqueName("mnasync");
-    vhosts.push(sync, async);
+    const { file, async } = topology("[mna, mnb]");
     await createVhost(async);
     await withChannel(async, async (ch) => void (await ch.assertQueue("__proto__", { durable: true })));
     expect((await api("PUT", `/api/vhost-limits/${vh(async)}/max-queues`, { value: 3 })).status).toBeLessThan(300);
-    const b = broker();
-    const file = writeFile(
-      "topology.yaml",
-      [
-        "version: 1",
-        "prefix: mn",
-        "clusters:",
-        `  sync: { url: "${amqpUrl(sync)}", management: "${b.mgmtBase}" }`,
-        `  async: { url: "${amqpUrl(async)}", management: "${b.mgmtBase}" }`,
-        "services: [mna, mnb]",
-        "",
-      ].join("\n"),
-    );
     // Two queues to create, the lock, and __proto__: four, over the limit of three.
     const planned = await runCli(["plan", "-f", file]);
     expect(planned.stderr).toMatch(/may hold at most 3 queues \(max-queues\), and apply would need 4 at once: the 1 it holds now/);
