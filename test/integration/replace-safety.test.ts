@@ -522,7 +522,9 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     const { async, file, held } = await appliedForDelete(5);
     const worker = await stuckConsumer(async, 10);
     try {
-      await statsShow(async, Q, () => worker.held.length === 5);
+      // Held by the worker, and counted by the statistics: apply reads them, and under load they
+      // lag (the statistics showed the consumer but not yet its 5, and the wording below differed).
+      await statsShow(async, Q, (q) => worker.held.length === 5 && q.messages_unacknowledged === 5 && q.consumers === 1);
       const before = await brokerState(async);
       const r = await runCli(["apply", "-f", file(false), "--allow-destructive"]);
       expect(r.code).toBe(1);
