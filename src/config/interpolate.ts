@@ -13,8 +13,9 @@ export type Env = Record<string, string | undefined>;
 
 /**
  * The value of the environment variable `name`, or undefined: the environment's own variables
- * only. process.env inherits toString and constructor, and ${constructor} read as
- * "function Object() { [native code] }".
+ * only. process.env inherits toString and constructor, and ${constructor} read as a function's
+ * text ("function () { [native code] }" from process.env, "function Object() ..." from a plain
+ * object).
  */
 export function envVar(env: Env, name: string): string | undefined {
   return Object.hasOwn(env, name) ? env[name] : undefined;

@@ -30,7 +30,7 @@ describe("interpolateAll", () => {
   });
 
   it("reads only the environment's own variables: ${constructor} or ${toString} unset is unset", () => {
-    // process.env inherits Object's members: ${constructor} read as "function Object() { [native code] }",
+    // process.env inherits Object's members: ${constructor} read as "function () { [native code] }",
     // a password nobody chose.
     for (const env of [process.env, {}]) {
       expect(interpolateAll("${constructor}", env)).toEqual({ errors: [expect.stringMatching(/^environment variable constructor is not set/)] });
