@@ -9,6 +9,7 @@
 // checks against the broker; test/integration/broker-rules.test.ts proves both tables on real brokers.
 
 import { assertNever, type Args, type QueueType } from "../model.js";
+import { ownValue } from "../core/collections.js";
 
 /** Larger integers lose precision in YAML and JavaScript: the broker would get another number. */
 export const MAX_EXACT = Number.MAX_SAFE_INTEGER;
@@ -121,7 +122,7 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
  * Object's constructor (import of such a queue crashed).
  */
 export function argumentRule(name: string): ArgumentRule | undefined {
-  return Object.hasOwn(ARGUMENTS, name) ? ARGUMENTS[name] : undefined;
+  return ownValue(ARGUMENTS, name);
 }
 
 const DURATION = "^0*[1-9][0-9]*(Y|M|D|h|m|s)$";

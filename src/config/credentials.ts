@@ -4,6 +4,7 @@
 // differ by their salt, so a comparison re-hashes the file's password with the stored salt.
 
 import { createHash, randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
+import { ownValue } from "../core/collections.js";
 import type { Credentials, StoredHash } from "../model.js";
 
 /** The hashing RabbitMQ uses by default since 3.6, and what topo sends. */
@@ -30,7 +31,7 @@ export type PasswordSource = { password: string } | { hash: string };
 /** RabbitMQ's salted hash of `password`. */
 export function rabbitHash(password: string, salt: Buffer = randomBytes(SALT_BYTES), algorithm = SHA256): string {
   // The broker names the algorithm: only the table's own entries count (not `constructor`).
-  const digest = Object.hasOwn(DIGESTS, algorithm) ? DIGESTS[algorithm] : undefined;
+  const digest = ownValue(DIGESTS, algorithm);
   if (!digest) throw new Error(`unknown password hashing algorithm ${algorithm}`);
   const h = createHash(digest).update(salt).update(Buffer.from(password, "utf8")).digest();
   return Buffer.concat([salt, h]).toString("base64");

@@ -4,6 +4,7 @@
 import { createRequire } from "node:module";
 import type { ConfigProblem } from "../errors.js";
 import { ENV_NAME_SOURCE } from "../core/naming.js";
+import { ownValue } from "../core/collections.js";
 import { displayPath, holdsSecretValue, isObject, type Path } from "./places.js";
 import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
 import { PLAIN } from "./numbers.js";
@@ -18,7 +19,7 @@ export type Env = Record<string, string | undefined>;
  * object).
  */
 export function envVar(env: Env, name: string): string | undefined {
-  return Object.hasOwn(env, name) ? env[name] : undefined;
+  return ownValue(env, name);
 }
 
 const require = createRequire(import.meta.url);

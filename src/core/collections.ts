@@ -16,3 +16,12 @@ export function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 export function byName<V>(): Record<string, V> {
   return Object.create(null) as Record<string, V>;
 }
+
+/**
+ * The value `record` holds under `key` itself, or undefined: never one it inherits. For a table
+ * or a record looked up by a name a broker, a file or the environment chose (`constructor` found
+ * Object's constructor on a plain object, and `toString` a function).
+ */
+export function ownValue<V>(record: Readonly<Record<string, V>>, key: string): V | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}

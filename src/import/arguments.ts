@@ -4,6 +4,7 @@
 
 import type { ArgValue, Traffic, QueueType } from "../model.js";
 import { stableJson } from "../core/keys.js";
+import { ownValue } from "../core/collections.js";
 import { argumentRuleProblem } from "./argument-rule.js";
 import type { ArgumentSchema } from "./types.js";
 
@@ -60,7 +61,7 @@ export function argumentChecker(schemas: Record<string, ArgumentSchema> | undefi
 function uncached(schemas: Record<string, ArgumentSchema> | undefined, rule: ArgumentProblem, kind: Traffic, type: QueueType, name: string, value: ArgValue): string | undefined {
   if (schemas) {
     // The schema's own arguments only: a broker's queue may carry one named `constructor`.
-    const schema = Object.hasOwn(schemas, name) ? schemas[name] : undefined;
+    const schema = ownValue(schemas, name);
     if (!schema) return `topo does not know argument ${name}`;
     const p = valueProblem(schema, value);
     if (p) return `${name} ${p}`;

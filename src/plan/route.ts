@@ -8,7 +8,7 @@ import { holdingQueueBase, madeByTopo, MAX_ROUTING_KEY_BYTES, serviceNamePattern
 import { describe, keyOf } from "../core/keys.js";
 import { shown, names } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
-import { pushTo } from "../core/collections.js";
+import { ownValue, pushTo } from "../core/collections.js";
 
 /**
  * AMQP topic matching: words are separated by dots, `*` matches exactly one word, `#` zero or
@@ -197,7 +197,7 @@ export function deliver(resources: readonly Resource[], exchange: string, routin
   }
   const lookup = (name: string): Exchange | undefined => {
     // The table's own names only: an exchange named `constructor` that does not exist is missing.
-    const builtin = Object.hasOwn(BROKER_EXCHANGES, name) ? BROKER_EXCHANGES[name] : undefined;
+    const builtin = ownValue(BROKER_EXCHANGES, name);
     return exchanges.get(name) ?? (builtin ? { kind: "exchange", name, type: builtin, durable: true, autoDelete: false, internal: false, arguments: {} } : undefined);
   };
   const out: Delivery = { queues: [], bindings: [], alternates: [], unknown: [] };

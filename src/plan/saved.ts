@@ -9,6 +9,7 @@ import { assertNever } from "../model.js";
 import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { HOLD_PREFIX, holdingQueueName, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
+import { ownValue } from "../core/collections.js";
 import { fieldDiff } from "./diff.js";
 
 /** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
@@ -123,7 +124,7 @@ const hasType = (v: unknown, t: FieldType) => (t === "object" ? isObject(v) : t 
 
 /** What is wrong with a resource of a saved plan; empty when it is whole. */
 function resourceProblems(r: unknown, where: string, kind?: Resource["kind"]): string[] {
-  const fields = isObject(r) && typeof r.kind === "string" && Object.hasOwn(RESOURCE_FIELDS, r.kind) ? RESOURCE_FIELDS[r.kind as Resource["kind"]] : undefined;
+  const fields = isObject(r) && typeof r.kind === "string" ? ownValue(RESOURCE_FIELDS, r.kind) : undefined;
   if (!isObject(r) || !fields || (kind !== undefined && r.kind !== kind)) return [`${where} is not a ${kind ?? "resource"}`];
   return Object.entries(fields).flatMap(([f, t]) => (hasType(r[f], t) ? [] : [`${where}.${f} is not ${t === "object" ? "an object" : t === "strings" ? "a list of strings" : `a ${t}`}`]));
 }
