@@ -112,6 +112,48 @@ services:
     }
   });
 
+  it("refuses \"__proto__\" as a key of every mapping of the file, at its line, by both paths", () => {
+    // Each mapping a file has: the top level, clusters, a cluster, defaults, a service, users, a
+    // user. A key "__proto__" that became an object's prototype would pass the schema unseen (and
+    // a cluster or user by that name would be looked up as Object.prototype's members).
+    const places: Array<[string, (d: Record<string, any>) => Record<string, unknown>, RegExp]> = [
+      ["the top level", (d) => d, /unknown key "__proto__"/],
+      ["clusters", (d) => d.clusters, /name "__proto__" must be/],
+      ["a cluster", (d) => d.clusters.sync, /unknown key "__proto__"/],
+      ["defaults", (d) => (d.defaults ??= {}), /unknown key "__proto__"/],
+      ["a service", (d) => (d.services[0] = { name: d.services[0] }), /unknown key "__proto__"/],
+      ["users", (d) => (d.users = {}), /user name "__proto__" must be/],
+      ["a user", (d) => ((d.users = { edge: { password: "x-1", publishes: "all" } }), d.users.edge), /unknown key "__proto__"/],
+    ];
+    for (const [where, at, message] of places) {
+      const json = JSON.parse(asJson(EXAMPLE) as string) as Record<string, any>;
+      // defineProperty: an assignment to "__proto__" would set the prototype, not add the key.
+      Object.defineProperty(at(json), "__proto__", { value: { prefix: "zz" }, enumerable: true, writable: true, configurable: true });
+      const text = JSON.stringify(json, null, 2);
+      expect(text, where).toContain('"__proto__"');
+      const line = text.split("\n").findIndex((l) => l.includes('"__proto__"')) + 1;
+      for (const [file, source] of [
+        ["t.json", text],
+        ["t.yaml", stringify(parseDocument(text).toJS())],
+      ] as const) {
+        expect(source, `${where} ${file}`).toContain("__proto__");
+        const refused = (() => {
+          try {
+            parseConfig(source, file, ENV);
+          } catch (e) {
+            if (e instanceof ConfigError) return e.problems;
+            throw e;
+          }
+          return [];
+        })();
+        const problem = refused.find((p) => message.test(p.message));
+        expect(problem, `${where} ${file}: ${JSON.stringify(refused.map((p) => p.message))}`).toBeDefined();
+        if (file === "t.json") expect(problem?.line, `${where} ${file}`).toBe(line);
+        else expect(source.split("\n")[(problem?.line ?? 0) - 1], `${where} ${file}`).toContain("__proto__");
+      }
+    }
+  });
+
   it("counts colons and quotes inside strings as text, not as structure", () => {
     const add = (d: Record<string, any>) => d.services.push({ name: "mpcolon", async: { arguments: { "x-dead-letter-exchange": 'a:"b":\\c:{' } } });
     // Loads by the JSON path, to what the YAML path reads from the same data.
