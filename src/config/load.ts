@@ -18,6 +18,7 @@ import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, node
 import { refusedPath, underAny, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
+import { userinfoSpan } from "./url.js";
 import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 
 export type { Env };
@@ -361,8 +362,9 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   }
   const uninterpolated = pathsOf(data, UNINTERPOLATED);
   for (const [node, source] of unread) node.value = source;
-  // Users' passwords and hashes are secrets from here on, whatever else is wrong with the file.
-  for (const secret of userSecrets(data)) redactor?.add(secret);
+  // Users' passwords and hashes are secrets from here on, whatever else is wrong with the file,
+  // and so are the clusters' URLs' passwords, also where a URL does not parse.
+  for (const secret of fileSecrets(data)) redactor?.add(secret);
 
   // The schema, then the cross-checks on what the schema did not refuse: every problem in one run.
   const refusedPaths = [...uninterpolated];
@@ -413,7 +415,7 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   const interpolated = interpolateData(data, [], env, unsetPasswords);
   if (interpolated === FAILED) return undefined;
   data = interpolated;
-  for (const secret of userSecrets(data)) redactor?.add(secret);
+  for (const secret of fileSecrets(data)) redactor?.add(secret);
   if (!schemaValidator()(data)) return undefined;
   const { raw, refused } = wellFormed(data as Record<string, unknown>, []);
   const { desired, problems } = normalize(raw, refused);
@@ -527,9 +529,32 @@ function interpolateData(v: unknown, path: Path, env: Env, unsetPasswords?: Set<
 }
 
 /** Every string under users.<name>.password and .password_hash, however malformed the rest is. */
-function userSecrets(data: unknown): string[] {
-  if (!isObject(data) || !isObject(data.users)) return [];
-  return Object.values(data.users).flatMap((u) => (isObject(u) ? [u.password, u.password_hash].filter((v): v is string => typeof v === "string") : []));
+/**
+ * The file's secrets as soon as it is read, before the schema and before any URL is parsed: each
+ * user's password and hash, and the password of each cluster's `url` and `management` as written
+ * after ${VAR} interpolation (learnPasswords adds the parsed ones). A URL that does not parse (a
+ * "/" or "#" left unencoded in its password, a bad port) gives its cluster no password to learn,
+ * and the same ${VAR} used elsewhere in the file would be shown in that value's problem.
+ */
+function fileSecrets(data: unknown): string[] {
+  if (!isObject(data)) return [];
+  const users = isObject(data.users) ? Object.values(data.users).flatMap((u) => (isObject(u) ? [u.password, u.password_hash] : [])) : [];
+  const urls = isObject(data.clusters) ? Object.values(data.clusters).flatMap((c) => (isObject(c) ? [c.url, c.management] : [])) : [];
+  return [...users.filter((v): v is string => typeof v === "string"), ...urls.flatMap((u) => (typeof u === "string" ? writtenUrlPassword(u) : []))];
+}
+
+/** A URL's password as written (from its user-info's first ":"), and decoded when it decodes. */
+function writtenUrlPassword(url: string): string[] {
+  const span = userinfoSpan(url);
+  const userinfo = span ? url.slice(span.start, span.end) : "";
+  const colon = userinfo.indexOf(":");
+  if (colon < 0) return [];
+  const password = userinfo.slice(colon + 1);
+  try {
+    return [password, decodeURIComponent(password)];
+  } catch {
+    return [password];
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

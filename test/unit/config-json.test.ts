@@ -184,6 +184,26 @@ services:
     expect(r.text(`amqp://guest:${secret}@host and ${encodeURIComponent(secret)}`)).not.toContain("s3cr");
   });
 
+  it("masks the password of a URL that does not parse, where the same ${VAR} is shown in another value's problem", () => {
+    // An unencoded "/" or "#", or a bad port: the URL gives its cluster no password to learn, and
+    // the variable's value was shown in the problem of x-max-length (or prefix, or a type).
+    const text = EXAMPLE.replaceAll("${RABBITMQ_PASSWORD:-guest}", "${PW}").replace("x-max-length: 100000", 'x-max-length: "${PW}"');
+    for (const pw of ["Tr0ub4dor/3", "Qq7#Secret/9", "S3cr%2Ft%40pw%3Ax%25y", "Tr0ub4dor%2F3x"]) {
+      const source = pw.endsWith("x") ? text.replace("localhost:5672/async", "localhost:99999/async").replace("localhost:5672/sync", "localhost:99999/sync") : text;
+      const r = new Redactor();
+      let shown = "";
+      try {
+        parseConfig(source, "t.yaml", { PW: pw }, r);
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        shown = r.text(e.message);
+      }
+      expect(shown, pw).toMatch(/x-max-length: \$\{PW\} is "\*\*\*", not an integer/);
+      expect(shown, pw).not.toContain(pw);
+      expect(shown, pw).not.toContain(decodeURIComponent(pw));
+    }
+  });
+
   it("takes the YAML path for nesting deeper than the limit, and refuses it there", () => {
     const deep = exampleWith((d) => {
       let node: Record<string, unknown> = {};
