@@ -56,6 +56,21 @@ export class Redactor {
   }
 
   /**
+   * `text` as text() masks it, and every secret also where text() spares it (one that is a word,
+   * or that stands in a name the output shows), wherever it stands as a whole word. For free text
+   * a person wrote beside the file's URLs (the comments import copies): there a password that is a
+   * word is more likely a note of it than a word of the sentence.
+   */
+  strictText(text: string): string {
+    let out = this.text(text);
+    for (const secret of new Set(this.secrets.values())) {
+      if (secret.length < MIN_FREE_TEXT_SECRET || !out.includes(secret)) continue;
+      out = out.replace(new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegex(secret)}(?![\\p{L}\\p{N}])`, "gu"), "***");
+    }
+    return out;
+  }
+
+  /**
    * `value` with every string in it, keys too, masked as text() masks them. Numbers, booleans and
    * null stay as they are, so JSON output stays JSON whatever a password is ("true" included):
    * masking the serialised text instead could turn `"durable": true` into `"durable": ***`.
@@ -84,10 +99,29 @@ export class Redactor {
     // users), cost their length times the number of secrets. A secret with "*" in it is always
     // tried, since "***" put in by a longer one can make it stand where it did not.
     const present = finder.in(text);
-    if (!present.size && !starred.length) return text;
+    if (!present.size && !starred.length) return ESCAPE.test(text) ? this.maskEscaped(text) : text;
     let out = text;
     for (const s of [...new Set([...present, ...starred])].sort((a, b) => rank.get(a)! - rank.get(b)!)) out = out.split(s).join("***");
-    return out;
+    return ESCAPE.test(out) ? this.maskEscaped(out) : out;
+  }
+
+  /**
+   * `text` with every secret masked where it stands written with escapes of any kind, mixed as
+   * they come: %-escapes in either case ("%2f", "%2F"), some characters escaped and others not
+   * ("p%40ss:x" for "p@ss:x"), HTML character references ("&#039;", "&#x27;", "&#112;" for every
+   * character) and JSON's backslash escapes ("\\u0071"). The forms add() derives are only the
+   * common whole ones; a proxy's error page or a comment may write a password any of these ways.
+   * Each line that holds an escape is read decoded, and each secret found there is masked over the
+   * span it came from: line by line, so that a long text (a plan of 150,000 actions) with an escape
+   * somewhere is not mapped character by character as a whole.
+   */
+  private maskEscaped(text: string): string {
+    const { raw } = this.masking();
+    if (raw.empty) return text;
+    return text
+      .split("\n")
+      .map((line) => (ESCAPE.test(line) ? maskEscapedLine(line, raw) : line))
+      .join("\n");
   }
 
   private masking(): Masking {
@@ -101,7 +135,8 @@ export class Redactor {
       .filter(([form, secret]) => form.length >= MIN_FREE_TEXT_SECRET && !spared.has(secret))
       .map(([form]) => form)
       .sort((a, b) => b.length - a.length);
-    this.masked = { rank: new Map(free.map((f, i) => [f, i])), starred: free.filter((f) => f.includes("*")), finder: new Finder(free) };
+    const raw = new Finder([...secrets].filter((s) => !spared.has(s)));
+    this.masked = { rank: new Map(free.map((f, i) => [f, i])), starred: free.filter((f) => f.includes("*")), finder: new Finder(free), raw };
     return this.masked;
   }
 }
@@ -113,6 +148,76 @@ interface Masking {
   /** Those with "*" in them. */
   readonly starred: readonly string[];
   readonly finder: Finder;
+  /** The secrets themselves, as free text may show them once its escapes are read (maskEscaped). */
+  readonly raw: Finder;
+}
+
+/** `line` with each secret `raw` finds in it, once its escapes are read, masked over the span it came from. */
+function maskEscapedLine(line: string, raw: Finder): string {
+  const view = decodedView(line);
+  const found = view ? raw.in(view.decoded) : undefined;
+  if (!view || !found?.size) return line;
+  const spans: Array<[number, number]> = [];
+  for (const s of found) {
+    for (let i = view.decoded.indexOf(s); i >= 0; i = view.decoded.indexOf(s, i + 1)) spans.push([view.from[i] as number, view.to[i + s.length - 1] as number]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  let out = "";
+  let at = 0;
+  for (const [start, end] of spans) {
+    if (end <= at) continue;
+    out += `${line.slice(at, Math.max(at, start))}***`;
+    at = end;
+  }
+  return out + line.slice(at);
+}
+
+/** An escape a text may write a character with: %XX, an HTML character reference, a JSON backslash escape. */
+const ESCAPE_SOURCE = String.raw`(?:%[0-9A-Fa-f]{2})+|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};|&(?:amp|lt|gt|quot|apos);|\\u[0-9A-Fa-f]{4}|\\["\\/]`;
+const ESCAPE = new RegExp(ESCAPE_SOURCE);
+const NAMED_ENTITY: Record<string, string> = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'" };
+
+/**
+ * `text` with every escape read (a run of %-escapes as the UTF-8 it encodes), and for each
+ * character of the result the span of `text` it was read from: from[i] to to[i], end exclusive.
+ * Undefined when the text holds no escape.
+ */
+export function decodedView(text: string): { decoded: string; from: number[]; to: number[] } | undefined {
+  const pattern = new RegExp(ESCAPE_SOURCE, "g");
+  let decoded = "";
+  const from: number[] = [];
+  const to: number[] = [];
+  const put = (chars: string, start: number, end: number) => {
+    for (let k = 0; k < chars.length; k++) {
+      from.push(start);
+      to.push(end);
+    }
+    decoded += chars;
+  };
+  let at = 0;
+  let any = false;
+  for (let m = pattern.exec(text); m; m = pattern.exec(text)) {
+    for (let i = at; i < m.index; i++) put(text[i] as string, i, i + 1);
+    const e = m[0];
+    const end = m.index + e.length;
+    let chars: string;
+    if (e.startsWith("%")) chars = Buffer.from(e.replace(/%/g, ""), "hex").toString("utf8");
+    else if (e.startsWith("&#x") || e.startsWith("&#X")) chars = codePoint(parseInt(e.slice(3, -1), 16));
+    else if (e.startsWith("&#")) chars = codePoint(parseInt(e.slice(2, -1), 10));
+    else if (e.startsWith("&")) chars = NAMED_ENTITY[e] as string;
+    else if (e.startsWith("\\u")) chars = String.fromCharCode(parseInt(e.slice(2), 16));
+    else chars = e.slice(1);
+    put(chars, m.index, end);
+    at = end;
+    any = true;
+  }
+  if (!any) return undefined;
+  for (let i = at; i < text.length; i++) put(text[i] as string, i, i + 1);
+  return { decoded, from, to };
+}
+
+function codePoint(n: number): string {
+  return n <= 0x10ffff ? String.fromCodePoint(n) : "\ufffd";
 }
 
 /** Percent-encoded forms, and each again with its %-escapes in lower case ("%2b"): a URL means the same by them. */
@@ -164,7 +269,16 @@ export function redactUrl(url: string, secrets?: Redactor): string {
  * scheme:// and the rest of the URL-like token: up to white space or a JSON string's end. A URL of
  * topo's schemes typed without its "//" ("amqp:/u:p@h", "amqp:u:p@h") holds user-info all the same.
  */
-const URL_TOKEN = /\b([a-z][a-z0-9+.-]*:\/\/|(?:amqps?|https?):\/?(?!\/))([^\s"]*)/gi;
+const URL_TOKEN = /([a-z][a-z0-9+.-]*:\/\/|\b(?:amqps?|https?):\/?(?!\/))([^\s"]*)/gi;
+/**
+ * A URL whose password holds a '"' or white space, which end URL_TOKEN's token (a URL pasted into
+ * a comment, or given where a file name belongs): its plain user name, ":", then the password to
+ * the first "@" of the line and on to the last "@" before white space (a password may hold "@").
+ * It ends where a host may start. A host's port ("http://h:15672/api and a@b") is not taken for
+ * a password; other text in which a URL is followed, on its line, by quotes or words and an "@"
+ * loses that part too: masking too much beats printing a piece.
+ */
+const QUOTED_USERINFO = /([a-z][a-z0-9+.-]*:\/\/[A-Za-z0-9._~%!$&'()*+,;=-]*:)(?![0-9]+(?:[/\s?#]|$))([^@\n]*["\s][^@\n]*@(?:[^\s@]*@)*)(?=[A-Za-z0-9[])/gi;
 /** A user name as it may stand in a URL without encoding. */
 const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 
@@ -276,7 +390,7 @@ export function redactText(text: string, secrets?: Redactor): string {
     const colon = userinfo.indexOf(":");
     if (colon >= 0 && userinfo.slice(colon + 1) === "<password>") return m;
     return `${scheme}${maskUserinfo(userinfo)}${rest.slice(at)}`;
-  });
+  }).replace(QUOTED_USERINFO, (m, start: string, password: string) => (password.startsWith("***@") ? m : `${start}***@`));
   // A secret shorter than MIN_FREE_TEXT_SECRET ("a", ".", "ab1") stands in innocent text
   // everywhere (a version's dots, a port's colon): masking it there would corrupt the output and
   // show the secret by what became "***". Such a secret is still masked where it stands as a

@@ -238,7 +238,7 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
     const target = (desired.clusters.find((c) => c.target.name === name) as DesiredCluster).target;
     let hit = false;
     const mask = (comment: string) => {
-      const safe = redactor.text(comment);
+      const safe = redactor.strictText(comment);
       if (safe !== comment) hit = true;
       return safe;
     };

@@ -149,3 +149,71 @@ describe("a password in the forms other encoders and error pages give it", () =>
   });
 });
 
+
+describe("a password written with escapes of any kind, mixed as they come", () => {
+  const r = new Redactor();
+  for (const pw of ["O'Brien-2024", "S3cr/t@pw:x%y", "q\"7 #?ü'\\x"]) r.add(pw);
+  it.each([
+    ["PHP's htmlspecialchars (' as &#039;)", "Login failed for password O&#039;Brien-2024</p>", "Login failed for password ***</p>"],
+    ["every character as a decimal reference", "&#79;&#39;&#66;&#114;&#105;&#101;&#110;&#45;&#50;&#48;&#50;&#52;.", "***."],
+    ["hexadecimal references in either case", "pw &#x4F;&#x27;Brien-2024 &#X4f;&#X27;Brien-2024", "pw *** ***"],
+    ["JSON's \\u escapes", String.raw`"\u004f\u0027Brien-2024"`, '"***"'],
+    ["some characters %-escaped and others not (a URL means the same)", "# same as S3cr%2Ft%40pw:x%25y", "# same as ***"],
+    ["%-escapes in mixed case", "# also S3cr%2ft%40pw%3Ax%25y", "# also ***"],
+    ["UTF-8 %-escaped in mixed case, beside other escapes", "q%227%20%23%3f%C3%Bc'%5cx!", "***!"],
+  ])("%s", (_, text, masked) => {
+    expect(r.text(text)).toBe(masked);
+  });
+
+  it("leaves escapes that spell no secret as they are", () => {
+    for (const t of ["a%2Fb &amp; &#39;x&#39; \\u0041 \\\"q\\\"", "O&#039;Brien-2023", "S3cr%2Ft%40pw"]) expect(r.text(t)).toBe(t);
+  });
+
+  it("masks only the escaped span, on every line that holds one", () => {
+    const text = ["keep%20this", "a O&#039;Brien-2024 b", "plain", "c S3cr%2Ft@pw:x%25y d"].join("\n");
+    expect(r.text(text)).toBe(["keep%20this", "a *** b", "plain", "c *** d"].join("\n"));
+  });
+
+  it("spares a secret that is a word, as text() does anywhere", () => {
+    const w = new Redactor();
+    w.add("Geheimnisvoll");
+    expect(w.text("pw &#71;eheimnisvoll")).toBe("pw &#71;eheimnisvoll");
+  });
+});
+
+describe("a URL whose password holds a quote or white space", () => {
+  it.each([
+    ['# old login: amqp://deploy:Old"Pass2023@127.0.0.1:5672/v', "# old login: amqp://deploy:***@127.0.0.1:5672/v"],
+    ["# c: amqp://admin:Other SecretC1@rabbit", "# c: amqp://admin:***@rabbit"],
+    ['cannot read the saved plan amqp://u:Ab"Cd9x1@h: no such file', "cannot read the saved plan amqp://u:***@h: no such file"],
+    ['amqp://u:Ab"c@d@host/v x@y', "amqp://u:***@host/v x@y"],
+    ['amqp://u:a b"c/d@host:1/v', "amqp://u:***@host:1/v"],
+  ])("%s", (text, masked) => {
+    expect(redactText(text)).toBe(masked);
+  });
+
+  it("masks a URL that follows a word character with no space between", () => {
+    expect(redactText("# d: 0amqp://admin:OtherSecretD1@rabbit")).toBe("# d: 0amqp://admin:***@rabbit");
+    expect(redactText("# e: _amqp://admin:OtherSecretE1@rabbit")).toBe("# e: _amqp://admin:***@rabbit");
+  });
+
+  it("does not take a port, or a masked password, for a password that runs on", () => {
+    for (const t of [
+      "see http://localhost:15672/api and mail ops@example.com",
+      "connect amqp://guest:***@localhost:5672/v -> 403 ACCESS_REFUSED for ops@example.com",
+      "cluster sync: http://h:15672 (user ops@example.com)",
+    ])
+      expect(redactText(t)).toBe(t);
+  });
+});
+
+describe("strictText: free text a person wrote (the comments import copies)", () => {
+  it("masks also a password that is a word, or that stands in a name, where it stands as a whole word", () => {
+    const r = new Redactor();
+    r.add("Geheimnisvoll");
+    r.add("login2024");
+    r.spare(["mplogin2024"]);
+    expect(r.text("the password is Geheimnisvoll")).toBe("the password is Geheimnisvoll");
+    expect(r.strictText("the password is Geheimnisvoll (not GeheimnisvollX); login2024 for mplogin2024")).toBe("the password is *** (not GeheimnisvollX); *** for mplogin2024");
+  });
+});
