@@ -67,6 +67,14 @@ export interface Binding {
   exact?: TypedField[];
   /** Of a binding read with arguments: why topo cannot re-create it exactly (`exact` is then absent). */
   inexact?: string;
+  /**
+   * Of a binding read beside another that JSON shows alike (the same ends, routing key and
+   * arguments as JSON shows them: `byte 1` and `long 1`, or a table's keys in another order), which
+   * RabbitMQ holds as two: its properties_key, which keeps the two apart in topo too (core/keys.ts
+   * keyOf). Absent on the one of them with the lowest properties_key, which the file's binding
+   * matches.
+   */
+  twin?: string;
 }
 
 /** An AMQP field-table integer type, as RabbitMQ names it. */

@@ -2,8 +2,8 @@
 // (defaults filled, x-queue-type folded into `type`, argument keys sorted).
 
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource, StoredHash } from "../model.js";
-import { sortArgs, sortResources } from "../core/keys.js";
-import { byName } from "../core/collections.js";
+import { keyOf, sortArgs, sortResources } from "../core/keys.js";
+import { byName, pushTo } from "../core/collections.js";
 import { SHA256 } from "../config/credentials.js";
 import { exactArgs } from "./exact-args.js";
 
@@ -174,6 +174,21 @@ export function isBrokersOwn(exchange: string): boolean {
   return exchange === "" || exchange.startsWith("amq.");
 }
 
+/**
+ * Bindings that JSON shows alike but the broker holds apart (their properties_keys differ): each
+ * but the one with the lowest properties_key gets it as its `twin`, so that none is lost where
+ * resources are kept by key (a replace re-created one of two; a delete counted one).
+ */
+function markTwins(bindings: Binding[]): void {
+  const seen = new Map<string, Binding[]>();
+  for (const b of bindings) if (b.propertiesKey !== undefined) pushTo(seen, keyOf(b), b);
+  for (const alike of seen.values()) {
+    if (alike.length < 2) continue;
+    alike.sort((a, b) => ((a.propertiesKey as string) < (b.propertiesKey as string) ? -1 : 1));
+    for (const b of alike.slice(1)) b.twin = b.propertiesKey;
+  }
+}
+
 export function actualFrom(s: ApiSnapshot): ActualCluster {
   const resources: Resource[] = [];
   const queueFacts = byName<QueueFacts>();
@@ -183,7 +198,9 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     resources.push(queueFrom(q));
     queueFacts[q.name] = factsFrom(q);
   }
-  for (const b of s.bindings) if (b.source !== "") resources.push(bindingFrom(b));
+  const bindings = s.bindings.flatMap((b) => (b.source !== "" ? [bindingFrom(b)] : []));
+  markTwins(bindings);
+  for (const b of bindings) resources.push(b);
   for (const p of s.policies) resources.push(policyFrom(p));
   // Users are the broker's; their hashes stay out of the resources, so no plan can print one.
   const userHashes = byName<StoredHash>();

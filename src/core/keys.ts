@@ -29,7 +29,7 @@ export function keyOf(r: Resource): string {
     case "policy":
       return `${r.kind}|${r.name}`;
     case "binding":
-      return `binding|${field(r.source)}|${r.destinationType}|${field(r.destination)}|${field(r.routingKey)}|${stableJson(r.arguments)}`;
+      return `binding|${field(r.source)}|${r.destinationType}|${field(r.destination)}|${field(r.routingKey)}|${stableJson(r.arguments)}${r.twin === undefined ? "" : `|${field(r.twin)}`}`;
     case "user":
       return `user|${r.name}`;
     case "permission":
@@ -55,7 +55,9 @@ export function describe(r: Resource): string {
     case "binding": {
       const args = Object.keys(r.arguments).length ? ` ${escapeUnsafe(stableJson(r.arguments))}` : "";
       const dest = r.destinationType === "exchange" ? `exchange ${shown(r.destination)}` : shown(r.destination);
-      return `${r.source ? shown(r.source) : "(default)"} -> ${dest} [${shown(r.routingKey)}]${args}`;
+      // Twins (model.ts Binding.twin) print alike but for this: the broker's name that tells them apart.
+      const twin = r.twin === undefined ? "" : ` (${shown(r.twin)})`;
+      return `${r.source ? shown(r.source) : "(default)"} -> ${dest} [${shown(r.routingKey)}]${args}${twin}`;
     }
     case "user":
       return shown(r.name);

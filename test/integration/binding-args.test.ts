@@ -122,6 +122,32 @@ describe("bindings with arguments", () => {
     expect([...seen.values()].filter((n) => n > 1)).toHaveLength(0);
   });
 
+  it("bindings that JSON shows alike but the broker holds apart (byte 1 and long 1; a table's keys in another order) are each kept by a replace, and each deleted where topo's", async () => {
+    const t = fresh([]);
+    expect((await runCli(["apply", "-f", mpa(t)])).code).toBe(0);
+    await withChannel(t.async, async (ch) => {
+      await ch.bindQueue("mpa.async", "amq.headers", "", { "x-match": "all", a: { "!": "byte", value: 1 } });
+      await ch.bindQueue("mpa.async", "amq.headers", "", { "x-match": "all", a: { "!": "long", value: 1 } });
+      await ch.bindQueue("mpa.async", "amq.headers", "", { "x-match": "all", t: { a: "1", b: "2" } });
+      await ch.bindQueue("mpa.async", "amq.headers", "", { "x-match": "all", t: { b: "2", a: "1" } });
+      // Twins in topo's own namespace: neither is in the file.
+      await ch.bindQueue("mpa.async", "mpa", "extra", { x: { "!": "byte", value: 1 } });
+      await ch.bindQueue("mpa.async", "mpa", "extra", { x: { "!": "long", value: 1 } });
+    });
+    const before = await keysTo(t.async, "mpa.async");
+    expect(before).toHaveLength(4);
+
+    const planned = await runCli(["plan", "-f", mpa(t, 5)]);
+    // Its own binding, the user's four; topo's two twins go.
+    expect(planned.stdout).toContain("then re-creates its 5 bindings");
+    expect(planned.stdout.match(/- delete binding mpa -> mpa\.async \[extra\]/g)).toHaveLength(2);
+    const r = await runCli(["apply", "-f", mpa(t, 5), "--allow-destructive"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await keysTo(t.async, "mpa.async")).toEqual(before);
+    expect((await listBindings(t.async)).filter((x) => x.source === "mpa").map((x) => x.routing_key)).toEqual(["mpa.async.#"]);
+    expect((await runCli(["plan", "-f", mpa(t, 5), "--detailed-exitcode"])).code).toBe(0);
+  });
+
   it("topo deletes its own binding that drift gave numeric arguments", async () => {
     const t = fresh([]);
     const file = mpa(t);
