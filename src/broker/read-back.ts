@@ -5,9 +5,10 @@ import type { ClusterTarget } from "../model.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { BINDING_COLUMNS, EXCHANGE_COLUMNS, QUEUE_COLUMNS } from "./read.js";
-import { bindingItem, namedItem } from "./answers.js";
+import { bindingItem, exchangeItem, namedItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiQueue } from "./state.js";
 import { bindingFrom, exchangeFrom, factsFrom, isBrokersOwn, queueFrom } from "./state.js";
+import { addressable } from "./remove-binding.js";
 import type { ReadBackFound, ReadBackScope } from "../plan/read-back.js";
 
 export async function readBack(client: ManagementClient, target: ClusterTarget, scope: ReadBackScope): Promise<ReadBackFound> {
@@ -21,16 +22,32 @@ export async function readBack(client: ManagementClient, target: ClusterTarget, 
   const bindings = (path: string) => client.list<ApiBinding>(`${path}?columns=${BINDING_COLUMNS}`, [404], {}, { check: bindingItem(target.amqp.vhost), of }).then((b) => b ?? []);
   const exchange = (name: string) => client.one<ApiExchange>(`${x(name)}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, namedItem(target.amqp.vhost, name), `exchange ${name} of vhost ${target.amqp.vhost}`);
   const queue = (name: string) => client.one<ApiQueue>(`${q(name)}?disable_stats=true&columns=${QUEUE_COLUMNS}`, namedItem(target.amqp.vhost, name), `queue ${name} of vhost ${target.amqp.vhost}`);
+  // An exchange named "." or ".." (another program's, bound to the file's queues) has no path of
+  // its own (remove-binding.ts addressable): it is found in the vhost's list, and a pair of ends
+  // with such a name by the bindings of its other end, or of the vhost.
+  const exchangesOfVhost = () => client.list<ApiExchange>(`/api/exchanges/${v}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, [404], {}, { check: exchangeItem(target.amqp.vhost), of: `exchanges of vhost ${target.amqp.vhost}` });
+  const sourceNamed = async (name: string) => (addressable(name) ? exchange(name) : ((await exchangesOfVhost()) ?? []).find((e) => e.name === name));
+  const pair = async (p: ReadBackScope["pairs"][number]): Promise<ApiBinding[]> => {
+    const dest = p.destinationType === "queue" ? "q" : "e";
+    const path = addressable(p.source)
+      ? addressable(p.destination)
+        ? `/api/bindings/${v}/e/${encodeURIComponent(p.source)}/${dest}/${encodeURIComponent(p.destination)}`
+        : `${x(p.source)}/bindings/source`
+      : addressable(p.destination)
+        ? p.destinationType === "queue"
+          ? `${q(p.destination)}/bindings`
+          : `${x(p.destination)}/bindings/destination`
+        : `/api/bindings/${v}`;
+    return (await bindings(path)).filter((b) => b.source === p.source && b.destination === p.destination && b.destination_type === p.destinationType);
+  };
   const [queues, exchanges, sources, lists] = await Promise.all([
     Promise.all(scope.queues.map(queue)),
     Promise.all(scope.exchanges.map(exchange)),
-    Promise.all(scope.sources.filter((name) => !isBrokersOwn(name)).map(exchange)),
+    Promise.all(scope.sources.filter((name) => !isBrokersOwn(name)).map(sourceNamed)),
     Promise.all([
       ...scope.queues.map((name) => bindings(`${q(name)}/bindings`)),
       ...scope.exchanges.flatMap((name) => [bindings(`${x(name)}/bindings/source`), bindings(`${x(name)}/bindings/destination`)]),
-      ...scope.pairs.map((p) =>
-        bindings(`/api/bindings/${v}/e/${encodeURIComponent(p.source)}/${p.destinationType === "queue" ? "q" : "e"}/${encodeURIComponent(p.destination)}`),
-      ),
+      ...scope.pairs.map(pair),
     ]),
   ]);
   const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((e): e is T => e !== undefined);

@@ -15,7 +15,19 @@ import { vh } from "./http.js";
  * listed under (a copy topo made carries it only where it was made exactly: see copyOf).
  */
 export function removedByKey(b: Binding): b is Binding & { propertiesKey: string } {
-  return b.propertiesKey !== undefined && Object.keys(b.arguments).length > 0;
+  if (b.propertiesKey === undefined || Object.keys(b.arguments).length === 0) return false;
+  // An exchange or queue named "." or "..": no path names it (below), so the binding is unbound
+  // over AMQP, with the types the broker holds where they were found (broker/declare.ts).
+  return addressable(b.source) && addressable(b.destination);
+}
+
+/**
+ * Whether a management API path can name this exchange or queue. "." and ".." cannot: the broker
+ * reads them as a path's dot segments, also written %2E, so DELETE /api/bindings/v/e/../q/q1/KEY
+ * asks for another path (405), and GET /api/exchanges/v/.. lists every exchange of every vhost.
+ */
+export function addressable(name: string): boolean {
+  return name !== "." && name !== "..";
 }
 
 /** DELETE /api/bindings/VHOST/e/SOURCE/q|e/DESTINATION/PROPERTIES_KEY; 404: already gone. */

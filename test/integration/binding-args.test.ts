@@ -148,6 +148,27 @@ describe("bindings with arguments", () => {
     expect((await runCli(["plan", "-f", mpa(t, 5), "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("a replace takes bindings with arguments from exchanges named . and .. (which no API path can name) off the holding queue, and reads them back", async () => {
+    const t = fresh([]);
+    expect((await runCli(["apply", "-f", mpa(t)])).code).toBe(0);
+    await withChannel(t.async, async (ch) => {
+      for (const x of [".", ".."]) {
+        await ch.assertExchange(x, "direct", { durable: true });
+        await ch.bindQueue("mpa.async", x, "k", { i: 1 });
+      }
+    });
+    const before = await keysTo(t.async, "mpa.async");
+    expect(before).toEqual([". k~Thse6A", ".. k~Thse6A"]);
+    const r = await runCli(["apply", "-f", mpa(t, 5), "--allow-destructive"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("every cluster matches the file");
+    expect(await keysTo(t.async, "mpa.async")).toEqual(before);
+    // The holding queue is gone, and nothing is bound to it.
+    expect((await listBindings(t.async)).filter((b) => String(b.destination).startsWith("topo.hold."))).toEqual([]);
+    expect((await api("GET", `/api/queues/${vh(t.async)}/topo.hold.mpa.async`)).status).toBe(404);
+    expect((await runCli(["plan", "-f", mpa(t, 5), "--detailed-exitcode"])).code).toBe(0);
+  });
+
   it("topo deletes its own binding that drift gave numeric arguments", async () => {
     const t = fresh([]);
     const file = mpa(t);
