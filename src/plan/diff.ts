@@ -1,7 +1,7 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
 import { TRAFFIC } from "../model.js";
-import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
+import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
 import { coveringHolds, holdingQueueOf, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
@@ -413,11 +413,14 @@ function passwordDiffers(user: string, credentials: Credentials, actual: ActualC
 function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: ActualCluster, owner: Ownership): void {
   const policies = policiesOnceApplied(desired, actual, (p) => owner.owns(p));
   const movedDeadLetters = movedDeadLetterNotes(desired, actual, (p) => owner.owns(p));
+  let exchanges: Map<string, Exchange> | undefined;
   for (const a of actions) {
     if (a.op !== "replace" || a.before.kind !== "queue" || a.after.kind !== "queue") continue;
     const operatorPolicies = actual.operatorPolicies ?? [];
     const limits = queueLimits(a.after, policies, operatorPolicies);
     const hold = holdingQueueFor(a.after, limits, a.before);
+    exchanges ??= new Map(actual.resources.flatMap((r) => (r.kind === "exchange" ? [[r.name, r] as const] : [])));
+    const taken = holdExchangeTaken(exchanges.get(hold.name));
     a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
     const deadLetters = a.after.type === "stream" ? undefined : movedDeadLetters(a.after.name);
     if (deadLetters) a.movedDeadLetters = deadLetters;
@@ -426,12 +429,31 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     const deletesQueue = !onlyFinishes(a);
     // Counts not in yet (statistics of a new queue): what does not depend on them is judged now.
     if (!held) {
-      const risks = holdLimitRisks({ before: a.before, after: a.after, hold, deletesQueue, policies, operatorPolicies }, "unknown");
+      const risks = [...taken, ...holdLimitRisks({ before: a.before, after: a.after, hold, deletesQueue, policies, operatorPolicies }, "unknown")];
       if (risks.length) a.risks = risks;
       continue;
     }
-    a.risks = replaceRisks({ before: a.before, after: a.after, hold, held, deletesQueue, policies, operatorPolicies });
+    a.risks = [...taken, ...replaceRisks({ before: a.before, after: a.after, hold, held, deletesQueue, policies, operatorPolicies })];
   }
+}
+
+/**
+ * A replace moves the queue's messages through a fanout exchange of the holding queue's name
+ * (transient, auto-delete: broker/replace.ts), declared once the queue is unbound. An exchange of
+ * that name declared otherwise (someone's, in topo's namespace topo.hold.*) makes the broker refuse
+ * that declare (406), and the replace stopped half-way, its routes moved onto the holding queue.
+ * One declared the same way is the one an interrupted replace left, and is used.
+ */
+function holdExchangeTaken(x: Exchange | undefined): ReplaceRisk[] {
+  if (!x || (x.type === "fanout" && !x.durable && x.autoDelete && !x.internal && Object.keys(x.arguments).length === 0)) return [];
+  const shape = [x.type, x.durable ? "durable" : "transient", ...(x.autoDelete ? ["auto-delete"] : []), ...(x.internal ? ["internal"] : [])].join(", ");
+  return [
+    {
+      rule: "hold-exchange",
+      reason: `an exchange ${shown(x.name)} (${shape}) exists: the replace moves the messages through a fanout exchange of that name, transient and auto-delete, which the broker would refuse to declare over it`,
+      advice: `delete exchange ${shown(x.name)} first (topo.hold.* is topo's own namespace, for replaces)`,
+    },
+  ];
 }
 
 /** What the queue and its holding queue hold together; undefined unless the broker's counts were read. */

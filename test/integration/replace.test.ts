@@ -159,6 +159,29 @@ describe("lossless replace", () => {
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("an exchange already named as the replace's holding exchange, declared otherwise, makes plan say so and apply refuse before anything is written", async () => {
+    const { async, before, after } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await withChannel(async, (ch) => ch.assertExchange("topo.hold.mplogin.async", "topic", { durable: true }));
+    await publish(async, "mplogin", "mplogin.async.x", ["a"]);
+
+    const plan = await runCli(["plan", "-f", after]);
+    expect(plan.stdout).toMatch(/! messages at risk: an exchange topo\.hold\.mplogin\.async \(topic, durable\) exists/);
+    const r = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/refusing to replace 1 queue/);
+    expect(r.stderr).toContain("delete exchange topo.hold.mplogin.async first");
+    // Nothing written: the queue keeps its route and its message, no holding queue was made.
+    expect((await listBindings(async)).filter((b) => b.source === "mplogin").map((b) => b.destination)).toEqual(["mplogin.async"]);
+    expect(await messageCount(async, "mplogin.async")).toBe(1);
+    expect(await getQueue(async, "topo.hold.mplogin.async")).toBeUndefined();
+
+    // Once it is deleted, the replace runs and keeps the message.
+    await api("DELETE", `/api/exchanges/${vh(async)}/topo.hold.mplogin.async`);
+    expect((await runCli(["apply", "-f", after, "--allow-destructive"])).code).toBe(0);
+    expect(await drainIds(async, "mplogin.async")).toEqual(["a"]);
+  });
+
   it("an exchange replaced by delete and re-create gets every binding back at once: a failure further on leaves it bound, the user's bindings too", async () => {
     const { sync, async, before } = files();
     expect((await runCli(["apply", "-f", before])).code).toBe(0);
