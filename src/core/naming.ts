@@ -4,7 +4,7 @@
 // vhost never touch each other's objects, and a renamed prefix leaves the old objects alone
 // instead of taking them over.
 
-import type { Exchange, Traffic, Policy, Queue, Resource, User } from "../model.js";
+import type { Args, Exchange, Traffic, Policy, Queue, Resource, User } from "../model.js";
 import { assertNever } from "../model.js";
 
 export const DEFAULT_PREFIX = "mp";
@@ -302,12 +302,14 @@ export class Ownership {
 
   /**
    * This prefix's policies, and the unprefixed `topo.mirror.<kind>` of older versions when its
-   * pattern is the one they wrote for this prefix (plan replaces it with the prefixed one).
+   * pattern is the one they wrote for this prefix and its definition theirs, mirroring and
+   * nothing else (plan replaces it with the prefixed one). A user's policy of that name that
+   * limits or dead-letters is the user's, whatever its pattern.
    */
   ownsPolicy(p: Policy): boolean {
     if (p.name.startsWith(ownNamespace(this.prefix))) return true;
     const legacy = LEGACY_MIRROR_POLICY.exec(p.name);
-    if (!legacy) return false;
+    if (!legacy || !legacyMirrorDefinition(p.definition)) return false;
     const kind = legacy[1] as Traffic;
     if (p.pattern === this.legacyPattern[kind]) return true;
     // The exact-list form: ^(?:a\.sync|b\.sync)$, every name one of this prefix's queues.
@@ -316,6 +318,11 @@ export class Ownership {
     const names = (list[1] as string).split("|").map((n) => n.replace(/\\(.)/g, "$1"));
     return names.length > 0 && names.every((n) => this.isServiceQueue(n) && n.endsWith(`.${kind}`));
   }
+}
+
+/** What an older topo's `topo.mirror.<kind>` held: ha-mode all, with or without ha-sync-mode automatic. */
+function legacyMirrorDefinition(d: Args): boolean {
+  return d["ha-mode"] === "all" && Object.keys(d).every((k) => k === "ha-mode" || (k === "ha-sync-mode" && d[k] === "automatic"));
 }
 
 /** The services' exchanges and queues of any of `prefixes`. */

@@ -305,3 +305,17 @@ describe("names no prefix owns, and a service named exactly like a longer prefix
     expect(diffCluster(listing, actual([...listing.resources, ...others]), "a").warnings.join("\n")).not.toMatch(/named inside prefix/);
   });
 });
+
+describe("an older topo's mirroring policy (topo.mirror.<kind>)", () => {
+  it("is topo's only when it holds what an older topo wrote: mirroring and nothing else", () => {
+    const o = Ownership.of("mp", []);
+    const legacy = (definition: Record<string, unknown>) => policy({ name: "topo.mirror.async", pattern: "^(?:mpa\\.async)$", definition });
+    expect(o.ownsPolicy(legacy({ "ha-mode": "all", "ha-sync-mode": "automatic" }))).toBe(true);
+    expect(o.ownsPolicy(legacy({ "ha-mode": "all" }))).toBe(true);
+    // A user's policy of that name that limits the queue: the user's, left alone.
+    expect(o.ownsPolicy(legacy({ "max-length": 10, overflow: "reject-publish" }))).toBe(false);
+    expect(o.ownsPolicy(legacy({ "ha-mode": "all", "max-length": 10 }))).toBe(false);
+    expect(o.ownsPolicy(legacy({ "ha-mode": "exactly", "ha-params": 2 }))).toBe(false);
+    expect(o.ownsPolicy(legacy({ "ha-mode": "all", "ha-sync-mode": "manual" }))).toBe(false);
+  });
+});
