@@ -274,8 +274,9 @@ export class Ownership {
     return this.mine(name, this.exchange) && !CELERY_EXCHANGES.has(name);
   }
 
+  /** No service is named as one of Celery's exchanges (CELERY_EXCHANGES), so no queue of theirs is a service's. */
   isServiceQueue(name: string): boolean {
-    return this.mine(name, this.queue);
+    return this.mine(name, this.queue) && !CELERY_EXCHANGES.has(name.slice(0, name.lastIndexOf(".")));
   }
 
   owns(r: Resource): boolean {

@@ -271,8 +271,13 @@ describe("names no prefix owns, and a service named exactly like a longer prefix
     for (const prefix of ["c", "cel", "celery"]) {
       const owner = new Ownership(prefix);
       expect(["celery", "celeryev"].map((n) => owner.isService(n))).toEqual([false, false]);
+      // Nor queues named as their services' would be: no file has such a service.
+      expect(["celery.sync", "celery.async", "celeryev.sync", "celeryev.async"].map((n) => owner.isServiceQueue(n))).toEqual([false, false, false, false]);
     }
     expect(new Ownership("c").isService("cart")).toBe(true);
+    expect(new Ownership("c").isServiceQueue("celeryx.async")).toBe(true);
+    const d0 = desiredOf(raw({ prefix: "c", services: [{ name: "cart", sync: false }] }), "async");
+    expect(diffCluster(d0, actual([...d0.resources, queue({ name: "celery.sync", durable: false }), queue({ name: "celeryev.async" })]), "c").actions).toEqual([]);
     // A worker ran with events on: prefix c's plan of an unrelated file leaves celeryev alone.
     const d = desiredOf(raw({ prefix: "c", services: [{ name: "cart", sync: false }] }), "async");
     const ev = exchange({ name: "celeryev" });
