@@ -1,7 +1,7 @@
 // Pure: which moved messages topo's AMQP client would write back changed (broker/replace.ts).
 
 import { describe, expect, it } from "vitest";
-import { unfaithful } from "../../src/broker/replace.js";
+import { identity, unfaithful } from "../../src/broker/replace.js";
 
 const m = (headers?: Record<string, unknown>) => ({ properties: { headers } });
 
@@ -15,5 +15,33 @@ describe("a message topo cannot move unchanged", () => {
   it("lets everything else through: safe integers, doubles, text, buffers, dates, no headers", () => {
     expect(unfaithful(m())).toBeUndefined();
     expect(unfaithful(m({ n: 9007199254740991, x: -1e300, f: 2.5, s: "caf\u00e9", b: Buffer.from([0xde, 0xad]), d: new Date(0), big: 1e300 }))).toBeUndefined();
+  });
+});
+
+describe("which messages a replace takes for copies of one publish (identity)", () => {
+  const base = {
+    fields: { exchange: "mplogin", routingKey: "mplogin.async.x" },
+    properties: { messageId: "P1", contentType: "application/json", headers: { task: "t" }, deliveryMode: 2 },
+    content: Buffer.from("body"),
+  };
+  const withProps = (p: Record<string, unknown>, fields: Record<string, unknown> = {}) => ({ ...base, fields: { ...base.fields, ...fields }, properties: { ...base.properties, ...p } }) as never;
+
+  it("gives both copies of one publish one identity", () => {
+    expect(identity(withProps({}))).toBe(identity(withProps({})));
+    expect(identity(withProps({}))).toBeDefined();
+  });
+
+  it("tells apart messages with one id and body that differ in any property, or in how they were published", () => {
+    const one = identity(withProps({}));
+    for (const p of [{ replyTo: "a" }, { correlationId: "c" }, { expiration: "3600000" }, { priority: 5 }, { deliveryMode: 1 }, { contentEncoding: "gzip" }, { appId: "x" }, { userId: "guest" }, { type: "t2" }, { timestamp: 5 }, { clusterId: "k" }]) {
+      expect(identity(withProps(p)), JSON.stringify(p)).not.toBe(one);
+    }
+    expect(identity(withProps({}, { routingKey: "mplogin.async.y" }))).not.toBe(one);
+    expect(identity(withProps({}, { exchange: "other" }))).not.toBe(one);
+  });
+
+  it("takes no message without an id for a copy", () => {
+    expect(identity(withProps({ messageId: undefined }))).toBeUndefined();
+    expect(identity(withProps({ messageId: undefined, correlationId: "task-1" }))).toBeDefined();
   });
 });
