@@ -268,8 +268,12 @@ export function redactUrl(url: string, secrets?: Redactor): string {
 /**
  * scheme:// and the rest of the URL-like token: up to white space or a JSON string's end. A URL of
  * topo's schemes typed without its "//" ("amqp:/u:p@h", "amqp:u:p@h") holds user-info all the same.
+ * It is looked for only where a run of a scheme's characters starts, after any digits or signs
+ * that run starts with ("0amqp://u:p@h"; "_" is no such character, so "_amqp://" starts a run):
+ * tried at every letter, the search went through the rest of each run, so a long word (a token of
+ * 100,000 letters) took seconds.
  */
-const URL_TOKEN = /([a-z][a-z0-9+.-]*:\/\/|\b(?:amqps?|https?):\/?(?!\/))([^\s"]*)/gi;
+const URL_TOKEN = /(?<![a-z0-9+.-])([0-9+.-]*)([a-z][a-z0-9+.-]*:\/\/|(?:amqps?|https?):\/?(?!\/))([^\s"]*)/gi;
 /**
  * A URL whose password holds a '"' or white space, which end URL_TOKEN's token (a URL pasted into
  * a comment, or given where a file name belongs): its plain user name, ":", then the password to
@@ -278,7 +282,7 @@ const URL_TOKEN = /([a-z][a-z0-9+.-]*:\/\/|\b(?:amqps?|https?):\/?(?!\/))([^\s"]
  * a password; other text in which a URL is followed, on its line, by quotes or words and an "@"
  * loses that part too: masking too much beats printing a piece.
  */
-const QUOTED_USERINFO = /([a-z][a-z0-9+.-]*:\/\/[A-Za-z0-9._~%!$&'()*+,;=-]*:)(?![0-9]+(?:[/\s?#]|$))([^@\n]*["\s][^@\n]*@(?:[^\s@]*@)*)(?=[A-Za-z0-9[])/gi;
+const QUOTED_USERINFO = /(?<![a-z0-9+.-])([0-9+.-]*[a-z][a-z0-9+.-]*:\/\/[A-Za-z0-9._~%!$&'()*+,;=-]*:)(?![0-9]+(?:[/\s?#]|$))([^@\n"\s]*["\s][^@\n]*@(?:[^\s@]*@)*)(?=[A-Za-z0-9[])/gi;
 /** A user name as it may stand in a URL without encoding. */
 const PLAIN_USER = /^[A-Za-z0-9._~%!$&'()*+,;=-]*$/;
 
@@ -380,7 +384,7 @@ function* everyWord(sources: readonly Iterable<string>[]): Iterable<string> {
 
 /** Mask any user:password@ in URLs inside free text, and every secret `secrets` knows. */
 export function redactText(text: string, secrets?: Redactor): string {
-  const out = text.replace(URL_TOKEN, (m, scheme: string, rest: string) => {
+  const out = text.replace(URL_TOKEN, (m, lead: string, scheme: string, rest: string) => {
     // A password may hold "@", "/", ":" or "%" (unencoded, or in a URL that did not parse), so
     // the user-info runs to the LAST "@" of the token: masking too much beats printing a piece.
     const at = rest.lastIndexOf("@");
@@ -389,7 +393,7 @@ export function redactText(text: string, secrets?: Redactor): string {
     // "<password>" in advice text is a placeholder, not a secret.
     const colon = userinfo.indexOf(":");
     if (colon >= 0 && userinfo.slice(colon + 1) === "<password>") return m;
-    return `${scheme}${maskUserinfo(userinfo)}${rest.slice(at)}`;
+    return `${lead}${scheme}${maskUserinfo(userinfo)}${rest.slice(at)}`;
   }).replace(QUOTED_USERINFO, (m, start: string, password: string) => (password.startsWith("***@") ? m : `${start}***@`));
   // A secret shorter than MIN_FREE_TEXT_SECRET ("a", ".", "ab1") stands in innocent text
   // everywhere (a version's dots, a port's colon): masking it there would corrupt the output and
