@@ -314,7 +314,7 @@ describe("names no prefix owns, and a service named exactly like a longer prefix
 describe("an older topo's mirroring policy (topo.mirror.<kind>)", () => {
   it("is topo's only when it holds what an older topo wrote: mirroring and nothing else", () => {
     const o = Ownership.of("mp", []);
-    const legacy = (definition: Record<string, unknown>) => policy({ name: "topo.mirror.async", pattern: "^(?:mpa\\.async)$", definition });
+    const legacy = (definition: Record<string, string | number>) => policy({ name: "topo.mirror.async", pattern: "^(?:mpa\\.async)$", definition });
     expect(o.ownsPolicy(legacy({ "ha-mode": "all", "ha-sync-mode": "automatic" }))).toBe(true);
     expect(o.ownsPolicy(legacy({ "ha-mode": "all" }))).toBe(true);
     // A user's policy of that name that limits the queue: the user's, left alone.
