@@ -25,7 +25,9 @@ export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind 
     if (r.kind === "exchange" && r.type === "topic") exchanges.add(r.name);
     else if (r.kind === "queue") {
       queues.add(r.name);
-      if (r.name.startsWith(HOLD_PREFIX) && !owner.isServiceQueue(r.name.slice(HOLD_PREFIX.length))) holding.push(r.name);
+      const base = r.name.startsWith(HOLD_PREFIX) ? r.name.slice(HOLD_PREFIX.length) : undefined;
+      // Only a service queue's holding queue is a replace's: topo.hold.audit is someone's queue.
+      if (base !== undefined && ANY_SERVICE_QUEUE.test(base) && !owner.isServiceQueue(base)) holding.push(r.name);
     }
     const p = markedPrefix(r);
     if (p && p !== owner.prefix) others.push(p);
@@ -73,6 +75,9 @@ export function leftBehindWarnings(lb: LeftBehind, actual: ActualCluster, prefix
   }
   return out;
 }
+
+/** A service queue of any prefix: the prefix and the service's name, lowercase letters and _. */
+const ANY_SERVICE_QUEUE = /^[a-z][a-z_]+\.(?:sync|async)$/;
 
 /**
  * A queue of the prefix's lock name that is not exclusive: no apply holds it (an apply's lock is an

@@ -324,3 +324,12 @@ describe("an older topo's mirroring policy (topo.mirror.<kind>)", () => {
     expect(o.ownsPolicy(legacy({ "ha-mode": "all", "ha-sync-mode": "manual" }))).toBe(false);
   });
 });
+
+describe("holding queues left by another prefix's replace", () => {
+  it("are a service queue's holding queues only: topo.hold.audit is someone's queue, and not warned of as a replace's", () => {
+    const a = actual([{ kind: "vhost", name: "s" }, queue({ name: "topo.hold.shlogin.async" }), queue({ name: "topo.hold.audit" }), queue({ name: "topo.hold.mplogin.async" })]);
+    const lb = leftBehind(a, Ownership.of("mp", a.resources));
+    expect(lb.holding).toEqual(["topo.hold.shlogin.async"]);
+    expect(leftBehindWarnings(lb, a, "mp").join("\n")).not.toContain("topo.hold.audit");
+  });
+});
