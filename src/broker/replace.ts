@@ -38,7 +38,7 @@ import type { Channel, ConfirmChannel, GetMessage } from "amqplib";
 import { BrokerError } from "../errors.js";
 import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
-import { shown } from "../core/words.js";
+import { plural, shown } from "../core/words.js";
 import { holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, closeChannel, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
@@ -291,7 +291,9 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
   const n = m.left ?? 0;
-  const stuck = m.unmovable
+  const stuck = m.tooLarge
+    ? [m.tooLarge]
+    : m.unmovable
     ? [
         `topo cannot move that message, so every apply stops at it: let a worker consume it (or take it off the queue yourself), then run topo apply again; or replace with --allow-data-loss, which deletes the queue with what it holds`,
       ]
@@ -578,6 +580,8 @@ interface MoveResult {
   left?: number;
   /** A message the move cannot carry stopped it: another apply will not get past it. */
   unmovable?: boolean;
+  /** That message is larger than the target's x-max-length-bytes: a higher limit gets past it. */
+  tooLarge?: string;
   /** An unbound source held more than at the first fetch (MoveOptions.unbound): how many more. */
   arrived?: number;
 }
@@ -728,7 +732,10 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const back: GetMessage[] = [];
       let full: string | undefined;
       const maxBytes = o.limits?.maxLengthBytes;
+      let tooLarge: GetMessage | undefined;
       const place = (m: GetMessage): void => {
+        // Alone larger than the limit: it never fits, however empty the target.
+        if (!full && maxBytes && m.content.length > maxBytes.value) tooLarge ??= m;
         if (full || (maxBytes && bytesInTarget + m.content.length > maxBytes.value)) {
           full ??= `${to} is full at ${maxBytes?.from} ${maxBytes?.value}`;
           back.push(m);
@@ -820,6 +827,11 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       if (unwritable) return stop({ moved, dropped, stopped: `a message${describeMessage(unwritable.m)} cannot be moved: topo's AMQP client cannot write it back (${unwritable.reason})`, left, unmovable: true });
       if (returned) return stop({ moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left });
       if (refused) return stop({ moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left });
+      if (tooLarge && maxBytes) {
+        const size = plural(tooLarge.content.length, "byte");
+        const stoppedAt = `a message${describeMessage(tooLarge)} of ${size} is larger than ${to}'s ${maxBytes.from} ${maxBytes.value}: it never fits there`;
+        return stop({ moved, dropped, stopped: stoppedAt, left, unmovable: true, tooLarge: `raise ${maxBytes.from} above ${size}, or take that message off the queue yourself, then run topo apply again; or replace with --allow-data-loss, which deletes the queue with what it holds` });
+      }
       if (full) return stop({ moved, dropped, stopped: full, left });
     }
   } catch (e) {
