@@ -182,7 +182,7 @@ const NAMED_ENTITY: Record<string, string> = { "&amp;": "&", "&lt;": "<", "&gt;"
  * character of the result the span of `text` it was read from: from[i] to to[i], end exclusive.
  * Undefined when the text holds no escape.
  */
-export function decodedView(text: string): { decoded: string; from: number[]; to: number[] } | undefined {
+function decodedView(text: string): { decoded: string; from: number[]; to: number[] } | undefined {
   const pattern = new RegExp(ESCAPE_SOURCE, "g");
   let decoded = "";
   const from: number[] = [];
@@ -394,7 +394,7 @@ export function redactText(text: string, secrets?: Redactor): string {
     const colon = userinfo.indexOf(":");
     if (colon >= 0 && userinfo.slice(colon + 1) === "<password>") return m;
     return `${lead}${scheme}${maskUserinfo(userinfo)}${rest.slice(at)}`;
-  }).replace(QUOTED_USERINFO, (m, start: string, password: string) => (password.startsWith("***@") ? m : `${start}***@`));
+  }).replace(QUOTED_USERINFO, "$1***@");
   // A secret shorter than MIN_FREE_TEXT_SECRET ("a", ".", "ab1") stands in innocent text
   // everywhere (a version's dots, a port's colon): masking it there would corrupt the output and
   // show the secret by what became "***". Such a secret is still masked where it stands as a

@@ -528,7 +528,6 @@ function interpolateData(v: unknown, path: Path, env: Env, unsetPasswords?: Set<
   return v;
 }
 
-/** Every string under users.<name>.password and .password_hash, however malformed the rest is. */
 /**
  * The file's secrets as soon as it is read, before the schema and before any URL is parsed: each
  * user's password and hash, and the password of each cluster's `url` and `management` as written
