@@ -205,6 +205,11 @@ describe("normalize: the users section", () => {
           both: { password: "a", password_hash: rabbitHash("a"), consumes: ["mplogin"] },
           none: { consumes: ["mplogin"] },
           badhash: { password_hash: "abc", consumes: ["mplogin"] },
+          // 36 bytes decoded by a lenient decoder, but not base64 RabbitMQ takes (400 not_base64).
+          padded: { password_hash: `${rabbitHash("a")}=`, consumes: ["mplogin"] },
+          padded2: { password_hash: `${rabbitHash("a")}==`, consumes: ["mplogin"] },
+          spaced: { password_hash: ` ${rabbitHash("a")}`, consumes: ["mplogin"] },
+          good: { password_hash: rabbitHash("a"), consumes: ["mplogin"] },
           ghost: { password: "a", consumes: ["mpnothere"] },
           idle: { password: "a" },
           topo: { password: "a", consumes: ["mplogin"] },
@@ -215,6 +220,8 @@ describe("normalize: the users section", () => {
     expect(by("both")).toEqual(["user both has both password and password_hash; give one"]);
     expect(by("none")[0]).toMatch(/^user none needs a password \(password: \$\{VAR\}\) or a password_hash/);
     expect(by("badhash")[0]).toMatch(/not a RabbitMQ sha256 password hash/);
+    for (const u of ["padded", "padded2", "spaced"]) expect(by(u)[0], u).toMatch(/not a RabbitMQ sha256 password hash/);
+    expect(by("good")).toEqual([]);
     expect(by("ghost")).toEqual(['no service named "mpnothere" in the file (services: mplogin)']);
     expect(by("idle")[0]).toMatch(/neither consumes nor publishes/);
     expect(by("topo")[0]).toMatch(/is the user topo itself connects as/);
