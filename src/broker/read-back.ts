@@ -7,7 +7,8 @@ import { vh } from "./http.js";
 import { BINDING_COLUMNS, EXCHANGE_COLUMNS, QUEUE_COLUMNS } from "./read.js";
 import { bindingItem, exchangeItem, namedItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiQueue } from "./state.js";
-import { bindingFrom, exchangeFrom, factsFrom, isBrokersOwn, queueFrom } from "./state.js";
+import { bindingFrom, exchangeFrom, factsFrom, queueFrom } from "./state.js";
+import { isBrokersOwn } from "../core/naming.js";
 import { addressable } from "./remove-binding.js";
 import type { ReadBackFound, ReadBackScope } from "../plan/read-back.js";
 

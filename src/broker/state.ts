@@ -4,6 +4,7 @@
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, QueueFacts, QueueType, Resource, StoredHash } from "../model.js";
 import { keyOf, sortArgs, sortResources } from "../core/keys.js";
 import { byName, pushTo } from "../core/collections.js";
+import { isBrokersOwn } from "../core/naming.js";
 import { SHA256 } from "../config/credentials.js";
 import { exactArgs } from "./exact-args.js";
 
@@ -169,10 +170,6 @@ export function tagsOf(u: ApiUser): string[] {
   return [...new Set(t.map((x) => x.trim()).filter(Boolean))].sort();
 }
 
-/** The default exchange and amq.* are never topo's (nor the default exchange's implicit bindings). */
-export function isBrokersOwn(exchange: string): boolean {
-  return exchange === "" || exchange.startsWith("amq.");
-}
 
 /**
  * Bindings that JSON shows alike but the broker holds apart (their properties_keys differ): each

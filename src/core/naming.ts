@@ -84,6 +84,11 @@ export function kindQueuesPattern(prefix: string, kind: Traffic): string {
   return `^${escapeRegex(prefix)}${SERVICE_NAME_BODY}\\.${kind}$`;
 }
 
+/** The default exchange and amq.* are never topo's (nor the default exchange's implicit bindings), and always there. */
+export function isBrokersOwn(exchange: string): boolean {
+  return exchange === "" || exchange.startsWith("amq.");
+}
+
 /** Every object topo makes for itself starts with this, then the prefix. */
 export const TOPO_NAMESPACE = "topo.";
 

@@ -2,7 +2,7 @@
 
 import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { coveringHolds, holdingQueueOf, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { coveringHolds, holdingQueueOf, isBrokersOwn, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
@@ -362,7 +362,9 @@ function revokeTopicPermission(before: TopicPermission, topics: TopicView): Topi
   if (allowsNothing(before)) return "none";
   // RabbitMQ 4 refuses a topic permission on a missing exchange; and without the exchange, and
   // without write on it (the user's permission no longer names it), the entry allows nothing.
-  if (!topics.exchanges.has(before.exchange)) return "none";
+  // amq.* are always there, though no listing of topo's holds them: an adopted user's own entry
+  // on amq.topic was left as it was, and plan said "No changes".
+  if (!topics.exchanges.has(before.exchange) && !isBrokersOwn(before.exchange)) return "none";
   return { ...before, write: NOTHING, read: NOTHING };
 }
 

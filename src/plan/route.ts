@@ -112,7 +112,7 @@ export type RouteResult = { ok: true; route: Route } | { ok: false; why: string;
 
 /**
  * The exchanges RabbitMQ makes in every vhost. They are never topo's and the reader leaves them
- * out (broker/state.ts isBrokersOwn), but a binding may lead into one, so their types are known here.
+ * out (core/naming.ts isBrokersOwn), but a binding may lead into one, so their types are known here.
  */
 const BROKER_EXCHANGES: Record<string, string> = {
   "amq.direct": "direct",

@@ -293,6 +293,11 @@ describe("diff: users, permissions and topic permissions", () => {
     const gone0 = { ...now, resources: now.resources.filter((r) => !(r.kind === "exchange" && r.name === "mpold")) };
     expect(gone0.resources.some((r) => r.kind === "exchange" && r.name === "mpold")).toBe(false);
     expect(diffCluster(c, gone0, "mp").actions.filter((a) => a.key.startsWith("topic-permission"))).toEqual([]);
+    // amq.topic is never in the listing (the broker's own), and always there: an entry of the
+    // user's on it (an adopted user's, made by hand) is revoked like any other.
+    const onAmq: TopicPermission = { kind: "topic-permission", user: "mplogin", exchange: "amq.topic", write: ".*", read: ".*" };
+    const amq = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [onAmq]);
+    expect(diffCluster(c, amq, "mp").actions.filter((a) => a.key.startsWith("topic-permission"))).toMatchObject([{ op: "update", key: "topic-permission|mplogin|amq.topic", after: { write: "^$", read: "^$" } }]);
     // The user no longer publishes to other services: every entry but its own service's (its
     // retries) is revoked.
     const noPub = cluster(users({ publishes: [] }));
