@@ -19,6 +19,7 @@ import { refusedPath, underAny, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
 import { userinfoSpan } from "./url.js";
+import { broadTags } from "./user-tags.js";
 import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 
 export type { Env };
@@ -385,6 +386,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
   const words = shownWords(desired);
   for (const p of nameLikePasswords(desired, userPasswords(data), words)) warnings?.push(placePathProblem(p, doc, at, file));
+  for (const p of broadTags(data)) warnings?.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor, words);
   if (problems.length) throw new ConfigError(sortProblems(problems));
@@ -421,8 +423,9 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   const { desired, problems } = normalize(raw, refused);
   if (problems.length || resolveTlsFiles(desired, file).length) return undefined;
   const words = shownWords(desired);
-  // A password that is also a name is warned about at its place, which the YAML path finds.
-  if (nameLikePasswords(desired, userPasswords(data), words).length) return undefined;
+  // A password that is also a name, or a tag that reaches past the rights, is warned about at its
+  // place, which the YAML path finds.
+  if (nameLikePasswords(desired, userPasswords(data), words).length || broadTags(data).length) return undefined;
   learnPasswords(desired, redactor, words);
   return desired;
 }

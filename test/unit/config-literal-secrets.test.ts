@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { loadConfig } from "../../src/config/load.js";
 
 function warningsOf(text: string, env: Record<string, string> = {}, ext = "yaml"): string[] {
@@ -75,5 +76,23 @@ describe("a key given twice, with a user's password variable unset (validate)", 
     expect(() => loadConfig(f, {}, undefined, { passwordsOptional: true })).toThrow(
       expect.objectContaining({ problems: [expect.objectContaining({ message: 'the key "prefix" is given twice in this mapping (first on line 12); remove one' })] }),
     );
+  });
+});
+
+describe("a user's tags that reach past the rights topo derives", () => {
+  it("warns at administrator, policymaker and impersonator, by both paths, and not at management or monitoring", () => {
+    const users = "users:\n  audit:\n    password: ${A_PW}\n    consumes: [mplogin]\n    tags: [management, policymaker]\n  ops:\n    password: ${A_PW}\n    publishes: all\n    tags: [monitoring, administrator, impersonator]\n";
+    const text = file("amqp://guest:guest@127.0.0.1:1/s", users);
+    const yaml = warningsOf(text, { A_PW: "x-1" });
+    expect(yaml).toEqual([
+      expect.stringMatching(/^\d+:\d+: users\.audit\.tags\[1\]: tag "policymaker" lets user audit set policies/),
+      expect.stringMatching(/^\d+:\d+: users\.ops\.tags\[1\]: tag "administrator" lets user ops manage every vhost/),
+      expect.stringMatching(/^\d+:\d+: users\.ops\.tags\[2\]: tag "impersonator" lets user ops publish messages that carry another user's user_id/),
+    ]);
+    expect(warningsOf(text.replace(", policymaker", "").replace(", administrator, impersonator", ""), { A_PW: "x-1" })).toEqual([]);
+    // The JSON path gives the file to the YAML path, which places each warning.
+    const json = JSON.stringify(parse(text), null, 2);
+    expect(warningsOf(json, { A_PW: "x-1" }, "json").map((w) => w.replace(/^\d+:\d+: /, ""))).toEqual(yaml.map((w) => w.replace(/^\d+:\d+: /, "")));
+
   });
 });
