@@ -422,6 +422,9 @@ export function hintFor(code: number, text: string, what?: string): string | und
   const limit = limitHint(text);
   if (limit) return limit.hint;
   if (code === 403) return permissionHint(text, what) ?? CODE_HINTS[403];
+  // rabbitmqctl lists vhost / unless told another: the reply names the queue's vhost.
+  const vhost = code === 405 ? /in vhost '([^']*)'/.exec(text)?.[1] : undefined;
+  if (vhost !== undefined) return (CODE_HINTS[405] as string).replace("rabbitmqctl list_queues name owner_pid", `rabbitmqctl list_queues -p ${shellWord(vhost)} name owner_pid`);
   if (code !== 406) return CODE_HINTS[code];
   if (/inequivalent arg/i.test(text)) return "the object exists with other properties; topo plan shows it as a replace, and apply --allow-destructive carries it out";
   if (/invalid arg/i.test(text)) return "this broker refuses the argument, for the reason its reply gives (a value it does not take, an argument this queue type or RabbitMQ version does not know, or one that needs another beside it); fix it in the file";

@@ -11,6 +11,7 @@ import { vh } from "./http.js";
 import { namedItem } from "./answers.js";
 import { sleep } from "./retry.js";
 import { strayLockAdvice } from "../plan/left-behind.js";
+import { shellWord } from "../core/words.js";
 
 export interface LockOptions {
   /** The lock queue's name: topo.<prefix>.lock, so files with different prefixes never wait on each other. */
@@ -93,11 +94,16 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
     // waiting for it, apply gave up saying another apply held it.
     if (info.exclusive === false) throw notALock(session.cluster, vhost, lock);
     const waited = Date.now() - started;
-    const who = `${info.holder ?? "another topo apply"}${info.since ? ` since ${info.since}` : ""}`;
+    const who = `${info.holder ?? "another client (who, the management API did not say)"}${info.since ? ` since ${info.since}` : ""}`;
     if (waited >= opts.timeoutMs) {
       throw new LockError(
         `cluster ${session.cluster}: the apply lock (queue ${lock} in vhost ${vhost}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
-        ["another apply is running against this cluster: wait for it to finish, or raise --lock-timeout", "the lock disappears by itself when its holder's connection closes"],
+        [
+          info.holder?.startsWith("a client that is no topo apply")
+            ? `a client holds a queue named as topo's lock: close it (rabbitmqctl list_queues -p ${shellWord(vhost)} name owner_pid, then rabbitmqctl close_connection)`
+            : "another apply is running against this cluster: wait for it to finish, or raise --lock-timeout",
+          "the lock disappears by itself when its holder's connection closes",
+        ],
         { cluster: session.cluster, object: `queue ${lock}` },
       );
     }
@@ -161,8 +167,11 @@ async function holderOf(http: ManagementClient, vhost: string, lock: string): Pr
   try {
     const q = await lockQueue(http, vhost, lock);
     const args = q?.arguments ?? {};
+    // Every topo apply names itself in its lock's arguments: a lock read without a name is
+    // another program's queue of that name, not an apply.
+    const holder = typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : q ? "a client that is no topo apply (the queue names no holder)" : undefined;
     return {
-      holder: typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : undefined,
+      holder,
       since: typeof args["x-topo-since"] === "string" ? args["x-topo-since"] : undefined,
       ...(typeof q?.exclusive === "boolean" ? { exclusive: q.exclusive } : {}),
     };

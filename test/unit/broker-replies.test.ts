@@ -72,3 +72,12 @@ describe("broker replies", () => {
     expect(hintFor(530, "530 NOT_ALLOWED - vhost x not found")).toMatch(/does not exist/);
   });
 });
+
+describe("an exclusive queue's refusal (405)", () => {
+  it("says how to find its owner in the queue's own vhost: rabbitmqctl lists vhost / unless told another", () => {
+    const text = "405 RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'mpjay.sync' in vhost 'advE sync'. It could be originally declared on another connection";
+    expect(hintFor(405, text)).toContain("rabbitmqctl list_queues -p 'advE sync' name owner_pid");
+    // A reply cut before the vhost: the general advice.
+    expect(hintFor(405, "405 RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'x'")).toContain("rabbitmqctl list_queues name owner_pid");
+  });
+});
