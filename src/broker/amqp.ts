@@ -444,7 +444,7 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
   if ((m = /access to vhost '(.*)' refused for user '.*': connection limit \((\d+)\) is reached/.exec(text))) {
     const [, vhost = "", n = ""] = m;
     return {
-      hint: `vhost "${vhost}" has reached its limit of ${n} connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it${n === "0" ? ", and 0 means the vhost accepts none" : ""}); topo needs one connection per cluster while it writes: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-connections": ${Number(n) + 1}}', or close another client's connection, then run topo apply again`,
+      hint: `vhost "${vhost}" has reached its limit of ${n} connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it${n === "0" ? ", and 0 means the vhost accepts none" : ""}); topo needs one connection per cluster while it writes: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-connections": ${Number(n) + 1}}' (it replaces all of the vhost's limits: add the others list_vhost_limits shows), or close another client's connection, then run topo apply again`,
     };
   }
   if (/connection limit cannot be queried/.test(text)) {
@@ -481,7 +481,7 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
       ? `, and topo needs room for its own queue ${queue} beside the file's while apply runs (its lock, or where a replace holds messages)`
       : ", and the file needs more (topo's lock takes one more while apply runs)";
     return {
-      hint: `vhost "${vhost}" may hold at most ${n} queue${n === "1" ? "" : "s"} (max-queues; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it)${own}: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-queues": N}', or drop queues from the file`,
+      hint: `vhost "${vhost}" may hold at most ${n} queue${n === "1" ? "" : "s"} (max-queues; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it)${own}: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-queues": N}' (it replaces all of the vhost's limits: add the others list_vhost_limits shows), or drop queues from the file`,
     };
   }
   if ((m = /queue limit in cluster \((\d+)\) is reached/.exec(text))) {

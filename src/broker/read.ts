@@ -224,13 +224,14 @@ export async function readDefaultQueueType(client: ManagementClient, target: Clu
 }
 
 /**
- * The vhost's max-queues, when it has one (monitoring and management users may read it); read
- * only for a plan that writes to a vhost that exists.
+ * The vhost's limits (max-queues, max-connections), when it has any (monitoring and management
+ * users may read them); read only for a plan that writes to a vhost that exists.
  */
-export async function readMaxQueues(client: ManagementClient, target: ClusterTarget): Promise<number | undefined> {
-  const limits = await client.getOptional<{ value?: Record<string, number> }[]>(`/api/vhost-limits/${vh(target.amqp.vhost)}`, [401, 403, 404]);
-  const max = Array.isArray(limits) ? limits[0]?.value?.["max-queues"] : undefined;
-  return typeof max === "number" ? max : undefined;
+export async function readVhostLimits(client: ManagementClient, target: ClusterTarget): Promise<Record<string, number> | undefined> {
+  const limits = await client.getOptional<{ value?: Record<string, unknown> }[]>(`/api/vhost-limits/${vh(target.amqp.vhost)}`, [401, 403, 404]);
+  const value = Array.isArray(limits) ? limits[0]?.value : undefined;
+  if (typeof value !== "object" || value === null) return undefined;
+  return Object.fromEntries(Object.entries(value).filter((e): e is [string, number] => typeof e[1] === "number"));
 }
 
 /**

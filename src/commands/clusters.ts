@@ -7,7 +7,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { peekLiveCounts, readAlarms, readCluster, readUserConnections, readDefaultQueueType, readLiveCounts, readMaxQueues, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
+import { peekLiveCounts, readAlarms, readCluster, readUserConnections, readDefaultQueueType, readLiveCounts, readVhostLimits, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { diffCluster } from "../plan/diff.js";
@@ -337,14 +337,14 @@ export async function readAndPlan(
   //   where the tags could not be read, the mirroring warning still names the tag to add.
   const writes = plan.actions.length > 0;
   const mirrorsUnseen = actual.nodesUnreadable !== undefined && c.queues.some((q) => q.mirrored);
-  const [permits, defaultType, maxQueues, tags] = await Promise.all([
+  const [permits, defaultType, limits, tags] = await Promise.all([
     readPermits(client, actual.version),
     atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
-    actual.vhostExists && writes ? readMaxQueues(client, c.target) : undefined,
+    actual.vhostExists && writes ? readVhostLimits(client, c.target) : undefined,
     (live && writes) || mirrorsUnseen ? readOwnTags(client) : undefined,
   ]);
   actual.managementTags = tags;
-  const room = queueRoomProblem(queueRoom(plan, actual, prefix, maxQueues), c.target.amqp.vhost);
+  const room = queueRoomProblem(queueRoom(plan, actual, prefix, limits?.["max-queues"]), c.target.amqp.vhost, limits);
   if (room) refusals.push(new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" }));
   if (live && writes && tags) {
     const user = c.target.management.username;

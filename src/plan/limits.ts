@@ -40,7 +40,7 @@ export function queueRoom(plan: ClusterPlan, actual: ActualCluster, prefix: stri
 }
 
 /** The plan error when the vhost has no room for what apply needs at once; undefined when it has. */
-export function queueRoomProblem(room: QueueRoom | undefined, vhost: string): { message: string; hint: string } | undefined {
+export function queueRoomProblem(room: QueueRoom | undefined, vhost: string, limits: Readonly<Record<string, number>> = {}): { message: string; hint: string } | undefined {
   if (!room || room.needed <= room.max) return undefined;
   const parts = [
     room.creates ? `${room.creates} the plan creates` : "",
@@ -50,6 +50,14 @@ export function queueRoomProblem(room: QueueRoom | undefined, vhost: string): { 
   ].filter(Boolean);
   return {
     message: `vhost "${vhost}" may hold at most ${plural(room.max, "queue")} (max-queues), and apply would need ${room.needed} at once: the ${room.now} it holds now, ${parts.join(", ")}; the broker would refuse the queue over the limit part-way through apply, so topo refuses the plan before anything is written`,
-    hint: `raise the limit: rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-queues": ${room.needed}}' (rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it), or remove queues the vhost no longer needs`,
+    // set_vhost_limits replaces every limit of the vhost: the others are given as they are.
+    hint: `raise the limit: rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '${limitsJson({ ...limits, "max-queues": room.needed })}' (rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows them), or remove queues the vhost no longer needs`,
   };
+}
+
+/** Limits as rabbitmqctl set_vhost_limits takes them: {"max-connections": 50, "max-queues": 6}. */
+function limitsJson(limits: Readonly<Record<string, number>>): string {
+  return `{${Object.entries(limits)
+    .map(([k, v]) => `${JSON.stringify(k)}: ${v}`)
+    .join(", ")}}`;
 }

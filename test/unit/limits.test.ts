@@ -30,7 +30,7 @@ describe("queueRoom", () => {
     expect(problem?.message).toBe(
       'vhost "async" may hold at most 3 queues (max-queues), and apply would need 4 at once: the 2 it holds now, 2 the plan creates, less 1 it deletes first, one for topo\'s lock while apply runs; the broker would refuse the queue over the limit part-way through apply, so topo refuses the plan before anything is written',
     );
-    expect(problem?.hint).toBe(`raise the limit: rabbitmqctl set_vhost_limits -p async '{"max-queues": 4}' (rabbitmqctl list_vhost_limits -p async shows it), or remove queues the vhost no longer needs`);
+    expect(problem?.hint).toBe(`raise the limit: rabbitmqctl set_vhost_limits -p async '{"max-queues": 4}' (rabbitmqctl list_vhost_limits -p async shows them), or remove queues the vhost no longer needs`);
     expect(queueRoomProblem(queueRoom(plan(create(queue("mpb.async"))), actual(["mpa.async"]), "mp", 3), "async")).toBeUndefined();
   });
 
@@ -59,5 +59,13 @@ describe("queueRoom", () => {
 
   it("a limit of 0 refuses any plan that writes, the lock being a queue", () => {
     expect(queueRoomProblem(queueRoom(plan(create(exchange("mpa"))), actual([]), "mp", 0), "async")?.message).toContain("may hold at most 0 queues (max-queues), and apply would need 1 at once");
+  });
+});
+
+describe("the advice to raise max-queues", () => {
+  it("gives the vhost's other limits with it: rabbitmqctl set_vhost_limits replaces them all", () => {
+    const room = queueRoom(plan(create(queue("mpb.async"))), actual(["mpa.async"]), "mp", 2);
+    expect(queueRoomProblem(room, "async", { "max-connections": 50, "max-queues": 2 })?.hint).toContain(`rabbitmqctl set_vhost_limits -p async '{"max-connections": 50, "max-queues": 3}'`);
+    expect(queueRoomProblem(room, "async")?.hint).toContain(`'{"max-queues": 3}'`);
   });
 });
