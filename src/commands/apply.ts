@@ -95,6 +95,11 @@ export const RERUN_HINT = "every step is idempotent: once the cause is fixed, ru
 const RECONNECTS = 3;
 /** Reads of one cluster under the lock while other prefixes' marks keep appearing, before apply gives up. */
 const READS_WHILE_MARKED = 4;
+/**
+ * How long after its read a cluster's plan may be kept under the lock (when no apply wrote since):
+ * longer, and it is read again, since other clients may have changed the broker meanwhile.
+ */
+const KEEP_READ_MS = 2_000;
 
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const { desired, source } = topologyOf(opts);
@@ -115,12 +120,16 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const confirmed = new Map<string, Action[]>();
   /** Changes made and planned per cluster, for the progress counter and an interrupted apply's report. */
   const tally = new Map<string, { made: number; total: number }>();
+  /** When the first read of every cluster ended (see KEEP_READ_MS). */
+  let readAt = 0;
   /** Replaces begun and not yet confirmed, per cluster: an interrupt may leave them half-way. */
   const inFlight = new Map<string, Map<string, Action>>();
   const interrupted = () => {
     const lines = clusters.flatMap((c) => {
       const t = tally.get(c.target.name);
-      if (!t?.total) return [];
+      // A cluster that had begun no write (waiting for a lock, or checking under it) has nothing
+      // made to report: if none had, the plan still holds, a saved one too.
+      if (!t?.total || !carriedOut.get(c.target.name)?.size) return [];
       // Writes go out pipelined: those sent when apply stopped may have been made too, so the
       // count is what the broker confirmed, a floor (an interrupt at 2.5 s said 578 made where 802 were).
       const made = t.made >= t.total ? `all ${plural(t.total, "change")} were made` : `${t.made} of ${plural(t.total, "change")} ${t.total === 1 ? "was" : "were"} confirmed made (writes sent when it stopped may have been made too)`;
@@ -209,6 +218,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss })),
       mark: marks[clusters.indexOf(c)],
     }));
+    readAt = Date.now();
     const plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads.map(freshOf));
@@ -307,7 +317,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           if (lost) lostWith.add(c.target.name);
           if (checked?.failedBy !== undefined && checked.failedBy !== c.target.name && !passed.barrier) {
             // Said once per cluster stopped by another's failure: the error itself is the other's.
-            opts.log(`cluster ${c.target.name}: stopped before writing${t.made ? ` anything but its vhost` : ""}: cluster ${checked.failedBy} failed before every cluster held its lock`);
+            opts.log(`cluster ${c.target.name}: stopped before writing${t.made ? ` anything but its vhost` : ""}: cluster ${checked.failedBy} failed before any cluster wrote`);
           }
           if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) {
             // Another cluster may go on for a while: this one's lock goes now.
@@ -364,10 +374,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log, amqpDisplay: c.target.amqp.display });
       checked?.taken(c.target.name);
       step("took the lock");
+      await checked?.allLocked();
       // A read under the lock, its counts live through this session.
       const replan = () => readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
       // Plan again under the lock when another apply may have changed the broker since the read.
-      if (earlier && (await unchangedSince(http, c.target.amqp.vhost, desired.prefix, earlier.mark))) {
+      // Only a read made a moment ago: the mark tells of other applies, never of other clients,
+      // and a read kept across a wait for a lock (another apply's, or another cluster's) would
+      // act on whatever those clients changed meanwhile unseen.
+      const recent = Date.now() - readAt <= KEEP_READ_MS;
+      if (earlier && recent && (await unchangedSince(http, c.target.amqp.vhost, desired.prefix, earlier.mark))) {
         read = earlier;
         step("kept the plan it read: no apply wrote since");
       } else {
@@ -451,8 +466,14 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     checkInterrupted();
     carryOut(c.target.name, current.actions);
     await execute(current, ctx(c, t), execOpts(opts), t).catch((e: unknown) => {
-      if (e instanceof ApplyError) counted.add(c.target.name);
-      throw e;
+      if (!(e instanceof ApplyError)) throw e;
+      counted.add(c.target.name);
+      // A replace the failure stopped half-way is counted as not done, but is not as it was: its
+      // queue's routes may lead to the holding queue now, where no worker reads. Said with it.
+      const half = [...(inFlight.get(c.target.name)?.values() ?? [])].map((a) => `    ${halfWay(a)}`);
+      throw half.length ? new ApplyError(`${e.message}
+  cluster ${c.target.name}: stopped half-way:
+${half.join("\n")}`, e.hints, e.transient, e.code, e.place) : e;
     });
     step(`made ${plural(current.actions.length, "change")}`);
 
@@ -564,7 +585,22 @@ class Barrier {
 
   taken(cluster: string): void {
     this.locked.get(cluster)?.();
+    if (++this.lockedCount >= this.order.length) this.releaseLocked();
   }
+
+  /**
+   * Resolves once every cluster holds its lock; rejects when any cluster failed. Each cluster is
+   * read and checked only then: one checked as soon as its own lock was taken could change while
+   * the next waited for its lock (up to --lock-timeout), and was written as checked (a binding
+   * another client added meanwhile went with an exchange delete, without --allow-unmanaged-deletes).
+   */
+  async allLocked(): Promise<void> {
+    await Promise.race([this.everyLock, this.done]);
+  }
+
+  private lockedCount = 0;
+  private releaseLocked!: () => void;
+  private readonly everyLock = new Promise<void>((resolve) => (this.releaseLocked = resolve));
 
   arrive(): Promise<void> {
     if (++this.arrived >= this.order.length) this.release();

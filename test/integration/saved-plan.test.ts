@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames as benchNames } from "../../bench/services.mjs";
-import { amqpUrl, api, CLI, createVhost, getQueue, publish, runCli, vh, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, CLI, createVhost, getQueue, publish, runCli, vh, withChannel, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const { fresh: freshTopology } = testVhosts();
 
@@ -47,11 +47,12 @@ async function snapshot(...vs: string[]): Promise<unknown> {
  * apply's exit code after the lock is let go.
  */
 async function whileAsyncLocked(
-  t: { async: string; out: string },
+  t: { async: string; sync?: string; out: string },
   meanwhile: (stderr: () => string) => Promise<(code: number) => Promise<void>>,
   ready: () => Promise<boolean> = async () => true,
+  locked: "async" | "sync" = "async",
 ): Promise<void> {
-  const holder = await amqplib.connect(amqpUrl(t.async));
+  const holder = await amqplib.connect(amqpUrl(locked === "async" ? t.async : (t.sync as string)));
   const child = spawn(process.execPath, [CLI, "apply", t.out], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -61,7 +62,7 @@ async function whileAsyncLocked(
     const ch = await holder.createChannel();
     await ch.assertQueue("topo.mp.lock", { exclusive: true, arguments: { "x-topo-holder": "the saved-plan test" } });
     for (let i = 0; i < 200 && !(/waiting for the apply lock/.test(stderr) && (await ready())); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(stderr).toMatch(/cluster async: waiting for the apply lock/);
+    expect(stderr).toMatch(new RegExp(`cluster ${locked}: waiting for the apply lock`));
     const then = await meanwhile(() => stderr);
     await holder.close();
     await then(await exited);
@@ -242,6 +243,37 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
         expect(before).not.toContain("mpwallet");
       };
     });
+  }, 60_000);
+
+  it("a cluster locked first is checked only once every cluster holds its lock: what changed on it while the next waited for its lock stops every cluster's writes", async () => {
+    const t = fresh(["mplogin", "mpwallet"]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    // The plan deletes service mpwallet: exchange mpwallet with it on async.
+    rewrite(t, ["mplogin"]);
+    expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
+    // async takes its lock first (lock order), then apply waits for sync's, which another holds.
+    await whileAsyncLocked(
+      t,
+      async (stderr) => {
+        expect(stderr()).toMatch(/cluster sync: waiting for the apply lock held by the saved-plan test/);
+        // Meanwhile another client binds its queue to the exchange the plan deletes.
+        await withChannel(t.async, async (ch) => {
+          await ch.assertQueue("audit", { durable: true });
+          await ch.bindQueue("audit", "mpwallet", "#");
+        });
+        const before = await snapshot(t.async);
+        return async (code) => {
+          expect(code).toBe(1);
+          expect(stderr()).toMatch(/the saved plan is stale; run topo plan again/);
+          expect(stderr()).toContain("binding mpwallet -> audit [#]: created since the plan");
+          expect(stderr()).toContain("cluster sync: stopped before writing: cluster async failed before any cluster wrote");
+          // Nothing written: the binding is still there, and so is the exchange.
+          expect(await snapshot(t.async)).toEqual(before);
+        };
+      },
+      async () => true,
+      "sync",
+    );
   }, 60_000);
 
   it("a vhost the plan creates is checked under its lock as it was planned: a policy put in it after apply made it stops every cluster's writes", async () => {
