@@ -195,16 +195,19 @@ export class AmqpSession {
     return (this.conn as unknown as { connection?: { channelMax?: number } }).connection?.channelMax || 0xffff;
   }
 
-  /** The AMQP user's max-channels (rabbitmqctl set_user_limits), when apply could read it. */
-  private userLimit: { user: string; max: number } | undefined;
+  /** The AMQP user's max-channels (rabbitmqctl set_user_limits), when apply could read it: this connection's share of it. */
+  private userLimit: { user: string; max: number; of?: { limit: number; sharing: number } } | undefined;
 
   /**
    * Keep within the user's max-channels as within channel_max. The broker counts a user's channels
    * over all its connections and closes the whole connection that opens one too many (530), so a
-   * replace stopped part-way. A negative limit is none.
+   * replace stopped part-way. A negative limit is none. `sharing`: how many connections of this
+   * apply (clusters on one broker as one user) write at once, each within its share: each kept
+   * within the whole, two clusters together went past it, and the second failed after the first
+   * had written.
    */
-  limitChannels(user: string, max: number): void {
-    this.userLimit = max >= 0 ? { user, max } : undefined;
+  limitChannels(user: string, max: number, sharing = 1): void {
+    this.userLimit = max < 0 ? undefined : sharing > 1 ? { user, max: Math.floor(max / sharing), of: { limit: max, sharing } } : { user, max };
   }
 
   /** The channels topo may have open at once: channel_max, or the user's max-channels when lower. */
@@ -213,7 +216,7 @@ export class AmqpSession {
   }
 
   /** The user whose max-channels sets channelBudget; undefined when channel_max does. */
-  get budgetUser(): { user: string; max: number } | undefined {
+  get budgetUser(): { user: string; max: number; of?: { limit: number; sharing: number } } | undefined {
     return this.userLimit && this.userLimit.max < this.channelMax ? this.userLimit : undefined;
   }
 

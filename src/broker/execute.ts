@@ -70,6 +70,23 @@ const MOVE_CHANNELS = 2;
  * queue's consumers get none, and a re-run stops at the same place (measured on 3.10 with
  * max-channels 2: "0 of 2 changes were made", two holding queues left).
  */
+/**
+ * A user's max-channels shared by more clusters of this apply than it has channels: refused when
+ * the session opens, before any cluster writes (each would otherwise fail at its first channel).
+ */
+export function noChannelShare(cluster: string, session: Pick<AmqpSession, "channelBudget" | "budgetUser">): BrokerError | undefined {
+  const by = session.budgetUser;
+  if (session.channelBudget >= 1 || !by?.of) return undefined;
+  return new BrokerError(
+    cluster,
+    `user "${by.user}" may have ${plural(by.of.limit, "channel")} open at once (its max-channels, counting all its connections), and ${by.of.sharing} clusters of this apply write as that user to this broker at once: not one channel each; nothing was written`,
+    {
+      code: "broker_refused",
+      hints: [`apply one cluster at a time (topo apply --cluster ${cluster}, then the others), or raise the limit to ${by.of.sharing * 2} or more: rabbitmqctl set_user_limits ${shellWord(by.user)} '{"max-channels": ${by.of.sharing * 2}}'`],
+    },
+  );
+}
+
 export function refuseShortOfChannels(plan: ClusterPlan, session: Pick<AmqpSession, "channelBudget" | "channelsHeld" | "budgetUser">, opts: ExecuteOptions): void {
   const held = session.channelsHeld;
   if (session.channelBudget - held >= MOVE_CHANNELS) return;
@@ -81,7 +98,9 @@ export function refuseShortOfChannels(plan: ClusterPlan, session: Pick<AmqpSessi
   const orDrop = lossless.some((a) => a.resume !== undefined) ? "" : "; or, to drop the messages instead, apply with --allow-data-loss, which deletes and re-creates the queue";
   const by = session.budgetUser;
   const budget = by
-    ? `user "${by.user}" may have ${plural(by.max, "channel")} open at once (its max-channels, counting all its connections)`
+    ? by.of
+      ? `user "${by.user}" may have ${plural(by.of.limit, "channel")} open at once (its max-channels, counting all its connections), ${by.max} for each of the ${by.of.sharing} clusters of this apply that write as that user`
+      : `user "${by.user}" may have ${plural(by.max, "channel")} open at once (its max-channels, counting all its connections)`
     : `the broker lets a connection open ${plural(session.channelBudget, "channel")} (its channel_max)`;
   const lock = held ? `, topo's apply lock keeps ${held} of them open` : "";
   const need = held + MOVE_CHANNELS;
@@ -92,7 +111,7 @@ export function refuseShortOfChannels(plan: ClusterPlan, session: Pick<AmqpSessi
       code: "broker_refused",
       hints: [
         by
-          ? `raise the limit to ${need} or more: rabbitmqctl set_user_limits ${shellWord(by.user)} '{"max-channels": ${need}}' (rabbitmqctl list_user_limits --user ${shellWord(by.user)} shows it), clear it, or apply as a user without it${orDrop}`
+          ? `raise the limit to ${need * (by.of?.sharing ?? 1)} or more: rabbitmqctl set_user_limits ${shellWord(by.user)} '{"max-channels": ${need * (by.of?.sharing ?? 1)}}' (rabbitmqctl list_user_limits --user ${shellWord(by.user)} shows it), clear it, or apply as a user without it${orDrop}`
           : `raise channel_max in the broker's rabbitmq.conf (2047 by default) to ${need} or more${orDrop}`,
       ],
     },
@@ -165,7 +184,11 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     // A broker with a low channel_max (some hosted plans) gets fewer writers, and is told so.
     if (amqp.writers(n) < n) {
       const by = amqp.budgetUser;
-      const limit = by ? `user "${by.user}" may have ${plural(by.max, "channel")} open (its max-channels)` : `the broker lets a connection open ${plural(amqp.channelMax, "channel")} (its channel_max)`;
+      const limit = by
+        ? by.of
+          ? `user "${by.user}" may have ${plural(by.of.limit, "channel")} open (its max-channels), shared by ${by.of.sharing} clusters of this apply`
+          : `user "${by.user}" may have ${plural(by.max, "channel")} open (its max-channels)`
+        : `the broker lets a connection open ${plural(amqp.channelMax, "channel")} (its channel_max)`;
       ctx.log(`cluster ${plan.cluster}: ${limit}, so topo writes over ${plural(amqp.writers(n), "channel")} at once, not ${n}`);
     }
 

@@ -2,7 +2,7 @@ import { allOf, ApplyError, InterruptedError, LockError, StalePlanError, TopoErr
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type Resource } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
-import { executePlan, ExecutionStopped, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
+import { executePlan, ExecutionStopped, noChannelShare, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, vhostListed, type QueueStats } from "../broker/read.js";
@@ -190,8 +190,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       s = await AmqpSession.open(c.target, { ...opts, connectAttempts: opened.has(c.target.name) ? 8 : 3 });
       // The user's max-channels counts like channel_max: the lock, the writes and a replace's move
       // keep within it, and a replace it leaves no room for is refused before anything is written.
+      // Clusters of this apply on the same broker as the same user share it.
       const maxChannels = await readUserMaxChannels(client(c), c.target.amqp.username);
-      if (maxChannels !== undefined) s.limitChannels(c.target.amqp.username, maxChannels);
+      const sameUser = (x: DesiredCluster) => x.target.amqp.username === c.target.amqp.username && x.target.amqp.hostname.toLowerCase() === c.target.amqp.hostname.toLowerCase() && x.target.amqp.port === c.target.amqp.port;
+      if (maxChannels !== undefined) s.limitChannels(c.target.amqp.username, maxChannels, clusters.filter(sameUser).length);
+      const short = noChannelShare(c.target.name, s);
+      if (short) {
+        await s.close();
+        throw short;
+      }
       opened.add(c.target.name);
       sessions.set(c.target.name, s);
       if (opts.signal?.aborted) onAbort();

@@ -486,6 +486,31 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
   });
 
+  it("a user's max-channels shared by two clusters of the file: each writes within its share, and a limit with less than a channel each is refused before either writes", async () => {
+    const u = await user("");
+    const services = Array.from({ length: 40 }, (_, i) => `mpsh${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
+    const { sync, async, file } = fresh(services, { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() }, async: { management: adminManagementUrl() } } });
+    for (const v of [sync, async]) {
+      await createVhost(v);
+      await api("PUT", `/api/permissions/${vh(v)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
+    }
+    // One: less than a channel each. Nothing written on either cluster.
+    expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 1 })).status).toBeLessThan(300);
+    const refused = await runCli(["apply", "-f", file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`user "${u.user}" may have 1 channel open at once (its max-channels, counting all its connections), and 2 clusters of this apply write as that user to this broker at once: not one channel each; nothing was written`);
+    expect(refused.stderr).toContain(`rabbitmqctl set_user_limits ${u.user} '{"max-channels": 4}'`);
+    for (const v of [sync, async]) expect((await api("GET", `/api/exchanges/${vh(v)}/mpshaa`)).status).toBe(404);
+    // Three: one each, which both clusters write over at once (two at once went past it, and the
+    // second cluster failed after the first had written).
+    expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 3 })).status).toBeLessThan(300);
+    const r = await runCli(["apply", "-f", file]);
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`user "${u.user}" may have 3 channels open (its max-channels), shared by 2 clusters of this apply`);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+  });
+
   it("a user's max-channels too low for a replace without loss: refused before anything is written, naming the limit and the fix; finished once it allows three", async () => {
     const u = await user("");
     const { async } = fresh([]);
