@@ -580,6 +580,8 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[],
       continue;
     }
     if (place(s.endpoint) !== place(f.plan.endpoint)) out.push(`cluster ${name}: its endpoint is now ${place(f.plan.endpoint)}, the plan was made for ${place(s.endpoint)}`);
+    // What topo show prints of the plan, and what the review read: the vhost apply writes must be it.
+    if (s.vhost !== f.plan.vhost) out.push(`cluster ${name}: its vhost is now ${JSON.stringify(f.plan.vhost)}, the plan says ${JSON.stringify(s.vhost)}`);
     // The objects that changed come first: they are the cause, the plan's differences their effect.
     const made = sofar(name);
     out.push(...stateEntry(name, stateChanges(s.state, f.state, made, f.outside)));

@@ -168,6 +168,12 @@ describe("compareToSaved", () => {
       "cluster extra: not in the saved plan",
     ]);
   });
+
+  it("notices a vhost other than the plan's, which topo show prints as the plan's", () => {
+    const edited = parseSavedPlan(JSON.stringify(saved()).replace('"vhost":"sync"', '"vhost":"other"'));
+    expect(JSON.stringify(edited)).toContain('"vhost":"other"');
+    expect(compareToSaved(edited, [fresh(cluster([], "sync"))])).toEqual(['cluster sync: its vhost is now "sync", the plan says "other"']);
+  });
 });
 
 describe("stateText", () => {
