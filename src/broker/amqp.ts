@@ -567,14 +567,18 @@ export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}):
  * short connection. A refused login (403) or a vhost that refuses the user (530: no rights on it,
  * still after the wait a connect gives such a vhost) is the error a connect gives; a vhost not
  * created yet proves the login (apply creates it and grants the rights); a connection limit that
- * is full, an unreachable port or a slow answer is left to the read and to apply.
+ * is full (but not 0, which refuses every connection), an unreachable port or a slow answer is
+ * left to the read and to apply.
  */
 export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<BrokerError | undefined> {
   const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
   if (!r || "opened" in r) return undefined;
   // As a connect words it: the reply without its code.
   if (r.code === 403) return connectError(target, new Error(r.text.replace(/^\d+ /, "")));
-  if (r.code !== 530 || !REFUSED_FOR_USER.test(r.text) || limitHint(r.text)) return undefined;
+  if (r.code !== 530 || !REFUSED_FOR_USER.test(r.text)) return undefined;
+  // A connection limit that is full now may not be at apply; one of 0 refuses every connection,
+  // and a plan that passed said nothing of an apply that could never connect.
+  if (limitHint(r.text) && !/connection limit \(0\) is reached/.test(r.text)) return undefined;
   // A vhost another client has just created refuses the user until its creator is granted rights
   // (two applies started together): a connect waits for that, about 11 s, and so does this.
   try {

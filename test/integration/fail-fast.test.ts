@@ -449,6 +449,10 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     // The vhost's own refusal of a user it does not know yet is waited out; a limit is not.
     expect(r.stderr).not.toMatch(/trying again|has no permissions/);
     expect(errorOf(r.stdout).code).toBe("broker_refused");
+    // plan says so too: a limit of 0 is no limit full for a moment, and the apply it shows could never connect.
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
+    expect(plan.code).toBe(1);
+    expect(plan.stderr).toContain(`hint: vhost "${sync}" has reached its limit of 0 connections`);
   });
 
   it("a user's max-connections: names the user and set_user_limits, not the vhost's rights", async () => {
