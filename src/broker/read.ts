@@ -176,23 +176,35 @@ export async function readVhostTopicPermissions(client: ManagementClient, vhost:
 }
 
 /**
- * The memory and disk alarms the cluster's nodes have now (GET /api/nodes: a monitoring or
- * administrator user may read it; for others, none is known and apply finds out by publishing).
+ * The memory and disk alarms the cluster's nodes have now. The broker's own alarm list (GET
+ * /api/health/checks/alarms: 200 "ok", or 503 naming each node's alarms) says which; the nodes'
+ * figures (GET /api/nodes: a monitoring or administrator user may read it) are statistics, seconds
+ * behind either way: an alarm just cleared still showed (apply refused for about 5 s after
+ * rabbitmq-diagnostics alarms said none), and one just raised did not (disk_free_alarm false for
+ * 4.7 s: apply unbound a queue, then stopped at its first move). Where the health check cannot be
+ * read, the figures alone; where neither can, none is known, and apply finds out by publishing.
  */
 export async function readAlarms(client: ManagementClient): Promise<NodeAlarm[]> {
   type ApiNode = { name: string; mem_alarm?: boolean; disk_free_alarm?: boolean; mem_used?: number; mem_limit?: number; disk_free?: number; disk_free_limit?: number };
-  const nodes = await client.getOptional<ApiNode[]>(`/api/nodes?columns=name,mem_alarm,disk_free_alarm,mem_used,mem_limit,disk_free,disk_free_limit`, [401, 403, 404]);
-  const alarms = (Array.isArray(nodes) ? nodes : []).flatMap((n): NodeAlarm[] => [
+  const [nodes, now] = await Promise.all([
+    client.getOptional<ApiNode[]>(`/api/nodes?columns=name,mem_alarm,disk_free_alarm,mem_used,mem_limit,disk_free,disk_free_limit`, [401, 403, 404]),
+    client.request("GET", "/api/health/checks/alarms", undefined, [401, 403, 404, 503], { attempts: 1 }).catch(() => undefined),
+  ]);
+  const figures = Array.isArray(nodes) ? nodes : [];
+  const fromNodes = figures.flatMap((n): NodeAlarm[] => [
     ...(n.disk_free_alarm === true ? [{ node: n.name, kind: "disk" as const, value: n.disk_free, limit: n.disk_free_limit }] : []),
     ...(n.mem_alarm === true ? [{ node: n.name, kind: "memory" as const, value: n.mem_used, limit: n.mem_limit }] : []),
   ]);
-  if (alarms.length === 0) return alarms;
-  // The nodes' figures are statistics, a few seconds behind: an alarm just cleared still showed,
-  // and apply refused for about 5 s after rabbitmq-diagnostics alarms said none. The health
-  // check asks the broker's alarm list itself (200 "ok", or 503 naming the alarms).
-  const now = await client.request("GET", "/api/health/checks/alarms", undefined, [401, 403, 404, 503], { attempts: 1 }).catch(() => undefined);
-  const body = now?.body as { status?: unknown } | undefined;
-  return now?.status === 200 && body?.status === "ok" ? [] : alarms;
+  const body = now?.body as { status?: unknown; alarms?: unknown } | undefined;
+  if (now?.status === 200 && body?.status === "ok") return [];
+  if (now?.status !== 503 || !Array.isArray(body?.alarms)) return fromNodes;
+  return body.alarms.flatMap((a: unknown): NodeAlarm[] => {
+    const { node, resource } = (typeof a === "object" && a !== null ? a : {}) as { node?: unknown; resource?: unknown };
+    const kind = resource === "disk space" || resource === "disk" ? "disk" : resource === "memory" ? "memory" : undefined;
+    if (typeof node !== "string" || !kind) return [];
+    const n = figures.find((f) => f.name === node);
+    return [{ node, kind, value: kind === "disk" ? n?.disk_free : n?.mem_used, limit: kind === "disk" ? n?.disk_free_limit : n?.mem_limit }];
+  });
 }
 
 /**
