@@ -290,6 +290,26 @@ function actionShape(a: Action): string {
   }
 }
 
+/**
+ * How two actions on one object differ, as the plan has it and as apply would make it: each
+ * differing value by its path (`after.durable: true -> false`, `unmanaged: [...] -> [...]`), the
+ * first few. "its details differ" alone left the reader to compare two plans by hand.
+ */
+function detailsDiffer(saved: Action, now: Action): string {
+  const leaves = (v: unknown, path: string, out: Map<string, string>): Map<string, string> => {
+    if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length) {
+      for (const [k, x] of Object.entries(v)) leaves(x, path ? `${path}.${k}` : k, out);
+    } else out.set(path, canonical(v));
+    return out;
+  };
+  const before = leaves(JSON.parse(actionShape(saved)), "", new Map());
+  const after = leaves(JSON.parse(actionShape(now)), "", new Map());
+  const short = (v: string | undefined) => (v === undefined ? "(none)" : v.length > 80 ? `${v.slice(0, 77)}...` : v);
+  const paths = [...new Set([...before.keys(), ...after.keys()])].filter((p) => before.get(p) !== after.get(p)).sort();
+  const shownPaths = paths.slice(0, 4).map((p) => `${p}: ${short(before.get(p))} -> ${short(after.get(p))}`);
+  return `its details differ: ${shownPaths.join("; ")}${paths.length > shownPaths.length ? `; and ${paths.length - shownPaths.length} more` : ""}`;
+}
+
 /** The bindings a replace or delete cannot have put back, as reviewed: absent when none. */
 function lostShape(lost: readonly LostBinding[] | undefined): { lost?: string[] } {
   return lost?.length ? { lost: lost.map((l) => `${l.why}${l.plainOnly ? " plain" : ""} ${keyOf(l.binding)}`).sort() } : {};
@@ -591,7 +611,7 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[],
     for (const [key, a] of before) {
       const b = now.get(key);
       if (!b) out.push(`cluster ${name}: no longer needed: ${label(a)}`);
-      else if (actionShape(a) !== actionShape(b)) out.push(`cluster ${name}: now ${label(b)}, the plan says ${label(a)}${a.op === b.op ? " (its details differ)" : ""}`);
+      else if (actionShape(a) !== actionShape(b)) out.push(`cluster ${name}: now ${label(b)}, the plan says ${label(a)}${a.op === b.op ? ` (${detailsDiffer(a, b)})` : ""}`);
     }
     for (const [key, b] of now) if (!before.has(key)) out.push(`cluster ${name}: not in the plan: ${label(b)}`);
     out.push(...newLines(name, s, f.plan));

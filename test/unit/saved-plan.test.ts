@@ -131,7 +131,7 @@ describe("compareToSaved", () => {
     expect(changes).toEqual([
       "cluster async: the broker's objects changed since the plan was made (2 objects):\n    queue mpnew.async: created since the plan\n    queue mpold.async: created since the plan",
       "cluster async: no longer needed: create queue mpnew.async",
-      "cluster async: now replace queue mppayment.async, the plan says replace queue mppayment.async (its details differ)",
+      'cluster async: now replace queue mppayment.async, the plan says replace queue mppayment.async (its details differ: after.arguments.x-max-length: 10 -> 20; because: ["arguments.x-max-length: (none) -> 10"] -> ["arguments.x-max-length: (none) -> 20"])',
       "cluster async: not in the plan: delete queue mpold.async",
     ]);
   });
