@@ -91,8 +91,12 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   const { desired } = topologyOf({ file: saved.file, env: opts.env, redactor: opts.redactor, warn: opts.warn });
   // What else can make the same bytes ask otherwise: their ${VAR}s, or, in a file without any, an
   // edit of the plan file itself.
-  const varying = readFileSync(saved.file, "utf8").includes("${");
-  const cause = varying ? "its ${VAR}s take other values from the environment now" : `it has no \${VAR}, so the plan file ${opts.planFile} was edited`;
+  // The plan keeps no value of them (a value may be a password), only what they made the file ask:
+  // the variables the file reads are named, for the reader to compare with the plan job's.
+  const variables = [...new Set([...readFileSync(saved.file, "utf8").matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1] as string))].sort();
+  const cause = variables.length
+    ? `its \${VAR}s take other values from the environment now (it reads ${variables.map((v) => `\${${v}}`).join(", ")}; the plan keeps none of their values)`
+    : `it has no \${VAR}, so the plan file ${opts.planFile} was edited`;
   // The file is the one planned, so a cluster it lacks was put in the plan by hand.
   const unknown = saved.clusters.map((c) => c.cluster).filter((n) => !desired.clusters.some((c) => c.target.name === n));
   if (unknown.length) {

@@ -349,7 +349,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const e = JSON.parse(r.stdout).error;
     expect(e.code).toBe("stale_plan");
     expect(e.message).toBe(
-      `the saved plan is stale: ${t.file} is unchanged, but what it asks of cluster async is not what the plan says it asked: its \${VAR}s take other values from the environment now; nothing was written`,
+      `the saved plan is stale: ${t.file} is unchanged, but what it asks of cluster async is not what the plan says it asked: its \${VAR}s take other values from the environment now (it reads \${SP_LEN}; the plan keeps none of their values); nothing was written`,
     );
     expect(e.hints).toEqual([`apply with the environment the plan was made in, or run topo plan -f ${t.file} -o FILE again, review it, and apply that`]);
     expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
@@ -367,7 +367,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const e = JSON.parse(r.stdout).error;
     expect(e.code).toBe("stale_plan");
     expect(e.message).toBe(
-      `the saved plan is stale: ${t.file} is unchanged, but its prefix is now "mp", and the plan says prefix "mpx": its \${VAR}s take other values from the environment now; nothing was written`,
+      `the saved plan is stale: ${t.file} is unchanged, but its prefix is now "mp", and the plan says prefix "mpx": its \${VAR}s take other values from the environment now (it reads \${SP_PFX}; the plan keeps none of their values); nothing was written`,
     );
     expect((await api("GET", `/api/vhosts/${vh(t.async)}`)).status).toBe(404);
     expect((await runCli(["apply", t.out], { SP_PFX: "mpx" })).code).toBe(0);
