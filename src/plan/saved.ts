@@ -145,11 +145,15 @@ export function parseSavedPlan(text: string): SavedPlan {
     if (atEnd && /^\s*\{/.test(json)) {
       throw new SavedPlanFormatError(`it ends before its JSON does: the file was cut short (a copy or an upload of it that did not finish?)`);
     }
+    if (json.trim() === "") throw new SavedPlanFormatError(`it is empty (a saved plan is the JSON file topo plan -o writes)`);
     throw new SavedPlanFormatError(`it is not JSON (a saved plan is the JSON file topo plan -o writes)`);
   }
   if (!isObject(j) || j.format !== KIND) throw new SavedPlanFormatError(`it is not a plan saved by topo plan -o (no "format": "${KIND}")`);
+  if (typeof j.formatVersion !== "number") {
+    throw new SavedPlanFormatError(`its formatVersion is ${j.formatVersion === undefined ? "missing" : `${JSON.stringify(j.formatVersion)}, not a number`}: the file was edited (topo plan -o writes "formatVersion": ${SAVED_PLAN_FORMAT})`);
+  }
   if (j.formatVersion !== SAVED_PLAN_FORMAT) {
-    throw new SavedPlanFormatError(`it is in saved-plan format ${String(j.formatVersion)}, and this topo reads format ${SAVED_PLAN_FORMAT} (it was made by topo ${String(j.topoVersion)})`);
+    throw new SavedPlanFormatError(`it is in saved-plan format ${j.formatVersion}, and this topo reads format ${SAVED_PLAN_FORMAT} (it was made by topo ${String(j.topoVersion)})`);
   }
   const bad: string[] = [];
   for (const f of ["topoVersion", "createdAt", "file", "fileDigest", "prefix"]) if (typeof j[f] !== "string") bad.push(`${f} is not a string`);

@@ -72,6 +72,10 @@ describe("savedPlan / parseSavedPlan", () => {
       expect(why(whole.slice(0, at)), `cut at ${at}`).toBe("it ends before its JSON does: the file was cut short (a copy or an upload of it that did not finish?)");
     }
     expect(why(JSON.stringify({ ...good, formatVersion: 5, topoVersion: "9.0.0" }))).toMatch(/format 5, and this topo reads format 4 \(it was made by topo 9\.0\.0\)/);
+    // Edited: never "format 4, and this topo reads format 4", nor "format undefined".
+    expect(why(JSON.stringify({ ...good, formatVersion: "4" }))).toBe(`its formatVersion is "4", not a number: the file was edited (topo plan -o writes "formatVersion": 4)`);
+    expect(why(JSON.stringify({ ...good, formatVersion: undefined }))).toBe(`its formatVersion is missing: the file was edited (topo plan -o writes "formatVersion": 4)`);
+    for (const empty of ["", "  \n"]) expect(why(empty)).toBe("it is empty (a saved plan is the JSON file topo plan -o writes)");
     const broken = JSON.parse(JSON.stringify(good));
     broken.clusters[0].actions[0] = { op: "explode", key: "x" };
     delete broken.clusters[1].desiredDigest;
