@@ -31,7 +31,9 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const key = randomBytes(16).toString("hex");
   const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
   const desiredDigests = Object.fromEntries(desired.clusters.map((c) => [c.target.name, sha256(desiredText(c))]));
-  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
+  // The file's clusters --cluster left out: topo show says so, as plan did.
+  const unread = desired.clusters.map((c) => c.target.name).filter((n) => !p.clusters.some((c) => c.cluster === n));
+  const saved = savedPlan(unread.length ? { ...p, unread } : p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
   // Readable by its owner alone: it holds the users' password fingerprint (slow to guess from,
   // but a guess to try all the same).
   writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false, 0o600);
@@ -221,6 +223,7 @@ export function show(planFile: string): { plan: Plan; source: string; saved: Rec
   return {
     plan: {
       clusters: p.clusters.map((c) => ({ ...c, cluster: shown(c.cluster), endpoint: shown(c.endpoint), warnings: c.warnings.map(shown), degraded: c.degraded.map(shown), notCompared: c.notCompared?.map(shown) })),
+      ...(p.unread?.length ? { unread: p.unread.map(shown) } : {}),
     },
     source: `saved plan of ${shown(s.file)}, made ${shown(s.createdAt)} by topo ${shown(s.topoVersion)}`,
     saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, sha256(stateText(c.state))])), desiredDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.desiredDigest])) },

@@ -59,6 +59,8 @@ export interface SavedPlan {
    * other passwords than at plan time.
    */
   credentials?: { key: string; digest: string };
+  /** The file's clusters the plan did not read (--cluster), which topo show says it left out. */
+  unread?: string[];
 }
 
 export interface SavedPlanMeta {
@@ -87,6 +89,7 @@ export function savedPlan(plan: Plan, meta: SavedPlanMeta): SavedPlan {
     fileDigest: meta.fileDigest,
     prefix: meta.prefix,
     ...(meta.credentials ? { credentials: meta.credentials } : {}),
+    ...(plan.unread?.length ? { unread: plan.unread } : {}),
     clusters: plan.clusters.map((c) => {
       const state = meta.states[c.cluster];
       const desiredDigest = meta.desiredDigests[c.cluster];
@@ -97,7 +100,7 @@ export function savedPlan(plan: Plan, meta: SavedPlanMeta): SavedPlan {
 }
 
 export function planOf(saved: SavedPlan): Plan {
-  return { clusters: saved.clusters.map(({ state: _, desiredDigest: __, ...c }) => c) };
+  return { clusters: saved.clusters.map(({ state: _, desiredDigest: __, ...c }) => c), ...(saved.unread?.length ? { unread: saved.unread } : {}) };
 }
 
 const OPS = new Set(["create", "update", "replace", "delete"]);
@@ -157,6 +160,7 @@ export function parseSavedPlan(text: string): SavedPlan {
   }
   const bad: string[] = [];
   for (const f of ["topoVersion", "createdAt", "file", "fileDigest", "prefix"]) if (typeof j[f] !== "string") bad.push(`${f} is not a string`);
+  if (j.unread !== undefined && !isStrings(j.unread)) bad.push("unread is not a list of cluster names");
   if (j.credentials !== undefined && !(isObject(j.credentials) && typeof j.credentials.key === "string" && typeof j.credentials.digest === "string")) bad.push("credentials is not a key and a digest");
   if (!Array.isArray(j.clusters)) bad.push("clusters is not a list");
   else {

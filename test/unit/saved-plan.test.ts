@@ -48,6 +48,12 @@ describe("savedPlan / parseSavedPlan", () => {
     expect(planOf(s)).toEqual(JSON.parse(JSON.stringify(plan)));
   });
 
+  it("keeps the clusters --cluster left out, for topo show to say so as plan did", () => {
+    const partial = parseSavedPlan(JSON.stringify(savedPlan({ ...plan, unread: ["other"] }, meta)));
+    expect(planOf(partial).unread).toEqual(["other"]);
+    expect(() => parseSavedPlan(JSON.stringify({ ...savedPlan(plan, meta), unread: "other" }))).toThrow(/unread is not a list of cluster names/);
+  });
+
   it("refuses text that is not a saved plan, or is damaged, or of another format version, saying which", () => {
     const why = (text: string) => {
       try {
