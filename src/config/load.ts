@@ -67,6 +67,8 @@ function schemaValidator(): ValidateFunction {
 /** `redactor`, when given, learns every password the file holds, before any problem is thrown. */
 export function loadConfig(file: string, env: Env = process.env, redactor?: Redactor, options: LoadOptions = {}): LoadResult {
   let text: string;
+  // An empty name (-f "" from an unset variable) names no file: said so, not ":1:1: no such file".
+  if (file === "") throw new TopoError(`-f was given an empty file name (an unset variable in -f "$FILE"?); pass the topology file with -f FILE`);
   try {
     // Read from a file only: its problems are placed by line and column, a saved plan keeps its
     // digest, and plan and apply read it again (a pipe or stdin can be read once).
@@ -81,7 +83,16 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file; pass the file with -f FILE" : code === "EACCES" ? "permission denied" : String((e as Error).message);
+    const why =
+      code === "ENOENT"
+        ? "no such file; pass the file with -f FILE"
+        : code === "EACCES" || code === "EPERM"
+          ? "permission denied: the user topo runs as may not read it (ls -l shows who may; chmod or run as its owner)"
+          : code === "ELOOP"
+            ? "its symbolic links lead round in a loop (ls -l shows where each points); pass the file itself with -f FILE"
+            : code === "ENAMETOOLONG"
+              ? "the file name is too long for the file system"
+              : String((e as Error).message);
     throw problemsError(file, [{ line: 1, col: 1, message: why }]);
   }
   const unset = options.passwordsOptional ? new Set<string>() : undefined;

@@ -3,7 +3,7 @@
 // and no connection opened (a TCP server stands where the files point, and counts).
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,6 +93,14 @@ describe("the invalid corpus", () => {
     // Standard input, or a directory, is not taken for a file that does not exist or is odd.
     expectPreciseFailure("-", await run(["plan", "-f", "-"]), ['1:1: "-" is not standard input here; topo reads the topology from a file: write it to one and pass -f FILE']);
     expectPreciseFailure(dir, await run(["validate", "-f", dir]), ["1:1: a directory, not a file; pass the topology file with -f FILE"]);
+    // Links in a loop, and an empty name (an unset variable): said as such, with what to do.
+    const loop = join(dir, "loop1");
+    symlinkSync(join(dir, "loop2"), loop);
+    symlinkSync(loop, join(dir, "loop2"));
+    expectPreciseFailure(loop, await run(["validate", "-f", loop]), ["1:1: its symbolic links lead round in a loop (ls -l shows where each points); pass the file itself with -f FILE"]);
+    const empty = await run(["plan", "-f", ""]);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toBe('Error: -f was given an empty file name (an unset variable in -f "$FILE"?); pass the topology file with -f FILE\n');
     expect(connections).toBe(0);
   }, 60_000);
 });
