@@ -151,7 +151,7 @@ export function offsetIn(text: string, node: YamlNode, index: number | undefined
  * The node a path names, as toJS() reads the document: through aliases, and into the maps a
  * `<<` merge key brings in, so a problem in shared settings points at the line that holds it.
  */
-export function nodeAt(doc: Document.Parsed, path: readonly (string | number)[]): YamlNode | undefined {
+export function nodeAt(doc: Document.Parsed, path: readonly (string | number)[], asWritten = false): YamlNode | undefined {
   const { isAlias, isMap, isSeq } = yaml();
   let node = doc.contents as YamlNode | null | undefined;
   const deref = (n: unknown): YamlNode | undefined => (isAlias(n) ? (n.resolve(doc) as YamlNode | undefined) : (n as YamlNode | undefined)) ?? undefined;
@@ -161,7 +161,8 @@ export function nodeAt(doc: Document.Parsed, path: readonly (string | number)[])
     else if (isMap(node)) node = pairIn(doc, node, String(seg), deref)?.value as YamlNode | undefined;
     else return undefined;
   }
-  return deref(node);
+  // asWritten: an alias at the end is itself, where the value is used, not its anchor.
+  return asWritten && isAlias(node) ? (node as unknown as YamlNode) : deref(node);
 }
 
 /** The pair of a key in a map, or in what its merge keys bring in (own keys first, then merges in order). */
@@ -219,7 +220,9 @@ export function placePathProblem(
       }
       continue;
     }
-    const node = n === 0 ? (doc.contents as YamlNode | null) : nodeAt(doc, prefix);
+    // A problem of a value an alias gives is placed at the alias: a service given twice with *s
+    // is a duplicate where *s stands, not where its anchor does.
+    const node = n === 0 ? (doc.contents as YamlNode | null) : nodeAt(doc, prefix, n === p.path.length);
     if (node?.range) {
       offset = node.range[0];
       break;

@@ -454,3 +454,18 @@ describe("a user whose password is refused", () => {
     ]);
   });
 });
+
+describe("a problem of a value an alias gives", () => {
+  it("is placed where the alias stands, not at its anchor", () => {
+    const ps = problemsOf(`version: 1
+prefix: mp
+clusters:
+  sync: { url: "amqp://u:p@h/s" }
+  async: { url: "amqp://u:p@h/a" }
+services:
+  - &s mplogin
+  - *s
+`);
+    expect(ps).toEqual(['8:5: services[1]: duplicate service "mplogin" (also services[0])']);
+  });
+});
