@@ -482,13 +482,13 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
     // a replace moves messages through.
     const own = queue.startsWith("topo.")
       ? `, and topo needs room for its own queue ${queue} beside the file's while apply runs (its lock, or where a replace holds messages)`
-      : ", and the file needs more (topo's lock takes one more while apply runs)";
+      : ", and it is full: plan checked that the file's queues fit, so other clients' queues took the room since, or the file needs more than was there (topo's lock takes one more while apply runs)";
     return {
       hint: `vhost "${vhost}" may hold at most ${n} queue${n === "1" ? "" : "s"} (max-queues; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it)${own}: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-queues": N}' (it replaces all of the vhost's limits: add the others list_vhost_limits shows), or drop queues from the file`,
     };
   }
   if ((m = /queue limit in cluster \((\d+)\) is reached/.exec(text))) {
-    return { hint: `the cluster may hold at most ${m[1]} queues (cluster_queue_limit in rabbitmq.conf), and the file needs more: raise the setting, or drop queues from the file` };
+    return { hint: `the cluster may hold at most ${m[1]} queues (cluster_queue_limit in rabbitmq.conf), and it is full (every vhost's queues count): raise the setting, or drop queues from the file or elsewhere` };
   }
   return undefined;
 }
