@@ -35,7 +35,8 @@ interface LockHolder {
   since?: string;
 }
 
-export async function acquireLock(session: AmqpSession, http: ManagementClient, vhost: string, opts: LockOptions): Promise<void> {
+/** Takes the lock; `waited`: another holder had it first, so the broker may have changed since a read made before. */
+export async function acquireLock(session: AmqpSession, http: ManagementClient, vhost: string, opts: LockOptions): Promise<{ waited: boolean }> {
   const started = Date.now();
   const me = `${hostname()} pid ${process.pid}`;
   const lock = opts.queue;
@@ -88,7 +89,10 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
       // 405 RESOURCE_LOCKED: another connection holds the exclusive queue.
       if (code !== 405) throw amqpError(session.cluster, step, e as Error, session.lost);
     }
-    if (taken) return confirmSameBroker(session.cluster, http, vhost, lock, nonce, opts.amqpDisplay);
+    if (taken) {
+      await confirmSameBroker(session.cluster, http, vhost, lock, nonce, opts.amqpDisplay);
+      return { waited: announced };
+    }
     const info = await holderOf(http, vhost, lock);
     // A lock queue no connection holds exclusively is no apply's lock, and never goes by itself:
     // waiting for it, apply gave up saying another apply held it.

@@ -96,10 +96,11 @@ const RECONNECTS = 3;
 /** Reads of one cluster under the lock while other prefixes' marks keep appearing, before apply gives up. */
 const READS_WHILE_MARKED = 4;
 /**
- * How long after its read a cluster's plan may be kept under the lock (when no apply wrote since):
- * longer, and it is read again, since other clients may have changed the broker meanwhile.
+ * How long after its read a cluster's plan may be kept under the lock (when no apply wrote since,
+ * and no lock was waited for): longer, and it is read again, since other clients may have changed
+ * the broker meanwhile. Between the read and the lock come only apply's own checks.
  */
-const KEEP_READ_MS = 2_000;
+const KEEP_READ_MS = 10_000;
 
 export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const { desired, source } = topologyOf(opts);
@@ -378,17 +379,17 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       s = await session(c);
       step("connected over AMQP");
       await checked?.turn(c.target.name);
-      await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log, amqpDisplay: c.target.amqp.display });
-      checked?.taken(c.target.name);
+      const { waited } = await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log, amqpDisplay: c.target.amqp.display });
+      checked?.taken(c.target.name, waited);
       step("took the lock");
       await checked?.allLocked();
       // A read under the lock, its counts live through this session.
       const replan = () => readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
       // Plan again under the lock when another apply may have changed the broker since the read.
-      // Only a read made a moment ago: the mark tells of other applies, never of other clients,
-      // and a read kept across a wait for a lock (another apply's, or another cluster's) would
-      // act on whatever those clients changed meanwhile unseen.
-      const recent = Date.now() - readAt <= KEEP_READ_MS;
+      // Only a read made a moment ago, and no lock waited for since: the mark tells of other
+      // applies, never of other clients, and a read kept across a wait for a lock (this cluster's
+      // or another's) would act on whatever those clients changed meanwhile unseen.
+      const recent = !waited && !checked?.waited && Date.now() - readAt <= KEEP_READ_MS;
       if (earlier && recent && (await unchangedSince(http, c.target.amqp.vhost, desired.prefix, earlier.mark))) {
         read = earlier;
         step("kept the plan it read: no apply wrote since");
@@ -478,9 +479,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // A replace the failure stopped half-way is counted as not done, but is not as it was: its
       // queue's routes may lead to the holding queue now, where no worker reads. Said with it.
       const half = [...(inFlight.get(c.target.name)?.values() ?? [])].map((a) => `    ${halfWay(a)}`);
-      throw half.length ? new ApplyError(`${e.message}
-  cluster ${c.target.name}: stopped half-way:
-${half.join("\n")}`, e.hints, e.transient, e.code, e.place) : e;
+      throw half.length ? new ApplyError(`${e.message}\n  cluster ${c.target.name}: stopped half-way:\n${half.join("\n")}`, e.hints, e.transient, e.code, e.place) : e;
     });
     step(`made ${plural(current.actions.length, "change")}`);
 
@@ -590,7 +589,11 @@ class Barrier {
     if (before !== undefined) await Promise.race([this.turns.get(before), this.done]);
   }
 
-  taken(cluster: string): void {
+  /** Whether any cluster waited for a lock another held. */
+  waited = false;
+
+  taken(cluster: string, waited: boolean): void {
+    this.waited ||= waited;
     this.locked.get(cluster)?.();
     if (++this.lockedCount >= this.order.length) this.releaseLocked();
   }
