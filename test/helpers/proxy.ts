@@ -17,9 +17,9 @@ export interface ManagementProxy {
  * (it returns true).
  */
 export async function managementProxy(
-  o: { answer?: (req: IncomingMessage, res: ServerResponse) => boolean; rewrite?: (path: string) => string; delayMs?: (path: string) => number } = {},
+  o: { answer?: (req: IncomingMessage, res: ServerResponse) => boolean; rewrite?: (path: string) => string; delayMs?: (path: string) => number; upstream?: string } = {},
 ): Promise<ManagementProxy> {
-  const upstream = new URL(broker().mgmtBase);
+  const upstream = new URL(o.upstream ?? broker().mgmtBase);
   const proxy = createServer(async (req, res) => {
     if (o.answer?.(req, res)) return;
     // A slow answer (a large vhost's listing): the request goes on only after the delay.

@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import amqplib from "amqplib";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
 import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
 import { AmqpSession } from "../../src/broker/amqp.js";
@@ -24,6 +24,7 @@ import { statsNow, unackedSince } from "../../src/broker/read.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
 import { stoppedQuorumMove } from "../helpers/quorum-move.js";
+import { managementProxy } from "../helpers/proxy.js";
 
 const AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
 
@@ -658,6 +659,26 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     }
   }
   /** A management-tagged user with every right on the vhosts: it may not read GET /api/nodes, so topo cannot see an alarm before it publishes. */
+  /**
+   * The broker's management API, but for its alarm list (the health check), which it refuses as a
+   * broker does to a user who may not read it: with a user who may not read the nodes either, apply
+   * cannot see an alarm before it writes, and meets it in the move. Without credentials in the URL:
+   * the file's url gives them. Closed when the test ends.
+   */
+  async function alarmsUnreadable(): Promise<string> {
+    const proxy = await managementProxy({
+      upstream: MGMT,
+      answer: (req, res) => {
+        if (!(req.url ?? "").startsWith("/api/health/checks/alarms")) return false;
+        res.writeHead(403, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "not_authorised", reason: "Not monitor user" }));
+        return true;
+      },
+    });
+    onTestFinished(() => proxy.close());
+    return `http://127.0.0.1:${proxy.port}`;
+  }
+
   async function unmonitored(vs: string[]): Promise<{ name: string; url: string; drop: () => Promise<unknown> }> {
     const name = uniqueName("r4nomon");
     expect((await api("PUT", `/api/users/${name}`, { password: "nomon-pw", tags: "management" })).status).toBeLessThan(300);
@@ -733,12 +754,13 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
   // restart to reconnect after: the broker reads nothing from the blocked connection, so it holds
   // topo's lock until the alarm clears, and a reconnect waited for its own lock, then blamed
   // "another apply". Here, not on the machine's broker: an alarm blocks every publisher. As a user
-  // that may not read the nodes' alarms (management tag), so apply finds the alarm by publishing.
+  // that may not read the nodes' alarms (management tag) nor, through a proxy, the broker's alarm
+  // list (which a management user may read on 4.x), so apply finds the alarm by publishing.
   it("a memory alarm during two replaces: apply names the alarm at once, does not wait for its own lock; the next apply finishes", async () => {
     const { sync, async, after, replacing } = await queuesToReplace(["mplogin", "mpwallet"], 50);
     const user = await unmonitored([sync, async]);
     try {
-      const blind = replacing({ amqp: user.url, mgmt: MGMT });
+      const blind = replacing({ amqp: user.url, mgmt: await alarmsUnreadable() });
       await underAlarm("memory", async () => {
         const r = await runCli(["apply", "-f", blind, "--allow-destructive", "--json", "--lock-timeout", "20"]);
         expect(r.code).toBe(1);
@@ -807,7 +829,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     const { sync, async, after, replacing } = await queuesToReplace(["mplogin"], 40);
     const user = await unmonitored([sync, async]);
     try {
-      const blind = replacing({ amqp: user.url, mgmt: MGMT });
+      const blind = replacing({ amqp: user.url, mgmt: await alarmsUnreadable() });
       await underAlarm("disk", async () => {
         const r = await runCli(["apply", "-f", blind, "--allow-destructive", "--json", "--lock-timeout", "20"]);
         expect(r.code).toBe(1);
