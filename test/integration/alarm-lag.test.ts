@@ -61,6 +61,11 @@ describe("a node's alarm flag", () => {
     expect(out).toContain("apply refuses it until the alarm has cleared");
   });
 
+  it("is an alarm when the broker's alarm list has one it names in words topo does not know", async () => {
+    const out = await replacing(lagging({ status: 503, body: { status: "failed", reason: "There are alarms in effect in the cluster", alarms: [{ node: "rabbit@stats", resource: "a resource of a later version" }] } }));
+    expect(out).toMatch(/node rabbit@stats has a memory alarm/);
+  });
+
   it("is no sign of no alarm while the broker's alarm list has one: an alarm just raised is not in the flags yet", async () => {
     // The flags say none (disk_free_alarm false for 4.7 s after the disk alarm was raised), the
     // broker's list names it: apply had unbound a queue and stopped at its first move.
