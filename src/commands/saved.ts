@@ -31,9 +31,7 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const key = randomBytes(16).toString("hex");
   const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
   const desiredDigests = Object.fromEntries(desired.clusters.map((c) => [c.target.name, sha256(desiredText(c))]));
-  // The file's clusters --cluster left out: topo show says so, as plan did.
-  const unread = desired.clusters.map((c) => c.target.name).filter((n) => !p.clusters.some((c) => c.cluster === n));
-  const saved = savedPlan(unread.length ? { ...p, unread } : p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
+  const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
   // Readable by its owner alone: it holds the users' password fingerprint (slow to guess from,
   // but a guess to try all the same).
   writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false, 0o600);
