@@ -62,14 +62,11 @@ export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
 /** The channels one replace without loss moves messages over at once (a basic.get one and a confirm one). */
 const MOVE_CHANNELS = 2;
 
-/**
- * Refuse, before anything is written, a plan whose replaces without loss topo has too few channels
- * for: the connection's channel_max (negotiated when it opened) or the user's max-channels, less
- * the channel topo's lock keeps open. The replace would otherwise stop at its move, after its first
- * writes: the queue's bindings moved to its holding queue, which new messages then fill while the
- * queue's consumers get none, and a re-run stops at the same place (measured on 3.10 with
- * max-channels 2: "0 of 2 changes were made", two holding queues left).
- */
+/** A user's whole max-channels, as a refusal says it. */
+function userChannels(by: { user: string; max: number; of?: { limit: number } }): string {
+  return `user "${by.user}" may have ${plural(by.of?.limit ?? by.max, "channel")} open at once (its max-channels, counting all its connections)`;
+}
+
 /**
  * A user's max-channels shared by more clusters of this apply than it has channels: refused when
  * the session opens, before any cluster writes (each would otherwise fail at its first channel).
@@ -79,7 +76,7 @@ export function noChannelShare(cluster: string, session: Pick<AmqpSession, "chan
   if (session.channelBudget >= 1 || !by?.of) return undefined;
   return new BrokerError(
     cluster,
-    `user "${by.user}" may have ${plural(by.of.limit, "channel")} open at once (its max-channels, counting all its connections), and ${by.of.sharing} clusters of this apply write as that user to this broker at once: not one channel each; nothing was written`,
+    `${userChannels(by)}, and ${by.of.sharing} clusters of this apply write as that user to this broker at once: not one channel each; nothing was written`,
     {
       code: "broker_refused",
       hints: [`apply one cluster at a time (topo apply --cluster ${cluster}, then the others), or raise the limit to ${by.of.sharing * 2} or more: rabbitmqctl set_user_limits ${shellWord(by.user)} '{"max-channels": ${by.of.sharing * 2}}'`],
@@ -87,6 +84,14 @@ export function noChannelShare(cluster: string, session: Pick<AmqpSession, "chan
   );
 }
 
+/**
+ * Refuse, before anything is written, a plan whose replaces without loss topo has too few channels
+ * for: the connection's channel_max (negotiated when it opened) or the user's max-channels, less
+ * the channel topo's lock keeps open. The replace would otherwise stop at its move, after its first
+ * writes: the queue's bindings moved to its holding queue, which new messages then fill while the
+ * queue's consumers get none, and a re-run stops at the same place (measured on 3.10 with
+ * max-channels 2: "0 of 2 changes were made", two holding queues left).
+ */
 export function refuseShortOfChannels(plan: ClusterPlan, session: Pick<AmqpSession, "channelBudget" | "channelsHeld" | "budgetUser">, opts: ExecuteOptions): void {
   const held = session.channelsHeld;
   if (session.channelBudget - held >= MOVE_CHANNELS) return;
@@ -98,9 +103,7 @@ export function refuseShortOfChannels(plan: ClusterPlan, session: Pick<AmqpSessi
   const orDrop = lossless.some((a) => a.resume !== undefined) ? "" : "; or, to drop the messages instead, apply with --allow-data-loss, which deletes and re-creates the queue";
   const by = session.budgetUser;
   const budget = by
-    ? by.of
-      ? `user "${by.user}" may have ${plural(by.of.limit, "channel")} open at once (its max-channels, counting all its connections), ${by.max} for each of the ${by.of.sharing} clusters of this apply that write as that user`
-      : `user "${by.user}" may have ${plural(by.max, "channel")} open at once (its max-channels, counting all its connections)`
+    ? `${userChannels(by)}${by.of ? `, ${by.max} for each of the ${by.of.sharing} clusters of this apply that write as that user` : ""}`
     : `the broker lets a connection open ${plural(session.channelBudget, "channel")} (its channel_max)`;
   const lock = held ? `, topo's apply lock keeps ${held} of them open` : "";
   const need = held + MOVE_CHANNELS;
