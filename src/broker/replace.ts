@@ -39,7 +39,7 @@ import { BrokerError } from "../errors.js";
 import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
 import { plural, shown } from "../core/words.js";
-import { holdingQueueFor, queueLimits } from "../plan/risk.js";
+import { HOLD_EXCHANGE, holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, closeChannel, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
@@ -184,7 +184,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         // which a dead-letter exchange that routes by task name did not route (measured: 768 of
         // 20,000 gone). The exchange deletes itself once unbound (auto-delete).
         await step(`declare exchange ${hold}`, async (ch) => {
-          await ch.assertExchange(hold, "fanout", { durable: false, autoDelete: true });
+          await ch.assertExchange(hold, HOLD_EXCHANGE.type, { durable: HOLD_EXCHANGE.durable, autoDelete: HOLD_EXCHANGE.autoDelete });
           await ch.bindQueue(hold, hold, "");
         });
         const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true });

@@ -6,7 +6,7 @@ import { coveringHolds, holdingQueueOf, isBrokersOwn, kindQueuesPattern, madeByT
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
-import { holdingQueueFor, holdLimitRisks, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
+import { HOLD_EXCHANGE, holdingQueueFor, holdLimitRisks, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
@@ -447,7 +447,7 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
  * One declared the same way is the one an interrupted replace left, and is used.
  */
 function holdExchangeTaken(x: Exchange | undefined): ReplaceRisk[] {
-  if (!x || (x.type === "fanout" && !x.durable && x.autoDelete && !x.internal && Object.keys(x.arguments).length === 0)) return [];
+  if (!x || (x.type === HOLD_EXCHANGE.type && x.durable === HOLD_EXCHANGE.durable && x.autoDelete === HOLD_EXCHANGE.autoDelete && !x.internal && Object.keys(x.arguments).length === 0)) return [];
   const shape = [x.type, x.durable ? "durable" : "transient", ...(x.autoDelete ? ["auto-delete"] : []), ...(x.internal ? ["internal"] : [])].join(", ");
   return [
     {

@@ -148,6 +148,14 @@ export function policiesOnceApplied(desired: DesiredCluster, actual: ActualClust
 }
 
 /**
+ * The exchange a lossless replace moves messages through, named as its holding queue: a fanout
+ * bound to that queue alone, so each message keeps its routing key; transient and auto-delete, so
+ * it goes once unbound. apply declares it so, and plan refuses a replace where one of that name
+ * is declared otherwise (the broker would refuse the declare half-way).
+ */
+export const HOLD_EXCHANGE = { type: "fanout", durable: false, autoDelete: true } as const;
+
+/**
  * The holding queue a replace of `after` declares: it dead-letters where the queue will (its
  * argument's or its policy's dead-letter exchange, and routing key), so that a message that
  * expires while it waits there, or that a policy's length limit pushes out, is dead-lettered as
