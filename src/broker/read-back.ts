@@ -24,9 +24,10 @@ export async function readBack(client: ManagementClient, target: ClusterTarget, 
   const exchange = (name: string) => client.one<ApiExchange>(`${x(name)}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, namedItem(target.amqp.vhost, name), `exchange ${name} of vhost ${target.amqp.vhost}`);
   const queue = (name: string) => client.one<ApiQueue>(`${q(name)}?disable_stats=true&columns=${QUEUE_COLUMNS}`, namedItem(target.amqp.vhost, name), `queue ${name} of vhost ${target.amqp.vhost}`);
   // An exchange named "." or ".." (another program's, bound to the file's queues) has no path of
-  // its own (remove-binding.ts addressable): it is found in the vhost's list, and a pair of ends
-  // with such a name by the bindings of its other end, or of the vhost.
-  const exchangesOfVhost = () => client.list<ApiExchange>(`/api/exchanges/${v}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, [404], {}, { check: exchangeItem(target.amqp.vhost), of: `exchanges of vhost ${target.amqp.vhost}` });
+  // its own (remove-binding.ts addressable): it is found in the vhost's list (read once for both),
+  // and a pair of ends with such a name by the bindings of its other end, or of the vhost.
+  let vhostExchanges: Promise<ApiExchange[] | undefined> | undefined;
+  const exchangesOfVhost = () => (vhostExchanges ??= client.list<ApiExchange>(`/api/exchanges/${v}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, [404], {}, { check: exchangeItem(target.amqp.vhost), of: `exchanges of vhost ${target.amqp.vhost}` }));
   const sourceNamed = async (name: string) => (addressable(name) ? exchange(name) : ((await exchangesOfVhost()) ?? []).find((e) => e.name === name));
   const pair = async (p: ReadBackScope["pairs"][number]): Promise<ApiBinding[]> => {
     const dest = p.destinationType === "queue" ? "q" : "e";
