@@ -108,7 +108,9 @@ describe("one apply at a time", () => {
     const { async, file: small } = fresh(["mpkeep"]);
     const big = writeTopology({ sync: uniqueName("unused"), async, services: ["mpkeep", ...names(2000).map((name) => ({ name, sync: false }))] });
     expect((await runCli(["apply", "-f", small])).code).toBe(0);
-    const child = startCli(["apply", "-f", big, "--cluster", "async"]);
+    // Two channels, not 64: rabbitmqctl takes a second or more to start, several beside other
+    // suites, and at full speed the apply could finish its writes before the lock is gone.
+    const child = startCli(["apply", "-f", big, "--cluster", "async", "--parallelism", "2"]);
     await child.waitFor(/applying/);
     ctl("delete_queue", "-p", async, "topo.mp.lock");
     const code = await child.exited;
