@@ -1,25 +1,80 @@
 // What an answer of the management API must look like to be taken for the broker's word on a
 // vhost. A cache or proxy in between can answer one request with another's listing (the queues'
-// for the bindings'), another vhost's, or an error object with status 200: taken as it came, a
-// plan crashed on it, or planned to create what exists, or said "No changes." of a vhost it never
-// saw (measured through such proxies). Each listing item names its vhost (the `vhost` column), and
-// has the fields of its kind.
+// for the bindings'), another vhost's, an error object with status 200, or items short of a field:
+// taken as it came, a plan crashed on it, planned to create what exists, said "No changes." of a
+// vhost it never saw, or read a queue without `arguments` as one without arguments (and said "No
+// changes." over a changed x-max-priority) and an exchange without `internal` as a drifted one
+// that apply then deleted and declared again (measured through such proxies). Each listing item
+// names its vhost (the `vhost` column), and has every field of its kind that topo compares, of
+// that field's type: RabbitMQ 3.10 to 4.3 always send them with the columns topo asks for.
 
 type Item = Record<string, unknown>;
 
-/** Is this item one of `vhost`'s objects of the kind `check` describes? */
-export type ItemCheck = (item: unknown) => boolean;
+/**
+ * What is wrong with an item as one of `vhost`'s objects of the kind the check describes, worded
+ * to follow "it" ("is of vhost x", "lacks arguments"); undefined when nothing is.
+ */
+export type ItemCheck = (item: unknown) => string | undefined;
 
 const isItem = (v: unknown): v is Item => typeof v === "object" && v !== null && !Array.isArray(v);
-const text = (v: unknown): v is string => typeof v === "string";
 
-export const exchangeItem = (vhost: string): ItemCheck => (e) => isItem(e) && e.vhost === vhost && text(e.name) && text(e.type);
+type Field = "text" | "flag" | "object" | "number";
+const KINDS: Record<Field, { is: (v: unknown) => boolean; words: string }> = {
+  text: { is: (v) => typeof v === "string", words: "text" },
+  flag: { is: (v) => typeof v === "boolean", words: "true or false" },
+  object: { is: isItem, words: "an object" },
+  number: { is: (v) => typeof v === "number" && Number.isFinite(v), words: "a number" },
+};
+
+/**
+ * A check of an item of `vhost` (none for the nodes) with these fields: each `required` must be
+ * there, of its type, and each `optional` of its type where it is there (and not null).
+ */
+function itemOf(vhost: string | undefined, required: Record<string, Field>, optional: Record<string, Field> = {}): ItemCheck {
+  return (x) => {
+    if (!isItem(x)) return "is no object";
+    if (vhost !== undefined && x.vhost !== vhost) return typeof x.vhost === "string" ? `is of vhost ${x.vhost}` : "names no vhost";
+    for (const [field, kind] of Object.entries(required)) {
+      if (!(field in x)) return `lacks ${field}`;
+      if (!KINDS[kind].is(x[field])) return `has ${field} that is not ${KINDS[kind].words}`;
+    }
+    for (const [field, kind] of Object.entries(optional)) {
+      if (x[field] !== undefined && x[field] !== null && !KINDS[kind].is(x[field])) return `has ${field} that is not ${KINDS[kind].words}`;
+    }
+    return undefined;
+  };
+}
+
+/** Both checks: the first one's finding, else the second's. */
+const both = (a: ItemCheck, b: ItemCheck): ItemCheck => (x) => a(x) ?? b(x);
+
+export const exchangeItem = (vhost: string): ItemCheck => itemOf(vhost, { name: "text", type: "text", durable: "flag", auto_delete: "flag", internal: "flag", arguments: "object" });
+// `type` is there from RabbitMQ 3.8 on; `policy` only where one applies, `exclusive` with the columns asked.
+const queueFields = (vhost: string): ItemCheck =>
+  itemOf(vhost, { name: "text", durable: "flag", auto_delete: "flag", arguments: "object" }, { type: "text", exclusive: "flag", policy: "text" });
 // No queue is named "" (the exchange listing's first item is): an exchange listing is no queue listing.
-export const queueItem = (vhost: string): ItemCheck => (q) => isItem(q) && q.vhost === vhost && text(q.name) && q.name !== "";
-export const bindingItem = (vhost: string): ItemCheck => (b) =>
-  isItem(b) && b.vhost === vhost && text(b.source) && text(b.destination) && text(b.routing_key) && (b.destination_type === "queue" || b.destination_type === "exchange");
-export const policyItem = (vhost: string): ItemCheck => (p) => isItem(p) && p.vhost === vhost && text(p.name) && text(p.pattern) && isItem(p.definition);
-export const topicPermissionItem = (vhost: string): ItemCheck => (t) => isItem(t) && t.vhost === vhost && text(t.user) && text(t.exchange) && text(t.write) && text(t.read);
-export const nodeItem: ItemCheck = (n) => isItem(n) && text(n.name) && typeof n.running === "boolean";
-/** One object of the vhost, by name, as a GET of it answers. */
-export const namedItem = (vhost: string, name: string): ItemCheck => (o) => isItem(o) && o.vhost === vhost && o.name === name;
+export const queueItem = (vhost: string): ItemCheck => both(queueFields(vhost), (q) => ((q as Item).name === "" ? "is named \"\" (the default exchange is; no queue is)" : undefined));
+/** A queue of the message counts' listing (name and counts only). */
+export const queueCountItem = (vhost: string): ItemCheck => both(itemOf(vhost, { name: "text" }, { messages: "number", messages_unacknowledged: "number" }), (q) => ((q as Item).name === "" ? "is named \"\" (no queue is)" : undefined));
+export const bindingItem = (vhost: string): ItemCheck =>
+  both(itemOf(vhost, { source: "text", destination: "text", routing_key: "text", destination_type: "text", arguments: "object", properties_key: "text" }), (b) =>
+    (b as Item).destination_type === "queue" || (b as Item).destination_type === "exchange" ? undefined : "has a destination_type that is neither queue nor exchange",
+  );
+export const policyItem = (vhost: string): ItemCheck => itemOf(vhost, { name: "text", pattern: "text", "apply-to": "text", priority: "number", definition: "object" });
+export const topicPermissionItem = (vhost: string): ItemCheck => itemOf(vhost, { user: "text", exchange: "text", write: "text", read: "text" });
+export const nodeItem: ItemCheck = itemOf(undefined, { name: "text", running: "flag" });
+/** One object of the vhost, by name, as a GET of it answers; `fields`: also one of that kind. */
+export const namedItem = (vhost: string, name: string, fields?: ItemCheck): ItemCheck =>
+  both(itemOf(vhost, { name: "text" }), (o) => ((o as Item).name !== name ? `is ${JSON.stringify((o as Item).name)}, not ${JSON.stringify(name)}` : fields?.(o)));
+
+/**
+ * The queues whose listing names a user policy the vhost's policy list lacks: two answers of one
+ * read that disagree (a policy added or deleted while topo read, whose statistics lag by up to 5
+ * s, or a cache that answered one of them from before). Queue name → policy name.
+ */
+export function policiesUnlisted(queues: readonly { name: string; policy?: string }[], policies: readonly { name: string }[]): Map<string, string> {
+  const listed = new Set(policies.map((p) => p.name));
+  const out = new Map<string, string>();
+  for (const q of queues) if (q.policy && !listed.has(q.policy)) out.set(q.name, q.policy);
+  return out;
+}

@@ -135,8 +135,10 @@ export class ManagementClient {
     const body = await this.getOptional<unknown>(path, absent, opts);
     if (body !== undefined && !Array.isArray(body)) throw this.foreignAnswer("GET", path, { status: 200, body, text: "" }, "a list");
     if (body && item) {
-      const bad = body.findIndex((x) => !item.check(x));
-      if (bad >= 0) throw this.notTheBrokers("GET", path, `its item ${bad + 1} of ${body.length} is none of the ${item.of} asked for (another request's answer, or another vhost's)`);
+      for (let i = 0; i < body.length; i++) {
+        const wrong = item.check(body[i]);
+        if (wrong !== undefined) throw this.notTheBrokers("GET", path, `its item ${i + 1} of ${body.length}${itemName(body[i])} ${wrong}, so it is none of the ${item.of} asked for (another request's answer, another vhost's, or one changed on the way)`);
+      }
     }
     return body as T[] | undefined;
   }
@@ -144,7 +146,8 @@ export class ManagementClient {
   /** getOptional of one object, which must pass `check` (the object asked for, of the vhost asked for). */
   async one<T>(path: string, check: ItemCheck, what: string): Promise<T | undefined> {
     const body = await this.getOptional<unknown>(path);
-    if (body !== undefined && !check(body)) throw this.notTheBrokers("GET", path, `it is not ${what} (another request's answer, or an error with status 200)`);
+    const wrong = body === undefined ? undefined : check(body);
+    if (wrong !== undefined) throw this.notTheBrokers("GET", path, `it ${wrong}, so it is not ${what} (another request's answer, an error with status 200, or one changed on the way)`);
     return body as T | undefined;
   }
 
@@ -442,6 +445,14 @@ export class ManagementClient {
 }
 
 /** The vhost a per-vhost API path names: /api/queues/{vhost}/..., /api/vhosts/{vhost}. */
+/** How an item of a listing is named in a message: by its name, or a binding's ends; nothing else. */
+function itemName(x: unknown): string {
+  if (typeof x !== "object" || x === null) return "";
+  const o = x as Record<string, unknown>;
+  const name = typeof o.name === "string" ? o.name : typeof o.source === "string" && typeof o.destination === "string" ? `${o.source} -> ${o.destination}` : undefined;
+  return name === undefined ? "" : ` (${JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}...` : name)})`;
+}
+
 function vhostOf(path: string): string | undefined {
   const m = /^\/api\/(?:exchanges|queues|bindings|policies|operator-policies|permissions|vhosts|definitions)\/([^/?]+)/.exec(path);
   return m?.[1] === undefined ? undefined : decodeURIComponent(m[1]);

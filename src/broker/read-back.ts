@@ -5,7 +5,7 @@ import type { ClusterTarget } from "../model.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { BINDING_COLUMNS, EXCHANGE_COLUMNS, QUEUE_COLUMNS } from "./read.js";
-import { bindingItem, exchangeItem, namedItem } from "./answers.js";
+import { bindingItem, exchangeItem, namedItem, queueItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiQueue } from "./state.js";
 import { bindingFrom, exchangeFrom, factsFrom, queueFrom } from "./state.js";
 import { isBrokersOwn } from "../core/naming.js";
@@ -21,8 +21,8 @@ export async function readBack(client: ManagementClient, target: ClusterTarget, 
   // another request's answer was taken for a read back that found the object gone, or crashed.
   const of = `bindings of vhost ${target.amqp.vhost}`;
   const bindings = (path: string) => client.list<ApiBinding>(`${path}?columns=${BINDING_COLUMNS}`, [404], {}, { check: bindingItem(target.amqp.vhost), of }).then((b) => b ?? []);
-  const exchange = (name: string) => client.one<ApiExchange>(`${x(name)}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, namedItem(target.amqp.vhost, name), `exchange ${name} of vhost ${target.amqp.vhost}`);
-  const queue = (name: string) => client.one<ApiQueue>(`${q(name)}?disable_stats=true&columns=${QUEUE_COLUMNS}`, namedItem(target.amqp.vhost, name), `queue ${name} of vhost ${target.amqp.vhost}`);
+  const exchange = (name: string) => client.one<ApiExchange>(`${x(name)}?disable_stats=true&columns=${EXCHANGE_COLUMNS}`, namedItem(target.amqp.vhost, name, exchangeItem(target.amqp.vhost)), `exchange ${name} of vhost ${target.amqp.vhost}`);
+  const queue = (name: string) => client.one<ApiQueue>(`${q(name)}?disable_stats=true&columns=${QUEUE_COLUMNS}`, namedItem(target.amqp.vhost, name, queueItem(target.amqp.vhost)), `queue ${name} of vhost ${target.amqp.vhost}`);
   // An exchange named "." or ".." (another program's, bound to the file's queues) has no path of
   // its own (remove-binding.ts addressable): it is found in the vhost's list (read once for both),
   // and a pair of ends with such a name by the bindings of its other end, or of the vhost.

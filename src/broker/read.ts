@@ -2,6 +2,9 @@
 // number of services (never one request per object), stats off and only the columns topo uses.
 
 import type { ActualCluster, ClusterTarget, KeptTopicPermission, Queue, QueueFacts, Resource } from "../model.js";
+import { placesOf } from "../model.js";
+import { redactText } from "../redact.js";
+import { plural, shellWord } from "../core/words.js";
 import type { Channel } from "amqplib";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, closeChannel } from "./amqp.js";
@@ -9,7 +12,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { BrokerError } from "../errors.js";
-import { bindingItem, exchangeItem, nodeItem, policyItem, queueItem, topicPermissionItem } from "./answers.js";
+import { bindingItem, exchangeItem, nodeItem, policiesUnlisted, policyItem, queueCountItem, queueItem, topicPermissionItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
 import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
@@ -115,15 +118,16 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
       { hints: ["run the command again once whatever creates or deletes that vhost has finished"], code: "broker_refused" },
     );
   }
+  const agreed = exists ? await policiesAgreed(client, target, queues ?? [], policies ?? []) : { queues, policies };
   return actualFrom({
     version: version ?? "",
     nodes: (nodes ?? []).filter((n) => n.running).map((n) => n.name),
     downNodes: (nodes ?? []).filter((n) => !n.running).map((n) => n.name),
     vhost: exists ? target.amqp.vhost : undefined,
     exchanges: exchanges ?? [],
-    queues: exists ? (queues ?? []) : [],
+    queues: exists ? (agreed.queues ?? []) : [],
     bindings: exists ? (bindings ?? []) : [],
-    policies: exists ? (policies ?? []) : [],
+    policies: exists ? (agreed.policies ?? []) : [],
     operatorPolicies: exists ? operatorPolicies : [],
     operatorPoliciesUnreadable: !exists || operatorPolicies ? undefined : `the management user ${target.management.username} could not read the vhost's operator policies (RabbitMQ shows them to monitoring and administrator users with permissions on the vhost)`,
     users: userList,
@@ -133,6 +137,47 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     topicPermissions: exists ? (topicPermissions ?? []) : [],
     allPermissions,
   });
+}
+
+/** How often, and how long apart, the queues and policies are read again while they disagree. */
+const POLICY_REREADS = 3;
+const POLICY_REREAD_MS = 2_500;
+
+/**
+ * The queues and policies of one read, once they agree: every policy a queue's listing names is
+ * in the vhost's policy list. Where one is not, the plan would judge the queue by the policies
+ * listed (none that limits it) and say "No changes." over a policy that caps it, which is what a
+ * cache or proxy that answers the policies from before does. A policy added or deleted during
+ * the read disagrees too, for as long as the queue's statistics lag (up to 5 s): both are read
+ * again a few times, and if they still disagree the plan stops.
+ */
+async function policiesAgreed(client: ManagementClient, target: ClusterTarget, queues: ApiQueue[], policies: ApiPolicy[]): Promise<{ queues: ApiQueue[]; policies: ApiPolicy[] }> {
+  const paths = listingPaths(target.amqp.vhost);
+  let unlisted = policiesUnlisted(queues, policies);
+  for (let i = 0; i < POLICY_REREADS && unlisted.size > 0; i++) {
+    await sleep(POLICY_REREAD_MS);
+    [queues, policies] = await Promise.all([
+      client.list<ApiQueue>(paths.queues, [], LISTING, { check: queueItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` }).then((l) => l ?? []),
+      client.list<ApiPolicy>(paths.policies, [], {}, { check: policyItem(target.amqp.vhost), of: `policies of vhost ${target.amqp.vhost}` }).then((l) => l ?? []),
+    ]);
+    unlisted = policiesUnlisted(queues, policies);
+  }
+  const first = [...unlisted][0];
+  if (!first) return { queues, policies };
+  const [queue, policy] = first;
+  throw new BrokerError(
+    target.name,
+    redactText(
+      `vhost ${target.amqp.vhost}: the broker's answers disagree: GET ${paths.queues.split("?")[0]} says policy ${JSON.stringify(policy)} applies to queue ${queue}${unlisted.size > 1 ? ` (and ${plural(unlisted.size - 1, "more queue")} name policies that are not listed)` : ""}, and GET ${paths.policies} lists no policy of that name, after ${(POLICY_REREADS * POLICY_REREAD_MS) / 1000} s of reading both again: topo cannot tell what limits the queue`,
+    ),
+    {
+      code: "broker_unreachable",
+      object: `queue ${queue}`,
+      hints: [
+        `rabbitmqctl list_policies -p ${shellWord(target.amqp.vhost)} shows the vhost's policies: if it lists ${JSON.stringify(policy)}, a cache or proxy in between answers with stale data, and ${placesOf(target).management} must reach RabbitMQ's management API itself; if policies were being changed, run the command again once they are done`,
+      ],
+    },
+  );
 }
 
 /**
@@ -291,7 +336,7 @@ export async function readVhostPermission(client: ManagementClient, target: Clus
  */
 export async function readMessageCounts(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
   const path = `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,vhost,messages,messages_unacknowledged&${UNSORTED}`;
-  const qs = await client.list<{ name: string; messages?: number; messages_unacknowledged?: number }>(path, [404], {}, { check: queueItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` });
+  const qs = await client.list<{ name: string; messages?: number; messages_unacknowledged?: number }>(path, [404], {}, { check: queueCountItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` });
   // Each queue the vhost's listing holds is in this one too: one missing would be shown as a
   // queue without a count, like an empty one, under a delete that takes what it holds. Not those
   // that go away by themselves between two reads (auto-delete, exclusive, x-expires: a Celery

@@ -17,7 +17,14 @@ export interface ManagementProxy {
  * (it returns true).
  */
 export async function managementProxy(
-  o: { answer?: (req: IncomingMessage, res: ServerResponse) => boolean; rewrite?: (path: string) => string; delayMs?: (path: string) => number; upstream?: string } = {},
+  o: {
+    answer?: (req: IncomingMessage, res: ServerResponse) => boolean;
+    rewrite?: (path: string) => string;
+    delayMs?: (path: string) => number;
+    upstream?: string;
+    /** The broker's answer to a GET of this path, changed (a JSON body, parsed), or undefined to pass it on as it came. */
+    change?: (path: string, body: unknown) => unknown;
+  } = {},
 ): Promise<ManagementProxy> {
   const upstream = new URL(o.upstream ?? broker().mgmtBase);
   const proxy = createServer(async (req, res) => {
@@ -27,8 +34,21 @@ export async function managementProxy(
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const path = o.rewrite ? o.rewrite(req.url ?? "/") : req.url;
     const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
+      const change = o.change;
+      if (!change || req.method !== "GET" || up.statusCode !== 200) {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      up.on("data", (c: Buffer) => chunks.push(c));
+      up.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        const changed = change(req.url ?? "/", JSON.parse(text));
+        const body = changed === undefined ? text : JSON.stringify(changed);
+        const { "content-length": _, "transfer-encoding": __, ...headers } = up.headers;
+        res.writeHead(200, { ...headers, "content-length": Buffer.byteLength(body) }).end(body);
+      });
     });
     fwd.on("error", () => res.destroy());
     req.pipe(fwd);

@@ -29,11 +29,11 @@ beforeAll(async () => {
 afterAll(() => close());
 
 /** An applied async-only topology (no mirrored queue: nothing else is left uncompared), planned through the proxy. */
-async function applied(): Promise<{ file: string; async: string }> {
+async function applied(): Promise<{ file: string; async: string; sync: string }> {
   const direct = fresh([{ name: "mplogin", sync: false }]);
   expect((await runCli(["apply", "-f", direct.file])).code).toBe(0);
   const { file } = fresh([{ name: "mplogin", sync: false }], { async: direct.async, sync: direct.sync, clusterExtra: { async: { management: proxyUrl } } });
-  return { file, async: direct.async };
+  return { file, async: direct.async, sync: direct.sync };
 }
 
 const HTML = "text/html";
@@ -92,11 +92,11 @@ describe("what a plan could not read is not what the broker holds", () => {
     const v = encodeURIComponent(async);
     const cases: [RegExp, string, RegExp][] = [
       // A cache that keys by vhost only: the queues for the exchanges, the exchanges for the queues.
-      [/^GET \/api\/exchanges\//, await listing(`/api/queues/${v}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments`), /lacks the default exchange every vhost has/],
-      [/^GET \/api\/queues\//, await listing(`/api/exchanges/${v}?columns=name,vhost,type,durable,auto_delete,internal,arguments`), /its item 1 of \d+ is none of the queues of vhost/],
-      [/^GET \/api\/bindings\//, await listing(`/api/queues/${v}?columns=name,vhost`), /its item 1 of \d+ is none of the bindings of vhost/],
+      [/^GET \/api\/exchanges\//, await listing(`/api/queues/${v}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments`), /its item 1 of \d+ \("[^"]+"\) lacks internal, so it is none of the exchanges of vhost/],
+      [/^GET \/api\/queues\//, await listing(`/api/exchanges/${v}?columns=name,vhost,type,durable,auto_delete,internal,arguments`), /its item 1 of \d+ \(""\) is named "" \(the default exchange is; no queue is\), so it is none of the queues of vhost/],
+      [/^GET \/api\/bindings\//, await listing(`/api/queues/${v}?columns=name,vhost`), /its item 1 of \d+ \("[^"]+"\) lacks source, so it is none of the bindings of vhost/],
       // Another vhost's, which would have planned its objects for this one (or "No changes.").
-      [/^GET \/api\/exchanges\//, await listing(`/api/exchanges/${encodeURIComponent(other.async)}?columns=name,vhost,type`), /is none of the exchanges of vhost/],
+      [/^GET \/api\/exchanges\//, await listing(`/api/exchanges/${encodeURIComponent(other.async)}?columns=name,vhost,type`), /is of vhost topo-test-async-\w+, so it is none of the exchanges of vhost/],
     ];
     for (const [match, body, why] of cases) {
       rule = { match, status: 200, type: "application/json", body };
@@ -109,6 +109,93 @@ describe("what a plan could not read is not what the broker holds", () => {
       } finally {
         rule = undefined;
       }
+    }
+  });
+
+  // A proxy or cache that answers items short of a field: a queue without `arguments` was read as
+  // one without arguments (No changes. over a changed x-max-priority), an exchange without
+  // `internal` as drifted (a replace apply carried out, then blamed on someone else).
+  it("listing items short of a field their kind always has: broker_unreachable naming the item and the field, never a plan", async () => {
+    const { file, async, sync } = await applied();
+    // Real drift the plan must not hide: the queue declared again with x-max-priority.
+    await api("DELETE", `/api/queues/${encodeURIComponent(async)}/mplogin.async`);
+    await api("PUT", `/api/queues/${encodeURIComponent(async)}/mplogin.async`, { durable: true, auto_delete: false, arguments: { "x-max-priority": 5 } });
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(2);
+    let strip: { path: RegExp; field: string } | undefined;
+    const stripping = await managementProxy({
+      change: (path, body) => {
+        if (!strip?.path.test(path) || !Array.isArray(body)) return undefined;
+        const field = strip.field;
+        return body.map((x: Record<string, unknown>) => Object.fromEntries(Object.entries(x).filter(([k]) => k !== field)));
+      },
+    });
+    try {
+      const { file: through } = fresh([{ name: "mplogin", sync: false }], { async, sync, clusterExtra: { async: { management: stripping.url } } });
+      for (const [path, field, item] of [
+        [/^\/api\/queues\//, "arguments", /\("[^"]+"\)/],
+        [/^\/api\/exchanges\//, "internal", /\("[^"]*"\)/],
+        [/^\/api\/exchanges\//, "arguments", /\("[^"]*"\)/],
+        [/^\/api\/bindings\//, "properties_key", /\("[^"]* -> [^"]+"\)/],
+        [/^\/api\/bindings\//, "arguments", /\("[^"]* -> [^"]+"\)/],
+        [/^\/api\/policies\//, "definition", /\("[^"]+"\)/],
+      ] as const) {
+        strip = { path, field };
+        if (field === "definition") await api("PUT", `/api/policies/${encodeURIComponent(async)}/fa-unrelated`, { pattern: "^nothing$", definition: { "max-length": 1 }, "apply-to": "queues" });
+        const r = await runCli(["plan", "-f", through, "--detailed-exitcode", "--json"]);
+        expect(r.code, `${field}: ${r.stdout}`).toBe(1);
+        const err = JSON.parse(r.stdout).error;
+        expect(err.code).toBe("broker_unreachable");
+        expect(err.message).toMatch(new RegExp(`-> not a management API answer: its item \\d+ of \\d+ ${item.source} lacks ${field}, so it is none of the \\w+ of vhost \\S+ asked for`));
+      }
+    } finally {
+      strip = undefined;
+      stripping.close();
+    }
+  });
+
+  // The queue listing names the policy that applies to each queue; a policy list from before the
+  // policy came (a cache) said "No changes." over a max-length that drops what passes 10.
+  it("a policy the queue listing names and the policy list lacks: read again, then broker_unreachable, never \"No changes.\"", async () => {
+    const { file, async, sync } = await applied();
+    await api("PUT", `/api/policies/${encodeURIComponent(async)}/fa-cap`, { pattern: "^mplogin\\.async$", definition: { "max-length": 10 }, "apply-to": "queues", priority: 5 });
+    const direct = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(direct.code).toBe(2);
+    expect(direct.stdout).toMatch(/degraded: policy "fa-cap" sets max-length 10 on 1 queue \(mplogin\.async\)/);
+    let policyGets = 0;
+    const stale = await managementProxy({
+      change: (path, body) => {
+        if (!/^\/api\/policies\//.test(path) || !Array.isArray(body)) return undefined;
+        policyGets++;
+        return body.filter((p: { name: string }) => p.name !== "fa-cap");
+      },
+    });
+    try {
+      const { file: through } = fresh([{ name: "mplogin", sync: false }], { async, sync, clusterExtra: { async: { management: stale.url } } });
+      const r = await runCli(["plan", "-f", through, "--detailed-exitcode"]);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stdout).not.toMatch(/No changes/);
+      expect(r.stderr).toMatch(/cluster async: vhost \S+: the broker's answers disagree: GET \/api\/queues\/\S+ says policy "fa-cap" applies to queue mplogin\.async, and GET \/api\/policies\/\S+ lists no policy of that name, after 7\.5 s of reading both again/);
+      expect(r.stderr).toMatch(/hint: rabbitmqctl list_policies -p \S+ shows the vhost's policies: if it lists "fa-cap", a cache or proxy in between answers with stale data, and clusters\.async\.management must reach RabbitMQ's management API itself/);
+      // Read once, then three times again.
+      expect(policyGets).toBe(4);
+      // A policy that comes while the plan reads is found when it reads again: the plan is made.
+      policyGets = 0;
+      const late = await managementProxy({
+        change: (path, body) => {
+          if (!/^\/api\/policies\//.test(path) || !Array.isArray(body)) return undefined;
+          return policyGets++ === 0 ? body.filter((p: { name: string }) => p.name !== "fa-cap") : undefined;
+        },
+      });
+      try {
+        const { file: lateFile } = fresh([{ name: "mplogin", sync: false }], { async, sync, clusterExtra: { async: { management: late.url } } });
+        const ok = await runCli(["plan", "-f", lateFile, "--detailed-exitcode"]);
+        expect(ok.code, ok.stderr).toBe(2);
+        expect(ok.stdout).toMatch(/degraded: policy "fa-cap" sets max-length 10 on 1 queue \(mplogin\.async\)/);
+      } finally {
+        late.close();
+      }
+    } finally {
+      stale.close();
     }
   });
 
