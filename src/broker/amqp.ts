@@ -447,7 +447,7 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
   if ((m = /access to vhost '(.*)' refused for user '.*': connection limit \((\d+)\) is reached/.exec(text))) {
     const [, vhost = "", n = ""] = m;
     return {
-      hint: `vhost "${vhost}" has reached its limit of ${n} connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it${n === "0" ? ", and 0 means the vhost accepts none" : ""}); topo needs one connection per cluster while it writes: raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-connections": ${Number(n) + 1}}' (it replaces all of the vhost's limits: add the others list_vhost_limits shows), or close another client's connection, then run topo apply again`,
+      hint: `vhost "${vhost}" has reached its limit of ${n} connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_vhost_limits -p ${shellWord(vhost)} shows it${n === "0" ? ", and 0 means the vhost accepts none" : ""}); topo needs one connection per cluster (plan to check its login, apply to write): raise the limit with rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '{"max-connections": ${Number(n) + 1}}' (it replaces all of the vhost's limits: add the others list_vhost_limits shows), or close another client's connection, then run the command again`,
     };
   }
   if (/connection limit cannot be queried/.test(text)) {
@@ -456,11 +456,11 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
   if ((m = /connection refused for user '(.*)': user connection limit \((\d+)\) is reached/.exec(text))) {
     const [, user = "", n = ""] = m;
     return {
-      hint: `user "${user}" has reached its limit of ${n} open connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_user_limits --user ${shellWord(user)} shows it); topo needs one per cluster while it writes: raise it with rabbitmqctl set_user_limits ${shellWord(user)} '{"max-connections": ${Number(n) + 1}}', close one of that user's connections, or run topo as another user`,
+      hint: `user "${user}" has reached its limit of ${n} open connection${n === "1" ? "" : "s"} (max-connections; rabbitmqctl list_user_limits --user ${shellWord(user)} shows it); topo needs one per cluster (plan to check its login, apply to write): raise it with rabbitmqctl set_user_limits ${shellWord(user)} '{"max-connections": ${Number(n) + 1}}', close one of that user's connections, or run topo as another user`,
     };
   }
   if ((m = /node connection limit \((\d+)\) is reached/.exec(text))) {
-    return { hint: `the node accepts at most ${m[1]} connections (connection_max in rabbitmq.conf) and has them all; raise it, or close connections, then run topo apply again` };
+    return { hint: `the node accepts at most ${m[1]} connections (connection_max in rabbitmq.conf) and has them all; raise it, or close connections, then run the command again` };
   }
   if ((m = /channels opened for user '(.*)' has reached the maximum allowed user limit of \(?(\d+)\)?/.exec(text))) {
     const [, user = "", n = ""] = m;

@@ -433,18 +433,21 @@ export class ManagementClient {
     const tls = tlsProblem({ host: this.places.managementHost, tls: this.places.tls }, e);
     if (tls) hints.push(tls.hint);
     if (code === "ENOTFOUND") hints.push(`the host name does not resolve; check ${this.places.managementHost}`);
+    // Reset or closed after the request went out, every try: the broker restarted or is
+    // overloaded, or something in between (a proxy, a load balancer) cut the answer short.
+    const cut = code === "ECONNRESET" || code === "EPIPE" || /^(aborted|socket hang up)$/.test(e.message);
+    if (cut) hints.push(`the connection was closed before the answer was complete, on every try: the broker restarted or is overloaded, or a proxy or load balancer between topo and ${this.places.management} cut it (an idle timeout or a size limit); run topo again, and if it keeps happening, check what sits in between`);
     // A failed TLS handshake is a wrong URL (or CA), as on the AMQP side, not a broker's refusal.
     const said = tls?.text ?? e.message;
     return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${code && !said.includes(code) ? `${code} ${said}` : said || code || "error"}`), {
       transient: TRANSIENT_CODES.has(code),
       status: code,
       hints,
-      code: tls ? "broker_unreachable" : undefined,
+      code: tls || cut ? "broker_unreachable" : undefined,
     });
   }
 }
 
-/** The vhost a per-vhost API path names: /api/queues/{vhost}/..., /api/vhosts/{vhost}. */
 /** How an item of a listing is named in a message: by its name, or a binding's ends; nothing else. */
 function itemName(x: unknown): string {
   if (typeof x !== "object" || x === null) return "";
@@ -453,6 +456,7 @@ function itemName(x: unknown): string {
   return name === undefined ? "" : ` (${JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}...` : name)})`;
 }
 
+/** The vhost a per-vhost API path names: /api/queues/{vhost}/..., /api/vhosts/{vhost}. */
 function vhostOf(path: string): string | undefined {
   const m = /^\/api\/(?:exchanges|queues|bindings|policies|operator-policies|permissions|vhosts|definitions)\/([^/?]+)/.exec(path);
   return m?.[1] === undefined ? undefined : decodeURIComponent(m[1]);

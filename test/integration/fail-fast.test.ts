@@ -453,6 +453,9 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
     expect(plan.code).toBe(1);
     expect(plan.stderr).toContain(`hint: vhost "${sync}" has reached its limit of 0 connections`);
+    // Advice a plan can follow: it writes nothing, and running apply is not what it needs.
+    expect(plan.stderr).toContain("then run the command again");
+    expect(plan.stderr).not.toMatch(/while it writes|run topo apply again/);
   });
 
   it("a user's max-connections: names the user and set_user_limits, not the vhost's rights", async () => {

@@ -199,6 +199,31 @@ describe("what a plan could not read is not what the broker holds", () => {
     }
   });
 
+  it("an answer cut off mid-body on every try: broker_unreachable, saying so and what to do", async () => {
+    const { async, sync } = await applied();
+    const cutting = await managementProxy({
+      answer: (req, res) => {
+        if (!/^\/api\/bindings\//.test(req.url ?? "")) return false;
+        req.resume();
+        res.writeHead(200, { "content-type": "application/json", "content-length": "1000" });
+        res.write('[{"source":"mplogin","vhost":');
+        setTimeout(() => res.socket?.destroy(), 20);
+        return true;
+      },
+    });
+    try {
+      const { file: through } = fresh([{ name: "mplogin", sync: false }], { async, sync, clusterExtra: { async: { management: cutting.url } } });
+      const r = await runCli(["plan", "-f", through, "--json"]);
+      expect(r.code).toBe(1);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.code).toBe("broker_unreachable");
+      expect(err.message).toMatch(/^cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/bindings\/\S+ -> /);
+      expect(err.hints.join("\n")).toMatch(/the connection was closed before the answer was complete, on every try: .* run topo again, and if it keeps happening, check what sits in between/);
+    } finally {
+      cutting.close();
+    }
+  });
+
   it("a proxy that decodes %2F in paths: the vhost it cannot reach is not taken for missing", async () => {
     const vhost = `fa-${Date.now().toString(36)}/x`;
     const { file } = fresh([{ name: "mplogin", sync: false }], { async: vhost });

@@ -37,7 +37,7 @@ describe("broker replies", () => {
     expect(vhostConns?.hint).toContain(`rabbitmqctl set_vhost_limits -p sync '{"max-connections": 6}'`);
     expect(vhostConns?.transient).toBeUndefined();
     expect(limitHint("530 NOT_ALLOWED - access to vhost 'a b' refused for user 'svc': connection limit (0) is reached")?.hint).toContain(
-      `0 means the vhost accepts none); topo needs one connection per cluster while it writes: raise the limit with rabbitmqctl set_vhost_limits -p 'a b'`,
+      `0 means the vhost accepts none); topo needs one connection per cluster (plan to check its login, apply to write): raise the limit with rabbitmqctl set_vhost_limits -p 'a b'`,
     );
     expect(limitHint("530 NOT_ALLOWED - access to vhost 'sync' refused for user 'svc': connection limit cannot be queried, timeout")?.transient).toBe(true);
     expect(limitHint("530 NOT_ALLOWED - connection refused for user 'svc': user connection limit (1) is reached")?.hint).toContain(
