@@ -132,12 +132,12 @@ async function confirmSameBroker(cluster: string, http: ManagementClient, vhost:
   throw new BrokerError(
     cluster,
     `the management API ${http.display} does not see the apply lock (queue ${lock} in vhost ${vhost}) this apply has just taken through ${amqpDisplay}: ` +
-      `${args ? "it shows a lock of another apply" : "it has no such queue"}, so the two reach different brokers that look alike (same cluster name, version and Erlang); ` +
+      `${args ? "it shows a lock of another apply" : "it has no such queue"}, so the two do not reach the same vhost of the same broker (two brokers alike in cluster name, version and Erlang, or a proxy in front of the management API that shows another vhost); ` +
       `topo reads through the management API and writes through AMQP, so it refuses; nothing was written through AMQP`,
     {
       code: "endpoint_mismatch",
       hints: [
-        `set clusters.${cluster}.management to the management API of the broker the url reaches; give distinct brokers distinct cluster names (rabbitmqctl set_cluster_name) so plan tells them apart too`,
+        `set clusters.${cluster}.management to the management API of the broker the url reaches, with nothing in between that changes paths; give distinct brokers distinct cluster names (rabbitmqctl set_cluster_name) so plan tells them apart too`,
       ],
     },
   );

@@ -135,6 +135,20 @@ export function userMarkerTag(prefix: string): string {
   return `${TOPO_NAMESPACE}${prefix}`;
 }
 
+/**
+ * The marker tags of other prefixes a user carries beside `prefix`'s. A user with another
+ * topology's marker is that topology's too: this file neither deletes it nor takes it over.
+ */
+export function otherMarkers(tags: readonly string[], prefix: string): string[] {
+  const own = userMarkerTag(prefix);
+  return tags.filter((t) => t !== own && t.startsWith(TOPO_NAMESPACE));
+}
+
+/** Is the user this prefix's alone: its marker, and no other prefix's? */
+export function markedAsOnly(tags: readonly string[], prefix: string): boolean {
+  return tags.includes(userMarkerTag(prefix)) && otherMarkers(tags, prefix).length === 0;
+}
+
 /** A lossless replace parks a queue's messages here; the queue's name carries the prefix. */
 export const HOLD_PREFIX = "topo.hold.";
 
@@ -235,9 +249,9 @@ export class Ownership {
   static of(prefix: string, resources: Resource[], adopted: readonly string[] = []): Ownership {
     const others: string[] = [];
     const users: string[] = [...adopted];
-    const marker = userMarkerTag(prefix);
     for (const r of resources) {
-      if (r.kind === "user" && r.tags.includes(marker)) users.push(r.name);
+      // A user with another prefix's marker as well is the other topology's too: never deleted here.
+      if (r.kind === "user" && markedAsOnly(r.tags, prefix)) users.push(r.name);
       const p = markedPrefix(r);
       if (p) others.push(p);
     }

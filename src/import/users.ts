@@ -5,7 +5,7 @@
 // only a hash): the file refers to a variable, which the user exports before running topo.
 
 import type { Action, Permission, User } from "../model.js";
-import { isTopoName, USER_NAME_RULE, USER_NAME_WORDS, USER_TAG_RULE, userMarkerTag } from "../core/naming.js";
+import { isTopoName, markedAsOnly, otherMarkers, USER_NAME_RULE, USER_NAME_WORDS, USER_TAG_RULE, userMarkerTag } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { subjectOf } from "../core/keys.js";
 import type { ImportSource, PlannedChange } from "./types.js";
@@ -79,6 +79,7 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
   const marker = userMarkerTag(prefix);
   const marked = new Map<string, User>();
   for (const s of sources) for (const r of s.actual.resources) if (r.kind === "user" && r.tags.includes(marker)) marked.set(r.name, r);
+  const shared = new Set([...marked.values()].filter((u) => !markedAsOnly(u.tags, prefix)));
   const views = sources.map(viewOf);
   // Each cluster's queues gathered once, not once per user (import of thousands of users).
   const rightsIn = views.map(({ names }) => rightsAmong(services, names));
@@ -92,6 +93,10 @@ export function importUsers(sources: ImportSource[], services: string[], prefix:
     const publishes = new Set<string>();
     // A marked user with no rights on these vhosts is another topology's (same prefix, other vhosts).
     if (!views.some((v) => v.permissions.has(u.name))) continue;
+    if (shared.has(u)) {
+      skipped.push(`user ${shown(u.name)} carries topo's tag ${marker} and another topology's (${otherMarkers(u.tags, prefix).join(", ")}), so it is that topology's as well: import leaves it out, and a plan of the file never deletes or changes it`);
+      continue;
+    }
     // Anyone may put topo's tag on a user: one the file cannot list stays out of it, said.
     if (connectsAs.has(u.name)) {
       skipped.push(`user ${shown(u.name)} carries topo's tag ${marker} but is the user topo connects as, which a file cannot list, so import leaves it out (a plan never deletes it)`);

@@ -2,7 +2,7 @@
 // marker tag topo.<prefix>) is never changed or deleted, unless the file adopts it.
 
 import type { ActualCluster, DesiredCluster } from "../model.js";
-import { TOPO_NAMESPACE, userMarkerTag } from "../core/naming.js";
+import { markedAsOnly, otherMarkers, TOPO_NAMESPACE, userMarkerTag } from "../core/naming.js";
 
 export interface UserConflict {
   user: string;
@@ -19,15 +19,18 @@ export function userConflicts(desired: DesiredCluster, actual: ActualCluster, pr
   for (const r of desired.resources) {
     if (r.kind !== "user") continue;
     const tags = existing.get(r.name);
-    if (!tags || tags.includes(marker)) continue;
+    if (!tags || markedAsOnly(tags, prefix)) continue;
     // adopt takes over a user made by hand, never one another topology manages: its apply would
-    // change the password back, or delete the user, under this file's services.
-    const other = tags.find((t) => t.startsWith(TOPO_NAMESPACE));
+    // change the password back, or delete the user, under this file's services. Nor one that
+    // carries another prefix's marker beside this one's: this apply would take that marker off.
+    const other = otherMarkers(tags, prefix)[0];
     if (!other && adopted.has(r.name)) continue;
     out.push({
       user: r.name,
       message: other
-        ? `user ${r.name} exists and belongs to another topology (its tag is ${other}, not ${marker}); topo does not take it over`
+        ? tags.includes(marker)
+          ? `user ${r.name} exists and belongs to another topology as well (it carries ${other} beside ${marker}); topo does not take it over`
+          : `user ${r.name} exists and belongs to another topology (its tag is ${other}, not ${marker}); topo does not take it over`
         : `user ${r.name} exists without topo's tag ${marker} (topo did not create it, or the tag was taken off it); topo never changes a user it does not manage`,
       hint: other
         ? `give the service a user name of its own; or take user ${r.name} out of the topology of prefix "${other.slice(TOPO_NAMESPACE.length)}" first (its apply deletes the user), then apply this file, which creates it`

@@ -288,6 +288,27 @@ describe("users from the file", () => {
     expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
   });
 
+  // Either file of two prefixes deleted a user that carried both markers, and one that listed it
+  // took it over, stripping the other's marker and rewriting its rights.
+  it("a user that carries another prefix's marker beside the file's is never deleted or taken over, adopt or not", async () => {
+    const s = setup();
+    // Applied once, then the other topology's marker added beside this one's, and its rights.
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    await api("PUT", `/api/users/${s.login}`, { password: "other-topology", tags: `topo.${PREFIX},topo.${PREFIX}other` });
+    await api("PUT", `/api/permissions/${vh(s.async)}/${s.login}`, { configure: "", write: "", read: "^utotherlogin\\.async$" });
+    const listed = await runCli(["apply", "-f", s.file({ adopt: true }), "--allow-destructive", "--json"], s.env);
+    expect(listed.code).toBe(1);
+    expect(JSON.parse(listed.stdout.slice(listed.stdout.lastIndexOf('{"error"'))).error.message).toContain(
+      `user ${s.login} exists and belongs to another topology as well (it carries topo.${PREFIX}other beside topo.${PREFIX}); topo does not take it over`,
+    );
+    const dropped = await runCli(["apply", "-f", s.file({ drop: true }), "--allow-destructive"], s.env);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).not.toContain(`delete user ${s.login}`);
+    const user = (await api("GET", `/api/users/${s.login}`)).body as { tags: string[] };
+    expect([...user.tags].sort()).toEqual([`topo.${PREFIX}`, `topo.${PREFIX}other`]);
+    expect((await api("GET", `/api/permissions/${vh(s.async)}/${s.login}`)).body).toMatchObject({ read: "^utotherlogin\\.async$" });
+  });
+
   it("a dropped user loses its permission before its topic permissions: never free to publish any routing key", async () => {
     const s = setup();
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);

@@ -396,6 +396,25 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(conflicts[0]?.hint).toMatch(/prefix "mpx"/);
   });
 
+  // A user with two prefixes' markers was deleted by either file that did not list it, and taken
+  // over (the other marker stripped, its rights rewritten) by one that did.
+  it("a user that carries another prefix's marker beside this one's is both topologies': never deleted, never taken over, adopt or not", () => {
+    const c = cluster();
+    const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }, [
+      { kind: "user", name: "shared", tags: ["topo.mp", "topo.zz"] },
+      { kind: "permission", user: "shared", configure: "", write: "", read: "^zzlogin\\.async$" } satisfies Permission,
+    ]);
+    now.userVhosts = { ...now.userVhosts, shared: ["s"] };
+    expect(diffCluster(c, now, "mp").actions.filter((a) => a.key.includes("shared"))).toEqual([]);
+    for (const adopt of [false, true]) {
+      const r = users();
+      (r.users as Record<string, Record<string, unknown>>).shared = { password: "shared-pass", consumes: ["mplogin"], ...(adopt ? { adopt: true } : {}) };
+      const conflicts = userConflicts(cluster(r), now, "mp");
+      expect(conflicts.map((x) => x.message)).toEqual(["user shared exists and belongs to another topology as well (it carries topo.zz beside topo.mp); topo does not take it over"]);
+      expect(conflicts[0]?.hint).toMatch(/prefix "zz"/);
+    }
+  });
+
   it("says when a user's new password or tags reach vhosts the file does not manage (an adopted user, or one another topology of the prefix lists too)", () => {
     const c = cluster(users({ adopt: true }));
     const now = applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash("the other app's password") });
@@ -455,17 +474,21 @@ describe("import: the users section from the broker", () => {
       { kind: "permission", user: "idle", configure: "^$", write: "^$", read: "^$" },
     ];
     sync.actual.resources.push(...other);
-    // Another topology's marker on a user of this one is no tag the file may set (normalize refuses it).
-    const login = sync.actual.resources.find((r): r is User => r.kind === "user" && r.name === "mplogin")!;
-    login.tags = ["management", "topo.mp", "topo.other"];
     const out = importUsers([sync], ["mplogin", "mpwallet"], "mp");
     expect(out.users).toEqual([
       // Every service, by name: `all` would grant it the services added to the file later too.
       { name: "edge", passwordEnv: "EDGE_PASSWORD", consumes: [], publishes: ["mplogin", "mpwallet"], tags: [] },
-      { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: ["management"] },
+      { name: "mplogin", passwordEnv: "MPLOGIN_PASSWORD", consumes: ["mplogin"], publishes: ["mpwallet"], tags: [] },
     ]);
     // alice is not topo's; elsewhere has rights only on vhosts not imported; idle has none here.
     expect(out.skipped).toEqual([expect.stringMatching(/^user idle carries topo's tag topo\.mp but its permissions on these vhosts let it consume or publish to no service/)]);
+    // Another topology's marker beside this one's: that topology's user as well, which a plan of
+    // the file would refuse to take over; import leaves it out.
+    const login = sync.actual.resources.find((r): r is User => r.kind === "user" && r.name === "mplogin")!;
+    login.tags = ["management", "topo.mp", "topo.other"];
+    const shared = importUsers([sync], ["mplogin", "mpwallet"], "mp");
+    expect(shared.users.map((u) => u.name)).toEqual(["edge"]);
+    expect(shared.skipped).toContain("user mplogin carries topo's tag topo.mp and another topology's (topo.other), so it is that topology's as well: import leaves it out, and a plan of the file never deletes or changes it");
   });
 
   it("leaves out, and says why, a marked user the file cannot hold: a name the schema refuses, or the user topo connects as; and a tag the file cannot hold", () => {
