@@ -397,7 +397,7 @@ export async function readAndPlan(
   if (refusals.length) throw allOf(refusals);
 
   const owner = Ownership.of(prefix, actual.resources);
-  const alone = leftBehind(actual, owner);
+  const alone = leftBehind(actual, owner, new Set(c.resources.flatMap((r) => (r.kind === "exchange" ? [r.name] : []))));
   // A change to topo's policies that tightens a queue's limits (another policy's max-length applies
   // once topo's no longer shadows it) is judged on what the queue holds.
   const shifts = limitShifts(plan.actions, actual);

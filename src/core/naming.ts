@@ -74,6 +74,15 @@ export function serviceNamePattern(prefix: string): RegExp {
   return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}$`);
 }
 
+/** The body of PREFIX_RULE: what a prefix is, unanchored. */
+const PREFIX_BODY = PREFIX_RULE.source.slice(1, -1);
+
+/** A service's exchange of any prefix: a prefix, then the service's own letters. */
+export const ANY_SERVICE_NAME = new RegExp(`^${PREFIX_BODY}${SERVICE_NAME_BODY}$`);
+
+/** A service's queue of any prefix. */
+export const ANY_SERVICE_QUEUE = new RegExp(`^${PREFIX_BODY}${SERVICE_NAME_BODY}\\.(?:sync|async)$`);
+
 /** A service's queue: `<service>.sync` or `<service>.async`. */
 export function serviceQueuePattern(prefix: string): RegExp {
   return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}\\.(?:sync|async)$`);

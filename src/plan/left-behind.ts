@@ -4,7 +4,7 @@
 
 import type { ActualCluster, Binding, Queue } from "../model.js";
 import type { Ownership } from "../core/naming.js";
-import { HOLD_PREFIX, lockQueueName, markedPrefix } from "../core/naming.js";
+import { ANY_SERVICE_NAME, ANY_SERVICE_QUEUE, HOLD_PREFIX, lockQueueName, markedPrefix } from "../core/naming.js";
 import { names, plural, shellWord } from "../core/words.js";
 import { pushTo } from "../core/collections.js";
 
@@ -15,7 +15,8 @@ export interface LeftBehind {
   holding: string[];
 }
 
-export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind {
+/** `own`: the file's service exchanges, its own wherever they are named (one inside a longer prefix in use included). */
+export function leftBehind(actual: ActualCluster, owner: Ownership, own: ReadonlySet<string> = new Set()): LeftBehind {
   // One pass for what the bindings below are checked against, and the markers of other prefixes.
   const exchanges = new Set<string>();
   const queues = new Set<string>();
@@ -36,7 +37,10 @@ export function leftBehind(actual: ActualCluster, owner: Ownership): LeftBehind 
   for (const r of actual.resources) {
     if (r.kind !== "binding") continue;
     const b = r as Binding;
-    if (b.destinationType !== "queue" || !exchanges.has(b.source) || owner.owns(b) || owner.isService(b.source)) continue;
+    if (b.destinationType !== "queue" || !exchanges.has(b.source) || owner.owns(b) || owner.isService(b.source) || own.has(b.source)) continue;
+    // Only a name some prefix's file could hold (mpLogin, mp# and mpé are none): no apply of any
+    // prefix removes the others, so plan would advise one in vain.
+    if (!ANY_SERVICE_NAME.test(b.source)) continue;
     const kind = b.destination.slice(b.source.length + 1);
     if (b.destination !== `${b.source}.${kind}` || (kind !== "sync" && kind !== "async") || b.routingKey !== `${b.destination}.#`) continue;
     if (!queues.has(b.destination)) continue;
@@ -75,9 +79,6 @@ export function leftBehindWarnings(lb: LeftBehind, actual: ActualCluster, prefix
   }
   return out;
 }
-
-/** A service queue of any prefix: the prefix and the service's name, lowercase letters and _. */
-const ANY_SERVICE_QUEUE = /^[a-z][a-z_]+\.(?:sync|async)$/;
 
 /**
  * A queue of the prefix's lock name that is not exclusive: no apply holds it (an apply's lock is an

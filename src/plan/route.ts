@@ -253,8 +253,16 @@ export function matchingQueues(resources: readonly Resource[], exchange: string,
  */
 export function foreignBindings(desired: DesiredCluster, actual: ActualCluster, owner: Ownership): Binding[] {
   const services = exchangeNames(desired);
+  // The file's own bindings are never foreign: those of a service it names inside a longer prefix
+  // in use (both files claim it) were not the prefix's by pattern, and were listed as someone's
+  // to delete by hand. Worked out at the first binding that comes this far, as nearly none does.
+  let wanted: Set<string> | undefined;
   const out: Binding[] = [];
-  for (const r of actual.resources) if (r.kind === "binding" && services.has(r.source) && !isTopoBinding(r, owner)) out.push(r);
+  for (const r of actual.resources) {
+    if (r.kind !== "binding" || !services.has(r.source) || isTopoBinding(r, owner)) continue;
+    wanted ??= new Set(desired.resources.flatMap((d) => (d.kind === "binding" ? [keyOf(d)] : [])));
+    if (!wanted.has(keyOf(r))) out.push(r);
+  }
   return out.sort((a, b) => (describe(a) < describe(b) ? -1 : 1));
 }
 

@@ -9,6 +9,8 @@ import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { checkDistinctVhosts } from "../../src/commands/clusters.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { leftBehind, leftBehindWarnings } from "../../src/plan/left-behind.js";
+import { foreignBindings } from "../../src/plan/route.js";
+import { describe as describeResource } from "../../src/core/keys.js";
 import { actual, binding, desiredOf, exchange, policy, queue, raw, service } from "../helpers/builders.js";
 
 const ops = (d: ReturnType<typeof diffCluster>) => d.actions.map((a) => `${a.op} ${a.key}`);
@@ -96,6 +98,24 @@ describe("two prefixes on one vhost", () => {
     const plan = diffCluster(d, actual([...d.resources, audit, toLogin, ...service("mpold", "sync")]), "mp");
     expect(ops(plan).sort()).toEqual(["delete binding|mpold|queue|mpold.sync|mpold.sync.#|{}", "delete exchange|mpold", "delete queue|mpold.sync"]);
     expect(plan.warnings).toEqual([expect.stringMatching(/^left alone: exchange mpaudit \(fanout\) is named like a service of prefix "mp" but is not one topo makes/)]);
+  });
+
+  it("a service the file names inside a longer prefix in use is the file's: neither left alone nor its bindings foreign", () => {
+    // prefix mpl in use (its mirror policy), and the mp file names mplogin, inside mpl's namespace.
+    const d = desiredOf(raw({ services: ["mplogin", "mpwallet"] }), "sync");
+    const stray = binding({ source: "mplogin", destination: "mplogin.sync", routingKey: "extra.#" });
+    const a = actual([...d.resources, ...service("mplfoo", "sync", { durable: false }), policy({ name: "topo.mpl.mirror.sync", pattern: "^mpl[a-z_]+\\.sync$" }), stray]);
+    const owner = Ownership.of("mp", a.resources);
+    const own = new Set(["mplogin", "mpwallet"]);
+    expect(leftBehind(a, owner, own).services.map((s) => s.name)).toEqual(["mplfoo"]);
+    // The file's own binding of mplogin is not foreign; a stray one is named alone.
+    expect(foreignBindings(d, a, owner).map(describeResource)).toEqual([describeResource(stray)]);
+  });
+
+  it("names no prefix could hold are not reported as another prefix's services", () => {
+    // Upper case, a sign, a letter no prefix takes: no file of any prefix removes them.
+    const a = actual(["mpLogin", "mp#", "mp\u00e9", "mplogin"].flatMap((n) => service(n, "sync")));
+    expect(leftBehind(a, Ownership.of("sh", a.resources)).services.map((s) => s.name)).toEqual(["mplogin"]);
   });
 
   it("a user's exchange that is not topo-shaped is never reported", () => {
