@@ -331,14 +331,16 @@ export class Ownership {
 
   /**
    * This prefix's policies, and the unprefixed `topo.mirror.<kind>` of older versions when its
-   * pattern is the one they wrote for this prefix and its definition theirs, mirroring and
-   * nothing else (plan replaces it with the prefixed one). A user's policy of that name that
+   * pattern is the one they wrote for this prefix and its definition, apply-to (queues) and
+   * priority (0) theirs, mirroring and nothing else (plan replaces it with the prefixed one). A user's policy of that name that
    * limits or dead-letters is the user's, whatever its pattern.
    */
   ownsPolicy(p: Policy): boolean {
     if (p.name.startsWith(ownNamespace(this.prefix))) return true;
     const legacy = LEGACY_MIRROR_POLICY.exec(p.name);
-    if (!legacy || !legacyMirrorDefinition(p.definition)) return false;
+    // Older versions wrote it with apply-to queues and priority 0: one with another priority or
+    // apply-to was written by someone, whatever its name.
+    if (!legacy || !legacyMirrorDefinition(p.definition) || p.applyTo !== "queues" || p.priority !== 0) return false;
     const kind = legacy[1] as Traffic;
     if (p.pattern === this.legacyPattern[kind]) return true;
     // The exact-list form: ^(?:a\.sync|b\.sync)$, every name one of this prefix's queues.

@@ -67,6 +67,14 @@ describe("a renamed prefix leaves the old objects alone and says so", () => {
     expect(own.ownsPolicy(policy({ name: "topo.mirror.sync", pattern: "^sh[a-z_]+\\.sync$" }))).toBe(false);
     expect(own.ownsPolicy(policy({ name: "topo.custom" }))).toBe(false);
   });
+
+  it("an older topo.mirror.sync with a priority or apply-to older versions never wrote is someone's", () => {
+    const own = new Ownership("mp");
+    const legacy = { name: "topo.mirror.sync", pattern: "^mp[a-z_]+\\.sync$" };
+    expect(own.ownsPolicy(policy(legacy))).toBe(true);
+    expect(own.ownsPolicy(policy({ ...legacy, priority: 7 }))).toBe(false);
+    expect(own.ownsPolicy(policy({ ...legacy, applyTo: "all" }))).toBe(false);
+  });
 });
 
 describe("two prefixes on one vhost", () => {
