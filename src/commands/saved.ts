@@ -105,6 +105,22 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       [`run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
     );
   }
+  // Every cluster of the file is in the plan, or among those it says it did not read (plan
+  // --cluster): a plan with a cluster taken out, or said unread while it is in the plan, was
+  // edited, and would apply less than was reviewed (or say less of what it left out).
+  const unread = saved.unread ?? [];
+  const inPlan = new Set(saved.clusters.map((c) => c.cluster));
+  const missing = desired.clusters.map((c) => c.target.name).filter((n) => !inPlan.has(n) && !unread.includes(n));
+  const both = unread.filter((n) => inPlan.has(n));
+  const stray = unread.filter((n) => !desired.clusters.some((c) => c.target.name === n));
+  if (missing.length || both.length || stray.length) {
+    const why = [
+      ...(missing.length ? [`it has no plan for cluster${missing.length === 1 ? "" : "s"} ${missing.join(", ")} of ${saved.file}, and does not say it left ${missing.length === 1 ? "it" : "them"} out (topo plan --cluster)`] : []),
+      ...(both.length ? [`it says cluster${both.length === 1 ? "" : "s"} ${both.join(", ")} ${both.length === 1 ? "was" : "were"} not read, and plans ${both.length === 1 ? "it" : "them"}`] : []),
+      ...(stray.length ? [`it says cluster${stray.length === 1 ? "" : "s"} ${stray.join(", ")} ${stray.length === 1 ? "was" : "were"} not read, which ${saved.file} does not have`] : []),
+    ];
+    throw new StalePlanError(`the saved plan ${opts.planFile} was edited: ${why.join("; ")}; nothing was written`, [`run topo plan -f ${saved.file} -o FILE again, review it, and apply that`]);
+  }
   // The prefix decides what topo owns (what it may delete, the lock it takes, the mark it leaves)
   // and is no object of desiredText's: a ${VAR} gives it too.
   if (desired.prefix !== saved.prefix) {

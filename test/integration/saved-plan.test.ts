@@ -466,6 +466,26 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
       message: `the saved plan ${t.out} is for cluster nope, which ${t.file} does not have (clusters: sync, async); nothing was written`,
     });
 
+    // A cluster taken out of the plan (it would apply less than was reviewed, and say it matched),
+    // or said unread while it is planned.
+    const cut = JSON.parse(JSON.stringify(saved));
+    cut.clusters = cut.clusters.filter((c: { cluster: string }) => c.cluster === "sync");
+    writeFileSync(t.out, JSON.stringify(cut));
+    const less = await runCli(["apply", t.out, "--json"]);
+    expect(less.code).toBe(1);
+    expect(JSON.parse(less.stdout).error).toMatchObject({
+      code: "stale_plan",
+      message: `the saved plan ${t.out} was edited: it has no plan for cluster async of ${t.file}, and does not say it left it out (topo plan --cluster); nothing was written`,
+    });
+    writeFileSync(t.out, JSON.stringify({ ...saved, unread: ["sync", "async"] }));
+    const said = await runCli(["apply", t.out, "--json"]);
+    expect(said.code).toBe(1);
+    expect(JSON.parse(said.stdout).error.message).toBe(`the saved plan ${t.out} was edited: it says clusters sync, async were not read, and plans them; nothing was written`);
+    // A plan of one cluster made with --cluster says so, and applies.
+    expect((await runCli(["plan", "-f", t.file, "--cluster", "sync", "-o", t.out])).code).toBe(0);
+    expect(JSON.parse(readFileSync(t.out, "utf8")).unread).toEqual(["async"]);
+    expect((await runCli(["show", t.out])).code).toBe(0);
+
     writeFileSync(t.out, '{"clusters": []}');
     const bad = await runCli(["apply", t.out]);
     expect(bad.code).toBe(1);
