@@ -74,6 +74,17 @@ function userChannels(by: { user: string; max: number; of?: { limit: number } })
 export function noChannelShare(cluster: string, session: Pick<AmqpSession, "channelBudget" | "budgetUser">): BrokerError | undefined {
   const by = session.budgetUser;
   if (session.channelBudget >= 1 || !by?.of) return undefined;
+  return channelShareRefusal(cluster, by.user, by.of.limit, by.of.sharing);
+}
+
+/**
+ * noChannelShare before a session can open: for a cluster whose vhost apply creates (the session
+ * needs the vhost), from the user's max-channels as the management API gives it, so that the
+ * refusal comes before that first write too.
+ */
+export function channelShareRefusal(cluster: string, user: string, limit: number, sharing: number): BrokerError | undefined {
+  if (limit < 0 || sharing <= 1 || Math.floor(limit / sharing) >= 1) return undefined;
+  const by = { user, max: Math.floor(limit / sharing), of: { limit, sharing } };
   return new BrokerError(
     cluster,
     `${userChannels(by)}, and ${by.of.sharing} clusters of this apply write as that user to this broker at once: not one channel each; nothing was written`,

@@ -2,7 +2,7 @@ import { allOf, ApplyError, InterruptedError, LockError, StalePlanError, TopoErr
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type Resource } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
-import { executePlan, ExecutionStopped, noChannelShare, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
+import { channelShareRefusal, executePlan, ExecutionStopped, noChannelShare, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, vhostListed, type QueueStats } from "../broker/read.js";
@@ -182,6 +182,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   /** Whether a cluster's connection was ever open: a connect that never opened is not a restart. */
   const opened = new Set<string>();
+  /** How many clusters of this apply write to c's broker as c's AMQP user, sharing its max-channels. */
+  const sharingUser = (c: DesiredCluster): number =>
+    clusters.filter((x) => x.target.amqp.username === c.target.amqp.username && x.target.amqp.hostname.toLowerCase() === c.target.amqp.hostname.toLowerCase() && x.target.amqp.port === c.target.amqp.port).length;
   const session = async (c: DesiredCluster): Promise<AmqpSession> => {
     checkInterrupted();
     let s = sessions.get(c.target.name);
@@ -193,8 +196,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // keep within it, and a replace it leaves no room for is refused before anything is written.
       // Clusters of this apply on the same broker as the same user share it.
       const maxChannels = await readUserMaxChannels(client(c), c.target.amqp.username);
-      const sameUser = (x: DesiredCluster) => x.target.amqp.username === c.target.amqp.username && x.target.amqp.hostname.toLowerCase() === c.target.amqp.hostname.toLowerCase() && x.target.amqp.port === c.target.amqp.port;
-      if (maxChannels !== undefined) s.limitChannels(c.target.amqp.username, maxChannels, clusters.filter(sameUser).length);
+      if (maxChannels !== undefined) s.limitChannels(c.target.amqp.username, maxChannels, sharingUser(c));
       const short = noChannelShare(c.target.name, s);
       if (short) {
         await s.close();
@@ -271,7 +273,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // otherwise stop its cluster after the other one had been changed. A cluster whose vhost
     // apply creates cannot open a session before that write: its login alone is checked.
     const createsVhost = (c: DesiredCluster) => plans.some((p) => p.cluster === c.target.name && p.actions.some(isVhostCreate));
-    await forEachCluster(changing, async (c) => void (createsVhost(c) ? await checkLogin(c.target, opts) : await session(c)));
+    // Nor can it learn from a session that its user's max-channels leaves it no channel: that is
+    // read from the management API, so the refusal comes before the vhost is written too.
+    const loginAndShare = async (c: DesiredCluster): Promise<void> => {
+      await checkLogin(c.target, opts);
+      const max = await readUserMaxChannels(client(c), c.target.amqp.username);
+      const short = max === undefined ? undefined : channelShareRefusal(c.target.name, c.target.amqp.username, max, sharingUser(c));
+      if (short) throw short;
+    };
+    await forEachCluster(changing, async (c) => void (createsVhost(c) ? await loginAndShare(c) : await session(c)));
     checkInterrupted();
     const checked = opts.expect || changing.length > 1 ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
     const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {

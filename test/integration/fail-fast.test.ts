@@ -497,6 +497,14 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     const u = await user("");
     const services = Array.from({ length: 40 }, (_, i) => `mpsh${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`);
     const { sync, async, file } = fresh(services, { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() }, async: { management: adminManagementUrl() } } });
+    // Vhosts the apply would create: the refusal comes before that first write too (it came only
+    // once the session opened in the vhost, which apply had already created).
+    expect((await api("PUT", `/api/user-limits/${u.user}/max-channels`, { value: 1 })).status).toBeLessThan(300);
+    const early = await runCli(["apply", "-f", file]);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toContain("not one channel each; nothing was written");
+    expect(early.stderr).not.toMatch(/changes were (confirmed )?made/);
+    for (const v of [sync, async]) expect((await api("GET", `/api/vhosts/${vh(v)}`)).status).toBe(404);
     for (const v of [sync, async]) {
       await createVhost(v);
       await api("PUT", `/api/permissions/${vh(v)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" });
