@@ -97,6 +97,29 @@ describe("a signal during a command other than apply", () => {
   }
 });
 
+describe("a signal while the command line is still loading", () => {
+  // A deploy job cancelled in the first few hundred milliseconds got exit 143 and an empty stdout:
+  // no listener was there yet. The entry keeps the signal and the command line answers it once
+  // loaded. Here its loading is held back 1.5 s (a loader hook), and the signal comes meanwhile.
+  it("SIGTERM: exit 130 and the error as JSON, once the command line has loaded; nothing starts", async () => {
+    const hooks = `export async function load(url, context, next) { if (url.endsWith("/command-line.js")) await new Promise((r) => setTimeout(r, 1500)); return next(url, context); }`;
+    const source = [
+      `import { register } from "node:module";`,
+      `register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`,
+      `setTimeout(() => process.kill(process.pid, "SIGTERM"), 700);`,
+    ].join("\n");
+    const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, ["--import", `data:text/javascript,${encodeURIComponent(source)}`, CLI, "apply", "-f", file, "--json"], (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+      ),
+    );
+    expect(r.code, r.stderr).toBe(130);
+    expect(JSON.parse(r.stdout)).toEqual({ error: { code: "interrupted", message: "SIGTERM: stopped before it finished; nothing was written" } });
+    // No command began: nothing connected to the server (which never answers) or read the file.
+    expect(r.stderr).toBe("SIGTERM: stopped before it finished; nothing was written\n");
+  });
+});
+
 describe("a second signal during apply, before any write", () => {
   it("says nothing was changed, not that some changes may have been made", async () => {
     const r = await run(`process.kill(process.pid, "SIGTERM"); setTimeout(() => process.kill(process.pid, "SIGTERM"), 200);`, ["apply", "-f", file, "--json"]);
