@@ -82,16 +82,23 @@ function exit(code: number): void {
 /** A repeatable option; no commander default, or help would print "(default: [])". */
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
+/** The longest --lock-timeout: a day (Node's timers hold no more than 24.8 days anyway). */
+const MAX_WAIT_SECONDS = 86_400;
+
+/**
+ * Seconds written in decimal, as the file's numbers are: Number() alone took "" for 0, "0x10"
+ * for 16 and "1e9" for 31 years.
+ */
 function seconds(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number of seconds");
+  const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= 0 && n <= MAX_WAIT_SECONDS)) throw new InvalidArgumentError(`must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}, written in decimal (e.g. 60 or 2.5)`);
   return n;
 }
 
-/** A count of 1 to 2047 (AMQP's own bound on a connection's channels is 65,535; RabbitMQ's default is 2047). */
+/** A count of 1 to 2047 (AMQP's own bound on a connection's channels is 65,535; RabbitMQ's default is 2047), in decimal digits. */
 function channels(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 2047) throw new InvalidArgumentError("must be a whole number from 1 to 2047");
+  const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= 1 && n <= 2047)) throw new InvalidArgumentError("must be a whole number from 1 to 2047, written in decimal digits");
   return n;
 }
 

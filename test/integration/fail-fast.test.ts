@@ -599,10 +599,17 @@ describe("a broker's limit is named, with where it is set, and never taken for a
 
   it("--parallelism takes a whole number of channels from 1 to 2047, and says so otherwise", async () => {
     const { file } = fresh(["mpa"]);
-    for (const bad of ["0", "2048", "1.5", "many"]) {
+    // Number() alone took 0x10 for 16, 1e2 for 100 and " 5" for 5.
+    for (const bad of ["0", "2048", "1.5", "many", "0x10", "1e2", " 5", ""]) {
       const r = await runCli(["apply", "-f", file, "--parallelism", bad]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`option '--parallelism <channels>' argument '${bad}' is invalid. must be a whole number from 1 to 2047`);
+    }
+    // So --lock-timeout: "" was 0 seconds, 1e9 thirty years.
+    for (const bad of ["", "0x10", "1e9", "-1", "86401", "1,5"]) {
+      const r = await runCli(["apply", "-f", file, "--lock-timeout", bad]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`option '--lock-timeout <seconds>' argument '${bad}' is invalid. must be a number of seconds from 0 to 86400`);
     }
     // With --json (or --format json) a wrong command line is the JSON code usage too.
     for (const args of [["apply", "-f", file, "--parallelism", "0", "--json"], ["plan", "-f", file, "--format", "json", "--bogus"]]) {
