@@ -96,7 +96,15 @@ export function interpolateValue(
   if ("errors" in r) {
     if (!unsetPasswords || !r.onlyUnset) return { errors: r.errors };
     const path = pathOf();
-    const said = () => unsetPasswords.add(`${displayPath(path)}: ${r.unset.map((n) => `\${${n}}`).join(", ")} ${r.unset.length === 1 ? "is" : "are"} not set`);
+    // A variable set to "" (a CI secret that is missing) is said as such: "not set" sent the
+    // reader to look for an export that is there.
+    const empty = r.unset.filter((n) => envVar(env, n) === "");
+    const absent = r.unset.filter((n) => envVar(env, n) !== "");
+    const list = (ns: string[]) => ns.map((n) => `\${${n}}`).join(", ");
+    const said = () =>
+      unsetPasswords.add(
+        `${displayPath(path)}: ${[...(absent.length ? [`${list(absent)} ${absent.length === 1 ? "is" : "are"} not set`] : []), ...(empty.length ? [`${list(empty)} ${empty.length === 1 ? "is" : "are"} set but empty`] : [])].join(", and ")}`,
+      );
     const user = path.length === 3 && path[0] === "users";
     if (user && path[2] === "password") {
       said();

@@ -432,6 +432,11 @@ describe("users from the file", () => {
       for (const line of missing) expect(r.stderr, args.join(" ")).toContain(line);
       expect(r.stdout).not.toMatch(/password variable not set/);
     }
+    // A variable set but empty (a CI secret that is missing) is said as such, not as unset.
+    const empty = await runCli(["validate", "-f", f], { UT_EDGE_PASSWORD: "" });
+    expect(empty.code).toBe(0);
+    expect(empty.stderr).toContain(`warning: users.${s.edge}.password: \${UT_EDGE_PASSWORD} is set but empty; plan, apply and export definitions need it`);
+    expect(empty.stderr).toContain(`warning: users.${s.login}.password: \${UT_LOGIN_PASSWORD} is not set; plan, apply and export definitions need it`);
     // import reads only the file's clusters, and writes each user's password as a variable of its own.
     const imported = await runCli(["import", "-f", f]);
     expect(imported.code, imported.stderr).toBe(0);
