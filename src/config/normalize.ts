@@ -521,8 +521,38 @@ function addUsers(
   const fileServices = new Set(services);
   const refusedUsers = new Set(refused);
   const refusedSecretUsers = new Set(refusedSecrets);
+  /**
+   * The tags and services an entry names: false where one is refused. Checked for an entry the
+   * schema refused too (a service listed twice), whose other problems were otherwise said only
+   * once that one was fixed.
+   */
+  const namesOk = (path: (string | number)[], u: RawUser): boolean => {
+    let ok = true;
+    // A topo.<prefix> tag is what makes a user that prefix's topology's: one the file sets would
+    // let another topology take the user over (or delete it).
+    if (Array.isArray(u.tags)) {
+      u.tags.forEach((tag, i) => {
+        if (typeof tag !== "string" || !isTopoName(tag) || tag === marker) return;
+        ok = false;
+        problems.push({ path: [...path, "tags", i], message: `${JSON.stringify(tag)} is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker ${marker} itself: remove it` });
+      });
+    }
+    for (const field of ["consumes", "publishes"] as const) {
+      const list = u[field];
+      if (!Array.isArray(list)) continue;
+      list.forEach((svc, i) => {
+        if (typeof svc !== "string" || fileServices.has(svc) || unresolved.services.has(svc)) return;
+        ok = false;
+        problems.push({ path: [...path, field, i], message: `no service named "${svc}" in the file (services: ${services.slice(0, 8).join(", ")}${services.length > 8 ? ", ..." : ""})` });
+      });
+    }
+    return ok;
+  };
   for (const [name, u] of Object.entries(users)) {
-    if (refusedUsers.has(name)) continue;
+    if (refusedUsers.has(name)) {
+      if (u !== null && typeof u === "object") namesOk(["users", name], u);
+      continue;
+    }
     const path = ["users", name];
     if (own.has(name)) {
       problems.push({ path, atKey: true, message: `user ${name} is the user topo itself connects as (a cluster's url or management); managing it would take topo's own rights away: give the services users of their own` });
@@ -540,24 +570,7 @@ function addUsers(
       problems.push({ path: [...path, "password_hash"], message: `not a RabbitMQ sha256 password hash (base64 of a 4-byte salt and a 32-byte SHA-256 digest, as rabbitmqctl hash_password prints it)` });
       continue;
     }
-    let ok = true;
-    // A topo.<prefix> tag is what makes a user that prefix's topology's: one the file sets would
-    // let another topology take the user over (or delete it).
-    (u.tags ?? []).forEach((tag, i) => {
-      if (!isTopoName(tag) || tag === marker) return;
-      ok = false;
-      problems.push({ path: [...path, "tags", i], message: `${JSON.stringify(tag)} is in topo's namespace (topo.<prefix> marks a user as that prefix's topology's); topo adds this file's marker ${marker} itself: remove it` });
-    });
-    for (const field of ["consumes", "publishes"] as const) {
-      const list = u[field];
-      if (!Array.isArray(list)) continue;
-      list.forEach((svc, i) => {
-        if (fileServices.has(svc) || unresolved.services.has(svc)) return;
-        ok = false;
-        problems.push({ path: [...path, field, i], message: `no service named "${svc}" in the file (services: ${services.slice(0, 8).join(", ")}${services.length > 8 ? ", ..." : ""})` });
-      });
-    }
-    if (!ok) continue;
+    if (!namesOk(path, u)) continue;
     const grant: Grant = { user: name, consumes: u.consumes ?? [], publishes: u.publishes ?? [] };
     if (grant.consumes.length === 0 && grant.publishes.length === 0) {
       problems.push({ path, atKey: true, message: `user ${name} neither consumes nor publishes anything: give it consumes: [<service>] or publishes: [<service>] (or all)` });

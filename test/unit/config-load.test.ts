@@ -455,6 +455,20 @@ describe("a user whose password is refused", () => {
   });
 });
 
+describe("a user entry the schema refuses", () => {
+  // A service listed twice (the schema's problem) hid an unknown service and a tag in topo's
+  // namespace in the same entry until it was fixed.
+  it("still has the services and tags it names checked, each at its place", () => {
+    const text = `version: 1\n${CLUSTERS}services: [mplogin]\nusers:\n  mpbob:\n    password: pw\n    publishes: [nosuch]\n    consumes: [mplogin, mplogin]\n    tags: [topo.other, 5]\n`;
+    expect(problemsOf(text)).toEqual([
+      '11:17: users.mpbob.publishes[0]: no service named "nosuch" in the file (services: mplogin)',
+      "12:25: users.mpbob.consumes: item 2 is the same as item 1; list each once",
+      expect.stringMatching(/^13:12: users\.mpbob\.tags\[0\]: "topo\.other" is in topo's namespace/),
+      expect.stringMatching(/^13:24: users\.mpbob\.tags\[1\]: must be a string/),
+    ]);
+  });
+});
+
 describe("a problem of a value an alias gives", () => {
   it("is placed where the alias stands, not at its anchor", () => {
     const ps = problemsOf(`version: 1
