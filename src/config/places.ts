@@ -104,9 +104,10 @@ function indexIn(seq: YAMLSeq, item: unknown): number {
 }
 
 /**
- * The first pair of `map` whose key names `key` (its scalar value as text). A key the index does
- * not hold is searched for from the start (a key renamed, or a pair replaced, since it was built),
- * and the index built again when that finds it; removing or adding a pair builds it again too.
+ * The pair of `map` whose key names `key` (its scalar value as text): the last, where a key is
+ * given twice, as YAML reads the later one. A key the index does not hold is searched for (a key
+ * renamed, or a pair replaced, since it was built), and the index built again when that finds
+ * it; removing or adding a pair builds it again too.
  */
 function ownPair(map: YAMLMap, key: string): Pair | undefined {
   const { isScalar } = yaml();
@@ -115,7 +116,9 @@ function ownPair(map: YAMLMap, key: string): Pair | undefined {
     const pairs = new Map<string, { pair: Pair; at: number }>();
     map.items.forEach((pair: Pair, at) => {
       const k = name(pair);
-      if (k !== undefined && !pairs.has(k)) pairs.set(k, { pair, at });
+      // A key given twice names the later pair: its value is the one read (the first is said
+      // to be shadowed), so what is wrong with it is placed there, not at the first.
+      if (k !== undefined) pairs.set(k, { pair, at });
     });
     const index = { length: map.items.length, pairs };
     pairIndexes.set(map, index);
@@ -125,7 +128,7 @@ function ownPair(map: YAMLMap, key: string): Pair | undefined {
   if (!index || index.length !== map.items.length) index = build();
   const found = index.pairs.get(key);
   if (found && map.items[found.at] === found.pair && name(found.pair) === key) return found.pair;
-  const searched = map.items.find((pair: Pair) => name(pair) === key);
+  const searched = map.items.findLast((pair: Pair) => name(pair) === key);
   if (searched || found) build();
   return searched;
 }

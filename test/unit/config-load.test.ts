@@ -388,10 +388,19 @@ describe("YAML syntax problems, in words that lead to the fix", () => {
       "9:41: services[0].async.arguments.x-max-length: must be an integer, not number 1.5",
       '11:5: the key "name" is given twice in this mapping (first on line 10); remove one',
     ]);
-    // Not a problem placed in the value that no longer counts: "20" is read, and a problem of it
-    // was placed at 10 and said "not number 10".
+    // A problem of the value read ("20", the later one) is placed at it and says what it is: it
+    // was placed at 10 and said "not number 10", then left out.
     const shadowed = problemsOf(`version: 1\n${CLUSTERS}services:\n  - name: mplogin\n    async:\n      arguments:\n        x-max-length: 10\n        x-max-length: "20"\n`);
-    expect(shadowed).toEqual(['12:9: the key "x-max-length" is given twice in this mapping (first on line 11); remove one']);
+    expect(shadowed).toEqual([
+      '12:9: the key "x-max-length" is given twice in this mapping (first on line 11); remove one',
+      '12:23: services[0].async.arguments.x-max-length: must be an integer, not string "20"; write it without quotes (x-max-length: 20)',
+    ]);
+    // So a user given twice: what is wrong with the entry read is said at it, not at the first.
+    const users = problemsOf(`version: 1\n${CLUSTERS}services: [mplogin]\nusers:\n  mpbob:\n    password: pw\n    publishes: all\n  "mpbob":\n    password: pw\n`);
+    expect(users).toEqual([
+      '12:3: the key "mpbob" is given twice in this mapping (first on line 9); remove one',
+      "12:3: users.mpbob: user mpbob neither consumes nor publishes anything: give it consumes: [<service>] or publishes: [<service>] (or all)",
+    ]);
   });
 
   it("a key that looks like a URL is not shown", () => {
