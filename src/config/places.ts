@@ -128,7 +128,8 @@ function ownPair(map: YAMLMap, key: string): Pair | undefined {
   if (!index || index.length !== map.items.length) index = build();
   const found = index.pairs.get(key);
   if (found && map.items[found.at] === found.pair && name(found.pair) === key) return found.pair;
-  const searched = map.items.findLast((pair: Pair) => name(pair) === key);
+  let searched: Pair | undefined;
+  for (let i = map.items.length - 1; i >= 0 && !searched; i--) if (name(map.items[i] as Pair) === key) searched = map.items[i] as Pair;
   if (searched || found) build();
   return searched;
 }
