@@ -204,8 +204,9 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     const yamlProblems = inOrder(
       doc.errors.map((e) => ({
         offset: e.pos[0],
-        // A block scalar header's error points past its | or >, at the text that follows.
-        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : e.pos[0]),
+        // A block scalar header's error points past its | or >, at the text that follows; a
+        // quote left open, at the end of the file, where the reader cannot see which it was.
+        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : openQuote(text, e.message, e.pos[0]) ?? e.pos[0]),
         message:
           e.code === "MULTIPLE_DOCS"
             ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
@@ -662,6 +663,28 @@ function duplicateKeys(doc: Document.Parsed, text: string, lineOf: (o: number) =
   });
   // Mappings are visited outside in; the problems are told in the order of the file.
   return out.sort((a, b) => a.offset - b.offset);
+}
+
+/**
+ * Where the quote opens that the parser found never closed ("Missing closing "quote", which it
+ * places at the end of the file): the last quote of that kind before there that no backslash
+ * escapes (double quotes) or that is not one of a doubled pair (single quotes), since a quoted
+ * value that never closes runs to the end and holds none. Undefined for any other error.
+ */
+function openQuote(text: string, message: string, end: number): number | undefined {
+  const m = /^Missing closing (["'])quote/.exec(message);
+  if (!m) return undefined;
+  const q = m[1] as string;
+  for (let i = Math.min(end, text.length) - 1; i >= 0; i--) {
+    if (text[i] !== q) continue;
+    if (q === '"') {
+      let slashes = 0;
+      for (let j = i - 1; j >= 0 && text[j] === "\\"; j--) slashes++;
+      if (slashes % 2 === 0) return i;
+    } else if (text[i - 1] === "'") i--;
+    else return i;
+  }
+  return undefined;
 }
 
 /** Two lists, each in the order of its offsets, as one in that order; at one offset, `a`'s first. */

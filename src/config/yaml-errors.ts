@@ -41,6 +41,16 @@ const YAML_SENTENCES: RegExp[] = [
   /^The : indicator must be at most 1024 chars after the start of an implicit (block mapping|flow sequence) key$/,
 ];
 
+/** What to do about the library's commonest sentences, said after them. */
+const NEXT_STEPS: [RegExp, string][] = [
+  [/^Tabs are not allowed as indentation$/, "; indent with spaces (set the editor to insert spaces for a tab)"],
+  [/^Missing closing (["'])quote$/, "; the quote opened here is never closed, so the value runs to the end of the file: close it where the value ends"],
+  [/^Nested mappings are not allowed in compact mappings$/, `; a value that holds ": " is read as another key: put the value in quotes, or put the inner key on a line of its own`],
+  [/^Implicit map keys need to be followed by map values$/, `; a line here is neither "key: value" nor a list item ("- "): add the colon (and a space after it), or the "- "`],
+  [/^Implicit keys need to be on a single line$/, `; a key here runs over two lines, as when a line lacks its ": ": add it`],
+  [/^All (mapping|sequence) items must start at the same column$/, "; indent the items of one mapping or list alike"],
+];
+
 /**
  * What to say about one of the library's errors or warnings, given its code and message; the
  * callers handle MULTIPLE_DOCS and DUPLICATE_KEY themselves, which need the document.
@@ -62,7 +72,7 @@ export function yamlMessage(code: string, libraryMessage: string): string {
   }
   if (/^Block scalar header includes extra characters/.test(message)) return STARTS_WITH_SYNTAX;
   if (/^Anchor must not contain/.test(message)) return STARTS_WITH_SYNTAX;
-  if (YAML_SENTENCES.some((r) => r.test(message))) return `YAML: ${message}`;
+  if (YAML_SENTENCES.some((r) => r.test(message))) return `YAML: ${message}${NEXT_STEPS.find(([r]) => r.test(message))?.[1] ?? ""}`;
   return `YAML cannot read the file here (${code}); ${QUOTE_IT}`;
 }
 

@@ -464,6 +464,22 @@ describe("a user whose password is refused", () => {
   });
 });
 
+describe("a quote left open, and the YAML sentences people meet most", () => {
+  // The parser places an unclosed quote at the end of the file, and its sentences said what was
+  // wrong but not what to do.
+  it("places the quote where it opens, and says what to do next", () => {
+    expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - "mplogin\n  - mpwallet\n`)).toEqual([
+      '8:5: YAML: Missing closing "quote; the quote opened here is never closed, so the value runs to the end of the file: close it where the value ends',
+    ]);
+    // An escaped quote inside is no opening; nor is one of a doubled '' pair.
+    expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - "mp\\"login\n`)[0]).toMatch(/^8:5: YAML: Missing closing "quote/);
+    expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - 'mp''login\n`)[0]).toMatch(/^8:5: YAML: Missing closing 'quote/);
+    expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - a: b: c\n`)).toEqual([
+      '8:8: YAML: Nested mappings are not allowed in compact mappings; a value that holds ": " is read as another key: put the value in quotes, or put the inner key on a line of its own',
+    ]);
+  });
+});
+
 describe("a user entry the schema refuses", () => {
   // A service listed twice (the schema's problem) hid an unknown service and a tag in topo's
   // namespace in the same entry until it was fixed.

@@ -219,7 +219,7 @@ describe("keys given twice are found where the YAML parser's own check finds the
   it("among other YAML problems, each at its place in the order of the file", () => {
     expect(problemsOf(`${HEAD}x:\n  k: 1\n  k: 2\ny:\n\tz: 1\nw: 1\nw: 2\n`)).toEqual([
       '10:3: the key "k" is given twice in this mapping (first on line 9); remove one',
-      "12:1: YAML: Tabs are not allowed as indentation",
+      "12:1: YAML: Tabs are not allowed as indentation; indent with spaces (set the editor to insert spaces for a tab)",
       '14:1: the key "w" is given twice in this mapping (first on line 13); remove one',
     ]);
   });
