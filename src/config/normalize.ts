@@ -567,7 +567,7 @@ function addUsers(
       continue;
     }
     if (!secretRefused && u.password_hash !== undefined && !isSha256Hash(u.password_hash)) {
-      problems.push({ path: [...path, "password_hash"], message: `not a RabbitMQ sha256 password hash (base64 of a 4-byte salt and a 32-byte SHA-256 digest, as rabbitmqctl hash_password prints it)` });
+      problems.push({ path: [...path, "password_hash"], message: `not a RabbitMQ sha256 password hash (base64 of a 4-byte salt and a 32-byte SHA-256 digest, as rabbitmqctl hash_password prints it on RabbitMQ 3.10.16 and later; docs/users.md shows how to make one on an older broker)` });
       continue;
     }
     if (!namesOk(path, u)) continue;
