@@ -76,7 +76,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   const saved = readSavedPlan(opts.planFile);
   if (saved.topoVersion !== opts.version) {
     throw new StalePlanError(`the saved plan ${opts.planFile} was made by topo ${saved.topoVersion}, and this is topo ${opts.version}; nothing was written`, [
-      `run topo plan -o FILE again with topo ${opts.version}, or apply with topo ${saved.topoVersion}`,
+      `run topo plan -f ${saved.file} -o FILE again with topo ${opts.version}, or apply with topo ${saved.topoVersion}`,
     ]);
   }
   if (savedFileDigest(saved, opts.planFile) !== saved.fileDigest) {

@@ -160,6 +160,8 @@ export function parseSavedPlan(text: string): SavedPlan {
   }
   const bad: string[] = [];
   for (const f of ["topoVersion", "createdAt", "file", "fileDigest", "prefix"]) if (typeof j[f] !== "string") bad.push(`${f} is not a string`);
+  // No topology file is named "" (topo plan -f "" is refused): read as one, it was "cannot read : no such file".
+  if (j.file === "") bad.push("file names no file");
   if (j.unread !== undefined && !isStrings(j.unread)) bad.push("unread is not a list of cluster names");
   if (j.credentials !== undefined && !(isObject(j.credentials) && typeof j.credentials.key === "string" && typeof j.credentials.digest === "string")) bad.push("credentials is not a key and a digest");
   if (!Array.isArray(j.clusters)) bad.push("clusters is not a list");

@@ -116,6 +116,7 @@ describe("savedPlan / parseSavedPlan", () => {
       throw new Error("accepted");
     };
     expect(why((j) => j.clusters.push(j.clusters[0]))).toMatch(/damaged: clusters\[2\] repeats cluster async/);
+    expect(why((j) => (j.file = ""))).toMatch(/damaged: file names no file/);
     expect(why((j) => j.clusters[0].actions.push(j.clusters[0].actions[0]))).toMatch(/damaged: clusters\[0\]\.actions\[2\] repeats create queue mpnew\.async/);
     expect(why((j) => (j.clusters[0].actions[0].key = "queue|mpother.async"))).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.key is queue\|mpother\.async, and its queue is queue\|mpnew\.async/);
     expect(why((j) => delete j.clusters[0].actions[0].after.arguments)).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.after\.arguments is not an object/);
