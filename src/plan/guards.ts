@@ -60,8 +60,14 @@ export function guardDestructive(plans: ClusterPlan[]): void {
   const half = (a: Action) => (a.op === "replace" && a.resume ? ` (finishing an interrupted replace: ${a.resume.messages ?? "some"} message${a.resume.messages === 1 ? "" : "s"} and the queue's bindings wait on ${a.resume.hold.name}, where no worker takes them, until an apply finishes it)` : "");
   const lines = plans.flatMap((p) => destructiveActions(p).map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}${half(a)}`));
   if (lines.length === 0) return;
+  // What each kind of change refused does, for the kinds among them only.
+  const ops = new Set(plans.flatMap((p) => destructiveActions(p).map((a) => a.op)));
+  const what = [
+    ...(ops.has("replace") ? ["a replace deletes and re-creates the object (its bindings are re-created too)"] : []),
+    ...(ops.has("delete") ? ["a delete removes an object topo manages that the file no longer lists"] : []),
+  ];
   throw new UnsafePlanError(`refusing to apply ${lines.length} destructive change${lines.length === 1 ? "" : "s"} without --allow-destructive:\n${lines.join("\n")}`, [
-    "a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists",
+    ...(what.length ? [what.join("; ")] : []),
     "review the plan, then run topo apply --allow-destructive; nothing was changed",
   ]);
 }

@@ -36,6 +36,10 @@ describe("guardPlans", () => {
     expect(e.message).toContain("cluster async: - delete queue mpold.async");
     expect(e.message).toContain("cluster sync: -/+ replace queue mplogin.async");
     expect(e.hints.join("\n")).toMatch(/nothing was changed/);
+    expect(e.hints[0]).toBe("a replace deletes and re-creates the object (its bindings are re-created too); a delete removes an object topo manages that the file no longer lists");
+    // Deletes alone (a user dropped from the file, say): no word of replaces.
+    const deletes = refusal(() => guardPlans([plan([deleteEmpty])], none));
+    expect(deletes.hints[0]).toBe("a delete removes an object topo manages that the file no longer lists");
   });
 
   it("lets the end of an interrupted replace through when only the move back is left, not while the old queue is still to be deleted", () => {
