@@ -31,15 +31,19 @@ const KINDS: Record<Field, { is: (v: unknown) => boolean; words: string }> = {
  * there, of its type, and each `optional` of its type where it is there (and not null).
  */
 function itemOf(vhost: string | undefined, required: Record<string, Field>, optional: Record<string, Field> = {}): ItemCheck {
+  // Listed once: the check runs for each of a listing's items, 75,000 of them in a large vhost.
+  const musts = Object.entries(required).map(([field, kind]) => [field, KINDS[kind]] as const);
+  const mays = Object.entries(optional).map(([field, kind]) => [field, KINDS[kind]] as const);
   return (x) => {
     if (!isItem(x)) return "is no object";
     if (vhost !== undefined && x.vhost !== vhost) return typeof x.vhost === "string" ? `is of vhost ${x.vhost}` : "names no vhost";
-    for (const [field, kind] of Object.entries(required)) {
-      if (!(field in x)) return `lacks ${field}`;
-      if (!KINDS[kind].is(x[field])) return `has ${field} that is not ${KINDS[kind].words}`;
+    for (const [field, kind] of musts) {
+      const v = x[field];
+      if (!kind.is(v)) return v === undefined && !(field in x) ? `lacks ${field}` : `has ${field} that is not ${kind.words}`;
     }
-    for (const [field, kind] of Object.entries(optional)) {
-      if (x[field] !== undefined && x[field] !== null && !KINDS[kind].is(x[field])) return `has ${field} that is not ${KINDS[kind].words}`;
+    for (const [field, kind] of mays) {
+      const v = x[field];
+      if (v !== undefined && v !== null && !kind.is(v)) return `has ${field} that is not ${kind.words}`;
     }
     return undefined;
   };
@@ -48,17 +52,39 @@ function itemOf(vhost: string | undefined, required: Record<string, Field>, opti
 /** Both checks: the first one's finding, else the second's. */
 const both = (a: ItemCheck, b: ItemCheck): ItemCheck => (x) => a(x) ?? b(x);
 
-export const exchangeItem = (vhost: string): ItemCheck => itemOf(vhost, { name: "text", type: "text", durable: "flag", auto_delete: "flag", internal: "flag", arguments: "object" });
+/**
+ * The check, with a quick test first for the items that pass (nearly all): written out, it took
+ * a quarter of the general check's time (35-55 ms against 130-185 ms for 75,000 queues and
+ * 75,000 bindings, without V8's optimizing compiler, as topo runs: tiering.ts). The general check
+ * says what is wrong.
+ */
+const quick = (passes: (x: Item) => boolean, explain: ItemCheck): ItemCheck => (x) => (isItem(x) && passes(x) ? undefined : explain(x));
+const opt = (v: unknown, type: "string" | "boolean") => v === undefined || v === null || typeof v === type;
+
+export const exchangeItem = (vhost: string): ItemCheck =>
+  quick(
+    (e) => e.vhost === vhost && typeof e.name === "string" && typeof e.type === "string" && typeof e.durable === "boolean" && typeof e.auto_delete === "boolean" && typeof e.internal === "boolean" && isItem(e.arguments),
+    itemOf(vhost, { name: "text", type: "text", durable: "flag", auto_delete: "flag", internal: "flag", arguments: "object" }),
+  );
 // `type` is there from RabbitMQ 3.8 on; `policy` only where one applies, `exclusive` with the columns asked.
 const queueFields = (vhost: string): ItemCheck =>
   itemOf(vhost, { name: "text", durable: "flag", auto_delete: "flag", arguments: "object" }, { type: "text", exclusive: "flag", policy: "text" });
 // No queue is named "" (the exchange listing's first item is): an exchange listing is no queue listing.
-export const queueItem = (vhost: string): ItemCheck => both(queueFields(vhost), (q) => ((q as Item).name === "" ? "is named \"\" (the default exchange is; no queue is)" : undefined));
+export const queueItem = (vhost: string): ItemCheck =>
+  quick(
+    (q) =>
+      q.vhost === vhost && typeof q.name === "string" && q.name !== "" && typeof q.durable === "boolean" && typeof q.auto_delete === "boolean" && isItem(q.arguments) && opt(q.type, "string") && opt(q.exclusive, "boolean") && opt(q.policy, "string"),
+    both(queueFields(vhost), (q) => ((q as Item).name === "" ? "is named \"\" (the default exchange is; no queue is)" : undefined)),
+  );
 /** A queue of the message counts' listing (name and counts only). */
 export const queueCountItem = (vhost: string): ItemCheck => both(itemOf(vhost, { name: "text" }, { messages: "number", messages_unacknowledged: "number" }), (q) => ((q as Item).name === "" ? "is named \"\" (no queue is)" : undefined));
 export const bindingItem = (vhost: string): ItemCheck =>
-  both(itemOf(vhost, { source: "text", destination: "text", routing_key: "text", destination_type: "text", arguments: "object", properties_key: "text" }), (b) =>
-    (b as Item).destination_type === "queue" || (b as Item).destination_type === "exchange" ? undefined : "has a destination_type that is neither queue nor exchange",
+  quick(
+    (b) =>
+      b.vhost === vhost && typeof b.source === "string" && typeof b.destination === "string" && typeof b.routing_key === "string" && (b.destination_type === "queue" || b.destination_type === "exchange") && isItem(b.arguments) && typeof b.properties_key === "string",
+    both(itemOf(vhost, { source: "text", destination: "text", routing_key: "text", destination_type: "text", arguments: "object", properties_key: "text" }), (b) =>
+      (b as Item).destination_type === "queue" || (b as Item).destination_type === "exchange" ? undefined : "has a destination_type that is neither queue nor exchange",
+    ),
   );
 export const policyItem = (vhost: string): ItemCheck => itemOf(vhost, { name: "text", pattern: "text", "apply-to": "text", priority: "number", definition: "object" });
 export const topicPermissionItem = (vhost: string): ItemCheck => itemOf(vhost, { user: "text", exchange: "text", write: "text", read: "text" });
