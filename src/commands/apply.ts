@@ -183,8 +183,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   /** Whether a cluster's connection was ever open: a connect that never opened is not a restart. */
   const opened = new Set<string>();
   /** How many clusters of this apply write to c's broker as c's AMQP user, sharing its max-channels. */
+  /** The clusters that will write: all selected ones until the plans say which have changes. */
+  let writing: readonly DesiredCluster[] = clusters;
   const sharingUser = (c: DesiredCluster): number =>
-    clusters.filter((x) => x.target.amqp.username === c.target.amqp.username && x.target.amqp.hostname.toLowerCase() === c.target.amqp.hostname.toLowerCase() && x.target.amqp.port === c.target.amqp.port).length;
+    writing.filter((x) => x.target.amqp.username === c.target.amqp.username && x.target.amqp.hostname.toLowerCase() === c.target.amqp.hostname.toLowerCase() && x.target.amqp.port === c.target.amqp.port).length;
   const session = async (c: DesiredCluster): Promise<AmqpSession> => {
     checkInterrupted();
     let s = sessions.get(c.target.name);
@@ -268,6 +270,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // not declare the lock queue on one cluster stops them all before any of them writes.
     // Each holds its lock while it waits for the others, so they take them one at a time in one order.
     const changing = clusters.filter((c) => plans.some((p) => p.cluster === c.target.name && p.actions.length > 0));
+    // A cluster with nothing to write opens no channel: the others share the user's max-channels.
+    writing = changing;
     // Every cluster that will write logs in over AMQP before any cluster writes: the identity
     // probe reads only connection.start, so a refused login (a wrong password in one url) would
     // otherwise stop its cluster after the other one had been changed. A cluster whose vhost

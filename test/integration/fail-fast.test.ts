@@ -524,6 +524,12 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`user "${u.user}" may have 3 channels open (its max-channels), shared by 2 clusters of this apply`);
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    // A cluster with nothing to write opens no channel: the one that writes has the whole limit.
+    expect((await api("DELETE", `/api/exchanges/${vh(async)}/mpshaa`)).status).toBe(204);
+    const one = await runCli(["apply", "-f", file]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(one.stderr).not.toContain("shared by 2 clusters");
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
   });
 
   it("a user's max-channels too low for a replace without loss: refused before anything is written, naming the limit and the fix; finished once it allows three", async () => {
