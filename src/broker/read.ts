@@ -147,9 +147,10 @@ const POLICY_REREAD_MS = 2_500;
  * The queues and policies of one read, once they agree: every policy a queue's listing names is
  * in the vhost's policy list. Where one is not, the plan would judge the queue by the policies
  * listed (none that limits it) and say "No changes." over a policy that caps it, which is what a
- * cache or proxy that answers the policies from before does. A policy added or deleted during
- * the read disagrees too, for as long as the queue's statistics lag (up to 5 s): both are read
- * again a few times, and if they still disagree the plan stops.
+ * cache or proxy that answers the policies from before does. A policy added or deleted between
+ * the two requests disagrees too (RabbitMQ 3.10 names a queue's policy in its listing as soon as
+ * the policy is set or gone, measured): both are read again a few times, and if they still
+ * disagree the plan stops.
  */
 async function policiesAgreed(client: ManagementClient, target: ClusterTarget, queues: ApiQueue[], policies: ApiPolicy[]): Promise<{ queues: ApiQueue[]; policies: ApiPolicy[] }> {
   const paths = listingPaths(target.amqp.vhost);
