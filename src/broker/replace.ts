@@ -135,7 +135,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const copiesIn = async (q: Queue): Promise<Copies> => {
     if (q.type === "classic") return peek(session, q.name);
     if (q.type === "stream") return NO_COPIES;
-    return { ids: new Map(), count: await step(`count ${q.name}`, (ch) => count(ch, q.name)), bytes: 0 };
+    return { ids: new Map(), count: await step(`count ${q.name}`, (ch) => count(ch, q.name)), bytes: 0, sized: false };
   };
   let duplicatesDropped = 0;
   /** What this run moved into a holding queue it made, and how many of those may expire there. */
@@ -187,14 +187,22 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
           await ch.assertExchange(hold, HOLD_EXCHANGE.type, { durable: HOLD_EXCHANGE.durable, autoDelete: HOLD_EXCHANGE.autoDelete });
           await ch.bindQueue(hold, hold, "");
         });
-        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true });
+        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true, byPriority: r.old?.arguments["x-max-priority"] !== undefined });
         duplicatesDropped += s.dropped;
         emptied = s.moved + s.dropped;
         if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? 0 };
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived);
         if (s.stopped) {
           // The old queue is still to be deleted: the apply that finishes it is a replace as destructive as this one.
-          throw stopped(session.cluster, name, s, `the old queue ${name} keeps them`, [`once the cause is fixed, run topo apply --allow-destructive again: it moves them and finishes the replace`]);
+          // The bindings lead to the holding queue now: said, since no worker reads it until an
+          // apply finishes the replace (the message alone read as if nothing had changed).
+          throw stopped(
+            session.cluster,
+            name,
+            s,
+            `the old queue ${name} keeps them (its workers still take them from there); meanwhile its bindings route new messages to ${hold}, where no worker takes them until an apply finishes the replace`,
+            [`once the cause is fixed, run topo apply --allow-destructive again: it moves them and finishes the replace`],
+          );
         }
         await step(`unbind exchange ${hold}`, (ch) => ch.unbindQueue(hold, hold, ""));
       }
@@ -297,8 +305,18 @@ function stopped(cluster: string, queue: string, m: MoveResult, where: string, h
     ? [
         `topo cannot move that message, so every apply stops at it: let a worker consume it (or take it off the queue yourself), then run topo apply again; or replace with --allow-data-loss, which deletes the queue with what it holds`,
       ]
+    : m.unsized
+    ? [
+        ...hints,
+        `while publishers send to it, topo cannot count its bytes and the move stops again: pause them while topo apply runs again (a queue with x-overflow reject-publish has no such stop: the broker refuses what does not fit, and topo keeps it)`,
+      ]
     : hints;
-  return new BrokerError(cluster, `replace queue ${queue}: ${m.stopped}; ${n} message${n === 1 ? "" : "s"} could not be moved and ${where}; none was lost or copied`, { hints: stuck });
+  // A target with x-overflow reject-publish-dlx dead-letters each message it refuses as well as
+  // refusing it: topo gives it back all the same (a dead-letter exchange may route it nowhere).
+  const copied = m.deadLettered
+    ? `none was lost, but the ${plural(m.deadLettered, "message")} ${queue} refused ${m.deadLettered === 1 ? "was" : "were"} also dead-lettered by it (x-overflow reject-publish-dlx), so ${m.deadLettered === 1 ? "it is" : "they are"} both where its dead-letter exchange routes and here`
+    : "none was lost or copied";
+  return new BrokerError(cluster, `replace queue ${queue}: ${m.stopped}; ${n} message${n === 1 ? "" : "s"} could not be moved and ${where}; ${copied}`, { hints: stuck });
 }
 
 /** The broker refused the if-empty, if-unused delete of the old queue: say why and what to do. */
@@ -403,7 +421,13 @@ export function identity(m: Pick<GetMessage, "fields" | "properties" | "content"
  * entirely (a double 3.0 read as 3, an int read as the number it holds) is not seen here:
  * docs/safety.md says so.
  */
-export function unfaithful(m: { properties: { headers?: Record<string, unknown> } }): string | undefined {
+export function unfaithful(m: { properties: { headers?: Record<string, unknown> } & Partial<Record<(typeof TEXT_PROPERTIES)[number], unknown>> }): string | undefined {
+  // The properties that are short strings: amqplib reads their bytes as UTF-8 alike (a message_id
+  // of Latin-1 bytes came back with U+FFFD, and moved, the message was another: measured).
+  for (const p of TEXT_PROPERTIES) {
+    const v = m.properties[p];
+    if (typeof v === "string" && v.includes("\uFFFD")) return `its ${PROPERTY_NAMES[p]} holds bytes that are not UTF-8 text, which topo's AMQP client reads as text and would write back changed`;
+  }
   const find = (v: unknown, at: string): string | undefined => {
     if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) <= 2 ** 63) {
       return `its header ${at} holds an integer beyond 2^53, which topo's AMQP client reads rounded (${v}) and would write back changed`;
@@ -416,8 +440,36 @@ export function unfaithful(m: { properties: { headers?: Record<string, unknown> 
     return undefined;
   };
   const h = m.properties.headers;
-  return h ? Object.entries(h).map(([k, v]) => find(v, k)).find((r) => r !== undefined) : undefined;
+  if (!h) return undefined;
+  // A table's keys are read as UTF-8 too.
+  const key = (v: unknown, at: string): string | undefined => {
+    if (Array.isArray(v)) return v.map((x, i) => key(x, `${at}[${i}]`)).find((r) => r !== undefined);
+    if (v === null || typeof v !== "object" || Buffer.isBuffer(v) || v instanceof Date) return undefined;
+    for (const [k, x] of Object.entries(v)) {
+      if (k.includes("\uFFFD")) return `a header key${at ? ` in ${at}` : ""} holds bytes that are not UTF-8 text, which topo's AMQP client reads as text and would write back changed`;
+      const inner = key(x, at ? `${at}.${k}` : k);
+      if (inner) return inner;
+    }
+    return undefined;
+  };
+  return key(h, "") ?? Object.entries(h).map(([k, v]) => find(v, k)).find((r) => r !== undefined);
 }
+
+/** The basic properties that are AMQP short strings, as amqplib names them. */
+const TEXT_PROPERTIES = ["messageId", "correlationId", "type", "appId", "replyTo", "contentType", "contentEncoding", "userId", "expiration", "clusterId"] as const;
+/** Each as AMQP names it, for messages. */
+const PROPERTY_NAMES: Record<(typeof TEXT_PROPERTIES)[number], string> = {
+  messageId: "message_id",
+  correlationId: "correlation_id",
+  type: "type",
+  appId: "app_id",
+  replyTo: "reply_to",
+  contentType: "content_type",
+  contentEncoding: "content_encoding",
+  userId: "user_id",
+  expiration: "expiration",
+  clusterId: "cluster_id",
+};
 
 /** A moved message as published: `user` is topo's AMQP user, whose user-id the broker lets through. */
 function publishOptions(m: GetMessage, user: string): Record<string, unknown> {
@@ -490,6 +542,8 @@ interface Copies {
   ids: Map<string, number>;
   count: number;
   bytes: number;
+  /** false where the messages were only counted (a quorum queue is not peeked): `bytes` is not theirs. */
+  sized?: boolean;
 }
 
 const NO_COPIES: Copies = { ids: new Map(), count: 0, bytes: 0 };
@@ -553,6 +607,12 @@ interface MoveOptions {
    * kept (at-least-once). Its count and bytes are what the target holds as the move starts.
    */
   copies: Copies;
+  /**
+   * The source hands out its messages by priority (x-max-priority), not in the order they came:
+   * its last messages by basic.get are no sign of the last it got, so none is taken for a copy
+   * (a message published 5,000 messages before the switch was dropped as one).
+   */
+  byPriority?: boolean;
   /** The target's limits: the move never fills it past them. */
   limits?: QueueLimits;
   /** How what could not be moved goes back to the source (giveBackTo). */
@@ -584,6 +644,10 @@ interface MoveResult {
   tooLarge?: string;
   /** An unbound source held more than at the first fetch (MoveOptions.unbound): how many more. */
   arrived?: number;
+  /** Refused by a target whose overflow is reject-publish-dlx, which dead-letters what it refuses: also given back, so maybe twice. */
+  deadLettered?: number;
+  /** Messages topo cannot size stopped a move into a queue whose byte limit drops or dead-letters. */
+  unsized?: boolean;
 }
 
 /** " (message_id X)", or "" for a message without one. */
@@ -609,7 +673,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   let expiring = 0;
   let bytesInTarget = o.copies.bytes;
   /** Identities the target holds once: only a message with one of them can be a copy. */
-  const once = new Set([...o.copies.ids].filter(([, n]) => n === 1).map(([k]) => k));
+  const once = new Set(o.byPriority ? [] : [...o.copies.ids].filter(([, n]) => n === 1).map(([k]) => k));
   /** How many messages of the source carry each identity in `once`, so far. */
   const inSource = new Map<string, number>();
   /**
@@ -688,13 +752,32 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     for (;;) {
       let want = BATCH;
       const maxLength = o.limits?.maxLength;
+      // A byte limit whose overflow drops the oldest (drop-head) or dead-letters what it refuses
+      // (reject-publish-dlx): every message in the target must be one whose bytes topo counted.
+      const sizesAll = o.limits?.maxLengthBytes !== undefined && o.limits.overflow !== "reject-publish";
       // A passive declare of the target each batch: it counts a length limit's room, and it
       // renews a queue with an expiry, which is deleted with what was moved into it once unused
       // that long, a publish being no use (a queue with x-expires 6000 went half-way through a
       // move back of 15,000 messages, and 3,328 with it).
-      const renews = maxLength !== undefined || o.limits?.expires !== undefined;
+      const renews = maxLength !== undefined || sizesAll || o.limits?.expires !== undefined;
       if (renews) session.rpcs++;
       const now = renews ? await get.checkQueue(to) : undefined;
+      if (sizesAll && now) {
+        // Messages published to the target during the move (or there before it, in a queue that
+        // is only counted) have bytes topo cannot count without reading them: the room it counts
+        // is then too large, and the target dropped the oldest, which are the moved ones
+        // (measured: 1,000 of 10,000 gone, and apply said the replace was done). So the move
+        // stops, and what is left waits where it is.
+        const counted = (o.copies.sized === false ? 0 : o.copies.count) + moved;
+        if (now.messageCount > counted) {
+          const left = await count(get, from);
+          if (left === 0) return sourceEmpty();
+          const n = now.messageCount - counted;
+          const limit = o.limits?.maxLengthBytes as NonNullable<QueueLimits["maxLengthBytes"]>;
+          const over = o.limits?.overflow === "reject-publish-dlx" ? "dead-letters what would pass it" : "drops its oldest messages (the moved ones) past it";
+          return stop({ moved, dropped, unsized: true, stopped: `${to} holds ${plural(n, "message")} topo did not put there${o.copies.sized === false ? " or could not read" : " (published to it during the move)"}, whose bytes it cannot count against ${to}'s ${limit.from} ${limit.value}, which ${over}`, left });
+        }
+      }
       if (maxLength && now) {
         // A passive declare is answered ahead of requeues still queued at the queue (RabbitMQ
         // prioritises it), so right after the peek it can miss what the peek put back. With no
@@ -826,7 +909,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const left = remaining + back.length;
       if (unwritable) return stop({ moved, dropped, stopped: `a message${describeMessage(unwritable.m)} cannot be moved: topo's AMQP client cannot write it back (${unwritable.reason})`, left, unmovable: true });
       if (returned) return stop({ moved, dropped, stopped: `queue ${to} does not exist (${returned} moved message${returned === 1 ? " was" : "s were"} returned)`, left });
-      if (refused) return stop({ moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left });
+      if (refused) return stop({ moved, dropped, stopped: `queue ${to} refused ${refused} message${refused === 1 ? "" : "s"}${limitCause(o.limits)}`, left, ...(o.limits?.overflow === "reject-publish-dlx" ? { deadLettered: refused } : {}) });
       if (tooLarge && maxBytes) {
         const size = plural(tooLarge.content.length, "byte");
         const stoppedAt = `a message${describeMessage(tooLarge)} of ${size} is larger than ${to}'s ${maxBytes.from} ${maxBytes.value}: it never fits there`;

@@ -12,6 +12,18 @@ describe("a message topo cannot move unchanged", () => {
     expect(unfaithful(m({ a: [{ b: -9007199254740993 }] }))).toMatch(/its header a\[0\]\.b holds an integer beyond 2\^53/);
   });
 
+  // A message_id of Latin-1 bytes came back with U+FFFD and was moved changed: the properties
+  // that are short strings, and a table's keys, are read as UTF-8 as a header's text is.
+  it("holds such bytes in a property that is text (message_id, correlation_id, ...) or in a header's key", () => {
+    expect(unfaithful({ properties: { messageId: "caf\ufffd-1" } })).toBe("its message_id holds bytes that are not UTF-8 text, which topo's AMQP client reads as text and would write back changed");
+    for (const [p, name] of [["correlationId", "correlation_id"], ["type", "type"], ["appId", "app_id"], ["replyTo", "reply_to"], ["contentType", "content_type"], ["contentEncoding", "content_encoding"], ["userId", "user_id"], ["expiration", "expiration"], ["clusterId", "cluster_id"]] as const) {
+      expect(unfaithful({ properties: { [p]: "x\ufffd" } }), p).toMatch(new RegExp(`^its ${name} holds bytes that are not UTF-8 text`));
+    }
+    expect(unfaithful(m({ "k\ufffd": 1 }))).toMatch(/^a header key holds bytes that are not UTF-8 text/);
+    expect(unfaithful(m({ outer: { "k\ufffd": 1 } }))).toMatch(/^a header key in outer holds bytes that are not UTF-8 text/);
+    expect(unfaithful({ properties: { messageId: "caf\u00e9-1", correlationId: "c", headers: { k: "v" } } })).toBeUndefined();
+  });
+
   it("lets everything else through: safe integers, doubles, text, buffers, dates, no headers", () => {
     expect(unfaithful(m())).toBeUndefined();
     expect(unfaithful(m({ n: 9007199254740991, x: -1e300, f: 2.5, s: "caf\u00e9", b: Buffer.from([0xde, 0xad]), d: new Date(0), big: 1e300 }))).toBeUndefined();
