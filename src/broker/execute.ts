@@ -18,6 +18,7 @@ import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
 import { statsNow, unackedSince } from "./read.js";
 import { vh } from "./http.js";
+import { sleep } from "./retry.js";
 import { plural, shellWord } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
@@ -461,7 +462,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       await runLimited([...byUser], HTTP_WRITES_AT_ONCE, async ([user, actions]) => {
         if (kind === "topic-permission") await revoke(`/api/topic-permissions/${v}/${encodeURIComponent(user)}`, user);
         else if (kind === "permission") await revoke(`/api/permissions/${v}/${encodeURIComponent(user)}`, user);
-        else await http.delete(`/api/users/${encodeURIComponent(user)}`);
+        else await deleteUser(user);
         actions.forEach(mark);
       });
     }
@@ -479,6 +480,27 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     } catch (e) {
       if (!(e instanceof BrokerError) || e.status !== 500) throw e;
       if ((await http.getOptional(`/api/users/${encodeURIComponent(user)}`)) !== undefined) throw e;
+    }
+  }
+
+  /**
+   * Delete a user. RabbitMQ 3.10 answers 500 when, meanwhile, another request clears one of the
+   * user's permissions (another cluster of the same broker revoking the user's rights in its vhost
+   * as this one deletes it: seen in a CI run). Gone by then: done. Still there: the race is over
+   * once that request is, so the delete is sent again, twice at most, before the 500 stands.
+   */
+  async function deleteUser(user: string): Promise<void> {
+    const path = `/api/users/${encodeURIComponent(user)}`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await http.delete(path);
+        return;
+      } catch (e) {
+        if (!(e instanceof BrokerError) || e.status !== 500) throw e;
+        if ((await http.getOptional(path)) === undefined) return;
+        if (attempt > 2) throw e;
+        await sleep(200 * attempt);
+      }
     }
   }
 

@@ -786,6 +786,53 @@ describe("retries", () => {
     }
   });
 
+  // Seen in a CI run: one cluster revoked a dropped user's rights in its vhost while the other
+  // deleted the user, and RabbitMQ answered the user's DELETE with 500.
+  it("a user delete answered 500 is done if the user is gone, sent again (twice at most) while it exists", async () => {
+    let deletes = 0;
+    let failFirst = 1;
+    const seen: string[] = [];
+    const server = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      if (req.method === "DELETE") {
+        deletes++;
+        res.writeHead(deletes <= failFirst ? 500 : 204);
+        res.end();
+      } else {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ name: "pay", tags: [] }));
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const management = { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` };
+    const http = new ManagementClient("async", management, {});
+    const target: ClusterTarget = {
+      name: "async",
+      amqp: { protocol: "amqp", hostname: "127.0.0.1", port: 1, username: "u", password: "p", vhost: "v", display: "amqp://u:***@127.0.0.1:1/v" },
+      management,
+      tls: {},
+    };
+    const plan: ClusterPlan = { cluster: "async", endpoint: target.amqp.display, vhost: "v", degraded: [], warnings: [], actions: [{ op: "delete", key: "user|pay", before: { kind: "user", name: "pay", tags: ["topo.mp"] } }] };
+    const ctx = { target, http, amqp: () => Promise.reject(new Error("no AMQP for users")), log: () => undefined };
+    try {
+      // 500 once, the user still there: sent again, and done.
+      await executePlan(plan, ctx, { allowDataLoss: false, concurrency: 1 });
+      expect(seen).toEqual(["DELETE /api/users/pay", "GET /api/users/pay", "DELETE /api/users/pay"]);
+      // 500 every time: the third stands.
+      seen.length = 0;
+      deletes = 0;
+      failFirst = 99;
+      const err = await executePlan(plan, ctx, { allowDataLoss: false, concurrency: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ExecutionStopped);
+      expect((err as ExecutionStopped).message).toMatch(/DELETE .*\/api\/users\/pay -> 500/);
+      expect(seen.filter((x) => x.startsWith("DELETE"))).toHaveLength(3);
+    } finally {
+      http.close();
+      server.close();
+    }
+  });
+
   it("an AMQP connection refused while a node boots is retried within a bound", async () => {
     let accepted = 0;
     const { server, target } = await fakeAmqpPort((sock) => {
