@@ -267,7 +267,19 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined) });
+  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined) }).catch((e: unknown) => {
+    // The holding queue deleted under the move (by hand, or another program): what it still held
+    // went with it. Said as a loss, not as "the object does not exist (yet)".
+    if (e instanceof BrokerError && e.status === 404 && e.message.includes(`no queue '${hold}'`)) {
+      const held = parked ? ` (this apply had moved ${plural(parked.moved, "message")} into it)` : "";
+      throw new BrokerError(session.cluster, `replace queue ${name}: ${hold} was deleted during the move back, by something other than topo; the messages it still held${held} were lost with it; ${name} has its new shape and keeps what was moved back before`, {
+        code: "messages_lost",
+        object: `queue ${hold}`,
+        hints: [`find what deleted ${hold} (a person, a cleanup script, a policy with expires): topo creates and deletes it itself during a replace; topo plan shows what is left to do`],
+      });
+    }
+    throw e;
+  });
   duplicatesDropped += back.dropped;
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest (the queue has its new shape, so this needs no --allow-destructive)`]);

@@ -172,7 +172,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     });
     if (!lines.length) return e;
     const hints = e.hints.includes(RERUN_HINT) ? e.hints : [...e.hints, RERUN_HINT];
-    return new ApplyError(`${e.message}\n${lines.join("\n")}`, hints, e.transient, "apply_incomplete", e.place);
+    // A loss outranks "incomplete": a pipeline that branches on the code must see it.
+    return new ApplyError(`${e.message}\n${lines.join("\n")}`, hints, e.transient, e.code === "messages_lost" ? "messages_lost" : "apply_incomplete", e.place);
   };
   const checkInterrupted = () => {
     if (opts.signal?.aborted) throw interrupted();
@@ -757,7 +758,8 @@ async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOpti
       [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure${left.length ? "; not done:" : ""}`, ...shown, ...more].join("\n"),
       [...failure.hints, RERUN_HINT],
       failure.transient,
-      doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied") ? failure.code : "apply_incomplete",
+      // A loss outranks "incomplete": a pipeline that branches on the code must see it.
+      failure.code === "messages_lost" || (doneCount === 0 && (failure.code === "auth_failed" || failure.code === "permission_denied")) ? failure.code : "apply_incomplete",
       failure.place,
     );
   }

@@ -538,6 +538,40 @@ describe("a byte limit that drops the oldest, and publishers during the move bac
   });
 });
 
+describe("the holding queue deleted under the move back", () => {
+  // By hand or by a cleanup script: what it held went with it, and apply said only "404 ... the
+  // object does not exist (yet)", then "No changes." on the next run.
+  it("is said as a loss (messages_lost), naming the holding queue, not as a missing object", async () => {
+    const { f } = await appliedHolding(3000, 100);
+    const applying = runCli(["apply", "-f", f.after({ "x-queue-mode": "lazy" }), "--allow-destructive", "--json"]);
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    try {
+      const count = async (name: string) => {
+        const look = await conn.createChannel();
+        look.on("error", () => undefined);
+        const q = await look.checkQueue(name).catch(() => undefined);
+        await look.close().catch(() => undefined);
+        return q ? q.messageCount : -1;
+      };
+      const deadline = Date.now() + 60_000;
+      const until = async (done: () => Promise<boolean>) => {
+        while (!(await done()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+      };
+      await until(async () => (await count(HOLD)) >= 0);
+      await until(async () => (await count(Q)) < 100);
+      await until(async () => (await count(Q)) >= 300);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    await api("DELETE", `/api/queues/${vh(f.async)}/${encodeURIComponent(HOLD)}`);
+    const r = await applying;
+    expect(r.code).toBe(1);
+    const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+    expect(err.code, err.message).toBe("messages_lost");
+    expect(err.message).toMatch(/replace queue mplogin\.async: topo\.hold\.mplogin\.async was deleted during the move back, by something other than topo; the messages it still held \(this apply had moved 3000 messages into it\) were lost with it/);
+  });
+});
+
 describe("a priority queue's copies", () => {
   // basic.get hands out a priority queue's messages by priority, so "among its last" said nothing
   // of when a message came: one published 500 messages deep was dropped as the copy of an
