@@ -271,6 +271,20 @@ describe("one apply at a time", () => {
   });
 });
 
+/** A cluster "async" (vhost v) whose management API is `server`, started here; its AMQP port answers nothing. */
+async function fakeManagement(server: import("node:http").Server): Promise<{ http: ManagementClient; target: ClusterTarget }> {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const management = { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` };
+  const target: ClusterTarget = {
+    name: "async",
+    amqp: { protocol: "amqp", hostname: "127.0.0.1", port: 1, username: "u", password: "p", vhost: "v", display: "amqp://u:***@127.0.0.1:1/v" },
+    management,
+    tls: {},
+  };
+  return { http: new ManagementClient("async", management, {}), target };
+}
+
 /**
  * rabbitmqctl for the suite's broker, when it is this machine's node (not a testcontainers
  * fallback); undefined otherwise.
@@ -748,16 +762,7 @@ describe("retries", () => {
         res.end(JSON.stringify(userExists ? { name: "login", tags: [] } : { error: "Object Not Found", reason: "Not Found" }));
       }
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    const management = { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` };
-    const http = new ManagementClient("async", management, {});
-    const target: ClusterTarget = {
-      name: "async",
-      amqp: { protocol: "amqp", hostname: "127.0.0.1", port: 1, username: "u", password: "p", vhost: "v", display: "amqp://u:***@127.0.0.1:1/v" },
-      management,
-      tls: {},
-    };
+    const { http, target } = await fakeManagement(server);
     const plan: ClusterPlan = {
       cluster: "async",
       endpoint: target.amqp.display,
@@ -803,16 +808,7 @@ describe("retries", () => {
         res.end(JSON.stringify({ name: "pay", tags: [] }));
       }
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const port = (server.address() as { port: number }).port;
-    const management = { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` };
-    const http = new ManagementClient("async", management, {});
-    const target: ClusterTarget = {
-      name: "async",
-      amqp: { protocol: "amqp", hostname: "127.0.0.1", port: 1, username: "u", password: "p", vhost: "v", display: "amqp://u:***@127.0.0.1:1/v" },
-      management,
-      tls: {},
-    };
+    const { http, target } = await fakeManagement(server);
     const plan: ClusterPlan = { cluster: "async", endpoint: target.amqp.display, vhost: "v", degraded: [], warnings: [], actions: [{ op: "delete", key: "user|pay", before: { kind: "user", name: "pay", tags: ["topo.mp"] } }] };
     const ctx = { target, http, amqp: () => Promise.reject(new Error("no AMQP for users")), log: () => undefined };
     try {

@@ -489,6 +489,28 @@ describe("replace refuses what would lose messages", () => {
   });
 });
 
+/**
+ * Wait (60 s at most) until a replace of mplogin.async has begun (its holding queue is there), the
+ * old queue has been emptied or deleted, and the move back has put `atLeast` messages into the
+ * new queue. A passive declare of a missing queue closes its channel: one channel per look.
+ */
+async function moveBackUnderWay(conn: amqplib.ChannelModel, atLeast: number): Promise<void> {
+  const count = async (name: string) => {
+    const look = await conn.createChannel();
+    look.on("error", () => undefined);
+    const q = await look.checkQueue(name).catch(() => undefined);
+    await look.close().catch(() => undefined);
+    return q ? q.messageCount : -1;
+  };
+  const deadline = Date.now() + 60_000;
+  const until = async (done: () => Promise<boolean>) => {
+    while (!(await done()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+  };
+  await until(async () => (await count(HOLD)) >= 0);
+  await until(async () => (await count(Q)) < Math.min(100, atLeast));
+  await until(async () => (await count(Q)) >= atLeast);
+}
+
 describe("a byte limit that drops the oldest, and publishers during the move back", () => {
   // The move counted the target's bytes once, from its peek, plus what it moved itself: what
   // publishers sent meanwhile went uncounted, the queue passed its x-max-length-bytes, and
@@ -504,23 +526,7 @@ describe("a byte limit that drops the oldest, and publishers during the move bac
     const burst = ids("burst", 1000);
     const conn = await amqplib.connect(amqpUrl(f.async));
     try {
-      // How many messages the queue holds, or -1 while there is none (a passive declare of a
-      // missing queue closes its channel: one channel per look).
-      const count = async (name: string) => {
-        const look = await conn.createChannel();
-        look.on("error", () => undefined);
-        const q = await look.checkQueue(name).catch(() => undefined);
-        await look.close().catch(() => undefined);
-        return q ? q.messageCount : -1;
-      };
-      const deadline = Date.now() + 60_000;
-      const until = async (done: () => Promise<boolean>) => {
-        while (!(await done()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
-      };
-      // The replace has begun, the old queue has been emptied (or deleted), and the move back is under way.
-      await until(async () => (await count(HOLD)) >= 0);
-      await until(async () => (await count(Q)) < 100);
-      await until(async () => (await count(Q)) >= 300);
+      await moveBackUnderWay(conn, 300);
       const ch = await conn.createConfirmChannel();
       for (const id of burst) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id.padEnd(200, ".")), { persistent: true, messageId: id });
       await ch.waitForConfirms();
@@ -546,20 +552,7 @@ describe("the holding queue deleted under the move back", () => {
     const applying = runCli(["apply", "-f", f.after({ "x-queue-mode": "lazy" }), "--allow-destructive", "--json"]);
     const conn = await amqplib.connect(amqpUrl(f.async));
     try {
-      const count = async (name: string) => {
-        const look = await conn.createChannel();
-        look.on("error", () => undefined);
-        const q = await look.checkQueue(name).catch(() => undefined);
-        await look.close().catch(() => undefined);
-        return q ? q.messageCount : -1;
-      };
-      const deadline = Date.now() + 60_000;
-      const until = async (done: () => Promise<boolean>) => {
-        while (!(await done()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
-      };
-      await until(async () => (await count(HOLD)) >= 0);
-      await until(async () => (await count(Q)) < 100);
-      await until(async () => (await count(Q)) >= 300);
+      await moveBackUnderWay(conn, 300);
     } finally {
       await conn.close().catch(() => undefined);
     }
