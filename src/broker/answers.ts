@@ -70,14 +70,15 @@ export const exchangeItem = (vhost: string): ItemCheck =>
 const queueFields = (vhost: string): ItemCheck =>
   itemOf(vhost, { name: "text", durable: "flag", auto_delete: "flag", arguments: "object" }, { type: "text", exclusive: "flag", policy: "text" });
 // No queue is named "" (the exchange listing's first item is): an exchange listing is no queue listing.
+const namedAsNoQueue: ItemCheck = (q) => ((q as Item).name === "" ? "is named \"\" (the default exchange is; no queue is)" : undefined);
 export const queueItem = (vhost: string): ItemCheck =>
   quick(
     (q) =>
       q.vhost === vhost && typeof q.name === "string" && q.name !== "" && typeof q.durable === "boolean" && typeof q.auto_delete === "boolean" && isItem(q.arguments) && opt(q.type, "string") && opt(q.exclusive, "boolean") && opt(q.policy, "string"),
-    both(queueFields(vhost), (q) => ((q as Item).name === "" ? "is named \"\" (the default exchange is; no queue is)" : undefined)),
+    both(queueFields(vhost), namedAsNoQueue),
   );
 /** A queue of the message counts' listing (name and counts only). */
-export const queueCountItem = (vhost: string): ItemCheck => both(itemOf(vhost, { name: "text" }, { messages: "number", messages_unacknowledged: "number" }), (q) => ((q as Item).name === "" ? "is named \"\" (no queue is)" : undefined));
+export const queueCountItem = (vhost: string): ItemCheck => both(itemOf(vhost, { name: "text" }, { messages: "number", messages_unacknowledged: "number" }), namedAsNoQueue);
 export const bindingItem = (vhost: string): ItemCheck =>
   quick(
     (b) =>
@@ -95,8 +96,8 @@ export const namedItem = (vhost: string, name: string, fields?: ItemCheck): Item
 
 /**
  * The queues whose listing names a user policy the vhost's policy list lacks: two answers of one
- * read that disagree (a policy added or deleted while topo read, whose statistics lag by up to 5
- * s, or a cache that answered one of them from before). Queue name → policy name.
+ * read that disagree (a policy added or deleted between the two requests, or a cache that
+ * answered one of them from before). Queue name → policy name.
  */
 export function policiesUnlisted(queues: readonly { name: string; policy?: string }[], policies: readonly { name: string }[]): Map<string, string> {
   const listed = new Set(policies.map((p) => p.name));

@@ -118,7 +118,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
       { hints: ["run the command again once whatever creates or deletes that vhost has finished"], code: "broker_refused" },
     );
   }
-  const agreed = exists ? await policiesAgreed(client, target, queues ?? [], policies ?? []) : { queues, policies };
+  const agreed = exists ? await policiesAgreed(client, target, paths, queues ?? [], policies ?? []) : { queues, policies };
   return actualFrom({
     version: version ?? "",
     nodes: (nodes ?? []).filter((n) => n.running).map((n) => n.name),
@@ -152,8 +152,13 @@ const POLICY_REREAD_MS = 2_500;
  * the policy is set or gone, measured): both are read again a few times, and if they still
  * disagree the plan stops.
  */
-async function policiesAgreed(client: ManagementClient, target: ClusterTarget, queues: ApiQueue[], policies: ApiPolicy[]): Promise<{ queues: ApiQueue[]; policies: ApiPolicy[] }> {
-  const paths = listingPaths(target.amqp.vhost);
+async function policiesAgreed(
+  client: ManagementClient,
+  target: ClusterTarget,
+  paths: ReturnType<typeof listingPaths>,
+  queues: ApiQueue[],
+  policies: ApiPolicy[],
+): Promise<{ queues: ApiQueue[]; policies: ApiPolicy[] }> {
   let unlisted = policiesUnlisted(queues, policies);
   for (let i = 0; i < POLICY_REREADS && unlisted.size > 0; i++) {
     await sleep(POLICY_REREAD_MS);

@@ -761,12 +761,13 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const hit = inflight.find((x) => !x.returned && x.m.content.equals(ret.content) && x.m.properties.messageId === ret.properties.messageId);
       if (hit) hit.returned = true;
     });
+    const maxLength = o.limits?.maxLength;
+    const maxBytes = o.limits?.maxLengthBytes;
+    // A byte limit whose overflow drops the oldest (drop-head) or dead-letters what it refuses
+    // (reject-publish-dlx): every message in the target must be one whose bytes topo counted.
+    const sizesAll = maxBytes !== undefined && o.limits?.overflow !== "reject-publish";
     for (;;) {
       let want = BATCH;
-      const maxLength = o.limits?.maxLength;
-      // A byte limit whose overflow drops the oldest (drop-head) or dead-letters what it refuses
-      // (reject-publish-dlx): every message in the target must be one whose bytes topo counted.
-      const sizesAll = o.limits?.maxLengthBytes !== undefined && o.limits.overflow !== "reject-publish";
       // A passive declare of the target each batch: it counts a length limit's room, and it
       // renews a queue with an expiry, which is deleted with what was moved into it once unused
       // that long, a publish being no use (a queue with x-expires 6000 went half-way through a
@@ -774,7 +775,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const renews = maxLength !== undefined || sizesAll || o.limits?.expires !== undefined;
       if (renews) session.rpcs++;
       const now = renews ? await get.checkQueue(to) : undefined;
-      if (sizesAll && now) {
+      if (sizesAll && maxBytes && now) {
         // Messages published to the target during the move (or there before it, in a queue that
         // is only counted) have bytes topo cannot count without reading them: the room it counts
         // is then too large, and the target dropped the oldest, which are the moved ones
@@ -785,9 +786,8 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           const left = await count(get, from);
           if (left === 0) return sourceEmpty();
           const n = now.messageCount - counted;
-          const limit = o.limits?.maxLengthBytes as NonNullable<QueueLimits["maxLengthBytes"]>;
           const over = o.limits?.overflow === "reject-publish-dlx" ? "dead-letters what would pass it" : "drops its oldest messages (the moved ones) past it";
-          return stop({ moved, dropped, unsized: true, stopped: `${to} holds ${plural(n, "message")} topo did not put there${o.copies.sized === false ? " or could not read" : " (published to it during the move)"}, whose bytes it cannot count against ${to}'s ${limit.from} ${limit.value}, which ${over}`, left });
+          return stop({ moved, dropped, unsized: true, stopped: `${to} holds ${plural(n, "message")} topo did not put there${o.copies.sized === false ? " or could not read" : " (published to it during the move)"}, whose bytes it cannot count against ${to}'s ${maxBytes.from} ${maxBytes.value}, which ${over}`, left });
         }
       }
       if (maxLength && now) {
@@ -826,7 +826,6 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
       const publish: GetMessage[] = [];
       const back: GetMessage[] = [];
       let full: string | undefined;
-      const maxBytes = o.limits?.maxLengthBytes;
       let tooLarge: GetMessage | undefined;
       const place = (m: GetMessage): void => {
         // Alone larger than the limit: it never fits, however empty the target.

@@ -183,9 +183,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   /** Whether a cluster's connection was ever open: a connect that never opened is not a restart. */
   const opened = new Set<string>();
-  /** How many clusters of this apply write to c's broker as c's AMQP user, sharing its max-channels. */
   /** The clusters that will write: all selected ones until the plans say which have changes. */
   let writing: readonly DesiredCluster[] = clusters;
+  /** How many clusters of this apply write to c's broker as c's AMQP user, sharing its max-channels. */
   const sharingUser = (c: DesiredCluster): number =>
     writing.filter((x) => x.target.amqp.username === c.target.amqp.username && x.target.amqp.hostname.toLowerCase() === c.target.amqp.hostname.toLowerCase() && x.target.amqp.port === c.target.amqp.port).length;
   const session = async (c: DesiredCluster): Promise<AmqpSession> => {

@@ -332,8 +332,8 @@ export class Ownership {
   /**
    * This prefix's policies, and the unprefixed `topo.mirror.<kind>` of older versions when its
    * pattern is the one they wrote for this prefix and its definition, apply-to (queues) and
-   * priority (0) theirs, mirroring and nothing else (plan replaces it with the prefixed one). A user's policy of that name that
-   * limits or dead-letters is the user's, whatever its pattern.
+   * priority (0) theirs, mirroring and nothing else (plan replaces it with the prefixed one). A
+   * user's policy of that name that limits or dead-letters is the user's, whatever its pattern.
    */
   ownsPolicy(p: Policy): boolean {
     if (p.name.startsWith(ownNamespace(this.prefix))) return true;

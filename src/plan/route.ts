@@ -260,10 +260,15 @@ export function foreignBindings(desired: DesiredCluster, actual: ActualCluster, 
   const out: Binding[] = [];
   for (const r of actual.resources) {
     if (r.kind !== "binding" || !services.has(r.source) || isTopoBinding(r, owner)) continue;
-    wanted ??= new Set(desired.resources.flatMap((d) => (d.kind === "binding" ? [keyOf(d)] : [])));
+    wanted ??= bindingKeys(desired);
     if (!wanted.has(keyOf(r))) out.push(r);
   }
   return out.sort((a, b) => (describe(a) < describe(b) ? -1 : 1));
+}
+
+/** The keys of the bindings the file wants on this cluster. */
+function bindingKeys(desired: DesiredCluster): Set<string> {
+  return new Set(desired.resources.flatMap((d) => (d.kind === "binding" ? [keyOf(d)] : [])));
 }
 
 /** The exchanges the file wants on this cluster, by name. */
@@ -293,7 +298,7 @@ export function bindingsInto(desired: DesiredCluster, actual: ActualCluster, own
   for (const r of actual.resources) {
     if (r.kind !== "binding" || r.source === "" || services.has(r.source)) continue;
     if (!(r.destinationType === "queue" ? queues.has(r.destination) : services.has(r.destination))) continue;
-    wanted ??= new Set(desired.resources.flatMap((d) => (d.kind === "binding" ? [keyOf(d)] : [])));
+    wanted ??= bindingKeys(desired);
     if (wanted.has(keyOf(r))) continue;
     if (isTopoBinding(r, owner)) {
       spared ??= new Set(actual.resources.flatMap((x) => (x.kind === "exchange" && owner.owns(x) && !madeByTopo(x) ? [x.name] : [])));
