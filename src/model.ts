@@ -408,12 +408,15 @@ export type Action =
       key: string;
       before: Resource;
       messages?: number;
-      /** `messages` counts the ready messages only: how many its consumers hold unacknowledged is not known. */
+      /**
+       * `messages` counts the ready messages only: how many its consumers (or, where the broker
+       * gave no count, anyone) hold unacknowledged is not known.
+       */
       unackedUnknown?: boolean;
       /**
        * Of `messages`, those fetched but not acknowledged (basic.get without ack, or a consumer
-       * cancelled on a channel still open), by the broker's statistics: no live count sees them,
-       * and the broker deletes them with the queue, if-empty and if-unused included.
+       * cancelled on a channel still open): no passive declare counts them, and the broker deletes
+       * them with the queue, if-empty and if-unused included.
        */
       unacked?: number;
       /** A user's connections open now, on any vhost: RabbitMQ closes them when it deletes the user. */

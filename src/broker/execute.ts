@@ -16,7 +16,7 @@ import { writeEach, writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
-import { statsNow, unackedSince } from "./read.js";
+import { heldNow } from "./read.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { plural, shellWord } from "../core/words.js";
@@ -370,7 +370,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           hold: a.resume?.hold,
           limits: a.limits,
           removeByKey: (b) => removeByKey(http, target.amqp.vhost, b),
-          unacked: { before: (queue) => statsNow(http, target, queue), since: (queue, live, before) => unackedSince(http, target, queue, live, before) },
+          unacked: async (queue) => (await heldNow(http, target)).get(queue)?.unacked,
         },
         ctx.log,
       );

@@ -341,8 +341,7 @@ export async function readVhostPermission(client: ManagementClient, target: Clus
  * open, holds, which a delete (if-empty and if-unused included) takes with the queue.
  */
 export async function readMessageCounts(client: ManagementClient, target: ClusterTarget, actual: ActualCluster): Promise<void> {
-  const path = `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,vhost,messages,messages_unacknowledged&${UNSORTED}`;
-  const qs = await client.list<{ name: string; messages?: number; messages_unacknowledged?: number }>(path, [404], {}, { check: queueCountItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` });
+  const { path, qs } = await listTotals(client, target);
   // Each queue the vhost's listing holds is in this one too: one missing would be shown as a
   // queue without a count, like an empty one, under a delete that takes what it holds. Not those
   // that go away by themselves between two reads (auto-delete, exclusive, x-expires: a Celery
@@ -359,6 +358,48 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
     facts.unacked = q.messages_unacknowledged;
   }
   actual.messagesCounted = true;
+}
+
+type Totals = { name: string; messages?: number; messages_ready?: number; messages_unacknowledged?: number };
+
+/**
+ * The vhost's queues with their totals (enable_queue_totals), which the broker asks of each
+ * queue's own process (rabbit_amqqueue:collect_info_all), not of the statistics: a classic
+ * queue's are its counts at that moment.
+ */
+async function listTotals(client: ManagementClient, target: ClusterTarget): Promise<{ path: string; qs: Totals[] | undefined }> {
+  const path = `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,vhost,messages,messages_ready,messages_unacknowledged&${UNSORTED}`;
+  const qs = await client.list<Totals>(path, [404], {}, { check: queueCountItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` });
+  return { path, qs };
+}
+
+/** What a classic queue holds now, by its own process: ready, fetched and not acknowledged, and both. */
+export interface HeldNow {
+  messages: number;
+  ready: number;
+  unacked: number;
+}
+
+/**
+ * What the vhost's classic queues hold now, ready and unacknowledged, as each queue's process
+ * counts it when asked. The statistics are no such count: a queue emits them every 5 s, the
+ * management database takes them in up to 5 s later, so statistics that differ from those read a
+ * moment before can still predate what a client fetched (measured on 3.10.8: 3 published and
+ * fetched, the listing said 3 unacknowledged at once, the statistics 4 s later; an idle queue's
+ * statistics changed, counts 0 and reductions 7,597 to 10,106, a second before a publish, and an
+ * apply that took such statistics for ones after the fetch deleted 3 fetched messages).
+ * A quorum queue's totals come from its last tick (4 s behind on 3.10.8), so callers take these
+ * for classic queues only. A queue the listing holds without counts (its process did not answer)
+ * is not in the map: nobody can say what it holds.
+ */
+export async function heldNow(client: ManagementClient, target: ClusterTarget): Promise<Map<string, HeldNow>> {
+  const { qs } = await listTotals(client, target);
+  const out = new Map<string, HeldNow>();
+  for (const q of qs ?? []) {
+    if (typeof q.messages !== "number" || typeof q.messages_unacknowledged !== "number") continue;
+    out.set(q.name, { messages: q.messages, ready: q.messages_ready ?? q.messages - q.messages_unacknowledged, unacked: q.messages_unacknowledged });
+  }
+  return out;
 }
 
 const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes,reductions";
@@ -441,10 +482,11 @@ function statsBehind(stats: QueueFacts, live: LiveCount, stream: boolean): boole
 
 /**
  * The broker's counts now, from a passive declare: ready messages and consumers. Apply judges a
- * replace on these, not on statistics that lag by up to 5 s. Unacknowledged messages have no live
- * count, so the statistics' figure stands, read again until they caught up with the live count
+ * replace on these, not on statistics that lag by up to 5 s. The statistics (bytes, and a quorum
+ * queue's unacknowledged messages) are read again until they caught up with the live count
  * (statsBehind), within a bound: past it their figure stands, and a replace that figure puts at
- * risk is refused.
+ * risk is refused. A classic queue's unacknowledged messages are then counted by its process
+ * (heldNow).
  */
 export async function readLiveCounts(
   session: AmqpSession,
@@ -465,15 +507,43 @@ export async function readLiveCounts(
     const facts = actual.queueFacts[q.name];
     if (facts && (facts.consumers ?? 0) > 0) Object.assign(facts, { unacked: 0, unackedUnknown: true, messages: facts.ready ?? 0 });
   }
+  await countHeld(client, target, actual, queues);
+}
+
+/**
+ * What the classic ones of `queues` hold unacknowledged, by consumers or by a client that fetched
+ * with basic.get a moment ago, into the facts, as each queue's process counts it (heldNow):
+ * statistics that look caught up may predate it. After the passive declares (liveCounts), so
+ * what was fetched before them is counted.
+ */
+async function countHeld(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, queues: readonly { name: string }[]): Promise<void> {
+  const classic = queues.filter((q) => actual.resources.some((r) => r.kind === "queue" && r.name === q.name && r.type !== "quorum" && r.type !== "stream"));
+  if (classic.length === 0) return;
+  const held = await heldNow(client, target);
+  for (const q of classic) {
+    const facts = actual.queueFacts[q.name];
+    const now = held.get(q.name);
+    if (!facts || !now) continue;
+    delete facts.unackedUnknown;
+    facts.unacked = now.unacked;
+    facts.messages = (facts.ready ?? 0) + now.unacked;
+  }
 }
 
 /**
  * The queues' ready messages and consumers as the broker counts them now (a passive declare each),
- * once, through a session `open` makes and this closes: for plan, whose statistics may lag. What a
- * consumer holds unacknowledged keeps its statistics' count. A session that cannot be had leaves
- * the statistics' figures: plan's login check reports why.
+ * once, through a session `open` makes and this closes: for plan, whose statistics may lag. What is
+ * held unacknowledged a classic queue's process counts (countHeld); a quorum queue's keeps its
+ * statistics' count. A session that cannot be had leaves the statistics' figures: plan's login
+ * check reports why.
  */
-export async function peekLiveCounts(open: () => Promise<AmqpSession>, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<void> {
+export async function peekLiveCounts(
+  open: () => Promise<AmqpSession>,
+  client: ManagementClient,
+  target: ClusterTarget,
+  actual: ActualCluster,
+  queues: readonly { name: string; stream: boolean }[],
+): Promise<void> {
   const session = await open().catch(() => undefined);
   if (!session) return;
   try {
@@ -483,6 +553,7 @@ export async function peekLiveCounts(open: () => Promise<AmqpSession>, actual: A
   } finally {
     await session.close().catch(() => undefined);
   }
+  await countHeld(client, target, actual, queues);
 }
 
 /** `attempt` again, a poll interval apart, until it says the statistics caught up or `ms` have passed. */
@@ -497,15 +568,15 @@ export async function statsNow(client: ManagementClient, target: ClusterTarget, 
 }
 
 /**
- * How long a replace waits, after moving a queue's messages out, for statistics that show the
- * queue as the move left it: the default statistics interval (5 s) three times, and a margin.
+ * How long apply waits for a quorum queue's statistics emitted since its passive declare: the
+ * default statistics interval (5 s) three times, and a margin.
  */
-export const SINCE_STATS_MS = 20_000;
+const SINCE_STATS_MS = 20_000;
 
 /**
- * What a queue holds fetched and not acknowledged after topo changed it (a replace moved its ready
- * messages out, and nothing new is routed to it), by statistics emitted since `before`, read just
- * before the change. Statistics that look caught up are not enough: under load a queue's last
+ * What a quorum queue holds fetched and not acknowledged (a consumer cancelled on a channel still
+ * open) by statistics emitted since `before`, read just before its passive declare (a classic
+ * queue's own process counts it: heldNow). Statistics that look caught up are not enough: under load a queue's last
  * statistics can predate the messages it got (measured on 3.10.8, CI running: 5.5 s after a
  * client fetched 4 of 10 messages and the other 6 were moved, the statistics still said 0 ready
  * and 0 unacknowledged, as when the queue was declared, and a replace deleted the 4 with the

@@ -46,7 +46,6 @@ import { alarmHint, blockedKind } from "../plan/alarms.js";
 import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
 import { copyOf, removedByKey } from "./remove-binding.js";
 import { sleep } from "./retry.js";
-import { SINCE_STATS_MS, type QueueStats } from "./read.js";
 
 export interface LosslessReplace {
   /** The queue as it must be afterwards. */
@@ -69,14 +68,10 @@ export interface LosslessReplace {
   /** What the new queue, the holding queue and the old queue enforce (plan/risk.ts). */
   limits?: { queue: QueueLimits; hold: QueueLimits; old?: QueueLimits };
   /**
-   * What the old queue holds fetched and not acknowledged once its messages are moved out: its
-   * statistics read before the move (`before`), and then those emitted since (broker/read.ts
-   * statsNow and unackedSince). Without it, nothing is counted.
+   * What the old (classic) queue holds fetched and not acknowledged now, as its process counts it
+   * (broker/read.ts heldNow); undefined: the broker gave no count. Without it, nothing is counted.
    */
-  unacked?: {
-    before: (queue: string) => Promise<QueueStats | undefined>;
-    since: (queue: string, live: { messageCount: number; consumerCount: number }, before: QueueStats | undefined) => Promise<{ unacked?: number; fresh: boolean }>;
-  };
+  unacked?: (queue: string) => Promise<number | undefined>;
 }
 
 export interface ReplaceOutcome {
@@ -170,13 +165,12 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    dropped (the holding queue was made by this run, so it holds nothing else yet). A
       //    stream cannot be read with basic.get (it closes the connection), so nothing is moved
       //    out of one: plan refuses to replace a stream without --allow-data-loss.
-      let emptied = 0;
       // The peek first: what reaches the holding queue after the unbind and before the peek is
       // counted with the copies, so the shorter that moment, the fewer twins that prove nothing.
       const copies = r.old?.type !== "stream" && r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
-      // What step 3 tells the statistics emitted after the move from.
-      const counted = r.old?.type === "classic" ? r.unacked : undefined;
-      const before = counted ? await counted.before(name) : undefined;
+      // What step 3 counts fetched and unacknowledged: a quorum queue counts the channel that
+      // holds them as a consumer, and its if-unused delete refuses.
+      const counted = r.old !== undefined && r.old.type !== "quorum" && r.old.type !== "stream" ? r.unacked : undefined;
       if (r.old?.type !== "stream") {
         // Through a fanout exchange of the holding queue's name, bound to it alone, each message
         // keeps its own routing key: one that expires there is dead-lettered by that key, as the
@@ -189,7 +183,6 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         });
         const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true, byPriority: r.old?.arguments["x-max-priority"] !== undefined });
         duplicatesDropped += s.dropped;
-        emptied = s.moved + s.dropped;
         if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? 0 };
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived);
         if (s.stopped) {
@@ -209,39 +202,22 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       // 3. Gone only if empty and unused: a publish straight to the queue's name, or a consumer
       //    that attached during the move (its unacknowledged messages would go with the queue),
       //    makes the broker refuse, and apply stops with every message still in a queue.
-      // A client that took messages with basic.get during the move and holds them is no
-      // consumer, and an if-empty delete counts ready messages only: the broker would delete
-      // them with the queue (measured: a poller holding 5 of 20,000 during the move lost them,
-      // and apply said the replace was done). Only the statistics count them: once they show
-      // the queue as the move left it, what they count unacknowledged is someone else's.
-      // Statistics from before the move can show the queue empty and idle (taken before the
-      // messages came, and under load for longer than one statistics interval), so only those
-      // emitted since the move are taken, and where none come the queue is left. A queue the move
-      // found empty had nothing for a client to take; one with a consumer is refused by the delete.
-      const held =
-        counted && emptied > 0
-          ? await step(`count what ${name} holds unacknowledged`, async (ch) => {
-              const live = await ch.checkQueue(name);
-              if (live.consumerCount !== 0) return { unacked: 0, fresh: true };
-              // Unbound and emptied by the move, it gains messages only straight from a client:
-              // the statistics would chase a count that keeps changing, and the delete would refuse.
-              if (live.messageCount > 0) throw arrivedDuringReplace(session.cluster, name, hold, live.messageCount);
-              // The wait for statistics can outlast the old queue's expiry, and a queue that
-              // expired is never seen as the move left it: passive declares keep it meanwhile.
-              const renew = r.limits?.old?.expires ? setInterval(() => void ch.checkQueue(name).catch(() => undefined), 1000) : undefined;
-              try {
-                return await counted.since(name, live, before);
-              } finally {
-                clearInterval(renew);
-              }
-            })
-          : { unacked: 0, fresh: true };
-      if (!held.fresh) {
-        const now = await step(`count ${name}`, (ch) => ch.checkQueue(name));
-        if (now.messageCount > 0) throw arrivedDuringReplace(session.cluster, name, hold, now.messageCount);
-        throw statisticsBehind(session.cluster, name, hold);
+      // A client that took messages with basic.get and holds them is no consumer, and an
+      // if-empty delete counts ready messages only: the broker would delete them with the queue
+      // (measured: a poller holding 5 of 20,000 during the move lost them, and apply said the
+      // replace was done). So for one that fetched them all a moment before the replace, and the
+      // move found nothing. The queue's process counts them; the statistics did not (emitted
+      // before the fetch, they said 0). One with a consumer is refused by the if-unused delete.
+      if (counted) {
+        const live = await step(`count ${name}`, (ch) => ch.checkQueue(name));
+        if (live.consumerCount === 0) {
+          // Unbound and emptied by the move, it gains messages only straight from a client.
+          if (live.messageCount > 0) throw arrivedDuringReplace(session.cluster, name, hold, live.messageCount);
+          const unacked = await counted(name);
+          if (unacked === undefined) throw uncounted(session.cluster, name, hold);
+          if (unacked > 0) throw fetchedDuringReplace(session.cluster, name, hold, unacked);
+        }
       }
-      if ((held.unacked ?? 0) > 0) throw fetchedDuringReplace(session.cluster, name, hold, held.unacked ?? 0);
       await step(`delete old ${name}`, async (ch) => {
         const refusal = await deleteQueueIfIdle(ch, name, r.old?.type ?? "classic");
         if (refusal) throw refusedDelete(session.cluster, name, hold, refusal);
@@ -364,11 +340,11 @@ function arrivedDuringReplace(cluster: string, queue: string, hold: string, n: n
 }
 
 /** The old queue's statistics never showed it as the move left it: what a client holds is unknown. */
-function statisticsBehind(cluster: string, queue: string, hold: string): BrokerError {
+function uncounted(cluster: string, queue: string, hold: string): BrokerError {
   return new BrokerError(
     cluster,
-    `replace queue ${queue}: its messages were moved out, but the broker's statistics did not show the queue as the move left it within ${SINCE_STATS_MS / 1000} s, so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged; deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
-    { hints: ["the broker is busy (its statistics are emitted every 5 s by default, later under load): run topo apply again when it is quieter; it finishes the replace"] },
+    `replace queue ${queue}: its messages were moved out, but the broker listed the queue without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged; deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
+    { hints: ["run topo apply again once rabbitmqctl list_queues name messages counts the queue; it finishes the replace"] },
   );
 }
 
@@ -377,7 +353,7 @@ function fetchedDuringReplace(cluster: string, queue: string, hold: string, n: n
   const them = n === 1 ? "it" : "them";
   return new BrokerError(
     cluster,
-    `replace queue ${queue}: the broker's statistics count ${n} message${n === 1 ? "" : "s"} of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose ${them}, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
+    `replace queue ${queue}: the broker counts ${n} message${n === 1 ? "" : "s"} of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose ${them}, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
     { hints: [`let that client acknowledge ${them} or close its channel (then ${n === 1 ? "it is" : "they are"} back in ${queue}), then run topo apply again: it finishes the replace`] },
   );
 }

@@ -5,7 +5,7 @@ import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { channelShareRefusal, executePlan, ExecutionStopped, noChannelShare, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
-import { readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, vhostListed, type QueueStats } from "../broker/read.js";
+import { heldNow, readUserMaxChannels, statsNow, unackedNow, unackedOf, unackedSince, vhostListed, type QueueStats } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
@@ -780,33 +780,39 @@ function isVhostCreate(a: Action): boolean {
 }
 
 /**
- * Message counts from the management API lag by up to 5 s; a passive declare gives the broker's
- * count now, and its consumers (plan's read has none). Used to refuse a data-losing plan before
- * anything is written. A passive declare counts ready messages only: what a client fetched and
- * has not acknowledged is seen by the statistics alone, and a delete takes it with the queue, so
- * it is added. `exact` (the count under the lock, the last before the deletes): what a client
- * holds without a consumer (basic.get, or a consumer cancelled on its open channel) is read from
- * statistics the queue emitted after the passive declare (the declare makes an idle queue emit
- * them within one interval): older ones may predate the fetch and count the messages as ready,
- * or not at all, and the delete took them (3 fetched a second before apply, lost). Told apart by
- * the queue's reductions; where the broker gives none (statistics denied: totals only, or none
- * yet), as without `exact`.
+ * What each queue to delete holds, counted now: used to refuse a data-losing plan before anything
+ * is written. A passive declare gives a queue's consumers and ready messages; what a client
+ * fetched and has not acknowledged (basic.get, or a consumer cancelled on its open channel) no
+ * delete checks, and it goes with the queue, so it is counted too. A classic queue's process
+ * counts it when asked (broker/read.ts heldNow): one listing after the declares. The statistics
+ * could not (3 fetched a second before apply, counted 0 by statistics from before the fetch, and
+ * deleted). A quorum queue's totals lag like its statistics: `exact` (the count under the lock,
+ * the last before the deletes) reads the statistics it emitted after the passive declare (the
+ * declare makes an idle queue emit them within one interval), told apart by its reductions;
+ * where the broker gives none, as without `exact`.
  */
 async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementClient, target: ClusterTarget, exact = false): Promise<void> {
-  const targets = p.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete" && a.before.kind === "queue");
-  const unconsumed: { a: Extract<Action, { op: "delete" }>; live: { messageCount: number; consumerCount: number }; before: QueueStats | undefined }[] = [];
+  type Delete = Extract<Action, { op: "delete" }>;
+  const targets = p.actions.filter((a): a is Delete => a.op === "delete" && a.before.kind === "queue");
+  const unconsumed: { a: Delete; live: { messageCount: number; consumerCount: number }; before: QueueStats | undefined }[] = [];
+  const classic: { a: Delete; live: { messageCount: number; consumerCount: number } }[] = [];
   await s.runAll(
     targets,
     16,
     async (ch, a) => {
       const q = a.before as Queue;
       try {
-        const before = exact && q.type !== "stream" ? await statsNow(http, target, q.name) : undefined;
+        const quorum = q.type === "quorum";
+        const before = exact && quorum ? await statsNow(http, target, q.name) : undefined;
         const r = await ch.checkQueue(q.name);
         a.consumers = r.consumerCount;
         if (q.type === "stream") {
           // A stream's passive count lags behind its statistics' (0 for messages just confirmed).
           a.messages = Math.max(a.messages ?? 0, r.messageCount);
+          return;
+        }
+        if (!quorum) {
+          classic.push({ a, live: r });
           return;
         }
         // What consumers hold refuses the delete as theirs, and is counted from statistics that
@@ -830,7 +836,25 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
     },
     (a) => `count messages of queue ${a.before.kind === "queue" ? a.before.name : ""}`,
   );
-  // Every queue's wait at once (HTTP only): about one statistics interval in all.
+  if (classic.length) {
+    // Read after the declares: what was fetched before them is counted.
+    const held = await heldNow(http, target);
+    for (const { a, live } of classic) {
+      const now = held.get((a.before as Queue).name);
+      if (now) {
+        a.unacked = now.unacked || undefined;
+        a.unackedUnknown = undefined;
+        a.messages = now.messages;
+      } else {
+        // Declared a moment ago, yet listed without counts (its process did not answer) or not
+        // at all: what it holds is unknown, and the delete is refused rather than guessed.
+        a.unacked = undefined;
+        a.unackedUnknown = true;
+        a.messages = live.messageCount;
+      }
+    }
+  }
+  // Every quorum queue's wait at once (HTTP only): about one statistics interval in all.
   await Promise.all(
     unconsumed.map(async ({ a, live, before }) => {
       const held = await unackedSince(http, target, (a.before as Queue).name, live, before);

@@ -424,7 +424,7 @@ export async function readAndPlan(
     if (live && counted.length) await readLiveCounts(await live(), client, c.target, actual, counted);
     const deleted = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type !== "stream" && actual.queueFacts[a.before.name] ? [{ name: a.before.name, stream: false }] : []));
     const peeked = [...present.filter((q) => !q.stream), ...deleted];
-    if (!live && peek && peeked.length) await peekLiveCounts(peek, actual, peeked);
+    if (!live && peek && peeked.length) await peekLiveCounts(peek, client, c.target, actual, peeked);
     plan = diffCluster(c, actual, prefix);
     if (vhostTopics) keepTopics(plan, vhostTopics);
   }

@@ -218,7 +218,9 @@ export function dataLossLines(p: ClusterPlan): string[] {
 export function guardDataLoss(plans: ClusterPlan[]): void {
   type Delete = Extract<Action, { op: "delete" }>;
   const isStream = (a: Delete) => a.before.kind === "queue" && a.before.type === "stream";
-  const reasons = (a: Delete) => [(a.messages ?? 0) > 0 ? "messages" : "", (a.consumers ?? 0) > 0 ? "consumers" : "", isStream(a) ? "stream" : ""].filter(Boolean);
+  // Uncounted: a queue without consumers whose count the broker did not give (apply's count).
+  const uncounted = (a: Delete) => a.unackedUnknown === true && !a.consumers && !isStream(a);
+  const reasons = (a: Delete) => [(a.messages ?? 0) > 0 ? "messages" : "", (a.consumers ?? 0) > 0 ? "consumers" : "", isStream(a) ? "stream" : "", uncounted(a) ? "uncounted" : ""].filter(Boolean);
   const offending = plans.flatMap((p) =>
     destructiveActions(p)
       .filter((a): a is Delete => a.op === "delete" && a.before.kind === "queue" && reasons(a).length > 0)
@@ -232,6 +234,7 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
     all.has("messages") ? (all.size === 1 ? `still ${one ? "holds" : "hold"} messages` : one ? "holds messages" : "hold messages") : "",
     all.has("consumers") ? (one ? "has consumers" : "have consumers") : "",
     all.has("stream") ? (one ? "is a stream" : "are streams") : "",
+    all.has("uncounted") ? (one ? "has no count" : "have no count") : "",
   ].filter(Boolean);
   const named = (reason: string) => offending.filter(({ a }) => reasons(a).includes(reason)).map(({ a }) => describe(a.before));
   const lines = offending.map(({ cluster, a }) => `  cluster ${cluster}: ${renderAction(a)[0]}`);
@@ -243,11 +246,16 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
       ...(all.has("consumers") ? [inUseHint(named("consumers"))] : []),
       ...(fetched.length
         ? [
-            `${fetched.join(", ")} ${fetched.length === 1 && fetched[0]!.startsWith("1 message ") ? "is" : "are"} fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open), by the broker's statistics: the broker deletes such messages with the queue, even if empty and unused; let that client acknowledge them or close its channel`,
+            `${fetched.join(", ")} ${fetched.length === 1 && fetched[0]!.startsWith("1 message ") ? "is" : "are"} fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open), as the broker counts them: the broker deletes such messages with the queue, even if empty and unused; let that client acknowledge them or close its channel`,
           ]
         : []),
       ...(all.has("stream")
         ? [`a stream keeps its messages after they are consumed, and its counts lag behind what was just published, so topo cannot make sure ${named("stream").join(", ")} hold${named("stream").length === 1 ? "s" : ""} none: only --allow-data-loss deletes a stream, with what it holds`]
+        : []),
+      ...(all.has("uncounted")
+        ? [
+            `the broker listed ${named("uncounted").join(", ")} without a count of what ${named("uncounted").length === 1 ? "it holds" : "they hold"} (the queue's process did not answer, or its node is down): messages a client fetched and has not acknowledged go with a deleted queue unseen, so topo deletes none it cannot count; run topo apply again once rabbitmqctl list_queues name messages counts ${named("uncounted").length === 1 ? "it" : "them"}`,
+          ]
         : []),
       ...offending.flatMap(({ a }) => {
         const orphaned = orphanedHold(a);

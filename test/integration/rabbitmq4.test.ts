@@ -20,7 +20,7 @@ import { AmqpSession } from "../../src/broker/amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { acquireLock } from "../../src/broker/lock.js";
 import { LockError } from "../../src/errors.js";
-import { statsNow, unackedSince } from "../../src/broker/read.js";
+import { heldNow } from "../../src/broker/read.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
 import { stoppedQuorumMove } from "../helpers/quorum-move.js";
@@ -549,14 +549,14 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
         const route: Binding = { kind: "binding", source: "mplogin", destination: "mplogin.async", destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
         const err = await replaceQueueLossless(
           session,
-          { after: { ...old, arguments: { "x-max-priority": 5 } }, bindings: [route], holdBindings: [], queueDone: false, old, unacked: { before: (q) => statsNow(http, t, q), since: (q, live, before) => unackedSince(http, t, q, live, before) } },
+          { after: { ...old, arguments: { "x-max-priority": 5 } }, bindings: [route], holdBindings: [], queueDone: false, old, unacked: async (q) => (await heldNow(http, t)).get(q)?.unacked },
           () => undefined,
         ).then(
           () => undefined,
           (e: Error) => e,
         );
         await session.close();
-        expect(err?.message).toMatch(/count 4 messages of the old queue fetched and not acknowledged .* so it was left; no message was lost/);
+        expect(err?.message).toMatch(/counts 4 messages of the old queue fetched and not acknowledged .* so it was left; no message was lost/);
         await poller.close();
         const check = await conn.createChannel();
         expect((await check.checkQueue("mplogin.async")).messageCount + (await check.checkQueue("topo.hold.mplogin.async")).messageCount).toBe(10);

@@ -97,10 +97,22 @@ describe("guardPlans", () => {
     const fetched: Action = { ...deleteFull, messages: 1, unacked: 1 };
     const e = refusal(() => guardPlans([plan([fetched])], { allowDestructive: true, allowDataLoss: false }));
     expect(e.message).toBe("refusing to drop messages: 1 queue to delete still holds messages:\n  cluster async: - delete queue mpold.async [holds 1 message]");
-    expect(e.hints[0]).toMatch(/^1 message of mpold\.async is fetched but not acknowledged \(basic\.get without ack, or a consumer cancelled on a channel still open\), by the broker's statistics: /);
+    expect(e.hints[0]).toMatch(/^1 message of mpold\.async is fetched but not acknowledged \(basic\.get without ack, or a consumer cancelled on a channel still open\), as the broker counts them: /);
     // What a consumer holds is the consumer's hint's.
     const held = refusal(() => guardPlans([plan([{ ...fetched, unacked: 3, consumers: 1 }])], { allowDestructive: true, allowDataLoss: false }));
     expect(held.hints.join("\n")).not.toMatch(/fetched but not acknowledged/);
+  });
+
+  it("refuses to delete a queue the broker gave no count for: what a client fetched would go with it unseen", () => {
+    const uncounted: Action = { ...deleteEmpty, messages: 0, unackedUnknown: true };
+    const e = refusal(() => guardPlans([plan([uncounted])], { allowDestructive: true, allowDataLoss: false }));
+    expect(e.code).toBe("refused_data_loss");
+    expect(e.message).toBe("refusing to drop messages: 1 queue to delete has no count:\n  cluster async: - delete queue mpold.async [holds 0 ready messages and an unknown number unacknowledged]");
+    expect(e.hints[0]).toMatch(/^the broker listed mpold\.async without a count of what it holds \(the queue's process did not answer, or its node is down\): .*; run topo apply again once rabbitmqctl list_queues name messages counts it$/);
+    expect(() => guardPlans([plan([uncounted])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
+    // With consumers, the consumers' refusal says it: their unacknowledged messages are the unknown.
+    const inUse = refusal(() => guardPlans([plan([{ ...uncounted, consumers: 1 }])], { allowDestructive: true, allowDataLoss: false }));
+    expect(inUse.message).toMatch(/^refusing to drop messages: 1 queue to delete has consumers:\n/);
   });
 
   it("refuses to delete a stream without --allow-data-loss whatever its counts say: they lag, and consuming leaves its messages in it", () => {
