@@ -402,7 +402,7 @@ export async function heldNow(client: ManagementClient, target: ClusterTarget): 
   return out;
 }
 
-const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes,reductions";
+const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes";
 /** What enable_queue_totals gives, statistics or none. */
 const TOTALS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged";
 
@@ -427,8 +427,8 @@ export async function readQueueStats(client: ManagementClient, target: ClusterTa
  * 4.3.6): without them, what a client fetched and holds unacknowledged went unseen, and a replace
  * deleted it with the old queue.
  */
-async function queueStats(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueStats | undefined> {
-  type Stats = { messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number; reductions?: number };
+async function queueStats(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueFacts | undefined> {
+  type Stats = { messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number };
   const path = `/api/queues/${vh(target.amqp.vhost)}/${encodeURIComponent(name)}`;
   let q = await client.getOptional<Stats>(`${path}?columns=${STATS_COLUMNS}`);
   if (q && q.messages === undefined) q = await client.getOptional<Stats>(`${path}?disable_stats=true&enable_queue_totals=true&columns=${TOTALS_COLUMNS}`);
@@ -439,17 +439,9 @@ async function queueStats(client: ManagementClient, target: ClusterTarget, name:
     unacked: q.messages_unacknowledged ?? 0,
     consumers: q.consumers,
     bytes: q.message_bytes,
-    ...(typeof q.reductions === "number" ? { reductions: q.reductions } : {}),
   };
 }
 
-/**
- * A queue's statistics, with its process's reductions where the broker gives them: the queue
- * emits them with its message counts, and they only grow while it works, so statistics with more
- * were emitted later (measured on 3.10.8: an idle queue's stayed 7,189 for 12 s; after 3 messages
- * in and out, its counts said 0 as before and its reductions 10,560).
- */
-export type QueueStats = QueueFacts & { reductions?: number };
 
 /** How long apply waits for statistics that caught up with the live counts (emitted every 5 s by default). */
 const FRESH_STATS_MS = 15_000;
@@ -557,57 +549,11 @@ export async function peekLiveCounts(
 }
 
 /** `attempt` again, a poll interval apart, until it says the statistics caught up or `ms` have passed. */
-async function untilFresh(attempt: (again: boolean) => Promise<boolean>, ms = FRESH_STATS_MS): Promise<void> {
-  const deadline = Date.now() + ms;
+async function untilFresh(attempt: (again: boolean) => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + FRESH_STATS_MS;
   for (let again = false; !(await attempt(again)) && Date.now() < deadline; again = true) await sleep(FRESH_STATS_POLL_MS);
 }
 
-/** A queue's statistics as they are now: what unackedSince tells later ones from. */
-export async function statsNow(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueStats | undefined> {
-  return queueStats(client, target, name);
-}
-
-/**
- * How long apply waits for a quorum queue's statistics emitted since its passive declare: the
- * default statistics interval (5 s) three times, and a margin.
- */
-const SINCE_STATS_MS = 20_000;
-
-/**
- * What a quorum queue holds fetched and not acknowledged (a consumer cancelled on a channel still
- * open) by statistics emitted since `before`, read just before its passive declare (a classic
- * queue's own process counts it: heldNow). Statistics that look caught up are not enough: under load a queue's last
- * statistics can predate the messages it got (measured on 3.10.8, CI running: 5.5 s after a
- * client fetched 4 of 10 messages and the other 6 were moved, the statistics still said 0 ready
- * and 0 unacknowledged, as when the queue was declared, and a replace deleted the 4 with the
- * queue). So only statistics that differ from `before` (or come after some that do) and count the
- * ready messages the queue has now are taken; their count of unacknowledged messages is read again
- * until it is 0 or the bound passes (a consumer's exit shows in the statistics before the return
- * of its messages). `fresh` is false when no such statistics came within the bound: then nobody
- * can say what the queue holds, and the caller must not delete it.
- */
-export async function unackedSince(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount, before: QueueStats | undefined): Promise<{ unacked?: number; fresh: boolean }> {
-  let unacked: number | undefined;
-  let fresh = false;
-  // Statistics that differ from `before` were emitted after it, and so are all that come later,
-  // even where their counts say what `before` said (statistics of the queue empty before its
-  // messages came, and empty again after the move): more reductions tell them apart; a broker
-  // that gives none (statistics denied, totals only) is judged by the counts alone.
-  let since = false;
-  const same = (a: QueueStats) =>
-    before !== undefined &&
-    (a.reductions !== undefined && before.reductions !== undefined ? a.reductions === before.reductions : a.messages === before.messages && a.ready === before.ready && a.unacked === before.unacked);
-  await untilFresh(async () => {
-    const facts = await queueStats(client, target, name);
-    if (facts === undefined) return false;
-    since ||= !same(facts);
-    if (!since || facts.ready !== live.messageCount || (facts.consumers ?? 0) !== live.consumerCount) return false;
-    fresh = true;
-    unacked = facts.unacked ?? 0;
-    return unacked === 0;
-  }, SINCE_STATS_MS);
-  return { unacked, fresh };
-}
 
 /** Live counts into the facts; returns the queues whose statistics are behind them. */
 async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<{ name: string; stream: boolean }[]> {
@@ -650,16 +596,9 @@ async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: r
 }
 
 /**
- * What a queue to delete holds unacknowledged, by its statistics once they caught up with its live
- * count (statsBehind), within a bound: past it, their last figure. undefined: no statistics yet.
- */
-export async function unackedOf(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount): Promise<number | undefined> {
-  return (await unackedNow(client, target, name, live)).unacked;
-}
-
-/**
- * unackedOf, and whether the statistics caught up: past the bound, their last figure is no count
- * of what a consumer attached now holds.
+ * What a queue's consumers hold unacknowledged, by its statistics once they caught up with its live
+ * count (statsBehind), within a bound, and whether they did: past it, their last figure is no
+ * count of what a consumer attached now holds. undefined: no statistics yet.
  */
 export async function unackedNow(client: ManagementClient, target: ClusterTarget, name: string, live: LiveCount): Promise<{ unacked?: number; fresh: boolean }> {
   let facts: QueueFacts | undefined;
