@@ -16,7 +16,7 @@ import { writeEach, writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
-import { heldNow } from "./read.js";
+import { unackedCounter } from "./read.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { plural, shellWord } from "../core/words.js";
@@ -229,18 +229,18 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         return;
       }
       // The broker's count of what went with the queue: its ready messages, and its consumers
-      // (a delete-ok counts no unacknowledged message, and only the statistics count those).
+      // (a delete-ok counts no unacknowledged message: apply's read counted those).
       const consumerCount = await consumersOf(amqp, r.name);
       const { messageCount } = await ch.deleteQueue(r.name);
-      // Not when the statistics did not catch up with its consumers: then it is no count of all.
+      // Not when the read had no count of what its consumers hold: then it is no count of all.
       const all = (a.op === "delete" || a.op === "replace") && !a.unackedUnknown ? a.messages : undefined;
       // A client that fetched with basic.get, or whose consumer was cancelled, is no consumer.
       const fetched = a.op === "delete" ? (a.unacked ?? 0) : 0;
       const taken =
         consumerCount > 0
-          ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all by the statistics)` : ""}`
+          ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all when apply counted them)` : ""}`
           : fetched > 0
-            ? `, and ${plural(fetched, "message")} fetched but not acknowledged (by the statistics)`
+            ? `, and ${plural(fetched, "message")} fetched but not acknowledged (when apply counted them)`
             : "";
       if (messageCount > 0 || taken) {
         ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken} (--allow-data-loss)`);
@@ -357,6 +357,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
     //     channels at once, and they stay within --parallelism and channel_max.
+    const unacked = unackedCounter(http, target);
     await runLimited(lossless, Math.max(1, Math.min(REPLACES_AT_ONCE, Math.floor(amqp.writers(n) / 2))), async (a) => {
       ctx.begun?.(a);
       const r = await replaceQueueLossless(
@@ -370,7 +371,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           hold: a.resume?.hold,
           limits: a.limits,
           removeByKey: (b) => removeByKey(http, target.amqp.vhost, b),
-          unacked: async (queue) => (await heldNow(http, target)).get(queue)?.unacked,
+          unacked,
         },
         ctx.log,
       );

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import type { ManagementClient } from "../../src/broker/http.js";
+import { unackedCounter } from "../../src/broker/read.js";
+import type { ClusterTarget } from "../../src/model.js";
+
+/**
+ * A management API whose n-th listing of queue totals counts n unacknowledged messages of queue
+ * "q", and answers when the test says so.
+ */
+function fakeListing() {
+  const started: { answer: () => void }[] = [];
+  const client = {
+    list: (path: string) => {
+      expect(path).toMatch(/^\/api\/queues\/v\?disable_stats=true&enable_queue_totals=true&/);
+      const n = started.length + 1;
+      return new Promise((resolve) => {
+        started.push({ answer: () => resolve([{ name: "q", vhost: "v", messages: n, messages_ready: 0, messages_unacknowledged: n }]) });
+      });
+    },
+  } as unknown as ManagementClient;
+  return { client, started };
+}
+
+const target = { name: "async", amqp: { vhost: "v" } } as unknown as ClusterTarget;
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe("counting what replaces leave unacknowledged", () => {
+  it("callers that ask together share one listing", async () => {
+    const { client, started } = fakeListing();
+    const count = unackedCounter(client, target);
+    const asked = [count("q"), count("q"), count("other")];
+    await tick();
+    expect(started).toHaveLength(1);
+    started[0]!.answer();
+    expect(await Promise.all(asked)).toEqual([1, 1, undefined]);
+  });
+
+  it("a caller that asks while a listing is under way gets one begun after it asked, shared with the others that ask meanwhile", async () => {
+    const { client, started } = fakeListing();
+    const count = unackedCounter(client, target);
+    const first = count("q");
+    await tick();
+    expect(started).toHaveLength(1);
+    // Under way: it may have asked the queue before this caller's fetch, so it is no count for it.
+    const later = [count("q"), count("q")];
+    await tick();
+    expect(started).toHaveLength(1);
+    started[0]!.answer();
+    expect(await first).toBe(1);
+    await tick();
+    expect(started).toHaveLength(2);
+    started[1]!.answer();
+    expect(await Promise.all(later)).toEqual([2, 2]);
+  });
+
+  it("a listing that fails fails its callers only: the next caller gets a listing of its own", async () => {
+    let calls = 0;
+    const client = {
+      list: async () => {
+        calls++;
+        if (calls === 1) throw new Error("broker unreachable");
+        return [{ name: "q", vhost: "v", messages: 3, messages_ready: 0, messages_unacknowledged: 3 }];
+      },
+    } as unknown as ManagementClient;
+    const count = unackedCounter(client, target);
+    await expect(count("q")).rejects.toThrow("broker unreachable");
+    expect(await count("q")).toBe(3);
+  });
+});
