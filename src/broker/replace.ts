@@ -170,7 +170,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       const copies = r.old?.type !== "stream" && r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
       // What step 3 counts fetched and unacknowledged: a quorum queue counts the channel that
       // holds them as a consumer, and its if-unused delete refuses.
-      const counted = r.old !== undefined && r.old.type !== "quorum" && r.old.type !== "stream" ? r.unacked : undefined;
+      // A queue the plan did not see (undefined) is counted too.
+      const counted = r.old?.type !== "quorum" && r.old?.type !== "stream" ? r.unacked : undefined;
       if (r.old?.type !== "stream") {
         // Through a fanout exchange of the holding queue's name, bound to it alone, each message
         // keeps its own routing key: one that expires there is dead-lettered by that key, as the
