@@ -217,11 +217,20 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     const amqpUnbinds = unbinds.filter((a) => !removedByKey(a.before as Binding));
     await amqp.runAll(amqpUnbinds, n, (ch, a) => unbind(ch, a.before as Binding), (a) => `unbind ${describe(a.before)}`, mark);
 
+    // What classic queues hold unacknowledged, counted just before each delete (step 4) and
+    // replace (5b); deletes and replaces under way share the listings.
+    const held = unackedCounter(http, target);
     // 4. Deletes of queues and exchanges. Queues are deleted only when empty and unused unless
     //    data loss was allowed.
     const removal = async (ch: Channel, { a, r }: { a: Action; r: Queue | Exchange }): Promise<unknown> => {
       if (r.kind === "exchange") return ch.deleteExchange(r.name);
+      // What a client fetched and holds unacknowledged no delete checks: counted again just
+      // before (apply's count can be a second old by now, after the other clusters' checks and
+      // this one's writes). A quorum queue counts such a client as a consumer.
+      const classic = r.type !== "quorum" && r.type !== "stream";
+      const now = classic ? await held(r.name) : undefined;
       if (!opts.allowDataLoss) {
+        if (now?.listed && now.unacked !== 0) throw heldBeforeDelete(plan.cluster, r.name, now.unacked);
         // The broker itself refuses to drop a message, even one published after plan read the
         // counts, or a consumer's unacknowledged ones.
         const refusal = await deleteQueueIfIdle(ch, r.name, r.type);
@@ -229,13 +238,13 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         return;
       }
       // The broker's count of what went with the queue: its ready messages, and its consumers
-      // (a delete-ok counts no unacknowledged message: apply's read counted those).
+      // (a delete-ok counts no unacknowledged message: counted just before, or by apply's read).
       const consumerCount = await consumersOf(amqp, r.name);
       const { messageCount } = await ch.deleteQueue(r.name);
       // Not when the read had no count of what its consumers hold: then it is no count of all.
-      const all = (a.op === "delete" || a.op === "replace") && !a.unackedUnknown ? a.messages : undefined;
+      const all = now?.unacked !== undefined ? messageCount + now.unacked : (a.op === "delete" || a.op === "replace") && !a.unackedUnknown ? a.messages : undefined;
       // A client that fetched with basic.get, or whose consumer was cancelled, is no consumer.
-      const fetched = a.op === "delete" ? (a.unacked ?? 0) : 0;
+      const fetched = now?.unacked ?? (a.op === "delete" ? (a.unacked ?? 0) : 0);
       const taken =
         consumerCount > 0
           ? `, and what its ${plural(consumerCount, "consumer")} had not acknowledged${all !== undefined ? ` (${plural(all, "message")} in all when apply counted them)` : ""}`
@@ -357,7 +366,6 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
     //     channels at once, and they stay within --parallelism and channel_max.
-    const unacked = unackedCounter(http, target);
     await runLimited(lossless, Math.max(1, Math.min(REPLACES_AT_ONCE, Math.floor(amqp.writers(n) / 2))), async (a) => {
       ctx.begun?.(a);
       const r = await replaceQueueLossless(
@@ -371,7 +379,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           hold: a.resume?.hold,
           limits: a.limits,
           removeByKey: (b) => removeByKey(http, target.amqp.vhost, b),
-          unacked,
+          unacked: async (queue) => (await held(queue)).unacked,
         },
         ctx.log,
       );
@@ -592,6 +600,22 @@ function reply(e: BrokerError): string {
 }
 
 /** A queue apply was to delete holds messages or has a consumer now: it is left, and apply stops. */
+/** Messages of a queue to delete that a client fetched and holds, counted just before the delete (undefined: the broker gave no count). */
+function heldBeforeDelete(cluster: string, queue: string, n: number | undefined): BrokerError {
+  const what =
+    n === undefined
+      ? "the broker lists it without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it"
+      : `the broker counts ${plural(n, "message")} of it fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open), which the delete would take with it`;
+  return new BrokerError(cluster, `delete queue ${queue}: not deleted: ${what}; nothing of it was lost`, {
+    object: `queue ${queue}`,
+    hints: [
+      n === undefined
+        ? `run topo apply again once rabbitmqctl list_queues name messages counts ${queue}`
+        : `let that client acknowledge them or close its channel, then run topo apply again; or pass --allow-data-loss to delete them with the queue`,
+    ],
+  });
+}
+
 function notIdle(cluster: string, queue: string, reply: string): BrokerError {
   const inUse = /in use|consumer/.test(reply);
   return new BrokerError(cluster, `delete queue ${queue}: not deleted, it is ${inUse ? "in use" : "not empty"} (${reply}); nothing of it was lost`, {

@@ -390,27 +390,27 @@ export interface HeldNow {
  * apply that took such statistics for ones after the fetch deleted 3 fetched messages).
  * A quorum queue's totals come from its last tick (4 s behind on 3.10.8), so callers take these
  * for classic queues only. A queue the listing holds without counts (its process did not answer)
- * is not in the map: nobody can say what it holds.
+ * maps to undefined: nobody can say what it holds. A queue not in the map is not listed (gone).
  */
-export async function heldNow(client: ManagementClient, target: ClusterTarget): Promise<Map<string, HeldNow>> {
+export async function heldNow(client: ManagementClient, target: ClusterTarget): Promise<Map<string, HeldNow | undefined>> {
   const { qs } = await listTotals(client, target);
-  const out = new Map<string, HeldNow>();
+  const out = new Map<string, HeldNow | undefined>();
   for (const q of qs ?? []) {
-    if (typeof q.messages !== "number" || typeof q.messages_unacknowledged !== "number") continue;
-    out.set(q.name, { messages: q.messages, ready: q.messages_ready ?? q.messages - q.messages_unacknowledged, unacked: q.messages_unacknowledged });
+    const { messages, messages_unacknowledged: unacked } = q;
+    out.set(q.name, typeof messages === "number" && typeof unacked === "number" ? { messages, ready: q.messages_ready ?? messages - unacked, unacked } : undefined);
   }
   return out;
 }
 
 /**
- * What a classic queue holds unacknowledged now (heldNow), for many callers at once (a replace
- * for each queue, several under way), each by a listing begun after it asked: callers that ask
- * while one is under way share the next, so a thousand replaces make far fewer listings of the
- * vhost. undefined: the broker gave no count.
+ * What a classic queue holds unacknowledged now (heldNow), for many callers at once (a replace or
+ * a delete for each queue, several under way), each by a listing begun after it asked: callers
+ * that ask while one is under way share the next, so a thousand replaces make far fewer listings
+ * of the vhost. `unacked` undefined: the broker gave no count; `listed` false: the queue is gone.
  */
-export function unackedCounter(client: ManagementClient, target: ClusterTarget): (queue: string) => Promise<number | undefined> {
+export function unackedCounter(client: ManagementClient, target: ClusterTarget): (queue: string) => Promise<{ listed: boolean; unacked?: number }> {
   // The listing callers join (not begun yet), and the one under way.
-  let next: Promise<Map<string, HeldNow>> | undefined;
+  let next: Promise<Map<string, HeldNow | undefined>> | undefined;
   let running: Promise<unknown> = Promise.resolve();
   return async (queue) => {
     if (!next) {
@@ -420,7 +420,8 @@ export function unackedCounter(client: ManagementClient, target: ClusterTarget):
       });
       running = next.catch(() => undefined);
     }
-    return (await next).get(queue)?.unacked;
+    const listing = await next;
+    return { listed: listing.has(queue), unacked: listing.get(queue)?.unacked };
   };
 }
 
@@ -524,6 +525,11 @@ export async function readLiveCounts(
   await countHeld(client, target, actual, queues);
 }
 
+/** Whether the read found `name` a classic queue (its process counts what it holds: heldNow). */
+function classicQueue(actual: ActualCluster, name: string): boolean {
+  return actual.resources.some((r) => r.kind === "queue" && r.name === name && r.type !== "quorum" && r.type !== "stream");
+}
+
 /**
  * What the classic ones of `queues` hold unacknowledged, by consumers or by a client that fetched
  * with basic.get a moment ago, into the facts, as each queue's process counts it (heldNow):
@@ -531,7 +537,7 @@ export async function readLiveCounts(
  * what was fetched before them is counted.
  */
 async function countHeld(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, queues: readonly { name: string }[]): Promise<void> {
-  const classic = queues.filter((q) => actual.resources.some((r) => r.kind === "queue" && r.name === q.name && r.type !== "quorum" && r.type !== "stream"));
+  const classic = queues.filter((q) => classicQueue(actual, q.name));
   if (classic.length === 0) return;
   const held = await heldNow(client, target);
   for (const q of classic) {
@@ -563,7 +569,13 @@ export async function peekLiveCounts(
   try {
     // One at a time: a queue another client holds exclusive (405) or a refusal leaves its
     // statistics' figures, and the others are still counted (a passive declare needs no right).
-    for (const q of queues) await liveCounts(session, actual, [q]).catch(() => undefined);
+    for (const q of queues) {
+      const behind = await liveCounts(session, actual, [q]).catch(() => []);
+      // Plan does not wait for them: what the consumers of a quorum queue hold is unknown while
+      // its statistics are behind (2 ready shown as all a queue held, whose client had fetched 3).
+      const facts = actual.queueFacts[q.name];
+      if (behind.length && facts && (facts.consumers ?? 0) > 0) Object.assign(facts, { unacked: 0, unackedUnknown: true, messages: facts.ready ?? 0 });
+    }
   } finally {
     await session.close().catch(() => undefined);
   }
@@ -599,7 +611,9 @@ async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: r
       Object.assign(facts, { ready: 0, unacked: 0, messages: 0, consumers: 0, bytes: 0 });
       continue;
     }
-    if (statsBehind(facts, live, q.stream)) behind.push(q);
+    // A classic queue's unacknowledged messages are counted by its process (countHeld): its
+    // statistics are waited for only where their bytes are of other messages than it holds.
+    if (classicQueue(actual, q.name) ? (facts.ready ?? 0) !== live.messageCount : statsBehind(facts, live, q.stream)) behind.push(q);
     facts.consumers = live.consumerCount;
     // A stream's passive declare always says 0 messages; its statistics are the only count.
     if (!q.stream) {

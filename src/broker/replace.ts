@@ -261,6 +261,15 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest (the queue has its new shape, so this needs no --allow-destructive)`]);
   }
+  // A client may have fetched from the holding queue with basic.get (a person looking, a script):
+  // no if-empty delete counts what it holds, and the delete took it, and publishers' messages that
+  // came out with the rest hid the loss from the count below. So the holding queue is counted
+  // as the old one was, and left while someone holds messages of it.
+  if (r.unacked && holdQueue.type === "classic") {
+    const live = await step(`count ${hold}`, (ch) => ch.checkQueue(hold));
+    const unacked = live.consumerCount === 0 ? await r.unacked(hold) : 0;
+    if (unacked === undefined || unacked > 0) throw heldInHold(session.cluster, name, hold, unacked);
+  }
   await step(`delete ${hold}`, async (ch) => {
     const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type);
     if (refusal) throw new Error(`${hold} was not deleted: ${refusal}`);
@@ -357,6 +366,18 @@ function fetchedDuringReplace(cluster: string, queue: string, hold: string, n: n
     `replace queue ${queue}: the broker counts ${n} message${n === 1 ? "" : "s"} of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose ${them}, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
     { hints: [`let that client acknowledge ${them} or close its channel (then ${n === 1 ? "it is" : "they are"} back in ${queue}), then run topo apply again: it finishes the replace`] },
   );
+}
+
+/** Messages of the holding queue that a client fetched and holds unacknowledged (undefined: the broker gave no count) once the rest were moved back. */
+function heldInHold(cluster: string, queue: string, hold: string, n: number | undefined): BrokerError {
+  const what =
+    n === undefined
+      ? `the broker listed ${hold} without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged`
+      : `the broker counts ${plural(n, "message")} of ${hold} fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open)`;
+  return new BrokerError(cluster, `replace queue ${queue}: the queue has its new shape and the rest were moved back into it, but ${what}; deleting ${hold} would lose them, so it was left; no message was lost`, {
+    object: `queue ${hold}`,
+    hints: [`let that client acknowledge them or close its channel (then they are back in ${hold}), then run topo apply again: it moves them into ${queue} and deletes ${hold}`],
+  });
 }
 
 function dedupeBindings(bs: Binding[]): Binding[] {

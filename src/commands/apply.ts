@@ -815,6 +815,7 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         // caught up with them, or said to be unknown: a count of the ready messages alone looked
         // whole.
         a.unacked = undefined;
+        a.unackedUnknown = undefined;
         if (r.consumerCount > 0) {
           const held = await unackedNow(http, target, q.name, r);
           a.unacked = held.fresh ? held.unacked || undefined : undefined;

@@ -24,6 +24,8 @@ export async function managementProxy(
     upstream?: string;
     /** The broker's answer to a GET of this path, changed (a JSON body, parsed), or undefined to pass it on as it came. */
     change?: (path: string, body: unknown) => unknown;
+    /** Awaited once the broker answered a GET of this path, before the answer goes on: what a client does between the broker's answer and topo's reading of it. */
+    settle?: (path: string) => Promise<void>;
   } = {},
 ): Promise<ManagementProxy> {
   const upstream = new URL(o.upstream ?? broker().mgmtBase);
@@ -34,18 +36,19 @@ export async function managementProxy(
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const path = o.rewrite ? o.rewrite(req.url ?? "/") : req.url;
     const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } }, (up) => {
-      const change = o.change;
-      if (!change || req.method !== "GET" || up.statusCode !== 200) {
+      const { change, settle } = o;
+      if ((!change && !settle) || req.method !== "GET" || up.statusCode !== 200) {
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
         return;
       }
       const chunks: Buffer[] = [];
       up.on("data", (c: Buffer) => chunks.push(c));
-      up.on("end", () => {
+      up.on("end", async () => {
         const text = Buffer.concat(chunks).toString("utf8");
-        const changed = change(req.url ?? "/", JSON.parse(text));
+        const changed = change?.(req.url ?? "/", JSON.parse(text));
         const body = changed === undefined ? text : JSON.stringify(changed);
+        await settle?.(req.url ?? "/");
         const { "content-length": _, "transfer-encoding": __, ...headers } = up.headers;
         res.writeHead(200, { ...headers, "content-length": Buffer.byteLength(body) }).end(body);
       });

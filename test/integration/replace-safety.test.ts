@@ -232,6 +232,17 @@ async function statsProxy(v: string, answer: (n: number) => string | undefined):
   return { url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, close: () => proxy.close() };
 }
 
+/** A client that fetched `n` messages of `queue` (Q) of vhost `v` with basic.get and holds them unacknowledged. */
+async function fetchedBy(v: string, n: number, queue = Q): Promise<amqplib.ChannelModel> {
+  const conn = await amqplib.connect(amqpUrl(v));
+  const poller = await conn.createChannel();
+  for (let i = 0; i < n; i++) expect(await poller.get(queue, { noAck: false })).toBeTruthy();
+  return conn;
+}
+
+/** Whether a GET of `path` is the listing of the queue totals of vhost `v` (what topo counts held messages by). */
+const totalsOf = (v: string, path: string) => path.startsWith(`/api/queues/${vh(v)}?`) && path.includes("enable_queue_totals=true");
+
 describe("replace refuses what would lose messages", () => {
   it("x-max-length below what the queue holds: plan shows it, apply refuses, and the broker is as it was", async () => {
     const f = files({ "x-max-length": 1000 }, { "x-max-length": 10 });
@@ -768,7 +779,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     // The listing's totals for the queue gone, as when its process does not answer in time.
     const proxy = await managementProxy({
       change: (path, body) =>
-        path.startsWith(`/api/queues/${vh(async)}?`) && path.includes("enable_queue_totals=true") && Array.isArray(body)
+        totalsOf(async, path) && Array.isArray(body)
           ? body.map((q: Record<string, unknown>) => {
               if (q.name !== Q) return q;
               const { messages: _, messages_ready: __, messages_unacknowledged: ___, ...rest } = q;
@@ -794,12 +805,86 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
     expect(await getQueue(async, Q)).toBeUndefined();
   }, 120_000);
 
-  it("a quorum queue whose consumer was cancelled on a channel still open, holding its deliveries, is refused: the queue counts it as a consumer", async () => {
+  // Found by trying: apply's last count and its delete were up to 1.2 s apart (the other
+  // cluster's checks, this one's writes), and a message a client fetched between them went with
+  // the queue while apply said every cluster matched the file. The queue is counted again just
+  // before its delete; here the client fetches right after apply's count under the lock.
+  it("a message a client fetches after apply's count and before the delete is counted again just before it: the queue is left, nothing is lost", async () => {
+    const { async, file } = await appliedForDelete(0);
+    let listings = 0;
+    let conn: amqplib.ChannelModel | undefined;
+    // Listings of the totals: the read's, the count before writing, the count under the lock.
+    const proxy = await managementProxy({
+      settle: async (path) => {
+        if (!totalsOf(async, path) || ++listings !== 3) return;
+        await publishIds(async, ["late-1"]);
+        conn = await fetchedBy(async, 1);
+      },
+    });
+    try {
+      const r = await runCli(["apply", "-f", file(false, proxy.url), "--allow-destructive"]);
+      expect(conn).toBeDefined();
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        "cluster async: delete queue mplogin.async: not deleted: the broker counts 1 message of it fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open), which the delete would take with it; nothing of it was lost",
+      );
+      expect(await getQueue(async, Q)).toBeDefined();
+    } finally {
+      proxy.close();
+      await conn?.close();
+    }
+    expectExactlyOnce(await drainIds(async, Q), ["late-1"]);
+  }, 120_000);
+
+  it("--allow-data-loss names what a client fetched after apply's read among what went with the queue", async () => {
+    const { async, file } = await appliedForDelete(5);
+    let conn: amqplib.ChannelModel | undefined;
+    // After the read counted 5 ready, a client fetches 3.
+    const proxy = await managementProxy({
+      settle: async (path) => {
+        if (totalsOf(async, path) && !conn) conn = await fetchedBy(async, 3);
+      },
+    });
+    try {
+      const r = await runCli(["apply", "-f", file(false, proxy.url), "--allow-destructive", "--allow-data-loss"]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain("queue mplogin.async deleted; 2 ready messages dropped, and 3 messages fetched but not acknowledged (when apply counted them) (--allow-data-loss)");
+    } finally {
+      proxy.close();
+      await conn?.close();
+    }
+  }, 120_000);
+
+  /** Service mpquo, its async queue a quorum queue, and mpkeep, applied; `file` writes others for the same vhosts. */
+  async function appliedQuorum() {
     const sync = uniqueName("sync");
     const async = uniqueName("async");
     vhosts.push(sync, async);
     const file = (services: unknown[]) => writeTopology({ sync, async, services });
     expect((await runCli(["apply", "-f", file([{ name: "mpquo", sync: false, async: { type: "quorum" } }, "mpkeep"])])).code).toBe(0);
+    return { async, file };
+  }
+
+  it("plan says what a quorum queue's consumers hold is unknown while its statistics are behind, never its ready messages as all it holds", async () => {
+    const { async, file } = await appliedQuorum();
+    await withChannel(async, async (ch) => {
+      for (let i = 0; i < 5; i++) ch.sendToQueue("mpquo.async", Buffer.from(`m${i}`));
+      await ch.checkQueue("mpquo.async");
+    });
+    // Counted by the statistics once, before the fetch.
+    await statsShow(async, "mpquo.async", (q) => q.messages === 5);
+    const conn = await fetchedBy(async, 3, "mpquo.async");
+    try {
+      const r = await runCli(["plan", "-f", file(["mpkeep"])]);
+      // Statistics that caught up meanwhile count all 5; older ones leave the 3 unknown.
+      expect(r.stdout).toMatch(/- delete queue mpquo\.async \[holds (5 messages|2 ready messages and an unknown number unacknowledged)\] \[3 consumers\]/);
+    } finally {
+      await conn.close();
+    }
+  }, 120_000);
+
+  it("a quorum queue whose consumer was cancelled on a channel still open, holding its deliveries, is refused: the queue counts it as a consumer", async () => {
+    const { async, file } = await appliedQuorum();
     const conn = await amqplib.connect(amqpUrl(async));
     try {
       const pub = await conn.createConfirmChannel();
@@ -1423,13 +1508,6 @@ ch.close(); c.close()`;
     await finishAfterRelease(f, held, () => worker.close(), { "x-max-length": 1000 });
   });
 
-  /** A client that fetched `n` messages of queue Q of vhost `v` with basic.get and holds them unacknowledged. */
-  async function fetchedBy(v: string, n: number): Promise<amqplib.ChannelModel> {
-    const conn = await amqplib.connect(amqpUrl(v));
-    const poller = await conn.createChannel();
-    for (let i = 0; i < n; i++) expect(await poller.get(Q, { noAck: false })).toBeTruthy();
-    return conn;
-  }
 
   const FETCHED_4 =
     "cluster async: replace queue mplogin.async: the broker counts 4 messages of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in topo.hold.mplogin.async";
@@ -1465,6 +1543,41 @@ ch.close(); c.close()`;
     await conn.close();
     expect(await messageCount(f.async, Q)).toBe(10);
     await finishesWithAll(f, held, { "x-max-priority": 5 });
+  }, 120_000);
+
+  // Found by trying: a client that fetched from the holding queue during the move back lost its
+  // message with it, and with publishers sending, apply said the broker matched the file.
+  it("a client that fetches from the holding queue during the move back and holds it: the holding queue is left, and an apply once it is back finishes the replace", async () => {
+    const { f, held } = await appliedHolding(5000);
+    const applying = runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
+    const conn = await amqplib.connect(amqpUrl(f.async));
+    try {
+      await moveBackUnderWay(conn, 300);
+      const looker = await conn.createChannel();
+      expect(await looker.get(HOLD, { noAck: false })).toBeTruthy();
+      const r = await applying;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `cluster async: replace queue mplogin.async: the queue has its new shape and the rest were moved back into it, but the broker counts 1 message of ${HOLD} fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting ${HOLD} would lose them, so it was left; no message was lost`,
+      );
+      expect(await messageCount(f.async, Q)).toBe(4999);
+    } finally {
+      await conn.close();
+    }
+    expect(await messageCount(f.async, HOLD)).toBe(1);
+    await finishesWithAll(f, held, { "x-max-priority": 5 });
+  }, 180_000);
+
+  it("--allow-data-loss names the messages a client fetched among what a replace by delete and re-create dropped", async () => {
+    const { f } = await appliedHolding(5);
+    const conn = await fetchedBy(f.async, 2);
+    try {
+      const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive", "--allow-data-loss"]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain("queue mplogin.async deleted to be re-created; 3 ready messages dropped, and 2 messages fetched but not acknowledged (when apply counted them) (--allow-data-loss)");
+    } finally {
+      await conn.close();
+    }
   }, 120_000);
 
   it("a client that fetched messages with basic.get and holds them unacknowledged when the old queue is to go: it is left, and nothing is lost", async () => {

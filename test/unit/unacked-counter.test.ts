@@ -24,7 +24,7 @@ function fakeListing() {
 const target = { name: "async", amqp: { vhost: "v" } } as unknown as ClusterTarget;
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
-describe("counting what replaces leave unacknowledged", () => {
+describe("counting what deletes and replaces would take unacknowledged", () => {
   it("callers that ask together share one listing", async () => {
     const { client, started } = fakeListing();
     const count = unackedCounter(client, target);
@@ -32,7 +32,7 @@ describe("counting what replaces leave unacknowledged", () => {
     await tick();
     expect(started).toHaveLength(1);
     started[0]!.answer();
-    expect(await Promise.all(asked)).toEqual([1, 1, undefined]);
+    expect(await Promise.all(asked)).toEqual([{ listed: true, unacked: 1 }, { listed: true, unacked: 1 }, { listed: false, unacked: undefined }]);
   });
 
   it("a caller that asks while a listing is under way gets one begun after it asked, shared with the others that ask meanwhile", async () => {
@@ -46,11 +46,18 @@ describe("counting what replaces leave unacknowledged", () => {
     await tick();
     expect(started).toHaveLength(1);
     started[0]!.answer();
-    expect(await first).toBe(1);
+    expect(await first).toEqual({ listed: true, unacked: 1 });
     await tick();
     expect(started).toHaveLength(2);
     started[1]!.answer();
-    expect(await Promise.all(later)).toEqual([2, 2]);
+    expect(await Promise.all(later)).toEqual([{ listed: true, unacked: 2 }, { listed: true, unacked: 2 }]);
+  });
+
+  it("tells a queue listed without counts (its process did not answer) from one not listed (gone)", async () => {
+    const client = { list: async () => [{ name: "q", vhost: "v" }] } as unknown as ManagementClient;
+    const count = unackedCounter(client, target);
+    expect(await count("q")).toEqual({ listed: true, unacked: undefined });
+    expect(await count("gone")).toEqual({ listed: false, unacked: undefined });
   });
 
   it("a listing that fails fails its callers only: the next caller gets a listing of its own", async () => {
@@ -64,6 +71,6 @@ describe("counting what replaces leave unacknowledged", () => {
     } as unknown as ManagementClient;
     const count = unackedCounter(client, target);
     await expect(count("q")).rejects.toThrow("broker unreachable");
-    expect(await count("q")).toBe(3);
+    expect(await count("q")).toEqual({ listed: true, unacked: 3 });
   });
 });
