@@ -404,24 +404,46 @@ export async function heldNow(client: ManagementClient, target: ClusterTarget): 
 
 /**
  * What a classic queue holds unacknowledged now (heldNow), for many callers at once (a replace or
- * a delete for each queue, several under way), each by a listing begun after it asked: callers
- * that ask while one is under way share the next, so a thousand replaces make far fewer listings
- * of the vhost. `unacked` undefined: the broker gave no count; `listed` false: the queue is gone.
+ * a delete for each queue, several under way). By default each gets a listing begun after it
+ * asked, and callers that ask while one is under way share the next: a replace counts what is
+ * held after its move. With `reuseMs`, a caller also takes the last listing if it began at most
+ * that long before it asked (or four times as long as the last listing took: a vhost of 25,000
+ * queues takes seconds to list, and deletes that each waited for a listing of their own went 64
+ * at a time per listing). `unacked` undefined: the broker gave no count; `listed` false: the
+ * queue is gone.
  */
-export function unackedCounter(client: ManagementClient, target: ClusterTarget): (queue: string) => Promise<{ listed: boolean; unacked?: number }> {
-  // The listing callers join (not begun yet), and the one under way.
-  let next: Promise<Map<string, HeldNow | undefined>> | undefined;
-  let running: Promise<unknown> = Promise.resolve();
+export function unackedCounter(client: ManagementClient, target: ClusterTarget, reuseMs = 0): (queue: string) => Promise<{ listed: boolean; unacked?: number }> {
+  type Listing = Promise<Map<string, HeldNow | undefined>>;
+  // The listing callers join that begins once the one under way ends; the last one begun, and
+  // how long the last one took.
+  let waiting: Listing | undefined;
+  let latest: { began: number; listing: Listing } | undefined;
+  let took = 0;
+  let under: Promise<unknown> = Promise.resolve();
+  const begin = (): Listing => {
+    const listing: Listing = under.then(async () => {
+      waiting = undefined;
+      const began = Date.now();
+      latest = { began, listing };
+      try {
+        return await heldNow(client, target);
+      } catch (e) {
+        // A failed listing is no count for the callers after it.
+        if (latest?.listing === listing) latest = undefined;
+        throw e;
+      } finally {
+        took = Date.now() - began;
+      }
+    });
+    under = listing.catch(() => undefined);
+    return listing;
+  };
   return async (queue) => {
-    if (!next) {
-      next = running.then(() => {
-        next = undefined;
-        return heldNow(client, target);
-      });
-      running = next.catch(() => undefined);
-    }
-    const listing = await next;
-    return { listed: listing.has(queue), unacked: listing.get(queue)?.unacked };
+    const asked = Date.now();
+    const recent = reuseMs > 0 && latest !== undefined && asked - latest.began <= Math.max(reuseMs, 4 * took);
+    const listing = recent && latest ? latest.listing : (waiting ??= begin());
+    const held = await listing;
+    return { listed: held.has(queue), unacked: held.get(queue)?.unacked };
   };
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ManagementClient } from "../../src/broker/http.js";
 import { unackedCounter } from "../../src/broker/read.js";
 import type { ClusterTarget } from "../../src/model.js";
@@ -58,6 +58,64 @@ describe("counting what deletes and replaces would take unacknowledged", () => {
     const count = unackedCounter(client, target);
     expect(await count("q")).toEqual({ listed: true, unacked: undefined });
     expect(await count("gone")).toEqual({ listed: false, unacked: undefined });
+  });
+
+  describe("deletes, which may go by a listing begun a moment before", () => {
+    afterEach(() => vi.useRealTimers());
+
+    it("take the last listing while it began at most reuseMs before, then a new one", async () => {
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(0);
+      const { client, started } = fakeListing();
+      const count = unackedCounter(client, target, 1000);
+      const first = count("q");
+      await tick();
+      started[0]!.answer();
+      expect(await first).toEqual({ listed: true, unacked: 1 });
+      vi.setSystemTime(900);
+      expect(await count("q")).toEqual({ listed: true, unacked: 1 });
+      expect(started).toHaveLength(1);
+      vi.setSystemTime(1100);
+      const later = count("q");
+      await tick();
+      expect(started).toHaveLength(2);
+      started[1]!.answer();
+      expect(await later).toEqual({ listed: true, unacked: 2 });
+    });
+
+    it("take it for four times as long as a listing took, on a vhost slow to list", async () => {
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(0);
+      const { client, started } = fakeListing();
+      const count = unackedCounter(client, target, 1000);
+      const first = count("q");
+      await tick();
+      vi.setSystemTime(3000);
+      started[0]!.answer();
+      await first;
+      vi.setSystemTime(11_900);
+      expect(await count("q")).toEqual({ listed: true, unacked: 1 });
+      vi.setSystemTime(12_100);
+      void count("q");
+      await tick();
+      expect(started).toHaveLength(2);
+      started[1]!.answer();
+    });
+
+    it("never take a listing that failed", async () => {
+      let calls = 0;
+      const client = {
+        list: async () => {
+          calls++;
+          if (calls === 1) throw new Error("broker unreachable");
+          return [{ name: "q", vhost: "v", messages: 3, messages_ready: 0, messages_unacknowledged: 3 }];
+        },
+      } as unknown as ManagementClient;
+      const count = unackedCounter(client, target, 60_000);
+      await expect(count("q")).rejects.toThrow("broker unreachable");
+      expect(await count("q")).toEqual({ listed: true, unacked: 3 });
+      expect(calls).toBe(2);
+    });
   });
 
   it("a listing that fails fails its callers only: the next caller gets a listing of its own", async () => {
