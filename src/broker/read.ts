@@ -633,9 +633,12 @@ async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: r
       Object.assign(facts, { ready: 0, unacked: 0, messages: 0, consumers: 0, bytes: 0 });
       continue;
     }
-    // A classic queue's unacknowledged messages are counted by its process (countHeld): its
-    // statistics are waited for only where their bytes are of other messages than it holds.
-    if (classicQueue(actual, q.name) ? (facts.ready ?? 0) !== live.messageCount : statsBehind(facts, live, q.stream)) behind.push(q);
+    // A classic queue's unacknowledged messages are counted by its process (countHeld): with no
+    // consumer, its statistics are not waited for while they count what a client fetched (a
+    // basic.get holder kept a replace's read waiting 15 s), only while they count more ready
+    // messages than it has. (Fewer, while a publisher sends, would never catch up.)
+    const behindNow = classicQueue(actual, q.name) && live.consumerCount === 0 ? !q.stream && (facts.ready ?? 0) > live.messageCount : statsBehind(facts, live, q.stream);
+    if (behindNow) behind.push(q);
     facts.consumers = live.consumerCount;
     // A stream's passive declare always says 0 messages; its statistics are the only count.
     if (!q.stream) {
