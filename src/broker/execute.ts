@@ -550,8 +550,9 @@ const HTTP_WRITES_AT_ONCE = 8;
 /**
  * How old a listing of the queue totals a queue's delete may go by: what a client fetched in that
  * time, or while the listing ran, goes with the queue unseen. A listing for each delete made
- * 2,000 services' deletes 40% slower (21.9 and 22.6 s against 15.5 and 16.0 s), and on a large
- * vhost would have made them go 64 at a time per listing.
+ * 2,000 services' deletes 40% slower (21.9 and 22.6 s against 15.5 and 16.0 s, CI running beside),
+ * and on a large vhost would have made them go 64 at a time per listing; this, about 7% (11.5 and
+ * 12.4 s against 10.2 and 12.1 s, bench/destructive.mjs).
  */
 const DELETE_COUNT_REUSE_MS = 1000;
 
