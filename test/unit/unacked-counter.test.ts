@@ -63,62 +63,34 @@ describe("counting what deletes and replaces would take unacknowledged", () => {
   describe("deletes, which may go by a listing begun a moment before", () => {
     afterEach(() => vi.useRealTimers());
 
-    it("take the last listing while it began at most reuseMs before, then a new one", async () => {
+    // A listing that took `took` ms is taken by a delete that asks at `reused`, and not at `renewed`.
+    it.each([
+      { why: "at most reuseMs (1 s) after it began", took: 0, reused: 900, renewed: 1100 },
+      { why: "four times as long as it took, on a vhost slow to list (3 s)", took: 3000, reused: 11_900, renewed: 12_100 },
+    ])("take the last listing $why, then a new one", async ({ took, reused, renewed }) => {
       vi.useFakeTimers({ toFake: ["Date"] });
       vi.setSystemTime(0);
       const { client, started } = fakeListing();
       const count = unackedCounter(client, target, 1000);
       const first = count("q");
       await tick();
+      vi.setSystemTime(took);
       started[0]!.answer();
       expect(await first).toEqual({ listed: true, unacked: 1 });
-      vi.setSystemTime(900);
+      vi.setSystemTime(reused);
       expect(await count("q")).toEqual({ listed: true, unacked: 1 });
       expect(started).toHaveLength(1);
-      vi.setSystemTime(1100);
+      vi.setSystemTime(renewed);
       const later = count("q");
       await tick();
       expect(started).toHaveLength(2);
       started[1]!.answer();
       expect(await later).toEqual({ listed: true, unacked: 2 });
     });
-
-    it("take it for four times as long as a listing took, on a vhost slow to list", async () => {
-      vi.useFakeTimers({ toFake: ["Date"] });
-      vi.setSystemTime(0);
-      const { client, started } = fakeListing();
-      const count = unackedCounter(client, target, 1000);
-      const first = count("q");
-      await tick();
-      vi.setSystemTime(3000);
-      started[0]!.answer();
-      await first;
-      vi.setSystemTime(11_900);
-      expect(await count("q")).toEqual({ listed: true, unacked: 1 });
-      vi.setSystemTime(12_100);
-      void count("q");
-      await tick();
-      expect(started).toHaveLength(2);
-      started[1]!.answer();
-    });
-
-    it("never take a listing that failed", async () => {
-      let calls = 0;
-      const client = {
-        list: async () => {
-          calls++;
-          if (calls === 1) throw new Error("broker unreachable");
-          return [{ name: "q", vhost: "v", messages: 3, messages_ready: 0, messages_unacknowledged: 3 }];
-        },
-      } as unknown as ManagementClient;
-      const count = unackedCounter(client, target, 60_000);
-      await expect(count("q")).rejects.toThrow("broker unreachable");
-      expect(await count("q")).toEqual({ listed: true, unacked: 3 });
-      expect(calls).toBe(2);
-    });
   });
 
-  it("a listing that fails fails its callers only: the next caller gets a listing of its own", async () => {
+  // A reuse of a minute (deletes) must not hand the failure on either.
+  it.each([0, 60_000])("a listing that fails fails its callers only: the next caller gets a listing of its own (reuse %i ms)", async (reuseMs) => {
     let calls = 0;
     const client = {
       list: async () => {
@@ -127,8 +99,9 @@ describe("counting what deletes and replaces would take unacknowledged", () => {
         return [{ name: "q", vhost: "v", messages: 3, messages_ready: 0, messages_unacknowledged: 3 }];
       },
     } as unknown as ManagementClient;
-    const count = unackedCounter(client, target);
+    const count = unackedCounter(client, target, reuseMs);
     await expect(count("q")).rejects.toThrow("broker unreachable");
     expect(await count("q")).toEqual({ listed: true, unacked: 3 });
+    expect(calls).toBe(2);
   });
 });
