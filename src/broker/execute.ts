@@ -610,7 +610,6 @@ function reply(e: BrokerError): string {
   return e.message.startsWith(head) ? e.message.slice(head.length) : e.message.slice(`cluster ${e.cluster}: `.length);
 }
 
-/** A queue apply was to delete holds messages or has a consumer now: it is left, and apply stops. */
 /** Messages of a queue to delete that a client fetched and holds, counted just before the delete (undefined: the broker gave no count). */
 function heldBeforeDelete(cluster: string, queue: string, n: number | undefined): BrokerError {
   const what =
@@ -627,6 +626,7 @@ function heldBeforeDelete(cluster: string, queue: string, n: number | undefined)
   });
 }
 
+/** A queue apply was to delete holds messages or has a consumer now: it is left, and apply stops. */
 function notIdle(cluster: string, queue: string, reply: string): BrokerError {
   const inUse = /in use|consumer/.test(reply);
   return new BrokerError(cluster, `delete queue ${queue}: not deleted, it is ${inUse ? "in use" : "not empty"} (${reply}); nothing of it was lost`, {

@@ -487,7 +487,6 @@ async function queueStats(client: ManagementClient, target: ClusterTarget, name:
   };
 }
 
-
 /** How long apply waits for statistics that caught up with the live counts (emitted every 5 s by default). */
 const FRESH_STATS_MS = 15_000;
 const FRESH_STATS_POLL_MS = 1_000;
@@ -609,7 +608,6 @@ async function untilFresh(attempt: (again: boolean) => Promise<boolean>): Promis
   const deadline = Date.now() + FRESH_STATS_MS;
   for (let again = false; !(await attempt(again)) && Date.now() < deadline; again = true) await sleep(FRESH_STATS_POLL_MS);
 }
-
 
 /** Live counts into the facts; returns the queues whose statistics are behind them. */
 async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<{ name: string; stream: boolean }[]> {

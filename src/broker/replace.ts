@@ -168,9 +168,9 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       // The peek first: what reaches the holding queue after the unbind and before the peek is
       // counted with the copies, so the shorter that moment, the fewer twins that prove nothing.
       const copies = r.old?.type !== "stream" && r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
-      // What step 3 counts fetched and unacknowledged: a quorum queue counts the channel that
-      // holds them as a consumer, and its if-unused delete refuses.
-      // A queue the plan did not see (undefined) is counted too.
+      // What step 3 counts fetched and unacknowledged, in a classic queue (and one the plan did
+      // not see): a quorum queue counts the channel that holds them as a consumer, and its
+      // delete refuses.
       const counted = r.old?.type !== "quorum" && r.old?.type !== "stream" ? r.unacked : undefined;
       if (r.old?.type !== "stream") {
         // Through a fanout exchange of the holding queue's name, bound to it alone, each message
@@ -206,9 +206,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       // A client that took messages with basic.get and holds them is no consumer, and an
       // if-empty delete counts ready messages only: the broker would delete them with the queue
       // (measured: a poller holding 5 of 20,000 during the move lost them, and apply said the
-      // replace was done). So for one that fetched them all a moment before the replace, and the
-      // move found nothing. The queue's process counts them; the statistics did not (emitted
-      // before the fetch, they said 0). One with a consumer is refused by the if-unused delete.
+      // replace was done), and so, when the move found nothing, those of a client that fetched
+      // them all a moment before the replace. The queue's process counts them; the statistics did
+      // not (emitted before the fetch, they said 0). One with a consumer is refused by the
+      // if-unused delete.
       if (counted) {
         const live = await step(`count ${name}`, (ch) => ch.checkQueue(name));
         if (live.consumerCount === 0) {
@@ -349,7 +350,7 @@ function arrivedDuringReplace(cluster: string, queue: string, hold: string, n: n
   );
 }
 
-/** The old queue's statistics never showed it as the move left it: what a client holds is unknown. */
+/** The broker listed the old queue without a count once its messages were moved out: what a client holds is unknown. */
 function uncounted(cluster: string, queue: string, hold: string): BrokerError {
   return new BrokerError(
     cluster,

@@ -781,14 +781,14 @@ function isVhostCreate(a: Action): boolean {
 
 /**
  * What each queue to delete holds, counted now: used to refuse a data-losing plan before anything
- * is written, and again under the lock just before the deletes. A passive declare gives a queue's
- * consumers and ready messages. What a client fetched and has not acknowledged (basic.get, or a
- * consumer cancelled on its open channel) no delete checks, and it goes with the queue: a classic
- * queue's process counts it when asked (broker/read.ts heldNow), so one listing after the
- * declares counts it. The statistics could not (3 fetched a second before apply, counted 0 by
- * statistics from before the fetch, and deleted). A quorum queue counts such a client as a
- * consumer (measured on 3.10.8 and 4.3.6: 3 basic.gets, 3 consumers; a cancelled consumer holding
- * 3, 1), so with none, it holds nothing unacknowledged.
+ * is written, and again under the lock (the deletes count once more: broker/execute.ts). A
+ * passive declare gives a queue's consumers and ready messages. What a client fetched and has not
+ * acknowledged (basic.get, or a consumer cancelled on its open channel) no delete checks, and it
+ * goes with the queue: a classic queue's process counts it when asked (broker/read.ts heldNow),
+ * so one listing after the declares counts it. The statistics could not (3 fetched a second
+ * before apply, counted 0 by statistics from before the fetch, and deleted). A quorum queue
+ * counts such a client as a consumer (measured on 3.10.8 and 4.3.6: 3 basic.gets, 3 consumers; a
+ * cancelled consumer holding 3, 1), so with none, it holds nothing unacknowledged.
  */
 async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementClient, target: ClusterTarget): Promise<void> {
   type Delete = Extract<Action, { op: "delete" }>;
