@@ -229,8 +229,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       // What a client fetched and holds unacknowledged no delete checks: counted again just
       // before (apply's count can be a second old by now, after the other clusters' checks and
       // this one's writes). A quorum queue counts such a client as a consumer.
-      const classic = r.type !== "quorum" && r.type !== "stream";
-      const now = classic ? await held(r.name) : undefined;
+      const now = r.type === "classic" ? await held(r.name) : undefined;
       if (!opts.allowDataLoss) {
         if (now?.listed && now.unacked !== 0) throw heldBeforeDelete(plan.cluster, r.name, now.unacked);
         // The broker itself refuses to drop a message, even one published after plan read the

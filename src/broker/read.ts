@@ -360,7 +360,7 @@ export async function readMessageCounts(client: ManagementClient, target: Cluste
   actual.messagesCounted = true;
 }
 
-type Totals = { name: string; messages?: number; messages_ready?: number; messages_unacknowledged?: number };
+type Totals = { name: string; messages?: number; messages_unacknowledged?: number };
 
 /**
  * The vhost's queues with their totals (enable_queue_totals), which the broker asks of each
@@ -368,15 +368,14 @@ type Totals = { name: string; messages?: number; messages_ready?: number; messag
  * queue's are its counts at that moment.
  */
 async function listTotals(client: ManagementClient, target: ClusterTarget): Promise<{ path: string; qs: Totals[] | undefined }> {
-  const path = `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,vhost,messages,messages_ready,messages_unacknowledged&${UNSORTED}`;
+  const path = `/api/queues/${vh(target.amqp.vhost)}?disable_stats=true&enable_queue_totals=true&columns=name,vhost,messages,messages_unacknowledged&${UNSORTED}`;
   const qs = await client.list<Totals>(path, [404], {}, { check: queueCountItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` });
   return { path, qs };
 }
 
-/** What a classic queue holds now, by its own process: ready, fetched and not acknowledged, and both. */
+/** What a classic queue holds now, by its own process: all its messages, and those fetched and not acknowledged. */
 export interface HeldNow {
   messages: number;
-  ready: number;
   unacked: number;
 }
 
@@ -397,7 +396,7 @@ export async function heldNow(client: ManagementClient, target: ClusterTarget): 
   const out = new Map<string, HeldNow | undefined>();
   for (const q of qs ?? []) {
     const { messages, messages_unacknowledged: unacked } = q;
-    out.set(q.name, typeof messages === "number" && typeof unacked === "number" ? { messages, ready: q.messages_ready ?? messages - unacked, unacked } : undefined);
+    out.set(q.name, typeof messages === "number" && typeof unacked === "number" ? { messages, unacked } : undefined);
   }
   return out;
 }
@@ -496,6 +495,12 @@ interface LiveCount {
   consumerCount: number;
 }
 
+/** A queue's type as the live counts need it: a stream has no live count, a classic queue's process counts what it holds. */
+interface QueueKind {
+  stream: boolean;
+  classic: boolean;
+}
+
 /**
  * Whether a queue's statistics may predate what its live count shows, so that their count of
  * unacknowledged messages cannot be trusted either way: no consumer is attached now, and the
@@ -507,7 +512,13 @@ interface LiveCount {
  * before unacknowledged messages (measured on 3.10: a worker's exit showed as 0 consumers with 4
  * unacknowledged, and 0 unacknowledged 1.6 s later), so no single figure says they caught up.
  */
-function statsBehind(stats: QueueFacts, live: LiveCount, stream: boolean): boolean {
+function statsBehind(stats: QueueFacts, live: LiveCount, kind: QueueKind): boolean {
+  // A classic queue's unacknowledged messages are counted by its process (countHeld): with no
+  // consumer, its statistics are not waited for while they count what a client fetched (a
+  // basic.get holder kept a replace's read waiting 15 s), only while they count more ready
+  // messages than it has. (Fewer, while a publisher sends, would never catch up.)
+  if (kind.classic && live.consumerCount === 0) return (stats.ready ?? 0) > live.messageCount;
+  const { stream } = kind;
   // With a consumer attached, what it holds unacknowledged is counted by the statistics alone:
   // they count it as it is now only once they count the consumers and the ready messages the
   // passive declare counts (measured on 4.0.5: statistics from before a consumer took 3 of 5
@@ -531,24 +542,31 @@ export async function readLiveCounts(
   actual: ActualCluster,
   queues: readonly { name: string; stream: boolean }[],
 ): Promise<void> {
+  const classic = classicQueues(actual);
   let todo = queues;
   await untilFresh(async (again) => {
     if (again) await readQueueStats(client, target, actual, todo.map((q) => q.name));
-    todo = await liveCounts(session, actual, todo);
+    todo = await liveCounts(session, actual, classic, todo);
     return todo.length === 0;
   });
   // Past the bound, a consumer's unacknowledged messages have no count topo can trust: said so,
   // rather than a count of the ready ones that looks whole.
-  for (const q of todo) {
-    const facts = actual.queueFacts[q.name];
-    if (facts && (facts.consumers ?? 0) > 0) Object.assign(facts, { unacked: 0, unackedUnknown: true, messages: facts.ready ?? 0 });
-  }
-  await countHeld(client, target, actual, queues);
+  for (const q of todo) unackedUnknown(actual, q.name);
+  await countHeld(client, target, actual, classic, queues);
 }
 
-/** Whether the read found `name` a classic queue (its process counts what it holds: heldNow). */
-function classicQueue(actual: ActualCluster, name: string): boolean {
-  return actual.resources.some((r) => r.kind === "queue" && r.name === name && r.type !== "quorum" && r.type !== "stream");
+/** The queues the read found classic (each one's process counts what it holds: heldNow). */
+function classicQueues(actual: ActualCluster): ReadonlySet<string> {
+  return new Set(actual.resources.flatMap((r) => (r.kind === "queue" && r.type === "classic" ? [r.name] : [])));
+}
+
+/**
+ * Marks what the consumers of queue `name` hold unacknowledged as unknown, when it has consumers
+ * and its statistics are behind them: its messages are then its ready ones, and more.
+ */
+function unackedUnknown(actual: ActualCluster, name: string): void {
+  const facts = actual.queueFacts[name];
+  if (facts && (facts.consumers ?? 0) > 0) Object.assign(facts, { unacked: 0, unackedUnknown: true, messages: facts.ready ?? 0 });
 }
 
 /**
@@ -557,11 +575,11 @@ function classicQueue(actual: ActualCluster, name: string): boolean {
  * statistics that look caught up may predate it. After the passive declares (liveCounts), so
  * what was fetched before them is counted.
  */
-async function countHeld(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, queues: readonly { name: string }[]): Promise<void> {
-  const classic = queues.filter((q) => classicQueue(actual, q.name));
-  if (classic.length === 0) return;
+async function countHeld(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, classic: ReadonlySet<string>, queues: readonly { name: string }[]): Promise<void> {
+  const counted = queues.filter((q) => classic.has(q.name));
+  if (counted.length === 0) return;
   const held = await heldNow(client, target);
-  for (const q of classic) {
+  for (const q of counted) {
     const facts = actual.queueFacts[q.name];
     const now = held.get(q.name);
     if (!facts || !now) continue;
@@ -587,20 +605,20 @@ export async function peekLiveCounts(
 ): Promise<void> {
   const session = await open().catch(() => undefined);
   if (!session) return;
+  const classic = classicQueues(actual);
   try {
     // One at a time: a queue another client holds exclusive (405) or a refusal leaves its
     // statistics' figures, and the others are still counted (a passive declare needs no right).
     for (const q of queues) {
-      const behind = await liveCounts(session, actual, [q]).catch(() => []);
+      const behind = await liveCounts(session, actual, classic, [q]).catch(() => []);
       // Plan does not wait for them: what the consumers of a quorum queue hold is unknown while
       // its statistics are behind (2 ready shown as all a queue held, whose client had fetched 3).
-      const facts = actual.queueFacts[q.name];
-      if (behind.length && facts && (facts.consumers ?? 0) > 0) Object.assign(facts, { unacked: 0, unackedUnknown: true, messages: facts.ready ?? 0 });
+      if (behind.length) unackedUnknown(actual, q.name);
     }
   } finally {
     await session.close().catch(() => undefined);
   }
-  await countHeld(client, target, actual, queues);
+  await countHeld(client, target, actual, classic, queues);
 }
 
 /** `attempt` again, a poll interval apart, until it says the statistics caught up or `ms` have passed. */
@@ -610,7 +628,12 @@ async function untilFresh(attempt: (again: boolean) => Promise<boolean>): Promis
 }
 
 /** Live counts into the facts; returns the queues whose statistics are behind them. */
-async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: readonly { name: string; stream: boolean }[]): Promise<{ name: string; stream: boolean }[]> {
+async function liveCounts(
+  session: AmqpSession,
+  actual: ActualCluster,
+  classic: ReadonlySet<string>,
+  queues: readonly { name: string; stream: boolean }[],
+): Promise<{ name: string; stream: boolean }[]> {
   const behind: { name: string; stream: boolean }[] = [];
   for (const q of queues) {
     // A channel of its own: a 404 closes it, and it must not go back to the session's pool.
@@ -631,12 +654,7 @@ async function liveCounts(session: AmqpSession, actual: ActualCluster, queues: r
       Object.assign(facts, { ready: 0, unacked: 0, messages: 0, consumers: 0, bytes: 0 });
       continue;
     }
-    // A classic queue's unacknowledged messages are counted by its process (countHeld): with no
-    // consumer, its statistics are not waited for while they count what a client fetched (a
-    // basic.get holder kept a replace's read waiting 15 s), only while they count more ready
-    // messages than it has. (Fewer, while a publisher sends, would never catch up.)
-    const behindNow = classicQueue(actual, q.name) && live.consumerCount === 0 ? !q.stream && (facts.ready ?? 0) > live.messageCount : statsBehind(facts, live, q.stream);
-    if (behindNow) behind.push(q);
+    if (statsBehind(facts, live, { stream: q.stream, classic: classic.has(q.name) })) behind.push(q);
     facts.consumers = live.consumerCount;
     // A stream's passive declare always says 0 messages; its statistics are the only count.
     if (!q.stream) {
@@ -664,7 +682,7 @@ export async function unackedNow(client: ManagementClient, target: ClusterTarget
   let fresh = false;
   await untilFresh(async () => {
     facts = await queueStats(client, target, name);
-    fresh = facts !== undefined && !statsBehind(facts, live, false);
+    fresh = facts !== undefined && !statsBehind(facts, live, { stream: false, classic: false });
     // No statistics yet (a queue declared a moment ago): with a consumer attached, they are the
     // only count of what it holds, so they are waited for.
     return fresh || (!facts && live.consumerCount === 0);

@@ -14,7 +14,7 @@ function fakeListing() {
       expect(path).toMatch(/^\/api\/queues\/v\?disable_stats=true&enable_queue_totals=true&/);
       const n = started.length + 1;
       return new Promise((resolve) => {
-        started.push({ answer: () => resolve([{ name: "q", vhost: "v", messages: n, messages_ready: 0, messages_unacknowledged: n }]) });
+        started.push({ answer: () => resolve([{ name: "q", vhost: "v", messages: n, messages_unacknowledged: n }]) });
       });
     },
   } as unknown as ManagementClient;
@@ -96,7 +96,7 @@ describe("counting what deletes and replaces would take unacknowledged", () => {
       list: async () => {
         calls++;
         if (calls === 1) throw new Error("broker unreachable");
-        return [{ name: "q", vhost: "v", messages: 3, messages_ready: 0, messages_unacknowledged: 3 }];
+        return [{ name: "q", vhost: "v", messages: 3, messages_unacknowledged: 3 }];
       },
     } as unknown as ManagementClient;
     const count = unackedCounter(client, target, reuseMs);
