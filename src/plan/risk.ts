@@ -9,7 +9,7 @@
 // max-length, max-length-bytes, message-ttl and expires; the argument wins for overflow and
 // dead-letter-exchange; an operator policy's value caps whatever the others give).
 
-import type { ActualCluster, DesiredCluster, Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
+import type { ActualCluster, DesiredCluster, Exchange, Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
 import { shown, plural } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { holdingQueue } from "../core/naming.js";
@@ -82,7 +82,17 @@ function matches(pattern: string, name: string): boolean | undefined {
  * replace count them all, so that a policy topo cannot read never lets a message expire unseen.
  */
 export function policiesFor(q: Queue, policies: readonly Policy[]): { p: Policy; unread: boolean }[] {
-  const judged = policies.filter((p) => appliesTo(p, q)).map((p) => ({ p, m: matches(p.pattern, q.name) }));
+  return topPolicies(q.name, policies.filter((p) => appliesTo(p, q)));
+}
+
+/** policiesFor of an exchange: the policies that apply to exchanges (`exchanges` or `all`). */
+export function policiesForExchange(x: Exchange, policies: readonly Policy[]): { p: Policy; unread: boolean }[] {
+  return topPolicies(x.name, policies.filter((p) => p.applyTo === "exchanges" || p.applyTo === "all"));
+}
+
+/** Of `policies` (those that apply to the object's kind), the ones of the highest priority that match `name`, or may. */
+function topPolicies(name: string, policies: readonly Policy[]): { p: Policy; unread: boolean }[] {
+  const judged = policies.map((p) => ({ p, m: matches(p.pattern, name) }));
   const top = Math.max(-Infinity, ...judged.filter((x) => x.m === true).map((x) => x.p.priority));
   return judged
     .filter(({ p, m }) => (m === true && p.priority === top) || (m === undefined && p.priority >= top))

@@ -7,11 +7,13 @@ import { mirroredAgainstFile, mirroring } from "./mirroring.js";
 import { deadLettering } from "./dead-lettering.js";
 import { policyOverflow } from "./policy-overflow.js";
 import { policyLimits } from "./policy-limits.js";
+import { policyRoutes } from "./policy-routes.js";
 
 /**
  * How the broker differs from the file in ways topo cannot repair, since what causes them is not
  * topo's (a user's policy, an operator policy, a node that is down): queues that are not mirrored
- * as the file says, or that a policy limits where the file does not.
+ * as the file says, that a policy limits where the file does not, or whose messages a policy
+ * dead-letters (or sends to an alternate exchange) where the file says they go nowhere.
  */
 export function unrepairable(
   c: DesiredCluster,
@@ -26,9 +28,10 @@ export function unrepairable(
   const limits = policyLimits(c, actual, owns);
   const overflow = policyOverflow(c, actual, owns);
   const dead = deadLettering(c, actual, owns, placeOf);
+  const routes = policyRoutes(c, actual, owns);
   return {
-    degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded],
-    warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings],
+    degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded, ...routes.degraded],
+    warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings, ...routes.warnings],
     notCompared: [...mirrors.notCompared, ...limits.notCompared],
   };
 }

@@ -212,6 +212,50 @@ describe("a policy's overflow on the file's queues", () => {
   });
 });
 
+describe("a policy that routes the file's messages elsewhere", () => {
+  // A queue's dead-letter exchange and routing key, and an exchange's alternate exchange, are the
+  // policy's where the object has none: plan compared arguments only and said "No changes." while a
+  // user's policy dead-lettered one service's rejected tasks into another service's queue.
+  it("a user's policy dead-letter exchange on a queue the file leaves without one is degraded, and the broker does send a rejected task there; an alternate exchange is a warning", async () => {
+    const { file, async } = fresh([{ name: "mplogin", sync: false }, { name: "mpwallet", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const dlx = { pattern: "^mplogin\\.async$", definition: { "dead-letter-exchange": "mpwallet", "dead-letter-routing-key": "mpwallet.async.hijack" }, "apply-to": "queues", priority: 1 };
+    expect((await api("PUT", `/api/policies/${vh(async)}/moved`, dlx)).status).toBeLessThan(300);
+    const ae = { pattern: "^mpwallet$", definition: { "alternate-exchange": "amq.fanout" }, "apply-to": "exchanges", priority: 1 };
+    expect((await api("PUT", `/api/policies/${vh(async)}/unrouted`, ae)).status).toBeLessThan(300);
+    // The broker applies it a moment after the PUT answers: a task rejected without requeue (as
+    // Celery rejects one it does not know) then lands in mpwallet.async.
+    let moved = false;
+    for (let i = 0; i < 50 && !moved; i++) {
+      await withChannel(async, async (ch) => {
+        ch.publish("mplogin", "mplogin.async.register", Buffer.from("t"));
+        await ch.checkQueue("mplogin.async");
+        const m = await ch.get("mplogin.async", { noAck: false });
+        if (m) ch.nack(m, false, false);
+        await ch.checkQueue("mplogin.async");
+      });
+      moved = (await messageCount(async, "mpwallet.async")) > 0;
+      if (!moved) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(moved).toBe(true);
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(
+      `! degraded: policy "moved" sets dead-letter-exchange "mpwallet" and dead-letter-routing-key "mpwallet.async.hijack" on 1 queue (mplogin.async) and the file gives it no x-dead-letter-exchange: the broker dead-letters what the queue drops (a message rejected without requeue, one that expires or that a length limit pushes out) to exchange "mpwallet" with routing key "mpwallet.async.hijack", where the file says it drops them; change policy "moved" (rabbitmqctl list_policies -p ${async}), or write x-dead-letter-exchange: mpwallet and x-dead-letter-routing-key: mpwallet.async.hijack for it in the file, so that it says what the broker does`,
+    );
+    expect(plan.stdout).toMatch(/warning: .*policy "unrouted" sets alternate-exchange "amq\.fanout" on 1 exchange of the file \(mpwallet\)/);
+
+    // Without the dead-letter policy, the alternate exchange alone is a warning: no drift.
+    expect((await api("DELETE", `/api/policies/${vh(async)}/moved`)).status).toBeLessThan(300);
+    const warned = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(warned.stdout).toMatch(/policy "unrouted" sets alternate-exchange/);
+    expect(warned.stdout).toMatch(/No changes\.$/m);
+    expect(warned.code).toBe(0);
+  });
+});
+
 describe("policies that set a stream's retention", () => {
   // For a stream, a policy's max-age, max-length-bytes and stream-max-segment-size-bytes take the
   // place of the queue's arguments, lower or higher (measured on 3.10.8: a stream declared with
