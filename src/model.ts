@@ -328,6 +328,8 @@ export interface ActualCluster {
   operatorPolicies?: Policy[];
   /** The vhosts each user has permissions on, across the broker. */
   userVhosts?: Record<string, string[]>;
+  /** Users' limits by user (max-connections, max-channels); undefined when they could not be read. */
+  userLimits?: Record<string, Record<string, number>>;
   /** Stored password hashes by user (never printed); undefined when users could not be read. */
   userHashes?: Record<string, StoredHash>;
   /** Why users and permissions could not be read (the management user may not list them). */

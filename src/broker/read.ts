@@ -13,7 +13,7 @@ import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { BrokerError } from "../errors.js";
 import { bindingItem, exchangeItem, nodeItem, policiesUnlisted, policyItem, queueCountItem, queueItem, topicPermissionItem } from "./answers.js";
-import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser } from "./state.js";
+import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser, ApiUserLimits } from "./state.js";
 import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
 import type { NodeAlarm } from "../plan/alarms.js";
@@ -62,7 +62,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   const v = vh(target.amqp.vhost);
   const paths = listingPaths(target.amqp.vhost);
   const none = Promise.resolve(undefined);
-  const [nodes, exchanges, queues, bindings, policies, operatorPolicies, userList, permissions, topicPermissions, allPermissions] = await Promise.all([
+  const [nodes, exchanges, queues, bindings, policies, operatorPolicies, userList, permissions, topicPermissions, allPermissions, userLimits] = await Promise.all([
     // Which nodes run decides where mirrors must be, and the rabbit application gives the
     // version (cheaper than /api/overview). Only monitoring and administrator users may list
     // nodes; for others the version comes from the overview and the mirror check is skipped.
@@ -84,6 +84,8 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     users ? readVhostTopicPermissions(client, target.amqp.vhost) : none,
     // Which vhosts each user may use: a marked user with rights elsewhere is another file's.
     users ? client.list<{ user: string; vhost: string }>(`/api/permissions?columns=user,vhost`, [401, 403]) : none,
+    // Users' limits (rabbitmqctl set_user_limits): max-connections 0 keeps a worker from logging in.
+    users ? client.list<ApiUserLimits>(`/api/user-limits`, [401, 403]) : none,
   ]);
   let version = nodes?.flatMap((n) => n.applications ?? []).find((a) => a.name === "rabbit")?.version;
   version ??= (await client.get<{ rabbitmq_version?: string }>(`/api/overview?columns=rabbitmq_version`)).rabbitmq_version;
@@ -136,6 +138,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     permissions: exists ? (permissions ?? []) : [],
     topicPermissions: exists ? (topicPermissions ?? []) : [],
     allPermissions,
+    userLimits,
   });
 }
 

@@ -126,6 +126,12 @@ export interface ApiUser {
   tags?: string[] | string;
 }
 
+/** One user's limits (GET /api/user-limits): max-connections, max-channels. */
+export interface ApiUserLimits {
+  user: string;
+  value?: Record<string, unknown>;
+}
+
 export interface ApiPermission {
   user: string;
   configure: string;
@@ -163,6 +169,8 @@ export interface ApiSnapshot {
   topicPermissions?: ApiTopicPermission[];
   /** Every user's permissions on every vhost (user and vhost only). */
   allPermissions?: { user: string; vhost: string }[];
+  /** Users' limits; undefined when not read, or the management user may not read them. */
+  userLimits?: ApiUserLimits[];
 }
 
 export function tagsOf(u: ApiUser): string[] {
@@ -205,6 +213,11 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     resources.push({ kind: "user", name: u.name, tags: tagsOf(u) });
     if (u.password_hash) userHashes[u.name] = { hash: u.password_hash, algorithm: u.hashing_algorithm ?? SHA256 };
   }
+  const userLimits = byName<Record<string, number>>();
+  for (const l of s.userLimits ?? []) {
+    const numbers = Object.entries(l.value ?? {}).filter((e): e is [string, number] => typeof e[1] === "number");
+    if (numbers.length) userLimits[l.user] = Object.fromEntries(numbers);
+  }
   const userVhosts = byName<string[]>();
   for (const p of s.allPermissions ?? []) (userVhosts[p.user] ??= []).push(p.vhost);
   if (s.users) {
@@ -220,6 +233,7 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     queueFacts,
     ...(s.operatorPolicies ? { operatorPolicies: s.operatorPolicies.map(policyFrom) } : {}),
     ...(s.users ? { userHashes, userVhosts } : {}),
+    ...(s.userLimits ? { userLimits } : {}),
     ...(s.usersUnreadable ? { usersUnreadable: s.usersUnreadable } : {}),
     ...(s.nodesUnreadable ? { nodesUnreadable: s.nodesUnreadable } : {}),
     ...(s.operatorPoliciesUnreadable ? { operatorPoliciesUnreadable: s.operatorPoliciesUnreadable } : {}),

@@ -8,12 +8,14 @@ import { deadLettering } from "./dead-lettering.js";
 import { policyOverflow } from "./policy-overflow.js";
 import { policyLimits } from "./policy-limits.js";
 import { policyRoutes } from "./policy-routes.js";
+import { userLimits } from "./user-limits.js";
 
 /**
  * How the broker differs from the file in ways topo cannot repair, since what causes them is not
  * topo's (a user's policy, an operator policy, a node that is down): queues that are not mirrored
  * as the file says, that a policy limits where the file does not, or whose messages a policy
- * dead-letters (or sends to an alternate exchange) where the file says they go nowhere.
+ * dead-letters (or sends to an alternate exchange) where the file says they go nowhere, and the
+ * file's users' limits.
  */
 export function unrepairable(
   c: DesiredCluster,
@@ -29,9 +31,10 @@ export function unrepairable(
   const overflow = policyOverflow(c, actual, owns);
   const dead = deadLettering(c, actual, owns, placeOf);
   const routes = policyRoutes(c, actual, owns);
+  const users = userLimits(c, actual);
   return {
-    degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded, ...routes.degraded],
-    warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings, ...routes.warnings],
+    degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded, ...routes.degraded, ...users.degraded],
+    warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings, ...routes.warnings, ...users.warnings],
     notCompared: [...mirrors.notCompared, ...limits.notCompared],
   };
 }

@@ -227,6 +227,26 @@ describe("users from the file", () => {
     expect((await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], env)).code).toBe(0);
   });
 
+  it("a user limit of 0 connections keeps the user's workers out, and plan says so (degraded); another limit is a warning", async () => {
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    expect((await api("PUT", `/api/user-limits/${encodeURIComponent(s.login)}/max-connections`, { value: 0 })).status).toBeLessThan(300);
+    expect((await api("PUT", `/api/user-limits/${encodeURIComponent(s.edge)}/max-channels`, { value: 3 })).status).toBeLessThan(300);
+    // The broker closes the connection at its open (530 NOT_ALLOWED; amqplib keeps only the close).
+    expect(await canLogIn(s.async, s.login, s.env.UT_LOGIN_PASSWORD)).toMatch(/got <ConnectionClose/);
+    const plan = await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], s.env);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(
+      `! degraded: user ${s.login} has max-connections 0 (rabbitmqctl list_user_limits --user ${s.login}), which the file does not give: the broker refuses its login (530 NOT_ALLOWED), so no worker or publisher that logs in as it can start; clear it with rabbitmqctl clear_user_limits ${s.login} max-connections, if it is not meant`,
+    );
+    expect(plan.stdout).toMatch(new RegExp(`warning: user ${s.edge} has max-channels 3 .*it may have at most 3 channels open at once`));
+    expect((await api("DELETE", `/api/user-limits/${encodeURIComponent(s.login)}/max-connections`)).status).toBeLessThan(300);
+    expect(await canLogIn(s.async, s.login, s.env.UT_LOGIN_PASSWORD)).toBe("ok");
+    const clean = await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], s.env);
+    expect(clean.stdout).toMatch(/No changes\.$/m);
+    expect(clean.code).toBe(0);
+  });
+
   it("a password_hash is applied as is, and the password it was made from logs in", async () => {
     const s = setup();
     const password = "from-a-hash";
