@@ -84,8 +84,9 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     users ? readVhostTopicPermissions(client, target.amqp.vhost) : none,
     // Which vhosts each user may use: a marked user with rights elsewhere is another file's.
     users ? client.list<{ user: string; vhost: string }>(`/api/permissions?columns=user,vhost`, [401, 403]) : none,
-    // Users' limits (rabbitmqctl set_user_limits): max-connections 0 keeps a worker from logging in.
-    users ? client.list<ApiUserLimits>(`/api/user-limits`, [401, 403]) : none,
+    // Users' limits (rabbitmqctl set_user_limits): max-connections 0 keeps a worker from logging
+    // in. A broker without the endpoint (before 3.8) has none to show.
+    users ? client.list<ApiUserLimits>(`/api/user-limits`, [401, 403, 404]) : none,
   ]);
   let version = nodes?.flatMap((n) => n.applications ?? []).find((a) => a.name === "rabbit")?.version;
   version ??= (await client.get<{ rabbitmq_version?: string }>(`/api/overview?columns=rabbitmq_version`)).rabbitmq_version;
