@@ -8,6 +8,7 @@ import { acquireLock } from "../broker/lock.js";
 import { heldNow, readUserMaxChannels, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
+import { lockHeld } from "../plan/left-behind.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { limitShifts } from "../plan/policy-shifts.js";
@@ -264,7 +265,16 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
       guard({ allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
     }
-    if (refused.length) throw allOf(refused);
+    if (refused.length) {
+      // Another apply holds a cluster's lock: what this one read may be that apply's work under
+      // way (a replace's move holds messages unacknowledged, its holding queue looks like an
+      // interrupted replace), and refusing on it failed a second pipeline, with advice to allow
+      // data loss, while the first replaced the queue without losing a message. The refusal waits
+      // for the lock: under it every cluster is read, counted and guarded again before any writes.
+      const busy = reads.filter((r) => lockHeld(r.actual, desired.prefix)).map((r) => r.plan.cluster);
+      if (!busy.length || opts.expect) throw allOf(refused);
+      opts.log(`cluster${busy.length === 1 ? "" : "s"} ${busy.join(", ")}: another apply holds the lock, so this plan may show its work under way; apply waits for the lock, then reads, counts and checks again under it before writing`);
+    }
 
     // No cluster writes until every cluster with changes holds its lock and has been checked
     // again under it: a saved plan gone stale, a count that refuses a delete, or a user who may

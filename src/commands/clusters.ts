@@ -19,7 +19,7 @@ import { alarmProblem, movedMessages } from "../plan/alarms.js";
 import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { unrepairable } from "../plan/unrepairable.js";
 import { limitShifts } from "../plan/policy-shifts.js";
-import { leftBehind, leftBehindWarnings, strayLockWarnings } from "../plan/left-behind.js";
+import { heldLockWarnings, leftBehind, leftBehindWarnings, strayLockWarnings } from "../plan/left-behind.js";
 import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings } from "../plan/route.js";
 import { holdingQueueName, Ownership } from "../core/naming.js";
 import { subjectOf } from "../core/keys.js";
@@ -239,6 +239,12 @@ export interface ReadPlanOptions {
   movesNothing?: boolean;
   /** The topology file, to name the place of a problem only the broker reveals (a user conflict). */
   file?: string;
+  /**
+   * plan: warn when another apply holds the lock (its work under way may look like drift). Not
+   * apply's reads: under the lock the lock queue is its own, and before it apply waits for the
+   * lock and reads again (a saved plan too, which such a warning would call stale).
+   */
+  warnHeldLock?: boolean;
 }
 
 /**
@@ -278,7 +284,7 @@ export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  { live, peek, keepState = false, file, movesNothing = false }: ReadPlanOptions = {},
+  { live, peek, keepState = false, file, movesNothing = false, warnHeldLock = false }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; state?: SavedState; outside?: FreshCluster["outside"]; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   // Every refusal the read can know is said at once, each with its fix: they are independent
@@ -438,7 +444,7 @@ export async function readAndPlan(
       if (n) a.connections = n;
     }
   }
-  plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix), ...strayLockWarnings(actual, prefix, c.target.amqp.vhost));
+  plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix), ...strayLockWarnings(actual, prefix, c.target.amqp.vhost), ...(warnHeldLock ? heldLockWarnings(actual, prefix) : []));
   plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)), ...bindingsIntoWarnings(bindingsInto(c, actual, owner)));
   // A node's memory or disk alarm blocks the publishes a replace moves messages with: apply would
   // stop part-way, so it refuses; plan warns. Read only for a plan that moves messages (which the

@@ -25,7 +25,7 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
   try {
     // Who answers is checked beside each cluster's read, and before any plan is returned.
     const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) =>
-      readAndPlan(c, client(c), desired.prefix, { keepState: opts.onRead !== undefined, file: opts.file, peek: () => AmqpSession.open(c.target, { ...opts, connectAttempts: 1 }) }),
+      readAndPlan(c, client(c), desired.prefix, { keepState: opts.onRead !== undefined, file: opts.file, warnHeldLock: true, peek: () => AmqpSession.open(c.target, { ...opts, connectAttempts: 1 }) }),
     );
     for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).state);
     const unread = unreadClusters(desired, clusters);

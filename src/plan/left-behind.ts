@@ -91,6 +91,22 @@ export function strayLockWarnings(actual: ActualCluster, prefix: string, vhost: 
   return [`queue ${name} is not exclusive, so it is no apply's lock, and apply cannot take its lock while it is there (it stops, writing nothing): ${strayLockAdvice(vhost, name)}`];
 }
 
+/** Whether an apply of the prefix holds its lock on the cluster now: its lock queue is there, exclusive to that apply's connection. */
+export function lockHeld(actual: ActualCluster, prefix: string): boolean {
+  const name = lockQueueName(prefix);
+  return actual.resources.some((r) => r.kind === "queue" && r.name === name && r.exclusive);
+}
+
+/**
+ * Another apply of the prefix holds the lock while plan reads: what the plan shows may be that
+ * apply's work under way (a replace's holding queue looks like an interrupted replace, and the
+ * messages its move holds unacknowledged like a client's), and may be gone a moment later.
+ */
+export function heldLockWarnings(actual: ActualCluster, prefix: string): string[] {
+  if (!lockHeld(actual, prefix)) return [];
+  return [`another apply of prefix "${prefix}" holds this cluster's lock (queue ${lockQueueName(prefix)}) and may be writing: this plan may show its work under way (a replace it is making looks interrupted, and what its move holds looks fetched by a client); plan again once it has finished`];
+}
+
 /** What to do about a queue of the lock's name that is not exclusive (plan's warning, apply's refusal). */
 export function strayLockAdvice(vhost: string, lock: string): string {
   return `something other than topo declared it: once nothing uses it, delete it (rabbitmqadmin -V ${shellWord(vhost)} delete queue name=${shellWord(lock)})`;

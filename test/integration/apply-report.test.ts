@@ -57,6 +57,45 @@ describe("apply --json reports the changes apply made", () => {
     ]);
   }, 60_000);
 
+  it("a replace refused on what another apply's work looks like is judged again under the lock, not refused at once with advice to allow data loss", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    // What another apply's move looks like from outside: messages fetched and not acknowledged.
+    const fetcher = await amqplib.connect(amqpUrl(t.async));
+    try {
+      const ch = await fetcher.createChannel();
+      for (let i = 0; i < 3; i++) ch.sendToQueue("mplogin.async", Buffer.from(`m${i}`));
+      await ch.checkQueue("mplogin.async");
+      for (let i = 0; i < 3; i++) expect(await ch.get("mplogin.async", { noAck: false })).not.toBe(false);
+      writeFileSync(t.file, readFileSync(writeTopology({ sync: t.sync, async: t.async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-priority": 5 } } }] }), "utf8"));
+
+      const r = await applyWhileLocked(["apply", "-f", t.file, "--allow-destructive"], t.async, async () => {
+        // That apply finishes: what it held is acknowledged, and it lets go of the lock.
+        ch.ackAll();
+        await ch.checkQueue("mplogin.async");
+      });
+      expect(r.stderr).toMatch(/cluster async: another apply holds the lock, so this plan may show its work under way; apply waits for the lock, then reads, counts and checks again under it before writing/);
+      expect(r.code, r.stderr).toBe(0);
+      expect((await getQueue(t.async, "mplogin.async"))?.arguments).toEqual({ "x-max-priority": 5 });
+    } finally {
+      await fetcher.close().catch(() => undefined);
+    }
+  }, 60_000);
+
+  it("while another apply holds the lock, plan says its picture may be that apply's work under way", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
+    const holder = await amqplib.connect(amqpUrl(t.async));
+    try {
+      await (await holder.createChannel()).assertQueue("topo.mp.lock", { exclusive: true });
+      const plan = await runCli(["plan", "-f", t.file]);
+      expect(plan.stdout).toContain(`! warning: another apply of prefix "mp" holds this cluster's lock (queue topo.mp.lock) and may be writing`);
+    } finally {
+      await holder.close();
+    }
+    expect((await runCli(["plan", "-f", t.file])).stdout).not.toContain("holds this cluster's lock");
+  });
+
   it("the text report ends with what was made, also when another hand made all of it", async () => {
     const t = fresh([{ name: "mplogin", sync: false }]);
     expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
