@@ -515,6 +515,13 @@ export function closeChannel(ch: Channel | ConfirmChannel): Promise<void> {
   });
 }
 
+/**
+ * The reasons RabbitMQ itself forces a connection closed with (320 CONNECTION_FORCED): its node
+ * stopping, a node put into maintenance mode (rabbitmq-upgrade drain), the connection's vhost
+ * deleted or stopped. Whatever else comes with 320 is an operator's reason.
+ */
+const BROKERS_OWN_CLOSE = /broker forced connection closure with reason 'shutdown'|maintenance mode|vhost '.*' is (deleted|down|stopped)/i;
+
 export function amqpError(cluster: string, what: string, e: Error, lost?: Error): BrokerError {
   const own = replyText(e as Error & { code?: unknown });
   const gone = lost && lost !== e ? replyText(lost as Error & { code?: unknown }) : undefined;
@@ -526,9 +533,13 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
   // topo closed a connection the broker blocked (an alarm): no restart to reconnect after. The
   // broker reads nothing from it until the alarm clears, so it holds topo's lock till then.
   const blockedBy = e instanceof PublishBlocked ? e : lost instanceof PublishBlocked ? lost : undefined;
-  // Retry only what a restart explains: a forced close or a dropped socket. An operator closing
-  // the connection (management UI or API) means "stop", and any other reply is permanent.
-  const byOperator = /Closed via management plugin/i.test(`${e.message} ${lost?.message ?? ""}`);
+  // Retry only what a restart explains: a dropped socket, or a forced close (320) with the words
+  // RabbitMQ gives when its node stops or drains, or when the vhost goes (the reconnect then says
+  // so). Any other forced close is an operator's, which means "stop": the management UI and API
+  // send "Closed via management plugin" or the reason the operator typed, and rabbitmqctl
+  // close_connection always sends one (apply reconnected and kept writing through all of these
+  // but the first). Any other reply is permanent.
+  const byOperator = code === 320 && !BROKERS_OWN_CLOSE.test(`${own.text} ${gone?.text ?? ""}`);
   // amqplib could not decode a frame the broker sent (a message header of a type it does not
   // know): every try meets the same message, so no reconnect helps.
   const undecodable = UNDECODABLE.test(`${e.message} ${lost?.message ?? ""}`);

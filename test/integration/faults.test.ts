@@ -401,6 +401,17 @@ describe("faults mid-apply", () => {
     expect(await messageCount(async, "mpkeep.async")).toBe(4);
   });
 
+  it("a connection an operator closes with a reason of their own (as the management UI's form and rabbitmqctl close_connection send) also stops apply", async () => {
+    const { async, small, big } = bigTopology();
+    expect((await runCli(["apply", "-f", small])).code).toBe(0);
+    const { code, stderr, closed } = await applyAndCloseConnection(["-f", big, "--cluster", "async"], async, "incident 4711: stop the deploy");
+    expect(closed).toBe(true);
+    expect(stderr).toMatch(/CONNECTION_FORCED - incident 4711: stop the deploy/);
+    expect(stderr).not.toMatch(/reconnecting in/);
+    expect(stderr).toMatch(/cluster async: \d+ of \d+ changes were made before the failure; not done:/);
+    expect(code).toBe(1);
+  });
+
   it("a connection lost to a broker restart is retried: apply reconnects, takes the lock again and finishes", async () => {
     const { async, small, big } = bigTopology();
     expect((await runCli(["apply", "-f", small])).code).toBe(0);
