@@ -765,7 +765,15 @@ async function execute(plan: ClusterPlan, ctx: ExecuteContext, opts: ExecuteOpti
     const shown = left.slice(0, 10).map((a) => `    ${renderAction(a)[0]}`);
     const more = left.length > shown.length ? [`    ... and ${left.length - shown.length} more`] : [];
     throw new ApplyError(
-      [failure.message, `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before the failure${left.length ? "; not done:" : ""}`, ...shown, ...more].join("\n"),
+      // Writes go out pipelined over many channels: those sent when one failed may have been made
+      // too (a 403 part-way through 4,501 creates listed 3,476 as not done, and 3,002 were left),
+      // so the count is a floor and the list what may still be to do, as after a lost connection.
+      [
+        failure.message,
+        `  cluster ${plan.cluster}: ${doneCount} of ${t.total} change${t.total === 1 ? " was" : "s were"} confirmed made before the failure${left.length ? `; not confirmed (writes sent before it may have been made too: topo plan --cluster ${plan.cluster} shows what is left):` : ""}`,
+        ...shown,
+        ...more,
+      ].join("\n"),
       [...failure.hints, RERUN_HINT],
       failure.transient,
       // A loss outranks "incomplete": a pipeline that branches on the code must see it.

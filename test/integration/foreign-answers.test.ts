@@ -269,7 +269,7 @@ describe("what a plan could not read is not what the broker holds", () => {
       const r = await runCli(["apply", "-f", file, "--cluster", "async"]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/cluster async: PUT http:\/\/127\.0\.0\.1:\d+\/api\/vhosts\/\S+ -> not a management API answer: it answered 200 \(text\/html\) with text that is not JSON/);
-      expect(r.stderr).toMatch(/cluster async: 0 of \d+ changes were made before the failure; not done:\n {4}\+ create vhost /);
+      expect(r.stderr).toMatch(/cluster async: 0 of \d+ changes were confirmed made before the failure; not confirmed \(writes sent before it may have been made too: topo plan --cluster async shows what is left\):\n {4}\+ create vhost /);
       expect(r.stderr).not.toMatch(/Sign in/);
       expect((await api("GET", `/api/vhosts/${encodeURIComponent(async)}`)).status).toBe(404);
     } finally {

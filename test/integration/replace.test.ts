@@ -454,7 +454,7 @@ describe("bindings a replace cannot put back", () => {
     const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/binding feeder -> exchange mplogin \[#\] of exchange mplogin not put back: 403 ACCESS_REFUSED/);
-    expect(r.stderr).toMatch(/1 of 1 change was made before the failure/);
+    expect(r.stderr).toMatch(/1 of 1 change was confirmed made before the failure/);
     expect(r.stderr).toMatch(/make them again by hand/);
     expect((await api("GET", `/api/exchanges/${vh(async)}/mplogin`)).body).toMatchObject({ type: "topic" });
     expect(await edges(async)).toEqual(["mplogin>audit:mplogin.async", "mplogin>mplogin.async:mplogin.async.#"]);
@@ -473,7 +473,7 @@ describe("bindings a replace cannot put back", () => {
     const r = await runCli(["apply", "-f", file, "--allow-destructive", "--allow-data-loss"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/binding userx -> mplogin\.async \[k\] of queue mplogin\.async not put back: 403 ACCESS_REFUSED/);
-    expect(r.stderr).toMatch(/1 of 1 change was made before the failure/);
+    expect(r.stderr).toMatch(/1 of 1 change was confirmed made before the failure/);
     expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000000 });
     expect(await edges(async)).toEqual(["mplogin>mplogin.async:mplogin.async.#"]);
   });
