@@ -58,7 +58,7 @@ interface ApiNode {
 }
 
 /** `users`: also read the broker's users and the vhost's permissions (the file manages users, or import writes them). */
-export async function readCluster(client: ManagementClient, target: ClusterTarget, users = false): Promise<ActualCluster> {
+export async function readCluster(client: ManagementClient, target: ClusterTarget, users = false, again = true): Promise<ActualCluster> {
   const v = vh(target.amqp.vhost);
   const paths = listingPaths(target.amqp.vhost);
   const none = Promise.resolve(undefined);
@@ -103,6 +103,10 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   // names none in its path, so it says whether the vhost is there.
   if (!exists) {
     if (await vhostListed(client, target.amqp.vhost)) {
+      // Or the vhost was created between the two requests (another apply creating it): then its
+      // exchanges answer now, and the read starts again (a saved plan applied beside another
+      // was refused as read through a proxy).
+      if (again && (await client.list(paths.exchanges, [404])) !== undefined) return readCluster(client, target, users, false);
       throw client.notTheBrokers(
         "GET",
         paths.exchanges,
