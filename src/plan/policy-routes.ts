@@ -7,8 +7,11 @@
 // k.pol; an exchange under a policy's alternate-exchange B sent a message none of its bindings
 // routed to B). The same values as arguments are drift that plan shows; a plan that compared
 // arguments only said "No changes" of a policy that dead-letters one service's rejected tasks into
-// another service's exchange. Operator policies cannot set these keys. The policy is not topo's,
-// so topo cannot repair it: plan says so.
+// another service's exchange. So a policy's dead-letter exchange on a queue the file gives none is
+// drift; a policy's routing key where the file gives an exchange only fills in the key the file
+// left out, as a policy that parks what the default exchange would drop does (the file chose to
+// dead-letter, and where). Operator policies cannot set these keys. The policy is not topo's, so
+// topo cannot repair it: plan says so.
 
 import type { ActualCluster, DesiredCluster, Exchange, Policy } from "../model.js";
 import { policiesOnceApplied, policiesForExchange } from "./risk.js";
@@ -32,10 +35,8 @@ const AE = "alternate-exchange";
 
 interface Finding {
   policy: Policy;
-  /** The policy's values that decide, by argument name (x-dead-letter-exchange, x-dead-letter-routing-key). */
+  /** The policy's values that decide, by argument name: x-dead-letter-exchange, then x-dead-letter-routing-key if it gives one. */
   decides: [string, string][];
-  /** The file's own dead-letter exchange, when it gives one. */
-  fileExchange?: string;
   unsure?: string;
   queues: string[];
 }
@@ -59,34 +60,25 @@ export function policyRoutes(desired: DesiredCluster, actual: ActualCluster, own
       const candidates = applied(queue);
       for (const { p, unread } of candidates) {
         if (owns(p)) continue;
+        // Where the file dead-letters, a policy's routing key only fills in the key the file left
+        // out (a policy that parks what the file's default exchange would drop): the file chose
+        // to keep them, and where. Where it does not, a policy's exchange keeps what it drops.
         const exchange = fileExchange === undefined ? asString(p.definition[DLX]) : undefined;
-        // A routing key dead-letters only with an exchange, the file's or the policy's.
-        const key = fileKey === undefined && (fileExchange ?? exchange) !== undefined ? asString(p.definition[DLRK]) : undefined;
-        const decides: [string, string][] = [];
-        if (exchange !== undefined) decides.push(["x-dead-letter-exchange", exchange]);
-        if (key !== undefined) decides.push(["x-dead-letter-routing-key", key]);
-        if (!decides.length) continue;
+        if (exchange === undefined) continue;
+        const key = fileKey === undefined ? asString(p.definition[DLRK]) : undefined;
+        const decides: [string, string][] = [["x-dead-letter-exchange", exchange], ...(key !== undefined ? [["x-dead-letter-routing-key", key] as [string, string]] : [])];
         const unsure = whyUnsure("policy", p, unread, candidates);
-        addQueue(found, [p.name, decides, fileExchange ?? null, unsure ?? null], { policy: p, decides, ...(fileExchange !== undefined ? { fileExchange } : {}), ...(unsure ? { unsure } : {}) }, queue.name);
+        addQueue(found, [p.name, decides, unsure ?? null], { policy: p, decides, ...(unsure ? { unsure } : {}) }, queue.name);
       }
     }
     for (const f of found.values()) {
       const n = f.queues.length;
       const them = n === 1 ? "it" : "them";
-      const value = (arg: string) => f.decides.find(([a]) => a === arg)?.[1];
-      const exchange = value("x-dead-letter-exchange");
-      const key = value("x-dead-letter-routing-key");
+      const [exchange, key] = [f.decides[0]?.[1] ?? "", f.decides[1]?.[1]];
       const sets = f.decides.map(([arg, v]) => `${arg.slice(2)} ${quoted(escapeUnsafe(v))}`).join(" and ");
-      const file =
-        exchange !== undefined
-          ? `the file gives ${them} no x-dead-letter-exchange`
-          : `the file gives x-dead-letter-exchange ${quoted(escapeUnsafe(f.fileExchange ?? ""))} but no x-dead-letter-routing-key`;
-      const what = `policy ${quoted(f.policy.name)} sets ${sets} on ${plural(n, "queue")} (${names(f.queues)}) and ${file}`;
+      const what = `policy ${quoted(f.policy.name)} sets ${sets} on ${plural(n, "queue")} (${names(f.queues)}) and the file gives ${them} no x-dead-letter-exchange`;
       const by = key !== undefined ? ` with routing key ${quoted(escapeUnsafe(key))}` : "";
-      const does =
-        exchange !== undefined
-          ? `the broker dead-letters what ${n === 1 ? "the queue drops" : "they drop"} (a message rejected without requeue, one that expires or that a length limit pushes out) to exchange ${quoted(escapeUnsafe(exchange))}${by}, where the file says ${n === 1 ? "it drops" : "they drop"} them`
-          : `the broker dead-letters ${n === 1 ? "its" : "their"} messages${by} instead of each message's own, not as the file says`;
+      const does = `the broker dead-letters what ${n === 1 ? "the queue drops" : "they drop"} (a message rejected without requeue, one that expires or that a length limit pushes out) to exchange ${quoted(escapeUnsafe(exchange))}${by}, where the file says ${n === 1 ? "it drops" : "they drop"} them`;
       const write = f.decides.map(([arg, v]) => `${arg}: ${escapeUnsafe(v)}`).join(" and ");
       const fix = `change policy ${quoted(f.policy.name)} (${list}), or write ${write} for ${them} in the file, so that it says what the broker does`;
       if (f.unsure) out.warnings.push(`${what}: if it applies, ${does}; ${f.unsure}, so topo cannot tell whether it does (rabbitmqctl list_queues -p ${shellWord(vhost)} name policy shows it); ${fix}`);

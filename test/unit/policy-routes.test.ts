@@ -1,6 +1,6 @@
-// Where a user's policy sends messages the file says go nowhere: a dead-letter exchange or routing
-// key on the file's queues that the file does not give is drift topo cannot repair, never "No
-// changes"; an alternate exchange on the file's exchanges, which the file cannot give, is a warning.
+// Where a user's policy sends messages the file says go nowhere: a dead-letter exchange on the
+// file's queues that the file does not give is drift topo cannot repair, never "No changes"; an
+// alternate exchange on the file's exchanges, which the file cannot give, is a warning.
 
 import { describe, expect, it } from "vitest";
 import { policyRoutes } from "../../src/plan/policy-routes.js";
@@ -25,17 +25,16 @@ const route = (o: Partial<Policy>) => policy({ name: "route", pattern: "^mp", de
 const none = { degraded: [], warnings: [] };
 
 describe("a policy's dead-letter exchange and routing key on the file's queues", () => {
-  it("an exchange where the file gives none, and a routing key where the file gives an exchange but no key: degraded, each with the fix", () => {
+  it("an exchange where the file gives none is degraded, with the policy's routing key, and the fix", () => {
     const r = policyRoutes(d, actual([...d.resources, route({ definition: { "dead-letter-exchange": "amq.fanout", "dead-letter-routing-key": "mpother.sync.x" } })]), owns);
     expect(r.warnings).toEqual([]);
     expect(r.degraded).toEqual([
       'policy "route" sets dead-letter-exchange "amq.fanout" and dead-letter-routing-key "mpother.sync.x" on 1 queue (mplogin.async) and the file gives it no x-dead-letter-exchange: the broker dead-letters what the queue drops (a message rejected without requeue, one that expires or that a length limit pushes out) to exchange "amq.fanout" with routing key "mpother.sync.x", where the file says it drops them; change policy "route" (rabbitmqctl list_policies -p a), or write x-dead-letter-exchange: amq.fanout and x-dead-letter-routing-key: mpother.sync.x for it in the file, so that it says what the broker does',
-      'policy "route" sets dead-letter-routing-key "mpother.sync.x" on 1 queue (mppay.async) and the file gives x-dead-letter-exchange "dlx" but no x-dead-letter-routing-key: the broker dead-letters its messages with routing key "mpother.sync.x" instead of each message\'s own, not as the file says; change policy "route" (rabbitmqctl list_policies -p a), or write x-dead-letter-routing-key: mpother.sync.x for it in the file, so that it says what the broker does',
     ]);
   });
 
-  it("the file's own arguments win, a key without any exchange dead-letters nothing, and a stream dead-letters nothing: no drift", () => {
-    const key = route({ pattern: "^mp(login|wallet|log)\\.", definition: { "dead-letter-routing-key": "k" } });
+  it("the file's own arguments win, a policy's key fills in the one a file that dead-letters left out, a key without any exchange dead-letters nothing, and a stream dead-letters nothing: no drift", () => {
+    const key = route({ pattern: "^mp(login|pay|wallet|log)\\.", definition: { "dead-letter-routing-key": "k" } });
     expect(policyRoutes(d, actual([...d.resources, key]), owns)).toEqual(none);
     const both = route({ pattern: "^mp(wallet|log)\\.", definition: { "dead-letter-exchange": "x", "dead-letter-routing-key": "k" } });
     expect(policyRoutes(d, actual([...d.resources, both]), owns)).toEqual(none);
