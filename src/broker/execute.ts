@@ -43,6 +43,8 @@ export interface ExecuteContext {
   log: (msg: string) => void;
   /** Called as changes complete, with how many of the plan's are done and the one just confirmed. */
   progress?: (done: number, total: number, made: Action) => void;
+  /** Called for a create the broker found done already (a vhost another apply made): no change of this apply's. */
+  existed?: (a: Action) => void;
   /** Called as a replace starts: until progress confirms it, its object may be half-way (a queue's bindings on its holding queue). */
   begun?: (a: Action) => void;
   /** The file's user passwords, for the users a plan creates or whose password it changes. */
@@ -162,8 +164,13 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     //    The vhost is made once its PUT succeeds, and is counted so: a failure of the grant after
     //    it must not report the vhost as not created, nor the apply as having written nothing.
     for (const a of creates("vhost")) {
-      await http.put(`/api/vhosts/${v}`, {});
-      mark(a);
+      // 204: the vhost was there already, made by another apply (or a hand) after the read found
+      // none: done, but no change of this apply's (a second pipeline said "2 changes made" after
+      // each cluster's "nothing left to do").
+      if ((await http.put(`/api/vhosts/${v}`, {})) === 204) {
+        done.add(a);
+        ctx.existed?.(a);
+      } else mark(a);
       await http.put(`/api/permissions/${v}/${encodeURIComponent(target.amqp.username)}`, { configure: ".*", write: ".*", read: ".*" }).catch((e: unknown) => {
         throw e instanceof BrokerError ? ungranted(e, target) : e;
       });
@@ -294,11 +301,12 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       await runLimited(
         made.flatMap((a) => a.topics ?? []),
         HTTP_WRITES_AT_ONCE,
-        (t) =>
-          http.put(`/api/topic-permissions/${v}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read }).catch((e: unknown) => {
+        async (t) => {
+          await http.put(`/api/topic-permissions/${v}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read }).catch((e: unknown) => {
             if (!(e instanceof BrokerError)) throw e;
             failed(e, `the topic permission of user ${t.user} on exchange ${t.exchange} was not put back: ${reply(e)}`);
-          }),
+          });
+        },
       );
       const rebinds = new Map<string, { b: Binding; of: Replace }>();
       const foreseen = new Map<string, LostBinding>();

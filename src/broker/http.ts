@@ -188,8 +188,11 @@ export class ManagementClient {
     return this.notTheBrokers(method, path, what, { between: "a proxy or login page", status: r.status });
   }
 
-  async put(path: string, body: unknown): Promise<void> {
-    this.written("PUT", path, await this.request("PUT", path, body));
+  /** PUT; the status RabbitMQ answered: 201 created, 204 there already (or changed). */
+  async put(path: string, body: unknown): Promise<number> {
+    const r = await this.request("PUT", path, body);
+    this.written("PUT", path, r);
+    return r.status;
   }
 
   /** DELETE; 404 counts as done (rule: idempotent steps), when it is RabbitMQ's. */

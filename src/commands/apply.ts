@@ -572,6 +572,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         const on = inFlight.get(c.target.name) ?? new Map<string, Action>();
         inFlight.set(c.target.name, on.set(a.key, a));
       },
+      existed: (a: Action) => {
+        // Not among what apply made (its --json plan, its count): another apply made it.
+        carriedOut.get(c.target.name)?.delete(a.key);
+      },
       progress: (done: number, _total: number, made: Action) => {
         inFlight.get(c.target.name)?.delete(made.key);
         t.made = base + done;

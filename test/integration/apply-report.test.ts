@@ -6,6 +6,7 @@ import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { managementProxy } from "../helpers/proxy.js";
 import { adminManagementUrl, amqpUrl, api, CLI, getQueue, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
 
 const { fresh } = testVhosts();
@@ -95,6 +96,35 @@ describe("apply --json reports the changes apply made", () => {
     }
     expect((await runCli(["plan", "-f", t.file])).stdout).not.toContain("holds this cluster's lock");
   });
+
+  it("a vhost another apply made after this one's read is no change of this apply's: not counted, not in its --json plan", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    // The async vhost appears between apply's read (none) and its PUT, which RabbitMQ answers 204.
+    let made = false;
+    const proxy = await managementProxy({
+      delayMs: (path) => {
+        if (made || path !== `/api/vhosts/${vh(t.async)}`) return 0;
+        made = true;
+        void api("PUT", `/api/vhosts/${vh(t.async)}`, {});
+        return 1000;
+      },
+    });
+    try {
+      const doc = JSON.parse(readFileSync(t.file, "utf8"));
+      doc.clusters.async.management = proxy.url;
+      writeFileSync(t.file, JSON.stringify(doc, null, 2));
+      const r = await runCli(["apply", "-f", t.file, "--json"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(made).toBe(true);
+      const j = JSON.parse(r.stdout);
+      const actions = (name: string) => j.clusters.find((c: { name: string }) => c.name === name).actions.map((a: { op: string; kind: string }) => `${a.op} ${a.kind}`);
+      expect(actions("async")).toEqual(["create exchange", "create queue", "create binding"]);
+      expect(j.applied).toContainEqual({ name: "async", status: "applied", changes: 3, degraded: [], notCompared: [] });
+      expect(j.applied).toContainEqual({ name: "sync", status: "applied", changes: 1, degraded: [], notCompared: [] });
+    } finally {
+      proxy.close();
+    }
+  }, 60_000);
 
   it("the text report ends with what was made, also when another hand made all of it", async () => {
     const t = fresh([{ name: "mplogin", sync: false }]);
