@@ -166,8 +166,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     for (const a of creates("vhost")) {
       // 204: the vhost was there already, made by another apply (or a hand) after the read found
       // none: done, but no change of this apply's (a second pipeline said "2 changes made" after
-      // each cluster's "nothing left to do").
-      if ((await http.put(`/api/vhosts/${v}`, {})) === 204) {
+      // each cluster's "nothing left to do"). Unless this PUT was sent again after a try whose
+      // answer was lost: then the 204 is most likely for the vhost that try made.
+      const put = await http.put(`/api/vhosts/${v}`, {});
+      if (put.status === 204 && !put.resent) {
         done.add(a);
         ctx.existed?.(a);
       } else mark(a);

@@ -57,6 +57,8 @@ export interface HttpResponse {
   /** The content-type and location headers: what says a reply is not the management API's. */
   contentType?: string;
   location?: string;
+  /** An earlier try of this request may have reached the broker: it was retried after a lost answer or a 502 to 504. */
+  resent?: boolean;
 }
 
 const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ESOCKETTIMEDOUT", "UND_ERR_SOCKET"]);
@@ -188,11 +190,15 @@ export class ManagementClient {
     return this.notTheBrokers(method, path, what, { between: "a proxy or login page", status: r.status });
   }
 
-  /** PUT; the status RabbitMQ answered: 201 created, 204 there already (or changed). */
-  async put(path: string, body: unknown): Promise<number> {
+  /**
+   * PUT; the status RabbitMQ answered (201 created, 204 there already, or changed), and whether
+   * an earlier try of this PUT may have reached the broker (its answer was lost, or the broker
+   * answered 502 to 504): a 204 then may be this PUT's own earlier try.
+   */
+  async put(path: string, body: unknown): Promise<{ status: number; resent: boolean }> {
     const r = await this.request("PUT", path, body);
     this.written("PUT", path, r);
-    return r.status;
+    return { status: r.status, resent: r.resent === true };
   }
 
   /** DELETE; 404 counts as done (rule: idempotent steps), when it is RabbitMQ's. */
@@ -213,19 +219,24 @@ export class ManagementClient {
   async request(method: string, path: string, body?: unknown, okStatus: number[] = [], ro: RequestOptions = {}): Promise<HttpResponse> {
     const attempts = ro.attempts ?? this.opts.attempts ?? 5;
     const timeoutMs = ro.timeoutMs ?? this.opts.timeoutMs ?? (ro.listing ? LISTING_TIMEOUT_MS : DEFAULT_REQUEST_TIMEOUT_MS);
+    /** A try before this one may have reached the broker: only a refused connection surely did not. */
+    let resent = false;
     for (let attempt = 1; ; attempt++) {
       try {
         const r = await this.once(method, path, body, timeoutMs);
-        if ((r.status >= 200 && r.status < 300) || okStatus.includes(r.status)) return r;
+        if ((r.status >= 200 && r.status < 300) || okStatus.includes(r.status)) return resent ? { ...r, resent } : r;
         const err = this.statusError(method, path, r, await this.tagsIfRefused(r));
         if (!err.transient || attempt >= attempts) throw err;
+        resent = true;
       } catch (e) {
         if (e instanceof BrokerError) {
           if (!e.transient || attempt >= attempts) throw e;
+          resent = true;
         } else {
           const err = this.networkError(method, path, e as NodeJS.ErrnoException, timeoutMs, ro.probe === true);
           const bound = ro.probe && err.status !== "ECONNREFUSED" ? 1 : err.status === "ETIMEDOUT" ? Math.min(attempts, TIMEOUT_ATTEMPTS) : attempts;
           if (!err.transient || attempt >= bound) throw err;
+          if (err.status !== "ECONNREFUSED") resent = true;
         }
       }
       await sleep(backoff(attempt));

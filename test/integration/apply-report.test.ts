@@ -126,6 +126,37 @@ describe("apply --json reports the changes apply made", () => {
     }
   }, 60_000);
 
+  it("a vhost PUT sent again after its answer was lost counts the vhost its first try made as this apply's", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    // The broker makes the async vhost on the first PUT, and its answer never reaches topo (the
+    // connection drops): the retry is answered 204.
+    let tries = 0;
+    const proxy = await managementProxy({
+      answer: (req, res) => {
+        if (req.method !== "PUT" || req.url !== `/api/vhosts/${vh(t.async)}` || tries++ > 0) return false;
+        void api("PUT", `/api/vhosts/${vh(t.async)}`, {}).then((made) => {
+          expect(made.status).toBe(201);
+          res.destroy();
+        });
+        return true;
+      },
+    });
+    try {
+      const doc = JSON.parse(readFileSync(t.file, "utf8"));
+      doc.clusters.async.management = proxy.url;
+      writeFileSync(t.file, JSON.stringify(doc, null, 2));
+      const r = await runCli(["apply", "-f", t.file, "--json"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(tries).toBe(2);
+      const j = JSON.parse(r.stdout);
+      const actions = j.clusters.find((c: { name: string }) => c.name === "async").actions.map((a: { op: string; kind: string }) => `${a.op} ${a.kind}`);
+      expect(actions).toEqual(["create vhost", "create exchange", "create queue", "create binding"]);
+      expect(j.applied).toContainEqual({ name: "async", status: "applied", changes: 4, degraded: [], notCompared: [] });
+    } finally {
+      proxy.close();
+    }
+  }, 60_000);
+
   it("the text report ends with what was made, also when another hand made all of it", async () => {
     const t = fresh([{ name: "mplogin", sync: false }]);
     expect((await runCli(["apply", "-f", t.file])).code).toBe(0);
