@@ -178,6 +178,45 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
 }
 
 /**
+ * The alias that repeats the most values (the first of them in the file), counting what the
+ * aliases inside what it repeats repeat: where a file that grows without end is best shown. Each
+ * anchor's size is worked out once, so this stays quick for the file the guard refused.
+ */
+function largestAlias(doc: Document): { offset: number; name: string; values: number } | undefined {
+  const { isAlias, isCollection, isPair, visit } = yaml();
+  const sizes = new Map<unknown, number>();
+  const sizeOf = (node: unknown, seen: Set<unknown>): number => {
+    if (isAlias(node)) {
+      const target = node.resolve(doc);
+      if (!target || seen.has(target)) return 0;
+      let n = sizes.get(target);
+      if (n === undefined) {
+        seen.add(target);
+        n = sizeOf(target, seen);
+        seen.delete(target);
+        sizes.set(target, n);
+      }
+      return n;
+    }
+    if (isPair(node)) return sizeOf(node.key, seen) + sizeOf(node.value, seen);
+    if (isCollection(node)) {
+      let n = 1;
+      for (const item of node.items) n += sizeOf(item, seen);
+      return n;
+    }
+    return node === null || node === undefined ? 0 : 1;
+  };
+  let best: { offset: number; name: string; values: number } | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      const values = sizeOf(node, new Set());
+      if (!best || values > best.values) best = { offset: node.range?.[0] ?? 0, name: node.source, values };
+    },
+  });
+  return best;
+}
+
+/**
  * The YAML path: every node keeps its position, so every problem is reported at its line and
  * column. Used for every YAML file, and for a JSON file in which fromJson found a problem.
  */
@@ -366,7 +405,8 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
-    fail([{ line: 1, col: 1, message: yamlReadMessage((e as Error).message) }]);
+    const bomb = largestAlias(doc);
+    fail([{ ...at(bomb?.offset ?? 0), message: yamlReadMessage((e as Error).message, bomb && { name: bomb.name, values: bomb.values }) }]);
   }
   // A saved plan given as the topology file (topo apply -f plan.json) is JSON that fails the schema
   // at every key: one problem says what it is, and how it is applied.

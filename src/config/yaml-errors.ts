@@ -80,9 +80,12 @@ export function yamlMessage(code: string, libraryMessage: string): string {
 export const MAX_ALIAS_COUNT = 10_000;
 
 /** What toJS() threw, in words that quote nothing of the file. */
-export function yamlReadMessage(libraryMessage: string): string {
+export function yamlReadMessage(libraryMessage: string, largest?: { name: string; values: number }): string {
   if (/^Excessive alias count indicates a resource exhaustion attack/.test(libraryMessage)) {
-    return `cannot read YAML: its aliases (*name) and merge keys (<<) repeat more than ${MAX_ALIAS_COUNT.toLocaleString("en-US")} values, counting those inside what they repeat, which is where topo stops as a guard against a file that grows without end; say what services share once, under defaults:`;
+    // Past a billion, a count of this size is a float: its power of ten says what matters.
+    const count = (n: number) => (n < 1e9 ? n.toLocaleString("en-US") : `about ${(n / 10 ** Math.floor(Math.log10(n))).toFixed(1)} × 10^${Math.floor(Math.log10(n))}`);
+    const here = largest ? ` (the alias *${largest.name} here repeats ${count(largest.values)} values, the most of any)` : "";
+    return `cannot read YAML: its aliases (*name) and merge keys (<<) repeat more than ${MAX_ALIAS_COUNT.toLocaleString("en-US")} values, counting those inside what they repeat${here}, which is where topo stops as a guard against a file that grows without end; say what services share once, under defaults:`;
   }
   return `cannot read YAML here; ${QUOTE_IT}`;
 }

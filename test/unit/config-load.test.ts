@@ -196,7 +196,14 @@ e: &e [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
 d: { <<: *a, y: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e] }
 services: [mplogin]
 `);
-    expect(ps).toEqual([expect.stringMatching(/^1:1: cannot read YAML: its aliases \(\*name\) and merge keys \(<<\) repeat more than 10,000 values/)]);
+    // Placed at the alias that repeats the most: the first *e of line 13 (1 + 10 × 1,311 values).
+    expect(ps).toEqual([expect.stringMatching(/^13:18: cannot read YAML: its aliases \(\*name\) and merge keys \(<<\) repeat more than 10,000 values, counting those inside what they repeat \(the alias \*e here repeats 13,111 values, the most of any\)/)]);
+  });
+
+  it("a billion laughs is placed at its largest alias, its count given by its power of ten", () => {
+    const levels = Array.from({ length: 30 }, (_, i) => (i === 0 ? "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]" : `l${i}: &l${i} [${Array(9).fill(`*l${i - 1}`).join(", ")}]`));
+    const ps = problemsOf(`${SHARED}${levels.join("\n")}\nservices: [mplogin]\n`);
+    expect(ps).toEqual([expect.stringMatching(/^38:12: .*\(the alias \*l28 here repeats about 5\.3 × 10\^27 values, the most of any\)/)]);
   });
 
   it("a file that shares settings by alias with each of 500 services reads (the guard stops only a file that grows without end)", () => {
