@@ -109,6 +109,7 @@ function fail(e: unknown, asJson: boolean): void {
   const paint = paintErr();
   if (e instanceof ConfigError) {
     for (const p of e.problems) err(formatProblem(p));
+    for (const w of e.warnings) err(`warning: ${formatProblem(w)}`);
     err(paint("error", `${e.problems.length} problem${e.problems.length === 1 ? "" : "s"} found; nothing was sent to any broker.`));
   } else if (e instanceof TopoError && e.code === "interrupted") {
     // Not an error the user has to fix: they asked for it.

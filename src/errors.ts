@@ -122,9 +122,12 @@ export function allOf(failures: readonly unknown[]): unknown {
 /** The file is wrong. Carries every problem found, each with its place. */
 export class ConfigError extends TopoError {
   readonly problems: ConfigProblem[];
-  constructor(problems: ConfigProblem[]) {
+  /** What the file would be warned of once it is valid (a broad tag beside a missing service): said with its problems, not one run later. */
+  readonly warnings: ConfigProblem[];
+  constructor(problems: ConfigProblem[], warnings: ConfigProblem[] = []) {
     super(problems.map(formatProblem).join("\n"), [], false, "config_invalid");
     this.problems = problems;
+    this.warnings = warnings;
   }
 }
 
@@ -204,7 +207,7 @@ export class InterruptedError extends TopoError {
 
 /** What `--json` prints for an error: stable fields a pipeline can branch on. */
 export interface ErrorJson {
-  error: { code: ErrorCode | "internal"; message: string; cluster?: string; object?: string; hints?: string[]; problems?: ConfigProblem[]; errors?: ErrorJson["error"][] };
+  error: { code: ErrorCode | "internal"; message: string; cluster?: string; object?: string; hints?: string[]; problems?: ConfigProblem[]; warnings?: ConfigProblem[]; errors?: ErrorJson["error"][] };
 }
 
 export function errorJson(e: unknown, redact: (s: string) => string): ErrorJson {
@@ -214,6 +217,7 @@ export function errorJson(e: unknown, redact: (s: string) => string): ErrorJson 
       code: e.code,
       message: redact(e.message),
       ...(e instanceof ConfigError || (e instanceof BrokerError && e.problems) ? { problems: (e.problems ?? []).map((p) => ({ ...p, message: redact(p.message) })) } : {}),
+      ...(e instanceof ConfigError && e.warnings.length ? { warnings: e.warnings.map((p) => ({ ...p, message: redact(p.message) })) } : {}),
       ...(e.place ? { cluster: e.place.cluster, ...(e.place.object ? { object: redact(e.place.object) } : {}) } : {}),
       ...(e.hints.length ? { hints: e.hints.map(redact) } : {}),
       ...(e instanceof ClustersError ? { errors: e.causes.map((c) => errorJson(c, redact).error) } : {}),

@@ -441,7 +441,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   for (const p of broadTags(data)) warnings?.push(placePathProblem(p, doc, at, file));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor, words);
-  if (problems.length) throw new ConfigError(sortProblems(problems));
+  if (problems.length) throw new ConfigError(sortProblems(problems), sortProblems(warnings ?? []));
   return desired;
 }
 

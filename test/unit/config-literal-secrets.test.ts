@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../../src/config/load.js";
+import { ConfigError, errorJson } from "../../src/errors.js";
 
 function warningsOf(text: string, env: Record<string, string> = {}, ext = "yaml"): string[] {
   const file = join(mkdtempSync(join(tmpdir(), "topo-literal-")), `t.${ext}`);
@@ -94,5 +95,22 @@ describe("a user's tags that reach past the rights topo derives", () => {
     const json = JSON.stringify(parse(text), null, 2);
     expect(warningsOf(json, { A_PW: "x-1" }, "json").map((w) => w.replace(/^\d+:\d+: /, ""))).toEqual(yaml.map((w) => w.replace(/^\d+:\d+: /, "")));
 
+  });
+
+  it("are said with the problems of a file that is not valid, not one run later once they are fixed", () => {
+    const users = "users:\n  ops:\n    password: ${A_PW}\n    consumes: [nosuch]\n    tags: [administrator]\n";
+    const f = join(mkdtempSync(join(tmpdir(), "topo-literal-")), "t.yaml");
+    writeFileSync(f, file("amqp://guest:guest@127.0.0.1:1/s", users));
+    let caught: unknown;
+    try {
+      loadConfig(f, { A_PW: "x-1" });
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const e = caught as ConfigError;
+    expect(e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`)).toEqual([expect.stringMatching(/^11:16: users\.ops\.consumes\[0\]: no service named "nosuch"/)]);
+    expect(e.warnings.map((p) => `${p.line}:${p.col}: ${p.message}`)).toEqual([expect.stringMatching(/^12:12: users\.ops\.tags\[0\]: tag "administrator" lets user ops manage every vhost/)]);
+    expect(errorJson(e, (s) => s).error.warnings).toHaveLength(1);
   });
 });
