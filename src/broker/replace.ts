@@ -521,28 +521,43 @@ function publishOptions(m: GetMessage, user: string): Record<string, unknown> {
  */
 function movedHeaders(headers: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!headers) return headers;
-  const kept = MOVE_DROPS.some((h) => h in headers) ? Object.fromEntries(Object.entries(headers).filter(([k]) => !MOVE_DROPS.includes(k))) : headers;
-  return writable(kept) as Record<string, unknown>;
+  const kept = Object.entries(headers).filter(([k]) => !MOVE_DROPS.includes(k));
+  return Object.fromEntries(kept.map(([k, x]) => [k, k === "x-death" ? writableXDeath(x) : writable(x)]));
 }
 
 /**
- * A header value as amqplib can write it back. amqplib reads a double that holds a whole number
- * as a number, and writes a whole number below -2^63 (a double -1e300, or -Infinity) as a 64-bit
- * integer: it throws, and the message could not be moved. Such a number goes back as the double
- * it was. Everything else is returned as it is (the same object when nothing changes).
+ * A header value as topo writes it back, in types every client reads as the sender meant.
+ * amqplib reads every integer as a plain number and writes it back in the smallest width that
+ * holds it: 600 as a 16-bit `s`, -3 as an 8-bit `b`. RabbitMQ reads those as signed, but py-amqp
+ * (Celery's client) reads `b` as unsigned and `s` as a short string: a Celery task moved with its
+ * `timelimit: [600, 300]` made its worker fail on the table (`FrameSyntaxError: Unknown value in
+ * table`) and restart until it gave up, with the task still first in the queue. So an integer
+ * goes back as a 32-bit `I` when it fits (what py-amqp, the Java and .NET clients and amqplib all
+ * write and read as a signed int), else as a 64-bit `l`; x-death's `count`, which RabbitMQ writes
+ * as `l`, stays `l`. A number below -2^63 (a double -1e300, or -Infinity), which amqplib would
+ * try to write as a 64-bit integer and throw at, goes back as the double it was. Everything else
+ * is returned as it is (the same object when nothing changes).
  */
-function writable(v: unknown): unknown {
-  if (typeof v === "number") return v < -0x8000000000000000 ? { "!": "double", value: v } : v;
-  if (Array.isArray(v)) {
-    const out = v.map(writable);
-    return out.some((x, i) => x !== v[i]) ? out : v;
+function writable(v: unknown, long = false): unknown {
+  if (typeof v === "number") {
+    if (!Number.isInteger(v) || v < -0x8000000000000000) return v < -0x8000000000000000 ? { "!": "double", value: v } : v;
+    return { "!": !long && v >= -0x80000000 && v < 0x80000000 ? "int" : "long", value: v };
   }
+  if (Array.isArray(v)) return v.map((x) => writable(x));
   if (v !== null && typeof v === "object" && !Buffer.isBuffer(v) && !(v instanceof Date) && !("!" in v)) {
-    const entries = Object.entries(v);
-    const out = entries.map(([k, x]) => [k, writable(x)] as const);
-    return out.some(([, x], i) => x !== entries[i]![1]) ? Object.fromEntries(out) : v;
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, writable(x)]));
   }
   return v;
+}
+
+/** x-death as RabbitMQ writes it: a list of tables whose `count` is a 64-bit `l`. */
+function writableXDeath(v: unknown): unknown {
+  if (!Array.isArray(v)) return writable(v);
+  return v.map((entry) =>
+    entry !== null && typeof entry === "object" && !Buffer.isBuffer(entry) && !Array.isArray(entry) && !("!" in entry)
+      ? Object.fromEntries(Object.entries(entry).map(([k, x]) => [k, writable(x, k === "count")]))
+      : writable(entry),
+  );
 }
 
 const MOVE_DROPS = ["CC", "BCC", "x-delivery-count", "x-acquired-count"];

@@ -1032,6 +1032,24 @@ describe("replace stops rather than lose or copy a message", () => {
     expect(moved.find((m) => m.id === held[150])?.headers).toEqual({ score: -1e300 });
   });
 
+  it("a Celery task's header integers are moved in widths py-amqp reads as sent: its worker reads the task, not a table it cannot parse", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    const amqpPort = new URL(amqpUrl(f.async)).port || 5672;
+    const connect = `import amqp, json, sys
+c = amqp.Connection(host="${broker().host}:${amqpPort}", userid="${broker().user}", password="${broker().password}", virtual_host=sys.argv[1])
+c.connect(); ch = c.channel()`;
+    // What Celery sends (timelimit, retries), and the widths amqplib would have chosen: -3 and 5 a
+    // byte, 600 a short (py-amqp reads an `s` as a short string), 70000 an int. (py-amqp writes an integer
+    // beyond 32 bits with the tag `L`, which amqplib cannot read: the test above.)
+    const headers = { task: "mplogin.async.note", timelimit: [600, 300], retries: 0, neg: -3, five: 5, mid: 70000, half: 2.5, nested: { n: -200, list: [1, -1, 32767] } };
+    const py = (body: string) => new Promise<string>((resolve, reject) => execFile("/usr/bin/python3", ["-c", `${connect}\n${body}`, f.async], (err, o, e) => (err ? reject(new Error(e)) : resolve(o))));
+    await py(`ch.basic_publish(amqp.Message(b"t", message_id="celery-1", application_headers=json.loads(${JSON.stringify(JSON.stringify(headers))}), delivery_mode=2), exchange="mplogin", routing_key="mplogin.async.note")\nch.close(); c.close()`);
+    await replaced(f.after({ "x-max-priority": 5 }));
+    const read = JSON.parse(await py(`m = ch.basic_get("${Q}", no_ack=True)\nprint(json.dumps({"id": m.properties.get("message_id"), "headers": m.properties.get("application_headers")}))\nch.close(); c.close()`));
+    expect(read).toEqual({ id: "celery-1", headers });
+  });
+
   it("a message amqplib cannot write back at all stops the replace at it: none lost, none copied, each try the same", async () => {
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
