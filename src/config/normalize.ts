@@ -131,6 +131,21 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: misplaced });
     return undefined;
   }
+  // An amqp:// URL's host is not checked by the URL parser (amqp is no scheme it knows), but
+  // topo connects to it, and its management URL is made from it: read as an http:// URL's host
+  // is, 1.2.3.999 or ex%2Fample passed validate and every broker command failed as topo's bug.
+  // That reading also gives the name to look up: exämple's is xn--exmple-cua, ex%41mple's example.
+  let hostname: string;
+  try {
+    hostname = stripBrackets(new URL(`http://${u.hostname}/`).hostname);
+  } catch {
+    problems.push({ path, message: `the host ${JSON.stringify(u.hostname)} is no host name or IP address (an IPv4 address is four numbers of 0 to 255; a name holds no %-escaped "/", "?", "#", space or control character); write the broker's host` });
+    return undefined;
+  }
+  if (u.username === "" && u.password !== "") {
+    problems.push({ path, message: `the URL gives a password but no user name (${protocol}://:<password>@...), which would log in as guest; write the user name before the ":"` });
+    return undefined;
+  }
   if (u.search || u.hash) {
     problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}${passwordInQuery(u)}; put TLS settings under tls:` });
     return undefined;
@@ -174,7 +189,7 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
   const port = u.port ? Number(u.port) : DEFAULT_PORT[protocol];
   // The vhost holds no raw "@" (userinfoAfterHost): the redactor masks a URL's user-info up to its last "@".
   const display = `${protocol}://${u.username || "guest"}:***@${u.host || u.hostname}/${rawPath}`.replace(/\/$/, "");
-  return { protocol, hostname: stripBrackets(u.hostname), port, username, password, vhost, display };
+  return { protocol, hostname, port, username, password, vhost, display };
 }
 
 function stripBrackets(host: string): string {
@@ -222,6 +237,10 @@ function parseManagement(
   const badEscape = badEscapeIn({ username: u.username, password: u.password });
   if (badEscape) {
     problems.push({ path, message: `URL has a malformed %-escape: ${badEscape}` });
+    return undefined;
+  }
+  if (u.username === "" && u.password !== "") {
+    problems.push({ path, message: `the management URL gives a password but no user name (${u.protocol}//:<password>@...), which would be ignored for the url's credentials; write the user name before the ":", or leave both out` });
     return undefined;
   }
   let username: string;

@@ -253,3 +253,32 @@ describe("a vhost name AMQP cannot carry", () => {
     expect(problemsOf(file(`amqp://u:p@h/${"v".repeat(255)}`))).toEqual([]);
   });
 });
+
+describe("an amqp:// URL's host, which the URL parser leaves unchecked", () => {
+  it("is refused by validate where an http:// URL's would be, not found by plan as topo's own bug", () => {
+    for (const host of ["1.2.3.999", "ex%00ample", "ex%2Fample", "ex%20ample"]) {
+      expect(problemsOf(file(`amqp://guest:guest@${host}/s`)), host).toEqual([
+        `4:10: clusters.sync.url: the host ${JSON.stringify(host)} is no host name or IP address (an IPv4 address is four numbers of 0 to 255; a name holds no %-escaped "/", "?", "#", space or control character); write the broker's host`,
+      ]);
+    }
+  });
+
+  it("is looked up as an http:// URL's host is: a name not in ASCII by its punycode, a %-escaped letter as the letter", () => {
+    const hostOf = (url: string) => parseConfig(file(url), "topology.yaml").clusters[0]?.target;
+    expect(hostOf("amqp://guest:guest@exämple.invalid/s")?.amqp.hostname).toBe("xn--exmple-cua.invalid");
+    expect(hostOf("amqp://guest:guest@ex%41mple.invalid/s")?.amqp.hostname).toBe("example.invalid");
+    expect(hostOf("amqp://guest:guest@[::1]:5672/s")?.amqp.hostname).toBe("::1");
+    expect(hostOf("amqp://guest:guest@Rabbit.Example/s")?.amqp.hostname).toBe("rabbit.example");
+  });
+});
+
+describe("a password without a user name", () => {
+  it("is refused, in the url (it logged in as guest) and in the management URL (it was ignored)", () => {
+    expect(problemsOf(file("amqp://:Pq7xyz9@127.0.0.1/s"))).toEqual([
+      `4:10: clusters.sync.url: the URL gives a password but no user name (amqp://:<password>@...), which would log in as guest; write the user name before the ":"`,
+    ]);
+    expect(problemsOf(file("amqp://guest:guest@127.0.0.1/s", "http://:Pq7xyz9@127.0.0.1:15672"))).toEqual([
+      `5:17: clusters.sync.management: the management URL gives a password but no user name (http://:<password>@...), which would be ignored for the url's credentials; write the user name before the ":", or leave both out`,
+    ]);
+  });
+});
