@@ -269,6 +269,15 @@ function substitute(
       return m;
     }
     const [, name, fallback] = parsed as unknown as [string, string, string | undefined];
+    // ${A:-${B}}: the reference ends at the first "}", so the default was the text "${B" and the
+    // value "${B}" as written (a password sent as the literal "${OTHER}"). Defaults are not
+    // expanded: said, not sent.
+    if (fallback?.includes("${")) {
+      onlyUnset = false;
+      const where = secretAt();
+      errors.push({ message: `${where ? `${where}: ` : ""}the default of \${${name}:-...} holds another "\${": topo does not read a variable inside a default; give ${name} its value in the environment, or write the default itself`, index });
+      return m;
+    }
     const v = envVar(env, name);
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;

@@ -137,6 +137,11 @@ describe("load", () => {
     expect(interpolate("${X:-d}", { X: "" })).toEqual({ value: "d" });
     expect(interpolate("${MISSING}", {})).toEqual({ error: expect.stringMatching(/MISSING is not set and has no default/) });
     expect(interpolate("${bad name}", {})).toEqual({ error: expect.stringMatching(/not a variable reference/) });
+    // A default that holds another reference was the literal text "${B}" (a password sent so):
+    // refused, whether A is set or not (set, the value was A's with a "}" after it).
+    for (const env of [{ B: "b" }, { A: "a", B: "b" }]) {
+      expect(interpolate("x${A:-${B}}y", env)).toEqual({ error: expect.stringMatching(/the default of \$\{A:-\.\.\.\} holds another "\$\{": topo does not read a variable inside a default/) });
+    }
   });
 
   it("reports every problem at once with line and column", () => {
