@@ -162,6 +162,9 @@ export function parseSavedPlan(text: string): SavedPlan {
   for (const f of ["topoVersion", "createdAt", "file", "fileDigest", "prefix"]) if (typeof j[f] !== "string") bad.push(`${f} is not a string`);
   // No topology file is named "" (topo plan -f "" is refused): read as one, it was "cannot read : no such file".
   if (j.file === "") bad.push("file names no file");
+  // Printed in every message about the plan (a file name of control characters set the terminal's
+  // title and wrote a line of its own): no name topo plan -o writes holds one.
+  else if (typeof j.file === "string" && /[\u0000-\u001f\u007f-\u009f]/.test(j.file)) bad.push(`file is ${shown(j.file)}, which holds control characters no file name topo plan -o writes does`);
   if (j.unread !== undefined && !isStrings(j.unread)) bad.push("unread is not a list of cluster names");
   if (j.credentials !== undefined && !(isObject(j.credentials) && typeof j.credentials.key === "string" && typeof j.credentials.digest === "string")) bad.push("credentials is not a key and a digest");
   if (!Array.isArray(j.clusters)) bad.push("clusters is not a list");
@@ -174,7 +177,7 @@ export function parseSavedPlan(text: string): SavedPlan {
       if (!isObject(c)) return void bad.push(`${at} is not an object`);
       for (const f of ["cluster", "endpoint", "vhost", "desiredDigest"]) if (typeof c[f] !== "string") bad.push(`${at}.${f} is not a string`);
       bad.push(...stateProblems(c.state, `${at}.state`));
-      if (clusters.has(c.cluster)) bad.push(`${at} repeats cluster ${String(c.cluster)}`);
+      if (clusters.has(c.cluster)) bad.push(`${at} repeats cluster ${shown(String(c.cluster))}`);
       clusters.add(c.cluster);
       if (!isStrings(c.warnings)) bad.push(`${at}.warnings is not a list of strings`);
       if (!isStrings(c.degraded)) bad.push(`${at}.degraded is not a list of strings`);
@@ -206,8 +209,8 @@ export function parseSavedPlan(text: string): SavedPlan {
         // The key is what apply compares, the resource what show prints: they must name one object.
         const action = a as unknown as Action;
         const subject = keyOf(subjectOf(action));
-        if (action.key !== subject) bad.push(`${where}.key is ${action.key}, and its ${subjectOf(action).kind} is ${subject}`);
-        else if ((action.op === "update" || action.op === "replace") && keyOf(action.before) !== subject) bad.push(`${where}.before is ${keyOf(action.before)}, and its after is ${subject}`);
+        if (action.key !== subject) bad.push(`${where}.key is ${shown(action.key)}, and its ${subjectOf(action).kind} is ${shown(subject)}`);
+        else if ((action.op === "update" || action.op === "replace") && keyOf(action.before) !== subject) bad.push(`${where}.before is ${shown(keyOf(action.before))}, and its after is ${shown(subject)}`);
         else if (keys.has(action.key)) bad.push(`${where} repeats ${label(action)}`);
         keys.add(action.key);
       });

@@ -117,6 +117,13 @@ describe("savedPlan / parseSavedPlan", () => {
     };
     expect(why((j) => j.clusters.push(j.clusters[0]))).toMatch(/damaged: clusters\[2\] repeats cluster async/);
     expect(why((j) => (j.file = ""))).toMatch(/damaged: file names no file/);
+    // A name that would set the terminal's title and write a line of its own is refused, and quoted, not printed.
+    const forged = why((j) => (j.file = "x\u001b]0;pwned\u0007\n  hint: all good"));
+    expect(forged).toMatch(/damaged: file is "x.*", which holds control characters/);
+    expect(forged).not.toMatch(/[\u0000-\u001f]/);
+    const key = why((j) => (j.clusters[0].actions[0].after.name = "mpx\u001b[31mRED\n  - delete queue all"));
+    expect(key).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.key is queue\|mpnew\.async, and its queue is "queue\|mpx/);
+    expect(key).not.toMatch(/[\u0000-\u001f]/);
     expect(why((j) => j.clusters[0].actions.push(j.clusters[0].actions[0]))).toMatch(/damaged: clusters\[0\]\.actions\[2\] repeats create queue mpnew\.async/);
     expect(why((j) => (j.clusters[0].actions[0].key = "queue|mpother.async"))).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.key is queue\|mpother\.async, and its queue is queue\|mpnew\.async/);
     expect(why((j) => delete j.clusters[0].actions[0].after.arguments)).toMatch(/damaged: clusters\[0\]\.actions\[0\]\.after\.arguments is not an object/);
