@@ -173,6 +173,14 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
     fail([{ line: lineOf, col, message: `file contains ${what} here; a topology is UTF-8 YAML text: save it as UTF-8` }]);
   }
   if (text.trim() === "") fail([{ line: 1, col: 1, message: `file is empty; a topology needs version, clusters and services` }]);
+  // A carriage return that ends a line alone (classic Mac OS, or a tool that turned every LF into
+  // CR): the YAML library read such a file as one line, and its error, at 1:10, was about
+  // mappings. Every line of it is line 1 to an editor's line count too. CRLF is read as it is.
+  const lone = text.search(/\r(?!\n)/);
+  if (lone >= 0) {
+    const line = text.slice(0, lone).split("\n").length;
+    fail([{ line, col: lone - text.lastIndexOf("\n", lone - 1), message: `a line ends here with a carriage return alone (CR, not LF or CRLF), which topo does not read as a line end; save the file with LF (or CRLF) line ends` }]);
+  }
 
   return fromJson(text, file, env, redactor, unsetPasswords) ?? fromYaml(text, file, env, redactor, unsetPasswords, warnings);
 }

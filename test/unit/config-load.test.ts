@@ -515,3 +515,10 @@ services:
     expect(ps).toEqual(['8:5: services[1]: duplicate service "mplogin" (also services[0])']);
   });
 });
+
+describe("a file whose lines end with a carriage return alone", () => {
+  it("is refused at the first, saying to save it with LF line ends, not read as one line", () => {
+    const ps = problemsOf("version: 1\nclusters:\r  sync: { url: amqp://guest:guest@127.0.0.1:1/s }\r\nservices: [mplogin]\n");
+    expect(ps).toEqual(["2:10: a line ends here with a carriage return alone (CR, not LF or CRLF), which topo does not read as a line end; save the file with LF (or CRLF) line ends"]);
+  });
+});
