@@ -7,7 +7,7 @@
 import { BrokerError } from "../errors.js";
 import type { Channel } from "amqplib";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, LostBinding, Policy, Queue, Resource, User } from "../model.js";
-import { holdingQueueName } from "../core/naming.js";
+import { holdingQueueName, markedPrefix } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { closeChannel, type AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
@@ -149,13 +149,18 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   };
   const remaining = (): Action[] => plan.actions.filter((a) => !done.has(a));
 
-  const creates = (kind: Resource["kind"]) => plan.actions.filter((a): a is Extract<Action, { op: "create" }> => a.op === "create" && a.after.kind === kind);
+  // The prefix's apply mark, which plan lists where the vhost holds the file's objects unmarked
+  // (plan/diff.ts unmarkedObjects): apply's renewal of the mark made it, under the lock, before
+  // the first write (broker/generation.ts). Declared again here with other arguments, it would be refused.
+  const makesMark = (a: Action) => a.op === "create" && a.after.kind === "exchange" && markedPrefix(a.after) !== undefined;
+  const creates = (kind: Resource["kind"]) => plan.actions.filter((a): a is Extract<Action, { op: "create" }> => a.op === "create" && a.after.kind === kind && !makesMark(a));
 
   const allReplaces = plan.actions.filter((a): a is Replace => a.op === "replace");
   const lossless = allReplaces.filter((a) => isLossless(a, opts));
   const replaces = allReplaces.filter((a) => !isLossless(a, opts));
   const deletes = plan.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete");
 
+  for (const a of plan.actions) if (makesMark(a)) mark(a);
   try {
     // 1. The vhost, over HTTP (AMQP cannot create one), and full permissions on it for the AMQP
     //    user, granted explicitly: the creating user's implicit grant was seen missing once,

@@ -10,7 +10,7 @@ import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js
 import { peekLiveCounts, readAlarms, readCluster, readUserConnections, readDefaultQueueType, readLiveCounts, readVhostLimits, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { permissionRefusal, tagRefusal } from "../plan/rights.js";
-import { diffCluster } from "../plan/diff.js";
+import { planCluster } from "../plan/diff.js";
 import { userConflicts } from "../plan/users.js";
 import { compatibility, takesDefaultType, type Compatibility } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
@@ -261,10 +261,10 @@ export async function readBackPlan(
   executed: ClusterPlan,
   file?: string,
 ): Promise<{ plan: ClusterPlan; requests?: number }> {
-  const scope = readBackScope(executed, before);
+  const scope = readBackScope(executed, before, prefix);
   if (!scope) return { plan: (await readAndPlan(c, client, prefix, { file })).plan };
   const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
-  const plan = diffCluster(c, after, prefix);
+  const plan = planCluster(c, after, prefix);
   const drift = unrepairable(c, after, prefix, placesIn(file === undefined ? undefined : placeFinder(file)));
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
@@ -331,7 +331,7 @@ export async function readAndPlan(
   // From what was read, before anything below adds message counts (which the state leaves out).
   const state = keepState ? stateOf(c, actual, prefix) : undefined;
   const outside = keepState ? outsideView(actual, prefix) : undefined;
-  let plan = diffCluster(c, actual, prefix);
+  let plan = planCluster(c, actual, prefix);
   // Checked here, so that apply never finds a refusal half-way through:
   // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
   // - a vhost's default queue type (3.11+) decides what topo's classic queues become: read only
@@ -431,7 +431,7 @@ export async function readAndPlan(
     const deleted = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type !== "stream" && actual.queueFacts[a.before.name] ? [{ name: a.before.name, stream: false }] : []));
     const peeked = [...present.filter((q) => !q.stream), ...deleted];
     if (!live && peek && peeked.length) await peekLiveCounts(peek, client, c.target, actual, peeked);
-    plan = diffCluster(c, actual, prefix);
+    plan = planCluster(c, actual, prefix);
     if (vhostTopics) keepTopics(plan, vhostTopics);
   }
   // A user deleted while workers are connected as it: RabbitMQ closes their connections, and they

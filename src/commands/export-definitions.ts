@@ -22,6 +22,6 @@ export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: strin
     emptyWhy: "its definitions would hold only the vhost",
     command: (c) => `topo export definitions -f ${o.file} --cluster ${c} -o ${c}.json`,
   });
-  const definitions = definitionsOf(cluster);
+  const definitions = definitionsOf(cluster, desired.prefix);
   return { cluster: cluster.target.name, text: `${JSON.stringify(definitions, null, 2)}\n`, secret: (definitions.users?.length ?? 0) > 0 };
 }

@@ -13,7 +13,7 @@ import { BrokerError, ConfigError, TopoError } from "../errors.js";
 import type { Action, ActualCluster, ClusterTarget, DesiredCluster, DesiredState, SettingPlaces } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
-import { diffCluster } from "../plan/diff.js";
+import { planCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
 import { hasSchemeSlashes, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
@@ -447,7 +447,7 @@ function plannedOn(text: string, p: Prepared, actuals: ActualCluster[], env: Env
   return p.sources.map((s, i) => {
     const dc = back.clusters.find((c) => c.target.name === s.name);
     if (!dc) throw importBug(`has no cluster ${s.name}`);
-    return diffCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
+    return planCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
   });
 }
 

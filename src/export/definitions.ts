@@ -3,6 +3,7 @@
 
 import type { Binding, DesiredCluster, Exchange, Policy, Queue } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
+import { applyMarkName } from "../core/naming.js";
 
 export interface Definitions {
   vhosts: { name: string }[];
@@ -23,7 +24,7 @@ export interface Definitions {
  * Queues carry the same arguments topo declares (x-queue-type only for non-classic queues, as a
  * kombu worker declares them), so an import and a worker's redeclare agree.
  */
-export function definitionsOf(c: DesiredCluster): Definitions {
+export function definitionsOf(c: DesiredCluster, prefix?: string): Definitions {
   const vhost = c.target.amqp.vhost;
   // apply grants the cluster's AMQP user every right on a vhost it creates (its declares and its
   // lock need them); an import creates the vhost, so it grants them too, unless the file's users
@@ -61,6 +62,12 @@ export function definitionsOf(c: DesiredCluster): Definitions {
         out.topic_permissions?.push({ user: r.user, vhost, exchange: r.exchange, write: r.write, read: r.read });
         break;
     }
+  }
+  // The prefix's apply mark, as an apply leaves it: without it, a file of a shorter prefix on
+  // this vhost (mp, for this file's mpx) took the imported services for its own and deleted
+  // them, and this file's plan would list the mark to make.
+  if (prefix !== undefined && (out.exchanges.length || out.queues.length)) {
+    out.exchanges.push({ name: applyMarkName(prefix), vhost, type: "fanout", durable: true, auto_delete: false, internal: true, arguments: { "x-topo-generation": "definitions" } });
   }
   return out;
 }

@@ -4,7 +4,7 @@
 
 import { TRAFFIC, type Action, type Binding, type Exchange, type Policy } from "../model.js";
 import { MIRROR_DEFINITION } from "../config/normalize.js";
-import { mirrorPolicyName, Ownership } from "../core/naming.js";
+import { markedPrefix, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { holdingQueueOf } from "../core/naming.js";
 import { keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { names } from "../core/words.js";
@@ -168,6 +168,8 @@ export function annotateChanges(actions: Action[], reasons: ReadonlyMap<string, 
   return actions.map((action) => {
     const r = subjectOf(action);
     const text = action.op === "replace" && action.resume ? reasons.get(keyOf(action.resume.hold)) : reasons.get(action.key) ?? reasons.get(keyOf(r));
+    const mark = action.op === "create" && r.kind === "exchange" ? markedPrefix(r) : undefined;
+    if (!text && mark !== undefined) return { action, why: `the vhost holds these services without prefix ${mark}'s apply mark, which apply adds, so that a file of a shorter prefix leaves them alone` };
     return { action, why: text ?? `the broker differs from anything the file can describe` };
   });
 }

@@ -10,7 +10,7 @@
 import type { ActualCluster, Traffic, Policy } from "../model.js";
 import { TRAFFIC } from "../model.js";
 import { Ownership } from "../core/naming.js";
-import { diffCluster } from "../plan/diff.js";
+import { planCluster } from "../plan/diff.js";
 import { unrepairable } from "../plan/unrepairable.js";
 import { displayPath } from "../config/places.js";
 import { argumentChecker } from "./arguments.js";
@@ -66,7 +66,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
   const reasons = [...unnamable, ...duplicates, ...undescribable, ...explainDifferences(sources, chosen, mirrors, prefix, opts.serviceNameMaxLength)];
   const clusters = sources.map((source): ClusterImport => {
     const dc = desired.clusters.find((c) => c.target.name === source.name);
-    const plan = dc ? diffCluster(dc, source.actual, prefix) : undefined;
+    const plan = dc ? planCluster(dc, source.actual, prefix) : undefined;
     const actions = plan?.actions ?? [];
     const imported = chosen.filter((c) => c.wanted.cluster === source.name).map((c) => c.queue);
     const gone = new Set(actions.filter((a) => a.op === "delete").map((a) => a.key));

@@ -2,7 +2,7 @@
 
 import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { coveringHolds, holdingQueueOf, isBrokersOwn, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { applyMarkName, coveringHolds, holdingQueueOf, isBrokersOwn, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
@@ -98,6 +98,42 @@ function bindingIndex(actual: readonly Resource[]): (r: Resource) => Binding[] {
     return (index = { ofQueue, ofExchange });
   };
   return (r) => (r.kind === "queue" ? indexed().ofQueue.get(r.name) : r.kind === "exchange" ? indexed().ofExchange.get(r.name) : undefined) ?? [];
+}
+
+/**
+ * The prefix's apply mark, when the vhost holds objects of the file and no mark: made by `topo
+ * export definitions`, by workers, by hand, or adopted with `topo import`. The mark is what tells a
+ * file of a shorter prefix (`mp`) that `mpxfoo` is not its own; without it, that file's apply
+ * deleted this one's services as its own drift. Every apply that writes renews the mark before
+ * its first write (broker/generation.ts), which is how apply makes this one; a vhost that holds
+ * nothing of the file yet gets it from its first apply without a word, as before.
+ */
+export function unmarkedObjects(desired: DesiredCluster, actual: ActualCluster, prefix: string): Exchange | undefined {
+  const name = applyMarkName(prefix);
+  if (actual.resources.some((r) => r.kind === "exchange" && r.name === name)) return undefined;
+  const wanted = new Set<string>();
+  for (const r of desired.resources) if (r.kind === "exchange" || r.kind === "queue") wanted.add(keyOf(r));
+  return actual.resources.some((r) => (r.kind === "exchange" || r.kind === "queue") && wanted.has(keyOf(r))) ? applyMark(prefix) : undefined;
+}
+
+/**
+ * One cluster's plan: what its resources' diff changes (diffCluster), and the prefix's apply mark
+ * where the vhost holds the file's objects without it (unmarkedObjects). What plan, apply, the
+ * read back and import show alike.
+ */
+export function planCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {
+  const plan = diffCluster(desired, actual, prefix);
+  const mark = unmarkedObjects(desired, actual, prefix);
+  if (mark) {
+    plan.actions.push({ op: "create", key: keyOf(mark), after: mark });
+    plan.actions.sort(compareActions);
+  }
+  return plan;
+}
+
+/** The apply mark as plan shows it (its arguments are renewed by every apply that writes). */
+export function applyMark(prefix: string): Exchange {
+  return { kind: "exchange", name: applyMarkName(prefix), type: "fanout", durable: true, autoDelete: false, internal: true, arguments: {} };
 }
 
 export function diffCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {

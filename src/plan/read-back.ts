@@ -15,6 +15,7 @@
 import type { ActualCluster, Binding, ClusterPlan, Exchange, Queue, QueueFacts, Resource } from "../model.js";
 import { sortResources, subjectOf } from "../core/keys.js";
 import { byName } from "../core/collections.js";
+import { applyMarkName } from "../core/naming.js";
 
 /** What apply reads again, object by object. */
 export interface ReadBackScope {
@@ -59,7 +60,7 @@ export function readBackGets(s: ReadBackScope): number {
  * The objects to read back after `plan` was carried out on `actual` (the state it was computed
  * from), or undefined when the whole state must be read again.
  */
-export function readBackScope(plan: ClusterPlan, actual: ActualCluster): ReadBackScope | undefined {
+export function readBackScope(plan: ClusterPlan, actual: ActualCluster, prefix?: string): ReadBackScope | undefined {
   const queues = new Set<string>();
   const exchanges = new Set<string>();
   const bindings: Binding[] = [];
@@ -81,6 +82,11 @@ export function readBackScope(plan: ClusterPlan, actual: ActualCluster): ReadBac
     }
   }
   const sources = new Set<string>();
+  // The prefix's apply mark, which apply renews before its first write without an action of the
+  // plan's (broker/generation.ts): read back too, so that the state compared with the file has it,
+  // as plan's next read will (plan/diff.ts planCluster lists it where the vhost holds the file's
+  // objects without it).
+  if (prefix !== undefined && !exchanges.has(applyMarkName(prefix))) sources.add(applyMarkName(prefix));
   const pairs = new Map<string, ReadBackScope["pairs"][number]>();
   for (const b of bindings) {
     if (!exchanges.has(b.source)) sources.add(b.source);

@@ -7,7 +7,7 @@ import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
 import { autoDeleted } from "./lost-bindings.js";
-import { HOLD_PREFIX } from "../core/naming.js";
+import { HOLD_PREFIX, markedPrefix } from "../core/naming.js";
 
 
 function details(r: Resource): string {
@@ -112,10 +112,16 @@ function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
   ];
 }
 
+/** Why plan makes the apply mark of a vhost that holds the file's objects (plan/diff.ts unmarkedObjects). */
+function markLines(r: Resource): string[] {
+  const p = r.kind === "exchange" ? markedPrefix(r) : undefined;
+  return p === undefined ? [] : [`    the apply mark of prefix ${p}: this vhost holds the file's objects without it, so a file of a shorter prefix would take them for its own`];
+}
+
 export function renderAction(a: Action): string[] {
   switch (a.op) {
     case "create":
-      return [`+ create ${a.after.kind} ${describe(a.after)}${details(a.after)}`, ...lossLines(a)];
+      return [`+ create ${a.after.kind} ${describe(a.after)}${details(a.after)}`, ...markLines(a.after), ...lossLines(a)];
     case "update":
       // A user's password change is a word, never a value: "~ update user mplogin (password)".
       if (a.after.kind === "user") {

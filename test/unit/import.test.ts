@@ -13,6 +13,8 @@ import { parseConfig } from "../../src/config/load.js";
 import type { ActualCluster, Args, Binding, Exchange, Policy, Queue, Resource } from "../../src/model.js";
 import { keyOf } from "../../src/core/keys.js";
 import { renderAction } from "../../src/plan/render.js";
+import { applyMark } from "../../src/plan/diff.js";
+import { markedPrefix } from "../../src/core/naming.js";
 import { inferTopology, kindsHeld, valueProblem, type ImportSource, type Inference } from "../../src/import/infer.js";
 import { emitTopology } from "../../src/import/emit.js";
 import { sectionVariables, splitPassword } from "../../src/import/sections.js";
@@ -35,7 +37,16 @@ function service(name: string, kind: "sync" | "async", q: Partial<Queue> = {}): 
 }
 const src = (name: string, resources: Resource[], o: Partial<ActualCluster> = {}): ImportSource => ({ name, vhost: name, actual: actual([{ kind: "vhost", name }, ...resources], o) });
 const NAME_MAX: number = SCHEMA.definitions.serviceName.maxLength;
-const infer = (sources: ImportSource[], prefix = "mp"): Inference => inferTopology(sources, { prefix, argumentSchemas: ARG_SCHEMAS, serviceNameMaxLength: NAME_MAX });
+/**
+ * Each source as a vhost where the prefix's apply has run (its apply mark is there) unless
+ * `unmarked`: what these tests are about is what else the vhost holds.
+ */
+const infer = (sources: ImportSource[], prefix = "mp", unmarked = false): Inference =>
+  inferTopology(unmarked ? sources : sources.map((s) => (s.actual.resources.some((r) => r.kind === "exchange" && r.name === applyMark(prefix).name) ? s : { ...s, actual: { ...s.actual, resources: [...s.actual.resources, applyMark(prefix)] } })), {
+    prefix,
+    argumentSchemas: ARG_SCHEMAS,
+    serviceNameMaxLength: NAME_MAX,
+  });
 
 /** The clusters section import would write for these sources, pointing at their vhosts. */
 const sections = (sources: ImportSource[]) => sources.map((s, i) => ({ name: s.name, section: { url: `amqp://guest:\${RABBITMQ_PASSWORD}@host${i}:5672/${encodeURIComponent(s.vhost)}` } }));
@@ -49,6 +60,13 @@ const FALLBACK = /differs from anything the file can describe/;
 function brokerFor(raw: RawConfig): ImportSource[] {
   const { desired, problems } = normalize(raw);
   expect(problems).toEqual([]);
+  // As topo's apply leaves a vhost: with the prefix's apply mark.
+  return desired.clusters.map((c) => ({ name: c.target.name, vhost: c.target.amqp.vhost, actual: actual([...c.resources, applyMark(desired.prefix)]) }));
+}
+
+/** The broker of `raw` as workers or a definitions import made it: without the prefix's apply mark. */
+function unmarkedBrokerFor(raw: RawConfig): ImportSource[] {
+  const { desired } = normalize(raw);
   return desired.clusters.map((c) => ({ name: c.target.name, vhost: c.target.amqp.vhost, actual: actual(c.resources) }));
 }
 const CLUSTERS = { sync: { url: "amqp://h/sync" }, async: { url: "amqp://h/async" } };
@@ -82,8 +100,21 @@ describe("import of what topo made", () => {
     const back = parseConfig(text, "imported.yaml", { RABBITMQ_PASSWORD: "x" });
     for (const s of sources) {
       const dc = back.clusters.find((c) => c.target.name === s.name)!;
-      expect(dc.resources.map(keyOf)).toEqual(s.actual.resources.map(keyOf));
-      expect(dc.resources).toEqual(s.actual.resources.map((r) => (r.kind === "vhost" ? { ...r, name: s.vhost } : r)));
+      // All but the apply mark, which is apply's, not the file's.
+      const held = s.actual.resources.filter((r) => !(r.kind === "exchange" && markedPrefix(r) !== undefined));
+      expect(dc.resources.map(keyOf)).toEqual(held.map(keyOf));
+      expect(dc.resources).toEqual(held.map((r) => (r.kind === "vhost" ? { ...r, name: s.vhost } : r)));
+    }
+  });
+});
+
+describe("a vhost that holds the file's services without the prefix's apply mark", () => {
+  it("plans the mark, with why: a file of a shorter prefix would take the services for its own", () => {
+    const raw: RawConfig = { version: 1, prefix: "mpx", clusters: CLUSTERS, services: ["mpxfoo"] };
+    const inf = infer(unmarkedBrokerFor(raw), "mpx", true);
+    for (const c of inf.clusters) {
+      expect(c.changes.map((ch) => renderAction(ch.action)[0])).toEqual(["+ create exchange topo.mpx.generation (fanout, durable, internal)"]);
+      expect(c.changes[0]?.why).toBe("the vhost holds these services without prefix mpx's apply mark, which apply adds, so that a file of a shorter prefix leaves them alone");
     }
   });
 });

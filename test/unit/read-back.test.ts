@@ -38,6 +38,11 @@ describe("readBackScope", () => {
     expect(readBackGets(s as NonNullable<typeof s>)).toBe(5);
   });
 
+  it("reads back the prefix's apply mark too, which apply renews without an action of the plan's", () => {
+    const s = readBackScope(plan(create(queue("mpa.async"))), state(), "mp");
+    expect(s?.sources).toEqual(["topo.mp.generation"]);
+  });
+
   it("a binding from an exchange it wrote is covered by that exchange's bindings", () => {
     const s = readBackScope(plan(remove(exchange("mpa")), remove(binding("mpa", "mpa.async"))), state(exchange("mpa"), binding("mpa", "mpa.async")));
     expect(s).toEqual({ queues: [], exchanges: ["mpa"], sources: [], pairs: [] });

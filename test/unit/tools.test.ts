@@ -269,11 +269,13 @@ describe("graph", () => {
 describe("definitions export", () => {
   it("holds exactly the desired objects of one cluster, in RabbitMQ's format, with no password", () => {
     const d = desired();
-    const async = definitionsOf(d.clusters.find((c) => c.target.name === "async")!);
+    const async = definitionsOf(d.clusters.find((c) => c.target.name === "async")!, d.prefix);
     expect(async.vhosts).toEqual([{ name: "a" }]);
     expect(async.exchanges).toEqual([
       { name: "mplogin", vhost: "a", type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} },
       { name: "mppayment", vhost: "a", type: "topic", durable: true, auto_delete: false, internal: false, arguments: {} },
+      // The prefix's apply mark, as an apply leaves it: a shorter prefix's file leaves these services alone.
+      { name: "topo.mp.generation", vhost: "a", type: "fanout", durable: true, auto_delete: false, internal: true, arguments: { "x-topo-generation": "definitions" } },
     ]);
     expect(async.queues).toEqual([
       { name: "mplogin.async", vhost: "a", durable: true, auto_delete: false, arguments: {} },
