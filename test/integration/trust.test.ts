@@ -207,6 +207,49 @@ describe("nested prefixes", () => {
   });
 });
 
+describe("a longer prefix's services made without an apply that wrote", () => {
+  it("get its apply mark: listed by plan and made by apply where workers made them, carried by export definitions; the shorter prefix then leaves them alone", async () => {
+    const { sync, async } = pair();
+    const mpx = writeTopology({ sync, async, prefix: "mpx", services: [{ name: "mpxfoo", sync: false }, { name: "mpxbar", sync: false }] });
+    await createVhost(sync);
+    await createVhost(async);
+    // mpxfoo as its workers declare it (kombu), adopted by the file.
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("mpxfoo", "topic", { durable: true });
+      await ch.assertQueue("mpxfoo.async", { durable: true });
+      await ch.bindQueue("mpxfoo.async", "mpxfoo", "mpxfoo.async.#");
+    });
+    // mpxbar loaded from topo's own definitions export, as a pipeline that imports definitions does.
+    const exported = await runCli(["export", "definitions", "-f", mpx, "--cluster", "async"]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const defs = JSON.parse(exported.stdout);
+    expect(defs.exchanges.map((e: { name: string }) => e.name)).toContain("topo.mpx.generation");
+    const only = (n: string) => (o: { name?: string; source?: string; destination?: string }) => (o.name ?? o.source)?.startsWith(n) || o.destination?.startsWith(n);
+    expect((await api("POST", `/api/definitions/${vh(async)}`, { exchanges: defs.exchanges.filter((e: { name: string }) => e.name === "mpxbar"), queues: defs.queues.filter(only("mpxbar")), bindings: defs.bindings.filter(only("mpxbar")) })).status).toBeLessThan(300);
+
+    // Without the mark, mpx's plan lists it: the vhost holds mpx's objects unmarked.
+    const plan = await runCli(["plan", "-f", mpx, "--detailed-exitcode"]);
+    expect(plan.code, plan.stdout).toBe(2);
+    expect(plan.stdout).toContain("+ create exchange topo.mpx.generation (fanout, durable, internal)");
+    expect(plan.stdout).toContain("the apply mark of prefix mpx: this vhost holds the file's objects without it, so a file of a shorter prefix would take them for its own");
+    expect(plan.stdout).toMatch(/Plan: 1 to create, 0 to update/);
+    const applied = await runCli(["apply", "-f", mpx]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/topo.mpx.generation`)).status).toBe(200);
+    expect((await runCli(["plan", "-f", mpx, "--detailed-exitcode"])).code).toBe(0);
+
+    // The mp file now leaves both services alone, even with --allow-destructive.
+    const before = await state(async);
+    const mp = writeTopology({ sync, async, prefix: "mp", services: [{ name: "mplogin", sync: false }] });
+    const mpPlan = await runCli(["plan", "-f", mp]);
+    expect(mpPlan.stdout).not.toMatch(/- delete/);
+    expect(mpPlan.stdout).toMatch(/left alone: 2 services of prefix "mpx" \(mpxbar, mpxfoo/);
+    expect((await runCli(["apply", "-f", mp, "--allow-destructive", "--allow-data-loss"])).code).toBe(0);
+    const ofMpx = (st: unknown) => JSON.stringify(st).match(/mpx[a-z_.]*/g)?.sort();
+    expect(ofMpx(await state(async))).toEqual(ofMpx(before));
+  });
+});
+
 describe("a nested prefix applied after the shorter one", () => {
   it("a queue of the longer prefix that the file does not mirror, mirrored by the shorter prefix's older policy, is degraded until that prefix applies again", async () => {
     const { sync, async } = pair();
