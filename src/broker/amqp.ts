@@ -600,6 +600,22 @@ export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}
   }
 }
 
+/**
+ * What the cluster's AMQP user finds at its vhost: it opens ("opens"), the broker refuses the user
+ * there ("refused": the vhost exists), or there is no such vhost ("missing"); undefined where the
+ * login itself fails or nothing answers. The management API of RabbitMQ 4.3 answers a vhost's
+ * listings 404 for a user without permissions on it, as for a vhost that does not exist: this
+ * tells the two apart.
+ */
+export async function vhostFoundOverAmqp(target: ClusterTarget, opts: AmqpOptions = {}): Promise<"opens" | "refused" | "missing" | undefined> {
+  const r = await openRefusal(target, opts, "does the vhost exist?").catch(() => undefined);
+  if (!r) return undefined;
+  if ("opened" in r) return "opens";
+  if (r.code === 530 && REFUSED_FOR_USER.test(r.text)) return "refused";
+  if (r.code === 530 && vhostNotFound(r.text)) return "missing";
+  return undefined;
+}
+
 /** How amqplib words a connection.close sent in answer to connection.open (a vhost refused). */
 const OPEN_REFUSED = /Expected ConnectionOpenOk; got <ConnectionClose/;
 /** The broker's words when a vhost exists but does not run on the node yet (541). */

@@ -4,10 +4,10 @@
 import type { ActualCluster, ClusterTarget, KeptTopicPermission, Queue, QueueFacts, Resource } from "../model.js";
 import { placesOf } from "../model.js";
 import { redactText } from "../redact.js";
-import { plural, shellWord } from "../core/words.js";
+import { noRightsHint, plural, shellWord } from "../core/words.js";
 import type { Channel } from "amqplib";
 import type { AmqpSession } from "./amqp.js";
-import { amqpError, closeChannel } from "./amqp.js";
+import { amqpError, closeChannel, vhostFoundOverAmqp } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
@@ -102,6 +102,12 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   // answer 404 for a vhost that exists, and apply would then create another. The list of vhosts
   // names none in its path, so it says whether the vhost is there.
   if (!exists) {
+    // RabbitMQ 4.3 answers 404, as for no such vhost, to a management user without permissions on
+    // it (4.0.5 and 3.10 answer 401), and lists it in /api/vhosts only to a monitoring user: plan
+    // said "+ create vhost" of one that exists, or blamed a proxy. An administrator sees every
+    // vhost; for anyone else the AMQP user's connection.open says whether it exists.
+    const unseen = await unseenVhost(client, target);
+    if (unseen) throw unseen;
     if (await vhostListed(client, target.amqp.vhost)) {
       // Or the vhost was created between the two requests (another apply creating it): then its
       // exchanges answer now, and the read starts again (a saved plan applied beside another
@@ -270,6 +276,25 @@ export async function readAlarms(client: ManagementClient): Promise<NodeAlarm[]>
 }
 
 /**
+ * The vhost exists, though its listings answered 404 to a management user who is no administrator
+ * (RabbitMQ 4.3 with no permissions on it): the error that says so, naming the fix; undefined
+ * where it does not exist, or the management user sees every vhost, or nothing can tell.
+ */
+async function unseenVhost(client: ManagementClient, target: ClusterTarget): Promise<BrokerError | undefined> {
+  const tags = await readOwnTags(client).catch(() => undefined);
+  if (!tags || tags.includes("administrator")) return undefined;
+  const found = await vhostFoundOverAmqp(target, { insecure: target.tls.insecure });
+  if (found !== "opens" && found !== "refused") return undefined;
+  const user = target.management.username;
+  const amqpUser = target.amqp.username;
+  return new BrokerError(
+    target.name,
+    `vhost ${target.amqp.vhost} exists (the AMQP user ${amqpUser} ${found === "opens" ? "opened it" : "is refused there, which RabbitMQ says only of a vhost that exists"}), but its listings answer 404 to the management user ${user} (tags ${tags.join(", ") || "none"}): RabbitMQ 4.3 answers so to a user without permissions on the vhost, so topo cannot read it, and would otherwise have planned to create it`,
+    { hints: [noRightsHint(user, target.amqp.vhost), "or read it as an administrator"], code: "permission_denied", status: 404 },
+  );
+}
+
+/**
  * Whether /api/vhosts lists the vhost: the list names none in its path (a proxy that decodes %2F
  * cannot change it), and monitoring users may read it (GET /api/vhosts/NAME answers
  * administrators only on 4.x).
@@ -309,10 +334,6 @@ export async function readVhostLimits(client: ManagementClient, target: ClusterT
 }
 
 /**
- * The management user's tags (GET /api/whoami, which every user of the management API may read);
- * undefined when it cannot be read.
- */
-/**
  * How many connections each of `users` has open on the broker now (any vhost: RabbitMQ closes
  * them all when it deletes the user); undefined when the management user may not list them.
  */
@@ -325,6 +346,10 @@ export async function readUserConnections(client: ManagementClient, users: reado
   return counts;
 }
 
+/**
+ * The management user's tags (GET /api/whoami, which every user of the management API may read);
+ * undefined when it cannot be read.
+ */
 export async function readOwnTags(client: ManagementClient): Promise<string[] | undefined> {
   const me = await client.getOptional<ApiUser>(`/api/whoami`, [401, 403, 404]);
   return me ? tagsOf(me) : undefined;

@@ -364,6 +364,27 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     }
   });
 
+  it("a management or monitoring user without permissions on a vhost that exists is told so, never shown a plan to create it (4.3 answers its listings 404)", async () => {
+    const { file, sync, async } = topology({ sync: { type: "quorum" } }, ["mplogin"]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const names = { management: uniqueName("r4mgmt"), monitoring: uniqueName("r4mon") };
+    try {
+      for (const [tags, name] of Object.entries(names)) {
+        expect((await api("PUT", `/api/users/${name}`, { password: `${tags}-pw`, tags })).status).toBeLessThan(300);
+        // Rights on the sync vhost only: the async one exists, and this user may not read it.
+        expect((await api("PUT", `/api/permissions/${sync}/${name}`, { configure: "^$", write: "^$", read: ".*" })).status).toBeLessThan(300);
+        const as = writeFile("topology.yaml", readFileSync(file, "utf8").replaceAll(`"management": "${MGMT}"`, `"management": "${MGMT.replace("://", `://${name}:\${TOPO_TEST_ROLE_PW}@`)}"`));
+        const r = await runCli(["plan", "-f", as, "--detailed-exitcode"], { TOPO_TEST_ROLE_PW: `${tags}-pw` });
+        expect(r.code, r.stdout).toBe(1);
+        expect(r.stdout).not.toMatch(/create vhost/);
+        expect(r.stderr).toContain(`set_permissions -p ${async} ${name} `);
+        if (version === "4.3") expect(r.stderr).toContain(`vhost ${async} exists (the AMQP user guest opened it), but its listings answer 404 to the management user ${name} (tags ${tags})`);
+      }
+    } finally {
+      for (const name of Object.values(names)) await api("DELETE", `/api/users/${name}`);
+    }
+  });
+
   it("an exchange replace puts back every user's topic permission on it, which RabbitMQ 4 deletes with the exchange; a management user who cannot read them is refused before any write", async () => {
     const { file, async } = topology({ sync: { type: "quorum" } }, ["mplogin"]);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
