@@ -224,6 +224,13 @@ function largestAlias(doc: Document): { offset: number; name: string; values: nu
   return best;
 }
 
+/** The first character at or after `offset` on its line that is not a space, or `offset`. */
+function firstNonSpace(text: string, offset: number): number {
+  let i = offset;
+  while (text[i] === " ") i++;
+  return text[i] === "\n" || text[i] === "\r" || i >= text.length ? offset : i;
+}
+
 /**
  * The YAML path: every node keeps its position, so every problem is reported at its line and
  * column. Used for every YAML file, and for a JSON file in which fromJson found a problem.
@@ -253,7 +260,8 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
         offset: e.pos[0],
         // A block scalar header's error points past its | or >, at the text that follows; a
         // quote left open, at the end of the file, where the reader cannot see which it was.
-        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : openQuote(text, e.message, e.pos[0]) ?? e.pos[0]),
+        // An item indented unlike its siblings, at its first character, not at the spaces before it.
+        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : /^All (mapping|sequence) items must start at the same column/.test(e.message) ? firstNonSpace(text, e.pos[0]) : openQuote(text, e.message, e.pos[0]) ?? e.pos[0]),
         message:
           e.code === "MULTIPLE_DOCS"
             ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`

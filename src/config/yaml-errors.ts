@@ -49,6 +49,8 @@ const NEXT_STEPS: [RegExp, string][] = [
   [/^Implicit map keys need to be followed by map values$/, `; a line here is neither "key: value" nor a list item ("- "): add the colon (and a space after it), or the "- "`],
   [/^Implicit keys need to be on a single line$/, `; a key here runs over two lines, as when a line lacks its ": ": add it`],
   [/^All (mapping|sequence) items must start at the same column$/, "; indent the items of one mapping or list alike"],
+  [/^Unexpected , in flow (map|sequence)$/, "; a comma here follows no value (two commas, or one right after { or [): remove it"],
+  [/^Flow (sequence|mapping) in block collection must be sufficiently indented and end with a [\]}]$/, "; a [ or { opened above is never closed, or a line of it is indented less than its key: close it where the list or mapping ends, and indent its lines under the key"],
 ];
 
 /**

@@ -522,3 +522,16 @@ describe("a file whose lines end with a carriage return alone", () => {
     expect(ps).toEqual(["2:10: a line ends here with a carriage return alone (CR, not LF or CRLF), which topo does not read as a line end; save the file with LF (or CRLF) line ends"]);
   });
 });
+
+describe("YAML errors that said nothing of what to do", () => {
+  it("a comma with no value before it, a bracket never closed, and an item indented unlike its siblings (placed at the item)", () => {
+    expect(problemsOf('{"version": 1,, "clusters": {}}\n')).toEqual(["1:15: YAML: Unexpected , in flow map; a comma here follows no value (two commas, or one right after { or [): remove it"]);
+    const head = "version: 1\nclusters:\n  sync: {url: amqp://guest:guest@127.0.0.1:1/s}\n";
+    expect(problemsOf(`${head}   async: {url: amqp://guest:guest@127.0.0.1:1/a}\nservices: [mplogin]\n`)).toEqual([
+      "4:4: YAML: All mapping items must start at the same column; indent the items of one mapping or list alike",
+    ]);
+    expect(problemsOf(`${head}  async: {url: amqp://guest:guest@127.0.0.1:1/a}\nservices:\n  - [mplogin\n`)).toEqual([
+      expect.stringMatching(/^7:1: YAML: Flow sequence in block collection must be sufficiently indented and end with a \]; a \[ or \{ opened above is never closed/),
+    ]);
+  });
+});
