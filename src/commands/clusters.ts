@@ -347,25 +347,30 @@ export async function readAndPlan(
     readPermits(client, actual.version),
     atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
     actual.vhostExists && writes ? readVhostLimits(client, c.target) : undefined,
-    (live && writes) || mirrorsUnseen ? readOwnTags(client) : undefined,
+    writes || mirrorsUnseen ? readOwnTags(client) : undefined,
   ]);
   actual.managementTags = tags;
   const room = queueRoomProblem(queueRoom(plan, actual, prefix, limits?.["max-queues"]), c.target.amqp.vhost, limits);
   if (room) refusals.push(new BrokerError(c.target.name, room.message, { hints: [room.hint], code: "broker_refused" }));
-  if (live && writes && tags) {
+  // What apply would refuse for want of rights (the management user's tags for its HTTP writes, the
+  // AMQP user's permissions for its declares and lock): apply refuses before writing; plan warns,
+  // so that a CI job that only plans finds it before the deploy does.
+  const apprehended: { message: string; hint: string }[] = [];
+  if (writes && tags) {
     const user = c.target.management.username;
     // Where users could not be read, the administrator tag is asked for above, and it covers all.
     const tag = tagRefusal(user, tags, plan);
-    if (tag && !usersUnreadable) refusals.push(new BrokerError(c.target.name, tag.message, { hints: [tag.hint], code: "permission_denied" }));
+    if (tag && !usersUnreadable) apprehended.push(tag);
     // A vhost apply creates gets full rights for the AMQP user (broker/execute.ts).
     if (tags.includes("administrator") && actual.vhostExists) {
       const amqpUser = c.target.amqp.username;
       const permission = await readVhostPermission(client, c.target, amqpUser);
       // None at all: the login says so, after waiting for rights granted late (a vhost just created).
       const refused = permission === undefined || permission === "none" ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission, plan, prefix, movesNothing);
-      if (refused) refusals.push(new BrokerError(c.target.name, refused.message, { hints: [refused.hint], code: "permission_denied" }));
+      if (refused) apprehended.push(refused);
     }
   }
+  if (live) for (const r of apprehended) refusals.push(new BrokerError(c.target.name, r.message, { hints: [r.hint], code: "permission_denied" }));
   actual.defaultQueueType = defaultType;
   const declared = new Set(plan.actions.flatMap((a) => ((a.op === "create" || a.op === "replace") && a.after.kind === "queue" ? [a.after.name] : [])));
   const compat = compatibility(c, actual, permits, declared, placeOf);
@@ -373,7 +378,7 @@ export async function readAndPlan(
   // The AMQP user's topic permissions refuse a binding's routing key on a topic exchange: apply
   // would stop at that bind, so it refuses first; plan warns (below: the counts re-diff the plan).
   // Readable by an administrator only.
-  const warnings: string[] = [];
+  const warnings: string[] = live ? [] : apprehended.map((r) => `apply refuses this plan before writing anything: ${r.message} (${r.hint})`);
   if (actual.vhostExists && plan.actions.some((a) => a.op === "replace" || subjectOf(a).kind === "binding")) {
     const { username: user, vhost } = c.target.amqp;
     const topics = topicProblem(topicRefusals(plan, actual, (await readTopicPermissions(client, vhost, user)) ?? [], user, vhost), user, vhost);

@@ -741,6 +741,10 @@ describe("every refusal the read can know is reported in one run, each with its 
     expect(r.stderr).toContain(`hint: rabbitmqctl set_permissions -p ${sync} ${u.user}`);
     expect(r.stderr).not.toMatch(/applying|applied/);
     expect((await api("GET", `/api/queues/${vh(sync)}?columns=name`)).body).toEqual([]);
+    // Plan says so too, as a warning: a CI job that only plans finds it before the deploy.
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toMatch(new RegExp(`! warning: apply refuses this plan before writing anything: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its configure permission \\(\\^mp\\) does not match queue topo\\.`));
   });
 });
 
