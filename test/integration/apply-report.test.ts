@@ -33,6 +33,17 @@ async function applyWhileLocked(args: string[], async: string, meanwhile: () => 
   }
 }
 
+/** topo apply --json of `file` with the async cluster's management API behind `management`: its JSON, and each cluster's actions as "op kind". */
+async function applyJsonThrough(file: string, management: string): Promise<{ j: any; actions: (cluster: string) => string[] }> {
+  const doc = JSON.parse(readFileSync(file, "utf8"));
+  doc.clusters.async.management = management;
+  writeFileSync(file, JSON.stringify(doc, null, 2));
+  const r = await runCli(["apply", "-f", file, "--json"]);
+  expect(r.code, r.stderr).toBe(0);
+  const j = JSON.parse(r.stdout);
+  return { j, actions: (name) => j.clusters.find((c: { name: string }) => c.name === name).actions.map((a: { op: string; kind: string }) => `${a.op} ${a.kind}`) };
+}
+
 describe("apply --json reports the changes apply made", () => {
   it("leaves out what another hand made while apply waited for the lock", async () => {
     const t = fresh(["mplogin"]);
@@ -110,14 +121,8 @@ describe("apply --json reports the changes apply made", () => {
       },
     });
     try {
-      const doc = JSON.parse(readFileSync(t.file, "utf8"));
-      doc.clusters.async.management = proxy.url;
-      writeFileSync(t.file, JSON.stringify(doc, null, 2));
-      const r = await runCli(["apply", "-f", t.file, "--json"]);
-      expect(r.code, r.stderr).toBe(0);
+      const { j, actions } = await applyJsonThrough(t.file, proxy.url);
       expect(made).toBe(true);
-      const j = JSON.parse(r.stdout);
-      const actions = (name: string) => j.clusters.find((c: { name: string }) => c.name === name).actions.map((a: { op: string; kind: string }) => `${a.op} ${a.kind}`);
       expect(actions("async")).toEqual(["create exchange", "create queue", "create binding"]);
       expect(j.applied).toContainEqual({ name: "async", status: "applied", changes: 3, degraded: [], notCompared: [] });
       expect(j.applied).toContainEqual({ name: "sync", status: "applied", changes: 1, degraded: [], notCompared: [] });
@@ -142,15 +147,9 @@ describe("apply --json reports the changes apply made", () => {
       },
     });
     try {
-      const doc = JSON.parse(readFileSync(t.file, "utf8"));
-      doc.clusters.async.management = proxy.url;
-      writeFileSync(t.file, JSON.stringify(doc, null, 2));
-      const r = await runCli(["apply", "-f", t.file, "--json"]);
-      expect(r.code, r.stderr).toBe(0);
+      const { j, actions } = await applyJsonThrough(t.file, proxy.url);
       expect(tries).toBe(2);
-      const j = JSON.parse(r.stdout);
-      const actions = j.clusters.find((c: { name: string }) => c.name === "async").actions.map((a: { op: string; kind: string }) => `${a.op} ${a.kind}`);
-      expect(actions).toEqual(["create vhost", "create exchange", "create queue", "create binding"]);
+      expect(actions("async")).toEqual(["create vhost", "create exchange", "create queue", "create binding"]);
       expect(j.applied).toContainEqual({ name: "async", status: "applied", changes: 4, degraded: [], notCompared: [] });
     } finally {
       proxy.close();
