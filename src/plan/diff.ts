@@ -590,7 +590,7 @@ function resumeInterruptedReplaces(
       // The queue exists and nothing about it differs: it was re-created, only the move back is left.
       queueDone: have.has(baseKey) && existing?.op !== "replace",
     };
-    const why = `finishing an interrupted replace: ${holdMessages ?? "some"} message${holdMessages === 1 ? "" : "s"} wait in ${r.name}`;
+    const why = `finishing an interrupted replace: ${holdMessages ?? "some"} message${holdMessages === 1 ? " waits" : "s wait"} in ${r.name}`;
     const before = have.get(baseKey) ?? r;
     const messages = (actual.queueFacts[base]?.messages ?? 0) + (holdMessages ?? 0);
     const action: Action = {

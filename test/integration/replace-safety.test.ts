@@ -1237,7 +1237,7 @@ ch.close(); c.close()`;
     const seen = await drainIds(f.async, Q);
     const plan = await runCli(["plan", "-f", f.after(after)]);
     // Plan reads statistics, which for a queue this new may not count its messages yet.
-    expect(plan.stdout).toMatch(/because finishing an interrupted replace: (\d+|some) messages? wait in topo\.hold\.mplogin\.async/);
+    expect(plan.stdout).toMatch(/because finishing an interrupted replace: (\d+|some) messages? waits? in topo\.hold\.mplogin\.async/);
     // The queue has its new shape: what is left deletes nothing, so the hint's plain "run topo
     // apply again" is enough (it was refused as a destructive replace).
     const again = await runCli(["apply", "-f", f.after(after)]);

@@ -146,7 +146,7 @@ describe("lossless replace", () => {
     const plan = await runCli(["plan", "-f", after, "--detailed-exitcode"]);
     expect(plan.code).toBe(2);
     expect(plan.stdout).toContain("-/+ replace queue mplogin.async");
-    expect(plan.stdout).toMatch(/because finishing an interrupted replace: \d+ messages? wait in topo\.hold\.mplogin\.async|because finishing an interrupted replace: some messages wait/);
+    expect(plan.stdout).toMatch(/because finishing an interrupted replace: \d+ messages? waits? in topo\.hold\.mplogin\.async|because finishing an interrupted replace: some messages wait/);
 
     // The queue is gone: what is left declares it and moves the messages back, deleting nothing
     // but the emptied holding queue, so no --allow-destructive is needed.
