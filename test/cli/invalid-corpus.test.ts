@@ -41,9 +41,13 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 function expectPreciseFailure(file: string, r: { code: number; stdout: string; stderr: string }, problems?: string[]): void {
   expect(r.code, `${file}: exit code`).toBe(1);
   expect(r.stdout).toBe("");
-  const lines = r.stderr.trimEnd().split("\n");
-  const summary = lines.pop();
+  const all = r.stderr.trimEnd().split("\n");
+  const summary = all.pop();
   expect(summary).toMatch(/^\d+ problems? found; nothing was sent to any broker\.$/);
+  // What validate would warn of once the file is valid is said with its problems, placed alike.
+  const warnings = all.filter((l) => l.startsWith("warning: "));
+  for (const w of warnings) expect(w.startsWith(`warning: ${file}:`) && /^:\d+:\d+: \S/.test(w.slice(`warning: ${file}`.length)), w).toBe(true);
+  const lines = all.filter((l) => !l.startsWith("warning: "));
   expect(lines.length).toBeGreaterThan(0);
   for (const l of lines) expect(l.startsWith(`${file}:`) && /^:\d+:\d+: \S/.test(l.slice(file.length)), l).toBe(true);
   if (problems) expect(lines.map((l) => l.slice(file.length + 1))).toEqual(problems);
