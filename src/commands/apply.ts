@@ -510,7 +510,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
 
     // An apply whose re-plan is not empty has failed; one that cannot re-plan has not confirmed
     // its changes, and says so rather than leave them counted as if that were all.
-    const { plan: after, requests } = await readBackPlan(c, http, desired.prefix, read.actual, current, opts.file).catch((e: unknown) => {
+    const { plan: after, requests, meanwhile } = await readBackPlan(c, http, desired.prefix, read.actual, current, opts.file).catch((e: unknown) => {
       if (!(e instanceof TopoError)) throw e;
       counted.add(c.target.name);
       throw new ApplyError(
@@ -522,6 +522,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       );
     });
     step(requests === undefined ? "read back the whole cluster" : `read back what it wrote (${plural(requests, "request")})`);
+    if (meanwhile) opts.log(`cluster ${c.target.name}: warning: ${meanwhile}`);
     if (after.actions.length) {
       counted.add(c.target.name);
       throw new ApplyError(

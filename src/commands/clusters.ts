@@ -2,7 +2,7 @@
 
 import { allOf, BrokerError, ClustersError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
-import { placesOf, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type TopicPermission } from "../model.js";
+import { placesOf, TRAFFIC, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type TopicPermission } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
@@ -21,8 +21,8 @@ import { unrepairable } from "../plan/unrepairable.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { heldLockWarnings, leftBehind, leftBehindWarnings, strayLockWarnings } from "../plan/left-behind.js";
 import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings } from "../plan/route.js";
-import { holdingQueueName, Ownership } from "../core/naming.js";
-import { subjectOf } from "../core/keys.js";
+import { holdingQueueName, markedPrefix, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { outsideView, stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
 import type { ConnectionOptions } from "./source.js";
 import { hostPort } from "../config/url.js";
@@ -260,15 +260,38 @@ export async function readBackPlan(
   before: ActualCluster,
   executed: ClusterPlan,
   file?: string,
-): Promise<{ plan: ClusterPlan; requests?: number }> {
+): Promise<{ plan: ClusterPlan; requests?: number; meanwhile?: string }> {
   const scope = readBackScope(executed, before, prefix);
-  if (!scope) return { plan: (await readAndPlan(c, client, prefix, { file })).plan };
+  if (!scope) {
+    const { plan, actual } = await readAndPlan(c, client, prefix, { file });
+    const meanwhile = nestedMeanwhile(plan, before, actual, prefix);
+    return meanwhile ? { plan: { ...plan, actions: [] }, meanwhile } : { plan };
+  }
   const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
   const plan = planCluster(c, after, prefix);
   const drift = unrepairable(c, after, prefix, placesIn(file === undefined ? undefined : placeFinder(file)));
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, requests: readBackGets(scope) };
+}
+
+/**
+ * A read back whose only difference from the file is the pattern of this prefix's mirror policies,
+ * where a prefix that starts with this one began to use the vhost after apply's read (its mark,
+ * lock or policy is new): that prefix's apply ran beside this one (their locks differ), and the
+ * pattern this apply wrote was the file's as the vhost stood. What apply made is confirmed; what
+ * the other prefix changes for this file, the next plan shows. Said, not failed: a deploy that made
+ * every change reported itself failed. Undefined where anything else differs.
+ */
+function nestedMeanwhile(plan: ClusterPlan, before: ActualCluster, after: ActualCluster, prefix: string): string | undefined {
+  if (!plan.actions.length) return undefined;
+  const had = new Set(before.resources.flatMap((r) => (markedPrefix(r) !== undefined ? [keyOf(r)] : [])));
+  const arrived = [...new Set(after.resources.flatMap((r) => { const p = markedPrefix(r); return p !== undefined && p !== prefix && p.startsWith(prefix) && !had.has(keyOf(r)) ? [p] : []; }))].sort();
+  if (!arrived.length) return undefined;
+  const mirrors = new Set(TRAFFIC.map((k) => mirrorPolicyName(prefix, k)));
+  const onlyPattern = plan.actions.every((a) => a.op === "update" && a.after.kind === "policy" && mirrors.has(a.after.name) && a.changed.every((f) => f.startsWith("pattern:")));
+  if (!onlyPattern) return undefined;
+  return `prefix${arrived.length === 1 ? "" : "es"} ${arrived.join(", ")} began to use the vhost while this apply ran, so topo's mirror polic${plan.actions.length === 1 ? "y" : "ies"} of prefix ${prefix} should now leave ${arrived.length === 1 ? "its" : "their"} queues out: ${plan.actions.map((a) => describe(subjectOf(a))).join(", ")}; the next topo plan shows the update, and topo apply makes it`;
 }
 
 /** FILE:LINE:COL of a key of the file, where there is one to look in; else the key's path. */

@@ -250,6 +250,39 @@ describe("a longer prefix's services made without an apply that wrote", () => {
   });
 });
 
+describe("a longer prefix's apply beside the shorter one's", () => {
+  it("the shorter prefix's apply, whose mirror policy the longer prefix's new mark changes during its read back, succeeds and says so", async () => {
+    const { sync, async } = pair();
+    // Between the mp apply's write of its policy and its read back, prefix mpx starts using the
+    // sync vhost: its mark appears, as when an mpx apply runs beside this one.
+    let written = false;
+    let marked = false;
+    const proxy = await managementProxy({
+      delayMs: (path) => {
+        if (path.startsWith(`/api/policies/${vh(sync)}/topo.mp.mirror.sync`)) written = true;
+        else if (written && !marked && path.startsWith(`/api/exchanges/${vh(sync)}?`)) {
+          marked = true;
+          void withChannel(sync, (ch) => ch.assertExchange("topo.mpx.generation", "fanout", { durable: true, internal: true }));
+          return 1000;
+        }
+        return 0;
+      },
+    });
+    try {
+      const mp = writeTopology({ sync, async, prefix: "mp", services: [{ name: "mplogin", async: false }], clusterExtra: { sync: { management: proxy.url } } });
+      const r = await runCli(["apply", "-f", mp]);
+      expect(marked).toBe(true);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain("cluster sync: warning: prefix mpx began to use the vhost while this apply ran, so topo's mirror policy of prefix mp should now leave its queues out: topo.mp.mirror.sync; the next topo plan shows the update");
+      const next = await runCli(["plan", "-f", mp, "--detailed-exitcode"]);
+      expect(next.code).toBe(2);
+      expect(next.stdout).toContain("~ update policy topo.mp.mirror.sync");
+    } finally {
+      proxy.close();
+    }
+  });
+});
+
 describe("a nested prefix applied after the shorter one", () => {
   it("a queue of the longer prefix that the file does not mirror, mirrored by the shorter prefix's older policy, is degraded until that prefix applies again", async () => {
     const { sync, async } = pair();
