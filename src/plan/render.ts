@@ -113,9 +113,13 @@ function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
 }
 
 /** Why plan makes the apply mark of a vhost that holds the file's objects (plan/diff.ts unmarkedObjects). */
-function markLines(r: Resource): string[] {
+function markReason(r: Resource): string | undefined {
   const p = r.kind === "exchange" ? markedPrefix(r) : undefined;
-  return p === undefined ? [] : [`    the apply mark of prefix ${p}: this vhost holds the file's objects without it, so a file of a shorter prefix would take them for its own`];
+  return p === undefined ? undefined : `the apply mark of prefix ${p}: this vhost holds the file's objects without it, so a file of a shorter prefix would take them for its own`;
+}
+function markLines(r: Resource): string[] {
+  const why = markReason(r);
+  return why === undefined ? [] : [`    ${why}`];
 }
 
 export function renderAction(a: Action): string[] {
@@ -286,7 +290,7 @@ function actionJson(a: Action): Record<string, unknown> {
   const base: Record<string, unknown> = { op: a.op, kind: r.kind, name: describe(r) };
   switch (a.op) {
     case "create":
-      return { ...base, after: a.after, ...lossJson(a) };
+      return { ...base, after: a.after, ...(markReason(a.after) ? { why: markReason(a.after) } : {}), ...lossJson(a) };
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a) };
     case "replace":
