@@ -8,9 +8,9 @@ import { interpolate } from "../../src/config/interpolate.js";
 import { parseConfig } from "../../src/config/load.js";
 import { ConfigError } from "../../src/errors.js";
 import type { ActualCluster, Policy, Resource } from "../../src/model.js";
-import { diffCluster } from "../../src/plan/diff.js";
+import { applyMark, diffCluster, planCluster } from "../../src/plan/diff.js";
 import { Ownership } from "../../src/core/naming.js";
-import { keyOf, sortResources } from "../../src/core/keys.js";
+import { keyOf, sortResources, subjectOf } from "../../src/core/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
@@ -449,6 +449,19 @@ describe("diff", () => {
     const j = planJson({ clusters: [plan] }) as any;
     expect(j.summary).toEqual({ create: 0, update: 1, replace: 0, delete: 0, degraded: 0 });
     expect(j.clusters[0].actions[0]).toMatchObject({ op: "update", kind: "policy", name: "topo.mp.mirror.sync", changed: ["priority: 5 -> 0"] });
+  });
+
+  it("plans the prefix's apply mark where the vhost holds the file's objects without it, and nowhere else", () => {
+    const desired = desiredOf(raw(), "sync");
+    const objects = desired.resources.filter((r) => r.kind !== "policy");
+    // Made by workers: the file's objects, no mark.
+    const unmarked = planCluster(desired, actual(objects), "mp");
+    expect(unmarked.actions.map((a) => `${a.op} ${keyOf(subjectOf(a))}`)).toEqual(["create policy|topo.mp.mirror.sync", "create exchange|topo.mp.generation"]);
+    const j = planJson({ clusters: [unmarked] }) as any;
+    expect(j.clusters[0].actions[1]).toMatchObject({ op: "create", name: "topo.mp.generation", why: expect.stringMatching(/^the apply mark of prefix mp: this vhost holds the file's objects without it/) });
+    // An empty vhost (its first apply makes the mark unasked) and a marked one: no mark to make.
+    expect(planCluster(desired, actual([]), "mp").actions.some((a) => keyOf(subjectOf(a)) === "exchange|topo.mp.generation")).toBe(false);
+    expect(planCluster(desired, actual([...desired.resources, applyMark("mp")]), "mp").actions).toEqual([]);
   });
 });
 
