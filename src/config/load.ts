@@ -112,8 +112,15 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
 export function refuseUnsetUrls(unsetUrls: readonly string[], file: string, command: string, clusters?: readonly string[]): void {
   const urls = unsetUrls.filter((u) => !clusters || clusters.some((c) => u.startsWith(`clusters.${c}.`)));
   if (!urls.length) return;
-  // config_invalid, as plan and apply say of the same unset variable.
-  throw new TopoError(`${file}: ${urls.join("; ")}, and ${command} connects with ${urls.length === 1 ? "it" : "them"}`, ["export the variable, then run it again (a URL's user name or password, never written in the file)"], false, "config_invalid");
+  // config_invalid, as plan and apply say of the same unset variable, and each at its place.
+  const find = placeFinder(file);
+  throw new ConfigError(
+    urls.map((u) => {
+      const [, cluster, key] = /^clusters\.(.+)\.(url|management):/.exec(u) ?? [];
+      const place = cluster !== undefined && key !== undefined ? find(["clusters", cluster, key]) : undefined;
+      return { file, line: place?.line ?? 1, col: place?.col ?? 1, message: `${u}, and ${command} connects with it: export the variable, then run it again (a URL's user name or password, never written in the file)` };
+    }),
+  );
 }
 
 /** A line counter for the parser, and the line and column of an offset in the text. */

@@ -535,3 +535,27 @@ describe("YAML errors that said nothing of what to do", () => {
     ]);
   });
 });
+
+describe("a command that connects, where a cluster URL's variable is not set", () => {
+  it("is refused at the URL's place in the file, as plan refuses it", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const { loadConfig, refuseUnsetUrls } = await import("../../src/config/load.js");
+    const file = join(mkdtempSync(join(tmpdir(), "topo-unset-")), "t.yaml");
+    writeFileSync(file, "version: 1\nclusters:\n  sync:\n    url: amqp://guest:guest@127.0.0.1:1/s\n  async:\n    url: amqp://guest:${TOPO_UNSET_P1}@127.0.0.1:1/a\nservices: [mplogin]\n");
+    const { unsetUrls } = loadConfig(file, {}, undefined, { passwordsOptional: true });
+    let caught: unknown;
+    try {
+      refuseUnsetUrls(unsetUrls, file, "topo import");
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).problems.map((p) => `${p.line}:${p.col}: ${p.message}`)).toEqual([
+      "6:5: clusters.async.url: ${TOPO_UNSET_P1} is not set, and topo import connects with it: export the variable, then run it again (a URL's user name or password, never written in the file)",
+    ]);
+    // A command that reads the sync cluster alone is not stopped by the async cluster's URL.
+    expect(() => refuseUnsetUrls(unsetUrls, file, "topo import", ["sync"])).not.toThrow();
+  });
+});
