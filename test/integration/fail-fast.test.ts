@@ -736,15 +736,15 @@ describe("every refusal the read can know is reported in one run, each with its 
     const { sync, file } = fresh(["mplogin"], { credentials: u, clusterExtra: { sync: { management: adminManagementUrl() } } });
     await createVhost(sync);
     await api("PUT", `/api/permissions/${vh(sync)}/${u.user}`, { configure: "^mp", write: ".*", read: "^mp" });
+    // Plan says so too, as a warning: a CI job that only plans finds it before the deploy.
+    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toMatch(new RegExp(`! warning: apply refuses this plan before writing anything: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its configure permission \\(\\^mp\\) does not match queue topo\\.`));
     const r = await refusedTwice(sync, file);
     expect(r.stderr).toMatch(new RegExp(`cluster sync: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its configure permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock\\b.*its read permission \\(\\^mp\\) does not match queue topo\\.[\\w.]*lock`));
     expect(r.stderr).toContain(`hint: rabbitmqctl set_permissions -p ${sync} ${u.user}`);
     expect(r.stderr).not.toMatch(/applying|applied/);
     expect((await api("GET", `/api/queues/${vh(sync)}?columns=name`)).body).toEqual([]);
-    // Plan says so too, as a warning: a CI job that only plans finds it before the deploy.
-    const plan = await runCli(["plan", "-f", file, "--cluster", "sync", "--detailed-exitcode"]);
-    expect(plan.code).toBe(2);
-    expect(plan.stdout).toMatch(new RegExp(`! warning: apply refuses this plan before writing anything: user ${u.user}'s permissions in vhost ${sync} do not let apply work: its configure permission \\(\\^mp\\) does not match queue topo\\.`));
   });
 });
 
