@@ -106,7 +106,9 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     // it (4.0.5 and 3.10 answer 401), and lists it in /api/vhosts only to a monitoring user: plan
     // said "+ create vhost" of one that exists, or blamed a proxy. An administrator sees every
     // vhost; for anyone else the AMQP user's connection.open says whether it exists.
-    const unseen = await unseenVhost(client, target);
+    // 4.1 and 4.2 are not measured: they are asked as 4.3 is (where the vhost is missing, the
+    // AMQP user's open says so, and the read goes on).
+    const unseen = atLeast(version, 4, 1) ? await unseenVhost(client, target) : undefined;
     if (unseen) throw unseen;
     if (await vhostListed(client, target.amqp.vhost)) {
       // Or the vhost was created between the two requests (another apply creating it): then its
@@ -290,7 +292,16 @@ async function unseenVhost(client: ManagementClient, target: ClusterTarget): Pro
   return new BrokerError(
     target.name,
     `vhost ${target.amqp.vhost} exists (the AMQP user ${amqpUser} ${found === "opens" ? "opened it" : "is refused there, which RabbitMQ says only of a vhost that exists"}), but its listings answer 404 to the management user ${user} (tags ${tags.join(", ") || "none"}): RabbitMQ 4.3 answers so to a user without permissions on the vhost, so topo cannot read it, and would otherwise have planned to create it`,
-    { hints: [noRightsHint(user, target.amqp.vhost), "or read it as an administrator"], code: "permission_denied", status: 404 },
+    {
+      hints: [
+        noRightsHint(user, target.amqp.vhost),
+        "or read it as an administrator",
+        // A proxy that decodes %2F answers 404 for such a name whoever asks (clusters.management must reach RabbitMQ itself).
+        ...(target.amqp.vhost.includes("/") ? [`if that user has permissions there: something between topo and RabbitMQ may decode the %2F of this vhost's name; point clusters.${target.name}.management at RabbitMQ's management API itself`] : []),
+      ],
+      code: "permission_denied",
+      status: 404,
+    },
   );
 }
 
