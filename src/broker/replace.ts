@@ -534,13 +534,15 @@ function movedHeaders(headers: Record<string, unknown> | undefined): Record<stri
  * table`) and restart until it gave up, with the task still first in the queue. So an integer
  * goes back as a 32-bit `I` when it fits (what py-amqp, the Java and .NET clients and amqplib all
  * write and read as a signed int), else as a 64-bit `l`; x-death's `count`, which RabbitMQ writes
- * as `l`, stays `l`. A number below -2^63 (a double -1e300, or -Infinity), which amqplib would
- * try to write as a 64-bit integer and throw at, goes back as the double it was. Everything else
- * is returned as it is (the same object when nothing changes).
+ * as `l`, stays `l`. A number beyond a 64-bit integer's range (a double 1e300, or -1e300, which
+ * amqplib would try to write as a 64-bit integer and throw at) goes back as the double it was, as
+ * does a number that is not whole. (An integer between 2^53 and 2^63 is read rounded, and never
+ * moved: unfaithful.) Everything else is returned as it is.
  */
 function writable(v: unknown, long = false): unknown {
   if (typeof v === "number") {
-    if (!Number.isInteger(v) || v < -0x8000000000000000) return v < -0x8000000000000000 ? { "!": "double", value: v } : v;
+    if (v < -0x8000000000000000 || v >= 0x8000000000000000 || Number.isNaN(v)) return { "!": "double", value: v };
+    if (!Number.isInteger(v)) return v;
     return { "!": !long && v >= -0x80000000 && v < 0x80000000 ? "int" : "long", value: v };
   }
   if (Array.isArray(v)) return v.map((x) => writable(x));
