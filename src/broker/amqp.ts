@@ -565,8 +565,8 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
  * created the vhost meanwhile).
  */
 export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<void> {
-  const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
-  if (r && ("opened" in r || (r.code === 530 && vhostNotFound(r.text)))) return;
+  const found = await vhostFoundOverAmqp(target, opts, "is the login accepted?");
+  if (found === "opens" || found === "missing") return;
   const s = await AmqpSession.open(target, { ...opts, connectAttempts: 1 });
   await s.close();
 }
@@ -607,8 +607,8 @@ export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}
  * listings 404 for a user without permissions on it, as for a vhost that does not exist: this
  * tells the two apart.
  */
-export async function vhostFoundOverAmqp(target: ClusterTarget, opts: AmqpOptions = {}): Promise<"opens" | "refused" | "missing" | undefined> {
-  const r = await openRefusal(target, opts, "does the vhost exist?").catch(() => undefined);
+export async function vhostFoundOverAmqp(target: ClusterTarget, opts: AmqpOptions = {}, why = "does the vhost exist?"): Promise<"opens" | "refused" | "missing" | undefined> {
+  const r = await openRefusal(target, opts, why).catch(() => undefined);
   if (!r) return undefined;
   if ("opened" in r) return "opens";
   if (r.code === 530 && REFUSED_FOR_USER.test(r.text)) return "refused";
