@@ -101,6 +101,8 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   // The vhost looks missing: a proxy that decodes %2F in paths ("a/b", and "/") makes RabbitMQ
   // answer 404 for a vhost that exists, and apply would then create another. The list of vhosts
   // names none in its path, so it says whether the vhost is there.
+  /** The management user's tags, where the read needed them: what plan asks next for a plan that writes, not asked twice. */
+  let managementTags: string[] | undefined;
   if (!exists) {
     // RabbitMQ 4.3 answers 404, as for no such vhost, to a management user without permissions on
     // it (4.0.5 and 3.10 answer 401), and lists it in /api/vhosts only to a monitoring user: plan
@@ -108,8 +110,11 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     // vhost; for anyone else the AMQP user's connection.open says whether it exists.
     // 4.1 and 4.2 are not measured: they are asked as 4.3 is (where the vhost is missing, the
     // AMQP user's open says so, and the read goes on).
-    const unseen = atLeast(version, 4, 1) ? await unseenVhost(client, target) : undefined;
-    if (unseen) throw unseen;
+    if (atLeast(version, 4, 1)) {
+      managementTags = await readOwnTags(client).catch(() => undefined);
+      const unseen = await unseenVhost(target, managementTags);
+      if (unseen) throw unseen;
+    }
     if (await vhostListed(client, target.amqp.vhost)) {
       // Or the vhost was created between the two requests (another apply creating it): then its
       // exchanges answer now, and the read starts again (a saved plan applied beside another
@@ -134,7 +139,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     );
   }
   const agreed = exists ? await policiesAgreed(client, target, paths, queues ?? [], policies ?? []) : { queues, policies };
-  return actualFrom({
+  const actual = actualFrom({
     version: version ?? "",
     nodes: (nodes ?? []).filter((n) => n.running).map((n) => n.name),
     downNodes: (nodes ?? []).filter((n) => !n.running).map((n) => n.name),
@@ -153,6 +158,8 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     allPermissions,
     userLimits,
   });
+  if (managementTags) actual.managementTags = managementTags;
+  return actual;
 }
 
 /** How often, and how long apart, the queues and policies are read again while they disagree. */
@@ -282,8 +289,7 @@ export async function readAlarms(client: ManagementClient): Promise<NodeAlarm[]>
  * (RabbitMQ 4.3 with no permissions on it): the error that says so, naming the fix; undefined
  * where it does not exist, or the management user sees every vhost, or nothing can tell.
  */
-async function unseenVhost(client: ManagementClient, target: ClusterTarget): Promise<BrokerError | undefined> {
-  const tags = await readOwnTags(client).catch(() => undefined);
+async function unseenVhost(target: ClusterTarget, tags: string[] | undefined): Promise<BrokerError | undefined> {
   if (!tags || tags.includes("administrator")) return undefined;
   const found = await vhostFoundOverAmqp(target, { insecure: target.tls.insecure });
   if (found !== "opens" && found !== "refused") return undefined;

@@ -370,7 +370,7 @@ export async function readAndPlan(
     readPermits(client, actual.version),
     atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
     actual.vhostExists && writes ? readVhostLimits(client, c.target) : undefined,
-    writes || mirrorsUnseen ? readOwnTags(client) : undefined,
+    writes || mirrorsUnseen ? (actual.managementTags ?? readOwnTags(client)) : undefined,
   ]);
   actual.managementTags = tags;
   const room = queueRoomProblem(queueRoom(plan, actual, prefix, limits?.["max-queues"]), c.target.amqp.vhost, limits);
