@@ -20,7 +20,7 @@ import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems } from "./tls-files.js";
 import { userinfoSpan } from "./url.js";
 import { broadTags } from "./user-tags.js";
-import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
+import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, UNCLOSED_FLOW, unclosedFlowAt, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 
 export type { Env };
 
@@ -129,10 +129,29 @@ function lineColumns(text: string): { lc: LineCounter; at: (offset: number) => {
   // A byte order mark is no column an editor shows: the first line counts from after it.
   const bom = text.startsWith("\ufeff") ? 1 : 0;
   const at = (offset: number): { line: number; col: number } => {
-    const p = lc.linePos(Math.max(0, offset));
-    return p.line === 1 && bom ? { line: 1, col: Math.max(1, p.col - bom) } : p;
+    const o = Math.min(Math.max(0, offset), text.length);
+    const p = lc.linePos(o);
+    const col = columnAt(text, o - (p.col - 1), o);
+    return p.line === 1 && bom ? { line: 1, col: Math.max(1, col - bom) } : { line: p.line, col };
   };
   return { lc, at };
+}
+
+/**
+ * The column of `offset` on the line that starts at `lineStart`, in characters as an editor
+ * counts them: a character beyond the 16-bit range (an emoji, 😀) is one column, not the two
+ * UTF-16 units JavaScript's strings hold it in.
+ */
+function columnAt(text: string, lineStart: number, offset: number): number {
+  let col = offset - lineStart + 1;
+  for (let i = lineStart + 1; i < offset; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xdc00 && c <= 0xdfff) {
+      const before = text.charCodeAt(i - 1);
+      if (before >= 0xd800 && before <= 0xdbff) col--;
+    }
+  }
+  return col;
 }
 
 /**
@@ -173,7 +192,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   const binary = text.search(/[\u0000-\u0008\u000e-\u001f\ufffd]/);
   if (binary >= 0) {
     const lineOf = text.slice(0, binary).split("\n").length;
-    const col = binary - text.lastIndexOf("\n", binary - 1);
+    const col = columnAt(text, text.lastIndexOf("\n", binary - 1) + 1, binary);
     // The text is decoded already: a byte UTF-8 cannot read is U+FFFD, and the place is a character's.
     const c = text.charCodeAt(binary);
     const what = c === 0xfffd ? "bytes that are not UTF-8 text (binary data, or a file saved as Latin-1 or UTF-16?)" : `the control character U+${c.toString(16).toUpperCase().padStart(4, "0")}${c === 0 ? " (binary data, or a file saved as UTF-16?)" : ""}`;
@@ -186,7 +205,7 @@ export function parseConfig(text: string, file: string, env: Env = process.env, 
   const lone = text.search(/\r(?!\n)/);
   if (lone >= 0) {
     const line = text.slice(0, lone).split("\n").length;
-    fail([{ line, col: lone - text.lastIndexOf("\n", lone - 1), message: `a line ends here with a carriage return alone (CR, not LF or CRLF), which topo does not read as a line end; save the file with LF (or CRLF) line ends` }]);
+    fail([{ line, col: columnAt(text, text.lastIndexOf("\n", lone - 1) + 1, lone), message: `a line ends here with a carriage return alone (CR, not LF or CRLF), which topo does not read as a line end; save the file with LF (or CRLF) line ends` }]);
   }
 
   return fromJson(text, file, env, redactor, unsetPasswords) ?? fromYaml(text, file, env, redactor, unsetPasswords, warnings);
@@ -263,17 +282,29 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const twice = duplicatesSaid ? [] : duplicateKeys(doc, text, (o) => at(o).line);
   if (doc.errors.length > 0 || twice.length > 0) {
     const yamlProblems = inOrder(
-      doc.errors.map((e) => ({
-        offset: e.pos[0],
-        // A block scalar header's error points past its | or >, at the text that follows; a
-        // quote left open, at the end of the file, where the reader cannot see which it was.
-        // An item indented unlike its siblings, at its first character, not at the spaces before it.
-        ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : /^All (mapping|sequence) items must start at the same column/.test(e.message) ? firstNonSpace(text, e.pos[0]) : openQuote(text, e.message, e.pos[0]) ?? e.pos[0]),
-        message:
-          e.code === "MULTIPLE_DOCS"
-            ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
-            : yamlMessage(e.code, e.message),
-      })),
+      doc.errors.map((e) => {
+        // A [ or { left open: placed at it, saying where YAML stopped, not only at the line that stopped it.
+        const flowEnd = UNCLOSED_FLOW.exec(e.message);
+        const opened = flowEnd ? unclosedFlowAt(text, e.pos[0], flowEnd[2] as "]" | "}") : undefined;
+        if (opened !== undefined) {
+          const stopped = at(e.pos[0]);
+          const what = flowEnd?.[2] === "]" ? "list" : "mapping";
+          const fix = `close it with ${flowEnd?.[2]} where the ${what} ends`;
+          const said = e.pos[0] >= text.trimEnd().length ? `is never closed: the file ends first; ${fix}` : `is not closed before line ${stopped.line}, column ${stopped.col}, where the ${what} it opens must end: ${fix}, or, if it continues on that line, indent that line and every line of it further than the key above it`;
+          return { offset: e.pos[0], ...at(opened), message: `YAML: this ${text[opened]} ${said}` };
+        }
+        return {
+          offset: e.pos[0],
+          // A block scalar header's error points past its | or >, at the text that follows; a
+          // quote left open, at the end of the file, where the reader cannot see which it was.
+          // An item indented unlike its siblings, at its first character, not at the spaces before it.
+          ...at(/^Block scalar header/.test(e.message) ? Math.max(text.lastIndexOf("|", e.pos[0]), text.lastIndexOf(">", e.pos[0]), text.lastIndexOf("\n", e.pos[0]) + 1) : /^All (mapping|sequence) items must start at the same column/.test(e.message) ? firstNonSpace(text, e.pos[0]) : openQuote(text, e.message, e.pos[0]) ?? e.pos[0]),
+          message:
+            e.code === "MULTIPLE_DOCS"
+              ? `a second YAML document starts here ("---"); topo reads one YAML document per file: remove the "---", or split the file`
+              : yamlMessage(e.code, e.message),
+        };
+      }),
       twice.map((d) => ({ ...d, ...at(d.offset) })),
     );
     const placed = (ps: typeof yamlProblems) => ps.map(({ line, col, message }) => ({ line, col, message }));

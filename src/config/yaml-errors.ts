@@ -50,7 +50,7 @@ const NEXT_STEPS: [RegExp, string][] = [
   [/^Implicit keys need to be on a single line$/, `; a key here runs over two lines, as when a line lacks its ": ": add it`],
   [/^All (mapping|sequence) items must start at the same column$/, "; indent the items of one mapping or list alike"],
   [/^Unexpected , in flow (map|sequence)$/, "; a comma here follows no value (two commas, or one right after { or [): remove it"],
-  [/^Flow (sequence|mapping) in block collection must be sufficiently indented and end with a [\]}]$/, "; a [ or { opened above is never closed, or a line of it is indented less than its key: close it where the list or mapping ends, and indent its lines under the key"],
+  [/^Flow (sequence|map|mapping|collection) in block collection must be sufficiently indented and end with a [\]}]$/, "; a [ or { opened above is never closed, or a line of it is indented less than its key: close it where the list or mapping ends, and indent its lines under the key"],
 ];
 
 /**
@@ -90,4 +90,49 @@ export function yamlReadMessage(libraryMessage: string, largest?: { name: string
     return `cannot read YAML: its aliases (*name) and merge keys (<<) repeat more than ${MAX_ALIAS_COUNT.toLocaleString("en-US")} values, counting those inside what they repeat${here}, which is where topo stops as a guard against a file that grows without end; say what services share once, under defaults:`;
   }
   return `cannot read YAML here; ${QUOTE_IT}`;
+}
+
+/** The library's sentence for a [ or { that a block collection's next line finds still open. */
+export const UNCLOSED_FLOW = /^Flow (sequence|map|mapping|collection) in block collection must be sufficiently indented and end with a ([\]}])$/;
+
+/**
+ * Where the [ or { that the library found unclosed at `end` opens: the outermost flow collection
+ * still open there, of the kind its sentence names, read from the start of the text with quotes,
+ * comments and plain text left out. Undefined when the scan finds none (then the library's own
+ * place stands).
+ */
+export function unclosedFlowAt(text: string, end: number, closer: "]" | "}"): number | undefined {
+  const opener = closer === "]" ? "[" : "{";
+  const open: { c: string; at: number }[] = [];
+  // Whether a token may start here: at a line's start, or after a space or a flow indicator.
+  const tokenStart = (i: number): boolean => i === 0 || /[\s,[\]{}:]/.test(text[i - 1] as string);
+  for (let i = 0; i < Math.min(end, text.length); i++) {
+    const c = text[i] as string;
+    if (c === "#" && tokenStart(i)) {
+      const nl = text.indexOf("\n", i);
+      if (nl < 0) break;
+      i = nl;
+    } else if ((c === '"' || c === "'") && tokenStart(i)) {
+      let j = i + 1;
+      for (; j < text.length; j++) {
+        if (c === '"' && text[j] === "\\") j++;
+        else if (text[j] === c) {
+          if (c === "'" && text[j + 1] === "'") j++;
+          else break;
+        }
+      }
+      i = j;
+    } else if ((c === "[" || c === "{") && (open.length > 0 || tokenStart(i))) open.push({ c, at: i });
+    else if ((c === "]" || c === "}") && open.length > 0) open.pop();
+    else if (open.length === 0 && (c === "-" || c === "?") && /\s/.test(text[i + 1] ?? " ")) continue;
+    else if (open.length === 0 && !/\s/.test(c)) {
+      // Plain text of a block value: a [ or { inside it is a character, to the end of its line.
+      const nl = text.indexOf("\n", i);
+      const colon = text.slice(i, nl < 0 ? undefined : nl).search(/:(\s|$)/);
+      if (colon >= 0) i += colon;
+      else if (nl < 0) break;
+      else i = nl;
+    }
+  }
+  return open.find((o) => o.c === opener)?.at;
 }

@@ -531,7 +531,26 @@ describe("YAML errors that said nothing of what to do", () => {
       "4:4: YAML: All mapping items must start at the same column; indent the items of one mapping or list alike",
     ]);
     expect(problemsOf(`${head}  async: {url: amqp://guest:guest@127.0.0.1:1/a}\nservices:\n  - [mplogin\n`)).toEqual([
-      expect.stringMatching(/^7:1: YAML: Flow sequence in block collection must be sufficiently indented and end with a \]; a \[ or \{ opened above is never closed/),
+      "6:5: YAML: this [ is never closed: the file ends first; close it with ] where the list ends",
+    ]);
+  });
+});
+
+describe("a [ or { never closed", () => {
+  // The library says where it stopped: the next line of the block, or the end of the file, lines
+  // away from the bracket a user has to close. The place is the bracket itself.
+  const head = "version: 1\nclusters:\n";
+  it("is placed at the bracket, a mapping's or a list's, saying where YAML stopped", () => {
+    expect(problemsOf(`${head}  sync: { url: "amqp://u:p@h/s"\n  async: { url: "amqp://u:p@h/a" }\nservices: [mplogin]\n`)).toEqual([
+      "3:9: YAML: this { is not closed before line 4, column 3, where the mapping it opens must end: close it with } where the mapping ends, or, if it continues on that line, indent that line and every line of it further than the key above it",
+    ]);
+    expect(problemsOf(`${head}  sync: { url: "amqp://u:p@h/s" }\n  async: { url: "amqp://u:p@h/a" }\nservices: [mplogin, mpx\ndefaults: {}\n`)[0]).toMatch(/^5:11: YAML: this \[ is not closed before line 6, column 1, where the list it opens/);
+  });
+
+  it("is told from brackets in plain text, quotes and comments before it, and from those closed", () => {
+    const before = `${head}  sync:\n    url: amqp://u:p@h:\${PORT:-1}/s # a { in a comment\n    management: "http://h:1/[x"\n  async: {url: 'amqp://u:p@h/a{', management: http://h:1}\n`;
+    expect(problemsOf(`${before}services:\n  - mplogin\n  - {name: mpx, sync: {x: 1}\n  - other\n`, { PORT: "5672" })).toEqual([
+      "9:5: YAML: this { is not closed before line 10, column 3, where the mapping it opens must end: close it with } where the mapping ends, or, if it continues on that line, indent that line and every line of it further than the key above it",
     ]);
   });
 });
@@ -557,5 +576,21 @@ describe("a command that connects, where a cluster URL's variable is not set", (
     ]);
     // A command that reads the sync cluster alone is not stopped by the async cluster's URL.
     expect(() => refuseUnsetUrls(unsetUrls, file, "topo import", ["sync"])).not.toThrow();
+  });
+});
+
+describe("columns on a line with characters beyond 16 bits (emoji)", () => {
+  // An editor counts 😀 as one character; a JavaScript string holds it as two UTF-16 units, and
+  // a column counted in those put every problem after it one column too far right.
+  it("counts each such character as one column, in a YAML problem and in a schema problem", () => {
+    const yamlProblem = problemsOf('version: 1\n# 😀😀\nclusters: { sync: { url: "amqp://u:p@h/s" } }\nservices: ["😀😀", ]]\n');
+    expect(yamlProblem[0]).toMatch(/^4:19: /);
+    const schema = problemsOf('version: 1\nclusters:\n  sync: { url: "amqp://u:p@h/s", "😀": 1, x: 2 }\nservices: [mplogin]\n');
+    expect(schema).toContain('3:42: clusters.sync: unknown key "x" (allowed: url, management, tls)');
+  });
+
+  it("places a control character and a lone carriage return after an emoji at the character", () => {
+    expect(problemsOf("version: 1 # 😀\u0007\n")[0]).toMatch(/^1:15: file contains the control character U\+0007/);
+    expect(problemsOf("version: 1 # 😀\rclusters: {}\n")[0]).toMatch(/^1:15: a line ends here with a carriage return alone/);
   });
 });
