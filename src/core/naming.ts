@@ -88,9 +88,15 @@ export function serviceQueuePattern(prefix: string): RegExp {
   return new RegExp(`^${escapeRegex(prefix)}${SERVICE_NAME_BODY}\\.(?:sync|async)$`);
 }
 
-/** The pattern of a mirror policy that covers every `<kind>` queue of the prefix. */
-export function kindQueuesPattern(prefix: string, kind: Traffic): string {
-  return `^${escapeRegex(prefix)}${SERVICE_NAME_BODY}\\.${kind}$`;
+/**
+ * The pattern of a mirror policy that covers every `<kind>` queue of the prefix. Celery's own
+ * names are left out where the prefix's pattern would match them (CELERY_EXCHANGES: no service
+ * takes them), as ownership leaves them out: prefix "c" mirrored a worker's `celery.sync`, over
+ * the policy its owner had given it, while plan and import said topo never touches it.
+ */
+export function kindQueuesPattern(prefix: string, kind: Traffic, leaveOutCelery = true): string {
+  const celery = [...CELERY_EXCHANGES.keys()].filter((n) => leaveOutCelery && n.length > prefix.length && n.startsWith(prefix)).map((n) => `${escapeRegex(n.slice(prefix.length))}\\.`);
+  return `^${escapeRegex(prefix)}${celery.length ? `(?!${celery.join("|")})` : ""}${SERVICE_NAME_BODY}\\.${kind}$`;
 }
 
 /** The default exchange and amq.* are never topo's (nor the default exchange's implicit bindings), and always there. */
@@ -246,7 +252,8 @@ export class Ownership {
     this.users = new Set(users);
     this.exchange = serviceNamePattern(prefix);
     this.queue = serviceQueuePattern(prefix);
-    this.legacyPattern = { sync: kindQueuesPattern(prefix, "sync"), async: kindQueuesPattern(prefix, "async") };
+    // As older versions wrote it: without leaving out Celery's names.
+    this.legacyPattern = { sync: kindQueuesPattern(prefix, "sync", false), async: kindQueuesPattern(prefix, "async", false) };
     this.nested = [...new Set(others)].filter((o) => o !== prefix && o.startsWith(prefix)).sort();
     this.outer = [...new Set(others)].filter((o) => o !== prefix && prefix.startsWith(o)).sort();
     // A longer prefix's names are that prefix then at least one more letter: "ab" itself is not

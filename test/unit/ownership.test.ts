@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { normalize } from "../../src/config/normalize.js";
-import { mirrorPolicyName, Ownership, prefixProblem } from "../../src/core/naming.js";
+import { kindQueuesPattern, mirrorPolicyName, Ownership, prefixProblem } from "../../src/core/naming.js";
 import { identityMismatch, parseConnectionStart } from "../../src/broker/identity.js";
 import { amqplibModule } from "../../src/broker/raw-amqp.js";
 import { checkDistinctVhosts } from "../../src/commands/clusters.js";
@@ -316,6 +316,33 @@ describe("names no prefix owns, and a service named exactly like a longer prefix
       'services.0: service name "celeryev" is the exchange of Celery\'s task events (celery worker -E, celery events), which Celery declares itself, and not as topo would: choose another name',
       'services.1.name: service name "celery" is Celery\'s default exchange, which Celery declares itself, and not as topo would: choose another name',
     ]);
+  });
+
+  it("leaves Celery's queues out of the mirror policies, as ownership does, and keeps the rest of the prefix's", () => {
+    // Prefix c's policy mirrored a worker's celery.sync over its owner's policy, while plan and
+    // import said topo never touches it.
+    const celeryQueues = ["celery.sync", "celery.async", "celeryev.sync", "celeryev.async"];
+    for (const prefix of ["c", "ce", "celer", "celery", "celerye"]) {
+      for (const kind of ["sync", "async"] as const) {
+        const pattern = new RegExp(kindQueuesPattern(prefix, kind));
+        expect(celeryQueues.filter((q) => pattern.test(q))).toEqual([]);
+        // A service of the prefix that only starts like Celery's names is the prefix's.
+        for (const s of [`${prefix}x`, "celeryx", "celery_ev", "celeryevx"].filter((n) => n.startsWith(prefix) && n.length > prefix.length)) {
+          expect(pattern.test(`${s}.${kind}`)).toBe(true);
+          expect(pattern.test(`${s}.${kind === "sync" ? "async" : "sync"}`)).toBe(false);
+        }
+      }
+    }
+    expect(kindQueuesPattern("mp", "sync")).toBe("^mp[a-z_]+\\.sync$");
+    // The policy plan writes, with a longer prefix in use too: still neither of Celery's.
+    const d = desiredOf(raw({ prefix: "c", services: ["cart"] }), "sync");
+    const create = diffCluster(d, actual([exchange({ name: "topo.cx.generation", type: "fanout" })]), "c").actions.find((a) => a.op === "create" && a.after.kind === "policy");
+    const written = create?.op === "create" && create.after.kind === "policy" ? new RegExp(create.after.pattern) : undefined;
+    expect(celeryQueues.filter((q) => written?.test(q))).toEqual([]);
+    expect(["cart.sync", "topo.hold.cart.sync", "cxfoo.sync"].map((q) => written?.test(q))).toEqual([true, true, false]);
+    // A policy an older version wrote for this prefix, without the exclusion, is still topo's own.
+    const legacy = policy({ name: "topo.mirror.sync", pattern: "^c[a-z_]+\\.sync$", definition: { "ha-mode": "all" }, applyTo: "queues", priority: 0 });
+    expect(new Ownership("c").ownsPolicy(legacy as never)).toBe(true);
   });
 
   it("a service named like a longer prefix in use is the shorter prefix's: that prefix's names have one more letter", () => {
