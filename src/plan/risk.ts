@@ -299,11 +299,20 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
         advice: "run topo apply again once the queue's count has not changed for 5 s (the statistics count bytes every 5 s), or let the workers drain it",
       });
     }
-    // A moved message enters the new queue afresh, so its TTL counts from the move: a TTL the
-    // queue already had is no risk, a new or shorter one puts a deadline on what it holds.
+    // A moved message enters the new queue afresh, so its TTL counts from the move: a TTL every
+    // message it holds already had is no risk, a new or shorter one puts a deadline on them. Only
+    // the queue's own x-message-ttl is surely one they had: RabbitMQ sets a message's expiry as
+    // it enqueues it, so a policy's message-ttl set later never expired what the queue held then
+    // (measured on 3.10.8: 5 messages kept 7 s under a policy's 1000 ms, then expired once a
+    // replace had moved them).
     const ttl = after.messageTtl;
-    if (ttl && total > 0 && (!before.messageTtl || ttl.value < before.messageTtl.value)) {
-      const was = before.messageTtl ? `is shorter than the ${before.messageTtl.value} ms it has now` : "is new";
+    const ownTtl = asNumber(c.before.arguments["x-message-ttl"]);
+    if (ttl && total > 0 && (ownTtl === undefined || ttl.value < ownTtl)) {
+      const was = !before.messageTtl
+        ? "is new"
+        : ttl.value < before.messageTtl.value
+          ? `is shorter than the ${before.messageTtl.value} ms it has now`
+          : `counts from the move: ${before.messageTtl.from === ttl.from ? "it applies to the queue now" : `${before.messageTtl.from} ${before.messageTtl.value} applies to the queue now`}, but RabbitMQ sets a message's expiry as it enqueues it, so what the queue held before the policy was set has none, and topo cannot tell which messages those are`;
       const dlx = after.deadLetterExchange ? ` (dead-lettered to exchange "${after.deadLetterExchange}")` : "";
       const fate = ttl.value === 0 ? `would expire${dlx} as they are moved back, with no consumer to take them` : `expire${dlx} unless consumed within ${duration(ttl.value)} of the replace`;
       risks.push({ rule: "x-message-ttl", reason: `${ttl.from} ${ttl.value} ${was}: the ${counted(total)} it holds ${fate}`, advice: DRAIN });
@@ -316,7 +325,7 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
     // readable from "first" after the move, and still 5 s later; 600 publishes after that, none
     // were. A TTL the old queue had already, no longer than the max-age, was the shorter deadline.
     const age = after.maxAge;
-    if (intoStream && age && total > 0 && !(before.messageTtl && before.messageTtl.value <= age.value)) {
+    if (intoStream && age && total > 0 && !(ownTtl !== undefined && ownTtl <= age.value)) {
       risks.push({
         rule: "x-max-age",
         reason: `${age.from} ${age.shown ?? `${age.value} ms`} of the stream: the ${counted(total)} it holds are written into it as they are moved back, and its retention deletes them once they are older than ${duration(age.value)} (counted from the move) and a later publish starts a new segment: a consumer that has not read them within ${duration(age.value)} of the replace never gets them`,

@@ -378,6 +378,26 @@ describe("replace refuses what would lose messages", () => {
     expect(await brokerState(f.async)).toEqual(before);
   });
 
+  it("a policy's message-ttl set after the queue's messages: it never expired them in place, a move would, so the replace is refused and they are kept", async () => {
+    // RabbitMQ sets a message's expiry as it enqueues it: 5 messages stayed under a policy's
+    // 1000 ms, and a replace that moved them back enqueued them under it, and they expired, while
+    // plan (the same TTL before and after) had said nothing.
+    for (const kind of ["policies", "operator-policies"]) {
+      const { f, held } = await appliedHolding(5);
+      expect((await api("PUT", `/api/${kind}/${vh(f.async)}/ttl1s`, { pattern: "^mplogin\\.async$", definition: { "message-ttl": 1000 }, "apply-to": "queues", priority: 0 })).status).toBeLessThan(300);
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await messageCount(f.async, Q)).toBe(5);
+      const before = await brokerState(f.async);
+      const plan = await runCli(["plan", "-f", f.after({ "x-max-length": 100000 })]);
+      const who = kind === "policies" ? "policy" : "operator policy";
+      expect(plan.stdout).toContain(`! messages at risk: ${who} ttl1s's message-ttl 1000 counts from the move: it applies to the queue now, but RabbitMQ sets a message's expiry as it enqueues it`);
+      const r = await runCli(["apply", "-f", f.after({ "x-max-length": 100000 }), "--allow-destructive"]);
+      refusedBeforeWriting(r);
+      expect(await brokerState(f.async)).toEqual(before);
+      expectExactlyOnce(await drainIds(f.async, Q), held);
+    }
+  });
+
   it("a policy whose pattern JavaScript does not read as RabbitMQ does still counts for the holding queue: refused, nothing expires", async () => {
     const { f, held } = await appliedHolding(5);
     // PCRE (RabbitMQ) reads both; JavaScript throws on (?i) and reads [[:alnum:]] as another class.

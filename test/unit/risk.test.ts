@@ -243,8 +243,9 @@ describe("replace risks", () => {
     });
     expect(queueLimits(queue({ arguments: { "x-max-length": 10 } }), policies).maxLength).toEqual({ value: 10, from: "x-max-length" });
     expect(queueLimits(queue({ name: "other" }), policies)).toMatchObject({ maxLength: { value: 3 }, overflow: "reject-publish" });
-    // 60 messages: over "high" on the queue, and over "low" (pattern .*) on the holding queue.
-    expect(rules(replace({ policies, held: held({ ready: 60 }) }))).toEqual(["x-max-length", "hold-policy"]);
+    // 60 messages: over "high" on the queue, and over "low" (pattern .*) on the holding queue;
+    // "high"'s TTL may be one they never had (set after they were enqueued).
+    expect(rules(replace({ policies, held: held({ ready: 60 }) }))).toEqual(["x-max-length", "x-message-ttl", "hold-policy"]);
   });
 
   it("an operator policy caps the limits whatever the arguments and policies say", () => {
@@ -254,8 +255,32 @@ describe("replace risks", () => {
       messageTtl: { value: 100000, from: "operator policy cap's message-ttl" },
     });
     expect(queueLimits(queue({ arguments: { "x-max-length": 10 } }), [], operatorPolicies).maxLength).toEqual({ value: 10, from: "x-max-length" });
-    // It applies to the old queue as well: its TTL is no news, its length is.
-    expect(rules(replace({ operatorPolicies, held: held({ ready: 30 }) }))).toEqual(["x-max-length"]);
+    // It applies to the old queue as well, but a TTL of a policy is no deadline the messages
+    // surely had already: they may have been enqueued before it was set.
+    expect(rules(replace({ operatorPolicies, held: held({ ready: 30 }) }))).toEqual(["x-max-length", "x-message-ttl"]);
+  });
+
+  it("a policy's TTL that applies to the queue before and after is a risk: RabbitMQ did not set it on what the queue held before the policy", () => {
+    // Measured on 3.10.8: 5 messages published, then an operator policy's message-ttl 1000; 7 s
+    // later the queue held 5; a replace moved them back, and 7 s after it held none.
+    for (const kind of ["policies", "operatorPolicies"] as const) {
+      const ps = [policy({ name: "ttl1s", pattern: "^mplogin\\.async$", definition: { "message-ttl": 1000 } })];
+      const risks = replaceRisks(replace({ [kind]: ps, held: held({ ready: 5 }) }));
+      const who = kind === "policies" ? "policy" : "operator policy";
+      expect(risks).toEqual([
+        {
+          rule: "x-message-ttl",
+          reason: `${who} ttl1s's message-ttl 1000 counts from the move: it applies to the queue now, but RabbitMQ sets a message's expiry as it enqueues it, so what the queue held before the policy was set has none, and topo cannot tell which messages those are: the 5 messages it holds expire unless consumed within 1 s of the replace`,
+          advice: "let the workers drain the queue first",
+        },
+      ]);
+      // An empty queue, or one whose own x-message-ttl every message got, is no risk.
+      expect(rules(replace({ [kind]: ps, held: held({ ready: 0 }) }))).toEqual([]);
+      const own = queue({ arguments: { "x-message-ttl": 1000 } });
+      expect(rules(replace({ [kind]: ps, before: own, after: queue({ arguments: { "x-message-ttl": 1000, "x-max-priority": 2 } }), held: held({ ready: 5 }) }))).toEqual([]);
+      // An own TTL longer than the policy's: what the queue held before the policy has the longer deadline.
+      expect(rules(replace({ [kind]: ps, before: queue({ arguments: { "x-message-ttl": 60000 } }), after: queue({ arguments: { "x-message-ttl": 60000, "x-max-priority": 2 } }), held: held({ ready: 5 }) }))).toEqual(["x-message-ttl"]);
+    }
   });
 
   it("no risk from changes that drop nothing: priority, overflow or a dead-letter exchange alone, durability, queue type", () => {
@@ -379,7 +404,7 @@ describe("plan shows the risks of a replace", () => {
     for (const p of [ttl("nocase", "(?i)^TOPO\\.HOLD\\."), ttl("posix", "^topo\\.hold\\.[[:alnum:]._]+$")]) {
       const unread = `policy ${p.name}'s message-ttl (topo cannot read its pattern "${p.pattern}", so it counts it as matching)`;
       expect(queueLimits(hold, [p]).messageTtl).toEqual({ value: 1, from: unread });
-      expect(rules(replace({ policies: [policy({ name: "lazy", pattern: "^topo", priority: 0 }), p], held: held({ ready: 3 }) }))).toEqual(["hold-policy"]);
+      expect(rules(replace({ policies: [policy({ name: "lazy", pattern: "^topo", priority: 0 }), p], held: held({ ready: 3 }) }))).toEqual(["x-message-ttl", "hold-policy"]);
       // A readable policy of higher priority is the one that applies.
       expect(queueLimits(hold, [policy({ name: "high", pattern: "^topo", priority: 9 }), p]).messageTtl).toBeUndefined();
       expect(queueLimits(hold, [p], [p]).messageTtl).toEqual({ value: 1, from: unread });
