@@ -20,7 +20,7 @@ import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { unrepairable } from "../plan/unrepairable.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { heldLockWarnings, leftBehind, leftBehindWarnings, strayLockWarnings } from "../plan/left-behind.js";
-import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings } from "../plan/route.js";
+import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings, outlastingPlan } from "../plan/route.js";
 import { holdingQueueName, markedPrefix, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { outsideView, stateOf, type FreshCluster, type SavedState } from "../plan/saved.js";
@@ -473,7 +473,7 @@ export async function readAndPlan(
     }
   }
   plan.warnings.push(...warnings, ...leftBehindWarnings(alone, actual, prefix), ...strayLockWarnings(actual, prefix, c.target.amqp.vhost), ...(warnHeldLock ? heldLockWarnings(actual, prefix) : []));
-  plan.warnings.push(...foreignBindingWarnings(foreignBindings(c, actual, owner)), ...bindingsIntoWarnings(bindingsInto(c, actual, owner)));
+  plan.warnings.push(...foreignBindingWarnings(outlastingPlan(foreignBindings(c, actual, owner), plan.actions)), ...bindingsIntoWarnings(outlastingPlan(bindingsInto(c, actual, owner), plan.actions)));
   // A node's memory or disk alarm blocks the publishes a replace moves messages with: apply would
   // stop part-way, so it refuses; plan warns. Read only for a plan that moves messages (which the
   // counts above tell).

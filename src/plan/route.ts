@@ -2,7 +2,7 @@
 // service's topic exchange with the task name as routing key; which queues get it is decided by
 // AMQP topic matching of that key against the exchange's bindings.
 
-import type { ActualCluster, Binding, DesiredCluster, DesiredState, Exchange, Policy, Traffic, Resource } from "../model.js";
+import type { Action, ActualCluster, Binding, DesiredCluster, DesiredState, Exchange, Policy, Traffic, Resource } from "../model.js";
 import { TRAFFIC } from "../model.js";
 import { holdingQueueBase, madeByTopo, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe, keyOf } from "../core/keys.js";
@@ -316,6 +316,17 @@ export function bindingsInto(desired: DesiredCluster, actual: ActualCluster, own
  */
 export function isTopoBinding(b: Binding, owner: Ownership): boolean {
   return owner.owns(b) || (b.destinationType === "queue" && holdingQueueBase(b.destination, owner) !== undefined);
+}
+
+/**
+ * Of `bindings`, those that outlast the plan: a binding from or to an exchange or queue the plan
+ * deletes goes with it, and the delete names it (`also removes ... topo does not manage`), so a
+ * warning that topo "neither changes nor deletes" it would say the opposite of the plan.
+ */
+export function outlastingPlan(bindings: readonly Binding[], actions: readonly Action[]): Binding[] {
+  const gone = new Set<string>();
+  for (const a of actions) if (a.op === "delete" && (a.before.kind === "exchange" || a.before.kind === "queue")) gone.add(`${a.before.kind}|${a.before.name}`);
+  return gone.size ? bindings.filter((b) => !gone.has(`exchange|${b.source}`) && !gone.has(`${b.destinationType}|${b.destination}`)) : [...bindings];
 }
 
 export function foreignBindingWarnings(bindings: readonly Binding[]): string[] {

@@ -122,6 +122,32 @@ describe("the prefix is a namespace", () => {
 });
 
 describe("what goes with a delete", () => {
+  it("a binding between a service that stays and one the plan deletes is named under the delete only, never as one topo leaves alone", async () => {
+    // Plan said of mpwallet -> mplogin that topo "neither changes nor deletes it (delete it by
+    // hand)", and called mplogin an exchange topo does not manage, above the delete of mplogin
+    // that removes it.
+    const { sync, async } = pair();
+    const first = writeTopology({ sync, async, services: ["mplogin", "mpwallet"] });
+    expect((await runCli(["apply", "-f", first])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.bindExchange("mpwallet", "mplogin", "fwd.#");
+      await ch.bindExchange("mplogin", "mpwallet", "back.#");
+      await ch.assertQueue("audit", { durable: true });
+      await ch.bindQueue("audit", "mpwallet", "#");
+    });
+    const file = writeTopology({ sync, async, services: ["mpwallet"] });
+    const plan = await runCli(["plan", "-f", file]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain("- delete exchange mplogin\n      ! also removes 2 bindings topo does not manage: mplogin -> exchange mpwallet [fwd.#], mpwallet -> exchange mplogin [back.#]");
+    expect(plan.stdout.split("\n").filter((l) => l.includes("warning:") && l.includes("mplogin"))).toEqual([]);
+    // The binding that outlasts the plan is still named as topo's to leave alone.
+    expect(plan.stdout).toContain("! warning: 1 binding from service exchanges that topo does not manage: mpwallet -> audit [#]");
+    const applied = await runCli(["apply", "-f", file, "--allow-destructive", "--allow-unmanaged-deletes"]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const e2e = ((await api("GET", `/api/bindings/${vh(async)}`)).body as { destination_type: string }[]).filter((b) => b.destination_type === "exchange");
+    expect(e2e).toEqual([]);
+  });
+
   it("plan names the bindings topo does not manage that a delete takes along, and apply refuses it until told", async () => {
     const { sync, async } = pair();
     const first = writeTopology({ sync, async, services: ["mplogin", "mpwallet"] });
