@@ -220,10 +220,10 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     );
   }
   if (notMirrored.length) {
-    out.degraded.push(`${notMirrored.length} queue${notMirrored.length === 1 ? " is" : "s are"} not mirrored because another policy applies to them: ${names(notMirrored)}; see the policy warning above`);
+    out.degraded.push(`${notMirrored.length} queue${notMirrored.length === 1 ? " is" : "s are"} not mirrored because another policy applies to ${notMirrored.length === 1 ? "it" : "them"}: ${names(notMirrored)}; see the policy warning above`);
   }
   if (partly.length) {
-    out.degraded.push(`${partly.length} queue${partly.length === 1 ? " is" : "s are"} not mirrored to every node because another policy applies to them: ${names(partly)}; see the policy warning above`);
+    out.degraded.push(`${partly.length} queue${partly.length === 1 ? " is" : "s are"} not mirrored to every node because another policy applies to ${partly.length === 1 ? "it" : "them"}: ${names(partly)}; see the policy warning above`);
   }
 
   const running = actual.nodes;

@@ -196,7 +196,7 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
         return p.code === 2 ? p : undefined;
       });
       expect(r.stdout).toMatch(/! warning: policy "team-limits" \(priority 10\) shadows topo's mirroring policy/);
-      expect(r.stdout).toMatch(/! degraded: 1 queue is not mirrored because another policy applies to them: mplogin\.sync/);
+      expect(r.stdout).toMatch(/! degraded: 1 queue is not mirrored because another policy applies to it: mplogin\.sync/);
       // apply neither changes nor deletes the user's policy.
       const applied = await runCli(["apply", "-f", file]);
       expect(applied.code).toBe(0);

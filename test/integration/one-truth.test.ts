@@ -86,7 +86,7 @@ describe("one truth about mirroring", () => {
     await unbind();
     const applied = await runCli(["apply", "-f", file]);
     expect(applied.code, applied.stderr).toBe(0);
-    expect(applied.stdout).toMatch(/! degraded: 1 queue is not mirrored because another policy applies to them: mpdg\.sync/);
+    expect(applied.stdout).toMatch(/! degraded: 1 queue is not mirrored because another policy applies to it: mpdg\.sync/);
     expect(applied.stdout).not.toMatch(/matches the file/);
     expect(applied.stderr).not.toMatch(/matches the file/);
     // The policy's max-length is drift of its own: the file gives mpdg.sync no limit.
@@ -101,7 +101,7 @@ describe("one truth about mirroring", () => {
       name: "sync",
       status: "applied",
       changes: 1,
-      degraded: [expect.stringMatching(/not mirrored because another policy applies to them: mpdg\.sync/), expect.stringMatching(/^policy "team-limits" sets max-length 1000 on 1 queue \(mpdg\.sync\)/)],
+      degraded: [expect.stringMatching(/not mirrored because another policy applies to it: mpdg\.sync/), expect.stringMatching(/^policy "team-limits" sets max-length 1000 on 1 queue \(mpdg\.sync\)/)],
       notCompared: [],
     });
     expect(j.applied).toContainEqual({ name: "async", status: "unchanged", changes: 0, degraded: [], notCompared: [] });

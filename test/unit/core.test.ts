@@ -548,7 +548,7 @@ describe("mirroring", () => {
     const a = actual([...d.resources, user], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "limits" } } });
     const r = mirroring(d, a);
     expect(r.warnings).toEqual([expect.stringMatching(/policy "limits" \(priority 5\) shadows topo's mirroring policy \(priority 0\) on 1 queue \(mplogin\.sync\)/)]);
-    expect(r.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "limits"\)/)]);
+    expect(r.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to it: mplogin\.sync \(effective policy "limits"\)/)]);
     const low = mirroring(d, actual([...d.resources, { ...user, priority: -1 }], { nodes }));
     expect(low.warnings).toEqual([expect.stringMatching(/policy "limits" \(priority -1\) matches 1 queue topo mirrors \(mplogin\.sync\), but topo's mirroring policy takes precedence, so "limits"'s settings do not apply/)]);
   });
@@ -566,7 +566,7 @@ describe("mirroring", () => {
     expect(tied.degraded).toEqual([]);
     // Once the broker names the user's policy as the one it applies, the queue is not mirrored.
     const told = mirroring(d, actual([...d.resources, user], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "limits" } } }));
-    expect(told.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "limits"\)/)]);
+    expect(told.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to it: mplogin\.sync \(effective policy "limits"\)/)]);
     expect(told.warnings.join("\n")).not.toMatch(/takes precedence/);
   });
 
@@ -580,7 +580,7 @@ describe("mirroring", () => {
     expect(fresh.degraded).toEqual([]);
     // Once the broker names the policy it applies, that answer decides.
     const told = mirroring(d, actual([...d.resources, odd], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "nocase" }, "mpwallet.sync": { node: "a@h", policy: "topo.mp.mirror.sync" } } }));
-    expect(told.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to them: mplogin\.sync \(effective policy "nocase"\)/)]);
+    expect(told.degraded).toEqual([expect.stringMatching(/1 queue is not mirrored because another policy applies to it: mplogin\.sync \(effective policy "nocase"\)/)]);
     expect(told.warnings.join("\n")).not.toMatch(/cannot tell/);
     // Below topo's priority it cannot win.
     expect(mirroring(d, actual([...d.resources, { ...odd, priority: -1 }], { nodes })).warnings).toEqual([]);
@@ -615,7 +615,7 @@ describe("mirroring", () => {
     const two: Policy = { kind: "policy", name: "ha-two", pattern: "^mplogin\\.", applyTo: "queues", priority: 5, definition: { "ha-mode": "exactly", "ha-params": 2 } };
     const r = mirroring(d, actual([...d.resources, two], { nodes, queueFacts: { "mplogin.sync": { node: "a@h", policy: "ha-two" } } }));
     expect(r.warnings).toEqual([expect.stringMatching(/its "ha-mode": "exactly" mirrors them to some nodes, not to every node/)]);
-    expect(r.degraded).toEqual([expect.stringMatching(/^1 queue is not mirrored to every node because another policy applies to them: mplogin\.sync \(effective policy "ha-two", ha-mode exactly\)/)]);
+    expect(r.degraded).toEqual([expect.stringMatching(/^1 queue is not mirrored to every node because another policy applies to it: mplogin\.sync \(effective policy "ha-two", ha-mode exactly\)/)]);
   });
 
   it("plan and import give one answer: mirroringOf", () => {
