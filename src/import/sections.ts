@@ -7,6 +7,7 @@ import { isAlias, isMap, isNode, isScalar, visit, type Document, type Node as Ya
 import { DEFAULT_SCHEMA_LINE } from "./emit.js";
 import { hasSchemeSlashes } from "../config/url.js";
 import { pushTo } from "../core/collections.js";
+import { guest } from "../config/literal-secrets.js";
 
 /** Where the userinfo password of a URL sits, as written (before ${VAR} interpolation). */
 export function splitPassword(url: string): { before: string; password: string; after: string } | undefined {
@@ -57,6 +58,20 @@ export function writtenPasswords(doc: Document): string[] {
     }
   }
   return out;
+}
+
+/** Whether a URL's user-info as written (`before` ends with "user:") is guest/guest. */
+function guestLogin(before: string, password: string): boolean {
+  const user = /\/\/([^/?#]*):$/.exec(before)?.[1];
+  return user !== undefined && guest(safeDecode(user), safeDecode(password));
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 /** Whether a password as written holds anything but ${VAR} references (which are kept). */
@@ -135,6 +150,9 @@ export function rewriteSection(
     if (!isScalar(scalar) || typeof scalar.value !== "string") continue;
     const split = splitPassword(scalar.value);
     if (!split || !isLiteral(split.password)) continue;
+    // guest/guest stays as written: no secret (file-format.md), and a file that worked without a
+    // variable keeps working without one.
+    if (guestLogin(split.before, split.password)) continue;
     // A password written in the file is still a password: the output reads it from a variable.
     scalar.value = `${split.before}\${${vars.variableFor(split.password, name, field)}}${split.after}`;
   }
@@ -170,10 +188,10 @@ export function literal(s: string): string {
 }
 
 /**
- * A --url as the file writes it: the password, if the URL had one, replaced by ${passwordEnv}.
+ * A --url as the file writes it: the password, if the URL had one (but guest/guest), replaced by ${passwordEnv}.
  * Returns undefined when the text is not a URL.
  */
-export function urlSection(value: string, passwordEnv: string): { written: string; password?: string; user: string } | undefined {
+export function urlSection(value: string, passwordEnv: string): { written: string; password?: string; user: string; guest?: true } | undefined {
   let u: URL;
   try {
     u = new URL(value);
@@ -183,7 +201,10 @@ export function urlSection(value: string, passwordEnv: string): { written: strin
   // Without "//" ("amqp:u:p@h") a URL parser finds no host, and reads the user-info as the path:
   // written back as scheme:// + path, the password would be in the file.
   if (!hasSchemeSlashes(value) || !u.host) return undefined;
-  const user = u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
+  // guest/guest is written as typed: no secret, and nothing to read from a variable.
+  const kept = u.password !== "" && guest(safeDecode(u.username), safeDecode(u.password));
+  const user = kept ? `${literal(u.username)}:${literal(u.password)}@` : u.username || u.password ? `${literal(u.username)}:\${${passwordEnv}}@` : "";
+  if (kept) return { written: `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`, user: u.username, guest: true };
   return {
     written: `${u.protocol}//${user}${literal(u.host)}${literal(u.pathname)}${literal(u.search)}${literal(u.hash)}`,
     password: u.password || undefined,
@@ -204,7 +225,7 @@ export function urlSections(
 ): { sections: { url: string; management?: string }[]; introduced: Record<string, string>; notices: string[] } {
   const vars = new PasswordVariables(passwordEnv);
   const parsed = clusters.map((c) => urlSection(c.url, passwordEnv));
-  if (passwordEnvValue !== undefined && parsed.some((p) => p && p.user !== "" && !p.password)) vars.reserve(passwordEnvValue);
+  if (passwordEnvValue !== undefined && parsed.some((p) => p && p.user !== "" && !p.password && !p.guest)) vars.reserve(passwordEnvValue);
   const typed = new Map<string, string[]>();
   const sections = clusters.map((c, i) => {
     const p = parsed[i];

@@ -606,6 +606,18 @@ describe("the cluster sections import writes", async () => {
     expect(urlSection("not a url", "PW")).toBeUndefined();
   });
 
+  it("keeps guest/guest as written, from a file or a --url: no secret, and a file that worked without a variable keeps working without one", () => {
+    expect(urlSection("amqp://guest:guest@127.0.0.1:5672/v", "PW")).toEqual({ written: "amqp://guest:guest@127.0.0.1:5672/v", user: "guest", guest: true });
+    expect(urlSection("amqp://guest:other@127.0.0.1/v", "PW")).toMatchObject({ written: "amqp://guest:${PW}@127.0.0.1/v", password: "other" });
+    const both = urlSections([{ name: "sync", url: "amqp://guest:guest@h/s" }], "PW", "set");
+    expect(both).toEqual({ sections: [{ url: "amqp://guest:guest@h/s" }], introduced: {}, notices: [] });
+    const doc = parseDocument("clusters:\n  a: { url: 'amqp://guest:guest@h/a', management: 'http://guest:guest@h:15672' }\n  b: { url: 'amqp://guest:gu%65st@h/b' }\n  c: { url: 'amqp://admin:guest@h/c' }\n");
+    const vars = new PasswordVariables("PW");
+    const out = ["a", "b", "c"].map((n) => (rewriteSection(doc, n, vars, (p) => p).toJSON() as { url: string; management?: string }));
+    expect(out).toEqual([{ url: "amqp://guest:guest@h/a", management: "http://guest:guest@h:15672" }, { url: "amqp://guest:gu%65st@h/b" }, { url: "amqp://admin:${PW}@h/c" }]);
+    expect(vars.notices("f.yaml")).toEqual([expect.stringMatching(/^clusters\.c\.url in f\.yaml holds a password/)]);
+  });
+
   it("refuses a --url without // or host, whose password a URL parser reads as a path", () => {
     // "amqp:u:p@h" parses with no host and the user-info as its path: written as "amqp://" + path,
     // it became a working URL with the password in it.
