@@ -206,12 +206,42 @@ export function describeIdentity(i: BrokerIdentity): string {
 }
 
 /**
- * The fields both sides report that differ; empty when they can be one broker. The cluster name,
- * when both give it, decides alone: the nodes of one cluster may run different versions during a
- * rolling upgrade, and AMQP and the management API may well reach different nodes.
+ * The RabbitMQ versions the running nodes of the management API's cluster run, or undefined when
+ * it does not say (a management user without the monitoring tag may not list nodes, or another
+ * server answered): then nothing is compared. One short try, asked beside the cluster name; the
+ * read reports what is wrong with the listing itself.
  */
-export function identityMismatch(a: BrokerIdentity, b: BrokerIdentity): string[] {
-  if (a.clusterName !== undefined && b.clusterName !== undefined) return a.clusterName === b.clusterName ? [] : ["cluster name"];
+export async function managementNodeVersions(client: ManagementClient, timeoutMs = PROBE_TIMEOUT_MS): Promise<string[] | undefined> {
+  try {
+    const r = await client.request("GET", NODES, undefined, [401, 403, 404], { timeoutMs, attempts: 1 });
+    if (r.status !== 200 || !Array.isArray(r.body)) return undefined;
+    const versions = new Set<string>();
+    for (const n of r.body as { running?: unknown; applications?: unknown }[]) {
+      if (n?.running === false || !Array.isArray(n?.applications)) continue;
+      const v = (n.applications as { name?: unknown; version?: unknown }[]).find((a) => a?.name === "rabbit")?.version;
+      if (typeof v === "string") versions.add(v);
+    }
+    return versions.size ? [...versions].sort() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const NODES = "/api/nodes?columns=name,running,applications";
+
+/**
+ * The fields both sides report that differ; empty when they can be one broker. The cluster name
+ * differs: two brokers. It is the same: one cluster, unless the AMQP side runs a RabbitMQ version
+ * that no running node of the management API's cluster runs (`nodeVersions`). Two brokers share a
+ * cluster name easily (rabbit@<host name> by default, and containers share host names), and a plan
+ * that read one and reported on the other said "No changes." of a broker it never read. The nodes
+ * of one cluster may run different versions during a rolling upgrade, and AMQP and the management
+ * API may reach different nodes: the AMQP side's version is one of theirs all the same.
+ */
+export function identityMismatch(a: BrokerIdentity, b: BrokerIdentity, nodeVersions?: readonly string[]): string[] {
+  if (a.clusterName !== undefined && b.clusterName !== undefined) {
+    if (a.clusterName !== b.clusterName) return ["cluster name"];
+    return a.version !== undefined && nodeVersions?.length && !nodeVersions.includes(a.version) ? ["RabbitMQ version"] : [];
+  }
   const out: string[] = [];
   const cmp = (what: string, x: string | undefined, y: string | undefined) => {
     if (x !== undefined && y !== undefined && x !== y) out.push(what);

@@ -1,7 +1,7 @@
 // Glue shared by plan and apply: check who answers, read and diff.
 
 import { allOf, BrokerError, ClustersError, TopoError, type ConfigProblem } from "../errors.js";
-import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementVersions, type BrokerIdentity } from "../broker/identity.js";
+import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementNodeVersions, managementVersions, type BrokerIdentity } from "../broker/identity.js";
 import { placesOf, TRAFFIC, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type TopicPermission } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
@@ -36,22 +36,27 @@ import { displayPath } from "../config/places.js";
  * reads is reported or anything is written. Returns who answered.
  */
 export async function identify(c: DesiredCluster, client: ManagementClient, opts: ConnectionOptions): Promise<BrokerIdentity> {
-  const [amqp, named] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client)]);
-  // Every RabbitMQ's connection.start names its cluster, and the name decides alone.
+  const [amqp, named, nodeVersions] = await Promise.all([amqpIdentity(c.target, opts), managementIdentity(client), managementNodeVersions(client)]);
+  // Every RabbitMQ's connection.start names its cluster; the same name is one cluster unless the
+  // AMQP side's version is none of its nodes'.
   let mgmt = amqp.clusterName === undefined ? await managementVersions(client, named) : named;
-  const differ = identityMismatch(amqp, mgmt);
+  const differ = identityMismatch(amqp, mgmt, nodeVersions);
   if (differ.length) {
     // Both identities are named in full, the management side's version too when it answers.
+    if (differ.includes("RabbitMQ version") && nodeVersions) mgmt = { ...mgmt, version: nodeVersions.join(" and ") };
     if (mgmt.version === undefined) mgmt = await managementVersions(client, mgmt).catch(() => mgmt);
     throw new BrokerError(
       c.target.name,
-      `the AMQP URL and the management API reach different brokers (their ${differ.join(" and ")} differ):\n` +
+      `the AMQP URL and the management API reach different brokers (${differ.includes("RabbitMQ version") ? `one cluster name, but no running node of the management API's cluster runs the AMQP side's version, ${amqp.version}` : `their ${differ.join(" and ")} differ`}):\n` +
         `  ${c.target.amqp.display} is ${describeIdentity(amqp)}\n` +
         `  ${c.target.management.display} is ${describeIdentity(mgmt)}\n` +
         `  topo reads through the management API and writes through AMQP, so it refuses to report one broker and change another; nothing was changed`,
       {
         hints: [
           `set ${placesOf(c.target).management} to the management API of the broker at ${hostPort(c.target.amqp.hostname, c.target.amqp.port)} (without it, topo uses http://<url host>:15672)`,
+          ...(differ.includes("RabbitMQ version")
+            ? [`two brokers can share a cluster name (rabbit@<host name> by default, alike for two brokers on hosts of one name): if these are two, give them distinct names (rabbitmqctl set_cluster_name NAME on one of them)`]
+            : []),
           ...(differ.includes("cluster name") && [amqp.clusterName, mgmt.clusterName].every((n) => n?.includes("@"))
             ? [
                 `if both are nodes of one cluster, it has no cluster name set, so each node gives a name of its own: set one (rabbitmqctl set_cluster_name NAME), then every node gives it`,

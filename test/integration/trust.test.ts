@@ -397,6 +397,37 @@ describe("other prefixes' applies that never stop", () => {
 });
 
 describe("the broker named is the broker read", () => {
+  it("refuses a management API whose cluster has the AMQP side's cluster name but whose nodes run another RabbitMQ version: no \"No changes.\" of a broker it never read", async () => {
+    // Two brokers share a cluster name by default (rabbit@<host name>): a management API in front
+    // of another broker of this name, whose nodes run 4.0.5, beside the AMQP URL of this 3.10 one.
+    // Plan, the drift check and a no-op apply said "No changes." of the other broker's vhost.
+    const { sync, async } = pair();
+    const file = writeTopology({ sync, async, services: ["mplogin"] });
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const other = await managementProxy({
+      change: (path, body) =>
+        path.startsWith("/api/nodes") && Array.isArray(body)
+          ? body.map((n: { applications?: { name: string; version: string }[] }) => ({ ...n, applications: n.applications?.map((a) => (a.name === "rabbit" ? { ...a, version: "4.0.5" } : a)) }))
+          : body,
+    });
+    try {
+      const elsewhere = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { management: other.url }, async: { management: other.url } } });
+      const before = await state(async);
+      for (const cmd of [["plan", "--detailed-exitcode"], ["apply"], ["route", "mplogin.sync.x", "--live"]]) {
+        const r = await runCli([...cmd, "-f", elsewhere]);
+        expect(r.code, `${cmd.join(" ")}: ${r.stdout}${r.stderr}`).toBe(1);
+        expect(r.stdout).not.toMatch(/No changes/);
+        expect(r.stderr).toMatch(/the AMQP URL and the management API reach different brokers \(one cluster name, but no running node of the management API's cluster runs the AMQP side's version, 3\.10\.\d+\)/);
+        expect(r.stderr).toMatch(/is RabbitMQ 4\.0\.5, cluster/);
+        expect(r.stderr).toMatch(/rabbitmqctl set_cluster_name/);
+      }
+      expect(JSON.parse((await runCli(["plan", "-f", elsewhere, "--json"])).stdout)).toMatchObject({ error: { code: "endpoint_mismatch" } });
+      expect(await state(async)).toEqual(before);
+    } finally {
+      other.close();
+    }
+  });
+
   it("refuses two clusters that are one vhost under two host names, before writing anything", async () => {
     const v = uniqueName("onevhost");
     vhosts.push(v);

@@ -173,6 +173,13 @@ describe("which broker answers", () => {
     // One cluster mid-way through a rolling upgrade: its nodes differ in version, not in name.
     expect(identityMismatch({ clusterName: "prod", version: "3.13.7", erlang: "26.2" }, { clusterName: "prod", version: "4.0.5", erlang: "27.3" })).toEqual([]);
     expect(identityMismatch({ version: "4.0.5" }, { version: "3.10.8" })).toEqual(["version"]);
+    // ...whose nodes, listed, include the AMQP side's version.
+    expect(identityMismatch({ clusterName: "prod", version: "3.13.7" }, { clusterName: "prod" }, ["3.13.7", "4.0.5"])).toEqual([]);
+    // Two brokers of one cluster name (rabbit@<host name>, on hosts of one name): the AMQP side's
+    // version is none of the management API's nodes'. Plan said "No changes." of a broker it never read.
+    expect(identityMismatch({ clusterName: "rabbit@vm", version: "3.10.8" }, { clusterName: "rabbit@vm" }, ["4.0.5"])).toEqual(["RabbitMQ version"]);
+    // Nodes not listed (no monitoring tag): the name decides.
+    expect(identityMismatch({ clusterName: "rabbit@vm", version: "3.10.8" }, { clusterName: "rabbit@vm" }, undefined)).toEqual([]);
   });
 
   it("refuses two clusters that are one vhost of one broker, whatever their host names", () => {
