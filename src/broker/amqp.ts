@@ -738,7 +738,15 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   } else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
     kind = "broker_unreachable";
     transient = true;
-    hints.push(`nothing accepts AMQP connections at ${hostPort(target.amqp.hostname, target.amqp.port)}; is the broker up?`);
+    const at = hostPort(target.amqp.hostname, target.amqp.port);
+    // A time-out is no refusal: the host did not answer, or the broker took the connection and
+    // did not answer it (stopped, paused, too busy); said as nothing accepting connections, it
+    // sent people after a port that was right.
+    hints.push(
+      /ETIMEDOUT/.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)
+        ? `no AMQP answer from ${at} in time: the host does not answer, or the broker accepts connections and does not answer them (stopped, paused or too busy: rabbitmq-diagnostics status on its node says whether it runs); is the broker up?`
+        : `nothing accepts AMQP connections at ${at}; is the broker up?`,
+    );
   }
   return new BrokerError(target.name, redactText(`${where} -> ${text}`), { status: code, transient, hints, code: kind ?? (tls ? "broker_unreachable" : undefined) });
 }

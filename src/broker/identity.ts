@@ -97,8 +97,9 @@ export function amqpIdentity(target: ClusterTarget, opts: { insecure?: boolean; 
     const { socket, ready } = amqpSocket(target, opts.insecure);
     const timer = setTimeout(
       () =>
-        fail(`not an AMQP broker: it accepted the connection but sent nothing within ${timeoutMs / 1000} s`, [
+        fail(`it accepted the connection but sent nothing within ${timeoutMs / 1000} s: either this port is not AMQP's, or the broker is too busy (or stopped, paused) to answer`, [
           `check the port in ${places.url}: AMQP is 5672 (5671 with TLS); 25672 is Erlang distribution and 15672 the management API`,
+          `if the port is right, the broker accepts connections and does not answer them: rabbitmq-diagnostics status on its node says whether it runs; run topo again once it answers`,
         ]),
       timeoutMs,
     );
