@@ -334,6 +334,9 @@ export class ManagementClient {
     if (r.status === 403) hints.push(`user "${this.endpoint.username}" lacks a tag or permission for this; plan needs the monitoring tag, apply needs the administrator tag (or policymaker with configure/write/read on the vhost)`);
     if (r.status === 404) hints.push(`the object or vhost does not exist; run topo plan to see what is there`);
     if (r.status === 400 && /inequivalent/.test(reason)) hints.push(`the object exists with other properties; topo plan shows it as a replace, and apply --allow-destructive carries it out`);
+    // RabbitMQ's own 500 (an Erlang error or time-out inside the management plugin), or one in its
+    // form from something in between: no hint said what to do.
+    if (r.status === 500 && rabbitRefusal(r.body)) hints.push(`the management API failed on this request (an error inside the broker, or in a proxy in front of it): run topo again; if it keeps failing, the broker's log (or the proxy's) says why`);
     // A redirect is some other server's (RabbitMQ's API redirects nowhere): a login page, a moved
     // URL. Where it goes says which; its page says nothing more.
     const redirect = r.status >= 300 && r.status < 400;
@@ -431,18 +434,26 @@ export class ManagementClient {
         code: "broker_unreachable",
       });
     }
+    // topo connects directly, whatever the environment's proxy variables say: where one is set,
+    // a host only the proxy reaches fails as if the URL were wrong. Its value is not shown (a
+    // proxy URL may hold a password).
+    const proxy = /^(ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/.test(code) ? proxyNotUsed(this.base.protocol) : undefined;
     if (code === "ETIMEDOUT") {
       // The probe's bound is short, and a management API under load can outlast it: both causes
       // are named, the wrong port first (a hint to change a right URL alone misled).
       return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s${probe ? ": either this port accepts connections and never answers (not a management API), or the management API is too busy to answer its smallest request" : ""}`), {
         status: code,
         transient: true,
-        hints: probe
-          ? [mgmtHint, `if it is the management API, it is overloaded: run topo again once it answers (curl -u USER ${this.base.origin}/api/cluster-name shows how long it takes)`]
-          : [`the broker did not answer within ${timeoutMs / 1000} s; is it overloaded? topo's reads of very large vhosts take a few seconds`],
+        hints: [
+          ...(probe
+            ? [mgmtHint, `if it is the management API, it is overloaded: run topo again once it answers (curl -u USER ${this.base.origin}/api/cluster-name shows how long it takes)`]
+            : [`the broker did not answer within ${timeoutMs / 1000} s; is it overloaded? topo's reads of very large vhosts take a few seconds`]),
+          ...(proxy ? [proxy] : []),
+        ],
         code: "broker_unreachable",
       });
     }
+    if (proxy) hints.push(proxy);
     if (code === "ECONNREFUSED") hints.push(`nothing answers at ${this.endpoint.display}; is the broker up and the management plugin enabled (rabbitmq-plugins enable rabbitmq_management)?`);
     const tls = tlsProblem({ host: this.places.managementHost, tls: this.places.tls }, e);
     if (tls) hints.push(tls.hint);
@@ -478,4 +489,16 @@ function vhostOf(path: string): string | undefined {
 
 export function vh(vhost: string): string {
   return encodeURIComponent(vhost);
+}
+
+/**
+ * Said where a proxy variable is set for the management URL's scheme (HTTP_PROXY for http,
+ * HTTPS_PROXY for https, ALL_PROXY, in either case) and topo could not connect: topo does not use
+ * it. Its value is never shown.
+ */
+function proxyNotUsed(protocol: string): string | undefined {
+  const names = [protocol === "https:" ? "HTTPS_PROXY" : "HTTP_PROXY", "ALL_PROXY"].flatMap((n) => [n, n.toLowerCase()]);
+  const set = names.filter((n) => (process.env[n] ?? "") !== "");
+  if (!set.length) return undefined;
+  return `${set.join(" and ")} ${set.length === 1 ? "is" : "are"} set, and topo does not use a proxy: it connects to the management API (and AMQP) directly, so run it where the broker is reachable without one`;
 }

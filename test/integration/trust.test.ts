@@ -488,6 +488,20 @@ describe("the broker named is the broker read", () => {
     expect(r2.stderr).toMatch(/cluster async: connect .*:15672\/.* -> not an AMQP broker/);
     expect(r2.stderr).toMatch(/AMQP is 5672/);
   });
+
+  it("says that topo uses no proxy where HTTP_PROXY is set and the management API cannot be reached, and never the proxy's URL", async () => {
+    // Behind a proxy only, a right host name failed as "does not resolve; check clusters.sync".
+    const { sync, async } = pair();
+    const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { management: "http://rabbit-mgmt.invalid:15672" } } });
+    const proxy = "http://proxyuser:Pr0xyPass@127.0.0.1:1";
+    const r = await runCli(["plan", "-f", file, "--cluster", "sync"], { HTTP_PROXY: proxy, http_proxy: proxy });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ENOTFOUND/);
+    expect(r.stderr).toContain("hint: HTTP_PROXY and http_proxy are set, and topo does not use a proxy: it connects to the management API (and AMQP) directly");
+    expect(r.stderr).not.toContain("Pr0xyPass");
+    const without = await runCli(["plan", "-f", file, "--cluster", "sync"], { HTTP_PROXY: "", http_proxy: "" });
+    expect(without.stderr).not.toMatch(/proxy/);
+  });
 });
 
 // A second, real broker: RabbitMQ 4.0 from scripts/rabbitmq4.sh (CI starts it), on the ports
