@@ -439,9 +439,13 @@ export function unfaithful(m: { properties: { headers?: Record<string, unknown> 
     const v = m.properties[p];
     if (typeof v === "string" && v.includes("\uFFFD")) return `its ${PROPERTY_NAMES[p]} holds bytes that are not UTF-8 text, which topo's AMQP client reads as text and would write back changed`;
   }
+  // AMQP 0-9-1 deprecates cluster_id, and amqplib publishes every message without one: moved, the
+  // message lost it, and apply said the broker matched the file.
+  const clusterId = m.properties.clusterId;
+  if (typeof clusterId === "string" && clusterId !== "") return `it has a cluster_id (a property AMQP 0-9-1 deprecates), which topo's AMQP client cannot publish: moved, the message would lose it`;
   const find = (v: unknown, at: string): string | undefined => {
     if (typeof v === "number" && Number.isInteger(v) && !Number.isSafeInteger(v) && Math.abs(v) <= 2 ** 63) {
-      return `its header ${at} holds an integer beyond 2^53, which topo's AMQP client reads rounded (${v}) and would write back changed`;
+      return `its header ${at} holds a whole number beyond 2^53 (${v}): sent as a 64-bit integer, topo's AMQP client read it rounded, and it cannot tell one from a double of that value, so it cannot write it back surely unchanged`;
     }
     if (typeof v === "string" && v.includes("\uFFFD")) return `its header ${at} holds bytes that are not UTF-8 text, which topo's AMQP client reads as text and would write back changed`;
     if (Array.isArray(v)) return v.map((x, i) => find(x, `${at}[${i}]`)).find((r) => r !== undefined);
@@ -576,7 +580,10 @@ interface Copies {
 
 const NO_COPIES: Copies = { ids: new Map(), count: 0, bytes: 0 };
 
-/** Ids and body bytes of the messages a queue holds right now, leaving them where they are. */
+/**
+ * Ids and body bytes of the messages a queue holds right now, leaving them where they are (given
+ * back, each is delivered with redelivered true, though no consumer had it: docs/safety.md).
+ */
 async function peek(session: AmqpSession, queue: string): Promise<Copies> {
   const ids = new Map<string, number>();
   let bytes = 0;

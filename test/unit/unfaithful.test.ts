@@ -7,9 +7,9 @@ const m = (headers?: Record<string, unknown>) => ({ properties: { headers } });
 
 describe("a message topo cannot move unchanged", () => {
   it("holds an integer beyond 2^53 or bytes read as text with U+FFFD, at any depth", () => {
-    expect(unfaithful(m({ eventid: 1234567890123456768 }))).toMatch(/its header eventid holds an integer beyond 2\^53/);
+    expect(unfaithful(m({ eventid: 1234567890123456768 }))).toMatch(/its header eventid holds a whole number beyond 2\^53 \(1234567890123456800\): sent as a 64-bit integer, topo's AMQP client read it rounded, and it cannot tell one from a double/);
     expect(unfaithful(m({ sig: "\u07ad\ufffd\ufffd" }))).toMatch(/its header sig holds bytes that are not UTF-8 text/);
-    expect(unfaithful(m({ a: [{ b: -9007199254740993 }] }))).toMatch(/its header a\[0\]\.b holds an integer beyond 2\^53/);
+    expect(unfaithful(m({ a: [{ b: -9007199254740993 }] }))).toMatch(/its header a\[0\]\.b holds a whole number beyond 2\^53/);
   });
 
   // A message_id of Latin-1 bytes came back with U+FFFD and was moved changed: the properties
@@ -22,6 +22,11 @@ describe("a message topo cannot move unchanged", () => {
     expect(unfaithful(m({ "k\ufffd": 1 }))).toMatch(/^a header key holds bytes that are not UTF-8 text/);
     expect(unfaithful(m({ outer: { "k\ufffd": 1 } }))).toMatch(/^a header key in outer holds bytes that are not UTF-8 text/);
     expect(unfaithful({ properties: { messageId: "caf\u00e9-1", correlationId: "c", headers: { k: "v" } } })).toBeUndefined();
+  });
+
+  it("has a cluster_id, which topo's AMQP client publishes no message with: moved, the message lost it", () => {
+    expect(unfaithful({ properties: { clusterId: "my-cluster" } })).toBe("it has a cluster_id (a property AMQP 0-9-1 deprecates), which topo's AMQP client cannot publish: moved, the message would lose it");
+    expect(unfaithful({ properties: { clusterId: "" } })).toBeUndefined();
   });
 
   it("lets everything else through: safe integers, doubles, text, buffers, dates, no headers", () => {
