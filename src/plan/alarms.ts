@@ -43,8 +43,12 @@ export function sizeText(bytes: number): string {
 
 /** One alarm in words: what the node has against its limit, and where the limit is set. */
 export function alarmText(a: NodeAlarm): string {
+  // The figures are statistics, seconds behind the alarm list: a limit just lowered still showed
+  // the old one ("memory used 407 MB, above its vm_memory_high_watermark of 10.1 GB"). Figures
+  // that do not show the alarm are left out rather than said against it.
+  const agree = a.value !== undefined && a.limit !== undefined && (a.kind === "disk" ? a.value < a.limit : a.value > a.limit);
   const figures = (what: string, rel: string, setting: string) =>
-    a.value !== undefined && a.limit !== undefined ? `${what} ${sizeText(a.value)}, ${rel} its ${setting} of ${sizeText(a.limit)}` : `${setting} passed`;
+    agree ? `${what} ${sizeText(a.value as number)}, ${rel} its ${setting} of ${sizeText(a.limit as number)}` : `${setting} passed`;
   return a.kind === "disk"
     ? `node ${a.node} has a disk alarm (${figures("free disk space", "below", "disk_free_limit")})`
     : `node ${a.node} has a memory alarm (${figures("memory used", "above", "vm_memory_high_watermark")})`;

@@ -47,6 +47,15 @@ describe("alarmProblem", () => {
   it("words an alarm without figures by its setting", () => {
     expect(alarmProblem(plan(replace("q")), actual({ q: 1 }), [{ node: "n", kind: "disk" }])?.cause).toMatch(/^node n has a disk alarm \(disk_free_limit passed\)/);
   });
+
+  it("leaves out figures, seconds behind the alarm list, that say the opposite of the alarm", () => {
+    // Right after set_vm_memory_high_watermark lowered the limit: "memory used 407 MB, above its
+    // vm_memory_high_watermark of 10.1 GB".
+    const stale: NodeAlarm = { node: "n", kind: "memory", value: 407_000_000, limit: 10_100_000_000 };
+    expect(alarmProblem(plan(replace("q")), actual({ q: 1 }), [stale])?.cause).toMatch(/^node n has a memory alarm \(vm_memory_high_watermark passed\)/);
+    const staleDisk: NodeAlarm = { node: "n", kind: "disk", value: 84_510_000_000, limit: 50_000_000 };
+    expect(alarmProblem(plan(replace("q")), actual({ q: 1 }), [staleDisk])?.cause).toMatch(/^node n has a disk alarm \(disk_free_limit passed\)/);
+  });
 });
 
 describe("blockedKind and sizeText", () => {
