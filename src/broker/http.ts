@@ -272,7 +272,8 @@ export class ManagementClient {
           res.setEncoding("utf8");
           let text = "";
           res.on("data", (c: string) => (text += c));
-          res.on("error", reject);
+          // An answer cut off after it began (aborted) says which status had begun.
+          res.on("error", (e) => reject(Object.assign(e, { answered })));
           res.on("end", () => {
             let parsed: unknown = undefined;
             if (text) {
@@ -417,8 +418,10 @@ export class ManagementClient {
     // Erlang distribution (25672) takes the connection and drops it some seconds later. Later in a
     // run the same reset is more likely a restart: only the first request says "wrong port".
     // A server of another protocol may reset the connection on the request instead (an MQTT broker does).
+    const begun = (e as { answered?: number }).answered;
     if (probe && code === "ECONNRESET") {
-      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> the port accepted the connection and closed it without an HTTP answer (${e.message}); is this a management API?`), {
+      const how = begun !== undefined ? `began an answer (HTTP ${begun}) and closed the connection before its end` : "accepted the connection and closed it without an HTTP answer";
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> the port ${how} (${e.message}); is this a management API?`), {
         status: code,
         transient: true,
         hints: [mgmtHint],

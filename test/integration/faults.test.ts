@@ -900,6 +900,23 @@ describe("ports of other protocols and refusals of other kinds are named, with w
     }
   });
 
+  it("an answer that began and was cut off is said to have begun, with its status, not as no answer", async () => {
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "100" });
+      res.write('{"name":"rab');
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const client = new ManagementClient("sync", { baseUrl: `http://127.0.0.1:${port}`, username: "u", password: "p", display: `http://127.0.0.1:${port}` }, {});
+      const m = await managementIdentity(client).catch((e: unknown) => e);
+      expect((m as BrokerError).message).toMatch(new RegExp(`^cluster sync: GET http://127\\.0\\.0\\.1:${port}/api/cluster-name -> the port began an answer \\(HTTP 200\\) and closed the connection before its end \\(aborted\\); is this a management API\\?$`));
+    } finally {
+      server.close();
+    }
+  });
+
   // A valid password of 6,000 characters: RabbitMQ's HTTP listener answers 431, and topo took it
   // for a wrong URL ("not a management API"), sending the user to change a URL that was right.
   it("credentials too long for the management API (431) are named as such, not a wrong URL", async () => {
