@@ -5,7 +5,7 @@ import type { DesiredCluster, Exchange } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { deliver, isTopoBinding, routeTask, type Route } from "../plan/route.js";
 import { describe } from "../core/keys.js";
-import { plural } from "../core/words.js";
+import { plural, shownName } from "../core/words.js";
 import { Ownership } from "../core/naming.js";
 import { identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
@@ -124,13 +124,13 @@ export async function route(opts: RouteOptions): Promise<RouteReport> {
       ? [`${plural(live.matched.length, "binding")} on its way ${one ? "matches" : "match"} ${opts.task} (${live.matched.join(", ")}), but ${one ? "it leads" : "they lead"} to no queue: the exchanges ${one ? "it reaches route" : "they reach route"} it nowhere`]
       : [
           `no binding of exchange ${r.route.exchange} matches ${opts.task}${live.exchangeType ? ` (${typeWhy(r.route.exchange, live.exchangeType)})` : ""}`,
-          ...live.alternates.map((a) => `nor does any of alternate exchange ${a.to}`),
+          ...live.alternates.map((a) => `nor does any of alternate exchange ${shownName(a.to)}`),
         ];
     throw unroutable(tried.join(", "));
   }
   if (live.queues.length > 0 && live.unknown.length === 0 && live.unavailable.length === live.queues.length) {
     throw new TopoError(
-      `cluster ${r.route.cluster}: ${opts.task} is routed only to ${live.unavailable.map((u) => `queue ${u.queue}, which RabbitMQ lists as ${u.state}`).join(", and ")}: no queue takes it (a crashed queue's publishes are nacked)`,
+      `cluster ${r.route.cluster}: ${opts.task} is routed only to ${live.unavailable.map((u) => `queue ${shownName(u.queue)}, which RabbitMQ lists as ${u.state}`).join(", and ")}: no queue takes it (a crashed queue's publishes are nacked)`,
       ["topo plan shows it as degraded, with what starts the queue again"],
       false,
       "unroutable",
@@ -156,7 +156,8 @@ export function routeText(r: RouteReport): string {
   ];
   if (r.live) {
     const l = r.live;
-    const to = l.queues.length ? l.queues.join(", ") : "no queue topo can see";
+    // The broker's names: quoted where one could pass for two, or for topo's own (shownName).
+    const to = l.queues.length ? l.queues.map(shownName).join(", ") : "no queue topo can see";
     lines.push(l.differs ? `  live:        the broker routes it to ${to}, not as the file says (${liveWhy(r)})` : `  live:        the broker's bindings agree`);
   }
   return lines.join("\n");

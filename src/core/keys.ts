@@ -1,6 +1,6 @@
 import type { Action, Args, ArgValue, Exchange, Resource } from "../model.js";
 import { assertNever } from "../model.js";
-import { escapeUnsafe, shown } from "./words.js";
+import { escapeUnsafe, shown, shownName } from "./words.js";
 
 /** JSON with object keys sorted at every depth, so equal values always give equal strings. */
 export function stableJson(value: ArgValue | undefined): string {
@@ -51,13 +51,14 @@ export function describe(r: Resource): string {
     case "exchange":
     case "queue":
     case "policy":
-      return shown(r.name);
+      return shownName(r.name);
     case "binding": {
       const args = Object.keys(r.arguments).length ? ` ${escapeUnsafe(stableJson(r.arguments))}` : "";
-      const dest = r.destinationType === "exchange" ? `exchange ${shown(r.destination)}` : shown(r.destination);
+      const dest = r.destinationType === "exchange" ? `exchange ${shownName(r.destination)}` : shownName(r.destination);
       // Twins (model.ts Binding.twin) print alike but for this: the broker's name that tells them apart.
       const twin = r.twin === undefined ? "" : ` (${shown(r.twin)})`;
-      return `${r.source ? shown(r.source) : "(default)"} -> ${dest} [${shown(r.routingKey)}]${args}${twin}`;
+      // The key sits in brackets: one that holds "]" or the notation's characters is quoted too.
+      return `${r.source ? shownName(r.source) : "(default)"} -> ${dest} [${shownName(r.routingKey)}]${args}${twin}`;
     }
     case "user":
       return shown(r.name);

@@ -45,12 +45,15 @@ export function names(list: readonly string[], max = 5): string {
  * (terminal escapes), DEL, and the bidirectional overrides and isolates that reorder what a
  * terminal or a pull-request page shows. A tab is allowed.
  */
-const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-const UNSAFE_ALL = new RegExp(UNSAFE.source, "g");
+// Controls, line and paragraph separators, and every format character: bidi overrides and
+// isolates, and the invisible ones (zero-width space and joiners, LRM/RLM, U+FEFF), with which a
+// foreign queue "mplogin.sync\u200b" printed exactly like topo's own mplogin.sync.
+const UNSAFE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, "gu");
 
 /** JSON text with the unsafe characters JSON leaves as they are written as \u escapes (still JSON). */
 export function escapeUnsafe(json: string): string {
-  return json.replace(UNSAFE_ALL, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return json.replace(UNSAFE_ALL, (ch) => [...Array(ch.length).keys()].map((i) => `\\u${ch.charCodeAt(i).toString(16).padStart(4, "0")}`).join(""));
 }
 
 /** A name or pattern from the broker, always quoted, as JSON, and safe to print. */
@@ -65,6 +68,17 @@ export function quoted(s: string): string {
  */
 export function shown(name: string): string {
   return UNSAFE.test(name) ? escapeUnsafe(JSON.stringify(name)) : name;
+}
+
+/**
+ * A broker's name in a list or in a binding's notation (`a -> exchange b [key]`): shown(), and
+ * quoted too where it holds what the notation is made of (a space, a comma, brackets, quotes,
+ * "->"). A foreign queue named "x [#], mpwallet -> mpwallet.sync" read as two bindings, one of
+ * them topo's own, and one named "exchange mpwallet" as a binding to the exchange.
+ */
+export function shownName(name: string): string {
+  const s = shown(name);
+  return s === name && /[\s,[\]"'(){}]|->/.test(name) ? JSON.stringify(name) : s;
 }
 
 /**

@@ -53,3 +53,27 @@ describe("a plan of many actions", () => {
     }
   });
 });
+
+describe("names from the broker that could pass for other names", () => {
+  it("are quoted where they hold the notation's characters, and invisible characters are escaped", async () => {
+    const { describe: d } = await import("../../src/core/keys.js");
+    const { shownName } = await import("../../src/core/words.js");
+    // A queue named to read as a second binding, topo's own; one named as an exchange destination.
+    const forged = binding({ source: "mpold", destination: "x [#], mpwallet -> mpwallet.sync", routingKey: "#" });
+    expect(d(forged)).toBe('mpold -> "x [#], mpwallet -> mpwallet.sync" [#]');
+    const asQueue = binding({ source: "mpold", destination: "exchange mpwallet", routingKey: "" });
+    const asExchange = { ...binding({ source: "mpold", destination: "mpwallet", routingKey: "" }), destinationType: "exchange" as const };
+    expect(d(asQueue)).toBe('mpold -> "exchange mpwallet" []');
+    expect(d(asExchange)).toBe("mpold -> exchange mpwallet []");
+    expect(d(asQueue)).not.toBe(d(asExchange));
+    // A zero-width space, LRM, BOM, word joiner: printed alike, mplogin.sync\u200b passed for topo's mplogin.sync.
+    for (const c of ["\u200b", "\u200e", "\ufeff", "\u2060", "\u061c", "\u{e0041}"]) {
+      const shown = d(queue({ name: `mplogin.sync${c}` }));
+      expect(shown).not.toBe("mplogin.sync");
+      expect(shown).toMatch(/^"mplogin\.sync(\\u[0-9a-f]{4})+"$/);
+      expect(JSON.parse(shown)).toBe(`mplogin.sync${c}`);
+    }
+    // topo's own names are as they were.
+    expect([shownName("mplogin.async"), d(binding({ source: "mplogin", destination: "mplogin.async", routingKey: "mplogin.async.#" }))]).toEqual(["mplogin.async", "mplogin -> mplogin.async [mplogin.async.#]"]);
+  });
+});
