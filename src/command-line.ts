@@ -10,7 +10,7 @@ import { Redactor } from "./redact.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import { DEFAULT_CHANNELS, type Plan } from "./model.js";
-import { plural } from "./core/words.js";
+import { plural, shellPath, shown } from "./core/words.js";
 import { setUpProcess } from "./process-setup.js";
 import { stepsUnderWay, writesBegun } from "./broker/in-flight.js";
 import { takeEarlySignals } from "./early-signals.js";
@@ -183,7 +183,7 @@ program
           ? await (await import("./commands/plan.js")).plan(opts)
           : (await (await import("./commands/saved.js")).planAndSave({ ...opts, output, version })).plan;
       process.stdout.write(`${await renderPlan(p, format)}\n`);
-      if (output !== undefined) err(`wrote ${output}: apply exactly this plan with topo apply ${output}`);
+      if (output !== undefined) err(`wrote ${shown(output)}: apply exactly this plan with topo apply ${shellPath(output)}`);
       const { isEmpty } = await import("./plan/diff.js");
       exit(o.detailedExitcode && !isEmpty(p) ? 2 : 0);
     } catch (e) {
@@ -281,7 +281,7 @@ program
           progress.end();
           // Before the first write nothing changed, and a saved plan still holds.
           if (!writesBegun()) {
-            return fail(new InterruptedError(`${signal} again: stopped at once, before any write; nothing was changed${planFile === undefined ? "" : `: the saved plan still holds, and topo apply ${planFile} applies it`}.`), !!o.json);
+            return fail(new InterruptedError(`${signal} again: stopped at once, before any write; nothing was changed${planFile === undefined ? "" : `: the saved plan still holds, and topo apply ${shellPath(planFile)} applies it`}.`), !!o.json);
           }
           return fail(
             new InterruptedError(
@@ -344,6 +344,9 @@ program
         exit(0);
       } catch (e) {
         progress.end();
+        // The hints' commands, as this apply was run: its file and clusters (a saved plan's are
+        // rewritten by applySaved).
+        if (planFile === undefined) (await import("./commands/apply.js")).hintsForInvocation(e, o.file, o.cluster);
         fail(e, !!o.json);
       }
     },

@@ -1,4 +1,4 @@
-import { allOf, ApplyError, InterruptedError, LockError, StalePlanError, TopoError } from "../errors.js";
+import { allOf, ApplyError, ClustersError, InterruptedError, LockError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type Resource } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
@@ -14,7 +14,7 @@ import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { renderAction, renderText } from "../plan/render.js";
-import { plural, shellWord, shown } from "../core/words.js";
+import { plural, shellPath, shellWord, shown } from "../core/words.js";
 import type { FreshCluster } from "../plan/saved.js";
 import { forEachCluster, freshOf, readAndPlan, readBackPlan, verifyClusters } from "./clusters.js";
 import { managementClient, selectClusters, topologyOf, unreadClusters, type ConnectionOptions, type TopologySource } from "./source.js";
@@ -891,4 +891,23 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
       a.messages = live.messageCount;
     }
   }
+}
+
+/**
+ * apply's hints name plain `topo apply` and `topo plan`, which read topology.yaml and every
+ * cluster: after `topo apply -f other.yaml --cluster async`, "run topo apply --allow-destructive"
+ * pasted as printed applied another file to every cluster. Rewritten in place with the file (when
+ * not the default) and, for apply, the clusters it was given; a ClustersError's causes too.
+ */
+export function hintsForInvocation(e: unknown, file: string, clusters: readonly string[] | undefined): void {
+  if (!(e instanceof TopoError)) return;
+  const f = file === "topology.yaml" ? "" : ` -f ${shellPath(file)}`;
+  const only = clusters?.length ? clusters.map((c) => ` --cluster ${c}`).join("") : "";
+  if (f || only) {
+    const rewritten = e.hints.map((h) =>
+      h.replace(/\btopo (apply|plan)\b(?! -f)((?: --cluster [a-z][a-z0-9_-]*)*)/g, (_m, cmd: string, own: string) => `topo ${cmd}${f}${own || (cmd === "apply" ? only : "")}`),
+    );
+    e.hints.splice(0, e.hints.length, ...rewritten);
+  }
+  if (e instanceof ClustersError) for (const c of e.causes) hintsForInvocation(c, file, clusters);
 }

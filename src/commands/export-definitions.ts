@@ -5,6 +5,7 @@ import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { definitionsOf } from "../export/definitions.js";
 import { pickExportCluster } from "../export/cluster.js";
+import { shellPath } from "../core/words.js";
 
 export interface ExportDefinitionsOptions {
   file: string;
@@ -20,7 +21,7 @@ export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: strin
   const cluster = pickExportCluster(desired, o.cluster, o.file, {
     why: "a definitions file is imported into one broker",
     emptyWhy: "its definitions would hold only the vhost",
-    command: (c) => `topo export definitions -f ${o.file} --cluster ${c} -o ${c}.json`,
+    command: (c) => `topo export definitions -f ${shellPath(o.file)} --cluster ${c} -o ${c}.json`,
   });
   const definitions = definitionsOf(cluster, desired.prefix);
   return { cluster: cluster.target.name, text: `${JSON.stringify(definitions, null, 2)}\n`, secret: (definitions.users?.length ?? 0) > 0 };

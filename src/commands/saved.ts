@@ -8,19 +8,24 @@ import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ClustersError, StalePlanError, TopoError } from "../errors.js";
 import type { Action, DesiredCluster, Plan } from "../model.js";
-import { compareToSaved, desiredText, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type FreshCluster, type SavedPlan, type SavedState } from "../plan/saved.js";
+import { compareToSaved, desiredText, SAVED_FILE_UNSAFE, outsideSaved, parseSavedPlan, planOf, savedPlan, SavedPlanFormatError, stateText, type FreshCluster, type SavedPlan, type SavedState } from "../plan/saved.js";
 import { differsOnlyInLineEnds, fileDigest, sha256 } from "../files/digest.js";
 import { refuseOverTopology, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, RERUN_HINT, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
-import { shown } from "../core/words.js";
+import { shellPath, shown } from "../core/words.js";
 import { byName } from "../core/collections.js";
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
   // Before any broker is read: the plan would take the place of the file it was made from.
   refuseOverTopology(opts.output, opts.file, "the saved plan", "plan.json");
+  // A name with a line break or a tab would be saved, and then refused by show and apply as a
+  // plan edited by hand: said now, before any broker is read.
+  if (SAVED_FILE_UNSAFE.test(opts.file)) {
+    throw new TopoError(`cannot save a plan of ${shown(opts.file)}: its name holds a control character (a line break, a tab), which a saved plan does not carry; nothing was read or written`, ["rename the topology file, then run topo plan -o again"], false, "usage");
+  }
   // The digest is taken before the file is read for the plan: a change in between makes the
   // saved plan stale, never wrongly current.
   const digest = fileDigest(opts.file);
@@ -54,7 +59,7 @@ export function readSavedPlan(planFile: string): SavedPlan {
     if (!(e instanceof SavedPlanFormatError)) throw e;
     throw new TopoError(`${planFile} is not a saved plan topo can apply: ${e.message}`, [
       "write it again with topo plan -o FILE",
-      ...(/\.ya?ml$/i.test(planFile) ? [`to plan and apply a topology file, name it with -f: topo apply -f ${planFile}`] : []),
+      ...(/\.ya?ml$/i.test(planFile) ? [`to plan and apply a topology file, name it with -f: topo apply -f ${shellPath(planFile)}`] : []),
     ]);
   }
 }
@@ -76,15 +81,15 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   const saved = readSavedPlan(opts.planFile);
   if (saved.topoVersion !== opts.version) {
     throw new StalePlanError(`the saved plan ${opts.planFile} was made by topo ${saved.topoVersion}, and this is topo ${opts.version}; nothing was written`, [
-      `run topo plan -f ${saved.file} -o FILE again with topo ${opts.version}, or apply with topo ${saved.topoVersion}`,
+      `run topo plan -f ${shellPath(saved.file)} -o FILE again with topo ${opts.version}, or apply with topo ${saved.topoVersion}`,
     ]);
   }
   if (savedFileDigest(saved, opts.planFile) !== saved.fileDigest) {
     const how = differsOnlyInLineEnds(saved.file, saved.fileDigest) ? " (only in its line ends or byte-order mark, as a git checkout with core.autocrlf or an editor changes them)" : "";
     throw new StalePlanError(`the saved plan is stale: ${saved.file} changed since the plan was made${how}; nothing was written`, [
-      `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`,
+      `run topo plan -f ${shellPath(saved.file)} -o FILE again, review it, and apply that`,
       // A relative name is read from here: from another directory it may be another file.
-      ...(isAbsolute(saved.file) ? [] : [`${saved.file} is the name topo plan was given, read from ${process.cwd()}: if topo plan ran in another directory, run topo apply ${opts.planFile} from there`]),
+      ...(isAbsolute(saved.file) ? [] : [`${saved.file} is the name topo plan was given, read from ${process.cwd()}: if topo plan ran in another directory, run topo apply ${shellPath(opts.planFile)} from there`]),
     ]);
   }
   // The file is the same; the passwords its ${VAR}s give must be the same too.
@@ -102,7 +107,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   if (unknown.length) {
     throw new StalePlanError(
       `the saved plan ${opts.planFile} is for cluster${unknown.length === 1 ? "" : "s"} ${unknown.join(", ")}, which ${saved.file} does not have (clusters: ${desired.clusters.map((c) => c.target.name).join(", ")}); nothing was written`,
-      [`run topo plan -f ${saved.file} -o FILE again, review it, and apply that`],
+      [`run topo plan -f ${shellPath(saved.file)} -o FILE again, review it, and apply that`],
     );
   }
   // Every cluster of the file is in the plan, or among those it says it did not read (plan
@@ -119,7 +124,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       ...(both.length ? [`it says cluster${both.length === 1 ? "" : "s"} ${both.join(", ")} ${both.length === 1 ? "was" : "were"} not read, and plans ${both.length === 1 ? "it" : "them"}`] : []),
       ...(stray.length ? [`it says cluster${stray.length === 1 ? "" : "s"} ${stray.join(", ")} ${stray.length === 1 ? "was" : "were"} not read, which ${saved.file} does not have`] : []),
     ];
-    throw new StalePlanError(`the saved plan ${opts.planFile} was edited: ${why.join("; ")}; nothing was written`, [`run topo plan -f ${saved.file} -o FILE again, review it, and apply that`]);
+    throw new StalePlanError(`the saved plan ${opts.planFile} was edited: ${why.join("; ")}; nothing was written`, [`run topo plan -f ${shellPath(saved.file)} -o FILE again, review it, and apply that`]);
   }
   // The prefix decides what topo owns (what it may delete, the lock it takes, the mark it leaves)
   // and is no object of desiredText's: a ${VAR} gives it too.
@@ -156,7 +161,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     const target = desired.clusters.find((c) => c.target.name === cluster)?.target;
     return target ? [target.amqp.username, target.management.username] : [];
   };
-  const replan = `run topo plan -f ${saved.file} -o FILE again, review it, and apply that`;
+  const replan = `run topo plan -f ${shellPath(saved.file)} -o FILE again, review it, and apply that`;
   const check = (fresh: FreshCluster[], made?: readonly Action[]) => {
     // Under its lock (`made` given) a cluster is compared with the saved plan as apply left it
     // just before: with the vhost apply created first when the plan creates it (the lock lives in it).
@@ -179,7 +184,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
       expectWithin: within,
       // Applying the same plan again would be refused as stale.
       finish: `the saved plan no longer matches the brokers: run topo plan -f ${saved.file} -o FILE again, review what is left, and apply that`,
-      restart: `run topo apply ${opts.planFile} again: nothing was written, so the plan still holds`,
+      restart: `run topo apply ${shellPath(opts.planFile)} again: nothing was written, so the plan still holds`,
     });
     return { ...r, saved };
   } catch (e) {
@@ -202,8 +207,8 @@ function hintsForSaved(e: unknown, planFile: string, written: boolean): void {
   if (!(e instanceof TopoError) || e instanceof StalePlanError) return;
   const rewritten = e.hints.flatMap((h) => {
     // "pass --allow-data-loss" alone left the reader to guess the command: it is the plan's.
-    if (!/\btopo apply\b/.test(h)) return [!written ? h.replace(/\bpass (--allow-[a-z-]+)( too)?/g, (m) => `${m} (to topo apply ${planFile})`) : h];
-    if (!written) return [h.replace(/\btopo apply\b/g, `topo apply ${planFile}`)];
+    if (!/\btopo apply\b/.test(h)) return [!written ? h.replace(/\bpass (--allow-[a-z-]+)( too)?/g, (m) => `${m} (to topo apply ${shellPath(planFile)})`) : h];
+    if (!written) return [h.replace(/\btopo apply\b/g, `topo apply ${shellPath(planFile)}`)];
     if (h === RERUN_HINT) return [];
     return [h.replace(/\brun topo apply again\b/g, "run topo plan -o FILE again, review what is left, and apply that").replace(/,? and topo apply finishes it/, "")];
   });
@@ -220,7 +225,7 @@ function savedFileDigest(saved: SavedPlan, planFile: string): string {
     // The plan names the file as topo plan was given it, so a relative name is read from here.
     const where = isAbsolute(saved.file) ? "" : ` (the name topo plan was given, read from ${process.cwd()})`;
     throw new TopoError(`${e.message}${where}: the saved plan ${planFile} was made from it, and apply loads it again for its credentials; nothing was written`, [
-      `run topo apply ${planFile} from the directory topo plan ran in, or run topo plan -f FILE -o ${planFile} again and apply that`,
+      `run topo apply ${shellPath(planFile)} from the directory topo plan ran in, or run topo plan -f FILE -o ${shellPath(planFile)} again and apply that`,
     ]);
   }
 }

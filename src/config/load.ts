@@ -21,6 +21,7 @@ import { tlsFileProblems } from "./tls-files.js";
 import { userinfoSpan } from "./url.js";
 import { broadTags } from "./user-tags.js";
 import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, UNCLOSED_FLOW, unclosedFlowAt, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
+import { shellPath } from "../core/words.js";
 
 export type { Env };
 
@@ -465,7 +466,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   // A saved plan given as the topology file (topo apply -f plan.json) is JSON that fails the schema
   // at every key: one problem says what it is, and how it is applied.
   if (isObject(data) && data.format === SAVED_PLAN_FORMAT_NAME) {
-    fail([{ line: 1, col: 1, message: `this is a plan saved by topo plan -o, not a topology file: apply it with topo apply ${file} (no -f), or print it with topo show ${file}` }]);
+    fail([{ line: 1, col: 1, message: `this is a plan saved by topo plan -o, not a topology file: apply it with topo apply ${shellPath(file)} (no -f), or print it with topo show ${shellPath(file)}` }]);
   }
   const uninterpolated = pathsOf(data, UNINTERPOLATED);
   for (const [node, source] of unread) node.value = source;

@@ -7,7 +7,7 @@ export function plural(n: number, word: string): string {
 
 /** A word as a shell command line takes it (a rabbitmqctl command in a hint): quoted only if it must be. */
 export function shellWord(s: string): string {
-  if (/^[A-Za-z0-9._@-]+$/.test(s)) return s;
+  if (/^[A-Za-z0-9._@/-]+$/.test(s)) return s;
   if (!CONTROL.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
   // A line break or another control or format character (a bidi override) printed raw would add
   // or reorder lines of the plan around the command: bash's $'...' writes each as an escape.
@@ -15,6 +15,11 @@ export function shellWord(s: string): string {
 }
 
 const CONTROL = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+
+/** A file's path in a command topo prints: a shell word (shellWord), never read as an option ("-x" is "./-x"). */
+export function shellPath(p: string): string {
+  return shellWord(p.startsWith("-") ? `./${p}` : p);
+}
 
 const NAMED_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
@@ -30,9 +35,12 @@ function escapeChar(c: string): string {
  * and the command holds a placeholder for them.
  */
 export function setUserTags(user: string, tags: readonly string[] | undefined, add: string): string {
-  if (!tags) return `rabbitmqctl set_user_tags ${shellWord(user)} TAGS... ${add}, where TAGS are the tags it has now (rabbitmqctl list_users shows them; set_user_tags replaces them all)`;
+  if (!tags) return `rabbitmqctl set_user_tags ${user.startsWith("-") ? "-- " : ""}${shellWord(user)} TAGS... ${add}, where TAGS are the tags it has now (rabbitmqctl list_users shows them; set_user_tags replaces them all)`;
   const all = tags.includes(add) ? [...tags] : [...tags, add];
-  return `rabbitmqctl set_user_tags ${shellWord(user)} ${all.map(shellWord).join(" ")} (set_user_tags replaces the user's tags: this keeps the ${plural(tags.length, "tag")} it has${tags.length ? `, ${tags.join(", ")}` : ""})`;
+  // A tag (or name) that starts with "-" is an option to rabbitmqctl, quoted or not ("-n
+  // management" named another node): "--" ends its options.
+  const end = [user, ...all].some((w) => w.startsWith("-")) ? "-- " : "";
+  return `rabbitmqctl set_user_tags ${end}${shellWord(user)} ${all.map(shellWord).join(" ")} (set_user_tags replaces the user's tags: this keeps the ${plural(tags.length, "tag")} it has${tags.length ? `, ${tags.join(", ")}` : ""})`;
 }
 
 /** "a, b, c and 4 more": a long list of names cut to a readable length. */

@@ -13,6 +13,7 @@ import type { ArgValue, Binding, DesiredCluster, DesiredState, Exchange, Traffic
 import { queueDeclareArgs } from "../model.js";
 import { ENV_NAME, MAX_ROUTING_KEY_BYTES, SERVICE_NAME_BODY, TASK_NAME_BODY } from "../core/naming.js";
 import { pickExportCluster } from "./cluster.js";
+import { shellPath } from "../core/words.js";
 
 export interface CeleryExportOptions {
   /** The topology file as the user named it; written into the header. */
@@ -53,7 +54,7 @@ export function celeryCluster(desired: DesiredState, name: string | undefined, s
   return pickExportCluster(desired, name, source, {
     why: "a Celery app connects to one broker",
     emptyWhy: "a Celery app on it would have nothing to consume or route to",
-    command: (c) => `topo export celery -f ${source} --cluster ${c} -o celeryconfig_${c.replace(/-/g, "_")}.py`,
+    command: (c) => `topo export celery -f ${shellPath(source)} --cluster ${c} -o celeryconfig_${c.replace(/-/g, "_")}.py`,
     hints: ["an edge that sends both kinds of task loads each module into a Celery app of its own"],
   });
 }
@@ -88,7 +89,8 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   const push = (...lines: string[]) => L.push(...lines);
 
   // --- header
-  const regen = [`topo export celery -f ${py(opts.source)} --cluster ${cluster}`];
+  // A shell command, in a Python comment: a shell word (shellWord writes a line break as an escape).
+  const regen = [`topo export celery -f ${shellPath(opts.source)} --cluster ${cluster}`];
   if (opts.brokerEnv !== undefined) regen.push(`--broker-env ${brokerEnv}`);
   if (opts.defaultQueue !== undefined) regen.push(`--default-queue ${defaultSpec.queue.name}`);
   push(

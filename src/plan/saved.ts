@@ -10,6 +10,9 @@ import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { HOLD_PREFIX, holdingQueueName, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
 import { ownValue } from "../core/collections.js";
+
+/** What no topology file's name in a saved plan holds (plan -o refuses such a file before it reads a broker). */
+export const SAVED_FILE_UNSAFE = /[\u0000-\u001f\u007f-\u009f]/;
 import { fieldDiff } from "./diff.js";
 
 /** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
@@ -164,7 +167,7 @@ export function parseSavedPlan(text: string): SavedPlan {
   if (j.file === "") bad.push("file names no file");
   // Printed in every message about the plan (a file name of control characters set the terminal's
   // title and wrote a line of its own): no name topo plan -o writes holds one.
-  else if (typeof j.file === "string" && /[\u0000-\u001f\u007f-\u009f]/.test(j.file)) bad.push(`file is ${shown(j.file)}, which holds control characters no file name topo plan -o writes does`);
+  else if (typeof j.file === "string" && SAVED_FILE_UNSAFE.test(j.file)) bad.push(`file is ${shown(j.file)}, which holds control characters no file name topo plan -o writes does`);
   if (j.unread !== undefined && !isStrings(j.unread)) bad.push("unread is not a list of cluster names");
   if (j.credentials !== undefined && !(isObject(j.credentials) && typeof j.credentials.key === "string" && typeof j.credentials.digest === "string")) bad.push("credentials is not a key and a digest");
   if (!Array.isArray(j.clusters)) bad.push("clusters is not a list");

@@ -1,0 +1,40 @@
+// Pure: the words of the commands topo prints in hints, pasted into a shell as printed.
+
+import { describe, expect, it } from "vitest";
+import { setUserTags, shellPath, shellWord } from "../../src/core/words.js";
+import { hintsForInvocation } from "../../src/commands/apply.js";
+import { ClustersError, TopoError } from "../../src/errors.js";
+
+describe("words of printed commands", () => {
+  it("quote a file's path as one word, and never let it pass for an option", () => {
+    expect(shellPath("plan.json")).toBe("plan.json");
+    expect(shellPath("p;touch PWNED.json")).toBe("'p;touch PWNED.json'");
+    expect(shellPath("$(touch x).yaml")).toBe("'$(touch x).yaml'");
+    expect(shellPath("-rf.json")).toBe("./-rf.json");
+    expect(shellPath("x\ny.yaml")).toBe("$'x\\ny.yaml'");
+    expect(shellWord("it's")).toBe(`'it'\\''s'`);
+  });
+
+  it("end rabbitmqctl's options before a user or tag that starts with -, which it would read as one", () => {
+    // "-n management" named another node: the command failed, and would have dropped two tags.
+    expect(setUserTags("advj_m", ["management", "-n", "rabbit@evilhost"], "monitoring")).toMatch(/^rabbitmqctl set_user_tags -- advj_m management -n rabbit@evilhost monitoring \(/);
+    expect(setUserTags("u", ["management"], "monitoring")).toMatch(/^rabbitmqctl set_user_tags u management monitoring \(/);
+    expect(setUserTags("-u", undefined, "monitoring")).toMatch(/^rabbitmqctl set_user_tags -- -u TAGS\.\.\. monitoring/);
+  });
+
+  it("hints of a plain apply name the file and clusters it was run with; a saved plan's are left to applySaved", () => {
+    const e = new TopoError("refused", ["review the plan, then run topo apply --allow-destructive; nothing was changed", "topo plan --cluster async shows what is left", "topo apply -f other.yaml stays"]);
+    hintsForInvocation(e, "my topology.yaml", ["async"]);
+    expect(e.hints).toEqual([
+      "review the plan, then run topo apply -f 'my topology.yaml' --cluster async --allow-destructive; nothing was changed",
+      "topo plan -f 'my topology.yaml' --cluster async shows what is left",
+      "topo apply -f other.yaml stays",
+    ]);
+    const plain = new TopoError("refused", ["run topo apply --allow-destructive"]);
+    hintsForInvocation(plain, "topology.yaml", undefined);
+    expect(plain.hints).toEqual(["run topo apply --allow-destructive"]);
+    const cause = new TopoError("one", ["run topo apply again"]);
+    hintsForInvocation(new ClustersError("two", [], false, "apply_incomplete", [cause]), "t.yaml", ["sync", "async"]);
+    expect(cause.hints).toEqual(["run topo apply -f t.yaml --cluster sync --cluster async again"]);
+  });
+});
