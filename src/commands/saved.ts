@@ -15,6 +15,7 @@ import { plan, type PlanOptions } from "./plan.js";
 import { apply, RERUN_HINT, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
 import { shellPath, shown } from "../core/words.js";
+import type { Redactor } from "../redact.js";
 import { byName } from "../core/collections.js";
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
@@ -39,8 +40,21 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
   // Readable by its owner alone: it holds the users' password fingerprint (slow to guess from,
   // but a guess to try all the same).
-  writeWhole(opts.output, `${JSON.stringify(saved, null, 2)}\n`, false, 0o600);
+  // What the brokers hold is saved masked, as every output is: a foreign binding's name or key
+  // that holds a password was saved as it was, and topo show printed it. applySaved masks what it
+  // reads alike before comparing (the same file and environment give the same secrets).
+  writeWhole(opts.output, `${JSON.stringify(masked(saved, opts.redactor), null, 2)}\n`, false, 0o600);
   return { plan: p, saved };
+}
+
+/** A saved plan's clusters (their plans and states) with every secret masked; the rest is topo's own. */
+function masked(saved: SavedPlan, redactor: Redactor | undefined): SavedPlan {
+  return redactor ? { ...saved, clusters: redactor.value(saved.clusters) as SavedPlan["clusters"] } : saved;
+}
+
+/** What apply read, masked as a saved plan is (masked()), to be compared with one. */
+function maskedLike<T>(x: T, redactor: Redactor | undefined): T {
+  return redactor ? (redactor.value(x) as T) : x;
 }
 
 /** Read a saved plan, or say clearly why this is not one. */
@@ -165,7 +179,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   const check = (fresh: FreshCluster[], made?: readonly Action[]) => {
     // Under its lock (`made` given) a cluster is compared with the saved plan as apply left it
     // just before: with the vhost apply created first when the plan creates it (the lock lives in it).
-    const changed = compareToSaved(saved, fresh, (cluster) => ({ made: made ?? [], granted: granted(cluster) }));
+    const changed = compareToSaved(saved, maskedLike(fresh, opts.redactor), (cluster) => ({ made: maskedLike(made ?? [], opts.redactor), granted: granted(cluster) }));
     if (changed.length === 0) return;
     // The message must not say nothing was written where apply made the vhost.
     const where = made ? fresh.map((f) => `cluster ${f.plan.cluster}${made.length ? " but the vhost the plan creates, where its lock lives" : ""}`).join(", ") : "any cluster";
@@ -173,7 +187,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     const shown = changed.length > STALE_LINES + 1 ? [...changed.slice(0, STALE_LINES), `... and ${changed.length - STALE_LINES} more differences (topo plan shows the plan as it is now)`] : changed;
     throw new StalePlanError(`the saved plan is stale; run topo plan again. What changed since ${opts.planFile} was made:\n${shown.map((l) => `  ${l}`).join("\n")}\nnothing was written to ${where}`, [replan]);
   };
-  const within = (fresh: FreshCluster, confirmed: readonly Action[]) => outsideSaved(saved, fresh, granted(fresh.plan.cluster), confirmed);
+  const within = (fresh: FreshCluster, confirmed: readonly Action[]) => outsideSaved(saved, maskedLike(fresh, opts.redactor), granted(fresh.plan.cluster), maskedLike(confirmed, opts.redactor));
   try {
     const r = await apply({
       ...opts,
