@@ -722,8 +722,10 @@ async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClien
   // what it held (measured on 3.10.8, 900 objects: permissions gone 0.2 s after the DELETE, the
   // vhost listed 2 s more). Where the user's rights there are gone too, the wait for the listing is
   // longer; a management user that may not read them reads none (undefined).
-  const rights = await http.getOptional<object>(`/api/permissions/${vh(vhost)}/${encodeURIComponent(user)}`, [401, 403, 404]).then(
-    (p) => (p === undefined ? "none" : "some"),
+  // Only a 404 says the rights are gone: a management user that may not read them (no
+  // administrator) is answered 401 or 403, which says nothing of them.
+  const rights = await http.request("GET", `/api/permissions/${vh(vhost)}/${encodeURIComponent(user)}`, undefined, [401, 403, 404], { attempts: 1 }).then(
+    (r) => (r.status === 404 ? "none" : r.status === 200 ? "some" : undefined),
     () => undefined,
   );
   // Read a few times: while RabbitMQ 3.10 deletes a vhost under open channels, the vhost shows for
@@ -737,7 +739,7 @@ async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClien
   if (!gone && rights === "none") {
     return new ApplyError(
       `${e.message}\n  cluster ${c.target.name}: user ${shown(user)} has no permissions in vhost ${shown(vhost)} now: they went while apply ran, revoked, or with the vhost, which RabbitMQ is still deleting (it removes a vhost's permissions first)`,
-      [`topo plan --cluster ${c.target.name} tells which: it plans to create the vhost once it is gone; if the rights were revoked, rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ gives them back (docs/users.md lists what topo needs)`],
+      [`topo plan --cluster ${c.target.name} tells which: it plans to create the vhost once it is gone; if the rights were revoked, rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ gives them back (docs/users.md lists what topo needs)`, ...e.hints.filter((h) => !/set_permissions|list_user_permissions/.test(h))],
       false,
       "apply_incomplete",
       e.place ?? { cluster: c.target.name },
@@ -897,7 +899,8 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
  * apply's hints name plain `topo apply` and `topo plan`, which read topology.yaml and every
  * cluster: after `topo apply -f other.yaml --cluster async`, "run topo apply --allow-destructive"
  * pasted as printed applied another file to every cluster. Rewritten in place with the file (when
- * not the default) and, for apply, the clusters it was given; a ClustersError's causes too.
+ * not the default) and, for apply, the clusters it was given; a ClustersError's causes too. "topo
+ * apply again" stays: it says to run the same command again.
  */
 export function hintsForInvocation(e: unknown, file: string, clusters: readonly string[] | undefined): void {
   if (!(e instanceof TopoError)) return;
@@ -905,7 +908,8 @@ export function hintsForInvocation(e: unknown, file: string, clusters: readonly 
   const only = clusters?.length ? clusters.map((c) => ` --cluster ${c}`).join("") : "";
   if (f || only) {
     const rewritten = e.hints.map((h) =>
-      h.replace(/\btopo (apply|plan)\b(?! -f)((?: --cluster [a-z][a-z0-9_-]*)*)/g, (_m, cmd: string, own: string) => `topo ${cmd}${f}${own || (cmd === "apply" ? only : "")}`),
+      // "run topo apply again" is the same command again, as the reader ran it.
+      h.replace(/\btopo (apply|plan)\b(?! -f| again\b)((?: --cluster [a-z][a-z0-9_-]*)*)/g, (_m, cmd: string, own: string) => `topo ${cmd}${f}${own || (cmd === "apply" ? only : "")}`),
     );
     e.hints.splice(0, e.hints.length, ...rewritten);
   }

@@ -133,7 +133,7 @@ describe("one apply at a time", () => {
     expect((await api("DELETE", `/api/vhosts/${vh(async)}`)).status).toBe(204);
     expect(await child.exited).toBe(1);
     expect(child.stderr()).toMatch(new RegExp(`cluster async: vhost ${async} no longer exists: it was deleted while apply ran`));
-    expect(child.stderr()).toMatch(/hint: if the vhost was meant to go, remove cluster async from the file; otherwise topo apply creates it again/);
+    expect(child.stderr()).toMatch(/hint: if the vhost was meant to go, remove cluster async from the file; otherwise topo apply -f \S+ --cluster async creates it again/);
     expect(child.stderr()).not.toMatch(/set_permissions/);
   });
 
@@ -598,7 +598,7 @@ describe("a management API that fails part-way", () => {
       expect(r.code, r.stderr).toBe(1);
       expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("apply_incomplete");
       expect(r.stderr).toMatch(/cluster sync: GET http:\/\/127\.0\.0\.1:\d+\/api\/bindings\/.* -> 500 internal: injected by the test\n  cluster sync: apply made all \d+ changes, but this failure stopped it reading the cluster back to confirm that the broker matches the file/);
-      expect(r.stderr).toMatch(/hint: topo plan --cluster sync shows whether anything is left, and topo apply finishes it/);
+      expect(r.stderr).toMatch(/hint: topo plan -f \S+ --cluster sync shows whether anything is left, and topo apply -f \S+ --cluster sync finishes it/);
     } finally {
       proxy.close();
     }

@@ -33,8 +33,8 @@ describe("words of printed commands", () => {
     const plain = new TopoError("refused", ["run topo apply --allow-destructive"]);
     hintsForInvocation(plain, "topology.yaml", undefined);
     expect(plain.hints).toEqual(["run topo apply --allow-destructive"]);
-    const cause = new TopoError("one", ["run topo apply again"]);
+    const cause = new TopoError("one", ["run topo apply again", "topo apply finishes it"]);
     hintsForInvocation(new ClustersError("two", [], false, "apply_incomplete", [cause]), "t.yaml", ["sync", "async"]);
-    expect(cause.hints).toEqual(["run topo apply -f t.yaml --cluster sync --cluster async again"]);
+    expect(cause.hints).toEqual(["run topo apply again", "topo apply -f t.yaml --cluster sync --cluster async finishes it"]);
   });
 });
