@@ -467,7 +467,10 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     const deletesQueue = !onlyFinishes(a);
     // Counts not in yet (statistics of a new queue): what does not depend on them is judged now.
     if (!held) {
-      const risks = [...taken, ...holdLimitRisks({ before: a.before, after: a.after, hold, deletesQueue, policies, operatorPolicies }, "unknown")];
+      // A stream is a risk whatever it holds (topo can neither move nor count its messages):
+      // plan said nothing of it until the statistics came, and apply refused it.
+      const stream = deletesQueue && a.before.type === "stream" ? replaceRisks({ before: a.before, after: a.after, hold, held: { ready: 0, unacked: 0, consumers: 0 }, deletesQueue, policies, operatorPolicies }).filter((r) => r.rule === "stream") : [];
+      const risks = [...taken, ...stream, ...holdLimitRisks({ before: a.before, after: a.after, hold, deletesQueue, policies, operatorPolicies }, "unknown")];
       if (risks.length) a.risks = risks;
       continue;
     }

@@ -340,6 +340,14 @@ describe("plan shows the risks of a replace", () => {
     expect(j.clusters[0].actions[0].risks.map((x: { rule: string }) => x.rule)).toEqual(["consumers", "x-max-length"]);
   });
 
+  it("a stream's replace is at risk before the statistics count it, as after: topo can neither move nor count a stream's messages", () => {
+    // Plan said nothing just after a deploy (no counts yet), and an apply a moment later refused it.
+    const sd = desiredOf(raw({ services: [{ name: "mpcart", sync: false, async: { type: "stream", arguments: { "x-max-age": "1D" } } }] }), "async");
+    const old = { ...queue({ name: "mpcart.async", type: "stream", arguments: { "x-max-age": "7D" } }) };
+    const r = diffCluster(sd, actual([...sd.resources.filter((x) => x.kind !== "queue"), old]), "mp").actions.find((x) => x.op === "replace");
+    expect(r?.op === "replace" && r.risks?.map((x) => x.rule)).toEqual(["stream"]);
+  });
+
   it("says the count of what consumers hold is not known, rather than give the ready messages as all it holds", () => {
     // The statistics did not catch up within apply's bound (broker/read.ts readLiveCounts).
     const facts = { messages: 2, ready: 2, unacked: 0, unackedUnknown: true, consumers: 1 };
