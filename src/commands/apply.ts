@@ -908,8 +908,9 @@ export function hintsForInvocation(e: unknown, file: string, clusters: readonly 
   const only = clusters?.length ? clusters.map((c) => ` --cluster ${c}`).join("") : "";
   if (f || only) {
     const rewritten = e.hints.map((h) =>
-      // "run topo apply again" is the same command again, as the reader ran it.
-      h.replace(/\btopo (apply|plan)\b(?! -f| again\b)((?: --cluster [a-z][a-z0-9_-]*)*)/g, (_m, cmd: string, own: string) => `topo ${cmd}${f}${own || (cmd === "apply" ? only : "")}`),
+      // Commands only (after "run", "then", a comma, a colon...): not "a topo apply holds its
+      // lock", which speaks of any apply. "run topo apply again" is the same command again.
+      h.replace(/(?<=^|\brun |\bthen |\band |\bnext |\bwith |\botherwise |[,;:(] )topo (apply|plan)\b(?! -f| again\b)((?: --cluster [a-z][a-z0-9_-]*)*)/g, (_m, cmd: string, own: string) => `topo ${cmd}${f}${own || (cmd === "apply" ? only : "")}`),
     );
     e.hints.splice(0, e.hints.length, ...rewritten);
   }

@@ -30,6 +30,10 @@ describe("words of printed commands", () => {
       "topo plan -f 'my topology.yaml' --cluster async shows what is left",
       "topo apply -f other.yaml stays",
     ]);
+    // What speaks of any apply is not a command to rewrite.
+    const generic = new TopoError("held", ["a topo apply holds its lock as an exclusive queue", "topo plan needs the monitoring tag"]);
+    hintsForInvocation(generic, "t.yaml", ["async"]);
+    expect(generic.hints).toEqual(["a topo apply holds its lock as an exclusive queue", "topo plan -f t.yaml needs the monitoring tag"]);
     const plain = new TopoError("refused", ["run topo apply --allow-destructive"]);
     hintsForInvocation(plain, "topology.yaml", undefined);
     expect(plain.hints).toEqual(["run topo apply --allow-destructive"]);
