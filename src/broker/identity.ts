@@ -12,6 +12,7 @@ import { redactText } from "../redact.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsProblem } from "./tls.js";
 import { hostPort } from "../config/url.js";
+import { NODES_PATH } from "./read.js";
 
 export interface BrokerIdentity {
   clusterName?: string;
@@ -214,7 +215,7 @@ export function describeIdentity(i: BrokerIdentity): string {
  */
 export async function managementNodeVersions(client: ManagementClient, timeoutMs = PROBE_TIMEOUT_MS): Promise<string[] | undefined> {
   try {
-    const r = await client.request("GET", NODES, undefined, [401, 403, 404], { timeoutMs, attempts: 1 });
+    const r = await client.request("GET", NODES_PATH, undefined, [401, 403, 404], { timeoutMs, attempts: 1 });
     if (r.status !== 200 || !Array.isArray(r.body)) return undefined;
     const versions = new Set<string>();
     for (const n of r.body as { running?: unknown; applications?: unknown }[]) {
@@ -227,7 +228,6 @@ export async function managementNodeVersions(client: ManagementClient, timeoutMs
     return undefined;
   }
 }
-const NODES = "/api/nodes?columns=name,running,applications";
 
 /**
  * The fields both sides report that differ; empty when they can be one broker. The cluster name

@@ -37,10 +37,13 @@ const UNSORTED = "sort=";
  * The requests that describe one vhost's objects: what every plan reads, and what the benchmark
  * times alone as the read floor (bench/run.mjs), so that the two are the same requests.
  */
+/** The cluster's nodes with the rabbit application's version: the read lists them, and identify() compares them. */
+export const NODES_PATH = "/api/nodes?columns=name,running,applications";
+
 export function listingPaths(vhost: string): { nodes: string; exchanges: string; queues: string; bindings: string; policies: string; operatorPolicies: string } {
   const v = vh(vhost);
   return {
-    nodes: `/api/nodes?columns=name,running,applications`,
+    nodes: NODES_PATH,
     exchanges: `/api/exchanges/${v}?disable_stats=true&columns=${EXCHANGE_COLUMNS}&${UNSORTED}`,
     queues: `/api/queues/${v}?disable_stats=true&columns=${QUEUE_COLUMNS}&${UNSORTED}`,
     bindings: `/api/bindings/${v}?columns=${BINDING_COLUMNS}&${UNSORTED}`,

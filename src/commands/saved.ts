@@ -49,7 +49,7 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
 
 /** A saved plan's clusters (their plans and states) with every secret masked; the rest is topo's own. */
 function masked(saved: SavedPlan, redactor: Redactor | undefined): SavedPlan {
-  return redactor ? { ...saved, clusters: redactor.value(saved.clusters) as SavedPlan["clusters"] } : saved;
+  return { ...saved, clusters: maskedLike(saved.clusters, redactor) };
 }
 
 /** What apply read, masked as a saved plan is (masked()), to be compared with one. */

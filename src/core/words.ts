@@ -8,13 +8,11 @@ export function plural(n: number, word: string): string {
 /** A word as a shell command line takes it (a rabbitmqctl command in a hint): quoted only if it must be. */
 export function shellWord(s: string): string {
   if (/^[A-Za-z0-9._@/-]+$/.test(s)) return s;
-  if (!CONTROL.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
+  if (!UNSAFE.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
   // A line break or another control or format character (a bidi override) printed raw would add
   // or reorder lines of the plan around the command: bash's $'...' writes each as an escape.
-  return `$'${[...s].map((c) => (c === "\\" || c === "'" ? `\\${c}` : CONTROL.test(c) ? escapeChar(c) : c)).join("")}'`;
+  return `$'${[...s].map((c) => (c === "\\" || c === "'" ? `\\${c}` : UNSAFE.test(c) ? escapeChar(c) : c)).join("")}'`;
 }
-
-const CONTROL = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
 
 /** A file's path in a command topo prints: a shell word (shellWord), never read as an option ("-x" is "./-x"). */
 export function shellPath(p: string): string {
@@ -61,7 +59,13 @@ const UNSAFE_ALL = new RegExp(UNSAFE.source, "gu");
 
 /** JSON text with the unsafe characters JSON leaves as they are written as \u escapes (still JSON). */
 export function escapeUnsafe(json: string): string {
-  return json.replace(UNSAFE_ALL, (ch) => [...Array(ch.length).keys()].map((i) => `\\u${ch.charCodeAt(i).toString(16).padStart(4, "0")}`).join(""));
+  // Each UTF-16 unit of the match: a format character beyond 16 bits (a tag) is two.
+  return json.replace(UNSAFE_ALL, (ch) => ch.split("").map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, "0")}`).join(""));
+}
+
+/** Whether `s` holds a character escapeUnsafe() escapes. */
+export function holdsUnsafe(s: string): boolean {
+  return UNSAFE.test(s);
 }
 
 /** A name or pattern from the broker, always quoted, as JSON, and safe to print. */

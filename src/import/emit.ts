@@ -5,7 +5,7 @@
 import { Document, isNode, Pair, visit, type YAMLMap, type YAMLSeq } from "yaml";
 import type { RawQueueSettings, RawService } from "../config/normalize.js";
 import { renderAction } from "../plan/render.js";
-import { names } from "../core/words.js";
+import { escapeUnsafe, holdsUnsafe, names } from "../core/words.js";
 import type { ClusterImport, Inference } from "./infer.js";
 import type { ImportedUser } from "./users.js";
 
@@ -52,16 +52,16 @@ function escapeDollars<T>(value: T): T {
  * from the broker holding one would start a line of YAML. Every such character is shown escaped.
  */
 function safeComment(line: string): string {
-  return line.replace(UNSEEN, unicodeEscape);
+  return escapeUnsafe(line);
 }
 
 /**
  * Control and format characters: a line break ends a comment, and one that shows nothing (a tab
  * in a plain scalar, a bidirectional override U+202E) makes a line read otherwise in review, or,
- * written raw, a file PyYAML refuses. Comments show them escaped; a value that holds one is
- * written double-quoted, where YAML reads the same \uXXXX escape as the character.
+ * written raw, a file PyYAML refuses. Comments show them escaped (escapeUnsafe); a value that
+ * holds one (holdsUnsafe) is written double-quoted, where YAML reads the same \uXXXX escape as
+ * the character, which the library leaves raw in such a value for these (UNSEEN_RAW).
  */
-const UNSEEN = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
 const UNSEEN_RAW = /[\u0080-\u009f\p{Cf}\u2028\u2029]/gu;
 
 function unicodeEscape(c: string): string {
@@ -241,7 +241,7 @@ export function emitTopology(input: EmitInput): string {
   doc.contents = root;
   visit(doc, {
     Scalar(_key, node) {
-      if (typeof node.value === "string" && node.value.search(UNSEEN) >= 0) node.type = "QUOTE_DOUBLE";
+      if (typeof node.value === "string" && holdsUnsafe(node.value)) node.type = "QUOTE_DOUBLE";
     },
   });
   doc.commentBefore = header(input).join("\n");

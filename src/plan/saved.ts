@@ -10,10 +10,10 @@ import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { HOLD_PREFIX, holdingQueueName, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
 import { ownValue } from "../core/collections.js";
+import { fieldDiff } from "./diff.js";
 
 /** What no topology file's name in a saved plan holds (plan -o refuses such a file before it reads a broker). */
 export const SAVED_FILE_UNSAFE = /[\u0000-\u001f\u007f-\u009f]/;
-import { fieldDiff } from "./diff.js";
 
 /** Bumped whenever the file's shape changes; an older or newer topo refuses the file. */
 // 2: the users' fingerprint is scrypt (format 1's fast HMAC is refused, not compared).
