@@ -98,8 +98,9 @@ const SETTLE_MAX_MS = 3_000;
  * 3.10.8), 1 to 4 replaces of 10 of 1,000 messages left the last 198 moved in the old queue too,
  * copies the next apply delivered twice. With 1.5 s before the close, 10 of 10 were clean, and 28
  * of 28 on 4.3.6 (where the build without it failed on its 10th). No AMQP
- * reply says the acknowledgements are applied, so it is a wait, and what comes back all the same is
- * said (quorumCopies) rather than taken for a client's publishes.
+ * reply says the acknowledgements are applied, so it is a wait; what comes back all the same is
+ * dropped where it carries an id and is a message the move acknowledged (dropGivenBack), and
+ * said (quorumCopies) rather than taken for a client's publishes where it has none.
  */
 const QUORUM_SETTLE_MS = 1_500;
 
@@ -374,7 +375,7 @@ function arrivedDuringReplace(cluster: string, queue: string, hold: string, n: n
 
 /** Why a quorum queue the move emptied holds messages again (QUORUM_SETTLE_MS). */
 function quorumCopies(hold: string): string {
-  return `a quorum queue gives back the messages whose acknowledgements it had not applied when topo's channel closed, so these may be copies of messages already moved to ${hold}`;
+  return `a quorum queue gives back the messages whose acknowledgements it had not applied when topo's channel closed; topo dropped those it could tell by their id for copies of messages already moved to ${hold}, and these may still be copies (one without an id cannot be told)`;
 }
 
 /** The broker listed the old queue without a count once its messages were moved out: what a client holds is unknown. */
@@ -594,6 +595,20 @@ function writableXDeath(v: unknown): unknown {
 }
 
 const MOVE_DROPS = ["CC", "BCC", "x-delivery-count", "x-acquired-count"];
+/** The headers a quorum queue adds as it delivers. */
+const DELIVERY_COUNTS = ["x-delivery-count", "x-acquired-count"];
+
+/**
+ * identity() of a message as it was sent, without the count of deliveries a quorum queue adds: a
+ * message it gives back carries one more in x-delivery-count (3.10, 4.0) or x-acquired-count
+ * (4.3) than when it was fetched.
+ */
+export function sentIdentity(m: Pick<GetMessage, "fields" | "properties" | "content">): string | undefined {
+  const headers = m.properties.headers;
+  if (!headers || !DELIVERY_COUNTS.some((k) => k in headers)) return identity(m);
+  const own = Object.fromEntries(Object.entries(headers).filter(([k]) => !DELIVERY_COUNTS.includes(k)));
+  return identity({ ...m, properties: { ...m.properties, headers: own } });
+}
 
 /** What a queue holds that a move into it may find copies of. */
 interface Copies {
@@ -712,6 +727,8 @@ interface MoveResult {
   deadLettered?: number;
   /** Messages topo cannot size stopped a move into a queue whose byte limit drops or dead-letters. */
   unsized?: boolean;
+  /** Of the messages a quorum source gave back after the move (QUORUM_SETTLE_MS), those dropped as copies (dropGivenBack). */
+  givenBack?: number;
 }
 
 /** " (message_id X)", or "" for a message without one. */
@@ -731,6 +748,26 @@ type Confirm = "ok" | "nacked" | "lost" | "unwritable";
  * at-least-once, never at-most-once.
  */
 async function move(session: AmqpSession, from: string, to: string, o: MoveOptions): Promise<MoveResult> {
+  if (!o.settle) return moveMessages(session, from, to, o);
+  const acked = new Map<string, number>();
+  const r = await moveMessages(session, from, to, o, acked);
+  // A move that stopped leaves messages in the source that are no copies, and the pass would
+  // requeue the first of them (a delivery counted): what it says of copies stays as it is.
+  if (r.stopped || r.arrived || acked.size === 0 || session.lost) return r;
+  const givenBack = await dropGivenBack(session, from, acked);
+  return givenBack ? { ...r, dropped: r.dropped + givenBack, givenBack } : r;
+}
+
+/**
+ * @param acked Out of a quorum queue (MoveOptions.settle): the identity of each message
+ *   acknowledged once a copy of it was confirmed elsewhere (moved, or published back to the
+ *   source), with how many. If the queue gives it back (QUORUM_SETTLE_MS), it is a copy.
+ */
+async function moveMessages(session: AmqpSession, from: string, to: string, o: MoveOptions, acked?: Map<string, number>): Promise<MoveResult> {
+  const copied = (m: GetMessage): void => {
+    const k = acked && sentIdentity(m);
+    if (k) acked.set(k, (acked.get(k) ?? 0) + 1);
+  };
   let moved = 0;
   let dropped = 0;
   /** Of `moved`, those with an expiration of their own: they may leave the target by themselves. */
@@ -782,7 +819,11 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
     );
     session.rpcs++;
     // Only a copy the source confirmed replaces the fetched message; another goes back as it came.
-    back.forEach((m, i) => (confirms[i] ? get?.ack(m) : get?.nack(m, false, true)));
+    back.forEach((m, i) => {
+      if (!confirms[i]) return get?.nack(m, false, true);
+      get?.ack(m);
+      copied(m);
+    });
   };
   /**
    * The source is empty: each message still held back is the only one of its identity, in the
@@ -949,6 +990,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
           const c = confirms[i];
           if (c === "ok" && !r) {
             get?.ack(m);
+            copied(m);
             moved++;
             if (m.properties.expiration !== undefined && m.properties.expiration !== null) expiring++;
             return;
@@ -1019,6 +1061,63 @@ async function settled(ch: Channel, queue: string): Promise<void> {
     if (now === last) return;
     last = now;
   }
+}
+
+/** Rounds of dropGivenBack: each acknowledges copies, which the queue may give back in turn. */
+const GIVEN_BACK_ROUNDS = 3;
+
+/**
+ * After a move out of a quorum queue: what the queue gave back when the move's channel closed,
+ * though topo had acknowledged it (QUORUM_SETTLE_MS), is a copy of a message now in the target
+ * (or published back to the queue itself). Each message there whose identity (the id and all of
+ * the message: identity()) is one the move acknowledged is dropped, once per message acknowledged
+ * with it; the queue serves what it gave back first, so the pass stops at the first message that
+ * is no such copy, requeued (a client's publish straight to the queue's name, said by the caller).
+ * A message with no id is never dropped: the caller stops, naming possible copies. The drops'
+ * own acknowledgements get the same wait, and what comes back of them is dropped the next round.
+ * Returns how many were dropped.
+ */
+export async function dropGivenBack(session: AmqpSession, queue: string, acked: Map<string, number>): Promise<number> {
+  let dropped = 0;
+  for (let round = 0; round < GIVEN_BACK_ROUNDS; round++) {
+    let ch: Channel | undefined;
+    let now = 0;
+    let other = false;
+    try {
+      ch = await session.channel();
+      session.rpcs++;
+      // The queue gives back once it has handled the channel's close, after the close-ok.
+      await settled(ch, queue);
+      const total = await count(ch, queue);
+      for (let i = 0; i < total; i++) {
+        session.rpcs++;
+        const m = await session.orLost(ch.get(queue, { noAck: false }));
+        if (!m) break;
+        const k = sentIdentity(m);
+        const left = k === undefined ? 0 : acked.get(k) ?? 0;
+        if (left === 0) {
+          ch.nack(m, false, true);
+          other = true;
+          break;
+        }
+        acked.set(k as string, left - 1);
+        ch.ack(m);
+        now++;
+      }
+      if (now > 0) {
+        session.rpcs++;
+        await count(ch, queue);
+        await sleep(QUORUM_SETTLE_MS);
+      }
+    } catch (e) {
+      throw amqpError(session.cluster, `move messages out of ${queue}: drop the copies it gave back`, e as Error, session.lost);
+    } finally {
+      if (ch) await closeChannel(ch);
+    }
+    dropped += now;
+    if (now === 0 || other) return dropped;
+  }
+  return dropped;
 }
 
 /** The broker's count, read after the refused messages went back (same channel, so in order). */
