@@ -189,7 +189,7 @@ export function guardPolicyLosses(plans: ClusterPlan[]): void {
     `refusing to make ${plural(n, "policy change")} that would make ${plural(queues, "queue")} lose messages:\n${lines.join("\n")}`,
     [
       ...advice,
-      "or change the other policy so that it does not limit the queue (its pattern, or its priority above topo's), or keep the file's policy as it was",
+      "or change the other policy so that it does not limit the queue (its definition, or its pattern so that it no longer matches the queue; a priority below that of topo's policy only helps where topo's policy still matches the queue after the change), or keep the file's policy as it was",
       "or pass --allow-data-loss to make the change and let the broker drop what the limit does not keep; nothing was changed",
     ],
     "refused_data_loss",

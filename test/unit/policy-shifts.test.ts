@@ -47,7 +47,7 @@ describe("policy changes that would make a queue lose messages", () => {
     );
     expect(e?.hints).toEqual([
       'let the workers drain mplogin.sync first (below 5), or raise policy userlimit\'s max-length to at least 100',
-      "or change the other policy so that it does not limit the queue (its pattern, or its priority above topo's), or keep the file's policy as it was",
+      "or change the other policy so that it does not limit the queue (its definition, or its pattern so that it no longer matches the queue; a priority below that of topo's policy only helps where topo's policy still matches the queue after the change), or keep the file's policy as it was",
       "or pass --allow-data-loss to make the change and let the broker drop what the limit does not keep; nothing was changed",
     ]);
     expect(refusal(p, true)).toBeUndefined();
