@@ -124,11 +124,23 @@ export function unmarkedObjects(desired: DesiredCluster, actual: ActualCluster, 
 export function planCluster(desired: DesiredCluster, actual: ActualCluster, prefix: string): ClusterPlan {
   const plan = diffCluster(desired, actual, prefix);
   const mark = unmarkedObjects(desired, actual, prefix);
-  if (mark) {
-    plan.actions.push({ op: "create", key: keyOf(mark), after: mark });
-    plan.actions.sort(compareActions);
-  }
+  if (mark) plan.actions.push({ op: "create", key: keyOf(mark), after: mark });
+  const onMark = bindingsOnMark(actual, prefix);
+  for (const b of onMark) plan.actions.push({ op: "delete", key: keyOf(b), before: b });
+  if (mark || onMark.length) plan.actions.sort(compareActions);
   return plan;
+}
+
+/**
+ * Bindings someone made on the prefix's apply mark (from it, or into it from another exchange).
+ * Every apply that writes deletes the mark and declares it again (broker/generation.ts), and
+ * RabbitMQ takes every binding of an exchange with it: a binding there lived only until the next
+ * apply, which removed it without a word (a user's `topo.mp.generation -> audit [#]`). Plan lists
+ * each as a delete, since the mark is topo's and apply takes them in any case.
+ */
+function bindingsOnMark(actual: ActualCluster, prefix: string): Binding[] {
+  const name = applyMarkName(prefix);
+  return actual.resources.filter((r): r is Binding => r.kind === "binding" && (r.source === name || (r.destinationType === "exchange" && r.destination === name)));
 }
 
 /** The apply mark as plan shows it (its arguments are renewed by every apply that writes). */

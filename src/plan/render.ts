@@ -117,8 +117,16 @@ function markReason(r: Resource): string | undefined {
   const p = r.kind === "exchange" ? markedPrefix(r) : undefined;
   return p === undefined ? undefined : `the apply mark of prefix ${p}: this vhost holds the file's objects without it, so a file of a shorter prefix would take them for its own`;
 }
+/** Why plan deletes a binding on the apply mark (plan/diff.ts bindingsOnMark). */
+function onMarkReason(r: Resource): string | undefined {
+  if (r.kind !== "binding") return undefined;
+  const mark = [r.source, r.destinationType === "exchange" ? r.destination : undefined].find((n) => n !== undefined && markedPrefix({ kind: "exchange", name: n } as Resource) !== undefined);
+  return mark === undefined
+    ? undefined
+    : `on ${mark}, topo's apply mark, which every apply that writes deletes and declares again, taking the exchange's bindings with it: nothing is meant to be bound to it, and a binding there lasts only until the next apply`;
+}
 function markLines(r: Resource): string[] {
-  const why = markReason(r);
+  const why = markReason(r) ?? onMarkReason(r);
   return why === undefined ? [] : [`    ${why}`];
 }
 
@@ -148,6 +156,7 @@ export function renderAction(a: Action): string[] {
     case "delete":
       return [
         `- delete ${a.before.kind} ${describe(a.before)}${holds(a)}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`,
+        ...markLines(a.before),
         ...(a.consumers ? [`    ! ${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it; stop the workers that consume from it first`] : []),
         ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
         ...alsoDeletes(a).map((l) => `    ! ${l}`),
@@ -296,7 +305,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "replace":
       return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
-      return { ...base, messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, ...(a.before.kind === "user" ? { connections: a.connections ?? 0 } : {}), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
+      return { ...base, ...(onMarkReason(a.before) ? { why: onMarkReason(a.before) } : {}), messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, ...(a.before.kind === "user" ? { connections: a.connections ?? 0 } : {}), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
     default:
       return assertNever(a);
   }

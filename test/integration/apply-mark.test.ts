@@ -143,3 +143,41 @@ describe("a prefix retired from a vhost", () => {
     expect(traced.join("\n")).toMatch(/cluster async: planned again under the lock/);
   });
 });
+
+describe("bindings someone made on the apply mark", () => {
+  it("are planned as deletes and named, since every apply that writes takes them with the mark; apply removes them only when allowed", async () => {
+    const { async, file } = await drifted();
+    // A user's queue bound from the mark, and a user's exchange bound into it.
+    expect((await api("PUT", `/api/queues/${vh(async)}/audit`, { durable: true })).status).toBe(201);
+    expect((await api("POST", `/api/bindings/${vh(async)}/e/topo.mp.generation/q/audit`, { routing_key: "#" })).status).toBe(201);
+    expect((await api("PUT", `/api/exchanges/${vh(async)}/fx`, { type: "fanout", durable: true })).status).toBe(201);
+    expect((await api("POST", `/api/bindings/${vh(async)}/e/fx/e/topo.mp.generation`, { routing_key: "k" })).status).toBe(201);
+    const onMark = async () => [
+      ...((await api("GET", `/api/exchanges/${vh(async)}/topo.mp.generation/bindings/source`)).body as { destination: string }[]).map((b) => `-> ${b.destination}`),
+      ...((await api("GET", `/api/exchanges/${vh(async)}/topo.mp.generation/bindings/destination`)).body as { source: string }[]).map((b) => `<- ${b.source}`),
+    ];
+
+    const plan = await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"]);
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain("- delete binding topo.mp.generation -> audit [#]");
+    expect(plan.stdout).toContain("- delete binding fx -> exchange topo.mp.generation [k]");
+    expect(plan.stdout).toMatch(/on topo\.mp\.generation, topo's apply mark, which every apply that writes deletes and declares again/);
+    const json = JSON.parse((await runCli(["plan", "-f", file, "--cluster", "async", "--json"])).stdout);
+    expect(json.clusters[0].actions.filter((a: { why?: string }) => a.why?.includes("topo's apply mark"))).toHaveLength(2);
+
+    // Without --allow-destructive apply writes nothing: before, it re-created the queue and, with
+    // the mark, took both bindings without a word.
+    const refused = await runCli(["apply", "-f", file, "--cluster", "async"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("- delete binding topo.mp.generation -> audit [#]");
+    expect((await onMark()).sort()).toEqual(["-> audit", "<- fx"]);
+    expect((await api("GET", `/api/queues/${vh(async)}/mplogin.async`)).status).toBe(404);
+
+    expect((await runCli(["apply", "-f", file, "--cluster", "async", "--allow-destructive"])).code).toBe(0);
+    expect(await onMark()).toEqual([]);
+    // The user's queue and exchange stay.
+    expect((await api("GET", `/api/queues/${vh(async)}/audit`)).status).toBe(200);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/fx`)).status).toBe(200);
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
+  });
+});
