@@ -453,9 +453,13 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       if (!ctx.credentials) throw new Error(`no credentials for user ${u.name}`);
       secret = ctx.credentials.hashFor(u.name);
     } else {
-      const now = await http.get<{ password_hash?: string; hashing_algorithm?: string }>(path);
-      secret = { password_hash: now.password_hash ?? "", hashing_algorithm: now.hashing_algorithm ?? SHA256 };
+      const now = await http.get<{ password_hash?: unknown; hashing_algorithm?: unknown }>(path);
+      // Sent back as it came: an answer without the hash (one changed on the way) would have set an
+      // empty one, and the user could no longer log in.
+      if (typeof now?.password_hash !== "string") throw http.notTheBrokers("GET", path, `it has no password_hash as text, which a change of user ${u.name}'s tags must send back as it is`);
+      secret = { password_hash: now.password_hash, hashing_algorithm: typeof now.hashing_algorithm === "string" ? now.hashing_algorithm : SHA256 };
     }
+    http.sends(secret.password_hash);
     const body = { tags: u.tags.join(","), ...secret };
     try {
       await http.put(path, body);

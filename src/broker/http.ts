@@ -365,6 +365,14 @@ export class ManagementClient {
    * any form an echo may take) or as the password itself: masked here, before a page is cut short,
    * since the caller's redactor finds only a whole password.
    */
+  /**
+   * A secret this client sends other than its password (a user's password hash: salted, but
+   * cheap to attack offline): masked wherever an answer echoes it, as a proxy's error page did.
+   */
+  sends(secret: string): void {
+    this.own.add(secret);
+  }
+
   unechoed(text: string): string {
     return maskEcho(this.own.text(text), this.auth.slice("Basic ".length));
   }

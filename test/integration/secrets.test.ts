@@ -3,7 +3,8 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { api, broker, deleteVhost, runCli, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
+import { amqpUrl, api, broker, deleteVhost, runCli, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
+import { managementProxy } from "../helpers/proxy.js";
 import { fragments } from "../helpers/fragments.js";
 
 const vhosts: string[] = [];
@@ -332,4 +333,61 @@ describe("users' passwords: one that is a name, and ones holding /, @, %, : and 
       await api("DELETE", `/api/users/${strong}`);
     }
   }, 180_000);
+});
+
+describe("a user's password hash echoed by what answers a write", () => {
+  it("is masked, the new password's hash and the stored one a tag change sends back alike", async () => {
+    const b = broker();
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const worker = uniqueName("hashed").replace(/-/g, "_");
+    /** Every password_hash the proxy echoed back. */
+    const echoed: string[] = [];
+    const proxy = await managementProxy({
+      answer: (req, res) => {
+        if (req.method === "GET" || !req.url?.startsWith("/api/users/")) return false;
+        let body = "";
+        req.on("data", (c: Buffer) => (body += c.toString()));
+        req.on("end", () => {
+          const hash = (JSON.parse(body) as { password_hash?: string }).password_hash;
+          if (hash) echoed.push(hash);
+          res.writeHead(400, { "content-type": "application/json" });
+          res.end(JSON.stringify({ error: "bad_request", reason: `could not parse ${body}` }));
+        });
+        return true;
+      },
+    });
+    const doc = (password: string, tags: string[], management: string) => ({
+      version: 1,
+      clusters: { sync: { url: amqpUrl(sync), management }, async: { url: amqpUrl(async), management } },
+      services: ["mplogin"],
+      users: { [worker]: { password, tags, consumes: ["mplogin"] } },
+    });
+    const file = (password: string, tags: string[], management: string) => writeFile("topology.yaml", JSON.stringify(doc(password, tags, management), null, 2));
+    try {
+      expect((await runCli(["apply", "-f", file("first-Pw-1", [], b.mgmtBase)])).code).toBe(0);
+      const stored = (await api("GET", `/api/users/${worker}`)).body.password_hash as string;
+      const outputs: string[] = [];
+      // A tag change sends the hash the broker stores; a new password a new hash.
+      for (const [password, tags] of [
+        ["first-Pw-1", ["monitoring"]],
+        ["second-Pw-2", []],
+      ] as const) {
+        for (const json of [false, true]) {
+          const r = await runCli(["apply", "-f", file(password, [...tags], proxy.url), ...(json ? ["--json"] : [])]);
+          expect(r.code, r.stdout + r.stderr).toBe(1);
+          expect(r.stdout + r.stderr).toMatch(/400 bad_request: could not parse \{"tags":"[^"]*","password_hash":"\*\*\*"/);
+          outputs.push(r.stdout, r.stderr);
+        }
+      }
+      expect(echoed).toContain(stored);
+      expect(new Set(echoed).size).toBeGreaterThan(1);
+      const all = outputs.join("\n");
+      for (const h of echoed) expect(all.includes(h), `an output holds the hash ${h}`).toBe(false);
+    } finally {
+      proxy.close();
+      await api("DELETE", `/api/users/${worker}`);
+    }
+  }, 120_000);
 });
