@@ -12,7 +12,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { BrokerError } from "../errors.js";
-import { bindingItem, exchangeItem, nodeItem, policiesUnlisted, policyItem, queueCountItem, queueItem, topicPermissionItem } from "./answers.js";
+import { bindingItem, exchangeItem, nodeItem, permissionItem, policiesUnlisted, policyItem, queueCountItem, queueItem, topicPermissionItem, userItem, userVhostItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser, ApiUserLimits } from "./state.js";
 import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
@@ -82,11 +82,11 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     client.list<ApiPolicy>(paths.operatorPolicies, [401, 403, 404], {}, { check: policyItem(target.amqp.vhost), of: `operator policies of vhost ${target.amqp.vhost}` }),
     // Users, and the vhost's permissions: only administrators may list them. For anyone else
     // (a monitoring user running plan) users are not compared, and plan says so.
-    users ? client.list<ApiUser>(`/api/users?columns=${USER_COLUMNS}`, [401, 403]) : none,
-    users ? client.list<ApiPermission>(`/api/vhosts/${v}/permissions`, [401, 403, 404]) : none,
+    users ? client.list<ApiUser>(`/api/users?columns=${USER_COLUMNS}`, [401, 403], {}, { check: userItem, of: "users" }) : none,
+    users ? client.list<ApiPermission>(`/api/vhosts/${v}/permissions`, [401, 403, 404], {}, { check: permissionItem(target.amqp.vhost), of: `permissions of vhost ${target.amqp.vhost}` }) : none,
     users ? readVhostTopicPermissions(client, target.amqp.vhost) : none,
     // Which vhosts each user may use: a marked user with rights elsewhere is another file's.
-    users ? client.list<{ user: string; vhost: string }>(`/api/permissions?columns=user,vhost`, [401, 403]) : none,
+    users ? client.list<{ user: string; vhost: string }>(`/api/permissions?columns=user,vhost`, [401, 403], {}, { check: userVhostItem, of: "permissions" }) : none,
     // Users' limits (rabbitmqctl set_user_limits): max-connections 0 keeps a worker from logging
     // in. A broker without the endpoint (before 3.8) has none to show.
     users ? client.list<ApiUserLimits>(`/api/user-limits`, [401, 403, 404]) : none,

@@ -4,7 +4,7 @@
 // answered by a proxy in front of the real management API, which passes every other request on.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, runCli, testVhosts } from "../helpers/broker.js";
+import { amqpUrl, api, runCli, testVhosts, uniqueName, writeFile } from "../helpers/broker.js";
 import { managementProxy } from "../helpers/proxy.js";
 
 const { fresh } = testVhosts();
@@ -150,6 +150,48 @@ describe("what a plan could not read is not what the broker holds", () => {
     } finally {
       strip = undefined;
       stripping.close();
+    }
+  });
+
+  // The users' listing: a user whose tags were no list (12345) crashed plan as "internal", and one
+  // whose tags were missing was read as untagged: user_conflict, with a hint to adopt it.
+  it("a users listing whose tags are no list or missing: broker_unreachable naming the user and the field, never internal or user_conflict", async () => {
+    const { async, sync } = await applied();
+    const worker = uniqueName("fa_user").replace(/-/g, "_");
+    let edit: ((u: Record<string, unknown>) => Record<string, unknown>) | undefined;
+    const editing = await managementProxy({
+      change: (path, body) => (edit && /^\/api\/users\?/.test(path) && Array.isArray(body) ? body.map((u: Record<string, unknown>) => (u.name === worker && edit ? edit(u) : u)) : undefined),
+    });
+    const file = (management?: string) =>
+      writeFile(
+        "topology.yaml",
+        JSON.stringify({
+          version: 1,
+          clusters: { sync: { url: amqpUrl(sync), ...(management ? { management } : {}) }, async: { url: amqpUrl(async), ...(management ? { management } : {}) } },
+          services: [{ name: "mplogin", sync: false }],
+          users: { [worker]: { password: "fa-pw-1", consumes: ["mplogin"] } },
+        }),
+      );
+    try {
+      expect((await runCli(["apply", "-f", file()])).code).toBe(0);
+      const through = file(editing.url);
+      expect((await runCli(["plan", "-f", through, "--detailed-exitcode"])).code).toBe(0);
+      for (const [change, why] of [
+        [(u: Record<string, unknown>) => ({ ...u, tags: 12345 }), "has tags that is not a list of tags"],
+        [(u: Record<string, unknown>) => Object.fromEntries(Object.entries(u).filter(([k]) => k !== "tags")), "lacks tags"],
+        [(u: Record<string, unknown>) => Object.fromEntries(Object.entries(u).filter(([k]) => k !== "password_hash")), "lacks password_hash"],
+      ] as const) {
+        edit = change;
+        const r = await runCli(["plan", "-f", through, "--detailed-exitcode", "--json"]);
+        expect(r.code, r.stdout + r.stderr).toBe(1);
+        const err = JSON.parse(r.stdout).error;
+        expect(err.code).toBe("broker_unreachable");
+        expect(err.message).toMatch(new RegExp(`GET http://127\\.0\\.0\\.1:\\d+/api/users -> not a management API answer: its item \\d+ of \\d+ \\("${worker}"\\) ${why}, so it is none of the users asked for`));
+      }
+    } finally {
+      edit = undefined;
+      editing.close();
+      await api("DELETE", `/api/users/${worker}`);
     }
   });
 
