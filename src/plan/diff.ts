@@ -470,7 +470,7 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     const limits = queueLimits(a.after, policies, operatorPolicies);
     const hold = holdingQueueFor(a.after, limits, a.before);
     exchanges ??= new Map(actual.resources.flatMap((r) => (r.kind === "exchange" ? [[r.name, r] as const] : [])));
-    const taken = holdExchangeTaken(exchanges.get(hold.name));
+    const taken = holdExchangeTaken(exchanges.get(hold.name), actual.resources);
     a.limits = { queue: limits, hold: queueLimits(hold, policies, operatorPolicies), old: queueLimits(a.before, policies, operatorPolicies) };
     const deadLetters = a.after.type === "stream" ? undefined : movedDeadLetters(a.after.name);
     if (deadLetters) a.movedDeadLetters = deadLetters;
@@ -497,8 +497,22 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
  * that declare (406), and the replace stopped half-way, its routes moved onto the holding queue.
  * One declared the same way is the one an interrupted replace left, and is used.
  */
-function holdExchangeTaken(x: Exchange | undefined): ReplaceRisk[] {
-  if (!x || (x.type === HOLD_EXCHANGE.type && x.durable === HOLD_EXCHANGE.durable && x.autoDelete === HOLD_EXCHANGE.autoDelete && !x.internal && Object.keys(x.arguments).length === 0)) return [];
+function holdExchangeTaken(x: Exchange | undefined, resources: readonly Resource[]): ReplaceRisk[] {
+  if (!x) return [];
+  if (x.type === HOLD_EXCHANGE.type && x.durable === HOLD_EXCHANGE.durable && x.autoDelete === HOLD_EXCHANGE.autoDelete && !x.internal && Object.keys(x.arguments).length === 0) {
+    // Declared as topo declares it, but bound elsewhere than its holding queue: every moved
+    // message went there too (a user's queue bound to topo.hold.akwallet.sync got a copy of all
+    // 10 a replace moved, and plan said nothing).
+    const elsewhere = resources.filter((r): r is Binding => r.kind === "binding" && r.source === x.name && !(r.destinationType === "queue" && r.destination === x.name));
+    if (elsewhere.length === 0) return [];
+    return [
+      {
+        rule: "hold-exchange",
+        reason: `exchange ${shown(x.name)} is bound elsewhere than its holding queue (${elsewhere.map(describe).join(", ")}): the replace moves the messages through it, so each would also be copied there`,
+        advice: `remove ${elsewhere.length === 1 ? "that binding" : "those bindings"}, or delete exchange ${shown(x.name)} (topo.hold.* is topo's own namespace, for replaces)`,
+      },
+    ];
+  }
   const shape = [x.type, x.durable ? "durable" : "transient", ...(x.autoDelete ? ["auto-delete"] : []), ...(x.internal ? ["internal"] : [])].join(", ");
   return [
     {

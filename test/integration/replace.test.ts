@@ -182,6 +182,33 @@ describe("lossless replace", () => {
     expect(await drainIds(async, "mplogin.async")).toEqual(["a"]);
   });
 
+  it("the holding exchange declared as topo declares it but bound to a user's queue: plan says so and apply refuses, so no moved message is copied there", async () => {
+    const { async, before, after } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("topo.hold.mplogin.async", "fanout", { durable: false, autoDelete: true });
+      await ch.assertQueue("spy", { durable: true });
+      await ch.bindQueue("spy", "topo.hold.mplogin.async", "");
+    });
+    await publish(async, "mplogin", "mplogin.async.x", ["a", "b"]);
+
+    const plan = await runCli(["plan", "-f", after]);
+    expect(plan.stdout).toMatch(/! messages at risk: exchange topo\.hold\.mplogin\.async is bound elsewhere than its holding queue \(topo\.hold\.mplogin\.async -> spy \[\]\)/);
+    const r = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/refusing to replace 1 queue/);
+    expect(r.stderr).toContain("remove that binding, or delete exchange topo.hold.mplogin.async");
+    expect(await messageCount(async, "mplogin.async")).toBe(2);
+    expect(await messageCount(async, "spy")).toBe(0);
+
+    // Once the binding is gone (the exchange goes with it: auto-delete), the replace runs, and the
+    // user's queue got nothing.
+    await withChannel(async, (ch) => ch.unbindQueue("spy", "topo.hold.mplogin.async", ""));
+    expect((await runCli(["apply", "-f", after, "--allow-destructive"])).code).toBe(0);
+    expect((await drainIds(async, "mplogin.async")).sort()).toEqual(["a", "b"]);
+    expect(await messageCount(async, "spy")).toBe(0);
+  });
+
   it("an exchange replaced by delete and re-create gets every binding back at once: a failure further on leaves it bound, the user's bindings too", async () => {
     const { sync, async, before } = files();
     expect((await runCli(["apply", "-f", before])).code).toBe(0);
