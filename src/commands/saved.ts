@@ -58,7 +58,7 @@ function maskedLike<T>(x: T, redactor: Redactor | undefined): T {
 }
 
 /** Read a saved plan, or say clearly why this is not one. */
-export function readSavedPlan(planFile: string): SavedPlan {
+export function readSavedPlan(planFile: string, command: "apply" | "show" = "apply"): SavedPlan {
   let text: string;
   try {
     text = readFileSync(planFile, "utf8");
@@ -71,9 +71,11 @@ export function readSavedPlan(planFile: string): SavedPlan {
     return parseSavedPlan(text);
   } catch (e) {
     if (!(e instanceof SavedPlanFormatError)) throw e;
-    throw new TopoError(`${planFile} is not a saved plan topo can apply: ${e.message}`, [
+    throw new TopoError(`${planFile} is not a saved plan topo can ${command}: ${e.message}`, [
       "write it again with topo plan -o FILE",
-      ...(/\.ya?ml$/i.test(planFile) ? [`to plan and apply a topology file, name it with -f: topo apply -f ${shellPath(planFile)}`] : []),
+      ...(/\.ya?ml$/i.test(planFile)
+        ? [command === "show" ? `to see what a topology file would change, plan it: topo plan -f ${shellPath(planFile)}` : `to plan and apply a topology file, name it with -f: topo apply -f ${shellPath(planFile)}`]
+        : []),
     ]);
   }
 }
@@ -251,7 +253,7 @@ function savedFileDigest(saved: SavedPlan, planFile: string): string {
  * plan cannot add or hide a line of what the reviewer reads. topo's own never hold such characters.
  */
 export function show(planFile: string): { plan: Plan; source: string; saved: Record<string, unknown> } {
-  const s = readSavedPlan(planFile);
+  const s = readSavedPlan(planFile, "show");
   const p = planOf(s);
   return {
     plan: {

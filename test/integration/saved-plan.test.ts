@@ -451,7 +451,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     for (const cmd of ["show", "apply"]) {
       const r = await runCli([cmd, t.out, "--json"]);
       expect(r.code).toBe(1);
-      expect(JSON.parse(r.stdout).error.message).toMatch(/is not a saved plan topo can apply: it is damaged: clusters\[1\]\.actions\[\d+\] repeats create /);
+      expect(JSON.parse(r.stdout).error.message).toMatch(new RegExp(`is not a saved plan topo can ${cmd}: it is damaged: clusters\\[1\\]\\.actions\\[\\d+\\] repeats create `));
     }
 
     // A cluster the topology file does not have (the plan edited by hand, its file unchanged):
@@ -493,6 +493,11 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const yaml = await runCli(["apply", t.file]);
     expect(yaml.code).toBe(1);
     expect(yaml.stderr).toContain(`hint: to plan and apply a topology file, name it with -f: topo apply -f ${t.file}`);
+    // show of a topology file is pointed at plan, not at apply.
+    const shownYaml = await runCli(["show", t.file]);
+    expect(shownYaml.code).toBe(1);
+    expect(shownYaml.stderr).toContain(`is not a saved plan topo can show`);
+    expect(shownYaml.stderr).toContain(`hint: to see what a topology file would change, plan it: topo plan -f ${t.file}`);
     expect((await api("GET", `/api/vhosts/${vh(t.sync)}`)).status).toBe(404);
   });
 
