@@ -302,7 +302,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   const MGMT_HINT = "write http://HOST:15672 (https:// for TLS)";
 
   const raw: Record<string, RawCluster> = {};
-  const byKey = new Map<string, { spec: UrlSpec; management?: UrlSpec; shown: string; places: SettingPlaces }>();
+  const byKey = new Map<string, { spec: UrlSpec; management?: UrlSpec; shown: string; places: SettingPlaces; fromEnv?: boolean }>();
   specs.forEach((spec, i) => {
     const shown = shownSpec("--url", spec);
     const parsed = urlSection(spec.value, passwordEnv);
@@ -342,7 +342,9 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
     let key = spec.name ?? `url-${i + 1}`;
     while (named.includes(key) && !spec.name) key += "-";
     raw[key] = connect;
-    byKey.set(key, { spec, management: m, shown, places });
+    // The URL reads its password from $passwordEnv, put into it as it is: what is wrong with the
+    // URL shown may be in that value, which the message cannot show.
+    byKey.set(key, { spec, management: m, shown, places, ...(!inline && parsed.written.includes(`\${${passwordEnv}}`) ? { fromEnv: true } : {}) });
   });
 
   const prefix = opts.prefix ?? DEFAULT_PREFIX;
@@ -354,6 +356,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
       // A problem of the management URL is the --management option's, not the --url's.
       const ofManagement = p.path[2] === "management" && c?.management !== undefined;
       hints.add(ofManagement ? MGMT_HINT : URL_HINT);
+      if (!ofManagement && c?.fromEnv) hints.add(`the password in $${passwordEnv} goes into the URL as it is: percent-encode it there ("#" as %23, "?" as %3F, "%" as %25, "/" as %2F, "@" as %40)`);
       const where = ofManagement ? shownSpec("--management", c.management as UrlSpec) : (c?.shown ?? "--url");
       return `${where}: ${redactor.text(p.message)}`;
     });

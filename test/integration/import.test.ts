@@ -190,6 +190,12 @@ describe("import of what topo made", () => {
     const noPassword = await runCli(["import", "--url", url(v.sync)], { RABBITMQ_PASSWORD: "" });
     expect(noPassword.code).toBe(1);
     expect(noPassword.stderr).toMatch(/is read from \$RABBITMQ_PASSWORD, which is not set\n {2}hint: export RABBITMQ_PASSWORD=/);
+    // A password in the variable that a URL would need encoded: the URL shown has no "#", so the
+    // hint says where it is, without the value.
+    const unencoded = await runCli(["import", "--url", url(v.sync), "--password-env", "TOPO_TEST_IMPORT_PW"], { TOPO_TEST_IMPORT_PW: "pa#ss" });
+    expect(unencoded.code).toBe(1);
+    expect(unencoded.stderr).toContain(`hint: the password in $TOPO_TEST_IMPORT_PW goes into the URL as it is: percent-encode it there ("#" as %23`);
+    expect(unencoded.stderr).not.toContain("pa#ss");
     const missing = await runCli(["import", "--url", url(uniqueName("missing")), "--management", b.mgmtBase], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/vhost "topo-test-missing-[0-9a-f]+" does not exist at .*; there is nothing to import\n {2}hint: /);
