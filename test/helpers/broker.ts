@@ -9,6 +9,7 @@ import { basename, join, resolve } from "node:path";
 import amqplib from "amqplib";
 import { brokerRunning } from "./test-brokers.js";
 import { afterEach, inject, type TestContext } from "vitest";
+import type { ClusterTarget } from "../../src/model.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/cli.js");
@@ -73,6 +74,19 @@ export async function api(method: string, path: string, body?: unknown, headers:
 }
 
 export const vh = (v: string) => encodeURIComponent(v);
+
+/** The test broker's vhost `v` as cluster "async", for a session of topo's own (AmqpSession.open). */
+export function clusterTarget(v: string): ClusterTarget {
+  const u = new URL(broker().amqpUrl);
+  const user = decodeURIComponent(u.username || "guest");
+  const password = decodeURIComponent(u.password || "guest");
+  return {
+    name: "async",
+    amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port || 5672), username: user, password, vhost: v, display: `amqp://***@${u.hostname}/${v}` },
+    management: { baseUrl: broker().mgmtBase, username: user, password, display: broker().mgmtBase },
+    tls: {},
+  };
+}
 
 export async function deleteVhost(v: string): Promise<void> {
   await api("DELETE", `/api/vhosts/${vh(v)}`);

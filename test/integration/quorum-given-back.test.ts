@@ -11,8 +11,7 @@ import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { dropGivenBack, sentIdentity } from "../../src/broker/replace.js";
-import type { ClusterTarget } from "../../src/model.js";
-import { amqpUrl, broker, createVhost, deleteVhost, uniqueName } from "../helpers/broker.js";
+import { amqpUrl, clusterTarget, createVhost, deleteVhost, uniqueName } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -20,18 +19,6 @@ afterEach(async () => {
 });
 
 const Q = "mplogin.async";
-
-function target(v: string): ClusterTarget {
-  const u = new URL(broker().amqpUrl);
-  const user = decodeURIComponent(u.username || "guest");
-  const password = decodeURIComponent(u.password || "guest");
-  return {
-    name: "async",
-    amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port || 5672), username: user, password, vhost: v, display: `amqp://***@${u.hostname}/${v}` },
-    management: { baseUrl: broker().mgmtBase, username: user, password, display: broker().mgmtBase },
-    tls: {},
-  };
-}
 
 interface Sent {
   body: string;
@@ -84,7 +71,7 @@ async function drain(v: string): Promise<string[]> {
 }
 
 async function dropped(v: string, acked: Map<string, number>): Promise<number> {
-  const session = await AmqpSession.open(target(v));
+  const session = await AmqpSession.open(clusterTarget(v));
   try {
     return await dropGivenBack(session, Q, acked);
   } finally {

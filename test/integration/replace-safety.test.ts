@@ -12,8 +12,8 @@ import { AmqpSession } from "../../src/broker/amqp.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { heldNow } from "../../src/broker/read.js";
-import type { Binding, ClusterTarget, Queue } from "../../src/model.js";
-import { amqpUrl, api, broker, CLI, createVhost, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
+import type { Binding, Queue } from "../../src/model.js";
+import { amqpUrl, api, broker, CLI, clusterTarget, createVhost, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
 import type { BrokerError } from "../../src/errors.js";
 import { stoppedQuorumMove } from "../helpers/quorum-move.js";
 import { managementProxy } from "../helpers/proxy.js";
@@ -968,17 +968,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
 });
 
 describe("replace stops rather than lose or copy a message", () => {
-  function target(v: string): ClusterTarget {
-    const u = new URL(broker().amqpUrl);
-    const user = decodeURIComponent(u.username || "guest");
-    const password = decodeURIComponent(u.password || "guest");
-    return {
-      name: "async",
-      amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port || 5672), username: user, password, vhost: v, display: `amqp://***@${u.hostname}/${v}` },
-      management: { baseUrl: broker().mgmtBase, username: user, password, display: broker().mgmtBase },
-      tls: {},
-    };
-  }
+  const target = clusterTarget;
   const queue = (args: Queue["arguments"]): Queue => ({ kind: "queue", name: Q, type: "classic", durable: true, autoDelete: false, exclusive: false, arguments: args });
   const route: Binding = { kind: "binding", source: "mplogin", destination: Q, destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
   /**
