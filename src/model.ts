@@ -502,6 +502,8 @@ export interface QueueLimits {
   deadLetterExchange?: string;
   /** The key dead-lettering routes by: the argument's, else the policy's; none: each message's own. */
   deadLetterRoutingKey?: string;
+  /** A quorum queue's delivery limit (the lowest of argument, policy and operator policy): a requeue past it drops or dead-letters. */
+  deliveryLimit?: Limit;
 }
 
 export interface ClusterPlan {

@@ -83,6 +83,12 @@ export interface ReplaceOutcome {
   holds?: number;
   /** Consumers of the new queue then: what they hold unacknowledged is not in `holds`. */
   consumers?: number;
+  /**
+   * Messages that reached the holding queue while the bindings switched back to a new queue that
+   * cannot be searched for copies (quorum, stream): at most this many are in both, and are
+   * delivered twice.
+   */
+  mayRepeat?: number;
 }
 
 /** Messages moved per confirm round trip. */
@@ -139,10 +145,14 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
    * carry it), how many there are and their bytes. Found by a peek, for a classic queue only: a
    * stream cannot be read with basic.get, and a quorum queue counts a peek's requeue as a delivery
    * (x-delivery-limit: 0 dropped the messages a peek put back, measured on 3.10). Those are only
-   * counted, and no copy is dropped from them.
+   * counted, and no copy is dropped from them, except in a quorum holding queue this run made
+   * (`own`) where no delivery limit below 1 applies: its messages are all published again by the
+   * move back, their deliveries counted afresh, so the peek costs them nothing (a Celery worker ran
+   * a task twice at each quorum replace under live publishing, the copy of the first switch).
    */
-  const copiesIn = async (q: Queue): Promise<Copies> => {
+  const copiesIn = async (q: Queue, own?: QueueLimits): Promise<Copies> => {
     if (q.type === "classic") return peek(session, q.name);
+    if (q.type === "quorum" && own && (own.deliveryLimit === undefined || own.deliveryLimit.value >= 1)) return peek(session, q.name);
     if (q.type === "stream") return NO_COPIES;
     return { ids: new Map(), count: await step(`count ${q.name}`, (ch) => count(ch, q.name)), bytes: 0, sized: false };
   };
@@ -181,7 +191,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    out of one: plan refuses to replace a stream without --allow-data-loss.
       // The peek first: what reaches the holding queue after the unbind and before the peek is
       // counted with the copies, so the shorter that moment, the fewer twins that prove nothing.
-      const copies = r.old?.type !== "stream" && r.hold === undefined ? await copiesIn(holdQueue) : NO_COPIES;
+      const copies = r.old?.type !== "stream" && r.hold === undefined ? await copiesIn(holdQueue, r.limits?.hold) : NO_COPIES;
       // What step 3 counts fetched and unacknowledged, in a classic queue (and one the plan did
       // not see): a quorum queue counts the channel that holds them as a consumer, and its
       // delete refuses.
@@ -243,7 +253,11 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   await step(`declare ${name}`, (ch) => declareQueue(ch, r.after));
   if (!r.queueDone) log(`cluster ${session.cluster}: queue ${name} re-created; moving its messages back from ${hold}`);
 
-  // 4. Routes back to the new queue, then off the holding queue.
+  // 4. Routes back to the new queue, then off the holding queue. A new queue that is not peeked
+  //    for copies (copiesIn) gets what the holding queue gained meanwhile counted: each may be a
+  //    copy of one routed to both, which apply then says may be delivered twice.
+  const unpeeked = r.after.type !== "classic";
+  const beforeSwitch = unpeeked ? await step(`count ${hold}`, (ch) => count(ch, hold)) : 0;
   await step(`bind ${name}`, async (ch) => {
     for (const b of routes) await bind(ch, b);
   });
@@ -251,6 +265,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     for (const b of routes) await unbindExactly(ch, toHold(b));
   });
   await step(`settle ${hold}`, (ch) => settled(ch, hold));
+  const duringSwitch = unpeeked ? Math.max(0, (await step(`count ${hold}`, (ch) => count(ch, hold))) - beforeSwitch) : 0;
   // The new queue is peeked (get, then requeue) for the copies step 4 routed to both queues and
   // for the bytes it holds. The requeue cannot make a length limit drop more than the live
   // publishes alone would: what the peek takes out comes back. A queue that existed before this
@@ -307,7 +322,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     );
   }
   const now = r.after.type === "stream" ? undefined : await step(`count ${name}`, (ch) => ch.checkQueue(name));
-  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}) };
+  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}), ...(duringSwitch ? { mayRepeat: duringSwitch } : {}) };
 }
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
@@ -648,7 +663,7 @@ async function peek(session: AmqpSession, queue: string): Promise<Copies> {
       total ??= m.fields.messageCount + 1;
       count++;
       bytes += m.content.length;
-      const k = identity(m);
+      const k = sentIdentity(m);
       if (k) ids.set(k, (ids.get(k) ?? 0) + 1);
     }
     ch.nackAll(true);
@@ -832,7 +847,11 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
    * source as in the target, and among the last the source got: a copy.
    */
   const sourceEmpty = (): MoveResult => {
-    for (const m of candidates.values()) get?.ack(m);
+    // A copy's twin is in the target: one the source gives back after this acknowledgement is a copy too.
+    for (const m of candidates.values()) {
+      get?.ack(m);
+      copied(m);
+    }
     dropped += candidates.size;
     candidates.clear();
     return { moved, dropped, expiring };
@@ -934,7 +953,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
         publish.push(m);
       };
       for (const m of batch) {
-        const k = identity(m);
+        const k = sentIdentity(m);
         if (k !== undefined && once.has(k)) {
           const n = (inSource.get(k) ?? 0) + 1;
           inSource.set(k, n);

@@ -145,7 +145,13 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
     ...(stream ? { maxAge: retention("x-max-age", "max-age", maxAgeSeconds, 1000) } : {}),
     deadLetterExchange: asString(q.arguments["x-dead-letter-exchange"]) ?? asString(d["dead-letter-exchange"]),
     deadLetterRoutingKey: asString(q.arguments["x-dead-letter-routing-key"]) ?? asString(d["dead-letter-routing-key"]),
+    ...(q.type === "quorum" ? optional("deliveryLimit", lower("x-delivery-limit", "delivery-limit")) : {}),
   };
+}
+
+/** `{ [key]: value }`, or nothing where the value is undefined. */
+function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, V>);
 }
 
 /** The vhost's policies while and after apply runs: the file's, and those on the broker that are not topo's (`owns`). */
