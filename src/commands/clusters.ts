@@ -499,7 +499,11 @@ export async function readAndPlan(
   }
   const drift = unrepairable(c, actual, prefix, placeOf);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
-  plan.degraded.push(...drift.degraded);
+  // They are judged with topo's policies as the file has them: where this plan changes one, that
+  // is after it, not now (topo's policy of priority 10 mirrored the queue, and plan said it was not
+  // mirrored, of the change back to 0 that would let a user's policy apply).
+  const policiesChange = plan.actions.some((a) => (a.op === "delete" ? a.before : a.after).kind === "policy");
+  plan.degraded.push(...(policiesChange ? drift.degraded.map((d) => `once this plan is applied: ${d}`) : drift.degraded));
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, state, outside, actual };
 }

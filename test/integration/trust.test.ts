@@ -396,6 +396,29 @@ describe("other prefixes' applies that never stop", () => {
   });
 });
 
+describe("degraded lines of a plan that changes topo's policies", () => {
+  // Judged with topo's policies as the file has them: after the plan. With topo's mirror policy
+  // raised to priority 10 by hand, the queue was mirrored and held 5 messages, and plan said "1
+  // queue is not mirrored" and "the queue keeps at most 2 messages" as if of now (advn).
+  it("say they are of the state once the plan is applied, and only then", async () => {
+    const { sync, async } = pair();
+    const file = writeTopology({ sync, async, services: ["mplogin"] });
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    expect((await api("PUT", `/api/policies/${vh(sync)}/userp`, { pattern: "^mplogin\\.sync$", definition: { "max-length": 2 }, priority: 5, "apply-to": "queues" })).status).toBe(201);
+    const now = await runCli(["plan", "-f", file, "--cluster", "sync"]);
+    expect(now.stdout).toContain("! degraded: 1 queue is not mirrored because another policy applies to it: mplogin.sync");
+    expect(now.stdout).not.toContain("once this plan is applied");
+
+    const mirror = (await api("GET", `/api/policies/${vh(sync)}/topo.mp.mirror.sync`)).body;
+    expect((await api("PUT", `/api/policies/${vh(sync)}/topo.mp.mirror.sync`, { pattern: mirror.pattern, definition: mirror.definition, "apply-to": mirror["apply-to"], priority: 10 })).status).toBe(204);
+    const later = await runCli(["plan", "-f", file, "--cluster", "sync"]);
+    expect(later.stdout).toContain("~ update policy topo.mp.mirror.sync");
+    expect(later.stdout).toContain("! degraded: once this plan is applied: 1 queue is not mirrored because another policy applies to it: mplogin.sync");
+    expect(later.stdout).toMatch(/! degraded: once this plan is applied: policy "userp" sets max-length 2/);
+    expect(later.stdout).not.toMatch(/! degraded: (?!once this plan is applied)/);
+  });
+});
+
 describe("the broker named is the broker read", () => {
   it("refuses a management API whose cluster has the AMQP side's cluster name but whose nodes run another RabbitMQ version: no \"No changes.\" of a broker it never read", async () => {
     // Two brokers share a cluster name by default (rabbit@<host name>): a management API in front
