@@ -808,6 +808,14 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
   let pub: ConfirmChannel | undefined;
   let pubClosed: Error | undefined;
   let inflight: { m: GetMessage; returned: boolean }[] = [];
+  /**
+   * Messages of the batch under way: published to the target, not yet acknowledged at the source
+   * with the round trip that shows the broker took the acknowledgements. A connection lost then
+   * gives them back to the source, with their copies in the target (or some of them): at least
+   * once, and said (a broker restart mid-move left 255 twice, and the apply that reconnected and
+   * finished said the broker matched the file).
+   */
+  let unsettled = 0;
   /** The first message of a batch amqplib could not encode, and why. */
   let unwritable: { m: GetMessage; reason: string } | undefined;
   /** Back to the source, as o.giveBack says: published anew where a requeue would count a delivery. */
@@ -977,6 +985,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
       // The batch goes to its end even if apply is interrupted meanwhile (AmqpSession.close).
       const { refused, returned, lost } = await session.wholeBatch(async () => {
         inflight = publish.map((m) => ({ m, returned: false }));
+        unsettled = publish.length;
         const sent = Promise.all(
           publish.map(
             (m) =>
@@ -1027,6 +1036,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
         // ahead of them, and the whole batch goes back to its source, a copy of each message).
         session.rpcs++;
         await get?.checkQueue(from);
+        unsettled = 0;
         return { refused, returned, lost };
       });
       // The broker's reply, where it closed the channel, says why (amqpError names its code and hint).
@@ -1056,7 +1066,13 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
         },
       );
     }
-    throw amqpError(session.cluster, `move messages from ${from} to ${to}`, e as Error, session.lost);
+    const err = amqpError(session.cluster, `move messages from ${from} to ${to}`, e as Error, session.lost);
+    if (!unsettled) throw err;
+    throw new BrokerError(
+      session.cluster,
+      `${err.message.slice(`cluster ${session.cluster}: `.length)}; no message was lost, but the ${plural(unsettled, "message")} of the batch under way had been published to ${to} and not yet acknowledged at ${from}, which the broker gives back: up to ${unsettled} may now be in both, and be delivered twice (at least once)`,
+      { object: err.object, status: err.status, transient: err.transient, hints: err.hints, code: err.code },
+    );
   } finally {
     // For every message it fetched (acknowledged, or given back); not once the connection is lost.
     if (get && o.settle && fetched > 0 && !session.lost) await sleep(QUORUM_SETTLE_MS);

@@ -136,7 +136,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // count is what the broker confirmed, a floor (an interrupt at 2.5 s said 578 made where 802 were).
       const made = t.made >= t.total ? `all ${plural(t.total, "change")} were made` : `${t.made} of ${plural(t.total, "change")} ${t.total === 1 ? "was" : "were"} confirmed made (writes sent when it stopped may have been made too)`;
       const half = [...(inFlight.get(c.target.name)?.values() ?? [])].map((a) => `  ${halfWay(a)}`);
-      const next = opts.finish ?? `run topo apply again${half.length ? " now" : ""} to finish (topo plan shows what is left)`;
+      // Every change made, and the read back that confirms them stopped: nothing is left to finish.
+      const all = t.made >= t.total && half.length === 0;
+      const next = all ? "they were not read back to confirm them: topo plan shows whether the broker matches the file" : (opts.finish ?? `run topo apply again${half.length ? " now" : ""} to finish (topo plan shows what is left)`);
       return [`interrupted: cluster ${c.target.name}: ${made}; ${next}`, ...half];
     });
     return new InterruptedError(lines.length ? lines.join("\n") : `interrupted before any change was made; ${opts.restart ?? "run topo apply again (topo plan shows what it would do)"}`);
@@ -507,6 +509,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       throw half.length ? new ApplyError(`${e.message}\n  cluster ${c.target.name}: stopped half-way:\n${half.join("\n")}`, e.hints, e.transient, e.code, e.place) : e;
     });
     step(`made ${plural(current.actions.length, "change")}`);
+    // Stopped (Ctrl-C, SIGTERM) once its writes were done: the read back is no change in flight,
+    // and an apply that went on to say "Apply complete" exited 0 to a signal that stopped it. One
+    // that came once the read back had begun lets it finish.
+    checkInterrupted();
 
     // An apply whose re-plan is not empty has failed; one that cannot re-plan has not confirmed
     // its changes, and says so rather than leave them counted as if that were all.

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { managementProxy } from "../helpers/proxy.js";
 import { adminManagementUrl, amqpUrl, api, CLI, getQueue, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
+import { apply, InterruptedError } from "../../src/index.js";
 
 const { fresh } = testVhosts();
 
@@ -282,5 +283,35 @@ describe("a stdout that cannot be written", () => {
       expect(r.stderr).toMatch(/Error: could not write to stdout: ENOSPC: no space left on device, write; what was printed is incomplete/);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
+  });
+});
+
+describe("a signal once the writes are done", () => {
+  // Ctrl-C or SIGTERM between the last write and the read back: apply read back, said "Apply
+  // complete" and exited 0 (advl). It stops there now, saying every change was made and none
+  // was read back to confirm it.
+  it("stops before the read back, says every change was made, and is interrupted", async () => {
+    const { file } = fresh(["mplogin"]);
+    const stop = new AbortController();
+    const logged: string[] = [];
+    const err = await apply({
+      file,
+      cluster: "async",
+      allowDestructive: false,
+      allowDataLoss: false,
+      lockTimeoutMs: 30_000,
+      signal: stop.signal,
+      log: (m) => logged.push(m),
+      progress: (_cluster, done, total) => {
+        if (done === total) stop.abort();
+      },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InterruptedError);
+    expect((err as Error).message).toMatch(/^interrupted: cluster async: all \d+ changes were made; they were not read back to confirm them: topo plan shows whether the broker matches the file$/);
+    expect(logged.join("\n")).not.toMatch(/the broker matches the file/);
+    expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
   });
 });
