@@ -270,7 +270,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // for the bytes it holds. The requeue cannot make a length limit drop more than the live
   // publishes alone would: what the peek takes out comes back. A queue that existed before this
   // run (finishing an interrupted replace) is only counted: what it holds may be moved messages.
-  const inNew = await copiesIn(r.after);
+  // It is read only where a byte limit needs the bytes it holds: a finishing apply peeked the
+  // 45,408 messages such a queue held, each then delivered as redelivered, to drop what it read.
+  const sized = r.limits?.queue.maxLengthBytes !== undefined && r.limits.queue.overflow !== "reject-publish";
+  const inNew = r.queueDone && !sized && r.after.type !== "stream" ? { ids: new Map<string, number>(), count: await step(`count ${name}`, (ch) => count(ch, name)), bytes: 0, sized: false } : await copiesIn(r.after);
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
