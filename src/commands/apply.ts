@@ -240,6 +240,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     opts.expect?.(reads.map(freshOf));
     const unread = unreadClusters(desired, clusters);
     const plan: Plan = { clusters: plans, ...(unread.length ? { unread } : {}) };
+    // Queue deletes are counted live before the plan is shown: shown first, it lacked the
+    // consumers plan showed, and the refusal that followed named them (advp).
+    let countFailed: { e: unknown } | undefined;
+    if (!opts.allowDataLoss) {
+      await forEachCluster(clusters, async (c) => {
+        const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
+        if (deletesQueues(p)) await countMessages(p, await session(c), client(c), c.target);
+      }).catch((e: unknown) => (countFailed = { e }));
+    }
     opts.onPlan?.(plan);
     checkInterrupted();
 
@@ -256,17 +265,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       }
     };
     guard({ allowDestructive: opts.allowDestructive, allowUnmanagedDeletes: opts.allowUnmanagedDeletes, allowDataLoss: true, plainReplaces: opts.allowDataLoss });
-    if (!opts.allowDataLoss) {
-      try {
-        await forEachCluster(clusters, async (c) => {
-          const p = plans.find((x) => x.cluster === c.target.name) as ClusterPlan;
-          if (deletesQueues(p)) await countMessages(p, await session(c), client(c), c.target);
-        });
-      } catch (e) {
-        throw allOf([...refused, e]);
-      }
-      guard({ allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
-    }
+    if (countFailed) throw allOf([...refused, countFailed.e]);
+    if (!opts.allowDataLoss) guard({ allowDestructive: true, allowUnmanagedDeletes: true, allowDataLoss: false });
     if (refused.length) {
       // Another apply holds a cluster's lock: what this one read may be that apply's work under
       // way (a replace's move holds messages unacknowledged, its holding queue looks like an

@@ -633,6 +633,12 @@ describe("plan counts what it deletes and replaces as the broker does now", () =
       expect(plan.stdout).toContain("- delete queue mpgo.async [1 consumer]\n      ! 1 consumer is attached: apply refuses to delete it while any is");
       const json = JSON.parse((await runCli(["plan", "-f", after, "--json"])).stdout) as { clusters: { actions: { op: string; name: string; consumers?: number }[] }[] };
       expect(json.clusters.flatMap((c) => c.actions).find((a) => a.op === "delete" && a.name === "mpgo.async")?.consumers).toBe(1);
+      // Apply shows the plan it refuses as plan did: it showed the delete without the consumer,
+      // then named the consumer in its refusal (advp).
+      const refused = await runCli(["apply", "-f", after, "--allow-destructive"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toContain("- delete queue mpgo.async [1 consumer]\n      ! 1 consumer is attached: apply refuses to delete it while any is");
+      expect(refused.stderr).toMatch(/refusing to drop messages/);
     } finally {
       await conn.close().catch(() => undefined);
     }
