@@ -496,7 +496,7 @@ export function limitHint(text: string): { hint: string; transient?: boolean } |
 /** amqplib's words for a field of a type it cannot read (codec.js). */
 const UNDECODABLE = /Unexpected type tag/;
 const UNDECODABLE_HINT =
-  "a message holds a header value that topo's AMQP client (amqplib) cannot read, though RabbitMQ took it from another client (py-amqp writes an integer beyond 32 bits with the tag L): the broker put the message back in its queue, unchanged; topo cannot move it, so move or consume that message with another client (it is among the first of the queue), then run topo apply again";
+  "a message holds a header value that topo's AMQP client (amqplib) cannot read, though RabbitMQ took it from another client (py-amqp writes an integer beyond 32 bits with the tag L): the broker put the message back in its queue, unchanged; topo cannot move it, so move or consume that message with another client (it is among the first 256 messages the queue holds now: the batch topo was fetching), then run topo apply again";
 
 /**
  * Close a channel, ignoring its errors, and settle even when the connection goes while the close
