@@ -24,6 +24,12 @@ const out = (s: string) => process.stdout.write(`${redact(s)}\n`);
 const err = (s: string) => process.stderr.write(`${redact(s)}\n`);
 /** JSON on stdout: its strings are masked before it is serialised, so it stays JSON (redact.ts). */
 const json = (v: unknown, indent?: number) => JSON.stringify(redactor.value(v), null, indent);
+
+// Node's own debug log writes each request's headers, the management API's Authorization (user
+// and password, in base64) among them, past topo's masking (advm). Said before anything runs.
+if (/(^|[\s,])(https?|net|tls|\*)($|[\s,])/i.test(process.env.NODE_DEBUG ?? "")) {
+  err(`warning: NODE_DEBUG=${process.env.NODE_DEBUG} makes Node print what topo sends, the management API's Authorization header (user and password in base64) included, which topo cannot mask: unset it, or keep that output as you keep the password`);
+}
 const outJson = (v: unknown, indent = 2) => process.stdout.write(`${json(v, indent)}\n`);
 /** Colour for stdout / stderr: only on a terminal, never with NO_COLOR or --no-color. */
 const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>().color);

@@ -391,3 +391,18 @@ describe("a user's password hash echoed by what answers a write", () => {
     }
   }, 120_000);
 });
+
+describe("Node's own debug log", () => {
+  // NODE_DEBUG=http prints each request's headers: the Authorization header (user:password in
+  // base64) went to stderr 32 times in a plan, past topo's masking (advm). topo says so first.
+  it("is warned of when it would print what topo sends, and only then", async () => {
+    const { sync, async } = { sync: uniqueName("sync"), async: uniqueName("async") };
+    vhosts.push(sync, async);
+    const file = writeTopology({ sync, async, services: ["mplogin"] });
+    for (const debug of ["http", "net,fs", "HTTPS"]) {
+      const r = await runCli(["validate", "-f", file], { NODE_DEBUG: debug });
+      expect(r.stderr.split("\n")[0]).toBe(`warning: NODE_DEBUG=${debug} makes Node print what topo sends, the management API's Authorization header (user and password in base64) included, which topo cannot mask: unset it, or keep that output as you keep the password`);
+    }
+    for (const debug of ["fs", "module", ""]) expect((await runCli(["validate", "-f", file], { NODE_DEBUG: debug })).stderr).not.toContain("warning: NODE_DEBUG");
+  });
+});
