@@ -1821,7 +1821,7 @@ describe("a quorum queue's replace under a live publisher", () => {
     vhosts.push(sync, async);
     const file = (max: number) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: { "x-max-length": max } } }] });
     expect((await runCli(["apply", "-f", file(600_000)])).code).toBe(0);
-    const ids = Array.from({ length: 2_000 }, (_, i) => `held-${i}`);
+    const ids = Array.from({ length: 500 }, (_, i) => `held-${i}`);
     await publishIds(async, ids);
     const conn = await amqplib.connect(amqpUrl(async));
     let live = 0;
@@ -1831,7 +1831,7 @@ describe("a quorum queue's replace under a live publisher", () => {
       while (publishing) {
         ch.publish("mplogin", "mplogin.async.x", Buffer.from(`live-${live}`), { persistent: true, messageId: `live-${live}` });
         live++;
-        await new Promise((r) => setTimeout(r, 1));
+        await new Promise((r) => setTimeout(r, 2));
       }
       await ch.waitForConfirms();
     })();
@@ -1852,5 +1852,5 @@ describe("a quorum queue's replace under a live publisher", () => {
       await publisher.catch(() => undefined);
       await conn.close().catch(() => undefined);
     }
-  }, 120_000);
+  }, 240_000);
 });
