@@ -25,9 +25,20 @@ const err = (s: string) => process.stderr.write(`${redact(s)}\n`);
 /** JSON on stdout: its strings are masked before it is serialised, so it stays JSON (redact.ts). */
 const json = (v: unknown, indent?: number) => JSON.stringify(redactor.value(v), null, indent);
 
+/**
+ * Whether NODE_DEBUG turns on Node's debug log of any of `sections`, read as Node reads it: a
+ * comma-separated list whose `*` matches anything, each entry the whole name, in any case
+ * (`http*`, `n*` and `*` turn on http and net alike).
+ */
+function nodeDebugs(value: string | undefined, sections: string[]): boolean {
+  if (!value) return false;
+  const entries = value.split(",").map((e) => new RegExp(`^${e.replace(/[|\\{}()[\]^$+?.]/g, "\\$&").replace(/\*/g, ".*")}$`, "i"));
+  return sections.some((s) => entries.some((e) => e.test(s)));
+}
+
 // Node's own debug log writes each request's headers, the management API's Authorization (user
 // and password, in base64) among them, past topo's masking (advm). Said before anything runs.
-if (/(^|[\s,])(https?|net|tls|\*)($|[\s,])/i.test(process.env.NODE_DEBUG ?? "")) {
+if (nodeDebugs(process.env.NODE_DEBUG, ["http", "https", "http2", "net", "tls"])) {
   err(`warning: NODE_DEBUG=${process.env.NODE_DEBUG} makes Node print what topo sends, the management API's Authorization header (user and password in base64) included, which topo cannot mask: unset it, or keep that output as you keep the password`);
 }
 const outJson = (v: unknown, indent = 2) => process.stdout.write(`${json(v, indent)}\n`);
