@@ -126,6 +126,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   let readAt = 0;
   /** Replaces begun and not yet confirmed, per cluster: an interrupt may leave them half-way. */
   const inFlight = new Map<string, Map<string, Action>>();
+  /** Clusters whose changes the read back confirmed: an interrupt says nothing is left there. */
+  const readBackDone = new Set<string>();
   const interrupted = () => {
     const lines = clusters.flatMap((c) => {
       const t = tally.get(c.target.name);
@@ -136,8 +138,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       // count is what the broker confirmed, a floor (an interrupt at 2.5 s said 578 made where 802 were).
       const made = t.made >= t.total ? `all ${plural(t.total, "change")} were made` : `${t.made} of ${plural(t.total, "change")} ${t.total === 1 ? "was" : "were"} confirmed made (writes sent when it stopped may have been made too)`;
       const half = [...(inFlight.get(c.target.name)?.values() ?? [])].map((a) => `  ${halfWay(a)}`);
-      // Every change made, and the read back that confirms them stopped: nothing is left to finish.
+      // Every change made: confirmed by the read back, or stopped before it. Nothing is left to finish.
       const all = t.made >= t.total && half.length === 0;
+      if (all && readBackDone.has(c.target.name)) return [`interrupted: cluster ${c.target.name}: all ${plural(t.total, "change")} were made, and the read back confirmed them`];
       const next = all ? "they were not read back to confirm them: topo plan shows whether the broker matches the file" : (opts.finish ?? `run topo apply again${half.length ? " now" : ""} to finish (topo plan shows what is left)`);
       return [`interrupted: cluster ${c.target.name}: ${made}; ${next}`, ...half];
     });
@@ -539,6 +542,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         { cluster: c.target.name },
       );
     }
+    readBackDone.add(c.target.name);
     // Nothing of the prefix is left on the vhost, as the broker just confirmed: nor is its mark.
     // Left behind, it only makes other prefixes' plans warn: a failure to delete it is said, not fatal.
     if (!c.resources.some(claimsNames)) {

@@ -314,4 +314,28 @@ describe("a signal once the writes are done", () => {
     expect(logged.join("\n")).not.toMatch(/the broker matches the file/);
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
   });
+
+  it("says of a cluster the read back confirmed that it was confirmed, beside one still writing", async () => {
+    // One service with sync and async queues, and 300 with async queues alone: the sync cluster
+    // is done and confirmed long before the async one (rv2: it was said to be "not read back").
+    const letters = (i: number) => String.fromCharCode(97 + Math.floor(i / 26)) + String.fromCharCode(97 + (i % 26));
+    const { file } = fresh(["mplogin", ...Array.from({ length: 300 }, (_, i) => ({ name: `mpmany${letters(i)}`, sync: false }))]);
+    const stop = new AbortController();
+    const err = await apply({
+      file,
+      allowDestructive: false,
+      allowDataLoss: false,
+      lockTimeoutMs: 30_000,
+      signal: stop.signal,
+      log: (m) => {
+        if (/^cluster sync: \d+ changes applied; the broker matches the file/.test(m)) stop.abort();
+      },
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InterruptedError);
+    expect((err as Error).message).toMatch(/^interrupted: cluster sync: all \d+ changes were made, and the read back confirmed them$/m);
+    expect((err as Error).message).toMatch(/^interrupted: cluster async: /m);
+  });
 });
