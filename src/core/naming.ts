@@ -216,6 +216,15 @@ export function prefixOfOwnName(name: string): string | undefined {
  * policies. Any of them says that prefix's file manages this vhost (an apply that wrote leaves
  * its mark; a vhost without mirrored queues has no policy).
  */
+/** The apply mark a binding is on (from it, or into it from an exchange), or undefined. */
+export function markOfBinding(b: { source: string; destination: string; destinationType: string }): string | undefined {
+  for (const n of [b.source, b.destinationType === "exchange" ? b.destination : undefined]) {
+    const p = n === undefined ? undefined : prefixOfOwnName(n);
+    if (p !== undefined && n === applyMarkName(p)) return n;
+  }
+  return undefined;
+}
+
 export function markedPrefix(r: Resource): string | undefined {
   if (r.kind !== "policy" && r.kind !== "exchange" && r.kind !== "queue") return undefined;
   const p = prefixOfOwnName(r.name);

@@ -8,6 +8,7 @@
 import { allOf, UnsafePlanError } from "../errors.js";
 import type { Action, ClusterPlan } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
+import { markOfBinding } from "../core/naming.js";
 import { destructiveActions } from "./diff.js";
 import { alsoRemoves, cannotRecreate, inexactRebinds, lostReason, messagesHeld, orphanedHold, renderAction } from "./render.js";
 import { autoDeleted, lostNow } from "./lost-bindings.js";
@@ -61,10 +62,15 @@ export function guardDestructive(plans: ClusterPlan[]): void {
   const lines = plans.flatMap((p) => destructiveActions(p).map((a) => `  cluster ${p.cluster}: ${renderAction(a)[0]}${half(a)}`));
   if (lines.length === 0) return;
   // What each kind of change refused does, for the kinds among them only.
-  const ops = new Set(plans.flatMap((p) => destructiveActions(p).map((a) => a.op)));
+  const destructive = plans.flatMap((p) => destructiveActions(p));
+  const ops = new Set(destructive.map((a) => a.op));
+  // A binding someone made on the apply mark is no object of the file's (plan/diff.ts bindingsOnMark).
+  const onMark = destructive.some((a) => a.op === "delete" && a.before.kind === "binding" && markOfBinding(a.before) !== undefined);
+  const onlyOnMark = onMark && destructive.every((a) => a.op === "delete" && a.before.kind === "binding" && markOfBinding(a.before) !== undefined);
   const what = [
     ...(ops.has("replace") ? ["a replace deletes and re-creates the object (its bindings are re-created too)"] : []),
-    ...(ops.has("delete") ? ["a delete removes an object topo manages that the file no longer lists"] : []),
+    ...(ops.has("delete") && !onlyOnMark ? ["a delete removes an object topo manages that the file no longer lists"] : []),
+    ...(onMark ? ["a binding on topo's apply mark goes with the mark at every apply that writes (topo deletes and declares it again), so plan lists it as a delete: remove it yourself, or let apply take it"] : []),
   ];
   throw new UnsafePlanError(`refusing to apply ${lines.length} destructive change${lines.length === 1 ? "" : "s"} without --allow-destructive:\n${lines.join("\n")}`, [
     ...(what.length ? [what.join("; ")] : []),

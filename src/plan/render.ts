@@ -7,7 +7,7 @@ import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
 import { autoDeleted } from "./lost-bindings.js";
-import { HOLD_PREFIX, markedPrefix } from "../core/naming.js";
+import { HOLD_PREFIX, markedPrefix, markOfBinding } from "../core/naming.js";
 
 
 function details(r: Resource): string {
@@ -120,7 +120,7 @@ function markReason(r: Resource): string | undefined {
 /** Why plan deletes a binding on the apply mark (plan/diff.ts bindingsOnMark). */
 function onMarkReason(r: Resource): string | undefined {
   if (r.kind !== "binding") return undefined;
-  const mark = [r.source, r.destinationType === "exchange" ? r.destination : undefined].find((n) => n !== undefined && markedPrefix({ kind: "exchange", name: n } as Resource) !== undefined);
+  const mark = markOfBinding(r);
   return mark === undefined
     ? undefined
     : `on ${mark}, topo's apply mark, which every apply that writes deletes and declares again, taking the exchange's bindings with it: nothing is meant to be bound to it, and a binding there lasts only until the next apply`;

@@ -325,8 +325,14 @@ export function isTopoBinding(b: Binding, owner: Ownership): boolean {
  */
 export function outlastingPlan(bindings: readonly Binding[], actions: readonly Action[]): Binding[] {
   const gone = new Set<string>();
-  for (const a of actions) if (a.op === "delete" && (a.before.kind === "exchange" || a.before.kind === "queue")) gone.add(`${a.before.kind}|${a.before.name}`);
-  return gone.size ? bindings.filter((b) => !gone.has(`exchange|${b.source}`) && !gone.has(`${b.destinationType}|${b.destination}`)) : [...bindings];
+  // And a binding the plan deletes itself (one on the prefix's apply mark: plan/diff.ts bindingsOnMark).
+  const deleted = new Set<string>();
+  for (const a of actions) {
+    if (a.op !== "delete") continue;
+    if (a.before.kind === "exchange" || a.before.kind === "queue") gone.add(`${a.before.kind}|${a.before.name}`);
+    else if (a.before.kind === "binding") deleted.add(a.key);
+  }
+  return gone.size || deleted.size ? bindings.filter((b) => !gone.has(`exchange|${b.source}`) && !gone.has(`${b.destinationType}|${b.destination}`) && !deleted.has(keyOf(b))) : [...bindings];
 }
 
 export function foreignBindingWarnings(bindings: readonly Binding[]): string[] {

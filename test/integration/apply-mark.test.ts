@@ -152,6 +152,9 @@ describe("bindings someone made on the apply mark", () => {
     expect((await api("POST", `/api/bindings/${vh(async)}/e/topo.mp.generation/q/audit`, { routing_key: "#" })).status).toBe(201);
     expect((await api("PUT", `/api/exchanges/${vh(async)}/fx`, { type: "fanout", durable: true })).status).toBe(201);
     expect((await api("POST", `/api/bindings/${vh(async)}/e/fx/e/topo.mp.generation`, { routing_key: "k" })).status).toBe(201);
+    // And between the mark and the file's own exchange and queue.
+    expect((await api("POST", `/api/bindings/${vh(async)}/e/mpbilling/e/topo.mp.generation`, { routing_key: "k2" })).status).toBe(201);
+    expect((await api("POST", `/api/bindings/${vh(async)}/e/topo.mp.generation/q/mpbilling.async`, { routing_key: "zz" })).status).toBe(201);
     const onMark = async () => [
       ...((await api("GET", `/api/exchanges/${vh(async)}/topo.mp.generation/bindings/source`)).body as { destination: string }[]).map((b) => `-> ${b.destination}`),
       ...((await api("GET", `/api/exchanges/${vh(async)}/topo.mp.generation/bindings/destination`)).body as { source: string }[]).map((b) => `<- ${b.source}`),
@@ -162,15 +165,18 @@ describe("bindings someone made on the apply mark", () => {
     expect(plan.stdout).toContain("- delete binding topo.mp.generation -> audit [#]");
     expect(plan.stdout).toContain("- delete binding fx -> exchange topo.mp.generation [k]");
     expect(plan.stdout).toMatch(/on topo\.mp\.generation, topo's apply mark, which every apply that writes deletes and declares again/);
+    // Not also warned of as a binding topo "neither changes nor deletes" (rv2).
+    expect(plan.stdout).not.toMatch(/topo neither changes nor deletes/);
     const json = JSON.parse((await runCli(["plan", "-f", file, "--cluster", "async", "--json"])).stdout);
-    expect(json.clusters[0].actions.filter((a: { why?: string }) => a.why?.includes("topo's apply mark"))).toHaveLength(2);
+    expect(json.clusters[0].actions.filter((a: { why?: string }) => a.why?.includes("topo's apply mark"))).toHaveLength(4);
 
     // Without --allow-destructive apply writes nothing: before, it re-created the queue and, with
     // the mark, took both bindings without a word.
     const refused = await runCli(["apply", "-f", file, "--cluster", "async"]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("- delete binding topo.mp.generation -> audit [#]");
-    expect((await onMark()).sort()).toEqual(["-> audit", "<- fx"]);
+    expect(refused.stderr).toContain("hint: a binding on topo's apply mark goes with the mark at every apply that writes");
+    expect((await onMark()).sort()).toEqual(["-> audit", "-> mpbilling.async", "<- fx", "<- mpbilling"]);
     expect((await api("GET", `/api/queues/${vh(async)}/mplogin.async`)).status).toBe(404);
 
     expect((await runCli(["apply", "-f", file, "--cluster", "async", "--allow-destructive"])).code).toBe(0);
