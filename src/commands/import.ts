@@ -356,7 +356,7 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
       // A problem of the management URL is the --management option's, not the --url's.
       const ofManagement = p.path[2] === "management" && c?.management !== undefined;
       hints.add(ofManagement ? MGMT_HINT : URL_HINT);
-      if (!ofManagement && c?.fromEnv) hints.add(`the password in $${passwordEnv} goes into the URL as it is: percent-encode it there ("#" as %23, "?" as %3F, "%" as %25, "/" as %2F, "@" as %40)`);
+      if (!ofManagement && c?.fromEnv && /password/.test(p.message)) hints.add(`the password in $${passwordEnv} goes into the URL as it is: percent-encode it there ("#" as %23, "?" as %3F, "%" as %25, "/" as %2F, "@" as %40)`);
       const where = ofManagement ? shownSpec("--management", c.management as UrlSpec) : (c?.shown ?? "--url");
       return `${where}: ${redactor.text(p.message)}`;
     });

@@ -196,6 +196,11 @@ describe("import of what topo made", () => {
     expect(unencoded.code).toBe(1);
     expect(unencoded.stderr).toContain(`hint: the password in $TOPO_TEST_IMPORT_PW goes into the URL as it is: percent-encode it there ("#" as %23`);
     expect(unencoded.stderr).not.toContain("pa#ss");
+    // Not beside a problem of the URL's own (rv2: a query, a scheme, a vhost got it too).
+    const query = await runCli(["import", "--url", `${url(v.sync)}?x=1`, "--password-env", "TOPO_TEST_IMPORT_PW"], { TOPO_TEST_IMPORT_PW: "plain" });
+    expect(query.code).toBe(1);
+    expect(query.stderr).toMatch(/query and fragment are not supported/);
+    expect(query.stderr).not.toContain("goes into the URL as it is");
     const missing = await runCli(["import", "--url", url(uniqueName("missing")), "--management", b.mgmtBase], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/vhost "topo-test-missing-[0-9a-f]+" does not exist at .*; there is nothing to import\n {2}hint: /);
