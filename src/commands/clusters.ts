@@ -503,7 +503,9 @@ export async function readAndPlan(
   // is after it, not now (topo's policy of priority 10 mirrored the queue, and plan said it was not
   // mirrored, of the change back to 0 that would let a user's policy apply).
   const policiesChange = plan.actions.some((a) => (a.op === "delete" ? a.before : a.after).kind === "policy");
-  plan.degraded.push(...(policiesChange ? drift.degraded.map((d) => `once this plan is applied: ${d}`) : drift.degraded));
+  // Not what the nodes are now (a node down), which no policy changes.
+  const now = new Set(drift.ofNodes);
+  plan.degraded.push(...(policiesChange ? drift.degraded.map((d) => (now.has(d) ? d : `once this plan is applied: ${d}`)) : drift.degraded));
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, state, outside, actual };
 }

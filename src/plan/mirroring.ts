@@ -14,6 +14,8 @@ import { policiesOnceApplied } from "./risk.js";
 export interface MirrorReport {
   /** Drift topo cannot repair by itself: counts as a change for --detailed-exitcode. */
   degraded: string[];
+  /** Of `degraded`, what the nodes are now (a mirror missing, a node down), whatever a plan's policies do. */
+  ofNodes?: string[];
   warnings: string[];
   /** "mirroring" when topo could not read the nodes to verify it (a warning says so). */
   notCompared: string[];
@@ -238,11 +240,16 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     for (const n of absent) pushTo(missing, n, name);
     if (absent.length === 0 && others.some((n) => !facts.synchronisedMirrors?.includes(n))) syncing.push(name);
   }
+  const ofNodes: string[] = [];
   for (const [node, qs] of missing) {
-    out.degraded.push(`${qs.length} mirrored queue${qs.length === 1 ? " has" : "s have"} no mirror on node ${node}: ${names(qs)}; RabbitMQ adds it when the node is up and the policy applies (check rabbitmqctl list_queues name policy slave_pids)`);
+    ofNodes.push(`${qs.length} mirrored queue${qs.length === 1 ? " has" : "s have"} no mirror on node ${node}: ${names(qs)}; RabbitMQ adds it when the node is up and the policy applies (check rabbitmqctl list_queues name policy slave_pids)`);
   }
   for (const n of actual.downNodes ?? []) {
-    out.degraded.push(`node ${n} is down: the mirrored queues have one copy fewer until it is back (rabbitmqctl -n ${n} start_app, or start the node)`);
+    ofNodes.push(`node ${n} is down: the mirrored queues have one copy fewer until it is back (rabbitmqctl -n ${n} start_app, or start the node)`);
+  }
+  if (ofNodes.length) {
+    out.degraded.push(...ofNodes);
+    out.ofNodes = ofNodes;
   }
   if (syncing.length) out.warnings.push(`${syncing.length} mirror${syncing.length === 1 ? " is" : "s are"} still synchronising: ${names(syncing)}`);
   return out;

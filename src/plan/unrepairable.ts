@@ -22,7 +22,7 @@ export function unrepairable(
   actual: ActualCluster,
   prefix: string,
   placeOf: (path: FilePath) => string,
-): { degraded: string[]; warnings: string[]; notCompared: string[] } {
+): { degraded: string[]; warnings: string[]; notCompared: string[]; ofNodes: string[] } {
   const owner = Ownership.of(prefix, actual.resources);
   const owns = (p: Policy) => owner.owns(p);
   const mirrors = mirroring(c, actual);
@@ -36,6 +36,7 @@ export function unrepairable(
     degraded: [...mirrors.degraded, ...limits.degraded, ...overflow.degraded, ...dead.degraded, ...routes.degraded, ...users.degraded],
     warnings: [...mirrors.warnings, ...limits.warnings, ...overflow.warnings, ...dead.warnings, ...routes.warnings, ...users.warnings],
     notCompared: [...mirrors.notCompared, ...limits.notCompared],
+    ofNodes: mirrors.ofNodes ?? [],
   };
 }
 

@@ -523,6 +523,10 @@ describe("mirroring", () => {
     expect(r.warnings).toEqual([expect.stringMatching(/1 mirror is still synchronising: mpwallet\.sync/)]);
     const down = base({}, { nodes: ["a@h", "b@h"], downNodes: ["c@h"] });
     expect(down.degraded).toEqual([expect.stringMatching(/^node c@h is down/)]);
+    // Both are of the nodes as they are now: a plan that changes topo's policies does not say
+    // "once this plan is applied:" of them (rv2).
+    expect(r.ofNodes).toEqual(r.degraded);
+    expect(down.ofNodes).toEqual(down.degraded);
   });
 
   it("says it did not verify mirroring when the management user may not list the nodes, rather than say nothing", () => {
