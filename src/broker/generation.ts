@@ -18,6 +18,8 @@
 
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { basename } from "node:path";
+import { MARK_FILE } from "../plan/other-file.js";
 import { applyMarkName, lockQueueName, markedPrefix, ownNamespace, TOPO_NAMESPACE } from "../core/naming.js";
 import type { Resource } from "../model.js";
 import type { Channel } from "amqplib";
@@ -56,7 +58,7 @@ export async function unchangedSince(http: ManagementClient, vhost: string, pref
  * so the mark is deleted and declared again; an apply that reads it in between finds no mark and
  * the lock held, and reads again under its own lock.
  */
-export async function renewApplyMark(session: AmqpSession, prefix: string): Promise<void> {
+export async function renewApplyMark(session: AmqpSession, prefix: string, file?: string): Promise<void> {
   await onMark(session, prefix, "renew", async (ch, name) => {
     await ch.deleteExchange(name);
     await ch.assertExchange(name, "fanout", {
@@ -65,7 +67,14 @@ export async function renewApplyMark(session: AmqpSession, prefix: string): Prom
       // Nothing can publish to it.
       internal: true,
       // Who applied last and when, for people who find the exchange; the generation is what apply compares.
-      arguments: { "x-topo-generation": randomUUID(), "x-topo-applied-by": `${hostname()} pid ${process.pid}`, "x-topo-applied-at": new Date().toISOString() },
+      // The file's name, without its folder (a checkout's differs from run to run): a plan of
+      // another file of the same prefix says whose services it would delete (plan/other-file.ts).
+      arguments: {
+        "x-topo-generation": randomUUID(),
+        "x-topo-applied-by": `${hostname()} pid ${process.pid}`,
+        "x-topo-applied-at": new Date().toISOString(),
+        ...(file !== undefined ? { [MARK_FILE]: basename(file) } : {}),
+      },
     });
     return 2;
   });

@@ -497,7 +497,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     }
     if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
     // Before the first write: an apply that read before this one took the lock reads again.
-    await renewApplyMark(s, desired.prefix);
+    await renewApplyMark(s, desired.prefix, opts.file);
     // Counted with what this apply made before (the vhost, or a run cut short by a restart).
     t.total = t.made + current.actions.length;
     opts.log(`cluster ${c.target.name}: applying ${plural(t.total, "change")}${t.made ? ` (${t.made} made already)` : ""}`);

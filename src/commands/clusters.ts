@@ -18,6 +18,7 @@ import { queueRoom, queueRoomProblem } from "../plan/limits.js";
 import { alarmProblem, movedMessages } from "../plan/alarms.js";
 import { topicProblem, topicRefusals } from "../plan/topic-rights.js";
 import { unrepairable } from "../plan/unrepairable.js";
+import { otherFileWarning } from "../plan/other-file.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { heldLockWarnings, leftBehind, leftBehindWarnings, strayLockWarnings } from "../plan/left-behind.js";
 import { bindingsInto, bindingsIntoWarnings, foreignBindings, foreignBindingWarnings, outlastingPlan } from "../plan/route.js";
@@ -499,6 +500,8 @@ export async function readAndPlan(
   }
   const drift = unrepairable(c, actual, prefix, placeOf);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
+  const otherFile = otherFileWarning(plan, actual, prefix, file);
+  if (otherFile) plan.warnings.push(otherFile);
   // They are judged with topo's policies as the file has them: where this plan changes one, that
   // is after it, not now (topo's policy of priority 10 mirrored the queue, and plan said it was not
   // mirrored, of the change back to 0 that would let a user's policy apply).

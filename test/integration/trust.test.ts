@@ -3,6 +3,7 @@
 // checked by comparing the broker's state before and after.
 
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { apply } from "../../src/index.js";
@@ -393,6 +394,32 @@ describe("other prefixes' applies that never stop", () => {
     } finally {
       churn.close();
     }
+  });
+});
+
+describe("two files of one prefix on one vhost", () => {
+  // The prefix is the namespace: the second file's plan deleted the first's services as its own
+  // drift, with no word of whose they were (stop 48's F). The apply mark now names the file of the
+  // last apply that wrote, and a plan that deletes services says when that is another file.
+  it("a plan that deletes services says the last apply here was of another file", async () => {
+    const { sync, async } = pair();
+    const doc = (services: string[]) => JSON.parse(readFileSync(writeTopology({ sync, async, services }), "utf8"));
+    const first = writeFile("billing.yaml", JSON.stringify(doc(["mplogin", "mpwallet"])));
+    const second = writeFile("edge.yaml", JSON.stringify(doc(["mpedge"])));
+    expect((await runCli(["apply", "-f", first])).code).toBe(0);
+    expect((await api("GET", `/api/exchanges/${vh(async)}/topo.mp.generation`)).body.arguments["x-topo-file"]).toBe("billing.yaml");
+
+    const plan = await runCli(["plan", "-f", second]);
+    expect(plan.stdout).toMatch(/- delete exchange mplogin/);
+    expect(plan.stdout).toMatch(/! warning: this plan deletes services mplogin, mpwallet, and the last apply that wrote prefix mp's objects on this vhost was of file "billing\.yaml" \([^)]*pid \d+, \d{4}-\d\d-\d\dT[^)]*\), not "edge\.yaml": if that is another file with the same prefix, these are its services/);
+    const json = JSON.parse((await runCli(["plan", "-f", second, "--json"])).stdout);
+    expect(json.clusters.flatMap((c: { warnings: string[] }) => c.warnings).filter((w: string) => w.includes('of file "billing.yaml"'))).toHaveLength(2);
+
+    // The same file, one service fewer: no such warning.
+    const fewer = writeFile("billing.yaml", JSON.stringify(doc(["mplogin"])));
+    const own = await runCli(["plan", "-f", fewer]);
+    expect(own.stdout).toMatch(/- delete exchange mpwallet/);
+    expect(own.stdout).not.toMatch(/the last apply that wrote prefix/);
   });
 });
 
