@@ -408,7 +408,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
             ? `; the broker counts ${plural(r.holds, "ready message")} in it now, and ${plural(r.consumers, "consumer")} already ${r.consumers === 1 ? "takes" : "take"} from it`
             : `; the broker counts ${plural(r.holds, "message")} in it now`;
       const twice = r.mayRepeat
-        ? `; up to ${plural(r.mayRepeat, "message")} published while the bindings switched back may have reached both queues, and so be delivered twice (at least once): a ${(a.after as Queue).type} queue cannot be searched for such copies without spending a delivery`
+        ? `; up to ${plural(r.mayRepeat.count, "message")} published while the bindings switched back may have reached both queues, and so be delivered twice (at least once): ${r.mayRepeat.why}`
         : "";
       ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${plural(r.movedBack, "message")} moved back through ${holdingQueueName(describe(a.after))}${dups}${holds}${twice}`);
       mark(a);

@@ -88,7 +88,7 @@ export interface ReplaceOutcome {
    * cannot be searched for copies (quorum, stream): at most this many are in both, and are
    * delivered twice.
    */
-  mayRepeat?: number;
+  mayRepeat?: { count: number; why: string };
 }
 
 /** Messages moved per confirm round trip. */
@@ -206,8 +206,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
           await ch.assertExchange(hold, HOLD_EXCHANGE.type, { durable: HOLD_EXCHANGE.durable, autoDelete: HOLD_EXCHANGE.autoDelete });
           await ch.bindQueue(hold, hold, "");
         });
-        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true, byPriority: r.old?.arguments["x-max-priority"] !== undefined, settle: r.old?.type === "quorum" });
-        duplicatesDropped += s.dropped;
+        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true, byPriority: r.old?.arguments["x-max-priority"] !== undefined, settle: r.old?.type === "quorum", sourceLimits: r.limits?.old });
+        duplicatesDropped += s.dropped + (s.givenBack ?? 0);
         if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? 0 };
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived, r.old?.type === "quorum");
         if (s.stopped) {
@@ -256,7 +256,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // 4. Routes back to the new queue, then off the holding queue. A new queue that is not peeked
   //    for copies (copiesIn) gets what the holding queue gained meanwhile counted: each may be a
   //    copy of one routed to both, which apply then says may be delivered twice.
-  const unpeeked = r.after.type !== "classic";
+  // A queue that existed before this run (finishing an interrupted replace) is counted, not read, too.
+  const unpeeked = r.after.type !== "classic" || r.queueDone;
   const beforeSwitch = unpeeked ? await step(`count ${hold}`, (ch) => count(ch, hold)) : 0;
   await step(`bind ${name}`, async (ch) => {
     for (const b of routes) await bind(ch, b);
@@ -277,7 +278,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined), settle: holdQueue.type === "quorum" }).catch((e: unknown) => {
+  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined), settle: holdQueue.type === "quorum", sourceLimits: r.limits?.hold }).catch((e: unknown) => {
     // The holding queue deleted under the move (by hand, or another program): what it still held
     // went with it. Said as a loss, not as "the object does not exist (yet)".
     if (e instanceof BrokerError && e.status === 404 && e.message.includes(`no queue '${hold}'`)) {
@@ -290,7 +291,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     }
     throw e;
   });
-  duplicatesDropped += back.dropped;
+  duplicatesDropped += back.dropped + (back.givenBack ?? 0);
   if (back.stopped) {
     throw stopped(session.cluster, name, back, `they wait in ${hold}`, [`let the workers consume from ${name} (or raise its limit), then run topo apply again: it moves the rest (the queue has its new shape, so this needs no --allow-destructive)`]);
   }
@@ -325,7 +326,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     );
   }
   const now = r.after.type === "stream" ? undefined : await step(`count ${name}`, (ch) => ch.checkQueue(name));
-  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}), ...(duringSwitch ? { mayRepeat: duringSwitch } : {}) };
+  const unsearched = r.queueDone
+    ? "a queue that was there before this run is not searched for copies (what it holds may be messages moved before)"
+    : `a ${r.after.type} queue cannot be searched for such copies${r.after.type === "quorum" ? " without spending a delivery" : ""}`;
+  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}), ...(duringSwitch ? { mayRepeat: { count: duringSwitch, why: unsearched } } : {}) };
 }
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
@@ -697,6 +701,11 @@ interface MoveOptions {
   /** The source is a quorum queue: the channel stays open QUORUM_SETTLE_MS after its last acknowledgement. */
   settle?: boolean;
   /**
+   * The source's limits, where known: its delivery limit decides whether the pass after a move out
+   * of a quorum queue may requeue a message (dropGivenBack).
+   */
+  sourceLimits?: QueueLimits;
+  /**
    * What the target held right after it gained bindings the source lost. The copies of a message
    * routed to both queues are the last the source got and among the first the target got, so a
    * message among the source's last `copies.count` whose identity the target holds is taken for a
@@ -774,8 +783,15 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
   // A move that stopped leaves messages in the source that are no copies, and the pass would
   // requeue the first of them (a delivery counted): what it says of copies stays as it is.
   if (r.stopped || r.arrived || acked.size === 0 || session.lost) return r;
+  // The pass requeues the first message that is no copy, which spends one of its deliveries (3.10,
+  // 4.0): under a delivery limit below 1, or one topo does not know, the broker would drop it (a
+  // client's publish straight to the queue's name was lost that way, and apply said the replace
+  // was done). There the copies are left to the caller, which says them.
+  const limit = o.sourceLimits?.deliveryLimit;
+  if (o.sourceLimits === undefined || (limit !== undefined && limit.value < 1)) return r;
   const givenBack = await dropGivenBack(session, from, acked);
-  return givenBack ? { ...r, dropped: r.dropped + givenBack, givenBack } : r;
+  // Not among `dropped`: each was moved, and is counted there.
+  return givenBack ? { ...r, givenBack } : r;
 }
 
 /**
@@ -805,6 +821,15 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
   /** What the source held at the first fetch, and how many fetches since. */
   let atFirst: number | undefined;
   let fetched = 0;
+  /**
+   * A quorum source served a message of priority above 4: RabbitMQ 4 serves those ahead of the
+   * rest whatever the queue's arguments, so the last messages out are no sign of the last in (a
+   * task published long before the switch came out last and was dropped as the copy of its twin).
+   * What was held back as a copy is then moved after all (at least once).
+   */
+  let outOfOrder = false;
+  /** The last batch: the messages held back, moved because the order of the source proved nothing. */
+  let flushing = false;
   /** An unbound source gave all it held at the first fetch: what is left came since. */
   const tookAll = () => o.unbound === true && atFirst !== undefined && fetched >= atFirst;
   let get: Channel | undefined;
@@ -938,6 +963,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
         const m = await session.orLost(get.get(from, { noAck: false }));
         if (!m) break;
         atFirst ??= m.fields.messageCount + 1;
+        if (o.settle && typeof m.properties.priority === "number" && m.properties.priority > 4) outOfOrder = true;
         fetched++;
         batch.push(m);
         remaining = m.fields.messageCount;
@@ -946,7 +972,12 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
         const left = await count(get, from);
         if (left > 0) return stop({ moved, dropped, stopped: `${left} message${left === 1 ? "" : "s"} reached ${from} straight from a client during the move`, left, arrived: left });
       }
-      if (batch.length === 0) return sourceEmpty();
+      if (batch.length === 0) {
+        if (!outOfOrder || candidates.size === 0) return sourceEmpty();
+        flushing = true;
+        batch.push(...candidates.values());
+        candidates.clear();
+      }
 
       const publish: GetMessage[] = [];
       const back: GetMessage[] = [];
@@ -965,7 +996,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
       };
       for (const m of batch) {
         const k = sentIdentity(m);
-        if (k !== undefined && once.has(k)) {
+        if (!flushing && k !== undefined && once.has(k)) {
           const n = (inSource.get(k) ?? 0) + 1;
           inSource.set(k, n);
           // Maybe a copy: its twin is in the target, and it is among the source's last messages

@@ -62,3 +62,132 @@ export async function stoppedQuorumMove(amqp: string, mgmt: string, vhost: strin
     await conn.close().catch(() => undefined);
   }
 }
+
+/** The target `stoppedQuorumMove` builds, for another vhost of the same broker. */
+function targetOf(amqp: string, mgmt: string, vhost: string): ClusterTarget {
+  const u = new URL(amqp);
+  const m = new URL(mgmt);
+  return {
+    name: "async",
+    amqp: { protocol: "amqp", hostname: u.hostname, port: Number(u.port || 5672), username: "guest", password: "guest", vhost, display: `amqp://***@${u.host}/${vhost}` },
+    management: { baseUrl: m.origin, username: "guest", password: "guest", display: m.origin },
+    tls: {},
+  };
+}
+
+const ROUTE = { kind: "binding", source: "mplogin", destination: "mplogin.async", destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} } as const;
+const QUORUM: Queue = { kind: "queue", name: "mplogin.async", type: "quorum", durable: true, autoDelete: false, exclusive: false, arguments: {} };
+const LIMITS = { queue: { overflow: "drop-head" as const }, hold: { overflow: "drop-head" as const }, old: { overflow: "drop-head" as const } };
+
+/**
+ * A quorum queue replaced by a classic one, the old queue holding a task of priority 0 (id
+ * "task-X") before 300 of priority 9, and the same task published again once the old queue lost
+ * its binding (so it reaches the holding queue alone). RabbitMQ 4 serves priority 9 first, so the
+ * old queue's task-X came out last, as a copy's would, and was dropped as the copy of the other.
+ * Returns the error, if any, and the ids the new queue holds.
+ */
+export async function priorityTwins(amqp: string, mgmt: string, vhost: string): Promise<{ error?: string; ids: string[] }> {
+  const conn = await amqplib.connect(`${amqp.replace(/\/$/, "")}/${encodeURIComponent(vhost)}`);
+  try {
+    const ch = await conn.createConfirmChannel();
+    await ch.assertExchange("mplogin", "topic", { durable: true });
+    await ch.assertQueue(QUORUM.name, { durable: true, arguments: { "x-queue-type": "quorum" } });
+    await ch.bindQueue(QUORUM.name, "mplogin", ROUTE.routingKey);
+    const task = () => ch.publish("mplogin", "mplogin.async.x", Buffer.from("same-task"), { persistent: true, messageId: "task-X", priority: 0 });
+    task();
+    for (let i = 0; i < 300; i++) ch.publish("mplogin", "mplogin.async.x", Buffer.from(`p${i}`), { persistent: true, messageId: `p${i}`, priority: 9 });
+    await ch.waitForConfirms();
+    const session = await AmqpSession.open(targetOf(amqp, mgmt, vhost));
+    // The same task again, as the old queue's binding goes: it reaches the holding queue alone.
+    const channel = session.channel.bind(session);
+    let sent = false;
+    session.channel = async () => {
+      const c = await channel();
+      const unbindQueue = c.unbindQueue.bind(c);
+      c.unbindQueue = async (queue: string, source: string, pattern: string, args?: Record<string, unknown>) => {
+        const r = await unbindQueue(queue, source, pattern, args);
+        if (!sent && queue === QUORUM.name) {
+          sent = true;
+          task();
+          await ch.waitForConfirms();
+        }
+        return r;
+      };
+      return c;
+    };
+    const error = await replaceQueueLossless(session, { after: { ...QUORUM, type: "classic" }, bindings: [ROUTE], holdBindings: [], queueDone: false, old: QUORUM, limits: LIMITS }, () => undefined).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    await session.close();
+    const ids: string[] = [];
+    for (let m = await ch.get(QUORUM.name, { noAck: true }); m; m = await ch.get(QUORUM.name, { noAck: true })) ids.push(String(m.properties.messageId));
+    return { error, ids };
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+/**
+ * A quorum queue with x-delivery-limit 0 replaced, and a message published straight to its name
+ * once the move has emptied it (before topo's pass over what the queue gives back). The pass
+ * requeued it, which spends its one delivery on 3.10, so the broker dropped it and the delete
+ * found the queue empty. Returns the error, and the ids left in the old queue and the holding queue.
+ */
+export async function straightAfterMove(amqp: string, mgmt: string, vhost: string): Promise<{ error?: string; old: string[]; hold: string[] }> {
+  const conn = await amqplib.connect(`${amqp.replace(/\/$/, "")}/${encodeURIComponent(vhost)}`);
+  try {
+    const ch = await conn.createConfirmChannel();
+    const old: Queue = { ...QUORUM, arguments: { "x-delivery-limit": 0 } };
+    await ch.assertExchange("mplogin", "topic", { durable: true });
+    await ch.assertQueue(old.name, { durable: true, arguments: { "x-queue-type": "quorum", "x-delivery-limit": 0 } });
+    await ch.bindQueue(old.name, "mplogin", ROUTE.routingKey);
+    for (let i = 0; i < 20; i++) ch.publish("mplogin", "mplogin.async.x", Buffer.from(`m${i}`), { persistent: true, messageId: `m${i}` });
+    await ch.waitForConfirms();
+    const session = await AmqpSession.open(targetOf(amqp, mgmt, vhost));
+    // The move's channel, as it closes: the straight publish lands in the emptied old queue.
+    const channel = session.channel.bind(session);
+    let sent = false;
+    session.channel = async () => {
+      const c = await channel();
+      const get = c.get.bind(c);
+      let moving = false;
+      c.get = (queue: string, options?: Parameters<typeof get>[1]) => {
+        if (queue === old.name) moving = true;
+        return get(queue, options);
+      };
+      const close = c.close.bind(c);
+      c.close = async () => {
+        if (moving && !sent) {
+          sent = true;
+          ch.sendToQueue(old.name, Buffer.from("straight"), { persistent: true, messageId: "straight-1" });
+          await ch.waitForConfirms();
+        }
+        return close();
+      };
+      return c;
+    };
+    const limits = { ...LIMITS, old: { overflow: "drop-head" as const, deliveryLimit: { value: 0, from: "x-delivery-limit" } } };
+    const error = await replaceQueueLossless(session, { after: { ...old, type: "classic", arguments: {} }, bindings: [ROUTE], holdBindings: [], queueDone: false, old, limits }, () => undefined).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    await session.close();
+    // A channel each: a queue that is gone (404) closes the channel that asked.
+    const drain = async (q: string) => {
+      const ids: string[] = [];
+      const c = await conn.createChannel();
+      try {
+        await c.checkQueue(q);
+      } catch {
+        return ids;
+      }
+      for (let m = await c.get(q, { noAck: true }); m; m = await c.get(q, { noAck: true })) ids.push(String(m.properties.messageId));
+      await c.close();
+      return ids;
+    };
+    return { error, old: await drain(old.name), hold: await drain("topo.hold.mplogin.async") };
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}

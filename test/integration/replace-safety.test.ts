@@ -15,7 +15,7 @@ import { heldNow } from "../../src/broker/read.js";
 import type { Binding, Queue } from "../../src/model.js";
 import { amqpUrl, api, broker, CLI, clusterTarget, createVhost, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
 import type { BrokerError } from "../../src/errors.js";
-import { stoppedQuorumMove } from "../helpers/quorum-move.js";
+import { stoppedQuorumMove, straightAfterMove } from "../helpers/quorum-move.js";
 import { managementProxy } from "../helpers/proxy.js";
 
 const vhosts: string[] = [];
@@ -1806,6 +1806,23 @@ describe("replace under random limits, consumers and publishers", () => {
       }
     }
   }, 180_000);
+});
+
+describe("a message published straight to an emptied quorum queue under x-delivery-limit 0", () => {
+  // The pass over what a quorum queue gives back requeued the first message that was no copy: on
+  // 3.10 that spends a delivery, and with x-delivery-limit 0 the broker dropped a client's message
+  // published straight to the old queue, whose delete then found it empty and apply said the
+  // replace was done (rv1). Under such a limit the pass does not run, and the delete refuses.
+  it("is kept: the old queue stays, and apply says why", async () => {
+    const v = uniqueName("async");
+    vhosts.push(v);
+    await createVhost(v);
+    const b = broker();
+    const { error, old, hold } = await straightAfterMove(b.amqpUrl, b.mgmtUrl, v);
+    expect(error).toMatch(/the broker refused to delete the old queue \(1 message\(s\), not empty\).*no message was lost/);
+    expect(old).toEqual(["straight-1"]);
+    expect(hold.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`).sort());
+  });
 });
 
 describe("a quorum queue's replace under a live publisher", () => {
