@@ -75,6 +75,23 @@ function targetOf(amqp: string, mgmt: string, vhost: string): ClusterTarget {
   };
 }
 
+/** The old quorum queue, with `args`, bound from exchange mplogin as the file binds it. */
+async function declareQuorum(ch: amqplib.Channel, args: Record<string, unknown> = {}): Promise<void> {
+  await ch.assertExchange("mplogin", "topic", { durable: true });
+  await ch.assertQueue(QUORUM.name, { durable: true, arguments: { "x-queue-type": "quorum", ...args } });
+  await ch.bindQueue(QUORUM.name, "mplogin", ROUTE.routingKey);
+}
+
+/** Every channel `session` opens from now on, changed by `wrap` before topo uses it. */
+function wrapChannels(session: AmqpSession, wrap: (c: amqplib.Channel) => void): void {
+  const open = session.channel.bind(session);
+  session.channel = async () => {
+    const c = await open();
+    wrap(c);
+    return c;
+  };
+}
+
 const ROUTE = { kind: "binding", source: "mplogin", destination: "mplogin.async", destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} } as const;
 const QUORUM: Queue = { kind: "queue", name: "mplogin.async", type: "quorum", durable: true, autoDelete: false, exclusive: false, arguments: {} };
 const LIMITS = { queue: { overflow: "drop-head" as const }, hold: { overflow: "drop-head" as const }, old: { overflow: "drop-head" as const } };
@@ -90,19 +107,15 @@ export async function priorityTwins(amqp: string, mgmt: string, vhost: string): 
   const conn = await amqplib.connect(`${amqp.replace(/\/$/, "")}/${encodeURIComponent(vhost)}`);
   try {
     const ch = await conn.createConfirmChannel();
-    await ch.assertExchange("mplogin", "topic", { durable: true });
-    await ch.assertQueue(QUORUM.name, { durable: true, arguments: { "x-queue-type": "quorum" } });
-    await ch.bindQueue(QUORUM.name, "mplogin", ROUTE.routingKey);
+    await declareQuorum(ch);
     const task = () => ch.publish("mplogin", "mplogin.async.x", Buffer.from("same-task"), { persistent: true, messageId: "task-X", priority: 0 });
     task();
     for (let i = 0; i < 300; i++) ch.publish("mplogin", "mplogin.async.x", Buffer.from(`p${i}`), { persistent: true, messageId: `p${i}`, priority: 9 });
     await ch.waitForConfirms();
     const session = await AmqpSession.open(targetOf(amqp, mgmt, vhost));
     // The same task again, as the old queue's binding goes: it reaches the holding queue alone.
-    const channel = session.channel.bind(session);
     let sent = false;
-    session.channel = async () => {
-      const c = await channel();
+    wrapChannels(session, (c) => {
       const unbindQueue = c.unbindQueue.bind(c);
       c.unbindQueue = async (queue: string, source: string, pattern: string, args?: Record<string, unknown>) => {
         const r = await unbindQueue(queue, source, pattern, args);
@@ -113,8 +126,7 @@ export async function priorityTwins(amqp: string, mgmt: string, vhost: string): 
         }
         return r;
       };
-      return c;
-    };
+    });
     const error = await replaceQueueLossless(session, { after: { ...QUORUM, type: "classic" }, bindings: [ROUTE], holdBindings: [], queueDone: false, old: QUORUM, limits: LIMITS }, () => undefined).then(
       () => undefined,
       (e: Error) => e.message,
@@ -139,17 +151,13 @@ export async function straightAfterMove(amqp: string, mgmt: string, vhost: strin
   try {
     const ch = await conn.createConfirmChannel();
     const old: Queue = { ...QUORUM, arguments: { "x-delivery-limit": 0 } };
-    await ch.assertExchange("mplogin", "topic", { durable: true });
-    await ch.assertQueue(old.name, { durable: true, arguments: { "x-queue-type": "quorum", "x-delivery-limit": 0 } });
-    await ch.bindQueue(old.name, "mplogin", ROUTE.routingKey);
+    await declareQuorum(ch, old.arguments);
     for (let i = 0; i < 20; i++) ch.publish("mplogin", "mplogin.async.x", Buffer.from(`m${i}`), { persistent: true, messageId: `m${i}` });
     await ch.waitForConfirms();
     const session = await AmqpSession.open(targetOf(amqp, mgmt, vhost));
     // The move's channel, as it closes: the straight publish lands in the emptied old queue.
-    const channel = session.channel.bind(session);
     let sent = false;
-    session.channel = async () => {
-      const c = await channel();
+    wrapChannels(session, (c) => {
       const get = c.get.bind(c);
       let moving = false;
       c.get = (queue: string, options?: Parameters<typeof get>[1]) => {
@@ -165,8 +173,7 @@ export async function straightAfterMove(amqp: string, mgmt: string, vhost: strin
         }
         return close();
       };
-      return c;
-    };
+    });
     const limits = { ...LIMITS, old: { overflow: "drop-head" as const, deliveryLimit: { value: 0, from: "x-delivery-limit" } } };
     const error = await replaceQueueLossless(session, { after: { ...old, type: "classic", arguments: {} }, bindings: [ROUTE], holdBindings: [], queueDone: false, old, limits }, () => undefined).then(
       () => undefined,
