@@ -620,16 +620,25 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[],
     if (s.vhost !== f.plan.vhost) out.push(`cluster ${name}: its vhost is now ${JSON.stringify(f.plan.vhost)}, the plan says ${JSON.stringify(s.vhost)}`);
     // The objects that changed come first: they are the cause, the plan's differences their effect.
     const made = sofar(name);
-    out.push(...stateEntry(name, stateChanges(s.state, f.state, made, f.outside)));
+    const objects = stateEntry(name, stateChanges(s.state, f.state, made, f.outside));
+    out.push(...objects);
     const done = new Set(made.made.map((a) => a.key));
     const before = new Map(s.actions.filter((a) => !done.has(a.key)).map((a) => [a.key, a]));
     const now = new Map(f.plan.actions.map((a) => [a.key, a]));
+    const differ: string[] = [];
     for (const [key, a] of before) {
       const b = now.get(key);
-      if (!b) out.push(`cluster ${name}: no longer needed: ${label(a)}`);
-      else if (actionShape(a) !== actionShape(b)) out.push(`cluster ${name}: now ${label(b)}, the plan says ${label(a)}${a.op === b.op ? ` (${detailsDiffer(a, b)})` : ""}`);
+      if (!b) differ.push(`cluster ${name}: no longer needed: ${label(a)}`);
+      else if (actionShape(a) !== actionShape(b)) differ.push(`cluster ${name}: now ${label(b)}, the plan says ${label(a)}${a.op === b.op ? ` (${detailsDiffer(a, b)})` : ""}`);
     }
-    for (const [key, b] of now) if (!before.has(key)) out.push(`cluster ${name}: not in the plan: ${label(b)}`);
+    for (const [key, b] of now) if (!before.has(key)) differ.push(`cluster ${name}: not in the plan: ${label(b)}`);
+    // Nothing the state holds changed, yet the plan did: the cause is elsewhere, not the broker's
+    // objects (a plan saved by another build of the same version planned a binding on the apply mark
+    // differently, and the message sent the user looking for a change on the broker).
+    if (objects.length === 0 && differ.length) {
+      out.push(`cluster ${name}: the broker's objects are as the plan saw them; the plan differs by what it does not hold (a user's password, another prefix's apply mark, a user's rights on other vhosts) or by topo itself (a plan saved by another build of topo ${saved.topoVersion})`);
+    }
+    out.push(...differ);
     out.push(...newLines(name, s, f.plan));
   }
   return out;
