@@ -150,11 +150,13 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
    * move back, their deliveries counted afresh, so the peek costs them nothing (a Celery worker ran
    * a task twice at each quorum replace under live publishing, the copy of the first switch).
    */
+  /** What a queue holds, counted and not read: no copies among it, and bytes unknown. */
+  const countedOnly = async (q: Queue): Promise<Copies> => ({ ids: new Map(), count: await step(`count ${q.name}`, (ch) => count(ch, q.name)), bytes: 0, sized: false });
   const copiesIn = async (q: Queue, own?: QueueLimits): Promise<Copies> => {
     if (q.type === "classic") return peek(session, q.name);
     if (q.type === "quorum" && own && (own.deliveryLimit === undefined || own.deliveryLimit.value >= 1)) return peek(session, q.name);
     if (q.type === "stream") return NO_COPIES;
-    return { ids: new Map(), count: await step(`count ${q.name}`, (ch) => count(ch, q.name)), bytes: 0, sized: false };
+    return countedOnly(q);
   };
   let duplicatesDropped = 0;
   /** What this run moved into a holding queue it made, and how many of those may expire there. */
@@ -274,7 +276,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // It is read only where a byte limit needs the bytes it holds: a finishing apply peeked the
   // 45,408 messages such a queue held, each then delivered as redelivered, to drop what it read.
   const sized = r.limits?.queue.maxLengthBytes !== undefined && r.limits.queue.overflow !== "reject-publish";
-  const inNew = r.queueDone && !sized && r.after.type !== "stream" ? { ids: new Map<string, number>(), count: await step(`count ${name}`, (ch) => count(ch, name)), bytes: 0, sized: false } : await copiesIn(r.after);
+  const inNew = r.queueDone && !sized && r.after.type !== "stream" ? await countedOnly(r.after) : await copiesIn(r.after);
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
@@ -447,6 +449,9 @@ function dedupeBindings(bs: Binding[]): Binding[] {
  * in anything else: the id, type, timestamp, content type, headers and body alone took two
  * publishes that differ only in reply-to, correlation-id, expiration or priority for one, and
  * dropped one (measured: one message lost at each switch, and apply said the replace was done).
+ * The delivery counts a quorum queue adds as it delivers are left out: a message it gives back
+ * carries one more in x-delivery-count (3.10, 4.0) or x-acquired-count (4.3) than when it was
+ * fetched, and is the same message.
  */
 export function identity(m: Pick<GetMessage, "fields" | "properties" | "content">): string | undefined {
   const p = m.properties;
@@ -456,7 +461,7 @@ export function identity(m: Pick<GetMessage, "fields" | "properties" | "content"
   const properties = [
     p.contentType,
     p.contentEncoding,
-    p.headers ?? {},
+    withoutDeliveryCounts(p.headers),
     p.deliveryMode,
     p.priority,
     p.correlationId,
@@ -618,20 +623,14 @@ function writableXDeath(v: unknown): unknown {
   );
 }
 
-const MOVE_DROPS = ["CC", "BCC", "x-delivery-count", "x-acquired-count"];
 /** The headers a quorum queue adds as it delivers. */
 const DELIVERY_COUNTS = ["x-delivery-count", "x-acquired-count"];
+const MOVE_DROPS = ["CC", "BCC", ...DELIVERY_COUNTS];
 
-/**
- * identity() of a message as it was sent, without the count of deliveries a quorum queue adds: a
- * message it gives back carries one more in x-delivery-count (3.10, 4.0) or x-acquired-count
- * (4.3) than when it was fetched.
- */
-export function sentIdentity(m: Pick<GetMessage, "fields" | "properties" | "content">): string | undefined {
-  const headers = m.properties.headers;
-  if (!headers || !DELIVERY_COUNTS.some((k) => k in headers)) return identity(m);
-  const own = Object.fromEntries(Object.entries(headers).filter(([k]) => !DELIVERY_COUNTS.includes(k)));
-  return identity({ ...m, properties: { ...m.properties, headers: own } });
+/** A message's headers without the delivery counts a quorum queue adds (identity()). */
+function withoutDeliveryCounts(headers: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!headers || !DELIVERY_COUNTS.some((k) => k in headers)) return headers ?? {};
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !DELIVERY_COUNTS.includes(k)));
 }
 
 /** What a queue holds that a move into it may find copies of. */
@@ -670,7 +669,7 @@ async function peek(session: AmqpSession, queue: string): Promise<Copies> {
       total ??= m.fields.messageCount + 1;
       count++;
       bytes += m.content.length;
-      const k = sentIdentity(m);
+      const k = identity(m);
       if (k) ids.set(k, (ids.get(k) ?? 0) + 1);
     }
     ch.nackAll(true);
@@ -801,7 +800,7 @@ async function move(session: AmqpSession, from: string, to: string, o: MoveOptio
  */
 async function moveMessages(session: AmqpSession, from: string, to: string, o: MoveOptions, acked?: Map<string, number>): Promise<MoveResult> {
   const copied = (m: GetMessage): void => {
-    const k = acked && sentIdentity(m);
+    const k = acked && identity(m);
     if (k) acked.set(k, (acked.get(k) ?? 0) + 1);
   };
   let moved = 0;
@@ -995,7 +994,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
         publish.push(m);
       };
       for (const m of batch) {
-        const k = sentIdentity(m);
+        const k = identity(m);
         if (!flushing && k !== undefined && once.has(k)) {
           const n = (inSource.get(k) ?? 0) + 1;
           inSource.set(k, n);
@@ -1164,7 +1163,7 @@ export async function dropGivenBack(session: AmqpSession, queue: string, acked: 
         session.rpcs++;
         const m = await session.orLost(ch.get(queue, { noAck: false }));
         if (!m) break;
-        const k = sentIdentity(m);
+        const k = identity(m);
         const left = k === undefined ? 0 : acked.get(k) ?? 0;
         if (left === 0) {
           ch.nack(m, false, true);

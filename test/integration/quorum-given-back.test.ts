@@ -10,7 +10,7 @@
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
-import { dropGivenBack, sentIdentity } from "../../src/broker/replace.js";
+import { dropGivenBack, identity } from "../../src/broker/replace.js";
 import { amqpUrl, clusterTarget, createVhost, deleteVhost, uniqueName } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
@@ -47,7 +47,7 @@ async function givenBack(sent: Sent[], fetched: number): Promise<{ v: string; ac
     for (let i = 0; i < fetched; i++) {
       const m = await mover.get(Q, { noAck: false });
       if (!m) throw new Error(`message ${i} was not there`);
-      const k = sentIdentity(m);
+      const k = identity(m);
       if (k) acked.set(k, (acked.get(k) ?? 0) + 1);
     }
     await mover.close();
@@ -126,7 +126,7 @@ describe("a quorum queue's give-back after a move", () => {
       ],
       0,
     );
-    acked.set(sentIdentity({ fields: { exchange: "", routingKey: Q } as never, properties: { messageId: "z" } as never, content: Buffer.from("z") }) as string, 1);
+    acked.set(identity({ fields: { exchange: "", routingKey: Q } as never, properties: { messageId: "z" } as never, content: Buffer.from("z") }) as string, 1);
     expect(await dropped(v, acked)).toBe(0);
     expect((await drain(v)).sort()).toEqual(["x", "y"]);
   });

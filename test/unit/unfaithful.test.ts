@@ -46,6 +46,9 @@ describe("which messages a replace takes for copies of one publish (identity)", 
   it("gives both copies of one publish one identity", () => {
     expect(identity(withProps({}))).toBe(identity(withProps({})));
     expect(identity(withProps({}))).toBeDefined();
+    // A quorum queue's delivery counts are no part of it: a message it gives back carries one more.
+    expect(identity(withProps({ headers: { task: "t", "x-delivery-count": 1 } }))).toBe(identity(withProps({ headers: { task: "t", "x-delivery-count": 0 } })));
+    expect(identity(withProps({ headers: { task: "t", "x-acquired-count": 2 } }))).toBe(identity(withProps({})));
   });
 
   it("tells apart messages with one id and body that differ in any property, or in how they were published", () => {
