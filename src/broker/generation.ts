@@ -19,8 +19,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { basename } from "node:path";
-import { MARK_FILE } from "../plan/other-file.js";
-import { applyMarkName, lockQueueName, markedPrefix, ownNamespace, TOPO_NAMESPACE } from "../core/naming.js";
+import { applyMarkName, lockQueueName, MARK_FILE, markedPrefix, ownNamespace, TOPO_NAMESPACE } from "../core/naming.js";
 import type { Resource } from "../model.js";
 import type { Channel } from "amqplib";
 import type { AmqpSession } from "./amqp.js";

@@ -216,6 +216,9 @@ export function prefixOfOwnName(name: string): string | undefined {
  * policies. Any of them says that prefix's file manages this vhost (an apply that wrote leaves
  * its mark; a vhost without mirrored queues has no policy).
  */
+/** The apply mark's argument that names the file of the last apply that wrote (plan/other-file.ts). */
+export const MARK_FILE = "x-topo-file";
+
 /** The apply mark a binding is on (from it, or into it from an exchange), or undefined. */
 export function markOfBinding(b: { source: string; destination: string; destinationType: string }): string | undefined {
   for (const n of [b.source, b.destinationType === "exchange" ? b.destination : undefined]) {

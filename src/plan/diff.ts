@@ -2,7 +2,7 @@
 
 import { TRAFFIC } from "../model.js";
 import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
-import { applyMarkName, coveringHolds, holdingQueueOf, isBrokersOwn, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
+import { applyMarkName, coveringHolds, holdingQueueOf, isBrokersOwn, isTopoName, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
@@ -143,6 +143,12 @@ function bindingsOnMark(actual: ActualCluster, prefix: string): Binding[] {
   return actual.resources.filter((r): r is Binding => r.kind === "binding" && (r.source === name || (r.destinationType === "exchange" && r.destination === name)));
 }
 
+/** The services whose exchange or queues `actions` delete, by name, sorted (not topo's own holding queues). */
+export function servicesDeleted(actions: readonly Action[]): string[] {
+  const names = actions.flatMap((a) => (a.op === "delete" && (a.before.kind === "exchange" || a.before.kind === "queue") && !isTopoName(a.before.name) ? [a.before.name.replace(/\.(?:sync|async)$/, "")] : []));
+  return [...new Set(names)].sort();
+}
+
 /** The apply mark as plan shows it (its arguments are renewed by every apply that writes). */
 export function applyMark(prefix: string): Exchange {
   return { kind: "exchange", name: applyMarkName(prefix), type: "fanout", durable: true, autoDelete: false, internal: true, arguments: {} };
@@ -242,9 +248,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
   // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
   // it is. Plan says so rather than delete it as this file's without a word.
-  const disputed = owner.outer.length
-    ? [...new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : a.op === "delete" && a.before.kind === "queue" ? [a.before.name.replace(/\.(?:sync|async)$/, "")] : [])))].sort()
-    : [];
+  const disputed = owner.outer.length ? servicesDeleted(actions) : [];
   const orphanedRoutes = routesIntoDeleted(actions, want, have, deleted, owner);
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),

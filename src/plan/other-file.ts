@@ -9,19 +9,18 @@
 
 import { basename } from "node:path";
 import type { ActualCluster, ClusterPlan } from "../model.js";
-import { applyMarkName } from "../core/naming.js";
+import { applyMarkName, MARK_FILE } from "../core/naming.js";
 import { names } from "../core/words.js";
-
-/** The apply mark's argument that names the file of the last apply that wrote. */
-export const MARK_FILE = "x-topo-file";
+import { servicesDeleted } from "./diff.js";
 
 export function otherFileWarning(plan: ClusterPlan, actual: ActualCluster, prefix: string, file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
+  // The deletes first: nearly every plan has none, and the mark is looked for among every object.
+  const services = servicesDeleted(plan.actions);
+  if (services.length === 0) return undefined;
   const mark = actual.resources.find((r) => r.kind === "exchange" && r.name === applyMarkName(prefix));
   const last = mark?.kind === "exchange" ? mark.arguments[MARK_FILE] : undefined;
   if (typeof last !== "string" || last === basename(file)) return undefined;
-  const services = [...new Set(plan.actions.flatMap((a) => (a.op === "delete" && (a.before.kind === "exchange" || a.before.kind === "queue") && !a.before.name.startsWith("topo.") ? [a.before.name.replace(/\.(?:sync|async)$/, "")] : [])))].sort();
-  if (services.length === 0) return undefined;
   const by = mark?.kind === "exchange" ? [mark.arguments["x-topo-applied-by"], mark.arguments["x-topo-applied-at"]].filter((x): x is string => typeof x === "string") : [];
   const one = services.length === 1;
   return `this plan deletes service${one ? "" : "s"} ${names(services)}, and the last apply that wrote prefix ${prefix}'s objects on this vhost was of file "${last}"${by.length ? ` (${by.join(", ")})` : ""}, not "${basename(file)}": if that is another file with the same prefix, ${one ? "this is its service" : "these are its services"}; each file needs a prefix of its own on a vhost (the prefix is the namespace topo owns there)`;
