@@ -336,9 +336,12 @@ program
           trace: o.verbose ? progress.log : undefined,
           progress: progress.update,
           signal: stop.signal,
-          onPlan: (p) => {
+          onPlan: async (p) => {
             planned = p.clusters.some((c) => c.actions.length > 0);
-            if (!o.json) out(render.renderText(p, paintOut()));
+            // Written before anything else is said: stdout to a pipe is written in the
+            // background, so a plan of thousands of lines read slowly (a deploy job's log) had
+            // apply's progress, and its outcome, in the middle of it.
+            if (!o.json) await new Promise<void>((done) => process.stdout.write(`${redact(render.renderText(p, paintOut()))}\n`, () => done()));
           },
         });
         progress.end();

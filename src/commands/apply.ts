@@ -35,8 +35,12 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
   trace?: (msg: string) => void;
   /** Called as a cluster's changes complete (a counter or a bar for people, on stderr). */
   progress?: (cluster: string, done: number, total: number) => void;
-  /** Called with the plan before anything is written. */
-  onPlan?: (plan: Plan) => void;
+  /**
+   * Called with the plan before anything is written; apply waits for what it returns (the command
+   * line's plan reaching stdout before any progress line, so that a slow reader of both does not
+   * get the two mixed, or the outcome in the middle of the plan).
+   */
+  onPlan?: (plan: Plan) => void | Promise<void>;
   /**
    * A saved plan's check (topo apply PLANFILE): throws when fresh reads are not what was saved.
    * Called with every cluster's read before anything is written, and again with each cluster's
@@ -252,7 +256,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         if (deletesQueues(p)) await countMessages(p, await session(c), client(c), c.target);
       }).catch((e: unknown) => (countFailed = { e }));
     }
-    opts.onPlan?.(plan);
+    await opts.onPlan?.(plan);
     checkInterrupted();
 
     // Refuse before anything is written, on any cluster; queue deletes are judged on the

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { managementProxy } from "../helpers/proxy.js";
 import { adminManagementUrl, amqpUrl, api, CLI, getQueue, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
 import { apply, InterruptedError } from "../../src/index.js";
+import { serviceNames } from "../../bench/services.mjs";
 
 const { fresh } = testVhosts();
 
@@ -338,4 +339,29 @@ describe("a signal once the writes are done", () => {
     expect((err as Error).message).toMatch(/^interrupted: cluster sync: all \d+ changes were made, and the read back confirmed them$/m);
     expect((err as Error).message).toMatch(/^interrupted: cluster async: /m);
   });
+});
+
+describe("a slow reader of apply's output", () => {
+  /** Reads its stdin 256 bytes every 20 ms, as a lagging log shipper does, and passes it on. */
+  const LAGGING = `process.stdin.pause(); process.stdin.on("readable", () => {}); const t = setInterval(() => { const c = process.stdin.read(256) ?? process.stdin.read(); if (c) process.stdout.write(c); }, 20); process.stdin.on("end", () => clearInterval(t));`;
+
+  it("gets the whole plan before any progress line, and no line broken, when stdout and stderr share one pipe (2>&1 into a lagging log shipper)", async () => {
+    const t = fresh((serviceNames as (n: number) => string[])(600));
+    // One pipe (a real one: Node's own child pipes are socket pairs, with far larger buffers) for
+    // both, as a deploy job's log has it; the plan, about 200 KB, takes seconds to drain, longer
+    // than apply takes to begin its writes.
+    const child = spawn("sh", ["-c", '"$0" "$1" apply -f "$2" 2>&1 | "$0" -e "$3"', process.execPath, CLI, t.file, LAGGING], { stdio: ["ignore", "pipe", "inherit"] });
+    let text = "";
+    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    expect(await new Promise<number>((r) => child.on("exit", (code) => r(code ?? -1))), text.slice(-2000)).toBe(0);
+    const lines = text.split("\n");
+    const plan = lines.findIndex((l) => /^Plan: /.test(l));
+    expect(plan).toBeGreaterThan(3_600);
+    // Everything before "Plan:" is the plan: its clusters' headers and their actions, whole.
+    const whole = /^ {2}\+ create (vhost \S+|exchange \S+ \(topic, durable\)|queue \S+ \(classic, (transient|durable)[^)]*\)|binding \S+ -> \S+ \[\S+\]|policy (?!.*cluster ).*)$|^cluster (sync|async): amqp:\/\/\S+ \(RabbitMQ [\d.]+\)$|^$/;
+    const misfit = lines.slice(0, plan).filter((l) => !whole.test(l));
+    expect(misfit.slice(0, 5)).toEqual([]);
+    expect(lines[plan]).toBe("Plan: 3603 to create, 0 to update, 0 to replace, 0 to delete.");
+    expect(lines.slice(plan + 1).join("\n")).toMatch(/^cluster (sync|async): applying 18\d\d changes[^\n]*\n(.*\n)*Apply complete: 3603 changes made; every cluster matches the file\.\n$/);
+  }, 120_000);
 });
