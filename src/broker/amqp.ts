@@ -29,6 +29,16 @@ export interface AmqpOptions {
  */
 const VHOST_START_ATTEMPTS = 7;
 
+/** How long a connect may take, TCP, TLS and AMQP's handshake included. */
+const CONNECT_TIMEOUT_MS = 15_000;
+/** Connects that time out before apply gives up on the broker (a stopped or paused node). */
+const SILENT_CONNECTS = 2;
+
+/** A connect that reached a host and got no answer in time (amqplib's own time-out, or the socket's). */
+function timedOut(e: Error): boolean {
+  return /ETIMEDOUT/.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`);
+}
+
 /**
  * How long publishing may stay blocked (a memory or disk alarm) before a replace that moves
  * messages gives up: a short alarm clears by itself, a long one needs an operator.
@@ -145,6 +155,8 @@ export class AmqpSession {
     const amqplib = await import("amqplib");
     const { amqp, tls } = target;
     const attempts = opts.connectAttempts ?? 8;
+    /** Connects that timed out: a node that is booting refuses them at once; one that takes them and says nothing is stopped or paused. */
+    let silent = 0;
     for (let attempt = 1; ; attempt++) {
       try {
         const conn = await amqplib.connect(
@@ -161,7 +173,7 @@ export class AmqpSession {
           },
           {
             ...tlsOptions(tls, opts.insecure),
-            timeout: 15_000,
+            timeout: CONNECT_TIMEOUT_MS,
             clientProperties: { connection_name: `topo ${target.name}` },
           },
         );
@@ -177,12 +189,21 @@ export class AmqpSession {
         // vhost that is starting, and is reported at once.
         const starting =
           refusal !== undefined && ("opened" in refusal || VHOST_DOWN.test(refusal.text) || (REFUSED_FOR_USER.test(refusal.text) && !limitHint(refusal.text)));
-        if (!(err.transient || starting) || attempt >= (starting ? Math.max(attempts, VHOST_START_ATTEMPTS) : attempts)) throw err;
+        // Waiting out a booting node is worth a few tries; a broker that took the connection and
+        // said nothing for CONNECT_TIMEOUT_MS, twice, is not booting: eight such tries were two
+        // silent minutes of a deploy job before it failed (a paused broker).
+        if (timedOut(e as Error)) silent++;
+        const last = starting ? Math.max(attempts, VHOST_START_ATTEMPTS) : attempts;
+        if (!(err.transient || starting) || attempt >= last || silent >= SILENT_CONNECTS) throw err;
+        const delay = backoff(attempt);
         if (starting && attempt === 1) {
           const why = "code" in refusal ? refusal.text : "refused, then accepted";
           opts.log?.(`cluster ${target.name}: vhost "${amqp.vhost}" refused the connection (${redactText(why)}); trying again for up to 11 s, as a vhost another client has just created does`);
+        } else if (!starting) {
+          // Each try said, so that a wait for the broker is never silent.
+          opts.log?.(`${err.message.split("\n")[0]}; trying again in ${(delay / 1000).toFixed(1)} s (connect ${attempt + 1} of ${last})`);
         }
-        await sleep(backoff(attempt));
+        await sleep(delay);
       }
     }
   }

@@ -860,6 +860,30 @@ describe("retries", () => {
     }
   });
 
+  it("a broker that takes the connection and says nothing (paused, stopped) is given up on after two connects, each try said", async () => {
+    let accepted = 0;
+    const held: import("node:net").Socket[] = [];
+    const { server, target } = await fakeAmqpPort((sock) => {
+      accepted++;
+      held.push(sock);
+    });
+    const logged: string[] = [];
+    try {
+      const began = Date.now();
+      // A reconnect's eight tries, each up to 15 s, were two silent minutes before this failed.
+      const err = await AmqpSession.open(target, { connectAttempts: 8, log: (m) => logged.push(m) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BrokerError);
+      expect((err as BrokerError).message).toMatch(/cluster async: connect amqp:\/\/u:\*\*\*@127\.0\.0\.1:\d+\S* -> connect ETIMEDOUT/);
+      expect(accepted).toBe(2);
+      expect(Date.now() - began).toBeLessThan(45_000);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatch(/^cluster async: connect amqp:\/\/u:\*\*\*@127\.0\.0\.1:\d+\S* -> connect ETIMEDOUT; trying again in \d\.\d s \(connect 2 of 8\)$/);
+    } finally {
+      for (const s of held) s.destroy();
+      server.close();
+    }
+  }, 60_000);
+
   it("a port that answers with a connection.start amqplib cannot decode is refused with a message, not a crash", async () => {
     const defs = amqplibModule<{ encodeMethod(id: number, ch: number, f: object): Buffer; ConnectionStart: number }>("defs.js");
     const frame = defs.encodeMethod(defs.ConnectionStart, 0, {
