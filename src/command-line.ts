@@ -270,8 +270,9 @@ program
       insecure?: boolean;
       verbose?: boolean;
     }, cmd: Command) => {
-      const { Progress } = await import("./output.js");
+      const { Progress, STALL_TICK_MS } = await import("./output.js");
       const progress = new Progress((s) => process.stderr.write(redact(s)), process.stderr.isTTY === true);
+      setInterval(progress.tick, STALL_TICK_MS).unref();
       // Ctrl-C or SIGTERM: apply stops starting work, closes its connections (releasing the
       // locks) and throws InterruptedError; a second signal does not wait for that.
       const stop = new AbortController();

@@ -18,9 +18,14 @@ const PLAIN_MIN_CHANGES = 100;
 /** A terminal counter appears only once an apply has taken this long. */
 const TTY_DELAY_MS = 300;
 const TTY_REDRAW_MS = 100;
+/** How long an apply may make no change before it says it is still waiting, and how often it says so again. */
+const STALL_MS = 30_000;
+/** How often the command line asks Progress whether an apply has gone quiet. */
+export const STALL_TICK_MS = 5_000;
 
 export class Progress {
-  private readonly clusters = new Map<string, { done: number; total: number; reported: number }>();
+  /** Clusters under way: done of total, the quarter last reported, when a change was last made and when the quiet was last said. */
+  private readonly clusters = new Map<string, { done: number; total: number; reported: number; movedAt: number; saidAt: number }>();
   private readonly started: number;
   private lastDraw = 0;
   private drawn = false;
@@ -42,7 +47,9 @@ export class Progress {
   };
 
   readonly update = (cluster: string, done: number, total: number): void => {
-    const c = this.clusters.get(cluster) ?? { done, total, reported: 0 };
+    const now = this.now();
+    const c = this.clusters.get(cluster) ?? { done, total, reported: 0, movedAt: now, saidAt: now };
+    if (done !== c.done) c.movedAt = c.saidAt = now;
     c.done = done;
     c.total = total;
     // A cluster whose changes are all made leaves the counter (its own log line says so).
@@ -59,6 +66,21 @@ export class Progress {
     if (quarter > c.reported && quarter < 4) {
       c.reported = quarter;
       this.write(`cluster ${cluster}: ${done} of ${total} changes made (${quarter * 25}%)\n`);
+    }
+  };
+
+  /**
+   * Called every few seconds: a cluster that has made no change for STALL_MS says so, and again
+   * every STALL_MS, so that a deploy job's log is never silent for minutes (a broker that stopped
+   * answering is given up on only after its heartbeats time out; a queue's move takes as long as
+   * its messages do).
+   */
+  readonly tick = (): void => {
+    const t = this.now();
+    for (const [name, c] of this.clusters) {
+      if (t - c.saidAt < STALL_MS) continue;
+      c.saidAt = t;
+      this.log(`cluster ${name}: ${c.done} of ${c.total} changes made, none in the last ${Math.round((t - c.movedAt) / 1000)} s; still waiting for the broker`);
     }
   };
 

@@ -505,6 +505,9 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // Counted with what this apply made before (the vhost, or a run cut short by a restart).
     t.total = t.made + current.actions.length;
     opts.log(`cluster ${c.target.name}: applying ${plural(t.total, "change")}${t.made ? ` (${t.made} made already)` : ""}`);
+    // The counter starts here, not at the first change made: a broker that answers none is then
+    // said to be waited for, too.
+    opts.progress?.(c.target.name, t.made, t.total);
     checkInterrupted();
     carryOut(c.target.name, current.actions);
     await execute(current, ctx(c, t), execOpts(opts), t).catch((e: unknown) => {

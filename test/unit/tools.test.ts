@@ -333,6 +333,44 @@ describe("output", () => {
     expect(lines).toEqual(["cluster big: 100 of 400 changes made (25%)\n", "cluster big: 200 of 400 changes made (50%)\n", "cluster big: 300 of 400 changes made (75%)\n"]);
   });
 
+  it("says every 30 s that a cluster is still waiting while it makes no change, in a log and on a terminal, and stops once it is done", () => {
+    for (const tty of [false, true]) {
+      let now = 0;
+      const written: string[] = [];
+      const p = new Progress((s) => written.push(s), tty, () => now);
+      const said = () => written.filter((w) => w.includes("still waiting"));
+      p.update("sync", 1, 6001); // the start: one change made by an earlier step
+      p.update("async", 0, 10);
+      now = 29_999;
+      p.tick();
+      expect(said()).toEqual([]);
+      now = 30_000;
+      p.tick();
+      expect(said()).toEqual([
+        "cluster sync: 1 of 6001 changes made, none in the last 30 s; still waiting for the broker\n",
+        "cluster async: 0 of 10 changes made, none in the last 30 s; still waiting for the broker\n",
+      ]);
+      // A change made starts the quiet anew; the same count again does not.
+      now = 40_000;
+      p.update("async", 1, 10);
+      p.update("sync", 1, 6001);
+      now = 55_000;
+      p.tick();
+      expect(said()).toHaveLength(2);
+      now = 60_000;
+      p.tick();
+      expect(said().at(-1)).toBe("cluster sync: 1 of 6001 changes made, none in the last 60 s; still waiting for the broker\n");
+      now = 70_000;
+      p.tick();
+      expect(said().at(-1)).toBe("cluster async: 1 of 10 changes made, none in the last 30 s; still waiting for the broker\n");
+      p.update("async", 10, 10);
+      p.end();
+      now = 200_000;
+      p.tick();
+      expect(said()).toHaveLength(4);
+    }
+  });
+
   it("on a terminal, draws one counter line after a moment, clears it for log lines and at the end", () => {
     let now = 0;
     const written: string[] = [];
