@@ -88,6 +88,18 @@ export function schemaProblem(
       message = `${where}: ${why ?? argumentMessage(err, path, doc) ?? `${holdsSecrets(path) ? "the value" : JSON.stringify(value)} must match ${String(params.pattern)}`}`;
       break;
     }
+    case "maxLength": {
+      // ajv's "must NOT have more than 200 characters" says neither what the value is nor what to do.
+      const value = valueAt(doc, path);
+      const limit = Number(params.limit);
+      const isServiceName = path[0] === "services" && (path.length === 2 || path[2] === "name");
+      const length = typeof value === "string" ? ` is ${value.length} characters long` : "";
+      const shown = typeof value === "string" && !holdsSecrets(path) ? ` ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}` : "";
+      message = isServiceName
+        ? `${where}: service name${shown}${length}; a service name has at most ${limit} characters (it names the service's exchange and queues, and its task names): shorten it`
+        : `${where}: the value${length}; write at most ${limit} characters`;
+      break;
+    }
     case "maximum":
       message = `${where}: ${argumentMessage(err, path, doc) ?? err.message ?? "is too large"}`;
       break;

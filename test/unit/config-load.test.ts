@@ -87,6 +87,21 @@ ${CLUSTERS}services:
     ]);
   });
 
+  it("a service name longer than 200 characters says its length, the limit and what to do, in both forms", () => {
+    const long = `mp${"a".repeat(199)}`;
+    const ps = problemsOf(`version: 1
+${CLUSTERS}services:
+  - ${long}
+  - { name: ${long}x }
+`);
+    const shown = `"${long.slice(0, 40)}..."`;
+    expect(ps).toEqual([
+      `8:5: services[0]: service name ${shown} is 201 characters long; a service name has at most 200 characters (it names the service's exchange and queues, and its task names): shorten it`,
+      `9:13: services[1].name: service name ${shown} is 202 characters long; a service name has at most 200 characters (it names the service's exchange and queues, and its task names): shorten it`,
+    ]);
+    expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - mp${"a".repeat(198)}\n`)).toEqual([]);
+  });
+
   it("argument against queue type and unknown cluster appear beside schema problems", () => {
     const ps = problemsOf(`version: 1
 ${CLUSTERS}defaults:
