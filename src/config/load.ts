@@ -480,10 +480,10 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   if (!validate(data)) {
     const notRead = underAny(uninterpolated);
     for (const err of relevantErrors(validate.errors ?? [])) {
-      const path = refusedPath(err);
+      const path = refusedPath(err, data);
       // The text of an uninterpolated ${VAR} is no value to judge.
       if (notRead(path)) continue;
-      problems.push(schemaProblem(err, doc, at, file, putIn));
+      problems.push(schemaProblem(err, doc, at, file, putIn, data));
       refusedPaths.push(path);
     }
   }

@@ -30,13 +30,26 @@ export function pathKey(path: Path): string {
   return JSON.stringify(path.map(String));
 }
 
-export function jsonPointerToPath(pointer: string): (string | number)[] {
+/**
+ * An ajv instancePath as a path: a step into a list is its index, a step into a mapping its key,
+ * as text, also when it is digits (a user "008", whose key is no index: as 8 it named no key of
+ * the file, and its problems were placed at the mapping and said of users[8]). `data`, what ajv
+ * judged, tells the one from the other; without it, digits written as a number writes them are
+ * an index.
+ */
+export function jsonPointerToPath(pointer: string, data?: unknown): (string | number)[] {
   if (!pointer) return [];
+  let node = data;
   return pointer
     .slice(1)
     .split("/")
     .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    .map((s) => {
+      const index = data === undefined ? /^(?:0|[1-9]\d*)$/.test(s) : Array.isArray(node);
+      const step = index && /^\d+$/.test(s) ? Number(s) : s;
+      node = Array.isArray(node) ? node[Number(s)] : isObject(node) ? node[s] : undefined;
+      return step;
+    });
 }
 
 export function displayPath(path: (string | number)[]): string {

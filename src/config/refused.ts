@@ -19,8 +19,8 @@ export function underAny(heads: readonly Path[]): (path: Path) => boolean {
 }
 
 /** The part of the data a schema error refuses: the extra key, the value, or the incomplete object. */
-export function refusedPath(err: ErrorObject): Path {
-  const path = jsonPointerToPath(err.instancePath);
+export function refusedPath(err: ErrorObject, data?: unknown): Path {
+  const path = jsonPointerToPath(err.instancePath, data);
   const params = err.params as Record<string, unknown>;
   if (err.keyword === "additionalProperties") return [...path, String(params.additionalProperty)];
   if (err.keyword === "propertyNames") return [...path, String(params.propertyName)];

@@ -23,8 +23,10 @@ export function schemaProblem(
   at: (o: number) => { line: number; col: number },
   file: string,
   putIn: ReadonlyMap<string, string> = new Map(),
+  /** What ajv judged: it tells a user named 008 from an index (jsonPointerToPath). */
+  data?: unknown,
 ): ConfigProblem {
-  const path = jsonPointerToPath(err.instancePath);
+  const path = jsonPointerToPath(err.instancePath, data);
   const source = putIn.get(pathKey(path));
   const variable = source === undefined ? undefined : WHOLE_VAR.exec(source)?.[1];
   const where = displayPath(path);

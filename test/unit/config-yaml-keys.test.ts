@@ -36,6 +36,17 @@ describe("keys YAML reads as something other than the text written", () => {
     expect(problemsOf(`${HEAD}users:\n  16:\n    password: pw\n    consumes: [mplogin]\n`)).toEqual([]);
   });
 
+  it("a problem under a key of digits is placed at that key's value and named by it, not as a list's index", () => {
+    // "008" is refused as a key, then read as the text written: its password problem was placed at
+    // the users mapping (line 8, another user's) and said of users[8], with the value "empty".
+    const ps = problemsOf(`${HEAD}users:\n  edge:\n    password: pw\n    publishes: all\n  008:\n    password: 5\n    consumes: [mplogin]\n  16:\n    password: 6\n    consumes: [mplogin]\n`);
+    expect(ps).toEqual([
+      `12:3: users: YAML reads the key 008 as the number 8, not as the text written; put it in quotes ("008") to mean the text`,
+      `13:15: users["008"].password: must be a string, not number`,
+      `16:15: users["16"].password: must be a string, not number`,
+    ]);
+  });
+
   it("True, 1e3 and ~ as keys are refused the same way", () => {
     const ps = problemsOf(`${HEAD}users:\n  True: { password: pw, consumes: [mplogin] }\n  1e3: { password: pw, consumes: [mplogin] }\n  ~: { password: pw, consumes: [mplogin] }\n`);
     expect(ps).toEqual([
