@@ -17,7 +17,7 @@ import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
 import { refusedPath, underAny, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
-import { tlsFileProblems } from "./tls-files.js";
+import { tlsFileProblems, unusedTls } from "./tls-files.js";
 import { userinfoSpan } from "./url.js";
 import { broadTags } from "./user-tags.js";
 import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, UNCLOSED_FLOW, unclosedFlowAt, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
@@ -494,6 +494,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   const words = shownWords(desired);
   for (const p of nameLikePasswords(desired, userPasswords(data), words)) warnings?.push(placePathProblem(p, doc, at, file));
   for (const p of broadTags(data)) warnings?.push(placePathProblem(p, doc, at, file));
+  for (const p of unusedTls(desired.clusters.map((c) => c.target))) warnings?.push(placePathProblem(p, doc, at, file, true));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor, words);
   if (problems.length) throw new ConfigError(sortProblems(problems), sortProblems(warnings ?? []));
@@ -532,7 +533,7 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   const words = shownWords(desired);
   // A password that is also a name, or a tag that reaches past the rights, is warned about at its
   // place, which the YAML path finds.
-  if (nameLikePasswords(desired, userPasswords(data), words).length || broadTags(data).length) return undefined;
+  if (nameLikePasswords(desired, userPasswords(data), words).length || broadTags(data).length || unusedTls(desired.clusters.map((c) => c.target)).length) return undefined;
   learnPasswords(desired, redactor, words);
   return desired;
 }

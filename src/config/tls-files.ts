@@ -5,7 +5,7 @@
 
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import type { TlsOptions } from "../model.js";
+import type { ClusterTarget, TlsOptions } from "../model.js";
 
 export type TlsFileField = "ca" | "cert" | "key";
 
@@ -44,6 +44,26 @@ export function tlsFileProblems(tls: TlsOptions): { field: TlsFileField; message
   // Node presents a client certificate only with both; one alone is a half-done setting.
   if (tls.key !== undefined && tls.cert === undefined) out.push({ field: "key", message: `a client key needs its certificate: set tls.cert too, or remove tls.key` });
   if (tls.cert !== undefined && tls.key === undefined) out.push({ field: "cert", message: `a client certificate needs its private key: set tls.key too, or remove tls.cert` });
+  return out;
+}
+
+/**
+ * The clusters whose tls: section no connection uses: an amqp:// url with an http:// management
+ * API (the default for amqp://) connects in the clear, the passwords included, whatever tls:
+ * says; a file that gives a CA or a client certificate meant TLS, and a slip of amqp:// for
+ * amqps:// went unsaid. A warning at the tls: key, since nothing stops the connection.
+ */
+export function unusedTls(targets: readonly ClusterTarget[]): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  for (const t of targets) {
+    const { ca, cert, key, insecure } = t.tls;
+    if (ca === undefined && cert === undefined && key === undefined && insecure !== true) continue;
+    if (t.amqp.protocol === "amqps" || t.management.baseUrl.startsWith("https:")) continue;
+    out.push({
+      path: ["clusters", t.name, "tls"],
+      message: `clusters.${t.name}.tls: no connection of this cluster uses it: its url is amqp:// and its management API http://, so topo connects without TLS, the password in clear text; write amqps:// in the url (and https:// in management:, if given) to connect with these settings, or remove tls:`,
+    });
+  }
   return out;
 }
 

@@ -89,3 +89,32 @@ describe("tls: files, when the file is loaded", () => {
     expect(problems(`{ cert: ${CERT} }`)).toEqual([expect.stringMatching(/^8:\d+: clusters\.async\.tls\.cert: .*set tls\.key/)]);
   });
 });
+
+describe("tls: that no connection uses", () => {
+  /** The warnings of a file whose sync cluster has `url` and `tls: <tls>` (line 5, column 10). */
+  function warnings(url: string, tls: string, management = ""): string[] {
+    const file = join(dir, "unused-tls.yaml");
+    writeFileSync(file, `version: 1\nclusters:\n  sync:\n    url: ${url}\n    tls: ${tls}\n${management}  async:\n    url: amqps://guest:guest@127.0.0.1:1/a\nservices: [mplogin]\n`);
+    return loadConfig(file, {}).warnings;
+  }
+
+  it("an amqp:// url with tls: is a warning at tls:, saying topo connects without TLS and what to write", () => {
+    // A slip of amqp:// for amqps:// connected in the clear, the password with it, unsaid.
+    expect(warnings("amqp://guest:guest@127.0.0.1:1/s", `{ ca: ${CERT} }`)).toEqual([
+      expect.stringMatching(/:5:10: clusters\.sync\.tls: no connection of this cluster uses it: its url is amqp:\/\/ and its management API http:\/\/, so topo connects without TLS, the password in clear text; write amqps:\/\/ in the url/),
+    ]);
+    expect(warnings("amqp://guest:guest@127.0.0.1:1/s", "{ insecure: true }")).toHaveLength(1);
+  });
+
+  it("no warning where a connection uses it (amqps://, or an https:// management API), or where it asks nothing", () => {
+    expect(warnings("amqps://guest:guest@127.0.0.1:1/s", `{ ca: ${CERT} }`)).toEqual([]);
+    expect(warnings("amqp://guest:guest@127.0.0.1:1/s", `{ ca: ${CERT} }`, "    management: https://127.0.0.1:15671\n")).toEqual([]);
+    expect(warnings("amqp://guest:guest@127.0.0.1:1/s", "{ insecure: false }")).toEqual([]);
+  });
+
+  it("a JSON file is warned the same", () => {
+    const file = join(dir, "unused-tls.json");
+    writeFileSync(file, JSON.stringify({ version: 1, clusters: { sync: { url: "amqp://guest:guest@127.0.0.1:1/s", tls: { ca: CERT } }, async: { url: "amqps://guest:guest@127.0.0.1:1/a" } }, services: ["mplogin"] }));
+    expect(loadConfig(file, {}).warnings).toEqual([expect.stringMatching(/clusters\.sync\.tls: no connection of this cluster uses it/)]);
+  });
+});
