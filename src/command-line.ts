@@ -178,6 +178,11 @@ type PlanFormat = (typeof PLAN_FORMATS)[number];
 const formatOption = () => new Option("--format <format>", "how to print the plan (markdown: for a pull-request comment)").choices([...PLAN_FORMATS]).default("text");
 /** --json stays an alias of --format json. */
 const formatOf = (o: { format: PlanFormat; json?: boolean }): PlanFormat => (o.json ? "json" : o.format);
+/** --json beside another --format asks for two outputs: refused, rather than one of them printed unsaid (JSON in a pull-request comment). */
+function refuseTwoFormats(o: { format: PlanFormat; json?: boolean }, cmd: Command): void {
+  if (!o.json || cmd.getOptionValueSource("format") !== "cli" || o.format === "json") return;
+  throw new TopoError(`--json is --format json, and --format ${o.format} asks for another output: give one of them`, [`topo ${cmd.name()} ... --format ${o.format}, or --json alone`]);
+}
 
 program
   .command("plan")
@@ -189,9 +194,10 @@ program
   .option("-o, --output <planfile>", "also save the plan to this file, for topo apply PLANFILE (it holds no password)")
   .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
   .option("--insecure", "do not verify TLS certificates (tests only)")
-  .action(async (o: { file: string; cluster?: string[]; format: PlanFormat; json?: boolean; output?: string; detailedExitcode?: boolean; insecure?: boolean }) => {
+  .action(async (o: { file: string; cluster?: string[]; format: PlanFormat; json?: boolean; output?: string; detailedExitcode?: boolean; insecure?: boolean }, cmd: Command) => {
     const format = formatOf(o);
     try {
+      refuseTwoFormats(o, cmd);
       const opts = { file: o.file, cluster: o.cluster, insecure: o.insecure, redactor, warn: (w: string) => err(`warning: ${w}`) };
       // A plain plan loads neither saved plans nor apply.
       const output = o.output;
@@ -227,9 +233,10 @@ program
   .argument("<planfile>", "a plan written by topo plan -o")
   .addOption(formatOption())
   .option("--json", "print the plan as JSON (--format json)")
-  .action(async (planFile: string, o: { format: PlanFormat; json?: boolean }) => {
+  .action(async (planFile: string, o: { format: PlanFormat; json?: boolean }, cmd: Command) => {
     const format = formatOf(o);
     try {
+      refuseTwoFormats(o, cmd);
       const { show } = await import("./commands/saved.js");
       const s = show(planFile);
       if (format === "text") out(`${s.source}\n`);

@@ -627,6 +627,20 @@ describe("a broker's limit is named, with where it is set, and never taken for a
     expect((await runCli(["plan", "--help"])).code).toBe(0);
   });
 
+  it("--json beside another --format is refused as usage, not answered in one of the two unsaid", async () => {
+    const { file } = fresh(["mpfmt"]);
+    // plan --json --format markdown printed JSON into what a CI step posts as a pull-request comment.
+    for (const args of [["plan", "-f", file, "--json", "--format", "markdown"], ["plan", "-f", file, "--format", "text", "--json"]]) {
+      const r = await runCli(args);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(JSON.parse(r.stdout).error).toMatchObject({ code: "usage", message: expect.stringContaining("--json is --format json, and --format") });
+    }
+    // Saying the same twice is no conflict.
+    const same = await runCli(["plan", "-f", file, "--json", "--format", "json"]);
+    expect(same.code).toBe(0);
+    expect(JSON.parse(same.stdout).summary).toBeDefined();
+  });
+
   it("a vhost's max-queues too low and no rights on it: plan and apply both say both, in one run", async () => {
     const { async, file } = fresh(["mpqa", "mpqb"]);
     await createVhost(async);
