@@ -10,6 +10,7 @@ import { envVar, interpolate } from "../config/interpolate.js";
 import { loadConfig, parseConfig, refuseUnsetUrls, type Env } from "../config/load.js";
 import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
+import { unknownClusterHints } from "../core/words.js";
 import type { Action, ActualCluster, ClusterTarget, DesiredCluster, DesiredState, SettingPlaces } from "../model.js";
 import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
@@ -217,7 +218,7 @@ function fromFile(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
   const wanted = opts.clusters?.length ? [...new Set(opts.clusters)] : known;
   const unknown = wanted.filter((n) => !known.includes(n));
   if (unknown.length) {
-    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, [`clusters in the file: ${known.join(", ")}`]);
+    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, unknownClusterHints(unknown, known, true));
   }
 
   const outDir = opts.output ? dirname(resolve(opts.output)) : undefined;

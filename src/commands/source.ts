@@ -2,6 +2,7 @@
 
 import type { DesiredCluster, DesiredState } from "../model.js";
 import { TopoError } from "../errors.js";
+import { unknownClusterHints } from "../core/words.js";
 import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
 import { ManagementClient } from "../broker/http.js";
@@ -43,7 +44,7 @@ export function selectClusters(desired: DesiredState, names: string | readonly s
   if (wanted.length === 0) return desired.clusters;
   const unknown = wanted.filter((n) => !desired.clusters.some((c) => c.target.name === n));
   if (unknown.length) {
-    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, [`clusters in the file: ${desired.clusters.map((c) => c.target.name).join(", ")}`]);
+    throw new TopoError(`no cluster named ${unknown.map((n) => `"${n}"`).join(", ")} in ${file}`, unknownClusterHints(unknown, desired.clusters.map((c) => c.target.name), typeof names !== "string"));
   }
   return desired.clusters.filter((c) => wanted.includes(c.target.name));
 }

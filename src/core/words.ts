@@ -100,3 +100,18 @@ export function shownName(name: string): string {
 export function noRightsHint(user: string, vhost: string): string {
   return `user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' for a user that applies, or '^$' '^$' '.*' for one that only plans (docs/ci.md)`;
 }
+
+/**
+ * The hints for --cluster names the file does not have: its clusters, and, where a name is
+ * several of them run together ("sync,async", as other tools take lists), how to give each.
+ * `repeatable`: whether the command takes --cluster more than once.
+ */
+export function unknownClusterHints(unknown: readonly string[], known: readonly string[], repeatable: boolean): string[] {
+  const hints = [`clusters in the file: ${known.join(", ")}`];
+  const lists = unknown.map((n) => n.split(/[\s,;]+/).filter(Boolean)).filter((parts) => parts.length > 1 && parts.every((p) => known.includes(p)));
+  if (lists.length) {
+    const parts = [...new Set(lists.flat())];
+    hints.unshift(repeatable ? `--cluster takes one name; repeat it for more: ${parts.map((p) => `--cluster ${shellWord(p)}`).join(" ")}` : `--cluster takes one name: this command works on one cluster at a time (--cluster ${shellWord(parts[0]!)})`);
+  }
+  return hints;
+}

@@ -2,6 +2,7 @@
 // file is imported into one; sync and async queues usually live on different clusters.
 
 import { TopoError } from "../errors.js";
+import { unknownClusterHints } from "../core/words.js";
 import type { DesiredCluster, DesiredState } from "../model.js";
 
 export interface ExportPurpose {
@@ -19,7 +20,7 @@ export function pickExportCluster(desired: DesiredState, name: string | undefine
   const names = desired.clusters.map((c) => c.target.name);
   if (name !== undefined) {
     const found = desired.clusters.find((c) => c.target.name === name);
-    if (!found) throw new TopoError(`no cluster named "${name}" in ${source}`, [`clusters in the file: ${names.join(", ")}`]);
+    if (!found) throw new TopoError(`no cluster named "${name}" in ${source}`, unknownClusterHints([name], names, false));
     if (found.queues.length === 0) {
       throw new TopoError(`cluster ${name} holds no queues in ${source}; ${purpose.emptyWhy}`, [
         `clusters that hold queues: ${desired.clusters.filter((c) => c.queues.length > 0).map((c) => c.target.name).join(", ") || "none"}`,

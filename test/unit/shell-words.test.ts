@@ -42,3 +42,29 @@ describe("words of printed commands", () => {
     expect(cause.hints).toEqual(["run topo apply again", "topo apply -f t.yaml --cluster sync --cluster async finishes it"]);
   });
 });
+
+describe("--cluster given several names in one", () => {
+  it("says to repeat --cluster, where the command takes it more than once, or that it takes one", async () => {
+    const { unknownClusterHints } = await import("../../src/core/words.js");
+    const { selectClusters } = await import("../../src/commands/source.js");
+    const { parseConfig } = await import("../../src/config/load.js");
+    const desired = parseConfig(
+      "version: 1\nclusters:\n  sync:\n    url: amqp://guest:guest@127.0.0.1:1/s\n  async:\n    url: amqp://guest:guest@127.0.0.1:1/a\nservices: [mplogin]\n",
+      "t.yaml",
+      {},
+    );
+    // "sync,async" was only "no cluster named ...; clusters in the file: sync, async".
+    let thrown: unknown;
+    try {
+      selectClusters(desired, ["sync,async"], "t.yaml");
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(TopoError);
+    expect((thrown as TopoError).hints).toEqual(["--cluster takes one name; repeat it for more: --cluster sync --cluster async", "clusters in the file: sync, async"]);
+    expect(unknownClusterHints(["sync async"], ["sync", "async"], false)[0]).toBe("--cluster takes one name: this command works on one cluster at a time (--cluster sync)");
+    // A name that is no list of the file's clusters gets the list alone.
+    expect(unknownClusterHints(["snyc"], ["sync", "async"], true)).toEqual(["clusters in the file: sync, async"]);
+    expect(unknownClusterHints(["sync,nowhere"], ["sync", "async"], true)).toEqual(["clusters in the file: sync, async"]);
+  });
+});
