@@ -55,11 +55,11 @@ export function schemaProblem(
       const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
       // sync:/async: of a service is true, false or a mapping of settings (if/then/else: the else's "object").
       const isSwitch = path.length === 3 && path[0] === "services" && (path[2] === "sync" || path[2] === "async");
-      const wanted = isServiceEntry ? "a service name or a mapping with name:" : isSwitch ? "true, false or a mapping of settings" : article(String(params.type));
+      const wanted = isServiceEntry ? "a service name or a mapping with name:" : isSwitch ? "true, false or a mapping of settings" : serviceList(path) ?? article(String(params.type));
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${serviceList(path) ? serviceListHint(path) : ""}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
       break;
     }
     case "uniqueItems": {
@@ -81,7 +81,11 @@ export function schemaProblem(
       break;
     }
     case "const":
-      message = `${where}: must be ${JSON.stringify(params.allowedValue)}`;
+      // publishes: is "all" or a list: a single service written as text is no "all", and saying
+      // only 'must be "all"' led to granting every service's tasks.
+      message = serviceList(path)
+        ? `${where}: must be ${serviceList(path)}, not other text${serviceListHint(path)}`
+        : `${where}: must be ${JSON.stringify(params.allowedValue)}`;
       break;
     case "pattern": {
       const value = valueAt(doc, path);
@@ -143,6 +147,19 @@ function typeHint(wanted: string, value: unknown, path: (string | number)[]): st
     return holdsSecrets(path) || typeof key !== "string" ? "; write it without quotes" : `; write it without quotes (${key}: ${value.trim()})`;
   }
   return "";
+}
+
+/** What a user's consumes: or publishes: takes, in the words of the file; undefined elsewhere. */
+function serviceList(path: (string | number)[]): string | undefined {
+  if (path.length !== 3 || path[0] !== "users") return undefined;
+  if (path[2] === "consumes") return "a list of services";
+  if (path[2] === "publishes") return "all or a list of services";
+  return undefined;
+}
+
+function serviceListHint(path: (string | number)[]): string {
+  const key = String(path[2]);
+  return `; write ${key}: [<service>, ...] (one service is a list of one: ${key}: [<service>])${key === "publishes" ? ", or publishes: all for every service's tasks" : ""}`;
 }
 
 function article(type: string): string {

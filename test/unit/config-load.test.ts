@@ -102,6 +102,24 @@ ${CLUSTERS}services:
     expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - mp${"a".repeat(198)}\n`)).toEqual([]);
   });
 
+  it("a user's publishes: or consumes: written as one service, not a list, says to write a list, not 'must be \"all\"'", () => {
+    // 'must be "all"' sent a user who meant one service to grant every service's tasks.
+    const ps = problemsOf(`version: 1
+${CLUSTERS}services: [mplogin, mpwallet]
+users:
+  edge:
+    password: pw-1x
+    publishes: mplogin
+  worker:
+    password: pw-2x
+    consumes: mplogin
+`);
+    expect(ps).toEqual([
+      "11:16: users.edge.publishes: must be all or a list of services, not other text; write publishes: [<service>, ...] (one service is a list of one: publishes: [<service>]), or publishes: all for every service's tasks",
+      "14:15: users.worker.consumes: must be a list of services, not a string; write consumes: [<service>, ...] (one service is a list of one: consumes: [<service>])",
+    ]);
+  });
+
   it("argument against queue type and unknown cluster appear beside schema problems", () => {
     const ps = problemsOf(`version: 1
 ${CLUSTERS}defaults:
