@@ -395,6 +395,8 @@ program
       if (o.json) outJson(routeJson(r));
       else out(routeText(r));
     } catch (e) {
+      // "topo plan shows what is missing" after route -f other.yaml planned topology.yaml.
+      (await import("./commands/apply.js")).hintsForInvocation(e, o.file, undefined);
       fail(e, !!o.json);
     }
   });

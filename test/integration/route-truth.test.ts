@@ -63,6 +63,16 @@ describe("route --live says where the broker delivers a task", () => {
     expect(text.stdout).not.toMatch(/bindings agree/);
   });
 
+  it("a hint to plan or apply names the file route was given, so pasted it plans that file", async () => {
+    const { file } = fresh([{ name: "mplogin", sync: false }]);
+    // Nothing applied: the exchange is missing. "topo plan shows what is missing" planned topology.yaml.
+    const r = await liveRoute(file, "mplogin.async.register");
+    expect(r.code).toBe(1);
+    const error = JSON.parse(r.stdout).error as { code: string; hints: string[] };
+    expect(error.code).toBe("unroutable");
+    expect(error.hints).toContain(`topo plan -f ${file} shows what is missing; topo apply -f ${file} creates it`);
+  });
+
   // The broker passes a message to an exchange's alternate only when no binding matched: one that
   // matched and led nowhere drops it. route said "no binding of exchange mplogin matches".
   it("says which bindings matched a task the broker drops because they lead to no queue", async () => {
