@@ -18,8 +18,9 @@ import { planCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
 import { hasSchemeSlashes, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
-import { importUsers, isUserAction, userChanges } from "../import/users.js";
+import { importUsers, isUserAction, passwordlessUsers, userChanges } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
+import { shown } from "../core/words.js";
 import { PasswordVariables, rewriteSection, schemaReference, sectionVariables, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
 import { forEachCluster, identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
@@ -139,13 +140,20 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   const own = p.sources.flatMap((s) => [s.target.amqp.username, s.target.management.username]);
   const imported = importUsers(sources, serviceNames, p.prefix, sectionVariables(p.sources.map((s) => s.section)), own);
   const unreadable = actuals.find((a) => a.usersUnreadable !== undefined)?.usersUnreadable;
+  // A user the broker holds no password for has none to export: the file gives it one all the same.
+  const passwordless = passwordlessUsers(imported.users, sources);
+  const withPassword = imported.users.filter((u) => !passwordless.has(u.name));
   const notices = [
     ...(p.notices ?? []),
-    ...(imported.users.length
+    ...(withPassword.length
       ? [
-          `users: each user's password is read from a variable (${imported.users.map((u) => `\${${u.passwordEnv}}`).join(", ")}); the broker keeps only a hash, so export each with the user's current password before running topo, or plan shows (password) and apply sets the variable's value.`,
+          `users: each user's password is read from a variable (${withPassword.map((u) => `\${${u.passwordEnv}}`).join(", ")}); the broker keeps only a hash, so export each with the user's current password before running topo, or plan shows (password) and apply sets the variable's value.`,
         ]
       : []),
+    ...[...passwordless].map(
+      ([name, variable]) =>
+        `user ${shown(name)} has no password on the broker (it logs in with a client certificate, or not at all), which a file cannot say: the file reads one from \${${variable}}, and apply sets it, a password login the user did not have (listed at the top).`,
+    ),
     ...imported.skipped,
     ...(unreadable ? [`users were not imported: ${unreadable}.`] : []),
   ];
@@ -165,7 +173,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   // The users' rights the file gives follow from consumes and publishes; what plan changes in
   // them is known only once the users section is read back as plan reads it. Listed, they change
   // only the file's comments, which plan reads again.
-  const forUsers = planned.map(userChanges);
+  const forUsers = planned.map((as) => userChanges(as, passwordless));
   if (forUsers.some((c) => c.length)) {
     forUsers.forEach((c, i) => {
       for (const change of c) inference.clusters[i]?.changes.push(change);
@@ -173,7 +181,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     text = emit();
     planned = plannedOn(text, p, actuals, backEnv);
   }
-  checkListed(planned, p, inference);
+  checkListed(planned, p, inference, passwordless);
 
   let output: string | undefined;
   if (opts.output) {
@@ -475,11 +483,11 @@ export function readBackGenerated(text: string, checkPath: string, env: Env): De
 }
 
 /** Plan must show exactly the changes the file's comments list; anything else is a bug in import, and no file is written. */
-function checkListed(planned: Action[][], p: Prepared, inference: Inference): void {
+function checkListed(planned: Action[][], p: Prepared, inference: Inference, passwordless: ReadonlyMap<string, string>): void {
   p.sources.forEach((s, i) => {
     // Users' passwords are variables here, which userChanges leaves out, as the comments do.
     const keys = (as: Action[]) =>
-      [...as.filter((a) => !isUserAction(a)), ...userChanges(as).map((c) => c.action)]
+      [...as.filter((a) => !isUserAction(a)), ...userChanges(as, passwordless).map((c) => c.action)]
         .map((a) => `${a.op} ${a.key}`)
         .sort()
         .join("\n");

@@ -164,18 +164,43 @@ export function isUserAction(a: Action): boolean {
 }
 
 /**
- * Of plan's actions on a file import wrote, those on users and their rights, each with why the
- * file cannot avoid it. A password is never among them: the broker holds only a hash, so the file
- * reads each from a variable the user exports (the notes say so), and import cannot know it.
+ * The users written whose broker holds no password for them (an empty hash: they log in with a
+ * client certificate, or not at all), by name, with the variable the file reads theirs from.
+ * Only a broker whose users were read says so.
  */
-export function userChanges(actions: Action[]): PlannedChange[] {
+export function passwordlessUsers(users: ImportedUser[], sources: ImportSource[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const u of users) {
+    if (sources.some((s) => s.actual.userHashes !== undefined && !Object.hasOwn(s.actual.userHashes, u.name))) out.set(u.name, u.passwordEnv);
+  }
+  return out;
+}
+
+/**
+ * Of plan's actions on a file import wrote, those on users and their rights, each with why the
+ * file cannot avoid it. A password is among them only for a user the broker holds none for
+ * (`passwordless`, by name, with its variable): a file cannot say "no password", so plan shows
+ * (password) whatever the variable holds, and apply gives the user a password login it did not
+ * have. Any other password is left out: the broker holds only a hash, so the file reads each from
+ * a variable the user exports (the notes say so), and import cannot know it.
+ */
+export function userChanges(actions: Action[], passwordless: ReadonlyMap<string, string> = new Map()): PlannedChange[] {
   const out: PlannedChange[] = [];
   for (const a of actions) {
     if (!isUserAction(a)) continue;
     const r = subjectOf(a);
     if (a.op === "update" && r.kind === "user") {
-      const changed = a.changed.filter((c) => c !== "password");
-      if (changed.length) out.push({ action: { ...a, changed }, why: `the file gives a user topo's tag and the tags it lists` });
+      const variable = passwordless.get(r.name);
+      const changed = variable ? a.changed : a.changed.filter((c) => c !== "password");
+      const whys = [
+        ...(changed.some((c) => c !== "password") ? [`the file gives a user topo's tag and the tags it lists`] : []),
+        ...(variable && changed.includes("password")
+          ? [
+              `the broker holds no password for this user (it logs in with a client certificate, or not at all), and a file cannot say so: apply sets the value of \${${variable}} as its password, a password login it did not have`,
+            ]
+          : []),
+      ];
+      if (changed.length) out.push({ action: { ...a, changed }, why: whys.join("; and ") });
       continue;
     }
     out.push({

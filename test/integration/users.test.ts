@@ -191,6 +191,31 @@ describe("users from the file", () => {
     expect(planned).toEqual(listed);
   });
 
+  it("import lists the password a user without one would get, and plan on the file shows exactly that", async () => {
+    // A user that logs in by certificate has no password on the broker (an empty hash). A file
+    // cannot say so: import wrote it with ${VAR}, listed no change, and said "export each with the
+    // user's current password"; plan then showed (password) whatever the variable held, and apply
+    // gave the user a password login it never had.
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    expect((await api("PUT", `/api/users/${s.login}`, { password_hash: "", tags: `topo.${PREFIX}` })).status).toBe(204);
+    const out = s.file().replace(/topology\.yaml$/, "imported.yaml");
+    const imported = await runCli(["import", "-f", s.file(), "-o", out], s.env);
+    expect(imported.code, imported.stderr).toBe(0);
+    const v = (u: string) => `${u.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_PASSWORD`;
+    expect(imported.stderr).toContain(`note: user ${s.login} has no password on the broker (it logs in with a client certificate, or not at all), which a file cannot say: the file reads one from \${${v(s.login)}}`);
+    expect(imported.stderr).not.toContain("shows no changes");
+    const text = readFileSync(out, "utf8");
+    const listed = text.split("\n").filter((l) => /^# {3}(\+ create|- delete|~ update|-\/\+ replace) /.test(l)).map((l) => l.slice(4));
+    // Once per cluster the user has rights on, as plan shows it (users are the broker's).
+    expect(new Set(listed)).toEqual(new Set([`~ update user ${s.login} (password)`]));
+    const env = { RABBITMQ_PASSWORD: encodeURIComponent(broker().password), [v(s.edge)]: s.env.UT_EDGE_PASSWORD, [v(s.login)]: "anything-at-all" };
+    const plan = await runCli(["plan", "-f", out, "--detailed-exitcode"], env);
+    expect(plan.code, plan.stderr).toBe(2);
+    const planned = plan.stdout.split("\n").filter((l) => /^ {2}(\+ create|- delete|~ update|-\/\+ replace) /.test(l)).map((l) => l.trim());
+    expect(planned).toEqual(listed);
+  });
+
   it("import leaves out a marked user whose name or tag a file cannot hold, says so, and writes a file that validates", async () => {
     // Anyone may put topo's tag on a user RabbitMQ lets them name freely: import wrote it, the
     // file did not validate, and import failed with "this is a bug in topo".

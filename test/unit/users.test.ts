@@ -14,10 +14,10 @@ import { diffCluster } from "../../src/plan/diff.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { renderMarkdown } from "../../src/plan/markdown.js";
 import { userConflicts } from "../../src/plan/users.js";
-import { importUsers, passwordVariable } from "../../src/import/users.js";
+import { importUsers, passwordlessUsers, passwordVariable, userChanges } from "../../src/import/users.js";
 import { definitionsOf } from "../../src/export/definitions.js";
 import { renderGraph } from "../../src/plan/graph.js";
-import type { ActualCluster, DesiredCluster, Permission, Resource, TopicPermission, User } from "../../src/model.js";
+import type { Action, ActualCluster, DesiredCluster, Permission, Resource, TopicPermission, User } from "../../src/model.js";
 import { actual, importSource, raw, service } from "../helpers/builders.js";
 
 const SECRET = "s3cret/with:chars@";
@@ -543,6 +543,26 @@ describe("import: the users section from the broker", () => {
       ["hi.u2", "HI_U2_PASSWORD_2"],
       ["rabbitmq", "RABBITMQ_PASSWORD_2"],
     ]);
+  });
+
+  it("lists the password of a user the broker holds none for, and leaves every other password out", () => {
+    // A file cannot say "no password": plan shows (password) for such a user whatever the variable
+    // holds, and apply gives it a password login. import listed nothing.
+    const sync = importSource("s", [...service("mplogin", "sync")]);
+    sync.actual.userHashes = { kept: { hash: rabbitHash("x"), algorithm: "rabbit_password_hashing_sha256" } };
+    const written = ["kept", "cert"].map((name) => ({ name, passwordEnv: passwordVariable(name), consumes: ["mplogin"], publishes: [], tags: [] }));
+    const passwordless = passwordlessUsers(written, [sync]);
+    expect([...passwordless]).toEqual([["cert", "CERT_PASSWORD"]]);
+    // Users not read: nothing is known of their passwords.
+    expect(passwordlessUsers(written, [importSource("s", [])]).size).toBe(0);
+    const update = (name: string, changed: string[]) => ({ op: "update", key: `user|${name}`, changed, before: { kind: "user", name, tags: [] }, after: { kind: "user", name, tags: [] } }) as Action;
+    const out = userChanges([update("kept", ["password"]), update("cert", ["password"]), update("both", ["tags", "password"])], passwordless);
+    expect(out.map((c) => [(c.action as Extract<Action, { op: "update" }>).after, (c.action as Extract<Action, { op: "update" }>).changed])).toEqual([
+      [{ kind: "user", name: "cert", tags: [] }, ["password"]],
+      [{ kind: "user", name: "both", tags: [] }, ["tags"]],
+    ]);
+    expect(out[0]!.why).toContain("the broker holds no password for this user (it logs in with a client certificate, or not at all), and a file cannot say so: apply sets the value of ${CERT_PASSWORD} as its password");
+    expect(userChanges([update("cert", ["password"])]).length).toBe(0);
   });
 
   it("names the password variable after the user, as an environment variable can be named", () => {
