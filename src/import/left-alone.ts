@@ -1,4 +1,4 @@
-// Pure: what a broker holds that the file leaves out and topo leaves alone: users' policies, and
+// Pure: what a broker holds that the file leaves out and topo leaves alone: users' and operator policies, and
 // bindings that touch topo's objects but are not topo's (both listed, with what becomes of them),
 // and the exchanges and queues outside topo's namespace (only named).
 
@@ -6,7 +6,7 @@ import type { ArgValue, Exchange, Policy, Queue } from "../model.js";
 import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, exchangeShape, keyOf, stableJson } from "../core/keys.js";
-import { names, plural } from "../core/words.js";
+import { names, plural, shownName } from "../core/words.js";
 import { policiesFor } from "../plan/risk.js";
 import { modelExchange } from "./file-objects.js";
 import { ownerOf, serviceQueueReader } from "./queues.js";
@@ -14,7 +14,7 @@ import type { ImportSource, UserMirrors } from "./types.js";
 
 function policyText(p: Policy): string {
   const def = Object.entries(p.definition).map(([k, v]) => `${k}=${stableJson(v)}`).join(", ");
-  return `policy ${p.name} (pattern ${p.pattern}, apply-to ${p.applyTo}, priority ${p.priority}${def ? `, ${def}` : ""})`;
+  return `policy ${shownName(p.name)} (pattern ${p.pattern}, apply-to ${p.applyTo}, priority ${p.priority}${def ? `, ${def}` : ""})`;
 }
 
 /**
@@ -23,7 +23,12 @@ function policyText(p: Policy): string {
  * keys of what plan deletes there.
  */
 export function listLeftAlone(source: ImportSource, imported: Queue[], gone: ReadonlySet<string>, mirrors: UserMirrors, prefix: string): string[] {
-  return [...userPolicyNotes(source, imported, mirrors), ...sparedExchangeNotes(source, imported, prefix), ...foreignBindingNotes(source, gone, prefix)];
+  return [
+    ...userPolicyNotes(source, imported, mirrors),
+    ...operatorPolicyNotes(source, imported),
+    ...sparedExchangeNotes(source, imported, prefix),
+    ...foreignBindingNotes(source, gone, prefix),
+  ];
 }
 
 /**
@@ -71,6 +76,19 @@ function userPolicyNotes(source: ImportSource, imported: Queue[], mirrors: UserM
     notes.push(`${text}.`);
   }
   return notes;
+}
+
+/**
+ * The vhost's operator policies: a file holds none, and topo never changes them, so the file
+ * leaves each out (a copy of the vhost made from it has none). Each says which of the file's
+ * queues it applies to; one that caps them is also listed as degraded.
+ */
+function operatorPolicyNotes(source: ImportSource, imported: Queue[]): string[] {
+  const operatorPolicies = source.actual.operatorPolicies ?? [];
+  return operatorPolicies.map((p) => {
+    const hits = imported.filter((q) => policiesFor(q, operatorPolicies).some((x) => x.p.name === p.name)).map((q) => q.name);
+    return `operator ${policyText(p)}: an operator policy${hits.length ? `; it applies to ${plural(hits.length, "queue")} of this file (${names(hits)})` : ""}.`;
+  });
 }
 
 function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, prefix: string): string[] {

@@ -141,10 +141,12 @@ describe("import of what topo made", () => {
     expect((await api("PUT", `/api/operator-policies/${vh(v.async)}/op-cap`, { pattern: "^mp", definition: { "max-length": 1000 }, "apply-to": "queues" })).status).toBeLessThan(300);
     const imported = await runCli(["import", "-f", file, "-o", out(file)], ENV());
     expect(imported.code, imported.stderr).toBe(0);
-    expect(imported.stderr).toMatch(/topo plan on it shows no changes, and 1 degraded \(plan --detailed-exitcode exits 2 while it lasts\) \(listed at its top\)\./);
+    // The operator policy is left alone too (a file holds none), and listed as such.
+    expect(imported.stderr).toMatch(/topo plan on it shows no changes, and 1 degraded \(plan --detailed-exitcode exits 2 while it lasts\); 1 object it cannot describe is left alone \(listed at its top\)\./);
     const text = prose(readFileSync(out(file), "utf8"));
     expect(text).toContain("topo plan on this file plans no changes, and reports the degraded state listed below.");
     expect(text).toMatch(/so topo plan --detailed-exitcode exits 2 until they are resolved on the broker: cluster async: ! degraded: operator policy "op-cap" sets max-length 1000/);
+    expect(text).toContain("operator policy op-cap (pattern ^mp, apply-to queues, priority 0, max-length=1000): an operator policy; it applies to 1 queue of this file (mplogin.async).");
     const plan = await runCli(["plan", "-f", out(file), "--detailed-exitcode"], ENV());
     expect(plan.stdout).toMatch(/! degraded: operator policy "op-cap" sets max-length 1000/);
     expect(plan.code).toBe(2);

@@ -310,6 +310,27 @@ describe("what the file cannot describe", () => {
   });
 });
 
+describe("operator policies", () => {
+  it("lists each as left alone, with the file's queues it applies to, and names with spaces quoted", () => {
+    // A file holds no operator policy, so a vhost made from it has none: import named those that
+    // cap a queue (degraded) and no other, and the copy silently lacked them.
+    const ops = [
+      policy({ name: "cap", pattern: "^mpa\\.", definition: { "max-length": 5 } }),
+      policy({ name: "unused", pattern: "^zzz$", definition: { "message-ttl": 5 }, priority: 2 }),
+      policy({ name: "low", pattern: "^mpa\\.", definition: { expires: 100000 }, priority: -1 }),
+    ];
+    const s = src("sync", [...service("mpa", "sync"), TOPO_MIRROR, policy({ name: "user pol", pattern: "^zz", definition: { "max-length": 1 } })], { operatorPolicies: ops });
+    const kept = infer([s]).clusters[0]!.kept;
+    expect(kept).toEqual([
+      `policy "user pol" (pattern ^zz, apply-to queues, priority 0, max-length=1): a user's policy.`,
+      `operator policy cap (pattern ^mpa\\., apply-to queues, priority 0, max-length=5): an operator policy; it applies to 1 queue of this file (mpa.sync).`,
+      `operator policy unused (pattern ^zzz$, apply-to queues, priority 2, message-ttl=5): an operator policy.`,
+      // Only the highest-priority match applies, as RabbitMQ picks one operator policy.
+      `operator policy low (pattern ^mpa\\., apply-to queues, priority -1, expires=100000): an operator policy.`,
+    ]);
+  });
+});
+
 describe("a service name longer than the file allows", () => {
   // RabbitMQ takes names of up to 255 bytes; the schema's service names stop short of that. Import
   // wrote such a service into the file, failed its own read-back and blamed a bug in topo.
