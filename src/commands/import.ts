@@ -131,13 +131,13 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   const { definitions } = createRequire(import.meta.url)("../../schemas/topology.schema.json") as {
     definitions: { arguments: { properties: Record<string, ArgumentSchema> }; serviceName: { maxLength: number } };
   };
+  const own = p.sources.flatMap((s) => [s.target.amqp.username, s.target.management.username]);
   const inference = inferTopology(
     p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster })),
-    { prefix: p.prefix, argumentSchemas: definitions.arguments.properties, serviceNameMaxLength: definitions.serviceName.maxLength },
+    { prefix: p.prefix, argumentSchemas: definitions.arguments.properties, serviceNameMaxLength: definitions.serviceName.maxLength, ownUsers: own },
   );
   const sources = p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster }));
   const serviceNames = inference.body.services.map((s) => (typeof s === "string" ? s : s.name));
-  const own = p.sources.flatMap((s) => [s.target.amqp.username, s.target.management.username]);
   const imported = importUsers(sources, serviceNames, p.prefix, sectionVariables(p.sources.map((s) => s.section)), own);
   const unreadable = actuals.find((a) => a.usersUnreadable !== undefined)?.usersUnreadable;
   // A user the broker holds no password for has none to export: the file gives it one all the same.

@@ -160,13 +160,14 @@ function header(input: EmitInput): string[] {
     }
   }
 
-  const outside = inf.clusters.filter((c) => c.outside.exchanges.length || c.outside.queues.length);
+  const outside = inf.clusters.filter((c) => c.outside.exchanges.length || c.outside.queues.length || c.outside.users.length);
   if (outside.length) {
     lines.push("", `Outside topo's namespace (prefix ${JSON.stringify(inf.body.prefix)}), so not in this file; topo never touches them:`);
     for (const c of outside) {
       const parts = [
         c.outside.exchanges.length ? `exchanges ${names(c.outside.exchanges, 10)}` : "",
         c.outside.queues.length ? `queues ${names(c.outside.queues, 10)}` : "",
+        c.outside.users.length ? `the rights here of users without topo's tag topo.${inf.body.prefix}: ${names(c.outside.users, 10)}` : "",
       ].filter(Boolean);
       lines.push(...wrap(`cluster ${c.name}: ${parts.join("; ")}`, "  ", "    "));
     }

@@ -79,7 +79,7 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
       // As plan of the written file reports them (commands/clusters.ts readAndPlan).
       degraded: plan && dc ? [...plan.degraded, ...unrepairable(dc, source.actual, prefix, displayPath).degraded] : [],
       kept: listLeftAlone(source, imported, gone, mirrors, prefix),
-      outside: listOutside(source, prefix),
+      outside: listOutside(source, prefix, opts.ownUsers),
     };
   });
 

@@ -1,9 +1,9 @@
 // Pure: what a broker holds that the file leaves out and topo leaves alone: users' and operator policies, and
 // bindings that touch topo's objects but are not topo's (both listed, with what becomes of them),
-// and the exchanges and queues outside topo's namespace (only named).
+// and the exchanges, queues and unmarked users' rights outside topo's namespace (only named).
 
 import type { ArgValue, Exchange, Policy, Queue } from "../model.js";
-import { applyMarkName, isTopoName, lockQueueName } from "../core/naming.js";
+import { applyMarkName, isTopoName, lockQueueName, userMarkerTag } from "../core/naming.js";
 import { HOLD_PREFIX, holdingQueueOf } from "../core/naming.js";
 import { describe, exchangeShape, keyOf, stableJson } from "../core/keys.js";
 import { names, plural, shownName } from "../core/words.js";
@@ -119,9 +119,16 @@ function foreignBindingNotes(source: ImportSource, gone: ReadonlySet<string>, pr
   return notes;
 }
 
-/** The exchanges and queues outside topo's namespace, by name. */
-export function listOutside(source: ImportSource, prefix: string): { exchanges: string[]; queues: string[] } {
+/**
+ * The exchanges and queues outside topo's namespace, by name, and the users with rights on the
+ * vhost that topo did not mark (a file writes only the users it marked; the users topo connects
+ * as, `own`, get their rights with the cluster).
+ */
+export function listOutside(source: ImportSource, prefix: string, own: readonly string[] = []): { exchanges: string[]; queues: string[]; users: string[] } {
   const owner = ownerOf(source, prefix);
+  const marker = userMarkerTag(prefix);
+  const marked = new Set(source.actual.resources.flatMap((r) => (r.kind === "user" && r.tags.includes(marker) ? [r.name] : [])));
+  const users = source.actual.resources.flatMap((r) => (r.kind === "permission" && !marked.has(r.user) && !own.includes(r.user) ? [r.user] : []));
   const exchanges: string[] = [];
   const queues: string[] = [];
   for (const r of source.actual.resources) {
@@ -130,5 +137,5 @@ export function listOutside(source: ImportSource, prefix: string): { exchanges: 
     // topo.lock is topo's apply lock, held only while an apply runs: not part of any topology.
     if (r.kind === "queue" && !owner.owns(r) && !holdingQueueOf(r, owner) && r.name !== lockQueueName(prefix)) queues.push(r.name);
   }
-  return { exchanges, queues };
+  return { exchanges, queues, users: [...new Set(users)].sort() };
 }

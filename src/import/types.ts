@@ -35,6 +35,8 @@ export interface InferOptions {
    * it is left out, and plan's deletes of its objects are listed. Without it, any length is written.
    */
   serviceNameMaxLength?: number;
+  /** The users topo connects as: their rights on the vhost come with its cluster, not the file's users. */
+  ownUsers?: string[];
 }
 
 /** A change `topo plan` will show on the written file, and why the file cannot avoid it. */
@@ -58,8 +60,11 @@ export interface ClusterImport {
   degraded: string[];
   /** Objects that touch topo's namespace but that topo never changes, so the file leaves them out. */
   kept: string[];
-  /** Exchanges and queues outside topo's namespace, left out of the file. */
-  outside: { exchanges: string[]; queues: string[] };
+  /**
+   * Exchanges and queues outside topo's namespace, left out of the file, and the users topo did
+   * not mark (nor connects as) that have rights on the vhost: a file gives rights only to its own.
+   */
+  outside: { exchanges: string[]; queues: string[]; users: string[] };
 }
 
 /** The part of a topology file import writes besides `clusters` (which come from the user). */

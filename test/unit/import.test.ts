@@ -296,7 +296,7 @@ describe("what the file cannot describe", () => {
       expect.stringMatching(/^binding billing -> mpok\.sync \[b\]: its source is not a service's exchange, .*topo leaves it alone/),
       expect.stringMatching(/^binding mpold -> billing\.jobs \[b\]: its destination is not a service's sync or async queue, .*it goes when topo apply deletes exchange mpold/),
     ]);
-    expect(s.outside).toEqual({ exchanges: ["billing"], queues: ["billing.jobs"] });
+    expect(s.outside).toEqual({ exchanges: ["billing"], queues: ["billing.jobs"], users: [] });
   });
 
   it("says it all in comments at the top of a file that validates", () => {
@@ -328,6 +328,15 @@ describe("operator policies", () => {
       // Only the highest-priority match applies, as RabbitMQ picks one operator policy.
       `operator policy low (pattern ^mpa\\., apply-to queues, priority -1, expires=100000): an operator policy.`,
     ]);
+  });
+});
+
+describe("users topo did not mark", () => {
+  it("names their rights on the vhost under what is outside the namespace", () => {
+    const s = src("sync", [...service("mpa", "sync"), TOPO_MIRROR, { kind: "user", name: "billing", tags: [] }, { kind: "permission", user: "billing", configure: "", write: ".*", read: ".*" }]);
+    const inf = infer([s]);
+    expect(inf.clusters[0]!.outside.users).toEqual(["billing"]);
+    expect(emit(inf, [s])).toContain(`#   cluster sync: the rights here of users without topo's tag topo.mp: billing`);
   });
 });
 
@@ -390,7 +399,7 @@ describe("a longer prefix another topology uses on the vhost", () => {
     expect(inf.queues).toBe(2);
     expect(changes(inf)).toEqual({ main: [] });
     expect(inf.clusters[0]!.kept.join("\n")).not.toMatch(/mpx/);
-    expect(inf.clusters[0]!.outside).toEqual({ exchanges: ["mpxfoo", "topo.mpx.generation"], queues: ["mpxfoo.sync", "mpxfoo.async"] });
+    expect(inf.clusters[0]!.outside).toEqual({ exchanges: ["mpxfoo", "topo.mpx.generation"], queues: ["mpxfoo.sync", "mpxfoo.async"], users: [] });
     const back = parseConfig(emit(inf, [main]), "imported.yaml", { RABBITMQ_PASSWORD: "x" });
     expect(back.clusters[0]!.resources.map(keyOf).filter((k) => k.includes("mpx"))).toEqual([]);
   });
@@ -416,7 +425,7 @@ describe("an interrupted replace", () => {
     expect(c.changes[0]!.why).toMatch(/a replace by topo apply was interrupted; topo apply finishes it/);
     expect(c.changes[1]!.why).not.toMatch(FALLBACK);
     expect(c.kept).toEqual([]);
-    expect(c.outside).toEqual({ exchanges: [], queues: [] });
+    expect(c.outside).toEqual({ exchanges: [], queues: [], users: [] });
   });
 });
 

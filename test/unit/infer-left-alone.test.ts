@@ -77,6 +77,26 @@ describe("listOutside", () => {
       queue({ name: "topo.hold.mpa.sync" }),
       queue({ name: "topo.hold.billing.jobs" }),
     ]);
-    expect(listOutside(s, "mp")).toEqual({ exchanges: ["billing", "amq.topic"], queues: ["billing.jobs", "topo.hold.billing.jobs"] });
+    expect(listOutside(s, "mp")).toEqual({ exchanges: ["billing", "amq.topic"], queues: ["billing.jobs", "topo.hold.billing.jobs"], users: [] });
+  });
+
+  it("names the users with rights on the vhost that topo did not mark, but not the users it connects as", () => {
+    // A file writes only the users topo marked: a vhost made from it gave no one else rights, and
+    // import did not say so.
+    const perm = (user: string) => ({ kind: "permission" as const, user, configure: ".*", write: ".*", read: ".*" });
+    const s = importSource("s", [
+      ...service("mpa", "sync"),
+      { kind: "user", name: "ops", tags: ["administrator"] },
+      { kind: "user", name: "billing", tags: [] },
+      { kind: "user", name: "theirs", tags: ["topo.other"] },
+      { kind: "user", name: "mine", tags: ["topo.mp"] },
+      { kind: "user", name: "nowhere", tags: [] },
+      perm("ops"),
+      perm("billing"),
+      perm("theirs"),
+      perm("mine"),
+    ]);
+    expect(listOutside(s, "mp", ["ops"]).users).toEqual(["billing", "theirs"]);
+    expect(listOutside(s, "mp").users).toEqual(["billing", "ops", "theirs"]);
   });
 });
