@@ -4,6 +4,7 @@
 // variable that is not set) is warned about at its place, never shown. RabbitMQ's built-in
 // guest/guest, which the broker accepts only from the local machine, is no secret to keep.
 
+import { describe } from "../core/keys.js";
 import { ENV_NAME_SOURCE } from "../core/naming.js";
 import type { DesiredState } from "../model.js";
 import { isWordLike, MIN_FREE_TEXT_SECRET, standingInWords } from "../redact.js";
@@ -98,8 +99,12 @@ function gatherWords(desired: DesiredState): string[] {
     else if (Array.isArray(v)) v.forEach(strings);
     else if (typeof v === "object" && v !== null) {
       // Keys too: a policy's and a queue's are printed as they are ("ha-sync-mode=automatic").
+      // So is each key with its value, as plan writes them: a policy's "ha-mode=all", a queue's
+      // argument as JSON ("x-dead-letter-exchange=\"dlx\"", "x-max-length=100"). A password equal to
+      // one, masked there, showed by what was blanked ("(pattern ..., ***, ha-sync-mode=automatic").
       for (const [k, x] of Object.entries(v)) {
         words.add(k);
+        if (typeof x !== "object" || x === null) words.add(`${k}=${String(x)}`).add(`${k}=${JSON.stringify(x)}`);
         strings(x);
       }
     }
@@ -108,6 +113,9 @@ function gatherWords(desired: DesiredState): string[] {
     const { amqp, management } = c.target;
     for (const w of [c.target.name, amqp.hostname, String(amqp.port), amqp.username, amqp.vhost, management.baseUrl, management.username]) words.add(w);
     strings(c.resources);
+    // And each object's name as plan prints it: a permission's "of mplogin", a topic
+    // permission's "of mplogin on mpwallet", a binding's "mplogin -> mplogin.sync [mplogin.sync.#]".
+    for (const r of c.resources) words.add(describe(r));
   }
   return [...words];
 }

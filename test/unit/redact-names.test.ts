@@ -188,3 +188,28 @@ describe("many secrets and many names", () => {
     expect(r.text("n0t-a-name")).toBe("***");
   });
 });
+
+describe("a password that is a name or a term as plan composes it", () => {
+  // Plan prints a policy's definition as key=value, an argument as key=JSON, a permission as
+  // "of USER": a password equal to one was masked there ("(pattern ..., ***, ha-sync-mode=automatic)",
+  // "+ create permission *** (...)"), and showed by what was blanked, without a warning.
+  const users = (pw: string) => ({ PW: "strong-Pw-1", PW2: "x-Strong-2", MPLOGIN_PASSWORD: pw });
+  for (const [pw, line] of [
+    ["ha-mode=all", "+ create policy topo.mp.mirror.sync (pattern ^mp[a-z_]+\\.sync$, ha-mode=all, ha-sync-mode=automatic, priority 0)"],
+    ["of mplogin", "+ create permission of mplogin (configure ^$, write ^mplogin$, read ^mplogin\\.async$)"],
+    ["mplogin -> mplogin.sync", "+ create binding mplogin -> mplogin.sync [mplogin.sync.#]"],
+  ]) {
+    it(`${pw}: shown as the name it is, and warned about at its place`, () => {
+      const { redactor, warnings } = load(topology, users(pw));
+      expect(redactor.text(line)).toBe(line);
+      expect(warnings.some((w) => w.startsWith("10:15: users.mplogin.password: the password is also a name"))).toBe(true);
+    });
+  }
+
+  it("an argument as plan writes it (x-max-length=100) too", () => {
+    const file = topology.replace("services: [mplogin]", "services: [{ name: mplogin, async: { arguments: { x-max-length: 100 } } }]");
+    const { redactor, warnings } = load(file, users("x-max-length=100"));
+    expect(redactor.text("+ create queue mplogin.async (classic, durable, x-max-length=100)")).toBe("+ create queue mplogin.async (classic, durable, x-max-length=100)");
+    expect(warnings.some((w) => w.includes("users.mplogin.password: the password is also a name"))).toBe(true);
+  });
+});
