@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { managementProxy } from "../helpers/proxy.js";
 import { adminManagementUrl, amqpUrl, api, CLI, getQueue, runCli, testVhosts, vh, writeTopology } from "../helpers/broker.js";
 import { apply, InterruptedError } from "../../src/index.js";
+// @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames } from "../../bench/services.mjs";
 
 const { fresh } = testVhosts();
