@@ -419,7 +419,7 @@ const TOPIC_REFUSED = /access to topic '(.*)' in exchange '(.*)' in vhost '(.*)'
  * that show and set it. The broker says only "access refused"; the operation says which: a
  * declare or delete (topo's lock and apply mark too) needs configure, a bind needs write on its
  * destination and read on its source, a get, a consume or a move needs read (and write on the
- * queue moved into). A refused routing key is a topic permission's: the pattern it checks, named.
+ * queue moved into), a publish needs write on its exchange. A refused routing key is a topic permission's: the pattern it checks, named.
  */
 function permissionHint(text: string, what = ""): string | undefined {
   const t = TOPIC_REFUSED.exec(text);
@@ -433,7 +433,7 @@ function permissionHint(text: string, what = ""): string | undefined {
   const [, kind, name, vhost, user] = m as unknown as [string, string, string, string, string];
   const verb = what.split(" ")[0] ?? "";
   const source = what.includes(`${name} -> `) || what.includes(`from ${name} `);
-  const perm = /^(declare|delete|take|renew)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : /^(count|peek|look|consume)$/.test(verb) ? "read" : "configure, write or read";
+  const perm = /^(declare|delete|take|renew)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : verb === "publish" ? "write" : /^(count|peek|look|consume)$/.test(verb) ? "read" : "configure, write or read";
   return `user ${user}'s ${perm} permission in vhost ${vhost} does not match ${kind} ${name} (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions ${shellWord(user)} shows its patterns, and rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ sets them`;
 }
 

@@ -158,6 +158,14 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     if (q.type === "stream") return NO_COPIES;
     return countedOnly(q);
   };
+  // The move back (step 5) publishes through the default exchange, after the old queue is gone:
+  // a user refused write on amq.default stopped there, with the queue's messages in the holding
+  // queue and its bindings routing new ones there, where no worker takes them. So it is asked
+  // first, before anything of the replace is written (where the management user may not read the
+  // AMQP user's permissions, plan could not tell: commands/clusters.ts).
+  await mayPublishByDefault(session).catch((e: unknown) => {
+    throw e instanceof BrokerError ? e : amqpError(session.cluster, `publish through exchange amq.default (the default exchange), as replace queue ${name} does to move its messages back; asked before the replace writes anything`, e as Error, session.lost);
+  });
   let duplicatesDropped = 0;
   /** What this run moved into a holding queue it made, and how many of those may expire there. */
   let parked: { moved: number; expiring: number } | undefined;
@@ -332,6 +340,30 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     ? "a queue that was there before this run is not searched for copies (what it holds may be messages moved before)"
     : `a ${r.after.type} queue cannot be searched for such copies${r.after.type === "quorum" ? " without spending a delivery" : ""}`;
   return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}), ...(duringSwitch ? { mayRepeat: { count: duringSwitch, why: unsearched } } : {}) };
+}
+
+/**
+ * Does the broker let this user publish through the default exchange? Asked with an empty message
+ * to routing key "", which names no queue (a queue declared with the empty name gets one the
+ * broker makes), so the broker drops it: a 403 closes the channel, anything else lets it through.
+ */
+async function mayPublishByDefault(session: AmqpSession): Promise<void> {
+  const ch = await session.confirmChannel();
+  session.rpcs++;
+  let refused: Error | undefined;
+  ch.on("error", (e: Error) => (refused ??= e));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ch.publish("", "", Buffer.alloc(0), { mandatory: false }, (err: Error | null) => (err ? reject(err) : resolve()));
+    }).catch(async (e: unknown) => {
+      // The channel's close, which carries the broker's reason, may come after the nack.
+      if (!refused) await new Promise((r) => setTimeout(r, 50));
+      throw refused ?? e;
+    });
+    if (refused) throw refused;
+  } finally {
+    await closeChannel(ch);
+  }
 }
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
