@@ -166,6 +166,20 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   await mayPublishByDefault(session).catch((e: unknown) => {
     throw e instanceof BrokerError ? e : amqpError(session.cluster, `publish through exchange amq.default (the default exchange), as replace queue ${name} does to move its messages back; asked before the replace writes anything`, e as Error, session.lost);
   });
+  // Step 3 deletes the old queue once its messages are in the holding queue: a user refused
+  // configure on it stopped there, the same way. A declare of the queue as it is asks for that
+  // right and changes nothing; the broker checks the right before it compares the properties, so
+  // any answer but 403 (406, another's exclusive queue 405) means it is granted.
+  if (r.old && !r.queueDone) {
+    const old = r.old;
+    await step(`declare ${name} as it is, asking for the configure permission its delete needs; asked before the replace writes anything`, async (ch) => {
+      try {
+        await declareQueue(ch, old);
+      } catch (e) {
+        if ((e as { code?: number }).code === 403) throw e;
+      }
+    });
+  }
   let duplicatesDropped = 0;
   /** What this run moved into a holding queue it made, and how many of those may expire there. */
   let parked: { moved: number; expiring: number } | undefined;

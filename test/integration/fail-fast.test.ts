@@ -374,37 +374,41 @@ describe("a missing right is named, with the command that grants it", () => {
     });
   }
 
-  it("a replace whose move back the AMQP user may not publish (no write on amq.default) stops before it writes, with every message still in the queue", async () => {
-    // The management user may not read the AMQP user's permissions, so plan cannot judge them: the
-    // move back through the default exchange came after the old queue was gone, and its refusal
-    // left the messages in the holding queue, and the bindings routing new ones there.
-    const u = await user("");
-    const [sync, async] = [uniqueName("sync"), uniqueName("async")];
-    vhosts.push(sync, async);
-    const before = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }] });
-    expect((await runCli(["apply", "-f", before])).code).toBe(0);
-    const url = { url: amqpUrl(async, u), management: await policymakerManagementUrl(async) };
-    const rights = { configure: ".*", write: "^(?!amq\\.default$)", read: ".*" };
-    expect((await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, rights)).status).toBeLessThan(300);
-    await publish(async, "mplogin", "mplogin.async.t", ["held"]);
-    const after = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000 } } }], clusterExtra: { async: url } });
-    const r = await runCli(["apply", "-f", after, "--allow-destructive", "--json"]);
-    expect(r.code).toBe(1);
-    const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
-    expect(err.code).toBe("permission_denied");
-    expect(err.hints.join("\n")).toContain(`user ${u.user}'s write permission in vhost ${async} does not match exchange amq.default`);
-    // Nothing of the replace was written: no holding queue, the message and binding where they were.
-    expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mplogin.async`)).status).toBe(404);
-    const q = await api("GET", `/api/queues/${vh(async)}/mplogin.async`);
-    expect(q.body.arguments).toEqual({});
-    const got = await withChannel(async, (ch) => ch.checkQueue("mplogin.async"));
-    expect(got.messageCount).toBe(1);
-    expect((await api("GET", `/api/bindings/${vh(async)}/e/mplogin/q/mplogin.async`)).body.map((b: { routing_key: string }) => b.routing_key)).toEqual(["mplogin.async.#"]);
-    expect((await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { ...rights, write: ".*" })).status).toBeLessThan(300);
-    const again = await runCli(["apply", "-f", after, "--allow-destructive"]);
-    expect(again.code, again.stderr).toBe(0);
-    expect((await withChannel(async, (ch) => ch.checkQueue("mplogin.async"))).messageCount).toBe(1);
-  });
+  for (const [lacks, rights, refused] of [
+    // The move back publishes through the default exchange, after the old queue is gone.
+    ["no write on amq.default", { configure: ".*", write: "^(?!amq\\.default$)", read: ".*" }, "write permission in vhost VHOST does not match exchange amq.default"],
+    // The old queue is deleted once its messages are in the holding queue.
+    ["no configure on the queue", { configure: "^(?!mplogin\\.async$)", write: ".*", read: ".*" }, "configure permission in vhost VHOST does not match queue mplogin.async"],
+  ] as const) {
+    it(`a replace the AMQP user may not finish (${lacks}) stops before it writes, with every message still in the queue`, async () => {
+      // The management user may not read the AMQP user's permissions, so plan cannot judge them:
+      // the broker refused the replace only after its messages were in the holding queue, and the
+      // bindings routed new ones there, where no worker takes them.
+      const u = await user("");
+      const [sync, async] = [uniqueName("sync"), uniqueName("async")];
+      vhosts.push(sync, async);
+      const before = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }] });
+      expect((await runCli(["apply", "-f", before])).code).toBe(0);
+      const url = { url: amqpUrl(async, u), management: await policymakerManagementUrl(async) };
+      expect((await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, rights)).status).toBeLessThan(300);
+      await publish(async, "mplogin", "mplogin.async.t", ["held"]);
+      const after = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000 } } }], clusterExtra: { async: url } });
+      const r = await runCli(["apply", "-f", after, "--allow-destructive", "--json"]);
+      expect(r.code).toBe(1);
+      const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+      expect(err.code).toBe("permission_denied");
+      expect(err.hints.join("\n")).toContain(`user ${u.user}'s ${refused.replace("VHOST", async)}`);
+      // Nothing of the replace was written: no holding queue, the message and binding where they were.
+      expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mplogin.async`)).status).toBe(404);
+      expect((await api("GET", `/api/queues/${vh(async)}/mplogin.async`)).body.arguments).toEqual({});
+      expect((await withChannel(async, (ch) => ch.checkQueue("mplogin.async"))).messageCount).toBe(1);
+      expect((await api("GET", `/api/bindings/${vh(async)}/e/mplogin/q/mplogin.async`)).body.map((b: { routing_key: string }) => b.routing_key)).toEqual(["mplogin.async.#"]);
+      expect((await api("PUT", `/api/permissions/${vh(async)}/${u.user}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+      const again = await runCli(["apply", "-f", after, "--allow-destructive"]);
+      expect(again.code, again.stderr).toBe(0);
+      expect((await withChannel(async, (ch) => ch.checkQueue("mplogin.async"))).messageCount).toBe(1);
+    });
+  }
 
   it("a request refused for a tag the user lacks: set_user_tags keeps the tags it has", async () => {
     const u = await user("management,deployer");
