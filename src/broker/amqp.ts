@@ -431,8 +431,12 @@ function permissionHint(text: string, what = ""): string | undefined {
   const m = ACCESS_REFUSED.exec(text);
   if (!m) return undefined;
   const [, kind, name, vhost, user] = m as unknown as [string, string, string, string, string];
-  const verb = what.split(" ")[0] ?? "";
-  const source = what.includes(`${name} -> `) || what.includes(`from ${name} `);
+  // A replace's steps are named after it ("replace queue q: delete old q"): the step says which.
+  const step = what.replace(/^replace (?:queue|exchange) .*?: /, "");
+  const [verb = "", bound] = step.split(" ");
+  // A bind named by its destination alone (a replace's "bind topo.hold.q"): an exchange the
+  // broker refused that is not that destination is a source.
+  const source = what.includes(`${name} -> `) || what.includes(`from ${name} `) || (!step.includes(" -> ") && kind === "exchange" && name !== bound);
   const perm = /^(declare|delete|take|renew)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : verb === "publish" ? "write" : /^(count|peek|look|consume)$/.test(verb) ? "read" : "configure, write or read";
   return `user ${user}'s ${perm} permission in vhost ${vhost} does not match ${kind} ${name} (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions ${shellWord(user)} shows its patterns, and rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ sets them`;
 }
