@@ -408,6 +408,21 @@ export class ManagementClient {
         hints: [noRightsHint(user, v)],
       };
     }
+    // A resource the user's permissions in the vhost refuse (3.10: "Access refused."): the
+    // management API checks the management user's own permissions, not the AMQP user's. Its
+    // credentials are right, and saying to check them sent the reader the wrong way.
+    if (/^Access refused/i.test(reason) && vhostOf(path) !== undefined) {
+      const v = vhostOf(path) as string;
+      const d = decodeURIComponent;
+      const b = /^\/api\/bindings\/[^/]+\/e\/([^/]+)\/(q|e)\/([^/]+)\//.exec(path);
+      const needs = b ? `removing a binding needs write on its destination (${b[2] === "q" ? "queue" : "exchange"} ${d(b[3]!)}) and read on its source (exchange ${d(b[1]!)})` : "this request needs a permission they do not give";
+      return {
+        code: "permission_denied",
+        hints: [
+          `user "${user}"'s permissions in vhost ${v} refuse it: the management API checks the management user's own permissions there, not the AMQP user's, and ${needs}: rabbitmqctl list_user_permissions ${shellWord(user)} shows them, and rabbitmqctl set_permissions -p ${shellWord(v)} ${shellWord(user)} CONFIGURE WRITE READ sets them (docs/users.md lists what topo needs)`,
+        ],
+      };
+    }
     return { code: "auth_failed", hints: [`the management API refused the credentials (user name or password) of "${user}"; check them in ${this.places.credentials}`] };
   }
 

@@ -410,6 +410,26 @@ describe("a missing right is named, with the command that grants it", () => {
     });
   }
 
+  it("a binding delete the management user's own vhost permissions refuse names them, not its credentials", async () => {
+    // A binding with arguments is removed over the management API, which checks the management
+    // user's permissions in the vhost (here a plan-only user's, ^$ ^$ .*), not the AMQP user's.
+    const { sync, async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    expect((await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/mplogin.async`, { routing_key: "mplogin.async.#", arguments: { "x-a": 1 } })).status).toBeLessThan(300);
+    const mgmt = await policymakerManagementUrl(async);
+    const name = new URL(mgmt).username;
+    expect((await api("PUT", `/api/permissions/${vh(async)}/${name}`, { configure: "^$", write: "^$", read: ".*" })).status).toBeLessThan(300);
+    const narrow = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }], clusterExtra: { async: { url: amqpUrl(async), management: mgmt } } });
+    const r = await runCli(["apply", "-f", narrow, "--allow-destructive", "--json"]);
+    expect(r.code).toBe(1);
+    const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
+    expect(err.code).toBe("permission_denied");
+    const hints = err.hints.join("\n");
+    expect(hints).not.toMatch(/credentials/);
+    expect(hints).toContain(`user "${name}"'s permissions in vhost ${async} refuse it: the management API checks the management user's own permissions there, not the AMQP user's, and removing a binding needs write on its destination (queue mplogin.async) and read on its source (exchange mplogin)`);
+    expect(hints).toContain(`rabbitmqctl set_permissions -p ${async} ${name} CONFIGURE WRITE READ`);
+  });
+
   it("a request refused for a tag the user lacks: set_user_tags keeps the tags it has", async () => {
     const u = await user("management,deployer");
     const b = broker();
