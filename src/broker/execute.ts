@@ -383,7 +383,6 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
     //     channels at once, and they stay within --parallelism and channel_max.
     await runLimited(lossless, Math.max(1, Math.min(REPLACES_AT_ONCE, Math.floor(amqp.writers(n) / 2))), async (a) => {
-      ctx.begun?.(a);
       const r = await replaceQueueLossless(
         amqp,
         {
@@ -396,6 +395,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           limits: a.limits,
           removeByKey: (b) => removeByKey(http, target.amqp.vhost, b),
           unacked: async (queue) => (await heldAfterMove(queue)).unacked,
+          begun: () => ctx.begun?.(a),
         },
         ctx.log,
       );

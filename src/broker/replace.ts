@@ -72,6 +72,11 @@ export interface LosslessReplace {
    * (broker/read.ts heldNow); undefined: the broker gave no count. Without it, nothing is counted.
    */
   unacked?: (queue: string) => Promise<number | undefined>;
+  /**
+   * Called before the replace's first write (at once when resuming one): from then on the queue
+   * is not as it was, and an apply that stops says its messages may be in the holding queue.
+   */
+  begun?: () => void;
 }
 
 export interface ReplaceOutcome {
@@ -158,6 +163,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     if (q.type === "stream") return NO_COPIES;
     return countedOnly(q);
   };
+  // An interrupted replace is half-way already.
+  if (r.hold !== undefined || r.queueDone) r.begun?.();
   // The move back (step 5) publishes through the default exchange, after the old queue is gone:
   // a user refused write on amq.default stopped there, with the queue's messages in the holding
   // queue and its bindings routing new ones there, where no worker takes them. So it is asked
@@ -180,6 +187,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       }
     });
   }
+  r.begun?.();
   let duplicatesDropped = 0;
   /** What this run moved into a holding queue it made, and how many of those may expire there. */
   let parked: { moved: number; expiring: number } | undefined;
