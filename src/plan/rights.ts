@@ -6,7 +6,7 @@
 
 import type { Binding, ClusterPlan } from "../model.js";
 import { subjectOf } from "../core/keys.js";
-import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
+import { applyMarkName, escapeRegex, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { names, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
@@ -136,16 +136,26 @@ export function permissionRefusal(
   // services that a user's permissions refuse took 57 s to say so.
   const test = { configure: allows(permission.configure), write: allows(permission.write), read: allows(permission.read) };
   const refused = new Map<string, Set<string>>();
+  const missing: Record<Right, Set<string>> = { configure: new Set(), write: new Set(), read: new Set() };
   for (const need of rightsNeeded(plan, prefix, movesNothing)) {
     if (test[need.right](need.name) !== false) continue;
     const key = `its ${need.right} permission (${permission[need.right]}) does not match`;
     const objects = refused.get(key) ?? refused.set(key, new Set()).get(key)!;
     objects.add(`${need.kind} ${need.name}`);
+    missing[need.right].add(need.name);
   }
   if (!refused.size) return undefined;
   const lacks = [...refused].map(([key, objects]) => `${key} ${names([...objects])}`);
+  // Each pattern as it is, widened by exactly the names it refused: a user whose rights a
+  // platform team narrowed to its prefix (^mp.*) keeps them, and gains topo's lock and mark only.
+  const widened = (right: Right): string => {
+    const more = [...missing[right]];
+    if (!more.length) return permission[right];
+    const exact = `^(?:${more.map(escapeRegex).join("|")})$`;
+    return permission[right] === "" ? exact : `(?:${permission[right]})|${exact}`;
+  };
   return {
     message: `user ${user}'s permissions in vhost ${vhost} do not let apply work: ${lacks.join("; ")}; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written`,
-    hint: `${set({ configure: "CONFIGURE", write: "WRITE", read: "READ" })} sets them, each to match what is named above (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
+    hint: `${set({ configure: widened("configure"), write: widened("write"), read: widened("read") })} keeps what they allow now and adds exactly what is named above (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
   };
 }

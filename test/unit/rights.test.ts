@@ -45,7 +45,16 @@ describe("the AMQP user's permissions", () => {
     expect(r?.message).toBe(
       "user app's permissions in vhost sync do not let apply work: its configure permission (^mp) does not match queue topo.mp.lock, exchange topo.mp.generation; its read permission (^mp) does not match queue topo.mp.lock; its write permission (^x) does not match queue mplogin.sync; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written",
     );
-    expect(r?.hint).toMatch(/^rabbitmqctl set_permissions -p sync app CONFIGURE WRITE READ sets them/);
+    // The exact command: each pattern as it is, widened by the names it refused, and nothing more.
+    expect(r?.hint).toMatch(/^rabbitmqctl set_permissions -p sync app '\(\?:\^mp\)\|\^\(\?:topo\\\.mp\\\.lock\|topo\\\.mp\\\.generation\)\$' '\(\?:\^x\)\|\^\(\?:mplogin\\\.sync\)\$' '\(\?:\^mp\)\|\^\(\?:topo\\\.mp\\\.lock\)\$' keeps what they allow now/);
+    const widened = { configure: "(?:^mp)|^(?:topo\\.mp\\.lock|topo\\.mp\\.generation)$", write: "(?:^x)|^(?:mplogin\\.sync)$", read: "(?:^mp)|^(?:topo\\.mp\\.lock)$" };
+    expect(r?.hint).toContain(`'${widened.configure}' '${widened.write}' '${widened.read}'`);
+    // Granted as suggested, apply goes through; and the widening lets in no other name of the vhost.
+    expect(permissionRefusal("app", "sync", widened, plan(queue, binding), "mp")).toBeUndefined();
+    expect(new RegExp(widened.configure).test("topo.mpx.lock")).toBe(false);
+    expect(new RegExp(widened.write).test("mplogin.sync.x")).toBe(false);
+    // A pattern that allows nothing ("") becomes exactly the names.
+    expect(permissionRefusal("app", "sync", { ...all, write: "" }, plan(binding), "mp")?.hint).toMatch(/^rabbitmqctl set_permissions -p sync app '\.\*' '\^\(\?:mplogin\\\.sync\)\$' '\.\*' /);
     // The empty pattern matches nothing; one JavaScript cannot read is not judged.
     expect(permissionRefusal("app", "sync", { ...all, write: "" }, plan(binding), "mp")?.message).toMatch(/its write permission \(\) does not match queue mplogin\.sync/);
     expect(permissionRefusal("app", "sync", { ...all, configure: "(?i)^MP" }, plan(queue), "mp")).toBeUndefined();
