@@ -59,6 +59,20 @@ describe("replace risks", () => {
     expect(rules(replace({ held: held({ consumers: 2 }) }))).toEqual(["consumers"]);
   });
 
+  it("consumers of a quorum queue: says that its count takes in a client's unacknowledged basic.get, and to stop that client too", () => {
+    // A quorum queue counts each fetched, unacknowledged message as a consumer (3.10.8, 4.3.6).
+    const quorum = queue({ type: "quorum", arguments: { "x-queue-type": "quorum" } });
+    const r = replaceRisks(replace({ before: quorum, after: queue({ type: "quorum", arguments: { "x-delivery-limit": 5 } }), held: held({ ready: 95, unacked: 5, consumers: 5 }) }));
+    expect(r).toEqual([
+      {
+        rule: "consumers",
+        reason:
+          "5 consumers are attached (as the quorum queue counts them: a client that fetched messages with basic.get and has not acknowledged them counts as one consumer for each), holding 5 unacknowledged messages: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
+        advice: "stop the workers that consume from mplogin.async first, and let any client that fetched messages from it acknowledge them or close its channel",
+      },
+    ]);
+  });
+
   it("unacked: messages fetched with basic.get and not acknowledged, with no consumer", () => {
     const r = replaceRisks(replace({ held: held({ ready: 1, unacked: 2 }) }));
     expect(r.map((x) => x.rule)).toEqual(["unacked"]);
