@@ -106,7 +106,7 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
   // without quorum queues never does).
   let known: Vhost | undefined;
   const vhostOf = () => (known ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : []))) });
-  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, vhostOf, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)] };
+  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, vhostOf, placeOf), ...loopsBack(desired, actual, vhostOf, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)] };
   const asking = desired.queues.filter((s) => s.queue.type === "quorum" && asString(s.queue.arguments[STRATEGY]) !== undefined);
   if (!asking.length) return out;
   const { policies, exists } = vhostOf();
@@ -222,6 +222,72 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
   return [...found.values()].map((f) => {
     const one = f.queues.length === 1;
     return `${f.place}: ${f.setting} (${one ? "queue" : "queues"} ${names(f.queues)}): ${one ? "it dead-letters" : "they dead-letter"} ${f.where}, so RabbitMQ drops every message ${one ? "it dead-letters" : "they dead-letter"}${f.dropped ? ` ${f.dropped}` : ""}, without a word; fix: ${f.fix}`;
+  });
+}
+
+/**
+ * The file's queues whose dead letters route back into the queue itself, and nowhere else: through
+ * the default exchange with x-dead-letter-routing-key naming the queue, or to an exchange whose
+ * matching bindings all lead to it (the service's own exchange without x-dead-letter-routing-key,
+ * say). RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a
+ * client rejected it on the way (a dead-letter cycle), without a word: only what a worker rejects
+ * (requeue false) comes back; what expires, what a length limit pushes out and what goes over a
+ * quorum queue's delivery limit (20 on RabbitMQ 4 where the file sets none) is gone, although
+ * the queue has a dead-letter exchange. Measured: a message expiring in a queue that dead-letters
+ * through "" to its own name was gone (3.10.8, 4.3.6), a rejected one came back; a quorum queue
+ * with x-delivery-limit 1 dead-lettering to its service's topic exchange, bound to it with
+ * <service>.async.#, delivered a message twice and then it was gone (4.3.6), and plan said
+ * nothing, where without the dead-letter exchange it warns of the delivery limit.
+ */
+function loopsBack(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
+  const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+  if (!sending.length) return [];
+  let routes: Routing | undefined;
+  const found = new Map<string, { place: string; setting: string; where: string; queues: string[] }>();
+  for (const spec of sending) {
+    const { queue } = spec;
+    const exchange = asString(queue.arguments["x-dead-letter-exchange"]) as string;
+    const key = asString(queue.arguments["x-dead-letter-routing-key"]);
+    // A policy's dead-letter settings may send them elsewhere (its exchange yields to the queue's
+    // own, its routing key does not): topo does not judge what it cannot see through.
+    if (policiesFor(queue, vhostOf().policies).some(({ p }) => Object.keys(p.definition).some((k) => k.startsWith("dead-letter-")))) continue;
+    let where: string | undefined;
+    let argument = "x-dead-letter-exchange";
+    if (exchange === "") {
+      if (key !== queue.name) continue;
+      where = "through the default exchange to its own name";
+      argument = "x-dead-letter-routing-key";
+    } else {
+      routes ??= routingOf(desired, actual);
+      const e = routes.exchanges.get(exchange);
+      if (!e || !ROUTED_BY.has(e.type) || "alternate-exchange" in e.arguments) continue;
+      if (vhostOf().policies.some((p) => "alternate-exchange" in p.definition)) continue;
+      const head = [spec.service, spec.traffic];
+      const matches = (b: Binding): boolean => {
+        if (e.type === "fanout") return true;
+        if (e.type === "direct") return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${head.join(".")}.`);
+        return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head);
+      };
+      const reached = (routes.from.get(exchange) ?? []).filter(matches);
+      if (!reached.length || !reached.every((b) => b.destinationType === "queue" && b.destination === queue.name)) continue;
+      const keys = key !== undefined ? `the key ${quoted(key)}` : "the messages' own routing keys";
+      where = `to exchange ${quoted(exchange)} (${e.type}), which routes ${keys} back to the queue itself (${names([...new Set(reached.map((b) => b.routingKey || '""'))])})`;
+      if (key !== undefined) argument = "x-dead-letter-routing-key";
+    }
+    const place = placeIn(spec, placeOf, argument);
+    const value = argument === "x-dead-letter-exchange" ? exchange : (key as string);
+    const setting = `${argument}: ${quoted(value)}`;
+    const entry = found.get(`${place}\n${setting}\n${where}`) ?? { place, setting, where, queues: [] };
+    entry.queues.push(queue.name);
+    found.set(`${place}\n${setting}\n${where}`, entry);
+  }
+  return [...found.values()].map((f) => {
+    const one = f.queues.length === 1;
+    return (
+      `${f.place}: ${f.setting} (${one ? "queue" : "queues"} ${names(f.queues)}): ${one ? "it dead-letters" : "they dead-letter"} ${f.where}, and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle), without a word: ` +
+      `only what a worker rejects (requeue false) comes back; what expires, what a length limit pushes out and what goes over a quorum queue's delivery limit (20 on RabbitMQ 4 where the file sets none) is gone; ` +
+      `fix: dead-letter to another queue (x-dead-letter-routing-key naming it, or an exchange bound to it)`
+    );
   });
 }
 

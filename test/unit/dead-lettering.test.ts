@@ -3,7 +3,7 @@
 // exchange. plan says so at the argument's place, or names the policy that decides.
 
 import { describe, expect, it } from "vitest";
-import { deadLettering } from "../../src/plan/dead-lettering.js";
+import { deadLettering, deadLettering as report } from "../../src/plan/dead-lettering.js";
 import { Ownership } from "../../src/core/naming.js";
 import { displayPath } from "../../src/config/places.js";
 import type { Args, Policy } from "../../src/model.js";
@@ -137,8 +137,10 @@ describe("dead letters sent to an exchange that routes none of their keys", () =
   );
   const exchange = (name: string, type: string, args = {}) => ({ kind: "exchange" as const, name, type, durable: true, autoDelete: false, internal: false, arguments: args });
   const binding = (source: string, key: string, destination = "parked") => ({ kind: "binding" as const, source, destination, destinationType: "queue" as const, routingKey: key, arguments: {} });
+  // mpd dead-letters to its own exchange, back into itself: a cycle, said apart (below).
+  const deadLettering = (...a: Parameters<typeof report>) => ({ ...report(...a), warnings: report(...a).warnings.filter((w) => !w.includes("dead-letter cycle")) });
 
-  it("a warning at the argument that decides, naming the exchange's bindings and the keys; a key it routes (mpc), or the queue's own exchange (mpd), is fine", () => {
+  it("a warning at the argument that decides, naming the exchange's bindings and the keys; a key it routes (mpc), or the queue's own exchange (mpd: no loss of routing, a cycle said below), is fine", () => {
     const ws = deadLettering(d, actual([]), owns, displayPath).warnings;
     expect(ws).toEqual([
       'services[0].async.arguments.x-dead-letter-exchange: x-dead-letter-exchange: "mpdead" (queue mpa.async): it dead-letters to exchange "mpdead" (topic), bound only with mpdead.async.#, which routes none of the messages\' own routing keys (<service>.async.<task>), so RabbitMQ drops every message it dead-letters, without a word; fix: bind a queue to "mpdead" with a key that matches them, or add x-dead-letter-routing-key with a key it routes, or dead-letter to an exchange that routes them',
@@ -229,5 +231,43 @@ describe("messages a replace moves back carry the queue's name as their routing 
     expect(none(replaced(file(), dlq("mpx.async.#")))).toBeUndefined();
     expect(none(replaced(file(), dlq("#")))).toBeUndefined();
     expect(none(replaced(file("mpx.async.failed"), dlq("*.async.*")))).toBeUndefined();
+  });
+});
+
+describe("dead letters that route back into the queue itself (a dead-letter cycle)", () => {
+  // Measured: a message expiring in a queue dead-lettering through "" to its own name was gone
+  // (3.10.8, 4.3.6), a rejected one came back; a quorum queue with x-delivery-limit 1 dead-lettering
+  // to its service's exchange (bound with mpwallet.async.#) lost its message at the limit (4.3.6).
+  const d = desiredOf(
+    raw({
+      defaults: { async: { type: "quorum" } },
+      services: [
+        { name: "mpwallet", async: { arguments: { "x-delivery-limit": 5, "x-dead-letter-exchange": "mpwallet", "x-dead-letter-routing-key": "mpwallet.async.dead" } } },
+        { name: "mpshop", async: { arguments: { "x-dead-letter-exchange": "mpshop" } } },
+        { name: "mpself", async: { type: "classic", arguments: { "x-message-ttl": 1000, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpself.async" } } },
+        { name: "mpok", async: { arguments: { "x-dead-letter-exchange": "mpdead" } } },
+        { name: "mpelse", async: { type: "classic", arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpdead.async" } } },
+        "mpdead",
+      ],
+    }),
+    "async",
+  );
+  const binding = (source: string, key: string, destination: string) => ({ kind: "binding" as const, source, destination, destinationType: "queue" as const, routingKey: key, arguments: {} });
+  const cycles = (extra: Parameters<typeof actual>[0] = []) => deadLettering(d, actual(extra, { version: "4.3.6" }), owns, displayPath).warnings.filter((w) => w.includes("dead-letter cycle"));
+
+  it("a warning at the argument that sends them back: own exchange with or without a key, the default exchange to its own name", () => {
+    const ws = cycles([binding("mpdead", "mpok.async.#", "mpdead.async")]);
+    expect(ws).toEqual([
+      'services[0].async.arguments.x-dead-letter-routing-key: x-dead-letter-routing-key: "mpwallet.async.dead" (queue mpwallet.async): it dead-letters to exchange "mpwallet" (topic), which routes the key "mpwallet.async.dead" back to the queue itself (mpwallet.async.#), and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle), without a word: only what a worker rejects (requeue false) comes back; what expires, what a length limit pushes out and what goes over a quorum queue\'s delivery limit (20 on RabbitMQ 4 where the file sets none) is gone; fix: dead-letter to another queue (x-dead-letter-routing-key naming it, or an exchange bound to it)',
+      expect.stringMatching(/^services\[1\]\.async\.arguments\.x-dead-letter-exchange: x-dead-letter-exchange: "mpshop" \(queue mpshop\.async\): it dead-letters to exchange "mpshop" \(topic\), which routes the messages' own routing keys back to the queue itself \(mpshop\.async\.#\), and RabbitMQ drops/),
+      expect.stringMatching(/^services\[2\]\.async\.arguments\.x-dead-letter-routing-key: x-dead-letter-routing-key: "mpself\.async" \(queue mpself\.async\): it dead-letters through the default exchange to its own name, and RabbitMQ drops/),
+    ]);
+  });
+
+  it("nothing where another queue also gets them, or a policy may send them elsewhere", () => {
+    // A second queue bound to the service's exchange with the same keys keeps a copy.
+    expect(cycles([binding("mpshop", "mpshop.async.#", "mpdead.async")]).some((w) => w.includes("mpshop.async"))).toBe(false);
+    const elsewhere = policy({ name: "ops", pattern: "^mp", definition: { "dead-letter-routing-key": "mpdead.async" } });
+    expect(cycles([elsewhere])).toEqual([]);
   });
 });
