@@ -24,6 +24,14 @@ export interface HttpOptions {
    * spares (the names output shows, Redactor.spare). Without one, a redactor of its own.
    */
   redactor?: Redactor;
+  /**
+   * Where to say, on stderr, that a request is still unanswered and that one is tried again: a
+   * paused broker kept apply's read silent for up to four minutes (a listing's two tries), where
+   * AMQP's connect says each try.
+   */
+  log?: (msg: string) => void;
+  /** How long a request waits unanswered before the log hears of it (default STILL_WAITING_MS). */
+  stillWaitingMs?: number;
 }
 
 /** Per request: the identity probe uses a shorter bound than a large read. */
@@ -49,6 +57,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const LISTING_TIMEOUT_MS = 120_000;
 /** A request that timed out is tried once more at most: a port that never answers is not busy. */
 const TIMEOUT_ATTEMPTS = 2;
+/** How long a request waits unanswered before it is said (then again as often), when a log is given. */
+export const STILL_WAITING_MS = 15_000;
 
 export interface HttpResponse {
   status: number;
@@ -78,6 +88,8 @@ export class ManagementClient {
   private readonly auth: string;
   /** Masks this client's own password (with the run's redactor, when it was given one). */
   private readonly own: Redactor;
+  /** When the log last heard that a request waits, and that one is tried again (say). */
+  private readonly saidAt: { waiting?: number; again?: number } = {};
   /** Where hints send the user to fix this connection. */
   readonly places: SettingPlaces;
 
@@ -222,24 +234,32 @@ export class ManagementClient {
     /** A try before this one may have reached the broker: only a refused connection surely did not. */
     let resent = false;
     for (let attempt = 1; ; attempt++) {
+      /** The failure this try ended with, to be tried again, and how many tries it has. */
+      let tried: { err: BrokerError; bound: number } | undefined;
       try {
         const r = await this.once(method, path, body, timeoutMs);
         if ((r.status >= 200 && r.status < 300) || okStatus.includes(r.status)) return resent ? { ...r, resent } : r;
         const err = this.statusError(method, path, r, await this.tagsIfRefused(r));
         if (!err.transient || attempt >= attempts) throw err;
         resent = true;
+        tried = { err, bound: attempts };
       } catch (e) {
         if (e instanceof BrokerError) {
           if (!e.transient || attempt >= attempts) throw e;
           resent = true;
+          tried = { err: e, bound: attempts };
         } else {
           const err = this.networkError(method, path, e as NodeJS.ErrnoException, timeoutMs, ro.probe === true);
           const bound = ro.probe && err.status !== "ECONNREFUSED" ? 1 : err.status === "ETIMEDOUT" ? Math.min(attempts, TIMEOUT_ATTEMPTS) : attempts;
           if (!err.transient || attempt >= bound) throw err;
           if (err.status !== "ECONNREFUSED") resent = true;
+          tried = { err, bound };
         }
       }
-      await sleep(backoff(attempt));
+      const delay = backoff(attempt);
+      // Each try again said, as AMQP's connect says its own: never a silent wait for the broker.
+      if (tried) this.say("again", `${tried.err.message.split("\n")[0]}; trying again in ${(delay / 1000).toFixed(1)} s (try ${attempt + 1} of ${tried.bound})`);
+      await sleep(delay);
     }
   }
 
@@ -291,14 +311,42 @@ export class ManagementClient {
       // this bounds the whole request, from when it has a connection: apply's read back may queue
       // thousands of GETs behind the agent's eight sockets, and their wait is not the broker's.
       let timer: NodeJS.Timeout | undefined;
+      let saying: NodeJS.Timeout | undefined;
       req.on("socket", () => {
         timer ??= setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: "ETIMEDOUT", answered })), timeoutMs);
+        const every = this.stillWaitingMs();
+        if (this.opts.log && saying === undefined && timeoutMs > every) {
+          const since = Date.now();
+          saying = setInterval(() => {
+            const waited = Math.round((Date.now() - since) / 1000);
+            this.say("waiting", redactText(`cluster ${this.cluster}: ${this.where(method, path)} -> no answer yet after ${waited} s; waiting up to ${timeoutMs / 1000} s (is the broker paused or overloaded?)`));
+          }, every);
+          saying.unref();
+        }
       });
-      req.on("close", () => clearTimeout(timer));
+      req.on("close", () => {
+        clearTimeout(timer);
+        clearInterval(saying);
+      });
       req.on("error", reject);
       if (payload) req.write(payload);
       req.end();
     });
+  }
+
+  private stillWaitingMs(): number {
+    return this.opts.stillWaitingMs ?? STILL_WAITING_MS;
+  }
+
+  /**
+   * A line for the log, at most one of each kind per stillWaitingMs: the reads run eight requests at once, and
+   * a paused broker made each of them say it waits and tries again, eight lines at a time.
+   */
+  private say(kind: "waiting" | "again", line: string): void {
+    const now = Date.now();
+    if (now - (this.saidAt[kind] ?? -Infinity) < this.stillWaitingMs() * 0.9) return;
+    this.saidAt[kind] = now;
+    this.opts.log?.(line);
   }
 
   private where(method: string, path: string): string {

@@ -49,6 +49,6 @@ export function selectClusters(desired: DesiredState, names: string | readonly s
   return desired.clusters.filter((c) => wanted.includes(c.target.name));
 }
 
-export function managementClient(c: DesiredCluster, opts: ConnectionOptions & { redactor?: Redactor }): ManagementClient {
-  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs, places: c.target.places, redactor: opts.redactor });
+export function managementClient(c: DesiredCluster, opts: ConnectionOptions & { redactor?: Redactor; log?: (msg: string) => void }): ManagementClient {
+  return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs, places: c.target.places, redactor: opts.redactor, log: opts.log });
 }
