@@ -319,7 +319,9 @@ export class ManagementClient {
           const since = Date.now();
           saying = setInterval(() => {
             const waited = Math.round((Date.now() - since) / 1000);
-            this.say("waiting", redactText(`cluster ${this.cluster}: ${this.where(method, path)} -> no answer yet after ${waited} s; waiting up to ${timeoutMs / 1000} s (is the broker paused or overloaded?)`));
+            // A large listing streams for seconds: one whose answer has begun is said to be arriving, not unanswered.
+            const state = answered === undefined ? `no answer yet after ${waited} s` : `${answered}, and the answer is still arriving after ${waited} s`;
+            this.say("waiting", redactText(`cluster ${this.cluster}: ${this.where(method, path)} -> ${state}; waiting up to ${timeoutMs / 1000} s${answered === undefined ? " (is the broker paused or overloaded?)" : ""}`));
           }, every);
           saying.unref();
         }

@@ -46,6 +46,23 @@ describe("a management API that does not answer", () => {
     expect(lines.filter((l) => l.includes("trying again"))).toHaveLength(1);
   });
 
+  it("says of an answer that has begun and is still arriving (a large listing) that it arrives, not that there is none", async () => {
+    server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write("[");
+      setTimeout(() => res.end("]"), 700);
+    });
+    const s = server;
+    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+    const baseUrl = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const lines: string[] = [];
+    const client = new ManagementClient("main", { baseUrl, username: "guest", password: "guest", display: baseUrl }, {}, { timeoutMs: 5000, stillWaitingMs: 250, log: (m) => lines.push(m) });
+    expect((await client.request("GET", "/api/queues/v")).status).toBe(200);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines[0]).toMatch(new RegExp(`^cluster main: GET ${baseUrl}/api/queues/v -> 200, and the answer is still arriving after \\d+ s; waiting up to 5 s$`));
+    expect(lines.join("\n")).not.toContain("no answer yet");
+  });
+
   it("says nothing without a log, or when the answer comes in time", async () => {
     server = createServer((_req, res) => setTimeout(() => res.end("[]"), 50));
     const s = server;
