@@ -7,7 +7,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { heldNow, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
-import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
+import { applyMarkName, escapeRegex, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { lockHeld } from "../plan/left-behind.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
@@ -364,7 +364,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           if (!(e instanceof TopoError) || !e.transient || !lost || attempt >= RECONNECTS || (checked && !passed.barrier)) {
             // Another cluster may go on for a while: this one's lock goes now.
             await dropSession(c);
-            throw await vhostDeleted(e, c, client(c));
+            const gone = await vhostDeleted(e, c, client(c));
+            // A replace under way went with the vhost, its holding queue too: not half-way.
+            if (gone instanceof VhostGone) inFlight.delete(c.target.name);
+            throw gone;
           }
           // The error that counted this cluster's changes is only logged: the attempt after it
           // may fail with one that does not (a connect refused by a node still down), and the
@@ -730,8 +733,9 @@ function claimsNames(r: Resource): boolean {
  */
 async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClient): Promise<unknown> {
   // 403 on a write; or, where the vhost's deletion took the lock queue first (apply then
-  // reconnects to take it again), 530 "vhost ... not found" at the reconnect.
-  if (!(e instanceof TopoError) || !/\b403\b|ACCESS_REFUSED|530 NOT_ALLOWED - vhost /.test(e.message)) return e;
+  // reconnects to take it again), 530 "vhost ... not found" at the reconnect; or 404 for an object
+  // that went with it (a replace's count of its holding queue, ops).
+  if (!(e instanceof TopoError) || !/\b403\b|ACCESS_REFUSED|530 NOT_ALLOWED - vhost |\b404\b|NOT_FOUND/.test(e.message)) return e;
   const vhost = c.target.amqp.vhost;
   const user = c.target.amqp.username;
   // RabbitMQ removes a vhost's permissions at once and the vhost itself only once it has deleted
@@ -742,10 +746,12 @@ async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClien
   // administrator) reads undefined, which says nothing of them.
   const rights = await readVhostPermission(http, c.target, user).catch(() => undefined);
   // Read a few times: while RabbitMQ 3.10 deletes a vhost under open channels, the vhost shows for
-  // a moment again (measured: listed once right after the 403, absent before and after).
+  // a moment again (measured: listed once right after the 403, absent before and after). Without
+  // rights, up to 20 s: a vhost of 3,500 objects on a busy 2-core machine was listed for over 10.
+  // (A vhost whose rights were revoked stays listed, and is said after that wait.)
   const listed = () => vhostListed(http, vhost).catch(() => true);
   let gone = false;
-  for (let i = 0; i < (rights === "none" ? 50 : 5) && !gone; i++) {
+  for (let i = 0; i < (rights === "none" ? 100 : 5) && !gone; i++) {
     if (i) await sleep(200);
     gone = !(await listed());
   }
@@ -759,13 +765,24 @@ async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClien
     );
   }
   if (!gone) return e;
-  return new ApplyError(
-    `${e.message}\n  cluster ${c.target.name}: vhost ${shown(vhost)} no longer exists: it was deleted while apply ran, and RabbitMQ refuses every write in a deleted vhost as access refused`,
-    [`if the vhost was meant to go, remove cluster ${c.target.name} from the file; otherwise topo apply creates it again (everything in it was lost with it)`],
-    false,
-    "apply_incomplete",
-    e.place ?? { cluster: c.target.name },
-  );
+  return new VhostGone(e, c);
+}
+
+/** An apply stopped by its cluster's vhost being deleted under it. */
+class VhostGone extends ApplyError {
+  constructor(e: TopoError, c: DesiredCluster) {
+    const vhost = c.target.amqp.vhost;
+    // A replace under way did not stop half-way with its messages in a holding queue: they went
+    // with the vhost, and those lines sent the reader after queues that no longer exist.
+    const message = e.message.replace(new RegExp(`\\n  cluster ${escapeRegex(c.target.name)}: stopped half-way:(\\n {4}.*)+`), "");
+    super(
+      `${message}\n  cluster ${c.target.name}: vhost ${shown(vhost)} no longer exists: it was deleted while apply ran, with everything it held (the messages of any queue being replaced included), and RabbitMQ refuses every request in a deleted vhost (access refused, or not found)`,
+      [`if the vhost was meant to go, remove cluster ${c.target.name} from the file; otherwise topo apply creates it again (everything in it was lost with it)`],
+      false,
+      "apply_incomplete",
+      e.place ?? { cluster: c.target.name },
+    );
+  }
 }
 
 /** What a replace stopped half-way leaves, said under an interrupted apply. */

@@ -137,6 +137,19 @@ describe("one apply at a time", () => {
     expect(child.stderr()).not.toMatch(/set_permissions/);
   });
 
+  it("a vhost deleted while a replace moves its messages is named as deleted, with the messages gone with it, not as a replace stopped half-way with them in a holding queue", async () => {
+    const { async, file } = fresh([{ name: "mpkeep", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    await publish(async, "mpkeep", "mpkeep.async.t", Array.from({ length: 3000 }, (_, i) => `m${i}`));
+    const changed = writeTopology({ sync: uniqueName("unused"), async, services: [{ name: "mpkeep", sync: false, async: { arguments: { "x-max-priority": 3 } } }] });
+    const child = startCli(["apply", "-f", changed, "--cluster", "async", "--allow-destructive"]);
+    await child.waitFor(/moving its messages back/);
+    expect((await api("DELETE", `/api/vhosts/${vh(async)}`)).status).toBe(204);
+    expect(await child.exited).toBe(1);
+    expect(child.stderr()).toMatch(new RegExp(`cluster async: vhost ${async} no longer exists: it was deleted while apply ran, with everything it held`));
+    expect(child.stderr()).not.toMatch(/stopped half-way|may be on topo\.hold/);
+  });
+
   it("a queue of the lock's name that is not exclusive (something else declared it) is named at once, in plan and by apply: no waiting for an apply that does not exist", async () => {
     const { sync, file } = fresh(["mplogin"]);
     await createVhost(sync);
