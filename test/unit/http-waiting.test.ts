@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { ManagementClient } from "../../src/broker/http.js";
@@ -16,6 +16,14 @@ async function silentApi(): Promise<string> {
   s.on("connection", (c) => open.add(c));
   const close = s.close.bind(s);
   s.close = ((cb?: (e?: Error) => void) => (open.forEach((c) => c.destroy()), close(cb))) as typeof s.close;
+  server = s;
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+/** An API whose every answer `answer` writes. */
+async function answeringApi(answer: (res: ServerResponse) => void): Promise<string> {
+  const s = createServer((_req, res) => answer(res));
   server = s;
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
   return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
@@ -47,14 +55,11 @@ describe("a management API that does not answer", () => {
   });
 
   it("says of an answer that has begun and is still arriving (a large listing) that it arrives, not that there is none", async () => {
-    server = createServer((_req, res) => {
+    const baseUrl = await answeringApi((res) => {
       res.writeHead(200, { "content-type": "application/json" });
       res.write("[");
       setTimeout(() => res.end("]"), 700);
     });
-    const s = server;
-    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-    const baseUrl = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
     const lines: string[] = [];
     const client = new ManagementClient("main", { baseUrl, username: "guest", password: "guest", display: baseUrl }, {}, { timeoutMs: 5000, stillWaitingMs: 250, log: (m) => lines.push(m) });
     expect((await client.request("GET", "/api/queues/v")).status).toBe(200);
@@ -64,10 +69,7 @@ describe("a management API that does not answer", () => {
   });
 
   it("says nothing without a log, or when the answer comes in time", async () => {
-    server = createServer((_req, res) => setTimeout(() => res.end("[]"), 50));
-    const s = server;
-    await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-    const baseUrl = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const baseUrl = await answeringApi((res) => setTimeout(() => res.end("[]"), 50));
     const lines: string[] = [];
     const client = new ManagementClient("main", { baseUrl, username: "guest", password: "guest", display: baseUrl }, {}, { timeoutMs: 5000, stillWaitingMs: 1000, log: (m) => lines.push(m) });
     expect((await client.request("GET", "/api/queues/v")).status).toBe(200);
