@@ -3,7 +3,7 @@
 
 import { loadConfig, type Env } from "../config/load.js";
 import type { Redactor } from "../redact.js";
-import { definitionsOf } from "../export/definitions.js";
+import { definitionsOf, definitionsWarnings } from "../export/definitions.js";
 import { pickExportCluster } from "../export/cluster.js";
 import { shellPath } from "../core/words.js";
 
@@ -15,8 +15,11 @@ export interface ExportDefinitionsOptions {
   redactor?: Redactor;
 }
 
-/** `secret`: the definitions hold users' password hashes, so a file of them is written owner-only. */
-export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: string; text: string; secret: boolean } {
+/**
+ * `secret`: the definitions hold users' password hashes, so a file of them is written owner-only.
+ * `warnings`: what an import of them would meet on some broker (the export reads none).
+ */
+export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: string; text: string; secret: boolean; warnings: string[] } {
   const { desired } = loadConfig(o.file, o.env, o.redactor);
   const cluster = pickExportCluster(desired, o.cluster, o.file, {
     why: "a definitions file is imported into one broker",
@@ -24,5 +27,5 @@ export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: strin
     command: (c) => `topo export definitions -f ${shellPath(o.file)} --cluster ${c} -o ${c}.json`,
   });
   const definitions = definitionsOf(cluster, desired.prefix);
-  return { cluster: cluster.target.name, text: `${JSON.stringify(definitions, null, 2)}\n`, secret: (definitions.users?.length ?? 0) > 0 };
+  return { cluster: cluster.target.name, text: `${JSON.stringify(definitions, null, 2)}\n`, secret: (definitions.users?.length ?? 0) > 0, warnings: definitionsWarnings(cluster) };
 }

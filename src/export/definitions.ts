@@ -4,6 +4,7 @@
 import type { Binding, DesiredCluster, Exchange, Policy, Queue } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
 import { applyMarkName } from "../core/naming.js";
+import { names, plural } from "../core/words.js";
 
 export interface Definitions {
   vhosts: { name: string }[];
@@ -70,6 +71,23 @@ export function definitionsOf(c: DesiredCluster, prefix?: string): Definitions {
     out.exchanges.push({ name: applyMarkName(prefix), vhost, type: "fanout", durable: true, auto_delete: false, internal: true, arguments: { "x-topo-generation": "definitions" } });
   }
   return out;
+}
+
+/**
+ * What an import of these definitions would meet that the export, which reads no broker, cannot
+ * check. A mirror policy (ha-mode) is refused by RabbitMQ 4, which has no classic mirroring, and
+ * the refusal ends the import part-way: measured on 4.0.5, POST /api/definitions/VHOST of a
+ * mirrored file answered 400 "[ha-mode, ha-sync-mode] are not recognised policy settings", after
+ * creating the exchanges and before any queue. topo plan and apply refuse such a file on
+ * RabbitMQ 4 before writing anything (plan/compat.ts); the export says so here.
+ */
+export function definitionsWarnings(c: DesiredCluster): string[] {
+  const mirrored = c.queues.filter((q) => q.mirrored).map((q) => q.queue.name);
+  const policies = c.resources.filter((r): r is Policy => r.kind === "policy" && "ha-mode" in r.definition).map((p) => p.name);
+  if (!policies.length) return [];
+  return [
+    `the definitions carry topo's mirror ${policies.length === 1 ? "policy" : "policies"} ${names(policies)} (ha-mode: all) for ${plural(mirrored.length, "mirrored classic queue")} (${names(mirrored)}): RabbitMQ 4 has no classic queue mirroring, and an import there fails part-way with 400 "... are not recognised policy settings", after creating the exchanges and before any queue; they import on RabbitMQ 3.x only. For RabbitMQ 4, give the queues type: quorum in the file (e.g. defaults: { sync: { type: quorum } }), or mirrored: false, and export again (docs/rabbitmq-versions.md)`,
+  ];
 }
 
 function exchangeDef(e: Exchange, vhost: string): Record<string, unknown> {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { loadConfig } from "../../src/config/load.js";
-import { definitionsOf } from "../../src/export/definitions.js";
+import { definitionsOf, definitionsWarnings } from "../../src/export/definitions.js";
 import { renderGraph } from "../../src/plan/graph.js";
 import { bindingsInto, bindingsIntoWarnings, deliver, foreignBindings, foreignBindingWarnings, parseTaskName, routeTask, topicMatches } from "../../src/plan/route.js";
 import { Ownership } from "../../src/core/naming.js";
@@ -289,6 +289,19 @@ describe("definitions export", () => {
       { vhost: "s", name: "topo.mp.mirror.sync", pattern: "^(?:topo\\.hold\\.)?mp[a-z_]+\\.sync$", "apply-to": "queues", definition: { "ha-mode": "all", "ha-sync-mode": "automatic" }, priority: 0 },
     ]);
     expect(JSON.stringify([sync, async])).not.toContain("secretpw");
+  });
+
+  it("says that RabbitMQ 4 refuses the mirror policy, and only where the definitions carry one", () => {
+    const d = desired();
+    const [w, ...more] = definitionsWarnings(d.clusters.find((c) => c.target.name === "sync")!);
+    expect(more).toEqual([]);
+    expect(w).toContain("topo.mp.mirror.sync (ha-mode: all) for 1 mirrored classic queue (mplogin.sync)");
+    expect(w).toContain("RabbitMQ 4 has no classic queue mirroring, and an import there fails part-way");
+    expect(w).toContain("type: quorum");
+    expect(definitionsWarnings(d.clusters.find((c) => c.target.name === "async")!)).toEqual([]);
+    // The migrated file: quorum sync queues, no mirror policy, nothing to say.
+    const q = desired(raw({ defaults: { sync: { type: "quorum" } } }));
+    expect(definitionsWarnings(q.clusters.find((c) => c.target.name === "sync")!)).toEqual([]);
   });
 });
 
