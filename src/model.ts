@@ -297,6 +297,13 @@ export interface QueueFacts {
    */
   unackedUnknown?: boolean;
   consumers?: number;
+  /**
+   * A quorum queue's messages dead-lettered at least once (x-dead-letter-strategy at-least-once)
+   * that wait in it for their target to take them (the statistics' messages_dlx). They are neither
+   * ready nor unacknowledged, so no passive declare, totals or move sees them, and an if-empty
+   * delete takes them with the queue (measured on 4.0.5).
+   */
+  deadLettersWaiting?: number;
   /** Bytes of the message bodies the queue holds (ready and unacknowledged). */
   bytes?: number;
   node?: string;

@@ -499,7 +499,7 @@ export function unackedCounter(client: ManagementClient, target: ClusterTarget, 
   };
 }
 
-const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes";
+const STATS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers,message_bytes,messages_dlx";
 /** What enable_queue_totals gives, statistics or none. */
 const TOTALS_COLUMNS = "name,messages,messages_ready,messages_unacknowledged";
 
@@ -525,7 +525,7 @@ export async function readQueueStats(client: ManagementClient, target: ClusterTa
  * deleted it with the old queue.
  */
 async function queueStats(client: ManagementClient, target: ClusterTarget, name: string): Promise<QueueFacts | undefined> {
-  type Stats = { messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number };
+  type Stats = { messages?: number; messages_ready?: number; messages_unacknowledged?: number; consumers?: number; message_bytes?: number; messages_dlx?: number };
   const path = `/api/queues/${vh(target.amqp.vhost)}/${encodeURIComponent(name)}`;
   let q = await client.getOptional<Stats>(`${path}?columns=${STATS_COLUMNS}`);
   if (q && q.messages === undefined) q = await client.getOptional<Stats>(`${path}?disable_stats=true&enable_queue_totals=true&columns=${TOTALS_COLUMNS}`);
@@ -536,6 +536,9 @@ async function queueStats(client: ManagementClient, target: ClusterTarget, name:
     unacked: q.messages_unacknowledged ?? 0,
     consumers: q.consumers,
     bytes: q.message_bytes,
+    // A quorum queue's at-least-once dead letters waiting for their target: only the statistics
+    // count them (the totals and a passive declare do not).
+    ...(typeof q.messages_dlx === "number" && q.messages_dlx > 0 ? { deadLettersWaiting: q.messages_dlx } : {}),
   };
 }
 

@@ -274,6 +274,34 @@ describe("replace refuses what would lose messages", () => {
     expectExactlyOnce(await drainIds(f.async, Q), held);
   });
 
+  it("a quorum queue's at-least-once dead letters waiting for their target: refused, since no move takes them and the delete would drop them", async () => {
+    // Dead-lettered at least once to an exchange nothing is bound to: each waits in the queue
+    // (messages_dlx), neither ready nor unacknowledged. A replace said it moved 0 back and that the
+    // broker matched the file, and they were gone (the if-empty delete does not count them).
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const dl = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const file = (limit: number) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: { ...dl, "x-delivery-limit": limit } } }] });
+    expect((await runCli(["apply", "-f", file(5)])).code).toBe(0);
+    await withChannel(async, (ch) => ch.assertExchange("mpdlq", "topic", { durable: true }));
+    const held = ids("dead", 4);
+    await publishIds(async, held);
+    await withChannel(async, async (ch) => {
+      for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
+      await ch.checkQueue(Q);
+    });
+    for (let i = 0; i < 60 && (await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body?.messages_dlx !== 4; i++) await new Promise((r) => setTimeout(r, 500));
+    expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(4);
+
+    const before = await brokerState(async);
+    const r = await runCli(["apply", "-f", file(6), "--allow-destructive"]);
+    refusedBeforeWriting(r);
+    expect(r.stderr).toContain("4 messages it dead-lettered at least once wait in it for the dead-letter target to take them (the statistics' messages_dlx): a replace cannot move them, and deleting the old queue drops them");
+    expect(await brokerState(async)).toEqual(before);
+    expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(4);
+  });
+
   it("x-overflow reject-publish below what the queue holds: refused on the broker's live count, nothing in two places", async () => {
     const { f, held } = await appliedHolding(15);
     const before = await brokerState(f.async);

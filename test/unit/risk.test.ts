@@ -380,6 +380,27 @@ describe("plan shows the risks of a replace", () => {
     expect(renderText({ clusters: [full] })).toContain("! messages at risk: x-max-length 10 is below the 20 or more messages it holds: drop-head would discard the oldest 10");
   });
 
+  it("a quorum queue's at-least-once dead letters waiting for their target: no move takes them, and the delete would drop them", () => {
+    // Measured on 4.0.5: 7 dead letters waiting (messages_dlx), 0 ready; the replace said it moved 0
+    // back and that the broker matched the file, and the 7 were gone.
+    const qd = desiredOf(raw({ services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: { "x-delivery-limit": 6, "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } } }] }), "async");
+    const old = queue({ type: "quorum", arguments: { "x-delivery-limit": 5, "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } });
+    const facts = { messages: 0, ready: 0, unacked: 0, consumers: 0, bytes: 0, deadLettersWaiting: 7 };
+    const plan = diffCluster(qd, actual([...qd.resources.filter((x) => x.kind !== "queue"), old], { queueFacts: { "mplogin.async": facts } }), "mp");
+    const r = plan.actions.find((x) => x.op === "replace");
+    expect(r?.op === "replace" && r.risks?.map((x) => x.rule)).toEqual(["dead-letters-waiting"]);
+    expect(renderText({ clusters: [plan] })).toContain(
+      "! messages at risk: 7 messages it dead-lettered at least once wait in it for the dead-letter target to take them (the statistics' messages_dlx): a replace cannot move them, and deleting the old queue drops them",
+    );
+    // None waiting: no risk.
+    const none = diffCluster(qd, actual([...qd.resources.filter((x) => x.kind !== "queue"), old], { queueFacts: { "mplogin.async": { ...facts, deadLettersWaiting: 0 } } }), "mp");
+    const n = none.actions.find((x) => x.op === "replace");
+    expect(n?.op === "replace" && n.risks).toEqual([]);
+    // Finishing an interrupted replace deletes no queue: nothing to say.
+    expect(rules(replace({ deletesQueue: false, held: held({ deadLetters: 3 }) }))).toEqual([]);
+    expect(rules(replace({ held: held({ deadLetters: 1 }) }))).toEqual(["dead-letters-waiting"]);
+  });
+
   it("with consumers attached, says that Celery workers on the old module stop, and the order that avoids it", () => {
     const withConsumers = diffCluster(d, actual([...others, before], { queueFacts: { "mplogin.async": { messages: 0, ready: 0, unacked: 0, consumers: 2, bytes: 0 } } }), "mp");
     const text = renderText({ clusters: [withConsumers] });
