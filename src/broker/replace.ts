@@ -170,6 +170,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // queue and its bindings routing new ones there, where no worker takes them. So it is asked
   // first, before anything of the replace is written (where the management user may not read the
   // AMQP user's permissions, plan could not tell: commands/clusters.ts).
+  // Its confirm never comes while the broker blocks publishing (a memory or disk alarm): given up
+  // after the grace every publish of a replace has (amqpError names the alarm), not waited for.
   await mayPublishByDefault(session).catch((e: unknown) => {
     throw e instanceof BrokerError ? e : amqpError(session.cluster, `publish through exchange amq.default (the default exchange), as replace queue ${name} does to move its messages back; asked before the replace writes anything`, e as Error, session.lost);
   });
@@ -375,10 +377,12 @@ async function mayPublishByDefault(session: AmqpSession): Promise<void> {
   let refused: Error | undefined;
   ch.on("error", (e: Error) => (refused ??= e));
   try {
-    await new Promise<void>((resolve, reject) => {
+    const confirmed = new Promise<void>((resolve, reject) => {
       ch.publish("", "", Buffer.alloc(0), { mandatory: false }, (err: Error | null) => (err ? reject(err) : resolve()));
-    }).catch(async (e: unknown) => {
+    });
+    await session.unlessBlocked(confirmed).catch(async (e: unknown) => {
       // The channel's close, which carries the broker's reason, may come after the nack.
+      if (e instanceof PublishBlocked) throw e;
       if (!refused) await new Promise((r) => setTimeout(r, 50));
       throw refused ?? e;
     });
