@@ -343,6 +343,7 @@ program
           log: progress.log,
           trace: o.verbose ? progress.log : undefined,
           progress: progress.update,
+          busy: progress.busy,
           signal: stop.signal,
           onPlan: async (p) => {
             planned = p.clusters.some((c) => c.actions.length > 0);

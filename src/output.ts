@@ -24,8 +24,11 @@ const STALL_MS = 30_000;
 export const STALL_TICK_MS = 5_000;
 
 export class Progress {
-  /** Clusters under way: done of total, the quarter last reported, when a change was last made and when the quiet was last said. */
-  private readonly clusters = new Map<string, { done: number; total: number; reported: number; movedAt: number; saidAt: number }>();
+  /**
+   * Clusters under way: done of total, the quarter last reported, when a change was last made and
+   * when the quiet was last said; and what a long step last said it was doing (busy), and when.
+   */
+  private readonly clusters = new Map<string, { done: number; total: number; reported: number; movedAt: number; saidAt: number; doing?: { what: string; at: number } }>();
   private readonly started: number;
   private lastDraw = 0;
   private drawn = false;
@@ -49,7 +52,10 @@ export class Progress {
   readonly update = (cluster: string, done: number, total: number): void => {
     const now = this.now();
     const c = this.clusters.get(cluster) ?? { done, total, reported: 0, movedAt: now, saidAt: now };
-    if (done !== c.done) c.movedAt = c.saidAt = now;
+    if (done !== c.done) {
+      c.movedAt = c.saidAt = now;
+      c.doing = undefined;
+    }
     c.done = done;
     c.total = total;
     // A cluster whose changes are all made leaves the counter (its own log line says so).
@@ -80,8 +86,22 @@ export class Progress {
     for (const [name, c] of this.clusters) {
       if (t - c.saidAt < STALL_MS) continue;
       c.saidAt = t;
+      // A step that made headway within the quiet (a replace moving messages) is not waiting.
+      if (c.doing && t - c.doing.at < STALL_MS) {
+        this.log(`cluster ${name}: ${c.done} of ${c.total} changes made; ${c.doing.what}`);
+        continue;
+      }
       this.log(`cluster ${name}: ${c.done} of ${c.total} changes made, none in the last ${Math.round((t - c.movedAt) / 1000)} s; still waiting for the broker`);
     }
+  };
+
+  /**
+   * A cluster's long step made headway without completing a change (a replace's move, after each
+   * batch): the next quiet line says what it is doing rather than that it waits for the broker.
+   */
+  readonly busy = (cluster: string, what: string): void => {
+    const c = this.clusters.get(cluster);
+    if (c) c.doing = { what, at: this.now() };
   };
 
   /** Take the counter off the screen before the final result is printed. */

@@ -47,6 +47,8 @@ export interface ExecuteContext {
   existed?: (a: Action) => void;
   /** Called as a replace starts: until progress confirms it, its object may be half-way (a queue's bindings on its holding queue). */
   begun?: (a: Action) => void;
+  /** Called as a long step makes headway without completing a change (a replace's move), saying what it is doing. */
+  busy?: (what: string) => void;
   /** The file's user passwords, for the users a plan creates or whose password it changes. */
   credentials?: Credentials;
 }
@@ -396,6 +398,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           removeByKey: (b) => removeByKey(http, target.amqp.vhost, b),
           unacked: async (queue) => (await heldAfterMove(queue)).unacked,
           begun: () => ctx.begun?.(a),
+          moving: (what) => ctx.busy?.(what),
         },
         ctx.log,
       );

@@ -77,6 +77,12 @@ export interface LosslessReplace {
    * is not as it was, and an apply that stops says its messages may be in the holding queue.
    */
   begun?: () => void;
+  /**
+   * Called after each batch a move confirmed, saying what is under way ("moving the messages of
+   * queue q to topo.hold.q: 5120 moved"): a move of many messages makes no change for minutes,
+   * and is not a wait for the broker.
+   */
+  moving?: (what: string) => void;
 }
 
 export interface ReplaceOutcome {
@@ -240,7 +246,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
           await ch.assertExchange(hold, HOLD_EXCHANGE.type, { durable: HOLD_EXCHANGE.durable, autoDelete: HOLD_EXCHANGE.autoDelete });
           await ch.bindQueue(hold, hold, "");
         });
-        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true, byPriority: r.old?.arguments["x-max-priority"] !== undefined, settle: r.old?.type === "quorum", sourceLimits: r.limits?.old });
+        const s = await move(session, name, hold, { copies, limits: r.limits?.hold, giveBack: giveBackTo(r.old, r.limits?.old), via: hold, unbound: true, byPriority: r.old?.arguments["x-max-priority"] !== undefined, settle: r.old?.type === "quorum", sourceLimits: r.limits?.old, moved: (n) => r.moving?.(`moving the messages of queue ${name} to ${hold}: ${n} moved`) });
         duplicatesDropped += s.dropped + (s.givenBack ?? 0);
         if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? 0 };
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived, r.old?.type === "quorum");
@@ -312,7 +318,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined), settle: holdQueue.type === "quorum", sourceLimits: r.limits?.hold }).catch((e: unknown) => {
+  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined), settle: holdQueue.type === "quorum", sourceLimits: r.limits?.hold, moved: (n) => r.moving?.(`moving the messages of queue ${name} back from ${hold}: ${n} moved`) }).catch((e: unknown) => {
     // The holding queue deleted under the move (by hand, or another program): what it still held
     // went with it. Said as a loss, not as "the object does not exist (yet)".
     if (e instanceof BrokerError && e.status === 404 && e.message.includes(`no queue '${hold}'`)) {
@@ -792,6 +798,8 @@ interface MoveOptions {
    * anything later came straight from a client, which could outpace the move for ever.
    */
   unbound?: boolean;
+  /** Called with the count moved so far, after each batch the target confirmed. */
+  moved?: (moved: number) => void;
 }
 
 interface MoveResult {
@@ -1121,6 +1129,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
           else if (c !== "unwritable") returned++;
           back.push(m);
         });
+        o.moved?.(moved);
         await giveBack(back);
         // A round trip on the same channel: its reply comes once the broker took the acks above,
         // which amqplib may still hold in its buffers (a connection closed then sends its close

@@ -35,6 +35,8 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
   trace?: (msg: string) => void;
   /** Called as a cluster's changes complete (a counter or a bar for people, on stderr). */
   progress?: (cluster: string, done: number, total: number) => void;
+  /** Called as a cluster's long step makes headway short of a change (a replace moving messages), saying what it is doing. */
+  busy?: (cluster: string, what: string) => void;
   /**
    * Called with the plan before anything is written; apply waits for what it returns (the command
    * line's plan reaching stdout before any progress line, so that a slow reader of both does not
@@ -589,6 +591,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       amqp: () => session(c),
       log: opts.log,
       credentials: c.users?.credentials,
+      busy: (what: string) => opts.busy?.(c.target.name, what),
       begun: (a: Action) => {
         const on = inFlight.get(c.target.name) ?? new Map<string, Action>();
         inFlight.set(c.target.name, on.set(a.key, a));

@@ -384,6 +384,32 @@ describe("output", () => {
     }
   });
 
+  it("says what a long step is doing while it makes headway (a replace moving messages), not that it waits for the broker", () => {
+    // Measured: a replace of a queue of 100,000 messages took 130 s, and its log said four times
+    // "0 of 1 changes made, none in the last 124 s; still waiting for the broker" while it moved them.
+    let now = 0;
+    const written: string[] = [];
+    const p = new Progress((s) => written.push(s), false, () => now);
+    p.update("async", 0, 1);
+    now = 20_000;
+    p.busy("async", "moving the messages of queue mplogin.async to topo.hold.mplogin.async: 51200 moved");
+    now = 30_000;
+    p.tick();
+    expect(written).toEqual(["cluster async: 0 of 1 changes made; moving the messages of queue mplogin.async to topo.hold.mplogin.async: 51200 moved\n"]);
+    // A move that stopped making headway is a wait again, counted from the last change.
+    now = 60_000;
+    p.tick();
+    expect(written.at(-1)).toBe("cluster async: 0 of 1 changes made, none in the last 60 s; still waiting for the broker\n");
+    // A change made forgets the step; a cluster not under way is not said busy.
+    p.busy("async", "moving the messages of queue mplogin.async back from topo.hold.mplogin.async: 256 moved");
+    p.update("async", 1, 2);
+    p.busy("sync", "moving");
+    now = 90_000;
+    p.tick();
+    expect(written.at(-1)).toBe("cluster async: 1 of 2 changes made, none in the last 30 s; still waiting for the broker\n");
+    expect(written.join("")).not.toContain("cluster sync");
+  });
+
   it("on a terminal, draws one counter line after a moment, clears it for log lines and at the end", () => {
     let now = 0;
     const written: string[] = [];
