@@ -344,6 +344,7 @@ program
           trace: o.verbose ? progress.log : undefined,
           progress: progress.update,
           busy: progress.busy,
+          ended: progress.ended,
           signal: stop.signal,
           onPlan: async (p) => {
             planned = p.clusters.some((c) => c.actions.length > 0);

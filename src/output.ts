@@ -104,6 +104,12 @@ export class Progress {
     if (c) c.doing = { what, at: this.now() };
   };
 
+  /** A cluster whose apply is over, done or failed: it leaves the counter, and is never said to wait. */
+  readonly ended = (cluster: string): void => {
+    if (!this.clusters.delete(cluster)) return;
+    if (this.tty && this.drawn) this.draw();
+  };
+
   /** Take the counter off the screen before the final result is printed. */
   end(): void {
     this.clear();

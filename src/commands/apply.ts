@@ -35,6 +35,8 @@ export interface ApplyOptions extends ConnectionOptions, TopologySource {
   trace?: (msg: string) => void;
   /** Called as a cluster's changes complete (a counter or a bar for people, on stderr). */
   progress?: (cluster: string, done: number, total: number) => void;
+  /** Called once a cluster's apply is over, done or failed: it is no longer under way. */
+  ended?: (cluster: string) => void;
   /** Called as a cluster's long step makes headway short of a change (a replace moving messages), saying what it is doing. */
   busy?: (cluster: string, what: string) => void;
   /**
@@ -310,7 +312,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     await forEachCluster(changing, async (c) => void (createsVhost(c) ? await loginAndShare(c) : await session(c)));
     checkInterrupted();
     const checked = opts.expect || changing.length > 1 ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
-    const outcomes = await forEachCluster(clusters, async (c): Promise<ClusterOutcome> => {
+    const applyCluster = async (c: DesiredCluster): Promise<ClusterOutcome> => {
       const firstRead = reads.find((r) => r.plan.cluster === c.target.name) as (typeof reads)[number];
       const first = firstRead.plan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0, degraded: first.degraded, notCompared: first.notCompared ?? [] };
@@ -383,7 +385,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
           checkInterrupted();
         }
       }
-    });
+    };
+    // A cluster that is over, done or failed, is no longer under way: another may go on for
+    // minutes, and its quiet lines said of a cluster that had failed that it still waited.
+    const outcomes = await forEachCluster(clusters, (c) => applyCluster(c).finally(() => opts.ended?.(c.target.name)));
     const made: Plan = { clusters: plans.map((p) => ({ ...p, actions: [...(carriedOut.get(p.cluster)?.values() ?? [])] })) };
     return { plan: made, clusters: outcomes, unread, stats };
   } catch (e) {

@@ -410,6 +410,26 @@ describe("output", () => {
     expect(written.join("")).not.toContain("cluster sync");
   });
 
+  it("never says that a cluster whose apply is over still waits, while another goes on", () => {
+    // Measured: cluster sync failed at 9 s (its vhost deleted), and while cluster async moved a
+    // queue's messages for 160 s more its log said four times "cluster sync: 0 of 1 changes made,
+    // none in the last 124 s; still waiting for the broker".
+    for (const tty of [false, true]) {
+      let now = 0;
+      const written: string[] = [];
+      const p = new Progress((s) => written.push(s), tty, () => now);
+      p.update("sync", 0, 1);
+      p.update("async", 0, 1);
+      now = 9_000;
+      p.ended("sync");
+      p.ended("sync");
+      for (now = 30_000; now <= 160_000; now += 5_000) p.tick();
+      expect(written.join("")).not.toContain("cluster sync");
+      expect(written.join("")).toContain("cluster async: 0 of 1 changes made, none in the last 30 s; still waiting for the broker\n");
+      if (tty) expect(written.join("")).not.toMatch(/\bsync 0\/1/);
+    }
+  });
+
   it("on a terminal, draws one counter line after a moment, clears it for log lines and at the end", () => {
     let now = 0;
     const written: string[] = [];
