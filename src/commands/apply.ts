@@ -903,7 +903,11 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
           a.unacked = held.fresh ? held.unacked || undefined : undefined;
           if (!held.fresh) a.unackedUnknown = true;
         }
-        a.messages = r.messageCount + (a.unacked ?? 0);
+        // And its at-least-once dead letters waiting for their target, which only its statistics
+        // count (messages_dlx): the delete drops them too.
+        const stats = await http.getOptional<{ messages_dlx?: number }>(`/api/queues/${encodeURIComponent(target.amqp.vhost)}/${encodeURIComponent(q.name)}?columns=messages_dlx`);
+        const waiting = typeof stats?.messages_dlx === "number" ? stats.messages_dlx : 0;
+        a.messages = r.messageCount + (a.unacked ?? 0) + waiting;
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.
         if ((e as { code?: number }).code === 404) {

@@ -456,10 +456,13 @@ export async function readAndPlan(
     // A stream has no count in the listing: the ones to delete are counted one by one, so plan
     // shows what goes with them (apply refuses them without --allow-data-loss whatever it finds).
     const streams = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type === "stream" ? [a.before.name] : []));
+    // A quorum queue's at-least-once dead letters waiting for their target are in no count but its
+    // statistics' messages_dlx (neither ready nor unacknowledged): a delete drops them (q40).
+    const quorums = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type === "quorum" ? [a.before.name] : []));
     // The listing has no bytes: a byte limit a policy change brings is judged on the queue's
     // statistics, and apply counts every queue a policy change reaches live, as it does a replace's.
     const shifted = shifts.filter((s) => live || s.after.maxLengthBytes).map((s) => ({ name: s.queue.name, stream: false }));
-    await readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams, ...shifted.map((q) => q.name)]);
+    await readQueueStats(client, c.target, actual, [...present.map((q) => q.name), ...streams, ...quorums, ...shifted.map((q) => q.name)]);
     const counted = live ? [...present, ...shifted] : [];
     if (live && counted.length) await readLiveCounts(await live(), client, c.target, actual, counted);
     const deleted = plan.actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" && a.before.type !== "stream" && actual.queueFacts[a.before.name] ? [{ name: a.before.name, stream: false }] : []));

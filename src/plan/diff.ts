@@ -243,7 +243,10 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       }
     }
     deleted.add(key);
-    actions.push({ op: "delete", key, before, messages: messagesOf(actual, before), unacked: unackedOf(actual, before), ...unknownUnacked(actual, before), ...consumersOf(actual, before) });
+    // A quorum queue's dead letters waiting for their target go with it too (read with its statistics).
+    const waiting = before.kind === "queue" ? actual.queueFacts[before.name]?.deadLettersWaiting : undefined;
+    const messages = waiting ? (messagesOf(actual, before) ?? 0) + waiting : messagesOf(actual, before);
+    actions.push({ op: "delete", key, before, messages, unacked: unackedOf(actual, before), ...unknownUnacked(actual, before), ...consumersOf(actual, before) });
   }
   // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
   // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose

@@ -302,6 +302,34 @@ describe("replace refuses what would lose messages", () => {
     expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(4);
   });
 
+  it("a quorum queue's at-least-once dead letters waiting for their target count as what a delete drops: plan shows them, apply refuses without --allow-data-loss", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const dl = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const both = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: dl } }, { name: "mpkeep", sync: false }] });
+    expect((await runCli(["apply", "-f", both])).code).toBe(0);
+    await withChannel(async, (ch) => ch.assertExchange("mpdlq", "topic", { durable: true }));
+    await publishIds(async, ids("dead", 3));
+    await withChannel(async, async (ch) => {
+      for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
+      await ch.checkQueue(Q);
+    });
+    for (let i = 0; i < 60 && (await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body?.messages_dlx !== 3; i++) await new Promise((r) => setTimeout(r, 500));
+    // The service goes from the file: its queue, ready and unacknowledged counts 0, is deleted.
+    const without = writeTopology({ sync, async, services: [{ name: "mpkeep", sync: false }] });
+    const plan = await runCli(["plan", "-f", without]);
+    expect(plan.stdout).toMatch(new RegExp(`- delete queue ${Q.replace(/\./g, "\\.")} \\[holds 3 messages\\]`));
+    const before = await brokerState(async);
+    const r = await runCli(["apply", "-f", without, "--allow-destructive"]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`refusing to drop messages: 1 queue[^\\n]*\\n[^\\n]*${Q.replace(/\./g, "\\.")}[^\\n]*3 messages`));
+    expect(r.stderr).toMatch(/--allow-data-loss/);
+    expect(r.stderr).not.toMatch(/applying \d+ change/);
+    expect(await brokerState(async)).toEqual(before);
+    expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(3);
+  });
+
   it("x-overflow reject-publish below what the queue holds: refused on the broker's live count, nothing in two places", async () => {
     const { f, held } = await appliedHolding(15);
     const before = await brokerState(f.async);
