@@ -123,6 +123,9 @@ const DEFAULT_EXCHANGE = "amq.default";
  * at all is not judged here: its login is refused (530), and apply's login waits a while for
  * rights granted late to a vhost just created, then names them (broker/amqp.ts).
  */
+/** How many names a right's widened pattern in the hint may list. */
+const WIDEN_AT_MOST = 24;
+
 export function permissionRefusal(
   user: string,
   vhost: string,
@@ -148,14 +151,18 @@ export function permissionRefusal(
   const lacks = [...refused].map(([key, objects]) => `${key} ${names([...objects])}`);
   // Each pattern as it is, widened by exactly the names it refused: a user whose rights a
   // platform team narrowed to its prefix (^mp.*) keeps them, and gains topo's lock and mark only.
+  // Past a few dozen names (a user with no rights, and thousands of services) the command would be
+  // pages long: that right is left for the reader to write, as the objects named above need.
   const widened = (right: Right): string => {
     const more = [...missing[right]];
     if (!more.length) return permission[right];
+    if (more.length > WIDEN_AT_MOST) return right.toUpperCase();
     const exact = `^(?:${more.map(escapeRegex).join("|")})$`;
     return permission[right] === "" ? exact : `(?:${permission[right]})|${exact}`;
   };
+  const exactly = (["configure", "write", "read"] as const).every((r) => missing[r].size <= WIDEN_AT_MOST);
   return {
     message: `user ${user}'s permissions in vhost ${vhost} do not let apply work: ${lacks.join("; ")}; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written`,
-    hint: `${set({ configure: widened("configure"), write: widened("write"), read: widened("read") })} keeps what they allow now and adds exactly what is named above (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
+    hint: `${set({ configure: widened("configure"), write: widened("write"), read: widened("read") })} ${exactly ? "keeps what they allow now and adds exactly what is named above" : "sets them; write each capitalised one to match what is named above"} (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
   };
 }

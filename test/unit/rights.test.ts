@@ -55,6 +55,12 @@ describe("the AMQP user's permissions", () => {
     expect(new RegExp(widened.write).test("mplogin.sync.x")).toBe(false);
     // A pattern that allows nothing ("") becomes exactly the names.
     expect(permissionRefusal("app", "sync", { ...all, write: "" }, plan(binding), "mp")?.hint).toMatch(/^rabbitmqctl set_permissions -p sync app '\.\*' '\^\(\?:mplogin\\\.sync\)\$' '\.\*' /);
+    // Thousands of names (a user with no rights at all) are not spelt out in a pattern pages long:
+    // that right is left to write, and the hint says so.
+    const many = Array.from({ length: 30 }, (_, i) => create({ kind: "queue", name: `mps${i}.sync`, type: "classic", durable: false, autoDelete: false, exclusive: false, arguments: {} }));
+    const wide = permissionRefusal("app", "sync", { ...all, configure: "^$" }, plan(...many), "mp")?.hint ?? "";
+    expect(wide).toMatch(/^rabbitmqctl set_permissions -p sync app CONFIGURE '\.\*' '\.\*' sets them; write each capitalised one to match what is named above/);
+    expect(wide.length).toBeLessThan(400);
     // The empty pattern matches nothing; one JavaScript cannot read is not judged.
     expect(permissionRefusal("app", "sync", { ...all, write: "" }, plan(binding), "mp")?.message).toMatch(/its write permission \(\) does not match queue mplogin\.sync/);
     expect(permissionRefusal("app", "sync", { ...all, configure: "(?i)^MP" }, plan(queue), "mp")).toBeUndefined();
