@@ -20,12 +20,14 @@ export interface ExportDefinitionsOptions {
  * `warnings`: what an import of them would meet on some broker (the export reads none).
  */
 export function exportDefinitions(o: ExportDefinitionsOptions): { cluster: string; text: string; secret: boolean; warnings: string[] } {
-  const { desired } = loadConfig(o.file, o.env, o.redactor);
+  // The file's own warnings (a password written in it, a tls: no connection uses) are said as
+  // export celery and plan say them.
+  const { desired, warnings } = loadConfig(o.file, o.env, o.redactor);
   const cluster = pickExportCluster(desired, o.cluster, o.file, {
     why: "a definitions file is imported into one broker",
     emptyWhy: "its definitions would hold only the vhost",
     command: (c) => `topo export definitions -f ${shellPath(o.file)} --cluster ${c} -o ${c}.json`,
   });
   const definitions = definitionsOf(cluster, desired.prefix);
-  return { cluster: cluster.target.name, text: `${JSON.stringify(definitions, null, 2)}\n`, secret: (definitions.users?.length ?? 0) > 0, warnings: definitionsWarnings(cluster) };
+  return { cluster: cluster.target.name, text: `${JSON.stringify(definitions, null, 2)}\n`, secret: (definitions.users?.length ?? 0) > 0, warnings: [...warnings, ...definitionsWarnings(cluster)] };
 }

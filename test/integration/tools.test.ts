@@ -2,7 +2,7 @@
 // terminal, progress on stderr), against the real broker.
 
 import { execFile } from "node:child_process";
-import { chmodSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
@@ -36,6 +36,17 @@ describe("export definitions", () => {
     const plan = await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"]);
     expect(plan.stdout).toMatch(/No changes\./);
     expect(plan.code).toBe(0);
+  });
+
+  it("says the file's own warnings, as plan does (a tls: that no connection uses)", async () => {
+    const { async, file } = fresh(SERVICES);
+    const doc = JSON.parse(readFileSync(file, "utf8"));
+    doc.clusters.async.tls = { insecure: true };
+    writeFileSync(file, JSON.stringify(doc, null, 2));
+    const out = await runCli(["export", "definitions", "-f", file, "--cluster", "async"]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stderr).toMatch(/^warning: \S+:\d+:\d+: clusters\.async\.tls: no connection of this cluster uses it/);
+    expect(JSON.parse(out.stdout).vhosts).toEqual([{ name: async }]);
   });
 
   it("imports as a whole-broker file (rabbitmqctl import_definitions, vhost and mirror policy included)", async () => {
