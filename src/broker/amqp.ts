@@ -317,6 +317,20 @@ export class AmqpSession {
   }
 
   /**
+   * Close, or drop the connection's socket when the close is not answered within `ms`: a broker
+   * under a memory or disk alarm stops reading a connection once it has published on it, so the
+   * close handshake waited for ever (amqplib closes at once only once it was told of the block,
+   * which may come after a publish's confirm).
+   */
+  async closeWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([this.close().then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
+    clearTimeout(timer);
+    if (answered) return;
+    (this.conn as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  }
+
+  /**
    * The apply lock this connection held was taken from it (the broker cancelled the lock's
    * consumer: its queue was deleted). Another apply may take the lock and write meanwhile, so this
    * connection goes as if lost: what it was writing fails as a connection lost, and apply

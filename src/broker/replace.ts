@@ -83,6 +83,12 @@ export interface LosslessReplace {
    * and is not a wait for the broker.
    */
   moving?: (what: string) => void;
+  /**
+   * Opens a short connection of the replace's AMQP user, on which it asks, before its first
+   * write, whether the user may publish through the default exchange (its move back does).
+   * Without it, that is not asked.
+   */
+  probe?: () => Promise<AmqpSession>;
 }
 
 export interface ReplaceOutcome {
@@ -176,11 +182,15 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // queue and its bindings routing new ones there, where no worker takes them. So it is asked
   // first, before anything of the replace is written (where the management user may not read the
   // AMQP user's permissions, plan could not tell: commands/clusters.ts).
-  // Its confirm never comes while the broker blocks publishing (a memory or disk alarm): given up
-  // after the grace every publish of a replace has (amqpError names the alarm), not waited for.
-  await mayPublishByDefault(session).catch((e: unknown) => {
-    throw e instanceof BrokerError ? e : amqpError(session.cluster, `publish through exchange amq.default (the default exchange), as replace queue ${name} does to move its messages back; asked before the replace writes anything`, e as Error, session.lost);
-  });
+  // Asked on a connection of its own: a broker under a memory or disk alarm blocks a connection
+  // once it publishes and reads nothing more from it, so asked on the replace's own, every step
+  // after it waited for ever (the move's publishes give up after a grace, and say so).
+  if (r.probe) {
+    const probe = r.probe;
+    await mayPublishByDefault(probe).catch((e: unknown) => {
+      throw e instanceof BrokerError ? e : amqpError(session.cluster, `publish through exchange amq.default (the default exchange), as replace queue ${name} does to move its messages back; asked before the replace writes anything`, e as Error);
+    });
+  }
   // Step 3 deletes the old queue once its messages are in the holding queue: a user refused
   // configure on it stopped there, the same way. A declare of the queue as it is asks for that
   // right and changes nothing; the broker checks the right before it compares the properties, so
@@ -376,27 +386,42 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
  * Does the broker let this user publish through the default exchange? Asked with an empty message
  * to routing key "", which names no queue (a queue declared with the empty name gets one the
  * broker makes), so the broker drops it: a 403 closes the channel, anything else lets it through.
+ * On a connection of its own (`open`), closed after. Only a refusal is an answer: a connection
+ * that cannot be opened, or a publish the broker blocks (an alarm: given up after the grace)
+ * leaves it unknown, and the replace goes on to meet what it meets, as it did before it asked.
  */
-async function mayPublishByDefault(session: AmqpSession): Promise<void> {
-  const ch = await session.confirmChannel();
-  session.rpcs++;
-  let refused: Error | undefined;
-  ch.on("error", (e: Error) => (refused ??= e));
+async function mayPublishByDefault(open: () => Promise<AmqpSession>): Promise<void> {
+  let probe: AmqpSession;
   try {
+    probe = await open();
+  } catch {
+    return;
+  }
+  try {
+    const ch = await probe.confirmChannel();
+    let refused: Error | undefined;
+    ch.on("error", (e: Error) => (refused ??= e));
     const confirmed = new Promise<void>((resolve, reject) => {
       ch.publish("", "", Buffer.alloc(0), { mandatory: false }, (err: Error | null) => (err ? reject(err) : resolve()));
     });
-    await session.unlessBlocked(confirmed).catch(async (e: unknown) => {
+    await probe.unlessBlocked(confirmed).catch(async (e: unknown) => {
+      // Blocked (an alarm): the ask stays unanswered, and the move meets the alarm and says so.
+      if (e instanceof PublishBlocked) return;
       // The channel's close, which carries the broker's reason, may come after the nack.
-      if (e instanceof PublishBlocked) throw e;
       if (!refused) await new Promise((r) => setTimeout(r, 50));
       throw refused ?? e;
     });
     if (refused) throw refused;
   } finally {
-    await closeChannel(ch);
+    // Not the channel's close, nor a connection close waited for: once it has published, a broker
+    // under an alarm reads nothing more from this connection (its close-ok never came, and the
+    // replace waited for ever: the disk-alarm test of rabbitmq4.test.ts).
+    await probe.closeWithin(PROBE_CLOSE_MS).catch(() => undefined);
   }
 }
+
+/** How long the ask's connection waits for its close to be answered before its socket is dropped. */
+const PROBE_CLOSE_MS = 2_000;
 
 function stopped(cluster: string, queue: string, m: MoveResult, where: string, hints: string[] = []): BrokerError {
   const n = m.left ?? 0;

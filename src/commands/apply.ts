@@ -597,6 +597,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       log: opts.log,
       credentials: c.users?.credentials,
       busy: (what: string) => opts.busy?.(c.target.name, what),
+      probe: () => AmqpSession.open(c.target, { insecure: opts.insecure, connectAttempts: 1 }),
       begun: (a: Action) => {
         const on = inFlight.get(c.target.name) ?? new Map<string, Action>();
         inFlight.set(c.target.name, on.set(a.key, a));

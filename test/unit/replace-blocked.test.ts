@@ -1,8 +1,9 @@
 // A replace asks, before it writes anything, whether the AMQP user may publish through the default
-// exchange (its move back does): with an empty publish, whose confirm a broker under a memory or
-// disk alarm never sends (it blocks the connection and reads nothing more from it). That ask must
-// give up after the grace every other publish of a replace has, and say why, not wait for ever
-// with nothing of the replace written (a deploy job then hung until its own time-out).
+// exchange (its move back does): with an empty publish on a short connection of its own. A broker
+// under a memory or disk alarm never confirms it (it blocks the connection and reads nothing more
+// from it). The ask must give up after the grace every other publish of a replace has, and leave
+// the replace's own connection unblocked: asked there, the replace's next step waited for ever (a
+// deploy job then hung until its own time-out: the disk-alarm test of rabbitmq4.test.ts).
 
 import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -43,6 +44,23 @@ function blockedSession(calls: string[]): AmqpSession {
     blockedBy: "low on memory",
     channel: async () => blockedChannel(calls),
     confirmChannel: async () => blockedChannel(calls),
+    close: async () => {
+      calls.push("session closed");
+    },
+  });
+}
+
+/** The replace's own session: its first step is recorded, then stops the replace. */
+function ownSession(calls: string[]): AmqpSession {
+  return Object.assign(Object.create(AmqpSession.prototype) as AmqpSession, {
+    cluster: "async",
+    user: "guest",
+    rpcs: 0,
+    lost: undefined,
+    channel: async () => {
+      calls.push("own channel");
+      throw new Error("stopped here by the test");
+    },
   });
 }
 
@@ -51,22 +69,25 @@ afterEach(() => {
 });
 
 describe("a replace's first ask under a memory alarm", () => {
-  it("gives up after the grace, names the alarm, and writes nothing", async () => {
+  it("gives up after the grace on its own connection, and the replace goes on over an unblocked one", async () => {
     vi.useFakeTimers();
-    const calls: string[] = [];
+    const asked: string[] = [];
+    const own: string[] = [];
     const old = queue({ name: "mplogin.async" });
     const after = queue({ name: "mplogin.async", arguments: { "x-max-length": 1000 } });
     let outcome: unknown = "pending";
-    void replaceQueueLossless(blockedSession(calls), { after, old, bindings: [], holdBindings: [], queueDone: false }, () => undefined).then(
+    void replaceQueueLossless(ownSession(own), { after, old, bindings: [], holdBindings: [], queueDone: false, probe: async () => blockedSession(asked) }, () => undefined).then(
       (v) => (outcome = v),
       (e: unknown) => (outcome = e),
     );
-    await vi.advanceTimersByTimeAsync(PUBLISH_BLOCKED_GRACE_MS + 1_000);
+    await vi.advanceTimersByTimeAsync(PUBLISH_BLOCKED_GRACE_MS - 1_000);
+    expect(outcome).toBe("pending");
+    expect(own).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2_000);
+    // The ask's connection is closed; the replace's own goes on to its first step.
+    expect(asked).toEqual(['publish "" ""', "connection closed", "session closed"]);
+    expect(own).toEqual(["own channel"]);
     expect(outcome).toBeInstanceOf(BrokerError);
-    const e = outcome as BrokerError;
-    expect(e.message).toContain("asked before the replace writes anything -> the broker blocked publishing on topo's connection (low on memory)");
-    expect(e.transient).toBe(false);
-    expect(e.hints.join("\n")).toContain("rabbitmq-diagnostics memory_breakdown");
-    expect(calls).toEqual(['publish "" ""', "connection closed"]);
+    expect((outcome as BrokerError).message).toContain("stopped here by the test");
   });
 });
