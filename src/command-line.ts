@@ -415,8 +415,8 @@ exportCmd
     try {
       const { exportDefinitions } = await import("./commands/export-definitions.js");
       const d = exportDefinitions({ file: o.file, cluster: o.cluster, redactor });
-      for (const w of d.warnings) err(`warning: ${w}`);
       if (o.output !== undefined) (await import("./files/write-file.js")).refuseOverTopology(o.output, o.file, "the definitions", `${d.cluster}.json`);
+      for (const w of d.warnings) err(`warning: ${w}`);
       // Users' password hashes are secrets: a new file of them is the owner's alone, as a saved plan is.
       await emit(d.text, o.output, d.secret ? 0o600 : 0o644);
     } catch (e) {
