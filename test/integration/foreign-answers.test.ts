@@ -167,9 +167,12 @@ describe("what a plan could not read is not what the broker holds", () => {
         "topology.yaml",
         JSON.stringify({
           version: 1,
+          // A prefix of its own: users are the whole broker's, and a user of prefix mp, made and
+          // deleted here, made another test's saved plan (of prefix mp, with users) stale.
+          prefix: "fa",
           clusters: { sync: { url: amqpUrl(sync), ...(management ? { management } : {}) }, async: { url: amqpUrl(async), ...(management ? { management } : {}) } },
-          services: [{ name: "mplogin", sync: false }],
-          users: { [worker]: { password: "fa-pw-1", consumes: ["mplogin"] } },
+          services: [{ name: "falogin", sync: false }],
+          users: { [worker]: { password: "fa-pw-1", consumes: ["falogin"] } },
         }),
       );
     try {
