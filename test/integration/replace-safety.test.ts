@@ -291,7 +291,7 @@ describe("replace refuses what would lose messages", () => {
       for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
       await ch.checkQueue(Q);
     });
-    for (let i = 0; i < 60 && (await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body?.messages_dlx !== 4; i++) await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 240 && (await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body?.messages_dlx !== 4; i++) await new Promise((r) => setTimeout(r, 500));
     expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(4);
 
     const before = await brokerState(async);
@@ -300,7 +300,7 @@ describe("replace refuses what would lose messages", () => {
     expect(r.stderr).toContain("4 messages it dead-lettered at least once wait in it for the dead-letter target to take them (the statistics' messages_dlx): a replace cannot move them, and deleting the old queue drops them");
     expect(await brokerState(async)).toEqual(before);
     expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(4);
-  });
+  }, 180_000);
 
   it("a quorum queue's at-least-once dead letters waiting for their target count as what a delete drops: plan shows them, apply refuses without --allow-data-loss", async () => {
     const sync = uniqueName("sync");
@@ -315,7 +315,9 @@ describe("replace refuses what would lose messages", () => {
       for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
       await ch.checkQueue(Q);
     });
-    for (let i = 0; i < 60 && (await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body?.messages_dlx !== 3; i++) await new Promise((r) => setTimeout(r, 500));
+    // The statistics count them within a few seconds; on a machine busy with other tests, later.
+    for (let i = 0; i < 240 && (await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body?.messages_dlx !== 3; i++) await new Promise((r) => setTimeout(r, 500));
+    expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(3);
     // The service goes from the file: its queue, ready and unacknowledged counts 0, is deleted.
     const without = writeTopology({ sync, async, services: [{ name: "mpkeep", sync: false }] });
     const plan = await runCli(["plan", "-f", without]);
@@ -328,7 +330,7 @@ describe("replace refuses what would lose messages", () => {
     expect(r.stderr).not.toMatch(/applying \d+ change/);
     expect(await brokerState(async)).toEqual(before);
     expect((await api("GET", `/api/queues/${vh(async)}/${Q}?columns=messages_dlx`)).body.messages_dlx).toBe(3);
-  });
+  }, 180_000);
 
   it("x-overflow reject-publish below what the queue holds: refused on the broker's live count, nothing in two places", async () => {
     const { f, held } = await appliedHolding(15);
