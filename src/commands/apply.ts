@@ -7,7 +7,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { heldNow, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
-import { applyMarkName, escapeRegex, holdingQueueName, lockQueueName } from "../core/naming.js";
+import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { lockHeld } from "../plan/left-behind.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
@@ -370,8 +370,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
             await dropSession(c);
             const gone = await vhostDeleted(e, c, client(c));
             // A replace under way went with the vhost, its holding queue too: not half-way.
-            if (gone instanceof VhostGone) inFlight.delete(c.target.name);
-            throw gone;
+            if (gone instanceof VhostGone) {
+              inFlight.delete(c.target.name);
+              throw gone;
+            }
+            throw withHalfWay(gone, c.target.name, inFlight.get(c.target.name));
           }
           // The error that counted this cluster's changes is only logged: the attempt after it
           // may fail with one that does not (a connect refused by a node still down), and the
@@ -521,12 +524,10 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     checkInterrupted();
     carryOut(c.target.name, current.actions);
     await execute(current, ctx(c, t), execOpts(opts), t).catch((e: unknown) => {
-      if (!(e instanceof ApplyError)) throw e;
-      counted.add(c.target.name);
-      // A replace the failure stopped half-way is counted as not done, but is not as it was: its
-      // queue's routes may lead to the holding queue now, where no worker reads. Said with it.
-      const half = [...(inFlight.get(c.target.name)?.values() ?? [])].map((a) => `    ${halfWay(a)}`);
-      throw half.length ? new ApplyError(`${e.message}\n  cluster ${c.target.name}: stopped half-way:\n${half.join("\n")}`, e.hints, e.transient, e.code, e.place) : e;
+      // A replace it stopped half-way is said once the cluster has given up (withHalfWay): a
+      // retry finishes it, and a vhost deleted under it took the replace with it.
+      if (e instanceof ApplyError) counted.add(c.target.name);
+      throw e;
     });
     step(`made ${plural(current.actions.length, "change")}`);
     // Stopped (Ctrl-C, SIGTERM) once its writes were done: the read back is no change in flight,
@@ -781,17 +782,24 @@ async function vhostDeleted(e: unknown, c: DesiredCluster, http: ManagementClien
 class VhostGone extends ApplyError {
   constructor(e: TopoError, c: DesiredCluster) {
     const vhost = c.target.amqp.vhost;
-    // A replace under way did not stop half-way with its messages in a holding queue: they went
-    // with the vhost, and those lines sent the reader after queues that no longer exist.
-    const message = e.message.replace(new RegExp(`\\n  cluster ${escapeRegex(c.target.name)}: stopped half-way:(\\n {4}.*)+`), "");
     super(
-      `${message}\n  cluster ${c.target.name}: vhost ${shown(vhost)} no longer exists: it was deleted while apply ran, with everything it held (the messages of any queue being replaced included), and RabbitMQ refuses every request in a deleted vhost (access refused, or not found)`,
+      `${e.message}\n  cluster ${c.target.name}: vhost ${shown(vhost)} no longer exists: it was deleted while apply ran, with everything it held (the messages of any queue being replaced included), and RabbitMQ refuses every request in a deleted vhost (access refused, or not found)`,
       [`if the vhost was meant to go, remove cluster ${c.target.name} from the file; otherwise topo apply creates it again (everything in it was lost with it)`],
       false,
       "apply_incomplete",
       e.place ?? { cluster: c.target.name },
     );
   }
+}
+
+/**
+ * A failure that stopped a replace half-way is counted as not done, but is not as it was: its
+ * queue's routes may lead to the holding queue now, where no worker reads. Said with the failure.
+ */
+function withHalfWay(e: unknown, cluster: string, begun: ReadonlyMap<string, Action> | undefined): unknown {
+  const half = [...(begun?.values() ?? [])].map((a) => `    ${halfWay(a)}`);
+  if (!(e instanceof ApplyError) || !half.length) return e;
+  return new ApplyError(`${e.message}\n  cluster ${cluster}: stopped half-way:\n${half.join("\n")}`, e.hints, e.transient, e.code, e.place);
 }
 
 /** What a replace stopped half-way leaves, said under an interrupted apply. */
