@@ -10,7 +10,7 @@ import { redactText } from "../redact.js";
 import { amqplibModule, amqpSocket } from "./raw-amqp.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
-import { noRightsHint, plural, shellWord } from "../core/words.js";
+import { noRightsHint, permissionCommands, plural, shellWord } from "../core/words.js";
 import { hostPort } from "../config/url.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
 
@@ -452,7 +452,7 @@ function permissionHint(text: string, what = ""): string | undefined {
   // broker refused that is not that destination is a source.
   const source = what.includes(`${name} -> `) || what.includes(`from ${name} `) || (!step.includes(" -> ") && kind === "exchange" && name !== bound);
   const perm = /^(declare|delete|take|renew)$/.test(verb) ? "configure" : /^(bind|unbind|move)$/.test(verb) ? (source ? "read" : "write") : verb === "publish" ? "write" : /^(count|peek|look|consume)$/.test(verb) ? "read" : "configure, write or read";
-  return `user ${user}'s ${perm} permission in vhost ${vhost} does not match ${kind} ${name} (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions ${shellWord(user)} shows its patterns, and rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ sets them`;
+  return `user ${user}'s ${perm} permission in vhost ${vhost} does not match ${kind} ${name}: ${permissionCommands(user, vhost)}`;
 }
 
 /**

@@ -9,7 +9,7 @@ import { maskEcho, Redactor, redactText } from "../redact.js";
 import type { ItemCheck } from "./answers.js";
 import { tlsOptions, tlsProblem } from "./tls.js";
 import { backoff, sleep } from "./retry.js";
-import { noRightsHint, setUserTags, shellWord } from "../core/words.js";
+import { noRightsHint, permissionCommands, setUserTags, shellWord } from "../core/words.js";
 
 export interface HttpOptions {
   /** Attempts for transient failures (connection refused, reset, 502/503/504, timeouts). */
@@ -469,7 +469,7 @@ export class ManagementClient {
       return {
         code: "permission_denied",
         hints: [
-          `user "${user}"'s permissions in vhost ${v} refuse it: the management API checks the management user's own permissions there, not the AMQP user's, and ${needs}: rabbitmqctl list_user_permissions ${shellWord(user)} shows them, and rabbitmqctl set_permissions -p ${shellWord(v)} ${shellWord(user)} CONFIGURE WRITE READ sets them (docs/users.md lists what topo needs)`,
+          `user "${user}"'s permissions in vhost ${v} refuse it: the management API checks the management user's own permissions there, not the AMQP user's, and ${needs}: ${permissionCommands(user, v)}`,
         ],
       };
     }

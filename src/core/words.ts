@@ -97,6 +97,14 @@ export function shownName(name: string): string {
  * What to do about a user with no permissions on a vhost, said alike by the AMQP login and the
  * management API (one hint, once): apply's rights, and the read-only ones a plan-only user needs.
  */
+/**
+ * The commands that show and set a user's permissions in a vhost: said wherever the broker refused
+ * a resource for them (over AMQP, or the management API's own user over HTTP).
+ */
+export function permissionCommands(user: string, vhost: string): string {
+  return `rabbitmqctl list_user_permissions ${shellWord(user)} shows its patterns, and rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} CONFIGURE WRITE READ sets them (docs/users.md lists what topo needs)`;
+}
+
 export function noRightsHint(user: string, vhost: string): string {
   return `user "${user}" has no permissions on vhost "${vhost}": rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} '.*' '.*' '.*' for a user that applies, or '^$' '^$' '.*' for one that only plans (docs/ci.md)`;
 }

@@ -362,7 +362,7 @@ describe("a missing right is named, with the command that grants it", () => {
       expect(r.code).toBe(1);
       const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
       expect(err.code).toBe("permission_denied");
-      expect(err.hints.join("\n")).toMatch(new RegExp(`^user ${u.user}'s ${lacks} permission in vhost ${sync} does not match queue topo\\.[\\w.]*lock `));
+      expect(err.hints.join("\n")).toMatch(new RegExp(`^user ${u.user}'s ${lacks} permission in vhost ${sync} does not match queue topo\\.[\\w.]*lock:`));
       const admin = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync, u), management: adminManagementUrl() } } });
       const read = await runCli(["apply", "-f", admin, "--json"]);
       expect(read.code).toBe(1);

@@ -21,16 +21,16 @@ describe("broker replies", () => {
     // A refused access: the broker does not say which permission, the operation does.
     const refused = (kind: string, name: string) => `403 ACCESS_REFUSED - access to ${kind} '${name}' in vhost 'hs sync' refused for user 'svc'`;
     expect(hintFor(403, refused("queue", "mpnew.async"), "declare queue mpnew.async")).toBe(
-      "user svc's configure permission in vhost hs sync does not match queue mpnew.async (docs/users.md lists what topo needs): rabbitmqctl list_user_permissions svc shows its patterns, and rabbitmqctl set_permissions -p 'hs sync' svc CONFIGURE WRITE READ sets them",
+      "user svc's configure permission in vhost hs sync does not match queue mpnew.async: rabbitmqctl list_user_permissions svc shows its patterns, and rabbitmqctl set_permissions -p 'hs sync' svc CONFIGURE WRITE READ sets them (docs/users.md lists what topo needs)",
     );
     expect(hintFor(403, refused("queue", "mpnew.async"), "bind mpnew -> mpnew.async [mpnew.async.#]")).toMatch(/^user svc's write permission .* queue mpnew\.async/);
-    expect(hintFor(403, refused("exchange", "mpnew"), "bind mpnew -> mpnew.async [mpnew.async.#]")).toMatch(/^user svc's read permission .* exchange mpnew /);
+    expect(hintFor(403, refused("exchange", "mpnew"), "bind mpnew -> mpnew.async [mpnew.async.#]")).toMatch(/^user svc's read permission .* exchange mpnew:/);
     // A replace's steps are named after it; the step says which permission, and a publish needs write.
-    expect(hintFor(403, refused("queue", "mpnew.async"), "replace queue mpnew.async: delete old mpnew.async")).toMatch(/^user svc's configure permission .* queue mpnew\.async /);
-    expect(hintFor(403, refused("exchange", "mpnew"), "replace queue mpnew.async: bind topo.hold.mpnew.async")).toMatch(/^user svc's read permission .* exchange mpnew /);
-    expect(hintFor(403, refused("queue", "topo.hold.mpnew.async"), "replace queue mpnew.async: bind topo.hold.mpnew.async")).toMatch(/^user svc's write permission .* queue topo\.hold\.mpnew\.async /);
-    expect(hintFor(403, refused("exchange", "amq.default"), "publish through exchange amq.default (the default exchange), as replace queue q does")).toMatch(/^user svc's write permission .* exchange amq\.default /);
-    expect(hintFor(403, refused("exchange", "mpdst"), "bind mpsrc -> mpdst [k]")).toMatch(/^user svc's write permission .* exchange mpdst /);
+    expect(hintFor(403, refused("queue", "mpnew.async"), "replace queue mpnew.async: delete old mpnew.async")).toMatch(/^user svc's configure permission .* queue mpnew\.async:/);
+    expect(hintFor(403, refused("exchange", "mpnew"), "replace queue mpnew.async: bind topo.hold.mpnew.async")).toMatch(/^user svc's read permission .* exchange mpnew:/);
+    expect(hintFor(403, refused("queue", "topo.hold.mpnew.async"), "replace queue mpnew.async: bind topo.hold.mpnew.async")).toMatch(/^user svc's write permission .* queue topo\.hold\.mpnew\.async:/);
+    expect(hintFor(403, refused("exchange", "amq.default"), "publish through exchange amq.default (the default exchange), as replace queue q does")).toMatch(/^user svc's write permission .* exchange amq\.default:/);
+    expect(hintFor(403, refused("exchange", "mpdst"), "bind mpsrc -> mpdst [k]")).toMatch(/^user svc's write permission .* exchange mpdst:/);
     expect(hintFor(403, "403 ACCESS_REFUSED - something else")).toMatch(/lacks configure\/write\/read permission/);
     expect(hintFor(541, "541 INTERNAL_ERROR")).not.toMatch(/transient non-exclusive queues\) looks like: permit/);
   });
