@@ -49,8 +49,8 @@ export interface ExecuteContext {
   begun?: (a: Action) => void;
   /** Called as a long step makes headway without completing a change (a replace's move), saying what it is doing. */
   busy?: (what: string) => void;
-  /** Opens a short AMQP connection of the cluster's user, beside the session (a replace asks a right on it). */
-  probe?: () => Promise<AmqpSession>;
+  /** Asks whether the cluster's AMQP user may publish through the default exchange (replace.ts publishByDefaultQuestion). */
+  mayPublishByDefault?: () => Promise<void>;
   /** The file's user passwords, for the users a plan creates or whose password it changes. */
   credentials?: Credentials;
 }
@@ -401,7 +401,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           unacked: async (queue) => (await heldAfterMove(queue)).unacked,
           begun: () => ctx.begun?.(a),
           moving: (what) => ctx.busy?.(what),
-          probe: ctx.probe,
+          mayPublishByDefault: ctx.mayPublishByDefault,
         },
         ctx.log,
       );

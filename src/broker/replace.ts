@@ -84,11 +84,11 @@ export interface LosslessReplace {
    */
   moving?: (what: string) => void;
   /**
-   * Opens a short connection of the replace's AMQP user, on which it asks, before its first
-   * write, whether the user may publish through the default exchange (its move back does).
-   * Without it, that is not asked.
+   * Asks, before the replace's first write, whether its AMQP user may publish through the default
+   * exchange (its move back does): publishByDefaultQuestion, one per cluster and apply. Rejects
+   * with the broker's refusal. Without it, that is not asked.
    */
-  probe?: () => Promise<AmqpSession>;
+  mayPublishByDefault?: () => Promise<void>;
 }
 
 export interface ReplaceOutcome {
@@ -185,9 +185,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // Asked on a connection of its own: a broker under a memory or disk alarm blocks a connection
   // once it publishes and reads nothing more from it, so asked on the replace's own, every step
   // after it waited for ever (the move's publishes give up after a grace, and say so).
-  if (r.probe) {
-    const probe = r.probe;
-    await mayPublishByDefault(probe).catch((e: unknown) => {
+  if (r.mayPublishByDefault) {
+    await r.mayPublishByDefault().catch((e: unknown) => {
       throw e instanceof BrokerError ? e : amqpError(session.cluster, `publish through exchange amq.default (the default exchange), as replace queue ${name} does to move its messages back; asked before the replace writes anything`, e as Error);
     });
   }
@@ -380,6 +379,16 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     ? "a queue that was there before this run is not searched for copies (what it holds may be messages moved before)"
     : `a ${r.after.type} queue cannot be searched for such copies${r.after.type === "quorum" ? " without spending a delivery" : ""}`;
   return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}), ...(duringSwitch ? { mayRepeat: { count: duringSwitch, why: unsearched } } : {}) };
+}
+
+/**
+ * The question whether a cluster's AMQP user may publish through the default exchange, asked once
+ * for all the replaces of an apply that want it: each ask opens a connection, and the answer does
+ * not change from one replace to the next (nor does a broker's alarm, which each ask waited out).
+ */
+export function publishByDefaultQuestion(open: () => Promise<AmqpSession>): () => Promise<void> {
+  let asked: Promise<void> | undefined;
+  return () => (asked ??= mayPublishByDefault(open));
 }
 
 /**

@@ -5,6 +5,7 @@ import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { channelShareRefusal, executePlan, ExecutionStopped, noChannelShare, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
+import { publishByDefaultQuestion } from "../broker/replace.js";
 import { heldNow, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
@@ -134,6 +135,13 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   let readAt = 0;
   /** Replaces begun and not yet confirmed, per cluster: an interrupt may leave them half-way. */
   const inFlight = new Map<string, Map<string, Action>>();
+  /** Per cluster, whether its AMQP user may publish through amq.default: asked once for all its replaces. */
+  const publishQuestions = new Map<string, () => Promise<void>>();
+  const publishAsked = (cluster: string, open: () => Promise<AmqpSession>): Promise<void> => {
+    let ask = publishQuestions.get(cluster);
+    if (!ask) publishQuestions.set(cluster, (ask = publishByDefaultQuestion(open)));
+    return ask();
+  };
   /** Clusters whose changes the read back confirmed: an interrupt says nothing is left there. */
   const readBackDone = new Set<string>();
   const interrupted = () => {
@@ -598,7 +606,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       log: opts.log,
       credentials: c.users?.credentials,
       busy: (what: string) => opts.busy?.(c.target.name, what),
-      probe: () => AmqpSession.open(c.target, { insecure: opts.insecure, connectAttempts: 1 }),
+      mayPublishByDefault: () => publishAsked(c.target.name, () => AmqpSession.open(c.target, { insecure: opts.insecure, connectAttempts: 1 })),
       begun: (a: Action) => {
         const on = inFlight.get(c.target.name) ?? new Map<string, Action>();
         inFlight.set(c.target.name, on.set(a.key, a));

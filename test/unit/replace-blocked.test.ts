@@ -8,7 +8,7 @@
 import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { AmqpSession, PUBLISH_BLOCKED_GRACE_MS } from "../../src/broker/amqp.js";
-import { replaceQueueLossless } from "../../src/broker/replace.js";
+import { publishByDefaultQuestion, replaceQueueLossless } from "../../src/broker/replace.js";
 import { BrokerError } from "../../src/errors.js";
 import { queue } from "../helpers/builders.js";
 
@@ -76,7 +76,7 @@ describe("a replace's first ask under a memory alarm", () => {
     const old = queue({ name: "mplogin.async" });
     const after = queue({ name: "mplogin.async", arguments: { "x-max-length": 1000 } });
     let outcome: unknown = "pending";
-    void replaceQueueLossless(ownSession(own), { after, old, bindings: [], holdBindings: [], queueDone: false, probe: async () => blockedSession(asked) }, () => undefined).then(
+    void replaceQueueLossless(ownSession(own), { after, old, bindings: [], holdBindings: [], queueDone: false, mayPublishByDefault: publishByDefaultQuestion(async () => blockedSession(asked)) }, () => undefined).then(
       (v) => (outcome = v),
       (e: unknown) => (outcome = e),
     );
@@ -89,5 +89,30 @@ describe("a replace's first ask under a memory alarm", () => {
     expect(own).toEqual(["own channel"]);
     expect(outcome).toBeInstanceOf(BrokerError);
     expect((outcome as BrokerError).message).toContain("stopped here by the test");
+  });
+
+  it("is asked once for all the replaces of a cluster: one connection, and one grace waited out, not one per queue", async () => {
+    vi.useFakeTimers();
+    const asked: string[] = [];
+    const own: string[] = [];
+    let opened = 0;
+    const question = publishByDefaultQuestion(async () => {
+      opened++;
+      return blockedSession(asked);
+    });
+    const outcomes: unknown[] = [];
+    for (const name of ["mplogin.async", "mpshop.async"]) {
+      const old = queue({ name });
+      const after = queue({ name, arguments: { "x-max-length": 1000 } });
+      void replaceQueueLossless(ownSession(own), { after, old, bindings: [], holdBindings: [], queueDone: false, mayPublishByDefault: question }, () => undefined).then(
+        (v) => outcomes.push(v),
+        (e: unknown) => outcomes.push(e),
+      );
+    }
+    await vi.advanceTimersByTimeAsync(PUBLISH_BLOCKED_GRACE_MS + 1_000);
+    expect(opened).toBe(1);
+    expect(asked).toEqual(['publish "" ""', "connection closed", "session closed"]);
+    expect(own).toEqual(["own channel", "own channel"]);
+    expect(outcomes).toHaveLength(2);
   });
 });
