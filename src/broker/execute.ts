@@ -19,7 +19,7 @@ import { removeByKey, removedByKey } from "./remove-binding.js";
 import { unackedCounter } from "./read.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
-import { plural, shellWord } from "../core/words.js";
+import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shellWord } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
 import { REPLACES_AT_ONCE } from "../plan/limits.js";
@@ -641,14 +641,14 @@ function reply(e: BrokerError): string {
 function heldBeforeDelete(cluster: string, queue: string, n: number | undefined): BrokerError {
   const what =
     n === undefined
-      ? "the broker lists it without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it"
-      : `the broker counts ${plural(n, "message")} of it fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open), which the delete would take with it`;
+      ? `the broker lists it without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (${FETCHED_WITHOUT_CONSUMER}) holds messages of it`
+      : `the broker counts ${plural(n, "message")} of it fetched and not acknowledged by a client that is no consumer (${FETCHED_WITHOUT_CONSUMER}), which the delete would take with it`;
   return new BrokerError(cluster, `delete queue ${queue}: not deleted: ${what}; nothing of it was lost`, {
     object: `queue ${queue}`,
     hints: [
       n === undefined
         ? `run topo apply again once rabbitmqctl list_queues name messages counts ${queue}`
-        : `let that client acknowledge them or close its channel, then run topo apply again; or pass --allow-data-loss to delete them with the queue`,
+        : `${letGoOf("them")}, then run topo apply again; or pass --allow-data-loss to delete them with the queue`,
     ],
   });
 }

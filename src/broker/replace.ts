@@ -38,7 +38,7 @@ import type { Channel, ConfirmChannel, GetMessage } from "amqplib";
 import { BrokerError } from "../errors.js";
 import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
-import { plural, shown } from "../core/words.js";
+import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shown } from "../core/words.js";
 import { HOLD_EXCHANGE, holdingQueueFor, queueLimits } from "../plan/risk.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, closeChannel, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
@@ -506,7 +506,7 @@ function quorumCopies(hold: string): string {
 function uncounted(cluster: string, queue: string, hold: string): BrokerError {
   return new BrokerError(
     cluster,
-    `replace queue ${queue}: its messages were moved out, but the broker listed the queue without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged; deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
+    `replace queue ${queue}: its messages were moved out, but the broker listed the queue without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (${FETCHED_WITHOUT_CONSUMER}) holds messages of it unacknowledged; deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
     { hints: ["run topo apply again once rabbitmqctl list_queues name messages counts the queue; it finishes the replace"] },
   );
 }
@@ -516,8 +516,8 @@ function fetchedDuringReplace(cluster: string, queue: string, hold: string, n: n
   const them = n === 1 ? "it" : "them";
   return new BrokerError(
     cluster,
-    `replace queue ${queue}: the broker counts ${n} message${n === 1 ? "" : "s"} of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose ${them}, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
-    { hints: [`let that client acknowledge ${them} or close its channel (then ${n === 1 ? "it is" : "they are"} back in ${queue}), then run topo apply again: it finishes the replace`] },
+    `replace queue ${queue}: the broker counts ${n} message${n === 1 ? "" : "s"} of the old queue fetched and not acknowledged by a client that is no consumer (${FETCHED_WITHOUT_CONSUMER}); deleting the queue would lose ${them}, so it was left; no message was lost: the ones moved so far wait in ${hold}`,
+    { hints: [`${letGoOf(them)} (then ${n === 1 ? "it is" : "they are"} back in ${queue}), then run topo apply again: it finishes the replace`] },
   );
 }
 
@@ -525,11 +525,11 @@ function fetchedDuringReplace(cluster: string, queue: string, hold: string, n: n
 function heldInHold(cluster: string, queue: string, hold: string, n: number | undefined): BrokerError {
   const what =
     n === undefined
-      ? `the broker listed ${hold} without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open) holds messages of it unacknowledged`
-      : `the broker counts ${plural(n, "message")} of ${hold} fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open)`;
+      ? `the broker listed ${hold} without a count of what it holds (its process did not answer), so topo cannot tell whether a client that is no consumer (${FETCHED_WITHOUT_CONSUMER}) holds messages of it unacknowledged`
+      : `the broker counts ${plural(n, "message")} of ${hold} fetched and not acknowledged by a client that is no consumer (${FETCHED_WITHOUT_CONSUMER})`;
   return new BrokerError(cluster, `replace queue ${queue}: the queue has its new shape and the rest were moved back into it, but ${what}; deleting ${hold} would lose them, so it was left; no message was lost`, {
     object: `queue ${hold}`,
-    hints: [`let that client acknowledge them or close its channel (then they are back in ${hold}), then run topo apply again: it moves them into ${queue} and deletes ${hold}`],
+    hints: [`${letGoOf("them")} (then they are back in ${hold}), then run topo apply again: it moves them into ${queue} and deletes ${hold}`],
   });
 }
 

@@ -123,3 +123,26 @@ export function unknownClusterHints(unknown: readonly string[], known: readonly 
   }
   return hints;
 }
+
+/**
+ * Who holds a queue's messages unacknowledged without being its consumer. The second case is the
+ * one a Celery user meets: a worker told to stop (warm shutdown) cancels its consumers at once and
+ * keeps its channel, and its reserved tasks, until its running tasks end (measured with 5.2.6 and
+ * acks_late: 8 prefetched tasks stayed unacknowledged, with no consumer, until the worker exited).
+ */
+export const FETCHED_WITHOUT_CONSUMER =
+  "basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits";
+
+/** What to do about such messages: `them` is "it" or "them". */
+export function letGoOf(them: string): string {
+  return `let that client acknowledge ${them} or close its channel (a Celery worker that is stopping: wait until it has exited)`;
+}
+
+/**
+ * What deleting a queue does to the Celery workers consuming it: the broker cancels their
+ * consumer, the worker reconnects and consumes again, gets 404 NOT_FOUND and stops (measured with
+ * 5.2.6: `Unrecoverable error: NotFound(404, ...)`, exit 0), taking every other queue it consumed
+ * with it.
+ */
+export const CELERY_QUEUE_GONE =
+  "a Celery worker whose queue is deleted stops altogether, its other queues included (it consumes again, gets 404 NOT_FOUND, logs Unrecoverable error and exits 0): restart the workers without this queue in -Q before the apply";

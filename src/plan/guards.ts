@@ -12,7 +12,7 @@ import { markOfBinding } from "../core/naming.js";
 import { destructiveActions } from "./diff.js";
 import { alsoRemoves, cannotRecreate, inexactRebinds, lostReason, messagesHeld, orphanedHold, renderAction } from "./render.js";
 import { autoDeleted, lostNow } from "./lost-bindings.js";
-import { plural, shown } from "../core/words.js";
+import { CELERY_QUEUE_GONE, FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shown } from "../core/words.js";
 
 export interface Allowed {
   allowDestructive: boolean;
@@ -252,7 +252,7 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
       ...(all.has("consumers") ? [inUseHint(named("consumers"))] : []),
       ...(fetched.length
         ? [
-            `${fetched.join(", ")} ${fetched.length === 1 && fetched[0]!.startsWith("1 message ") ? "is" : "are"} fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open), as the broker counts them: the broker deletes such messages with the queue, even if empty and unused; let that client acknowledge them or close its channel`,
+            `${fetched.join(", ")} ${fetched.length === 1 && fetched[0]!.startsWith("1 message ") ? "is" : "are"} fetched but not acknowledged (${FETCHED_WITHOUT_CONSUMER}), as the broker counts them: the broker deletes such messages with the queue, even if empty and unused; ${letGoOf("them")}`,
           ]
         : []),
       ...(all.has("stream")
@@ -270,7 +270,7 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
       all.has("messages")
         ? "let the workers drain the queue first (topo plan shows the count), or pass --allow-data-loss to delete the messages with it; nothing was changed"
         : all.has("consumers")
-          ? "or pass --allow-data-loss to delete it with what its consumers have not acknowledged; nothing was changed"
+          ? `or pass --allow-data-loss to delete it with what its consumers have not acknowledged; ${CELERY_QUEUE_GONE}; nothing was changed`
           : "nothing was changed",
     ],
     "refused_data_loss",

@@ -5,7 +5,7 @@ import type { Action, Binding, ClusterPlan, LostBinding, Plan, PolicyLoss, Resou
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
-import { escapeUnsafe, plural, shown } from "../core/words.js";
+import { CELERY_QUEUE_GONE, escapeUnsafe, plural, shown } from "../core/words.js";
 import { autoDeleted } from "./lost-bindings.js";
 import { HOLD_PREFIX, markedPrefix, markOfBinding } from "../core/naming.js";
 
@@ -157,7 +157,7 @@ export function renderAction(a: Action): string[] {
       return [
         `- delete ${a.before.kind} ${describe(a.before)}${holds(a)}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`,
         ...markLines(a.before),
-        ...(a.consumers ? [`    ! ${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it; stop the workers that consume from it first`] : []),
+        ...(a.consumers ? [`    ! ${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it; stop the workers that consume from it first`, `    ! the consumers may be Celery workers: ${CELERY_QUEUE_GONE}`] : []),
         ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
         ...alsoDeletes(a).map((l) => `    ! ${l}`),
         ...(orphanedHold(a) ? [`    ! ${orphanedHold(a)}`] : []),

@@ -10,7 +10,7 @@
 // dead-letter-exchange; an operator policy's value caps whatever the others give).
 
 import type { ActualCluster, DesiredCluster, Exchange, Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
-import { shown, plural } from "../core/words.js";
+import { FETCHED_WITHOUT_CONSUMER, letGoOf, shown, plural } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { holdingQueue } from "../core/naming.js";
 import { asNumber, asString, maxAgeSeconds } from "../core/values.js";
@@ -258,8 +258,8 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
       // and if-unused, takes them with the queue (measured on 3.10).
       risks.push({
         rule: "unacked",
-        reason: `${plural(held.unacked, "message")} ${held.unacked === 1 ? "is" : "are"} fetched but not acknowledged: ${held.unacked === 1 ? "it is" : "they are"} lost with the old queue`,
-        advice: `let the client that fetched them from ${c.after.name} acknowledge them or close its channel first`,
+        reason: `${plural(held.unacked, "message")} ${held.unacked === 1 ? "is" : "are"} fetched but not acknowledged: ${held.unacked === 1 ? "it is" : "they are"} lost with the old queue (${FETCHED_WITHOUT_CONSUMER})`,
+        advice: `${letGoOf(held.unacked === 1 ? "it" : "them")}, then run topo apply again: the replace moves ${held.unacked === 1 ? "it" : "them"} with the rest of ${c.after.name}`,
       });
     }
     if ((held.deadLetters ?? 0) > 0) {

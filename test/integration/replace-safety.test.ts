@@ -803,7 +803,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
       const before = await brokerState(async);
       const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
       expect(r.code, r.stdout).toBe(1);
-      expect(r.stderr).toContain(`hint: ${held.length} messages of mplogin.async are fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open)`);
+      expect(r.stderr).toContain(`hint: ${held.length} messages of mplogin.async are fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits)`);
       expect(r.stderr).not.toMatch(/applying \d+ change/);
       expect(await brokerState(async)).toEqual(before);
       stderr = r.stderr;
@@ -904,7 +904,7 @@ describe("a queue apply deletes keeps what it holds unless data loss was allowed
       expect(conn).toBeDefined();
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(
-        "cluster async: delete queue mplogin.async: not deleted: the broker counts 1 message of it fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open), which the delete would take with it; nothing of it was lost",
+        "cluster async: delete queue mplogin.async: not deleted: the broker counts 1 message of it fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits), which the delete would take with it; nothing of it was lost",
       );
       expect(await getQueue(async, Q)).toBeDefined();
     } finally {
@@ -1636,7 +1636,7 @@ ch.close(); c.close()`;
 
 
   const FETCHED_4 =
-    "cluster async: replace queue mplogin.async: the broker counts 4 messages of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in topo.hold.mplogin.async";
+    "cluster async: replace queue mplogin.async: the broker counts 4 messages of the old queue fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits); deleting the queue would lose them, so it was left; no message was lost: the ones moved so far wait in topo.hold.mplogin.async";
 
   it("plan and apply count what a client fetched a moment before, though the statistics lag behind the fetch: apply refuses before writing, nothing is lost", async () => {
     const { f, held } = await appliedHolding(10);
@@ -1649,7 +1649,7 @@ ch.close(); c.close()`;
       const before = await brokerState(f.async);
       const r = await runCli(["apply", "-f", file, "--allow-destructive"]);
       refusedBeforeWriting(r);
-      expect(r.stderr).toContain("  cluster async: queue mplogin.async (holds 10 messages):\n    4 messages are fetched but not acknowledged: they are lost with the old queue\n");
+      expect(r.stderr).toContain("  cluster async: queue mplogin.async (holds 10 messages):\n    4 messages are fetched but not acknowledged: they are lost with the old queue (basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits)\n");
       expect(await brokerState(f.async)).toEqual(before);
     } finally {
       proxy.close();
@@ -1684,7 +1684,7 @@ ch.close(); c.close()`;
       const r = await applying;
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(
-        `cluster async: replace queue mplogin.async: the queue has its new shape and the rest were moved back into it, but the broker counts 1 message of ${HOLD} fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open); deleting ${HOLD} would lose them, so it was left; no message was lost`,
+        `cluster async: replace queue mplogin.async: the queue has its new shape and the rest were moved back into it, but the broker counts 1 message of ${HOLD} fetched and not acknowledged by a client that is no consumer (basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits); deleting ${HOLD} would lose them, so it was left; no message was lost`,
       );
       expect(await messageCount(f.async, Q)).toBe(4999);
     } finally {

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { UnsafePlanError } from "../../src/errors.js";
 import type { Action, ClusterPlan } from "../../src/model.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../../src/plan/guards.js";
+import { renderAction } from "../../src/plan/render.js";
 import { exchange, queue } from "../helpers/builders.js";
 
 const plan = (actions: Action[], cluster = "async"): ClusterPlan => ({ cluster, endpoint: "amqp://u:***@h/a", vhost: "a", actions, degraded: [], warnings: [] });
@@ -89,7 +90,13 @@ describe("guardPlans", () => {
     );
     expect(e.hints[0]).toBe("a consumer's unacknowledged messages would go with the queue: stop the workers that consume from mpold.async, then run topo apply again");
     expect(e.hints.join("\n")).toMatch(/let the workers drain the queue first/);
-    expect(refusal(() => guardPlans([plan([inUse])], { allowDestructive: true, allowDataLoss: false })).message).toMatch(/^refusing to drop messages: 1 queue to delete has consumers:\n/);
+    const alone = refusal(() => guardPlans([plan([inUse])], { allowDestructive: true, allowDataLoss: false }));
+    expect(alone.message).toMatch(/^refusing to drop messages: 1 queue to delete has consumers:\n/);
+    // --allow-data-loss loses more than the messages: the Celery workers on the queue stop, and
+    // the other queues they consume go unconsumed (measured with Celery 5.2.6: NotFound, exit 0).
+    expect(alone.hints[alone.hints.length - 1]).toBe(
+      "or pass --allow-data-loss to delete it with what its consumers have not acknowledged; a Celery worker whose queue is deleted stops altogether, its other queues included (it consumes again, gets 404 NOT_FOUND, logs Unrecoverable error and exits 0): restart the workers without this queue in -Q before the apply; nothing was changed",
+    );
     expect(() => guardPlans([plan([inUse])], { allowDestructive: true, allowDataLoss: true })).not.toThrow();
   });
 
@@ -97,7 +104,7 @@ describe("guardPlans", () => {
     const fetched: Action = { ...deleteFull, messages: 1, unacked: 1 };
     const e = refusal(() => guardPlans([plan([fetched])], { allowDestructive: true, allowDataLoss: false }));
     expect(e.message).toBe("refusing to drop messages: 1 queue to delete still holds messages:\n  cluster async: - delete queue mpold.async [holds 1 message]");
-    expect(e.hints[0]).toMatch(/^1 message of mpold\.async is fetched but not acknowledged \(basic\.get without ack, or a consumer cancelled on a channel still open\), as the broker counts them: /);
+    expect(e.hints[0]).toMatch(/^1 message of mpold\.async is fetched but not acknowledged \(basic\.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits\), as the broker counts them: .*; let that client acknowledge them or close its channel \(a Celery worker that is stopping: wait until it has exited\)$/);
     // What a consumer holds is the consumer's hint's.
     const held = refusal(() => guardPlans([plan([{ ...fetched, unacked: 3, consumers: 1 }])], { allowDestructive: true, allowDataLoss: false }));
     expect(held.hints.join("\n")).not.toMatch(/fetched but not acknowledged/);
@@ -143,5 +150,19 @@ describe("guardPlans", () => {
     ]);
     expect(deletesQueues(plan([deleteEmpty]))).toBe(true);
     expect(deletesQueues(plan([replace()]))).toBe(false);
+  });
+});
+
+describe("plan's delete of a queue with consumers", () => {
+  // A Celery 5.2.6 worker whose queue was deleted consumed again, got 404 NOT_FOUND and exited 0,
+  // leaving every other queue it consumed without a worker: plan says so where it names them.
+  it("says what the delete does to Celery workers, and the order that keeps their other queues consumed", () => {
+    const lines = renderAction({ ...deleteEmpty, consumers: 2 });
+    expect(lines).toEqual([
+      "- delete queue mpold.async [2 consumers]",
+      "    ! 2 consumers are attached: apply refuses to delete it while any is, since what they have not acknowledged would go with it; stop the workers that consume from it first",
+      "    ! the consumers may be Celery workers: a Celery worker whose queue is deleted stops altogether, its other queues included (it consumes again, gets 404 NOT_FOUND, logs Unrecoverable error and exits 0): restart the workers without this queue in -Q before the apply",
+    ]);
+    expect(renderAction(deleteEmpty).join("\n")).not.toMatch(/Celery/);
   });
 });

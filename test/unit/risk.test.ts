@@ -76,7 +76,20 @@ describe("replace risks", () => {
   it("unacked: messages fetched with basic.get and not acknowledged, with no consumer", () => {
     const r = replaceRisks(replace({ held: held({ ready: 1, unacked: 2 }) }));
     expect(r.map((x) => x.rule)).toEqual(["unacked"]);
-    expect(r[0]!.reason).toBe("2 messages are fetched but not acknowledged: they are lost with the old queue");
+    expect(r[0]!.reason).toBe(
+      "2 messages are fetched but not acknowledged: they are lost with the old queue (basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits)",
+    );
+  });
+
+  // What a user who stopped the workers, as plan told them to, meets: a Celery worker in warm
+  // shutdown has cancelled its consumer and still holds its reserved tasks. The advice must fit
+  // that worker, not only a client that called basic.get.
+  it("unacked: the advice says to wait for a stopping Celery worker to exit, and that the replace then moves them", () => {
+    const r = replaceRisks(replace({ held: held({ ready: 12, unacked: 8 }) }));
+    expect(r[0]!.advice).toBe(
+      "let that client acknowledge them or close its channel (a Celery worker that is stopping: wait until it has exited), then run topo apply again: the replace moves them with the rest of mplogin.async",
+    );
+    expect(replaceRisks(replace({ held: held({ ready: 0, unacked: 1 }) }))[0]!.advice).toMatch(/^let that client acknowledge it or close its channel .*: the replace moves it with/);
   });
 
   it("x-max-length: below what the queue holds (ready and unacknowledged), with what the overflow does", () => {
