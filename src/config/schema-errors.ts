@@ -55,11 +55,12 @@ export function schemaProblem(
       const isServiceEntry = path.length === 2 && path[0] === "services" && typeof path[1] === "number";
       // sync:/async: of a service is true, false or a mapping of settings (if/then/else: the else's "object").
       const isSwitch = path.length === 3 && path[0] === "services" && (path[2] === "sync" || path[2] === "async");
-      const wanted = isServiceEntry ? "a service name or a mapping with name:" : isSwitch ? "true, false or a mapping of settings" : serviceList(path) ?? article(String(params.type));
+      const list = serviceList(path);
+      const wanted = isServiceEntry ? "a service name or a mapping with name:" : isSwitch ? "true, false or a mapping of settings" : list ?? article(String(params.type));
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${serviceList(path) ? serviceListHint(path) : ""}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${list ? serviceListHint(path) : ""}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
       break;
     }
     case "uniqueItems": {
@@ -80,13 +81,13 @@ export function schemaProblem(
       message = variable ? `${where}: \${${variable}} is ${value}, not one of ${allowed}` : `${where}: must be one of ${allowed}, not ${value}`;
       break;
     }
-    case "const":
+    case "const": {
       // publishes: is "all" or a list: a single service written as text is no "all", and saying
       // only 'must be "all"' led to granting every service's tasks.
-      message = serviceList(path)
-        ? `${where}: must be ${serviceList(path)}, not other text${serviceListHint(path)}`
-        : `${where}: must be ${JSON.stringify(params.allowedValue)}`;
+      const list = serviceList(path);
+      message = list ? `${where}: must be ${list}, not other text${serviceListHint(path)}` : `${where}: must be ${JSON.stringify(params.allowedValue)}`;
       break;
+    }
     case "pattern": {
       const value = valueAt(doc, path);
       // The prefix's rule has reasons worth saying (an empty one would own the whole vhost).
