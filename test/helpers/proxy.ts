@@ -67,6 +67,8 @@ export interface AmqpProxy {
   stall: () => void;
   /** Close every connection through the proxy, both sides. */
   cut: () => void;
+  /** How many client connections through the proxy are still open (a client that dropped its socket is not). */
+  open: () => number;
   /**
    * Pass the client's bytes on up to and including the `skip + 1`-th method frame of class
    * `classId`, method `methodId`, then close that connection: the broker gets that frame and
@@ -147,6 +149,7 @@ export async function amqpProxy(): Promise<AmqpProxy> {
         p.upstream.destroy();
       }
     },
+    open: () => pairs.filter((p) => !p.client.destroyed).length,
     cutAfter: (classId, methodId, skip = 0) =>
       new Promise<void>((done) => {
         rule = { classId, methodId, skip, done };

@@ -5,8 +5,9 @@
 
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
-import { closeChannel } from "../../src/broker/amqp.js";
-import { amqpUrl } from "../helpers/broker.js";
+import { AmqpSession, closeChannel } from "../../src/broker/amqp.js";
+import type { ClusterTarget } from "../../src/model.js";
+import { amqpUrl, broker } from "../helpers/broker.js";
 import { amqpProxy } from "../helpers/proxy.js";
 
 describe("closeChannel", () => {
@@ -45,5 +46,39 @@ describe("closeChannel", () => {
     await ch.close();
     await closeChannel(ch);
     await conn.close();
+  });
+});
+
+// A connection whose close the broker never answers (under a disk alarm it reads nothing more
+// from a connection that published) is dropped after a bound: closeWithin destroys amqplib's
+// socket, which it reaches through a field amqplib does not document (connection.stream). An
+// amqplib that moved it would make the close unbounded again, with no error: this says so.
+describe("AmqpSession.closeWithin", () => {
+  it("drops the connection's socket when the broker does not answer its close within the bound", async () => {
+    const proxy = await amqpProxy();
+    try {
+      const u = new URL(broker().amqpUrl);
+      const user = decodeURIComponent(u.username || "guest");
+      const password = decodeURIComponent(u.password || "guest");
+      const target: ClusterTarget = {
+        name: "sync",
+        amqp: { protocol: "amqp", hostname: "127.0.0.1", port: proxy.port, username: user, password, vhost: "/", display: `amqp://***@127.0.0.1:${proxy.port}/` },
+        management: { baseUrl: broker().mgmtBase, username: user, password, display: broker().mgmtBase },
+        tls: {},
+      };
+      const session = await AmqpSession.open(target, { connectAttempts: 1 });
+      expect(proxy.open()).toBe(1);
+      // The broker hears nothing more, so never answers the close.
+      proxy.stall();
+      const began = Date.now();
+      await session.closeWithin(300);
+      expect(Date.now() - began).toBeLessThan(5_000);
+      // The socket is gone (the proxy sees its client leave), not left waiting for a close-ok.
+      for (let i = 0; i < 50 && proxy.open() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(proxy.open()).toBe(0);
+    } finally {
+      proxy.cut();
+      await proxy.close();
+    }
   });
 });
