@@ -12,6 +12,7 @@ import { namedItem } from "./answers.js";
 import { sleep } from "./retry.js";
 import { strayLockAdvice } from "../plan/left-behind.js";
 import { shellWord } from "../core/words.js";
+import { APPLY_ARGUMENT, USERS_ARGUMENT } from "./user-writers.js";
 
 export interface LockOptions {
   /** The lock queue's name: topo.<prefix>.lock, so files with different prefixes never wait on each other. */
@@ -22,6 +23,10 @@ export interface LockOptions {
   log: (msg: string) => void;
   /** The AMQP URL the lock is taken through, password masked, for the look-alike refusal. */
   amqpDisplay?: string;
+  /** The users this apply may write, which other applies' locks (other prefixes, other vhosts) are checked against: broker/user-writers.ts. */
+  users?: readonly string[];
+  /** This apply, the same in the locks of all its clusters. */
+  applyId?: string;
 }
 
 /**
@@ -58,7 +63,13 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
         autoDelete: true,
         // Stored with the queue (RabbitMQ keeps unknown arguments), so a waiting apply can say who
         // holds the lock and since when.
-        arguments: { "x-topo-holder": me, "x-topo-since": new Date().toISOString(), "x-topo-nonce": nonce },
+        arguments: {
+          "x-topo-holder": me,
+          "x-topo-since": new Date().toISOString(),
+          "x-topo-nonce": nonce,
+          ...(opts.users ? { [USERS_ARGUMENT]: [...opts.users] } : {}),
+          ...(opts.applyId ? { [APPLY_ARGUMENT]: opts.applyId } : {}),
+        },
       });
       // A policy's `expires` (a vhost-wide clean-up of idle queues) deletes a queue nobody uses,
       // exclusive or not: measured on 4.0.5, expires 2000 took the lock from an apply holding it,

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { allOf, ApplyError, ClustersError, InterruptedError, LockError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
 import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type Resource } from "../model.js";
@@ -6,6 +7,7 @@ import { channelShareRefusal, executePlan, ExecutionStopped, noChannelShare, ref
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { publishByDefaultQuestion } from "../broker/replace.js";
+import { refuseRivalUserWrites, usersWritten } from "../broker/user-writers.js";
 import { heldNow, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
@@ -133,6 +135,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   const tally = new Map<string, { made: number; total: number }>();
   /** When the first read of every cluster ended (see KEEP_READ_MS). */
   let readAt = 0;
+  // Names this apply's locks (one per cluster) to the others': they never stand in each other's way.
+  const applyId = randomUUID();
   /** Replaces begun and not yet confirmed, per cluster: an interrupt may leave them half-way. */
   const inFlight = new Map<string, Map<string, Action>>();
   /** Per cluster, whether its AMQP user may publish through amq.default: asked once for all its replaces. */
@@ -343,6 +347,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         opts.trace?.(`cluster ${c.target.name}: created the vhost`);
       }
       const rest: ClusterPlan = { ...first, actions: first.actions.filter((a) => !isVhostCreate(a)) };
+      // The users its lock names to other applies: the file's, and those the plan read deletes.
+      const intent = c.users ? [...new Set([...c.users.onBroker, ...usersWritten(first)])].sort() : [];
       // The read may be kept under the lock if no apply wrote since it began. Not when apply
       // created the vhost (the read found none), and not for a replace or a policy change that
       // tightens a queue's limits, which are judged on the queues' counts read under the lock.
@@ -355,7 +361,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       const passed = { barrier: false };
       for (let attempt = 1; ; attempt++) {
         try {
-          const { degraded, notCompared } = await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined);
+          const { degraded, notCompared } = await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined, intent);
           // Closing the connection lets go of the lock now, not when every cluster is done: two
           // applies that each took one cluster first would otherwise wait on each other.
           await dropSession(c);
@@ -425,6 +431,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     checked: Barrier | undefined,
     passed: { barrier: boolean },
     earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark },
+    intent: readonly string[] = [],
   ): Promise<{ degraded: string[]; notCompared: string[] }> {
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
@@ -434,7 +441,13 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       s = await session(c);
       step("connected over AMQP");
       await checked?.turn(c.target.name);
-      const { waited } = await acquireLock(s, http, c.target.amqp.vhost, { queue: lockQueueName(desired.prefix), timeoutMs: opts.lockTimeoutMs, log: opts.log, amqpDisplay: c.target.amqp.display });
+      const { waited } = await acquireLock(s, http, c.target.amqp.vhost, {
+        queue: lockQueueName(desired.prefix),
+        timeoutMs: opts.lockTimeoutMs,
+        log: opts.log,
+        amqpDisplay: c.target.amqp.display,
+        ...(c.users ? { users: intent, applyId } : {}),
+      });
       checked?.taken(c.target.name, waited);
       step("took the lock");
       await checked?.allLocked();
@@ -503,6 +516,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       if (!opts.allowDataLoss && deletesQueues(read.plan)) await countMessages(read.plan, s, http, c.target);
       guardPlans([read.plan], opts);
       refuseShortOfChannels(read.plan, s, execOpts(opts));
+      // Users are the broker's: another prefix's (or vhost's) apply may write one now, under a lock of its own.
+      await refuseRivalUserWrites(http, { cluster: c.target.name, vhost: c.target.amqp.vhost, applyId, intent, plan: read.plan, actual: read.actual });
     } catch (e) {
       checked?.fail(e, c.target.name);
       throw e;

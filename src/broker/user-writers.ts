@@ -1,0 +1,109 @@
+// Users are the broker's, but an apply's lock is its prefix's in its vhost: two applies of files
+// that list one user (other prefixes, or one prefix on other vhosts) held their own locks, both
+// planned "create user", both wrote it, and the later write won unseen while the earlier apply
+// said the broker matched its file (seen on 3.10.8: two files started together, both exit 0, the
+// user carrying one file's tag and password and both files' rights).
+//
+// So each lock names the users its apply may write (x-topo-users), and before an apply writes a
+// user, under its lock: (1) no other apply's lock on the broker names that user, and then (2) the
+// user is still as the plan read it. Whichever of two such applies checks second sees either the
+// other's lock, still held because the other has not finished, or, the other having finished,
+// its write: one of them always stops before writing, without any wait or timing.
+
+import type { Action, ActualCluster, ClusterPlan } from "../model.js";
+import { LockError } from "../errors.js";
+import type { ManagementClient } from "./http.js";
+import { shellWord } from "../core/words.js";
+
+/** The lock argument that names the users an apply may write. */
+export const USERS_ARGUMENT = "x-topo-users";
+/** The lock argument that names the apply itself: the locks of one apply's clusters are not each other's rivals. */
+export const APPLY_ARGUMENT = "x-topo-apply";
+
+/** The users a plan creates, updates or deletes. */
+export function usersWritten(plan: ClusterPlan): string[] {
+  const names = new Set<string>();
+  for (const a of plan.actions) {
+    const r = subject(a);
+    if (r.kind === "user") names.add(r.name);
+  }
+  return [...names].sort();
+}
+
+function subject(a: Action) {
+  return a.op === "delete" ? a.before : a.after;
+}
+
+interface LockRow {
+  name?: unknown;
+  vhost?: unknown;
+  exclusive?: unknown;
+  arguments?: Record<string, unknown>;
+}
+
+/** Every apply lock on the broker (topo.<prefix>.lock in any vhost), page by page: the name filter works only on a paged listing. */
+async function applyLocks(http: ManagementClient): Promise<LockRow[]> {
+  const rows: LockRow[] = [];
+  const name = encodeURIComponent("^topo\\..+\\.lock$");
+  for (let page = 1; ; page++) {
+    const body = await http.get<{ items?: unknown; page_count?: unknown }>(`/api/queues?disable_stats=true&columns=name,vhost,exclusive,arguments&name=${name}&use_regex=true&page=${page}&page_size=500`);
+    if (!Array.isArray(body?.items)) throw http.notTheBrokers("GET", "/api/queues", "it has no list of items, which a paged listing of queues holds");
+    rows.push(...(body.items as LockRow[]));
+    if (typeof body.page_count !== "number" || page >= body.page_count) return rows;
+  }
+}
+
+/**
+ * Refuses, before any write, a plan that writes a user another apply may be writing now, or one
+ * that changed since the plan read it. `intent`: the users this apply's lock names; a user the
+ * plan writes outside it could be written by another apply that did not see this one.
+ */
+export async function refuseRivalUserWrites(
+  http: ManagementClient,
+  o: { cluster: string; vhost: string; applyId: string; intent: readonly string[]; plan: ClusterPlan; actual: ActualCluster },
+): Promise<void> {
+  const users = usersWritten(o.plan);
+  if (users.length === 0) return;
+  const retry = `run topo apply again once the other apply has finished: its plan then shows whose user it is (a user another topology made is refused, user_conflict)`;
+  const unnamed = users.filter((u) => !o.intent.includes(u));
+  if (unnamed.length) {
+    throw new LockError(
+      `cluster ${o.cluster}: the plan made under the lock writes user${unnamed.length === 1 ? "" : "s"} ${unnamed.join(", ")}, which the plan read before the lock did not, so this apply's lock does not name ${unnamed.length === 1 ? "it" : "them"} to other applies that may write ${unnamed.length === 1 ? "it" : "them"} at the same time; nothing was written`,
+      ["run topo apply again: its lock then names every user it writes"],
+      { cluster: o.cluster, object: `user ${unnamed[0]}` },
+    );
+  }
+  for (const row of await applyLocks(http)) {
+    const args = row.arguments ?? {};
+    if (row.exclusive !== true || args[APPLY_ARGUMENT] === o.applyId) continue;
+    const named = Array.isArray(args[USERS_ARGUMENT]) ? (args[USERS_ARGUMENT] as unknown[]).filter((u): u is string => typeof u === "string") : [];
+    const both = users.filter((u) => named.includes(u));
+    if (both.length === 0) continue;
+    const holder = typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : "another apply";
+    const since = typeof args["x-topo-since"] === "string" ? ` since ${args["x-topo-since"]}` : "";
+    throw new LockError(
+      `cluster ${o.cluster}: user${both.length === 1 ? "" : "s"} ${both.join(", ")}: another apply (${holder}${since}, lock ${String(row.name)} in vhost ${String(row.vhost)}) may write ${both.length === 1 ? "it" : "them"} now; users are the broker's, not a vhost's, so each apply's lock does not keep the other out, and the later write would win unseen; nothing was written`,
+      [retry, `two files should not both list one user: give each service's user to one file`],
+      { cluster: o.cluster, object: `user ${both[0]}` },
+    );
+  }
+  // After the locks: an apply that finished before this one listed them wrote its users before.
+  const now = new Map(
+    ((await http.list<{ name: string; tags: unknown; password_hash?: unknown }>(`/api/users?columns=name,password_hash,tags`)) ?? []).map((u) => [u.name, u] as const),
+  );
+  const read = new Map(o.actual.resources.flatMap((r) => (r.kind === "user" ? [[r.name, r.tags] as const] : [])));
+  const changed = users.filter((u) => {
+    const was = read.get(u);
+    const is = now.get(u);
+    if (!was || !is) return !was !== !is;
+    const tags = Array.isArray(is.tags) ? (is.tags as unknown[]).map(String) : String(is.tags ?? "").split(",").filter(Boolean);
+    return [...tags].sort().join(",") !== [...was].sort().join(",") || (o.actual.userHashes?.[u] !== undefined && is.password_hash !== o.actual.userHashes[u]?.hash);
+  });
+  if (changed.length) {
+    throw new LockError(
+      `cluster ${o.cluster}: user${changed.length === 1 ? "" : "s"} ${changed.join(", ")} changed since this apply read ${changed.length === 1 ? "it" : "them"} (created, deleted, or given other tags or another password: another apply, of another prefix or vhost, wrote ${changed.length === 1 ? "it" : "them"} meanwhile, or someone by hand); writing the plan would undo that unseen; nothing was written`,
+      [`run topo apply again: it plans from the user as it is now (topo plan -f FILE --cluster ${shellWord(o.cluster)} shows it)`],
+      { cluster: o.cluster, object: `user ${changed[0]}` },
+    );
+  }
+}

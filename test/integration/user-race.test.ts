@@ -1,0 +1,132 @@
+// Users are the broker's, while an apply's lock is its prefix's in its vhost: two files that list
+// one user held their own locks, both planned "create user", both wrote it, and the later write
+// won while the earlier apply said the broker matched its file (broker/user-writers.ts).
+
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import amqplib from "amqplib";
+import { afterEach, describe, expect, it } from "vitest";
+import { amqpUrl, api, broker, CLI, deleteVhost, runCli, uniqueName, writeFile, type CliResult } from "../helpers/broker.js";
+
+const vhosts: string[] = [];
+const users: string[] = [];
+afterEach(async () => {
+  await Promise.all([...vhosts.splice(0).map(deleteVhost), ...users.splice(0).map((u) => api("DELETE", `/api/users/${encodeURIComponent(u)}`))]);
+});
+
+/** A file of prefix `prefix` on the given vhosts (one cluster each), whose one service's user is `user`. */
+function file(prefix: string, vs: string[], user: string): string {
+  const b = broker();
+  return writeFile(
+    "topology.yaml",
+    [
+      "version: 1",
+      `prefix: ${prefix}`,
+      "defaults:",
+      "  sync: { cluster: c0, mirrored: false }",
+      `  async: { cluster: c${vs.length - 1} }`,
+      "clusters:",
+      ...vs.map((v, i) => `  c${i}: { url: "${amqpUrl(v)}", management: "${b.mgmtBase}" }`),
+      "services:",
+      `  - ${prefix}svc`,
+      "users:",
+      `  ${user}:`,
+      `    password: \${RACE_PASSWORD_${prefix.toUpperCase()}}`,
+      `    consumes: [${prefix}svc]`,
+    ].join("\n"),
+  );
+}
+
+const env = { RACE_PASSWORD_URA: "first-9pass", RACE_PASSWORD_URB: "second-9pass" };
+
+interface Running {
+  child: ReturnType<typeof spawn>;
+  /** Resolves once `pattern` is in what it has printed (stdout and stderr). */
+  printed: (pattern: RegExp) => Promise<void>;
+  done: Promise<CliResult>;
+}
+
+function start(args: string[]): Running {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+  let stdout = "";
+  let stderr = "";
+  const waits: { pattern: RegExp; resolve: () => void }[] = [];
+  const check = () => {
+    for (const w of waits.splice(0)) (w.pattern.test(stdout + stderr) ? w.resolve() : waits.push(w));
+  };
+  child.stdout.on("data", (d: Buffer) => ((stdout += d), check()));
+  child.stderr.on("data", (d: Buffer) => ((stderr += d), check()));
+  const done = new Promise<CliResult>((resolve) => child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr })));
+  return {
+    child,
+    printed: (pattern) =>
+      new Promise<void>((resolve, reject) => {
+        waits.push({ pattern, resolve });
+        check();
+        void done.then((r) => reject(new Error(`exited ${r.code} before printing ${pattern}:\n${r.stdout}\n${r.stderr}`)));
+      }),
+    done,
+  };
+}
+
+async function tagsOf(user: string): Promise<string[] | undefined> {
+  const r = await api("GET", `/api/users/${encodeURIComponent(user)}`);
+  return r.status === 200 ? (r.body.tags as string[]) : undefined;
+}
+
+describe("two applies of files that list one user", () => {
+  it("both planned before either wrote: one stops before writing it, and the user is the other's, as that one says", async () => {
+    const [va, vb] = [uniqueName("ura"), uniqueName("urb")];
+    const user = `race-${randomBytes(4).toString("hex")}`;
+    vhosts.push(va, vb);
+    users.push(user);
+    // b's vhost as an apply of b left it, without the user: the plan read before the lock is then
+    // kept under it (a vhost without b's apply mark is always read again).
+    const fb = file("urb", [vb], user);
+    expect((await runCli(["apply", "-f", fb], env)).code).toBe(0);
+    await api("DELETE", `/api/users/${encodeURIComponent(user)}`);
+    // b reads and plans "create user", and is stopped there (before its lock); a then creates
+    // the user and finishes; b goes on with the plan it read.
+    const b = start(["apply", "-f", fb]);
+    await b.printed(new RegExp(`create user ${user}`));
+    b.child.kill("SIGSTOP");
+    const a = await runCli(["apply", "-f", file("ura", [va], user)], env);
+    b.child.kill("SIGCONT");
+    const rb = await b.done;
+    // Exactly one of them made the user, and it carries that one's tag: the other did not say it matched.
+    const winners = [a.code === 0 ? "ura" : undefined, rb.code === 0 ? "urb" : undefined].filter(Boolean);
+    expect(winners, `a: ${a.stdout}${a.stderr}\nb: ${rb.stdout}${rb.stderr}`).toHaveLength(1);
+    expect(await tagsOf(user)).toEqual([`topo.${winners[0]}`]);
+    const loser = a.code === 0 ? rb : a;
+    expect(loser.stderr).toMatch(new RegExp(`user ${user} (changed since this apply read it|exists and belongs to another topology)`));
+  });
+
+  it("while another apply holds its lock and may write the user, the second stops before writing, naming the user and that apply's lock", async () => {
+    const base = uniqueName("urc");
+    const [a1, a2, vb] = [`${base}-1`, `${base}-2`, uniqueName("urd")];
+    const user = `race-${randomBytes(4).toString("hex")}`;
+    vhosts.push(a1, a2, vb);
+    users.push(user);
+    await api("PUT", `/api/vhosts/${encodeURIComponent(a2)}`, {});
+    // a takes its lock on a1, then waits for the one on a2, which this connection holds as another apply would.
+    const holder = await amqplib.connect(amqpUrl(a2));
+    try {
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.ura.lock", { exclusive: true, durable: false, autoDelete: true });
+      const a = start(["apply", "-f", file("ura", [a1, a2], user), "--lock-timeout", "600"]);
+      await a.printed(/waiting for the apply lock/);
+      const b = await runCli(["apply", "-f", file("urb", [vb], user)], env);
+      expect(b.code, b.stdout + b.stderr).toBe(1);
+      expect(b.stderr).toContain(`user ${user}: another apply (`);
+      expect(b.stderr).toContain(`lock topo.ura.lock in vhost ${a1}) may write it now`);
+      expect(b.stderr).toContain("nothing was written");
+      expect(await tagsOf(user)).toBeUndefined();
+      await holder.close();
+      const ra = await a.done;
+      expect(ra.code, ra.stdout + ra.stderr).toBe(0);
+      expect(await tagsOf(user)).toEqual(["topo.ura"]);
+    } finally {
+      await holder.close().catch(() => undefined);
+    }
+  });
+});
