@@ -25,7 +25,7 @@ import { rightsFor, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
-import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, passwordInQuery, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
+import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
 export interface RawQueueSettings {
@@ -118,17 +118,18 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     problems.push({ path, message: `unsupported scheme "${protocol}://"; use amqp:// or amqps:// (TLS)` });
     return undefined;
   }
+  // First: past an "@" after the host, the host and all that follows are read from inside a password.
+  const misplaced = userinfoAfterHost(u);
+  if (misplaced) {
+    problems.push({ path, message: misplaced });
+    return undefined;
+  }
   if (!u.hostname) {
     problems.push({ path, message: `URL has no host; write ${protocol}://<user>:<password>@<host>:<port>/<vhost>` });
     return undefined;
   }
   if (u.port !== "" && Number(u.port) === 0) {
     problems.push({ path, message: `the port is 0, which no broker listens on; write the broker's port (amqp 5672, amqps 5671), or leave it out for the default` });
-    return undefined;
-  }
-  const misplaced = userinfoAfterHost(u);
-  if (misplaced) {
-    problems.push({ path, message: misplaced });
     return undefined;
   }
   // An amqp:// URL's host is not checked by the URL parser (amqp is no scheme it knows), but
@@ -147,7 +148,7 @@ function parseEndpoint(url: string, path: (string | number)[], problems: PathPro
     return undefined;
   }
   if (u.search || u.hash) {
-    problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}${passwordInQuery(u)}; put TLS settings under tls:` });
+    problems.push({ path, message: `URL query and fragment are not supported${shownQuery(u)}; put TLS settings under tls:` });
     return undefined;
   }
   // URLs drop a path segment of "." or ".." (also %2E): "amqp://h/." is vhost "/" for the URL
@@ -224,7 +225,7 @@ function parseManagement(
     return undefined;
   }
   if (u.search || u.hash) {
-    problems.push({ path, message: `management URL may not have a query or fragment${passwordInQuery(u)}` });
+    problems.push({ path, message: `management URL may not have a query or fragment` });
     return undefined;
   }
   // topo adds /api/... itself: a URL ending in /api would ask for /api/api/overview, which the

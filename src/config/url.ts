@@ -119,27 +119,25 @@ export const NOT_UTF8 = `the user name, password or vhost has %-escapes that are
 /**
  * A URL that parsed but has an "@" after its host: a password with an unencoded "/", "?" or "#"
  * ended the host part early. Without user-info, the user-info moved into the path
- * ("amqp://u:12/ab@host" is host u, port 12). With it, the password held an "@" before a "/", and
- * what followed became the host and the vhost ("amqp://u:Zebra@S3cret/Pass@host" is password
- * Zebra, host S3cret, vhost Pass@host), which every message would then show. So a vhost's "@" is
- * written %40: a raw one cannot be told from a password's. (A "?" or "#" is refused as a query or
- * fragment, which passwordInQuery words.)
+ * ("amqp://u:12/ab@host" is host u, port 12). With it, the password held an "@" before a "/", "?"
+ * or "#", and what followed became the host, the vhost and the query ("amqp://u:Zebra@S3cret/Pass@host"
+ * is password Zebra, host S3cret, vhost Pass@host; "amqp://u:Zebra@S3cret?Pass=1@host" has the
+ * query parameter Pass), which every later message would then show: the host that is no host
+ * name, the query's parameter names. So this is asked before anything else of the URL is judged,
+ * and a vhost's "@" is written %40: a raw one cannot be told from a password's.
  */
 export function userinfoAfterHost(u: URL): string | undefined {
   if (u.username || u.password) {
-    if (!u.pathname.includes("@")) return undefined;
-    return `an "@" follows the host: if the password holds an "@" and then a "/", the host was read from inside the password; ${PERCENT_ENCODE}; an "@" in the vhost is written %40`;
+    if (u.pathname.includes("@")) {
+      return `an "@" follows the host: if the password holds an "@" and then a "/", the host was read from inside the password; ${PERCENT_ENCODE}; an "@" in the vhost is written %40`;
+    }
+    if (!`${u.search}${u.hash}`.includes("@")) return undefined;
+    // A query such as ?password=Zq8@kP reads the same as a password's "?" and its rest: neither
+    // the host nor a parameter's name is shown.
+    return `an "@" follows the host, in a query or fragment, which a URL of topo may not have: if the password holds an "@" and then a "?" or "#", the host was read from inside the password; ${PERCENT_ENCODE}`;
   }
   if (!`${u.pathname}${u.search}${u.hash}`.includes("@")) return undefined;
   return `an "@" follows the host, so the user and password were not read as such: if the password holds "/", "?" or "#", ${PERCENT_ENCODE} (an "@" in the vhost is %40)`;
-}
-
-/**
- * Said of a URL's refused query or fragment that holds an "@": it may be the end of a password
- * with an "@" and then a "?" or "#" ("amqp://u:pa@ss#rd@host"). Empty otherwise.
- */
-export function passwordInQuery(u: URL): string {
-  return `${u.search}${u.hash}`.includes("@") && (u.username || u.password) ? `; if the password holds "?" or "#", ${PERCENT_ENCODE}` : "";
 }
 
 /**

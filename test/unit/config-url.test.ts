@@ -55,7 +55,10 @@ describe("bad URLs in the file", () => {
     // plan printed "connect amqp://u:***@S3cret/Pass%40host -> getaddrinfo ENOTFOUND S3cret".
     const url = "4:10: clusters.sync.url: ";
     const management = "5:17: clusters.sync.management: ";
-    for (const pw of ["Zebra@S3cret/Pass", "Zebra@127.0.0.1/Pass", "Zebra@S3cret?Pass", "Zebra@S3cret#Pass", "pa:ss@w#rd"]) {
+    // After the "?" or "#", the rest of the password is the query: "Zebra@S3cret?Pass=1&Word=2"
+    // was refused naming the query parameters "Pass" and "Word", and "Zebra@S3c%2Fret#Pass" naming
+    // the host "S3c%2Fret", which no host name can be.
+    for (const pw of ["Zebra@S3cret/Pass", "Zebra@127.0.0.1/Pass", "Zebra@S3cret?Pass", "Zebra@S3cret#Pass", "pa:ss@w#rd", "Zebra@S3cret?Pass=1&Word=2", "Zebra@S3c%2Fret#Pass", "Zebra@S3c%20ret?Pass=1", "Zebra@S3cret:0?Pass"]) {
       const slash = pw.includes("/");
       for (const [text, at] of [
         [file(`amqp://user:${pw}@127.0.0.1:5672/vh`), url],
@@ -65,10 +68,12 @@ describe("bad URLs in the file", () => {
         const ps = problemsOf(text);
         expect(ps, `${pw}: ${text}`).toHaveLength(1);
         expect(ps[0]).toContain(at);
-        expect(ps[0]).toMatch(
+        // An http:// URL's parser checks the host itself: one that is no host name is no URL.
+        if (at === management && /%/.test(pw)) expect(ps[0]).toMatch(/not a valid URL: the password holds/);
+        else expect(ps[0]).toMatch(
           slash
             ? /an "@" follows the host: if the password holds an "@" and then a "\/", the host was read from inside the password; percent-encode the password \(e\.g\. \/ as %2F, @ as %40, % as %25\); an "@" in the vhost is written %40$/
-            : /(URL query and fragment are not supported|management URL may not have a query or fragment)( \(found [^)]*\))?; if the password holds "\?" or "#", percent-encode the password/,
+            : /an "@" follows the host, in a query or fragment, which a URL of topo may not have: if the password holds an "@" and then a "\?" or "#", the host was read from inside the password; percent-encode the password \(e\.g\. \/ as %2F, @ as %40, % as %25\)$/,
         );
         for (const f of fragments(pw)) expect(ps[0], f).not.toContain(f);
       }
@@ -110,7 +115,8 @@ describe("bad URLs in the file", () => {
   it("show a query's parameter names only, never its values nor a fragment, nor a cluster written as a URL string", () => {
     const q = problemsOf(file("amqp://u:pw@127.0.0.1/vh?password=Zq8@kP"));
     expect(q).toEqual([
-      '4:10: clusters.sync.url: URL query and fragment are not supported (found the query parameter "password"); if the password holds "?" or "#", percent-encode the password (e.g. / as %2F, @ as %40, % as %25); put TLS settings under tls:',
+      // An "@" in the query: it may as well be the rest of a password, "pw@127.0.0.1/vh?password=Zq8".
+      '4:10: clusters.sync.url: an "@" follows the host, in a query or fragment, which a URL of topo may not have: if the password holds an "@" and then a "?" or "#", the host was read from inside the password; percent-encode the password (e.g. / as %2F, @ as %40, % as %25)',
     ]);
     const plain = problemsOf(file("amqp://u:pw@127.0.0.1/vh?heartbeat=10"));
     expect(plain).toEqual(['4:10: clusters.sync.url: URL query and fragment are not supported (found the query parameter "heartbeat"); put TLS settings under tls:']);
