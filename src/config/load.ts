@@ -481,8 +481,11 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
     const notRead = underAny(uninterpolated);
     for (const err of relevantErrors(validate.errors ?? [])) {
       const path = refusedPath(err, data);
-      // The text of an uninterpolated ${VAR} is no value to judge.
-      if (notRead(path)) continue;
+      // The text of an uninterpolated ${VAR} is no value to judge; but a key the schema does not
+      // know is wrong whatever its value: "pasword: ${PW}" with PW unset is said as a misspelt key
+      // too, not found only once the variable is exported.
+      const unknownKey = err.keyword === "additionalProperties" || err.keyword === "propertyNames";
+      if (notRead(unknownKey ? path.slice(0, -1) : path)) continue;
       problems.push(schemaProblem(err, doc, at, file, putIn, data));
       refusedPaths.push(path);
     }

@@ -297,6 +297,36 @@ describe("an unset variable inside a longer value", () => {
   });
 });
 
+describe("a misspelt key whose value is an unset variable", () => {
+  it("is said with the variable, in the same run, not only once the variable is exported", () => {
+    const text = [
+      "version: 1",
+      "clusters:",
+      "  sync:",
+      "    url: amqp://guest:guest@h:5672/s",
+      "    managment: ${MGMT}",
+      "  async:",
+      "    url: amqp://guest:guest@h:5672/a",
+      "users:",
+      "  mplogin:",
+      "    pasword: ${LOGIN_PW}",
+      "    consumes: [mplogin]",
+      "services:",
+      "  - name: mplogin",
+      '    async: { argumnets: { x-max-length: "${LEN}" } }',
+      "",
+    ].join("\n");
+    expect(problemsOf(text)).toEqual([
+      '5:5: clusters.sync: unknown key "managment"; did you mean "management"? (allowed: url, management, tls)',
+      expect.stringMatching(/^5:16: environment variable MGMT is not set/),
+      '10:5: users.mplogin: unknown key "pasword"; did you mean "password"? (allowed: password, password_hash, consumes, publishes, tags, adopt)',
+      expect.stringMatching(/^10:14: environment variable LOGIN_PW is not set/),
+      '14:14: services[0].async: unknown key "argumnets"; did you mean "arguments"? (allowed: cluster, durable, mirrored, type, arguments)',
+      expect.stringMatching(/^14:41: environment variable LEN is not set/),
+    ]);
+  });
+});
+
 describe("passwords for the commands that do not need them", () => {
   const problems = (load: () => unknown): string[] => {
     try {
