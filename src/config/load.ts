@@ -19,7 +19,7 @@ import { refusedPath, underAny, wellFormed } from "./refused.js";
 import { relevantErrors, schemaProblem } from "./schema-errors.js";
 import { tlsFileProblems, unusedTls } from "./tls-files.js";
 import { userinfoSpan } from "./url.js";
-import { broadTags } from "./user-tags.js";
+import { tagWarnings } from "./user-tags.js";
 import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, UNCLOSED_FLOW, unclosedFlowAt, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 import { shellPath } from "../core/words.js";
 
@@ -496,7 +496,7 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   for (const p of resolveTlsFiles(desired, file)) problems.push(placePathProblem(p, doc, at, file));
   const words = shownWords(desired);
   for (const p of nameLikePasswords(desired, userPasswords(data), words)) warnings?.push(placePathProblem(p, doc, at, file));
-  for (const p of broadTags(data)) warnings?.push(placePathProblem(p, doc, at, file));
+  for (const p of tagWarnings(data)) warnings?.push(placePathProblem(p, doc, at, file));
   for (const p of unusedTls(desired.clusters.map((c) => c.target))) warnings?.push(placePathProblem(p, doc, at, file, true));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor, words);
@@ -534,9 +534,9 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   const { desired, problems } = normalize(raw, refused);
   if (problems.length || resolveTlsFiles(desired, file).length) return undefined;
   const words = shownWords(desired);
-  // A password that is also a name, or a tag that reaches past the rights, is warned about at its
-  // place, which the YAML path finds.
-  if (nameLikePasswords(desired, userPasswords(data), words).length || broadTags(data).length || unusedTls(desired.clusters.map((c) => c.target)).length) return undefined;
+  // A password that is also a name, or a tag that reaches past the rights or is misspelt, is
+  // warned about at its place, which the YAML path finds.
+  if (nameLikePasswords(desired, userPasswords(data), words).length || tagWarnings(data).length || unusedTls(desired.clusters.map((c) => c.target)).length) return undefined;
   learnPasswords(desired, redactor, words);
   return desired;
 }

@@ -196,7 +196,7 @@ const SECRET_KEY = "(a key not shown: here a key can be a piece of a password)";
 const KEY_SHAPE = /^[a-z_]+$/;
 
 /** The nearest known name, for "did you mean"; only when it is close. */
-function closest(word: string, candidates: string[]): string | undefined {
+export function closest(word: string, candidates: string[]): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
