@@ -232,7 +232,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
  * say). RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a
  * client rejected it on the way (a dead-letter cycle), without a word: only what a worker rejects
  * (requeue false) comes back; what expires, what a length limit pushes out and what goes over a
- * quorum queue's delivery limit (20 on RabbitMQ 4 where the file sets none) is gone, although
+ * quorum queue's delivery limit (the file's, or 20 on RabbitMQ 4 where the file sets none) is gone, although
  * the queue has a dead-letter exchange. Measured: a message expiring in a queue that dead-letters
  * through "" to its own name was gone (3.10.8, 4.3.6), a rejected one came back; a quorum queue
  * with x-delivery-limit 1 dead-lettering to its service's topic exchange, bound to it with
@@ -243,7 +243,7 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, vhostOf: () =
   const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
   if (!sending.length) return [];
   let routes: Routing | undefined;
-  const found = new Map<string, { place: string; setting: string; where: string; queues: string[] }>();
+  const found = new Map<string, { place: string; setting: string; where: string; limit: string | undefined; queues: string[] }>();
   for (const spec of sending) {
     const { queue } = spec;
     const exchange = asString(queue.arguments["x-dead-letter-exchange"]) as string;
@@ -277,18 +277,35 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, vhostOf: () =
     const place = placeIn(spec, placeOf, argument);
     const value = argument === "x-dead-letter-exchange" ? exchange : (key as string);
     const setting = `${argument}: ${quoted(value)}`;
-    const entry = found.get(`${place}\n${setting}\n${where}`) ?? { place, setting, where, queues: [] };
+    const limit = deliveryLimitOf(queue, actual.version);
+    const group = `${place}\n${setting}\n${where}\n${limit ?? ""}`;
+    const entry = found.get(group) ?? { place, setting, where, limit, queues: [] };
     entry.queues.push(queue.name);
-    found.set(`${place}\n${setting}\n${where}`, entry);
+    found.set(group, entry);
   }
   return [...found.values()].map((f) => {
     const one = f.queues.length === 1;
+    const lost = f.limit ? `what expires, what a length limit pushes out and what goes over ${one ? "its" : "their"} delivery limit (${f.limit})` : "what expires and what a length limit pushes out";
     return (
       `${f.place}: ${f.setting} (${one ? "queue" : "queues"} ${names(f.queues)}): ${one ? "it dead-letters" : "they dead-letter"} ${f.where}, and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle), without a word: ` +
-      `only what a worker rejects (requeue false) comes back; what expires, what a length limit pushes out and what goes over a quorum queue's delivery limit (20 on RabbitMQ 4 where the file sets none) is gone; ` +
+      `only what a worker rejects (requeue false) comes back; ${lost} is gone; ` +
       `fix: dead-letter to another queue (x-dead-letter-routing-key naming it, or an exchange bound to it)`
     );
   });
+}
+
+/**
+ * The delivery limit a queue's returned messages go over, as a dead-letter cycle's warning says
+ * it: the file's x-delivery-limit, or RabbitMQ 4's default of a quorum queue that names none.
+ * Undefined where there is none: a classic queue, -1 on RabbitMQ 4, a quorum queue on 3.x that
+ * names none (it sets no limit). The broker's version unknown (no broker read): both said.
+ */
+function deliveryLimitOf(queue: QueueSpec["queue"], version: string | undefined): string | undefined {
+  if (queue.type !== "quorum") return undefined;
+  const set = queue.arguments["x-delivery-limit"];
+  if (typeof set === "number") return set < 0 ? undefined : `x-delivery-limit ${set}`;
+  if (version === undefined || version === "") return `${DEFAULT_DELIVERY_LIMIT} on RabbitMQ 4, where the file sets none`;
+  return atLeast(version, 4, 0) ? `${DEFAULT_DELIVERY_LIMIT}, RabbitMQ ${version}'s default where the file sets none` : undefined;
 }
 
 /** The exchange types whose routing topo can judge from the bindings alone. */

@@ -258,10 +258,21 @@ describe("dead letters that route back into the queue itself (a dead-letter cycl
   it("a warning at the argument that sends them back: own exchange with or without a key, the default exchange to its own name", () => {
     const ws = cycles([binding("mpdead", "mpok.async.#", "mpdead.async")]);
     expect(ws).toEqual([
-      'services[0].async.arguments.x-dead-letter-routing-key: x-dead-letter-routing-key: "mpwallet.async.dead" (queue mpwallet.async): it dead-letters to exchange "mpwallet" (topic), which routes the key "mpwallet.async.dead" back to the queue itself (mpwallet.async.#), and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle), without a word: only what a worker rejects (requeue false) comes back; what expires, what a length limit pushes out and what goes over a quorum queue\'s delivery limit (20 on RabbitMQ 4 where the file sets none) is gone; fix: dead-letter to another queue (x-dead-letter-routing-key naming it, or an exchange bound to it)',
+      'services[0].async.arguments.x-dead-letter-routing-key: x-dead-letter-routing-key: "mpwallet.async.dead" (queue mpwallet.async): it dead-letters to exchange "mpwallet" (topic), which routes the key "mpwallet.async.dead" back to the queue itself (mpwallet.async.#), and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle), without a word: only what a worker rejects (requeue false) comes back; what expires, what a length limit pushes out and what goes over its delivery limit (x-delivery-limit 5) is gone; fix: dead-letter to another queue (x-dead-letter-routing-key naming it, or an exchange bound to it)',
       expect.stringMatching(/^services\[1\]\.async\.arguments\.x-dead-letter-exchange: x-dead-letter-exchange: "mpshop" \(queue mpshop\.async\): it dead-letters to exchange "mpshop" \(topic\), which routes the messages' own routing keys back to the queue itself \(mpshop\.async\.#\), and RabbitMQ drops/),
       expect.stringMatching(/^services\[2\]\.async\.arguments\.x-dead-letter-routing-key: x-dead-letter-routing-key: "mpself\.async" \(queue mpself\.async\): it dead-letters through the default exchange to its own name, and RabbitMQ drops/),
     ]);
+  });
+
+  it("names the delivery limit the queue has: the file's, RabbitMQ 4's default, or none (a classic queue, a quorum queue on 3.x)", () => {
+    const on = (version: string) => deadLettering(d, actual([binding("mpdead", "mpok.async.#", "mpdead.async")], { version }), owns, displayPath).warnings.filter((w) => w.includes("dead-letter cycle"));
+    const of = (ws: string[], queue: string) => ws.find((w) => w.includes(`(queue ${queue})`)) ?? "";
+    expect(of(on("4.3.6"), "mpshop.async")).toContain("what expires, what a length limit pushes out and what goes over its delivery limit (20, RabbitMQ 4.3.6's default where the file sets none) is gone");
+    expect(of(on("3.10.8"), "mpshop.async")).toContain("; what expires and what a length limit pushes out is gone;");
+    expect(of(on("3.10.8"), "mpwallet.async")).toContain("what goes over its delivery limit (x-delivery-limit 5) is gone");
+    // A classic queue has no delivery limit.
+    expect(of(on("4.3.6"), "mpself.async")).toContain("; what expires and what a length limit pushes out is gone;");
+    expect(on("4.3.6").join("\n")).not.toMatch(/mpself\.async.*delivery limit/);
   });
 
   it("nothing where another queue also gets them, or a policy may send them elsewhere", () => {
