@@ -82,7 +82,11 @@ export function compatibility(
   const mirrored = desired.queues.filter((q) => q.mirrored);
   if (atLeast(version, 4, 0) && mirrored.length) {
     error(`RabbitMQ ${version} has no classic queue mirroring (removed in 4.0), but the file mirrors ${plural(mirrored.length, "classic queue")}: ${names(mirrored.map((q) => q.queue.name))}`, mirrored, "mirrored", () => "mirrored: true");
-    out.hints.push("use quorum queues, which replicate themselves: set type: quorum (e.g. defaults: { sync: { type: quorum } }); docs/rabbitmq-versions.md (Migrating sync queues) shows how to move existing queues without losing messages");
+    // The example names the kinds the file mirrors (a file may mirror its async queues too).
+    const kinds = [...new Set(mirrored.map((q) => q.traffic))].sort().reverse();
+    out.hints.push(
+      `use quorum queues, which replicate themselves: set type: quorum (e.g. defaults: { ${kinds.map((k) => `${k}: { type: quorum }`).join(", ")} }); docs/rabbitmq-versions.md (Migrating sync queues) shows how to move existing queues without losing messages`,
+    );
   }
   const quorum = desired.queues.filter((q) => q.queue.type === "quorum");
   if (quorum.length && !atLeast(version, 3, 8)) error(`RabbitMQ ${version} has no quorum queues (3.8+): ${names(quorum.map((q) => q.queue.name))}`, quorum, "type", () => "type: quorum");

@@ -219,6 +219,12 @@ describe("every refusal names the keys of the file that ask for it", () => {
     ]);
   });
 
+  it("the hint for mirrored queues on RabbitMQ 4 names the kinds the file mirrors", () => {
+    const text = `version: 1\n${CLUSTERS}services:\n  - name: mpa\n    sync: false\n    async: { mirrored: true }\n`;
+    expect(compatibility(on(text, "async"), actual("4.0.5")).hints).toEqual([expect.stringContaining("(e.g. defaults: { async: { type: quorum } })")]);
+    expect(compatibility(on(`version: 1\n${CLUSTERS}services:\n  - mpa\n`, "sync"), actual("4.0.5")).hints).toEqual([expect.stringContaining("(e.g. defaults: { sync: { type: quorum } })")]);
+  });
+
   it("a queue type the version lacks, and a vhost's default queue type: at the type key, or the built-in classic", () => {
     const text = `version: 1\n${CLUSTERS}defaults:\n  sync: { type: quorum }\nservices:\n  - mpa\n  - name: mpb\n    async: { type: classic }\n`;
     expect(where(compatibility(on(text, "sync"), actual("3.7.28")))).toEqual([[{ path: ["defaults", "sync", "type"], queues: ["mpa.sync", "mpb.sync"] }]]);
