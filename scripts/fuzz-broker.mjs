@@ -15,6 +15,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve as resolvePath } from "node:path";
 import amqplib from "amqplib";
+import { prng } from "./prng.mjs";
 
 const CLI = resolvePath(import.meta.dirname, "../dist/cli.js");
 const MGMT = "http://127.0.0.1:15672";
@@ -23,16 +24,6 @@ const ROUNDS = Number(process.env.TOPO_FUZZ_ROUNDS ?? 6);
 const STEPS = Number(process.env.TOPO_FUZZ_STEPS ?? 5);
 const TAG = process.env.TOPO_FUZZ_TAG ?? "topo-fuzz";
 
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 let rnd = prng(SEED);
 const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
 const chance = (p) => rnd() < p;

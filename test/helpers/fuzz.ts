@@ -3,6 +3,8 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+// @ts-expect-error: a plain ESM module shared with scripts/fuzz-broker.mjs, without type declarations
+import { prng } from "../../scripts/prng.mjs";
 
 const ROOT = join(import.meta.dirname, "../..");
 const EXAMPLE = readFileSync(join(ROOT, "topology.yaml"), "utf8");
@@ -12,17 +14,6 @@ export const SEED = asked === "random" ? Date.now() % 1_000_000 : asked ? Number
 /** How many mutated files a seed gives (the unit test reads the first ones, the CLI test every 20th). */
 export const ROUNDS = Math.max(400, Number(process.env.TOPO_FUZZ_ROUNDS ?? 400));
 
-/** mulberry32: a small, well-known seeded PRNG, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TOKENS = [":", "-", "[", "]", "{", "}", "&a", "*a", "!!binary", "!!str", "${", "${X}", "\t", "  ", "#", "'", '"', "|", ">", "?", ",", "\u00e9", "\ud83d\ude00", "\u0000", "null", "~", "1e999", "-1", "true", "0x1F", "mp_x", "MPX", "amqp://", "%2F"];
 const SCALARS = ["", "0", "-1", "3.5", "true", "null", "[]", "{}", "mp", "x".repeat(300), "amqp://u:p@h/v", "${TOPO_FUZZ_UNSET}", "quorum", "stream"];
@@ -74,7 +65,7 @@ function mutate(text: string, rnd: () => number): string {
 
 /** The mutated files of this seed, the same every run. */
 export function cases(): string[] {
-  const rnd = prng(SEED);
+  const rnd: () => number = prng(SEED);
   return Array.from({ length: ROUNDS }, () => mutate(EXAMPLE, rnd));
 }
 
