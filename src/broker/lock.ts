@@ -11,7 +11,7 @@ import { vh } from "./http.js";
 import { namedItem } from "./answers.js";
 import { sleep } from "./retry.js";
 import { strayLockAdvice } from "../plan/left-behind.js";
-import { shellWord } from "../core/words.js";
+import { shellWord, shown } from "../core/words.js";
 import { APPLY_ARGUMENT, USERS_ARGUMENT } from "./user-writers.js";
 
 export interface LockOptions {
@@ -109,10 +109,11 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
     // waiting for it, apply gave up saying another apply held it.
     if (info.exclusive === false) throw notALock(session.cluster, vhost, lock);
     const waited = Date.now() - started;
-    const who = `${info.holder ?? "another client (who, the management API did not say)"}${info.since ? ` since ${info.since}` : ""}`;
+    // The holder and the time are what the lock queue's declarer wrote: shown(), like any name from the broker.
+    const who = `${info.holder !== undefined ? shown(info.holder) : "another client (who, the management API did not say)"}${info.since ? ` since ${shown(info.since)}` : ""}`;
     if (waited >= opts.timeoutMs) {
       throw new LockError(
-        `cluster ${session.cluster}: the apply lock (queue ${lock} in vhost ${vhost}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
+        `cluster ${session.cluster}: the apply lock (queue ${lock} in vhost ${shown(vhost)}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
         [
           info.holder?.startsWith("a client that is no topo apply")
             ? `a client holds a queue named as topo's lock: close it (rabbitmqctl list_queues -p ${shellWord(vhost)} name owner_pid, then rabbitmqctl close_connection)`

@@ -13,7 +13,7 @@
 import type { Action, ActualCluster, ClusterPlan } from "../model.js";
 import { LockError } from "../errors.js";
 import type { ManagementClient } from "./http.js";
-import { shellWord } from "../core/words.js";
+import { shellWord, shown } from "../core/words.js";
 
 /** The lock argument that names the users an apply may write. */
 export const USERS_ARGUMENT = "x-topo-users";
@@ -79,10 +79,12 @@ export async function refuseRivalUserWrites(
     const named = Array.isArray(args[USERS_ARGUMENT]) ? (args[USERS_ARGUMENT] as unknown[]).filter((u): u is string => typeof u === "string") : [];
     const both = users.filter((u) => named.includes(u));
     if (both.length === 0) continue;
-    const holder = typeof args["x-topo-holder"] === "string" ? args["x-topo-holder"] : "another apply";
-    const since = typeof args["x-topo-since"] === "string" ? ` since ${args["x-topo-since"]}` : "";
+    // Whoever may declare a queue in any vhost of the broker chooses these: shown(), so a newline
+    // or a terminal escape among them adds no line to the message and moves no cursor.
+    const holder = typeof args["x-topo-holder"] === "string" ? shown(args["x-topo-holder"]) : "another apply";
+    const since = typeof args["x-topo-since"] === "string" ? ` since ${shown(args["x-topo-since"])}` : "";
     throw new LockError(
-      `cluster ${o.cluster}: user${both.length === 1 ? "" : "s"} ${both.join(", ")}: another apply (${holder}${since}, lock ${String(row.name)} in vhost ${String(row.vhost)}) may write ${both.length === 1 ? "it" : "them"} now; users are the broker's, not a vhost's, so each apply's lock does not keep the other out, and the later write would win unseen; nothing was written`,
+      `cluster ${o.cluster}: user${both.length === 1 ? "" : "s"} ${both.join(", ")}: another apply (${holder}${since}, lock ${shown(String(row.name))} in vhost ${shown(String(row.vhost))}) may write ${both.length === 1 ? "it" : "them"} now; users are the broker's, not a vhost's, so each apply's lock does not keep the other out, and the later write would win unseen; nothing was written`,
       [retry, `two files should not both list one user: give each service's user to one file`],
       { cluster: o.cluster, object: `user ${both[0]}` },
     );

@@ -130,3 +130,33 @@ describe("two applies of files that list one user", () => {
     }
   });
 });
+
+describe("another apply's lock as the refusal shows it", () => {
+  it("its vhost, holder and time are the declarer's words: a newline or a terminal escape among them is shown escaped", async () => {
+    const odd = `${uniqueName("ure")}/b%c \u00fc\u001b[31mred`;
+    const vb = uniqueName("urf");
+    const user = `race-${randomBytes(4).toString("hex")}`;
+    vhosts.push(odd, vb);
+    users.push(user);
+    await api("PUT", `/api/vhosts/${encodeURIComponent(odd)}`, {});
+    const holder = await amqplib.connect(amqpUrl(odd));
+    try {
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.ura.lock", {
+        exclusive: true,
+        durable: false,
+        autoDelete: true,
+        arguments: { "x-topo-users": [user], "x-topo-holder": "host\u001b[2J\n  hint: delete user x", "x-topo-since": "now\u001b[1A" },
+      });
+      const b = await runCli(["apply", "-f", file("urb", [vb], user)], env);
+      expect(b.code, b.stdout + b.stderr).toBe(1);
+      expect(b.stderr).toContain(`user ${user}: another apply (`);
+      expect(b.stderr).not.toContain("\u001b");
+      expect(b.stderr).not.toContain("\n  hint: delete user x");
+      expect(b.stderr).toContain(JSON.stringify(odd).replace("\u001b", "\\u001b"));
+      expect(await tagsOf(user)).toBeUndefined();
+    } finally {
+      await holder.close().catch(() => undefined);
+    }
+  });
+});
