@@ -81,10 +81,12 @@ export async function refuseRivalUserWrites(
     if (both.length === 0) continue;
     // Whoever may declare a queue in any vhost of the broker chooses these: shown(), so a newline
     // or a terminal escape among them adds no line to the message and moves no cursor.
-    const holder = typeof args["x-topo-holder"] === "string" ? shown(args["x-topo-holder"]) : "another apply";
-    const since = typeof args["x-topo-since"] === "string" ? ` since ${shown(args["x-topo-since"])}` : "";
+    const holder = typeof args["x-topo-holder"] === "string" ? shown(args["x-topo-holder"]) : undefined;
+    const since = typeof args["x-topo-since"] === "string" ? `since ${shown(args["x-topo-since"])}` : undefined;
+    // A lock that names no holder (declared by hand, or by a client that is no topo) is said by its name alone.
+    const who = [[holder, since].filter(Boolean).join(" "), `lock ${shown(String(row.name))} in vhost ${shown(String(row.vhost))}`].filter(Boolean).join(", ");
     throw new LockError(
-      `cluster ${o.cluster}: user${both.length === 1 ? "" : "s"} ${both.join(", ")}: another apply (${holder}${since}, lock ${shown(String(row.name))} in vhost ${shown(String(row.vhost))}) may write ${both.length === 1 ? "it" : "them"} now; users are the broker's, not a vhost's, so each apply's lock does not keep the other out, and the later write would win unseen; nothing was written`,
+      `cluster ${o.cluster}: user${both.length === 1 ? "" : "s"} ${both.join(", ")}: another apply (${who}) may write ${both.length === 1 ? "it" : "them"} now; users are the broker's, not a vhost's, so each apply's lock does not keep the other out, and the later write would win unseen; nothing was written`,
       [retry, `two files should not both list one user: give each service's user to one file`],
       { cluster: o.cluster, object: `user ${both[0]}` },
     );

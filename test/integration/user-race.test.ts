@@ -159,4 +159,31 @@ describe("another apply's lock as the refusal shows it", () => {
       await holder.close().catch(() => undefined);
     }
   });
+
+  it("a lock that names no holder is said by its name alone; a queue of a lock's name that no connection holds exclusively is no apply's", async () => {
+    const [vl, vs, vb] = [uniqueName("urg"), uniqueName("urh"), uniqueName("uri")];
+    const user = `race-${randomBytes(4).toString("hex")}`;
+    vhosts.push(vl, vs, vb);
+    users.push(user);
+    await api("PUT", `/api/vhosts/${encodeURIComponent(vl)}`, {});
+    await api("PUT", `/api/vhosts/${encodeURIComponent(vs)}`, {});
+    const holder = await amqplib.connect(amqpUrl(vl));
+    const stray = await amqplib.connect(amqpUrl(vs));
+    try {
+      await (await stray.createChannel()).assertQueue("topo.urs.lock", { durable: false, arguments: { "x-topo-users": [user] } });
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.ura.lock", { exclusive: true, durable: false, autoDelete: true, arguments: { "x-topo-users": [user] } });
+      const b = await runCli(["apply", "-f", file("urb", [vb], user)], env);
+      expect(b.code, b.stdout + b.stderr).toBe(1);
+      expect(b.stderr).toContain(`user ${user}: another apply (lock topo.ura.lock in vhost ${vl}) may write it now`);
+      await holder.close();
+      // The stray queue in the other vhost stays, and stands in no apply's way.
+      const again = await runCli(["apply", "-f", file("urb", [vb], user)], env);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(await tagsOf(user)).toEqual(["topo.urb"]);
+    } finally {
+      await holder.close().catch(() => undefined);
+      await stray.close().catch(() => undefined);
+    }
+  });
 });
