@@ -106,8 +106,16 @@ export async function refuseRivalUserWrites(
   if (changed.length) {
     throw new LockError(
       `cluster ${o.cluster}: user${changed.length === 1 ? "" : "s"} ${changed.join(", ")} changed since this apply read ${changed.length === 1 ? "it" : "them"} (created, deleted, or given other tags or another password: another apply, of another prefix or vhost, wrote ${changed.length === 1 ? "it" : "them"} meanwhile, or someone by hand); writing the plan would undo that unseen; nothing was written`,
-      [`run topo apply again: it plans from the user as it is now (topo plan -f FILE --cluster ${shellWord(o.cluster)} shows it)`],
+      [userChangedHint(o.cluster)],
       { cluster: o.cluster, object: `user ${changed[0]}` },
     );
   }
+}
+
+/**
+ * What to do about a user that changed since the plan read it. Its `topo plan` is a command the
+ * CLI completes with the file it was run with (hintsForInvocation): "-f FILE" was left as written.
+ */
+export function userChangedHint(cluster: string): string {
+  return `run topo apply again: it plans from the user as it is now; topo plan --cluster ${shellWord(cluster)} shows it`;
 }

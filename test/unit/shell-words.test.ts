@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { setUserTags, shellPath, shellWord } from "../../src/core/words.js";
 import { hintsForInvocation } from "../../src/commands/apply.js";
+import { userChangedHint } from "../../src/broker/user-writers.js";
 import { ClustersError, TopoError } from "../../src/errors.js";
 
 describe("words of printed commands", () => {
@@ -40,6 +41,10 @@ describe("words of printed commands", () => {
     const cause = new TopoError("one", ["run topo apply again", "topo apply finishes it"]);
     hintsForInvocation(new ClustersError("two", [], false, "apply_incomplete", [cause]), "t.yaml", ["sync", "async"]);
     expect(cause.hints).toEqual(["run topo apply again", "topo apply -f t.yaml --cluster sync --cluster async finishes it"]);
+    // A user another apply changed meanwhile: the plan that shows it is of the file apply was run with.
+    const changed = new TopoError("changed", [userChangedHint("async")]);
+    hintsForInvocation(changed, "other.yaml", undefined);
+    expect(changed.hints).toEqual(["run topo apply again: it plans from the user as it is now; topo plan -f other.yaml --cluster async shows it"]);
   });
 });
 
