@@ -99,7 +99,7 @@ describe("a user's tags that reach past the rights topo derives", () => {
 
   it("warns at a tag one slip from one RabbitMQ knows, which it stores but grants nothing for, and leaves a custom tag be", () => {
     // Measured on 3.10.8: a user tagged "Monitoring" is refused by the management API, "Not management user".
-    const users = "users:\n  ops:\n    password: ${A_PW}\n    publishes: all\n    tags: [managment, Monitoring, policy-maker, billing, mgmt, management]\n";
+    const users = "users:\n  ops:\n    password: ${A_PW}\n    publishes: all\n    tags: [managment, Monitoring, policy-maker, billing, mgmt, management, monitoring_ro, management-ui, ops.monitoring]\n";
     const text = file("amqp://guest:guest@127.0.0.1:1/s", users);
     const yaml = warningsOf(text, { A_PW: "x-1" });
     const known = "(RabbitMQ's tags: administrator, monitoring, policymaker, management, impersonator)";
