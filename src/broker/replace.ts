@@ -388,7 +388,14 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
  */
 export function publishByDefaultQuestion(open: () => Promise<AmqpSession>): () => Promise<void> {
   let asked: Promise<void> | undefined;
-  return () => (asked ??= mayPublishByDefault(open));
+  // A failed ask is not kept: one whose connection was lost (a broker restart) answered nothing,
+  // and kept, it failed every later replace and every reconnect's retry with that lost connection.
+  // A refusal asked again is refused again, at the cost of one connection.
+  return () =>
+    (asked ??= mayPublishByDefault(open).catch((e: unknown) => {
+      asked = undefined;
+      throw e;
+    }));
 }
 
 /**
