@@ -87,7 +87,7 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
         await ch.consume(
           lock,
           (m) => {
-            if (m === null) session.loseLock(`the apply lock (queue ${lock} in vhost ${vhost}) was deleted while this apply held it (by rabbitmqctl delete_queue, or with its vhost), so another apply may write now; apply stops writing, takes the lock again and plans anew`);
+            if (m === null) session.loseLock(`the apply lock (queue ${lock} in vhost ${shown(vhost)}) was deleted while this apply held it (by rabbitmqctl delete_queue, or with its vhost), so another apply may write now; apply stops writing, takes the lock again and plans anew`);
           },
           { noAck: true },
         );
