@@ -3,7 +3,7 @@
 // so the file may set them, but validate, plan and apply warn at each one.
 
 import { isObject } from "./places.js";
-import { closest } from "./schema-errors.js";
+import { closest } from "../core/spelling.js";
 
 /** Tags that let a user do what no permission topo writes allows, and what each lets it do. */
 const BROAD_TAGS: ReadonlyMap<string, string> = new Map([

@@ -7,6 +7,7 @@ import { TRAFFIC } from "../model.js";
 import { holdingQueueBase, madeByTopo, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe, keyOf } from "../core/keys.js";
 import { shown, names } from "../core/words.js";
+import { closest } from "../core/spelling.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { ownValue, pushTo } from "../core/collections.js";
 
@@ -351,6 +352,13 @@ export function bindingsIntoWarnings(bindings: readonly Binding[]): string[] {
   ];
 }
 
+/** A task of a service the file lacks: the service it is one slip from ("mplogn"), or to add it. */
+function missingServiceHint(desired: DesiredState, service: string, kind: Traffic, task: string): string {
+  const services = [...new Set(desired.clusters.flatMap((c) => c.queues.map((q) => q.service)))].sort();
+  const meant = closest(service, services);
+  return meant ? `did you mean ${meant}? (${meant}.${kind}.${task}); or add ${service} to services:` : `add ${service} to services:`;
+}
+
 /** Where the file says a task name lands: cluster, exchange, routing key and queues. */
 export function routeTask(desired: DesiredState, name: string): RouteResult {
   const parsed = parseTaskName(name, desired.prefix);
@@ -362,7 +370,7 @@ export function routeTask(desired: DesiredState, name: string): RouteResult {
     const other = TRAFFIC.find((k) => k !== kind) as Traffic;
     return known
       ? { ok: false, unroutable: true, why: `service ${service} has no ${kind} queue in the file (${kind}: false), so ${name} would be unroutable`, hint: `publish it as ${service}.${other}.${parsed.task}, or give ${service} ${kind === "async" ? "an" : "a"} ${kind} queue` }
-      : { ok: false, unroutable: true, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: `add ${service} to services:` };
+      : { ok: false, unroutable: true, why: `no service ${service} in the file, so ${name} would be unroutable: there is no exchange ${service}`, hint: missingServiceHint(desired, service, kind, parsed.task) };
   }
   const queues = matchingQueues(home.resources, service, name);
   const route: Route = {

@@ -100,7 +100,9 @@ describe("route", () => {
 
   it("says why a name would be unroutable", () => {
     expect(routeTask(desired(), "mppayment.sync.charge")).toMatchObject({ ok: false, why: expect.stringMatching(/mppayment has no sync queue/), hint: expect.stringMatching(/mppayment.async.charge/) });
-    expect(routeTask(desired(), "mpnobody.sync.x")).toMatchObject({ ok: false, why: expect.stringMatching(/no service mpnobody in the file/) });
+    expect(routeTask(desired(), "mpnobody.sync.x")).toMatchObject({ ok: false, why: expect.stringMatching(/no service mpnobody in the file/), hint: "add mpnobody to services:" });
+    // One slip from a service of the file: the task meant, said first.
+    expect(routeTask(desired(), "mplogn.sync.register")).toMatchObject({ ok: false, hint: "did you mean mplogin? (mplogin.sync.register); or add mplogn to services:" });
     const noAsync = desired(raw({ services: [{ name: "mplogin", async: false }] }));
     expect(routeTask(noAsync, "mplogin.async.x")).toMatchObject({ ok: false, hint: "publish it as mplogin.sync.x, or give mplogin an async queue" });
   });
