@@ -86,7 +86,12 @@ export function schemaProblem(
       // publishes: is "all" or a list: a single service written as text is no "all", and saying
       // only 'must be "all"' led to granting every service's tasks.
       const list = serviceList(path);
-      message = list ? `${where}: must be ${list}, not other text${serviceListHint(path)}` : `${where}: must be ${JSON.stringify(params.allowedValue)}`;
+      // version: "1" is the text "1", not the number 1: saying only "must be 1" read as nonsense.
+      const value = valueAt(doc, path);
+      const quotedNumber = typeof params.allowedValue === "number" && typeof value === "string" && value.trim() === String(params.allowedValue);
+      message = list
+        ? `${where}: must be ${list}, not other text${serviceListHint(path)}`
+        : `${where}: must be ${JSON.stringify(params.allowedValue)}${quotedNumber ? `, the number, not the text ${JSON.stringify(value)}; write it without quotes` : ""}`;
       break;
     }
     case "pattern": {
