@@ -25,6 +25,7 @@ import { rightsFor, type Grant } from "../core/permissions.js";
 import { credentials, isSha256Hash, type PasswordSource } from "./credentials.js";
 import { sortArgs, sortResources } from "../core/keys.js";
 import { checkArguments } from "./arguments.js";
+import { closest } from "../core/spelling.js";
 import { badEscapeIn, controlCharacterIn, hasSchemeSlashes, hostPort, NOT_UTF8, shownQuery, userinfoAfterHost, whyNotAUrl } from "./url.js";
 
 /** The shape the schema guarantees (after ${VAR} interpolation). */
@@ -563,7 +564,9 @@ function addUsers(
       list.forEach((svc, i) => {
         if (typeof svc !== "string" || fileServices.has(svc) || unresolved.services.has(svc)) return;
         ok = false;
-        problems.push({ path: [...path, field, i], message: `no service named "${svc}" in the file (services: ${services.slice(0, 8).join(", ")}${services.length > 8 ? ", ..." : ""})` });
+        // Past eight services the list is cut: the one meant may not be in it.
+        const meant = closest(svc, services);
+        problems.push({ path: [...path, field, i], message: `no service named "${svc}" in the file${meant ? `; did you mean "${meant}"?` : ""} (services: ${services.slice(0, 8).join(", ")}${services.length > 8 ? ", ..." : ""})` });
       });
     }
     return ok;

@@ -211,6 +211,7 @@ describe("normalize: the users section", () => {
           spaced: { password_hash: ` ${rabbitHash("a")}`, consumes: ["mplogin"] },
           good: { password_hash: rabbitHash("a"), consumes: ["mplogin"] },
           ghost: { password: "a", consumes: ["mpnothere"] },
+          typo: { password: "a", consumes: ["mplogni"] },
           idle: { password: "a" },
           topo: { password: "a", consumes: ["mplogin"] },
         },
@@ -223,6 +224,8 @@ describe("normalize: the users section", () => {
     for (const u of ["padded", "padded2", "spaced"]) expect(by(u)[0], u).toMatch(/not a RabbitMQ sha256 password hash/);
     expect(by("good")).toEqual([]);
     expect(by("ghost")).toEqual(['no service named "mpnothere" in the file (services: mplogin)']);
+    // One slip from a service of the file: the one meant, said.
+    expect(by("typo")).toEqual(['no service named "mplogni" in the file; did you mean "mplogin"? (services: mplogin)']);
     expect(by("idle")[0]).toMatch(/neither consumes nor publishes/);
     expect(by("topo")[0]).toMatch(/is the user topo itself connects as/);
     // No problem quotes a password or a hash.
