@@ -60,11 +60,14 @@ async function applyLocks(http: ManagementClient): Promise<LockRow[]> {
  */
 export async function refuseRivalUserWrites(
   http: ManagementClient,
-  o: { cluster: string; vhost: string; applyId: string; intent: readonly string[]; plan: ClusterPlan; actual: ActualCluster },
+  o: { cluster: string; vhost: string; applyId: string; intent: readonly string[]; plan: ClusterPlan; actual: ActualCluster; saved?: boolean },
 ): Promise<void> {
   const users = usersWritten(o.plan);
   if (users.length === 0) return;
-  const retry = `run topo apply again once the other apply has finished: its plan then shows whose user it is (a user another topology made is refused, user_conflict)`;
+  // A saved plan holds what was planned before: only a new plan shows whose user it is now.
+  const retry = o.saved
+    ? `once the other apply has finished, run topo plan -o FILE again and apply that: the new plan shows whose user it is (a user another topology made is refused, user_conflict)`
+    : `run topo apply again once the other apply has finished: its plan then shows whose user it is (a user another topology made is refused, user_conflict)`;
   const unnamed = users.filter((u) => !o.intent.includes(u));
   if (unnamed.length) {
     throw new LockError(

@@ -517,7 +517,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       guardPlans([read.plan], opts);
       refuseShortOfChannels(read.plan, s, execOpts(opts));
       // Users are the broker's: another prefix's (or vhost's) apply may write one now, under a lock of its own.
-      await refuseRivalUserWrites(http, { cluster: c.target.name, vhost: c.target.amqp.vhost, applyId, intent, plan: read.plan, actual: read.actual });
+      await refuseRivalUserWrites(http, { cluster: c.target.name, vhost: c.target.amqp.vhost, applyId, intent, plan: read.plan, actual: read.actual, saved: opts.expect !== undefined });
     } catch (e) {
       checked?.fail(e, c.target.name);
       throw e;

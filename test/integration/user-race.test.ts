@@ -4,6 +4,9 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, CLI, deleteVhost, runCli, uniqueName, writeFile, type CliResult } from "../helpers/broker.js";
@@ -176,6 +179,15 @@ describe("another apply's lock as the refusal shows it", () => {
       const b = await runCli(["apply", "-f", file("urb", [vb], user)], env);
       expect(b.code, b.stdout + b.stderr).toBe(1);
       expect(b.stderr).toContain(`user ${user}: another apply (lock topo.ura.lock in vhost ${vl}) may write it now`);
+      // A saved plan is refused the same way, and told to plan anew: applied again, it would show
+      // only what was planned before the other apply wrote.
+      const saved = join(mkdtempSync(join(tmpdir(), "topo-race-")), "plan.json");
+      expect((await runCli(["plan", "-f", file("urb", [vb], user), "-o", saved], env)).code).toBe(0);
+      const s = await runCli(["apply", saved], env);
+      expect(s.code, s.stdout + s.stderr).toBe(1);
+      expect(s.stderr).toContain(`user ${user}: another apply (lock topo.ura.lock in vhost ${vl}) may write it now`);
+      expect(s.stderr).toMatch(/once the other apply has finished, run topo plan -o \S+ again and apply that/);
+      expect(b.stderr).not.toMatch(/plan -o/);
       await holder.close();
       // The stray queue in the other vhost stays, and stands in no apply's way.
       const again = await runCli(["apply", "-f", file("urb", [vb], user)], env);
