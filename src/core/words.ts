@@ -146,3 +146,12 @@ export function letGoOf(them: string): string {
  */
 export const CELERY_QUEUE_GONE =
   "a Celery worker whose queue is deleted stops altogether, its other queues included (it consumes again, gets 404 NOT_FOUND, logs Unrecoverable error and exits 0): restart the workers without this queue in -Q before the apply";
+
+/**
+ * The file's defaults that make its mirrored queues quorum queues, as a hint's example: naming the
+ * kinds the file mirrors (a file may mirror its async queues too), sync first.
+ */
+export function quorumDefaultsExample(kinds: Iterable<string>): string {
+  const named = [...new Set(kinds)].sort().reverse();
+  return `defaults: { ${named.map((k) => `${k}: { type: quorum }`).join(", ")} }`;
+}

@@ -4,7 +4,7 @@
 import type { Binding, DesiredCluster, Exchange, Policy, Queue } from "../model.js";
 import { queueDeclareArgs } from "../model.js";
 import { applyMarkName } from "../core/naming.js";
-import { names, plural } from "../core/words.js";
+import { names, plural, quorumDefaultsExample } from "../core/words.js";
 
 export interface Definitions {
   vhosts: { name: string }[];
@@ -82,11 +82,12 @@ export function definitionsOf(c: DesiredCluster, prefix?: string): Definitions {
  * RabbitMQ 4 before writing anything (plan/compat.ts); the export says so here.
  */
 export function definitionsWarnings(c: DesiredCluster): string[] {
-  const mirrored = c.queues.filter((q) => q.mirrored).map((q) => q.queue.name);
+  const specs = c.queues.filter((q) => q.mirrored);
+  const mirrored = specs.map((q) => q.queue.name);
   const policies = c.resources.filter((r): r is Policy => r.kind === "policy" && "ha-mode" in r.definition).map((p) => p.name);
   if (!policies.length) return [];
   return [
-    `the definitions carry topo's mirror ${policies.length === 1 ? "policy" : "policies"} ${names(policies)} (ha-mode: all) for ${plural(mirrored.length, "mirrored classic queue")} (${names(mirrored)}): RabbitMQ 4 has no classic queue mirroring, and an import there fails part-way with 400 "... are not recognised policy settings", after creating the exchanges and before any queue; they import on RabbitMQ 3.x only. For RabbitMQ 4, give the queues type: quorum in the file (e.g. defaults: { sync: { type: quorum } }), or mirrored: false, and export again (docs/rabbitmq-versions.md)`,
+    `the definitions carry topo's mirror ${policies.length === 1 ? "policy" : "policies"} ${names(policies)} (ha-mode: all) for ${plural(mirrored.length, "mirrored classic queue")} (${names(mirrored)}): RabbitMQ 4 has no classic queue mirroring, and an import there fails part-way with 400 "... are not recognised policy settings", after creating the exchanges and before any queue; they import on RabbitMQ 3.x only. For RabbitMQ 4, give the queues type: quorum in the file (e.g. ${quorumDefaultsExample(specs.map((q) => q.traffic))}), or mirrored: false, and export again (docs/rabbitmq-versions.md)`,
   ];
 }
 

@@ -3,7 +3,7 @@
 
 import type { ActualCluster, DesiredCluster, FilePath, Queue, QueueSpec } from "../model.js";
 import { atLeast, brokerIgnores, brokerRefuses, denied, deprecatedUse, majorMinor, permitsOf, stateKnown, type BrokerPermits } from "./broker-rules.js";
-import { names, plural, shellWord } from "../core/words.js";
+import { names, plural, quorumDefaultsExample, shellWord } from "../core/words.js";
 import { pushTo } from "../core/collections.js";
 
 export { majorMinor } from "./broker-rules.js";
@@ -82,10 +82,8 @@ export function compatibility(
   const mirrored = desired.queues.filter((q) => q.mirrored);
   if (atLeast(version, 4, 0) && mirrored.length) {
     error(`RabbitMQ ${version} has no classic queue mirroring (removed in 4.0), but the file mirrors ${plural(mirrored.length, "classic queue")}: ${names(mirrored.map((q) => q.queue.name))}`, mirrored, "mirrored", () => "mirrored: true");
-    // The example names the kinds the file mirrors (a file may mirror its async queues too).
-    const kinds = [...new Set(mirrored.map((q) => q.traffic))].sort().reverse();
     out.hints.push(
-      `use quorum queues, which replicate themselves: set type: quorum (e.g. defaults: { ${kinds.map((k) => `${k}: { type: quorum }`).join(", ")} }); docs/rabbitmq-versions.md (Migrating sync queues) shows how to move existing queues without losing messages`,
+      `use quorum queues, which replicate themselves: set type: quorum (e.g. ${quorumDefaultsExample(mirrored.map((q) => q.traffic))}); docs/rabbitmq-versions.md (Migrating sync queues) shows how to move existing queues without losing messages`,
     );
   }
   const quorum = desired.queues.filter((q) => q.queue.type === "quorum");
