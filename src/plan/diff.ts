@@ -245,7 +245,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     deleted.add(key);
     // A quorum queue's dead letters waiting for their target go with it too (read with its statistics).
     const waiting = before.kind === "queue" ? actual.queueFacts[before.name]?.deadLettersWaiting : undefined;
-    const messages = waiting ? (messagesOf(actual, before) ?? 0) + waiting : messagesOf(actual, before);
+    const counted = messagesOf(actual, before);
+    const messages = waiting ? (counted ?? 0) + waiting : counted;
     actions.push({ op: "delete", key, before, messages, unacked: unackedOf(actual, before), ...unknownUnacked(actual, before), ...consumersOf(actual, before) });
   }
   // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
