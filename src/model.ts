@@ -299,7 +299,7 @@ export interface QueueFacts {
   consumers?: number;
   /**
    * A quorum queue's messages dead-lettered at least once (x-dead-letter-strategy at-least-once)
-   * that wait in it for their target to take them (the statistics' messages_dlx). They are neither
+   * that wait in it for their target to take them (broker/read.ts deadLettersIn). They are neither
    * ready nor unacknowledged, so no passive declare, totals or move sees them, and an if-empty
    * delete takes them with the queue (measured on 4.0.5).
    */

@@ -8,7 +8,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { publishByDefaultQuestion } from "../broker/replace.js";
 import { refuseRivalUserWrites, usersWritten } from "../broker/user-writers.js";
-import { heldNow, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
+import { deadLettersNow, heldNow, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { lockHeld } from "../plan/left-behind.js";
@@ -936,11 +936,13 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
           if (!held.fresh) a.unackedUnknown = true;
         }
         // And its at-least-once dead letters waiting for their target, which only its statistics
-        // count (messages_dlx): the delete drops them too. Asked of this queue alone: a listing
-        // with statistics would serve every quorum queue deleted, but costs seconds at 5,000
-        // queues (readQueueStats), and deletes of quorum queues are few.
-        const stats = await http.getOptional<{ messages_dlx?: number }>(`/api/queues/${encodeURIComponent(target.amqp.vhost)}/${encodeURIComponent(q.name)}?columns=messages_dlx`);
-        const waiting = typeof stats?.messages_dlx === "number" ? stats.messages_dlx : 0;
+        // count (broker/read.ts deadLettersIn): the delete drops them too. Asked of this queue
+        // alone: a listing with statistics would serve every quorum queue deleted, but costs
+        // seconds at 5,000 queues (readQueueStats), and deletes of quorum queues are few. No
+        // statistics within the bound: what it holds has no count, and the delete is refused.
+        const dead = await deadLettersNow(http, target, q.name);
+        if (dead === undefined) a.unackedUnknown = true;
+        const waiting = dead ?? 0;
         a.messages = r.messageCount + (a.unacked ?? 0) + waiting;
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.
