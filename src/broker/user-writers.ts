@@ -14,6 +14,7 @@ import type { Action, ActualCluster, ClusterPlan } from "../model.js";
 import { LockError } from "../errors.js";
 import type { ManagementClient } from "./http.js";
 import { shellWord, shown } from "../core/words.js";
+import { userItem } from "./answers.js";
 
 /** The lock argument that names the users an apply may write. */
 export const USERS_ARGUMENT = "x-topo-users";
@@ -96,7 +97,8 @@ export async function refuseRivalUserWrites(
   }
   // After the locks: an apply that finished before this one listed them wrote its users before.
   const now = new Map(
-    ((await http.list<{ name: string; tags: unknown; password_hash?: unknown }>(`/api/users?columns=name,password_hash,tags`)) ?? []).map((u) => [u.name, u] as const),
+    // Checked as the plan's read of them is (an answer that is no list of users is not taken for one).
+    ((await http.list<{ name: string; tags: unknown; password_hash?: unknown }>(`/api/users?columns=name,password_hash,tags`, [404], {}, { check: userItem, of: "users" })) ?? []).map((u) => [u.name, u] as const),
   );
   const read = new Map(o.actual.resources.flatMap((r) => (r.kind === "user" ? [[r.name, r.tags] as const] : [])));
   const changed = users.filter((u) => {
