@@ -112,6 +112,28 @@ function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
   ];
 }
 
+/** What a delete means beyond what it removes: its consumers, its connections, what goes with it. Text and JSON alike. */
+function deleteNotes(a: Extract<Action, { op: "delete" }>): string[] {
+  const held = orphanedHold(a);
+  return [
+    ...(a.consumers
+      ? [
+          `${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it; stop the workers that consume from it first`,
+          `the consumers may be Celery workers: ${CELERY_QUEUE_GONE}`,
+        ]
+      : []),
+    ...(a.unmanaged?.length ? [alsoRemoves(a.unmanaged)] : []),
+    ...alsoDeletes(a),
+    ...(held ? [held] : []),
+    ...exclusiveQueueNote(a.before, "delete"),
+    ...(a.connections
+      ? [
+          `${plural(a.connections, "connection")} ${a.connections === 1 ? "is" : "are"} open as this user now (workers or clients, on any vhost): RabbitMQ closes ${a.connections === 1 ? "it" : "them"} when it deletes the user, and ${a.connections === 1 ? "it" : "they"} cannot log in again; move them to another user first`,
+        ]
+      : []),
+  ];
+}
+
 /** Why plan makes the apply mark of a vhost that holds the file's objects (plan/diff.ts unmarkedObjects). */
 function markReason(r: Resource): string | undefined {
   const p = r.kind === "exchange" ? markedPrefix(r) : undefined;
@@ -157,12 +179,7 @@ export function renderAction(a: Action): string[] {
       return [
         `- delete ${a.before.kind} ${describe(a.before)}${holds(a)}${a.consumers ? ` [${plural(a.consumers, "consumer")}]` : ""}`,
         ...markLines(a.before),
-        ...(a.consumers ? [`    ! ${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it; stop the workers that consume from it first`, `    ! the consumers may be Celery workers: ${CELERY_QUEUE_GONE}`] : []),
-        ...(a.unmanaged?.length ? [`    ! ${alsoRemoves(a.unmanaged)}`] : []),
-        ...alsoDeletes(a).map((l) => `    ! ${l}`),
-        ...(orphanedHold(a) ? [`    ! ${orphanedHold(a)}`] : []),
-        ...exclusiveQueueNote(a.before, "delete").map((n) => `    ! ${n}`),
-        ...(a.connections ? [`    ! ${plural(a.connections, "connection")} ${a.connections === 1 ? "is" : "are"} open as this user now (workers or clients, on any vhost): RabbitMQ closes ${a.connections === 1 ? "it" : "them"} when it deletes the user, and ${a.connections === 1 ? "it" : "they"} cannot log in again; move them to another user first`] : []),
+        ...deleteNotes(a).map((n) => `    ! ${n}`),
         ...lossLines(a),
       ];
     default:
@@ -305,7 +322,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "replace":
       return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
-      return { ...base, ...(onMarkReason(a.before) ? { why: onMarkReason(a.before) } : {}), messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, ...(a.before.kind === "user" ? { connections: a.connections ?? 0 } : {}), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), before: a.before, ...lossJson(a) };
+      return { ...base, ...(onMarkReason(a.before) ? { why: onMarkReason(a.before) } : {}), messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, ...(a.before.kind === "user" ? { connections: a.connections ?? 0 } : {}), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), notes: deleteNotes(a), before: a.before, ...lossJson(a) };
     default:
       return assertNever(a);
   }

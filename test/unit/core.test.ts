@@ -332,6 +332,20 @@ describe("diff", () => {
     expect(json(queueReplace)?.notes).toEqual([]);
   });
 
+  it("says under a delete what its consumers meet, in --json as in text", () => {
+    const plan = diffCluster(d, actual([...d.resources, queue({ name: "mpold.async" })]), "mp");
+    const del = plan.actions.find((a) => a.op === "delete" && a.before.kind === "queue" && a.before.name === "mpold.async");
+    expect(del).toBeDefined();
+    Object.assign(del!, { consumers: 2 });
+    const text = renderText({ clusters: [plan] });
+    expect(text).toContain("- delete queue mpold.async [2 consumers]\n      ! 2 consumers are attached: apply refuses to delete it while any is");
+    expect(text).toContain("      ! the consumers may be Celery workers: ");
+    const json = (planJson({ clusters: [plan] }) as { clusters: { actions: { op: string; name: string; notes?: string[] }[] }[] }).clusters[0]!.actions.find((a) => a.op === "delete" && a.name === "mpold.async");
+    expect(json?.notes).toEqual([expect.stringMatching(/^2 consumers are attached: apply refuses/), expect.stringMatching(/^the consumers may be Celery workers: /)]);
+    // Each note of the JSON is a "!" line of the text.
+    for (const n of json?.notes ?? []) expect(text).toContain(`      ! ${n}\n`);
+  });
+
   it("deletes the holding queue of a service the file dropped with its own bindings, not as bindings it does not manage", () => {
     // A replace of mplogin.async killed half-way, then mplogin removed from the file: the holding
     // queue has the service's binding and the auto-delete fanout of its own name, both topo's.
