@@ -212,6 +212,22 @@ async function deadLettersWaiting(vhost: string): Promise<number | undefined> {
   return typeof q?.messages === "number" ? q.messages - q.messages_ready - q.messages_unacknowledged : undefined;
 }
 
+/**
+ * `n` messages published to quorum queue Q and rejected without requeue, dead-lettered at least once
+ * to exchange mpdlq, which nothing is bound to: each waits in Q for its target, neither ready nor
+ * unacknowledged. Returns once the broker counts them (within seconds; later on a busy machine).
+ */
+async function deadLetteredInto(vhost: string, n: number): Promise<void> {
+  await withChannel(vhost, (ch) => ch.assertExchange("mpdlq", "topic", { durable: true }));
+  await publishIds(vhost, ids("dead", n));
+  await withChannel(vhost, async (ch) => {
+    for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
+    await ch.checkQueue(Q);
+  });
+  for (let i = 0; i < 240 && (await deadLettersWaiting(vhost)) !== n; i++) await new Promise((r) => setTimeout(r, 500));
+  expect(await deadLettersWaiting(vhost)).toBe(n);
+}
+
 const refusedBeforeWriting = (r: CliResult) => {
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/refusing to replace 1 queue that could lose messages/);
@@ -294,15 +310,7 @@ describe("replace refuses what would lose messages", () => {
     const dl = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
     const file = (limit: number) => writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: { ...dl, "x-delivery-limit": limit } } }] });
     expect((await runCli(["apply", "-f", file(5)])).code).toBe(0);
-    await withChannel(async, (ch) => ch.assertExchange("mpdlq", "topic", { durable: true }));
-    const held = ids("dead", 4);
-    await publishIds(async, held);
-    await withChannel(async, async (ch) => {
-      for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
-      await ch.checkQueue(Q);
-    });
-    for (let i = 0; i < 240 && (await deadLettersWaiting(async)) !== 4; i++) await new Promise((r) => setTimeout(r, 500));
-    expect(await deadLettersWaiting(async)).toBe(4);
+    await deadLetteredInto(async, 4);
 
     const before = await brokerState(async);
     const r = await runCli(["apply", "-f", file(6), "--allow-destructive"]);
@@ -319,15 +327,7 @@ describe("replace refuses what would lose messages", () => {
     const dl = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
     const both = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: dl } }, { name: "mpkeep", sync: false }] });
     expect((await runCli(["apply", "-f", both])).code).toBe(0);
-    await withChannel(async, (ch) => ch.assertExchange("mpdlq", "topic", { durable: true }));
-    await publishIds(async, ids("dead", 3));
-    await withChannel(async, async (ch) => {
-      for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
-      await ch.checkQueue(Q);
-    });
-    // The statistics count them within a few seconds; on a machine busy with other tests, later.
-    for (let i = 0; i < 240 && (await deadLettersWaiting(async)) !== 3; i++) await new Promise((r) => setTimeout(r, 500));
-    expect(await deadLettersWaiting(async)).toBe(3);
+    await deadLetteredInto(async, 3);
     // The service goes from the file: its queue, ready and unacknowledged counts 0, is deleted.
     const without = writeTopology({ sync, async, services: [{ name: "mpkeep", sync: false }] });
     const plan = await runCli(["plan", "-f", without]);
@@ -359,14 +359,7 @@ describe("replace refuses what would lose messages", () => {
         ...(o.management ? { clusterExtra: { async: { management: o.management } } } : {}),
       });
     expect((await runCli(["apply", "-f", file({ keep: true, limit: 5 })])).code).toBe(0);
-    await withChannel(async, (ch) => ch.assertExchange("mpdlq", "topic", { durable: true }));
-    await publishIds(async, ids("dead", 3));
-    await withChannel(async, async (ch) => {
-      for (let m = await ch.get(Q); m; m = await ch.get(Q)) ch.nack(m, false, false);
-      await ch.checkQueue(Q);
-    });
-    for (let i = 0; i < 240 && (await deadLettersWaiting(async)) !== 3; i++) await new Promise((r) => setTimeout(r, 500));
-    expect(await deadLettersWaiting(async)).toBe(3);
+    await deadLetteredInto(async, 3);
     const own = `/api/queues/${vh(async)}/${Q}?`;
     const proxy = await managementProxy({
       change: (path, body) => (path.startsWith(own) && body && typeof body === "object" && "messages_dlx" in body ? { ...body, messages_dlx: 0 } : undefined),
