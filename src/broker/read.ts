@@ -532,7 +532,10 @@ async function queueStats(client: ManagementClient, target: ClusterTarget, name:
   if (!q || q.messages === undefined) return undefined;
   const waiting = quorum ? deadLettersIn(q) : 0;
   return {
-    messages: q.messages,
+    // What is ready and unacknowledged: a quorum queue's total counts its waiting dead letters
+    // too, which are kept apart (else a plan that could not count the queue live, as apply does,
+    // would add them twice).
+    messages: quorum ? q.messages - notReadyNorUnacked(q) : q.messages,
     ready: q.messages_ready ?? q.messages,
     unacked: q.messages_unacknowledged ?? 0,
     consumers: q.consumers,
@@ -554,8 +557,12 @@ type QueueStats = { messages?: number; messages_ready?: number; messages_unackno
  * and plan then showed the queue's delete as dropping nothing).
  */
 function deadLettersIn(q: QueueStats): number {
-  const beside = (q.messages ?? 0) - (q.messages_ready ?? q.messages ?? 0) - (q.messages_unacknowledged ?? 0);
-  return Math.max(q.messages_dlx ?? 0, beside, 0);
+  return Math.max(q.messages_dlx ?? 0, notReadyNorUnacked(q));
+}
+
+/** What a queue's total counts beside its ready and unacknowledged messages (a quorum queue's waiting dead letters). */
+function notReadyNorUnacked(q: QueueStats): number {
+  return Math.max(0, (q.messages ?? 0) - (q.messages_ready ?? q.messages ?? 0) - (q.messages_unacknowledged ?? 0));
 }
 
 /**
