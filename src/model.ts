@@ -423,6 +423,12 @@ export type Action =
        */
       unackedUnknown?: boolean;
       /**
+       * A quorum queue's dead letters waiting for their target have no count: the broker gave the
+       * queue no statistics within apply's bound (its leader had not reported), so `messages`
+       * may not count them all.
+       */
+      deadLettersUnknown?: boolean;
+      /**
        * Of `messages`, those fetched but not acknowledged (basic.get without ack, or a consumer
        * cancelled on a channel still open): no passive declare counts them, and the broker deletes
        * them with the queue, if-empty and if-unused included.

@@ -261,7 +261,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       const consumerCount = await consumersOf(amqp, r.name);
       const { messageCount } = await ch.deleteQueue(r.name);
       // Not when the read had no count of what its consumers hold: then it is no count of all.
-      const all = now?.unacked !== undefined ? messageCount + now.unacked : (a.op === "delete" || a.op === "replace") && !a.unackedUnknown ? a.messages : undefined;
+      const all = now?.unacked !== undefined ? messageCount + now.unacked : (a.op === "delete" || a.op === "replace") && !a.unackedUnknown && !(a.op === "delete" && a.deadLettersUnknown) ? a.messages : undefined;
       // A client that fetched with basic.get, or whose consumer was cancelled, is no consumer.
       const fetched = now?.unacked ?? (a.op === "delete" ? (a.unacked ?? 0) : 0);
       const taken =

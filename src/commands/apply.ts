@@ -930,6 +930,7 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         // whole.
         a.unacked = undefined;
         a.unackedUnknown = undefined;
+        a.deadLettersUnknown = undefined;
         if (r.consumerCount > 0) {
           const held = await unackedNow(http, target, q.name, r);
           a.unacked = held.fresh ? held.unacked || undefined : undefined;
@@ -941,7 +942,7 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         // seconds at 5,000 queues (readQueueStats), and deletes of quorum queues are few. No
         // statistics within the bound: what it holds has no count, and the delete is refused.
         const dead = await deadLettersNow(http, target, q.name);
-        if (dead === undefined) a.unackedUnknown = true;
+        if (dead === undefined) a.deadLettersUnknown = true;
         const waiting = dead ?? 0;
         a.messages = r.messageCount + (a.unacked ?? 0) + waiting;
       } catch (e) {

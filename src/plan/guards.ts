@@ -225,7 +225,7 @@ export function guardDataLoss(plans: ClusterPlan[]): void {
   type Delete = Extract<Action, { op: "delete" }>;
   const isStream = (a: Delete) => a.before.kind === "queue" && a.before.type === "stream";
   // Uncounted: a queue without consumers whose count the broker did not give (apply's count).
-  const uncounted = (a: Delete) => a.unackedUnknown === true && !a.consumers && !isStream(a);
+  const uncounted = (a: Delete) => (a.unackedUnknown === true || a.deadLettersUnknown === true) && !a.consumers && !isStream(a);
   const reasons = (a: Delete) => [(a.messages ?? 0) > 0 ? "messages" : "", (a.consumers ?? 0) > 0 ? "consumers" : "", isStream(a) ? "stream" : "", uncounted(a) ? "uncounted" : ""].filter(Boolean);
   const offending = plans.flatMap((p) =>
     destructiveActions(p)

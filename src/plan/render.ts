@@ -38,18 +38,23 @@ function argsText(args: Record<string, unknown>): string {
   return entries.length ? `, ${entries.map(([k, v]) => `${shown(k)}=${escapeUnsafe(JSON.stringify(v))}`).join(", ")}` : "";
 }
 
-function holds(a: { messages?: number; unackedUnknown?: boolean }): string {
-  if (a.unackedUnknown) return ` [holds ${messagesHeld(a)}]`;
+type Held = { messages?: number; unackedUnknown?: boolean; deadLettersUnknown?: boolean };
+
+function holds(a: Held): string {
+  if (a.unackedUnknown || a.deadLettersUnknown) return ` [holds ${messagesHeld(a)}]`;
   return a.messages ? ` [holds ${messagesHeld(a)}]` : "";
 }
 
 /**
  * What a queue holds, in words: "5 messages", or, when what its consumers hold unacknowledged has
- * no count, "2 ready messages and an unknown number unacknowledged".
+ * no count, "2 ready messages and an unknown number unacknowledged"; when a quorum queue's dead
+ * letters waiting for their target have none, "2 messages and an unknown number of dead letters
+ * waiting for their target".
  */
-export function messagesHeld(a: { messages?: number; unackedUnknown?: boolean }): string {
+export function messagesHeld(a: Held): string {
   const n = a.messages ?? 0;
-  return a.unackedUnknown ? `${plural(n, "ready message")} and an unknown number unacknowledged` : plural(n, "message");
+  const counted = a.unackedUnknown ? `${plural(n, "ready message")} and an unknown number unacknowledged` : plural(n, "message");
+  return a.deadLettersUnknown ? `${counted}${a.unackedUnknown ? "," : ""} and an unknown number of dead letters waiting for their target` : counted;
 }
 
 /** What a line of output means; a terminal shows it in colour, a pipe gets the plain text. */
@@ -289,8 +294,8 @@ export function renderSummary(plan: Plan, where: "above" | "below" = "above"): s
 }
 
 /** In --json, `messages` then counts the ready ones only. */
-function unknownJson(a: { unackedUnknown?: boolean }): { unackedUnknown?: true } {
-  return a.unackedUnknown ? { unackedUnknown: true } : {};
+function unknownJson(a: { unackedUnknown?: boolean; deadLettersUnknown?: boolean }): { unackedUnknown?: true; deadLettersUnknown?: true } {
+  return { ...(a.unackedUnknown ? { unackedUnknown: true } : {}), ...(a.deadLettersUnknown ? { deadLettersUnknown: true } : {}) };
 }
 
 /**

@@ -382,6 +382,39 @@ describe("replace refuses what would lose messages", () => {
     expect(await deadLettersWaiting(async)).toBe(3);
   }, 180_000);
 
+  // A quorum queue whose leader has not reported yet has no statistics and no totals: what it
+  // holds in dead letters waiting for their target has no count. Apply waits for them within its
+  // bound (15 s), then refuses the delete as uncounted, rather than take none for 0. A proxy
+  // answers every read of the queue's own statistics as the broker does before that report.
+  it("a quorum queue with no statistics within apply's bound is not deleted: its waiting dead letters have no count", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const dl = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const file = (keep: boolean, management?: string) =>
+      writeTopology({
+        sync,
+        async,
+        services: [...(keep ? [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: dl } }] : []), { name: "mpkeep", sync: false }],
+        ...(management ? { clusterExtra: { async: { management } } } : {}),
+      });
+    expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
+    await deadLetteredInto(async, 2);
+    const own = `/api/queues/${vh(async)}/${Q}?`;
+    const proxy = await managementProxy({ change: (path, body) => (path.startsWith(own) && body && typeof body === "object" && !Array.isArray(body) ? { name: Q } : undefined) });
+    try {
+      const before = await brokerState(async);
+      const r = await runCli(["apply", "-f", file(false, proxy.url), "--allow-destructive", "--json"]);
+      expect(r.code, r.stderr).toBe(1);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.message).toContain(`refusing to drop messages: 1 queue to delete has no count:\n  cluster async: - delete queue ${Q} [holds 0 messages and an unknown number of dead letters waiting for their target]`);
+      expect(await brokerState(async)).toEqual(before);
+    } finally {
+      proxy.close();
+    }
+    expect(await deadLettersWaiting(async)).toBe(2);
+  }, 180_000);
+
   it("x-overflow reject-publish below what the queue holds: refused on the broker's live count, nothing in two places", async () => {
     const { f, held } = await appliedHolding(15);
     const before = await brokerState(f.async);
