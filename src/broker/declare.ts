@@ -9,6 +9,7 @@ import { queueDeclareArgs } from "../model.js";
 import { amqplibModule } from "./raw-amqp.js";
 import { replyText } from "./amqp.js";
 import { sleep } from "./retry.js";
+import { quorumCount, type QuorumReport } from "./read.js";
 
 function queueOptions(q: Queue): Options.AssertQueue {
   return { durable: q.durable, autoDelete: q.autoDelete, exclusive: q.exclusive, arguments: queueDeclareArgs(q) };
@@ -131,7 +132,7 @@ const QUORUM_CONSUMERS_POLL_MS = 100;
  * if-empty or if-unused (RabbitMQ 3.10 and 4.x close the whole connection, 540), so topo checks
  * it itself, one round trip before the delete. Neither sees what a basic.get without ack holds.
  */
-export async function deleteQueueIfIdle(ch: Channel, name: string, type: Queue["type"]): Promise<string | undefined> {
+export async function deleteQueueIfIdle(ch: Channel, name: string, type: Queue["type"], report: QuorumReport): Promise<string | undefined> {
   if (type === "quorum") {
     // A quorum queue counts the channel that moved its messages out with basic.get as consumers
     // until it has taken in that the channel closed (90 "consumers" just after a move, on 3.10):
@@ -143,6 +144,15 @@ export async function deleteQueueIfIdle(ch: Channel, name: string, type: Queue["
     }
     if (now.consumerCount > 0) return `${now.consumerCount} consumer(s), in use`;
     if (now.messageCount > 0) return `${now.messageCount} message(s), not empty`;
+    // 0 and 0 is also the broker's answer when the queue's leader did not answer in time
+    // (broker/read.ts quorumCount): the queue's own report must agree.
+    const counted = await quorumCount(() => ch.checkQueue(name), report, name, now);
+    if (counted.consumerCount > 0) return `${counted.consumerCount} consumer(s), in use`;
+    if (counted.messageCount > 0) return `${counted.messageCount} message(s), not empty`;
+    if (counted.reported) {
+      const { held, consumers } = counted.reported;
+      return `${held > 0 ? `${held} message(s)` : `${consumers} consumer(s)`} by the queue's own last report, though its passive declare counts none (the broker's answer when the queue's leader does not answer within 250 ms), ${held > 0 ? "not empty" : "in use"}`;
+    }
     await ch.deleteQueue(name);
     return undefined;
   }

@@ -16,7 +16,7 @@ import { writeEach, writePipelined } from "./pipeline.js";
 import { replaceQueueLossless } from "./replace.js";
 import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
-import { unackedCounter } from "./read.js";
+import { quorumReport, unackedCounter } from "./read.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shellWord } from "../core/words.js";
@@ -240,6 +240,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     // DELETE_COUNT_REUSE_MS before each delete, and after each replace's move (5b).
     const held = unackedCounter(http, target, DELETE_COUNT_REUSE_MS);
     const heldAfterMove = unackedCounter(http, target);
+    const report = quorumReport(http, target);
     // 4. Deletes of queues and exchanges. Queues are deleted only when empty and unused unless
     //    data loss was allowed.
     const removal = async (ch: Channel, { a, r }: { a: Action; r: Queue | Exchange }): Promise<unknown> => {
@@ -252,7 +253,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         if (now?.listed && now.unacked !== 0) throw heldBeforeDelete(plan.cluster, r.name, now.unacked);
         // The broker itself refuses to drop a message, even one published after plan read the
         // counts, or a consumer's unacknowledged ones.
-        const refusal = await deleteQueueIfIdle(ch, r.name, r.type);
+        const refusal = await deleteQueueIfIdle(ch, r.name, r.type, report);
         if (refusal) throw notIdle(plan.cluster, r.name, refusal);
         return;
       }
@@ -399,6 +400,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           limits: a.limits,
           removeByKey: (b) => removeByKey(http, target.amqp.vhost, b),
           unacked: async (queue) => (await heldAfterMove(queue)).unacked,
+          report,
           begun: () => ctx.begun?.(a),
           moving: (what) => ctx.busy?.(what),
           mayPublishByDefault: ctx.mayPublishByDefault,

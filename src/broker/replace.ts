@@ -46,6 +46,7 @@ import { alarmHint, blockedKind } from "../plan/alarms.js";
 import { bind, declareOwnQueue, declareQueue, deleteQueueIfIdle, unbind } from "./declare.js";
 import { copyOf, removedByKey } from "./remove-binding.js";
 import { sleep } from "./retry.js";
+import type { QuorumReport } from "./read.js";
 
 export interface LosslessReplace {
   /** The queue as it must be afterwards. */
@@ -72,6 +73,11 @@ export interface LosslessReplace {
    * (broker/read.ts heldNow); undefined: the broker gave no count. Without it, nothing is counted.
    */
   unacked?: (queue: string) => Promise<number | undefined>;
+  /**
+   * What a quorum queue counts of itself at its last tick (broker/read.ts quorumReport): before a
+   * quorum queue is deleted, its passive declare's 0 messages and 0 consumers must agree with it.
+   */
+  report: QuorumReport;
   /**
    * Called before the replace's first write (at once when resuming one): from then on the queue
    * is not as it was, and an apply that stops says its messages may be in the holding queue.
@@ -294,7 +300,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         }
       }
       await step(`delete old ${name}`, async (ch) => {
-        const refusal = await deleteQueueIfIdle(ch, name, r.old?.type ?? "classic");
+        const refusal = await deleteQueueIfIdle(ch, name, r.old?.type ?? "classic", r.report);
         if (refusal) throw refusedDelete(session.cluster, name, hold, refusal, r.old?.type === "quorum");
       });
     }
@@ -354,7 +360,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
     if (unacked === undefined || unacked > 0) throw heldInHold(session.cluster, name, hold, unacked);
   }
   await step(`delete ${hold}`, async (ch) => {
-    const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type);
+    const refusal = await deleteQueueIfIdle(ch, hold, holdQueue.type, r.report);
     if (refusal) throw new Error(`${hold} was not deleted: ${refusal}`);
   });
   // Every message moved into the holding queue comes back out (moved, or dropped as a copy),

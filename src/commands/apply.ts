@@ -8,7 +8,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { publishByDefaultQuestion } from "../broker/replace.js";
 import { refuseRivalUserWrites, usersWritten } from "../broker/user-writers.js";
-import { deadLettersNow, heldNow, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
+import { deadLettersNow, heldNow, quorumCount, quorumReport, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { lockHeld } from "../plan/left-behind.js";
@@ -908,13 +908,19 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
   type Delete = Extract<Action, { op: "delete" }>;
   const targets = p.actions.filter((a): a is Delete => a.op === "delete" && a.before.kind === "queue");
   const classic: { a: Delete; live: { messageCount: number; consumerCount: number } }[] = [];
+  const report = quorumReport(http, target);
   await s.runAll(
     targets,
     16,
     async (ch, a) => {
       const q = a.before as Queue;
       try {
-        const r = await ch.checkQueue(q.name);
+        const first = await ch.checkQueue(q.name);
+        // A quorum queue's 0 messages and 0 consumers is also the broker's answer when its leader
+        // did not answer in time: its own report must agree (broker/read.ts quorumCount).
+        const counted = q.type === "quorum" ? await quorumCount(() => ch.checkQueue(q.name), report, q.name, first) : first;
+        const reported = "reported" in counted ? counted.reported : undefined;
+        const r = reported ? { messageCount: reported.held, consumerCount: reported.consumers } : counted;
         a.consumers = r.consumerCount;
         if (q.type === "stream") {
           // A stream's passive count lags behind its statistics' (0 for messages just confirmed).
@@ -931,7 +937,8 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         a.unacked = undefined;
         a.unackedUnknown = undefined;
         a.deadLettersUnknown = undefined;
-        if (r.consumerCount > 0) {
+        // Counted by the report (ready and unacknowledged together): no consumer is there to wait for.
+        if (r.consumerCount > 0 && !reported) {
           const held = await unackedNow(http, target, q.name, r);
           a.unacked = held.fresh ? held.unacked || undefined : undefined;
           if (!held.fresh) a.unackedUnknown = true;

@@ -10,6 +10,8 @@ import amqplib from "amqplib";
 import { brokerRunning } from "./test-brokers.js";
 import { afterEach, inject, type TestContext } from "vitest";
 import type { ClusterTarget } from "../../src/model.js";
+import { ManagementClient } from "../../src/broker/http.js";
+import { quorumReport, type QuorumReport } from "../../src/broker/read.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/cli.js");
@@ -283,4 +285,9 @@ export function skipWhenUnavailable(broker: () => TestBroker | undefined): (ctx:
 export function scriptEnv(script: string): Record<string, string> {
   const out = execFileSync(script, ["env"], { encoding: "utf8" });
   return Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+/** broker/read.ts quorumReport for a cluster target of the test broker: what a quorum queue counts of itself at its last tick. */
+export function quorumReportFor(t: ClusterTarget): QuorumReport {
+  return quorumReport(new ManagementClient(t.name, t.management, {}), t);
 }

@@ -78,8 +78,12 @@ export interface AmqpProxy {
   close: () => Promise<void>;
 }
 
-/** A TCP proxy to the test broker's AMQP port, for tests of a connection lost at a chosen moment. */
-export async function amqpProxy(): Promise<AmqpProxy> {
+/**
+ * A TCP proxy to the test broker's AMQP port, for tests of a connection lost at a chosen moment.
+ * `declareOk`, when given, sees each queue.declare-ok the broker sends and may answer other counts
+ * (as a quorum queue whose leader did not answer within 250 ms does: 0 messages, 0 consumers).
+ */
+export async function amqpProxy(o: { declareOk?: (queue: string, messages: number, consumers: number) => { messages: number; consumers: number } | undefined } = {}): Promise<AmqpProxy> {
   const { createServer: tcpServer, connect } = await import("node:net");
   const b = broker();
   const pairs: { client: import("node:net").Socket; upstream: import("node:net").Socket }[] = [];
@@ -127,8 +131,39 @@ export async function amqpProxy(): Promise<AmqpProxy> {
       }
       if (out.length) upstream.write(Buffer.concat(out));
     });
-    upstream.on("data", (d) => {
-      if (!dead) client.write(d);
+    let fromBroker = Buffer.alloc(0);
+    let brokerHeaderSeen = false;
+    upstream.on("data", (d: Buffer) => {
+      if (dead) return;
+      if (!o.declareOk) {
+        client.write(d);
+        return;
+      }
+      // Whole frames only, so a queue.declare-ok (class 50, method 11) can be read and rewritten:
+      // queue name (short string), message count, consumer count.
+      fromBroker = Buffer.concat([fromBroker, d]);
+      if (!brokerHeaderSeen && fromBroker.length >= 8 && fromBroker.subarray(0, 4).toString("latin1") === "AMQP") {
+        client.write(fromBroker.subarray(0, 8));
+        fromBroker = fromBroker.subarray(8);
+      }
+      brokerHeaderSeen = true;
+      while (fromBroker.length >= 7) {
+        const size = fromBroker.readUInt32BE(3);
+        if (fromBroker.length < 8 + size) break;
+        const frame = Buffer.from(fromBroker.subarray(0, 8 + size));
+        fromBroker = fromBroker.subarray(8 + size);
+        if (frame[0] === 1 && size >= 5 && frame.readUInt16BE(7) === 50 && frame.readUInt16BE(9) === 11) {
+          const len = frame[11]!;
+          const queue = frame.subarray(12, 12 + len).toString("utf8");
+          const at = 12 + len;
+          const changed = o.declareOk(queue, frame.readUInt32BE(at), frame.readUInt32BE(at + 4));
+          if (changed) {
+            frame.writeUInt32BE(changed.messages, at);
+            frame.writeUInt32BE(changed.consumers, at + 4);
+          }
+        }
+        client.write(frame);
+      }
     });
     const end = () => {
       client.destroy();

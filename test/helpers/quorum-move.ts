@@ -6,6 +6,7 @@
 import amqplib from "amqplib";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
+import { quorumReportFor } from "./broker.js";
 import type { ClusterTarget, Queue } from "../../src/model.js";
 
 export interface StoppedMove {
@@ -43,7 +44,7 @@ export async function stoppedQuorumMove(amqp: string, mgmt: string, vhost: strin
     const hold = { overflow: "drop-head" as const, maxLengthBytes: { value: 250, from: "policy p's max-length-bytes" } };
     const error = await replaceQueueLossless(
       session,
-      { after: { ...old, arguments: { "x-delivery-limit": 2 } }, bindings: [], holdBindings: [], queueDone: false, old, limits: { queue: { overflow: "drop-head" }, hold, old: { overflow: "drop-head" } } },
+      { report: quorumReportFor(t), after: { ...old, arguments: { "x-delivery-limit": 2 } }, bindings: [], holdBindings: [], queueDone: false, old, limits: { queue: { overflow: "drop-head" }, hold, old: { overflow: "drop-head" } } },
       () => undefined,
     ).then(
       () => undefined,
@@ -127,7 +128,7 @@ export async function priorityTwins(amqp: string, mgmt: string, vhost: string): 
         return r;
       };
     });
-    const error = await replaceQueueLossless(session, { after: { ...QUORUM, type: "classic" }, bindings: [ROUTE], holdBindings: [], queueDone: false, old: QUORUM, limits: LIMITS }, () => undefined).then(
+    const error = await replaceQueueLossless(session, { report: quorumReportFor(targetOf(amqp, mgmt, vhost)), after: { ...QUORUM, type: "classic" }, bindings: [ROUTE], holdBindings: [], queueDone: false, old: QUORUM, limits: LIMITS }, () => undefined).then(
       () => undefined,
       (e: Error) => e.message,
     );
@@ -175,7 +176,7 @@ export async function straightAfterMove(amqp: string, mgmt: string, vhost: strin
       };
     });
     const limits = { ...LIMITS, old: { overflow: "drop-head" as const, deliveryLimit: { value: 0, from: "x-delivery-limit" } } };
-    const error = await replaceQueueLossless(session, { after: { ...old, type: "classic", arguments: {} }, bindings: [ROUTE], holdBindings: [], queueDone: false, old, limits }, () => undefined).then(
+    const error = await replaceQueueLossless(session, { report: quorumReportFor(targetOf(amqp, mgmt, vhost)), after: { ...old, type: "classic", arguments: {} }, bindings: [ROUTE], holdBindings: [], queueDone: false, old, limits }, () => undefined).then(
       () => undefined,
       (e: Error) => e.message,
     );

@@ -7,7 +7,7 @@ import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { deleteQueueIfIdle } from "../../src/broker/declare.js";
 import type { Queue } from "../../src/model.js";
-import { amqpUrl, createVhost, deleteVhost, getQueue, uniqueName, withChannel } from "../helpers/broker.js";
+import { amqpUrl, clusterTarget, createVhost, deleteVhost, getQueue, uniqueName, withChannel, quorumReportFor } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -42,7 +42,7 @@ async function holdingWorker(v: string, name: string, expect: number) {
   return { held: () => held, close: () => conn.close() };
 }
 
-const attempt = (v: string, name: string, type: Queue["type"]) => withChannel(v, (ch) => deleteQueueIfIdle(ch, name, type));
+const attempt = (v: string, name: string, type: Queue["type"]) => withChannel(v, (ch) => deleteQueueIfIdle(ch, name, type, quorumReportFor(clusterTarget(v))));
 
 describe("deleteQueueIfIdle", () => {
   for (const type of ["classic", "quorum"] as const) {

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import amqplib from "amqplib";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
-import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
+import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker, quorumReportFor } from "../helpers/broker.js";
 import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
@@ -570,7 +570,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
         const route: Binding = { kind: "binding", source: "mplogin", destination: "mplogin.async", destinationType: "queue", routingKey: "mplogin.async.#", arguments: {} };
         const err = await replaceQueueLossless(
           session,
-          { after: { ...old, arguments: { "x-max-priority": 5 } }, bindings: [route], holdBindings: [], queueDone: false, old, unacked: async (q) => (await heldNow(http, t)).get(q)?.unacked },
+          { report: quorumReportFor(t), after: { ...old, arguments: { "x-max-priority": 5 } }, bindings: [route], holdBindings: [], queueDone: false, old, unacked: async (q) => (await heldNow(http, t)).get(q)?.unacked },
           () => undefined,
         ).then(
           () => undefined,

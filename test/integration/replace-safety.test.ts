@@ -13,10 +13,10 @@ import { replaceQueueLossless } from "../../src/broker/replace.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { heldNow } from "../../src/broker/read.js";
 import type { Binding, Queue } from "../../src/model.js";
-import { amqpUrl, api, broker, CLI, clusterTarget, createVhost, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult } from "../helpers/broker.js";
+import { amqpUrl, api, broker, CLI, clusterTarget, createVhost, deleteVhost, getQueue, listBindings, messageCount, runCli, uniqueName, vh, withChannel, writeTopology, type CliResult, quorumReportFor } from "../helpers/broker.js";
 import type { BrokerError } from "../../src/errors.js";
 import { stoppedQuorumMove, straightAfterMove } from "../helpers/quorum-move.js";
-import { managementProxy } from "../helpers/proxy.js";
+import { amqpProxy, managementProxy } from "../helpers/proxy.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -413,6 +413,49 @@ describe("replace refuses what would lose messages", () => {
       proxy.close();
     }
     expect(await deadLettersWaiting(async)).toBe(2);
+  }, 180_000);
+
+  // RabbitMQ answers a passive declare of a quorum queue with 0 messages and 0 consumers when its
+  // leader does not answer within 250 ms, or has none (rabbit_quorum_queue:stat/1 in 3.10.8, 4.0.5
+  // and 4.3.5 maps the timeout or error to {ok, 0, 0}): on a busy broker a queue holding messages
+  // looks empty and idle. Here an AMQP proxy answers every passive declare of the queue so.
+  it("a quorum queue whose passive declare says 0 messages, as a busy broker answers when the leader did not answer in time: neither a delete nor a replace drops what it holds", async () => {
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    const proxy = await amqpProxy({ declareOk: (queue) => (queue === Q ? { messages: 0, consumers: 0 } : undefined) });
+    try {
+      const through = new URL(amqpUrl(async));
+      through.hostname = "127.0.0.1";
+      through.port = String(proxy.port);
+      const file = (o: { keep: boolean; limit?: number; proxied: boolean }) =>
+        writeTopology({
+          sync,
+          async,
+          services: [...(o.keep ? [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: o.limit ? { "x-delivery-limit": o.limit } : {} } }] : []), { name: "mpkeep", sync: false }],
+          ...(o.proxied ? { clusterExtra: { async: { url: through.toString() } } } : {}),
+        });
+      expect((await runCli(["apply", "-f", file({ keep: true, limit: 5, proxied: false })])).code).toBe(0);
+      const held = ids("held", 3);
+      await publishIds(async, held);
+      // The queue's own report (its tick, through the statistics) counts them.
+      await statsShow(async, Q, (q) => q.messages === 3);
+      const before = await brokerState(async);
+
+      const plan = await runCli(["plan", "-f", file({ keep: false, proxied: true })]);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toMatch(new RegExp(`- delete queue ${Q.replace(/\./g, "\\.")} \\[holds 3 messages\\]`));
+      const gone = await runCli(["apply", "-f", file({ keep: false, proxied: true }), "--allow-destructive"]);
+      expect(gone.code, gone.stderr).toBe(1);
+      expect(gone.stderr).toMatch(new RegExp(`refusing to drop messages: 1 queue[^\\n]*\\n[^\\n]*${Q.replace(/\./g, "\\.")}[^\\n]*3 messages`));
+      expect(await brokerState(async)).toEqual(before);
+
+      // A replace moves what the queue holds with basic.get, which the proxy leaves alone: kept, whatever it says.
+      await runCli(["apply", "-f", file({ keep: true, limit: 6, proxied: true }), "--allow-destructive"]);
+      expectExactlyOnce([...(await drainIds(async, Q)), ...(await drainIds(async, HOLD))], held);
+    } finally {
+      await proxy.close();
+    }
   }, 180_000);
 
   it("x-overflow reject-publish below what the queue holds: refused on the broker's live count, nothing in two places", async () => {
@@ -1144,7 +1187,7 @@ describe("replace stops rather than lose or copy a message", () => {
       };
       return ch;
     };
-    const error = await replaceQueueLossless(session, { after: queue({ "x-max-length": 1_000_000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
+    const error = await replaceQueueLossless(session, { report: quorumReportFor(target(f.async)), after: queue({ "x-max-length": 1_000_000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
       () => undefined,
       (e: Error) => e,
     );
@@ -1167,7 +1210,7 @@ describe("replace stops rather than lose or copy a message", () => {
     try {
       await replaceQueueLossless(
         session,
-        { after: queue({ "x-max-priority": 5 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}), unacked: async (q) => (await heldNow(http, t)).get(q)?.unacked },
+        { report: quorumReportFor(t), after: queue({ "x-max-priority": 5 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}), unacked: async (q) => (await heldNow(http, t)).get(q)?.unacked },
         () => undefined,
       );
       return undefined;
@@ -1413,7 +1456,7 @@ ch.close(); c.close()`;
     // The mover alone, without the limits the plan gives it: what a limit set after the plan looks
     // like. The broker nacks 10 of the 15 moved back.
     const session = await AmqpSession.open(target(f.async));
-    const err = await replaceQueueLossless(session, { after: queue(after), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
+    const err = await replaceQueueLossless(session, { report: quorumReportFor(target(f.async)), after: queue(after), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
       () => undefined,
       (e: Error) => e,
     );
@@ -1463,7 +1506,7 @@ ch.close(); c.close()`;
       await ch.checkQueue(Q);
     });
     const session = await AmqpSession.open(target(f.async));
-    const out = await replaceQueueLossless(session, { after: queue({}), bindings: [route], holdBindings: [], queueDone: true, old: queue({}) }, () => undefined);
+    const out = await replaceQueueLossless(session, { report: quorumReportFor(target(f.async)), after: queue({}), bindings: [route], holdBindings: [], queueDone: true, old: queue({}) }, () => undefined);
     await session.close();
     expect(out).toEqual({ movedBack: 4, duplicatesDropped: 0, holds: 6 });
     expect(await getQueue(f.async, HOLD)).toBeUndefined();
@@ -1674,7 +1717,7 @@ ch.close(); c.close()`;
     const { f, held } = await appliedHolding(300);
     expect((await api("PUT", `/api/policies/${vh(f.async)}/holdlim`, { pattern: "^topo\\.hold\\.", definition, "apply-to": "queues", priority: 50 })).status).toBeLessThan(300);
     const session = await AmqpSession.open(target(f.async));
-    const err = await replaceQueueLossless(session, { after: queue({ "x-max-length": 1000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
+    const err = await replaceQueueLossless(session, { report: quorumReportFor(target(f.async)), after: queue({ "x-max-length": 1000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
       () => undefined,
       (e: BrokerError) => e,
     );
@@ -1707,7 +1750,7 @@ ch.close(); c.close()`;
     const worker = await stuckConsumer(f.async, 4);
     await statsShow(f.async, Q, () => worker.held.length === 4);
     const session = await AmqpSession.open(target(f.async));
-    const err = await replaceQueueLossless(session, { after: queue({ "x-max-length": 1000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
+    const err = await replaceQueueLossless(session, { report: quorumReportFor(target(f.async)), after: queue({ "x-max-length": 1000 }), bindings: [route], holdBindings: [], queueDone: false, old: queue({}) }, () => undefined).then(
       () => undefined,
       (e: Error) => e,
     );

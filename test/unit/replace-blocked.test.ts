@@ -76,7 +76,7 @@ describe("a replace's first ask under a memory alarm", () => {
     const old = queue({ name: "mplogin.async" });
     const after = queue({ name: "mplogin.async", arguments: { "x-max-length": 1000 } });
     let outcome: unknown = "pending";
-    void replaceQueueLossless(ownSession(own), { after, old, bindings: [], holdBindings: [], queueDone: false, mayPublishByDefault: publishByDefaultQuestion(async () => blockedSession(asked)) }, () => undefined).then(
+    void replaceQueueLossless(ownSession(own), { report: async () => undefined, after, old, bindings: [], holdBindings: [], queueDone: false, mayPublishByDefault: publishByDefaultQuestion(async () => blockedSession(asked)) }, () => undefined).then(
       (v) => (outcome = v),
       (e: unknown) => (outcome = e),
     );
@@ -104,7 +104,7 @@ describe("a replace's first ask under a memory alarm", () => {
     for (const name of ["mplogin.async", "mpshop.async"]) {
       const old = queue({ name });
       const after = queue({ name, arguments: { "x-max-length": 1000 } });
-      void replaceQueueLossless(ownSession(own), { after, old, bindings: [], holdBindings: [], queueDone: false, mayPublishByDefault: question }, () => undefined).then(
+      void replaceQueueLossless(ownSession(own), { report: async () => undefined, after, old, bindings: [], holdBindings: [], queueDone: false, mayPublishByDefault: question }, () => undefined).then(
         (v) => outcomes.push(v),
         (e: unknown) => outcomes.push(e),
       );
