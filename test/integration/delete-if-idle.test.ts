@@ -69,4 +69,22 @@ describe("deleteQueueIfIdle", () => {
       expect(await getQueue(v, "q")).toBeUndefined();
     });
   }
+
+  // RabbitMQ answers a passive declare of a quorum queue with 0 messages and 0 consumers when its
+  // leader does not answer within 250 ms (rabbit_quorum_queue:stat/1): here the channel answers so.
+  it("quorum: refuses when its passive declare says 0 messages, as a busy broker answers, while the queue's own report counts them", async () => {
+    const v = await fresh();
+    await declareWith(v, "q", "quorum", 3);
+    const report = quorumReportFor(clusterTarget(v));
+    for (let i = 0; i < 60 && (await report("q"))?.held !== 3; i++) await new Promise((r) => setTimeout(r, 500));
+    expect((await report("q"))?.held).toBe(3);
+    const refusal = await withChannel(v, (ch) => {
+      const timedOut = new Proxy(ch, {
+        get: (t, p) => (p === "checkQueue" ? async (queue: string) => ({ queue, messageCount: 0, consumerCount: 0 }) : Reflect.get(t, p, t)),
+      });
+      return deleteQueueIfIdle(timedOut, "q", "quorum", report);
+    });
+    expect(refusal).toMatch(/3 message\(s\) by the queue's own last report, though its passive declare counts none .*not empty/);
+    expect(await withChannel(v, async (ch) => (await ch.checkQueue("q")).messageCount)).toBe(3);
+  }, 60_000);
 });
