@@ -87,4 +87,25 @@ describe("deleteQueueIfIdle", () => {
     expect(refusal).toMatch(/3 message\(s\) by the queue's own last report, though its passive declare counts none .*not empty/);
     expect(await withChannel(v, async (ch) => (await ch.checkQueue("q")).messageCount)).toBe(3);
   }, 60_000);
+
+  // Neither ready nor unacknowledged, they are in no passive declare's count (0 messages, 0
+  // consumers, truly), and a delete drops them with the queue.
+  it("quorum: refuses while at-least-once dead letters wait in it for their target", async () => {
+    const v = await fresh();
+    await withChannel(v, async (ch) => {
+      await ch.assertExchange("nowhere", "topic", { durable: true });
+      await ch.assertQueue("q", { durable: true, arguments: { "x-queue-type": "quorum", "x-dead-letter-exchange": "nowhere", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } });
+      for (let i = 0; i < 3; i++) ch.sendToQueue("q", Buffer.from(`m${i}`), { persistent: true });
+      await ch.checkQueue("q");
+      for (let m = await ch.get("q"); m; m = await ch.get("q")) ch.nack(m, false, false);
+      await ch.checkQueue("q");
+    });
+    const report = quorumReportFor(clusterTarget(v));
+    for (let i = 0; i < 60 && (await report("q"))?.beside !== 3; i++) await new Promise((r) => setTimeout(r, 500));
+    expect(await report("q")).toEqual({ held: 0, consumers: 0, beside: 3 });
+    expect(await withChannel(v, (ch) => ch.checkQueue("q"))).toMatchObject({ messageCount: 0, consumerCount: 0 });
+    expect(await attempt(v, "q", "quorum")).toMatch(/3 message\(s\) neither ready nor unacknowledged .*not empty/);
+    expect(await getQueue(v, "q")).toBeDefined();
+    expect((await report("q"))?.beside).toBe(3);
+  }, 60_000);
 });
