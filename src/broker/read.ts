@@ -602,8 +602,8 @@ export function quorumReport(client: ManagementClient, target: ClusterTarget): Q
   return async (queue) => {
     const facts = await queueStats(client, target, queue, true);
     if (!facts) return undefined;
-    const beside = facts.deadLettersWaiting ?? 0;
-    return { held: Math.max((facts.messages ?? 0) - beside, 0), consumers: facts.consumers ?? 0, beside };
+    // A quorum queue's facts hold its dead letters apart from its messages (queueStats).
+    return { held: facts.messages ?? 0, consumers: facts.consumers ?? 0, beside: facts.deadLettersWaiting ?? 0 };
   };
 }
 

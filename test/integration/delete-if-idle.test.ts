@@ -107,5 +107,12 @@ describe("deleteQueueIfIdle", () => {
     expect(await attempt(v, "q", "quorum")).toMatch(/3 message\(s\) neither ready nor unacknowledged .*not empty/);
     expect(await getQueue(v, "q")).toBeDefined();
     expect((await report("q"))?.beside).toBe(3);
+    // One more, ready: the report counts it held, and the dead letters apart, not one against the other.
+    await withChannel(v, async (ch) => {
+      ch.sendToQueue("q", Buffer.from("m3"), { persistent: true });
+      await ch.checkQueue("q");
+    });
+    for (let i = 0; i < 60 && (await report("q"))?.held !== 1; i++) await new Promise((r) => setTimeout(r, 500));
+    expect(await report("q")).toEqual({ held: 1, consumers: 0, beside: 3 });
   }, 60_000);
 });
