@@ -85,7 +85,7 @@ export function celeryConsumers(before: Resource, after: Resource): string {
   const old = toQuorum
     ? "a worker on a module written while the queue was classic asks for a global QoS, which a quorum queue refuses (NOT_IMPLEMENTED), and never becomes ready"
     : "a worker on a module from before topo wrote no_declare re-declares the old arguments and stops with PRECONDITION_FAILED";
-  return `the consumers may be Celery workers: stop them (apply refuses while they are attached), apply, then start them on the module topo export celery writes now; ${old} (docs/safety.md, replacing a queue)`;
+  return `the consumers may be Celery workers: stop them (apply refuses while they are attached, unless given --allow-data-loss, which deletes the queue with what it holds and re-creates it), apply, then start them on the module topo export celery writes now; ${old} (docs/safety.md, replacing a queue)`;
 }
 
 /**
@@ -123,7 +123,7 @@ function deleteNotes(a: Extract<Action, { op: "delete" }>): string[] {
   return [
     ...(a.consumers
       ? [
-          `${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it; stop the workers that consume from it first`,
+          `${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it (with --allow-data-loss it deletes it all the same, and that with it); stop the workers that consume from it first`,
           `the consumers may be Celery workers: ${CELERY_QUEUE_GONE}`,
         ]
       : []),

@@ -394,7 +394,7 @@ describe("a replace under Celery workers", () => {
           "      because arguments.x-max-priority: (none) -> 5",
           "      ! messages at risk: 1 consumer is attached: a consumer takes messages while they are moved, and what it has not acknowledged is lost with the old queue",
           "      then re-creates its 1 binding",
-          "      ! the consumers may be Celery workers: stop them (apply refuses while they are attached), apply, then start them on the module topo export celery writes now; a worker on a module from before topo wrote no_declare re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)",
+          "      ! the consumers may be Celery workers: stop them (apply refuses while they are attached, unless given --allow-data-loss, which deletes the queue with what it holds and re-creates it), apply, then start them on the module topo export celery writes now; a worker on a module from before topo wrote no_declare re-declares the old arguments and stops with PRECONDITION_FAILED (docs/safety.md, replacing a queue)",
         ].join("\n"),
       );
 

@@ -160,7 +160,7 @@ describe("plan's delete of a queue with consumers", () => {
     const lines = renderAction({ ...deleteEmpty, consumers: 2 });
     expect(lines).toEqual([
       "- delete queue mpold.async [2 consumers]",
-      "    ! 2 consumers are attached: apply refuses to delete it while any is, since what they have not acknowledged would go with it; stop the workers that consume from it first",
+      "    ! 2 consumers are attached: apply refuses to delete it while any is, since what they have not acknowledged would go with it (with --allow-data-loss it deletes it all the same, and that with it); stop the workers that consume from it first",
       "    ! the consumers may be Celery workers: a Celery worker whose queue is deleted stops altogether, its other queues included (it consumes again, gets 404 NOT_FOUND, logs Unrecoverable error and exits 0): restart the workers without this queue in -Q before the apply",
     ]);
     expect(renderAction(deleteEmpty).join("\n")).not.toMatch(/Celery/);
