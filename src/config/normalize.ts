@@ -475,7 +475,7 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
           const known = knownClusters.join(", ");
           problems.push(
             builtIn
-              ? { path: namePath, message: `no cluster named "${r.cluster}" for ${svc.name}.${kind} and the other ${kind} queues; add clusters.${r.cluster} or set defaults.${kind}.cluster (clusters: ${known})` }
+              ? { path: namePath, message: `no cluster named "${r.cluster}" for ${svc.name}.${kind} and the other ${kind} queues; add clusters.${r.cluster}, set defaults.${kind}.cluster, or write ${kind}: false on each service that has no ${kind} queue (clusters: ${known})` }
               : { path: r.clusterPath, message: `unknown cluster "${r.cluster}" (clusters: ${known})` },
           );
         }

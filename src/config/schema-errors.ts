@@ -61,7 +61,7 @@ export function schemaProblem(
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${list ? serviceListHint(path) : ""}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${list ? serviceListHint(path) : ""}${defaultsSwitchHint(path, value)}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
       break;
     }
     case "uniqueItems": {
@@ -154,6 +154,18 @@ function typeHint(wanted: string, value: unknown, path: (string | number)[]): st
     return holdsSecrets(path) || typeof key !== "string" ? "; write it without quotes" : `; write it without quotes (${key}: ${value.trim()})`;
   }
   return "";
+}
+
+/**
+ * defaults.sync: false reads as "no sync queues", but defaults only give settings: a kind is
+ * turned off per service (services[].sync: false), which the bare "must be an object" never said.
+ */
+function defaultsSwitchHint(path: (string | number)[], value: unknown): string {
+  if (path.length !== 2 || path[0] !== "defaults" || typeof value !== "boolean") return "";
+  const kind = String(path[1]);
+  return value
+    ? `; defaults.${kind} gives the settings of every service's ${kind} queue (cluster, durable, ...), and every service has one unless it says ${kind}: false: remove it, or write the settings`
+    : `; defaults cannot turn the ${kind} queues off: write ${kind}: false on each service that has no ${kind} queue ({ name: <service>, ${kind}: false })`;
 }
 
 /** What a user's consumes: or publishes: takes, in the words of the file; undefined elsewhere. */

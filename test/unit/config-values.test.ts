@@ -59,3 +59,25 @@ describe("a file that starts with a byte order mark", () => {
     expect(problemsOf(`\ufeffversion: 2\nclusters: { sync: { url: "amqp://h/s" }, async: { url: "amqp://h/a" } }\nservices: [mplogin]\n`)).toEqual(["1:10: version: must be 1"]);
   });
 });
+
+describe("a file with one kind of queue only", () => {
+  // A first file of a team with an async cluster alone: defaults.sync: false was refused with a
+  // bare "must be an object", and the missing sync cluster's problem named two ways out, neither
+  // of which is "this service has no sync queue".
+  const oneCluster = "version: 1\nclusters:\n  async:\n    url: amqp://guest:guest@127.0.0.1:1/a\n";
+  it("says that defaults cannot turn a kind off, and how a service does", () => {
+    expect(problemsOf(`${oneCluster}defaults:\n  sync: false\nservices: [mplogin]\n`)).toEqual([
+      "6:9: defaults.sync: must be an object, not boolean false; defaults cannot turn the sync queues off: write sync: false on each service that has no sync queue ({ name: <service>, sync: false })",
+    ]);
+    expect(problemsOf(`${oneCluster}defaults:\n  async: true\nservices: [{ name: mplogin, sync: false }]\n`)).toEqual([
+      "6:10: defaults.async: must be an object, not boolean true; defaults.async gives the settings of every service's async queue (cluster, durable, ...), and every service has one unless it says async: false: remove it, or write the settings",
+    ]);
+  });
+
+  it("names sync: false among the ways out of a missing cluster, and takes it", () => {
+    expect(problemsOf(`${oneCluster}services: [mplogin]\n`)).toEqual([
+      '5:12: services[0]: no cluster named "sync" for mplogin.sync and the other sync queues; add clusters.sync, set defaults.sync.cluster, or write sync: false on each service that has no sync queue (clusters: async)',
+    ]);
+    expect(problemsOf(`${oneCluster}services: [{ name: mplogin, sync: false }]\n`)).toEqual([]);
+  });
+});
