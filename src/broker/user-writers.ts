@@ -61,7 +61,17 @@ async function applyLocks(http: ManagementClient): Promise<LockRow[]> {
  */
 export async function refuseRivalUserWrites(
   http: ManagementClient,
-  o: { cluster: string; vhost: string; applyId: string; intent: readonly string[]; plan: ClusterPlan; actual: ActualCluster; saved?: boolean },
+  o: {
+    cluster: string;
+    vhost: string;
+    applyId: string;
+    intent: readonly string[];
+    plan: ClusterPlan;
+    actual: ActualCluster;
+    saved?: boolean;
+    /** This apply's lock queue (its prefix's), and the vhosts of the file's clusters on this broker: a lock of that name there is the same file's. */
+    own?: { lock: string; clusters: readonly { name: string; vhost: string }[] };
+  },
 ): Promise<void> {
   const users = usersWritten(o.plan);
   if (users.length === 0) return;
@@ -89,9 +99,19 @@ export async function refuseRivalUserWrites(
     const since = typeof args["x-topo-since"] === "string" ? `since ${shown(args["x-topo-since"])}` : undefined;
     // A lock that names no holder (declared by hand, or by a client that is no topo) is said by its name alone.
     const who = [[holder, since].filter(Boolean).join(" "), `lock ${shown(String(row.name))} in vhost ${shown(String(row.vhost))}`].filter(Boolean).join(", ");
+    // Two applies of one file, each with --cluster (parallel deploy jobs), share its users: the
+    // other lock is this file's own, in the vhost of another of its clusters. Telling them that
+    // two files list one user sent them looking for a second file that does not exist.
+    const sibling = o.own && row.name === o.own.lock ? o.own.clusters.find((c) => c.vhost === row.vhost) : undefined;
+    const hints = sibling
+      ? [
+          o.saved ? `once the other apply has finished, run topo plan -o FILE again and apply that` : `run topo apply again once the other apply has finished`,
+          `that lock is this file's own, on its cluster ${shown(sibling.name)}: two applies of one file, each with --cluster, both write the users their clusters share; apply those clusters in one run (leave out --cluster), or one after the other`,
+        ]
+      : [retry, `two files should not both list one user: give each service's user to one file`];
     throw new LockError(
       `cluster ${o.cluster}: user${both.length === 1 ? "" : "s"} ${both.join(", ")}: another apply (${who}) may write ${both.length === 1 ? "it" : "them"} now; users are the broker's, not a vhost's, so each apply's lock does not keep the other out, and the later write would win unseen; nothing was written`,
-      [retry, `two files should not both list one user: give each service's user to one file`],
+      hints,
       { cluster: o.cluster, object: `user ${both[0]}` },
     );
   }

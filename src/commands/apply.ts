@@ -517,7 +517,11 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       guardPlans([read.plan], opts);
       refuseShortOfChannels(read.plan, s, execOpts(opts));
       // Users are the broker's: another prefix's (or vhost's) apply may write one now, under a lock of its own.
-      await refuseRivalUserWrites(http, { cluster: c.target.name, vhost: c.target.amqp.vhost, applyId, intent, plan: read.plan, actual: read.actual, saved: opts.expect !== undefined });
+      const own = {
+        lock: lockQueueName(desired.prefix),
+        clusters: desired.clusters.filter((o) => o.target.management.baseUrl === c.target.management.baseUrl).map((o) => ({ name: o.target.name, vhost: o.target.amqp.vhost })),
+      };
+      await refuseRivalUserWrites(http, { cluster: c.target.name, vhost: c.target.amqp.vhost, applyId, intent, plan: read.plan, actual: read.actual, saved: opts.expect !== undefined, own });
     } catch (e) {
       checked?.fail(e, c.target.name);
       throw e;

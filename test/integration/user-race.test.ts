@@ -134,6 +134,52 @@ describe("two applies of files that list one user", () => {
   });
 });
 
+describe("two applies of one file, each with --cluster", () => {
+  // Parallel deploy jobs, one per cluster, of one file with users: the refusal told them that two
+  // files listed one user, and to give each user to one file, when there was one file.
+  it("the refusal says the other lock is the file's own, on its other cluster, and how to apply them", async () => {
+    const base = uniqueName("urj");
+    const [v0, v1] = [`${base}-0`, `${base}-1`];
+    const user = `race-${randomBytes(4).toString("hex")}`;
+    vhosts.push(v0, v1);
+    users.push(user);
+    const f = file("ura", [v0, v1], user);
+    expect((await runCli(["apply", "-f", f], env)).code).toBe(0);
+    // The apply of cluster c0 holds its lock (in v0) and may write the user, as its lock says.
+    const holder = await amqplib.connect(amqpUrl(v0));
+    try {
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.ura.lock", { exclusive: true, durable: false, autoDelete: true, arguments: { "x-topo-users": [user] } });
+      const b = await runCli(["apply", "-f", f, "--cluster", "c1"], { RACE_PASSWORD_URA: "changed-9pass" });
+      expect(b.code, b.stdout + b.stderr).toBe(1);
+      expect(b.stderr).toContain(`user ${user}: another apply (lock topo.ura.lock in vhost ${v0}) may write it now`);
+      expect(b.stderr).toContain("that lock is this file's own, on its cluster c0: two applies of one file, each with --cluster, both write the users their clusters share");
+      expect(b.stderr).not.toContain("two files should not both list one user");
+    } finally {
+      await holder.close().catch(() => undefined);
+    }
+  });
+
+  it("another file's lock of another prefix is still said to be another file's", async () => {
+    const [va, vb] = [uniqueName("urk"), uniqueName("url")];
+    const user = `race-${randomBytes(4).toString("hex")}`;
+    vhosts.push(va, vb);
+    users.push(user);
+    await api("PUT", `/api/vhosts/${encodeURIComponent(va)}`, {});
+    const holder = await amqplib.connect(amqpUrl(va));
+    try {
+      const ch = await holder.createChannel();
+      await ch.assertQueue("topo.ura.lock", { exclusive: true, durable: false, autoDelete: true, arguments: { "x-topo-users": [user] } });
+      const b = await runCli(["apply", "-f", file("urb", [vb], user)], env);
+      expect(b.code, b.stdout + b.stderr).toBe(1);
+      expect(b.stderr).toContain("two files should not both list one user");
+      expect(b.stderr).not.toContain("this file's own");
+    } finally {
+      await holder.close().catch(() => undefined);
+    }
+  });
+});
+
 describe("another apply's lock as the refusal shows it", () => {
   it("its vhost, holder and time are the declarer's words: a newline or a terminal escape among them is shown escaped", async () => {
     const odd = `${uniqueName("ure")}/b%c \u00fc\u001b[31mred`;
