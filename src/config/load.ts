@@ -3,7 +3,7 @@
 
 import { readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import type { Document, LineCounter, Node as YamlNode, Pair, Scalar } from "yaml";
 import type { ValidateFunction } from "ajv";
 import { ConfigError, formatProblem, TopoError, type ConfigProblem } from "../errors.js";
@@ -86,7 +86,8 @@ export function loadConfig(file: string, env: Env = process.env, redactor?: Reda
     const code = (e as NodeJS.ErrnoException).code;
     const why =
       code === "ENOENT"
-        ? "no such file; pass the file with -f FILE"
+        ? // A relative name is read from where topo runs, which in a CI job or a script is not always where the file is.
+          `no such file${isAbsolute(file) ? "" : ` in ${process.cwd()}, the directory topo runs in (a relative name is read from there)`}; pass the topology file with -f FILE`
         : code === "EACCES" || code === "EPERM"
           ? "permission denied: the user topo runs as may not read it (ls -l shows who may; chmod or run as its owner)"
           : code === "ELOOP"

@@ -93,7 +93,7 @@ describe("the invalid corpus", () => {
 
     const missing = join(dir, "nope.yaml");
     const r3 = await run(["plan", "-f", missing]);
-    expectPreciseFailure(missing, r3, ["1:1: no such file; pass the file with -f FILE"]);
+    expectPreciseFailure(missing, r3, ["1:1: no such file; pass the topology file with -f FILE"]);
     // Standard input, or a directory, is not taken for a file that does not exist or is odd.
     expectPreciseFailure("-", await run(["plan", "-f", "-"]), ['1:1: "-" is not standard input here; topo reads the topology from a file: write it to one and pass -f FILE']);
     expectPreciseFailure(dir, await run(["validate", "-f", dir]), ["1:1: a directory, not a file; pass the topology file with -f FILE"]);

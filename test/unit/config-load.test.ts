@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from "vitest";
 import { interpolateAll } from "../../src/config/interpolate.js";
-import { parseConfig } from "../../src/config/load.js";
+import { loadConfig, parseConfig } from "../../src/config/load.js";
 import { problemsOf } from "../helpers/problems.js";
 import { ConfigError, type ConfigProblem } from "../../src/errors.js";
 
@@ -655,5 +655,27 @@ describe("columns on a line with characters beyond 16 bits (emoji)", () => {
   it("places a control character and a lone carriage return after an emoji at the character", () => {
     expect(problemsOf("version: 1 # 😀\u0007\n")[0]).toMatch(/^1:15: file contains the control character U\+0007/);
     expect(problemsOf("version: 1 # 😀\rclusters: {}\n")[0]).toMatch(/^1:15: a line ends here with a carriage return alone/);
+  });
+});
+
+describe("a topology file that is not there", () => {
+  // In a CI job the directory topo runs in is often not the file's: "no such file; pass the file
+  // with -f FILE" was said to a user who had passed -f, and never said where the name was looked up.
+  const problems = (file: string): string[] => {
+    try {
+      loadConfig(file, {});
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems.map((p) => p.message);
+      throw e;
+    }
+    return [];
+  };
+  it("names the directory a relative name was read from", () => {
+    expect(problems("no-such-topology-file.yaml")).toEqual([
+      `no such file in ${process.cwd()}, the directory topo runs in (a relative name is read from there); pass the topology file with -f FILE`,
+    ]);
+  });
+  it("says no directory for a name that is absolute", () => {
+    expect(problems("/nonexistent-dir/topology.yaml")).toEqual(["no such file; pass the topology file with -f FILE"]);
   });
 });
