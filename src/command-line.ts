@@ -198,7 +198,7 @@ program
     const format = formatOf(o);
     try {
       refuseTwoFormats(o, cmd);
-      const opts = { file: o.file, cluster: o.cluster, insecure: o.insecure, redactor, warn: (w: string) => err(`warning: ${w}`) };
+      const opts = { file: o.file, cluster: o.cluster, insecure: o.insecure, redactor, warn: (w: string) => err(`warning: ${w}`), log: err };
       // A plain plan loads neither saved plans nor apply.
       const output = o.output;
       const p =
