@@ -393,7 +393,7 @@ program
   .action(async (task: string, o: { file: string; live?: boolean; json?: boolean; insecure?: boolean }) => {
     try {
       const { route, routeJson, routeText } = await import("./commands/route.js");
-      const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure, redactor, warn: (w) => err(`warning: ${w}`) });
+      const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure, redactor, warn: (w) => err(`warning: ${w}`), log: err });
       if (o.json) outJson(routeJson(r));
       else out(routeText(r));
     } catch (e) {
@@ -504,6 +504,7 @@ exportCmd
             output: o.output,
             force: o.force,
             insecure: o.insecure,
+            log: err,
           });
           for (const n of r.notices) err(`note: ${n}`);
           // Written as is, not through out(): masking would garble ${VAR:-default} references,

@@ -10,11 +10,6 @@ export interface PlanOptions extends ConnectionOptions, TopologySource {
   cluster?: string | readonly string[];
   /** Told the state each cluster's plan was computed from (plan -o keeps it). */
   onRead?: (cluster: string, state: SavedState) => void;
-  /**
-   * Told, as apply's log is, of a management request still unanswered after 15 s and of each try
-   * again: without it a drift check against a paused broker said nothing for minutes.
-   */
-  log?: (msg: string) => void;
 }
 
 export interface PlanStats {

@@ -11,6 +11,11 @@ export interface ConnectionOptions {
   insecure?: boolean;
   /** Bound on each management API request (default 30 s). */
   requestTimeoutMs?: number;
+  /**
+   * Told of a management request still unanswered after 15 s and of each try again (the CLI's
+   * stderr): without it a command against a paused broker said nothing for minutes.
+   */
+  log?: (msg: string) => void;
 }
 
 /** Where a command's topology comes from: a file it loads, or one the caller has loaded already. */
@@ -49,6 +54,6 @@ export function selectClusters(desired: DesiredState, names: string | readonly s
   return desired.clusters.filter((c) => wanted.includes(c.target.name));
 }
 
-export function managementClient(c: DesiredCluster, opts: ConnectionOptions & { redactor?: Redactor; log?: (msg: string) => void }): ManagementClient {
+export function managementClient(c: DesiredCluster, opts: ConnectionOptions & { redactor?: Redactor }): ManagementClient {
   return new ManagementClient(c.target.name, c.target.management, c.target.tls, { insecure: opts.insecure, timeoutMs: opts.requestTimeoutMs, places: c.target.places, redactor: opts.redactor, log: opts.log });
 }
