@@ -5,7 +5,7 @@ import type { Action, Binding, ClusterPlan, LostBinding, Plan, PolicyLoss, Resou
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
-import { CELERY_QUEUE_GONE, escapeUnsafe, plural, shown } from "../core/words.js";
+import { CELERY_QUEUE_GONE, escapeUnsafe, FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shown } from "../core/words.js";
 import { autoDeleted } from "./lost-bindings.js";
 import { HOLD_PREFIX, markedPrefix, markOfBinding } from "../core/naming.js";
 
@@ -125,6 +125,13 @@ function deleteNotes(a: Extract<Action, { op: "delete" }>): string[] {
       ? [
           `${plural(a.consumers, "consumer")} ${a.consumers === 1 ? "is" : "are"} attached: apply refuses to delete it while any is, since what ${a.consumers === 1 ? "it has" : "they have"} not acknowledged would go with it (with --allow-data-loss it deletes it all the same, and that with it); stop the workers that consume from it first`,
           `the consumers may be Celery workers: ${CELERY_QUEUE_GONE}`,
+        ]
+      : []),
+    // Held by a client that is no consumer: apply refuses the delete for them, and draining the
+    // queue does not take them, which the "[holds N messages]" of the line alone never said.
+    ...(!a.consumers && a.unacked
+      ? [
+          `${a.unacked === a.messages ? (a.unacked === 1 ? "it is" : `all ${a.unacked} are`) : `${a.unacked} of them ${a.unacked === 1 ? "is" : "are"}`} fetched but not acknowledged (${FETCHED_WITHOUT_CONSUMER}): workers draining the queue do not take ${a.unacked === 1 ? "it" : "them"}, and the broker deletes ${a.unacked === 1 ? "it" : "them"} with the queue, even if empty and unused; ${letGoOf(a.unacked === 1 ? "it" : "them")}`,
         ]
       : []),
     ...(a.unmanaged?.length ? [alsoRemoves(a.unmanaged)] : []),

@@ -166,3 +166,21 @@ describe("plan's delete of a queue with consumers", () => {
     expect(renderAction(deleteEmpty).join("\n")).not.toMatch(/Celery/);
   });
 });
+
+describe("plan's delete of a queue whose messages a client fetched and holds", () => {
+  // A basic.get holder (or a Celery worker in warm shutdown) is no consumer: plan said only
+  // "[holds 3 messages]", and the reviewer's way out, letting the workers drain the queue, never
+  // takes them; apply's refusal alone said why.
+  it("says under the delete that draining does not take them, and what does", () => {
+    const all = renderAction({ ...deleteEmpty, messages: 3, unacked: 3 });
+    expect(all[0]).toBe("- delete queue mpold.async [holds 3 messages]");
+    expect(all[1]).toBe(
+      "    ! all 3 are fetched but not acknowledged (basic.get without ack, or a consumer cancelled on a channel still open, as a Celery worker in warm shutdown holds its reserved tasks until it exits): workers draining the queue do not take them, and the broker deletes them with the queue, even if empty and unused; let that client acknowledge them or close its channel (a Celery worker that is stopping: wait until it has exited)",
+    );
+    expect(renderAction({ ...deleteEmpty, messages: 1, unacked: 1 })[1]).toMatch(/^    ! it is fetched but not acknowledged .*: workers draining the queue do not take it, and the broker deletes it with the queue/);
+    expect(renderAction({ ...deleteEmpty, messages: 5, unacked: 1 })[1]).toMatch(/^    ! 1 of them is fetched but not acknowledged /);
+    // With consumers, the consumers' note says it; with none fetched, nothing is added.
+    expect(renderAction({ ...deleteEmpty, messages: 5, unacked: 2, consumers: 1 }).join("\n")).not.toMatch(/fetched but not acknowledged/);
+    expect(renderAction({ ...deleteEmpty, messages: 5 })).toEqual(["- delete queue mpold.async [holds 5 messages]"]);
+  });
+});
