@@ -376,6 +376,11 @@ export type Action =
       changed: string[];
       /** A policy update: queues that would lose messages once it is made (plan/policy-shifts.ts). */
       losses?: PolicyLoss[];
+      /**
+       * A user's password change: its connections open now, on any vhost. They stay open, but
+       * each login after the apply with the old password is refused.
+       */
+      connections?: number;
     }
   | {
       op: "replace";

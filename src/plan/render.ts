@@ -146,6 +146,15 @@ function deleteNotes(a: Extract<Action, { op: "delete" }>): string[] {
   ];
 }
 
+/** What a user's password change means for the clients logged in as it now. Text and JSON alike. */
+function updateNotes(a: Extract<Action, { op: "update" }>): string[] {
+  if (a.after.kind !== "user" || !a.connections || !a.changed.includes("password")) return [];
+  const one = a.connections === 1;
+  return [
+    `${plural(a.connections, "connection")} ${one ? "is" : "are"} open as this user now (workers or clients, on any vhost): ${one ? "it stays" : "they stay"} open, but every login after the apply with the old password (a reconnect after a network blip or a broker restart, a new worker) is refused; give the workers the new password as the apply runs`,
+  ];
+}
+
 /** Why plan makes the apply mark of a vhost that holds the file's objects (plan/diff.ts unmarkedObjects). */
 function markReason(r: Resource): string | undefined {
   const p = r.kind === "exchange" ? markedPrefix(r) : undefined;
@@ -172,7 +181,7 @@ export function renderAction(a: Action): string[] {
       // A user's password change is a word, never a value: "~ update user mplogin (password)".
       if (a.after.kind === "user") {
         const fields = a.changed.map((c) => c.split(":")[0] as string);
-        return [`~ update user ${describe(a.after)} (${fields.join(", ")})`, ...a.changed.filter((c) => c !== "password").map((c) => `    ${c}`)];
+        return [`~ update user ${describe(a.after)} (${fields.join(", ")})`, ...a.changed.filter((c) => c !== "password").map((c) => `    ${c}`), ...updateNotes(a).map((n) => `    ! ${n}`)];
       }
       return [`~ update ${a.after.kind} ${describe(a.after)}`, ...a.changed.map((c) => `    ${c}`), ...lossLines(a)];
     case "replace":
@@ -330,7 +339,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "create":
       return { ...base, after: a.after, ...(markReason(a.after) ? { why: markReason(a.after) } : {}), ...lossJson(a) };
     case "update":
-      return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a) };
+      return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a), ...(a.after.kind === "user" && a.changed.includes("password") ? { connections: a.connections ?? 0, notes: updateNotes(a) } : {}) };
     case "replace":
       return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":

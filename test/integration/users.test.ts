@@ -318,6 +318,16 @@ describe("users from the file", () => {
     const worker = await connect(s.async, s.login, s.env.UT_LOGIN_PASSWORD);
     // The management API lists a connection at its next statistics round (every 5 s).
     for (let i = 0; i < 40 && !((await api("GET", "/api/connections?columns=user")).body as { user: string }[]).some((c) => c.user === s.login); i++) await new Promise((r) => setTimeout(r, 500));
+    // A new password under it: the worker stays connected, and its next login is refused (plan
+    // said only "(password)").
+    const rotated = await runCli(["plan", "-f", s.file({ adopt: true }), "--json"], { ...s.env, UT_LOGIN_PASSWORD: "rotated-9pass" });
+    const update = (JSON.parse(rotated.stdout) as { clusters: { actions: { op: string; kind: string; name: string; connections?: number; notes?: string[] }[] }[] }).clusters
+      .flatMap((c) => c.actions)
+      .find((a) => a.op === "update" && a.kind === "user" && a.name === s.login);
+    expect(update?.connections, rotated.stdout).toBe(1);
+    expect(update?.notes).toEqual([
+      "1 connection is open as this user now (workers or clients, on any vhost): it stays open, but every login after the apply with the old password (a reconnect after a network blip or a broker restart, a new worker) is refused; give the workers the new password as the apply runs",
+    ]);
     const plan = await runCli(["plan", "-f", s.file({ drop: true })], s.env);
     expect(plan.stdout).toContain(`- delete user ${s.login}\n      ! 1 connection is open as this user now (workers or clients, on any vhost): RabbitMQ closes it when it deletes the user, and it cannot log in again; move them to another user first`);
     await worker.close().catch(() => undefined);
