@@ -475,12 +475,12 @@ export async function readAndPlan(
   // cannot log in again (a user renamed in the file cut its workers off with no word of it).
   // A password changed under connected workers: they stay connected, and their next login (a
   // reconnect after a network blip or a broker restart) is refused until they have the new one.
-  const userDeletes = plan.actions.filter(
+  const userLogins = plan.actions.filter(
     (a): a is Extract<typeof a, { op: "delete" | "update" }> => (a.op === "delete" && a.before.kind === "user") || (a.op === "update" && a.before.kind === "user" && a.changed.includes("password")),
   );
-  if (userDeletes.length) {
-    const open = await readUserConnections(client, userDeletes.map((a) => (a.before as { name: string }).name));
-    for (const a of userDeletes) {
+  if (userLogins.length) {
+    const open = await readUserConnections(client, userLogins.map((a) => (a.before as { name: string }).name));
+    for (const a of userLogins) {
       const n = open?.get((a.before as { name: string }).name);
       if (n) a.connections = n;
     }
