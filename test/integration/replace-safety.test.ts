@@ -228,6 +228,31 @@ async function deadLetteredInto(vhost: string, n: number): Promise<void> {
   expect(await deadLettersWaiting(vhost)).toBe(n);
 }
 
+/** At-least-once dead-lettering to exchange mpdlq, as the quorum tests of waiting dead letters declare it. */
+const DEAD_LETTERS = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+
+/** A sync and an async vhost of this test's own, removed after it. */
+function vhostPair(): { sync: string; async: string } {
+  const sync = uniqueName("sync");
+  const async = uniqueName("async");
+  vhosts.push(sync, async);
+  return { sync, async };
+}
+
+/**
+ * A topology of service mpkeep, and, while `keep`, of mplogin with a quorum async queue of `args`;
+ * the async cluster reached through `management` or `url` where given (a proxy).
+ */
+function quorumFile(sync: string, async: string, o: { keep: boolean; args: Args; management?: string; url?: string }): string {
+  const through = { ...(o.management ? { management: o.management } : {}), ...(o.url ? { url: o.url } : {}) };
+  return writeTopology({
+    sync,
+    async,
+    services: [...(o.keep ? [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: o.args } }] : []), { name: "mpkeep", sync: false }],
+    ...(Object.keys(through).length ? { clusterExtra: { async: through } } : {}),
+  });
+}
+
 const refusedBeforeWriting = (r: CliResult) => {
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/refusing to replace 1 queue that could lose messages/);
@@ -347,17 +372,8 @@ describe("replace refuses what would lose messages", () => {
   // and reports 0 when the queue does not answer in time; its `messages` counts them with the rest.
   // Here a proxy answers every read of the queue's statistics with messages_dlx 0.
   it("a quorum queue's dead letters waiting for their target are counted when the statistics' messages_dlx says 0, as a busy RabbitMQ 3.10 reports it: plan shows them, and neither a delete nor a replace drops them", async () => {
-    const sync = uniqueName("sync");
-    const async = uniqueName("async");
-    vhosts.push(sync, async);
-    const dl = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
-    const file = (o: { keep: boolean; limit?: number; management?: string }) =>
-      writeTopology({
-        sync,
-        async,
-        services: [...(o.keep ? [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: { ...dl, ...(o.limit ? { "x-delivery-limit": o.limit } : {}) } } }] : []), { name: "mpkeep", sync: false }],
-        ...(o.management ? { clusterExtra: { async: { management: o.management } } } : {}),
-      });
+    const { sync, async } = vhostPair();
+    const file = (o: { keep: boolean; limit?: number; management?: string }) => quorumFile(sync, async, { ...o, args: { ...DEAD_LETTERS, ...(o.limit ? { "x-delivery-limit": o.limit } : {}) } });
     expect((await runCli(["apply", "-f", file({ keep: true, limit: 5 })])).code).toBe(0);
     await deadLetteredInto(async, 3);
     const own = `/api/queues/${vh(async)}/${Q}?`;
@@ -387,17 +403,8 @@ describe("replace refuses what would lose messages", () => {
   // bound (15 s), then refuses the delete as uncounted, rather than take none for 0. A proxy
   // answers every read of the queue's own statistics as the broker does before that report.
   it("a quorum queue with no statistics within apply's bound is not deleted: its waiting dead letters have no count", async () => {
-    const sync = uniqueName("sync");
-    const async = uniqueName("async");
-    vhosts.push(sync, async);
-    const dl = { "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
-    const file = (keep: boolean, management?: string) =>
-      writeTopology({
-        sync,
-        async,
-        services: [...(keep ? [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: dl } }] : []), { name: "mpkeep", sync: false }],
-        ...(management ? { clusterExtra: { async: { management } } } : {}),
-      });
+    const { sync, async } = vhostPair();
+    const file = (keep: boolean, management?: string) => quorumFile(sync, async, { keep, args: DEAD_LETTERS, management });
     expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
     await deadLetteredInto(async, 2);
     const own = `/api/queues/${vh(async)}/${Q}?`;
@@ -420,21 +427,14 @@ describe("replace refuses what would lose messages", () => {
   // and 4.3.5 maps the timeout or error to {ok, 0, 0}): on a busy broker a queue holding messages
   // looks empty and idle. Here an AMQP proxy answers every passive declare of the queue so.
   it("a quorum queue whose passive declare says 0 messages, as a busy broker answers when the leader did not answer in time: neither a delete nor a replace drops what it holds", async () => {
-    const sync = uniqueName("sync");
-    const async = uniqueName("async");
-    vhosts.push(sync, async);
+    const { sync, async } = vhostPair();
     const proxy = await amqpProxy({ declareOk: (queue) => (queue === Q ? { messages: 0, consumers: 0 } : undefined) });
     try {
       const through = new URL(amqpUrl(async));
       through.hostname = "127.0.0.1";
       through.port = String(proxy.port);
       const file = (o: { keep: boolean; limit?: number; proxied: boolean }) =>
-        writeTopology({
-          sync,
-          async,
-          services: [...(o.keep ? [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: o.limit ? { "x-delivery-limit": o.limit } : {} } }] : []), { name: "mpkeep", sync: false }],
-          ...(o.proxied ? { clusterExtra: { async: { url: through.toString() } } } : {}),
-        });
+        quorumFile(sync, async, { keep: o.keep, args: o.limit ? { "x-delivery-limit": o.limit } : {}, url: o.proxied ? through.toString() : undefined });
       expect((await runCli(["apply", "-f", file({ keep: true, limit: 5, proxied: false })])).code).toBe(0);
       const held = ids("held", 3);
       await publishIds(async, held);
