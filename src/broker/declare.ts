@@ -154,8 +154,9 @@ export async function deleteQueueIfIdle(ch: Channel, name: string, type: Queue["
       return `${held > 0 ? `${held} message(s)` : `${consumers} consumer(s)`} by the queue's own last report, though its passive declare counts none (the broker's answer when the queue's leader does not answer within 250 ms), ${held > 0 ? "not empty" : "in use"}`;
     }
     // And what no passive declare counts, which the delete would drop as well.
-    if (counted.beside > 0) {
-      return `${counted.beside} message(s) neither ready nor unacknowledged by the queue's own last report (at-least-once dead letters waiting for their target, or retries RabbitMQ 4.3 delays), not empty`;
+    const beside = counted.last?.beside ?? 0;
+    if (beside > 0) {
+      return `${beside} message(s) neither ready nor unacknowledged by the queue's own last report (at-least-once dead letters waiting for their target, or retries RabbitMQ 4.3 delays), not empty`;
     }
     await ch.deleteQueue(name);
     return undefined;

@@ -566,14 +566,14 @@ function notReadyNorUnacked(q: QueueStats): number {
 }
 
 /**
- * What quorum queue `name` holds in dead letters waiting for their target (deadLettersIn), by
- * statistics read again until they are there (a queue whose leader has not reported yet has none),
- * within a bound; undefined past it.
+ * What quorum queue `name` holds in dead letters waiting for their target (deadLettersIn), by its
+ * report read again until it is there (a queue whose leader has not reported yet has none), within
+ * a bound; undefined past it.
  */
-export async function deadLettersNow(client: ManagementClient, target: ClusterTarget, name: string): Promise<number | undefined> {
-  let facts: QueueFacts | undefined;
-  await untilFresh(async () => (facts = await queueStats(client, target, name, true)) !== undefined);
-  return facts === undefined ? undefined : facts.deadLettersWaiting ?? 0;
+export async function deadLettersNow(report: QuorumReport, name: string): Promise<number | undefined> {
+  let last: QuorumReported | undefined;
+  await untilFresh(async () => (last = await report(name)) !== undefined);
+  return last?.beside;
 }
 
 /**
@@ -617,11 +617,12 @@ export function quorumReport(client: ManagementClient, target: ClusterTarget): Q
  * (QuorumReport, from its tick, which asks no one) counts nothing either, or a passive declare
  * counts something after all. The report lags the queue by up to 5 s (10 s through 3.10's
  * statistics), so a queue emptied a moment ago is waited for, within a bound; past it, what the
- * report still counts is returned as `reported`, for the caller to take as held. No report yet
+ * report still counts is returned as `reported`, for the caller to take as held, and the report
+ * read last as `last` (what no passive declare counts is its `beside`). No report yet
  * (a queue declared a moment ago, or RabbitMQ 4 before the queue's first tick, whose totals say
  * 0): the passive declare stands, as nothing else counts the queue.
  */
-export async function quorumCount(check: () => Promise<LiveCount>, report: QuorumReport, queue: string, first?: LiveCount): Promise<LiveCount & { reported?: QuorumReported; beside: number }> {
+export async function quorumCount(check: () => Promise<LiveCount>, report: QuorumReport, queue: string, first?: LiveCount): Promise<LiveCount & { reported?: QuorumReported; last?: QuorumReported }> {
   let live = first ?? (await check());
   let last: QuorumReported | undefined;
   const idle = (c: LiveCount) => c.messageCount === 0 && c.consumerCount === 0;
@@ -632,9 +633,9 @@ export async function quorumCount(check: () => Promise<LiveCount>, report: Quoru
     last = await report(queue);
     return !disagrees(last);
   });
-  // What no passive declare counts, from the last report read (none read: the declare counted something).
-  const beside = idle(live) ? last?.beside ?? 0 : 0;
-  return idle(live) && disagrees(last) && last ? { ...live, reported: last, beside } : { ...live, beside };
+  // The last report read, while the declare counts nothing (none read: the declare counted something).
+  if (!idle(live) || !last) return live;
+  return disagrees(last) ? { ...live, reported: last, last } : { ...live, last };
 }
 
 /** How long apply waits for statistics that caught up with the live counts (emitted every 5 s by default). */

@@ -924,6 +924,7 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         // did not answer in time: its own report must agree (broker/read.ts quorumCount).
         const counted = q.type === "quorum" ? await quorumCount(() => ch.checkQueue(q.name), report, q.name, first) : first;
         const reported = "reported" in counted ? counted.reported : undefined;
+        const last = "last" in counted ? counted.last : undefined;
         const r = reported ? { messageCount: reported.held, consumerCount: reported.consumers } : counted;
         a.consumers = r.consumerCount;
         if (q.type === "stream") {
@@ -951,8 +952,9 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         // count (broker/read.ts deadLettersIn): the delete drops them too. Asked of this queue
         // alone: a listing with statistics would serve every quorum queue deleted, but costs
         // seconds at 5,000 queues (readQueueStats), and deletes of quorum queues are few. No
-        // statistics within the bound: what it holds has no count, and the delete is refused.
-        const dead = await deadLettersNow(http, target, q.name);
+        // statistics within the bound: what it holds has no count, and the delete is refused. The
+        // report the count above read serves, where it read one.
+        const dead = last ? last.beside : await deadLettersNow(report, q.name);
         if (dead === undefined) a.deadLettersUnknown = true;
         const waiting = dead ?? 0;
         a.messages = r.messageCount + (a.unacked ?? 0) + waiting;
