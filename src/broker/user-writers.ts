@@ -76,9 +76,8 @@ export async function refuseRivalUserWrites(
   const users = usersWritten(o.plan);
   if (users.length === 0) return;
   // A saved plan holds what was planned before: only a new plan shows whose user it is now.
-  const retry = o.saved
-    ? `once the other apply has finished, run topo plan -o FILE again and apply that: the new plan shows whose user it is (a user another topology made is refused, user_conflict)`
-    : `run topo apply again once the other apply has finished: its plan then shows whose user it is (a user another topology made is refused, user_conflict)`;
+  const again = o.saved ? `once the other apply has finished, run topo plan -o FILE again and apply that` : `run topo apply again once the other apply has finished`;
+  const retry = `${again}: ${o.saved ? "the new plan shows" : "its plan then shows"} whose user it is (a user another topology made is refused, user_conflict)`;
   const unnamed = users.filter((u) => !o.intent.includes(u));
   if (unnamed.length) {
     throw new LockError(
@@ -105,7 +104,7 @@ export async function refuseRivalUserWrites(
     const sibling = o.own && row.name === o.own.lock ? o.own.clusters.find((c) => c.vhost === row.vhost) : undefined;
     const hints = sibling
       ? [
-          o.saved ? `once the other apply has finished, run topo plan -o FILE again and apply that` : `run topo apply again once the other apply has finished`,
+          again,
           `that lock is this file's own, on its cluster ${shown(sibling.name)}: two applies of one file, each with --cluster, both write the users their clusters share; apply those clusters in one run (leave out --cluster), or one after the other`,
         ]
       : [retry, `two files should not both list one user: give each service's user to one file`];

@@ -140,10 +140,15 @@ function deleteNotes(a: Extract<Action, { op: "delete" }>): string[] {
     ...exclusiveQueueNote(a.before, "delete"),
     ...(a.connections
       ? [
-          `${plural(a.connections, "connection")} ${a.connections === 1 ? "is" : "are"} open as this user now (workers or clients, on any vhost): RabbitMQ closes ${a.connections === 1 ? "it" : "them"} when it deletes the user, and ${a.connections === 1 ? "it" : "they"} cannot log in again; move them to another user first`,
+          `${openAsUser(a.connections)}: RabbitMQ closes ${a.connections === 1 ? "it" : "them"} when it deletes the user, and ${a.connections === 1 ? "it" : "they"} cannot log in again; move them to another user first`,
         ]
       : []),
   ];
+}
+
+/** "2 connections are open as this user now (...)": under a user's delete or password change. */
+function openAsUser(n: number): string {
+  return `${plural(n, "connection")} ${n === 1 ? "is" : "are"} open as this user now (workers or clients, on any vhost)`;
 }
 
 /** What a user's password change means for the clients logged in as it now. Text and JSON alike. */
@@ -151,7 +156,7 @@ function updateNotes(a: Extract<Action, { op: "update" }>): string[] {
   if (a.after.kind !== "user" || !a.connections || !a.changed.includes("password")) return [];
   const one = a.connections === 1;
   return [
-    `${plural(a.connections, "connection")} ${one ? "is" : "are"} open as this user now (workers or clients, on any vhost): ${one ? "it stays" : "they stay"} open, but every login after the apply with the old password (a reconnect after a network blip or a broker restart, a new worker) is refused; give the workers the new password as the apply runs`,
+    `${openAsUser(a.connections)}: ${one ? "it stays" : "they stay"} open, but every login after the apply with the old password (a reconnect after a network blip or a broker restart, a new worker) is refused; give the workers the new password as the apply runs`,
   ];
 }
 
