@@ -407,11 +407,10 @@ describe("replace refuses what would lose messages", () => {
     const file = (keep: boolean, management?: string) => quorumFile(sync, async, { keep, args: DEAD_LETTERS, management });
     expect((await runCli(["apply", "-f", file(true)])).code).toBe(0);
     await deadLetteredInto(async, 2);
-    const own = `/api/queues/${vh(async)}/${Q}?`;
-    const proxy = await managementProxy({ change: (path, body) => (path.startsWith(own) && body && typeof body === "object" && !Array.isArray(body) ? { name: Q } : undefined) });
+    const proxy = await statsProxy(async, () => JSON.stringify({ name: Q }));
     try {
       const before = await brokerState(async);
-      const r = await runCli(["apply", "-f", file(false, proxy.url), "--allow-destructive", "--json"]);
+      const r = await runCli(["apply", "-f", file(false, `http://${broker().user}:${broker().password}@${new URL(proxy.url).host}`), "--allow-destructive", "--json"]);
       expect(r.code, r.stderr).toBe(1);
       const err = JSON.parse(r.stdout).error;
       expect(err.message).toContain(`refusing to drop messages: 1 queue to delete has no count:\n  cluster async: - delete queue ${Q} [holds 0 messages and an unknown number of dead letters waiting for their target]`);
