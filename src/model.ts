@@ -301,9 +301,17 @@ export interface QueueFacts {
    * A quorum queue's messages dead-lettered at least once (x-dead-letter-strategy at-least-once)
    * that wait in it for their target to take them (broker/read.ts deadLettersIn). They are neither
    * ready nor unacknowledged, so no passive declare, totals or move sees them, and an if-empty
-   * delete takes them with the queue (measured on 4.0.5).
+   * delete takes them with the queue (measured on 4.0.5). On RabbitMQ 4.3 the count holds as well
+   * the retries the queue delays (delayedRetries), which are out of reach the same way.
    */
   deadLettersWaiting?: number;
+  /**
+   * Of deadLettersWaiting, the returned messages RabbitMQ 4.3 holds back for a delay before it
+   * delivers them again (x-delayed-retry-type; its statistics' messages_delayed): not dead letters,
+   * but out of a move's reach until the delay ends. undefined: the broker keeps no statistics, so
+   * nothing tells the two apart.
+   */
+  delayedRetries?: number;
   /** Bytes of the message bodies the queue holds (ready and unacknowledged). */
   bytes?: number;
   node?: string;

@@ -542,7 +542,7 @@ function heldTogether(queue: QueueFacts | undefined, hold: QueueFacts | undefine
     ...(facts.some((f) => f.unackedUnknown) ? { unackedUnknown: true } : {}),
     consumers: queue?.consumers ?? 0,
     bytes: facts.some((f) => f.bytes === undefined) ? undefined : sum((f) => f.bytes),
-    ...(queue?.deadLettersWaiting ? { deadLetters: queue.deadLettersWaiting } : {}),
+    ...(queue?.deadLettersWaiting ? { deadLetters: queue.deadLettersWaiting, ...(queue.delayedRetries !== undefined ? { delayedRetries: queue.delayedRetries } : {}) } : {}),
   };
 }
 

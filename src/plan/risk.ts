@@ -24,8 +24,13 @@ export interface HeldMessages {
   consumers: number;
   /** Body bytes of what it holds; undefined when the broker did not say (streams). */
   bytes?: number;
-  /** A quorum queue's dead letters waiting in it for their target (at-least-once): no move takes them. */
+  /**
+   * What a quorum queue holds neither ready nor unacknowledged, which no move takes: its dead letters
+   * waiting for their target (at-least-once), and on RabbitMQ 4.3 the retries it delays.
+   */
   deadLetters?: number;
+  /** Of deadLetters, the retries RabbitMQ 4.3 delays; undefined: no statistics tell them apart. */
+  delayedRetries?: number;
 }
 
 export interface ReplaceCase {
@@ -262,18 +267,7 @@ export function replaceRisks(c: ReplaceCase): ReplaceRisk[] {
         advice: `${letGoOf(held.unacked === 1 ? "it" : "them")}, then run topo apply again: the replace moves ${held.unacked === 1 ? "it" : "them"} with the rest of ${c.after.name}`,
       });
     }
-    if ((held.deadLetters ?? 0) > 0) {
-      // At-least-once dead-lettering keeps a message in the queue that dead-lettered it until its
-      // target takes it (a queue bound to the dead-letter exchange, with room). basic.get does not
-      // reach them, and an if-empty delete counts only ready messages: measured on 4.0.5, a
-      // "lossless" replace deleted 7 such messages, said it moved 0 back and that the broker matched.
-      const n = held.deadLetters ?? 0;
-      risks.push({
-        rule: "dead-letters-waiting",
-        reason: `${plural(n, "message")} it dead-lettered at least once ${n === 1 ? "waits" : "wait"} in it for the dead-letter target to take ${n === 1 ? "it" : "them"} (the statistics' messages_dlx): a replace cannot move ${n === 1 ? "it" : "them"}, and deleting the old queue drops ${n === 1 ? "it" : "them"}`,
-        advice: `let the dead-letter target take them first (bind a queue that routes them, or make room in the full one), until the management API counts no messages_dlx in ${c.before.name}`,
-      });
-    }
+    risks.push(...heldApart(held, c.before.name));
     if (c.before.type === "stream") {
       // basic.get on a stream closes the whole connection (540 NOT_IMPLEMENTED), a passive
       // declare counts 0 messages whatever it holds, and an if-empty delete removes it anyway
@@ -432,5 +426,49 @@ export function holdLimitRisks(c: Omit<ReplaceCase, "held">, held: "none" | "unk
   if (tighter(hold.maxLengthBytes, before.maxLengthBytes)) at(hold.maxLengthBytes, "limit", before.maxLengthBytes, `once their bytes pass ${hold.maxLengthBytes.value} ${overflowEffect(hold, undefined)}`);
   if (tighter(hold.messageTtl, before.messageTtl)) at(hold.messageTtl, "message TTL", before.messageTtl, `they expire there after ${duration(hold.messageTtl.value)}`);
   if (tighter(hold.expires, before.expires)) at(hold.expires, "expiry", before.expires, `it is deleted with them after ${duration(hold.expires.value)} unused`);
+  return risks;
+}
+
+/**
+ * What a quorum queue holds neither ready nor unacknowledged: a replace cannot move it, and the old
+ * queue's delete drops it. At-least-once dead letters wait there for their target (a queue bound
+ * to the dead-letter exchange, with room): basic.get does not reach them, and an if-empty delete
+ * counts only ready messages (measured on 4.0.5: a "lossless" replace deleted 7 such messages,
+ * said it moved 0 back and that the broker matched). On RabbitMQ 4.3, returned messages the queue
+ * delays (x-delayed-retry-type) wait there too until their delay ends; only its statistics tell
+ * the two apart (messages_delayed), so without them one risk names both.
+ */
+function heldApart(held: HeldMessages, queue: string): ReplaceRisk[] {
+  const all = held.deadLetters ?? 0;
+  if (all === 0) return [];
+  const them = (n: number) => (n === 1 ? "it" : "them");
+  const wait = (n: number) => (n === 1 ? "waits" : "wait");
+  const unreachable = (n: number) => `a replace cannot move ${them(n)}, and deleting the old queue drops ${them(n)}`;
+  if (held.delayedRetries === undefined) {
+    return [
+      {
+        rule: "dead-letters-waiting",
+        reason: `${plural(all, "message")} ${wait(all)} in it neither ready nor unacknowledged (by its totals: dead letters waiting for the dead-letter target to take ${them(all)}, or on RabbitMQ 4.3 returned messages whose retry it delays; the broker keeps no statistics to tell which): ${unreachable(all)}`,
+        advice: `let the dead-letter target take them and any delayed retry come due, until the management API counts in ${queue} no messages beside the ready and unacknowledged ones`,
+      },
+    ];
+  }
+  const risks: ReplaceRisk[] = [];
+  const dead = all - held.delayedRetries;
+  if (dead > 0) {
+    risks.push({
+      rule: "dead-letters-waiting",
+      reason: `${plural(dead, "message")} it dead-lettered at least once ${wait(dead)} in it for the dead-letter target to take ${them(dead)} (the statistics' messages_dlx): ${unreachable(dead)}`,
+      advice: `let the dead-letter target take them first (bind a queue that routes them, or make room in the full one), until the management API counts no messages_dlx in ${queue}`,
+    });
+  }
+  const delayed = held.delayedRetries;
+  if (delayed > 0) {
+    risks.push({
+      rule: "delayed-retries",
+      reason: `${plural(delayed, "returned message")} ${wait(delayed)} in it for the retry delay RabbitMQ 4.3 gives ${them(delayed)} (x-delayed-retry-type; the statistics' messages_delayed) before ${delayed === 1 ? "it is" : "they are"} ready again: ${unreachable(delayed)}`,
+      advice: `let the delay end (at most the queue's delayed-retry-max): the ${delayed === 1 ? "message is" : "messages are"} then ready, and the replace moves ${them(delayed)}; the management API counts no messages_delayed in ${queue} then`,
+    });
+  }
   return risks;
 }

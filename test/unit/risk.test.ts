@@ -1,7 +1,7 @@
 // The replace-risk rules on plain objects: one test per rule, and the changes that are no risk.
 
 import { describe, expect, it } from "vitest";
-import type { ActualCluster, Binding, DesiredCluster, Exchange, Policy, Queue, Resource } from "../../src/model.js";
+import type { ActualCluster, Binding, DesiredCluster, Exchange, Policy, Queue, QueueFacts, Resource } from "../../src/model.js";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { holdingQueue } from "../../src/core/naming.js";
@@ -398,7 +398,8 @@ describe("plan shows the risks of a replace", () => {
     // back and that the broker matched the file, and the 7 were gone.
     const qd = desiredOf(raw({ services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: { "x-delivery-limit": 6, "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } } }] }), "async");
     const old = queue({ type: "quorum", arguments: { "x-delivery-limit": 5, "x-dead-letter-exchange": "mpdlq", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } });
-    const facts = { messages: 0, ready: 0, unacked: 0, consumers: 0, bytes: 0, deadLettersWaiting: 7 };
+    // Statistics (RabbitMQ 3.10 or 4.0): none of them is a retry RabbitMQ 4.3 delays.
+    const facts = { messages: 0, ready: 0, unacked: 0, consumers: 0, bytes: 0, deadLettersWaiting: 7, delayedRetries: 0 };
     const plan = diffCluster(qd, actual([...qd.resources.filter((x) => x.kind !== "queue"), old], { queueFacts: { "mplogin.async": facts } }), "mp");
     const r = plan.actions.find((x) => x.op === "replace");
     expect(r?.op === "replace" && r.risks?.map((x) => x.rule)).toEqual(["dead-letters-waiting"]);
@@ -412,6 +413,40 @@ describe("plan shows the risks of a replace", () => {
     // Finishing an interrupted replace deletes no queue: nothing to say.
     expect(rules(replace({ deletesQueue: false, held: held({ deadLetters: 3 }) }))).toEqual([]);
     expect(rules(replace({ held: held({ deadLetters: 1 }) }))).toEqual(["dead-letters-waiting"]);
+  });
+
+  it("tells RabbitMQ 4.3's delayed retries apart from dead letters, by the statistics, and names both where only totals count them", () => {
+    // Measured on 4.3.6: 3 messages nacked with requeue under x-delayed-retry-type all, 120 s:
+    // messages 5, ready 2, unacknowledged 0, messages_delayed 3, messages_dlx 0. They are neither
+    // dead letters nor anything a dead-letter target takes: the advice is to wait for the delay.
+    const args = { "x-delayed-retry-type": "all", "x-delayed-retry-min": 120000, "x-delayed-retry-max": 120000 };
+    const qd = desiredOf(raw({ services: [{ name: "mplogin", sync: false, async: { type: "quorum", arguments: { ...args, "x-delivery-limit": 6 } } }] }), "async");
+    const old = queue({ type: "quorum", arguments: { ...args, "x-delivery-limit": 5 } });
+    const planWith = (facts: QueueFacts) => diffCluster(qd, actual([...qd.resources.filter((x) => x.kind !== "queue"), old], { queueFacts: { "mplogin.async": facts } }), "mp");
+    const base = { messages: 2, ready: 2, unacked: 0, consumers: 0, bytes: 10 };
+    const delayedPlan = planWith({ ...base, deadLettersWaiting: 3, delayedRetries: 3 });
+    const delayed = renderText({ clusters: [delayedPlan] });
+    expect(delayed).toContain(
+      "! messages at risk: 3 returned messages wait in it for the retry delay RabbitMQ 4.3 gives them (x-delayed-retry-type; the statistics' messages_delayed) before they are ready again: a replace cannot move them, and deleting the old queue drops them",
+    );
+    const d3 = delayedPlan.actions.find((x) => x.op === "replace");
+    expect(d3?.op === "replace" && d3.risks?.map((x) => x.advice)).toEqual([
+      "let the delay end (at most the queue's delayed-retry-max): the messages are then ready, and the replace moves them; the management API counts no messages_delayed in mplogin.async then",
+    ]);
+    expect(delayed).not.toContain("dead-lettered");
+    // Both at once: each said as what it is.
+    const both = planWith({ ...base, deadLettersWaiting: 4, delayedRetries: 1 });
+    const r = both.actions.find((x) => x.op === "replace");
+    expect(r?.op === "replace" && r.risks?.map((x) => x.rule)).toEqual(["dead-letters-waiting", "delayed-retries"]);
+    expect(renderText({ clusters: [both] })).toContain("! messages at risk: 3 messages it dead-lettered at least once wait in it");
+    expect(renderText({ clusters: [both] })).toContain("! messages at risk: 1 returned message waits in it for the retry delay RabbitMQ 4.3 gives it");
+    // Totals only (a RabbitMQ 4 without statistics): nothing tells the two apart, and one risk names both.
+    const totals = planWith({ messages: 2, ready: 2, unacked: 0, deadLettersWaiting: 3 });
+    const t = totals.actions.find((x) => x.op === "replace");
+    expect(t?.op === "replace" && t.risks?.map((x) => x.rule)).toEqual(["dead-letters-waiting"]);
+    expect(renderText({ clusters: [totals] })).toContain(
+      "3 messages wait in it neither ready nor unacknowledged (by its totals: dead letters waiting for the dead-letter target to take them, or on RabbitMQ 4.3 returned messages whose retry it delays; the broker keeps no statistics to tell which)",
+    );
   });
 
   it("with consumers attached, says that Celery workers on the old module stop, and the order that avoids it", () => {
