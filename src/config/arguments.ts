@@ -32,8 +32,13 @@ export interface ArgumentRule {
   /** Queue types that accept it: RabbitMQ refuses it on the others ("invalid arg ... of queue type"). */
   types: readonly QueueType[];
   value: ArgumentValue;
-  /** Another argument the queue must have with it, and what to write. */
-  requires?: { name: string; why: string; fix: string };
+  /**
+   * Another argument the queue must have with it (unless its value is `unless`), and what to write.
+   * `ignored`: the broker accepts the one without the other and ignores it, rather than refuse it.
+   */
+  requires?: { name: string; why: string; fix: string; unless?: string | number; ignored?: true };
+  /** An argument this one's value must not be below, where the queue has both, and why. */
+  notBelow?: { name: string; why: string };
   /** Values refused on some queue type, with the message. */
   refusedOn?: { type: QueueType; value: string | number; message: string }[];
 }
@@ -103,6 +108,51 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
     types: ["quorum"],
     value: exact(-1),
     description: "Quorum queues: deliveries before a message is dead-lettered or dropped; -1: no limit (RabbitMQ 4.0+, whose default is 20).",
+  },
+  // RabbitMQ 4.3's delayed retries: a returned message waits before it is delivered again. 4.3.6
+  // takes any value on a quorum queue's declare and then delays nothing where the set is not
+  // whole (a type it does not know, no minimum, a minimum that is not a whole number above 0:
+  // rabbit_quorum_queue:get_delayed_retry_config/1), so topo refuses what it would ignore. Before
+  // 4.3 every version accepts them and ignores them (plan/broker-rules.ts).
+  "x-delayed-retry-type": {
+    types: ["quorum"],
+    value: { kind: "enum", values: ["all", "failed", "returned", "disabled"] },
+    description: "Quorum queues, RabbitMQ 4.3 and later: which returned messages wait before they are delivered again (all, failed: rejected or nacked, returned: given back by a closed channel or cancelled consumer). Needs x-delayed-retry-min.",
+    requires: {
+      name: "x-delayed-retry-min",
+      unless: "disabled",
+      ignored: true,
+      why: "RabbitMQ 4.3 delays no retry without a minimum delay, and says nothing (the queue reports delayed_retry: disabled)",
+      fix: "add x-delayed-retry-min (milliseconds, above 0) or drop x-delayed-retry-type",
+    },
+  },
+  "x-delayed-retry-min": {
+    types: ["quorum"],
+    value: exact(1),
+    description: "Quorum queues, RabbitMQ 4.3 and later: milliseconds the first delayed retry waits. Needs x-delayed-retry-type.",
+    requires: {
+      name: "x-delayed-retry-type",
+      ignored: true,
+      why: "RabbitMQ 4.3 delays retries only for a type of them, and ignores a minimum alone",
+      fix: "add x-delayed-retry-type (all, failed or returned) or drop x-delayed-retry-min",
+    },
+  },
+  "x-delayed-retry-max": {
+    types: ["quorum"],
+    value: exact(1),
+    description: "Quorum queues, RabbitMQ 4.3 and later: most milliseconds a delayed retry waits (x-delayed-retry-min when not given). Needs x-delayed-retry-min.",
+    requires: {
+      name: "x-delayed-retry-min",
+      ignored: true,
+      why: "RabbitMQ 4.3 ignores a maximum without a minimum",
+      fix: "add x-delayed-retry-min (milliseconds, above 0) or drop x-delayed-retry-max",
+    },
+    notBelow: { name: "x-delayed-retry-min", why: "RabbitMQ 4.3 refuses a policy whose delayed-retry-max is smaller than its delayed-retry-min, and a queue's declare does not check" },
+  },
+  "x-consumer-disconnected-timeout": {
+    types: ["quorum"],
+    value: exact(0),
+    description: "Quorum queues, RabbitMQ 4.3 and later: milliseconds a consumer whose node is disconnected keeps its messages before they are returned (the node's consumer_disconnected_timeout, 60000, when not given).",
   },
   "x-quorum-initial-group-size": { types: ["quorum"], value: exact(1), description: "Quorum queues: number of replicas at creation." },
   "x-max-in-memory-length": { types: ["quorum"], value: exact(0), description: "Quorum queues, RabbitMQ 3.8 and 3.9: most messages kept in memory. 3.10 and later accept it and ignore it (plan warns)." },
@@ -201,8 +251,12 @@ export function checkArguments(type: QueueType, args: Args, layers: ArgumentLaye
     for (const r of rule.refusedOn ?? []) {
       if (r.type === type && r.value === value) problems.push({ path: pathOf(name), message: r.message });
     }
-    if (rule.requires && !(rule.requires.name in args) && !refused.includes(rule.requires.name)) {
+    if (rule.requires && rule.requires.unless !== value && !(rule.requires.name in args) && !refused.includes(rule.requires.name)) {
       problems.push({ path: pathOf(name), atKey: true, message: `${name} needs ${rule.requires.name}: ${rule.requires.why}; ${rule.requires.fix}` });
+    }
+    const floor = rule.notBelow ? args[rule.notBelow.name] : undefined;
+    if (rule.notBelow && typeof value === "number" && typeof floor === "number" && value < floor) {
+      problems.push({ path: pathOf(name), message: `${name} ${value} is below ${rule.notBelow.name} ${floor}: ${rule.notBelow.why}; write ${name} ${floor} or more` });
     }
   }
   return problems;

@@ -7,6 +7,7 @@ import { sortArgs } from "../core/keys.js";
 import type { Ownership } from "../core/naming.js";
 import { stableJson } from "../core/keys.js";
 import type { ArgumentProblem } from "./arguments.js";
+import { argumentSetProblems } from "./argument-rule.js";
 import type { Found, UserMirrors, Wanted } from "./types.js";
 
 // One truth about mirroring, shared with plan: which policy applies, and what its ha-mode means.
@@ -43,6 +44,10 @@ export function describeQueue(f: Found, ctx: QueueContext): QueueDescription {
     const problem = ctx.argumentProblem(f.kind, q.type, name, value);
     if (problem) cannot.push(`argument ${name}=${stableJson(value)} cannot be written in the file (${problem})`);
     else args[name] = value;
+  }
+  for (const [name, problem] of argumentSetProblems(q.type, args)) {
+    cannot.push(`argument ${name}=${stableJson(args[name])} cannot be written in the file (${problem})`);
+    delete args[name];
   }
   const mirroring = mirroringIn(f, ctx);
   return {

@@ -136,6 +136,9 @@ export interface Refusal {
   scope: "common" | "version" | "topo";
 }
 
+/** Quorum queue arguments RabbitMQ reads from 4.3 on, and every earlier version accepts and ignores. */
+const QUORUM_4_3 = ["x-delayed-retry-type", "x-delayed-retry-min", "x-delayed-retry-max", "x-consumer-disconnected-timeout"] as const;
+
 /**
  * What RabbitMQ accepts on a queue type and then ignores, up to the version `before` where given
  * (measured on 3.10.8, 4.0.5 and 4.3.6): topo's table refuses them, and the proving test checks
@@ -145,6 +148,11 @@ const IGNORED: readonly { type: QueueType; name: string; value?: ArgValue; befor
   { type: "quorum", name: "x-overflow", value: "reject-publish-dlx", why: "quorum queues accept x-overflow: reject-publish-dlx and do not dead-letter refused messages" },
   // 4.3.6 refuses it: invalid arg 'x-consumer-timeout' ... of queue type rabbit_stream_queue.
   { type: "stream", name: "x-consumer-timeout", before: [4, 3], why: "streams accept x-consumer-timeout and never time a consumer out" },
+  // 3.10.8 and 4.0.5 accept every value of these on every queue type; 4.3.6 refuses them on
+  // classic queues and streams (invalid arg ... of queue type rabbit_classic_queue).
+  ...(["classic", "stream"] as const).flatMap((type) =>
+    QUORUM_4_3.map((name) => ({ type, name, before: [4, 3] as [number, number], why: `${type === "stream" ? "streams" : "classic queues"} accept ${name} and ignore it` })),
+  ),
 ];
 
 /**
@@ -153,7 +161,11 @@ const IGNORED: readonly { type: QueueType; name: string; value?: ArgValue; befor
  */
 function commonRefusals(version: string, q: QueueDeclare): Refusal[] {
   const out: Refusal[] = [];
-  const common = (setting: string, rule: string, fix: string, arg?: string, field = arg === undefined ? undefined : `arguments.${arg}`) => {
+  const common = (setting: string, rule: string, fix: string, arg?: string, field = arg === undefined ? undefined : `arguments.${arg}`, accepted = false) => {
+    if (accepted) {
+      out.push({ setting, ...(field ? { field } : {}), rule, fix, scope: "topo" });
+      return;
+    }
     const value = arg === undefined ? undefined : q.arguments[arg];
     const ignored = IGNORED.find(
       (i) => i.type === q.type && i.name === arg && (i.value === undefined || i.value === value) && (!i.before || !atLeast(version, ...i.before)),
@@ -173,7 +185,7 @@ function commonRefusals(version: string, q: QueueDeclare): Refusal[] {
       continue;
     }
     for (const r of rule.refusedOn ?? []) if (r.type === q.type && r.value === value) common(`${name}: ${String(value)}`, r.message, "use another value", name);
-    if (rule.requires && !(rule.requires.name in q.arguments)) common(name, rule.requires.why, rule.requires.fix, undefined, `arguments.${name}`);
+    if (rule.requires && rule.requires.unless !== value && !(rule.requires.name in q.arguments)) common(name, rule.requires.why, rule.requires.fix, undefined, `arguments.${name}`, rule.requires.ignored);
   }
   return out;
 }
@@ -291,6 +303,19 @@ const IGNORED_FROM: readonly {
     before: [3, 11, 15] as [number, number, number],
     rule: (v: string) => `RabbitMQ ${v} accepts x-consumer-timeout and ignores it: a queue's own consumer timeout came in 3.11.15, and until then only the broker-wide consumer_timeout (30 minutes by default) cancels a consumer that holds a delivery too long`,
     fix: "keep it for RabbitMQ 3.11.15 and later; on this broker only the node's consumer_timeout (rabbitmq.conf) sets the timeout",
+  })),
+  ...QUORUM_4_3.map((argument) => ({
+    // 3.10.8 and 4.0.5 accept them on a quorum queue's declare and list them with the queue; a
+    // delayed retry and a consumer's disconnected timeout of its own came in 4.3.
+    type: "quorum" as const,
+    argument,
+    from: [0, 0] as [number, number],
+    before: [4, 3, 0] as [number, number, number],
+    rule: (v: string) =>
+      argument === "x-consumer-disconnected-timeout"
+        ? `RabbitMQ ${v} accepts x-consumer-disconnected-timeout and ignores it: a quorum queue's own timeout for the consumers of a disconnected node came in 4.3`
+        : `RabbitMQ ${v} accepts ${argument} and ignores it: delayed retries came in 4.3, and until then a returned message is ready again at once`,
+    fix: `keep it for RabbitMQ 4.3 and later, where the queue reads it; this broker does not`,
   })),
   {
     // 3.10.8: a lazy queue held 0 of 20 messages in memory, a default one 20. 4.0.5 and 4.3.6

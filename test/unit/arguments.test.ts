@@ -74,4 +74,33 @@ describe("checkArguments", () => {
       { path: [...svc(0), "arguments", "x-overflow"], message: "x-overflow: reject-publish-dlx is not supported by quorum queues; use drop-head or reject-publish" },
     ]);
   });
+
+  // RabbitMQ 4.3.6 takes any of them on a quorum queue's declare, and delays nothing unless the set
+  // is whole (rabbit_quorum_queue:get_delayed_retry_config/1): a file that reads as "retries wait
+  // 5 s" would have had none.
+  it("refuses a delayed retry that RabbitMQ 4.3 would take and ignore: a type without a minimum, a minimum or maximum alone, a maximum below the minimum", () => {
+    const check = (args: Record<string, string | number>) => checkArguments("quorum", args, [{ path: svc(0), arguments: args }]).map((p) => `${p.path.at(-1)}: ${p.message}`);
+    expect(check({ "x-delayed-retry-type": "all", "x-delayed-retry-min": 5000 })).toEqual([]);
+    expect(check({ "x-delayed-retry-type": "failed", "x-delayed-retry-min": 5000, "x-delayed-retry-max": 60000 })).toEqual([]);
+    expect(check({ "x-delayed-retry-type": "returned", "x-delayed-retry-min": 5000, "x-delayed-retry-max": 5000 })).toEqual([]);
+    // "disabled" is the queue's default, and needs nothing.
+    expect(check({ "x-delayed-retry-type": "disabled" })).toEqual([]);
+    expect(check({ "x-delayed-retry-type": "all" })).toEqual([
+      "x-delayed-retry-type: x-delayed-retry-type needs x-delayed-retry-min: RabbitMQ 4.3 delays no retry without a minimum delay, and says nothing (the queue reports delayed_retry: disabled); add x-delayed-retry-min (milliseconds, above 0) or drop x-delayed-retry-type",
+    ]);
+    expect(check({ "x-delayed-retry-min": 5000 })).toEqual([
+      "x-delayed-retry-min: x-delayed-retry-min needs x-delayed-retry-type: RabbitMQ 4.3 delays retries only for a type of them, and ignores a minimum alone; add x-delayed-retry-type (all, failed or returned) or drop x-delayed-retry-min",
+    ]);
+    expect(check({ "x-delayed-retry-type": "all", "x-delayed-retry-max": 5000 })).toHaveLength(2);
+    expect(check({ "x-delayed-retry-type": "all", "x-delayed-retry-min": 5000, "x-delayed-retry-max": 1000 })).toEqual([
+      "x-delayed-retry-max: x-delayed-retry-max 1000 is below x-delayed-retry-min 5000: RabbitMQ 4.3 refuses a policy whose delayed-retry-max is smaller than its delayed-retry-min, and a queue's declare does not check; write x-delayed-retry-max 5000 or more",
+    ]);
+    // Quorum queues only (4.3.6 refuses them on classic queues and streams; 3.10.8 and 4.0.5 accept and ignore them).
+    for (const type of ["classic", "stream"] as const) {
+      expect(checkArguments(type, { "x-consumer-disconnected-timeout": 1000 }, [{ path: svc(0), arguments: { "x-consumer-disconnected-timeout": 1000 } }]).map((p) => p.message)).toEqual([
+        `argument x-consumer-disconnected-timeout does not apply to ${type} queues`,
+      ]);
+    }
+    expect(check({ "x-consumer-disconnected-timeout": 0 })).toEqual([]);
+  });
 });

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { Ownership } from "../../src/core/naming.js";
 import type { Policy, Queue } from "../../src/model.js";
 import { collectUserMirrors, describeQueue, effectivePolicy, type QueueContext } from "../../src/import/describe-queue.js";
+import { argumentChecker } from "../../src/import/arguments.js";
 import { found, importSource, policy, queue } from "../helpers/builders.js";
 
 const TOPO_MIRROR = policy({ name: "topo.mp.mirror.sync", pattern: "^mp[a-z_]+\\.sync$" });
@@ -28,6 +29,41 @@ describe("describeQueue", () => {
     const d = describeOn(queue({ name: "mpa.async", arguments: { "x-bad": 1, "x-max-length": 5 } }));
     expect(d.wanted.arguments).toEqual({ "x-max-length": 5 });
     expect(d.cannot).toEqual(["argument x-bad=1 cannot be written in the file (the rule refuses it)"]);
+  });
+
+  // RabbitMQ 4.3.6 takes these on a quorum queue's declare and delays nothing: a file that wrote
+  // them as read would not load (x-delayed-retry-type needs x-delayed-retry-min).
+  it("leaves out arguments each fine alone that the rule refuses together, one round after another", () => {
+    const quorum = (args: Record<string, string | number>) => describeOn(queue({ name: "mpa.async", type: "quorum", arguments: args }));
+    const alone = quorum({ "x-delayed-retry-type": "all", "x-delivery-limit": 5 });
+    expect(alone.wanted.arguments).toEqual({ "x-delivery-limit": 5 });
+    expect(alone.cannot).toEqual([expect.stringMatching(/^argument x-delayed-retry-type="all" cannot be written in the file \(x-delayed-retry-type needs x-delayed-retry-min: /)]);
+    // A maximum alone needs the minimum; without it, nothing of the set stays.
+    const maxOnly = quorum({ "x-delayed-retry-max": 9000 });
+    expect(maxOnly.wanted.arguments).toEqual({});
+    expect(maxOnly.cannot).toHaveLength(1);
+    // A maximum below the minimum goes; the rest of the set is whole and stays.
+    const below = quorum({ "x-delayed-retry-type": "failed", "x-delayed-retry-min": 5000, "x-delayed-retry-max": 1000 });
+    expect(below.wanted.arguments).toEqual({ "x-delayed-retry-min": 5000, "x-delayed-retry-type": "failed" });
+    expect(below.cannot).toEqual([expect.stringMatching(/^argument x-delayed-retry-max=1000 cannot be written in the file \(x-delayed-retry-max 1000 is below x-delayed-retry-min 5000/)]);
+    // A minimum whose type the rule refuses (here, the context's) goes with it in the next round.
+    const chained = describeQueue(
+      found(importSource("sync", []), queue({ name: "mpa.async", type: "quorum", arguments: { "x-delayed-retry-type": "all", "x-delayed-retry-min": 5000, "x-delayed-retry-max": 6000 } })),
+      { ...ctx(), argumentProblem: (_k, _t, name) => (name === "x-delayed-retry-type" ? "refused here" : undefined) },
+    );
+    expect(chained.wanted.arguments).toEqual({});
+    expect(chained.cannot).toHaveLength(3);
+    // A whole set is written as read.
+    expect(quorum({ "x-delayed-retry-type": "returned", "x-delayed-retry-min": 100 }).cannot).toEqual([]);
+  });
+
+  it("judges each argument by config's rule on its own problems, not on those of the argument it needs", () => {
+    // x-delayed-retry-max needs x-delayed-retry-min, which needs x-delayed-retry-type: import left
+    // out the maximum of a whole set from a 4.3 broker, for the minimum's need.
+    const args = { "x-delayed-retry-type": "failed", "x-delayed-retry-min": 2000, "x-delayed-retry-max": 30000, "x-consumer-disconnected-timeout": 30000 };
+    const d = describeQueue(found(importSource("async", []), queue({ name: "mpa.async", type: "quorum", arguments: args })), { ...ctx(), argumentProblem: argumentChecker(undefined) });
+    expect(d.cannot).toEqual([]);
+    expect(d.wanted.arguments).toEqual(args);
   });
 
   it("cannot describe auto-delete or exclusive queues", () => {

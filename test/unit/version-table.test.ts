@@ -22,6 +22,8 @@ const ROWS: { label: string; type: QueueType; durable?: boolean; arguments?: Arg
   { label: "quorum, `x-max-in-memory-length` (or `-bytes`)", type: "quorum", arguments: { "x-max-in-memory-length": 1000 } },
   { label: "quorum, `x-overflow: reject-publish-dlx`", type: "quorum", arguments: { "x-overflow": "reject-publish-dlx" } },
   { label: "quorum, `x-delivery-limit: -1` (no limit on 4.x)", type: "quorum", arguments: { "x-delivery-limit": -1 } },
+  { label: "quorum, `x-delayed-retry-type` with `-min` (or `x-consumer-disconnected-timeout`)", type: "quorum", arguments: { "x-delayed-retry-type": "all", "x-delayed-retry-min": 1000 } },
+  { label: "classic, `x-delayed-retry-type` with `-min` (or `x-consumer-disconnected-timeout`)", type: "classic", arguments: { "x-delayed-retry-type": "all", "x-delayed-retry-min": 1000 } },
   { label: "stream, `x-consumer-timeout`", type: "stream", arguments: { "x-consumer-timeout": 60000 } },
 ];
 
