@@ -3,8 +3,11 @@
 // testcontainers (imported only on that path: it is a fallback for users who have Docker).
 
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { brokerRunning, TEST_BROKERS } from "./helpers/test-brokers.js";
+import { brokerRunning, startedByRun, TEST_BROKERS } from "./helpers/test-brokers.js";
 
 async function answers(mgmtUrl: string): Promise<boolean> {
   try {
@@ -41,15 +44,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("amqpUrl", amqpUrl);
   project.provide("mgmtUrl", mgmtUrl);
   // A test file starts a test broker it needs (startTestBroker) and never stops it, since other
-  // files running beside it may use the same one: the run stops, at its end, each that was not
-  // running when it began, and leaves alone those that were (.ci/run's, or a developer's). Each
-  // script stops only the processes it recorded starting.
-  const before = new Set(TEST_BROKERS.filter(brokerRunning));
+  // files running beside it may use the same one: the run stops, at its end, each that one of its
+  // files noted starting, and leaves alone the others (.ci/run's, a developer's, another run's that
+  // started while this one ran). Each script stops only the processes it recorded starting.
+  const started = mkdtempSync(join(tmpdir(), "topo-test-brokers-"));
+  project.provide("startedBrokers", started);
   return async () => {
     for (const script of TEST_BROKERS) {
-      if (before.has(script) || !brokerRunning(script)) continue;
+      if (!startedByRun(started, script) || !brokerRunning(script)) continue;
       spawnSync(script, ["stop"], { stdio: ["ignore", "inherit", "inherit"], timeout: 300_000 });
     }
+    rmSync(started, { recursive: true, force: true });
     await stop();
   };
 }
@@ -58,5 +63,7 @@ declare module "vitest" {
   export interface ProvidedContext {
     amqpUrl: string;
     mgmtUrl: string;
+    /** The folder where this run's files note the test brokers they started (helpers/test-brokers.ts noteStarted). */
+    startedBrokers: string;
   }
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import amqplib from "amqplib";
-import { brokerRunning } from "./test-brokers.js";
+import { brokerRunning, noteStarted } from "./test-brokers.js";
 import { afterEach, inject, type TestContext } from "vitest";
 import type { ClusterTarget } from "../../src/model.js";
 import { ManagementClient } from "../../src/broker/http.js";
@@ -270,6 +270,7 @@ export function startTestBroker(script: string, timeoutMs: number): TestBroker {
   if (r.error || r.status !== 0) {
     throw new Error(`${name} start failed: ${r.error?.message ?? (r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`)}`);
   }
+  noteStarted(inject("startedBrokers"), script);
   return {};
 }
 
