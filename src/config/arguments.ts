@@ -163,6 +163,13 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
     value: { kind: "integer", min: 1, max: MAX_SEGMENT_BYTES, limit: "RabbitMQ refuses a larger segment (Exceeded max value)" },
     description: "Streams: size of a segment file (at most 3000000000).",
   },
+  // 4.0.5 and 4.3.6 refuse a size outside 16 to 255 ("Invalid value for x-stream-filter-size-bytes");
+  // 3.10.8 takes any and filters nothing (stream filtering came in 3.13).
+  "x-stream-filter-size-bytes": {
+    types: ["stream"],
+    value: { kind: "integer", min: 16, max: 255, limit: "RabbitMQ refuses a larger Bloom filter (Invalid value for x-stream-filter-size-bytes)" },
+    description: "Streams, RabbitMQ 3.13 and later: bytes of each chunk's Bloom filter for filtered reads (16 to 255).",
+  },
   "x-initial-cluster-size": { types: ["stream"], value: exact(1), description: "Streams: number of replicas at creation." },
 };
 

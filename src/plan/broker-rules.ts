@@ -153,6 +153,8 @@ const IGNORED: readonly { type: QueueType; name: string; value?: ArgValue; befor
   ...(["classic", "stream"] as const).flatMap((type) =>
     QUORUM_4_3.map((name) => ({ type, name, before: [4, 3] as [number, number], why: `${type === "stream" ? "streams" : "classic queues"} accept ${name} and ignore it` })),
   ),
+  // The same of a stream's filter size: 3.10.8 and 4.0.5 accept it on classic and quorum queues, 4.3.6 refuses it there.
+  ...(["classic", "quorum"] as const).map((type) => ({ type, name: "x-stream-filter-size-bytes", before: [4, 3] as [number, number], why: `${type} queues accept x-stream-filter-size-bytes and ignore it` })),
 ];
 
 /**
@@ -304,6 +306,16 @@ const IGNORED_FROM: readonly {
     rule: (v: string) => `RabbitMQ ${v} accepts x-consumer-timeout and ignores it: a queue's own consumer timeout came in 3.11.15, and until then only the broker-wide consumer_timeout (30 minutes by default) cancels a consumer that holds a delivery too long`,
     fix: "keep it for RabbitMQ 3.11.15 and later; on this broker only the node's consumer_timeout (rabbitmq.conf) sets the timeout",
   })),
+  {
+    // 3.10.8 accepts it on a stream, any value, and lists it with the stream; stream filtering
+    // came in 3.13 (4.0.5 and 4.3.6 check the value).
+    type: "stream",
+    argument: "x-stream-filter-size-bytes",
+    from: [0, 0],
+    before: [3, 13, 0],
+    rule: (v) => `RabbitMQ ${v} accepts x-stream-filter-size-bytes and ignores it: stream filtering came in 3.13`,
+    fix: "keep it for RabbitMQ 3.13 and later, where the stream reads it; this broker does not",
+  },
   ...QUORUM_4_3.map((argument) => ({
     // 3.10.8 and 4.0.5 accept them on a quorum queue's declare and list them with the queue; a
     // delayed retry and a consumer's disconnected timeout of its own came in 4.3.

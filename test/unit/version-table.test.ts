@@ -25,6 +25,7 @@ const ROWS: { label: string; type: QueueType; durable?: boolean; arguments?: Arg
   { label: "quorum, `x-delayed-retry-type` with `-min` (or `x-consumer-disconnected-timeout`)", type: "quorum", arguments: { "x-delayed-retry-type": "all", "x-delayed-retry-min": 1000 } },
   { label: "classic, `x-delayed-retry-type` with `-min` (or `x-consumer-disconnected-timeout`)", type: "classic", arguments: { "x-delayed-retry-type": "all", "x-delayed-retry-min": 1000 } },
   { label: "stream, `x-consumer-timeout`", type: "stream", arguments: { "x-consumer-timeout": 60000 } },
+  { label: "stream, `x-stream-filter-size-bytes`", type: "stream", arguments: { "x-stream-filter-size-bytes": 32 } },
 ];
 
 function cell(p: BrokerPermits, q: QueueDeclare): string {
