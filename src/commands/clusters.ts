@@ -11,7 +11,7 @@ import { peekLiveCounts, readAlarms, readCluster, readUserConnections, readDefau
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { planCluster } from "../plan/diff.js";
-import { userConflicts } from "../plan/users.js";
+import { userConflicts, usersUnread } from "../plan/users.js";
 import { compatibility, takesDefaultType, type Compatibility } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
@@ -335,7 +335,7 @@ export async function readAndPlan(
       }),
     );
   }
-  const usersUnreadable = actual.usersUnreadable !== undefined && !!c.users?.onBroker.length;
+  const usersUnreadable = usersUnread(c, actual) !== undefined;
   // Plan may run as a monitoring user and says what it could not compare; apply may not guess.
   if (live && usersUnreadable) {
     refusals.push(

@@ -12,6 +12,7 @@ import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
 import { markLostBindings } from "./lost-bindings.js";
 import { movedDeadLetterNotes } from "./dead-lettering.js";
+import { usersUnread } from "./users.js";
 
 /**
  * Fields that cannot change in place: RabbitMQ refuses a redeclare with other values (or, for
@@ -286,9 +287,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   judgePolicyChanges(actions, actual);
 
   actions.sort(compareActions);
-  const userWarnings = users && actual.usersUnreadable !== undefined && users.onBroker.length
-    ? [`users and permissions not compared: ${actual.usersUnreadable}; apply will refuse to run until topo may read them`]
-    : [];
+  const unread = usersUnread(desired, actual);
+  const userWarnings = unread !== undefined ? [`users and permissions not compared: ${unread}; apply will refuse to run until topo may read them`] : [];
   // Queues of the file's, and topo's own (a holding queue keeps messages), that cannot run: known
   // at the first question, which only a queue that is down or broken asks.
   let oursSet: Set<string> | undefined;

@@ -10,6 +10,17 @@ export interface UserConflict {
   hint: string;
 }
 
+/**
+ * Why the file's users were not compared on this cluster, where they were not: a file with a
+ * users section manages users on every broker it names, even where none of its users gets rights
+ * (`users: {}`, or users whose services are all on another broker): there it deletes the marked
+ * users it dropped. A management user who may not list users (a monitoring user's drift check)
+ * saw none of them, and plan and apply said "No changes." over marked users the file deletes.
+ */
+export function usersUnread(desired: DesiredCluster, actual: ActualCluster): string | undefined {
+  return desired.users ? actual.usersUnreadable : undefined;
+}
+
 export function userConflicts(desired: DesiredCluster, actual: ActualCluster, prefix: string): UserConflict[] {
   if (!desired.users || actual.usersUnreadable !== undefined) return [];
   const marker = userMarkerTag(prefix);

@@ -550,6 +550,30 @@ describe("users from the file", () => {
     expect(() => readFileSync(out)).toThrow();
   });
 
+  it("a users section that grants no one rights (users: {}) still manages the broker's users: a monitoring user's plan says they were not compared, and apply refuses", async () => {
+    const s = setup();
+    const mon = `mon-${s.sync.slice(-8)}`;
+    users.push(mon);
+    // policymaker: every other write of this file would be allowed to it.
+    await api("PUT", `/api/users/${mon}`, { password: "monitor-pass-1", tags: "monitoring,policymaker" });
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    for (const v of [s.sync, s.async]) await api("PUT", `/api/permissions/${vh(v)}/${mon}`, { configure: ".*", write: ".*", read: ".*" });
+    const dropped = readFileSync(s.file(), "utf8").replace(/\nusers:\n[\s\S]*$/, "\nusers: {}\n");
+    // As an administrator: the file deletes both users it marked.
+    const admin = await runCli(["plan", "-f", writeFile("topology.yaml", dropped)], s.env);
+    expect(admin.stdout).toContain(`- delete user ${s.edge}`);
+    expect(admin.stdout).toContain(`- delete user ${s.login}`);
+    // As a monitoring user, who cannot list users: "No changes." was untrue, and apply said the broker matched the file.
+    const f = writeFile("topology.yaml", dropped.replace(/amqp:\/\/[^@]+@/g, `amqp://${mon}:monitor-pass-1@`));
+    const plan = await runCli(["plan", "-f", f], s.env);
+    expect(plan.stdout).toContain(`! warning: users and permissions not compared: the management user ${mon} may not list users (it needs the administrator tag)`);
+    expect(plan.stdout.trimEnd().split("\n").at(-1)).toBe(`No changes in what plan compared; not compared: users and permissions (see "! warning" above).`);
+    const apply = await runCli(["apply", "-f", f, "--allow-destructive", "--json"], s.env);
+    expect(apply.code).toBe(1);
+    expect(JSON.parse(apply.stdout).error.code).toBe("permission_denied");
+    expect((await api("GET", `/api/users/${s.login}`)).status).toBe(200);
+  });
+
   it("a saved plan without the fingerprint of its users' passwords is refused, not applied with whatever passwords the environment gives", async () => {
     const s = setup();
     const f = s.file();

@@ -458,6 +458,15 @@ describe("diff: users, permissions and topic permissions", () => {
     expect(diffCluster(c, applied(c, { edge: rabbitHash("edge-pass"), mplogin: rabbitHash(SECRET) }), "mp").notCompared).toEqual([]);
   });
 
+  it("says users were not compared also where the file grants no one rights there (users: {} deletes every marked user)", () => {
+    const c = cluster(raw({ services: ["mplogin"], users: {} }));
+    expect(c.users?.onBroker).toEqual([]);
+    const plan = diffCluster(c, actual(c.resources, { usersUnreadable: "the management user mon may not list users (it needs the administrator tag)" }), "mp");
+    expect(plan.actions).toEqual([]);
+    expect(plan.notCompared).toEqual(["users and permissions"]);
+    expect(renderText({ clusters: [plan] }).split("\n").at(-1)).toBe(`No changes in what plan compared; not compared: users and permissions (see "! warning" above).`);
+  });
+
   it("leaves everything about users alone for a desired state without users (a file without the section)", () => {
     const c = cluster(raw({ services: ["mplogin"] }));
     const now = actual([...c.resources, ...service("mplogin", "sync").slice(0, 0), { kind: "user", name: "x", tags: ["topo.mp"] }], { userHashes: {}, userVhosts: {} });
