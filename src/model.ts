@@ -321,6 +321,12 @@ export interface QueueFacts {
    */
   state?: string;
   policy?: string;
+  /**
+   * The operator policy the broker's statistics name for the queue (seconds behind), read only
+   * where the patterns cannot tell which applies (plan/policy-limits.ts operatorPoliciesUnsure):
+   * the listing topo reads with statistics off names the queue's policy, not its operator policy.
+   */
+  operatorPolicy?: string;
   /** Mirror nodes (3.x classic mirroring); undefined when the broker did not report them. */
   mirrors?: string[];
   synchronisedMirrors?: string[];

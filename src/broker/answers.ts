@@ -81,6 +81,8 @@ export const queueItem = (vhost: string): ItemCheck =>
   );
 /** A queue of the message counts' listing (name and counts only). */
 export const queueCountItem = (vhost: string): ItemCheck => both(itemOf(vhost, { name: "text" }, { messages: "number", messages_unacknowledged: "number" }), namedAsNoQueue);
+/** A queue of the operator policies' listing (name, and the operator policy its statistics name, if any). */
+export const queueOperatorPolicyItem = (vhost: string): ItemCheck => both(itemOf(vhost, { name: "text" }, { operator_policy: "text" }), namedAsNoQueue);
 export const bindingItem = (vhost: string): ItemCheck =>
   quick(
     (b) =>

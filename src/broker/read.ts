@@ -12,7 +12,7 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { BrokerError } from "../errors.js";
-import { bindingItem, exchangeItem, nodeItem, permissionItem, policiesUnlisted, policyItem, queueCountItem, queueItem, topicPermissionItem, userItem, userVhostItem } from "./answers.js";
+import { bindingItem, exchangeItem, nodeItem, permissionItem, policiesUnlisted, policyItem, queueCountItem, queueItem, queueOperatorPolicyItem, topicPermissionItem, userItem, userVhostItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser, ApiUserLimits } from "./state.js";
 import { actualFrom, tagsOf } from "./state.js";
 import { atLeast, permitsOf, type BrokerPermits } from "../plan/broker-rules.js";
@@ -210,6 +210,23 @@ async function policiesAgreed(
       ],
     },
   );
+}
+
+/**
+ * The operator policy the broker applies to each queue of `queues`, into the facts, as the
+ * vhost's queue listing with statistics names it (one request): the listing with statistics off,
+ * which the read makes, names a queue's policy but not its operator policy. Read only where the
+ * patterns cannot tell (plan/policy-limits.ts operatorPoliciesUnsure), as statistics cost the
+ * broker more to list. They are seconds behind: a queue they name no operator policy for keeps
+ * what the patterns say.
+ */
+export async function readOperatorPolicies(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, queues: readonly string[]): Promise<void> {
+  const wanted = new Set(queues);
+  const path = `/api/queues/${vh(target.amqp.vhost)}?columns=name,vhost,operator_policy&${UNSORTED}`;
+  const listed = await client.list<{ name: string; operator_policy?: string | null }>(path, [404], LISTING, { check: queueOperatorPolicyItem(target.amqp.vhost), of: `queues of vhost ${target.amqp.vhost}` });
+  for (const q of listed ?? []) {
+    if (wanted.has(q.name) && typeof q.operator_policy === "string" && q.operator_policy) (actual.queueFacts[q.name] ??= {}).operatorPolicy = q.operator_policy;
+  }
 }
 
 /**

@@ -7,11 +7,12 @@ import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
-import { peekLiveCounts, readAlarms, readCluster, readUserConnections, readDefaultQueueType, readLiveCounts, readVhostLimits, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
+import { peekLiveCounts, readAlarms, readCluster, readOperatorPolicies, readUserConnections, readDefaultQueueType, readLiveCounts, readVhostLimits, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { permissionRefusal, tagRefusal } from "../plan/rights.js";
 import { planCluster } from "../plan/diff.js";
 import { userConflicts, usersUnread } from "../plan/users.js";
+import { operatorPoliciesUnsure } from "../plan/policy-limits.js";
 import { compatibility, takesDefaultType, type Compatibility } from "../plan/compat.js";
 import { atLeast } from "../plan/broker-rules.js";
 import { queueRoom, queueRoomProblem } from "../plan/limits.js";
@@ -505,6 +506,9 @@ export async function readAndPlan(
     if (live) throw new BrokerError(c.target.name, `${cause}; topo refuses before anything is written; nothing was changed`, { hints: [`start the node${nodes.length === 1 ? "" : "s"} again (or wait for ${nodes.length === 1 ? "it" : "them"}), then run topo apply again`], code: "broker_refused" });
     plan.warnings.push(`${cause}; apply refuses it until then`);
   }
+  // An operator policy that may cap a queue, where the patterns cannot tell: the broker's statistics say.
+  const unsure = operatorPoliciesUnsure(c, actual);
+  if (unsure.length) await readOperatorPolicies(client, c.target, actual, unsure);
   const drift = unrepairable(c, actual, prefix, placeOf);
   plan.warnings.push(...compat.warnings, ...drift.warnings);
   const otherFile = otherFileWarning(plan, actual, prefix, file);

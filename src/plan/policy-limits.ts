@@ -107,6 +107,40 @@ export function policiesApplied(actual: ActualCluster, policies: readonly Policy
 }
 
 /**
+ * The operator policies that may apply to one of the file's queues (policiesFor), or the one the
+ * broker's statistics name for an existing queue where it is one of them: only statistics name a
+ * queue's operator policy, seconds behind, so their word settles a pattern topo cannot read or a
+ * tie of priorities among the candidates, and says nothing of the others.
+ */
+export function operatorPoliciesApplied(actual: ActualCluster): (q: Queue) => { p: Policy; unread: boolean }[] {
+  const operatorPolicies = actual.operatorPolicies ?? [];
+  return (queue) => {
+    const list = policiesFor(queue, operatorPolicies);
+    const reported = actual.queueFacts[queue.name]?.operatorPolicy;
+    const named = list.length > 1 || list[0]?.unread ? list.find((x) => x.p.name === reported) : undefined;
+    return named ? [{ p: named.p, unread: false }] : list;
+  };
+}
+
+/**
+ * The file's queues on the broker that an operator policy setting a limit may cap, where the
+ * patterns cannot tell whether it does (one topo cannot read, or a tie): the broker's statistics
+ * name the operator policy that applies (readOperatorPolicies). Without them plan only warned,
+ * and said "No changes." (exit 0 under --detailed-exitcode) of a queue an operator policy with a
+ * POSIX class in its pattern capped at 5 messages.
+ */
+export function operatorPoliciesUnsure(desired: DesiredCluster, actual: ActualCluster): string[] {
+  const operatorPolicies = actual.operatorPolicies ?? [];
+  if (!operatorPolicies.some((p) => RULES.some((r) => r.key in p.definition))) return [];
+  const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
+  return desired.queues.flatMap(({ queue }) => {
+    const list = policiesFor(queue, operatorPolicies);
+    const unsure = list.length > 1 || list[0]?.unread;
+    return exists.has(queue.name) && unsure && list.some((x) => RULES.some((r) => r.key in x.p.definition)) ? [queue.name] : [];
+  }).sort();
+}
+
+/**
  * Why topo cannot be sure the policy applies to a queue, among the `list` that may: a pattern it
  * cannot read, or a tie RabbitMQ settles its own way. Undefined when it surely applies.
  */
@@ -165,11 +199,12 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
   // Only a policy that sets one can add a finding; the others still decide which policy applies.
   if (![...policies, ...operatorPolicies].some((p) => RULES.some((r) => r.key in p.definition))) return out;
   const applied = policiesApplied(actual, policies, owns);
+  const operatorApplied = operatorPoliciesApplied(actual);
   const found = new Map<string, Finding>();
   for (const { queue } of desired.queues) {
     const candidates = {
       policy: applied(queue),
-      "operator policy": policiesFor(queue, operatorPolicies),
+      "operator policy": operatorApplied(queue),
     };
     for (const rule of RULES) {
       if (!rule.types(actual.version).includes(queue.type)) continue;
@@ -218,7 +253,12 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
     const what = `${f.kind} ${quoted(f.policy.name)} sets ${f.rule.key} ${escapeUnsafe(f.shown)} on ${plural(n, "queue")} (${names(f.queues)}) and ${file}`;
     const subject = n === 1 ? (f.rule.wins === "policy" ? "the stream" : "the queue") : "they";
     const does = f.rule.does(f.value, n, escapeUnsafe(f.shown));
-    if (f.unsure) out.warnings.push(`${what}: if it applies, ${subject} ${does}, not as the file says; ${f.unsure}, so topo cannot tell whether it does (rabbitmqctl list_queues -p ${shellWord(vhost)} name policy operator_policy shows it); ${fix}`);
+    // rabbitmqctl list_queues has no operator_policy column (3.10.8 refuses it): the management API's queue listing with statistics names it.
+    const shows =
+      f.kind === "policy"
+        ? `rabbitmqctl list_queues -p ${shellWord(vhost)} name policy shows it`
+        : `the management API's GET /api/queues/${encodeURIComponent(vhost)}?columns=name,operator_policy shows it, from the queues' statistics, seconds after a change`;
+    if (f.unsure) out.warnings.push(`${what}: if it applies, ${subject} ${does}, not as the file says; ${f.unsure}, so topo cannot tell whether it does (${shows}); ${fix}`);
     else out.degraded.push(`${what}: ${subject} ${does}, not as the file says; ${fix}`);
   }
   return out;

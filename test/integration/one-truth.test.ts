@@ -164,6 +164,31 @@ describe("policies that limit the file's queues", () => {
     expect(clean.stdout).toMatch(/No changes\.$/m);
     expect(clean.code).toBe(0);
   });
+
+  // RabbitMQ reads a pattern as PCRE: a POSIX class such as [[:punct:]] is one JavaScript cannot
+  // read. Where the pattern left it unsure, plan only warned "if it applies" and said "No
+  // changes." (exit 0) of a queue the operator policy capped at 2; the broker's statistics name it.
+  it("an operator policy whose pattern topo cannot read, and that caps a queue, is degraded once the broker's statistics name it", async () => {
+    const { file, async } = fresh([
+      { name: "mpposix", sync: false },
+      { name: "mpother", sync: false },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const cap = await api("PUT", `/api/operator-policies/${vh(async)}/posix`, { pattern: "^mpposix[[:punct:]]async$", definition: { "max-length": 2 }, "apply-to": "queues", priority: 0 });
+    expect(cap.status).toBeLessThan(300);
+    // The queue's statistics name its operator policy some seconds after the PUT (they are emitted every 5 s).
+    const named = async () => ((await api("GET", `/api/queues/${vh(async)}/mpposix.async?columns=operator_policy`)).body as { operator_policy?: string }).operator_policy === "posix";
+    for (let i = 0; i < 60 && !(await named()); i++) await new Promise((r) => setTimeout(r, 500));
+    expect(await named()).toBe(true);
+
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.stderr).toBe("");
+    expect(plan.code).toBe(2);
+    expect(plan.stdout).toContain(`! degraded: operator policy "posix" sets max-length 2 on 1 queue (mpposix.async) and the file gives it no x-max-length: the queue keeps at most 2 messages, not as the file says`);
+    // The queue it does not apply to, which statistics name no operator policy for, is still only "may".
+    expect(plan.stdout).toMatch(/! warning: operator policy "posix" sets max-length 2 on 1 queue \(mpother\.async\) .*: if it applies, .*topo cannot read its pattern/);
+    expect(plan.stdout).not.toContain("rabbitmqctl list_queues");
+  });
 });
 
 describe("a policy's overflow on the file's queues", () => {

@@ -2,7 +2,7 @@
 // not give (or a lower one) is drift topo cannot repair, never "No changes".
 
 import { describe, expect, it } from "vitest";
-import { policyLimits } from "../../src/plan/policy-limits.js";
+import { operatorPoliciesUnsure, policyLimits } from "../../src/plan/policy-limits.js";
 import { Ownership } from "../../src/core/naming.js";
 import type { Policy } from "../../src/model.js";
 import { actual, desiredOf, policy, raw } from "../helpers/builders.js";
@@ -52,6 +52,25 @@ describe("policies that limit the file's queues", () => {
     // The broker's word settles it.
     const told = policyLimits(d, actual([...d.resources, low, { ...high, priority: 1 }], { queueFacts: { "mplogin.async": { policy: "low" }, "mpwallet.async": { policy: "high" } } }), owns);
     expect(told.degraded).toEqual([expect.stringMatching(/^policy "low" sets max-length 5 on 1 queue \(mplogin\.async\)/)]);
+  });
+
+  it("an operator policy topo cannot place by its pattern is settled by the queue's statistics where they name it, and only then", () => {
+    // A POSIX class: RabbitMQ's PCRE reads it, JavaScript cannot.
+    const posix = cap({ name: "posix", pattern: "^mplogin[[:punct:]]async$", definition: { "max-length": 5 } });
+    const ops = { operatorPolicies: [posix] };
+    expect(operatorPoliciesUnsure(d, actual(d.resources, ops))).toEqual(["mplogin.async", "mppay.async", "mpwallet.async"]);
+    // Not asked of a queue the broker does not hold yet, nor where no operator policy sets a limit.
+    expect(operatorPoliciesUnsure(d, actual(d.resources.filter((r) => r.kind !== "queue" || r.name !== "mppay.async"), ops))).toEqual(["mplogin.async", "mpwallet.async"]);
+    expect(operatorPoliciesUnsure(d, actual(d.resources, { operatorPolicies: [{ ...posix, definition: { "queue-mode": "lazy" } }] }))).toEqual([]);
+    // Their word settles it (degraded, so --detailed-exitcode exits 2); where they name none, it stays a warning.
+    const told = policyLimits(d, actual(d.resources, { ...ops, queueFacts: { "mplogin.async": { operatorPolicy: "posix" } } }), owns);
+    expect(told.degraded).toEqual([expect.stringMatching(/^operator policy "posix" sets max-length 5 on 1 queue \(mplogin\.async\) and the file gives it no x-max-length: the queue keeps at most 5 messages/)]);
+    expect(told.warnings).toEqual([
+      expect.stringMatching(/^operator policy "posix" sets max-length 5 on 1 queue \(mpwallet\.async\) .*topo cannot read its pattern .*the management API's GET \/api\/queues\/a\?columns=name,operator_policy shows it, from the queues' statistics/),
+      expect.stringMatching(/^operator policy "posix" sets max-length 5 on 1 queue \(mppay\.async\) and the file gives x-max-length 1000: if it applies/),
+    ]);
+    // A name that is none of the candidates (statistics from before the policies changed) settles nothing.
+    expect(policyLimits(d, actual(d.resources, { ...ops, queueFacts: { "mplogin.async": { operatorPolicy: "gone" } } }), owns).degraded).toEqual([]);
   });
 
   it("a pattern topo cannot read is a warning, never degraded", () => {
