@@ -188,6 +188,13 @@ describe("policies that limit the file's queues", () => {
     // The queue it does not apply to, which statistics name no operator policy for, is still only "may".
     expect(plan.stdout).toMatch(/! warning: operator policy "posix" sets max-length 2 on 1 queue \(mpother\.async\) .*: if it applies, .*topo cannot read its pattern/);
     expect(plan.stdout).not.toContain("rabbitmqctl list_queues");
+
+    // Apply, whose read back reads the queue it wrote to anew, says the same: degraded, never that the broker matches the file.
+    await api("DELETE", `/api/bindings/${vh(async)}/e/mpposix/q/mpposix.async/mpposix.async.%23`);
+    const applied = await runCli(["apply", "-f", file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(`${applied.stdout}${applied.stderr}`).not.toMatch(/matches the file/);
+    expect(applied.stdout).toMatch(/Apply complete: 1 change made; 1 degraded/);
   });
 });
 
