@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { BUG_HINT, ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
+import { learnTypedPassword } from "./config/url.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import { DEFAULT_CHANNELS, type Plan } from "./model.js";
@@ -19,6 +20,10 @@ setUpProcess();
 
 /** Learns every password a command reads; everything printed goes through it. */
 const redactor = new Redactor();
+// A password typed into any argument is learnt before commander reads them: commander echoes an
+// option it does not know with its value ("unknown option '--urll=sync=USER:PASSWORD@HOST'"), and
+// without a scheme that value is no URL redactText recognises.
+for (const arg of process.argv.slice(2)) learnTypedPassword(arg, redactor);
 const redact = (s: string) => redactor.text(s);
 const out = (s: string) => process.stdout.write(`${redact(s)}\n`);
 const err = (s: string) => process.stderr.write(`${redact(s)}\n`);

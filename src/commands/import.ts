@@ -16,7 +16,7 @@ import { readCluster } from "../broker/read.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
 import { planCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
-import { hasSchemeSlashes, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
+import { hasSchemeSlashes, learnTypedPassword, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
 import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { importUsers, isUserAction, passwordlessUsers, userChanges } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
@@ -407,21 +407,6 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
 /** `--url sync=amqp://u:***@host/vhost`: the option as typed, its password and query masked. */
 function shownSpec(option: string, spec: UrlSpec): string {
   return `${option} ${spec.name ? `${spec.name}=` : ""}${shownUrl(spec.value)}`;
-}
-
-/**
- * Teach the redactor the password typed into a command-line URL, found where the user-info is as
- * typed, so that it is masked wherever it shows up, even when the URL does not parse.
- */
-function learnTypedPassword(value: string, redactor: Redactor): void {
-  const span = userinfoSpan(value);
-  if (!span) return;
-  const userinfo = value.slice(span.start, span.end);
-  const colon = userinfo.indexOf(":");
-  const password = colon < 0 ? undefined : userinfo.slice(colon + 1);
-  if (!password) return;
-  redactor.add(password);
-  redactor.add(safeDecode(password));
 }
 
 /**

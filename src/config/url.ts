@@ -2,7 +2,7 @@
 // fails to parse may hold a password written unencoded ("p@ss:w/rd"); no pattern can tell where
 // such a password ends, so these messages name the part that is wrong, never its text.
 
-import { maskUserinfo } from "../redact.js";
+import { maskUserinfo, type Redactor } from "../redact.js";
 
 export const PERCENT_ENCODE = "percent-encode the password (e.g. / as %2F, @ as %40, % as %25)";
 
@@ -39,6 +39,26 @@ export function userinfoSpan(raw: string): { start: number; end: number } | unde
   const slashes = raw.indexOf("://");
   const start = slashes >= 0 && slashes < end ? slashes + 3 : (KNOWN_SCHEME.exec(raw)?.[0].length ?? 0);
   return end < start ? undefined : { start, end };
+}
+
+/**
+ * Teach the redactor the password typed into a URL on the command line, found where the
+ * user-info is as typed (userinfoSpan), so that it is masked wherever it shows up, even when the
+ * URL does not parse, or stands inside an option commander echoes ("--urll=sync=u:p@host").
+ */
+export function learnTypedPassword(value: string, redactor: Redactor): void {
+  const span = userinfoSpan(value);
+  if (!span) return;
+  const userinfo = value.slice(span.start, span.end);
+  const colon = userinfo.indexOf(":");
+  const password = colon < 0 ? undefined : userinfo.slice(colon + 1);
+  if (!password) return;
+  redactor.add(password);
+  try {
+    redactor.add(decodeURIComponent(password));
+  } catch {
+    // Not %-encoded as a whole: learnt as typed above.
+  }
 }
 
 /** host[:port] as a URL writes it; anything else may be a password that lost its "@". */

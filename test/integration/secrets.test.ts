@@ -408,3 +408,24 @@ describe("Node's own debug log", () => {
     for (const debug of ["fs", "module", "", "fs, http"]) expect((await runCli(["validate", "-f", file], { NODE_DEBUG: debug })).stderr).not.toContain("warning: NODE_DEBUG");
   });
 });
+
+describe("a password typed where the command line does not take it", () => {
+  const PW = "Sup3r-S3cret!Pw";
+  const ALNUM = "Sup3rS3cretPw";
+  const leaks = (r: CliResult) => [PW, ALNUM, encodeURIComponent(PW)].filter((s) => (r.stdout + r.stderr).includes(s));
+
+  // commander echoes an option it does not know with its value, and "sync=USER:PASSWORD@HOST"
+  // (the --url form without a scheme) is no URL the masking found: the password was printed.
+  it("is masked in commander's echo of an unknown option", async () => {
+    for (const value of [`sync=topo_u:${PW}@localhost:5672/x`, `topo_u:${encodeURIComponent(PW)}@localhost`, `amqp://topo_u:${PW} x@localhost/x`]) {
+      for (const json of [[], ["--json"]]) {
+        const r = await runCli(["import", `--urll=${value}`, ...json]);
+        expect(r.code, value).toBe(1);
+        expect(r.stdout + r.stderr, value).toContain("unknown option '--urll=");
+        expect(leaks(r), value).toEqual([]);
+      }
+    }
+    const r = await runCli(["import", `--urll=sync=topo_u:${PW}@localhost:5672/x`]);
+    expect(r.stderr.split("\n")[0]).toBe("error: unknown option '--urll=sync=topo_u:***@localhost:5672/x'");
+  });
+});
