@@ -6,14 +6,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { envVar, interpolate } from "../config/interpolate.js";
+import { envVar, interpolate, variableNameProblem } from "../config/interpolate.js";
 import { loadConfig, parseConfig, refuseUnsetUrls, type Env } from "../config/load.js";
 import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
 import { unknownClusterHints } from "../core/words.js";
 import type { Action, ActualCluster, ClusterTarget, DesiredCluster, DesiredState, SettingPlaces } from "../model.js";
 import { readCluster } from "../broker/read.js";
-import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, ENV_NAME, prefixProblem } from "../core/naming.js";
+import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, prefixProblem } from "../core/naming.js";
 import { planCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
 import { hasSchemeSlashes, learnTypedPassword, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
@@ -96,9 +96,8 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   const redactor = opts.redactor ?? new Redactor();
   const env = opts.env ?? process.env;
   const passwordEnv = opts.passwordEnv ?? DEFAULT_PASSWORD_ENV;
-  if (!ENV_NAME.test(passwordEnv)) {
-    throw new TopoError(`--password-env "${passwordEnv}" is not an environment variable name`, ["use letters, digits and _, not starting with a digit, e.g. RABBITMQ_PASSWORD"]);
-  }
+  const badName = variableNameProblem("--password-env", passwordEnv, env, DEFAULT_PASSWORD_ENV);
+  if (badName) throw new TopoError(badName.message, badName.hints);
   const badPrefix = opts.prefix === undefined ? undefined : prefixProblem(opts.prefix);
   if (badPrefix) {
     throw new TopoError(`--prefix "${opts.prefix}" cannot be topo's namespace: ${badPrefix}`, ["a prefix is a lowercase letter then lowercase letters and _ (the router rule is ^<prefix>[a-z_]+$)"]);

@@ -3,7 +3,7 @@
 
 import { createRequire } from "node:module";
 import type { ConfigProblem } from "../errors.js";
-import { ENV_NAME_SOURCE } from "../core/naming.js";
+import { ENV_NAME, ENV_NAME_SOURCE } from "../core/naming.js";
 import { ownValue } from "../core/collections.js";
 import { displayPath, holdsSecretValue, isObject, type Path } from "./places.js";
 import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
@@ -20,6 +20,30 @@ export type Env = Record<string, string | undefined>;
  */
 export function envVar(env: Env, name: string): string | undefined {
   return ownValue(env, name);
+}
+
+/**
+ * What is wrong with `given` as the name of the environment variable an option takes
+ * (--password-env), or undefined. It never shows `given`: where a name belongs, a user often
+ * gives the value, the password itself (`--password-env "$RABBITMQ_PASSWORD"`), which this
+ * message would print into a CI log. A variable whose value it is says that mistake exactly.
+ */
+export function variableNameProblem(option: string, given: string, env: Env, example: string): { message: string; hints: string[] } | undefined {
+  const set = envVar(env, given) !== undefined;
+  const holder = set || given === "" ? undefined : Object.keys(env).sort().find((k) => envVar(env, k) === given);
+  if (holder !== undefined) {
+    return {
+      message: ENV_NAME.test(given)
+        ? `${option} names a variable that is not set, and the name it was given (not shown) is the value of $${holder}`
+        : `what ${option} was given (not shown) is the value of $${holder}, not a variable's name`,
+      hints: [`${option} takes a variable's name: if $${holder} holds the password, write ${option} ${holder}`],
+    };
+  }
+  if (ENV_NAME.test(given)) return undefined;
+  return {
+    message: `${option} takes the name of an environment variable (letters, digits and _, not starting with a digit); what it was given is not one, and is not shown: it may be the password itself`,
+    hints: [`put the password in a variable and name that: ${option} ${example}`],
+  };
 }
 
 const require = createRequire(import.meta.url);

@@ -428,4 +428,22 @@ describe("a password typed where the command line does not take it", () => {
     const r = await runCli(["import", `--urll=sync=topo_u:${PW}@localhost:5672/x`]);
     expect(r.stderr.split("\n")[0]).toBe("error: unknown option '--urll=sync=topo_u:***@localhost:5672/x'");
   });
+
+  // `--password-env "$RABBITMQ_PASSWORD"` gives the value where the name belongs: import printed it
+  // ('--password-env "Sup3r-S3cret!Pw" is not an environment variable name'), and an alphanumeric
+  // one three times ("is read from $Sup3rS3cretPw, which is not set", "export Sup3rS3cretPw=...").
+  it("as --password-env's name is not shown, and the variable that holds it is named", async () => {
+    const url = `sync=amqp://topo_u@${broker().host}:${broker().amqpPort}/x`;
+    for (const value of [PW, ALNUM]) {
+      const r = await runCli(["import", "--url", url, "--password-env", value], { TOPO_TEST_TYPED_PW: value });
+      expect(r.code, value).toBe(1);
+      expect(leaks(r), value).toEqual([]);
+      expect(r.stderr, value).toContain("(not shown) is the value of $TOPO_TEST_TYPED_PW");
+      expect(r.stderr, value).toContain("write --password-env TOPO_TEST_TYPED_PW");
+    }
+    const r = await runCli(["import", "--url", url, "--password-env", PW]);
+    expect(r.code).toBe(1);
+    expect(leaks(r)).toEqual([]);
+    expect(r.stderr).toContain("--password-env takes the name of an environment variable");
+  });
 });
