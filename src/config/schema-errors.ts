@@ -147,6 +147,11 @@ function propertiesAt(schema: unknown): Record<string, unknown> {
  * yes/no/on/off (booleans in YAML 1.1) and a number in quotes. Never quotes a value that may be secret.
  */
 function typeHint(wanted: string, value: unknown, path: (string | number)[]): string {
+  // A user's password of digits (password: 12345678), or yes/true: the text was meant, and quotes
+  // keep it. Only 010 and the like, which YAML reads as another number, were told so (numbers.ts).
+  if (wanted === "string" && path[0] === "users" && (typeof value === "number" || typeof value === "boolean")) {
+    return `; put it in quotes to mean the text: YAML reads it as ${typeof value === "number" ? "a number" : "true or false"}`;
+  }
   if (typeof value !== "string") return "";
   if (wanted === "boolean" && /^(?:y|yes|n|no|on|off)$/i.test(value)) return ` (YAML 1.2 reads yes, no, on and off as text); write true or false`;
   if ((wanted === "integer" || wanted === "number") && /^\s*[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*$/.test(value)) {

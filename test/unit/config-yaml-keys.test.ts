@@ -42,8 +42,17 @@ describe("keys YAML reads as something other than the text written", () => {
     const ps = problemsOf(`${HEAD}users:\n  edge:\n    password: pw\n    publishes: all\n  008:\n    password: 5\n    consumes: [mplogin]\n  16:\n    password: 6\n    consumes: [mplogin]\n`);
     expect(ps).toEqual([
       `12:3: users: YAML reads the key 008 as the number 8, not as the text written; put it in quotes ("008") to mean the text`,
-      `13:15: users["008"].password: must be a string, not number`,
-      `16:15: users["16"].password: must be a string, not number`,
+      `13:15: users["008"].password: must be a string, not number; put it in quotes to mean the text: YAML reads it as a number`,
+      `16:15: users["16"].password: must be a string, not number; put it in quotes to mean the text: YAML reads it as a number`,
+    ]);
+  });
+
+  it("a password of digits, or true, is told to be quoted, and is not shown", () => {
+    // "must be a string, not number" alone did not say what to do: quotes keep the text.
+    const ps = problemsOf(`${HEAD}users:\n  edge:\n    password: 98765432\n    publishes: all\n  worker:\n    password_hash: true\n    consumes: [mplogin]\n`);
+    expect(ps).toEqual([
+      `10:15: users.edge.password: must be a string, not number; put it in quotes to mean the text: YAML reads it as a number`,
+      `13:20: users.worker.password_hash: must be a string, not boolean; put it in quotes to mean the text: YAML reads it as true or false`,
     ]);
   });
 
