@@ -39,6 +39,26 @@ export function literalPasswordWarning(source: string, value: string, path: read
   return `the URL's password ${why.replace(/^the password /, "")}: anyone who can read the file, or its history in git, has it; put it in an environment variable and write \${RABBITMQ_PASSWORD} (that variable's name, or another) in its place in the URL`;
 }
 
+/**
+ * The problem of a cluster URL whose user-info holds a ${VAR} and no ":" once it is put in
+ * (`amqp://${RABBITMQ_PASSWORD}@host`, the user name forgotten): the variable's value is taken as
+ * the user name, with no password, which RabbitMQ never accepts, and output shows a URL's user name
+ * (the 401's hint named it: 'the credentials of "<the password>"'). Undefined otherwise. The
+ * value is never shown, nor the user-info as written (a :-default may hold a password).
+ */
+export function lonePasswordVariable(source: string, value: string, path: readonly (string | number)[]): string | undefined {
+  if (path[0] !== "clusters" || (path[2] !== "url" && path[2] !== "management")) return undefined;
+  const span = userinfoSpan(source.replace(REF, (m) => " ".repeat(m.length)));
+  if (!span) return undefined;
+  const names = [...source.slice(span.start, span.end).matchAll(REF)].flatMap((m) => (m[1] === undefined ? [] : [m[1]]));
+  if (!names.length) return undefined;
+  const put = userinfoSpan(value);
+  if (put && value.slice(put.start, put.end).includes(":")) return undefined;
+  const name = names[names.length - 1] as string;
+  const ref = `\${${name}}`;
+  return `the URL's user-info holds no ":" once ${ref} is put in, so its value (not shown) is taken as the user name, with no password, and RabbitMQ refuses a login without one; write <user>:${ref}@ where ${ref} holds the password`;
+}
+
 /** Why the text of source[start, end) comes from the file, or undefined when the environment gives it all. */
 function fromFile(source: string, start: number, end: number, env: Env): string | undefined {
   let covered = start;

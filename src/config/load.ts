@@ -11,7 +11,7 @@ import type { DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
 import { interpolateValue, namingVariables, pathsOf, schemaTypesAt, UNINTERPOLATED, type Env } from "./interpolate.js";
-import { literalPasswordWarning, nameLikePasswords, shownWords } from "./literal-secrets.js";
+import { literalPasswordWarning, lonePasswordVariable, nameLikePasswords, shownWords } from "./literal-secrets.js";
 import { maybeYaml11Number, numberProblem, numberTextProblem } from "./numbers.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { displayPath, holdsSecrets, holdsSecretValue, isMergeKey, isObject, nodeAt, offsetIn, pathKey, placePathProblem, yaml, yamlPath, type Path } from "./places.js";
@@ -448,6 +448,8 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
       }
       node.value = r.value;
       if (source.includes("${")) putIn.set(pathKey(pathOf()), source);
+      const lone = typeof r.value === "string" ? lonePasswordVariable(source, r.value, pathOf()) : undefined;
+      if (lone) problems.push({ file, ...at(node.range?.[0] ?? 0), message: `${displayPath(pathOf())}: ${lone}` });
       if (warnings && typeof r.value === "string" && holdsSecretValue(pathOf())) {
         const literal = literalPasswordWarning(source, r.value, pathOf(), env);
         if (literal) warnings.push({ file, ...at(node.range?.[0] ?? 0), message: `${displayPath(pathOf())}: ${literal}` });
@@ -625,6 +627,7 @@ function interpolateData(v: unknown, path: Path, env: Env, unsetPasswords?: Set<
     if ("errors" in r) return FAILED;
     // A password written in the file is warned about at its place, which the YAML path finds.
     if (typeof r.value === "string" && holdsSecretValue(path) && literalPasswordWarning(v, r.value, path, env)) return FAILED;
+    if (typeof r.value === "string" && lonePasswordVariable(v, r.value, path)) return FAILED;
     return r.value;
   }
   if (Array.isArray(v)) {

@@ -129,3 +129,36 @@ describe("a user's tags that reach past the rights topo derives", () => {
     expect(errorJson(e, (s) => s).error.warnings).toHaveLength(1);
   });
 });
+
+describe("a URL whose user-info is a variable with no password", () => {
+  // amqp://${RABBITMQ_PASSWORD}@host (the user name forgotten) read the password as the user name:
+  // plan's 401 hint then printed it ('the credentials (user name or password) of "<password>"').
+  // No login without a password succeeds, so it is refused at its place, never showing the value.
+  function problemsOf(text: string, env: Record<string, string>, ext = "yaml"): string[] {
+    const f = join(mkdtempSync(join(tmpdir(), "topo-lone-")), `t.${ext}`);
+    writeFileSync(f, text);
+    try {
+      loadConfig(f, env);
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+      throw e;
+    }
+    return [];
+  }
+  const said = (at: string, key: string) =>
+    `${at}: clusters.sync.${key}: the URL's user-info holds no ":" once \${PW} is put in, so its value (not shown) is taken as the user name, with no password, and RabbitMQ refuses a login without one; write <user>:\${PW}@ where \${PW} holds the password`;
+  const PW = "Xk9-Secret-Pw77";
+
+  it("is refused in the url and the management URL, in YAML and JSON, without the value", () => {
+    expect(problemsOf(file('"amqp://${PW}@rabbit:5672/s"'), { PW })).toEqual([said("4:10", "url")]);
+    expect(problemsOf(file('"amqp://${PW:-Def-Secret1}@rabbit:5672/s"'), {})).toEqual([said("4:10", "url")]);
+    expect(problemsOf(file('"amqp://guest:guest@rabbit:5672/s"\n    management: "http://x${PW}@rabbit:15672"'), { PW })).toEqual([said("5:17", "management")]);
+    const json = `{"version":1,"clusters":{"sync":{"url":"amqp://\${PW}@rabbit:5672/s"},"async":{"url":"amqp://guest:guest@127.0.0.1:1/a"}},"services":["mplogin"]}`;
+    expect(problemsOf(json, { PW }, "json")).toEqual([said("1:40", "url")]);
+  });
+
+  it("is taken as it is when the variable gives user and password, or the file gives the password", () => {
+    expect(problemsOf(file('"amqp://${CREDS}@rabbit:5672/s"'), { CREDS: "topo:S3cret-9" })).toEqual([]);
+    expect(problemsOf(file('"amqp://${USER_NAME}:${PW}@rabbit:5672/s"'), { USER_NAME: "topo", PW })).toEqual([]);
+  });
+});
