@@ -226,7 +226,9 @@ function parseManagement(
     return undefined;
   }
   if (u.search || u.hash) {
-    problems.push({ path, message: `management URL may not have a query or fragment` });
+    // The web UI's address as a browser shows it (http://host:15672/#/queues) is the likely paste.
+    const base = `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "")}`;
+    problems.push({ path, message: `management URL may not have a query or fragment: give the management plugin's base URL, e.g. ${base} (the web UI's address without its #/...)` });
     return undefined;
   }
   // topo adds /api/... itself: a URL ending in /api would ask for /api/api/overview, which the

@@ -65,10 +65,10 @@ describe("a --management that is wrong", () => {
   const url = "amqp://u:Secret1@localhost:5672/v";
   it("is blamed on --management, with its own hint", async () => {
     const e = await failure([url], ["http://localhost:15672/?pw=x"]);
-    expect(e.message).toBe("--management http://localhost:15672/?…: management URL may not have a query or fragment");
+    expect(e.message).toBe("--management http://localhost:15672/?…: management URL may not have a query or fragment: give the management plugin's base URL, e.g. http://localhost:15672 (the web UI's address without its #/...)");
     expect(e.hints).toEqual(["write http://HOST:15672 (https:// for TLS)"]);
     const named = await failure([`sync=${url}`], ["sync=http://localhost:15672/#Secret5"]);
-    expect(named.message).toBe("--management sync=http://localhost:15672/#…: management URL may not have a query or fragment");
+    expect(named.message).toBe("--management sync=http://localhost:15672/#…: management URL may not have a query or fragment: give the management plugin's base URL, e.g. http://localhost:15672 (the web UI's address without its #/...)");
   });
 
   it("with credentials or without its // is refused without showing them", async () => {
