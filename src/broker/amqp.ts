@@ -781,10 +781,17 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
     // A time-out is no refusal: the host did not answer, or the broker took the connection and
     // did not answer it (stopped, paused, too busy); said as nothing accepting connections, it
     // sent people after a port that was right.
+    const said = `${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`;
     hints.push(
-      /ETIMEDOUT/.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)
+      /ETIMEDOUT/.test(said)
         ? `no AMQP answer from ${at} in time: the host does not answer, or the broker accepts connections and does not answer them (stopped, paused or too busy: rabbitmq-diagnostics status on its node says whether it runs); is the broker up?`
-        : `nothing accepts AMQP connections at ${at}; is the broker up?`,
+        : /ECONNREFUSED/.test(said)
+          ? `nothing accepts AMQP connections at ${at}; is the broker up?`
+          : /EHOSTUNREACH/.test(said)
+            ? `no route to ${at}: the host is down or a network between cuts it off; check the host in ${places.url}`
+            : // Reset or cut after it was taken: "nothing accepts" sent people after a listener
+              // that was there (a node shutting down or restarting, a proxy with no broker behind it).
+              `${at} took the connection and then dropped it (reset or closed): the node is shutting down or restarting, or a proxy or load balancer in between has no broker behind it; run topo again once the broker is up (rabbitmq-diagnostics status on its node)`,
     );
   }
   return new BrokerError(target.name, redactText(`${where} -> ${text}`), { status: code, transient, hints, code: kind ?? (tls ? "broker_unreachable" : undefined) });

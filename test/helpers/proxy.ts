@@ -67,6 +67,8 @@ export interface AmqpProxy {
   stall: () => void;
   /** Close every connection through the proxy, both sides. */
   cut: () => void;
+  /** From now on, reset each new connection as soon as it is taken (a node shutting down, a proxy with no broker behind it). */
+  refuse: () => void;
   /** How many client connections through the proxy are still open (a client that dropped its socket is not). */
   open: () => number;
   /**
@@ -89,7 +91,13 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
   const pairs: { client: import("node:net").Socket; upstream: import("node:net").Socket }[] = [];
   let stalled = false;
   let rule: { classId: number; methodId: number; skip: number; done: () => void } | undefined;
+  let refusing = false;
   const server = tcpServer((client) => {
+    if (refusing) {
+      client.on("error", () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = connect(b.amqpPort, b.host);
     pairs.push({ client, upstream });
     // The protocol header, then frames: type, channel, size, payload, frame end.
@@ -183,6 +191,9 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
         p.client.destroy();
         p.upstream.destroy();
       }
+    },
+    refuse: () => {
+      refusing = true;
     },
     open: () => pairs.filter((p) => !p.client.destroyed).length,
     cutAfter: (classId, methodId, skip = 0) =>

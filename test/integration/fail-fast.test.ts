@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminManagementUrl, amqpUrl, api, broker, CLI, createVhost, publish, runCli, uniqueName, vh, testVhosts, withChannel, writeTopology } from "../helpers/broker.js";
 import { ManagementClient } from "../../src/broker/http.js";
+import { amqpProxy } from "../helpers/proxy.js";
 import type { BrokerError } from "../../src/errors.js";
 
 const { fresh, vhosts } = testVhosts();
@@ -891,4 +892,32 @@ describe("Ctrl-C during apply", () => {
     expect((await runCli(["apply", "-f", file, "--cluster", "async"])).code).toBe(0);
     expect((await runCli(["plan", "-f", file, "--cluster", "async", "--detailed-exitcode"])).code).toBe(0);
   });
+});
+
+describe("a broker that drops connections it took", () => {
+  // A connection reset after the listener took it (a node shutting down or restarting, a proxy
+  // with no broker behind it) was said "nothing accepts AMQP connections at HOST:PORT; is the
+  // broker up?", which sent people after a port and a listener that were right.
+  it("is said to have taken the connection and dropped it, not that nothing listens", async () => {
+    const proxy = await amqpProxy();
+    try {
+      const b = broker();
+      const sync = uniqueName("sync");
+      const async = uniqueName("async");
+      vhosts.push(sync, async);
+      const through = (v: string) => `amqp://${b.user}:${b.password}@127.0.0.1:${proxy.port}/${encodeURIComponent(v)}`;
+      const file = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: through(sync) }, async: { url: through(async) } } });
+      // The first exchange.declare (class 40, method 10) reaches the broker; the connection is
+      // then lost, and every connection after it is reset as soon as it is taken.
+      const cut = proxy.cutAfter(40, 10).then(proxy.refuse);
+      const r = await runCli(["apply", "-f", file]);
+      await cut;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/ECONNRESET/);
+      expect(r.stderr).toContain(`hint: 127.0.0.1:${proxy.port} took the connection and then dropped it (reset or closed)`);
+      expect(r.stderr).not.toContain("nothing accepts AMQP connections");
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
 });
