@@ -417,6 +417,8 @@ export type Action =
        */
       lost?: LostBinding[];
       messages?: number;
+      /** Of `messages`, those the queue holds neither ready nor unacknowledged (QueueFacts.deadLettersWaiting): no move takes them, and no delete-ok counts them. */
+      apart?: number;
       /** `messages` counts the ready messages only: how many its consumers hold unacknowledged is not known. */
       unackedUnknown?: boolean;
       /** Why this queue replace could lose messages (plan/risk.ts); apply refuses it unless data loss is allowed. */
@@ -436,6 +438,8 @@ export type Action =
       key: string;
       before: Resource;
       messages?: number;
+      /** Of `messages`, those a quorum queue holds neither ready nor unacknowledged (QueueFacts.deadLettersWaiting): no delete-ok counts them. */
+      apart?: number;
       /**
        * `messages` counts the ready messages only: how many its consumers (or, where the broker
        * gave no count, anyone) hold unacknowledged is not known.

@@ -271,8 +271,11 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           : fetched > 0
             ? `, and ${plural(fetched, "message")} fetched but not acknowledged (when apply counted them)`
             : "";
-      if (messageCount > 0 || taken) {
-        ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken} (--allow-data-loss)`);
+      // What the delete-ok counts no more than a passive declare does: a quorum queue's dead
+      // letters waiting for their target, and retries RabbitMQ 4.3 delays.
+      const apart = (a.op === "delete" || a.op === "replace") && a.apart ? `, and ${plural(a.apart, "message")} neither ready nor unacknowledged (dead letters waiting for their target, or retries RabbitMQ 4.3 delays) when apply counted them` : "";
+      if (messageCount > 0 || taken || apart) {
+        ctx.log(`cluster ${plan.cluster}: queue ${r.name} ${a.op === "replace" ? "deleted to be re-created" : "deleted"}; ${plural(messageCount, "ready message")} dropped${taken}${apart} (--allow-data-loss)`);
       }
     };
     const removed = (as: Action[]) => as.flatMap((a) => (a.op !== "create" && (a.before.kind === "queue" || a.before.kind === "exchange") ? [{ a, r: a.before }] : []));

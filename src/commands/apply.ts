@@ -958,11 +958,13 @@ async function countMessages(p: ClusterPlan, s: AmqpSession, http: ManagementCli
         if (dead === undefined) a.deadLettersUnknown = true;
         const waiting = dead ?? 0;
         a.messages = r.messageCount + (a.unacked ?? 0) + waiting;
+        a.apart = waiting || undefined;
       } catch (e) {
         // 404: the queue is already gone, so it holds nothing.
         if ((e as { code?: number }).code === 404) {
           a.messages = 0;
           a.unacked = undefined;
+          a.apart = undefined;
         } else throw e;
       }
     },

@@ -187,7 +187,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
     }
     const because = fieldDiff(before, after, IMMUTABLE[after.kind]);
     if (because.length) {
-      actions.push({ op: "replace", key, before, after, because, rebind: [], messages: messagesOf(actual, before), ...unknownUnacked(actual, before) });
+      actions.push({ op: "replace", key, before, after, because, rebind: [], ...heldWithApart(actual, before), ...unknownUnacked(actual, before) });
       continue;
     }
     const changed = fieldDiff(before, after, MUTABLE[after.kind]);
@@ -244,11 +244,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       }
     }
     deleted.add(key);
-    // A quorum queue's dead letters waiting for their target go with it too (read with its statistics).
-    const waiting = before.kind === "queue" ? actual.queueFacts[before.name]?.deadLettersWaiting : undefined;
-    const counted = messagesOf(actual, before);
-    const messages = waiting ? (counted ?? 0) + waiting : counted;
-    actions.push({ op: "delete", key, before, messages, unacked: unackedOf(actual, before), ...unknownUnacked(actual, before), ...consumersOf(actual, before) });
+    actions.push({ op: "delete", key, before, ...heldWithApart(actual, before), unacked: unackedOf(actual, before), ...unknownUnacked(actual, before), ...consumersOf(actual, before) });
   }
   // A shorter prefix in use (mp, for this file's mpl) names every service of this one too: the
   // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
@@ -557,6 +553,19 @@ function compareActions(x: Action, y: Action): number {
 }
 
 /** What a queue holds by the read: its messages, and those fetched but not acknowledged (undefined: none). */
+/**
+ * What a queue that is deleted (or deleted to be replaced) holds: its messages, and with them a
+ * quorum queue's dead letters waiting for their target and retries RabbitMQ 4.3 delays (read with
+ * its statistics), which go with it too, as `apart`: no delete-ok counts them. A replace counted
+ * only the ready and unacknowledged ones: with --allow-data-loss it said the queue was "deleted
+ * with the 1 message it holds" and dropped 3.
+ */
+function heldWithApart(actual: ActualCluster, before: Resource): { messages?: number; apart?: number } {
+  const waiting = before.kind === "queue" ? actual.queueFacts[before.name]?.deadLettersWaiting : undefined;
+  const counted = messagesOf(actual, before);
+  return waiting ? { messages: (counted ?? 0) + waiting, apart: waiting } : { messages: counted };
+}
+
 function messagesOf(actual: ActualCluster, r: Resource): number | undefined {
   return r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined;
 }

@@ -756,7 +756,7 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
   // (delayed-retry-type). Such a message is neither ready nor unacknowledged: no move takes it, and
   // the old queue's delete drops it. Plan called them "dead-lettered at least once" and told the
   // user to let the dead-letter target take them, which no target ever does.
-  it.skipIf(version !== "4.3")("a replace of a quorum queue whose returned messages wait out 4.3's retry delay says so, refuses, and loses none", async () => {
+  it.skipIf(version !== "4.3")("a replace of a quorum queue whose returned messages wait out 4.3's retry delay says so, refuses and loses none, and counts them where told to drop them", async () => {
     const sync = uniqueName("r4sync");
     const async = uniqueName("r4async");
     vhosts.push(sync, async);
@@ -791,6 +791,16 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("let the delay end (at most the queue's delayed-retry-max)");
     expect(await stats()).toMatchObject({ messages: 3, messages_delayed: 2 });
+    // Dropped on purpose, they are counted: it said "deleted with the 1 message it holds" and
+    // "1 ready message dropped", and 3 were gone.
+    const lost = await runCli(["apply", "-f", file, "--allow-destructive", "--allow-data-loss"]);
+    expect(lost.code, lost.stderr).toBe(0);
+    const said = `${lost.stdout}${lost.stderr}`;
+    expect(said).toContain("-/+ replace queue mplogin.async [holds 3 messages]");
+    expect(said).toContain("--allow-data-loss: queue mplogin.async is deleted with the 3 messages it holds, and re-created empty");
+    expect(said).toContain(
+      "queue mplogin.async deleted to be re-created; 1 ready message dropped, and 2 messages neither ready nor unacknowledged (dead letters waiting for their target, or retries RabbitMQ 4.3 delays) when apply counted them (--allow-data-loss)",
+    );
   });
 
   // A move out of a quorum queue that stops half-way gives back what it fetched and could not

@@ -6,6 +6,7 @@ import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { holdingQueue } from "../../src/core/naming.js";
 import { planJson, renderText } from "../../src/plan/render.js";
+import { dataLossLines } from "../../src/plan/guards.js";
 import { duration, holdingQueueFor, policyFor, queueLimits, replaceRisks, type HeldMessages, type ReplaceCase } from "../../src/plan/risk.js";
 
 // --- builders -------------------------------------------------------------------------------
@@ -426,6 +427,10 @@ describe("plan shows the risks of a replace", () => {
     const base = { messages: 2, ready: 2, unacked: 0, consumers: 0, bytes: 10 };
     const delayedPlan = planWith({ ...base, deadLettersWaiting: 3, delayedRetries: 3 });
     const delayed = renderText({ clusters: [delayedPlan] });
+    // The queue holds 5, and --allow-data-loss drops 5: the header and the data-loss line count the delayed ones too.
+    expect(delayed).toContain("-/+ replace queue mplogin.async [holds 5 messages]");
+    expect(dataLossLines(delayedPlan)).toEqual(["cluster async: --allow-data-loss: queue mplogin.async is deleted with the 5 messages it holds, and re-created empty"]);
+    expect(delayedPlan.actions.find((x) => x.op === "replace")).toMatchObject({ messages: 5, apart: 3 });
     expect(delayed).toContain(
       "! messages at risk: 3 returned messages wait in it for the retry delay RabbitMQ 4.3 gives them (x-delayed-retry-type; the statistics' messages_delayed) before they are ready again: a replace cannot move them, and deleting the old queue drops them",
     );
