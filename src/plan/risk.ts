@@ -6,8 +6,9 @@
 //
 // Limits come from the queue's arguments and from the policy that applies to it, combined the
 // way RabbitMQ combines them (rabbit_amqqueue_process: the lower of argument and policy for
-// max-length, max-length-bytes, message-ttl and expires; the argument wins for overflow and
-// dead-letter-exchange; an operator policy's value caps whatever the others give).
+// max-length, max-length-bytes, message-ttl and expires; the argument wins for dead-letter-exchange,
+// and for overflow on a classic queue, where a quorum queue takes the policy's; an operator
+// policy's value caps whatever the others give).
 
 import type { ActualCluster, DesiredCluster, Exchange, Limit, Overflow, Policy, Queue, QueueLimits, ReplaceRisk } from "../model.js";
 import { FETCHED_WITHOUT_CONSUMER, letGoOf, shown, plural } from "../core/words.js";
@@ -142,7 +143,13 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
   };
   const stream = q.type === "stream";
   const d = p?.definition ?? {};
-  const overflow = asString(q.arguments["x-overflow"]) ?? asString(d.overflow);
+  // A classic queue's own x-overflow wins over its policy's; a quorum queue takes the policy's
+  // over its own (measured on 3.10.8, x-max-length 2 and x-overflow reject-publish under a policy's
+  // drop-head: the classic queue kept the first 2 of 5, the quorum queue the last 2). Taken as the
+  // argument's, a finishing replace moved 8 messages back into a quorum queue of the file's
+  // reject-publish without counting the bytes it held already, and drop-head dropped 6 of them.
+  const own = asString(q.arguments["x-overflow"]);
+  const overflow = q.type === "quorum" ? (asString(d.overflow) ?? own) : (own ?? asString(d.overflow));
   return {
     maxLength: lower("x-max-length", "max-length"),
     maxLengthBytes: stream ? retention("x-max-length-bytes", "max-length-bytes") : lower("x-max-length-bytes", "max-length-bytes"),

@@ -367,6 +367,51 @@ describe("replace refuses what would lose messages", () => {
     expect(await deadLettersWaiting(async)).toBe(3);
   }, 180_000);
 
+  // Found by trying: with --allow-data-loss, a replace dropped 5 such dead letters and logged
+  // nothing, and a delete logged "2 ready messages dropped" of the 6 it dropped.
+  it("--allow-data-loss counts a quorum queue's dead letters waiting for their target among what a delete or a replace by delete and re-create dropped", async () => {
+    const { sync, async } = vhostPair();
+    const file = (o: { keep: boolean; limit?: number }) => quorumFile(sync, async, { ...o, args: { ...DEAD_LETTERS, ...(o.limit ? { "x-delivery-limit": o.limit } : {}) } });
+    expect((await runCli(["apply", "-f", file({ keep: true, limit: 5 })])).code).toBe(0);
+    await deadLetteredInto(async, 3);
+    await publishIds(async, ids("ready", 2));
+    const replaced = await runCli(["apply", "-f", file({ keep: true, limit: 6 }), "--allow-destructive", "--allow-data-loss"]);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stderr).toContain(`queue ${Q} deleted to be re-created; 2 ready messages dropped, and 3 messages neither ready nor unacknowledged (dead letters waiting for their target, or retries RabbitMQ 4.3 delays) when apply counted them (--allow-data-loss)`);
+    expect(await messageCount(async, Q)).toBe(0);
+
+    await deadLetteredInto(async, 4);
+    const deleted = await runCli(["apply", "-f", file({ keep: false }), "--allow-destructive", "--allow-data-loss"]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.stderr).toContain(`queue ${Q} deleted; 0 ready messages dropped, and 4 messages neither ready nor unacknowledged (dead letters waiting for their target, or retries RabbitMQ 4.3 delays) when apply counted them (--allow-data-loss)`);
+  }, 180_000);
+
+  // Found by trying: a quorum queue takes its policy's overflow over its own x-overflow, and topo
+  // took the argument's: finishing a replace into a quorum queue of x-overflow reject-publish
+  // under a user's policy overflow drop-head moved 8 messages back without counting the bytes it
+  // held already, drop-head dropped 6, and apply said 8 were moved back.
+  it("a quorum queue whose policy's overflow drop-head overrides its own reject-publish: a move into it counts the bytes it holds, and stops rather than let drop-head take what it moves", async () => {
+    const { sync, async } = vhostPair();
+    const file = quorumFile(sync, async, { keep: true, args: { "x-max-length-bytes": 1000, "x-overflow": "reject-publish" } });
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    expect((await api("PUT", `/api/policies/${vh(async)}/userdrop`, { pattern: "^mplogin\\.async$", definition: { overflow: "drop-head" }, "apply-to": "queues" })).status).toBeLessThan(300);
+    // An interrupted replace, its queue new already: 8 messages of 100 bytes in it, 8 waiting in its quorum holding queue.
+    const conn = await amqplib.connect(amqpUrl(async));
+    try {
+      const ch = await conn.createConfirmChannel();
+      await ch.assertQueue(HOLD, { durable: true, arguments: { "x-queue-type": "quorum" } });
+      for (const id of ids("in", 8)) ch.sendToQueue(Q, Buffer.from(id.padEnd(100, ".")), { persistent: true, messageId: id });
+      for (const id of ids("held", 8)) ch.sendToQueue(HOLD, Buffer.from(id.padEnd(100, ".")), { persistent: true, messageId: id });
+      await ch.waitForConfirms();
+    } finally {
+      await conn.close();
+    }
+    const r = await runCli(["apply", "-f", file]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`${Q} holds 8 messages topo did not put there or could not read, whose bytes it cannot count against ${Q}'s x-max-length-bytes 1000, which drops its oldest messages (the moved ones) past it`);
+    expect((await drainIds(async, Q)).length + (await drainIds(async, HOLD)).length).toBe(16);
+  }, 120_000);
+
   // CI on a busy broker: the statistics counted the 3 dead letters, then 0 five seconds later, and
   // plan showed the delete as holding nothing. RabbitMQ 3.10 asks messages_dlx of the queue apart
   // and reports 0 when the queue does not answer in time; its `messages` counts them with the rest.

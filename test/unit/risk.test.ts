@@ -271,6 +271,12 @@ describe("replace risks", () => {
     });
     expect(queueLimits(queue({ arguments: { "x-max-length": 10 } }), policies).maxLength).toEqual({ value: 10, from: "x-max-length" });
     expect(queueLimits(queue({ name: "other" }), policies)).toMatchObject({ maxLength: { value: 3 }, overflow: "reject-publish" });
+    // A quorum queue takes the policy's overflow over its own argument (measured on 3.10.8).
+    // A classic queue's argument wins over its policy's overflow; a quorum queue takes the
+    // policy's over its own (measured on 3.10.8).
+    expect(queueLimits(queue({ name: "other", arguments: { "x-overflow": "drop-head" } }), policies)).toMatchObject({ overflow: "drop-head" });
+    expect(queueLimits(queue({ type: "quorum", name: "other", arguments: { "x-overflow": "drop-head" } }), policies)).toMatchObject({ overflow: "reject-publish" });
+    expect(queueLimits(queue({ type: "quorum", name: "other", arguments: { "x-overflow": "reject-publish" } }), [])).toMatchObject({ overflow: "reject-publish" });
     // 60 messages: over "high" on the queue, and over "low" (pattern .*) on the holding queue;
     // "high"'s TTL may be one they never had (set after they were enqueued).
     expect(rules(replace({ policies, held: held({ ready: 60 }) }))).toEqual(["x-max-length", "x-message-ttl", "hold-policy"]);
