@@ -114,8 +114,8 @@ export interface ReplaceOutcome {
   mayRepeat?: { count: number; why: string };
 }
 
-/** Messages moved per confirm round trip. */
-const BATCH = 256;
+/** Messages moved per confirm round trip: at most this many are in both queues when a move is cut. */
+export const BATCH = 256;
 /** Time for messages routed just before an unbind to reach their queue before it is peeked. */
 const SETTLE_MS = 100;
 /** The most settled() waits for a queue's count to stop growing. */
