@@ -413,6 +413,9 @@ describe("plan shows the risks of a replace", () => {
     expect(renderText({ clusters: [plan] })).toContain(
       "! messages at risk: 7 messages it dead-lettered at least once wait in it for the dead-letter target to take them (the statistics' messages_dlx): a replace cannot move them, and deleting the old queue drops them",
     );
+    // They are what the replace holds, as a delete's: a plain replace (--allow-data-loss) drops them.
+    expect(r?.op === "replace" && r.messages).toBe(7);
+    expect(renderText({ clusters: [plan] })).toContain("-/+ replace queue mplogin.async [holds 7 messages]");
     // None waiting: no risk.
     const none = diffCluster(qd, actual([...qd.resources.filter((x) => x.kind !== "queue"), old], { queueFacts: { "mplogin.async": { ...facts, deadLettersWaiting: 0 } } }), "mp");
     const n = none.actions.find((x) => x.op === "replace");
