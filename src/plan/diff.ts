@@ -552,7 +552,6 @@ function compareActions(x: Action, y: Action): number {
   return dx < dy ? -1 : dx > dy ? 1 : 0;
 }
 
-/** What a queue holds by the read: its messages, and those fetched but not acknowledged (undefined: none). */
 /**
  * What a queue that is deleted (or deleted to be replaced) holds: its messages, and with them a
  * quorum queue's dead letters waiting for their target and retries RabbitMQ 4.3 delays (read with
@@ -566,6 +565,7 @@ function heldWithApart(actual: ActualCluster, before: Resource): { messages?: nu
   return waiting ? { messages: (counted ?? 0) + waiting, apart: waiting } : { messages: counted };
 }
 
+/** What a queue holds by the read: its messages, and those fetched but not acknowledged (undefined: none). */
 function messagesOf(actual: ActualCluster, r: Resource): number | undefined {
   return r.kind === "queue" ? actual.queueFacts[r.name]?.messages : undefined;
 }
