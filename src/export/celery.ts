@@ -64,7 +64,11 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   const cluster = c.target.name;
   const brokerEnv = opts.brokerEnv ?? brokerEnvName(cluster);
   if (!ENV_NAME.test(brokerEnv)) {
-    throw new TopoError(`--broker-env "${brokerEnv}" is not an environment variable name`, ["use letters, digits and _, not starting with a digit"]);
+    // Not shown: where the name belongs, the value is an easy slip (--broker-env "$BROKER_URL"),
+    // and a URL without its scheme, or a password, is nothing output can mask.
+    throw new TopoError(`--broker-env takes the name of an environment variable; what it was given is not one, and is not shown: it may be the broker URL itself, with its password`, [
+      `use letters, digits and _, not starting with a digit: --broker-env ${brokerEnvName(cluster)}`,
+    ]);
   }
   // A Celery 5.2 worker consumes a stream from "next" (it sets no x-stream-offset) and its acks
   // remove nothing: a task sent while no worker runs is never run (measured on 4.0.5). No setting

@@ -219,7 +219,11 @@ describe("export celery: broker, header and secrets", () => {
     expect(custom.brokerEnv).toBe("CELERY_BROKER");
     expect(custom.text).toContain(`os.environ.get("CELERY_BROKER")`);
     expect(custom.text).toContain(`--broker-env CELERY_BROKER -o <this file>`);
-    expect(thrown(() => generate(desired(), { brokerEnv: "1BAD-NAME" })).message).toMatch(/not an environment variable name/);
+    expect(thrown(() => generate(desired(), { brokerEnv: "1BAD-NAME" })).message).toMatch(/^--broker-env takes the name of an environment variable; what it was given is not one, and is not shown/);
+    // The value given where the name belongs (--broker-env "$BROKER_URL") is never echoed: without
+    // its scheme, or as a password alone, nothing would mask it.
+    const slip = thrown(() => generate(desired(), { brokerEnv: "u:Sup3r-S3cret@rabbit:5672/v" }));
+    expect(`${slip.message}\n${slip.hints.join("\n")}`).not.toContain("Sup3r-S3cret");
   });
 
   it("writes no password, from the AMQP URL or the management URL", () => {
