@@ -756,7 +756,8 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
   // (delayed-retry-type). Such a message is neither ready nor unacknowledged: no move takes it, and
   // the old queue's delete drops it. Plan called them "dead-lettered at least once" and told the
   // user to let the dead-letter target take them, which no target ever does.
-  it.skipIf(version !== "4.3")("a replace of a quorum queue whose returned messages wait out 4.3's retry delay says so, refuses and loses none, and counts them where told to drop them", async () => {
+  // RabbitMQ 4.3 only: earlier versions delay no retry (registered for it alone, not skipped elsewhere).
+  if (version === "4.3") it("a replace of a quorum queue whose returned messages wait out 4.3's retry delay says so, refuses and loses none, and counts them where told to drop them", async () => {
     const sync = uniqueName("r4sync");
     const async = uniqueName("r4async");
     vhosts.push(sync, async);
