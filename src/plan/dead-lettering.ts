@@ -106,7 +106,7 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
   // without quorum queues never does).
   let known: Vhost | undefined;
   const vhostOf = () => (known ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : []))) });
-  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, vhostOf, placeOf), ...loopsBack(desired, actual, vhostOf, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)] };
+  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, vhostOf, placeOf), ...loopsBack(desired, actual, vhostOf, placeOf), ...cyclesThrough(desired, actual, vhostOf, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)] };
   const asking = desired.queues.filter((s) => s.queue.type === "quorum" && asString(s.queue.arguments[STRATEGY]) !== undefined);
   if (!asking.length) return out;
   const { policies, exists } = vhostOf();
@@ -246,37 +246,14 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, vhostOf: () =
   const found = new Map<string, { place: string; setting: string; where: string; limit: string | undefined; queues: string[] }>();
   for (const spec of sending) {
     const { queue } = spec;
-    const exchange = asString(queue.arguments["x-dead-letter-exchange"]) as string;
-    const key = asString(queue.arguments["x-dead-letter-routing-key"]);
-    // A policy's dead-letter settings may send them elsewhere (its exchange yields to the queue's
-    // own, its routing key does not): topo does not judge what it cannot see through.
-    if (policiesFor(queue, vhostOf().policies).some(({ p }) => Object.keys(p.definition).some((k) => k.startsWith("dead-letter-")))) continue;
-    let where: string | undefined;
-    let argument = "x-dead-letter-exchange";
-    if (exchange === "") {
-      if (key !== queue.name) continue;
-      where = "through the default exchange to its own name";
-      argument = "x-dead-letter-routing-key";
-    } else {
-      routes ??= routingOf(desired, actual);
-      const e = routes.exchanges.get(exchange);
-      if (!e || !ROUTED_BY.has(e.type) || "alternate-exchange" in e.arguments) continue;
-      if (vhostOf().policies.some((p) => "alternate-exchange" in p.definition)) continue;
-      const head = [spec.service, spec.traffic];
-      const matches = (b: Binding): boolean => {
-        if (e.type === "fanout") return true;
-        if (e.type === "direct") return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${head.join(".")}.`);
-        return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head);
-      };
-      const reached = (routes.from.get(exchange) ?? []).filter(matches);
-      if (!reached.length || !reached.every((b) => b.destinationType === "queue" && b.destination === queue.name)) continue;
-      const keys = key !== undefined ? `the key ${quoted(key)}` : "the messages' own routing keys";
-      where = `to exchange ${quoted(exchange)} (${e.type}), which routes ${keys} back to the queue itself (${names([...new Set(reached.map((b) => b.routingKey || '""'))])})`;
-      if (key !== undefined) argument = "x-dead-letter-routing-key";
-    }
-    const place = placeIn(spec, placeOf, argument);
-    const value = argument === "x-dead-letter-exchange" ? exchange : (key as string);
-    const setting = `${argument}: ${quoted(value)}`;
+    const hop = hopOf(spec, ownKeys(spec), () => (routes ??= routingOf(desired, actual)), vhostOf());
+    if (!hop || hop.to !== queue.name) continue;
+    const where =
+      hop.exchange === ""
+        ? "through the default exchange to its own name"
+        : `to exchange ${quoted(hop.exchange)} (${hop.type}), which routes ${hop.keys.key !== undefined ? `the key ${quoted(hop.keys.key)}` : "the messages' own routing keys"} back to the queue itself (${names([...new Set(hop.reached.map((b) => b.routingKey || '""'))])})`;
+    const place = placeIn(spec, placeOf, hop.argument);
+    const setting = settingOf(spec, hop.argument);
     const limit = deliveryLimitOf(queue, actual.version);
     const group = `${place}\n${setting}\n${where}\n${limit ?? ""}`;
     const entry = found.get(group) ?? { place, setting, where, limit, queues: [] };
@@ -292,6 +269,156 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, vhostOf: () =
       `fix: dead-letter to another queue (x-dead-letter-routing-key naming it, or an exchange bound to it)`
     );
   });
+}
+
+/**
+ * Dead-letter cycles through more than one of the file's queues: a queue's dead letters go to a
+ * second queue (and only there), whose own dead letters come back to the first, directly or through
+ * others; and a queue that sends back to itself only the dead letters other queues send it. RabbitMQ
+ * drops a dead-lettered message on its way into a queue it was dead-lettered from before, unless a
+ * client rejected it somewhere since (rabbit_dead_letter:detect_cycles/3 in 3.10.8, mc:is_death_cycle/2
+ * in 4.3.4: every death since the last one in that queue must be a rejection's for it to pass). The
+ * retry pattern (a work queue that dead-letters to a retry queue whose x-message-ttl sends them back)
+ * goes round as long as a worker rejects each message; one the work queue dead-letters because it
+ * expired, a length limit pushed it out or it went over a delivery limit (RabbitMQ 4 gives a quorum
+ * queue 20) is gone after one wait in the retry queue. Measured on 3.10.8: a message expiring in a
+ * classic queue whose dead letters go through the default exchange to a second, whose own expire
+ * back to the first, was gone from both, and plan said "No changes.".
+ * Followed only where every hop is certain (hopOf): one queue gets them, and topo can read the routing.
+ */
+function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
+  const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+  if (!sending.length) return [];
+  const specs = new Map(desired.queues.map((s, i) => [s.queue.name, { spec: s, order: i }]));
+  let routes: Routing | undefined;
+  const routing = () => (routes ??= routingOf(desired, actual));
+  // Each hop follows from the queue and the keys its dead letters carry: a state seen by an earlier
+  // walk leads where that walk went, so every state is followed once (a chain of 10,000 queues,
+  // each dead-lettering to the next, costs 10,000 hops, not 50 million).
+  const done = new Set<string>();
+  const cycles = new Map<string, { spec: QueueSpec; hop: Hop }[]>();
+  for (const start of sending) {
+    const path: { spec: QueueSpec; hop: Hop; state: string }[] = [];
+    const onPath = new Map<string, number>();
+    let spec = start;
+    let keys = ownKeys(start);
+    for (;;) {
+      const state = stateOf(spec, keys);
+      const at = onPath.get(state);
+      if (at !== undefined) {
+        const cycle = path.slice(at);
+        // A queue that sends its own messages back to itself is loopsBack's; one that sends back
+        // only what arrives with another queue's key is said here.
+        const ownLoop = cycle.length === 1 && hopOf(spec, ownKeys(spec), routing, vhostOf())?.to === spec.queue.name;
+        if (!ownLoop) {
+          // Said once, from the queue the file writes first.
+          let first = 0;
+          cycle.forEach((c, i) => {
+            if ((specs.get(c.spec.queue.name)?.order ?? 0) < (specs.get(cycle[first]?.spec.queue.name ?? "")?.order ?? 0)) first = i;
+          });
+          const turned = [...cycle.slice(first), ...cycle.slice(0, first)];
+          cycles.set(turned.map((c) => c.spec.queue.name).join("\n"), turned);
+        }
+        break;
+      }
+      if (done.has(state)) break;
+      onPath.set(state, path.length);
+      const hop = asString(spec.queue.arguments["x-dead-letter-exchange"]) === undefined ? undefined : hopOf(spec, keys, routing, vhostOf());
+      const next = hop?.to === undefined ? undefined : specs.get(hop.to)?.spec;
+      if (!hop || !next) break;
+      path.push({ spec, hop, state });
+      spec = next;
+      keys = hop.keys;
+    }
+    for (const state of onPath.keys()) done.add(state);
+  }
+  return [...cycles.values()].map((cycle) => {
+    const [{ spec, hop }] = cycle as [{ spec: QueueSpec; hop: Hop }];
+    const along = cycle.map((c) => c.spec.queue.name);
+    const round = [...(along.length > 6 ? [...along.slice(0, 5), `… (${along.length - 5} more)`] : along), spec.queue.name].join(" → ");
+    const goes = cycle.length === 1 ? `what other queues dead-letter into it comes back to it (${hopWords(hop)})` : `its dead letters go to queue ${cycle[1]?.spec.queue.name} (${hopWords(hop)}), and come round to it again (${round})`;
+    const limits = cycle.flatMap((c) => {
+      const limit = deliveryLimitOf(c.spec.queue, actual.version);
+      return limit ? [`${c.spec.queue.name}: ${limit}`] : [];
+    });
+    const them = cycle.length === 1 ? "it" : "each of them";
+    return (
+      `${placeIn(spec, placeOf, hop.argument)}: ${settingOf(spec, hop.argument)} (queue ${spec.queue.name}): ${goes}, and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it somewhere on the way round (a dead-letter cycle), without a word: ` +
+      `a message goes round again only if a worker rejects it (requeue false) in ${cycle.length === 1 ? "it" : "one of them"}; one that ${them} dead-letters because it expired, a length limit pushed it out or it went over a delivery limit${limits.length ? ` (${limits.join("; ")})` : ""} is gone; ` +
+      `fix: dead-letter one of ${cycle.length === 1 ? "the queues that send to it" : "them"} to a queue outside the cycle, or make sure a message leaves ${cycle.length === 1 ? "it" : "one of them"} only when a worker rejects it (no message TTL, length limit or delivery limit there)`
+    );
+  });
+}
+
+/** The keys a queue's dead letters carry: its x-dead-letter-routing-key, or the messages' own. */
+type Keys = { key: string; head?: undefined } | { key?: undefined; head: readonly string[] };
+
+/** A queue and the keys of the dead letters in it: where a walk through dead-lettering stands. */
+function stateOf(spec: QueueSpec, keys: Keys): string {
+  return `${spec.queue.name}\n${keys.key !== undefined ? `key\n${keys.key}` : `own\n${keys.head.join("\n")}`}`;
+}
+
+/** The keys of the messages published to a queue of the file: <service>.<traffic>.<task>. */
+function ownKeys(spec: QueueSpec): Keys {
+  return { head: [spec.service, spec.traffic] };
+}
+
+/** One certain hop of dead-lettering: the only queue a queue's dead letters reach, and how. */
+interface Hop {
+  exchange: string;
+  type: string;
+  /** The argument that decides where they go, as the file writes it. */
+  argument: "x-dead-letter-exchange" | "x-dead-letter-routing-key";
+  /** The keys they carry on from here. */
+  keys: Keys;
+  /** The bindings that route them (none through the default exchange). */
+  reached: Binding[];
+  /** The queue that gets them all; undefined where none or several do. */
+  to: string | undefined;
+}
+
+/**
+ * Where the queue's dead letters go, carrying `incoming` (the keys of the messages in it), where topo
+ * can tell: the default exchange with a routing key, or a fanout, direct or topic exchange without an
+ * alternate exchange; no policy that could set a dead-letter setting of the queue or an alternate
+ * exchange. Undefined where it cannot tell.
+ */
+function hopOf(spec: QueueSpec, incoming: Keys, routing: () => Routing, v: Vhost): Hop | undefined {
+  const { queue } = spec;
+  const exchange = asString(queue.arguments["x-dead-letter-exchange"]);
+  if (exchange === undefined) return undefined;
+  const own = asString(queue.arguments["x-dead-letter-routing-key"]);
+  const keys: Keys = own !== undefined ? { key: own } : incoming;
+  // A policy's dead-letter settings may send them elsewhere (its exchange yields to the queue's
+  // own, its routing key does not): topo does not judge what it cannot see through.
+  if (policiesFor(queue, v.policies).some(({ p }) => Object.keys(p.definition).some((k) => k.startsWith("dead-letter-")))) return undefined;
+  const argument = own !== undefined ? "x-dead-letter-routing-key" : "x-dead-letter-exchange";
+  if (exchange === "") return keys.key === undefined ? undefined : { exchange, type: "direct", argument, keys, reached: [], to: keys.key };
+  const e = routing().exchanges.get(exchange);
+  if (!e || !ROUTED_BY.has(e.type) || "alternate-exchange" in e.arguments) return undefined;
+  if (v.policies.some((p) => "alternate-exchange" in p.definition)) return undefined;
+  const { key, head } = keys;
+  const matches = (b: Binding): boolean => {
+    if (e.type === "fanout") return true;
+    if (e.type === "direct") return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${(head as readonly string[]).join(".")}.`);
+    return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head as readonly string[]);
+  };
+  const reached = (routing().from.get(exchange) ?? []).filter(matches);
+  const first = reached[0];
+  const to = first && reached.every((b) => b.destinationType === "queue" && b.destination === first.destination) && first.destinationType === "queue" ? first.destination : undefined;
+  return { exchange, type: e.type, argument, keys, reached, to };
+}
+
+/** How one hop goes, as a cycle's warning says it. */
+function hopWords(hop: Hop): string {
+  if (hop.exchange === "") return `through the default exchange, with the key ${quoted(hop.keys.key as string)}`;
+  const keys = hop.keys.key === undefined ? "the messages' own routing keys" : `the key ${quoted(hop.keys.key)}${hop.argument === "x-dead-letter-exchange" ? ", which they came in with," : ""}`;
+  return `exchange ${quoted(hop.exchange)} (${hop.type}) routes ${keys} to it by ${names([...new Set(hop.reached.map((b) => b.routingKey || '""'))])}`;
+}
+
+/** `argument: "value"` as the file writes it for the queue. */
+function settingOf(spec: QueueSpec, argument: string): string {
+  return `${argument}: ${quoted(asString(spec.queue.arguments[argument]) ?? "")}`;
 }
 
 /**

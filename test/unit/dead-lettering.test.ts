@@ -8,7 +8,7 @@ import { Ownership } from "../../src/core/naming.js";
 import { displayPath } from "../../src/config/places.js";
 import type { Args, Policy } from "../../src/model.js";
 import type { RawQueueSettings, RawService } from "../../src/config/normalize.js";
-import { actual, desiredOf, policy, raw } from "../helpers/builders.js";
+import { actual, desiredOf, exchange, policy, raw } from "../helpers/builders.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { renderText } from "../../src/plan/render.js";
 
@@ -280,5 +280,83 @@ describe("dead letters that route back into the queue itself (a dead-letter cycl
     expect(cycles([binding("mpshop", "mpshop.async.#", "mpdead.async")]).some((w) => w.includes("mpshop.async"))).toBe(false);
     const elsewhere = policy({ name: "ops", pattern: "^mp", definition: { "dead-letter-routing-key": "mpdead.async" } });
     expect(cycles([elsewhere])).toEqual([]);
+  });
+});
+
+describe("dead letters that come round again through other queues (a dead-letter cycle of several)", () => {
+  // RabbitMQ drops a message on its way into a queue it was dead-lettered from unless a client
+  // rejected it somewhere since (rabbit_dead_letter:detect_cycles/3, mc:is_death_cycle/2).
+  // Measured on 3.10.8 (test/integration/dead-letter-cycles.test.ts): a message expiring in a queue
+  // whose dead letters go to a retry queue that sends its own back was gone from both.
+  const classic = (args: Args): RawQueueSettings => ({ type: "classic", arguments: args });
+  const viaDefault = (to: string, more: Args = {}) => classic({ "x-dead-letter-exchange": "", "x-dead-letter-routing-key": to, ...more });
+  const bind = (source: string, key: string, destination: string) => ({ kind: "binding" as const, source, destination, destinationType: "queue" as const, routingKey: key, arguments: {} });
+  const cyclesOf = (services: (string | RawService)[], extra: Parameters<typeof actual>[0] = [], version = "3.10.8") => {
+    const d = desiredOf(raw({ services }), "async");
+    return deadLettering(d, actual(extra, { version }), owns, displayPath).warnings.filter((w) => w.includes("dead-letter cycle"));
+  };
+
+  it("the retry pattern through the default exchange: one warning, at the queue the file writes first, naming the way round", () => {
+    const ws = cyclesOf(["mpother", { name: "mpwork", async: viaDefault("mpretry.async") }, { name: "mpretry", async: viaDefault("mpwork.async", { "x-message-ttl": 5000 }) }]);
+    expect(ws).toEqual([
+      'services[1].async.arguments.x-dead-letter-routing-key: x-dead-letter-routing-key: "mpretry.async" (queue mpwork.async): its dead letters go to queue mpretry.async (through the default exchange, with the key "mpretry.async"), and come round to it again (mpwork.async → mpretry.async → mpwork.async), and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it somewhere on the way round (a dead-letter cycle), without a word: a message goes round again only if a worker rejects it (requeue false) in one of them; one that each of them dead-letters because it expired, a length limit pushed it out or it went over a delivery limit is gone; fix: dead-letter one of them to a queue outside the cycle, or make sure a message leaves one of them only when a worker rejects it (no message TTL, length limit or delivery limit there)',
+    ]);
+  });
+
+  it("through topic exchanges with the messages' own keys, three queues round; RabbitMQ 4's default delivery limit named where it applies", () => {
+    const quorum = (args: Args): RawQueueSettings => ({ type: "quorum", arguments: args });
+    const services: RawService[] = [
+      { name: "mpwork", async: quorum({ "x-dead-letter-exchange": "mpa" }) },
+      { name: "mpa", async: classic({ "x-dead-letter-exchange": "mpb" }) },
+      { name: "mpb", async: classic({ "x-dead-letter-exchange": "mpwork", "x-message-ttl": 1000 }) },
+    ];
+    // mpa and mpb also route mpwork's task names (mpwork.async.<task>) to their queues.
+    const extra = [bind("mpa", "mpwork.async.*", "mpa.async"), bind("mpb", "#", "mpb.async")];
+    const [w, ...rest] = cyclesOf(services, extra, "4.3.6");
+    expect(rest).toEqual([]);
+    expect(w).toMatch(/^services\[0\]\.async\.arguments\.x-dead-letter-exchange: x-dead-letter-exchange: "mpa" \(queue mpwork\.async\): its dead letters go to queue mpa\.async \(exchange "mpa" \(topic\) routes the messages' own routing keys to it by mpwork\.async\.\*\), and come round to it again \(mpwork\.async → mpa\.async → mpb\.async → mpwork\.async\)/);
+    expect(w).toContain("went over a delivery limit (mpwork.async: 20, RabbitMQ 4.3.6's default where the file sets none) is gone");
+    // On 3.10 a quorum queue has no delivery limit unless the file sets one.
+    expect(cyclesOf(services, extra, "3.10.8")[0]).toContain("went over a delivery limit is gone");
+  });
+
+  it("nothing where a queue of the way round also sends elsewhere, its exchange cannot be judged, or a policy may change its dead-lettering", () => {
+    const services: (string | RawService)[] = [{ name: "mpwork", async: classic({ "x-dead-letter-exchange": "mpretry" }) }, { name: "mpretry", async: viaDefault("mpwork.async") }, "mpkeep"];
+    const into = bind("mpretry", "mpwork.async.#", "mpretry.async");
+    expect(cyclesOf(services, [into])).toHaveLength(1);
+    // A second queue keeps a copy of what mpwork dead-letters.
+    expect(cyclesOf(services, [into, bind("mpretry", "#", "mpkeep.async")])).toEqual([]);
+    // An exchange bound onwards to another exchange: topo does not follow it.
+    expect(cyclesOf(services, [into, { ...bind("mpretry", "#", "mpkeep"), destinationType: "exchange" as const }])).toEqual([]);
+    // An alternate exchange, or a policy that may set a dead-letter setting.
+    expect(cyclesOf(services, [into, policy({ name: "ae", pattern: ".*", applyTo: "exchanges", definition: { "alternate-exchange": "x" } })])).toEqual([]);
+    expect(cyclesOf(services, [into, policy({ name: "dl", pattern: "^mpretry", definition: { "dead-letter-exchange": "elsewhere" } })])).toEqual([]);
+    // A chain that ends (the last queue does not dead-letter) is no cycle.
+    expect(cyclesOf([{ name: "mpwork", async: viaDefault("mpretry.async") }, { name: "mpretry", async: viaDefault("mpend.async") }, "mpend"])).toEqual([]);
+  });
+
+  it("a queue that sends back to itself only what another queue's key brings it: said once, at that queue; its own loop stays the single-queue warning", () => {
+    // mpin's dead letters reach mpr with the key "mpr.dead"; mpr dead-letters to exchange mpx by the
+    // messages' keys, which routes mpr.dead back to mpr (and its own tasks nowhere).
+    const services: RawService[] = [
+      { name: "mpin", async: viaDefault("mpr.async") },
+      { name: "mpr", async: classic({ "x-dead-letter-exchange": "mpx" }) },
+    ];
+    const mpx = exchange({ name: "mpx" });
+    const ws = cyclesOf(services, [mpx, bind("mpx", "mpr.async", "mpr.async")]);
+    expect(ws).toEqual([expect.stringMatching(/^services\[1\]\.async\.arguments\.x-dead-letter-exchange: x-dead-letter-exchange: "mpx" \(queue mpr\.async\): what other queues dead-letter into it comes back to it \(exchange "mpx" \(topic\) routes the key "mpr\.async", which they came in with, to it by mpr\.async\), and RabbitMQ drops/)]);
+    expect(ws[0]).toContain("fix: dead-letter one of the queues that send to it to a queue outside the cycle, or make sure a message leaves it only when a worker rejects it");
+    // Where mpx routes mpr's own tasks back too, the single-queue warning says it, and no second.
+    const own = cyclesOf(services, [mpx, bind("mpx", "mpr.async.#", "mpr.async")]);
+    expect(own).toHaveLength(1);
+    expect(own[0]).toContain("back to the queue itself");
+  });
+
+  it("a long way round is named by its first queues and how many more", () => {
+    const n = 9;
+    const services: RawService[] = Array.from({ length: n }, (_, i) => ({ name: `mpq${String.fromCharCode(97 + i)}`, async: viaDefault(`mpq${String.fromCharCode(97 + ((i + 1) % n))}.async`) }));
+    const ws = cyclesOf(services);
+    expect(ws).toHaveLength(1);
+    expect(ws[0]).toContain("(mpqa.async → mpqb.async → mpqc.async → mpqd.async → mpqe.async → … (4 more) → mpqa.async)");
   });
 });
