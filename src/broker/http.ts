@@ -67,9 +67,31 @@ export interface HttpResponse {
   /** The content-type and location headers: what says a reply is not the management API's. */
   contentType?: string;
   location?: string;
+  /** The Age header: how many seconds a cache in between had held this answer (RabbitMQ sends none). */
+  age?: string;
   /** An earlier try of this request may have reached the broker: it was retried after a lost answer or a 502 to 504. */
   resent?: boolean;
 }
+
+/**
+ * The query parameter every GET carries, with a value no other request has: a cache in front of
+ * the management API then never has this request's answer to give back. RabbitMQ answers
+ * `cache-control: no-cache`, which a cache set to ignore it does (nginx's proxy_cache with
+ * proxy_ignore_headers Cache-Control, a common "micro-cache" for the management UI's polling):
+ * behind one keyed by the whole URI (nginx's default key), plan read a listing from before a
+ * change made by hand and said "No changes.", and apply did nothing and said the broker matched
+ * the file (measured behind nginx 1.22 with proxy_cache_valid 200 60s). The management API ignores
+ * parameters it does not know: it reads each by name (rabbit_mgmt_util:qs_val, in 3.10.8, 4.0.5
+ * and 4.3.4 alike), and plan and apply through that nginx on 3.10.8 answered as without it.
+ */
+export const FRESH_PARAM = "topo_fresh";
+
+/**
+ * An answer a cache held this many seconds or more is not the broker's word on the vhost now. A
+ * cache that serves what it stored says so with Age (RFC 9111 5.1: Varnish, Squid, Apache's
+ * mod_cache, CDNs); one that fetched the answer now may say Age: 0.
+ */
+const STALE_AGE_S = 1;
 
 const TRANSIENT_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ESOCKETTIMEDOUT", "UND_ERR_SOCKET"]);
 const TRANSIENT_STATUS = new Set([502, 503, 504]);
@@ -90,6 +112,8 @@ export class ManagementClient {
   private readonly own: Redactor;
   /** When the log last heard that a request waits, and that one is tried again (say). */
   private readonly saidAt: { waiting?: number; again?: number } = {};
+  /** What makes each GET's URL this client's and this request's alone (FRESH_PARAM). */
+  private readonly freshBase = `${process.pid.toString(36)}${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
   /** Where hints send the user to fix this connection. */
   readonly places: SettingPlaces;
 
@@ -174,6 +198,17 @@ export class ManagementClient {
     });
   }
 
+  /**
+   * A GET answered from a cache's store (its Age header): what the broker held some time ago, which
+   * a plan must not take for what it holds now. Not tried again: the cache would answer alike.
+   */
+  private cachedAnswer(path: string, r: HttpResponse): BrokerError {
+    return this.notTheBrokers("GET", path, `it answered ${r.status} with Age: ${r.age}, an answer a cache in between stored ${r.age} s ago (RabbitMQ sends no Age header), so it says what the broker held then, not now`, {
+      between: "a cache",
+      status: r.status,
+    });
+  }
+
   /** The hint for an answer from something between topo and RabbitMQ's management API. */
   private throughHint(between: string, more: string): string {
     return `${this.places.management} must reach RabbitMQ's management API itself (http://<host>:15672, https on 15671); ${between} in between answers for it${more}`;
@@ -238,6 +273,7 @@ export class ManagementClient {
       let tried: { err: BrokerError; bound: number } | undefined;
       try {
         const r = await this.once(method, path, body, timeoutMs);
+        if (method === "GET" && Number(r.age) >= STALE_AGE_S) throw this.cachedAnswer(path, r);
         if ((r.status >= 200 && r.status < 300) || okStatus.includes(r.status)) return resent ? { ...r, resent } : r;
         const err = this.statusError(method, path, r, await this.tagsIfRefused(r));
         if (!err.transient || attempt >= attempts) throw err;
@@ -267,7 +303,9 @@ export class ManagementClient {
     this.requests++;
     if (method !== "GET") this.writes++;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const url = new URL(this.base.pathname.replace(/\/$/, "") + path, this.base);
+    // Each GET's URL is its own (FRESH_PARAM); messages name the path without it (where).
+    const fresh = method === "GET" ? `${path.includes("?") ? "&" : "?"}${FRESH_PARAM}=${this.freshBase}.${this.requests.toString(36)}` : "";
+    const url = new URL(this.base.pathname.replace(/\/$/, "") + path + fresh, this.base);
     const lib = url.protocol === "https:" ? https : http;
     return new Promise((resolve, reject) => {
       /** The status of an answer that has begun: a time-out then cut an answer off, not waited for one. */
@@ -280,6 +318,8 @@ export class ManagementClient {
           headers: {
             authorization: this.auth,
             accept: "application/json",
+            // A cache that follows the request's word fetches the answer anew (RFC 9111 5.2.1.4).
+            ...(method === "GET" ? { "cache-control": "no-cache", pragma: "no-cache" } : {}),
             ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
           },
         },
@@ -303,7 +343,7 @@ export class ManagementClient {
                 parsed = text;
               }
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed, text, contentType: res.headers["content-type"], location: res.headers.location });
+            resolve({ status: res.statusCode ?? 0, body: parsed, text, contentType: res.headers["content-type"], location: res.headers.location, age: res.headers.age });
           });
         },
       );

@@ -26,16 +26,44 @@ export async function managementProxy(
     change?: (path: string, body: unknown) => unknown;
     /** Awaited once the broker answered a GET of this path, before the answer goes on: what a client does between the broker's answer and topo's reading of it. */
     settle?: (path: string) => Promise<void>;
+    /**
+     * A cache that ignores RabbitMQ's `cache-control: no-cache` (nginx's proxy_cache with
+     * proxy_ignore_headers Cache-Control): a GET's 200 answer is stored under `key` of the request's
+     * path (nginx's default key is the whole URI, its query included) and given back for every
+     * later GET of that key, with `Age` (seconds since it was stored) where `age` is set, as
+     * Varnish, Squid and CDNs send it (nginx sends none).
+     */
+    cache?: { key: (path: string) => string; age?: boolean };
   } = {},
 ): Promise<ManagementProxy> {
   const upstream = new URL(o.upstream ?? broker().mgmtBase);
+  const stored = new Map<string, { at: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>();
   const proxy = createServer(async (req, res) => {
     if (o.answer?.(req, res)) return;
+    const cacheKey = o.cache && req.method === "GET" ? o.cache.key(req.url ?? "/") : undefined;
+    const held = cacheKey === undefined ? undefined : stored.get(cacheKey);
+    if (held) {
+      req.resume();
+      const age = o.cache?.age ? { age: String(Math.floor((Date.now() - held.at) / 1000)) } : {};
+      res.writeHead(200, { ...held.headers, ...age, "content-length": held.body.length }).end(held.body);
+      return;
+    }
     // A slow answer (a large vhost's listing): the request goes on only after the delay.
     const wait = o.delayMs?.(req.url ?? "/") ?? 0;
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const path = o.rewrite ? o.rewrite(req.url ?? "/") : req.url;
     const fwd = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } }, (up) => {
+      if (cacheKey !== undefined && up.statusCode === 200) {
+        const chunks: Buffer[] = [];
+        up.on("data", (c: Buffer) => chunks.push(c));
+        up.on("end", () => {
+          const body = Buffer.concat(chunks);
+          const { "content-length": _, "transfer-encoding": __, ...headers } = up.headers;
+          stored.set(cacheKey, { at: Date.now(), headers, body });
+          res.writeHead(200, { ...headers, "content-length": body.length }).end(body);
+        });
+        return;
+      }
       const { change, settle } = o;
       if ((!change && !settle) || req.method !== "GET" || up.statusCode !== 200) {
         res.writeHead(up.statusCode ?? 502, up.headers);

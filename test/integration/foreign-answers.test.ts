@@ -195,7 +195,7 @@ describe("what a plan could not read is not what the broker holds", () => {
       // apply reads the users once more under its lock, before it writes one (user-writers.ts):
       // that answer is checked alike, not taken for a user someone changed since the plan.
       edit = (u) => ({ ...u, tags: 12345 });
-      edited = /^\/api\/users\?columns=name,password_hash,tags$/;
+      edited = /^\/api\/users\?columns=name,password_hash,tags(?:&topo_fresh=[^&]*)?$/;
       const r = await runCli(["apply", "-f", file(editing.url, "fa-pw-2"), "--json"]);
       expect(r.code, r.stdout + r.stderr).toBe(1);
       const err = JSON.parse(r.stdout).error;
@@ -333,6 +333,47 @@ describe("what a plan could not read is not what the broker holds", () => {
       rule = undefined;
     }
   });
+
+  // A cache in front of the management API that ignores RabbitMQ's `cache-control: no-cache`
+  // (nginx's proxy_cache with proxy_ignore_headers Cache-Control, a "micro-cache" for the
+  // management UI's polling) gave a plan the listings of the plan before: "No changes." over an
+  // exchange deleted by hand, and an apply that did nothing said the broker matched the file.
+  for (const [what, cache] of [
+    ["keyed by the whole URI, no Age header (nginx)", { key: (path: string) => path }],
+    ["keyed by the path alone, with an Age header (a cache that drops the query)", { key: (path: string) => path.split("?")[0] ?? path, age: true }],
+  ] as const) {
+    it(`a cache that gives back earlier answers, ${what}: never "No changes." over drift it hid`, async () => {
+      const direct = fresh([{ name: "mplogin", sync: false }]);
+      expect((await runCli(["apply", "-f", direct.file])).code).toBe(0);
+      const caching = await managementProxy({ cache });
+      try {
+        const { file } = fresh([{ name: "mplogin", sync: false }], { async: direct.async, sync: direct.sync, clusterExtra: { async: { management: caching.url } } });
+        // The cache fills with what a plan reads.
+        await runCli(["plan", "-f", file]);
+        await api("DELETE", `/api/exchanges/${encodeURIComponent(direct.async)}/mplogin`);
+        expect((await runCli(["plan", "-f", direct.file, "--detailed-exitcode"])).code).toBe(2);
+        // Stored more than a second ago: the Age a cache sends is then 1 or more.
+        await new Promise((r) => setTimeout(r, 1_100));
+        if (!("age" in cache)) {
+          // Each read is the broker's: the drift is seen.
+          const r = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+          expect(r.code, r.stdout + r.stderr).toBe(2);
+          expect(r.stdout).toMatch(/^ {2}\+ create exchange mplogin \(topic, durable\)$/m);
+          expect(r.stdout).not.toMatch(/No changes/);
+        } else {
+          const r = await runCli(["plan", "-f", file, "--detailed-exitcode", "--json"]);
+          // A cache that keys by the path alone cannot be got past: its stored answer is refused.
+          expect(r.code, r.stdout + r.stderr).toBe(1);
+          const err = JSON.parse(r.stdout).error;
+          expect(err.code).toBe("broker_unreachable");
+          expect(err.message).toMatch(/^cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/\S+ -> not a management API answer: it answered 200 with Age: \d+, an answer a cache in between stored \d+ s ago \(RabbitMQ sends no Age header\), so it says what the broker held then, not now$/);
+          expect(err.hints.join("\n")).toMatch(/clusters\.async\.management must reach RabbitMQ's management API itself \(http:\/\/<host>:15672, https on 15671\); a cache in between answers for it/);
+        }
+      } finally {
+        caching.close();
+      }
+    });
+  }
 
   it("a gateway's 503 after every retry is broker_unreachable, and a redirect says where it goes", async () => {
     const { file } = await applied();
