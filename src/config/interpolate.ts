@@ -303,7 +303,15 @@ function substitute(
       return m;
     }
     const v = envVar(env, name);
-    if (v !== undefined && v !== "") return v;
+    if (v !== undefined && v !== "") {
+      const where = secretAt();
+      if (where !== undefined && endsWithLineBreak(v)) {
+        onlyUnset = false;
+        errors.push({ message: `${where}: environment variable ${name} ${lineBreakAtEnd(name)}`, index: m.length === value.length ? undefined : index });
+        return m;
+      }
+      return v;
+    }
     if (fallback !== undefined) return fallback;
     unset.add(name);
     // A password's default would be a password written in the file: not offered there (a user's
@@ -323,6 +331,24 @@ function substitute(
   const seen = new Set<string>();
   const once = errors.filter((e) => !seen.has(e.message) && seen.add(e.message));
   return errors.length ? { errors: once, unset: [...unset], onlyUnset } : { value: out };
+}
+
+/**
+ * Whether a variable's value ends with a line break: a line feed or a carriage return. No password
+ * or URL of topo's means one, and a secret gets one by accident: `echo pw | base64` into a
+ * Kubernetes secret, a file read whole into a CI variable, a .env file saved with CRLF line ends
+ * and sourced by a shell (each value then ends in "\r"). A user's password went to the broker with
+ * it, silently (3.10.8: apply exited 0, a worker given the password without it was refused at
+ * login, 403 ACCESS_REFUSED, and plan said "No changes."); a URL was refused for a control
+ * character with the advice to percent-encode it, which would send the same line break.
+ */
+export function endsWithLineBreak(value: string): boolean {
+  return /[\r\n]$/.test(value);
+}
+
+/** What to say of variable `name` whose value ends with a line break (endsWithLineBreak), never its value: "ends with ...". */
+export function lineBreakAtEnd(name: string): string {
+  return `ends with a line break (a line feed or a carriage return), which would be sent as part of the value: set ${name} without the line break (printf '%s' rather than echo; echo -n before base64 for a Kubernetes secret; a .env file saved with LF line ends, not CRLF)`;
 }
 
 /**

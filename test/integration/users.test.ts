@@ -252,6 +252,34 @@ describe("users from the file", () => {
     expect((await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], env)).code).toBe(0);
   });
 
+  it("a password variable that ends with a line break (echo, a CRLF .env file) is refused, not set with the line break the workers' password lacks", async () => {
+    const s = setup();
+    const password = s.env.UT_LOGIN_PASSWORD;
+    for (const end of ["\n", "\r"]) {
+      const env = { ...s.env, UT_LOGIN_PASSWORD: `${password}${end}` };
+      for (const args of [["apply"], ["plan"], ["validate"]]) {
+        const r = await runCli([...args, "-f", s.file()], env);
+        expect(r.code, `${args[0]}: ${r.stdout}${r.stderr}`).toBe(1);
+        expect(r.stderr).toMatch(/users\.login-\S+\.password: environment variable UT_LOGIN_PASSWORD ends with a line break \(a line feed or a carriage return\), which would be sent as part of the value: set UT_LOGIN_PASSWORD without the line break/);
+        expect(r.stdout + r.stderr).not.toContain(password);
+      }
+    }
+    // Nothing was written: the user does not exist, with or without the line break.
+    expect((await api("GET", `/api/users/${s.login}`)).status).toBe(404);
+    // The cluster's URL alike: said at its variable, not as a control character to percent-encode.
+    const b = broker();
+    const url = writeFile("topology.yaml", `version: 1\nclusters:\n  sync: { url: "amqp://${b.user}:\${UT_RMQ_PASSWORD}@${b.host}:${b.amqpPort}/${vh(s.sync)}", management: "${b.mgmtBase}" }\n  async: { url: "${amqpUrl(s.async)}", management: "${b.mgmtBase}" }\nservices: [utlogin]\n`);
+    const r = await runCli(["plan", "-f", url], { UT_RMQ_PASSWORD: `${b.password}\r` });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/:3:\d+: clusters\.sync\.url: environment variable UT_RMQ_PASSWORD ends with a line break/);
+    expect(r.stderr).not.toMatch(/control character|percent-encode/);
+    // And import's --url, whose password is read from $RABBITMQ_PASSWORD.
+    const i = await runCli(["import", "--url", `amqp://${b.user}@${b.host}:${b.amqpPort}/${vh(s.sync)}`, "--management", b.mgmtBase], { RABBITMQ_PASSWORD: `${b.password}\n` });
+    expect(i.code).toBe(1);
+    expect(i.stderr).toContain(`the password of user "${b.user}" is read from $RABBITMQ_PASSWORD, and $RABBITMQ_PASSWORD ends with a line break`);
+    expect(i.stderr).not.toMatch(/control character|percent-encode/);
+  });
+
   it("a user limit of 0 connections keeps the user's workers out, and plan says so (degraded); another limit is a warning", async () => {
     const s = setup();
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);

@@ -442,6 +442,25 @@ describe("values that do not say what they seem to", () => {
     }
     for (const indicator of ["|-", ">-"]) expect(problemsOf(file(indicator))).toEqual([]);
   });
+
+  it("a password or URL whose ${VAR} ends with a line break (echo, a CRLF .env file) is refused at the reference, naming the variable, never its value", () => {
+    const file = `version: 1\nclusters:\n  sync:\n    url: amqp://guest:\${TOPO_URL_PW}@\${TOPO_HOST}:1/s\n  async:\n    url: amqp://guest:guest@127.0.0.1:1/a\nservices: [mplogin]\nusers:\n  lb:\n    password: \${TOPO_USER_PW}\n    consumes: [mplogin]\n`;
+    const fine = { TOPO_URL_PW: "Zq7", TOPO_HOST: "127.0.0.1", TOPO_USER_PW: "Zq7userpw" };
+    expect(problemsOf(file, fine)).toEqual([]);
+    const tail = (name: string) =>
+      `ends with a line break (a line feed or a carriage return), which would be sent as part of the value: set ${name} without the line break (printf '%s' rather than echo; echo -n before base64 for a Kubernetes secret; a .env file saved with LF line ends, not CRLF)`;
+    for (const end of ["\n", "\r", "\r\n"]) {
+      const ps = problemsOf(file, { TOPO_URL_PW: `Zq7pw${end}`, TOPO_HOST: `127.0.0.1${end}`, TOPO_USER_PW: `Zq7userpw${end}` });
+      expect(ps).toEqual([
+        `4:23: clusters.sync.url: environment variable TOPO_URL_PW ${tail("TOPO_URL_PW")}`,
+        `4:38: clusters.sync.url: environment variable TOPO_HOST ${tail("TOPO_HOST")}`,
+        `10:15: users.lb.password: environment variable TOPO_USER_PW ${tail("TOPO_USER_PW")}`,
+      ]);
+      expect(ps.join("\n")).not.toMatch(/Zq7/);
+    }
+    // Elsewhere a number's variable is read trimmed, as before.
+    expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - name: mplogin\n    async: { arguments: { x-max-length: \"\${LEN}\" } }\n`, { LEN: "100\n" })).toEqual([]);
+  });
 });
 
 describe("YAML syntax problems, in words that lead to the fix", () => {
