@@ -621,6 +621,17 @@ export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}):
  * left to the read and to apply.
  */
 export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<BrokerError | undefined> {
+  // A login too long for the broker to read (LOGIN_CREDENTIALS_MAX) is dropped: plan passed, and
+  // every connect of apply's was reset. The probe below sends less beside the credentials than a
+  // connect does (3,807 bytes of them passed it and were dropped from apply's connect, 3.10.8), so
+  // such a login is tried as apply makes it; a broker with a larger initial_frame_max opens it.
+  if (longLogin(target.amqp) !== undefined) {
+    const failed = await AmqpSession.open(target, { ...opts, connectAttempts: 1 }).then(
+      (s) => s.close().then(() => undefined),
+      (e: unknown) => e,
+    );
+    if (failed instanceof BrokerError && droppedAtLogin(failed)) return failed;
+  }
   const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
   if (!r || "opened" in r) return undefined;
   // As a connect words it: the reply without its code.
@@ -736,6 +747,33 @@ function openRefusal(target: ClusterTarget, opts: AmqpOptions, why = "why was th
   });
 }
 
+/**
+ * The most bytes of user name and password a login may carry on a broker as RabbitMQ sets it by
+ * default. The login (connection.start-ok) comes before the connection is tuned, when RabbitMQ
+ * reads frames of at most initial_frame_max (rabbitmq.conf, 4096 bytes by default): a longer one
+ * is dropped without a reply, 3 s later (rabbit_reader's frame_too_large, silent before the
+ * login). Measured on 3.10.8 with amqplib 2.3.1, user name of 7 bytes: a password of 3,780 bytes
+ * logs in, one of 3,800 is reset; what amqplib sends beside them (its client properties, topo's
+ * connection name) takes the other 300 bytes or so, so past this bound a dropped login is said to
+ * be its length, not a node going down (and not tried again eight times).
+ */
+const LOGIN_CREDENTIALS_MAX = 4096 - 512;
+
+/** The bytes of the cluster's AMQP user name and password, when past LOGIN_CREDENTIALS_MAX. */
+function longLogin(amqp: { username: string; password: string }): number | undefined {
+  const n = Buffer.byteLength(amqp.username) + Buffer.byteLength(amqp.password);
+  return n > LOGIN_CREDENTIALS_MAX ? n : undefined;
+}
+
+/** A connection the broker took, then reset or closed before it answered the login. */
+function droppedAtLogin(e: Error): boolean {
+  return /ECONNRESET|EPIPE|Socket closed abruptly during opening handshake/.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`);
+}
+
+function longLoginHint(target: ClusterTarget, bytes: number): string {
+  return `the user name and password of "${target.amqp.username}" take ${bytes} bytes, and RabbitMQ drops a login longer than its initial_frame_max (4096 bytes by default, with what the client sends beside them) without a reply: use a shorter password in ${placesOf(target).url}, or raise initial_frame_max in the broker's rabbitmq.conf`;
+}
+
 function connectError(target: ClusterTarget, e: Error, reason?: Refusal): BrokerError {
   const places = placesOf(target);
   const tls = tlsProblem({ host: places.url, tls: places.tls }, e as Error & { code?: unknown });
@@ -774,6 +812,9 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   } else if (/NOT.ALLOWED|530|vhost/.test(e.message)) {
     kind = "permission_denied";
     hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);
+  } else if (droppedAtLogin(e) && longLogin(target.amqp) !== undefined) {
+    kind = "broker_refused";
+    hints.push(longLoginHint(target, longLogin(target.amqp) as number));
   } else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
     kind = "broker_unreachable";
     transient = true;

@@ -447,3 +447,44 @@ describe("a password typed where the command line does not take it", () => {
     expect(r.stderr).toContain("--password-env takes the name of an environment variable");
   });
 });
+
+// RabbitMQ reads a login (connection.start-ok) of at most initial_frame_max, 4096 bytes by default,
+// and drops a longer one without a reply 3 s later. A password of 3,800 bytes (an OAuth 2 token
+// as password is longer still) passed plan, whose login probe sends less beside it, and apply's
+// connects were reset eight times over and said to be a node going down.
+describe("a login longer than the broker reads before the connection is tuned", () => {
+  const user = `topo_long_${process.pid}`;
+  const PW = "Lq9-".repeat(950);
+  beforeAll(async () => {
+    expect([201, 204]).toContain((await api("PUT", `/api/users/${user}`, { password: PW, tags: "" })).status);
+  });
+  afterAll(async () => {
+    await api("DELETE", `/api/users/${user}`);
+  });
+
+  it("fails plan and apply at once, saying its length and what to do, never showing it", async () => {
+    const b = broker();
+    const sync = uniqueName("sync");
+    const async = uniqueName("async");
+    vhosts.push(sync, async);
+    for (const v of [sync, async]) {
+      await api("PUT", `/api/vhosts/${encodeURIComponent(v)}`);
+      await api("PUT", `/api/permissions/${encodeURIComponent(v)}/${user}`, { configure: ".*", write: ".*", read: ".*" });
+    }
+    const mgmt = new URL(b.mgmtBase);
+    const management = `http://${b.user}:${b.password}@${mgmt.host}`;
+    const url = (v: string) => `amqp://${user}:\${TOPO_TEST_LONG_PW}@${b.host}:${b.amqpPort}/${encodeURIComponent(v)}`;
+    const file = writeFile("topology.yaml", JSON.stringify({ version: 1, clusters: { sync: { url: url(sync), management }, async: { url: url(async), management } }, services: ["mplogin"] }));
+    for (const command of ["plan", "apply"]) {
+      const r = await runCli([command, "-f", file], { TOPO_TEST_LONG_PW: PW });
+      expect(r.code, `${command}: ${r.stdout}${r.stderr}`).toBe(1);
+      expect(r.stderr).toContain(
+        `hint: the user name and password of "${user}" take ${user.length + PW.length} bytes, and RabbitMQ drops a login longer than its initial_frame_max (4096 bytes by default, with what the client sends beside them) without a reply: use a shorter password in clusters.sync.url, or raise initial_frame_max in the broker's rabbitmq.conf`,
+      );
+      expect(r.stderr).not.toMatch(/shutting down|trying again/);
+      expect(r.stdout + r.stderr).not.toContain("Lq9-Lq9-");
+    }
+    // Nothing was written.
+    expect((await api("GET", `/api/exchanges/${encodeURIComponent(async)}/mplogin`)).status).toBe(404);
+  }, 60_000);
+});
