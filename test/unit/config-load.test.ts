@@ -463,6 +463,17 @@ describe("values that do not say what they seem to", () => {
   });
 });
 
+describe("a management user whose name holds a colon", () => {
+  it("is refused where the name is written: HTTP Basic authentication reads the name up to the colon", () => {
+    const tail = `the management API's user name holds a ":" (%3A), which its login (HTTP Basic authentication) cannot carry: the broker reads the name up to the ":" and refuses it; give the cluster a management URL with a user whose name has no ":" (management: http://USER:<password>@HOST:15672, its password from a variable)`;
+    const env = { PW: "Zq7pw" };
+    const file = (sync: string) => `version: 1\nclusters:\n  sync:\n${sync}  async:\n    url: amqp://svc%3Aro:\${PW}@127.0.0.1:1/a\n    management: http://guest:\${PW}@127.0.0.1:15672\nservices: [mplogin]\n`;
+    expect(problemsOf(file("    url: amqp://svc%3Aro:${PW}@127.0.0.1:1/s\n"), env)).toEqual([`4:10: clusters.sync.url: ${tail}, since without one the management API is logged in to as the url's user`]);
+    expect(problemsOf(file("    url: amqp://guest:${PW}@127.0.0.1:1/s\n    management: http://svc%3Aro:${PW}@127.0.0.1:15672\n"), env)).toEqual([`5:17: clusters.sync.management: ${tail}`]);
+    expect(problemsOf(file("    url: amqp://guest:${PW}@127.0.0.1:1/s\n"), env)).toEqual([]);
+  });
+});
+
 describe("YAML syntax problems, in words that lead to the fix", () => {
   it("a key given twice names the key and the line of the first", () => {
     const ps = problemsOf(`version: 1\n${CLUSTERS}services: [mplogin]\nversion: 1\n`);
