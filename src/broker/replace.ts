@@ -108,8 +108,8 @@ export interface ReplaceOutcome {
   consumers?: number;
   /**
    * Messages that reached the holding queue while the bindings switched back to a new queue that
-   * cannot be searched for copies (quorum, stream): at most this many are in both, and are
-   * delivered twice.
+   * cannot be searched for copies (quorum, stream), and every one it held before where an earlier
+   * apply stopped with both queues bound: at most this many are in both, and are delivered twice.
    */
   mayRepeat?: { count: number; why: string };
 }
@@ -168,7 +168,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
    * carry it), how many there are and their bytes. Found by a peek, for a classic queue only: a
    * stream cannot be read with basic.get, and a quorum queue counts a peek's requeue as a delivery
    * (x-delivery-limit: 0 dropped the messages a peek put back, measured on 3.10). Those are only
-   * counted, and no copy is dropped from them, except in a quorum holding queue this run made
+   * counted, and no copy is dropped from them, except in the replace's quorum holding queue
    * (`own`) where no delivery limit below 1 applies: its messages are all published again by the
    * move back, their deliveries counted afresh, so the peek costs them nothing (a Celery worker ran
    * a task twice at each quorum replace under live publishing, the copy of the first switch).
@@ -270,7 +270,15 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       //    out of one: plan refuses to replace a stream without --allow-data-loss.
       // The peek first: what reaches the holding queue after the unbind and before the peek is
       // counted with the copies, so the shorter that moment, the fewer twins that prove nothing.
-      const copies = r.old?.type !== "stream" && r.hold === undefined ? await copiesIn(holdQueue, r.limits?.hold).catch(goneDuringMoveOut) : NO_COPIES;
+      // A holding queue an earlier apply left is searched too where that apply stopped before the
+      // old queue lost its bindings (cut, killed or interrupted between step 1's bind and unbind):
+      // no move had begun, so it holds only what was routed to it, and every message published
+      // since reached both queues, a copy of each among the old queue's last. Moved unsearched,
+      // each arrived twice (measured on 3.10.8: 300 published in that state, 300 twice; a cut
+      // there under a publisher, and apply's own reconnect, 1,440 of 21,530 twice), and the apply
+      // that finished said at most 256 might.
+      const unmoved = r.hold !== undefined && r.bindings.some((b) => b.destination === name);
+      const copies = r.old?.type !== "stream" && (r.hold === undefined || unmoved) ? await copiesIn(holdQueue, r.limits?.hold).catch(goneDuringMoveOut) : NO_COPIES;
       // What step 3 counts fetched and unacknowledged, in a classic queue (and one the plan did
       // not see): a quorum queue counts the channel that holds them as a consumer, and its
       // delete refuses.
@@ -351,6 +359,12 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // A queue that existed before this run (finishing an interrupted replace) is counted, not read, too.
   const unpeeked = r.after.type !== "classic" || r.queueDone;
   const beforeSwitch = unpeeked ? await step(`count ${hold}`, (ch) => count(ch, hold)) : 0;
+  // An earlier apply stopped between this step's bind and unbind (cut, killed or interrupted)
+  // left the queue and the holding queue bound alike: each message published since reached both,
+  // and the queue, there before this run, is not searched for copies. Every one the holding
+  // queue holds may be such a copy: said, where only what this run's switch added was.
+  const shared = new Set(r.holdBindings.map((b) => keyOf(toQueue(b))));
+  const bothBound = r.queueDone && r.bindings.some((b) => b.destination === name && shared.has(keyOf(b)));
   await step(`bind ${name}`, async (ch) => {
     for (const b of routes) await bind(ch, b);
   });
@@ -419,9 +433,10 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   }
   const now = r.after.type === "stream" ? undefined : await step(`count ${name}`, (ch) => ch.checkQueue(name));
   const unsearched = r.queueDone
-    ? "a queue that was there before this run is not searched for copies (what it holds may be messages moved before)"
+    ? `${bothBound ? `the apply that left this replace half-way stopped with both ${name} and ${hold} bound, so what was published since reached both, and ` : ""}a queue that was there before this run is not searched for copies (what it holds may be messages moved before)`
     : `a ${r.after.type} queue cannot be searched for such copies${r.after.type === "quorum" ? " without spending a delivery" : ""}`;
-  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}), ...(duringSwitch ? { mayRepeat: { count: duringSwitch, why: unsearched } } : {}) };
+  const repeat = duringSwitch + (bothBound ? beforeSwitch : 0);
+  return { movedBack: back.moved, duplicatesDropped, holds: now?.messageCount, ...(now?.consumerCount ? { consumers: now.consumerCount } : {}), ...(repeat ? { mayRepeat: { count: repeat, why: unsearched } } : {}) };
 }
 
 /**

@@ -64,7 +64,7 @@ async function refuseRead(v: string, exchange: string): Promise<void> {
   onTestFinished(async () => void (await api("PUT", `/api/permissions/${vh(v)}/${user}`, { configure: ".*", write: ".*", read: ".*" })));
 }
 
-function startPublisher(v: string, exchange: string, routingKey: string) {
+function startPublisher(v: string, exchange: string, routingKey: string, pauseMs = 5) {
   const published: string[] = [];
   let stop = false;
   const done = (async () => {
@@ -80,7 +80,7 @@ function startPublisher(v: string, exchange: string, routingKey: string) {
       }
       await ch.waitForConfirms();
       published.push(...batch);
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, pauseMs));
     }
     await conn.close();
   })();
@@ -157,6 +157,85 @@ describe("lossless replace", () => {
     expect((await getQueue(async, "mplogin.async")).arguments).toEqual({ "x-max-length": 1000000 });
     expect((await drainIds(async, "mplogin.async")).sort()).toEqual(["a", "b", "c"]);
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("finishing a replace stopped before the old queue lost its bindings drops the copies both queues got meanwhile", async () => {
+    const { async, before, after } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    const held = Array.from({ length: 50 }, (_, i) => `held-${i}`);
+    await publish(async, "mplogin", "mplogin.async.x", held);
+    // What a replace cut, killed or interrupted right after step 1's bind leaves: the holding
+    // queue bound, and the old queue still bound too, so each publish since reached both.
+    await withChannel(async, async (ch) => {
+      await ch.assertQueue("topo.hold.mplogin.async", { durable: true });
+      await ch.bindQueue("topo.hold.mplogin.async", "mplogin", "mplogin.async.#");
+    });
+    const meanwhile = Array.from({ length: 300 }, (_, i) => `meanwhile-${i}`);
+    await publish(async, "mplogin", "mplogin.async.x", meanwhile);
+    expect(await messageCount(async, "topo.hold.mplogin.async")).toBe(300);
+    expect(await messageCount(async, "mplogin.async")).toBe(350);
+
+    const r = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(r.code, r.stderr).toBe(0);
+    // Before, the copies were moved too: each of the 300 came out of the new queue twice.
+    expect(r.stderr).toContain("300 duplicate copies dropped");
+    const ids = await drainIds(async, "mplogin.async");
+    expect(ids.length).toBe(350);
+    expect(new Set(ids)).toEqual(new Set([...held, ...meanwhile]));
+    expect(await getQueue(async, "topo.hold.mplogin.async")).toBeUndefined();
+    expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("a replace cut right after it bound its holding queue, under a publisher: the retry that finishes it keeps every message exactly once", async () => {
+    const { async, proxy, file: viaProxy } = await throughProxy();
+    expect((await runCli(["apply", "-f", viaProxy()])).code).toBe(0);
+    await publish(async, "mplogin", "mplogin.async.x", Array.from({ length: 50 }, (_, i) => `held-${i}`));
+    // Slower than the other tests' publisher: enough to reach both queues while apply
+    // reconnects, not so many that the move takes minutes on a loaded machine.
+    const pub = startPublisher(async, "mplogin", "mplogin.async.live", 50);
+    // queue.bind (class 50, method 20): the first is step 1's bind of the holding queue; the
+    // broker makes it, then the connection is gone with the old queue still bound. apply
+    // reconnects and finishes the replace, the publisher reaching both queues meanwhile.
+    const cut = proxy.cutAfter(50, 20);
+    const r = await runCli(["apply", "-f", viaProxy({ "x-max-length": 1000000 }), "--allow-destructive"]);
+    await cut;
+    await pub.stop();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/connection lost|reconnecting/);
+    const ids = await drainIds(async, "mplogin.async");
+    const expected = [...Array.from({ length: 50 }, (_, i) => `held-${i}`), ...pub.published];
+    expect(new Set(ids)).toEqual(new Set(expected));
+    // Before, every message published between the cut and the retry's unbind came out twice.
+    expect(ids.length).toBe(expected.length);
+  }, 180_000);
+
+  it("finishing a replace stopped while both the new queue and the holding queue were bound says how many messages may come twice", async () => {
+    const { async, before, after } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    // What a replace cut, killed or interrupted inside step 4 leaves: the queue with its new
+    // shape bound again, and the holding queue, which still holds messages, not yet unbound.
+    await api("DELETE", `/api/queues/${vh(async)}/mplogin.async`);
+    await withChannel(async, async (ch) => {
+      await ch.assertQueue("topo.hold.mplogin.async", { durable: true });
+      await ch.bindQueue("topo.hold.mplogin.async", "mplogin", "mplogin.async.#");
+      await ch.assertQueue("mplogin.async", { durable: true, arguments: { "x-max-length": 1000000 } });
+    });
+    await publish(async, "mplogin", "mplogin.async.x", ["waiting-1", "waiting-2"]);
+    await withChannel(async, (ch) => ch.bindQueue("mplogin.async", "mplogin", "mplogin.async.#"));
+    const meanwhile = Array.from({ length: 100 }, (_, i) => `meanwhile-${i}`);
+    await publish(async, "mplogin", "mplogin.async.x", meanwhile);
+    expect(await messageCount(async, "topo.hold.mplogin.async")).toBe(102);
+
+    const r = await runCli(["apply", "-f", after]);
+    expect(r.code, r.stderr).toBe(0);
+    const ids = await drainIds(async, "mplogin.async");
+    const twice = ids.length - new Set(ids).size;
+    expect(new Set(ids)).toEqual(new Set(["waiting-1", "waiting-2", ...meanwhile]));
+    expect(twice).toBe(100);
+    // Before, apply said nothing of them: only what its own switch added was counted (none).
+    const said = /up to (\d+) messages published while the bindings switched back may have reached both queues, and so be delivered twice \(at least once\): the apply that left this replace half-way stopped with both mplogin\.async and topo\.hold\.mplogin\.async bound/.exec(r.stderr);
+    expect(said, r.stderr).not.toBeNull();
+    expect(Number(said![1])).toBeGreaterThanOrEqual(twice);
   });
 
   it("finishing a replace whose queue already has its new shape leaves what the queue holds unread: none of it comes redelivered", async () => {
