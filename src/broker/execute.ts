@@ -423,6 +423,9 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           : r.consumers
             ? `; the broker counts ${plural(r.holds, "ready message")} in it now, and ${plural(r.consumers, "consumer")} already ${r.consumers === 1 ? "takes" : "take"} from it`
             : `; the broker counts ${plural(r.holds, "message")} in it now`;
+      const twiceOut = r.mayRepeatOut
+        ? `; up to ${plural(r.mayRepeatOut, "message")} published while the bindings switched to ${holdingQueueName(describe(a.after))} may have reached both queues, and so be delivered twice (at least once): a priority queue (x-max-priority) hands out its messages by priority, so the copies in it cannot be told from the rest`
+        : "";
       const twice = r.mayRepeat
         ? `; up to ${plural(r.mayRepeat.count, "message")} published while the bindings switched back may have reached both queues, and so be delivered twice (at least once): ${r.mayRepeat.why}`
         : "";
@@ -433,7 +436,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       const resumed = a.resume
         ? `; this finished a replace an earlier apply left half-way: if that apply stopped during a move (killed, or its connection lost), up to ${BATCH} messages of its batch under way may be in ${describe(a.after)} twice, and be delivered twice (at least once)`
         : "";
-      ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${plural(r.movedBack, "message")} moved back through ${holdingQueueName(describe(a.after))}${dups}${holds}${twice}${resumed}`);
+      ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${plural(r.movedBack, "message")} moved back through ${holdingQueueName(describe(a.after))}${dups}${holds}${twiceOut}${twice}${resumed}`);
       mark(a);
     });
 
