@@ -106,7 +106,12 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
   // without quorum queues never does).
   let known: Vhost | undefined;
   const vhostOf = () => (known ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : []))) });
-  const out: DeadLetterReport = { degraded: [], warnings: [...nowhere(desired, actual, vhostOf, placeOf), ...loopsBack(desired, actual, vhostOf, placeOf), ...cyclesThrough(desired, actual, vhostOf, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)] };
+  // The file's queues that dead-letter (x-dead-letter-exchange, "" the default exchange): most files have none.
+  const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+  const out: DeadLetterReport = {
+    degraded: [],
+    warnings: [...nowhere(desired, actual, sending, vhostOf, placeOf), ...loopsBack(desired, actual, sending, vhostOf, placeOf), ...cyclesThrough(desired, actual, sending, vhostOf, placeOf), ...limitedByDefault(desired, actual, vhostOf, placeOf)],
+  };
   const asking = desired.queues.filter((s) => s.queue.type === "quorum" && asString(s.queue.arguments[STRATEGY]) !== undefined);
   if (!asking.length) return out;
   const { policies, exists } = vhostOf();
@@ -165,8 +170,7 @@ function placeIn(spec: QueueSpec, placeOf: (path: FilePath) => string, argument 
  * queue: a message rejected with key mplogin.async.register was gone, one whose key was a queue's
  * name went to that queue.
  */
-function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
-  const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+function nowhere(desired: DesiredCluster, actual: ActualCluster, sending: readonly QueueSpec[], vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
   if (!sending.length) return [];
   const exchanges = new Set<string>();
   const queues = new Set<string>();
@@ -211,7 +215,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
           : `create it before anything is dead-lettered (rabbitmqadmin -V ${shellWord(vhost)} declare exchange name=${shellWord(exchange)} type=fanout), or point x-dead-letter-exchange at one that exists`,
       };
     }
-    if (!f && exchange !== undefined && exchange !== "") f = routesNone(spec, exchange, key, routing(), vhostOf());
+    if (!f && exchange !== undefined && exchange !== "") f = routesNone(spec, ownKeys(spec), routing, vhostOf());
     if (!f) continue;
     const place = placeIn(spec, placeOf, f.argument);
     const setting = `${f.argument}: ${quoted(f.value)}`;
@@ -239,8 +243,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => 
  * <service>.async.#, delivered a message twice and then it was gone (4.3.6), and plan said
  * nothing, where without the dead-letter exchange it warns of the delivery limit.
  */
-function loopsBack(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
-  const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+function loopsBack(desired: DesiredCluster, actual: ActualCluster, sending: readonly QueueSpec[], vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
   if (!sending.length) return [];
   let routes: Routing | undefined;
   const found = new Map<string, { place: string; setting: string; where: string; limit: string | undefined; queues: string[] }>();
@@ -286,8 +289,7 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, vhostOf: () =
  * back to the first, was gone from both, and plan said "No changes.".
  * Followed only where every hop is certain (hopOf): one queue gets them, and topo can read the routing.
  */
-function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
-  const sending = desired.queues.filter((s) => asString(s.queue.arguments["x-dead-letter-exchange"]) !== undefined);
+function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, sending: readonly QueueSpec[], vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
   if (!sending.length) return [];
   const specs = new Map(desired.queues.map((s, i) => [s.queue.name, { spec: s, order: i }]));
   let routes: Routing | undefined;
@@ -323,7 +325,7 @@ function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, vhostOf: 
       }
       if (done.has(state)) break;
       onPath.set(state, path.length);
-      const hop = asString(spec.queue.arguments["x-dead-letter-exchange"]) === undefined ? undefined : hopOf(spec, keys, routing, vhostOf());
+      const hop = hopOf(spec, keys, routing, vhostOf());
       const next = hop?.to === undefined ? undefined : specs.get(hop.to)?.spec;
       if (!hop || !next) break;
       path.push({ spec, hop, state });
@@ -467,25 +469,17 @@ function routingOf(desired: DesiredCluster, actual: ActualCluster): Routing {
  * knows how the exchange routes (fanout, direct, topic; no alternate exchange; no policy that
  * could set one or change the queue's dead-lettering); a binding to an exchange counts as a route.
  */
-function routesNone(spec: QueueSpec, exchange: string, key: string | undefined, routing: Routing, v: Vhost): { argument: string; value: string; where: string; fix: string } | undefined {
-  const e = routing.exchanges.get(exchange);
-  if (!e || !ROUTED_BY.has(e.type) || "alternate-exchange" in e.arguments) return undefined;
-  if (v.policies.some((p) => "alternate-exchange" in p.definition)) return undefined;
-  if (policiesFor(spec.queue, v.policies).some(({ p }) => Object.keys(p.definition).some((k) => k.startsWith("dead-letter-")))) return undefined;
-  const bindings = routing.from.get(exchange) ?? [];
-  const head = [spec.service, spec.traffic];
-  const matches = (b: Binding): boolean => {
-    if (e.type === "fanout") return true;
-    if (e.type === "direct") return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${head.join(".")}.`);
-    return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head);
-  };
-  if (bindings.some(matches)) return undefined;
+function routesNone(spec: QueueSpec, incoming: Keys, routing: () => Routing, v: Vhost): { argument: string; value: string; where: string; fix: string } | undefined {
+  const hop = hopOf(spec, incoming, routing, v);
+  if (!hop || hop.exchange === "" || hop.reached.length) return undefined;
+  const { exchange, type, keys: { key } } = hop;
+  const bindings = routing().from.get(exchange) ?? [];
   const keys = key !== undefined ? `the key ${quoted(key)} (its x-dead-letter-routing-key)` : `the messages' own routing keys (<service>.${spec.traffic}.<task>)`;
-  const bound = bindings.length ? `bound only with ${names([...new Set(bindings.map((b) => (e.type === "fanout" ? b.destination : b.routingKey)))])}` : "bound to nothing";
+  const bound = bindings.length ? `bound only with ${names([...new Set(bindings.map((b) => (type === "fanout" ? b.destination : b.routingKey)))])}` : "bound to nothing";
   return {
-    argument: key !== undefined ? "x-dead-letter-routing-key" : "x-dead-letter-exchange",
+    argument: hop.argument,
     value: key ?? exchange,
-    where: `to exchange ${quoted(exchange)} (${e.type}), ${bound}, which routes none of ${keys}`,
+    where: `to exchange ${quoted(exchange)} (${type}), ${bound}, which routes none of ${keys}`,
     fix: `bind a queue to ${quoted(exchange)} with a key that matches them, ${key !== undefined ? "set x-dead-letter-routing-key to a key it routes" : "or add x-dead-letter-routing-key with a key it routes"}, or dead-letter to an exchange that routes them`,
   };
 }
@@ -507,6 +501,7 @@ export function movedDeadLetterNotes(desired: DesiredCluster, actual: ActualClus
   let specs: Map<string, QueueSpec> | undefined;
   let vhost: Vhost | undefined;
   let routes: Routing | undefined;
+  const routing = () => (routes ??= routingOf(desired, actual));
   return (queue) => {
     specs ??= new Map(desired.queues.map((s) => [s.queue.name, s]));
     const spec = specs.get(queue);
@@ -514,8 +509,7 @@ export function movedDeadLetterNotes(desired: DesiredCluster, actual: ActualClus
     const exchange = asString(spec.queue.arguments["x-dead-letter-exchange"]);
     if (exchange === undefined || exchange === "" || spec.queue.arguments["x-dead-letter-routing-key"] !== undefined) return undefined;
     vhost ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set<string>() };
-    routes ??= routingOf(desired, actual);
-    if (!routesNone(spec, exchange, queue, routes, vhost)) return undefined;
+    if (!routesNone(spec, { key: queue }, routing, vhost)) return undefined;
     return movedNote(queue, exchange);
   };
 }
