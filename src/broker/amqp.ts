@@ -34,9 +34,14 @@ const CONNECT_TIMEOUT_MS = 15_000;
 /** Connects that time out before apply gives up on the broker (a stopped or paused node). */
 const SILENT_CONNECTS = 2;
 
+/** A connect error's code and message, as the tests of what happened read them. */
+function errorText(e: Error): string {
+  return `${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`;
+}
+
 /** A connect that reached a host and got no answer in time (amqplib's own time-out, or the socket's). */
 function timedOut(e: Error): boolean {
-  return /ETIMEDOUT/.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`);
+  return /ETIMEDOUT/.test(errorText(e));
 }
 
 /**
@@ -767,7 +772,7 @@ function longLogin(amqp: { username: string; password: string }): number | undef
 
 /** A connection the broker took, then reset or closed before it answered the login. */
 function droppedAtLogin(e: Error): boolean {
-  return /ECONNRESET|EPIPE|Socket closed abruptly during opening handshake/.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`);
+  return /ECONNRESET|EPIPE|Socket closed abruptly during opening handshake/.test(errorText(e));
 }
 
 function longLoginHint(target: ClusterTarget, bytes: number): string {
@@ -785,6 +790,8 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   let kind: ErrorCode | undefined;
   const { username: user, vhost } = target.amqp;
   const limit = refusal ? limitHint(refusal.text) : undefined;
+  const said = errorText(e);
+  const long = longLogin(target.amqp);
   if (tls) hints.push(tls.hint);
   else if ((refusal && VHOST_DOWN.test(refusal.text)) || (reason && "opened" in reason)) {
     // 541 "vhost 'v' is down": the vhost exists but does not run on this node yet. RabbitMQ 3.10
@@ -812,17 +819,16 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
   } else if (/NOT.ALLOWED|530|vhost/.test(e.message)) {
     kind = "permission_denied";
     hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);
-  } else if (droppedAtLogin(e) && longLogin(target.amqp) !== undefined) {
+  } else if (droppedAtLogin(e) && long !== undefined) {
     kind = "broker_refused";
-    hints.push(longLoginHint(target, longLogin(target.amqp) as number));
-  } else if (TRANSIENT_NET.test(`${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`)) {
+    hints.push(longLoginHint(target, long));
+  } else if (TRANSIENT_NET.test(said)) {
     kind = "broker_unreachable";
     transient = true;
     const at = hostPort(target.amqp.hostname, target.amqp.port);
     // A time-out is no refusal: the host did not answer, or the broker took the connection and
     // did not answer it (stopped, paused, too busy); said as nothing accepting connections, it
     // sent people after a port that was right.
-    const said = `${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`;
     hints.push(
       /ETIMEDOUT/.test(said)
         ? `no AMQP answer from ${at} in time: the host does not answer, or the broker accepts connections and does not answer them (stopped, paused or too busy: rabbitmq-diagnostics status on its node says whether it runs); is the broker up?`
