@@ -183,7 +183,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       if (!t || counted.has(name)) return [];
       // A replace under way when the connection went (and no reconnect got further): its queue's
       // messages and bindings may be on its holding queue, which only this says.
-      const half = [...(inFlight.get(name)?.values() ?? [])].filter((a) => !holdSaidLost(e, a)).map((a) => `    ${halfWay(a)}`);
+      const half = halfWayLines(e, inFlight.get(name));
       if (t.made === 0) return half.length ? [`  cluster ${name}: no change was confirmed made before apply stopped, but one was under way:`, ...half] : [];
       if (t.made >= t.total) return [`  cluster ${name}: ${t.made} of ${t.total} change${t.total === 1 ? " was" : "s were"} made before apply stopped`];
       // What the broker did not confirm. Writes go out in pipelined batches: those sent when the
@@ -824,9 +824,14 @@ class VhostGone extends ApplyError {
  * queue's routes may lead to the holding queue now, where no worker reads. Said with the failure.
  */
 function withHalfWay(e: unknown, cluster: string, begun: ReadonlyMap<string, Action> | undefined): unknown {
-  const half = [...(begun?.values() ?? [])].filter((a) => !holdSaidLost(e, a)).map((a) => `    ${halfWay(a)}`);
+  const half = halfWayLines(e, begun);
   if (!(e instanceof ApplyError) || !half.length) return e;
   return new ApplyError(`${e.message}\n  cluster ${cluster}: stopped half-way:\n${half.join("\n")}`, e.hints, e.transient, e.code, e.place);
+}
+
+/** What the replaces under way left, a line each, but for one whose holding queue the error says was lost. */
+function halfWayLines(e: unknown, begun: ReadonlyMap<string, Action> | undefined): string[] {
+  return [...(begun?.values() ?? [])].filter((a) => !holdSaidLost(e, a)).map((a) => `    ${halfWay(a)}`);
 }
 
 /**
