@@ -291,6 +291,8 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       // not see): a quorum queue counts the channel that holds them as a consumer, and its
       // delete refuses.
       const counted = r.old?.type !== "quorum" && r.old?.type !== "stream" ? r.unacked : undefined;
+      // A priority queue hands out by priority, so its last messages are no sign of the last it got.
+      const byPriority = r.old?.arguments["x-max-priority"] !== undefined;
       if (r.old?.type !== "stream") {
         // Through a fanout exchange of the holding queue's name, bound to it alone, each message
         // keeps its own routing key: one that expires there is dead-lettered by that key, as the
@@ -307,7 +309,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
           giveBack: giveBackTo(r.old, r.limits?.old),
           via: hold,
           unbound: true,
-          byPriority: r.old?.arguments["x-max-priority"] !== undefined,
+          byPriority,
           settle: r.old?.type === "quorum",
           sourceLimits: r.limits?.old,
           moved: (n) => {
@@ -319,7 +321,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         // A priority queue's copies are not searched (byPriority): each message the holding queue
         // got while the bindings switched may be in both. Said, where apply said nothing (measured
         // on 3.10.8: x-max-priority 10 replaced under a publisher, 1 of 2,730 twice, no word).
-        if (r.old?.arguments["x-max-priority"] !== undefined) unsearchedOut = copies.count;
+        if (byPriority) unsearchedOut = copies.count;
         if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? 0 };
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived, r.old?.type === "quorum");
         if (s.stopped) {
