@@ -117,7 +117,7 @@ export function operatorPoliciesApplied(actual: ActualCluster): (q: Queue) => { 
   return (queue) => {
     const list = policiesFor(queue, operatorPolicies);
     const reported = actual.queueFacts[queue.name]?.operatorPolicy;
-    const named = list.length > 1 || list[0]?.unread ? list.find((x) => x.p.name === reported) : undefined;
+    const named = undecided(list) ? list.find((x) => x.p.name === reported) : undefined;
     return named ? [{ p: named.p, unread: false }] : list;
   };
 }
@@ -131,13 +131,22 @@ export function operatorPoliciesApplied(actual: ActualCluster): (q: Queue) => { 
  */
 export function operatorPoliciesUnsure(desired: DesiredCluster, actual: ActualCluster): string[] {
   const operatorPolicies = actual.operatorPolicies ?? [];
-  if (!operatorPolicies.some((p) => RULES.some((r) => r.key in p.definition))) return [];
+  if (!operatorPolicies.some(setsLimit)) return [];
   const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   return desired.queues.flatMap(({ queue }) => {
     const list = policiesFor(queue, operatorPolicies);
-    const unsure = list.length > 1 || list[0]?.unread;
-    return exists.has(queue.name) && unsure && list.some((x) => RULES.some((r) => r.key in x.p.definition)) ? [queue.name] : [];
+    return exists.has(queue.name) && undecided(list) && list.some((x) => setsLimit(x.p)) ? [queue.name] : [];
   }).sort();
+}
+
+/** The patterns leave it open which of `list` applies: one topo cannot read, or a tie. */
+function undecided(list: readonly { unread: boolean }[]): boolean {
+  return list.length > 1 || list[0]?.unread === true;
+}
+
+/** The policy sets one of the limits this check compares (RULES). */
+function setsLimit(p: Policy): boolean {
+  return RULES.some((r) => r.key in p.definition);
 }
 
 /**
@@ -197,7 +206,7 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
   }
   // No policy sets a limit (topo's own mirroring policy sets none): nothing to look at per queue.
   // Only a policy that sets one can add a finding; the others still decide which policy applies.
-  if (![...policies, ...operatorPolicies].some((p) => RULES.some((r) => r.key in p.definition))) return out;
+  if (![...policies, ...operatorPolicies].some(setsLimit)) return out;
   const applied = policiesApplied(actual, policies, owns);
   const operatorApplied = operatorPoliciesApplied(actual);
   const found = new Map<string, Finding>();
