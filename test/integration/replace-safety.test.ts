@@ -790,20 +790,25 @@ describe("replace refuses what would lose messages", () => {
  * new queue. A passive declare of a missing queue closes its channel: one channel per look.
  */
 async function moveBackUnderWay(conn: amqplib.ChannelModel, atLeast: number): Promise<void> {
-  const count = async (name: string) => {
-    const look = await conn.createChannel();
-    look.on("error", () => undefined);
-    const q = await look.checkQueue(name).catch(() => undefined);
-    await look.close().catch(() => undefined);
-    return q ? q.messageCount : -1;
-  };
+  const count = (name: string) => lookCount(conn, name);
   const deadline = Date.now() + 60_000;
-  const until = async (done: () => Promise<boolean>) => {
-    while (!(await done()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
-  };
-  await until(async () => (await count(HOLD)) >= 0);
-  await until(async () => (await count(Q)) < Math.min(100, atLeast));
-  await until(async () => (await count(Q)) >= atLeast);
+  await waitUntil(async () => (await count(HOLD)) >= 0, deadline);
+  await waitUntil(async () => (await count(Q)) < Math.min(100, atLeast), deadline);
+  await waitUntil(async () => (await count(Q)) >= atLeast, deadline);
+}
+
+/** The messages in queue `name`, or -1 where it is not there: a channel for each look, as a passive declare of a missing queue closes its channel. */
+async function lookCount(conn: amqplib.ChannelModel, name: string): Promise<number> {
+  const look = await conn.createChannel();
+  look.on("error", () => undefined);
+  const q = await look.checkQueue(name).catch(() => undefined);
+  await look.close().catch(() => undefined);
+  return q ? q.messageCount : -1;
+}
+
+/** Looks every 10 ms until `done`, or until `deadline` (a Date.now() time) has passed. */
+async function waitUntil(done: () => Promise<boolean>, deadline: number): Promise<void> {
+  while (!(await done()) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
 }
 
 describe("a byte limit that drops the oldest, and publishers during the move back", () => {
@@ -877,16 +882,7 @@ describe("the holding queue deleted under the move out", () => {
     const applying = runCli(["apply", "-f", f.after({ "x-queue-mode": "lazy" }), "--allow-destructive", "--json"]);
     const conn = await amqplib.connect(amqpUrl(f.async));
     try {
-      // A channel for each look: a passive declare of a queue not there yet closes its channel.
-      const inHold = async () => {
-        const look = await conn.createChannel();
-        look.on("error", () => undefined);
-        const q = await look.checkQueue(HOLD).catch(() => undefined);
-        await look.close().catch(() => undefined);
-        return q ? q.messageCount : -1;
-      };
-      const deadline = Date.now() + 60_000;
-      while ((await inHold()) < 300 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+      await waitUntil(async () => (await lookCount(conn, HOLD)) >= 300, Date.now() + 60_000);
     } finally {
       await conn.close().catch(() => undefined);
     }
@@ -920,10 +916,7 @@ describe("a priority queue's copies", () => {
       // The same message again once the holding queue is there: routed to it (and maybe the old queue too).
       const deadline = Date.now() + 60_000;
       for (;;) {
-        const look = await conn.createChannel();
-        look.on("error", () => undefined);
-        const there = await look.checkQueue(HOLD).then(() => true, () => false);
-        await look.close().catch(() => undefined);
+        const there = (await lookCount(conn, HOLD)) >= 0;
         if (there || Date.now() > deadline) break;
         await new Promise((res) => setTimeout(res, 5));
       }
