@@ -39,6 +39,19 @@ interface FileOptions {
   pay?: boolean;
 }
 
+/**
+ * The setup's file applied (as the test broker's administrator), and a management user with
+ * `tags` (password monitor-pass-1) and every right on its two vhosts, who may not list users.
+ */
+async function appliedWithMonitor(s: Setup, tags: string): Promise<string> {
+  const mon = `mon-${s.sync.slice(-8)}`;
+  users.push(mon);
+  await api("PUT", `/api/users/${mon}`, { password: "monitor-pass-1", tags });
+  expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+  for (const v of [s.sync, s.async]) await api("PUT", `/api/permissions/${vh(v)}/${mon}`, { configure: ".*", write: ".*", read: ".*" });
+  return mon;
+}
+
 /** Two clusters (vhosts), three services, an edge and one service's user, with unique names. */
 function setup(): Setup {
   const sync = uniqueName("usync");
@@ -549,11 +562,7 @@ describe("users from the file", () => {
 
   it("plans as a monitoring user (users not compared, said), and apply as one refuses before writing", async () => {
     const s = setup();
-    const mon = `mon-${s.sync.slice(-8)}`;
-    users.push(mon);
-    await api("PUT", `/api/users/${mon}`, { password: "monitor-pass-1", tags: "monitoring" });
-    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
-    for (const v of [s.sync, s.async]) await api("PUT", `/api/permissions/${vh(v)}/${mon}`, { configure: ".*", write: ".*", read: ".*" });
+    const mon = await appliedWithMonitor(s, "monitoring");
     const text = readFileSync(s.file(), "utf8").replace(/amqp:\/\/[^@]+@/g, `amqp://${mon}:monitor-pass-1@`);
     const f = writeFile("topology.yaml", text);
     const plan = await runCli(["plan", "-f", f], s.env);
@@ -580,12 +589,8 @@ describe("users from the file", () => {
 
   it("a users section that grants no one rights (users: {}) still manages the broker's users: a monitoring user's plan says they were not compared, and apply refuses", async () => {
     const s = setup();
-    const mon = `mon-${s.sync.slice(-8)}`;
-    users.push(mon);
     // policymaker: every other write of this file would be allowed to it.
-    await api("PUT", `/api/users/${mon}`, { password: "monitor-pass-1", tags: "monitoring,policymaker" });
-    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
-    for (const v of [s.sync, s.async]) await api("PUT", `/api/permissions/${vh(v)}/${mon}`, { configure: ".*", write: ".*", read: ".*" });
+    const mon = await appliedWithMonitor(s, "monitoring,policymaker");
     const dropped = readFileSync(s.file(), "utf8").replace(/\nusers:\n[\s\S]*$/, "\nusers: {}\n");
     // As an administrator: the file deletes both users it marked.
     const admin = await runCli(["plan", "-f", writeFile("topology.yaml", dropped)], s.env);
