@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import amqplib from "amqplib";
 import { brokerRunning, noteStarted } from "./test-brokers.js";
-import { afterEach, inject, type TestContext } from "vitest";
+import { afterAll, afterEach, beforeAll, expect, inject, type TestContext } from "vitest";
 import type { ClusterTarget } from "../../src/model.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { quorumReport, type QuorumReport } from "../../src/broker/read.js";
@@ -162,6 +162,19 @@ export function testVhosts(): { vhosts: string[]; fresh: (services: unknown[], e
     return { file: writeTopology({ sync, async, services, ...extra }), sync, async };
   };
   return { vhosts, fresh };
+}
+
+/**
+ * For a describe block, called at its top: broker users made before its tests and deleted after
+ * them (a user is the broker's, not a vhost's, so testVhosts does not remove it).
+ */
+export function suiteUsers(list: readonly { name: string; password: string; tags: string }[]): void {
+  beforeAll(async () => {
+    for (const u of list) expect([201, 204]).toContain((await api("PUT", `/api/users/${u.name}`, { password: u.password, tags: u.tags })).status);
+  });
+  afterAll(async () => {
+    for (const u of list) await api("DELETE", `/api/users/${u.name}`);
+  });
 }
 
 export function writeFile(name: string, text: string): string {

@@ -5,9 +5,9 @@
 import type { Channel } from "amqplib";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { parseDocument } from "yaml";
-import { api, broker, deleteVhost, runCli, uniqueName, vh, withChannel, writeFile, type CliResult } from "../helpers/broker.js";
+import { api, broker, deleteVhost, runCli, suiteUsers, uniqueName, vh, withChannel, writeFile, type CliResult } from "../helpers/broker.js";
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -303,12 +303,7 @@ describe("secrets", () => {
   // A password with characters that URLs encode, so both forms must stay out of every output.
   const SECRET = "Imp0rt-S3cret/Pass:42";
   const USER = `topo_import_${process.pid}`;
-  beforeAll(async () => {
-    expect([201, 204]).toContain((await api("PUT", `/api/users/${USER}`, { password: SECRET, tags: "administrator" })).status);
-  });
-  afterAll(async () => {
-    await api("DELETE", `/api/users/${USER}`);
-  });
+  suiteUsers([{ name: USER, password: SECRET, tags: "administrator" }]);
 
   it("no import prints or writes the password, whatever the source of the connection", async () => {
     const v = pair();
@@ -395,12 +390,7 @@ describe("--url clusters", () => {
     { name: `topo_import_a_${process.pid}`, password: "Url-A/pass:1" },
     { name: `topo_import_b_${process.pid}`, password: "Url-B+pass=2" },
   ];
-  beforeAll(async () => {
-    for (const u of users) expect([201, 204]).toContain((await api("PUT", `/api/users/${u.name}`, { password: u.password, tags: "administrator" })).status);
-  });
-  afterAll(async () => {
-    for (const u of users) await api("DELETE", `/api/users/${u.name}`);
-  });
+  suiteUsers(users.map((u) => ({ ...u, tags: "administrator" })));
 
   it("get a variable each when their passwords differ, one note each, and plan on the file shows no changes", async () => {
     const v = pair();

@@ -5,10 +5,10 @@ import { spawn } from "node:child_process";
 import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { basename, dirname, join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames as benchNames } from "../../bench/services.mjs";
-import { amqpUrl, api, CLI, createVhost, getQueue, publish, runCli, vh, withChannel, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
+import { amqpUrl, api, CLI, createVhost, getQueue, publish, runCli, suiteUsers, vh, withChannel, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const { fresh: freshTopology } = testVhosts();
 
@@ -571,13 +571,7 @@ describe("topo show PLANFILE and --format markdown", () => {
 describe("a saved plan holds no secret", () => {
   const SECRET = "Zebra-S3cret/Pass:42";
   const USER = `topo_saved_${process.pid}`;
-  beforeAll(async () => {
-    const r = await api("PUT", `/api/users/${USER}`, { password: SECRET, tags: "administrator" });
-    expect([201, 204]).toContain(r.status);
-  });
-  afterAll(async () => {
-    await api("DELETE", `/api/users/${USER}`);
-  });
+  suiteUsers([{ name: USER, password: SECRET, tags: "administrator" }]);
 
   it("masks the password, which apply reads again from the file", async () => {
     const t = fresh(["mplogin"], { credentials: { user: USER, password: SECRET } });

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { amqpUrl, api, broker, deleteVhost, runCli, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
+import { amqpUrl, api, broker, deleteVhost, runCli, suiteUsers, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
 import { managementProxy } from "../helpers/proxy.js";
 import { fragments } from "../helpers/fragments.js";
 
@@ -196,15 +196,7 @@ describe("passwords holding /, +, =, @, : and %", () => {
   const PASSWORDS = ["Xy7/kP9+qR==", "p@ss:w/rd%1", "a:b@c"];
   const users = PASSWORDS.map((_, i) => `topo_pw${i}_${process.pid}`);
 
-  beforeAll(async () => {
-    for (const [i, password] of PASSWORDS.entries()) {
-      const r = await api("PUT", `/api/users/${users[i]}`, { password, tags: "administrator" });
-      expect([201, 204]).toContain(r.status);
-    }
-  });
-  afterAll(async () => {
-    for (const u of users) await api("DELETE", `/api/users/${u}`);
-  });
+  suiteUsers(PASSWORDS.map((password, i) => ({ name: users[i] as string, password, tags: "administrator" })));
 
   /** Fails with the run when any output stream holds the password, its encoding, or a 4-character piece of either. */
   function expectNoPiece(password: string, args: string[], r: CliResult): void {
@@ -455,12 +447,7 @@ describe("a password typed where the command line does not take it", () => {
 describe("a login longer than the broker reads before the connection is tuned", () => {
   const user = `topo_long_${process.pid}`;
   const PW = "Lq9-".repeat(950);
-  beforeAll(async () => {
-    expect([201, 204]).toContain((await api("PUT", `/api/users/${user}`, { password: PW, tags: "" })).status);
-  });
-  afterAll(async () => {
-    await api("DELETE", `/api/users/${user}`);
-  });
+  suiteUsers([{ name: user, password: PW, tags: "" }]);
 
   it("fails plan and apply at once, saying its length and what to do, never showing it", async () => {
     const b = broker();
