@@ -27,15 +27,18 @@ export function keyOf(r: Resource): string {
     case "exchange":
     case "queue":
     case "policy":
-      return `${r.kind}|${r.name}`;
-    case "binding":
-      return `binding|${field(r.source)}|${r.destinationType}|${field(r.destination)}|${field(r.routingKey)}|${stableJson(r.arguments)}${r.twin === undefined ? "" : `|${field(r.twin)}`}`;
+      return [r.kind, r.name].join("|");
+    case "binding": {
+      const parts = ["binding", field(r.source), r.destinationType, field(r.destination), field(r.routingKey), stableJson(r.arguments)];
+      if (r.twin !== undefined) parts.push(field(r.twin));
+      return parts.join("|");
+    }
     case "user":
-      return `user|${r.name}`;
+      return ["user", r.name].join("|");
     case "permission":
-      return `permission|${r.user}`;
+      return ["permission", r.user].join("|");
     case "topic-permission":
-      return `topic-permission|${field(r.user)}|${r.exchange}`;
+      return ["topic-permission", field(r.user), r.exchange].join("|");
   }
 }
 

@@ -210,7 +210,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // inside the namespace (prefix "a" and a user's fanout "accounting"): never deleted, and nor are
   // its bindings. Plan says it leaves it.
   const spared: Exchange[] = [];
-  for (const r of have.values()) if (r.kind === "exchange" && !want.has(keyOf(r)) && owner.owns(r) && !madeByTopo(r)) spared.push(r);
+  for (const [key, r] of have) if (r.kind === "exchange" && !want.has(key) && owner.owns(r) && !madeByTopo(r)) spared.push(r);
   const sparedNames = new Set(spared.map((e) => e.name));
   for (const [key, before] of have) {
     if (want.has(key) || !owner.owns(before) || holdingQueueOf(before, owner)) continue;
