@@ -82,14 +82,13 @@ export class AmqpSession {
     /** The user it logged in as (a message published with its user-id must name it). */
     readonly user: string,
   ) {
-    this.gone.catch(() => undefined);
     conn.on("error", (e: Error) => {
       this.lost ??= e;
-      this.loseAll?.(e);
+      this.loseAll(e);
     });
     conn.on("close", (e?: Error) => {
       if (!this.closed) this.lost ??= e ?? new Error("connection closed");
-      this.loseAll?.(this.lost ?? new Error("connection closed"));
+      this.loseAll(this.lost ?? new Error("connection closed"));
     });
     conn.on("blocked", (reason: string) => {
       this.blockedBy = reason;
@@ -99,19 +98,32 @@ export class AmqpSession {
     });
   }
 
-  // In this order: a field declared after `gone` would be defined again, as undefined, after
-  // gone's executor set it.
-  private loseAll: ((e: Error) => void) | undefined;
-  /** Rejects once the connection is lost; never resolves. */
-  private readonly gone = new Promise<never>((_, reject) => (this.loseAll = reject));
+  /** The first error the connection was lost with, once it was. */
+  private goneWith: Error | undefined;
+  /** How each orLost still waiting is told of the connection's loss. */
+  private readonly waiting = new Set<(e: Error) => void>();
+
+  private loseAll(e: Error): void {
+    this.goneWith ??= e;
+    for (const lose of this.waiting) lose(this.goneWith);
+    this.waiting.clear();
+  }
 
   /**
    * `p`, or the connection's loss. A basic.get whose message amqplib cannot decode (a header of a
    * type it does not know, as py-amqp writes a 64-bit integer: tag "L") ends the connection and
    * never settles: awaited alone, the apply waited for nothing, and Node ended it with exit code 0.
+   * Not a Promise.race with one promise of the connection's loss: each race left a reaction on
+   * that promise, which never settles, holding its result, so every message a replace fetched
+   * stayed in memory until topo exited (measured: 2.5 GB of RSS after moving 300 messages of
+   * 4 MB out and back, with a collection forced every 2 s).
    */
   orLost<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.gone]);
+    if (this.goneWith) return Promise.reject(this.goneWith);
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.add(reject);
+      p.then(resolve, reject).finally(() => this.waiting.delete(reject));
+    });
   }
 
   /**

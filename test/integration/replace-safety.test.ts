@@ -8,7 +8,9 @@ import { execFile } from "node:child_process";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { AmqpSession } from "../../src/broker/amqp.js";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { AmqpSession, closeChannel } from "../../src/broker/amqp.js";
 import { replaceQueueLossless } from "../../src/broker/replace.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { heldNow } from "../../src/broker/read.js";
@@ -1285,6 +1287,35 @@ describe("replace stops rather than lose or copy a message", () => {
     const got = await drainIds(f.async, Q);
     expect(new Set(got)).toEqual(new Set(ids));
     expect(got.length - ids.length).toBeLessThanOrEqual(said);
+  });
+
+  // orLost raced each fetch with one promise of the connection's loss, which never settles: each
+  // race left a reaction on it that held the fetched message, so a replace kept every message it
+  // moved in memory until topo exited (2.5 GB of RSS after 300 messages of 4 MB out and back).
+  it("a message fetched and moved is not kept in memory by the session", async () => {
+    const f = files({}, {});
+    expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
+    await publishIds(f.async, Array.from({ length: 20 }, (_, i) => `m${i}`), 1024);
+    const session = await AmqpSession.open(target(f.async));
+    const fetched: WeakRef<Buffer>[] = [];
+    try {
+      const ch = await session.channel();
+      for (;;) {
+        const m = await session.orLost(ch.get(Q, { noAck: false }));
+        if (!m) break;
+        fetched.push(new WeakRef(m.content));
+        ch.ack(m);
+      }
+      await closeChannel(ch);
+      expect(fetched).toHaveLength(20);
+      // A WeakRef keeps its target until the current job ends.
+      await new Promise((r) => setImmediate(r));
+      setFlagsFromString("--expose-gc");
+      (runInNewContext("gc") as () => void)();
+      expect(fetched.filter((w) => w.deref() !== undefined)).toHaveLength(0);
+    } finally {
+      await session.close();
+    }
   });
 
   async function moverAlone(v: string, mgmt?: string): Promise<Error | undefined> {
