@@ -122,6 +122,15 @@ export interface ReplaceOutcome {
 
 /** Messages moved per confirm round trip: at most this many are in both queues when a move is cut. */
 export const BATCH = 256;
+/**
+ * Body bytes fetched per confirm round trip, at most (past the first message): a batch is held
+ * whole in topo's memory, and the client's encoding of it as well, until the broker confirms it.
+ * Bounded by count alone, a replace of 100 messages of 4 MB moved them in one batch of 400 MB,
+ * and the apply peaked at 925 MB of RSS, more than a small container has; with this bound,
+ * 157 MB, and as fast (measured on 3.10.8). 16 MiB is 256 messages of 64 KB: smaller messages
+ * still move 256 at a time.
+ */
+export const BATCH_BYTES = 16 * 1024 * 1024;
 /** Time for messages routed just before an unbind to reach their queue before it is peeked. */
 const SETTLE_MS = 100;
 /** The most settled() waits for a queue's count to stop growing. */
@@ -1136,7 +1145,8 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
       const batch: GetMessage[] = [];
       // Ready messages the source still holds after the last get (basic.get-ok says it).
       let remaining = 0;
-      for (let i = 0; i < want && !tookAll(); i++) {
+      let batchBytes = 0;
+      for (let i = 0; i < want && batchBytes < BATCH_BYTES && !tookAll(); i++) {
         session.rpcs++;
         const m = await session.orLost(get.get(from, { noAck: false }));
         if (!m) break;
@@ -1144,6 +1154,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
         if (o.settle && typeof m.properties.priority === "number" && m.properties.priority > 4) outOfOrder = true;
         fetched++;
         batch.push(m);
+        batchBytes += m.content.length;
         remaining = m.fields.messageCount;
       }
       if (batch.length === 0 && tookAll()) {
