@@ -415,6 +415,11 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         },
         ctx.log,
       );
+      // Said, where apply said only how many it moved back: the rest seemed lost.
+      const dlx = a.limits?.hold.deadLetterExchange;
+      const expired = r.expired
+        ? `; ${plural(r.expired, "message")} topo had moved into ${holdingQueueName(describe(a.after))} expired there before it moved ${r.expired === 1 ? "it" : "them"} back (${r.expired === 1 ? "its" : "their"} own expiration passed during the replace), and ${dlx !== undefined ? `${r.expired === 1 ? "was" : "were"} dead-lettered to exchange "${dlx}"` : `${r.expired === 1 ? "was" : "were"} dropped (the queue has no dead-letter exchange)`}, as in the queue`
+        : "";
       const dups = r.duplicatesDropped ? `, ${r.duplicatesDropped} duplicate cop${r.duplicatesDropped === 1 ? "y" : "ies"} dropped` : "";
       // A passive declare counts ready messages: with consumers already attached, that is not all.
       const holds =
@@ -436,7 +441,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       const resumed = a.resume
         ? `; this finished a replace an earlier apply left half-way: if that apply stopped during a move (killed, or its connection lost), up to ${BATCH} messages of its batch under way may be in ${describe(a.after)} twice, and be delivered twice (at least once)`
         : "";
-      ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${plural(r.movedBack, "message")} moved back through ${holdingQueueName(describe(a.after))}${dups}${holds}${twiceOut}${twice}${resumed}`);
+      ctx.log(`cluster ${plan.cluster}: queue ${describe(a.after)} replaced; ${plural(r.movedBack, "message")} moved back through ${holdingQueueName(describe(a.after))}${dups}${expired}${holds}${twiceOut}${twice}${resumed}`);
       mark(a);
     });
 
