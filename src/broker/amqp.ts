@@ -634,8 +634,9 @@ export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}):
  * short connection. A refused login (403) or a vhost that refuses the user (530: no rights on it,
  * still after the wait a connect gives such a vhost) is the error a connect gives; a vhost not
  * created yet proves the login (apply creates it and grants the rights); a connection limit that
- * is full (but not 0, which refuses every connection), an unreachable port or a slow answer is
- * left to the read and to apply.
+ * is full (but not 0, which refuses every connection), an unreachable port or one that sends no
+ * connection.start is left to the read, identify and apply. A login the broker greeted and then
+ * left unanswered (reset, closed, or silent) is the error a connect gives.
  */
 export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<BrokerError | undefined> {
   // A login too long for the broker to read (LOGIN_CREDENTIALS_MAX) is dropped: plan passed, and
@@ -649,7 +650,27 @@ export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}
     );
     if (failed instanceof BrokerError && droppedAtLogin(failed)) return failed;
   }
-  const r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
+  let dropped = false;
+  let r = await openRefusal(target, opts, "is the login accepted?", () => (dropped = true)).catch(() => undefined);
+  if (!r && dropped) {
+    // The broker sent connection.start and the login got no answer: reset or closed (a node going
+    // down, a proxy in front of it that cuts the connection), or silent. Left to apply as a port
+    // that did not answer, a wrong password planned "No changes." through such a proxy; apply's
+    // every connect then failed. Tried once more as a connect makes it, whose error says what it
+    // met; a login answered this time is read as below. (A port that refuses the connection, or
+    // sends no connection.start, is identify's to report.)
+    const failed = await AmqpSession.open(target, { ...opts, connectAttempts: 1 }).then(
+      (s) => s.close().then(() => undefined),
+      (e: unknown) => e,
+    );
+    if (failed === undefined) return undefined;
+    r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
+    if (!r) {
+      const e = failed instanceof BrokerError ? failed : connectError(target, failed as Error);
+      e.hints.unshift(`the login of "${target.amqp.username}" could not be checked: ${hostPort(target.amqp.hostname, target.amqp.port)} greeted the connection (connection.start) and dropped it when topo sent the login, each time it tried; every connect of apply's would meet the same`);
+      return e;
+    }
+  }
   if (!r || "opened" in r) return undefined;
   // As a connect words it: the reply without its code.
   if (r.code === 403) return connectError(target, new Error(r.text.replace(/^\d+ /, "")));
@@ -720,17 +741,21 @@ type Refusal = { code: number; text: string } | { opened: true };
  * ConnectionOpenOk; got <ConnectionClose channel:0>": the frame that carries the broker's words
  * (530 NOT_ALLOWED - access to vhost 'v' refused for user 'u', or vhost 'v' not found) is not
  * kept. So after such a failure, open once more through amqplib's own Connection, watching the
- * frames it reads, and return that reply.
+ * frames it reads, and return that reply. `onDropped` is told when there is none because the
+ * connection was lost, or went silent, after the broker's first frame.
  */
-function openRefusal(target: ClusterTarget, opts: AmqpOptions, why = "why was the connection refused?"): Promise<Refusal | undefined> {
+function openRefusal(target: ClusterTarget, opts: AmqpOptions, why = "why was the connection refused?", onDropped?: () => void): Promise<Refusal | undefined> {
   const { Connection, ConnectionClose } = amqplibInternals();
   const { amqp } = target;
   return new Promise((resolve) => {
     const { socket, ready } = amqpSocket(target, opts.insecure);
     const timer = setTimeout(() => finish(undefined), 5_000);
+    /** The broker sent a frame (connection.start comes first): a login left unanswered after it was dropped. */
+    let greeted = false;
     function finish(r: Refusal | undefined): void {
       clearTimeout(timer);
       socket.destroy();
+      if (!r && greeted) onDropped?.();
       resolve(r);
     }
     socket.on("error", () => finish(undefined));
@@ -740,6 +765,7 @@ function openRefusal(target: ClusterTarget, opts: AmqpOptions, why = "why was th
       const step = c.step.bind(c);
       c.step = (cb) =>
         step((err, frame) => {
+          if (frame) greeted = true;
           if (frame?.id === ConnectionClose) close = frame.fields;
           cb(err, frame);
         });

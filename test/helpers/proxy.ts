@@ -97,6 +97,12 @@ export interface AmqpProxy {
   cut: () => void;
   /** From now on, reset each new connection as soon as it is taken (a node shutting down, a proxy with no broker behind it). */
   refuse: () => void;
+  /**
+   * From now on, reset each new connection when the client sends its login (connection.start-ok),
+   * which the broker never gets: the client has read connection.start, as from a proxy in front of
+   * a node that is going down, or one that cuts what it cannot pass on.
+   */
+  resetLogins: () => void;
   /** How many client connections through the proxy are still open (a client that dropped its socket is not). */
   open: () => number;
   /**
@@ -120,6 +126,7 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
   let stalled = false;
   let rule: { classId: number; methodId: number; skip: number; done: () => void } | undefined;
   let refusing = false;
+  let resettingLogins = false;
   const server = tcpServer((client) => {
     if (refusing) {
       client.on("error", () => undefined);
@@ -132,10 +139,11 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
     let pending = Buffer.alloc(0);
     let headerSeen = false;
     let dead = false;
+    const resetsLogin = resettingLogins;
     client.on("data", (d: Buffer) => {
       if (stalled || dead) return;
       pending = Buffer.concat([pending, d]);
-      if (!rule) {
+      if (!rule && !resetsLogin) {
         upstream.write(pending);
         pending = Buffer.alloc(0);
         return;
@@ -151,6 +159,13 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
         if (pending.length < 8 + size) break;
         const frame = pending.subarray(0, 8 + size);
         pending = pending.subarray(8 + size);
+        if (resetsLogin && frame[0] === 1 && size >= 4 && frame.readUInt16BE(7) === 10 && frame.readUInt16BE(9) === 11) {
+          dead = true;
+          if (out.length) upstream.write(Buffer.concat(out));
+          upstream.destroy();
+          client.resetAndDestroy();
+          return;
+        }
         out.push(frame);
         const r = rule;
         if (r && frame[0] === 1 && size >= 4 && frame.readUInt16BE(7) === r.classId && frame.readUInt16BE(9) === r.methodId) {
@@ -222,6 +237,9 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
     },
     refuse: () => {
       refusing = true;
+    },
+    resetLogins: () => {
+      resettingLogins = true;
     },
     open: () => pairs.filter((p) => !p.client.destroyed).length,
     cutAfter: (classId, methodId, skip = 0) =>

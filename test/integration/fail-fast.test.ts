@@ -308,6 +308,30 @@ describe("a missing right is named, with the command that grants it", () => {
     expect((await runCli(["plan", "-f", withUrl(amqpUrl(async, { user: u.user, password: u.password })), "--detailed-exitcode"])).code).toBe(0);
   });
 
+  // A proxy in front of the broker that passes its connection.start on and resets the connection
+  // at the login: plan took the reset for a port that did not answer, left it to apply, and showed
+  // its plan (exit 2 here, with vhosts to create) for a wrong password as for a right one.
+  it("plan that cannot check the AMQP login (reset when the login is sent) says so, for a right password as for a wrong one", async () => {
+    const b = broker();
+    const { sync, async } = fresh(["mplogin"]);
+    const proxy = await amqpProxy();
+    proxy.resetLogins();
+    try {
+      for (const password of ["wrong-amqp-pw", b.password]) {
+        const url = `amqp://${b.user}:${encodeURIComponent(password)}@127.0.0.1:${proxy.port}/${vh(async)}`;
+        const through = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { async: { url, management: adminManagementUrl() } } });
+        const r = await runCli(["plan", "-f", through, "--detailed-exitcode", "--json"]);
+        expect(r.code).toBe(1);
+        expect(JSON.parse(r.stdout).error).toMatchObject({ code: "broker_unreachable", cluster: "async" });
+        expect(r.stderr).toContain(`cluster async: connect amqp://${b.user}:***@127.0.0.1:${proxy.port}/${vh(async)} -> `);
+        expect(r.stderr).toContain(`hint: the login of "${b.user}" could not be checked: 127.0.0.1:${proxy.port} greeted the connection (connection.start) and dropped it when topo sent the login`);
+        expect(r.stderr).not.toContain("wrong-amqp-pw");
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
   // The AMQP login succeeds, but the user may not configure topo's lock queue: found only when
   // that cluster takes its lock, where the management user may not read the AMQP user's
   // permissions (an administrator's read finds it before: see "in one run" below). Whichever
