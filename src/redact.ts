@@ -126,10 +126,10 @@ export class Redactor {
 
   private masking(): Masking {
     if (this.masked) return this.masked;
-    // A word-like secret is spared whatever the words: only the others are looked for in them.
+    // A word or a number is spared whatever the words: only the others are looked for in them.
     const secrets = new Set(this.secrets.values());
-    const spared = standingInWords([...secrets].filter((s) => !isWordLike(s)), this.words.length === 1 ? (this.words[0] as Iterable<string>) : everyWord(this.words));
-    for (const secret of secrets) if (isWordLike(secret)) spared.add(secret);
+    const spared = standingInWords([...secrets].filter((s) => !inSentences(s)), this.words.length === 1 ? (this.words[0] as Iterable<string>) : everyWord(this.words));
+    for (const secret of secrets) if (inSentences(secret)) spared.add(secret);
     // Shorter ones are masked only in URLs (redactText).
     const free = [...this.secrets]
       .filter(([form, secret]) => form.length >= MIN_FREE_TEXT_SECRET && !spared.has(secret))
@@ -314,6 +314,22 @@ export function isWordLike(secret: string): boolean {
 
 /** The longest secret taken for a word: longer runs of letters are in no sentence. */
 const WORD_LIKE_MAX = 24;
+
+/**
+ * A secret that is a number: digits, in groups joined by one of . , : - / ("3.10.8", "127.0.0.1",
+ * "2026-12-06", "482913"), at most WORD_LIKE_MAX long. Output holds numbers the file never wrote:
+ * the broker's version and Erlang's ("(RabbitMQ 3.10.8)"), counts, ports, times. Blanked there, it
+ * shows itself by the sentence around it ("(RabbitMQ ***)" names the version the broker runs), so
+ * it is masked only where it stands as a password, as a word is, and the loader warns about it.
+ */
+export function isNumberLike(secret: string): boolean {
+  return secret.length <= WORD_LIKE_MAX && /^\p{Nd}+(?:[.,:\/-]\p{Nd}+)*$/u.test(secret);
+}
+
+/** A secret any sentence may hold (a word or a number): masked only where it stands as a password. */
+export function inSentences(secret: string): boolean {
+  return isWordLike(secret) || isNumberLike(secret);
+}
 
 /**
  * Which of `secrets` free text would show inside one of `words` (names and words output shows by

@@ -7,7 +7,7 @@
 import { describe } from "../core/keys.js";
 import { ENV_NAME_SOURCE } from "../core/naming.js";
 import type { DesiredState } from "../model.js";
-import { isWordLike, MIN_FREE_TEXT_SECRET, standingInWords } from "../redact.js";
+import { inSentences, isNumberLike, isWordLike, MIN_FREE_TEXT_SECRET, standingInWords } from "../redact.js";
 import { envVar, type Env } from "./interpolate.js";
 import { userinfoSpan } from "./url.js";
 
@@ -182,6 +182,9 @@ const TERM_LIKE =
 const WORD_LIKE =
   "is a word (letters only), which a sentence of topo's, the broker's or Node's may hold (\"RabbitMQ\", \"Not management user\"), so output shows it as it is there (masking it would show it by the sentence around it); it is masked only where it stands as a password, in URLs: choose a password with a digit or a sign in it";
 
+const NUMBER_LIKE =
+  "is a number (digits, with . , : - or / between them), which topo's and RabbitMQ's output holds as versions, counts, ports and times (the broker's version beside its URL, a queue's message count), so output shows it as it is there (masking it would show it by the sentence around it); it is masked only where it stands as a password, in URLs: choose a password with letters in it";
+
 /**
  * A warning, at its key, for each password that stands inside a name or word the output shows
  * (shownWords): users' passwords and the clusters' URLs'. RabbitMQ's guest/guest is none to warn about.
@@ -198,19 +201,21 @@ export function nameLikePasswords(desired: DesiredState, userPasswords: Readonly
   for (const [user, pw] of Object.entries(userPasswords)) {
     if (!guest(user, pw)) passwords.push({ password: pw, path: ["users", user, "password"], subject: "the password" });
   }
-  // A word-like one is warned about as such whatever the words are (below).
-  const inWords = standingInWords(passwords.map((p) => p.password).filter((p) => !isWordLike(p)), words);
+  // A word or a number is warned about as such whatever the words are (below).
+  const inWords = standingInWords(passwords.map((p) => p.password).filter((p) => !inSentences(p)), words);
   const inTerms = standingInWords(passwords.map((p) => p.password), PRINTED_TERMS);
-  return passwords.flatMap(({ password, path, subject }) =>
+  const why = (password: string): string | undefined => {
     // A shorter one is masked only in URLs anyway (redact.ts MIN_FREE_TEXT_SECRET).
-    isWordLike(password) && password.length >= MIN_FREE_TEXT_SECRET
-      ? [{ path, message: `${subject} ${WORD_LIKE}` }]
-      : inTerms.has(password)
-        ? [{ path, message: `${subject} ${TERM_LIKE}` }]
-        : inWords.has(password)
-          ? [{ path, message: `${subject} ${NAME_LIKE}` }]
-          : [],
-  );
+    if (password.length < MIN_FREE_TEXT_SECRET) return undefined;
+    if (isWordLike(password)) return WORD_LIKE;
+    if (isNumberLike(password)) return NUMBER_LIKE;
+    if (inTerms.has(password)) return TERM_LIKE;
+    return inWords.has(password) ? NAME_LIKE : undefined;
+  };
+  return passwords.flatMap(({ password, path, subject }) => {
+    const message = why(password);
+    return message ? [{ path, message: `${subject} ${message}` }] : [];
+  });
 }
 
 /** RabbitMQ's own guest/guest, no secret to keep: it logs in from the local machine only. */
