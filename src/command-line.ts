@@ -2,6 +2,7 @@
 // results or calls process.exit (early-signals.ts aside, for a second signal before this loads).
 // Loaded by cli.ts, the entry. Commands are imported lazily so `topo --help` starts fast.
 
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { BUG_HINT, ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
@@ -22,13 +23,30 @@ setUpProcess();
 const redactor = new Redactor();
 // A password typed into any argument is learnt before commander reads them: commander echoes an
 // option it does not know with its value ("unknown option '--urll=sync=USER:PASSWORD@HOST'"), and
-// without a scheme that value is no URL redactText recognises.
-for (const arg of process.argv.slice(2)) learnTypedPassword(arg, redactor);
+// without a scheme that value is no URL redactText recognises. A file's name is none: read as
+// one, "-f deploy:rel-2026@eu.yaml" taught it the password "rel-2026", and output blanked it
+// wherever it stood, the file's own name included ("deploy:***@eu.yaml is valid", --json's "file").
+/** The options whose value is a file's name. */
+const FILE_OPTIONS = new Set(["-f", "--file", "-o", "--output"]);
+const argv = process.argv.slice(2);
+argv.forEach((arg, i) => {
+  if (!namesFile(arg, argv[i - 1])) learnTypedPassword(arg, redactor);
+});
 const redact = (s: string) => redactor.text(s);
 const out = (s: string) => process.stdout.write(`${redact(s)}\n`);
 const err = (s: string) => process.stderr.write(`${redact(s)}\n`);
 /** JSON on stdout: its strings are masked before it is serialised, so it stays JSON (redact.ts). */
 const json = (v: unknown, indent?: number) => JSON.stringify(redactor.value(v), null, indent);
+
+/**
+ * Whether a command-line argument names a file: the value of -f/--file or -o/--output (after it,
+ * or after "="), or a path that is there (a plan file given to apply or show).
+ */
+function namesFile(arg: string, before: string | undefined): boolean {
+  if (before !== undefined && FILE_OPTIONS.has(before)) return true;
+  if (/^--(?:file|output)=/.test(arg)) return true;
+  return existsSync(arg);
+}
 
 /**
  * Whether NODE_DEBUG turns on Node's debug log of any of `sections`, read as Node reads it: a

@@ -1,6 +1,6 @@
 // Secrets never reach output, and plan works with a read-only (monitoring) user.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, deleteVhost, runCli, suiteUsers, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
@@ -419,6 +419,19 @@ describe("a password typed where the command line does not take it", () => {
     }
     const r = await runCli(["import", `--urll=sync=topo_u:${PW}@localhost:5672/x`]);
     expect(r.stderr.split("\n")[0]).toBe("error: unknown option '--urll=sync=topo_u:***@localhost:5672/x'");
+  });
+
+  // Every argument was searched for a typed URL's password: a file named "deploy:rel-2026@eu.yaml"
+  // taught it "rel-2026", and output said "deploy:***@eu.yaml is valid" (--json's "file" too).
+  it("is not looked for in a file's name that holds ':' and '@', which output shows as it is", async () => {
+    const t = writeTopology({ sync: "s", async: "a", services: ["mplogin"] });
+    const file = join(dirname(t), "deploy:rel-2026@eu.yaml");
+    writeFileSync(file, readFileSync(t, "utf8"));
+    for (const args of [["-f", file], [`--file=${file}`]]) {
+      const r = await runCli(["validate", ...args]);
+      expect(r.stdout).toBe(`${file} is valid: 1 service on sync (1 queue), async (1 queue).\n`);
+      expect(JSON.parse((await runCli(["validate", ...args, "--json"])).stdout).file).toBe(file);
+    }
   });
 
   // `--password-env "$RABBITMQ_PASSWORD"` gives the value where the name belongs: import printed it
