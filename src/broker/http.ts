@@ -45,6 +45,11 @@ export interface RequestOptions {
   probe?: boolean;
   /** A whole vhost's listing: LISTING_TIMEOUT_MS, unless the client was given a bound of its own. */
   listing?: boolean;
+  /**
+   * A PUT that only creates (`If-None-Match: *`): RabbitMQ's REST handlers answer 412 where the
+   * object exists, and leave it as it is, where a plain PUT would set it anew.
+   */
+  ifAbsent?: boolean;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -238,12 +243,13 @@ export class ManagementClient {
   }
 
   /**
-   * PUT; the status RabbitMQ answered (201 created, 204 there already, or changed), and whether
-   * an earlier try of this PUT may have reached the broker (its answer was lost, or the broker
-   * answered 502 to 504): a 204 then may be this PUT's own earlier try.
+   * PUT; the status RabbitMQ answered (201 created, 204 there already, or changed; with
+   * `ifAbsent`, 412 there already and left alone), and whether an earlier try of this PUT may have
+   * reached the broker (its answer was lost, or the broker answered 502 to 504): a 204 or a 412
+   * then may be for this PUT's own earlier try.
    */
-  async put(path: string, body: unknown): Promise<{ status: number; resent: boolean }> {
-    const r = await this.request("PUT", path, body);
+  async put(path: string, body: unknown, o: { ifAbsent?: boolean } = {}): Promise<{ status: number; resent: boolean }> {
+    const r = await this.request("PUT", path, body, o.ifAbsent ? [412] : [], { ifAbsent: o.ifAbsent });
     this.written("PUT", path, r);
     return { status: r.status, resent: r.resent === true };
   }
@@ -272,7 +278,7 @@ export class ManagementClient {
       /** The failure this try ended with, to be tried again, and how many tries it has. */
       let tried: { err: BrokerError; bound: number } | undefined;
       try {
-        const r = await this.once(method, path, body, timeoutMs);
+        const r = await this.once(method, path, body, timeoutMs, ro.ifAbsent === true);
         if (method === "GET" && Number(r.age) >= STALE_AGE_S) throw this.cachedAnswer(path, r);
         if ((r.status >= 200 && r.status < 300) || okStatus.includes(r.status)) return resent ? { ...r, resent } : r;
         const err = this.statusError(method, path, r, await this.tagsIfRefused(r));
@@ -299,7 +305,7 @@ export class ManagementClient {
     }
   }
 
-  private once(method: string, path: string, body: unknown, timeoutMs: number): Promise<HttpResponse> {
+  private once(method: string, path: string, body: unknown, timeoutMs: number, ifAbsent = false): Promise<HttpResponse> {
     this.requests++;
     if (method !== "GET") this.writes++;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -321,6 +327,7 @@ export class ManagementClient {
             // A cache that follows the request's word fetches the answer anew (RFC 9111 5.2.1.4).
             ...(method === "GET" ? { "cache-control": "no-cache", pragma: "no-cache" } : {}),
             ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}),
+            ...(ifAbsent ? { "if-none-match": "*" } : {}),
           },
         },
         (res) => {

@@ -47,6 +47,22 @@ async function applyJsonThrough(file: string, management: string): Promise<{ j: 
   return { j, actions: (name) => j.clusters.find((c: { name: string }) => c.name === name).actions.map((a: { op: string; kind: string }) => `${a.op} ${a.kind}`) };
 }
 
+/**
+ * Make vhost `v` and wait until it runs. A busy broker takes its time to start a vhost, and its
+ * management API cuts the PUT's answer at 60 s (the vhost is made all the same, but its maker is
+ * not given rights on it: grant them).
+ */
+async function startedVhost(v: string, body: Record<string, string>): Promise<void> {
+  const put = await api("PUT", `/api/vhosts/${vh(v)}`, body).catch(() => undefined);
+  if (put) expect(put.status).toBe(201);
+  for (let i = 0; i < 120; i++) {
+    const states = Object.values((await api("GET", `/api/vhosts/${vh(v)}`)).body?.cluster_state ?? {});
+    if (states.length > 0 && states.every((s) => s === "running")) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`vhost ${v} did not start within 2 minutes`);
+}
+
 describe("apply --json reports the changes apply made", () => {
   it("leaves out what another hand made while apply waited for the lock", async () => {
     const t = fresh(["mplogin"]);
@@ -133,6 +149,41 @@ describe("apply --json reports the changes apply made", () => {
       proxy.close();
     }
   }, 60_000);
+
+  it("a vhost another hand made after this one's read is left as it was made: its description, tags and its users' rights", async () => {
+    const t = fresh([{ name: "mplogin", sync: false }]);
+    const narrow = { configure: "^(mp|topo\\.).*", write: ".*", read: ".*" };
+    // A team's vhost, with a description and tags, where the user topo connects as has narrower
+    // rights than topo would give. Hidden from apply's read (no vhost), it stands for one made
+    // between that read and apply's PUT, without waiting on how long the broker takes to start it.
+    await startedVhost(t.async, { description: "owned by team x", tags: "prod,teamx" });
+    // The sync cluster's vhost too, which this file leaves empty: nothing to write there.
+    await startedVhost(t.sync, {});
+    expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(t.sync)}/guest`, { configure: ".*", write: ".*", read: ".*" })).status);
+    expect([201, 204]).toContain((await api("PUT", `/api/permissions/${vh(t.async)}/guest`, narrow)).status);
+    let hidden = true;
+    const ofVhost = ["exchanges", "queues", "bindings", "policies", "operator-policies"].map((k) => `/api/${k}/${vh(t.async)}`);
+    const proxy = await managementProxy({
+      answer: (req, res) => {
+        if (req.method === "PUT" && req.url === `/api/vhosts/${vh(t.async)}`) hidden = false;
+        if (!hidden || req.method !== "GET" || !ofVhost.some((p) => req.url?.startsWith(p))) return false;
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "Object Not Found", reason: "Not Found" }));
+        return true;
+      },
+      change: (path, body) => (hidden && path.startsWith("/api/vhosts?") ? (body as { name: string }[]).filter((v) => v.name !== t.async) : undefined),
+    });
+    try {
+      const { actions } = await applyJsonThrough(t.file, proxy.url);
+      expect(hidden).toBe(false);
+      expect(actions("async")).toEqual(["create exchange", "create queue", "create binding"]);
+      const made = (await api("GET", `/api/vhosts/${vh(t.async)}`)).body;
+      expect({ description: made.description, tags: made.tags }).toEqual({ description: "owned by team x", tags: ["prod", "teamx"] });
+      const rights = (await api("GET", `/api/permissions/${vh(t.async)}/guest`)).body;
+      expect({ configure: rights.configure, write: rights.write, read: rights.read }).toEqual(narrow);
+    } finally {
+      proxy.close();
+    }
+  }, 480_000);
 
   it("a vhost PUT sent again after its answer was lost counts the vhost its first try made as this apply's", async () => {
     const t = fresh([{ name: "mplogin", sync: false }]);
