@@ -4,7 +4,7 @@
 // bindings, and user-visible deletes of policies last. Within a phase, writes run in parallel;
 // declares and binds are pipelined (broker/pipeline.ts).
 
-import { BrokerError } from "../errors.js";
+import { BrokerError, LockError } from "../errors.js";
 import type { Channel } from "amqplib";
 import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, LostBinding, Policy, Queue, Resource, User } from "../model.js";
 import { holdingQueueName, markedPrefix } from "../core/naming.js";
@@ -17,6 +17,7 @@ import { BATCH, replaceQueueLossless } from "./replace.js";
 import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
 import { quorumReport, unackedCounter } from "./read.js";
+import { userChangedHint } from "./user-writers.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shellWord, shown } from "../core/words.js";
@@ -214,7 +215,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     //     plan may delete it, and RabbitMQ 4 refuses a topic permission on a missing exchange).
     const userWrites = plan.actions.filter((a): a is Extract<Action, { op: "create" | "update" }> => (a.op === "create" || a.op === "update") && a.after.kind === "user");
     await runLimited(userWrites, HTTP_WRITES_AT_ONCE, async (a) => {
-      await putUser(a.after as User, a.op === "create" || a.changed.includes("password"));
+      await putUser(a.after as User, a.op === "create" || a.changed.includes("password"), a.op === "create");
       mark(a);
     });
     await grantRights((r) => r.kind === "topic-permission" && allowsNothing(r));
@@ -494,7 +495,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
    * sends the hash the broker stores now; a new password goes as a freshly salted hash, never as
    * the password itself.
    */
-  async function putUser(u: User, newPassword: boolean): Promise<void> {
+  async function putUser(u: User, newPassword: boolean, create: boolean): Promise<void> {
     const path = `/api/users/${encodeURIComponent(u.name)}`;
     let secret: { password_hash: string; hashing_algorithm: string };
     if (newPassword) {
@@ -509,14 +510,31 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     }
     http.sends(secret.password_hash);
     const body = { tags: u.tags.join(","), ...secret };
-    try {
+    if (!create) {
       await http.put(path, body);
-    } catch (e) {
-      // Two clusters of one broker create the same user at once: RabbitMQ 4 answers the loser
-      // 400 user_already_exists. The user is there now, and a PUT again updates it.
-      if (!(e instanceof BrokerError) || !/user_already_exists/.test(e.message)) throw e;
-      await http.put(path, body);
+      return;
     }
+    // Create only (If-None-Match: a PUT of a user that exists sets its password and tags): one
+    // made since apply checked, under its lock, that the user was as the plan read it (another
+    // client, in the moment before this write) is not overwritten. Two clusters of one broker
+    // create the same user at once: the later finds it made (412; RabbitMQ 4 may answer 400
+    // user_already_exists), as the file wants it, and that is done (a create of what exists, as
+    // wanted).
+    const put = await http.put(path, body, { ifAbsent: true }).catch((e: unknown) => {
+      if (e instanceof BrokerError && /user_already_exists/.test(e.message)) return { status: 412, resent: false };
+      throw e;
+    });
+    if (put.status !== 412 || put.resent) return;
+    const now = await http.get<{ tags?: unknown; password_hash?: unknown; hashing_algorithm?: unknown }>(path);
+    const tags = Array.isArray(now?.tags) ? now.tags.map(String) : String(now?.tags ?? "").split(",").filter(Boolean);
+    const sameTags = [...tags].sort().join(",") === [...u.tags].sort().join(",");
+    const hash = typeof now?.password_hash === "string" ? { hash: now.password_hash, algorithm: typeof now.hashing_algorithm === "string" ? now.hashing_algorithm : SHA256 } : undefined;
+    if (sameTags && hash && ctx.credentials?.matches(u.name, hash)) return;
+    throw new LockError(
+      `cluster ${plan.cluster}: user ${shown(u.name)} was created by another client after this apply checked it (${sameTags ? "with another password" : `with tags ${shown(tags.join(",")) || "none"}`}); topo did not overwrite it`,
+      [userChangedHint(plan.cluster)],
+      { cluster: plan.cluster, object: `user ${u.name}` },
+    );
   }
 
   /**

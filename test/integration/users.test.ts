@@ -405,6 +405,38 @@ describe("users from the file", () => {
     expect((await api("GET", `/api/permissions/${vh(s.async)}/${s.login}`)).body).toMatchObject({ read: "^utotherlogin\\.async$" });
   });
 
+  it("a user another client creates after apply checked it is not overwritten: apply stops, naming it", async () => {
+    const s = setup();
+    // Between apply's check under its lock (no such user) and its PUT, someone makes the user.
+    let made: string | undefined;
+    const proxy = await managementProxy({
+      answer: (req, res) => {
+        if (made !== undefined || req.method !== "PUT" || req.url !== `/api/users/${s.login}`) return false;
+        made = "";
+        const chunks: Buffer[] = [];
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", async () => {
+          expect((await api("PUT", `/api/users/${s.login}`, { password: "by-hand", tags: "management" })).status).toBe(201);
+          made = (await api("GET", `/api/users/${s.login}`)).body.password_hash;
+          // topo's PUT goes on as it came, its headers included.
+          const ifNoneMatch = req.headers["if-none-match"];
+          const r = await api("PUT", `/api/users/${s.login}`, JSON.parse(Buffer.concat(chunks).toString("utf8")), typeof ifNoneMatch === "string" ? { "if-none-match": ifNoneMatch } : {});
+          res.writeHead(r.status).end();
+        });
+        return true;
+      },
+    });
+    try {
+      const r = await runCli(["apply", "-f", s.file({ management: proxy.url })], s.env);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toContain(`user ${s.login} was created by another client after this apply checked it (with tags management); topo did not overwrite it`);
+    } finally {
+      proxy.close();
+    }
+    const user = (await api("GET", `/api/users/${s.login}`)).body as { tags: string[]; password_hash: string };
+    expect({ tags: user.tags, hash: user.password_hash }).toEqual({ tags: ["management"], hash: made });
+  });
+
   it("a dropped user loses its permission before its topic permissions: never free to publish any routing key", async () => {
     const s = setup();
     expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
