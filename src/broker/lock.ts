@@ -10,8 +10,8 @@ import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { namedItem } from "./answers.js";
 import { sleep } from "./retry.js";
-import { strayLockAdvice } from "../plan/left-behind.js";
-import { shellWord, shown } from "../core/words.js";
+import { closeHolderAdvice, strayLockAdvice } from "../plan/left-behind.js";
+import { shown } from "../core/words.js";
 import { APPLY_ARGUMENT, USERS_ARGUMENT } from "./user-writers.js";
 
 export interface LockOptions {
@@ -116,7 +116,7 @@ export async function acquireLock(session: AmqpSession, http: ManagementClient, 
         `cluster ${session.cluster}: the apply lock (queue ${lock} in vhost ${shown(vhost)}) is held by ${who}; gave up after ${Math.round(waited / 1000)} s`,
         [
           info.holder?.startsWith("a client that is no topo apply")
-            ? `a client holds a queue named as topo's lock: close it (rabbitmqctl list_queues -p ${shellWord(vhost)} name owner_pid, then rabbitmqctl close_connection)`
+            ? `a client holds a queue named as topo's lock: ${closeHolderAdvice(vhost)}`
             : "another apply is running against this cluster: wait for it to finish, or raise --lock-timeout",
           "the lock disappears by itself when its holder's connection closes",
         ],

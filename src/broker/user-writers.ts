@@ -15,6 +15,7 @@ import { LockError } from "../errors.js";
 import type { ManagementClient } from "./http.js";
 import { shellWord, shown } from "../core/words.js";
 import { userItem } from "./answers.js";
+import { closeHolderAdvice } from "../plan/left-behind.js";
 
 /** The lock argument that names the users an apply may write. */
 export const USERS_ARGUMENT = "x-topo-users";
@@ -107,7 +108,15 @@ export async function refuseRivalUserWrites(
           again,
           `that lock is this file's own, on its cluster ${shown(sibling.name)}: two applies of one file, each with --cluster, both write the users their clusters share; apply those clusters in one run (leave out --cluster), or one after the other`,
         ]
-      : [retry, `two files should not both list one user: give each service's user to one file`];
+      : holder === undefined
+        ? [
+            // Anyone who may declare a queue in any vhost of the broker can hold such a lock, and
+            // every apply that writes the user it names then refused, told to wait for an apply
+            // that never ends.
+            `that lock names no holder, though every topo apply's lock names one: if no apply of topo's is running, a client that is no topo apply holds it (declared by hand, or by another program); ${closeHolderAdvice(String(row.vhost))}, and the lock goes with its connection`,
+            retry,
+          ]
+        : [retry, `two files should not both list one user: give each service's user to one file`];
     throw new LockError(
       `cluster ${o.cluster}: user${both.length === 1 ? "" : "s"} ${both.join(", ")}: another apply (${who}) may write ${both.length === 1 ? "it" : "them"} now; users are the broker's, not a vhost's, so each apply's lock does not keep the other out, and the later write would win unseen; nothing was written`,
       hints,

@@ -107,6 +107,11 @@ export function heldLockWarnings(actual: ActualCluster, prefix: string): string[
   return [`another apply of prefix "${prefix}" holds this cluster's lock (queue ${lockQueueName(prefix)}) and may be writing: this plan may show its work under way (a replace it is making looks interrupted, and what its move holds looks fetched by a client); plan again once it has finished`];
 }
 
+/** How to let go of a lock queue that a client that is no topo apply holds exclusively: it goes with that client's connection. */
+export function closeHolderAdvice(vhost: string): string {
+  return `close it (rabbitmqctl list_queues -p ${shellWord(vhost)} name owner_pid, then rabbitmqctl close_connection)`;
+}
+
 /** What to do about a queue of the lock's name that is not exclusive (plan's warning, apply's refusal). */
 export function strayLockAdvice(vhost: string, lock: string): string {
   return `something other than topo declared it: once nothing uses it, delete it (rabbitmqadmin -V ${shellWord(vhost)} delete queue name=${shellWord(lock)})`;

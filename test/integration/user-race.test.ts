@@ -169,10 +169,12 @@ describe("two applies of one file, each with --cluster", () => {
     const holder = await amqplib.connect(amqpUrl(va));
     try {
       const ch = await holder.createChannel();
-      await ch.assertQueue("topo.ura.lock", { exclusive: true, durable: false, autoDelete: true, arguments: { "x-topo-users": [user] } });
+      // As another file's apply holds it: every topo apply's lock names its holder.
+      await ch.assertQueue("topo.ura.lock", { exclusive: true, durable: false, autoDelete: true, arguments: { "x-topo-users": [user], "x-topo-holder": "deploy-7 pid 4242" } });
       const b = await runCli(["apply", "-f", file("urb", [vb], user)], env);
       expect(b.code, b.stdout + b.stderr).toBe(1);
       expect(b.stderr).toContain("two files should not both list one user");
+      expect(b.stderr).not.toContain("that lock names no holder");
       expect(b.stderr).not.toContain("this file's own");
     } finally {
       await holder.close().catch(() => undefined);
@@ -225,6 +227,8 @@ describe("another apply's lock as the refusal shows it", () => {
       const b = await runCli(["apply", "-f", file("urb", [vb], user)], env);
       expect(b.code, b.stdout + b.stderr).toBe(1);
       expect(b.stderr).toContain(`user ${user}: another apply (lock topo.ura.lock in vhost ${vl}) may write it now`);
+      // Such a lock may be no apply's at all (any client may declare it): the way out is said.
+      expect(b.stderr).toContain(`hint: that lock names no holder, though every topo apply's lock names one: if no apply of topo's is running, a client that is no topo apply holds it (declared by hand, or by another program); close it (rabbitmqctl list_queues -p ${vl} name owner_pid, then rabbitmqctl close_connection), and the lock goes with its connection`);
       // A saved plan is refused the same way, and told to plan anew: applied again, it would show
       // only what was planned before the other apply wrote.
       const saved = join(mkdtempSync(join(tmpdir(), "topo-race-")), "plan.json");
