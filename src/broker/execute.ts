@@ -17,7 +17,7 @@ import { BATCH, replaceQueueLossless } from "./replace.js";
 import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
 import { quorumReport, unackedCounter } from "./read.js";
-import { userChangedHint } from "./user-writers.js";
+import { sameTags, tagsOf, userChangedHint } from "./user-writers.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
 import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shellWord, shown } from "../core/words.js";
@@ -526,12 +526,12 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     });
     if (put.status !== 412 || put.resent) return;
     const now = await http.get<{ tags?: unknown; password_hash?: unknown; hashing_algorithm?: unknown }>(path);
-    const tags = Array.isArray(now?.tags) ? now.tags.map(String) : String(now?.tags ?? "").split(",").filter(Boolean);
-    const sameTags = [...tags].sort().join(",") === [...u.tags].sort().join(",");
+    const tags = tagsOf(now?.tags);
+    const asWanted = sameTags(tags, u.tags);
     const hash = typeof now?.password_hash === "string" ? { hash: now.password_hash, algorithm: typeof now.hashing_algorithm === "string" ? now.hashing_algorithm : SHA256 } : undefined;
-    if (sameTags && hash && ctx.credentials?.matches(u.name, hash)) return;
+    if (asWanted && hash && ctx.credentials?.matches(u.name, hash)) return;
     throw new LockError(
-      `cluster ${plan.cluster}: user ${shown(u.name)} was created by another client after this apply checked it (${sameTags ? "with another password" : `with tags ${shown(tags.join(",")) || "none"}`}); topo did not overwrite it`,
+      `cluster ${plan.cluster}: user ${shown(u.name)} was created by another client after this apply checked it (${asWanted ? "with another password" : `with tags ${shown(tags.join(",")) || "none"}`}); topo did not overwrite it`,
       [userChangedHint(plan.cluster)],
       { cluster: plan.cluster, object: `user ${u.name}` },
     );

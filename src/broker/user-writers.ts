@@ -133,8 +133,7 @@ export async function refuseRivalUserWrites(
     const was = read.get(u);
     const is = now.get(u);
     if (!was || !is) return !was !== !is;
-    const tags = Array.isArray(is.tags) ? (is.tags as unknown[]).map(String) : String(is.tags ?? "").split(",").filter(Boolean);
-    return [...tags].sort().join(",") !== [...was].sort().join(",") || (o.actual.userHashes?.[u] !== undefined && is.password_hash !== o.actual.userHashes[u]?.hash);
+    return !sameTags(tagsOf(is.tags), was) || (o.actual.userHashes?.[u] !== undefined && is.password_hash !== o.actual.userHashes[u]?.hash);
   });
   if (changed.length) {
     throw new LockError(
@@ -143,6 +142,16 @@ export async function refuseRivalUserWrites(
       { cluster: o.cluster, object: `user ${changed[0]}` },
     );
   }
+}
+
+/** A user's tags as the management API gives them: a list (RabbitMQ 3.10, 4) or one comma-separated string. */
+export function tagsOf(tags: unknown): string[] {
+  return Array.isArray(tags) ? tags.map(String) : String(tags ?? "").split(",").filter(Boolean);
+}
+
+/** Whether two users' tags are the same, in whatever order. */
+export function sameTags(a: readonly string[], b: readonly string[]): boolean {
+  return [...a].sort().join(",") === [...b].sort().join(",");
 }
 
 /**
