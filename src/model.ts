@@ -428,6 +428,11 @@ export type Action =
       /** Messages moved back would be dead-lettered by a key the dead-letter exchange drops (plan/dead-lettering.ts). */
       movedDeadLetters?: string;
       /**
+       * Queues that dead-letter into this queue by its name (the default exchange): what they send
+       * while it is replaced bypasses its holding queue (plan/dead-lettering.ts deadLetterSendersByName).
+       */
+      namedDeadLetters?: { queues: string[]; note: string };
+      /**
        * A lossless replace of this queue was interrupted: its holding queue still exists.
        * `queueDone`: the queue already has its new properties, so only the move back is left.
        */

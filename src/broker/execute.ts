@@ -427,6 +427,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           begun: () => ctx.begun?.(a),
           moving: (what) => ctx.busy?.(what),
           mayPublishByDefault: ctx.mayPublishByDefault,
+          namedSenders: a.namedDeadLetters?.queues,
         },
         ctx.log,
       );

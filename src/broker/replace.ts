@@ -95,6 +95,12 @@ export interface LosslessReplace {
    * with the broker's refusal. Without it, that is not asked.
    */
   mayPublishByDefault?: () => Promise<void>;
+  /**
+   * Queues that dead-letter into this one by its name (plan/dead-lettering.ts): what they send
+   * during the replace reaches the old queue, not the holding queue, and an error that says so
+   * names them.
+   */
+  namedSenders?: readonly string[];
 }
 
 export interface ReplaceOutcome {
@@ -338,7 +344,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         // on 3.10.8: x-max-priority 10 replaced under a publisher, 1 of 2,730 twice, no word).
         if (byPriority) unsearchedOut = copies.count;
         if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? [] };
-        if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived, r.old?.type === "quorum");
+        if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived, r.old?.type === "quorum", r.namedSenders);
         if (s.stopped) {
           // The old queue is still to be deleted: the apply that finishes it is a replace as destructive as this one.
           // The bindings lead to the holding queue now: said, since no worker reads it until an
@@ -367,7 +373,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         const live = await step(`count ${name}`, (ch) => ch.checkQueue(name));
         if (live.consumerCount === 0) {
           // Unbound and emptied by the move, it gains messages only straight from a client.
-          if (live.messageCount > 0) throw arrivedDuringReplace(session.cluster, name, hold, live.messageCount, r.old?.type === "quorum");
+          if (live.messageCount > 0) throw arrivedDuringReplace(session.cluster, name, hold, live.messageCount, r.old?.type === "quorum", r.namedSenders);
           const unacked = await counted(name);
           if (unacked === undefined) throw uncounted(session.cluster, name, hold);
           if (unacked > 0) throw fetchedDuringReplace(session.cluster, name, hold, unacked);
@@ -375,7 +381,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
       }
       await step(`delete old ${name}`, async (ch) => {
         const refusal = await deleteQueueIfIdle(ch, name, r.old?.type ?? "classic", r.report);
-        if (refusal) throw refusedDelete(session.cluster, name, hold, refusal, r.old?.type === "quorum");
+        if (refusal) throw refusedDelete(session.cluster, name, hold, refusal, r.old?.type === "quorum", r.namedSenders);
       });
     }
   }
@@ -558,7 +564,7 @@ function stopped(cluster: string, queue: string, m: MoveResult, where: string, h
 }
 
 /** The broker refused the if-empty, if-unused delete of the old queue: say why and what to do. */
-function refusedDelete(cluster: string, queue: string, hold: string, reply: string, quorum = false): BrokerError {
+function refusedDelete(cluster: string, queue: string, hold: string, reply: string, quorum = false, senders: readonly string[] = []): BrokerError {
   const inUse = /in use/.test(reply);
   // A message published while the bindings switched reached both queues; the move drops the old
   // queue's copy only where it finds it, so one such a consumer took first is delivered again
@@ -567,7 +573,7 @@ function refusedDelete(cluster: string, queue: string, hold: string, reply: stri
     ? `a consumer attached to it during the replace; it may have taken a message published while the bindings switched, whose copy waits in ${hold} and will be delivered again (at least once)`
     : quorum
       ? quorumCopies(hold)
-      : "messages arrived in it during the replace (published straight to its name)";
+      : `messages arrived in it during the replace (${senders.length ? `dead-lettered into it by name by queue${senders.length === 1 ? "" : "s"} ${senders.map(shown).join(", ")}, or ` : ""}published straight to its name)`;
   return new BrokerError(cluster, `replace queue ${queue}: the broker refused to delete the old queue (${reply}): ${cause}; no message was lost: the ones moved so far wait in ${hold}`, {
     status: 406,
     hints: [
@@ -582,10 +588,17 @@ function refusedDelete(cluster: string, queue: string, hold: string, reply: stri
 
 /**
  * Messages reached the old queue after the move emptied it, though it has no binding left: a
- * client publishing straight to its name, or one giving back messages it had fetched.
+ * client publishing straight to its name, one giving back messages it had fetched, or a queue
+ * that dead-letters into it by name (`senders`, as plan found them).
  */
-function arrivedDuringReplace(cluster: string, queue: string, hold: string, n: number, quorum = false): BrokerError {
-  const how = quorum ? `${quorumCopies(hold)}, or a client published straight to its name through the default exchange` : "a client publishing straight to its name through the default exchange, or giving back messages it had fetched";
+function arrivedDuringReplace(cluster: string, queue: string, hold: string, n: number, quorum = false, senders: readonly string[] = []): BrokerError {
+  const named = senders.length ? `queue${senders.length === 1 ? "" : "s"} ${senders.map(shown).join(", ")}, which dead-letter${senders.length === 1 ? "s" : ""} into it by name, or ` : "";
+  const how = quorum
+    ? `${quorumCopies(hold)}, or ${named}a client published straight to its name through the default exchange`
+    : `${named}a client publishing straight to its name through the default exchange, or giving back messages it had fetched`;
+  const stop = senders.length
+    ? `let ${senders.map(shown).join(", ")} empty and stop what makes ${senders.length === 1 ? "it" : "them"} dead-letter (a message TTL, workers that reject), and stop what publishes straight to ${queue}, if anything does`
+    : `stop what publishes straight to ${queue} (publish through its exchange instead)`;
   return new BrokerError(
     cluster,
     `replace queue ${queue}: ${n} message${n === 1 ? "" : "s"} reached the old queue during the replace, though it has no binding left (${how}), so it was not deleted; no message was lost: the ones moved so far wait in ${hold}`,
@@ -593,8 +606,8 @@ function arrivedDuringReplace(cluster: string, queue: string, hold: string, n: n
       status: 406,
       hints: [
         quorum
-          ? `run topo apply again: it moves them too and finishes the replace, and those that are copies are then delivered twice (at least once); or take them off ${queue} first, once you have checked they are in ${hold} (their message ids say so), and stop what publishes straight to ${queue}, if anything does`
-          : `stop what publishes straight to ${queue} (publish through its exchange instead), then run topo apply again: it moves the rest and finishes the replace`,
+          ? `run topo apply again: it moves them too and finishes the replace, and those that are copies are then delivered twice (at least once); or take them off ${queue} first, once you have checked they are in ${hold} (their message ids say so), and ${senders.length ? stop : `stop what publishes straight to ${queue}, if anything does`}`
+          : `${stop}, then run topo apply again: it moves the rest and finishes the replace`,
       ],
     },
   );

@@ -23,7 +23,8 @@ import { policiesFor, policiesOnceApplied } from "./risk.js";
 import { brokerMakes, topicMatches, topicMatchesSomeTail } from "./route.js";
 import { keyOf } from "../core/keys.js";
 import { pushTo } from "../core/collections.js";
-import { names, quoted, shellWord } from "../core/words.js";
+import { names, quoted, shellWord, shown } from "../core/words.js";
+import { HOLD_PREFIX } from "../core/naming.js";
 import { asString } from "../core/values.js";
 
 export interface DeadLetterReport {
@@ -558,4 +559,79 @@ function limitedByDefault(desired: DesiredCluster, actual: ActualCluster, vhostO
       `(RabbitMQ 3 sets no limit); fix: write x-delivery-limit: -1 for no limit (RabbitMQ 4 only: 3.x takes -1 as no delivery at all), or the most deliveries to allow, or give ${one ? "it" : "them"} an x-dead-letter-exchange to keep what goes over it${replaces}`
     );
   });
+}
+
+/** A queue that dead-letters into another queue by that queue's name (deadLetterSendersByName). */
+export interface NamedSender {
+  queue: string;
+  /** The settings that send them there, as the file or the policy writes them. */
+  how: string;
+  /** False where topo cannot tell which policy RabbitMQ applies to it, and only some would. */
+  sure: boolean;
+}
+
+/**
+ * The vhost's queues (the file's as it wants them, and those it leaves) that dead-letter into a
+ * queue by its name: through the default exchange (x-dead-letter-exchange "") with a dead-letter
+ * routing key that names it, each key the queue's own argument where it has one and its policy's
+ * where not. Bindings do not carry those: a replace moves a queue's bindings onto its holding queue
+ * and back, but what is dead-lettered by name goes to whatever queue has the name at that moment,
+ * and to none between the old queue's delete and the new one's declare (broker/replace.ts), where
+ * RabbitMQ drops it without a word. `deleted`: keys of the queues the plan deletes. Worked out at
+ * the first question, and asked of each queue a plan replaces: most vhosts have no such sender.
+ */
+export function deadLetterSendersByName(desired: DesiredCluster, actual: ActualCluster, owns: (p: Policy) => boolean, deleted: ReadonlySet<string>): (queue: string) => NamedSender[] {
+  let into: Map<string, NamedSender[]> | undefined;
+  const index = (): Map<string, NamedSender[]> => {
+    const out = new Map<string, NamedSender[]>();
+    const policies = policiesOnceApplied(desired, actual, owns);
+    // Only a policy that gives the default exchange as a dead-letter exchange, or a routing key, can
+    // make a queue without both arguments one: a vhost without such a policy looks at arguments alone.
+    const byPolicy = policies.some((p) => p.definition["dead-letter-exchange"] === "" || "dead-letter-routing-key" in p.definition);
+    const seen = new Set<string>();
+    for (const r of [...desired.resources, ...actual.resources]) {
+      // A holding queue dead-letters where its queue will (plan/risk.ts holdingQueueFor): its queue
+      // says it. A stream dead-letters nothing.
+      if (r.kind !== "queue" || r.type === "stream" || r.name.startsWith(HOLD_PREFIX) || deleted.has(keyOf(r))) continue;
+      const exchange = asString(r.arguments["x-dead-letter-exchange"]);
+      const key = asString(r.arguments["x-dead-letter-routing-key"]);
+      if (exchange !== undefined && exchange !== "") continue;
+      if ((exchange === undefined || key === undefined) && !byPolicy) continue;
+      const candidates: ({ p: Policy; unread: boolean } | undefined)[] = exchange !== undefined && key !== undefined ? [undefined] : policiesFor(r, policies);
+      if (candidates.length === 0) continue;
+      // Sure where every policy that may apply sends them there, and each surely matches.
+      const unsure = candidates.some((c) => c?.unread);
+      const sends = candidates.flatMap((c) => {
+        const x = exchange ?? asString(c?.p.definition["dead-letter-exchange"]);
+        const k = key ?? asString(c?.p.definition["dead-letter-routing-key"]);
+        if (x !== "" || k === undefined || k === r.name) return [];
+        const said = (arg: string, setting: string, v: string) => (r.arguments[arg] !== undefined ? `${arg} ${quoted(v)}` : `policy ${quoted(c?.p.name ?? "")}'s ${setting} ${quoted(v)}`);
+        return [{ to: k, how: `${said("x-dead-letter-exchange", "dead-letter-exchange", x)} and ${said("x-dead-letter-routing-key", "dead-letter-routing-key", k)}` }];
+      });
+      for (const s of sends) {
+        // A queue both in the file and on the broker (its old shape) is one sender, said once.
+        const id = `${s.to}\n${r.name}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        pushTo(out, s.to, { queue: r.name, how: s.how, sure: !unsure && sends.length === candidates.length });
+      }
+    }
+    return out;
+  };
+  return (queue) => (into ??= index()).get(queue) ?? [];
+}
+
+/**
+ * Under a replace of `queue` (a lossless one: it deletes the old queue and declares the new one)
+ * that `senders` dead-letter into by name. Measured on 3.10.8: see docs/safety.md.
+ */
+export function namedDeadLettersNote(queue: string, senders: readonly NamedSender[]): string {
+  const one = senders.length === 1;
+  const who = senders.map((s) => `queue ${shown(s.queue)} ${s.sure ? "dead-letters" : "may dead-letter (topo cannot tell which policy applies to it)"} into it by name (${s.how})`).join("; ");
+  return (
+    `dead letters by name: ${who}: what is dead-lettered by name goes to the queue of that name, not through the bindings the replace moves onto ${HOLD_PREFIX}${queue}, ` +
+    `so what ${one ? "it dead-letters" : "they dead-letter"} while the messages are moved out lands in the old queue, which apply then does not delete (it stops, and the next apply finishes the replace), ` +
+    `and what ${one ? "it dead-letters" : "they dead-letter"} in the moment between the old queue's delete and the new one's declare RabbitMQ drops, without a word; ` +
+    `let ${one ? "it" : "them"} empty and stop what makes ${one ? "it" : "them"} dead-letter (a message TTL, workers that reject) for the apply, or dead-letter through an exchange bound to ${queue} instead (docs/safety.md)`
+  );
 }

@@ -11,7 +11,7 @@ import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
 import { markLostBindings } from "./lost-bindings.js";
-import { movedDeadLetterNotes } from "./dead-lettering.js";
+import { deadLetterSendersByName, movedDeadLetterNotes, namedDeadLettersNote, type NamedSender } from "./dead-lettering.js";
 import { usersUnread } from "./users.js";
 
 /**
@@ -251,6 +251,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // it is. Plan says so rather than delete it as this file's without a word.
   const disputed = owner.outer.length ? servicesDeleted(actions) : [];
   const orphanedRoutes = routesIntoDeleted(actions, want, have, deleted, owner);
+  const namedSenders = deadLetterSendersByName(desired, actual, (p) => owner.owns(p), deleted);
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
@@ -261,7 +262,7 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       a.rebind = bindingsOf(base).filter((b) => !deleted.has(keyOf(b)));
     }
   }
-  judgeQueueReplaces(actions, desired, actual, owner);
+  judgeQueueReplaces(actions, desired, actual, owner, namedSenders);
   // RabbitMQ removes an exchange's or a queue's bindings with it, also those someone else made
   // (a user's `mplogin -> audit`): silently, unless the delete names them.
   // Not the bindings of a holding queue this plan deletes (an interrupted replace of a service the
@@ -464,7 +465,7 @@ function passwordDiffers(user: string, credentials: Credentials, actual: ActualC
  * read, the ways it could lose messages. Policies are those the vhost will have while the
  * replace runs: the file's, plus the ones topo does not own.
  */
-function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: ActualCluster, owner: Ownership): void {
+function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: ActualCluster, owner: Ownership, sendersByName: (queue: string) => NamedSender[]): void {
   const policies = policiesOnceApplied(desired, actual, (p) => owner.owns(p));
   const movedDeadLetters = movedDeadLetterNotes(desired, actual, (p) => owner.owns(p));
   let exchanges: Map<string, Exchange> | undefined;
@@ -479,8 +480,11 @@ function judgeQueueReplaces(actions: Action[], desired: DesiredCluster, actual: 
     const deadLetters = a.after.type === "stream" ? undefined : movedDeadLetters(a.after.name);
     if (deadLetters) a.movedDeadLetters = deadLetters;
     const queueExists = a.before.name === a.after.name;
-    const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
     const deletesQueue = !onlyFinishes(a);
+    // Only a replace that deletes the queue leaves a moment with no queue of its name.
+    const senders = deletesQueue ? sendersByName(a.after.name) : [];
+    if (senders.length) a.namedDeadLetters = { queues: senders.map((s) => s.queue), note: namedDeadLettersNote(a.after.name, senders) };
+    const held = heldTogether(queueExists ? actual.queueFacts[a.after.name] : undefined, a.resume ? actual.queueFacts[hold.name] : undefined);
     // Counts not in yet (statistics of a new queue): what does not depend on them is judged now.
     if (!held) {
       // A stream is a risk whatever it holds (topo can neither move nor count its messages):

@@ -113,6 +113,7 @@ function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
     ...exclusiveQueueNote(a.before, "replace"),
     ...(a.risks?.some((r) => r.rule === "consumers") ? [celeryConsumers(a.before, a.after)] : []),
     ...(a.movedDeadLetters ? [a.movedDeadLetters] : []),
+    ...(a.namedDeadLetters ? [a.namedDeadLetters.note] : []),
     ...(a.after.kind === "exchange" ? [EXCHANGE_PUBLISHERS] : []),
   ];
 }

@@ -360,3 +360,53 @@ describe("dead letters that come round again through other queues (a dead-letter
     expect(ws[0]).toContain("(mpqa.async → mpqb.async → mpqc.async → mpqd.async → mpqe.async → … (4 more) → mpqa.async)");
   });
 });
+
+describe("a replaced queue that another queue dead-letters into by name", () => {
+  // Measured on 3.10.8 (docs/safety.md): what is dead-lettered to the queue's name goes to the old
+  // queue during the move (apply stops), and nowhere between its delete and the new declare.
+  const userQueue = (name: string, args: Args) => ({ kind: "queue" as const, name, type: "classic" as const, durable: true, autoDelete: false, exclusive: false, arguments: args });
+  const file = (more: RawService[] = []) => desiredOf(raw({ services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 2000 } } }, ...more] }), "async");
+  const replaced = (d: ReturnType<typeof file>, extra: Parameters<typeof actual>[0], queue = "mplogin.async", resume = false) => {
+    const before = d.resources.flatMap((r) => (r.kind === "queue" && r.name === queue ? (resume ? [] : [{ ...r, arguments: { "x-max-length": 1000 } }]) : [r]));
+    const plan = diffCluster(d, actual([...before, ...extra], { queueFacts: { [queue]: { messages: 0, ready: 0, unacked: 0, consumers: 0, bytes: 0 } } }), "mp");
+    const a = plan.actions.find((x) => x.op === "replace" && x.after.kind === "queue" && x.after.name === queue);
+    return a?.op === "replace" ? a : undefined;
+  };
+  const retry = userQueue("retry.mplogin", { "x-message-ttl": 30000, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mplogin.async" });
+
+  it("names the queue under the replace, with what happens and what to do, in text and JSON", () => {
+    const a = replaced(file(), [retry]);
+    expect(a?.namedDeadLetters?.queues).toEqual(["retry.mplogin"]);
+    expect(a?.namedDeadLetters?.note).toBe(
+      'dead letters by name: queue retry.mplogin dead-letters into it by name (x-dead-letter-exchange "" and x-dead-letter-routing-key "mplogin.async"): what is dead-lettered by name goes to the queue of that name, not through the bindings the replace moves onto topo.hold.mplogin.async, so what it dead-letters while the messages are moved out lands in the old queue, which apply then does not delete (it stops, and the next apply finishes the replace), and what it dead-letters in the moment between the old queue\'s delete and the new one\'s declare RabbitMQ drops, without a word; let it empty and stop what makes it dead-letter (a message TTL, workers that reject) for the apply, or dead-letter through an exchange bound to mplogin.async instead (docs/safety.md)',
+    );
+    const text = renderText({ clusters: [{ cluster: "async", endpoint: "e", vhost: "a", actions: [a!], warnings: [], degraded: [] }] });
+    expect(text).toContain("      ! dead letters by name: queue retry.mplogin dead-letters into it by name");
+  });
+
+  it("a policy's dead-letter settings count where the queue has no argument of its own; the file's own queues count too", () => {
+    const byPolicy = userQueue("retry.mplogin", { "x-message-ttl": 30000 });
+    const p = policy({ name: "retries", pattern: "^retry\\.", definition: { "dead-letter-exchange": "", "dead-letter-routing-key": "mplogin.async" } });
+    expect(replaced(file(), [byPolicy, p])?.namedDeadLetters?.note).toContain('queue retry.mplogin dead-letters into it by name (policy "retries"\'s dead-letter-exchange "" and policy "retries"\'s dead-letter-routing-key "mplogin.async")');
+    const half = policy({ name: "retries", pattern: "^retry\\.", definition: { "dead-letter-routing-key": "mplogin.async" } });
+    expect(replaced(file(), [userQueue("retry.mplogin", { "x-dead-letter-exchange": "" }), half])?.namedDeadLetters?.note).toContain('(x-dead-letter-exchange "" and policy "retries"\'s dead-letter-routing-key "mplogin.async")');
+    // The queue's own routing key wins over the policy's.
+    expect(replaced(file(), [userQueue("retry.mplogin", { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "elsewhere" }), half])?.namedDeadLetters).toBeUndefined();
+    const mine = file([{ name: "mpretry", sync: false, async: { arguments: { "x-message-ttl": 1000, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mplogin.async" } } }]);
+    expect(replaced(mine, [])?.namedDeadLetters?.queues).toEqual(["mpretry.async"]);
+  });
+
+  it("nothing where the sender goes through an exchange, names another queue, is deleted by the plan, or only the move back is left", () => {
+    expect(replaced(file(), [userQueue("retry.mplogin", { "x-dead-letter-exchange": "mplogin", "x-dead-letter-routing-key": "mplogin.async" })])?.namedDeadLetters).toBeUndefined();
+    expect(replaced(file(), [userQueue("retry.other", { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "other" })])?.namedDeadLetters).toBeUndefined();
+    // A queue that dead-letters to its own name is the dead-letter cycle's warning, not this.
+    const self = file().resources.map((r) => (r.kind === "queue" ? { ...r, arguments: { ...r.arguments, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mplogin.async" } } : r));
+    expect(replaced({ ...file(), resources: self }, [])?.namedDeadLetters).toBeUndefined();
+    // A service's queue this plan deletes sends nothing afterwards.
+    const leaving = { ...userQueue("mpgone.async", { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mplogin.async" }) };
+    expect(replaced(file(), [leaving])?.namedDeadLetters).toBeUndefined();
+    // Finishing a replace whose old queue is gone: no delete is left, so no moment without the queue.
+    const hold = { ...userQueue("topo.hold.mplogin.async", {}) };
+    expect(replaced(file(), [retry, hold], "mplogin.async", true)?.namedDeadLetters).toBeUndefined();
+  });
+});
