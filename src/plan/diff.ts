@@ -250,8 +250,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // mp file may list a service this plan deletes (mplogin), and nothing on the broker tells whose
   // it is. Plan says so rather than delete it as this file's without a word.
   const disputed = owner.outer.length ? servicesDeleted(actions) : [];
-  const orphanedRoutes = routesIntoDeleted(actions, want, have, deleted, owner);
+  // Asked first once the plan's deletes are known (routesIntoDeleted), and then of each queue replace.
   const namedSenders = deadLetterSendersByName(desired, actual, (p) => owner.owns(p), deleted);
+  const orphanedRoutes = routesIntoDeleted(actions, want, have, deleted, owner, namedSenders);
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
@@ -374,27 +375,33 @@ function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[]
  * Exchanges and queues this plan deletes that something left on the vhost still sends messages
  * to: a queue's dead-letter exchange (or, through the default exchange, its dead-letter routing
  * key's queue) or an exchange's alternate exchange, as an argument or through a policy.
- * RabbitMQ drops what it would send to a missing exchange without a word (its log only), so plan
- * names each one.
+ * RabbitMQ drops what it would send to a missing exchange or queue without a word (its log only),
+ * so plan names each one. A queue's dead letters go by name where its two dead-letter settings
+ * say so together, each the queue's argument or its policy's (`namedSenders`): looked at pair by
+ * pair, a queue with x-dead-letter-exchange "" under a policy's dead-letter-routing-key naming the
+ * deleted queue was not named.
  */
-function routesIntoDeleted(actions: Action[], want: Map<string, Resource>, have: Map<string, Resource>, deleted: Set<string>, owner: Ownership): string[] {
+function routesIntoDeleted(actions: Action[], want: Map<string, Resource>, have: Map<string, Resource>, deleted: Set<string>, owner: Ownership, namedSenders: (queue: string) => NamedSender[]): string[] {
   const gone = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : [])));
   // Dead-lettering through the default exchange names the queue itself, by its routing key.
   const goneQueues = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" ? [a.before.name] : [])));
   if (gone.size === 0 && goneQueues.size === 0) return [];
-  const after = [...want.values(), ...[...have.entries()].filter(([k, r]) => !want.has(k) && !deleted.has(k) && !(r.kind === "policy" && owner.owns(r))).map(([, r]) => r)];
   const senders = new Map<string, string[]>();
-  const add = (exchange: unknown, who: string, routingKey?: unknown) => {
-    if (typeof exchange !== "string") return;
-    const target = exchange === "" && typeof routingKey === "string" && goneQueues.has(routingKey) ? `queue ${routingKey}` : gone.has(exchange) ? `exchange ${exchange}` : undefined;
-    if (target) pushTo(senders, target, who);
-  };
-  for (const r of after) {
-    if (r.kind === "queue") add(r.arguments["x-dead-letter-exchange"], `queue ${r.name} dead-letters to it (x-dead-letter-exchange)`, r.arguments["x-dead-letter-routing-key"]);
-    else if (r.kind === "exchange" && !gone.has(r.name)) add(r.arguments["alternate-exchange"], `exchange ${r.name} sends what it cannot route to it (alternate-exchange)`);
-    else if (r.kind === "policy") {
-      add(r.definition["dead-letter-exchange"], `policy ${r.name} dead-letters to it the messages of the queues it matches (${r.pattern})`, r.definition["dead-letter-routing-key"]);
-      add(r.definition["alternate-exchange"], `policy ${r.name} makes it the alternate exchange of the exchanges it matches (${r.pattern})`);
+  for (const q of goneQueues) {
+    for (const s of namedSenders(q)) pushTo(senders, `queue ${q}`, `queue ${shown(s.queue)} ${s.sure ? "dead-letters" : "may dead-letter (topo cannot tell which policy applies to it)"} to it (${s.how})`);
+  }
+  if (gone.size) {
+    const after = [...want.values(), ...[...have.entries()].filter(([k, r]) => !want.has(k) && !deleted.has(k) && !(r.kind === "policy" && owner.owns(r))).map(([, r]) => r)];
+    const add = (exchange: unknown, who: string) => {
+      if (typeof exchange === "string" && gone.has(exchange)) pushTo(senders, `exchange ${exchange}`, who);
+    };
+    for (const r of after) {
+      if (r.kind === "queue") add(r.arguments["x-dead-letter-exchange"], `queue ${r.name} dead-letters to it (x-dead-letter-exchange)`);
+      else if (r.kind === "exchange" && !gone.has(r.name)) add(r.arguments["alternate-exchange"], `exchange ${r.name} sends what it cannot route to it (alternate-exchange)`);
+      else if (r.kind === "policy") {
+        add(r.definition["dead-letter-exchange"], `policy ${r.name} dead-letters to it the messages of the queues it matches (${r.pattern})`);
+        add(r.definition["alternate-exchange"], `policy ${r.name} makes it the alternate exchange of the exchanges it matches (${r.pattern})`);
+      }
     }
   }
   return [...senders.entries()]

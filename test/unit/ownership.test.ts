@@ -288,8 +288,22 @@ describe("an exchange plan deletes that something left still sends to", () => {
     const jobs = queue({ name: "jobs", arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpb.async" } });
     const plan = diffCluster(plain, actual([...plain.resources, ...mpb, jobs]), "mp");
     expect(plan.warnings).toEqual([
-      "this plan deletes queue mpb.async, but queue jobs dead-letters to it (x-dead-letter-exchange): once it is gone, RabbitMQ drops those messages without a word; point it elsewhere first, or keep the service",
+      'this plan deletes queue mpb.async, but queue jobs dead-letters to it (x-dead-letter-exchange "" and x-dead-letter-routing-key "mpb.async"): once it is gone, RabbitMQ drops those messages without a word; point it elsewhere first, or keep the service',
     ]);
+  });
+
+  it("a queue whose dead-letter settings come half from its arguments and half from a policy is named too", () => {
+    // x-dead-letter-exchange "" of its own, and a policy's routing key: the broker takes each key
+    // where it finds it (the argument first), so the deleted queue's name is where they go.
+    const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
+    const jobs = queue({ name: "jobs", arguments: { "x-dead-letter-exchange": "" } });
+    const parked = policy({ name: "park", pattern: "^jobs$", definition: { "dead-letter-routing-key": "mpb.async" } });
+    expect(diffCluster(plain, actual([...plain.resources, ...mpb, jobs, parked]), "mp").warnings).toEqual([
+      'this plan deletes queue mpb.async, but queue jobs dead-letters to it (x-dead-letter-exchange "" and policy "park"\'s dead-letter-routing-key "mpb.async"): once it is gone, RabbitMQ drops those messages without a word; point it elsewhere first, or keep the service',
+    ]);
+    // The queue's own routing key wins over the policy's: nothing goes to mpb.async.
+    const keyed = queue({ name: "jobs", arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "jobs.failed" } });
+    expect(diffCluster(plain, actual([...plain.resources, ...mpb, keyed, parked]), "mp").warnings).toEqual([]);
   });
 
   it("is quiet when nothing sends to it, or when what sends to it goes too", () => {
