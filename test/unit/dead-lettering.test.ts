@@ -396,6 +396,14 @@ describe("a replaced queue that another queue dead-letters into by name", () => 
     expect(replaced(mine, [])?.namedDeadLetters?.queues).toEqual(["mpretry.async"]);
   });
 
+  it("where topo cannot tell which of two policies applies, and only one sends there, the queue may", () => {
+    const q = userQueue("retry.mplogin", { "x-dead-letter-exchange": "" });
+    const sends = policy({ name: "park", pattern: "^retry\\.", definition: { "dead-letter-routing-key": "mplogin.async" } });
+    const other = policy({ name: "other", pattern: "mplogin$", definition: { "message-ttl": 1000 } });
+    expect(replaced(file(), [q, sends, other])?.namedDeadLetters?.note).toContain("dead letters by name: queue retry.mplogin may dead-letter (topo cannot tell which policy applies to it) into it by name");
+    expect(replaced(file(), [q, sends])?.namedDeadLetters?.note).toContain("dead letters by name: queue retry.mplogin dead-letters into it by name");
+  });
+
   it("nothing where the sender goes through an exchange, names another queue, is deleted by the plan, or only the move back is left", () => {
     expect(replaced(file(), [userQueue("retry.mplogin", { "x-dead-letter-exchange": "mplogin", "x-dead-letter-routing-key": "mplogin.async" })])?.namedDeadLetters).toBeUndefined();
     expect(replaced(file(), [userQueue("retry.other", { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "other" })])?.namedDeadLetters).toBeUndefined();
