@@ -623,8 +623,8 @@ export function amqpError(cluster: string, what: string, e: Error, lost?: Error)
 export async function checkLogin(target: ClusterTarget, opts: AmqpOptions = {}): Promise<void> {
   const found = await vhostFoundOverAmqp(target, opts, "is the login accepted?");
   if (found === "opens" || found === "missing") return;
-  const s = await AmqpSession.open(target, { ...opts, connectAttempts: 1 });
-  await s.close();
+  const failed = await connectOnce(target, opts);
+  if (failed !== undefined) throw failed;
 }
 
 /**
@@ -644,10 +644,7 @@ export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}
   // connect does (3,807 bytes of them passed it and were dropped from apply's connect, 3.10.8), so
   // such a login is tried as apply makes it; a broker with a larger initial_frame_max opens it.
   if (longLogin(target.amqp) !== undefined) {
-    const failed = await AmqpSession.open(target, { ...opts, connectAttempts: 1 }).then(
-      (s) => s.close().then(() => undefined),
-      (e: unknown) => e,
-    );
+    const failed = await connectOnce(target, opts);
     if (failed instanceof BrokerError && droppedAtLogin(failed)) return failed;
   }
   let dropped = false;
@@ -659,10 +656,7 @@ export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}
     // every connect then failed. Tried once more as a connect makes it, whose error says what it
     // met; a login answered this time is read as below. (A port that refuses the connection, or
     // sends no connection.start, is identify's to report.)
-    const failed = await AmqpSession.open(target, { ...opts, connectAttempts: 1 }).then(
-      (s) => s.close().then(() => undefined),
-      (e: unknown) => e,
-    );
+    const failed = await connectOnce(target, opts);
     if (failed === undefined) return undefined;
     r = await openRefusal(target, opts, "is the login accepted?").catch(() => undefined);
     if (!r) {
@@ -680,12 +674,20 @@ export async function refusedLogin(target: ClusterTarget, opts: AmqpOptions = {}
   if (limitHint(r.text) && !/connection limit \(0\) is reached/.test(r.text)) return undefined;
   // A vhost another client has just created refuses the user until its creator is granted rights
   // (two applies started together): a connect waits for that, about 11 s, and so does this.
-  try {
-    await (await AmqpSession.open(target, { ...opts, connectAttempts: 1 })).close();
-    return undefined;
-  } catch (e) {
-    return e instanceof BrokerError ? e : connectError(target, e as Error, r);
-  }
+  const failed = await connectOnce(target, opts);
+  if (failed === undefined) return undefined;
+  return failed instanceof BrokerError ? failed : connectError(target, failed as Error, r);
+}
+
+/**
+ * One connect as apply makes it, tried once and closed at once: what it failed with, or undefined
+ * where it opened.
+ */
+function connectOnce(target: ClusterTarget, opts: AmqpOptions): Promise<unknown> {
+  return AmqpSession.open(target, { ...opts, connectAttempts: 1 }).then(
+    (s) => s.close().then(() => undefined),
+    (e: unknown) => e,
+  );
 }
 
 /**
