@@ -253,16 +253,15 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       async (c) => void (await readAndPlan(c, client(c), desired.prefix, { file: opts.file })),
     );
     checkInterrupted();
-    const reads = await forEachCluster(clusters, async (c) => ({
+    let reads = await forEachCluster(clusters, async (c) => ({
       ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss })),
       mark: marks[clusters.indexOf(c)],
     }));
     readAt = Date.now();
-    const plans = reads.map((r) => r.plan);
+    let plans = reads.map((r) => r.plan);
     started("read and planned");
     opts.expect?.(reads.map(freshOf));
     const unread = unreadClusters(desired, clusters);
-    const plan: Plan = { clusters: plans, ...(unread.length ? { unread } : {}) };
     // Queue deletes are counted live before the plan is shown: shown first, it lacked the
     // consumers plan showed, and the refusal that followed named them (advp).
     let countFailed: { e: unknown } | undefined;
@@ -272,7 +271,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         if (deletesQueues(p)) await countMessages(p, await session(c), client(c), c.target);
       }).catch((e: unknown) => (countFailed = { e }));
     }
-    await opts.onPlan?.(plan);
+    await opts.onPlan?.({ clusters: plans, ...(unread.length ? { unread } : {}) });
     checkInterrupted();
 
     // Refuse before anything is written, on any cluster; queue deletes are judged on the
@@ -324,8 +323,21 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     await forEachCluster(changing, async (c) => void (createsVhost(c) ? await loginAndShare(c) : await session(c)));
     checkInterrupted();
     const checked = opts.expect || changing.length > 1 ? new Barrier(lockOrder(changing.map((c) => c.target))) : undefined;
-    const applyCluster = async (c: DesiredCluster): Promise<ClusterOutcome> => {
-      const firstRead = reads.find((r) => r.plan.cluster === c.target.name) as (typeof reads)[number];
+    // Each cluster's read before the lock is its own apply's, which lets go of it once it has
+    // compared it with the read under the lock. Held by this function's variables, the reads stayed
+    // until every cluster had read back: at 25,000 services the plans alone are 150,000 actions
+    // (19 MB), beside the plans being written.
+    const firstReads = new Map(reads.map((r) => [r.plan.cluster, r]));
+    const shells = plans.map((p) => ({ ...p, actions: [] as Action[] }));
+    reads = [];
+    plans = [];
+    /**
+     * The vhost first, then what the rest of the cluster's apply needs of its first read, in a
+     * container its read under the lock empties (this function's own variables go when it returns).
+     */
+    const beginCluster = async (c: DesiredCluster): Promise<ClusterOutcome | { t: { made: number; total: number }; intent: string[]; first: FirstRead }> => {
+      const firstRead = firstReads.get(c.target.name) as NonNullable<ReturnType<typeof firstReads.get>>;
+      firstReads.delete(c.target.name);
       const first = firstRead.plan;
       if (first.actions.length === 0) return { name: c.target.name, status: "unchanged", changes: 0, degraded: first.degraded, notCompared: first.notCompared ?? [] };
       checkInterrupted();
@@ -356,12 +368,18 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         firstRead.mark && !vhostActions.length && !rest.actions.some((a) => a.op === "replace") && limitShifts(rest.actions, firstRead.actual).length === 0
           ? { ...firstRead, mark: firstRead.mark }
           : undefined;
+      return { t, intent, first: new FirstRead(rest, keepable) };
+    };
+    const applyCluster = async (c: DesiredCluster): Promise<ClusterOutcome> => {
+      const begun = await beginCluster(c);
+      if ("status" in begun) return begun;
+      const { t, intent, first } = begun;
       // A connection lost to a broker restart is retried from the top (lock, plan, execute):
       // every step is idempotent, and the new plan holds only what is left.
       const passed = { barrier: false };
       for (let attempt = 1; ; attempt++) {
         try {
-          const { degraded, notCompared } = await applyUnderLock(c, attempt === 1 ? rest : undefined, t, attempt === 1 ? checked : undefined, passed, attempt === 1 ? keepable : undefined, intent);
+          const { degraded, notCompared } = await applyUnderLock(c, { first: attempt === 1 ? first : undefined, t, checked: attempt === 1 ? checked : undefined, passed, intent });
           // Closing the connection lets go of the lock now, not when every cluster is done: two
           // applies that each took one cluster first would otherwise wait on each other.
           await dropSession(c);
@@ -406,7 +424,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     // A cluster that is over, done or failed, is no longer under way: another may go on for
     // minutes, and its quiet lines said of a cluster that had failed that it still waited.
     const outcomes = await forEachCluster(clusters, (c) => applyCluster(c).finally(() => opts.ended?.(c.target.name)));
-    const made: Plan = { clusters: plans.map((p) => ({ ...p, actions: [...(carriedOut.get(p.cluster)?.values() ?? [])] })) };
+    const made: Plan = { clusters: shells.map((p) => ({ ...p, actions: [...(carriedOut.get(p.cluster)?.values() ?? [])] })) };
     return { plan: made, clusters: outcomes, unread, stats };
   } catch (e) {
     // Whatever a closed connection made the writes in flight throw, the cause was the signal.
@@ -423,16 +441,18 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     }
   }
 
-  /** Lock, plan again, carry out the plan, read back. Returns what is degraded after it (drift topo cannot repair), and what it could not read back. */
-  async function applyUnderLock(
+  /**
+   * Lock, plan again (or keep the first read, where no apply wrote since), check that plan, and
+   * wait until every cluster has passed its checks. The first read is taken out of its container
+   * here and let go of when this returns, before any write.
+   */
+  async function planUnderLock(
     c: DesiredCluster,
-    expected: ClusterPlan | undefined,
-    t: { made: number; total: number },
-    checked: Barrier | undefined,
-    passed: { barrier: boolean },
-    earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark },
-    intent: readonly string[] = [],
-  ): Promise<{ degraded: string[]; notCompared: string[] }> {
+    { first, t, checked, passed, intent }: UnderLock,
+  ): Promise<{ s: AmqpSession; read: Awaited<ReturnType<typeof readAndPlan>>; step: (what: string) => void } | { degraded: string[]; notCompared: string[] }> {
+    const taken = first?.take();
+    const expected = taken?.plan;
+    const earlier = taken?.earlier;
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     let read: Awaited<ReturnType<typeof readAndPlan>>;
@@ -539,6 +559,17 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     if (expected && !samePlan(expected, current)) {
       opts.log(`cluster ${c.target.name}: the broker changed since the plan was read; applying the current plan:\n${renderText({ clusters: [current] })}`);
     }
+    return { s, read, step };
+  }
+
+  /** Lock, plan again, carry out the plan, read back. Returns what is degraded after it (drift topo cannot repair), and what it could not read back. */
+  async function applyUnderLock(c: DesiredCluster, under: UnderLock): Promise<{ degraded: string[]; notCompared: string[] }> {
+    const planned = await planUnderLock(c, under);
+    if (!("read" in planned)) return planned;
+    const { t } = under;
+    const { s, read, step } = planned;
+    const http = client(c);
+    const current = read.plan;
     if (opts.allowDataLoss) for (const line of dataLossLines(current)) opts.log(line);
     // Before the first write: an apply that read before this one took the lock reads again.
     await renewApplyMark(s, desired.prefix, opts.file);
@@ -643,6 +674,39 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         progress?.(c.target.name, t.made, t.total);
       },
     };
+  }
+}
+
+/**
+ * What a cluster's apply under its lock is given: its read before the lock (on the first attempt
+ * only), its count of changes, the barrier every cluster passes before any writes (the first
+ * attempt only), whether it has passed it, and the users its lock names.
+ */
+interface UnderLock {
+  first: FirstRead | undefined;
+  t: { made: number; total: number };
+  checked: Barrier | undefined;
+  passed: { barrier: boolean };
+  intent: readonly string[];
+}
+
+/**
+ * A cluster's plan read before the lock, and that read itself where it may be kept under the lock,
+ * until the read under the lock takes them out (planUnderLock). A container, so that once they are
+ * taken no frame of apply's still holds them: an async function keeps every variable of its frame
+ * while it waits, used again or not.
+ */
+class FirstRead {
+  constructor(
+    private plan: ClusterPlan | undefined,
+    private earlier: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark } | undefined,
+  ) {}
+
+  take(): { plan?: ClusterPlan; earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark } } {
+    const taken = { plan: this.plan, earlier: this.earlier };
+    this.plan = undefined;
+    this.earlier = undefined;
+    return taken;
   }
 }
 
