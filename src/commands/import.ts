@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { endsWithLineBreak, envVar, interpolate, lineBreakAtEnd, variableNameProblem } from "../config/interpolate.js";
+import { envVar, interpolate, variableNameProblem, whiteSpaceAtEnd, whiteSpaceMessage } from "../config/interpolate.js";
 import { loadConfig, parseConfig, refuseUnsetUrls, type Env } from "../config/load.js";
 import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
@@ -320,8 +320,9 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
     const connectEnv: Env = inline ? { ...env, [passwordEnv]: inline } : env;
     const url = interpolate(parsed.written, connectEnv);
     const fromVariable = envVar(connectEnv, passwordEnv);
-    if (!inline && fromVariable !== undefined && endsWithLineBreak(fromVariable) && parsed.written.includes(`\${${passwordEnv}}`)) {
-      throw new TopoError(`${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, and $${passwordEnv} ${lineBreakAtEnd(passwordEnv)}`);
+    const edge = fromVariable === undefined ? undefined : whiteSpaceAtEnd(fromVariable);
+    if (!inline && edge !== undefined && parsed.written.includes(`\${${passwordEnv}}`)) {
+      throw new TopoError(`${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, and $${passwordEnv} ${whiteSpaceMessage(passwordEnv, edge, "--url")}`);
     }
     if ("error" in url) {
       throw new TopoError(`${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, which is not set`, [

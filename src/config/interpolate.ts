@@ -305,9 +305,14 @@ function substitute(
     const v = envVar(env, name);
     if (v !== undefined && v !== "") {
       const where = secretAt();
-      if (where !== undefined && endsWithLineBreak(v)) {
+      const edge = where === undefined ? undefined : whiteSpaceAtEnd(v);
+      // A URL that is the variable's value and nothing else: the URL parser drops the spaces at its
+      // end, and means the same without them. (Spaces before its scheme were refused as a URL
+      // that does not start with one.)
+      const dropped = m.length === value.length && where?.startsWith("clusters.") && !/^\s/u.test(v) && v.trimEnd() === v.replace(/ +$/, "");
+      if (where !== undefined && edge !== undefined && !dropped) {
         onlyUnset = false;
-        errors.push({ message: `${where}: environment variable ${name} ${lineBreakAtEnd(name)}`, index: m.length === value.length ? undefined : index });
+        errors.push({ message: `${where}: environment variable ${name} ${whiteSpaceMessage(name, edge, where)}`, index: m.length === value.length ? undefined : index });
         return m;
       }
       return v;
@@ -334,21 +339,51 @@ function substitute(
 }
 
 /**
- * Whether a variable's value ends with a line break: a line feed or a carriage return. No password
- * or URL of topo's means one, and a secret gets one by accident: `echo pw | base64` into a
- * Kubernetes secret, a file read whole into a CI variable, a .env file saved with CRLF line ends
- * and sourced by a shell (each value then ends in "\r"). A user's password went to the broker with
- * it, silently (3.10.8: apply exited 0, a worker given the password without it was refused at
- * login, 403 ACCESS_REFUSED, and plan said "No changes."); a URL was refused for a control
- * character with the advice to percent-encode it, which would send the same line break.
+ * Where a variable's value has white space at one of its ends, and what it is: "ends with a line
+ * break (a line feed or a carriage return)", "ends with a space", "starts with a tab", ...; else
+ * undefined. No password or URL of topo's means one, and a secret gets one by accident: `echo pw |
+ * base64` into a Kubernetes secret, a file read whole into a CI variable, a .env file saved with
+ * CRLF line ends and sourced by a shell (each value then ends in "\r"), a value pasted into a CI
+ * secret's form with the space after it, a .env line "PW=secret " (docker --env-file keeps it).
+ * A user's password went to the broker with it, silently (3.10.8: apply exited 0, a worker given
+ * the password without it was refused at login, 403 ACCESS_REFUSED, and plan said "No
+ * changes."); in a URL's password a space was sent too (the URL parser takes it, as %20), and the
+ * login was refused as a wrong password; a tab or a line break was refused as a control character
+ * with the advice to percent-encode it, which would send the same character.
  */
-export function endsWithLineBreak(value: string): boolean {
-  return /[\r\n]$/.test(value);
+export function whiteSpaceAtEnd(value: string): string | undefined {
+  const last = /\s$/u.exec(value)?.[0];
+  if (last !== undefined) return `ends with ${whiteSpaceName(last)}`;
+  const first = /^\s/u.exec(value)?.[0];
+  return first === undefined ? undefined : `starts with ${whiteSpaceName(first)}`;
 }
 
-/** What to say of variable `name` whose value ends with a line break (endsWithLineBreak), never its value: "ends with ...". */
-export function lineBreakAtEnd(name: string): string {
-  return `ends with a line break (a line feed or a carriage return), which would be sent as part of the value: set ${name} without the line break (printf '%s' rather than echo; echo -n before base64 for a Kubernetes secret; a .env file saved with LF line ends, not CRLF)`;
+function whiteSpaceName(c: string): string {
+  if (c === "\n" || c === "\r") return "a line break (a line feed or a carriage return)";
+  if (c === " ") return "a space";
+  if (c === "\t") return "a tab";
+  const code = `U+${(c.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0")}`;
+  if (c === "\u00a0") return `a no-break space (${code})`;
+  if (c === "\ufeff") return `a byte order mark (${code}, from a file saved as "UTF-8 with BOM")`;
+  return `white space (${code})`;
+}
+
+/**
+ * What to say of variable `name` whose value has white space at an end (`edge`, from
+ * whiteSpaceAtEnd), never its value: "ends with ..., which would be sent ...". `where` is the
+ * value's place (users.NAME.password, clusters.NAME.url), which says how a password that means
+ * it is given instead.
+ */
+export function whiteSpaceMessage(name: string, edge: string, where: string): string {
+  if (edge.startsWith("ends with a line break")) {
+    return `${edge}, which would be sent as part of the value: set ${name} without the line break (printf '%s' rather than echo; echo -n before base64 for a Kubernetes secret; a .env file saved with LF line ends, not CRLF)`;
+  }
+  const means = where.endsWith(".password_hash")
+    ? ""
+    : where.endsWith(".password")
+      ? "; if the password does hold it, give the user's password_hash instead (RabbitMQ's salted hash of it)"
+      : "; if the value does hold it, percent-encode it in the variable (a space as %20, a tab as %09)";
+  return `${edge}, which would be sent as part of the value: set ${name} without it (a .env line, a CI secret or a pasted value often carries one)${means}`;
 }
 
 /**

@@ -265,7 +265,7 @@ describe("users from the file", () => {
     expect((await runCli(["plan", "-f", s.file(), "--detailed-exitcode"], env)).code).toBe(0);
   });
 
-  it("a password variable that ends with a line break (echo, a CRLF .env file) is refused, not set with the line break the workers' password lacks", async () => {
+  it("a password variable with white space at an end (echo, a CRLF .env file, a .env line's trailing space) is refused, not set with what the workers' password lacks", async () => {
     const s = setup();
     const password = s.env.UT_LOGIN_PASSWORD;
     for (const end of ["\n", "\r"]) {
@@ -274,6 +274,16 @@ describe("users from the file", () => {
         const r = await runCli([...args, "-f", s.file()], env);
         expect(r.code, `${args[0]}: ${r.stdout}${r.stderr}`).toBe(1);
         expect(r.stderr).toMatch(/users\.login-\S+\.password: environment variable UT_LOGIN_PASSWORD ends with a line break \(a line feed or a carriage return\), which would be sent as part of the value: set UT_LOGIN_PASSWORD without the line break/);
+        expect(r.stdout + r.stderr).not.toContain(password);
+      }
+    }
+    // A space or a tab at either end (a .env line "PW=secret ", a CI secret pasted with its
+    // space): the user was made with it, apply exited 0, and the workers' login was refused.
+    for (const [value, edge] of [[`${password} `, "ends with a space"], [`${password}\t`, "ends with a tab"], [` ${password}`, "starts with a space"]] as const) {
+      for (const args of [["apply"], ["plan"], ["validate"]]) {
+        const r = await runCli([...args, "-f", s.file()], { ...s.env, UT_LOGIN_PASSWORD: value });
+        expect(r.code, `${args[0]}: ${r.stdout}${r.stderr}`).toBe(1);
+        expect(r.stderr).toContain(`.password: environment variable UT_LOGIN_PASSWORD ${edge}, which would be sent as part of the value: set UT_LOGIN_PASSWORD without it`);
         expect(r.stdout + r.stderr).not.toContain(password);
       }
     }
@@ -286,11 +296,20 @@ describe("users from the file", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/:3:\d+: clusters\.sync\.url: environment variable UT_RMQ_PASSWORD ends with a line break/);
     expect(r.stderr).not.toMatch(/control character|percent-encode/);
+    // A space in the URL's password was sent (as %20): the login was refused as a wrong password.
+    const spaced = await runCli(["plan", "-f", url], { UT_RMQ_PASSWORD: `${b.password} ` });
+    expect(spaced.code).toBe(1);
+    expect(spaced.stderr).toMatch(/:3:\d+: clusters\.sync\.url: environment variable UT_RMQ_PASSWORD ends with a space, which would be sent as part of the value/);
+    expect(spaced.stderr).not.toMatch(/refused|ACCESS_REFUSED|Login failed/);
     // And import's --url, whose password is read from $RABBITMQ_PASSWORD.
     const i = await runCli(["import", "--url", `amqp://${b.user}@${b.host}:${b.amqpPort}/${vh(s.sync)}`, "--management", b.mgmtBase], { RABBITMQ_PASSWORD: `${b.password}\n` });
     expect(i.code).toBe(1);
     expect(i.stderr).toContain(`the password of user "${b.user}" is read from $RABBITMQ_PASSWORD, and $RABBITMQ_PASSWORD ends with a line break`);
     expect(i.stderr).not.toMatch(/control character|percent-encode/);
+    const t = await runCli(["import", "--url", `amqp://${b.user}@${b.host}:${b.amqpPort}/${vh(s.sync)}`, "--management", b.mgmtBase], { RABBITMQ_PASSWORD: `${b.password}\t` });
+    expect(t.code).toBe(1);
+    expect(t.stderr).toContain(`the password of user "${b.user}" is read from $RABBITMQ_PASSWORD, and $RABBITMQ_PASSWORD ends with a tab, which would be sent as part of the value`);
+    expect(t.stderr).not.toMatch(/control character/);
   });
 
   it("a user limit of 0 connections keeps the user's workers out, and plan says so (degraded); another limit is a warning", async () => {

@@ -461,6 +461,41 @@ describe("values that do not say what they seem to", () => {
     // Elsewhere a number's variable is read trimmed, as before.
     expect(problemsOf(`version: 1\n${CLUSTERS}services:\n  - name: mplogin\n    async: { arguments: { x-max-length: \"\${LEN}\" } }\n`, { LEN: "100\n" })).toEqual([]);
   });
+
+  // A .env line "PW=secret " or a CI secret pasted with its trailing space: a user's password was
+  // set with the space (apply exited 0, the workers' logins were refused), a URL's password was
+  // sent with it (%20) and refused as a wrong password, a tab was "a control character" to
+  // percent-encode, and a vhost's variable named the vhost "s " silently.
+  it("a password, hash or URL whose ${VAR} starts or ends with a space, a tab or other white space is refused at the reference, saying which", () => {
+    const file = `version: 1\nclusters:\n  sync:\n    url: amqp://guest:\${TOPO_URL_PW}@127.0.0.1:1/\${TOPO_VHOST}\n  async:\n    url: \${TOPO_ASYNC_URL}\nservices: [mplogin]\nusers:\n  lb:\n    password: \${TOPO_USER_PW}\n    consumes: [mplogin]\n  lh:\n    password_hash: \${TOPO_HASH}\n    consumes: [mplogin]\n`;
+    const hash = "bjrV6CTMCjEewTxOWMUEuYppoT0nXdz9I4C2bCOdBdBd+2hb";
+    const fine = { TOPO_URL_PW: "Zq7", TOPO_VHOST: "s", TOPO_ASYNC_URL: "amqp://guest:guest@127.0.0.1:1/a", TOPO_USER_PW: "Zq7userpw", TOPO_HASH: hash };
+    expect(problemsOf(file, fine)).toEqual([]);
+    // The URL parser drops the spaces at the end of a whole URL: it means the same.
+    expect(problemsOf(file, { ...fine, TOPO_ASYNC_URL: `${fine.TOPO_ASYNC_URL}  ` })).toEqual([]);
+    const inUrl = (name: string) => `which would be sent as part of the value: set ${name} without it (a .env line, a CI secret or a pasted value often carries one); if the value does hold it, percent-encode it in the variable (a space as %20, a tab as %09)`;
+    const cases: Array<[string, string, string]> = [
+      [" ", "", "ends with a space"],
+      ["\t", "", "ends with a tab"],
+      ["", " ", "starts with a space"],
+      ["\u00a0", "", "ends with a no-break space (U+00A0)"],
+      ["", "\ufeff", "starts with a byte order mark (U+FEFF, from a file saved as \"UTF-8 with BOM\")"],
+    ];
+    for (const [after, before, edge] of cases) {
+      const at = (v: string) => `${before}${v}${after}`;
+      const ps = problemsOf(file, { TOPO_URL_PW: at("Zq7pw"), TOPO_VHOST: at("s"), TOPO_ASYNC_URL: at(fine.TOPO_ASYNC_URL), TOPO_USER_PW: at("Zq7userpw"), TOPO_HASH: at(hash) });
+      expect(ps, JSON.stringify(edge)).toEqual([
+        `4:23: clusters.sync.url: environment variable TOPO_URL_PW ${edge}, ${inUrl("TOPO_URL_PW")}`,
+        `4:50: clusters.sync.url: environment variable TOPO_VHOST ${edge}, ${inUrl("TOPO_VHOST")}`,
+        ...(after === " "
+          ? []
+          : [`6:10: clusters.async.url: environment variable TOPO_ASYNC_URL ${edge}, ${inUrl("TOPO_ASYNC_URL")}`]),
+        `10:15: users.lb.password: environment variable TOPO_USER_PW ${edge}, which would be sent as part of the value: set TOPO_USER_PW without it (a .env line, a CI secret or a pasted value often carries one); if the password does hold it, give the user's password_hash instead (RabbitMQ's salted hash of it)`,
+        `13:20: users.lh.password_hash: environment variable TOPO_HASH ${edge}, which would be sent as part of the value: set TOPO_HASH without it (a .env line, a CI secret or a pasted value often carries one)`,
+      ]);
+      expect(ps.join("\n")).not.toMatch(/Zq7|bjrV/);
+    }
+  });
 });
 
 describe("a management user whose name holds a colon", () => {
