@@ -8,7 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { BUG_HINT, ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
 import { Redactor } from "./redact.js";
-import { learnTypedPassword } from "./config/url.js";
+import { holdsTypedPassword, learnTypedPassword, shownUrl } from "./config/url.js";
 import { GRAPH_FORMATS } from "./plan/graph.js";
 import { DEFAULT_PASSWORD_ENV } from "./core/naming.js";
 import { DEFAULT_CHANNELS, type Plan } from "./model.js";
@@ -26,11 +26,13 @@ const redactor = new Redactor();
 // without a scheme that value is no URL redactText recognises. A file's name is none: read as
 // one, "-f deploy:rel-2026@eu.yaml" taught it the password "rel-2026", and output blanked it
 // wherever it stood, the file's own name included ("deploy:***@eu.yaml is valid", --json's "file").
+// A name of no file that is there is learnt all the same: "-f u:pw@host" is a URL given where the
+// file belongs (refused below, before any command runs: refuseUrlForFile).
 /** The options whose value is a file's name. */
 const FILE_OPTIONS = new Set(["-f", "--file", "-o", "--output"]);
 const argv = process.argv.slice(2);
 argv.forEach((arg, i) => {
-  if (!namesFile(arg, argv[i - 1])) learnTypedPassword(arg, redactor);
+  if (!namesFile(arg, argv[i - 1]) || (!existsSync(fileNamed(arg)) && holdsTypedPassword(fileNamed(arg)))) learnTypedPassword(arg, redactor);
 });
 const redact = (s: string) => redactor.text(s);
 const out = (s: string) => process.stdout.write(`${redact(s)}\n`);
@@ -46,6 +48,33 @@ function namesFile(arg: string, before: string | undefined): boolean {
   if (before !== undefined && FILE_OPTIONS.has(before)) return true;
   if (/^--(?:file|output)=/.test(arg)) return true;
   return existsSync(arg);
+}
+
+/** The file's name an argument gives: after "--file=" or "--output=", else the argument. */
+function fileNamed(arg: string): string {
+  return arg.replace(/^--(?:file|output)=/, "");
+}
+
+/**
+ * A file's name given on the command line (-f, -o, a saved plan's) that names no file there and has
+ * the form <user>:<password>@<host>: a broker's URL, typed without its scheme where a file belongs.
+ * Taken for a name, it was printed whole: "u:pw@host:1:1: no such file" (-f), "wrote u:pw@host"
+ * (-o, which also wrote a file of that name), "cannot read the saved plan u:pw@host" (apply, show);
+ * a password of fewer than four characters is masked only in a URL with its scheme. Refused before
+ * the command runs, shown as a URL is (user:***).
+ */
+function refuseUrlForFile(what: string, value: string | undefined, writes: boolean): void {
+  if (value === undefined || existsSync(value) || !holdsTypedPassword(value)) return;
+  learnTypedPassword(value, redactor);
+  const url = `it has the form <user>:<password>@<host> of a broker's URL (${shownUrl(value)})`;
+  const inFile = "a broker's URL goes in the topology file, as clusters.<name>.url (amqp://<user>:<password>@<host>:5672/<vhost>), its password from a variable (${RABBITMQ_PASSWORD})";
+  if (writes) {
+    throw new TopoError(`${what} was given no file's name: ${url}, and topo writes no file of that name, which its messages would print, the password with it`, [
+      `give ${what} a file's name without ":" before "@"`,
+      inFile,
+    ]);
+  }
+  throw new TopoError(`${what} names no file in ${process.cwd()}, and ${url}`, [`${what} takes ${what === "-f" ? "the topology file" : "a plan saved with topo plan -o FILE"}; ${inFile}`]);
 }
 
 /**
@@ -175,7 +204,13 @@ program
   .showHelpAfterError()
   // A wrong command line is thrown, not exited on, so --json can say it as JSON (code usage).
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) });
+  .configureOutput({ writeErr: (s) => process.stderr.write(redact(s)) })
+  .hook("preAction", (_program, command) => {
+    const o = command.opts<{ file?: string; output?: string }>();
+    if (command.getOptionValueSource("file") === "cli") refuseUrlForFile("-f", o.file, false);
+    refuseUrlForFile("-o", o.output, true);
+    if (command.name() === "apply" || command.name() === "show") refuseUrlForFile(`${command.name()}'s PLANFILE`, command.processedArgs[0] as string | undefined, false);
+  });
 
 const fileOption = () => new Option("-f, --file <file>", "topology file").default("topology.yaml");
 
@@ -602,6 +637,7 @@ if (!early) program.parseAsync(process.argv).then(
       if (asksForJson(process.argv)) outJson({ error: { code: "usage", message: e.message.replace(/^error: /, "") } }, 0);
       return exit(1);
     }
-    fail(e, false);
+    // A refusal of the command line before its command ran (refuseUrlForFile).
+    fail(e, asksForJson(process.argv));
   },
 );

@@ -61,6 +61,18 @@ export function learnTypedPassword(value: string, redactor: Redactor): void {
   }
 }
 
+/**
+ * Whether `value` holds a password where a URL holds one (userinfoSpan): "u:pw@host", with or
+ * without a scheme. For a file's name given on the command line, which is taken for one such only
+ * when no file of that name is there (deploy:rel-2026@eu.yaml is a name).
+ */
+export function holdsTypedPassword(value: string): boolean {
+  const span = userinfoSpan(value);
+  if (!span) return false;
+  const colon = value.indexOf(":", span.start);
+  return colon >= 0 && colon < span.end - 1;
+}
+
 /** host[:port] as a URL writes it; anything else may be a password that lost its "@". */
 const PLAIN_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]*)(?::[0-9]*)?$/;
 

@@ -1,6 +1,6 @@
 // Secrets never reach output, and plan works with a read-only (monitoring) user.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, deleteVhost, runCli, suiteUsers, uniqueName, writeFile, writeTopology, type CliResult } from "../helpers/broker.js";
@@ -431,6 +431,37 @@ describe("a password typed where the command line does not take it", () => {
       const r = await runCli(["validate", ...args]);
       expect(r.stdout).toBe(`${file} is valid: 1 service on sync (1 queue), async (1 queue).\n`);
       expect(JSON.parse((await runCli(["validate", ...args, "--json"])).stdout).file).toBe(file);
+    }
+  });
+
+  // A broker's URL typed without its scheme where a file belongs was taken for a file's name and
+  // printed whole: "topo_u:pw@localhost:1:1: no such file" (-f), "wrote topo_u:pw@localhost" (-o,
+  // with a file of that name written), "cannot read the saved plan topo_u:pw@localhost" (apply,
+  // show). A password of fewer than four characters is masked only in a URL with its scheme.
+  it("as user:password@host given where a file belongs (-f, -o, a saved plan) is refused before the command runs, masked", async () => {
+    const t = writeTopology({ sync: "s", async: "a", services: ["mplogin"] });
+    const dir = dirname(t);
+    for (const pw of ["pw", PW]) {
+      const url = `topo_u:${pw}@localhost:5672/x`;
+      const out = join(dir, `topo_u:${pw}@localhost`);
+      const cases: [string[], string][] = [
+        [["validate", "-f", url], `-f names no file in ${process.cwd()}, and it has the form <user>:<password>@<host> of a broker's URL (topo_u:***@localhost:5672/x)`],
+        [["plan", `--file=${url}`, "--json"], "-f names no file in"],
+        [["export", "definitions", "-f", t, "--cluster", "sync", "-o", out], `-o was given no file's name: it has the form <user>:<password>@<host> of a broker's URL (***@localhost), and topo writes no file of that name`],
+        [["export", "celery", "-f", t, "--cluster", "sync", `--output=${out}`], "-o was given no file's name"],
+        [["show", url], "show's PLANFILE names no file in"],
+        [["apply", url, "--json"], "apply's PLANFILE names no file in"],
+      ];
+      for (const [args, said] of cases) {
+        const r = await runCli(args);
+        const all = r.stdout + r.stderr;
+        expect(r.code, args.join(" ")).toBe(1);
+        expect(all, args.join(" ")).toContain(said);
+        expect(all, args.join(" ")).not.toContain(`:${pw}@`);
+        expect(leaks(r), args.join(" ")).toEqual([]);
+        if (args.includes("--json")) expect(JSON.parse(r.stdout).error.code).toBe("usage");
+        expect(existsSync(out), args.join(" ")).toBe(false);
+      }
     }
   });
 
