@@ -109,11 +109,16 @@ export function whyNotAUrl(raw: string): string {
     const colon = userinfo.indexOf(":");
     const part = colon >= 0 && !ENDS_AUTHORITY.test(userinfo.slice(0, colon)) ? "the password" : "the user name or password";
     if (ENDS_AUTHORITY.test(userinfo)) return `${part} holds "/", "?", "#" or "\\" unencoded, which end a URL's host part; ${PERCENT_ENCODE}`;
-    if (/\s/.test(userinfo)) return `${part} holds white space; ${PERCENT_ENCODE}`;
   }
   const hostPart = span ? raw.slice(span.end + 1) : rest;
   const authority = hostPart.split(/[/?#]/, 1)[0] ?? "";
-  if (/\s/.test(raw)) return "it holds white space; a URL has none (percent-encode it, as %20)";
+  // White space is refused only there: the parser takes it in the user-info and the path
+  // (%20), so "the password holds white space" was said of a URL refused for its port.
+  if (/\s/.test(authority)) {
+    return span || !authority.includes(":")
+      ? "the host or port holds white space, which a host name and a port cannot have; remove it"
+      : `the host or port holds white space (a user and password go before an @: scheme://<user>:<password>@<host>); ${PERCENT_ENCODE}`;
+  }
   if (authority === "") return "it has no host";
   let port: string | undefined;
   if (authority.startsWith("[")) {

@@ -26,6 +26,16 @@ describe("whyNotAUrl", () => {
     expect(whyNotAUrl("amqp://user:secret")).toMatch(/^the port is not a number \(a user and password go before an @/);
     expect(whyNotAUrl("amqp://u:pw@ho^st/v")).toMatch(/host name holds characters/);
   });
+
+  // The URL parser takes white space in the user-info and the path (as %20): a URL refused for
+  // its port was said to be refused for a space in its password, with the advice to encode it.
+  it("says white space is wrong only where it is, in the host or port", () => {
+    expect(whyNotAUrl("amqp://guest:gu est@127.0.0.1:99999/a")).toBe("the port is more than 65535");
+    expect(whyNotAUrl("amqp://guest:gu est@127.0.0.1:56x/a b")).toBe("the port is not a number");
+    expect(whyNotAUrl("amqp://guest:guest@127.0.0.1 :5672/a")).toBe("the host or port holds white space, which a host name and a port cannot have; remove it");
+    expect(whyNotAUrl("amqp://guest:gu est@ex ample/a")).toBe("the host or port holds white space, which a host name and a port cannot have; remove it");
+    expect(whyNotAUrl("amqp://user:sec ret")).toMatch(/^the host or port holds white space \(a user and password go before an @/);
+  });
 });
 
 describe("bad URLs in the file", () => {
