@@ -186,6 +186,8 @@ export interface SettingPlaces {
   managementHost: string;
   /** The user name and password: clusters.sync (url or management). */
   credentials: string;
+  /** Where the AMQP login is set, for a refused one: clusters.sync.url; absent: url. */
+  login?: string;
   /** The TLS files: clusters.sync.tls; undefined where none can be given. */
   tls?: string;
 }

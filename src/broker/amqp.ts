@@ -855,7 +855,7 @@ function connectError(target: ClusterTarget, e: Error, reason?: Refusal): Broker
     if (refusal.code in CODE_HINTS) hints.push(CODE_HINTS[refusal.code] as string);
   } else if (/ACCESS.REFUSED|403/.test(e.message)) {
     kind = "auth_failed";
-    hints.push(`the broker refused the credentials (user name or password) of "${user}"; check them in ${places.url}`);
+    hints.push(`the broker refused the credentials (user name or password) of "${user}"; check them in ${places.login ?? places.url}`);
   } else if (/NOT.ALLOWED|530|vhost/.test(e.message)) {
     kind = "permission_denied";
     hints.push(`vhost "${target.amqp.vhost}" does not exist or user "${target.amqp.username}" has no permission on it; topo apply creates the vhost when the management user may`);

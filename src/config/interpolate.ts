@@ -180,7 +180,7 @@ const NUMERIC = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
  * The variables a URL as written puts into its user name or password, each once, in order: the
  * references in its user-info (url.ts userinfoSpan) once they are blanked ($$ is no variable).
  */
-function userinfoVariables(source: string): string[] {
+export function userinfoVariables(source: string): string[] {
   const refs = [...source.matchAll(VAR)].filter((m) => m[1] !== undefined);
   // The URL's own marks, with each reference blanked (a :-default may hold "@" or "://").
   let bare = source;
@@ -195,6 +195,11 @@ function userinfoVariables(source: string): string[] {
   return [...names];
 }
 
+
+/** Whether a URL as written holds user-info (a :-default may hold "@" or "://": read without its references). */
+export function writesUserinfo(source: string): boolean {
+  return userinfoSpan(source.replace(VAR, (m) => " ".repeat(m.length))) !== undefined;
+}
 
 /**
  * A URL refused for how its password is written, with ${VAR}s put into its user name or

@@ -7,10 +7,10 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import type { Document, LineCounter, Node as YamlNode, Pair, Scalar } from "yaml";
 import type { ValidateFunction } from "ajv";
 import { ConfigError, formatProblem, TopoError, type ConfigProblem } from "../errors.js";
-import type { DesiredState } from "../model.js";
+import { placesOf, type DesiredState } from "../model.js";
 import type { Redactor } from "../redact.js";
 import { normalize, type PathProblem } from "./normalize.js";
-import { interpolateValue, namingVariables, pathsOf, schemaTypesAt, UNINTERPOLATED, type Env } from "./interpolate.js";
+import { interpolateValue, namingVariables, pathsOf, schemaTypesAt, UNINTERPOLATED, userinfoVariables, writesUserinfo, type Env } from "./interpolate.js";
 import { literalPasswordWarning, lonePasswordVariable, nameLikePasswords, shownWords } from "./literal-secrets.js";
 import { maybeYaml11Number, numberProblem, numberTextProblem } from "./numbers.js";
 import { SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
@@ -503,6 +503,8 @@ function fromYaml(text: string, file: string, env: Env, redactor: Redactor | und
   for (const p of unusedTls(desired.clusters.map((c) => c.target))) warnings?.push(placePathProblem(p, doc, at, file, true));
   // Before any problem is thrown: nothing printed after this may show them.
   learnPasswords(desired, redactor, words);
+  // A value without a ${VAR} is in the data as written.
+  loginVariables(desired, (cluster, key) => putIn.get(pathKey(["clusters", cluster, key])) ?? clusterValue(data, cluster, key));
   if (problems.length) throw new ConfigError(sortProblems(problems), sortProblems(warnings ?? []));
   return desired;
 }
@@ -524,6 +526,8 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   } catch {
     return undefined;
   }
+  // As written: interpolateData puts the variables in in place.
+  const written = isObject(data) && isObject(data.clusters) ? Object.fromEntries(Object.keys(data.clusters).map((c) => [c, { url: clusterValue(data, c, "url"), management: clusterValue(data, c, "management") }])) : {};
   const { separators, plainNumbers } = scanJson(text);
   const members = membersOf(data, 0);
   // A number written 1.0 or 1e3 (numbers.ts), or one JSON.parse rounded, is placed by the YAML path.
@@ -541,7 +545,39 @@ export function fromJson(text: string, file: string, env: Env, redactor: Redacto
   // warned about at its place, which the YAML path finds.
   if (nameLikePasswords(desired, userPasswords(data), words).length || tagWarnings(data).length || unusedTls(desired.clusters.map((c) => c.target)).length) return undefined;
   learnPasswords(desired, redactor, words);
+  loginVariables(desired, (cluster, key) => (Object.hasOwn(written, cluster) ? written[cluster]?.[key] : undefined));
   return desired;
+}
+
+/** clusters.NAME.KEY of the data, when it is a string. */
+function clusterValue(data: unknown, cluster: string, key: string): string | undefined {
+  const c = isObject(data) && isObject(data.clusters) ? data.clusters[cluster] : undefined;
+  const value = isObject(c) ? c[key] : undefined;
+  return typeof value === "string" ? value : undefined;
+}
+
+/**
+ * Each cluster's hints for a refused login name the ${VAR}s its user name and password are put in
+ * from, as well as the key: "check them in clusters.sync.url" sent a deploy job's reader to a file
+ * that shows ${SYNC_PASSWORD} and no more, when what was wrong is what the variable holds (which
+ * CI secret, which .env line). `sourceOf` gives a URL as written, before its ${VAR}s were put in.
+ */
+function loginVariables(desired: DesiredState, sourceOf: (cluster: string, key: "url" | "management") => string | undefined): void {
+  for (const c of desired.clusters) {
+    const url = sourceOf(c.target.name, "url");
+    const management = sourceOf(c.target.name, "management");
+    const fromUrl = url === undefined ? [] : userinfoVariables(url);
+    // The management API logs in with its own URL's user-info when it has one, else with the url's.
+    const fromManagement = management !== undefined && writesUserinfo(management) ? userinfoVariables(management) : fromUrl;
+    if (!fromUrl.length && !fromManagement.length) continue;
+    const what = (names: string[]) => ` and in what ${names.map((n) => `\${${n}}`).join(" and ")} ${names.length === 1 ? "holds" : "hold"} (put in as it is set, percent-encoded where a URL needs it)`;
+    const places = placesOf(c.target);
+    c.target.places = {
+      ...places,
+      login: fromUrl.length ? `${places.url}${what(fromUrl)}` : places.url,
+      credentials: fromManagement.length ? `${places.credentials}${what(fromManagement)}` : places.credentials,
+    };
+  }
 }
 
 /**

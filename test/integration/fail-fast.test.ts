@@ -308,6 +308,28 @@ describe("a missing right is named, with the command that grants it", () => {
     expect((await runCli(["plan", "-f", withUrl(amqpUrl(async, { user: u.user, password: u.password })), "--detailed-exitcode"])).code).toBe(0);
   });
 
+  // The hint of a refused login named the key alone ("check them in clusters.async.url"), whose
+  // text in a deploy job's file is ${VAR}: what was wrong was the variable's value.
+  it("a refused login names the variables its user name and password are put in from, beside the key", async () => {
+    const b = broker();
+    const { sync, async } = fresh(["mplogin"]);
+    const at = (u: string) => u.replace(/\/\/([^@]*)@/, `//${b.user}:\${TOPO_TEST_LOGIN_PW}@`);
+    const amqp = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { async: { url: at(amqpUrl(async)), management: adminManagementUrl() } } });
+    const r = await runCli(["plan", "-f", amqp], { TOPO_TEST_LOGIN_PW: "wrong-amqp-pw" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`check them in clusters.async.url and in what \${TOPO_TEST_LOGIN_PW} holds (put in as it is set, percent-encoded where a URL needs it)`);
+    // The management API logs in with the url's user-info when its own URL has none.
+    const management = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { async: { url: at(amqpUrl(async)), management: b.mgmtBase } } });
+    const m = await runCli(["plan", "-f", management], { TOPO_TEST_LOGIN_PW: "wrong-amqp-pw" });
+    expect(m.code).toBe(1);
+    expect(m.stderr).toContain(`check them in clusters.async (url or management) and in what \${TOPO_TEST_LOGIN_PW} holds`);
+    // A password written in the file is named by its key alone.
+    const literal = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { async: { url: amqpUrl(async, { user: b.user, password: "wrong-amqp-pw" }), management: adminManagementUrl() } } });
+    const l = await runCli(["plan", "-f", literal]);
+    expect(l.stderr).toMatch(/check them in clusters\.async\.url\n/);
+    for (const x of [r, m, l]) expect(x.stdout + x.stderr).not.toContain("wrong-amqp-pw");
+  });
+
   // A proxy in front of the broker that passes its connection.start on and resets the connection
   // at the login: plan took the reset for a port that did not answer, left it to apply, and showed
   // its plan (exit 2 here, with vhosts to create) for a wrong password as for a right one.
