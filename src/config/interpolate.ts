@@ -207,7 +207,8 @@ export function writesUserinfo(source: string): boolean {
  * (never what they hold) and says where to encode it. A variable's value goes in as it is set.
  */
 export function namingVariables(p: ConfigProblem, source: string | undefined): ConfigProblem {
-  if (source === undefined || !p.message.includes(PERCENT_ENCODE)) return p;
+  // PERCENT_ENCODE's beginning: a control character's message adds an example to it (a tab as %09).
+  if (source === undefined || !p.message.includes(PERCENT_ENCODE.slice(0, PERCENT_ENCODE.indexOf(" (")))) return p;
   const names = userinfoVariables(source);
   if (!names.length) return p;
   const refs = names.map((n) => `\${${n}}`).join(", ");

@@ -108,6 +108,15 @@ describe("bad URLs in the file", () => {
     }
   });
 
+  // A tab or another control character inside a password's variable was "percent-encode the
+  // password" alone, where the file shows only ${PW}.
+  it("name the variable of a password that holds a control character", () => {
+    const ps = problemsOf(file("amqp://user:${PW}@127.0.0.1/vh"), { PW: "Zq8k\tP4xw" });
+    expect(ps).toHaveLength(1);
+    expect(ps[0]).toMatch(/the password holds a control character .*; \$\{PW\} goes in as it is set: percent-encode the password in its value \(or in a :-default\)$/);
+    expect(ps[0]).not.toMatch(/Zq8k|P4xw/);
+  });
+
   it("name the variables of a password only, never what they hold", () => {
     const env = { USER_: "u", PW: "Zq8k/P4xw", PORT: "5672" };
     const ps = problemsOf(file("amqp://${USER_}:${PW}@127.0.0.1:${PORT}/vh"), env);
