@@ -475,6 +475,11 @@ exportCmd
       const d = exportDefinitions({ file: o.file, cluster: o.cluster, redactor });
       if (o.output !== undefined) (await import("./files/write-file.js")).refuseOverTopology(o.output, o.file, "the definitions", `${d.cluster}.json`);
       for (const w of d.warnings) err(`warning: ${w}`);
+      // A salted SHA-256 of a password is guessed from at billions a second: printed, it went
+      // into a deploy job's log, which every reader of the job can see, without a word.
+      if (d.secret && o.output === undefined) {
+        err(`warning: the definitions hold the password hash of each user of the file's users: section, printed on stdout: a hash is guessed from offline, so keep what stdout goes to as you keep the passwords, or write them with -o FILE (readable by its owner alone)`);
+      }
       // Users' password hashes are secrets: a new file of them is the owner's alone, as a saved plan is.
       await emit(d.text, o.output, d.secret ? 0o600 : 0o644);
     } catch (e) {

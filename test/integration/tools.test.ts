@@ -94,6 +94,14 @@ describe("export definitions", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(out, "utf8")).toContain("password_hash");
     expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(r.stderr).not.toContain("password hash");
+    // Printed on stdout (a deploy job's log) they were said nothing of.
+    const printed = await runCli(["export", "definitions", "-f", withUsers, "--cluster", "sync"]);
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toContain("password_hash");
+    expect(printed.stderr).toContain("warning: the definitions hold the password hash of each user of the file's users: section, printed on stdout: a hash is guessed from offline, so keep what stdout goes to as you keep the passwords, or write them with -o FILE (readable by its owner alone)");
+    // Without users there is nothing to say.
+    expect((await runCli(["export", "definitions", "-f", file, "--cluster", "sync"])).stderr).not.toContain("password hash");
   });
 
   it("asks which cluster when the file has several", async () => {
