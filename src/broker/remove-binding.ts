@@ -6,7 +6,8 @@
 // by the properties_key it was listed under, which names its arguments with their types, and a
 // 404 there means no binding of that key is left.
 
-import type { Binding } from "../model.js";
+import type { Binding, ClusterPlan } from "../model.js";
+import { holdingQueueName } from "../core/naming.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 
@@ -44,4 +45,26 @@ export async function removeByKey(http: ManagementClient, vhost: string, b: Bind
 export function copyOf(b: Binding, destination: string): Binding {
   const { propertiesKey, ...rest } = b;
   return { ...rest, destination, ...(b.exact && propertiesKey !== undefined ? { propertiesKey } : {}) };
+}
+
+/**
+ * The bindings `plan`'s apply removes through the management API, by their ends: each binding with
+ * arguments it deletes, and, in a replace that moves the queue's messages (not `movesNothing`:
+ * --allow-data-loss), each such binding of the queue, unbound from the queue and, where its types
+ * were found, from the holding queue (broker/replace.ts). The management API checks its own
+ * user's permissions for these, not the AMQP user's.
+ */
+export function unbindsByKey(plan: ClusterPlan, movesNothing: boolean): Binding[] {
+  const out: Binding[] = [];
+  for (const a of plan.actions) {
+    if (a.op === "delete" && a.before.kind === "binding" && removedByKey(a.before)) out.push(a.before);
+    if (a.op !== "replace" || a.after.kind !== "queue" || (movesNothing && a.resume === undefined)) continue;
+    const queue = a.after.name;
+    for (const b of a.rebind) {
+      if (!removedByKey(b)) continue;
+      out.push(copyOf(b, queue));
+      if (b.exact) out.push(copyOf(b, holdingQueueName(queue)));
+    }
+  }
+  return out;
 }

@@ -9,7 +9,8 @@ import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
 import { peekLiveCounts, readAlarms, readCluster, readOperatorPolicies, readUserConnections, readDefaultQueueType, readLiveCounts, readVhostLimits, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
-import { permissionRefusal, tagRefusal } from "../plan/rights.js";
+import { managementUnbindRefusal, permissionRefusal, tagRefusal } from "../plan/rights.js";
+import { unbindsByKey } from "../broker/remove-binding.js";
 import { planCluster } from "../plan/diff.js";
 import { userConflicts, usersUnread } from "../plan/users.js";
 import { operatorPoliciesUnsure } from "../plan/policy-limits.js";
@@ -398,6 +399,14 @@ export async function readAndPlan(
       // None at all: the login says so, after waiting for rights granted late (a vhost just created).
       const refused = permission === undefined || permission === "none" ? undefined : permissionRefusal(amqpUser, c.target.amqp.vhost, permission, plan, prefix, movesNothing);
       if (refused) apprehended.push(refused);
+      // A binding with arguments goes through the management API, with the management user's own
+      // permissions: where that is the AMQP user, the check above covered them.
+      const unbinds = user !== amqpUser ? unbindsByKey(plan, movesNothing) : [];
+      if (unbinds.length) {
+        const own = await readVhostPermission(client, c.target, user);
+        const unbindRefused = own === undefined ? undefined : managementUnbindRefusal(user, c.target.amqp.vhost, own, unbinds);
+        if (unbindRefused) apprehended.push(unbindRefused);
+      }
     }
   }
   if (live) for (const r of apprehended) refusals.push(new BrokerError(c.target.name, r.message, { hints: [r.hint], code: "permission_denied" }));

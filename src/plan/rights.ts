@@ -65,6 +65,9 @@ export interface VhostPermission {
 
 type Right = keyof VhostPermission;
 
+/** A right apply needs on one exchange or queue. */
+type Need = { right: Right; kind: "queue" | "exchange"; name: string };
+
 /**
  * A test of whether a permission's pattern lets a name through, as RabbitMQ reads it: an
  * unanchored match, and the empty pattern matches nothing. It answers undefined where JavaScript
@@ -83,8 +86,8 @@ function allows(pattern: string): (name: string) => boolean | undefined {
  * binding it makes, removes or makes again after a replace, and what a replace without loss moves
  * messages with (`movesNothing`: apply --allow-data-loss, which moves none).
  */
-function rightsNeeded(plan: ClusterPlan, prefix: string, movesNothing: boolean): { right: Right; kind: "queue" | "exchange"; name: string }[] {
-  const out: { right: Right; kind: "queue" | "exchange"; name: string }[] = [
+function rightsNeeded(plan: ClusterPlan, prefix: string, movesNothing: boolean): Need[] {
+  const out: Need[] = [
     { right: "configure", kind: "queue", name: lockQueueName(prefix) },
     { right: "read", kind: "queue", name: lockQueueName(prefix) },
     { right: "configure", kind: "exchange", name: applyMarkName(prefix) },
@@ -117,15 +120,15 @@ function rightsNeeded(plan: ClusterPlan, prefix: string, movesNothing: boolean):
 /** The default exchange, as RabbitMQ names it when it checks a permission. */
 const DEFAULT_EXCHANGE = "amq.default";
 
+/** How many names a right's widened pattern in the hint may list. */
+const WIDEN_AT_MOST = 24;
+
 /**
  * The AMQP user's permissions on the vhost against what apply needs of them; undefined when they
  * suffice, or when a pattern topo cannot read leaves it unsure. A user with no permissions there
  * at all is not judged here: its login is refused (530), and apply's login waits a while for
  * rights granted late to a vhost just created, then names them (broker/amqp.ts).
  */
-/** How many names a right's widened pattern in the hint may list. */
-const WIDEN_AT_MOST = 24;
-
 export function permissionRefusal(
   user: string,
   vhost: string,
@@ -134,15 +137,45 @@ export function permissionRefusal(
   prefix: string,
   movesNothing = false,
 ): { message: string; hint: string } | undefined {
+  return refusalOf(user, vhost, permission, rightsNeeded(plan, prefix, movesNothing), "");
+}
+
+/** A binding the management API removes by its properties_key: one with arguments (broker/remove-binding.ts). */
+export interface UnbindByKey {
+  source: string;
+  destination: string;
+  destinationType: "queue" | "exchange";
+}
+
+/**
+ * The management user's own permissions on the vhost against the bindings apply removes through
+ * the management API: RabbitMQ checks them there (write on the destination, read on the source),
+ * not the AMQP user's, so a management user other than the AMQP user needs them too. Without them
+ * apply stopped at that unbind, after its other writes (and a replace after it had bound the
+ * holding queue). "none": it has no permissions on the vhost at all. Undefined when they suffice.
+ */
+export function managementUnbindRefusal(user: string, vhost: string, permission: VhostPermission | "none", unbinds: readonly UnbindByKey[]): { message: string; hint: string } | undefined {
+  const needs = unbinds.flatMap((b): Need[] => [
+    { right: "write", kind: b.destinationType, name: b.destination },
+    { right: "read", kind: "exchange", name: b.source },
+  ]);
+  const why = ` (the management API removes ${unbinds.length === 1 ? "a binding with arguments" : "bindings with arguments"} with the management user's own permissions, not the AMQP user's)`;
+  return refusalOf(user, vhost, permission === "none" ? undefined : permission, needs, why);
+}
+
+/** `given` undefined: the user has no permissions on the vhost at all. */
+function refusalOf(user: string, vhost: string, given: VhostPermission | undefined, needs: readonly Need[], why: string): { message: string; hint: string } | undefined {
+  // No permissions at all: each right is one that matches nothing.
+  const permission = given ?? { configure: "", write: "", read: "" };
   const set = (p: VhostPermission) => `rabbitmqctl set_permissions -p ${shellWord(vhost)} ${shellWord(user)} ${shellWord(p.configure)} ${shellWord(p.write)} ${shellWord(p.read)}`;
   // Each pattern compiled once, and each refused object kept once by a set: a plan of 25,000
   // services that a user's permissions refuse took 57 s to say so.
   const test = { configure: allows(permission.configure), write: allows(permission.write), read: allows(permission.read) };
   const refused = new Map<string, Set<string>>();
   const missing: Record<Right, Set<string>> = { configure: new Set(), write: new Set(), read: new Set() };
-  for (const need of rightsNeeded(plan, prefix, movesNothing)) {
+  for (const need of needs) {
     if (test[need.right](need.name) !== false) continue;
-    const key = `its ${need.right} permission (${permission[need.right]}) does not match`;
+    const key = given ? `its ${need.right} permission (${permission[need.right]}) does not match` : `it needs ${need.right} on`;
     const objects = refused.get(key) ?? refused.set(key, new Set()).get(key)!;
     objects.add(`${need.kind} ${need.name}`);
     missing[need.right].add(need.name);
@@ -162,7 +195,7 @@ export function permissionRefusal(
   };
   const exactly = (["configure", "write", "read"] as const).every((r) => missing[r].size <= WIDEN_AT_MOST);
   return {
-    message: `user ${user}'s permissions in vhost ${vhost} do not let apply work: ${lacks.join("; ")}; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written`,
-    hint: `${set({ configure: widened("configure"), write: widened("write"), read: widened("read") })} ${exactly ? "keeps what they allow now and adds exactly what is named above" : "sets them; write each capitalised one to match what is named above"} (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
+    message: `${given ? `user ${user}'s permissions in vhost ${vhost} do not let apply work` : `user ${user} has no permissions in vhost ${vhost}`}${why}: ${lacks.join("; ")}; the broker would refuse apply at the first of these, so topo refuses the plan before anything is written`,
+    hint: `${set({ configure: widened("configure"), write: widened("write"), read: widened("read") })} ${exactly ? (given ? "keeps what they allow now and adds exactly what is named above" : "grants exactly what is named above") : "sets them; write each capitalised one to match what is named above"} (docs/users.md lists what topo needs); rabbitmqctl list_user_permissions ${shellWord(user)} shows them now`,
   };
 }

@@ -479,6 +479,37 @@ describe("a missing right is named, with the command that grants it", () => {
     expect(hints).toContain(`rabbitmqctl set_permissions -p ${async} ${name} CONFIGURE WRITE READ`);
   });
 
+  it("an administrator management user whose own vhost permissions refuse a binding's removal: a replace is refused before anything is written, and the permissions named let it through", async () => {
+    // An administrator reads the vhost whatever its permissions there, but the management API
+    // removes a binding with arguments with them: a replace stopped half-way, its holding queue
+    // bound beside the queue (every new message went to both), at the unbind of a user's headers
+    // binding from the old queue.
+    const { sync, async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    expect((await api("POST", `/api/bindings/${vh(async)}/e/amq.headers/q/mplogin.async`, { routing_key: "", arguments: { "x-match": "all", k: "v" } })).status).toBeLessThan(300);
+    await publish(async, "mplogin", "mplogin.async.t", ["held"]);
+    const admin = await user("administrator");
+    const b = broker();
+    const mgmt = `http://${admin.user}:${admin.password}@${b.host}:${new URL(b.mgmtBase).port}`;
+    const after = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000 } } }], clusterExtra: { async: { url: amqpUrl(async), management: mgmt } } });
+    const refusal = `user ${admin.user} has no permissions in vhost ${async} (the management API removes bindings with arguments with the management user's own permissions, not the AMQP user's): it needs write on queue mplogin.async, queue topo.hold.mplogin.async; it needs read on exchange amq.headers`;
+    const plan = await runCli(["plan", "-f", after]);
+    expect(plan.stdout).toContain(`apply refuses this plan before writing anything: ${refusal}`);
+    const r = await runCli(["apply", "-f", after, "--allow-destructive", "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+    expect(r.stderr).toContain(refusal);
+    expect(r.stderr).toContain(`rabbitmqctl set_permissions -p ${async} ${admin.user} '' '^(?:mplogin\\.async|topo\\.hold\\.mplogin\\.async)$' '^(?:amq\\.headers)$' grants exactly what is named above`);
+    expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mplogin.async`)).status).toBe(404);
+    expect((await api("GET", `/api/queues/${vh(async)}/mplogin.async`)).body.arguments).toEqual({});
+    expect((await withChannel(async, (ch) => ch.checkQueue("mplogin.async"))).messageCount).toBe(1);
+    // What the refusal names, and no more, is enough.
+    expect((await api("PUT", `/api/permissions/${vh(async)}/${admin.user}`, { configure: "", write: "^(?:mplogin\\.async|topo\\.hold\\.mplogin\\.async)$", read: "^(?:amq\\.headers)$" })).status).toBeLessThan(300);
+    const again = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await withChannel(async, (ch) => ch.checkQueue("mplogin.async"))).messageCount).toBe(1);
+  }, 120_000);
+
   it("a request refused for a tag the user lacks: set_user_tags keeps the tags it has", async () => {
     const u = await user("management,deployer");
     const b = broker();

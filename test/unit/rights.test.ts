@@ -2,7 +2,8 @@
 // (plan/rights.ts), checked before anything is written.
 
 import { describe, expect, it } from "vitest";
-import { permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
+import { managementUnbindRefusal, permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
+import { unbindsByKey } from "../../src/broker/remove-binding.js";
 import { setUserTags } from "../../src/core/words.js";
 import { subjectOf } from "../../src/core/keys.js";
 import type { Action, ClusterPlan, Resource } from "../../src/model.js";
@@ -78,5 +79,24 @@ describe("the AMQP user's permissions", () => {
     // The old queue and its holding queue are read; the bindings made again need read on their source.
     const r = permissionRefusal("app", "sync", { ...all, read: "^topo\\.mp\\.lock$" }, plan(replace), "mp");
     expect(r?.message).toMatch(/its read permission \(\^topo\\\.mp\\\.lock\$\) does not match exchange mplogin, queue mplogin\.sync, queue topo\.hold\.mplogin\.sync, exchange topo\.hold\.mplogin\.sync;/);
+  });
+});
+
+describe("the management user's own permissions on the vhost", () => {
+  it("the bindings it removes over the management API: write on each destination, read on each source", () => {
+    const keyed = { ...(subjectOf(binding) as Extract<Resource, { kind: "binding" }>), arguments: { "x-a": 1 }, propertiesKey: "~abc" };
+    const del: Action = { op: "delete", key: "", before: keyed };
+    const unbinds = unbindsByKey(plan(del, binding), false);
+    expect(unbinds.map((b) => `${b.source}->${b.destination}`)).toEqual(["mplogin->mplogin.sync"]);
+    const none = managementUnbindRefusal("ops", "sync", "none", unbinds);
+    expect(none?.message).toMatch(/^user ops has no permissions in vhost sync \(the management API removes a binding with arguments with the management user's own permissions, not the AMQP user's\): it needs write on queue mplogin\.sync; it needs read on exchange mplogin;/);
+    expect(none?.hint).toMatch(/^rabbitmqctl set_permissions -p sync ops '' '\^\(\?:mplogin\\\.sync\)\$' '\^\(\?:mplogin\)\$' grants exactly what is named above/);
+    expect(managementUnbindRefusal("ops", "sync", { configure: "", write: "^mp", read: "^mp" }, unbinds)).toBeUndefined();
+    expect(managementUnbindRefusal("ops", "sync", { configure: ".*", write: "^x", read: ".*" }, unbinds)?.message).toMatch(/its write permission \(\^x\) does not match queue mplogin\.sync;/);
+    // A replace that moves messages unbinds the queue's keyed bindings from it, and from the holding queue where their types were found.
+    const old = subjectOf(queue) as Extract<Resource, { kind: "queue" }>;
+    const replace: Action = { op: "replace", key: "", before: old, after: { ...old, arguments: { "x-max-length": 10 } }, because: ["arguments"], rebind: [{ ...keyed, exact: [] }] };
+    expect(unbindsByKey(plan(replace), false).map((b) => b.destination)).toEqual(["mplogin.sync", "topo.hold.mplogin.sync"]);
+    expect(unbindsByKey(plan(replace), true)).toEqual([]);
   });
 });
