@@ -435,6 +435,11 @@ export type Action =
        */
       namedDeadLetters?: { queues: string[]; note: string };
       /**
+       * An exchange replace: the queues that dead-letter to it and the exchanges whose alternate
+       * exchange it is, by argument or policy, whose messages are dropped while it is re-created (plan/diff.ts markRoutesIntoReplaced).
+       */
+      routedInto?: string;
+      /**
        * A lossless replace of this queue was interrupted: its holding queue still exists.
        * `queueDone`: the queue already has its new properties, so only the move back is left.
        */

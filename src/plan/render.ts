@@ -114,6 +114,7 @@ function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
     ...(a.risks?.some((r) => r.rule === "consumers") ? [celeryConsumers(a.before, a.after)] : []),
     ...(a.movedDeadLetters ? [a.movedDeadLetters] : []),
     ...(a.namedDeadLetters ? [a.namedDeadLetters.note] : []),
+    ...(a.routedInto ? [a.routedInto] : []),
     ...(a.after.kind === "exchange" ? [EXCHANGE_PUBLISHERS] : []),
   ];
 }
