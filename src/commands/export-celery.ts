@@ -31,7 +31,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   // The module is checked against the passwords the file holds (the caller's redactor learns them).
   const secrets = o.redactor ?? new Redactor();
   const { desired, unsetPasswords, warnings: literal } = loadConfig(o.file, o.env, secrets, { passwordsOptional: true });
-  const m = celeryModule(desired, { source: o.file, cluster: o.cluster, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue });
+  const m = celeryModule(desired, { source: o.file, cluster: o.cluster, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue, env: o.env ?? process.env });
 
   // The generator never reads a password. Should a password still show up (one equal to a name in
   // the topology, say), refuse rather than write a secret or a module mangled by masking.

@@ -96,7 +96,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   const redactor = opts.redactor ?? new Redactor();
   const env = opts.env ?? process.env;
   const passwordEnv = opts.passwordEnv ?? DEFAULT_PASSWORD_ENV;
-  const badName = variableNameProblem("--password-env", passwordEnv, env, DEFAULT_PASSWORD_ENV);
+  const badName = variableNameProblem("--password-env", passwordEnv, env, DEFAULT_PASSWORD_ENV, "the password");
   if (badName) throw new TopoError(badName.message, badName.hints);
   const badPrefix = opts.prefix === undefined ? undefined : prefixProblem(opts.prefix);
   if (badPrefix) {

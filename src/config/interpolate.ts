@@ -24,11 +24,12 @@ export function envVar(env: Env, name: string): string | undefined {
 
 /**
  * What is wrong with `given` as the name of the environment variable an option takes
- * (--password-env), or undefined. It never shows `given`: where a name belongs, a user often
- * gives the value, the password itself (`--password-env "$RABBITMQ_PASSWORD"`), which this
- * message would print into a CI log. A variable whose value it is says that mistake exactly.
+ * (--password-env, --broker-env), or undefined. It never shows `given`: where a name belongs, a
+ * user often gives the value, the secret itself (`--password-env "$RABBITMQ_PASSWORD"`), which
+ * this message would print into a CI log. A variable whose value it is says that mistake exactly.
+ * `holds` is what the variable is for ("the password", "the broker URL").
  */
-export function variableNameProblem(option: string, given: string, env: Env, example: string): { message: string; hints: string[] } | undefined {
+export function variableNameProblem(option: string, given: string, env: Env, example: string, holds: string): { message: string; hints: string[]; holder?: string } | undefined {
   const set = envVar(env, given) !== undefined;
   const holder = set || given === "" ? undefined : Object.keys(env).sort().find((k) => envVar(env, k) === given);
   if (holder !== undefined) {
@@ -36,13 +37,14 @@ export function variableNameProblem(option: string, given: string, env: Env, exa
       message: ENV_NAME.test(given)
         ? `${option} names a variable that is not set, and the name it was given (not shown) is the value of $${holder}`
         : `what ${option} was given (not shown) is the value of $${holder}, not a variable's name`,
-      hints: [`${option} takes a variable's name: if $${holder} holds the password, write ${option} ${holder}`],
+      hints: [`${option} takes a variable's name: if $${holder} holds ${holds}, write ${option} ${holder}`],
+      holder,
     };
   }
   if (ENV_NAME.test(given)) return undefined;
   return {
-    message: `${option} takes the name of an environment variable (letters, digits and _, not starting with a digit); what it was given is not one, and is not shown: it may be the password itself`,
-    hints: [`put the password in a variable and name that: ${option} ${example}`],
+    message: `${option} takes the name of an environment variable (letters, digits and _, not starting with a digit); what it was given is not one, and is not shown: it may be ${holds} itself`,
+    hints: [`put ${holds} in a variable and name that: ${option} ${example}`],
   };
 }
 

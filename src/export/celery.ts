@@ -14,6 +14,7 @@ import { queueDeclareArgs } from "../model.js";
 import { ENV_NAME, MAX_ROUTING_KEY_BYTES, SERVICE_NAME_BODY, TASK_NAME_BODY } from "../core/naming.js";
 import { pickExportCluster } from "./cluster.js";
 import { shellPath } from "../core/words.js";
+import { variableNameProblem, type Env } from "../config/interpolate.js";
 
 export interface CeleryExportOptions {
   /** The topology file as the user named it; written into the header. */
@@ -24,6 +25,8 @@ export interface CeleryExportOptions {
   brokerEnv?: string;
   /** Queue for task names that are not topology names; default the cluster's first queue. */
   defaultQueue?: string;
+  /** The environment, to tell a value given for brokerEnv (the password, say) from a name; none read. */
+  env?: Env;
 }
 
 export interface CeleryModule {
@@ -63,12 +66,17 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   const c = celeryCluster(desired, opts.cluster, opts.source);
   const cluster = c.target.name;
   const brokerEnv = opts.brokerEnv ?? brokerEnvName(cluster);
-  if (!ENV_NAME.test(brokerEnv)) {
-    // Not shown: where the name belongs, the value is an easy slip (--broker-env "$BROKER_URL"),
-    // and a URL without its scheme, or a password, is nothing output can mask.
-    throw new TopoError(`--broker-env takes the name of an environment variable; what it was given is not one, and is not shown: it may be the broker URL itself, with its password`, [
-      `use letters, digits and _, not starting with a digit: --broker-env ${brokerEnvName(cluster)}`,
-    ]);
+  // Not shown: where the name belongs, the value is an easy slip (--broker-env "$BROKER_URL"), and
+  // a URL without its scheme, or a password, is nothing output can mask. A password shaped like a
+  // name (--broker-env "$RABBITMQ_PASSWORD") was written into the module as the variable to read;
+  // the variable whose value it is tells it from a name.
+  const bad = opts.brokerEnv === undefined ? undefined : variableNameProblem("--broker-env", brokerEnv, opts.env ?? {}, brokerEnvName(cluster), "the broker URL");
+  if (bad) {
+    // A value shaped like a name has no "://": $holder holds no URL, the password more likely.
+    const hints = bad.holder !== undefined && ENV_NAME.test(brokerEnv)
+      ? [`--broker-env takes the name of the variable that holds the whole broker URL, and $${bad.holder} holds no URL (no "://"): put the URL (${exampleUrl(c)}) in a variable and name that: --broker-env ${brokerEnvName(cluster)}`]
+      : bad.hints;
+    throw new TopoError(bad.message, hints);
   }
   // A Celery 5.2 worker consumes a stream from "next" (it sets no x-stream-offset) and its acks
   // remove nothing: a task sent while no worker runs is never run (measured on 4.0.5). No setting

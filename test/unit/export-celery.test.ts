@@ -219,11 +219,56 @@ describe("export celery: broker, header and secrets", () => {
     expect(custom.brokerEnv).toBe("CELERY_BROKER");
     expect(custom.text).toContain(`os.environ.get("CELERY_BROKER")`);
     expect(custom.text).toContain(`--broker-env CELERY_BROKER -o <this file>`);
-    expect(thrown(() => generate(desired(), { brokerEnv: "1BAD-NAME" })).message).toMatch(/^--broker-env takes the name of an environment variable; what it was given is not one, and is not shown/);
+    const notName = thrown(() => generate(desired(), { brokerEnv: "1BAD-NAME" }));
+    expect(notName.message).toMatch(/^--broker-env takes the name of an environment variable \(letters, digits and _, not starting with a digit\); what it was given is not one, and is not shown: it may be the broker URL itself$/);
+    expect(notName.hints).toEqual(["put the broker URL in a variable and name that: --broker-env TOPO_BROKER_URL_SYNC"]);
     // The value given where the name belongs (--broker-env "$BROKER_URL") is never echoed: without
     // its scheme, or as a password alone, nothing would mask it.
     const slip = thrown(() => generate(desired(), { brokerEnv: "u:Sup3r-S3cret@rabbit:5672/v" }));
     expect(`${slip.message}\n${slip.hints.join("\n")}`).not.toContain("Sup3r-S3cret");
+  });
+
+  // `--broker-env "$RABBITMQ_PASSWORD"`: a password shaped like a name was written into the module
+  // three times (the command in its header, the comment, os.environ.get) and printed ("the broker
+  // URL is read from $<password>"). The variable whose value it is gives it away, as for --password-env.
+  it("refuses, unshown, a value given where the broker URL variable's name belongs", () => {
+    const pw = "Hunter2Secret9";
+    const env = { RABBITMQ_PASSWORD: pw, BROKER_URL: `amqp://u:${pw}@rabbit-sync:5672/sync` };
+    const asPassword = thrown(() => generate(desired(), { brokerEnv: pw, env }));
+    expect(asPassword.message).toBe("--broker-env names a variable that is not set, and the name it was given (not shown) is the value of $RABBITMQ_PASSWORD");
+    expect(asPassword.hints).toEqual([
+      `--broker-env takes the name of the variable that holds the whole broker URL, and $RABBITMQ_PASSWORD holds no URL (no "://"): put the URL (amqp://<user>:<password>@rabbit-sync:5672/sync) in a variable and name that: --broker-env TOPO_BROKER_URL_SYNC`,
+    ]);
+    const asUrl = thrown(() => generate(desired(), { brokerEnv: env.BROKER_URL, env }));
+    expect(asUrl.message).toBe("what --broker-env was given (not shown) is the value of $BROKER_URL, not a variable's name");
+    expect(asUrl.hints).toEqual(["--broker-env takes a variable's name: if $BROKER_URL holds the broker URL, write --broker-env BROKER_URL"]);
+    for (const e of [asPassword, asUrl]) expect(`${e.message}\n${e.hints.join("\n")}`).not.toContain(pw);
+    // A name, set or not, is taken; so is the default, whatever the environment holds.
+    expect(generate(desired(), { brokerEnv: "BROKER_URL", env }).brokerEnv).toBe("BROKER_URL");
+    expect(generate(desired(), { brokerEnv: "CELERY_BROKER", env }).brokerEnv).toBe("CELERY_BROKER");
+    expect(generate(desired(), { env: { X: "TOPO_BROKER_URL_SYNC" } }).brokerEnv).toBe("TOPO_BROKER_URL_SYNC");
+  });
+
+  it("export celery tells the password from a name in the environment it runs in, and writes nothing", async () => {
+    const { exportCelery } = await import("../../src/commands/export-celery.js");
+    const { existsSync, mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(join(tmpdir(), "topo-broker-env-"));
+    const saved = process.env.TOPO_TEST_BROKER_PW;
+    try {
+      const file = join(dir, "t.yaml");
+      const output = join(dir, "celeryconfig_sync.py");
+      writeFileSync(file, "version: 1\nclusters:\n  sync: { url: 'amqp://u@h:5672/a' }\nservices: [{ name: mplogin, async: false }]\n");
+      process.env.TOPO_TEST_BROKER_PW = "Hunter2Secret9";
+      const e = thrown(() => exportCelery({ file, brokerEnv: "Hunter2Secret9", output }));
+      expect(e.message).toContain("is the value of $TOPO_TEST_BROKER_PW");
+      expect(existsSync(output)).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.TOPO_TEST_BROKER_PW;
+      else process.env.TOPO_TEST_BROKER_PW = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("writes no password, from the AMQP URL or the management URL", () => {
