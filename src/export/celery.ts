@@ -70,7 +70,13 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   // a URL without its scheme, or a password, is nothing output can mask. A password shaped like a
   // name (--broker-env "$RABBITMQ_PASSWORD") was written into the module as the variable to read;
   // the variable whose value it is tells it from a name.
-  const bad = opts.brokerEnv === undefined ? undefined : variableNameProblem("--broker-env", brokerEnv, opts.env ?? {}, brokerEnvName(cluster), "the broker URL");
+  // A name written as names of variables are (capitals, digits and _) is taken for one even where a
+  // variable holds it: a pipeline that passes the name on (BROKER_VAR=CELERY_BROKER_URL, then
+  // --broker-env "$BROKER_VAR") exports where that variable is not set, since the module runs
+  // elsewhere, and was refused. A password of that shape is still written as a name.
+  const conventional = /^[A-Z_][A-Z0-9_]*$/.test(brokerEnv);
+  const found = opts.brokerEnv === undefined ? undefined : variableNameProblem("--broker-env", brokerEnv, opts.env ?? {}, brokerEnvName(cluster), "the broker URL");
+  const bad = found?.holder !== undefined && conventional ? undefined : found;
   if (bad) {
     // A value shaped like a name has no "://": $holder holds no URL, the password more likely.
     const hints = bad.holder !== undefined && ENV_NAME.test(brokerEnv)

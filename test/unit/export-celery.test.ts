@@ -247,6 +247,9 @@ describe("export celery: broker, header and secrets", () => {
     expect(generate(desired(), { brokerEnv: "BROKER_URL", env }).brokerEnv).toBe("BROKER_URL");
     expect(generate(desired(), { brokerEnv: "CELERY_BROKER", env }).brokerEnv).toBe("CELERY_BROKER");
     expect(generate(desired(), { env: { X: "TOPO_BROKER_URL_SYNC" } }).brokerEnv).toBe("TOPO_BROKER_URL_SYNC");
+    // A name a pipeline passes on through another variable (--broker-env "$BROKER_VAR"), its own
+    // variable not set where the module is exported: a name, written as names are.
+    expect(generate(desired(), { brokerEnv: "CELERY_BROKER_URL", env: { BROKER_VAR: "CELERY_BROKER_URL" } }).brokerEnv).toBe("CELERY_BROKER_URL");
   });
 
   it("export celery tells the password from a name in the environment it runs in, and writes nothing", async () => {
