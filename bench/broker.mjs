@@ -1,8 +1,10 @@
 // The broker both benchmarks measure (bench/run.mjs, bench/commands.mjs): its management API,
 // its beam.smp process's CPU time from /proc, and the wait for it to be idle before an operation.
 
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
+import amqplib from "amqplib";
 
 export const AMQP = process.env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const MGMT = process.env.BENCH_MANAGEMENT_URL ?? "http://127.0.0.1:15672";
@@ -99,4 +101,111 @@ export async function measured(fn) {
   const wallMs = performance.now() - t0;
   const b1 = brokerCpu();
   return { wallMs, ...r, brokerCpuMs: b0 === undefined ? undefined : b1 - b0, ...before };
+}
+
+// ----- child processes, vhosts, and a stop ----------------------------------------------------
+
+/** The child processes running now (topo, rabbitmqctl): a stopped benchmark stops them first. */
+const running = new Set();
+
+/** execFile, known to the stop (see removeOnStop). */
+export function execChild(file, args, options, callback) {
+  const c = execFile(file, args, options, callback);
+  running.add(c);
+  c.once("exit", () => running.delete(c));
+  return c;
+}
+
+export function rabbitmqctl(args) {
+  return new Promise((resolve, reject) => {
+    execChild("rabbitmqctl", args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`rabbitmqctl ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout)));
+  });
+}
+
+/**
+ * Empty a vhost quickly before deleting it: the broker deletes a vhost's queues one after the
+ * other (about a hundred durable queues a second here, and it goes on after DELETE /api/vhosts
+ * has answered), so its queues and exchanges are deleted first over many channels at once.
+ */
+async function emptyVhost(v) {
+  const [queues, exchanges] = await Promise.all([
+    api("GET", `/api/queues/${v}?disable_stats=true&columns=name`),
+    api("GET", `/api/exchanges/${v}?disable_stats=true&columns=name`),
+  ]);
+  if (!queues) return;
+  // A vhost that rabbitmqctl import_definitions made grants nobody anything yet.
+  const user = (process.env.BENCH_CREDENTIALS ?? "guest:guest").split(":")[0];
+  await api("PUT", `/api/permissions/${v}/${encodeURIComponent(user)}`, { configure: ".*", write: ".*", read: ".*" });
+  const conn = await amqplib.connect(`${AMQP}/${v}`);
+  try {
+    const work = async (items, fn) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          const ch = await conn.createChannel();
+          while (next < items.length) await fn(ch, items[next++]);
+          await ch.close();
+        }),
+      );
+    };
+    await work(queues.map((q) => q.name), (ch, q) => ch.deleteQueue(q));
+    await work(exchanges.map((e) => e.name).filter((e) => e !== "" && !e.startsWith("amq.")), (ch, e) => ch.deleteExchange(e));
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Remove one of the benchmark's vhosts: emptied first (a vhost whose objects cannot be reached
+ * over AMQP, one the broker holds down, is deleted as it is), then deleted over HTTP, or with
+ * rabbitmqctl when HTTP fails: the management listener stops a request after 60 s, half-way
+ * through a vhost of 75,000 objects; rabbitmqctl has no such bound.
+ */
+export async function removeVhost(v) {
+  await emptyVhost(v).catch((e) => log(`vhost ${v} not emptied first (${e.message.split("\n")[0]}); deleting it as it is`));
+  await api("DELETE", `/api/vhosts/${encodeURIComponent(v)}`).catch(() => rabbitmqctl(["delete_vhost", v]));
+}
+
+let stoppedBy;
+
+/** Whether the benchmark has been stopped by a signal: nothing new starts then. */
+export const stopped = () => stoppedBy !== undefined;
+
+/**
+ * When the benchmark is stopped (Ctrl-C, kill, its terminal closing), stop the child processes it
+ * runs, then remove the vhosts that `left()` names, as a run that ends by itself does: a stopped
+ * run must not leave the broker holding 150,000 objects (removing two such vhosts by hand once
+ * kept the broker busy for half an hour). A second signal leaves at once, naming what is left.
+ */
+export function removeOnStop(left) {
+  const stop = async (signal) => {
+    let vhosts = [...left()];
+    const code = 128 + (constants.signals[signal] ?? 15);
+    if (stoppedBy) {
+      log(`${signal} again: leaving now; left on the broker: ${vhosts.join(", ") || "nothing"}${vhosts.length ? " (rabbitmqctl delete_vhost NAME removes one)" : ""}`);
+      process.exit(code);
+    }
+    stoppedBy = signal;
+    log(`${signal}: stopping ${running.size} child process${running.size === 1 ? "" : "es"}, then removing ${vhosts.length} vhost${vhosts.length === 1 ? "" : "s"} (${signal} again leaves them)`);
+    await Promise.all(
+      [...running].map(
+        (c) =>
+          new Promise((resolve) => {
+            const hard = setTimeout(() => c.kill("SIGKILL"), 10_000);
+            c.once("exit", () => resolve(clearTimeout(hard)));
+            c.kill("SIGTERM");
+          }),
+      ),
+    );
+    // An import the broker had begun may go on after its client stopped: look again.
+    for (let attempt = 0; attempt < 3 && vhosts.length; attempt++) {
+      for (const v of vhosts) await removeVhost(v).catch((e) => log(`could not remove vhost ${v}: ${e.message.split("\n")[0]}`));
+      await sleep(2000);
+      const listed = await api("GET", "/api/vhosts?columns=name").catch(() => undefined);
+      if (listed) vhosts = vhosts.filter((v) => listed.some((x) => x.name === v));
+    }
+    log(vhosts.length ? `left on the broker: ${vhosts.join(", ")}; rabbitmqctl delete_vhost NAME removes one` : "stopped; its vhosts are removed");
+    process.exit(code);
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(signal));
 }

@@ -8,19 +8,20 @@
 // Usage: npm run bench:commands                 BENCH_COMMAND_SIZES=1000,5000, 3 runs of each
 //        BENCH_COMMAND_TIMEOUT_S=300            a run that takes longer is stopped and reported as such
 //        BENCH_TOPO=/path/to/dist/cli.js        another build of topo (to compare two commits)
+//        Ctrl-C (or kill)                       stops the topo it runs and removes its vhosts
 //
 // Fairness: both sizes are set up the same way (topo apply, untimed), every run waits for an idle
 // broker first (bench/broker.mjs quiet), no command writes to the broker, the runs of one size
 // alternate their order of commands, and each figure is the median of its runs, with the raw
 // figures kept in bench/results/commands-<time>.json.
 
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AMQP, api, log, measured, MGMT } from "./broker.mjs";
+import { AMQP, api, execChild, log, measured, MGMT, removeOnStop, removeVhost, stopped } from "./broker.mjs";
 import { commandsReport, median } from "./report.mjs";
 import { serviceNames } from "./services.mjs";
 
@@ -31,6 +32,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TIMEOUT_MS = Number(process.env.BENCH_COMMAND_TIMEOUT_S ?? 300) * 1000;
 const DIR = mkdtempSync(join(tmpdir(), "topo-bench-commands-"));
 const RUN_ID = Date.now().toString(36);
+/** The vhosts this run has made and not yet removed. */
+const made = new Set();
 
 /** RabbitMQ's rabbit_password_hashing_sha256 form of a password: no variable to set for the users. */
 function passwordHash(password) {
@@ -90,7 +93,7 @@ function run(args) {
   return measured(
     () =>
       new Promise((resolve) => {
-        execFile(
+        execChild(
           process.execPath,
           ["--import", join(ROOT, "bench/usage.mjs"), TOPO, ...args],
           { cwd: ROOT, env: { ...process.env, BENCH_USAGE_FILE: usage }, maxBuffer: 1024 * 1024 * 1024, timeout: TIMEOUT_MS, killSignal: "SIGKILL" },
@@ -108,7 +111,7 @@ function run(args) {
 
 function topo(args) {
   return new Promise((resolve, reject) =>
-    execFile(process.execPath, [TOPO, ...args], { cwd: ROOT, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`topo ${args.join(" ")}: ${stderr}`)) : resolve(stdout))),
+    execChild(process.execPath, [TOPO, ...args], { cwd: ROOT, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`topo ${args.join(" ")}: ${stderr}`)) : resolve(stdout))),
   );
 }
 
@@ -124,7 +127,9 @@ function commitOf(dir) {
 }
 
 async function measureSize(n) {
+  if (stopped()) throw new Error("stopped");
   const vhosts = { sync: `bench-cmd-${RUN_ID}-${n}-sync`, async: `bench-cmd-${RUN_ID}-${n}-async` };
+  for (const v of Object.values(vhosts)) made.add(v);
   const f = files(n, vhosts);
   const planFile = join(DIR, `saved-${n}.plan`);
   log(`${n} services: setting up ${vhosts.sync} and ${vhosts.async} (topo apply, not timed)`);
@@ -155,12 +160,19 @@ async function measureSize(n) {
       ]),
     );
   } finally {
-    for (const v of Object.values(vhosts)) await api("DELETE", `/api/vhosts/${v}`).catch((e) => log(`could not remove vhost ${v}: ${e.message}; remove it by hand`));
+    // A stop (a signal) removes them itself (removeOnStop).
+    if (!stopped()) {
+      for (const v of Object.values(vhosts)) {
+        await removeVhost(v).catch((e) => log(`could not remove vhost ${v}: ${e.message}; rabbitmqctl delete_vhost ${v} removes it`));
+        made.delete(v);
+      }
+    }
   }
 }
 
 async function main() {
   if (SIZES.length !== 2 || SIZES[1] <= SIZES[0]) throw new Error("BENCH_COMMAND_SIZES names two sizes, the smaller first");
+  removeOnStop(() => made);
   const overview = await api("GET", "/api/overview?columns=rabbitmq_version");
   const startedAt = new Date().toISOString();
   const file = join(ROOT, "bench/results", `commands-${startedAt.replace(/[:.]/g, "-")}.json`);
@@ -184,10 +196,12 @@ async function main() {
   }
   process.stdout.write(`${commandsReport(result)}\n`);
   log(`wrote ${result.file}; node bench/run.mjs --report RESULTS.json puts it in BENCHMARKS.md`);
-  rmSync(DIR, { recursive: true, force: true });
 }
 
+process.on("exit", () => rmSync(DIR, { recursive: true, force: true }));
+
 main().catch((e) => {
+  if (stopped()) return;
   process.stderr.write(`bench failed: ${e.stack ?? e}\n`);
   process.exit(1);
 });

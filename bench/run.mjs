@@ -6,6 +6,8 @@
 //        BENCH_RUNS=3                           rounds of every size without its own
 //        node bench/run.mjs --report A.json B.json    BENCHMARKS.md again from kept results (a
 //                                               size in a later file replaces the same in an earlier)
+//        Ctrl-C (or kill)                       stops the topo and rabbitmqctl it runs and removes its
+//                                               vhosts (bench/broker.mjs removeOnStop); again: leaves now
 //
 // Fairness:
 // - Contenders: topo (plan, apply from empty, plan and apply with no changes, the read floor, 1%
@@ -22,8 +24,8 @@
 // - The read floor: the requests topo's read makes (the same paths, stats off, the same columns),
 //   sent alone, both clusters at once, timed to the last byte and not parsed.
 
-import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { cpus, loadavg, totalmem, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -32,7 +34,7 @@ import amqplib from "amqplib";
 import { stringify as stringifyYaml } from "yaml";
 import { serviceNames as names } from "./services.mjs";
 import { commandsReport, report } from "./report.mjs";
-import { AMQP, api, AUTH, BROKER, brokerCpu, brokerLoad, IDLE_CORES, log, measured, MGMT, quiet, sleep } from "./broker.mjs";
+import { AMQP, api, AUTH, BROKER, brokerCpu, brokerLoad, execChild, IDLE_CORES, log, measured, MGMT, quiet, rabbitmqctl, removeOnStop, removeVhost, sleep, stopped } from "./broker.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000").split(",").map((s) => {
@@ -69,7 +71,7 @@ function topologyFile(n, sync, async, { syncOnly = false, yaml = false } = {}) {
 
 function child(args, env = {}) {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execChild(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${args.join(" ")} failed: ${stderr || err.message}`));
       else resolve(stdout);
     });
@@ -121,12 +123,6 @@ const HTTP_IMPORT_MAX = Number(process.env.BENCH_HTTP_IMPORT_MAX ?? 5000);
 /** rabbitmqctl reads the file as the rabbitmq user: a folder of its own that others may read. */
 const SHARED = mkdtempSync(join(tmpdir(), "topo-bench-definitions-"));
 chmodSync(SHARED, 0o755);
-
-function rabbitmqctl(args) {
-  return new Promise((resolve, reject) => {
-    execFile("rabbitmqctl", args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`rabbitmqctl ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout)));
-  });
-}
 
 async function baselineDefinitions(n, vhosts) {
   const viaCli = n > HTTP_IMPORT_MAX;
@@ -235,43 +231,11 @@ let baseline;
 
 /** The two vhosts of one contender in one round. */
 function vhostsOf(tag) {
+  if (stopped()) throw new Error("stopped");
   const v = { sync: `bench_${RUN_ID}_${tag}_sync`, async: `bench_${RUN_ID}_${tag}_async` };
   made.add(v.sync);
   made.add(v.async);
   return v;
-}
-
-/**
- * Empty a vhost quickly before deleting it: the broker deletes a vhost's queues one after the
- * other (about a hundred durable queues a second here, and it goes on after DELETE /api/vhosts
- * has answered), so its queues and exchanges are deleted first over many channels at once.
- */
-async function emptyVhost(v) {
-  const [queues, exchanges] = await Promise.all([
-    api("GET", `/api/queues/${v}?disable_stats=true&columns=name`),
-    api("GET", `/api/exchanges/${v}?disable_stats=true&columns=name`),
-  ]);
-  if (!queues) return;
-  // A vhost that rabbitmqctl import_definitions made grants nobody anything yet.
-  const user = (process.env.BENCH_CREDENTIALS ?? "guest:guest").split(":")[0];
-  await api("PUT", `/api/permissions/${v}/${encodeURIComponent(user)}`, { configure: ".*", write: ".*", read: ".*" });
-  const conn = await amqplib.connect(`${AMQP}/${v}`);
-  try {
-    const work = async (items, fn) => {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 32 }, async () => {
-          const ch = await conn.createChannel();
-          while (next < items.length) await fn(ch, items[next++]);
-          await ch.close();
-        }),
-      );
-    };
-    await work(queues.map((q) => q.name), (ch, q) => ch.deleteQueue(q));
-    await work(exchanges.map((e) => e.name).filter((e) => e !== "" && !e.startsWith("amq.")), (ch, e) => ch.deleteExchange(e));
-  } finally {
-    await conn.close().catch(() => undefined);
-  }
 }
 
 /**
@@ -284,9 +248,7 @@ async function removeAndSettle(vhosts) {
   const t0 = performance.now();
   await Promise.all(
     vhosts.map(async (v) => {
-      await emptyVhost(v);
-      // Over HTTP a delete that takes more than 60 s stops half-way; rabbitmqctl has no such bound.
-      await api("DELETE", `/api/vhosts/${v}`).catch(() => rabbitmqctl(["delete_vhost", v]));
+      await removeVhost(v);
       made.delete(v);
     }),
   );
@@ -477,6 +439,7 @@ async function main() {
     log("wrote BENCHMARKS.md");
     return;
   }
+  removeOnStop(() => made);
   const overview = await api("GET", "/api/overview?columns=rabbitmq_version");
   const results = {
     startedAt: new Date().toISOString(),
@@ -509,14 +472,20 @@ async function main() {
     process.stdout.write(`${md}\n`);
     log(`wrote ${results.file} and BENCHMARKS.md`);
   } finally {
-    if (made.size) {
+    // A stop (a signal) removes them itself (removeOnStop).
+    if (made.size && !stopped()) {
       log(`removing ${made.size} vhosts`);
-      for (const v of made) await api("DELETE", `/api/vhosts/${v}`).catch((e) => log(`could not remove vhost ${v}: ${e.message}; remove it by hand`));
+      for (const v of made) await removeVhost(v).catch((e) => log(`could not remove vhost ${v}: ${e.message}; rabbitmqctl delete_vhost ${v} removes it`));
     }
   }
 }
 
+process.on("exit", () => {
+  for (const d of [DIR, SHARED]) rmSync(d, { recursive: true, force: true });
+});
+
 main().catch((e) => {
+  if (stopped()) return;
   process.stderr.write(`bench failed: ${e.stack ?? e}\n`);
   process.exit(1);
 });
