@@ -389,7 +389,7 @@ export async function readUserConnections(client: ManagementClient, users: reado
  */
 export async function readOwnTags(client: ManagementClient): Promise<string[] | undefined> {
   const me = await client.getOptional<ApiUser>(`/api/whoami`, [401, 403, 404]);
-  return me ? tagsOf(me) : undefined;
+  return me ? tagsOf(me.tags) : undefined;
 }
 
 /**

@@ -173,8 +173,12 @@ export interface ApiSnapshot {
   userLimits?: ApiUserLimits[];
 }
 
-export function tagsOf(u: ApiUser): string[] {
-  const t = Array.isArray(u.tags) ? u.tags : (u.tags ?? "").split(",");
+/**
+ * A user's tags as the management API gives them (a list on RabbitMQ 3.10 and 4, one
+ * comma-separated string on older ones), trimmed, without repeats, sorted: what the plan compares.
+ */
+export function tagsOf(tags: unknown): string[] {
+  const t = Array.isArray(tags) ? tags.map(String) : String(tags ?? "").split(",");
   return [...new Set(t.map((x) => x.trim()).filter(Boolean))].sort();
 }
 
@@ -210,7 +214,7 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
   // Users are the broker's; their hashes stay out of the resources, so no plan can print one.
   const userHashes = byName<StoredHash>();
   for (const u of s.users ?? []) {
-    resources.push({ kind: "user", name: u.name, tags: tagsOf(u) });
+    resources.push({ kind: "user", name: u.name, tags: tagsOf(u.tags) });
     if (u.password_hash) userHashes[u.name] = { hash: u.password_hash, algorithm: u.hashing_algorithm ?? SHA256 };
   }
   const userLimits = byName<Record<string, number>>();

@@ -15,6 +15,7 @@ import { LockError } from "../errors.js";
 import type { ManagementClient } from "./http.js";
 import { shellWord, shown } from "../core/words.js";
 import { userItem } from "./answers.js";
+import { tagsOf } from "./state.js";
 import { closeHolderAdvice } from "../plan/left-behind.js";
 
 /** The lock argument that names the users an apply may write. */
@@ -142,11 +143,6 @@ export async function refuseRivalUserWrites(
       { cluster: o.cluster, object: `user ${changed[0]}` },
     );
   }
-}
-
-/** A user's tags as the management API gives them: a list (RabbitMQ 3.10, 4) or one comma-separated string. */
-export function tagsOf(tags: unknown): string[] {
-  return Array.isArray(tags) ? tags.map(String) : String(tags ?? "").split(",").filter(Boolean);
 }
 
 /** Whether two users' tags are the same, in whatever order. */

@@ -12,7 +12,7 @@ import { applyMark, diffCluster, planCluster } from "../../src/plan/diff.js";
 import { Ownership } from "../../src/core/naming.js";
 import { keyOf, sortResources, subjectOf } from "../../src/core/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
-import { actualFrom, queueFrom } from "../../src/broker/state.js";
+import { actualFrom, queueFrom, tagsOf } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
 import { mirroredAgainstFile, mirroring, mirroringOf } from "../../src/plan/mirroring.js";
 import { Redactor } from "../../src/redact.js";
@@ -205,6 +205,17 @@ describe("state", () => {
     expect(queueFrom({ name: "q", type: "classic", durable: true, auto_delete: false, arguments: { "x-queue-type": "classic", "x-b": 1, "x-a": 2 } })).toEqual(
       queue({ name: "q", arguments: { "x-a": 2, "x-b": 1 } }),
     );
+  });
+
+  it("reads a user's tags the same way wherever it reads them: a list or one comma-separated string, trimmed, once each, sorted", () => {
+    // The plan's read, the check under the lock and the look after a create that met a user made
+    // meanwhile all compare tags read through this one function: read two ways, one user's tags
+    // looked changed when they were not.
+    expect(tagsOf(["monitoring", "topo.mp"])).toEqual(["monitoring", "topo.mp"]);
+    expect(tagsOf("topo.mp, monitoring,,monitoring ")).toEqual(["monitoring", "topo.mp"]);
+    expect(tagsOf([" b", "a", "b"])).toEqual(["a", "b"]);
+    expect(tagsOf("")).toEqual([]);
+    expect(tagsOf(undefined)).toEqual([]);
   });
 
   it("drops the default exchange, amq.* and implicit bindings", () => {
