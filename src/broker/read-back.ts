@@ -1,5 +1,6 @@
 // Read again, one GET each, the objects an apply wrote (plan/read-back.ts decides which), with
-// the same columns as the whole read and normalised by the same functions.
+// the same columns as the whole read and normalised by the same functions; then the source
+// exchanges of created bindings that were not found.
 
 import type { ClusterTarget } from "../model.js";
 import type { ManagementClient } from "./http.js";
@@ -11,6 +12,7 @@ import { bindingFrom, exchangeFrom, factsFrom, queueFrom } from "./state.js";
 import { isBrokersOwn } from "../core/naming.js";
 import { addressable } from "./remove-binding.js";
 import type { ReadBackFound, ReadBackScope } from "../plan/read-back.js";
+import { sourcesToRead } from "../plan/read-back.js";
 
 export async function readBack(client: ManagementClient, target: ClusterTarget, scope: ReadBackScope): Promise<ReadBackFound> {
   const v = vh(target.amqp.vhost);
@@ -53,9 +55,14 @@ export async function readBack(client: ManagementClient, target: ClusterTarget, 
     ]),
   ]);
   const present = <T>(xs: (T | undefined)[]): T[] => xs.filter((e): e is T => e !== undefined);
+  const bindingsFound = lists.flat().flatMap((b) => (b.source === "" ? [] : [bindingFrom(b)]));
+  // The source of a binding apply created is read only where no binding from it was found.
+  const sourcesRead = sourcesToRead(scope, bindingsFound).filter((name) => !isBrokersOwn(name));
+  const lateSources = await Promise.all(sourcesRead.map(sourceNamed));
   return {
     queues: present(queues).map((a) => ({ queue: queueFrom(a), facts: factsFrom(a) })),
-    exchanges: present([...exchanges, ...sources]).map(exchangeFrom),
-    bindings: lists.flat().flatMap((b) => (b.source === "" ? [] : [bindingFrom(b)])),
+    exchanges: present([...exchanges, ...sources, ...lateSources]).map(exchangeFrom),
+    bindings: bindingsFound,
+    sourcesRead,
   };
 }

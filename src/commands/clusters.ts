@@ -6,7 +6,7 @@ import { placesOf, TRAFFIC, type ActualCluster, type ClusterPlan, type DesiredCl
 import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
-import { mergeReadBack, readBackGets, readBackScope } from "../plan/read-back.js";
+import { mergeReadBack, readBackRequests, readBackScope } from "../plan/read-back.js";
 import { peekLiveCounts, readAlarms, readCluster, readOperatorPolicies, readUserConnections, readDefaultQueueType, readLiveCounts, readVhostLimits, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
 import { managementUnbindRefusal, permissionRefusal, tagRefusal } from "../plan/rights.js";
@@ -275,12 +275,13 @@ export async function readBackPlan(
     const meanwhile = nestedMeanwhile(plan, before, actual, prefix);
     return meanwhile ? { plan: { ...plan, actions: [] }, meanwhile } : { plan };
   }
-  const after = mergeReadBack(before, scope, await readBack(client, c.target, scope));
+  const found = await readBack(client, c.target, scope);
+  const after = mergeReadBack(before, scope, found);
   const plan = planCluster(c, after, prefix);
   const drift = unrepairable(c, after, prefix, placesIn(file === undefined ? undefined : placeFinder(file)));
   plan.degraded.push(...drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
-  return { plan, requests: readBackGets(scope) };
+  return { plan, requests: readBackRequests(scope, found) };
 }
 
 /**

@@ -5,7 +5,8 @@
 // third of a small-drift apply's time at 150,000 objects, for a few objects written. So when a
 // plan only creates and deletes exchanges, queues and bindings, apply reads back those objects,
 // each binding of every exchange and queue it wrote, and the source exchange of every binding it
-// wrote (an auto-delete exchange goes with its last binding), one GET each. The rest of the state
+// deleted (an auto-delete exchange goes with its last binding), one GET each; the source of a
+// binding it created only when no binding from it is found. The rest of the state
 // is the one read under the lock, moments before, that the plan was computed from: apply did not
 // write it (a vhost apply creates is created before the lock, so that read saw it). Anything
 // else apply writes (policies, which change what every queue reports, users and rights, a queue
@@ -23,8 +24,14 @@ export interface ReadBackScope {
   queues: string[];
   /** Each read again, with every binding from it and to it. */
   exchanges: string[];
-  /** Only the exchange itself: the source of a binding apply wrote. */
+  /** Only the exchange itself: the source of a binding apply deleted, and the prefix's apply mark. */
   sources: string[];
+  /**
+   * The source exchange of bindings apply created, where nothing above reads it: read only when
+   * the GETs found no binding from it (sourcesToRead). A binding is there only while its source
+   * is, and an exchange is changed only by deleting it, which takes its bindings with it.
+   */
+  sourcesIfMissing: string[];
   /** The bindings between two ends, where neither end is read again above. */
   pairs: Pick<Binding, "source" | "destination" | "destinationType">[];
 }
@@ -34,6 +41,8 @@ export interface ReadBackFound {
   queues: { queue: Queue; facts: QueueFacts }[];
   exchanges: Exchange[];
   bindings: Binding[];
+  /** The names of scope.sourcesIfMissing that were read (found or not). */
+  sourcesRead: string[];
 }
 
 /**
@@ -51,9 +60,27 @@ function endsOf(b: ReadBackScope["pairs"][number]): string {
   return JSON.stringify([b.source, b.destinationType, b.destination]);
 }
 
-/** The GETs a scope costs: a queue and its bindings; an exchange and its bindings either way. */
+/**
+ * The GETs a scope may cost: a queue and its bindings; an exchange and its bindings either way;
+ * every source, as if each binding created were missing.
+ */
 export function readBackGets(s: ReadBackScope): number {
-  return s.queues.length * 2 + s.exchanges.length * 3 + s.sources.length + s.pairs.length;
+  return s.queues.length * 2 + s.exchanges.length * 3 + s.sources.length + s.sourcesIfMissing.length + s.pairs.length;
+}
+
+/** The GETs a read back made: those of its scope but the sources it had no need to read. */
+export function readBackRequests(s: ReadBackScope, found: ReadBackFound): number {
+  return readBackGets(s) - s.sourcesIfMissing.length + found.sourcesRead.length;
+}
+
+/**
+ * Of scope.sourcesIfMissing, those the GETs found no binding from: a binding apply created from
+ * each is missing, and only the exchange itself tells whether it went with its exchange.
+ */
+export function sourcesToRead(s: ReadBackScope, bindings: readonly Binding[]): string[] {
+  if (s.sourcesIfMissing.length === 0) return [];
+  const found = new Set(bindings.map((b) => b.source));
+  return s.sourcesIfMissing.filter((name) => !found.has(name));
 }
 
 /**
@@ -63,7 +90,7 @@ export function readBackGets(s: ReadBackScope): number {
 export function readBackScope(plan: ClusterPlan, actual: ActualCluster, prefix?: string): ReadBackScope | undefined {
   const queues = new Set<string>();
   const exchanges = new Set<string>();
-  const bindings: Binding[] = [];
+  const bindings: { b: Binding; created: boolean }[] = [];
   for (const a of plan.actions) {
     if (a.op !== "create" && a.op !== "delete") return undefined;
     const r = subjectOf(a);
@@ -75,7 +102,7 @@ export function readBackScope(plan: ClusterPlan, actual: ActualCluster, prefix?:
         exchanges.add(r.name);
         break;
       case "binding":
-        bindings.push(r);
+        bindings.push({ b: r, created: a.op === "create" });
         break;
       default:
         return undefined;
@@ -88,12 +115,14 @@ export function readBackScope(plan: ClusterPlan, actual: ActualCluster, prefix?:
   // objects without it).
   if (prefix !== undefined && !exchanges.has(applyMarkName(prefix))) sources.add(applyMarkName(prefix));
   const pairs = new Map<string, ReadBackScope["pairs"][number]>();
-  for (const b of bindings) {
-    if (!exchanges.has(b.source)) sources.add(b.source);
+  const ifMissing = new Set<string>();
+  for (const { b, created } of bindings) {
+    if (!exchanges.has(b.source)) (created ? ifMissing : sources).add(b.source);
     const covered = exchanges.has(b.source) || (b.destinationType === "queue" ? queues.has(b.destination) : exchanges.has(b.destination));
     if (!covered) pairs.set(endsOf(b), { source: b.source, destination: b.destination, destinationType: b.destinationType });
   }
-  const scope: ReadBackScope = { queues: [...queues], exchanges: [...exchanges], sources: [...sources], pairs: [...pairs.values()] };
+  const sourcesIfMissing = [...ifMissing].filter((name) => !sources.has(name));
+  const scope: ReadBackScope = { queues: [...queues], exchanges: [...exchanges], sources: [...sources], sourcesIfMissing, pairs: [...pairs.values()] };
   // A whole read would list what the vhost holds after the apply.
   const after = actual.resources.length + plan.actions.filter((a) => a.op === "create").length;
   return readBackGets(scope) <= Math.max(READ_BACK_MIN_GETS, after / OBJECTS_PER_GET) ? scope : undefined;
@@ -105,7 +134,7 @@ export function readBackScope(plan: ClusterPlan, actual: ActualCluster, prefix?:
  */
 export function mergeReadBack(before: ActualCluster, scope: ReadBackScope, found: ReadBackFound): ActualCluster {
   const queues = new Set(scope.queues);
-  const exchanges = new Set([...scope.exchanges, ...scope.sources]);
+  const exchanges = new Set([...scope.exchanges, ...scope.sources, ...found.sourcesRead]);
   const bindingsOf = new Set(scope.exchanges);
   const pairs = new Set(scope.pairs.map(endsOf));
   const reread = (r: Resource): boolean => {

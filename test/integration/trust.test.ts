@@ -702,6 +702,23 @@ describe("apply reads back what it made", () => {
     expect(message).toMatch(/\+ create binding mplogin -> mplogin\.sync \[mplogin\.sync\.#\]/);
   });
 
+  it("a binding it made that is there proves its exchange is: the exchange is read only when its binding is missing", async () => {
+    const { sync, file } = await appliedPair();
+    const bindingPath = `/api/bindings/${vh(sync)}/e/mplogin/q/mplogin.sync/${encodeURIComponent("mplogin.sync.#")}`;
+    await api("DELETE", bindingPath);
+    const clean = await tracedApply(file, () => undefined);
+    expect(clean.err).toBeUndefined();
+    // The pair of ends, and the prefix's apply mark: not the binding's exchange.
+    expect(clean.traced).toContainEqual(expect.stringMatching(/^cluster sync: read back what it wrote \(2 requests\) \(\d+ ms\)$/));
+    // The same repair, and the exchange deleted behind apply's back: its binding is missing, so the exchange is read too.
+    await api("DELETE", bindingPath);
+    const { traced, err } = await tracedApply(file, (m) => {
+      if (/^cluster sync: made \d+ change/.test(m)) deleteNow(`/api/exchanges/${vh(sync)}/mplogin`);
+    });
+    expect(traced).toContainEqual(expect.stringMatching(/^cluster sync: read back what it wrote \(3 requests\) \(\d+ ms\)$/));
+    expect((err as ApplyError).message).toMatch(/\+ create exchange mplogin\b/);
+  });
+
   it("deleting a service's objects reads back clean: the bindings that went with them are not drift", async () => {
     const { sync, async } = await appliedPair();
     const smaller = writeTopology({ sync, async, services: ["mplogin"] });
