@@ -719,22 +719,32 @@ export async function readLiveCounts(
   actual: ActualCluster,
   queues: readonly { name: string; stream: boolean }[],
 ): Promise<void> {
-  const classic = classicQueues(actual);
+  const types = queueTypes(actual);
   let todo = queues;
   await untilFresh(async (again) => {
     if (again) await readQueueStats(client, target, actual, todo.map((q) => q.name));
-    todo = await liveCounts(session, actual, classic, todo);
+    todo = await liveCounts(session, actual, types, todo);
     return todo.length === 0;
   });
   // Past the bound, a consumer's unacknowledged messages have no count topo can trust: said so,
   // rather than a count of the ready ones that looks whole.
   for (const q of todo) unackedUnknown(actual, q.name);
-  await countHeld(client, target, actual, classic, queues);
+  await countHeld(client, target, actual, types.classic, queues);
 }
 
-/** The queues the read found classic (each one's process counts what it holds: heldNow). */
-function classicQueues(actual: ActualCluster): ReadonlySet<string> {
-  return queuesOfType(actual, "classic");
+/**
+ * The queues the read found classic (each one's process counts what it holds: heldNow) and
+ * quorum (whose passive declare's 0 may be no answer: quorumCount), found once for all the queues
+ * counted: looked for again for each one, a plan that deletes 4,000 queues of 5,000 services spent
+ * 15 s of CPU on it.
+ */
+interface QueueTypes {
+  classic: ReadonlySet<string>;
+  quorum: ReadonlySet<string>;
+}
+
+function queueTypes(actual: ActualCluster): QueueTypes {
+  return { classic: queuesOfType(actual, "classic"), quorum: queuesOfType(actual, "quorum") };
 }
 
 function queuesOfType(actual: ActualCluster, type: Queue["type"]): ReadonlySet<string> {
@@ -786,12 +796,12 @@ export async function peekLiveCounts(
 ): Promise<void> {
   const session = await open().catch(() => undefined);
   if (!session) return;
-  const classic = classicQueues(actual);
+  const types = queueTypes(actual);
   try {
     // One at a time: a queue another client holds exclusive (405) or a refusal leaves its
     // statistics' figures, and the others are still counted (a passive declare needs no right).
     for (const q of queues) {
-      const behind = await liveCounts(session, actual, classic, [q]).catch(() => []);
+      const behind = await liveCounts(session, actual, types, [q]).catch(() => []);
       // Plan does not wait for them: what the consumers of a quorum queue hold is unknown while
       // its statistics are behind (2 ready shown as all a queue held, whose client had fetched 3).
       if (behind.length) unackedUnknown(actual, q.name);
@@ -799,7 +809,7 @@ export async function peekLiveCounts(
   } finally {
     await session.close().catch(() => undefined);
   }
-  await countHeld(client, target, actual, classic, queues);
+  await countHeld(client, target, actual, types.classic, queues);
 }
 
 /** `attempt` again, a poll interval apart, until it says the statistics caught up or `ms` have passed. */
@@ -812,10 +822,9 @@ async function untilFresh(attempt: (again: boolean) => Promise<boolean>): Promis
 async function liveCounts(
   session: AmqpSession,
   actual: ActualCluster,
-  classic: ReadonlySet<string>,
+  { classic, quorum }: QueueTypes,
   queues: readonly { name: string; stream: boolean }[],
 ): Promise<{ name: string; stream: boolean }[]> {
-  const quorum = queuesOfType(actual, "quorum");
   const behind: { name: string; stream: boolean }[] = [];
   for (const q of queues) {
     // A channel of its own: a 404 closes it, and it must not go back to the session's pool.
