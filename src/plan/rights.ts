@@ -68,6 +68,14 @@ type Right = keyof VhostPermission;
 /** A right apply needs on one exchange or queue. */
 type Need = { right: Right; kind: "queue" | "exchange"; name: string };
 
+/** What RabbitMQ checks to bind or unbind, over AMQP or the management API: write on the destination, read on the source. */
+function rightsToBind(b: Pick<Binding, "source" | "destination" | "destinationType">): Need[] {
+  return [
+    { right: "write", kind: b.destinationType, name: b.destination },
+    { right: "read", kind: "exchange", name: b.source },
+  ];
+}
+
 /**
  * A test of whether a permission's pattern lets a name through, as RabbitMQ reads it: an
  * unanchored match, and the empty pattern matches nothing. It answers undefined where JavaScript
@@ -92,7 +100,7 @@ function rightsNeeded(plan: ClusterPlan, prefix: string, movesNothing: boolean):
     { right: "read", kind: "queue", name: lockQueueName(prefix) },
     { right: "configure", kind: "exchange", name: applyMarkName(prefix) },
   ];
-  const bind = (b: Binding) => out.push({ right: "write", kind: b.destinationType, name: b.destination }, { right: "read", kind: "exchange", name: b.source });
+  const bind = (b: Binding) => out.push(...rightsToBind(b));
   for (const a of plan.actions) {
     const r = subjectOf(a);
     if (r.kind === "queue" || r.kind === "exchange") {
@@ -155,10 +163,7 @@ export interface UnbindByKey {
  * holding queue). "none": it has no permissions on the vhost at all. Undefined when they suffice.
  */
 export function managementUnbindRefusal(user: string, vhost: string, permission: VhostPermission | "none", unbinds: readonly UnbindByKey[]): { message: string; hint: string } | undefined {
-  const needs = unbinds.flatMap((b): Need[] => [
-    { right: "write", kind: b.destinationType, name: b.destination },
-    { right: "read", kind: "exchange", name: b.source },
-  ]);
+  const needs = unbinds.flatMap(rightsToBind);
   const why = ` (the management API removes ${unbinds.length === 1 ? "a binding with arguments" : "bindings with arguments"} with the management user's own permissions, not the AMQP user's)`;
   return refusalOf(user, vhost, permission === "none" ? undefined : permission, needs, why);
 }
