@@ -278,11 +278,14 @@ describe("users' passwords: one that is a name, and ones holding /, @, %, : and 
     const doc = {
       version: 1,
       clusters: { sync: { url: url(sync), management: b.mgmtBase }, async: { url: url(async), management: b.mgmtBase } },
-      services: ["mplogin"],
-      users: { [named]: { password: "${TOPO_TEST_NAMED_PW}", consumes: ["mplogin"] }, [strong]: { password: "${TOPO_TEST_STRONG_PW}", consumes: ["mplogin"] } },
+      // A prefix of its own: users are the broker's, and another test file's users tagged for the
+      // default prefix, made between this plan -o and its apply, made the saved plan stale.
+      prefix: "sx",
+      services: ["sxlogin"],
+      users: { [named]: { password: "${TOPO_TEST_NAMED_PW}", consumes: ["sxlogin"] }, [strong]: { password: "${TOPO_TEST_STRONG_PW}", consumes: ["sxlogin"] } },
     };
     const file = writeFile("topology.yaml", JSON.stringify(doc, null, 2));
-    const env = { TOPO_TEST_ADMIN_PW: encodeURIComponent(b.password), TOPO_TEST_NAMED_PW: "mplogin.sync", TOPO_TEST_STRONG_PW: STRONG };
+    const env = { TOPO_TEST_ADMIN_PW: encodeURIComponent(b.password), TOPO_TEST_NAMED_PW: "sxlogin.sync", TOPO_TEST_STRONG_PW: STRONG };
     const saved = join(dirname(file), "plan.json");
     try {
       const outputs: string[] = [];
@@ -293,8 +296,8 @@ describe("users' passwords: one that is a name, and ones holding /, @, %, : and 
         return r;
       };
       const plan = await run(["plan", "-f", file]);
-      expect(plan.stdout).toContain("+ create exchange mplogin");
-      expect(plan.stdout).toContain("mplogin.sync");
+      expect(plan.stdout).toContain("+ create exchange sxlogin");
+      expect(plan.stdout).toContain("sxlogin.sync");
       expect(plan.stdout).not.toContain("***.sync");
       expect(plan.stderr).toMatch(new RegExp(`^warning: .*topology\\.yaml:\\d+:\\d+: users\\.${named}\\.password: the password is also a name in this file`, "m"));
       expect(plan.stderr).not.toContain(`users.${strong}.password`);
@@ -306,7 +309,7 @@ describe("users' passwords: one that is a name, and ones holding /, @, %, : and 
       await run(["apply", saved]);
       await run(["apply", "-f", file, "--json"]);
       // An error names the file's place: a wrong admin password.
-      const wrong = await runCli(["plan", "-f", file], { ...env, TOPO_TEST_ADMIN_PW: "mplogin.sync" });
+      const wrong = await runCli(["plan", "-f", file], { ...env, TOPO_TEST_ADMIN_PW: "sxlogin.sync" });
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toMatch(/cluster (sync|async): .*401/);
       expect(wrong.stderr).toMatch(/clusters\.sync\.url: the URL's password is also a name/);
