@@ -723,7 +723,8 @@ export async function readLiveCounts(
   let todo = queues;
   await untilFresh(async (again) => {
     if (again) await readQueueStats(client, target, actual, todo.map((q) => q.name));
-    todo = await liveCounts(session, actual, types, todo);
+    // Without `each`, a failure is thrown: no count is an Error.
+    todo = countsInto(actual, types, todo, (await passiveCounts(session, todo)) as (LiveCount | undefined)[]);
     return todo.length === 0;
   });
   // Past the bound, a consumer's unacknowledged messages have no count topo can trust: said so,
@@ -763,7 +764,7 @@ function unackedUnknown(actual: ActualCluster, name: string): void {
 /**
  * What the classic ones of `queues` hold unacknowledged, by consumers or by a client that fetched
  * with basic.get a moment ago, into the facts, as each queue's process counts it (heldNow):
- * statistics that look caught up may predate it. After the passive declares (liveCounts), so
+ * statistics that look caught up may predate it. After the passive declares (passiveCounts), so
  * what was fetched before them is counted.
  */
 async function countHeld(client: ManagementClient, target: ClusterTarget, actual: ActualCluster, classic: ReadonlySet<string>, queues: readonly { name: string }[]): Promise<void> {
@@ -798,14 +799,14 @@ export async function peekLiveCounts(
   if (!session) return;
   const types = queueTypes(actual);
   try {
-    // One at a time: a queue another client holds exclusive (405) or a refusal leaves its
-    // statistics' figures, and the others are still counted (a passive declare needs no right).
-    for (const q of queues) {
-      const behind = await liveCounts(session, actual, types, [q]).catch(() => []);
-      // Plan does not wait for them: what the consumers of a quorum queue hold is unknown while
-      // its statistics are behind (2 ready shown as all a queue held, whose client had fetched 3).
-      if (behind.length) unackedUnknown(actual, q.name);
-    }
+    // A queue another client holds exclusive (405) or a refusal leaves its statistics' figures,
+    // and the others are still counted (a passive declare needs no right).
+    const counts = await passiveCounts(session, queues, { each: true });
+    const counted = queues.filter((_, i) => !(counts[i] instanceof Error));
+    const behind = countsInto(actual, types, counted, counts.filter((n) => !(n instanceof Error)) as (LiveCount | undefined)[]);
+    // Plan does not wait for them: what the consumers of a quorum queue hold is unknown while
+    // its statistics are behind (2 ready shown as all a queue held, whose client had fetched 3).
+    for (const q of behind) unackedUnknown(actual, q.name);
   } finally {
     await session.close().catch(() => undefined);
   }
@@ -818,28 +819,65 @@ async function untilFresh(attempt: (again: boolean) => Promise<boolean>): Promis
   for (let again = false; !(await attempt(again)) && Date.now() < deadline; again = true) await sleep(FRESH_STATS_POLL_MS);
 }
 
-/** Live counts into the facts; returns the queues whose statistics are behind them. */
-async function liveCounts(
-  session: AmqpSession,
-  actual: ActualCluster,
-  { classic, quorum }: QueueTypes,
-  queues: readonly { name: string; stream: boolean }[],
-): Promise<{ name: string; stream: boolean }[]> {
-  const behind: { name: string; stream: boolean }[] = [];
-  for (const q of queues) {
-    // A channel of its own: a 404 closes it, and it must not go back to the session's pool.
+/**
+ * Passive declares at once per cluster, each on a channel of its own. A plan that deletes 4
+ * services of 5 counts thousands of queues: one after another, on a channel opened and closed
+ * for each, they took about 2.4 ms a queue.
+ */
+const COUNTERS = 8;
+
+/**
+ * The live count of each queue (undefined: the queue is gone, so it holds nothing), COUNTERS at a
+ * time, within the channels the session may open. A worker keeps its channel from one queue to
+ * the next; a refusal (404, 405, 403) closes it, the broker's doing, and the worker opens another.
+ * None of these channels goes back to the session's pool. After a failure nothing new starts, the
+ * counts under way finish, every channel is closed, and the first failure is thrown; with `each`,
+ * a queue's failure is its count instead, and the others are still counted.
+ */
+async function passiveCounts(session: AmqpSession, queues: readonly { name: string }[], o: { each?: boolean } = {}): Promise<(LiveCount | undefined | Error)[]> {
+  const counts: (LiveCount | undefined | Error)[] = new Array(queues.length);
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
     let ch: Channel | undefined;
-    let live: LiveCount | undefined;
     try {
-      ch = await session.channel();
-      session.rpcs++;
-      live = await ch.checkQueue(q.name);
+      while (failure === undefined && next < queues.length) {
+        const i = next++;
+        const name = (queues[i] as { name: string }).name;
+        try {
+          ch ??= await session.channel();
+          session.rpcs++;
+          counts[i] = await ch.checkQueue(name);
+        } catch (e) {
+          ch = undefined;
+          // 404: the queue is gone, so it holds nothing.
+          if ((e as { code?: number }).code === 404) continue;
+          const err = amqpError(session.cluster, `count messages of queue ${name}`, e as Error, session.lost);
+          if (!o.each) throw err;
+          counts[i] = err;
+        }
+      }
     } catch (e) {
-      // 404: the queue is gone, so it holds nothing.
-      if ((e as { code?: number }).code !== 404) throw amqpError(session.cluster, `count messages of queue ${q.name}`, e as Error, session.lost);
+      failure ??= e;
     } finally {
       if (ch) await closeChannel(ch);
     }
+  };
+  await Promise.all(Array.from({ length: Math.min(session.writers(COUNTERS), queues.length) }, worker));
+  if (failure !== undefined) throw failure;
+  return counts;
+}
+
+/** Each queue's live count (`counts`, in the same order) into the facts; returns the queues whose statistics are behind them. */
+function countsInto(
+  actual: ActualCluster,
+  { classic, quorum }: QueueTypes,
+  queues: readonly { name: string; stream: boolean }[],
+  counts: readonly (LiveCount | undefined)[],
+): { name: string; stream: boolean }[] {
+  const behind: { name: string; stream: boolean }[] = [];
+  for (const [i, q] of queues.entries()) {
+    const live = counts[i];
     const facts = (actual.queueFacts[q.name] ??= {});
     if (!live) {
       Object.assign(facts, { ready: 0, unacked: 0, messages: 0, consumers: 0, bytes: 0 });
