@@ -28,6 +28,7 @@ import { REPLACES_AT_ONCE } from "../plan/limits.js";
 import { inUseHint } from "../plan/guards.js";
 import { lostNow } from "../plan/lost-bindings.js";
 import { lostReason } from "../plan/render.js";
+import { movesMessages } from "../plan/moves.js";
 import { pushTo } from "../core/collections.js";
 
 export interface ExecuteOptions {
@@ -62,9 +63,9 @@ const HTTP_ONLY = new Set<Resource["kind"]>(["policy", "user", "permission", "to
 
 type Replace = Extract<Action, { op: "replace" }>;
 
-/** Queue replaces that keep their messages: all of them, unless data loss was allowed. */
+/** Queue replaces that keep their messages: all of them, unless data loss was allowed (plan/moves.ts). */
 export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
-  return a.before.kind === "queue" && a.after.kind === "queue" && (!opts.allowDataLoss || a.resume !== undefined);
+  return movesMessages(a, opts.allowDataLoss);
 }
 
 

@@ -8,6 +8,7 @@
 
 import type { Binding, ClusterPlan } from "../model.js";
 import { holdingQueueName } from "../core/naming.js";
+import { movesMessages } from "../plan/moves.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 
@@ -58,7 +59,7 @@ export function unbindsByKey(plan: ClusterPlan, movesNothing: boolean): Binding[
   const out: Binding[] = [];
   for (const a of plan.actions) {
     if (a.op === "delete" && a.before.kind === "binding" && removedByKey(a.before)) out.push(a.before);
-    if (a.op !== "replace" || a.after.kind !== "queue" || (movesNothing && a.resume === undefined)) continue;
+    if (a.op !== "replace" || a.after.kind !== "queue" || !movesMessages(a, movesNothing)) continue;
     const queue = a.after.name;
     for (const b of a.rebind) {
       if (!removedByKey(b)) continue;

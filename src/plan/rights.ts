@@ -6,6 +6,7 @@
 
 import type { Binding, ClusterPlan } from "../model.js";
 import { subjectOf } from "../core/keys.js";
+import { movesMessages } from "./moves.js";
 import { applyMarkName, escapeRegex, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { names, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
@@ -111,7 +112,7 @@ function rightsNeeded(plan: ClusterPlan, prefix: string, movesNothing: boolean):
       // A queue replaced without loss (broker/replace.ts): its messages are read from it, go by
       // an exchange of the holding queue's name into that queue, are read from there and published
       // back by the default exchange (whose name in a permission is amq.default).
-      if (r.kind === "queue" && (!movesNothing || a.resume)) {
+      if (movesMessages(a, movesNothing)) {
         const hold = holdingQueueName(r.name);
         out.push({ right: "read", kind: "queue", name: r.name }, { right: "write", kind: "queue", name: r.name });
         out.push({ right: "configure", kind: "queue", name: hold }, { right: "write", kind: "queue", name: hold }, { right: "read", kind: "queue", name: hold });

@@ -4,6 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { managementUnbindRefusal, permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
 import { unbindsByKey } from "../../src/broker/remove-binding.js";
+import { isLossless, type ExecuteOptions } from "../../src/broker/execute.js";
+import { movesMessages } from "../../src/plan/moves.js";
 import { setUserTags } from "../../src/core/words.js";
 import { subjectOf } from "../../src/core/keys.js";
 import type { Action, ClusterPlan, Resource } from "../../src/model.js";
@@ -98,5 +100,29 @@ describe("the management user's own permissions on the vhost", () => {
     const replace: Action = { op: "replace", key: "", before: old, after: { ...old, arguments: { "x-max-length": 10 } }, because: ["arguments"], rebind: [{ ...keyed, exact: [] }] };
     expect(unbindsByKey(plan(replace), false).map((b) => b.destination)).toEqual(["mplogin.sync", "topo.hold.mplogin.sync"]);
     expect(unbindsByKey(plan(replace), true)).toEqual([]);
+  });
+});
+
+describe("a queue replace that moves its messages", () => {
+  it("is one answer for apply, the AMQP user's rights and the management API's unbinds, with and without --allow-data-loss, resumed or not", () => {
+    const old = subjectOf(queue) as Extract<Resource, { kind: "queue" }>;
+    const keyed = { ...(subjectOf(binding) as Extract<Resource, { kind: "binding" }>), arguments: { "x-a": 1 }, propertiesKey: "~abc" };
+    const fresh: Extract<Action, { op: "replace" }> = { op: "replace", key: "", before: old, after: { ...old, arguments: { "x-max-length": 10 } }, because: ["arguments"], rebind: [keyed] };
+    const resumed: Extract<Action, { op: "replace" }> = { ...fresh, resume: { hold: { ...old, name: "topo.hold.mplogin.sync" }, holdBindings: [], queueDone: true } };
+    // Rights on the queue's own name and its exchange, but none on the holding queue.
+    const noHold = { configure: "^mp", write: "^mp", read: "^mp" };
+    const cases: [Extract<Action, { op: "replace" }>, boolean, boolean][] = [
+      [fresh, false, true],
+      [fresh, true, false],
+      [resumed, false, true],
+      [resumed, true, true],
+    ];
+    for (const [a, allowDataLoss, moves] of cases) {
+      const p = plan(a);
+      expect(movesMessages(a, allowDataLoss)).toBe(moves);
+      expect(isLossless(a, { allowDataLoss } as ExecuteOptions)).toBe(moves);
+      expect(unbindsByKey(p, allowDataLoss).length > 0).toBe(moves);
+      expect(permissionRefusal("app", "sync", noHold, p, "mp", allowDataLoss)?.message.includes("topo.hold.mplogin.sync") ?? false).toBe(moves);
+    }
   });
 });
