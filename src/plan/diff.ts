@@ -252,8 +252,11 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   const disputed = owner.outer.length ? servicesDeleted(actions) : [];
   // Asked first once the plan's deletes are known (routesIntoDeleted), and then of each queue replace.
   const namedSenders = deadLetterSendersByName(desired, actual, (p) => owner.owns(p), deleted);
-  const orphanedRoutes = routesIntoDeleted(actions, want, have, deleted, owner, namedSenders);
-  markRoutesIntoReplaced(actions, want, have, deleted, owner);
+  // What the vhost holds once the plan is applied, found once, and only when an exchange is deleted or replaced.
+  let left: Resource[] | undefined;
+  const remainingOnce = () => (left ??= remaining(want, have, deleted, owner));
+  const orphanedRoutes = routesIntoDeleted(actions, namedSenders, remainingOnce);
+  markRoutesIntoReplaced(actions, remainingOnce);
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
@@ -382,9 +385,10 @@ function remaining(want: Map<string, Resource>, have: Map<string, Resource>, del
  * dead-letter exchange or an exchange's alternate exchange, as an argument, or a policy that
  * sets either for what it matches. By exchange name; none for an exchange nothing sends to.
  */
-function sendersToExchanges(targets: ReadonlySet<string>, resources: readonly Resource[]): Map<string, { who: string; deadLetters: boolean }[]> {
+function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => readonly Resource[]): Map<string, { who: string; deadLetters: boolean }[]> {
   const senders = new Map<string, { who: string; deadLetters: boolean }[]>();
   if (targets.size === 0) return senders;
+  const resources = remainingOnce();
   const add = (exchange: unknown, who: string, deadLetters: boolean) => {
     if (typeof exchange === "string" && targets.has(exchange)) pushTo(senders, exchange, { who, deadLetters });
   };
@@ -410,10 +414,10 @@ function sendersToExchanges(targets: ReadonlySet<string>, resources: readonly Re
  * some (tens of milliseconds of that flow each). Plan names each sender under the replace
  * (docs/safety.md).
  */
-function markRoutesIntoReplaced(actions: Action[], want: Map<string, Resource>, have: Map<string, Resource>, deleted: Set<string>, owner: Ownership): void {
+function markRoutesIntoReplaced(actions: Action[], remainingOnce: () => readonly Resource[]): void {
   const replaced = actions.flatMap((a) => (a.op === "replace" && a.after.kind === "exchange" ? [{ a, name: a.after.name }] : []));
   if (replaced.length === 0) return;
-  const senders = sendersToExchanges(new Set(replaced.map((r) => r.name)), remaining(want, have, deleted, owner));
+  const senders = sendersToExchanges(new Set(replaced.map((r) => r.name)), remainingOnce);
   for (const { a, name } of replaced) {
     const all = senders.get(name);
     if (!all) continue;
@@ -438,7 +442,7 @@ function markRoutesIntoReplaced(actions: Action[], want: Map<string, Resource>, 
  * pair, a queue with x-dead-letter-exchange "" under a policy's dead-letter-routing-key naming the
  * deleted queue was not named.
  */
-function routesIntoDeleted(actions: Action[], want: Map<string, Resource>, have: Map<string, Resource>, deleted: Set<string>, owner: Ownership, namedSenders: (queue: string) => NamedSender[]): string[] {
+function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => NamedSender[], remainingOnce: () => readonly Resource[]): string[] {
   const gone = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : [])));
   // Dead-lettering through the default exchange names the queue itself, by its routing key.
   const goneQueues = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" ? [a.before.name] : [])));
@@ -447,7 +451,7 @@ function routesIntoDeleted(actions: Action[], want: Map<string, Resource>, have:
   for (const q of goneQueues) {
     for (const s of namedSenders(q)) pushTo(senders, `queue ${q}`, `queue ${shown(s.queue)} ${s.sure ? "dead-letters" : "may dead-letter (topo cannot tell which policy applies to it)"} to it (${s.how})`);
   }
-  for (const [exchange, who] of sendersToExchanges(gone, remaining(want, have, deleted, owner))) senders.set(`exchange ${exchange}`, who.map((s) => s.who));
+  for (const [exchange, who] of sendersToExchanges(gone, remainingOnce)) senders.set(`exchange ${exchange}`, who.map((s) => s.who));
   return [...senders.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([target, who]) => `this plan deletes ${target}, but ${who.join("; ")}: once it is gone, RabbitMQ drops those messages without a word; point ${who.length === 1 ? "it" : "them"} elsewhere first, or keep the service`);
