@@ -21,6 +21,7 @@ import { sameTags, userChangedHint } from "./user-writers.js";
 import { tagsOf } from "./state.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
+import { runLimited } from "./limited.js";
 import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shellWord, shown } from "../core/words.js";
 import { allowsNothing } from "../core/permissions.js";
 import { SHA256 } from "../config/credentials.js";
@@ -642,24 +643,6 @@ const HTTP_WRITES_AT_ONCE = 8;
  * 12.4 s against 10.2 and 12.1 s, bench/destructive.mjs).
  */
 const DELETE_COUNT_REUSE_MS = 1000;
-
-/** `fn` on every item, `limit` at a time; after a failure nothing new starts, those under way finish, and the first failure is thrown. */
-async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure;
-}
 
 /** A broker error stopped the plan part-way: the error, and the actions not done. */
 export class ExecutionStopped extends Error {

@@ -11,6 +11,7 @@ import { amqpError, closeChannel, vhostFoundOverAmqp } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { vh } from "./http.js";
 import { sleep } from "./retry.js";
+import { runLimited } from "./limited.js";
 import { BrokerError } from "../errors.js";
 import { bindingItem, exchangeItem, nodeItem, permissionItem, policiesUnlisted, policyItem, queueCountItem, queueItem, queueOperatorPolicyItem, topicPermissionItem, userItem, userVhostItem } from "./answers.js";
 import type { ApiBinding, ApiExchange, ApiPermission, ApiPolicy, ApiQueue, ApiTopicPermission, ApiUser, ApiUserLimits } from "./state.js";
@@ -828,43 +829,34 @@ const COUNTERS = 8;
 
 /**
  * The live count of each queue (undefined: the queue is gone, so it holds nothing), COUNTERS at a
- * time, within the channels the session may open. A worker keeps its channel from one queue to
- * the next; a refusal (404, 405, 403) closes it, the broker's doing, and the worker opens another.
- * None of these channels goes back to the session's pool. After a failure nothing new starts, the
- * counts under way finish, every channel is closed, and the first failure is thrown; with `each`,
- * a queue's failure is its count instead, and the others are still counted.
+ * time, within the channels the session may open (runLimited: after a failure nothing new starts,
+ * the counts under way finish, and the first failure is thrown; with `each`, a queue's failure is
+ * its count instead, and the others are still counted). A channel is kept for the next queue until
+ * a refusal (404, 405, 403) closes it, the broker's doing; none goes back to the session's pool,
+ * and those kept are closed at the end.
  */
 async function passiveCounts(session: AmqpSession, queues: readonly { name: string }[], o: { each?: boolean } = {}): Promise<(LiveCount | undefined | Error)[]> {
   const counts: (LiveCount | undefined | Error)[] = new Array(queues.length);
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    let ch: Channel | undefined;
-    try {
-      while (failure === undefined && next < queues.length) {
-        const i = next++;
-        const name = (queues[i] as { name: string }).name;
-        try {
-          ch ??= await session.channel();
-          session.rpcs++;
-          counts[i] = await ch.checkQueue(name);
-        } catch (e) {
-          ch = undefined;
-          // 404: the queue is gone, so it holds nothing.
-          if ((e as { code?: number }).code === 404) continue;
-          const err = amqpError(session.cluster, `count messages of queue ${name}`, e as Error, session.lost);
-          if (!o.each) throw err;
-          counts[i] = err;
-        }
+  const kept: Channel[] = [];
+  try {
+    await runLimited([...queues.keys()], session.writers(COUNTERS), async (i) => {
+      const name = (queues[i] as { name: string }).name;
+      try {
+        const ch = kept.pop() ?? (await session.channel());
+        session.rpcs++;
+        counts[i] = await ch.checkQueue(name);
+        kept.push(ch);
+      } catch (e) {
+        // 404: the queue is gone, so it holds nothing.
+        if ((e as { code?: number }).code === 404) return;
+        const err = amqpError(session.cluster, `count messages of queue ${name}`, e as Error, session.lost);
+        if (!o.each) throw err;
+        counts[i] = err;
       }
-    } catch (e) {
-      failure ??= e;
-    } finally {
-      if (ch) await closeChannel(ch);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(session.writers(COUNTERS), queues.length) }, worker));
-  if (failure !== undefined) throw failure;
+    });
+  } finally {
+    await Promise.all(kept.map(closeChannel));
+  }
   return counts;
 }
 
