@@ -10,7 +10,7 @@ import { ConfigError } from "../../src/errors.js";
 import type { ActualCluster, Policy, Resource } from "../../src/model.js";
 import { applyMark, diffCluster, planCluster } from "../../src/plan/diff.js";
 import { Ownership } from "../../src/core/naming.js";
-import { keyOf, sortResources, subjectOf } from "../../src/core/keys.js";
+import { describe as shownAs, keyOf, sortResources, subjectOf } from "../../src/core/keys.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { actualFrom, queueFrom, tagsOf } from "../../src/broker/state.js";
 import { compatibility } from "../../src/plan/compat.js";
@@ -517,6 +517,29 @@ describe("diff", () => {
     // An empty vhost (its first apply makes the mark unasked) and a marked one: no mark to make.
     expect(planCluster(desired, actual([]), "mp").actions.some((a) => keyOf(subjectOf(a)) === "exchange|topo.mp.generation")).toBe(false);
     expect(planCluster(desired, actual([...desired.resources, applyMark("mp")]), "mp").actions).toEqual([]);
+  });
+
+  it("lists the actions by kind, then by name as plan prints it, creates and deletes together", () => {
+    const desired = desiredOf(raw({ services: ["mpc", "mpa", "mpb_x"] }), "async");
+    // mpb's are the broker's only, so plan deletes them among the creates; "mpb_x" sorts after
+    // "mpb" by name, and "mpb.async" after "mpa.async", however the file or the broker lists them.
+    const held = [binding({ source: "mpb", destination: "mpb.async", routingKey: "mpb.async.#" }), queue({ name: "mpb.async" }), exchange({ name: "mpb" }), applyMark("mp")];
+    const plan = planCluster(desired, actual(held), "mp");
+    expect(plan.actions.map((a) => `${a.op} ${subjectOf(a).kind} ${shownAs(subjectOf(a))}`)).toEqual([
+      "create vhost a",
+      "create exchange mpa",
+      "delete exchange mpb",
+      "create exchange mpb_x",
+      "create exchange mpc",
+      "create queue mpa.async",
+      "delete queue mpb.async",
+      "create queue mpb_x.async",
+      "create queue mpc.async",
+      "create binding mpa -> mpa.async [mpa.async.#]",
+      "delete binding mpb -> mpb.async [mpb.async.#]",
+      "create binding mpb_x -> mpb_x.async [mpb_x.async.#]",
+      "create binding mpc -> mpc.async [mpc.async.#]",
+    ]);
   });
 });
 
