@@ -604,7 +604,7 @@ function heldTogether(queue: QueueFacts | undefined, hold: QueueFacts | undefine
 /**
  * Actions in the order plan shows them: by kind, then by name as printed. Each name is worked out
  * once, not at every comparison: planning both clusters of 25,000 services from empty (150,000
- * actions; an apply does it twice) took 290–360 ms that way and 220–300 ms this way, warmed.
+ * actions; an apply does it twice) took a median of 319 ms that way and 269 ms this way.
  */
 function sortActions(actions: Action[]): void {
   const order = actions.map((a) => {
