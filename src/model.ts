@@ -485,6 +485,9 @@ export type Action =
       losses?: PolicyLoss[];
     };
 
+/** A plan's replace: the object deleted and declared again with what the file says (broker/replace.ts). */
+export type ReplaceAction = Extract<Action, { op: "replace" }>;
+
 export type Op = Action["op"];
 
 /**

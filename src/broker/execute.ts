@@ -6,7 +6,7 @@
 
 import { BrokerError, LockError } from "../errors.js";
 import type { Channel } from "amqplib";
-import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, LostBinding, Policy, Queue, Resource, User } from "../model.js";
+import type { Action, Binding, ClusterPlan, ClusterTarget, Credentials, Exchange, LostBinding, Policy, Queue, ReplaceAction, Resource, User } from "../model.js";
 import { holdingQueueName, markedPrefix } from "../core/naming.js";
 import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { closeChannel, type AmqpSession } from "./amqp.js";
@@ -62,10 +62,8 @@ export interface ExecuteContext {
 /** Kinds written over HTTP alone: a plan of only these opens no AMQP connection. */
 const HTTP_ONLY = new Set<Resource["kind"]>(["policy", "user", "permission", "topic-permission"]);
 
-type Replace = Extract<Action, { op: "replace" }>;
-
 /** Queue replaces that keep their messages: all of them, unless data loss was allowed (plan/moves.ts). */
-export function isLossless(a: Replace, opts: ExecuteOptions): boolean {
+export function isLossless(a: ReplaceAction, opts: ExecuteOptions): boolean {
   return movesMessages(a, opts.allowDataLoss);
 }
 
@@ -117,7 +115,7 @@ export function channelShareRefusal(cluster: string, user: string, limit: number
 export function refuseShortOfChannels(plan: ClusterPlan, session: Pick<AmqpSession, "channelBudget" | "channelsHeld" | "budgetUser">, opts: ExecuteOptions): void {
   const held = session.channelsHeld;
   if (session.channelBudget - held >= MOVE_CHANNELS) return;
-  const lossless = plan.actions.filter((a): a is Replace => a.op === "replace" && isLossless(a, opts));
+  const lossless = plan.actions.filter((a): a is ReplaceAction => a.op === "replace" && isLossless(a, opts));
   if (!lossless.length) return;
   const queues = lossless.map((a) => describe(a.after));
   // A replace an earlier run began is always finished without loss: its holding queue may hold
@@ -163,7 +161,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   const makesMark = (a: Action) => a.op === "create" && a.after.kind === "exchange" && markedPrefix(a.after) !== undefined;
   const creates = (kind: Resource["kind"]) => plan.actions.filter((a): a is Extract<Action, { op: "create" }> => a.op === "create" && a.after.kind === kind && !makesMark(a));
 
-  const allReplaces = plan.actions.filter((a): a is Replace => a.op === "replace");
+  const allReplaces = plan.actions.filter((a): a is ReplaceAction => a.op === "replace");
   const lossless = allReplaces.filter((a) => isLossless(a, opts));
   const replaces = allReplaces.filter((a) => !isLossless(a, opts));
   const deletes = plan.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete");
@@ -312,23 +310,23 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
      * logged when refused. A replace is made once its object is deleted and declared again; what it
      * could not put back is the error.
      */
-    const replaceByDeleteAndCreate = async (replaces: Replace[]): Promise<{ made: Replace[]; refusals?: BrokerError }> => {
-      const named = (r: Replace) => `${r.after.kind} ${describe(r.after)}`;
+    const replaceByDeleteAndCreate = async (replaces: ReplaceAction[]): Promise<{ made: ReplaceAction[]; refusals?: BrokerError }> => {
+      const named = (r: ReplaceAction) => `${r.after.kind} ${describe(r.after)}`;
       const failures: string[] = [];
       let first: BrokerError | undefined;
       const failed = (e: BrokerError, line: string) => {
         first ??= e;
         failures.push(line);
       };
-      const deleted = new Set<Replace>();
+      const deleted = new Set<ReplaceAction>();
       await amqp
-        .runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`, ({ a }) => deleted.add(a as Replace))
+        .runAll(removed(replaces), n, removal, ({ r }) => `delete ${r.kind} ${r.name}`, ({ a }) => deleted.add(a as ReplaceAction))
         .catch((e: unknown) => {
           if (!(e instanceof BrokerError) || amqp.lost) throw e;
           failed(e, e.message.replace(/^cluster [^:]*: /, ""));
         });
       const gone = replaces.filter((a) => deleted.has(a));
-      const undeclared = new Set<Replace>();
+      const undeclared = new Set<ReplaceAction>();
       for (const { item, error } of await writeEach(amqp, gone, n, (a) => a.after as Queue | Exchange, (a) => `declare ${a.after.kind} ${describe(a.after)}`)) {
         undeclared.add(item);
         failed(error, `${named(item)} was deleted and not declared again: ${reply(error)}`);
@@ -346,7 +344,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           });
         },
       );
-      const rebinds = new Map<string, { b: Binding; of: Replace }>();
+      const rebinds = new Map<string, { b: Binding; of: ReplaceAction }>();
       const foreseen = new Map<string, LostBinding>();
       for (const r of gone) {
         for (const b of r.rebind) rebinds.set(keyOf(b), { b, of: r });

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { allOf, ApplyError, ClustersError, InterruptedError, LockError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
-import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type Resource } from "../model.js";
+import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type ReplaceAction, type Resource } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { channelShareRefusal, executePlan, ExecutionStopped, noChannelShare, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
@@ -800,7 +800,7 @@ export function lockOrder(targets: readonly ClusterTarget[]): string[] {
  * whose other end is gone too cannot be made, and is said.
  */
 function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: ClusterPlan; actual: ActualCluster }, log: (m: string) => void, cluster: string, plainQueues: boolean): Action[] {
-  const cut = [...(begun?.values() ?? [])].filter((a): a is Extract<Action, { op: "replace" }> => a.op === "replace" && (subjectOf(a).kind === "exchange" || (plainQueues && subjectOf(a).kind === "queue")));
+  const cut = [...(begun?.values() ?? [])].filter((a): a is ReplaceAction => a.op === "replace" && (subjectOf(a).kind === "exchange" || (plainQueues && subjectOf(a).kind === "queue")));
   if (!cut.length) return [];
   const have = new Set(read.actual.resources.map(keyOf));
   const planned = new Set(read.plan.actions.filter((a) => a.op !== "delete").map((a) => a.key));

@@ -1,7 +1,7 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
 import { TRAFFIC } from "../model.js";
-import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
+import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, ReplaceAction, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
 import { applyMarkName, coveringHolds, holdingQueueOf, isBrokersOwn, isTopoName, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
 import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
@@ -741,7 +741,7 @@ export function destructiveActions(plan: ClusterPlan): Extract<Action, { op: "re
 }
 
 /** A replace left half-way whose queue needs no delete: only its messages move back. */
-export function onlyFinishes(a: Extract<Action, { op: "replace" }>): boolean {
+export function onlyFinishes(a: ReplaceAction): boolean {
   // The queue gone, the holding queue stands in as what is there now (`before`).
   return a.resume !== undefined && (a.resume.queueDone || keyOf(a.before) === keyOf(a.resume.hold));
 }

@@ -6,7 +6,7 @@
 // offending change on every cluster, before anything is written anywhere.
 
 import { allOf, UnsafePlanError } from "../errors.js";
-import type { Action, ClusterPlan } from "../model.js";
+import type { Action, ClusterPlan, ReplaceAction } from "../model.js";
 import { describe, keyOf } from "../core/keys.js";
 import { markOfBinding } from "../core/naming.js";
 import { destructiveActions } from "./diff.js";
@@ -105,8 +105,6 @@ export function guardUnmanaged(plans: ClusterPlan[]): void {
   );
 }
 
-type Replace = Extract<Action, { op: "replace" }>;
-
 /**
  * A replace puts back every binding its object had, but the broker does not let it put back some
  * (plan/lost-bindings.ts): an auto-delete exchange's last binding (RabbitMQ deletes the exchange
@@ -164,7 +162,7 @@ export function guardInexact(plans: ClusterPlan[]): void {
  * the broker's live ones (readAndPlan with a session).
  */
 export function guardReplaceRisks(plans: ClusterPlan[]): void {
-  const risky = plans.flatMap((p) => p.actions.filter((a): a is Replace => a.op === "replace" && (a.risks?.length ?? 0) > 0).map((a) => ({ cluster: p.cluster, a })));
+  const risky = plans.flatMap((p) => p.actions.filter((a): a is ReplaceAction => a.op === "replace" && (a.risks?.length ?? 0) > 0).map((a) => ({ cluster: p.cluster, a })));
   if (risky.length === 0) return;
   const lines = risky.flatMap(({ cluster, a }) => [
     `  cluster ${cluster}: queue ${describe(a.after)}${a.messages || a.unackedUnknown ? ` (holds ${messagesHeld(a)})` : ""}:`,

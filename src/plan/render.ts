@@ -1,7 +1,7 @@
 // Pure: Plan → text (for people) and Plan → JSON (for pipelines).
 
 import { keptTopicsLine, UNREAD_TOPICS } from "./topic-keep.js";
-import type { Action, Binding, ClusterPlan, LostBinding, Plan, PolicyLoss, Resource } from "../model.js";
+import type { Action, Binding, ClusterPlan, LostBinding, Plan, PolicyLoss, ReplaceAction, Resource } from "../model.js";
 import { assertNever } from "../model.js";
 import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
@@ -108,7 +108,7 @@ export function exclusiveQueueNote(before: Resource, op: "replace" | "delete"): 
 }
 
 /** What a replace means for the clients of its object, beyond the messages at risk: text and JSON alike. */
-function replaceNotes(a: Extract<Action, { op: "replace" }>): string[] {
+function replaceNotes(a: ReplaceAction): string[] {
   return [
     ...exclusiveQueueNote(a.before, "replace"),
     ...(a.risks?.some((r) => r.rule === "consumers") ? [celeryConsumers(a.before, a.after)] : []),
@@ -326,7 +326,7 @@ function unknownJson(a: { unackedUnknown?: boolean; deadLettersUnknown?: boolean
  * (broker/exact-args.ts): made with other argument types, each would be another binding, and a
  * headers exchange would stop routing to it what matched before.
  */
-export function inexactRebinds(a: Extract<Action, { op: "replace" }>): Binding[] {
+export function inexactRebinds(a: ReplaceAction): Binding[] {
   return [...a.rebind, ...(a.resume?.holdBindings ?? [])].filter((b) => b.inexact !== undefined);
 }
 
