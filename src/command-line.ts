@@ -3,7 +3,6 @@
 // Loaded by cli.ts, the entry. Commands are imported lazily so `topo --help` starts fast.
 
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { BUG_HINT, ConfigError, errorJson, formatProblem, InterruptedError, TopoError } from "./errors.js";
 import { paintFor } from "./output.js";
@@ -16,6 +15,7 @@ import { plural, shellPath, shown } from "./core/words.js";
 import { setUpProcess } from "./process-setup.js";
 import { stepsUnderWay, writesBegun } from "./broker/in-flight.js";
 import { takeEarlySignals } from "./early-signals.js";
+import { packageFile } from "./config/package-files.js";
 
 setUpProcess();
 
@@ -97,7 +97,7 @@ const outJson = (v: unknown, indent = 2) => process.stdout.write(`${json(v, inde
 /** Colour for stdout / stderr: only on a terminal, never with NO_COLOR or --no-color. */
 const paintOut = () => paintFor(process.stdout, program.opts<{ color: boolean }>().color);
 const paintErr = () => paintFor(process.stderr, program.opts<{ color: boolean }>().color);
-const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+const { version } = packageFile<{ version: string }>("package.json");
 
 
 /**

@@ -3,7 +3,6 @@
 // cluster's section as the user wrote it, and never holds a password.
 
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { envVar, interpolate, variableNameProblem, whiteSpaceAtEnd, whiteSpaceMessage } from "../config/interpolate.js";
@@ -25,6 +24,7 @@ import { PasswordVariables, rewriteSection, schemaReference, sectionVariables, u
 import { forEachCluster, identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
+import { packageFile } from "../config/package-files.js";
 
 export interface ImportOptions extends ConnectionOptions {
   /** The topology file whose clusters say where to connect (default topology.yaml). */
@@ -127,9 +127,9 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   nameUnnamed(p.sources, actuals, p.prefix);
   p.finish?.();
 
-  const { definitions } = createRequire(import.meta.url)("../../schemas/topology.schema.json") as {
+  const { definitions } = packageFile<{
     definitions: { arguments: { properties: Record<string, ArgumentSchema> }; serviceName: { maxLength: number } };
-  };
+  }>("schemas/topology.schema.json");
   const own = p.sources.flatMap((s) => [s.target.amqp.username, s.target.management.username]);
   const inference = inferTopology(
     p.sources.map((s, i) => ({ name: s.name, vhost: s.target.amqp.vhost, actual: actuals[i] as ActualCluster })),

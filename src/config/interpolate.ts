@@ -1,7 +1,6 @@
 // ${VAR} interpolation: Compose-style references in the file's values, put in from the
 // environment, typed as the schema wants at their place, each problem with its place in the value.
 
-import { createRequire } from "node:module";
 import type { ConfigProblem } from "../errors.js";
 import { ENV_NAME, ENV_NAME_SOURCE } from "../core/naming.js";
 import { ownValue } from "../core/collections.js";
@@ -9,6 +8,7 @@ import { displayPath, holdsSecretValue, isObject, type Path } from "./places.js"
 import { PERCENT_ENCODE, userinfoSpan } from "./url.js";
 import { PLAIN } from "./numbers.js";
 import { MAX_EXACT } from "./arguments.js";
+import { packageFile } from "./package-files.js";
 
 export type Env = Record<string, string | undefined>;
 
@@ -48,8 +48,6 @@ export function variableNameProblem(option: string, given: string, env: Env, exa
   };
 }
 
-const require = createRequire(import.meta.url);
-
 /** A value that is one reference and nothing else: `${LEN}` or `${LEN:-100}`. */
 export const WHOLE_VAR = new RegExp(`^\\$\\{(${ENV_NAME_SOURCE})(?::-[^}]*)?\\}$`);
 
@@ -80,7 +78,7 @@ let schemaRoot: SchemaNode | undefined;
 
 /** The types the schema allows at a path (both branches of an if/then/else). */
 export function schemaTypesAt(path: Path): Set<string> {
-  schemaRoot ??= require("../../schemas/topology.schema.json") as SchemaNode;
+  schemaRoot ??= packageFile<SchemaNode>("schemas/topology.schema.json");
   const root = schemaRoot;
   const expand = (n: SchemaNode | undefined, seen = 0): SchemaNode[] => {
     if (!n || seen > 8) return [];

@@ -2,7 +2,6 @@
 // schema, normalise it, and report every problem at once as FILE:LINE:COL: message.
 
 import { readFileSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { Document, LineCounter, Node as YamlNode, Pair, Scalar } from "yaml";
 import type { ValidateFunction } from "ajv";
@@ -22,6 +21,7 @@ import { userinfoSpan } from "./url.js";
 import { tagWarnings } from "./user-tags.js";
 import { MAX_ALIAS_COUNT, QUOTE_IT, SECRET_WITH_SYNTAX, STARTS_WITH_SYNTAX, UNCLOSED_FLOW, unclosedFlowAt, yamlMessage, yamlReadMessage } from "./yaml-errors.js";
 import { shellPath } from "../core/words.js";
+import { packageFile } from "./package-files.js";
 
 export type { Env };
 
@@ -55,13 +55,12 @@ export interface LoadOptions {
   passwordsOptional?: boolean;
 }
 
-const require = createRequire(import.meta.url);
 let validator: ValidateFunction | undefined;
 
 function schemaValidator(): ValidateFunction {
   // ajv's standalone code for the schema, generated at build time (scripts/build-validator.mjs):
   // compiling the schema at run time cost more than everything else `topo validate` does.
-  validator ??= require("../../schemas/topology.validate.cjs") as ValidateFunction;
+  validator ??= packageFile<ValidateFunction>("schemas/topology.validate.cjs");
   return validator;
 }
 

@@ -101,8 +101,9 @@ describe("a signal while the command line is still loading", () => {
   // A deploy job cancelled in the first few hundred milliseconds got exit 143 and an empty stdout:
   // no listener was there yet. The entry keeps the signal and the command line answers it once
   // loaded. Here its loading is held back 1.5 s (a loader hook), and the signal comes meanwhile.
+  // The bundle's chunk of it is command-line-<hash>.js (scripts/bundle-cli.mjs).
   it("SIGTERM: exit 130 and the error as JSON, once the command line has loaded; nothing starts", async () => {
-    const hooks = `export async function load(url, context, next) { if (url.endsWith("/command-line.js")) await new Promise((r) => setTimeout(r, 1500)); return next(url, context); }`;
+    const hooks = `export async function load(url, context, next) { if (/\\/command-line(-\\w+)?\\.js$/.test(url)) await new Promise((r) => setTimeout(r, 1500)); return next(url, context); }`;
     const source = [
       `import { register } from "node:module";`,
       `register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`,
