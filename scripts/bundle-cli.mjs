@@ -1,10 +1,11 @@
 // The command line as a bundle: tsc's dist/cli.js and the modules it imports, put together by
-// esbuild into dist/cli.js and a few chunks in dist/cli-chunks/ (one per command that cli.js and
-// command-line.ts import lazily, so `topo --help` still loads little). Loading ~110 modules one
-// by one cost every command about 20 to 40 ms (a no-change plan of 1,000 services 0.43 s against
-// 0.39 s, `--help` 0.12 against 0.10 s; bench/notes.md). The dependencies are not bundled: they
-// load from node_modules as before (amqplib's lib/ files by path, the YAML library on first use).
-// The library (dist/index.js) stays tsc's modules.
+// esbuild into dist/cli.js and chunks in dist/cli-chunks/ (one for each command that cli.js and
+// command-line.ts import lazily, and one for each part two of them share, so `topo --help` still
+// loads little). Loading ~110 modules one by one cost every command 20 to 35 ms (a no-change
+// plan of 1,000 services 0.425 s against 0.40 s, `validate` 0.19 against 0.17 s; bench/notes.md).
+// The dependencies are not bundled: they load from node_modules as before (amqplib's lib/ files
+// by path, the YAML library on first use), one copy each. The library (dist/index.js) stays
+// tsc's modules.
 //
 // Run by `npm run build`, after tsc, which writes the dist/cli.js this reads.
 
