@@ -612,7 +612,9 @@ function sortActions(actions: Action[]): void {
     return { a, kind: KIND_ORDER[r.kind], name: describe(r) };
   });
   order.sort((x, y) => x.kind - y.kind || (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
-  for (let i = 0; i < order.length; i++) actions[i] = (order[i] as (typeof order)[number]).a;
+  order.forEach((o, i) => {
+    actions[i] = o.a;
+  });
 }
 
 /**
