@@ -63,33 +63,6 @@ const CHANNEL_MAX_TEXT = "no channel left: the broker lets one connection open";
 /** Connection-level failures worth retrying: the broker is starting, restarting or overloaded. */
 const TRANSIENT_NET = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Socket closed abruptly/;
 
-/** What writeInPasses reaches of amqplib's connection, which its typings leave out. */
-interface Muxed {
-  muxer?: { _readIncoming?: () => void };
-  stream?: { cork(): void; uncork(): void };
-}
-
-/**
- * amqplib's muxer writes each frame to the socket on its own: a system call and a stream write
- * each. Corked for each of the muxer's passes, what a pass takes from the channels (every frame
- * they hold, up to the socket's buffer) leaves in one writev. The cork lasts only the pass, so a
- * frame is never held back for later. Without the muxer amqplib had, writes go as amqplib makes
- * them.
- */
-function writeInPasses(conn: ChannelModel): void {
-  const { muxer, stream } = (conn as unknown as { connection?: Muxed }).connection ?? {};
-  const pass = muxer?._readIncoming;
-  if (!muxer || !stream || typeof pass !== "function") return;
-  muxer._readIncoming = () => {
-    stream.cork();
-    try {
-      pass.call(muxer);
-    } finally {
-      stream.uncork();
-    }
-  };
-}
-
 export class AmqpSession {
   /** AMQP RPCs sent (declares, binds, deletes, channel opens); the benchmark reports it. */
   rpcs = 0;
@@ -109,7 +82,6 @@ export class AmqpSession {
     /** The user it logged in as (a message published with its user-id must name it). */
     readonly user: string,
   ) {
-    writeInPasses(conn);
     conn.on("error", (e: Error) => {
       this.lost ??= e;
       this.loseAll(e);

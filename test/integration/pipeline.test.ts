@@ -55,36 +55,6 @@ describe("pipelined declares and binds", () => {
     expect(s.rpcs).toBeLessThanOrEqual(2 * n + 4);
   });
 
-  // amqplib writes each frame to the socket on its own; topo corks the socket for each pass of
-  // amqplib's muxer (broker/amqp.ts writeInPasses), so the frames a pass takes leave together.
-  // Corked by turns of the event loop instead, about one frame in five went out alone: a system
-  // call each, and a TCP segment for the broker to read.
-  it("leave in a few system calls, not one a frame", async () => {
-    const v = await fresh();
-    const s = await session(v);
-    const socket = (s.conn as unknown as { connection: { stream: Record<"_write" | "_writev", (...a: unknown[]) => unknown> } }).connection.stream;
-    let calls = 0;
-    for (const m of ["_write", "_writev"] as const) {
-      const own = socket[m];
-      socket[m] = function (this: unknown, ...a: unknown[]) {
-        calls++;
-        return own.apply(this, a);
-      };
-    }
-    const n = 2_000;
-    const xs = Array.from({ length: n }, (_, i) => exchange({ name: `x${i}` }));
-    try {
-      await writePipelined(s, xs, 8, (x) => x, (x) => `declare exchange ${x.name}`, () => undefined);
-    } finally {
-      await s.close();
-    }
-    const listed = (await api("GET", `/api/exchanges/${vh(v)}?columns=name`)).body as { name: string }[];
-    expect(listed.filter((x) => /^x\d+$/.test(x.name)).length).toBe(n);
-    // At least n frames and the channels' opens, and every frame written: well under one call for ten.
-    expect(calls).toBeGreaterThan(0);
-    expect(calls).toBeLessThan(n / 10);
-  });
-
   it("a refusal in the middle of a batch names that object and the broker's reply; the writes before it are done", async () => {
     const v = await fresh();
     // The broker holds q7 as transient: declaring it durable is refused (406), and plan did not see it.
