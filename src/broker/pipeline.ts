@@ -129,14 +129,14 @@ export async function writeEach<T>(session: AmqpSession, items: readonly T[], ch
 const corked = new WeakSet<object>();
 
 /**
- * amqplib writes every frame to the socket on its own; at a few thousand frames a second that was
- * a third of topo's CPU (a system call and a stream write each). The socket is corked while a
- * turn's frames arrive and uncorked after amqplib's muxer has written them (it writes on
- * setImmediate, so the uncork waits one turn more): they leave in one writev. Not every frame: a
- * batch sent in the turn between, on a barrier's reply, is written after the uncork, a frame at a
- * time (6,227 of 7,360 write calls in an apply from empty of 5,000 services were single frames).
- * Corking each pass of the muxer instead left 1,328 calls and saved no CPU, topo's or the
- * broker's, in 13 alternating rounds (bench/notes.md): not kept.
+ * amqplib writes every frame to the socket on its own: a system call and a stream write each
+ * (corking them took an apply of 1,000 services from 0.69 to 0.62 s of topo's CPU, 2bf8e1a).
+ * The socket is corked while a turn's frames arrive and uncorked after amqplib's muxer has
+ * written them (it writes on setImmediate, so the uncork waits one turn more): they leave in one
+ * writev. Not every frame: a batch sent in the turn between, on a barrier's reply, is written
+ * after the uncork, a frame at a time (6,227 of 7,360 write calls in an apply from empty of
+ * 5,000 services were single frames). Corking each pass of the muxer instead left 1,328 calls
+ * and saved no CPU, topo's or the broker's, in 13 alternating rounds (bench/notes.md): not kept.
  */
 function coalesce(ch: Channel): void {
   const socket = (ch as unknown as { connection?: { stream?: { cork(): void; uncork(): void } } }).connection?.stream;
