@@ -1,7 +1,7 @@
 // Integration-test helpers: each test works in vhosts of its own (rascal's namespace = uuid()) and
 // removes them afterwards; the CLI is run as a real subprocess so exit codes and output are real.
 
-import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -267,21 +267,31 @@ export function inCI(): boolean {
  * others. test/global-setup.ts stops, after the whole run, each test broker that was not running
  * when the run began.
  */
-export function startTestBroker(script: string, timeoutMs: number): TestBroker {
+export async function startTestBroker(script: string, timeoutMs: number): Promise<TestBroker> {
   if (brokerRunning(script)) return {};
-  // stderr is read for the reason, and passed on.
-  const r = spawnSync(script, ["start"], { stdio: ["ignore", "inherit", "pipe"], encoding: "utf8", timeout: timeoutMs });
-  if (r.stderr) process.stderr.write(r.stderr);
+  // Not spawnSync: the first start builds a chroot for a minute or more, and a worker whose event
+  // loop is blocked that long misses vitest's RPC ("Timeout calling onTaskUpdate"), which fails the
+  // run though every test passed. stderr is passed on as it comes, and kept for the reason.
+  const r = await new Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string; error?: Error }>((done) => {
+    let stderr = "";
+    const child = spawn(script, ["start"], { stdio: ["ignore", "inherit", "pipe"], timeout: timeoutMs });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+      process.stderr.write(chunk);
+    });
+    child.on("error", (error) => done({ status: null, signal: null, stderr, error }));
+    child.on("close", (status, signal) => done({ status, signal, stderr }));
+  });
   const name = basename(script);
   if (r.status === EXIT_PORT_TAKEN) {
-    const lines = (r.stderr ?? "").split("\n").filter((l) => l.trim());
+    const lines = r.stderr.split("\n").filter((l) => l.trim());
     // The script's own line, e.g. "cluster: port taken: 127.0.0.1:5681 (pid 123, python3) in use by ...".
     const reason = (lines.find((l) => l.includes("port taken")) ?? lines.at(-1) ?? `${name}: a port it needs is taken`).trim();
     if (inCI()) throw new Error(`${reason}\nUnder CI=true a taken test-broker port fails the tests instead of skipping them.`);
     return { unavailable: reason };
   }
   if (r.error || r.status !== 0) {
-    throw new Error(`${name} start failed: ${r.error?.message ?? (r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`)}`);
+    throw new Error(`${name} start failed: ${r.error?.message ?? (r.status === null ? `killed by ${r.signal}${r.signal === "SIGTERM" ? ` (the ${timeoutMs / 1000} s timeout)` : ""}` : `exit ${r.status}`)}`);
   }
   noteStarted(inject("startedBrokers"), script);
   return {};

@@ -162,14 +162,14 @@ function mismatches(p: BrokerPermits, all: Case[], outcomes: Outcome[]): string[
 interface Source {
   name: string;
   /** The broker's endpoints, or why it is not here. */
-  find: () => Endpoint | { unavailable: string };
+  find: () => Promise<Endpoint | { unavailable: string }>;
 }
 
 /** A broker of the project's scripts: started unless it runs (CI starts it), its URLs from `env`. */
 function fromScript(script: string): Source["find"] {
-  return () => {
+  return async () => {
     if (!existsSync(script)) return { unavailable: `${script} is not in this checkout (RABBITMQ43_URL and RABBITMQ43_MANAGEMENT_URL name a running broker instead)` };
-    const started: TestBroker = startTestBroker(script, 600_000);
+    const started: TestBroker = await startTestBroker(script, 600_000);
     if (started.unavailable) return { unavailable: started.unavailable };
     const env = scriptEnv(script);
     return { amqp: env.RABBITMQ4_URL as string, mgmt: env.RABBITMQ4_MANAGEMENT_URL as string };
@@ -179,14 +179,14 @@ function fromScript(script: string): Source["find"] {
 const SCRIPT43 = join(ROOT, "scripts/rabbitmq43.sh");
 
 const SOURCES: Source[] = [
-  { name: "3.10 (the suite's broker)", find: () => ({ amqp: suiteBroker().amqpUrl, mgmt: suiteBroker().mgmtUrl }) },
+  { name: "3.10 (the suite's broker)", find: async () => ({ amqp: suiteBroker().amqpUrl, mgmt: suiteBroker().mgmtUrl }) },
   ...(process.env.TOPO_SKIP_RABBITMQ4
     ? []
     : [
         { name: "4.0 (scripts/rabbitmq4.sh)", find: fromScript(join(ROOT, "scripts/rabbitmq4.sh")) },
         {
           name: "4.3 (scripts/rabbitmq43.sh, or RABBITMQ43_URL)",
-          find: () => {
+          find: async () => {
             const { RABBITMQ43_URL: amqp, RABBITMQ43_MANAGEMENT_URL: mgmt } = process.env;
             if (amqp && mgmt) return { amqp, mgmt };
             return fromScript(SCRIPT43)();
@@ -197,9 +197,9 @@ const SOURCES: Source[] = [
 
 for (const source of SOURCES) {
   describe(`the rule table on RabbitMQ ${source.name}`, () => {
-    let found: ReturnType<Source["find"]> | undefined;
-    beforeAll(() => {
-      found = source.find();
+    let found: Awaited<ReturnType<Source["find"]>> | undefined;
+    beforeAll(async () => {
+      found = await source.find();
     }, 600_000);
 
     it("predicts exactly what the broker accepts and refuses", async (ctx) => {

@@ -65,9 +65,9 @@ describe.runIf(!process.env.TOPO_SKIP_CLUSTER)("3-node cluster", () => {
   const sync = uniqueName("csync");
   const async = uniqueName("casync");
 
-  beforeAll(() => {
+  beforeAll(async () => {
     // Running means all three nodes: status exits 0 only then.
-    cluster = startTestBroker(SCRIPT, 300_000);
+    cluster = await startTestBroker(SCRIPT, 300_000);
     if (cluster.unavailable) return;
     const env = scriptEnv(SCRIPT);
     NODES = env.TOPO_CLUSTER_NODES!.split(",");

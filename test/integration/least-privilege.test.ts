@@ -37,18 +37,18 @@ interface Endpoint {
 interface Target {
   version: string;
   /** The node's endpoints, or why it is not here (stop: what startTestBroker started). */
-  find: () => Endpoint | { unavailable: string };
+  find: () => Promise<Endpoint | { unavailable: string }>;
   /** Defaults for the file: mirrored classic sync queues do not exist on 4.x. */
   defaults?: RawConfig["defaults"];
 }
 
 /** A 4.x node: the named running one, else the project's script (started unless it runs). */
 function node4(script: string, urlVar: string): Target["find"] {
-  return () => {
+  return async () => {
     const amqp = process.env[urlVar];
     const mgmt = process.env[urlVar.replace(/_URL$/, "_MANAGEMENT_URL")];
     if (amqp && mgmt) return { amqp, mgmt: new URL(mgmt).origin };
-    const started: TestBroker = startTestBroker(script, 900_000);
+    const started: TestBroker = await startTestBroker(script, 900_000);
     if (started.unavailable) return { unavailable: started.unavailable };
     const env = scriptEnv(script);
     return { amqp: env.RABBITMQ4_URL!, mgmt: new URL(env.RABBITMQ4_MANAGEMENT_URL!).origin };
@@ -57,7 +57,7 @@ function node4(script: string, urlVar: string): Target["find"] {
 
 const skip4 = !!process.env.TOPO_SKIP_RABBITMQ4;
 const TARGETS: Target[] = [
-  { version: "3.10", find: () => ({ amqp: suiteBroker().amqpUrl.replace(/\/+$/, ""), mgmt: new URL(suiteBroker().mgmtUrl).origin }) },
+  { version: "3.10", find: async () => ({ amqp: suiteBroker().amqpUrl.replace(/\/+$/, ""), mgmt: new URL(suiteBroker().mgmtUrl).origin }) },
   ...(skip4 ? [] : [{ version: "4.0", find: node4(join(ROOT, "scripts/rabbitmq4.sh"), "RABBITMQ4_URL"), defaults: { sync: { type: "quorum" as const } } }]),
   ...(skip4 || process.env.TOPO_SKIP_RABBITMQ43 ? [] : [{ version: "4.3", find: node4(join(ROOT, "scripts/rabbitmq43.sh"), "RABBITMQ43_URL"), defaults: { sync: { type: "quorum" as const } } }]),
 ];
@@ -144,15 +144,15 @@ const refusedTopic = (key: string, exchange: string, vhost: string, user: string
 
 for (const target of TARGETS) {
   describe.skipIf(!HAS_CELERY && !inCI())(`least privilege on RabbitMQ ${target.version}${HAS_CELERY ? "" : ` (skipped: ${NO_CELERY})`}`, () => {
-    let found: ReturnType<Target["find"]> | undefined;
+    let found: Awaited<ReturnType<Target["find"]>> | undefined;
     const vhosts: string[] = [];
     const users: string[] = [];
     const workers: ChildProcess[] = [];
     const dirs: string[] = [];
 
-    beforeAll(() => {
+    beforeAll(async () => {
       if (!HAS_CELERY) throw new Error(`${NO_CELERY} (.ci/run does this)`);
-      found = target.find();
+      found = await target.find();
     }, 900_000);
     afterEach(async () => {
       await Promise.all(workers.splice(0).map(stopWorker));

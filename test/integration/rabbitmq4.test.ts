@@ -163,10 +163,10 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     }
   }
 
-  beforeAll(() => {
+  beforeAll(async () => {
     if (skip) return;
     // The first run builds the chroot (2 to 3 minutes); later runs start in seconds.
-    broker = startTestBroker(SCRIPT, 900_000);
+    broker = await startTestBroker(SCRIPT, 900_000);
     if (broker.unavailable) return;
     const env = scriptEnv(SCRIPT);
     AMQP = env.RABBITMQ4_URL!;

@@ -117,8 +117,8 @@ function expectTlsRefusal(r: CliResult, hint: RegExp): void {
 const VERIFY_FAILED = /TLS verification failed; set clusters\.(sync|async)\.tls\.ca to the CA that signed the broker's certificate/;
 
 describe.runIf(!process.env.TOPO_SKIP_TLS)("TLS (amqps:// and https://)", () => {
-  beforeAll(() => {
-    node = startTestBroker(SCRIPT, 110_000);
+  beforeAll(async () => {
+    node = await startTestBroker(SCRIPT, 110_000);
     if (node.unavailable) return;
     env = scriptEnv(SCRIPT);
     ca = readFileSync(env.TOPO_TLS_CA!);

@@ -561,8 +561,8 @@ describe.runIf(!process.env.TOPO_SKIP_RABBITMQ4)("a cluster read through another
   let broker: TestBroker | undefined;
   let amqp4 = "";
   let mgmt4 = "";
-  beforeAll(() => {
-    broker = startTestBroker(SCRIPT, 600_000);
+  beforeAll(async () => {
+    broker = await startTestBroker(SCRIPT, 600_000);
     if (broker.unavailable) return;
     const env = scriptEnv(SCRIPT);
     amqp4 = new URL(env.RABBITMQ4_URL as string).host;
