@@ -2,19 +2,43 @@
 // started, waited for and stopped the same way by every test file that runs them.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import type { TestContext } from "vitest";
 import { WORKER_OPTIONS } from "../../src/export/celery.js";
+import { inCI } from "./broker.js";
 
 /** Debian's python3-celery installs into /usr/bin/python3's dist-packages; the python3 first on PATH may be another (a pyenv one). */
 export const PYTHON = "/usr/bin/python3";
 
-/** Can Debian's python3-celery be imported? .ci/run installs it; without it Celery tests skip, or fail under CI. */
-export function hasCelery(): boolean {
+/** Can PYTHON import these modules? */
+function imports(modules: string): boolean {
   try {
-    execFileSync(PYTHON, ["-c", "import celery, kombu"], { timeout: 30_000, stdio: "ignore" });
+    execFileSync(PYTHON, ["-c", `import ${modules}`], { timeout: 30_000, stdio: "ignore" });
     return true;
   } catch {
     return false;
   }
+}
+
+/** Can Debian's python3-celery be imported? .ci/run installs it; without it Celery tests skip, or fail under CI. */
+export function hasCelery(): boolean {
+  return imports("celery, kombu");
+}
+
+/** Can py-amqp, Celery's AMQP client (Debian's python3-amqp, which python3-celery brings), be imported? */
+export function hasPyAmqp(): boolean {
+  return imports("amqp");
+}
+
+export const NO_PY_AMQP = `${PYTHON} cannot import amqp (py-amqp); install Debian's python3-amqp, or python3-celery as .ci/run does`;
+
+/**
+ * Skip a test that needs py-amqp, saying why, when PYTHON cannot import it; under CI=true fail
+ * instead, as the Celery tests do: CI installs it, so its absence there is a broken set-up.
+ */
+export function needPyAmqp(ctx: TestContext, present: boolean): void {
+  if (present) return;
+  if (inCI()) throw new Error(`${NO_PY_AMQP} (under CI=true this fails instead of skipping)`);
+  ctx.skip(NO_PY_AMQP);
 }
 
 /** A clean environment for Python: no PYTHONHOME or pyenv settings leak in from the test runner. */

@@ -19,6 +19,10 @@ import { amqpUrl, api, broker, CLI, clusterTarget, createVhost, deleteVhost, get
 import type { BrokerError } from "../../src/errors.js";
 import { stoppedQuorumMove, straightAfterMove } from "../helpers/quorum-move.js";
 import { amqpProxy, managementProxy } from "../helpers/proxy.js";
+import { hasPyAmqp, needPyAmqp, PYTHON } from "../helpers/celery.js";
+
+/** py-amqp publishes what amqplib cannot (headers it reads but cannot write, or cannot read). */
+const PY_AMQP = hasPyAmqp();
 
 const vhosts: string[] = [];
 afterEach(async () => {
@@ -1421,7 +1425,8 @@ describe("replace stops rather than lose or copy a message", () => {
     expect(moved.find((m) => m.id === held[150])?.headers).toEqual({ score: -1e300, high: 1e20, top: 1e300 });
   });
 
-  it("a Celery task's header integers are moved in widths py-amqp reads as sent: its worker reads the task, not a table it cannot parse", async () => {
+  it("a Celery task's header integers are moved in widths py-amqp reads as sent: its worker reads the task, not a table it cannot parse", async (ctx) => {
+    needPyAmqp(ctx, PY_AMQP);
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
     const amqpPort = new URL(amqpUrl(f.async)).port || 5672;
@@ -1432,14 +1437,15 @@ c.connect(); ch = c.channel()`;
     // byte, 600 a short (py-amqp reads an `s` as a short string), 70000 an int. (py-amqp writes an integer
     // beyond 32 bits with the tag `L`, which amqplib cannot read: the test above.)
     const headers = { task: "mplogin.async.note", timelimit: [600, 300], retries: 0, neg: -3, five: 5, mid: 70000, half: 2.5, nested: { n: -200, list: [1, -1, 32767] } };
-    const py = (body: string) => new Promise<string>((resolve, reject) => execFile("/usr/bin/python3", ["-c", `${connect}\n${body}`, f.async], (err, o, e) => (err ? reject(new Error(e)) : resolve(o))));
+    const py = (body: string) => new Promise<string>((resolve, reject) => execFile(PYTHON, ["-c", `${connect}\n${body}`, f.async], (err, o, e) => (err ? reject(new Error(e)) : resolve(o))));
     await py(`ch.basic_publish(amqp.Message(b"t", message_id="celery-1", application_headers=json.loads(${JSON.stringify(JSON.stringify(headers))}), delivery_mode=2), exchange="mplogin", routing_key="mplogin.async.note")\nch.close(); c.close()`);
     await replaced(f.after({ "x-max-priority": 5 }));
     const read = JSON.parse(await py(`m = ch.basic_get("${Q}", no_ack=True)\nprint(json.dumps({"id": m.properties.get("message_id"), "headers": m.properties.get("application_headers")}))\nch.close(); c.close()`));
     expect(read).toEqual({ id: "celery-1", headers });
   });
 
-  it("a message amqplib cannot write back at all stops the replace at it: none lost, none copied, each try the same", async () => {
+  it("a message amqplib cannot write back at all stops the replace at it: none lost, none copied, each try the same", async (ctx) => {
+    needPyAmqp(ctx, PY_AMQP);
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
     const held = ids("big", 50);
@@ -1454,7 +1460,7 @@ c = amqp.Connection(host="${broker().host}:${new URL(amqpUrl(f.async)).port || 5
 c.connect(); ch = c.channel()
 ch.basic_publish(amqp.Message(b"${held[25]}", message_id="${held[25]}", application_headers={"blob": "x" * 70000}, delivery_mode=2), exchange="mplogin", routing_key="mplogin.async.x")
 ch.close(); c.close()`;
-    await new Promise<void>((resolve, reject) => execFile("/usr/bin/python3", ["-c", py, f.async], (err, _o, e) => (err ? reject(new Error(e)) : resolve())));
+    await new Promise<void>((resolve, reject) => execFile(PYTHON, ["-c", py, f.async], (err, _o, e) => (err ? reject(new Error(e)) : resolve())));
     await withChannel(f.async, async (ch) => {
       for (const id of held.slice(26)) ch.publish("mplogin", "mplogin.async.x", Buffer.from(id), { persistent: true, messageId: id });
       await ch.checkQueue(Q);
@@ -1509,7 +1515,8 @@ ch.close(); c.close()`;
     expectExactlyOnce([...(await drainIds(f.async, Q, true)), ...(await drainIds(f.async, HOLD, true))], held);
   });
 
-  it("a message with a header amqplib cannot read at all (py-amqp's 64-bit integer, tag L) stops the replace with what to do, exit 1: never a silent exit 0", async () => {
+  it("a message with a header amqplib cannot read at all (py-amqp's 64-bit integer, tag L) stops the replace with what to do, exit 1: never a silent exit 0", async (ctx) => {
+    needPyAmqp(ctx, PY_AMQP);
     const f = files({}, {});
     expect((await runCli(["apply", "-f", f.before])).code).toBe(0);
     const held = ids("tagL", 12);
@@ -1519,7 +1526,7 @@ c.connect(); ch = c.channel()
 for i, id in enumerate(sys.argv[2:]):
     ch.basic_publish(amqp.Message(id.encode(), message_id=id, application_headers={"eventid": 1234567890123456789} if i == 5 else {"n": i}, delivery_mode=2), exchange="mplogin", routing_key="mplogin.async.x")
 ch.close(); c.close()`;
-    await new Promise<void>((resolve, reject) => execFile("/usr/bin/python3", ["-c", py, f.async, ...held], (err, _o, e) => (err ? reject(new Error(e)) : resolve())));
+    await new Promise<void>((resolve, reject) => execFile(PYTHON, ["-c", py, f.async, ...held], (err, _o, e) => (err ? reject(new Error(e)) : resolve())));
     const r = await runCli(["apply", "-f", f.after({ "x-max-priority": 5 }), "--allow-destructive"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/move messages from mplogin\.async to topo\.hold\.mplogin\.async -> Unexpected type tag "L"/);
