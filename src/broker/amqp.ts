@@ -428,7 +428,7 @@ const CODE_HINTS: Record<number, string> = {
   // 406 has several causes; hintFor() tells them apart by the broker's words.
   320: "the broker closed the connection (restart, or an operator closed it); run topo apply again: it finishes what is left",
   530: "the vhost does not exist or the user may not use it",
-  541: "the broker failed internally; on RabbitMQ 4 this is what a denied deprecated feature looks like, and rabbitmqctl list_deprecated_features shows which this broker denies: transient non-exclusive queues (permit with deprecated_features.permit.transient_nonexcl_queues = true, or make the queue durable), x-queue-master-locator (deprecated_features.permit.queue_master_locator = true, or drop the argument)",
+  541: "the broker failed internally; on RabbitMQ 4 this is what a denied deprecated feature looks like, and rabbitmqctl list_deprecated_features shows which this broker denies: transient non-exclusive queues (permit with deprecated_features.permit.transient_nonexcl_queues = true, or make the queue durable), x-queue-master-locator (deprecated_features.permit.queue_master_locator = true, or drop the argument); otherwise the broker's log names the crash: a queue whose x-expires ran out while it was being declared is one (RabbitMQ 4.3.6, a quorum queue with an x-expires of milliseconds), and topo apply run again declares it anew",
 };
 
 /** The broker's words from an amqplib error: `406 PRECONDITION_FAILED - inequivalent arg ...`. */
