@@ -272,6 +272,7 @@ export async function startTestBroker(script: string, timeoutMs: number): Promis
   // Not spawnSync: the first start builds a chroot for a minute or more, and a worker whose event
   // loop is blocked that long misses vitest's RPC ("Timeout calling onTaskUpdate"), which fails the
   // run though every test passed. stderr is passed on as it comes, and kept for the reason.
+  const since = Date.now();
   const r = await new Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string; error?: Error }>((done) => {
     let stderr = "";
     const child = spawn(script, ["start"], { stdio: ["ignore", "inherit", "pipe"], timeout: timeoutMs });
@@ -291,7 +292,7 @@ export async function startTestBroker(script: string, timeoutMs: number): Promis
     return { unavailable: reason };
   }
   if (r.error || r.status !== 0) {
-    throw new Error(`${name} start failed: ${r.error?.message ?? (r.status === null ? `killed by ${r.signal}${r.signal === "SIGTERM" ? ` (the ${timeoutMs / 1000} s timeout)` : ""}` : `exit ${r.status}`)}`);
+    throw new Error(`${name} start failed: ${r.error?.message ?? (r.status === null ? `killed by ${r.signal}${Date.now() - since >= timeoutMs ? ` at the end of its ${timeoutMs / 1000} s` : ""}` : `exit ${r.status}`)}`);
   }
   noteStarted(inject("startedBrokers"), script);
   return {};
