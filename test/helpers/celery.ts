@@ -24,19 +24,17 @@ export function hasCelery(): boolean {
   return imports("celery, kombu");
 }
 
-/** Can py-amqp, Celery's AMQP client (Debian's python3-amqp, which python3-celery brings), be imported? */
-export function hasPyAmqp(): boolean {
-  return imports("amqp");
-}
+const NO_PY_AMQP = `${PYTHON} cannot import amqp (py-amqp); install Debian's python3-amqp, or python3-celery as .ci/run does`;
 
-export const NO_PY_AMQP = `${PYTHON} cannot import amqp (py-amqp); install Debian's python3-amqp, or python3-celery as .ci/run does`;
+/** Whether py-amqp, Celery's AMQP client (Debian's python3-amqp, which python3-celery brings), imports: asked once, by the first test that needs it. */
+let pyAmqp: boolean | undefined;
 
 /**
  * Skip a test that needs py-amqp, saying why, when PYTHON cannot import it; under CI=true fail
  * instead, as the Celery tests do: CI installs it, so its absence there is a broken set-up.
  */
-export function needPyAmqp(ctx: TestContext, present: boolean): void {
-  if (present) return;
+export function needPyAmqp(ctx: TestContext): void {
+  if ((pyAmqp ??= imports("amqp"))) return;
   if (inCI()) throw new Error(`${NO_PY_AMQP} (under CI=true this fails instead of skipping)`);
   ctx.skip(NO_PY_AMQP);
 }
