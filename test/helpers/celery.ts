@@ -9,35 +9,78 @@ import { inCI } from "./broker.js";
 /** Debian's python3-celery installs into /usr/bin/python3's dist-packages; the python3 first on PATH may be another (a pyenv one). */
 export const PYTHON = "/usr/bin/python3";
 
-/** Can PYTHON import these modules? */
-function imports(modules: string): boolean {
-  try {
-    execFileSync(PYTHON, ["-c", `import ${modules}`], { timeout: 30_000, stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
+/**
+ * What a test needs of PYTHON: modules it must import. Asked once, when first wanted, so a run that
+ * leaves those tests out never starts Python. Where they are missing, the tests skip with the reason
+ * in their title or skip note, except under CI=true (`inCI`), where a missing module is a broken
+ * set-up (.ci/run installs python3-celery) and the tests fail instead. One rule for every test
+ * file: they had four forms of it, two of which failed under CI=false.
+ */
+export class PythonNeed {
+  #probe: { version?: string; missing?: string } | undefined;
+
+  /**
+   * `modules`: what `import` names; `what`: how a message names them; `pkg`: the Debian package
+   * that brings them; `version`: a Python expression whose value the probe prints, for a title.
+   */
+  constructor(
+    private readonly modules: string,
+    private readonly what: string,
+    private readonly pkg: string,
+    private readonly version?: string,
+  ) {}
+
+  #probed(): { version?: string; missing?: string } {
+    if (this.#probe) return this.#probe;
+    const code = `import ${this.modules}${this.version ? `; print(${this.version})` : ""}`;
+    try {
+      const out = execFileSync(PYTHON, ["-c", code], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "ignore"] }).trim();
+      this.#probe = this.version ? { version: out } : {};
+    } catch {
+      const also = this.pkg === "python3-celery" ? "" : ", or python3-celery (which .ci/run installs, and which brings it)";
+      this.#probe = { missing: `${PYTHON} cannot import ${this.what}; install Debian's ${this.pkg}: apt-get install -y --no-install-recommends ${this.pkg}${also}` };
+    }
+    return this.#probe;
+  }
+
+  /** Why the tests cannot run here; undefined where PYTHON imports the modules. */
+  get missing(): string | undefined {
+    return this.#probed().missing;
+  }
+
+  /** What the version expression printed (undefined when missing). */
+  get found(): string | undefined {
+    return this.#probed().version;
+  }
+
+  /** For `describe.skipIf` / `it.skipIf`: missing, and not under CI. */
+  get skip(): boolean {
+    return this.missing !== undefined && !inCI();
+  }
+
+  /** For a title: " (skipped: why)" where the tests skip, "" otherwise. */
+  get titleNote(): string {
+    return this.skip ? ` (skipped: ${this.missing})` : "";
+  }
+
+  /** In a beforeAll or a test that was not skipped: fail where the modules are missing (under CI). */
+  require(): void {
+    if (this.missing) throw new Error(`${this.missing} (under CI this fails instead of skipping: .ci/run installs it)`);
+  }
+
+  /** In a test: skip it, saying why, where the modules are missing; under CI fail instead. */
+  skipOrFail(ctx: TestContext): void {
+    if (!this.missing) return;
+    if (inCI()) this.require();
+    ctx.skip(this.missing);
   }
 }
 
-/** Can Debian's python3-celery be imported? .ci/run installs it; without it Celery tests skip, or fail under CI. */
-export function hasCelery(): boolean {
-  return imports("celery, kombu");
-}
+/** Debian's python3-celery: Celery and kombu, for the tests that run real workers. */
+export const CELERY = new PythonNeed("celery, kombu", "celery", "python3-celery", "celery.__version__");
 
-const NO_PY_AMQP = `${PYTHON} cannot import amqp (py-amqp); install Debian's python3-amqp, or python3-celery as .ci/run does`;
-
-/** Whether py-amqp, Celery's AMQP client (Debian's python3-amqp, which python3-celery brings), imports: asked once, by the first test that needs it. */
-let pyAmqp: boolean | undefined;
-
-/**
- * Skip a test that needs py-amqp, saying why, when PYTHON cannot import it; under CI=true fail
- * instead, as the Celery tests do: CI installs it, so its absence there is a broken set-up.
- */
-export function needPyAmqp(ctx: TestContext): void {
-  if ((pyAmqp ??= imports("amqp"))) return;
-  if (inCI()) throw new Error(`${NO_PY_AMQP} (under CI=true this fails instead of skipping)`);
-  ctx.skip(NO_PY_AMQP);
-}
+/** py-amqp, Celery's AMQP client (Debian's python3-amqp, which python3-celery brings). */
+export const PY_AMQP = new PythonNeed("amqp", "amqp (py-amqp)", "python3-amqp");
 
 /** A clean environment for Python: no PYTHONHOME or pyenv settings leak in from the test runner. */
 export function pyEnv(dir: string, extra: Record<string, string>): Record<string, string> {

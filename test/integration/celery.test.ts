@@ -4,7 +4,7 @@
 // declares them); were a worker to declare them anyway, its declare must be equivalent, and
 // topo plan must still find nothing to change after them.
 
-import { execFile, execFileSync, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,19 +12,8 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { normalize } from "../../src/config/normalize.js";
 import { celeryModule } from "../../src/export/celery.js";
 import { amqpUrl, api, deleteVhost, getQueue, messageCount, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
-import { PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
+import { CELERY, PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
-const INSTALL = "apt-get install -y --no-install-recommends python3-celery";
-
-function celeryVersion(): string | undefined {
-  try {
-    return execFileSync(PYTHON, ["-c", "import celery, kombu; print(celery.__version__)"], { encoding: "utf8", timeout: 30_000, stdio: ["ignore", "pipe", "ignore"] }).trim();
-  } catch {
-    return undefined;
-  }
-}
-const CELERY = celeryVersion();
-const MISSING = `${PYTHON} cannot import celery; install Debian's python3-celery: ${INSTALL}`;
 
 const vhosts: string[] = [];
 const workers: ChildProcess[] = [];
@@ -191,13 +180,10 @@ print(json.dumps({
 `;
 
 // Skipped with its reason in the title where Celery is missing, except under CI, which must have it.
-const SKIP = !CELERY && !process.env.CI;
-if (SKIP) console.warn(`celery.test.ts: the Celery worker tests are skipped: ${MISSING}`);
-describe.skipIf(SKIP)(`export celery with a real Celery worker (${CELERY ? `celery ${CELERY}` : SKIP ? `skipped: ${MISSING}` : "celery missing"})`, () => {
-  beforeAll(() => {
-    // Under CI a missing Celery is a broken set-up, not a reason to skip (.ci/run installs it).
-    if (!CELERY) throw new Error(`${MISSING} (.ci/run does this)`);
-  });
+if (CELERY.skip) console.warn(`celery.test.ts: the Celery worker tests are skipped: ${CELERY.missing}`);
+describe.skipIf(CELERY.skip)(`export celery with a real Celery worker (${CELERY.found ? `celery ${CELERY.found}` : CELERY.skip ? `skipped: ${CELERY.missing}` : "celery missing"})`, () => {
+  // Under CI a missing Celery is a broken set-up, not a reason to skip (.ci/run installs it).
+  beforeAll(() => CELERY.require());
 
   it("workers start cleanly on the exported modules, answer sync tasks and consume async ones; plan stays clean", async () => {
     const { file, sync, async } = fresh(SERVICES);

@@ -21,11 +21,9 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { normalize, type RawConfig } from "../../src/config/normalize.js";
 import { queueDeclareArgs } from "../../src/model.js";
 import { rightsOn, type Grant, type VhostRights } from "../../src/core/permissions.js";
-import { broker as suiteBroker, inCI, ROOT, runCli, scriptEnv, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
-import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
+import { broker as suiteBroker, ROOT, runCli, scriptEnv, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
+import { CELERY, PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
-const HAS_CELERY = hasCelery();
-const NO_CELERY = `${PYTHON} cannot import celery; install Debian's python3-celery: apt-get install -y --no-install-recommends python3-celery`;
 
 interface Endpoint {
   /** amqp://guest:guest@host:port, no vhost */
@@ -143,7 +141,7 @@ const refusedTopic = (key: string, exchange: string, vhost: string, user: string
   new RegExp(`403.*ACCESS_REFUSED - (?:write )?access to topic '${key.replace(/\./g, "\\.")}' in exchange '${exchange}' in vhost '${vhost}' refused for user '${user}'`);
 
 for (const target of TARGETS) {
-  describe.skipIf(!HAS_CELERY && !inCI())(`least privilege on RabbitMQ ${target.version}${HAS_CELERY ? "" : ` (skipped: ${NO_CELERY})`}`, () => {
+  describe.skipIf(CELERY.skip)(`least privilege on RabbitMQ ${target.version}${CELERY.titleNote}`, () => {
     let found: Awaited<ReturnType<Target["find"]>> | undefined;
     const vhosts: string[] = [];
     const users: string[] = [];
@@ -151,7 +149,7 @@ for (const target of TARGETS) {
     const dirs: string[] = [];
 
     beforeAll(async () => {
-      if (!HAS_CELERY) throw new Error(`${NO_CELERY} (.ci/run does this)`);
+      CELERY.require();
       found = await target.find();
     }, 900_000);
     afterEach(async () => {

@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import amqplib from "amqplib";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { EXIT_PORT_TAKEN, inCI, ROOT, runCli, scriptEnv, skipWhenUnavailable, startTestBroker, uniqueName, writeFile, type TestBroker, quorumReportFor } from "../helpers/broker.js";
-import { hasCelery, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
+import { CELERY, PYTHON, pyEnv, spawnWorker, stopWorker, until } from "../helpers/celery.js";
 import { AmqpSession } from "../../src/broker/amqp.js";
 import { ManagementClient } from "../../src/broker/http.js";
 import { acquireLock } from "../../src/broker/lock.js";
@@ -41,9 +41,6 @@ const VERSIONS: Version[] = [
   { version: "4.3", script: join(ROOT, "scripts/rabbitmq43.sh"), vars: "TOPO_RMQ43", skip: !!(process.env.TOPO_SKIP_RABBITMQ4 || process.env.TOPO_SKIP_RABBITMQ43) },
 ];
 
-// Debian's python3-celery (5.2.6), as in celery.test.ts: /usr/bin/python3, not the first python3 on
-// PATH. .ci/run installs it; without it the Celery test fails under CI and skips elsewhere.
-const HAS_CELERY = hasCelery();
 // A worker's startup declares failing, in any of the ways Celery reports it.
 const DECLARE_FAILED = /PreconditionFailed|PRECONDITION_FAILED|NOT_IMPLEMENTED|Connection to broker lost|Unrecoverable error/;
 
@@ -1172,8 +1169,9 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(plan.code).toBe(0);
   });
 
-  it.skipIf(!HAS_CELERY && !process.env.CI)("Celery workers on the exported modules answer sync tasks and consume async ones; plan stays clean", async () => {
-    expect(HAS_CELERY, `${PYTHON} cannot import celery; install Debian's python3-celery (.ci/run does)`).toBe(true);
+  // Debian's python3-celery (5.2.6), as in celery.test.ts: skipped without it, failing under CI.
+  it.skipIf(CELERY.skip)(`Celery workers on the exported modules answer sync tasks and consume async ones; plan stays clean${CELERY.titleNote}`, async () => {
+    CELERY.require();
     const { file, sync, async } = topology({ sync: { mirrored: false } }, [
       { name: "mplogin", async: { arguments: { "x-max-length": 100000 } } },
       // A quorum sync queue: Celery 5.2's global QoS is refused there, and the module handles it.
