@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { allOf, ApplyError, ClustersError, InterruptedError, LockError, StalePlanError, TopoError } from "../errors.js";
 import { backoff, sleep } from "../broker/retry.js";
-import { DEFAULT_CHANNELS, type Action, type ActualCluster, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type ReplaceAction, type Resource } from "../model.js";
+import { DEFAULT_CHANNELS, type Action, type ActualCluster, type Binding, type ClusterPlan, type ClusterTarget, type DesiredCluster, type Plan, type Queue, type ReplaceAction, type Resource } from "../model.js";
 import { AmqpSession, checkLogin } from "../broker/amqp.js";
 import { channelShareRefusal, executePlan, ExecutionStopped, noChannelShare, refuseShortOfChannels, type ExecuteContext, type ExecuteOptions } from "../broker/execute.js";
 import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { publishByDefaultQuestion } from "../broker/replace.js";
+import { unbindsRefused } from "../broker/unbind-probe.js";
 import { refuseRivalUserWrites, usersWritten } from "../broker/user-writers.js";
 import { deadLettersNow, heldNow, quorumCount, quorumReport, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
@@ -214,6 +215,8 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
   /** How many clusters of this apply write to c's broker as c's AMQP user, sharing its max-channels. */
   const sharingUser = (c: DesiredCluster): number =>
     writing.filter((x) => x.target.amqp.username === c.target.amqp.username && x.target.amqp.hostname.toLowerCase() === c.target.amqp.hostname.toLowerCase() && x.target.amqp.port === c.target.amqp.port).length;
+  /** Whether a management user that may not read permissions may remove these bindings (broker/unbind-probe.ts). */
+  const askUnbinds = (c: DesiredCluster) => (bindings: Binding[]) => unbindsRefused(c.target, bindings, { insecure: opts.insecure });
   const session = async (c: DesiredCluster): Promise<AmqpSession> => {
     checkInterrupted();
     let s = sessions.get(c.target.name);
@@ -254,7 +257,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     );
     checkInterrupted();
     let reads = await forEachCluster(clusters, async (c) => ({
-      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss })),
+      ...(await readAndPlan(c, client(c), desired.prefix, { live: () => session(c), askUnbinds: askUnbinds(c), keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss })),
       mark: marks[clusters.indexOf(c)],
     }));
     readAt = Date.now();
@@ -472,7 +475,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
       step("took the lock");
       await checked?.allLocked();
       // A read under the lock, its counts live through this session.
-      const replan = () => readAndPlan(c, http, desired.prefix, { live: async () => s, keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
+      const replan = () => readAndPlan(c, http, desired.prefix, { live: async () => s, askUnbinds: askUnbinds(c), keepState: opts.expect !== undefined, file: opts.file, movesNothing: opts.allowDataLoss });
       // Plan again under the lock when another apply may have changed the broker since the read.
       // Only a read made a moment ago, and no lock waited for since: the mark tells of other
       // applies, never of other clients, and a read kept across a wait for a lock (this cluster's

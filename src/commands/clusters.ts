@@ -2,14 +2,14 @@
 
 import { allOf, BrokerError, ClustersError, TopoError, type ConfigProblem } from "../errors.js";
 import { amqpIdentity, describeIdentity, identityMismatch, managementIdentity, managementNodeVersions, managementVersions, type BrokerIdentity } from "../broker/identity.js";
-import { placesOf, TRAFFIC, type ActualCluster, type ClusterPlan, type DesiredCluster, type FilePath, type TopicPermission } from "../model.js";
+import { placesOf, TRAFFIC, type ActualCluster, type Binding, type ClusterPlan, type DesiredCluster, type FilePath, type TopicPermission } from "../model.js";
 import type { ManagementClient } from "../broker/http.js";
 import { refusedLogin, type AmqpSession } from "../broker/amqp.js";
 import { readBack } from "../broker/read-back.js";
 import { mergeReadBack, readBackRequests, readBackScope } from "../plan/read-back.js";
 import { peekLiveCounts, readAlarms, readCluster, readOperatorPolicies, readUserConnections, readDefaultQueueType, readLiveCounts, readVhostLimits, readMessageCounts, readOwnTags, readPermits, readQueueStats, readTopicPermissions, readVhostPermission, readVhostTopicPermissions } from "../broker/read.js";
 import { dropsTopicsWithExchange, keepTopics, replacedExchanges, UNREAD_TOPICS, unkeptTopics } from "../plan/topic-keep.js";
-import { managementUnbindRefusal, permissionRefusal, tagRefusal } from "../plan/rights.js";
+import { askedUnbindRefusal, managementUnbindRefusal, permissionRefusal, tagRefusal, type RefusedUnbind } from "../plan/rights.js";
 import { unbindsByKey } from "../broker/remove-binding.js";
 import { planCluster } from "../plan/diff.js";
 import { userConflicts, usersUnread } from "../plan/users.js";
@@ -239,6 +239,11 @@ export interface ReadPlanOptions {
    */
   peek?: () => Promise<AmqpSession>;
   /**
+   * Ask the broker, as the management user, whether it may remove these bindings (broker/
+   * unbind-probe.ts): for a management user that may not read permissions. Undefined: no answer.
+   */
+  askUnbinds?: (bindings: Binding[]) => Promise<RefusedUnbind[] | undefined>;
+  /**
    * The state the plan was computed from (a saved plan keeps it; plan -o and apply PLANFILE ask
    * for it). Other reads skip it: it costs a pass over every object.
    */
@@ -316,7 +321,7 @@ export async function readAndPlan(
   c: DesiredCluster,
   client: ManagementClient,
   prefix: string,
-  { live, peek, keepState = false, file, movesNothing = false, warnHeldLock = false }: ReadPlanOptions = {},
+  { live, peek, askUnbinds, keepState = false, file, movesNothing = false, warnHeldLock = false }: ReadPlanOptions = {},
 ): Promise<{ plan: ClusterPlan; state?: SavedState; outside?: FreshCluster["outside"]; actual: ActualCluster }> {
   const actual = await readCluster(client, c.target, c.users !== undefined);
   // Every refusal the read can know is said at once, each with its fix: they are independent
@@ -408,6 +413,13 @@ export async function readAndPlan(
         const unbindRefused = own === undefined ? undefined : managementUnbindRefusal(user, c.target.amqp.vhost, own, unbinds);
         if (unbindRefused) apprehended.push(unbindRefused);
       }
+    } else if (actual.vhostExists && askUnbinds) {
+      // Not an administrator: its permissions cannot be read, so the broker is asked. It stopped
+      // apply at the unbind, after other writes, and a replace with its holding queue bound.
+      const unbinds = unbindsByKey(plan, movesNothing);
+      const refused = unbinds.length ? await askUnbinds(unbinds) : undefined;
+      const asked = refused && askedUnbindRefusal(user, c.target.amqp.vhost, refused);
+      if (asked) apprehended.push(asked);
     }
   }
   if (live) for (const r of apprehended) refusals.push(new BrokerError(c.target.name, r.message, { hints: [r.hint], code: "permission_denied" }));

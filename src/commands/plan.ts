@@ -2,6 +2,7 @@ import type { DesiredCluster, Plan } from "../model.js";
 import type { SavedState } from "../plan/saved.js";
 import type { ManagementClient } from "../broker/http.js";
 import { AmqpSession } from "../broker/amqp.js";
+import { unbindsRefused } from "../broker/unbind-probe.js";
 import { freshOf, readAndPlan, verifyClusters } from "./clusters.js";
 import { managementClient, selectClusters, topologyOf, unreadClusters, type ConnectionOptions, type TopologySource } from "./source.js";
 
@@ -25,7 +26,13 @@ export async function plan(opts: PlanOptions, stats?: PlanStats): Promise<Plan> 
   try {
     // Who answers is checked beside each cluster's read, and before any plan is returned.
     const reads = await verifyClusters(desired.clusters, clusters, client, opts, (c) =>
-      readAndPlan(c, client(c), desired.prefix, { keepState: opts.onRead !== undefined, file: opts.file, warnHeldLock: true, peek: () => AmqpSession.open(c.target, { ...opts, connectAttempts: 1 }) }),
+      readAndPlan(c, client(c), desired.prefix, {
+        keepState: opts.onRead !== undefined,
+        file: opts.file,
+        warnHeldLock: true,
+        peek: () => AmqpSession.open(c.target, { ...opts, connectAttempts: 1 }),
+        askUnbinds: (bindings) => unbindsRefused(c.target, bindings, { insecure: opts.insecure }),
+      }),
     );
     for (const r of reads) opts.onRead?.(r.plan.cluster, freshOf(r).state);
     const unread = unreadClusters(desired, clusters);

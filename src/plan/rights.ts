@@ -8,7 +8,7 @@ import type { Binding, ClusterPlan } from "../model.js";
 import { subjectOf } from "../core/keys.js";
 import { movesMessages } from "./moves.js";
 import { applyMarkName, escapeRegex, holdingQueueName, lockQueueName } from "../core/naming.js";
-import { names, setUserTags, shellWord } from "../core/words.js";
+import { names, permissionCommands, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 /** A management API tag that decides what a user may write (RabbitMQ 3.10 to 4.3). */
@@ -167,6 +167,27 @@ export function managementUnbindRefusal(user: string, vhost: string, permission:
   const needs = unbinds.flatMap(rightsToBind);
   const why = ` (the management API removes ${unbinds.length === 1 ? "a binding with arguments" : "bindings with arguments"} with the management user's own permissions, not the AMQP user's)`;
   return refusalOf(user, vhost, permission === "none" ? undefined : permission, needs, why);
+}
+
+/** A binding the management user may not remove: the broker's reply to an unbind asked as that user (broker/unbind-probe.ts). */
+export interface RefusedUnbind {
+  binding: Pick<Binding, "source" | "destination" | "destinationType" | "routingKey">;
+  reply: string;
+}
+
+/**
+ * What a management user that may not read permissions (not an administrator) was refused when
+ * topo asked, as that user over AMQP, the unbinds apply makes through the management API with
+ * arguments no binding has: the broker's own replies, since its patterns cannot be read.
+ */
+export function askedUnbindRefusal(user: string, vhost: string, refused: readonly RefusedUnbind[]): { message: string; hint: string } | undefined {
+  if (!refused.length) return undefined;
+  const shown = refused.slice(0, WIDEN_AT_MOST).map(({ binding: b, reply }) => `${b.source} -> ${b.destinationType === "exchange" ? "exchange " : ""}${b.destination} [${b.routingKey}]: ${reply}`);
+  const more = refused.length > shown.length ? `; and ${refused.length - shown.length} more` : "";
+  return {
+    message: `user ${user} may not remove ${refused.length === 1 ? "a binding" : `${refused.length} bindings`} with arguments that apply removes through the management API, which checks the management user's own permissions in vhost ${vhost}, not the AMQP user's; asked as ${user} with an unbind that matches no binding, the broker refused: ${shown.join("; ")}${more}`,
+    hint: `removing a binding needs write on its destination and read on its source (from a topic exchange, also the read topic permission of its routing key): ${permissionCommands(user, vhost)}; or give ${user} the administrator tag, so that topo reads its permissions and names the patterns that let it through`,
+  };
 }
 
 /** `given` undefined: the user has no permissions on the vhost at all. */

@@ -459,24 +459,70 @@ describe("a missing right is named, with the command that grants it", () => {
     });
   }
 
-  it("a binding delete the management user's own vhost permissions refuse names them, not its credentials", async () => {
+  it("a binding delete the management user's own vhost permissions refuse, where it may not read them: plan warns, apply refuses before writing, naming the broker's reply and not its credentials", async () => {
     // A binding with arguments is removed over the management API, which checks the management
-    // user's permissions in the vhost (here a plan-only user's, ^$ ^$ .*), not the AMQP user's.
-    const { sync, async, file } = fresh([{ name: "mplogin", sync: false }]);
+    // user's permissions in the vhost (here a plan-only user's, ^$ ^$ .*), not the AMQP user's. A
+    // policymaker may not read permissions: topo asks the broker with an unbind as that user that
+    // matches no binding. Before, apply wrote the sync cluster and stopped at this unbind.
+    const { sync, async, file } = fresh(["mplogin"]);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
     expect((await api("POST", `/api/bindings/${vh(async)}/e/mplogin/q/mplogin.async`, { routing_key: "mplogin.async.#", arguments: { "x-a": 1 } })).status).toBeLessThan(300);
-    const mgmt = await policymakerManagementUrl(async);
+    // Drift on the other cluster, which apply wrote first.
+    expect((await api("DELETE", `/api/bindings/${vh(sync)}/e/mplogin/q/mplogin.sync/${encodeURIComponent("mplogin.sync.#")}`)).status).toBeLessThan(300);
+    const mgmt = await policymakerManagementUrl(sync, async);
     const name = new URL(mgmt).username;
     expect((await api("PUT", `/api/permissions/${vh(async)}/${name}`, { configure: "^$", write: "^$", read: ".*" })).status).toBeLessThan(300);
-    const narrow = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false }], clusterExtra: { async: { url: amqpUrl(async), management: mgmt } } });
+    const narrow = writeTopology({ sync, async, services: ["mplogin"], clusterExtra: { sync: { url: amqpUrl(sync), management: mgmt }, async: { url: amqpUrl(async), management: mgmt } } });
+    const refusal = `user ${name} may not remove a binding with arguments that apply removes through the management API, which checks the management user's own permissions in vhost ${async}, not the AMQP user's; asked as ${name} with an unbind that matches no binding, the broker refused: mplogin -> mplogin.async [mplogin.async.#]: 403 ACCESS_REFUSED - access to queue 'mplogin.async' in vhost '${async}' refused for user '${name}'`;
+    const plan = await runCli(["plan", "-f", narrow]);
+    expect(plan.stdout).toContain(`apply refuses this plan before writing anything: ${refusal}`);
     const r = await runCli(["apply", "-f", narrow, "--allow-destructive", "--json"]);
     expect(r.code).toBe(1);
     const err = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error;
     expect(err.code).toBe("permission_denied");
+    expect(r.stderr).toContain(refusal);
     const hints = err.hints.join("\n");
     expect(hints).not.toMatch(/credentials/);
-    expect(hints).toContain(`user "${name}"'s permissions in vhost ${async} refuse it: the management API checks the management user's own permissions there, not the AMQP user's, and removing a binding needs write on its destination (queue mplogin.async) and read on its source (exchange mplogin)`);
-    expect(hints).toContain(`rabbitmqctl set_permissions -p ${async} ${name} CONFIGURE WRITE READ`);
+    expect(hints).toContain(`removing a binding needs write on its destination and read on its source (from a topic exchange, also the read topic permission of its routing key): rabbitmqctl list_user_permissions ${name} shows its patterns, and rabbitmqctl set_permissions -p ${async} ${name} CONFIGURE WRITE READ sets them`);
+    // Nothing was written on either cluster, and the question removed nothing.
+    const keys = async (v: string, q: string) => (await api("GET", `/api/bindings/${vh(v)}/e/mplogin/q/${q}`)).body.map((b: { routing_key: string; arguments: object }) => [b.routing_key, b.arguments]);
+    expect(await keys(sync, "mplogin.sync")).toEqual([]);
+    expect(await keys(async, "mplogin.async")).toEqual(expect.arrayContaining([["mplogin.async.#", {}], ["mplogin.async.#", { "x-a": 1 }]]));
+    expect((await api("PUT", `/api/permissions/${vh(async)}/${name}`, { configure: "^$", write: "^mplogin\\.async$", read: ".*" })).status).toBeLessThan(300);
+    const again = await runCli(["apply", "-f", narrow, "--allow-destructive"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await keys(sync, "mplogin.sync")).toEqual([["mplogin.sync.#", {}]]);
+    expect(await keys(async, "mplogin.async")).toEqual([["mplogin.async.#", {}]]);
+  });
+
+  it("a non-administrator management user refused a replace's keyed unbind: refused before the holding queue is made, every message and binding where it was", async () => {
+    // A replace unbinds the queue's bindings with arguments through the management API, after it
+    // has made the holding queue and bound it: a policymaker without write on the queue stopped
+    // the replace there, with both queues bound and every new message reaching both.
+    const { sync, async, file } = fresh([{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    expect((await api("POST", `/api/bindings/${vh(async)}/e/amq.headers/q/mplogin.async`, { routing_key: "", arguments: { "x-match": "all", k: "v" } })).status).toBeLessThan(300);
+    await publish(async, "mplogin", "mplogin.async.t", ["held"]);
+    const mgmt = await policymakerManagementUrl(async);
+    const name = new URL(mgmt).username;
+    expect((await api("PUT", `/api/permissions/${vh(async)}/${name}`, { configure: ".*", write: "^(?!mplogin\\.async$)", read: ".*" })).status).toBeLessThan(300);
+    const after = writeTopology({ sync, async, services: [{ name: "mplogin", sync: false, async: { arguments: { "x-max-length": 1000 } } }], clusterExtra: { async: { url: amqpUrl(async), management: mgmt } } });
+    const r = await runCli(["apply", "-f", after, "--allow-destructive", "--json"]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('{"error"'))).error.code).toBe("permission_denied");
+    expect(r.stderr).toContain(`the broker refused: amq.headers -> mplogin.async []: 403 ACCESS_REFUSED - access to queue 'mplogin.async' in vhost '${async}' refused for user '${name}'`);
+    // The holding queue's name is the user's to write: not refused, and not made either.
+    expect(r.stderr).not.toContain("topo.hold.mplogin.async []");
+    expect(r.stderr).not.toMatch(/half-way|was being replaced/);
+    expect((await api("GET", `/api/queues/${vh(async)}/topo.hold.mplogin.async`)).status).toBe(404);
+    expect((await api("GET", `/api/queues/${vh(async)}/mplogin.async`)).body.arguments).toEqual({});
+    expect((await withChannel(async, (ch) => ch.checkQueue("mplogin.async"))).messageCount).toBe(1);
+    expect((await api("GET", `/api/bindings/${vh(async)}/e/amq.headers/q/mplogin.async`)).body.map((b: { arguments: object }) => b.arguments)).toEqual([{ "x-match": "all", k: "v" }]);
+    expect((await api("PUT", `/api/permissions/${vh(async)}/${name}`, { configure: ".*", write: ".*", read: ".*" })).status).toBeLessThan(300);
+    const again = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await withChannel(async, (ch) => ch.checkQueue("mplogin.async"))).messageCount).toBe(1);
+    expect((await api("GET", `/api/bindings/${vh(async)}/e/amq.headers/q/mplogin.async`)).body.map((b: { arguments: object }) => b.arguments)).toEqual([{ "x-match": "all", k: "v" }]);
   });
 
   it("an administrator management user whose own vhost permissions refuse a binding's removal: a replace is refused before anything is written, and the permissions named let it through", async () => {

@@ -2,7 +2,7 @@
 // (plan/rights.ts), checked before anything is written.
 
 import { describe, expect, it } from "vitest";
-import { managementUnbindRefusal, permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
+import { askedUnbindRefusal, managementUnbindRefusal, permissionRefusal, tagRefusal } from "../../src/plan/rights.js";
 import { unbindsByKey } from "../../src/broker/remove-binding.js";
 import { isLossless, type ExecuteOptions } from "../../src/broker/execute.js";
 import { movesMessages } from "../../src/plan/moves.js";
@@ -100,6 +100,33 @@ describe("the management user's own permissions on the vhost", () => {
     const replace: Action = { op: "replace", key: "", before: old, after: { ...old, arguments: { "x-max-length": 10 } }, because: ["arguments"], rebind: [{ ...keyed, exact: [] }] };
     expect(unbindsByKey(plan(replace), false).map((b) => b.destination)).toEqual(["mplogin.sync", "topo.hold.mplogin.sync"]);
     expect(unbindsByKey(plan(replace), true)).toEqual([]);
+  });
+});
+
+describe("the broker's answer to an unbind asked as a management user that may not read permissions", () => {
+  const reply = (q: string) => `403 ACCESS_REFUSED - access to queue '${q}' in vhost 'sync' refused for user 'ops'`;
+  const refused = (q: string, key = `${q}.#`) => ({ binding: { source: "mplogin", destination: q, destinationType: "queue" as const, routingKey: key }, reply: reply(q) });
+
+  it("none refused: nothing to say", () => {
+    expect(askedUnbindRefusal("ops", "sync", [])).toBeUndefined();
+  });
+
+  it("names each binding with the broker's reply, and the command that shows and sets the user's patterns", () => {
+    const r = askedUnbindRefusal("ops", "sync", [refused("mplogin.sync"), { binding: { source: "amq.topic", destination: "audit", destinationType: "exchange", routingKey: "a.b" }, reply: "403 ACCESS_REFUSED - access to topic 'a.b' in exchange 'amq.topic' in vhost 'sync' refused for user 'ops'" }]);
+    expect(r?.message).toBe(
+      "user ops may not remove 2 bindings with arguments that apply removes through the management API, which checks the management user's own permissions in vhost sync, not the AMQP user's; asked as ops with an unbind that matches no binding, the broker refused: " +
+        `mplogin -> mplogin.sync [mplogin.sync.#]: ${reply("mplogin.sync")}; amq.topic -> exchange audit [a.b]: 403 ACCESS_REFUSED - access to topic 'a.b' in exchange 'amq.topic' in vhost 'sync' refused for user 'ops'`,
+    );
+    expect(r?.hint).toMatch(/^removing a binding needs write on its destination and read on its source .*rabbitmqctl set_permissions -p sync ops CONFIGURE WRITE READ sets them .*; or give ops the administrator tag/);
+  });
+
+  it("a plan of thousands of refused unbinds names a few dozen, and counts the rest", () => {
+    const many = Array.from({ length: 1000 }, (_, i) => refused(`q${i}`));
+    const message = askedUnbindRefusal("ops", "sync", many)?.message ?? "";
+    expect(message).toMatch(/^user ops may not remove 1000 bindings /);
+    expect(message).toContain("mplogin -> q23 [q23.#]");
+    expect(message).not.toContain("mplogin -> q24 ");
+    expect(message.endsWith("; and 976 more")).toBe(true);
   });
 });
 
