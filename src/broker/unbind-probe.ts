@@ -27,10 +27,14 @@ export function asManagementUser(target: ClusterTarget): ClusterTarget {
 /**
  * Ask, as the management user, the unbind of each binding with arguments no binding has. The
  * refusals, one per binding the user may not remove; undefined where no answer could be had (the
- * management user cannot log in over AMQP, the connection failed): apply goes on as it did, and
- * meets what it meets at the unbind.
+ * management user cannot log in over AMQP, the connection failed) or was not asked (the management
+ * API is https and AMQP is not amqps): apply goes on as it did, and meets what it meets at the
+ * unbind.
  */
 export async function unbindsRefused(target: ClusterTarget, bindings: readonly Binding[], opts: AmqpOptions = {}): Promise<RefusedUnbind[] | undefined> {
+  // The management user's password goes where the file sends it over TLS only: never in clear text
+  // over a plain AMQP port when the management API is https.
+  if (/^https:/i.test(target.management.baseUrl) && target.amqp.protocol !== "amqps") return undefined;
   const distinct = new Map<string, Binding>();
   for (const b of bindings) distinct.set(JSON.stringify([b.source, b.destinationType, b.destination, b.routingKey]), b);
   if (!distinct.size) return [];

@@ -1,0 +1,58 @@
+// The question asked as the management user (broker/unbind-probe.ts) sends its password only where
+// the file sends it already: a local port that counts the connections made to it, no broker.
+
+import { createServer, type AddressInfo, type Server } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Binding, ClusterTarget } from "../../src/model.js";
+import { asManagementUser, unbindsRefused } from "../../src/broker/unbind-probe.js";
+
+let server: Server;
+let port = 0;
+let connections = 0;
+
+beforeAll(async () => {
+  // Takes the connection and closes it at once: the AMQP handshake fails, which is "no answer".
+  server = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = (server.address() as AddressInfo).port;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+function target(management: string, protocol: "amqp" | "amqps"): ClusterTarget {
+  return {
+    name: "sync",
+    amqp: { protocol, hostname: "127.0.0.1", port, username: "app", password: "app-secret", vhost: "sync", display: `${protocol}://127.0.0.1:${port}/sync` },
+    management: { baseUrl: management, username: "ops", password: "ops-secret", display: management },
+    tls: {},
+  };
+}
+
+const keyed: Binding = { kind: "binding", source: "mplogin", destination: "mplogin.sync", destinationType: "queue", routingKey: "mplogin.sync.#", arguments: { "x-a": 1 } };
+
+describe("asking whether the management user may remove a binding", () => {
+  it("logs in as the management user, to the cluster's AMQP host and vhost", () => {
+    const t = asManagementUser(target("http://127.0.0.1:15672", "amqp"));
+    expect(t.amqp).toMatchObject({ hostname: "127.0.0.1", port, vhost: "sync", username: "ops", password: "ops-secret" });
+  });
+
+  it("an https management API and a plain AMQP port: not asked, so its password never crosses in clear text", async () => {
+    const before = connections;
+    expect(await unbindsRefused(target("https://127.0.0.1:15671", "amqp"), [keyed])).toBeUndefined();
+    expect(connections).toBe(before);
+  });
+
+  it("a plain management API: asked over the plain AMQP port; a connection that fails is no answer", async () => {
+    const before = connections;
+    expect(await unbindsRefused(target("http://127.0.0.1:15672", "amqp"), [keyed])).toBeUndefined();
+    expect(connections).toBe(before + 1);
+  });
+
+  it("nothing to ask: no connection", async () => {
+    const before = connections;
+    expect(await unbindsRefused(target("http://127.0.0.1:15672", "amqp"), [])).toEqual([]);
+    expect(connections).toBe(before);
+  });
+});
