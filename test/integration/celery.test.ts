@@ -14,7 +14,6 @@ import { celeryModule } from "../../src/export/celery.js";
 import { amqpUrl, api, deleteVhost, getQueue, messageCount, runCli, uniqueName, vh, writeTopology, type TopologyOptions } from "../helpers/broker.js";
 import { CELERY, PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
-
 const vhosts: string[] = [];
 const workers: ChildProcess[] = [];
 const dirs: string[] = [];

@@ -24,7 +24,6 @@ import { rightsOn, type Grant, type VhostRights } from "../../src/core/permissio
 import { broker as suiteBroker, ROOT, runCli, scriptEnv, startTestBroker, uniqueName, writeFile, type TestBroker } from "../helpers/broker.js";
 import { CELERY, PYTHON, pyEnv, spawnWorker, stopWorker, until, type Worker } from "../helpers/celery.js";
 
-
 interface Endpoint {
   /** amqp://guest:guest@host:port, no vhost */
   amqp: string;
