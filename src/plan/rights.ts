@@ -8,7 +8,7 @@ import type { Binding, ClusterPlan } from "../model.js";
 import { subjectOf } from "../core/keys.js";
 import { movesMessages } from "./moves.js";
 import { applyMarkName, escapeRegex, holdingQueueName, lockQueueName } from "../core/naming.js";
-import { names, permissionCommands, setUserTags, shellWord } from "../core/words.js";
+import { names, permissionCommands, setUserTags, shellWord, shown, shownName } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 
 /** A management API tag that decides what a user may write (RabbitMQ 3.10 to 4.3). */
@@ -182,10 +182,12 @@ export interface RefusedUnbind {
  */
 export function askedUnbindRefusal(user: string, vhost: string, refused: readonly RefusedUnbind[]): { message: string; hint: string } | undefined {
   if (!refused.length) return undefined;
-  const shown = refused.slice(0, WIDEN_AT_MOST).map(({ binding: b, reply }) => `${b.source} -> ${b.destinationType === "exchange" ? "exchange " : ""}${b.destination} [${b.routingKey}]: ${reply}`);
-  const more = refused.length > shown.length ? `; and ${refused.length - shown.length} more` : "";
+  // In the binding notation, each name safe to print (words.ts shownName): the broker's names are
+  // whoever declared them's to choose, and its reply repeats them.
+  const listed = refused.slice(0, WIDEN_AT_MOST).map(({ binding: b, reply }) => `${shownName(b.source)} -> ${b.destinationType === "exchange" ? "exchange " : ""}${shownName(b.destination)} [${shownName(b.routingKey)}]: ${shown(reply)}`);
+  const more = refused.length > listed.length ? `; and ${refused.length - listed.length} more` : "";
   return {
-    message: `user ${user} may not remove ${refused.length === 1 ? "a binding" : `${refused.length} bindings`} with arguments that apply removes through the management API, which checks the management user's own permissions in vhost ${vhost}, not the AMQP user's; asked as ${user} with an unbind that matches no binding, the broker refused: ${shown.join("; ")}${more}`,
+    message: `user ${user} may not remove ${refused.length === 1 ? "a binding" : `${refused.length} bindings`} with arguments that apply removes through the management API, which checks the management user's own permissions in vhost ${vhost}, not the AMQP user's; asked as ${user} with an unbind that matches no binding, the broker refused: ${listed.join("; ")}${more}`,
     hint: `removing a binding needs write on its destination and read on its source (from a topic exchange, also the read topic permission of its routing key): ${permissionCommands(user, vhost)}; or give ${user} the administrator tag, so that topo reads its permissions and names the patterns that let it through`,
   };
 }

@@ -120,6 +120,13 @@ describe("the broker's answer to an unbind asked as a management user that may n
     expect(r?.hint).toMatch(/^removing a binding needs write on its destination and read on its source .*rabbitmqctl set_permissions -p sync ops CONFIGURE WRITE READ sets them .*; or give ops the administrator tag/);
   });
 
+  it("a name that would add a line to the output, or read as the notation, is shown quoted and escaped, in the reply too", () => {
+    const key = "k\n  - delete queue x";
+    const r = askedUnbindRefusal("ops", "sync", [{ binding: { source: "a -> b", destination: "q", destinationType: "queue", routingKey: key }, reply: `403 ACCESS_REFUSED - access to topic '${key}' in exchange 'a -> b'` }]);
+    expect(r?.message).not.toContain("\n");
+    expect(r?.message).toContain(`the broker refused: "a -> b" -> q ["k\\n  - delete queue x"]: "403 ACCESS_REFUSED - access to topic 'k\\n  - delete queue x' in exchange 'a -> b'"`);
+  });
+
   it("a plan of thousands of refused unbinds names a few dozen, and counts the rest", () => {
     const many = Array.from({ length: 1000 }, (_, i) => refused(`q${i}`));
     const message = askedUnbindRefusal("ops", "sync", many)?.message ?? "";
