@@ -4,31 +4,24 @@
 
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countingPort, type CountingPort } from "../helpers/counting-port.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const CLI = join(ROOT, "dist/cli.js");
 const DIR = join(ROOT, "test/fixtures/invalid");
 const expected = JSON.parse(readFileSync(join(DIR, "expected.json"), "utf8")) as Record<string, string[]>;
 
-let server: Server;
-let connections = 0;
+let counting: CountingPort;
 let port = 0;
 
 beforeAll(async () => {
-  server = createServer((s) => {
-    connections++;
-    s.destroy();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  port = (server.address() as { port: number }).port;
+  counting = await countingPort();
+  port = counting.port;
 });
-afterAll(() => {
-  server.close();
-});
+afterAll(() => counting.close());
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -73,7 +66,7 @@ describe("the invalid corpus", () => {
         }),
       );
     }
-    expect(connections).toBe(0);
+    expect(counting.connections()).toBe(0);
   }, 120_000);
 
   it("refuses a file over the size limit and absurd nesting, also made at run time", async () => {
@@ -105,6 +98,6 @@ describe("the invalid corpus", () => {
     const empty = await run(["plan", "-f", ""]);
     expect(empty.code).toBe(1);
     expect(empty.stderr).toBe('Error: -f was given an empty file name (an unset variable in -f "$FILE"?); pass the topology file with -f FILE\n');
-    expect(connections).toBe(0);
+    expect(counting.connections()).toBe(0);
   }, 60_000);
 });

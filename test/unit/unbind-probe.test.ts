@@ -1,25 +1,21 @@
 // The question asked as the management user (broker/unbind-probe.ts) sends its password only where
 // the file sends it already: a local port that counts the connections made to it, no broker.
 
-import { createServer, type AddressInfo, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Binding, ClusterTarget } from "../../src/model.js";
 import { asManagementUser, unbindsRefused } from "../../src/broker/unbind-probe.js";
+import { countingPort, type CountingPort } from "../helpers/counting-port.js";
 
-let server: Server;
+// Takes each connection and closes it at once: the AMQP handshake fails, which is "no answer".
+let counting: CountingPort;
 let port = 0;
-let connections = 0;
+const connections = () => counting.connections();
 
 beforeAll(async () => {
-  // Takes the connection and closes it at once: the AMQP handshake fails, which is "no answer".
-  server = createServer((socket) => {
-    connections++;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  port = (server.address() as AddressInfo).port;
+  counting = await countingPort();
+  port = counting.port;
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => counting.close());
 
 function target(management: string, protocol: "amqp" | "amqps"): ClusterTarget {
   return {
@@ -39,20 +35,20 @@ describe("asking whether the management user may remove a binding", () => {
   });
 
   it("an https management API and a plain AMQP port: not asked, so its password never crosses in clear text", async () => {
-    const before = connections;
+    const before = connections();
     expect(await unbindsRefused(target("https://127.0.0.1:15671", "amqp"), [keyed])).toBeUndefined();
-    expect(connections).toBe(before);
+    expect(connections()).toBe(before);
   });
 
   it("a plain management API: asked over the plain AMQP port; a connection that fails is no answer", async () => {
-    const before = connections;
+    const before = connections();
     expect(await unbindsRefused(target("http://127.0.0.1:15672", "amqp"), [keyed])).toBeUndefined();
-    expect(connections).toBe(before + 1);
+    expect(connections()).toBe(before + 1);
   });
 
   it("nothing to ask: no connection", async () => {
-    const before = connections;
+    const before = connections();
     expect(await unbindsRefused(target("http://127.0.0.1:15672", "amqp"), [])).toEqual([]);
-    expect(connections).toBe(before);
+    expect(connections()).toBe(before);
   });
 });
