@@ -38,7 +38,7 @@ export function asManagementUser(target: ClusterTarget): ClusterTarget {
 export async function unbindsRefused(target: ClusterTarget, bindings: readonly Binding[], opts: AmqpOptions = {}): Promise<RefusedUnbind[] | undefined> {
   // The management user's password goes where the file sends it over TLS only: never in clear text
   // over a plain AMQP port when the management API is https.
-  if (/^https:/i.test(target.management.baseUrl) && target.amqp.protocol !== "amqps") return undefined;
+  if (target.management.baseUrl.startsWith("https:") && target.amqp.protocol !== "amqps") return undefined;
   const distinct = new Map<string, Binding>();
   for (const b of bindings) distinct.set(JSON.stringify([b.source, b.destinationType, b.destination, b.routingKey]), b);
   if (!distinct.size) return [];
