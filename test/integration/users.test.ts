@@ -427,16 +427,23 @@ describe("users from the file", () => {
   it("a user another client creates after apply checked it is not overwritten: apply stops, naming it", async () => {
     const s = setup();
     // Between apply's check under its lock (no such user) and its PUT, someone makes the user.
-    let made: string | undefined;
+    // Both clusters (one broker) PUT the user, at about the same moment: each of their PUTs waits
+    // until the user is made by hand. Only the first was held once, and the other cluster's, passed
+    // on at once, could make the user first (2 ms ahead in one CI run): the PUT by hand then found
+    // it, and the test waited for ever on an answer it never sent.
+    let byHand: Promise<{ status: number; hash: string }> | undefined;
     const proxy = await managementProxy({
       answer: (req, res) => {
-        if (made !== undefined || req.method !== "PUT" || req.url !== `/api/users/${s.login}`) return false;
-        made = "";
+        if (req.method !== "PUT" || req.url !== `/api/users/${s.login}`) return false;
+        byHand ??= (async () => {
+          const { status } = await api("PUT", `/api/users/${s.login}`, { password: "by-hand", tags: "management" });
+          return { status, hash: (await api("GET", `/api/users/${s.login}`)).body.password_hash as string };
+        })();
+        const made = byHand;
         const chunks: Buffer[] = [];
         req.on("data", (c: Buffer) => chunks.push(c));
         req.on("end", async () => {
-          expect((await api("PUT", `/api/users/${s.login}`, { password: "by-hand", tags: "management" })).status).toBe(201);
-          made = (await api("GET", `/api/users/${s.login}`)).body.password_hash;
+          await made;
           // topo's PUT goes on as it came, its headers included.
           const ifNoneMatch = req.headers["if-none-match"];
           const r = await api("PUT", `/api/users/${s.login}`, JSON.parse(Buffer.concat(chunks).toString("utf8")), typeof ifNoneMatch === "string" ? { "if-none-match": ifNoneMatch } : {});
@@ -452,6 +459,9 @@ describe("users from the file", () => {
     } finally {
       proxy.close();
     }
+    expect(byHand).toBeDefined();
+    const { status, hash: made } = await (byHand as NonNullable<typeof byHand>);
+    expect(status).toBe(201);
     const user = (await api("GET", `/api/users/${s.login}`)).body as { tags: string[]; password_hash: string };
     expect({ tags: user.tags, hash: user.password_hash }).toEqual({ tags: ["management"], hash: made });
   });
