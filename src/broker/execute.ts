@@ -12,7 +12,8 @@ import { describe, keyOf, subjectOf } from "../core/keys.js";
 import { closeChannel, type AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
-import { writeEach, writePipelined } from "./pipeline.js";
+import { PIPELINE_BATCH, writeEach, writePipelined, writeUnitsPipelined } from "./pipeline.js";
+import { writeUnits } from "../plan/write-units.js";
 import { BATCH, replaceQueueLossless } from "./replace.js";
 import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
@@ -398,14 +399,15 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       if (refusals) throw refusals;
     }
 
-    // 5. Exchanges and queues to create.
-    const declares = [...creates("queue"), ...creates("exchange")];
-    await writePipelined(
+    // 5. Exchanges and queues to create, each new binding from a new exchange to a new queue
+    //    with them, in the batch that declares its two ends (plan/write-units.ts).
+    const { units, later } = writeUnits([...creates("queue"), ...creates("exchange")], creates("binding"), PIPELINE_BATCH);
+    await writeUnitsPipelined(
       amqp,
-      declares,
+      units,
       n,
-      (a) => a.after as Queue | Exchange,
-      (a) => `declare ${a.after.kind} ${describe(a.after)}`,
+      (a) => a.after as Queue | Exchange | Binding,
+      (a) => (a.after.kind === "binding" ? `bind ${describe(a.after)}` : `declare ${a.after.kind} ${describe(a.after)}`),
       mark,
     );
 
@@ -462,9 +464,8 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       mark(a);
     });
 
-    // 6. Bindings: the new ones.
-    const bindActions = creates("binding");
-    await writePipelined(amqp, bindActions, n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
+    // 6. The other new bindings: to or from an object that was there already, or replaced above.
+    await writePipelined(amqp, later, n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
 
     // 7. Rights, once the exchanges they name exist; then what the file no longer asks for.
     await grantRights();

@@ -38,6 +38,44 @@ export async function writePipelined<T>(
 ): Promise<void> {
   const batches: T[][] = [];
   for (let i = 0; i < items.length; i += PIPELINE_BATCH) batches.push(items.slice(i, i + PIPELINE_BATCH));
+  await writeBatches(session, batches, channels, writeOf, what, onDone);
+}
+
+/**
+ * Write units as writePipelined writes items: each unit whole in one batch, so that the broker
+ * takes its writes in order (a binding after the exchange and the queue at its ends), and as many
+ * whole units to a batch as fit in PIPELINE_BATCH. A unit is at most that long.
+ */
+export async function writeUnitsPipelined<T>(
+  session: AmqpSession,
+  units: readonly (readonly T[])[],
+  channels: number,
+  writeOf: (item: T) => Write,
+  what: (item: T) => string,
+  onDone: (item: T) => void,
+): Promise<void> {
+  const batches: T[][] = [];
+  let batch: T[] = [];
+  for (const unit of units) {
+    if (unit.length > PIPELINE_BATCH) throw new Error(`a unit of ${unit.length} writes is longer than a batch (${PIPELINE_BATCH})`);
+    if (batch.length + unit.length > PIPELINE_BATCH) {
+      batches.push(batch);
+      batch = [];
+    }
+    batch.push(...unit);
+  }
+  if (batch.length) batches.push(batch);
+  await writeBatches(session, batches, channels, writeOf, what, onDone);
+}
+
+async function writeBatches<T>(
+  session: AmqpSession,
+  batches: T[][],
+  channels: number,
+  writeOf: (item: T) => Write,
+  what: (item: T) => string,
+  onDone: (item: T) => void,
+): Promise<void> {
   /** The item a failed batch was narrowed down to, for the error's wording. */
   const culprit = new Map<T[], T>();
   await session.runAll(

@@ -114,12 +114,24 @@ export interface AmqpProxy {
   close: () => Promise<void>;
 }
 
+/** A method frame a client sent: its channel, class, method, and its arguments as they came. */
+export interface SentMethod {
+  connection: number;
+  channel: number;
+  classId: number;
+  methodId: number;
+  args: Buffer;
+}
+
 /**
  * A TCP proxy to the test broker's AMQP port, for tests of a connection lost at a chosen moment.
  * `declareOk`, when given, sees each queue.declare-ok the broker sends and may answer other counts
  * (as a quorum queue whose leader did not answer within 250 ms does: 0 messages, 0 consumers).
+ * `sent`, when given, sees every method frame a client sends, in the order the broker gets them.
  */
-export async function amqpProxy(o: { declareOk?: (queue: string, messages: number, consumers: number) => { messages: number; consumers: number } | undefined } = {}): Promise<AmqpProxy> {
+export async function amqpProxy(
+  o: { declareOk?: (queue: string, messages: number, consumers: number) => { messages: number; consumers: number } | undefined; sent?: (m: SentMethod) => void } = {},
+): Promise<AmqpProxy> {
   const { createServer: tcpServer, connect } = await import("node:net");
   const b = broker();
   const pairs: { client: import("node:net").Socket; upstream: import("node:net").Socket }[] = [];
@@ -135,6 +147,7 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
     }
     const upstream = connect(b.amqpPort, b.host);
     pairs.push({ client, upstream });
+    const connection = pairs.length;
     // The protocol header, then frames: type, channel, size, payload, frame end.
     let pending = Buffer.alloc(0);
     let headerSeen = false;
@@ -143,7 +156,7 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
     client.on("data", (d: Buffer) => {
       if (stalled || dead) return;
       pending = Buffer.concat([pending, d]);
-      if (!rule && !resetsLogin) {
+      if (!rule && !resetsLogin && !o.sent) {
         upstream.write(pending);
         pending = Buffer.alloc(0);
         return;
@@ -167,6 +180,9 @@ export async function amqpProxy(o: { declareOk?: (queue: string, messages: numbe
           return;
         }
         out.push(frame);
+        if (o.sent && frame[0] === 1 && size >= 4) {
+          o.sent({ connection, channel: frame.readUInt16BE(1), classId: frame.readUInt16BE(7), methodId: frame.readUInt16BE(9), args: Buffer.from(frame.subarray(11, 7 + size)) });
+        }
         const r = rule;
         if (r && frame[0] === 1 && size >= 4 && frame.readUInt16BE(7) === r.classId && frame.readUInt16BE(9) === r.methodId) {
           if (r.skip-- > 0) continue;

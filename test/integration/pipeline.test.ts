@@ -4,10 +4,13 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { AmqpSession } from "../../src/broker/amqp.js";
-import { PIPELINE_BATCH, writePipelined } from "../../src/broker/pipeline.js";
-import type { ClusterTarget } from "../../src/model.js";
+import { PIPELINE_BATCH, writePipelined, writeUnitsPipelined } from "../../src/broker/pipeline.js";
+import type { Binding, ClusterTarget, Exchange, Queue } from "../../src/model.js";
 import { BrokerError } from "../../src/errors.js";
-import { api, broker, createVhost, deleteVhost, getQueue, listBindings, uniqueName, vh, withChannel } from "../helpers/broker.js";
+import { amqpUrl, api, broker, createVhost, deleteVhost, getQueue, listBindings, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
+import { amqpProxy, type SentMethod } from "../helpers/proxy.js";
+// @ts-expect-error: a plain ESM module of the benchmark, without type declarations
+import { serviceNames } from "../../bench/services.mjs";
 import { binding, exchange, queue } from "../helpers/builders.js";
 
 const vhosts: string[] = [];
@@ -89,5 +92,78 @@ describe("pipelined declares and binds", () => {
       await s.close();
     }
     expect((err as BrokerError).message).toMatch(/^cluster async: bind missing to q3 -> 404 NOT_FOUND - no exchange 'missing'/);
+  });
+
+  it("units: each binding in the batch that declares its ends, every unit whole; a refusal names its object", async () => {
+    const v = await fresh();
+    // The broker holds s5.sync as transient: declaring it durable is refused (406).
+    await withChannel(v, (ch) => ch.assertQueue("s5.sync", { durable: false }));
+    const s = await session(v);
+    type W = Queue | Exchange | Binding;
+    const unitOf = (i: number): W[] => [queue({ name: `s${i}.sync` }), exchange({ name: `s${i}` }), binding({ source: `s${i}`, destination: `s${i}.sync` })];
+    // Twelve units of three: five to a batch of 16, none split, so a binding never waits for
+    // another channel's batch.
+    const units = Array.from({ length: 12 }, (_, i) => unitOf(i));
+    const name = (w: W) => (w.kind === "binding" ? `bind ${w.source}` : `declare ${w.kind} ${w.name}`);
+    const done: string[] = [];
+    let err: unknown;
+    try {
+      await writeUnitsPipelined(s, units.slice(0, 5), 1, (w) => w, name, (w) => done.push(name(w)));
+      await writeUnitsPipelined(s, units.slice(6), 3, (w) => w, name, (w) => done.push(name(w)));
+      await writeUnitsPipelined(s, [units[5]!], 1, (w) => w, name, (w) => done.push(name(w))).catch((e: unknown) => (err = e));
+      await expect(writeUnitsPipelined(s, [Array.from({ length: PIPELINE_BATCH + 1 }, (_, i) => queue({ name: `long${i}` }))], 1, (w) => w, name, () => undefined)).rejects.toThrow(/longer than a batch/);
+    } finally {
+      await s.close();
+    }
+    expect((err as BrokerError).message).toMatch(/^cluster async: declare queue s5\.sync -> 406 PRECONDITION_FAILED/);
+    expect(done).toHaveLength(11 * 3);
+    const bound = (await listBindings(v)).filter((b) => b.source !== "").map((b) => `${b.source}>${b.destination}`);
+    expect(bound.sort()).toEqual(units.flatMap((_, i) => (i === 5 ? [] : [`s${i}>s${i}.sync`])).sort());
+  });
+
+  it("apply binds each new service on the channel that declares its exchange and queue, right after them", async () => {
+    const sync = uniqueName("units-sync");
+    const async = uniqueName("units-async");
+    vhosts.push(sync, async);
+    const sent: SentMethod[] = [];
+    const proxy = await amqpProxy({ sent: (m) => sent.push(m) });
+    try {
+      const through = (v: string) => {
+        const u = new URL(amqpUrl(v));
+        u.hostname = "127.0.0.1";
+        u.port = String(proxy.port);
+        return { url: u.toString(), management: broker().mgmtBase };
+      };
+      const services = serviceNames(40);
+      const file = writeTopology({ sync, async, services, clusterExtra: { sync: through(sync), async: through(async) } });
+      const r = await runCli(["apply", "-f", file]);
+      expect(r.code, r.stderr).toBe(0);
+      expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+    // Each channel's methods in the order the broker got them; a short string is a length byte
+    // and the text, after the method's first field (a reserved short).
+    const text = (b: Buffer, at: number) => b.subarray(at + 1, at + 1 + b[at]!).toString("utf8");
+    const byChannel = new Map<string, SentMethod[]>();
+    for (const m of sent) {
+      const key = `${m.connection}/${m.channel}`;
+      byChannel.set(key, [...(byChannel.get(key) ?? []), m]);
+    }
+    let binds = 0;
+    for (const methods of byChannel.values()) {
+      methods.forEach((m, i) => {
+        if (m.classId !== 50 || m.methodId !== 20) return;
+        binds++;
+        const queueName = text(m.args, 2);
+        const exchangeName = text(m.args, 2 + 1 + m.args[2]!);
+        const batch = methods.slice(Math.max(0, i - (PIPELINE_BATCH - 1)), i);
+        const declared = (classId: number, name: string) => batch.some((x) => x.classId === classId && x.methodId === 10 && text(x.args, 2) === name);
+        expect(declared(40, exchangeName), `exchange ${exchangeName} declared just before its bind, on its channel`).toBe(true);
+        expect(declared(50, queueName), `queue ${queueName} declared just before its bind, on its channel`).toBe(true);
+      });
+    }
+    // Every service's binding on both clusters.
+    expect(binds).toBe(2 * 40);
   });
 });

@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import type { Action, Resource } from "../../src/model.js";
+import { keyOf } from "../../src/core/keys.js";
+import { planCluster } from "../../src/plan/diff.js";
+import { writeUnits } from "../../src/plan/write-units.js";
+import { actual, binding, desiredOf, exchange, queue, raw } from "../helpers/builders.js";
+
+type Create = Extract<Action, { op: "create" }>;
+const create = (after: Resource): Create => ({ op: "create", key: keyOf(after), after });
+const names = (as: readonly Create[]) => as.map((a) => keyOf(a.after));
+
+describe("writeUnits", () => {
+  it("puts a new service's queue, exchange and binding in one unit, the binding after both", () => {
+    const objects = [create(queue({ name: "mplogin.sync" })), create(queue({ name: "mpwallet.sync" })), create(exchange({ name: "mplogin" })), create(exchange({ name: "mpwallet" }))];
+    const bindings = [create(binding({ source: "mplogin", destination: "mplogin.sync" })), create(binding({ source: "mpwallet", destination: "mpwallet.sync" }))];
+    const { units, later } = writeUnits(objects, bindings, 16);
+    expect(units.map(names)).toEqual([
+      ["queue|mplogin.sync", "exchange|mplogin", keyOf(bindings[0]!.after)],
+      ["queue|mpwallet.sync", "exchange|mpwallet", keyOf(bindings[1]!.after)],
+    ]);
+    expect(later).toEqual([]);
+  });
+
+  it("leaves for later a binding with an end that is not created here, or that is not exchange to queue", () => {
+    const objects = [create(queue({ name: "mplogin.sync" })), create(exchange({ name: "mplogin" })), create(exchange({ name: "mpaudit" }))];
+    const toOld = create(binding({ source: "mplogin", destination: "audit" }));
+    const fromOld = create(binding({ source: "amq.topic", destination: "mplogin.sync" }));
+    const e2e = create(binding({ source: "mplogin", destination: "mpaudit", destinationType: "exchange" }));
+    const fromDefault = create(binding({ source: "", destination: "mplogin.sync" }));
+    const own = create(binding({ source: "mplogin", destination: "mplogin.sync" }));
+    const { units, later } = writeUnits(objects, [toOld, fromOld, e2e, fromDefault, own], 16);
+    expect(units.map(names)).toEqual([["queue|mplogin.sync", "exchange|mplogin", keyOf(own.after)], ["exchange|mpaudit"]]);
+    // In the order they came.
+    expect(later).toEqual([toOld, fromOld, e2e, fromDefault]);
+  });
+
+  it("joins what bindings connect, and splits a group longer than a unit, its bindings left for later", () => {
+    // One exchange bound to three new queues: one unit of seven.
+    const fan = [create(exchange({ name: "mpfan" })), ...["a", "b", "c"].map((q) => create(queue({ name: `mp${q}.sync` })))];
+    const fanBindings = ["a", "b", "c"].map((q) => create(binding({ source: "mpfan", destination: `mp${q}.sync` })));
+    const joined = writeUnits(fan, fanBindings, 16);
+    expect(joined.units).toHaveLength(1);
+    expect(names(joined.units[0]!)).toEqual([...names(fan), ...names(fanBindings)]);
+    // Too long for a unit of 6: every object alone, every binding later.
+    const split = writeUnits(fan, fanBindings, 6);
+    expect(split.units.map(names)).toEqual(fan.map((a) => [keyOf(a.after)]));
+    expect(split.later).toEqual(fanBindings);
+  });
+
+  it("keeps every create once: a plan from empty of the example's services", () => {
+    const d = desiredOf(raw({ services: ["mplogin", "mpwallet", { name: "mppayment", sync: false }] }), "async");
+    const plan = planCluster(d, actual([], { vhostExists: false }), "mp");
+    const creates = plan.actions.filter((a): a is Create => a.op === "create");
+    const of = (kind: string) => creates.filter((a) => a.after.kind === kind);
+    const { units, later } = writeUnits([...of("queue"), ...of("exchange")], of("binding"), 16);
+    const written = [...units.flat(), ...later];
+    expect(new Set(written).size).toBe(written.length);
+    expect(new Set(written)).toEqual(new Set([...of("queue"), ...of("exchange"), ...of("binding")]));
+    expect(later).toEqual([]);
+    // Every binding after both of its ends, in its unit.
+    for (const u of units) {
+      u.forEach((a, i) => {
+        if (a.after.kind !== "binding") return;
+        const before = u.slice(0, i).map((x) => keyOf(x.after));
+        expect(before).toContain(`exchange|${a.after.source}`);
+        expect(before).toContain(`queue|${a.after.destination}`);
+      });
+    }
+  });
+});
