@@ -21,6 +21,9 @@ export const PIPELINE_BATCH = 16;
 
 type Write = Queue | Exchange | Binding;
 
+/** How the writes go: over up to `channels` channels, each item as `writeOf` makes it, named by `what` in an error, and `onDone` once the broker has it. */
+type Writing<T> = [channels: number, writeOf: (item: T) => Write, what: (item: T) => string, onDone: (item: T) => void];
+
 /**
  * Write every item over up to `channels` channels, batches of PIPELINE_BATCH at a time. When a
  * batch fails, its writes are done again one at a time, each awaited, on a channel of their own
@@ -28,17 +31,10 @@ type Write = Queue | Exchange | Binding;
  * own reply, exactly as without the pipeline. Should none fail the second time (something else
  * changed the broker in between), the batch's own failure is reported.
  */
-export async function writePipelined<T>(
-  session: AmqpSession,
-  items: readonly T[],
-  channels: number,
-  writeOf: (item: T) => Write,
-  what: (item: T) => string,
-  onDone: (item: T) => void,
-): Promise<void> {
+export async function writePipelined<T>(session: AmqpSession, items: readonly T[], ...how: Writing<T>): Promise<void> {
   const batches: T[][] = [];
   for (let i = 0; i < items.length; i += PIPELINE_BATCH) batches.push(items.slice(i, i + PIPELINE_BATCH));
-  await writeBatches(session, batches, channels, writeOf, what, onDone);
+  await writeBatches(session, batches, ...how);
 }
 
 /**
@@ -46,14 +42,7 @@ export async function writePipelined<T>(
  * takes its writes in order (a binding after the exchange and the queue at its ends), and as many
  * whole units to a batch as fit in PIPELINE_BATCH. A unit is at most that long.
  */
-export async function writeUnitsPipelined<T>(
-  session: AmqpSession,
-  units: readonly (readonly T[])[],
-  channels: number,
-  writeOf: (item: T) => Write,
-  what: (item: T) => string,
-  onDone: (item: T) => void,
-): Promise<void> {
+export async function writeUnitsPipelined<T>(session: AmqpSession, units: readonly (readonly T[])[], ...how: Writing<T>): Promise<void> {
   const batches: T[][] = [];
   let batch: T[] = [];
   for (const unit of units) {
@@ -65,17 +54,10 @@ export async function writeUnitsPipelined<T>(
     batch.push(...unit);
   }
   if (batch.length) batches.push(batch);
-  await writeBatches(session, batches, channels, writeOf, what, onDone);
+  await writeBatches(session, batches, ...how);
 }
 
-async function writeBatches<T>(
-  session: AmqpSession,
-  batches: T[][],
-  channels: number,
-  writeOf: (item: T) => Write,
-  what: (item: T) => string,
-  onDone: (item: T) => void,
-): Promise<void> {
+async function writeBatches<T>(session: AmqpSession, batches: T[][], ...[channels, writeOf, what, onDone]: Writing<T>): Promise<void> {
   /** The item a failed batch was narrowed down to, for the error's wording. */
   const culprit = new Map<T[], T>();
   await session.runAll(
