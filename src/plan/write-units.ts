@@ -29,14 +29,14 @@ export function writeUnits(objects: readonly Create[], bindings: readonly Create
     while (parent[i] !== i) i = parent[i] = parent[parent[i]!]!;
     return i;
   };
-  const joined: { a: Create; ends: [number, number] }[] = [];
+  const joined: { a: Create; from: number }[] = [];
   for (const a of bindings) {
     const b = a.after;
     if (b.kind !== "binding" || b.destinationType !== "queue" || b.source === "") continue;
     const from = at("exchange", b.source);
     const to = at("queue", b.destination);
     if (from === undefined || to === undefined) continue;
-    joined.push({ a, ends: [from, to] });
+    joined.push({ a, from });
     parent[root(from)] = root(to);
   }
   const members = new Map<number, { objects: number[]; bindings: Create[] }>();
@@ -47,7 +47,7 @@ export function writeUnits(objects: readonly Create[], bindings: readonly Create
     return g;
   };
   objects.forEach((_, i) => groupOf(i).objects.push(i));
-  for (const j of joined) groupOf(j.ends[0]).bindings.push(j.a);
+  for (const j of joined) groupOf(j.from).bindings.push(j.a);
   const units: Create[][] = [];
   const taken = new Set<Create>();
   // Map order is the order of each group's first object.
