@@ -7,6 +7,7 @@ import { AmqpSession } from "../../src/broker/amqp.js";
 import { PIPELINE_BATCH, writePipelined, writeUnitsPipelined } from "../../src/broker/pipeline.js";
 import type { Binding, ClusterTarget, Exchange, Queue } from "../../src/model.js";
 import { BrokerError } from "../../src/errors.js";
+import { pushTo } from "../../src/core/collections.js";
 import { amqpUrl, api, broker, createVhost, deleteVhost, getQueue, listBindings, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
 import { amqpProxy, type SentMethod } from "../helpers/proxy.js";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
@@ -146,10 +147,7 @@ describe("pipelined declares and binds", () => {
     // and the text, after the method's first field (a reserved short).
     const text = (b: Buffer, at: number) => b.subarray(at + 1, at + 1 + b[at]!).toString("utf8");
     const byChannel = new Map<string, SentMethod[]>();
-    for (const m of sent) {
-      const key = `${m.connection}/${m.channel}`;
-      byChannel.set(key, [...(byChannel.get(key) ?? []), m]);
-    }
+    for (const m of sent) pushTo(byChannel, `${m.connection}/${m.channel}`, m);
     let binds = 0;
     for (const methods of byChannel.values()) {
       methods.forEach((m, i) => {
