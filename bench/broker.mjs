@@ -209,3 +209,14 @@ export function removeOnStop(left) {
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(signal));
 }
+
+/** The commit of the build measured, and whether its tree had changes that are not committed. */
+export function commitOf(dir) {
+  try {
+    const head = execFileSync("git", ["-C", dir, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["-C", dir, "status", "--porcelain", "--", "src"], { encoding: "utf8" }).trim();
+    return dirty ? `${head} with uncommitted changes to src/` : head;
+  } catch {
+    return undefined;
+  }
+}

@@ -15,13 +15,12 @@
 // alternate their order of commands, and each figure is the median of its runs, with the raw
 // figures kept in bench/results/commands-<time>.json.
 
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AMQP, api, execChild, log, measured, MGMT, removeOnStop, removeVhost, stopped } from "./broker.mjs";
+import { AMQP, api, commitOf, execChild, log, measured, MGMT, removeOnStop, removeVhost, stopped } from "./broker.mjs";
 import { commandsReport, median } from "./report.mjs";
 import { serviceNames } from "./services.mjs";
 
@@ -113,17 +112,6 @@ function topo(args) {
   return new Promise((resolve, reject) =>
     execChild(process.execPath, [TOPO, ...args], { cwd: ROOT, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => (err ? reject(new Error(`topo ${args.join(" ")}: ${stderr}`)) : resolve(stdout))),
   );
-}
-
-/** The commit of the build measured, and whether its tree had changes that are not committed. */
-function commitOf(dir) {
-  try {
-    const head = execFileSync("git", ["-C", dir, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["-C", dir, "status", "--porcelain", "--", "src"], { encoding: "utf8" }).trim();
-    return dirty ? `${head} with uncommitted changes to src/` : head;
-  } catch {
-    return undefined;
-  }
 }
 
 async function measureSize(n) {

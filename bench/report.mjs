@@ -51,13 +51,13 @@ export function report(results) {
     lines.push(
       "Runs (each size's figures come from the runs that list it; runs on other days or machines are not comparable in absolute terms, only in ratios):",
       "",
-      ...results.runs.map((r) => `- \`${r.file}\`: N = ${r.sizes.join(", ")}; started ${r.startedAt}; ${machineText(r.machine)}; ${load(r.conditions)}.`),
+      ...results.runs.map((r) => `- \`${r.file}\`: N = ${r.sizes.join(", ")}; started ${r.startedAt}${r.commit ? ` on ${r.commit}` : ""}; ${machineText(r.machine)}; ${load(r.conditions)}.`),
       "",
       "Other engineers' tests share the machine, so figures move from round to round: compare ratios and medians.",
       "",
     );
   } else lines.push(
-    `Machine: ${machineText(machine)} (the local broker, two vhosts as the two clusters). Run started ${results.startedAt}; ${load(conditions)} (other engineers' tests), so figures move from round to round: compare ratios and medians.`,
+    `Machine: ${machineText(machine)} (the local broker, two vhosts as the two clusters). Run started ${results.startedAt}${results.commit ? ` on ${results.commit}` : ""}; ${load(conditions)} (other engineers' tests), so figures move from round to round: compare ratios and medians.`,
     "",
   );
   lines.push("## How the comparison is kept fair", "");

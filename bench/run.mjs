@@ -34,7 +34,7 @@ import amqplib from "amqplib";
 import { stringify as stringifyYaml } from "yaml";
 import { serviceNames as names } from "./services.mjs";
 import { commandsReport, report } from "./report.mjs";
-import { AMQP, api, AUTH, BROKER, brokerCpu, brokerLoad, execChild, IDLE_CORES, log, measured, MGMT, quiet, rabbitmqctl, removeOnStop, removeVhost, sleep, stopped } from "./broker.mjs";
+import { AMQP, api, AUTH, BROKER, brokerCpu, commitOf, brokerLoad, execChild, IDLE_CORES, log, measured, MGMT, quiet, rabbitmqctl, removeOnStop, removeVhost, sleep, stopped } from "./broker.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000,5000").split(",").map((s) => {
@@ -423,6 +423,7 @@ function merge(args) {
     runs: runs.map(({ file, only, r }) => ({
       file: file.replace(`${ROOT}/`, ""),
       startedAt: r.startedAt,
+      commit: r.commit,
       sizes: Object.keys(r.sizes).map(Number).filter((n) => !only || only.includes(n)),
       machine: r.machine,
       conditions: r.conditions,
@@ -443,6 +444,8 @@ async function main() {
   const overview = await api("GET", "/api/overview?columns=rabbitmq_version");
   const results = {
     startedAt: new Date().toISOString(),
+    // The build measured: dist/ is built from this tree by `npm run bench`.
+    commit: commitOf(ROOT),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown CPU", memGiB: totalmem() / 2 ** 30, node: process.version, rabbit: overview.rabbitmq_version },
     conditions: {
       loadAverageAtStart: loadavg(),
