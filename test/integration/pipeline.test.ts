@@ -122,46 +122,132 @@ describe("pipelined declares and binds", () => {
     expect(bound.sort()).toEqual(units.flatMap((_, i) => (i === 5 ? [] : [`s${i}>s${i}.sync`])).sort());
   });
 
-  it("apply binds each new service on the channel that declares its exchange and queue, right after them", async () => {
-    const sync = uniqueName("units-sync");
-    const async = uniqueName("units-async");
-    vhosts.push(sync, async);
-    const sent: SentMethod[] = [];
-    const proxy = await amqpProxy({ sent: (m) => sent.push(m) });
-    try {
-      const through = (v: string) => {
-        const u = new URL(amqpUrl(v));
-        u.hostname = "127.0.0.1";
-        u.port = String(proxy.port);
-        return { url: u.toString(), management: broker().mgmtBase };
-      };
-      const services = serviceNames(40);
-      const file = writeTopology({ sync, async, services, clusterExtra: { sync: through(sync), async: through(async) } });
-      const r = await runCli(["apply", "-f", file]);
-      expect(r.code, r.stderr).toBe(0);
-      expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
-    } finally {
-      await proxy.close();
-    }
-    // Each channel's methods in the order the broker got them; a short string is a length byte
-    // and the text, after the method's first field (a reserved short).
-    const text = (b: Buffer, at: number) => b.subarray(at + 1, at + 1 + b[at]!).toString("utf8");
-    const byChannel = new Map<string, SentMethod[]>();
-    for (const m of sent) pushTo(byChannel, `${m.connection}/${m.channel}`, m);
+  it("apply binds each new service on the channel that declares its exchange, right after it", async () => {
+    const { sync, async, services, file } = twoClusters("units", 40);
+    const { r, sent } = await applyRecorded(sync, async, services);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
     let binds = 0;
-    for (const methods of byChannel.values()) {
+    for (const methods of byChannel(sent).values()) {
       methods.forEach((m, i) => {
         if (m.classId !== 50 || m.methodId !== 20) return;
         binds++;
-        const queueName = text(m.args, 2);
-        const exchangeName = text(m.args, 2 + 1 + m.args[2]!);
-        const batch = methods.slice(Math.max(0, i - (PIPELINE_BATCH - 1)), i);
-        const declared = (classId: number, name: string) => batch.some((x) => x.classId === classId && x.methodId === 10 && text(x.args, 2) === name);
-        expect(declared(40, exchangeName), `exchange ${exchangeName} declared just before its bind, on its channel`).toBe(true);
-        expect(declared(50, queueName), `queue ${queueName} declared just before its bind, on its channel`).toBe(true);
+        const { queue: queueName, exchange: exchangeName } = bindEnds(m);
+        expect(inBatchBefore(methods, i, 40, exchangeName), `exchange ${exchangeName} declared just before its bind to ${queueName}, on its channel`).toBe(true);
       });
     }
     // Every service's binding on both clusters.
     expect(binds).toBe(2 * 40);
   });
+
+  it("apply binds an exchange deleted by hand in the batch that declares it again, its queue there all along", async () => {
+    const { sync, async, services, file } = twoClusters("rebind", 6);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // Someone deletes a service's exchange, and its binding goes with it; its queue stays.
+    const gone = services[2]!;
+    expect((await api("DELETE", `/api/exchanges/${vh(async)}/${encodeURIComponent(gone)}`)).status).toBe(204);
+    const { r, sent } = await applyRecorded(sync, async, services);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/2 to create/);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    const binds = [...byChannel(sent).values()].flatMap((methods) =>
+      methods.flatMap((m, i) => (m.classId === 50 && m.methodId === 20 ? [{ ...bindEnds(m), declared: inBatchBefore(methods, i, 40, bindEnds(m).exchange) }] : [])),
+    );
+    expect(binds).toEqual([{ queue: `${gone}.async`, exchange: gone, declared: true }]);
+  });
+
+  it("apply binds a binding's new routing key before it unbinds the old one: the queue is never unbound between them", async () => {
+    const { sync, async, services, file } = twoClusters("rekey", 3);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    // Someone rebinds a service's queue with a key of their own; the file's key goes.
+    const svc = services[1]!;
+    const q = `${svc}.async`;
+    await withChannel(async, async (ch) => {
+      await ch.bindQueue(q, svc, "#");
+      await ch.unbindQueue(q, svc, `${q}.#`);
+    });
+    const planned = await runCli(["plan", "-f", file]);
+    expect(planned.stdout).toMatch(/1 to create, 0 to update, 0 to replace, 1 to delete/);
+    const { r, sent } = await applyRecorded(sync, async, services, ["--allow-destructive"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
+    // queue.bind and queue.unbind: the queue, the exchange and the key, in the order the broker got them.
+    const writes = sent.flatMap((m) => (m.classId === 50 && (m.methodId === 20 || m.methodId === 50) ? [`${m.methodId === 20 ? "bind" : "unbind"} ${strings(m.args, 3).out.join(" ")}`] : []));
+    expect(writes).toEqual([`bind ${q} ${svc} ${q}.#`, `unbind ${q} ${svc} #`]);
+  });
 });
+
+/** Two vhosts of this test's own as the clusters, and a topology file of n services on them. */
+function twoClusters(tag: string, n: number) {
+  const sync = uniqueName(`${tag}-sync`);
+  const async = uniqueName(`${tag}-async`);
+  vhosts.push(sync, async);
+  const services: string[] = serviceNames(n);
+  return { sync, async, services, file: writeTopology({ sync, async, services }) };
+}
+
+/** `topo apply` of the services on the two vhosts through an AMQP proxy that records every method sent. */
+async function applyRecorded(sync: string, async: string, services: string[], args: string[] = []) {
+  const sent: SentMethod[] = [];
+  const proxy = await amqpProxy({ sent: (m) => sent.push(m) });
+  // A topology file's cluster settings that reach the vhost through the proxy.
+  const through = (v: string) => {
+    const u = new URL(amqpUrl(v));
+    u.hostname = "127.0.0.1";
+    u.port = String(proxy.port);
+    return { url: u.toString(), management: broker().mgmtBase };
+  };
+  try {
+    const file = writeTopology({ sync, async, services, clusterExtra: { sync: through(sync), async: through(async) } });
+    return { r: await runCli(["apply", "-f", file, ...args]), sent };
+  } finally {
+    await proxy.close();
+  }
+}
+
+/** Each channel's methods in the order the broker got them. */
+function byChannel(sent: readonly SentMethod[]): Map<string, SentMethod[]> {
+  const out = new Map<string, SentMethod[]>();
+  for (const m of sent) pushTo(out, `${m.connection}/${m.channel}`, m);
+  return out;
+}
+
+// A method's fields: a reserved short, then short strings (a length byte and the text), then the
+// bits, no-wait among them.
+const text = (b: Buffer, at: number) => b.subarray(at + 1, at + 1 + b[at]!).toString("utf8");
+const strings = (b: Buffer, n: number) => {
+  const out: string[] = [];
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    out.push(text(b, at));
+    at += 1 + b[at]!;
+  }
+  return { out, bits: b[at]! };
+};
+
+/** queue.bind's queue and exchange. */
+function bindEnds(m: SentMethod): { queue: string; exchange: string } {
+  const [queue, exchange] = strings(m.args, 2).out as [string, string];
+  return { queue, exchange };
+}
+
+/** Whether the broker was told not to answer: a method of a pipelined batch that is not its barrier. */
+function noWait(m: SentMethod): boolean {
+  if (m.classId === 40 && m.methodId === 10) return (strings(m.args, 2).bits & 0b10000) !== 0; // exchange.declare
+  if (m.classId === 50 && m.methodId === 10) return (strings(m.args, 1).bits & 0b10000) !== 0; // queue.declare
+  if (m.classId === 50 && m.methodId === 20) return (strings(m.args, 3).bits & 1) !== 0; // queue.bind
+  return false;
+}
+
+/**
+ * Whether the exchange (classId 40) `name` was declared on this channel in the batch of method i:
+ * before it, with no awaited method in between, which would have ended a batch.
+ */
+function inBatchBefore(methods: readonly SentMethod[], i: number, classId: number, name: string): boolean {
+  for (let j = i - 1; j >= 0; j--) {
+    const m = methods[j]!;
+    if (!noWait(m)) return false;
+    if (m.classId === classId && m.methodId === 10 && text(m.args, 2) === name) return true;
+  }
+  return false;
+}

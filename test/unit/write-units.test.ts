@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Action, Resource } from "../../src/model.js";
 import { keyOf } from "../../src/core/keys.js";
 import { planCluster } from "../../src/plan/diff.js";
-import { writeUnits } from "../../src/plan/write-units.js";
+import { unbindLast, writeUnits } from "../../src/plan/write-units.js";
 import { actual, binding, desiredOf, exchange, queue, raw } from "../helpers/builders.js";
 
 type Create = Extract<Action, { op: "create" }>;
@@ -21,17 +21,33 @@ describe("writeUnits", () => {
     expect(later).toEqual([]);
   });
 
-  it("leaves for later a binding with an end that is not created here, or that is not exchange to queue", () => {
-    const objects = [create(queue({ name: "mplogin.sync" })), create(exchange({ name: "mplogin" })), create(exchange({ name: "mpaudit" }))];
-    const toOld = create(binding({ source: "mplogin", destination: "audit" }));
+  it("takes a binding with one new end and the other there already, in the new end's unit", () => {
+    const objects = [create(queue({ name: "mplogin.sync" })), create(exchange({ name: "mplogin" })), create(exchange({ name: "mpaudit" })), create(exchange({ name: "mpbilling" }))];
+    // The exchange is new and its queue was there (the exchange deleted by hand), or the other way round.
+    const toOld = create(binding({ source: "mpbilling", destination: "audit" }));
     const fromOld = create(binding({ source: "amq.topic", destination: "mplogin.sync" }));
     const e2e = create(binding({ source: "mplogin", destination: "mpaudit", destinationType: "exchange" }));
-    const fromDefault = create(binding({ source: "", destination: "mplogin.sync" }));
+    const toOldExchange = create(binding({ source: "mpaudit", destination: "amq.fanout", destinationType: "exchange" }));
     const own = create(binding({ source: "mplogin", destination: "mplogin.sync" }));
-    const { units, later } = writeUnits(objects, [toOld, fromOld, e2e, fromDefault, own], 16);
-    expect(units.map(names)).toEqual([["queue|mplogin.sync", "exchange|mplogin", keyOf(own.after)], ["exchange|mpaudit"]]);
+    const { units, later } = writeUnits(objects, [toOld, fromOld, e2e, toOldExchange, own], 16);
+    expect(units.map(names)).toEqual([
+      ["queue|mplogin.sync", "exchange|mplogin", "exchange|mpaudit", ...names([fromOld, e2e, toOldExchange, own])],
+      ["exchange|mpbilling", keyOf(toOld.after)],
+    ]);
+    expect(later).toEqual([]);
+  });
+
+  it("leaves for later a binding between objects that were both there, from the default exchange, or to what is there only later", () => {
+    const objects = [create(exchange({ name: "mplogin" })), create(queue({ name: "mpwallet.sync" }))];
+    const bothOld = create(binding({ source: "amq.topic", destination: "audit" }));
+    const fromDefault = create(binding({ source: "", destination: "mpwallet.sync" }));
+    // mplogin.sync is replaced without losing a message after the units: declared again there.
+    const toReplaced = create(binding({ source: "mplogin", destination: "mplogin.sync" }));
+    const fromReplaced = create(binding({ source: "mpwallet", destination: "mpwallet.sync" }));
+    const { units, later } = writeUnits(objects, [bothOld, fromDefault, toReplaced, fromReplaced], 16, new Set(["queue|mplogin.sync", "exchange|mpwallet"]));
+    expect(units.map(names)).toEqual([["exchange|mplogin"], ["queue|mpwallet.sync"]]);
     // In the order they came.
-    expect(later).toEqual([toOld, fromOld, e2e, fromDefault]);
+    expect(later).toEqual([bothOld, fromDefault, toReplaced, fromReplaced]);
   });
 
   it("joins what bindings connect, and splits a group longer than a unit, its bindings left for later", () => {
@@ -66,5 +82,33 @@ describe("writeUnits", () => {
         expect(before).toContain(`queue|${a.after.destination}`);
       });
     }
+  });
+});
+
+describe("unbindLast", () => {
+  const del = (before: Resource): Action => ({ op: "delete", key: keyOf(before), before });
+
+  it("keeps a binding until the one made anew between the same ends is there: another key, other arguments, exchange to exchange", () => {
+    const oldKey = del(binding({ source: "mplogin", destination: "mplogin.sync", routingKey: "#" }));
+    const oldArgs = del(binding({ source: "mpwallet", destination: "mpwallet.sync", routingKey: "mpwallet.sync.#", arguments: { "x-match": "all" } }));
+    const oldE2e = del(binding({ source: "mplogin", destination: "mpaudit", destinationType: "exchange", routingKey: "a" }));
+    const elsewhere = del(binding({ source: "mplogin", destination: "audit", routingKey: "#" }));
+    const binds = [
+      create(binding({ source: "mplogin", destination: "mplogin.sync", routingKey: "mplogin.sync.#" })),
+      create(binding({ source: "mpwallet", destination: "mpwallet.sync", routingKey: "mpwallet.sync.#" })),
+      create(binding({ source: "mplogin", destination: "mpaudit", destinationType: "exchange", routingKey: "b" })),
+      // Same names, another kind of destination: not the same ends.
+      create(binding({ source: "mplogin", destination: "audit", destinationType: "exchange", routingKey: "#" })),
+    ];
+    expect([...unbindLast([oldKey, oldArgs, oldE2e, elsewhere], binds, new Set())]).toEqual([oldKey, oldArgs, oldE2e]);
+  });
+
+  it("unbinds first where an end is deleted or declared again, which takes the binding with it", () => {
+    const toReplaced = del(binding({ source: "mplogin", destination: "mplogin.sync", routingKey: "#" }));
+    const fromReplaced = del(binding({ source: "mpwallet", destination: "mpwallet.sync", routingKey: "#" }));
+    const binds = [create(binding({ source: "mplogin", destination: "mplogin.sync" })), create(binding({ source: "mpwallet", destination: "mpwallet.sync" }))];
+    expect(unbindLast([toReplaced, fromReplaced], binds, new Set(["queue|mplogin.sync", "exchange|mpwallet"])).size).toBe(0);
+    // A queue of the same name as the exchange is not the exchange.
+    expect([...unbindLast([fromReplaced], binds, new Set(["queue|mpwallet"]))]).toEqual([fromReplaced]);
   });
 });
