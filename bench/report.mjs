@@ -41,7 +41,7 @@ export function report(results) {
     "",
     "```sh",
     "npm run bench                                   # BENCH_SIZES=100,1000,5000, 3 rounds each",
-    "BENCH_SIZES=100,1000,5000,25000 npm run bench   # and 25,000 services, 3 rounds (35 to 50 minutes more; 25000:1 for one)",
+    "BENCH_SIZES=100,1000,5000,25000 npm run bench   # and 25,000 services, 3 rounds (35 to 60 minutes more; 25000:1 for one)",
     "```",
     "",
   );
