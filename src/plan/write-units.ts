@@ -14,17 +14,21 @@ import { keyOf } from "../core/keys.js";
 
 type Create = Extract<Action, { op: "create" }>;
 
+/** The key of the exchange or queue a binding names as an end. */
+const endKey = (kind: "exchange" | "queue", name: string) => keyOf({ kind, name } as Resource);
+
 /**
  * The creates of exchanges and queues (`objects`) and of bindings (`bindings`), as units of at
  * most `size` writes, each in the order the broker must take it, and the bindings no unit takes,
  * to be written once every unit is done. A unit takes every binding with a new end (an exchange
  * or a queue of `objects`) whose other end is new too or there already: so a new exchange is
  * bound the moment after it is declared, whether its queue was declared just before it, was
- * there already (its exchange deleted by hand) or is an exchange. `notYet` names, by key, what is there only after the units
- * (a queue replaced without losing a message is declared again after them): a binding to it
- * waits, as does one between objects that were both there, one from the default exchange, and
- * every binding of a group of objects that would outgrow a unit (one exchange bound to many
- * queues). The units keep the order of `objects` by their first object.
+ * there already (its exchange deleted by hand) or is an exchange. `notYet` names, by key, what
+ * is there only after the units (a queue replaced without losing a message is declared again
+ * after them): a binding to it waits, as does one between objects that were both there, one
+ * from the default exchange, and every binding of a group of objects that would outgrow a unit
+ * (one exchange bound to many queues). The units keep the order of `objects` by their first
+ * object.
  */
 export function writeUnits(
   objects: readonly Create[],
@@ -34,7 +38,6 @@ export function writeUnits(
 ): { units: Create[][]; later: Create[] } {
   const index = new Map<string, number>();
   objects.forEach((a, i) => index.set(keyOf(a.after), i));
-  const key = (kind: "exchange" | "queue", name: string) => keyOf({ kind, name } as Resource);
   // Union-find over the objects, joined by the bindings between two of them.
   const parent = objects.map((_, i) => i);
   const root = (i: number): number => {
@@ -45,7 +48,7 @@ export function writeUnits(
   for (const a of bindings) {
     const b = a.after;
     if (b.kind !== "binding" || b.source === "") continue;
-    const ends = [key("exchange", b.source), key(b.destinationType, b.destination)];
+    const ends = [endKey("exchange", b.source), endKey(b.destinationType, b.destination)];
     const [from, to] = ends.map((k) => index.get(k));
     if (from === undefined && to === undefined) continue;
     if (ends.some((k) => notYet.has(k))) continue;
@@ -93,7 +96,7 @@ export function unbindLast<A extends Action>(unbinds: readonly A[], binds: reado
   for (const a of unbinds) {
     const b = a.op === "delete" ? a.before : undefined;
     if (b?.kind !== "binding" || !boundAnew.has(ends(b))) continue;
-    if (remade.has(keyOf({ kind: "exchange", name: b.source } as Resource)) || remade.has(keyOf({ kind: b.destinationType, name: b.destination } as Resource))) continue;
+    if (remade.has(endKey("exchange", b.source)) || remade.has(endKey(b.destinationType, b.destination))) continue;
     last.add(a);
   }
   return last;
