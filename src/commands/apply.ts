@@ -13,7 +13,7 @@ import { deadLettersNow, heldNow, quorumCount, quorumReport, readUserMaxChannels
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
 import { lockHeld } from "../plan/left-behind.js";
-import { describe, keyOf, subjectOf } from "../core/keys.js";
+import { describe, keyOf, nameKey, subjectOf } from "../core/keys.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../plan/guards.js";
 import { limitShifts } from "../plan/policy-shifts.js";
 import { renderAction, renderText } from "../plan/render.js";
@@ -809,7 +809,7 @@ function carriedBindings(begun: Map<string, Action> | undefined, read: { plan: C
   const planned = new Set(read.plan.actions.filter((a) => a.op !== "delete").map((a) => a.key));
   const there = (kind: "exchange" | "queue", name: string) => {
     if (kind === "exchange" && (name === "" || name.startsWith("amq."))) return true;
-    const key = keyOf({ kind, name } as Resource);
+    const key = nameKey(kind, name);
     return have.has(key) || planned.has(key);
   };
   const out = new Map<string, Action>();

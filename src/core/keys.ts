@@ -13,6 +13,11 @@ export function stableJson(value: ArgValue | undefined): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(value[k])}`).join(",")}}`;
 }
 
+/** keyOf of the exchange, queue, policy or vhost named `name`, without building the whole object. */
+export function nameKey(kind: "vhost" | "exchange" | "queue" | "policy", name: string): string {
+  return keyOf({ kind, name } as Resource);
+}
+
 /**
  * The one identity function. A binding is identified by everything RabbitMQ uses to tell two
  * bindings apart: both ends, the routing key and the arguments (the broker's properties_key

@@ -1,10 +1,10 @@
 // Pure: desired and actual state of one cluster → the actions that make actual equal desired.
 
 import { TRAFFIC } from "../model.js";
-import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, Policy, Queue, QueueFacts, ReplaceAction, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
+import type { Action, ActualCluster, Binding, ClusterPlan, Credentials, DesiredCluster, Exchange, Plan, QueueFacts, ReplaceAction, ReplaceRisk, Resource, ResourceKind, Summary, TopicPermission } from "../model.js";
 import { applyMarkName, coveringHolds, holdingQueueOf, isBrokersOwn, isTopoName, kindQueuesPattern, madeByTopo, mirrorPolicyName, Ownership } from "../core/naming.js";
 import { shown } from "../core/words.js";
-import { describe, exchangeShape, keyOf, stableJson, subjectOf } from "../core/keys.js";
+import { describe, exchangeShape, keyOf, nameKey, stableJson, subjectOf } from "../core/keys.js";
 import { allowsNothing, NOTHING } from "../core/permissions.js";
 import { HOLD_EXCHANGE, holdingQueueFor, holdLimitRisks, policiesOnceApplied, queueLimits, replaceRisks, type HeldMessages } from "./risk.js";
 import { brokenQueues } from "./queue-state.js";
@@ -366,10 +366,10 @@ function leaveOutNested(want: Map<string, Resource>, owner: Ownership): string[]
   // though that one is this file's alone: the longer prefix's names have one more letter at least.
   const covered = [...want.values()].flatMap((r) => (r.kind === "exchange" && owner.nested.some((n) => r.name.startsWith(n)) ? [r.name] : []));
   for (const kind of TRAFFIC) {
-    const key = keyOf({ kind: "policy", name: mirrorPolicyName(owner.prefix, kind) } as Policy);
+    const key = nameKey("policy", mirrorPolicyName(owner.prefix, kind));
     const p = want.get(key);
     if (p?.kind !== "policy" || p.pattern !== coveringHolds(kindQueuesPattern(owner.prefix, kind))) continue;
-    const own = covered.filter((s) => want.has(keyOf({ kind: "queue", name: `${s}.${kind}` } as Queue)));
+    const own = covered.filter((s) => want.has(nameKey("queue", `${s}.${kind}`)));
     want.set(key, { ...p, pattern: coveringHolds(owner.kindQueuesPattern(kind, owner.nested, own)) });
   }
   return covered.filter((s) => owner.nestedOwner(s) !== undefined).sort();

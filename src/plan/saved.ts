@@ -4,9 +4,9 @@
 // cluster's plan was computed from, and topo's version; never a password (endpoints are the
 // masked `display` form, and credentials are read again from the file and the environment).
 
-import type { Action, ActualCluster, ClusterPlan, DesiredCluster, Exchange, LostBinding, Permission, Plan, Policy, Resource } from "../model.js";
+import type { Action, ActualCluster, ClusterPlan, DesiredCluster, LostBinding, Permission, Plan, Policy, Resource } from "../model.js";
 import { assertNever } from "../model.js";
-import { describe, keyOf, stableJson, subjectOf } from "../core/keys.js";
+import { describe, keyOf, nameKey, stableJson, subjectOf } from "../core/keys.js";
 import { HOLD_PREFIX, holdingQueueName, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
 import { ownValue } from "../core/collections.js";
@@ -445,7 +445,7 @@ export function stateChanges(saved: SavedState, now: SavedState, sofar: MadeSoFa
   const lostWith = (lost: readonly LostBinding[] | undefined) => {
     for (const l of lost ?? []) {
       allow(keyOf(l.binding), undefined);
-      if (l.why === "auto-delete") allow(keyOf({ kind: "exchange", name: l.binding.source } as Exchange), undefined);
+      if (l.why === "auto-delete") allow(nameKey("exchange", l.binding.source), undefined);
     }
   };
   let vhostMade = false;

@@ -10,12 +10,9 @@
 // exchanges as the objects, its new queues being declared before them (broker/execute.ts).
 
 import type { Action, Resource } from "../model.js";
-import { keyOf } from "../core/keys.js";
+import { keyOf, nameKey } from "../core/keys.js";
 
 type Create = Extract<Action, { op: "create" }>;
-
-/** The key of the exchange or queue a binding names as an end. */
-const endKey = (kind: "exchange" | "queue", name: string) => keyOf({ kind, name } as Resource);
 
 /**
  * The creates of exchanges and queues (`objects`) and of bindings (`bindings`), as units of at
@@ -48,7 +45,7 @@ export function writeUnits(
   for (const a of bindings) {
     const b = a.after;
     if (b.kind !== "binding" || b.source === "") continue;
-    const ends = [endKey("exchange", b.source), endKey(b.destinationType, b.destination)];
+    const ends = [nameKey("exchange", b.source), nameKey(b.destinationType, b.destination)];
     const [from, to] = ends.map((k) => index.get(k));
     if (from === undefined && to === undefined) continue;
     if (ends.some((k) => notYet.has(k))) continue;
@@ -96,7 +93,7 @@ export function unbindLast<A extends Action>(unbinds: readonly A[], binds: reado
   for (const a of unbinds) {
     const b = a.op === "delete" ? a.before : undefined;
     if (b?.kind !== "binding" || !boundAnew.has(ends(b))) continue;
-    if (remade.has(endKey("exchange", b.source)) || remade.has(endKey(b.destinationType, b.destination))) continue;
+    if (remade.has(nameKey("exchange", b.source)) || remade.has(nameKey(b.destinationType, b.destination))) continue;
     last.add(a);
   }
   return last;
