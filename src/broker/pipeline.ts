@@ -39,7 +39,7 @@ export async function writePipelined<T>(session: AmqpSession, items: readonly T[
 
 /**
  * Write units as writePipelined writes items: each unit whole in one batch, so that the broker
- * takes its writes in order (a binding after the exchange and the queue at its ends), and as many
+ * takes its writes in order (a binding after the new objects it joins), and as many
  * whole units to a batch as fit in PIPELINE_BATCH. A unit is at most that long.
  */
 export async function writeUnitsPipelined<T>(session: AmqpSession, units: readonly (readonly T[])[], ...how: Writing<T>): Promise<void> {
