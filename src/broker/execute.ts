@@ -13,7 +13,7 @@ import { closeChannel, type AmqpSession } from "./amqp.js";
 import type { ManagementClient } from "./http.js";
 import { deleteQueueIfIdle, unbind } from "./declare.js";
 import { PIPELINE_BATCH, writeEach, writePipelined, writeUnitsPipelined } from "./pipeline.js";
-import { unbindLast, writeUnits } from "../plan/write-units.js";
+import { boundTo, carriedKeys, unbindLast, writeUnits } from "../plan/write-units.js";
 import { BATCH, replaceQueueLossless } from "./replace.js";
 import { holdStep } from "./in-flight.js";
 import { removeByKey, removedByKey } from "./remove-binding.js";
@@ -165,6 +165,8 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   const allReplaces = plan.actions.filter((a): a is ReplaceAction => a.op === "replace");
   const lossless = allReplaces.filter((a) => isLossless(a, opts));
   const replaces = allReplaces.filter((a) => !isLossless(a, opts));
+  // The queues 5b replaces whose old queue is there: their new bindings are bound to it first (5c).
+  const carried = carriedKeys(lossless);
   const deletes = plan.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete");
 
   for (const a of plan.actions) if (makesMark(a)) mark(a);
@@ -244,11 +246,11 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 3. Bindings to delete, before the objects at their ends; but one whose ends the plan binds
     //    anew (another routing key or other arguments) only once the new binding is made (6b,
-    //    plan/write-units.ts unbindLast). One with arguments goes by its properties_key
-    //    (broker/remove-binding.ts): an AMQP unbind with other types matches nothing.
+    //    plan/write-units.ts unbindLast; 5c where 5b replaces its queue). One with arguments goes
+    //    by its properties_key (broker/remove-binding.ts): an AMQP unbind with other types matches nothing.
     const unbinds = deletes.filter((a) => a.before.kind === "binding");
     const objectKeys = (...rs: Resource[]) => rs.flatMap((r) => (r.kind === "exchange" || r.kind === "queue" ? [keyOf(r)] : []));
-    const remade = new Set([...allReplaces.flatMap((a) => objectKeys(a.before, a.after)), ...deletes.flatMap((a) => objectKeys(a.before))]);
+    const remade = new Set([...allReplaces.filter((a) => !carried.has(keyOf(a.after))).flatMap((a) => objectKeys(a.before, a.after)), ...deletes.flatMap((a) => objectKeys(a.before))]);
     const last = unbindLast(unbinds, creates("binding"), remade);
     const unbindAll = async (as: typeof deletes) => {
       await runLimited(as.filter((a) => removedByKey(a.before as Binding)), HTTP_WRITES_AT_ONCE, async (a) => {
@@ -409,15 +411,16 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 5. Queues to create; then exchanges to create, each new binding from or to one in the
     //    batch that declares it, right after it (plan/write-units.ts), but not one to a queue 5b
-    //    declares again. With the queues in those batches too, an apply from empty of 1,000
-    //    services cost the broker 8% more CPU (bench/notes.md); a new queue unbound for a moment
-    //    loses nothing, as nothing was routed to it before.
+    //    declares again after an earlier apply's half-way replace. With the queues in those
+    //    batches too, an apply from empty of 1,000 services cost the broker 8% more CPU
+    //    (bench/notes.md); a new queue unbound for a moment loses nothing, as nothing was routed
+    //    to it before.
     await writePipelined(amqp, creates("queue"), n, (a) => a.after as Queue, (a) => `declare queue ${describe(a.after)}`, mark);
-    const { units, later } = writeUnits(
+    const { units, later: unitless } = writeUnits(
       creates("exchange"),
       creates("binding"),
       PIPELINE_BATCH,
-      new Set(lossless.map((a) => keyOf(a.after))),
+      new Set(lossless.map((a) => keyOf(a.after)).filter((k) => !carried.has(k))),
     );
     await writeUnitsPipelined(
       amqp,
@@ -428,6 +431,15 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       mark,
     );
 
+    // 5c. The other new bindings to a queue 5b replaces, bound to its old queue, and then the old
+    //     bindings they take over from (another routing key): 5b carries the new ones over with
+    //     the rest (plan/write-units.ts carriedKeys), so the route holds throughout.
+    const later = unitless.filter((a) => !boundTo(a.after, carried));
+    await writePipelined(amqp, unitless.filter((a) => boundTo(a.after, carried)), n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
+    await unbindAll(unbinds.filter((a) => last.has(a) && boundTo(a.before, carried)));
+    const carriedTo = new Map<string, Binding[]>();
+    for (const a of creates("binding")) if (boundTo(a.after, carried)) pushTo(carriedTo, (a.after as Binding).destination, a.after as Binding);
+
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
     //     channels at once, and they stay within --parallelism and channel_max.
     await runLimited(lossless, Math.max(1, Math.min(REPLACES_AT_ONCE, Math.floor(amqp.writers(n) / 2))), async (a) => {
@@ -435,7 +447,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         amqp,
         {
           after: a.after as Queue,
-          bindings: a.rebind,
+          bindings: [...a.rebind, ...(carried.has(keyOf(a.after)) ? (carriedTo.get((a.after as Queue).name) ?? []) : [])],
           holdBindings: a.resume?.holdBindings ?? [],
           queueDone: a.resume?.queueDone ?? false,
           old: a.before.kind === "queue" && a.before.name === (a.after as Queue).name ? a.before : undefined,
@@ -482,10 +494,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     });
 
     // 6. The other new bindings: between objects that were both there already, to a queue 5b
-    //    replaced, or of a group too large for a batch.
+    //    finished replacing for an earlier apply, or of a group too large for a batch.
     await writePipelined(amqp, later, n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
     // 6b. The bindings made anew between the same ends: the old ones go now, not before.
-    await unbindAll(unbinds.filter((a) => last.has(a)));
+    await unbindAll(unbinds.filter((a) => last.has(a) && !boundTo(a.before, carried)));
 
     // 7. Rights, once the exchanges they name exist; then what the file no longer asks for.
     await grantRights();

@@ -9,7 +9,7 @@
 // (before the apply, the same publish failed loudly: no exchange). Apply passes the new
 // exchanges as the objects, its new queues being declared before them (broker/execute.ts).
 
-import type { Action, Resource } from "../model.js";
+import type { Action, ReplaceAction, Resource } from "../model.js";
 import { keyOf, nameKey } from "../core/keys.js";
 
 type Create = Extract<Action, { op: "create" }>;
@@ -97,4 +97,26 @@ export function unbindLast<A extends Action>(unbinds: readonly A[], binds: reado
     last.add(a);
   }
   return last;
+}
+
+/**
+ * Of the queues replaced without losing a message (`lossless`), the keys of those whose old queue
+ * is there to be bound: a new binding to one is bound to the old queue before its replace, which
+ * moves it to the holding queue and on to the new queue with the queue's other bindings. Bound
+ * only after the replace, it left the route broken for the whole move: an exchange deleted by hand
+ * and declared again, or a routing key changed, routed the service's tasks nowhere, and the broker
+ * dropped them without a word. Not a replace an earlier apply left half-way: its old queue may be
+ * gone, and its holding queue keeps the bindings it had.
+ */
+export function carriedKeys(lossless: readonly ReplaceAction[]): Set<string> {
+  const keys = new Set<string>();
+  for (const a of lossless) {
+    if (!a.resume && a.before.kind === "queue" && a.after.kind === "queue" && a.before.name === a.after.name) keys.add(keyOf(a.after));
+  }
+  return keys;
+}
+
+/** Whether a binding's destination is one of `queues` (by key). */
+export function boundTo(b: Resource, queues: ReadonlySet<string>): boolean {
+  return b.kind === "binding" && b.destinationType === "queue" && queues.has(nameKey("queue", b.destination));
 }

@@ -8,7 +8,7 @@ import { PIPELINE_BATCH, writePipelined, writeUnitsPipelined } from "../../src/b
 import type { Binding, ClusterTarget, Exchange, Queue } from "../../src/model.js";
 import { BrokerError } from "../../src/errors.js";
 import { pushTo } from "../../src/core/collections.js";
-import { amqpUrl, api, broker, createVhost, deleteVhost, getQueue, listBindings, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
+import { amqpUrl, api, broker, createVhost, deleteVhost, getQueue, listBindings, publish, runCli, uniqueName, vh, withChannel, writeTopology } from "../helpers/broker.js";
 import { amqpProxy, type SentMethod } from "../helpers/proxy.js";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames } from "../../bench/services.mjs";
@@ -159,23 +159,74 @@ describe("pipelined declares and binds", () => {
   it("apply binds a binding's new routing key before it unbinds the old one: the queue is never unbound between them", async () => {
     const { sync, async, services, file } = twoClusters("rekey", 3);
     expect((await runCli(["apply", "-f", file])).code).toBe(0);
-    // Someone rebinds a service's queue with a key of their own; the file's key goes.
     const svc = services[1]!;
     const q = `${svc}.async`;
-    await withChannel(async, async (ch) => {
-      await ch.bindQueue(q, svc, "#");
-      await ch.unbindQueue(q, svc, `${q}.#`);
-    });
+    await rekeyByHand(async, svc);
     const planned = await runCli(["plan", "-f", file]);
     expect(planned.stdout).toMatch(/1 to create, 0 to update, 0 to replace, 1 to delete/);
     const { r, sent } = await applyRecorded(sync, async, services, ["--allow-destructive"]);
     expect(r.code, r.stderr).toBe(0);
     expect((await runCli(["plan", "-f", file, "--detailed-exitcode"])).code).toBe(0);
-    // queue.bind and queue.unbind: the queue, the exchange and the key, in the order the broker got them.
-    const writes = sent.flatMap((m) => (m.classId === 50 && (m.methodId === 20 || m.methodId === 50) ? [`${m.methodId === 20 ? "bind" : "unbind"} ${strings(m.args, 3).out.join(" ")}`] : []));
-    expect(writes).toEqual([`bind ${q} ${svc} ${q}.#`, `unbind ${q} ${svc} #`]);
+    expect(bindWrites(sent, [q])).toEqual([`bind ${q} ${svc} ${q}.#`, `unbind ${q} ${svc} #`]);
+  });
+
+  it("apply binds an exchange deleted by hand to the queue it replaces before the replace, which carries the binding over", async () => {
+    const { sync, async, services, file } = twoClusters("carry", 3);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const svc = services[1]!;
+    const q = `${svc}.async`;
+    await publish(async, "", q, ["m1", "m2", "m3", "m4", "m5"]);
+    // Someone deletes the service's exchange, and its binding goes with it; the file changes the queue's arguments.
+    expect((await api("DELETE", `/api/exchanges/${vh(async)}/${encodeURIComponent(svc)}`)).status).toBe(204);
+    const changed = services.map((s) => (s === svc ? { name: s, async: { arguments: { "x-max-length": 1000 } } } : s));
+    const { r, sent } = await applyRecorded(sync, async, changed, ["--allow-destructive"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/5 messages moved back/);
+    const writes = bindWrites(sent, [q, `topo.hold.${q}`]);
+    // Bound to the old queue, then moved to the holding queue and back by the replace. Bound only
+    // after the replace, the exchange routed the service's tasks nowhere while the replace ran.
+    expect(writes).toEqual([`bind ${q} ${svc} ${q}.#`, `bind topo.hold.${q} ${svc} ${q}.#`, `unbind ${q} ${svc} ${q}.#`, `bind ${q} ${svc} ${q}.#`, `unbind topo.hold.${q} ${svc} ${q}.#`]);
+    expect(await keysOf(async, q)).toEqual([`${svc} ${q}.#`]);
+    expect((await getQueue(async, q)).arguments).toEqual({ "x-max-length": 1000 });
+    expect((await runCli(["plan", "-f", writeTopology({ sync, async, services: changed }), "--detailed-exitcode"])).code).toBe(0);
+  });
+
+  it("apply binds a changed routing key to the queue it replaces before it unbinds the old key, and the replace carries it over", async () => {
+    const { sync, async, services, file } = twoClusters("carry-rekey", 3);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const svc = services[0]!;
+    const q = `${svc}.async`;
+    await rekeyByHand(async, svc);
+    const changed = services.map((s) => (s === svc ? { name: s, async: { arguments: { "x-max-length": 1000 } } } : s));
+    const { r, sent } = await applyRecorded(sync, async, changed, ["--allow-destructive"]);
+    expect(r.code, r.stderr).toBe(0);
+    // The new key first, on the old queue; the old key only then, before the replace moves the rest.
+    expect(bindWrites(sent, [q, `topo.hold.${q}`])).toEqual([
+      `bind ${q} ${svc} ${q}.#`,
+      `unbind ${q} ${svc} #`,
+      `bind topo.hold.${q} ${svc} ${q}.#`,
+      `unbind ${q} ${svc} ${q}.#`,
+      `bind ${q} ${svc} ${q}.#`,
+      `unbind topo.hold.${q} ${svc} ${q}.#`,
+    ]);
+    expect(await keysOf(async, q)).toEqual([`${svc} ${q}.#`]);
+    expect((await runCli(["plan", "-f", writeTopology({ sync, async, services: changed }), "--detailed-exitcode"])).code).toBe(0);
   });
 });
+
+/** Someone rebinds a service's async queue with a key of their own (`#`), and the file's key goes. */
+async function rekeyByHand(v: string, svc: string): Promise<void> {
+  const q = `${svc}.async`;
+  await withChannel(v, async (ch) => {
+    await ch.bindQueue(q, svc, "#");
+    await ch.unbindQueue(q, svc, `${q}.#`);
+  });
+}
+
+/** A queue's bindings but the default exchange's, as "exchange key". */
+async function keysOf(v: string, queue: string): Promise<string[]> {
+  return (await listBindings(v)).filter((b) => b.destination === queue && b.source !== "").map((b) => `${b.source} ${b.routing_key}`);
+}
 
 /** Two vhosts of this test's own as the clusters, and a topology file of n services on them. */
 function twoClusters(tag: string, n: number) {
@@ -187,7 +238,7 @@ function twoClusters(tag: string, n: number) {
 }
 
 /** `topo apply` of the services on the two vhosts through an AMQP proxy that records every method sent. */
-async function applyRecorded(sync: string, async: string, services: string[], args: string[] = []) {
+async function applyRecorded(sync: string, async: string, services: unknown[], args: string[] = []) {
   const sent: SentMethod[] = [];
   const proxy = await amqpProxy({ sent: (m) => sent.push(m) });
   // A topology file's cluster settings that reach the vhost through the proxy.
@@ -250,4 +301,16 @@ function inBatchBefore(methods: readonly SentMethod[], i: number, classId: numbe
     if (m.classId === classId && m.methodId === 10 && text(m.args, 2) === name) return true;
   }
   return false;
+}
+
+/**
+ * queue.bind and queue.unbind of these queues (queue, exchange, key), in the order the broker got
+ * them; not a holding queue's bind to its own exchange, which the replace's move goes through.
+ */
+function bindWrites(sent: readonly SentMethod[], queues: readonly string[]): string[] {
+  return sent.flatMap((m) => {
+    if (m.classId !== 50 || (m.methodId !== 20 && m.methodId !== 50)) return [];
+    const [queue, exchange, key] = strings(m.args, 3).out as [string, string, string];
+    return queues.includes(queue) && exchange !== queue ? [`${m.methodId === 20 ? "bind" : "unbind"} ${queue} ${exchange} ${key}`] : [];
+  });
 }

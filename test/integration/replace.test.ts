@@ -130,6 +130,35 @@ describe("lossless replace", () => {
     expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
   }, 120_000); // two applies, and a replace waits one statistics interval (5 s) before it deletes the old queue
 
+  it("a routing key changed by hand on a queue the file replaces: under a publisher whose key both match, every message is kept", async () => {
+    const { async, before, after } = files();
+    expect((await runCli(["apply", "-f", before])).code).toBe(0);
+    // Someone rebinds the queue with a key of their own; the file's key goes.
+    await withChannel(async, async (ch) => {
+      await ch.bindQueue("mplogin.async", "mplogin", "#");
+      await ch.unbindQueue("mplogin.async", "mplogin", "mplogin.async.#");
+    });
+    const preload = Array.from({ length: 500 }, (_, i) => `old-${i}`);
+    await publish(async, "mplogin", "mplogin.async.register", preload);
+    const pub = startPublisher(async, "mplogin", "mplogin.async.live");
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await runCli(["apply", "-f", after, "--allow-destructive"]);
+    await new Promise((r) => setTimeout(r, 200));
+    await pub.stop();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/1 to create, 0 to update, 1 to replace, 1 to delete/);
+    const bindings = (await listBindings(async)).filter((b) => b.source !== "").map((b) => `${b.source}>${b.destination}:${b.routing_key}`);
+    expect(bindings).toEqual(["mplogin>mplogin.async:mplogin.async.#"]);
+    // Unbound first and bound after the replace, the queue had neither key while the replace ran,
+    // and what the publisher sent meanwhile was confirmed and dropped.
+    const ids = await drainIds(async, "mplogin.async");
+    const expected = [...preload, ...pub.published];
+    expect(pub.published.length).toBeGreaterThan(20);
+    expect(ids.length).toBe(expected.length);
+    expect(new Set(ids)).toEqual(new Set(expected));
+    expect((await runCli(["plan", "-f", after, "--detailed-exitcode"])).code).toBe(0);
+  }, 120_000);
+
   it("a priority queue replaced under a publisher keeps every message, and apply says how many may come twice", async () => {
     const sync = uniqueName("sync");
     const async = uniqueName("async");

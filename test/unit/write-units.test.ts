@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { Action, Resource } from "../../src/model.js";
+import type { Action, ReplaceAction, Resource } from "../../src/model.js";
 import { keyOf } from "../../src/core/keys.js";
 import { planCluster } from "../../src/plan/diff.js";
-import { unbindLast, writeUnits } from "../../src/plan/write-units.js";
+import { boundTo, carriedKeys, unbindLast, writeUnits } from "../../src/plan/write-units.js";
 import { actual, binding, desiredOf, exchange, queue, raw } from "../helpers/builders.js";
 
 type Create = Extract<Action, { op: "create" }>;
@@ -110,5 +110,26 @@ describe("unbindLast", () => {
     expect(unbindLast([toReplaced, fromReplaced], binds, new Set(["queue|mplogin.sync", "exchange|mpwallet"])).size).toBe(0);
     // A queue of the same name as the exchange is not the exchange.
     expect([...unbindLast([fromReplaced], binds, new Set(["queue|mpwallet"]))]).toEqual([fromReplaced]);
+  });
+});
+
+describe("carriedKeys", () => {
+  const replace = (before: Resource, after: Resource, resume?: ReplaceAction["resume"]): ReplaceAction => ({ op: "replace", key: keyOf(after), before, after, because: ["arguments"], rebind: [], ...(resume ? { resume } : {}) });
+
+  it("carries new bindings only into a replace that finds its old queue there, and only to that queue", () => {
+    const q = queue({ name: "mplogin.async", durable: true });
+    const now = replace(q, queue({ name: "mplogin.async", durable: true, arguments: { "x-max-length": 10 } }));
+    const hold = queue({ name: "topo.hold.mpwallet.async", durable: true });
+    // An earlier apply's half-way replace: its old queue may be gone, its holding queue keeps the bindings.
+    const halfWay = replace(queue({ name: "mpwallet.async" }), queue({ name: "mpwallet.async", arguments: { "x-max-length": 10 } }), { hold, holdBindings: [], queueDone: false });
+    // A replace whose old side is its holding queue (the queue itself already gone).
+    const fromHold = replace(hold, queue({ name: "mpbilling.async" }));
+    const keys = carriedKeys([now, halfWay, fromHold]);
+    expect([...keys]).toEqual(["queue|mplogin.async"]);
+    expect(boundTo(binding({ source: "mplogin", destination: "mplogin.async" }), keys)).toBe(true);
+    expect(boundTo(binding({ source: "mpwallet", destination: "mpwallet.async" }), keys)).toBe(false);
+    // An exchange of the queue's name is not the queue, and a queue is not a binding.
+    expect(boundTo(binding({ source: "mplogin", destination: "mplogin.async", destinationType: "exchange" }), keys)).toBe(false);
+    expect(boundTo(q, keys)).toBe(false);
   });
 });
