@@ -165,9 +165,10 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
   const allReplaces = plan.actions.filter((a): a is ReplaceAction => a.op === "replace");
   const lossless = allReplaces.filter((a) => isLossless(a, opts));
   const replaces = allReplaces.filter((a) => !isLossless(a, opts));
-  // The queues 5b replaces whose old queue is there: their new bindings are bound to it first (5c).
+  // The queues 5b replaces whose old queue is there: their new bindings are bound to it first (5a).
   const carried = carriedKeys(lossless);
   const deletes = plan.actions.filter((a): a is Extract<Action, { op: "delete" }> => a.op === "delete");
+  const binds = creates("binding");
 
   for (const a of plan.actions) if (makesMark(a)) mark(a);
   try {
@@ -246,12 +247,12 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
 
     // 3. Bindings to delete, before the objects at their ends; but one whose ends the plan binds
     //    anew (another routing key or other arguments) only once the new binding is made (6b,
-    //    plan/write-units.ts unbindLast; 5c where 5b replaces its queue). One with arguments goes
+    //    plan/write-units.ts unbindLast; 5a where 5b replaces its queue). One with arguments goes
     //    by its properties_key (broker/remove-binding.ts): an AMQP unbind with other types matches nothing.
     const unbinds = deletes.filter((a) => a.before.kind === "binding");
     const objectKeys = (...rs: Resource[]) => rs.flatMap((r) => (r.kind === "exchange" || r.kind === "queue" ? [keyOf(r)] : []));
     const remade = new Set([...allReplaces.filter((a) => !carried.has(keyOf(a.after))).flatMap((a) => objectKeys(a.before, a.after)), ...deletes.flatMap((a) => objectKeys(a.before))]);
-    const last = unbindLast(unbinds, creates("binding"), remade);
+    const last = unbindLast(unbinds, binds, remade);
     const unbindAll = async (as: typeof deletes) => {
       await runLimited(as.filter((a) => removedByKey(a.before as Binding)), HTTP_WRITES_AT_ONCE, async (a) => {
         await removeByKey(http, target.amqp.vhost, a.before as Binding & { propertiesKey: string });
@@ -418,7 +419,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     await writePipelined(amqp, creates("queue"), n, (a) => a.after as Queue, (a) => `declare queue ${describe(a.after)}`, mark);
     const { units, later: unitless } = writeUnits(
       creates("exchange"),
-      creates("binding"),
+      binds,
       PIPELINE_BATCH,
       new Set(lossless.map((a) => keyOf(a.after)).filter((k) => !carried.has(k))),
     );
@@ -431,14 +432,14 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
       mark,
     );
 
-    // 5c. The other new bindings to a queue 5b replaces, bound to its old queue, and then the old
+    // 5a. The other new bindings to a queue 5b replaces, bound to its old queue, and then the old
     //     bindings they take over from (another routing key): 5b carries the new ones over with
     //     the rest (plan/write-units.ts carriedKeys), so the route holds throughout.
     const later = unitless.filter((a) => !boundTo(a.after, carried));
     await writePipelined(amqp, unitless.filter((a) => boundTo(a.after, carried)), n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
     await unbindAll(unbinds.filter((a) => last.has(a) && boundTo(a.before, carried)));
     const carriedTo = new Map<string, Binding[]>();
-    for (const a of creates("binding")) if (boundTo(a.after, carried)) pushTo(carriedTo, (a.after as Binding).destination, a.after as Binding);
+    for (const a of binds) if (boundTo(a.after, carried)) pushTo(carriedTo, (a.after as Binding).destination, a.after as Binding);
 
     // 5b. Queues replaced without losing a message, a few at a time: each moves messages over two
     //     channels at once, and they stay within --parallelism and channel_max.
