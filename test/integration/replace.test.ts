@@ -149,8 +149,9 @@ describe("lossless replace", () => {
     expect(r.stdout).toMatch(/1 to create, 0 to update, 1 to replace, 1 to delete/);
     const bindings = (await listBindings(async)).filter((b) => b.source !== "").map((b) => `${b.source}>${b.destination}:${b.routing_key}`);
     expect(bindings).toEqual(["mplogin>mplogin.async:mplogin.async.#"]);
-    // Unbound first and bound after the replace, the queue had neither key while the replace ran,
-    // and what the publisher sent meanwhile was confirmed and dropped.
+    // Before a6b0ac2 the old key was unbound first and the new one bound after the replace: the
+    // queue had neither while the replace ran, and what the publisher sent meanwhile was confirmed
+    // and dropped (2,020 of 8,880 messages kept, and apply said it was complete).
     const ids = await drainIds(async, "mplogin.async");
     const expected = [...preload, ...pub.published];
     expect(pub.published.length).toBeGreaterThan(20);

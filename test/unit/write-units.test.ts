@@ -122,7 +122,8 @@ describe("carriedKeys", () => {
     const hold = queue({ name: "topo.hold.mpwallet.async", durable: true });
     // An earlier apply's half-way replace: its old queue may be gone, its holding queue keeps the bindings.
     const halfWay = replace(queue({ name: "mpwallet.async" }), queue({ name: "mpwallet.async", arguments: { "x-max-length": 10 } }), { hold, holdBindings: [], queueDone: false });
-    // A replace whose old side is its holding queue (the queue itself already gone).
+    // Its old side another queue, as a half-way replace whose queue is gone has its holding queue:
+    // the name alone decides, resume or not.
     const fromHold = replace(hold, queue({ name: "mpbilling.async" }));
     const keys = carriedKeys([now, halfWay, fromHold]);
     expect([...keys]).toEqual(["queue|mplogin.async"]);
