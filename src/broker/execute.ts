@@ -438,6 +438,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
     const later = unitless.filter((a) => !boundTo(a.after, carried));
     await writePipelined(amqp, unitless.filter((a) => boundTo(a.after, carried)), n, (a) => a.after as Binding, (a) => `bind ${describe(a.after)}`, mark);
     await unbindAll(unbinds.filter((a) => last.has(a) && boundTo(a.before, carried)));
+    // By queue name, and only the queues of `carried`: the new bindings each replace carries.
     const carriedTo = new Map<string, Binding[]>();
     for (const a of binds) if (boundTo(a.after, carried)) pushTo(carriedTo, (a.after as Binding).destination, a.after as Binding);
 
@@ -448,7 +449,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
         amqp,
         {
           after: a.after as Queue,
-          bindings: [...a.rebind, ...(carried.has(keyOf(a.after)) ? (carriedTo.get((a.after as Queue).name) ?? []) : [])],
+          bindings: [...a.rebind, ...(carriedTo.get((a.after as Queue).name) ?? [])],
           holdBindings: a.resume?.holdBindings ?? [],
           queueDone: a.resume?.queueDone ?? false,
           old: a.before.kind === "queue" && a.before.name === (a.after as Queue).name ? a.before : undefined,
