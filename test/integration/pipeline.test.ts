@@ -157,11 +157,7 @@ describe("pipelined declares and binds", () => {
   });
 
   it("apply binds a binding's new routing key before it unbinds the old one: the queue is never unbound between them", async () => {
-    const { sync, async, services, file } = twoClusters("rekey", 3);
-    expect((await runCli(["apply", "-f", file])).code).toBe(0);
-    const svc = services[1]!;
-    const q = `${svc}.async`;
-    await rekeyByHand(async, svc);
+    const { sync, async, services, file, svc, q } = await appliedThenRekeyed("rekey", 1);
     const planned = await runCli(["plan", "-f", file]);
     expect(planned.stdout).toMatch(/1 to create, 0 to update, 0 to replace, 1 to delete/);
     const { r, sent } = await applyRecorded(sync, async, services, ["--allow-destructive"]);
@@ -192,11 +188,7 @@ describe("pipelined declares and binds", () => {
   });
 
   it("apply binds a changed routing key to the queue it replaces before it unbinds the old key, and the replace carries it over", async () => {
-    const { sync, async, services, file } = twoClusters("carry-rekey", 3);
-    expect((await runCli(["apply", "-f", file])).code).toBe(0);
-    const svc = services[0]!;
-    const q = `${svc}.async`;
-    await rekeyByHand(async, svc);
+    const { sync, async, services, svc, q } = await appliedThenRekeyed("carry-rekey", 0);
     const changed = services.map((s) => (s === svc ? { name: s, async: { arguments: { "x-max-length": 1000 } } } : s));
     const { r, sent } = await applyRecorded(sync, async, changed, ["--allow-destructive"]);
     expect(r.code, r.stderr).toBe(0);
@@ -214,13 +206,20 @@ describe("pipelined declares and binds", () => {
   });
 });
 
-/** Someone rebinds a service's async queue with a key of their own (`#`), and the file's key goes. */
-async function rekeyByHand(v: string, svc: string): Promise<void> {
+/**
+ * Three services applied on two vhosts of this test's own; then someone rebinds the async queue
+ * of service `at` with a key of their own (`#`), and the file's key goes.
+ */
+async function appliedThenRekeyed(tag: string, at: number) {
+  const clusters = twoClusters(tag, 3);
+  expect((await runCli(["apply", "-f", clusters.file])).code).toBe(0);
+  const svc = clusters.services[at]!;
   const q = `${svc}.async`;
-  await withChannel(v, async (ch) => {
+  await withChannel(clusters.async, async (ch) => {
     await ch.bindQueue(q, svc, "#");
     await ch.unbindQueue(q, svc, `${q}.#`);
   });
+  return { ...clusters, svc, q };
 }
 
 /** A queue's bindings but the default exchange's, as "exchange key". */
