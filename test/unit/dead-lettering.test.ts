@@ -148,6 +148,21 @@ describe("dead letters sent to an exchange that routes none of their keys", () =
     ]);
   });
 
+  it("a quorum queue that dead-letters at least once keeps what finds no route: said so, not that it is dropped", () => {
+    // Measured on 3.10.8 and 4.3.6 (this file's head): kept, counted as messages_dlx, with
+    // x-overflow reject-publish; dropped without it, or under a policy's drop-head.
+    const atLeastOnce = { "x-dead-letter-exchange": "mpdead", "x-dead-letter-strategy": "at-least-once" };
+    const withReject = desiredOf(raw({ services: [{ name: "mpa", async: { type: "quorum", arguments: { ...atLeastOnce, "x-overflow": "reject-publish" } } }, "mpdead"] }), "async");
+    expect(deadLettering(withReject, actual([]), owns, displayPath).warnings.filter((w) => w.includes("routes none"))).toEqual([
+      'services[0].async.arguments.x-dead-letter-exchange: x-dead-letter-exchange: "mpdead" (queue mpa.async): it dead-letters to exchange "mpdead" (topic), bound only with mpdead.async.#, which routes none of the messages\' own routing keys (<service>.async.<task>), so RabbitMQ keeps every message it dead-letters in the queue instead (quorum, x-dead-letter-strategy at-least-once): none of those is delivered, and they pile up there, counted as messages_dlx, until a route appears; fix: bind a queue to "mpdead" with a key that matches them, or add x-dead-letter-routing-key with a key it routes, or dead-letter to an exchange that routes them',
+    ]);
+    const dropHead = policy({ name: "overflow", pattern: "^mpa\\.", definition: { overflow: "drop-head" } });
+    const withoutReject = desiredOf(raw({ services: [{ name: "mpa", async: { type: "quorum", arguments: atLeastOnce } }, "mpdead"] }), "async");
+    for (const [file, vhost] of [[withReject, actual([dropHead])], [withoutReject, actual([])]] as const) {
+      expect(deadLettering(file, vhost, owns, displayPath).warnings.filter((w) => w.includes("routes none"))).toEqual([expect.stringContaining("so RabbitMQ drops every message it dead-letters, without a word")]);
+    }
+  });
+
   it("a binding of the vhost's that matches, an alternate exchange, or an exchange type topo cannot judge: nothing is said", () => {
     expect(deadLettering(d, actual([binding("mpdead", "mpa.async.*"), binding("mpdead", "#.failed")]), owns, displayPath).warnings).toEqual([]);
     expect(deadLettering(d, actual([binding("mpdead", "mpa.async.retry")]), owns, displayPath).warnings).toHaveLength(1);
@@ -275,6 +290,23 @@ describe("dead letters that route back into the queue itself (a dead-letter cycl
     expect(on("4.3.6").join("\n")).not.toMatch(/mpself\.async.*delivery limit/);
   });
 
+  it("a quorum queue that dead-letters at least once keeps what the cycle would drop: said so, not that it is gone", () => {
+    // Measured on 3.10.8 and 4.3.6: 10 messages that expired in such a queue, dead-lettering to its
+    // own topic exchange (or through "" to its own name), stayed in it, counted as messages_dlx,
+    // and none was delivered in the 400 s after.
+    const atLeastOnce = { "x-dead-letter-exchange": "mpshop", "x-dead-letter-strategy": "at-least-once" };
+    const file = (args: Args) => desiredOf(raw({ services: [{ name: "mpshop", async: { type: "quorum", arguments: args } }] }), "async");
+    const loops = (f: ReturnType<typeof file>, extra: Parameters<typeof actual>[0] = []) => deadLettering(f, actual(extra, { version: "4.3.6" }), owns, displayPath).warnings.filter((w) => w.includes("dead-letter cycle"));
+    expect(loops(file({ ...atLeastOnce, "x-overflow": "reject-publish" }))).toEqual([
+      'services[0].async.arguments.x-dead-letter-exchange: x-dead-letter-exchange: "mpshop" (queue mpshop.async): it dead-letters to exchange "mpshop" (topic), which routes the messages\' own routing keys back to the queue itself (mpshop.async.#), and RabbitMQ delivers no message back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle): only what a worker rejects (requeue false) comes back; what expires, what a length limit pushes out and what goes over its delivery limit (20, RabbitMQ 4.3.6\'s default where the file sets none) is kept in the queue instead (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx, where it stays undelivered; fix: dead-letter to another queue (x-dead-letter-routing-key naming it, or an exchange bound to it)',
+    ]);
+    // Not where the broker falls back to at most once: without reject-publish, or under a policy's drop-head.
+    const dropHead = policy({ name: "overflow", pattern: "^mpshop\\.", definition: { overflow: "drop-head" } });
+    for (const ws of [loops(file(atLeastOnce)), loops(file({ ...atLeastOnce, "x-overflow": "reject-publish" }), [dropHead])]) {
+      expect(ws).toEqual([expect.stringContaining("and RabbitMQ drops a message that comes back to a queue it was dead-lettered from")]);
+    }
+  });
+
   it("nothing where another queue also gets them, or a policy may send them elsewhere", () => {
     // A second queue bound to the service's exchange with the same keys keeps a copy.
     expect(cycles([binding("mpshop", "mpshop.async.#", "mpdead.async")]).some((w) => w.includes("mpshop.async"))).toBe(false);
@@ -382,6 +414,20 @@ describe("a replaced queue that another queue dead-letters into by name", () => 
     );
     const text = renderText({ clusters: [{ cluster: "async", endpoint: "e", vhost: "a", actions: [a!], warnings: [], degraded: [] }] });
     expect(text).toContain("      ! dead letters by name: queue retry.mplogin dead-letters into it by name");
+  });
+
+  it("a quorum sender that dead-letters at least once keeps what finds no queue in that moment: said apart from one that drops it", () => {
+    // Measured on 3.10.8 and 4.3.6: such a queue kept all 20 messages it dead-lettered by name
+    // while no queue had that name (messages_dlx 20), and delivered them 170 s after one was declared.
+    const keeps = { ...userQueue("retry.kept", { "x-message-ttl": 1, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mplogin.async", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }), type: "quorum" as const };
+    const alone = replaced(file(), [keeps])?.namedDeadLetters?.note ?? "";
+    expect(alone).toContain(
+      "which apply then does not delete (it stops, and the next apply finishes the replace), and what it dead-letters in the moment between the old queue's delete and the new one's declare RabbitMQ keeps in the sender (quorum, x-dead-letter-strategy at-least-once) and sends on at its next retry; let it empty",
+    );
+    expect(alone).not.toMatch(/drops/);
+    expect(replaced(file(), [keeps, retry])?.namedDeadLetters?.note).toContain(
+      "and what queue retry.mplogin dead-letters in the moment between the old queue's delete and the new one's declare RabbitMQ drops, without a word; what queue retry.kept dead-letters in the moment between the old queue's delete and the new one's declare RabbitMQ keeps in the sender (quorum, x-dead-letter-strategy at-least-once) and sends on at its next retry; let them empty",
+    );
   });
 
   it("a policy's dead-letter settings count where the queue has no argument of its own; the file's own queues count too", () => {
