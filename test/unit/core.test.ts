@@ -373,6 +373,38 @@ describe("diff", () => {
     expect(renderText({ clusters: [alone] })).not.toMatch(/dead letters and unroutable messages/);
   });
 
+  it("says of a quorum queue that dead-letters at least once to a replaced exchange that it keeps what it sends, and of an alternate exchange that a mandatory publish comes back", () => {
+    // Measured on 3.10.8 and 4.3.6: such a queue held all 20 messages that expired while its
+    // dead-letter exchange was missing and sent them on at the broker's next retry, 174 s after
+    // the exchange came back; a publish marked mandatory to an exchange whose alternate exchange
+    // is missing came back with 312 NO_ROUTE.
+    const transient = exchange({ name: "mplogin", durable: false });
+    const keepsArgs = { "x-message-ttl": 1, "x-dead-letter-exchange": "mplogin", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const keeper = queue({ name: "retry.q", type: "quorum", arguments: keepsArgs });
+    const front = exchange({ name: "front", type: "direct", arguments: { "alternate-exchange": "mplogin" } });
+    const oneLine = (plan: ReturnType<typeof diffCluster>) => renderText({ clusters: [plan] }).replace(/\s*\n\s*/g, " ");
+    const onlyKeeper = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "exchange"), transient, keeper]), "mp");
+    const kept =
+      "dead letters: queue retry.q dead-letters to it (x-dead-letter-exchange, at least once): it keeps what it dead-letters while it is re-created (quorum, x-dead-letter-strategy at-least-once), and RabbitMQ sends it on once the exchange routes it again, at its next retry (measured: 174 s later): none is lost, but it waits";
+    expect(oneLine(onlyKeeper)).toContain(`then re-creates its 1 binding ! ${kept} ! publishers:`);
+    expect(oneLine(onlyKeeper)).not.toMatch(/dead letters and unroutable messages|stop what makes/);
+    // Beside an alternate exchange's sender: that one drops, and a mandatory publisher hears of it.
+    const both = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "exchange"), transient, keeper, front]), "mp");
+    expect(oneLine(both)).toContain(
+      "! dead letters and unroutable messages: exchange front sends what it cannot route to it (alternate-exchange): in the moment between its delete and its re-creation with its bindings RabbitMQ drops what that sends it, without a word (no publisher hears of it, unless it publishes mandatory to those exchanges: then the message comes back, 312 NO_ROUTE; measured: tens of milliseconds of that flow a replace); stop what publishes to those exchanges for the apply (docs/safety.md); queue retry.q dead-letters to it (x-dead-letter-exchange, at least once): it keeps",
+    );
+    // At least once only where the broker honours it: not without reject-publish, nor under a
+    // policy whose overflow overrides it, nor for a classic queue.
+    const { "x-overflow": _overflow, ...withoutOverflow } = keepsArgs;
+    const noReject = queue({ name: "retry.q", type: "quorum", arguments: withoutOverflow });
+    const dropHead = policy({ name: "their-overflow", pattern: "^retry\\.", definition: { overflow: "drop-head" } });
+    const classic = queue({ name: "retry.q", arguments: keepsArgs });
+    for (const extra of [[noReject], [keeper, dropHead], [classic]]) {
+      const plan = diffCluster(d, actual([...d.resources.filter((r) => r.kind !== "exchange"), transient, ...extra]), "mp");
+      expect(oneLine(plan)).toContain("! dead letters and unroutable messages: queue retry.q dead-letters to it (x-dead-letter-exchange): in the moment between its delete and its re-creation with its bindings RabbitMQ drops what that sends it, without a word (no publisher hears of it;");
+    }
+  });
+
   it("says under a delete what its consumers meet, in --json as in text", () => {
     const plan = diffCluster(d, actual([...d.resources, queue({ name: "mpold.async" })]), "mp");
     const del = plan.actions.find((a) => a.op === "delete" && a.before.kind === "queue" && a.before.name === "mpold.async");

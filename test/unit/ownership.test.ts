@@ -283,12 +283,34 @@ describe("an exchange plan deletes that something left still sends to", () => {
     ]);
   });
 
+  it("a quorum queue that dead-letters to it at least once keeps those messages: named apart, not as dropping them", () => {
+    const keeps = { "x-dead-letter-exchange": "mpb", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const keeper = queue({ name: "jobs", type: "quorum", arguments: keeps });
+    const plan = diffCluster(d, actual([...d.resources, ...mpb, keeper]), "mp");
+    expect(plan.warnings).toEqual([
+      "this plan deletes exchange mpb, but queue mpa.async dead-letters to it (x-dead-letter-exchange): once it is gone, RabbitMQ drops those messages without a word; queue jobs dead-letters to it (x-dead-letter-exchange, at least once): it keeps what it dead-letters once it is gone (quorum, x-dead-letter-strategy at-least-once), where it waits until an exchange of that name routes it: none is dropped; point them elsewhere first, or keep the service",
+    ]);
+    // Alone, nothing is said to be dropped.
+    const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
+    expect(diffCluster(plain, actual([...plain.resources, ...mpb, keeper]), "mp").warnings).toEqual([
+      "this plan deletes exchange mpb, but queue jobs dead-letters to it (x-dead-letter-exchange, at least once): it keeps what it dead-letters once it is gone (quorum, x-dead-letter-strategy at-least-once), where it waits until an exchange of that name routes it: none is dropped; point it elsewhere first, or keep the service",
+    ]);
+  });
+
   it("a queue dead-lettered to through the default exchange, by its name as the routing key, is named too", () => {
     const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
     const jobs = queue({ name: "jobs", arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpb.async" } });
     const plan = diffCluster(plain, actual([...plain.resources, ...mpb, jobs]), "mp");
     expect(plan.warnings).toEqual([
       'this plan deletes queue mpb.async, but queue jobs dead-letters to it (x-dead-letter-exchange "" and x-dead-letter-routing-key "mpb.async"): once it is gone, RabbitMQ drops those messages without a word; point it elsewhere first, or keep the service',
+    ]);
+  });
+
+  it("a quorum queue that dead-letters to it by name at least once keeps those messages: said so", () => {
+    const plain = desiredOf(raw({ services: [{ name: "mpa", sync: false }] }), "async");
+    const jobs = queue({ name: "jobs", type: "quorum", arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "mpb.async", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } });
+    expect(diffCluster(plain, actual([...plain.resources, ...mpb, jobs]), "mp").warnings).toEqual([
+      'this plan deletes queue mpb.async, but queue jobs dead-letters to it (x-dead-letter-exchange "" and x-dead-letter-routing-key "mpb.async"): it keeps what it dead-letters once it is gone (quorum, x-dead-letter-strategy at-least-once), where it waits until a queue of that name is there: none is dropped; point it elsewhere first, or keep the service',
     ]);
   });
 
