@@ -320,7 +320,9 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, sending: read
  * expired, a length limit pushed it out or it went over a delivery limit (RabbitMQ 4 gives a quorum
  * queue 20) is gone after one wait in the retry queue. Measured on 3.10.8: a message expiring in a
  * classic queue whose dead letters go through the default exchange to a second, whose own expire
- * back to the first, was gone from both, and plan said "No changes.".
+ * back to the first, was gone from both, and plan said "No changes.". A quorum queue that
+ * dead-letters at least once keeps, undelivered, a message whose dead-lettering it would close the
+ * cycle with (measured below); the warning names such queues.
  * Followed only where every hop is certain (hopOf): one queue gets them, and topo can read the routing.
  */
 function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, sending: readonly QueueSpec[], vhostOf: () => Vhost, placeOf: (path: FilePath) => string): string[] {
@@ -378,9 +380,22 @@ function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, sending: 
       return limit ? [`${c.spec.queue.name}: ${limit}`] : [];
     });
     const them = cycle.length === 1 ? "it" : "each of them";
+    // The queue whose dead letter would close the cycle keeps it where it dead-letters at least
+    // once. Measured on 3.10.8 and 4.3.6 with two quorum queues each expiring into the other
+    // through "", 10 messages published to the first: all 10 held in the second when it did
+    // (messages_dlx 10, whatever the first did), none anywhere when it did not.
+    const keepers = cycle.filter((c) => keepsDeadLetters(c.spec.queue, vhostOf().policies)).map((c) => c.spec.queue.name);
+    const all = keepers.length === cycle.length;
+    const why = `because it expired, a length limit pushed it out or it went over a delivery limit${limits.length ? ` (${limits.join("; ")})` : ""}`;
+    const fate = all
+      ? "is kept instead, undelivered, by the queue that would send it back into the queue it first left (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx there"
+      : keepers.length
+        ? `is gone, unless the queue that would send it back into the queue it first left is ${keepers.length === 1 ? keepers[0] : `one of ${names(keepers)}`}: ${keepers.length === 1 ? "that one keeps" : "those keep"} it instead, undelivered (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx`
+        : "is gone";
+    const cycleRule = all ? "RabbitMQ delivers no message back to a queue it was dead-lettered from unless a client rejected it somewhere on the way round (a dead-letter cycle)" : "RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it somewhere on the way round (a dead-letter cycle), without a word";
     return (
-      `${placeIn(spec, placeOf, hop.argument)}: ${settingOf(spec, hop.argument)} (queue ${spec.queue.name}): ${goes}, and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it somewhere on the way round (a dead-letter cycle), without a word: ` +
-      `a message goes round again only if a worker rejects it (requeue false) in ${cycle.length === 1 ? "it" : "one of them"}; one that ${them} dead-letters because it expired, a length limit pushed it out or it went over a delivery limit${limits.length ? ` (${limits.join("; ")})` : ""} is gone; ` +
+      `${placeIn(spec, placeOf, hop.argument)}: ${settingOf(spec, hop.argument)} (queue ${spec.queue.name}): ${goes}, and ${cycleRule}: ` +
+      `a message goes round again only if a worker rejects it (requeue false) in ${cycle.length === 1 ? "it" : "one of them"}; one that ${them} dead-letters ${why} ${fate}; ` +
       `fix: dead-letter one of ${cycle.length === 1 ? "the queues that send to it" : "them"} to a queue outside the cycle, or make sure a message leaves ${cycle.length === 1 ? "it" : "one of them"} only when a worker rejects it (no message TTL, length limit or delivery limit there)`
     );
   });
