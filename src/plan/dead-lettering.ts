@@ -559,12 +559,14 @@ export function movedDeadLetterNotes(desired: DesiredCluster, actual: ActualClus
     if (exchange === undefined || exchange === "" || spec.queue.arguments["x-dead-letter-routing-key"] !== undefined) return undefined;
     vhost ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set<string>() };
     if (!routesNone(spec, { key: queue }, routing, vhost)) return undefined;
-    return movedNote(queue, exchange);
+    return movedNote(queue, exchange, keepsDeadLetters(spec.queue, vhost.policies));
   };
 }
 
-function movedNote(queue: string, exchange: string): string {
-  return `dead letters: a message this replace moves back carries routing key ${queue} (the queue's name: it comes in by the default exchange), and exchange ${quoted(exchange)}, which the queue dead-letters to by the messages' own keys, routes no ${queue}: one the workers reject later, or that expires, is dropped; bind the dead-letter queue to ${quoted(exchange)} with ${queue} too, or set x-dead-letter-routing-key (docs/safety.md)`;
+/** `keeps`: the queue dead-letters at least once, and keeps what finds no route (nowhere's measure). */
+function movedNote(queue: string, exchange: string, keeps: boolean): string {
+  const fate = keeps ? "is kept in the queue instead, undelivered (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx" : "is dropped";
+  return `dead letters: a message this replace moves back carries routing key ${queue} (the queue's name: it comes in by the default exchange), and exchange ${quoted(exchange)}, which the queue dead-letters to by the messages' own keys, routes no ${queue}: one the workers reject later, or that expires, ${fate}; bind the dead-letter queue to ${quoted(exchange)} with ${queue} too, or set x-dead-letter-routing-key (docs/safety.md)`;
 }
 
 /** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */

@@ -241,6 +241,17 @@ describe("messages a replace moves back carry the queue's name as their routing 
     expect(renderText({ clusters: [{ cluster: "async", endpoint: "e", vhost: "a", actions: [r!], warnings: [], degraded: [] }] })).toContain("      ! dead letters: a message this replace moves back carries routing key mpx.async");
   });
 
+  it("a quorum queue that dead-letters at least once keeps such a message: the note says so", () => {
+    const quorum = desiredOf(
+      raw({ services: [{ name: "mpx", sync: false, async: { type: "quorum", arguments: { "x-dead-letter-exchange": "mpdl", "x-max-length": 2000, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } } }, { name: "mpdl", sync: false }] }),
+      "async",
+    );
+    const r = replaced(quorum, dlq("*.async.*"));
+    expect(r?.op === "replace" && r.movedDeadLetters).toContain(
+      "routes no mpx.async: one the workers reject later, or that expires, is kept in the queue instead, undelivered (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx; bind the dead-letter queue",
+    );
+  });
+
   it("none where the exchange routes the queue's name (# matches no word too), or the queue names its dead-letter key", () => {
     const none = (r: ReturnType<typeof replaced>) => (r?.op === "replace" ? r.movedDeadLetters : "no replace");
     expect(none(replaced(file(), dlq("mpx.async.#")))).toBeUndefined();
