@@ -86,9 +86,11 @@ function outcome(args: Readonly<Record<string, unknown>>, p: Policy | undefined)
  * dropping them. Measured on 3.10.8 and 4.3.6: 20 messages expired (x-message-ttl 1) from such a
  * queue whose dead-letter exchange did not exist were all held (messages_dlx 20), and all reached
  * the queue bound to that exchange once it was declared, 174 s later, at the broker's next retry.
+ * RabbitMQ has dead-lettered at least once since 3.10; before, every queue did at most once (and
+ * a version topo cannot read counts as older).
  */
-export function keepsDeadLetters(queue: Queue, policies: readonly Policy[]): boolean {
-  if (queue.type !== "quorum") return false;
+export function keepsDeadLetters(queue: Queue, policies: readonly Policy[], version: string): boolean {
+  if (queue.type !== "quorum" || !atLeast(version, 3, 10)) return false;
   return scenariosOf(policiesFor(queue, policies)).every((p) => outcome(queue.arguments, p).mode === "at-least-once");
 }
 
@@ -239,7 +241,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, sending: readon
     const place = placeIn(spec, placeOf, f.argument);
     const setting = `${f.argument}: ${quoted(f.value)}`;
     // A quorum queue that dead-letters at least once keeps what finds no route (measured, above).
-    const keeps = keepsDeadLetters(spec.queue, vhostOf().policies);
+    const keeps = keepsDeadLetters(spec.queue, vhostOf().policies, actual.version);
     const at = `${place}\n${setting}\n${keeps}`;
     const entry = found.get(at) ?? { place, setting, where: f.where, dropped: f.dropped ?? "", fix: f.fix, keeps, queues: [] };
     entry.queues.push(spec.queue.name);
@@ -287,7 +289,7 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, sending: read
     const place = placeIn(spec, placeOf, hop.argument);
     const setting = settingOf(spec, hop.argument);
     const limit = deliveryLimitOf(queue, actual.version);
-    const keeps = keepsDeadLetters(queue, vhostOf().policies);
+    const keeps = keepsDeadLetters(queue, vhostOf().policies, actual.version);
     const group = `${place}\n${setting}\n${where}\n${limit ?? ""}\n${keeps}`;
     const entry = found.get(group) ?? { place, setting, where, limit, keeps, queues: [] };
     entry.queues.push(queue.name);
@@ -384,7 +386,7 @@ function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, sending: 
     // once. Measured on 3.10.8 and 4.3.6 with two quorum queues each expiring into the other
     // through "", 10 messages published to the first: all 10 held in the second when it did
     // (messages_dlx 10, whatever the first did), none anywhere when it did not.
-    const keepers = cycle.filter((c) => keepsDeadLetters(c.spec.queue, vhostOf().policies)).map((c) => c.spec.queue.name);
+    const keepers = cycle.filter((c) => keepsDeadLetters(c.spec.queue, vhostOf().policies, actual.version)).map((c) => c.spec.queue.name);
     const all = keepers.length === cycle.length;
     const why = `because it expired, a length limit pushed it out or it went over a delivery limit${limits.length ? ` (${limits.join("; ")})` : ""}`;
     const fate = all
@@ -559,7 +561,7 @@ export function movedDeadLetterNotes(desired: DesiredCluster, actual: ActualClus
     if (exchange === undefined || exchange === "" || spec.queue.arguments["x-dead-letter-routing-key"] !== undefined) return undefined;
     vhost ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set<string>() };
     if (!routesNone(spec, { key: queue }, routing, vhost)) return undefined;
-    return movedNote(queue, exchange, keepsDeadLetters(spec.queue, vhost.policies));
+    return movedNote(queue, exchange, keepsDeadLetters(spec.queue, vhost.policies, actual.version));
   };
 }
 
@@ -665,7 +667,7 @@ export function deadLetterSendersByName(desired: DesiredCluster, actual: ActualC
         const id = `${s.to}\n${r.name}`;
         if (seen.has(id)) continue;
         seen.add(id);
-        pushTo(out, s.to, { queue: r.name, how: s.how, sure: !unsure && sends.length === candidates.length, keeps: keepsDeadLetters(r, policies) });
+        pushTo(out, s.to, { queue: r.name, how: s.how, sure: !unsure && sends.length === candidates.length, keeps: keepsDeadLetters(r, policies, actual.version) });
       }
     }
     return out;

@@ -255,8 +255,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // What the vhost holds once the plan is applied, found once, and only when an exchange is deleted or replaced.
   let left: Resource[] | undefined;
   const remainingOnce = () => (left ??= remaining(want, have, deleted, owner));
-  const orphanedRoutes = routesIntoDeleted(actions, namedSenders, remainingOnce);
-  markRoutesIntoReplaced(actions, remainingOnce);
+  const orphanedRoutes = routesIntoDeleted(actions, namedSenders, remainingOnce, actual.version);
+  markRoutesIntoReplaced(actions, remainingOnce, actual.version);
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
@@ -395,8 +395,9 @@ interface ExchangeSender {
  * Of the exchanges `targets`, who sends each one messages no publisher sends: a queue's
  * dead-letter exchange or an exchange's alternate exchange, as an argument, or a policy that
  * sets either for what it matches. By exchange name; none for an exchange nothing sends to.
+ * `version`: the broker's (keepsDeadLetters).
  */
-function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => readonly Resource[]): Map<string, ExchangeSender[]> {
+function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => readonly Resource[], version: string): Map<string, ExchangeSender[]> {
   const senders = new Map<string, ExchangeSender[]>();
   if (targets.size === 0) return senders;
   const resources = remainingOnce();
@@ -409,7 +410,7 @@ function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => r
       const dlx = r.arguments["x-dead-letter-exchange"];
       if (typeof dlx !== "string" || !targets.has(dlx)) continue;
       policies ??= resources.filter((p): p is Policy => p.kind === "policy");
-      const keeps = keepsDeadLetters(r, policies);
+      const keeps = keepsDeadLetters(r, policies, version);
       add(dlx, `queue ${r.name} dead-letters to it (x-dead-letter-exchange${keeps ? ", at least once" : ""})`, true, keeps);
     } else if (r.kind === "exchange" && !targets.has(r.name)) add(r.arguments["alternate-exchange"], `exchange ${r.name} sends what it cannot route to it (alternate-exchange)`, false);
     else if (r.kind === "policy") {
@@ -431,10 +432,10 @@ function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => r
  * some (tens of milliseconds of that flow each). Plan names each sender under the replace
  * (docs/safety.md).
  */
-function markRoutesIntoReplaced(actions: Action[], remainingOnce: () => readonly Resource[]): void {
+function markRoutesIntoReplaced(actions: Action[], remainingOnce: () => readonly Resource[], version: string): void {
   const replaced = actions.flatMap((a) => (a.op === "replace" && a.after.kind === "exchange" ? [{ a, name: a.after.name }] : []));
   if (replaced.length === 0) return;
-  const senders = sendersToExchanges(new Set(replaced.map((r) => r.name)), remainingOnce);
+  const senders = sendersToExchanges(new Set(replaced.map((r) => r.name)), remainingOnce, version);
   for (const { a, name } of replaced) {
     const all = senders.get(name);
     if (!all) continue;
@@ -478,7 +479,7 @@ function keptDeadLetters(keep: ExchangeSender[], when: string, then: string): st
  * pair, a queue with x-dead-letter-exchange "" under a policy's dead-letter-routing-key naming the
  * deleted queue was not named.
  */
-function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => NamedSender[], remainingOnce: () => readonly Resource[]): string[] {
+function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => NamedSender[], remainingOnce: () => readonly Resource[], version: string): string[] {
   const gone = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : [])));
   // Dead-lettering through the default exchange names the queue itself, by its routing key.
   const goneQueues = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" ? [a.before.name] : [])));
@@ -493,7 +494,7 @@ function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => N
       else pushTo(senders, `queue ${q}`, who);
     }
   }
-  for (const [exchange, who] of sendersToExchanges(gone, remainingOnce)) {
+  for (const [exchange, who] of sendersToExchanges(gone, remainingOnce, version)) {
     const lost = who.filter((s) => !s.keeps);
     if (lost.length) senders.set(`exchange ${exchange}`, lost.map((s) => s.who));
     if (lost.length < who.length) keeping.set(`exchange ${exchange}`, who.filter((s) => s.keeps));
