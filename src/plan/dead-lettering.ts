@@ -79,6 +79,9 @@ function outcome(args: Readonly<Record<string, unknown>>, p: Policy | undefined)
   };
 }
 
+/** How the warnings say why a queue keeps its dead letters (keepsDeadLetters). */
+export const AT_LEAST_ONCE = "quorum, x-dead-letter-strategy at-least-once";
+
 /**
  * The queue keeps what it dead-letters while its dead-letter exchange is missing: a quorum queue
  * whose at-least-once the broker honours under whichever of `policies` applies to it (every one
@@ -251,7 +254,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, sending: readon
     const one = f.queues.length === 1;
     const what = `every message ${one ? "it dead-letters" : "they dead-letter"}${f.dropped ? ` ${f.dropped}` : ""}`;
     const outcome = f.keeps
-      ? `so RabbitMQ keeps ${what} in the ${one ? "queue" : "queues"} instead (quorum, x-dead-letter-strategy at-least-once): none of those is delivered, and they pile up there, counted as messages_dlx, until a route appears`
+      ? `so RabbitMQ keeps ${what} in the ${one ? "queue" : "queues"} instead (${AT_LEAST_ONCE}): none of those is delivered, and they pile up there, counted as messages_dlx, until a route appears`
       : `so RabbitMQ drops ${what}, without a word`;
     return `${f.place}: ${f.setting} (${one ? "queue" : "queues"} ${names(f.queues)}): ${one ? "it dead-letters" : "they dead-letter"} ${f.where}, ${outcome}; fix: ${f.fix}`;
   });
@@ -303,7 +306,7 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, sending: read
     if (f.keeps) {
       return (
         `${sends}, and RabbitMQ delivers no message back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle): ` +
-        `only what a worker rejects (requeue false) comes back; ${lost} is kept in the ${one ? "queue" : "queues"} instead (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx, where it stays undelivered; ${fix}`
+        `only what a worker rejects (requeue false) comes back; ${lost} is kept in the ${one ? "queue" : "queues"} instead (${AT_LEAST_ONCE}), counted as messages_dlx, where it stays undelivered; ${fix}`
       );
     }
     return `${sends}, and RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it (a dead-letter cycle), without a word: only what a worker rejects (requeue false) comes back; ${lost} is gone; ${fix}`;
@@ -390,9 +393,9 @@ function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, sending: 
     const all = keepers.length === cycle.length;
     const why = `because it expired, a length limit pushed it out or it went over a delivery limit${limits.length ? ` (${limits.join("; ")})` : ""}`;
     const fate = all
-      ? "is kept instead, undelivered, by the queue that would send it back into the queue it first left (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx there"
+      ? `is kept instead, undelivered, by the queue that would send it back into the queue it first left (${AT_LEAST_ONCE}), counted as messages_dlx there`
       : keepers.length
-        ? `is gone, unless the queue that would send it back into the queue it first left is ${keepers.length === 1 ? keepers[0] : `one of ${names(keepers)}`}: ${keepers.length === 1 ? "that one keeps" : "those keep"} it instead, undelivered (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx`
+        ? `is gone, unless the queue that would send it back into the queue it first left is ${keepers.length === 1 ? keepers[0] : `one of ${names(keepers)}`}: ${keepers.length === 1 ? "that one keeps" : "those keep"} it instead, undelivered (${AT_LEAST_ONCE}), counted as messages_dlx`
         : "is gone";
     const cycleRule = all ? "RabbitMQ delivers no message back to a queue it was dead-lettered from unless a client rejected it somewhere on the way round (a dead-letter cycle)" : "RabbitMQ drops a message that comes back to a queue it was dead-lettered from unless a client rejected it somewhere on the way round (a dead-letter cycle), without a word";
     return (
@@ -567,7 +570,7 @@ export function movedDeadLetterNotes(desired: DesiredCluster, actual: ActualClus
 
 /** `keeps`: the queue dead-letters at least once, and keeps what finds no route (nowhere's measure). */
 function movedNote(queue: string, exchange: string, keeps: boolean): string {
-  const fate = keeps ? "is kept in the queue instead, undelivered (quorum, x-dead-letter-strategy at-least-once), counted as messages_dlx" : "is dropped";
+  const fate = keeps ? `is kept in the queue instead, undelivered (${AT_LEAST_ONCE}), counted as messages_dlx` : "is dropped";
   return `dead letters: a message this replace moves back carries routing key ${queue} (the queue's name: it comes in by the default exchange), and exchange ${quoted(exchange)}, which the queue dead-letters to by the messages' own keys, routes no ${queue}: one the workers reject later, or that expires, ${fate}; bind the dead-letter queue to ${quoted(exchange)} with ${queue} too, or set x-dead-letter-routing-key (docs/safety.md)`;
 }
 
@@ -693,7 +696,7 @@ export function namedDeadLettersNote(queue: string, senders: readonly NamedSende
     `dead letters by name: ${who}: what is dead-lettered by name goes to the queue of that name, not through the bindings the replace moves onto ${HOLD_PREFIX}${queue}, ` +
     `so what ${one ? "it dead-letters" : "they dead-letter"} while the messages are moved out lands in the old queue, which apply then does not delete (it stops, and the next apply finishes the replace), ` +
     (drop.length ? `and what ${some(drop)} ${moment} RabbitMQ drops, without a word; ` : "") +
-    (keep.length ? `${drop.length ? "what" : "and what"} ${some(keep)} ${moment} RabbitMQ keeps in the sender (quorum, x-dead-letter-strategy at-least-once) and sends on at its next retry; ` : "") +
+    (keep.length ? `${drop.length ? "what" : "and what"} ${some(keep)} ${moment} RabbitMQ keeps in the sender (${AT_LEAST_ONCE}) and sends on at its next retry; ` : "") +
     `let ${one ? "it" : "them"} empty and stop what makes ${one ? "it" : "them"} dead-letter (a message TTL, workers that reject) for the apply, or dead-letter through an exchange bound to ${queue} instead (docs/safety.md)`
   );
 }

@@ -11,7 +11,7 @@ import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
 import { markLostBindings } from "./lost-bindings.js";
-import { deadLetterSendersByName, keepsDeadLetters, movedDeadLetterNotes, namedDeadLettersNote, type NamedSender } from "./dead-lettering.js";
+import { AT_LEAST_ONCE, deadLetterSendersByName, keepsDeadLetters, movedDeadLetterNotes, namedDeadLettersNote, type NamedSender } from "./dead-lettering.js";
 import { usersUnread } from "./users.js";
 
 /**
@@ -440,7 +440,7 @@ function markRoutesIntoReplaced(actions: Action[], remainingOnce: () => readonly
     const all = senders.get(name);
     if (!all) continue;
     const lost = all.filter((s) => !s.keeps);
-    const kept = keptDeadLetters(all.filter((s) => s.keeps), "while it is re-created", "and RabbitMQ sends it on once the exchange routes it again, at its next retry (measured: 174 s later): none is lost, but it waits");
+    const kept = keptDeadLetters(all.flatMap((s) => (s.keeps ? [s.who] : [])), "while it is re-created", "and RabbitMQ sends it on once the exchange routes it again, at its next retry (measured: 174 s later): none is lost, but it waits");
     if (!lost.length) {
       a.routedInto = `dead letters: ${kept}`;
       continue;
@@ -460,13 +460,13 @@ function markRoutesIntoReplaced(actions: Action[], remainingOnce: () => readonly
 }
 
 /**
- * Queues that keep their dead letters (ExchangeSender.keeps): that they keep what they
- * dead-letter `when` their exchange is missing, and `then` what becomes of it; "" for none.
+ * Queues that keep their dead letters (keepsDeadLetters), as `who` names their sending: that they
+ * keep what they dead-letter `when` their target is missing, and `then` what becomes of it; "" for none.
  */
-function keptDeadLetters(keep: ExchangeSender[], when: string, then: string): string {
-  if (!keep.length) return "";
-  const one = keep.length === 1;
-  return `${keep.map((s) => s.who).join("; ")}: ${one ? "it keeps" : "they keep"} what ${one ? "it dead-letters" : "they dead-letter"} ${when} (quorum, x-dead-letter-strategy at-least-once), ${then}`;
+function keptDeadLetters(who: readonly string[], when: string, then: string): string {
+  if (!who.length) return "";
+  const one = who.length === 1;
+  return `${who.join("; ")}: ${one ? "it keeps" : "they keep"} what ${one ? "it dead-letters" : "they dead-letter"} ${when} (${AT_LEAST_ONCE}), ${then}`;
 }
 
 /**
@@ -486,18 +486,17 @@ function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => N
   if (gone.size === 0 && goneQueues.size === 0) return [];
   const senders = new Map<string, string[]>();
   // Queues that keep their dead letters: said apart, since nothing of theirs is dropped.
-  const keeping = new Map<string, ExchangeSender[]>();
+  const keeping = new Map<string, string[]>();
   for (const q of goneQueues) {
     for (const s of namedSenders(q)) {
       const who = `queue ${shown(s.queue)} ${s.sure ? "dead-letters" : "may dead-letter (topo cannot tell which policy applies to it)"} to it (${s.how})`;
-      if (s.keeps) pushTo(keeping, `queue ${q}`, { who, deadLetters: true, keeps: true });
-      else pushTo(senders, `queue ${q}`, who);
+      pushTo(s.keeps ? keeping : senders, `queue ${q}`, who);
     }
   }
   for (const [exchange, who] of sendersToExchanges(gone, remainingOnce, version)) {
     const lost = who.filter((s) => !s.keeps);
     if (lost.length) senders.set(`exchange ${exchange}`, lost.map((s) => s.who));
-    if (lost.length < who.length) keeping.set(`exchange ${exchange}`, who.filter((s) => s.keeps));
+    if (lost.length < who.length) keeping.set(`exchange ${exchange}`, who.flatMap((s) => (s.keeps ? [s.who] : [])));
   }
   return [...new Set([...senders.keys(), ...keeping.keys()])]
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
