@@ -61,13 +61,17 @@ export const MAX_ROUTING_KEY_BYTES = 255;
 
 /**
  * Exchanges Celery declares by itself at run time whose names a prefix's pattern can match (its
- * default exchange, direct, and its events exchange, a durable topic one: the very shape topo
- * makes). No service may take them, and no prefix owns them: prefix "c" to "celery" deleted a
- * worker's `celeryev` as a service that left the file.
+ * default exchange, direct; its events exchange and, from Celery 5.5 with quorum queues, the
+ * exchange of its native delayed delivery, both durable topic ones: the very shape topo makes).
+ * No service may take them, and no prefix owns them: prefix "c" to "celery" deleted a worker's
+ * `celeryev`, and prefix "c" the `celery_delayed_delivery` every countdown task of a quorum
+ * queue reaches its queue through, as services that left the file. (kombu's levels,
+ * `celery_delayed_0` to `celery_delayed_27`, hold digits, which no service name does.)
  */
 export const CELERY_EXCHANGES: ReadonlyMap<string, string> = new Map([
   ["celery", "Celery's default exchange"],
   ["celeryev", "the exchange of Celery's task events (celery worker -E, celery events)"],
+  ["celery_delayed_delivery", "the exchange of Celery's native delayed delivery (ETA and countdown tasks on quorum queues, Celery 5.5 and later)"],
 ]);
 
 export function serviceNamePattern(prefix: string): RegExp {

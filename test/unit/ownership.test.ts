@@ -339,9 +339,9 @@ describe("an exchange plan deletes that something left still sends to", () => {
 
 describe("names no prefix owns, and a service named exactly like a longer prefix", () => {
   it("never takes Celery's own exchanges for services, whatever the prefix; the file may not name a service so", () => {
-    for (const prefix of ["c", "cel", "celery"]) {
+    for (const prefix of ["c", "cel", "celery", "celery_"]) {
       const owner = new Ownership(prefix);
-      expect(["celery", "celeryev"].map((n) => owner.isService(n))).toEqual([false, false]);
+      expect(["celery", "celeryev", "celery_delayed_delivery"].map((n) => owner.isService(n))).toEqual([false, false, false]);
       // Nor queues named as their services' would be: no file has such a service.
       expect(["celery.sync", "celery.async", "celeryev.sync", "celeryev.async"].map((n) => owner.isServiceQueue(n))).toEqual([false, false, false, false]);
     }
@@ -354,18 +354,34 @@ describe("names no prefix owns, and a service named exactly like a longer prefix
     const ev = exchange({ name: "celeryev" });
     const plan = diffCluster(d, actual([...d.resources, ev, queue({ name: "celeryev.abc", durable: false, autoDelete: true }), binding({ source: "celeryev", destination: "celeryev.abc", routingKey: "worker.#" })]), "c");
     expect(plan.actions).toEqual([]);
-    const { problems } = normalize(raw({ prefix: "c", services: ["celeryev", { name: "celery", sync: false }] }));
+    // Celery 5.5 with quorum queues: kombu's native delayed delivery. Its exchange is a durable
+    // topic one, its levels' queues dead-letter into it, and prefix c's plan deleted it as a
+    // service that left the file (every countdown task lost from then on).
+    const levels = [0, 1].map((l) => `celery_delayed_${l}`);
+    const delayed = [
+      exchange({ name: "celery_delayed_delivery" }),
+      ...levels.map((name) => exchange({ name })),
+      ...levels.map((name) => queue({ name, type: "quorum", arguments: { "x-dead-letter-exchange": "celery_delayed_delivery" } })),
+      binding({ source: "celery_delayed_1", destination: "celery_delayed_0", destinationType: "exchange", routingKey: "*.0.#" }),
+      binding({ source: "celery_delayed_0", destination: "celery_delayed_delivery", destinationType: "exchange", routingKey: "#" }),
+      binding({ source: "celery_delayed_delivery", destination: "cart", destinationType: "exchange", routingKey: "#.cart.async.#" }),
+    ];
+    const withDelayed = diffCluster(d, actual([...d.resources, ...delayed]), "c");
+    expect(withDelayed.actions).toEqual([]);
+    expect(withDelayed.warnings).toEqual([]);
+    const { problems } = normalize(raw({ prefix: "c", services: ["celeryev", { name: "celery", sync: false }, "celery_delayed_delivery"] }));
     expect(problems.map((p) => `${p.path.join(".")}: ${p.message}`)).toEqual([
       'services.0: service name "celeryev" is the exchange of Celery\'s task events (celery worker -E, celery events), which Celery declares itself, and not as topo would: choose another name',
       'services.1.name: service name "celery" is Celery\'s default exchange, which Celery declares itself, and not as topo would: choose another name',
+      'services.2: service name "celery_delayed_delivery" is the exchange of Celery\'s native delayed delivery (ETA and countdown tasks on quorum queues, Celery 5.5 and later), which Celery declares itself, and not as topo would: choose another name',
     ]);
   });
 
   it("leaves Celery's queues out of the mirror policies, as ownership does, and keeps the rest of the prefix's", () => {
     // Prefix c's policy mirrored a worker's celery.sync over its owner's policy, while plan and
     // import said topo never touches it.
-    const celeryQueues = ["celery.sync", "celery.async", "celeryev.sync", "celeryev.async"];
-    for (const prefix of ["c", "ce", "celer", "celery", "celerye"]) {
+    const celeryQueues = ["celery.sync", "celery.async", "celeryev.sync", "celeryev.async", "celery_delayed_delivery.sync", "celery_delayed_delivery.async"];
+    for (const prefix of ["c", "ce", "celer", "celery", "celerye", "celery_", "celery_delayed"]) {
       for (const kind of ["sync", "async"] as const) {
         const pattern = new RegExp(kindQueuesPattern(prefix, kind));
         expect(celeryQueues.filter((q) => pattern.test(q))).toEqual([]);
