@@ -398,9 +398,15 @@ function* everyWord(sources: readonly Iterable<string>[]): Iterable<string> {
   for (const words of sources) yield* words;
 }
 
-/** Mask any user:password@ in URLs inside free text, and every secret `secrets` knows. */
+/**
+ * Mask every secret `secrets` knows, and any user:password@ in URLs inside free text. The secrets
+ * first: a known password that holds "@" and stands in a URL after its host (RabbitMQ's own UI
+ * link ".../#/login/USER/PASSWORD", or a redirect's query) would otherwise be cut at its "@" by
+ * the user-info's masking, and what follows the "@" printed, no longer whole to be found.
+ */
 export function redactText(text: string, secrets?: Redactor): string {
-  const out = text.replace(URL_TOKEN, (m, lead: string, scheme: string, rest: string) => {
+  const known = secrets ? secrets.maskSecrets(text) : text;
+  const out = known.replace(URL_TOKEN, (m, lead: string, scheme: string, rest: string) => {
     // A password may hold "@", "/", ":" or "%" (unencoded, or in a URL that did not parse), so
     // the user-info runs to the LAST "@" of the token: masking too much beats printing a piece.
     const at = rest.lastIndexOf("@");
@@ -415,7 +421,7 @@ export function redactText(text: string, secrets?: Redactor): string {
   // everywhere (a version's dots, a port's colon): masking it there would corrupt the output and
   // show the secret by what became "***". Such a secret is still masked where it stands as a
   // password, in URLs above.
-  return secrets ? secrets.maskSecrets(out) : out;
+  return out;
 }
 
 /** The shortest piece of an echoed credential masked on its own (see maskEcho). */
