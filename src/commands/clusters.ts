@@ -371,7 +371,7 @@ export async function readAndPlan(
   let plan = planCluster(c, actual, prefix);
   // Checked here, so that apply never finds a refusal half-way through:
   // - what the broker permits (its deprecated features, on 4.x) decides what it refuses;
-  // - a vhost's default queue type (3.11+) decides what topo's classic queues become: read only
+  // - a vhost's default queue type (3.10+) decides what topo's classic queues become: read only
   //   when the file has queues it applies to;
   // - the vhost's max-queues, for a plan that writes: a vhost apply creates is checked by the read
   //   under the lock, once it exists;
@@ -382,7 +382,7 @@ export async function readAndPlan(
   const mirrorsUnseen = actual.nodesUnreadable !== undefined && c.queues.some((q) => q.mirrored);
   const [permits, defaultType, limits, tags] = await Promise.all([
     readPermits(client, actual.version),
-    atLeast(actual.version, 3, 11) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
+    atLeast(actual.version, 3, 10) && c.queues.some((q) => takesDefaultType(q.queue)) ? readDefaultQueueType(client, c.target, actual.vhostExists) : undefined,
     actual.vhostExists && writes ? readVhostLimits(client, c.target) : undefined,
     writes || mirrorsUnseen ? (actual.managementTags ?? readOwnTags(client)) : undefined,
   ]);

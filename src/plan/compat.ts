@@ -175,8 +175,14 @@ function defaultQueueType(desired: DesiredCluster, actual: ActualCluster, declar
   const vhost = desired.target.amqp.vhost;
   const traffic = specs[0]?.traffic ?? "async";
   const retype = `set type: ${type} for them in the file (e.g. defaults: { ${traffic}: { type: ${type} } }): topo then declares them with x-queue-type, and so do the workers that use topo export celery`;
+  // RabbitMQ 3.10 has a vhost's default queue type, and keeps it for as long as the vhost lives:
+  // its rabbitmqctl has no update_vhost_metadata, and its HTTP API takes the type only when it
+  // creates the vhost (a PUT to one that exists answers 204 and keeps it; measured on 3.10.8).
+  const fixed = !atLeast(actual.version, 3, 11);
   const classic = actual.vhostExists
-    ? `give the vhost the classic default: rabbitmqctl update_vhost_metadata ${shellWord(vhost)} --default-queue-type classic`
+    ? fixed
+      ? `RabbitMQ ${actual.version} cannot give a vhost that exists another default queue type (it has no rabbitmqctl update_vhost_metadata, and its HTTP API keeps the type): set the type in the file, or create the vhost again with rabbitmqctl add_vhost ${shellWord(vhost)} --default-queue-type classic once it is deleted, with everything it holds`
+      : `give the vhost the classic default: rabbitmqctl update_vhost_metadata ${shellWord(vhost)} --default-queue-type classic`
     : `create the vhost with the classic default before apply: rabbitmqctl add_vhost ${shellWord(vhost)} --default-queue-type classic (the broker's own default is default_queue_type in rabbitmq.conf)`;
   const whose = actual.vhostExists ? `vhost "${vhost}" makes` : `the broker gives the vhost "${vhost}" apply creates its default queue type, and so makes`;
   const rule = `${whose} a durable queue declared without x-queue-type a ${type} queue (its default queue type)`;
@@ -193,7 +199,7 @@ function defaultQueueType(desired: DesiredCluster, actual: ActualCluster, declar
   }
   if (kept.length) {
     out.warnings.push(
-      `${rule}, but ${names(kept)} ${kept.length === 1 ? "is a classic queue" : "are classic queues"}: a worker that declares ${kept.length === 1 ? "it" : "them"} without x-queue-type (kombu's default, and topo export celery's module) is refused with 406 PRECONDITION_FAILED (inequivalent arg 'x-queue-type'); ${retype} (apply --allow-destructive then replaces them, keeping their messages), or ${classic}`,
+      `${rule}, but ${names(kept)} ${kept.length === 1 ? "is a classic queue" : "are classic queues"}: a worker that declares ${kept.length === 1 ? "it" : "them"} without x-queue-type (kombu's default, and topo export celery's module) is refused with 406 PRECONDITION_FAILED (inequivalent arg 'x-queue-type'); ${retype} (apply --allow-destructive then replaces them, keeping their messages)${fixed ? `; ${classic}` : `, or ${classic}`}`,
     );
   }
 }

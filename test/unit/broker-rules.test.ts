@@ -183,7 +183,21 @@ describe("a vhost's default queue type", () => {
     expect(about(c.warnings)).toEqual([]);
   });
 
-  it("says nothing where the default is classic or unknown (3.10 has none)", () => {
+  it("on 3.10, which has the default but cannot change it once the vhost exists, says so instead of naming a command it lacks", () => {
+    // Measured on 3.10.8: a vhost created with defaultqueuetype quorum makes a durable queue
+    // declared without x-queue-type quorum; rabbitmqctl has no update_vhost_metadata, and a PUT
+    // to the vhost answers 204 and keeps the type.
+    const on310 = { ...withDefault("quorum"), version: "3.10.8" };
+    const c = compatibility(d, on310, undefined, new Set(["mpa.async"]));
+    expect(messages(c)).toEqual([expect.stringMatching(/^vhost "async" makes a durable queue declared without x-queue-type a quorum queue \(its default queue type\); .*: mpa\.async$/)]);
+    expect(c.hints.join("\n")).not.toContain("update_vhost_metadata async");
+    expect(c.hints).toContain(
+      "RabbitMQ 3.10.8 cannot give a vhost that exists another default queue type (it has no rabbitmqctl update_vhost_metadata, and its HTTP API keeps the type): set the type in the file, or create the vhost again with rabbitmqctl add_vhost async --default-queue-type classic once it is deleted, with everything it holds",
+    );
+    expect(about(c.warnings)[0]).toMatch(/is refused with 406 PRECONDITION_FAILED .*keeping their messages\); RabbitMQ 3\.10\.8 cannot give a vhost that exists another default queue type/);
+  });
+
+  it("says nothing where the default is classic or unknown (3.9 and older have none)", () => {
     for (const type of ["classic", undefined]) {
       const c = compatibility(d, withDefault(type), undefined, new Set(["mpa.async"]));
       expect([...c.errors, ...about(c.warnings)]).toEqual([]);
