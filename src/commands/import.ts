@@ -325,8 +325,13 @@ function fromUrls(opts: ImportOptions, env: Env, passwordEnv: string, redactor: 
       throw new TopoError(`${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, and $${passwordEnv} ${whiteSpaceMessage(passwordEnv, edge, "--url")}`);
     }
     if ("error" in url) {
-      throw new TopoError(`${shown}: the password of user "${safeDecode(parsed.user)}" is read from $${passwordEnv}, which is not set`, [
-        `export ${passwordEnv}=<password> (percent-encoded where a URL needs it) and run import again; the file written reads it from \${${passwordEnv}} too`,
+      // A name --password-env was given that no variable has may be the password itself, typed
+      // where its variable's name belongs: it is not shown (the default's name is topo's own).
+      const named = passwordEnv === DEFAULT_PASSWORD_ENV;
+      throw new TopoError(`${shown}: the password of user "${safeDecode(parsed.user)}" is read from ${named ? `$${passwordEnv}` : "the variable --password-env names (not shown: what --password-env was given may be the password itself)"}, which is not set`, [
+        named
+          ? `export ${passwordEnv}=<password> (percent-encoded where a URL needs it) and run import again; the file written reads it from \${${passwordEnv}} too`
+          : "export that variable with the password (percent-encoded where a URL needs it) and run import again; the file written reads it from there too",
         "or name another variable with --password-env NAME",
       ]);
     }

@@ -484,6 +484,13 @@ describe("a password typed where the command line does not take it", () => {
     expect(r.code).toBe(1);
     expect(leaks(r)).toEqual([]);
     expect(r.stderr).toContain("--password-env takes the name of an environment variable");
+    // Shaped like a name, and in no exported variable (typed, or from a shell variable never
+    // exported): import said "is read from $<it>, which is not set" and "export <it>=<password>".
+    const unset = await runCli(["import", "--url", url, "--password-env", ALNUM]);
+    expect(unset.code).toBe(1);
+    expect(leaks(unset)).toEqual([]);
+    expect(unset.stderr).toContain("is read from the variable --password-env names (not shown: what --password-env was given may be the password itself), which is not set");
+    expect(unset.stderr).toContain("hint: export that variable with the password");
   });
 });
 
