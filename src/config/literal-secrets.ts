@@ -48,16 +48,31 @@ export function literalPasswordWarning(source: string, value: string, path: read
  */
 export function lonePasswordVariable(source: string, value: string, path: readonly (string | number)[]): string | undefined {
   if (path[0] !== "clusters" || (path[2] !== "url" && path[2] !== "management")) return undefined;
-  const span = userinfoSpan(source.replace(REF, (m) => " ".repeat(m.length)));
+  const blank = source.replace(REF, (m) => " ".repeat(m.length));
+  const span = userinfoSpan(blank);
   if (!span) return undefined;
-  const names = [...source.slice(span.start, span.end).matchAll(REF)].flatMap((m) => (m[1] === undefined ? [] : [m[1]]));
+  const refs = [...source.slice(span.start, span.end).matchAll(REF)].flatMap((m) => (m[1] === undefined ? [] : [{ name: m[1], at: span.start + (m.index ?? 0) }]));
+  const names = refs.map((r) => r.name);
   if (!names.length) return undefined;
+  // A variable named as a password in the user name's place (`${RABBITMQ_PASSWORD}:${RABBITMQ_USER}@`,
+  // the two swapped, or `${RABBITMQ_PASSWORD}:@`): its value is taken as the user name, which
+  // output shows ('the credentials of "<the password>"', the URL's "<the password>:***@").
+  const colon = blank.indexOf(":", span.start);
+  const userEnd = colon >= 0 && colon < span.end ? colon : span.end;
+  const inUser = refs.find((r) => r.at < userEnd && SECRET_NAME.test(r.name));
+  if (inUser && userEnd < span.end) {
+    const ref = `\${${inUser.name}}`;
+    return `the URL's user name is read from ${ref}, a variable named as a password: its value (not shown) would be taken as the user name, and output shows a URL's user name; write <user>:${ref}@ (are the user's and the password's variables swapped?)`;
+  }
   const put = userinfoSpan(value);
   if (put && value.slice(put.start, put.end).includes(":")) return undefined;
   const name = names[names.length - 1] as string;
   const ref = `\${${name}}`;
   return `the URL's user-info holds no ":" once ${ref} is put in, so its value (not shown) is taken as the user name, with no password, and RabbitMQ refuses a login without one; write <user>:${ref}@ where ${ref} holds the password`;
 }
+
+/** A variable's name that says it holds a secret: RABBITMQ_PASSWORD, MGMT_PW, PASS, API_TOKEN, BROKER_SECRET. */
+const SECRET_NAME = /(?:^|_)(?:PASS|PASSWORD|PASSWD|PWD|PW|SECRET|TOKEN)(?:_|$)|(?:PASSWORD|PASSWD|SECRET|TOKEN)$/i;
 
 /** Why the text of source[start, end) comes from the file, or undefined when the environment gives it all. */
 function fromFile(source: string, start: number, end: number, env: Env): string | undefined {

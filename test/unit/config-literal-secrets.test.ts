@@ -160,5 +160,20 @@ describe("a URL whose user-info is a variable with no password", () => {
   it("is taken as it is when the variable gives user and password, or the file gives the password", () => {
     expect(problemsOf(file('"amqp://${CREDS}@rabbit:5672/s"'), { CREDS: "topo:S3cret-9" })).toEqual([]);
     expect(problemsOf(file('"amqp://${USER_NAME}:${PW}@rabbit:5672/s"'), { USER_NAME: "topo", PW })).toEqual([]);
+    // Names that only hold the letters of one: PASSENGER_USER, SPW_USER.
+    expect(problemsOf(file('"amqp://${PASSENGER_USER}:${RABBITMQ_PASSWORD}@rabbit:5672/s"'), { PASSENGER_USER: "topo", RABBITMQ_PASSWORD: PW })).toEqual([]);
+  });
+
+  // The variables swapped (`${RABBITMQ_PASSWORD}:${RABBITMQ_USER}@`), or the password's before an
+  // empty one: validate passed, and plan printed the password as the user name, in the 401's hint
+  // and in the URL ("amqp://<password>:***@"); route printed it with no broker at all.
+  it("is refused where a variable named as a password stands in the user name's place, without the value", () => {
+    const swapped = (at: string, key: string, name: string) =>
+      `${at}: clusters.sync.${key}: the URL's user name is read from \${${name}}, a variable named as a password: its value (not shown) would be taken as the user name, and output shows a URL's user name; write <user>:\${${name}}@ (are the user's and the password's variables swapped?)`;
+    const env = { RABBITMQ_PASSWORD: PW, RABBITMQ_USER: "topo", MGMT_TOKEN: PW };
+    expect(problemsOf(file('"amqp://${RABBITMQ_PASSWORD}:${RABBITMQ_USER}@rabbit:5672/s"'), env)).toEqual([swapped("4:10", "url", "RABBITMQ_PASSWORD")]);
+    expect(problemsOf(file('"amqp://${RABBITMQ_PASSWORD}:@rabbit:5672/s"'), env)).toEqual([swapped("4:10", "url", "RABBITMQ_PASSWORD")]);
+    expect(problemsOf(file('"amqp://guest:guest@rabbit:5672/s"\n    management: "http://${MGMT_TOKEN}:x@rabbit:15672"'), env)).toEqual([swapped("5:17", "management", "MGMT_TOKEN")]);
+    for (const problems of [problemsOf(file('"amqp://${RABBITMQ_PASSWORD}:${RABBITMQ_USER}@rabbit:5672/s"'), env)]) expect(problems.join("\n")).not.toContain(PW);
   });
 });
