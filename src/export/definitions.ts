@@ -82,6 +82,25 @@ export function definitionsOf(c: DesiredCluster, prefix?: string): Definitions {
  * RabbitMQ 4 before writing anything (plan/compat.ts); the export says so here.
  */
 export function definitionsWarnings(c: DesiredCluster): string[] {
+  return [...mirrorPolicyWarnings(c), ...usersWarnings(c)];
+}
+
+/**
+ * RabbitMQ's import takes a user of the same name over, whoever made it: its password (the hash
+ * the definitions carry) and its tags (topo's, which mark it as this topology's for every later
+ * apply). Apply refuses such a user (user_conflict) and the export reads no broker, so it says so.
+ * Measured on 3.10.8: a user with the management tag, and another topology's, both imported
+ * with tags topo.<prefix> and the new password; their old passwords no longer logged in.
+ */
+function usersWarnings(c: DesiredCluster): string[] {
+  const users = c.resources.flatMap((r) => (r.kind === "user" ? [r.name] : []));
+  if (!users.length) return [];
+  return [
+    `the definitions carry ${plural(users.length, "user")} (${names(users)}): RabbitMQ's import replaces a user of the same name that exists, whoever made it, with this password and topo's tags, where topo apply refuses a user that exists without its tag or is another topology's (user_conflict); this export reads no broker, so run topo plan against the broker you import into first: it names each such user`,
+  ];
+}
+
+function mirrorPolicyWarnings(c: DesiredCluster): string[] {
   const specs = c.queues.filter((q) => q.mirrored);
   const mirrored = specs.map((q) => q.queue.name);
   const policies = c.resources.filter((r): r is Policy => r.kind === "policy" && "ha-mode" in r.definition).map((p) => p.name);

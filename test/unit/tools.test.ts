@@ -305,6 +305,17 @@ describe("definitions export", () => {
     const q = desired(raw({ defaults: { sync: { type: "quorum" } } }));
     expect(definitionsWarnings(q.clusters.find((c) => c.target.name === "sync")!)).toEqual([]);
   });
+
+  // Measured on 3.10.8: a user with the management tag, and another topology's, imported from
+  // these definitions with tags topo.mp and the new password; their old passwords no longer logged
+  // in. Plan refuses both (user_conflict); the export, which reads no broker, said nothing.
+  it("says that RabbitMQ's import takes over a user of the same name, whoever made it, where the definitions carry users", () => {
+    const d = desired(raw({ defaults: { sync: { type: "quorum" } }, users: { edge: { password: "p1-x", publishes: "all" }, mplogin: { password: "p2-x", consumes: ["mplogin"] } } } as Partial<RawConfig>));
+    for (const name of ["sync", "async"]) {
+      const ws = definitionsWarnings(d.clusters.find((c) => c.target.name === name)!);
+      expect(ws, name).toEqual([expect.stringMatching(/^the definitions carry 2 users \(edge, mplogin\): RabbitMQ's import replaces a user of the same name that exists, whoever made it, with this password and topo's tags, where topo apply refuses .* \(user_conflict\); .*run topo plan against the broker you import into first/)]);
+    }
+  });
 });
 
 describe("output", () => {
