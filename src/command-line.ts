@@ -312,7 +312,7 @@ program
   .option("--cluster <name>", "only this cluster; repeat for more", collect)
   .option("--allow-destructive", "allow replacing and deleting objects (never drops the messages a queue holds by itself)")
   .option("--allow-data-loss", "allow deleting or replacing queues that hold messages, losing them")
-  .option("--allow-unmanaged-deletes", "allow a delete to take bindings topo does not manage with it, and a replace those it cannot put back or re-create exactly (plan names them)")
+  .option("--allow-unmanaged-deletes", "allow a delete to take bindings topo does not manage with it, and a replace those it cannot put back or re-create exactly, or whose routing an exchange's new type changes (plan names them)")
   .addOption(new Option("--lock-timeout <seconds>", "how long to wait for another apply on the same cluster").argParser(seconds).default(60))
   .addOption(
     new Option("--parallelism <channels>", "AMQP channels each cluster's writes run over at once (fewer for a user or broker that limits channels; always within the broker's channel_max)")

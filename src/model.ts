@@ -418,6 +418,12 @@ export type Action =
        * unless --allow-unmanaged-deletes, and then does not count their failure. Absent when none.
        */
       lost?: LostBinding[];
+      /**
+       * Of `rebind`, bindings from an exchange whose type the replace changes that the file does
+       * not make, and that the new type routes otherwise (plan/retyped.ts): apply refuses the
+       * replace unless --allow-unmanaged-deletes. Absent when none.
+       */
+      retyped?: Binding[];
       messages?: number;
       /** Of `messages`, those the queue holds neither ready nor unacknowledged (QueueFacts.deadLettersWaiting): no move takes them, and no delete-ok counts them. */
       apart?: number;

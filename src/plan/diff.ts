@@ -11,6 +11,8 @@ import { brokenQueues } from "./queue-state.js";
 import { judgePolicyChanges } from "./policy-shifts.js";
 import { pushTo } from "../core/collections.js";
 import { markLostBindings } from "./lost-bindings.js";
+import { markRetyped } from "./retyped.js";
+import { isTopoBinding } from "./route.js";
 import { AT_LEAST_ONCE, deadLetterSendersByName, keepsDeadLetters, movedDeadLetterNotes, namedDeadLettersNote, type NamedSender } from "./dead-lettering.js";
 import { usersUnread } from "./users.js";
 
@@ -267,6 +269,9 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
       a.rebind = bindingsOf(base).filter((b) => !deleted.has(keyOf(b)));
     }
   }
+  // An exchange replace that changes the type: the bindings it puts back that are someone else's
+  // and that the new type routes otherwise.
+  markRetyped(actions, (b) => want.has(keyOf(b)) || isTopoBinding(b, owner));
   judgeQueueReplaces(actions, desired, actual, owner, namedSenders);
   // RabbitMQ removes an exchange's or a queue's bindings with it, also those someone else made
   // (a user's `mplogin -> audit`): silently, unless the delete names them.

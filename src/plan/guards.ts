@@ -12,6 +12,7 @@ import { markOfBinding } from "../core/naming.js";
 import { destructiveActions } from "./diff.js";
 import { alsoRemoves, cannotRecreate, inexactRebinds, lostReason, messagesHeld, orphanedHold, renderAction } from "./render.js";
 import { autoDeleted, lostNow } from "./lost-bindings.js";
+import { retypedReason } from "./retyped.js";
 import { CELERY_QUEUE_GONE, FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shown } from "../core/words.js";
 
 export interface Allowed {
@@ -34,7 +35,7 @@ export interface Allowed {
 export function guardPlans(plans: ClusterPlan[], allowed: Allowed): void {
   const guards = [
     ...(allowed.allowDestructive ? [] : [guardDestructive]),
-    ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged, (ps: ClusterPlan[]) => guardLostBindings(ps, allowed.plainReplaces ?? allowed.allowDataLoss), guardInexact]),
+    ...(allowed.allowUnmanagedDeletes ? [] : [guardUnmanaged, (ps: ClusterPlan[]) => guardLostBindings(ps, allowed.plainReplaces ?? allowed.allowDataLoss), guardInexact, guardRetyped]),
     ...(allowed.allowDataLoss ? [] : [guardDataLoss, guardReplaceRisks, guardPolicyLosses]),
   ];
   const refused: unknown[] = [];
@@ -153,6 +154,22 @@ export function guardInexact(plans: ClusterPlan[]): void {
   throw new UnsafePlanError(`refusing to replace ${plural(offending.length, "object")} whose ${plural(n, "binding")} topo cannot re-create exactly:\n${lines.join("\n")}`, [
     "re-created with other argument types, a binding is another binding: what it routed (on a headers exchange, by a header's value and type) would stop arriving",
     "re-create the binding with arguments the management API shows exactly, or remove it, before the replace; or, once its owner agrees to its arguments' types changing, pass --allow-unmanaged-deletes; nothing was changed",
+  ]);
+}
+
+/**
+ * An exchange replace that changes the type puts back the bindings of others as they were, and the
+ * new type routes them otherwise (plan/retyped.ts): what reaches their queues changes, and no
+ * later plan shows it. Refused, as a replace that cannot put them back is, unless told.
+ */
+export function guardRetyped(plans: ClusterPlan[]): void {
+  const offending = plans.flatMap((p) => p.actions.flatMap((a) => (a.op === "replace" && a.retyped?.length ? [{ cluster: p.cluster, a, bindings: a.retyped }] : [])));
+  if (offending.length === 0) return;
+  const n = offending.reduce((k, o) => k + o.bindings.length, 0);
+  const lines = offending.flatMap(({ cluster, a, bindings }) => [`  cluster ${cluster}: ${renderAction(a)[0]}`, ...bindings.map((b) => `    ${describe(b)}: ${retypedReason(a, b)}`)]);
+  throw new UnsafePlanError(`refusing to replace ${plural(offending.length, "exchange")} whose new type changes what ${plural(n, "binding")} topo does not manage ${n === 1 ? "routes" : "route"}:\n${lines.join("\n")}`, [
+    "the replace puts each binding back with its key and arguments, but the new type reads them otherwise: its queue gets other messages than before (none of what it got, or copies of tasks the service's workers run too)",
+    "move or remove those bindings first, or keep the exchange's type; or, once their owners agree, pass --allow-unmanaged-deletes; nothing was changed",
   ]);
 }
 

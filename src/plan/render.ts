@@ -7,6 +7,7 @@ import { describe, subjectOf } from "../core/keys.js";
 import { summarize } from "./diff.js";
 import { CELERY_QUEUE_GONE, escapeUnsafe, FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shown } from "../core/words.js";
 import { autoDeleted } from "./lost-bindings.js";
+import { retypedReason } from "./retyped.js";
 import { HOLD_PREFIX, markedPrefix, markOfBinding } from "../core/naming.js";
 
 
@@ -199,6 +200,7 @@ export function renderAction(a: Action): string[] {
         ...(a.rebind.length ? [`    then re-creates its ${a.rebind.length} binding${a.rebind.length === 1 ? "" : "s"}`] : []),
         ...cannotPutBack(a).map((l) => `    ! ${l}`),
         ...inexactRebinds(a).map((b) => `    ! ${cannotRecreate(b)}`),
+        ...retypedLines(a),
         ...(a.topics?.length ? [`    ${keptTopicsLine(a.topics)}`] : []),
         ...(a.topicsUnread ? [`    ! ${UNREAD_TOPICS}: ${a.topicsUnread}`] : []),
         ...replaceNotes(a).map((n) => `    ! ${n}`),
@@ -326,6 +328,15 @@ function unknownJson(a: { unackedUnknown?: boolean; deadLettersUnknown?: boolean
  * (broker/exact-args.ts): made with other argument types, each would be another binding, and a
  * headers exchange would stop routing to it what matched before.
  */
+/** Under an exchange replace that changes the type: the bindings of others it puts back that route otherwise (plan/retyped.ts). */
+function retypedLines(a: ReplaceAction): string[] {
+  const bs = a.retyped ?? [];
+  if (!bs.length) return [];
+  return [
+    `    ! changes what ${plural(bs.length, "binding")} topo does not manage ${bs.length === 1 ? "routes" : "route"}, put back as ${bs.length === 1 ? "it was" : "they were"}: ${bs.map((b) => `${describe(b)} (${retypedReason(a, b)})`).join("; ")}; apply refuses this without --allow-unmanaged-deletes`,
+  ];
+}
+
 export function inexactRebinds(a: ReplaceAction): Binding[] {
   return [...a.rebind, ...(a.resume?.holdBindings ?? [])].filter((b) => b.inexact !== undefined);
 }
@@ -348,7 +359,7 @@ function actionJson(a: Action): Record<string, unknown> {
     case "update":
       return { ...base, changed: a.changed, before: a.before, after: a.after, ...lossJson(a), ...(a.after.kind === "user" && a.changed.includes("password") ? { connections: a.connections ?? 0, notes: updateNotes(a) } : {}) };
     case "replace":
-      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), topics: a.topics ?? [], before: a.before, after: a.after };
+      return { ...base, because: a.because, messages: a.messages ?? null, ...unknownJson(a), risks: a.risks ?? null, notes: replaceNotes(a), rebind: a.rebind.map(describe), ...lostJson(a), inexact: inexactRebinds(a).map((b) => ({ binding: describe(b), reason: b.inexact })), retyped: (a.retyped ?? []).map((b) => ({ binding: describe(b), reason: retypedReason(a, b) })), topics: a.topics ?? [], before: a.before, after: a.after };
     case "delete":
       return { ...base, ...(onMarkReason(a.before) ? { why: onMarkReason(a.before) } : {}), messages: a.messages ?? null, ...unknownJson(a), consumers: a.consumers ?? 0, ...(a.before.kind === "user" ? { connections: a.connections ?? 0 } : {}), unmanaged: (a.unmanaged ?? []).map(describe), ...lostJson(a), notes: deleteNotes(a), before: a.before, ...lossJson(a) };
     default:

@@ -204,6 +204,10 @@ export function parseSavedPlan(text: string): SavedPlan {
               else bad.push(...resourceProblems(l.binding, `${where}.lost[${n}].binding`, "binding"));
             });
         }
+        if (a.op === "replace" && a.retyped !== undefined) {
+          if (!Array.isArray(a.retyped)) bad.push(`${where}.retyped is not a list of bindings`);
+          else a.retyped.forEach((b: unknown, n) => bad.push(...resourceProblems(b, `${where}.retyped[${n}]`, "binding")));
+        }
         if (a.op === "delete" && a.unmanaged !== undefined) {
           if (!Array.isArray(a.unmanaged)) bad.push(`${where}.unmanaged is not a list of bindings`);
           else a.unmanaged.forEach((b: unknown, n) => bad.push(...resourceProblems(b, `${where}.unmanaged[${n}]`, "binding")));
@@ -297,7 +301,7 @@ function actionShape(a: Action): string {
     case "update":
       return canonical({ op: a.op, before: a.before, after: a.after, changed: a.changed });
     case "replace":
-      return canonical({ op: a.op, before: a.before, after: a.after, because: a.because, rebind: a.rebind.map(keyOf).sort(), resume: a.resume !== undefined, ...lostShape(a.lost) });
+      return canonical({ op: a.op, before: a.before, after: a.after, because: a.because, rebind: a.rebind.map(keyOf).sort(), resume: a.resume !== undefined, ...lostShape(a.lost), ...(a.retyped?.length ? { retyped: a.retyped.map(keyOf).sort() } : {}) });
     case "delete":
       // The bindings topo does not manage that go with the object are part of what was reviewed.
       return canonical({ op: a.op, before: a.before, ...(a.unmanaged?.length ? { unmanaged: a.unmanaged.map(keyOf).sort() } : {}), ...lostShape(a.lost) });
