@@ -703,7 +703,7 @@ export function identity(m: Pick<GetMessage, "fields" | "properties" | "content"
  * entirely (a double 3.0 read as 3, an int read as the number it holds) is not seen here:
  * docs/safety.md says so.
  */
-export function unfaithful(m: { properties: { headers?: Record<string, unknown> } & Partial<Record<(typeof TEXT_PROPERTIES)[number], unknown>> }): string | undefined {
+export function unfaithful(m: { properties: { headers?: Record<string, unknown>; timestamp?: unknown } & Partial<Record<(typeof TEXT_PROPERTIES)[number], unknown>> }): string | undefined {
   // The properties that are short strings: amqplib reads their bytes as UTF-8 alike (a message_id
   // of Latin-1 bytes came back with U+FFFD, and moved, the message was another: measured).
   for (const p of TEXT_PROPERTIES) {
@@ -712,6 +712,13 @@ export function unfaithful(m: { properties: { headers?: Record<string, unknown> 
   }
   // AMQP 0-9-1 deprecates cluster_id, and amqplib publishes every message without one: moved, the
   // message lost it, and apply said the broker matched the file.
+  // The timestamp property is a 64-bit integer, and amqplib reads it as a number too: three
+  // messages stamped 1700000000123456781 to ...783 (nanoseconds) came back all ...768, and apply
+  // said they were moved.
+  const timestamp = m.properties.timestamp;
+  if (typeof timestamp === "number" && !Number.isSafeInteger(timestamp)) {
+    return `its timestamp property is beyond 2^53 (${timestamp}): topo's AMQP client reads it rounded, so it cannot write it back unchanged`;
+  }
   const clusterId = m.properties.clusterId;
   if (typeof clusterId === "string" && clusterId !== "") return `it has a cluster_id (a property AMQP 0-9-1 deprecates), which topo's AMQP client cannot publish: moved, the message would lose it`;
   const find = (v: unknown, at: string): string | undefined => {

@@ -29,6 +29,14 @@ describe("a message topo cannot move unchanged", () => {
     expect(unfaithful({ properties: { clusterId: "" } })).toBeUndefined();
   });
 
+  // A message stamped in nanoseconds: amqplib reads the 64-bit timestamp as a number, and three
+  // messages stamped ...781 to ...783 were moved back all stamped ...768.
+  it("has a timestamp property beyond 2^53, which topo's AMQP client reads rounded", () => {
+    expect(unfaithful({ properties: { timestamp: 1700000000123456781 } })).toBe("its timestamp property is beyond 2^53 (1700000000123456800): topo's AMQP client reads it rounded, so it cannot write it back unchanged");
+    expect(unfaithful({ properties: { timestamp: 1700000000 } })).toBeUndefined();
+    expect(unfaithful({ properties: { timestamp: 9007199254740991 } })).toBeUndefined();
+  });
+
   it("lets everything else through: safe integers, doubles, text, buffers, dates, no headers", () => {
     expect(unfaithful(m())).toBeUndefined();
     expect(unfaithful(m({ n: 9007199254740991, x: -1e300, f: 2.5, s: "caf\u00e9", b: Buffer.from([0xde, 0xad]), d: new Date(0), big: 1e300 }))).toBeUndefined();
