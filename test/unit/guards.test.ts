@@ -6,6 +6,7 @@ import type { Action, ClusterPlan } from "../../src/model.js";
 import { dataLossLines, deletesQueues, guardPlans } from "../../src/plan/guards.js";
 import { renderAction } from "../../src/plan/render.js";
 import { exchange, queue } from "../helpers/builders.js";
+import { refusal } from "../helpers/refusal.js";
 
 const plan = (actions: Action[], cluster = "async"): ClusterPlan => ({ cluster, endpoint: "amqp://u:***@h/a", vhost: "a", actions, degraded: [], warnings: [] });
 const q = queue({ name: "mplogin.async" });
@@ -14,15 +15,6 @@ const create: Action = { op: "create", key: "exchange|mpnew", after: exchange({ 
 const deleteFull: Action = { op: "delete", key: "queue|mpold.async", before: queue({ name: "mpold.async" }), messages: 3 };
 const deleteEmpty: Action = { op: "delete", key: "queue|mpold.async", before: queue({ name: "mpold.async" }), messages: 0 };
 const replace = (o: Partial<Extract<Action, { op: "replace" }>> = {}): Action => ({ op: "replace", key: "queue|mplogin.async", before: q, after: longer, because: ["arguments.x-max-length: (none) -> 10"], rebind: [], ...o });
-const refusal = (f: () => void): UnsafePlanError => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof UnsafePlanError) return e;
-    throw e;
-  }
-  throw new Error("nothing was refused");
-};
 const none = { allowDestructive: false, allowDataLoss: false };
 
 describe("guardPlans", () => {

@@ -4,23 +4,15 @@
 // Pure; the broker-side proof is in test/integration/replace.test.ts.
 
 import { describe, expect, it } from "vitest";
-import type { UnsafePlanError } from "../../src/errors.js";
 import type { Action } from "../../src/model.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { guardPlans } from "../../src/plan/guards.js";
 import { planJson, renderText } from "../../src/plan/render.js";
 import { compareToSaved, parseSavedPlan, savedPlan, stateOf } from "../../src/plan/saved.js";
 import { actual, binding, desiredOf, exchange, queue, raw } from "../helpers/builders.js";
+import { refusal } from "../helpers/refusal.js";
 
 const find = (plan: ReturnType<typeof diffCluster>, key: string) => plan.actions.find((a) => a.key === key) as Action & { lost?: unknown };
-const refusal = (f: () => void): UnsafePlanError => {
-  try {
-    f();
-  } catch (e) {
-    return e as UnsafePlanError;
-  }
-  throw new Error("not refused");
-};
 
 describe("an exchange replace whose bindings the broker will not let topo put back", () => {
   // The tester's setup: Celery declared mpcel direct, the file wants topic.

@@ -3,7 +3,6 @@
 // --allow-unmanaged-deletes. Pure; the broker-side proof is in test/integration/replace.test.ts.
 
 import { describe, expect, it } from "vitest";
-import type { UnsafePlanError } from "../../src/errors.js";
 import type { Action, Binding } from "../../src/model.js";
 import { diffCluster } from "../../src/plan/diff.js";
 import { guardPlans } from "../../src/plan/guards.js";
@@ -11,16 +10,9 @@ import { planJson, renderText } from "../../src/plan/render.js";
 import { routingChange } from "../../src/plan/retyped.js";
 import { compareToSaved, parseSavedPlan, savedPlan, stateOf } from "../../src/plan/saved.js";
 import { actual, binding, desiredOf, exchange, queue, raw } from "../helpers/builders.js";
+import { refusal } from "../helpers/refusal.js";
 
 const find = (plan: ReturnType<typeof diffCluster>, key: string) => plan.actions.find((a) => a.key === key) as Action & { retyped?: Binding[] };
-const refusal = (f: () => void): UnsafePlanError => {
-  try {
-    f();
-  } catch (e) {
-    return e as UnsafePlanError;
-  }
-  throw new Error("not refused");
-};
 
 describe("routingChange", () => {
   const b = (routingKey: string, args: Record<string, unknown> = {}) => binding({ source: "x", destination: "q", routingKey, arguments: args as Binding["arguments"] });
