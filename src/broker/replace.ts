@@ -710,8 +710,6 @@ export function unfaithful(m: { properties: { headers?: Record<string, unknown>;
     const v = m.properties[p];
     if (typeof v === "string" && v.includes("\uFFFD")) return `its ${PROPERTY_NAMES[p]} holds bytes that are not UTF-8 text, which topo's AMQP client reads as text and would write back changed`;
   }
-  // AMQP 0-9-1 deprecates cluster_id, and amqplib publishes every message without one: moved, the
-  // message lost it, and apply said the broker matched the file.
   // The timestamp property is a 64-bit integer, and amqplib reads it as a number too: three
   // messages stamped 1700000000123456781 to ...783 (nanoseconds) came back all ...768, and apply
   // said they were moved.
@@ -719,6 +717,8 @@ export function unfaithful(m: { properties: { headers?: Record<string, unknown>;
   if (typeof timestamp === "number" && !Number.isSafeInteger(timestamp)) {
     return `its timestamp property is beyond 2^53 (${timestamp}): topo's AMQP client reads it rounded, so it cannot write it back unchanged`;
   }
+  // AMQP 0-9-1 deprecates cluster_id, and amqplib publishes every message without one: moved, the
+  // message lost it, and apply said the broker matched the file.
   const clusterId = m.properties.clusterId;
   if (typeof clusterId === "string" && clusterId !== "") return `it has a cluster_id (a property AMQP 0-9-1 deprecates), which topo's AMQP client cannot publish: moved, the message would lose it`;
   const find = (v: unknown, at: string): string | undefined => {

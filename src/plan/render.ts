@@ -323,11 +323,6 @@ function unknownJson(a: { unackedUnknown?: boolean; deadLettersUnknown?: boolean
   return { ...(a.unackedUnknown ? { unackedUnknown: true } : {}), ...(a.deadLettersUnknown ? { deadLettersUnknown: true } : {}) };
 }
 
-/**
- * The bindings a replace re-creates that topo cannot make again exactly as the broker holds them
- * (broker/exact-args.ts): made with other argument types, each would be another binding, and a
- * headers exchange would stop routing to it what matched before.
- */
 /** Under an exchange replace that changes the type: the bindings of others it puts back that route otherwise (plan/retyped.ts). */
 function retypedLines(a: ReplaceAction): string[] {
   const bs = a.retyped ?? [];
@@ -337,6 +332,11 @@ function retypedLines(a: ReplaceAction): string[] {
   ];
 }
 
+/**
+ * The bindings a replace re-creates that topo cannot make again exactly as the broker holds them
+ * (broker/exact-args.ts): made with other argument types, each would be another binding, and a
+ * headers exchange would stop routing to it what matched before.
+ */
 export function inexactRebinds(a: ReplaceAction): Binding[] {
   return [...a.rebind, ...(a.resume?.holdBindings ?? [])].filter((b) => b.inexact !== undefined);
 }
