@@ -6,9 +6,13 @@
 //
 // So each lock names the users its apply may write (x-topo-users), and before an apply writes a
 // user, under its lock: (1) no other apply's lock on the broker names that user, and then (2) the
-// user is still as the plan read it. Whichever of two such applies checks second sees either the
-// other's lock, still held because the other has not finished, or, the other having finished,
-// its write: one of them always stops before writing, without any wait or timing.
+// user is still as the plan read it, and as the plan read before the lock did (the one apply
+// printed). Whichever of two such applies checks second sees either the other's lock, still held
+// because the other has not finished, or, the other having finished, its write: one of them always
+// stops before writing, without any wait or timing. (Compared with the read under the lock alone,
+// a user the other apply created between this one's first read and its lock was read as there,
+// planned as an update of its password, and overwritten: seen on 3.10.8, both applies exit 0, and
+// the first one's workers refused at login.)
 
 import type { Action, ActualCluster, ClusterPlan } from "../model.js";
 import { LockError } from "../errors.js";
@@ -56,10 +60,18 @@ async function applyLocks(http: ManagementClient): Promise<LockRow[]> {
   }
 }
 
+/** Each user a read found, with its tags and, where it could be read, its password's hash. */
+export type UsersAsRead = ReadonlyMap<string, { tags: readonly string[]; hash?: string }>;
+
+export function usersAsRead(actual: ActualCluster): UsersAsRead {
+  return new Map(actual.resources.flatMap((r) => (r.kind === "user" ? [[r.name, { tags: r.tags, ...(actual.userHashes?.[r.name] ? { hash: actual.userHashes[r.name]?.hash } : {}) }] as const] : [])));
+}
+
 /**
  * Refuses, before any write, a plan that writes a user another apply may be writing now, or one
- * that changed since the plan read it. `intent`: the users this apply's lock names; a user the
- * plan writes outside it could be written by another apply that did not see this one.
+ * that changed since the plan read it, or since the read before the lock (`first`). `intent`: the
+ * users this apply's lock names; a user the plan writes outside it could be written by another
+ * apply that did not see this one.
  */
 export async function refuseRivalUserWrites(
   http: ManagementClient,
@@ -71,6 +83,8 @@ export async function refuseRivalUserWrites(
     plan: ClusterPlan;
     actual: ActualCluster;
     saved?: boolean;
+    /** The users as the read before the lock found them, where apply read before it: the plan it printed. */
+    first?: UsersAsRead;
     /** This apply's lock queue (its prefix's), and the vhosts of the file's clusters on this broker: a lock of that name there is the same file's. */
     own?: { lock: string; clusters: readonly { name: string; vhost: string }[] };
   },
@@ -129,13 +143,14 @@ export async function refuseRivalUserWrites(
     // Checked as the plan's read of them is (an answer that is no list of users is not taken for one).
     ((await http.list<{ name: string; tags: unknown; password_hash?: unknown }>(`/api/users?columns=name,password_hash,tags`, [404], {}, { check: userItem, of: "users" })) ?? []).map((u) => [u.name, u] as const),
   );
-  const read = new Map(o.actual.resources.flatMap((r) => (r.kind === "user" ? [[r.name, r.tags] as const] : [])));
-  const changed = users.filter((u) => {
-    const was = read.get(u);
+  const differs = (reads: UsersAsRead, u: string): boolean => {
+    const was = reads.get(u);
     const is = now.get(u);
     if (!was || !is) return !was !== !is;
-    return !sameTags(tagsOf(is.tags), was) || (o.actual.userHashes?.[u] !== undefined && is.password_hash !== o.actual.userHashes[u]?.hash);
-  });
+    return !sameTags(tagsOf(is.tags), was.tags) || (was.hash !== undefined && is.password_hash !== was.hash);
+  };
+  const read = usersAsRead(o.actual);
+  const changed = users.filter((u) => differs(read, u) || (o.first !== undefined && differs(o.first, u)));
   if (changed.length) {
     throw new LockError(
       `cluster ${o.cluster}: user${changed.length === 1 ? "" : "s"} ${changed.join(", ")} changed since this apply read ${changed.length === 1 ? "it" : "them"} (created, deleted, or given other tags or another password: another apply, of another prefix or vhost, wrote ${changed.length === 1 ? "it" : "them"} meanwhile, or someone by hand); writing the plan would undo that unseen; nothing was written`,

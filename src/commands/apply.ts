@@ -8,7 +8,7 @@ import type { ManagementClient } from "../broker/http.js";
 import { acquireLock } from "../broker/lock.js";
 import { publishByDefaultQuestion } from "../broker/replace.js";
 import { unbindsRefused } from "../broker/unbind-probe.js";
-import { refuseRivalUserWrites, usersWritten } from "../broker/user-writers.js";
+import { refuseRivalUserWrites, usersAsRead, usersWritten, type UsersAsRead } from "../broker/user-writers.js";
 import { deadLettersNow, heldNow, quorumCount, quorumReport, readUserMaxChannels, readVhostPermission, unackedNow, vhostListed } from "../broker/read.js";
 import { deleteApplyMark, markersSince, readApplyMark, renewApplyMark, unchangedSince, type ApplyMark } from "../broker/generation.js";
 import { applyMarkName, holdingQueueName, lockQueueName } from "../core/naming.js";
@@ -371,7 +371,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         firstRead.mark && !vhostActions.length && !rest.actions.some((a) => a.op === "replace") && limitShifts(rest.actions, firstRead.actual).length === 0
           ? { ...firstRead, mark: firstRead.mark }
           : undefined;
-      return { t, intent, first: new FirstRead(rest, keepable) };
+      return { t, intent, first: new FirstRead(rest, keepable, c.users ? usersAsRead(firstRead.actual) : undefined) };
     };
     const applyCluster = async (c: DesiredCluster): Promise<ClusterOutcome> => {
       const begun = await beginCluster(c);
@@ -456,6 +456,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
     const taken = first?.take();
     const expected = taken?.plan;
     const earlier = taken?.earlier;
+    const firstUsers = taken?.users;
     const http = client(c);
     const step = stopwatch(`cluster ${c.target.name}`, opts.trace);
     let read: Awaited<ReturnType<typeof readAndPlan>>;
@@ -544,7 +545,7 @@ export async function apply(opts: ApplyOptions): Promise<ApplyResult> {
         lock: lockQueueName(desired.prefix),
         clusters: desired.clusters.filter((o) => o.target.management.baseUrl === c.target.management.baseUrl).map((o) => ({ name: o.target.name, vhost: o.target.amqp.vhost })),
       };
-      await refuseRivalUserWrites(http, { cluster: c.target.name, vhost: c.target.amqp.vhost, applyId, intent, plan: read.plan, actual: read.actual, saved: opts.expect !== undefined, own });
+      await refuseRivalUserWrites(http, { cluster: c.target.name, vhost: c.target.amqp.vhost, applyId, intent, plan: read.plan, actual: read.actual, saved: opts.expect !== undefined, own, ...(firstUsers ? { first: firstUsers } : {}) });
     } catch (e) {
       checked?.fail(e, c.target.name);
       throw e;
@@ -703,12 +704,15 @@ class FirstRead {
   constructor(
     private plan: ClusterPlan | undefined,
     private earlier: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark } | undefined,
+    /** The users as that read found them: a user written between it and the lock stops the apply (broker/user-writers.ts). */
+    private users: UsersAsRead | undefined,
   ) {}
 
-  take(): { plan?: ClusterPlan; earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark } } {
-    const taken = { plan: this.plan, earlier: this.earlier };
+  take(): { plan?: ClusterPlan; earlier?: { plan: ClusterPlan; actual: ActualCluster; mark: ApplyMark }; users?: UsersAsRead } {
+    const taken = { plan: this.plan, earlier: this.earlier, users: this.users };
     this.plan = undefined;
     this.earlier = undefined;
+    this.users = undefined;
     return taken;
   }
 }

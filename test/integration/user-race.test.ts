@@ -49,8 +49,8 @@ interface Running {
   done: Promise<CliResult>;
 }
 
-function start(args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+function start(args: string[], extra: Record<string, string> = {}): Running {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env, ...extra } });
   let stdout = "";
   let stderr = "";
   const waits: { pattern: RegExp; resolve: () => void }[] = [];
@@ -102,6 +102,31 @@ describe("two applies of files that list one user", () => {
     expect(await tagsOf(user)).toEqual([`topo.${winners[0]}`]);
     const loser = a.code === 0 ? rb : a;
     expect(loser.stderr).toMatch(new RegExp(`user ${user} (changed since this apply read it|exists and belongs to another topology)`));
+  });
+
+  // One prefix on two vhosts (two files, or a file per environment): the user the other apply made
+  // carries this file's own tag, so the read under the lock found it this file's, planned its
+  // password as an update, and wrote it: both applies exit 0, and the first one's workers were
+  // refused at login. The read under the lock is taken again here (b's vhost has no apply mark).
+  it("one prefix on two vhosts: a user the other apply makes between this one's plan and its lock stops this one, though the read under the lock finds it its own", async () => {
+    const [va, vb] = [uniqueName("urm"), uniqueName("urn")];
+    const user = `race-${randomBytes(4).toString("hex")}`;
+    vhosts.push(va, vb);
+    users.push(user);
+    await api("PUT", `/api/vhosts/${encodeURIComponent(vb)}`, {});
+    const b = start(["apply", "-f", file("ura", [vb], user)], { RACE_PASSWORD_URA: "other-9pass" });
+    await b.printed(new RegExp(`create user ${user}`));
+    b.child.kill("SIGSTOP");
+    const a = await runCli(["apply", "-f", file("ura", [va], user)], env);
+    b.child.kill("SIGCONT");
+    expect(a.code, a.stdout + a.stderr).toBe(0);
+    const rb = await b.done;
+    expect(rb.code, rb.stdout + rb.stderr).toBe(1);
+    expect(rb.stderr).toContain(`user ${user} changed since this apply read it`);
+    expect(rb.stderr).toContain("nothing was written");
+    // a's password still logs in: b wrote nothing.
+    const conn = await amqplib.connect(amqpUrl(va, { user, password: env.RACE_PASSWORD_URA }));
+    await conn.close();
   });
 
   it("while another apply holds its lock and may write the user, the second stops before writing, naming the user and that apply's lock", async () => {
