@@ -349,7 +349,7 @@ export interface ActualCluster {
   queueFacts: Record<string, QueueFacts>;
   /** The vhost's operator policies; undefined when the management user may not read them. */
   operatorPolicies?: Policy[];
-  /** The vhosts each user has permissions on, across the broker. */
+  /** The vhosts each user has permissions or topic permissions on, across the broker. */
   userVhosts?: Record<string, string[]>;
   /** Users' limits by user (max-connections, max-channels); undefined when they could not be read. */
   userLimits?: Record<string, Record<string, number>>;

@@ -66,7 +66,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
   const v = vh(target.amqp.vhost);
   const paths = listingPaths(target.amqp.vhost);
   const none = Promise.resolve(undefined);
-  const [nodes, exchanges, queues, bindings, policies, operatorPolicies, userList, permissions, topicPermissions, allPermissions, userLimits] = await Promise.all([
+  const [nodes, exchanges, queues, bindings, policies, operatorPolicies, userList, permissions, topicPermissions, allPermissions, allTopicPermissions, userLimits] = await Promise.all([
     // Which nodes run decides where mirrors must be, and the rabbit application gives the
     // version (cheaper than /api/overview). Only monitoring and administrator users may list
     // nodes; for others the version comes from the overview and the mirror check is skipped.
@@ -88,6 +88,10 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     users ? readVhostTopicPermissions(client, target.amqp.vhost) : none,
     // Which vhosts each user may use: a marked user with rights elsewhere is another file's.
     users ? client.list<{ user: string; vhost: string }>(`/api/permissions?columns=user,vhost`, [401, 403], {}, { check: userVhostItem, of: "permissions" }) : none,
+    // And topic permissions: a marked user whose only rights elsewhere were topic permissions was
+    // deleted, and those with it (an apply writes a user's topic permissions before its
+    // permissions, so another file's user part-way through its apply looks so too).
+    users ? client.list<{ user: string; vhost: string }>(`/api/topic-permissions?columns=user,vhost`, [401, 403, 404], {}, { check: userVhostItem, of: "topic permissions" }) : none,
     // Users' limits (rabbitmqctl set_user_limits): max-connections 0 keeps a worker from logging
     // in. A broker without the endpoint (before 3.8) has none to show.
     users ? client.list<ApiUserLimits>(`/api/user-limits`, [401, 403, 404]) : none,
@@ -159,7 +163,7 @@ export async function readCluster(client: ManagementClient, target: ClusterTarge
     nodesUnreadable: nodes ? undefined : `the management user ${target.management.username} may not list the cluster's nodes (it needs the monitoring tag)`,
     permissions: exists ? (permissions ?? []) : [],
     topicPermissions: exists ? (topicPermissions ?? []) : [],
-    allPermissions,
+    allPermissions: allPermissions && [...allPermissions, ...(allTopicPermissions ?? [])],
     userLimits,
   });
   if (managementTags) actual.managementTags = managementTags;

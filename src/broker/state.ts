@@ -167,7 +167,7 @@ export interface ApiSnapshot {
   operatorPoliciesUnreadable?: string;
   permissions?: ApiPermission[];
   topicPermissions?: ApiTopicPermission[];
-  /** Every user's permissions on every vhost (user and vhost only). */
+  /** Every user's permissions and topic permissions on every vhost (user and vhost only). */
   allPermissions?: { user: string; vhost: string }[];
   /** Users' limits; undefined when not read, or the management user may not read them. */
   userLimits?: ApiUserLimits[];
@@ -223,7 +223,11 @@ export function actualFrom(s: ApiSnapshot): ActualCluster {
     if (numbers.length) userLimits[l.user] = Object.fromEntries(numbers);
   }
   const userVhosts = byName<string[]>();
-  for (const p of s.allPermissions ?? []) (userVhosts[p.user] ??= []).push(p.vhost);
+  // Each vhost once: a user's permissions and its topic permissions there are both listed.
+  for (const p of s.allPermissions ?? []) {
+    const vhosts = (userVhosts[p.user] ??= []);
+    if (!vhosts.includes(p.vhost)) vhosts.push(p.vhost);
+  }
   if (s.users) {
     for (const p of s.permissions ?? []) resources.push({ kind: "permission", user: p.user, configure: p.configure, write: p.write, read: p.read });
     for (const t of s.topicPermissions ?? []) resources.push({ kind: "topic-permission", user: t.user, exchange: t.exchange, write: t.write, read: t.read });

@@ -524,6 +524,26 @@ describe("users from the file", () => {
     expect(await canLogIn(s.sync, s.login, s.env.UT_LOGIN_PASSWORD)).not.toBe("ok");
   });
 
+  // A topic permission is a right on its vhost too: a marked user whose only rights outside the
+  // file were topic permissions was deleted, and them with it (and an apply writes a user's topic
+  // permissions before its permissions, so another file's user part-way through looks so).
+  it("leaves alone a dropped user with topic permissions on a vhost the file does not manage, and keeps them", async () => {
+    const s = setup();
+    const other = uniqueName("ut-topic");
+    vhosts.push(other);
+    expect((await api("PUT", `/api/vhosts/${vh(other)}`)).status).toBe(201);
+    expect((await runCli(["apply", "-f", s.file({ pay: true })], s.env)).code).toBe(0);
+    const topic = { exchange: "amq.topic", write: "^other\\.", read: "^other\\." };
+    expect((await api("PUT", `/api/topic-permissions/${vh(other)}/${s.pay}`, topic)).status).toBeLessThan(300);
+    const dropped = await runCli(["apply", "-f", s.file(), "--allow-destructive"], s.env);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(dropped.stdout).toContain(`left alone: user ${s.pay} carries topo's tag but has permissions on vhost ${other} that this file does not manage`);
+    expect(dropped.stdout).not.toContain(`- delete user ${s.pay}`);
+    expect((await api("GET", `/api/users/${s.pay}`)).status).toBe(200);
+    expect((await api("GET", `/api/topic-permissions/${vh(other)}/${s.pay}`)).body).toEqual([expect.objectContaining(topic)]);
+    await api("DELETE", `/api/users/${s.pay}`);
+  });
+
   // A user's rights only on the async cluster (utpay has no sync queue). The sync cluster, first
   // of the broker, was the only one to delete users: `apply --cluster async` of a file that
   // dropped it revoked its rights and kept it, and from then on every plan left it alone as a
