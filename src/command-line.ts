@@ -148,6 +148,20 @@ function exit(code: number): void {
   for (const s of queued) s.write("", () => --left === 0 && process.exit(code));
 }
 
+/**
+ * Lets a Ctrl-C or SIGTERM that came while a command worked without a pause (validate of 100,000
+ * services, graph, route) be answered before its answer is written: Node hands a signal to its
+ * listener only from the event loop, and such a command wrote its answer and ended with exit 0,
+ * its loop never polled, so a cancelled deploy step reported success. A timer's turn, then an
+ * immediate's: one immediate alone was not always enough (measured). False when a signal stopped
+ * the command (onStopSignal has answered it, 130).
+ */
+async function unstopped(): Promise<boolean> {
+  await new Promise((r) => setTimeout(r, 0));
+  await new Promise((r) => setImmediate(r));
+  return !ending;
+}
+
 /** A repeatable option; no commander default, or help would print "(default: [])". */
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
@@ -223,6 +237,7 @@ program
     try {
       const { validate } = await import("./commands/validate.js");
       const r = validate(o.file, undefined, redactor);
+      if (!(await unstopped())) return;
       for (const w of r.warnings) err(`warning: ${w}`);
       if (o.json) outJson({ valid: true, ...r });
       else out(`${r.file} is valid: ${plural(r.services, "service")} on ${r.clusters.map((c) => `${c.name} (${plural(c.queues, "queue")})`).join(", ")}.`);
@@ -297,6 +312,7 @@ program
       refuseTwoFormats(o, cmd);
       const { show } = await import("./commands/saved.js");
       const s = show(planFile);
+      if (!(await unstopped())) return;
       if (format === "text") out(`${s.source}\n`);
       process.stdout.write(`${await renderPlan(s.plan, format, { saved: s.saved }, s.source)}\n`);
     } catch (e) {
@@ -452,6 +468,7 @@ program
     try {
       const { route, routeJson, routeText } = await import("./commands/route.js");
       const r = await route({ file: o.file, task, live: o.live, insecure: o.insecure, redactor, warn: (w) => err(`warning: ${w}`), log: err });
+      if (!(await unstopped())) return;
       if (o.json) outJson(routeJson(r));
       else out(routeText(r));
     } catch (e) {
@@ -473,6 +490,7 @@ exportCmd
     try {
       const { exportDefinitions } = await import("./commands/export-definitions.js");
       const d = exportDefinitions({ file: o.file, cluster: o.cluster, redactor });
+      if (!(await unstopped())) return;
       if (o.output !== undefined) (await import("./files/write-file.js")).refuseOverTopology(o.output, o.file, "the definitions", `${d.cluster}.json`);
       for (const w of d.warnings) err(`warning: ${w}`);
       // A salted SHA-256 of a password is guessed from at billions a second: printed, it went
@@ -507,7 +525,9 @@ program
   .action(async (o: { file: string; format: "mermaid" | "dot"; cluster?: string }) => {
     try {
       const { graph } = await import("./commands/graph.js");
-      process.stdout.write(graph({ file: o.file, format: o.format, cluster: o.cluster, redactor, warn: (w) => err(`warning: ${w}`) }));
+      const text = graph({ file: o.file, format: o.format, cluster: o.cluster, redactor, warn: (w) => err(`warning: ${w}`) });
+      if (!(await unstopped())) return;
+      process.stdout.write(text);
     } catch (e) {
       fail(e, false);
     }
@@ -526,6 +546,7 @@ exportCmd
     try {
       const { exportCelery } = await import("./commands/export-celery.js");
       const r = exportCelery({ file: o.file, cluster: o.cluster, output: o.output, brokerEnv: o.brokerEnv, defaultQueue: o.defaultQueue, redactor });
+      if (!(await unstopped())) return;
       for (const w of r.warnings) err(`warning: ${w}`);
       if (r.written === undefined) out(r.text.replace(/\n$/, ""));
       else err(`wrote ${r.written}: cluster ${r.cluster}, ${r.queues.length} queue${r.queues.length === 1 ? "" : "s"}, default queue ${r.defaultQueue}; the broker URL is read from $${r.brokerEnv}`);

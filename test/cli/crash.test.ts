@@ -97,6 +97,38 @@ describe("a signal during a command other than apply", () => {
   }
 });
 
+describe("a signal while a command works without a pause", () => {
+  // validate, graph and route compute their answer in one go: Node hands a signal to its listener
+  // only from the event loop, so a deploy step cancelled meanwhile printed its whole answer and
+  // exited 0 (a validate of 100,000 services, SIGTERM 2 s in). Here the signal comes as the file
+  // is read, the command's first step, and the work goes on after it.
+  const preload = [
+    `import fs from "node:fs";`,
+    `import { syncBuiltinESMExports } from "node:module";`,
+    `const read = fs.readFileSync;`,
+    `let armed = false;`,
+    `fs.readFileSync = function (file, ...rest) {`,
+    `  const text = read.call(this, file, ...rest);`,
+    `  if (!armed && String(file).endsWith("topology.yaml")) { armed = true; process.kill(process.pid, "SIGTERM"); const t = Date.now(); while (Date.now() - t < 100) {} }`,
+    `  return text;`,
+    `};`,
+    `syncBuiltinESMExports();`,
+  ].join("\n");
+  for (const args of [["validate", "--json"], ["graph"], ["route", "mplogin.sync.x", "--json"], ["export", "definitions", "--cluster", "sync"]]) {
+    it(`${args.join(" ")}: exit 130, no answer, not exit 0`, async () => {
+      const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, ["--import", `data:text/javascript,${encodeURIComponent(preload)}`, CLI, ...args, "-f", file], (err, stdout, stderr) =>
+          resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+        ),
+      );
+      expect(r.code, r.stdout + r.stderr).toBe(130);
+      expect(r.stderr).toMatch(/SIGTERM: stopped before it finished; nothing was written\n$/);
+      if (args.includes("--json")) expect(JSON.parse(r.stdout)).toEqual({ error: { code: "interrupted", message: "SIGTERM: stopped before it finished; nothing was written" } });
+      else expect(r.stdout).toBe("");
+    });
+  }
+});
+
 describe("a signal while the command line is still loading", () => {
   // A deploy job cancelled in the first few hundred milliseconds got exit 143 and an empty stdout:
   // no listener was there yet. The entry keeps the signal and the command line answers it once
