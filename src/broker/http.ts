@@ -427,7 +427,10 @@ export class ManagementClient {
     // Masked before it is cut short: a piece of an echo at the cut would otherwise be left whole.
     const reason = typeof b === "object" && b ? this.unechoed(`${b.error ?? ""}${b.reason ? `: ${typeof b.reason === "string" ? b.reason : JSON.stringify(b.reason)}` : ""}`) : this.unechoed(String(b ?? "")).slice(0, 300);
     const hints: string[] = [];
-    const refusal = r.status === 401 ? this.unauthorised(path, typeof b === "object" && b ? String(b.reason ?? "") : String(b ?? ""), tags) : undefined;
+    // RabbitMQ refuses in JSON ({"error":"not_authorized",...}): a 401 page without it is a proxy's
+    // (its own login in front of the API), and was said to be the broker refusing the file's
+    // credentials, auth_failed, which sent the reader to rotate a password that was right.
+    const refusal = r.status === 401 && rabbitRefusal(r.body) ? this.unauthorised(path, String((b as { reason?: unknown }).reason ?? ""), tags) : undefined;
     if (refusal) hints.push(...refusal.hints);
     if (r.status === 403) hints.push(`user "${this.endpoint.username}" lacks a tag or permission for this; plan needs the monitoring tag, apply needs the administrator tag (or policymaker with configure/write/read on the vhost)`);
     if (r.status === 404) hints.push(`the object or vhost does not exist; run topo plan to see what is there`);

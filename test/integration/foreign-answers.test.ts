@@ -84,6 +84,25 @@ describe("what a plan could not read is not what the broker holds", () => {
     });
   }
 
+  // RabbitMQ refuses a login in JSON; a proxy's own login in front of it answers a page. Taken for
+  // the broker's, it was auth_failed with "the management API refused the credentials", and a
+  // pipeline that branches on the code went to rotate a password that was right.
+  it("a proxy's 401 page for the first request: broker_unreachable, pointing at the proxy, not auth_failed", async () => {
+    const { file } = await applied();
+    rule = { match: /^GET \/api\/cluster-name/, status: 401, type: HTML, body: "<html>401 Authorization Required</html>" };
+    try {
+      const r = await runCli(["plan", "-f", file, "--json"]);
+      expect(r.code).toBe(1);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.code).toBe("broker_unreachable");
+      expect(err.message).toMatch(/^cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/cluster-name -> 401 /);
+      expect(err.hints.join("\n")).toMatch(/a proxy or login page/);
+      expect(err.hints.join("\n")).not.toMatch(/refused the credentials/);
+    } finally {
+      rule = undefined;
+    }
+  });
+
   it("another request's listing, or another vhost's, is no answer: broker_unreachable, never a plan", async () => {
     const { file, async } = await applied();
     const other = fresh([{ name: "mpother", sync: false }]);
