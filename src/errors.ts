@@ -2,6 +2,8 @@
 // code, so a pipeline can tell a refused plan from a lock timeout from an unreachable broker
 // without reading the words (`--json` prints {"error": {"code", "message", ...}}).
 
+import { escapeUnsafe } from "./core/words.js";
+
 /** The stable error codes; docs/errors.md lists what each means (a test keeps it equal). */
 export type ErrorCode =
   | "usage"
@@ -77,8 +79,12 @@ export interface ConfigProblem {
   message: string;
 }
 
+/**
+ * One line per problem: a line break or a terminal escape the file wrote (a name's value, quoted in
+ * its problem) is shown escaped, so that it cannot forge a line ("esc.yaml is valid") or colour one.
+ */
 export function formatProblem(p: ConfigProblem): string {
-  return `${p.file}:${p.line}:${p.col}: ${p.message}`;
+  return escapeUnsafe(`${p.file}:${p.line}:${p.col}: ${p.message}`);
 }
 
 /**

@@ -2,7 +2,7 @@
 // whichever kind of error carries it (docs/errors.md).
 
 import { describe, expect, it } from "vitest";
-import { allOf, ApplyError, BrokerError, BUG_HINT, errorJson, LockError, TopoError } from "../../src/errors.js";
+import { allOf, ApplyError, BrokerError, BUG_HINT, errorJson, formatProblem, LockError, TopoError } from "../../src/errors.js";
 import { forEachCluster } from "../../src/commands/clusters.js";
 import type { DesiredCluster } from "../../src/model.js";
 
@@ -51,5 +51,16 @@ describe("allOf: one error for several clusters' failures", () => {
     const mixed = allOf([new BrokerError("sync", "GET /api/nodes -> 500", { code: "broker_refused" }), new TypeError("x is undefined")]) as TopoError;
     expect(mixed.code).toBe("broker_refused");
     expect(mixed.hints).toContain(BUG_HINT);
+  });
+});
+
+// A name's value quoted in its problem: "mpx\nesc.yaml is valid: 2 services\e[31m" printed a line
+// of its own that read as validate's success, and coloured the rest.
+describe("formatProblem: one line per problem", () => {
+  it("shows a line break or a terminal escape the file wrote escaped", () => {
+    const line = formatProblem({ file: "esc.yaml", line: 6, col: 11, message: 'service name "mpx\nesc.yaml is valid: 2 services\u001b[31mRED" must match ^mp[a-z_]+$' });
+    expect(line).toBe('esc.yaml:6:11: service name "mpx\\u000aesc.yaml is valid: 2 services\\u001b[31mRED" must match ^mp[a-z_]+$');
+    expect(line).not.toMatch(/[\n\u001b]/);
+    expect(formatProblem({ file: "t.yaml", line: 1, col: 1, message: 'plain "words"' })).toBe('t.yaml:1:1: plain "words"');
   });
 });

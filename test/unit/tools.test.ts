@@ -68,6 +68,10 @@ describe("route", () => {
     // The task part is letters, digits and _: the exported Celery router and topo's users' topic
     // permissions refuse any other, so no client topo sets up could send it.
     expect(parseTaskName("mplogin.async.a.b", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/task part "a.b" breaks the router rule/) });
+    // A line break or a terminal escape in the name typed is shown escaped: it forged a line.
+    const forged = parseTaskName("mplogin.sync.a\nOK: routed\u001b[31m", "mp");
+    expect(forged).toMatchObject({ ok: false, why: expect.stringMatching(/^task part "a\\nOK: routed\\u001b\[31m" breaks the router rule/) });
+    expect(forged.ok ? "" : forged.why).not.toMatch(/[\n\u001b]/);
     expect(parseTaskName("mplogin.sync.log-in", "mp")).toMatchObject({ ok: false, why: expect.stringMatching(/task part "log-in" breaks the router rule/) });
     expect(parseTaskName("mplogin.sync.Reg_1", "mp")).toEqual({ ok: true, service: "mplogin", kind: "sync", task: "Reg_1" });
     // A routing key is an AMQP short string: at most 255 bytes.
