@@ -104,7 +104,15 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
   const others = desired.clusters.filter((o) => o !== c).flatMap((o) => o.queues.map((s) => [s.queue.name, o.target.name] as const));
 
   const L: string[] = [];
-  const push = (...lines: string[]) => L.push(...lines);
+  // Lines, or lists of lines, one line at a time: spread into a call, the lines of 40,000 services'
+  // routes overflowed the call stack ("Maximum call stack size exceeded", from a file validate
+  // accepts). A list as long as the services is passed as it is, never spread.
+  const push = (...lines: (string | readonly string[])[]) => {
+    for (const l of lines) {
+      if (typeof l === "string") L.push(l);
+      else for (const x of l) L.push(x);
+    }
+  };
 
   // --- header
   // A shell command, in a Python comment: a shell word (shellWord writes a line break as an escape).
@@ -187,11 +195,11 @@ export function celeryModule(desired: DesiredState, opts: CeleryExportOptions): 
     `# <service>, with the task name as routing key. Sync messages are transient (the caller waits; a`,
     `# request is worth nothing after a broker restart), async ones persistent.`,
     `_ROUTES = {`,
-    ...c.queues.map((s) => `    ${py(s.queue.name)}: (${py(s.service)}, ${DELIVERY_MODE[s.traffic]}),`),
+    c.queues.map((s) => `    ${py(s.queue.name)}: (${py(s.service)}, ${DELIVERY_MODE[s.traffic]}),`),
     `}`,
     `# Queues of the topology on other clusters: their tasks are sent with that cluster's module.`,
     `_OTHER_CLUSTERS = {`,
-    ...others.map(([q, on]) => `    ${py(q)}: ${py(on)},`),
+    others.map(([q, on]) => `    ${py(q)}: ${py(on)},`),
     `}`,
     // The router rule of core/naming.ts, in Python: the same character class, anchored the same way.
     `_SERVICE = re.compile(r"\\A" + re.escape(${py(desired.prefix)}) + r"${SERVICE_NAME_BODY}\\Z")`,

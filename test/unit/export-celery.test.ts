@@ -395,3 +395,15 @@ describe("two clusters whose names give one variable", () => {
     }
   });
 });
+
+describe("export celery: a large topology", () => {
+  // The routes of 40,000 services, spread into one call, overflowed the call stack: "Maximum call
+  // stack size exceeded", on a file validate, plan and export definitions took.
+  it("writes the module of 60,000 services, every queue routed", () => {
+    const letters = (i: number) => Array.from({ length: 4 }, (_, k) => String.fromCharCode(97 + (Math.floor(i / 26 ** k) % 26))).join("");
+    const services = Array.from({ length: 60_000 }, (_, i) => `mp${letters(i)}`);
+    const text = generate(desired(raw({ services })), { cluster: "sync" }).text;
+    expect(text).toContain(`    "mp${letters(59_999)}.sync": ("mp${letters(59_999)}", 1),`);
+    expect(text).toContain(`    "mp${letters(59_999)}.async": "async",`);
+  });
+});
