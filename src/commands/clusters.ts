@@ -33,6 +33,7 @@ import { usersBrokerOf } from "../config/normalize.js";
 import { placeFinder } from "../config/load.js";
 import { names, setUserTags } from "../core/words.js";
 import { displayPath } from "../config/places.js";
+import { pushAll } from "../core/collections.js";
 
 /**
  * Make sure the cluster's AMQP URL and management API reach the same broker, before anything it
@@ -284,7 +285,7 @@ export async function readBackPlan(
   const after = mergeReadBack(before, scope, found);
   const plan = planCluster(c, after, prefix);
   const drift = unrepairable(c, after, prefix, placesIn(file === undefined ? undefined : placeFinder(file)));
-  plan.degraded.push(...drift.degraded);
+  pushAll(plan.degraded, drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, requests: readBackRequests(scope, found) };
 }
@@ -532,7 +533,8 @@ export async function readAndPlan(
   const unsure = operatorPoliciesUnsure(c, actual);
   if (unsure.length) await readOperatorPolicies(client, c.target, actual, unsure);
   const drift = unrepairable(c, actual, prefix, placeOf);
-  plan.warnings.push(...compat.warnings, ...drift.warnings);
+  pushAll(plan.warnings, compat.warnings);
+  pushAll(plan.warnings, drift.warnings);
   const otherFile = otherFileWarning(plan, actual, prefix, file);
   if (otherFile) plan.warnings.push(otherFile);
   // They are judged with topo's policies as the file has them: where this plan changes one, that
@@ -541,7 +543,7 @@ export async function readAndPlan(
   const policiesChange = plan.actions.some((a) => (a.op === "delete" ? a.before : a.after).kind === "policy");
   // Not what the nodes are now (a node down), which no policy changes.
   const now = new Set(drift.ofNodes);
-  plan.degraded.push(...(policiesChange ? drift.degraded.map((d) => (now.has(d) ? d : `once this plan is applied: ${d}`)) : drift.degraded));
+  pushAll(plan.degraded, policiesChange ? drift.degraded.map((d) => (now.has(d) ? d : `once this plan is applied: ${d}`)) : drift.degraded);
   plan.notCompared = [...(plan.notCompared ?? []), ...drift.notCompared];
   return { plan, state, outside, actual };
 }

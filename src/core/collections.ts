@@ -25,3 +25,11 @@ export function byName<V>(): Record<string, V> {
 export function ownValue<V>(record: Readonly<Record<string, V>>, key: string): V | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
+
+/**
+ * Every item of `items` added to `list`, one at a time: list.push(...items) passes each as an
+ * argument, and a list as long as a large topology's objects (150,000) overflows the call stack.
+ */
+export function pushAll<T>(list: T[], items: Iterable<T>): void {
+  for (const x of items) list.push(x);
+}

@@ -8,7 +8,7 @@ import { isTopoName } from "../core/naming.js";
 import { majorMinor } from "./compat.js";
 import { names, plural, quoted, setUserTags, shellWord } from "../core/words.js";
 import { policyRegExp } from "../core/policy-pattern.js";
-import { pushTo } from "../core/collections.js";
+import { pushAll, pushTo } from "../core/collections.js";
 import { policiesOnceApplied } from "./risk.js";
 
 export interface MirrorReport {
@@ -248,7 +248,7 @@ export function mirroring(desired: DesiredCluster, actual: ActualCluster): Mirro
     ofNodes.push(`node ${n} is down: the mirrored queues have one copy fewer until it is back (rabbitmqctl -n ${n} start_app, or start the node)`);
   }
   if (ofNodes.length) {
-    out.degraded.push(...ofNodes);
+    pushAll(out.degraded, ofNodes);
     out.ofNodes = ofNodes;
   }
   if (syncing.length) out.warnings.push(`${syncing.length} mirror${syncing.length === 1 ? " is" : "s are"} still synchronising: ${names(syncing)}`);

@@ -9,7 +9,7 @@ import { assertNever } from "../model.js";
 import { describe, keyOf, nameKey, stableJson, subjectOf } from "../core/keys.js";
 import { HOLD_PREFIX, holdingQueueName, Ownership, SAVED_PLAN_FORMAT_NAME } from "../core/naming.js";
 import { escapeUnsafe, plural, shown } from "../core/words.js";
-import { ownValue } from "../core/collections.js";
+import { ownValue, pushAll } from "../core/collections.js";
 import { fieldDiff } from "./diff.js";
 
 /** What no topology file's name in a saved plan holds (plan -o refuses such a file before it reads a broker). */
@@ -625,7 +625,7 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[],
     // The objects that changed come first: they are the cause, the plan's differences their effect.
     const made = sofar(name);
     const objects = stateEntry(name, stateChanges(s.state, f.state, made, f.outside));
-    out.push(...objects);
+    pushAll(out, objects);
     const done = new Set(made.made.map((a) => a.key));
     const before = new Map(s.actions.filter((a) => !done.has(a.key)).map((a) => [a.key, a]));
     const now = new Map(f.plan.actions.map((a) => [a.key, a]));
@@ -642,8 +642,8 @@ export function compareToSaved(saved: SavedPlan, fresh: readonly FreshCluster[],
     if (objects.length === 0 && differ.length) {
       out.push(`cluster ${name}: the broker's objects are as the plan saw them; the plan differs by what it does not hold (a user's password, another prefix's apply mark, a user's rights on other vhosts) or by topo itself (a plan saved by another build of topo ${saved.topoVersion})`);
     }
-    out.push(...differ);
-    out.push(...newLines(name, s, f.plan));
+    pushAll(out, differ);
+    pushAll(out, newLines(name, s, f.plan));
   }
   return out;
 }

@@ -9,6 +9,7 @@ import { policyOverflow } from "./policy-overflow.js";
 import { policyLimits } from "./policy-limits.js";
 import { policyRoutes } from "./policy-routes.js";
 import { userLimits } from "./user-limits.js";
+import { pushAll } from "../core/collections.js";
 
 /**
  * How the broker differs from the file in ways topo cannot repair, since what causes them is not
@@ -26,7 +27,7 @@ export function unrepairable(
   const owner = Ownership.of(prefix, actual.resources);
   const owns = (p: Policy) => owner.owns(p);
   const mirrors = mirroring(c, actual);
-  mirrors.degraded.push(...mirroredAgainstFile(c, actual, owns));
+  pushAll(mirrors.degraded, mirroredAgainstFile(c, actual, owns));
   const limits = policyLimits(c, actual, owns);
   const overflow = policyOverflow(c, actual, owns);
   const dead = deadLettering(c, actual, owns, placeOf);

@@ -137,6 +137,16 @@ describe("savedPlan / parseSavedPlan", () => {
 });
 
 describe("compareToSaved", () => {
+  // A saved plan of a large topology applied after another apply made it all: every action is no
+  // longer needed, one line each, and pushed into the list by spreading, 200,000 of them overflowed
+  // the call stack.
+  it("lists 200,000 actions no longer needed, without overflowing the stack", () => {
+    const big: Plan = { clusters: [cluster(Array.from({ length: 200_000 }, (_, i) => create(`mp${i}.async`)), "async"), cluster([], "sync")] };
+    const made = parseSavedPlan(JSON.stringify(savedPlan(big, meta)));
+    const lines = compareToSaved(made, [fresh(cluster([], "async"))]);
+    expect(lines.filter((l) => l.startsWith("cluster async: no longer needed: create queue mp"))).toHaveLength(200_000);
+  });
+
   it("finds nothing when the fresh plans are the saved ones, whatever the message counts and the user", () => {
     const counted = { ...replace, messages: 7, risks: [] } as Action;
     const asAdmin = (p: ClusterPlan) => ({ ...p, endpoint: p.endpoint.replace("topo-ci", "admin") });
