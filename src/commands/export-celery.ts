@@ -7,6 +7,8 @@ import { TopoError } from "../errors.js";
 import { brokerEnvName, celeryModule, type CeleryModule } from "../export/celery.js";
 import { Redactor } from "../redact.js";
 import { refuseOverTopology, writeWhole } from "../files/write-file.js";
+import { names } from "../core/words.js";
+import type { DesiredCluster } from "../model.js";
 
 export interface ExportCeleryOptions {
   file: string;
@@ -48,7 +50,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   const shared = twin
     ? [`cluster ${m.cluster}'s module reads ${m.brokerEnv}, as cluster ${twin.target.name}'s does: an app that loads both would connect both to one broker; give one a variable of its own with --broker-env, or rename a cluster`]
     : [];
-  const warnings: string[] = [...unsetPasswords, ...literal, ...shared];
+  const warnings: string[] = [...unsetPasswords, ...literal, ...shared, ...delayedTasksWarning(desired.clusters.find((c) => c.target.name === m.cluster))];
   if (o.output === undefined || o.output === "-") return { ...m, warnings };
 
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {
@@ -64,4 +66,21 @@ function firstDifferentLine(a: string, b: string): number {
   const y = b.split("\n");
   const i = x.findIndex((l, n) => l !== y[n]);
   return i + 1;
+}
+
+/**
+ * A cluster with quorum queues gets a transport that sets Celery's prefetch limit per consumer
+ * (export/celery.ts), as quorum queues need. Celery before 5.5 holds an ETA or countdown task in
+ * the worker, and raises the limit for it; RabbitMQ applies a raised per-consumer limit only to
+ * consumers that start after, so a worker holding as many such tasks as its limit takes no other
+ * task, from any queue of the module, until they are due. Measured with Celery 5.2.6 on 3.10.8: a
+ * task sent behind 4 countdown tasks of 25 s (a worker of -c 1) was received 25 s late; a sync
+ * caller's get(timeout=15) timed out. Celery 5.5 moves such tasks to its native delayed delivery.
+ */
+function delayedTasksWarning(c: DesiredCluster | undefined): string[] {
+  const quorum = (c?.queues ?? []).filter((s) => s.queue.type === "quorum").map((s) => s.queue.name);
+  if (!c || quorum.length === 0) return [];
+  return [
+    `cluster ${c.target.name} has quorum queues (${names(quorum)}), so the module sets Celery's prefetch limit per consumer, as they need: with Celery before 5.5, a worker that holds as many ETA or countdown tasks (self.retry(countdown=...) too) as its limit takes no other task from any queue of the module until they are due, since RabbitMQ raises a per-consumer limit only for consumers that start after it (measured with Celery 5.2.6: a task sent behind 4 countdown tasks of 25 s ran 25 s late); use Celery 5.5 or later, which moves them to its native delayed delivery, or give those tasks no countdown on these queues (docs/celery.md)`,
+  ];
 }

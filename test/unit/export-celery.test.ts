@@ -396,6 +396,27 @@ describe("two clusters whose names give one variable", () => {
   });
 });
 
+describe("export celery: quorum queues and delayed tasks", () => {
+  // Measured with Celery 5.2.6 on 3.10.8: the per-consumer limit quorum queues need keeps a worker
+  // that holds countdown tasks from taking others, on every queue of the module, until they are due.
+  it("warns, for a cluster with quorum queues only, that a worker holding countdown tasks takes no others before Celery 5.5", async () => {
+    const { exportCelery } = await import("../../src/commands/export-celery.js");
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(join(tmpdir(), "topo-eta-"));
+    try {
+      const file = join(dir, "t.yaml");
+      writeFileSync(file, "version: 1\nclusters:\n  sync: { url: 'amqp://u:p@h:5672/a' }\n  async: { url: 'amqp://u:p@h:5672/b' }\nservices:\n  - mplogin\n  - { name: mpwallet, async: { type: quorum } }\n");
+      const on = (cluster: string) => exportCelery({ file, cluster, env: {} }).warnings.filter((w) => w.includes("countdown"));
+      expect(on("async")).toEqual([expect.stringMatching(/^cluster async has quorum queues \(mpwallet\.async\), so the module sets Celery's prefetch limit per consumer, .*with Celery before 5\.5, a worker that holds as many ETA or countdown tasks .* takes no other task from any queue of the module until they are due/)]);
+      expect(on("sync")).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("export celery: a large topology", () => {
   // The routes of 40,000 services, spread into one call, overflowed the call stack: "Maximum call
   // stack size exceeded", on a file validate, plan and export definitions took.
