@@ -443,9 +443,13 @@ export class ManagementClient {
     const redirect = r.status >= 300 && r.status < 400;
     // 502, 503 and 504 are a gateway's words: the broker behind it did not answer.
     const gateway = TRANSIENT_STATUS.has(r.status);
+    // 429 is a limit on requests (a proxy's, or a gateway's in front of the API): tried again with
+    // backoff, as a gateway's 503 is; it failed at once, as broker_refused, with no word of what to do.
+    const throttled = r.status === 429;
+    if (throttled) hints.push(`the management API, or a proxy in front of it, limits how many requests it takes (429 Too Many Requests), and topo tried again with backoff: run topo again in a moment, or raise that limit for ${this.endpoint.username}`);
     // RabbitMQ refuses in JSON; an error without it comes from in between, or from RabbitMQ
     // asked a path topo did not send (a proxy that decodes %2F: 406 for a vhost "a/b").
-    const foreign = !redirect && !gateway && !rabbitRefusal(r.body);
+    const foreign = !redirect && !gateway && !throttled && !rabbitRefusal(r.body);
     if (redirect || gateway || foreign) {
       hints.push(
         this.throughHint("a proxy or login page", gateway ? ", and the broker behind it did not answer: check that it runs, and try again" : foreign ? ", or changes the path it asks (one that decodes %2F in a vhost's name)" : ""),
@@ -453,10 +457,10 @@ export class ManagementClient {
     }
     const said = redirect ? `: it redirects to ${r.location ?? "(no location)"}` : ` ${reason}`;
     return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${r.status}${said}`.trim()), {
-      transient: gateway,
+      transient: gateway || throttled,
       status: r.status,
       hints,
-      code: refusal?.code ?? (gateway || redirect || foreign ? "broker_unreachable" : undefined),
+      code: refusal?.code ?? (gateway || throttled || redirect || foreign ? "broker_unreachable" : undefined),
     });
   }
 

@@ -10,7 +10,7 @@ import { managementProxy } from "../helpers/proxy.js";
 const { fresh } = testVhosts();
 
 /** What the proxy answers itself: for requests whose "METHOD /path" matches, this status, type and body. */
-let rule: { match: RegExp; status: number; type: string; body: string; headers?: Record<string, string> } | undefined;
+let rule: { match: RegExp; status: number; type: string; body: string; headers?: Record<string, string>; times?: number } | undefined;
 let proxyUrl = "";
 let close = (): void => {};
 
@@ -18,6 +18,8 @@ beforeAll(async () => {
   const proxy = await managementProxy({
     answer: (req, res) => {
       if (!rule?.match.test(`${req.method} ${req.url}`)) return false;
+      // A rule for a number of times answers that many, then lets the requests through.
+      if (rule.times !== undefined && rule.times-- <= 0) return false;
       req.resume();
       res.writeHead(rule.status, { "content-type": rule.type, ...rule.headers }).end(rule.body);
       return true;
@@ -98,6 +100,25 @@ describe("what a plan could not read is not what the broker holds", () => {
       expect(err.message).toMatch(/^cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/cluster-name -> 401 /);
       expect(err.hints.join("\n")).toMatch(/a proxy or login page/);
       expect(err.hints.join("\n")).not.toMatch(/refused the credentials/);
+    } finally {
+      rule = undefined;
+    }
+  });
+
+  // A limit on requests in front of the API: plan failed at once as broker_refused, with no hint.
+  it("a 429 is tried again with backoff and said; one that lasts is broker_unreachable with what to do", async () => {
+    const { file } = await applied();
+    rule = { match: /^GET \/api\/queues\//, status: 429, type: "application/json", body: '{"error":"too many requests"}', headers: { "retry-after": "1" }, times: 1 };
+    try {
+      const once = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+      expect(once.code, once.stdout + once.stderr).toBe(0);
+      expect(once.stderr).toMatch(/cluster async: GET http:\/\/127\.0\.0\.1:\d+\/api\/queues\/\S+ -> 429 .*; trying again in \d+\.\d s \(try 2 of 5\)/);
+      rule = { match: /^GET \/api\/queues\//, status: 429, type: "application/json", body: '{"error":"too many requests"}' };
+      const lasting = await runCli(["plan", "-f", file, "--json"]);
+      expect(lasting.code).toBe(1);
+      const err = JSON.parse(lasting.stdout).error;
+      expect(err.code).toBe("broker_unreachable");
+      expect(err.hints.join("\n")).toMatch(/limits how many requests it takes \(429 Too Many Requests\), and topo tried again with backoff/);
     } finally {
       rule = undefined;
     }
