@@ -72,6 +72,15 @@ function start(args: string[], extra: Record<string, string> = {}): Running {
   };
 }
 
+/** Two new vhosts and a user's name, all removed after the test. */
+function vhostsAndUser(a: string, b: string): { va: string; vb: string; user: string } {
+  const [va, vb] = [uniqueName(a), uniqueName(b)];
+  const user = `race-${randomBytes(4).toString("hex")}`;
+  vhosts.push(va, vb);
+  users.push(user);
+  return { va, vb, user };
+}
+
 async function tagsOf(user: string): Promise<string[] | undefined> {
   const r = await api("GET", `/api/users/${encodeURIComponent(user)}`);
   return r.status === 200 ? (r.body.tags as string[]) : undefined;
@@ -79,10 +88,7 @@ async function tagsOf(user: string): Promise<string[] | undefined> {
 
 describe("two applies of files that list one user", () => {
   it("both planned before either wrote: one stops before writing it, and the user is the other's, as that one says", async () => {
-    const [va, vb] = [uniqueName("ura"), uniqueName("urb")];
-    const user = `race-${randomBytes(4).toString("hex")}`;
-    vhosts.push(va, vb);
-    users.push(user);
+    const { va, vb, user } = vhostsAndUser("ura", "urb");
     // b's vhost as an apply of b left it, without the user: the plan read before the lock is then
     // kept under it (a vhost without b's apply mark is always read again).
     const fb = file("urb", [vb], user);
@@ -109,10 +115,7 @@ describe("two applies of files that list one user", () => {
   // password as an update, and wrote it: both applies exit 0, and the first one's workers were
   // refused at login. The read under the lock is taken again here (b's vhost has no apply mark).
   it("one prefix on two vhosts: a user the other apply makes between this one's plan and its lock stops this one, though the read under the lock finds it its own", async () => {
-    const [va, vb] = [uniqueName("urm"), uniqueName("urn")];
-    const user = `race-${randomBytes(4).toString("hex")}`;
-    vhosts.push(va, vb);
-    users.push(user);
+    const { va, vb, user } = vhostsAndUser("urm", "urn");
     await api("PUT", `/api/vhosts/${encodeURIComponent(vb)}`, {});
     const b = start(["apply", "-f", file("ura", [vb], user)], { RACE_PASSWORD_URA: "other-9pass" });
     await b.printed(new RegExp(`create user ${user}`));
@@ -186,10 +189,7 @@ describe("two applies of one file, each with --cluster", () => {
   });
 
   it("another file's lock of another prefix is still said to be another file's", async () => {
-    const [va, vb] = [uniqueName("urk"), uniqueName("url")];
-    const user = `race-${randomBytes(4).toString("hex")}`;
-    vhosts.push(va, vb);
-    users.push(user);
+    const { va, vb, user } = vhostsAndUser("urk", "url");
     await api("PUT", `/api/vhosts/${encodeURIComponent(va)}`, {});
     const holder = await amqplib.connect(amqpUrl(va));
     try {

@@ -45,6 +45,22 @@ function thrown(fn: () => unknown): TopoError {
   throw new Error("expected a TopoError");
 }
 
+/** `check` given the warnings topo export celery says of each cluster of a file of `text` (a file of its own, removed after). */
+async function exportWarnings(text: string, check: (warned: (cluster: string, extra?: Partial<{ brokerEnv: string }>) => string[]) => void): Promise<void> {
+  const { exportCelery } = await import("../../src/commands/export-celery.js");
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "topo-export-"));
+  try {
+    const file = join(dir, "t.yaml");
+    writeFileSync(file, text);
+    check((cluster, extra = {}) => exportCelery({ file, cluster, env: {}, ...extra }).warnings);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // --- tests ----------------------------------------------------------------------------------
 describe("export celery: queues", () => {
   it("describes each queue with exactly topo's flags, exchange and binding key, and never declares it", () => {
@@ -375,24 +391,12 @@ describe("python literals", () => {
 
 describe("two clusters whose names give one variable", () => {
   it("export celery warns that an app loading both modules would connect both to one broker", async () => {
-    const { exportCelery } = await import("../../src/commands/export-celery.js");
-    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
-    const { join } = await import("node:path");
-    const { tmpdir } = await import("node:os");
-    const dir = mkdtempSync(join(tmpdir(), "topo-twin-"));
-    try {
-      const file = join(dir, "t.yaml");
-      writeFileSync(
-        file,
-        "version: 1\nclusters:\n  eu-sync: { url: 'amqp://u:p@h:5672/a' }\n  eu_sync: { url: 'amqp://u:p@h:5672/b' }\ndefaults:\n  sync: { cluster: eu-sync }\n  async: { cluster: eu_sync }\nservices: [mplogin]\n",
-      );
-      const warned = (cluster: string, extra = {}) => exportCelery({ file, cluster, env: {}, ...extra }).warnings;
+    const text = "version: 1\nclusters:\n  eu-sync: { url: 'amqp://u:p@h:5672/a' }\n  eu_sync: { url: 'amqp://u:p@h:5672/b' }\ndefaults:\n  sync: { cluster: eu-sync }\n  async: { cluster: eu_sync }\nservices: [mplogin]\n";
+    await exportWarnings(text, (warned) => {
       expect(warned("eu-sync")).toContain("cluster eu-sync's module reads TOPO_BROKER_URL_EU_SYNC, as cluster eu_sync's does: an app that loads both would connect both to one broker; give one a variable of its own with --broker-env, or rename a cluster");
       expect(warned("eu_sync").join("\n")).toContain("cluster eu_sync's module reads TOPO_BROKER_URL_EU_SYNC, as cluster eu-sync's does");
       expect(warned("eu-sync", { brokerEnv: "EU_SYNC_URL" }).join("\n")).not.toContain("one broker");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -400,20 +404,12 @@ describe("export celery: quorum queues and delayed tasks", () => {
   // Measured with Celery 5.2.6 on 3.10.8: the per-consumer limit quorum queues need keeps a worker
   // that holds countdown tasks from taking others, on every queue of the module, until they are due.
   it("warns, for a cluster with quorum queues only, that a worker holding countdown tasks takes no others before Celery 5.5", async () => {
-    const { exportCelery } = await import("../../src/commands/export-celery.js");
-    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
-    const { join } = await import("node:path");
-    const { tmpdir } = await import("node:os");
-    const dir = mkdtempSync(join(tmpdir(), "topo-eta-"));
-    try {
-      const file = join(dir, "t.yaml");
-      writeFileSync(file, "version: 1\nclusters:\n  sync: { url: 'amqp://u:p@h:5672/a' }\n  async: { url: 'amqp://u:p@h:5672/b' }\nservices:\n  - mplogin\n  - { name: mpwallet, async: { type: quorum } }\n");
-      const on = (cluster: string) => exportCelery({ file, cluster, env: {} }).warnings.filter((w) => w.includes("countdown"));
+    const text = "version: 1\nclusters:\n  sync: { url: 'amqp://u:p@h:5672/a' }\n  async: { url: 'amqp://u:p@h:5672/b' }\nservices:\n  - mplogin\n  - { name: mpwallet, async: { type: quorum } }\n";
+    await exportWarnings(text, (warned) => {
+      const on = (cluster: string) => warned(cluster).filter((w) => w.includes("countdown"));
       expect(on("async")).toEqual([expect.stringMatching(/^cluster async has quorum queues \(mpwallet\.async\), so the module sets Celery's prefetch limit per consumer, .*with Celery before 5\.5, a worker that holds as many ETA or countdown tasks .* takes no other task from any queue of the module until they are due/)]);
       expect(on("sync")).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
