@@ -25,6 +25,8 @@ import { forEachCluster, identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
 import { packageFile } from "../config/package-files.js";
+import { unrepairable } from "../plan/unrepairable.js";
+import { displayPath } from "../config/places.js";
 
 export interface ImportOptions extends ConnectionOptions {
   /** The topology file whose clusters say where to connect (default topology.yaml). */
@@ -172,15 +174,27 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   // The users' rights the file gives follow from consumes and publishes; what plan changes in
   // them is known only once the users section is read back as plan reads it. Listed, they change
   // only the file's comments, which plan reads again.
-  const forUsers = planned.map((as) => userChanges(as, passwordless));
-  if (forUsers.some((c) => c.length)) {
+  const forUsers = planned.map((x) => userChanges(x.actions, passwordless));
+  // So is what plan reports degraded of the users (a user's max-connections 0): the file said
+  // "topo plan on this file plans no changes" over a plan that exited 2 for it.
+  const degradedMore = planned.some((x, i) => x.degraded.join("\n") !== (inference.clusters[i]?.degraded ?? []).join("\n"));
+  if (forUsers.some((c) => c.length) || degradedMore) {
     forUsers.forEach((c, i) => {
       for (const change of c) inference.clusters[i]?.changes.push(change);
+    });
+    planned.forEach((x, i) => {
+      const c = inference.clusters[i];
+      if (c) c.degraded = x.degraded;
     });
     text = emit();
     planned = plannedOn(text, p, actuals, backEnv);
   }
-  checkListed(planned, p, inference, passwordless);
+  checkListed(
+    planned.map((x) => x.actions),
+    p,
+    inference,
+    passwordless,
+  );
 
   let output: string | undefined;
   if (opts.output) {
@@ -448,12 +462,15 @@ function importBug(what: string, details?: string): TopoError {
  * Read the text back as topo validate and plan will, and diff it against what was read: plan's
  * actions on each source. A text that does not validate is a bug in import.
  */
-function plannedOn(text: string, p: Prepared, actuals: ActualCluster[], env: Env): Action[][] {
+function plannedOn(text: string, p: Prepared, actuals: ActualCluster[], env: Env): { actions: Action[]; degraded: string[] }[] {
   const back = readBackGenerated(text, p.checkPath, { ...env, ...p.introduced });
   return p.sources.map((s, i) => {
     const dc = back.clusters.find((c) => c.target.name === s.name);
     if (!dc) throw importBug(`has no cluster ${s.name}`);
-    return planCluster(dc, actuals[i] as ActualCluster, back.prefix).actions;
+    const actual = actuals[i] as ActualCluster;
+    const plan = planCluster(dc, actual, back.prefix);
+    // As plan of the written file reports them (commands/clusters.ts readAndPlan), its users included.
+    return { actions: plan.actions, degraded: [...plan.degraded, ...unrepairable(dc, actual, back.prefix, displayPath).degraded] };
   });
 }
 

@@ -204,6 +204,26 @@ describe("users from the file", () => {
     expect(planned).toEqual(listed);
   });
 
+  // A user's max-connections 0 (rabbitmqctl set_user_limits) is degraded to plan, which the file
+  // cannot describe: import said "topo plan on it shows no changes", and plan exited 2.
+  it("import says what plan of the file reports degraded of its users, as plan then does", async () => {
+    const s = setup();
+    expect((await runCli(["apply", "-f", s.file()], s.env)).code).toBe(0);
+    expect((await api("PUT", `/api/user-limits/${s.login}/max-connections`, { value: 0 })).status).toBeLessThan(300);
+    const out = s.file().replace(/topology\.yaml$/, "imported.yaml");
+    const imported = await runCli(["import", "-f", s.file(), "-o", out], s.env);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).toMatch(/topo plan on it shows no changes, and 2 degraded \(plan --detailed-exitcode exits 2 while they last\)/);
+    const text = readFileSync(out, "utf8").replace(/\n#\s*/g, " ");
+    expect(text).toContain("topo plan on this file plans no changes, and reports the degraded state listed below.");
+    expect(text).toMatch(new RegExp(`! degraded: user ${s.login} has max-connections 0`));
+    const v = (u: string) => `${u.toUpperCase().replace(/[^A-Z0-9]/g, "_")}_PASSWORD`;
+    const env = { RABBITMQ_PASSWORD: encodeURIComponent(broker().password), [v(s.edge)]: s.env.UT_EDGE_PASSWORD, [v(s.login)]: s.env.UT_LOGIN_PASSWORD };
+    const plan = await runCli(["plan", "-f", out, "--detailed-exitcode"], env);
+    expect(plan.stdout).toMatch(new RegExp(`! degraded: user ${s.login} has max-connections 0`));
+    expect(plan.code, plan.stdout + plan.stderr).toBe(2);
+  });
+
   it("import lists the password a user without one would get, and plan on the file shows exactly that", async () => {
     // A user that logs in by certificate has no password on the broker (an empty hash). A file
     // cannot say so: import wrote it with ${VAR}, listed no change, and said "export each with the
