@@ -16,7 +16,7 @@ import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, prefixProblem } from "../core/nam
 import { planCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
 import { hasSchemeSlashes, learnTypedPassword, shownUrl, userinfoSpan, whyNotAUrl } from "../config/url.js";
-import { inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
+import { degradedAsPlanned, inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { importUsers, isUserAction, passwordlessUsers, userChanges } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
 import { shown } from "../core/words.js";
@@ -25,8 +25,6 @@ import { forEachCluster, identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
 import { writeWhole } from "../files/write-file.js";
 import { packageFile } from "../config/package-files.js";
-import { unrepairable } from "../plan/unrepairable.js";
-import { displayPath } from "../config/places.js";
 
 export interface ImportOptions extends ConnectionOptions {
   /** The topology file whose clusters say where to connect (default topology.yaml). */
@@ -189,12 +187,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     text = emit();
     planned = plannedOn(text, p, actuals, backEnv);
   }
-  checkListed(
-    planned.map((x) => x.actions),
-    p,
-    inference,
-    passwordless,
-  );
+  checkListed(planned.map((x) => x.actions), p, inference, passwordless);
 
   let output: string | undefined;
   if (opts.output) {
@@ -469,8 +462,8 @@ function plannedOn(text: string, p: Prepared, actuals: ActualCluster[], env: Env
     if (!dc) throw importBug(`has no cluster ${s.name}`);
     const actual = actuals[i] as ActualCluster;
     const plan = planCluster(dc, actual, back.prefix);
-    // As plan of the written file reports them (commands/clusters.ts readAndPlan), its users included.
-    return { actions: plan.actions, degraded: [...plan.degraded, ...unrepairable(dc, actual, back.prefix, displayPath).degraded] };
+    // Its users included, which the inference's plan had not.
+    return { actions: plan.actions, degraded: degradedAsPlanned(plan, dc, actual, back.prefix) };
   });
 }
 

@@ -7,7 +7,7 @@
 // read (diffCluster). So the changes listed are exactly those plan will show, never a guess.
 // No IO here: unit tests run it, and each of its steps, on plain objects.
 
-import type { ActualCluster, Traffic, Policy } from "../model.js";
+import type { ActualCluster, ClusterPlan, DesiredCluster, Traffic, Policy } from "../model.js";
 import { TRAFFIC } from "../model.js";
 import { Ownership } from "../core/naming.js";
 import { planCluster } from "../plan/diff.js";
@@ -77,11 +77,19 @@ export function inferTopology(sources: ImportSource[], opts: InferOptions): Infe
       queues: imported.length,
       changes: annotateChanges(actions, reasonsOf(source.name, reasons)),
       // As plan of the written file reports them (commands/clusters.ts readAndPlan).
-      degraded: plan && dc ? [...plan.degraded, ...unrepairable(dc, source.actual, prefix, displayPath).degraded] : [],
+      degraded: plan && dc ? degradedAsPlanned(plan, dc, source.actual, prefix) : [],
       kept: listLeftAlone(source, imported, gone, mirrors, prefix),
       outside: listOutside(source, prefix, opts.ownUsers),
     };
   });
 
   return { body: { prefix, defaults, services }, clusters, services: new Set(chosen.map((c) => c.service)).size, queues: chosen.length };
+}
+
+/**
+ * What plan of the written file reports degraded on a cluster, as commands/clusters.ts readAndPlan
+ * does: the plan's own, and what no change of the file or of topo's repairs (unrepairable).
+ */
+export function degradedAsPlanned(plan: ClusterPlan, dc: DesiredCluster, actual: ActualCluster, prefix: string): string[] {
+  return [...plan.degraded, ...unrepairable(dc, actual, prefix, displayPath).degraded];
 }

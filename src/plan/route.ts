@@ -6,7 +6,7 @@ import type { Action, ActualCluster, Binding, DesiredCluster, DesiredState, Exch
 import { TRAFFIC } from "../model.js";
 import { holdingQueueBase, madeByTopo, MAX_ROUTING_KEY_BYTES, serviceNamePattern, TASK_NAME_BODY, type Ownership } from "../core/naming.js";
 import { describe, keyOf } from "../core/keys.js";
-import { shown, names } from "../core/words.js";
+import { shown, names, quoted } from "../core/words.js";
 import { closest } from "../core/spelling.js";
 import { policyRegExp } from "../core/policy-pattern.js";
 import { ownValue, pushTo } from "../core/collections.js";
@@ -58,9 +58,6 @@ export function topicMatchesSomeTail(pattern: string, head: readonly string[]): 
   return go(0, 0);
 }
 
-/** A task name, or a part of one, in quotes; one that holds a line break or a terminal escape as JSON, escaped (shown). */
-const q = (s: string): string => (shown(s) === s ? `"${s}"` : shown(s));
-
 /** A task name split by the router rule, or why it breaks it. */
 export type ParsedTask = { ok: true; service: string; kind: Traffic; task: string } | { ok: false; why: string };
 
@@ -76,25 +73,25 @@ export function parseTaskName(name: string, prefix: string): ParsedTask {
     why: `${why}; the Celery router of topo export celery leaves it to Celery's default: task_default_queue of the module it is sent with (that cluster's first queue, or --default-queue), with that queue's binding key <service>.<kind>.# as routing key (which the broker users topo makes may not publish), so only a worker of that queue that registers this name runs it`,
   });
   if (words.length < 3) {
-    const why = `${q(name)} has ${words.length} word${words.length === 1 ? "" : "s"}; a task name is ${rule}`;
+    const why = `${quoted(name)} has ${words.length} word${words.length === 1 ? "" : "s"}; a task name is ${rule}`;
     return ours ? { ok: false, why } : leftToDefault(why);
   }
   const [service, kind, ...rest] = words as [string, string, ...string[]];
   if (!serviceNamePattern(prefix).test(service)) {
-    return leftToDefault(`service ${q(service)} breaks the router rule: it must match ${serviceNamePattern(prefix).source} (the prefix "${prefix}" then lowercase letters and underscores)`);
+    return leftToDefault(`service ${quoted(service)} breaks the router rule: it must match ${serviceNamePattern(prefix).source} (the prefix "${prefix}" then lowercase letters and underscores)`);
   }
-  if (kind !== "sync" && kind !== "async") return leftToDefault(`kind ${q(kind)} is neither sync nor async; a task name is ${rule}`);
-  if (rest.some((w) => w === "")) return { ok: false, why: `${q(name)} has an empty word; the task part may not be empty or contain ".."` };
+  if (kind !== "sync" && kind !== "async") return leftToDefault(`kind ${quoted(kind)} is neither sync nor async; a task name is ${rule}`);
+  if (rest.some((w) => w === "")) return { ok: false, why: `${quoted(name)} has an empty word; the task part may not be empty or contain ".."` };
   const task = rest.join(".");
   // The Celery router topo exports refuses any other task part, and the topic permissions of the
   // users topo makes refuse it as a routing key. Not as a key in a CC or BCC header before
   // RabbitMQ 4.0.3, which checks only the routing key (measured on 3.10.8; docs/celery.md).
   if (!new RegExp(`^${TASK_NAME_BODY}$`).test(task)) {
-    return { ok: false, why: `task part ${q(task)} breaks the router rule: it must be letters, digits and _ (${TASK_NAME_BODY}), so the Celery router of topo export celery refuses it and the broker users topo makes may not publish it as a routing key; a task name is ${rule}` };
+    return { ok: false, why: `task part ${quoted(task)} breaks the router rule: it must be letters, digits and _ (${TASK_NAME_BODY}), so the Celery router of topo export celery refuses it and the broker users topo makes may not publish it as a routing key; a task name is ${rule}` };
   }
   const bytes = new TextEncoder().encode(name).length;
   if (bytes > MAX_ROUTING_KEY_BYTES) {
-    return { ok: false, why: `${q(`${name.slice(0, 40)}...`)} is ${bytes} bytes long: a routing key is at most ${MAX_ROUTING_KEY_BYTES} bytes, so no AMQP client can publish it` };
+    return { ok: false, why: `${quoted(`${name.slice(0, 40)}...`)} is ${bytes} bytes long: a routing key is at most ${MAX_ROUTING_KEY_BYTES} bytes, so no AMQP client can publish it` };
   }
   return { ok: true, service, kind, task };
 }
