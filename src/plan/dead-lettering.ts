@@ -9,8 +9,8 @@
 //   falls back to at-most-once, and a message dead-lettered while its target cannot take it is
 //   dropped.
 // Which values count: the policy's overflow and dead-letter-strategy over the queue's arguments,
-// the queue's x-dead-letter-exchange over the policy's; operator policies cannot set any of the
-// three. Measured on 3.10.8 and 4.3.6: five messages rejected from a quorum queue declared with
+// the queue's x-dead-letter-exchange over the policy's; an operator policy may set overflow alone
+// (RabbitMQ 3.12.7 and later), and its value wins over both (policy-overflow.ts). Measured on 3.10.8 and 4.3.6: five messages rejected from a quorum queue declared with
 // x-dead-letter-exchange amq.fanout (nothing bound to it) and at-least-once were gone without
 // x-overflow (messages 0, messages_dlx 0), kept with x-overflow: reject-publish (messages_dlx 5),
 // gone again with reject-publish under a policy's overflow drop-head, and gone with
@@ -26,6 +26,7 @@ import { pushTo } from "../core/collections.js";
 import { names, quoted, shellWord, shown } from "../core/words.js";
 import { HOLD_PREFIX } from "../core/naming.js";
 import { asString } from "../core/values.js";
+import { operatorPoliciesApplied, pairings } from "./policy-limits.js";
 
 export interface DeadLetterReport {
   /** A policy that is not the file's makes the broker dead-letter otherwise: drift topo cannot repair. */
@@ -52,14 +53,17 @@ interface Outcome {
   cause: string;
   /** The policy whose value decides, when one does. */
   policy?: Policy;
+  /** The deciding policy is an operator policy. */
+  operator?: boolean;
 }
 
-/** How the broker resolves the queue's arguments under `p` (or no policy). */
-function outcome(args: Readonly<Record<string, unknown>>, p: Policy | undefined): Outcome {
+/** How the broker resolves the queue's arguments under `p` and the operator policy `o` (or none). */
+function outcome(args: Readonly<Record<string, unknown>>, p: Policy | undefined, o?: Policy): Outcome {
   const byPolicy = (key: string) => (p ? asString(p.definition[key]) : undefined);
+  const byOperator = o ? asString(o.definition.overflow) : undefined;
   const strategy = byPolicy("dead-letter-strategy") ?? asString(args[STRATEGY]);
   const dlx = asString(args["x-dead-letter-exchange"]) ?? byPolicy("dead-letter-exchange");
-  const overflow = byPolicy("overflow") ?? asString(args["x-overflow"]);
+  const overflow = byOperator ?? byPolicy("overflow") ?? asString(args["x-overflow"]);
   if (dlx === undefined) {
     return { mode: "off", cause: p && byPolicy("dead-letter-strategy") !== undefined ? `policy ${quoted(p.name)} sets dead-letter-strategy but neither it nor the file gives a dead-letter exchange` : "the file gives no x-dead-letter-exchange" };
   }
@@ -70,6 +74,9 @@ function outcome(args: Readonly<Record<string, unknown>>, p: Policy | undefined)
       : { mode: "at-most-once", cause: "the file asks for it" };
   }
   if (overflow === "reject-publish") return { mode: "at-least-once", cause: "" };
+  if (o && byOperator !== undefined) {
+    return { mode: "at-most-once", cause: `operator policy ${quoted(o.name)} sets overflow ${quoted(byOperator)}, which RabbitMQ applies over the queue's own x-overflow and its policy's`, policy: o, operator: true };
+  }
   if (byPolicy("overflow") !== undefined) {
     return { mode: "at-most-once", cause: `policy ${quoted((p as Policy).name)} sets overflow ${quoted(overflow as string)}, which RabbitMQ applies over the queue's own x-overflow`, policy: p };
   }
@@ -92,17 +99,13 @@ export const AT_LEAST_ONCE = "quorum, x-dead-letter-strategy at-least-once";
  * RabbitMQ has dead-lettered at least once since 3.10; before, every queue did at most once (and
  * a version topo cannot read counts as older).
  */
-export function keepsDeadLetters(queue: Queue, policies: readonly Policy[], version: string): boolean {
-  if (queue.type !== "quorum" || !atLeast(version, 3, 10)) return false;
-  return scenariosOf(policiesFor(queue, policies)).every((p) => outcome(queue.arguments, p).mode === "at-least-once");
+export function keepsDeadLetters(queue: Queue, policies: readonly Policy[], broker: Broker): boolean {
+  if (queue.type !== "quorum" || !atLeast(broker.version, 3, 10)) return false;
+  return pairings(policiesFor(queue, policies), policiesFor(queue, broker.operatorPolicies ?? [])).every((s) => outcome(queue.arguments, s.policy, s.operator).mode === "at-least-once");
 }
 
-/** The policies one of which the broker may apply, or none: a pattern topo cannot read may match nothing. */
-function scenariosOf(candidates: { p: Policy; unread: boolean }[]): (Policy | undefined)[] {
-  const scenarios: (Policy | undefined)[] = candidates.map((c) => c.p);
-  if (!candidates.length || candidates.every((c) => c.unread)) scenarios.push(undefined);
-  return scenarios;
-}
+/** What keepsDeadLetters needs of the broker: its version, and its operator policies where they were read. */
+export type Broker = Pick<ActualCluster, "version" | "operatorPolicies">;
 
 /** What the broker does with `n` queues' dead letters, their subject included. */
 function does(mode: Mode, n: number): string {
@@ -114,7 +117,10 @@ function does(mode: Mode, n: number): string {
 
 /** `existing`: some of the queues exist, and a change of their arguments replaces them. */
 function fixOf(mode: Mode, o: Outcome, vhost: string, existing: boolean): string {
-  if (o.policy) return `change policy ${quoted(o.policy.name)} (rabbitmqctl list_policies -p ${shellWord(vhost)}), or write x-dead-letter-strategy: at-most-once in the file, so that it says what the broker does`;
+  if (o.policy) {
+    const kind = o.operator ? "operator policy" : "policy";
+    return `change ${kind} ${quoted(o.policy.name)} (rabbitmqctl ${o.operator ? "list_operator_policies" : "list_policies"} -p ${shellWord(vhost)}), or write x-dead-letter-strategy: at-most-once in the file, so that it says what the broker does`;
+  }
   const replaces = existing ? "; apply --allow-destructive then replaces the queues that exist, keeping their messages" : "";
   return mode === "off"
     ? `add x-dead-letter-exchange beside it ("" is the default exchange), or drop x-dead-letter-strategy${replaces ? ` (${replaces.slice(2)})` : ""}`
@@ -141,6 +147,7 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
   const asking = desired.queues.filter((s) => s.queue.type === "quorum" && asString(s.queue.arguments[STRATEGY]) !== undefined);
   if (!asking.length) return out;
   const { policies, exists } = vhostOf();
+  const operatorsOf = operatorPoliciesApplied(actual);
   const found = new Map<string, { sure: boolean; place: string; setting: string; outcome: Outcome; also: string; existing: boolean; queues: string[] }>();
   const vhost = desired.target.amqp.vhost;
   for (const spec of asking) {
@@ -151,12 +158,15 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
     const reported = exists.has(queue.name) ? actual.queueFacts[queue.name]?.policy : undefined;
     const named = reported === undefined ? undefined : policies.find((p) => p.name === reported);
     const candidates = named ? [{ p: named, unread: false }] : policiesFor(queue, policies);
-    const scenarios = scenariosOf(candidates);
-    const wrong = scenarios.map((p) => outcome(queue.arguments, p)).filter((o) => o.mode === "off" || (asked === "at-least-once" && o.mode !== "at-least-once"));
+    const scenarios = pairings(candidates, operatorsOf(queue));
+    const wrong = scenarios.flatMap((s) => {
+      const o = outcome(queue.arguments, s.policy, s.operator);
+      return o.mode === "off" || (asked === "at-least-once" && o.mode !== "at-least-once") ? [{ o, unsure: s.unsure }] : [];
+    });
     if (!wrong.length) continue;
     const sure = wrong.length === scenarios.length;
-    const first = wrong[0] as Outcome;
-    const also = sure ? "" : `RabbitMQ applies one of policies ${candidates.map((c) => quoted(c.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read), so topo cannot tell whether it does`;
+    const first = (wrong[0] as { o: Outcome }).o;
+    const also = sure ? "" : `${wrong.find((w) => w.unsure)?.unsure ?? "topo cannot tell which policy RabbitMQ applies"}, so topo cannot tell whether it does`;
     const place = placeIn(spec, placeOf);
     const key = JSON.stringify([place, sure, first.mode, first.cause]);
     const entry = found.get(key) ?? { sure, place, setting: `${STRATEGY}: ${quoted(asked)}`, outcome: first, also, existing: false, queues: [] };
@@ -169,7 +179,7 @@ export function deadLettering(desired: DesiredCluster, actual: ActualCluster, ow
     const which = `${n === 1 ? "queue" : "queues"} ${names(f.queues)}`;
     const line = `${f.place}: ${f.setting} (${which}): ${f.sure ? "" : "if it applies, "}${f.outcome.cause}, so ${does(f.outcome.mode, n)}${f.also ? `; ${f.also}` : ""}; fix: ${fixOf(f.outcome.mode, f.outcome, vhost, f.existing)}`;
     // A policy that is not the file's decides for certain: drift, as a policy's limit is.
-    if (f.sure && f.outcome.policy && !owns(f.outcome.policy)) out.degraded.push(line);
+    if (f.sure && f.outcome.policy && (f.outcome.operator || !owns(f.outcome.policy))) out.degraded.push(line);
     else out.warnings.push(line);
   }
   return out;
@@ -244,7 +254,7 @@ function nowhere(desired: DesiredCluster, actual: ActualCluster, sending: readon
     const place = placeIn(spec, placeOf, f.argument);
     const setting = `${f.argument}: ${quoted(f.value)}`;
     // A quorum queue that dead-letters at least once keeps what finds no route (measured, above).
-    const keeps = keepsDeadLetters(spec.queue, vhostOf().policies, actual.version);
+    const keeps = keepsDeadLetters(spec.queue, vhostOf().policies, actual);
     const at = `${place}\n${setting}\n${keeps}`;
     const entry = found.get(at) ?? { place, setting, where: f.where, dropped: f.dropped ?? "", fix: f.fix, keeps, queues: [] };
     entry.queues.push(spec.queue.name);
@@ -292,7 +302,7 @@ function loopsBack(desired: DesiredCluster, actual: ActualCluster, sending: read
     const place = placeIn(spec, placeOf, hop.argument);
     const setting = settingOf(spec, hop.argument);
     const limit = deliveryLimitOf(queue, actual.version);
-    const keeps = keepsDeadLetters(queue, vhostOf().policies, actual.version);
+    const keeps = keepsDeadLetters(queue, vhostOf().policies, actual);
     const group = `${place}\n${setting}\n${where}\n${limit ?? ""}\n${keeps}`;
     const entry = found.get(group) ?? { place, setting, where, limit, keeps, queues: [] };
     entry.queues.push(queue.name);
@@ -389,7 +399,7 @@ function cyclesThrough(desired: DesiredCluster, actual: ActualCluster, sending: 
     // once. Measured on 3.10.8 and 4.3.6 with two quorum queues each expiring into the other
     // through "", 10 messages published to the first: all 10 held in the second when it did
     // (messages_dlx 10, whatever the first did), none anywhere when it did not.
-    const keepers = cycle.filter((c) => keepsDeadLetters(c.spec.queue, vhostOf().policies, actual.version)).map((c) => c.spec.queue.name);
+    const keepers = cycle.filter((c) => keepsDeadLetters(c.spec.queue, vhostOf().policies, actual)).map((c) => c.spec.queue.name);
     const all = keepers.length === cycle.length;
     const why = `because it expired, a length limit pushed it out or it went over a delivery limit${limits.length ? ` (${limits.join("; ")})` : ""}`;
     const fate = all
@@ -564,7 +574,7 @@ export function movedDeadLetterNotes(desired: DesiredCluster, actual: ActualClus
     if (exchange === undefined || exchange === "" || spec.queue.arguments["x-dead-letter-routing-key"] !== undefined) return undefined;
     vhost ??= { policies: policiesOnceApplied(desired, actual, owns), exists: new Set<string>() };
     if (!routesNone(spec, { key: queue }, routing, vhost)) return undefined;
-    return movedNote(queue, exchange, keepsDeadLetters(spec.queue, vhost.policies, actual.version));
+    return movedNote(queue, exchange, keepsDeadLetters(spec.queue, vhost.policies, actual));
   };
 }
 
@@ -670,7 +680,7 @@ export function deadLetterSendersByName(desired: DesiredCluster, actual: ActualC
         const id = `${s.to}\n${r.name}`;
         if (seen.has(id)) continue;
         seen.add(id);
-        pushTo(out, s.to, { queue: r.name, how: s.how, sure: !unsure && sends.length === candidates.length, keeps: keepsDeadLetters(r, policies, actual.version) });
+        pushTo(out, s.to, { queue: r.name, how: s.how, sure: !unsure && sends.length === candidates.length, keeps: keepsDeadLetters(r, policies, actual) });
       }
     }
     return out;

@@ -13,7 +13,7 @@ import { pushTo } from "../core/collections.js";
 import { markLostBindings } from "./lost-bindings.js";
 import { markRetyped } from "./retyped.js";
 import { isTopoBinding } from "./route.js";
-import { AT_LEAST_ONCE, deadLetterSendersByName, keepsDeadLetters, movedDeadLetterNotes, namedDeadLettersNote, type NamedSender } from "./dead-lettering.js";
+import { AT_LEAST_ONCE, deadLetterSendersByName, keepsDeadLetters, movedDeadLetterNotes, namedDeadLettersNote, type Broker, type NamedSender } from "./dead-lettering.js";
 import { usersUnread } from "./users.js";
 
 /**
@@ -257,8 +257,8 @@ export function diffCluster(desired: DesiredCluster, actual: ActualCluster, pref
   // What the vhost holds once the plan is applied, found once, and only when an exchange is deleted or replaced.
   let left: Resource[] | undefined;
   const remainingOnce = () => (left ??= remaining(want, have, deleted, owner));
-  const orphanedRoutes = routesIntoDeleted(actions, namedSenders, remainingOnce, actual.version);
-  markRoutesIntoReplaced(actions, remainingOnce, actual.version);
+  const orphanedRoutes = routesIntoDeleted(actions, namedSenders, remainingOnce, actual);
+  markRoutesIntoReplaced(actions, remainingOnce, actual);
   resumeInterruptedReplaces(actions, want, have, actual, deleted, owner);
   // A replace re-creates every binding the old object had (also bindings topo does not own),
   // except those this plan deletes anyway.
@@ -400,9 +400,9 @@ interface ExchangeSender {
  * Of the exchanges `targets`, who sends each one messages no publisher sends: a queue's
  * dead-letter exchange or an exchange's alternate exchange, as an argument, or a policy that
  * sets either for what it matches. By exchange name; none for an exchange nothing sends to.
- * `version`: the broker's (keepsDeadLetters).
+ * `broker`: its version and operator policies (keepsDeadLetters).
  */
-function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => readonly Resource[], version: string): Map<string, ExchangeSender[]> {
+function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => readonly Resource[], broker: Broker): Map<string, ExchangeSender[]> {
   const senders = new Map<string, ExchangeSender[]>();
   if (targets.size === 0) return senders;
   const resources = remainingOnce();
@@ -415,7 +415,7 @@ function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => r
       const dlx = r.arguments["x-dead-letter-exchange"];
       if (typeof dlx !== "string" || !targets.has(dlx)) continue;
       policies ??= resources.filter((p): p is Policy => p.kind === "policy");
-      const keeps = keepsDeadLetters(r, policies, version);
+      const keeps = keepsDeadLetters(r, policies, broker);
       add(dlx, `queue ${r.name} dead-letters to it (x-dead-letter-exchange${keeps ? ", at least once" : ""})`, true, keeps);
     } else if (r.kind === "exchange" && !targets.has(r.name)) add(r.arguments["alternate-exchange"], `exchange ${r.name} sends what it cannot route to it (alternate-exchange)`, false);
     else if (r.kind === "policy") {
@@ -437,10 +437,10 @@ function sendersToExchanges(targets: ReadonlySet<string>, remainingOnce: () => r
  * some (tens of milliseconds of that flow each). Plan names each sender under the replace
  * (docs/safety.md).
  */
-function markRoutesIntoReplaced(actions: Action[], remainingOnce: () => readonly Resource[], version: string): void {
+function markRoutesIntoReplaced(actions: Action[], remainingOnce: () => readonly Resource[], broker: Broker): void {
   const replaced = actions.flatMap((a) => (a.op === "replace" && a.after.kind === "exchange" ? [{ a, name: a.after.name }] : []));
   if (replaced.length === 0) return;
-  const senders = sendersToExchanges(new Set(replaced.map((r) => r.name)), remainingOnce, version);
+  const senders = sendersToExchanges(new Set(replaced.map((r) => r.name)), remainingOnce, broker);
   for (const { a, name } of replaced) {
     const all = senders.get(name);
     if (!all) continue;
@@ -484,7 +484,7 @@ function keptDeadLetters(who: readonly string[], when: string, then: string): st
  * pair, a queue with x-dead-letter-exchange "" under a policy's dead-letter-routing-key naming the
  * deleted queue was not named.
  */
-function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => NamedSender[], remainingOnce: () => readonly Resource[], version: string): string[] {
+function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => NamedSender[], remainingOnce: () => readonly Resource[], broker: Broker): string[] {
   const gone = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "exchange" ? [a.before.name] : [])));
   // Dead-lettering through the default exchange names the queue itself, by its routing key.
   const goneQueues = new Set(actions.flatMap((a) => (a.op === "delete" && a.before.kind === "queue" ? [a.before.name] : [])));
@@ -498,7 +498,7 @@ function routesIntoDeleted(actions: Action[], namedSenders: (queue: string) => N
       pushTo(s.keeps ? keeping : senders, `queue ${q}`, who);
     }
   }
-  for (const [exchange, who] of sendersToExchanges(gone, remainingOnce, version)) {
+  for (const [exchange, who] of sendersToExchanges(gone, remainingOnce, broker)) {
     const lost = who.filter((s) => !s.keeps);
     if (lost.length) senders.set(`exchange ${exchange}`, lost.map((s) => s.who));
     if (lost.length < who.length) keeping.set(`exchange ${exchange}`, who.flatMap((s) => (s.keeps ? [s.who] : [])));

@@ -123,19 +123,19 @@ export function operatorPoliciesApplied(actual: ActualCluster): (q: Queue) => { 
 }
 
 /**
- * The file's queues on the broker that an operator policy setting a limit may cap, where the
- * patterns cannot tell whether it does (one topo cannot read, or a tie): the broker's statistics
- * name the operator policy that applies (readOperatorPolicies). Without them plan only warned,
- * and said "No changes." (exit 0 under --detailed-exitcode) of a queue an operator policy with a
- * POSIX class in its pattern capped at 5 messages.
+ * The file's queues on the broker that an operator policy setting a limit (or overflow) may
+ * apply to, where the patterns cannot tell whether it does (one topo cannot read, or a tie): the
+ * broker's statistics name the operator policy that applies (readOperatorPolicies). Without them
+ * plan only warned, and said "No changes." (exit 0 under --detailed-exitcode) of a queue an
+ * operator policy with a POSIX class in its pattern capped at 5 messages.
  */
 export function operatorPoliciesUnsure(desired: DesiredCluster, actual: ActualCluster): string[] {
   const operatorPolicies = actual.operatorPolicies ?? [];
-  if (!operatorPolicies.some(setsLimit)) return [];
+  if (!operatorPolicies.some(decidesQueues)) return [];
   const exists = new Set(actual.resources.flatMap((r) => (r.kind === "queue" ? [r.name] : [])));
   return desired.queues.flatMap(({ queue }) => {
     const list = policiesFor(queue, operatorPolicies);
-    return exists.has(queue.name) && undecided(list) && list.some((x) => setsLimit(x.p)) ? [queue.name] : [];
+    return exists.has(queue.name) && undecided(list) && list.some((x) => decidesQueues(x.p)) ? [queue.name] : [];
   }).sort();
 }
 
@@ -149,6 +149,11 @@ function setsLimit(p: Policy): boolean {
   return RULES.some((r) => r.key in p.definition);
 }
 
+/** The operator policy sets a key plan compares: a limit (RULES), or overflow (policy-overflow.ts). */
+function decidesQueues(p: Policy): boolean {
+  return setsLimit(p) || "overflow" in p.definition;
+}
+
 /**
  * Why topo cannot be sure the policy applies to a queue, among the `list` that may: a pattern it
  * cannot read, or a tie RabbitMQ settles its own way. Undefined when it surely applies.
@@ -157,6 +162,39 @@ export function whyUnsure(kind: "policy" | "operator policy", p: Policy, unread:
   if (unread) return `topo cannot read its pattern ${quoted(p.pattern)}`;
   if (list.length <= 1) return undefined;
   return `RabbitMQ applies one of ${kind === "policy" ? "policies" : "operator policies"} ${list.map((x) => quoted(x.p.name)).sort().join(", ")} (the same priority, or a pattern topo cannot read)`;
+}
+
+/** One way RabbitMQ may resolve a queue's policies: the policy and the operator policy it applies (either may be none). */
+export interface Pairing {
+  policy?: Policy;
+  operator?: Policy;
+  /** Why topo cannot be sure this is the pairing that applies; undefined when it is. */
+  unsure?: string;
+}
+
+/**
+ * Every pairing of one of `policies` and one of `operators` (candidates as policiesFor gives them)
+ * that may apply to a queue: RabbitMQ applies at most one of each, and merges them. A list whose
+ * every candidate has a pattern topo cannot read may also mean that none of it applies.
+ */
+export function pairings(policies: readonly { p: Policy; unread: boolean }[], operators: readonly { p: Policy; unread: boolean }[]): Pairing[] {
+  const options = (kind: "policy" | "operator policy", list: readonly { p: Policy; unread: boolean }[]) => {
+    const out: { p?: Policy; why?: string }[] = list.map((c) => ({
+      p: c.p,
+      why: c.unread ? `topo cannot read the pattern ${quoted(c.p.pattern)} of ${kind} ${quoted(c.p.name)}` : whyUnsure(kind, c.p, false, list),
+    }));
+    if (!list.length) out.push({});
+    else if (list.every((c) => c.unread)) out.push({ why: `topo cannot read the pattern of ${kind} ${list.map((c) => quoted(c.p.name)).join(", ")}, so it may apply or not` });
+    return out;
+  };
+  const out: Pairing[] = [];
+  for (const u of options("policy", policies)) {
+    for (const o of options("operator policy", operators)) {
+      const why = [u.why, o.why].filter((x) => x !== undefined);
+      out.push({ ...(u.p ? { policy: u.p } : {}), ...(o.p ? { operator: o.p } : {}), ...(why.length ? { unsure: why.join("; ") } : {}) });
+    }
+  }
+  return out;
 }
 
 /** One finding per `key` (what its message says), with every queue it holds for. */

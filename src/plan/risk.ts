@@ -148,8 +148,11 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
   // drop-head: the classic queue kept the first 2 of 5, the quorum queue the last 2). Taken as the
   // argument's, a finishing replace moved 8 messages back into a quorum queue of the file's
   // reject-publish without counting the bytes it held already, and drop-head dropped 6 of them.
+  // An operator policy's overflow (RabbitMQ 3.12.7 and later) wins over the policy's
+  // (policy-overflow.ts has the measurements).
   const own = asString(q.arguments["x-overflow"]);
-  const overflow = q.type === "quorum" ? (asString(d.overflow) ?? own) : (own ?? asString(d.overflow));
+  const byPolicy = asString(ops[0]?.p.definition.overflow) ?? asString(d.overflow);
+  const overflow = q.type === "quorum" ? (byPolicy ?? own) : (own ?? byPolicy);
   return {
     maxLength: lower("x-max-length", "max-length"),
     maxLengthBytes: stream ? retention("x-max-length-bytes", "max-length-bytes") : lower("x-max-length-bytes", "max-length-bytes"),

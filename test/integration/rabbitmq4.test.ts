@@ -1014,6 +1014,45 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     expect(plan.stdout).toMatch(/! degraded: operator policy "retries" sets delivery-limit 3 on 1 queue \(mpten\.async\) and the file gives x-delivery-limit 10:/);
   });
 
+  // From RabbitMQ 3.12.7 an operator policy may set overflow, and its value wins over a user's
+  // policy's and a quorum queue's own. Plan took operator policies to set none: it said "No
+  // changes." of a capped queue that refused what the file says it makes room for, and said a
+  // quorum queue keeps its dead letters where it drops them.
+  it("an operator policy's overflow is degraded where it acts, and the broker does refuse", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const file = topologyFile(sync, async, undefined, [
+      { name: "mpcapped", sync: false, async: { arguments: { "x-max-length": 2 } } },
+      { name: "mpkept", sync: false, async: { type: "quorum", arguments: { "x-dead-letter-exchange": "mpcapped", "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } } },
+    ]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const refuse = { pattern: "^mpcapped\\.", definition: { overflow: "reject-publish" }, "apply-to": "queues", priority: 0 };
+    const dropHead = { pattern: "^mpkept\\.", definition: { overflow: "drop-head" }, "apply-to": "queues", priority: 0 };
+    for (const [name, body] of [["refuse", refuse], ["drophead", dropHead]] as const) {
+      const put = await api("PUT", `/api/operator-policies/${async}/${name}`, body);
+      expect(put.status, JSON.stringify(put.body)).toBeLessThan(300);
+    }
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toContain(
+      '! degraded: operator policy "refuse" sets overflow reject-publish on 1 queue (mpcapped.async) and the file gives it no x-overflow (drop-head): a full queue refuses new messages (a publisher without confirms loses them without knowing), instead of dropping its oldest message as the file says;',
+    );
+    expect(plan.stdout).toMatch(/! degraded: \S+topology\.yaml:\d+:\d+: x-dead-letter-strategy: "at-least-once" \(queue mpkept\.async\): operator policy "drophead" sets overflow "drop-head", which RabbitMQ applies over the queue's own x-overflow and its policy's, so the queue dead-letters at most once/);
+    // Its dead letters to an exchange that routes none of them are dropped, not kept.
+    expect(plan.stdout).toMatch(/x-dead-letter-exchange: "mpcapped" \(queue mpkept\.async\): .*, so RabbitMQ drops every message it dead-letters, without a word/);
+    // What plan says is what the broker does: the third of three publishes is refused.
+    const conn = await amqplib.connect(`${AMQP}/${async}`);
+    try {
+      const ch = await conn.createConfirmChannel();
+      const confirms = [];
+      for (let i = 0; i < 3; i++) confirms.push(await new Promise((ok) => ch.publish("mpcapped", "mpcapped.async.audit", Buffer.from(String(i)), {}, (err) => ok(err ? "nack" : "ack"))));
+      expect(confirms).toEqual(["ack", "ack", "nack"]);
+    } finally {
+      await conn.close();
+    }
+  });
+
   // A queue whose process failed until its supervisor gave up is listed with its properties and
   // bindings as if it worked, and plan said "No changes." (exit 0), apply "the broker matches the
   // file", while every publish routed to it was nacked.

@@ -70,6 +70,22 @@ describe("how RabbitMQ dead-letters the file's quorum queues", () => {
     expect(run({ ...DLX, "x-dead-letter-strategy": "at-least-once" }, [foreign({ definition: { overflow: "reject-publish" } })])).toEqual({ degraded: [], warnings: [] });
   });
 
+  // From RabbitMQ 3.12.7 an operator policy may set overflow, over the queue's and its policy's:
+  // plan said such queues keep their dead letters, and said "No changes.", where they drop them.
+  it("an operator policy's overflow wins over the file's and a policy's: degraded, naming the operator policy", () => {
+    const args = { ...DLX, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
+    const d = desired(args);
+    const ops = [foreign({ name: "cap", definition: { overflow: "drop-head" } })];
+    const r = deadLettering(d, actual([...d.resources, foreign({ definition: { overflow: "reject-publish" } })], { version: "4.0.5", operatorPolicies: ops }), owns, displayPath);
+    expect(r.warnings).toEqual([]);
+    expect(r.degraded).toEqual([
+      expect.stringMatching(/^defaults\.async\.arguments\.x-dead-letter-strategy: .*: operator policy "cap" sets overflow "drop-head", which RabbitMQ applies over the queue's own x-overflow and its policy's, so they dead-letter at most once: .*; fix: change operator policy "cap" \(rabbitmqctl list_operator_policies -p a\), or write x-dead-letter-strategy: at-most-once/),
+    ]);
+    // An operator policy's reject-publish makes at-least-once hold over a policy's drop-head.
+    const kept = deadLettering(d, actual([...d.resources, foreign({ definition: { overflow: "drop-head" } })], { version: "4.0.5", operatorPolicies: [foreign({ name: "cap", definition: { overflow: "reject-publish" } })] }), owns, displayPath);
+    expect(kept).toEqual({ degraded: [], warnings: [] });
+  });
+
   it("a tie of policies is a warning that says topo cannot tell; the broker's word settles it", () => {
     const args = { ...DLX, "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" };
     const bad = foreign({ name: "bad", definition: { overflow: "drop-head" } });
@@ -158,8 +174,9 @@ describe("dead letters sent to an exchange that routes none of their keys", () =
     ]);
     const dropHead = policy({ name: "overflow", pattern: "^mpa\\.", definition: { overflow: "drop-head" } });
     const withoutReject = desiredOf(raw({ services: [{ name: "mpa", async: { type: "quorum", arguments: atLeastOnce } }, "mpdead"] }), "async");
-    // RabbitMQ dead-letters at least once since 3.10 only.
-    for (const [file, vhost] of [[withReject, actual([dropHead])], [withoutReject, actual([])], [withReject, actual([], { version: "3.9.29" })]] as const) {
+    // RabbitMQ dead-letters at least once since 3.10 only; an operator policy's drop-head wins over the file's reject-publish.
+    const operatorDropHead = actual([], { version: "4.0.5", operatorPolicies: [dropHead] });
+    for (const [file, vhost] of [[withReject, actual([dropHead])], [withoutReject, actual([])], [withReject, actual([], { version: "3.9.29" })], [withReject, operatorDropHead]] as const) {
       expect(deadLettering(file, vhost, owns, displayPath).warnings.filter((w) => w.includes("routes none"))).toEqual([expect.stringContaining("so RabbitMQ drops every message it dead-letters, without a word")]);
     }
   });

@@ -53,3 +53,37 @@ describe("a policy's overflow on the file's queues", () => {
     expect(policyOverflow(d, named("a"), owns).degraded).toHaveLength(1);
   });
 });
+
+// From RabbitMQ 3.12.7 an operator policy may set overflow, and its value wins over a user's
+// policy's: measured on 4.0.5 and 4.3.6. Plan took operator policies to have none, and said
+// "No changes." of queues that refused new messages where the file drops the oldest.
+describe("an operator policy's overflow on the file's queues", () => {
+  const ops = (definition: Record<string, unknown>, o: Partial<Policy> = {}) => [cap({ name: "ops", definition, ...o })];
+
+  it("is degraded on a capped classic queue without x-overflow and on a quorum queue, named as an operator policy, with its fix", () => {
+    const r = policyOverflow(d, actual(d.resources, { version: "4.0.5", operatorPolicies: ops({ overflow: "reject-publish" }) }), owns);
+    expect(r.warnings).toEqual([]);
+    expect(r.degraded).toEqual([
+      'operator policy "ops" sets overflow reject-publish on 1 queue (mppay.async) and the file gives it no x-overflow (drop-head): a full queue refuses new messages (a publisher without confirms loses them without knowing), instead of dropping its oldest message as the file says; change operator policy "ops" (rabbitmqctl list_operator_policies -p a), or write x-overflow: reject-publish for it in the file, so that it says what the broker does',
+      expect.stringMatching(/^operator policy "ops" sets overflow reject-publish on 1 queue \(mpquota\.async\) and the file gives x-overflow drop-head, which RabbitMQ applies under a policy's for a quorum queue: /),
+    ]);
+  });
+
+  it("wins over a user's policy's: the user's drop-head does not hide it, and the user's reject-publish is not what applies", () => {
+    const user = cap({ name: "user", pattern: "^mpquota\\.", definition: { overflow: "drop-head" } });
+    const r = policyOverflow(d, actual([...d.resources, user], { version: "4.3.6", operatorPolicies: ops({ overflow: "reject-publish" }, { pattern: "^mpquota\\." }) }), owns);
+    expect(r.degraded).toEqual([expect.stringMatching(/^operator policy "ops" sets overflow reject-publish on 1 queue \(mpquota\.async\)/)]);
+    const userReject = cap({ name: "user", pattern: "^mpquota\\.", definition: { overflow: "reject-publish" } });
+    expect(policyOverflow(d, actual([...d.resources, userReject], { version: "4.3.6", operatorPolicies: ops({ overflow: "drop-head" }, { pattern: "^mpquota\\." }) }), owns)).toEqual({ degraded: [], warnings: [] });
+  });
+
+  it("one whose pattern topo cannot read is a warning", () => {
+    const r = policyOverflow(d, actual(d.resources, { version: "4.0.5", operatorPolicies: ops({ overflow: "reject-publish" }, { pattern: "^mppay[[:punct:]]" }) }), owns);
+    expect(r.degraded).toEqual([]);
+    // Read as PCRE it matches mppay.async alone; topo cannot tell, so it may match any queue.
+    expect(r.warnings).toEqual([
+      expect.stringMatching(/^operator policy "ops" sets overflow reject-publish on 1 queue \(mppay\.async\) .*: if it applies, .*topo cannot read the pattern "\^mppay\[\[:punct:\]\]" of operator policy "ops".*GET \/api\/queues\/a\?columns=name,operator_policy shows it/),
+      expect.stringMatching(/^operator policy "ops" sets overflow reject-publish on 1 queue \(mpquota\.async\) .*: if it applies, /),
+    ]);
+  });
+});

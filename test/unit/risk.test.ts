@@ -289,6 +289,13 @@ describe("replace risks", () => {
       messageTtl: { value: 100000, from: "operator policy cap's message-ttl" },
     });
     expect(queueLimits(queue({ arguments: { "x-max-length": 10 } }), [], operatorPolicies).maxLength).toEqual({ value: 10, from: "x-max-length" });
+    // Its overflow (RabbitMQ 3.12.7 and later) wins over a policy's, and over a quorum queue's own;
+    // a classic queue's own x-overflow still wins (measured on 4.0.5 and 4.3.6).
+    const refuse = [policy({ name: "refuse", pattern: "^mplogin\\.", definition: { overflow: "reject-publish" } })];
+    const dropHead = [policy({ name: "drop", pattern: "^mplogin\\.", definition: { overflow: "drop-head" } })];
+    expect(queueLimits(queue(), dropHead, refuse).overflow).toBe("reject-publish");
+    expect(queueLimits(queue({ type: "quorum", arguments: { "x-overflow": "drop-head" } }), dropHead, refuse).overflow).toBe("reject-publish");
+    expect(queueLimits(queue({ arguments: { "x-overflow": "drop-head" } }), [], refuse).overflow).toBe("drop-head");
     // It applies to the old queue as well, but a TTL of a policy is no deadline the messages
     // surely had already: they may have been enqueued before it was set.
     expect(rules(replace({ operatorPolicies, held: held({ ready: 30 }) }))).toEqual(["x-max-length", "x-message-ttl"]);
