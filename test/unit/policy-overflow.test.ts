@@ -58,7 +58,7 @@ describe("a policy's overflow on the file's queues", () => {
 // policy's: measured on 4.0.5 and 4.3.6. Plan took operator policies to have none, and said
 // "No changes." of queues that refused new messages where the file drops the oldest.
 describe("an operator policy's overflow on the file's queues", () => {
-  const ops = (definition: Record<string, unknown>, o: Partial<Policy> = {}) => [cap({ name: "ops", definition, ...o })];
+  const ops = (definition: Policy["definition"], o: Partial<Policy> = {}) => [cap({ name: "ops", definition, ...o })];
 
   it("is degraded on a capped classic queue without x-overflow and on a quorum queue, named as an operator policy, with its fix", () => {
     const r = policyOverflow(d, actual(d.resources, { version: "4.0.5", operatorPolicies: ops({ overflow: "reject-publish" }) }), owns);
