@@ -117,7 +117,7 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
   "x-delayed-retry-type": {
     types: ["quorum"],
     value: { kind: "enum", values: ["all", "failed", "returned", "disabled"] },
-    description: "Quorum queues, RabbitMQ 4.3 and later: which returned messages wait before they are delivered again (all, failed: rejected or nacked, returned: given back by a closed channel or cancelled consumer). Needs x-delayed-retry-min.",
+    description: "Quorum queues, RabbitMQ 4.3 and later: which returned messages wait before they are delivered again (all; failed: rejected, or left unacknowledged by a closed channel; returned: nacked with requeue). Needs x-delayed-retry-min.",
     requires: {
       name: "x-delayed-retry-min",
       unless: "disabled",
@@ -129,7 +129,7 @@ export const ARGUMENTS: Readonly<Record<string, ArgumentRule>> = {
   "x-delayed-retry-min": {
     types: ["quorum"],
     value: exact(1),
-    description: "Quorum queues, RabbitMQ 4.3 and later: milliseconds the first delayed retry waits. Needs x-delayed-retry-type.",
+    description: "Quorum queues, RabbitMQ 4.3 and later: milliseconds a delayed retry waits, times the message's delivery count. Needs x-delayed-retry-type.",
     requires: {
       name: "x-delayed-retry-type",
       ignored: true,

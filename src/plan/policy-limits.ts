@@ -1,12 +1,13 @@
 // Pure: what the vhost's policies and operator policies make of the file's queues. For a queue's
-// length, bytes, message TTL and expiry, and a quorum queue's delivery limit, RabbitMQ applies the
-// lowest of the queue's argument, its policy's value and its operator policy's value
-// (rabbit_amqqueue_process; quorum queues the same, measured on 4.0.5). A policy that sets one of
-// them where the file gives none, or a lower one, makes the queue drop, expire or delete what the
-// file says it keeps, while its arguments are exactly the file's: a plan that only compared
-// arguments said "No changes". A stream's retention (max-age, max-length-bytes, segment size) is
-// the policy's wherever a policy gives it, so there any value other than the file's is drift. The
-// policy is not topo's, so topo cannot repair that: plan and apply say so.
+// length, bytes, message TTL, expiry and consumer timeouts, and a quorum queue's delivery limit,
+// RabbitMQ applies the lowest of the queue's argument, its policy's value and its operator
+// policy's value (rabbit_amqqueue_process; quorum queues the same, measured on 4.0.5). A policy
+// that sets one of them where the file gives none, or a lower one, makes the queue drop, expire
+// or delete what the file says it keeps, or cut off a worker the file lets hold a task, while its
+// arguments are exactly the file's: a plan that only compared arguments said "No changes". A
+// stream's retention (max-age, max-length-bytes, segment size) is the policy's wherever a policy
+// gives it, so there any value other than the file's is drift. The policy is not topo's, so topo
+// cannot repair that: plan and apply say so.
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { atLeast } from "./broker-rules.js";
@@ -89,6 +90,33 @@ const RULES: readonly LimitRule[] = [
     brokerDefault: (version) => (atLeast(version, 4, 0) ? 20 : undefined),
     unlimited: -1,
   },
+  {
+    // RabbitMQ 3.12 and later time a consumer out at the lower of the queue's x-consumer-timeout
+    // and its policy's consumer-timeout (rabbit_channel up to 4.2, rabbit_queue_type:consume on
+    // 4.3; measured on 4.0.5 and 4.3.6, 5 s under a policy of 600 s and 600 s under one of 5 s both
+    // timed out at 5 s; both refuse it in an operator policy). Without either, the node's consumer_timeout applies,
+    // which topo cannot read: a policy's value there is the queue's, higher or lower. On 4.3 only
+    // quorum queues time consumers out (on 4.3.6 a classic queue under a policy of 5 s did not in
+    // 200 s, though its consumers were listed with that timeout).
+    arg: "x-consumer-timeout",
+    key: "consumer-timeout",
+    wins: "lowest",
+    // Measured: 4.0.5 closed the channel (406 PRECONDITION_FAILED) at its next check, 59 s after
+    // the delivery; 4.3.6 cancelled the consumer at 5 s, leaving its channel open. Either way the
+    // delivery is given back and delivered again.
+    does: (v, n) => `${n === 1 ? "cuts" : "cut"} off a consumer that holds a delivery unacknowledged for more than ${duration(v)} (RabbitMQ closes its channel, or from 4.3 cancels it, and delivers the message again)`,
+    types: (version) => (atLeast(version, 4, 3) ? ["quorum"] : atLeast(version, 3, 12) ? ["classic", "quorum"] : []),
+  },
+  {
+    // RabbitMQ 4.3: the lower of the argument and a policy's (rabbit_quorum_queue, read from the
+    // 4.3.5 source; not measured, as it needs a second node). Without either, the node's
+    // consumer_disconnected_timeout applies (60 s by default).
+    arg: "x-consumer-disconnected-timeout",
+    key: "consumer-disconnected-timeout",
+    wins: "lowest",
+    does: (v, n) => `${n === 1 ? "gives" : "give"} back the messages of a consumer whose node is cut off after ${duration(v)}`,
+    types: (version) => (atLeast(version, 4, 3) ? ["quorum"] : []),
+  },
 ];
 
 /**
@@ -123,11 +151,11 @@ export function operatorPoliciesApplied(actual: ActualCluster): (q: Queue) => { 
 }
 
 /**
- * The file's queues on the broker that an operator policy setting a limit (or overflow) may
- * apply to, where the patterns cannot tell whether it does (one topo cannot read, or a tie): the
- * broker's statistics name the operator policy that applies (readOperatorPolicies). Without them
- * plan only warned, and said "No changes." (exit 0 under --detailed-exitcode) of a queue an
- * operator policy with a POSIX class in its pattern capped at 5 messages.
+ * The file's queues on the broker that an operator policy setting a limit (or overflow, or delayed
+ * retries) may apply to, where the patterns cannot tell whether it does (one topo cannot read, or
+ * a tie): the broker's statistics name the operator policy that applies (readOperatorPolicies).
+ * Without them plan only warned, and said "No changes." (exit 0 under --detailed-exitcode) of a
+ * queue an operator policy with a POSIX class in its pattern capped at 5 messages.
  */
 export function operatorPoliciesUnsure(desired: DesiredCluster, actual: ActualCluster): string[] {
   const operatorPolicies = actual.operatorPolicies ?? [];
@@ -149,9 +177,9 @@ function setsLimit(p: Policy): boolean {
   return RULES.some((r) => r.key in p.definition);
 }
 
-/** The operator policy sets a key plan compares: a limit (RULES), or overflow (policy-overflow.ts). */
+/** The operator policy sets a key plan compares: a limit (RULES), overflow (policy-overflow.ts), or delayed retries (policy-retry.ts). */
 function decidesQueues(p: Policy): boolean {
-  return setsLimit(p) || "overflow" in p.definition;
+  return setsLimit(p) || ["overflow", "delayed-retry-type", "delayed-retry-min", "delayed-retry-max"].some((k) => k in p.definition);
 }
 
 /**
@@ -238,7 +266,7 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
   if (actual.operatorPoliciesUnreadable && desired.queues.length) {
     const n = desired.queues.length;
     out.warnings.push(
-      `operator policies not compared: ${actual.operatorPoliciesUnreadable}, so topo cannot tell whether one caps the length, bytes, message TTL or expiry of the file's ${plural(n, "queue")} (${names(desired.queues.map((q) => q.queue.name))}); give ${shellWord(desired.target.management.username)} the monitoring tag and permissions on vhost ${shellWord(desired.target.amqp.vhost)}, or check with rabbitmqctl list_operator_policies -p ${shellWord(desired.target.amqp.vhost)}`,
+      `operator policies not compared: ${actual.operatorPoliciesUnreadable}, so topo cannot tell whether one caps the length, bytes, message TTL, expiry or deliveries of the file's ${plural(n, "queue")} (${names(desired.queues.map((q) => q.queue.name))}); give ${shellWord(desired.target.management.username)} the monitoring tag and permissions on vhost ${shellWord(desired.target.amqp.vhost)}, or check with rabbitmqctl list_operator_policies -p ${shellWord(desired.target.amqp.vhost)}`,
     );
     out.notCompared.push("operator policies");
   }

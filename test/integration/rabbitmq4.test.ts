@@ -1053,6 +1053,84 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     }
   });
 
+  // RabbitMQ times a consumer out at the lower of a queue's x-consumer-timeout and its policy's
+  // consumer-timeout: plan said "No changes." of a quorum queue the file gives an hour, whose
+  // workers a policy of 5 s cut off (4.3.6).
+  it("a policy's consumer-timeout below the file's is degraded", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const file = topologyFile(sync, async, { async: { type: "quorum" } }, [{ name: "mphour", sync: false, async: { arguments: { "x-consumer-timeout": 3_600_000 } } }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const put = await api("PUT", `/api/policies/${async}/short`, { pattern: "^mphour\\.", definition: { "consumer-timeout": 5000 }, "apply-to": "queues", priority: 0 });
+    expect(put.status, JSON.stringify(put.body)).toBeLessThan(300);
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toContain(
+      '! degraded: policy "short" sets consumer-timeout 5000 on 1 queue (mphour.async) and the file gives x-consumer-timeout 3600000: the queue cuts off a consumer that holds a delivery unacknowledged for more than 5 s (RabbitMQ closes its channel, or from 4.3 cancels it, and delivers the message again), not as the file says;',
+    );
+    // What plan says is what the broker does. 4.3 cancels the consumer on time; 4.0 closes the
+    // channel at its next check, up to a minute later (measured: 59 s), too long to wait for here.
+    if (version !== "4.3") return;
+    await publish(async, "mphour", "mphour.async.report", 1);
+    const conn = await amqplib.connect(`${AMQP}/${async}`);
+    // 4.3.6 may deliver again to the cancelled consumer's tag, which amqplib reports as an error.
+    conn.on("error", () => undefined);
+    try {
+      const ch = await conn.createChannel();
+      ch.on("error", () => undefined);
+      await ch.prefetch(1);
+      const started = Date.now();
+      const cancelled = new Promise<number>((resolve) => {
+        void ch.consume("mphour.async", (m) => {
+          if (m === null) resolve(Date.now() - started);
+        });
+      });
+      const after = await Promise.race([cancelled, new Promise<number>((r) => setTimeout(() => r(-1), 20_000))]);
+      expect(after, "the broker did not cancel the consumer within 20 s").toBeGreaterThanOrEqual(4_000);
+      expect(after).toBeLessThan(20_000);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  });
+
+  // RabbitMQ 4.3 holds a returned message back where a policy says (delayed-retry-type, -min and
+  // -max), over the queue's own arguments: plan said "No changes." of a queue the file declares
+  // with x-delayed-retry-type: disabled, whose every requeue waited 30 s.
+  if (version === "4.3") it("a policy's delayed retries over the file's are degraded, and the broker does delay a returned message", async () => {
+    const sync = uniqueName("r4sync");
+    const async = uniqueName("r4async");
+    vhosts.push(sync, async);
+    const file = topologyFile(sync, async, { async: { type: "quorum" } }, [{ name: "mpnow", sync: false, async: { arguments: { "x-delayed-retry-type": "disabled" } } }]);
+    expect((await runCli(["apply", "-f", file])).code).toBe(0);
+    const policy = { pattern: "^mpnow\\.", "apply-to": "quorum_queues", priority: 0, definition: { "delayed-retry-type": "all", "delayed-retry-min": 120_000 } };
+    expect((await api("PUT", `/api/policies/${async}/delay`, policy)).status).toBeLessThan(300);
+    const plan = await runCli(["plan", "-f", file, "--detailed-exitcode"]);
+    expect(plan.code, plan.stderr).toBe(2);
+    expect(plan.stdout).toContain(
+      '! degraded: policy "delay" sets delayed-retry-type all, delayed-retry-min 120000 on 1 queue (mpnow.async) and the file gives x-delayed-retry-type disabled: the queue holds a message given back (rejected, nacked, or left unacknowledged by a closed channel) for 2 min before delivering it again, where the file says it delivers a message given back again at once;',
+    );
+    // What plan says is what the broker does: a nacked message waits.
+    await publish(async, "mpnow", "mpnow.async.audit", 1);
+    const conn = await amqplib.connect(`${AMQP}/${async}`);
+    try {
+      const ch = await conn.createChannel();
+      const m = await ch.get("mpnow.async");
+      if (!m) throw new Error("the message was not there to fetch");
+      ch.nack(m, false, true);
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+    const stats = async () => (await api("GET", `/api/queues/${encodeURIComponent(async)}/mpnow.async?columns=messages,messages_ready,messages_delayed`)).body;
+    for (let i = 0; i < 60 && (await stats())?.messages_delayed !== 1; i++) await new Promise((r) => setTimeout(r, 500));
+    expect(await stats()).toMatchObject({ messages: 1, messages_ready: 0, messages_delayed: 1 });
+    // The file that writes what the broker does plans clean.
+    const fixed = topologyFile(sync, async, { async: { type: "quorum" } }, [{ name: "mpnow", sync: false, async: { arguments: { "x-delayed-retry-type": "all", "x-delayed-retry-min": 120_000 } } }]);
+    const clean = await runCli(["plan", "-f", fixed, "--detailed-exitcode"]);
+    expect(clean.stdout).not.toContain("degraded");
+  });
+
   // A queue whose process failed until its supervisor gave up is listed with its properties and
   // bindings as if it worked, and plan said "No changes." (exit 0), apply "the broker matches the
   // file", while every publish routed to it was nacked.
