@@ -291,7 +291,7 @@ export class ManagementClient {
           resent = true;
           tried = { err: e, bound: attempts };
         } else {
-          const err = this.networkError(method, path, e as NodeJS.ErrnoException, timeoutMs, ro.probe === true);
+          const err = this.networkError(method, path, e as NodeJS.ErrnoException, timeoutMs, ro.probe === true, attempt);
           const bound = ro.probe && err.status !== "ECONNREFUSED" ? 1 : err.status === "ETIMEDOUT" ? Math.min(attempts, TIMEOUT_ATTEMPTS) : attempts;
           if (!err.transient || attempt >= bound) throw err;
           if (err.status !== "ECONNREFUSED") resent = true;
@@ -530,7 +530,9 @@ export class ManagementClient {
     return { code: "auth_failed", hints: [`the management API refused the credentials (user name or password) of "${user}"; check them in ${this.places.credentials}`] };
   }
 
-  private networkError(method: string, path: string, e: NodeJS.ErrnoException, timeoutMs: number, probe: boolean): BrokerError {
+  /** `tries`: the tries of this request so far, this one included (a time-out said after two waited twice as long). */
+  private networkError(method: string, path: string, e: NodeJS.ErrnoException, timeoutMs: number, probe: boolean, tries = 1): BrokerError {
+    const each = tries > 1 ? `, on each of ${tries} tries` : "";
     const code = e.code ?? "";
     const hints: string[] = [];
     const mgmtHint = `set ${this.places.management} to the management API, usually http://${this.base.hostname}:15672 (https on 15671); AMQP (5672) and Erlang distribution (25672) ports do not speak HTTP`;
@@ -557,7 +559,7 @@ export class ManagementClient {
     }
     const answered = (e as { answered?: number }).answered;
     if (code === "ETIMEDOUT" && answered !== undefined) {
-      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${answered}, but the answer did not end within ${timeoutMs / 1000} s`), {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> ${answered}, but the answer did not end within ${timeoutMs / 1000} s${each}`), {
         status: code,
         transient: true,
         hints: probe ? [mgmtHint] : [`the answer was still arriving after ${timeoutMs / 1000} s; is the broker overloaded, or is this not its management API? topo's reads of very large vhosts take a few seconds`],
@@ -571,7 +573,7 @@ export class ManagementClient {
     if (code === "ETIMEDOUT") {
       // The probe's bound is short, and a management API under load can outlast it: both causes
       // are named, the wrong port first (a hint to change a right URL alone misled).
-      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s${probe ? ": either this port accepts connections and never answers (not a management API), or the management API is too busy to answer its smallest request" : ""}`), {
+      return new BrokerError(this.cluster, redactText(`${this.where(method, path)} -> no answer within ${timeoutMs / 1000} s${each}${probe ? ": either this port accepts connections and never answers (not a management API), or the management API is too busy to answer its smallest request" : ""}`), {
         status: code,
         transient: true,
         hints: [

@@ -34,7 +34,7 @@ describe("a management API that does not answer", () => {
     const baseUrl = await silentApi();
     const lines: string[] = [];
     const client = new ManagementClient("main", { baseUrl, username: "guest", password: "s3cret-pw", display: baseUrl }, {}, { timeoutMs: 600, stillWaitingMs: 250, log: (m) => lines.push(m) });
-    await expect(client.request("GET", "/api/queues/v")).rejects.toThrow(/no answer within 0.6 s/);
+    await expect(client.request("GET", "/api/queues/v")).rejects.toThrow(/no answer within 0.6 s, on each of 2 tries$/m);
     const waiting = lines.filter((l) => /no answer yet after \d+ s; waiting up to 0.6 s/.test(l));
     expect(waiting.length).toBeGreaterThanOrEqual(2); // once per try
     expect(waiting[0]).toContain(`cluster main: GET ${baseUrl}/api/queues/v`);
