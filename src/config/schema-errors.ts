@@ -1,7 +1,7 @@
 // Schema errors in topo's words: each ajv error as a problem at its place in the file, saying
 // what is wrong and what to write instead, never echoing a value that may be secret.
 
-import type { Document } from "yaml";
+import { isScalar, Scalar, type Document } from "yaml";
 import type { ErrorObject } from "ajv";
 import type { ConfigProblem } from "../errors.js";
 import { prefixProblem, USER_NAME_WORDS } from "../core/naming.js";
@@ -61,7 +61,7 @@ export function schemaProblem(
       const value = valueAt(doc, path);
       message = variable
         ? `${where}: \${${variable}} is ${typeof value === "string" && !holdsSecrets(path) ? JSON.stringify(value) : describeValue(value, path)}, not ${wanted}`
-        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${list ? serviceListHint(path) : ""}${defaultsSwitchHint(path, value)}${isSwitch ? typeHint("boolean", value, path) || (typeof value === "string" && /^(?:true|false)$/i.test(value) ? `; write ${value.toLowerCase()} without quotes` : "") : typeHint(String(params.type), value, path)}`;
+        : `${where}: must be ${wanted}, not ${describeValue(value, path)}${list ? serviceListHint(path) : ""}${defaultsSwitchHint(path, value)}${typeHint(isSwitch ? "boolean" : String(params.type), value, path, plainly(doc, path))}`;
       break;
     }
     case "uniqueItems": {
@@ -91,7 +91,7 @@ export function schemaProblem(
       const quotedNumber = typeof params.allowedValue === "number" && typeof value === "string" && value.trim() === String(params.allowedValue);
       message = list
         ? `${where}: must be ${list}, not other text${serviceListHint(path)}`
-        : `${where}: must be ${JSON.stringify(params.allowedValue)}${quotedNumber ? `, the number, not the text ${JSON.stringify(value)}; write it without quotes` : ""}`;
+        : `${where}: must be ${JSON.stringify(params.allowedValue)}${quotedNumber ? `, the number, not the text ${JSON.stringify(value)}; write it ${plainly(doc, path)}` : ""}`;
       break;
     }
     case "pattern": {
@@ -143,10 +143,11 @@ function propertiesAt(schema: unknown): Record<string, unknown> {
 }
 
 /**
- * What to write instead, for the two values YAML 1.2 reads as text where people mean otherwise:
- * yes/no/on/off (booleans in YAML 1.1) and a number in quotes. Never quotes a value that may be secret.
+ * What to write instead, for the values YAML 1.2 reads as text where people mean otherwise:
+ * yes/no/on/off (booleans in YAML 1.1), and a number, true or false in quotes (or in a block).
+ * Never quotes a value that may be secret.
  */
-function typeHint(wanted: string, value: unknown, path: (string | number)[]): string {
+function typeHint(wanted: string, value: unknown, path: (string | number)[], how = "without quotes"): string {
   // A user's password of digits (password: 12345678), or yes/true: the text was meant, and quotes
   // keep it. Only 010 and the like, which YAML reads as another number, were told so (numbers.ts).
   if (wanted === "string" && path[0] === "users" && (typeof value === "number" || typeof value === "boolean")) {
@@ -154,11 +155,25 @@ function typeHint(wanted: string, value: unknown, path: (string | number)[]): st
   }
   if (typeof value !== "string") return "";
   if (wanted === "boolean" && /^(?:y|yes|n|no|on|off)$/i.test(value)) return ` (YAML 1.2 reads yes, no, on and off as text); write true or false`;
+  if (wanted === "boolean" && /^(?:true|false)$/i.test(value.trim())) return `; write ${value.trim().toLowerCase()} ${how}`;
   if ((wanted === "integer" || wanted === "number") && /^\s*[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*$/.test(value)) {
     const key = path[path.length - 1];
-    return holdsSecrets(path) || typeof key !== "string" ? "; write it without quotes" : `; write it without quotes (${key}: ${value.trim()})`;
+    return holdsSecrets(path) || typeof key !== "string" ? `; write it ${how}` : `; write it ${how} (${key}: ${value.trim()})`;
   }
   return "";
+}
+
+/**
+ * How to write a value YAML read as text so that it reads as a number or true/false: without its
+ * quotes, or, for a block scalar (| or >, which is always text), on its key's line. "Write it
+ * without quotes" misled where there were none.
+ */
+function plainly(doc: Document.Parsed, path: (string | number)[]): string {
+  const node = doc.getIn(path, true);
+  if (isScalar(node) && (node.type === Scalar.BLOCK_LITERAL || node.type === Scalar.BLOCK_FOLDED)) {
+    return `on its key's line, without the ${node.type === Scalar.BLOCK_LITERAL ? "|" : ">"} of a block of text`;
+  }
+  return "without quotes";
 }
 
 /**

@@ -48,6 +48,14 @@ describe("values YAML reads otherwise than they look", () => {
       `10:21: defaults.async.arguments.x-max-length: must be an integer, not string "10"; write it without quotes (x-max-length: 10)`,
     ]);
   });
+
+  it("true or false in quotes, and a number or true in a block of text (| or >), which has no quotes to drop", () => {
+    expect(problemsOf(`version: 1\n${CLUSTERS}defaults:\n  sync: { durable: "TRUE" }\nservices: [mplogin]\n`)).toEqual([`8:20: defaults.sync.durable: must be a boolean, not string "TRUE"; write true without quotes`]);
+    expect(problemsOf(withArgs(`      x-max-length: |\n        10\n`))).toEqual([
+      `10:21: defaults.async.arguments.x-max-length: must be an integer, not string "10\\n"; write it on its key's line, without the | of a block of text (x-max-length: 10)`,
+    ]);
+    expect(problemsOf(`version: >\n  1\n${CLUSTERS}services: [mplogin]\n`)[0]).toBe(`1:10: version: must be 1, the number, not the text "1\\n"; write it on its key's line, without the > of a block of text`);
+  });
 });
 
 describe("a file that starts with a byte order mark", () => {
