@@ -597,7 +597,11 @@ exportCmd
           const s = (n: number, w: string) => `${n} ${w}${n === 1 ? "" : "s"}`;
           err(
             `Imported ${s(r.services, "service")} (${s(r.queues, "queue")}) from ${r.clusters.length === 1 ? "cluster" : "clusters"} ${r.clusters.join(", ")}${r.output ? ` into ${r.output}` : ""}. ` +
-              (r.changes ? `topo plan on it shows ${s(r.changes, "change")} the file cannot avoid` : "topo plan on it shows no changes") +
+              (r.closed.length
+                ? `topo plan on it fails at its login to ${r.closed.length === 1 ? "cluster" : "clusters"} ${r.closed.join(", ")}, whose vhost accepts no connections (see the note), and then shows ${r.changes ? s(r.changes, "change") : "no changes"}`
+                : r.changes
+                  ? `topo plan on it shows ${s(r.changes, "change")} the file cannot avoid`
+                  : "topo plan on it shows no changes") +
               (r.degraded ? `, and ${r.degraded} degraded (plan --detailed-exitcode exits 2 while ${r.degraded === 1 ? "it lasts" : "they last"})` : "") +
               (r.kept ? `; ${s(r.kept, "object")} it cannot describe ${r.kept === 1 ? "is" : "are"} left alone` : "") +
               (r.changes || r.kept || r.degraded ? " (listed at its top)." : "."),

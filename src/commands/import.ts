@@ -11,7 +11,8 @@ import { normalize, type RawCluster } from "../config/normalize.js";
 import { BrokerError, ConfigError, TopoError } from "../errors.js";
 import { unknownClusterHints } from "../core/words.js";
 import type { Action, ActualCluster, ClusterTarget, DesiredCluster, DesiredState, SettingPlaces } from "../model.js";
-import { readCluster } from "../broker/read.js";
+import { readCluster, readVhostLimits } from "../broker/read.js";
+import { limitsJson } from "../plan/limits.js";
 import { DEFAULT_PASSWORD_ENV, DEFAULT_PREFIX, prefixProblem } from "../core/naming.js";
 import { planCluster } from "../plan/diff.js";
 import { Redactor } from "../redact.js";
@@ -19,7 +20,7 @@ import { hasSchemeSlashes, learnTypedPassword, shownUrl, userinfoSpan, whyNotAUr
 import { degradedAsPlanned, inferTopology, kindsHeld, type ArgumentSchema, type Inference } from "../import/infer.js";
 import { importUsers, isUserAction, passwordlessUsers, userChanges } from "../import/users.js";
 import { DEFAULT_SCHEMA_LINE, emitTopology } from "../import/emit.js";
-import { shown } from "../core/words.js";
+import { quoted, shellWord, shown } from "../core/words.js";
 import { PasswordVariables, rewriteSection, schemaReference, sectionVariables, urlSection, urlSections, writtenPasswords } from "../import/sections.js";
 import { forEachCluster, identifyBeside } from "./clusters.js";
 import { managementClient, type ConnectionOptions } from "./source.js";
@@ -63,6 +64,8 @@ export interface ImportResult {
   kept: number;
   /** Things the user must know (a password the file now reads from a variable). */
   notices: string[];
+  /** Clusters whose vhost accepts no connections: topo plan on the file fails at its login there. */
+  closed: string[];
 }
 
 
@@ -109,6 +112,8 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
   const p = opts.urls?.length ? fromUrls(opts, env, passwordEnv, redactor) : fromFile(opts, env, passwordEnv, redactor);
 
   const desired: DesiredCluster[] = p.sources.map((s) => ({ target: s.target, resources: [], queues: [] }));
+  /** Clusters whose vhost takes no connection (max-connections 0): what to say of each. */
+  const closed: { cluster: string; note: string }[] = [];
   const actuals = await forEachCluster(desired, async (c): Promise<ActualCluster> => {
     const client = managementClient(c, { ...opts, redactor });
     try {
@@ -119,6 +124,10 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
           hints: ["check the vhost, the path of the url (%2F or no path for /); GET /api/vhosts or rabbitmqctl list_vhosts lists them"],
         });
       }
+      // Plan logs in over AMQP, which import never does: a vhost closed to every connection made
+      // import say "topo plan on it shows no changes" of a file whose plan failed at its login.
+      const limits = await readVhostLimits(client, c.target);
+      if (limits?.["max-connections"] === 0) closed.push({ cluster: c.target.name, note: closedNote(c.target.name, c.target.amqp.vhost, limits) });
       return actual;
     } finally {
       client.close();
@@ -155,6 +164,7 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     ),
     ...imported.skipped,
     ...(unreadable ? [`users were not imported: ${unreadable}.`] : []),
+    ...closed.map((c) => c.note),
   ];
   const emit = () =>
     emitTopology({
@@ -204,7 +214,13 @@ export async function importTopology(opts: ImportOptions): Promise<ImportResult>
     degraded: inference.clusters.reduce((n, c) => n + c.degraded.length, 0),
     kept: inference.clusters.reduce((n, c) => n + c.kept.length, 0),
     notices,
+    closed: closed.map((c) => c.cluster),
   };
+}
+
+/** What a vhost that takes no connection means for the file import writes, and what to do. */
+function closedNote(cluster: string, vhost: string, limits: Readonly<Record<string, number>>): string {
+  return `cluster ${cluster}: vhost ${quoted(vhost)} accepts no connections (max-connections 0), so topo plan and apply on this file fail at their login to it (530 NOT_ALLOWED), and so does every worker and publisher; once it takes connections (rabbitmqctl set_vhost_limits -p ${shellWord(vhost)} '${limitsJson({ ...limits, "max-connections": -1 })}', where -1 is no limit), topo plan on it plans as said here.`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ export function queueRoomProblem(room: QueueRoom | undefined, vhost: string, lim
 }
 
 /** Limits as rabbitmqctl set_vhost_limits takes them: {"max-connections": 50, "max-queues": 6}. */
-function limitsJson(limits: Readonly<Record<string, number>>): string {
+export function limitsJson(limits: Readonly<Record<string, number>>): string {
   return `{${Object.entries(limits)
     .map(([k, v]) => `${JSON.stringify(k)}: ${v}`)
     .join(", ")}}`;

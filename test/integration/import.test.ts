@@ -152,6 +152,28 @@ describe("import of what topo made", () => {
     expect(plan.code).toBe(2);
   });
 
+  // Import reads the management API alone; plan logs in over AMQP. Of a vhost closed to every
+  // connection it said "topo plan on it shows no changes", and plan then failed with 530.
+  it("says of a vhost that accepts no connections that plan on the file fails at its login, and what to do", async () => {
+    const v = pair();
+    const file = topology(v, [{ name: "mplogin", sync: false }]);
+    expect((await runCli(["apply", "-f", file], ENV())).code).toBe(0);
+    expect((await api("PUT", `/api/vhost-limits/${vh(v.async)}/max-connections`, { value: 0 })).status).toBeLessThan(300);
+    const imported = await runCli(["import", "-f", file, "-o", out(file)], ENV());
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).toContain("topo plan on it fails at its login to cluster async, whose vhost accepts no connections (see the note), and then shows no changes.");
+    const note = `cluster async: vhost "${v.async}" accepts no connections (max-connections 0), so topo plan and apply on this file fail at their login to it (530 NOT_ALLOWED), and so does every worker and publisher; once it takes connections (rabbitmqctl set_vhost_limits -p ${v.async} '{"max-connections": -1}', where -1 is no limit), topo plan on it plans as said here.`;
+    expect(imported.stderr).toContain(`note: ${note}`);
+    expect(prose(readFileSync(out(file), "utf8"))).toContain(note);
+    // As said: plan fails at its login, and once the vhost takes connections plans no changes.
+    const refused = await runCli(["plan", "-f", out(file)], ENV());
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("530 NOT_ALLOWED");
+    expect((await api("PUT", `/api/vhost-limits/${vh(v.async)}/max-connections`, { value: -1 })).status).toBeLessThan(300);
+    const plan = await runCli(["plan", "-f", out(file), "--detailed-exitcode"], ENV());
+    expect(plan.code, plan.stdout).toBe(0);
+  });
+
   it("reads one cluster of the file with --cluster, into a file of that cluster only", async () => {
     const v = pair();
     const file = topology(v, ["mplogin", { name: "mpwallet", sync: false }]);
