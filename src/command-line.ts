@@ -311,7 +311,7 @@ program
     try {
       refuseTwoFormats(o, cmd);
       const { show } = await import("./commands/saved.js");
-      const s = show(planFile);
+      const s = show(planFile, version);
       if (!(await unstopped())) return;
       if (format === "text") out(`${s.source}\n`);
       process.stdout.write(`${await renderPlan(s.plan, format, { saved: s.saved }, s.source)}\n`);

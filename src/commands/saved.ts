@@ -15,6 +15,7 @@ import { plan, type PlanOptions } from "./plan.js";
 import { apply, RERUN_HINT, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
 import { shellPath, shown } from "../core/words.js";
+import { stableJson } from "../core/keys.js";
 import type { Redactor } from "../redact.js";
 import { byName } from "../core/collections.js";
 
@@ -43,8 +44,27 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   // What the brokers hold is saved masked, as every output is: a foreign binding's name or key
   // that holds a password was saved as it was, and topo show printed it. applySaved masks what it
   // reads alike before comparing (the same file and environment give the same secrets).
-  writeWhole(opts.output, `${JSON.stringify(masked(saved, opts.redactor), null, 2)}\n`, false, 0o600);
+  // The digest is of the plan as written (JSON's own numbers and keys), so that apply reads the same.
+  const body = JSON.parse(JSON.stringify(masked(saved, opts.redactor))) as SavedPlan;
+  writeWhole(opts.output, `${JSON.stringify({ ...body, digest: planSeal(body) }, null, 2)}\n`, false, 0o600);
   return { plan: p, saved };
+}
+
+/**
+ * The digest topo writes into a saved plan, of everything else in it. Apply checks it first, so
+ * that a plan edited by hand is said to be edited, where it was taken for a broker or a file that
+ * changed (an edited state read as "what changed since the plan was made"). It is no signature:
+ * anyone may write a new one; it tells an edit apart, it does not stop one.
+ */
+export function planSeal(saved: object): string {
+  const { digest: _, ...rest } = saved as Record<string, unknown>;
+  return sha256(stableJson(rest as never));
+}
+
+/** Why the saved plan is not as topo plan wrote it; undefined when it is. */
+function edited(saved: SavedPlan): string | undefined {
+  if (saved.digest === undefined) return "it has no digest, which topo plan -o writes";
+  return planSeal(saved) === saved.digest ? undefined : "its digest, which topo plan -o writes of the rest of it, does not match what it holds";
 }
 
 /** A saved plan's clusters (their plans and states) with every secret masked; the rest is topo's own. */
@@ -98,6 +118,12 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
   if (saved.topoVersion !== opts.version) {
     throw new StalePlanError(`the saved plan ${opts.planFile} was made by topo ${saved.topoVersion}, and this is topo ${opts.version}; nothing was written`, [
       `run topo plan -f ${shellPath(saved.file)} -o FILE again with topo ${opts.version}, or apply with topo ${saved.topoVersion}`,
+    ]);
+  }
+  const why = edited(saved);
+  if (why) {
+    throw new StalePlanError(`the saved plan ${opts.planFile} was edited after topo plan wrote it: ${why}; nothing was written`, [
+      `run topo plan -f ${shellPath(saved.file)} -o FILE again, review it, and apply that`,
     ]);
   }
   if (savedFileDigest(saved, opts.planFile) !== saved.fileDigest) {
@@ -252,7 +278,7 @@ function savedFileDigest(saved: SavedPlan, planFile: string): string {
  * clusters' endpoints, warnings) are shown on one line each, as broker names are, so an edited
  * plan cannot add or hide a line of what the reviewer reads. topo's own never hold such characters.
  */
-export function show(planFile: string): { plan: Plan; source: string; saved: Record<string, unknown> } {
+export function show(planFile: string, version: string): { plan: Plan; source: string; saved: Record<string, unknown> } {
   const s = readSavedPlan(planFile, "show");
   const p = planOf(s);
   return {
@@ -260,7 +286,7 @@ export function show(planFile: string): { plan: Plan; source: string; saved: Rec
       clusters: p.clusters.map((c) => ({ ...c, cluster: shown(c.cluster), endpoint: shown(c.endpoint), warnings: c.warnings.map(shown), degraded: c.degraded.map(shown), notCompared: c.notCompared?.map(shown) })),
       ...(p.unread?.length ? { unread: p.unread.map(shown) } : {}),
     },
-    source: `saved plan of ${shown(s.file)}, made ${shown(s.createdAt)} by topo ${shown(s.topoVersion)}`,
-    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, sha256(stateText(c.state))])), desiredDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.desiredDigest])) },
+    source: `saved plan of ${shown(s.file)}, made ${shown(s.createdAt)} by topo ${shown(s.topoVersion)}${s.topoVersion === version && edited(s) ? `; EDITED after topo plan wrote it (${edited(s)}): topo apply refuses it` : ""}`,
+    saved: { file: s.file, fileDigest: s.fileDigest, topoVersion: s.topoVersion, createdAt: s.createdAt, edited: s.topoVersion === version && edited(s) !== undefined, stateDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, sha256(stateText(c.state))])), desiredDigests: Object.fromEntries(s.clusters.map((c) => [c.cluster, c.desiredDigest])) },
   };
 }

@@ -64,6 +64,8 @@ export interface SavedPlan {
   credentials?: { key: string; digest: string };
   /** The file's clusters the plan did not read (--cluster), which topo show says it left out. */
   unread?: string[];
+  /** sha256 of the rest of the plan as written (commands/saved.ts planSeal): apply tells a plan edited by hand apart. */
+  digest?: string;
 }
 
 export interface SavedPlanMeta {

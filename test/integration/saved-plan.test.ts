@@ -8,6 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module of the benchmark, without type declarations
 import { serviceNames as benchNames } from "../../bench/services.mjs";
+import { writeResealed } from "../helpers/saved.js";
 import { amqpUrl, api, CLI, createVhost, getQueue, publish, runCli, suiteUsers, vh, withChannel, writeTopology, testVhosts, type FreshTopology, type TopologyOptions } from "../helpers/broker.js";
 
 const { fresh: freshTopology } = testVhosts();
@@ -388,12 +389,27 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     const t = fresh([{ name: "mpxlogin", sync: false }]);
     expect((await runCli(["plan", "-f", t.file, "-o", t.out])).code).toBe(0);
     const saved = JSON.parse(readFileSync(t.out, "utf8"));
+    // The digest topo plan -o writes tells any edit apart: said before the broker is read.
     writeFileSync(t.out, JSON.stringify({ ...saved, prefix: "mpx" }));
+    const edited = await runCli(["apply", t.out, "--json"]);
+    expect(edited.code).toBe(1);
+    expect(JSON.parse(edited.stdout).error).toMatchObject({
+      code: "stale_plan",
+      message: `the saved plan ${t.out} was edited after topo plan wrote it: its digest, which topo plan -o writes of the rest of it, does not match what it holds; nothing was written`,
+    });
+    const { digest: _, ...undigested } = saved;
+    writeFileSync(t.out, JSON.stringify(undigested));
+    expect(JSON.parse((await runCli(["apply", t.out, "--json"])).stdout).error.message).toBe(`the saved plan ${t.out} was edited after topo plan wrote it: it has no digest, which topo plan -o writes; nothing was written`);
+    // topo show says so to the reviewer.
+    writeFileSync(t.out, JSON.stringify({ ...saved, prefix: "mpx" }));
+    expect((await runCli(["show", t.out])).stdout).toMatch(/^saved plan of .*; EDITED after topo plan wrote it \(its digest, which topo plan -o writes of the rest of it, does not match what it holds\): topo apply refuses it\n/);
+    // An edit that wrote the digest again is still found, by what it changed.
+    writeResealed(t.out, { ...saved, prefix: "mpx" });
     const r = await runCli(["apply", t.out, "--json"]);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).error.message).toBe(`the saved plan is stale: ${t.file} is unchanged, but its prefix is now "mp", and the plan says prefix "mpx": it has no \${VAR}, so the plan file ${t.out} was edited; nothing was written`);
     // A fingerprint of users' passwords in the plan of a file without users: edited too.
-    writeFileSync(t.out, JSON.stringify({ ...saved, credentials: { key: "k", digest: "d" } }));
+    writeResealed(t.out, { ...saved, credentials: { key: "k", digest: "d" } });
     const c = await runCli(["apply", t.out, "--json"]);
     expect(JSON.parse(c.stdout).error.message).toBe(`the saved plan is stale: the plan holds a fingerprint of users' passwords, and ${t.file} has no users: the plan file ${t.out} was edited; nothing was written`);
   });
@@ -458,7 +474,7 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     // the saved plan's fault, named as such, not a wrong --cluster on the command line.
     const elsewhere = JSON.parse(JSON.stringify(saved));
     elsewhere.clusters[0].cluster = "nope";
-    writeFileSync(t.out, JSON.stringify(elsewhere));
+    writeResealed(t.out, elsewhere);
     const other = await runCli(["apply", t.out, "--json"]);
     expect(other.code).toBe(1);
     expect(JSON.parse(other.stdout).error).toMatchObject({
@@ -470,14 +486,14 @@ describe("topo plan -o, then topo apply PLANFILE", () => {
     // or said unread while it is planned.
     const cut = JSON.parse(JSON.stringify(saved));
     cut.clusters = cut.clusters.filter((c: { cluster: string }) => c.cluster === "sync");
-    writeFileSync(t.out, JSON.stringify(cut));
+    writeResealed(t.out, cut);
     const less = await runCli(["apply", t.out, "--json"]);
     expect(less.code).toBe(1);
     expect(JSON.parse(less.stdout).error).toMatchObject({
       code: "stale_plan",
       message: `the saved plan ${t.out} was edited: it has no plan for cluster async of ${t.file}, and does not say it left it out (topo plan --cluster); nothing was written`,
     });
-    writeFileSync(t.out, JSON.stringify({ ...saved, unread: ["sync", "async"] }));
+    writeResealed(t.out, { ...saved, unread: ["sync", "async"] });
     const said = await runCli(["apply", t.out, "--json"]);
     expect(said.code).toBe(1);
     expect(JSON.parse(said.stdout).error.message).toBe(`the saved plan ${t.out} was edited: it says clusters sync, async were not read, and plans them; nothing was written`);

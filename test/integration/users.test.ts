@@ -2,11 +2,12 @@
 // by the broker for anything else, passwords compared with the broker's salted hashes, never
 // printed by any command, users topo did not make never touched.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import amqplib from "amqplib";
 import { afterEach, describe, expect, it } from "vitest";
 import { amqpUrl, api, broker, deleteVhost, runCli, uniqueName, vh, writeFile, type CliResult } from "../helpers/broker.js";
 import { managementProxy } from "../helpers/proxy.js";
+import { writeResealed } from "../helpers/saved.js";
 
 // A prefix of this file's own: users are the broker's, and other test files run beside this one.
 const PREFIX = "ut";
@@ -716,7 +717,7 @@ describe("users from the file", () => {
     const saved = JSON.parse(readFileSync(planFile, "utf8"));
     expect(saved.credentials).toBeDefined();
     delete saved.credentials;
-    writeFileSync(planFile, JSON.stringify(saved));
+    writeResealed(planFile, saved);
     const r = await runCli(["apply", planFile, "--json"], { ...s.env, UT_LOGIN_PASSWORD: "another-secret" });
     expect(r.code).toBe(1);
     const e = JSON.parse(r.stdout).error;
