@@ -152,7 +152,9 @@ export function queueLimits(q: Queue, policies: readonly Policy[], operatorPolic
   // (policy-overflow.ts has the measurements).
   const own = asString(q.arguments["x-overflow"]);
   const byPolicy = asString(ops[0]?.p.definition.overflow) ?? asString(d.overflow);
-  const overflow = q.type === "quorum" ? (byPolicy ?? own) : (own ?? byPolicy);
+  // A quorum queue takes reject-publish-dlx, which it does not support, for drop-head (policy-overflow.ts).
+  const quorum = (v: string | undefined) => (v === "reject-publish-dlx" ? "drop-head" : v);
+  const overflow = q.type === "quorum" ? quorum(byPolicy ?? own) : (own ?? byPolicy);
   return {
     maxLength: lower("x-max-length", "max-length"),
     maxLengthBytes: stream ? retention("x-max-length-bytes", "max-length-bytes") : lower("x-max-length-bytes", "max-length-bytes"),

@@ -87,3 +87,32 @@ describe("an operator policy's overflow on the file's queues", () => {
     ]);
   });
 });
+
+// Quorum queues do not support reject-publish-dlx: RabbitMQ takes a policy's for drop-head, and
+// only logs it (measured on 4.0.5 and 4.3.6). Plan said such a queue refuses and dead-letters new
+// messages, and called a queue drifted that does as its file says.
+describe("a policy's reject-publish-dlx on a quorum queue", () => {
+  const q = desiredOf(
+    raw({
+      services: [
+        { name: "mpdrop", async: { type: "quorum", arguments: { "x-max-length": 2 } } },
+        { name: "mprefuse", async: { type: "quorum", arguments: { "x-max-length": 2, "x-overflow": "reject-publish" } } },
+        { name: "mpclassic", async: { arguments: { "x-max-length": 2 } } },
+      ],
+    }),
+    "async",
+  );
+
+  it("is drop-head: no drift where the file says drop-head, and drift named as drop-head where it says reject-publish", () => {
+    for (const o of [{ policies: [cap({ definition: { overflow: "reject-publish-dlx" } })] }, { operatorPolicies: [cap({ definition: { overflow: "reject-publish-dlx" } })] }]) {
+      const r = policyOverflow(q, actual([...q.resources, ...(o.policies ?? [])], { version: "4.3.6", operatorPolicies: o.operatorPolicies }), owns);
+      expect(r.warnings).toEqual([]);
+      expect(r.degraded).toEqual([
+        expect.stringMatching(
+          /^(operator )?policy "cap" sets overflow reject-publish-dlx on 1 queue \(mprefuse\.async\), which quorum queues do not support: RabbitMQ takes it for drop-head, and the file gives x-overflow reject-publish, which RabbitMQ applies under a policy's for a quorum queue: a full queue drops its oldest message to make room, instead of refusing new messages as the file says; change .*, or write x-overflow: drop-head for it in the file/,
+        ),
+        expect.stringMatching(/^(operator )?policy "cap" sets overflow reject-publish-dlx on 1 queue \(mpclassic\.async\) and the file gives it no x-overflow \(drop-head\): a full queue refuses new messages and dead-letters them/),
+      ]);
+    }
+  });
+});
