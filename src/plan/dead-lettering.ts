@@ -463,16 +463,44 @@ function hopOf(spec: QueueSpec, incoming: Keys, routing: () => Routing, v: Vhost
   const e = routing().exchanges.get(exchange);
   if (!e || !ROUTED_BY.has(e.type) || "alternate-exchange" in e.arguments) return undefined;
   if (v.policies.some((p) => "alternate-exchange" in p.definition)) return undefined;
-  const { key, head } = keys;
-  const matches = (b: Binding): boolean => {
-    if (e.type === "fanout") return true;
-    if (e.type === "direct") return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${(head as readonly string[]).join(".")}.`);
-    return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head as readonly string[]);
-  };
-  const reached = (routing().from.get(exchange) ?? []).filter(matches);
+  const reached = (routing().from.get(exchange) ?? []).filter(matcher(e.type, keys));
   const first = reached[0];
   const to = first && reached.every((b) => b.destinationType === "queue" && b.destination === first.destination) && first.destinationType === "queue" ? first.destination : undefined;
   return { exchange, type: e.type, argument, keys, reached, to };
+}
+
+/** Whether a binding of an exchange of `type` (fanout, direct or topic) routes messages of `keys`. */
+function matcher(type: string, keys: Keys): (b: Binding) => boolean {
+  const { key, head } = keys;
+  return (b) => {
+    if (type === "fanout") return true;
+    if (type === "direct") return key !== undefined ? b.routingKey === key : b.routingKey.startsWith(`${(head as readonly string[]).join(".")}.`);
+    return key !== undefined ? topicMatches(b.routingKey, key) : topicMatchesSomeTail(b.routingKey, head as readonly string[]);
+  };
+}
+
+/**
+ * Whether messages of `keys` that an exchange-to-exchange binding takes to `exchange` reach a
+ * queue from there: true where one does, false where surely none does, undefined where topo
+ * cannot tell (an exchange type or alternate exchange it does not judge). An exchange-to-exchange
+ * binding passes a message on with its routing key. Measured on 4.0.5 and 4.3.6: a message
+ * rejected from a queue whose dead-letter exchange was bound only to a fanout exchange with
+ * nothing bound was gone, and plan, which counted that binding as a route, said "No changes.".
+ */
+function reachesQueue(exchange: string, keys: Keys, routing: () => Routing, seen: Set<string>): boolean | undefined {
+  // Round a loop of exchanges, a message reaches nothing it has not reached already.
+  if (seen.has(exchange)) return false;
+  seen.add(exchange);
+  const e = routing().exchanges.get(exchange);
+  if (!e || !ROUTED_BY.has(e.type) || "alternate-exchange" in e.arguments) return undefined;
+  let unsure = false;
+  for (const b of (routing().from.get(exchange) ?? []).filter(matcher(e.type, keys))) {
+    if (b.destinationType === "queue") return true;
+    const onward = reachesQueue(b.destination, keys, routing, seen);
+    if (onward === true) return true;
+    if (onward === undefined) unsure = true;
+  }
+  return unsure ? undefined : false;
 }
 
 /** How one hop goes, as a cycle's warning says it. */
@@ -531,19 +559,28 @@ function routingOf(desired: DesiredCluster, actual: ActualCluster): Routing {
  * <service>.async.#, were gone (their own keys, mqa.async.<task>, and an explicit key
  * mqdead.sync.failed, matched no binding), and plan said "No changes.". Judged only where topo
  * knows how the exchange routes (fanout, direct, topic; no alternate exchange; no policy that
- * could set one or change the queue's dead-lettering); a binding to an exchange counts as a route.
+ * could set one or change the queue's dead-lettering). A binding to another exchange counts as a
+ * route where a queue is reached from there (reachesQueue), or topo cannot tell.
  */
 function routesNone(spec: QueueSpec, incoming: Keys, routing: () => Routing, v: Vhost): { argument: string; value: string; where: string; fix: string } | undefined {
   const hop = hopOf(spec, incoming, routing, v);
-  if (!hop || hop.exchange === "" || hop.reached.length) return undefined;
+  if (!hop || hop.exchange === "") return undefined;
+  // What matches goes on only to other exchanges: routed, unless none of those reaches a queue.
+  if (hop.reached.some((b) => b.destinationType === "queue")) return undefined;
+  const seen = new Set([hop.exchange]);
+  if (hop.reached.some((b) => reachesQueue(b.destination, hop.keys, routing, seen) !== false)) return undefined;
   const { exchange, type, keys: { key } } = hop;
   const bindings = routing().from.get(exchange) ?? [];
   const keys = key !== undefined ? `the key ${quoted(key)} (its x-dead-letter-routing-key)` : `the messages' own routing keys (<service>.${spec.traffic}.<task>)`;
   const bound = bindings.length ? `bound only with ${names([...new Set(bindings.map((b) => (type === "fanout" ? b.destination : b.routingKey)))])}` : "bound to nothing";
+  const onward = [...new Set(hop.reached.map((b) => b.destination))];
+  const routes = onward.length
+    ? `which passes ${keys} on only to ${onward.length === 1 ? "exchange" : "exchanges"} ${names(onward.map((x) => quoted(x)))}, from which none reaches a queue`
+    : `which routes none of ${keys}`;
   return {
     argument: hop.argument,
     value: key ?? exchange,
-    where: `to exchange ${quoted(exchange)} (${type}), ${bound}, which routes none of ${keys}`,
+    where: `to exchange ${quoted(exchange)} (${type}), ${bound}, ${routes}`,
     fix: `bind a queue to ${quoted(exchange)} with a key that matches them, ${key !== undefined ? "set x-dead-letter-routing-key to a key it routes" : "or add x-dead-letter-routing-key with a key it routes"}, or dead-letter to an exchange that routes them`,
   };
 }

@@ -592,7 +592,16 @@ describe("where and how RabbitMQ dead-letters the file's queues", () => {
     expect(unbound.stdout).toMatch(/x-dead-letter-exchange: "mplost_dead" \(queue mplost\.async\): it dead-letters to exchange "mplost_dead" \(fanout\), bound to nothing, which routes none of the messages' own routing keys/);
     const reject = (id: string) => rejectAndCount(async, "mplost", id, "mpgone.parked", 10);
     expect(await reject("1")).toEqual([0, 0]);
-    await withChannel(async, (ch) => ch.bindQueue("mpgone.parked", "mplost_dead", ""));
+    // Bound on to another exchange, with nothing bound to that: still routed to no queue, and the
+    // broker drops it all the same (plan counted a binding to an exchange as a route).
+    await withChannel(async, async (ch) => {
+      await ch.assertExchange("mplost_next", "fanout", { durable: true });
+      await ch.bindExchange("mplost_next", "mplost_dead", "");
+    });
+    const onward = await runCli(["plan", "-f", file]);
+    expect(onward.stdout.replace(/\s*\n\s*/g, " ")).toMatch(/x-dead-letter-exchange: "mplost_dead" \(queue mplost\.async\): it dead-letters to exchange "mplost_dead" \(fanout\), bound only with mplost_next, which passes the messages' own routing keys \(<service>\.async\.<task>\) on only to exchange "mplost_next", from which none reaches a queue, so RabbitMQ drops every message it dead-letters/);
+    expect(await reject("1b")).toEqual([0, 0]);
+    await withChannel(async, (ch) => ch.bindQueue("mpgone.parked", "mplost_next", ""));
     const clean = await runCli(["plan", "-f", file]);
     expect(clean.stdout).not.toMatch(/dead-letters/);
     expect(clean.stdout).toMatch(/No changes\.$/m);

@@ -192,6 +192,26 @@ describe("dead letters sent to an exchange that routes none of their keys", () =
     expect(deadLettering(direct, actual([exchange("dlx", "fanout", { "alternate-exchange": "ae" })]), owns, displayPath).warnings).toEqual([]);
     expect(deadLettering(direct, actual([exchange("dlx", "headers")]), owns, displayPath).warnings).toEqual([]);
   });
+
+  // A binding to another exchange passes a message on with its key: measured on 4.0.5 and 4.3.6, a
+  // message rejected from a queue whose dead-letter exchange was bound only to a fanout exchange
+  // with nothing bound was gone, and plan, which counted that binding as a route, said "No changes.".
+  it("a binding to another exchange routes only where a queue is reached from there", () => {
+    const direct = desiredOf(raw({ services: [{ name: "mpa", async: { arguments: { "x-dead-letter-exchange": "dlx" } } }] }), "async");
+    const toExchange = (source: string, destination: string, key = "#") => ({ ...binding(source, key, destination), destinationType: "exchange" as const });
+    const run = (...rs: Parameters<typeof actual>[0]) => deadLettering(direct, actual(rs), owns, displayPath).warnings;
+    const onward = [exchange("dlx", "topic"), exchange("dlx2", "fanout"), toExchange("dlx", "dlx2")];
+    expect(run(...onward)).toEqual([
+      'services[0].async.arguments.x-dead-letter-exchange: x-dead-letter-exchange: "dlx" (queue mpa.async): it dead-letters to exchange "dlx" (topic), bound only with #, which passes the messages\' own routing keys (<service>.async.<task>) on only to exchange "dlx2", from which none reaches a queue, so RabbitMQ drops every message it dead-letters, without a word; fix: bind a queue to "dlx" with a key that matches them, or add x-dead-letter-routing-key with a key it routes, or dead-letter to an exchange that routes them',
+    ]);
+    // A queue bound further on, or an exchange topo cannot judge on the way: nothing is said.
+    expect(run(...onward, binding("dlx2", ""))).toEqual([]);
+    expect(run(exchange("dlx", "topic"), exchange("dlx2", "fanout"), exchange("dlx3", "direct"), toExchange("dlx", "dlx2"), toExchange("dlx2", "dlx3", ""), binding("dlx3", "mpa.async.retry"))).toEqual([]);
+    expect(run(exchange("dlx", "topic"), exchange("dlx2", "headers"), toExchange("dlx", "dlx2"))).toEqual([]);
+    // Onward by keys that do not match, or round a loop of exchanges: routed nowhere.
+    expect(run(exchange("dlx", "topic"), exchange("dlx2", "direct"), toExchange("dlx", "dlx2"), binding("dlx2", "other"))).toHaveLength(1);
+    expect(run(exchange("dlx", "topic"), exchange("dlx2", "fanout"), toExchange("dlx", "dlx2"), toExchange("dlx2", "dlx"))).toHaveLength(1);
+  });
 });
 
 describe("dead letters through the default exchange without a routing key", () => {
