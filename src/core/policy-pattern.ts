@@ -9,6 +9,20 @@
  * a lone "]"), for a caller that must not guess.
  */
 export function policyRegExp(pattern: string, { unicode = false } = {}): RegExp | undefined {
+  const key = `${unicode ? "u" : "-"}${pattern}`;
+  if (COMPILED.has(key)) return COMPILED.get(key);
+  // Plan asks of every policy for every queue, several times over: compiled (and checked) once
+  // each. Without g or y flags a RegExp keeps no state between tests, so one may be shared.
+  if (COMPILED.size >= COMPILED_MAX) COMPILED.clear();
+  const re = compile(pattern, unicode);
+  COMPILED.set(key, re);
+  return re;
+}
+
+const COMPILED = new Map<string, RegExp | undefined>();
+const COMPILED_MAX = 10_000;
+
+function compile(pattern: string, unicode: boolean): RegExp | undefined {
   if (readsOtherwise(pattern)) return undefined;
   try {
     return new PcreLike(pattern, unicode ? "u" : "");
