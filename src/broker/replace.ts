@@ -266,7 +266,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   /** What reached the holding queue while the bindings switched to it from a queue whose copies are not searched. */
   let unsearchedOut = 0;
   /** What this run moved into a holding queue it made, and when each of those that may expire there can have expired at the earliest. */
-  let parked: { moved: number; expiring: number[] } | undefined;
+  let parked: { moved: number; expiring: number[]; keys: string[] } | undefined;
 
   if (!r.queueDone) {
     // 1. New publishes go to the holding queue. One this run makes refuses a publish past a length
@@ -343,7 +343,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
         // got while the bindings switched may be in both. Said, where apply said nothing (measured
         // on 3.10.8: x-max-priority 10 replaced under a publisher, 1 of 2,730 twice, no word).
         if (byPriority) unsearchedOut = copies.count;
-        if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? [] };
+        if (r.hold === undefined) parked = { moved: s.moved, expiring: s.expiring ?? [], keys: s.expiringKeys ?? [] };
         if (s.arrived) throw arrivedDuringReplace(session.cluster, name, hold, s.arrived, r.old?.type === "quorum", r.namedSenders);
         if (s.stopped) {
           // The old queue is still to be deleted: the apply that finishes it is a replace as destructive as this one.
@@ -453,13 +453,15 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   // save one that expired there. Fewer: the broker dropped them there. A policy put on the
   // holding queue during the replace (max-length 100) left 100 of 40,000, and apply said the
   // broker matched the file. (What publishers sent meanwhile also comes out, so this is a floor.)
-  // Only a message whose own expiration has passed by now can have expired there: counting
-  // every message with an expiration excused them all, and a policy's message-ttl 1 put on the
-  // holding queue during the replace dropped messages that expire in an hour while the replace
-  // returned as done (measured on 3.10.8).
+  // Only a message whose own expiration has passed by now, and that did not come back out, can
+  // have expired there: counting every message with an expiration excused them all, and a
+  // policy's message-ttl 1 put on the holding queue during the replace dropped messages that
+  // expire in an hour while the replace returned as done (measured on 3.10.8); counting those
+  // that came back out too excused 500 messages without an expiration, which a policy's
+  // max-length put on the holding queue dropped, as "expired" (measured on 4.0.5 and 4.3.6).
   const out = back.moved + back.dropped;
   const at = Date.now();
-  const expirable = parked ? parked.expiring.filter((t) => t <= at).length : 0;
+  const expirable = parked ? expiredThere(parked, back.expiringOut ?? new Map(), at) : 0;
   /** Gone from the holding queue, and each maybe by its own expiration: said, not taken for a loss. */
   let expired = 0;
   if (parked && out < parked.moved) expired = Math.min(expirable, parked.moved - out);
@@ -671,8 +673,28 @@ export function identity(m: Pick<GetMessage, "fields" | "properties" | "content"
   const p = m.properties;
   const id = p.messageId ?? p.correlationId;
   if (id === undefined || id === null || id === "") return undefined;
+  return digestOf([m.fields.exchange, m.fields.routingKey, propertiesOf(p)], m.content);
+}
+
+/**
+ * A message's properties and body, whatever queue it is fetched from (no exchange or routing key,
+ * which a move changes): what tells a message moved into the holding queue when it comes back out.
+ */
+function contentKey(m: Pick<GetMessage, "properties" | "content">): string {
+  return digestOf([propertiesOf(m.properties)], m.content);
+}
+
+function digestOf(head: unknown[], content: Buffer): string {
   const h = createHash("sha256");
-  const properties = [
+  h.update(JSON.stringify(head));
+  h.update("\0");
+  h.update(content);
+  return h.digest("hex");
+}
+
+/** The properties a move keeps, in one order (the broker's delivery counts left out). */
+function propertiesOf(p: GetMessage["properties"]): unknown[] {
+  return [
     p.contentType,
     p.contentEncoding,
     withoutDeliveryCounts(p.headers),
@@ -688,10 +710,6 @@ export function identity(m: Pick<GetMessage, "fields" | "properties" | "content"
     p.appId,
     p.clusterId,
   ];
-  h.update(JSON.stringify([m.fields.exchange, m.fields.routingKey, properties]));
-  h.update("\0");
-  h.update(m.content);
-  return h.digest("hex");
 }
 
 /**
@@ -967,6 +985,14 @@ interface MoveResult {
    * it may have expired in the target, at the earliest (its batch's start plus its expiration).
    */
   expiring?: number[];
+  /** contentKey of each of `expiring`, in its order. */
+  expiringKeys?: string[];
+  /**
+   * Of the messages that left the source for good (moved, or dropped as copies), those with an
+   * expiration of their own, by contentKey: how many of each. A message the holding queue gave
+   * back out did not expire there.
+   */
+  expiringOut?: Map<string, number>;
   /** Why the move stopped before the source was empty (the rest is still in the source). */
   stopped?: string;
   /** The broker's count of the source when the move stopped. */
@@ -1033,6 +1059,15 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
   let dropped = 0;
   /** Of `moved`, when each with an expiration of its own may leave the target by itself (MoveResult.expiring). */
   const expiring: number[] = [];
+  const expiringKeys: string[] = [];
+  const expiringOut = new Map<string, number>();
+  /** `m` left the source for good: counted in expiringOut where it carries an expiration. */
+  const out = (m: GetMessage): void => {
+    const e = m.properties.expiration;
+    if (e === undefined || e === null) return;
+    const k = contentKey(m);
+    expiringOut.set(k, (expiringOut.get(k) ?? 0) + 1);
+  };
   let bytesInTarget = o.copies.bytes;
   /** Identities the target holds once: only a message with one of them can be a copy. */
   const once = new Set(o.byPriority ? [] : [...o.copies.ids].filter(([, n]) => n === 1).map(([k]) => k));
@@ -1112,17 +1147,18 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
     for (const m of candidates.values()) {
       get?.ack(m);
       copied(m);
+      out(m);
     }
     dropped += candidates.size;
     candidates.clear();
-    return { moved, dropped, expiring };
+    return { moved, dropped, expiring, expiringKeys, expiringOut };
   };
   /** A move that stops before the source is empty: the copies it held back go back too, uncounted as copies. */
   const stop = async (r: MoveResult): Promise<MoveResult> => {
     const held = [...candidates.values()];
     candidates.clear();
     await giveBack(held);
-    return { ...r, expiring, left: (r.left ?? 0) + held.length };
+    return { ...r, expiring, expiringKeys, expiringOut, left: (r.left ?? 0) + held.length };
   };
   try {
     get = await session.channel();
@@ -1284,9 +1320,13 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
           if (c === "ok" && !r) {
             get?.ack(m);
             copied(m);
+            out(m);
             moved++;
             const e = m.properties.expiration;
-            if (e !== undefined && e !== null) expiring.push(sentAt + expiresIn(e));
+            if (e !== undefined && e !== null) {
+              expiring.push(sentAt + expiresIn(e));
+              expiringKeys.push(contentKey(m));
+            }
             return;
           }
           if (c === "nacked") refused++;
@@ -1420,6 +1460,22 @@ export async function dropGivenBack(session: AmqpSession, queue: string, acked: 
     if (now === 0 || other) return dropped;
   }
   return dropped;
+}
+
+/**
+ * Of the messages with an expiration of their own moved into the holding queue (`parked`), those
+ * that did not come back out (`cameOut`, by contentKey) and whose expiration has passed by `at`.
+ */
+export function expiredThere(parked: { expiring: readonly number[]; keys: readonly string[] }, cameOut: ReadonlyMap<string, number>, at: number): number {
+  const left = new Map(cameOut);
+  let n = 0;
+  parked.expiring.forEach((t, i) => {
+    const k = parked.keys[i] as string;
+    const back = left.get(k) ?? 0;
+    if (back > 0) left.set(k, back - 1);
+    else if (t <= at) n++;
+  });
+  return n;
 }
 
 /** A message's expiration in milliseconds; 0 (at once) where it is not a number topo can read. */
