@@ -462,6 +462,7 @@ export async function executePlan(plan: ClusterPlan, ctx: ExecuteContext, opts: 
           moving: (what) => ctx.busy?.(what),
           mayPublishByDefault: ctx.mayPublishByDefault,
           namedSenders: a.namedDeadLetters?.queues,
+          version: plan.version,
         },
         ctx.log,
       );

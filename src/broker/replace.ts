@@ -40,6 +40,7 @@ import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
 import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shown } from "../core/words.js";
 import { HOLD_EXCHANGE, holdingQueueFor, queueLimits } from "../plan/risk.js";
+import { atLeast } from "../plan/broker-rules.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, closeChannel, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
@@ -101,6 +102,8 @@ export interface LosslessReplace {
    * names them.
    */
   namedSenders?: readonly string[];
+  /** The broker's version (the plan's): whether a requeue into a quorum queue counts a delivery. */
+  version?: string;
 }
 
 export interface ReplaceOutcome {
@@ -328,6 +331,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
           copies,
           limits: r.limits?.hold,
           giveBack: giveBackTo(r.old, r.limits?.old),
+          dropsPast: dropsPast(r.old, r.limits?.old, r.version),
           via: hold,
           unbound: true,
           byPriority,
@@ -419,7 +423,7 @@ export async function replaceQueueLossless(session: AmqpSession, r: LosslessRepl
   const already = r.queueDone ? { ...inNew, ids: new Map<string, number>() } : inNew;
 
   // 5. Back into the new queue, then the holding queue goes.
-  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined), settle: holdQueue.type === "quorum", sourceLimits: r.limits?.hold, moved: (n) => r.moving?.(`moving the messages of queue ${name} back from ${hold}: ${n} moved`) }).catch((e: unknown) => {
+  const back = await move(session, hold, name, { copies: already, limits: r.limits?.queue, giveBack: giveBackTo(holdQueue, undefined), dropsPast: dropsPast(holdQueue, r.limits?.hold, r.version), settle: holdQueue.type === "quorum", sourceLimits: r.limits?.hold, moved: (n) => r.moving?.(`moving the messages of queue ${name} back from ${hold}: ${n} moved`) }).catch((e: unknown) => {
     // The holding queue deleted under the move (by hand, or another program): what it still held
     // went with it. Said as a loss, not as "the object does not exist (yet)".
     if (e instanceof BrokerError && e.status === 404 && e.message.includes(`no queue '${hold}'`)) {
@@ -562,7 +566,11 @@ function stopped(cluster: string, queue: string, m: MoveResult, where: string, h
   const copied = m.deadLettered
     ? `none was lost, but the ${plural(m.deadLettered, "message")} ${queue} refused ${m.deadLettered === 1 ? "was" : "were"} also dead-lettered by it (x-overflow reject-publish-dlx), so ${m.deadLettered === 1 ? "it is" : "they are"} both where its dead-letter exchange routes and here`
     : "none was lost or copied";
-  return new BrokerError(cluster, `replace queue ${queue}: ${m.stopped}; ${n} message${n === 1 ? "" : "s"} could not be moved and ${where}; ${copied}`, { hints: stuck });
+  const c = m.changedBack?.length ?? 0;
+  const changed = c
+    ? `; but ${m.changedBack?.join(", ")} went back changed, as topo's AMQP client reads ${c === 1 ? "it" : "them"} (published anew): a requeue would have passed the queue's delivery limit, and RabbitMQ would have dropped ${c === 1 ? "it" : "them"}`
+    : "";
+  return new BrokerError(cluster, `replace queue ${queue}: ${m.stopped}; ${n} message${n === 1 ? "" : "s"} could not be moved and ${where}; ${copied}${changed}`, { hints: stuck });
 }
 
 /** The broker refused the if-empty, if-unused delete of the old queue: say why and what to do. */
@@ -930,6 +938,19 @@ async function peek(session: AmqpSession, queue: string): Promise<Copies> {
  * length limit: until the fetched one is acknowledged both count, and drop-head would drop
  * another message to make room.
  */
+/**
+ * The delivery count past which a requeue into `source` drops a message: a quorum queue counts a
+ * requeue as a delivery before RabbitMQ 4.3 (4.3 counts only a failed one), and drops a message
+ * returned more often than its delivery limit (20 on RabbitMQ 4 where none is set). Undefined
+ * where a requeue drops nothing, or the version is unknown.
+ */
+function dropsPast(source: Queue | undefined, limits: QueueLimits | undefined, version: string | undefined): number | undefined {
+  if (source?.type !== "quorum" || version === undefined || atLeast(version, 4, 3)) return undefined;
+  const set = limits?.deliveryLimit?.value;
+  if (set !== undefined) return set < 0 ? undefined : set;
+  return atLeast(version, 4, 0) ? 20 : undefined;
+}
+
 function giveBackTo(source: Queue | undefined, limits: QueueLimits | undefined): "requeue" | "republish" {
   if (source?.type !== "quorum") return "requeue";
   return limits === undefined || limits.maxLength || limits.maxLengthBytes ? "requeue" : "republish";
@@ -963,6 +984,11 @@ interface MoveOptions {
   limits?: QueueLimits;
   /** How what could not be moved goes back to the source (giveBackTo). */
   giveBack?: "requeue" | "republish";
+  /**
+   * The source drops a message given back by requeue whose delivery count passes this (dropsPast):
+   * in republish mode, one topo cannot publish unchanged goes back as its client reads it instead.
+   */
+  dropsPast?: number;
   /**
    * A fanout exchange bound to the target alone, to publish through with each message's own
    * routing key; without it, the default exchange, by the target's name.
@@ -1009,6 +1035,12 @@ interface MoveResult {
   unsized?: boolean;
   /** Of the messages a quorum source gave back after the move (QUORUM_SETTLE_MS), those dropped as copies (dropGivenBack). */
   givenBack?: number;
+  /**
+   * Messages topo cannot publish unchanged that it gave back to the source as its client reads
+   * them (published anew), since a requeue would have passed their delivery limit: "message
+   * (message_id X)" each.
+   */
+  changedBack?: string[];
 }
 
 /** " (message_id X)", or "" for a message without one. */
@@ -1107,6 +1139,14 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
   /** The first message of a batch amqplib could not encode, and why. */
   let unwritable: { m: GetMessage; reason: string } | undefined;
   /** Back to the source, as o.giveBack says: published anew where a requeue would count a delivery. */
+  /** Messages given back changed, since a requeue would have dropped them (MoveResult.changedBack). */
+  const changedBack: string[] = [];
+  /** A requeue of `m` would pass the source's delivery limit, and the broker would drop it. */
+  const requeueDrops = (m: GetMessage): boolean => {
+    if (o.dropsPast === undefined) return false;
+    const count = m.properties.headers?.["x-delivery-count"];
+    return (typeof count === "number" ? count : 0) + 1 > o.dropsPast;
+  };
   const giveBack = async (back: GetMessage[]): Promise<void> => {
     if (o.giveBack !== "republish" || back.length === 0) {
       for (const m of back) get?.nack(m, false, true);
@@ -1119,8 +1159,11 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
             new Promise<boolean>((resolve) => {
               // Not mandatory: the source exists (its messages are in hand), and a return would be
               // taken for one of the batch's. A channel already closed takes nothing.
-              // One topo cannot publish unchanged goes back by requeue, as it came.
-              if (unfaithful(m) !== undefined) return resolve(false);
+              // One topo cannot publish unchanged goes back by requeue, as it came, unless the
+              // requeue would drop it: measured on 4.0.5, a message whose timestamp topo reads
+              // rounded, in a queue of x-delivery-limit 2, was dropped by the third apply that
+              // stopped at it, which said the old queue kept it. Changed beats gone.
+              if (unfaithful(m) !== undefined && !requeueDrops(m)) return resolve(false);
               try {
                 (pub as ConfirmChannel).publish("", from, m.content, { ...publishOptions(m, session.user), mandatory: false }, (err: Error | null) => resolve(!err));
               } catch {
@@ -1136,6 +1179,7 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
       if (!confirms[i]) return get?.nack(m, false, true);
       get?.ack(m);
       copied(m);
+      if (unfaithful(m) !== undefined) changedBack.push(`message${describeMessage(m)}`);
     });
   };
   /**
@@ -1151,14 +1195,14 @@ async function moveMessages(session: AmqpSession, from: string, to: string, o: M
     }
     dropped += candidates.size;
     candidates.clear();
-    return { moved, dropped, expiring, expiringKeys, expiringOut };
+    return { moved, dropped, expiring, expiringKeys, expiringOut, ...(changedBack.length ? { changedBack } : {}) };
   };
   /** A move that stops before the source is empty: the copies it held back go back too, uncounted as copies. */
   const stop = async (r: MoveResult): Promise<MoveResult> => {
     const held = [...candidates.values()];
     candidates.clear();
     await giveBack(held);
-    return { ...r, expiring, expiringKeys, expiringOut, left: (r.left ?? 0) + held.length };
+    return { ...r, expiring, expiringKeys, expiringOut, ...(changedBack.length ? { changedBack } : {}), left: (r.left ?? 0) + held.length };
   };
   try {
     get = await session.channel();
