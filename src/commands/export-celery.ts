@@ -8,6 +8,7 @@ import { brokerEnvName, celeryModule, type CeleryModule } from "../export/celery
 import { Redactor } from "../redact.js";
 import { refuseOverTopology, writeWhole } from "../files/write-file.js";
 import { names } from "../core/words.js";
+import { duration } from "../plan/risk.js";
 import type { DesiredCluster } from "../model.js";
 
 export interface ExportCeleryOptions {
@@ -50,7 +51,7 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   const shared = twin
     ? [`cluster ${m.cluster}'s module reads ${m.brokerEnv}, as cluster ${twin.target.name}'s does: an app that loads both would connect both to one broker; give one a variable of its own with --broker-env, or rename a cluster`]
     : [];
-  const warnings: string[] = [...unsetPasswords, ...literal, ...shared, ...delayedTasksWarning(desired.clusters.find((c) => c.target.name === m.cluster))];
+  const warnings: string[] = [...unsetPasswords, ...literal, ...shared, ...delayedTasksWarning(desired.clusters.find((c) => c.target.name === m.cluster)), ...timedOutTasksWarning(desired.clusters.find((c) => c.target.name === m.cluster))];
   if (o.output === undefined || o.output === "-") return { ...m, warnings };
 
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {
@@ -83,4 +84,26 @@ function delayedTasksWarning(c: DesiredCluster | undefined): string[] {
   return [
     `cluster ${c.target.name} has quorum queues (${names(quorum)}), so the module sets Celery's prefetch limit per consumer, as they need: with Celery before 5.5, a worker that holds as many ETA or countdown tasks (self.retry(countdown=...) too) as its limit takes no other task from any queue of the module until they are due, since RabbitMQ raises a per-consumer limit only for consumers that start after it (measured with Celery 5.2.6: a task sent behind 4 countdown tasks of 25 s ran 25 s late); use Celery 5.5 or later, which moves them to its native delayed delivery, or give those tasks no countdown on these queues (docs/celery.md)`,
   ];
+}
+
+/**
+ * Celery holds an ETA or countdown task in the worker, unacknowledged, until it is due (before 5.5,
+ * and on a classic queue in any version). RabbitMQ takes back a delivery held longer than the
+ * queue's consumer timeout (4.3 cancels the consumer, earlier versions close its channel) and
+ * delivers it again. Measured on RabbitMQ 4.3.6 with Celery 5.2.6, x-consumer-timeout 10000: a
+ * task with a countdown of 20 s was run 7 times in 70 s (the worker lost its connection each
+ * 11 s), never acknowledged, and once the worker stopped it was gone, at x-delivery-limit 3.
+ */
+function timedOutTasksWarning(c: DesiredCluster | undefined): string[] {
+  const byTimeout = new Map<number, string[]>();
+  for (const { queue } of c?.queues ?? []) {
+    const t = queue.arguments["x-consumer-timeout"];
+    if (typeof t === "number") byTimeout.set(t, [...(byTimeout.get(t) ?? []), queue.name]);
+  }
+  return [...byTimeout.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(
+      ([t, queues]) =>
+        `${queues.length === 1 ? "queue" : "queues"} ${names([...queues].sort())} ${queues.length === 1 ? "has" : "have"} x-consumer-timeout ${t} (${duration(t)}): Celery holds an ETA or countdown task (self.retry(countdown=...) too) unacknowledged in the worker until it is due, so one due later than that is taken from the worker, delivered again and run more than once, and dropped at the queue's delivery limit (measured with Celery 5.2.6 on RabbitMQ 4.3.6: a countdown of 20 s under a timeout of 10 s ran 7 times, then was gone); keep countdowns on ${queues.length === 1 ? "it" : "them"} shorter, or raise x-consumer-timeout (docs/celery.md)`,
+    );
 }
