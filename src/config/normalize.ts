@@ -521,7 +521,10 @@ export function normalize(raw: RawConfig, refused: Refused = {}): NormalizeResul
     clusters.push({ target, queues: mine, resources: desiredResources(target, mine, prefix) });
   }
   // Only a file with a users section manages users (`users: {}` deletes every user it marked).
-  if (raw.users !== undefined && !refused.users?.includes("*")) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], refused.passwords ?? [], problems, { clusters: !knownClusters || targets.size < knownClusters.length, services: leftOut });
+  // Users' rights follow from the service names, which a refused prefix leaves unchecked: a file
+  // with prefix h3 (refused: the schema wants letters) and users crashed here ("service h3login
+  // is not a service name of prefix mp", an internal error) instead of naming the prefix.
+  if (raw.users !== undefined && !refused.users?.includes("*") && !refused.prefix) addUsers(raw.users, clusters, [...firstSeen.keys()], prefix, refused.users ?? [], refused.passwords ?? [], problems, { clusters: !knownClusters || targets.size < knownClusters.length, services: leftOut });
   return { desired: { prefix, clusters }, problems };
 }
 
