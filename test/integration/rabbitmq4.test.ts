@@ -160,6 +160,29 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     }
   }
 
+  /** Fetch `n` messages of `queue` and give each back by basic.nack, with requeue. */
+  async function nackBack(v: string, queue: string, n: number): Promise<void> {
+    const conn = await amqplib.connect(`${AMQP}/${v}`);
+    try {
+      const ch = await conn.createChannel();
+      for (let i = 0; i < n; i++) {
+        const m = await ch.get(queue);
+        if (!m) throw new Error(`message ${i + 1} of ${queue} was not there to fetch`);
+        ch.nack(m, false, true);
+      }
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+  }
+
+  /** The queue's counts once `delayed` of its messages wait out 4.3's retry delay (statistics come every 5 s). */
+  async function delayedStats(v: string, queue: string, delayed: number): Promise<unknown> {
+    const stats = async () => (await api("GET", `/api/queues/${encodeURIComponent(v)}/${queue}?columns=messages,messages_ready,messages_delayed`)).body;
+    for (let i = 0; i < 60 && (await stats())?.messages_delayed !== delayed; i++) await new Promise((r) => setTimeout(r, 500));
+    return stats();
+  }
+
   beforeAll(async () => {
     if (skip) return;
     // The first run builds the chroot (2 to 3 minutes); later runs start in seconds.
@@ -764,20 +787,8 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     const policy = { pattern: "^mplogin\\.async$", "apply-to": "quorum_queues", definition: { "delayed-retry-type": "all", "delayed-retry-min": 120_000, "delayed-retry-max": 120_000 } };
     expect((await api("PUT", `/api/policies/${encodeURIComponent(async)}/delay-returns`, policy)).status).toBeLessThan(300);
     await publish(async, "mplogin", "mplogin.async.audit", 3);
-    const conn = await amqplib.connect(`${AMQP}/${async}`);
-    try {
-      const ch = await conn.createChannel();
-      for (let i = 0; i < 2; i++) {
-        const m = await ch.get("mplogin.async");
-        if (!m) throw new Error(`message ${i + 1} of 3 was not there to fetch`);
-        ch.nack(m, false, true);
-      }
-      await ch.close();
-    } finally {
-      await conn.close();
-    }
-    const stats = async () => (await api("GET", `/api/queues/${encodeURIComponent(async)}/mplogin.async?columns=messages,messages_ready,messages_delayed`)).body;
-    for (let i = 0; i < 60 && (await stats())?.messages_delayed !== 2; i++) await new Promise((r) => setTimeout(r, 500));
+    await nackBack(async, "mplogin.async", 2);
+    const stats = () => delayedStats(async, "mplogin.async", 2);
     expect(await stats()).toMatchObject({ messages: 3, messages_ready: 1, messages_delayed: 2 });
     const file = topologyFile(sync, async, undefined, services({ "x-delivery-limit": 50 }));
     const plan = await runCli(["plan", "-f", file]);
@@ -1146,19 +1157,8 @@ for (const { version, script: SCRIPT, vars, skip } of VERSIONS) describe(`Rabbit
     );
     // What plan says is what the broker does: a nacked message waits.
     await publish(async, "mpnow", "mpnow.async.audit", 1);
-    const conn = await amqplib.connect(`${AMQP}/${async}`);
-    try {
-      const ch = await conn.createChannel();
-      const m = await ch.get("mpnow.async");
-      if (!m) throw new Error("the message was not there to fetch");
-      ch.nack(m, false, true);
-      await ch.close();
-    } finally {
-      await conn.close();
-    }
-    const stats = async () => (await api("GET", `/api/queues/${encodeURIComponent(async)}/mpnow.async?columns=messages,messages_ready,messages_delayed`)).body;
-    for (let i = 0; i < 60 && (await stats())?.messages_delayed !== 1; i++) await new Promise((r) => setTimeout(r, 500));
-    expect(await stats()).toMatchObject({ messages: 1, messages_ready: 0, messages_delayed: 1 });
+    await nackBack(async, "mpnow.async", 1);
+    expect(await delayedStats(async, "mpnow.async", 1)).toMatchObject({ messages: 1, messages_ready: 0, messages_delayed: 1 });
     // The file that writes what the broker does plans clean.
     const fixed = topologyFile(sync, async, { async: { type: "quorum" } }, [{ name: "mpnow", sync: false, async: { arguments: { "x-delayed-retry-type": "all", "x-delayed-retry-min": 120_000 } } }]);
     const clean = await runCli(["plan", "-f", fixed, "--detailed-exitcode"]);
