@@ -67,8 +67,13 @@ export function effectiveRetry(args: Readonly<Record<string, unknown>>, values: 
   if (type !== "all" && type !== "failed" && type !== "returned") return "disabled";
   const min = asNumber(lower(args["x-delayed-retry-min"], values["delayed-retry-min"]));
   if (min === undefined || !Number.isInteger(min) || min <= 0) return "disabled";
-  const max = asNumber(lower(args["x-delayed-retry-max"], values["delayed-retry-max"]));
-  return { type, min, max: max !== undefined && Number.isInteger(max) && max > 0 ? max : min };
+  const given = asNumber(lower(args["x-delayed-retry-max"], values["delayed-retry-max"]));
+  const max = given !== undefined && Number.isInteger(given) && given > 0 ? given : min;
+  // A wait is the minimum times the delivery count, at most the maximum: a maximum below the
+  // minimum (a policy's under the queue's own) waits the maximum each time, as a minimum of it
+  // does (measured on 4.3.6: min 5000 and max 1000 waited 1 s). Said so, the fix it names is
+  // one validate takes (it refuses a maximum below the minimum).
+  return { type, min: Math.min(min, max), max };
 }
 
 // Which returns wait (measured on 4.3.6): a basic.reject with requeue, and a delivery a closed
@@ -85,7 +90,7 @@ const RETURNS: Readonly<Record<string, string>> = {
 /** What the queue does with a returned message, as a verb phrase after "the queue". */
 function does(r: Retry, n: number): string {
   if (r === "disabled") return `${n === 1 ? "delivers" : "deliver"} a message given back again at once`;
-  const wait = r.max <= r.min ? duration(r.max) : `${duration(r.min)} times its delivery count, at most ${duration(r.max)}`;
+  const wait = r.max === r.min ? duration(r.max) : `${duration(r.min)} times its delivery count, at most ${duration(r.max)}`;
   return `${n === 1 ? "holds" : "hold"} ${RETURNS[r.type]} for ${wait} before delivering it again`;
 }
 

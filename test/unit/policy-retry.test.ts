@@ -34,6 +34,8 @@ describe("RabbitMQ 4.3's delayed retries, as RabbitMQ works them out", () => {
     expect(effectiveRetry(args, { "delayed-retry-type": "disabled" })).toBe("disabled");
     expect(effectiveRetry(args, { "delayed-retry-type": "returned", "delayed-retry-min": 500, "delayed-retry-max": 9000 })).toEqual({ type: "returned", min: 500, max: 4000 });
     expect(effectiveRetry({}, { "delayed-retry-type": "all", "delayed-retry-min": 30000 })).toEqual({ type: "all", min: 30000, max: 30000 });
+    // A maximum below the minimum waits the maximum each time (measured on 4.3.6): the same as a minimum of it.
+    expect(effectiveRetry({ "x-delayed-retry-type": "all", "x-delayed-retry-min": 5000 }, { "delayed-retry-max": 1000 })).toEqual({ type: "all", min: 1000, max: 1000 });
   });
 
   it("a policy's delay over a queue the file delivers again at once, or that disables it: degraded, with the fix", () => {
