@@ -10,7 +10,8 @@
 //   dropped.
 // Which values count: the policy's overflow and dead-letter-strategy over the queue's arguments,
 // the queue's x-dead-letter-exchange over the policy's; an operator policy may set overflow alone
-// (RabbitMQ 3.12.7 and later), and its value wins over both (policy-overflow.ts). Measured on 3.10.8 and 4.3.6: five messages rejected from a quorum queue declared with
+// (RabbitMQ 3.12.7 and later), and its value wins over both (policy-overflow.ts). Measured on
+// 3.10.8 and 4.3.6: five messages rejected from a quorum queue declared with
 // x-dead-letter-exchange amq.fanout (nothing bound to it) and at-least-once were gone without
 // x-overflow (messages 0, messages_dlx 0), kept with x-overflow: reject-publish (messages_dlx 5),
 // gone again with reject-publish under a policy's overflow drop-head, and gone with
@@ -101,11 +102,13 @@ export const AT_LEAST_ONCE = "quorum, x-dead-letter-strategy at-least-once";
  */
 export function keepsDeadLetters(queue: Queue, policies: readonly Policy[], broker: Broker): boolean {
   if (queue.type !== "quorum" || !atLeast(broker.version, 3, 10)) return false;
+  // Operator policies it could not read may set overflow drop-head: not surely kept.
+  if (broker.operatorPoliciesUnreadable) return false;
   return pairings(policiesFor(queue, policies), policiesFor(queue, broker.operatorPolicies ?? [])).every((s) => outcome(queue.arguments, s.policy, s.operator).mode === "at-least-once");
 }
 
-/** What keepsDeadLetters needs of the broker: its version, and its operator policies where they were read. */
-export type Broker = Pick<ActualCluster, "version" | "operatorPolicies">;
+/** What keepsDeadLetters needs of the broker: its version, and its operator policies, or why they could not be read. */
+export type Broker = Pick<ActualCluster, "version" | "operatorPolicies" | "operatorPoliciesUnreadable">;
 
 /** What the broker does with `n` queues' dead letters, their subject included. */
 function does(mode: Mode, n: number): string {
