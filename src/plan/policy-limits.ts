@@ -93,11 +93,11 @@ const RULES: readonly LimitRule[] = [
   {
     // RabbitMQ 3.12 and later time a consumer out at the lower of the queue's x-consumer-timeout
     // and its policy's consumer-timeout (rabbit_channel up to 4.2, rabbit_queue_type:consume on
-    // 4.3; measured on 4.0.5 and 4.3.6, 5 s under a policy of 600 s and 600 s under one of 5 s both
-    // timed out at 5 s; both refuse it in an operator policy). Without either, the node's consumer_timeout applies,
-    // which topo cannot read: a policy's value there is the queue's, higher or lower. On 4.3 only
-    // quorum queues time consumers out (on 4.3.6 a classic queue under a policy of 5 s did not in
-    // 200 s, though its consumers were listed with that timeout).
+    // 4.3; measured on 4.0.5 and 4.3.6, 5 s under a policy of 600 s and 600 s under one of 5 s
+    // both timed out at 5 s; both refuse it in an operator policy). Without either, the node's
+    // consumer_timeout applies, which topo cannot read: a policy's value there is the queue's,
+    // higher or lower. On 4.3 only quorum queues time consumers out (on 4.3.6 a classic queue
+    // under a policy of 5 s did not in 200 s, though its consumers were listed with that timeout).
     arg: "x-consumer-timeout",
     key: "consumer-timeout",
     wins: "lowest",
@@ -266,7 +266,7 @@ export function policyLimits(desired: DesiredCluster, actual: ActualCluster, own
   if (actual.operatorPoliciesUnreadable && desired.queues.length) {
     const n = desired.queues.length;
     out.warnings.push(
-      `operator policies not compared: ${actual.operatorPoliciesUnreadable}, so topo cannot tell whether one caps the length, bytes, message TTL, expiry or deliveries of the file's ${plural(n, "queue")} (${names(desired.queues.map((q) => q.queue.name))}); give ${shellWord(desired.target.management.username)} the monitoring tag and permissions on vhost ${shellWord(desired.target.amqp.vhost)}, or check with rabbitmqctl list_operator_policies -p ${shellWord(desired.target.amqp.vhost)}`,
+      `operator policies not compared: ${actual.operatorPoliciesUnreadable}, so topo cannot tell whether one changes what the file says of its ${plural(n, "queue")} (${names(desired.queues.map((q) => q.queue.name))}): their length, bytes, message TTL, expiry, delivery limit, overflow or retry delay; give ${shellWord(desired.target.management.username)} the monitoring tag and permissions on vhost ${shellWord(desired.target.amqp.vhost)}, or check with rabbitmqctl list_operator_policies -p ${shellWord(desired.target.amqp.vhost)}`,
     );
     out.notCompared.push("operator policies");
   }
