@@ -3,7 +3,7 @@
 // topology file's digest) come first; the broker's are made by apply, before any write and again
 // under each cluster's lock.
 
-import { randomBytes } from "node:crypto";
+import { randomBytes, scryptSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ClustersError, StalePlanError, TopoError } from "../errors.js";
@@ -14,10 +14,12 @@ import { refuseOverTopology, writeWhole } from "../files/write-file.js";
 import { plan, type PlanOptions } from "./plan.js";
 import { apply, RERUN_HINT, type ApplyOptions, type ApplyResult } from "./apply.js";
 import { topologyOf } from "./source.js";
-import { shellPath, shown } from "../core/words.js";
-import { stableJson } from "../core/keys.js";
+import { names, shellPath, shown } from "../core/words.js";
+import { keyOf, stableJson } from "../core/keys.js";
 import type { Redactor } from "../redact.js";
 import { byName } from "../core/collections.js";
+import { FINGERPRINT_SCRYPT } from "../config/credentials.js";
+
 
 /** Plan, and write the plan with what apply needs to check it is still current. */
 export async function planAndSave(opts: PlanOptions & { file: string; output: string; version: string }): Promise<{ plan: Plan; saved: SavedPlan }> {
@@ -39,6 +41,13 @@ export async function planAndSave(opts: PlanOptions & { file: string; output: st
   const credentials = users ? { key, digest: users.credentials.fingerprint(key) } : undefined;
   const desiredDigests = Object.fromEntries(desired.clusters.map((c) => [c.target.name, sha256(desiredText(c))]));
   const saved = savedPlan(p, { topoVersion: opts.version, file: opts.file, fileDigest: digest, prefix: desired.prefix, states, desiredDigests, createdAt: new Date().toISOString(), credentials });
+  for (const c of saved.clusters) {
+    const held = secretBearing(c.state, opts.redactor);
+    if (held.length) {
+      const secretKey = randomBytes(16).toString("hex");
+      c.secrets = { key: secretKey, digest: secretsFingerprint(held, secretKey) };
+    }
+  }
   // Readable by its owner alone: it holds the users' password fingerprint (slow to guess from,
   // but a guess to try all the same).
   // What the brokers hold is saved masked, as every output is: a foreign binding's name or key
@@ -65,6 +74,28 @@ export function planSeal(saved: object): string {
 function edited(saved: SavedPlan): string | undefined {
   if (saved.digest === undefined) return "it has no digest, which topo plan -o writes";
   return planSeal(saved) === saved.digest ? undefined : "its digest, which topo plan -o writes of the rest of it, does not match what it holds";
+}
+
+/**
+ * The objects of a state that hold a secret in a name or value (what the redactor masks), each as
+ * its canonical text. A saved plan shows them masked, as all output is, so two that differ only in
+ * the password they hold read the same: a queue "amqp://q:S1@h" swapped for "amqp://q:S2@h"
+ * between plan and apply, both "amqp://q:***@h", let apply delete a binding to a queue nobody had
+ * reviewed. The plan keeps a fingerprint of them instead (secretsFingerprint).
+ */
+function secretBearing(state: SavedState, redactor: Redactor | undefined): string[] {
+  if (!redactor) return [];
+  const out: string[] = [];
+  for (const o of [...state.resources, ...state.operatorPolicies]) {
+    const text = stableJson(o as never);
+    if (stableJson(redactor.value(o) as never) !== text) out.push(text);
+  }
+  return out.sort();
+}
+
+/** scrypt of those objects' texts under a random key, as the users' passwords are fingerprinted: never a secret, and slow to guess one from. */
+function secretsFingerprint(texts: readonly string[], key: string): string {
+  return scryptSync(JSON.stringify(texts), key, 32, FINGERPRINT_SCRYPT).toString("hex");
 }
 
 /** A saved plan's clusters (their plans and states) with every secret masked; the rest is topo's own. */
@@ -208,6 +239,20 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
     // Under its lock (`made` given) a cluster is compared with the saved plan as apply left it
     // just before: with the vhost apply created first when the plan creates it (the lock lives in it).
     const changed = compareToSaved(saved, maskedLike(fresh, opts.redactor), (cluster) => ({ made: maskedLike(made ?? [], opts.redactor), granted: granted(cluster) }));
+    // Before anything is written, the objects that hold a secret are as the plan saw them, by
+    // their fingerprint: masked, a change of theirs would not show above.
+    if (!made?.length) {
+      for (const f of fresh) {
+        const sc = saved.clusters.find((c) => c.cluster === f.plan.cluster);
+        if (!sc?.secrets) continue;
+        const held = secretBearing(f.state, opts.redactor);
+        if (secretsFingerprint(held, sc.secrets.key) === sc.secrets.digest) continue;
+        const shownNow = [...f.state.resources, ...f.state.operatorPolicies].filter((o) => held.includes(stableJson(o as never))).map((o) => keyOf(maskedLike(o, opts.redactor)));
+        changed.push(
+          `cluster ${f.plan.cluster}: of the objects that hold a password in a name or value, which the plan shows masked, one or more changed since the plan was made (the plan keeps a fingerprint of them, not their text); they are now: ${shownNow.length ? names(shownNow.sort()) : "none"}`,
+        );
+      }
+    }
     if (changed.length === 0) return;
     // The message must not say nothing was written where apply made the vhost.
     const where = made ? fresh.map((f) => `cluster ${f.plan.cluster}${made.length ? " but the vhost the plan creates, where its lock lives" : ""}`).join(", ") : "any cluster";

@@ -44,6 +44,11 @@ export interface SavedCluster extends ClusterPlan {
    * objects when its ${VAR}s take other values.
    */
   desiredDigest: string;
+  /**
+   * Where the state holds objects with a secret in a name or value (shown masked): scrypt of their
+   * text under a random key, so that apply tells a change of theirs (commands/saved.ts).
+   */
+  secrets?: { key: string; digest: string };
 }
 
 export interface SavedPlan {
@@ -105,7 +110,7 @@ export function savedPlan(plan: Plan, meta: SavedPlanMeta): SavedPlan {
 }
 
 export function planOf(saved: SavedPlan): Plan {
-  return { clusters: saved.clusters.map(({ state: _, desiredDigest: __, ...c }) => c), ...(saved.unread?.length ? { unread: saved.unread } : {}) };
+  return { clusters: saved.clusters.map(({ state: _, desiredDigest: __, secrets: ___, ...c }) => c), ...(saved.unread?.length ? { unread: saved.unread } : {}) };
 }
 
 const OPS = new Set(["create", "update", "replace", "delete"]);
@@ -187,6 +192,7 @@ export function parseSavedPlan(text: string): SavedPlan {
       if (!isStrings(c.warnings)) bad.push(`${at}.warnings is not a list of strings`);
       if (!isStrings(c.degraded)) bad.push(`${at}.degraded is not a list of strings`);
       if (c.notCompared !== undefined && !isStrings(c.notCompared)) bad.push(`${at}.notCompared is not a list of strings`);
+      if (c.secrets !== undefined && !(isObject(c.secrets) && typeof c.secrets.key === "string" && typeof c.secrets.digest === "string")) bad.push(`${at}.secrets is not a key and a digest`);
       if (!Array.isArray(c.actions)) return void bad.push(`${at}.actions is not a list`);
       const keys = new Set<string>();
       c.actions.forEach((a: unknown, k) => {
