@@ -225,10 +225,32 @@ export function pairings(policies: readonly { p: Policy; unread: boolean }[], op
   return out;
 }
 
+/**
+ * What the pairings that may apply to a queue make of it (`judge`: a finding, or nothing to say),
+ * each distinct finding (by `key`) once: sure where every pairing makes it, whichever RabbitMQ
+ * picks; otherwise with why topo cannot tell whether it applies.
+ */
+export function acrossPairings<T>(list: readonly Pairing[], judge: (p: Pairing) => T | undefined, key: (t: T) => string): { finding: T; unsure?: string }[] {
+  const seen = new Map<string, { finding: T; count: number; unsure?: string }>();
+  for (const pairing of list) {
+    const finding = judge(pairing);
+    if (finding === undefined) continue;
+    const k = key(finding);
+    const entry = seen.get(k) ?? { finding, count: 0 };
+    entry.count++;
+    entry.unsure ??= pairing.unsure;
+    seen.set(k, entry);
+  }
+  return [...seen.values()].map((e) => (e.count === list.length ? { finding: e.finding } : { finding: e.finding, unsure: e.unsure ?? "topo cannot tell which policy RabbitMQ applies" }));
+}
+
 /** One finding per `key` (what its message says), with every queue it holds for. */
 export function addQueue<F extends { queues: string[] }>(found: Map<string, F>, key: unknown[], finding: Omit<F, "queues">, queue: string): void {
   const k = JSON.stringify(key);
   const entry = found.get(k) ?? ({ ...finding, queues: [] } as unknown as F);
+  // Two pairings of one queue (a tie of policies, either way the operator policy decides) say one
+  // thing of it: once. A queue's findings come together, so the last name is the one to compare.
+  if (entry.queues[entry.queues.length - 1] === queue) return;
   entry.queues.push(queue);
   found.set(k, entry);
 }

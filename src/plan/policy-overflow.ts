@@ -17,7 +17,7 @@
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
 import { policiesOnceApplied, queueLimits } from "./risk.js";
-import { addQueue, operatorPoliciesApplied, pairings, policiesApplied } from "./policy-limits.js";
+import { acrossPairings, addQueue, operatorPoliciesApplied, pairings, policiesApplied, type Pairing } from "./policy-limits.js";
 import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
 import { asString } from "../core/values.js";
 
@@ -69,19 +69,22 @@ export function policyOverflow(desired: DesiredCluster, actual: ActualCluster, o
     const file = asString(queue.arguments["x-overflow"]);
     // A classic queue's own x-overflow wins over any policy's.
     if (queue.type === "classic" && file !== undefined) continue;
-    for (const { policy, operator, unsure } of pairings(applied(queue), operatorApplied(queue))) {
+    const judge = ({ policy, operator }: Pairing): Omit<Finding, "queues" | "unsure"> | undefined => {
       // An operator policy's overflow wins over the user's policy's (rabbit_policies:merge_policy_value).
       const decides = setsOverflow(operator) ? { kind: "operator policy" as const, p: operator as Policy } : setsOverflow(policy) ? { kind: "policy" as const, p: policy as Policy } : undefined;
-      if (!decides) continue;
+      if (!decides) return undefined;
       const set = asString(decides.p.definition.overflow);
-      if (set === undefined) continue;
+      if (set === undefined) return undefined;
       const value = actsAs(queue, set);
-      if (value === (file ?? DEFAULT)) continue;
+      if (value === (file ?? DEFAULT)) return undefined;
       // Without a length limit, a queue is never full: overflow changes nothing.
       const limits = queueLimits(queue, policy ? [policy] : [], operator ? [operator] : []);
-      if (limits.maxLength === undefined && limits.maxLengthBytes === undefined) continue;
-      const finding = { kind: decides.kind, policy: decides.p, set, value, ...(file !== undefined ? { file } : {}), ...(unsure ? { unsure } : {}) };
-      addQueue(found, [decides.kind, decides.p.name, set, file ?? null, unsure ?? null], finding, queue.name);
+      if (limits.maxLength === undefined && limits.maxLengthBytes === undefined) return undefined;
+      return { kind: decides.kind, policy: decides.p, set, value, ...(file !== undefined ? { file } : {}) };
+    };
+    const key = (f: Omit<Finding, "queues" | "unsure">) => JSON.stringify([f.kind, f.policy.name, f.set, f.file ?? null]);
+    for (const { finding, unsure } of acrossPairings(pairings(applied(queue), operatorApplied(queue)), judge, key)) {
+      addQueue(found, [finding.kind, finding.policy.name, finding.set, finding.file ?? null, unsure ?? null], { ...finding, ...(unsure ? { unsure } : {}) }, queue.name);
     }
   }
   const vhost = desired.target.amqp.vhost;

@@ -16,7 +16,7 @@
 import type { ActualCluster, DesiredCluster, Policy } from "../model.js";
 import { atLeast } from "./broker-rules.js";
 import { duration, policiesOnceApplied } from "./risk.js";
-import { addQueue, operatorPoliciesApplied, pairings, policiesApplied } from "./policy-limits.js";
+import { acrossPairings, addQueue, operatorPoliciesApplied, pairings, policiesApplied, type Pairing } from "./policy-limits.js";
 import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
 import { asNumber, asString } from "../core/values.js";
 
@@ -135,13 +135,15 @@ export function policyRetry(desired: DesiredCluster, actual: ActualCluster, owns
   for (const { queue } of desired.queues) {
     if (queue.type !== "quorum") continue;
     const file = effectiveRetry(queue.arguments);
-    for (const { policy, operator, unsure } of pairings(applied(queue), operatorApplied(queue))) {
+    const judge = ({ policy, operator }: Pairing): Omit<Finding, "queues" | "unsure"> | undefined => {
       const by = [...(policy && setsRetry(policy) ? [{ kind: "policy" as const, p: policy }] : []), ...(operator && setsRetry(operator) ? [{ kind: "operator policy" as const, p: operator }] : [])];
-      if (!by.length) continue;
+      if (!by.length) return undefined;
       const retry = effectiveRetry(queue.arguments, merged(policy?.definition, operator?.definition));
-      if (same(retry, file)) continue;
-      const key = [by.map((x) => [x.kind, x.p.name]), retry, file, given(queue.arguments), unsure ?? null];
-      addQueue(found, key, { by, retry, file, given: given(queue.arguments), ...(unsure ? { unsure } : {}) }, queue.name);
+      return same(retry, file) ? undefined : { by, retry, file, given: given(queue.arguments) };
+    };
+    const key = (f: Omit<Finding, "queues" | "unsure">) => JSON.stringify([f.by.map((x) => [x.kind, x.p.name]), f.retry, f.file, f.given]);
+    for (const { finding, unsure } of acrossPairings(pairings(applied(queue), operatorApplied(queue)), judge, key)) {
+      addQueue(found, [key(finding), unsure ?? null], { ...finding, ...(unsure ? { unsure } : {}) }, queue.name);
     }
   }
   const vhost = desired.target.amqp.vhost;

@@ -116,3 +116,13 @@ describe("a policy's reject-publish-dlx on a quorum queue", () => {
     }
   });
 });
+
+describe("an operator policy's overflow beside a tie of user policies", () => {
+  it("is degraded, once per queue: the operator policy's value wins whichever user policy applies", () => {
+    const a = cap({ name: "a", pattern: "^mppay\\.", definition: { "queue-mode": "lazy" }, priority: 1 });
+    const b = cap({ name: "b", pattern: "^mppay\\.", definition: { overflow: "drop-head" }, priority: 1 });
+    const r = policyOverflow(d, actual([...d.resources, a, b], { version: "4.0.5", operatorPolicies: [cap({ name: "ops", pattern: "^mppay\\.", definition: { overflow: "reject-publish" } })] }), owns);
+    expect(r.warnings).toEqual([]);
+    expect(r.degraded).toEqual([expect.stringMatching(/^operator policy "ops" sets overflow reject-publish on 1 queue \(mppay\.async\) and the file gives it no x-overflow/)]);
+  });
+});

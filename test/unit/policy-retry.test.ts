@@ -81,6 +81,12 @@ describe("RabbitMQ 4.3's delayed retries, as RabbitMQ works them out", () => {
     expect(tie.warnings).toEqual([expect.stringMatching(/^policy "a" sets .* on 1 queue \(mplogin\.async\) .*: if it applies, the queue holds .*; RabbitMQ applies one of policies "a", "b" .*rabbitmqctl list_queues -p a name policy shows it/)]);
     expect(policyRetry(d, on43([a, b], { queueFacts: { "mplogin.async": { policy: "b" } } }), owns)).toEqual({ degraded: [], warnings: [] });
     expect(policyRetry(d, on43([a, b], { queueFacts: { "mplogin.async": { policy: "a" } } }), owns).degraded).toHaveLength(1);
+    // An operator policy that decides whichever of the two applies: sure, and said once.
+    const c = delay({ name: "c", pattern: "^mplogin\\.", definition: { "queue-mode": "lazy" }, priority: 1 });
+    const ops = [delay({ name: "ops", pattern: "^mplogin\\.", definition: { "delayed-retry-type": "all", "delayed-retry-min": 6000 } })];
+    const decided = policyRetry(d, on43([b, c], { operatorPolicies: ops }), owns);
+    expect(decided.warnings).toEqual([]);
+    expect(decided.degraded).toEqual([expect.stringMatching(/^operator policy "ops" sets delayed-retry-type all, delayed-retry-min 6000 on 1 queue \(mplogin\.async\) and/)]);
   });
 });
 
