@@ -40,7 +40,7 @@ import type { Binding, Queue, QueueLimits } from "../model.js";
 import { keyOf } from "../core/keys.js";
 import { FETCHED_WITHOUT_CONSUMER, letGoOf, plural, shown } from "../core/words.js";
 import { HOLD_EXCHANGE, holdingQueueFor, queueLimits } from "../plan/risk.js";
-import { atLeast } from "../plan/broker-rules.js";
+import { atLeast, defaultDeliveryLimit } from "../plan/broker-rules.js";
 import type { AmqpSession } from "./amqp.js";
 import { amqpError, closeChannel, PUBLISH_BLOCKED_GRACE_MS, PublishBlocked } from "./amqp.js";
 import { alarmHint, blockedKind } from "../plan/alarms.js";
@@ -948,7 +948,7 @@ function dropsPast(source: Queue | undefined, limits: QueueLimits | undefined, v
   if (source?.type !== "quorum" || version === undefined || atLeast(version, 4, 3)) return undefined;
   const set = limits?.deliveryLimit?.value;
   if (set !== undefined) return set < 0 ? undefined : set;
-  return atLeast(version, 4, 0) ? 20 : undefined;
+  return defaultDeliveryLimit(version);
 }
 
 function giveBackTo(source: Queue | undefined, limits: QueueLimits | undefined): "requeue" | "republish" {

@@ -51,6 +51,14 @@ export function atLeast(version: string, maj: number, min: number): boolean {
   return a > maj || (a === maj && b >= min);
 }
 
+/** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
+export const DEFAULT_DELIVERY_LIMIT = 20;
+
+/** The delivery limit a quorum queue has on `version` where nothing sets one: 20 from RabbitMQ 4, none before. */
+export function defaultDeliveryLimit(version: string): number | undefined {
+  return atLeast(version, 4, 0) ? DEFAULT_DELIVERY_LIMIT : undefined;
+}
+
 /** Whether `version` is at least major.minor.patch (a version topo cannot read counts as older). */
 function atLeastPatch(version: string, [maj, min, patch]: readonly [number, number, number]): boolean {
   const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);

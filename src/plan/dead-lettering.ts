@@ -19,7 +19,7 @@
 // redeclare all agreed on arguments the broker did not honour: plan said "No changes".
 
 import type { ActualCluster, Binding, DesiredCluster, Exchange, FilePath, Policy, Queue, QueueSpec } from "../model.js";
-import { atLeast } from "./broker-rules.js";
+import { atLeast, DEFAULT_DELIVERY_LIMIT } from "./broker-rules.js";
 import { policiesFor, policiesOnceApplied } from "./risk.js";
 import { brokerMakes, topicMatches, topicMatchesSomeTail } from "./route.js";
 import { keyOf } from "../core/keys.js";
@@ -623,9 +623,6 @@ function movedNote(queue: string, exchange: string, keeps: boolean): string {
   const fate = keeps ? `is kept in the queue instead, undelivered (${AT_LEAST_ONCE}), counted as messages_dlx` : "is dropped";
   return `dead letters: a message this replace moves back carries routing key ${queue} (the queue's name: it comes in by the default exchange), and exchange ${quoted(exchange)}, which the queue dead-letters to by the messages' own keys, routes no ${queue}: one the workers reject later, or that expires, ${fate}; bind the dead-letter queue to ${quoted(exchange)} with ${queue} too, or set x-dead-letter-routing-key (docs/safety.md)`;
 }
-
-/** RabbitMQ 4's delivery limit of a quorum queue that names none (measured on 4.0.5 and 4.3.6). */
-const DEFAULT_DELIVERY_LIMIT = 20;
 
 /**
  * The file's quorum queues that RabbitMQ 4 gives its default delivery limit and nowhere to

@@ -10,7 +10,7 @@
 // cannot repair that: plan and apply say so.
 
 import type { ActualCluster, DesiredCluster, Policy, Queue } from "../model.js";
-import { atLeast } from "./broker-rules.js";
+import { atLeast, defaultDeliveryLimit } from "./broker-rules.js";
 import { duration, policiesFor, policiesOnceApplied } from "./risk.js";
 import { escapeUnsafe, names, plural, quoted, shellWord } from "../core/words.js";
 import { asNumber, maxAgeSeconds } from "../core/values.js";
@@ -87,7 +87,7 @@ const RULES: readonly LimitRule[] = [
     wins: "lowest",
     does: (v, n) => `${n === 1 ? "drops" : "drop"} (or dead-${n === 1 ? "letters" : "letter"}) a message returned more than ${plural(v, "time")}`,
     types: () => ["quorum"],
-    brokerDefault: (version) => (atLeast(version, 4, 0) ? 20 : undefined),
+    brokerDefault: defaultDeliveryLimit,
     unlimited: -1,
   },
   {
