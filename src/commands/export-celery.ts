@@ -8,6 +8,7 @@ import { brokerEnvName, celeryModule, type CeleryModule } from "../export/celery
 import { Redactor } from "../redact.js";
 import { refuseOverTopology, writeWhole } from "../files/write-file.js";
 import { names } from "../core/words.js";
+import { pushTo } from "../core/collections.js";
 import { duration } from "../plan/risk.js";
 import type { DesiredCluster } from "../model.js";
 
@@ -51,7 +52,8 @@ export function exportCelery(o: ExportCeleryOptions): ExportCeleryResult {
   const shared = twin
     ? [`cluster ${m.cluster}'s module reads ${m.brokerEnv}, as cluster ${twin.target.name}'s does: an app that loads both would connect both to one broker; give one a variable of its own with --broker-env, or rename a cluster`]
     : [];
-  const warnings: string[] = [...unsetPasswords, ...literal, ...shared, ...delayedTasksWarning(desired.clusters.find((c) => c.target.name === m.cluster)), ...timedOutTasksWarning(desired.clusters.find((c) => c.target.name === m.cluster))];
+  const cluster = desired.clusters.find((c) => c.target.name === m.cluster);
+  const warnings: string[] = [...unsetPasswords, ...literal, ...shared, ...delayedTasksWarning(cluster), ...timedOutTasksWarning(cluster)];
   if (o.output === undefined || o.output === "-") return { ...m, warnings };
 
   if (!/^[A-Za-z_][A-Za-z0-9_]*\.py$/.test(basename(o.output))) {
@@ -98,7 +100,7 @@ function timedOutTasksWarning(c: DesiredCluster | undefined): string[] {
   const byTimeout = new Map<number, string[]>();
   for (const { queue } of c?.queues ?? []) {
     const t = queue.arguments["x-consumer-timeout"];
-    if (typeof t === "number") byTimeout.set(t, [...(byTimeout.get(t) ?? []), queue.name]);
+    if (typeof t === "number") pushTo(byTimeout, t, queue.name);
   }
   return [...byTimeout.entries()]
     .sort(([a], [b]) => a - b)
