@@ -83,19 +83,20 @@ function edited(saved: SavedPlan): string | undefined {
  * between plan and apply, both "amqp://q:***@h", let apply delete a binding to a queue nobody had
  * reviewed. The plan keeps a fingerprint of them instead (secretsFingerprint).
  */
-function secretBearing(state: SavedState, redactor: Redactor | undefined): string[] {
+function secretBearing(state: SavedState, redactor: Redactor | undefined): { text: string; shown: string }[] {
   if (!redactor) return [];
-  const out: string[] = [];
+  const out: { text: string; shown: string }[] = [];
   for (const o of [...state.resources, ...state.operatorPolicies]) {
     const text = stableJson(o as never);
-    if (stableJson(redactor.value(o) as never) !== text) out.push(text);
+    const masked = redactor.value(o) as typeof o;
+    if (stableJson(masked as never) !== text) out.push({ text, shown: keyOf(masked) });
   }
-  return out.sort();
+  return out.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
 }
 
 /** scrypt of those objects' texts under a random key, as the users' passwords are fingerprinted: never a secret, and slow to guess one from. */
-function secretsFingerprint(texts: readonly string[], key: string): string {
-  return scryptSync(JSON.stringify(texts), key, 32, FINGERPRINT_SCRYPT).toString("hex");
+function secretsFingerprint(held: readonly { text: string }[], key: string): string {
+  return scryptSync(JSON.stringify(held.map((h) => h.text)), key, 32, FINGERPRINT_SCRYPT).toString("hex");
 }
 
 /** A saved plan's clusters (their plans and states) with every secret masked; the rest is topo's own. */
@@ -247,7 +248,7 @@ export async function applySaved(opts: ApplySavedOptions): Promise<ApplyResult &
         if (!sc?.secrets) continue;
         const held = secretBearing(f.state, opts.redactor);
         if (secretsFingerprint(held, sc.secrets.key) === sc.secrets.digest) continue;
-        const shownNow = [...f.state.resources, ...f.state.operatorPolicies].filter((o) => held.includes(stableJson(o as never))).map((o) => keyOf(maskedLike(o, opts.redactor)));
+        const shownNow = held.map((h) => h.shown);
         changed.push(
           `cluster ${f.plan.cluster}: of the objects that hold a password in a name or value, which the plan shows masked, one or more changed since the plan was made (the plan keeps a fingerprint of them, not their text); they are now: ${shownNow.length ? names(shownNow.sort()) : "none"}`,
         );
